@@ -1,0 +1,5 @@
+import sys
+
+from savi_plugin.cli import main
+
+sys.exit(main())

@@ -1,0 +1,49 @@
+"""``savi data validate|convert``: check and convert preference files."""
+
+from __future__ import annotations
+
+import sys
+
+from savi_plugin.data.readers import FORMATS
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser("data", help="validate or convert preference-data files")
+    sub = parser.add_subparsers(dest="data_command", metavar="ACTION", required=True)
+
+    validate = sub.add_parser("validate", help="check every record; exit 1 with file:line:field per problem")
+    validate.add_argument("files", nargs="+")
+    validate.add_argument("--format", default="savi", choices=FORMATS)
+    validate.set_defaults(func=run_validate)
+
+    convert = sub.add_parser("convert", help="convert IN to OUT between formats")
+    convert.add_argument("src", metavar="IN")
+    convert.add_argument("dst", metavar="OUT")
+    convert.add_argument("--from", dest="src_format", default="savi", choices=FORMATS)
+    convert.add_argument("--to", dest="dst_format", default="savi", choices=FORMATS)
+    convert.set_defaults(func=run_convert)
+
+
+def run_validate(args) -> int:
+    from savi_plugin.data.readers import read_records
+
+    problems, good = [], 0
+    for path in args.files:
+        good += sum(1 for _ in read_records(path, args.format, errors="collect", collected=problems))
+    for problem in problems:
+        print(problem)
+    print(f"{good} valid record(s), {len(problems)} problem(s)", file=sys.stderr)
+    return 1 if problems else 0
+
+
+def run_convert(args) -> int:
+    from savi_plugin.data.convert import convert_file
+    from savi_plugin.data.record import DataError
+
+    try:
+        n = convert_file(args.src, args.dst, args.src_format, args.dst_format)
+    except DataError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"wrote {n} record(s) to {args.dst}")
+    return 0

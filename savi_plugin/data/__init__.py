@@ -1,0 +1,8 @@
+"""Preference data: the record schema, validation, readers, the resumable writer, conversion."""
+
+from savi_plugin.data.record import DataError, PreferenceRecord, validate_record
+from savi_plugin.data.readers import FORMATS, read_records
+from savi_plugin.data.writer import JsonlAppender, PreferenceWriter
+
+__all__ = ["DataError", "PreferenceRecord", "validate_record", "FORMATS", "read_records",
+           "JsonlAppender", "PreferenceWriter"]

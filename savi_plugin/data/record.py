@@ -1,0 +1,128 @@
+"""The preference-pair record: one JSONL line per (video, question, chosen, rejected).
+
+Shared by both papers: VideoSAVi pairs are (revised answer, initial answer); RRPO pairs are
+(ground truth, the model's answer on a perturbed video), with the differing phrases tagged
+``<MASK> ... </MASK>`` in ``chosen_tagged`` / ``rejected_tagged``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+REQUIRED_FIELDS = ("id", "video", "question", "chosen", "rejected")
+OPTIONAL_STR_FIELDS = ("chosen_tagged", "rejected_tagged", "source")
+KNOWN_FIELDS = REQUIRED_FIELDS + OPTIONAL_STR_FIELDS + ("meta",)
+
+
+class DataError(ValueError):
+    """A bad record. ``str()`` is ``file:line:field: message`` so editors and CI can jump to it."""
+
+    def __init__(self, file: str, line: int | None, field: str | None, message: str):
+        self.file, self.line, self.field, self.message = str(file), line, field, message
+        super().__init__(f"{self.file}:{line if line is not None else '-'}:{field or '-'}: {message}")
+
+
+@dataclass
+class PreferenceRecord:
+    """One preference pair.
+
+    Attributes:
+        id: unique id of the pair (resume and merge de-duplicate by it).
+        video: path of the video file (absolute, or relative to a data root).
+        question: the user turn, without any video placeholder.
+        chosen: the preferred response (VideoSAVi: revised answer; RRPO: ground truth).
+        rejected: the non-preferred response (VideoSAVi: initial answer; RRPO: the model's error).
+        chosen_tagged: ``chosen`` with the differing phrases wrapped in ``<MASK> ... </MASK>``.
+        rejected_tagged: the same for ``rejected``.
+        source: the generator (or converter) that produced the pair.
+        meta: free-form provenance (prompt version, model, frames, seed, perturbation, ...).
+    """
+
+    id: str
+    video: str
+    question: str
+    chosen: str
+    rejected: str
+    chosen_tagged: str | None = None
+    rejected_tagged: str | None = None
+    source: str = "unknown"
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def is_tagged(self) -> bool:
+        return self.chosen_tagged is not None and self.rejected_tagged is not None
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON object, without optional fields that are unset."""
+        out = asdict(self)
+        for key in ("chosen_tagged", "rejected_tagged"):
+            if out[key] is None:
+                del out[key]
+        return out
+
+
+def validate_record(obj: Any, file: str = "<memory>", line: int | None = None) -> PreferenceRecord:
+    """Check one decoded JSON object and build a :class:`PreferenceRecord`.
+
+    Args:
+        obj: the decoded JSON value of one line.
+        file, line: where it came from, used in every error message.
+
+    Raises:
+        DataError: naming ``file:line:field`` for the first problem found.
+    """
+    from savi_plugin.data.tags import TagError, parse_tags
+
+    if not isinstance(obj, dict):
+        raise DataError(file, line, None, f"expected a JSON object, got {type(obj).__name__}")
+    unknown = sorted(set(obj) - set(KNOWN_FIELDS))
+    if unknown:
+        raise DataError(file, line, unknown[0], f"unknown field (known: {', '.join(KNOWN_FIELDS)})")
+    for name in REQUIRED_FIELDS:
+        if name not in obj:
+            raise DataError(file, line, name, "missing required field")
+        value = obj[name]
+        if not isinstance(value, str):
+            raise DataError(file, line, name, f"expected a string, got {type(value).__name__}")
+        if not value.strip():
+            raise DataError(file, line, name, "must not be empty")
+    for name in OPTIONAL_STR_FIELDS:
+        if name in obj and obj[name] is not None and not isinstance(obj[name], str):
+            raise DataError(file, line, name, f"expected a string, got {type(obj[name]).__name__}")
+    if "meta" in obj and not isinstance(obj["meta"], dict):
+        raise DataError(file, line, "meta", f"expected an object, got {type(obj['meta']).__name__}")
+    if obj["chosen"].strip() == obj["rejected"].strip():
+        raise DataError(file, line, "rejected", "identical to chosen: a pair must differ")
+
+    tagged = {k: obj.get(k) for k in ("chosen_tagged", "rejected_tagged")}
+    if (tagged["chosen_tagged"] is None) != (tagged["rejected_tagged"] is None):
+        missing = "chosen_tagged" if tagged["chosen_tagged"] is None else "rejected_tagged"
+        raise DataError(file, line, missing, "tagged fields come in pairs: both or neither")
+    phrases = {}
+    for name, plain in (("chosen_tagged", "chosen"), ("rejected_tagged", "rejected")):
+        if tagged[name] is None:
+            continue
+        try:
+            parsed = parse_tags(tagged[name])
+        except TagError as exc:
+            raise DataError(file, line, name, str(exc)) from None
+        if parsed.text.strip() != obj[plain].strip():
+            raise DataError(file, line, name, f"without its tags it differs from {plain!r}")
+        if not parsed.spans:
+            raise DataError(file, line, name, "no <MASK> ... </MASK> phrase tagged")
+        phrases[name] = [parsed.text[s:e].strip() for s, e in parsed.spans]
+    if phrases and phrases["chosen_tagged"] == phrases["rejected_tagged"]:
+        raise DataError(file, line, "rejected_tagged", "tagged phrases are identical to chosen's: nothing differs")
+
+    return PreferenceRecord(
+        id=obj["id"],
+        video=obj["video"],
+        question=obj["question"],
+        chosen=obj["chosen"],
+        rejected=obj["rejected"],
+        chosen_tagged=tagged["chosen_tagged"],
+        rejected_tagged=tagged["rejected_tagged"],
+        source=obj.get("source") or "unknown",
+        meta=dict(obj.get("meta") or {}),
+    )

@@ -1,0 +1,119 @@
+"""Append-only, crash-safe, resumable JSONL writer for preference records (and run reports' rows).
+
+Guarantees, relied on by every long job:
+- one ``write`` system call per record, of one complete line, on a file opened with ``O_APPEND``;
+- on open, a trailing partial line (a crash mid-write) is cut off and logged, never kept;
+- ids already in the file are known (``id in writer``), so a re-run skips finished work;
+- ``fsync=True`` makes each line durable before ``write`` returns.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from savi_plugin.data.record import PreferenceRecord
+
+log = logging.getLogger(__name__)
+
+
+def repair_truncated_tail(path: Path) -> int:
+    """Cut a partial last line (no trailing newline) from ``path``; return the bytes removed."""
+    if not path.exists():
+        return 0
+    size = path.stat().st_size
+    if size == 0:
+        return 0
+    with open(path, "rb+") as fh:
+        fh.seek(size - 1)
+        if fh.read(1) == b"\n":
+            return 0
+        # Walk back to the last newline in blocks (files can be large).
+        pos, block = size, 1 << 16
+        keep = 0
+        while pos > 0:
+            start = max(0, pos - block)
+            fh.seek(start)
+            chunk = fh.read(pos - start)
+            idx = chunk.rfind(b"\n")
+            if idx >= 0:
+                keep = start + idx + 1
+                break
+            pos = start
+        fh.truncate(keep)
+    log.warning("%s: dropped a truncated last line (%d bytes) left by an interrupted run", path, size - keep)
+    return size - keep
+
+
+def existing_ids(path: Path, key: str = "id") -> set[str]:
+    """Ids of the complete lines already in ``path`` (lines that are not JSON objects are ignored)."""
+    ids: set[str] = set()
+    if not path.exists():
+        return ids
+    with open(path, "rb") as fh:
+        for raw in fh:
+            if not raw.endswith(b"\n"):
+                break
+            try:
+                obj = json.loads(raw)
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                continue
+            if isinstance(obj, dict) and key in obj:
+                ids.add(str(obj[key]))
+    return ids
+
+
+class JsonlAppender:
+    """Append JSON objects to ``path``, one complete line per ``os.write``; resumable by ``key``."""
+
+    def __init__(self, path: str | Path, *, fsync: bool = False, key: str = "id"):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.fsync = fsync
+        self.key = key
+        repair_truncated_tail(self.path)
+        self.ids = existing_ids(self.path, key)
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+
+    def __contains__(self, item_id: object) -> bool:
+        return str(item_id) in self.ids
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def write_object(self, obj: dict[str, Any]) -> bool:
+        """Append ``obj``; return False (and write nothing) if its id is already present."""
+        item_id = str(obj[self.key])
+        if item_id in self.ids:
+            return False
+        data = (json.dumps(obj, ensure_ascii=False) + "\n").encode("utf-8")
+        written = os.write(self._fd, data)
+        if written != len(data):  # pragma: no cover - disk full; never leave half a line behind
+            os.ftruncate(self._fd, os.lseek(self._fd, 0, os.SEEK_END) - written)
+            raise OSError(f"{self.path}: short write ({written} of {len(data)} bytes)")
+        if self.fsync:
+            os.fsync(self._fd)
+        self.ids.add(item_id)
+        return True
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class PreferenceWriter(JsonlAppender):
+    """A :class:`JsonlAppender` of :class:`PreferenceRecord` objects."""
+
+    def write(self, record: PreferenceRecord) -> bool:
+        """Append ``record``; return False if its id was already written (a resumed run)."""
+        return self.write_object(record.to_json())
