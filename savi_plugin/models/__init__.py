@@ -1,0 +1,41 @@
+"""Models: backend adapters (``VideoLM``) per family, tiny test models, backend lookup."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+from savi_plugin import registry
+
+log = logging.getLogger(__name__)
+
+
+def detect_backend(path: str | Path) -> str:
+    """The registered backend whose ``model_types`` include the checkpoint's ``config.model_type``."""
+    config = Path(path) / "config.json"
+    if not config.is_file():
+        raise FileNotFoundError(f"{config}: no config.json; pass backend=... explicitly for hub ids")
+    model_type = json.loads(config.read_text()).get("model_type")
+    for name in registry.available(registry.BACKENDS):
+        try:
+            cls = registry.load(registry.BACKENDS, name)
+        except Exception as exc:  # a broken third-party backend must not stop detection of ours
+            log.warning("backend %r could not be imported (%s: %s); skipped during detection",
+                        name, type(exc).__name__, exc)
+            continue
+        if model_type in getattr(cls, "model_types", ()):
+            return name
+    raise ValueError(f"{config}: no backend serves model_type {model_type!r}; registered backends: "
+                     f"{', '.join(registry.available(registry.BACKENDS))}")
+
+
+def load_backend(path: str | Path, backend: str | None = None, **kwargs):
+    """Load a checkpoint through its backend (auto-detected from ``config.json`` when not given).
+
+    Keyword arguments go to :meth:`VideoLM.from_pretrained` (``adapter``, ``dtype``, ``device``,
+    ``num_frames``, ``trust_remote_code`` ...).
+    """
+    name = backend or detect_backend(path)
+    cls = registry.load(registry.BACKENDS, name)
+    return cls.from_pretrained(path, **kwargs)

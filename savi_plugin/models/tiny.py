@@ -1,0 +1,167 @@
+"""Tiny random-weight video LMs built from transformers' own classes, for tests and the demo.
+
+Everything is built locally (a byte-level BPE tokenizer trained on a small corpus, the processor,
+the model) and saved with ``save_pretrained``, so tests exercise the ordinary
+``from_pretrained(path)`` path that real checkpoints take. Nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from savi_plugin.video.synthetic import COLORS, DIRECTIONS, SHAPES
+
+FAMILIES = ("llava_onevision", "qwen2_vl")
+
+# The Qwen2 chat format (what LLaVA-OneVision-Qwen2 and Qwen2-VL checkpoints use), with video parts.
+_CHAT_TEMPLATE = (
+    "{% for message in messages %}<|im_start|>{{ message['role'] }}\n"
+    "{% if message['content'] is string %}{{ message['content'] }}"
+    "{% else %}{% for part in message['content'] %}"
+    "{% if part['type'] == 'video' %}{{ VIDEO }}\n"
+    "{% elif part['type'] == 'image' %}{{ IMAGE }}\n"
+    "{% elif part['type'] == 'text' %}{{ part['text'] }}{% endif %}"
+    "{% endfor %}{% endif %}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+
+def _corpus() -> list[str]:
+    words = list(COLORS) + list(SHAPES) + list(DIRECTIONS)
+    text = [
+        "Question: Options: Only give the best option. Answer with the option's letter from the given choices directly.",
+        "The answer is (A) (B) (C) (D) (E) A. B. C. D. E. 1 2 3 4 5 6 7 8 9 0",
+        "In which direction does the shape move? Which appears first? How many appear in the video?",
+        "What color does it turn into? What is the color of the object? the video shows a moving object",
+        "system user assistant You are a helpful assistant. Critique: the answer is wrong because the video shows",
+        "Revised answer: spatial temporal reasoning error first then after before left right up down none",
+        "Identify the key differences between the two sentences: objects, actions, attributes. Rewrite Sentence 1.",
+    ]
+    text += [" ".join(words)] * 4
+    text += [f"the {c} {s} moves {d}" for c in COLORS for s in SHAPES for d in DIRECTIONS]
+    return text
+
+
+def build_tokenizer(vocab_size: int = 600):
+    """A byte-level BPE fast tokenizer with Qwen2's special tokens and chat template."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<image>", "<video>",
+                "<|vision_start|>", "<|vision_end|>", "<|image_pad|>", "<|video_pad|>"]
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=specials,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    tok.train_from_iterator(_corpus(), trainer=trainer)
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<|endoftext|>", bos_token=None,
+        unk_token=None, additional_special_tokens=specials[1:], padding_side="left",
+    )
+
+
+def build_tiny_model(out_dir: str | Path, family: str = "llava_onevision", seed: int = 0, *,
+                     hidden_size: int = 64, num_layers: int = 2, image_size: int = 32) -> Path:
+    """Build, save and return the path of a tiny random-weight model with its processor.
+
+    Args:
+        out_dir: where ``save_pretrained`` writes the model, tokenizer and processor.
+        family: ``"llava_onevision"`` (LlavaOnevisionForConditionalGeneration, SigLIP + Qwen2)
+            or ``"qwen2_vl"`` (Qwen2VLForConditionalGeneration).
+        seed: weight initialisation seed.
+        hidden_size, num_layers: language-model size.
+        image_size: vision input size in pixels (frames are resized to it).
+    """
+    import torch
+
+    if family not in FAMILIES:
+        raise ValueError(f"unknown tiny model family {family!r}; choose one of {', '.join(FAMILIES)}")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(seed)
+    tokenizer = build_tokenizer()
+    if family == "llava_onevision":
+        model, processor = _llava_onevision(tokenizer, hidden_size, num_layers, image_size)
+    else:
+        model, processor = _qwen2_vl(tokenizer, hidden_size, num_layers, image_size)
+    model.generation_config.eos_token_id = tokenizer.convert_tokens_to_ids("<|im_end|>")
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    model.generation_config.do_sample = False
+    model.save_pretrained(out_dir)
+    processor.save_pretrained(out_dir)
+    (out_dir / "savi_tiny.json").write_text(json.dumps({"family": family, "seed": seed}))
+    return out_dir
+
+
+def _llava_onevision(tokenizer, hidden_size: int, num_layers: int, image_size: int):
+    from transformers import (LlavaOnevisionConfig, LlavaOnevisionForConditionalGeneration,
+                              LlavaOnevisionImageProcessor, LlavaOnevisionProcessor, LlavaOnevisionVideoProcessor,
+                              Qwen2Config, SiglipVisionConfig)
+
+    patch = 8
+    vision = SiglipVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
+                                image_size=image_size, patch_size=patch)
+    text = Qwen2Config(vocab_size=len(tokenizer), hidden_size=hidden_size, intermediate_size=hidden_size * 2,
+                       num_hidden_layers=num_layers, num_attention_heads=4, num_key_value_heads=2,
+                       max_position_embeddings=4096, tie_word_embeddings=False)
+    config = LlavaOnevisionConfig(
+        vision_config=vision, text_config=text,
+        image_token_index=tokenizer.convert_tokens_to_ids("<image>"),
+        video_token_index=tokenizer.convert_tokens_to_ids("<video>"),
+        vision_feature_select_strategy="full", vision_feature_layer=-1,
+        image_grid_pinpoints=[[image_size, image_size], [image_size, 2 * image_size], [2 * image_size, image_size]],
+    )
+    model = LlavaOnevisionForConditionalGeneration(config).eval()
+    size = {"height": image_size, "width": image_size}
+    processor = LlavaOnevisionProcessor(
+        image_processor=LlavaOnevisionImageProcessor(size=size, image_grid_pinpoints=config.image_grid_pinpoints),
+        video_processor=LlavaOnevisionVideoProcessor(size=size),
+        tokenizer=tokenizer,
+        num_image_tokens=(image_size // patch) ** 2,
+        vision_feature_select_strategy="full",
+        chat_template=_CHAT_TEMPLATE.replace("{{ VIDEO }}", "<video>").replace("{{ IMAGE }}", "<image>"),
+    )
+    return model, processor
+
+
+def _mrope_section(head_dim: int) -> list[int]:
+    """Qwen2-VL splits half the rotary dims into (temporal, height, width) sections that sum to it."""
+    half = head_dim // 2
+    t = half // 4
+    h = (half - t) // 2
+    return [t, h, half - t - h]
+
+
+def _qwen2_vl(tokenizer, hidden_size: int, num_layers: int, image_size: int):
+    from transformers import (Qwen2VLConfig, Qwen2VLForConditionalGeneration, Qwen2VLImageProcessor,
+                              Qwen2VLProcessor, Qwen2VLVideoProcessor)
+
+    head_dim = hidden_size // 4
+    config = Qwen2VLConfig(
+        text_config=dict(vocab_size=len(tokenizer), hidden_size=hidden_size, intermediate_size=hidden_size * 2,
+                         num_hidden_layers=num_layers, num_attention_heads=4, num_key_value_heads=2,
+                         max_position_embeddings=4096, tie_word_embeddings=False,
+                         bos_token_id=None, eos_token_id=tokenizer.convert_tokens_to_ids("<|im_end|>"),
+                         pad_token_id=tokenizer.pad_token_id,
+                         rope_parameters={"rope_type": "default", "mrope_section": _mrope_section(head_dim)}),
+        vision_config=dict(depth=2, embed_dim=32, hidden_size=hidden_size, num_heads=2, mlp_ratio=2,
+                           patch_size=8, spatial_merge_size=2, temporal_patch_size=2, in_channels=3),
+        image_token_id=tokenizer.convert_tokens_to_ids("<|image_pad|>"),
+        video_token_id=tokenizer.convert_tokens_to_ids("<|video_pad|>"),
+        vision_start_token_id=tokenizer.convert_tokens_to_ids("<|vision_start|>"),
+        vision_end_token_id=tokenizer.convert_tokens_to_ids("<|vision_end|>"),
+    )
+    model = Qwen2VLForConditionalGeneration(config).eval()
+    pixels = image_size * image_size
+    processor = Qwen2VLProcessor(
+        image_processor=Qwen2VLImageProcessor(min_pixels=pixels, max_pixels=pixels, patch_size=8,
+                                              temporal_patch_size=2, merge_size=2),
+        video_processor=Qwen2VLVideoProcessor(min_pixels=pixels, max_pixels=pixels, patch_size=8,
+                                              temporal_patch_size=2, merge_size=2),
+        tokenizer=tokenizer,
+        chat_template=_CHAT_TEMPLATE.replace("{{ VIDEO }}", "<|vision_start|><|video_pad|><|vision_end|>")
+                                    .replace("{{ IMAGE }}", "<|vision_start|><|image_pad|><|vision_end|>"),
+    )
+    return model, processor
