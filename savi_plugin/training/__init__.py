@@ -1,0 +1,1 @@
+"""Training: collator, response-only log-probs, phrase ids, and the preference trainers (transformers Trainer + peft)."""
