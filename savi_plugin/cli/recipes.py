@@ -1,0 +1,68 @@
+"""``savi recipes ls|show|cp``: list, print and copy the shipped recipes (torchtune's ``tune ls/cp``)."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser("recipes", help="list, show or copy the shipped YAML recipes")
+    sub = parser.add_subparsers(dest="recipes_command", metavar="ACTION", required=True)
+    sub.add_parser("ls", help="list shipped recipes").set_defaults(func=run_ls)
+    show = sub.add_parser("show", help="print a recipe after inheritance and overrides")
+    show.add_argument("recipe")
+    show.add_argument("overrides", nargs="*", metavar="key.path=value")
+    show.set_defaults(func=run_show)
+    cp = sub.add_parser("cp", help="copy a shipped recipe to edit it")
+    cp.add_argument("recipe")
+    cp.add_argument("dest")
+    cp.set_defaults(func=run_cp)
+
+
+def run_ls(args) -> int:
+    import yaml
+
+    from savi_plugin.recipe import list_recipes, shipped_recipes_dir
+
+    for name in list_recipes():
+        text = yaml.safe_load((shipped_recipes_dir() / f"{name}.yaml").read_text()) or {}
+        desc = " ".join(str(text.get("description", "")).split())
+        print(f"{name:<34} {desc[:90]}")
+    return 0
+
+
+def run_show(args) -> int:
+    import yaml
+
+    from savi_plugin.recipe import RecipeError, load_recipe
+
+    try:
+        recipe = load_recipe(args.recipe, args.overrides)
+    except RecipeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    source = recipe.pop("_source")
+    print(f"# {source}")
+    print(yaml.safe_dump(recipe, sort_keys=False), end="")
+    return 0
+
+
+def run_cp(args) -> int:
+    from savi_plugin.recipe import RecipeError, resolve_recipe_path
+
+    try:
+        src = resolve_recipe_path(args.recipe)
+    except RecipeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    dest = Path(args.dest)
+    if dest.is_dir():
+        dest = dest / src.name
+    if dest.exists():
+        print(f"error: {dest} exists; not overwriting", file=sys.stderr)
+        return 1
+    shutil.copyfile(src, dest)
+    print(f"copied {src.name} to {dest}")
+    return 0

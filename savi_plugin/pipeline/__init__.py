@@ -1,0 +1,1 @@
+"""Pipelines that chain the folders below: the demo and the iterative generate -> train -> eval loop."""
