@@ -214,3 +214,21 @@ def test_bad_arguments():
     with pytest.raises(ValueError, match="positions"):
         reference = precompute_reference(reference_hidden[:2], head, labels[:2])
         response_token_stats(hidden, head, labels, reference=reference)
+
+
+def test_memory_benchmark_runs_and_both_paths_agree():
+    """benchmarks/loss_memory.py at a tiny shape: both paths run in fresh processes and give the same loss."""
+    import re
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "loss_memory.py"
+    done = subprocess.run([sys.executable, str(script), "--video-tokens", "300", "--vocab", "2000", "--hidden", "32",
+                           "--response-tokens", "16", "--chunk-size", "8"], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    peaks = dict(re.findall(r"(efficient|full): peak extra memory\s+([\d.]+) MiB", done.stdout))
+    assert set(peaks) == {"efficient", "full"}
+    assert float(peaks["full"]) > float(peaks["efficient"])
+    assert float(re.search(r"\|loss difference\|: ([\d.e+-]+)", done.stdout).group(1)) < 1e-5
