@@ -1,0 +1,320 @@
+"""Convert a LLaVA-NeXT checkpoint (LLaVA-Video-Qwen2, LLaVA-OneVision-Qwen2) for transformers' own classes.
+
+``convert_llava_next(src, dst)`` writes to ``dst``:
+
+* ``config.json``: ``LlavaOnevisionConfig`` when transformers' LLaVA-OneVision reproduces the video path exactly
+  (one newline per video: the original OneVision checkpoints), else ``LlavaVideoConfig``
+  (model type ``savi_llava_video``, class :class:`~savi_plugin.models.llava_next.modeling.LlavaVideoForConditionalGeneration`)
+  carrying LLaVA-NeXT's newline layout and pooling;
+* ``model*.safetensors``: every source tensor renamed by :mod:`~savi_plugin.models.llava_next.mapping`
+  (one output shard per source shard, so a 7B model never sits in memory twice);
+* the tokenizer with ``<image>`` and ``<video>`` placeholders appended, and a processor (SigLIP mean/std 0.5,
+  bicubic resize to the tower's size, LLaVA-NeXT's ``qwen_1_5`` chat format);
+* ``conversion_report.json``: what was mapped, filled, left unmapped, and why.
+
+Source weights that no rule maps stop the conversion (``ConversionError`` listing them) unless
+``allow_unmapped=True``, in which case they are listed in the report and logged; nothing is dropped silently.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import asdict, dataclass, field
+
+from savi_plugin.models.llava_next.mapping import (
+    ConversionError,
+    is_plain_onevision,
+    map_weight_name,
+    resolve_vision_config,
+    text_config_from,
+    video_options_from,
+)
+
+log = logging.getLogger(__name__)
+
+#: LLaVA-NeXT's ``qwen_1_5`` / ``qwen_2`` conversation (ChatML with the default system prompt) as a chat template;
+#: a video or image item renders as its placeholder followed by a newline, like LLaVA-NeXT's ``"<image>\n" + q``.
+QWEN_CHAT_TEMPLATE = (
+    "{% if messages[0]['role'] != 'system' %}{{ '<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n' }}"
+    "{% endif %}{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\n' }}"
+    "{% if message['content'] is string %}{{ message['content'] }}{% else %}{% for item in message['content'] %}"
+    "{% if item['type'] == 'video' %}{{ '<video>\n' }}{% elif item['type'] == 'image' %}{{ '<image>\n' }}"
+    "{% elif item['type'] == 'text' %}{{ item['text'] }}{% endif %}{% endfor %}{% endif %}"
+    "{{ '<|im_end|>\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+
+IMAGE_TOKEN = "<image>"
+VIDEO_TOKEN = "<video>"
+
+
+@dataclass
+class ConversionReport:
+    """What :func:`convert_llava_next` did; written to ``dst/conversion_report.json``."""
+
+    src: str
+    dst: str
+    model_class: str
+    video_options: dict
+    num_mapped: int = 0
+    unmapped: list[str] = field(default_factory=list)
+    filled: list[str] = field(default_factory=list)
+    tied: list[str] = field(default_factory=list)
+    vocab: dict = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _source_shards(src: str) -> list[str]:
+    """The checkpoint's weight files, in index order (safetensors preferred over pickled ``.bin``)."""
+    for index_name in ("model.safetensors.index.json", "pytorch_model.bin.index.json"):
+        index = os.path.join(src, index_name)
+        if os.path.exists(index):
+            with open(index) as f:
+                files = sorted(set(json.load(f)["weight_map"].values()))
+            return [os.path.join(src, name) for name in files]
+    for name in ("model.safetensors", "pytorch_model.bin"):
+        if os.path.exists(os.path.join(src, name)):
+            return [os.path.join(src, name)]
+    raise ConversionError(f"{src}: no model.safetensors, pytorch_model.bin or shard index found")
+
+
+def _load_shard(path: str) -> dict:
+    import torch
+    from safetensors.torch import load_file
+
+    if path.endswith(".safetensors"):
+        return load_file(path)
+    return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+
+
+def _shard_shapes(path: str) -> dict[str, tuple[int, ...]]:
+    if path.endswith(".safetensors"):
+        from safetensors import safe_open
+
+        with safe_open(path, "pt") as f:
+            return {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+    return {k: tuple(v.shape) for k, v in _load_shard(path).items()}
+
+
+def _read_json(path: str) -> dict:
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except FileNotFoundError:
+        raise ConversionError(f"{path}: not found") from None
+    except json.JSONDecodeError as exc:
+        raise ConversionError(f"{path}:{exc.lineno}: invalid JSON: {exc.msg}") from None
+
+
+def build_processor(tokenizer, vision: dict, src_config: dict, options: dict, plain: bool):
+    """LLaVA-OneVision (or :class:`LlavaVideoProcessor`) processor matching LLaVA-NeXT's preprocessing.
+
+    LLaVA-NeXT's ``SigLipImageProcessor`` resizes to the tower size with bicubic and normalises with mean = std =
+    0.5; the video processor is set up the same way.
+    """
+    from transformers import LlavaOnevisionImageProcessor, LlavaOnevisionProcessor, LlavaOnevisionVideoProcessor
+
+    from savi_plugin.models.llava_next.processing import SIGLIP_MEAN, SIGLIP_STD, LlavaVideoProcessor
+
+    size = {"height": vision["image_size"], "width": vision["image_size"]}
+    pinpoints = src_config.get("image_grid_pinpoints")
+    image_kwargs = {"image_grid_pinpoints": pinpoints} if isinstance(pinpoints, list) else {}
+    image_processor = LlavaOnevisionImageProcessor(
+        image_mean=list(SIGLIP_MEAN), image_std=list(SIGLIP_STD), size=size, **image_kwargs
+    )
+    video_processor = LlavaOnevisionVideoProcessor(image_mean=list(SIGLIP_MEAN), image_std=list(SIGLIP_STD), size=size)
+    aspect = src_config.get("image_aspect_ratio", "")
+    common = dict(
+        image_processor=image_processor,
+        tokenizer=tokenizer,
+        video_processor=video_processor,
+        num_image_tokens=(vision["image_size"] // vision["patch_size"]) ** 2,
+        vision_feature_select_strategy="full",
+        chat_template=QWEN_CHAT_TEMPLATE,
+        vision_aspect_ratio=aspect if aspect.startswith("anyres_max_") else "anyres_max_9",
+    )
+    if plain:
+        return LlavaOnevisionProcessor(**common)
+    return LlavaVideoProcessor(**common, **options)
+
+
+def convert_llava_next(
+    src: str,
+    dst: str,
+    *,
+    vision_config: dict | str | None = None,
+    dtype: str | None = None,
+    pool_stride: int | None = None,
+    allow_unmapped: bool = False,
+    overwrite: bool = False,
+) -> ConversionReport:
+    """Convert the LLaVA-NeXT checkpoint directory ``src`` into ``dst`` (see the module docstring).
+
+    Args:
+        src: directory with LLaVA-NeXT's ``config.json``, weights and tokenizer.
+        dst: output directory (created; must be empty unless ``overwrite``).
+        vision_config: the SigLIP tower's config (dict or path to a ``config.json`` / directory holding one).
+            Needed when ``mm_vision_tower`` is not in :data:`~savi_plugin.models.llava_next.mapping.KNOWN_SIGLIP_TOWERS`.
+        dtype: output dtype ("bfloat16", "float16", "float32"); default: keep each tensor's dtype.
+        pool_stride: video pooling stride override (LLaVA-NeXT's video path uses 2).
+        allow_unmapped: write the checkpoint even if some source weights have no target (they are reported).
+        overwrite: allow a non-empty ``dst``.
+    """
+    import torch
+    from safetensors.torch import save_file
+    from transformers import AutoTokenizer, LlavaOnevisionConfig, LlavaOnevisionForConditionalGeneration
+
+    from savi_plugin.models.llava_next.modeling import LlavaVideoConfig, LlavaVideoForConditionalGeneration
+
+    config_path = os.path.join(src, "config.json")
+    src_config = _read_json(config_path)
+    if isinstance(vision_config, str):
+        path = vision_config
+        if os.path.isdir(path):
+            path = os.path.join(path, "config.json")
+        vision_config = _read_json(path)
+    if os.path.isdir(dst) and os.listdir(dst) and not overwrite:
+        raise ConversionError(f"{dst}: output directory is not empty (pass overwrite=True)")
+
+    shards = _source_shards(src)
+    shapes: dict[str, tuple[int, ...]] = {}
+    for shard in shards:
+        shapes.update(_shard_shapes(shard))
+    vision = resolve_vision_config(src_config, shapes, vision_config)
+    options, warnings = video_options_from(src_config, pool_stride)
+    plain = is_plain_onevision(options)
+
+    # Tokenizer: LLaVA-NeXT's loader adds <im_patch> when mm_use_im_patch_token (default True) and then resizes the
+    # embeddings to len(tokenizer); mirror the token so ids line up, then append the two placeholders.
+    tokenizer = AutoTokenizer.from_pretrained(src, trust_remote_code=False)
+    if src_config.get("mm_use_im_patch_token", True):
+        tokenizer.add_tokens(["<im_patch>"], special_tokens=True)
+    if src_config.get("mm_use_im_start_end", False):
+        raise ConversionError(f"{config_path}: mm_use_im_start_end=true is not supported")
+    llava_next_vocab = len(tokenizer)
+    tokenizer.add_tokens([IMAGE_TOKEN, VIDEO_TOKEN], special_tokens=True)
+    image_id, video_id = tokenizer.convert_tokens_to_ids([IMAGE_TOKEN, VIDEO_TOKEN])
+    embed_rows = shapes.get("model.embed_tokens.weight", (0,))[0]
+    vocab_size = max(embed_rows, len(tokenizer))
+
+    tied = bool(src_config.get("tie_word_embeddings", False))
+    config_cls, model_cls = (
+        (LlavaOnevisionConfig, LlavaOnevisionForConditionalGeneration)
+        if plain
+        else (LlavaVideoConfig, LlavaVideoForConditionalGeneration)
+    )
+    extra = {} if plain else dict(options)
+    aspect = src_config.get("image_aspect_ratio", "")
+    config = config_cls(
+        vision_config=vision,
+        text_config=text_config_from(src_config, vocab_size),
+        image_token_index=image_id,
+        video_token_index=video_id,
+        projector_hidden_act="gelu",
+        vision_feature_select_strategy="full",
+        vision_feature_layer=-1,
+        multimodal_projector_bias=True,
+        tie_word_embeddings=tied,
+        image_grid_pinpoints=src_config.get("image_grid_pinpoints") or None,
+        vision_aspect_ratio=aspect if aspect.startswith("anyres_max_") else "anyres_max_9",
+        **extra,
+    )
+    config.architectures = [model_cls.__name__]
+    if aspect and not aspect.startswith("anyres_max_"):
+        warnings.append(f"image_aspect_ratio={aspect!r}: single images follow transformers' anyres_max handling")
+
+    with torch.device("meta"):
+        target_shapes = {k: tuple(v.shape) for k, v in model_cls(config).state_dict().items()}
+
+    report = ConversionReport(
+        src=src, dst=dst, model_class=model_cls.__name__, video_options=options, warnings=warnings,
+        vocab={"tokenizer": len(tokenizer), "llava_next_logits": llava_next_vocab, "embedding_rows": vocab_size,
+               "source_embedding_rows": embed_rows, "image_token_id": image_id, "video_token_id": video_id},
+    )  # fmt: skip
+    out_dtype = getattr(torch, dtype) if dtype else None
+    os.makedirs(dst, exist_ok=True)
+    weight_map: dict[str, str] = {}
+    written: set[str] = set()
+    for i, shard in enumerate(shards):
+        tensors = _load_shard(shard)
+        out: dict[str, torch.Tensor] = {}
+        for name, tensor in tensors.items():
+            target = map_weight_name(name)
+            if target is None or target not in target_shapes:
+                report.unmapped.append(name)
+                continue
+            if name in ("model.embed_tokens.weight", "lm_head.weight") and tensor.shape[0] < vocab_size:
+                # rows for the appended placeholders: mean embedding (input) / zero logit (output)
+                extra_rows = vocab_size - tensor.shape[0]
+                fill = tensor.float().mean(0, keepdim=True) if "embed" in name else torch.zeros(1, tensor.shape[1])
+                tensor = torch.cat([tensor, fill.to(tensor.dtype).expand(extra_rows, -1)])
+                report.filled.append(f"{target}: {extra_rows} row(s) appended for placeholder tokens")
+            if tuple(tensor.shape) != target_shapes[target]:
+                raise ConversionError(
+                    f"{shard}: {name} has shape {tuple(tensor.shape)} but {target} needs {target_shapes[target]}"
+                )
+            out[target] = (tensor.to(out_dtype) if out_dtype is not None else tensor).contiguous()
+        if not out:
+            continue
+        file_name = "model.safetensors" if len(shards) == 1 else f"model-{i + 1:05d}-of-{len(shards):05d}.safetensors"
+        save_file(out, os.path.join(dst, file_name), metadata={"format": "pt"})
+        weight_map.update({k: file_name for k in out})
+        written.update(out)
+        report.num_mapped += len(out)
+        del tensors, out
+
+    missing = sorted(set(target_shapes) - written)
+    if tied and "lm_head.weight" in missing:
+        missing.remove("lm_head.weight")
+        report.tied.append("lm_head.weight <- model.language_model.embed_tokens.weight")
+    if "model.image_newline" in missing and options["newline_position"] == "none":
+        # LLaVA-NeXT only creates image_newline for "unpad" merge types; with no newline it is never read
+        missing.remove("model.image_newline")
+        zeros = {"model.image_newline": torch.zeros(target_shapes["model.image_newline"], dtype=out_dtype or torch.float32)}
+        save_file(zeros, os.path.join(dst, "image_newline.safetensors"), metadata={"format": "pt"})
+        weight_map["model.image_newline"] = "image_newline.safetensors"
+        report.filled.append("model.image_newline: zeros (unused: no newline in this video layout)")
+    if missing:
+        raise ConversionError(f"{src}: no source weight for {len(missing)} target parameter(s): {missing[:20]}")
+    if report.unmapped:
+        message = f"{src}: {len(report.unmapped)} source weight(s) have no target: {report.unmapped[:20]}"
+        if not allow_unmapped:
+            raise ConversionError(message + " (pass allow_unmapped=True to convert anyway; they are reported)")
+        log.warning(message)
+    if len(set(weight_map.values())) > 1:
+        with open(os.path.join(dst, "model.safetensors.index.json"), "w") as f:
+            json.dump({"metadata": {}, "weight_map": dict(sorted(weight_map.items()))}, f, indent=2)
+
+    config.save_pretrained(dst)
+    processor = build_processor(tokenizer, vision, src_config, options, plain)
+    processor.save_pretrained(dst)
+    with open(os.path.join(dst, "conversion_report.json"), "w") as f:
+        json.dump(report.to_dict(), f, indent=2)
+    for w in warnings:
+        log.warning(w)
+    log.info("converted %s -> %s (%s, %d tensors)", src, dst, model_cls.__name__, report.num_mapped)
+    return report
+
+
+def load_converted(path: str, *, dtype: str = "float32", device: str = "cpu"):
+    """Load a converted checkpoint with the right class: ``(model, processor)``."""
+    import torch
+    from transformers import LlavaOnevisionForConditionalGeneration, LlavaOnevisionProcessor
+
+    from savi_plugin.models.llava_next.modeling import LlavaVideoForConditionalGeneration
+    from savi_plugin.models.llava_next.processing import LlavaVideoProcessor
+
+    model_type = _read_json(os.path.join(path, "config.json")).get("model_type")
+    if model_type == "savi_llava_video":
+        model_cls, processor_cls = LlavaVideoForConditionalGeneration, LlavaVideoProcessor
+    elif model_type == "llava_onevision":
+        model_cls, processor_cls = LlavaOnevisionForConditionalGeneration, LlavaOnevisionProcessor
+    else:
+        raise ConversionError(f"{path}/config.json: model_type={model_type!r} is not a converted LLaVA-NeXT model")
+    model = model_cls.from_pretrained(path, dtype=getattr(torch, dtype), trust_remote_code=False).to(device).eval()
+    processor = processor_cls.from_pretrained(path, trust_remote_code=False)
+    return model, processor
