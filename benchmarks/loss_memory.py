@@ -115,7 +115,7 @@ def _run_path(path: str, head, hidden, reference_hidden, labels, phrase_ids, arg
 def worker(args) -> dict:
     """Run one path in this (fresh) process and return its measurements."""
     import torch
-    import torch.nn as nn
+    from torch import nn
 
     torch.set_num_threads(args.threads)
     # Warm-up on a tiny shape: thread pools and kernel setup are not part of the loss's memory.
@@ -161,7 +161,8 @@ def main(argv=None) -> int:
     for path in ("efficient", "full"):
         # a fresh interpreter per path: one path's freed memory cannot hide the other's peak
         done = subprocess.run([sys.executable, os.path.abspath(__file__), *forwarded, "--worker", path],
-                              capture_output=True, text=True, env={**os.environ, **WORKER_ENV, "PYTHONPATH": _repo_root()})
+                              check=False, capture_output=True, text=True,
+                              env={**os.environ, **WORKER_ENV, "PYTHONPATH": _repo_root()})
         if done.returncode != 0:
             print(done.stderr, file=sys.stderr)
             return done.returncode

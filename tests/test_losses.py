@@ -147,7 +147,7 @@ def test_rrpo_token_level_equals_from_logits():
     assert torch.allclose(out.losses, expected, atol=1e-12, rtol=0)
     assert torch.allclose(out.chosen_rewards, exp_c, atol=1e-12, rtol=0)
     assert torch.allclose(out.rejected_rewards, exp_r, atol=1e-12, rtol=0)
-    losses, c, r = out[:3]
+    losses, _, _ = out[:3]
     assert losses is out.losses
     assert torch.allclose(out.metrics["preference_loss"] + alpha * out.metrics["kl"], expected, atol=1e-12)
     assert out.metrics["chosen_phrase_tokens"].tolist() == [int(((ids[b] > 0) & mask[b]).sum()) for b in range(3)]
@@ -228,7 +228,7 @@ def test_cdpo_label_smoothing():
     pc, pr, rc, rr = _logps(1)
     beta, eps = 0.5, 0.2
     losses, _, _ = dpo_loss(pc, pr, rc, rr, beta, label_smoothing=eps)
-    sig = lambda x: 1 / (1 + math.exp(-x))  # noqa: E731
+    sig = lambda x: 1 / (1 + math.exp(-x))
     for i in range(5):
         h = (pc[i] - rc[i]).item() - (pr[i] - rr[i]).item()
         expected = -(1 - eps) * math.log(sig(beta * h)) - eps * math.log(sig(-beta * h))

@@ -7,4 +7,4 @@ setup.cfg), so a third party adds its own loss by declaring an entry point, not 
 from savi_plugin.losses.dpo import dpo_loss, ipo_loss
 from savi_plugin.losses.rrpo import RRPOOutput, rrpo_loss, rrpo_loss_from_logits, token_kl_from_logprobs
 
-__all__ = ["dpo_loss", "ipo_loss", "rrpo_loss", "rrpo_loss_from_logits", "RRPOOutput", "token_kl_from_logprobs"]
+__all__ = ["RRPOOutput", "dpo_loss", "ipo_loss", "rrpo_loss", "rrpo_loss_from_logits", "token_kl_from_logprobs"]

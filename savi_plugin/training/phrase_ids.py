@@ -14,7 +14,7 @@ is in the phrase: the reward must see every token whose probability the differin
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from savi_plugin.data.tags import parse_tags
 

@@ -31,12 +31,12 @@ raw weight tensor would be the empty local shard.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Union
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
+from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from savi_plugin.losses.rrpo import token_kl_from_logprobs
@@ -45,7 +45,7 @@ IGNORE_INDEX = -100
 DEFAULT_CHUNK_SIZE = 256
 
 # An LM head: an nn.Linear (or any module / callable mapping [n, H] -> [n, V]) or a bare weight [V, H].
-LMHead = Union[nn.Module, Callable[[torch.Tensor], torch.Tensor], torch.Tensor]
+LMHead = nn.Module | Callable[[torch.Tensor], torch.Tensor] | torch.Tensor
 
 
 @dataclass
@@ -246,7 +246,7 @@ def response_token_stats(
                 piece(getattr(reference, "topk_logprobs", None), start, end),
                 piece(getattr(reference, "topk_indices", None), start, end),
                 piece(getattr(reference, "tail_logmass", None), start, end))
-        kwargs = dict(head=head, reference_head=reference_head, compute_kl=compute_kl)
+        kwargs = {"head": head, "reference_head": reference_head, "compute_kl": compute_kl}
         if use_checkpoint:
             policy_logps, reference_logps, kl = checkpoint(_chunk_stats, *args, use_reentrant=False, **kwargs)
         else:
