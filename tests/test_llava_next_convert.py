@@ -1,0 +1,151 @@
+"""``savi convert llava-next``: the weight map, token counts, and the converter's refusals and reports."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from savi_plugin.models.llava_next.convert import convert_llava_next, load_converted
+from savi_plugin.models.llava_next.mapping import ConversionError, map_weight_name
+from savi_plugin.models.llava_next.modeling import num_video_tokens
+from savi_plugin.models.llava_next.tiny import TinyLlavaNextSpec, build_tiny_llava_next
+
+SOURCE = Path(__file__).parent / "fixtures" / "llava_next" / "source"
+VISION_CONFIG = str(SOURCE / "siglip_vision_config.json")
+
+
+def _copy_source(tmp_path: Path, **config_changes) -> Path:
+    src = tmp_path / "src"
+    shutil.copytree(SOURCE, src)
+    if config_changes:
+        config = json.loads((src / "config.json").read_text())
+        config.update(config_changes)
+        (src / "config.json").write_text(json.dumps(config))
+    return src
+
+
+def test_every_llava_next_weight_name_has_a_transformers_name():
+    names = load_file(str(SOURCE / "model.safetensors")).keys()
+    mapped = {n: map_weight_name(n) for n in names}
+    assert all(mapped.values()), [n for n, t in mapped.items() if t is None]
+    assert len(set(mapped.values())) == len(mapped)  # no two sources land on one target
+    assert mapped["model.mm_projector.2.bias"] == "model.multi_modal_projector.linear_2.bias"
+    assert mapped["model.layers.1.mlp.up_proj.weight"] == "model.language_model.layers.1.mlp.up_proj.weight"
+    assert (mapped["model.vision_tower.vision_tower.vision_model.encoder.layers.0.self_attn.q_proj.weight"]
+            == "model.vision_tower.encoder.layers.0.self_attn.q_proj.weight")
+    for unknown in ("model.faster_token", "model.vision_tower.vision_tower.vision_model.head.probe",
+                    "model.vision_resampler.mm_projector.weight"):
+        assert map_weight_name(unknown) is None
+
+
+@pytest.mark.parametrize(
+    "frames, mode, newline, expected",
+    [(1, "bilinear", "grid", 14 * 15),          # LLaVA-Video at 384 px: 210 per frame
+     (32, "bilinear", "grid", 32 * 210),
+     (32, "bilinear", "one_token", 32 * 196 + 1),  # LLaVA-OneVision
+     (4, "average", "grid", 4 * 13 * 14),      # average pooling rounds 27 / 2 down
+     (4, "bilinear", "frame", 4 * 197),
+     (4, "max", "none", 4 * 169)],
+)
+def test_video_token_counts(frames, mode, newline, expected):
+    assert num_video_tokens(frames, 27, 2, mode, newline) == expected
+
+
+def test_converted_checkpoint_maps_every_weight_and_keeps_the_values(tmp_path):
+    dst = tmp_path / "out"
+    report = convert_llava_next(str(SOURCE), str(dst), vision_config=VISION_CONFIG)
+    source = load_file(str(SOURCE / "model.safetensors"))
+    written = load_file(str(dst / "model.safetensors"))
+    assert report.num_mapped == len(source) == len(written) and not report.unmapped
+    assert report.model_class == "LlavaVideoForConditionalGeneration"
+    assert report.video_options == {"newline_position": "grid", "spatial_pool_mode": "bilinear", "spatial_pool_stride": 2}
+    for name, tensor in source.items():
+        assert torch.equal(written[map_weight_name(name)], tensor), name  # renamed, not altered (bf16 kept)
+    assert report.vocab["tokenizer"] == 295 and report.vocab["embedding_rows"] == 320
+    saved = json.loads((dst / "conversion_report.json").read_text())
+    assert saved["num_mapped"] == len(source)
+
+    model, processor = load_converted(str(dst))
+    assert model.config.video_token_index == processor.tokenizer.convert_tokens_to_ids("<video>") == 294
+    assert model.config.vision_config.num_hidden_layers == 2  # the tower LLaVA-NeXT kept, minus its last layer
+    assert list(processor.video_processor.image_mean) == list(processor.video_processor.image_std) == [0.5] * 3
+
+
+def test_unmapped_weights_stop_the_conversion_or_are_reported(tmp_path):
+    src = _copy_source(tmp_path)
+    weights = load_file(str(src / "model.safetensors"))
+    weights["model.faster_token"] = torch.zeros(64, dtype=torch.bfloat16)
+    save_file(weights, str(src / "model.safetensors"), metadata={"format": "pt"})
+
+    with pytest.raises(ConversionError, match="model.faster_token"):
+        convert_llava_next(str(src), str(tmp_path / "a"), vision_config=VISION_CONFIG)
+    report = convert_llava_next(str(src), str(tmp_path / "b"), vision_config=VISION_CONFIG, allow_unmapped=True)
+    assert report.unmapped == ["model.faster_token"]
+    assert json.loads((tmp_path / "b" / "conversion_report.json").read_text())["unmapped"] == ["model.faster_token"]
+    load_converted(str(tmp_path / "b"))  # still a complete model
+
+
+def test_vision_config_must_match_the_tower_weights(tmp_path):
+    # the tiny checkpoint names so400m, whose known config (1152 wide) does not fit its 32-wide tower
+    with pytest.raises(ConversionError, match="hidden_size=1152"):
+        convert_llava_next(str(SOURCE), str(tmp_path / "a"))
+    src = _copy_source(tmp_path, mm_vision_tower="acme/siglip-custom")
+    with pytest.raises(ConversionError, match="--vision-config"):
+        convert_llava_next(str(src), str(tmp_path / "b"))
+    bad = json.loads(Path(VISION_CONFIG).read_text()) | {"num_attention_heads": 3}
+    with pytest.raises(ConversionError, match="num_attention_heads=3"):
+        convert_llava_next(str(SOURCE), str(tmp_path / "c"), vision_config=bad)
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [({"add_faster_video": True}, "add_faster_video"),
+     ({"mm_projector_type": "linear"}, "mm_projector_type"),
+     ({"mm_vision_tower": "openai/clip-vit-large-patch14-336"}, "only SigLIP"),
+     ({"mm_spatial_pool_mode": "nearest"}, "mm_spatial_pool_mode"),
+     ({"mm_newline_position": "diagonal"}, "mm_newline_position")],
+)
+def test_unsupported_configs_are_refused_with_the_field_named(tmp_path, changes, message):
+    src = _copy_source(tmp_path, **changes)
+    with pytest.raises(ConversionError, match=message):
+        convert_llava_next(str(src), str(tmp_path / "out"), vision_config=VISION_CONFIG)
+
+
+def test_tied_embeddings_and_average_pooling(tmp_path):
+    """A 0.5B-style checkpoint (tied LM head, no lm_head.weight saved) with average pooling and frame newlines."""
+    spec = TinyLlavaNextSpec(tie_word_embeddings=True, pool_mode="average", newline_position="frame", seed=3)
+    src = build_tiny_llava_next(str(tmp_path / "src"), spec)
+    report = convert_llava_next(src, str(tmp_path / "out"), vision_config=f"{src}/siglip_vision_config.json")
+    assert report.tied and report.video_options["spatial_pool_mode"] == "average"
+    model, processor = load_converted(str(tmp_path / "out"))
+    assert model.lm_head.weight.data_ptr() == model.model.language_model.embed_tokens.weight.data_ptr()
+    import numpy as np
+
+    video = np.zeros((3, 384, 384, 3), dtype=np.uint8)
+    inputs = processor(text=["<video>\nhi"], videos=[video], return_tensors="pt")
+    assert int((inputs["input_ids"] == model.config.video_token_index).sum()) == 3 * (13 * 13 + 1)
+    with torch.no_grad():
+        assert model(**inputs).logits.isfinite().all()
+
+
+def test_mm_spatial_pool_stride_other_than_two_is_warned_about(tmp_path):
+    src = _copy_source(tmp_path, mm_spatial_pool_stride=4)
+    report = convert_llava_next(str(src), str(tmp_path / "out"), vision_config=VISION_CONFIG)
+    assert report.video_options["spatial_pool_stride"] == 2
+    assert any("mm_spatial_pool_stride=4" in w for w in report.warnings)
+
+
+def test_cli_converts_and_reports_errors(tmp_path, capsys):
+    from savi_plugin.cli import main
+
+    dst = tmp_path / "out"
+    assert main(["convert", "llava-next", str(SOURCE), str(dst), "--vision-config", VISION_CONFIG]) == 0
+    assert "LlavaVideoForConditionalGeneration" in capsys.readouterr().out
+    assert (dst / "model.safetensors").is_file() and (dst / "processor_config.json").is_file()
+    assert main(["convert", "llava-next", str(SOURCE), str(dst), "--vision-config", VISION_CONFIG]) == 1
+    assert "not empty" in capsys.readouterr().err
