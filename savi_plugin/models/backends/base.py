@@ -212,6 +212,29 @@ class VideoLM:
         new_tokens = out[:, inputs["input_ids"].shape[1]:]
         return [t.strip() for t in self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)]
 
+    @torch.no_grad()
+    def generate_text(self, conversations: Sequence[list[dict]], *, max_new_tokens: int = 64, do_sample: bool = False,
+                      temperature: float = 1.0, top_p: float = 1.0, seed: int | None = None) -> list[str]:
+        """Text-only chat generation (no video), e.g. RRPO's two-turn phrase-tagging prompt.
+
+        Args:
+            conversations: one list of ``{"role": ..., "content": str}`` turns per sample, ending with a user turn.
+            max_new_tokens, do_sample, temperature, top_p, seed: as in :meth:`generate`.
+        """
+        prompts = [self.processor.apply_chat_template(
+            [{"role": t["role"], "content": [{"type": "text", "text": t["content"]}]} for t in turns],
+            add_generation_prompt=True, tokenize=False) for turns in conversations]
+        inputs = self._to_device(dict(self.tokenizer(prompts, return_tensors="pt", padding=True, padding_side="left",
+                                                     add_special_tokens=False)))
+        if seed is not None:
+            torch.manual_seed(seed)
+        kwargs: dict[str, Any] = {"max_new_tokens": max_new_tokens, "do_sample": do_sample}
+        kwargs.update(dict(temperature=temperature, top_p=top_p) if do_sample else
+                      dict(temperature=None, top_p=None, top_k=None))
+        out = self.model.generate(**inputs, **kwargs, pad_token_id=self.tokenizer.pad_token_id)
+        new_tokens = out[:, inputs["input_ids"].shape[1]:]
+        return [t.strip() for t in self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)]
+
     def decoder(self):
         """The multimodal backbone that returns hidden states (the model without its LM head)."""
         model = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
