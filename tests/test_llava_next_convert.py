@@ -149,3 +149,16 @@ def test_cli_converts_and_reports_errors(tmp_path, capsys):
     assert (dst / "model.safetensors").is_file() and (dst / "processor_config.json").is_file()
     assert main(["convert", "llava-next", str(SOURCE), str(dst), "--vision-config", VISION_CONFIG]) == 1
     assert "not empty" in capsys.readouterr().err
+
+
+def test_real_llava_video_7b_geometry_resolves_from_the_known_tower():
+    """Shapes of lmms-lab/LLaVA-Video-7B-Qwen2's tower (26 of so400m's 27 layers saved) need no vision config."""
+    from savi_plugin.models.llava_next.mapping import resolve_vision_config
+
+    v = "model.vision_tower.vision_tower.vision_model."
+    shapes = {v + "embeddings.patch_embedding.weight": (1152, 3, 14, 14),
+              v + "embeddings.position_embedding.weight": (729, 1152),
+              **{v + f"encoder.layers.{i}.mlp.fc1.weight": (4304, 1152) for i in range(26)}}
+    vision = resolve_vision_config({"mm_vision_tower": "google/siglip-so400m-patch14-384"}, shapes, None)
+    assert (vision["num_hidden_layers"], vision["image_size"], vision["num_attention_heads"]) == (26, 384, 16)
+    assert num_video_tokens(64, vision["image_size"] // vision["patch_size"], 2, "bilinear", "grid") == 64 * 210
