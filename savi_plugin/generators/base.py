@@ -1,0 +1,167 @@
+"""The generator interface: a batch of decoded inputs in, one outcome per would-be record out.
+
+A generator never touches files: :func:`savi_plugin.generators.runner.run_generation` reads the inputs,
+decodes the videos, batches, shards, writes records resumably and reports. A generator only turns a
+batch of :class:`WorkItem` into :class:`Outcome` objects (a pair to write, or a counted skip/failure with
+its reason), calling the :class:`~savi_plugin.models.backends.base.VideoLM` it is given.
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Sequence
+
+import numpy as np
+
+from savi_plugin.data.record import PreferenceRecord
+from savi_plugin.generators.inputs import InputItem
+from savi_plugin.generators.prompts import load_prompts
+
+PAIR, SKIPPED, FAILED = "pair", "skipped", "failed"
+
+
+@dataclass
+class WorkItem:
+    """An input item with its decoded frames (uint8 ``(T, H, W, 3)``)."""
+
+    item: InputItem
+    frames: np.ndarray
+
+
+@dataclass
+class Outcome:
+    """What became of one would-be record.
+
+    Attributes:
+        item_id: the input item.
+        record_id: the record's deterministic id (``<item id>-<generator>-<k>``), or None when the item
+            failed before any record could be numbered (e.g. no question could be parsed).
+        status: ``pair`` (a record to write), ``skipped`` (filtered out by design) or ``failed`` (an error).
+        reason: a short code (``written``, ``correct_answer``, ``no_error_found``, ``decode_error`` ...).
+        detail: a human-readable explanation (the offending output, the exception message).
+        record: the record, for ``pair``.
+        info: counters for the run report (e.g. ``{"tagging": "rule"}``).
+    """
+
+    item_id: str
+    record_id: str | None
+    status: str
+    reason: str
+    detail: str = ""
+    record: PreferenceRecord | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        out = {"id": self.record_id, "status": self.status, "reason": self.reason}
+        if self.detail:
+            out["detail"] = self.detail
+        if self.info:
+            out["info"] = self.info
+        return out
+
+
+@dataclass
+class BatchContext:
+    """What a generator needs to know about the run while processing one batch.
+
+    Attributes:
+        seed: the run's seed.
+        batch_index: index of this batch among the run's global batches (sharding keeps it).
+        batch_size: the most sequences one ``generate`` call may take.
+        meta: provenance every record's ``meta`` starts from (model, backend, seed, prompts version ...).
+    """
+
+    seed: int
+    batch_index: int
+    batch_size: int
+    meta: dict[str, Any]
+
+
+def stable_int(*parts: Any) -> int:
+    """A 63-bit integer that depends only on ``parts`` (not on Python's per-process hash salt)."""
+    digest = hashlib.sha256("\x1f".join(str(p) for p in parts).encode()).digest()
+    return int.from_bytes(digest[:8], "little") >> 1
+
+
+def build_config(config_class: type, options: dict[str, Any] | None, generator: str):
+    """Instantiate a generator's config dataclass from an options dict; unknown keys are errors."""
+    options = dict(options or {})
+    names = [f.name for f in dataclasses.fields(config_class)]
+    unknown = sorted(set(options) - set(names))
+    if unknown:
+        raise ValueError(f"generator {generator!r}: unknown option(s) {', '.join(unknown)}; "
+                         f"known: {', '.join(names)}")
+    return config_class(**options)
+
+
+def jsonable(value: Any) -> Any:
+    """``value`` as JSON (objects such as a scorer instance become their ``repr``)."""
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    return repr(value)
+
+
+class Generator(abc.ABC):
+    """Base class of the preference-data generators (registered under ``savi_plugin.generators``).
+
+    Subclasses set :attr:`name`, :attr:`config_class` (a dataclass with a ``prompts`` field) and
+    :attr:`prompt_fields`, and implement :meth:`process`.
+
+    Args:
+        options: the config's fields as a dict (unknown keys raise ``ValueError``).
+    """
+
+    name: ClassVar[str] = "base"
+    config_class: ClassVar[type]
+    #: template key -> the ``{fields}`` it may use (checked when a user overrides the prompts)
+    prompt_fields: ClassVar[dict[str, set[str]]] = {}
+
+    def __init__(self, options: dict[str, Any] | None = None):
+        self.config = build_config(self.config_class, options, self.name)
+        self.prompts = load_prompts(self.name, self.config.prompts, fields=self.prompt_fields)
+
+    @property
+    def prompts_version(self) -> str:
+        return str(self.prompts["version"])
+
+    def describe(self) -> dict[str, Any]:
+        """The config as JSON, with the prompts' version (for the run report and the resume check)."""
+        out = jsonable(dataclasses.asdict(self.config))
+        out["prompts_version"] = self.prompts_version
+        return out
+
+    def check_items(self, items: Sequence[InputItem]) -> None:
+        """Raise :class:`~savi_plugin.data.DataError` if the inputs lack what this generator needs."""
+
+    def record_id(self, item_id: str, k: int) -> str:
+        """The deterministic id of the ``k``-th record made from item ``item_id``."""
+        return f"{item_id}-{self.name}-{k}"
+
+    @abc.abstractmethod
+    def process(self, lm, batch: Sequence[WorkItem], ctx: BatchContext) -> list[Outcome]:
+        """Turn one batch into outcomes, in order: by item, then by ``k``."""
+
+
+def generate_chunked(lm, videos: Sequence[np.ndarray], prompts: Sequence[str], *, batch_size: int, seed: int,
+                     max_new_tokens: int, do_sample: bool, temperature: float, top_p: float) -> list[str]:
+    """``lm.generate`` over ``prompts`` in chunks of at most ``batch_size`` sequences.
+
+    Each chunk gets its own seed (``seed + chunk``) so sampled outputs do not depend on how many chunks
+    came before in the same process.
+    """
+    out: list[str] = []
+    for c, start in enumerate(range(0, len(prompts), max(1, batch_size))):
+        stop = start + max(1, batch_size)
+        out.extend(lm.generate(list(videos[start:stop]), list(prompts[start:stop]), max_new_tokens=max_new_tokens,
+                               do_sample=do_sample, temperature=temperature, top_p=top_p,
+                               seed=(seed + c) % (2**63)))
+    if len(out) != len(prompts):
+        raise RuntimeError(f"the backend returned {len(out)} answers for {len(prompts)} prompts")
+    return out

@@ -1,0 +1,160 @@
+"""Generator inputs: a folder of videos, a JSONL manifest of videos, or a video-QA JSONL with answers.
+
+One :class:`InputItem` per video (VideoSAVi) or per question (RRPO). Manifest lines are JSON objects:
+
+    {"video": "clips/a.mp4"}                                            # video only (VideoSAVi)
+    {"id": "q7", "video": "a.mp4", "question": "What opens?", "answer": "the door"}          # open QA
+    {"video": "a.mp4", "question": "...", "options": ["up", "down"], "answer_index": 1}    # MCQ
+
+``options`` may also be called ``candidates`` (MVBench) and ``video`` may be ``media_path`` (RRPO's
+release); an MCQ answer may be given as ``answer`` (option text or letter), ``answer_index`` or both
+(they must agree). The ``samples.jsonl`` that :func:`savi_plugin.video.synthetic.make_synthetic_dataset`
+writes is such a manifest. Relative video paths are resolved against the manifest's folder. A bad line
+raises :class:`~savi_plugin.data.DataError` naming ``file:line:field`` before any model is loaded.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from savi_plugin.data.readers import iter_json_objects
+from savi_plugin.data.record import DataError
+from savi_plugin.generators.text import normalize_answer
+
+VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg", ".flv", ".gif")
+LETTERS = "ABCDEFGHIJ"
+
+
+@dataclass(frozen=True)
+class InputItem:
+    """One unit of generation work.
+
+    Attributes:
+        id: unique, stable id (record ids are derived from it, so resume and merge depend on it).
+        video: path of the video file.
+        index: position in the input (records are ordered by it).
+        question: the question (RRPO; optional for VideoSAVi).
+        answer: the ground-truth answer text (for MCQ: the correct option's text).
+        options: MCQ options, or None for open-ended questions.
+        answer_index: index of the correct option (MCQ).
+        origin: ``file:line`` the item came from, for messages.
+        extra: other fields of the manifest line (e.g. ``task``), kept in the record's meta.
+    """
+
+    id: str
+    video: str
+    index: int
+    question: str | None = None
+    answer: str | None = None
+    options: tuple[str, ...] | None = None
+    answer_index: int | None = None
+    origin: str = ""
+    extra: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    @property
+    def is_mcq(self) -> bool:
+        return bool(self.options)
+
+
+def _items_from_folder(folder: Path) -> list[InputItem]:
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS)
+    if not files:
+        raise DataError(str(folder), None, None, f"no video files ({', '.join(VIDEO_EXTENSIONS)}) in this folder")
+    items = []
+    for i, path in enumerate(files):
+        rel = path.relative_to(folder).with_suffix("")
+        items.append(InputItem(id=rel.as_posix(), video=str(path), index=i, origin=str(path)))
+    return items
+
+
+def _str_field(obj: dict, key: str, file: str, line: int, *, required: bool = False) -> str | None:
+    value = obj.get(key)
+    if value is None:
+        if required:
+            raise DataError(file, line, key, "missing required field")
+        return None
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise DataError(file, line, key, f"expected a string, got {type(value).__name__}")
+    value = str(value)
+    if not value.strip():
+        raise DataError(file, line, key, "must not be empty")
+    return value
+
+
+def _item_from_object(obj: Any, file: str, line: int, index: int, root: Path) -> InputItem:
+    if not isinstance(obj, dict):
+        raise DataError(file, line, None, f"expected a JSON object, got {type(obj).__name__}")
+    video_key = "video" if "video" in obj else "media_path" if "media_path" in obj else "video"
+    video = _str_field(obj, video_key, file, line, required=True)
+    path = Path(video)
+    if not path.is_absolute():
+        path = root / path
+    item_id = _str_field(obj, "id", file, line) or _str_field(obj, "sample_id", file, line) or Path(video).stem
+    question = _str_field(obj, "question", file, line)
+    answer = _str_field(obj, "answer", file, line)
+    options_key = "options" if "options" in obj else "candidates"
+    options = obj.get(options_key)
+    answer_index = obj.get("answer_index")
+    if options is not None:
+        if not isinstance(options, list) or len(options) < 2 or not all(isinstance(o, (str, int, float)) and
+                                                                        not isinstance(o, bool) for o in options):
+            raise DataError(file, line, options_key, "expected a list of at least 2 option strings")
+        options = tuple(str(o) for o in options)
+        if len(options) > len(LETTERS):
+            raise DataError(file, line, options_key, f"at most {len(LETTERS)} options are supported")
+        if answer_index is not None:
+            if isinstance(answer_index, bool) or not isinstance(answer_index, int) or not 0 <= answer_index < len(options):
+                raise DataError(file, line, "answer_index", f"expected an integer in [0, {len(options) - 1}]")
+        if answer is not None:
+            norm = normalize_answer(answer)
+            by_text = [i for i, o in enumerate(options) if normalize_answer(o) == norm]
+            letter = answer.strip().strip("().").upper()
+            if len(by_text) == 1:
+                found = by_text[0]
+            elif len(letter) == 1 and letter in LETTERS[:len(options)]:
+                found = LETTERS.index(letter)
+            else:
+                raise DataError(file, line, "answer", f"{answer!r} is neither one of the options nor an option letter")
+            if answer_index is not None and answer_index != found:
+                raise DataError(file, line, "answer_index", f"{answer_index} disagrees with answer {answer!r}")
+            answer_index = found
+        if answer_index is not None:
+            answer = options[answer_index]
+    elif answer_index is not None:
+        raise DataError(file, line, "answer_index", f"given without {options_key!r}")
+    known = {"id", "sample_id", video_key, "question", "answer", options_key, "answer_index"}
+    extra = {k: v for k, v in obj.items() if k not in known}
+    return InputItem(id=item_id, video=str(path), index=index, question=question, answer=answer, options=options,
+                     answer_index=answer_index, origin=f"{file}:{line}", extra=extra)
+
+
+def load_inputs(source: str | Path) -> list[InputItem]:
+    """Read the generation inputs from a folder of videos or a JSONL/JSON manifest.
+
+    Args:
+        source: a directory (every video file under it, sorted by path; id = path without extension),
+            or a ``.jsonl`` / ``.json`` manifest (see the module docstring).
+
+    Raises:
+        DataError: the source is missing or empty, a line is malformed, or two items share an id.
+    """
+    source = Path(source)
+    if source.is_dir():
+        items = _items_from_folder(source)
+    elif source.is_file():
+        items = [_item_from_object(obj, str(source), line, i, source.parent)
+                 for i, (line, obj) in enumerate(iter_json_objects(source))]
+        if not items:
+            raise DataError(str(source), None, None, "the manifest has no records")
+    else:
+        raise DataError(str(source), None, None, "input not found (expected a folder of videos or a JSONL manifest)")
+    seen: dict[str, str] = {}
+    for item in items:
+        if item.id in seen:
+            file, _, line = item.origin.rpartition(":")
+            raise DataError(file or item.origin, int(line) if line.isdigit() else None, "id",
+                            f"duplicate id {item.id!r} (first at {seen[item.id]}); ids must be unique")
+        seen[item.id] = item.origin
+    return items

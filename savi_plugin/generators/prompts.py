@@ -1,0 +1,105 @@
+"""Prompt templates: the packaged YAML defaults, merged with an optional user override file.
+
+Each generator ships ``savi_plugin/generators/prompts/<name>.yaml``. A user overrides any subset of its
+keys with their own YAML file; unknown keys, non-string templates and unknown ``{fields}`` are errors that
+name the file and the key, so a typo never silently falls back to a default prompt. The resulting
+``version`` (stored in every record's ``meta.prompts_version``) is the override's own ``version`` or, if it
+sets none, the default version plus a hash of the override, so records made with different prompts are
+never confused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import string
+from importlib import resources
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+
+class PromptError(ValueError):
+    """A bad prompt file or template; the message names the file and the key."""
+
+
+def _read_yaml(text: str, origin: str) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise PromptError(f"{origin}: invalid YAML: {exc}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise PromptError(f"{origin}: expected a mapping of prompt names to templates, got {type(data).__name__}")
+    return data
+
+
+def default_prompts(name: str) -> dict[str, Any]:
+    """The packaged prompts of generator ``name`` (``videosavi`` or ``rrpo``)."""
+    ref = resources.files("savi_plugin.generators").joinpath("prompts", f"{name}.yaml")
+    if not ref.is_file():
+        raise PromptError(f"no packaged prompts for generator {name!r}")
+    return _read_yaml(ref.read_text(encoding="utf-8"), f"savi_plugin/generators/prompts/{name}.yaml")
+
+
+def template_fields(template: str) -> set[str]:
+    """The ``{field}`` names a str.format template uses."""
+    return {field.split(".")[0].split("[")[0] for _, field, _, _ in string.Formatter().parse(template) if field}
+
+
+def load_prompts(name: str, override: str | Path | Mapping[str, Any] | None = None, *,
+                 fields: Mapping[str, set[str]] | None = None) -> dict[str, Any]:
+    """The prompts of generator ``name`` with ``override`` applied on top.
+
+    Args:
+        name: generator name; selects the packaged defaults.
+        override: a YAML file path, or a mapping, overriding any subset of the default keys.
+        fields: for each template key, the fields it may use; a template using another field is an error.
+
+    Raises:
+        PromptError: unreadable file, unknown key, wrong value type, or unknown template field.
+    """
+    prompts = default_prompts(name)
+    if override is None:
+        return prompts
+    if isinstance(override, Mapping):
+        origin, data = "<prompts override>", dict(override)
+        digest = hashlib.sha256(yaml.safe_dump(data, sort_keys=True).encode()).hexdigest()[:8]
+    else:
+        path = Path(override)
+        if not path.is_file():
+            raise PromptError(f"{path}: prompt file not found")
+        text = path.read_text(encoding="utf-8")
+        origin, data = str(path), _read_yaml(text, str(path))
+        digest = hashlib.sha256(text.encode()).hexdigest()[:8]
+    for key, value in data.items():
+        if key not in prompts:
+            raise PromptError(f"{origin}: unknown prompt key {key!r} (known: {', '.join(sorted(prompts))})")
+        default = prompts[key]
+        if isinstance(default, list):
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise PromptError(f"{origin}: {key!r} must be a list of strings")
+        elif not isinstance(value, str):
+            raise PromptError(f"{origin}: {key!r} must be a string, got {type(value).__name__}")
+        if fields and key in fields:
+            try:
+                used = template_fields(value)
+            except ValueError as exc:
+                raise PromptError(f"{origin}: {key!r} is not a valid template: {exc}") from None
+            unknown = used - set(fields[key])
+            if unknown:
+                raise PromptError(f"{origin}: {key!r} uses unknown field(s) {sorted(unknown)}; "
+                                  f"available: {sorted(fields[key])}")
+    merged = {**prompts, **data}
+    if "version" not in data:
+        merged["version"] = f"{prompts['version']}+custom-{digest}"
+    return merged
+
+
+def render(prompts: Mapping[str, Any], key: str, **values: Any) -> str:
+    """Fill template ``key`` with ``values``."""
+    try:
+        return prompts[key].format(**values)
+    except (KeyError, IndexError, ValueError) as exc:
+        raise PromptError(f"prompt {key!r}: cannot fill template: {exc!r}") from None

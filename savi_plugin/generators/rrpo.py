@@ -1,0 +1,277 @@
+"""RRPO's self-alignment data: the model's own errors on perturbed videos, with the differences tagged.
+
+Sarkar et al., "Self-Alignment of Large Video Language Models with Refined Regularized Preference
+Optimization" (arXiv 2504.12083). For each (video, question, ground truth):
+
+1. perturb the video (default: mask 25-50% of the frames, then shuffle them; see
+   :mod:`savi_plugin.video.perturb`), ``num_perturbations`` independent draws per question;
+2. ask the model the question about the perturbed video;
+3. if the answer is *wrong* (:func:`~savi_plugin.generators.judge.judge_answer`: MCQ by option letter or
+   option text), the pair is (preferred = ground truth, non-preferred = the model's answer);
+4. tag the phrases where the two differ: a word diff for MCQ, yes/no and short answers; for long
+   open-ended answers the authors' two-turn LLM prompt (``docs/DATA.md``), run with the same backend,
+   falling back to the word diff when the model's tags do not check out.
+
+Record ids are ``<item id>-rrpo-<k>`` (``k``: the perturbation draw), so a re-run skips finished ones.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+
+from savi_plugin.data.record import DataError, PreferenceRecord, validate_record
+from savi_plugin.generators.base import (PAIR, SKIPPED, BatchContext, Generator, Outcome, WorkItem, generate_chunked,
+                                         stable_int)
+from savi_plugin.generators.inputs import LETTERS, InputItem
+from savi_plugin.generators.judge import judge_answer
+from savi_plugin.generators.prompts import render
+from savi_plugin.generators.tagging import TaggedPair, check_model_tagging, rule_tag, says_no_difference
+from savi_plugin.generators.text import word_count
+from savi_plugin.video.perturb import apply_perturbations, normalize_specs
+
+log = logging.getLogger(__name__)
+
+ANSWER_FORMATS = ("letter_option", "option", "letter", "raw")
+TAGGING = ("auto", "rule", "model")
+
+
+@dataclass
+class RRPOConfig:
+    """Options of the ``rrpo`` generator.
+
+    Attributes:
+        prompts: a YAML file (or mapping) overriding the packaged ``prompts/rrpo.yaml``.
+        perturbations: the perturbation pipeline: a list of ``{"name": ..., **params}``, or a string such as
+            ``"mask:0.25-0.5,shuffle"``; None = RRPO's mask 25-50% + shuffle.
+        num_perturbations: independent perturbation draws per question (each may give one pair).
+        answer_format: how MCQ responses are written in the pair. ``letter_option``: ``"(B) red circle"``;
+            ``option``: ``"red circle"``; ``letter``: ``"(B)"`` (both sides rendered from the option each
+            picks, so the pair differs exactly in the choice); ``raw``: the model's answer verbatim and the
+            ground truth as ``letter_option``.
+        keep_unmapped: for a non-``raw`` format, keep an MCQ answer that picks no option as raw text
+            (otherwise it is skipped as ``unmapped_answer``).
+        tagging: ``auto`` (model-based for long open-ended answers, word diff otherwise), ``rule`` or ``model``.
+        long_answer_words: in ``auto``, an open-ended pair is "long" when either side has more words.
+        short_answer_words: ground truths with at most this many words are judged by exact/contained match.
+        f1_threshold: longer open-ended answers are correct at this token F1 with the ground truth.
+        max_new_tokens: answer length.
+        tag_max_new_tokens: length of each model-tagging turn.
+        do_sample, temperature, top_p: decoding (greedy by default; sampling is seeded).
+    """
+
+    prompts: Any = None
+    perturbations: Any = None
+    num_perturbations: int = 1
+    answer_format: str = "letter_option"
+    keep_unmapped: bool = False
+    tagging: str = "auto"
+    long_answer_words: int = 12
+    short_answer_words: int = 5
+    f1_threshold: float = 0.5
+    max_new_tokens: int = 64
+    tag_max_new_tokens: int = 160
+    do_sample: bool = False
+    temperature: float = 1.0
+    top_p: float = 1.0
+
+    def __post_init__(self):
+        if self.answer_format not in ANSWER_FORMATS:
+            raise ValueError(f"answer_format must be one of {', '.join(ANSWER_FORMATS)}, got {self.answer_format!r}")
+        if self.tagging not in TAGGING:
+            raise ValueError(f"tagging must be one of {', '.join(TAGGING)}, got {self.tagging!r}")
+        if int(self.num_perturbations) < 1:
+            raise ValueError("num_perturbations must be >= 1")
+        self.perturbations = normalize_specs(self.perturbations)
+
+
+@dataclass
+class _Attempt:
+    """One (item, perturbation draw) on its way through the pipeline."""
+
+    work: WorkItem
+    k: int
+    prompt: str
+    frames: np.ndarray
+    perturbation: list[dict[str, Any]]
+    answer: str = ""
+    chosen: str = ""
+    rejected: str = ""
+    judgement: Any = None
+    tagged: TaggedPair | None = None
+    tag_note: str = ""
+
+
+class RRPOGenerator(Generator):
+    """Preference pairs from the model's errors on perturbed videos (RRPO). See the module docstring."""
+
+    name = "rrpo"
+    config_class = RRPOConfig
+    prompt_fields = {"mcq_question": {"question", "options"}, "open_question": {"question"},
+                     "tag_differences": {"chosen", "rejected"}, "tag_rewrite": {"label", "sentence"}}
+
+    def check_items(self, items: Sequence[InputItem]) -> None:
+        for item in items:
+            for name in ("question", "answer"):
+                if getattr(item, name) is None:
+                    file, _, line = item.origin.rpartition(":")
+                    raise DataError(file or item.origin, int(line) if line.isdigit() else None, name,
+                                    "rrpo needs a question and its ground-truth answer for every video")
+
+    # ----------------------------------------------------------------- prompts and formats
+    def question_prompt(self, item: InputItem) -> str:
+        """The user turn the model answers (and the record's ``question``)."""
+        if item.is_mcq:
+            options = "\n".join(f"({LETTERS[i]}) {o}" for i, o in enumerate(item.options))
+            return render(self.prompts, "mcq_question", question=item.question, options=options)
+        return render(self.prompts, "open_question", question=item.question)
+
+    def format_option(self, item: InputItem, index: int) -> str:
+        fmt = "letter_option" if self.config.answer_format == "raw" else self.config.answer_format
+        letter, option = LETTERS[index], item.options[index]
+        return {"letter_option": f"({letter}) {option}", "option": option, "letter": f"({letter})"}[fmt]
+
+    # ----------------------------------------------------------------- the pipeline
+    def process(self, lm, batch: Sequence[WorkItem], ctx: BatchContext) -> list[Outcome]:
+        cfg = self.config
+        attempts = []
+        for work in batch:
+            for k in range(cfg.num_perturbations):
+                # The draw depends on (seed, item, k) only: not on batching, sharding or resuming.
+                rng = np.random.default_rng([ctx.seed, stable_int(work.item.id), k])
+                frames, applied = apply_perturbations(work.frames, cfg.perturbations, rng)
+                attempts.append(_Attempt(work, k, self.question_prompt(work.item), frames, applied))
+        answers = generate_chunked(lm, [a.frames for a in attempts], [a.prompt for a in attempts],
+                                   batch_size=ctx.batch_size, seed=stable_int(ctx.seed, ctx.batch_index, "answer"),
+                                   max_new_tokens=cfg.max_new_tokens, do_sample=cfg.do_sample,
+                                   temperature=cfg.temperature, top_p=cfg.top_p)
+        outcomes: dict[int, Outcome] = {}
+        for i, (attempt, answer) in enumerate(zip(attempts, answers)):
+            attempt.answer = answer.strip()
+            skip = self._make_pair(attempt)
+            if skip is not None:
+                outcomes[i] = self._outcome(attempt, SKIPPED, *skip)
+        pending = [i for i in range(len(attempts)) if i not in outcomes]
+        self._tag(lm, [attempts[i] for i in pending], ctx)
+        for i in pending:
+            outcomes[i] = self._finish(attempts[i], ctx)
+        return [outcomes[i] for i in range(len(attempts))]
+
+    def _outcome(self, attempt: _Attempt, status: str, reason: str, detail: str = "", **kw) -> Outcome:
+        return Outcome(attempt.work.item.id, self.record_id(attempt.work.item.id, attempt.k), status, reason,
+                       detail, **kw)
+
+    def _make_pair(self, attempt: _Attempt) -> tuple[str, str] | None:
+        """Judge the answer and fill ``chosen``/``rejected``; return ``(reason, detail)`` to skip it."""
+        cfg, item = self.config, attempt.work.item
+        if not attempt.answer:
+            return "empty_answer", "the model returned an empty answer"
+        j = judge_answer(attempt.answer, item.answer, options=item.options, answer_index=item.answer_index,
+                         short_answer_words=cfg.short_answer_words, f1_threshold=cfg.f1_threshold)
+        attempt.judgement = j
+        if j.correct:
+            return "correct_answer", f"answered correctly on the perturbed video: {attempt.answer[:200]!r}"
+        if item.is_mcq:
+            attempt.chosen = self.format_option(item, item.answer_index)
+            if cfg.answer_format == "raw":
+                attempt.rejected = attempt.answer
+            elif j.predicted is not None:
+                attempt.rejected = self.format_option(item, j.predicted)
+            elif cfg.keep_unmapped:
+                attempt.rejected = attempt.answer
+            else:
+                return "unmapped_answer", f"the answer picks no option: {attempt.answer[:200]!r}"
+        else:
+            attempt.chosen, attempt.rejected = item.answer.strip(), attempt.answer
+        if attempt.chosen.strip() == attempt.rejected.strip():
+            return "identical_responses", "the wrong answer renders identical to the ground truth"
+        return None
+
+    def _wants_model_tagging(self, attempt: _Attempt) -> bool:
+        cfg = self.config
+        if cfg.tagging == "rule":
+            return False
+        if cfg.tagging == "model":
+            return True
+        is_long = max(word_count(attempt.chosen), word_count(attempt.rejected)) > cfg.long_answer_words
+        return not attempt.work.item.is_mcq and attempt.judgement.kind == "long" and is_long
+
+    def _tag(self, lm, attempts: list[_Attempt], ctx: BatchContext) -> None:
+        """Tag every attempt: model-based where wanted (batched, two turns), the word diff otherwise."""
+        cfg = self.config
+        model_side = [a for a in attempts if self._wants_model_tagging(a)]
+        for a in attempts:
+            a.tagged = rule_tag(a.chosen, a.rejected)
+        if not model_side:
+            return
+        if not hasattr(lm, "generate_text"):
+            for a in model_side:
+                a.tag_note = "backend has no generate_text"
+                a.tagged = TaggedPair(a.tagged.chosen_tagged, a.tagged.rejected_tagged, "rule_fallback")
+            return
+        gen = dict(max_new_tokens=cfg.tag_max_new_tokens, do_sample=cfg.do_sample, temperature=cfg.temperature,
+                   top_p=cfg.top_p)
+        first = [[{"role": "user", "content": render(self.prompts, "tag_differences", chosen=a.chosen,
+                                                     rejected=a.rejected)}] for a in model_side]
+        replies = self._generate_text(lm, first, ctx, "tag1", gen)
+        second, owners = [], []
+        for a, conv, reply in zip(model_side, first, replies):
+            if says_no_difference(reply):
+                a.tag_note = "the model found no key difference"
+                continue
+            for label, sentence in (("Sentence 1", a.chosen), ("Sentence 2", a.rejected)):
+                turn = render(self.prompts, "tag_rewrite", label=label, sentence=sentence)
+                second.append(conv + [{"role": "assistant", "content": reply}, {"role": "user", "content": turn}])
+            owners.append(a)
+        rewrites = self._generate_text(lm, second, ctx, "tag2", gen) if second else []
+        for n, a in enumerate(owners):
+            chosen = check_model_tagging(a.chosen, rewrites[2 * n])
+            rejected = check_model_tagging(a.rejected, rewrites[2 * n + 1])
+            if chosen is None or rejected is None:
+                a.tag_note = "the model's tags did not strip to the original responses"
+                continue
+            a.tagged = TaggedPair(chosen, rejected, "model")
+        for a in model_side:
+            if a.tagged.method == "rule":
+                a.tagged = TaggedPair(a.tagged.chosen_tagged, a.tagged.rejected_tagged, "rule_fallback")
+
+    def _generate_text(self, lm, conversations, ctx: BatchContext, stage: str, gen: dict) -> list[str]:
+        out: list[str] = []
+        step = max(1, ctx.batch_size)
+        for c, start in enumerate(range(0, len(conversations), step)):
+            out.extend(lm.generate_text(conversations[start:start + step],
+                                        seed=stable_int(ctx.seed, ctx.batch_index, stage, c), **gen))
+        return out
+
+    def _finish(self, attempt: _Attempt, ctx: BatchContext) -> Outcome:
+        item, j, tagged = attempt.work.item, attempt.judgement, attempt.tagged
+        meta = dict(ctx.meta)
+        meta.update({
+            "item_id": item.id,
+            "order": [item.index, attempt.k],
+            "num_frames": int(attempt.frames.shape[0]),
+            "perturbation": attempt.perturbation,
+            "answer_format": self.config.answer_format if item.is_mcq else "open",
+            "judge": {"kind": j.kind, "method": j.method, "predicted": j.predicted, "score": round(j.score, 4)},
+            "ground_truth": item.answer,
+            "model_answer": attempt.answer,
+            "tagging": tagged.method,
+        })
+        if attempt.tag_note:
+            meta["tagging_note"] = attempt.tag_note
+        if item.extra:
+            meta["input"] = item.extra
+        record = PreferenceRecord(id=self.record_id(item.id, attempt.k), video=item.video, question=attempt.prompt,
+                                  chosen=attempt.chosen, rejected=attempt.rejected,
+                                  chosen_tagged=tagged.chosen_tagged, rejected_tagged=tagged.rejected_tagged,
+                                  source=self.name, meta=meta)
+        try:
+            validate_record(record.to_json())
+        except DataError as exc:
+            return self._outcome(attempt, SKIPPED, "invalid_record", exc.message)
+        info = {"tagging": tagged.method}
+        return self._outcome(attempt, PAIR, "written", record=record, info=info)
+

@@ -1,0 +1,466 @@
+"""Run a generator over many videos: batched, resumable, sharded, reported. And merge the shards.
+
+How a run stays exact across crashes, re-runs and shards:
+
+- The inputs are cut into **global batches** of ``batch_size`` items, in input order. Shard ``i`` of ``n``
+  takes batches ``i, i+n, i+2n, ...``, so a batch contains the same items, padded the same way, whether
+  the run is sharded or not: sharded + merged output equals the unsharded output.
+- Every record id is deterministic (``<item id>-<generator>-<k>``) and every random draw is seeded by the
+  run seed plus the item id (perturbations) or the global batch index (sampling).
+- Records are appended with one ``write`` per line (:class:`~savi_plugin.data.PreferenceWriter`); after a
+  batch's records, one line per item goes to a *progress* file next to the output, with every outcome and
+  its reason. A re-run skips batches whose items are all in the progress file and recomputes the others
+  whole (same composition, same outputs); the writer drops ids it already has, so a batch interrupted
+  half-way is completed without duplicates. A line torn by a kill is cut off when the files are reopened.
+- A re-run with a different configuration (generator options, prompts, model, seed, frames, batch size,
+  shard) into the same output is refused: mixing two configurations in one file would be silent corruption.
+
+The run report (JSON, next to the output) is rebuilt from the progress file at the end of every run, so it
+describes the whole output, including the parts made by interrupted runs.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import time
+import traceback
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Sequence
+
+from savi_plugin import registry
+from savi_plugin.data.record import DataError, validate_record
+from savi_plugin.data.writer import JsonlAppender, PreferenceWriter, repair_truncated_tail
+from savi_plugin.generators.base import FAILED, PAIR, SKIPPED, BatchContext, Generator, Outcome, WorkItem
+from savi_plugin.generators.inputs import InputItem, load_inputs
+
+log = logging.getLogger(__name__)
+
+CONFIG_ID = "__config__"
+#: configuration keys that may change between a run and its resumption
+_RESUMABLE_CHANGES = ("limit", "inputs", "device", "dtype", "report")
+
+
+# --------------------------------------------------------------------------- paths and shards
+def parse_shard(shard: str | Sequence[int] | None) -> tuple[int, int] | None:
+    """``"1/4"`` or ``(1, 4)`` -> ``(1, 4)``; None -> the torchrun rank (``RANK``/``WORLD_SIZE``) or None."""
+    if shard is None:
+        world = int(os.environ.get("WORLD_SIZE", "1") or 1)
+        if world > 1:
+            return int(os.environ.get("RANK", "0")), world
+        return None
+    if isinstance(shard, str):
+        m = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", shard)
+        if not m:
+            raise ValueError(f"shard must look like 'i/n' (e.g. 0/4), got {shard!r}")
+        shard = (int(m.group(1)), int(m.group(2)))
+    index, count = (int(v) for v in shard)
+    if count < 1 or not 0 <= index < count:
+        raise ValueError(f"shard index must satisfy 0 <= i < n, got {index}/{count}")
+    return index, count
+
+
+def shard_output_path(output: str | Path, index: int, count: int) -> Path:
+    """``out.jsonl`` -> ``out.shard-00001-of-00004.jsonl`` (the file shard ``index`` writes)."""
+    output = Path(output)
+    return output.with_name(f"{output.stem}.shard-{index:05d}-of-{count:05d}{output.suffix}")
+
+
+def find_shards(output: str | Path) -> list[Path]:
+    """The shard files written for ``output`` (as named by :func:`shard_output_path`), sorted."""
+    output = Path(output)
+    pattern = re.compile(rf"^{re.escape(output.stem)}\.shard-(\d+)-of-(\d+){re.escape(output.suffix)}$")
+    found = [p for p in output.parent.glob(f"{output.stem}.shard-*") if pattern.match(p.name)]
+    return sorted(found)
+
+
+def progress_path(output: Path) -> Path:
+    return output.with_name(f"{output.stem}.progress.jsonl")
+
+
+def report_path(output: Path) -> Path:
+    return output.with_name(f"{output.stem}.report.json")
+
+
+def _write_json_atomic(path: Path, obj: Any) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+# --------------------------------------------------------------------------- generator and model
+def resolve_generator(generator: str | type | Generator, options: dict[str, Any] | None) -> Generator:
+    """A generator instance from a registered name, a class, or an instance (then ``options`` must be None)."""
+    if isinstance(generator, Generator):
+        if options:
+            raise ValueError("pass options to the generator's constructor, not with an instance")
+        return generator
+    if isinstance(generator, str):
+        generator = registry.load(registry.GENERATORS, generator)
+    return generator(options)
+
+
+def resolve_device(device: str) -> str:
+    """``auto``: ``cuda:<LOCAL_RANK>`` when CUDA is available, else ``cpu``."""
+    if device != "auto":
+        return device
+    import torch
+
+    if torch.cuda.is_available():
+        return f"cuda:{int(os.environ.get('LOCAL_RANK', '0') or 0)}"
+    return "cpu"
+
+
+def _load_model(model, backend, num_frames, adapter, dtype, device):
+    if not isinstance(model, (str, Path)):
+        return model, 0.0
+    from savi_plugin.models import load_backend
+
+    start = time.perf_counter()
+    lm = load_backend(model, backend, adapter=adapter, dtype=dtype, device=resolve_device(device),
+                      num_frames=num_frames or 32)
+    return lm, time.perf_counter() - start
+
+
+# --------------------------------------------------------------------------- progress file
+def _read_progress(path: Path) -> tuple[dict[str, Any] | None, dict[str, dict[str, Any]]]:
+    """The stored configuration and ``item id -> progress row`` of a progress file (complete lines only)."""
+    config, rows = None, {}
+    if not path.exists():
+        return config, rows
+    with open(path, "rb") as fh:
+        for raw in fh:
+            if not raw.endswith(b"\n"):
+                break
+            try:
+                obj = json.loads(raw)
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                continue
+            if not isinstance(obj, dict) or "id" not in obj:
+                continue
+            if obj["id"] == CONFIG_ID:
+                config = obj.get("config")
+            else:
+                rows.setdefault(str(obj["id"]), obj)
+    return config, rows
+
+
+def _config_conflicts(stored: dict[str, Any], current: dict[str, Any]) -> list[str]:
+    keys = (set(stored) | set(current)) - set(_RESUMABLE_CHANGES)
+    return sorted(k for k in keys if stored.get(k) != current.get(k))
+
+
+# --------------------------------------------------------------------------- one batch
+def _decode(items: Sequence[InputItem], num_frames: int) -> tuple[list[WorkItem], list[Outcome]]:
+    from savi_plugin.video.decode import read_frames
+
+    work, failed = [], []
+    for item in items:
+        try:
+            work.append(WorkItem(item, read_frames(item.video, num_frames).frames))
+        except Exception as exc:  # VideoDecodeError, a missing file, a codec crash: count it, go on
+            failed.append(Outcome(item.id, None, FAILED, "decode_error", f"{type(exc).__name__}: {exc}"))
+    return work, failed
+
+
+def _process(gen: Generator, lm, work: list[WorkItem], ctx: BatchContext) -> list[Outcome]:
+    """Run the generator on a batch; if the batch fails, retry item by item so one bad item costs only itself."""
+    if not work:
+        return []
+    try:
+        return gen.process(lm, work, ctx)
+    except Exception as exc:
+        if len(work) == 1:
+            log.debug("generation failed for %s:\n%s", work[0].item.id, traceback.format_exc())
+            return [Outcome(work[0].item.id, None, FAILED, "generation_error", f"{type(exc).__name__}: {exc}")]
+        log.warning("batch %d failed (%s: %s); retrying its %d items one by one", ctx.batch_index,
+                    type(exc).__name__, exc, len(work))
+    out: list[Outcome] = []
+    for w in work:
+        out.extend(_process(gen, lm, [w], ctx))
+    return out
+
+
+# --------------------------------------------------------------------------- the run
+def run_generation(*, generator: str | type | Generator, model: Any, inputs: str | Path | Sequence[InputItem],
+                   output: str | Path, backend: str | None = None, num_frames: int | None = None,
+                   batch_size: int = 8, seed: int = 0, shard: str | Sequence[int] | None = None,
+                   limit: int | None = None, options: dict[str, Any] | None = None,
+                   adapter: str | Path | None = None, dtype: str = "float32", device: str = "auto",
+                   report: str | Path | None = None, progress: bool = True) -> dict[str, Any]:
+    """Generate preference pairs into ``output`` (JSONL) and return the run report.
+
+    Args:
+        generator: ``"rrpo"``, ``"videosavi"`` (any name registered under ``savi_plugin.generators``), a
+            generator class, or an instance.
+        model: a model directory (loaded with :func:`savi_plugin.models.load_backend`) or a loaded
+            :class:`~savi_plugin.models.backends.base.VideoLM` (or any object with its ``generate``).
+        inputs: a folder of videos, a JSONL manifest, or a list of :class:`InputItem`.
+        output: the preference JSONL. With sharding, each shard writes :func:`shard_output_path`.
+        backend: backend name when it cannot be detected from the model's ``config.json``.
+        num_frames: frames decoded per video (default: the loaded backend's ``num_frames``, else 32).
+        batch_size: items per batch and sequences per ``generate`` call.
+        seed: the run's seed; the output is a function of (inputs, model, options, seed, batch_size).
+        shard: ``(i, n)`` or ``"i/n"``; None uses torchrun's ``RANK``/``WORLD_SIZE`` when ``WORLD_SIZE > 1``.
+        limit: use only the first ``limit`` inputs.
+        options: the generator's options (see ``RRPOConfig`` / ``VideoSAViConfig``).
+        adapter: a LoRA adapter directory applied on top of ``model``.
+        dtype, device: how to load ``model`` (``device="auto"``: ``cuda:<LOCAL_RANK>`` if available).
+        report: where to write the run report (default ``<output stem>.report.json``).
+        progress: show a tqdm bar with pairs/s.
+
+    Returns:
+        The run report (also written to ``report``): counts per outcome, every skipped or failed record with
+        its reason, throughput of this run, and the configuration.
+    """
+    gen = resolve_generator(generator, options)
+    items = list(inputs) if not isinstance(inputs, (str, Path)) else load_inputs(inputs)
+    if limit is not None:
+        items = items[: int(limit)]
+    gen.check_items(items)
+    if batch_size < 1:
+        raise ValueError("batch_size must be >= 1")
+    shard_ix = parse_shard(shard)
+    out_path = Path(output)
+    if shard_ix is not None and shard_ix[1] > 1:
+        out_path = shard_output_path(output, *shard_ix)
+    index, count = shard_ix or (0, 1)
+    batches = [(b, items[s:s + batch_size]) for b, s in enumerate(range(0, len(items), batch_size))]
+    mine = [(b, chunk) for b, chunk in batches if b % count == index]
+
+    lm, load_seconds = _load_model(model, backend, num_frames, adapter, dtype, device)
+    frames = int(num_frames or getattr(lm, "num_frames", 32) or 32)
+    model_name = str(model) if isinstance(model, (str, Path)) else str(getattr(lm, "name_or_path", type(lm).__name__))
+    config = {
+        "generator": gen.name,
+        "options": gen.describe(),
+        "model": model_name,
+        "adapter": str(adapter) if adapter else None,
+        "backend": getattr(lm, "family", backend),
+        "num_frames": frames,
+        "batch_size": batch_size,
+        "seed": seed,
+        "shard": [index, count],
+        "limit": limit,
+        "inputs": str(inputs) if isinstance(inputs, (str, Path)) else f"<{len(items)} items>",
+        "device": str(getattr(lm, "device", device)),
+        "dtype": dtype,
+    }
+    base_meta = {"generator": gen.name, "prompts_version": gen.prompts_version, "model": model_name,
+                 "backend": config["backend"], "num_frames": frames, "seed": seed}
+    if adapter:
+        base_meta["adapter"] = str(adapter)
+
+    prog_path = progress_path(out_path)
+    repair_truncated_tail(prog_path)
+    stored, done = _read_progress(prog_path)
+    if stored is not None:
+        conflicts = _config_conflicts(stored, config)
+        if conflicts:
+            raise ValueError(f"{out_path}: was generated with a different configuration ({', '.join(conflicts)} "
+                             f"differ, see {prog_path}); write to a new output or delete the old files")
+    writer = PreferenceWriter(out_path)
+    progress_log = JsonlAppender(prog_path)
+    if stored is None:
+        progress_log.write_object({"id": CONFIG_ID, "config": config})
+
+    todo = [(b, chunk) for b, chunk in mine if not all(item.id in done for item in chunk)]
+    total_items = sum(len(chunk) for _, chunk in mine)
+    run_items = run_pairs = 0
+    start = time.perf_counter()
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=total_items, initial=total_items - sum(len(c) for _, c in todo), unit="video",
+                   desc=f"savi generate {gen.name}" + (f" [{index}/{count}]" if count > 1 else ""), dynamic_ncols=True)
+    try:
+        with ThreadPoolExecutor(max_workers=1) as pool:  # decode the next batch while the model runs
+            pending = pool.submit(_decode, todo[0][1], frames) if todo else None
+            for n, (b, chunk) in enumerate(todo):
+                work, outcomes = pending.result()
+                pending = pool.submit(_decode, todo[n + 1][1], frames) if n + 1 < len(todo) else None
+                ctx = BatchContext(seed=seed, batch_index=b, batch_size=batch_size, meta=base_meta)
+                outcomes = outcomes + _process(gen, lm, work, ctx)
+                by_item: dict[str, list[Outcome]] = {item.id: [] for item in chunk}
+                for o in outcomes:
+                    by_item[o.item_id].append(o)
+                    if o.status == PAIR:
+                        if writer.write(o.record):
+                            run_pairs += 1
+                    elif o.status == FAILED:
+                        log.warning("%s: %s: %s", o.record_id or o.item_id, o.reason, o.detail)
+                    else:
+                        log.debug("%s: skipped (%s): %s", o.record_id or o.item_id, o.reason, o.detail)
+                for item in chunk:  # after the records: an item is "done" only once its records are on disk
+                    progress_log.write_object({"id": item.id, "batch": b,
+                                               "outcomes": [o.to_json() for o in by_item[item.id]]})
+                run_items += len(chunk)
+                if bar is not None:
+                    elapsed = max(time.perf_counter() - start, 1e-9)
+                    bar.update(len(chunk))
+                    bar.set_postfix(pairs=run_pairs, pairs_per_s=f"{run_pairs / elapsed:.2f}")
+    finally:
+        if bar is not None:
+            bar.close()
+        writer.close()
+        progress_log.close()
+    seconds = time.perf_counter() - start
+
+    result = build_report(prog_path, out_path, total_items)
+    result["config"] = config
+    result["throughput"] = {
+        "seconds": round(seconds, 4), "items": run_items, "pairs": run_pairs,
+        "items_per_s": round(run_items / seconds, 4) if seconds > 0 else None,
+        "pairs_per_s": round(run_pairs / seconds, 4) if seconds > 0 else None,
+        "batches": len(todo), "model_load_seconds": round(load_seconds, 4),
+    }
+    rpath = Path(report) if report else report_path(out_path)
+    result["report"] = str(rpath)
+    rpath.parent.mkdir(parents=True, exist_ok=True)
+    _write_json_atomic(rpath, result)
+    c = result["counts"]
+    log.info("%s: %d pair(s) from %d item(s); skipped %d, failed %d; this run %.2f pairs/s (report: %s)",
+             out_path, c["pairs"], c["items_done"], c["skipped"], c["failed"],
+             result["throughput"]["pairs_per_s"] or 0.0, rpath)
+    return result
+
+
+def build_report(prog_path: Path, out_path: Path, total_items: int | None = None) -> dict[str, Any]:
+    """Counts per outcome and the list of skipped/failed records, from a progress file."""
+    _, rows = _read_progress(prog_path)
+    by_reason: dict[str, int] = {}
+    tagging: dict[str, int] = {}
+    counts = {PAIR: 0, SKIPPED: 0, FAILED: 0}
+    listed: dict[str, list[dict[str, Any]]] = {SKIPPED: [], FAILED: []}
+    for item_id, row in rows.items():
+        for o in row.get("outcomes", []):
+            status, reason = o.get("status"), o.get("reason", "?")
+            counts[status] = counts.get(status, 0) + 1
+            by_reason[reason] = by_reason.get(reason, 0) + 1
+            if "tagging" in o.get("info", {}):
+                tagging[o["info"]["tagging"]] = tagging.get(o["info"]["tagging"], 0) + 1
+            if status in listed:
+                entry = {"item": item_id, "id": o.get("id"), "reason": reason, "detail": o.get("detail", "")}
+                listed[status].append(entry)
+    lines = 0
+    if out_path.exists():
+        with open(out_path, "rb") as fh:
+            lines = sum(1 for raw in fh if raw.endswith(b"\n"))
+    report = {
+        "output": str(out_path),
+        "progress": str(prog_path),
+        "complete": total_items is not None and len(rows) >= total_items,
+        "counts": {"items": total_items, "items_done": len(rows), "pairs": counts[PAIR],
+                   "skipped": counts[SKIPPED], "failed": counts[FAILED], "by_reason": dict(sorted(by_reason.items())),
+                   "tagging": dict(sorted(tagging.items()))},
+        "records_in_output": lines,
+        "skipped": listed[SKIPPED],
+        "failed": listed[FAILED],
+    }
+    return report
+
+
+# --------------------------------------------------------------------------- merge
+def _sort_key(obj: dict[str, Any]):
+    order = obj.get("meta", {}).get("order")
+    return (tuple(order) if isinstance(order, list) else (), obj["id"])
+
+
+def merge_shards(paths: Sequence[str | Path], output: str | Path) -> dict[str, Any]:
+    """Merge shard outputs into ``output``: validated, de-duplicated by id, in input order.
+
+    Records are ordered by ``meta.order`` (input index, then ``k``) when every record has it, which
+    reproduces the unsharded run's order; otherwise the first-seen order is kept. The first record of an
+    id wins; a later record with the same id but different content is reported as a conflict. Only complete
+    lines are read (a shard still being written, or torn by a crash, loses its partial last line, reported).
+    The output is written to a temporary file and renamed, so it is never half-written. The shards' run
+    reports, when present, are combined into ``<output stem>.report.json``.
+
+    Args:
+        paths: the shard files (e.g. from :func:`find_shards`).
+        output: the merged JSONL (must not be one of ``paths``).
+
+    Returns:
+        The merge report: records written, duplicates dropped, conflicts, invalid lines, truncated tails.
+    """
+    output = Path(output)
+    paths = [Path(p) for p in paths]
+    if not paths:
+        raise ValueError(f"no shard files to merge into {output}")
+    if any(p.resolve() == output.resolve() for p in paths):
+        raise ValueError(f"{output}: the merge output must not be one of its inputs")
+    records: dict[str, dict[str, Any]] = {}
+    raw_lines: dict[str, str] = {}
+    duplicates, conflicts, invalid, truncated = 0, [], [], []
+    for path in paths:
+        if not path.is_file():
+            raise DataError(str(path), None, None, "shard file not found")
+        with open(path, "rb") as fh:
+            for number, raw in enumerate(fh, start=1):
+                if not raw.endswith(b"\n"):
+                    truncated.append(f"{path}:{number}")
+                    break
+                if not raw.strip():
+                    continue
+                try:
+                    text = raw.decode("utf-8")
+                    obj = json.loads(text)
+                    validate_record(obj, str(path), number)
+                except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+                    invalid.append(f"{path}:{number}: invalid JSON: {exc}")
+                    continue
+                except DataError as exc:
+                    invalid.append(str(exc))
+                    continue
+                if obj["id"] in records:
+                    duplicates += 1
+                    if obj != records[obj["id"]]:
+                        conflicts.append(obj["id"])
+                    continue
+                records[obj["id"]] = obj
+                raw_lines[obj["id"]] = text.rstrip("\n")
+    ordered = list(records.values())
+    if ordered and all(isinstance(o.get("meta", {}).get("order"), list) for o in ordered):
+        ordered.sort(key=_sort_key)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    tmp = output.with_name(output.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        for obj in ordered:
+            fh.write(raw_lines[obj["id"]] + "\n")  # byte-for-byte the shard's line
+    os.replace(tmp, output)
+    result: dict[str, Any] = {"output": str(output), "inputs": [str(p) for p in paths], "records": len(ordered),
+                              "duplicates": duplicates, "conflicts": conflicts, "invalid": invalid,
+                              "truncated": truncated}
+    run = _combine_reports([report_path(p) for p in paths])
+    if run is not None:
+        result["run"] = run
+    _write_json_atomic(report_path(output), result)
+    for problem in invalid + [f"{t}: truncated last line ignored" for t in truncated]:
+        log.warning("merge: %s", problem)
+    if conflicts:
+        log.warning("merge: %d id(s) appear with different content in different shards; kept the first: %s",
+                    len(conflicts), ", ".join(conflicts[:10]))
+    return result
+
+
+def _combine_reports(paths: list[Path]) -> dict[str, Any] | None:
+    """Sum the shards' run reports (None if any is missing)."""
+    if not all(p.is_file() for p in paths):
+        return None
+    reports = [json.loads(p.read_text(encoding="utf-8")) for p in paths]
+    counts: dict[str, Any] = {"items": 0, "items_done": 0, "pairs": 0, "skipped": 0, "failed": 0,
+                              "by_reason": {}, "tagging": {}}
+    for r in reports:
+        for key in ("items", "items_done", "pairs", "skipped", "failed"):
+            counts[key] += r["counts"].get(key) or 0
+        for key in ("by_reason", "tagging"):
+            for name, value in r["counts"].get(key, {}).items():
+                counts[key][name] = counts[key].get(name, 0) + value
+    return {"complete": all(r.get("complete") for r in reports), "counts": counts,
+            "skipped": [e for r in reports for e in r.get("skipped", [])],
+            "failed": [e for r in reports for e in r.get("failed", [])],
+            "shards": [r.get("config", {}).get("shard") for r in reports]}

@@ -1,0 +1,142 @@
+"""Tag the phrases where a preferred and a non-preferred response differ (``<MASK> ... </MASK>``).
+
+RRPO (arXiv 2504.12083; pritamqu/RRPO ``docs/DATA.md``) puts its sub-sequence reward on the differing
+phrases only. The authors tag "MCQ, binary QA and short answers" with regular expressions and long
+open-ended answers with an LLM and a two-turn prompt (first: list the key differences or say "None";
+second: rewrite the sentence marking them). Here:
+
+- :func:`rule_tag` is the regex/token route: a word-level diff (``difflib``) of the two responses; every
+  non-matching run is a phrase on each side. Everything outside the tags is, token for token, the same
+  text on both sides, so the tags cover exactly the differences.
+- :func:`check_model_tagging` validates what a model returned for the LLM route: its tags must strip to
+  exactly the original response and mark at least one phrase; otherwise the caller falls back to
+  :func:`rule_tag` (counted in the run report).
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+
+from savi_plugin.data.tags import CLOSE_TAG, OPEN_TAG, TagError, parse_tags
+from savi_plugin.generators.text import tokens_with_spans
+
+
+@dataclass(frozen=True)
+class TaggedPair:
+    """``chosen`` and ``rejected`` with their differing phrases tagged, and how they were tagged."""
+
+    chosen_tagged: str
+    rejected_tagged: str
+    method: str
+
+
+def wrap_spans(text: str, spans: list[tuple[int, int]]) -> str:
+    """Insert ``<MASK>``/``</MASK>`` around each ``(start, end)`` character span (sorted, disjoint)."""
+    out, cursor = [], 0
+    for start, end in spans:
+        out += [text[cursor:start], OPEN_TAG, text[start:end], CLOSE_TAG]
+        cursor = end
+    out.append(text[cursor:])
+    return "".join(out)
+
+
+def _merge(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Merge overlapping or touching token ranges ``[i, j)``."""
+    merged: list[list[int]] = []
+    for i, j in sorted(ranges):
+        if merged and i <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], j)
+        else:
+            merged.append([i, j])
+    return [(i, j) for i, j in merged]
+
+
+def diff_ranges(a: list[str], b: list[str]) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+    """Token ranges ``[i, j)`` of ``a`` and of ``b`` that differ (case-insensitive word diff).
+
+    A pure insertion or deletion (a phrase present on one side only) is widened by one neighbouring
+    matching token on both sides, so that both responses get a phrase for it (``"red"`` vs ``"red
+    circle"`` tags ``red`` and ``red circle``) and the phrase reward compares like with like.
+    """
+    la, lb = [t.lower() for t in a], [t.lower() for t in b]
+    ra: list[tuple[int, int]] = []
+    rb: list[tuple[int, int]] = []
+    matcher = difflib.SequenceMatcher(None, la, lb, autojunk=False)
+    for op, i1, i2, j1, j2 in matcher.get_opcodes():
+        if op == "equal":
+            continue
+        if i1 == i2 or j1 == j2:  # one side empty: borrow a neighbouring shared token
+            if i1 > 0 and j1 > 0:
+                i1, j1 = i1 - 1, j1 - 1
+            elif i2 < len(a) and j2 < len(b):
+                i2, j2 = i2 + 1, j2 + 1
+        if i2 > i1:
+            ra.append((i1, i2))
+        if j2 > j1:
+            rb.append((j1, j2))
+    return _merge(ra), _merge(rb)
+
+
+def rule_tag(chosen: str, rejected: str) -> TaggedPair:
+    """Tag the differing phrases of two responses by a word-level diff.
+
+    Args:
+        chosen: the preferred response (RRPO: the ground truth).
+        rejected: the non-preferred response (RRPO: the model's wrong answer).
+
+    Returns:
+        A :class:`TaggedPair` (method ``"rule"``). If one side ends up with no phrase (the responses differ
+        only in case or spacing), that whole side is tagged, so both sides always carry a phrase.
+    """
+    ta, tb = tokens_with_spans(chosen), tokens_with_spans(rejected)
+    ra, rb = diff_ranges([t for t, _, _ in ta], [t for t, _, _ in tb])
+
+    def to_chars(tokens, ranges, text):
+        spans = [(tokens[i][1], tokens[j - 1][2]) for i, j in ranges]
+        if not spans and text.strip():
+            stripped_start = len(text) - len(text.lstrip())
+            spans = [(stripped_start, len(text.rstrip()))]
+        return spans
+
+    return TaggedPair(wrap_spans(chosen, to_chars(ta, ra, chosen)),
+                      wrap_spans(rejected, to_chars(tb, rb, rejected)), "rule")
+
+
+def clean_model_rewrite(text: str) -> str:
+    """Strip what a model adds around a rewrite: a ``Sentence 1:`` / ``Revised sentence:`` label, quotes."""
+    import re
+
+    text = text.strip()
+    text = re.sub(r"^\s*(?:revised\s+)?(?:sentence\s*\d*|rewrite|rewritten sentence|answer)\s*:\s*", "", text,
+                  flags=re.IGNORECASE)
+    if len(text) >= 2 and text[0] == text[-1] and text[0] in "\"'`":
+        text = text[1:-1].strip()
+    return text
+
+
+def check_model_tagging(original: str, rewrite: str) -> str | None:
+    """Accept a model's tagged rewrite of ``original`` only if it is ``original`` plus valid tags.
+
+    Returns:
+        The tagged string, or None when the tags are malformed, mark nothing, or the model changed the text.
+    """
+    rewrite = clean_model_rewrite(rewrite)
+    try:
+        parsed = parse_tags(rewrite)
+    except TagError:
+        return None
+    # Exact text (not just the same words): the record validator and the token alignment need it.
+    if not parsed.spans or parsed.text.strip() != original.strip():
+        return None
+    return rewrite
+
+
+def says_no_difference(text: str) -> bool:
+    """Whether the first-turn answer is RRPO's "None" (no key difference)."""
+    return text.strip().strip(".\"'").lower() in ("none", "no difference", "no differences")
+
+
+def tagged_phrases(tagged: str) -> list[str]:
+    """The phrases inside the tags, in order."""
+    return list(parse_tags(tagged).phrases)

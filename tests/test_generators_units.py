@@ -1,0 +1,203 @@
+"""The pure parts of the generators: answer judging, phrase tagging, output parsing, prompts, inputs."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+
+from savi_plugin.data import DataError, validate_record
+from savi_plugin.data.tags import parse_tags
+from savi_plugin.generators.inputs import load_inputs
+from savi_plugin.generators.judge import judge_answer, match_option
+from savi_plugin.generators.parsing import clean_revision, critique_finds_error, parse_questions, question_kind
+from savi_plugin.generators.prompts import PromptError, default_prompts, load_prompts
+from savi_plugin.generators.runner import find_shards, parse_shard, shard_output_path
+from savi_plugin.generators.tagging import check_model_tagging, rule_tag
+from savi_plugin.generators.text import normalized_edit_distance, token_f1, tokens_with_spans
+
+OPTIONS = ["the red circle", "the blue circle", "green", "dark green"]
+
+
+@pytest.mark.parametrize("answer, expected", [
+    ("B", (1, "letter")), ("(C)", (2, "letter")), ("B. the blue circle", (1, "letter")),
+    ("(D) dark green", (3, "letter")), ("The answer is (A).", (0, "letter")), ("Best option: (C)", (2, "letter")),
+    ("answer: B.", (1, "letter")),
+    # an article is not an option letter
+    ("the answer is a red circle", (0, "option_text")), ("Answer: A blue circle.", (1, "option_text")),
+    ("Blue circle", (1, "option_text")), ("it is the dark green one", (3, "option_text")),
+    ("green", (2, "option_text")), ("the red circle or the blue circle", (None, "unmapped")), ("be\x18 reasoning", (None, "unmapped")),
+])
+def test_match_option(answer, expected):
+    assert match_option(answer, OPTIONS) == expected
+
+
+def test_judge_answer_kinds():
+    assert judge_answer("(B) the blue circle", "the blue circle", options=OPTIONS).correct
+    j = judge_answer("A", "the blue circle", options=OPTIONS)
+    assert (j.correct, j.kind, j.predicted) == (False, "mcq", 0)
+    assert not judge_answer("xyz", "green", options=OPTIONS, answer_index=2).correct
+    assert judge_answer("Yes, it does.", "yes").correct and not judge_answer("No.", "Yes").correct
+    assert judge_answer("There are 3 of them", "3").correct and not judge_answer("4", "3").correct
+    long_gt = "the man opens the red door and walks into the kitchen"
+    assert judge_answer("The man opens the red door and walks into a kitchen.", long_gt).correct
+    j = judge_answer("a woman closes the window", long_gt)
+    assert (j.correct, j.kind, j.method) == (False, "long", "f1") and j.score < 0.5
+    assert judge_answer("", "yes").method == "empty"
+    with pytest.raises(ValueError, match="not exactly one of the options"):
+        judge_answer("A", "purple", options=OPTIONS)
+
+
+def outside_tokens(tagged: str) -> list[str]:
+    """The lower-cased tokens outside the tagged phrases."""
+    parsed = parse_tags(tagged)
+    text, spans, keep, cursor = parsed.text, parsed.spans, [], 0
+    for start, end in spans:
+        keep.append(text[cursor:start])
+        cursor = end
+    keep.append(text[cursor:])
+    return [t.lower() for t, _, _ in tokens_with_spans(" ".join(keep))]
+
+
+@pytest.mark.parametrize("chosen, rejected, phrases", [
+    ("(B) red circle", "(C) blue circle", (["B", "red"], ["C", "blue"])),
+    ("The dog opens the door.", "The goose closes the door.", (["dog opens"], ["goose closes"])),
+    ("red", "red circle", (["red"], ["red circle"])),
+    ("yes", "No, it does not.", (["yes"], ["No, it does not."])),
+    ("Red", "red", (["Red"], ["red"])),  # differ only in case: whole sides tagged
+])
+def test_rule_tag_marks_exactly_the_differences(chosen, rejected, phrases):
+    pair = rule_tag(chosen, rejected)
+    record = validate_record({"id": "x", "video": "v.mp4", "question": "q", "chosen": chosen, "rejected": rejected,
+                              "chosen_tagged": pair.chosen_tagged, "rejected_tagged": pair.rejected_tagged})
+    assert (list(parse_tags(record.chosen_tagged).phrases), list(parse_tags(record.rejected_tagged).phrases)) == phrases
+    assert outside_tokens(pair.chosen_tagged) == outside_tokens(pair.rejected_tagged)
+
+
+def test_check_model_tagging():
+    original = "the man opens the door"
+    assert check_model_tagging(original, 'Sentence 1: "the man <MASK>opens</MASK> the door"') == \
+        "the man <MASK>opens</MASK> the door"
+    assert check_model_tagging(original, "the man <MASK>closes</MASK> the door") is None  # text changed
+    assert check_model_tagging(original, "the man opens the door") is None  # nothing tagged
+    assert check_model_tagging(original, "the man <MASK>opens the door") is None  # malformed
+
+
+def test_parse_questions_formats_and_duplicates():
+    text = ("Here are the questions:\n1. Where is the red circle?\n2) What colour is the square?\n"
+            "Q3: Where is the red circle?\n- How many shapes are there?\n* short?\n"
+            "Question 6 - What colour is the square ?\n**Spatial:** Where is the blue square located?")
+    assert parse_questions(text) == ["Where is the red circle?", "What colour is the square?",
+                                     "How many shapes are there?", "Where is the blue square located?"]
+    assert parse_questions("1. What happens first? 2. Where does it go after that? 3. Which shape is largest?",
+                           max_questions=2) == ["What happens first?", "Where does it go after that?"]
+    assert parse_questions('```json\n["Where is the ball?", {"question": "What moves left first?"}]\n```') == \
+        ["Where is the ball?", "What moves left first?"]
+    assert parse_questions('{"questions": ["Where is the ball now?"]}') == ["Where is the ball now?"]
+    assert parse_questions("Where is the red ball?", seen=["where is the red ball"]) == []
+    assert parse_questions("be\x18 reasoning\x05 wrong)ed give") == []
+    assert question_kind("What happens after the door opens?") == "temporal"
+    assert question_kind("Where is the cup relative to the plate?") == "spatial"
+
+
+def test_critique_and_revision_parsing():
+    patterns = default_prompts("videosavi")["no_error_patterns"]
+    for text in ("NO ERRORS", "No errors.", "No spatial or temporal errors were found.", "The answer is correct.",
+                 "None", "There are no errors."):
+        assert critique_finds_error(text, patterns) is False, text
+    for text in ("Spatial error: the circle is blue, not red.",
+                 "The answer is correct about the colour but wrong about the direction: it moves left."):
+        assert critique_finds_error(text, patterns) is True, text
+    assert critique_finds_error("\x18\x05 ?", patterns) is None
+    assert clean_revision('**Revised answer:** "The circle moves left."') == "The circle moves left."
+
+
+def test_text_metrics():
+    assert normalized_edit_distance("The red ball moves left.", "the red ball moves left") == 0.0
+    assert normalized_edit_distance("a b c d", "a b x d") == 0.25
+    assert normalized_edit_distance("", "") == 0.0
+    assert token_f1("red ball", "the red ball") == 1.0
+
+
+def test_prompts_override_and_errors(tmp_path):
+    defaults = load_prompts("rrpo")
+    assert defaults["version"] == "rrpo-prompts-v1"
+    path = tmp_path / "p.yaml"
+    path.write_text("open_question: 'Q: {question}'\n")
+    merged = load_prompts("rrpo", path, fields={"open_question": {"question"}})
+    assert merged["open_question"] == "Q: {question}" and merged["mcq_question"] == defaults["mcq_question"]
+    assert merged["version"].startswith("rrpo-prompts-v1+custom-")
+    path.write_text("open_questoin: 'x'\n")
+    with pytest.raises(PromptError, match="unknown prompt key 'open_questoin'"):
+        load_prompts("rrpo", path)
+    path.write_text("open_question: 'Q: {qestion}'\n")
+    with pytest.raises(PromptError, match=r"unknown field\(s\) \['qestion'\]"):
+        load_prompts("rrpo", path, fields={"open_question": {"question"}})
+    path.write_text("open_question: [1, 2]\n")
+    with pytest.raises(PromptError, match="must be a string"):
+        load_prompts("rrpo", path)
+
+
+def test_packaged_templates_use_only_known_fields():
+    from savi_plugin.generators.rrpo import RRPOGenerator
+    from savi_plugin.generators.videosavi import VideoSAViGenerator
+
+    for gen in (RRPOGenerator, VideoSAViGenerator):
+        prompts = default_prompts(gen.name)
+        load_prompts(gen.name, {k: prompts[k] for k in gen.prompt_fields}, fields=gen.prompt_fields)
+
+
+def test_load_inputs(tmp_path, synthetic_samples):
+    items = load_inputs(synthetic_samples[0].video.rsplit("/", 1)[0] + "/samples.jsonl")
+    assert [i.id for i in items] == [s.id for s in synthetic_samples]
+    first = items[0]
+    assert first.options == tuple(synthetic_samples[0].options)
+    assert first.answer_index == synthetic_samples[0].answer_index and first.extra["task"] == synthetic_samples[0].task
+
+    (tmp_path / "clips" / "sub").mkdir(parents=True)
+    for name in ("clips/b.mp4", "clips/sub/a.MOV", "clips/notes.txt"):
+        (tmp_path / name).write_bytes(b"")
+    assert [(i.id, i.index) for i in load_inputs(tmp_path / "clips")] == [("b", 0), ("sub/a", 1)]
+
+    manifest = tmp_path / "m.jsonl"
+    rows = [{"video": "clips/b.mp4", "question": "Which?", "candidates": ["up", "down"], "answer": "B"},
+            {"id": 7, "video": "/abs/x.mp4", "question": "Open?", "answer": "the door opens"}]
+    manifest.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    a, b = load_inputs(manifest)
+    assert (a.id, a.video, a.answer_index, a.answer) == ("b", str(tmp_path / "clips/b.mp4"), 1, "down")
+    assert (b.id, b.options, b.answer) == ("7", None, "the door opens")
+
+    for bad, field in [({"question": "q"}, "video"), ({"video": "a.mp4", "options": ["x", "y"], "answer": "z"}, "answer"),
+                       ({"video": "a.mp4", "options": ["x", "y"], "answer_index": 5}, "answer_index"),
+                       ({"video": "a.mp4", "options": "x"}, "options")]:
+        manifest.write_text(json.dumps({"video": "ok.mp4"}) + "\n" + json.dumps(bad) + "\n")
+        with pytest.raises(DataError) as err:
+            load_inputs(manifest)
+        assert (err.value.line, err.value.field) == (2, field)
+    manifest.write_text(json.dumps({"id": "a", "video": "1.mp4"}) + "\n" + json.dumps({"id": "a", "video": "2.mp4"}) + "\n")
+    with pytest.raises(DataError, match="duplicate id 'a'"):
+        load_inputs(manifest)
+
+
+def test_shard_helpers(tmp_path, monkeypatch):
+    assert parse_shard("1/4") == (1, 4) and parse_shard((0, 2)) == (0, 2)
+    with pytest.raises(ValueError):
+        parse_shard("4/4")
+    monkeypatch.setenv("WORLD_SIZE", "3")
+    monkeypatch.setenv("RANK", "2")
+    assert parse_shard(None) == (2, 3)
+    out = tmp_path / "pairs.jsonl"
+    paths = [shard_output_path(out, i, 2) for i in (1, 0)]
+    assert paths[1].name == "pairs.shard-00000-of-00002.jsonl"
+    for p in paths + [tmp_path / "pairs.shard-00000-of-00002.progress.jsonl"]:
+        p.write_text("")
+    assert find_shards(out) == sorted(paths)
+
+
+def test_yaml_prompt_files_are_safe_yaml():
+    from importlib import resources
+
+    for name in ("videosavi", "rrpo"):
+        text = resources.files("savi_plugin.generators").joinpath("prompts", f"{name}.yaml").read_text()
+        assert isinstance(yaml.safe_load(text), dict)

@@ -1,0 +1,104 @@
+"""Perturbations are pure, seeded, keep the frame count, and do what their names say."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from savi_plugin.video.perturb import (DEFAULT_PERTURBATIONS, PERTURBATIONS, apply_perturbations, blur_frames,
+                                       drop_frames, mask_frames, normalize_specs, occlude_frames, parse_spec,
+                                       reverse_frames, shuffle_frames)
+
+
+@pytest.fixture()
+def frames():
+    # Each frame has a distinct base value (frame identity is visible in the pixels) plus a fine
+    # checkerboard (spatial detail that blurring removes); no pixel is 128 (the mask fill).
+    t = np.arange(16, dtype=np.uint8)[:, None, None, None] * 10 + 5
+    yy, xx = np.mgrid[0:12, 0:20]
+    checker = ((yy + xx) % 2).astype(np.uint8)[None, :, :, None] * 2
+    return np.broadcast_to(t + checker, (16, 12, 20, 3)).copy()
+
+
+def rng(seed=0):
+    return np.random.default_rng(seed)
+
+
+@pytest.mark.parametrize("name", sorted(PERTURBATIONS))
+def test_pure_seeded_and_shape_preserving(frames, name):
+    before = frames.copy()
+    a, info_a = PERTURBATIONS[name](frames, rng(3))
+    b, info_b = PERTURBATIONS[name](frames, rng(3))
+    assert np.array_equal(frames, before), "the input must not be modified"
+    assert a.shape == frames.shape and a.dtype == np.uint8
+    assert np.array_equal(a, b) and info_a == info_b, "same generator state, same result"
+    assert info_a["name"] == name
+    assert not np.array_equal(a, frames), f"{name} left the video unchanged"
+
+
+def test_mask_fraction_range_and_fill(frames):
+    counts = []
+    for seed in range(200):
+        out, info = mask_frames(frames, rng(seed), fraction=(0.25, 0.5), fill=128)
+        masked = [i for i in range(16) if (out[i] == 128).all()]  # no original frame is all-128
+        assert masked == info["frames"]
+        unmasked = [i for i in range(16) if i not in masked]
+        assert np.array_equal(out[unmasked], frames[unmasked])
+        counts.append(len(masked))
+    assert min(counts) == 4 and max(counts) == 8  # 25% and 50% of 16 frames, both reached
+    assert len(set(counts)) == 5
+
+
+def test_occlude_box_only_on_chosen_frames(frames):
+    out, info = occlude_frames(frames, rng(1), fraction=1.0, box=0.5, fill=0)
+    assert info["frames"] == list(range(16))
+    y0, x0, y1, x1 = info["box"]
+    assert (y1 - y0, x1 - x0) == (6, 10)
+    assert (out[:, y0:y1, x0:x1] == 0).all()
+    outside = out.copy()
+    outside[:, y0:y1, x0:x1] = frames[:, y0:y1, x0:x1]
+    assert np.array_equal(outside, frames)
+
+
+def test_shuffle_is_a_non_identity_permutation(frames):
+    for seed in range(50):
+        out, info = shuffle_frames(frames[:2], rng(seed))
+        assert info["order"] == [1, 0]
+    out, info = shuffle_frames(frames, rng(0))
+    assert sorted(info["order"]) == list(range(16)) and info["order"] != list(range(16))
+    assert np.array_equal(out, frames[info["order"]])
+
+
+def test_reverse_drop_blur(frames):
+    out, _ = reverse_frames(frames)
+    assert np.array_equal(out, frames[::-1])
+    out, info = drop_frames(frames, rng(2), fraction=0.5)
+    assert len(info["frames"]) == 8 and 0 not in info["frames"]
+    for i in range(16):  # a dropped frame holds the last kept frame
+        src = max(j for j in range(i + 1) if j not in info["frames"])
+        assert np.array_equal(out[i], frames[src])
+    img = np.zeros((1, 8, 8, 3), np.uint8)
+    img[0, 0, 0] = 160
+    out, _ = blur_frames(img, factor=4)
+    assert (out[0, :4, :4] == 10).all() and (out[0, 4:, :] == 0).all() and (out[0, :, 4:] == 0).all()
+
+
+def test_pipeline_spec_and_errors(frames):
+    assert parse_spec("mask:0.25-0.5, occlude:1, shuffle,blur:8") == [
+        {"name": "mask", "fraction": [0.25, 0.5]}, {"name": "occlude", "fraction": 1.0}, {"name": "shuffle"},
+        {"name": "blur", "factor": 8}]
+    assert normalize_specs(None) == [dict(s) for s in DEFAULT_PERTURBATIONS]
+    out, applied = apply_perturbations(frames, "mask:0.5,shuffle", rng(0))
+    assert [a["name"] for a in applied] == ["mask", "shuffle"]
+    # Masked frames (value 128) moved to where the shuffle put them.
+    masked = set(applied[0]["frames"])
+    assert [i for i, src in enumerate(applied[1]["order"]) if src in masked] == \
+        [i for i in range(16) if (out[i] == 128).all()]
+    with pytest.raises(ValueError, match="unknown perturbation 'flip'"):
+        normalize_specs([{"name": "flip"}])
+    with pytest.raises(ValueError, match="has no parameter 'fraction'"):
+        normalize_specs([{"name": "shuffle", "fraction": 0.3}])
+    with pytest.raises(ValueError, match="0 <= low <= high <= 1"):
+        mask_frames(frames, rng(0), fraction=(0.6, 0.2))
+    with pytest.raises(ValueError, match=r"\(T, H, W, 3\)"):
+        mask_frames(frames[0], rng(0))
