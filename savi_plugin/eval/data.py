@@ -1,0 +1,280 @@
+"""Where the benchmark annotations and videos live: the hub layout lmms-eval uses, or a local folder.
+
+Two sources, chosen when a task is loaded (never at import time):
+
+* **Hub** (``SAVI_DATA_ROOT`` unset): the same dataset ids, configs and splits as lmms-eval's
+  built-in ``mvbench_*``, ``egoschema_subset`` and ``perceptiontest_val_mc`` tasks; lmms-eval
+  downloads them and unpacks the videos into ``$HF_HOME/<cache_dir>`` exactly as for its own tasks.
+* **Local folder** (``SAVI_DATA_ROOT=/data/savi_eval``): the same JSON/parquet files and videos,
+  nothing is fetched::
+
+      $SAVI_DATA_ROOT/
+        mvbench/json/<subtask>.json                 # OpenGVLab/MVBench json/<subtask>.json
+        mvbench/video/<source folder>/<video>       # e.g. video/clevrer/video_validation/video_10009.mp4
+        egoschema/Subset/<any>.parquet|json|jsonl   # lmms-lab/egoschema, config Subset (500 answered)
+        egoschema/videos/<video_idx>.mp4
+        perceptiontest/mc_question_val/<any>.parquet|json|jsonl   # lmms-lab/PerceptionTest_Val
+        perceptiontest/videos/<video_name>.mp4
+
+Every record is checked when the task loads; a bad record raises :class:`EvalDataError` naming
+file, record and field. A missing video is not an error at load time: it is logged once with a
+count, marked on the doc (``savi_video_found``) and counted in the ``missing_video`` metric.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+log = logging.getLogger(__name__)
+
+#: Environment variable naming the local data folder (read when a task loads).
+DATA_ROOT_ENV = "SAVI_DATA_ROOT"
+
+#: MVBench subtask -> folder of its videos inside the video archive (as in MVBench's own eval code
+#: and lmms-eval's ``mvbench/utils.py``).
+MVBENCH_VIDEO_FOLDERS = {
+    "action_sequence": "star/Charades_segment",
+    "action_prediction": "star/Charades_segment",
+    "action_antonym": "ssv2_video_mp4",
+    "fine_grained_action": "Moments_in_Time_Raw/videos",
+    "unexpected_action": "FunQA_test/test",
+    "object_existence": "clevrer/video_validation",
+    "object_interaction": "star/Charades_segment",
+    "object_shuffle": "perception/videos",
+    "moving_direction": "clevrer/video_validation",
+    "action_localization": "sta/sta_video_segment",
+    "scene_transition": "scene_qa/video",
+    "action_count": "perception/videos",
+    "moving_count": "clevrer/video_validation",
+    "moving_attribute": "clevrer/video_validation",
+    "state_change": "perception/videos",
+    "fine_grained_pose": "nturgbd_convert",
+    "character_order": "perception/videos",
+    "egocentric_navigation": "vlnqa",
+    "episodic_reasoning": "tvqa/video_fps3_hq_segment",
+    "counterfactual_inference": "clevrer/video_validation",
+}
+MVBENCH_SUBTASKS = tuple(MVBENCH_VIDEO_FOLDERS)
+
+ANNOTATION_SUFFIXES = (".parquet", ".json", ".jsonl")
+
+
+class EvalDataError(ValueError):
+    """A benchmark file or record is unusable; printed as ``file:record:field: message``."""
+
+    def __init__(self, file: str | Path, record: int | str | None, field: str | None, message: str):
+        self.file, self.record, self.field, self.message = str(file), record, field, message
+        where = ":".join(str(p) for p in (file, record, field) if p is not None)
+        super().__init__(f"{where}: {message}")
+
+
+@dataclass(frozen=True)
+class BenchmarkSpec:
+    """How one benchmark is stored.
+
+    Attributes:
+        name: our name (``mvbench`` / ``egoschema`` / ``perceptiontest``), also its folder under
+            ``SAVI_DATA_ROOT``.
+        hub_cache_dir: lmms-eval's ``dataset_kwargs.cache_dir``: where videos are unpacked under ``$HF_HOME``.
+        local_video_dir: the video base folder under ``$SAVI_DATA_ROOT/<name>/``.
+        fields: fields every record must have.
+        video_relpaths: doc (and subtask) -> candidate video paths relative to the video base.
+        options: doc -> the answer options in order.
+        target: doc -> index of the correct option (raises ValueError with a reason if impossible).
+        record_id: doc -> a stable id for messages.
+    """
+
+    name: str
+    hub_cache_dir: str
+    local_video_dir: str
+    fields: tuple[str, ...]
+    video_relpaths: Callable[[dict, str | None], list[str]]
+    options: Callable[[dict], list[str]]
+    target: Callable[[dict], int]
+    record_id: Callable[[dict], str]
+
+
+def _mvbench_videos(doc: dict, subtask: str | None) -> list[str]:
+    if subtask not in MVBENCH_VIDEO_FOLDERS:
+        raise ValueError(f"unknown MVBench subtask {subtask!r}; expected one of {', '.join(MVBENCH_SUBTASKS)}")
+    folder = MVBENCH_VIDEO_FOLDERS[subtask]
+    # The hub's "video" revision keeps some sources under data0613/ (lmms-eval checks both).
+    return [f"{folder}/{doc['video']}", f"data0613/{folder}/{doc['video']}"]
+
+
+def _mvbench_target(doc: dict) -> int:
+    candidates = list(doc["candidates"])
+    if doc["answer"] not in candidates:
+        raise ValueError(f"answer {doc['answer']!r} is not one of the candidates {candidates!r}")
+    return candidates.index(doc["answer"])
+
+
+def _index_target(field: str, n_options: Callable[[dict], int]) -> Callable[[dict], int]:
+    def target(doc: dict) -> int:
+        value = doc[field]
+        try:
+            index = int(str(value).strip())
+        except ValueError:
+            raise ValueError(f"{field}={value!r} is not an option index") from None
+        if not 0 <= index < n_options(doc):
+            raise ValueError(f"{field}={index} is outside 0..{n_options(doc) - 1}")
+        return index
+
+    return target
+
+
+def _named_videos(field: str) -> Callable[[dict, str | None], list[str]]:
+    def relpaths(doc: dict, subtask: str | None = None) -> list[str]:
+        return [f"videos/{doc[field]}.mp4", f"videos/{doc[field]}.MP4"]
+
+    return relpaths
+
+
+BENCHMARKS: dict[str, BenchmarkSpec] = {
+    "mvbench": BenchmarkSpec(
+        name="mvbench", hub_cache_dir="mvbench_video", local_video_dir="video",
+        fields=("video", "question", "candidates", "answer"),
+        video_relpaths=_mvbench_videos,
+        options=lambda doc: list(doc["candidates"]),
+        target=_mvbench_target,
+        record_id=lambda doc: str(doc["video"]),
+    ),
+    "egoschema": BenchmarkSpec(
+        name="egoschema", hub_cache_dir="egoschema", local_video_dir="",
+        fields=("question_idx", "question", "video_idx", "option", "answer"),
+        video_relpaths=_named_videos("video_idx"),
+        options=lambda doc: list(doc["option"]),
+        target=_index_target("answer", lambda doc: len(doc["option"])),
+        record_id=lambda doc: str(doc["question_idx"]),
+    ),
+    "perceptiontest": BenchmarkSpec(
+        name="perceptiontest", hub_cache_dir="perceptiontest_val", local_video_dir="",
+        fields=("video_name", "question", "question_id", "options", "answer_id"),
+        video_relpaths=_named_videos("video_name"),
+        options=lambda doc: list(doc["options"]),
+        target=_index_target("answer_id", lambda doc: len(doc["options"])),
+        record_id=lambda doc: f"{doc['video_name']}/{doc['question_id']}",
+    ),
+}
+
+
+def benchmark(name: str) -> BenchmarkSpec:
+    """The :class:`BenchmarkSpec` called ``name``."""
+    if name not in BENCHMARKS:
+        raise KeyError(f"unknown benchmark {name!r}; choose one of {', '.join(BENCHMARKS)}")
+    return BENCHMARKS[name]
+
+
+def data_root() -> Path | None:
+    """``$SAVI_DATA_ROOT`` as a path, or None when unset or empty (read now, not at import)."""
+    value = os.environ.get(DATA_ROOT_ENV, "").strip()
+    return Path(value).expanduser() if value else None
+
+
+def hf_home() -> Path:
+    """``$HF_HOME`` (default ``~/.cache/huggingface``), as lmms-eval resolves it."""
+    return Path(os.environ.get("HF_HOME", "~/.cache/huggingface")).expanduser()
+
+
+def local_annotation_files(root: Path, spec: BenchmarkSpec, config: str | None, split: str | None) -> list[Path]:
+    """The annotation files of one config under the local folder.
+
+    MVBench: ``mvbench/json/<config>.json``. EgoSchema / PerceptionTest: every parquet/json/jsonl
+    file in ``<benchmark>/<config>/`` (as in the hub repository, e.g. ``Subset/test-00000-of-00001.parquet``);
+    when several splits share that folder, only files whose name starts with ``<split>`` are used.
+    """
+    base = root / spec.name
+    if not base.is_dir():
+        raise EvalDataError(base, None, None, f"{DATA_ROOT_ENV}={root} has no {spec.name}/ folder "
+                            f"(see savi_plugin/eval/data.py or eval_tasks/README.md for the layout)")
+    if spec.name == "mvbench":
+        files = [p for p in (base / "json" / f"{config}{s}" for s in ANNOTATION_SUFFIXES) if p.is_file()]
+        if not files:
+            raise EvalDataError(base / "json" / f"{config}.json", None, None, "annotation file not found")
+        return files[:1]
+    folder = base / str(config)
+    files = sorted(p for p in folder.glob("*") if p.suffix in ANNOTATION_SUFFIXES) if folder.is_dir() else []
+    if split and any(p.name.startswith(split) for p in files):
+        files = [p for p in files if p.name.startswith(split)]
+    if not files:
+        raise EvalDataError(folder, None, None, f"no {'/'.join(ANNOTATION_SUFFIXES)} annotation file found")
+    return files
+
+
+def read_annotation_file(path: Path) -> list[dict[str, Any]]:
+    """Records from a parquet, JSON (a list of objects) or JSON-lines file."""
+    try:
+        if path.suffix == ".parquet":
+            import pyarrow.parquet as pq
+
+            return pq.read_table(path).to_pylist()
+        if path.suffix == ".jsonl":
+            records = []
+            with open(path, encoding="utf-8") as fh:
+                for line_no, line in enumerate(fh, 1):
+                    if line.strip():
+                        try:
+                            records.append(json.loads(line))
+                        except json.JSONDecodeError as exc:
+                            raise EvalDataError(path, line_no, None, f"invalid JSON: {exc}") from None
+            return records
+        with open(path, encoding="utf-8") as fh:
+            data = json.load(fh)
+    except EvalDataError:
+        raise
+    except Exception as exc:  # unreadable parquet / JSON: name the file
+        raise EvalDataError(path, None, None, f"cannot read: {type(exc).__name__}: {exc}") from None
+    if not isinstance(data, list):
+        raise EvalDataError(path, None, None, f"expected a JSON list of records, got {type(data).__name__}")
+    return data
+
+
+def validate_records(records: list[dict], spec: BenchmarkSpec, source: str | Path) -> None:
+    """Check every record has the benchmark's fields and a usable answer; raise :class:`EvalDataError`."""
+    for i, record in enumerate(records):
+        if not isinstance(record, dict):
+            raise EvalDataError(source, i, None, f"expected an object, got {type(record).__name__}")
+        for field in spec.fields:
+            if field not in record or record[field] is None:
+                raise EvalDataError(source, i, field, "missing (EgoSchema: only the Subset config has answers)"
+                                    if spec.name == "egoschema" and field == "answer" else "missing")
+        options = spec.options(record)
+        if len(options) < 2 or not all(isinstance(o, str) and o.strip() for o in options):
+            raise EvalDataError(source, i, "options", f"need at least two non-empty option strings, got {options!r}")
+        try:
+            spec.target(record)
+        except (ValueError, TypeError) as exc:
+            raise EvalDataError(source, i, "answer", str(exc)) from None
+
+
+def load_local_records(root: Path, spec: BenchmarkSpec, config: str | None, split: str | None) -> list[dict]:
+    """Read and validate one config's records from the local folder."""
+    records: list[dict] = []
+    for path in local_annotation_files(root, spec, config, split):
+        batch = read_annotation_file(path)
+        validate_records(batch, spec, path)
+        records.extend(batch)
+    if not records:
+        raise EvalDataError(root / spec.name, None, None, f"config {config!r} has no records")
+    return records
+
+
+def video_base(spec: BenchmarkSpec, root: Path | None, hub_cache_dir: str | None = None) -> Path:
+    """The folder the benchmark's relative video paths start from."""
+    if root is not None:
+        return root / spec.name / spec.local_video_dir
+    return hf_home() / (hub_cache_dir or spec.hub_cache_dir)
+
+
+def resolve_video(spec: BenchmarkSpec, doc: dict, base: Path, subtask: str | None = None) -> tuple[str, bool]:
+    """``(path, found)``: the first candidate that exists, else the first candidate and False."""
+    candidates = [base / rel for rel in spec.video_relpaths(doc, subtask)]
+    for path in candidates:
+        if path.exists():
+            return str(path), True
+    return str(candidates[0]), False

@@ -1,0 +1,198 @@
+"""Small local copies of MVBench, EgoSchema and PerceptionTest built from synthetic videos.
+
+Each fixture uses the benchmark's real record format (the fields lmms-eval's and our task code read
+from the hub data) and the ``SAVI_DATA_ROOT`` layout documented in :mod:`savi_plugin.eval.data`, so
+``SAVI_DATA_ROOT=<root> lmms-eval --tasks savi_mvbench ...`` runs on it exactly as on the real data.
+The questions come from :func:`savi_plugin.video.synthetic.make_synthetic_dataset`, so the answers are
+known by construction and a model's score can be checked exactly.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from savi_plugin.eval.data import BENCHMARKS, MVBENCH_SUBTASKS, MVBENCH_VIDEO_FOLDERS
+
+#: The synthetic question type used for each MVBench subtask's fixture (cycled where no close match).
+_SYNTHETIC_FOR_MVBENCH = {
+    "moving_direction": "moving_direction", "action_sequence": "appearance_order",
+    "character_order": "appearance_order", "action_count": "counting", "moving_count": "counting",
+    "state_change": "color_change", "moving_attribute": "object_color", "object_existence": "counting",
+}
+_FALLBACK_TASKS = ("moving_direction", "appearance_order", "counting", "color_change", "object_color")
+_EXTRA_OPTION = "none of the other options"
+
+
+@dataclass
+class Fixture:
+    """What :func:`build_fixture` wrote.
+
+    Attributes:
+        root: the ``SAVI_DATA_ROOT`` folder.
+        benchmark: ``mvbench`` / ``egoschema`` / ``perceptiontest``.
+        records: lmms-eval task name -> the records written, in file order.
+        answers: lmms-eval task name -> index of the correct option of each record, in file order.
+        files: every file written.
+    """
+
+    root: Path
+    benchmark: str
+    records: dict[str, list[dict]] = field(default_factory=dict)
+    answers: dict[str, list[int]] = field(default_factory=dict)
+    files: list[Path] = field(default_factory=list)
+
+    def answer_letters(self, task: str) -> list[str]:
+        return ["ABCDE"[i] for i in self.answers[task]]
+
+
+def offline_env(data_root: str | Path, hf_home: str | Path, base: dict | None = None) -> dict[str, str]:
+    """Environment for running ``lmms-eval`` on a local data root with every hub access switched off.
+
+    Args:
+        data_root: the ``SAVI_DATA_ROOT`` folder.
+        hf_home: an ``HF_HOME`` to use (lmms-eval writes caches there; nothing is downloaded).
+        base: the environment to start from (default: ``os.environ``).
+    """
+    import os
+
+    env = dict(os.environ if base is None else base)
+    env.update({"SAVI_DATA_ROOT": str(data_root), "HF_HOME": str(hf_home), "HF_HUB_OFFLINE": "1",
+                "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"})
+    return env
+
+
+def _synthetic(tmp: Path, n: int, seed: int, tasks: tuple[str, ...], size: int, num_frames: int):
+    from savi_plugin.video.synthetic import make_synthetic_dataset
+
+    return make_synthetic_dataset(tmp, n, seed=seed, tasks=tasks, size=size, num_frames=num_frames)
+
+
+def _place(src: str, dst: Path, fixture: Fixture) -> None:
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    shutil.move(src, dst)
+    fixture.files.append(dst)
+
+
+def _write_json(path: Path, records: list[dict], fixture: Fixture) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(records, indent=1), encoding="utf-8")
+    fixture.files.append(path)
+
+
+def _write_parquet(path: Path, records: list[dict], fixture: Fixture) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.Table.from_pylist(records), path)
+    fixture.files.append(path)
+
+
+def build_fixture(root: str | Path, benchmark: str, n: int = 4, *, seed: int = 0,
+                  subtasks: tuple[str, ...] = MVBENCH_SUBTASKS, size: int = 32, num_frames: int = 8,
+                  annotation_format: str = "parquet") -> Fixture:
+    """Write a small ``benchmark`` dataset under ``root`` in the ``SAVI_DATA_ROOT`` layout.
+
+    Args:
+        root: the data root (created); other benchmarks' folders in it are left alone.
+        benchmark: ``mvbench``, ``egoschema`` or ``perceptiontest``.
+        n: records per task (for MVBench: per subtask).
+        seed: synthetic-video seed; the fixture is a pure function of its arguments.
+        subtasks: MVBench only: which subtask files to write (all 20 by default, so the
+            ``savi_mvbench`` group loads).
+        size, num_frames: synthetic clip size in pixels (even) and length.
+        annotation_format: EgoSchema / PerceptionTest only: ``parquet`` (as on the hub), ``json`` or ``jsonl``.
+
+    Returns:
+        A :class:`Fixture` with the records and correct answers per lmms-eval task name.
+    """
+    if benchmark not in BENCHMARKS:
+        raise KeyError(f"unknown benchmark {benchmark!r}; choose one of {', '.join(BENCHMARKS)}")
+    root = Path(root)
+    fixture = Fixture(root=root, benchmark=benchmark)
+    with tempfile.TemporaryDirectory(prefix="savi_fixture_") as tmp:
+        if benchmark == "mvbench":
+            _mvbench(fixture, Path(tmp), n, seed, subtasks, size, num_frames)
+        elif benchmark == "egoschema":
+            _egoschema(fixture, Path(tmp), n, seed, size, num_frames, annotation_format)
+        else:
+            _perceptiontest(fixture, Path(tmp), n, seed, size, num_frames, annotation_format)
+    return fixture
+
+
+def _mvbench(fixture: Fixture, tmp: Path, n: int, seed: int, subtasks, size: int, num_frames: int) -> None:
+    base = fixture.root / "mvbench"
+    for k, sub in enumerate(subtasks):
+        if sub not in MVBENCH_VIDEO_FOLDERS:
+            raise KeyError(f"unknown MVBench subtask {sub!r}")
+        kind = _SYNTHETIC_FOR_MVBENCH.get(sub, _FALLBACK_TASKS[k % len(_FALLBACK_TASKS)])
+        samples = _synthetic(tmp / sub, n, seed * 1000 + k, (kind,), size, num_frames)
+        records = []
+        for i, s in enumerate(samples):
+            name = f"{sub}_{seed}_{i:04d}.mp4"
+            _place(s.video, base / "video" / MVBENCH_VIDEO_FOLDERS[sub] / name, fixture)
+            # MVBench's JSON: video (relative to the source folder), question, candidates, answer (text)
+            records.append({"video": name, "question": s.question, "candidates": list(s.options), "answer": s.answer})
+        _write_json(base / "json" / f"{sub}.json", records, fixture)
+        fixture.records[f"savi_mvbench_{sub}"] = records
+        fixture.answers[f"savi_mvbench_{sub}"] = [s.answer_index for s in samples]
+
+
+def _write_table(folder: Path, stem: str, records: list[dict], fmt: str, fixture: Fixture) -> None:
+    if fmt == "parquet":
+        _write_parquet(folder / f"{stem}.parquet", records, fixture)
+    elif fmt == "json":
+        _write_json(folder / f"{stem}.json", records, fixture)
+    elif fmt == "jsonl":
+        path = folder / f"{stem}.jsonl"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+        fixture.files.append(path)
+    else:
+        raise ValueError(f"unknown annotation_format {fmt!r}; choose parquet, json or jsonl")
+
+
+def _egoschema(fixture: Fixture, tmp: Path, n: int, seed: int, size: int, num_frames: int, fmt: str) -> None:
+    base = fixture.root / "egoschema"
+    samples = _synthetic(tmp, n, seed, _FALLBACK_TASKS, size, num_frames)
+    records, answers = [], []
+    for i, s in enumerate(samples):
+        video_idx = f"ego{seed:03d}{i:05d}"
+        _place(s.video, base / "videos" / f"{video_idx}.mp4", fixture)
+        # EgoSchema has five options; the synthetic questions have four, so add one wrong option at a
+        # position that depends on the sample, keeping the answer where it is relative to the others.
+        options = list(s.options)
+        options.insert((i * 3 + seed) % 5, _EXTRA_OPTION)
+        answer = options.index(s.answer)
+        # lmms-lab/egoschema stores options as "A. text" and the answer as the index string.
+        records.append({"question_idx": f"q{seed:03d}{i:05d}", "question": s.question, "video_idx": video_idx,
+                        "option": [f"{'ABCDE'[j]}. {o}" for j, o in enumerate(options)], "answer": str(answer)})
+        answers.append(answer)
+    _write_table(base / "Subset", "test-00000-of-00001", records, fmt, fixture)
+    fixture.records["savi_egoschema"] = records
+    fixture.answers["savi_egoschema"] = answers
+
+
+def _perceptiontest(fixture: Fixture, tmp: Path, n: int, seed: int, size: int, num_frames: int, fmt: str) -> None:
+    base = fixture.root / "perceptiontest"
+    samples = _synthetic(tmp, n, seed, _FALLBACK_TASKS, size, num_frames)
+    records, answers = [], []
+    for i, s in enumerate(samples):
+        video_name = f"video_{seed}{i:05d}"
+        _place(s.video, base / "videos" / f"{video_name}.mp4", fixture)
+        # Perception Test has three options: drop one wrong option (which one depends on the sample).
+        wrong = [j for j in range(len(s.options)) if j != s.answer_index]
+        drop = wrong[(i + seed) % len(wrong)]
+        options = [o for j, o in enumerate(s.options) if j != drop]
+        answer = options.index(s.answer)
+        records.append({"video_name": video_name, "question": s.question, "question_id": str(i), "options": options,
+                        "answer_id": str(answer), "area": "physics" if i % 2 else "memory",
+                        "reasoning": "descriptive", "tag": [s.task]})
+        answers.append(answer)
+    _write_table(base / "mc_question_val", "validation-00000-of-00001", records, fmt, fixture)
+    fixture.records["savi_perceptiontest"] = records
+    fixture.answers["savi_perceptiontest"] = answers

@@ -1,0 +1,251 @@
+"""``savi_video``: lmms-eval's model interface over our backends (any family, optional LoRA adapter).
+
+Usage::
+
+    lmms-eval --model savi_video \\
+        --model_args pretrained=/ckpt/llava-video-7b,adapter=/runs/rrpo/adapter,num_frames=32,dtype=bfloat16 \\
+        --tasks savi_mvbench,savi_egoschema,savi_perceptiontest --batch_size 4
+
+The frames a task sees come from here, not from the task: ``num_frames`` uniform frames per video
+(32 by default, the VideoSAVi protocol; RRPO evaluates with 16 or 32), decoded once with
+:func:`savi_plugin.video.read_frames`, the same sampler our generators and trainer use.
+
+Under ``accelerate launch -m lmms_eval ...`` each process loads the model on its own GPU and
+lmms-eval gives it every ``world_size``-th document (``rank``/``world_size`` come from accelerate),
+as with lmms-eval's own models.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from lmms_eval.api.instance import Instance
+from lmms_eval.api.model import lmms
+from tqdm import tqdm
+
+from savi_plugin.video import VideoDecodeError, read_frames, uniform_indices
+
+log = logging.getLogger(__name__)
+
+#: Keyword arguments lmms-eval itself passes to every model (besides ``--model_args``).
+_LMMS_EVAL_KWARGS = ("batch_size", "max_batch_size", "device")
+_IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+
+
+def _none(value: Any) -> Any:
+    """model_args values are strings: treat ``""``/``none``/``null`` as None."""
+    if isinstance(value, str) and value.strip().lower() in ("", "none", "null"):
+        return None
+    return value
+
+
+def frames_from_directory(path: Path, num_frames: int) -> np.ndarray:
+    """``num_frames`` uniform frames from a folder of images (MVBench's frame-folder sources)."""
+    from PIL import Image
+
+    files = sorted(p for p in path.iterdir() if p.suffix.lower() in _IMAGE_SUFFIXES)
+    if not files:
+        raise VideoDecodeError(path, "directory holds no image frames")
+    picked = [files[i] for i in uniform_indices(len(files), num_frames)]
+    images = [Image.open(p).convert("RGB") for p in picked]
+    size = images[0].size
+    return np.stack([np.asarray(im if im.size == size else im.resize(size)) for im in images])
+
+
+def frames_from_images(images: Sequence[Any]) -> np.ndarray:
+    """PIL images (an image task) as a short video, resized to the first image's size."""
+    size = images[0].size
+    return np.stack([np.asarray(im.convert("RGB").resize(size) if im.size != size else im.convert("RGB"))
+                     for im in images])
+
+
+class SaviVideo(lmms):
+    """An lmms-eval "simple" model backed by a savi-plugin :class:`~savi_plugin.models.backends.base.VideoLM`.
+
+    Args:
+        pretrained: model directory (or hub id on a machine with network access).
+        adapter: optional peft LoRA adapter directory (e.g. from ``savi train``), applied on top.
+        backend: backend name (``llava_onevision``, ``qwen2_vl``, ``llava_video`` ...); auto-detected
+            from the checkpoint's ``config.json`` when omitted.
+        dtype: ``float32`` / ``bfloat16`` / ``float16``; default bfloat16 on GPU, float32 on CPU.
+        device: ``cpu`` / ``cuda`` / ``cuda:1``; default: the process's GPU, else CPU. Under a
+            multi-process launch each process uses ``cuda:<local rank>``.
+        num_frames: frames sampled uniformly per video (VideoSAVi: 32).
+        fps, max_frames: sample at ``fps`` frames per second instead, capped at ``max_frames``.
+        video_backend: ``decord`` or ``pyav`` (default: decord when installed).
+        batch_size: requests per ``generate`` call (lmms-eval's ``--batch_size``).
+        max_new_tokens: default answer length when a task does not set one.
+        trust_remote_code: passed to transformers; off unless asked for.
+        attn_implementation: e.g. ``sdpa`` or ``flash_attention_2``.
+    """
+
+    is_simple = True
+
+    def __init__(self, pretrained: str, adapter: str | None = None, backend: str | None = None,
+                 dtype: str | None = None, device: str | None = None, num_frames: int = 32,
+                 fps: float | None = None, max_frames: int | None = None, video_backend: str | None = None,
+                 batch_size: int | str = 1, max_new_tokens: int = 16, trust_remote_code: bool = False,
+                 attn_implementation: str | None = None, **kwargs: Any) -> None:
+        super().__init__()
+        unknown = sorted(k for k in kwargs if k not in _LMMS_EVAL_KWARGS)
+        if unknown:
+            raise TypeError(f"savi_video: unknown model_args {', '.join(unknown)}; see "
+                            f"savi_plugin.eval.model.SaviVideo for the accepted ones")
+        from accelerate import Accelerator
+
+        from savi_plugin.models import load_backend
+
+        accelerator = Accelerator()
+        cuda = torch.cuda.is_available()
+        if accelerator.num_processes > 1:
+            device = f"cuda:{accelerator.local_process_index}" if cuda else "cpu"
+            self._rank, self._world_size = accelerator.process_index, accelerator.num_processes
+        else:
+            device = _none(device) or ("cuda" if cuda else "cpu")
+        self.accelerator = accelerator
+        self._device = torch.device(device)
+        dtype = _none(dtype) or ("bfloat16" if self._device.type == "cuda" else "float32")
+        self.num_frames = int(num_frames)
+        self.fps = None if _none(fps) is None else float(fps)
+        self.max_frames = None if _none(max_frames) is None else int(max_frames)
+        self.video_backend = _none(video_backend)
+        self.batch_size_per_gpu = int(batch_size)
+        self.max_new_tokens = int(max_new_tokens)
+        self.lm = load_backend(str(pretrained), backend=_none(backend), adapter=_none(adapter), dtype=dtype,
+                               device=str(self._device), num_frames=self.num_frames,
+                               trust_remote_code=bool(trust_remote_code), attn_implementation=_none(attn_implementation))
+        log.info("savi_video: %s (%s%s) on %s, %s, %d frames, rank %d/%d", pretrained, type(self.lm).__name__,
+                 f" + adapter {adapter}" if _none(adapter) else "", self._device, dtype, self.num_frames,
+                 self.rank, self.world_size)
+
+    @property
+    def device(self) -> torch.device:
+        return self._device
+
+    @property
+    def batch_size(self) -> int:
+        return self.batch_size_per_gpu
+
+    # ------------------------------------------------------------------ inputs
+    def load_visual(self, visuals: Sequence[Any]) -> np.ndarray:
+        """Frames ``(T, H, W, 3)`` uint8 for a doc's visuals (a video path, a frame folder or PIL images)."""
+        if not visuals:
+            raise VideoDecodeError("<none>", "the task gave no visual for this document")
+        first = visuals[0]
+        if isinstance(first, (str, Path)):
+            path = Path(first)
+            if len(visuals) > 1:
+                log.warning("savi_video: %d visuals for one document; using the first, %s", len(visuals), path)
+            if path.is_dir():
+                return frames_from_directory(path, self.num_frames)
+            return read_frames(path, self.num_frames, fps=self.fps, max_frames=self.max_frames,
+                               backend=self.video_backend).frames
+        if hasattr(first, "convert"):  # PIL images
+            return frames_from_images(visuals)
+        raise VideoDecodeError(str(first)[:80], f"unsupported visual type {type(first).__name__}")
+
+    def _doc(self, task: str, split: str, doc_id: int) -> dict:
+        return self.task_dict[task][split][doc_id]
+
+    def _visual_for(self, doc_to_visual, task: str, split: str, doc_id: int) -> np.ndarray | None:
+        """Frames for one request, or None after logging why (the request is then answered with "")."""
+        try:
+            return self.load_visual(doc_to_visual(self._doc(task, split, doc_id)))
+        except (VideoDecodeError, OSError) as exc:
+            log.error("savi_video: %s doc %s: %s; answering with an empty response (scored wrong)", task, doc_id, exc)
+            return None
+
+    # ------------------------------------------------------------------ generation
+    def generate_until(self, requests: list[Instance]) -> list[str]:
+        """Answer each request; requests with equal generation settings are batched (``--batch_size``)."""
+        results: list[str | None] = [None] * len(requests)
+        groups: dict[str, list[int]] = {}
+        for i, request in enumerate(requests):
+            groups.setdefault(json.dumps(request.args[1], sort_keys=True, default=str), []).append(i)
+        progress = tqdm(total=len(requests), disable=self.rank != 0, desc="savi_video generate")
+        for indices in groups.values():
+            gen_kwargs = dict(requests[indices[0]].args[1])
+            for start in range(0, len(indices), self.batch_size_per_gpu):
+                chunk = indices[start:start + self.batch_size_per_gpu]
+                for i, text in zip(chunk, self._generate_chunk([requests[i] for i in chunk], gen_kwargs)):
+                    results[i] = text
+                    self.cache_hook.add_partial("generate_until", (requests[i].args[0], requests[i].args[1]), text)
+                progress.update(len(chunk))
+        progress.close()
+        return [r if r is not None else "" for r in results]
+
+    def _generate_chunk(self, chunk: list[Instance], gen_kwargs: dict) -> list[str]:
+        out = [""] * len(chunk)
+        by_shape: dict[tuple, list[tuple[int, np.ndarray, str]]] = {}
+        for j, request in enumerate(chunk):
+            context, _, doc_to_visual, doc_id, task, split = request.args[:6]
+            frames = self._visual_for(doc_to_visual, task, split, doc_id)
+            if frames is not None:  # the processor batches videos of equal shape only
+                by_shape.setdefault(frames.shape, []).append((j, frames, context))
+        temperature = float(gen_kwargs.get("temperature", 0) or 0)
+        do_sample = bool(gen_kwargs.get("do_sample", False)) and temperature > 0
+        for items in by_shape.values():
+            texts = self.lm.generate([f for _, f, _ in items], [c for _, _, c in items],
+                                     max_new_tokens=int(gen_kwargs.get("max_new_tokens", self.max_new_tokens)),
+                                     do_sample=do_sample, temperature=temperature if do_sample else 1.0,
+                                     top_p=float(gen_kwargs.get("top_p", 1.0) or 1.0))
+            for (j, _, _), text in zip(items, texts):
+                out[j] = truncate_at_stop(text, gen_kwargs.get("until"))
+        return out
+
+    def generate_until_multi_round(self, requests) -> list[str]:
+        raise NotImplementedError("savi_video answers single-round questions only (generate_until); "
+                                  "multi-round tasks are not supported")
+
+    # ------------------------------------------------------------------ likelihood
+    @torch.no_grad()
+    def loglikelihood(self, requests: list[Instance]) -> list[tuple[float, bool]]:
+        """``(log P(continuation | video, context), greedy)`` per request.
+
+        The context is formatted as the user turn and the continuation scored as the assistant's reply
+        (leading whitespace dropped, no end-of-turn token), through the backend's own ``encode``, so the
+        scored tokens are exactly those the model would generate.
+        """
+        results: list[tuple[float, bool]] = []
+        for request in tqdm(requests, disable=self.rank != 0, desc="savi_video loglikelihood"):
+            context, continuation, doc_to_visual, doc_id, task, split = request.args[:6]
+            doc = self._doc(task, split, doc_id)
+            if callable(continuation):
+                continuation = continuation(doc)
+            frames = self._visual_for(doc_to_visual, task, split, doc_id)
+            if frames is None:
+                results.append((float("-inf"), False))
+                continue
+            results.append(self._continuation_logprob(frames, context, str(continuation).lstrip()))
+        return results
+
+    def _continuation_logprob(self, frames: np.ndarray, context: str, continuation: str) -> tuple[float, bool]:
+        encoded = self.lm.encode([frames], [context], [continuation], add_end_of_turn=False)
+        param = next(self.lm.model.parameters())
+        inputs = {k: (v.to(param.device, param.dtype if v.is_floating_point() else v.dtype) if torch.is_tensor(v) else v)
+                  for k, v in encoded.items()}
+        hidden = self.lm.hidden_states(inputs)
+        labels = inputs["labels"][0]
+        pos = (labels[1:] != -100).nonzero().squeeze(-1)  # hidden state t predicts token t + 1
+        logits = self.lm.lm_head()(hidden[0, pos]).float()
+        target = labels[pos + 1]
+        logprob = torch.log_softmax(logits, -1).gather(-1, target[:, None]).sum().item()
+        greedy = bool((logits.argmax(-1) == target).all().item())
+        return logprob, greedy
+
+
+def truncate_at_stop(text: str, until: Any) -> str:
+    """Cut ``text`` at the first of the stop strings ``until`` (a str or a list; empty ones ignored)."""
+    if not until:
+        return text
+    stops = [until] if isinstance(until, str) else list(until)
+    cut = len(text)
+    for stop in stops:
+        if stop and stop in text:
+            cut = min(cut, text.index(stop))
+    return text[:cut]
