@@ -1,0 +1,115 @@
+"""``PreferenceConfig``: the knobs of a video preference run, on top of ``transformers.TrainingArguments``.
+
+Following TRL's ``DPOConfig``, the config *is* a ``TrainingArguments``, so every Hugging Face option
+(DeepSpeed, gradient accumulation, checkpoints and resume, logging integrations, bf16) works unchanged.
+The defaults below are set for the papers' recipes where they name a value (RRPO, arXiv 2504.12083:
+beta 0.1, alpha 0.01 for LLaVA-Video) and for quiet, fast CPU runs otherwise (no reporting integration,
+no column removal: our batches are built by :class:`~savi_plugin.training.collator.PreferenceCollator`).
+
+Truncation policy (``max_length``): the video and the question are never truncated (the video tokens must
+match the vision features one to one). Each response is cut at its end (TRL's ``keep_start``) so that
+``prompt + response <= max_length`` tokens; the number of truncated responses is logged as ``truncated``.
+A pair whose prompt alone leaves no room for a response token is an error naming its ``file:line``.
+Under packing the packed row is ``prompt + chosen + rejected``, i.e. at most ``2 * max_length - prompt``.
+``max_length=None`` (the default, TRL's advice for vision models) never truncates.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from transformers import TrainingArguments
+
+REFERENCE_MODES = ("adapter", "model", "precomputed")
+BAD_RECORD_POLICIES = ("raise", "skip")
+
+
+@dataclass
+class PreferenceConfig(TrainingArguments):
+    """Training arguments of :class:`~savi_plugin.training.trainer.PreferenceTrainer`.
+
+    Every ``transformers.TrainingArguments`` field is accepted as well. Preference-specific fields:
+
+    Args:
+        loss_type: a name registered in the ``savi_plugin.losses`` entry-point group (``dpo``, ``ipo``,
+            ``rrpo``, or a third party's). A loss whose signature takes ``chosen_phrase_ids`` gets token-level
+            inputs (the RRPO contract); any other gets one log-prob per response (TRL's ``dpo_loss`` contract).
+        beta: the implicit-reward scale (DPO/RRPO beta; IPO's tau). Paper value 0.1.
+        alpha: RRPO's weight of the token-wise KL on the chosen response. Paper value 0.01 (LLaVA-Video).
+        label_smoothing: cDPO's flip probability (``dpo`` only).
+        length_normalize: feed sequence losses the *mean* per-token log-prob instead of the sum. None: on
+            for ``ipo`` (which expects it), off otherwise.
+        reference: ``"adapter"`` (default): the policy with its LoRA adapter disabled, no second copy;
+            ``"model"``: a separate frozen model loaded from ``reference_model_path``; ``"precomputed"``:
+            reference statistics written beside the dataset by
+            :func:`savi_plugin.training.reference.precompute_reference`.
+        reference_model_path: the checkpoint of the separate reference (``reference="model"``).
+        reference_path: the precomputed file (``reference="precomputed"``); default
+            ``<data>.reference.safetensors`` beside the dataset.
+        num_frames: frames decoded per video (uniformly sampled); RRPO: 16 or 32, VideoSAVi: 32.
+        max_length: token budget of ``prompt + response``; see the module docstring for the policy.
+        packing: score chosen and rejected in ONE sequence ``[video+question | chosen | rejected]`` with a
+            block attention mask, so the prefix and the video are computed once per pair. Where the model's
+            attention implementation cannot take a custom mask (flash-attention, flex) or the family is not
+            known to support it, the trainer falls back to two rows per pair and logs it once.
+        video_backend: ``decord`` / ``pyav`` / None (the default decoder).
+        data_root: folder that relative video paths are resolved against (default: the dataset's folder).
+        data_format: the preference file format (``savi``, ``rrpo``, ``trl``).
+        bad_records: ``"raise"`` (default): a bad record or a missing video stops with ``file:line:field``;
+            ``"skip"``: it is skipped, counted and listed in ``train_report.json``.
+        skip_nonfinite: a step whose loss (or gradient) is not finite is skipped -- no weight or optimizer
+            update -- and counted as ``nonfinite_steps``; False raises ``FloatingPointError`` instead.
+        logprob_chunk_size: response positions per LM-head call (extra peak memory O(chunk x vocab)).
+    """
+
+    loss_type: str = field(default="rrpo", metadata={"help": "registered loss: dpo, ipo, rrpo, ..."})
+    beta: float = field(default=0.1, metadata={"help": "implicit reward scale (DPO/RRPO beta, IPO tau)"})
+    alpha: float = field(default=0.01, metadata={"help": "RRPO token-wise KL weight"})
+    label_smoothing: float = field(default=0.0, metadata={"help": "cDPO label smoothing"})
+    length_normalize: bool | None = field(default=None, metadata={"help": "mean instead of sum log-probs"})
+    reference: str = field(default="adapter", metadata={"help": "adapter | model | precomputed"})
+    reference_model_path: str | None = field(default=None, metadata={"help": "separate reference checkpoint"})
+    reference_path: str | None = field(default=None, metadata={"help": "precomputed reference file"})
+    num_frames: int = field(default=16, metadata={"help": "frames decoded per video"})
+    max_length: int | None = field(default=None, metadata={"help": "max prompt+response tokens"})
+    packing: bool = field(default=True, metadata={"help": "shared-prefix packing of chosen+rejected"})
+    video_backend: str | None = field(default=None, metadata={"help": "decord | pyav"})
+    data_root: str | None = field(default=None, metadata={"help": "root for relative video paths"})
+    data_format: str = field(default="savi", metadata={"help": "savi | rrpo | trl"})
+    bad_records: str = field(default="raise", metadata={"help": "raise | skip"})
+    skip_nonfinite: bool = field(default=True, metadata={"help": "skip (and count) non-finite steps"})
+    logprob_chunk_size: int = field(default=256, metadata={"help": "positions per LM-head chunk"})
+
+    # TrainingArguments defaults changed for this trainer.
+    remove_unused_columns: bool = field(default=False, metadata={"help": "our collator builds the batch"})
+    report_to: None | str | list[str] = field(default="none", metadata={"help": "logging integrations"})
+    logging_steps: float = field(default=10, metadata={"help": "log every N optimizer steps"})
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.reference not in REFERENCE_MODES:
+            raise ValueError(f"reference must be one of {', '.join(REFERENCE_MODES)}, got {self.reference!r}")
+        if self.reference == "model" and not self.reference_model_path:
+            raise ValueError("reference='model' needs reference_model_path")
+        if self.bad_records not in BAD_RECORD_POLICIES:
+            raise ValueError(f"bad_records must be 'raise' or 'skip', got {self.bad_records!r}")
+        if not self.beta > 0:
+            raise ValueError(f"beta must be > 0, got {self.beta}")
+        if self.alpha < 0:
+            raise ValueError(f"alpha must be >= 0, got {self.alpha}")
+        if self.num_frames < 1:
+            raise ValueError(f"num_frames must be >= 1, got {self.num_frames}")
+        if self.max_length is not None and self.max_length < 2:
+            raise ValueError(f"max_length must be >= 2 or None, got {self.max_length}")
+        if self.logprob_chunk_size < 1:
+            raise ValueError(f"logprob_chunk_size must be >= 1, got {self.logprob_chunk_size}")
+        from savi_plugin import registry
+
+        if self.loss_type not in registry.available(registry.LOSSES):
+            raise ValueError(f"loss_type {self.loss_type!r} is not registered in {registry.LOSSES!r}; available: "
+                             f"{', '.join(registry.available(registry.LOSSES))}")
+
+    @property
+    def normalize_lengths(self) -> bool:
+        """Whether sequence losses get mean (not summed) per-token log-probs."""
+        return self.loss_type == "ipo" if self.length_normalize is None else bool(self.length_normalize)

@@ -1,0 +1,169 @@
+"""A torch ``Dataset`` of video preference pairs, tokenized once at load time.
+
+Each item keeps the record (for its video and question) and the token ids of both responses exactly as the
+backends tokenize them (``tokenizer(response + end_of_turn, add_special_tokens=False)``, see
+docs/ARCHITECTURE.md), plus, for RRPO, each token's ``<MASK>`` phrase id from the tokenizer's character
+offsets (:mod:`savi_plugin.training.phrase_ids`). Videos are decoded later, once per pair, by the collator.
+
+Bad input is never silently replaced:
+
+* a malformed record, or a video file that does not exist, raises :class:`~savi_plugin.data.DataError`
+  naming ``file:line:field`` (``bad_records="raise"``, the default), or is skipped, counted and listed in
+  :attr:`PreferenceDataset.skipped` (``bad_records="skip"``);
+* under a loss that needs phrase tags (RRPO), a pair without ``chosen_tagged``/``rejected_tagged`` is
+  **skipped at load and counted** (reason ``untagged``), whatever ``bad_records`` says: its refined reward
+  is undefined, and mixing generators (VideoSAVi pairs are untagged) is a normal situation. The count is
+  logged and written to ``train_report.json``. A dataset in which no pair is usable is an error.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from torch.utils.data import Dataset
+
+from savi_plugin.data import DataError, PreferenceRecord, read_records
+from savi_plugin.data.tags import parse_tags
+from savi_plugin.training.phrase_ids import phrase_ids_from_offsets
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class PairItem:
+    """One usable pair.
+
+    Attributes:
+        record: the preference record.
+        file, line: where it came from (for error messages).
+        video_path: the resolved video file.
+        chosen_ids, rejected_ids: response token ids (response + end-of-turn), as the backend tokenizes them.
+        chosen_phrase_ids, rejected_phrase_ids: per-token phrase id (0 = untagged) or None without tags.
+    """
+
+    record: PreferenceRecord
+    file: str
+    line: int
+    video_path: str
+    chosen_ids: list[int]
+    rejected_ids: list[int]
+    chosen_phrase_ids: list[int] | None = None
+    rejected_phrase_ids: list[int] | None = None
+
+
+def response_tokens(tokenizer, text: str, end_of_turn: str) -> tuple[list[int], list[tuple[int, int]]]:
+    """Token ids and character offsets of a response, tokenized as ``VideoLM.encode`` does."""
+    enc = tokenizer(text + end_of_turn, add_special_tokens=False, return_offsets_mapping=True)
+    return list(enc["input_ids"]), [tuple(o) for o in enc["offset_mapping"]]
+
+
+def aligned_phrase_ids(plain: str, tagged: str, offsets, file: str, line: int, field: str) -> list[int]:
+    """Phrase ids for the tokens of ``plain`` from the ``<MASK>`` spans of ``tagged``.
+
+    ``validate_record`` guarantees the untagged ``tagged`` text equals ``plain`` up to surrounding
+    whitespace; the spans are shifted by the difference in leading whitespace so they index ``plain``.
+
+    Raises:
+        DataError: a phrase covers no token (naming ``file:line:field``).
+    """
+    parsed = parse_tags(tagged)
+    shift = (len(plain) - len(plain.lstrip())) - (len(parsed.text) - len(parsed.text.lstrip()))
+    spans = [(start + shift, end + shift) for start, end in parsed.spans]
+    ids = phrase_ids_from_offsets(offsets, spans)
+    for k, (start, end) in enumerate(spans, start=1):
+        if k not in ids and not any(s < end and e > start for s, e in offsets):
+            raise DataError(file, line, field, f"tagged phrase {plain[start:end]!r} covers no token")
+    return ids
+
+
+class PreferenceDataset(Dataset):
+    """Preference pairs from a JSONL file, with responses tokenized for one backend.
+
+    Args:
+        path: the preference file.
+        tokenizer: the backend's (fast) tokenizer.
+        end_of_turn: the text the chat template appends after an answer (``VideoLM.end_of_turn``).
+        fmt: file format: ``savi`` (ours), ``rrpo`` or ``trl`` (see :func:`savi_plugin.data.read_records`).
+        data_root: folder for relative video paths; default: the folder of ``path``.
+        require_tags: the loss needs ``<MASK>`` phrases (RRPO): untagged pairs are skipped and counted.
+        bad_records: ``"raise"`` or ``"skip"`` for malformed records and missing videos.
+    """
+
+    def __init__(self, path: str | Path, tokenizer, end_of_turn: str, *, fmt: str = "savi",
+                 data_root: str | Path | None = None, require_tags: bool = False, bad_records: str = "raise"):
+        if bad_records not in ("raise", "skip"):
+            raise ValueError(f"bad_records must be 'raise' or 'skip', got {bad_records!r}")
+        self.path = Path(path)
+        self.data_root = Path(data_root) if data_root is not None else self.path.parent
+        self.require_tags = require_tags
+        #: skipped records: dicts with file, line, field, message and reason (bad_record / missing_video / untagged)
+        self.skipped: list[dict[str, Any]] = []
+        self.items: list[PairItem] = []
+        errors: list[DataError] = []
+        mode = "collect" if bad_records == "skip" else "raise"
+        for line, record in read_records(self.path, fmt, errors=mode, collected=errors):
+            try:
+                item = self._item(record, str(self.path), line, tokenizer, end_of_turn)
+            except DataError as exc:
+                if bad_records == "raise":
+                    raise
+                errors.append(exc)
+                continue
+            if item is not None:
+                self.items.append(item)
+        for exc in errors:
+            reason = "missing_video" if exc.field == "video" else "bad_record"
+            self._skip(exc, reason)
+        untagged = sum(s["reason"] == "untagged" for s in self.skipped)
+        if self.skipped:
+            log.warning("%s: %d pair(s) skipped (%d untagged under a phrase-level loss, %d bad or missing video); "
+                        "first: %s", self.path, len(self.skipped), untagged, len(self.skipped) - untagged,
+                        self.skipped[0]["where"] + " " + self.skipped[0]["message"])
+        if not self.items:
+            raise DataError(str(self.path), None, None,
+                            f"no usable preference pair ({len(self.skipped)} skipped"
+                            + (", none tagged with <MASK> phrases as the loss requires)" if untagged else ")"))
+
+    def _skip(self, exc: DataError, reason: str) -> None:
+        self.skipped.append({"file": exc.file, "line": exc.line, "field": exc.field, "message": exc.message,
+                             "reason": reason, "where": f"{exc.file}:{exc.line}:{exc.field}"})
+
+    def _resolve_video(self, video: str) -> Path:
+        path = Path(video).expanduser()
+        return path if path.is_absolute() else self.data_root / path
+
+    def _item(self, record: PreferenceRecord, file: str, line: int, tokenizer, end_of_turn: str) -> PairItem | None:
+        video = self._resolve_video(record.video)
+        if not video.is_file():
+            raise DataError(file, line, "video", f"video file not found: {video}")
+        if self.require_tags and not record.is_tagged:
+            self._skip(DataError(file, line, "chosen_tagged", "no <MASK> phrase tags; the loss's phrase-level "
+                                 "reward is undefined for this pair (skipped)"), "untagged")
+            return None
+        chosen_ids, chosen_offsets = response_tokens(tokenizer, record.chosen, end_of_turn)
+        rejected_ids, rejected_offsets = response_tokens(tokenizer, record.rejected, end_of_turn)
+        item = PairItem(record, file, line, str(video), chosen_ids, rejected_ids)
+        if record.is_tagged:
+            item.chosen_phrase_ids = aligned_phrase_ids(record.chosen, record.chosen_tagged, chosen_offsets,
+                                                        file, line, "chosen_tagged")
+            item.rejected_phrase_ids = aligned_phrase_ids(record.rejected, record.rejected_tagged,
+                                                          rejected_offsets, file, line, "rejected_tagged")
+        return item
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int) -> PairItem:
+        return self.items[index]
+
+    def report(self) -> dict[str, Any]:
+        """Counts and the skipped records, for ``train_report.json``."""
+        reasons: dict[str, int] = {}
+        for s in self.skipped:
+            reasons[s["reason"]] = reasons.get(s["reason"], 0) + 1
+        return {"path": str(self.path), "pairs": len(self.items), "skipped": len(self.skipped),
+                "skipped_by_reason": reasons,
+                "skipped_records": [{k: v for k, v in s.items() if k != "where"} for s in self.skipped]}

@@ -1,0 +1,348 @@
+"""``PreferenceTrainer``: video preference optimisation (DPO, IPO, RRPO) as a ``transformers.Trainer``.
+
+Extending the framework's ``Trainer`` (as TRL does) keeps DeepSpeed, gradient accumulation, checkpoints,
+resume and logging callbacks working as users expect. What this class adds:
+
+* ``compute_loss``: one policy pass per pair over the packed row ``[video+question | chosen | rejected]``,
+  one reference pass under ``no_grad`` on the same rows (adapter disabled), the vision encoder once per pair,
+  the LM head on response positions only (:func:`savi_plugin.training.forward.preference_statistics`), then
+  the loss registered under ``savi_plugin.losses`` as ``args.loss_type``.
+* Loss contracts: a loss whose signature has ``chosen_phrase_ids`` is token-level (RRPO:
+  ``rrpo_loss(policy_chosen_token_logps, ..., chosen_token_kl, chosen_mask, beta, alpha, rejected_mask)``);
+  any other is sequence-level with TRL's ``dpo_loss`` contract ``(policy_chosen_logps, policy_rejected_logps,
+  reference_chosen_logps, reference_rejected_logps, beta, label_smoothing) -> (losses, chosen_rewards,
+  rejected_rewards)``, fed summed log-probs (means with ``length_normalize``, the default for ``ipo``).
+* Metrics with TRL's names -- ``rewards/chosen``, ``rewards/rejected``, ``rewards/accuracies`` (chosen reward
+  strictly greater; 0 at the first step, where policy == reference), ``rewards/margins``, ``logps/chosen``,
+  ``logps/rejected`` -- plus ``kl/chosen`` (summed token KL(ref || policy) over the chosen response),
+  ``truncated`` and ``nonfinite_steps``. They are accumulated on device over EVERY micro-batch (weighted by
+  pairs) and averaged when logged -- not only the last micro-batch, as the official RRPO code does -- and
+  reduced across processes only at logging time.
+* Non-finite guard: a micro-batch whose loss is not finite contributes a zero gradient, and the optimizer step
+  it belongs to (also one with a non-finite gradient) is skipped: gradients are dropped before
+  ``optimizer.step()``, so neither the weights nor the optimizer state change; ``nonfinite_steps`` counts them.
+  ``skip_nonfinite=False`` raises ``FloatingPointError`` instead. Under DeepSpeed (which owns the gradients)
+  a non-finite loss always raises.
+* Packing falls back to unpacked rows (logged once) where the attention implementation or the model family
+  cannot take the block mask (:func:`savi_plugin.training.forward.packing_support`).
+
+Under DDP/DeepSpeed the policy forward must go through the wrapper (DDP prepares gradient reduction in its
+``forward``), so the statistics function is temporarily bound as the wrapped module's ``forward`` and the
+wrapper is called; on a single process it is called directly.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import inspect
+import logging
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import Trainer, TrainerCallback
+
+from savi_plugin import registry
+from savi_plugin.training.collator import PreferenceCollator
+from savi_plugin.training.config import PreferenceConfig
+from savi_plugin.training.dataset import PreferenceDataset
+from savi_plugin.training.forward import PairStatistics, packing_support, preference_statistics
+from savi_plugin.training.reference import ReferenceStore, default_reference_path
+
+log = logging.getLogger(__name__)
+
+METRICS = ("rewards/chosen", "rewards/rejected", "rewards/accuracies", "rewards/margins", "logps/chosen",
+           "logps/rejected", "kl/chosen")
+
+
+def is_token_level(loss_fn) -> bool:
+    """A loss taking ``chosen_phrase_ids`` gets token-level inputs (RRPO contract); else sequence-level."""
+    try:
+        return "chosen_phrase_ids" in inspect.signature(loss_fn).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def pair_losses(loss_fn, stats: PairStatistics, args: PreferenceConfig) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Per-pair losses ``[B]`` and per-pair metrics (TRL names) from token statistics.
+
+    Args:
+        loss_fn: a function registered under ``savi_plugin.losses``.
+        stats: the batch's token statistics (policy and reference log-probs, chosen KL, phrase ids).
+        args: the config (``beta``, ``alpha``, ``label_smoothing``, ``normalize_lengths``).
+    """
+    chosen, rejected = stats.chosen, stats.rejected
+    if chosen.reference_logps is None or rejected.reference_logps is None:
+        raise ValueError("no reference log-probs: a preference loss needs a reference")
+    chosen_logps = (chosen.policy_logps * chosen.mask).sum(-1)
+    rejected_logps = (rejected.policy_logps * rejected.mask).sum(-1)
+    metrics: dict[str, torch.Tensor] = {}
+    if is_token_level(loss_fn):
+        if chosen.kl is None:
+            raise ValueError(f"loss {args.loss_type!r} needs the chosen-token KL, which needs a reference "
+                             f"distribution (reference='adapter'/'model', or precomputed with kl='topk'/'full')")
+        out = loss_fn(chosen.policy_logps, rejected.policy_logps, chosen.reference_logps, rejected.reference_logps,
+                      stats.chosen_phrase_ids, stats.rejected_phrase_ids, chosen.kl, chosen.mask,
+                      beta=args.beta, alpha=args.alpha, rejected_mask=rejected.mask)
+        losses, chosen_rewards, rejected_rewards = out[0], out[1], out[2]
+        extra = out[3] if len(out) > 3 else {}
+        for name in ("preference_loss", "chosen_phrase_tokens", "rejected_phrase_tokens"):
+            if name in extra:
+                metrics[f"rrpo/{name}"] = extra[name].float()
+    else:
+        def summary(side, logps):
+            values = (logps * side.mask).sum(-1)
+            return values / side.mask.sum(-1).clamp(min=1) if args.normalize_lengths else values
+
+        losses, chosen_rewards, rejected_rewards = loss_fn(
+            summary(chosen, chosen.policy_logps), summary(rejected, rejected.policy_logps),
+            summary(chosen, chosen.reference_logps), summary(rejected, rejected.reference_logps),
+            beta=args.beta, label_smoothing=args.label_smoothing)
+    metrics.update({
+        "rewards/chosen": chosen_rewards.detach(),
+        "rewards/rejected": rejected_rewards.detach(),
+        "rewards/accuracies": (chosen_rewards > rejected_rewards).float().detach(),
+        "rewards/margins": (chosen_rewards - rejected_rewards).detach(),
+        "logps/chosen": chosen_logps.detach(),
+        "logps/rejected": rejected_logps.detach(),
+    })
+    if chosen.kl is not None:
+        metrics["kl/chosen"] = (chosen.kl * chosen.mask).sum(-1).detach()
+    return losses, metrics
+
+
+@contextlib.contextmanager
+def _bound_forward(module: torch.nn.Module, fn):
+    """Temporarily make ``fn`` the module's ``forward`` so a DDP/DeepSpeed wrapper can call it."""
+    had_own = "forward" in module.__dict__
+    previous = module.__dict__.get("forward")
+    module.forward = fn
+    try:
+        yield
+    finally:
+        if had_own:
+            module.forward = previous
+        else:
+            del module.forward
+
+
+class _NonFiniteGuard(TrainerCallback):
+    """Drops the gradients of a step that saw a non-finite loss or gradient, right before ``optimizer.step``."""
+
+    def __init__(self, trainer: "PreferenceTrainer"):
+        self.trainer = trainer
+
+    def on_pre_optimizer_step(self, args, state, control, **kwargs):
+        self.trainer._guard_optimizer_step()
+
+
+class PreferenceTrainer(Trainer):
+    """A ``transformers.Trainer`` for video preference pairs (DPO / IPO / RRPO, or any registered loss).
+
+    Args:
+        backend: the policy :class:`~savi_plugin.models.backends.base.VideoLM`; ``backend.model`` (a peft
+            model for ``reference="adapter"``) is what is trained.
+        args: a :class:`~savi_plugin.training.config.PreferenceConfig`.
+        train_dataset, eval_dataset: :class:`~savi_plugin.training.dataset.PreferenceDataset` objects, or paths
+            of preference files (loaded with the config's format, data root and bad-record policy).
+        data_collator: default: a :class:`~savi_plugin.training.collator.PreferenceCollator` for ``backend``.
+        reference_backend: the frozen reference ``VideoLM`` for ``reference="model"`` (default: loaded from
+            ``args.reference_model_path``).
+        reference_store: precomputed statistics for ``reference="precomputed"`` (default: read from
+            ``args.reference_path`` or beside the training data).
+        **kwargs: passed to ``transformers.Trainer`` (callbacks, optimizers, ...).
+    """
+
+    #: subclasses fix the loss (DPOTrainer: "dpo", RRPOTrainer: "rrpo")
+    fixed_loss_type: str | None = None
+
+    def __init__(self, backend=None, args: PreferenceConfig | None = None, train_dataset=None, eval_dataset=None,
+                 data_collator=None, *, model=None, reference_backend=None, reference_store=None, **kwargs):
+        if backend is None:
+            raise ValueError("PreferenceTrainer needs backend=<VideoLM> (see savi_plugin.models.load_backend)")
+        if args is None:
+            args = PreferenceConfig(output_dir="savi_preference_output", loss_type=self.fixed_loss_type or "rrpo")
+        if not isinstance(args, PreferenceConfig):
+            raise TypeError(f"args must be a PreferenceConfig, got {type(args).__name__}")
+        if self.fixed_loss_type and args.loss_type != self.fixed_loss_type:
+            log.info("%s: loss_type %r -> %r", type(self).__name__, args.loss_type, self.fixed_loss_type)
+            args.loss_type = self.fixed_loss_type
+        self.backend = backend
+        self.loss_fn = registry.load(registry.LOSSES, args.loss_type)
+        self.token_level = is_token_level(self.loss_fn)
+        if args.label_names is None:
+            args.label_names = []
+
+        if args.reference == "model" and reference_backend is None:
+            from savi_plugin.training.reference import load_reference_backend
+
+            reference_backend = load_reference_backend(
+                args.reference_model_path, dtype=str(next(backend.model.parameters()).dtype).replace("torch.", ""),
+                device=str(backend.device), num_frames=args.num_frames)
+        self.reference_backend = reference_backend
+        if args.reference == "model":
+            _check_same_tokenizer(backend, reference_backend)
+
+        train_dataset = self._dataset(train_dataset, args)
+        eval_dataset = self._dataset(eval_dataset, args)
+        if args.reference == "precomputed" and reference_store is None:
+            path = args.reference_path or (default_reference_path(train_dataset.path)
+                                           if isinstance(train_dataset, PreferenceDataset) else None)
+            if path is None:
+                raise ValueError("reference='precomputed' needs reference_path or reference_store")
+            reference_store = ReferenceStore(path)
+        self.reference_store = reference_store
+
+        supported, why = packing_support(backend)
+        self.packing = bool(args.packing and supported)
+        if args.packing and not supported:
+            log.warning("shared-prefix packing is off: %s; chosen and rejected run as two rows per pair", why)
+        if data_collator is None:
+            data_collator = PreferenceCollator(backend, num_frames=args.num_frames, packing=self.packing,
+                                               max_length=args.max_length, video_backend=args.video_backend,
+                                               reference_store=reference_store)
+        elif getattr(data_collator, "packing", False) and not supported:
+            data_collator.packing = False
+
+        kwargs.setdefault("processing_class", backend.processor)
+        super().__init__(model=model if model is not None else backend.model, args=args,
+                         data_collator=data_collator, train_dataset=train_dataset, eval_dataset=eval_dataset,
+                         **kwargs)
+        # Our loss is a per-batch mean: the Trainer must divide it by the accumulation steps.
+        self.model_accepts_loss_kwargs = False
+        self.loss_is_scaled_for_ga = False
+        self._metric_sums: dict[str, dict[str, torch.Tensor]] = {"train": {}, "eval": {}}
+        self._metric_counts: dict[str, dict[str, torch.Tensor]] = {"train": {}, "eval": {}}
+        self.nonfinite_steps = 0
+        self._step_nonfinite = False
+        self.vision_calls = 0
+        self.add_callback(_NonFiniteGuard(self))
+
+    # ------------------------------------------------------------------ data
+    def _dataset(self, dataset, args: PreferenceConfig):
+        if dataset is None or not isinstance(dataset, (str, Path)):
+            return dataset
+        return PreferenceDataset(dataset, self.backend.tokenizer, self.backend.end_of_turn, fmt=args.data_format,
+                                 data_root=args.data_root, require_tags=self.token_level,
+                                 bad_records=args.bad_records)
+
+    # ------------------------------------------------------------------ loss
+    def statistics(self, model: torch.nn.Module, inputs: dict[str, Any]) -> PairStatistics:
+        """Token statistics of a batch, with the policy forward routed through any DDP/DeepSpeed wrapper."""
+        fn = functools.partial(preference_statistics, self.backend, reference=self.args.reference,
+                               reference_backend=self.reference_backend,
+                               compute_kl=self.token_level or self.args.reference != "precomputed",
+                               chunk_size=self.args.logprob_chunk_size)
+        unwrapped = self.accelerator.unwrap_model(model)
+        if model is unwrapped:
+            return fn(inputs)
+        with _bound_forward(unwrapped, fn):
+            return model(inputs)
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        """Mean loss over the batch's pairs; metrics are stored for logging (see module docstring)."""
+        stats = self.statistics(model, inputs)
+        self.vision_calls += stats.vision_calls
+        losses, metrics = pair_losses(self.loss_fn, stats, self.args)
+        loss = losses.mean()
+        split = "train" if model.training else "eval"
+        if torch.isfinite(loss):
+            self._store_metrics(split, metrics)
+            self._store_metrics(split, {"truncated": inputs["truncated"].reshape(1).float()}, per_pair=False)
+        elif split == "train":
+            loss = self._nonfinite(model, loss, inputs)
+        return (loss, stats) if return_outputs else loss
+
+    def _nonfinite(self, model, loss: torch.Tensor, inputs) -> torch.Tensor:
+        where = f"step {self.state.global_step + 1}, pairs {inputs.get('pair_ids')}"
+        if not self.args.skip_nonfinite:
+            raise FloatingPointError(f"non-finite loss {loss.item()} at {where} (skip_nonfinite=False)")
+        if self.is_deepspeed_enabled:
+            raise FloatingPointError(f"non-finite loss {loss.item()} at {where}: under DeepSpeed the step cannot be "
+                                     f"skipped safely (DeepSpeed owns the gradients)")
+        log.warning("non-finite loss %s at %s: the optimizer step will be skipped", loss.item(), where)
+        self._step_nonfinite = True
+        # A zero gradient for every trainable parameter keeps DDP's reduction in step across ranks; the
+        # value stays non-finite so the Trainer's nan filter keeps it out of the logged loss.
+        zero = sum((p.reshape(-1)[:1] * 0.0).sum() for p in model.parameters() if p.requires_grad)
+        return zero + loss.detach()
+
+    def _guard_optimizer_step(self) -> None:
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        bad = self._step_nonfinite or any(p.grad is not None and not torch.isfinite(p.grad).all() for p in params)
+        if self.accelerator.num_processes > 1:
+            flag = torch.tensor(float(bad), device=self.args.device)
+            bad = bool(self.accelerator.reduce(flag, reduction="sum").item() > 0)
+        self._step_nonfinite = False
+        if not bad:
+            return
+        if not self.args.skip_nonfinite:
+            raise FloatingPointError(f"non-finite gradient at step {self.state.global_step + 1} (skip_nonfinite=False)")
+        for p in params:  # optimizers skip parameters without a gradient: no update, no state change
+            p.grad = None
+        self.nonfinite_steps += 1
+        log.warning("optimizer step %d skipped: non-finite loss or gradient (%d so far)", self.state.global_step + 1,
+                    self.nonfinite_steps)
+
+    def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):
+        """Evaluation: the loss and the metrics (logged with an ``eval_`` prefix), no predictions."""
+        inputs = self._prepare_inputs(inputs)
+        with torch.no_grad(), self.compute_loss_context_manager():
+            loss = self.compute_loss(model, inputs)
+        return loss.detach(), None, None
+
+    # ------------------------------------------------------------------ metrics
+    def _store_metrics(self, split: str, metrics: dict[str, torch.Tensor], per_pair: bool = True) -> None:
+        sums, counts = self._metric_sums[split], self._metric_counts[split]
+        for name, values in metrics.items():
+            values = values.detach().float().reshape(-1)
+            total = values.sum()
+            count = torch.tensor(float(values.numel() if per_pair else 1), device=total.device)
+            if name in sums:
+                sums[name] = sums[name] + total
+                counts[name] = counts[name] + count
+            else:
+                sums[name], counts[name] = total, count
+
+    def _pop_metrics(self, split: str) -> dict[str, float]:
+        sums, counts = self._metric_sums[split], self._metric_counts[split]
+        if not sums:
+            return {}
+        names = sorted(sums)
+        stacked = torch.stack([torch.stack([sums[n], counts[n].to(sums[n].device)]) for n in names])
+        if self.accelerator.num_processes > 1:
+            stacked = self.accelerator.reduce(stacked, reduction="sum")
+        self._metric_sums[split], self._metric_counts[split] = {}, {}
+        out = {}
+        for name, (total, count) in zip(names, stacked.tolist()):
+            out[name] = total if name == "truncated" else total / max(count, 1.0)
+        return out
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        """Add the averaged preference metrics (``eval_``-prefixed during evaluation) to the Trainer's logs."""
+        if any(k.startswith("eval_") for k in logs):
+            logs = {**logs, **{f"eval_{k}": v for k, v in self._pop_metrics("eval").items()}}
+        else:
+            logs = {**logs, **self._pop_metrics("train")}
+            if "loss" in logs:
+                logs["nonfinite_steps"] = self.nonfinite_steps
+        super().log(logs, start_time)
+
+
+def _check_same_tokenizer(policy, reference) -> None:
+    if policy.tokenizer.get_vocab() != reference.tokenizer.get_vocab():
+        raise ValueError("the reference model's tokenizer differs from the policy's; the reference must score the "
+                         "same tokens")
+
+
+class DPOTrainer(PreferenceTrainer):
+    """:class:`PreferenceTrainer` with the sigmoid DPO loss (VideoSAVi's objective; ``savi_plugin.trainers: dpo``)."""
+
+    fixed_loss_type = "dpo"
+
+
+class RRPOTrainer(PreferenceTrainer):
+    """:class:`PreferenceTrainer` with the RRPO loss (``savi_plugin.trainers: rrpo``); needs tagged pairs."""
+
+    fixed_loss_type = "rrpo"

@@ -1,0 +1,154 @@
+"""Shared-prefix packing: the block mask and positions, packed == unpacked log-probs, vision once per pair."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+import torch
+
+from savi_plugin.training.packing import (block_attention_mask, response_positions, restart_rejected_positions,
+                                          shifted_for_scoring)
+
+
+def write_pairs(path, samples, tagged=True):
+    """Preference pairs from synthetic samples: chosen = ground truth, rejected = another option."""
+    with open(path, "w", encoding="utf-8") as fh:
+        for i, s in enumerate(samples):
+            wrong = [o for o in s.options if o != s.answer][i % 3]
+            rec = {"id": s.id, "video": s.video, "question": s.question,
+                   "chosen": f"The answer is {s.answer}.", "rejected": f"It is {wrong}, I think, clearly."}
+            if tagged:
+                rec["chosen_tagged"] = f"The answer is <MASK>{s.answer}</MASK>."
+                rec["rejected_tagged"] = f"It is <MASK>{wrong}</MASK>, I think, clearly."
+            fh.write(json.dumps(rec) + "\n")
+    return path
+
+
+def test_block_mask_semantics():
+    # one packed row (P=3, C=2, R=2) padded to 9, one unpacked row (P=2, C=3)
+    mask = block_attention_mask(torch.tensor([[3, 2, 2], [2, 3, 0]]), 9)[:, 0]
+    packed = mask[0]
+    # prefix and chosen: plain causal
+    for q in range(5):
+        assert packed[q, :q + 1].all() and not packed[q, q + 1:].any()
+    # rejected (positions 5, 6): the prefix and earlier rejected tokens, never the chosen block
+    assert packed[5].tolist() == [1, 1, 1, 0, 0, 1, 0, 0, 0]
+    assert packed[6].tolist() == [1, 1, 1, 0, 0, 1, 1, 0, 0]
+    # padding queries see only themselves (no empty softmax rows)
+    assert packed[7].tolist() == [0] * 7 + [1, 0] and packed[8].tolist() == [0] * 8 + [1]
+    unpacked = mask[1]
+    for q in range(5):
+        assert unpacked[q, :q + 1].all() and not unpacked[q, q + 1:].any()
+
+
+def test_rejected_positions_restart_after_prefix():
+    positions = torch.arange(9).view(1, 9)
+    out = restart_rejected_positions(positions, torch.tensor([[3, 2, 3]]))
+    assert out.tolist() == [[0, 1, 2, 3, 4, 3, 4, 5, 8]]
+    mrope = torch.arange(9).view(1, 1, 9).expand(3, 1, 9)  # [axes, rows, L]
+    assert restart_rejected_positions(mrope, torch.tensor([[3, 2, 3]]))[:, 0, 5].tolist() == [3, 3, 3]
+    # chosen token j is predicted from P-1+j; rejected token 0 from the last prefix position
+    assert response_positions(3, 2, 3) == [2, 3]
+    assert response_positions(3, 3, 5) == [2, 5, 6]
+    hidden, labels = shifted_for_scoring(torch.zeros(1, 2, 4), torch.tensor([[7, -100]]))
+    assert hidden.shape == (1, 3, 4) and labels.tolist() == [[-100, 7, -100]]
+
+
+def _lora_backend(path, attention, seed=0):
+    """The tiny model with a random (non-zero) LoRA adapter, so policy and reference differ."""
+    from peft import LoraConfig, get_peft_model
+
+    from savi_plugin.models import load_backend
+    from savi_plugin.training.run import language_model_linear_pattern
+
+    backend = load_backend(path, num_frames=4, attn_implementation=attention)
+    torch.manual_seed(seed)
+    config = LoraConfig(r=4, lora_alpha=8, init_lora_weights=False,
+                        target_modules=language_model_linear_pattern(backend.model, backend.decoder()))
+    backend.model = get_peft_model(backend.model, config).eval()
+    return backend
+
+
+@pytest.mark.parametrize("family,attention", [("llava_onevision", "sdpa"), ("llava_onevision", "eager"),
+                                              ("qwen2_vl", "sdpa")])
+def test_packed_equals_unpacked_and_the_backends_own_logprobs(family, attention, request, synthetic_samples, tmp_path):
+    from savi_plugin.training.collator import PreferenceCollator
+    from savi_plugin.training.dataset import PreferenceDataset
+    from savi_plugin.training.forward import preference_statistics
+    from savi_plugin.video import read_frames
+
+    backend = _lora_backend(request.getfixturevalue(f"tiny_{family}"), attention)
+    data = write_pairs(tmp_path / "pairs.jsonl", synthetic_samples[:3])
+    dataset = PreferenceDataset(data, backend.tokenizer, backend.end_of_turn, require_tags=True)
+    items = [dataset[i] for i in range(3)]
+    stats = {}
+    for packed in (True, False):
+        batch = PreferenceCollator(backend, num_frames=4, packing=packed)(items)
+        assert batch["input_ids"].shape[0] == (3 if packed else 6)
+        with torch.no_grad():
+            stats[packed] = preference_statistics(backend, batch)
+    for side in ("chosen", "rejected"):
+        a, b = getattr(stats[True], side), getattr(stats[False], side)
+        assert torch.equal(a.mask, b.mask)
+        torch.testing.assert_close(a.policy_logps, b.policy_logps, atol=1e-4, rtol=0)
+        torch.testing.assert_close(a.reference_logps, b.reference_logps, atol=1e-4, rtol=0)
+        # the adapter is random, so the comparison is not between two copies of the same numbers
+        assert (a.policy_logps - a.reference_logps).abs().max() > 1e-2
+    torch.testing.assert_close(stats[True].chosen.kl, stats[False].chosen.kl, atol=1e-5, rtol=0)
+
+    # An independent path: the backend's own encode + full forward, one sequence per response.
+    videos = [read_frames(item.video_path, 4).frames for item in items]
+    questions = [item.record.question for item in items]
+    for side in ("chosen", "rejected"):
+        own = backend.response_logprobs(videos, questions, [getattr(i.record, side) for i in items])
+        ours = getattr(stats[True], side)
+        for b, expected in enumerate(own):
+            n = int(ours.mask[b].sum())
+            assert n == len(expected)
+            torch.testing.assert_close(ours.policy_logps[b, :n], expected, atol=1e-4, rtol=0)
+
+
+def test_vision_encoder_runs_once_per_pair(tiny_llava_onevision, synthetic_samples, tmp_path):
+    from savi_plugin.training.collator import PreferenceCollator
+    from savi_plugin.training.dataset import PreferenceDataset
+    from savi_plugin.training.forward import preference_statistics
+
+    backend = _lora_backend(tiny_llava_onevision, "sdpa")
+    dataset = PreferenceDataset(write_pairs(tmp_path / "p.jsonl", synthetic_samples[:3]), backend.tokenizer,
+                                backend.end_of_turn, require_tags=True)
+    calls = []
+    tower = backend.decoder().vision_tower
+    handle = tower.register_forward_hook(lambda module, args, output: calls.append(args[0].shape[0]))
+    try:
+        for packed in (True, False):
+            calls.clear()
+            collator = PreferenceCollator(backend, num_frames=4, packing=packed)
+            batch = collator([dataset[i] for i in range(3)])
+            assert collator.videos_decoded == 3  # each video decoded once per pair
+            stats = preference_statistics(backend, batch)  # policy (with grad) + reference pass
+            # one vision call for the batch, 3 pairs x 4 frames, shared by chosen, rejected and the reference
+            assert calls == [12] and stats.vision_calls == 1
+    finally:
+        handle.remove()
+
+
+def test_trainer_falls_back_to_unpacked_where_the_mask_cannot_go(tiny_llava_onevision, synthetic_samples,
+                                                                 tmp_path, caplog):
+    from savi_plugin.training.config import PreferenceConfig
+    from savi_plugin.training.trainer import PreferenceTrainer
+
+    backend = _lora_backend(tiny_llava_onevision, "sdpa")
+    text_config = backend.model.config.get_text_config()
+    text_config._attn_implementation = "flash_attention_2"  # only inspected, never run
+    try:
+        args = PreferenceConfig(output_dir=str(tmp_path / "out"), loss_type="dpo", num_frames=4, use_cpu=True)
+        with caplog.at_level(logging.WARNING, logger="savi_plugin.training.trainer"):
+            trainer = PreferenceTrainer(backend, args,
+                                        train_dataset=str(write_pairs(tmp_path / "p.jsonl", synthetic_samples[:2])))
+    finally:
+        text_config._attn_implementation = "sdpa"
+    assert trainer.packing is False and trainer.data_collator.packing is False
+    messages = [r.getMessage() for r in caplog.records if "packing is off" in r.getMessage()]
+    assert len(messages) == 1 and "flash_attention_2" in messages[0]
