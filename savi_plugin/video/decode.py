@@ -8,6 +8,7 @@ lmms-eval's video models, so the frames we train on are the frames lmms-eval eva
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +17,14 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 BACKENDS = ("decord", "pyav")
+
+#: Largest frame :func:`read_frames` decodes, in pixels (width x height). 4096 x 4096 covers 4K UHD and DCI 4K
+#: sources; no video LM consumes more than a few hundred pixels per side. Larger frames are refused from the
+#: stream's declared size, before anything is decoded: a 2 MB file can declare 16000 x 16000 frames, 768 MB
+#: each as RGB, gigabytes for a handful of sampled frames. Raise it per call (``max_pixels``) or for a whole
+#: job (``$SAVI_MAX_FRAME_PIXELS``).
+MAX_FRAME_PIXELS = 4096 * 4096
+MAX_PIXELS_ENV = "SAVI_MAX_FRAME_PIXELS"
 
 
 class VideoDecodeError(RuntimeError):
@@ -82,8 +91,40 @@ def default_backend() -> str:
     return "decord"
 
 
+def frame_pixel_cap(max_pixels: int | None = None) -> int:
+    """The frame-size cap in pixels: ``max_pixels``, else ``$SAVI_MAX_FRAME_PIXELS``, else :data:`MAX_FRAME_PIXELS`."""
+    if max_pixels is not None:
+        return int(max_pixels)
+    value = os.environ.get(MAX_PIXELS_ENV, "").strip()
+    if not value:
+        return MAX_FRAME_PIXELS
+    try:
+        return int(value)
+    except ValueError:
+        raise ValueError(f"${MAX_PIXELS_ENV}={value!r}: expected an integer number of pixels") from None
+
+
+def declared_frame_size(path: str | Path) -> tuple[int, int] | None:
+    """``(width, height)`` of the first video stream as the container declares it, without decoding a frame.
+
+    None when FFmpeg (through PyAV) cannot open the file or names no size; the decoder then reports its own
+    error. Opening only reads headers (a 16000 x 16000 file probes in ~40 MB).
+    """
+    try:
+        import av
+
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                return None
+            ctx = container.streams.video[0].codec_context
+            return (int(ctx.width or 0), int(ctx.height or 0)) if ctx.width and ctx.height else None
+    except Exception:  # not a video, truncated header, PyAV missing: the decoder names the problem
+        return None
+
+
 def read_frames(path: str | Path, num_frames: int = 32, *, fps: float | None = None,
-                max_frames: int | None = None, backend: str | None = None) -> DecodedVideo:
+                max_frames: int | None = None, backend: str | None = None,
+                max_pixels: int | None = None) -> DecodedVideo:
     """Decode frames from ``path``.
 
     Args:
@@ -92,9 +133,12 @@ def read_frames(path: str | Path, num_frames: int = 32, *, fps: float | None = N
         fps: sample at this many frames per second instead.
         max_frames: with ``fps``, the cap; above it, ``max_frames`` uniform frames are used.
         backend: ``"decord"`` or ``"pyav"``; default decord, PyAV when decord is not installed.
+        max_pixels: refuse frames larger than this many pixels (see :data:`MAX_FRAME_PIXELS`); default
+            ``$SAVI_MAX_FRAME_PIXELS`` or 4096 x 4096.
 
     Raises:
-        VideoDecodeError: missing, empty, truncated or non-video file, naming the file.
+        VideoDecodeError: missing, empty, truncated or non-video file, or frames above the pixel cap,
+            naming the file.
     """
     path = Path(path)
     backend = backend or default_backend()
@@ -106,6 +150,12 @@ def read_frames(path: str | Path, num_frames: int = 32, *, fps: float | None = N
         raise VideoDecodeError(path, "not a regular file")
     if path.stat().st_size == 0:
         raise VideoDecodeError(path, "file is empty (0 bytes)")
+    cap = frame_pixel_cap(max_pixels)
+    size = declared_frame_size(path)
+    if size is not None and size[0] * size[1] > cap:
+        raise VideoDecodeError(path, f"frames are {size[0]}x{size[1]} = {size[0] * size[1]} pixels, above the cap of "
+                                     f"{cap} (refused before decoding; raise max_pixels or ${MAX_PIXELS_ENV} "
+                                     f"if this is intended)")
     try:
         if backend == "decord":
             return _read_decord(path, num_frames, fps, max_frames)
