@@ -41,7 +41,7 @@ log = logging.getLogger(__name__)
 
 CONFIG_ID = "__config__"
 #: configuration keys that may change between a run and its resumption
-_RESUMABLE_CHANGES = ("limit", "inputs", "device", "dtype", "report")
+_RESUMABLE_CHANGES = ("limit", "device")
 
 
 # --------------------------------------------------------------------------- paths and shards
@@ -234,6 +234,8 @@ def run_generation(*, generator: str | type | Generator, model: Any, inputs: str
     lm, load_seconds = _load_model(model, backend, num_frames, adapter, dtype, device)
     frames = int(num_frames or getattr(lm, "num_frames", 32) or 32)
     model_name = str(model) if isinstance(model, (str, Path)) else str(getattr(lm, "name_or_path", type(lm).__name__))
+    if isinstance(model, (str, Path)) and Path(model).exists():
+        model_name = str(Path(model).resolve())
     config = {
         "generator": gen.name,
         "options": gen.describe(),
@@ -245,7 +247,7 @@ def run_generation(*, generator: str | type | Generator, model: Any, inputs: str
         "seed": seed,
         "shard": [index, count],
         "limit": limit,
-        "inputs": str(inputs) if isinstance(inputs, (str, Path)) else f"<{len(items)} items>",
+        "inputs": str(Path(inputs).resolve()) if isinstance(inputs, (str, Path)) else f"<{len(items)} items>",
         "device": str(getattr(lm, "device", device)),
         "dtype": dtype,
     }
