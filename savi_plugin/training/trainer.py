@@ -321,10 +321,11 @@ class PreferenceTrainer(Trainer):
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         """Add the averaged preference metrics (``eval_``-prefixed during evaluation) to the Trainer's logs."""
+        # In place, so that ``evaluate()``'s returned metrics carry them too.
         if any(k.startswith("eval_") for k in logs):
-            logs = {**logs, **{f"eval_{k}": v for k, v in self._pop_metrics("eval").items()}}
+            logs.update({f"eval_{k}": v for k, v in self._pop_metrics("eval").items()})
         else:
-            logs = {**logs, **self._pop_metrics("train")}
+            logs.update(self._pop_metrics("train"))
             if "loss" in logs:
                 logs["nonfinite_steps"] = self.nonfinite_steps
         super().log(logs, start_time)

@@ -1,0 +1,254 @@
+"""PreferenceTrainer on a tiny LLaVA-OneVision + LoRA, synthetic-video preference pairs, on the CPU."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+STEPS = 30
+
+
+def write_answer_pairs(path, samples):
+    """chosen = "The answer is <truth>.", rejected = the same sentence with a wrong option; tagged."""
+    with open(path, "w", encoding="utf-8") as fh:
+        for i, s in enumerate(samples):
+            wrong = [o for o in s.options if o != s.answer][i % 3]
+            fh.write(json.dumps({
+                "id": s.id, "video": s.video, "question": s.question,
+                "chosen": f"The answer is {s.answer}.", "rejected": f"The answer is {wrong}.",
+                "chosen_tagged": f"The answer is <MASK>{s.answer}</MASK>.",
+                "rejected_tagged": f"The answer is <MASK>{wrong}</MASK>.",
+            }) + "\n")
+    return path
+
+
+@pytest.fixture(scope="module")
+def pair_files(tmp_path_factory):
+    from savi_plugin.video.synthetic import make_synthetic_dataset
+
+    root = tmp_path_factory.mktemp("pairs")
+    samples = make_synthetic_dataset(root / "videos", 12, seed=3)
+    return write_answer_pairs(root / "train.jsonl", samples[:8]), write_answer_pairs(root / "heldout.jsonl", samples[8:])
+
+
+def _config(tmp_path, **overrides):
+    from savi_plugin.training.config import PreferenceConfig
+
+    options = dict(output_dir=str(tmp_path / "out"), num_frames=4, per_device_train_batch_size=4,
+                   per_device_eval_batch_size=4, gradient_accumulation_steps=2, learning_rate=3e-3,
+                   lr_scheduler_type="constant", warmup_steps=0, logging_steps=1, save_strategy="no",
+                   use_cpu=True, seed=0, disable_tqdm=True)
+    options.update(overrides)
+    return PreferenceConfig(**options)
+
+
+def _policy(model_path, seed=0, dropout=0.0):
+    from savi_plugin.models import load_backend
+    from savi_plugin.training.run import apply_lora
+
+    backend = load_backend(model_path, num_frames=4)
+    apply_lora(backend, {"r": 8, "alpha": 16, "dropout": dropout}, seed=seed)
+    return backend
+
+
+@pytest.mark.parametrize("loss_type", ["rrpo", "dpo"])
+def test_training_learns_the_preferences(loss_type, tiny_llava_onevision, pair_files, tmp_path):
+    from savi_plugin.models import load_backend
+    from savi_plugin.training.run import run_training
+
+    train, heldout = pair_files
+    out = tmp_path / "run"
+    summary = run_training(
+        model=tiny_llava_onevision, data=train, output_dir=out, eval_data=heldout,
+        lora={"r": 8, "alpha": 16, "dropout": 0.0},
+        training=dict(loss_type=loss_type, max_steps=STEPS, num_frames=4, per_device_train_batch_size=4,
+                      per_device_eval_batch_size=4, gradient_accumulation_steps=2, learning_rate=5e-3,
+                      lr_scheduler_type="constant", warmup_steps=0, logging_steps=1, save_strategy="no",
+                      use_cpu=True, seed=0, disable_tqdm=True))
+    report = json.loads((out / "train_report.json").read_text())
+    steps = [h for h in report["log_history"] if "loss" in h and "rewards/accuracies" in h]
+    assert len(steps) == STEPS and report["packing"] is True and summary["pairs"] == 8
+    first, last = steps[0], steps[-1]
+    # step 1: policy == reference (LoRA B starts at 0): zero rewards, accuracy 0 by TRL's strict ">"
+    assert abs(first["rewards/margins"]) < 1e-6 and first["rewards/accuracies"] <= 0.5
+    assert abs(first["loss"] - 0.6931) < 1e-3
+    assert last["loss"] < first["loss"] - 0.05
+    tail = [h["rewards/accuracies"] for h in steps[-5:]]
+    assert min(tail) >= 0.9, tail
+    assert "kl/chosen" in last and last["kl/chosen"] > 0 and last["nonfinite_steps"] == 0
+    held_out = report["eval_metrics"]["eval_rewards/accuracies"]
+    print(f"{loss_type}: train accuracy {tail[-1]:.2f} after {STEPS} steps, loss {first['loss']:.4f} -> "
+          f"{last['loss']:.4f}, held-out accuracy {held_out:.2f} on 4 pairs")
+
+    # the saved adapter is loadable and is what was trained (rewards are not zero)
+    assert (out / "adapter_model.safetensors").is_file() and (out / "adapter_config.json").is_file()
+    reloaded = load_backend(tiny_llava_onevision, num_frames=4, adapter=out)
+    assert any("lora_" in n for n, _ in reloaded.model.named_parameters())
+
+
+def test_saved_adapter_reproduces_the_logprobs(tiny_llava_onevision, pair_files, tmp_path):
+    from savi_plugin.models import load_backend
+    from savi_plugin.training.collator import PreferenceCollator
+    from savi_plugin.training.forward import preference_statistics
+    from savi_plugin.training.trainer import RRPOTrainer
+
+    backend = _policy(tiny_llava_onevision)
+    trainer = RRPOTrainer(backend, _config(tmp_path, max_steps=3), train_dataset=str(pair_files[0]))
+    trainer.train()
+    trainer.save_model(str(tmp_path / "adapter"))
+    items = [trainer.train_dataset[i] for i in range(4)]
+    batch = PreferenceCollator(backend, num_frames=4)(items)
+    backend.model.eval()
+    with torch.no_grad():
+        before = preference_statistics(backend, batch)
+    reloaded = load_backend(tiny_llava_onevision, num_frames=4, adapter=tmp_path / "adapter")
+    with torch.no_grad():
+        after = preference_statistics(reloaded, PreferenceCollator(reloaded, num_frames=4)(items))
+    for side in ("chosen", "rejected"):
+        a, b = getattr(before, side), getattr(after, side)
+        torch.testing.assert_close(a.policy_logps, b.policy_logps, atol=1e-6, rtol=0)
+        torch.testing.assert_close(a.reference_logps, b.reference_logps, atol=1e-6, rtol=0)
+        assert (a.policy_logps - a.reference_logps).abs().max() > 1e-3  # training moved the policy
+
+
+def test_a_pair_gives_the_same_loss_batched_and_alone(tiny_llava_onevision, synthetic_samples, tmp_path):
+    """Different chosen/rejected lengths, several phrases, prompt (left) and response (right) padding."""
+    from peft import LoraConfig, get_peft_model
+
+    from savi_plugin.losses import dpo_loss, rrpo_loss
+    from savi_plugin.models import load_backend
+    from savi_plugin.training.collator import PreferenceCollator
+    from savi_plugin.training.dataset import PreferenceDataset
+    from savi_plugin.training.forward import preference_statistics
+    from savi_plugin.training.run import language_model_linear_pattern
+    from savi_plugin.training.trainer import pair_losses
+
+    s = synthetic_samples
+    records = [
+        # the pair under test: short question, short chosen, longer rejected, 2 and 3 phrases
+        {"id": "x", "video": s[0].video, "question": "Which way?",
+         "chosen": "The yellow triangle moves up.", "rejected": "It moves down fast, and the red one left.",
+         "chosen_tagged": "The <MASK>yellow</MASK> triangle moves <MASK>up</MASK>.",
+         "rejected_tagged": "It moves <MASK>down</MASK> fast, and the <MASK>red</MASK> one <MASK>left</MASK>."},
+        # longer questions and longer responses on both sides, so the pair above is padded everywhere
+        {"id": "y", "video": s[1].video, "question": s[1].question + " Think about the whole video first.",
+         "chosen": "The answer is the one that appears first in the video, which is (A).",
+         "rejected": "The answer is the one that appears last in the video, which is (B), after the circle.",
+         "chosen_tagged": "The answer is the one that appears <MASK>first</MASK> in the video, which is (A).",
+         "rejected_tagged": "The answer is the one that appears <MASK>last</MASK> in the video, which is (B), "
+                            "after the circle."},
+        {"id": "z", "video": s[2].video, "question": s[2].question + " Count carefully, every frame matters.",
+         "chosen": "There are three shapes in the video and the answer is 3 for sure.",
+         "rejected": "There are five shapes in the video and the answer is 5, maybe 6, for sure today.",
+         "chosen_tagged": "There are <MASK>three</MASK> shapes in the video and the answer is <MASK>3</MASK> for sure.",
+         "rejected_tagged": "There are <MASK>five</MASK> shapes in the video and the answer is <MASK>5, maybe 6</MASK>,"
+                            " for sure today."},
+    ]
+    path = tmp_path / "pairs.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    backend = load_backend(tiny_llava_onevision, num_frames=4)
+    torch.manual_seed(1)
+    backend.model = get_peft_model(backend.model, LoraConfig(
+        r=4, lora_alpha=8, init_lora_weights=False,
+        target_modules=language_model_linear_pattern(backend.model, backend.decoder()))).eval()
+    dataset = PreferenceDataset(path, backend.tokenizer, backend.end_of_turn, require_tags=True)
+    x = dataset[0]
+    assert sum(1 for k in set(x.chosen_phrase_ids) if k) == 2 and sum(1 for k in set(x.rejected_phrase_ids) if k) == 3
+    assert len(x.chosen_ids) != len(x.rejected_ids)
+
+    class Args:  # the fields pair_losses reads
+        beta, alpha, label_smoothing, normalize_lengths, loss_type = 0.1, 0.01, 0.0, False, "rrpo"
+
+    for packed in (True, False):
+        collator = PreferenceCollator(backend, num_frames=4, packing=packed)
+        with torch.no_grad():
+            together = preference_statistics(backend, collator([dataset[0], dataset[1], dataset[2]]))
+            alone = preference_statistics(backend, collator([dataset[0]]))
+        assert together.chosen.mask[0].sum() < together.chosen.mask[1].sum()  # x is padded on both sides
+        assert together.rejected.mask[0].sum() < together.rejected.mask[1].sum()
+        for loss_fn in (rrpo_loss, dpo_loss):
+            batched, batched_metrics = pair_losses(loss_fn, together, Args)
+            single, single_metrics = pair_losses(loss_fn, alone, Args)
+            torch.testing.assert_close(batched[0], single[0], atol=1e-5, rtol=0)
+            for name in ("rewards/chosen", "rewards/rejected", "logps/chosen", "kl/chosen"):
+                torch.testing.assert_close(batched_metrics[name][0], single_metrics[name][0], atol=1e-5, rtol=0)
+            assert single_metrics["rewards/margins"].abs().item() > 1e-4
+
+
+def test_metrics_average_every_micro_batch_of_a_step(tiny_llava_onevision, pair_files, tmp_path):
+    from savi_plugin.training.trainer import RRPOTrainer
+
+    class Recording(RRPOTrainer):
+        micro_batches: list[dict[str, float]] = []
+
+        def _store_metrics(self, split, metrics, per_pair=True):
+            if split == "train" and per_pair:
+                self.micro_batches.append({k: v.float().mean().item() for k, v in metrics.items()})
+            super()._store_metrics(split, metrics, per_pair)
+
+    backend = _policy(tiny_llava_onevision)
+    trainer = Recording(backend, _config(tmp_path, max_steps=3, gradient_accumulation_steps=2),
+                        train_dataset=str(pair_files[0]))
+    trainer.train()
+    logged = [h for h in trainer.state.log_history if "rewards/chosen" in h]
+    assert len(logged) == 3 and len(Recording.micro_batches) == 6
+    for step, entry in enumerate(logged):
+        pair = Recording.micro_batches[2 * step: 2 * step + 2]
+        for name in ("rewards/chosen", "rewards/rejected", "rewards/margins", "logps/chosen", "kl/chosen"):
+            expected = (pair[0][name] + pair[1][name]) / 2  # equal micro-batch sizes (4 pairs each)
+            assert entry[name] == pytest.approx(expected, rel=1e-6, abs=1e-6), (step, name)
+            if step > 0 and name != "rewards/accuracies":
+                assert entry[name] != pytest.approx(pair[1][name], abs=1e-9)  # not just the last micro-batch
+
+
+def test_a_non_finite_step_is_skipped_and_the_weights_do_not_move(tiny_llava_onevision, pair_files, tmp_path):
+    from transformers import TrainerCallback
+
+    from savi_plugin.training.trainer import DPOTrainer
+
+    backend = _policy(tiny_llava_onevision)
+    layer = backend.decoder().language_model.layers[0]
+    calls = {"n": 0}
+
+    def poison(module, args, output):  # the 2nd optimizer step's forward produces NaN
+        calls["n"] += 1
+        if calls["n"] == 3:  # forward calls: step 1 (policy, ref), step 2 (policy ...)
+            hidden = output[0] if isinstance(output, tuple) else output
+            hidden = hidden * float("nan")
+            return (hidden, *output[1:]) if isinstance(output, tuple) else hidden
+        return output
+
+    snapshots = []
+
+    class Snapshot(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            snapshots.append({n: p.detach().clone() for n, p in backend.model.named_parameters() if p.requires_grad})
+
+    layer.register_forward_hook(poison)
+    trainer = DPOTrainer(backend, _config(tmp_path, max_steps=4, gradient_accumulation_steps=1),
+                         train_dataset=str(pair_files[0]), callbacks=[Snapshot()])
+    trainer.train()
+    assert trainer.nonfinite_steps == 1
+    unchanged = all(torch.equal(snapshots[0][n], snapshots[1][n]) for n in snapshots[0])
+    assert unchanged, "the non-finite step changed the weights"
+    assert all(torch.isfinite(p).all() for p in snapshots[-1].values())
+    assert any(not torch.equal(snapshots[1][n], snapshots[2][n]) for n in snapshots[1])  # training went on
+    logged = [h for h in trainer.state.log_history if "nonfinite_steps" in h]
+    assert [h["nonfinite_steps"] for h in logged] == [0, 1, 1, 1]
+    # Adam took 3 steps, not 4: the skipped step left the optimizer state alone
+    state = trainer.optimizer.state[next(p for p in backend.model.parameters() if p.requires_grad)]
+    assert int(state["step"]) == 3
+
+
+def test_non_finite_raises_when_asked(tiny_llava_onevision, pair_files, tmp_path):
+    from savi_plugin.training.trainer import DPOTrainer
+
+    backend = _policy(tiny_llava_onevision)
+    backend.decoder().language_model.layers[0].register_forward_hook(
+        lambda m, a, o: (o[0] * float("inf"), *o[1:]) if isinstance(o, tuple) else o * float("inf"))
+    trainer = DPOTrainer(backend, _config(tmp_path, max_steps=1, skip_nonfinite=False),
+                         train_dataset=str(pair_files[0]))
+    with pytest.raises(FloatingPointError, match="non-finite loss"):
+        trainer.train()
