@@ -1,0 +1,183 @@
+"""Inputs shared by the benchmarks: a tiny-but-deep model, a long synthetic video, one tagged pair, a LoRA adapter.
+
+Everything is built locally (nothing is downloaded) and cached by its parameters under a work folder, so
+the two sides of a comparison -- each in its own process -- load exactly the same files.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+#: LoRA targets of the official RRPO recipe: every linear layer of the language model (attention and MLP);
+#: not the vision tower, not the projector, not the LM head (research/rrpo.md, section 3).
+LORA_TARGETS = r".*language_model\.layers\.\d+\.(self_attn\.(q|k|v|o)_proj|mlp\.(gate|up|down)_proj)"
+
+
+@dataclass(frozen=True)
+class ModelShape:
+    """Size of the benchmark model (a tiny LLaVA-OneVision: SigLIP frames, 2x2 pooling, Qwen2 LM).
+
+    Attributes:
+        hidden_size, num_layers: the language model.
+        image_size: frame size in pixels; with 8-pixel patches and 2x2 pooling a frame gives
+            ``ceil(image_size / 16) ** 2`` video tokens (176 px: 121 tokens; 16 frames: 1,936 + 1 newline).
+        vocab_size: the LM's vocabulary (input embeddings and LM head). The tiny tokenizer has ~560 tokens;
+            larger values pad both matrices (real checkpoints also have rows the text never uses), so the
+            cost of full-vocabulary logits can be set to a realistic proportion. None keeps the tokenizer's.
+        seed: weight initialisation seed.
+    """
+
+    hidden_size: int = 256
+    num_layers: int = 12
+    image_size: int = 176
+    vocab_size: int | None = None
+    seed: int = 0
+
+    def key(self) -> str:
+        return f"h{self.hidden_size}_l{self.num_layers}_i{self.image_size}_v{self.vocab_size or 0}_s{self.seed}"
+
+
+def video_tokens(frames: int, image_size: int, patch: int = 8) -> int:
+    """Video tokens of the tiny LLaVA-OneVision: per frame ``ceil(ceil(size / patch) / 2) ** 2`` (2x2 bilinear
+    pooling of the patch grid), plus one newline token per video."""
+    grid = -(-image_size // patch)
+    return frames * (-(-grid // 2)) ** 2 + 1
+
+
+def build_bench_model(work_dir: str | Path, shape: ModelShape) -> Path:
+    """Build (or reuse) the benchmark checkpoint for ``shape``; returns its folder."""
+    from savi_plugin.models.tiny import build_tiny_model
+
+    out = Path(work_dir) / f"model_{shape.key()}"
+    marker = out / "savi_bench.json"
+    if marker.exists() and json.loads(marker.read_text()) == asdict(shape):
+        return out
+    build_tiny_model(out, "llava_onevision", seed=shape.seed, hidden_size=shape.hidden_size,
+                     num_layers=shape.num_layers, image_size=shape.image_size)
+    if shape.vocab_size is not None:
+        import torch
+        from transformers import AutoModelForImageTextToText
+
+        model = AutoModelForImageTextToText.from_pretrained(str(out), dtype=torch.float32)
+        current = model.get_input_embeddings().weight.shape[0]
+        if shape.vocab_size < current:
+            raise ValueError(f"vocab_size {shape.vocab_size} is smaller than the tokenizer's {current} tokens")
+        torch.manual_seed(shape.seed + 1)
+        # mean_resizing=False: plain random rows; the padded tokens never occur in the text, they only
+        # widen the softmax, which is what a real vocabulary costs.
+        model.resize_token_embeddings(shape.vocab_size, mean_resizing=False)
+        model.save_pretrained(str(out))
+    marker.write_text(json.dumps(asdict(shape)))
+    return out
+
+
+def make_video(work_dir: str | Path, *, num_frames: int, size: int, seed: int = 0, noise: float = 0.0,
+               fps: int = 8, keyframe_interval: int | None = None) -> tuple[Path, str]:
+    """Write (or reuse) a synthetic moving-shape mp4; returns ``(path, question)``.
+
+    Args:
+        num_frames, size, fps: clip length, frame width/height in pixels (even), frame rate.
+        noise: standard deviation of per-pixel Gaussian noise added to every frame (0: flat synthetic
+            frames). Noise gives the encoder real content to code, so decoding costs what a camera clip costs.
+        keyframe_interval: H.264 GOP length in frames; None keeps libx264's default (250). Random access
+            (what a uniform sample of a few frames needs) can only start at a keyframe.
+    """
+    import numpy as np
+
+    from savi_plugin.video.synthetic import render_sample, write_mp4
+
+    gop = f"_g{keyframe_interval}" if keyframe_interval else ""
+    path = Path(work_dir) / f"video_{num_frames}f_{size}px_s{seed}_n{noise:g}{gop}.mp4"
+    rng = np.random.default_rng(seed)
+    frames, question, _, _, _ = render_sample(rng, "moving_direction", size=size, num_frames=num_frames)
+    if not path.exists():
+        if noise > 0:
+            jitter = rng.normal(0.0, noise, size=frames.shape)
+            frames = np.clip(frames.astype(np.float32) + jitter, 0, 255).astype(np.uint8)
+        if keyframe_interval:
+            _write_h264(path, frames, fps, keyframe_interval)
+        else:
+            write_mp4(path, frames, fps=fps)
+    return path, question
+
+
+def _write_h264(path: Path, frames, fps: int, keyframe_interval: int) -> None:
+    """``write_mp4`` with a fixed keyframe interval (same codec, pixel format and quality)."""
+    import av
+    import numpy as np
+
+    tmp = path.with_name(path.name + ".part.mp4")
+    with av.open(str(tmp), mode="w") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.width, stream.height = frames.shape[2], frames.shape[1]
+        stream.pix_fmt = "yuv420p"
+        stream.options = {"crf": "10", "preset": "ultrafast", "g": str(keyframe_interval),
+                          "keyint_min": str(keyframe_interval)}
+        for frame in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    tmp.replace(path)
+
+
+def _words_to_tokens(tokenizer, words: list[str], count: int) -> str:
+    """The shortest prefix of the cycled ``words`` whose tokenization has at least ``count`` tokens."""
+    text, i = "", 0
+    while len(tokenizer(text, add_special_tokens=False)["input_ids"]) < count:
+        text = (text + " " + words[i % len(words)]).strip()
+        i += 1
+    return text
+
+
+def make_tagged_pair(tokenizer, response_tokens: int) -> dict[str, str]:
+    """A chosen/rejected pair of about ``response_tokens`` tokens each, differing in two tagged phrases.
+
+    Returns ``{"chosen", "rejected", "chosen_tagged", "rejected_tagged"}`` (the preference-record fields).
+    """
+    filler = ["the", "video", "shows", "a", "moving", "object", "then", "after", "before"]
+    middle = _words_to_tokens(tokenizer, filler, max(1, response_tokens - 12))
+    chosen_tagged = f"The <MASK>red circle</MASK> moves <MASK>left</MASK> and {middle}."
+    rejected_tagged = f"The <MASK>blue square</MASK> moves <MASK>up</MASK> and {middle}."
+    strip = re.compile(r"</?MASK>")
+    return {"chosen": strip.sub("", chosen_tagged), "rejected": strip.sub("", rejected_tagged),
+            "chosen_tagged": chosen_tagged, "rejected_tagged": rejected_tagged}
+
+
+def lora_config(rank: int, alpha: int):
+    """The benchmarks' peft ``LoraConfig``: :data:`LORA_TARGETS`, no dropout (both sides deterministic), no bias."""
+    from peft import LoraConfig
+
+    return LoraConfig(r=rank, lora_alpha=alpha, lora_dropout=0.0, target_modules=LORA_TARGETS, bias="none")
+
+
+def make_adapter(work_dir: str | Path, model_path: str | Path, *, rank: int = 16, alpha: int = 32,
+                 init_std: float = 0.02, seed: int = 0) -> Path:
+    """Save (or reuse) a LoRA adapter (:func:`lora_config`), with ``B ~ N(0, init_std)`` instead of peft's zeros.
+
+    peft initialises ``B = 0``, so at step one the policy *equals* the adapter-disabled reference and every
+    preference loss is ``log 2`` whatever the implementation: a useless equality check. A non-zero ``B`` makes
+    the policy differ from the reference from the first step, so equal first-step losses mean the two
+    implementations compute the same thing. ``init_std=0`` keeps peft's initialisation (``B = 0``): what a
+    trainer that creates its own adapter (TRL with ``peft_config``) starts from.
+    """
+    import torch
+    from peft import get_peft_model
+    from transformers import AutoModelForImageTextToText
+
+    out = Path(work_dir) / f"adapter_{Path(model_path).name}_r{rank}_a{alpha}_std{init_std:g}_s{seed}"
+    if (out / "adapter_config.json").exists():
+        return out
+    model = AutoModelForImageTextToText.from_pretrained(str(model_path), dtype=torch.float32)
+    torch.manual_seed(seed)  # peft draws A (Kaiming-uniform) from the global generator
+    peft_model = get_peft_model(model, lora_config(rank, alpha))
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, param in peft_model.named_parameters():
+            if "lora_B" in name:
+                param.copy_(torch.randn(param.shape, generator=generator) * init_std)
+    peft_model.save_pretrained(str(out))
+    return out

@@ -1,0 +1,216 @@
+"""Honest CPU measurements: step times and peak resident memory, each side in a fresh process.
+
+PyTorch keeps no allocator statistics for CPU tensors and ``tracemalloc`` does not see them, so peak memory
+is read from the kernel. Each side of a comparison runs in its **own fresh interpreter** (one side's freed
+memory cannot hide or inflate the other's peak) with the same environment:
+
+* ``MALLOC_MMAP_THRESHOLD_=131072`` pins glibc's mmap threshold (it otherwise grows to 32 MiB after the first
+  large free), so every tensor above 128 KiB is its own mapping and leaves the resident set when freed:
+  the resident set then tracks live tensor memory instead of what the heap keeps for reuse;
+* :meth:`MemoryProbe.mark` returns freed heap to the OS (``malloc_trim``), records the resident set size
+  (``VmRSS``) and resets the kernel's peak counter (``/proc/self/clear_refs``, Linux >= 4.0);
+* :meth:`MemoryProbe.peak_since_mark` reads the peak (``VmHWM``) reached since then.
+
+Where the peak counter cannot be reset, the peak of the whole process (``ru_maxrss``) is used and the result
+says so (``exact_reset: false``): the number is then an upper bound. Linux only (``/proc/self/status``).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import gc
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+
+MIB = 1024 * 1024
+#: Environment of every worker process (see the module docstring).
+WORKER_ENV = {"MALLOC_MMAP_THRESHOLD_": "131072", "TOKENIZERS_PARALLELISM": "false",
+              "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_VERBOSITY": "error"}
+
+
+def status_kib(field: str) -> int:
+    """A ``/proc/self/status`` field in KiB (``VmRSS``, ``VmHWM``)."""
+    with open("/proc/self/status") as handle:
+        for line in handle:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise RuntimeError(f"{field} not in /proc/self/status")
+
+
+def trim_heap() -> None:
+    """Collect garbage and hand freed heap pages back to the OS (glibc), so RSS reflects live memory."""
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass  # not glibc: freed memory may stay resident, which only makes a baseline larger
+
+
+def _reset_peak() -> bool:
+    try:
+        with open("/proc/self/clear_refs", "w") as handle:
+            handle.write("5")  # "5" resets VmHWM to the current RSS
+        return True
+    except OSError:
+        return False
+
+
+@dataclass
+class MemoryProbe:
+    """Resident-memory marks of the current process (see the module docstring)."""
+
+    base_kib: int = 0
+    exact_reset: bool = True
+
+    def rss_mib(self) -> float:
+        """Current resident set size after trimming the heap, in MiB."""
+        trim_heap()
+        return status_kib("VmRSS") / 1024
+
+    def mark(self) -> float:
+        """Trim the heap, remember the resident set, reset the peak counter; returns the RSS in MiB."""
+        trim_heap()
+        self.base_kib = status_kib("VmRSS")
+        self.exact_reset = _reset_peak()
+        if not self.exact_reset:
+            self.base_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return self.base_kib / 1024
+
+    def peak_mib(self) -> float:
+        """The peak resident set since :meth:`mark` (whole-process peak when it could not be reset), MiB."""
+        if self.exact_reset:
+            return status_kib("VmHWM") / 1024
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+    def peak_since_mark(self) -> float:
+        """Extra resident memory reached since :meth:`mark`, in MiB."""
+        return self.peak_mib() - self.base_kib / 1024
+
+
+def median(values) -> float:
+    values = list(values)
+    return float(statistics.median(values)) if values else float("nan")
+
+
+def run_worker(module: str, argv: list[str], *, env: dict[str, str] | None = None, timeout: float | None = None) -> dict:
+    """Run ``python -m <module> <argv>`` in a fresh interpreter and return the JSON of its last stdout line.
+
+    The child gets :data:`WORKER_ENV` and a ``PYTHONPATH`` that finds this checkout of ``savi_plugin``.
+    Raises ``RuntimeError`` with the child's stderr tail when it fails.
+    """
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    path = os.environ.get("PYTHONPATH")
+    child_env = {**os.environ, **WORKER_ENV, **(env or {}),
+                 "PYTHONPATH": root if not path else root + os.pathsep + path}
+    done = subprocess.run([sys.executable, "-m", module, *argv], check=False, capture_output=True, text=True,
+                          env=child_env, timeout=timeout)
+    lines = [line for line in done.stdout.strip().splitlines() if line.startswith("{")]
+    if done.returncode != 0 or not lines:
+        tail = "\n".join(done.stderr.strip().splitlines()[-30:])
+        raise RuntimeError(f"worker {module} {' '.join(argv)} failed (exit {done.returncode}):\n{tail}")
+    return json.loads(lines[-1])
+
+
+def forward_args(parser, args) -> list[str]:
+    """The command line that reproduces ``args`` for ``parser`` (to hand the same options to a worker)."""
+    import argparse
+
+    out = []
+    for action in parser._actions:
+        if not action.option_strings or action.dest in ("help", "worker"):
+            continue
+        value = getattr(args, action.dest)
+        flag = action.option_strings[0]
+        if isinstance(action, argparse.BooleanOptionalAction):
+            out.append(flag if value else "--no-" + flag[2:])
+        elif isinstance(value, (list, tuple)):
+            out += [flag, *map(str, value)]
+        elif value is not None:
+            out += [flag, str(value)]
+    return out
+
+
+def require_linux() -> None:
+    """Peak-memory numbers come from ``/proc/self/status``; refuse clearly elsewhere."""
+    if not os.path.exists("/proc/self/status"):
+        raise SystemExit("this benchmark reads /proc/self/status and needs Linux")
+
+
+def ratio(numerator: float, denominator: float) -> float:
+    """``numerator / denominator``, ``inf`` for a zero denominator (never a ZeroDivisionError)."""
+    return numerator / denominator if denominator else float("inf")
+
+
+class StepTimer:
+    """Wall time and memory of each training step: :meth:`begin` marks memory then starts the clock,
+    :meth:`end` stops the clock then reads the peak (so the marking and reading are never timed)."""
+
+    def __init__(self, probe: MemoryProbe):
+        self.probe = probe
+        self.times: list[float] = []
+        self.step_peaks: list[float] = []
+        self.absolute_peaks: list[float] = []
+        self._start = 0.0
+
+    def begin(self) -> None:
+        self.probe.mark()
+        self._start = time.perf_counter()
+
+    def end(self) -> None:
+        self.times.append(time.perf_counter() - self._start)
+        self.step_peaks.append(self.probe.peak_since_mark())
+        self.absolute_peaks.append(self.probe.peak_mib())
+
+    def summary(self, warmup: int, base_mib: float) -> dict:
+        """Median step time and peaks over the steps after ``warmup`` (``base_mib``: RSS before any model)."""
+        timed = slice(warmup, None)
+        if not self.times[timed]:
+            raise RuntimeError(f"no timed steps: {len(self.times)} step(s) ran, {warmup} warm-up")
+        return {"step_seconds": self.times[timed], "median_step_s": median(self.times[timed]),
+                "step_peak_mib": max(self.step_peaks[timed]),
+                "process_peak_mib": max(self.absolute_peaks[timed]) - base_mib,
+                "exact_reset": self.probe.exact_reset}
+
+    def callback(self):
+        """A ``transformers.TrainerCallback`` timing each optimizer step of a ``Trainer.train()`` loop.
+
+        The Trainer fetches and collates a step's batch *before* ``on_step_begin``; ``on_step_end`` comes after
+        backward, clipping, the optimizer step and ``zero_grad``.
+        """
+        from transformers import TrainerCallback
+
+        timer = self
+
+        class StepTiming(TrainerCallback):
+            def on_step_begin(self, args, state, control, **kwargs):
+                timer.begin()
+
+            def on_step_end(self, args, state, control, **kwargs):
+                timer.end()
+
+        return StepTiming()
+
+
+def log_recorder(logs: list[dict]):
+    """A ``TrainerCallback`` that appends every ``logs`` dict the Trainer emits to ``logs``."""
+    from transformers import TrainerCallback
+
+    class LogRecorder(TrainerCallback):
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if logs is not None:
+                found.append(dict(logs))
+
+    found = logs
+    return LogRecorder()
+
+
+def machine_note() -> str:
+    """CPU count and the 1-minute load average: a shared machine's load changes every timing."""
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    return f"{os.cpu_count()} CPU cores, 1-min load average {load:.2f}"

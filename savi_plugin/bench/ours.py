@@ -1,0 +1,59 @@
+"""Our side of the training benchmarks: :class:`~savi_plugin.training.trainer.PreferenceTrainer` run by its own
+``train()`` loop, with every step timed and its loss kept at full precision."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from savi_plugin.bench.measure import MemoryProbe, StepTimer, log_recorder
+
+
+def train_ours(*, model_path: str, adapter_path: str, data_path: str, output_dir: str | Path, loss_type: str,
+               beta: float, alpha: float, lr: float, warmup: int, steps: int, frames: int,
+               gradient_checkpointing: bool, seed: int, probe: MemoryProbe, base_mib: float) -> dict:
+    """Train ``warmup + steps`` optimizer steps on ``data_path`` (one pair per step) and measure them.
+
+    Args:
+        model_path, adapter_path: the checkpoint and the saved LoRA adapter the policy starts from (trainable);
+            the reference is the policy with the adapter disabled (``reference="adapter"``).
+        data_path: a preference JSONL file (our format).
+        loss_type, beta, alpha: the loss (``rrpo`` / ``dpo``) and its parameters.
+        lr: AdamW learning rate, constant (no warm-up, no decay, no weight decay), gradients clipped at 1.0.
+        warmup, steps: untimed then timed steps.
+        frames: frames decoded per video.
+        gradient_checkpointing: recompute decoder layers in backward (non-reentrant).
+        probe, base_mib: the process's memory probe and its resident set before any model was loaded.
+
+    Returns:
+        ``losses`` (every step, full precision), ``logs`` (the Trainer's per-step logs), the timing summary of
+        :meth:`StepTimer.summary`, ``packing`` and ``vision_calls_per_pair``.
+    """
+    from savi_plugin.models.backends.llava_onevision import LlavaOnevisionVideoLM
+    from savi_plugin.training.config import PreferenceConfig
+    from savi_plugin.training.trainer import PreferenceTrainer
+
+    losses: list[float] = []
+
+    class Recording(PreferenceTrainer):
+        """The trainer unchanged, except that each step's loss is also kept here at full precision."""
+
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            loss = super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+            losses.append(float((loss[0] if return_outputs else loss).detach()))
+            return loss
+
+    timer, logs = StepTimer(probe), []
+    backend = LlavaOnevisionVideoLM.from_pretrained(model_path, adapter=adapter_path, is_trainable=True,
+                                                    num_frames=frames)
+    config = PreferenceConfig(
+        output_dir=str(output_dir), loss_type=loss_type, beta=beta, alpha=alpha, learning_rate=lr,
+        lr_scheduler_type="constant", warmup_steps=0, weight_decay=0.0, max_grad_norm=1.0, optim="adamw_torch",
+        per_device_train_batch_size=1, max_steps=warmup + steps, gradient_checkpointing=gradient_checkpointing,
+        gradient_checkpointing_kwargs={"use_reentrant": False} if gradient_checkpointing else None,
+        num_frames=frames, save_strategy="no", logging_steps=1, use_cpu=True, seed=seed, dataloader_num_workers=0,
+        disable_tqdm=True)
+    trainer = Recording(backend, config, train_dataset=data_path, callbacks=[timer.callback(), log_recorder(logs)])
+    trainer.train()
+    return {"losses": losses, "logs": [entry for entry in logs if "loss" in entry],
+            **timer.summary(warmup, base_mib), "packing": trainer.packing,
+            "vision_calls_per_pair": trainer.vision_calls / max(1, len(losses))}

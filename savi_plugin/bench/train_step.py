@@ -1,0 +1,233 @@
+"""Training-step time and peak memory: our trainer against an official-style RRPO step, same pair, same loss.
+
+    savi bench train-step                     # 16 frames x 121 tokens = 1,937 video tokens, 48-token responses
+    python benchmarks/train_step.py --layers 16 --vocab 8192 --steps 3
+
+One RRPO preference pair on a long video, one optimizer step at a time, on a tiny-but-deep LLaVA-OneVision
+(random weights, built locally; see :class:`~savi_plugin.bench.fixtures.ModelShape`):
+
+* **ours**: :class:`~savi_plugin.training.trainer.PreferenceTrainer` (``loss_type="rrpo"``) run by its own
+  ``train()`` loop on a one-pair dataset: shared-prefix packing ``[video+question | chosen | rejected]`` with a
+  block mask, the vision encoder once per pair, the reference as the adapter-disabled policy under
+  ``no_grad`` on the same packed row, the LM head on response positions only;
+* **baseline**: :class:`~savi_plugin.bench.official_rrpo.OfficialStyleRRPO`, what the official code does
+  (chosen and rejected as separate full forwards, a separate frozen reference copy, the vision encoder per
+  sequence -- four times per pair -- and full-vocabulary logits at every position).
+
+Both start from the same checkpoint and the same LoRA adapter (non-zero ``B``, so the policy differs from
+the reference at step one), use fp32, AdamW at a constant learning rate, clipping at 1.0 and the same
+gradient-checkpointing setting, and must compute the same loss: the first-step losses are compared (and
+the run fails if they differ by more than ``--loss-tolerance``).
+
+Timing: a step is forward + backward + clipping + optimizer step, data preparation excluded on both sides
+(the Trainer fetches and collates the batch before ``on_step_begin``; the baseline's pair is encoded once up
+front). ``--warmup`` steps are run first; the median of ``--steps`` steps is reported.
+
+Memory: each side runs in a fresh process (:mod:`savi_plugin.bench.measure`). ``step peak`` is the largest
+extra resident memory during a timed step over the resident set at its start (activations, logits,
+gradients, temporaries); ``process peak`` is the largest resident set during the timed steps minus the
+resident set after imports, before any model is loaded (so it also counts the weights -- the baseline's
+second model copy -- optimizer state and gradients).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+from dataclasses import asdict
+from pathlib import Path
+
+from savi_plugin.bench.fixtures import ModelShape, video_tokens
+from savi_plugin.bench.measure import (MemoryProbe, StepTimer, forward_args, machine_note, ratio, require_linux,
+                                      run_worker)
+
+SIDES = ("ours", "baseline")
+
+
+def _shape(args) -> ModelShape:
+    return ModelShape(hidden_size=args.hidden, num_layers=args.layers, image_size=args.image_size,
+                      vocab_size=args.vocab or None, seed=args.seed)
+
+
+def prepare(args) -> dict:
+    """Build (or reuse) the model, video, LoRA adapter and one-pair preference file under ``args.work_dir``."""
+    from savi_plugin.bench.fixtures import build_bench_model, make_adapter, make_tagged_pair, make_video
+    from savi_plugin.models.tiny import build_tokenizer
+
+    work = Path(args.work_dir)
+    work.mkdir(parents=True, exist_ok=True)
+    model = build_bench_model(work, _shape(args))
+    video, question = make_video(work, num_frames=args.frames, size=args.image_size, seed=args.seed)
+    adapter = make_adapter(work, model, rank=args.lora_rank, alpha=2 * args.lora_rank, init_std=args.lora_init_std,
+                           seed=args.seed)
+    pair = make_tagged_pair(build_tokenizer(), args.response_tokens)
+    record = {"id": "bench-0", "video": str(video), "question": question, "source": "bench", **pair}
+    data = work / f"pair_r{args.response_tokens}.jsonl"
+    data.write_text(json.dumps(record) + "\n")
+    return {"model": str(model), "adapter": str(adapter), "data": str(data), "video": str(video),
+            "question": question, "pair": pair}
+
+
+# ----------------------------------------------------------------------------------------------- workers
+def _worker_ours(args, paths: dict, probe: MemoryProbe, base_mib: float) -> dict:
+    from savi_plugin.bench.ours import train_ours
+
+    return train_ours(model_path=paths["model"], adapter_path=paths["adapter"], data_path=paths["data"],
+                      output_dir=Path(args.work_dir) / "ours_out", loss_type="rrpo", beta=args.beta, alpha=args.alpha,
+                      lr=args.lr, warmup=args.warmup, steps=args.steps, frames=args.frames,
+                      gradient_checkpointing=args.gradient_checkpointing, seed=args.seed, probe=probe,
+                      base_mib=base_mib)
+
+
+def _worker_baseline(args, paths: dict, probe: MemoryProbe, base_mib: float) -> dict:
+    import torch
+
+    from savi_plugin.bench.official_rrpo import OfficialStyleRRPO, encode_pair
+    from savi_plugin.models.backends.llava_onevision import LlavaOnevisionVideoLM
+    from savi_plugin.video import read_frames
+
+    torch.manual_seed(args.seed)
+    video_lm = LlavaOnevisionVideoLM.from_pretrained(paths["model"], num_frames=args.frames)  # for its processor
+    batch = encode_pair(video_lm, read_frames(paths["video"], args.frames).frames, paths["question"], paths["pair"])
+    del video_lm
+    trainer = OfficialStyleRRPO(paths["model"], paths["adapter"], lr=args.lr, beta=args.beta, alpha=args.alpha,
+                                gradient_checkpointing=args.gradient_checkpointing)
+    vision_calls = _count_calls(trainer.policy.get_base_model().model.vision_tower)
+    vision_calls_ref = _count_calls(trainer.reference.model.vision_tower)
+    timer = StepTimer(probe)
+    losses = []
+    for _ in range(args.warmup + args.steps):
+        timer.begin()
+        losses.append(trainer.step(batch))
+        timer.end()
+    steps = len(losses)
+    return {"losses": losses, **timer.summary(args.warmup, base_mib), "packing": False,
+            "vision_calls_per_pair": (vision_calls[0] + vision_calls_ref[0]) / steps}
+
+
+def _count_calls(module) -> list[int]:
+    """Count forward calls of ``module`` (a one-element list, updated in place by a hook)."""
+    count = [0]
+    module.register_forward_pre_hook(lambda *_: count.__setitem__(0, count[0] + 1))
+    return count
+
+
+def worker(args) -> dict:
+    """Run one side in this (fresh) process and return its measurements."""
+    import torch
+
+    torch.set_num_threads(args.threads)
+    probe = MemoryProbe()
+    # Import everything both sides import before the memory base line, so it is the same for both.
+    import peft  # noqa: F401
+    import transformers  # noqa: F401
+
+    from savi_plugin.training import trainer as _  # noqa: F401
+
+    base_mib = probe.rss_mib()
+    paths = json.loads(Path(args.work_dir, "paths.json").read_text())
+    run = _worker_ours if args.worker == "ours" else _worker_baseline
+    return {"side": args.worker, "base_mib": base_mib, **run(args, paths, probe, base_mib)}
+
+
+# ----------------------------------------------------------------------------------------------- driver
+def run(args) -> dict:
+    """Prepare the inputs, run both sides in fresh processes, print the comparison; returns the results."""
+    require_linux()
+    if args.work_dir is None:
+        args.work_dir = tempfile.mkdtemp(prefix="savi_bench_train_step_")
+    load_before = machine_note()
+    paths = prepare(args)
+    Path(args.work_dir, "paths.json").write_text(json.dumps(paths))
+    forwarded = forward_args(build_parser(), args)
+    results = {side: run_worker("savi_plugin.bench.train_step", forwarded + ["--worker", side]) for side in SIDES}
+    report = summarize(args, paths, results)
+    report["machine"] = {"before": load_before, "after": machine_note()}
+    print_report(args, report)
+    return report
+
+
+def summarize(args, paths: dict, results: dict) -> dict:
+    ours, base = results["ours"], results["baseline"]
+    first = abs(ours["losses"][0] - base["losses"][0])
+    steps = min(len(ours["losses"]), len(base["losses"]))
+    return {
+        "results": results, "shape": asdict(_shape(args)), "video_tokens": video_tokens(args.frames, args.image_size),
+        "first_step_loss": {"ours": ours["losses"][0], "baseline": base["losses"][0], "abs_diff": first},
+        "max_loss_diff": max(abs(a - b) for a, b in zip(ours["losses"][:steps], base["losses"][:steps])),
+        "losses_equal": first <= args.loss_tolerance,
+        "throughput_ratio": ratio(base["median_step_s"], ours["median_step_s"]),
+        "step_memory_ratio": ratio(base["step_peak_mib"], ours["step_peak_mib"]),
+        "process_memory_ratio": ratio(base["process_peak_mib"], ours["process_peak_mib"]),
+    }
+
+
+def print_report(args, report: dict) -> None:
+    ours, base = report["results"]["ours"], report["results"]["baseline"]
+    shape = report["shape"]
+    print(f"RRPO training step, one pair: {args.frames} frames x {args.image_size}px = {report['video_tokens']} video "
+          f"tokens, ~{args.response_tokens}-token responses; LLaVA-OneVision tiny: {shape['num_layers']} layers, "
+          f"hidden {shape['hidden_size']}, vocab {shape['vocab_size'] or 'tokenizer'}; LoRA r={args.lora_rank}; fp32, "
+          f"CPU, {args.threads} threads, gradient checkpointing {'on' if args.gradient_checkpointing else 'off'}")
+    print(f"  {'':>9}  {'step (median)':>13}  {'pairs/s':>8}  {'step peak':>10}  {'process peak':>12}  "
+          f"{'vision/pair':>11}  first-step loss")
+    for name, r in (("ours", ours), ("baseline", base)):
+        print(f"  {name:>9}  {r['median_step_s']:11.2f} s  {1 / r['median_step_s']:8.3f}  {r['step_peak_mib']:6.0f} MiB  "
+              f"{r['process_peak_mib']:8.0f} MiB  {r['vision_calls_per_pair']:11.1f}  {r['losses'][0]:.6f}")
+    loss = report["first_step_loss"]
+    print(f"  throughput ours/baseline: {report['throughput_ratio']:.2f}x   step peak memory baseline/ours: "
+          f"{report['step_memory_ratio']:.2f}x   process peak baseline/ours: {report['process_memory_ratio']:.2f}x")
+    print(f"  |first-step loss difference|: {loss['abs_diff']:.2e} (tolerance {args.loss_tolerance:g})   "
+          f"max over {min(len(ours['losses']), len(base['losses']))} steps: {report['max_loss_diff']:.2e}   "
+          f"packing: {ours['packing']}")
+    print(f"  machine: {report['machine']['before']} at start, {report['machine']['after'].split(', ')[-1]} at end")
+    if not (ours["exact_reset"] and base["exact_reset"]):
+        print("  note: the kernel's peak counter could not be reset; peaks are whole-process upper bounds")
+
+
+def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
+    parser = parser or argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--frames", type=int, default=16, help="frames per video")
+    parser.add_argument("--image-size", type=int, default=176,
+                        help="frame size; ceil(size/16)^2 tokens per frame (176: 121)")
+    parser.add_argument("--hidden", type=int, default=256, help="language-model hidden size")
+    parser.add_argument("--layers", type=int, default=12, help="language-model layers")
+    parser.add_argument("--vocab", type=int, default=4608,
+                        help="vocabulary size (0: the tiny tokenizer's ~560); see benchmarks/README.md")
+    parser.add_argument("--response-tokens", type=int, default=48, help="tokens per response (about)")
+    parser.add_argument("--lora-rank", type=int, default=16, help="LoRA rank (alpha = 2 x rank)")
+    parser.add_argument("--lora-init-std", type=float, default=0.02, help="std of the adapter's initial B")
+    parser.add_argument("--beta", type=float, default=0.1)
+    parser.add_argument("--alpha", type=float, default=0.01)
+    parser.add_argument("--lr", type=float, default=1e-4)
+    parser.add_argument("--gradient-checkpointing", action=argparse.BooleanOptionalAction, default=True,
+                        help="recompute decoder layers in backward, both sides (the official recipe does)")
+    parser.add_argument("--warmup", type=int, default=1, help="untimed steps first")
+    parser.add_argument("--steps", type=int, default=2, help="timed steps (median reported)")
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads per side")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--loss-tolerance", type=float, default=1e-4, help="max |first-step loss difference|")
+    parser.add_argument("--work-dir", help="where inputs are built and cached (default: a temporary folder)")
+    parser.add_argument("--json", help="also write the results to this file")
+    parser.add_argument("--worker", choices=SIDES, help=argparse.SUPPRESS)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.worker:
+        print(json.dumps(worker(args)))
+        return 0
+    report = run(args)
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=2))
+    if not report["losses_equal"]:
+        print(f"error: the two sides computed different losses (|difference| {report['first_step_loss']['abs_diff']:.2e} "
+              f"> {args.loss_tolerance:g}); the comparison is not valid")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,43 @@
+"""``savi bench decode`` and the ``savi bench`` command at tiny sizes: real decord and PyAV on a real mp4."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+
+def test_decode_benchmark_reads_real_frames(tmp_path, capsys):
+    from savi_plugin.bench import decode
+
+    args = decode.build_parser().parse_args(["--frames", "24", "--size", "32", "--samples", "4", "--repeats", "1",
+                                             "--keyframe-interval", "0", "8", "--work-dir", str(tmp_path)])
+    result = decode.run(args)
+    assert len(result["clips"]) == 2
+    for clip in result["clips"]:
+        assert [row["frames"] for row in clip["rows"]] == [4, 24]
+        for row in clip["rows"]:
+            for backend in decode.BACKENDS:
+                assert row[backend]["frames"] == row["frames"]  # every requested frame came back
+                assert row[backend]["frames_per_s"] > 0
+            assert math.isfinite(row["ratio_decord_over_pyav"])
+    out = capsys.readouterr().out
+    assert "decord / pyav" in out and "keyframe every 8 frames" in out
+
+
+def test_savi_bench_command(tmp_path, capsys):
+    from savi_plugin.cli import main
+
+    code = main(["bench", "decode", "--frames", "12", "--size", "32", "--samples", "3", "--repeats", "1",
+                 "--keyframe-interval", "0", "--work-dir", str(tmp_path)])
+    assert code == 0
+    assert "uniform 3" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(["bench", "nope"])
+
+
+def test_generation_benchmark_is_found_in_a_source_checkout():
+    from savi_plugin.cli.bench import generation_script
+
+    script = generation_script()
+    assert script is not None and script.name == "generation_throughput.py"

@@ -1,0 +1,93 @@
+"""``savi bench train-step`` at a tiny shape: both sides run for real, compute the same RRPO loss, ratios are numbers.
+
+No timing assertion: the machine is shared. What is asserted is that the comparison is valid (equal,
+non-trivial losses; the layouts the benchmark claims: one vision call per pair against four) and that the
+printed ratios are finite.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+
+import pytest
+
+TINY = ["--frames", "2", "--image-size", "32", "--hidden", "64", "--layers", "2", "--vocab", "1024",
+        "--response-tokens", "16", "--lora-init-std", "0.1", "--warmup", "0", "--steps", "2", "--threads", "1",
+        "--no-gradient-checkpointing"]
+
+
+def _ratio(pattern: str, text: str) -> float:
+    match = re.search(pattern + r" ([0-9.]+|inf|nan)x", text)
+    assert match, f"{pattern!r} not in output:\n{text}"
+    return float(match.group(1))
+
+
+@pytest.fixture(scope="module")
+def train_step_run(tmp_path_factory):
+    from savi_plugin.bench import train_step
+
+    work = tmp_path_factory.mktemp("bench_train_step")
+    code = train_step.main([*TINY, "--work-dir", str(work), "--json", str(work / "report.json")])
+    return code, json.loads((work / "report.json").read_text()), work
+
+
+def test_both_sides_compute_the_same_nontrivial_loss(train_step_run):
+    code, report, _ = train_step_run
+    assert code == 0
+    ours, base = report["results"]["ours"], report["results"]["baseline"]
+    assert report["losses_equal"]
+    assert abs(ours["losses"][0] - base["losses"][0]) <= 1e-4
+    # the adapter's B is non-zero: policy != reference at step one, so the loss is not the trivial log 2
+    assert abs(ours["losses"][0] - math.log(2)) > 1e-3
+    assert report["max_loss_diff"] <= 1e-4  # the second step too: same gradients, same optimizer
+
+
+def test_layouts_and_ratios(train_step_run, capsys):
+    _, report, work = train_step_run
+    ours, base = report["results"]["ours"], report["results"]["baseline"]
+    assert ours["packing"] is True
+    assert ours["vision_calls_per_pair"] == 1  # vision tower once per pair (frozen, gradient checkpointing off)
+    assert base["vision_calls_per_pair"] == 4  # policy and reference, chosen and rejected
+    for key in ("throughput_ratio", "step_memory_ratio", "process_memory_ratio"):
+        assert math.isfinite(report[key]) and report[key] > 0, key
+    for side in (ours, base):
+        assert side["median_step_s"] > 0 and side["step_peak_mib"] >= 0 and side["process_peak_mib"] > 0
+
+
+def test_printed_report(train_step_run, capsys):
+    from savi_plugin.bench import train_step
+
+    _, report, work = train_step_run
+    train_step.print_report(train_step.build_parser().parse_args([*TINY, "--work-dir", str(work)]), report)
+    out = capsys.readouterr().out
+    for pattern in ("throughput ours/baseline:", "step peak memory baseline/ours:", "process peak baseline/ours:"):
+        assert math.isfinite(_ratio(pattern, out))
+    assert "first-step loss difference" in out
+
+
+def test_video_token_count_matches_the_processor(train_step_run):
+    import numpy as np
+
+    from savi_plugin.bench.fixtures import video_tokens
+    from savi_plugin.models.backends.llava_onevision import LlavaOnevisionVideoLM
+
+    _, report, work = train_step_run
+    paths = json.loads((work / "paths.json").read_text())
+    lm = LlavaOnevisionVideoLM.from_pretrained(paths["model"])
+    ids = lm.encode([np.zeros((3, 40, 40, 3), dtype=np.uint8)], ["q"])["input_ids"]
+    assert int((ids == lm.model.config.video_token_index).sum()) == video_tokens(3, 32)
+    assert report["video_tokens"] == video_tokens(2, 32) == 2 * 2 * 2 + 1
+    assert lm.model.get_output_embeddings().weight.shape[0] == 1024  # --vocab pads the LM head
+
+
+def test_forward_args_round_trip():
+    from savi_plugin.bench import train_step
+    from savi_plugin.bench.measure import forward_args
+
+    parser = train_step.build_parser()
+    args = parser.parse_args([*TINY, "--work-dir", "/tmp/x"])
+    assert parser.parse_args(forward_args(parser, args)) == args
+    default = parser.parse_args([])
+    assert parser.parse_args(forward_args(parser, default)) == default
