@@ -29,6 +29,17 @@ def resolve_dtype(dtype: str | torch.dtype) -> torch.dtype:
     return DTYPES[dtype]
 
 
+class PromptTooLongError(ValueError):
+    """A prompt (video + question) does not fit the model's context window.
+
+    Prompts are never truncated -- the video tokens must match the vision features one to one, and a cut
+    question is a different question -- so the item is refused; generation counts it as a skip with reason
+    :attr:`skip_reason`.
+    """
+
+    skip_reason = "prompt_too_long"
+
+
 class VideoLM:
     """A loaded video language model with its processor.
 
@@ -94,6 +105,29 @@ class VideoLM:
     @property
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
+
+    @property
+    def context_length(self) -> int | None:
+        """The language model's context window (``max_position_embeddings``), or None when the config has none."""
+        config = self.model.config
+        text = config.get_text_config() if hasattr(config, "get_text_config") else config
+        value = getattr(text, "max_position_embeddings", None)
+        return int(value) if value else None
+
+    def check_context(self, attention_mask: torch.Tensor, max_new_tokens: int) -> None:
+        """Raise :class:`PromptTooLongError` if a prompt plus ``max_new_tokens`` exceeds :attr:`context_length`.
+
+        Without this check a RoPE model silently generates past the positions it was trained on.
+        """
+        limit = self.context_length
+        if limit is None:
+            return
+        for index, length in enumerate(attention_mask.sum(-1).tolist()):
+            if length + max_new_tokens > limit:
+                raise PromptTooLongError(
+                    f"prompt {index} of the batch is {int(length)} tokens; with max_new_tokens={max_new_tokens} it "
+                    f"exceeds the model's context window of {limit} tokens (prompts are never truncated: lower "
+                    f"num_frames or shorten the question)")
 
     # ----------------------------------------------------------------- prompts
     def messages(self, question: str, response: str | None = None) -> list[dict]:
@@ -201,6 +235,7 @@ class VideoLM:
                  seed: int | None = None) -> list[str]:
         """Answer each question about its video; returns the decoded answers (special tokens removed)."""
         inputs = self._to_device(self.encode(videos, questions))
+        self.check_context(inputs["attention_mask"], max_new_tokens)
         if seed is not None:
             torch.manual_seed(seed)
         kwargs: dict[str, Any] = {"max_new_tokens": max_new_tokens, "do_sample": do_sample}
@@ -226,6 +261,7 @@ class VideoLM:
             add_generation_prompt=True, tokenize=False) for turns in conversations]
         inputs = self._to_device(dict(self.tokenizer(prompts, return_tensors="pt", padding=True, padding_side="left",
                                                      add_special_tokens=False)))
+        self.check_context(inputs["attention_mask"], max_new_tokens)
         if seed is not None:
             torch.manual_seed(seed)
         kwargs: dict[str, Any] = {"max_new_tokens": max_new_tokens, "do_sample": do_sample}
