@@ -297,3 +297,21 @@ def test_rrpo_needs_ground_truth(synthetic_samples, tmp_path):
         run_generation(generator="rrpo", model=ScriptedLM(scripted_answer), inputs=manifest,
                        output=tmp_path / "o.jsonl")
     assert (err.value.line, err.value.field) == (1, "question")
+
+
+@pytest.mark.parametrize("family", ["llava_onevision", "qwen2_vl"])
+def test_rrpo_model_based_tagging_runs_on_the_real_backend(request, family, synthetic_samples, tmp_path):
+    """Long open-ended answers go through the two-turn tagging prompt with the same (text-only) backend; a
+    random model's tags never check out, so every pair falls back to the word diff, and says why."""
+    model = request.getfixturevalue(f"tiny_{family}")
+    manifest = tmp_path / "open.jsonl"
+    manifest.write_text("".join(json.dumps({"id": f"open{i}", "video": s.video, "question": "Describe the video.",
+                                            "answer": LONG_GT}) + "\n" for i, s in enumerate(synthetic_samples[:2])))
+    out = tmp_path / "pairs.jsonl"
+    report = run_generation(generator="rrpo", model=model, inputs=manifest, output=out, num_frames=4, batch_size=2,
+                            progress=False, options={"tagging": "model", "max_new_tokens": 8, "tag_max_new_tokens": 8})
+    records = read_lines(out)
+    assert len(records) == report["counts"]["pairs"] == 2
+    assert report["counts"]["tagging"] == {"rule_fallback": 2}
+    assert all(r["meta"]["tagging_note"] for r in records)
+    check_tagged_pairs(records)

@@ -149,8 +149,15 @@ def _read_progress(path: Path) -> tuple[dict[str, Any] | None, dict[str, dict[st
 
 
 def _config_conflicts(stored: dict[str, Any], current: dict[str, Any]) -> list[str]:
-    keys = (set(stored) | set(current)) - set(_RESUMABLE_CHANGES)
-    return sorted(k for k in keys if stored.get(k) != current.get(k))
+    """The configuration keys (``options.<name>`` inside the generator options) that differ."""
+    out = []
+    for key in sorted((set(stored) | set(current)) - set(_RESUMABLE_CHANGES)):
+        old, new = stored.get(key), current.get(key)
+        if isinstance(old, dict) and isinstance(new, dict):
+            out += [f"{key}.{k}" for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
+        elif old != new:
+            out.append(key)
+    return out
 
 
 # --------------------------------------------------------------------------- one batch
