@@ -9,8 +9,10 @@ One :class:`InputItem` per video (VideoSAVi) or per question (RRPO). Manifest li
 ``options`` may also be called ``candidates`` (MVBench) and ``video`` may be ``media_path`` (RRPO's
 release); an MCQ answer may be given as ``answer`` (option text or letter), ``answer_index`` or both
 (they must agree). The ``samples.jsonl`` that :func:`savi_plugin.video.synthetic.make_synthetic_dataset`
-writes is such a manifest. Relative video paths are resolved against the manifest's folder. A bad line
-raises :class:`~savi_plugin.data.DataError` naming ``file:line:field`` before any model is loaded.
+writes is such a manifest. Relative video paths are resolved against the manifest's folder, or against the
+data root when one is given -- then no path may leave it (``..``, absolute paths, symlinks pointing out;
+:mod:`savi_plugin.data.paths`). A bad line raises :class:`~savi_plugin.data.DataError` naming
+``file:line:field`` before any model is loaded.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from savi_plugin.data.paths import resolve_video_path
 from savi_plugin.data.readers import iter_json_objects
 from savi_plugin.data.record import DataError
 from savi_plugin.generators.text import normalize_answer
@@ -83,14 +86,12 @@ def _str_field(obj: dict, key: str, file: str, line: int, *, required: bool = Fa
     return value
 
 
-def _item_from_object(obj: Any, file: str, line: int, index: int, root: Path) -> InputItem:
+def _item_from_object(obj: Any, file: str, line: int, index: int, root: Path, confine: bool = False) -> InputItem:
     if not isinstance(obj, dict):
         raise DataError(file, line, None, f"expected a JSON object, got {type(obj).__name__}")
     video_key = "video" if "video" in obj else "media_path" if "media_path" in obj else "video"
     video = _str_field(obj, video_key, file, line, required=True)
-    path = Path(video)
-    if not path.is_absolute():
-        path = root / path
+    path = resolve_video_path(video, root, confine=confine, file=file, line=line, field=video_key)
     item_id = _str_field(obj, "id", file, line) or _str_field(obj, "sample_id", file, line) or Path(video).stem
     question = _str_field(obj, "question", file, line)
     answer = _str_field(obj, "answer", file, line)
@@ -130,21 +131,25 @@ def _item_from_object(obj: Any, file: str, line: int, index: int, root: Path) ->
                      answer_index=answer_index, origin=f"{file}:{line}", extra=extra)
 
 
-def load_inputs(source: str | Path) -> list[InputItem]:
+def load_inputs(source: str | Path, data_root: str | Path | None = None) -> list[InputItem]:
     """Read the generation inputs from a folder of videos or a JSONL/JSON manifest.
 
     Args:
         source: a directory (every video file under it, sorted by path; id = path without extension),
             or a ``.jsonl`` / ``.json`` manifest (see the module docstring).
+        data_root: the folder a manifest's relative video paths start from; every path must stay inside it.
+            Default: the manifest's folder, with no confinement.
 
     Raises:
-        DataError: the source is missing or empty, a line is malformed, or two items share an id.
+        DataError: the source is missing or empty, a line is malformed, two items share an id, or a video
+            path leaves the data root.
     """
     source = Path(source)
+    base = Path(data_root) if data_root is not None else source.parent
     if source.is_dir():
         items = _items_from_folder(source)
     elif source.is_file():
-        items = [_item_from_object(obj, str(source), line, i, source.parent)
+        items = [_item_from_object(obj, str(source), line, i, base, confine=data_root is not None)
                  for i, (line, obj) in enumerate(iter_json_objects(source))]
         if not items:
             raise DataError(str(source), None, None, "the manifest has no records")
