@@ -1,0 +1,76 @@
+"""Resolve a record's video path against a data root, refusing paths that escape the root.
+
+Preference files, generation manifests and benchmark annotations name their videos by path. Such files
+are often downloaded or produced by someone else, so a record must not be able to make a job read an
+arbitrary file of the machine (``"../../home/me/.ssh/id_rsa"``, ``"/etc/shadow"``, or a symlink in an
+unpacked archive that points out of it). When the user sets a **data root**, every video path a record
+names must lie inside it:
+
+* a relative path is joined to the root; an absolute path is kept as written;
+* the result, with ``..`` collapsed and every symlink followed (``os.path.realpath``), must be the root or
+  lie under the root's own real path -- otherwise :class:`PathEscapeError` names ``file:line:field``.
+
+A symlinked data root itself is fine (its real path is the reference); symlinks *inside* the root must
+point inside it. Without a data root (``confine=False``) relative paths are joined to the given base
+folder and nothing is refused: the user has not drawn a boundary, and absolute paths are normal then.
+Existence is not checked here (callers count a missing video in their own way).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from savi_plugin.data.record import DataError
+
+
+class PathEscapeError(DataError):
+    """A record's path resolves outside the data root (``..``, an absolute path, or a symlink pointing out)."""
+
+
+def is_within(path: str | Path, root: str | Path) -> bool:
+    """Whether ``path`` -- ``..`` collapsed and symlinks followed -- is ``root`` or lies under it.
+
+    Args:
+        path: the path to check (need not exist; the existing part of it is resolved).
+        root: the folder that must contain it (its real path is used, so a symlinked root works).
+    """
+    real_root = os.path.realpath(root)
+    real_path = os.path.realpath(path)
+    try:
+        return os.path.commonpath([real_root, real_path]) == real_root
+    except ValueError:  # different drives (Windows): certainly not inside
+        return False
+
+
+def resolve_video_path(video: str, base: str | Path, *, confine: bool = False, file: str = "<memory>",
+                       line: int | None = None, field: str = "video") -> Path:
+    """The file a record's ``video`` value names.
+
+    Args:
+        video: the path as written in the record (relative, absolute, or starting with ``~``).
+        base: the folder relative paths are resolved against: the data root when one is set, otherwise
+            the caller's default (e.g. the folder of the manifest or preference file).
+        confine: True when ``base`` is a data root the user set: the resolved path must stay inside it.
+        file, line, field: where ``video`` came from, named in every error.
+
+    Returns:
+        ``base / video`` for a relative ``video`` (``~`` expanded first), else ``video`` itself; not
+        normalised, so messages show the path the way the record wrote it.
+
+    Raises:
+        DataError: ``video`` is not a non-empty string or contains a NUL byte.
+        PathEscapeError: with ``confine``, the path resolves outside ``base``.
+    """
+    if not isinstance(video, str) or not video.strip():
+        raise DataError(file, line, field, "expected a non-empty path string")
+    if "\x00" in video:
+        raise DataError(file, line, field, "path contains a NUL byte")
+    path = Path(video).expanduser()
+    if not path.is_absolute():
+        path = Path(base) / path
+    if confine and not is_within(path, base):
+        raise PathEscapeError(file, line, field, f"path {video!r} resolves to {os.path.realpath(path)}, outside "
+                              f"the data root {os.path.realpath(base)} (.., absolute paths and symlinks may not "
+                              f"leave the data root)")
+    return path
