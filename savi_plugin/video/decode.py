@@ -122,6 +122,42 @@ def declared_frame_size(path: str | Path) -> tuple[int, int] | None:
         return None
 
 
+def probe_video(path: str | Path, *, max_pixels: int | None = None) -> tuple[int, int]:
+    """Check that ``path`` is a video :func:`read_frames` can start on, reading headers only; ``(width, height)``.
+
+    For load-time checks (the training dataset) that must not decode every video: a missing, empty or
+    non-video file, a file without a video stream (e.g. 0 frames), a header torn off by truncation, and
+    frames above the pixel cap are found here. A file damaged after its header is only found when decoded.
+
+    Raises:
+        VideoDecodeError: naming the file and the reason.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise VideoDecodeError(path, "file not found" if not path.exists() else "not a regular file")
+    if path.stat().st_size == 0:
+        raise VideoDecodeError(path, "file is empty (0 bytes)")
+    try:
+        import av
+
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                raise VideoDecodeError(path, "no video stream")
+            ctx = container.streams.video[0].codec_context
+            width, height = int(ctx.width or 0), int(ctx.height or 0)
+    except VideoDecodeError:
+        raise
+    except Exception as exc:  # FFmpeg's error names the problem (invalid data, end of file, ...)
+        raise VideoDecodeError(path, f"{type(exc).__name__}: {exc}".strip()) from exc
+    if width <= 0 or height <= 0:
+        raise VideoDecodeError(path, "the video stream declares no frame size")
+    cap = frame_pixel_cap(max_pixels)
+    if width * height > cap:
+        raise VideoDecodeError(path, f"frames are {width}x{height} = {width * height} pixels, above the cap of {cap} "
+                                     f"(raise max_pixels or ${MAX_PIXELS_ENV} if this is intended)")
+    return width, height
+
+
 def read_frames(path: str | Path, num_frames: int = 32, *, fps: float | None = None,
                 max_frames: int | None = None, backend: str | None = None,
                 max_pixels: int | None = None) -> DecodedVideo:
