@@ -27,6 +27,9 @@ from savi_plugin.data.record import DataError
 class PathEscapeError(DataError):
     """A record's path resolves outside the data root (``..``, an absolute path, or a symlink pointing out)."""
 
+    #: the reason a skipping reader counts it under
+    reason = "outside_data_root"
+
 
 def is_within(path: str | Path, root: str | Path) -> bool:
     """Whether ``path`` -- ``..`` collapsed and symlinks followed -- is ``root`` or lies under it.
