@@ -7,9 +7,13 @@ offsets (:mod:`savi_plugin.training.phrase_ids`). Videos are decoded later, once
 
 Bad input is never silently replaced:
 
-* a malformed record, or a video file that does not exist, raises :class:`~savi_plugin.data.DataError`
-  naming ``file:line:field`` (``bad_records="raise"``, the default), or is skipped, counted and listed in
-  :attr:`PreferenceDataset.skipped` (``bad_records="skip"``);
+* a malformed record, a video file that does not exist (``missing_video``), is not a readable video by its
+  headers -- empty, not a video, no video stream, torn header, frames above the pixel cap (``bad_video``,
+  :func:`~savi_plugin.video.decode.probe_video`) --, a video path that leaves an explicitly set data root
+  (``outside_data_root``, :mod:`savi_plugin.data.paths`), or a question that alone fills the token budget
+  (``prompt_too_long``: prompts are never truncated) raises :class:`~savi_plugin.data.DataError` naming
+  ``file:line:field`` (``bad_records="raise"``, the default), or is skipped, counted and listed in
+  :attr:`PreferenceDataset.skipped` with that reason (``bad_records="skip"``);
 * under a loss that needs phrase tags (RRPO), a pair without ``chosen_tagged``/``rejected_tagged`` is
   **skipped at load and counted** (reason ``untagged``), whatever ``bad_records`` says: its refined reward
   is undefined, and mixing generators (VideoSAVi pairs are untagged) is a normal situation. The count is
@@ -26,7 +30,9 @@ from typing import Any
 from torch.utils.data import Dataset
 
 from savi_plugin.data import DataError, PreferenceRecord, read_records
+from savi_plugin.data.paths import resolve_video_path
 from savi_plugin.data.tags import parse_tags
+from savi_plugin.video.decode import VideoDecodeError, probe_video
 from savi_plugin.training.phrase_ids import phrase_ids_from_offsets
 
 log = logging.getLogger(__name__)
@@ -87,18 +93,25 @@ class PreferenceDataset(Dataset):
         tokenizer: the backend's (fast) tokenizer.
         end_of_turn: the text the chat template appends after an answer (``VideoLM.end_of_turn``).
         fmt: file format: ``savi`` (ours), ``rrpo`` or ``trl`` (see :func:`savi_plugin.data.read_records`).
-        data_root: folder for relative video paths; default: the folder of ``path``.
+        data_root: folder for relative video paths; when given, no video path may leave it. Default: the
+            folder of ``path`` (no confinement).
         require_tags: the loss needs ``<MASK>`` phrases (RRPO): untagged pairs are skipped and counted.
-        bad_records: ``"raise"`` or ``"skip"`` for malformed records and missing videos.
+        bad_records: ``"raise"`` or ``"skip"`` for malformed records and missing or unreadable videos.
+        token_budget: the prompt + response budget (the model's context window, or ``max_length`` when
+            smaller); a pair whose question alone reaches it is refused (``prompt_too_long``). None: no check.
     """
 
     def __init__(self, path: str | Path, tokenizer, end_of_turn: str, *, fmt: str = "savi",
-                 data_root: str | Path | None = None, require_tags: bool = False, bad_records: str = "raise"):
+                 data_root: str | Path | None = None, require_tags: bool = False, bad_records: str = "raise",
+                 token_budget: int | None = None):
         if bad_records not in ("raise", "skip"):
             raise ValueError(f"bad_records must be 'raise' or 'skip', got {bad_records!r}")
         self.path = Path(path)
         self.data_root = Path(data_root) if data_root is not None else self.path.parent
+        self.confine = data_root is not None
         self.require_tags = require_tags
+        self.token_budget = token_budget
+        self._probed: dict[str, str | None] = {}  # video -> probe error (None: fine), each file probed once
         #: skipped records: dicts with file, line, field, message and reason (bad_record / missing_video / untagged)
         self.skipped: list[dict[str, Any]] = []
         self.items: list[PairItem] = []
@@ -115,7 +128,7 @@ class PreferenceDataset(Dataset):
             if item is not None:
                 self.items.append(item)
         for exc in errors:
-            reason = "missing_video" if exc.field == "video" else "bad_record"
+            reason = getattr(exc, "reason", None) or ("missing_video" if exc.field == "video" else "bad_record")
             self._skip(exc, reason)
         untagged = sum(s["reason"] == "untagged" for s in self.skipped)
         if self.skipped:
@@ -131,18 +144,37 @@ class PreferenceDataset(Dataset):
         self.skipped.append({"file": exc.file, "line": exc.line, "field": exc.field, "message": exc.message,
                              "reason": reason, "where": f"{exc.file}:{exc.line}:{exc.field}"})
 
-    def _resolve_video(self, video: str) -> Path:
-        path = Path(video).expanduser()
-        return path if path.is_absolute() else self.data_root / path
+    def _resolve_video(self, video: str, file: str = "<memory>", line: int | None = None) -> Path:
+        return resolve_video_path(video, self.data_root, confine=self.confine, file=file, line=line)
+
+    @staticmethod
+    def _refuse(file: str, line: int, field: str, message: str, reason: str) -> DataError:
+        exc = DataError(file, line, field, message)
+        exc.reason = reason  # the skip reason counted in the report
+        return exc
 
     def _item(self, record: PreferenceRecord, file: str, line: int, tokenizer, end_of_turn: str) -> PairItem | None:
-        video = self._resolve_video(record.video)
+        video = self._resolve_video(record.video, file, line)
         if not video.is_file():
             raise DataError(file, line, "video", f"video file not found: {video}")
         if self.require_tags and not record.is_tagged:
             self._skip(DataError(file, line, "chosen_tagged", "no <MASK> phrase tags; the loss's phrase-level "
                                  "reward is undefined for this pair (skipped)"), "untagged")
             return None
+        if self.token_budget is not None:
+            n = len(tokenizer(record.question, add_special_tokens=False)["input_ids"])
+            if n >= self.token_budget:
+                raise self._refuse(file, line, "question", f"the question alone is {n} tokens, not below the token "
+                                   f"budget of {self.token_budget} (the model's context window or max_length); "
+                                   f"prompts are never truncated", "prompt_too_long")
+        if str(video) not in self._probed:
+            try:
+                probe_video(video)
+                self._probed[str(video)] = None
+            except VideoDecodeError as exc:
+                self._probed[str(video)] = str(exc)
+        if self._probed[str(video)] is not None:
+            raise self._refuse(file, line, "video", self._probed[str(video)], "bad_video")
         chosen_ids, chosen_offsets = response_tokens(tokenizer, record.chosen, end_of_turn)
         rejected_ids, rejected_offsets = response_tokens(tokenizer, record.rejected, end_of_turn)
         item = PairItem(record, file, line, str(video), chosen_ids, rejected_ids)
