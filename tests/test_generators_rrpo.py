@@ -149,6 +149,7 @@ def test_rrpo_sigkill_mid_run_then_resume_gives_exactly_the_full_set(tiny_llava_
     # A further re-run has nothing to do.
     again = run_generation(generator="rrpo", output=out, progress=False, **args)
     assert again["throughput"]["items"] == 0 and out.read_bytes() == expected
+    assert again["throughput"]["model_load_seconds"] == 0.0  # nothing left to do: the model is not even loaded
 
 
 # --------------------------------------------------------------------------- scripted backend

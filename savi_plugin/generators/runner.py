@@ -121,7 +121,7 @@ def _load_model(model, backend, num_frames, adapter, dtype, device):
 
     start = time.perf_counter()
     lm = load_backend(model, backend, adapter=adapter, dtype=dtype, device=resolve_device(device),
-                      num_frames=num_frames or 32)
+                      num_frames=num_frames)
     return lm, time.perf_counter() - start
 
 
@@ -238,28 +238,34 @@ def run_generation(*, generator: str | type | Generator, model: Any, inputs: str
     batches = [(b, items[s:s + batch_size]) for b, s in enumerate(range(0, len(items), batch_size))]
     mine = [(b, chunk) for b, chunk in batches if b % count == index]
 
-    lm, load_seconds = _load_model(model, backend, num_frames, adapter, dtype, device)
-    frames = int(num_frames or getattr(lm, "num_frames", 32) or 32)
-    model_name = str(model) if isinstance(model, (str, Path)) else str(getattr(lm, "name_or_path", type(lm).__name__))
-    if isinstance(model, (str, Path)) and Path(model).exists():
-        model_name = str(Path(model).resolve())
+    by_path = isinstance(model, (str, Path))
+    if by_path:  # the model is loaded only if there is work left (a finished run is re-run for free)
+        from savi_plugin.models import detect_backend
+
+        backend_name = backend or detect_backend(model)
+        frames = int(num_frames or 32)
+        model_name = str(Path(model).resolve()) if Path(model).exists() else str(model)
+    else:
+        backend_name = getattr(model, "family", backend)
+        frames = int(num_frames or getattr(model, "num_frames", 32) or 32)
+        model_name = str(getattr(model, "name_or_path", type(model).__name__))
     config = {
         "generator": gen.name,
         "options": gen.describe(),
         "model": model_name,
         "adapter": str(adapter) if adapter else None,
-        "backend": getattr(lm, "family", backend),
+        "backend": backend_name,
         "num_frames": frames,
         "batch_size": batch_size,
         "seed": seed,
         "shard": [index, count],
         "limit": limit,
         "inputs": str(Path(inputs).resolve()) if isinstance(inputs, (str, Path)) else f"<{len(items)} items>",
-        "device": str(getattr(lm, "device", device)),
+        "device": resolve_device(device) if by_path else str(getattr(model, "device", device)),
         "dtype": dtype,
     }
     base_meta = {"generator": gen.name, "prompts_version": gen.prompts_version, "model": model_name,
-                 "backend": config["backend"], "num_frames": frames, "seed": seed}
+                 "backend": backend_name, "num_frames": frames, "seed": seed}
     if adapter:
         base_meta["adapter"] = str(adapter)
 
@@ -277,6 +283,7 @@ def run_generation(*, generator: str | type | Generator, model: Any, inputs: str
         progress_log.write_object({"id": CONFIG_ID, "config": config})
 
     todo = [(b, chunk) for b, chunk in mine if not all(item.id in done for item in chunk)]
+    lm, load_seconds = _load_model(model, backend_name, frames, adapter, dtype, device) if todo else (model, 0.0)
     total_items = sum(len(chunk) for _, chunk in mine)
     run_items = run_pairs = 0
     start = time.perf_counter()
