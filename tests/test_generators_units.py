@@ -201,3 +201,15 @@ def test_yaml_prompt_files_are_safe_yaml():
     for name in ("videosavi", "rrpo"):
         text = resources.files("savi_plugin.generators").joinpath("prompts", f"{name}.yaml").read_text()
         assert isinstance(yaml.safe_load(text), dict)
+
+
+def test_data_root_confines_manifest_paths(tmp_path):
+    from savi_plugin.generators import run_generation
+
+    (tmp_path / "root").mkdir()
+    manifest = tmp_path / "root" / "m.jsonl"
+    manifest.write_text(json.dumps({"video": "../outside.mp4", "question": "q?", "answer": "yes"}) + "\n")
+    with pytest.raises(DataError) as err:
+        run_generation(generator="rrpo", model=object(), inputs=manifest, output=tmp_path / "o.jsonl",
+                       data_root=tmp_path / "root")
+    assert (err.value.line, err.value.field) == (1, "video")

@@ -29,6 +29,7 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--model", help="model directory (a saved checkpoint)")
     parser.add_argument("--input", help="a folder of videos, a JSONL manifest, or a video-QA JSONL (rrpo)")
     parser.add_argument("--output", help="preference JSONL to write (appended to, resumably)")
+    parser.add_argument("--data-root", help="manifest video paths start here and may not leave it")
     parser.add_argument("--backend", help="backend name if it cannot be detected from config.json")
     parser.add_argument("--adapter", help="LoRA adapter directory applied on top of --model")
     parser.add_argument("--num-frames", type=int, default=None, help="frames per video (default 32)")
@@ -85,7 +86,7 @@ def run_generate(args) -> int:
                                 backend=args.backend, num_frames=args.num_frames, batch_size=args.batch_size,
                                 seed=args.seed, shard=args.shard, limit=args.limit, options=parse_options(args),
                                 adapter=args.adapter, dtype=args.dtype, device=args.device, report=args.report,
-                                progress=not args.no_progress)
+                                progress=not args.no_progress, data_root=args.data_root)
     except (DataError, PluginNotFoundError, ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -197,7 +197,8 @@ def run_generation(*, generator: str | type | Generator, model: Any, inputs: str
                    batch_size: int = 8, seed: int = 0, shard: str | Sequence[int] | None = None,
                    limit: int | None = None, options: dict[str, Any] | None = None,
                    adapter: str | Path | None = None, dtype: str = "float32", device: str = "auto",
-                   report: str | Path | None = None, progress: bool = True) -> dict[str, Any]:
+                   report: str | Path | None = None, progress: bool = True,
+                   data_root: str | Path | None = None) -> dict[str, Any]:
     """Generate preference pairs into ``output`` (JSONL) and return the run report.
 
     Args:
@@ -218,13 +219,15 @@ def run_generation(*, generator: str | type | Generator, model: Any, inputs: str
         dtype, device: how to load ``model`` (``device="auto"``: ``cuda:<LOCAL_RANK>`` if available).
         report: where to write the run report (default ``<output stem>.report.json``).
         progress: show a tqdm bar with pairs/s.
+        data_root: a manifest's relative video paths start from this folder and no video path may leave it
+            (default: the manifest's folder, no confinement; see :func:`load_inputs`).
 
     Returns:
         The run report (also written to ``report``): counts per outcome, every skipped or failed record with
         its reason, throughput of this run, and the configuration.
     """
     gen = resolve_generator(generator, options)
-    items = list(inputs) if not isinstance(inputs, (str, Path)) else load_inputs(inputs)
+    items = list(inputs) if not isinstance(inputs, (str, Path)) else load_inputs(inputs, data_root)
     if limit is not None:
         items = items[: int(limit)]
     gen.check_items(items)
@@ -261,6 +264,7 @@ def run_generation(*, generator: str | type | Generator, model: Any, inputs: str
         "shard": [index, count],
         "limit": limit,
         "inputs": str(Path(inputs).resolve()) if isinstance(inputs, (str, Path)) else f"<{len(items)} items>",
+        "data_root": str(Path(data_root).resolve()) if data_root is not None else None,
         "device": resolve_device(device) if by_path else str(getattr(model, "device", device)),
         "dtype": dtype,
     }

@@ -35,6 +35,12 @@ from savi_plugin.training.packing import IGNORE_INDEX, pad_stack, response_posit
 from savi_plugin.video import VideoDecodeError, read_frames
 
 
+def token_budget(max_length: int | None, context_length: int | None) -> int | None:
+    """The ``prompt + response`` token budget: ``max_length``, capped by the model's context window (None: none)."""
+    limits = [int(v) for v in (max_length, context_length) if v]
+    return min(limits) if limits else None
+
+
 class PreferenceCollator:
     """Turn a list of :class:`~savi_plugin.training.dataset.PairItem` into a model-ready batch.
 
@@ -43,7 +49,8 @@ class PreferenceCollator:
         num_frames: frames decoded per video.
         packing: one packed row per pair (True) or two rows per pair (False). The trainer turns this off
             when the model cannot take the block mask.
-        max_length: ``prompt + response`` token budget; None never truncates.
+        max_length: ``prompt + response`` token budget; the model's context window (``backend.context_length``)
+            caps it, also when None (see :func:`token_budget` and the policy in :mod:`savi_plugin.training.config`).
         video_backend: ``decord`` / ``pyav`` / None.
         reference_store: a :class:`~savi_plugin.training.reference.ReferenceStore` to attach precomputed
             reference statistics from, or None.
@@ -55,6 +62,8 @@ class PreferenceCollator:
         self.num_frames = num_frames
         self.packing = packing
         self.max_length = max_length
+        self.context_length = getattr(backend, "context_length", None)
+        self.token_budget = token_budget(max_length, self.context_length)
         self.video_backend = video_backend
         self.reference_store = reference_store
         #: videos decoded by this collator (one per pair; tests check it)
@@ -69,13 +78,14 @@ class PreferenceCollator:
         return frames
 
     def _budget(self, item: PairItem, prompt_length: int, ids: list[int], phrase: list[int] | None):
-        if self.max_length is None:
+        if self.token_budget is None:
             return ids, phrase, False
-        room = self.max_length - prompt_length
+        room = self.token_budget - prompt_length
         if room < 1:
             raise DataError(item.file, item.line, "video",
                             f"the prompt (video + question) is {prompt_length} tokens, leaving no room for a response "
-                            f"within max_length={self.max_length}; raise max_length or lower num_frames")
+                            f"within the token budget of {self.token_budget} (max_length={self.max_length}, model "
+                            f"context window {self.context_length}); raise max_length or lower num_frames")
         if len(ids) <= room:
             return ids, phrase, False
         return ids[:room], None if phrase is None else phrase[:room], True

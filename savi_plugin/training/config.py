@@ -7,11 +7,15 @@ beta 0.1, alpha 0.01 for LLaVA-Video) and for quiet, fast CPU runs otherwise (no
 no column removal: our batches are built by :class:`~savi_plugin.training.collator.PreferenceCollator`).
 
 Truncation policy (``max_length``): the video and the question are never truncated (the video tokens must
-match the vision features one to one). Each response is cut at its end (TRL's ``keep_start``) so that
-``prompt + response <= max_length`` tokens; the number of truncated responses is logged as ``truncated``.
-A pair whose prompt alone leaves no room for a response token is an error naming its ``file:line``.
-Under packing the packed row is ``prompt + chosen + rejected``, i.e. at most ``2 * max_length - prompt``.
-``max_length=None`` (the default, TRL's advice for vision models) never truncates.
+match the vision features one to one; a cut question is a different question). The token budget is
+``max_length``, capped by the model's context window (``max_position_embeddings``). Each response is cut at
+its end (TRL's ``keep_start``) so that ``prompt + response <= budget`` tokens; the number of truncated
+responses is logged as ``truncated``. A pair whose question alone fills the budget is refused at load
+(``prompt_too_long``: skipped and counted with ``bad_records="skip"``); a pair whose video + question leave no
+room for a response token -- the same for every pair at a given ``num_frames``, a configuration problem -- is
+an error naming its ``file:line``. Under packing the packed row is ``prompt + chosen + rejected``, i.e. at most
+``2 * budget - prompt``. ``max_length=None`` (the default, TRL's advice for vision models) truncates only at
+the context window.
 """
 
 from __future__ import annotations

@@ -44,7 +44,7 @@ import torch
 from transformers import Trainer, TrainerCallback
 
 from savi_plugin import registry
-from savi_plugin.training.collator import PreferenceCollator
+from savi_plugin.training.collator import PreferenceCollator, token_budget
 from savi_plugin.training.config import PreferenceConfig
 from savi_plugin.training.dataset import PreferenceDataset
 from savi_plugin.training.forward import PairStatistics, packing_support, preference_statistics
@@ -225,7 +225,9 @@ class PreferenceTrainer(Trainer):
             return dataset
         return PreferenceDataset(dataset, self.backend.tokenizer, self.backend.end_of_turn, fmt=args.data_format,
                                  data_root=args.data_root, require_tags=self.token_level,
-                                 bad_records=args.bad_records)
+                                 bad_records=args.bad_records,
+                                 token_budget=token_budget(args.max_length, getattr(self.backend, "context_length",
+                                                                                    None)))
 
     # ------------------------------------------------------------------ loss
     def statistics(self, model: torch.nn.Module, inputs: dict[str, Any]) -> PairStatistics:
