@@ -181,6 +181,9 @@ def _process(gen: Generator, lm, work: list[WorkItem], ctx: BatchContext) -> lis
         return gen.process(lm, work, ctx)
     except Exception as exc:
         if len(work) == 1:
+            skip = getattr(exc, "skip_reason", None)  # e.g. PromptTooLongError: the input, not the run, is at fault
+            if skip:
+                return [Outcome(work[0].item.id, None, SKIPPED, skip, f"{type(exc).__name__}: {exc}")]
             log.debug("generation failed for %s:\n%s", work[0].item.id, traceback.format_exc())
             return [Outcome(work[0].item.id, None, FAILED, "generation_error", f"{type(exc).__name__}: {exc}")]
         log.warning("batch %d failed (%s: %s); retrying its %d items one by one", ctx.batch_index,
