@@ -13,7 +13,8 @@ import re
 
 import pytest
 
-TINY = ["--frames", "2", "--image-size", "32", "--hidden", "64", "--layers", "2", "--vocab", "1024",
+TINY = ["--frames", "2", "--image-size", "32", "--hidden", "64", "--layers", "2", "--intermediate", "0",
+        "--vision-hidden", "0", "--vision-layers", "0", "--vocab", "1024",
         "--response-tokens", "16", "--lora-init-std", "0.1", "--warmup", "0", "--steps", "2", "--threads", "1",
         "--no-gradient-checkpointing"]
 
@@ -44,14 +45,16 @@ def test_both_sides_compute_the_same_nontrivial_loss(train_step_run):
     assert report["max_loss_diff"] <= 1e-4  # the second step too: same gradients, same optimizer
 
 
-def test_layouts_and_ratios(train_step_run, capsys):
-    _, report, work = train_step_run
+def test_layouts_and_ratios(train_step_run):
+    _, report, _ = train_step_run
     ours, base = report["results"]["ours"], report["results"]["baseline"]
     assert ours["packing"] is True
     assert ours["vision_calls_per_pair"] == 1  # vision tower once per pair (frozen, gradient checkpointing off)
     assert base["vision_calls_per_pair"] == 4  # policy and reference, chosen and rejected
     for key in ("throughput_ratio", "step_memory_ratio", "process_memory_ratio"):
         assert math.isfinite(report[key]) and report[key] > 0, key
+    assert report["attention"]["max_abs_diff_split"] < 1e-5  # the split layout is the block mask, exactly
+    assert all(report["attention"][k] > 0 for k in ("block_mask", "two_causal_rows", "split"))
     for side in (ours, base):
         assert side["median_step_s"] > 0 and side["step_peak_mib"] >= 0 and side["process_peak_mib"] > 0
 
@@ -64,7 +67,7 @@ def test_printed_report(train_step_run, capsys):
     out = capsys.readouterr().out
     for pattern in ("throughput ours/baseline:", "step peak memory baseline/ours:", "process peak baseline/ours:"):
         assert math.isfinite(_ratio(pattern, out))
-    assert "first-step loss difference" in out
+    assert "first-step loss difference" in out and "what limits the speed-up" in out
 
 
 def test_video_token_count_matches_the_processor(train_step_run):

@@ -14,7 +14,8 @@ import pytest
 
 pytest.importorskip("trl")
 
-TINY = ["--frames", "2", "--image-size", "32", "--hidden", "64", "--layers", "2", "--vocab", "0",
+TINY = ["--frames", "2", "--image-size", "32", "--hidden", "64", "--layers", "2", "--intermediate", "0",
+        "--vision-hidden", "0", "--vision-layers", "0", "--vocab", "0",
         "--response-tokens", "16", "--warmup", "0", "--steps", "3", "--threads", "1", "--no-gradient-checkpointing",
         "--no-image-row"]
 

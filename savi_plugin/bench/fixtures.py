@@ -18,26 +18,49 @@ LORA_TARGETS = r".*language_model\.layers\.\d+\.(self_attn\.(q|k|v|o)_proj|mlp\.
 
 @dataclass(frozen=True)
 class ModelShape:
-    """Size of the benchmark model (a tiny LLaVA-OneVision: SigLIP frames, 2x2 pooling, Qwen2 LM).
+    """Size of the benchmark model: a tiny LLaVA-OneVision (SigLIP frames, 2x2 pooling, Qwen2 language model).
+
+    The defaults of ``None`` keep :func:`savi_plugin.models.tiny.build_tiny_model`'s values; the others rebuild
+    the model from the same config with those sizes (same classes, same processor), so that the *proportions*
+    of the costs that differ between two training layouts -- video prefix, vision encoder, full-vocabulary
+    logits -- can be set like a real checkpoint's (see benchmarks/README.md).
 
     Attributes:
         hidden_size, num_layers: the language model.
+        intermediate_size: the language model's MLP width (tiny default ``2 * hidden_size``; Qwen2 uses ~5.3x).
         image_size: frame size in pixels; with 8-pixel patches and 2x2 pooling a frame gives
             ``ceil(image_size / 16) ** 2`` video tokens (176 px: 121 tokens; 16 frames: 1,936 + 1 newline).
         vocab_size: the LM's vocabulary (input embeddings and LM head). The tiny tokenizer has ~560 tokens;
-            larger values pad both matrices (real checkpoints also have rows the text never uses), so the
-            cost of full-vocabulary logits can be set to a realistic proportion. None keeps the tokenizer's.
+            larger values widen both matrices (real checkpoints also have rows the text never uses).
+        vision_hidden_size, vision_layers: the SigLIP vision tower (tiny default 32 and 2; its MLP is 4x wide
+            and its heads 32-dimensional when resized).
         seed: weight initialisation seed.
     """
 
     hidden_size: int = 256
     num_layers: int = 12
+    intermediate_size: int | None = None
     image_size: int = 176
     vocab_size: int | None = None
+    vision_hidden_size: int | None = None
+    vision_layers: int | None = None
     seed: int = 0
 
     def key(self) -> str:
-        return f"h{self.hidden_size}_l{self.num_layers}_i{self.image_size}_v{self.vocab_size or 0}_s{self.seed}"
+        return (f"h{self.hidden_size}_l{self.num_layers}_m{self.intermediate_size or 0}_i{self.image_size}"
+                f"_v{self.vocab_size or 0}_vh{self.vision_hidden_size or 0}_vl{self.vision_layers or 0}_s{self.seed}")
+
+    def resized(self) -> bool:
+        return any(v is not None for v in (self.intermediate_size, self.vocab_size, self.vision_hidden_size,
+                                           self.vision_layers))
+
+
+def model_line(shape: dict) -> str:
+    """One line describing a :class:`ModelShape` (given as a dict) for benchmark reports."""
+    mlp = shape["intermediate_size"] or 2 * shape["hidden_size"]
+    vision = f"{shape['vision_hidden_size'] or 32}x{shape['vision_layers'] or 2}"
+    return (f"LLaVA-OneVision tiny: LM {shape['num_layers']} layers, hidden {shape['hidden_size']}, MLP {mlp}, vocab "
+            f"{shape['vocab_size'] or 'tokenizer'}; SigLIP {vision}")
 
 
 def video_tokens(frames: int, image_size: int, patch: int = 8) -> int:
@@ -57,18 +80,27 @@ def build_bench_model(work_dir: str | Path, shape: ModelShape) -> Path:
         return out
     build_tiny_model(out, "llava_onevision", seed=shape.seed, hidden_size=shape.hidden_size,
                      num_layers=shape.num_layers, image_size=shape.image_size)
-    if shape.vocab_size is not None:
+    if shape.resized():
         import torch
-        from transformers import AutoModelForImageTextToText
+        from transformers import AutoConfig, GenerationConfig, LlavaOnevisionForConditionalGeneration
 
-        model = AutoModelForImageTextToText.from_pretrained(str(out), dtype=torch.float32)
-        current = model.get_input_embeddings().weight.shape[0]
-        if shape.vocab_size < current:
-            raise ValueError(f"vocab_size {shape.vocab_size} is smaller than the tokenizer's {current} tokens")
-        torch.manual_seed(shape.seed + 1)
-        # mean_resizing=False: plain random rows; the padded tokens never occur in the text, they only
-        # widen the softmax, which is what a real vocabulary costs.
-        model.resize_token_embeddings(shape.vocab_size, mean_resizing=False)
+        config = AutoConfig.from_pretrained(str(out))
+        text, vision = config.text_config, config.vision_config
+        if shape.intermediate_size is not None:
+            text.intermediate_size = shape.intermediate_size
+        if shape.vocab_size is not None:
+            if shape.vocab_size < text.vocab_size:
+                raise ValueError(f"vocab_size {shape.vocab_size} is smaller than the tokenizer's {text.vocab_size}")
+            text.vocab_size = shape.vocab_size
+        if shape.vision_hidden_size is not None:
+            vision.hidden_size = shape.vision_hidden_size
+            vision.intermediate_size = 4 * shape.vision_hidden_size
+            vision.num_attention_heads = max(1, shape.vision_hidden_size // 32)
+        if shape.vision_layers is not None:
+            vision.num_hidden_layers = shape.vision_layers
+        torch.manual_seed(shape.seed)
+        model = LlavaOnevisionForConditionalGeneration(config).eval()
+        model.generation_config = GenerationConfig.from_pretrained(str(out))  # keep the tiny model's eos/pad
         model.save_pretrained(str(out))
     marker.write_text(json.dumps(asdict(shape)))
     return out

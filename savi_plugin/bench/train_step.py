@@ -38,7 +38,7 @@ import tempfile
 from dataclasses import asdict
 from pathlib import Path
 
-from savi_plugin.bench.fixtures import ModelShape, video_tokens
+from savi_plugin.bench.fixtures import ModelShape, model_line, video_tokens
 from savi_plugin.bench.measure import (MemoryProbe, StepTimer, forward_args, machine_note, ratio, require_linux,
                                       run_worker)
 
@@ -46,8 +46,10 @@ SIDES = ("ours", "baseline")
 
 
 def _shape(args) -> ModelShape:
-    return ModelShape(hidden_size=args.hidden, num_layers=args.layers, image_size=args.image_size,
-                      vocab_size=args.vocab or None, seed=args.seed)
+    return ModelShape(hidden_size=args.hidden, num_layers=args.layers, intermediate_size=args.intermediate or None,
+                      image_size=args.image_size, vocab_size=args.vocab or None,
+                      vision_hidden_size=args.vision_hidden or None, vision_layers=args.vision_layers or None,
+                      seed=args.seed)
 
 
 def prepare(args) -> dict:
@@ -66,7 +68,20 @@ def prepare(args) -> dict:
     data = work / f"pair_r{args.response_tokens}.jsonl"
     data.write_text(json.dumps(record) + "\n")
     return {"model": str(model), "adapter": str(adapter), "data": str(data), "video": str(video),
-            "question": question, "pair": pair}
+            "question": question, "pair": pair, "segments": _segments(model, video, question, pair, args.frames)}
+
+
+def _segments(model, video, question: str, pair: dict, frames: int) -> list[int]:
+    """``[prefix, chosen, rejected]`` token counts of the packed row (processor only; no weights loaded)."""
+    from transformers import AutoProcessor
+
+    from savi_plugin.models.backends.llava_onevision import LlavaOnevisionVideoLM
+    from savi_plugin.video import read_frames
+
+    video_lm = LlavaOnevisionVideoLM(None, AutoProcessor.from_pretrained(str(model)), num_frames=frames)
+    prefix = video_lm.encode([read_frames(video, frames).frames], [question])["input_ids"].shape[1]
+    return [prefix] + [len(video_lm.tokenizer(pair[k] + video_lm.end_of_turn, add_special_tokens=False)["input_ids"])
+                       for k in ("chosen", "rejected")]
 
 
 # ----------------------------------------------------------------------------------------------- workers
@@ -143,9 +158,20 @@ def run(args) -> dict:
     forwarded = forward_args(build_parser(), args)
     results = {side: run_worker("savi_plugin.bench.train_step", forwarded + ["--worker", side]) for side in SIDES}
     report = summarize(args, paths, results)
+    if args.attention_probe:
+        report["attention"] = _attention_probe(args, paths["segments"])
     report["machine"] = {"before": load_before, "after": machine_note()}
     print_report(args, report)
     return report
+
+
+def _attention_probe(args, segments: list[int]) -> dict:
+    import torch
+
+    from savi_plugin.bench.attention import attention_costs
+
+    torch.set_num_threads(args.threads)
+    return attention_costs(*segments, hidden=args.hidden, heads=4)  # the tiny Qwen2 has 4 attention heads
 
 
 def summarize(args, paths: dict, results: dict) -> dict:
@@ -167,8 +193,7 @@ def print_report(args, report: dict) -> None:
     ours, base = report["results"]["ours"], report["results"]["baseline"]
     shape = report["shape"]
     print(f"RRPO training step, one pair: {args.frames} frames x {args.image_size}px = {report['video_tokens']} video "
-          f"tokens, ~{args.response_tokens}-token responses; LLaVA-OneVision tiny: {shape['num_layers']} layers, "
-          f"hidden {shape['hidden_size']}, vocab {shape['vocab_size'] or 'tokenizer'}; LoRA r={args.lora_rank}; fp32, "
+          f"tokens, ~{args.response_tokens}-token responses; {model_line(shape)}; LoRA r={args.lora_rank}; fp32, "
           f"CPU, {args.threads} threads, gradient checkpointing {'on' if args.gradient_checkpointing else 'off'}")
     print(f"  {'':>9}  {'step (median)':>13}  {'pairs/s':>8}  {'step peak':>10}  {'process peak':>12}  "
           f"{'vision/pair':>11}  first-step loss")
@@ -181,6 +206,13 @@ def print_report(args, report: dict) -> None:
     print(f"  |first-step loss difference|: {loss['abs_diff']:.2e} (tolerance {args.loss_tolerance:g})   "
           f"max over {min(len(ours['losses']), len(base['losses']))} steps: {report['max_loss_diff']:.2e}   "
           f"packing: {ours['packing']}")
+    if "attention" in report:
+        a = report["attention"]
+        print(f"  what limits the speed-up: one attention layer (forward + backward) costs {a['block_mask'] * 1e3:.0f} ms "
+              f"with the packed block mask vs {a['two_causal_rows'] * 1e3:.0f} ms as two causal rows (the "
+              f"baseline's layout): the mask makes SDPA compute the blocks a causal call skips; the same packed row "
+              f"as two causal-friendly calls takes {a['split'] * 1e3:.0f} ms (max |output difference| "
+              f"{a['max_abs_diff_split']:.1e})")
     print(f"  machine: {report['machine']['before']} at start, {report['machine']['after'].split(', ')[-1]} at end")
     if not (ours["exact_reset"] and base["exact_reset"]):
         print("  note: the kernel's peak counter could not be reset; peaks are whole-process upper bounds")
@@ -193,8 +225,12 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
                         help="frame size; ceil(size/16)^2 tokens per frame (176: 121)")
     parser.add_argument("--hidden", type=int, default=256, help="language-model hidden size")
     parser.add_argument("--layers", type=int, default=12, help="language-model layers")
+    parser.add_argument("--intermediate", type=int, default=1344,
+                        help="language-model MLP width (0: tiny default 2 x hidden; 1344 = Qwen2's 5.3x)")
     parser.add_argument("--vocab", type=int, default=4608,
                         help="vocabulary size (0: the tiny tokenizer's ~560); see benchmarks/README.md")
+    parser.add_argument("--vision-hidden", type=int, default=128, help="vision-tower width (0: tiny default 32)")
+    parser.add_argument("--vision-layers", type=int, default=3, help="vision-tower layers (0: tiny default 2)")
     parser.add_argument("--response-tokens", type=int, default=48, help="tokens per response (about)")
     parser.add_argument("--lora-rank", type=int, default=16, help="LoRA rank (alpha = 2 x rank)")
     parser.add_argument("--lora-init-std", type=float, default=0.02, help="std of the adapter's initial B")
@@ -203,6 +239,8 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     parser.add_argument("--lr", type=float, default=1e-4)
     parser.add_argument("--gradient-checkpointing", action=argparse.BooleanOptionalAction, default=True,
                         help="recompute decoder layers in backward, both sides (the official recipe does)")
+    parser.add_argument("--attention-probe", action=argparse.BooleanOptionalAction, default=True,
+                        help="also time one attention layer in the packed and unpacked layouts")
     parser.add_argument("--warmup", type=int, default=1, help="untimed steps first")
     parser.add_argument("--steps", type=int, default=2, help="timed steps (median reported)")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads per side")

@@ -40,7 +40,7 @@ import tempfile
 from dataclasses import asdict
 from pathlib import Path
 
-from savi_plugin.bench.fixtures import ModelShape, video_tokens
+from savi_plugin.bench.fixtures import ModelShape, model_line, video_tokens
 from savi_plugin.bench.measure import (MemoryProbe, StepTimer, forward_args, log_recorder, machine_note, ratio,
                                       require_linux, run_worker)
 
@@ -58,8 +58,10 @@ def trl_version() -> str | None:
 
 
 def _shape(args) -> ModelShape:
-    return ModelShape(hidden_size=args.hidden, num_layers=args.layers, image_size=args.image_size,
-                      vocab_size=args.vocab or None, seed=args.seed)
+    return ModelShape(hidden_size=args.hidden, num_layers=args.layers, intermediate_size=args.intermediate or None,
+                      image_size=args.image_size, vocab_size=args.vocab or None,
+                      vision_hidden_size=args.vision_hidden or None, vision_layers=args.vision_layers or None,
+                      seed=args.seed)
 
 
 def prepare(args) -> dict:
@@ -250,8 +252,7 @@ def print_report(args, report: dict) -> None:
     results, shape = report["results"], report["shape"]
     tokens = video_tokens(args.frames, args.image_size)
     print(f"DPO step per pair vs TRL {report['trl']} DPOTrainer: {args.frames} frames x {args.image_size}px = {tokens} "
-          f"video tokens, ~{args.response_tokens}-token responses; LLaVA-OneVision tiny: {shape['num_layers']} layers, "
-          f"hidden {shape['hidden_size']}, vocab {shape['vocab_size'] or 'tokenizer'}; LoRA r={args.lora_rank}; fp32, "
+          f"video tokens, ~{args.response_tokens}-token responses; {model_line(shape)}; LoRA r={args.lora_rank}; fp32, "
           f"CPU, {args.threads} threads, gradient checkpointing {'on' if args.gradient_checkpointing else 'off'}")
     print(f"  {'':>10}  {'s/pair (median)':>15}  {'pairs/s':>8}  {'step peak':>10}  {'vision/pair':>11}  "
           f"{'losses per step':<40}")
@@ -298,7 +299,11 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     parser.add_argument("--image-size", type=int, default=176, help="frame / image size in pixels")
     parser.add_argument("--hidden", type=int, default=256, help="language-model hidden size")
     parser.add_argument("--layers", type=int, default=12, help="language-model layers")
+    parser.add_argument("--intermediate", type=int, default=1344,
+                        help="language-model MLP width (0: tiny default 2 x hidden; 1344 = Qwen2's 5.3x)")
     parser.add_argument("--vocab", type=int, default=4608, help="vocabulary size (0: the tiny tokenizer's)")
+    parser.add_argument("--vision-hidden", type=int, default=128, help="vision-tower width (0: tiny default 32)")
+    parser.add_argument("--vision-layers", type=int, default=3, help="vision-tower layers (0: tiny default 2)")
     parser.add_argument("--response-tokens", type=int, default=48, help="tokens per response (about)")
     parser.add_argument("--lora-rank", type=int, default=16, help="LoRA rank (alpha = 2 x rank)")
     parser.add_argument("--beta", type=float, default=0.1)
