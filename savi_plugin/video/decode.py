@@ -122,8 +122,11 @@ def declared_frame_size(path: str | Path) -> tuple[int, int] | None:
         return None
 
 
-def probe_video(path: str | Path, *, max_pixels: int | None = None) -> tuple[int, int]:
-    """Check that ``path`` is a video :func:`read_frames` can start on, reading headers only; ``(width, height)``.
+def probe_video(path: str | Path, *, max_pixels: int | None = None) -> tuple[int, int, int]:
+    """Check that ``path`` is a video :func:`read_frames` can start on, reading headers only.
+
+    Returns ``(width, height, frames)``; ``frames`` is the container's frame count, 0 when it declares none
+    (Matroska/WebM usually do not).
 
     For load-time checks (the training dataset) that must not decode every video: a missing, empty or
     non-video file, a file without a video stream (e.g. 0 frames), a header torn off by truncation, and
@@ -145,6 +148,7 @@ def probe_video(path: str | Path, *, max_pixels: int | None = None) -> tuple[int
                 raise VideoDecodeError(path, "no video stream")
             ctx = container.streams.video[0].codec_context
             width, height = int(ctx.width or 0), int(ctx.height or 0)
+            frames = int(container.streams.video[0].frames or 0)
     except VideoDecodeError:
         raise
     except Exception as exc:  # FFmpeg's error names the problem (invalid data, end of file, ...)
@@ -155,7 +159,7 @@ def probe_video(path: str | Path, *, max_pixels: int | None = None) -> tuple[int
     if width * height > cap:
         raise VideoDecodeError(path, f"frames are {width}x{height} = {width * height} pixels, above the cap of {cap} "
                                      f"(raise max_pixels or ${MAX_PIXELS_ENV} if this is intended)")
-    return width, height
+    return width, height, frames
 
 
 def read_frames(path: str | Path, num_frames: int = 32, *, fps: float | None = None,
