@@ -13,7 +13,9 @@ Bad input is never silently replaced:
   (``outside_data_root``, :mod:`savi_plugin.data.paths`), or a question that alone fills the token budget
   (``prompt_too_long``: prompts are never truncated) raises :class:`~savi_plugin.data.DataError` naming
   ``file:line:field`` (``bad_records="raise"``, the default), or is skipped, counted and listed in
-  :attr:`PreferenceDataset.skipped` with that reason (``bad_records="skip"``);
+  :attr:`PreferenceDataset.skipped` with that reason (``bad_records="skip"``); so is a video whose header
+  declares fewer frames than ``min_frames`` (``too_few_frames``): a batch stacks equal-length videos and
+  frames are never repeated to fill one;
 * under a loss that needs phrase tags (RRPO), a pair without ``chosen_tagged``/``rejected_tagged`` is
   **skipped at load and counted** (reason ``untagged``), whatever ``bad_records`` says: its refined reward
   is undefined, and mixing generators (VideoSAVi pairs are untagged) is a normal situation. The count is
@@ -99,11 +101,13 @@ class PreferenceDataset(Dataset):
         bad_records: ``"raise"`` or ``"skip"`` for malformed records and missing or unreadable videos.
         token_budget: the prompt + response budget (the model's context window, or ``max_length`` when
             smaller); a pair whose question alone reaches it is refused (``prompt_too_long``). None: no check.
+        min_frames: refuse videos whose header declares fewer frames (``too_few_frames``); the trainer passes
+            ``num_frames``. None: no check.
     """
 
     def __init__(self, path: str | Path, tokenizer, end_of_turn: str, *, fmt: str = "savi",
                  data_root: str | Path | None = None, require_tags: bool = False, bad_records: str = "raise",
-                 token_budget: int | None = None):
+                 token_budget: int | None = None, min_frames: int | None = None):
         if bad_records not in ("raise", "skip"):
             raise ValueError(f"bad_records must be 'raise' or 'skip', got {bad_records!r}")
         self.path = Path(path)
@@ -111,7 +115,8 @@ class PreferenceDataset(Dataset):
         self.confine = data_root is not None
         self.require_tags = require_tags
         self.token_budget = token_budget
-        self._probed: dict[str, str | None] = {}  # video -> probe error (None: fine), each file probed once
+        self.min_frames = min_frames
+        self._probed: dict[str, str | int] = {}  # video -> probe error, or its declared frame count; probed once
         #: skipped records: dicts with file, line, field, message and reason (bad_record / missing_video / untagged)
         self.skipped: list[dict[str, Any]] = []
         self.items: list[PairItem] = []
@@ -169,12 +174,15 @@ class PreferenceDataset(Dataset):
                                    f"prompts are never truncated", "prompt_too_long")
         if str(video) not in self._probed:
             try:
-                probe_video(video)
-                self._probed[str(video)] = None
+                self._probed[str(video)] = probe_video(video)[2]
             except VideoDecodeError as exc:
                 self._probed[str(video)] = str(exc)
-        if self._probed[str(video)] is not None:
-            raise self._refuse(file, line, "video", self._probed[str(video)], "bad_video")
+        probed = self._probed[str(video)]
+        if isinstance(probed, str):
+            raise self._refuse(file, line, "video", probed, "bad_video")
+        if self.min_frames is not None and 0 < probed < self.min_frames:
+            raise self._refuse(file, line, "video", f"{video}: {probed} frame(s), fewer than num_frames="
+                               f"{self.min_frames} (frames are never repeated to fill a clip)", "too_few_frames")
         chosen_ids, chosen_offsets = response_tokens(tokenizer, record.chosen, end_of_turn)
         rejected_ids, rejected_offsets = response_tokens(tokenizer, record.rejected, end_of_turn)
         item = PairItem(record, file, line, str(video), chosen_ids, rejected_ids)
