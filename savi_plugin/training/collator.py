@@ -94,6 +94,14 @@ class PreferenceCollator:
         if not items:
             raise ValueError("empty batch")
         videos = [self._decode(item) for item in items]
+        for item, video in zip(items, videos):  # the processor stacks a batch's videos: equal shapes only
+            if video.shape != videos[0].shape:
+                raise DataError(item.file, item.line, "video",
+                                f"{item.video_path}: decoded to {video.shape[0]} frame(s) of {video.shape[2]}x"
+                                f"{video.shape[1]}, the batch's first video to {videos[0].shape[0]} of "
+                                f"{videos[0].shape[2]}x{videos[0].shape[1]}; a batch needs videos of at least "
+                                f"num_frames frames (never repeated to fill one) and, for backends that do not "
+                                f"resize, one resolution")
         prompts = self.backend.encode(videos, [item.record.question for item in items])
         ids, mask = prompts["input_ids"], prompts["attention_mask"].bool()
         aligned = [k for k, v in prompts.items()
