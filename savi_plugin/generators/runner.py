@@ -167,9 +167,15 @@ def _decode(items: Sequence[InputItem], num_frames: int) -> tuple[list[WorkItem]
     work, failed = [], []
     for item in items:
         try:
-            work.append(WorkItem(item, read_frames(item.video, num_frames).frames))
+            frames = read_frames(item.video, num_frames).frames
         except Exception as exc:  # VideoDecodeError, a missing file, a codec crash: count it, go on
             failed.append(Outcome(item.id, None, FAILED, "decode_error", f"{type(exc).__name__}: {exc}"))
+            continue
+        if len(frames) < num_frames:  # never padded by repeating frames; the trainer refuses such videos too
+            failed.append(Outcome(item.id, None, SKIPPED, "too_few_frames",
+                                  f"{item.video}: {len(frames)} frame(s), fewer than num_frames={num_frames}"))
+            continue
+        work.append(WorkItem(item, frames))
     return work, failed
 
 
