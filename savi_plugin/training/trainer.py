@@ -227,7 +227,8 @@ class PreferenceTrainer(Trainer):
                                  data_root=args.data_root, require_tags=self.token_level,
                                  bad_records=args.bad_records,
                                  token_budget=token_budget(args.max_length, getattr(self.backend, "context_length",
-                                                                                    None)))
+                                                                                    None)),
+                                 min_frames=args.num_frames)
 
     # ------------------------------------------------------------------ loss
     def statistics(self, model: torch.nn.Module, inputs: dict[str, Any]) -> PairStatistics:
