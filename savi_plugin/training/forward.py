@@ -187,7 +187,8 @@ def _stored_reference(batch: dict[str, Any], side: str, mask: torch.Tensor) -> R
 
 
 def preference_statistics(backend, batch: dict[str, Any], *, reference: str = "adapter", reference_backend=None,
-                          compute_kl: bool = True, chunk_size: int = 256) -> PairStatistics:
+                          compute_kl: bool = True, chunk_size: int = 256,
+                          checkpoint_chunks: bool = True) -> PairStatistics:
     """Policy (and reference) per-token log-probs and the chosen-side KL for a collated batch.
 
     Args:
@@ -198,6 +199,10 @@ def preference_statistics(backend, batch: dict[str, Any], *, reference: str = "a
         compute_kl: compute ``KL(ref || policy)`` per chosen token (RRPO's regulariser; also logged as
             ``kl/chosen``). Needs a reference distribution: not available from precomputed log-probs alone.
         chunk_size: response positions per LM-head call.
+        checkpoint_chunks: recompute each LM-head chunk in backward (peak O(chunk x vocab)). Must be off under
+            DeepSpeed ZeRO-3: the recomputation runs outside ZeRO's module hooks and would see the LM head's
+            empty local shard; without it the backward keeps ``[response tokens, vocab]`` (e.g. 64 x 152k fp32
+            = 39 MB per pair), still nothing at video or prompt positions.
     """
     decoder, head = backend.decoder(), backend.lm_head()
     layout = row_layout(decoder, batch, attention_implementation(backend), _floating_dtype(decoder))
@@ -242,7 +247,7 @@ def preference_statistics(backend, batch: dict[str, Any], *, reference: str = "a
             kl = False
         return response_token_stats(hidden, head, labels, reference_hidden_states=ref_hidden,
                                     reference_lm_head=reference_head, reference=stored, compute_kl=kl,
-                                    chunk_size=chunk_size)
+                                    chunk_size=chunk_size, checkpoint_chunks=checkpoint_chunks)
 
     return PairStatistics(side("chosen", compute_kl), side("rejected", False), batch["chosen_phrase_ids"],
                           batch["rejected_phrase_ids"], vision_calls)

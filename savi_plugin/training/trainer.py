@@ -42,6 +42,7 @@ from typing import Any
 
 import torch
 from transformers import Trainer, TrainerCallback
+from transformers.integrations.deepspeed import is_deepspeed_zero3_enabled
 
 from savi_plugin import registry
 from savi_plugin.training.collator import PreferenceCollator, token_budget
@@ -236,7 +237,8 @@ class PreferenceTrainer(Trainer):
         fn = functools.partial(preference_statistics, self.backend, reference=self.args.reference,
                                reference_backend=self.reference_backend,
                                compute_kl=self.token_level or self.args.reference != "precomputed",
-                               chunk_size=self.args.logprob_chunk_size)
+                               chunk_size=self.args.logprob_chunk_size,
+                               checkpoint_chunks=not is_deepspeed_zero3_enabled())
         unwrapped = self.accelerator.unwrap_model(model)
         if model is unwrapped:
             return fn(inputs)

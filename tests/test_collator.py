@@ -1,0 +1,150 @@
+"""Dataset + collator: tokenization and phrase ids, decoding once per pair, truncation, bad records."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from savi_plugin.data import DataError
+
+
+@pytest.fixture(scope="module")
+def backend(tiny_llava_onevision):
+    from savi_plugin.models import load_backend
+
+    return load_backend(tiny_llava_onevision, num_frames=4)
+
+
+def _write(path, records):
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    return path
+
+
+def _record(sample, i, tagged=True, **extra):
+    rec = {"id": f"p{i}", "video": sample.video, "question": sample.question,
+           "chosen": f"The answer is {sample.answer}.", "rejected": "The answer is none of them."}
+    if tagged:
+        rec["chosen_tagged"] = f"The answer is <MASK>{sample.answer}</MASK>."
+        rec["rejected_tagged"] = "The answer is <MASK>none</MASK> of them."
+    rec.update(extra)
+    return rec
+
+
+def _dataset(backend, path, **kwargs):
+    from savi_plugin.training.dataset import PreferenceDataset
+
+    return PreferenceDataset(path, backend.tokenizer, backend.end_of_turn, **kwargs)
+
+
+def test_responses_are_tokenized_like_the_backend_and_phrase_ids_follow_the_tags(backend, synthetic_samples, tmp_path):
+    s = synthetic_samples[0]
+    data = _write(tmp_path / "p.jsonl", [_record(s, 0, chosen=f"  The answer is {s.answer}.",
+                                                 chosen_tagged=f"The answer is <MASK> {s.answer} </MASK>.")])
+    item = _dataset(backend, data, require_tags=True)[0]
+    encoded = backend.encode([__import__("numpy").zeros((4, 32, 32, 3), "uint8")], [s.question],
+                             [f"  The answer is {s.answer}."])
+    response = encoded["labels"][0][encoded["labels"][0] != -100].tolist()
+    assert item.chosen_ids == response  # same tokens as VideoLM.encode, end-of-turn included
+    tokens = [backend.tokenizer.decode([t]) for t in item.chosen_ids]
+    tagged = "".join(t for t, k in zip(tokens, item.chosen_phrase_ids) if k)
+    assert tagged.strip() == s.answer and set(item.chosen_phrase_ids) == {0, 1}
+    assert item.chosen_phrase_ids[-1] == 0  # the end-of-turn token is never in a phrase
+    rejected = "".join(t for t, k in zip([backend.tokenizer.decode([t]) for t in item.rejected_ids],
+                                         item.rejected_phrase_ids) if k)
+    assert rejected.strip() == "none"
+
+
+def test_each_video_is_decoded_once_per_pair(backend, synthetic_samples, tmp_path, monkeypatch):
+    import savi_plugin.training.collator as collator_module
+    from savi_plugin.training.collator import PreferenceCollator
+
+    data = _write(tmp_path / "p.jsonl", [_record(s, i) for i, s in enumerate(synthetic_samples[:3])])
+    dataset = _dataset(backend, data)
+    decoded = []
+    real = collator_module.read_frames
+    monkeypatch.setattr(collator_module, "read_frames", lambda path, n, **kw: decoded.append(path) or real(path, n, **kw))
+    for packed in (True, False):
+        decoded.clear()
+        batch = PreferenceCollator(backend, num_frames=4, packing=packed)([dataset[i] for i in range(3)])
+        assert sorted(decoded) == sorted(s.video for s in synthetic_samples[:3])
+        assert batch["vision"]["pixel_values_videos"].shape[:2] == (3, 4)  # per pair, not per response
+        for side in ("chosen", "rejected"):
+            # the targets are the response tokens, gathered at the positions that predict them
+            rows, positions, targets = (batch[f"{side}_{k}"] for k in ("rows", "positions", "targets"))
+            for b in range(3):
+                n = int((targets[b] != -100).sum())
+                predicted_from = positions[b, :n]
+                assert predicted_from[0] == batch["segments"][rows[b], 0] - 1  # last prompt token
+                if packed and side == "rejected":  # later tokens follow their own block, not chosen's
+                    start = batch["segments"][b, 0] + batch["segments"][b, 1]
+                    ids = batch["input_ids"][b, start:start + n]
+                else:
+                    ids = batch["input_ids"][rows[b], predicted_from + 1]
+                assert ids.tolist() == targets[b, :n].tolist()
+
+
+def test_truncation_keeps_the_start_and_is_counted(backend, synthetic_samples, tmp_path):
+    from savi_plugin.training.collator import PreferenceCollator
+
+    s = synthetic_samples[0]
+    long = "The answer is " + ", ".join(["sideways"] * 30) + "."
+    tagged = long.replace("is ", "is <MASK>", 1).replace(", sideways", "</MASK>, sideways", 1)
+    data = _write(tmp_path / "p.jsonl", [_record(s, 0, rejected=long, rejected_tagged=tagged)])
+    item = _dataset(backend, data)[0]
+    prompt = PreferenceCollator(backend, num_frames=4, packing=False)([item])["segments"][0, 0].item()
+    budget = prompt + len(item.chosen_ids) + 2
+    batch = PreferenceCollator(backend, num_frames=4, max_length=budget)([item])
+    assert batch["truncated"].item() == 1  # only the long rejected response was cut
+    assert (batch["rejected_targets"][0] != -100).sum() == budget - prompt
+    assert batch["rejected_targets"][0, :budget - prompt].tolist() == item.rejected_ids[:budget - prompt]
+    assert batch["rejected_phrase_ids"][0].tolist()[:budget - prompt] == item.rejected_phrase_ids[:budget - prompt]
+    with pytest.raises(DataError, match=r"p\.jsonl:1:video: .*max_length=10"):
+        PreferenceCollator(backend, num_frames=4, max_length=10)([item])
+
+
+def test_missing_video_and_bad_records_name_file_line_field(backend, synthetic_samples, tmp_path):
+    s = synthetic_samples[0]
+    records = [_record(s, 0), _record(s, 1, video=str(tmp_path / "gone.mp4")), {"id": "p2", "video": s.video}]
+    data = _write(tmp_path / "p.jsonl", records)
+    with pytest.raises(DataError, match=r"p\.jsonl:2:video: video file not found: .*gone\.mp4"):
+        _dataset(backend, data)
+    dataset = _dataset(backend, data, bad_records="skip")
+    assert len(dataset) == 1
+    report = dataset.report()
+    assert report["skipped_by_reason"] == {"missing_video": 1, "bad_record": 1}
+    assert {(r["line"], r["field"]) for r in report["skipped_records"]} == {(2, "video"), (3, "question")}
+
+
+def test_untagged_pairs_are_skipped_and_counted_under_rrpo(backend, synthetic_samples, tmp_path, caplog):
+    s = synthetic_samples[0]
+    data = _write(tmp_path / "p.jsonl", [_record(s, 0), _record(s, 1, tagged=False), _record(s, 2, tagged=False)])
+    assert len(_dataset(backend, data)) == 3  # DPO: tags are not needed
+    with caplog.at_level("WARNING"):
+        dataset = _dataset(backend, data, require_tags=True)
+    assert len(dataset) == 1 and dataset.report()["skipped_by_reason"] == {"untagged": 2}
+    assert "2 untagged" in caplog.text
+    only_untagged = _write(tmp_path / "u.jsonl", [_record(s, 1, tagged=False)])
+    with pytest.raises(DataError, match="no usable preference pair .*none tagged"):
+        _dataset(backend, only_untagged, require_tags=True)
+
+
+def test_a_corrupt_video_is_a_data_error(backend, synthetic_samples, tmp_path):
+    from savi_plugin.training.collator import PreferenceCollator
+
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"not a video at all")
+    data = _write(tmp_path / "p.jsonl", [_record(synthetic_samples[0], 0, video=str(broken))])
+    item = _dataset(backend, data)[0]
+    with pytest.raises(DataError, match=r"p\.jsonl:1:video: .*broken\.mp4"):
+        PreferenceCollator(backend, num_frames=4)([item])
+
+
+def test_relative_videos_resolve_against_the_data_root(backend, synthetic_samples, tmp_path):
+    from pathlib import Path
+
+    s = synthetic_samples[0]
+    data = _write(tmp_path / "p.jsonl", [_record(s, 0, video=Path(s.video).name)])
+    with pytest.raises(DataError, match="video file not found"):
+        _dataset(backend, data)
+    assert _dataset(backend, data, data_root=Path(s.video).parent)[0].video_path == s.video

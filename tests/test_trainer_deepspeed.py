@@ -1,0 +1,109 @@
+"""DeepSpeed ZeRO-2/3 configs: accepted by TrainingArguments, and a real one-process CPU run of each.
+
+The run happens in a subprocess (DeepSpeed initialises torch.distributed, which must not leak into the other
+tests) with the gloo-style single-process environment: MASTER_ADDR/PORT, RANK=0, WORLD_SIZE=1. Its loss curve
+must match the same run without DeepSpeed (same seed, fp32), which checks that the policy forward routed
+through the DeepSpeed engine, the disabled-adapter reference under ZeRO-3 partitioning, and the optimizer
+hand-off all compute the same thing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+RECIPES = Path(__file__).resolve().parents[1] / "recipes" / "deepspeed"
+
+RUN = textwrap.dedent("""
+    import json, sys
+    from savi_plugin.models import load_backend
+    from savi_plugin.training.config import PreferenceConfig
+    from savi_plugin.training.run import apply_lora
+    from savi_plugin.training.trainer import RRPOTrainer
+
+    model, data, out, deepspeed = sys.argv[1:5]
+    config = PreferenceConfig(output_dir=out, deepspeed=deepspeed or None, num_frames=4, per_device_train_batch_size=2,
+                              gradient_accumulation_steps=2, max_steps=3, logging_steps=1, learning_rate=5e-3,
+                              lr_scheduler_type="constant", save_strategy="no", use_cpu=True, seed=11,
+                              disable_tqdm=True)
+    backend = load_backend(model, num_frames=4)
+    apply_lora(backend, {"r": 4, "alpha": 8, "dropout": 0.0}, seed=11)
+    trainer = RRPOTrainer(backend, config, train_dataset=data)
+    trainer.train()
+    trainer.save_model(out)
+    print("LOSSES", json.dumps([h["loss"] for h in trainer.state.log_history if "rewards/chosen" in h]))
+""")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _run(model, data, out, deepspeed: str) -> list[float]:
+    env = {**os.environ, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(_free_port()), "RANK": "0",
+           "LOCAL_RANK": "0", "WORLD_SIZE": "1", "LOCAL_WORLD_SIZE": "1",
+           "PYTHONPATH": os.pathsep.join(filter(None, [os.getcwd(), os.environ.get("PYTHONPATH")]))}
+    proc = subprocess.run([sys.executable, "-c", RUN, str(model), str(data), str(out), deepspeed], env=env,
+                          capture_output=True, text=True, timeout=400)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    line = next(l for l in proc.stdout.splitlines() if l.startswith("LOSSES "))
+    return json.loads(line[len("LOSSES "):])
+
+
+@pytest.mark.parametrize("stage", [2, 3])
+def test_configs_are_accepted_by_training_arguments(stage, tiny_llava_onevision, tmp_path):
+    pytest.importorskip("deepspeed")
+    from savi_plugin.training.config import PreferenceConfig
+
+    path = RECIPES / f"zero{stage}.json"
+    config = json.loads(path.read_text())
+    assert config["zero_optimization"]["stage"] == stage
+    assert "optimizer" not in config and "scheduler" not in config  # HF's (cosine etc.) are used
+    env = {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(_free_port()), "RANK": "0", "LOCAL_RANK": "0",
+           "WORLD_SIZE": "1"}
+    code = textwrap.dedent(f"""
+        from savi_plugin.models import load_backend
+        from savi_plugin.training.config import PreferenceConfig
+        model = load_backend({str(tiny_llava_onevision)!r}, num_frames=4).model
+        args = PreferenceConfig(output_dir={str(tmp_path)!r}, deepspeed={str(path)!r}, use_cpu=True,
+                                per_device_train_batch_size=2, gradient_accumulation_steps=4, bf16=False)
+        ds = args.hf_deepspeed_config
+        assert ds.is_zero3() == ({stage} == 3)
+        ds.trainer_config_finalize(args, model, 100)
+        print(ds.config["train_micro_batch_size_per_gpu"], ds.config["gradient_accumulation_steps"],
+              ds.config["bf16"]["enabled"], ds.config["zero_optimization"]["reduce_bucket_size"])
+    """)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=200,
+                          env={**os.environ, **env, "PYTHONPATH": os.getcwd()})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    micro, accumulation, bf16, bucket = proc.stdout.split()[-4:]
+    assert (micro, accumulation, bf16) == ("2", "4", "False")  # "auto" values filled from the arguments
+    assert bucket == str(64 * 64)  # ... and from the model (hidden size 64 of the tiny language model)
+
+
+def test_zero2_and_zero3_one_process_cpu_runs_match_the_plain_run(tiny_llava_onevision, synthetic_samples, tmp_path):
+    pytest.importorskip("deepspeed")
+    data = tmp_path / "pairs.jsonl"
+    with open(data, "w") as fh:
+        for i, s in enumerate(synthetic_samples[:4]):
+            wrong = [o for o in s.options if o != s.answer][0]
+            fh.write(json.dumps({"id": s.id, "video": s.video, "question": s.question,
+                                 "chosen": f"The answer is {s.answer}.", "rejected": f"The answer is {wrong}.",
+                                 "chosen_tagged": f"The answer is <MASK>{s.answer}</MASK>.",
+                                 "rejected_tagged": f"The answer is <MASK>{wrong}</MASK>."}) + "\n")
+    plain = _run(tiny_llava_onevision, data, tmp_path / "plain", "")
+    for stage in (2, 3):
+        losses = _run(tiny_llava_onevision, data, tmp_path / f"zero{stage}", str(RECIPES / f"zero{stage}.json"))
+        assert len(losses) == 3
+        assert losses == pytest.approx(plain, abs=1e-5), (stage, losses, plain)
+        assert (tmp_path / f"zero{stage}" / "adapter_model.safetensors").is_file()
+    assert plain[-1] < plain[0]
