@@ -3,8 +3,15 @@ strings that must NOT be read as an answer (never a random or first-capital-lett
 
 import pytest
 
-from savi_plugin.eval.answers import (extract_choice, format_mcq, format_options, match_option_text, option_letters,
-                                      score, strip_option_prefix)
+from savi_plugin.eval.answers import (
+    extract_choice,
+    format_mcq,
+    format_options,
+    match_option_text,
+    option_letters,
+    score,
+    strip_option_prefix,
+)
 
 OPTIONS = ["the red circle", "the dog", "the blue square", "the green triangle", "none of the other options"]
 

@@ -5,8 +5,16 @@ import json
 
 import pytest
 
-from savi_plugin.eval.data import (BENCHMARKS, MVBENCH_SUBTASKS, EvalDataError, benchmark, data_root,
-                                   load_local_records, resolve_video, video_base)
+from savi_plugin.eval.data import (
+    BENCHMARKS,
+    MVBENCH_SUBTASKS,
+    EvalDataError,
+    benchmark,
+    data_root,
+    load_local_records,
+    resolve_video,
+    video_base,
+)
 from savi_plugin.eval.fixtures import build_fixture
 from savi_plugin.video import read_frames
 

@@ -103,8 +103,12 @@ def test_oracle_scores_100_and_always_a_scores_the_share_of_a(setup):
 
 def test_scoring_functions_directly(setup):
     """process_results + aggregation, without lmms-eval's runner: unparsed counts as wrong, never a guess."""
-    from savi_plugin.eval.task import (aggregate_accuracy, aggregate_count, egoschema_process_results,
-                                       perceptiontest_process_results)
+    from savi_plugin.eval.task import (
+        aggregate_accuracy,
+        aggregate_count,
+        egoschema_process_results,
+        perceptiontest_process_results,
+    )
 
     _, answers, records, _ = setup
     doc = dict(records["savi_perceptiontest"][0], savi_video="x.mp4", savi_video_found=True)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 import string
-from typing import Sequence
+from collections.abc import Sequence
 
 LETTERS = string.ascii_uppercase
 

@@ -26,9 +26,10 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -227,7 +228,7 @@ def read_annotation_file(path: Path) -> list[dict[str, Any]]:
             data = json.load(fh)
     except EvalDataError:
         raise
-    except Exception as exc:  # unreadable parquet / JSON: name the file
+    except Exception as exc:  # noqa: BLE001 - unreadable parquet / JSON (many error types): name the file
         raise EvalDataError(path, None, None, f"cannot read: {type(exc).__name__}: {exc}") from None
     if not isinstance(data, list):
         raise EvalDataError(path, None, None, f"expected a JSON list of records, got {type(data).__name__}")

@@ -18,19 +18,20 @@ as with lmms-eval's own models.
 from __future__ import annotations
 
 import json
-import logging
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 from lmms_eval.api.instance import Instance
 from lmms_eval.api.model import lmms
+from loguru import (
+    logger as log,  # lmms-eval's logger, so our messages follow its --verbosity
+)
 from tqdm import tqdm
 
 from savi_plugin.video import VideoDecodeError, read_frames, uniform_indices
-
-log = logging.getLogger(__name__)
 
 #: Keyword arguments lmms-eval itself passes to every model (besides ``--model_args``).
 _LMMS_EVAL_KWARGS = ("batch_size", "max_batch_size", "device")
@@ -119,7 +120,7 @@ class SaviVideo(lmms):
         self.lm = load_backend(str(pretrained), backend=_none(backend), adapter=_none(adapter), dtype=dtype,
                                device=str(self._device), num_frames=self.num_frames,
                                trust_remote_code=bool(trust_remote_code), attn_implementation=_none(attn_implementation))
-        log.info("savi_video: %s (%s%s) on %s, %s, %d frames, rank %d/%d", pretrained, type(self.lm).__name__,
+        log.info("savi_video: {} ({}{}) on {}, {}, {} frames, rank {}/{}", pretrained, type(self.lm).__name__,
                  f" + adapter {adapter}" if _none(adapter) else "", self._device, dtype, self.num_frames,
                  self.rank, self.world_size)
 
@@ -140,7 +141,7 @@ class SaviVideo(lmms):
         if isinstance(first, (str, Path)):
             path = Path(first)
             if len(visuals) > 1:
-                log.warning("savi_video: %d visuals for one document; using the first, %s", len(visuals), path)
+                log.warning("savi_video: {} visuals for one document; using the first, {}", len(visuals), path)
             if path.is_dir():
                 return frames_from_directory(path, self.num_frames)
             return read_frames(path, self.num_frames, fps=self.fps, max_frames=self.max_frames,
@@ -152,12 +153,12 @@ class SaviVideo(lmms):
     def _doc(self, task: str, split: str, doc_id: int) -> dict:
         return self.task_dict[task][split][doc_id]
 
-    def _visual_for(self, doc_to_visual, task: str, split: str, doc_id: int) -> np.ndarray | None:
-        """Frames for one request, or None after logging why (the request is then answered with "")."""
+    def _visual_for(self, doc_to_visual, task: str, split: str, doc_id: int, consequence: str) -> np.ndarray | None:
+        """Frames for one request, or None after logging the file, the reason and ``consequence``."""
         try:
             return self.load_visual(doc_to_visual(self._doc(task, split, doc_id)))
         except (VideoDecodeError, OSError) as exc:
-            log.error("savi_video: %s doc %s: %s; answering with an empty response (scored wrong)", task, doc_id, exc)
+            log.error("savi_video: {} doc {}: {}; {}", task, doc_id, exc, consequence)
             return None
 
     # ------------------------------------------------------------------ generation
@@ -184,7 +185,7 @@ class SaviVideo(lmms):
         by_shape: dict[tuple, list[tuple[int, np.ndarray, str]]] = {}
         for j, request in enumerate(chunk):
             context, _, doc_to_visual, doc_id, task, split = request.args[:6]
-            frames = self._visual_for(doc_to_visual, task, split, doc_id)
+            frames = self._visual_for(doc_to_visual, task, split, doc_id, "answered with an empty response (scored wrong)")
             if frames is not None:  # the processor batches videos of equal shape only
                 by_shape.setdefault(frames.shape, []).append((j, frames, context))
         temperature = float(gen_kwargs.get("temperature", 0) or 0)
@@ -217,7 +218,7 @@ class SaviVideo(lmms):
             doc = self._doc(task, split, doc_id)
             if callable(continuation):
                 continuation = continuation(doc)
-            frames = self._visual_for(doc_to_visual, task, split, doc_id)
+            frames = self._visual_for(doc_to_visual, task, split, doc_id, "log-likelihood -inf")
             if frames is None:
                 results.append((float("-inf"), False))
                 continue

@@ -47,7 +47,7 @@ def tasks_path() -> str:
     spec = importlib.util.find_spec(TASKS_PACKAGE)
     if spec is None or not spec.submodule_search_locations:
         raise ModuleNotFoundError(f"{TASKS_PACKAGE} is not installed; reinstall savi-plugin")
-    return os.path.abspath(list(spec.submodule_search_locations)[0])
+    return os.path.abspath(next(iter(spec.submodule_search_locations)))
 
 
 def autoload_enabled() -> bool:

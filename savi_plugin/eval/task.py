@@ -18,15 +18,15 @@ with ``--force_simple``). Metrics per task: ``accuracy`` (percent, the papers' u
 from __future__ import annotations
 
 import copy
-import logging
 from typing import Any
 
 from lmms_eval.api.task import ConfigurableTask
+from loguru import (
+    logger as log,  # lmms-eval's logger, so our messages follow its --verbosity
+)
 
 from savi_plugin.eval import data
 from savi_plugin.eval.answers import extract_choice, format_mcq, score
-
-log = logging.getLogger(__name__)
 
 DEFAULT_POST_PROMPT = "\nAnswer with the option's letter from the given choices directly."
 
@@ -83,7 +83,7 @@ class SaviVideoTask(ConfigurableTask):
         resolved = [data.resolve_video(self.spec, doc, base, self.subtask) for doc in ds]
         missing = [path for path, found in resolved if not found]
         if missing:
-            log.error("%s (%s): %d of %d videos not found under %s, e.g. %s; these samples are scored wrong and "
+            log.error("{} ({}): {} of {} videos not found under {}, e.g. {}; these samples are scored wrong and "
                       "counted in missing_video", self.config.task, split_name, len(missing), len(resolved), base,
                       missing[0])
         ds = ds.add_column("savi_video", [path for path, _ in resolved])
@@ -94,7 +94,7 @@ class SaviVideoTask(ConfigurableTask):
 def doc_to_visual(doc: dict) -> list[str]:
     """``[video path]``; logs a clear error when the file is missing (the model then fails on it)."""
     if not doc.get("savi_video_found", True):
-        log.error("video not found: %s (the sample is scored wrong)", doc["savi_video"])
+        log.error("video not found: {} (the sample is scored wrong)", doc["savi_video"])
     return [doc["savi_video"]]
 
 

@@ -1,0 +1,81 @@
+"""The real `lmms-eval` command runs the tiny savi_video model on savi_mvbench, savi_egoschema and
+savi_perceptiontest from a local SAVI_DATA_ROOT, fully offline, and writes the metrics; a missing video is
+a counted failure, not a crash."""
+
+import glob
+import json
+import subprocess
+
+import pytest
+
+from savi_plugin.eval.answers import extract_choice
+from savi_plugin.eval.fixtures import build_fixture, offline_env
+from savi_plugin.models.tiny import build_tiny_model
+
+LIMIT = 2
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("savi_lmms_cli")
+    root = tmp / "data"
+    build_fixture(root, "mvbench", LIMIT)
+    build_fixture(root, "perceptiontest", 3)
+    ego = build_fixture(root, "egoschema", 3)
+    gone = ego.records["savi_egoschema"][1]["video_idx"]
+    (root / "egoschema" / "videos" / f"{gone}.mp4").unlink()  # doc 1's video is missing
+    model = build_tiny_model(tmp / "tiny", "llava_onevision")
+    out = tmp / "out"
+    proc = subprocess.run(
+        ["lmms-eval", "--model", "savi_video", "--model_args", f"pretrained={model},num_frames=4",
+         "--tasks", "savi_mvbench,savi_egoschema,savi_perceptiontest", "--limit", str(LIMIT), "--batch_size", "2",
+         "--output_path", str(out), "--log_samples"],
+        env=offline_env(root, tmp / "hf"), capture_output=True, text=True, timeout=400, check=False)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    results = glob.glob(str(out / "**" / "*_results.json"), recursive=True)
+    assert len(results) == 1, proc.stdout[-2000:]
+    return json.loads(open(results[0]).read()), out, proc.stdout + proc.stderr, gone
+
+
+def test_results_json_holds_the_metrics(run):
+    results, _, _, _ = run
+    res = results["results"]
+    assert len([t for t in res if t.startswith("savi_mvbench_")]) == 20
+    for task in ("savi_mvbench", "savi_egoschema", "savi_perceptiontest", "savi_mvbench_moving_direction"):
+        assert 0.0 <= res[task]["accuracy,none"] <= 100.0, task
+    for task in ("savi_egoschema", "savi_perceptiontest", "savi_mvbench_moving_direction"):
+        assert results["n-samples"][task]["effective"] == LIMIT
+        assert res[task]["missing_video,none"] + res[task]["unparsed,none"] <= LIMIT
+    assert "savi_mvbench" in results["groups"]
+    assert results["config"]["model"] == "savi_video"
+
+
+def test_missing_video_is_a_counted_failure(run):
+    results, out, log, gone = run
+    assert results["results"]["savi_egoschema"]["missing_video,none"] == 1
+    assert results["results"]["savi_perceptiontest"]["missing_video,none"] == 0
+    assert f"{gone}.mp4" in log and "scored wrong" in log  # the message names the file
+    samples = [json.loads(line) for line in open(glob.glob(str(out / "**" / "*_samples_savi_egoschema.jsonl"),
+                                                                 recursive=True)[0])]
+    by_doc = {s["doc_id"]: s for s in samples}
+    assert by_doc[1]["missing_video"] == 1 and by_doc[1]["accuracy"]["score"] == 0.0
+
+
+def test_prompts_frames_and_per_sample_scores(run):
+    _, out, log, _ = run
+    assert "4 frames" in log  # num_frames from --model_args reached the model
+    for path in glob.glob(str(out / "**" / "*_samples_savi_*.jsonl"), recursive=True):
+        for line in open(path):
+            sample = json.loads(line)
+            prompt = sample["input"]
+            assert prompt.startswith("Question: ") and ("\n(A) " in prompt or "\nA. " in prompt), prompt
+            assert prompt.endswith("Answer with the option's letter from the given choices directly.")
+            if sample["missing_video"]:
+                continue
+            # the stored score is exactly what answer extraction makes of the stored response
+            options = [ln.split(" ", 1)[1] for ln in prompt.splitlines() if ln[:2] in {"(A", "(B", "(C", "(D", "(E"}
+                       or ln[:3] in {"A. ", "B. ", "C. ", "D. ", "E. "}]
+            pred = extract_choice(sample["filtered_resps"][0] if isinstance(sample["filtered_resps"], list)
+                                  else sample["filtered_resps"], options)
+            assert sample["accuracy"]["pred"] == pred
+            assert sample["accuracy"]["score"] == (100.0 if pred == sample["accuracy"]["target"] else 0.0)

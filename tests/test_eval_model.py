@@ -1,0 +1,87 @@
+"""The savi_video wrapper on a tiny real model: batching does not change answers, a missing video is an
+empty answer (not a crash), stop strings cut, and loglikelihood equals the backend's own token log-probs."""
+
+import numpy as np
+import pytest
+import torch
+from lmms_eval.api.instance import Instance
+
+from savi_plugin.eval.fixtures import build_fixture
+from savi_plugin.eval.model import SaviVideo, frames_from_directory, truncate_at_stop
+from savi_plugin.models.tiny import build_tiny_model
+from savi_plugin.video import read_frames
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("savi_model")
+    fx = build_fixture(tmp / "data", "perceptiontest", 5)
+    docs = [dict(r, savi_video=str(tmp / "data/perceptiontest/videos" / f"{r['video_name']}.mp4"))
+            for r in fx.records["savi_perceptiontest"]]
+    docs[2]["savi_video"] = str(tmp / "gone.mp4")
+    model = SaviVideo(pretrained=str(build_tiny_model(tmp / "tiny")), num_frames=4, batch_size=1)
+    model.task_dict = {"t": {"validation": docs}}
+    return model, docs
+
+
+def _visual(doc):
+    return [doc["savi_video"]]
+
+
+def _requests(docs, kind="generate_until", second=None):
+    return [Instance(request_type=kind, idx=0, metadata={"task": "t", "doc_id": i, "repeats": 1},
+                     arguments=(d["question"], second(d) if second else {"max_new_tokens": 6, "until": ["\n\n"]},
+                                _visual, i, "t", "validation"))
+            for i, d in enumerate(docs)]
+
+
+def test_generation_batched_equals_one_by_one_and_missing_video_is_empty(setup):
+    model, docs = setup
+    model.batch_size_per_gpu = 1
+    single = model.generate_until(_requests(docs))
+    model.batch_size_per_gpu = 3
+    batched = model.generate_until(_requests(docs))
+    assert single == batched
+    assert single[2] == "" and all(single[i] for i in (0, 1, 3, 4))
+    assert model.rank == 0 and model.world_size == 1 and model.device == torch.device("cpu")
+
+
+def test_requests_with_other_generation_settings_are_batched_apart(setup):
+    model, docs = setup
+    model.batch_size_per_gpu = 4
+    mixed = _requests(docs[:2]) + [Instance(request_type="generate_until", idx=0,
+                                            metadata={"task": "t", "doc_id": 3, "repeats": 1},
+                                            arguments=(docs[3]["question"], {"max_new_tokens": 2}, _visual, 3, "t",
+                                                       "validation"))]
+    out = model.generate_until(mixed)
+    alone = model.generate_until(_requests([docs[0]]))
+    assert out[0] == alone[0] and len(model.lm.tokenizer(out[2])["input_ids"]) <= 3
+
+
+def test_loglikelihood_matches_backend_token_logprobs(setup):
+    model, docs = setup
+    results = model.loglikelihood(_requests(docs, "loglikelihood", second=lambda d: " " + d["options"][0]))
+    assert results[2] == (float("-inf"), False)  # the missing video
+    frames = read_frames(docs[0]["savi_video"], 4).frames
+    per_token = model.lm.response_logprobs([frames], [docs[0]["question"]], [docs[0]["options"][0]])[0]
+    # the backend also scores the end-of-turn token; lmms-eval's loglikelihood is the continuation alone
+    assert results[0][0] == pytest.approx(per_token[:-1].sum().item(), abs=1e-4)
+    assert all(isinstance(g, bool) for _, g in results)
+
+
+def test_stop_strings_and_frame_folders(tmp_path):
+    assert truncate_at_stop("B\n\nbecause", ["\n\n"]) == "B"
+    assert truncate_at_stop("B. red", None) == "B. red"
+    assert truncate_at_stop("A</s>x", ["", "</s>"]) == "A"
+    from PIL import Image
+
+    for i in range(6):
+        Image.fromarray(np.full((8, 10, 3), i * 40, np.uint8)).save(tmp_path / f"{i:03d}.jpg")
+    frames = frames_from_directory(tmp_path, 3)
+    assert frames.shape == (3, 8, 10, 3)
+    assert [int(f.mean() // 40) for f in frames] == [0, 2, 5]  # uniform over the folder, in order
+
+
+def test_unknown_model_args_are_refused(setup):
+    with pytest.raises(TypeError, match="unknown model_args num_frame"):
+        SaviVideo(pretrained="unused", num_frame=4)
