@@ -68,16 +68,42 @@ def apply_lora(backend, lora: dict[str, Any] | None = None, *, seed: int | None 
     return backend.model
 
 
+def last_complete_checkpoint(output_dir: str | Path) -> str | None:
+    """The newest ``checkpoint-N`` of ``output_dir`` that was completely written, or None.
+
+    The Trainer writes a checkpoint in place and its ``trainer_state.json`` last, so a job killed while saving
+    leaves a torn ``checkpoint-N`` (weights without optimizer, or no state) that ``get_last_checkpoint`` would
+    pick and the resume would then fail on, again at every restart. A checkpoint counts as complete when its
+    ``trainer_state.json`` parses and names step N; torn ones are skipped with a warning (and overwritten when
+    training reaches step N again).
+    """
+    output_dir = Path(output_dir)
+    if not output_dir.is_dir():
+        return None
+    found = []
+    for path in output_dir.iterdir():
+        match = re.fullmatch(r"checkpoint-(\d+)", path.name)
+        if match and path.is_dir():
+            found.append((int(match.group(1)), path))
+    for step, path in sorted(found, reverse=True):
+        try:
+            state = json.loads((path / "trainer_state.json").read_text(encoding="utf-8"))
+            if int(state.get("global_step", -1)) == step:
+                return str(path)
+        except (OSError, ValueError, TypeError):
+            pass
+        log.warning("%s is incomplete (a run was killed while saving it); resuming from an earlier checkpoint", path)
+    return None
+
+
 def _resume_argument(resume: bool | str | None, output_dir: Path) -> bool | str | None:
     if not resume:
         return None
     if isinstance(resume, str):
         return resume
-    from transformers.trainer_utils import get_last_checkpoint
-
-    last = get_last_checkpoint(str(output_dir)) if output_dir.is_dir() else None
+    last = last_complete_checkpoint(output_dir)
     if last is None:
-        log.warning("resume=True but %s has no checkpoint-*; training from the start", output_dir)
+        log.warning("resume=True but %s has no complete checkpoint-*; training from the start", output_dir)
     return last
 
 
@@ -96,7 +122,8 @@ def run_training(*, model: str | Path, data: str | Path, output_dir: str | Path,
         training: :class:`PreferenceConfig` fields (``loss_type``, ``beta``, ``learning_rate``, ``max_steps``,
             ``deepspeed`` ...). ``output_dir`` is set from the argument.
         reference_model: a separate frozen reference checkpoint (sets ``reference="model"``).
-        resume: True resumes from the last ``checkpoint-*`` in ``output_dir``; a path resumes from it.
+        resume: True resumes from the last complete ``checkpoint-*`` in ``output_dir`` (one torn by a kill while
+            saving is skipped, see :func:`last_complete_checkpoint`); a path resumes from it.
         eval_data: an optional held-out preference file, evaluated at the end (``eval_*`` metrics).
 
     Returns:
