@@ -1,0 +1,198 @@
+"""Crash safety: jobs killed with SIGKILL at random points resume to exactly the uninterrupted result.
+
+This extends tests/test_generators_rrpo.py (generation killed 3 times) and tests/test_trainer_resume.py
+(training killed once, right after a complete checkpoint, resumed in-process): here each job is killed at
+least 5 times at randomly drawn points, chained -- every resumed run is killed again -- through the
+entry points users call (``run_generation``; ``run_training(resume=True)``), including kills in the middle of
+writing a checkpoint (a torn ``checkpoint-k`` that resuming must not pick).
+
+Every run is a real separate process killed with SIGKILL. The processes are forked by a multiprocessing
+*forkserver* that imported torch/transformers/peft once, so a run starts in about a second instead of the
+10-20 s a fresh interpreter needs on 2 cores. ``SAVI_CRASH_SEED`` picks other random kill points.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import random
+import signal
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+SEED = int(os.environ.get("SAVI_CRASH_SEED", "20240611"))
+KILLS = 5
+PRELOAD = ["torch", "transformers", "peft", "av", "decord", "savi_plugin.generators.runner",
+           "savi_plugin.generators.rrpo", "savi_plugin.training.run", "savi_plugin.training.trainer",
+           "savi_plugin.models.backends.llava_onevision"]
+
+
+@pytest.fixture(scope="module")
+def forkserver():
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(PRELOAD)
+    return ctx
+
+
+def complete_lines(path: Path) -> int:
+    """The number of newline-terminated lines of ``path`` (0 when it does not exist yet)."""
+    try:
+        return path.read_bytes().count(b"\n")
+    except FileNotFoundError:
+        return 0
+
+
+def run_until(ctx, target, kwargs: dict, ready=None, timeout: float = 240.0) -> int:
+    """Run ``target(**kwargs)`` in a forked process; SIGKILL it the moment ``ready()`` is true.
+
+    Returns the exit code: ``-SIGKILL`` when killed, 0 when the run finished first. ``ready=None`` waits for
+    the run to finish and fails the test if it does not exit cleanly.
+    """
+    proc = ctx.Process(target=target, kwargs=kwargs)
+    proc.start()
+    deadline = time.time() + timeout
+    while proc.is_alive() and time.time() < deadline:
+        if ready is not None and ready():
+            os.kill(proc.pid, signal.SIGKILL)  # no clean shutdown: like a preempted or OOM-killed job
+            break
+        time.sleep(0.002)
+    proc.join(timeout=60)
+    if proc.exitcode is None:
+        proc.kill()
+        pytest.fail(f"{target.__name__} did not finish within {timeout} s")
+    if ready is None:
+        assert proc.exitcode == 0, f"{target.__name__} failed with exit code {proc.exitcode}"
+    return proc.exitcode
+
+
+# ------------------------------------------------------------------------------------------------ generation
+GEN_OPTIONS = {"answer_format": "raw", "num_perturbations": 2, "max_new_tokens": 6}
+
+
+def _records(path: Path) -> list[str]:
+    data = path.read_bytes()
+    assert data.endswith(b"\n"), "the output ends with a partial line"
+    lines = data.decode("utf-8").splitlines()
+    for line in lines:
+        json.loads(line)  # every line is a complete JSON object
+    return lines
+
+
+def test_generation_killed_at_random_points_resumes_to_exactly_the_same_records(
+        forkserver, tiny_llava_onevision, synthetic_samples, tmp_path):
+    from savi_plugin.generators import run_generation
+
+    manifest = Path(synthetic_samples[0].video).parent / "samples.jsonl"
+    common = dict(generator="rrpo", model=str(tiny_llava_onevision), inputs=str(manifest), num_frames=4,
+                  batch_size=1, seed=0, options=GEN_OPTIONS, progress=False)
+    reference = tmp_path / "reference.jsonl"
+    run_until(forkserver, run_generation, {**common, "output": str(reference)})
+    expected = _records(reference)
+    n_items = len(synthetic_samples)
+    assert len(expected) >= n_items  # a random-weight model errs on (nearly) every perturbed video
+
+    out = tmp_path / "killed.jsonl"
+    progress = out.with_name("killed.progress.jsonl")  # line 1: the configuration, then one line per item
+    rng = random.Random(SEED)
+    # Kill after k items are done -- watching the progress file -- or after the k-th item's records are
+    # written but (maybe) before its progress line -- watching the output file.
+    points = sorted(rng.sample(range(1, n_items - 1), KILLS))
+    torn_at = rng.randrange(KILLS)
+    kills, seen = [], []
+    for n, k in enumerate(points):
+        if rng.random() < 0.5:
+            watch, target = progress, 1 + k
+        else:
+            watch, target = out, max(1, round(len(expected) * k / n_items))
+        target = max(target, complete_lines(watch) + 1)  # the next kill is always later in the run
+        code = run_until(forkserver, run_generation, {**common, "output": str(out)},
+                         ready=lambda w=watch, t=target: complete_lines(w) >= t)
+        kills.append(code == -signal.SIGKILL)
+        lines = _records(out) if out.exists() else []
+        assert len(lines) == len(set(lines)), "a resumed run duplicated records"
+        assert set(lines) <= set(expected), "a killed run wrote a record the full run does not have"
+        seen.append((watch.name, target, len(lines)))
+        if n == torn_at:  # a write torn by the kill, in both files (SIGKILL rarely tears an O_APPEND write)
+            with open(out, "ab") as fh:
+                fh.write(expected[-1].encode()[: len(expected[-1]) // 2])
+            with open(progress, "ab") as fh:
+                fh.write(b'{"id": "synth-0-9", "batch": 9, "outc')
+    assert sum(kills) >= KILLS, f"only {sum(kills)} of the runs were killed before finishing: {seen}"
+    run_until(forkserver, run_generation, {**common, "output": str(out)})
+
+    got = _records(out)
+    assert len(got) == len(set(got)), "duplicate records after resuming"
+    assert sorted(got) == sorted(expected), f"kill points {seen}"
+    assert got == expected  # deterministic batches: even the order is the uninterrupted run's
+    report = json.loads(out.with_name("killed.report.json").read_text())
+    full = json.loads(reference.with_name("reference.report.json").read_text())
+    assert report["complete"] and report["counts"] == full["counts"]
+    assert report["records_in_output"] == len(expected)
+
+
+# ------------------------------------------------------------------------------------------------ training
+MAX_STEPS = 8
+
+
+def _write_pairs(path: Path, samples) -> Path:
+    with open(path, "w", encoding="utf-8") as fh:
+        for i, s in enumerate(samples):
+            wrong = [o for o in s.options if o != s.answer][i % 3]
+            fh.write(json.dumps({"id": s.id, "video": s.video, "question": s.question,
+                                 "chosen": f"The answer is {s.answer}.", "rejected": f"The answer is {wrong}.",
+                                 "chosen_tagged": f"The answer is <MASK>{s.answer}</MASK>.",
+                                 "rejected_tagged": f"The answer is <MASK>{wrong}</MASK>."}) + "\n")
+    return path
+
+
+def _loss_curve(report_path: Path) -> dict[int, dict[str, float]]:
+    history = json.loads(report_path.read_text())["log_history"]
+    return {h["step"]: h for h in history if "loss" in h}
+
+
+def test_training_killed_at_random_points_resumes_the_same_loss_curve(
+        forkserver, tiny_llava_onevision, synthetic_samples, tmp_path):
+    from safetensors.torch import load_file
+
+    from savi_plugin.training.run import run_training
+
+    data = _write_pairs(tmp_path / "pairs.jsonl", synthetic_samples[:6])
+    common = dict(model=str(tiny_llava_onevision), data=str(data),
+                  lora={"r": 4, "alpha": 8, "dropout": 0.1},  # dropout: the RNG state must be restored too
+                  training=dict(loss_type="rrpo", num_frames=4, per_device_train_batch_size=2, max_steps=MAX_STEPS,
+                                learning_rate=5e-3, lr_scheduler_type="cosine", save_strategy="steps",
+                                save_steps=1, logging_steps=1, use_cpu=True, seed=3, disable_tqdm=True))
+    reference = tmp_path / "reference"
+    run_until(forkserver, run_training, {**common, "output_dir": str(reference)})
+    expected = _loss_curve(reference / "train_report.json")
+    assert sorted(expected) == list(range(1, MAX_STEPS + 1))
+
+    out = tmp_path / "killed"
+    rng = random.Random(SEED + 1)
+    points = sorted(rng.sample(range(1, MAX_STEPS), KILLS))
+    # "started": kill the moment checkpoint-k/ exists -- usually mid-save, leaving a torn checkpoint;
+    # "saved": kill once its trainer_state.json (written last) is there.
+    moments = [rng.choice(["started", "saved"]) for _ in points]
+    moments[0] = "started"  # at least one torn checkpoint
+    kills = []
+    for k, moment in zip(points, moments):
+        marker = out / f"checkpoint-{k}" / ("trainer_state.json" if moment == "saved" else "")
+        code = run_until(forkserver, run_training, {**common, "output_dir": str(out), "resume": True},
+                         ready=lambda m=marker: m.exists())
+        kills.append(code == -signal.SIGKILL)
+    assert all(kills), f"a run finished before its kill point: {list(zip(points, moments, kills))}"
+    run_until(forkserver, run_training, {**common, "output_dir": str(out), "resume": True})
+
+    got = _loss_curve(out / "train_report.json")
+    assert sorted(got) == list(range(1, MAX_STEPS + 1))
+    for step in expected:
+        for name in ("loss", "rewards/margins", "kl/chosen", "grad_norm"):
+            assert abs(got[step][name] - expected[step][name]) <= 1e-6, (step, name, points, moments)
+    ours, theirs = load_file(out / "adapter_model.safetensors"), load_file(reference / "adapter_model.safetensors")
+    assert ours.keys() == theirs.keys()
+    for name in ours:
+        torch.testing.assert_close(ours[name], theirs[name], atol=1e-6, rtol=0, msg=name)
