@@ -5,6 +5,7 @@ a counted failure, not a crash."""
 import glob
 import json
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -13,6 +14,10 @@ from savi_plugin.eval.fixtures import build_fixture, offline_env
 from savi_plugin.models.tiny import build_tiny_model
 
 LIMIT = 2
+
+
+def _jsonl(path) -> list[dict]:
+    return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +39,7 @@ def run(tmp_path_factory):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     results = glob.glob(str(out / "**" / "*_results.json"), recursive=True)
     assert len(results) == 1, proc.stdout[-2000:]
-    return json.loads(open(results[0]).read()), out, proc.stdout + proc.stderr, gone
+    return json.loads(Path(results[0]).read_text()), out, proc.stdout + proc.stderr, gone
 
 
 def test_results_json_holds_the_metrics(run):
@@ -55,8 +60,7 @@ def test_missing_video_is_a_counted_failure(run):
     assert results["results"]["savi_egoschema"]["missing_video,none"] == 1
     assert results["results"]["savi_perceptiontest"]["missing_video,none"] == 0
     assert f"{gone}.mp4" in log and "scored wrong" in log  # the message names the file
-    samples = [json.loads(line) for line in open(glob.glob(str(out / "**" / "*_samples_savi_egoschema.jsonl"),
-                                                                 recursive=True)[0])]
+    samples = _jsonl(glob.glob(str(out / "**" / "*_samples_savi_egoschema.jsonl"), recursive=True)[0])
     by_doc = {s["doc_id"]: s for s in samples}
     assert by_doc[1]["missing_video"] == 1 and by_doc[1]["accuracy"]["score"] == 0.0
 
@@ -65,8 +69,7 @@ def test_prompts_frames_and_per_sample_scores(run):
     _, out, log, _ = run
     assert "4 frames" in log  # num_frames from --model_args reached the model
     for path in glob.glob(str(out / "**" / "*_samples_savi_*.jsonl"), recursive=True):
-        for line in open(path):
-            sample = json.loads(line)
+        for sample in _jsonl(path):
             prompt = sample["input"]
             assert prompt.startswith("Question: ") and ("\n(A) " in prompt or "\nA. " in prompt), prompt
             assert prompt.endswith("Answer with the option's letter from the given choices directly.")

@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 from savi_plugin.eval.fixtures import build_fixture, offline_env
 from savi_plugin.models.tiny import build_tiny_model
@@ -33,7 +34,7 @@ def test_two_processes_split_the_documents(tmp_path):
     assert proc.returncode == 0, log[-4000:]
     assert "rank 0/2" in log and "rank 1/2" in log  # the wrapper took rank and world size from accelerate
     assert "number of requests on this rank: 3" in log and "number of requests on this rank: 2" in log
-    results = json.loads(open(glob.glob(str(tmp_path / "out" / "**" / "*_results.json"), recursive=True)[0]).read())
+    results = json.loads(Path(glob.glob(str(tmp_path / "out" / "**" / "*_results.json"), recursive=True)[0]).read_text())
     assert results["n-samples"]["savi_perceptiontest"]["effective"] == 5
     samples = glob.glob(str(tmp_path / "out" / "**" / "*_samples_savi_perceptiontest.jsonl"), recursive=True)
-    assert sorted(json.loads(line)["doc_id"] for line in open(samples[0])) == [0, 1, 2, 3, 4]
+    assert sorted(json.loads(line)["doc_id"] for line in Path(samples[0]).read_text().splitlines()) == [0, 1, 2, 3, 4]

@@ -6,6 +6,7 @@ import glob
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -63,7 +64,7 @@ def _results(tmp, name: str, proc: subprocess.Popen) -> dict:
     assert proc.returncode == 0, output[-4000:]
     files = glob.glob(str(tmp / name / "**" / "*_results.json"), recursive=True)
     assert len(files) == 1, output[-2000:]
-    return json.loads(open(files[0]).read())
+    return json.loads(Path(files[0]).read_text())
 
 
 def test_oracle_scores_100_and_always_a_scores_the_share_of_a(setup):
