@@ -196,3 +196,73 @@ def test_training_killed_at_random_points_resumes_the_same_loss_curve(
     assert ours.keys() == theirs.keys()
     for name in ours:
         torch.testing.assert_close(ours[name], theirs[name], atol=1e-6, rtol=0, msg=name)
+
+
+# ------------------------------------------------------------------------------------------------ non-finite steps
+# tests/test_trainer.py checks a NaN loss at gradient_accumulation_steps=1 and skip_nonfinite=False; these add
+# a NaN in ONE micro-batch of an accumulated step and a NaN gradient under a finite loss.
+def _guarded_trainer(model_path, data, output_dir, **overrides):
+    from savi_plugin.models import load_backend
+    from savi_plugin.training.config import PreferenceConfig
+    from savi_plugin.training.run import apply_lora
+    from savi_plugin.training.trainer import DPOTrainer
+
+    options = dict(output_dir=str(output_dir), num_frames=4, per_device_train_batch_size=2, learning_rate=5e-3,
+                   lr_scheduler_type="constant", logging_steps=1, save_strategy="no", use_cpu=True, seed=0,
+                   disable_tqdm=True, max_steps=3)
+    backend = load_backend(model_path, num_frames=4)
+    apply_lora(backend, {"r": 4, "alpha": 8, "dropout": 0.0}, seed=0)
+    return backend, DPOTrainer(backend, PreferenceConfig(**{**options, **overrides}), train_dataset=str(data))
+
+
+def _trainable(backend) -> dict[str, torch.Tensor]:
+    return {n: p.detach().clone() for n, p in backend.model.named_parameters() if p.requires_grad}
+
+
+@pytest.mark.parametrize("poison", ["loss_in_one_micro_batch", "gradient"])
+def test_a_non_finite_step_is_skipped_counted_and_never_reaches_the_weights(poison, tiny_llava_onevision,
+                                                                          synthetic_samples, tmp_path):
+    from transformers import TrainerCallback
+
+    data = _write_pairs(tmp_path / "pairs.jsonl", synthetic_samples[:8])
+    accumulation = 2 if poison == "loss_in_one_micro_batch" else 1
+    backend, trainer = _guarded_trainer(tiny_llava_onevision, data, tmp_path / "out",
+                                        gradient_accumulation_steps=accumulation)
+    snapshots = [_trainable(backend)]
+
+    class Snapshot(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            snapshots.append(_trainable(backend))
+
+    trainer.add_callback(Snapshot())
+    calls = {"n": 0}
+    if poison == "loss_in_one_micro_batch":
+        # Forward calls per micro-batch: policy, then reference. Call 7 = the policy pass of the 2nd micro-batch
+        # of step 2: its loss is NaN while the 1st micro-batch of the same step is fine.
+        def hook(module, args, output):
+            calls["n"] += 1
+            if calls["n"] == 7:
+                hidden = output[0] if isinstance(output, tuple) else output
+                return (hidden * float("nan"), *output[1:]) if isinstance(output, tuple) else hidden * float("nan")
+            return output
+
+        backend.decoder().language_model.layers[0].register_forward_hook(hook)
+    else:
+        name, param = next((n, p) for n, p in backend.model.named_parameters() if p.requires_grad)
+
+        def hook(grad):  # step 2's backward: the loss is finite, one gradient is not
+            calls["n"] += 1
+            return grad * float("inf") if calls["n"] == 2 else grad
+
+        param.register_hook(hook)
+    trainer.train()
+
+    assert trainer.nonfinite_steps == 1
+    assert all(torch.equal(snapshots[1][n], snapshots[2][n]) for n in snapshots[1]), "step 2 moved the weights"
+    assert any(not torch.equal(snapshots[0][n], snapshots[1][n]) for n in snapshots[0])  # steps 1 and 3 did
+    assert any(not torch.equal(snapshots[2][n], snapshots[3][n]) for n in snapshots[2])
+    assert all(torch.isfinite(p).all() for p in snapshots[-1].values())
+    state = trainer.optimizer.state[next(p for p in backend.model.parameters() if p.requires_grad)]
+    assert int(state["step"]) == 2  # Adam's state saw 2 of the 3 steps
+    logged = [h["nonfinite_steps"] for h in trainer.state.log_history if "nonfinite_steps" in h]
+    assert logged == [0, 1, 1]
