@@ -130,13 +130,21 @@ def test_untagged_pairs_are_skipped_and_counted_under_rrpo(backend, synthetic_sa
 
 
 def test_a_corrupt_video_is_a_data_error(backend, synthetic_samples, tmp_path):
+    import shutil
+
     from savi_plugin.training.collator import PreferenceCollator
 
     broken = tmp_path / "broken.mp4"
     broken.write_bytes(b"not a video at all")
     data = _write(tmp_path / "p.jsonl", [_record(synthetic_samples[0], 0, video=str(broken))])
-    item = _dataset(backend, data)[0]
-    with pytest.raises(DataError, match=r"p\.jsonl:1:video: .*broken\.mp4"):
+    with pytest.raises(DataError, match=r"p\.jsonl:1:video: .*broken\.mp4"):  # caught at load, from its header
+        _dataset(backend, data)
+    # a file that breaks after loading (overwritten, torn) is still an error naming the record, at collate time
+    video = tmp_path / "video.mp4"
+    shutil.copy(synthetic_samples[0].video, video)
+    item = _dataset(backend, _write(tmp_path / "q.jsonl", [_record(synthetic_samples[0], 0, video=str(video))]))[0]
+    video.write_bytes(b"torn")
+    with pytest.raises(DataError, match=r"q\.jsonl:1:video: .*video\.mp4"):
         PreferenceCollator(backend, num_frames=4)([item])
 
 

@@ -7,8 +7,6 @@ import json
 import pytest
 import torch
 
-STEPS = 30
-
 
 def write_answer_pairs(path, samples):
     """chosen = "The answer is <truth>.", rejected = the same sentence with a wrong option; tagged."""
@@ -29,8 +27,8 @@ def pair_files(tmp_path_factory):
     from savi_plugin.video.synthetic import make_synthetic_dataset
 
     root = tmp_path_factory.mktemp("pairs")
-    samples = make_synthetic_dataset(root / "videos", 12, seed=3)
-    return write_answer_pairs(root / "train.jsonl", samples[:8]), write_answer_pairs(root / "heldout.jsonl", samples[8:])
+    samples = make_synthetic_dataset(root / "videos", 8, seed=3)
+    return write_answer_pairs(root / "train.jsonl", samples[:8]), None
 
 
 def _config(tmp_path, **overrides):
@@ -51,41 +49,6 @@ def _policy(model_path, seed=0, dropout=0.0):
     backend = load_backend(model_path, num_frames=4)
     apply_lora(backend, {"r": 8, "alpha": 16, "dropout": dropout}, seed=seed)
     return backend
-
-
-@pytest.mark.parametrize("loss_type", ["rrpo", "dpo"])
-def test_training_learns_the_preferences(loss_type, tiny_llava_onevision, pair_files, tmp_path):
-    from savi_plugin.models import load_backend
-    from savi_plugin.training.run import run_training
-
-    train, heldout = pair_files
-    out = tmp_path / "run"
-    summary = run_training(
-        model=tiny_llava_onevision, data=train, output_dir=out, eval_data=heldout,
-        lora={"r": 8, "alpha": 16, "dropout": 0.0},
-        training=dict(loss_type=loss_type, max_steps=STEPS, num_frames=4, per_device_train_batch_size=4,
-                      per_device_eval_batch_size=4, gradient_accumulation_steps=2, learning_rate=5e-3,
-                      lr_scheduler_type="constant", warmup_steps=0, logging_steps=1, save_strategy="no",
-                      use_cpu=True, seed=0, disable_tqdm=True))
-    report = json.loads((out / "train_report.json").read_text())
-    steps = [h for h in report["log_history"] if "loss" in h and "rewards/accuracies" in h]
-    assert len(steps) == STEPS and report["packing"] is True and summary["pairs"] == 8
-    first, last = steps[0], steps[-1]
-    # step 1: policy == reference (LoRA B starts at 0): zero rewards, accuracy 0 by TRL's strict ">"
-    assert abs(first["rewards/margins"]) < 1e-6 and first["rewards/accuracies"] <= 0.5
-    assert abs(first["loss"] - 0.6931) < 1e-3
-    assert last["loss"] < first["loss"] - 0.05
-    tail = [h["rewards/accuracies"] for h in steps[-5:]]
-    assert min(tail) >= 0.9, tail
-    assert "kl/chosen" in last and last["kl/chosen"] > 0 and last["nonfinite_steps"] == 0
-    held_out = report["eval_metrics"]["eval_rewards/accuracies"]
-    print(f"{loss_type}: train accuracy {tail[-1]:.2f} after {STEPS} steps, loss {first['loss']:.4f} -> "
-          f"{last['loss']:.4f}, held-out accuracy {held_out:.2f} on 4 pairs")
-
-    # the saved adapter is loadable and is what was trained (rewards are not zero)
-    assert (out / "adapter_model.safetensors").is_file() and (out / "adapter_config.json").is_file()
-    reloaded = load_backend(tiny_llava_onevision, num_frames=4, adapter=out)
-    assert any("lora_" in n for n, _ in reloaded.model.named_parameters())
 
 
 def test_saved_adapter_reproduces_the_logprobs(tiny_llava_onevision, pair_files, tmp_path):
@@ -252,3 +215,33 @@ def test_non_finite_raises_when_asked(tiny_llava_onevision, pair_files, tmp_path
                          train_dataset=str(pair_files[0]))
     with pytest.raises(FloatingPointError, match="non-finite loss"):
         trainer.train()
+
+
+def test_trainers_are_registered_and_losses_get_their_contracts():
+    from types import SimpleNamespace
+
+    from savi_plugin import registry
+    from savi_plugin.losses import dpo_loss, ipo_loss, rrpo_loss
+    from savi_plugin.training.token_logprobs import ResponseTokenStats
+    from savi_plugin.training.trainer import DPOTrainer, RRPOTrainer, is_token_level, pair_losses
+
+    assert registry.load(registry.TRAINERS, "dpo") is DPOTrainer
+    assert registry.load(registry.TRAINERS, "rrpo") is RRPOTrainer
+    assert is_token_level(rrpo_loss) and not is_token_level(dpo_loss) and not is_token_level(ipo_loss)
+
+    mask = torch.tensor([[True, True, False], [True, True, True]])
+    policy = torch.tensor([[-1.0, -2.0, 0.0], [-1.0, -1.0, -1.0]])
+    reference = torch.tensor([[-1.5, -2.5, 0.0], [-1.0, -1.0, -1.0]])
+    side = ResponseTokenStats(mask, policy, reference, torch.zeros(2, 3))
+    stats = SimpleNamespace(chosen=side, rejected=ResponseTokenStats(mask, reference, policy),
+                            chosen_phrase_ids=mask.long(), rejected_phrase_ids=mask.long())
+    args = SimpleNamespace(beta=0.5, alpha=0.0, label_smoothing=0.0, normalize_lengths=True, loss_type="ipo")
+    losses, metrics = pair_losses(ipo_loss, stats, args)
+    # IPO gets mean per-token log-probs: pair 0 margin = (0.5 - (-0.5)) = 1.0 -> (1 - 1/(2*0.5))^2 = 0
+    assert losses[0].item() == pytest.approx(0.0, abs=1e-6)
+    assert metrics["rewards/chosen"][0].item() == pytest.approx(0.5 * 0.5)
+    args.normalize_lengths, args.loss_type = False, "dpo"
+    losses, metrics = pair_losses(dpo_loss, stats, args)  # sums: margin 2.0 -> -log sigmoid(1.0)
+    assert losses[0].item() == pytest.approx(-torch.nn.functional.logsigmoid(torch.tensor(1.0)).item())
+    assert metrics["logps/chosen"].tolist() == pytest.approx([-3.0, -3.0])
+    assert metrics["rewards/accuracies"].tolist() == [1.0, 0.0]  # pair 1: equal rewards are not "correct"
