@@ -245,3 +245,21 @@ def test_trainers_are_registered_and_losses_get_their_contracts():
     assert losses[0].item() == pytest.approx(-torch.nn.functional.logsigmoid(torch.tensor(1.0)).item())
     assert metrics["logps/chosen"].tolist() == pytest.approx([-3.0, -3.0])
     assert metrics["rewards/accuracies"].tolist() == [1.0, 0.0]  # pair 1: equal rewards are not "correct"
+
+
+def test_gradient_checkpointing_and_mixed_precision_reach_the_preference_forward(tiny_llava_onevision, pair_files,
+                                                                                 tmp_path):
+    from savi_plugin.training.trainer import RRPOTrainer
+
+    def losses(**overrides):
+        backend = _policy(tiny_llava_onevision, seed=3)
+        trainer = RRPOTrainer(backend, _config(tmp_path, max_steps=3, gradient_accumulation_steps=1, **overrides),
+                              train_dataset=str(pair_files[0]))
+        trainer.train()
+        return [h["loss"] for h in trainer.state.log_history if "rewards/chosen" in h]
+
+    plain = losses()
+    assert losses(gradient_checkpointing=True) == pytest.approx(plain, abs=1e-6)
+    # bf16 autocast (CPU) must apply although the trainer does not call the model's patched forward
+    bf16 = losses(bf16=True)
+    assert bf16 == pytest.approx(plain, abs=2e-2) and bf16 != pytest.approx(plain, abs=1e-7)

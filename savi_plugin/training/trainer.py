@@ -240,10 +240,13 @@ class PreferenceTrainer(Trainer):
                                chunk_size=self.args.logprob_chunk_size,
                                checkpoint_chunks=not is_deepspeed_zero3_enabled())
         unwrapped = self.accelerator.unwrap_model(model)
-        if model is unwrapped:
-            return fn(inputs)
-        with _bound_forward(unwrapped, fn):
-            return model(inputs)
+        # accelerate applies mixed precision by patching the model's ``forward``, which this path does not call;
+        # its autocast context does the same here (a no-op without fp16/bf16, and under DeepSpeed).
+        with self.accelerator.autocast():
+            if model is unwrapped:
+                return fn(inputs)
+            with _bound_forward(unwrapped, fn):
+                return model(inputs)
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         """Mean loss over the batch's pairs; metrics are stored for logging (see module docstring)."""
