@@ -57,12 +57,24 @@ def cmdclass() -> dict:
                 return outputs
             return outputs + [os.path.join(self.build_lib, pth_file()[0])]
 
+    commands = {"build_py": build_py_with_pth}
+    if not hasattr(editable_wheel, "_run_build_commands"):
+        # A setuptools without this private hook: install normally; `--include_path` remains the fallback.
+        return commands
+
     class editable_wheel_with_pth(editable_wheel):
         """``pip install -e``: the same .pth at the root of the editable wheel."""
 
-        def _run_build_commands(self, dist_name, unpacked_wheel, build_lib, tmp_dir):
-            result = super()._run_build_commands(dist_name, unpacked_wheel, build_lib, tmp_dir)
-            write_pth(unpacked_wheel)
+        def _run_build_commands(self, *args, **kwargs):
+            result = super()._run_build_commands(*args, **kwargs)
+            # (dist_name, unpacked_wheel, build_lib, tmp_dir) in setuptools >= 64; never fail an install
+            # over the optional hook.
+            unpacked = kwargs.get("unpacked_wheel", args[1] if len(args) > 1 else None)
+            try:
+                write_pth(unpacked)
+            except Exception as exc:  # noqa: BLE001
+                print(f"savi-plugin: lmms-eval task hook not installed ({exc}); use --include_path")
             return result
 
-    return {"build_py": build_py_with_pth, "editable_wheel": editable_wheel_with_pth}
+    commands["editable_wheel"] = editable_wheel_with_pth
+    return commands
