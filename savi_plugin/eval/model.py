@@ -45,6 +45,24 @@ def _none(value: Any) -> Any:
     return value
 
 
+def _flag(value: Any, name: str) -> bool:
+    """A boolean model_arg: a bool, 0/1, or true/false/yes/no/on/off; anything else is an error.
+
+    lmms-eval turns ``true``/``false`` into bools but passes other words on as strings, and ``bool("no")`` is
+    True: a typo must not switch on ``trust_remote_code``.
+    """
+    if value is None or isinstance(value, bool):
+        return bool(value)
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    word = value.strip().lower() if isinstance(value, str) else None
+    if word in ("true", "yes", "on", "1"):
+        return True
+    if word in ("false", "no", "off", "0", "", "none", "null"):
+        return False
+    raise ValueError(f"savi_video: {name} must be true or false, got {value!r}")
+
+
 def frames_from_directory(path: Path, num_frames: int) -> np.ndarray:
     """``num_frames`` uniform frames from a folder of images (MVBench's frame-folder sources)."""
     from PIL import Image
@@ -119,7 +137,8 @@ class SaviVideo(lmms):
         self.max_new_tokens = int(max_new_tokens)
         self.lm = load_backend(str(pretrained), backend=_none(backend), adapter=_none(adapter), dtype=dtype,
                                device=str(self._device), num_frames=self.num_frames,
-                               trust_remote_code=bool(trust_remote_code), attn_implementation=_none(attn_implementation))
+                               trust_remote_code=_flag(trust_remote_code, "trust_remote_code"),
+                               attn_implementation=_none(attn_implementation))
         log.info("savi_video: {} ({}{}) on {}, {}, {} frames, rank {}/{}", pretrained, type(self.lm).__name__,
                  f" + adapter {adapter}" if _none(adapter) else "", self._device, dtype, self.num_frames,
                  self.rank, self.world_size)
