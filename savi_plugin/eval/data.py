@@ -272,9 +272,23 @@ def video_base(spec: BenchmarkSpec, root: Path | None, hub_cache_dir: str | None
     return hf_home() / (hub_cache_dir or spec.hub_cache_dir)
 
 
-def resolve_video(spec: BenchmarkSpec, doc: dict, base: Path, subtask: str | None = None) -> tuple[str, bool]:
-    """``(path, found)``: the first candidate that exists, else the first candidate and False."""
+def resolve_video(spec: BenchmarkSpec, doc: dict, base: Path, subtask: str | None = None, *,
+                  root: Path | None = None, source: str | Path | None = None,
+                  record: int | None = None) -> tuple[str, bool]:
+    """``(path, found)``: the first candidate that exists, else the first candidate and False.
+
+    With ``root`` (``SAVI_DATA_ROOT``) every candidate must stay inside it -- a doc's video name with ``..``,
+    or a symlink pointing out, raises :class:`EvalDataError` naming ``source``, ``record`` and ``video``
+    (see :mod:`savi_plugin.data.paths`). The hub cache (no ``root``) is not confined.
+    """
+    from savi_plugin.data.paths import is_within
+
     candidates = [base / rel for rel in spec.video_relpaths(doc, subtask)]
+    for path in candidates if root is not None else ():
+        if not is_within(path, root):
+            raise EvalDataError(source if source is not None else base, record, "video",
+                                f"{path} resolves to {os.path.realpath(path)}, outside the data root "
+                                f"{os.path.realpath(root)} (.., absolute paths and symlinks may not leave it)")
     for path in candidates:
         if path.exists():
             return str(path), True

@@ -75,12 +75,14 @@ class SaviVideoTask(ConfigurableTask):
                                       f"{self.config.dataset_path}:{self.config.dataset_name}/{name}")
             base = data.video_base(self.spec, None, cache_dir)
         self.dataset = datasets.DatasetDict({
-            name: self._attach_videos(ds, base, name) for name, ds in self.dataset.items()
+            name: self._attach_videos(ds, base, name, root) for name, ds in self.dataset.items()
         })
         self.dataset_no_image = self.dataset
 
-    def _attach_videos(self, ds, base, split_name: str):
-        resolved = [data.resolve_video(self.spec, doc, base, self.subtask) for doc in ds]
+    def _attach_videos(self, ds, base, split_name: str, root=None):
+        # Under SAVI_DATA_ROOT no doc may name a video outside it (EvalDataError: task/split, record, video).
+        resolved = [data.resolve_video(self.spec, doc, base, self.subtask, root=root,
+                                       source=f"{self.config.task}/{split_name}", record=i) for i, doc in enumerate(ds)]
         missing = [path for path, found in resolved if not found]
         if missing:
             log.error("{} ({}): {} of {} videos not found under {}, e.g. {}; these samples are scored wrong and "
