@@ -71,8 +71,23 @@ def _lora_backend(path, attention, seed=0):
     return backend
 
 
+@pytest.fixture(scope="module")
+def tiny_llava_video(tmp_path_factory):
+    """A tiny LLaVA-Video (LLaVA-NeXT layout, a newline per pooled row) converted from the repository's fixture."""
+    from pathlib import Path
+
+    from savi_plugin.models.llava_next.convert import convert_llava_next
+
+    source = Path(__file__).parent / "fixtures" / "llava_next" / "source"
+    if not source.is_dir():
+        pytest.skip("no LLaVA-NeXT fixture")
+    out = tmp_path_factory.mktemp("llava_video")
+    convert_llava_next(str(source), str(out), vision_config=str(source / "siglip_vision_config.json"))
+    return out
+
+
 @pytest.mark.parametrize("family,attention", [("llava_onevision", "sdpa"), ("llava_onevision", "eager"),
-                                              ("qwen2_vl", "sdpa")])
+                                              ("qwen2_vl", "sdpa"), ("llava_video", "sdpa")])
 def test_packed_equals_unpacked_and_the_backends_own_logprobs(family, attention, request, synthetic_samples, tmp_path):
     from savi_plugin.training.collator import PreferenceCollator
     from savi_plugin.training.dataset import PreferenceDataset
