@@ -1,0 +1,357 @@
+"""The bad-input corpus (tests/bad_inputs/cases.yaml): every case through the real entry point it targets.
+
+Each case must end in a clear error naming file, record and field, or in a counted skip listed with its
+reason -- never a traceback from deep inside torch, never a silent substitute. Videos are real files made
+here (synthetic mp4s, a 0-frame stream, a valid MJPEG stream declaring 16000x16000 frames, ...); the model
+is a tiny random-weight LLaVA-OneVision built locally.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import shutil
+import struct
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from savi_plugin.data import DataError, read_records
+
+CORPUS = Path(__file__).parent / "bad_inputs"
+CASES = yaml.safe_load((CORPUS / "cases.yaml").read_text(encoding="utf-8"))
+BY_ENTRY: dict[str, list[dict]] = {}
+for _case in CASES:
+    BY_ENTRY.setdefault(_case["entry"], []).append(_case)
+
+GEN_OPTIONS = {"answer_format": "raw", "num_perturbations": 1, "max_new_tokens": 6}
+
+
+def params(entry: str):
+    return [pytest.param(c, id=c["id"]) for c in BY_ENTRY.get(entry, [])]
+
+
+def test_the_corpus_is_complete_and_well_formed():
+    ids = [c["id"] for c in CASES]
+    assert len(ids) == len(set(ids)) and len(ids) >= 30
+    assert set(BY_ENTRY) == {"read_records", "generation", "dataset", "collator", "recipe", "eval_records",
+                             "eval_videos"}
+    for case in CASES:
+        assert case["expect"] in ("error", "skip", "ok"), case["id"]
+        assert case["expect"] == "ok" or case.get("fragment"), case["id"]
+        assert case["expect"] != "skip" or case.get("reason"), case["id"]
+        target = CORPUS / case["file"]
+        assert target.exists() or case["id"] == "preference-file-not-found", case["id"]
+
+
+# --------------------------------------------------------------------------------------------- videos
+def gray_jpeg(width: int, height: int) -> bytes:
+    """A valid baseline grayscale JPEG of uniform mid-grey, 2 bits per 8x8 block (DC diff 0, then EOB).
+
+    A 16000 x 16000 frame is 2 MB of JPEG and 256 M pixels once decoded: a decompression bomb in a video.
+    """
+    def segment(marker: int, payload: bytes) -> bytes:
+        return b"\xff" + bytes([marker]) + struct.pack(">H", len(payload) + 2) + payload
+
+    one_code = bytes([1] + [0] * 15)  # a single 1-bit Huffman code, for symbol 0 (DC: size 0; AC: EOB)
+    blocks = ((width + 7) // 8) * ((height + 7) // 8)
+    scan = b"\x00" * (2 * blocks // 8) + (bytes([0xFF >> (2 * blocks % 8)]) if 2 * blocks % 8 else b"")
+    return (b"\xff\xd8" + segment(0xDB, b"\x00" + b"\x01" * 64)
+            + segment(0xC0, struct.pack(">BHHB", 8, height, width, 1) + b"\x01\x11\x00")
+            + segment(0xC4, b"\x00" + one_code + b"\x00" + b"\x10" + one_code + b"\x00")
+            + segment(0xDA, b"\x01\x01\x00\x00\x3f\x00") + scan + b"\xff\xd9")
+
+
+def write_mjpeg(path: Path, width: int, height: int, frames: int = 2) -> None:
+    """An MJPEG Matroska file of ``frames`` uniform grey frames, muxed without re-encoding."""
+    import av
+
+    data = gray_jpeg(width, height)
+    with av.open(str(path), "w", format="matroska") as container:
+        stream = container.add_stream("mjpeg", rate=8)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuvj420p"
+        for i in range(frames):
+            packet = av.Packet(data)
+            packet.stream, packet.pts, packet.dts, packet.time_base = stream, i, i, Fraction(1, 8)
+            container.mux(packet)
+
+
+def write_zero_frame_mp4(path: Path) -> None:
+    """An mp4 with an H.264 video stream header and no frame at all."""
+    import av
+
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=8)
+        stream.width = stream.height = 32
+        stream.pix_fmt = "yuv420p"
+        container.start_encoding()
+
+
+def build_videos(root: Path) -> None:
+    from savi_plugin.video.synthetic import render_sample, write_mp4
+
+    videos, outside = root / "videos", root / "outside"
+    videos.mkdir()
+    outside.mkdir()
+    frames = render_sample(np.random.default_rng(0), "moving_direction", size=32, num_frames=8)[0]
+    write_mp4(videos / "ok.mp4", frames)
+    write_mp4(videos / "one_frame.mp4", frames[:1])
+    write_zero_frame_mp4(videos / "zero_frames.mp4")
+    (videos / "zero_bytes.mp4").write_bytes(b"")
+    (videos / "notes.mp4").write_text("meeting notes, not a video\n" * 40)
+    good = (videos / "ok.mp4").read_bytes()
+    (videos / "truncated.mp4").write_bytes(good[: len(good) // 3])
+    write_mjpeg(videos / "huge_16000x16000.mkv", 16000, 16000)
+    write_mjpeg(videos / "short_2_frames.mkv", 32, 32, frames=2)
+    shutil.copy(videos / "ok.mp4", outside / "secret.mp4")
+    (videos / "link_to_outside.mp4").symlink_to(Path("..") / "outside" / "secret.mp4")
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> Path:
+    """A copy of tests/bad_inputs with ``{corpus}`` filled in and the videos built."""
+    root = tmp_path_factory.mktemp("corpus")
+    for src in CORPUS.rglob("*"):
+        if src.is_file():
+            dst = root / src.relative_to(CORPUS)
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            dst.write_bytes(src.read_bytes().replace(b"{corpus}", str(root).encode()))
+    build_videos(root)
+    return root
+
+
+@pytest.fixture(scope="module")
+def tiny_lm(tmp_path_factory):
+    from savi_plugin.models import load_backend
+    from savi_plugin.models.tiny import build_tiny_model
+
+    return load_backend(build_tiny_model(tmp_path_factory.mktemp("tiny"), "llava_onevision", seed=0), num_frames=4)
+
+
+def where(case: dict) -> tuple:
+    return case.get("line", case.get("record")), case.get("field")
+
+
+# --------------------------------------------------------------------------------------------- data files
+@pytest.mark.parametrize("case", params("read_records"))
+def test_preference_files(case, corpus, capsys):
+    from savi_plugin.cli import main
+
+    path = corpus / case["file"]
+    fmt = (case.get("options") or {}).get("fmt", "savi")
+    with pytest.raises(DataError) as err:
+        list(read_records(path, fmt))
+    exc = err.value
+    assert (exc.file, exc.line, exc.field) == (str(path), *where(case)), str(exc)
+    assert case["fragment"] in exc.message
+    assert str(exc).startswith(f"{path}:{exc.line if exc.line is not None else '-'}:{exc.field or '-'}: ")
+
+    # `savi data validate` reports the same problem, exits 1, and goes on past it.
+    capsys.readouterr()
+    assert main(["data", "validate", str(path), "--format", fmt]) == 1
+    out = capsys.readouterr()
+    assert str(exc) in out.out.splitlines()
+    assert "problem(s)" in out.err
+
+
+# --------------------------------------------------------------------------------------------- generation
+class Untouchable:
+    """A model stand-in that fails the test if the runner uses it (input errors come first)."""
+
+    def __getattr__(self, name):
+        raise AssertionError(f"the model was used ({name}) before the input was checked")
+
+
+@pytest.mark.parametrize("case", [c for c in params("generation") if c.values[0]["expect"] == "error"])
+def test_generation_inputs_are_refused_before_the_model(case, corpus, tmp_path):
+    from savi_plugin.generators import run_generation
+
+    options = case.get("options") or {}
+    kwargs = {"data_root": str(corpus / options["data_root"])} if "data_root" in options else {}
+    path = corpus / case["file"]
+    with pytest.raises(DataError) as err:
+        run_generation(generator="rrpo", model=Untouchable(), inputs=path, output=tmp_path / "out.jsonl",
+                       progress=False, **kwargs)
+    exc = err.value
+    assert (exc.file, exc.line, exc.field) == (str(path), *where(case)), str(exc)
+    assert case["fragment"] in exc.message
+    assert not (tmp_path / "out.jsonl").exists()
+
+
+@pytest.mark.parametrize("case", [c for c in params("generation") if c.values[0]["expect"] != "error"])
+def test_generation_items_are_counted_and_listed(case, corpus, tiny_lm, tmp_path):
+    from savi_plugin.generators import run_generation
+
+    peak_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    out = tmp_path / "pairs.jsonl"
+    report = run_generation(generator="rrpo", model=tiny_lm, inputs=corpus / case["file"], output=out,
+                            num_frames=4, batch_size=2, seed=0, options=GEN_OPTIONS, progress=False)
+    grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak_before) / 1024
+    assert grown_mb < 1024, f"peak RSS grew by {grown_mb:.0f} MB"
+
+    saved = json.loads(Path(report["report"]).read_text())
+    assert saved["counts"] == report["counts"] and report["complete"]
+    listed = saved["skipped"] + saved["failed"]
+    records = [json.loads(line) for line in out.read_text().splitlines()] if out.exists() else []
+    good = [r for r in records if r["meta"]["item_id"] == "q1"]
+    assert good, "the good item of the same run must still become a record"
+    mine = [e for e in listed if e["item"] == case["item"]]
+    assert len(mine) == 1, listed
+    assert mine[0]["reason"] == case["reason"] and case["fragment"] in mine[0]["detail"], mine[0]
+    assert saved["counts"]["by_reason"][case["reason"]] == 1
+    assert not any(r["meta"]["item_id"] == case["item"] for r in records), "a bad item left a record"
+
+
+# --------------------------------------------------------------------------------------------- training data
+def _dataset(case, corpus, tiny_lm, bad_records):
+    from savi_plugin.training.dataset import PreferenceDataset
+
+    options = dict(case.get("options") or {})
+    if "data_root" in options:
+        options["data_root"] = str(corpus / options["data_root"])
+    options.pop("max_length", None)
+    return PreferenceDataset(corpus / case["file"], tiny_lm.tokenizer, tiny_lm.end_of_turn, bad_records=bad_records,
+                             token_budget=tiny_lm.context_length, **options)
+
+
+@pytest.mark.parametrize("case", params("dataset"))
+def test_training_records_are_skipped_and_counted_or_refused(case, corpus, tiny_lm):
+    path = str(corpus / case["file"])
+    dataset = _dataset(case, corpus, tiny_lm, "skip")
+    assert [item.record.id for item in dataset.items] == ["p1"]  # the good pair is kept, nothing substituted
+    assert len(dataset.skipped) == 1, dataset.skipped
+    skip = dataset.skipped[0]
+    assert (skip["file"], skip["line"], skip["field"], skip["reason"]) == (path, *where(case), case["reason"])
+    assert case["fragment"] in skip["message"]
+    report = dataset.report()
+    assert report["skipped_by_reason"] == {case["reason"]: 1}
+    assert report["skipped_records"][0]["reason"] == case["reason"]
+
+    if case["reason"] == "untagged":  # skipped whatever bad_records says (documented)
+        assert len(_dataset(case, corpus, tiny_lm, "raise").skipped) == 1
+        return
+    with pytest.raises(DataError) as err:
+        _dataset(case, corpus, tiny_lm, "raise")
+    assert (err.value.file, err.value.line, err.value.field) == (path, *where(case))
+    assert case["fragment"] in err.value.message
+
+
+@pytest.mark.parametrize("case", params("collator"))
+def test_collator(case, corpus, tiny_lm):
+    from savi_plugin.training.collator import PreferenceCollator
+
+    dataset = _dataset(case, corpus, tiny_lm, "raise")
+    max_length = (case.get("options") or {}).get("max_length")
+    collator = PreferenceCollator(tiny_lm, num_frames=4, max_length=max_length)
+    if case["expect"] == "ok":
+        batch = collator(dataset.items)
+        assert batch["chosen_targets"].shape[0] == len(dataset.items) == 2
+        assert collator.videos_decoded == 2
+        return
+    with pytest.raises(DataError) as err:
+        collator(dataset.items)
+    assert (err.value.file, err.value.line, err.value.field) == (str(corpus / case["file"]), *where(case))
+    assert case["fragment"] in err.value.message
+
+
+# --------------------------------------------------------------------------------------------- recipes
+@pytest.mark.parametrize("case", params("recipe"))
+def test_recipes(case, corpus):
+    from savi_plugin.recipe import RecipeError, load_recipe
+
+    path = corpus / case["file"]
+    with pytest.raises(RecipeError) as err:
+        load_recipe(path, (case.get("options") or {}).get("overrides"))
+    message = str(err.value)
+    assert message.startswith(str(path) + ":") or message.startswith(f"override {case['options']['overrides'][0]!r}")
+    if case["field"]:
+        assert f": {case['field']}:" in message, message
+    assert case["fragment"] in message
+    assert not (corpus / "PWNED").exists(), "a YAML tag ran a command"
+
+
+# --------------------------------------------------------------------------------------------- eval tasks
+def _eval_records(case, corpus):
+    from savi_plugin.eval.data import benchmark, load_local_records
+
+    options = case["options"]
+    root = corpus / case["file"]
+    spec = benchmark(options["benchmark"])
+    return root, spec, load_local_records(root, spec, options["config"], options.get("split"))
+
+
+@pytest.mark.parametrize("case", params("eval_records"))
+def test_eval_records(case, corpus):
+    from savi_plugin.eval.data import EvalDataError
+
+    with pytest.raises(EvalDataError) as err:
+        _eval_records(case, corpus)
+    exc = err.value
+    assert Path(exc.file).is_relative_to(corpus / case["file"]), exc.file
+    assert (exc.record, exc.field) == where(case), str(exc)
+    assert case["fragment"] in exc.message
+
+
+@pytest.mark.parametrize("case", params("eval_videos"))
+def test_eval_videos_stay_under_the_data_root(case, corpus, monkeypatch):
+    from lmms_eval.utils import load_yaml_config
+
+    from savi_plugin.eval.data import EvalDataError, resolve_video, video_base
+    from savi_plugin.eval.registration import tasks_path
+    from savi_plugin.eval.task import SaviVideoTask
+
+    root, spec, records = _eval_records(case, corpus)
+    base = video_base(spec, root)
+    subtask = case["options"]["config"]
+    assert resolve_video(spec, records[0], base, subtask, root=root)[0].startswith(str(root))
+    with pytest.raises(EvalDataError) as err:
+        for index, doc in enumerate(records):
+            resolve_video(spec, doc, base, subtask, root=root, record=index)
+    assert (err.value.record, err.value.field) == where(case)
+    assert case["fragment"] in err.value.message
+    # Without a data root (lmms-eval's hub cache) nothing is confined: the path is returned as written.
+    assert resolve_video(spec, records[1], base, subtask)[0].endswith("../outside/secret.mp4")
+
+    # The real entry point: lmms-eval building our task from its YAML with SAVI_DATA_ROOT set.
+    monkeypatch.setenv("SAVI_DATA_ROOT", str(root))
+    config = load_yaml_config(f"{tasks_path()}/{case['options']['benchmark']}/savi_mvbench_{subtask}.yaml", mode="full")
+    with pytest.raises(EvalDataError) as err:
+        SaviVideoTask(config=config)
+    assert (err.value.record, err.value.field) == where(case)
+    assert case["fragment"] in err.value.message and "savi_mvbench_" in err.value.file
+
+
+def test_training_run_report_lists_every_skipped_record(corpus, tiny_llava_onevision, tmp_path):
+    """One real ``run_training`` over every bad training record at once (``bad_records="skip"``)."""
+    from savi_plugin.training.run import run_training
+
+    cases = [c for c in BY_ENTRY["dataset"] if c["expect"] == "skip"]
+    lines, expected = [], {}
+    for case in cases:  # line 1 of each file is a good pair, line 2 the bad one
+        good, bad = (json.loads(x) for x in (corpus / case["file"]).read_text().splitlines()[:2])
+        bad["id"] = f"bad-{case['id']}"  # video paths are relative to videos/, the data root below
+        expected[bad["id"]] = case["reason"]
+        lines.append(bad)
+    lines += [dict(good, id="good-1"), dict(good, id="good-2")]
+    data = corpus / "records" / "all_bad_training_records.jsonl"
+    data.write_text("".join(json.dumps(obj) + "\n" for obj in lines))
+
+    result = run_training(model=tiny_llava_onevision, data=data, output_dir=tmp_path / "out",
+                          training=dict(loss_type="rrpo", bad_records="skip", data_root=str(corpus / "videos"),
+                                        num_frames=4, per_device_train_batch_size=2, max_steps=1,
+                                        save_strategy="no", use_cpu=True, disable_tqdm=True, report_to="none"))
+    assert (result["pairs"], result["skipped"]) == (2, len(cases))
+    report = json.loads(Path(result["report"]).read_text())["dataset"]
+    by_line = {entry["line"]: entry for entry in report["skipped_records"]}
+    assert len(by_line) == len(cases)
+    for line, obj in enumerate(lines[:-2], start=1):
+        entry = by_line[line]
+        assert entry["reason"] == expected[obj["id"]], (obj["id"], entry)
+        assert entry["file"] == str(data) and entry["message"]
+    counts = {}
+    for reason in expected.values():
+        counts[reason] = counts.get(reason, 0) + 1
+    assert report["skipped_by_reason"] == counts
