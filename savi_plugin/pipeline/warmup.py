@@ -19,8 +19,12 @@ log = logging.getLogger(__name__)
 
 
 def mcq_target(options: Sequence[str], answer_index: int) -> str:
-    """The answer text the demo teaches: ``"(B) left"``."""
-    return f"({'ABCDE'[answer_index]}) {options[answer_index]}"
+    """The answer the demo teaches: the option's text (``"left"``).
+
+    A tiny model learns to name what it sees far sooner than to point at a shuffled option letter, and
+    the scorer accepts the option text as an answer (as MVBench scoring does).
+    """
+    return options[answer_index]
 
 
 def supervised_warmup(lm, videos: Sequence[np.ndarray], prompts: Sequence[str], targets: Sequence[str], *,

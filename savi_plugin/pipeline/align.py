@@ -1,0 +1,125 @@
+"""``savi align``: iterative self-alignment, generate -> train -> eval, N times, in one run folder.
+
+Iteration i generates pairs with model_i, trains a LoRA adapter on them (the reference is model_i itself,
+through the disabled adapter), merges the adapter into model_{i+1}, and evaluates model_{i+1}. This is the
+loop of VideoSAVi (arXiv 2412.00624, "iterations") and of iterative DPO in LLaVA-OneVision.
+
+``manifest.json`` records every finished step; a re-run of the same command skips them, so a killed run
+resumes where it stopped (each step is itself resumable).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+
+class Manifest:
+    """``run_dir/manifest.json``: what each iteration produced. Written atomically after every step."""
+
+    def __init__(self, run_dir: Path, recipe: dict):
+        self.path = run_dir / "manifest.json"
+        if self.path.exists():
+            self.data = json.loads(self.path.read_text())
+        else:
+            self.data = {"recipe": recipe, "iterations": []}
+
+    def iteration(self, i: int) -> dict:
+        while len(self.data["iterations"]) <= i:
+            self.data["iterations"].append({"iteration": len(self.data["iterations"])})
+        return self.data["iterations"][i]
+
+    def save(self) -> None:
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        tmp.write_text(json.dumps(self.data, indent=1, default=str))
+        os.replace(tmp, self.path)
+
+
+def merge_adapter(model_path: str | Path, adapter_dir: str | Path, out_dir: str | Path, backend: str | None) -> Path:
+    """Fold a LoRA adapter into the weights and save a full checkpoint (the next iteration's model)."""
+    from savi_plugin.models import load_backend
+
+    lm = load_backend(model_path, backend=backend, adapter=adapter_dir)
+    merged = lm.model.merge_and_unload()
+    out_dir = Path(out_dir)
+    merged.save_pretrained(out_dir)
+    lm.processor.save_pretrained(out_dir)
+    return out_dir
+
+
+def prepare_inputs(recipe: dict, run_dir: Path) -> Path:
+    """The generation input: the recipe's videos/QA, or synthetic videos for the tiny recipe."""
+    data = recipe.get("data", {})
+    generator = recipe.get("generate", {}).get("generator", "rrpo")
+    if data.get("synthetic_videos"):
+        from savi_plugin.video.synthetic import make_synthetic_dataset
+
+        folder = run_dir / "videos" / "train"
+        if not (folder / "samples.jsonl").exists():
+            make_synthetic_dataset(folder, int(data["synthetic_videos"]), seed=int(recipe.get("train", {}).get("seed", 0)))
+        return folder / "samples.jsonl"
+    source = data.get("qa") if generator == "rrpo" else (data.get("videos") or data.get("qa"))
+    if not source:
+        raise ValueError(f"recipe {recipe.get('_source')}: data.{'qa' if generator == 'rrpo' else 'videos'} is required")
+    return Path(source)
+
+
+def resolve_model(recipe: dict, run_dir: Path) -> str:
+    """``tiny://<family>`` builds a tiny random model in the run folder; anything else is a path or hub id."""
+    path = recipe["model"]["path"]
+    if path.startswith("tiny://"):
+        from savi_plugin.models.tiny import build_tiny_model
+
+        out = run_dir / "models" / "tiny"
+        if not (out / "config.json").exists():
+            build_tiny_model(out, path.removeprefix("tiny://"), seed=int(recipe.get("train", {}).get("seed", 0)))
+        return str(out)
+    return path
+
+
+def run_align(recipe: dict, run_dir: str | Path, iterations: int | None = None, evaluate=None) -> dict:
+    """Run (or resume) the loop.
+
+    Args:
+        recipe: a validated recipe (:func:`savi_plugin.recipe.load_recipe`).
+        run_dir: the run folder; everything goes here.
+        iterations: overrides ``align.iterations``.
+        evaluate: ``f(recipe, model_path, out_dir) -> dict`` for the eval step; default runs lmms-eval
+            with the recipe's tasks (:func:`savi_plugin.pipeline.evaluate.evaluate_step`).
+    """
+    from savi_plugin.pipeline.steps import generate_step, train_step
+
+    if evaluate is None:
+        from savi_plugin.pipeline.evaluate import evaluate_step as evaluate
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    manifest = Manifest(run_dir, {k: v for k, v in recipe.items()})
+    n = iterations or int(recipe.get("align", {}).get("iterations", 1))
+    backend = recipe["model"].get("backend")
+    model = resolve_model(recipe, run_dir)
+    inputs = prepare_inputs(recipe, run_dir)
+    for i in range(n):
+        it = manifest.iteration(i)
+        folder = run_dir / f"iter_{i}"
+        it.setdefault("model", model)
+        if "data_report" not in it:
+            pairs = folder / "pairs.jsonl"
+            report = generate_step(recipe, model=model, inputs=inputs, output=pairs, seed=int(recipe.get("generate", {}).get("seed", 0)) + i)
+            it.update(data=str(pairs), data_report=report)
+            manifest.save()
+        if "adapter" not in it:
+            summary = train_step(recipe, model=model, data=it["data"], output_dir=folder / "train")
+            it.update(adapter=summary["adapter"], train=summary)
+            manifest.save()
+        if "next_model" not in it:
+            it["next_model"] = str(merge_adapter(model, it["adapter"], folder / "model", backend))
+            manifest.save()
+        model = it["next_model"]
+        if "eval" not in it and recipe.get("align", {}).get("eval_every_iteration", True):
+            it["eval"] = evaluate(recipe, model, folder / "eval")
+            manifest.save()
+    return manifest.data

@@ -1,0 +1,84 @@
+"""The eval step of a recipe: the real lmms-eval CLI with our tasks and the ``savi_video`` model.
+
+Runs ``python -m lmms_eval`` in a subprocess (as users do, so the entry-point registration is exercised),
+then reads the results JSON lmms-eval writes and returns ``{task: {metric: value}}``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+
+def read_lmms_eval_results(output_path: str | Path) -> dict:
+    """The newest ``*_results.json`` under ``output_path``: ``{task: {metric: value}}`` (stderr dropped)."""
+    files = sorted(Path(output_path).rglob("*_results.json"), key=lambda p: p.stat().st_mtime)
+    if not files:
+        raise FileNotFoundError(f"{output_path}: lmms-eval wrote no *_results.json")
+    data = json.loads(files[-1].read_text())
+    out = {}
+    for task, metrics in {**data.get("results", {}), **data.get("groups", {})}.items():
+        out[task] = {k.split(",")[0]: v for k, v in metrics.items()
+                     if "," in k and "_stderr" not in k and isinstance(v, (int, float))}
+    return out
+
+
+def lmms_eval_command(model: str | Path, tasks: list[str], output_path: str | Path, *, num_frames: int,
+                      adapter: str | Path | None = None, limit: float | None = None, batch_size: int = 1,
+                      max_new_tokens: int | None = None, device: str | None = None) -> list[str]:
+    """The lmms-eval command line for one model on our tasks."""
+    model_args = f"pretrained={model},num_frames={num_frames}"
+    if adapter:
+        model_args += f",adapter={adapter}"
+    if max_new_tokens:
+        model_args += f",max_new_tokens={max_new_tokens}"
+    command = [sys.executable, "-m", "lmms_eval", "--model", "savi_video", "--model_args", model_args,
+               "--tasks", ",".join(tasks), "--batch_size", str(batch_size), "--output_path", str(output_path)]
+    if limit is not None:
+        command += ["--limit", str(limit)]
+    if device:
+        command += ["--device", device]
+    return command
+
+
+def evaluate_step(recipe: dict, model: str | Path, out_dir: str | Path, adapter: str | Path | None = None) -> dict:
+    """Evaluate ``model`` (+ ``adapter``) on the recipe's ``eval.tasks``; returns ``{task: {metric: value}}``.
+
+    The data come from ``eval.data_root`` (the ``SAVI_DATA_ROOT`` layout) when set. For the tiny recipe
+    (``model.path: tiny://...``) without a data root, a small synthetic MVBench-format set is built in
+    ``out_dir`` so the loop runs offline.
+    """
+    from savi_plugin.eval.fixtures import build_fixture, offline_env
+
+    ev = recipe.get("eval", {})
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    data_root = ev.get("data_root")
+    env = dict(os.environ)
+    if data_root is None and recipe["model"]["path"].startswith("tiny://"):
+        data_root = out_dir.parent.parent / "eval_data"
+        if not (Path(data_root) / ".built").exists():
+            for name in {t.removeprefix("savi_").split("_")[0] for t in ev.get("tasks", ["savi_mvbench"])}:
+                build_fixture(data_root, name, 2, seed=1)
+            (Path(data_root) / ".built").write_text("ok")
+        env = offline_env(data_root, out_dir.parent.parent / "hf_home")
+    elif data_root is not None:
+        env["SAVI_DATA_ROOT"] = str(data_root)
+    command = lmms_eval_command(model, list(ev.get("tasks", ["savi_mvbench"])), out_dir / "lmms_eval",
+                                num_frames=int(ev.get("num_frames", recipe["model"].get("num_frames", 32))),
+                                adapter=adapter, limit=ev.get("limit"), batch_size=int(ev.get("batch_size", 1)),
+                                max_new_tokens=ev.get("max_new_tokens"))
+    log.info("running: %s", " ".join(command))
+    with open(out_dir / "lmms_eval.log", "w") as logfile:
+        code = subprocess.call(command, env=env, stdout=logfile, stderr=subprocess.STDOUT)
+    if code != 0:
+        raise RuntimeError(f"lmms-eval failed with exit code {code}; see {out_dir / 'lmms_eval.log'}")
+    results = read_lmms_eval_results(out_dir / "lmms_eval")
+    (out_dir / "results.json").write_text(json.dumps(results, indent=1))
+    return results
