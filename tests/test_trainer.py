@@ -263,3 +263,15 @@ def test_gradient_checkpointing_and_mixed_precision_reach_the_preference_forward
     # bf16 autocast (CPU) must apply although the trainer does not call the model's patched forward
     bf16 = losses(bf16=True)
     assert bf16 == pytest.approx(plain, abs=2e-2) and bf16 != pytest.approx(plain, abs=1e-7)
+
+
+def test_dropout_is_disabled_unless_asked(tiny_llava_onevision, pair_files, tmp_path):
+    from savi_plugin.training.trainer import DPOTrainer
+
+    def dropouts(**overrides):
+        backend = _policy(tiny_llava_onevision, dropout=0.1)
+        DPOTrainer(backend, _config(tmp_path, max_steps=1, **overrides), train_dataset=str(pair_files[0]))
+        return {m.p for m in backend.model.modules() if isinstance(m, torch.nn.Dropout)}
+
+    assert dropouts() == {0.0}
+    assert 0.1 in dropouts(disable_dropout=False)  # LoRA dropout kept when asked

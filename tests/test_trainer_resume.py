@@ -38,7 +38,7 @@ def make_trainer(model_path, data, output_dir, callbacks=None):
 
     config = PreferenceConfig(output_dir=str(output_dir), num_frames=4, per_device_train_batch_size=2,
                               learning_rate=5e-3, max_steps=MAX_STEPS, save_steps=SAVE_STEPS, save_strategy="steps",
-                              logging_steps=1, use_cpu=True, seed=7, disable_tqdm=True)
+                              logging_steps=1, use_cpu=True, seed=7, disable_tqdm=True, disable_dropout=False)
     backend = load_backend(model_path, num_frames=4)
     # LoRA dropout on: resuming must also restore the RNG state, not only weights, optimizer and data order
     apply_lora(backend, {"r": 4, "alpha": 8, "dropout": 0.1}, seed=7)

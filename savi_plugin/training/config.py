@@ -61,6 +61,8 @@ class PreferenceConfig(TrainingArguments):
         data_format: the preference file format (``savi``, ``rrpo``, ``trl``).
         bad_records: ``"raise"`` (default): a bad record or a missing video stops with ``file:line:field``;
             ``"skip"``: it is skipped, counted and listed in ``train_report.json``.
+        disable_dropout: set every dropout probability of the policy to 0, LoRA dropout included (TRL's
+            default; the official RRPO code does the same), so the implicit reward is not noisy.
         skip_nonfinite: a step whose loss (or gradient) is not finite is skipped -- no weight or optimizer
             update -- and counted as ``nonfinite_steps``; False raises ``FloatingPointError`` instead.
         logprob_chunk_size: response positions per LM-head call (extra peak memory O(chunk x vocab)).
@@ -81,6 +83,7 @@ class PreferenceConfig(TrainingArguments):
     data_root: str | None = field(default=None, metadata={"help": "root for relative video paths"})
     data_format: str = field(default="savi", metadata={"help": "savi | rrpo | trl"})
     bad_records: str = field(default="raise", metadata={"help": "raise | skip"})
+    disable_dropout: bool = field(default=True, metadata={"help": "zero every dropout of the policy"})
     skip_nonfinite: bool = field(default=True, metadata={"help": "skip (and count) non-finite steps"})
     logprob_chunk_size: int = field(default=256, metadata={"help": "positions per LM-head chunk"})
 

@@ -182,6 +182,8 @@ class PreferenceTrainer(Trainer):
                 args.reference_model_path, dtype=str(next(backend.model.parameters()).dtype).replace("torch.", ""),
                 device=str(backend.device), num_frames=args.num_frames)
         self.reference_backend = reference_backend
+        if args.disable_dropout:
+            _disable_dropout(backend.model)
         if args.reference == "model":
             _check_same_tokenizer(backend, reference_backend)
 
@@ -278,7 +280,10 @@ class PreferenceTrainer(Trainer):
 
     def _guard_optimizer_step(self) -> None:
         params = [p for p in self.model.parameters() if p.requires_grad]
-        bad = self._step_nonfinite or any(p.grad is not None and not torch.isfinite(p.grad).all() for p in params)
+        grads = [p.grad for p in params if p.grad is not None]
+        # one device->host sync for all gradients, not one per parameter
+        finite = bool(torch.stack([torch.isfinite(g).all() for g in grads]).all()) if grads else True
+        bad = self._step_nonfinite or not finite
         if self.accelerator.num_processes > 1:
             flag = torch.tensor(float(bad), device=self.args.device)
             bad = bool(self.accelerator.reduce(flag, reduction="sum").item() > 0)
@@ -337,6 +342,14 @@ class PreferenceTrainer(Trainer):
             if "loss" in logs:
                 logs["nonfinite_steps"] = self.nonfinite_steps
         super().log(logs, start_time)
+
+
+def _disable_dropout(model: torch.nn.Module) -> None:
+    """p = 0 in every dropout layer (LoRA's included), as TRL's ``disable_dropout`` and the official RRPO code do:
+    the implicit reward compares policy and reference log-probs, which dropout would make noisy."""
+    for module in model.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p = 0.0
 
 
 def _check_same_tokenizer(policy, reference) -> None:
