@@ -10,7 +10,8 @@ Three modes (``PreferenceConfig.reference``):
   the policy pass and needs no extra memory and no second ``deepspeed.initialize``. (TRL does the same with
   ``use_adapter``.) The pass runs under ``no_grad`` on the same packed rows and the same vision features.
 * ``"model"``: a separate frozen checkpoint (:func:`load_reference_backend`), e.g. the previous iteration's
-  merged model. It runs its own vision encoder (its weights may differ from the policy's).
+  merged model. It runs its own vision encoder (its weights may differ from the policy's). It is not handed to
+  DeepSpeed, so under ZeRO-3 every rank holds a full copy: prefer ``"adapter"`` or ``"precomputed"`` there.
 * ``"precomputed"``: the reference statistics of every pair are computed once by :func:`precompute_reference`
   and stored beside the dataset; training then runs no reference forward at all. Stored per pair:
 
