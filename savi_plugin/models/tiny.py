@@ -86,6 +86,7 @@ def build_tiny_model(out_dir: str | Path, family: str = "llava_onevision", seed:
         model, processor = _llava_onevision(tokenizer, hidden_size, num_layers, image_size)
     else:
         model, processor = _qwen2_vl(tokenizer, hidden_size, num_layers, image_size)
+    _rescale_vision_projection(model)
     model.generation_config.eos_token_id = tokenizer.convert_tokens_to_ids("<|im_end|>")
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     model.generation_config.do_sample = False
@@ -93,6 +94,21 @@ def build_tiny_model(out_dir: str | Path, family: str = "llava_onevision", seed:
     processor.save_pretrained(out_dir)
     (out_dir / "savi_tiny.json").write_text(json.dumps({"family": family, "seed": seed}))
     return out_dir
+
+
+def _rescale_vision_projection(model) -> None:
+    """Give the projector from vision to language PyTorch's default (fan-in) initialisation.
+
+    transformers initialises every linear layer with std 0.02; through two projector layers that shrinks
+    the visual features to ~1% of their spread, so a tiny random model cannot tell two videos apart and no
+    amount of training finds the signal in minutes. A pretrained checkpoint has a working projector;
+    this gives the tiny model one at random init.
+    """
+    import torch
+
+    for name, module in model.named_modules():
+        if ("multi_modal_projector" in name or "merger" in name) and isinstance(module, torch.nn.Linear):
+            module.reset_parameters()
 
 
 def _llava_onevision(tokenizer, hidden_size: int, num_layers: int, image_size: int):
