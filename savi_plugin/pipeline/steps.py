@@ -49,6 +49,8 @@ def training_kwargs(recipe: dict, **overrides) -> dict[str, Any]:
     if train.get("deepspeed"):
         train["deepspeed"] = resolve_deepspeed(train["deepspeed"])
     train.setdefault("num_frames", recipe["model"].get("num_frames", 32))
+    if (recipe.get("data") or {}).get("data_root"):  # the recipe's data root confines the pairs' video paths
+        train.setdefault("data_root", recipe["data"]["data_root"])
     train.update(overrides)
     return train
 
@@ -77,5 +79,5 @@ def generate_step(recipe: dict, *, model: str | Path, inputs: str | Path, output
         backend=recipe["model"].get("backend"), num_frames=recipe["model"].get("num_frames", 32),
         batch_size=gen.get("batch_size", 8), seed=gen.get("seed", 0) if seed is None else seed,
         limit=gen.get("limit"), options=dict(gen.get("options") or {}, max_new_tokens=gen.get("max_new_tokens", 128)),
-        adapter=str(adapter) if adapter else None,
+        adapter=str(adapter) if adapter else None, data_root=(recipe.get("data") or {}).get("data_root"),
     )
