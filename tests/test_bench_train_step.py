@@ -57,6 +57,8 @@ def test_layouts_and_ratios(train_step_run):
     assert all(report["attention"][k] > 0 for k in ("block_mask", "two_causal_rows", "split"))
     for side in (ours, base):
         assert side["median_step_s"] > 0 and side["step_peak_mib"] >= 0 and side["process_peak_mib"] > 0
+        assert side["mmap_threshold"] == "131072"  # the memory run is a separate process with the pinned allocator
+        assert abs(side["memory_run_losses"][0] - side["losses"][0]) <= 1e-6  # and trains the same step
 
 
 def test_printed_report(train_step_run, capsys):

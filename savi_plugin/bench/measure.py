@@ -1,15 +1,25 @@
-"""Honest CPU measurements: step times and peak resident memory, each side in a fresh process.
+"""Honest CPU measurements: step times and peak resident memory, each in a fresh process.
 
-PyTorch keeps no allocator statistics for CPU tensors and ``tracemalloc`` does not see them, so peak memory
-is read from the kernel. Each side of a comparison runs in its **own fresh interpreter** (one side's freed
-memory cannot hide or inflate the other's peak) with the same environment:
+Every side of a comparison runs twice, each time in its **own fresh interpreter** with the same environment,
+so that one run's freed memory can neither hide nor inflate another's peak:
 
-* ``MALLOC_MMAP_THRESHOLD_=131072`` pins glibc's mmap threshold (it otherwise grows to 32 MiB after the first
-  large free), so every tensor above 128 KiB is its own mapping and leaves the resident set when freed:
-  the resident set then tracks live tensor memory instead of what the heap keeps for reuse;
-* :meth:`MemoryProbe.mark` returns freed heap to the OS (``malloc_trim``), records the resident set size
+* a **time** run: ``warmup`` untimed steps (thread pools, kernel selection, optimizer state), then ``steps``
+  timed steps with glibc's allocator as it is; the median is reported;
+* a **memory** run: ``warmup`` steps, then one step whose peak is read from the kernel (PyTorch keeps no
+  allocator statistics for CPU tensors, and ``tracemalloc`` does not see them). The process starts with
+  ``MALLOC_MMAP_THRESHOLD_=131072`` (:data:`MEMORY_ENV`), which fixes glibc's mmap threshold (it otherwise
+  grows to 32 MiB after the first large free): every tensor above 128 KiB is its own mapping and leaves the
+  resident set when freed, so the resident set tracks live tensor memory instead of what the heap keeps for
+  reuse. :meth:`MemoryProbe.mark` returns freed heap to the OS (``malloc_trim``), records the resident set
   (``VmRSS``) and resets the kernel's peak counter (``/proc/self/clear_refs``, Linux >= 4.0);
-* :meth:`MemoryProbe.peak_since_mark` reads the peak (``VmHWM``) reached since then.
+  :meth:`MemoryProbe.peak_since_mark` reads the peak (``VmHWM``) reached since then.
+
+Why two runs: under the pinned threshold every large allocation is a fresh ``mmap`` whose pages fault in
+(measured on the RRPO step: +40% step time), so timing there would charge the allocator, not the step; without
+it, freed tensors stay resident and the peak says more about heap reuse than about what the step needs
+(measured: 910 MiB instead of 153 MiB for the same step). Pinning the threshold in the middle of a run with
+``mallopt`` is not the same either: the small allocations then scatter over the heap that the earlier steps
+grew and fault its pages back in (measured: 764 MiB).
 
 Where the peak counter cannot be reset, the peak of the whole process (``ru_maxrss``) is used and the result
 says so (``exact_reset: false``): the number is then an upper bound. Linux only (``/proc/self/status``).
@@ -30,7 +40,9 @@ from dataclasses import dataclass
 
 MIB = 1024 * 1024
 #: Environment of every worker process (see the module docstring).
-WORKER_ENV = {"MALLOC_MMAP_THRESHOLD_": "131072", "TOKENIZERS_PARALLELISM": "false",
+#: Added to the environment of memory runs only (see the module docstring).
+MEMORY_ENV = {"MALLOC_MMAP_THRESHOLD_": "131072"}
+WORKER_ENV = {"TOKENIZERS_PARALLELISM": "false",
               "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_VERBOSITY": "error"}
 
 
@@ -117,13 +129,28 @@ def run_worker(module: str, argv: list[str], *, env: dict[str, str] | None = Non
     return json.loads(lines[-1])
 
 
+def measure_side(module: str, argv: list[str], *, memory: bool = True) -> dict:
+    """Run one side's **time** run and, with ``memory``, its **memory** run (fresh processes, see module docstring).
+
+    The worker is ``python -m <module> <argv> --phase time|memory``; returns the time run's results with the
+    memory run's peaks merged in (``step_peak_mib``, ``process_peak_mib``, ``exact_reset``, ``mmap_threshold``)
+    and its losses as ``memory_run_losses``.
+    """
+    result = run_worker(module, [*argv, "--phase", "time"])
+    if memory:
+        peaks = run_worker(module, [*argv, "--phase", "memory"], env=MEMORY_ENV)
+        result.update({k: peaks[k] for k in ("step_peak_mib", "process_peak_mib", "exact_reset", "mmap_threshold")})
+        result["memory_run_losses"] = peaks["losses"]
+    return result
+
+
 def forward_args(parser, args) -> list[str]:
     """The command line that reproduces ``args`` for ``parser`` (to hand the same options to a worker)."""
     import argparse
 
     out = []
     for action in parser._actions:
-        if not action.option_strings or action.dest in ("help", "worker"):
+        if not action.option_strings or action.dest in ("help", "worker", "phase"):
             continue
         value = getattr(args, action.dest)
         flag = action.option_strings[0]
@@ -148,37 +175,53 @@ def ratio(numerator: float, denominator: float) -> float:
 
 
 class StepTimer:
-    """Wall time and memory of each training step: :meth:`begin` marks memory then starts the clock,
-    :meth:`end` stops the clock then reads the peak (so the marking and reading are never timed)."""
+    """Times the steps of a training run, or measures the memory of its last step (see the module docstring).
 
-    def __init__(self, probe: MemoryProbe):
-        self.probe = probe
+    ``phase="time"``: steps ``0 .. warmup-1`` are warm-up, the next ``steps`` are timed (``warmup + steps`` in
+    all). ``phase="memory"``: ``warmup`` steps, then one memory step (``warmup + 1`` in all). :meth:`begin` marks
+    memory *then* starts the clock; :meth:`end` stops the clock *then* reads the peak.
+    """
+
+    def __init__(self, probe: MemoryProbe, *, warmup: int, steps: int, phase: str = "time"):
+        if phase not in ("time", "memory"):
+            raise ValueError(f"phase must be 'time' or 'memory', got {phase!r}")
+        if phase == "time" and steps < 1:
+            raise ValueError(f"steps must be >= 1, got {steps}")
+        self.probe, self.warmup, self.phase = probe, warmup, phase
+        self.steps = steps if phase == "time" else 1
         self.times: list[float] = []
-        self.step_peaks: list[float] = []
-        self.absolute_peaks: list[float] = []
+        self.step_peak_mib = float("nan")
+        self.absolute_peak_mib = float("nan")
         self._start = 0.0
+
+    @property
+    def total_steps(self) -> int:
+        return self.warmup + self.steps
 
     def begin(self) -> None:
         self.probe.mark()
         self._start = time.perf_counter()
 
     def end(self) -> None:
-        self.times.append(time.perf_counter() - self._start)
-        self.step_peaks.append(self.probe.peak_since_mark())
-        self.absolute_peaks.append(self.probe.peak_mib())
+        elapsed = time.perf_counter() - self._start
+        if self.phase == "memory" and len(self.times) == self.warmup:
+            self.step_peak_mib = self.probe.peak_since_mark()
+            self.absolute_peak_mib = self.probe.peak_mib()
+        self.times.append(elapsed)
 
-    def summary(self, warmup: int, base_mib: float) -> dict:
-        """Median step time and peaks over the steps after ``warmup`` (``base_mib``: RSS before any model)."""
-        timed = slice(warmup, None)
-        if not self.times[timed]:
-            raise RuntimeError(f"no timed steps: {len(self.times)} step(s) ran, {warmup} warm-up")
-        return {"step_seconds": self.times[timed], "median_step_s": median(self.times[timed]),
-                "step_peak_mib": max(self.step_peaks[timed]),
-                "process_peak_mib": max(self.absolute_peaks[timed]) - base_mib,
-                "exact_reset": self.probe.exact_reset}
+    def summary(self, base_mib: float) -> dict:
+        """``time``: the timed steps and their median; ``memory``: the step's peaks (``base_mib``: RSS before any
+        model was loaded) and whether the peak counter could be reset."""
+        if len(self.times) < self.total_steps:
+            raise RuntimeError(f"only {len(self.times)} of {self.total_steps} steps ran")
+        if self.phase == "time":
+            timed = self.times[self.warmup:]
+            return {"step_seconds": timed, "median_step_s": median(timed)}
+        return {"step_peak_mib": self.step_peak_mib, "process_peak_mib": self.absolute_peak_mib - base_mib,
+                "exact_reset": self.probe.exact_reset, "mmap_threshold": os.environ.get("MALLOC_MMAP_THRESHOLD_")}
 
     def callback(self):
-        """A ``transformers.TrainerCallback`` timing each optimizer step of a ``Trainer.train()`` loop.
+        """A ``transformers.TrainerCallback`` calling :meth:`begin` / :meth:`end` around each optimizer step.
 
         The Trainer fetches and collates a step's batch *before* ``on_step_begin``; ``on_step_end`` comes after
         backward, clipping, the optimizer step and ``zero_grad``.

@@ -10,8 +10,11 @@ from savi_plugin.bench.measure import MemoryProbe, StepTimer, log_recorder
 
 def train_ours(*, model_path: str, adapter_path: str, data_path: str, output_dir: str | Path, loss_type: str,
                beta: float, alpha: float, lr: float, warmup: int, steps: int, frames: int,
-               gradient_checkpointing: bool, seed: int, probe: MemoryProbe, base_mib: float) -> dict:
-    """Train ``warmup + steps`` optimizer steps on ``data_path`` (one pair per step) and measure them.
+               gradient_checkpointing: bool, seed: int, probe: MemoryProbe, base_mib: float,
+               phase: str = "time") -> dict:
+    """Train on ``data_path`` (one pair per step) and measure: ``warmup`` then ``steps`` timed steps
+    (``phase="time"``), or ``warmup`` then one memory step (``phase="memory"``); see
+    :class:`~savi_plugin.bench.measure.StepTimer`.
 
     Args:
         model_path, adapter_path: the checkpoint and the saved LoRA adapter the policy starts from (trainable);
@@ -19,13 +22,13 @@ def train_ours(*, model_path: str, adapter_path: str, data_path: str, output_dir
         data_path: a preference JSONL file (our format).
         loss_type, beta, alpha: the loss (``rrpo`` / ``dpo``) and its parameters.
         lr: AdamW learning rate, constant (no warm-up, no decay, no weight decay), gradients clipped at 1.0.
-        warmup, steps: untimed then timed steps.
+        warmup, steps, phase: untimed steps, timed steps, and what this run measures.
         frames: frames decoded per video.
         gradient_checkpointing: recompute decoder layers in backward (non-reentrant).
         probe, base_mib: the process's memory probe and its resident set before any model was loaded.
 
     Returns:
-        ``losses`` (every step, full precision), ``logs`` (the Trainer's per-step logs), the timing summary of
+        ``losses`` (every step, full precision), ``logs`` (the Trainer's per-step logs), the summary of
         :meth:`StepTimer.summary`, ``packing`` and ``vision_calls_per_pair``.
     """
     from savi_plugin.models.backends.llava_onevision import LlavaOnevisionVideoLM
@@ -42,18 +45,18 @@ def train_ours(*, model_path: str, adapter_path: str, data_path: str, output_dir
             losses.append(float((loss[0] if return_outputs else loss).detach()))
             return loss
 
-    timer, logs = StepTimer(probe), []
+    timer, logs = StepTimer(probe, warmup=warmup, steps=steps, phase=phase), []
     backend = LlavaOnevisionVideoLM.from_pretrained(model_path, adapter=adapter_path, is_trainable=True,
                                                     num_frames=frames)
     config = PreferenceConfig(
         output_dir=str(output_dir), loss_type=loss_type, beta=beta, alpha=alpha, learning_rate=lr,
         lr_scheduler_type="constant", warmup_steps=0, weight_decay=0.0, max_grad_norm=1.0, optim="adamw_torch",
-        per_device_train_batch_size=1, max_steps=warmup + steps, gradient_checkpointing=gradient_checkpointing,
+        per_device_train_batch_size=1, max_steps=timer.total_steps, gradient_checkpointing=gradient_checkpointing,
         gradient_checkpointing_kwargs={"use_reentrant": False} if gradient_checkpointing else None,
         num_frames=frames, save_strategy="no", logging_steps=1, use_cpu=True, seed=seed, dataloader_num_workers=0,
         disable_tqdm=True)
     trainer = Recording(backend, config, train_dataset=data_path, callbacks=[timer.callback(), log_recorder(logs)])
     trainer.train()
     return {"losses": losses, "logs": [entry for entry in logs if "loss" in entry],
-            **timer.summary(warmup, base_mib), "packing": trainer.packing,
+            **timer.summary(base_mib), "packing": trainer.packing,
             "vision_calls_per_pair": trainer.vision_calls / max(1, len(losses))}

@@ -29,7 +29,8 @@ the first step's policy log-probabilities (``logps/chosen``, ``logps/rejected``)
 
 Timing: forward + backward + clipping + optimizer step per pair, measured between the Trainer's
 ``on_step_begin`` and ``on_step_end`` (collation excluded on every side); median over ``--steps`` after
-``--warmup`` steps.
+``--warmup`` steps. ``--memory`` adds a peak-memory column (one more fresh process per side, see
+:mod:`savi_plugin.bench.measure`).
 """
 
 from __future__ import annotations
@@ -41,8 +42,8 @@ from dataclasses import asdict
 from pathlib import Path
 
 from savi_plugin.bench.fixtures import ModelShape, model_line, video_tokens
-from savi_plugin.bench.measure import (MemoryProbe, StepTimer, forward_args, log_recorder, machine_note, ratio,
-                                      require_linux, run_worker)
+from savi_plugin.bench.measure import (MemoryProbe, StepTimer, forward_args, log_recorder, machine_note,
+                                      measure_side, ratio, require_linux)
 
 SIDES = ("ours", "trl_video", "trl_image")
 LABELS = {"ours": "ours", "trl_video": "TRL video", "trl_image": "TRL image"}
@@ -170,11 +171,11 @@ def _worker_trl(args, paths: dict, probe: MemoryProbe, base_mib: float, *, video
         dataset = datasets.Dataset.from_list([{"images": [Image.open(paths["image"]).convert("RGB")], "prompt": prompt,
                                                "chosen": paths["chosen"] + end, "rejected": paths["rejected"] + end}])
         collator = None  # TRL's DataCollatorForVisionPreference
-    timer, logs = StepTimer(probe), []
+    timer, logs = StepTimer(probe, warmup=args.warmup, steps=args.steps, phase=args.phase), []
     config = DPOConfig(
         output_dir=str(Path(args.work_dir) / ("trl_video_out" if video else "trl_image_out")), loss_type=["sigmoid"],
         beta=args.beta, learning_rate=args.lr, lr_scheduler_type="constant", warmup_steps=0, weight_decay=0.0,
-        max_grad_norm=1.0, optim="adamw_torch", per_device_train_batch_size=1, max_steps=args.warmup + args.steps,
+        max_grad_norm=1.0, optim="adamw_torch", per_device_train_batch_size=1, max_steps=timer.total_steps,
         gradient_checkpointing=args.gradient_checkpointing,
         gradient_checkpointing_kwargs={"use_reentrant": False} if args.gradient_checkpointing else None,
         bf16=False, max_length=None, save_strategy="no", logging_steps=1, use_cpu=True, seed=args.seed,
@@ -188,7 +189,7 @@ def _worker_trl(args, paths: dict, probe: MemoryProbe, base_mib: float, *, video
         raise RuntimeError(f"adapter weights did not match TRL's LoRA modules: {loaded.unexpected_keys[:3]}")
     trainer.train()
     vision_rows = 4  # two rows (chosen, rejected), each encoding its visual input, for the policy and the reference
-    return {"losses": losses, "logs": [entry for entry in logs if "loss" in entry], **timer.summary(args.warmup, base_mib),
+    return {"losses": losses, "logs": [entry for entry in logs if "loss" in entry], **timer.summary(base_mib),
             "packing": False, "vision_calls_per_pair": vision_rows, "trl": trl_version()}
 
 
@@ -199,7 +200,7 @@ def _worker_ours(args, paths: dict, probe: MemoryProbe, base_mib: float) -> dict
                       output_dir=Path(args.work_dir) / "ours_dpo_out", loss_type="dpo", beta=args.beta, alpha=0.0,
                       lr=args.lr, warmup=args.warmup, steps=args.steps, frames=args.frames,
                       gradient_checkpointing=args.gradient_checkpointing, seed=args.seed, probe=probe,
-                      base_mib=base_mib)
+                      base_mib=base_mib, phase=args.phase)
 
 
 def worker(args) -> dict:
@@ -248,6 +249,10 @@ def summarize(args, results: dict) -> dict:
     return report
 
 
+def _mib(value) -> str:
+    return f"{value:6.0f} MiB" if value is not None else f"{'-':>10}"
+
+
 def print_report(args, report: dict) -> None:
     results, shape = report["results"], report["shape"]
     tokens = video_tokens(args.frames, args.image_size)
@@ -255,14 +260,14 @@ def print_report(args, report: dict) -> None:
           f"video tokens, ~{args.response_tokens}-token responses; {model_line(shape)}; LoRA r={args.lora_rank}; fp32, "
           f"CPU, {args.threads} threads, gradient checkpointing {'on' if args.gradient_checkpointing else 'off'}")
     print(f"  {'':>10}  {'s/pair (median)':>15}  {'pairs/s':>8}  {'step peak':>10}  {'vision/pair':>11}  "
-          f"{'losses per step':<40}")
+          f"losses per step")
     for side in SIDES:
         if side not in results:
             continue
         r = results[side]
         losses = " ".join(f"{x:.6f}" for x in r["losses"])
         print(f"  {LABELS[side]:>10}  {r['median_step_s']:13.2f} s  {1 / r['median_step_s']:8.3f}  "
-              f"{r['step_peak_mib']:6.0f} MiB  {r['vision_calls_per_pair']:11.0f}  {losses}")
+              f"{_mib(r.get('step_peak_mib'))}  {r['vision_calls_per_pair']:11.0f}  {losses}")
     line = f"  speed-up per pair, ours vs TRL on the same video pair: {report['speedup_vs_trl_video']:.2f}x"
     if "speedup_vs_trl_image" in report:
         line += f"   (vs TRL's stock image path, 990 visual tokens: {report['speedup_vs_trl_image']:.2f}x)"
@@ -286,7 +291,8 @@ def run(args) -> dict:
     Path(args.work_dir, "trl_paths.json").write_text(json.dumps(paths))
     sides = [s for s in SIDES if s != "trl_image" or args.image_row]
     forwarded = forward_args(build_parser(), args)
-    results = {side: run_worker("savi_plugin.bench.trl_dpo", forwarded + ["--worker", side]) for side in sides}
+    results = {side: measure_side("savi_plugin.bench.trl_dpo", [*forwarded, "--worker", side], memory=args.memory)
+               for side in sides}
     report = summarize(args, results)
     report["machine"] = {"before": load_before, "after": machine_note()}
     print_report(args, report)
@@ -321,7 +327,10 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
                         help="max relative difference of step-1 log-probs and gradient norm")
     parser.add_argument("--work-dir", help="where inputs are built and cached (default: a temporary folder)")
     parser.add_argument("--json", help="also write the results to this file")
+    parser.add_argument("--memory", action=argparse.BooleanOptionalAction, default=False,
+                        help="also measure each side's peak memory (one more fresh process per side)")
     parser.add_argument("--worker", choices=SIDES, help=argparse.SUPPRESS)
+    parser.add_argument("--phase", choices=["time", "memory"], default="time", help=argparse.SUPPRESS)
     return parser
 
 
