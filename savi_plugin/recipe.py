@@ -27,8 +27,9 @@ SCHEMA: dict[str, Any] = {
     "extends": (str,),
     "notes": (str,),
     "model": {
-        "path": (str,), "backend": (str, NONE), "dtype": (str,), "device": (str,), "num_frames": (int,),
-        "attn_implementation": (str, NONE), "trust_remote_code": (bool,), "adapter": (str, NONE),
+        # trust_remote_code is deliberately not a recipe key: remote code runs only when a user passes
+        # the flag on a command line, never because a copied YAML said so.
+        "path": (str,), "backend": (str, NONE), "dtype": (str,), "num_frames": (int,), "adapter": (str, NONE),
         "source_checkpoint": (str, NONE), "closest_native_checkpoint": (str, NONE),
     },
     "data": {
@@ -134,20 +135,18 @@ def _type_names(types: tuple) -> str:
     return " or ".join("null" if t is NONE else t.__name__ for t in types)
 
 
-def _training_fields() -> dict[str, Any]:
-    """Field name -> default of the trainer's config dataclass (PreferenceConfig, else TrainingArguments)."""
+def _training_fields() -> dict[str, type | None]:
+    """Field name -> expected type (int/float/bool/str, or None for anything else) of the trainer's config
+    (PreferenceConfig, else TrainingArguments), from the dataclass annotations."""
     try:
         from savi_plugin.training.config import PreferenceConfig as config_cls
     except ImportError:  # trainer not installed in this checkout: check against the HF base class
         from transformers import TrainingArguments as config_cls
-    out = {}
+    simple = {"int": int, "float": float, "bool": bool, "str": str, int: int, float: float, bool: bool, str: str}
+    out: dict[str, type | None] = {}
     for f in dataclasses.fields(config_cls):
-        if f.default is not dataclasses.MISSING:
-            out[f.name] = f.default
-        elif f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
-            out[f.name] = None
-        else:
-            out[f.name] = None
+        annotation = f.type if not isinstance(f.type, str) else f.type.strip()
+        out[f.name] = simple.get(annotation)
     return out
 
 
@@ -159,21 +158,19 @@ def _check(node: Any, schema: Any, path: str, file: str) -> None:
         for key, value in node.items():
             if key not in fields:
                 raise RecipeError(f"{file}: {path}.{key}: unknown key (not a PreferenceConfig/TrainingArguments field)")
-            default = fields[key]
-            if value is None or default is None:
+            expected = fields[key]
+            if value is None or expected is None:
                 continue
-            if isinstance(default, bool):
+            if expected is bool:
                 ok = isinstance(value, bool)
-            elif isinstance(default, int):
+            elif expected is int:
                 ok = isinstance(value, int) and not isinstance(value, bool)
-            elif isinstance(default, float):
+            elif expected is float:
                 ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-            elif isinstance(default, str):
-                ok = isinstance(value, str)
             else:
-                ok = True
+                ok = isinstance(value, str)
             if not ok:
-                raise RecipeError(f"{file}: {path}.{key}: expected {type(default).__name__}, "
+                raise RecipeError(f"{file}: {path}.{key}: expected {expected.__name__}, "
                                   f"got {type(value).__name__} ({value!r})")
         return
     if isinstance(schema, dict):

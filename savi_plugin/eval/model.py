@@ -31,6 +31,7 @@ from loguru import (
 )
 from tqdm import tqdm
 
+from savi_plugin.models.backends.base import PromptTooLongError
 from savi_plugin.video import VideoDecodeError, read_frames, uniform_indices
 
 #: Keyword arguments lmms-eval itself passes to every model (besides ``--model_args``).
@@ -209,11 +210,23 @@ class SaviVideo(lmms):
                 by_shape.setdefault(frames.shape, []).append((j, frames, context))
         temperature = float(gen_kwargs.get("temperature", 0) or 0)
         do_sample = bool(gen_kwargs.get("do_sample", False)) and temperature > 0
+        kwargs = dict(max_new_tokens=int(gen_kwargs.get("max_new_tokens", self.max_new_tokens)), do_sample=do_sample,
+                      temperature=temperature if do_sample else 1.0, top_p=float(gen_kwargs.get("top_p", 1.0) or 1.0))
         for items in by_shape.values():
-            texts = self.lm.generate([f for _, f, _ in items], [c for _, _, c in items],
-                                     max_new_tokens=int(gen_kwargs.get("max_new_tokens", self.max_new_tokens)),
-                                     do_sample=do_sample, temperature=temperature if do_sample else 1.0,
-                                     top_p=float(gen_kwargs.get("top_p", 1.0) or 1.0))
+            try:
+                texts = self.lm.generate([f for _, f, _ in items], [c for _, _, c in items], **kwargs)
+            except PromptTooLongError:
+                # One over-long prompt must not stop the benchmark: answer the rest one by one and score
+                # the over-long ones wrong (empty response), with the reason in the log.
+                texts = []
+                for j, frames, context in items:
+                    try:
+                        texts.append(self.lm.generate([frames], [context], **kwargs)[0])
+                    except PromptTooLongError as exc:
+                        request = chunk[j]
+                        log.error("savi_video: {} doc {}: {}; answered with an empty response (scored wrong)",
+                                  request.args[4], request.args[3], exc)
+                        texts.append("")
             for (j, _, _), text in zip(items, texts):
                 out[j] = truncate_at_stop(text, gen_kwargs.get("until"))
         return out

@@ -31,9 +31,10 @@ def read_lmms_eval_results(output_path: str | Path) -> dict:
 
 def lmms_eval_command(model: str | Path, tasks: list[str], output_path: str | Path, *, num_frames: int,
                       adapter: str | Path | None = None, limit: float | None = None, batch_size: int = 1,
-                      max_new_tokens: int | None = None, device: str | None = None) -> list[str]:
+                      max_new_tokens: int | None = None, device: str | None = None,
+                      dtype: str = "float32") -> list[str]:
     """The lmms-eval command line for one model on our tasks."""
-    model_args = f"pretrained={model},num_frames={num_frames}"
+    model_args = f"pretrained={model},num_frames={num_frames},dtype={dtype}"
     if adapter:
         model_args += f",adapter={adapter}"
     if max_new_tokens:
@@ -73,7 +74,7 @@ def evaluate_step(recipe: dict, model: str | Path, out_dir: str | Path, adapter:
     command = lmms_eval_command(model, list(ev.get("tasks", ["savi_mvbench"])), out_dir / "lmms_eval",
                                 num_frames=int(ev.get("num_frames", recipe["model"].get("num_frames", 32))),
                                 adapter=adapter, limit=ev.get("limit"), batch_size=int(ev.get("batch_size", 1)),
-                                max_new_tokens=ev.get("max_new_tokens"))
+                                max_new_tokens=ev.get("max_new_tokens"), dtype=recipe["model"].get("dtype", "float32"))
     log.info("running: %s", " ".join(command))
     with open(out_dir / "lmms_eval.log", "w") as logfile:
         code = subprocess.call(command, env=env, stdout=logfile, stderr=subprocess.STDOUT)

@@ -80,4 +80,5 @@ def generate_step(recipe: dict, *, model: str | Path, inputs: str | Path, output
         batch_size=gen.get("batch_size", 8), seed=gen.get("seed", 0) if seed is None else seed,
         limit=gen.get("limit"), options=dict(gen.get("options") or {}, max_new_tokens=gen.get("max_new_tokens", 128)),
         adapter=str(adapter) if adapter else None, data_root=(recipe.get("data") or {}).get("data_root"),
+        dtype=recipe["model"].get("dtype", "float32"),
     )
