@@ -41,3 +41,12 @@ def test_generation_benchmark_is_found_in_a_source_checkout():
 
     script = generation_script()
     assert script is not None and script.name == "generation_throughput.py"
+
+
+def test_savi_bench_passes_options_through():
+    from savi_plugin.bench import train_step
+    from savi_plugin.cli.bench import _to_argv
+
+    argv = _to_argv(train_step.build_parser(), {"repeats": 3, "layers": 2, "gradient_checkpointing": False})
+    args = train_step.build_parser().parse_args(argv)
+    assert (args.repeats, args.layers, args.gradient_checkpointing) == (3, 2, False)

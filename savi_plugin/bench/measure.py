@@ -129,28 +129,41 @@ def run_worker(module: str, argv: list[str], *, env: dict[str, str] | None = Non
     return json.loads(lines[-1])
 
 
-def measure_side(module: str, argv: list[str], *, memory: bool = True) -> dict:
-    """Run one side's **time** run and, with ``memory``, its **memory** run (fresh processes, see module docstring).
+def measure_sides(module: str, argv: list[str], sides, *, repeats: int = 1, memory: bool = True) -> dict:
+    """Time runs and memory runs of every side, each in a fresh process (see the module docstring).
 
-    The worker is ``python -m <module> <argv> --phase time|memory``; returns the time run's results with the
-    memory run's peaks merged in (``step_peak_mib``, ``process_peak_mib``, ``exact_reset``, ``mmap_threshold``)
-    and its losses as ``memory_run_losses``.
+    The worker is ``python -m <module> <argv> --worker <side> --phase time|memory``. With ``repeats > 1`` the
+    time runs alternate between the sides (``a b a b ...``) so that a busy spell of a shared machine falls on
+    both, and each side keeps its fastest run (lowest median step): the best estimate of what the step costs.
+    Returns ``{side: result}``: the kept time run, its ``time_runs`` (every run's median), and with ``memory``
+    the memory run's peaks (``step_peak_mib``, ``process_peak_mib``, ``exact_reset``, ``mmap_threshold``) and
+    its losses as ``memory_run_losses``.
     """
-    result = run_worker(module, [*argv, "--phase", "time"])
-    if memory:
-        peaks = run_worker(module, [*argv, "--phase", "memory"], env=MEMORY_ENV)
-        result.update({k: peaks[k] for k in ("step_peak_mib", "process_peak_mib", "exact_reset", "mmap_threshold")})
-        result["memory_run_losses"] = peaks["losses"]
-    return result
+    runs: dict[str, list[dict]] = {side: [] for side in sides}
+    for _ in range(max(1, repeats)):
+        for side in sides:
+            runs[side].append(run_worker(module, [*argv, "--worker", side, "--phase", "time"]))
+    results = {}
+    for side in sides:
+        result = dict(min(runs[side], key=lambda r: r["median_step_s"]))
+        result["time_runs"] = [r["median_step_s"] for r in runs[side]]
+        if memory:
+            peaks = run_worker(module, [*argv, "--worker", side, "--phase", "memory"], env=MEMORY_ENV)
+            result.update({k: peaks[k] for k in ("step_peak_mib", "process_peak_mib", "exact_reset",
+                                                 "mmap_threshold")})
+            result["memory_run_losses"] = peaks["losses"]
+        results[side] = result
+    return results
 
 
-def forward_args(parser, args) -> list[str]:
-    """The command line that reproduces ``args`` for ``parser`` (to hand the same options to a worker)."""
+def forward_args(parser, args, drop=("worker", "phase")) -> list[str]:
+    """The command line that reproduces ``args`` for ``parser``, without the options named in ``drop``
+    (destinations), e.g. to hand the same options to a worker."""
     import argparse
 
     out = []
     for action in parser._actions:
-        if not action.option_strings or action.dest in ("help", "worker", "phase"):
+        if not action.option_strings or action.dest == "help" or action.dest in drop:
             continue
         value = getattr(args, action.dest)
         flag = action.option_strings[0]

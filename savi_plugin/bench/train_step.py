@@ -1,6 +1,6 @@
 """Training-step time and peak memory: our trainer against an official-style RRPO step, same pair, same loss.
 
-    savi bench train-step                     # 16 frames x 121 tokens = 1,937 video tokens, 48-token responses
+    savi bench train-step                     # 16 frames x 100 tokens = 1,601 video tokens, 48-token responses
     python benchmarks/train_step.py --layers 16 --vocab 8192 --steps 3
 
 One RRPO preference pair on a long video, one optimizer step at a time, on a tiny-but-deep LLaVA-OneVision
@@ -40,7 +40,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from savi_plugin.bench.fixtures import ModelShape, model_line, video_tokens
-from savi_plugin.bench.measure import (MemoryProbe, StepTimer, forward_args, machine_note, measure_side, ratio,
+from savi_plugin.bench.measure import (MemoryProbe, StepTimer, forward_args, machine_note, measure_sides, ratio,
                                       require_linux)
 
 SIDES = ("ours", "baseline")
@@ -156,8 +156,8 @@ def run(args) -> dict:
     load_before = machine_note()
     paths = prepare(args)
     Path(args.work_dir, "paths.json").write_text(json.dumps(paths))
-    forwarded = forward_args(build_parser(), args)
-    results = {side: measure_side("savi_plugin.bench.train_step", [*forwarded, "--worker", side]) for side in SIDES}
+    forwarded = forward_args(build_parser(), args, drop=("worker", "phase", "repeats"))
+    results = measure_sides("savi_plugin.bench.train_step", forwarded, SIDES, repeats=args.repeats)
     report = summarize(args, paths, results)
     if args.attention_probe:
         report["attention"] = _attention_probe(args, paths["segments"])
@@ -202,6 +202,9 @@ def print_report(args, report: dict) -> None:
         print(f"  {name:>9}  {r['median_step_s']:11.2f} s  {1 / r['median_step_s']:8.3f}  {r['step_peak_mib']:6.0f} MiB  "
               f"{r['process_peak_mib']:8.0f} MiB  {r['vision_calls_per_pair']:11.1f}  {r['losses'][0]:.6f}")
     loss = report["first_step_loss"]
+    if args.repeats > 1:
+        print("  time runs (median s/step each; fastest kept): " + "   ".join(
+            f"{name} " + " ".join(f"{t:.2f}" for t in r["time_runs"]) for name, r in (("ours", ours), ("baseline", base))))
     print(f"  throughput ours/baseline: {report['throughput_ratio']:.2f}x   step peak memory baseline/ours: "
           f"{report['step_memory_ratio']:.2f}x   process peak baseline/ours: {report['process_memory_ratio']:.2f}x")
     print(f"  |first-step loss difference|: {loss['abs_diff']:.2e} (tolerance {args.loss_tolerance:g})   "
@@ -222,16 +225,16 @@ def print_report(args, report: dict) -> None:
 def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
     parser = parser or argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--frames", type=int, default=16, help="frames per video")
-    parser.add_argument("--image-size", type=int, default=176,
-                        help="frame size; ceil(size/16)^2 tokens per frame (176: 121)")
-    parser.add_argument("--hidden", type=int, default=256, help="language-model hidden size")
-    parser.add_argument("--layers", type=int, default=12, help="language-model layers")
-    parser.add_argument("--intermediate", type=int, default=1344,
-                        help="language-model MLP width (0: tiny default 2 x hidden; 1344 = Qwen2's 5.3x)")
-    parser.add_argument("--vocab", type=int, default=4608,
-                        help="vocabulary size (0: the tiny tokenizer's ~560); see benchmarks/README.md")
-    parser.add_argument("--vision-hidden", type=int, default=128, help="vision-tower width (0: tiny default 32)")
-    parser.add_argument("--vision-layers", type=int, default=3, help="vision-tower layers (0: tiny default 2)")
+    parser.add_argument("--image-size", type=int, default=160,
+                        help="frame size; ceil(size/16)^2 tokens per frame (160: 100, 176: 121)")
+    parser.add_argument("--hidden", type=int, default=512, help="language-model hidden size")
+    parser.add_argument("--layers", type=int, default=8, help="language-model layers")
+    parser.add_argument("--intermediate", type=int, default=2688,
+                        help="language-model MLP width (0: tiny default 2 x hidden; 2688 = 5.25 x 512, Qwen2's ratio)")
+    parser.add_argument("--vocab", type=int, default=21504,
+                        help="vocabulary size (0: the tiny tokenizer's ~560); 21504 = 42 x 512, Qwen2-7B's V/H")
+    parser.add_argument("--vision-hidden", type=int, default=192, help="vision-tower width (0: tiny default 32)")
+    parser.add_argument("--vision-layers", type=int, default=4, help="vision-tower layers (0: tiny default 2)")
     parser.add_argument("--response-tokens", type=int, default=48, help="tokens per response (about)")
     parser.add_argument("--lora-rank", type=int, default=16, help="LoRA rank (alpha = 2 x rank)")
     parser.add_argument("--lora-init-std", type=float, default=0.02, help="std of the adapter's initial B")
@@ -245,6 +248,8 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     parser.add_argument("--warmup", type=int, default=1, help="untimed steps first")
     parser.add_argument("--steps", type=int, default=2, help="timed steps (median reported)")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads per side")
+    parser.add_argument("--repeats", type=int, default=1,
+                        help="time runs per side, alternating sides; the fastest is kept (for a busy machine)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--loss-tolerance", type=float, default=1e-4, help="max |first-step loss difference|")
     parser.add_argument("--work-dir", help="where inputs are built and cached (default: a temporary folder)")
