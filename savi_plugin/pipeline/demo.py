@@ -115,6 +115,6 @@ def format_table(results: dict) -> str:
                      + "  ".join(f"{100 * r['per_task'].get(t, 0):>11.1f}%" for t in tasks))
     gen = results.get("generation", {})
     lines.append("")
-    lines.append(f"RRPO pairs generated: {gen.get('written', gen.get('pairs', '?'))}; "
+    lines.append(f"RRPO pairs from the model's errors on perturbed videos: {gen.get('counts', {}).get('pairs', '?')}; "
                  f"time: {results.get('seconds')} s; plot: {results.get('plot')}")
     return "\n".join(lines)
