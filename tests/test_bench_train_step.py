@@ -49,8 +49,8 @@ def test_layouts_and_ratios(train_step_run):
     _, report, _ = train_step_run
     ours, base = report["results"]["ours"], report["results"]["baseline"]
     assert ours["packing"] is True
-    assert ours["vision_calls_per_pair"] == 1  # vision tower once per pair (frozen, gradient checkpointing off)
-    assert base["vision_calls_per_pair"] == 4  # policy and reference, chosen and rejected
+    assert ours["vision_per_pair"] == 1  # vision tower once per pair (frozen, gradient checkpointing off)
+    assert base["vision_per_pair"] == 4  # policy and reference, chosen and rejected
     for key in ("throughput_ratio", "step_memory_ratio", "process_memory_ratio"):
         assert math.isfinite(report[key]) and report[key] > 0, key
     assert report["attention"]["max_abs_diff_split"] < 1e-5  # the split layout is the block mask, exactly

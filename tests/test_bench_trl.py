@@ -47,8 +47,8 @@ def test_layouts_and_printed_speedup(trl_run, capsys):
 
     _, report, work = trl_run
     assert report["results"]["ours"]["packing"] is True
-    assert report["results"]["ours"]["vision_calls_per_pair"] == 1
-    assert report["results"]["trl_video"]["vision_calls_per_pair"] == 4
+    assert report["results"]["ours"]["vision_per_pair"] == 1
+    assert report["results"]["trl_video"]["vision_per_pair"] == 4
     trl_dpo.print_report(trl_dpo.build_parser().parse_args([*TINY, "--work-dir", str(work)]), report)
     out = capsys.readouterr().out
     match = re.search(r"ours vs TRL on the same video pair: ([0-9.]+|inf|nan)x", out)

@@ -110,7 +110,8 @@ def median(values) -> float:
     return float(statistics.median(values)) if values else float("nan")
 
 
-def run_worker(module: str, argv: list[str], *, env: dict[str, str] | None = None, timeout: float | None = None) -> dict:
+def run_worker(module: str, argv: list[str], *, env: dict[str, str] | None = None,
+               timeout: float | None = None) -> dict:
     """Run ``python -m <module> <argv>`` in a fresh interpreter and return the JSON of its last stdout line.
 
     The child gets :data:`WORKER_ENV` and a ``PYTHONPATH`` that finds this checkout of ``savi_plugin``.
@@ -251,6 +252,27 @@ class StepTimer:
                 timer.end()
 
         return StepTiming()
+
+
+class VisionCounter:
+    """Counts the images a vision tower encodes (rows of its pixel input), through a forward pre-hook.
+
+    ``per_pair(steps, per_input)`` is how many times each pair's visual input was encoded per step, where
+    ``per_input`` is the number of vision-tower images one input makes (a video's frames; an anyres image's
+    crops). A frozen vision encoder needs 1; recomputation in backward would show up as more.
+    """
+
+    def __init__(self, *towers):
+        self.images = 0
+        for tower in towers:
+            tower.register_forward_pre_hook(self._count)
+
+    def _count(self, module, inputs):
+        if inputs and hasattr(inputs[0], "shape"):
+            self.images += int(inputs[0].shape[0])
+
+    def per_pair(self, steps: int, per_input: int) -> float:
+        return self.images / max(1, steps) / max(1, per_input)
 
 
 def log_recorder(logs: list[dict]):

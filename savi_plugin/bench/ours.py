@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from savi_plugin.bench.measure import MemoryProbe, StepTimer, log_recorder
+from savi_plugin.bench.measure import MemoryProbe, StepTimer, VisionCounter, log_recorder
 
 
 def train_ours(*, model_path: str, adapter_path: str, data_path: str, output_dir: str | Path, loss_type: str,
@@ -29,7 +29,8 @@ def train_ours(*, model_path: str, adapter_path: str, data_path: str, output_dir
 
     Returns:
         ``losses`` (every step, full precision), ``logs`` (the Trainer's per-step logs), the summary of
-        :meth:`StepTimer.summary`, ``packing`` and ``vision_calls_per_pair``.
+        :meth:`StepTimer.summary`, ``packing`` and ``vision_per_pair`` (encodings of the pair's video per step,
+        counted at the vision tower).
     """
     from savi_plugin.models.backends.llava_onevision import LlavaOnevisionVideoLM
     from savi_plugin.training.config import PreferenceConfig
@@ -56,7 +57,8 @@ def train_ours(*, model_path: str, adapter_path: str, data_path: str, output_dir
         num_frames=frames, save_strategy="no", logging_steps=1, use_cpu=True, seed=seed, dataloader_num_workers=0,
         disable_tqdm=True)
     trainer = Recording(backend, config, train_dataset=data_path, callbacks=[timer.callback(), log_recorder(logs)])
+    vision = VisionCounter(backend.decoder().vision_tower)
     trainer.train()
     return {"losses": losses, "logs": [entry for entry in logs if "loss" in entry],
             **timer.summary(base_mib), "packing": trainer.packing,
-            "vision_calls_per_pair": trainer.vision_calls / max(1, len(losses))}
+            "vision_per_pair": vision.per_pair(len(losses), frames)}

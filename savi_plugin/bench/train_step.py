@@ -40,8 +40,8 @@ from dataclasses import asdict
 from pathlib import Path
 
 from savi_plugin.bench.fixtures import ModelShape, model_line, video_tokens
-from savi_plugin.bench.measure import (MemoryProbe, StepTimer, forward_args, machine_note, measure_sides, ratio,
-                                      require_linux)
+from savi_plugin.bench.measure import (MemoryProbe, StepTimer, VisionCounter, forward_args, machine_note,
+                                      measure_sides, ratio, require_linux)
 
 SIDES = ("ours", "baseline")
 
@@ -109,8 +109,7 @@ def _worker_baseline(args, paths: dict, probe: MemoryProbe, base_mib: float) -> 
     del video_lm
     trainer = OfficialStyleRRPO(paths["model"], paths["adapter"], lr=args.lr, beta=args.beta, alpha=args.alpha,
                                 gradient_checkpointing=args.gradient_checkpointing)
-    vision_calls = _count_calls(trainer.policy.get_base_model().model.vision_tower)
-    vision_calls_ref = _count_calls(trainer.reference.model.vision_tower)
+    vision = VisionCounter(trainer.policy.get_base_model().model.vision_tower, trainer.reference.model.vision_tower)
     timer = StepTimer(probe, warmup=args.warmup, steps=args.steps, phase=args.phase)
     losses = []
     for _ in range(timer.total_steps):
@@ -119,14 +118,7 @@ def _worker_baseline(args, paths: dict, probe: MemoryProbe, base_mib: float) -> 
         timer.end()
     steps = len(losses)
     return {"losses": losses, **timer.summary(base_mib), "packing": False,
-            "vision_calls_per_pair": (vision_calls[0] + vision_calls_ref[0]) / steps}
-
-
-def _count_calls(module) -> list[int]:
-    """Count forward calls of ``module`` (a one-element list, updated in place by a hook)."""
-    count = [0]
-    module.register_forward_pre_hook(lambda *_: count.__setitem__(0, count[0] + 1))
-    return count
+            "vision_per_pair": vision.per_pair(steps, args.frames)}
 
 
 def worker(args) -> dict:
@@ -199,12 +191,14 @@ def print_report(args, report: dict) -> None:
     print(f"  {'':>9}  {'step (median)':>13}  {'pairs/s':>8}  {'step peak':>10}  {'process peak':>12}  "
           f"{'vision/pair':>11}  first-step loss")
     for name, r in (("ours", ours), ("baseline", base)):
-        print(f"  {name:>9}  {r['median_step_s']:11.2f} s  {1 / r['median_step_s']:8.3f}  {r['step_peak_mib']:6.0f} MiB  "
-              f"{r['process_peak_mib']:8.0f} MiB  {r['vision_calls_per_pair']:11.1f}  {r['losses'][0]:.6f}")
+        print(f"  {name:>9}  {r['median_step_s']:11.2f} s  {1 / r['median_step_s']:8.3f}  "
+              f"{r['step_peak_mib']:6.0f} MiB  "
+              f"{r['process_peak_mib']:8.0f} MiB  {r['vision_per_pair']:11.1f}  {r['losses'][0]:.6f}")
     loss = report["first_step_loss"]
     if args.repeats > 1:
         print("  time runs (median s/step each; fastest kept): " + "   ".join(
-            f"{name} " + " ".join(f"{t:.2f}" for t in r["time_runs"]) for name, r in (("ours", ours), ("baseline", base))))
+            f"{name} " + " ".join(f"{t:.2f}" for t in r["time_runs"])
+            for name, r in (("ours", ours), ("baseline", base))))
     print(f"  throughput ours/baseline: {report['throughput_ratio']:.2f}x   step peak memory baseline/ours: "
           f"{report['step_memory_ratio']:.2f}x   process peak baseline/ours: {report['process_memory_ratio']:.2f}x")
     print(f"  |first-step loss difference|: {loss['abs_diff']:.2e} (tolerance {args.loss_tolerance:g})   "
@@ -212,7 +206,8 @@ def print_report(args, report: dict) -> None:
           f"packing: {ours['packing']}")
     if "attention" in report:
         a = report["attention"]
-        print(f"  what limits the speed-up: one attention layer (forward + backward) costs {a['block_mask'] * 1e3:.0f} ms "
+        print(f"  what limits the speed-up: one attention layer (forward + backward) costs "
+              f"{a['block_mask'] * 1e3:.0f} ms "
               f"with the packed block mask vs {a['two_causal_rows'] * 1e3:.0f} ms as two causal rows (the "
               f"baseline's layout): the mask makes SDPA compute the blocks a causal call skips; the same packed row "
               f"as two causal-friendly calls takes {a['split'] * 1e3:.0f} ms (max |output difference| "
@@ -268,7 +263,8 @@ def main(argv=None) -> int:
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2))
     if not report["losses_equal"]:
-        print(f"error: the two sides computed different losses (|difference| {report['first_step_loss']['abs_diff']:.2e} "
+        print(f"error: the two sides computed different losses "
+              f"(|difference| {report['first_step_loss']['abs_diff']:.2e} "
               f"> {args.loss_tolerance:g}); the comparison is not valid")
         return 1
     return 0

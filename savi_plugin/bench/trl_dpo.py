@@ -42,8 +42,8 @@ from dataclasses import asdict
 from pathlib import Path
 
 from savi_plugin.bench.fixtures import ModelShape, model_line, video_tokens
-from savi_plugin.bench.measure import (MemoryProbe, StepTimer, forward_args, log_recorder, machine_note,
-                                      measure_sides, ratio, require_linux)
+from savi_plugin.bench.measure import (MemoryProbe, StepTimer, VisionCounter, forward_args, log_recorder,
+                                      machine_note, measure_sides, ratio, require_linux)
 
 SIDES = ("ours", "trl_video", "trl_image")
 LABELS = {"ours": "ours", "trl_video": "TRL video", "trl_image": "TRL image"}
@@ -184,13 +184,16 @@ def _worker_trl(args, paths: dict, probe: MemoryProbe, base_mib: float, *, video
                         peft_config=lora_config(args.lora_rank, 2 * args.lora_rank), data_collator=collator,
                         callbacks=[timer.callback(), log_recorder(logs)])
     # Start from the very adapter our side loads (peft's A draw, B = 0), not from a second random draw.
-    loaded = set_peft_model_state_dict(trainer.model, load_file(str(Path(paths["adapter"]) / "adapter_model.safetensors")))
+    weights = load_file(str(Path(paths["adapter"]) / "adapter_model.safetensors"))
+    loaded = set_peft_model_state_dict(trainer.model, weights)
     if loaded.unexpected_keys:
         raise RuntimeError(f"adapter weights did not match TRL's LoRA modules: {loaded.unexpected_keys[:3]}")
+    vision = VisionCounter(trainer.model.get_base_model().model.vision_tower)
     trainer.train()
-    vision_rows = 4  # two rows (chosen, rejected), each encoding its visual input, for the policy and the reference
+    # a video is `frames` vision-tower images; an anyres image is its base view plus tiles (2 at this size)
+    per_input = args.frames if video else int(trainer.data_collator([dataset[0]])["pixel_values"].shape[1])
     return {"losses": losses, "logs": [entry for entry in logs if "loss" in entry], **timer.summary(base_mib),
-            "packing": False, "vision_calls_per_pair": vision_rows, "trl": trl_version()}
+            "packing": False, "vision_per_pair": vision.per_pair(len(losses), per_input), "trl": trl_version()}
 
 
 def _worker_ours(args, paths: dict, probe: MemoryProbe, base_mib: float) -> dict:
@@ -267,7 +270,7 @@ def print_report(args, report: dict) -> None:
         r = results[side]
         losses = " ".join(f"{x:.6f}" for x in r["losses"])
         print(f"  {LABELS[side]:>10}  {r['median_step_s']:13.2f} s  {1 / r['median_step_s']:8.3f}  "
-              f"{_mib(r.get('step_peak_mib'))}  {r['vision_calls_per_pair']:11.0f}  {losses}")
+              f"{_mib(r.get('step_peak_mib'))}  {r['vision_per_pair']:11.1f}  {losses}")
     if args.repeats > 1:
         print("  time runs (median s/pair each; fastest kept): " + "   ".join(
             f"{LABELS[side]} " + " ".join(f"{t:.2f}" for t in results[side]["time_runs"]) for side in results))
