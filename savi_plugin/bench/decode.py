@@ -5,10 +5,11 @@
 
 A synthetic clip (a moving shape over per-pixel noise, H.264 through PyAV; keyframe interval libx264's
 default or ``--keyframe-interval``) is written once; then each backend reads it the way the pipeline does --
-a uniform sample of ``k`` frames, and every frame -- ``--repeats`` times. The time of a read includes opening the file, seeking
-and colour conversion to RGB (everything ``read_frames`` does); the median is reported. ``frames/s`` counts
-the frames *returned*: for a sparse uniform sample, decord seeks to the nearest keyframe while PyAV decodes
-the whole clip sequentially, and that difference is what a data pipeline feels.
+a uniform sample of ``k`` frames, and every frame -- ``--repeats`` times. The time of a read includes opening
+the file, seeking and colour conversion to RGB (everything ``read_frames`` does); the median is reported.
+``frames/s`` counts the frames *returned*. How the two differ: decord's ``get_batch`` can seek to the keyframe
+before each wanted frame, while our PyAV reader decodes the clip sequentially and converts only the wanted
+frames; so the keyframe interval decides how much a sparse sample can skip.
 """
 
 from __future__ import annotations
