@@ -13,7 +13,7 @@ import json
 import logging
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from savi_plugin.data.record import PreferenceRecord
 
@@ -48,11 +48,10 @@ def repair_truncated_tail(path: Path) -> int:
     return size - keep
 
 
-def existing_ids(path: Path, key: str = "id") -> set[str]:
-    """Ids of the complete lines already in ``path`` (lines that are not JSON objects are ignored)."""
-    ids: set[str] = set()
+def iter_complete_objects(path: Path) -> Iterator[dict[str, Any]]:
+    """The JSON objects on the complete lines of ``path`` (a torn last line and non-object lines are skipped)."""
     if not path.exists():
-        return ids
+        return
     with open(path, "rb") as fh:
         for raw in fh:
             if not raw.endswith(b"\n"):
@@ -61,9 +60,13 @@ def existing_ids(path: Path, key: str = "id") -> set[str]:
                 obj = json.loads(raw)
             except (json.JSONDecodeError, UnicodeDecodeError):
                 continue
-            if isinstance(obj, dict) and key in obj:
-                ids.add(str(obj[key]))
-    return ids
+            if isinstance(obj, dict):
+                yield obj
+
+
+def existing_ids(path: Path, key: str = "id") -> set[str]:
+    """Ids of the complete lines already in ``path`` (lines that are not JSON objects are ignored)."""
+    return {str(obj[key]) for obj in iter_complete_objects(path) if key in obj}
 
 
 class JsonlAppender:

@@ -33,7 +33,7 @@ from typing import Any, Sequence
 
 from savi_plugin import registry
 from savi_plugin.data.record import DataError, validate_record
-from savi_plugin.data.writer import JsonlAppender, PreferenceWriter, repair_truncated_tail
+from savi_plugin.data.writer import JsonlAppender, PreferenceWriter, iter_complete_objects, repair_truncated_tail
 from savi_plugin.generators.base import FAILED, PAIR, SKIPPED, BatchContext, Generator, Outcome, WorkItem
 from savi_plugin.generators.inputs import InputItem, load_inputs
 
@@ -129,8 +129,14 @@ def _load_model(model, backend, num_frames, adapter, dtype, device):
 def _read_progress(path: Path) -> tuple[dict[str, Any] | None, dict[str, dict[str, Any]]]:
     """The stored configuration and ``item id -> progress row`` of a progress file (complete lines only)."""
     config, rows = None, {}
-    if not path.exists():
-        return config, rows
+    for obj in iter_complete_objects(path):
+        if "id" not in obj:
+            continue
+        if obj["id"] == CONFIG_ID:
+            config = obj.get("config")
+        else:
+            rows.setdefault(str(obj["id"]), obj)
+    return config, rows
     with open(path, "rb") as fh:
         for raw in fh:
             if not raw.endswith(b"\n"):
