@@ -91,10 +91,9 @@ def vision_features(decoder, vision: dict[str, Any]) -> BaseModelOutputWithPooli
     return fn(pixels, return_dict=True, **kwargs)
 
 
-def _features_require_grad(features: BaseModelOutputWithPooling) -> bool:
-    pooled = features.pooler_output
-    parts = [pooled] if torch.is_tensor(pooled) else list(pooled)
-    return any(t.requires_grad for t in parts)
+def vision_is_trainable(decoder) -> bool:
+    """Whether any weight outside the language model (vision tower, projector, newline) is trained."""
+    return any(p.requires_grad for name, p in decoder.named_parameters() if not name.startswith("language_model."))
 
 
 def features_for_rows(features: BaseModelOutputWithPooling, row_to_pair: torch.Tensor) -> dict[str, Any]:
@@ -207,14 +206,19 @@ def preference_statistics(backend, batch: dict[str, Any], *, reference: str = "a
     decoder, head = backend.decoder(), backend.lm_head()
     layout = row_layout(decoder, batch, attention_implementation(backend), _floating_dtype(decoder))
     row_to_pair = batch["row_to_pair"]
-    features = vision_features(decoder, batch["vision"])
+    trainable_vision = vision_is_trainable(decoder)
+    # A frozen vision path runs without autograd: with gradient checkpointing, transformers makes every
+    # input embedding require grad (enable_input_require_grads), which would otherwise make frozen features
+    # look trainable, re-encode the video for the reference and back-propagate through the frozen tower.
+    with contextlib.nullcontext() if trainable_vision else torch.no_grad():
+        features = vision_features(decoder, batch["vision"])
     vision_calls = 1
     policy_hidden = decoder_hidden_states(decoder, batch, layout, features_for_rows(features, row_to_pair))
 
     reference_hidden, reference_head = None, None
     if reference == "adapter":
         with torch.no_grad(), adapter_disabled(backend.model):
-            if _features_require_grad(features):  # a trainable vision part: the reference needs its own
+            if trainable_vision:  # a trainable vision part: the reference needs its own features
                 features = vision_features(decoder, batch["vision"])
                 vision_calls += 1
             reference_hidden = decoder_hidden_states(decoder, batch, layout, features_for_rows(features, row_to_pair))
