@@ -137,14 +137,20 @@ def test_vision_encoder_runs_once_per_pair(tiny_llava_onevision, synthetic_sampl
     tower = backend.decoder().vision_tower
     handle = tower.register_forward_hook(lambda module, args, output: calls.append(args[0].shape[0]))
     try:
-        for packed in (True, False):
+        for packed, checkpointing in ((True, False), (False, False), (True, True)):
             calls.clear()
+            if checkpointing:  # transformers then makes every input embedding require grad
+                backend.model.gradient_checkpointing_enable()
+                backend.model.enable_input_require_grads()
             collator = PreferenceCollator(backend, num_frames=4, packing=packed)
             batch = collator([dataset[i] for i in range(3)])
             assert collator.videos_decoded == 3  # each video decoded once per pair
             stats = preference_statistics(backend, batch)  # policy (with grad) + reference pass
             # one vision call for the batch, 3 pairs x 4 frames, shared by chosen, rejected and the reference
             assert calls == [12] and stats.vision_calls == 1
+            assert not any(p.grad is not None for p in tower.parameters())
+            stats.chosen.policy_logps.sum().backward()
+            assert all(p.grad is None for p in tower.parameters())  # no backward through the frozen tower
     finally:
         handle.remove()
 
