@@ -137,21 +137,6 @@ def _read_progress(path: Path) -> tuple[dict[str, Any] | None, dict[str, dict[st
         else:
             rows.setdefault(str(obj["id"]), obj)
     return config, rows
-    with open(path, "rb") as fh:
-        for raw in fh:
-            if not raw.endswith(b"\n"):
-                break
-            try:
-                obj = json.loads(raw)
-            except (json.JSONDecodeError, UnicodeDecodeError):
-                continue
-            if not isinstance(obj, dict) or "id" not in obj:
-                continue
-            if obj["id"] == CONFIG_ID:
-                config = obj.get("config")
-            else:
-                rows.setdefault(str(obj["id"]), obj)
-    return config, rows
 
 
 def _config_conflicts(stored: dict[str, Any], current: dict[str, Any]) -> list[str]:
