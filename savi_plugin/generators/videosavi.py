@@ -27,7 +27,7 @@ from savi_plugin.data.record import DataError, PreferenceRecord, validate_record
 from savi_plugin.generators.base import (PAIR, SKIPPED, BatchContext, Generator, Outcome, WorkItem, generate_chunked,
                                          stable_int)
 from savi_plugin.generators.inputs import InputItem
-from savi_plugin.generators.parsing import clean_revision, critique_finds_error, parse_questions, question_kind
+from savi_plugin.generators.parsing import clean_revision, critique_finds_error, parse_questions
 from savi_plugin.generators.prompts import render
 from savi_plugin.generators.scoring import load_scorer, pair_weight
 from savi_plugin.generators.tagging import rule_tag

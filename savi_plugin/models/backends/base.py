@@ -79,7 +79,7 @@ class VideoLM:
             attn_implementation: e.g. ``sdpa`` or ``flash_attention_2``; transformers' default if None.
             is_trainable: load the adapter with trainable weights (to continue training it).
         """
-        from transformers import AutoModelForImageTextToText, AutoProcessor
+        from transformers import AutoProcessor
 
         processor = AutoProcessor.from_pretrained(str(path), trust_remote_code=trust_remote_code)
         kwargs: dict[str, Any] = {"dtype": resolve_dtype(dtype), "trust_remote_code": trust_remote_code}
