@@ -241,7 +241,7 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     parser.add_argument("--attention-probe", action=argparse.BooleanOptionalAction, default=True,
                         help="also time one attention layer in the packed and unpacked layouts")
     parser.add_argument("--warmup", type=int, default=1, help="untimed steps first")
-    parser.add_argument("--steps", type=int, default=2, help="timed steps (median reported)")
+    parser.add_argument("--steps", type=int, default=3, help="timed steps (median reported)")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads per side")
     parser.add_argument("--repeats", type=int, default=1,
                         help="time runs per side, alternating sides; the fastest is kept (for a busy machine)")
