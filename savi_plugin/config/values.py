@@ -1,0 +1,429 @@
+"""The one place that validates configuration values: recipes, command-line flags and generator/loss options.
+
+A configuration is a dataclass. Each field's *type* comes from its annotation and its *range* from rules that
+the field declares in its metadata, so the same rule holds wherever the value comes from (a recipe key, a
+``key=value`` override, a ``--flag``, a generator's ``--option``) and a new option cannot skip it.
+
+Declaring::
+
+    from dataclasses import dataclass
+    from savi_plugin.config.values import Positive, NonNegative, OneOf, checked
+
+    @dataclass(frozen=True)
+    class RRPOParams:
+        beta: float = checked(0.1, Positive(), help="implicit-reward scale")
+        alpha: float = checked(0.01, NonNegative(), help="token-wise KL weight")
+        mode: str = checked("sum", OneOf("sum", "mean"))
+
+    # a field that needs its own dataclasses.field(...) (e.g. a default_factory) takes the same rules:
+    tasks: list[str] = dataclasses.field(default_factory=list, metadata=rules(NonEmpty()))
+
+Using::
+
+    params = build(RRPOParams, {"beta": 0.2}, "train.loss_options", source="my.yaml")  # checked instance
+    check_mapping(SomeConfig, mapping, "train", source)   # keys, types and rules, without constructing
+    validate(instance, "generate.options", source)        # re-check a built instance (e.g. after replace())
+    parser.add_argument("--num-frames", type=arg_type(ModelSection, "num_frames"))  # the same rules for a flag
+
+Every failure is a :class:`ConfigError` whose message is one line, ``file: key.path: message`` (``key.path:
+message`` without a file; for a flag, ``--flag: message``). Command-line handlers print it as ``error: ...`` and
+exit with :data:`ConfigError.exit_code` (2, the argparse convention for a usage error).
+
+Types: ``int`` (not bool), ``float`` (an int is widened; a string that spells a number, such as YAML 1.1's
+``1e-5``, is read as that number), ``bool``, ``str``, ``None``, ``X | Y``, ``Literal[...]``, an ``Enum`` (its
+values), ``list``/``list[X]``, ``tuple``, ``dict``, a nested dataclass (a mapping, built recursively), ``Any``.
+A bool where a string is expected gets a hint, because YAML reads unquoted ``no``/``yes``/``on``/``off`` as booleans.
+Rules apply only to non-None values; ``None`` is accepted only where the annotation allows it.
+
+Rules for fields of a class one does not own (e.g. ``transformers.TrainingArguments``) are registered with
+:func:`register_rules` and apply to its subclasses too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import enum
+import functools
+import math
+import re
+import types
+import typing
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+#: the metadata key under which a field lists its rules
+RULES = "savi_rules"
+
+_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?|[+-]?(inf|nan)", re.IGNORECASE)
+
+
+class ConfigError(ValueError):
+    """A bad configuration value or key; ``str()`` is ``file: key.path: message``."""
+
+    #: the exit status of a command that stops on it (argparse's for a usage error)
+    exit_code = 2
+
+    def __init__(self, path: str, message: str, source: str | Path | None = None):
+        self.path, self.message, self.source = path, message, (str(source) if source is not None else None)
+        super().__init__(": ".join(p for p in (self.source, path, message) if p))
+
+    def located(self, source: str | Path | None, prefix: str = "") -> "ConfigError":
+        """The same error placed in ``source`` under ``prefix`` (for errors raised without either)."""
+        path = ".".join(p for p in (prefix, self.path) if p)
+        return ConfigError(path, self.message, self.source or source)
+
+
+# --------------------------------------------------------------------------------------------- rules
+class Rule:
+    """A constraint on a value: :meth:`problem` returns what is wrong with it, or None."""
+
+    def problem(self, value: Any) -> str | None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+@dataclasses.dataclass(frozen=True)
+class Range(Rule):
+    """``low <= value <= high`` (either bound optional; ``open_low``/``open_high`` make it strict)."""
+
+    low: float | None = None
+    high: float | None = None
+    open_low: bool = False
+    open_high: bool = False
+
+    def text(self) -> str:
+        parts = []
+        if self.low is not None:
+            parts.append(f"{'>' if self.open_low else '>='} {self.low:g}")
+        if self.high is not None:
+            parts.append(f"{'<' if self.open_high else '<='} {self.high:g}")
+        return " and ".join(parts)
+
+    def problem(self, value: Any) -> str | None:
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isnan(value):
+            return "must be a number, got nan"
+        too_low = self.low is not None and (value <= self.low if self.open_low else value < self.low)
+        too_high = self.high is not None and (value >= self.high if self.open_high else value > self.high)
+        return f"must be {self.text()}, got {value!r}" if too_low or too_high else None
+
+
+def Positive() -> Range:
+    """``> 0``."""
+    return Range(0, open_low=True)
+
+
+def NonNegative() -> Range:
+    """``>= 0``."""
+    return Range(0)
+
+
+def AtLeast(low: float) -> Range:
+    """``>= low``."""
+    return Range(low)
+
+
+def Probability() -> Range:
+    """``0 <= value <= 1``."""
+    return Range(0, 1)
+
+
+def Fraction() -> Range:
+    """``0 <= value < 1``."""
+    return Range(0, 1, open_high=True)
+
+
+class OneOf(Rule):
+    """The value is one of ``choices`` (or of what ``choices()`` returns, read when checked: e.g. a registry)."""
+
+    def __init__(self, *choices: Any, what: str = ""):
+        self._choices = choices[0] if len(choices) == 1 and callable(choices[0]) else choices
+        self.what = what
+
+    @property
+    def choices(self) -> tuple:
+        return tuple(self._choices() if callable(self._choices) else self._choices)
+
+    def problem(self, value: Any) -> str | None:
+        choices = self.choices
+        if value in choices:
+            return None
+        what = f"{self.what} " if self.what else ""
+        return f"unknown {what}{value!r}; one of: {', '.join(map(str, choices))}"
+
+
+class NonEmpty(Rule):
+    """A non-empty string, list or mapping."""
+
+    def problem(self, value: Any) -> str | None:
+        return "must not be empty" if len(value) == 0 else None
+
+
+class FileExists(Rule):
+    """A path naming an existing file: as given, or what ``resolve(value)`` returns (None: not found)."""
+
+    def __init__(self, resolve: Callable[[str], Path | str | None] | None = None, what: str = "file"):
+        self.resolve, self.what = resolve, what
+
+    def problem(self, value: Any) -> str | None:
+        found = self.resolve(str(value)) if self.resolve else (value if Path(str(value)).is_file() else None)
+        return None if found is not None and Path(found).is_file() else f"{self.what} not found: {value}"
+
+
+class Check(Rule):
+    """Any predicate: ``test(value)`` is True when the value is good; ``text`` says what it must be."""
+
+    def __init__(self, test: Callable[[Any], bool], text: str):
+        self.test, self.text = test, text
+
+    def problem(self, value: Any) -> str | None:
+        try:
+            ok = self.test(value)
+        except (ValueError, TypeError) as exc:
+            return f"{self.text} ({exc})"
+        return None if ok else f"{self.text}, got {value!r}"
+
+
+# --------------------------------------------------------------------------------------------- declaring
+def rules(*declared: Rule, help: str | None = None, **metadata: Any) -> dict[str, Any]:
+    """Field metadata carrying ``declared`` rules (and ``help``, which transformers' HfArgumentParser reads)."""
+    out = dict(metadata, **{RULES: tuple(declared)})
+    if help is not None:
+        out["help"] = help
+    return out
+
+
+def checked(default: Any = dataclasses.MISSING, *declared: Rule, help: str | None = None,
+            default_factory: Any = dataclasses.MISSING) -> Any:
+    """``dataclasses.field`` with a default and rules: ``beta: float = checked(0.1, Positive())``."""
+    return dataclasses.field(default=default, default_factory=default_factory, metadata=rules(*declared, help=help))
+
+
+_REGISTERED: dict[type, dict[str, tuple[Rule, ...]]] = {}
+
+
+def register_rules(cls: type, by_field: dict[str, Iterable[Rule]]) -> None:
+    """Rules for fields of ``cls`` (and its subclasses) that the class itself does not declare."""
+    _REGISTERED.setdefault(cls, {}).update({name: tuple(r) for name, r in by_field.items()})
+
+
+def field_rules(cls: type, field: dataclasses.Field) -> tuple[Rule, ...]:
+    """The rules of one field: its own metadata, then rules registered for the class or a base class."""
+    out = tuple(field.metadata.get(RULES, ()))
+    for klass in cls.__mro__:
+        out += _REGISTERED.get(klass, {}).get(field.name, ())
+    return out
+
+
+@functools.lru_cache(maxsize=None)
+def _hints(cls: type) -> dict[str, Any]:
+    try:
+        return typing.get_type_hints(cls)
+    except Exception:  # an annotation that cannot be resolved is checked as Any
+        return {}
+
+
+# --------------------------------------------------------------------------------------------- types
+def _name(annotation: Any) -> str:
+    if annotation is type(None):
+        return "null"
+    if isinstance(annotation, type):
+        return annotation.__name__
+    return str(annotation).replace("typing.", "")
+
+
+def _options(annotation: Any) -> list[Any]:
+    origin = typing.get_origin(annotation)
+    if origin is typing.Union or origin is types.UnionType:
+        return list(typing.get_args(annotation))
+    return [annotation]
+
+
+def coerce(value: Any, annotation: Any, path: str = "", source: str | None = None) -> Any:
+    """``value`` checked against ``annotation`` (and widened: int -> float, numeric string -> float).
+
+    Raises:
+        ConfigError: ``expected <type>, got <type> (<value>)``.
+    """
+    if annotation is Any or annotation is None or isinstance(annotation, (str, typing.TypeVar)):
+        return value
+    options = _options(annotation)
+    if value is None:
+        if type(None) in options or any(o is Any for o in options):
+            return None
+        raise ConfigError(path, f"expected {' or '.join(map(_name, options))}, got null", source)
+    enums = [o for o in options if _is_str_enum(o)]
+    if enums and isinstance(value, str):  # `SomeEnum | str` (transformers' style): the string names a member
+        values = [m.value for e in enums for m in e]
+        if value not in values:
+            raise ConfigError(path, f"unknown value {value!r}; one of: {', '.join(map(str, values))}", source)
+        return value
+    for opt in options:  # exact matches first, so `str | float` keeps a string a string
+        ok, out = _match(value, opt, path, source, widen=False)
+        if ok:
+            return out
+    for opt in options:
+        ok, out = _match(value, opt, path, source, widen=True)
+        if ok:
+            return out
+    names = " or ".join(_name(o) for o in options if o is not type(None))
+    hint = ""
+    if isinstance(value, bool) and any(o is str or _is_str_enum(o) for o in options):
+        hint = "; YAML reads unquoted no/yes/on/off/true/false as booleans: quote it, e.g. 'no'"
+    raise ConfigError(path, f"expected {names}, got {type(value).__name__} ({value!r}){hint}", source)
+
+
+def _is_str_enum(annotation: Any) -> bool:
+    return isinstance(annotation, type) and issubclass(annotation, enum.Enum)
+
+
+def _match(value: Any, annotation: Any, path: str, source: str | None, widen: bool) -> tuple[bool, Any]:
+    origin = typing.get_origin(annotation) or annotation
+    if annotation is Any:
+        return True, value
+    if annotation is type(None):
+        return value is None, value
+    if origin is typing.Literal:
+        return value in typing.get_args(annotation), value
+    if _is_str_enum(annotation):
+        values = [m.value for m in annotation]
+        if isinstance(value, annotation):
+            return True, value
+        if isinstance(value, str) and value in values:
+            return True, value
+        if isinstance(value, str) and widen:
+            raise ConfigError(path, f"unknown value {value!r}; one of: {', '.join(map(str, values))}", source)
+        return False, value
+    if annotation is bool:
+        return isinstance(value, bool), value
+    if annotation is int:
+        return isinstance(value, int) and not isinstance(value, bool), value
+    if annotation is float:
+        if isinstance(value, float) or (widen and isinstance(value, int) and not isinstance(value, bool)):
+            return True, float(value)
+        if widen and isinstance(value, str) and _NUMBER.fullmatch(value.strip()):
+            return True, float(value)
+        return False, value
+    if annotation is str:
+        return isinstance(value, str), value
+    if dataclasses.is_dataclass(annotation) and isinstance(annotation, type):
+        if isinstance(value, annotation):
+            return True, value
+        if isinstance(value, dict):
+            return True, build(annotation, value, path, source)
+        return False, value
+    if origin in (list, tuple, set, frozenset):
+        if not isinstance(value, (list, tuple)):
+            return False, value
+        args = [a for a in typing.get_args(annotation) if a is not Ellipsis]
+        if len(args) == 1:
+            value = [coerce(v, args[0], f"{path}[{i}]", source) for i, v in enumerate(value)]
+        return True, (tuple(value) if origin is tuple else list(value))
+    if origin is dict:
+        return isinstance(value, dict), value
+    if isinstance(origin, type):
+        return isinstance(value, origin), value
+    return True, value
+
+
+# --------------------------------------------------------------------------------------------- checking
+def check_value(cls: type, field: dataclasses.Field, value: Any, path: str, source: str | None = None) -> Any:
+    """One field's value: type (from the annotation) then rules; returns the (widened) value."""
+    value = coerce(value, _hints(cls).get(field.name, Any), path, source)
+    if value is not None:
+        for rule in field_rules(cls, field):
+            problem = rule.problem(value)
+            if problem:
+                raise ConfigError(path, problem, source)
+    return value
+
+
+def _fields(cls: type) -> dict[str, dataclasses.Field]:
+    return {f.name: f for f in dataclasses.fields(cls) if f.init}
+
+
+def check_mapping(cls: type, mapping: Any, prefix: str = "", source: str | Path | None = None) -> dict[str, Any]:
+    """Check a mapping meant for ``cls(**mapping)`` without constructing it; returns the widened mapping.
+
+    Raises:
+        ConfigError: an unknown key (listing the known ones), a wrong type, or a value a rule refuses.
+    """
+    source = str(source) if source is not None else None
+    if not isinstance(mapping, dict):
+        raise ConfigError(prefix or "<top>", f"expected a mapping, got {type(mapping).__name__} ({mapping!r})",
+                          source)
+    fields = _fields(cls)
+    out = {}
+    for key, value in mapping.items():
+        path = f"{prefix}.{key}" if prefix else str(key)
+        if key not in fields:
+            known = ", ".join(fields) if len(fields) <= 30 else f"the fields of {cls.__name__}"
+            raise ConfigError(path, f"unknown key (known: {known})", source)
+        out[key] = check_value(cls, fields[key], value, path, source)
+    return out
+
+
+def build(cls: type, mapping: Any, prefix: str = "", source: str | Path | None = None):
+    """``cls(**mapping)`` after :func:`check_mapping`; a ``ValueError``/``TypeError`` raised by the class's
+    own ``__post_init__`` becomes a :class:`ConfigError` at ``prefix``."""
+    kwargs = check_mapping(cls, {} if mapping is None else mapping, prefix, source)
+    try:
+        return cls(**kwargs)
+    except ConfigError as exc:
+        raise exc.located(source, prefix) from None
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(prefix or cls.__name__, str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
+                          source) from None
+
+
+def validate(obj: Any, prefix: str = "", source: str | Path | None = None) -> None:
+    """Check every field of a built dataclass instance (nested dataclasses too)."""
+    source = str(source) if source is not None else None
+    cls = type(obj)
+    for name, field in _fields(cls).items():
+        path = f"{prefix}.{name}" if prefix else name
+        value = getattr(obj, name)
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            validate(value, path, source)
+        else:
+            check_value(cls, field, value, path, source)
+
+
+def to_dict(obj: Any) -> Any:
+    """A dataclass (nested ones too) as plain data: enums become their values, tuples lists."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj) if f.init}
+    if isinstance(obj, enum.Enum):
+        return obj.value
+    if isinstance(obj, dict):
+        return {k: to_dict(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_dict(v) for v in obj]
+    return obj
+
+
+# --------------------------------------------------------------------------------------------- flags
+def arg_type(cls: type, name: str, flag: str | None = None) -> Callable[[str], Any]:
+    """An argparse ``type=`` that parses a flag's text as field ``name`` of ``cls`` and applies its rules.
+
+    argparse reports a refusal as ``argument --flag: <message>`` and exits 2.
+    """
+    field = _fields(cls)[name]
+    annotation = _hints(cls).get(name, Any)
+
+    def parse(text: str) -> Any:
+        value: Any = text
+        simple = [o for o in _options(annotation) if o in (int, float, bool)]
+        if simple and simple[0] is int:
+            try:
+                value = int(text)
+            except ValueError:
+                raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        elif simple and simple[0] is bool:
+            value = {"true": True, "false": False, "1": True, "0": False}.get(text.lower(), text)
+        try:
+            return check_value(cls, field, value, flag or name)
+        except ConfigError as exc:
+            raise argparse.ArgumentTypeError(exc.message) from None
+
+    parse.__name__ = _name(annotation)  # argparse names the type in "invalid <type> value" messages
+    return parse
