@@ -1,23 +1,39 @@
 """Video perturbations that provoke a model's typical failures (RRPO's non-preferred responses).
 
-RRPO (Sarkar et al., arXiv 2504.12083, section 3 and ``docs/assets/perturb.png`` of pritamqu/RRPO) asks
-the model about a *perturbed* video so that its wrong answers show the failure patterns worth
-penalising: weak spatio-temporal understanding, spurious correlations between co-occurring concepts,
-and over-reliance on language priors. The paper's figure shows a grey box occluding the subject plus
-shuffled frames; a summary of the paper describes "frame masking of 25-50% of frames + temporal
-shuffling". The paper releases no perturbation code, so these are our implementations:
+RRPO (Sarkar et al., arXiv 2504.12083; pritamqu/RRPO ``docs/index.html`` and the abstract) asks the model
+about a *perturbed* video so that its wrong answers show the failure patterns worth penalising: weak
+spatio-temporal understanding, spurious correlations between co-occurring concepts, and over-reliance on
+language priors. The authors released no perturbation code. The only primary evidence of what they did is
+the figure ``docs/assets/perturb.png`` ("An example of perturbed video"); a third-party summary of the paper
+(papernotes.org, not checked against the paper's text, which was not available to us) says "frame masking
+25%-50% + temporal shuffling".
 
-- :func:`mask_frames`: replace 25-50% of the frames with a flat grey frame (information removed in
-  time: the model must guess the missing events, falling back on language priors);
-- :func:`occlude_frames`: a grey box over part of 25-50% of the frames (or all), hiding the subject
-  (spatial evidence removed: co-occurring context is all that is left, so spurious correlations show);
+**The default (:data:`DEFAULT_PERTURBATIONS`) reproduces the figure**: :func:`occlude_frames` with a
+persistent box on *every* frame, then :func:`shuffle_frames`. Every frame is kept. Read off the figure
+(1408x422 px; frames 315x204 px; box x 182-322, y 248-388, measured on the pixels):
+
+- the box is a square in pixels (141 x 141), the same position in all four frames;
+- it covers 31% of the frame's area (``area=0.31``; 45% of the width, 69% of the height);
+- it sits over the subject (the puppies), not at a random place: its centre is at 67% of the width and
+  52% of the height, where the dogs are. How the authors placed it is not public; we place it over the
+  most salient region (:func:`subject_box`: pixels that differ from the frame's background colour or move
+  over time), which is where a detector would put "the subject" on the synthetic videos and on the figure;
+- it is flat light grey (RGB 245, 245, 245: ``fill=245``);
+- the perturbed frames are in a different order than the originals (a temporal shuffle).
+
+Hiding the subject leaves the co-occurring context (a beach, a boat, a kitchen) as the only evidence, so the
+model's answer shows the spurious correlations RRPO's ``data.png`` pairs are made of; shuffling removes
+order, direction and cause/effect.
+
+The other perturbations are available by name for the other error patterns the paper names:
+
+- :func:`mask_frames`: replace 25-50% of whole frames with a flat grey frame (the third-party summary's
+  "frame masking"; information removed in time, so the model falls back on language priors);
 - :func:`shuffle_frames`: a random temporal permutation (order, direction and cause/effect destroyed);
-- :func:`reverse_frames`: play the clip backwards (the arrow of time flips: "opens" looks like
-  "closes", "left" like "right", the open<->close error of RRPO's ``data.png``);
-- :func:`drop_frames`: remove 25-50% of the frames and hold the previous frame instead (a stutter: short
-  events vanish, counts and orders break, but every remaining frame is clean);
-- :func:`blur_frames`: pixelate every frame by block averaging (fine spatial detail such as small objects
-  and attributes is lost; coarse layout survives).
+- :func:`reverse_frames`: play the clip backwards ("opens" looks like "closes": the open<->close error of
+  ``data.png``);
+- :func:`drop_frames`: remove 25-50% of the frames and hold the previous frame instead (short events vanish);
+- :func:`blur_frames`: pixelate every frame (fine spatial detail such as small objects and attributes is lost).
 
 All functions are pure: they take a uint8 array ``(T, H, W, 3)`` and a ``numpy.random.Generator``, never
 modify their input, keep ``T`` (processors and the frame count in the record's metadata stay valid) and
@@ -33,11 +49,18 @@ import numpy as np
 
 Fraction = float | Sequence[float]
 
-#: The default RRPO recipe: mask 25-50% of the frames, then shuffle the order.
+#: Box area as a share of the frame, read off ``perturb.png`` (141 x 141 px box on 315 x 204 px frames).
+OCCLUDER_AREA = 0.31
+#: Box colour in ``perturb.png`` (RGB 245, 245, 245).
+OCCLUDER_FILL = 245
+
+#: The default, as in RRPO's ``perturb.png``: a persistent box over the subject on every frame, then shuffle.
 DEFAULT_PERTURBATIONS: tuple[dict[str, Any], ...] = (
-    {"name": "mask", "fraction": [0.25, 0.5]},
+    {"name": "occlude"},
     {"name": "shuffle"},
 )
+
+POSITIONS = ("subject", "random", "center")
 
 
 def _check_frames(frames: np.ndarray) -> None:
@@ -89,39 +112,102 @@ def mask_frames(frames: np.ndarray, rng: np.random.Generator, *, fraction: Fract
     return out, {"name": "mask", "frames": picked.tolist(), "fill": int(fill)}
 
 
-def occlude_frames(frames: np.ndarray, rng: np.random.Generator, *, fraction: Fraction = (0.25, 0.5),
-                   box: Fraction = (0.3, 0.6), fill: int = 128,
+def box_size(height: int, width: int, area: float, aspect: float = 1.0) -> tuple[int, int]:
+    """``(box_height, box_width)`` in pixels for a box of ``area`` (share of the frame) and ``aspect``
+    (width / height in pixels; 1.0 is a square, as in ``perturb.png``), clipped to the frame."""
+    if not 0.0 < area <= 1.0:
+        raise ValueError(f"area must be in (0, 1], got {area!r}")
+    if aspect <= 0:
+        raise ValueError(f"aspect must be > 0, got {aspect!r}")
+    bh = (area * height * width / aspect) ** 0.5
+    bh, bw = min(height, bh), min(width, bh * aspect)
+    return max(1, int(round(bh))), max(1, int(round(bw)))
+
+
+def saliency(frames: np.ndarray) -> np.ndarray:
+    """Where the subject is: per pixel, the mean over frames of (distance from the frame's background colour
+    + distance from the pixel's mean over time). Flat backgrounds score 0; objects and motion score high.
+
+    Returns:
+        float32 ``(H, W)``.
+    """
+    f = frames.astype(np.float32)
+    background = np.median(f.reshape(f.shape[0], -1, 3), axis=1)[:, None, None, :]
+    static = np.abs(f - background).sum(-1).mean(0)
+    moving = np.abs(f - f.mean(0, keepdims=True)).sum(-1).mean(0)
+    return static + moving
+
+
+def subject_box(frames: np.ndarray, box_h: int, box_w: int) -> list[int]:
+    """``[y0, x0, y1, x1]`` of the ``box_h x box_w`` window that covers the most :func:`saliency`.
+
+    Ties (e.g. a uniform video) go to the window closest to the frame's centre. Computed on a grid of at
+    most ~128 px per side (every ``stride``-th pixel) and mapped back, so a 1080p clip costs what a small one does.
+    """
+    t, h, w, _ = frames.shape
+    stride = max(1, min(h, w) // 128)
+    sal = saliency(frames[:, ::stride, ::stride])
+    sh, sw = sal.shape
+    bh, bw = max(1, min(sh, round(box_h / stride))), max(1, min(sw, round(box_w / stride)))
+    integral = np.pad(sal.astype(np.float64).cumsum(0).cumsum(1), ((1, 0), (1, 0)))
+    sums = integral[bh:, bw:] - integral[:-bh, bw:] - integral[bh:, :-bw] + integral[:-bh, :-bw]
+    ys, xs = np.mgrid[0:sums.shape[0], 0:sums.shape[1]]
+    centre_distance = (ys - (sh - bh) / 2) ** 2 + (xs - (sw - bw) / 2) ** 2
+    best = np.flatnonzero(sums >= sums.max() - 1e-6 * max(1.0, abs(sums.max())))
+    y, x = np.unravel_index(best[np.argmin(centre_distance.ravel()[best])], sums.shape)
+    y0 = min(int(y) * stride, h - box_h)
+    x0 = min(int(x) * stride, w - box_w)
+    return [y0, x0, y0 + box_h, x0 + box_w]
+
+
+def occlude_frames(frames: np.ndarray, rng: np.random.Generator, *, fraction: Fraction = 1.0,
+                   area: Fraction = OCCLUDER_AREA, aspect: float = 1.0, position: str = "subject",
+                   fill: int = OCCLUDER_FILL, box: Fraction | None = None,
                    same_box: bool = True) -> tuple[np.ndarray, dict[str, Any]]:
-    """Paint a ``fill`` box over part of a random ``fraction`` of the frames.
+    """Paint a ``fill`` box over part of the frames; by default RRPO's ``perturb.png`` occluder.
 
     Args:
         frames: uint8 ``(T, H, W, 3)``.
         rng: the random generator.
-        fraction: share of frames occluded (1.0: every frame, as in RRPO's figure).
-        box: side of the box as a share of the frame's height and width, fixed or drawn from a range.
-        fill: grey level of the box.
-        same_box: one box position for all occluded frames (a persistent occluder that hides the subject,
-            as in the figure); False draws a new position per frame.
+        fraction: share of frames occluded (1.0, the default: every frame, as in the figure).
+        area: box area as a share of the frame (0.31, the figure's), fixed or drawn from ``[low, high]``.
+        aspect: box width / height in pixels (1.0: the figure's square).
+        position: ``subject`` (over the most salient region, :func:`subject_box`; the figure's box hides the
+            subject), ``center`` or ``random``.
+        fill: grey level of the box (245, the figure's).
+        box: instead of ``area``/``aspect``, the box side as a share of the frame's height and of its width.
+        same_box: one box for all occluded frames (a persistent occluder, as in the figure); False draws a
+            new random position per frame.
     """
     _check_frames(frames)
+    if position not in POSITIONS:
+        raise ValueError(f"position must be one of {', '.join(POSITIONS)}, got {position!r}")
     t, h, w, _ = frames.shape
     picked = _pick_frames(rng, t, fraction)
     out = frames.copy()
-
-    def draw_box() -> list[int]:
+    if box is not None:
         side = _draw_fraction(rng, box)
         bh, bw = max(1, int(round(side * h))), max(1, int(round(side * w)))
-        y0 = int(rng.integers(0, h - bh + 1))
-        x0 = int(rng.integers(0, w - bw + 1))
+    else:
+        bh, bw = box_size(h, w, _draw_fraction(rng, area), float(aspect))
+
+    def place(where: str) -> list[int]:
+        if where == "subject":
+            return subject_box(frames, bh, bw)
+        if where == "center":
+            y0, x0 = (h - bh) // 2, (w - bw) // 2
+        else:
+            y0, x0 = int(rng.integers(0, h - bh + 1)), int(rng.integers(0, w - bw + 1))
         return [y0, x0, y0 + bh, x0 + bw]
 
     boxes = []
-    shared = draw_box() if same_box else None
+    shared = place(position) if same_box else None
     for i in picked:
-        y0, x0, y1, x1 = shared if shared is not None else draw_box()
+        y0, x0, y1, x1 = shared if shared is not None else place("random")
         out[i, y0:y1, x0:x1] = np.uint8(fill)
         boxes.append([y0, x0, y1, x1])
-    info: dict[str, Any] = {"name": "occlude", "frames": picked.tolist(), "fill": int(fill)}
+    info: dict[str, Any] = {"name": "occlude", "frames": picked.tolist(), "fill": int(fill),
+                            "position": position if same_box else "random"}
     info["box"] = shared if shared is not None else boxes  # [y0, x0, y1, x1] in pixels
     return out, info
 
@@ -239,18 +325,39 @@ def normalize_specs(specs: Sequence[dict[str, Any] | str] | str | None) -> list[
     return out
 
 
+def _scalar(raw: str) -> Any:
+    """``"0.3"`` -> 0.3, ``"true"`` -> True, anything else stays a string."""
+    if raw.lower() in ("true", "false"):
+        return raw.lower() == "true"
+    try:
+        return int(raw)
+    except ValueError:
+        pass
+    try:
+        return float(raw)
+    except ValueError:
+        return raw
+
+
 def parse_spec(text: str) -> list[dict[str, Any]]:
     """Parse ``"mask:0.25-0.5,occlude:1.0,shuffle,blur:8"`` into a pipeline.
 
     The value after ``:`` is the main parameter: ``fraction`` (a number or ``low-high``) for mask,
-    occlude and drop; ``factor`` for blur. Shuffle and reverse take none.
+    occlude and drop; ``factor`` for blur. Shuffle and reverse take none. Other parameters are set with
+    ``name=value`` after the main one, separated by ``;``: ``occlude:1;area=0.25;position=center``.
     """
     out: list[dict[str, Any]] = []
     for part in filter(None, (p.strip() for p in text.split(","))):
         name, _, value = part.partition(":")
         name = name.strip()
+        value, *extras = value.split(";")
         spec: dict[str, Any] = {"name": name}
-        if value:
+        for extra in extras:
+            key, sep, raw = extra.partition("=")
+            if not sep or not key.strip():
+                raise ValueError(f"perturbation parameter must be name=value, got {extra!r} in {part!r}")
+            spec[key.strip()] = _scalar(raw.strip())
+        if value.strip():
             if name == "blur":
                 spec["factor"] = int(value)
             elif name in ("mask", "occlude", "drop"):
