@@ -7,7 +7,6 @@ from savi_plugin.eval.answers import (
     extract_choice,
     format_mcq,
     format_options,
-    match_option_text,
     option_letters,
     score,
     strip_option_prefix,
@@ -66,9 +65,9 @@ def test_letters_outside_the_option_range_are_ignored():
 
 def test_option_text_prefers_the_longest_containing_option():
     options = ["red", "red and blue", "green"]
-    assert match_option_text("it is red and blue", options) == 1
-    assert match_option_text("red", options) == 0
-    assert match_option_text("red or green", options) is None  # two unrelated options
+    assert extract_choice("it is red and blue", options) == 1
+    assert extract_choice("red", options) == 0
+    assert extract_choice("red or green", options) is None  # two unrelated options
 
 
 def test_options_that_already_carry_labels():

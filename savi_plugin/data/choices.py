@@ -272,24 +272,21 @@ def _by_text(text: str, options: Sequence[str], letters: str) -> Choice | None:
     if len(exact) > 1:
         return Choice(None, "ambiguous")
     words = norm.split()
-    contained = []
+    present, stated = set(), set()  # options the answer names at all / names as its answer
     for i, t in enumerate(texts):
         phrase = t.split()
-        if not phrase:
-            continue
-        for start in _occurrences(words, phrase):
+        for start in _occurrences(words, phrase) if phrase else ():
             if _negated(words, start):
                 continue
-            if len(phrase) == 1 and not _short_option_stated(words, start):
-                continue
-            contained.append(i)
-            break
-    if not contained:
+            present.add(i)
+            if len(phrase) > 1 or _short_option_stated(words, start):
+                stated.add(i)
+    if not stated:
         return None
-    longest = max(contained, key=lambda i: len(texts[i]))
-    if all(f" {texts[i]} " in f" {texts[longest]} " for i in contained):
+    longest = max(stated, key=lambda i: len(texts[i]))
+    if all(f" {texts[i]} " in f" {texts[longest]} " for i in present):
         return Choice(longest, "option_text")
-    return Choice(None, "ambiguous")
+    return Choice(None, "ambiguous")  # "red or green"; "There are 3 people in 2 rooms"
 
 
 def _short_option_stated(words: list[str], start: int) -> bool:

@@ -1,194 +1,82 @@
-"""Multiple-choice prompts and answer extraction for the video QA benchmarks.
+"""Multiple-choice prompts for the video QA benchmarks, and the scoring of a parsed answer.
 
-VideoSAVi (arXiv 2412.00624, Sec. 4) and RRPO (arXiv 2504.12083, Sec. 5) report plain accuracy on
-MVBench, EgoSchema and PerceptionTest: the model sees the question and lettered options and must
-name one option. These pure functions turn a free-form response into an option index.
+VideoSAVi (arXiv 2412.00624, Sec. 4) reports plain accuracy on MVBench, EgoSchema and PerceptionTest
+through lmms-eval's built-in tasks; RRPO (arXiv 2504.12083, Sec. 5) reports MVBench among its video
+benchmarks. The model sees the question and lettered options and must name one option.
 
-The rules are deliberately conservative. A response counts as choosing option ``k`` only if it
-names it in one of the forms models actually produce: ``"B"``, ``"(B)"``, ``"B."``, ``"B) ..."``,
-``"Answer: B"``, ``"The answer is B"``, ``"Best option: (B)"``, ``"I think it is B."``, or the
-option's text itself. A capital letter that merely occurs in a sentence (``"A dog runs"``,
-``"I see"``) is not an answer, and a response naming two different options is ambiguous. When
-nothing matches, :func:`extract_choice` returns ``None`` and the sample is scored wrong; we never
-pick an option at random (lmms-eval's EgoSchema/NExT-QA parsers do, which adds noise to the score).
+Answers are read by the project's one parser, :func:`savi_plugin.data.choices.parse_choice`
+(re-exported here as :func:`extract_choice`): it never picks an option at random and prefers
+"unparsed" to a false match. The prompt layouts of each protocol (ours, lmms-eval's, the official
+MVBench notebook's, RRPO's) are built by :func:`format_mcq` from a :class:`PromptFormat`.
 """
 
 from __future__ import annotations
 
-import re
-import string
 from collections.abc import Sequence
+from dataclasses import dataclass
 
-LETTERS = string.ascii_uppercase
-
-# "A. text", "A) text", "(A) text", "A: text", "[A] text" at the start of an option string.
-_PREFIX = re.compile(r"^\s*(?:\(([A-Z])\)|\[([A-Z])\]|([A-Z])[.):])\s*")
-# Reasoning blocks some models emit before the answer.
-_THINK = re.compile(r"<think(?:ing)?>.*?</think(?:ing)?>", re.IGNORECASE | re.DOTALL)
-
-
-def option_letters(n: int) -> str:
-    """The letters for ``n`` options (``"ABCDE"`` for five)."""
-    if not 1 <= n <= len(LETTERS):
-        raise ValueError(f"cannot letter {n} options (1..{len(LETTERS)} supported)")
-    return LETTERS[:n]
+from savi_plugin.data.choices import (  # noqa: F401  (re-exported: the eval layer's names for the parser)
+    LETTERS,
+    Choice,
+    extract_choice,
+    option_letters,
+    parse_choice,
+    strip_option_prefix,
+)
 
 
-def strip_option_prefix(option: str, letter: str | None = None) -> str:
-    """Remove a leading option label (``"A. "``, ``"(A) "``, ``"A) "``) from an option string.
+@dataclass(frozen=True)
+class PromptFormat:
+    """The layout of a multiple-choice prompt:
+    ``system + question_label + question + options_header + lines + options_end + post_prompt``.
 
-    Args:
-        option: an option as stored in the dataset (some datasets store ``"A. text"``).
-        letter: if given, only a label with this letter is removed (so an option whose text
-            legitimately starts with a capital and a period is left alone).
+    Attributes:
+        question_label: text before the question (``"Question: "``, lmms-eval MVBench's ``"Question:"``).
+        strip_question: strip whitespace around the question text.
+        options_header: text between the question and the first option line.
+        option_line: one option line; ``{letter}`` and ``{text}`` (the option without a label already in
+            the data) or ``{raw}`` (the option exactly as stored, e.g. EgoSchema's ``"A. text"``).
+        options_end: text after the last option line.
+        system: text before everything (the official MVBench system prompt).
     """
-    m = _PREFIX.match(option)
-    if not m:
-        return option.strip()
-    found = next(g for g in m.groups() if g)
-    if letter is not None and found != letter:
-        return option.strip()
-    return option[m.end():].strip()
+
+    question_label: str = "Question: "
+    strip_question: bool = True
+    options_header: str = "\nOptions:\n"
+    option_line: str = "({letter}) {text}"
+    options_end: str = ""
+    system: str = ""
 
 
 def format_options(options: Sequence[str], style: str = "paren") -> str:
-    """Lettered option lines.
+    """Lettered option lines: ``"paren"`` -> ``"(A) text"`` (MVBench), ``"dot"`` -> ``"A. text"``
+    (EgoSchema / PerceptionTest); labels already present in the data (``"A. x"``) are not doubled."""
+    line = "({letter}) {text}" if style == "paren" else "{letter}. {text}"
+    return _option_lines(options, line)
 
-    Args:
-        options: option texts; labels already present in the data (``"A. x"``) are not doubled.
-        style: ``"paren"`` -> ``"(A) text"`` (MVBench's format), ``"dot"`` -> ``"A. text"``
-            (EgoSchema / PerceptionTest format in lmms-eval).
-    """
+
+def _option_lines(options: Sequence[str], line: str) -> str:
     letters = option_letters(len(options))
-    lines = []
-    for letter, option in zip(letters, options):
-        text = strip_option_prefix(option, letter)
-        lines.append(f"({letter}) {text}" if style == "paren" else f"{letter}. {text}")
-    return "\n".join(lines)
+    return "\n".join(line.format(letter=letter, text=strip_option_prefix(option, letter), raw=option)
+                     for letter, option in zip(letters, options))
 
 
 def format_mcq(question: str, options: Sequence[str], *, pre_prompt: str = "", post_prompt: str = "",
-               style: str = "paren", question_label: str = "Question: ", options_label: str = "Options:\n") -> str:
-    """The full multiple-choice prompt: ``pre_prompt``, question, lettered options, ``post_prompt``.
+               style: str = "paren", layout: PromptFormat | None = None) -> str:
+    """The full multiple-choice prompt.
 
     Args:
         question: the question text.
-        options: the option texts (see :func:`format_options`).
-        pre_prompt, post_prompt: text before the question / after the options (the instruction).
-        style: option label style, see :func:`format_options`.
-        question_label, options_label: headers before the question and the option block.
+        options: the option texts in order.
+        pre_prompt, post_prompt: text before the question (after ``layout.system``) / after the options.
+        style: with the default layout, ``"paren"`` (``(A) text``) or ``"dot"`` (``A. text``) option lines.
+        layout: the protocol's :class:`PromptFormat`; default ``Question: ...\nOptions:\n`` + ``style`` lines.
     """
-    body = f"{question_label}{question.strip()}\n{options_label}{format_options(options, style)}"
-    return f"{pre_prompt}{body}{post_prompt}"
-
-
-def _normalize(text: str) -> str:
-    """Lower case, punctuation to spaces, articles dropped, whitespace collapsed."""
-    text = text.lower()
-    text = re.sub(r"[^\w\s]", " ", text)
-    words = [w for w in text.split() if w not in ("a", "an", "the")]
-    return " ".join(words)
-
-
-def _unique(found: list[str]) -> str | None:
-    """The single distinct letter in ``found``, or None when empty or ambiguous."""
-    distinct = set(found)
-    return found[0] if len(distinct) == 1 else None
-
-
-def _letter_patterns(letters: str) -> tuple[list[re.Pattern], list[re.Pattern]]:
-    """Answer forms as ``(strong, weak)`` pattern lists; in each pattern the letter is the one
-    non-empty group. Strong forms are tried before the option text, weak forms after it."""
-    up = f"[{letters}]"
-    low = f"[{letters.lower()}]"
-    anycase = f"[{letters}{letters.lower()}]"
-    closed = r"(?=\s*[.,;:!?)\]]|\s*$)"  # the letter ends the sentence or the response
-    strong = [
-        # the whole response (or its first line) is a label: "B", "(B)", "B.", "b", "(b)", "B)"
-        re.compile(rf"^\s*[(\[]?({anycase})[)\].:]?\s*(?:\n|$)"),
-        # explicit statements: "Answer: B", "the answer is (B)", "Best option: (b)", "correct option is B"
-        re.compile(rf"(?i:\b(?:answer|option|choice)\b(?:\s+is|\s+would\s+be|\s+should\s+be)?\s*[:\-]?\s*"
-                   rf"(?:option\s+|choice\s+)?)(?:\(({anycase})\)|\[({anycase})\]|[(\[]?({up})\b(?![\'\u2019\w])|({low}){closed})"),
-        # the response starts with a label and then explains: "B. the dog", "(C) the dog", "c) the dog"
-        re.compile(rf"^\s*(?:\(({anycase})\)|\[({anycase})\]|({anycase})[.):])(?:\s|$)"),
-    ]
-    weak = [
-        # "I think it is A.", "it's B", "I choose (C)": an upper-case letter after a verb, closing the sentence
-        re.compile(rf"\b(?:is|be|it's|choose|pick|select)\s+(?:\(({up})\)|({up})){closed}"),
-        # a bracketed upper-case label anywhere: "... so (B) is right"
-        re.compile(rf"\(({up})\)"),
-    ]
-    return strong, weak
-
-
-def _find_letter(patterns: list[re.Pattern], text: str, letters: str) -> tuple[bool, int | None]:
-    """``(matched, index)``: whether any pattern matched, and the index if the match is unambiguous."""
-    for pattern in patterns:
-        found = [next(g for g in m.groups() if g).upper() for m in pattern.finditer(text)]
-        if found:
-            letter = _unique(found)
-            return True, (None if letter is None else letters.index(letter))
-    return False, None
-
-
-def extract_choice(response: str, options: Sequence[str]) -> int | None:
-    """The index of the option a free-form ``response`` chooses, or None if it names none clearly.
-
-    Order: strong letter forms ("B", "(B)", "B.", "Answer: B", "The answer is B", "B) text"), then
-    the option text stated exactly, then weak letter forms ("I think it is B.", "(B)" mid-sentence),
-    then the option text contained in a longer sentence. The first rule that matches decides; if it
-    matches two different options the response is ambiguous and nothing is chosen.
-
-    Args:
-        response: the model's generated text.
-        options: the options shown to the model, in order (labels like ``"A. "`` are ignored).
-
-    Returns:
-        ``0..len(options)-1``, or ``None`` when the response names no option clearly. ``None``
-        must be scored as wrong (see :func:`score`), never replaced by a random guess.
-    """
-    if not options:
-        raise ValueError("extract_choice needs at least one option")
-    text = _THINK.sub(" ", response or "").replace("*", "").strip()  # drop reasoning and **bold**
-    if not text:
-        return None
-    letters = option_letters(len(options))
-    strong, weak = _letter_patterns(letters)
-    matched, index = _find_letter(strong, text, letters)
-    if matched:
-        return index
-    exact = match_option_text(text, options, exact_only=True)
-    if exact is not None:
-        return exact
-    matched, index = _find_letter(weak, text, letters)
-    if matched:
-        return index
-    return match_option_text(text, options)
-
-
-def match_option_text(response: str, options: Sequence[str], *, exact_only: bool = False) -> int | None:
-    """The option whose text the response states, or None.
-
-    First an exact match after normalisation (case, punctuation, articles); then (unless
-    ``exact_only``) containment as whole words, where an option wins only if every other contained
-    option is part of it (so ``"red and blue"`` beats ``"red"`` when the response says
-    ``"red and blue"``).
-    """
-    norm = _normalize(response)
-    texts = [_normalize(strip_option_prefix(o, letter)) for letter, o in zip(option_letters(len(options)), options)]
-    exact = [i for i, t in enumerate(texts) if t and t == norm]
-    if len(exact) == 1:
-        return exact[0]
-    if exact_only:
-        return None
-    padded = f" {norm} "
-    contained = [i for i, t in enumerate(texts) if t and f" {t} " in padded]
-    if not contained:
-        return None
-    longest = max(contained, key=lambda i: len(texts[i]))
-    if all(f" {texts[i]} " in f" {texts[longest]} " for i in contained):
-        return longest
-    return None
+    if layout is None:
+        layout = PromptFormat(option_line="({letter}) {text}" if style == "paren" else "{letter}. {text}")
+    text = question.strip() if layout.strip_question else question
+    return (f"{layout.system}{pre_prompt}{layout.question_label}{text}{layout.options_header}"
+            f"{_option_lines(options, layout.option_line)}{layout.options_end}{post_prompt}")
 
 
 def score(pred_index: int | None, target_index: int) -> int:
