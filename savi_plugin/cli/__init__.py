@@ -57,7 +57,60 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 0
-    return int(args.func(args) or 0)
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print(f"interrupted: {RESUME_HINTS.get(args.command, 'nothing was left half-written')}", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        message = user_error_message(exc)
+        if message is None or args.verbose:
+            raise
+        print(f"error: {message}", file=sys.stderr)
+        return 1
+
+
+#: what Ctrl-C tells the user about each command (every one keeps its finished work)
+RESUME_HINTS = {
+    "generate": "finished records are kept; re-run the same command to resume",
+    "train": "checkpoints are kept; re-run the same command with --resume to continue from the last complete one",
+    "align": "finished steps are kept; re-run the same command (same --out) to resume",
+    "demo": "re-run with the same --out to resume",
+}
+
+
+def user_error_message(exc: BaseException) -> str | None:
+    """The one-line message for an error the user can act on (bad input, value, path, lock, full disk), or None.
+
+    The one place that turns errors into ``error: ...`` lines for every sub-command; anything else (a bug) keeps
+    its traceback. ``savi -v`` shows the traceback of every error.
+    """
+    import errno
+
+    from savi_plugin.data.outputs import OutputLockedError
+    from savi_plugin.registry import PluginNotFoundError
+
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        where = exc.filename or "a file"
+        reason = {errno.ENOSPC: "no space left on the device", errno.EDQUOT: "disk quota exceeded",
+                  errno.EFBIG: "file too large (file size limit)"}[exc.errno]
+        return f"{where}: {reason} while writing; free space and re-run the same command to resume"
+    if isinstance(exc, OSError) and exc.filename:
+        return f"{exc.filename}: {exc.strerror or exc}"
+    video_error = _video_decode_error()
+    if isinstance(exc, (ValueError, PluginNotFoundError, OutputLockedError, FloatingPointError)) or (
+            video_error is not None and isinstance(exc, video_error)):
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        return "; ".join(lines) or type(exc).__name__
+    return None
+
+
+def _video_decode_error():
+    try:
+        from savi_plugin.video.decode import VideoDecodeError
+    except ImportError:  # numpy missing: nothing decoded, nothing to catch
+        return None
+    return VideoDecodeError
 
 
 if __name__ == "__main__":

@@ -23,6 +23,8 @@ def add_parser(subparsers) -> None:
     merge.add_argument("output", metavar="OUT", help="merged JSONL to write")
     merge.add_argument("shards", metavar="SHARD", nargs="*",
                        help="shard files (default: OUT's shards, OUT-stem.shard-*-of-*.jsonl)")
+    merge.add_argument("--allow-incomplete", action="store_true",
+                       help="merge even if shards are missing or their runs unfinished (the report lists them)")
     merge.set_defaults(func=run_merge)
 
     parser.add_argument("--generator", help="generator name (savi plugins lists them): rrpo, videosavi")
@@ -99,14 +101,15 @@ def run_generate(args) -> int:
 
 def run_merge(args) -> int:
     from savi_plugin.data.record import DataError
-    from savi_plugin.generators.runner import find_shards, merge_shards
+    from savi_plugin.generators.merge import merge_shards
+    from savi_plugin.generators.runner import find_shards
 
     shards = args.shards or find_shards(args.output)
     if not shards:
         print(f"error: no shard files given and none found next to {args.output}", file=sys.stderr)
         return 1
     try:
-        result = merge_shards(shards, args.output)
+        result = merge_shards(shards, args.output, allow_incomplete=args.allow_incomplete)
     except (DataError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

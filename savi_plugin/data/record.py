@@ -62,6 +62,16 @@ class PreferenceRecord:
         return out
 
 
+def check_encodable(value: Any, file: str, line: int | None, field: str) -> None:
+    """Refuse a string that cannot be written as UTF-8: a lone surrogate (JSON ``"\\ud800"`` decodes to one)."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise DataError(file, line, field, f"contains a lone surrogate {value[exc.start]!r} at character "
+                                               f"{exc.start}; not valid Unicode text") from None
+
+
 def validate_record(obj: Any, file: str = "<memory>", line: int | None = None) -> PreferenceRecord:
     """Check one decoded JSON object and build a :class:`PreferenceRecord`.
 
@@ -90,6 +100,8 @@ def validate_record(obj: Any, file: str = "<memory>", line: int | None = None) -
     for name in OPTIONAL_STR_FIELDS:
         if name in obj and obj[name] is not None and not isinstance(obj[name], str):
             raise DataError(file, line, name, f"expected a string, got {type(obj[name]).__name__}")
+    for name in (*REQUIRED_FIELDS, *OPTIONAL_STR_FIELDS):
+        check_encodable(obj.get(name), file, line, name)
     if "meta" in obj and not isinstance(obj["meta"], dict):
         raise DataError(file, line, "meta", f"expected an object, got {type(obj['meta']).__name__}")
     if obj["chosen"].strip() == obj["rejected"].strip():

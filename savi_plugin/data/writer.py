@@ -9,6 +9,7 @@ Guarantees, relied on by every long job:
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -92,11 +93,18 @@ class JsonlAppender:
         item_id = str(obj[self.key])
         if item_id in self.ids:
             return False
-        data = (json.dumps(obj, ensure_ascii=False) + "\n").encode("utf-8")
-        written = os.write(self._fd, data)
-        if written != len(data):  # pragma: no cover - disk full; never leave half a line behind
+        try:
+            data = (json.dumps(obj, ensure_ascii=False) + "\n").encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise ValueError(f"{self.path}: record {item_id!r} holds text that is not valid Unicode ({exc.reason}: "
+                             f"{exc.object[exc.start:exc.end]!r}); nothing was written") from None
+        try:
+            written = os.write(self._fd, data)
+        except OSError as exc:  # disk full, quota, file size limit: name the file (os.write does not)
+            raise OSError(exc.errno, exc.strerror, str(self.path)) from None
+        if written != len(data):  # disk full mid-line; never leave half a line behind
             os.ftruncate(self._fd, os.lseek(self._fd, 0, os.SEEK_END) - written)
-            raise OSError(f"{self.path}: short write ({written} of {len(data)} bytes)")
+            raise OSError(errno.ENOSPC, f"short write ({written} of {len(data)} bytes)", str(self.path))
         if self.fsync:
             os.fsync(self._fd)
         self.ids.add(item_id)

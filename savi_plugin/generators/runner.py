@@ -13,7 +13,15 @@ How a run stays exact across crashes, re-runs and shards:
   whole (same composition, same outputs); the writer drops ids it already has, so a batch interrupted
   half-way is completed without duplicates. A line torn by a kill is cut off when the files are reopened.
 - A re-run with a different configuration (generator options, prompts, model, seed, frames, batch size,
-  shard) into the same output is refused: mixing two configurations in one file would be silent corruption.
+  shard) into the same output is refused: mixing two configurations in one file would be silent corruption
+  (:mod:`savi_plugin.data.fingerprint`, the check every resumable job uses).
+- An outcome is final when it describes the input (a bad or missing video, too few frames, a prompt too long,
+  the generator's own decisions). A failure that says nothing about the input -- the model raised
+  (``generation_error``: out of memory, a device error), or reading the video failed with an I/O or memory
+  error (``io_error``) -- is not: the item is retried by the next run instead of being marked done forever,
+  and the run report stays ``complete: false`` until it has a final outcome.
+- One process at a time writes an output (:class:`~savi_plugin.data.outputs.OutputLock`), and the output may
+  not be the input.
 
 The run report (JSON, next to the output) is rebuilt from the progress file at the end of every run, so it
 describes the whole output, including the parts made by interrupted runs.
@@ -21,6 +29,7 @@ describes the whole output, including the parts made by interrupted runs.
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -32,7 +41,10 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from savi_plugin import registry
-from savi_plugin.data.record import DataError, validate_record
+from savi_plugin.data.fingerprint import check_same_config
+from savi_plugin.data.outputs import OutputLock, check_distinct
+from savi_plugin.data.paths import is_within
+from savi_plugin.data.record import DataError, check_encodable
 from savi_plugin.data.writer import JsonlAppender, PreferenceWriter, iter_complete_objects, repair_truncated_tail
 from savi_plugin.generators.base import FAILED, PAIR, SKIPPED, BatchContext, Generator, Outcome, WorkItem
 from savi_plugin.generators.inputs import InputItem, load_inputs
@@ -42,6 +54,10 @@ log = logging.getLogger(__name__)
 CONFIG_ID = "__config__"
 #: configuration keys that may change between a run and its resumption
 _RESUMABLE_CHANGES = ("limit", "device")
+#: failure reasons that do not describe the input: the item is retried by the next run (module docstring)
+RETRIED_REASONS = ("generation_error", "io_error")
+_TRANSIENT_ERRNOS = {errno.EIO, errno.EAGAIN, errno.ENOMEM, errno.ETIMEDOUT, errno.ESTALE, errno.EINTR, errno.EBUSY,
+                     errno.ENOSPC}
 
 
 # --------------------------------------------------------------------------- paths and shards
@@ -135,32 +151,54 @@ def _read_progress(path: Path) -> tuple[dict[str, Any] | None, dict[str, dict[st
         if obj["id"] == CONFIG_ID:
             config = obj.get("config")
         else:
-            rows.setdefault(str(obj["id"]), obj)
+            rows[str(obj["id"])] = obj  # a retried item's later row replaces the earlier one
     return config, rows
 
 
-def _config_conflicts(stored: dict[str, Any], current: dict[str, Any]) -> list[str]:
-    """The configuration keys (``options.<name>`` inside the generator options) that differ."""
-    out = []
-    for key in sorted((set(stored) | set(current)) - set(_RESUMABLE_CHANGES)):
-        old, new = stored.get(key), current.get(key)
-        if isinstance(old, dict) and isinstance(new, dict):
-            out += [f"{key}.{k}" for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
-        elif old != new:
-            out.append(key)
-    return out
+def to_retry(row: dict[str, Any]) -> bool:
+    """Whether a progress row holds a failure that is not final (:data:`RETRIED_REASONS`)."""
+    return any(o.get("reason") in RETRIED_REASONS for o in row.get("outcomes", []))
+
+
+def is_transient(exc: BaseException) -> bool:
+    """An error of the machine, not of the input: out of memory, an I/O error, a timeout (causes followed)."""
+    while exc is not None:
+        if isinstance(exc, (MemoryError, TimeoutError, ConnectionError)):
+            return True
+        if isinstance(exc, OSError) and exc.errno in _TRANSIENT_ERRNOS:
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+def check_inputs_encodable(items: Sequence[InputItem]) -> None:
+    """Refuse an input whose text (id, question, answer, options) is not valid Unicode, naming ``file:line``."""
+    for item in items:
+        file, _, line = item.origin.rpartition(":")
+        file, line = (file, int(line)) if line.isdigit() else (item.origin, None)
+        for name in ("id", "question", "answer"):
+            check_encodable(getattr(item, name), file, line, name)
+        for option in item.options or ():
+            check_encodable(option, file, line, "options")
 
 
 # --------------------------------------------------------------------------- one batch
-def _decode(items: Sequence[InputItem], num_frames: int) -> tuple[list[WorkItem], list[Outcome]]:
+def _decode(items: Sequence[InputItem], num_frames: int,
+            data_root: str | Path | None = None) -> tuple[list[WorkItem], list[Outcome]]:
     from savi_plugin.video.decode import read_frames
 
     work, failed = [], []
     for item in items:
+        if data_root is not None and not is_within(item.video, data_root):  # e.g. a symlink in an input folder
+            failed.append(Outcome(item.id, None, SKIPPED, "outside_data_root",
+                                  f"{item.video} resolves to {os.path.realpath(item.video)}, outside the data root "
+                                  f"{os.path.realpath(data_root)}"))
+            continue
         try:
             frames = read_frames(item.video, num_frames).frames
         except Exception as exc:  # VideoDecodeError, a missing file, a codec crash: count it, go on
-            failed.append(Outcome(item.id, None, FAILED, "decode_error", f"{type(exc).__name__}: {exc}"))
+            reason = "io_error" if is_transient(exc) else "decode_error"
+            failed.append(Outcome(item.id, None, FAILED, reason, f"{type(exc).__name__}: {exc}"))
             continue
         if len(frames) < num_frames:  # never padded by repeating frames; the trainer refuses such videos too
             failed.append(Outcome(item.id, None, SKIPPED, "too_few_frames",
@@ -228,6 +266,7 @@ def run_generation(*, generator: str | type | Generator, model: Any, inputs: str
     """
     gen = resolve_generator(generator, options)
     items = list(inputs) if not isinstance(inputs, (str, Path)) else load_inputs(inputs, data_root)
+    check_inputs_encodable(items)
     if limit is not None:
         items = items[: int(limit)]
     gen.check_items(items)
@@ -274,15 +313,29 @@ def run_generation(*, generator: str | type | Generator, model: Any, inputs: str
         base_meta["adapter"] = str(adapter)
 
     prog_path = progress_path(out_path)
+    named_inputs = {"--input": inputs if isinstance(inputs, (str, Path)) else None,
+                    "--model": model if by_path else None, "--adapter": adapter}
+    for path in (out_path, prog_path, Path(report) if report else report_path(out_path)):
+        check_distinct(path, named_inputs, output_name="--output" if path == out_path else f"the output's {path.name}")
+    lock = OutputLock(out_path, what="output", every_rank=True).acquire()
+    try:
+        return _run_locked(gen, model, mine, config, base_meta, out_path, prog_path, index, count, frames,
+                           backend_name, adapter, dtype, device, seed, batch_size, report, progress, data_root)
+    finally:
+        lock.release()
+
+
+def _run_locked(gen, model, mine, config, base_meta, out_path, prog_path, index, count, frames, backend_name,
+                adapter, dtype, device, seed, batch_size, report, progress, data_root) -> dict[str, Any]:
+    """The body of :func:`run_generation` once the output's lock is held."""
     repair_truncated_tail(prog_path)
-    stored, done = _read_progress(prog_path)
-    if stored is not None:
-        conflicts = _config_conflicts(stored, config)
-        if conflicts:
-            raise ValueError(f"{out_path}: was generated with a different configuration ({', '.join(conflicts)} "
-                             f"differ, see {prog_path}); write to a new output or delete the old files")
+    stored, rows = _read_progress(prog_path)
+    check_same_config(stored, config, output=out_path, stored_at=prog_path, ignore=_RESUMABLE_CHANGES,
+                      remedy="write to a new output or delete the old files")
+    done = {item_id for item_id, row in rows.items() if not to_retry(row)}
     writer = PreferenceWriter(out_path)
     progress_log = JsonlAppender(prog_path)
+    progress_log.ids -= set(rows) - done  # failed for a transient reason: this run writes their new rows
     if stored is None:
         progress_log.write_object({"id": CONFIG_ID, "config": config})
 
@@ -299,10 +352,10 @@ def run_generation(*, generator: str | type | Generator, model: Any, inputs: str
                    desc=f"savi generate {gen.name}" + (f" [{index}/{count}]" if count > 1 else ""), dynamic_ncols=True)
     try:
         with ThreadPoolExecutor(max_workers=1) as pool:  # decode the next batch while the model runs
-            pending = pool.submit(_decode, todo[0][1], frames) if todo else None
+            pending = pool.submit(_decode, todo[0][1], frames, data_root) if todo else None
             for n, (b, chunk) in enumerate(todo):
                 work, outcomes = pending.result()
-                pending = pool.submit(_decode, todo[n + 1][1], frames) if n + 1 < len(todo) else None
+                pending = pool.submit(_decode, todo[n + 1][1], frames, data_root) if n + 1 < len(todo) else None
                 ctx = BatchContext(seed=seed, batch_index=b, batch_size=batch_size, meta=base_meta)
                 outcomes = outcomes + _process(gen, lm, work, ctx)
                 by_item: dict[str, list[Outcome]] = {item.id: [] for item in chunk}
@@ -352,6 +405,7 @@ def run_generation(*, generator: str | type | Generator, model: Any, inputs: str
 def build_report(prog_path: Path, out_path: Path, total_items: int | None = None) -> dict[str, Any]:
     """Counts per outcome and the list of skipped/failed records, from a progress file."""
     _, rows = _read_progress(prog_path)
+    final = sum(1 for row in rows.values() if not to_retry(row))
     by_reason: dict[str, int] = {}
     tagging: dict[str, int] = {}
     counts = {PAIR: 0, SKIPPED: 0, FAILED: 0}
@@ -373,8 +427,9 @@ def build_report(prog_path: Path, out_path: Path, total_items: int | None = None
     report = {
         "output": str(out_path),
         "progress": str(prog_path),
-        "complete": total_items is not None and len(rows) >= total_items,
-        "counts": {"items": total_items, "items_done": len(rows), "pairs": counts[PAIR],
+        "complete": total_items is not None and final >= total_items,
+        "counts": {"items": total_items, "items_done": len(rows), "items_final": final,
+                   "items_to_retry": len(rows) - final, "pairs": counts[PAIR],
                    "skipped": counts[SKIPPED], "failed": counts[FAILED], "by_reason": dict(sorted(by_reason.items())),
                    "tagging": dict(sorted(tagging.items()))},
         "records_in_output": lines,
@@ -382,105 +437,3 @@ def build_report(prog_path: Path, out_path: Path, total_items: int | None = None
         "failed": listed[FAILED],
     }
     return report
-
-
-# --------------------------------------------------------------------------- merge
-def _sort_key(obj: dict[str, Any]):
-    order = obj.get("meta", {}).get("order")
-    return (tuple(order) if isinstance(order, list) else (), obj["id"])
-
-
-def merge_shards(paths: Sequence[str | Path], output: str | Path) -> dict[str, Any]:
-    """Merge shard outputs into ``output``: validated, de-duplicated by id, in input order.
-
-    Records are ordered by ``meta.order`` (input index, then ``k``) when every record has it, which
-    reproduces the unsharded run's order; otherwise the first-seen order is kept. The first record of an
-    id wins; a later record with the same id but different content is reported as a conflict. Only complete
-    lines are read (a shard still being written, or torn by a crash, loses its partial last line, reported).
-    The output is written to a temporary file and renamed, so it is never half-written. The shards' run
-    reports, when present, are combined into ``<output stem>.report.json``.
-
-    Args:
-        paths: the shard files (e.g. from :func:`find_shards`).
-        output: the merged JSONL (must not be one of ``paths``).
-
-    Returns:
-        The merge report: records written, duplicates dropped, conflicts, invalid lines, truncated tails.
-    """
-    output = Path(output)
-    paths = [Path(p) for p in paths]
-    if not paths:
-        raise ValueError(f"no shard files to merge into {output}")
-    if any(p.resolve() == output.resolve() for p in paths):
-        raise ValueError(f"{output}: the merge output must not be one of its inputs")
-    records: dict[str, dict[str, Any]] = {}
-    raw_lines: dict[str, str] = {}
-    duplicates, conflicts, invalid, truncated = 0, [], [], []
-    for path in paths:
-        if not path.is_file():
-            raise DataError(str(path), None, None, "shard file not found")
-        with open(path, "rb") as fh:
-            for number, raw in enumerate(fh, start=1):
-                if not raw.endswith(b"\n"):
-                    truncated.append(f"{path}:{number}")
-                    break
-                if not raw.strip():
-                    continue
-                try:
-                    text = raw.decode("utf-8")
-                    obj = json.loads(text)
-                    validate_record(obj, str(path), number)
-                except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-                    invalid.append(f"{path}:{number}: invalid JSON: {exc}")
-                    continue
-                except DataError as exc:
-                    invalid.append(str(exc))
-                    continue
-                if obj["id"] in records:
-                    duplicates += 1
-                    if obj != records[obj["id"]]:
-                        conflicts.append(obj["id"])
-                    continue
-                records[obj["id"]] = obj
-                raw_lines[obj["id"]] = text.rstrip("\n")
-    ordered = list(records.values())
-    if ordered and all(isinstance(o.get("meta", {}).get("order"), list) for o in ordered):
-        ordered.sort(key=_sort_key)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = output.with_name(output.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        for obj in ordered:
-            fh.write(raw_lines[obj["id"]] + "\n")  # byte-for-byte the shard's line
-    os.replace(tmp, output)
-    result: dict[str, Any] = {"output": str(output), "inputs": [str(p) for p in paths], "records": len(ordered),
-                              "duplicates": duplicates, "conflicts": conflicts, "invalid": invalid,
-                              "truncated": truncated}
-    run = _combine_reports([report_path(p) for p in paths])
-    if run is not None:
-        result["run"] = run
-    _write_json_atomic(report_path(output), result)
-    for problem in invalid + [f"{t}: truncated last line ignored" for t in truncated]:
-        log.warning("merge: %s", problem)
-    if conflicts:
-        log.warning("merge: %d id(s) appear with different content in different shards; kept the first: %s",
-                    len(conflicts), ", ".join(conflicts[:10]))
-    return result
-
-
-def _combine_reports(paths: list[Path]) -> dict[str, Any] | None:
-    """Sum the shards' run reports (None if any is missing)."""
-    if not all(p.is_file() for p in paths):
-        return None
-    reports = [json.loads(p.read_text(encoding="utf-8")) for p in paths]
-    counts: dict[str, Any] = {"items": 0, "items_done": 0, "pairs": 0, "skipped": 0, "failed": 0,
-                              "by_reason": {}, "tagging": {}}
-    for r in reports:
-        for key in ("items", "items_done", "pairs", "skipped", "failed"):
-            counts[key] += r["counts"].get(key) or 0
-        for key in ("by_reason", "tagging"):
-            for name, value in r["counts"].get(key, {}).items():
-                counts[key][name] = counts[key].get(name, 0) + value
-    return {"complete": all(r.get("complete") for r in reports), "counts": counts,
-            "skipped": [e for r in reports for e in r.get("skipped", [])],
-            "failed": [e for r in reports for e in r.get("failed", [])],
-            "shards": [r.get("config", {}).get("shard") for r in reports]}

@@ -21,18 +21,101 @@ BACKENDS = ("decord", "pyav")
 #: Largest frame :func:`read_frames` decodes, in pixels (width x height). 4096 x 4096 covers 4K UHD and DCI 4K
 #: sources; no video LM consumes more than a few hundred pixels per side. Larger frames are refused from the
 #: stream's declared size, before anything is decoded: a 2 MB file can declare 16000 x 16000 frames, 768 MB
-#: each as RGB, gigabytes for a handful of sampled frames. Raise it per call (``max_pixels``) or for a whole
-#: job (``$SAVI_MAX_FRAME_PIXELS``).
+#: each as RGB, gigabytes for a handful of sampled frames. The header is not trusted either: a stream may
+#: declare 64 x 64 and carry larger frames, so every JPEG-coded packet's own frame size is read before it is
+#: decoded (MJPEG frames are independent images of any size), and every decoded frame is checked before it
+#: is converted. Raise it per call (``max_pixels``) or for a whole job (``$SAVI_MAX_FRAME_PIXELS``).
 MAX_FRAME_PIXELS = 4096 * 4096
 MAX_PIXELS_ENV = "SAVI_MAX_FRAME_PIXELS"
 
 
 class VideoDecodeError(RuntimeError):
-    """A video could not be decoded. The message names the file and the reason."""
+    """A video could not be decoded. The message names the file and the reason.
 
-    def __init__(self, path: str | Path, reason: str):
-        self.path, self.reason = str(path), reason
+    ``final``: trying the other decoder cannot help (the file is missing, not a regular file, or its frames
+    are above the pixel cap).
+    """
+
+    def __init__(self, path: str | Path, reason: str, *, final: bool = False):
+        self.path, self.reason, self.final = str(path), reason, final
         super().__init__(f"{path}: cannot decode video: {reason}")
+
+
+def path_problem(path: str | Path) -> str | None:
+    """Why ``path`` is not a readable video file -- what it is instead -- or None for a regular file.
+
+    A FIFO or a device would block or stream forever if opened, so it is named and never opened.
+    """
+    import stat
+
+    path = Path(path)
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        if path.is_symlink():
+            return f"is a broken symbolic link (to {os.readlink(path)})"
+        return "file not found"
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror or exc})"
+    if stat.S_ISREG(mode):
+        return None
+    kinds = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISSOCK, "a socket"),
+             (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"))
+    kind = next((name for test, name in kinds if test(mode)), "not a regular file")
+    return f"is {kind}, not a video file"
+
+
+def _cap_error(path: Path, width: int, height: int, cap: int, source: str) -> VideoDecodeError:
+    return VideoDecodeError(path, f"frames are {width}x{height} = {width * height} pixels, above the cap of {cap} "
+                                  f"({source}; raise max_pixels or ${MAX_PIXELS_ENV} if this is intended)", final=True)
+
+
+#: JPEG start-of-frame markers (baseline, extended, progressive, lossless, arithmetic-coded)
+_SOF_MARKERS = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
+#: codecs whose packets are JPEG images, each with its own frame size
+JPEG_CODECS = ("mjpeg", "mjpegb", "jpegls", "ljpeg")
+
+
+def jpeg_frame_size(data: bytes) -> tuple[int, int] | None:
+    """``(width, height)`` from a JPEG image's start-of-frame segment, without decoding; None if absent."""
+    i = 2 if data[:2] == b"\xff\xd8" else -1
+    while 0 <= i < len(data) - 9:
+        if data[i] != 0xFF:
+            return None
+        marker = data[i + 1]
+        if marker == 0xFF:  # fill byte
+            i += 1
+            continue
+        if marker in _SOF_MARKERS:
+            height, width = int.from_bytes(data[i + 5:i + 7], "big"), int.from_bytes(data[i + 7:i + 9], "big")
+            return width, height
+        if marker == 0xDA:  # start of scan: no frame header before it
+            return None
+        i += 2 + int.from_bytes(data[i + 2:i + 4], "big")
+    return None
+
+
+def check_packet_sizes(path: str | Path, max_pixels: int | None = None) -> None:
+    """Read (demux, never decode) every packet of a JPEG-coded video stream and refuse a frame above the cap.
+
+    The stream header's size says nothing about an MJPEG stream's frames: each packet is a JPEG image with its
+    own size. Other codecs are left to the per-frame check of the decoder. Reading packets costs file I/O only.
+    """
+    import av
+
+    cap = frame_pixel_cap(max_pixels)
+    path = Path(path)
+    with av.open(str(path)) as container:
+        if not container.streams.video:
+            return
+        stream = container.streams.video[0]
+        if stream.codec_context.name not in JPEG_CODECS:
+            return
+        for packet in container.demux(stream):
+            size = jpeg_frame_size(bytes(packet)) if packet.size else None
+            if size is not None and size[0] * size[1] > cap:
+                raise _cap_error(path, *size, cap, "a frame's own size, larger than the stream header declares; "
+                                                   "refused before decoding")
 
 
 @dataclass
@@ -136,10 +219,11 @@ def probe_video(path: str | Path, *, max_pixels: int | None = None) -> tuple[int
         VideoDecodeError: naming the file and the reason.
     """
     path = Path(path)
-    if not path.is_file():
-        raise VideoDecodeError(path, "file not found" if not path.exists() else "not a regular file")
+    problem = path_problem(path)
+    if problem:
+        raise VideoDecodeError(path, problem, final=True)
     if path.stat().st_size == 0:
-        raise VideoDecodeError(path, "file is empty (0 bytes)")
+        raise VideoDecodeError(path, "file is empty (0 bytes)", final=True)
     try:
         import av
 
@@ -157,8 +241,7 @@ def probe_video(path: str | Path, *, max_pixels: int | None = None) -> tuple[int
         raise VideoDecodeError(path, "the video stream declares no frame size")
     cap = frame_pixel_cap(max_pixels)
     if width * height > cap:
-        raise VideoDecodeError(path, f"frames are {width}x{height} = {width * height} pixels, above the cap of {cap} "
-                                     f"(raise max_pixels or ${MAX_PIXELS_ENV} if this is intended)")
+        raise _cap_error(path, width, height, cap, "the stream header's size")
     return width, height, frames
 
 
@@ -172,7 +255,9 @@ def read_frames(path: str | Path, num_frames: int = 32, *, fps: float | None = N
         num_frames: frames sampled uniformly over the whole video (ignored when ``fps`` is set).
         fps: sample at this many frames per second instead.
         max_frames: with ``fps``, the cap; above it, ``max_frames`` uniform frames are used.
-        backend: ``"decord"`` or ``"pyav"``; default decord, PyAV when decord is not installed.
+        backend: ``"decord"`` or ``"pyav"``; default decord, PyAV when decord is not installed. When the
+            chosen decoder fails, the other one is tried before giving up (decord cannot read some files
+            PyAV can, and the other way round); the error names both failures.
         max_pixels: refuse frames larger than this many pixels (see :data:`MAX_FRAME_PIXELS`); default
             ``$SAVI_MAX_FRAME_PIXELS`` or 4096 x 4096.
 
@@ -184,26 +269,35 @@ def read_frames(path: str | Path, num_frames: int = 32, *, fps: float | None = N
     backend = backend or default_backend()
     if backend not in BACKENDS:
         raise ValueError(f"unknown video backend {backend!r}; choose one of {', '.join(BACKENDS)}")
-    if not path.exists():
-        raise VideoDecodeError(path, "file not found")
-    if not path.is_file():
-        raise VideoDecodeError(path, "not a regular file")
+    problem = path_problem(path)
+    if problem:
+        raise VideoDecodeError(path, problem, final=True)
     if path.stat().st_size == 0:
-        raise VideoDecodeError(path, "file is empty (0 bytes)")
+        raise VideoDecodeError(path, "file is empty (0 bytes)", final=True)
     cap = frame_pixel_cap(max_pixels)
     size = declared_frame_size(path)
     if size is not None and size[0] * size[1] > cap:
-        raise VideoDecodeError(path, f"frames are {size[0]}x{size[1]} = {size[0] * size[1]} pixels, above the cap of "
-                                     f"{cap} (refused before decoding; raise max_pixels or ${MAX_PIXELS_ENV} "
-                                     f"if this is intended)")
-    try:
-        if backend == "decord":
-            return _read_decord(path, num_frames, fps, max_frames)
-        return _read_pyav(path, num_frames, fps, max_frames)
-    except VideoDecodeError:
-        raise
-    except Exception as exc:  # the decoders raise many types; the user needs the file and the reason
-        raise VideoDecodeError(path, f"{type(exc).__name__}: {exc}".strip()) from exc
+        raise _cap_error(path, *size, cap, "the stream header's size; refused before decoding")
+    order = [backend] + [b for b in BACKENDS if b != backend and (b != "decord" or default_backend() == "decord")]
+    failures: list[str] = []
+    last: Exception | None = None
+    for name in order:
+        try:
+            if name == "decord":
+                check_packet_sizes(path, cap)  # decord decodes whole frames with no size hook
+                return _read_decord(path, num_frames, fps, max_frames)
+            return _read_pyav(path, num_frames, fps, max_frames, cap)
+        except VideoDecodeError as exc:
+            if exc.final:
+                raise
+            failures.append(f"{name}: {exc.reason}")
+            last = exc
+        except Exception as exc:  # the decoders raise many types; the user needs the file and the reason
+            failures.append(f"{name}: {type(exc).__name__}: {exc}".strip())
+            last = exc
+        if len(failures) < len(order):
+            log.warning("%s: %s failed (%s); trying %s", path, name, failures[-1], order[len(failures)])
+    raise VideoDecodeError(path, "; ".join(failures)) from last
 
 
 def _pick(total: int, video_fps: float, num_frames: int, fps: float | None, max_frames: int | None) -> np.ndarray:
@@ -226,11 +320,18 @@ def _read_decord(path: Path, num_frames: int, fps: float | None, max_frames: int
     return DecodedVideo(np.ascontiguousarray(frames, dtype=np.uint8), stamps, idx, video_fps, total, str(path))
 
 
-def _read_pyav(path: Path, num_frames: int, fps: float | None, max_frames: int | None) -> DecodedVideo:
+def _read_pyav(path: Path, num_frames: int, fps: float | None, max_frames: int | None,
+               cap: int | None = None) -> DecodedVideo:
     import av
 
+    cap = frame_pixel_cap(cap)
+
     def selected(wanted: set[int]) -> tuple[int, dict[int, tuple[np.ndarray, float | None]], float]:
-        """One sequential decode: count every frame, convert only the wanted ones (bounded memory)."""
+        """One sequential decode: count every frame, convert only the wanted ones (bounded memory).
+
+        A JPEG packet's frame size is read before the packet is decoded, and every decoded frame's size is
+        checked before anything else is done with it: a frame above the cap stops the decode.
+        """
         kept: dict[int, tuple[np.ndarray, float | None]] = {}
         count = 0
         with av.open(str(path)) as container:
@@ -238,10 +339,20 @@ def _read_pyav(path: Path, num_frames: int, fps: float | None, max_frames: int |
                 raise VideoDecodeError(path, "no video stream")
             stream = container.streams.video[0]
             rate = float(stream.average_rate or 0) or 1.0
-            for frame in container.decode(stream):
-                if count in wanted:
-                    kept[count] = (frame.to_ndarray(format="rgb24"), frame.time)
-                count += 1
+            jpeg = stream.codec_context.name in JPEG_CODECS
+            for packet in container.demux(stream):
+                if jpeg and packet.size:
+                    size = jpeg_frame_size(bytes(packet))
+                    if size is not None and size[0] * size[1] > cap:
+                        raise _cap_error(path, *size, cap, "a frame's own size, larger than the stream header "
+                                                           "declares; refused before decoding")
+                for frame in packet.decode():
+                    if frame.width * frame.height > cap:
+                        raise _cap_error(path, frame.width, frame.height, cap, "a decoded frame's size, larger "
+                                                                               "than the stream header declares")
+                    if count in wanted:
+                        kept[count] = (frame.to_ndarray(format="rgb24"), frame.time)
+                    count += 1
         return count, kept, rate
 
     with av.open(str(path)) as container:

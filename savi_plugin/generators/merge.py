@@ -1,0 +1,194 @@
+"""Merge the outputs of sharded generation runs into one preference file, refusing an incomplete set.
+
+A shard set is complete when every shard ``i`` of ``n`` (named by :func:`~savi_plugin.generators.runner.
+shard_output_path`) is present and each shard's run finished: its run report says ``complete`` (every item
+has a final outcome, none waits for a retry) and its output has no torn last line. Merging an incomplete set
+would silently produce a file with part of the data, so it is refused, naming what is missing, unless the
+caller asks for it (``allow_incomplete``, ``savi generate merge --allow-incomplete``); the merge report then
+says ``complete: false`` and lists what is missing.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+from pathlib import Path
+from typing import Any, Sequence
+
+from savi_plugin.data.outputs import OutputLock, check_distinct
+from savi_plugin.data.record import DataError, validate_record
+from savi_plugin.generators.runner import _write_json_atomic, progress_path, report_path, shard_output_path
+
+log = logging.getLogger(__name__)
+
+_SHARD_NAME = re.compile(r"^(?P<stem>.+)\.shard-(?P<index>\d+)-of-(?P<count>\d+)(?P<suffix>\.[^.]*)?$")
+
+
+class IncompleteShardsError(ValueError):
+    """The shard set is incomplete; the message lists every missing or unfinished shard."""
+
+
+def _shard_run_problem(path: Path) -> str | None:
+    """Why the generation run that wrote ``path`` is unfinished, or None (finished, or not a generation output)."""
+    if not progress_path(path).exists():
+        return None  # a file made some other way: nothing to say about its run
+    rpath = report_path(path)
+    try:
+        report = json.loads(rpath.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return "its generation run has not finished (no run report): re-run the same savi generate command"
+    if not report.get("complete"):
+        counts = report.get("counts", {})
+        retry = counts.get("items_to_retry") or 0
+        return (f"its generation run is incomplete ({counts.get('items_final', counts.get('items_done'))} of "
+                f"{counts.get('items')} items finished" + (f", {retry} failed for a transient reason and will be "
+                                                            f"retried" if retry else "")
+                + "): re-run the same savi generate command")
+    return None
+
+
+def shard_set_problems(paths: Sequence[Path]) -> list[str]:
+    """What keeps ``paths`` from being a complete shard set: missing shards and unfinished runs."""
+    problems = []
+    groups: dict[tuple[Path, str, str, int], set[int]] = {}
+    for path in paths:
+        match = _SHARD_NAME.match(path.name)
+        if match:
+            key = (path.parent, match["stem"], match["suffix"] or "", int(match["count"]))
+            groups.setdefault(key, set()).add(int(match["index"]))
+        problem = _shard_run_problem(path)
+        if problem:
+            problems.append(f"{path}: {problem}")
+    for (parent, stem, suffix, count), present in sorted(groups.items(), key=lambda kv: str(kv[0])):
+        for index in range(count):
+            if index not in present:
+                missing = shard_output_path(parent / f"{stem}{suffix}", index, count)
+                state = "not given" if missing.exists() else "not found"
+                problems.append(f"{missing}: shard {index} of {count} is {state}")
+    return problems
+
+
+def _sort_key(obj: dict[str, Any]):
+    order = obj.get("meta", {}).get("order")
+    return (tuple(order) if isinstance(order, list) else (), obj["id"])
+
+
+def merge_shards(paths: Sequence[str | Path], output: str | Path, *, allow_incomplete: bool = False) -> dict[str, Any]:
+    """Merge shard outputs into ``output``: complete, validated, de-duplicated by id, in input order.
+
+    Records are ordered by ``meta.order`` (input index, then ``k``) when every record has it, which
+    reproduces the unsharded run's order; otherwise the first-seen order is kept. The first record of an
+    id wins; a later record with the same id but different content is reported as a conflict. Only complete
+    lines are read (a shard still being written, or torn by a crash, loses its partial last line, reported).
+    The output is written to a temporary file and renamed, so it is never half-written. The shards' run
+    reports, when present, are combined into ``<output stem>.report.json``. A shard's progress file given
+    among ``paths`` (``pairs.shard*.jsonl`` matches it) is set aside.
+
+    Args:
+        paths: the shard files (e.g. from :func:`~savi_plugin.generators.runner.find_shards`).
+        output: the merged JSONL (must not be one of ``paths``).
+        allow_incomplete: merge even if shards are missing or unfinished (the report says ``complete: false``).
+
+    Returns:
+        The merge report: records written, duplicates dropped, conflicts, invalid lines, truncated tails,
+        ``complete`` and ``missing`` (every missing shard, unfinished run or torn file).
+
+    Raises:
+        IncompleteShardsError: the set is incomplete and ``allow_incomplete`` is False (nothing is written).
+    """
+    output = Path(output)
+    paths = [Path(p) for p in paths]
+    progress_files = {progress_path(p).resolve() for p in paths}
+    dropped = [p for p in paths if p.resolve() in progress_files]
+    paths = [p for p in paths if p.resolve() not in progress_files]
+    if not paths:
+        raise ValueError(f"no shard files to merge into {output}")
+    for path in paths:
+        check_distinct(output, {"a shard": path}, output_name="the merge output")
+    for path in paths:
+        if not path.is_file():
+            raise DataError(str(path), None, None, "shard file not found")
+    with OutputLock(output, what="merge output", every_rank=True):
+        result = _merge(paths, output, allow_incomplete)
+    if dropped:
+        result["ignored_progress_files"] = [str(p) for p in dropped]
+    return result
+
+
+def _merge(paths: list[Path], output: Path, allow_incomplete: bool) -> dict[str, Any]:
+    records: dict[str, dict[str, Any]] = {}
+    raw_lines: dict[str, str] = {}
+    duplicates, conflicts, invalid, truncated = 0, [], [], []
+    for path in paths:
+        with open(path, "rb") as fh:
+            for number, raw in enumerate(fh, start=1):
+                if not raw.endswith(b"\n"):
+                    truncated.append(f"{path}:{number}")
+                    break
+                if not raw.strip():
+                    continue
+                try:
+                    text = raw.decode("utf-8")
+                    obj = json.loads(text)
+                    validate_record(obj, str(path), number)
+                except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+                    invalid.append(f"{path}:{number}: invalid JSON: {exc}")
+                    continue
+                except DataError as exc:
+                    invalid.append(str(exc))
+                    continue
+                if obj["id"] in records:
+                    duplicates += 1
+                    if obj != records[obj["id"]]:
+                        conflicts.append(obj["id"])
+                    continue
+                records[obj["id"]] = obj
+                raw_lines[obj["id"]] = text.rstrip("\n")
+    missing = shard_set_problems(paths) + [f"{t}: truncated last line (a run still writing, or killed)"
+                                           for t in truncated]
+    if missing and not allow_incomplete:
+        raise IncompleteShardsError(f"{output}: refusing to merge an incomplete shard set: {'; '.join(missing)} "
+                                    f"(or pass --allow-incomplete to merge what is there)")
+    ordered = list(records.values())
+    if ordered and all(isinstance(o.get("meta", {}).get("order"), list) for o in ordered):
+        ordered.sort(key=_sort_key)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    tmp = output.with_name(output.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        for obj in ordered:
+            fh.write(raw_lines[obj["id"]] + "\n")  # byte-for-byte the shard's line
+    os.replace(tmp, output)
+    result: dict[str, Any] = {"output": str(output), "inputs": [str(p) for p in paths], "records": len(ordered),
+                              "complete": not missing, "missing": missing, "duplicates": duplicates,
+                              "conflicts": conflicts, "invalid": invalid, "truncated": truncated}
+    run = _combine_reports([report_path(p) for p in paths])
+    if run is not None:
+        result["run"] = run
+    _write_json_atomic(report_path(output), result)
+    for problem in invalid + missing:
+        log.warning("merge: %s", problem)
+    if conflicts:
+        log.warning("merge: %d id(s) appear with different content in different shards; kept the first: %s",
+                    len(conflicts), ", ".join(conflicts[:10]))
+    return result
+
+
+def _combine_reports(paths: list[Path]) -> dict[str, Any] | None:
+    """Sum the shards' run reports (None if any is missing)."""
+    if not all(p.is_file() for p in paths):
+        return None
+    reports = [json.loads(p.read_text(encoding="utf-8")) for p in paths]
+    counts: dict[str, Any] = {"items": 0, "items_done": 0, "pairs": 0, "skipped": 0, "failed": 0,
+                              "by_reason": {}, "tagging": {}}
+    for r in reports:
+        for key in ("items", "items_done", "pairs", "skipped", "failed"):
+            counts[key] += r["counts"].get(key) or 0
+        for key in ("by_reason", "tagging"):
+            for name, value in r["counts"].get(key, {}).items():
+                counts[key][name] = counts[key].get(name, 0) + value
+    return {"complete": all(r.get("complete") for r in reports), "counts": counts,
+            "skipped": [e for r in reports for e in r.get("skipped", [])],
+            "failed": [e for r in reports for e in r.get("failed", [])],
+            "shards": [r.get("config", {}).get("shard") for r in reports]}
