@@ -162,7 +162,7 @@ def test_trainer_falls_back_to_unpacked_where_the_mask_cannot_go(tiny_llava_onev
 
     backend = _lora_backend(tiny_llava_onevision, "sdpa")
     text_config = backend.model.config.get_text_config()
-    text_config._attn_implementation = "flash_attention_2"  # only inspected, never run
+    text_config._attn_implementation = "flex_attention"  # only inspected, never run: cannot pack
     try:
         args = PreferenceConfig(output_dir=str(tmp_path / "out"), loss_type="dpo", num_frames=4, use_cpu=True)
         with caplog.at_level(logging.WARNING, logger="savi_plugin.training.trainer"):
@@ -172,4 +172,4 @@ def test_trainer_falls_back_to_unpacked_where_the_mask_cannot_go(tiny_llava_onev
         text_config._attn_implementation = "sdpa"
     assert trainer.packing is False and trainer.data_collator.packing is False
     messages = [r.getMessage() for r in caplog.records if "packing is off" in r.getMessage()]
-    assert len(messages) == 1 and "flash_attention_2" in messages[0]
+    assert len(messages) == 1 and "flex_attention" in messages[0]
