@@ -36,13 +36,17 @@ class PreferenceConfig(TrainingArguments):
 
     Args:
         loss_type: a name registered in the ``savi_plugin.losses`` entry-point group (``dpo``, ``ipo``,
-            ``rrpo``, or a third party's). A loss whose signature takes ``chosen_phrase_ids`` gets token-level
-            inputs (the RRPO contract); any other gets one log-prob per response (TRL's ``dpo_loss`` contract).
-        beta: the implicit-reward scale (DPO/RRPO beta; IPO's tau). Paper value 0.1.
-        alpha: RRPO's weight of the token-wise KL on the chosen response. Paper value 0.01 (LLaVA-Video).
-        label_smoothing: cDPO's flip probability (``dpo`` only).
-        length_normalize: feed sequence losses the *mean* per-token log-prob instead of the sum. None: on
-            for ``ipo`` (which expects it), off otherwise.
+            ``rrpo``, ``simpo``, ``tdpo``, or a third party's). The loss declares what it needs and its own
+            hyper-parameters (:mod:`savi_plugin.losses.base`).
+        beta: the implicit-reward scale (DPO/RRPO/TDPO beta; IPO's tau; SimPO's beta). None: the loss's default
+            (0.1 for DPO, IPO, RRPO and TDPO, the papers' value; 2.0 for SimPO).
+        alpha: RRPO's weight of the token-wise KL on the chosen response (default 0.01, the paper's for
+            LLaVA-Video; 0 is the "w/o KL" ablation); TDPO2's KL weight (default 0.5). None: the loss's default.
+        label_smoothing: cDPO's flip probability (``dpo`` only; default 0).
+        loss_options: further hyper-parameters of the loss, checked against its declared ``Params`` (e.g. RRPO's
+            ``kl_scope: official`` and ``reward: sequence``, SimPO's ``gamma``, TDPO's ``variant``).
+        length_normalize: feed sequence losses the *mean* per-token log-prob instead of the sum. None: what the
+            loss declares (on for ``ipo`` and ``simpo``).
         reference: ``"adapter"`` (default): the policy with its LoRA adapter disabled, no second copy;
             ``"model"``: a separate frozen model loaded from ``reference_model_path``; ``"precomputed"``:
             reference statistics written beside the dataset by
@@ -65,13 +69,18 @@ class PreferenceConfig(TrainingArguments):
             default; the official RRPO code does the same), so the implicit reward is not noisy.
         skip_nonfinite: a step whose loss (or gradient) is not finite is skipped -- no weight or optimizer
             update -- and counted as ``nonfinite_steps``; False raises ``FloatingPointError`` instead.
+        max_nonfinite_fraction: a run that skipped more than this fraction of its optimizer steps fails
+            (``TrainingFailedError``, no adapter saved) instead of delivering an adapter trained on a fraction of
+            its data as if it were the configured run: steps that keep going non-finite mean a learning rate
+            too high, fp16 overflow or broken data, which an exit code of 0 would hide. 1.0 never fails.
         logprob_chunk_size: response positions per LM-head call (extra peak memory O(chunk x vocab)).
     """
 
     loss_type: str = field(default="rrpo", metadata={"help": "registered loss: dpo, ipo, rrpo, ..."})
-    beta: float = field(default=0.1, metadata={"help": "implicit reward scale (DPO/RRPO beta, IPO tau)"})
-    alpha: float = field(default=0.01, metadata={"help": "RRPO token-wise KL weight"})
-    label_smoothing: float = field(default=0.0, metadata={"help": "cDPO label smoothing"})
+    beta: float | None = field(default=None, metadata={"help": "implicit reward scale (None: the loss's default)"})
+    alpha: float | None = field(default=None, metadata={"help": "RRPO/TDPO KL weight (None: the loss's default)"})
+    label_smoothing: float | None = field(default=None, metadata={"help": "cDPO label smoothing"})
+    loss_options: dict | None = field(default=None, metadata={"help": "the loss's own hyper-parameters"})
     length_normalize: bool | None = field(default=None, metadata={"help": "mean instead of sum log-probs"})
     reference: str = field(default="adapter", metadata={"help": "adapter | model | precomputed"})
     reference_model_path: str | None = field(default=None, metadata={"help": "separate reference checkpoint"})
@@ -85,6 +94,7 @@ class PreferenceConfig(TrainingArguments):
     bad_records: str = field(default="raise", metadata={"help": "raise | skip"})
     disable_dropout: bool = field(default=True, metadata={"help": "zero every dropout of the policy"})
     skip_nonfinite: bool = field(default=True, metadata={"help": "skip (and count) non-finite steps"})
+    max_nonfinite_fraction: float = field(default=0.5, metadata={"help": "fail above this fraction of skipped steps"})
     logprob_chunk_size: int = field(default=256, metadata={"help": "positions per LM-head chunk"})
 
     # TrainingArguments defaults changed for this trainer.
@@ -100,14 +110,12 @@ class PreferenceConfig(TrainingArguments):
             raise ValueError("reference='model' needs reference_model_path")
         if self.bad_records not in BAD_RECORD_POLICIES:
             raise ValueError(f"bad_records must be 'raise' or 'skip', got {self.bad_records!r}")
-        if not self.beta > 0:
-            raise ValueError(f"beta must be > 0, got {self.beta}")
-        if self.alpha < 0:
-            raise ValueError(f"alpha must be >= 0, got {self.alpha}")
         if self.num_frames < 1:
             raise ValueError(f"num_frames must be >= 1, got {self.num_frames}")
         if self.max_length is not None and self.max_length < 2:
             raise ValueError(f"max_length must be >= 2 or None, got {self.max_length}")
+        if not 0.0 <= self.max_nonfinite_fraction <= 1.0:
+            raise ValueError(f"max_nonfinite_fraction must be in [0, 1], got {self.max_nonfinite_fraction}")
         if self.logprob_chunk_size < 1:
             raise ValueError(f"logprob_chunk_size must be >= 1, got {self.logprob_chunk_size}")
         from savi_plugin import registry
@@ -115,8 +123,11 @@ class PreferenceConfig(TrainingArguments):
         if self.loss_type not in registry.available(registry.LOSSES):
             raise ValueError(f"loss_type {self.loss_type!r} is not registered in {registry.LOSSES!r}; available: "
                              f"{', '.join(registry.available(registry.LOSSES))}")
+        self.objective()  # the loss's hyper-parameters are checked now (ConfigError naming the field)
 
-    @property
-    def normalize_lengths(self) -> bool:
-        """Whether sequence losses get mean (not summed) per-token log-probs."""
-        return self.loss_type == "ipo" if self.length_normalize is None else bool(self.length_normalize)
+    def objective(self):
+        """The :class:`~savi_plugin.training.objective.Objective`: the loss with its checked parameters."""
+        from savi_plugin.training.objective import Objective
+
+        shared = {"beta": self.beta, "alpha": self.alpha, "label_smoothing": self.label_smoothing}
+        return Objective(self.loss_type, shared, self.loss_options, self.length_normalize)

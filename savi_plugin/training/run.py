@@ -6,22 +6,51 @@ the projector or the LM head, as the RRPO recipe does), builds the dataset, coll
 ``training`` keyword arguments (:class:`~savi_plugin.training.config.PreferenceConfig` fields), trains, and
 saves the adapter, the processor and ``train_report.json`` (metrics, log history, skipped records, packing
 mode, non-finite steps) to ``output_dir``.
+
+What holds for ``output_dir``:
+
+* one training run at a time writes it (:class:`~savi_plugin.data.outputs.OutputLock`, held by rank 0), and it
+  is never the model's folder (the adapter saved there would load with the model from then on);
+* ``savi_train_config.json`` holds the run's configuration; a resume with another configuration (learning rate,
+  loss, data file or its content, model, LoRA, ...) is refused naming what changed
+  (:mod:`savi_plugin.data.fingerprint`, the check generation uses), except for :data:`RESUMABLE_CHANGES`;
+* the final adapter is saved to a temporary folder and moved in file by file, and ``train_report.json`` -- the
+  mark of a finished run -- is removed at the start and written last, atomically, so a kill never leaves a
+  report beside a torn or older adapter;
+* a full disk while saving is an ``OSError(ENOSPC)`` naming the folder, not a C++ stream error.
 """
 
 from __future__ import annotations
 
+import errno
+import hashlib
 import json
 import logging
+import os
 import re
+import shutil
 import time
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from savi_plugin.data.fingerprint import check_same_config
+from savi_plugin.data.outputs import OutputLock, check_distinct
+
 log = logging.getLogger(__name__)
 
 DEFAULT_LORA = {"r": 8, "alpha": 16, "dropout": 0.05, "target_modules": None}
+CONFIG_FILE = "savi_train_config.json"
+REPORT_FILE = "train_report.json"
+#: training options that a resumed run may change: how long it runs, and how it logs and saves
+RESUMABLE_CHANGES = tuple(f"training.{k}" for k in (
+    "max_steps", "num_train_epochs", "logging_steps", "save_steps", "save_total_limit", "disable_tqdm", "report_to",
+    "logging_dir", "run_name", "dataloader_num_workers", "use_cpu", "eval_steps", "max_nonfinite_fraction"))
+
+
+class TrainingFailedError(RuntimeError):
+    """The run finished but its result is not usable (e.g. most optimizer steps were skipped as non-finite)."""
 
 
 def language_model_linear_pattern(model: torch.nn.Module, decoder: torch.nn.Module) -> str:
@@ -96,6 +125,21 @@ def last_complete_checkpoint(output_dir: str | Path) -> str | None:
     return None
 
 
+def _nonfinite_failure(trainer, config) -> str | None:
+    """Why a run whose optimizer steps were mostly skipped as non-finite must fail, or None.
+
+    See ``PreferenceConfig.max_nonfinite_fraction``: such a run trained on a fraction of its data, and its
+    adapter is not the result of the configured training.
+    """
+    steps, skipped = trainer.state.global_step, trainer.nonfinite_steps
+    limit = getattr(config, "max_nonfinite_fraction", 0.5)
+    if steps and skipped > limit * steps:
+        return (f"{skipped} of {steps} optimizer steps were skipped because their loss or gradient was not finite, "
+                f"more than max_nonfinite_fraction={limit}; lower the learning rate, use bf16 instead of fp16, or "
+                f"check the data")
+    return None
+
+
 def _resume_argument(resume: bool | str | None, output_dir: Path) -> bool | str | None:
     if not resume:
         return None
@@ -105,6 +149,61 @@ def _resume_argument(resume: bool | str | None, output_dir: Path) -> bool | str 
     if last is None:
         log.warning("resume=True but %s has no complete checkpoint-*; training from the start", output_dir)
     return last
+
+
+def file_digest(path: str | Path) -> str:
+    """SHA-256 of a file's content (a data file regenerated at the same path is another data file)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def run_configuration(model, data, backend, lora, options, eval_data) -> dict[str, Any]:
+    """What a training run's result depends on, as stored in ``savi_train_config.json``."""
+    def where(path):
+        return None if path is None else (os.path.realpath(path) if Path(path).exists() else str(path))
+
+    return {"model": where(model), "data": where(data), "data_sha256": file_digest(data) if Path(data).is_file() else None,
+            "eval_data": where(eval_data), "backend": backend, "lora": {**DEFAULT_LORA, **(lora or {})},
+            "training": {k: v for k, v in options.items() if k not in ("output_dir",)}}
+
+
+def _disk_full(exc: BaseException, where: Path) -> OSError | None:
+    """An ``OSError(ENOSPC)`` naming ``where`` when ``exc`` is a full disk in any of its disguises, else None.
+
+    torch's writer reports it as ``basic_ios::clear: iostream error``, safetensors as ``os error 28``.
+    """
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        return OSError(exc.errno, exc.strerror, exc.filename or str(where))
+    text = str(exc)
+    if any(s in text for s in ("No space left", "os error 28", "iostream error", "file write failed")):
+        try:
+            free = shutil.disk_usage(where if where.exists() else where.parent).free
+        except OSError:
+            free = 0
+        return OSError(errno.ENOSPC, f"no space left on the device ({free // 2**20} MiB free; {text.strip()[:80]})",
+                       str(where))
+    return None
+
+
+def _save_adapter_atomically(trainer, output_dir: Path) -> None:
+    """Save the adapter into a temporary folder, then move its files into ``output_dir`` one ``rename`` each."""
+    tmp = output_dir / ".adapter.tmp"
+    if trainer.is_world_process_zero() and tmp.exists():
+        shutil.rmtree(tmp)
+    trainer.save_model(str(tmp))
+    if trainer.is_world_process_zero():
+        for path in sorted(tmp.iterdir(), key=lambda p: p.name.endswith(".safetensors")):  # weights last
+            os.replace(path, output_dir / path.name)
+        tmp.rmdir()
+
+
+def _write_json_atomic(path: Path, obj: Any) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2, default=str))
+    os.replace(tmp, path)
 
 
 def run_training(*, model: str | Path, data: str | Path, output_dir: str | Path, backend: str | None = None,
@@ -129,15 +228,37 @@ def run_training(*, model: str | Path, data: str | Path, output_dir: str | Path,
     Returns:
         A summary: the adapter path, train/eval metrics, pairs used/skipped, packing, non-finite steps.
     """
-    from savi_plugin.models import load_backend
-    from savi_plugin.training.config import PreferenceConfig
-    from savi_plugin.training.trainer import PreferenceTrainer
-
     output_dir = Path(output_dir)
     options = dict(training or {})
     if reference_model is not None:
         options.update(reference="model", reference_model_path=str(reference_model))
+    check_distinct(output_dir, {"the model": model, "the data": data, "the reference model": reference_model,
+                                "the eval data": eval_data}, output_name="output_dir")
+    with OutputLock(output_dir, folder=True, what="training output folder"):
+        return _train(model=model, data=data, output_dir=output_dir, backend=backend, lora=lora, options=options,
+                      resume=resume, eval_data=eval_data)
+
+
+def _train(*, model, data, output_dir: Path, backend, lora, options, resume, eval_data) -> dict[str, Any]:
+    """:func:`run_training` once the output folder's lock is held."""
+    from savi_plugin.models import load_backend
+    from savi_plugin.training.config import PreferenceConfig
+    from savi_plugin.training.trainer import PreferenceTrainer
+
     config = PreferenceConfig(output_dir=str(output_dir), **options)
+    run_config = run_configuration(model, data, backend, lora, options, eval_data)
+    config_path = output_dir / CONFIG_FILE
+    resume_from = _resume_argument(resume, output_dir)
+    if resume_from is not None and config_path.exists():
+        stored = json.loads(config_path.read_text(encoding="utf-8"))
+        check_same_config(stored, run_config, output=output_dir, stored_at=config_path, ignore=RESUMABLE_CHANGES,
+                          remedy="resume with the same configuration, or train into a new output folder")
+    main_process = int(os.environ.get("RANK", "0") or 0) == 0
+    if main_process:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        (output_dir / REPORT_FILE).unlink(missing_ok=True)  # written again, last, when this run has finished
+        if resume_from is None or not config_path.exists():
+            _write_json_atomic(config_path, run_config)
     dtype = "bfloat16" if config.bf16 else ("float16" if config.fp16 else "float32")
     started = time.time()
     # Loaded on the CPU; the Trainer (or DeepSpeed, which partitions it first under ZeRO-3) places it.
@@ -145,9 +266,17 @@ def run_training(*, model: str | Path, data: str | Path, output_dir: str | Path,
     apply_lora(policy, lora, seed=config.seed)
     trainer = PreferenceTrainer(policy, config, train_dataset=str(data),
                                 eval_dataset=str(eval_data) if eval_data is not None else None)
-    result = trainer.train(resume_from_checkpoint=_resume_argument(resume, output_dir))
-    trainer.save_model(str(output_dir))
-    eval_metrics = trainer.evaluate() if eval_data is not None else {}
+    try:
+        result = trainer.train(resume_from_checkpoint=resume_from)
+        failure = _nonfinite_failure(trainer, config)
+        if failure is None:
+            _save_adapter_atomically(trainer, output_dir)
+    except (OSError, RuntimeError) as exc:
+        full = _disk_full(exc, output_dir)
+        if full is None:
+            raise
+        raise full from exc
+    eval_metrics = trainer.evaluate() if eval_data is not None and failure is None else {}
 
     report = {
         "model": str(model), "data": str(data), "output_dir": str(output_dir), "adapter": str(output_dir),
@@ -158,9 +287,12 @@ def run_training(*, model: str | Path, data: str | Path, output_dir: str | Path,
         "dataset": trainer.train_dataset.report(),
         "eval_dataset": trainer.eval_dataset.report() if eval_data is not None else None,
         "log_history": trainer.state.log_history, "seconds": round(time.time() - started, 2),
+        "failed": failure,
     }
     if trainer.is_world_process_zero():
-        (output_dir / "train_report.json").write_text(json.dumps(report, indent=2, default=str))
+        _write_json_atomic(output_dir / REPORT_FILE, report)
+    if failure is not None:
+        raise TrainingFailedError(f"{output_dir}: {failure} (no adapter saved; report: {output_dir / REPORT_FILE})")
     return {k: report[k] for k in ("adapter", "loss_type", "reference", "packing", "global_step", "nonfinite_steps",
                                    "train_metrics", "eval_metrics", "seconds")} | {
         "pairs": report["dataset"]["pairs"], "skipped": report["dataset"]["skipped"],
