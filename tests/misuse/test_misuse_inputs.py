@@ -1,4 +1,4 @@
-"""The bad-input corpus (tests/bad_inputs/cases.yaml): every case through the real entry point it targets.
+"""The bad-input corpus (tests/misuse/bad_inputs/cases.yaml): every case through the real entry point it targets.
 
 Each case must end in a clear error naming file, record and field, or in a counted skip listed with its
 reason -- never a traceback from deep inside torch, never a silent substitute. Videos are real files made
@@ -112,7 +112,7 @@ def build_videos(root: Path) -> None:
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory) -> Path:
-    """A copy of tests/bad_inputs with ``{corpus}`` filled in and the videos built."""
+    """A copy of tests/misuse/bad_inputs with ``{corpus}`` filled in and the videos built."""
     root = tmp_path_factory.mktemp("corpus")
     for src in CORPUS.rglob("*"):
         if src.is_file():
