@@ -26,7 +26,7 @@ from savi_plugin.generators.text import tokens_with_spans
 from savi_plugin.video.decode import read_frames
 from savi_plugin.video.perturb import DEFAULT_PERTURBATIONS, apply_perturbations
 
-TINY_OPTIONS = {"answer_format": "raw", "num_perturbations": 2, "max_new_tokens": 10}
+TINY_OPTIONS = {"answer_format": "raw", "num_perturbations": 2, "pairs_per_question": None, "max_new_tokens": 10}
 
 
 def samples_jsonl(samples) -> Path:
@@ -76,10 +76,10 @@ def test_rrpo_with_tiny_model_writes_valid_tagged_pairs(request, family, synthet
     for r in records:
         meta = r["meta"]
         assert (meta["generator"], meta["prompts_version"], meta["model"], meta["backend"]) == \
-            ("rrpo", "rrpo-prompts-v1", str(model), family)
+            ("rrpo", "rrpo-prompts-v2", str(model), family)
         assert meta["num_frames"] == 4 and meta["seed"] == 0
-        assert [p["name"] for p in meta["perturbation"]] == ["mask", "shuffle"]
-        assert 1 <= len(meta["perturbation"][0]["frames"]) <= 2  # 25-50% of 4 frames
+        assert [p["name"] for p in meta["perturbation"]] == ["occlude", "shuffle"]
+        assert meta["perturbation"][0]["frames"] == [0, 1, 2, 3]  # perturb.png: the box on every frame
         sample = next(s for s in synthetic_samples if s.id == meta["item_id"])
         assert r["chosen"] == f"({sample.answer_letter}) {sample.answer}"
         assert r["question"] == sample.mcq_prompt()  # the packaged template renders MVBench's prompt
@@ -220,7 +220,7 @@ def test_rrpo_scripted_pairs_skips_and_tagging(qa_manifest, tmp_path):
     lm = ScriptedLM(scripted_answer, scripted_tagger)
     out = tmp_path / "pairs.jsonl"
     report = run_generation(generator="rrpo", model=lm, inputs=qa_manifest, output=out, batch_size=3, seed=5,
-                            progress=False)
+                            progress=False, options={"tagger_model": "policy"})
     records = {r["id"]: r for r in read_lines(out)}
     assert list(records) == ["mcq-wrong-rrpo-0", "yes-no-rrpo-0", "long-rrpo-0", "long-badtags-rrpo-0"]
     r = records["mcq-wrong-rrpo-0"]
@@ -310,7 +310,8 @@ def test_rrpo_model_based_tagging_runs_on_the_real_backend(request, family, synt
                                             "answer": LONG_GT}) + "\n" for i, s in enumerate(synthetic_samples[:2])))
     out = tmp_path / "pairs.jsonl"
     report = run_generation(generator="rrpo", model=model, inputs=manifest, output=out, num_frames=4, batch_size=2,
-                            progress=False, options={"tagging": "model", "max_new_tokens": 8, "tag_max_new_tokens": 8})
+                            progress=False, options={"tagging": "model", "tagger_model": "policy", "max_new_tokens": 8,
+                                                     "tag_max_new_tokens": 8})
     records = read_lines(out)
     assert len(records) == report["counts"]["pairs"] == 2
     assert report["counts"]["tagging"] == {"rule_fallback": 2}

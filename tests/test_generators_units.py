@@ -10,7 +10,7 @@ import yaml
 from savi_plugin.data import DataError, validate_record
 from savi_plugin.data.tags import parse_tags
 from savi_plugin.generators.inputs import load_inputs
-from savi_plugin.generators.judge import judge_answer, match_option
+from savi_plugin.generators.judge import judge_answer
 from savi_plugin.generators.parsing import clean_revision, critique_finds_error, parse_questions, question_kind
 from savi_plugin.generators.prompts import PromptError, default_prompts, load_prompts
 from savi_plugin.generators.runner import find_shards, parse_shard, shard_output_path
@@ -18,19 +18,6 @@ from savi_plugin.generators.tagging import check_model_tagging, rule_tag
 from savi_plugin.generators.text import normalized_edit_distance, token_f1, tokens_with_spans
 
 OPTIONS = ["the red circle", "the blue circle", "green", "dark green"]
-
-
-@pytest.mark.parametrize("answer, expected", [
-    ("B", (1, "letter")), ("(C)", (2, "letter")), ("B. the blue circle", (1, "letter")),
-    ("(D) dark green", (3, "letter")), ("The answer is (A).", (0, "letter")), ("Best option: (C)", (2, "letter")),
-    ("answer: B.", (1, "letter")),
-    # an article is not an option letter
-    ("the answer is a red circle", (0, "option_text")), ("Answer: A blue circle.", (1, "option_text")),
-    ("Blue circle", (1, "option_text")), ("it is the dark green one", (3, "option_text")),
-    ("green", (2, "option_text")), ("the red circle or the blue circle", (None, "unmapped")), ("be\x18 reasoning", (None, "unmapped")),
-])
-def test_match_option(answer, expected):
-    assert match_option(answer, OPTIONS) == expected
 
 
 def test_judge_answer_kinds():
@@ -43,7 +30,7 @@ def test_judge_answer_kinds():
     long_gt = "the man opens the red door and walks into the kitchen"
     assert judge_answer("The man opens the red door and walks into a kitchen.", long_gt).correct
     j = judge_answer("a woman closes the window", long_gt)
-    assert (j.correct, j.kind, j.method) == (False, "long", "f1") and j.score < 0.5
+    assert (j.correct, j.kind, j.method, j.score) == (False, "long", "content", 0.0)
     assert judge_answer("", "yes").method == "empty"
     with pytest.raises(ValueError, match="not exactly one of the options"):
         judge_answer("A", "purple", options=OPTIONS)
@@ -65,10 +52,10 @@ def outside_tokens(tagged: str) -> list[str]:
     ("The dog opens the door.", "The goose closes the door.", (["dog opens"], ["goose closes"])),
     ("red", "red circle", (["red"], ["red circle"])),
     ("yes", "No, it does not.", (["yes"], ["No, it does not."])),
-    ("Red", "red", (["Red"], ["red"])),  # differ only in case: whole sides tagged
+    ("Red", "red", (["Red"], ["red"])),
 ])
 def test_rule_tag_marks_exactly_the_differences(chosen, rejected, phrases):
-    pair = rule_tag(chosen, rejected)
+    pair = rule_tag(chosen, rejected, widen=True)
     record = validate_record({"id": "x", "video": "v.mp4", "question": "q", "chosen": chosen, "rejected": rejected,
                               "chosen_tagged": pair.chosen_tagged, "rejected_tagged": pair.rejected_tagged})
     assert (list(parse_tags(record.chosen_tagged).phrases), list(parse_tags(record.rejected_tagged).phrases)) == phrases
@@ -122,12 +109,12 @@ def test_text_metrics():
 
 def test_prompts_override_and_errors(tmp_path):
     defaults = load_prompts("rrpo")
-    assert defaults["version"] == "rrpo-prompts-v1"
+    assert defaults["version"] == "rrpo-prompts-v2"
     path = tmp_path / "p.yaml"
     path.write_text("open_question: 'Q: {question}'\n")
     merged = load_prompts("rrpo", path, fields={"open_question": {"question"}})
     assert merged["open_question"] == "Q: {question}" and merged["mcq_question"] == defaults["mcq_question"]
-    assert merged["version"].startswith("rrpo-prompts-v1+custom-")
+    assert merged["version"].startswith("rrpo-prompts-v2+custom-")
     path.write_text("open_questoin: 'x'\n")
     with pytest.raises(PromptError, match="unknown prompt key 'open_questoin'"):
         load_prompts("rrpo", path)

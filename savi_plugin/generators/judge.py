@@ -1,20 +1,45 @@
-"""Is the model's answer correct? Multiple choice by option letter or option text; yes/no; short; long.
+"""Is the model's answer wrong? RRPO keeps a response as non-preferred only when it is.
 
-RRPO (arXiv 2504.12083, Fig. 2 of the paper / ``docs/assets/self-alignment.png``) keeps a response as
-non-preferred only when it is *wrong*. Wrongly calling a correct answer "wrong" creates a harmful pair
-(the ground truth preferred over an equally correct answer), while wrongly calling a wrong answer
-"correct" only loses a pair, so every rule below leans towards "correct" when in doubt.
+RRPO (arXiv 2504.12083; ``docs/assets/self-alignment.png`` of pritamqu/RRPO: perturbed video -> LVLM ->
+"Correct?" -> No -> selection) pairs the ground truth with the model's answer only when that answer is
+wrong. The authors do not say how they decided "correct?" for open-ended answers (not public); their
+training examples (``docs/assets/data.png``) show what counts as wrong: an answer that keeps the
+ground truth's wording and replaces one content phrase (soccer/field -> volleyball/beach, goose -> dog,
+riding -> fishing). Those are exactly the pairs the refined reward is for, so the rules below call such an
+answer wrong however much of the wording it shares.
+
+Two judges:
+
+- the **rule judge** (:func:`judge_answer`, the default):
+
+  * multiple choice: the option the answer chooses, read by the project's one parser
+    (:func:`savi_plugin.data.choices.parse_choice`); an answer that chooses no option is wrong;
+  * yes/no ground truths: the first ``yes``/``no`` of the answer;
+  * other open-ended answers: content words compared as sets of stems (:mod:`~savi_plugin.generators.content`:
+    wording, inflection and order do not matter; negation does). A short ground truth (at most
+    ``short_answer_words`` words) is the answer itself: the answer is wrong when it lacks one of its content
+    words. A longer one is wrong when the answer *replaces* content (a content word of the ground truth is
+    missing and the answer has one the ground truth lacks) or negates differently. An answer that only
+    omits or only adds detail is not called wrong: calling a correct answer wrong creates a harmful pair
+    (the ground truth preferred over an equally correct answer), missing a wrong one only loses a pair.
+    Synonyms (``sofa``/``couch``) are beyond a rule; the model judge handles them.
+
+- the **model judge** (:class:`ModelJudge`), for open-ended answers when the generator's ``judge_model``
+  option names a local Hugging Face causal LM (or ``policy``, the video model itself, only when asked). Its
+  prompt is ``judge_answer`` in ``prompts/rrpo.yaml``; a reply that says neither "correct" nor "wrong" leaves
+  the rule judge's verdict in place (counted as ``model_unparsed``).
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Any, Mapping, Sequence
 
-from savi_plugin.generators.text import contains_phrase, normalize_answer, token_f1, word_count
-
-LETTERS = "ABCDEFGHIJ"
+from savi_plugin.data.choices import parse_choice
+from savi_plugin.generators.content import content_difference, content_stems, negations
+from savi_plugin.generators.prompts import render
+from savi_plugin.generators.text import normalize_answer, word_count
 
 
 @dataclass(frozen=True)
@@ -24,10 +49,13 @@ class Judgement:
     Attributes:
         correct: whether the answer counts as correct.
         kind: ``mcq``, ``yes_no``, ``short`` or ``long`` (which rule judged it).
-        predicted: for ``mcq``, the index of the option the answer picks (None if it picks none).
-        method: how the verdict was reached (``letter``, ``option_text``, ``unmapped``, ``yes_no``,
-            ``exact``, ``contains``, ``f1``, ``empty``).
-        score: token F1 for ``long`` answers, else 1.0/0.0.
+        predicted: for ``mcq``, the index of the option the answer chooses (None if it chooses none).
+        method: how the verdict was reached: the choice parser's method for ``mcq`` (``letter``,
+            ``option_text``, ``unparsed``, ``ambiguous`` ...), ``yes_no``, ``content``, ``negation``,
+            ``empty``, or ``model`` / ``model_unparsed`` for the model judge.
+        score: 1.0 correct, 0.0 wrong.
+        missing: content stems of the ground truth the answer lacks (open-ended answers).
+        extra: content stems of the answer the ground truth lacks (open-ended answers).
     """
 
     correct: bool
@@ -35,56 +63,15 @@ class Judgement:
     predicted: int | None
     method: str
     score: float
+    missing: tuple[str, ...] = ()
+    extra: tuple[str, ...] = ()
 
-
-def _letter_patterns(n: int) -> list[re.Pattern]:
-    letters = LETTERS[:n]
-    cls = f"[{letters}]"
-    return [
-        re.compile(rf"^\s*\(?({cls})\)?\s*[.:)]?\s*$"),                       # "B", "(B)", "B."
-        re.compile(rf"^\s*\(({cls})\)"),                                      # "(B) red circle"
-        re.compile(rf"^\s*({cls})\s*[.:)]\s"),                                # "B. red", "B) red", "B: red"
-        # "answer is (B)", "Option: B." -- the letter in parentheses or followed by punctuation/end, so the
-        # article in "the answer is a red circle" / "Answer: A red circle" is not read as option A.
-        re.compile(rf"\b(?i:answer|option|choice)\s*(?:(?i:is)|:)?\s*(?:\(({cls})\)|({cls})(?=\s*$|[.,:;!)]))"),
-    ]
-
-
-def match_option(answer: str, options: Sequence[str]) -> tuple[int | None, str]:
-    """The option an answer picks, by its letter first and then by its text.
-
-    Letters: a bare ``B`` / ``(B)`` / ``B.``, a leading ``(B) ...`` / ``B. ...``, ``answer is B`` /
-    ``Option: (B)``, or exactly one distinct parenthesised letter anywhere. Text: the normalised answer
-    equals one option's normalised text, or exactly one option occurs in it as whole words (when one
-    option's text contains another's, e.g. "red" and "dark red", the longer match wins).
-
-    Returns:
-        ``(index, method)``; ``(None, "unmapped")`` when the answer picks no single option.
-    """
-    if not options:
-        return None, "unmapped"
-    n = min(len(options), len(LETTERS))
-    for pattern in _letter_patterns(n):
-        m = pattern.search(answer)
-        if m:
-            letter = next(g for g in m.groups() if g)
-            return LETTERS.index(letter), "letter"
-    paren = set(re.findall(rf"\(([{LETTERS[:n]}])\)", answer))
-    if len(paren) == 1:
-        return LETTERS.index(paren.pop()), "letter"
-
-    norm = normalize_answer(answer)
-    opts = [normalize_answer(o) for o in options]
-    for i, o in enumerate(opts):
-        if o and norm == o:
-            return i, "option_text"
-    found = [i for i, o in enumerate(opts) if contains_phrase(norm, o)]
-    # Drop matches that are part of a longer matching option ("red" inside "dark red").
-    found = [i for i in found if not any(j != i and contains_phrase(opts[j], opts[i]) and opts[j] != opts[i]
-                                         for j in found)]
-    if len(found) == 1:
-        return found[0], "option_text"
-    return None, "unmapped"
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"kind": self.kind, "method": self.method, "predicted": self.predicted,
+                               "score": self.score}
+        if self.kind in ("short", "long"):
+            out.update(missing=list(self.missing), extra=list(self.extra))
+        return out
 
 
 def yes_no(text: str) -> str | None:
@@ -93,24 +80,26 @@ def yes_no(text: str) -> str | None:
     return m.group(1) if m else None
 
 
+def _verdict(correct: bool, kind: str, method: str, predicted: int | None = None, missing=(), extra=()):
+    return Judgement(correct, kind, predicted, method, float(correct), tuple(missing), tuple(extra))
+
+
 def judge_answer(answer: str, ground_truth: str, *, options: Sequence[str] | None = None,
-                 answer_index: int | None = None, short_answer_words: int = 5,
-                 f1_threshold: float = 0.5) -> Judgement:
-    """Judge ``answer`` against the ground truth.
+                 answer_index: int | None = None, short_answer_words: int = 5) -> Judgement:
+    """Judge ``answer`` against the ground truth by rule (see the module docstring).
 
     Args:
         answer: the model's answer.
         ground_truth: the correct answer text (for MCQ, the correct option's text).
-        options: MCQ options; with them the answer is judged by the option it picks (letter or text).
+        options: MCQ options; with them the answer is judged by the option it chooses.
         answer_index: index of the correct option (derived from ``ground_truth`` if None).
-        short_answer_words: ground truths with at most this many words are "short": correct if the
-            normalised answer equals the ground truth or contains it as whole words.
-        f1_threshold: longer ("long", open-ended) answers are correct when their token F1 with the
-            ground truth reaches this value (SQuAD F1; a heuristic, documented as such).
+        short_answer_words: ground truths with at most this many words are "short": the answer must contain
+            each of their content words.
     """
+    kind = "mcq" if options else ("yes_no" if normalize_answer(ground_truth) in ("yes", "no") else
+                                  "short" if word_count(ground_truth) <= short_answer_words else "long")
     if not answer.strip():
-        kind = "mcq" if options else "short"
-        return Judgement(False, kind, None, "empty", 0.0)
+        return _verdict(False, kind, "empty")
     if options:
         if answer_index is None:
             norm_gt = normalize_answer(ground_truth)
@@ -118,18 +107,64 @@ def judge_answer(answer: str, ground_truth: str, *, options: Sequence[str] | Non
             if len(matches) != 1:
                 raise ValueError(f"ground truth {ground_truth!r} is not exactly one of the options {list(options)}")
             answer_index = matches[0]
-        picked, method = match_option(answer, options)
-        return Judgement(picked == answer_index, "mcq", picked, method, float(picked == answer_index))
-    truth = yes_no(ground_truth)
-    if truth is not None and normalize_answer(ground_truth) in ("yes", "no"):
-        said = yes_no(answer)
-        return Judgement(said == truth, "yes_no", None, "yes_no", float(said == truth))
-    norm_gt, norm_answer = normalize_answer(ground_truth), normalize_answer(answer)
-    if word_count(ground_truth) <= short_answer_words:
-        if norm_answer == norm_gt:
-            return Judgement(True, "short", None, "exact", 1.0)
-        if contains_phrase(norm_answer, norm_gt):
-            return Judgement(True, "short", None, "contains", 1.0)
-        return Judgement(False, "short", None, "exact", 0.0)
-    score = token_f1(answer, ground_truth)
-    return Judgement(score >= f1_threshold, "long", None, "f1", score)
+        choice = parse_choice(answer, list(options))
+        return _verdict(choice.index == answer_index, "mcq", choice.method, choice.index)
+    if kind == "yes_no":
+        return _verdict(yes_no(answer) == normalize_answer(ground_truth), "yes_no", "yes_no")
+    missing, extra = content_difference(answer, ground_truth)
+    if (negations(answer) > 0) != (negations(ground_truth) > 0):
+        return _verdict(False, kind, "negation", None, missing, extra)
+    if kind == "short" or not content_stems(ground_truth):
+        wrong = bool(missing) or (not content_stems(ground_truth) and normalize_answer(answer) !=
+                                  normalize_answer(ground_truth))
+    else:
+        wrong = bool(missing) and bool(extra)
+    return _verdict(not wrong, kind, "content", None, missing, extra)
+
+
+_VERDICT = re.compile(r"\b(not\s+(?:correct|right|wrong|incorrect)|incorrect|wrong|correct|right|yes|no)\b")
+
+
+def parse_verdict(reply: str) -> bool | None:
+    """A judge model's reply as True (correct), False (wrong) or None (neither said)."""
+    m = _VERDICT.search(reply.lower())
+    if not m:
+        return None
+    word = m.group(1)
+    if word.startswith("not"):
+        return word.split()[-1] in ("wrong", "incorrect")
+    return word in ("correct", "right", "yes")
+
+
+class ModelJudge:
+    """Judges open-ended answers with a text LM (any object with ``generate_text``; see
+    :class:`savi_plugin.generators.textlm.TextLM`).
+
+    Args:
+        lm: the judge model.
+        prompts: the generator's prompts (uses ``judge_answer``, fields ``question``, ``ground_truth``, ``answer``).
+        max_new_tokens: reply length (one word is asked for).
+    """
+
+    def __init__(self, lm, prompts: Mapping[str, Any], *, max_new_tokens: int = 8):
+        self.lm, self.prompts, self.max_new_tokens = lm, prompts, max_new_tokens
+
+    def judge(self, cases: Sequence[tuple[str, str, str, Judgement]], *, batch_size: int = 8,
+              seed: int = 0) -> list[Judgement]:
+        """Judge ``(question, answer, ground_truth, rule_judgement)`` cases; returns one Judgement each."""
+        conversations = [[{"role": "user", "content": render(self.prompts, "judge_answer", question=q,
+                                                             ground_truth=g, answer=a)}] for q, a, g, _ in cases]
+        replies: list[str] = []
+        step = max(1, batch_size)
+        for c, start in enumerate(range(0, len(conversations), step)):
+            replies += self.lm.generate_text(conversations[start:start + step], max_new_tokens=self.max_new_tokens,
+                                             do_sample=False, seed=(seed + c) % (2**63))
+        out = []
+        for (_, _, _, rule), reply in zip(cases, replies):
+            verdict = parse_verdict(reply)
+            if verdict is None:
+                out.append(Judgement(rule.correct, rule.kind, None, "model_unparsed", rule.score, rule.missing,
+                                     rule.extra))
+            else:
+                out.append(Judgement(verdict, rule.kind, None, "model", float(verdict), rule.missing, rule.extra))
+        return out

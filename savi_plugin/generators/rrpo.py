@@ -1,16 +1,23 @@
 """RRPO's self-alignment data: the model's own errors on perturbed videos, with the differences tagged.
 
 Sarkar et al., "Self-Alignment of Large Video Language Models with Refined Regularized Preference
-Optimization" (arXiv 2504.12083). For each (video, question, ground truth):
+Optimization" (arXiv 2504.12083; pritamqu/RRPO ``docs/assets/self-alignment.png``, ``perturb.png``,
+``data.png``, ``docs/DATA.md``). For each (video, question, ground truth):
 
-1. perturb the video (default: mask 25-50% of the frames, then shuffle them; see
-   :mod:`savi_plugin.video.perturb`), ``num_perturbations`` independent draws per question;
-2. ask the model the question about the perturbed video;
-3. if the answer is *wrong* (:func:`~savi_plugin.generators.judge.judge_answer`: MCQ by option letter or
-   option text), the pair is (preferred = ground truth, non-preferred = the model's answer);
-4. tag the phrases where the two differ: a word diff for MCQ, yes/no and short answers; for long
-   open-ended answers the authors' two-turn LLM prompt (``docs/DATA.md``), run with the same backend,
-   falling back to the word diff when the model's tags do not check out.
+1. perturb the video (default: the figure's persistent occluder over the subject on every frame, then a
+   temporal shuffle; :mod:`savi_plugin.video.perturb`), ``num_perturbations`` independent draws;
+2. ask the model the question about each perturbed video;
+3. judge each answer (:mod:`~savi_plugin.generators.judge`: the rule judge, or a local LLM with
+   ``judge_model``); a *wrong* answer is a candidate non-preferred response, the ground truth the preferred
+   one ("Correct? -> No -> initial selection of responses" in the figure). At most ``pairs_per_question``
+   errors are kept per question, the first draws first: the released data (``docs/DATA.md``) holds one
+   ``pred`` per sample, so the default is 1 and extra draws only raise the chance of provoking an error
+   (how many draws the authors made is not public);
+4. tag the phrases where the two differ: the official difflib rule (replaced spans) for MCQ, yes/no and short
+   answers; for long open-ended answers the authors' two-turn LLM prompt when a tagger model is named
+   (``tagger_model``: a local causal LM, or ``policy``), falling back to the rule when the model's tags do
+   not check out. A pair with no replaced span is skipped (``no_replaced_phrase``), as the official
+   preprocessing rejects a sample without a tagged phrase.
 
 Record ids are ``<item id>-rrpo-<k>`` (``k``: the perturbation draw), so a re-run skips finished ones.
 """
@@ -27,9 +34,10 @@ from savi_plugin.data.record import DataError, PreferenceRecord, validate_record
 from savi_plugin.generators.base import (PAIR, SKIPPED, BatchContext, Generator, Outcome, WorkItem, generate_chunked,
                                          stable_int)
 from savi_plugin.generators.inputs import LETTERS, InputItem
-from savi_plugin.generators.judge import judge_answer
+from savi_plugin.generators.judge import ModelJudge, judge_answer
 from savi_plugin.generators.prompts import render
 from savi_plugin.generators.tagging import TaggedPair, check_model_tagging, rule_tag, says_no_difference
+from savi_plugin.generators.textlm import resolve_text_lm
 from savi_plugin.generators.text import word_count
 from savi_plugin.video.perturb import apply_perturbations, normalize_specs
 
@@ -46,34 +54,44 @@ class RRPOConfig:
     Attributes:
         prompts: a YAML file (or mapping) overriding the packaged ``prompts/rrpo.yaml``.
         perturbations: the perturbation pipeline: a list of ``{"name": ..., **params}``, or a string such as
-            ``"mask:0.25-0.5,shuffle"``; None = RRPO's mask 25-50% + shuffle.
-        num_perturbations: independent perturbation draws per question (each may give one pair).
+            ``"occlude,shuffle"``; None = the ``perturb.png`` default (occluder on every frame + shuffle).
+        num_perturbations: independent perturbation draws per question.
+        pairs_per_question: the most pairs kept per question (the first wrong draws); None keeps every error.
         answer_format: how MCQ responses are written in the pair. ``letter_option``: ``"(B) red circle"``;
             ``option``: ``"red circle"``; ``letter``: ``"(B)"`` (both sides rendered from the option each
             picks, so the pair differs exactly in the choice); ``raw``: the model's answer verbatim and the
             ground truth as ``letter_option``.
         keep_unmapped: for a non-``raw`` format, keep an MCQ answer that picks no option as raw text
             (otherwise it is skipped as ``unmapped_answer``).
-        tagging: ``auto`` (model-based for long open-ended answers, word diff otherwise), ``rule`` or ``model``.
+        judge_model: None (the rule judge), a local causal-LM directory, or ``policy`` (the video model) to
+            judge open-ended answers.
+        tagger_model: None, a local causal-LM directory, or ``policy``: the LLM of the two-turn tagging prompt.
+        tagging: ``auto`` (the tagger model for long open-ended answers when ``tagger_model`` is set, the rule
+            otherwise), ``rule`` or ``model`` (every pair through the tagger model).
+        widen_tags: the rule tags insertions and deletions too (our extension; the official rule tags
+            replaced spans only).
         long_answer_words: in ``auto``, an open-ended pair is "long" when either side has more words.
-        short_answer_words: ground truths with at most this many words are judged by exact/contained match.
-        f1_threshold: longer open-ended answers are correct at this token F1 with the ground truth.
+        short_answer_words: ground truths with at most this many words are judged as short answers.
         max_new_tokens: answer length.
-        tag_max_new_tokens: length of each model-tagging turn.
+        tag_max_new_tokens: length of each model-tagging turn; judge_max_new_tokens: of the judge's reply.
         do_sample, temperature, top_p: decoding (greedy by default; sampling is seeded).
     """
 
     prompts: Any = None
     perturbations: Any = None
     num_perturbations: int = 1
+    pairs_per_question: int | None = 1
     answer_format: str = "letter_option"
     keep_unmapped: bool = False
+    judge_model: Any = None
+    tagger_model: Any = None
     tagging: str = "auto"
+    widen_tags: bool = False
     long_answer_words: int = 12
     short_answer_words: int = 5
-    f1_threshold: float = 0.5
     max_new_tokens: int = 64
     tag_max_new_tokens: int = 160
+    judge_max_new_tokens: int = 8
     do_sample: bool = False
     temperature: float = 1.0
     top_p: float = 1.0
@@ -83,8 +101,12 @@ class RRPOConfig:
             raise ValueError(f"answer_format must be one of {', '.join(ANSWER_FORMATS)}, got {self.answer_format!r}")
         if self.tagging not in TAGGING:
             raise ValueError(f"tagging must be one of {', '.join(TAGGING)}, got {self.tagging!r}")
+        if self.tagging == "model" and self.tagger_model is None:
+            raise ValueError("tagging 'model' needs tagger_model (a local causal LM directory, or 'policy')")
         if int(self.num_perturbations) < 1:
             raise ValueError("num_perturbations must be >= 1")
+        if self.pairs_per_question is not None and int(self.pairs_per_question) < 1:
+            raise ValueError("pairs_per_question must be >= 1 (or null for every error)")
         self.perturbations = normalize_specs(self.perturbations)
 
 
@@ -103,6 +125,7 @@ class _Attempt:
     judgement: Any = None
     tagged: TaggedPair | None = None
     tag_note: str = ""
+    skip: tuple[str, str] = ("", "")
 
 
 class RRPOGenerator(Generator):
@@ -111,6 +134,7 @@ class RRPOGenerator(Generator):
     name = "rrpo"
     config_class = RRPOConfig
     prompt_fields = {"mcq_question": {"question", "options"}, "open_question": {"question"},
+                     "judge_answer": {"question", "ground_truth", "answer"},
                      "tag_differences": {"chosen", "rejected"}, "tag_rewrite": {"label", "sentence"}}
 
     def check_items(self, items: Sequence[InputItem]) -> None:
@@ -148,17 +172,47 @@ class RRPOGenerator(Generator):
                                    batch_size=ctx.batch_size, seed=stable_int(ctx.seed, ctx.batch_index, "answer"),
                                    max_new_tokens=cfg.max_new_tokens, do_sample=cfg.do_sample,
                                    temperature=cfg.temperature, top_p=cfg.top_p)
-        outcomes: dict[int, Outcome] = {}
-        for i, (attempt, answer) in enumerate(zip(attempts, answers)):
+        for attempt, answer in zip(attempts, answers):
             attempt.answer = answer.strip()
+        self._judge(lm, attempts, ctx)
+        outcomes: dict[int, Outcome] = {}
+        for i, attempt in enumerate(attempts):
             skip = self._make_pair(attempt)
             if skip is not None:
                 outcomes[i] = self._outcome(attempt, SKIPPED, *skip)
         pending = [i for i in range(len(attempts)) if i not in outcomes]
         self._tag(lm, [attempts[i] for i in pending], ctx)
-        for i in pending:
-            outcomes[i] = self._finish(attempts[i], ctx)
+        kept: dict[str, int] = {}
+        for i in pending:  # in order of draw: the first errors of a question are kept
+            attempt, item_id = attempts[i], attempts[i].work.item.id
+            if attempt.tagged is None:
+                outcomes[i] = self._outcome(attempt, SKIPPED, *attempt.skip)
+            elif cfg.pairs_per_question is not None and kept.get(item_id, 0) >= cfg.pairs_per_question:
+                outcomes[i] = self._outcome(attempt, SKIPPED, "pair_limit", f"the question already has "
+                                            f"{kept[item_id]} pair(s) (pairs_per_question)")
+            else:
+                kept[item_id] = kept.get(item_id, 0) + 1
+                outcomes[i] = self._finish(attempt, ctx)
         return [outcomes[i] for i in range(len(attempts))]
+
+    def _judge(self, lm, attempts: list[_Attempt], ctx: BatchContext) -> None:
+        """Judge every answer by rule; with ``judge_model``, open-ended ones again by the model (batched)."""
+        cfg = self.config
+        for a in attempts:
+            item = a.work.item
+            if a.answer:
+                a.judgement = judge_answer(a.answer, item.answer, options=item.options, answer_index=item.answer_index,
+                                           short_answer_words=cfg.short_answer_words)
+        open_ended = [a for a in attempts if a.judgement is not None and a.judgement.kind in ("short", "long")]
+        if cfg.judge_model is None or not open_ended:
+            return
+        if getattr(self, "_judge_lm", None) is None:  # loaded once per run, on first use
+            self._judge_lm = resolve_text_lm(cfg.judge_model, lm, role="judge")
+        judge = ModelJudge(self._judge_lm, self.prompts, max_new_tokens=cfg.judge_max_new_tokens)
+        cases = [(a.work.item.question, a.answer, a.work.item.answer, a.judgement) for a in open_ended]
+        for a, j in zip(open_ended, judge.judge(cases, batch_size=ctx.batch_size,
+                                                seed=stable_int(ctx.seed, ctx.batch_index, "judge"))):
+            a.judgement = j
 
     def _outcome(self, attempt: _Attempt, status: str, reason: str, detail: str = "", **kw) -> Outcome:
         return Outcome(attempt.work.item.id, self.record_id(attempt.work.item.id, attempt.k), status, reason,
@@ -169,9 +223,7 @@ class RRPOGenerator(Generator):
         cfg, item = self.config, attempt.work.item
         if not attempt.answer:
             return "empty_answer", "the model returned an empty answer"
-        j = judge_answer(attempt.answer, item.answer, options=item.options, answer_index=item.answer_index,
-                         short_answer_words=cfg.short_answer_words, f1_threshold=cfg.f1_threshold)
-        attempt.judgement = j
+        j = attempt.judgement
         if j.correct:
             return "correct_answer", f"answered correctly on the perturbed video: {attempt.answer[:200]!r}"
         if item.is_mcq:
@@ -192,7 +244,7 @@ class RRPOGenerator(Generator):
 
     def _wants_model_tagging(self, attempt: _Attempt) -> bool:
         cfg = self.config
-        if cfg.tagging == "rule":
+        if cfg.tagging == "rule" or cfg.tagger_model is None:
             return False
         if cfg.tagging == "model":
             return True
@@ -200,43 +252,45 @@ class RRPOGenerator(Generator):
         return not attempt.work.item.is_mcq and attempt.judgement.kind == "long" and is_long
 
     def _tag(self, lm, attempts: list[_Attempt], ctx: BatchContext) -> None:
-        """Tag every attempt: model-based where wanted (batched, two turns), the word diff otherwise."""
+        """Tag every attempt: the tagger model where wanted (batched, two turns), the rule otherwise.
+
+        An attempt left with ``tagged`` None is skipped with its ``skip`` reason."""
         cfg = self.config
-        model_side = [a for a in attempts if self._wants_model_tagging(a)]
         for a in attempts:
-            a.tagged = rule_tag(a.chosen, a.rejected)
+            a.tagged = rule_tag(a.chosen, a.rejected, widen=cfg.widen_tags)
+            if a.tagged is None:
+                a.skip = ("no_replaced_phrase", "the responses differ only by insertions or deletions: "
+                          "no replaced phrase to tag")
+        model_side = [a for a in attempts if self._wants_model_tagging(a)]
         if not model_side:
             return
-        if not hasattr(lm, "generate_text"):
-            for a in model_side:
-                a.tag_note = "backend has no generate_text"
-                a.tagged = TaggedPair(a.tagged.chosen_tagged, a.tagged.rejected_tagged, "rule_fallback")
-            return
+        if getattr(self, "_tagger_lm", None) is None:
+            self._tagger_lm = resolve_text_lm(cfg.tagger_model, lm, role="tagger")
+        tagger = self._tagger_lm
         gen = dict(max_new_tokens=cfg.tag_max_new_tokens, do_sample=cfg.do_sample, temperature=cfg.temperature,
                    top_p=cfg.top_p)
         first = [[{"role": "user", "content": render(self.prompts, "tag_differences", chosen=a.chosen,
                                                      rejected=a.rejected)}] for a in model_side]
-        replies = self._generate_text(lm, first, ctx, "tag1", gen)
+        replies = self._generate_text(tagger, first, ctx, "tag1", gen)
         second, owners = [], []
         for a, conv, reply in zip(model_side, first, replies):
             if says_no_difference(reply):
-                a.tag_note = "the model found no key difference"
+                a.tagged, a.skip = None, ("no_key_difference", f"the tagger model found no key difference: {reply[:80]!r}")
                 continue
             for label, sentence in (("Sentence 1", a.chosen), ("Sentence 2", a.rejected)):
                 turn = render(self.prompts, "tag_rewrite", label=label, sentence=sentence)
                 second.append(conv + [{"role": "assistant", "content": reply}, {"role": "user", "content": turn}])
             owners.append(a)
-        rewrites = self._generate_text(lm, second, ctx, "tag2", gen) if second else []
+        rewrites = self._generate_text(tagger, second, ctx, "tag2", gen) if second else []
         for n, a in enumerate(owners):
             chosen = check_model_tagging(a.chosen, rewrites[2 * n])
             rejected = check_model_tagging(a.rejected, rewrites[2 * n + 1])
             if chosen is None or rejected is None:
                 a.tag_note = "the model's tags did not strip to the original responses"
+                if a.tagged is not None:
+                    a.tagged = TaggedPair(a.tagged.chosen_tagged, a.tagged.rejected_tagged, "rule_fallback")
                 continue
             a.tagged = TaggedPair(chosen, rejected, "model")
-        for a in model_side:
-            if a.tagged.method == "rule":
-                a.tagged = TaggedPair(a.tagged.chosen_tagged, a.tagged.rejected_tagged, "rule_fallback")
 
     def _generate_text(self, lm, conversations, ctx: BatchContext, stage: str, gen: dict) -> list[str]:
         out: list[str] = []
@@ -255,7 +309,7 @@ class RRPOGenerator(Generator):
             "num_frames": int(attempt.frames.shape[0]),
             "perturbation": attempt.perturbation,
             "answer_format": self.config.answer_format if item.is_mcq else "open",
-            "judge": {"kind": j.kind, "method": j.method, "predicted": j.predicted, "score": round(j.score, 4)},
+            "judge": j.to_json(),
             "ground_truth": item.answer,
             "model_answer": attempt.answer,
             "tagging": tagged.method,

@@ -1,13 +1,20 @@
 """Tag the phrases where a preferred and a non-preferred response differ (``<MASK> ... </MASK>``).
 
 RRPO (arXiv 2504.12083; pritamqu/RRPO ``docs/DATA.md``) puts its sub-sequence reward on the differing
-phrases only. The authors tag "MCQ, binary QA and short answers" with regular expressions and long
-open-ended answers with an LLM and a two-turn prompt (first: list the key differences or say "None";
-second: rewrite the sentence marking them). Here:
+phrases only. The authors tag "mcq, binary qa, and short answers" with a regex-style rule and "open-ended
+long responses" with a strong LLM and a two-turn prompt (first: list the key differences or say "None";
+second: rewrite the sentence with them). Here:
 
-- :func:`rule_tag` is the regex/token route: a word-level diff (``difflib``) of the two responses; every
-  non-matching run is a phrase on each side. Everything outside the tags is, token for token, the same
-  text on both sides, so the tags cover exactly the differences.
+- :func:`rule_tag` is the rule route. By default it is exactly the official code's difflib tagging on word
+  sequences: the RRPO repository's only tagging code (``videochat2``'s ``diff_lib.get_diff_signs``, used with
+  ``min_match_size=1``) runs ``difflib.SequenceMatcher`` over the two responses and gives a phrase id to
+  every ``replace`` span only; insertions and deletions get none. So a pair whose responses differ only by
+  an insertion or a deletion has no phrase, and the official preprocessing rejects it (``sum(signs) > 0``
+  on each side); :func:`rule_tag` returns None for it. The official code diffs token ids of the policy's
+  tokenizer; we diff words and punctuation marks (:func:`~savi_plugin.generators.text.tokens_with_spans`),
+  so a phrase never ends inside a word and the tags do not depend on the tokenizer.
+  ``widen=True`` is our extension (not the authors'): an insertion or deletion is widened by one
+  neighbouring matching word so both sides get a phrase for it (``"red"`` vs ``"red circle"``).
 - :func:`check_model_tagging` validates what a model returned for the LLM route: its tags must strip to
   exactly the original response and mark at least one phrase; otherwise the caller falls back to
   :func:`rule_tag` (counted in the run report).
@@ -52,19 +59,22 @@ def _merge(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
     return [(i, j) for i, j in merged]
 
 
-def diff_ranges(a: list[str], b: list[str]) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
-    """Token ranges ``[i, j)`` of ``a`` and of ``b`` that differ (case-insensitive word diff).
+def diff_ranges(a: list[str], b: list[str], *, widen: bool = False
+                ) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+    """Token ranges ``[i, j)`` of ``a`` and of ``b`` that differ (exact word comparison, as the official
+    code compares token ids).
 
-    A pure insertion or deletion (a phrase present on one side only) is widened by one neighbouring
-    matching token on both sides, so that both responses get a phrase for it (``"red"`` vs ``"red
-    circle"`` tags ``red`` and ``red circle``) and the phrase reward compares like with like.
+    Args:
+        a, b: the two token sequences.
+        widen: False (the official rule): only ``replace`` spans, in pairs, so both lists have the same
+            length. True: insertions and deletions too, each widened by one neighbouring matching token on
+            both sides (``"red"`` vs ``"red circle"`` gives ``red`` and ``red circle``).
     """
-    la, lb = [t.lower() for t in a], [t.lower() for t in b]
     ra: list[tuple[int, int]] = []
     rb: list[tuple[int, int]] = []
-    matcher = difflib.SequenceMatcher(None, la, lb, autojunk=False)
+    matcher = difflib.SequenceMatcher(None, a, b, autojunk=False)
     for op, i1, i2, j1, j2 in matcher.get_opcodes():
-        if op == "equal":
+        if op == "equal" or (op != "replace" and not widen):
             continue
         if i1 == i2 or j1 == j2:  # one side empty: borrow a neighbouring shared token
             if i1 > 0 and j1 > 0:
@@ -75,22 +85,29 @@ def diff_ranges(a: list[str], b: list[str]) -> tuple[list[tuple[int, int]], list
             ra.append((i1, i2))
         if j2 > j1:
             rb.append((j1, j2))
+    if not widen:
+        return ra, rb
     return _merge(ra), _merge(rb)
 
 
-def rule_tag(chosen: str, rejected: str) -> TaggedPair:
+def rule_tag(chosen: str, rejected: str, *, widen: bool = False) -> TaggedPair | None:
     """Tag the differing phrases of two responses by a word-level diff.
 
     Args:
         chosen: the preferred response (RRPO: the ground truth).
         rejected: the non-preferred response (RRPO: the model's wrong answer).
+        widen: see :func:`diff_ranges`; False is the official rule (replaced spans only).
 
     Returns:
-        A :class:`TaggedPair` (method ``"rule"``). If one side ends up with no phrase (the responses differ
-        only in case or spacing), that whole side is tagged, so both sides always carry a phrase.
+        A :class:`TaggedPair` (method ``"rule"``), or None when no span is replaced (the responses differ only
+        by insertions or deletions: the official preprocessing rejects such a pair). With ``widen``, a side
+        left without a phrase (the responses differ only in spacing) is tagged whole, so both sides always
+        carry a phrase.
     """
     ta, tb = tokens_with_spans(chosen), tokens_with_spans(rejected)
-    ra, rb = diff_ranges([t for t, _, _ in ta], [t for t, _, _ in tb])
+    ra, rb = diff_ranges([t for t, _, _ in ta], [t for t, _, _ in tb], widen=widen)
+    if not widen and not ra:
+        return None
 
     def to_chars(tokens, ranges, text):
         spans = [(tokens[i][1], tokens[j - 1][2]) for i, j in ranges]

@@ -1,0 +1,104 @@
+"""A local text-only causal LM for the helper roles of data generation: RRPO's judge and phrase tagger.
+
+RRPO's ``docs/DATA.md`` tags long answers with "a powerful LLM", not with the video model being aligned;
+:class:`TextLM` loads any Hugging Face causal LM from a **local** directory (``AutoModelForCausalLM``,
+``trust_remote_code`` off unless asked; nothing is downloaded) and offers the same
+``generate_text(conversations, ...)`` interface as the video backends, so the generators treat both alike.
+:func:`resolve_text_lm` turns a generator option (a path, ``"policy"`` or None) into the model to use.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+POLICY = "policy"
+
+
+class TextLM:
+    """A causal LM and its tokenizer, loaded from a local directory.
+
+    Args:
+        path: a directory with ``config.json``, the weights and the tokenizer.
+        device: where to run it.
+        dtype: ``float32``, ``bfloat16`` or ``float16``.
+        trust_remote_code: passed to transformers (off by default).
+    """
+
+    def __init__(self, path: str | Path, *, device: str = "cpu", dtype: str = "float32",
+                 trust_remote_code: bool = False):
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        path = Path(path)
+        if not (path / "config.json").is_file():
+            raise FileNotFoundError(f"{path}: no config.json; a judge or tagger model must be a local "
+                                    "Hugging Face causal LM directory")
+        dtypes = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+        if dtype not in dtypes:
+            raise ValueError(f"dtype must be one of {', '.join(dtypes)}, got {dtype!r}")
+        self.path = path
+        self.tokenizer = AutoTokenizer.from_pretrained(str(path), trust_remote_code=trust_remote_code)
+        self.model = AutoModelForCausalLM.from_pretrained(str(path), dtype=dtypes[dtype],
+                                                          trust_remote_code=trust_remote_code).to(device).eval()
+        if self.tokenizer.pad_token_id is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+
+    def __repr__(self) -> str:
+        return f"TextLM({str(self.path)!r})"
+
+    def render(self, turns: list[dict]) -> str:
+        """A conversation as the model's chat prompt (its chat template, or plain ``User:``/``Assistant:`` turns
+        when the tokenizer has none), ending with the assistant's turn to write."""
+        if getattr(self.tokenizer, "chat_template", None):
+            return self.tokenizer.apply_chat_template(turns, add_generation_prompt=True, tokenize=False)
+        lines = [f"{'User' if t['role'] == 'user' else 'Assistant'}: {t['content']}" for t in turns]
+        return "\n\n".join(lines + ["Assistant:"])
+
+    def generate_text(self, conversations: Sequence[list[dict]], *, max_new_tokens: int = 64,
+                      do_sample: bool = False, temperature: float = 1.0, top_p: float = 1.0,
+                      seed: int | None = None) -> list[str]:
+        """One reply per conversation (``[{"role": "user"|"assistant", "content": str}, ...]``)."""
+        import torch
+
+        prompts = [self.render(list(turns)) for turns in conversations]
+        self.tokenizer.padding_side = "left"
+        device = next(self.model.parameters()).device
+        inputs = self.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(device)
+        if seed is not None:
+            torch.manual_seed(seed)
+        kwargs: dict[str, Any] = {"max_new_tokens": max_new_tokens, "do_sample": do_sample}
+        kwargs.update(dict(temperature=temperature, top_p=top_p) if do_sample else
+                      dict(temperature=None, top_p=None, top_k=None))
+        with torch.no_grad():
+            out = self.model.generate(**inputs, **kwargs, pad_token_id=self.tokenizer.pad_token_id)
+        return [t.strip() for t in self.tokenizer.batch_decode(out[:, inputs["input_ids"].shape[1]:],
+                                                               skip_special_tokens=True)]
+
+
+def resolve_text_lm(spec: Any, policy, *, role: str):
+    """The text LM a generator option names.
+
+    Args:
+        spec: None (no model), ``"policy"`` (the video model being aligned, only when asked), a local
+            directory path, or an object with ``generate_text``.
+        policy: the generator's video model.
+        role: ``judge`` or ``tagger`` (for error messages).
+    """
+    if spec is None:
+        return None
+    if spec == POLICY:
+        if not hasattr(policy, "generate_text"):
+            raise ValueError(f"{role}_model: 'policy' needs a backend with generate_text")
+        return policy
+    if hasattr(spec, "generate_text"):
+        return spec
+    if isinstance(spec, (str, Path)):
+        device, dtype = "cpu", "float32"
+        try:
+            param = next(policy.model.parameters())
+            device, dtype = str(param.device), str(param.dtype).replace("torch.", "")
+        except (AttributeError, StopIteration):
+            pass
+        return TextLM(spec, device=device, dtype=dtype)
+    raise ValueError(f"{role}_model must be a local model directory, 'policy' or None, got {spec!r}")

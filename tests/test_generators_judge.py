@@ -1,0 +1,223 @@
+"""RRPO's correctness judge and tagger models: the authors' data.png examples become tagged pairs,
+paraphrases stay "correct", and a separate local causal LM can judge and tag (tiny real GPT-2s, no downloads)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from savi_plugin.data import validate_record
+from savi_plugin.data.tags import parse_tags
+from savi_plugin.generators import run_generation
+from savi_plugin.generators.judge import ModelJudge, judge_answer, parse_verdict
+from savi_plugin.generators.prompts import load_prompts
+from savi_plugin.generators.textlm import TextLM
+
+# docs/assets/data.png of pritamqu/RRPO, the three open-ended examples exactly as the figure shows them:
+# (question, correct response, misaligned response, the figure's bold phrases of each).
+DATA_PNG = [
+    ("What can you tell me about the video?",
+     "The video features a group of people playing soccer on a sandy field.",
+     "The video shows a group of people playing volleyball on a sandy beach.",
+     (["soccer", "field"], ["volleyball", "beach"])),
+    ("What is biting the mans nose?",
+     "The animal that is biting the man's nose in the video is a goose.",
+     "The animal that is biting the man's nose in the video is a dog.",
+     (["goose"], ["dog"])),
+    ("What does the man in the yellow shirt do in the video?",
+     "The man in the yellow shirt is seen riding on a boat in the video.",
+     "The man in the yellow shirt is seen fishing from a boat in the video.",
+     (["riding"], ["fishing"])),
+]
+
+# Same content, other wording, inflection or order: must stay "correct" (no pair).
+PARAPHRASES = [
+    ("A group of people play soccer on a sandy field in the video.", DATA_PNG[0][1]),
+    ("On a sandy field, a group of people are playing soccer.", DATA_PNG[0][1]),
+    ("The video shows a goose biting the man's nose.", DATA_PNG[1][1]),
+    ("It is a goose that bites the man's nose.", DATA_PNG[1][1]),
+    ("In the video, the man wearing the yellow shirt rides on a boat.", DATA_PNG[2][1]),
+    ("A man in a yellow shirt is riding a boat.", DATA_PNG[2][1]),
+]
+
+
+@pytest.mark.parametrize("question, truth, wrong, bold", DATA_PNG)
+def test_data_png_errors_are_wrong(question, truth, wrong, bold):
+    j = judge_answer(wrong, truth)
+    assert (j.correct, j.kind, j.method) == (False, "long", "content")
+    stems = {"soccer": "soccer", "field": "field", "goose": "goos", "riding": "rid"}
+    assert [stems[w] for w in bold[0]] == list(j.missing)
+
+
+@pytest.mark.parametrize("answer, truth", PARAPHRASES)
+def test_paraphrases_stay_correct(answer, truth):
+    j = judge_answer(answer, truth)
+    assert j.correct, j
+
+
+def test_content_rules():
+    truth = DATA_PNG[2][1]
+    assert not judge_answer("The man in the yellow shirt is not riding on a boat in the video.", truth).correct
+    assert not judge_answer("a dog", "goose").correct and judge_answer("It is a goose.", "goose").correct
+    assert judge_answer("The geese", "a goose").correct  # inflection
+    assert not judge_answer("two", "three").correct
+    # multiple choice goes through the project's one parser (data/choices.py)
+    options = ["Pretending to close something without actually closing it",
+               "Pretending to open something without actually opening it"]
+    j = judge_answer("(B) Pretending to open something without actually opening it", options[0], options=options)
+    assert (j.correct, j.kind, j.predicted, j.method) == (False, "mcq", 1, "letter")
+    assert judge_answer("The answer is A.", options[0], options=options).correct
+
+
+def test_parse_verdict():
+    assert parse_verdict("Wrong.") is False and parse_verdict("correct") is True
+    assert parse_verdict("The answer is not correct") is False and parse_verdict("incorrect!") is False
+    assert parse_verdict("hmm") is None
+
+
+# ----------------------------------------------------------------------------------------- tiny text LMs
+def tiny_text_lm(path: Path, word: str) -> Path:
+    """A real GPT-2 (transformers' class, random init) whose greedy output is always the token ``word``:
+    the final LayerNorm outputs a constant unit vector and the tied embedding makes that token's logit largest."""
+    import torch
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from savi_plugin.models.tiny import build_tokenizer
+
+    tok = build_tokenizer()
+    torch.manual_seed(0)
+    model = GPT2LMHeadModel(GPT2Config(vocab_size=len(tok), n_embd=32, n_layer=1, n_head=2, n_positions=2048,
+                                       bos_token_id=tok.eos_token_id, eos_token_id=tok.eos_token_id))
+    (target,) = tok.encode(word, add_special_tokens=False)
+    with torch.no_grad():
+        ln = model.transformer.ln_f
+        ln.weight.zero_()
+        ln.bias.zero_()
+        ln.bias[0] = 1.0
+        wte = model.transformer.wte.weight
+        wte[:, 0] = 0.0
+        wte[target, 0] = 10.0
+    model.save_pretrained(path)
+    tok.save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def wrong_lm(tmp_path_factory):
+    return tiny_text_lm(tmp_path_factory.mktemp("says_wrong"), " wrong")
+
+
+@pytest.fixture(scope="module")
+def right_lm(tmp_path_factory):
+    return tiny_text_lm(tmp_path_factory.mktemp("says_right"), " right")
+
+
+@pytest.fixture(scope="module")
+def none_lm(tmp_path_factory):
+    return tiny_text_lm(tmp_path_factory.mktemp("says_none"), " none")
+
+
+def test_model_judge_uses_the_local_model_over_the_rule(wrong_lm, right_lm):
+    prompts = load_prompts("rrpo")
+    paraphrase, truth = PARAPHRASES[0]
+    goose = DATA_PNG[1]
+    cases = [("q", paraphrase, truth, judge_answer(paraphrase, truth)),
+             (goose[0], goose[2], goose[1], judge_answer(goose[2], goose[1]))]
+    assert [c[3].correct for c in cases] == [True, False]
+    says_wrong = ModelJudge(TextLM(wrong_lm), prompts).judge(cases)
+    assert [(j.correct, j.method) for j in says_wrong] == [(False, "model"), (False, "model")]
+    says_right = ModelJudge(TextLM(right_lm), prompts).judge(cases)
+    assert [(j.correct, j.method) for j in says_right] == [(True, "model"), (True, "model")]
+    assert TextLM(wrong_lm).generate_text([[{"role": "user", "content": "hello"}]], max_new_tokens=3) == \
+        ["wrong wrong wrong"]
+
+
+class AnswersLM:
+    """A video model that answers each question with a fixed response (the figure's misaligned one)."""
+
+    def __init__(self, answers: dict[str, str]):
+        self.answers, self.text_calls = answers, 0
+
+    def generate(self, videos, questions, **kw):
+        return [next(a for q, a in self.answers.items() if q in p) for p in questions]
+
+    def generate_text(self, conversations, **kw):
+        self.text_calls += 1
+        return ["correct" for _ in conversations]
+
+
+def qa_file(tmp_path, synthetic_samples, rows) -> Path:
+    path = tmp_path / "qa.jsonl"
+    path.write_text("".join(json.dumps({"id": f"q{i}", "video": synthetic_samples[i].video, "question": q,
+                                        "answer": a}) + "\n" for i, (q, a) in enumerate(rows)))
+    return path
+
+
+def test_data_png_examples_become_pairs_with_the_differing_phrase_tagged(synthetic_samples, tmp_path):
+    lm = AnswersLM({q: wrong for q, _, wrong, _ in DATA_PNG})
+    out = tmp_path / "pairs.jsonl"
+    report = run_generation(generator="rrpo", model=lm, inputs=qa_file(tmp_path, synthetic_samples,
+                                                                        [(q, t) for q, t, _, _ in DATA_PNG]),
+                            output=out, num_frames=4, progress=False)
+    records = [validate_record(json.loads(line)) for line in out.read_text().splitlines()]
+    assert report["counts"]["pairs"] == len(records) == 3 and lm.text_calls == 0  # no model used unless named
+    for record, (_, truth, wrong, bold) in zip(records, DATA_PNG):
+        assert (record.chosen, record.rejected) == (truth, wrong)
+        chosen, rejected = parse_tags(record.chosen_tagged).phrases, parse_tags(record.rejected_tagged).phrases
+        for phrase in bold[0]:
+            assert any(phrase in p for p in chosen), (phrase, chosen)
+        for phrase in bold[1]:
+            assert any(phrase in p for p in rejected), (phrase, rejected)
+        assert record.meta["judge"]["kind"] == "long" and record.meta["tagging"] == "rule"
+
+
+def test_judge_model_option_and_policy_fallback_only_when_asked(synthetic_samples, wrong_lm, tmp_path):
+    rows = [("What can you tell me about the video?", DATA_PNG[0][1])]
+    lm = AnswersLM({rows[0][0]: PARAPHRASES[0][0]})
+    qa = qa_file(tmp_path, synthetic_samples, rows)
+    r = run_generation(generator="rrpo", model=lm, inputs=qa, output=tmp_path / "a.jsonl", num_frames=4, progress=False)
+    assert r["counts"]["by_reason"] == {"correct_answer": 1}  # the rule judge: a paraphrase
+    r = run_generation(generator="rrpo", model=lm, inputs=qa, output=tmp_path / "b.jsonl", num_frames=4, progress=False,
+                       options={"judge_model": str(wrong_lm)})
+    assert r["counts"]["pairs"] == 1 and lm.text_calls == 0  # the local judge model said "wrong"
+    record = json.loads((tmp_path / "b.jsonl").read_text())
+    assert record["meta"]["judge"]["method"] == "model"
+    r = run_generation(generator="rrpo", model=lm, inputs=qa, output=tmp_path / "c.jsonl", num_frames=4, progress=False,
+                       options={"judge_model": "policy"})
+    assert r["counts"]["by_reason"] == {"correct_answer": 1} and lm.text_calls == 1
+
+
+def test_tagger_model_two_turns(synthetic_samples, wrong_lm, none_lm, tmp_path):
+    rows = [(q, t) for q, t, _, _ in DATA_PNG[:1]]
+    lm = AnswersLM({DATA_PNG[0][0]: DATA_PNG[0][2]})
+    qa = qa_file(tmp_path, synthetic_samples, rows)
+    # a tagger whose rewrites do not strip to the responses: the official rule's tags, and the reason
+    r = run_generation(generator="rrpo", model=lm, inputs=qa, output=tmp_path / "a.jsonl", num_frames=4, progress=False,
+                       options={"tagger_model": str(wrong_lm), "tag_max_new_tokens": 4})
+    record = json.loads((tmp_path / "a.jsonl").read_text())
+    assert r["counts"]["tagging"] == {"rule_fallback": 1} and "did not strip" in record["meta"]["tagging_note"]
+    # a tagger that answers the first turn with "None": no key difference, no pair
+    r = run_generation(generator="rrpo", model=lm, inputs=qa, output=tmp_path / "b.jsonl", num_frames=4, progress=False,
+                       options={"tagger_model": str(none_lm), "tag_max_new_tokens": 1})
+    assert r["counts"]["by_reason"] == {"no_key_difference": 1}
+    with pytest.raises(ValueError, match="needs tagger_model"):
+        run_generation(generator="rrpo", model=lm, inputs=qa, output=tmp_path / "c.jsonl", num_frames=4, progress=False,
+                       options={"tagging": "model"})
+
+
+def test_cli_flags_name_the_judge_and_tagger_models(tiny_llava_onevision, synthetic_samples, wrong_lm, tmp_path):
+    from savi_plugin.cli import main
+
+    qa = qa_file(tmp_path, synthetic_samples, [(q, t) for q, t, _, _ in DATA_PNG[:2]])
+    out = tmp_path / "pairs.jsonl"
+    assert main(["generate", "--generator", "rrpo", "--model", str(tiny_llava_onevision), "--input", str(qa),
+                 "--output", str(out), "--num-frames", "4", "--judge-model", str(wrong_lm), "--tagger-model",
+                 str(wrong_lm), "--no-progress", "-o", "max_new_tokens=4", "-o", "tag_max_new_tokens=2"]) == 0
+    report = json.loads(out.with_name("pairs.report.json").read_text())
+    assert report["config"]["options"]["judge_model"] == report["config"]["options"]["tagger_model"] == str(wrong_lm)
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    assert records and all(r["meta"]["judge"]["method"] == "model" for r in records)
+    assert np.isfinite(report["counts"]["pairs"])
