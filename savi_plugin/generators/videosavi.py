@@ -12,7 +12,8 @@ With no human label, no ground truth and no external API, the model itself
 A pair is dropped when the critique finds no error, when the revision is nearly the initial answer
 (word-level normalised edit distance below ``min_edit_distance``), or when an output cannot be read; each
 drop is counted with its reason. Optionally (off by default) a video-text similarity scorer filters or
-weights the pairs ("CLIP-adjusted", see :mod:`savi_plugin.generators.scoring`).
+weights the pairs ("CLIP-adjusted DPO", see :mod:`savi_plugin.generators.scoring`): with ``scorer_mode:
+weight`` the record's top-level ``weight`` scales the pair's term in the DPO/RRPO loss (a weighted mean).
 
 Record ids are ``<video id>-videosavi-<k>`` with ``k`` the question's position in the video's parsed
 question list, which is deterministic under the seed.
@@ -32,6 +33,7 @@ from savi_plugin.generators.prompts import render
 from savi_plugin.generators.scoring import load_scorer, pair_weight
 from savi_plugin.generators.tagging import rule_tag
 from savi_plugin.generators.text import normalized_edit_distance
+from savi_plugin.models.prefix_cache import reuse_video_prefixes
 
 QUESTION_SOURCES = ("generate", "input")
 SCORER_MODES = ("filter", "weight")
@@ -51,13 +53,14 @@ class VideoSAViConfig:
             (word-level normalised edit distance; 0 keeps every revision that differs at all).
         min_question_words, max_question_words: length bounds of a parsed question.
         duplicate_threshold: questions within this normalised edit distance of an earlier one are duplicates.
-        tagging: ``none`` (VideoSAVi trains with DPO on untagged pairs) or ``rule`` (add ``<MASK>`` tags from a
-            word diff, so the RRPO loss can train on these pairs too).
+        tagging: ``none`` (VideoSAVi trains with DPO on untagged pairs) or ``rule`` (add ``<MASK>`` tags by the
+            official difflib rule, so the RRPO loss can train on these pairs too; a pair with no replaced
+            phrase stays untagged).
         max_new_tokens: output length of every stage.
         do_sample, temperature, top_p: decoding (greedy by default; sampling is seeded).
         scorer: None (off), a local CLIP/SigLIP checkpoint path, or an object with ``score(videos, texts)``.
         scorer_mode: ``filter`` (drop pairs whose similarity gain is below ``scorer_margin``) or ``weight``
-            (keep all, store ``meta.weight = sigmoid(gain / scorer_temperature)``).
+            (keep all; the record's ``weight = sigmoid(gain / scorer_temperature)`` weights its loss term).
         scorer_margin, scorer_temperature: see ``scorer_mode``.
         scorer_device: where the scorer runs.
     """
@@ -178,6 +181,11 @@ class VideoSAViGenerator(Generator):
 
     # ----------------------------------------------------------------- the pipeline
     def process(self, lm, batch: Sequence[WorkItem], ctx: BatchContext) -> list[Outcome]:
+        # ~20 prompts per video share its prefix: encode and prefill each video once for all four stages
+        with reuse_video_prefixes(lm):
+            return self._process(lm, batch, ctx)
+
+    def _process(self, lm, batch: Sequence[WorkItem], ctx: BatchContext) -> list[Outcome]:
         cfg = self.config
         threads, item_outcomes = self._questions(lm, batch, ctx)
 
@@ -239,6 +247,7 @@ class VideoSAViGenerator(Generator):
         if item.extra:
             meta["input"] = item.extra
         info: dict[str, Any] = {"question_kind": t.kind}
+        weight = None
         if similarity is not None:
             gain = similarity[0] - similarity[1]
             meta["similarity"] = {"chosen": round(similarity[0], 6), "rejected": round(similarity[1], 6),
@@ -248,13 +257,13 @@ class VideoSAViGenerator(Generator):
                                     f"similarity gain {gain:.4f} < margin {cfg.scorer_margin}")
                 return
             if cfg.scorer_mode == "weight":
-                meta["weight"] = round(pair_weight(gain, cfg.scorer_temperature), 6)
+                weight = max(round(pair_weight(gain, cfg.scorer_temperature), 6), 1e-6)  # > 0 after rounding
         tagged = rule_tag(t.revision, t.answer) if cfg.tagging == "rule" else None
         record = PreferenceRecord(id=self.record_id(item.id, t.k), video=item.video, question=t.prompt,
                                   chosen=t.revision, rejected=t.answer,
                                   chosen_tagged=tagged.chosen_tagged if tagged else None,
                                   rejected_tagged=tagged.rejected_tagged if tagged else None,
-                                  source=self.name, meta=meta)
+                                  source=self.name, meta=meta, weight=weight)
         try:
             validate_record(record.to_json())
         except DataError as exc:
