@@ -75,9 +75,25 @@ def run_lmms_eval(args) -> int:
     return subprocess.call(command, env=env)
 
 
+#: written into every folder ``savi eval fixture`` fills: the folders it may write into again
+FIXTURE_MARKER = ".savi-eval-fixture"
+
+
 def run_fixture(args) -> int:
+    from pathlib import Path
+
     from savi_plugin.eval.fixtures import build_fixture
 
+    root = Path(args.root)
+    if root.exists() and not root.is_dir():
+        print(f"error: {root}: exists and is not a folder", file=sys.stderr)
+        return 1
+    if root.is_dir() and any(root.iterdir()) and not (root / FIXTURE_MARKER).exists():
+        print(f"error: {root}: the folder is not empty and was not written by savi eval fixture; it would "
+              f"overwrite annotations and videos there: choose an empty or new folder", file=sys.stderr)
+        return 1
+    root.mkdir(parents=True, exist_ok=True)
+    (root / FIXTURE_MARKER).write_text("written by savi eval fixture: synthetic data, safe to overwrite\n")
     names = BENCHMARK_CHOICES[1:] if args.benchmark == "all" else (args.benchmark,)
     for name in names:
         fixture = build_fixture(args.root, name, args.n, seed=args.seed)

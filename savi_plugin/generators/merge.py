@@ -156,9 +156,13 @@ def _merge(paths: list[Path], output: Path, allow_incomplete: bool) -> dict[str,
         ordered.sort(key=_sort_key)
     output.parent.mkdir(parents=True, exist_ok=True)
     tmp = output.with_name(output.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        for obj in ordered:
-            fh.write(raw_lines[obj["id"]] + "\n")  # byte-for-byte the shard's line
+    try:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            for obj in ordered:
+                fh.write(raw_lines[obj["id"]] + "\n")  # byte-for-byte the shard's line
+    except OSError as exc:  # a full disk: name the file, leave no partial temporary file behind
+        tmp.unlink(missing_ok=True)
+        raise OSError(exc.errno, exc.strerror, exc.filename or str(tmp)) from None
     os.replace(tmp, output)
     result: dict[str, Any] = {"output": str(output), "inputs": [str(p) for p in paths], "records": len(ordered),
                               "complete": not missing, "missing": missing, "duplicates": duplicates,

@@ -177,6 +177,11 @@ def convert_llava_next(
         if os.path.isdir(path):
             path = os.path.join(path, "config.json")
         vision_config = _read_json(path)
+    real_src, real_dst = os.path.realpath(src), os.path.realpath(dst)
+    if real_dst == real_src or os.path.commonpath([real_src, real_dst]) in (real_src, real_dst):
+        # overwrite or not: the source would be destroyed (DST is SRC, inside it, or holds it)
+        raise ConversionError(f"{dst}: the output directory is, contains or lies inside the source checkpoint {src}; "
+                              f"converting would destroy the source: choose another output directory")
     if os.path.isdir(dst) and os.listdir(dst) and not overwrite:
         raise ConversionError(f"{dst}: output directory is not empty (pass overwrite=True)")
 
