@@ -38,6 +38,7 @@ class PromptFormat:
             the data) or ``{raw}`` (the option exactly as stored, e.g. EgoSchema's ``"A. text"``).
         options_end: text after the last option line.
         system: text before everything (the official MVBench system prompt).
+        strip_end: right-strip the question and options block (the MVBench notebook's ``qa_template``).
     """
 
     question_label: str = "Question: "
@@ -46,6 +47,7 @@ class PromptFormat:
     option_line: str = "({letter}) {text}"
     options_end: str = ""
     system: str = ""
+    strip_end: bool = False
 
 
 def format_options(options: Sequence[str], style: str = "paren") -> str:
@@ -75,8 +77,10 @@ def format_mcq(question: str, options: Sequence[str], *, pre_prompt: str = "", p
     if layout is None:
         layout = PromptFormat(option_line="({letter}) {text}" if style == "paren" else "{letter}. {text}")
     text = question.strip() if layout.strip_question else question
-    return (f"{layout.system}{pre_prompt}{layout.question_label}{text}{layout.options_header}"
-            f"{_option_lines(options, layout.option_line)}{layout.options_end}{post_prompt}")
+    body = f"{layout.question_label}{text}{layout.options_header}{_option_lines(options, layout.option_line)}"
+    if layout.strip_end:
+        body = body.rstrip()
+    return f"{layout.system}{pre_prompt}{body}{layout.options_end}{post_prompt}"
 
 
 def score(pred_index: int | None, target_index: int) -> int:

@@ -6,9 +6,14 @@ Usage::
         --model_args pretrained=/ckpt/llava-video-7b,adapter=/runs/rrpo/adapter,num_frames=32,dtype=bfloat16 \\
         --tasks savi_mvbench,savi_egoschema,savi_perceptiontest --batch_size 4
 
-The frames a task sees come from here, not from the task: ``num_frames`` uniform frames per video
-(32 by default, the VideoSAVi protocol; RRPO evaluates with 16 or 32), decoded once with
-:func:`savi_plugin.video.read_frames`, the same sampler our generators and trainer use.
+Frames: ``num_frames`` uniform frames per video (32 by default, VideoSAVi's protocol), decoded with
+:func:`savi_plugin.video.read_frames`, the same sampler our generators and trainer use; a task whose
+protocol fixes the count (``savi_mvbench_official``: 16, ``savi_mvbench_rrpo``: 64, the ``_lmms`` tasks:
+32; see :mod:`savi_plugin.eval.protocols`) marks its documents with it and that count is used for them.
+
+Bad settings (``num_frames=0``, ``max_new_tokens=0``, a negative temperature, in ``--model_args`` or
+``--gen_kwargs``) are an error before any document is answered, naming the argument. A video that exists
+but cannot be decoded is answered with an empty response and counted as ``bad_video`` by the task.
 
 Under ``accelerate launch -m lmms_eval ...`` each process loads the model on its own GPU and
 lmms-eval gives it every ``world_size``-th document (``rank``/``world_size`` come from accelerate),
@@ -18,6 +23,7 @@ as with lmms-eval's own models.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -31,6 +37,7 @@ from loguru import (
 )
 from tqdm import tqdm
 
+from savi_plugin.eval.bad_videos import mark_bad
 from savi_plugin.models.backends.base import PromptTooLongError
 from savi_plugin.video import VideoDecodeError, read_frames, uniform_indices
 
@@ -62,6 +69,45 @@ def _flag(value: Any, name: str) -> bool:
     if word in ("false", "no", "off", "0", "", "none", "null"):
         return False
     raise ValueError(f"savi_video: {name} must be true or false, got {value!r}")
+
+
+class SettingError(SystemExit):
+    """A bad ``--model_args`` / ``--gen_kwargs`` value. A SystemExit, so that lmms-eval (which prints a traceback
+    for any Exception) stops with this one line and exit code 1 before any document is answered."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def _number(value: Any, name: str, kind: type, *, minimum: float, exclusive: bool = False) -> Any:
+    """``value`` as ``kind`` (int or float) at least ``minimum`` (above it when ``exclusive``), else a
+    :class:`SettingError` naming the argument."""
+    try:
+        number = kind(value)
+        if kind is int and isinstance(value, float) and value != number:
+            raise ValueError
+    except (TypeError, ValueError):
+        raise SettingError(f"savi_video: {name} must be {'a whole number' if kind is int else 'a number'}, "
+                           f"got {value!r}") from None
+    if math.isnan(number) or number < minimum or (exclusive and number == minimum):
+        raise SettingError(f"savi_video: {name} must be {'>' if exclusive else '>='} {minimum:g}, got {value!r}")
+    return number
+
+
+def check_gen_kwargs(gen_kwargs: dict) -> None:
+    """Refuse generation settings no model can honour (``max_new_tokens`` < 1, negative temperature, ...)."""
+    if "max_new_tokens" in gen_kwargs and gen_kwargs["max_new_tokens"] is not None:
+        _number(gen_kwargs["max_new_tokens"], "max_new_tokens (gen_kwargs)", int, minimum=1)
+    if gen_kwargs.get("temperature") is not None:
+        _number(gen_kwargs["temperature"], "temperature (gen_kwargs)", float, minimum=0)
+    if gen_kwargs.get("top_p") is not None:
+        top_p = _number(gen_kwargs["top_p"], "top_p (gen_kwargs)", float, minimum=0, exclusive=True)
+        if top_p > 1:
+            raise SettingError(f"savi_video: top_p (gen_kwargs) must be <= 1, got {gen_kwargs['top_p']!r}")
 
 
 def frames_from_directory(path: Path, num_frames: int) -> np.ndarray:
@@ -130,12 +176,12 @@ class SaviVideo(lmms):
         self.accelerator = accelerator
         self._device = torch.device(device)
         dtype = _none(dtype) or ("bfloat16" if self._device.type == "cuda" else "float32")
-        self.num_frames = int(num_frames)
-        self.fps = None if _none(fps) is None else float(fps)
-        self.max_frames = None if _none(max_frames) is None else int(max_frames)
+        self.num_frames = _number(num_frames, "num_frames", int, minimum=1)
+        self.fps = None if _none(fps) is None else _number(fps, "fps", float, minimum=0, exclusive=True)
+        self.max_frames = None if _none(max_frames) is None else _number(max_frames, "max_frames", int, minimum=1)
         self.video_backend = _none(video_backend)
-        self.batch_size_per_gpu = int(batch_size)
-        self.max_new_tokens = int(max_new_tokens)
+        self.batch_size_per_gpu = _number(batch_size, "batch_size", int, minimum=1)
+        self.max_new_tokens = _number(max_new_tokens, "max_new_tokens", int, minimum=1)
         self.lm = load_backend(str(pretrained), backend=_none(backend), adapter=_none(adapter), dtype=dtype,
                                device=str(self._device), num_frames=self.num_frames,
                                trust_remote_code=_flag(trust_remote_code, "trust_remote_code"),
@@ -153,8 +199,10 @@ class SaviVideo(lmms):
         return self.batch_size_per_gpu
 
     # ------------------------------------------------------------------ inputs
-    def load_visual(self, visuals: Sequence[Any]) -> np.ndarray:
-        """Frames ``(T, H, W, 3)`` uint8 for a doc's visuals (a video path, a frame folder or PIL images)."""
+    def load_visual(self, visuals: Sequence[Any], num_frames: int | None = None) -> np.ndarray:
+        """Frames ``(T, H, W, 3)`` uint8 for a doc's visuals (a video path, a frame folder or PIL images);
+        ``num_frames`` (default: the model's) uniform frames."""
+        num_frames = num_frames or self.num_frames
         if not visuals:
             raise VideoDecodeError("<none>", "the task gave no visual for this document")
         first = visuals[0]
@@ -163,8 +211,8 @@ class SaviVideo(lmms):
             if len(visuals) > 1:
                 log.warning("savi_video: {} visuals for one document; using the first, {}", len(visuals), path)
             if path.is_dir():
-                return frames_from_directory(path, self.num_frames)
-            return read_frames(path, self.num_frames, fps=self.fps, max_frames=self.max_frames,
+                return frames_from_directory(path, num_frames)
+            return read_frames(path, num_frames, fps=self.fps, max_frames=self.max_frames,
                                backend=self.video_backend).frames
         if hasattr(first, "convert"):  # PIL images
             return frames_from_images(visuals)
@@ -175,15 +223,21 @@ class SaviVideo(lmms):
 
     def _visual_for(self, doc_to_visual, task: str, split: str, doc_id: int, consequence: str) -> np.ndarray | None:
         """Frames for one request, or None after logging the file, the reason and ``consequence``."""
+        doc = self._doc(task, split, doc_id)
+        visuals = doc_to_visual(doc)
         try:
-            return self.load_visual(doc_to_visual(self._doc(task, split, doc_id)))
+            return self.load_visual(visuals, doc.get("savi_num_frames") if isinstance(doc, dict) else None)
         except (VideoDecodeError, OSError) as exc:
             log.error("savi_video: {} doc {}: {}; {}", task, doc_id, exc, consequence)
+            if visuals and isinstance(visuals[0], (str, Path)) and Path(visuals[0]).exists():
+                mark_bad(str(visuals[0]))  # counted as bad_video (a missing file is counted as missing_video)
             return None
 
     # ------------------------------------------------------------------ generation
     def generate_until(self, requests: list[Instance]) -> list[str]:
         """Answer each request; requests with equal generation settings are batched (``--batch_size``)."""
+        for request in requests:  # every setting is checked before the first document is answered
+            check_gen_kwargs(dict(request.args[1]))
         results: list[str | None] = [None] * len(requests)
         groups: dict[str, list[int]] = {}
         for i, request in enumerate(requests):
@@ -258,18 +312,21 @@ class SaviVideo(lmms):
         return results
 
     def _continuation_logprob(self, frames: np.ndarray, context: str, continuation: str) -> tuple[float, bool]:
-        encoded = self.lm.encode([frames], [context], [continuation], add_end_of_turn=False)
+        from savi_plugin.training.scoring import scoring_batch, score_responses
+
+        ids, _ = self.lm.response_tokens(continuation, add_end_of_turn=False)
+        batch = scoring_batch(self.lm, [frames], [context], {"response": [ids]})
         param = next(self.lm.model.parameters())
-        inputs = {k: (v.to(param.device, param.dtype if v.is_floating_point() else v.dtype) if torch.is_tensor(v) else v)
-                  for k, v in encoded.items()}
-        hidden = self.lm.hidden_states(inputs)
-        labels = inputs["labels"][0]
-        pos = (labels[1:] != -100).nonzero().squeeze(-1)  # hidden state t predicts token t + 1
-        logits = self.lm.lm_head()(hidden[0, pos]).float()
-        target = labels[pos + 1]
-        logprob = torch.log_softmax(logits, -1).gather(-1, target[:, None]).sum().item()
-        greedy = bool((logits.argmax(-1) == target).all().item())
-        return logprob, greedy
+
+        def move(value):
+            if isinstance(value, dict):
+                return {k: move(v) for k, v in value.items()}
+            if not torch.is_tensor(value):
+                return value
+            return value.to(param.device, param.dtype if value.is_floating_point() else value.dtype)
+
+        scores = score_responses(self.lm, move(batch), sides=("response",), greedy=True)["response"]
+        return scores.total().item(), bool(scores.greedy[scores.mask].all().item())
 
 
 def truncate_at_stop(text: str, until: Any) -> str:

@@ -7,12 +7,16 @@ dataset ids as lmms-eval's built-in tasks. Either way each doc gains two fields:
 
 * ``savi_video``: the resolved video path (the first candidate when none exists);
 * ``savi_video_found``: whether it exists. A missing video is logged (once per task, with a count and
-  the first path) and scored as a wrong answer, counted in the ``missing_video`` metric.
+  the first path) and scored as a wrong answer, counted in the ``missing_video`` metric;
+* ``savi_protocol`` and ``savi_num_frames``: the task's evaluation protocol (``metadata.protocol``, see
+  :mod:`savi_plugin.eval.protocols`) and its frame count, which the ``savi_video`` model uses.
 
 The task YAMLs use ``class: !function savi_plugin.eval.task.SaviVideoTask``, so lmms-eval builds
 these tasks for "simple" models (``savi_video`` and lmms-eval's simple video models; dual models
-with ``--force_simple``). Metrics per task: ``accuracy`` (percent, the papers' unit),
-``missing_video`` and ``unparsed`` (counts of samples scored wrong for those reasons).
+with ``--force_simple``). Metrics per task: ``accuracy`` (percent, the papers' unit,
+by the protocol's own grading rule), and the counts of samples scored wrong for a reason other than a wrong
+answer: ``unparsed`` (the answer names no option), ``missing_video`` (no file) and ``bad_video`` (a file the
+model could not decode). Groups report the accuracy over all their samples and the summed counts.
 """
 
 from __future__ import annotations
@@ -26,16 +30,17 @@ from loguru import (
 )
 
 from savi_plugin.eval import data
-from savi_plugin.eval.answers import extract_choice, format_mcq, score
-
-DEFAULT_POST_PROMPT = "\nAnswer with the option's letter from the given choices directly."
+from savi_plugin.eval.answers import format_mcq
+from savi_plugin.eval.bad_videos import is_bad
+from savi_plugin.eval.protocols import Protocol, protocol
 
 
 class SaviVideoTask(ConfigurableTask):
     """A video multiple-choice task that loads from ``$SAVI_DATA_ROOT`` or the hub.
 
     The YAML's ``metadata`` names the benchmark: ``{benchmark: mvbench|egoschema|perceptiontest,
-    subtask: <MVBench subtask>}``; everything else is an ordinary lmms-eval task config.
+    subtask: <MVBench subtask>, protocol: savi|lmms|official|rrpo}``; everything else is an ordinary
+    lmms-eval task config.
     """
 
     def __init__(self, data_dir=None, cache_dir=None, download_mode=None, config: dict | None = None,
@@ -48,6 +53,10 @@ class SaviVideoTask(ConfigurableTask):
                              f"(one of {', '.join(data.BENCHMARKS)})")
         self.spec = data.benchmark(meta["benchmark"])
         self.subtask = meta.get("subtask")
+        try:
+            self.protocol = protocol(self.spec.name, meta.get("protocol", "savi"))
+        except ValueError as exc:
+            raise ValueError(f"task {config.get('task')!r}: metadata.protocol: {exc}") from None
         self.data_source = "hub"
         super().__init__(data_dir=data_dir, cache_dir=cache_dir, download_mode=download_mode, config=config,
                          model_name=model_name)
@@ -89,7 +98,9 @@ class SaviVideoTask(ConfigurableTask):
                       "counted in missing_video", self.config.task, split_name, len(missing), len(resolved), base,
                       missing[0])
         ds = ds.add_column("savi_video", [path for path, _ in resolved])
-        return ds.add_column("savi_video_found", [found for _, found in resolved])
+        ds = ds.add_column("savi_video_found", [found for _, found in resolved])
+        ds = ds.add_column("savi_protocol", [self.protocol.name] * len(resolved))
+        return ds.add_column("savi_num_frames", [self.protocol.num_frames] * len(resolved))
 
 
 # ---------------------------------------------------------------------------- doc functions (YAML)
@@ -100,25 +111,30 @@ def doc_to_visual(doc: dict) -> list[str]:
     return [doc["savi_video"]]
 
 
-def _prompt(spec: data.BenchmarkSpec, doc: dict, kwargs: dict | None, style: str) -> str:
+def _protocol(spec: data.BenchmarkSpec, doc: dict) -> Protocol:
+    return protocol(spec.name, doc.get("savi_protocol", "savi"))
+
+
+def _prompt(spec: data.BenchmarkSpec, doc: dict, kwargs: dict | None) -> str:
     kwargs = kwargs or {}
+    proto = _protocol(spec, doc)
     return format_mcq(doc["question"], spec.options(doc), pre_prompt=kwargs.get("pre_prompt", ""),
-                      post_prompt=kwargs.get("post_prompt", DEFAULT_POST_PROMPT), style=style)
+                      post_prompt=kwargs.get("post_prompt", proto.post_prompt), layout=proto.layout)
 
 
 def mvbench_doc_to_text(doc: dict, lmms_eval_specific_kwargs: dict | None = None) -> str:
-    """MVBench prompt: ``Question: ...\\nOptions:\\n(A) ...`` + instruction (MVBench's option format)."""
-    return _prompt(data.BENCHMARKS["mvbench"], doc, lmms_eval_specific_kwargs, "paren")
+    """MVBench prompt in the task's protocol (default: ``Question: ...\nOptions:\n(A) ...`` + instruction)."""
+    return _prompt(data.BENCHMARKS["mvbench"], doc, lmms_eval_specific_kwargs)
 
 
 def egoschema_doc_to_text(doc: dict, lmms_eval_specific_kwargs: dict | None = None) -> str:
-    """EgoSchema prompt: question, ``A. ...`` .. ``E. ...``, instruction."""
-    return _prompt(data.BENCHMARKS["egoschema"], doc, lmms_eval_specific_kwargs, "dot")
+    """EgoSchema prompt in the task's protocol (default: question, ``A. ...`` .. ``E. ...``, instruction)."""
+    return _prompt(data.BENCHMARKS["egoschema"], doc, lmms_eval_specific_kwargs)
 
 
 def perceptiontest_doc_to_text(doc: dict, lmms_eval_specific_kwargs: dict | None = None) -> str:
-    """PerceptionTest prompt: question, ``A. ...`` .. ``C. ...``, instruction."""
-    return _prompt(data.BENCHMARKS["perceptiontest"], doc, lmms_eval_specific_kwargs, "dot")
+    """PerceptionTest prompt in the task's protocol (default: question, ``A. ...`` .. ``C. ...``, instruction)."""
+    return _prompt(data.BENCHMARKS["perceptiontest"], doc, lmms_eval_specific_kwargs)
 
 
 def _target_letter(spec: data.BenchmarkSpec, doc: dict) -> str:
@@ -138,20 +154,24 @@ def perceptiontest_doc_to_target(doc: dict) -> str:
 
 
 def process_mcq(spec: data.BenchmarkSpec, doc: dict, response: str) -> dict[str, Any]:
-    """Per-sample metrics for one response.
+    """Per-sample metrics for one response, graded by the task's protocol.
 
     Returns:
         ``accuracy``: a dict with ``score`` (0 or 100: percent points, so lmms-eval's CLT stderr is in
-        the same unit as the aggregate), ``pred``/``target`` (option indices; ``pred`` None when
-        unparsed) and ``id``; ``missing_video`` and ``unparsed``: 0/1.
+        the same unit as the aggregate), ``answered`` (the response is not empty), ``target`` (option
+        index) and ``id``; ``missing_video``, ``bad_video`` and ``unparsed``: 0/1, at most one of them 1.
     """
     target = spec.target(doc)
     found = bool(doc.get("savi_video_found", True))
-    pred = extract_choice(response, spec.options(doc)) if found else None
+    bad = found and is_bad(doc.get("savi_video", ""))
+    correct, parsed = (False, True)
+    if found and not bad:
+        correct, parsed = _protocol(spec, doc).grade(response, spec.options(doc), target)
     return {
-        "accuracy": {"score": 100.0 * score(pred, target), "pred": pred, "target": target, "id": spec.record_id(doc)},
+        "accuracy": {"score": 100.0 * correct, "answered": bool(response), "target": target, "id": spec.record_id(doc)},
         "missing_video": int(not found),
-        "unparsed": int(found and pred is None),
+        "bad_video": int(bad),
+        "unparsed": int(not parsed),
     }
 
 
@@ -168,12 +188,24 @@ def perceptiontest_process_results(doc: dict, results: list[str]) -> dict[str, A
 
 
 def aggregate_accuracy(items: list[dict]) -> float:
-    """Accuracy in percent over the scored samples (missing videos and unparsed answers count as wrong)."""
+    """Accuracy in percent over the scored samples (unparsed answers, missing and bad videos count as wrong)."""
     if not items:
         return 0.0
     return sum(item["score"] for item in items) / len(items)
 
 
+def aggregate_accuracy_answered(items: list[dict]) -> float:
+    """Accuracy in percent over the samples with a non-empty answer: lmms-eval's MVBench rule
+    (``mvbench_aggregate_results``), used by the ``lmms`` protocol only."""
+    answered = [item for item in items if item["answered"]]
+    return sum(item["score"] for item in answered) / len(answered) if answered else 0.0
+
+
 def aggregate_count(items: list[int]) -> int:
-    """How many samples had the condition (``missing_video`` / ``unparsed``)."""
+    """How many samples had the condition (``missing_video`` / ``bad_video`` / ``unparsed``)."""
     return int(sum(items))
+
+
+def group_sum(values: list[float], sizes: list[int], weight_by_size: bool = False) -> int:
+    """A group's count: the sum of its subtasks' counts (lmms-eval's group aggregation signature)."""
+    return int(sum(values))

@@ -1,0 +1,161 @@
+"""Evaluation protocols by name: prompt, frame count, answer length and answer handling of each reference.
+
+A published number can be compared with ours only under the same protocol. Each benchmark has:
+
+* ``savi``: our default (``savi_mvbench``, ``savi_egoschema``, ``savi_perceptiontest``): lmms-eval's
+  instruction, the model's frame count (``savi_video``: 32, VideoSAVi), 16 new tokens, answers read by the careful parser
+  :func:`savi_plugin.data.choices.parse_choice` (never a random or first-letter guess).
+* ``lmms``: lmms-eval 0.7.3's built-in task (``mvbench``, ``egoschema_subset``, ``perceptiontest_val_mc``)
+  exactly: its prompt, 16 new tokens, its own answer extraction and aggregation (lmms-eval's functions are
+  called), at 32 frames: the protocol behind VideoSAVi's numbers (arXiv 2412.00624, Sec. 4).
+* ``official`` (MVBench only): OpenGVLab/Ask-Anything ``video_chat2/mvbench.ipynb``: a system prompt,
+  ``"\\nOnly give the best option."``, the reply pre-filled with ``"Best option:("``, 100 new tokens, the
+  first line of ``"(" + reply`` graded by the notebook's ``check_ans``, 16 frames.
+* ``rrpo`` (MVBench only): pritamqu/RRPO ``eval/mvbench/mvbench.py`` for LLaVA-Video: the bare question
+  and options, no instruction, 512 new tokens, the first letter of the reply, 64 frames (its README's #F
+  column and the script's ``--max_frames`` default).
+
+Frame counts apply to the ``savi_video`` model (the task marks each doc with its protocol's count); other
+lmms-eval models take frames from their own ``--model_args``. The references sample frames at segment
+midpoints (official, RRPO) or uniformly (lmms-eval); ``savi_video`` samples uniformly.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from savi_plugin.data.choices import LETTERS, parse_choice
+from savi_plugin.eval.answers import PromptFormat
+
+#: lmms-eval's instruction for EgoSchema / PerceptionTest (and our default for all three).
+LETTER_INSTRUCTION = "\nAnswer with the option's letter from the given choices directly."
+#: The official MVBench system prompt (``video_chat2/mvbench.ipynb``, passed as ``system`` with ``system_llm=True``).
+MVBENCH_SYSTEM = ("Carefully watch the video and pay attention to the cause and sequence of events, the detail and "
+                  "movement of objects, and the action and pose of persons. Based on your observations, select the "
+                  "best option that accurately addresses the question.\n")
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """One benchmark's evaluation protocol.
+
+    Attributes:
+        name: ``savi``, ``lmms``, ``official`` or ``rrpo``.
+        layout: the prompt layout (:class:`~savi_plugin.eval.answers.PromptFormat`).
+        post_prompt: the instruction after the options.
+        num_frames: frames per video the protocol uses; None: the model's ``num_frames`` (``savi_video``:
+            32 by default, VideoSAVi's count).
+        max_new_tokens: the generation length.
+        answer_prefix: text the reply is pre-filled with (official MVBench: ``"Best option:("``).
+        grade: ``(response, options, target) -> (correct, parsed)``; ``parsed`` False counts as unparsed.
+        source: where the protocol comes from.
+    """
+
+    name: str
+    layout: PromptFormat
+    post_prompt: str
+    num_frames: int | None
+    max_new_tokens: int
+    grade: Callable[[str, list[str], int], tuple[bool, bool]]
+    source: str
+    answer_prefix: str = ""
+
+
+# ---------------------------------------------------------------------------------------- graders
+def grade_careful(response: str, options: list[str], target: int) -> tuple[bool, bool]:
+    """Our grader: :func:`~savi_plugin.data.choices.parse_choice`; unparsed is wrong."""
+    index = parse_choice(response, options).index
+    return index == target, index is not None
+
+
+def grade_official_mvbench(response: str, options: list[str], target: int) -> tuple[bool, bool]:
+    """``check_ans`` of ``video_chat2/mvbench.ipynb`` on ``"(" + first line of the reply``.
+
+    The notebook compares the first space-separated token of the lower-cased prediction with ``"(b)"``
+    both ways by substring, so an empty reply (prediction ``"("``) counts as correct; such replies are
+    reported as unparsed.
+    """
+    pred = "(" + response.strip().split("\n")[0]
+    pred_option = pred.lower().split(" ")[0]
+    gt_option = f"({LETTERS[target].lower()})"
+    correct = pred_option.replace(".", "") in gt_option or gt_option in pred_option
+    parsed = re.match(r"\([a-z]", pred_option) is not None
+    return correct, parsed
+
+
+_RRPO_LETTER = re.compile(r"\(?\[?([A-Z])\]?\)?\.?", re.IGNORECASE)
+
+
+def grade_rrpo_mvbench(response: str, options: list[str], target: int) -> tuple[bool, bool]:
+    """``check_ans`` of RRPO's ``eval/mvbench/mvbench.py``: the first letter of the reply, any case."""
+    match = _RRPO_LETTER.search(response)
+    if match is None:
+        return False, False
+    return match.group(1).lower() == LETTERS[target].lower(), True
+
+
+def _lmms_mvbench(response: str, options: list[str], target: int) -> tuple[bool, bool]:
+    from lmms_eval.tasks.mvbench.utils import mcq_acc
+
+    return bool(mcq_acc(LETTERS[target], response)), response != ""
+
+
+def _lmms_egoschema(response: str, options: list[str], target: int) -> tuple[bool, bool]:
+    from lmms_eval.tasks.egoschema.utils import parse_multi_choice_response
+
+    letters = LETTERS[:len(options)]
+    parsed, matched = parse_multi_choice_response(response, list(letters), dict(zip(letters, (o.strip() for o in options))))
+    return letters.find(parsed) == target, bool(matched)
+
+
+def _lmms_perceptiontest(response: str, options: list[str], target: int) -> tuple[bool, bool]:
+    match = re.search(r"\b([A-D])\b", response.strip())  # perceptiontest/val/utils.py
+    return (match is not None and "ABCD".index(match.group(1)) == target), match is not None
+
+
+# ---------------------------------------------------------------------------------------- protocols
+_SAVI_LAYOUT = PromptFormat()
+_DOT_LAYOUT = PromptFormat(option_line="{letter}. {text}")
+
+PROTOCOLS: dict[str, dict[str, Protocol]] = {
+    "mvbench": {
+        "savi": Protocol("savi", _SAVI_LAYOUT, LETTER_INSTRUCTION, None, 16, grade_careful,
+                         "savi-plugin default (VideoSAVi frame count)"),
+        "lmms": Protocol("lmms", PromptFormat(question_label="Question:", strip_question=False, options_header="\nOption:\n",
+                                              option_line="({letter}) {raw}", options_end="\n"),
+                         "Only give the best option.\n", 32, 16, _lmms_mvbench,
+                         "lmms-eval 0.7.3 tasks/mvbench (VideoSAVi, arXiv 2412.00624)"),
+        "official": Protocol("official", PromptFormat(strip_question=False, option_line="({letter}) {raw}",
+                                           system=MVBENCH_SYSTEM, strip_end=True),
+                             "\nOnly give the best option.", 16, 100, grade_official_mvbench,
+                             "OpenGVLab/Ask-Anything video_chat2/mvbench.ipynb", answer_prefix="Best option:("),
+        "rrpo": Protocol("rrpo", PromptFormat(strip_question=False, option_line="({letter}) {raw}", strip_end=True), "", 64, 512, grade_rrpo_mvbench,
+                         "pritamqu/RRPO eval/mvbench/mvbench.py (LLaVA-Video, arXiv 2504.12083)"),
+    },
+    "egoschema": {
+        "savi": Protocol("savi", _DOT_LAYOUT, LETTER_INSTRUCTION, None, 16, grade_careful,
+                         "savi-plugin default (VideoSAVi frame count)"),
+        "lmms": Protocol("lmms", PromptFormat(question_label="", strip_question=False, options_header="\n",
+                                              option_line="{raw}"),
+                         LETTER_INSTRUCTION, 32, 16, _lmms_egoschema,
+                         "lmms-eval 0.7.3 tasks/egoschema egoschema_subset (VideoSAVi, arXiv 2412.00624)"),
+    },
+    "perceptiontest": {
+        "savi": Protocol("savi", _DOT_LAYOUT, LETTER_INSTRUCTION, None, 16, grade_careful,
+                         "savi-plugin default (VideoSAVi frame count)"),
+        "lmms": Protocol("lmms", PromptFormat(question_label="", strip_question=False, options_header="\n",
+                                              option_line="{letter}. {raw}"),
+                         LETTER_INSTRUCTION, 32, 16, _lmms_perceptiontest,
+                         "lmms-eval 0.7.3 tasks/perceptiontest/val perceptiontest_val_mc (VideoSAVi, arXiv 2412.00624)"),
+    },
+}
+
+
+def protocol(benchmark: str, name: str = "savi") -> Protocol:
+    """The protocol ``name`` of ``benchmark``; a ValueError lists the known ones."""
+    known = PROTOCOLS.get(benchmark, {})
+    if name not in known:
+        raise ValueError(f"unknown protocol {name!r} for {benchmark!r}; known: {', '.join(known) or 'none'}")
+    return known[name]
