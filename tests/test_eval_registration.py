@@ -70,7 +70,7 @@ import sys
 import lmms_eval.models  # runs our model entry point, which must respect the switch
 from lmms_eval.tasks import TaskManager
 print("plain", sum(t.startswith("savi_") for t in TaskManager("ERROR").all_tasks))
-from savi_plugin.cli.eval import lmms_eval_command
+from savi_plugin.eval.command import lmms_eval_command
 from savi_plugin.eval.registration import tasks_path
 command = lmms_eval_command(["tasks", "list"], tasks_path())
 assert command[1:4] == ["-m", "lmms_eval", "tasks"], command

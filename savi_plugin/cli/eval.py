@@ -48,23 +48,8 @@ def run_tasks_path(args) -> int:
     return 0
 
 
-def lmms_eval_command(lmms_eval_args: list[str], tasks_path: str) -> list[str]:
-    """``python -m lmms_eval ARGS`` with ``--include_path`` added unless the user gave one.
-
-    The ``tasks`` sub-command spells the flag ``--include-path``; the evaluation form ``--include_path``.
-    """
-    args = list(lmms_eval_args)
-    if not any(a.split("=", 1)[0] in ("--include_path", "--include-path") for a in args):
-        if args and args[0] == "tasks":
-            args += ["--include-path", tasks_path]
-        elif args and args[0] in ("models", "version", "ui", "serve", "power", "tui", "mcp"):
-            pass
-        else:
-            args += ["--include_path", tasks_path]
-    return [sys.executable, "-m", "lmms_eval", *args]
-
-
 def run_lmms_eval(args) -> int:
+    from savi_plugin.eval.command import lmms_eval_command
     from savi_plugin.eval.registration import tasks_path
 
     env = dict(os.environ)
