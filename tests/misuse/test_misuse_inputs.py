@@ -11,13 +11,13 @@ from __future__ import annotations
 import json
 import resource
 import shutil
-import struct
-from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
+
+from misuse_kit import write_mjpeg, write_zero_frame_mp4
 
 from savi_plugin.data import DataError, read_records
 
@@ -48,48 +48,6 @@ def test_the_corpus_is_complete_and_well_formed():
 
 
 # --------------------------------------------------------------------------------------------- videos
-def gray_jpeg(width: int, height: int) -> bytes:
-    """A valid baseline grayscale JPEG of uniform mid-grey, 2 bits per 8x8 block (DC diff 0, then EOB).
-
-    A 16000 x 16000 frame is 2 MB of JPEG and 256 M pixels once decoded: a decompression bomb in a video.
-    """
-    def segment(marker: int, payload: bytes) -> bytes:
-        return b"\xff" + bytes([marker]) + struct.pack(">H", len(payload) + 2) + payload
-
-    one_code = bytes([1] + [0] * 15)  # a single 1-bit Huffman code, for symbol 0 (DC: size 0; AC: EOB)
-    blocks = ((width + 7) // 8) * ((height + 7) // 8)
-    scan = b"\x00" * (2 * blocks // 8) + (bytes([0xFF >> (2 * blocks % 8)]) if 2 * blocks % 8 else b"")
-    return (b"\xff\xd8" + segment(0xDB, b"\x00" + b"\x01" * 64)
-            + segment(0xC0, struct.pack(">BHHB", 8, height, width, 1) + b"\x01\x11\x00")
-            + segment(0xC4, b"\x00" + one_code + b"\x00" + b"\x10" + one_code + b"\x00")
-            + segment(0xDA, b"\x01\x01\x00\x00\x3f\x00") + scan + b"\xff\xd9")
-
-
-def write_mjpeg(path: Path, width: int, height: int, frames: int = 2) -> None:
-    """An MJPEG Matroska file of ``frames`` uniform grey frames, muxed without re-encoding."""
-    import av
-
-    data = gray_jpeg(width, height)
-    with av.open(str(path), "w", format="matroska") as container:
-        stream = container.add_stream("mjpeg", rate=8)
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuvj420p"
-        for i in range(frames):
-            packet = av.Packet(data)
-            packet.stream, packet.pts, packet.dts, packet.time_base = stream, i, i, Fraction(1, 8)
-            container.mux(packet)
-
-
-def write_zero_frame_mp4(path: Path) -> None:
-    """An mp4 with an H.264 video stream header and no frame at all."""
-    import av
-
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=8)
-        stream.width = stream.height = 32
-        stream.pix_fmt = "yuv420p"
-        container.start_encoding()
-
-
 def build_videos(root: Path) -> None:
     from savi_plugin.video.synthetic import render_sample, write_mp4
 

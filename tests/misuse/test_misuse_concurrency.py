@@ -1,0 +1,186 @@
+"""Misuse: two jobs on one output, and merging a shard set that is not all there.
+
+Every output two processes could share -- a pairs file, a training output folder, an align run folder, a merge
+output -- is locked by the job writing it; a second job is refused with one line naming the holder (pid, host),
+the lock goes when its job ends however it ends, and a lock left by a dead process is taken over. ``savi
+generate merge`` refuses a shard set with a missing shard or an unfinished run unless ``--allow-incomplete``,
+and its report then says ``complete: false`` and what is missing.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from misuse_kit import assert_one_line_error, hold_lock, savi
+
+from savi_plugin.data.outputs import OutputLock, OutputLockedError, lock_path
+
+GEN = ["--generator", "rrpo", "--num-frames", "4", "--batch-size", "2", "--no-progress",
+       "--option", "answer_format=raw", "--option", "num_perturbations=1", "--option", "max_new_tokens=6"]
+
+
+def generate_argv(model, inputs, output, *extra):
+    return ["generate", "--model", str(model), "--input", str(inputs), "--output", str(output), *GEN, *extra]
+
+
+@pytest.fixture(scope="module")
+def manifest(synthetic_samples) -> Path:
+    return Path(synthetic_samples[0].video).parent / "samples.jsonl"
+
+
+# ------------------------------------------------------------------------------------------------ locks
+def _held_output(kind: str, tmp_path: Path, model, manifest) -> tuple[Path, bool, list[str]]:
+    """The output a ``kind`` command writes, whether it is a folder, and the command."""
+    if kind == "generate":
+        out = tmp_path / "pairs.jsonl"
+        return out, False, generate_argv(model, manifest, out)
+    if kind == "train":
+        out = tmp_path / "train_out"
+        pairs = tmp_path / "pairs.jsonl"
+        pairs.write_text("")
+        return out, True, ["train", "tiny_demo", "--model", str(model), "--data", str(pairs), "--output-dir", str(out)]
+    if kind == "align":
+        out = tmp_path / "run"
+        return out, True, ["align", "tiny_demo", "--out", str(out)]
+    out = tmp_path / "merged.jsonl"
+    shard = tmp_path / "a.jsonl"
+    shard.write_text("")
+    return out, False, ["generate", "merge", str(out), str(shard)]
+
+
+@pytest.mark.parametrize("kind", ["generate", "train", "align", "merge"])
+def test_a_second_job_on_a_locked_output_is_refused_naming_the_holder(kind, tmp_path, tiny_llava_onevision,
+                                                                      manifest, capsys):
+    out, folder, argv = _held_output(kind, tmp_path, tiny_llava_onevision, manifest)
+    holder = hold_lock(out, folder)
+    try:
+        code, _, err = savi(capsys, *argv)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert code == 1
+    assert_one_line_error(err, str(out), f"pid {holder.pid}", f"host {socket.gethostname()}", "in use")
+    if kind == "generate":
+        assert not out.exists()  # nothing was written beside the other job's work
+
+
+def test_the_lock_of_a_killed_job_is_taken_over_and_released_at_exit(tmp_path, tiny_llava_onevision, manifest,
+                                                                     capsys, caplog):
+    out = tmp_path / "pairs.jsonl"
+    holder = hold_lock(out, folder=False)
+    holder.kill()  # SIGKILL: no cleanup, the lock file stays behind naming a dead process
+    holder.wait()
+    assert json.loads(lock_path(out).read_text())["pid"] == holder.pid
+    code, _, err = savi(capsys, *generate_argv(tiny_llava_onevision, manifest, out, "--limit", "2"))
+    assert code == 0, err
+    assert f"pid {holder.pid}" in caplog.text and "gone" in caplog.text
+    assert not lock_path(out).exists()  # released when the job ended
+
+
+def test_the_lock_is_released_when_the_job_fails(tmp_path, tiny_llava_onevision, manifest, capsys):
+    out = tmp_path / "pairs.jsonl"
+    assert savi(capsys, *generate_argv(tiny_llava_onevision, manifest, out, "--limit", "2"))[0] == 0
+    code, _, err = savi(capsys, *generate_argv(tiny_llava_onevision, manifest, out, "--limit", "2", "--seed", "5"))
+    assert code == 1 and "different configuration" in err
+    assert not lock_path(out).exists()
+    OutputLock(out).acquire().release()  # free for the next job
+
+
+def test_two_processes_racing_for_one_lock_exactly_one_wins(tmp_path):
+    script = ("import sys\nfrom savi_plugin.data.outputs import OutputLock, OutputLockedError\n"
+              "try:\n    lock = OutputLock(sys.argv[1]).acquire()\nexcept OutputLockedError:\n    sys.exit(3)\n"
+              "sys.stdin.read()\n")
+    procs = [subprocess.Popen([sys.executable, "-c", script, str(tmp_path / "o.jsonl")], stdin=subprocess.PIPE)
+             for _ in range(4)]
+    for p in procs:
+        try:
+            p.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            pass
+    codes = [p.returncode for p in procs]
+    assert codes.count(None) == 1 and codes.count(3) == 3, codes  # one holds it, the others were refused
+    for p in procs:
+        if p.returncode is None:
+            p.communicate(b"")
+    with pytest.raises(OutputLockedError):
+        with OutputLock(tmp_path / "x", folder=True):
+            OutputLock(tmp_path / "x", folder=True).acquire()
+
+
+# ------------------------------------------------------------------------------------------------ merge
+@pytest.fixture(scope="module")
+def two_shards(tmp_path_factory, tiny_llava_onevision, manifest) -> Path:
+    """Both shards of a 2-way sharded run (limit 8), finished; tests copy the folder."""
+    from savi_plugin.cli import main
+
+    folder = tmp_path_factory.mktemp("shards")
+    for shard in ("0/2", "1/2"):
+        assert main(generate_argv(tiny_llava_onevision, manifest, folder / "pairs.jsonl", "--shard", shard,
+                                  "--limit", "8")) == 0
+    return folder
+
+
+def _copy(folder: Path, tmp_path: Path) -> Path:
+    dst = tmp_path / "shards"
+    shutil.copytree(folder, dst)
+    return dst
+
+
+def test_merging_with_a_shard_missing_is_refused_and_names_it(two_shards, tmp_path, capsys):
+    folder = _copy(two_shards, tmp_path)
+    missing = folder / "pairs.shard-00001-of-00002.jsonl"
+    missing.unlink()
+    code, _, err = savi(capsys, "generate", "merge", folder / "pairs.jsonl")
+    assert code == 1
+    assert_one_line_error(err, "incomplete", str(missing), "shard 1 of 2", "--allow-incomplete")
+    assert not (folder / "pairs.jsonl").exists()
+
+
+def test_merging_a_shard_whose_run_was_killed_is_refused(two_shards, tmp_path, capsys):
+    folder = _copy(two_shards, tmp_path)
+    shard = folder / "pairs.shard-00000-of-00002.jsonl"
+    progress = folder / "pairs.shard-00000-of-00002.progress.jsonl"
+    # What a kill half-way leaves: fewer progress lines, no run report of the finished run.
+    lines = progress.read_text().splitlines(keepends=True)
+    progress.write_text("".join(lines[:2]))
+    (folder / "pairs.shard-00000-of-00002.report.json").unlink()
+    code, _, err = savi(capsys, "generate", "merge", folder / "pairs.jsonl")
+    assert code == 1
+    assert_one_line_error(err, str(shard), "not finished")
+
+
+def test_allow_incomplete_merges_and_the_report_says_what_is_missing(two_shards, tmp_path, capsys):
+    folder = _copy(two_shards, tmp_path)
+    kept = (folder / "pairs.shard-00000-of-00002.jsonl").read_text().count("\n")
+    (folder / "pairs.shard-00001-of-00002.jsonl").unlink()
+    code, out, err = savi(capsys, "generate", "merge", folder / "pairs.jsonl", "--allow-incomplete")
+    assert code == 0, err
+    printed = json.loads(out)
+    report = json.loads((folder / "pairs.report.json").read_text())
+    for shown in (printed, report):
+        assert shown["complete"] is False and shown["records"] == kept
+        assert len(shown["missing"]) == 1 and "shard 1 of 2" in shown["missing"][0]
+
+
+def test_the_readme_merge_example_with_a_shell_glob_works(two_shards, tmp_path, capsys, monkeypatch):
+    folder = _copy(two_shards, tmp_path)
+    monkeypatch.chdir(folder)
+    expanded = sorted(glob.glob("pairs.shard*.jsonl"))  # what the shell passes: shards AND their progress files
+    assert any(name.endswith(".progress.jsonl") for name in expanded)
+    code, out, err = savi(capsys, "generate", "merge", "pairs.jsonl", *expanded)
+    assert code == 0, err
+    shards = [f for f in expanded if not f.endswith(".progress.jsonl")]
+    total = sum(Path(f).read_text().count("\n") for f in shards)
+    printed = json.loads(out)
+    assert printed["records"] == total > 0 and printed["complete"] and printed["invalid"] == []
+    assert sorted(printed["ignored_progress_files"]) == sorted(set(expanded) - set(shards))
+    assert os.path.getsize("pairs.jsonl") > 0
