@@ -1,0 +1,157 @@
+"""Misuse: commands pointed at the user's own inputs. Each is refused with one line, and nothing is touched.
+
+An output may not be an input (``--input qa.jsonl --output qa.jsonl`` would append pairs to the QA manifest;
+a training ``--output-dir`` equal to the model's folder would make the model load with the adapter from then
+on), ``savi eval fixture`` writes only into an empty folder or one it wrote, and ``savi convert`` never writes
+over, into or around its source, ``--overwrite`` or not.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+
+from misuse_kit import assert_one_line_error, savi, write_jsonl
+
+GEN = ["--generator", "rrpo", "--num-frames", "4", "--no-progress", "--option", "answer_format=raw",
+       "--option", "max_new_tokens=6"]
+
+
+def snapshot(folder: Path) -> dict[str, str]:
+    """Every file under ``folder`` with the hash of its content."""
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture()
+def qa(synthetic_samples, tmp_path) -> Path:
+    """A copy of the synthetic QA manifest in its own folder."""
+    src = Path(synthetic_samples[0].video).parent / "samples.jsonl"
+    folder = tmp_path / "data"
+    folder.mkdir()
+    lines = [json.loads(line) for line in src.read_text().splitlines()][:2]
+    for obj in lines:
+        obj["video"] = str(Path(src.parent, obj["video"]).resolve())
+    return write_jsonl(folder / "qa.jsonl", lines)
+
+
+@pytest.mark.parametrize("spelling", ["same", "dot-relative", "symlink", "progress-file", "report"])
+def test_generate_refuses_to_write_into_its_input(spelling, qa, tiny_llava_onevision, tmp_path, capsys,
+                                                 monkeypatch):
+    monkeypatch.chdir(qa.parent)
+    before = snapshot(qa.parent)
+    extra = []
+    if spelling == "same":
+        output = str(qa)
+    elif spelling == "dot-relative":
+        output = "./sub/../qa.jsonl"
+        (qa.parent / "sub").mkdir()
+    elif spelling == "symlink":
+        (tmp_path / "link.jsonl").symlink_to(qa)
+        output = str(tmp_path / "link.jsonl")
+    elif spelling == "progress-file":  # out.progress.jsonl would be the manifest
+        qa.rename(qa.with_name("out.progress.jsonl"))
+        qa = qa.with_name("out.progress.jsonl")
+        before = snapshot(qa.parent)
+        output = str(qa.with_name("out.jsonl"))
+    else:
+        output, extra = str(tmp_path / "pairs.jsonl"), ["--report", str(qa)]
+    code, _, err = savi(capsys, "generate", "--model", tiny_llava_onevision, "--input", qa, "--output", output,
+                        *GEN, *extra)
+    assert code == 1
+    assert_one_line_error(err, "--input", "its own input")
+    assert snapshot(qa.parent) == before
+
+
+def test_generate_refuses_the_model_folder_as_output(qa, tiny_llava_onevision, capsys):
+    before = snapshot(Path(tiny_llava_onevision))
+    code, _, err = savi(capsys, "generate", "--model", tiny_llava_onevision, "--input", qa,
+                        "--output", tiny_llava_onevision, *GEN)
+    assert code == 1
+    assert_one_line_error(err, "--model")
+    assert snapshot(Path(tiny_llava_onevision)) == before
+
+
+@pytest.mark.parametrize("target", ["model-folder", "model-symlink", "data-file"])
+def test_train_refuses_an_output_dir_that_is_an_input(target, qa, tiny_llava_onevision, tmp_path, capsys):
+    model = Path(tiny_llava_onevision)
+    pairs = write_jsonl(tmp_path / "pairs.jsonl", [])
+    if target == "model-folder":
+        output = model
+    elif target == "model-symlink":
+        output = tmp_path / "model_link"
+        output.symlink_to(model, target_is_directory=True)
+    else:
+        output = pairs
+    before = snapshot(model)
+    code, _, err = savi(capsys, "train", "tiny_demo", "--model", model, "--data", pairs, "--output-dir", output)
+    assert code == 1
+    assert_one_line_error(err, "output_dir", "the model" if target != "data-file" else "the data")
+    assert snapshot(model) == before and not (model / ".savi.lock").exists()
+
+
+# ------------------------------------------------------------------------------------------------ eval fixture
+FIXTURE = ["--benchmark", "egoschema", "-n", "1"]
+
+
+def test_eval_fixture_refuses_a_folder_with_real_data(tmp_path, capsys):
+    root = tmp_path / "savi_eval"
+    (root / "egoschema").mkdir(parents=True)
+    (root / "egoschema" / "annotations.json").write_text('{"real": "annotations"}')
+    (root / "videos").mkdir()
+    (root / "videos" / "clip.mp4").write_bytes(b"real video bytes")
+    before = snapshot(root)
+    code, _, err = savi(capsys, "eval", "fixture", root, *FIXTURE)
+    assert code == 1
+    assert_one_line_error(err, str(root), "not written by savi eval fixture")
+    assert snapshot(root) == before
+
+
+def test_eval_fixture_refuses_a_file(tmp_path, capsys):
+    target = tmp_path / "notes.txt"
+    target.write_text("keep me")
+    code, _, err = savi(capsys, "eval", "fixture", target, *FIXTURE)
+    assert code == 1 and target.read_text() == "keep me"
+    assert_one_line_error(err, "not a folder")
+
+
+def test_eval_fixture_writes_a_new_folder_and_rewrites_its_own(tmp_path, capsys):
+    root = tmp_path / "fresh"
+    assert savi(capsys, "eval", "fixture", root, *FIXTURE)[0] == 0
+    first = snapshot(root)
+    assert ".savi-eval-fixture" in first and len(first) > 2
+    assert savi(capsys, "eval", "fixture", root, *FIXTURE)[0] == 0  # its own folder: allowed, same content
+    assert snapshot(root) == first
+
+
+# ------------------------------------------------------------------------------------------------ convert
+@pytest.fixture()
+def source_checkpoint(tmp_path) -> Path:
+    src = tmp_path / "llava-video-src"
+    src.mkdir()
+    (src / "config.json").write_text(json.dumps({"architectures": ["LlavaQwenForCausalLM"]}))
+    (src / "model-00001-of-00001.safetensors").write_bytes(b"weights the user cannot download again")
+    return src
+
+
+@pytest.mark.parametrize("where", ["same", "inside", "parent"])
+def test_convert_never_writes_over_into_or_around_its_source(where, source_checkpoint, capsys):
+    src = source_checkpoint
+    dst = {"same": src, "inside": src / "converted", "parent": src.parent}[where]
+    before = snapshot(src)
+    code, _, err = savi(capsys, "convert", "llava-next", src, dst, "--overwrite")
+    assert code == 1
+    assert_one_line_error(err, "source checkpoint", "destroy the source")
+    assert snapshot(src) == before and not (src / "converted").exists()
+
+
+def test_merge_refuses_an_output_that_is_one_of_its_shards(tmp_path, capsys):
+    shard = write_jsonl(tmp_path / "pairs.shard-00000-of-00001.jsonl",
+                        [{"id": "a", "video": "v.mp4", "question": "q", "chosen": "x", "rejected": "y"}])
+    before = shard.read_bytes()
+    code, _, err = savi(capsys, "generate", "merge", shard, shard)
+    assert code == 1 and shard.read_bytes() == before
+    assert_one_line_error(err, "the merge output")
