@@ -152,8 +152,10 @@ def test_videosavi_similarity_filter_and_weight(three_videos, tmp_path):
     assert records[0]["meta"]["similarity"] == {"chosen": 1.0, "rejected": 0.5, "gain": 0.5}
     assert ("A-videosavi-0", "low_similarity_gain") in {(s["id"], s["reason"]) for s in report["skipped"]}
     _, weighted, _ = run(three_videos, tmp_path, name="w.jsonl", scorer=KeywordScorer(), scorer_mode="weight")
-    assert [(r["id"], r["meta"]["weight"]) for r in weighted] == [("A-videosavi-0", 0.5),
-                                                                  ("C-videosavi-1", pytest.approx(1.0, abs=1e-4))]
+    # CLIP-adjusted DPO: the weight is the record's top-level field the losses read, not a note in meta
+    assert [(r["id"], r["weight"]) for r in weighted] == [("A-videosavi-0", 0.5),
+                                                          ("C-videosavi-1", pytest.approx(1.0, abs=1e-4))]
+    assert all("weight" not in r["meta"] and validate_record(r).weight == r["weight"] for r in weighted)
 
 
 def build_tiny_siglip(path: Path) -> Path:
@@ -189,7 +191,7 @@ def test_videosavi_with_a_local_siglip_scorer(three_videos, tmp_path, synthetic_
     assert [r["id"] for r in records] == ["A-videosavi-0", "C-videosavi-1"]
     for r in records:
         sim = r["meta"]["similarity"]
-        assert sim["gain"] == pytest.approx(sim["chosen"] - sim["rejected"], abs=1e-5) and 0 < r["meta"]["weight"] < 1
+        assert sim["gain"] == pytest.approx(sim["chosen"] - sim["rejected"], abs=1e-5) and 0 < r["weight"] < 1
 
 
 @pytest.mark.parametrize("family, source", [("llava_onevision", "generate"), ("qwen2_vl", "input")])

@@ -21,6 +21,9 @@ def add_parser(subparsers) -> None:
     convert.add_argument("dst", metavar="OUT")
     convert.add_argument("--from", dest="src_format", default="savi", choices=FORMATS)
     convert.add_argument("--to", dest="dst_format", default="savi", choices=FORMATS)
+    convert.add_argument("--bad-records", default="raise", choices=("raise", "skip"),
+                         help="raise: stop at the first bad record (default); skip: leave bad records out and "
+                              "list them (the official RRPO code skips pairs whose tags do not strip cleanly)")
     convert.set_defaults(func=run_convert)
 
 
@@ -40,10 +43,16 @@ def run_convert(args) -> int:
     from savi_plugin.data.convert import convert_file
     from savi_plugin.data.record import DataError
 
+    skipped: list[DataError] = []
     try:
-        n = convert_file(args.src, args.dst, args.src_format, args.dst_format)
+        n = convert_file(args.src, args.dst, args.src_format, args.dst_format,
+                         bad_records=getattr(args, "bad_records", "raise"), skipped=skipped)
     except DataError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     print(f"wrote {n} record(s) to {args.dst}")
+    if skipped:
+        print(f"skipped {len(skipped)} bad record(s):", file=sys.stderr)
+        for problem in skipped:
+            print(f"  {problem}", file=sys.stderr)
     return 0

@@ -86,7 +86,15 @@ def rrpo_to_record(obj: Any, file: str, line: int) -> PreferenceRecord:
     for ours, theirs in (("chosen_tagged", "answer_masked"), ("rejected_tagged", "pred_masked")):
         if theirs in obj:
             record[ours] = _require_str(obj, theirs, file, line)
-    return validate_record(record, file, line)
+    try:
+        return validate_record(record, file, line)
+    except DataError as exc:  # name the field as the RRPO file spells it
+        theirs = {"id": "sample_id", "video": video_key, "chosen": "answer", "rejected": "pred",
+                  "chosen_tagged": "answer_masked", "rejected_tagged": "pred_masked"}
+        message = exc.message
+        for ours, name in theirs.items():
+            message = message.replace(repr(ours), repr(name))
+        raise DataError(file, line, theirs.get(exc.field, exc.field), message) from None
 
 
 def record_to_rrpo(record: PreferenceRecord) -> dict[str, Any]:

@@ -7,12 +7,13 @@ Shared by both papers: VideoSAVi pairs are (revised answer, initial answer); RRP
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 REQUIRED_FIELDS = ("id", "video", "question", "chosen", "rejected")
 OPTIONAL_STR_FIELDS = ("chosen_tagged", "rejected_tagged", "source")
-KNOWN_FIELDS = REQUIRED_FIELDS + OPTIONAL_STR_FIELDS + ("meta",)
+KNOWN_FIELDS = REQUIRED_FIELDS + OPTIONAL_STR_FIELDS + ("weight", "meta")
 
 
 class DataError(ValueError):
@@ -36,6 +37,8 @@ class PreferenceRecord:
         chosen_tagged: ``chosen`` with the differing phrases wrapped in ``<MASK> ... </MASK>``.
         rejected_tagged: the same for ``rejected``.
         source: the generator (or converter) that produced the pair.
+        weight: optional per-pair loss weight (finite, > 0; absent = 1), e.g. VideoSAVi's CLIP-adjusted DPO
+            (``scorer_mode: weight``); the pairwise losses take a weighted mean over pairs.
         meta: free-form provenance (prompt version, model, frames, seed, perturbation, ...).
     """
 
@@ -48,6 +51,7 @@ class PreferenceRecord:
     rejected_tagged: str | None = None
     source: str = "unknown"
     meta: dict[str, Any] = field(default_factory=dict)
+    weight: float | None = None
 
     @property
     def is_tagged(self) -> bool:
@@ -56,7 +60,7 @@ class PreferenceRecord:
     def to_json(self) -> dict[str, Any]:
         """The JSON object, without optional fields that are unset."""
         out = asdict(self)
-        for key in ("chosen_tagged", "rejected_tagged"):
+        for key in ("chosen_tagged", "rejected_tagged", "weight"):
             if out[key] is None:
                 del out[key]
         return out
@@ -102,6 +106,12 @@ def validate_record(obj: Any, file: str = "<memory>", line: int | None = None) -
             raise DataError(file, line, name, f"expected a string, got {type(obj[name]).__name__}")
     for name in (*REQUIRED_FIELDS, *OPTIONAL_STR_FIELDS):
         check_encodable(obj.get(name), file, line, name)
+    weight = obj.get("weight")
+    if weight is not None:
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)):
+            raise DataError(file, line, "weight", f"expected a number, got {type(weight).__name__}")
+        if not math.isfinite(weight) or weight <= 0:
+            raise DataError(file, line, "weight", f"must be a finite number > 0, got {weight!r}")
     if "meta" in obj and not isinstance(obj["meta"], dict):
         raise DataError(file, line, "meta", f"expected an object, got {type(obj['meta']).__name__}")
     if obj["chosen"].strip() == obj["rejected"].strip():
@@ -137,4 +147,5 @@ def validate_record(obj: Any, file: str = "<memory>", line: int | None = None) -
         rejected_tagged=tagged["rejected_tagged"],
         source=obj.get("source") or "unknown",
         meta=dict(obj.get("meta") or {}),
+        weight=None if weight is None else float(weight),
     )

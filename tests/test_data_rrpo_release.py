@@ -1,0 +1,49 @@
+"""Reading RRPO's released pairs: records whose ``<MASK>`` tags do not strip to the plain text are skipped
+and counted when asked (``--bad-records skip``), as the official code skips them; the default still stops."""
+
+from __future__ import annotations
+
+import json
+
+from savi_plugin.cli import main
+from savi_plugin.data import read_records
+from savi_plugin.data.convert import convert_file
+
+RELEASE = [
+    {"question": "<image>\nWhat is biting the mans nose?", "answer": "It is a goose.", "pred": "It is a dog.",
+     "answer_masked": "It is a <MASK> goose </MASK>.", "pred_masked": "It is a <MASK> dog </MASK>.",
+     "src": "vidal", "sample_id": 0, "media_path": "v0.mp4"},
+    # the tagged answer is not the answer: an LLM rewrote a word while tagging
+    {"question": "<image>\nWhat does the man do?", "answer": "He is riding on a boat.",
+     "pred": "He is fishing from a boat.", "answer_masked": "He is <MASK> riding </MASK> in a boat.",
+     "pred_masked": "He is <MASK> fishing from </MASK> a boat.", "src": "vidal", "sample_id": 1,
+     "media_path": "v1.mp4"},
+    {"question": "<image>\nWhat sport?", "answer": "soccer", "pred": "volleyball",
+     "answer_masked": "<MASK> soccer", "pred_masked": "<MASK> volleyball </MASK>", "src": "x", "sample_id": 2,
+     "media_path": "v2.mp4"},
+    {"question": "<image>\nWhere?", "answer": "on a field", "pred": "on a beach",
+     "answer_masked": "on a <MASK> field </MASK>", "pred_masked": "on a <MASK> beach </MASK>", "src": "x",
+     "sample_id": 3, "media_path": "v3.mp4"},
+]
+
+
+def test_convert_skips_and_lists_records_whose_tags_do_not_strip(tmp_path, capsys):
+    src = tmp_path / "release.json"
+    src.write_text(json.dumps(RELEASE))
+    out = tmp_path / "pairs.jsonl"
+
+    assert main(["data", "convert", str(src), str(out), "--from", "rrpo"]) == 1  # the default stops
+    err = capsys.readouterr().err
+    assert f"{src}:2:answer_masked: without its tags it differs from 'answer'" in err and not out.exists()
+
+    assert main(["data", "convert", str(src), str(out), "--from", "rrpo", "--bad-records", "skip"]) == 0
+    captured = capsys.readouterr()
+    assert "wrote 2 record(s)" in captured.out
+    assert "skipped 2 bad record(s):" in captured.err
+    assert f"{src}:2:answer_masked:" in captured.err and f"{src}:3:answer_masked:" in captured.err
+    assert [r.id for _, r in read_records(out)] == ["0", "3"]
+
+    skipped = []
+    assert convert_file(src, tmp_path / "again.json", "rrpo", "rrpo", bad_records="skip", skipped=skipped) == 2
+    assert [(e.line, e.field) for e in skipped] == [(2, "answer_masked"), (3, "answer_masked")]
+    assert json.loads((tmp_path / "again.json").read_text()) == [RELEASE[0], RELEASE[3]]
