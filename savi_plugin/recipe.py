@@ -1,10 +1,15 @@
 """Recipes: YAML files that name the model, data, generator, loss, trainer arguments, DeepSpeed config
-and eval tasks of one run (torchtune-style: copy one, edit it, run it).
+and eval tasks of one run (torchtune-style: copy one, edit it, run it), read into a typed
+:class:`~savi_plugin.config.sections.Recipe`.
 
 - ``extends: other.yaml`` inherits another recipe (a path relative to this one, or a shipped recipe name);
   mappings merge key by key, anything else is replaced.
 - ``key.sub=value`` overrides on the command line (the value is parsed as YAML: ``train.beta=0.2``).
-- Unknown keys and wrong types are rejected with the key's path (``recipe.yaml: train.bta: unknown key``).
+- Every key and value is checked at load, by the rules in :mod:`savi_plugin.config` (sections, ``train`` against
+  ``PreferenceConfig``, ``generate.options`` against the generator's own options): a problem is one
+  :class:`RecipeError` ``recipe.yaml: train.bta: unknown key``, before any step runs.
+- Relative paths in a recipe file are relative to that file's folder (a shipped recipe's to the working folder);
+  override values are relative to the working folder.
 - Files are read with ``yaml.safe_load`` only.
 """
 
@@ -12,53 +17,28 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-from importlib import resources
+import os
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-NONE = type(None)
+from savi_plugin.config.sections import Recipe
+from savi_plugin.config.training import TRAIN_PATHS, check_train, shipped_recipes_dir
+from savi_plugin.config.values import ConfigError, build
 
-#: The recipe schema: a mapping is a section; a tuple lists the accepted types; ``"train"`` is checked
-#: against :class:`savi_plugin.training.config.PreferenceConfig` (a ``transformers.TrainingArguments``).
-SCHEMA: dict[str, Any] = {
-    "description": (str,),
-    "extends": (str,),
-    "notes": (str,),
-    "model": {
-        # trust_remote_code is deliberately not a recipe key: remote code runs only when a user passes
-        # the flag on a command line, never because a copied YAML said so.
-        "path": (str,), "backend": (str, NONE), "dtype": (str,), "num_frames": (int,), "adapter": (str, NONE),
-        "source_checkpoint": (str, NONE), "closest_native_checkpoint": (str, NONE),
-    },
-    "data": {
-        "videos": (str, NONE), "qa": (str, NONE), "pairs": (str, NONE), "format": (str,),
-        "data_root": (str, NONE), "synthetic_videos": (int, NONE), "synthetic_eval_videos": (int, NONE),
-    },
-    "generate": {
-        "generator": (str,), "batch_size": (int,), "seed": (int,), "limit": (int, NONE),
-        "max_new_tokens": (int,), "options": (dict,),
-    },
-    "lora": {"r": (int,), "alpha": (int,), "dropout": (float, int), "target_modules": (str, list)},
-    "reference_model": (str, NONE),
-    "train": "PreferenceConfig",
-    "eval": {
-        "tasks": (list,), "num_frames": (int,), "limit": (int, float, NONE), "batch_size": (int,),
-        "data_root": (str, NONE), "max_new_tokens": (int,),
-    },
-    "align": {"iterations": (int,), "eval_every_iteration": (bool,)},
-    "demo": {"warmup_steps": (int,), "warmup_lr": (float,), "compare_dpo": (bool,), "eval_questions": (int, NONE)},
-}
+#: a bad recipe (``file: key.path: message``); the same class as every configuration error
+RecipeError = ConfigError
 
-
-class RecipeError(ValueError):
-    """A bad recipe; the message starts with ``file: key.path:``."""
-
-
-def shipped_recipes_dir() -> Path:
-    """The folder of recipes installed with the package (``recipes/`` in a source checkout)."""
-    return Path(str(resources.files("savi_plugin.recipes")))
+__all__ = [
+    "Recipe",
+    "RecipeError",
+    "check_generator_options",
+    "list_recipes",
+    "load_recipe",
+    "resolve_recipe_path",
+    "shipped_recipes_dir",
+]
 
 
 def list_recipes() -> list[str]:
@@ -76,8 +56,8 @@ def resolve_recipe_path(name_or_path: str | Path, relative_to: Path | None = Non
     for c in candidates:
         if c.is_file():
             return c
-    raise RecipeError(f"{name_or_path}: no such recipe file or shipped recipe "
-                      f"(shipped: {', '.join(list_recipes())})")
+    raise RecipeError("", f"no such recipe file or shipped recipe (shipped: {', '.join(list_recipes())})",
+                      str(name_or_path))
 
 
 def _merge(base: dict, top: dict) -> dict:
@@ -90,35 +70,91 @@ def _merge(base: dict, top: dict) -> dict:
     return out
 
 
+def _is_shipped(path: Path) -> bool:
+    return path.resolve().parent == shipped_recipes_dir().resolve()
+
+
+def _resolve_one(value: Any, folder: Path, kind: str) -> Any:
+    """A path value of a recipe file in ``folder``: relative -> joined to ``folder`` (see the module docstring)."""
+    if not isinstance(value, str) or not value or os.path.isabs(value) or "://" in value:
+        return value
+    joined = os.path.normpath(folder / value)
+    if kind == "model" and not (value.startswith(("./", "../")) or os.path.exists(joined)):
+        return value  # a hub id such as org/name
+    if kind == "deepspeed" and not os.path.isfile(joined):
+        return value  # looked up in the shipped recipes folder
+    return joined
+
+
+def _resolve_paths(data: dict, file: Path) -> dict:
+    """``data`` (one file's mapping) with its relative path values made relative to ``file``'s folder."""
+    if _is_shipped(file):
+        return data
+    folder = file.resolve().parent
+    out = copy.deepcopy(data)
+    for section in dataclasses.fields(Recipe):
+        node, cls = out.get(section.name), _section_class(section.name)
+        if "path" in section.metadata:
+            out[section.name] = _resolve_one(node, folder, section.metadata["path"])
+        elif cls is not None and isinstance(node, dict):
+            for f in dataclasses.fields(cls):
+                if "path" in f.metadata and f.name in node:
+                    node[f.name] = _resolve_one(node[f.name], folder, f.metadata["path"])
+    train = out.get("train")
+    if isinstance(train, dict):
+        for key in TRAIN_PATHS:
+            if key in train:
+                train[key] = _resolve_one(train[key], folder, "any")
+        if "deepspeed" in train:
+            train["deepspeed"] = _resolve_one(train["deepspeed"], folder, "deepspeed")
+    generate = out.get("generate")
+    options = generate.get("options") if isinstance(generate, dict) else None
+    if isinstance(options, dict) and isinstance(options.get("prompts"), str):
+        options["prompts"] = _resolve_one(options["prompts"], folder, "file")
+    return out
+
+
+def _section_class(name: str) -> type | None:
+    import typing
+
+    hint = typing.get_type_hints(Recipe).get(name)
+    return hint if dataclasses.is_dataclass(hint) else None
+
+
 def _read(path: Path, seen: tuple[Path, ...] = ()) -> dict:
     if path.resolve() in seen:
-        raise RecipeError(f"{path}: extends: circular ({' -> '.join(str(p) for p in seen)})")
+        raise RecipeError("extends", f"circular ({' -> '.join(str(p) for p in seen)})", str(path))
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as exc:
-        raise RecipeError(f"{path}: invalid YAML: {exc}") from None
+        raise RecipeError("", "invalid YAML: " + " ".join(str(exc).split()), str(path)) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RecipeError("", f"cannot read: {exc}", str(path)) from None
     if not isinstance(data, dict):
-        raise RecipeError(f"{path}: a recipe must be a mapping, got {type(data).__name__}")
+        raise RecipeError("", f"a recipe must be a mapping, got {type(data).__name__}", str(path))
+    data = _resolve_paths(data, path)
     parent = data.pop("extends", None)
     if parent is None:
         return data
     if not isinstance(parent, str):
-        raise RecipeError(f"{path}: extends: expected a recipe name or path")
+        raise RecipeError("extends", "expected a recipe name or path", str(path))
     return _merge(_read(resolve_recipe_path(parent, path.parent), seen + (path.resolve(),)), data)
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
     """``"train.beta=0.2"`` -> ``(["train", "beta"], 0.2)`` (the value parsed as YAML)."""
-    if "=" not in text:
-        raise RecipeError(f"override {text!r}: expected key.path=value")
-    key, value = text.split("=", 1)
-    if not key.strip():
-        raise RecipeError(f"override {text!r}: empty key")
-    return key.strip().split("."), yaml.safe_load(value) if value.strip() else None
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise RecipeError("", "expected key.path=value", f"override {text!r}")
+    try:
+        parsed = yaml.safe_load(value) if value.strip() else None
+    except yaml.YAMLError as exc:
+        raise RecipeError(key.strip(), "invalid YAML value: " + " ".join(str(exc).split()), f"override {text!r}")
+    return key.strip().split("."), parsed
 
 
 def apply_overrides(recipe: dict, overrides: list[str]) -> dict:
-    """Set each ``key.path=value`` in a copy of ``recipe``."""
+    """Set each ``key.path=value`` in a copy of ``recipe`` (a mapping value merges into a mapping)."""
     out = copy.deepcopy(recipe)
     for text in overrides:
         keys, value = parse_override(text)
@@ -126,69 +162,39 @@ def apply_overrides(recipe: dict, overrides: list[str]) -> dict:
         for k in keys[:-1]:
             node = node.setdefault(k, {})
             if not isinstance(node, dict):
-                raise RecipeError(f"override {text!r}: {k} is not a section")
+                raise RecipeError(k, "is not a section", f"override {text!r}")
+        if isinstance(value, dict) and isinstance(node.get(keys[-1]), dict):  # merged, as `extends` merges
+            value = _merge(node[keys[-1]], value)
         node[keys[-1]] = value
     return out
 
 
-def _type_names(types: tuple) -> str:
-    return " or ".join("null" if t is NONE else t.__name__ for t in types)
+def check_generator_options(generator: str, options: dict[str, Any], prefix: str = "generate.options",
+                            source: str | None = None):
+    """The generator's options object, built from ``options`` by its own declaration (unknown option, wrong
+    type or range -> :class:`RecipeError` at ``prefix.key``)."""
+    from savi_plugin import registry
+    from savi_plugin.generators.base import build_config
+
+    cls = registry.load(registry.GENERATORS, generator)
+    return build_config(cls.config_class, options, generator, prefix=prefix, source=source)
 
 
-def _training_fields() -> dict[str, type | None]:
-    """Field name -> expected type (int/float/bool/str, or None for anything else) of the trainer's config
-    (PreferenceConfig, else TrainingArguments), from the dataclass annotations."""
-    try:
-        from savi_plugin.training.config import PreferenceConfig as config_cls
-    except ImportError:  # trainer not installed in this checkout: check against the HF base class
-        from transformers import TrainingArguments as config_cls
-    simple = {"int": int, "float": float, "bool": bool, "str": str, int: int, float: float, bool: bool, str: str}
-    out: dict[str, type | None] = {}
-    for f in dataclasses.fields(config_cls):
-        annotation = f.type if not isinstance(f.type, str) else f.type.strip()
-        out[f.name] = simple.get(annotation)
-    return out
+def recipe_from_mapping(data: dict, source: str) -> Recipe:
+    """A checked :class:`Recipe` from a merged mapping (``source`` names the file in errors)."""
+    generate = data.get("generate")
+    if isinstance(generate, dict) and "max_new_tokens" in generate:
+        raise RecipeError("generate.max_new_tokens", "unknown key: answer length is a generator option, "
+                          "set generate.options.max_new_tokens", source)
+    recipe = build(Recipe, data, "", source)
+    recipe.train = check_train(recipe.train, "train", source)
+    check_generator_options(recipe.generate.generator, recipe.generate.options, source=source)
+    recipe.source = source
+    return recipe
 
 
-def _check(node: Any, schema: Any, path: str, file: str) -> None:
-    if schema == "PreferenceConfig":
-        if not isinstance(node, dict):
-            raise RecipeError(f"{file}: {path}: expected a mapping")
-        fields = _training_fields()
-        for key, value in node.items():
-            if key not in fields:
-                raise RecipeError(f"{file}: {path}.{key}: unknown key (not a PreferenceConfig/TrainingArguments field)")
-            expected = fields[key]
-            if value is None or expected is None:
-                continue
-            if expected is bool:
-                ok = isinstance(value, bool)
-            elif expected is int:
-                ok = isinstance(value, int) and not isinstance(value, bool)
-            elif expected is float:
-                ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-            else:
-                ok = isinstance(value, str)
-            if not ok:
-                raise RecipeError(f"{file}: {path}.{key}: expected {expected.__name__}, "
-                                  f"got {type(value).__name__} ({value!r})")
-        return
-    if isinstance(schema, dict):
-        if not isinstance(node, dict):
-            raise RecipeError(f"{file}: {path or '<top>'}: expected a mapping, got {type(node).__name__}")
-        for key, value in node.items():
-            sub = f"{path}.{key}" if path else str(key)
-            if key not in schema:
-                raise RecipeError(f"{file}: {sub}: unknown key (known: {', '.join(schema)})")
-            _check(value, schema[key], sub, file)
-        return
-    ok = isinstance(node, schema) and not (isinstance(node, bool) and bool not in schema)
-    if not ok:
-        raise RecipeError(f"{file}: {path}: expected {_type_names(schema)}, got {type(node).__name__} ({node!r})")
-
-
-def load_recipe(name_or_path: str | Path, overrides: list[str] | None = None) -> dict:
-    """Read, inherit, override and validate a recipe; returns the merged mapping.
+def load_recipe(name_or_path: str | Path, overrides: list[str] | None = None) -> Recipe:
+    """Read, inherit, override and check a recipe.
 
     Args:
         name_or_path: a YAML path or the name of a shipped recipe (``savi recipes ls``).
@@ -198,9 +204,4 @@ def load_recipe(name_or_path: str | Path, overrides: list[str] | None = None) ->
         RecipeError: naming the file and the key path of the first problem.
     """
     path = resolve_recipe_path(name_or_path)
-    recipe = apply_overrides(_read(path), overrides or [])
-    _check(recipe, SCHEMA, "", str(path))
-    if "model" not in recipe or "path" not in recipe["model"]:
-        raise RecipeError(f"{path}: model.path: missing required key")
-    recipe["_source"] = str(path)
-    return recipe
+    return recipe_from_mapping(apply_overrides(_read(path), list(overrides or [])), str(path))

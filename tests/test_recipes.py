@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from savi_plugin.pipeline.steps import lora_kwargs, training_kwargs
+from savi_plugin.pipeline.steps import training_kwargs
 from savi_plugin.recipe import RecipeError, list_recipes, load_recipe
 
 PAPER = {"llava_video_7b_rrpo_16f": 16, "llava_video_7b_rrpo_32f": 32}
@@ -18,15 +18,15 @@ def test_shipped_recipes_are_the_papers_settings():
         assert required in names
     for name, frames in PAPER.items():
         r = load_recipe(name)
-        assert r["model"]["num_frames"] == frames
-        assert (r["lora"]["r"], r["lora"]["alpha"]) == (128, 256)
-        t = r["train"]
+        assert r.model.num_frames == frames
+        assert (r.lora.r, r.lora.alpha) == (128, 256)
+        t = r.train
         assert (t["loss_type"], t["beta"], t["alpha"], t["learning_rate"]) == ("rrpo", 0.1, 0.01, 5e-6)
         assert (t["lr_scheduler_type"], t["warmup_steps"], t["num_train_epochs"]) == ("cosine", 0.03, 1)
         assert t["per_device_train_batch_size"] * t["gradient_accumulation_steps"] * 4 == 32  # 4 GPUs
         assert t["bf16"] and t["gradient_checkpointing"] and t["deepspeed"].endswith("zero3.json")
-    assert load_recipe("llava_video_7b_dpo")["train"]["loss_type"] == "dpo"
-    assert load_recipe("llava_onevision_7b_videosavi")["model"]["num_frames"] == 32
+    assert load_recipe("llava_video_7b_dpo").train["loss_type"] == "dpo"
+    assert load_recipe("llava_onevision_7b_videosavi").model.num_frames == 32
 
 
 @pytest.mark.parametrize("name", list_recipes())
@@ -37,11 +37,11 @@ def test_recipe_builds_its_trainer_config(name, tmp_path):
     kwargs = training_kwargs(recipe)
     kwargs.pop("bf16", None)  # bf16 needs an accelerator here; the rest must be accepted as written
     config = PreferenceConfig(output_dir=str(tmp_path), **kwargs)
-    assert config.loss_type == recipe["train"]["loss_type"]
-    assert config.num_frames == recipe["model"]["num_frames"]
-    if recipe["train"].get("deepspeed"):
+    assert config.loss_type == recipe.train["loss_type"]
+    assert config.num_frames == recipe.model.num_frames
+    if recipe.train.get("deepspeed"):
         assert config.deepspeed.endswith(".json")
-    lora = lora_kwargs(recipe)
+    lora = recipe.lora.peft_kwargs()
     assert lora["target_modules"] is None  # "all-linear-lm": every linear layer of the language model
 
 
@@ -62,7 +62,7 @@ def test_extends_and_cli(tmp_path):
     child = tmp_path / "mine.yaml"
     child.write_text("extends: llava_video_7b_rrpo_16f\ntrain:\n  beta: 0.2\n")
     r = load_recipe(child)
-    assert r["train"]["beta"] == 0.2 and r["train"]["alpha"] == 0.01 and r["lora"]["r"] == 128
+    assert r.train["beta"] == 0.2 and r.train["alpha"] == 0.01 and r.lora.r == 128
     loop = tmp_path / "loop.yaml"
     loop.write_text("extends: loop.yaml\n")
     with pytest.raises(RecipeError, match="circular"):
@@ -72,4 +72,4 @@ def test_extends_and_cli(tmp_path):
     assert out.returncode == 0 and (tmp_path / "tiny_demo.yaml").is_file()
     out = subprocess.run([sys.executable, "-m", "savi_plugin", "recipes", "show", "tiny_demo", "train.bta=1"],
                          capture_output=True, text=True)
-    assert out.returncode == 1 and "train.bta: unknown key" in out.stderr
+    assert out.returncode == 2 and "train.bta: unknown key" in out.stderr  # a configuration error: argparse's 2

@@ -1,10 +1,16 @@
-"""``savi align RECIPE``: generate -> train -> merge -> eval for N iterations in one run folder (resumable)."""
+"""``savi align RECIPE``: generate -> train -> merge -> eval for N iterations in one run folder (resumable).
+
+``--dry-run`` builds every step's configuration (generator and options, training arguments and LoRA, the
+lmms-eval command line) and prints it, loading and writing nothing.
+"""
 
 from __future__ import annotations
 
 import json
-import sys
 import time
+
+from savi_plugin.config.sections import AlignSection
+from savi_plugin.config.values import add_flag
 
 
 def add_parser(subparsers) -> None:
@@ -13,20 +19,27 @@ def add_parser(subparsers) -> None:
     parser.add_argument("overrides", nargs="*", metavar="key.path=value")
     parser.add_argument("--out", default=None, help="run folder (default: savi_runs/align-<recipe>-<time>); "
                                                     "re-run with the same folder to resume")
-    parser.add_argument("--iterations", type=int, default=None, help="default: the recipe's align.iterations")
+    add_flag(parser, "--iterations", AlignSection, "iterations", default=None,
+             help="generate -> train -> merge -> eval rounds (default: the recipe's align.iterations)")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="check the recipe and build every step's configuration; load and write nothing")
     parser.set_defaults(func=run)
 
 
 def run(args) -> int:
-    from savi_plugin.pipeline.align import run_align
-    from savi_plugin.recipe import RecipeError, load_recipe
+    from savi_plugin.recipe import load_recipe
 
-    try:
-        recipe = load_recipe(args.recipe, args.overrides)
-    except RecipeError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    out = args.out or f"savi_runs/align-{args.recipe.removesuffix('.yaml').split('/')[-1]}-{time.strftime('%Y%m%d-%H%M%S')}"
+    recipe = load_recipe(args.recipe, args.overrides)
+    out = args.out or f"savi_runs/align-{recipe.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    if args.dry_run:
+        from savi_plugin.pipeline.dry_run import dry_run_align
+
+        print("\n".join(dry_run_align(recipe, out, iterations=args.iterations)))
+        return 0
+    from savi_plugin.config.checkpoint import check_backend_fits
+    from savi_plugin.pipeline.align import run_align
+
+    check_backend_fits(recipe.model.path, recipe.model.backend, "model.backend", recipe.source)
     manifest = run_align(recipe, out, iterations=args.iterations)
     for it in manifest["iterations"]:
         counts = it.get("data_report", {}).get("counts", {})

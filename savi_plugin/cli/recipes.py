@@ -11,7 +11,7 @@ def add_parser(subparsers) -> None:
     parser = subparsers.add_parser("recipes", help="list, show or copy the shipped YAML recipes")
     sub = parser.add_subparsers(dest="recipes_command", metavar="ACTION", required=True)
     sub.add_parser("ls", help="list shipped recipes").set_defaults(func=run_ls)
-    show = sub.add_parser("show", help="print a recipe after inheritance and overrides")
+    show = sub.add_parser("show", help="print a recipe's resolved values (after inheritance, overrides, defaults)")
     show.add_argument("recipe")
     show.add_argument("overrides", nargs="*", metavar="key.path=value")
     show.set_defaults(func=run_show)
@@ -36,27 +36,20 @@ def run_ls(args) -> int:
 def run_show(args) -> int:
     import yaml
 
-    from savi_plugin.recipe import RecipeError, load_recipe
+    from savi_plugin.pipeline.dry_run import resolved
+    from savi_plugin.recipe import load_recipe
 
-    try:
-        recipe = load_recipe(args.recipe, args.overrides)
-    except RecipeError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    source = recipe.pop("_source")
-    print(f"# {source}")
-    print(yaml.safe_dump(recipe, sort_keys=False), end="")
+    recipe = load_recipe(args.recipe, args.overrides)
+    print(f"# {recipe.source}")
+    print("# resolved: every default filled in; train keys not listed take TrainingArguments' defaults")
+    print(yaml.safe_dump(resolved(recipe), sort_keys=False), end="")
     return 0
 
 
 def run_cp(args) -> int:
-    from savi_plugin.recipe import RecipeError, resolve_recipe_path
+    from savi_plugin.recipe import resolve_recipe_path
 
-    try:
-        src = resolve_recipe_path(args.recipe)
-    except RecipeError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+    src = resolve_recipe_path(args.recipe)
     dest = Path(args.dest)
     if dest.is_dir():
         dest = dest / src.name

@@ -2,12 +2,12 @@
 
 Multi-GPU: launch the same command under torchrun, accelerate or deepspeed, e.g.
 ``torchrun --nproc_per_node 4 -m savi_plugin train llava_video_7b_rrpo_16f``.
+``--dry-run`` builds the training arguments and LoRA configuration and prints them, loading nothing.
 """
 
 from __future__ import annotations
 
 import json
-import sys
 
 
 def add_parser(subparsers) -> None:
@@ -18,24 +18,32 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--data", help="preference JSONL (default: the recipe's data.pairs)")
     parser.add_argument("--output-dir", help="default: the recipe's train.output_dir")
     parser.add_argument("--resume", action="store_true", help="resume from the last checkpoint in the output dir")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="check the recipe and build the step's configuration; load and write nothing")
     parser.set_defaults(func=run)
 
 
 def run(args) -> int:
-    from savi_plugin.pipeline.steps import train_step
-    from savi_plugin.recipe import RecipeError, load_recipe
+    from savi_plugin.config.checkpoint import check_backend_fits
+    from savi_plugin.config.values import ConfigError
+    from savi_plugin.recipe import load_recipe
 
-    try:
-        recipe = load_recipe(args.recipe, args.overrides)
-    except RecipeError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    data = args.data or recipe.get("data", {}).get("pairs")
-    output_dir = args.output_dir or recipe.get("train", {}).get("output_dir")
-    if not data or not output_dir:
-        print("error: need data.pairs and train.output_dir in the recipe, or --data / --output-dir", file=sys.stderr)
-        return 1
-    summary = train_step(recipe, model=args.model or recipe["model"]["path"], data=data,
-                         output_dir=output_dir, resume=args.resume)
+    recipe = load_recipe(args.recipe, args.overrides)
+    model = args.model or recipe.model.path
+    data = args.data or recipe.data.pairs
+    output_dir = args.output_dir or recipe.train.get("output_dir")
+    if args.dry_run:
+        from savi_plugin.pipeline.dry_run import dry_run_train
+
+        print("\n".join(dry_run_train(recipe, model=model, data=data, output_dir=output_dir)))
+        return 0
+    if not data:
+        raise ConfigError("data.pairs", "required (or --data)", recipe.source)
+    if not output_dir:
+        raise ConfigError("train.output_dir", "required (or --output-dir)", recipe.source)
+    check_backend_fits(model, recipe.model.backend, "model.backend", recipe.source)
+    from savi_plugin.pipeline.steps import train_step
+
+    summary = train_step(recipe, model=model, data=data, output_dir=output_dir, resume=args.resume)
     print(json.dumps(summary, indent=1, default=str))
     return 0

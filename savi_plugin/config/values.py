@@ -23,7 +23,8 @@ Using::
     params = build(RRPOParams, {"beta": 0.2}, "train.loss_options", source="my.yaml")  # checked instance
     check_mapping(SomeConfig, mapping, "train", source)   # keys, types and rules, without constructing
     validate(instance, "generate.options", source)        # re-check a built instance (e.g. after replace())
-    parser.add_argument("--num-frames", type=arg_type(ModelSection, "num_frames"))  # the same rules for a flag
+    parser.add_argument("--num-frames", type=arg_type(ModelSection, "num_frames", "--num-frames"))  # a flag
+    add_flag(parser, "--num-frames", ModelSection, "num_frames")  # the same, with the field's default and help
 
 Every failure is a :class:`ConfigError` whose message is one line, ``file: key.path: message`` (``key.path:
 message`` without a file; for a flag, ``--flag: message``). Command-line handlers print it as ``error: ...`` and
@@ -49,8 +50,9 @@ import math
 import re
 import types
 import typing
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 #: the metadata key under which a field lists its rules
 RULES = "savi_rules"
@@ -68,7 +70,7 @@ class ConfigError(ValueError):
         self.path, self.message, self.source = path, message, (str(source) if source is not None else None)
         super().__init__(": ".join(p for p in (self.source, path, message) if p))
 
-    def located(self, source: str | Path | None, prefix: str = "") -> "ConfigError":
+    def located(self, source: str | Path | None, prefix: str = "") -> ConfigError:
         """The same error placed in ``source`` under ``prefix`` (for errors raised without either)."""
         path = ".".join(p for p in (prefix, self.path) if p)
         return ConfigError(path, self.message, self.source or source)
@@ -202,19 +204,21 @@ _REGISTERED: dict[type, dict[str, tuple[Rule, ...]]] = {}
 
 
 def register_rules(cls: type, by_field: dict[str, Iterable[Rule]]) -> None:
-    """Rules for fields of ``cls`` (and its subclasses) that the class itself does not declare."""
+    """Rules for fields of ``cls`` (and its subclasses); a field that declares rules in its metadata keeps those."""
     _REGISTERED.setdefault(cls, {}).update({name: tuple(r) for name, r in by_field.items()})
 
 
 def field_rules(cls: type, field: dataclasses.Field) -> tuple[Rule, ...]:
-    """The rules of one field: its own metadata, then rules registered for the class or a base class."""
-    out = tuple(field.metadata.get(RULES, ()))
+    """The rules of one field: those its metadata declares, else those registered for its class or a base."""
+    if RULES in field.metadata:
+        return tuple(field.metadata[RULES])
     for klass in cls.__mro__:
-        out += _REGISTERED.get(klass, {}).get(field.name, ())
-    return out
+        if field.name in _REGISTERED.get(klass, {}):
+            return _REGISTERED[klass][field.name]
+    return ()
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _hints(cls: type) -> dict[str, Any]:
     try:
         return typing.get_type_hints(cls)
@@ -228,6 +232,9 @@ def _name(annotation: Any) -> str:
         return "null"
     if isinstance(annotation, type):
         return annotation.__name__
+    origin = typing.get_origin(annotation)
+    if isinstance(origin, type):  # list[str] -> list: the element type is named when an element is wrong
+        return origin.__name__
     return str(annotation).replace("typing.", "")
 
 
@@ -266,6 +273,8 @@ def coerce(value: Any, annotation: Any, path: str = "", source: str | None = Non
         if ok:
             return out
     names = " or ".join(_name(o) for o in options if o is not type(None))
+    if all(dataclasses.is_dataclass(o) or o is dict or o is type(None) for o in options):
+        names = "a mapping"
     hint = ""
     if isinstance(value, bool) and any(o is str or _is_str_enum(o) for o in options):
         hint = "; YAML reads unquoted no/yes/on/off/true/false as booleans: quote it, e.g. 'no'"
@@ -341,8 +350,11 @@ def _fields(cls: type) -> dict[str, dataclasses.Field]:
     return {f.name: f for f in dataclasses.fields(cls) if f.init}
 
 
-def check_mapping(cls: type, mapping: Any, prefix: str = "", source: str | Path | None = None) -> dict[str, Any]:
+def check_mapping(cls: type, mapping: Any, prefix: str = "", source: str | Path | None = None, *,
+                  what: str = "key") -> dict[str, Any]:
     """Check a mapping meant for ``cls(**mapping)`` without constructing it; returns the widened mapping.
+
+    ``what`` names a key in the unknown-key message (``unknown option``, ``unknown key``).
 
     Raises:
         ConfigError: an unknown key (listing the known ones), a wrong type, or a value a rule refuses.
@@ -357,22 +369,30 @@ def check_mapping(cls: type, mapping: Any, prefix: str = "", source: str | Path 
         path = f"{prefix}.{key}" if prefix else str(key)
         if key not in fields:
             known = ", ".join(fields) if len(fields) <= 30 else f"the fields of {cls.__name__}"
-            raise ConfigError(path, f"unknown key (known: {known})", source)
+            raise ConfigError(path, f"unknown {what} (known: {known})", source)
         out[key] = check_value(cls, fields[key], value, path, source)
     return out
 
 
-def build(cls: type, mapping: Any, prefix: str = "", source: str | Path | None = None):
+def build(cls: type, mapping: Any, prefix: str = "", source: str | Path | None = None, *, what: str = "key"):
     """``cls(**mapping)`` after :func:`check_mapping`; a ``ValueError``/``TypeError`` raised by the class's
     own ``__post_init__`` becomes a :class:`ConfigError` at ``prefix``."""
-    kwargs = check_mapping(cls, {} if mapping is None else mapping, prefix, source)
+    kwargs = check_mapping(cls, {} if mapping is None else mapping, prefix, source, what=what)
+    for name, field in _fields(cls).items():
+        if name not in kwargs and field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING:
+            raise ConfigError(f"{prefix}.{name}" if prefix else name, "missing required key", source)
     try:
         return cls(**kwargs)
     except ConfigError as exc:
         raise exc.located(source, prefix) from None
     except (ValueError, TypeError) as exc:
-        raise ConfigError(prefix or cls.__name__, str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
-                          source) from None
+        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        first = re.split(r"[\s:=]", message, maxsplit=1)[0]  # "beta must be > 0": locate it at prefix.beta
+        path = prefix or cls.__name__
+        if first in _fields(cls) or len(kwargs) == 1:  # the field it names, or the only one given
+            key = first if first in _fields(cls) else next(iter(kwargs))
+            path = f"{prefix}.{key}" if prefix else key
+        raise ConfigError(path, message, source) from None
 
 
 def validate(obj: Any, prefix: str = "", source: str | Path | None = None) -> None:
@@ -427,3 +447,15 @@ def arg_type(cls: type, name: str, flag: str | None = None) -> Callable[[str], A
 
     parse.__name__ = _name(annotation)  # argparse names the type in "invalid <type> value" messages
     return parse
+
+
+def add_flag(parser: argparse.ArgumentParser, flag: str, cls: type, name: str, **kwargs: Any):
+    """``parser.add_argument(flag, ...)`` for field ``name`` of ``cls``: its type and rules (:func:`arg_type`),
+    and its default unless ``default=`` is given."""
+    field = _fields(cls)[name]
+    if "default" not in kwargs and field.default is not dataclasses.MISSING:
+        kwargs["default"] = field.default
+    help_text = kwargs.pop("help", None) or field.metadata.get("help")
+    if help_text and kwargs.get("default") is not None:
+        help_text = f"{help_text} (default {kwargs['default']})"
+    return parser.add_argument(flag, type=arg_type(cls, name, flag), help=help_text, **kwargs)

@@ -16,6 +16,7 @@ from typing import Any, ClassVar, Sequence
 
 import numpy as np
 
+from savi_plugin.config.values import AtLeast, Positive, Range, build, register_rules
 from savi_plugin.data.record import PreferenceRecord
 from savi_plugin.generators.inputs import InputItem
 from savi_plugin.generators.prompts import load_prompts
@@ -86,15 +87,20 @@ def stable_int(*parts: Any) -> int:
     return int.from_bytes(digest[:8], "little") >> 1
 
 
-def build_config(config_class: type, options: dict[str, Any] | None, generator: str):
-    """Instantiate a generator's config dataclass from an options dict; unknown keys are errors."""
-    options = dict(options or {})
-    names = [f.name for f in dataclasses.fields(config_class)]
-    unknown = sorted(set(options) - set(names))
-    if unknown:
-        raise ValueError(f"generator {generator!r}: unknown option(s) {', '.join(unknown)}; "
-                         f"known: {', '.join(names)}")
-    return config_class(**options)
+#: rules for the decoding options every generator shares (by name); an options dataclass may declare its own
+DECODING_RULES = {"max_new_tokens": (AtLeast(1),), "tag_max_new_tokens": (AtLeast(1),),
+                  "temperature": (Positive(),), "top_p": (Range(0, 1, open_low=True),)}
+
+
+def build_config(config_class: type, options: dict[str, Any] | None, generator: str, *,
+                 prefix: str = "options", source: str | None = None):
+    """Instantiate a generator's options dataclass from an options dict, through the project's one value check
+    (:mod:`savi_plugin.config.values`): an unknown option, a wrong type, a value outside a field's rules or
+    :data:`DECODING_RULES`, or a ``__post_init__`` refusal is a ``ConfigError`` (a ``ValueError``) naming
+    ``source: prefix.option``."""
+    register_rules(config_class, {name: rules for name, rules in DECODING_RULES.items()
+                                  if name in {f.name for f in dataclasses.fields(config_class)}})
+    return build(config_class, dict(options or {}), prefix, source or f"generator {generator!r}", what="option")
 
 
 def jsonable(value: Any) -> Any:
@@ -115,7 +121,8 @@ class Generator(abc.ABC):
     :attr:`prompt_fields`, and implement :meth:`process`.
 
     Args:
-        options: the config's fields as a dict (unknown keys raise ``ValueError``).
+        options: the config's fields as a dict, checked by :func:`build_config` (a bad one raises ``ConfigError``,
+            a ``ValueError``).
     """
 
     name: ClassVar[str] = "base"

@@ -1,84 +1,106 @@
-"""Recipe -> one pipeline step (generate, train, eval). ``savi train``, ``savi align`` and ``savi demo`` use these.
+"""Recipe -> one pipeline step (generate, train). ``savi train``, ``savi align`` and ``savi demo`` use these.
 
-Each function takes the validated recipe mapping (:func:`savi_plugin.recipe.load_recipe`) plus explicit
-paths for what changes between iterations (the model that generates, the pairs it trains on, where it writes).
+Each function takes a checked :class:`~savi_plugin.config.sections.Recipe` (:func:`savi_plugin.recipe.load_recipe`)
+plus explicit paths for what changes between iterations (the model that generates, the pairs it trains on, where
+it writes). The ``plan_*`` functions build a step's real configuration objects without loading any weights
+(``--dry-run``).
 """
 
 from __future__ import annotations
 
-import copy
 import logging
 from pathlib import Path
 from typing import Any
 
-from savi_plugin.recipe import shipped_recipes_dir
+from savi_plugin.config.sections import Recipe
+from savi_plugin.config.training import build_training_args, resolve_deepspeed
 
 log = logging.getLogger(__name__)
 
-# Recipes say "all-linear-lm" for "every linear layer of the language model" (RRPO's LoRA placement);
-# the trainer's default target selection implements exactly that, so the keyword maps to None.
-_ALL_LM_LINEAR = "all-linear-lm"
+__all__ = ["generate_step", "plan_generate", "plan_train", "resolve_deepspeed", "train_step", "training_kwargs"]
 
 
-def resolve_deepspeed(config: str | None) -> str | None:
-    """A DeepSpeed JSON path: as given if it exists, else relative to the shipped recipes folder."""
-    if not config:
-        return None
-    if Path(config).is_file():
-        return config
-    shipped = shipped_recipes_dir() / config
-    if shipped.is_file():
-        return str(shipped)
-    raise FileNotFoundError(f"deepspeed config {config!r} not found (also looked in {shipped_recipes_dir()})")
-
-
-def lora_kwargs(recipe: dict) -> dict[str, Any] | None:
-    """The recipe's ``lora`` section in the trainer's terms."""
-    lora = copy.deepcopy(recipe.get("lora"))
-    if lora is None:
-        return None
-    if lora.get("target_modules") == _ALL_LM_LINEAR:
-        lora["target_modules"] = None
-    return lora
-
-
-def training_kwargs(recipe: dict, **overrides) -> dict[str, Any]:
-    """The recipe's ``train`` section as PreferenceConfig keyword arguments."""
-    train = copy.deepcopy(recipe.get("train", {}))
+def training_kwargs(recipe: Recipe, **overrides) -> dict[str, Any]:
+    """The recipe's ``train`` section as PreferenceConfig keyword arguments, with what other sections decide
+    (frames, data root and format of the pairs)."""
+    train = dict(recipe.train)
     train.pop("output_dir", None)  # run_training sets it from its own argument
     if train.get("deepspeed"):
         train["deepspeed"] = resolve_deepspeed(train["deepspeed"])
-    train.setdefault("num_frames", recipe["model"].get("num_frames", 32))
-    if (recipe.get("data") or {}).get("data_root"):  # the recipe's data root confines the pairs' video paths
-        train.setdefault("data_root", recipe["data"]["data_root"])
+    train.setdefault("num_frames", recipe.model.num_frames)
+    train.setdefault("data_format", recipe.data.format)
+    if recipe.data.data_root:  # the recipe's data root confines the pairs' video paths
+        train.setdefault("data_root", recipe.data.data_root)
     train.update(overrides)
     return train
 
 
-def train_step(recipe: dict, *, model: str | Path, data: str | Path, output_dir: str | Path,
+def train_step(recipe: Recipe, *, model: str | Path, data: str | Path, output_dir: str | Path,
                resume: bool | str = False, **overrides) -> dict:
     """Train on preference pairs as the recipe says; returns the trainer's summary."""
     from savi_plugin.training.run import run_training
 
     return run_training(
-        model=str(model), data=str(data), output_dir=str(output_dir),
-        backend=recipe["model"].get("backend"), lora=lora_kwargs(recipe),
-        training=training_kwargs(recipe, **overrides),
-        reference_model=recipe.get("reference_model"), resume=resume,
+        model=str(model), data=str(data), output_dir=str(output_dir), backend=recipe.model.backend,
+        lora=recipe.lora.peft_kwargs(), training=training_kwargs(recipe, **overrides),
+        reference_model=recipe.reference_model, resume=resume,
     )
 
 
-def generate_step(recipe: dict, *, model: str | Path, inputs: str | Path, output: str | Path,
+def generate_step(recipe: Recipe, *, model: Any, inputs: str | Path, output: str | Path,
                   adapter: str | Path | None = None, seed: int | None = None) -> dict:
-    """Generate preference pairs with the recipe's generator; returns the run report."""
+    """Generate preference pairs with the recipe's generator and its options; returns the run report."""
     from savi_plugin.generators import run_generation
 
-    gen = recipe.get("generate", {})
+    gen = recipe.generate
     return run_generation(
-        generator=gen.get("generator", "rrpo"), model=str(model), inputs=str(inputs), output=str(output),
-        backend=recipe["model"].get("backend"), num_frames=recipe["model"].get("num_frames", 32),
-        batch_size=gen.get("batch_size", 8), seed=gen.get("seed", 0) if seed is None else seed,
-        limit=gen.get("limit"), options=dict(gen.get("options") or {}, max_new_tokens=gen.get("max_new_tokens", 128)),
-        adapter=str(adapter) if adapter else None, data_root=(recipe.get("data") or {}).get("data_root"),
-        dtype=recipe["model"].get("dtype", "float32"),
+        generator=gen.generator, model=model if not isinstance(model, Path) else str(model), inputs=str(inputs),
+        output=str(output), backend=recipe.model.backend, num_frames=recipe.model.num_frames,
+        batch_size=gen.batch_size, seed=gen.seed if seed is None else seed, limit=gen.limit,
+        options=dict(gen.options), adapter=str(adapter) if adapter else None, data_root=recipe.data.data_root,
+        dtype=recipe.model.dtype,
     )
+
+
+def plan_generate(recipe: Recipe):
+    """The recipe's generator, constructed with its options (prompts loaded and checked), no model loaded."""
+    from savi_plugin.generators.runner import resolve_generator
+
+    try:
+        return resolve_generator(recipe.generate.generator, dict(recipe.generate.options))
+    except ValueError as exc:
+        from savi_plugin.config.values import ConfigError
+
+        if isinstance(exc, ConfigError):
+            raise ConfigError(exc.path.replace("options", "generate.options", 1), exc.message, recipe.source) from None
+        raise ConfigError("generate.options", str(exc), recipe.source) from None
+
+
+def plan_train(recipe: Recipe, output_dir: str | Path, *, hardware_notes: list[str] | None = None, **overrides):
+    """The training arguments (:class:`PreferenceConfig`) and the peft ``LoraConfig`` of the train step.
+
+    Precision flags the machine cannot honour (``bf16``/``fp16`` without a GPU) are checked without them and
+    said in ``hardware_notes``; everything else must build as written.
+    """
+    from peft import LoraConfig
+
+    kwargs = training_kwargs(recipe, **overrides)
+    for flag in ("bf16", "fp16"):
+        if kwargs.get(flag) and not _precision_available(flag):
+            kwargs[flag] = False
+            if hardware_notes is not None:
+                hardware_notes.append(f"train.{flag}: this machine has no GPU for it; checked without it")
+    args = build_training_args(kwargs, str(output_dir), recipe.source)
+    lora = recipe.lora.peft_kwargs()
+    lora_config = LoraConfig(r=lora["r"], lora_alpha=lora["alpha"], lora_dropout=lora["dropout"],
+                             target_modules=lora["target_modules"], modules_to_save=lora.get("modules_to_save"),
+                             bias="none")
+    return args, lora_config
+
+
+def _precision_available(flag: str) -> bool:
+    import torch
+
+    if not torch.cuda.is_available():
+        return False
+    return flag == "fp16" or torch.cuda.is_bf16_supported()

@@ -321,6 +321,13 @@ def normalize_specs(specs: Sequence[dict[str, Any] | str] | str | None) -> list[
             if key != "name" and key not in allowed:
                 raise ValueError(f"perturbation {name!r} has no parameter {key!r} (parameters: "
                                  f"{', '.join(allowed) or 'none'})")
+        # Parameter values are checked by the perturbation itself, once, on a blank 4-frame clip: a bad value
+        # (``mask:2-3``) fails here, when the pipeline is configured, not on every item of a run.
+        params = {k: v for k, v in spec.items() if k != "name"}
+        try:
+            PERTURBATIONS[name](np.zeros((4, 8, 8, 3), np.uint8), np.random.default_rng(0), **params)
+        except (ValueError, TypeError) as exc:
+            raise ValueError(f"perturbation {name!r}: {exc}") from None
         out.append(spec)
     return out
 

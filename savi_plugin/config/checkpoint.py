@@ -1,0 +1,49 @@
+"""Checks that a named backend fits a local checkpoint, before any step loads it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from savi_plugin.config.values import ConfigError
+
+
+def checkpoint_model_type(path: str | Path) -> str | None:
+    """``model_type`` of a local checkpoint's ``config.json``; None for a hub id, a ``tiny://`` model or a
+    folder without one."""
+    config = Path(str(path)) / "config.json"
+    if "://" in str(path) or not config.is_file():
+        return None
+    try:
+        return json.loads(config.read_text(encoding="utf-8")).get("model_type")
+    except (OSError, ValueError) as exc:
+        raise ConfigError("", f"unreadable config.json: {exc}", str(config)) from None
+
+
+def check_backend_fits(model: str | Path, backend: str | None, where: str = "model.backend",
+                       source: str | None = None) -> None:
+    """Refuse a ``backend`` whose families do not include the local checkpoint's ``model_type``.
+
+    Raises:
+        ConfigError: ``source: where: backend 'x' does not serve model_type 'y' (<path>); use one of ...``.
+    """
+    if not backend:
+        return
+    model_type = checkpoint_model_type(model)
+    if model_type is None:
+        return
+    from savi_plugin import registry
+
+    served = getattr(registry.load(registry.BACKENDS, backend), "model_types", ())
+    if model_type in served:
+        return
+    fits = []
+    for name in registry.available(registry.BACKENDS):
+        try:
+            if model_type in getattr(registry.load(registry.BACKENDS, name), "model_types", ()):
+                fits.append(name)
+        except Exception:  # a broken third-party backend is not a candidate
+            continue
+    hint = f"use {' or '.join(fits)}, or leave it unset to detect it" if fits else "no registered backend serves it"
+    raise ConfigError(where, f"backend {backend!r} does not serve model_type {model_type!r} ({model}); {hint}",
+                      source)

@@ -1,0 +1,129 @@
+"""The recipe's ``train`` section: ``PreferenceConfig`` keyword arguments, checked key by key.
+
+The section's keys and types are those of :class:`savi_plugin.training.config.PreferenceConfig` (a
+``transformers.TrainingArguments``), so its defaults stay where they are defined. Ranges come from the rules
+the config's fields declare; for ``TrainingArguments``' own fields (a class we do not own) they are registered
+here. :func:`build_training_args` constructs the real config (what ``--dry-run`` and training use).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from pathlib import Path
+from typing import Any
+
+from savi_plugin.config.values import (
+    AtLeast,
+    Check,
+    ConfigError,
+    FileExists,
+    NonNegative,
+    OneOf,
+    Positive,
+    Probability,
+    Range,
+    build,
+    check_mapping,
+    register_rules,
+)
+
+#: ``train`` keys that hold paths (resolved against the recipe file's folder like the sections' path fields)
+TRAIN_PATHS = ("output_dir", "logging_dir", "reference_model_path", "reference_path", "data_root")
+
+
+def shipped_recipes_dir() -> Path:
+    """The folder of recipes installed with the package (``recipes/`` in a source checkout)."""
+    from importlib import resources
+
+    return Path(str(resources.files("savi_plugin.recipes")))
+
+
+def resolve_deepspeed(config: str | dict | None) -> str | dict | None:
+    """A DeepSpeed config: a dict as is; a JSON path as given if it exists, else in the shipped recipes folder.
+
+    Raises:
+        FileNotFoundError: in neither place.
+    """
+    if not config or isinstance(config, dict):
+        return config
+    if Path(config).is_file():
+        return str(config)
+    shipped = shipped_recipes_dir() / config
+    if shipped.is_file():
+        return str(shipped)
+    raise FileNotFoundError(f"deepspeed config {config!r} not found (also looked in {shipped_recipes_dir()})")
+
+
+def _found_deepspeed(value: str) -> str | None:
+    try:
+        return resolve_deepspeed(value)
+    except FileNotFoundError:
+        return None
+
+
+@functools.cache
+def config_class() -> type:
+    """:class:`PreferenceConfig` with the value rules of its ``TrainingArguments`` fields registered."""
+    from transformers import TrainingArguments
+
+    from savi_plugin import registry
+    from savi_plugin.data.readers import FORMATS
+    from savi_plugin.training.config import (
+        BAD_RECORD_POLICIES,
+        REFERENCE_MODES,
+        PreferenceConfig,
+    )
+    from savi_plugin.video.decode import BACKENDS as VIDEO_BACKENDS
+
+    steps = Check(lambda v: v == -1 or v >= 1, "must be -1 (off) or >= 1")
+    register_rules(TrainingArguments, {
+        "per_device_train_batch_size": [AtLeast(1)], "per_device_eval_batch_size": [AtLeast(1)],
+        "gradient_accumulation_steps": [AtLeast(1)], "eval_accumulation_steps": [AtLeast(1)],
+        "num_train_epochs": [Positive()], "max_steps": [steps], "learning_rate": [NonNegative()],
+        "warmup_steps": [NonNegative()], "warmup_ratio": [Probability()], "weight_decay": [NonNegative()],
+        "adam_beta1": [Range(0, 1, open_high=True)], "adam_beta2": [Range(0, 1, open_high=True)],
+        "adam_epsilon": [Positive()], "max_grad_norm": [NonNegative()], "logging_steps": [Positive()],
+        "save_steps": [Positive()], "eval_steps": [Positive()], "save_total_limit": [AtLeast(1)],
+        "seed": [AtLeast(0)], "data_seed": [AtLeast(0)], "dataloader_num_workers": [AtLeast(0)],
+        "deepspeed": [FileExists(_found_deepspeed, what="deepspeed config")],
+    })
+    # PreferenceConfig's own fields; a field that declares rules in its metadata keeps those instead.
+    register_rules(PreferenceConfig, {
+        "loss_type": [OneOf(lambda: registry.available(registry.LOSSES), what="loss")],
+        "beta": [Positive()], "alpha": [NonNegative()], "label_smoothing": [Range(0, 0.5)],
+        "reference": [OneOf(*REFERENCE_MODES, what="reference mode")],
+        "num_frames": [AtLeast(1)], "max_length": [AtLeast(2)], "logprob_chunk_size": [AtLeast(1)],
+        "video_backend": [OneOf(*VIDEO_BACKENDS, what="video backend")],
+        "data_format": [OneOf(*FORMATS, what="format")],
+        "bad_records": [OneOf(*BAD_RECORD_POLICIES, what="policy")],
+    })
+    return PreferenceConfig
+
+
+def train_default(name: str) -> Any:
+    """The default of one ``train`` key (the config class's field default)."""
+    for f in dataclasses.fields(config_class()):
+        if f.name == name:
+            return f.default if f.default is not dataclasses.MISSING else f.default_factory()
+    raise KeyError(name)
+
+
+def check_train(train: dict[str, Any], prefix: str = "train", source: str | None = None) -> dict[str, Any]:
+    """Check ``train`` keys, types and ranges against the config class without building it (no hardware
+    checks); returns the mapping with numbers widened (``1`` -> ``1.0`` for a float field)."""
+    return check_mapping(config_class(), train, prefix, source)
+
+
+def build_training_args(kwargs: dict[str, Any], output_dir: str, source: str | None = None, prefix: str = "train"):
+    """The real :class:`PreferenceConfig` from ``kwargs`` (checked first); its own ``__post_init__`` errors
+    (e.g. ``bf16`` without hardware for it) become :class:`ConfigError` at ``prefix``."""
+    kwargs = dict(kwargs)
+    if kwargs.get("deepspeed"):
+        kwargs["deepspeed"] = resolve_deepspeed(kwargs["deepspeed"])
+    try:
+        return build(config_class(), {**kwargs, "output_dir": str(output_dir)}, prefix, source)
+    except ConfigError:
+        raise
+    except (ImportError, RuntimeError, OSError) as exc:
+        raise ConfigError(prefix, f"{type(exc).__name__}: {str(exc).splitlines()[0]}", source) from None

@@ -1,0 +1,120 @@
+"""``--dry-run`` of ``savi align`` and ``savi train``: build every step's real configuration objects, load nothing.
+
+The generator with its options (and prompts), the training arguments (:class:`PreferenceConfig`, DeepSpeed config
+included) with the peft ``LoraConfig``, and the lmms-eval command line are constructed exactly as the run would
+construct them, so a recipe that a step would reject fails here with ``file: key.path: message``. Nothing is
+written (no run folder is created) and no weights are read. Inputs that do not exist on this machine (data,
+checkpoints) are listed as notes: a dry run checks the recipe, not the machine.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from savi_plugin.config.checkpoint import check_backend_fits
+from savi_plugin.config.sections import ALL_LM_LINEAR, Recipe
+from savi_plugin.config.values import to_dict
+
+
+def _where(path: str | Path | None) -> str:
+    if path is None:
+        return "not set"
+    if "://" in str(path) or Path(path).exists():
+        return str(path)
+    return f"{path} (not found here; the real run needs it)"
+
+
+def _model_line(recipe: Recipe, model: str | Path) -> str:
+    m = recipe.model
+    check_backend_fits(model, m.backend, "model.backend", recipe.source)
+    backend = m.backend or "detected from config.json"
+    return f"model: {_where(model)}; backend {backend}, {m.dtype}, {m.num_frames} frames"
+
+
+def _generate_lines(recipe: Recipe) -> list[str]:
+    from savi_plugin.pipeline.align import generation_source
+    from savi_plugin.pipeline.steps import plan_generate
+
+    generator = plan_generate(recipe)
+    g = recipe.generate
+    if recipe.data.synthetic_videos:
+        source = f"{recipe.data.synthetic_videos} synthetic videos built in the run folder"
+    else:
+        key, path = generation_source(recipe)
+        source = f"{key}={_where(path)}"
+    return [f"generate: {g.generator} over {source}; batch {g.batch_size}, seed {g.seed}, limit {g.limit}",
+            f"  options: {json.dumps(generator.describe(), sort_keys=True)}"]
+
+
+def _train_lines(recipe: Recipe, output_dir: str | Path, notes: list[str]) -> list[str]:
+    from savi_plugin.pipeline.steps import plan_train
+
+    args, lora = plan_train(recipe, output_dir, hardware_notes=notes)
+    targets = (f"every linear layer of the language model ({ALL_LM_LINEAR})" if lora.target_modules is None
+               else str(lora.target_modules))
+    per_device = args.per_device_train_batch_size * args.gradient_accumulation_steps
+    return [
+        f"train: {type(args).__name__} loss {args.loss_type} (beta {args.beta}, alpha {args.alpha}), "
+        f"lr {args.learning_rate} {args.lr_scheduler_type}, epochs {args.num_train_epochs}, max_steps "
+        f"{args.max_steps}, batch {args.per_device_train_batch_size} x {args.gradient_accumulation_steps} "
+        f"accumulation = {per_device} per device, {args.num_frames} frames, reference {args.reference}, "
+        f"deepspeed {args.deepspeed or 'off'}, output {args.output_dir}",
+        f"  lora: r {lora.r}, alpha {lora.lora_alpha}, dropout {lora.lora_dropout}, targets {targets}",
+    ]
+
+
+def dry_run_train(recipe: Recipe, *, model: str | Path, data: str | Path | None,
+                  output_dir: str | Path | None) -> list[str]:
+    """What ``savi train`` would run, as lines; raises ``ConfigError`` for anything the run would refuse."""
+    from savi_plugin.config.values import ConfigError
+
+    if output_dir is None:
+        raise ConfigError("train.output_dir", "required (or --output-dir)", recipe.source)
+    notes: list[str] = []
+    lines = [f"recipe: {recipe.source}", _model_line(recipe, model),
+             f"data: {_where(data) if data else 'not set (data.pairs or --data; the real run needs it)'}"]
+    lines += _train_lines(recipe, output_dir, notes)
+    return lines + [f"note: {n}" for n in notes] + ["dry run: the train step's configuration builds; nothing loaded"]
+
+
+def dry_run_align(recipe: Recipe, run_dir: str | Path, iterations: int | None = None) -> list[str]:
+    """What ``savi align`` would run in ``run_dir``, as lines; raises ``ConfigError`` for anything a step would
+    refuse."""
+    from savi_plugin.pipeline.evaluate import eval_command
+
+    run_dir = Path(run_dir)
+    notes: list[str] = []
+    model = recipe.model.path
+    n = iterations or recipe.align.iterations
+    lines = [f"recipe: {recipe.source}", f"run folder: {run_dir} ({n} iteration(s))", _model_line(recipe, model)]
+    lines += _generate_lines(recipe)
+    lines += _train_lines(recipe, run_dir / "iter_0" / "train", notes)
+    lines.append(f"merge: the adapter folded into {run_dir / 'iter_0' / 'model'}")
+    if recipe.align.eval_every_iteration:
+        command = eval_command(recipe, run_dir / "iter_0" / "model", run_dir / "iter_0" / "eval")
+        lines.append("eval: " + " ".join(command[1:]))
+        data_root = recipe.eval.data_root
+        lines.append(f"  eval data: {_where(data_root) if data_root else 'the hub (or a synthetic set for tiny://)'}")
+    else:
+        lines.append("eval: off (align.eval_every_iteration: false)")
+    return lines + [f"note: {n}" for n in notes] + ["dry run: every step's configuration builds; nothing loaded"]
+
+
+def resolved(recipe: Recipe) -> dict:
+    """The recipe with every default filled in: sections, the generator's full options, and ``train`` as the
+    training step receives it (PreferenceConfig's own fields' defaults, then the recipe's keys)."""
+    import dataclasses
+
+    from transformers import TrainingArguments
+
+    from savi_plugin.config.training import config_class
+    from savi_plugin.pipeline.steps import plan_generate, training_kwargs
+
+    out = to_dict(recipe)
+    out["generate"]["options"] = plan_generate(recipe).describe()
+    base = {f.name for f in dataclasses.fields(TrainingArguments)}
+    own = {f.name: to_dict(f.default) for f in dataclasses.fields(config_class())
+           if f.name not in base and f.default is not dataclasses.MISSING}
+    out["train"] = {**own, **to_dict(training_kwargs(recipe))}
+    return out
