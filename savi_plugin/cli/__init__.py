@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
         if message is None or args.verbose:
             raise
         print(f"error: {message}", file=sys.stderr)
-        return 1
+        return int(getattr(exc, "exit_code", 1))  # 2 for a configuration error (ConfigError), as argparse's
 
 
 #: what Ctrl-C tells the user about each command (every one keeps its finished work)

@@ -12,6 +12,9 @@ from __future__ import annotations
 import json
 import sys
 
+from savi_plugin.config.sections import GenerateSection, ModelSection
+from savi_plugin.config.values import add_flag
+
 
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -27,19 +30,20 @@ def add_parser(subparsers) -> None:
                        help="merge even if shards are missing or their runs unfinished (the report lists them)")
     merge.set_defaults(func=run_merge)
 
-    parser.add_argument("--generator", help="generator name (savi plugins lists them): rrpo, videosavi")
+    add_flag(parser, "--generator", GenerateSection, "generator", default=None,
+             help="generator name (savi plugins lists them): rrpo, videosavi")
     parser.add_argument("--model", help="model directory (a saved checkpoint)")
     parser.add_argument("--input", help="a folder of videos, a JSONL manifest, or a video-QA JSONL (rrpo)")
     parser.add_argument("--output", help="preference JSONL to write (appended to, resumably)")
     parser.add_argument("--data-root", help="manifest video paths start here and may not leave it")
-    parser.add_argument("--backend", help="backend name if it cannot be detected from config.json")
+    add_flag(parser, "--backend", ModelSection, "backend", help="backend name if it cannot be detected from config.json")
     parser.add_argument("--adapter", help="LoRA adapter directory applied on top of --model")
-    parser.add_argument("--num-frames", type=int, default=None, help="frames per video (default 32)")
-    parser.add_argument("--batch-size", type=int, default=8, help="videos per batch / sequences per generate call")
-    parser.add_argument("--seed", type=int, default=0)
+    add_flag(parser, "--num-frames", ModelSection, "num_frames", help="frames per video")
+    add_flag(parser, "--batch-size", GenerateSection, "batch_size")
+    add_flag(parser, "--seed", GenerateSection, "seed")
     parser.add_argument("--shard", help="i/n: process shard i of n (default: torchrun's RANK/WORLD_SIZE)")
-    parser.add_argument("--limit", type=int, help="use only the first N inputs")
-    parser.add_argument("--dtype", default="float32", help="float32, bfloat16, float16")
+    add_flag(parser, "--limit", GenerateSection, "limit")
+    add_flag(parser, "--dtype", ModelSection, "dtype")
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, auto (cuda:LOCAL_RANK if available)")
     parser.add_argument("--options", metavar="YAML", help="a YAML file of generator options")
     parser.add_argument("--option", "-o", action="append", default=[], metavar="KEY=VALUE",
@@ -74,19 +78,45 @@ def parse_options(args) -> dict:
     return options
 
 
+def check_options(generator: str, options: dict, options_file: str | None, cli_keys: set[str]) -> None:
+    """The generator's own declaration checks the options before anything runs; an error names the flag
+    (``--option KEY``, ``--perturb``, ``--prompts``) or the ``--options`` file and key."""
+    from savi_plugin.config.values import ConfigError
+    from savi_plugin.recipe import check_generator_options
+
+    try:
+        check_generator_options(generator, options, prefix="")
+    except ConfigError as exc:
+        key = exc.path.split(".", 1)[0]
+        if key in FLAG_OPTIONS:
+            raise ConfigError(FLAG_OPTIONS[key], exc.message) from None
+        if options_file and key not in cli_keys:
+            raise ConfigError(exc.path, exc.message, options_file) from None
+        raise ConfigError(f"--option {exc.path}" if exc.path else "--option", exc.message) from None
+
+
+#: generator options that have their own flag
+FLAG_OPTIONS = {"perturbations": "--perturb", "prompts": "--prompts", "judge_model": "--judge-model",
+                "tagger_model": "--tagger-model"}
+
+
 def run_generate(args) -> int:
     missing = [f"--{name}" for name in ("generator", "model", "input", "output") if not getattr(args, name)]
     if missing:
         print(f"error: savi generate needs {', '.join(missing)} (or the sub-command merge)", file=sys.stderr)
         return 2
+    from savi_plugin.config.checkpoint import check_backend_fits
     from savi_plugin.data.record import DataError
     from savi_plugin.generators.runner import run_generation
     from savi_plugin.registry import PluginNotFoundError
 
+    options = parse_options(args)
+    check_options(args.generator, options, args.options, {o.partition("=")[0].strip() for o in args.option})
+    check_backend_fits(args.model, args.backend, "--backend")
     try:
         report = run_generation(generator=args.generator, model=args.model, inputs=args.input, output=args.output,
                                 backend=args.backend, num_frames=args.num_frames, batch_size=args.batch_size,
-                                seed=args.seed, shard=args.shard, limit=args.limit, options=parse_options(args),
+                                seed=args.seed, shard=args.shard, limit=args.limit, options=options,
                                 adapter=args.adapter, dtype=args.dtype, device=args.device, report=args.report,
                                 progress=not args.no_progress, data_root=args.data_root)
     except (DataError, PluginNotFoundError, ValueError, FileNotFoundError) as exc:
