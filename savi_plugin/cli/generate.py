@@ -49,7 +49,12 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--option", "-o", action="append", default=[], metavar="KEY=VALUE",
                         help="a generator option (value parsed as YAML), repeatable; overrides --options")
     parser.add_argument("--prompts", metavar="YAML", help="prompt templates overriding the generator's defaults")
-    parser.add_argument("--perturb", metavar="SPEC", help="rrpo perturbations, e.g. mask:0.25-0.5,shuffle")
+    parser.add_argument("--perturb", metavar="SPEC", help="rrpo perturbations, e.g. occlude,shuffle (the default)")
+    parser.add_argument("--judge-model", metavar="PATH",
+                        help="rrpo: a local causal LM that judges open-ended answers ('policy': the video model)")
+    parser.add_argument("--tagger-model", metavar="PATH",
+                        help="rrpo: a local causal LM for the two-turn phrase tagging of long answers ('policy': "
+                             "the video model)")
     parser.add_argument("--report", help="run report path (default: OUT-stem.report.json)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(func=run_generate)
@@ -75,6 +80,9 @@ def parse_options(args) -> dict:
         options["prompts"] = args.prompts
     if args.perturb:
         options["perturbations"] = args.perturb
+    for flag in ("judge_model", "tagger_model"):
+        if getattr(args, flag, None):
+            options[flag] = getattr(args, flag)
     return options
 
 
