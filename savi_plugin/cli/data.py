@@ -32,7 +32,11 @@ def run_validate(args) -> int:
 
     problems, good = [], 0
     for path in args.files:
-        good += sum(1 for _ in read_records(path, args.format, errors="collect", collected=problems))
+        before = len(problems)
+        found = sum(1 for _ in read_records(path, args.format, errors="collect", collected=problems))
+        if found == 0 and len(problems) == before:  # training refuses such a file, so validation does too
+            problems.append(f"{path}: no record")
+        good += found
     for problem in problems:
         print(problem)
     print(f"{good} valid record(s), {len(problems)} problem(s)", file=sys.stderr)
