@@ -25,7 +25,9 @@ def run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("savi_lmms_cli")
     root = tmp / "data"
     build_fixture(root, "mvbench", LIMIT)
-    build_fixture(root, "perceptiontest", 3)
+    pt = build_fixture(root, "perceptiontest", 3)
+    broken = pt.records["savi_perceptiontest"][1]["video_name"]
+    (root / "perceptiontest" / "videos" / f"{broken}.mp4").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(300))  # undecodable
     ego = build_fixture(root, "egoschema", 3)
     gone = ego.records["savi_egoschema"][1]["video_idx"]
     (root / "egoschema" / "videos" / f"{gone}.mp4").unlink()  # doc 1's video is missing
@@ -59,6 +61,10 @@ def test_missing_video_is_a_counted_failure(run):
     results, out, log, gone = run
     assert results["results"]["savi_egoschema"]["missing_video,none"] == 1
     assert results["results"]["savi_perceptiontest"]["missing_video,none"] == 0
+    # the undecodable video is a bad video, not an unparsed answer
+    assert results["results"]["savi_perceptiontest"]["bad_video,none"] == 1
+    assert results["results"]["savi_egoschema"]["bad_video,none"] == 0
+    assert {"unparsed,none", "missing_video,none", "bad_video,none"} <= set(results["groups"]["savi_mvbench"])
     assert f"{gone}.mp4" in log and "scored wrong" in log  # the message names the file
     samples = _jsonl(glob.glob(str(out / "**" / "*_samples_savi_egoschema.jsonl"), recursive=True)[0])
     by_doc = {s["doc_id"]: s for s in samples}
@@ -73,7 +79,7 @@ def test_prompts_frames_and_per_sample_scores(run):
             prompt = sample["input"]
             assert prompt.startswith("Question: ") and ("\n(A) " in prompt or "\nA. " in prompt), prompt
             assert prompt.endswith("Answer with the option's letter from the given choices directly.")
-            if sample["missing_video"]:
+            if sample["missing_video"] or sample["bad_video"]:
                 continue
             # the stored score is exactly what answer extraction makes of the stored response
             options = [ln.split(" ", 1)[1] for ln in prompt.splitlines() if ln[:2] in {"(A", "(B", "(C", "(D", "(E"}
@@ -82,3 +88,16 @@ def test_prompts_frames_and_per_sample_scores(run):
                                   else sample["filtered_resps"], options)
             assert sample["accuracy"]["pred"] == pred
             assert sample["accuracy"]["score"] == (100.0 if pred == sample["accuracy"]["target"] else 0.0)
+
+
+def test_bad_num_frames_is_one_line_before_any_document(tmp_path):
+    model = build_tiny_model(tmp_path / "tiny", "llava_onevision")
+    build_fixture(tmp_path / "data", "perceptiontest", 1)
+    proc = subprocess.run(
+        ["lmms-eval", "--model", "savi_video", "--model_args", f"pretrained={model},num_frames=0",
+         "--tasks", "savi_perceptiontest", "--limit", "1", "--output_path", str(tmp_path / "out")],
+        env=offline_env(tmp_path / "data", tmp_path / "hf"), capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode != 0
+    assert proc.stderr.strip().splitlines()[-1] == "savi_video: num_frames must be >= 1, got 0"
+    assert "Traceback" not in proc.stderr
+    assert not glob.glob(str(tmp_path / "out" / "**" / "*_results.json"), recursive=True)

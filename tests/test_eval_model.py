@@ -62,12 +62,12 @@ def test_requests_with_other_generation_settings_are_batched_apart(setup):
     assert out[2] != model.lm.generate([frames], [docs[3]["question"]], max_new_tokens=16)[0]
 
 
-def test_loglikelihood_matches_backend_token_logprobs(setup):
+def test_loglikelihood_matches_backend_token_logprobs(setup, response_logprobs):
     model, docs = setup
     results = model.loglikelihood(_requests(docs, "loglikelihood", second=lambda d: " " + d["options"][0]))
     assert results[2] == (float("-inf"), False)  # the missing video
     frames = read_frames(docs[0]["savi_video"], 4).frames
-    per_token = model.lm.response_logprobs([frames], [docs[0]["question"]], [docs[0]["options"][0]])[0]
+    per_token = response_logprobs(model.lm, [frames], [docs[0]["question"]], [docs[0]["options"][0]])[0]
     # the backend also scores the end-of-turn token; lmms-eval's loglikelihood is the continuation alone
     assert results[0][0] == pytest.approx(per_token[:-1].sum().item(), abs=1e-4)
     assert all(isinstance(g, bool) for _, g in results)
@@ -89,3 +89,42 @@ def test_stop_strings_and_frame_folders(tmp_path):
 def test_unknown_model_args_are_refused(setup):
     with pytest.raises(TypeError, match="unknown model_args num_frame"):
         SaviVideo(pretrained="unused", num_frame=4)
+
+
+def test_bad_settings_stop_before_any_document_is_answered(setup, monkeypatch):
+    from savi_plugin.eval.model import SettingError
+
+    for kwargs, message in [({"num_frames": 0}, "num_frames must be >= 1, got 0"),
+                            ({"num_frames": "32x"}, "num_frames must be a whole number"),
+                            ({"max_new_tokens": "0"}, "max_new_tokens must be >= 1"),
+                            ({"batch_size": 0}, "batch_size must be >= 1"), ({"fps": "-1"}, "fps must be > 0")]:
+        with pytest.raises(SettingError, match=f"^savi_video: {message}"):
+            SaviVideo(pretrained="never-loaded", **kwargs)
+    model, docs = setup
+    calls = []
+    monkeypatch.setattr(model.lm, "generate", lambda *a, **k: calls.append(a) or ["A"])
+    for bad, name in [({"max_new_tokens": 0}, "max_new_tokens"), ({"temperature": -1}, "temperature"),
+                      ({"top_p": 0}, "top_p")]:
+        requests = _requests(docs[:2], second=lambda d, bad=bad: bad if d is docs[1] else {"max_new_tokens": 4})
+        with pytest.raises(SettingError, match=f"{name} \\(gen_kwargs\\)"):
+            model.generate_until(requests)
+    assert calls == []  # the good first request was not answered either
+
+
+def test_undecodable_video_is_counted_as_bad_video_not_unparsed(setup, tmp_path):
+    from savi_plugin.eval.data import BENCHMARKS
+    from savi_plugin.eval.task import process_mcq
+
+    model, docs = setup
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(200))  # exists, is not a video
+    doc = dict(docs[0], savi_video=str(broken), savi_video_found=True)
+    model.task_dict["b"] = {"validation": [doc]}
+    request = Instance(request_type="generate_until", idx=0, metadata={"task": "b", "doc_id": 0, "repeats": 1},
+                       arguments=(doc["question"], {"max_new_tokens": 4}, _visual, 0, "b", "validation"))
+    assert model.generate_until([request]) == [""]
+    metrics = process_mcq(BENCHMARKS["perceptiontest"], doc, "")
+    assert (metrics["bad_video"], metrics["unparsed"], metrics["missing_video"]) == (1, 0, 0)
+    assert metrics["accuracy"]["score"] == 0.0
+    good = process_mcq(BENCHMARKS["perceptiontest"], docs[0], "")  # an empty answer on a good video: unparsed
+    assert (good["bad_video"], good["unparsed"]) == (0, 1)

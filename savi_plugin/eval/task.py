@@ -29,6 +29,7 @@ from loguru import (
     logger as log,  # lmms-eval's logger, so our messages follow its --verbosity
 )
 
+from savi_plugin.data.choices import parse_choice
 from savi_plugin.eval import data
 from savi_plugin.eval.answers import format_mcq
 from savi_plugin.eval.bad_videos import is_bad
@@ -158,17 +159,22 @@ def process_mcq(spec: data.BenchmarkSpec, doc: dict, response: str) -> dict[str,
 
     Returns:
         ``accuracy``: a dict with ``score`` (0 or 100: percent points, so lmms-eval's CLT stderr is in
-        the same unit as the aggregate), ``answered`` (the response is not empty), ``target`` (option
-        index) and ``id``; ``missing_video``, ``bad_video`` and ``unparsed``: 0/1, at most one of them 1.
+        the same unit as the aggregate), ``pred`` (the option the careful parser reads, None when unparsed; the
+        score follows the protocol's own rule, which for ``savi`` is that parser), ``answered`` (the response is
+        not empty), ``target`` (option index) and ``id``; ``missing_video``, ``bad_video`` and ``unparsed``: 0/1,
+        at most one of them 1.
     """
     target = spec.target(doc)
     found = bool(doc.get("savi_video_found", True))
     bad = found and is_bad(doc.get("savi_video", ""))
-    correct, parsed = (False, True)
+    correct, parsed, pred = False, True, None
     if found and not bad:
-        correct, parsed = _protocol(spec, doc).grade(response, spec.options(doc), target)
+        options = spec.options(doc)
+        correct, parsed = _protocol(spec, doc).grade(response, options, target)
+        pred = parse_choice(response, options).index
     return {
-        "accuracy": {"score": 100.0 * correct, "answered": bool(response), "target": target, "id": spec.record_id(doc)},
+        "accuracy": {"score": 100.0 * correct, "pred": pred, "answered": bool(response), "target": target,
+                     "id": spec.record_id(doc)},
         "missing_video": int(not found),
         "bad_video": int(bad),
         "unparsed": int(not parsed),
