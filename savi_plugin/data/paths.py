@@ -1,4 +1,12 @@
-"""Resolve a record's video path against a data root, refusing paths that escape the root.
+"""Paths stored in files, and a record's video path resolved against a data root that it may not escape.
+
+**The one rule for a path stored in a file** (preference pairs, generation manifests, align manifests, run
+reports): it is relative to the folder of the file that holds it, or absolute. :func:`path_for_file` writes
+a path that way (relative when it lies under that folder, so a folder moved as a whole keeps working;
+absolute otherwise) and :func:`path_from_file` reads it back; a path given on the command line is
+relative to the working folder, so a path is made absolute before it is stored. Reading the same file from
+another working folder therefore names the same files. A data root (below) is the one exception a user
+asks for: then a record's relative path starts from the data root instead.
 
 Preference files, generation manifests and benchmark annotations name their videos by path. Such files
 are often downloaded or produced by someone else, so a record must not be able to make a job read an
@@ -77,3 +85,32 @@ def resolve_video_path(video: str, base: str | Path, *, confine: bool = False, f
                               f"the data root {os.path.realpath(base)} (.., absolute paths and symlinks may not "
                               f"leave the data root)")
     return path
+
+
+def path_for_file(path: str | Path, holder: str | Path) -> str:
+    """``path`` as it is stored in the file ``holder``: relative to ``holder``'s folder, or absolute.
+
+    Args:
+        path: a path as the program holds it (absolute, or relative to the working folder).
+        holder: the file the path is written into (absolute, or relative to the working folder).
+
+    Returns:
+        The POSIX-style path relative to ``holder``'s folder when ``path`` lies under that folder, else
+        ``path`` made absolute. Symlinks are not followed (the stored path names what the user named).
+    """
+    absolute = Path(os.path.abspath(Path(path).expanduser()))
+    folder = Path(os.path.abspath(Path(holder).expanduser())).parent
+    try:
+        return absolute.relative_to(folder).as_posix()
+    except ValueError:
+        return str(absolute)
+
+
+def path_from_file(stored: str | Path, holder: str | Path) -> Path:
+    """The path a file ``holder`` names with ``stored`` (the inverse of :func:`path_for_file`).
+
+    A relative ``stored`` is joined to ``holder``'s folder; an absolute one (or one starting with ``~``)
+    is kept. The result is relative to the working folder exactly when ``holder`` is.
+    """
+    path = Path(stored).expanduser()
+    return path if path.is_absolute() else Path(holder).expanduser().parent / path
