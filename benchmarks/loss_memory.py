@@ -89,7 +89,8 @@ def _build(args, torch, nn, scale: float = 1.0):
 
 
 def _run_path(path: str, head, hidden, reference_hidden, labels, phrase_ids, args, torch):
-    from savi_plugin.losses.rrpo import rrpo_loss, rrpo_loss_from_logits
+    from savi_plugin.bench.official_loss import rrpo_loss_from_logits
+    from savi_plugin.losses.rrpo import rrpo_loss
     from savi_plugin.training.token_logprobs import response_token_stats
 
     policy = hidden.clone().requires_grad_()
@@ -99,10 +100,12 @@ def _run_path(path: str, head, hidden, reference_hidden, labels, phrase_ids, arg
         losses, _, _ = rrpo_loss_from_logits(head(policy), reference_logits, labels, phrase_ids,
                                              beta=args.beta, alpha=args.alpha)
     else:
-        chosen = response_token_stats(policy[:1], head, labels[:1], reference_hidden_states=reference_hidden[:1],
-                                      compute_kl=True, chunk_size=args.chunk_size)
-        rejected = response_token_stats(policy[1:], head, labels[1:], reference_hidden_states=reference_hidden[1:],
-                                        chunk_size=args.chunk_size)
+        # hidden state t predicts label t + 1: the aligned convention of response_token_stats
+        chosen = response_token_stats(policy[:1, :-1], head, labels[:1, 1:],
+                                      reference_hidden_states=reference_hidden[:1, :-1], kl="ref||policy",
+                                      chunk_size=args.chunk_size)
+        rejected = response_token_stats(policy[1:, :-1], head, labels[1:, 1:],
+                                        reference_hidden_states=reference_hidden[1:, :-1], chunk_size=args.chunk_size)
         ids = phrase_ids[:, 1:]
         losses = rrpo_loss(chosen.policy_logps, rejected.policy_logps, chosen.reference_logps,
                            rejected.reference_logps, ids[:1], ids[1:], chosen.kl, chosen.mask,

@@ -34,3 +34,26 @@ def tiny_qwen2_vl(tmp_path_factory):
     from savi_plugin.models.tiny import build_tiny_model
 
     return build_tiny_model(tmp_path_factory.mktemp("tiny_qwen2_vl"), "qwen2_vl", seed=0)
+
+
+@pytest.fixture(scope="session")
+def response_logprobs():
+    """``fn(lm, videos, questions, responses)``: each response's per-token log-probs (end-of-turn included, fp32,
+    on the CPU) from the one scoring path, ``savi_plugin.training.scoring.score_responses``."""
+    import torch
+
+    from savi_plugin.training.scoring import score_responses, scoring_batch
+
+    def move(value, device):
+        if isinstance(value, dict):
+            return {k: move(v, device) for k, v in value.items()}
+        return value.to(device) if torch.is_tensor(value) else value
+
+    @torch.no_grad()
+    def fn(lm, videos, questions, responses):
+        ids = [lm.response_tokens(response)[0] for response in responses]
+        batch = move(scoring_batch(lm, videos, questions, {"response": ids}), lm.device)
+        stats = score_responses(lm, batch, sides=("response",))["response"]
+        return [stats.policy_logps[b, stats.mask[b]].float().cpu() for b in range(len(ids))]
+
+    return fn

@@ -15,7 +15,7 @@ def videos(synthetic_samples):
 
 
 @pytest.mark.parametrize("family", FAMILIES)
-def test_generate_and_response_logprobs_match_a_manual_forward(family, videos, request):
+def test_generate_and_response_logprobs_match_a_manual_forward(family, videos, request, response_logprobs):
     path = request.getfixturevalue(family)
     lm = load_backend(path, num_frames=4)
     assert lm.family == detect_backend(path) == family.removeprefix("tiny_")
@@ -27,7 +27,7 @@ def test_generate_and_response_logprobs_match_a_manual_forward(family, videos, r
 
     questions = ["What color is it?", "Which way does it move?"]
     responses = ["red", "the blue circle moves left"]
-    logps = lm.response_logprobs(videos, questions, responses)
+    logps = response_logprobs(lm, videos, questions, responses)
     encoded = lm.encode(videos, questions, responses)
     n_tokens = [len(lm.tokenizer(r + "<|im_end|>", add_special_tokens=False)["input_ids"]) for r in responses]
     assert [len(x) for x in logps] == n_tokens
@@ -40,12 +40,12 @@ def test_generate_and_response_logprobs_match_a_manual_forward(family, videos, r
     assert all((x < 0).all() for x in logps)
 
 
-def test_batched_scores_equal_one_at_a_time(tiny_llava_onevision, videos):
+def test_batched_scores_equal_one_at_a_time(tiny_llava_onevision, videos, response_logprobs):
     lm = load_backend(tiny_llava_onevision, num_frames=4)
     questions, responses = ["q one", "a much longer second question here"], ["yes", "no it is not"]
-    batched = lm.response_logprobs(videos, questions, responses)
+    batched = response_logprobs(lm, videos, questions, responses)
     for i in range(2):
-        alone = lm.response_logprobs(videos[i:i + 1], questions[i:i + 1], responses[i:i + 1])[0]
+        alone = response_logprobs(lm, videos[i:i + 1], questions[i:i + 1], responses[i:i + 1])[0]
         torch.testing.assert_close(batched[i], alone, rtol=0, atol=1e-5)
 
 

@@ -62,10 +62,10 @@ def test_backend_reproduces_llava_next_logits_from_raw_frames(lm, reference):
     torch.testing.assert_close(logits[:, : ref_logits.shape[1]], ref_logits, rtol=0, atol=1e-4)
 
 
-def test_response_logprobs_equal_a_manual_forward(lm):
+def test_response_logprobs_equal_a_manual_forward(lm, response_logprobs):
     videos = [frames(1), frames(2)]
     questions, responses = ["What is the colour of the moving square?", "Describe the video."], ["red", "The square is red"]
-    logps = lm.response_logprobs(videos, questions, responses)
+    logps = response_logprobs(lm, videos, questions, responses)
     n_tokens = [len(lm.tokenizer(r + "<|im_end|>", add_special_tokens=False)["input_ids"]) for r in responses]
     assert [len(x) for x in logps] == n_tokens
     encoded = lm.encode(videos, questions, responses)
@@ -75,7 +75,7 @@ def test_response_logprobs_equal_a_manual_forward(lm):
     logprobs = torch.log_softmax(logits[:, :-1], -1).gather(-1, labels[:, 1:].clamp(min=0)[..., None]).squeeze(-1)
     manual = (logprobs * (labels[:, 1:] != -100)).sum(1)
     torch.testing.assert_close(torch.stack([x.sum() for x in logps]), manual, rtol=0, atol=1e-4)
-    alone = lm.response_logprobs(videos[1:], questions[1:], responses[1:])[0]
+    alone = response_logprobs(lm, videos[1:], questions[1:], responses[1:])[0]
     torch.testing.assert_close(logps[1], alone, rtol=0, atol=1e-5)  # batching (padding) does not change scores
 
 
@@ -84,7 +84,7 @@ def test_generate_returns_text(lm):
     assert len(answers) == 1 and isinstance(answers[0], str)
 
 
-def test_lora_adapter_trains_and_reloads_through_the_backend(converted, tmp_path):
+def test_lora_adapter_trains_and_reloads_through_the_backend(converted, tmp_path, response_logprobs):
     """peft LoRA on the language model: gradients flow through the grid-newline video path; the saved adapter reloads."""
     from peft import LoraConfig, get_peft_model
 
@@ -107,5 +107,5 @@ def test_lora_adapter_trains_and_reloads_through_the_backend(converted, tmp_path
         trained = torch.log_softmax(peft_model(**fresh.model_inputs(encoded)).logits[0, :-1].float(), -1)
     labels = encoded["labels"][0, 1:]
     expected = trained.gather(-1, labels.clamp(min=0)[:, None]).squeeze(-1)[labels != -100]
-    torch.testing.assert_close(adapted.response_logprobs(*args)[0], expected, rtol=0, atol=1e-4)
-    assert not torch.allclose(adapted.response_logprobs(*args)[0], base.response_logprobs(*args)[0])
+    torch.testing.assert_close(response_logprobs(adapted, *args)[0], expected, rtol=0, atol=1e-4)
+    assert not torch.allclose(response_logprobs(adapted, *args)[0], response_logprobs(base, *args)[0])

@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from savi_plugin import registry
-from savi_plugin.losses import dpo_loss, ipo_loss, rrpo_loss, rrpo_loss_from_logits
+from savi_plugin.bench.official_loss import rrpo_loss_from_logits
+from savi_plugin.losses import dpo_loss, ipo_loss, rrpo_loss
 from savi_plugin.losses.rrpo import token_kl_from_logprobs
 
 VOCAB = 11
@@ -271,7 +272,10 @@ def test_dpo_batched_equals_alone_and_shape_check():
 
 
 def test_losses_are_registered_entry_points():
-    assert {"dpo", "ipo", "rrpo"} <= set(registry.available(registry.LOSSES))
-    assert registry.load(registry.LOSSES, "dpo") is dpo_loss
-    assert registry.load(registry.LOSSES, "ipo") is ipo_loss
-    assert registry.load(registry.LOSSES, "rrpo") is rrpo_loss
+    from savi_plugin.losses.dpo import DPO_LOSS, IPO_LOSS
+    from savi_plugin.losses.rrpo import RRPO_LOSS
+
+    assert {"dpo", "ipo", "rrpo", "simpo", "tdpo"} <= set(registry.available(registry.LOSSES))
+    assert registry.load(registry.LOSSES, "dpo") is DPO_LOSS
+    assert registry.load(registry.LOSSES, "ipo") is IPO_LOSS
+    assert registry.load(registry.LOSSES, "rrpo") is RRPO_LOSS

@@ -8,8 +8,7 @@ import logging
 import pytest
 import torch
 
-from savi_plugin.training.packing import (block_attention_mask, response_positions, restart_rejected_positions,
-                                          shifted_for_scoring)
+from savi_plugin.training.packing import block_attention_mask, response_positions, restart_rejected_positions
 
 
 def write_pairs(path, samples, tagged=True):
@@ -52,8 +51,16 @@ def test_rejected_positions_restart_after_prefix():
     # chosen token j is predicted from P-1+j; rejected token 0 from the last prefix position
     assert response_positions(3, 2, 3) == [2, 3]
     assert response_positions(3, 3, 5) == [2, 5, 6]
-    hidden, labels = shifted_for_scoring(torch.zeros(1, 2, 4), torch.tensor([[7, -100]]))
-    assert hidden.shape == (1, 3, 4) and labels.tolist() == [[-100, 7, -100]]
+
+
+@torch.no_grad()
+def _full_forward_logprobs(backend, videos, questions, responses):
+    """Per-token log-probs of each response from the model's own forward and full logits (no packing, no gather)."""
+    encoded = backend.encode(videos, questions, responses)
+    logits = backend.model(**backend.model_inputs(encoded)).logits.float()
+    labels = encoded["labels"]
+    logprobs = torch.log_softmax(logits[:, :-1], -1).gather(-1, labels[:, 1:].clamp(min=0)[..., None]).squeeze(-1)
+    return [logprobs[b][labels[b, 1:] != -100] for b in range(labels.shape[0])]
 
 
 def _lora_backend(path, attention, seed=0):
@@ -61,12 +68,11 @@ def _lora_backend(path, attention, seed=0):
     from peft import LoraConfig, get_peft_model
 
     from savi_plugin.models import load_backend
-    from savi_plugin.training.run import language_model_linear_pattern
-
+    
     backend = load_backend(path, num_frames=4, attn_implementation=attention)
     torch.manual_seed(seed)
     config = LoraConfig(r=4, lora_alpha=8, init_lora_weights=False,
-                        target_modules=language_model_linear_pattern(backend.model, backend.decoder()))
+                        target_modules=backend.lora_target_modules())
     backend.model = get_peft_model(backend.model, config).eval()
     return backend
 
@@ -91,7 +97,7 @@ def tiny_llava_video(tmp_path_factory):
 def test_packed_equals_unpacked_and_the_backends_own_logprobs(family, attention, request, synthetic_samples, tmp_path):
     from savi_plugin.training.collator import PreferenceCollator
     from savi_plugin.training.dataset import PreferenceDataset
-    from savi_plugin.training.forward import preference_statistics
+    from savi_plugin.training.scoring import score_responses
     from savi_plugin.video import read_frames
 
     backend = _lora_backend(request.getfixturevalue(f"tiny_{family}"), attention)
@@ -103,7 +109,7 @@ def test_packed_equals_unpacked_and_the_backends_own_logprobs(family, attention,
         batch = PreferenceCollator(backend, num_frames=4, packing=packed)(items)
         assert batch["input_ids"].shape[0] == (3 if packed else 6)
         with torch.no_grad():
-            stats[packed] = preference_statistics(backend, batch)
+            stats[packed] = score_responses(backend, batch, reference="adapter", kl_sides=("chosen",))
     for side in ("chosen", "rejected"):
         a, b = getattr(stats[True], side), getattr(stats[False], side)
         assert torch.equal(a.mask, b.mask)
@@ -113,11 +119,12 @@ def test_packed_equals_unpacked_and_the_backends_own_logprobs(family, attention,
         assert (a.policy_logps - a.reference_logps).abs().max() > 1e-2
     torch.testing.assert_close(stats[True].chosen.kl, stats[False].chosen.kl, atol=1e-5, rtol=0)
 
-    # An independent path: the backend's own encode + full forward, one sequence per response.
+    # An independent path: the backend's own encode + the model's full forward (logits everywhere), one sequence
+    # per response.
     videos = [read_frames(item.video_path, 4).frames for item in items]
     questions = [item.record.question for item in items]
     for side in ("chosen", "rejected"):
-        own = backend.response_logprobs(videos, questions, [getattr(i.record, side) for i in items])
+        own = _full_forward_logprobs(backend, videos, questions, [getattr(i.record, side) for i in items])
         ours = getattr(stats[True], side)
         for b, expected in enumerate(own):
             n = int(ours.mask[b].sum())
@@ -128,7 +135,7 @@ def test_packed_equals_unpacked_and_the_backends_own_logprobs(family, attention,
 def test_vision_encoder_runs_once_per_pair(tiny_llava_onevision, synthetic_samples, tmp_path):
     from savi_plugin.training.collator import PreferenceCollator
     from savi_plugin.training.dataset import PreferenceDataset
-    from savi_plugin.training.forward import preference_statistics
+    from savi_plugin.training.scoring import score_responses
 
     backend = _lora_backend(tiny_llava_onevision, "sdpa")
     dataset = PreferenceDataset(write_pairs(tmp_path / "p.jsonl", synthetic_samples[:3]), backend.tokenizer,
@@ -145,7 +152,8 @@ def test_vision_encoder_runs_once_per_pair(tiny_llava_onevision, synthetic_sampl
             collator = PreferenceCollator(backend, num_frames=4, packing=packed)
             batch = collator([dataset[i] for i in range(3)])
             assert collator.videos_decoded == 3  # each video decoded once per pair
-            stats = preference_statistics(backend, batch)  # policy (with grad) + reference pass
+            # policy (with grad) + reference pass
+            stats = score_responses(backend, batch, reference="adapter", kl_sides=("chosen",))
             # one vision call for the batch, 3 pairs x 4 frames, shared by chosen, rejected and the reference
             assert calls == [12] and stats.vision_calls == 1
             assert not any(p.grad is not None for p in tower.parameters())

@@ -4,14 +4,9 @@ import pytest
 import torch
 from torch import nn
 
-from savi_plugin.losses.rrpo import rrpo_loss, rrpo_loss_from_logits
-from savi_plugin.training.token_logprobs import (
-    precompute_reference,
-    response_mask,
-    response_token_kl,
-    response_token_logprobs,
-    response_token_stats,
-)
+from savi_plugin.bench.official_loss import rrpo_loss_from_logits
+from savi_plugin.losses.rrpo import rrpo_loss
+from savi_plugin.training.token_logprobs import ReferenceTokenStats, response_token_stats
 
 B, L, H, V = 4, 23, 16, 61
 CHUNKS = [1, 7, 10_000]
@@ -30,6 +25,31 @@ def make_inputs(seed=0, bias=False):
         labels[row, prompt + response:] = -100
     labels[3, :2] = -100
     return head, reference_head, hidden, reference_hidden, labels
+
+
+def stats_of(hidden, head, labels, *, reference_hidden_states=None, compute_kl=False, **kwargs):
+    """The scoring core on these tests' full-sequence layout: ``hidden[:, t]`` predicts ``labels[:, t + 1]``, so the
+    states are taken without the last position and the targets without the first (the aligned convention)."""
+    reference = None if reference_hidden_states is None else reference_hidden_states[:, :-1]
+    return response_token_stats(hidden[:, :-1], head, labels[:, 1:], reference_hidden_states=reference,
+                                kl="ref||policy" if compute_kl else None, **kwargs)
+
+
+def logprobs_of(hidden, head, labels, *, packed=False, **kwargs):
+    stats = stats_of(hidden, head, labels, **kwargs)
+    return stats.policy_logps[stats.mask] if packed else stats.policy_logps
+
+
+def kl_of(hidden, head, labels, *, packed=False, **kwargs):
+    stats = stats_of(hidden, head, labels, compute_kl=True, **kwargs)
+    return stats.kl[stats.mask] if packed else stats.kl
+
+
+@torch.no_grad()
+def precomputed(hidden, head, labels, *, full=False, top_k=None, **kwargs):
+    """What the reference precompute stores: the scored model's own token log-probs and kept distribution."""
+    stats = stats_of(hidden, head, labels, keep_full=full, keep_top_k=top_k, **kwargs)
+    return stats.kept or ReferenceTokenStats(token_logps=stats.policy_logps[stats.mask])
 
 
 def full_logprobs(hidden, head, labels):
@@ -51,11 +71,11 @@ def full_kl(policy_logprobs, reference_logprobs, mask):
 def test_logprobs_equal_full_path(chunk_size, bias):
     head, _, hidden, _, labels = make_inputs(bias=bias)
     expected, _, mask = full_logprobs(hidden, head, labels)
-    got = response_token_logprobs(hidden, head, labels, chunk_size=chunk_size)
+    got = logprobs_of(hidden, head, labels, chunk_size=chunk_size)
     assert got.shape == (B, L - 1) and got.dtype == torch.float32
     assert torch.allclose(got, expected, atol=1e-5, rtol=0)
     assert (got[~mask] == 0).all()
-    packed = response_token_logprobs(hidden, head.weight if not bias else head, labels, chunk_size=chunk_size,
+    packed = logprobs_of(hidden, head.weight if not bias else head, labels, chunk_size=chunk_size,
                                      packed=True)
     assert torch.allclose(packed, expected[mask], atol=1e-5, rtol=0)
 
@@ -66,14 +86,14 @@ def test_kl_and_reference_equal_full_path(chunk_size):
     expected_policy, policy_lp, mask = full_logprobs(hidden, head, labels)
     expected_ref, ref_lp, _ = full_logprobs(reference_hidden, reference_head, labels)
     expected_kl = full_kl(policy_lp, ref_lp, mask)
-    stats = response_token_stats(hidden, head, labels, reference_hidden_states=reference_hidden,
+    stats = stats_of(hidden, head, labels, reference_hidden_states=reference_hidden,
                                  reference_lm_head=reference_head, compute_kl=True, chunk_size=chunk_size)
     assert torch.equal(stats.mask, mask)
     assert torch.allclose(stats.policy_logps, expected_policy, atol=1e-5, rtol=0)
     assert torch.allclose(stats.reference_logps, expected_ref, atol=1e-5, rtol=0)
     assert torch.allclose(stats.kl, expected_kl, atol=1e-5, rtol=0)
     assert (stats.kl[mask] > 0).all()
-    kl = response_token_kl(hidden, head, labels, reference_hidden_states=reference_hidden,
+    kl = kl_of(hidden, head, labels, reference_hidden_states=reference_hidden,
                            reference_lm_head=reference_head, chunk_size=chunk_size, packed=True)
     assert torch.allclose(kl, expected_kl[mask], atol=1e-5, rtol=0)
 
@@ -90,7 +110,7 @@ def test_gradients_equal_full_path(chunk_size):
         return (weights * token).sum() + 0.7 * full_kl(lp, ref_lp.detach(), mask).sum()
 
     def loss_chunked(h):
-        stats = response_token_stats(h, head, labels, reference_hidden_states=reference_hidden,
+        stats = stats_of(h, head, labels, reference_hidden_states=reference_hidden,
                                      reference_lm_head=reference_head, compute_kl=True, chunk_size=chunk_size)
         return (weights * stats.policy_logps).sum() + 0.7 * stats.kl.sum()
 
@@ -113,21 +133,21 @@ def test_precomputed_reference_full_and_topk(chunk_size):
     expected_ref, ref_lp, _ = full_logprobs(reference_hidden, reference_head, labels)
     exact_kl = full_kl(policy_lp, ref_lp, mask)
 
-    full = precompute_reference(reference_hidden, reference_head, labels, full=True, chunk_size=chunk_size)
+    full = precomputed(reference_hidden, reference_head, labels, full=True, chunk_size=chunk_size)
     assert full.full_logprobs.shape == (int(mask.sum()), V)
-    stats = response_token_stats(hidden, head, labels, reference=full, compute_kl=True, chunk_size=chunk_size)
+    stats = stats_of(hidden, head, labels, reference=full, compute_kl=True, chunk_size=chunk_size)
     assert torch.allclose(stats.reference_logps, expected_ref, atol=1e-5, rtol=0)
     assert torch.allclose(stats.kl, exact_kl, atol=1e-5, rtol=0)
 
     # top-k with k = V is exact; with small k it is a lower bound (data-processing inequality)
-    every = precompute_reference(reference_hidden, reference_head, labels, top_k=V, chunk_size=chunk_size)
-    assert torch.allclose(response_token_kl(hidden, head, labels, reference=every), exact_kl, atol=1e-5)
+    every = precomputed(reference_hidden, reference_head, labels, top_k=V, chunk_size=chunk_size)
+    assert torch.allclose(kl_of(hidden, head, labels, reference=every), exact_kl, atol=1e-5)
     for k in (1, 5, 20):
-        topk = precompute_reference(reference_hidden, reference_head, labels, top_k=k, chunk_size=chunk_size)
+        topk = precomputed(reference_hidden, reference_head, labels, top_k=k, chunk_size=chunk_size)
         assert topk.topk_indices.shape == (int(mask.sum()), k)
-        approx = response_token_kl(hidden, head, labels, reference=topk, chunk_size=chunk_size)
+        approx = kl_of(hidden, head, labels, reference=topk, chunk_size=chunk_size)
         assert (approx[mask] >= -1e-6).all() and (approx[mask] <= exact_kl[mask] + 1e-5).all()
-        assert torch.allclose(response_token_stats(hidden, head, labels, reference=topk).reference_logps,
+        assert torch.allclose(stats_of(hidden, head, labels, reference=topk).reference_logps,
                               expected_ref, atol=1e-5)
 
 
@@ -139,9 +159,9 @@ def test_efficient_path_gives_the_rrpo_loss_of_the_full_logits_path():
     pairs = B // 2
     expected, exp_c, exp_r = rrpo_loss_from_logits(head(hidden), reference_head(reference_hidden), labels,
                                                    phrase_ids, beta=0.1, alpha=0.01)
-    chosen = response_token_stats(hidden[:pairs], head, labels[:pairs], reference_hidden_states=reference_hidden[:pairs],
+    chosen = stats_of(hidden[:pairs], head, labels[:pairs], reference_hidden_states=reference_hidden[:pairs],
                                   reference_lm_head=reference_head, compute_kl=True, chunk_size=5)
-    rejected = response_token_stats(hidden[pairs:], head, labels[pairs:],
+    rejected = stats_of(hidden[pairs:], head, labels[pairs:],
                                     reference_hidden_states=reference_hidden[pairs:], reference_lm_head=reference_head,
                                     chunk_size=5)
     ids = phrase_ids[:, 1:]
@@ -175,9 +195,9 @@ def test_checkpointed_chunks_do_not_keep_vocab_sized_activations():
         return sum(sizes)
 
     assert saved_vocab_numel(lambda: full_logprobs(hidden, head, labels)[0].sum()) >= 2 * 199 * vocab
-    assert saved_vocab_numel(lambda: response_token_logprobs(hidden, head, labels, chunk_size=4).sum()) == 0
+    assert saved_vocab_numel(lambda: logprobs_of(hidden, head, labels, chunk_size=4).sum()) == 0
     # without checkpointing every chunk's [chunk, V] log-probs would be kept: N x V in total
-    kept = saved_vocab_numel(lambda: response_token_stats(hidden, head, labels, chunk_size=4,
+    kept = saved_vocab_numel(lambda: stats_of(hidden, head, labels, chunk_size=4,
                                                           checkpoint_chunks=False).policy_logps.sum())
     assert kept >= 2 * 10 * vocab
 
@@ -187,33 +207,33 @@ def test_half_precision_callable_head_and_empty_selection():
     expected, _, _ = full_logprobs(hidden, head, labels)
     half_head = nn.Linear(H, V, bias=False).to(torch.bfloat16)
     half_head.load_state_dict(head.state_dict())
-    got = response_token_logprobs(hidden.bfloat16(), half_head, labels)
+    got = logprobs_of(hidden.bfloat16(), half_head, labels)
     assert got.dtype == torch.float32 and torch.allclose(got, expected, atol=0.1)
 
     cap = 2.0  # a soft-capping model passes its transform with the head
-    capped = response_token_logprobs(hidden, lambda h: cap * torch.tanh(head(h) / cap), labels, chunk_size=3)
+    capped = logprobs_of(hidden, lambda h: cap * torch.tanh(head(h) / cap), labels, chunk_size=3)
     logits = cap * torch.tanh(head(hidden) / cap)
     targets = labels[:, 1:]
     ref = torch.log_softmax(logits[:, :-1], -1).gather(-1, targets.clamp(min=0)[..., None])[..., 0]
     assert torch.allclose(capped, torch.where(targets != -100, ref, 0.0), atol=1e-5)
 
     nothing = torch.full_like(labels, -100)
-    assert response_mask(nothing).sum() == 0
-    assert (response_token_logprobs(hidden, head, nothing) == 0).all()
-    assert precompute_reference(hidden, head, nothing, full=True, top_k=3).full_logprobs.shape == (0, V)
+    assert (nothing[:, 1:] != -100).sum() == 0
+    assert (logprobs_of(hidden, head, nothing) == 0).all()
+    assert precomputed(hidden, head, nothing, full=True, top_k=3).full_logprobs.shape == (0, V)
 
 
 def test_bad_arguments():
     head, _, hidden, reference_hidden, labels = make_inputs()
-    with pytest.raises(ValueError, match="compute_kl needs"):
-        response_token_stats(hidden, head, labels, compute_kl=True)
+    with pytest.raises(ValueError, match="kl needs"):
+        stats_of(hidden, head, labels, compute_kl=True)
     with pytest.raises(ValueError, match="chunk_size"):
-        response_token_logprobs(hidden, head, labels, chunk_size=0)
-    with pytest.raises(ValueError, match=r"\[B, L, H\]"):
-        response_token_logprobs(hidden[:, :-1], head, labels)
+        logprobs_of(hidden, head, labels, chunk_size=0)
+    with pytest.raises(ValueError, match=r"\[B, T, H\]"):
+        logprobs_of(hidden[:, :-1], head, labels)
     with pytest.raises(ValueError, match="positions"):
-        reference = precompute_reference(reference_hidden[:2], head, labels[:2])
-        response_token_stats(hidden, head, labels, reference=reference)
+        reference = precomputed(reference_hidden[:2], head, labels[:2])
+        stats_of(hidden, head, labels, reference=reference)
 
 
 def test_memory_benchmark_runs_and_both_paths_agree():

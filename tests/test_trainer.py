@@ -54,7 +54,7 @@ def _policy(model_path, seed=0, dropout=0.0):
 def test_saved_adapter_reproduces_the_logprobs(tiny_llava_onevision, pair_files, tmp_path):
     from savi_plugin.models import load_backend
     from savi_plugin.training.collator import PreferenceCollator
-    from savi_plugin.training.forward import preference_statistics
+    from savi_plugin.training.scoring import score_responses
     from savi_plugin.training.trainer import RRPOTrainer
 
     backend = _policy(tiny_llava_onevision)
@@ -65,10 +65,11 @@ def test_saved_adapter_reproduces_the_logprobs(tiny_llava_onevision, pair_files,
     batch = PreferenceCollator(backend, num_frames=4)(items)
     backend.model.eval()
     with torch.no_grad():
-        before = preference_statistics(backend, batch)
+        before = score_responses(backend, batch, reference="adapter", kl_sides=("chosen",))
     reloaded = load_backend(tiny_llava_onevision, num_frames=4, adapter=tmp_path / "adapter")
     with torch.no_grad():
-        after = preference_statistics(reloaded, PreferenceCollator(reloaded, num_frames=4)(items))
+        after = score_responses(reloaded, PreferenceCollator(reloaded, num_frames=4)(items), reference="adapter",
+                                kl_sides=("chosen",))
     for side in ("chosen", "rejected"):
         a, b = getattr(before, side), getattr(after, side)
         torch.testing.assert_close(a.policy_logps, b.policy_logps, atol=1e-6, rtol=0)
@@ -80,13 +81,11 @@ def test_a_pair_gives_the_same_loss_batched_and_alone(tiny_llava_onevision, synt
     """Different chosen/rejected lengths, several phrases, prompt (left) and response (right) padding."""
     from peft import LoraConfig, get_peft_model
 
-    from savi_plugin.losses import dpo_loss, rrpo_loss
     from savi_plugin.models import load_backend
     from savi_plugin.training.collator import PreferenceCollator
     from savi_plugin.training.dataset import PreferenceDataset
-    from savi_plugin.training.forward import preference_statistics
-    from savi_plugin.training.run import language_model_linear_pattern
-    from savi_plugin.training.trainer import pair_losses
+    from savi_plugin.training.objective import Objective
+    from savi_plugin.training.scoring import score_responses
 
     s = synthetic_samples
     records = [
@@ -115,25 +114,25 @@ def test_a_pair_gives_the_same_loss_batched_and_alone(tiny_llava_onevision, synt
     torch.manual_seed(1)
     backend.model = get_peft_model(backend.model, LoraConfig(
         r=4, lora_alpha=8, init_lora_weights=False,
-        target_modules=language_model_linear_pattern(backend.model, backend.decoder()))).eval()
+        target_modules=backend.lora_target_modules())).eval()
     dataset = PreferenceDataset(path, backend.tokenizer, backend.end_of_turn, require_tags=True)
     x = dataset[0]
     assert sum(1 for k in set(x.chosen_phrase_ids) if k) == 2 and sum(1 for k in set(x.rejected_phrase_ids) if k) == 3
     assert len(x.chosen_ids) != len(x.rejected_ids)
 
-    class Args:  # the fields pair_losses reads
-        beta, alpha, label_smoothing, normalize_lengths, loss_type = 0.1, 0.01, 0.0, False, "rrpo"
-
+    shared = {"beta": 0.1, "alpha": 0.01, "label_smoothing": 0.0}
     for packed in (True, False):
         collator = PreferenceCollator(backend, num_frames=4, packing=packed)
+        batch_all, batch_one = collator([dataset[0], dataset[1], dataset[2]]), collator([dataset[0]])
         with torch.no_grad():
-            together = preference_statistics(backend, collator([dataset[0], dataset[1], dataset[2]]))
-            alone = preference_statistics(backend, collator([dataset[0]]))
+            together = score_responses(backend, batch_all, reference="adapter", kl_sides=("chosen",))
+            alone = score_responses(backend, batch_one, reference="adapter", kl_sides=("chosen",))
         assert together.chosen.mask[0].sum() < together.chosen.mask[1].sum()  # x is padded on both sides
         assert together.rejected.mask[0].sum() < together.rejected.mask[1].sum()
-        for loss_fn in (rrpo_loss, dpo_loss):
-            batched, batched_metrics = pair_losses(loss_fn, together, Args)
-            single, single_metrics = pair_losses(loss_fn, alone, Args)
+        for loss_type in ("rrpo", "dpo"):
+            objective = Objective(loss_type, shared)
+            _, batched, batched_metrics = objective(together, batch_all)
+            _, single, single_metrics = objective(alone, batch_one)
             torch.testing.assert_close(batched[0], single[0], atol=1e-5, rtol=0)
             for name in ("rewards/chosen", "rewards/rejected", "logps/chosen", "kl/chosen"):
                 torch.testing.assert_close(batched_metrics[name][0], single_metrics[name][0], atol=1e-5, rtol=0)
@@ -218,30 +217,30 @@ def test_non_finite_raises_when_asked(tiny_llava_onevision, pair_files, tmp_path
 
 
 def test_trainers_are_registered_and_losses_get_their_contracts():
-    from types import SimpleNamespace
-
     from savi_plugin import registry
-    from savi_plugin.losses import dpo_loss, ipo_loss, rrpo_loss
+    from savi_plugin.training.objective import Objective
+    from savi_plugin.training.scoring import Scores
     from savi_plugin.training.token_logprobs import ResponseTokenStats
-    from savi_plugin.training.trainer import DPOTrainer, RRPOTrainer, is_token_level, pair_losses
+    from savi_plugin.training.trainer import DPOTrainer, RRPOTrainer
 
     assert registry.load(registry.TRAINERS, "dpo") is DPOTrainer
     assert registry.load(registry.TRAINERS, "rrpo") is RRPOTrainer
-    assert is_token_level(rrpo_loss) and not is_token_level(dpo_loss) and not is_token_level(ipo_loss)
+    levels = {name: Objective(name).requirements.level for name in ("rrpo", "dpo", "ipo")}
+    assert levels == {"rrpo": "token", "dpo": "sequence", "ipo": "sequence"}
 
     mask = torch.tensor([[True, True, False], [True, True, True]])
     policy = torch.tensor([[-1.0, -2.0, 0.0], [-1.0, -1.0, -1.0]])
     reference = torch.tensor([[-1.5, -2.5, 0.0], [-1.0, -1.0, -1.0]])
     side = ResponseTokenStats(mask, policy, reference, torch.zeros(2, 3))
-    stats = SimpleNamespace(chosen=side, rejected=ResponseTokenStats(mask, reference, policy),
-                            chosen_phrase_ids=mask.long(), rejected_phrase_ids=mask.long())
-    args = SimpleNamespace(beta=0.5, alpha=0.0, label_smoothing=0.0, normalize_lengths=True, loss_type="ipo")
-    losses, metrics = pair_losses(ipo_loss, stats, args)
+    stats = Scores({"chosen": side, "rejected": ResponseTokenStats(mask, reference, policy)})
+    batch = {"chosen_phrase_ids": mask.long(), "rejected_phrase_ids": mask.long()}
+    ipo = Objective("ipo", {"beta": 0.5})
+    assert ipo.length_normalize  # declared by the loss, not keyed on its name
+    _, losses, metrics = ipo(stats, batch)
     # IPO gets mean per-token log-probs: pair 0 margin = (0.5 - (-0.5)) = 1.0 -> (1 - 1/(2*0.5))^2 = 0
     assert losses[0].item() == pytest.approx(0.0, abs=1e-6)
     assert metrics["rewards/chosen"][0].item() == pytest.approx(0.5 * 0.5)
-    args.normalize_lengths, args.loss_type = False, "dpo"
-    losses, metrics = pair_losses(dpo_loss, stats, args)  # sums: margin 2.0 -> -log sigmoid(1.0)
+    _, losses, metrics = Objective("dpo", {"beta": 0.5})(stats, batch)  # sums: margin 2.0 -> -log sigmoid(1.0)
     assert losses[0].item() == pytest.approx(-torch.nn.functional.logsigmoid(torch.tensor(1.0)).item())
     assert metrics["logps/chosen"].tolist() == pytest.approx([-3.0, -3.0])
     assert metrics["rewards/accuracies"].tolist() == [1.0, 0.0]  # pair 1: equal rewards are not "correct"

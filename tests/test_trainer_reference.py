@@ -29,20 +29,20 @@ def setup(tiny_llava_onevision, synthetic_samples, tmp_path_factory):
     from savi_plugin.models import load_backend
     from savi_plugin.training.collator import PreferenceCollator
     from savi_plugin.training.dataset import PreferenceDataset
-    from savi_plugin.training.forward import preference_statistics
-    from savi_plugin.training.run import language_model_linear_pattern
-
+    from savi_plugin.training.scoring import score_responses
+    
     root = tmp_path_factory.mktemp("reference")
     data = _pairs(root / "pairs.jsonl", synthetic_samples[:4])
     policy = load_backend(tiny_llava_onevision, num_frames=4)
     torch.manual_seed(5)
     policy.model = get_peft_model(policy.model, LoraConfig(
         r=8, lora_alpha=32, init_lora_weights=False,
-        target_modules=language_model_linear_pattern(policy.model, policy.decoder()))).eval()
+        target_modules=policy.lora_target_modules())).eval()
     dataset = PreferenceDataset(data, policy.tokenizer, policy.end_of_turn, require_tags=True)
     items = [dataset[i] for i in range(len(dataset))]
     with torch.no_grad():
-        adapter = preference_statistics(policy, PreferenceCollator(policy, num_frames=4)(items))
+        adapter = score_responses(policy, PreferenceCollator(policy, num_frames=4)(items), reference="adapter",
+                                  kl_sides=("chosen",))
     return {"policy": policy, "data": data, "items": items, "adapter": adapter, "model": tiny_llava_onevision}
 
 
@@ -56,14 +56,15 @@ def _close(a, b, tol=1e-5):
 
 def test_separate_reference_model_equals_the_disabled_adapter(setup):
     from savi_plugin.training.collator import PreferenceCollator
-    from savi_plugin.training.forward import preference_statistics
+    from savi_plugin.training.scoring import score_responses
     from savi_plugin.training.reference import load_reference_backend
 
     reference = load_reference_backend(setup["model"], num_frames=4)
     assert not any(p.requires_grad for p in reference.model.parameters())
     batch = PreferenceCollator(setup["policy"], num_frames=4)(setup["items"])
     with torch.no_grad():
-        separate = preference_statistics(setup["policy"], batch, reference="model", reference_backend=reference)
+        separate = score_responses(setup["policy"], batch, reference="model", reference_backend=reference,
+                                   kl_sides=("chosen",))
     _close(separate, setup["adapter"])
     assert setup["adapter"].vision_calls == 1 and separate.vision_calls == 2  # its own vision weights
     assert (setup["adapter"].chosen.kl * setup["adapter"].chosen.mask).sum() > 1e-3  # policy != reference
@@ -71,7 +72,7 @@ def test_separate_reference_model_equals_the_disabled_adapter(setup):
 
 def test_precomputed_full_distribution_is_exact(setup, tmp_path):
     from savi_plugin.training.collator import PreferenceCollator
-    from savi_plugin.training.forward import preference_statistics
+    from savi_plugin.training.scoring import score_responses
     from savi_plugin.training.reference import ReferenceStore, precompute_reference
 
     path = precompute_reference(setup["model"], setup["data"], output=tmp_path / "ref.safetensors", kl="full",
@@ -82,7 +83,7 @@ def test_precomputed_full_distribution_is_exact(setup, tmp_path):
     vocab = len(setup["policy"].tokenizer)
     assert batch["reference_chosen_full"].shape[-1] == vocab
     with torch.no_grad():
-        stored = preference_statistics(setup["policy"], batch, reference="precomputed")
+        stored = score_responses(setup["policy"], batch, reference="precomputed", kl_sides=("chosen",))
     _close(stored, setup["adapter"])
     assert stored.vision_calls == 1
 
@@ -90,7 +91,7 @@ def test_precomputed_full_distribution_is_exact(setup, tmp_path):
 def test_precomputed_topk_kl_is_a_lower_bound_whose_error_shrinks_with_k(setup, tmp_path, capsys):
     """Measures the top-k KL approximation error on the tiny model (reported in the README/report)."""
     from savi_plugin.training.collator import PreferenceCollator
-    from savi_plugin.training.forward import preference_statistics
+    from savi_plugin.training.scoring import score_responses
     from savi_plugin.training.reference import ReferenceStore, precompute_reference
 
     adapter = setup["adapter"]
@@ -105,7 +106,7 @@ def test_precomputed_topk_kl_is_a_lower_bound_whose_error_shrinks_with_k(setup, 
         assert (tail < 1e-6) if k == vocab else (tail > 0.05)
         batch = PreferenceCollator(setup["policy"], num_frames=4, reference_store=store)(setup["items"])
         with torch.no_grad():
-            approx = preference_statistics(setup["policy"], batch, reference="precomputed")
+            approx = score_responses(setup["policy"], batch, reference="precomputed", kl_sides=("chosen",))
         # the reward inputs are exact whatever k is
         torch.testing.assert_close(approx.chosen.reference_logps, adapter.chosen.reference_logps, atol=1e-5, rtol=0)
         token_exact, token_approx = adapter.chosen.kl[adapter.chosen.mask], approx.chosen.kl[adapter.chosen.mask]
@@ -149,9 +150,8 @@ def test_training_with_a_precomputed_reference(setup, tmp_path):
                                       num_frames=4)
     dpo = DPOTrainer(backend, config(reference_path=str(only_logps)), train_dataset=str(data))
     dpo.train()
-    rrpo = RRPOTrainer(backend, config(reference_path=str(only_logps)), train_dataset=str(data))
-    with pytest.raises(ValueError, match="needs the chosen-token KL"):
-        rrpo.train()
+    with pytest.raises(ValueError, match="needs the chosen-token KL"):  # refused before any step runs
+        RRPOTrainer(backend, config(reference_path=str(only_logps)), train_dataset=str(data))
 
 
 def test_precomputed_statistics_must_match_the_tokens(setup, tmp_path):

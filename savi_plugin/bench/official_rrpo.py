@@ -12,7 +12,7 @@ and 6), not copied from it. Per step and pair it does what ``RRPOTrainer.compute
   response tokens); chosen and rejected logits are stacked as rows ``[:B]`` / ``[B:]``;
 * the loss is computed from those full logits: log-softmax over the vocabulary at every position, the
   label gather, the refined (phrase) reward and the token-wise KL(ref || policy) over the chosen response
-  (:func:`savi_plugin.losses.rrpo.rrpo_loss_from_logits`).
+  (:func:`savi_plugin.bench.official_loss.rrpo_loss_from_logits`).
 
 Kept equal to our trainer so that only the layout differs: fp32, the same LoRA adapter, AdamW with a
 constant learning rate and no weight decay, gradient clipping at 1.0 (the Hugging Face Trainer default that
@@ -29,7 +29,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from savi_plugin.losses.rrpo import rrpo_loss_from_logits
+from savi_plugin.bench.official_loss import rrpo_loss_from_logits
 
 
 @dataclass

@@ -111,7 +111,7 @@ class TRLVideoCollator:
     def __call__(self, examples: list[dict]) -> dict:
         import torch
 
-        from savi_plugin.training.packing import pad_stack
+        from savi_plugin.models.backends.tokens import pad_stack
         from savi_plugin.video import read_frames
 
         video_lm, tokenizer = self.video_lm, self.video_lm.tokenizer

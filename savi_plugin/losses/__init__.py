@@ -1,10 +1,16 @@
-"""Pure preference losses: DPO / cDPO and IPO (sequence level), RRPO (token level).
+"""Preference losses: DPO / cDPO, IPO, SimPO and TDPO (sequence level), RRPO (token level).
 
-They are registered under the entry-point group ``savi_plugin.losses`` (``dpo``, ``ipo``, ``rrpo``; see
-setup.cfg), so a third party adds its own loss by declaring an entry point, not by editing this package.
+Each is a :class:`~savi_plugin.losses.base.PreferenceLoss` registered under the entry-point group
+``savi_plugin.losses`` (``dpo``, ``ipo``, ``rrpo``, ``simpo``, ``tdpo``; see setup.cfg), so a third party adds its
+own loss with one file and one entry point, not by editing this package or the trainer.
 """
 
+from savi_plugin.losses.base import (LossOutput, PreferenceLoss, Requirements, SequenceInputs, TokenInputs,
+                                     weighted_mean)
 from savi_plugin.losses.dpo import dpo_loss, ipo_loss
-from savi_plugin.losses.rrpo import RRPOOutput, rrpo_loss, rrpo_loss_from_logits, token_kl_from_logprobs
+from savi_plugin.losses.rrpo import RRPOOutput, rrpo_loss, token_kl_from_logprobs
+from savi_plugin.losses.simpo import simpo_loss
+from savi_plugin.losses.tdpo import tdpo_loss
 
-__all__ = ["RRPOOutput", "dpo_loss", "ipo_loss", "rrpo_loss", "rrpo_loss_from_logits", "token_kl_from_logprobs"]
+__all__ = ["LossOutput", "PreferenceLoss", "RRPOOutput", "Requirements", "SequenceInputs", "TokenInputs",
+           "dpo_loss", "ipo_loss", "rrpo_loss", "simpo_loss", "tdpo_loss", "token_kl_from_logprobs", "weighted_mean"]

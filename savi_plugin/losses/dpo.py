@@ -1,9 +1,11 @@
 """Sequence-level pairwise preference losses: DPO (with cDPO label smoothing) and IPO.
 
-Both take one summary log-probability per response (policy and reference, chosen and rejected) and
-return ``(losses, chosen_rewards, rejected_rewards)``, each of shape ``[B]``, the same contract as TRL's
-classic ``DPOTrainer.dpo_loss``: reduce ``losses`` yourself (usually ``.mean()``); the rewards are
-detached and are what TRL logs as ``rewards/chosen`` and ``rewards/rejected``.
+The registered losses (:class:`DPO`, :class:`IPO`; the contract is :mod:`savi_plugin.losses.base`) wrap the
+pure functions :func:`dpo_loss` and :func:`ipo_loss`. Both take one summary log-probability per response
+(policy and reference, chosen and rejected) and return ``(losses, chosen_rewards, rejected_rewards)``, each
+of shape ``[B]``, the same contract as TRL's classic ``DPOTrainer.dpo_loss``: reduce ``losses`` yourself
+(usually ``.mean()``); the rewards are detached and are what TRL logs as ``rewards/chosen`` and
+``rewards/rejected``.
 
 References:
     DPO  -- Rafailov et al., "Direct Preference Optimization: Your Language Model is Secretly a Reward
@@ -16,8 +18,13 @@ References:
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
+
+from savi_plugin.config.values import Positive, Range, checked
+from savi_plugin.losses.base import LossOutput, PreferenceLoss, Requirements, SequenceInputs
 
 
 def _check(beta: float, tensors: tuple[torch.Tensor, ...]) -> None:
@@ -108,3 +115,59 @@ def ipo_loss(
     chosen_rewards = beta * (policy_chosen_logps - reference_chosen_logps).detach()
     rejected_rewards = beta * (policy_rejected_logps - reference_rejected_logps).detach()
     return losses, chosen_rewards, rejected_rewards
+
+
+# ------------------------------------------------------------------------------------ registered losses
+@dataclass(frozen=True)
+class DPOParams:
+    """DPO's hyper-parameters: ``beta`` (implicit-reward scale, paper 0.1) and cDPO's ``label_smoothing``."""
+
+    beta: float = checked(0.1, Positive(), help="implicit-reward scale")
+    label_smoothing: float = checked(0.0, Range(0, 0.5, open_high=True), help="cDPO label-flip probability")
+
+
+@dataclass(frozen=True)
+class IPOParams:
+    """IPO's ``beta`` (the paper's tau; the target margin is ``1 / (2 beta)``)."""
+
+    beta: float = checked(0.1, Positive(), help="IPO tau")
+
+
+def _sequence_output(out) -> LossOutput:
+    losses, chosen_rewards, rejected_rewards = out
+    return LossOutput(losses, chosen_rewards, rejected_rewards)
+
+
+class DPO(PreferenceLoss):
+    """Sigmoid DPO with cDPO label smoothing (:func:`dpo_loss`): summed sequence log-probs, a reference."""
+
+    name = "dpo"
+    Params = DPOParams
+
+    def requirements(self, params: DPOParams) -> Requirements:
+        return Requirements(level="sequence", reference=True, length_normalize=False)
+
+    def compute(self, inputs: SequenceInputs, params: DPOParams) -> LossOutput:
+        return _sequence_output(dpo_loss(inputs.policy_chosen, inputs.policy_rejected, inputs.reference_chosen,
+                                         inputs.reference_rejected, beta=params.beta,
+                                         label_smoothing=params.label_smoothing))
+
+
+class IPO(PreferenceLoss):
+    """IPO (:func:`ipo_loss`) on length-normalised (mean per-token) log-probs, as TRL and the paper's remark
+    on the fixed target margin call for; the normalisation is declared here, not keyed on the name."""
+
+    name = "ipo"
+    Params = IPOParams
+
+    def requirements(self, params: IPOParams) -> Requirements:
+        return Requirements(level="sequence", reference=True, length_normalize=True)
+
+    def compute(self, inputs: SequenceInputs, params: IPOParams) -> LossOutput:
+        return _sequence_output(ipo_loss(inputs.policy_chosen, inputs.policy_rejected, inputs.reference_chosen,
+                                         inputs.reference_rejected, beta=params.beta))
+
+
+#: the registered objects (entry points ``dpo`` and ``ipo`` in setup.cfg)
+DPO_LOSS = DPO()
+IPO_LOSS = IPO()

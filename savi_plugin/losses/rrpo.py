@@ -21,10 +21,14 @@ Relation to the official code (pritamqu/RRPO, ``losses.py``, class ``RRPO``):
 * The KL is a per-pair **sum** over the chosen tokens (not a mean), as in the paper and the code.
   Difference: the official code sums it over every labelled token, which there includes chat-template
   tokens (``<|im_start|>``, ``\\n``, ``<|im_end|>``) of the prompt. Our token-level :func:`rrpo_loss` sums it
-  over the tokens marked by ``chosen_mask`` -- in this plugin the response tokens (plus its end-of-turn
-  token), never prompt or template tokens -- so values of ``alpha`` tuned on the official code correspond to a
-  slightly weaker regulariser there. :func:`rrpo_loss_from_logits` follows the published layout and sums over
-  whatever ``labels`` marks, so it reproduces the official value when given the official labels.
+  over the tokens marked by ``chosen_mask`` -- by default (``kl_scope: response``) the response tokens plus its
+  end-of-turn token -- so values of ``alpha`` tuned on the official code correspond to a slightly weaker
+  regulariser there. ``kl_scope: official`` adds the KL at the template positions the official preprocessing
+  labels (``template_kl``; see :func:`savi_plugin.training.scoring.template_side`), which reproduces the
+  official value.
+* Ablations of the paper by name (Sec. 5, Table 6): ``alpha: 0`` is "w/o KL" (no KL is computed at all), and
+  ``reward: sequence`` is "w/o R*": the reward sums the log-ratio over every response token instead of the
+  tagged phrases (then no tags are needed).
 * Log-probs use ``log_softmax`` (the official reference path used ``softmax().log()``, which can give
   ``0 * -inf = nan``), and half-precision logits are upcast to fp32 first.
 * Rewards for logging are ``beta * (masked log-ratio sum over the tagged tokens)``, as in the official code.
@@ -32,13 +36,14 @@ Relation to the official code (pritamqu/RRPO, ``losses.py``, class ``RRPO``):
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 
-IGNORE_INDEX = -100
-
+from savi_plugin.config.values import NonNegative, OneOf, Positive, checked
+from savi_plugin.losses.base import LossOutput, PreferenceLoss, Requirements, TokenInputs
 
 class RRPOOutput(NamedTuple):
     """What :func:`rrpo_loss` returns; ``out[:3]`` is the usual ``(losses, chosen_rewards, rejected_rewards)``.
@@ -48,7 +53,8 @@ class RRPOOutput(NamedTuple):
         chosen_rewards: ``[B]`` ``beta`` * policy-minus-reference log-prob summed over the chosen phrase
             tokens (detached).
         rejected_rewards: ``[B]`` the same over the rejected phrase tokens (detached).
-        metrics: detached ``[B]`` tensors: ``kl`` (sum of the per-token KL over the chosen tokens),
+        metrics: detached ``[B]`` tensors: ``kl`` (sum of the per-token KL over the chosen tokens; absent
+            without a KL),
             ``preference_loss`` (the ``-log sigma`` term alone), ``chosen_phrase_tokens`` and
             ``rejected_phrase_tokens`` (how many tokens carry the refined reward; a pair with 0 on both sides
             only gets the KL gradient).
@@ -89,11 +95,15 @@ def rrpo_loss(
     reference_rejected_token_logps: torch.Tensor,
     chosen_phrase_ids: torch.Tensor,
     rejected_phrase_ids: torch.Tensor,
-    chosen_token_kl: torch.Tensor,
+    chosen_token_kl: torch.Tensor | None,
     chosen_mask: torch.Tensor,
     beta: float,
     alpha: float,
     rejected_mask: torch.Tensor | None = None,
+    *,
+    reward: str = "refined",
+    template_kl: torch.Tensor | None = None,
+    template_mask: torch.Tensor | None = None,
 ) -> RRPOOutput:
     """RRPO loss (Sarkar et al. 2025) from token-level quantities of padded chosen/rejected responses.
 
@@ -109,12 +119,17 @@ def rrpo_loss(
             any value ``<= 0``, e.g. -100) otherwise; only ``> 0`` vs not matters (see module docstring).
         rejected_phrase_ids: ``[B, Tr]`` the same for the rejected response.
         chosen_token_kl: ``[B, Tc]`` per-token ``KL(pi_ref || pi_theta)`` on the chosen response, over the
-            full vocabulary (see :func:`token_kl_from_logprobs`); carries the regulariser's gradient.
+            full vocabulary (see :func:`token_kl_from_logprobs`); carries the regulariser's gradient. May be
+            None when ``alpha == 0`` (the "w/o KL" ablation).
         chosen_mask: ``[B, Tc]`` bool, True on the real chosen-response tokens the KL is summed over.
         beta: scale of the refined reward inside the sigmoid (paper: 0.1 for LLaVA-Video), > 0.
         alpha: weight of the token-wise KL regulariser (paper: 0.01 for LLaVA-Video), >= 0.
         rejected_mask: optional ``[B, Tr]`` bool, True on real rejected tokens; ANDed with the phrase ids
-            for callers whose padding might carry a positive id.
+            for callers whose padding might carry a positive id. Required for ``reward="sequence"``.
+        reward: ``"refined"`` (the paper's R*: tagged phrases only) or ``"sequence"`` (every response token:
+            the "w/o R*" ablation; phrase ids are ignored).
+        template_kl, template_mask: ``[B, K]`` KL at the chosen sequence's template positions and their mask,
+            added to the KL sum (``kl_scope: official``).
 
     Returns:
         :class:`RRPOOutput` ``(losses, chosen_rewards, rejected_rewards, metrics)``.
@@ -123,6 +138,12 @@ def rrpo_loss(
         raise ValueError(f"beta must be > 0, got {beta}")
     if alpha < 0:
         raise ValueError(f"alpha must be >= 0, got {alpha}")
+    if reward not in REWARDS:
+        raise ValueError(f"reward must be one of {', '.join(REWARDS)}, got {reward!r}")
+    if reward == "sequence" and rejected_mask is None:
+        raise ValueError("reward='sequence' needs rejected_mask")
+    if chosen_token_kl is None and alpha != 0:
+        raise ValueError(f"chosen_token_kl is needed for alpha={alpha} (only alpha=0 runs without the KL)")
     for name, tensor in (("policy_rejected_token_logps", policy_rejected_token_logps),
                          ("reference_rejected_token_logps", reference_rejected_token_logps),
                          ("rejected_phrase_ids", rejected_phrase_ids)):
@@ -132,6 +153,8 @@ def rrpo_loss(
     for name, tensor in (("reference_chosen_token_logps", reference_chosen_token_logps),
                          ("chosen_phrase_ids", chosen_phrase_ids), ("chosen_token_kl", chosen_token_kl),
                          ("chosen_mask", chosen_mask)):
+        if tensor is None:
+            continue
         if tensor.shape != policy_chosen_token_logps.shape or tensor.dim() != 2:
             raise ValueError(f"{name} has shape {tuple(tensor.shape)}, expected "
                              f"{tuple(policy_chosen_token_logps.shape)} [B, Tc]")
@@ -139,85 +162,73 @@ def rrpo_loss(
         raise ValueError("chosen and rejected tensors must have the same batch size")
 
     chosen_mask = chosen_mask.bool()
-    chosen_in_phrase = (chosen_phrase_ids > 0) & chosen_mask
-    rejected_in_phrase = rejected_phrase_ids > 0
-    if rejected_mask is not None:
-        rejected_in_phrase = rejected_in_phrase & rejected_mask.bool()
+    if reward == "sequence":
+        chosen_in_phrase, rejected_in_phrase = chosen_mask, rejected_mask.bool()
+    else:
+        chosen_in_phrase = (chosen_phrase_ids > 0) & chosen_mask
+        rejected_in_phrase = rejected_phrase_ids > 0
+        if rejected_mask is not None:
+            rejected_in_phrase = rejected_in_phrase & rejected_mask.bool()
 
     chosen_logratio = _masked_sum(policy_chosen_token_logps - reference_chosen_token_logps.detach(),
                                   chosen_in_phrase)
     rejected_logratio = _masked_sum(policy_rejected_token_logps - reference_rejected_token_logps.detach(),
                                     rejected_in_phrase)
     preference_losses = -F.logsigmoid(beta * (chosen_logratio - rejected_logratio))
-    kl = _masked_sum(chosen_token_kl, chosen_mask)
-    losses = preference_losses + alpha * kl
     metrics = {
-        "kl": kl.detach(),
         "preference_loss": preference_losses.detach(),
         "chosen_phrase_tokens": chosen_in_phrase.sum(-1),
         "rejected_phrase_tokens": rejected_in_phrase.sum(-1),
     }
+    losses = preference_losses
+    if chosen_token_kl is not None:
+        kl = _masked_sum(chosen_token_kl, chosen_mask)
+        if template_kl is not None:
+            kl = kl + _masked_sum(template_kl, template_mask.bool())
+        metrics["kl"] = kl.detach()
+        losses = preference_losses + alpha * kl
     return RRPOOutput(losses, beta * chosen_logratio.detach(), beta * rejected_logratio.detach(), metrics)
 
 
-def rrpo_loss_from_logits(
-    policy_logits: torch.Tensor,
-    reference_logits: torch.Tensor,
-    labels: torch.Tensor,
-    phrase_ids: torch.Tensor,
-    beta: float,
-    alpha: float,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """RRPO loss from full logits, in the layout of the published code (a reference implementation).
-
-    This materialises ``[2B, L, V]`` log-probs and is meant for checking against the paper's formulation;
-    training uses :mod:`savi_plugin.training.token_logprobs`, which never does.
-
-    Args:
-        policy_logits: ``[2B, L, V]``; rows ``[:B]`` are the chosen sequences and rows ``[B:]`` the rejected
-            ones of the same pairs (pair ``b`` = rows ``b`` and ``B + b``). Position ``t`` predicts ``labels[t+1]``.
-        reference_logits: ``[2B, L, V]`` the same under the reference model (no gradient taken).
-        labels: ``[2B, L]`` target token ids, ``-100`` where no loss is taken (prompt, video, padding).
-            The KL is summed over every labelled position of the chosen rows.
-        phrase_ids: ``[2B, L]`` phrase id of each *label* token (aligned with ``labels``, not shifted);
-            ``> 0`` marks tagged tokens. Positions with label ``-100`` are ignored whatever their id.
-        beta: refined-reward scale, > 0.
-        alpha: KL weight, >= 0.
-
-    Returns:
-        ``(losses, chosen_rewards, rejected_rewards)``, each ``[B]``.
-    """
-    if policy_logits.shape != reference_logits.shape or policy_logits.dim() != 3:
-        raise ValueError(f"policy and reference logits must both be [2B, L, V]; got {tuple(policy_logits.shape)} "
-                         f"and {tuple(reference_logits.shape)}")
-    if labels.shape != policy_logits.shape[:2] or phrase_ids.shape != labels.shape:
-        raise ValueError(f"labels {tuple(labels.shape)} and phrase_ids {tuple(phrase_ids.shape)} must be "
-                         f"{tuple(policy_logits.shape[:2])}")
-    if policy_logits.shape[0] % 2:
-        raise ValueError(f"expected 2B rows ([chosen; rejected]), got {policy_logits.shape[0]}")
-    pairs = policy_logits.shape[0] // 2
-
-    # Shift: the logits at position t score the label at t+1.
-    targets = labels[:, 1:]
-    mask = targets != IGNORE_INDEX
-    token_phrase_ids = torch.where(mask, phrase_ids[:, 1:], torch.zeros_like(phrase_ids[:, 1:]))
-    policy_logprobs = F.log_softmax(_at_least_fp32(policy_logits[:, :-1]), dim=-1)
-    with torch.no_grad():
-        reference_logprobs = F.log_softmax(_at_least_fp32(reference_logits[:, :-1]), dim=-1)
-    safe_targets = targets.clamp(min=0).unsqueeze(-1)
-    policy_token_logps = policy_logprobs.gather(-1, safe_targets).squeeze(-1)
-    reference_token_logps = reference_logprobs.gather(-1, safe_targets).squeeze(-1)
-    token_kl = token_kl_from_logprobs(reference_logprobs[:pairs], policy_logprobs[:pairs])
-
-    out = rrpo_loss(
-        policy_token_logps[:pairs], policy_token_logps[pairs:],
-        reference_token_logps[:pairs], reference_token_logps[pairs:],
-        token_phrase_ids[:pairs], token_phrase_ids[pairs:],
-        token_kl, mask[:pairs], beta=beta, alpha=alpha, rejected_mask=mask[pairs:],
-    )
-    return out.losses, out.chosen_rewards, out.rejected_rewards
+REWARDS = ("refined", "sequence")
+KL_SCOPES = ("response", "official")
 
 
-def _at_least_fp32(tensor: torch.Tensor) -> torch.Tensor:
-    # bf16/fp16 log_softmax over 32k-150k entries loses the small differences the loss is made of.
-    return tensor.float() if tensor.dtype in (torch.float16, torch.bfloat16) else tensor
+@dataclass(frozen=True)
+class RRPOParams:
+    """RRPO's hyper-parameters (paper values for LLaVA-Video: beta 0.1, alpha 0.01) and its ablation options."""
+
+    beta: float = checked(0.1, Positive(), help="refined-reward scale inside the sigmoid")
+    alpha: float = checked(0.01, NonNegative(), help="token-wise KL weight; 0 = the 'w/o KL' ablation")
+    kl_scope: str = checked("response", OneOf(*KL_SCOPES, what="kl_scope"),
+                            help="response: the response tokens; official: also the template positions the "
+                                 "official preprocessing labels")
+    reward: str = checked("refined", OneOf(*REWARDS, what="reward"),
+                          help="refined: tagged phrases (R*); sequence: every response token ('w/o R*')")
+
+
+class RRPO(PreferenceLoss):
+    """RRPO (:func:`rrpo_loss`): token-level, a reference, the chosen KL(ref || policy) unless ``alpha == 0``."""
+
+    name = "rrpo"
+    Params = RRPOParams
+
+    def requirements(self, params: RRPOParams) -> Requirements:
+        with_kl = params.alpha > 0
+        return Requirements(level="token", reference=True, kl="ref||policy",
+                            kl_sides=("chosen",) if with_kl else (),
+                            template_kl=with_kl and params.kl_scope == "official", tags=params.reward == "refined")
+
+    def compute(self, inputs: TokenInputs, params: RRPOParams) -> LossOutput:
+        out = rrpo_loss(inputs.policy_chosen, inputs.policy_rejected, inputs.reference_chosen,
+                        inputs.reference_rejected, inputs.chosen_phrase_ids, inputs.rejected_phrase_ids,
+                        inputs.chosen_kl if params.alpha > 0 else None, inputs.chosen_mask, beta=params.beta,
+                        alpha=params.alpha, rejected_mask=inputs.rejected_mask, reward=params.reward,
+                        template_kl=inputs.template_kl, template_mask=inputs.template_mask)
+        metrics = {k: out.metrics[k].float() for k in ("preference_loss", "chosen_phrase_tokens",
+                                                      "rejected_phrase_tokens")}
+        return LossOutput(out.losses, out.chosen_rewards, out.rejected_rewards, metrics)
+
+
+#: the registered object (entry point ``rrpo`` in setup.cfg)
+RRPO_LOSS = RRPO()

@@ -5,10 +5,11 @@ For a batch of ``B`` pairs the collator
 1. decodes each pair's video ONCE (``read_frames`` with ``num_frames``) and runs the backend's processor
    once over the ``B`` prompts (``VideoLM.encode(videos, questions)``: chat template, video placeholder
    expansion, pixel preprocessing) -- the vision inputs are per pair, never per response;
-2. appends the responses' token ids (tokenized at dataset load, the way ``VideoLM.encode`` does) to each
-   prompt, either packed -- one row ``[prompt | chosen | rejected]`` per pair, see
-   :mod:`savi_plugin.training.packing` -- or unpacked, two rows ``[prompt | chosen]`` (rows ``0..B-1``)
-   and ``[prompt | rejected]`` (rows ``B..2B-1``);
+2. appends the responses' token ids (tokenized at dataset load by the one rule,
+   :func:`savi_plugin.models.backends.tokens.tokenize_response`) to each prompt
+   (:func:`savi_plugin.training.scoring.build_batch`: a scoring batch), either packed -- one row
+   ``[prompt | chosen | rejected]`` per pair, see :mod:`savi_plugin.training.packing` -- or unpacked, two
+   rows ``[prompt | chosen]`` (rows ``0..B-1``) and ``[prompt | rejected]`` (rows ``B..2B-1``);
 3. describes where each response token is predicted (``*_rows``, ``*_positions``, ``*_targets``) so the
    trainer applies the LM head at those positions only, in either layout;
 4. applies the ``max_length`` truncation policy (see :mod:`savi_plugin.training.config`);
@@ -20,7 +21,8 @@ Batch keys (tensors unless noted): ``input_ids``/``attention_mask`` ``[N, L]``; 
 inputs: ``pixel_values_videos``, ``video_grid_thw``, ...); ``segments`` ``[N, 3]`` (prefix, chosen, rejected
 lengths per row); ``row_to_pair`` ``[N]``; ``packed`` (0-d bool); ``chosen_rows`` ``[B]``,
 ``chosen_positions``/``chosen_targets``/``chosen_phrase_ids`` ``[B, Tc]`` and the same for ``rejected``;
-``truncated`` (0-d: responses cut this batch); ``pair_ids`` (list of record ids); optional ``reference_*``.
+``weights`` ``[B]`` (each pair's optional ``weight``, 1 by default); ``truncated`` (0-d: responses cut this
+batch); ``pair_ids`` (list of record ids); optional ``chosen_template_*`` (official KL scope) and ``reference_*``.
 """
 
 from __future__ import annotations
@@ -30,8 +32,9 @@ from typing import Any, Sequence
 import torch
 
 from savi_plugin.data import DataError
+from savi_plugin.models.backends.tokens import pad_stack
 from savi_plugin.training.dataset import PairItem
-from savi_plugin.training.packing import IGNORE_INDEX, pad_stack, response_positions
+from savi_plugin.training.scoring import build_batch, encode_prompts, template_side
 from savi_plugin.video import VideoDecodeError, read_frames
 
 
@@ -54,11 +57,18 @@ class PreferenceCollator:
         video_backend: ``decord`` / ``pyav`` / None.
         reference_store: a :class:`~savi_plugin.training.reference.ReferenceStore` to attach precomputed
             reference statistics from, or None.
+        template_positions: add the ``chosen_template`` side (:func:`savi_plugin.training.scoring.template_side`)
+            that RRPO's ``kl_scope: official`` sums its KL over.
     """
 
     def __init__(self, backend, *, num_frames: int = 16, packing: bool = True, max_length: int | None = None,
-                 video_backend: str | None = None, reference_store=None):
+                 video_backend: str | None = None, reference_store=None, template_positions: bool = False,
+                 bad_records: str = "raise"):
         self.backend = backend
+        #: ``"skip"``: a pair whose video fails only when decoded (damage after the header, fewer frames than
+        #: the header said) is dropped from its batch and listed in the batch's ``skipped_records``; a batch
+        #: left with no pair is ``{"skipped_records": [...], "pair_ids": []}``. ``"raise"``: a ``DataError``.
+        self.bad_records = bad_records
         self.num_frames = num_frames
         self.packing = packing
         self.max_length = max_length
@@ -66,6 +76,8 @@ class PreferenceCollator:
         self.token_budget = token_budget(max_length, self.context_length)
         self.video_backend = video_backend
         self.reference_store = reference_store
+        #: also describe the chosen side's official-KL template positions (``chosen_template_*``)
+        self.template_positions = template_positions
         #: videos decoded by this collator (one per pair; tests check it)
         self.videos_decoded = 0
 
@@ -73,9 +85,30 @@ class PreferenceCollator:
         try:
             frames = read_frames(item.video_path, self.num_frames, backend=self.video_backend).frames
         except VideoDecodeError as exc:
-            raise DataError(item.file, item.line, "video", str(exc)) from exc
+            error = DataError(item.file, item.line, "video", str(exc))
+            error.reason = "bad_video"
+            raise error from exc
         self.videos_decoded += 1
+        if len(frames) < self.num_frames:  # the header promised more (or nothing); never repeated to fill
+            error = DataError(item.file, item.line, "video", f"{item.video_path}: decoded to {len(frames)} frame(s), "
+                              f"fewer than num_frames={self.num_frames} (frames are never repeated to fill a clip)")
+            error.reason = "too_few_frames"
+            raise error
         return frames
+
+    def _decode_batch(self, items: Sequence[PairItem]) -> tuple[list[PairItem], list, list[dict[str, Any]]]:
+        """The items whose videos decode, their frames, and (``bad_records="skip"``) the skipped ones."""
+        kept, videos, skipped = [], [], []
+        for item in items:
+            try:
+                videos.append(self._decode(item))
+                kept.append(item)
+            except DataError as exc:
+                if self.bad_records != "skip":
+                    raise
+                skipped.append({"file": exc.file, "line": exc.line, "field": exc.field, "message": exc.message,
+                                "reason": getattr(exc, "reason", "bad_video"), "where": f"{exc.file}:{exc.line}:video"})
+        return kept, videos, skipped
 
     def _budget(self, item: PairItem, prompt_length: int, ids: list[int], phrase: list[int] | None):
         if self.token_budget is None:
@@ -93,27 +126,15 @@ class PreferenceCollator:
     def __call__(self, items: Sequence[PairItem]) -> dict[str, Any]:
         if not items:
             raise ValueError("empty batch")
-        videos = [self._decode(item) for item in items]
-        for item, video in zip(items, videos):  # the processor stacks a batch's videos: equal shapes only
-            if video.shape != videos[0].shape:
-                raise DataError(item.file, item.line, "video",
-                                f"{item.video_path}: decoded to {video.shape[0]} frame(s) of {video.shape[2]}x"
-                                f"{video.shape[1]}, the batch's first video to {videos[0].shape[0]} of "
-                                f"{videos[0].shape[2]}x{videos[0].shape[1]}; a batch needs videos of at least "
-                                f"num_frames frames (never repeated to fill one) and, for backends that do not "
-                                f"resize, one resolution")
-        prompts = self.backend.encode(videos, [item.record.question for item in items])
-        ids, mask = prompts["input_ids"], prompts["attention_mask"].bool()
-        aligned = [k for k, v in prompts.items()
-                   if torch.is_tensor(v) and v.shape == ids.shape and k not in ("input_ids", "attention_mask")]
-        vision = {k: v for k, v in prompts.items() if k not in aligned and k not in ("input_ids", "attention_mask")}
-
-        pairs = len(items)
-        prompt_rows = [{k: prompts[k][i][mask[i]] for k in ["input_ids"] + aligned} for i in range(pairs)]
+        # Every video has num_frames frames here; their resolutions may differ: the backend's processor resizes
+        # (LLaVA-OneVision: to its fixed size; Qwen2-VL: each video to its own patch grid).
+        items, videos, skipped = self._decode_batch(items)
+        if not items:
+            return {"skipped_records": skipped, "pair_ids": []}
+        prompts = encode_prompts(self.backend, videos, [item.record.question for item in items])
         chosen, rejected, chosen_phrase, rejected_phrase = [], [], [], []
         truncated = 0
-        for item, row in zip(items, prompt_rows):
-            p = len(row["input_ids"])
+        for item, p in zip(items, prompts.lengths):
             c_ids, c_phrase, c_cut = self._budget(item, p, item.chosen_ids, item.chosen_phrase_ids)
             r_ids, r_phrase, r_cut = self._budget(item, p, item.rejected_ids, item.rejected_phrase_ids)
             truncated += int(c_cut) + int(r_cut)
@@ -122,55 +143,24 @@ class PreferenceCollator:
             chosen_phrase.append(c_phrase if c_phrase is not None else [0] * len(c_ids))
             rejected_phrase.append(r_phrase if r_phrase is not None else [0] * len(r_ids))
 
-        rows: list[dict[str, torch.Tensor]] = []
-        segments: list[tuple[int, int, int]] = []
-        chosen_pos, rejected_pos = [], []
-        if self.packing:
-            for b, row in enumerate(prompt_rows):
-                p, c, r = len(row["input_ids"]), len(chosen[b]), len(rejected[b])
-                rows.append(self._extend(row, aligned, chosen[b] + rejected[b]))
-                segments.append((p, c, r))
-                chosen_pos.append(response_positions(p, c, p))
-                rejected_pos.append(response_positions(p, r, p + c))
-            row_to_pair = list(range(pairs))
-            chosen_rows = rejected_rows = list(range(pairs))
-        else:
-            for responses, positions in ((chosen, chosen_pos), (rejected, rejected_pos)):
-                for b, row in enumerate(prompt_rows):
-                    p = len(row["input_ids"])
-                    rows.append(self._extend(row, aligned, responses[b]))
-                    segments.append((p, len(responses[b]), 0))
-                    positions.append(response_positions(p, len(responses[b]), p))
-            row_to_pair = list(range(pairs)) * 2
-            chosen_rows, rejected_rows = list(range(pairs)), list(range(pairs, 2 * pairs))
-
-        pad_id = self.backend.tokenizer.pad_token_id if self.backend.tokenizer.pad_token_id is not None else 0
-        batch: dict[str, Any] = {
-            "input_ids": pad_stack([r["input_ids"] for r in rows], pad_id),
-            "attention_mask": pad_stack([torch.ones(len(r["input_ids"])) for r in rows], 0),
-            "row_inputs": {k: pad_stack([r[k] for r in rows], 0, dtype=prompts[k].dtype) for k in aligned},
-            "vision": vision,
-            "segments": torch.tensor(segments, dtype=torch.long),
-            "row_to_pair": torch.tensor(row_to_pair, dtype=torch.long),
-            "packed": torch.tensor(bool(self.packing)),
-            "chosen_rows": torch.tensor(chosen_rows, dtype=torch.long),
-            "rejected_rows": torch.tensor(rejected_rows, dtype=torch.long),
-            "chosen_positions": pad_stack(chosen_pos, 0),
-            "rejected_positions": pad_stack(rejected_pos, 0),
-            "chosen_targets": pad_stack(chosen, IGNORE_INDEX),
-            "rejected_targets": pad_stack(rejected, IGNORE_INDEX),
+        batch = build_batch(self.backend, prompts, {"chosen": chosen, "rejected": rejected}, packing=self.packing)
+        if self.template_positions:
+            template_side(self.backend, batch, prompts, "chosen")
+        batch.update({
             "chosen_phrase_ids": pad_stack(chosen_phrase, 0),
             "rejected_phrase_ids": pad_stack(rejected_phrase, 0),
+            "weights": torch.tensor([pair_weight(item) for item in items], dtype=torch.float32),
             "truncated": torch.tensor(truncated, dtype=torch.long),
             "pair_ids": [item.record.id for item in items],
-        }
+        })
         if self.reference_store is not None:
             batch.update(self.reference_store.batch(items, chosen, rejected))
+        if skipped:
+            batch["skipped_records"] = skipped
         return batch
 
-    @staticmethod
-    def _extend(row: dict[str, torch.Tensor], aligned: list[str], response: list[int]) -> dict[str, torch.Tensor]:
-        out = {"input_ids": torch.cat([row["input_ids"], torch.tensor(response, dtype=row["input_ids"].dtype)])}
-        for k in aligned:  # processor outputs aligned with the ids (e.g. token types): responses are text (0)
-            out[k] = torch.cat([row[k], torch.zeros(len(response), dtype=row[k].dtype)])
-        return out
+
+def pair_weight(item: PairItem) -> float:
+    """The pair's optional top-level ``weight`` (e.g. VideoSAVi's CLIP score), 1 when the record has none."""
+    weight = getattr(item.record, "weight", None)
+    return 1.0 if weight is None else float(weight)

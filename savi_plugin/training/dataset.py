@@ -1,9 +1,9 @@
 """A torch ``Dataset`` of video preference pairs, tokenized once at load time.
 
-Each item keeps the record (for its video and question) and the token ids of both responses exactly as the
-backends tokenize them (``tokenizer(response + end_of_turn, add_special_tokens=False)``, see
-docs/ARCHITECTURE.md), plus, for RRPO, each token's ``<MASK>`` phrase id from the tokenizer's character
-offsets (:mod:`savi_plugin.training.phrase_ids`). Videos are decoded later, once per pair, by the collator.
+Each item keeps the record (for its video and question) and the token ids of both responses by the one
+tokenisation rule (:func:`savi_plugin.models.backends.tokens.tokenize_response`), plus, for RRPO, each token's
+``<MASK>`` phrase id from the tokenizer's character offsets (:mod:`savi_plugin.training.phrase_ids`). Videos
+are decoded later, once per pair, by the collator.
 
 Bad input is never silently replaced:
 
@@ -34,7 +34,8 @@ from torch.utils.data import Dataset
 from savi_plugin.data import DataError, PreferenceRecord, read_records
 from savi_plugin.data.paths import resolve_video_path
 from savi_plugin.data.tags import parse_tags
-from savi_plugin.video.decode import VideoDecodeError, probe_video
+from savi_plugin.models.backends.tokens import tokenize_response
+from savi_plugin.video.decode import VideoDecodeError, path_problem, probe_video
 from savi_plugin.training.phrase_ids import phrase_ids_from_offsets
 
 log = logging.getLogger(__name__)
@@ -60,12 +61,6 @@ class PairItem:
     rejected_ids: list[int]
     chosen_phrase_ids: list[int] | None = None
     rejected_phrase_ids: list[int] | None = None
-
-
-def response_tokens(tokenizer, text: str, end_of_turn: str) -> tuple[list[int], list[tuple[int, int]]]:
-    """Token ids and character offsets of a response, tokenized as ``VideoLM.encode`` does."""
-    enc = tokenizer(text + end_of_turn, add_special_tokens=False, return_offsets_mapping=True)
-    return list(enc["input_ids"]), [tuple(o) for o in enc["offset_mapping"]]
 
 
 def aligned_phrase_ids(plain: str, tagged: str, offsets, file: str, line: int, field: str) -> list[int]:
@@ -161,7 +156,9 @@ class PreferenceDataset(Dataset):
     def _item(self, record: PreferenceRecord, file: str, line: int, tokenizer, end_of_turn: str) -> PairItem | None:
         video = self._resolve_video(record.video, file, line)
         if not video.is_file():
-            raise DataError(file, line, "video", f"video file not found: {video}")
+            problem = path_problem(video)  # a FIFO, a directory, a broken link is named as what it is
+            raise DataError(file, line, "video", f"video file not found: {video}" if problem == "file not found"
+                            else f"{video}: {problem}")
         if self.require_tags and not record.is_tagged:
             self._skip(DataError(file, line, "chosen_tagged", "no <MASK> phrase tags; the loss's phrase-level "
                                  "reward is undefined for this pair (skipped)"), "untagged")
@@ -183,8 +180,8 @@ class PreferenceDataset(Dataset):
         if self.min_frames is not None and 0 < probed < self.min_frames:
             raise self._refuse(file, line, "video", f"{video}: {probed} frame(s), fewer than num_frames="
                                f"{self.min_frames} (frames are never repeated to fill a clip)", "too_few_frames")
-        chosen_ids, chosen_offsets = response_tokens(tokenizer, record.chosen, end_of_turn)
-        rejected_ids, rejected_offsets = response_tokens(tokenizer, record.rejected, end_of_turn)
+        chosen_ids, chosen_offsets = tokenize_response(tokenizer, record.chosen, end_of_turn)
+        rejected_ids, rejected_offsets = tokenize_response(tokenizer, record.rejected, end_of_turn)
         item = PairItem(record, file, line, str(video), chosen_ids, rejected_ids)
         if record.is_tagged:
             item.chosen_phrase_ids = aligned_phrase_ids(record.chosen, record.chosen_tagged, chosen_offsets,

@@ -20,16 +20,14 @@ rejected token ``j > 0`` from ``P + C + j - 1``. :func:`response_positions` retu
 LM head runs only on the hidden states that score a response token.
 
 The unpacked layout (the fallback) has two rows per pair, ``[prefix | chosen]`` and ``[prefix | rejected]``,
-and uses the same gather description, so everything after the decoder is layout-independent.
+and uses the same gather description, so everything after the decoder is layout-independent: the gathered
+states are aligned with their targets (``hidden[:, j]`` predicts ``targets[:, j]``), the one shift convention
+of :func:`savi_plugin.training.scoring.score_responses`.
 """
 
 from __future__ import annotations
 
-from typing import Sequence
-
 import torch
-
-IGNORE_INDEX = -100
 
 
 def packed_row(prompt_ids: torch.Tensor, chosen_ids: torch.Tensor, rejected_ids: torch.Tensor) -> torch.Tensor:
@@ -110,17 +108,6 @@ def response_positions(prefix_length: int, response_length: int, response_start:
     return [prefix_length - 1] + [response_start + j - 1 for j in range(1, response_length)]
 
 
-def pad_stack(rows: Sequence[Sequence[int]] | Sequence[torch.Tensor], fill: int, dtype=torch.long,
-              length: int | None = None) -> torch.Tensor:
-    """Right-pad 1-D sequences to one length (at least 1) and stack them into ``[N, T]``."""
-    width = max([len(r) for r in rows] + [1 if length is None else length])
-    out = torch.full((len(rows), width), fill, dtype=dtype)
-    for i, row in enumerate(rows):
-        if len(row):
-            out[i, :len(row)] = torch.as_tensor(row, dtype=dtype)
-    return out
-
-
 def gather_response_hidden(hidden_states: torch.Tensor, rows: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
     """``[B, T, H]``: the hidden states that predict each response token of each pair.
 
@@ -130,22 +117,3 @@ def gather_response_hidden(hidden_states: torch.Tensor, rows: torch.Tensor, posi
         positions: ``[B, T]`` row positions from :func:`response_positions`, padded with any valid index.
     """
     return hidden_states[rows.unsqueeze(1), positions]
-
-
-def shifted_for_scoring(hidden: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Lay gathered hidden states and their targets out in the shift convention of ``token_logprobs``.
-
-    ``token_logprobs`` scores ``labels[:, t + 1]`` with ``hidden[:, t]``. Gathered states are already aligned
-    with their targets (``hidden[:, j]`` predicts ``targets[:, j]``), so one column is appended to the hidden
-    states and prepended (as -100) to the targets.
-
-    Args:
-        hidden: ``[B, T, H]`` from :func:`gather_response_hidden`.
-        targets: ``[B, T]`` response token ids, -100 on padding.
-
-    Returns:
-        ``(hidden [B, T+1, H], labels [B, T+1])``.
-    """
-    pad_hidden = hidden.new_zeros(hidden.shape[0], 1, hidden.shape[2])
-    pad_label = targets.new_full((targets.shape[0], 1), IGNORE_INDEX)
-    return torch.cat([hidden, pad_hidden], 1), torch.cat([pad_label, targets], 1)

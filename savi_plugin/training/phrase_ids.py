@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from savi_plugin.data.tags import parse_tags
+from savi_plugin.models.backends.tokens import tokenize_response
 
 
 class NoTaggedPhraseError(ValueError):
@@ -64,9 +65,8 @@ def phrase_ids_from_offsets(offsets: Sequence[Sequence[int]], spans: Sequence[Se
 def phrase_ids_for_response(tokenizer, tagged_response: str, end_of_turn: str = "") -> tuple[list[int], list[int]]:
     """Tokenize a tagged response the way the backends do, and give each token its phrase id.
 
-    The untagged response plus ``end_of_turn`` is tokenized on its own with
-    ``tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)``, matching
-    ``VideoLM.encode`` (see docs/ARCHITECTURE.md), so the ids line up with the labels of the response.
+    The untagged response plus ``end_of_turn`` is tokenized by the one rule
+    (:func:`savi_plugin.models.backends.tokens.tokenize_response`), so the ids line up with the trained tokens.
 
     Args:
         tokenizer: a *fast* Hugging Face tokenizer (``PreTrainedTokenizerFast``); offsets need it.
@@ -88,15 +88,14 @@ def phrase_ids_for_response(tokenizer, tagged_response: str, end_of_turn: str = 
     parsed = parse_tags(tagged_response)
     if not parsed.spans:
         raise NoTaggedPhraseError(f"response has no <MASK> ... </MASK> phrase: {tagged_response[:80]!r}")
-    encoding = tokenizer(parsed.text + end_of_turn, add_special_tokens=False, return_offsets_mapping=True)
-    input_ids = list(encoding["input_ids"])
-    phrase_ids = phrase_ids_from_offsets(encoding["offset_mapping"], parsed.spans)
+    input_ids, offsets = tokenize_response(tokenizer, parsed.text, end_of_turn)
+    phrase_ids = phrase_ids_from_offsets(offsets, parsed.spans)
     missing = sorted(set(range(1, len(parsed.spans) + 1)) - set(phrase_ids))
     # A phrase can be "missing" only if it shares a token with the phrase before it (first id wins),
     # or if the tokenizer dropped its characters; only the second is an error.
     for k in missing:
         start, end = parsed.spans[k - 1]
-        covered = any(s < end and e > start for s, e in encoding["offset_mapping"])
+        covered = any(s < end and e > start for s, e in offsets)
         if not covered:
             raise PhraseAlignmentError(f"phrase {k} {parsed.text[start:end]!r} covers no token of the tokenized "
                                        f"response {parsed.text[:80]!r}")

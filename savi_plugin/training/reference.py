@@ -180,14 +180,13 @@ def precompute_reference(model: str | Path, data: str | Path, *, output: str | P
     from savi_plugin.models import load_backend
     from savi_plugin.training.collator import PreferenceCollator
     from savi_plugin.training.dataset import PreferenceDataset
-    from savi_plugin.training.forward import (decoder_hidden_states, features_for_rows, packing_support,
-                                              row_layout, attention_implementation, vision_features,
-                                              _floating_dtype)
-    from savi_plugin.training.packing import gather_response_hidden, shifted_for_scoring
-    from savi_plugin.training.token_logprobs import precompute_reference as reference_token_stats
+    from savi_plugin.training.forward import packing_support
+    from savi_plugin.training.scoring import score_responses
 
     if kl not in KL_MODES:
         raise ValueError(f"kl must be one of {', '.join(KL_MODES)}, got {kl!r}")
+    if kl == "topk" and top_k < 1:
+        raise ValueError(f"top_k must be >= 1, got {top_k}")
     ref = reference_backend or load_backend(model, backend, adapter=adapter, dtype=dtype, device=device,
                                             num_frames=num_frames)
     ref.model.eval()
@@ -198,29 +197,25 @@ def precompute_reference(model: str | Path, data: str | Path, *, output: str | P
         log.info("precompute_reference: packing off (%s)", why)
     collator = PreferenceCollator(ref, num_frames=num_frames, packing=packing and supported, max_length=max_length,
                                   video_backend=video_backend)
-    decoder, head = ref.decoder(), ref.lm_head()
-    attention, float_dtype = attention_implementation(ref), _floating_dtype(decoder)
     tensors: dict[str, torch.Tensor] = {}
     tail_masses: list[torch.Tensor] = []
     for start in range(0, len(dataset), batch_size):
         items = [dataset[i] for i in range(start, min(start + batch_size, len(dataset)))]
         batch = _to_device(collator(items), ref.device)
-        layout = row_layout(decoder, batch, attention, float_dtype)
-        features = features_for_rows(vision_features(decoder, batch["vision"]), batch["row_to_pair"])
-        hidden = decoder_hidden_states(decoder, batch, layout, features)
+        scores = score_responses(ref, batch, reference="none", keep_top_k=top_k if kl == "topk" else None,
+                                 keep_full=kl == "full", keep_sides=("chosen",) if kl != "none" else (),
+                                 chunk_size=chunk_size)
         for side in ("chosen", "rejected"):
+            stats = scores[side]
             targets = batch[f"{side}_targets"]
-            gathered, labels = shifted_for_scoring(
-                gather_response_hidden(hidden, batch[f"{side}_rows"], batch[f"{side}_positions"]), targets)
-            stats = reference_token_stats(gathered, head, labels, chunk_size=chunk_size,
-                                          top_k=top_k if (side == "chosen" and kl == "topk") else None,
-                                          full=side == "chosen" and kl == "full")
-            counts = (targets != -100).sum(-1).tolist()
-            if stats.tail_logmass is not None:
-                tail_masses.append(stats.tail_logmass.float().exp().cpu())
-            fields = {"logps": stats.token_logps, "full": stats.full_logprobs,
-                      "topk_logprobs": stats.topk_logprobs, "topk_indices": stats.topk_indices,
-                      "tail": stats.tail_logmass}
+            counts = stats.mask.sum(-1).tolist()
+            kept = stats.kept
+            if kept is not None and kept.tail_logmass is not None:
+                tail_masses.append(kept.tail_logmass.float().exp().cpu())
+            fields = {"logps": stats.policy_logps[stats.mask].float()}
+            if kept is not None:
+                fields.update({"full": kept.full_logprobs, "topk_logprobs": kept.topk_logprobs,
+                               "topk_indices": kept.topk_indices, "tail": kept.tail_logmass})
             split = {k: torch.split(v.cpu(), counts) for k, v in fields.items() if v is not None}
             for b, item in enumerate(items):
                 pair = item.record.id

@@ -53,25 +53,6 @@ class TrainingFailedError(RuntimeError):
     """The run finished but its result is not usable (e.g. most optimizer steps were skipped as non-finite)."""
 
 
-def language_model_linear_pattern(model: torch.nn.Module, decoder: torch.nn.Module) -> str:
-    """A peft ``target_modules`` regex matching every ``nn.Linear`` inside the language model only.
-
-    The language model is ``decoder.language_model`` (transformers' multimodal models); the vision tower,
-    the projector and the LM head live outside it and are never matched.
-    """
-    language_model = getattr(decoder, "language_model", None)
-    if language_model is None:
-        raise ValueError("cannot find the language model (decoder.language_model); pass lora target_modules")
-    prefix = next((name for name, module in model.named_modules() if module is language_model), None)
-    if prefix is None:
-        raise ValueError("the language model is not a submodule of the model; pass lora target_modules")
-    leaves = sorted({name.rsplit(".", 1)[-1] for name, module in language_model.named_modules()
-                     if isinstance(module, torch.nn.Linear)})
-    if not leaves:
-        raise ValueError("the language model has no nn.Linear layers; pass lora target_modules")
-    return rf"^{re.escape(prefix)}\..*\.({'|'.join(map(re.escape, leaves))})$"
-
-
 def apply_lora(backend, lora: dict[str, Any] | None = None, *, seed: int | None = None):
     """Wrap ``backend.model`` in a trainable peft LoRA model (in place) and return the peft model.
 
@@ -88,7 +69,7 @@ def apply_lora(backend, lora: dict[str, Any] | None = None, *, seed: int | None 
     if unknown:
         raise ValueError(f"unknown lora option(s) {sorted(unknown)}; known: r, alpha, dropout, target_modules, "
                          f"modules_to_save")
-    targets = options["target_modules"] or language_model_linear_pattern(backend.model, backend.decoder())
+    targets = options["target_modules"] or backend.lora_target_modules()
     if seed is not None:
         torch.manual_seed(seed)
     config = LoraConfig(r=int(options["r"]), lora_alpha=int(options["alpha"]), lora_dropout=float(options["dropout"]),

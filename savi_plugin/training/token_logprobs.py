@@ -6,8 +6,10 @@ at 3.4k tokens and V = 152k, several times over for policy/reference and log-sof
 use perhaps 1% of the rows. Here the caller runs the model to its **final hidden states** (before the LM
 head), and these functions
 
-1. select only the positions whose *next* label is a response token (shift-aware: the hidden state at
-   ``t`` predicts ``labels[t + 1]``; labels are ``-100`` outside the response),
+1. take only the hidden states that predict a response token, **aligned** with their targets: ``hidden[:, j]``
+   predicts ``targets[:, j]`` (the one shift convention of the project: the caller gathers the state at
+   ``t - 1`` for the token at ``t``, see :func:`savi_plugin.training.packing.response_positions`); targets are
+   ``-100`` on padding,
 2. apply the LM head, ``log_softmax``, the gather and the KL to chunks of ``chunk_size`` selected positions,
 3. wrap each chunk in non-reentrant activation checkpointing when a gradient is needed, so autograd keeps
    only the chunk's inputs and recomputes its ``[chunk, V]`` tensors during backward.
@@ -22,8 +24,11 @@ the logits (Gemma-2's ``final_logit_softcapping``, Cohere's ``logit_scale``), pa
 the head *and* the transform, e.g. ``lambda h: cap * torch.tanh(model.lm_head(h) / cap)``.
 
 Packed order: wherever a function returns or accepts "packed" per-position values (shape ``[N]`` or
-``[N, ...]``), they follow the row-major order of :func:`response_mask` (batch row first, then position);
-``torch.split(packed, response_mask(labels).sum(1).tolist())`` gives each sequence's part.
+``[N, ...]``), they follow the row-major order of ``targets != -100`` (batch row first, then position);
+``torch.split(packed, (targets != -100).sum(1).tolist())`` gives each response's part.
+
+This module is the arithmetic of :func:`savi_plugin.training.scoring.score_responses`, the one scoring path
+(trainer, reference precompute, eval log-likelihood); nothing else applies an LM head to score a response.
 
 Under DeepSpeed ZeRO-3 pass the ``lm_head`` *module* (its forward hooks gather the partitioned weight); a
 raw weight tensor would be the empty local shard.
@@ -40,9 +45,11 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from savi_plugin.losses.rrpo import token_kl_from_logprobs
+from savi_plugin.models.backends.tokens import IGNORE_INDEX
 
-IGNORE_INDEX = -100
 DEFAULT_CHUNK_SIZE = 256
+#: KL directions: RRPO regularises with KL(ref || policy); TDPO's sequential KL is KL(policy || ref).
+KL_DIRECTIONS = ("ref||policy", "policy||ref")
 
 # An LM head: an nn.Linear (or any module / callable mapping [n, H] -> [n, V]) or a bare weight [V, H].
 LMHead = nn.Module | Callable[[torch.Tensor], torch.Tensor] | torch.Tensor
@@ -50,14 +57,16 @@ LMHead = nn.Module | Callable[[torch.Tensor], torch.Tensor] | torch.Tensor
 
 @dataclass
 class ReferenceTokenStats:
-    """Reference-model statistics at the selected response positions, packed (see module docstring).
+    """A model's statistics at the selected response positions, packed (see module docstring).
+
+    Stored by the reference precompute and read back as the reference of a training batch.
 
     Attributes:
-        token_logps: ``[N]`` reference log-prob of each target token (what DPO and the RRPO reward need).
-        full_logprobs: ``[N, V]`` the reference log-softmax at each position (exact KL), or None.
-        topk_logprobs: ``[N, k]`` the ``k`` largest reference log-probs at each position, or None.
+        token_logps: ``[N]`` log-prob of each target token (what DPO and the RRPO reward need).
+        full_logprobs: ``[N, V]`` the log-softmax at each position (exact KL), or None.
+        topk_logprobs: ``[N, k]`` the ``k`` largest log-probs at each position, or None.
         topk_indices: ``[N, k]`` their vocabulary ids, or None.
-        tail_logmass: ``[N]`` log of the reference probability outside the top ``k`` (``-inf`` if none), or None.
+        tail_logmass: ``[N]`` log of the probability outside the top ``k`` (``-inf`` if none), or None.
     """
 
     token_logps: torch.Tensor
@@ -69,31 +78,30 @@ class ReferenceTokenStats:
 
 @dataclass
 class ResponseTokenStats:
-    """Per-token statistics of a batch, padded to ``[B, L - 1]`` (zeros where ``mask`` is False).
+    """Per-token statistics of a batch of responses, padded to ``[B, T]`` (zeros where ``mask`` is False).
 
     Attributes:
-        mask: ``[B, L-1]`` bool, True where ``labels[:, 1:]`` is a response token (see :func:`response_mask`).
-        policy_logps: ``[B, L-1]`` log pi_theta of the next label (carries the gradient).
-        reference_logps: ``[B, L-1]`` log pi_ref of the next label (no gradient), or None without a reference.
-        kl: ``[B, L-1]`` ``KL(pi_ref || pi_theta)`` of the next-token distributions (gradient through the
-            policy), or None when not requested.
+        mask: ``[B, T]`` bool, True at real response tokens (``targets != -100``).
+        policy_logps: ``[B, T]`` log pi_theta of each target token (carries the gradient).
+        reference_logps: ``[B, T]`` log pi_ref of each target (no gradient), or None without a reference.
+        kl: ``[B, T]`` the per-position KL in the requested direction (gradient through the policy), or None.
+        greedy: ``[B, T]`` bool, True where the target is the policy's arg-max, or None when not requested.
+        kept: the scored model's own packed statistics (top-k / full) when requested, or None.
     """
 
     mask: torch.Tensor
     policy_logps: torch.Tensor
     reference_logps: torch.Tensor | None = None
     kl: torch.Tensor | None = None
+    greedy: torch.Tensor | None = None
+    kept: ReferenceTokenStats | None = None
 
-
-def response_mask(labels: torch.Tensor) -> torch.Tensor:
-    """``[B, L-1]`` bool: True at hidden position ``t`` when ``labels[:, t + 1]`` is a response token.
-
-    Args:
-        labels: ``[B, L]`` target ids, ``-100`` outside the response (prompt, video, padding).
-    """
-    if labels.dim() != 2:
-        raise ValueError(f"labels must be [B, L], got shape {tuple(labels.shape)}")
-    return labels[:, 1:] != IGNORE_INDEX
+    def total(self, values: torch.Tensor | None = None, *, normalize: bool = False) -> torch.Tensor:
+        """``[B]``: the sum over each response's tokens of ``values`` (default the policy log-probs); the mean
+        per token with ``normalize`` (length normalisation; an empty response gives 0)."""
+        values = self.policy_logps if values is None else values
+        summed = torch.where(self.mask, values, torch.zeros_like(values)).sum(-1)
+        return summed / self.mask.sum(-1).clamp(min=1) if normalize else summed
 
 
 def _head_fn(lm_head: LMHead) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -121,24 +129,17 @@ def _log_softmax_fp32(logits: torch.Tensor) -> torch.Tensor:
     return F.log_softmax(logits, dim=-1)
 
 
-def _select(hidden_states: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    if hidden_states.dim() != 3 or hidden_states.shape[:2] != labels.shape:
-        raise ValueError(f"hidden_states {tuple(hidden_states.shape)} must be [B, L, H] with [B, L] = labels "
-                         f"{tuple(labels.shape)}")
-    mask = response_mask(labels)
-    return hidden_states[:, :-1][mask], labels[:, 1:][mask], mask
-
-
 def _unpack(packed: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return packed.new_zeros(mask.shape).masked_scatter(mask, packed)
 
 
 def _topk_kl(policy_logits: torch.Tensor, topk_logprobs: torch.Tensor, topk_indices: torch.Tensor,
-             tail_logmass: torch.Tensor) -> torch.Tensor:
-    """KL between the (k+1)-bin coarsenings {top-k tokens, everything else} of ref and policy.
+             tail_logmass: torch.Tensor, direction: str) -> torch.Tensor:
+    """KL between the (k+1)-bin coarsenings {top-k tokens of the reference, everything else} of ref and policy.
 
-    By the data-processing inequality this is a lower bound on the exact KL, equal to it when the reference
-    puts no mass outside its top k. Both tail masses are computed with logsumexp, never as ``1 - sum``.
+    By the data-processing inequality this is a lower bound on the exact KL (either direction), equal to it
+    when the reference puts no mass outside its top k. Both tail masses are computed with logsumexp, never as
+    ``1 - sum``.
     """
     logits = policy_logits.float() if policy_logits.dtype in (torch.float16, torch.bfloat16) else policy_logits
     lse = logits.logsumexp(-1, keepdim=True)
@@ -146,15 +147,19 @@ def _topk_kl(policy_logits: torch.Tensor, topk_logprobs: torch.Tensor, topk_indi
     policy_tail = logits.scatter(-1, topk_indices, float("-inf")).logsumexp(-1) - lse.squeeze(-1)
     ref_topk = topk_logprobs.to(policy_topk.dtype)
     ref_tail = tail_logmass.to(policy_topk.dtype)
-    head = token_kl_from_logprobs(ref_topk, policy_topk)
-    tail_p = ref_tail.exp()
-    tail = torch.where(tail_p > 0, tail_p * (ref_tail - policy_tail), torch.zeros_like(tail_p))
+    if direction == "policy||ref":
+        (p_head, p_tail), (q_head, q_tail) = (policy_topk, policy_tail), (ref_topk, ref_tail)
+    else:
+        (p_head, p_tail), (q_head, q_tail) = (ref_topk, ref_tail), (policy_topk, policy_tail)
+    head = token_kl_from_logprobs(p_head, q_head)
+    tail_p = p_tail.exp()
+    tail = torch.where(tail_p > 0, tail_p * (p_tail - q_tail), torch.zeros_like(tail_p))
     return head + tail
 
 
 def _chunk_stats(policy_hidden, targets, reference_hidden, reference_full, topk_logprobs, topk_indices,
-                 tail_logmass, *, head, reference_head, compute_kl):
-    """Per-position (policy logp, reference logp, kl) for one chunk; every [chunk, V] tensor dies here."""
+                 tail_logmass, *, head, reference_head, kl, keep_top_k, keep_full, greedy):
+    """Per-position statistics for one chunk; every [chunk, V] tensor dies here."""
     policy_logits = head(policy_hidden)
     policy_logprobs = _log_softmax_fp32(policy_logits)
     index = targets.unsqueeze(-1)
@@ -166,70 +171,96 @@ def _chunk_stats(policy_hidden, targets, reference_hidden, reference_full, topk_
     elif reference_full is not None:
         reference_logprobs = reference_full.to(policy_logprobs.dtype)
     reference_logps = None if reference_logprobs is None else reference_logprobs.gather(-1, index).squeeze(-1)
-    kl = None
-    if compute_kl:
-        if reference_logprobs is not None:
-            kl = token_kl_from_logprobs(reference_logprobs.detach(), policy_logprobs)
-        else:
-            kl = _topk_kl(policy_logits, topk_logprobs, topk_indices, tail_logmass)
-    return policy_logps, reference_logps, kl
+    position_kl = None
+    if kl is not None and reference_logprobs is not None:
+        ref = reference_logprobs.detach()
+        position_kl = (token_kl_from_logprobs(ref, policy_logprobs) if kl == "ref||policy"
+                       else token_kl_from_logprobs(policy_logprobs, ref))
+    elif kl is not None:
+        position_kl = _topk_kl(policy_logits, topk_logprobs, topk_indices, tail_logmass, kl)
+    extra = []
+    if greedy:
+        extra.append(policy_logits.argmax(-1) == targets)
+    if keep_full:
+        extra.append(policy_logprobs.detach())
+    if keep_top_k is not None:
+        values, indices = policy_logprobs.detach().topk(min(keep_top_k, policy_logprobs.shape[-1]), dim=-1)
+        extra += [values, indices, policy_logprobs.detach().scatter(-1, indices, float("-inf")).logsumexp(-1)]
+    return (policy_logps, reference_logps, position_kl, *extra)
 
 
 def response_token_stats(
     hidden_states: torch.Tensor,
     lm_head: LMHead,
-    labels: torch.Tensor,
+    targets: torch.Tensor,
     *,
     reference_hidden_states: torch.Tensor | None = None,
     reference_lm_head: LMHead | None = None,
     reference: ReferenceTokenStats | None = None,
-    compute_kl: bool = False,
+    kl: str | None = None,
+    greedy: bool = False,
+    keep_top_k: int | None = None,
+    keep_full: bool = False,
+    store_dtype: torch.dtype = torch.float32,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     checkpoint_chunks: bool = True,
 ) -> ResponseTokenStats:
-    """Policy log-probs, and optionally reference log-probs and KL(ref || policy), at response tokens only.
+    """Policy log-probs, and optionally reference log-probs, per-token KL and stored statistics, at response
+    tokens only.
 
     Args:
-        hidden_states: ``[B, L, H]`` the policy's final hidden states (the input of its LM head).
+        hidden_states: ``[B, T, H]`` the hidden states that predict each response token (the input of the LM
+            head), aligned with ``targets``: ``hidden_states[:, j]`` predicts ``targets[:, j]``.
         lm_head: the policy's LM head: an ``nn.Linear``, any module/callable ``[n, H] -> [n, V]``, or a
             ``[V, H]`` weight. The logits are assumed to be exactly ``lm_head(h)`` (see module docstring).
-        labels: ``[B, L]`` target ids aligned with ``hidden_states``, ``-100`` outside the response.
-        reference_hidden_states: ``[B, L, H]`` the reference model's final hidden states for the same
-            inputs (e.g. from the policy with its LoRA adapter disabled, under ``no_grad``); exact reference.
+        targets: ``[B, T]`` response token ids, ``-100`` on padding.
+        reference_hidden_states: ``[B, T, H]`` the reference model's hidden states at the same positions
+            (e.g. from the policy with its LoRA adapter disabled, under ``no_grad``); exact reference.
         reference_lm_head: the reference's LM head; defaults to ``lm_head`` (LoRA leaves the head alone).
         reference: precomputed :class:`ReferenceTokenStats` for the same positions, packed, instead of
             reference hidden states. ``full_logprobs`` gives the exact KL; top-k fields give the lower-bound
             approximation of ``_topk_kl``.
-        compute_kl: also return the per-token KL(pi_ref || pi_theta) (needs a reference with a distribution).
-            RRPO needs it on the chosen rows only: call this once for the chosen and once for the rejected
-            half rather than computing a KL that is thrown away.
+        kl: also return the per-token KL, ``"ref||policy"`` (RRPO) or ``"policy||ref"`` (TDPO); needs a
+            reference with a distribution.
+        greedy: also return whether each target is the policy's arg-max (eval's ``is_greedy``).
+        keep_top_k, keep_full: also return the scored model's own top-``k`` log-probs with the log-mass of the
+            rest, or its full log-softmax, packed (``kept``; what the reference precompute stores).
+        store_dtype: dtype of the kept float tensors.
         chunk_size: selected positions per LM-head call; the extra peak memory is ``O(chunk_size x V)``.
         checkpoint_chunks: recompute each chunk in backward instead of keeping its ``[chunk, V]`` tensors
             (only matters when a gradient is being taken).
 
     Returns:
-        :class:`ResponseTokenStats`, padded to ``[B, L-1]`` with zeros at non-response positions.
+        :class:`ResponseTokenStats`, padded to ``[B, T]`` with zeros at padding.
     """
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+    if keep_top_k is not None and keep_top_k < 1:
+        raise ValueError(f"keep_top_k must be >= 1 or None, got {keep_top_k}")
+    if kl is not None and kl not in KL_DIRECTIONS:
+        raise ValueError(f"kl must be one of {', '.join(KL_DIRECTIONS)} or None, got {kl!r}")
     if reference_hidden_states is not None and reference is not None:
         raise ValueError("give either reference_hidden_states or a precomputed reference, not both")
-    policy_hidden, targets, mask = _select(hidden_states, labels)
-    count = targets.shape[0]
+    if hidden_states.dim() != 3 or hidden_states.shape[:2] != targets.shape:
+        raise ValueError(f"hidden_states {tuple(hidden_states.shape)} must be [B, T, H] with [B, T] = targets "
+                         f"{tuple(targets.shape)}")
+    mask = targets != IGNORE_INDEX
+    policy_hidden, selected = hidden_states[mask], targets[mask]
+    count = selected.shape[0]
     reference_selected = None
     if reference_hidden_states is not None:
         if reference_hidden_states.shape != hidden_states.shape:
             raise ValueError(f"reference_hidden_states {tuple(reference_hidden_states.shape)} must match "
                              f"hidden_states {tuple(hidden_states.shape)}")
-        reference_selected = reference_hidden_states[:, :-1][mask].detach()
+        reference_selected = reference_hidden_states[mask].detach()
     if reference is not None and reference.token_logps.shape[0] != count:
-        raise ValueError(f"precomputed reference has {reference.token_logps.shape[0]} positions, the labels "
+        raise ValueError(f"precomputed reference has {reference.token_logps.shape[0]} positions, the targets "
                          f"select {count}")
     has_distribution = reference_selected is not None or (reference is not None and (
         reference.full_logprobs is not None or reference.topk_logprobs is not None))
-    if compute_kl and not has_distribution:
-        raise ValueError("compute_kl needs reference_hidden_states or a precomputed reference with "
-                         "full_logprobs or top-k fields")
+    if kl is not None and not has_distribution:
+        raise ValueError("kl needs reference_hidden_states or a precomputed reference with full_logprobs or "
+                         "top-k fields")
     head = _head_fn(lm_head)
     reference_head = _head_fn(reference_lm_head if reference_lm_head is not None else lm_head)
     use_checkpoint = checkpoint_chunks and torch.is_grad_enabled() and (
@@ -238,145 +269,54 @@ def response_token_stats(
     def piece(tensor, start, end):
         return None if tensor is None else tensor[start:end]
 
-    policy_parts, reference_parts, kl_parts = [], [], []
+    options = {"head": head, "reference_head": reference_head, "kl": kl, "keep_top_k": keep_top_k,
+               "keep_full": keep_full, "greedy": greedy}
+    parts: list[tuple] = []
     for start in range(0, count, chunk_size):
         end = min(start + chunk_size, count)
-        args = (policy_hidden[start:end], targets[start:end], piece(reference_selected, start, end),
+        args = (policy_hidden[start:end], selected[start:end], piece(reference_selected, start, end),
                 piece(getattr(reference, "full_logprobs", None), start, end),
                 piece(getattr(reference, "topk_logprobs", None), start, end),
                 piece(getattr(reference, "topk_indices", None), start, end),
                 piece(getattr(reference, "tail_logmass", None), start, end))
-        kwargs = {"head": head, "reference_head": reference_head, "compute_kl": compute_kl}
         if use_checkpoint:
-            policy_logps, reference_logps, kl = checkpoint(_chunk_stats, *args, use_reentrant=False, **kwargs)
+            parts.append(checkpoint(_chunk_stats, *args, use_reentrant=False, **options))
         else:
-            policy_logps, reference_logps, kl = _chunk_stats(*args, **kwargs)
-        policy_parts.append(policy_logps)
-        reference_parts.append(reference_logps)
-        kl_parts.append(kl)
+            parts.append(_chunk_stats(*args, **options))
+    columns = list(zip(*parts)) if parts else []
+
+    def column(i, trailing=(), dtype=None):
+        if columns:
+            return torch.cat(columns[i])
+        return torch.empty((0, *trailing), dtype=dtype or torch.float32, device=hidden_states.device)
 
     out_dtype = torch.promote_types(hidden_states.dtype, torch.float32)
-    if count == 0:
-        def zeros():
-            return hidden_states.new_zeros(mask.shape, dtype=out_dtype)
-        has_reference = reference is not None or reference_selected is not None
-        return ResponseTokenStats(mask, zeros(), zeros() if has_reference else None, zeros() if compute_kl else None)
-    policy_logps = _unpack(torch.cat(policy_parts), mask)
+    policy_logps = _unpack(column(0).to(out_dtype), mask)
     if reference is not None:
-        reference_logps = _unpack(reference.token_logps.to(policy_logps.dtype), mask)
+        reference_logps = _unpack(reference.token_logps.to(out_dtype), mask)
     elif reference_selected is not None:
-        reference_logps = _unpack(torch.cat(reference_parts), mask)
+        reference_logps = _unpack(column(1).to(out_dtype), mask) if columns else torch.zeros_like(policy_logps)
     else:
         reference_logps = None
-    kl = _unpack(torch.cat(kl_parts), mask) if compute_kl else None
-    return ResponseTokenStats(mask, policy_logps, reference_logps, kl)
-
-
-def response_token_logprobs(
-    hidden_states: torch.Tensor,
-    lm_head: LMHead,
-    labels: torch.Tensor,
-    *,
-    chunk_size: int = DEFAULT_CHUNK_SIZE,
-    packed: bool = False,
-) -> torch.Tensor:
-    """Per-token log-prob of each response token, computed at response positions only.
-
-    Args:
-        hidden_states: ``[B, L, H]`` final hidden states (before the LM head).
-        lm_head: LM head module / callable / ``[V, H]`` weight (logits assumed to be ``lm_head(h)``).
-        labels: ``[B, L]`` target ids, ``-100`` outside the response; ``hidden_states[:, t]`` scores
-            ``labels[:, t + 1]``.
-        chunk_size: positions per LM-head call (extra peak memory ``O(chunk_size x V)``).
-        packed: return ``[N]`` in packed order instead of ``[B, L-1]`` padded with zeros.
-
-    Returns:
-        ``[B, L-1]`` (or ``[N]``) log-probs in at least fp32; sum over the last dim for a sequence log-prob.
-    """
-    stats = response_token_stats(hidden_states, lm_head, labels, chunk_size=chunk_size)
-    return stats.policy_logps[stats.mask] if packed else stats.policy_logps
-
-
-def response_token_kl(
-    hidden_states: torch.Tensor,
-    lm_head: LMHead,
-    labels: torch.Tensor,
-    *,
-    reference_hidden_states: torch.Tensor | None = None,
-    reference_lm_head: LMHead | None = None,
-    reference: ReferenceTokenStats | None = None,
-    chunk_size: int = DEFAULT_CHUNK_SIZE,
-    packed: bool = False,
-) -> torch.Tensor:
-    """Per-token ``KL(pi_ref || pi_theta)`` over the full vocabulary, at response positions only.
-
-    Arguments as in :func:`response_token_stats`; one of ``reference_hidden_states`` or ``reference`` is
-    required. Returns ``[B, L-1]`` padded with zeros (or ``[N]`` packed); the gradient flows to the policy.
-    """
-    stats = response_token_stats(hidden_states, lm_head, labels, reference_hidden_states=reference_hidden_states,
-                                 reference_lm_head=reference_lm_head, reference=reference, compute_kl=True,
-                                 chunk_size=chunk_size)
-    return stats.kl[stats.mask] if packed else stats.kl
-
-
-@torch.no_grad()
-def precompute_reference(
-    hidden_states: torch.Tensor,
-    lm_head: LMHead,
-    labels: torch.Tensor,
-    *,
-    top_k: int | None = None,
-    full: bool = False,
-    chunk_size: int = DEFAULT_CHUNK_SIZE,
-    store_dtype: torch.dtype = torch.float32,
-) -> ReferenceTokenStats:
-    """Reference statistics to store beside a dataset, so training needs no reference forward pass.
-
-    Args:
-        hidden_states: ``[B, L, H]`` the reference model's final hidden states.
-        lm_head: the reference's LM head (module / callable / ``[V, H]`` weight).
-        labels: ``[B, L]`` target ids, ``-100`` outside the response.
-        top_k: also keep the ``k`` largest log-probs per position and the log-mass of the rest (for the
-            approximate KL; ``N x k`` values). None: skip.
-        full: also keep the full ``[N, V]`` log-softmax (exact KL; ``N x V`` values, e.g. 64 tokens x 152k
-            x 4 bytes = 39 MB per response, so usually only for small vocabularies).
-        chunk_size: positions per LM-head call.
-        store_dtype: dtype of the stored float tensors.
-
-    Returns:
-        :class:`ReferenceTokenStats`, packed in the order of :func:`response_mask` (``token_logps`` always).
-    """
-    if top_k is not None and top_k < 1:
-        raise ValueError(f"top_k must be >= 1 or None, got {top_k}")
-    selected, targets, _ = _select(hidden_states, labels)
-    head = _head_fn(lm_head)
-    token_parts, full_parts, topk_parts, index_parts, tail_parts = [], [], [], [], []
-    for start in range(0, targets.shape[0], chunk_size):
-        logprobs = _log_softmax_fp32(head(selected[start:start + chunk_size]))
-        token_parts.append(logprobs.gather(-1, targets[start:start + chunk_size].unsqueeze(-1)).squeeze(-1))
-        if full:
-            full_parts.append(logprobs.to(store_dtype))
-        if top_k is not None:
-            values, indices = logprobs.topk(min(top_k, logprobs.shape[-1]), dim=-1)
-            tail = logprobs.scatter(-1, indices, float("-inf")).logsumexp(-1)
-            topk_parts.append(values.to(store_dtype))
-            index_parts.append(indices)
-            tail_parts.append(tail.to(store_dtype))
-
-    def cat(parts, trailing=(), dtype=store_dtype):
-        if parts:
-            return torch.cat(parts)
-        return torch.empty((0, *trailing), dtype=dtype, device=hidden_states.device)
-
-    full_logprobs = None
-    if full:
-        # An empty selection still needs the vocabulary width for the documented [0, V] shape.
-        vocab = full_parts[0].shape[-1] if full_parts else head(hidden_states[0, :1]).shape[-1]
-        full_logprobs = cat(full_parts, (vocab,))
-    return ReferenceTokenStats(
-        token_logps=cat([part.to(store_dtype) for part in token_parts]),
-        full_logprobs=full_logprobs,
-        topk_logprobs=cat(topk_parts, (top_k,)) if top_k is not None else None,
-        topk_indices=cat(index_parts, (top_k,), torch.long) if top_k is not None else None,
-        tail_logmass=cat(tail_parts) if top_k is not None else None,
-    )
+    position_kl = (_unpack(column(2).to(out_dtype), mask) if columns else torch.zeros_like(policy_logps)) \
+        if kl is not None else None
+    i = 3
+    greedy_flags = None
+    if greedy:
+        greedy_flags = torch.zeros(mask.shape, dtype=torch.bool, device=mask.device)
+        if columns:
+            greedy_flags[mask] = column(i)
+        i += 1
+    kept = None
+    if keep_full or keep_top_k is not None:
+        kept = ReferenceTokenStats(token_logps=column(0).to(store_dtype).detach())
+        if keep_full:
+            vocab = columns[i][0].shape[-1] if columns else head(hidden_states.reshape(-1, hidden_states.shape[-1])[:1]
+                                                                 ).shape[-1]
+            kept.full_logprobs = column(i, (vocab,)).to(store_dtype)
+            i += 1
+        if keep_top_k is not None:
+            kept.topk_logprobs = column(i, (keep_top_k,)).to(store_dtype)
+            kept.topk_indices = column(i + 1, (keep_top_k,), torch.long)
+            kept.tail_logmass = column(i + 2).to(store_dtype)
+    return ResponseTokenStats(mask, policy_logps, reference_logps, position_kl, greedy_flags, kept)

@@ -4,14 +4,14 @@ Extending the framework's ``Trainer`` (as TRL does) keeps DeepSpeed, gradient ac
 resume and logging callbacks working as users expect. What this class adds:
 
 * ``compute_loss``: one policy pass per pair over the packed row ``[video+question | chosen | rejected]``,
-  one reference pass under ``no_grad`` on the same rows (adapter disabled), the vision encoder once per pair,
-  the LM head on response positions only (:func:`savi_plugin.training.forward.preference_statistics`), then
-  the loss registered under ``savi_plugin.losses`` as ``args.loss_type``.
-* Loss contracts: a loss whose signature has ``chosen_phrase_ids`` is token-level (RRPO:
-  ``rrpo_loss(policy_chosen_token_logps, ..., chosen_token_kl, chosen_mask, beta, alpha, rejected_mask)``);
-  any other is sequence-level with TRL's ``dpo_loss`` contract ``(policy_chosen_logps, policy_rejected_logps,
-  reference_chosen_logps, reference_rejected_logps, beta, label_smoothing) -> (losses, chosen_rewards,
-  rejected_rewards)``, fed summed log-probs (means with ``length_normalize``, the default for ``ipo``).
+  one reference pass under ``no_grad`` on the same rows (adapter disabled) when the loss needs a reference, the
+  vision encoder once per pair, the LM head on response positions only -- all in the one scoring path,
+  :func:`savi_plugin.training.scoring.score_responses` -- then the loss registered under ``savi_plugin.losses``
+  as ``args.loss_type``, reduced with the pairs' weights (:func:`savi_plugin.losses.base.weighted_mean`).
+* Loss contract: the loss declares what it needs (:class:`savi_plugin.losses.base.Requirements`: token or
+  sequence statistics, a reference or not, length normalisation, the KL and its sides, phrase tags) and its own
+  checked hyper-parameters; :class:`savi_plugin.training.objective.Objective` turns the flags into scoring
+  options and loss inputs. Nothing here depends on a loss's name.
 * Metrics with TRL's names -- ``rewards/chosen``, ``rewards/rejected``, ``rewards/accuracies`` (chosen reward
   strictly greater; 0 at the first step, where policy == reference), ``rewards/margins``, ``logps/chosen``,
   ``logps/rejected`` -- plus ``kl/chosen`` (summed token KL(ref || policy) over the chosen response),
@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import inspect
 import logging
 from pathlib import Path
 from typing import Any
@@ -44,73 +43,17 @@ import torch
 from transformers import Trainer, TrainerCallback
 from transformers.integrations.deepspeed import is_deepspeed_zero3_enabled
 
-from savi_plugin import registry
 from savi_plugin.training.collator import PreferenceCollator, token_budget
 from savi_plugin.training.config import PreferenceConfig
 from savi_plugin.training.dataset import PreferenceDataset
-from savi_plugin.training.forward import PairStatistics, packing_support, preference_statistics
+from savi_plugin.training.forward import packing_support
 from savi_plugin.training.reference import ReferenceStore, default_reference_path
+from savi_plugin.training.scoring import Scores, score_responses
 
 log = logging.getLogger(__name__)
 
 METRICS = ("rewards/chosen", "rewards/rejected", "rewards/accuracies", "rewards/margins", "logps/chosen",
            "logps/rejected", "kl/chosen")
-
-
-def is_token_level(loss_fn) -> bool:
-    """A loss taking ``chosen_phrase_ids`` gets token-level inputs (RRPO contract); else sequence-level."""
-    try:
-        return "chosen_phrase_ids" in inspect.signature(loss_fn).parameters
-    except (TypeError, ValueError):
-        return False
-
-
-def pair_losses(loss_fn, stats: PairStatistics, args: PreferenceConfig) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """Per-pair losses ``[B]`` and per-pair metrics (TRL names) from token statistics.
-
-    Args:
-        loss_fn: a function registered under ``savi_plugin.losses``.
-        stats: the batch's token statistics (policy and reference log-probs, chosen KL, phrase ids).
-        args: the config (``beta``, ``alpha``, ``label_smoothing``, ``normalize_lengths``).
-    """
-    chosen, rejected = stats.chosen, stats.rejected
-    if chosen.reference_logps is None or rejected.reference_logps is None:
-        raise ValueError("no reference log-probs: a preference loss needs a reference")
-    chosen_logps = (chosen.policy_logps * chosen.mask).sum(-1)
-    rejected_logps = (rejected.policy_logps * rejected.mask).sum(-1)
-    metrics: dict[str, torch.Tensor] = {}
-    if is_token_level(loss_fn):
-        if chosen.kl is None:
-            raise ValueError(f"loss {args.loss_type!r} needs the chosen-token KL, which needs a reference "
-                             f"distribution (reference='adapter'/'model', or precomputed with kl='topk'/'full')")
-        out = loss_fn(chosen.policy_logps, rejected.policy_logps, chosen.reference_logps, rejected.reference_logps,
-                      stats.chosen_phrase_ids, stats.rejected_phrase_ids, chosen.kl, chosen.mask,
-                      beta=args.beta, alpha=args.alpha, rejected_mask=rejected.mask)
-        losses, chosen_rewards, rejected_rewards = out[0], out[1], out[2]
-        extra = out[3] if len(out) > 3 else {}
-        for name in ("preference_loss", "chosen_phrase_tokens", "rejected_phrase_tokens"):
-            if name in extra:
-                metrics[f"rrpo/{name}"] = extra[name].float()
-    else:
-        def summary(side, logps):
-            values = (logps * side.mask).sum(-1)
-            return values / side.mask.sum(-1).clamp(min=1) if args.normalize_lengths else values
-
-        losses, chosen_rewards, rejected_rewards = loss_fn(
-            summary(chosen, chosen.policy_logps), summary(rejected, rejected.policy_logps),
-            summary(chosen, chosen.reference_logps), summary(rejected, rejected.reference_logps),
-            beta=args.beta, label_smoothing=args.label_smoothing)
-    metrics.update({
-        "rewards/chosen": chosen_rewards.detach(),
-        "rewards/rejected": rejected_rewards.detach(),
-        "rewards/accuracies": (chosen_rewards > rejected_rewards).float().detach(),
-        "rewards/margins": (chosen_rewards - rejected_rewards).detach(),
-        "logps/chosen": chosen_logps.detach(),
-        "logps/rejected": rejected_logps.detach(),
-    })
-    if chosen.kl is not None:
-        metrics["kl/chosen"] = (chosen.kl * chosen.mask).sum(-1).detach()
-    return losses, metrics
 
 
 @contextlib.contextmanager
@@ -170,12 +113,12 @@ class PreferenceTrainer(Trainer):
             log.info("%s: loss_type %r -> %r", type(self).__name__, args.loss_type, self.fixed_loss_type)
             args.loss_type = self.fixed_loss_type
         self.backend = backend
-        self.loss_fn = registry.load(registry.LOSSES, args.loss_type)
-        self.token_level = is_token_level(self.loss_fn)
+        self.objective = args.objective()
+        needs = self.objective.requirements
         if args.label_names is None:
             args.label_names = []
 
-        if args.reference == "model" and reference_backend is None:
+        if needs.reference and args.reference == "model" and reference_backend is None:
             from savi_plugin.training.reference import load_reference_backend
 
             reference_backend = load_reference_backend(
@@ -184,18 +127,20 @@ class PreferenceTrainer(Trainer):
         self.reference_backend = reference_backend
         if args.disable_dropout:
             _disable_dropout(backend.model)
-        if args.reference == "model":
+        if needs.reference and args.reference == "model":
             _check_same_tokenizer(backend, reference_backend)
 
         train_dataset = self._dataset(train_dataset, args)
         eval_dataset = self._dataset(eval_dataset, args)
-        if args.reference == "precomputed" and reference_store is None:
+        if needs.reference and args.reference == "precomputed" and reference_store is None:
             path = args.reference_path or (default_reference_path(train_dataset.path)
                                            if isinstance(train_dataset, PreferenceDataset) else None)
             if path is None:
                 raise ValueError("reference='precomputed' needs reference_path or reference_store")
             reference_store = ReferenceStore(path)
-        self.reference_store = reference_store
+        self.reference_store = reference_store if needs.reference else None
+        self.scoring_options = self.objective.scoring_options(
+            args.reference, getattr(self.reference_store, "kl", None))
 
         supported, why = packing_support(backend)
         self.packing = bool(args.packing and supported)
@@ -204,7 +149,8 @@ class PreferenceTrainer(Trainer):
         if data_collator is None:
             data_collator = PreferenceCollator(backend, num_frames=args.num_frames, packing=self.packing,
                                                max_length=args.max_length, video_backend=args.video_backend,
-                                               reference_store=reference_store)
+                                               reference_store=self.reference_store,
+                                               template_positions=needs.template_kl, bad_records=args.bad_records)
         elif getattr(data_collator, "packing", False) and not supported:
             data_collator.packing = False
 
@@ -219,6 +165,10 @@ class PreferenceTrainer(Trainer):
         self._metric_counts: dict[str, dict[str, torch.Tensor]] = {"train": {}, "eval": {}}
         self.nonfinite_steps = 0
         self._step_nonfinite = False
+        # Losses of the optimizer steps that were applied: a skipped step is in neither `loss` nor `train_loss`.
+        self._step_losses: list[torch.Tensor] = []
+        self._decode_skips: set[tuple] = set()  # pairs the collator dropped, listed once in the dataset's report
+        self._applied = {"window": [0.0, 0], "total": [0.0, 0]}  # [sum of step losses, steps]
         self.vision_calls = 0
         self.add_callback(_NonFiniteGuard(self))
 
@@ -227,20 +177,19 @@ class PreferenceTrainer(Trainer):
         if dataset is None or not isinstance(dataset, (str, Path)):
             return dataset
         return PreferenceDataset(dataset, self.backend.tokenizer, self.backend.end_of_turn, fmt=args.data_format,
-                                 data_root=args.data_root, require_tags=self.token_level,
+                                 data_root=args.data_root, require_tags=self.objective.requirements.tags,
                                  bad_records=args.bad_records,
                                  token_budget=token_budget(args.max_length, getattr(self.backend, "context_length",
                                                                                     None)),
                                  min_frames=args.num_frames)
 
     # ------------------------------------------------------------------ loss
-    def statistics(self, model: torch.nn.Module, inputs: dict[str, Any]) -> PairStatistics:
-        """Token statistics of a batch, with the policy forward routed through any DDP/DeepSpeed wrapper."""
-        fn = functools.partial(preference_statistics, self.backend, reference=self.args.reference,
-                               reference_backend=self.reference_backend,
-                               compute_kl=self.token_level or self.args.reference != "precomputed",
+    def statistics(self, model: torch.nn.Module, inputs: dict[str, Any]) -> Scores:
+        """The batch's scores (as the loss's requirements ask), the policy forward routed through any
+        DDP/DeepSpeed wrapper."""
+        fn = functools.partial(score_responses, self.backend, reference_backend=self.reference_backend,
                                chunk_size=self.args.logprob_chunk_size,
-                               checkpoint_chunks=not is_deepspeed_zero3_enabled())
+                               checkpoint_chunks=not is_deepspeed_zero3_enabled(), **self.scoring_options)
         unwrapped = self.accelerator.unwrap_model(model)
         # accelerate applies mixed precision by patching the model's ``forward``, which this path does not call;
         # its autocast context does the same here (a no-op without fp16/bf16, and under DeepSpeed).
@@ -252,12 +201,17 @@ class PreferenceTrainer(Trainer):
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         """Mean loss over the batch's pairs; metrics are stored for logging (see module docstring)."""
+        self._count_decode_skips(model, inputs.pop("skipped_records", ()))
+        if not inputs.get("pair_ids"):  # every pair of the batch had a video that failed to decode (skipped)
+            zero = sum((p.reshape(-1)[:1] * 0.0).sum() for p in model.parameters() if p.requires_grad)
+            return (zero, None) if return_outputs else zero
         stats = self.statistics(model, inputs)
         self.vision_calls += stats.vision_calls
-        losses, metrics = pair_losses(self.loss_fn, stats, self.args)
-        loss = losses.mean()
+        loss, _, metrics = self.objective(stats, inputs)
         split = "train" if model.training else "eval"
         if torch.isfinite(loss):
+            if split == "train":
+                self._step_losses.append(loss.detach())
             self._store_metrics(split, metrics)
             self._store_metrics(split, {"truncated": inputs["truncated"].reshape(1).float()}, per_pair=False)
         elif split == "train":
@@ -288,7 +242,14 @@ class PreferenceTrainer(Trainer):
             flag = torch.tensor(float(bad), device=self.args.device)
             bad = bool(self.accelerator.reduce(flag, reduction="sum").item() > 0)
         self._step_nonfinite = False
+        step_losses, self._step_losses = self._step_losses, []
         if not bad:
+            if not step_losses:  # every micro-batch was empty (all its videos skipped): nothing was learned
+                return
+            step_loss = float(torch.stack(step_losses).mean())
+            for key in ("window", "total"):
+                self._applied[key][0] += step_loss
+                self._applied[key][1] += 1
             return
         if not self.args.skip_nonfinite:
             raise FloatingPointError(f"non-finite gradient at step {self.state.global_step + 1} (skip_nonfinite=False)")
@@ -297,6 +258,26 @@ class PreferenceTrainer(Trainer):
         self.nonfinite_steps += 1
         log.warning("optimizer step %d skipped: non-finite loss or gradient (%d so far)", self.state.global_step + 1,
                     self.nonfinite_steps)
+
+    def _count_decode_skips(self, model, skipped) -> None:
+        """List pairs the collator dropped (video failed only when decoded) in the dataset's report, once each."""
+        dataset = self.train_dataset if model.training else self.eval_dataset
+        if not hasattr(dataset, "skipped"):
+            return
+        for entry in skipped:
+            key = (model.training, entry["file"], entry["line"])
+            if key not in self._decode_skips:
+                self._decode_skips.add(key)
+                dataset.skipped.append(entry)
+                log.warning("%s: skipped (%s): %s", entry["where"], entry["reason"], entry["message"])
+
+    def _applied_mean(self, key: str) -> float | None:
+        """Mean loss of the applied optimizer steps in ``key`` (``window``: since the last log; ``total``), all ranks."""
+        total, steps = self._applied[key]
+        if self.accelerator.num_processes > 1:
+            both = self.accelerator.reduce(torch.tensor([total, float(steps)], device=self.args.device), "sum")
+            total, steps = float(both[0]) / self.accelerator.num_processes, float(both[1]) / self.accelerator.num_processes
+        return round(total / steps, 6) if steps else None
 
     def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):
         """Evaluation: the loss and the metrics (logged with an ``eval_`` prefix), no predictions."""
@@ -339,8 +320,12 @@ class PreferenceTrainer(Trainer):
             logs.update({f"eval_{k}": v for k, v in self._pop_metrics("eval").items()})
         else:
             logs.update(self._pop_metrics("train"))
-            if "loss" in logs:
+            if "loss" in logs:  # the mean over the applied steps only (None: every step since the last log skipped)
+                logs["loss"] = self._applied_mean("window")
+                self._applied["window"] = [0.0, 0]
                 logs["nonfinite_steps"] = self.nonfinite_steps
+            if "train_loss" in logs:
+                logs["train_loss"] = self._applied_mean("total")
         super().log(logs, start_time)
 
 

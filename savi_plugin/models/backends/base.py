@@ -6,13 +6,18 @@ and never to a processor directly, so adding a model family means adding one bac
 
 from __future__ import annotations
 
+import inspect
 import logging
+import re
 from functools import cached_property
 from pathlib import Path
 from typing import Any, ClassVar, Sequence
 
 import numpy as np
 import torch
+
+from savi_plugin.models.backends.tokens import (IGNORE_INDEX, aligned_keys, append_rows, pad_stack, prompt_rows,
+                                                 tokenize_response)
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +58,10 @@ class VideoLM:
     """
 
     family: ClassVar[str] = "base"
+    #: generate() prefills each video's prompt prefix once and reuses its key-value cache (models/prefix_cache.py)
+    reuse_prefixes: bool = True
+    #: the PrefixStore of an open ``prefix_cache.reuse_video_prefixes(lm)`` block, else None
+    prefix_store = None
     model_types: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, model, processor, *, num_frames: int = 32, name_or_path: str = ""):
@@ -180,37 +189,27 @@ class VideoLM:
             return dict(batch)
         if len(responses) != len(prompts):
             raise ValueError(f"got {len(prompts)} prompts but {len(responses)} responses")
-        ids, mask = batch["input_ids"], batch["attention_mask"].bool()
-        aligned = [k for k, v in batch.items() if torch.is_tensor(v) and v.shape == ids.shape and k != "attention_mask"]
+        aligned = aligned_keys(batch)
+        rows = prompt_rows(batch, aligned)
         eot = self.end_of_turn if add_end_of_turn else ""
-        rows: list[dict[str, torch.Tensor]] = []
-        offsets, prompt_lengths = [], []
-        for i, response in enumerate(responses):
-            enc = self.tokenizer(response + eot, add_special_tokens=False, return_offsets_mapping=True)
-            resp_ids = torch.tensor(enc["input_ids"], dtype=ids.dtype)
-            row = {k: batch[k][i][mask[i]] for k in aligned}
-            n_prompt = int(mask[i].sum())
-            row["input_ids"] = torch.cat([row["input_ids"], resp_ids])
-            for k in aligned:
-                if k != "input_ids":
-                    row[k] = torch.cat([row[k], torch.zeros(len(resp_ids), dtype=row[k].dtype)])
-            row["labels"] = torch.cat([torch.full((n_prompt,), -100, dtype=ids.dtype), resp_ids])
-            rows.append(row)
-            offsets.append([tuple(o) for o in enc["offset_mapping"]])
-            prompt_lengths.append(n_prompt)
-        length = max(len(r["input_ids"]) for r in rows)
-        out = {k: v for k, v in batch.items() if k not in aligned and k != "attention_mask"}
-        pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
-        for key in aligned + ["labels"]:
-            fill = -100 if key == "labels" else (pad_id if key == "input_ids" else 0)
-            out[key] = torch.stack([torch.cat([r[key], torch.full((length - len(r[key]),), fill, dtype=r[key].dtype)])
-                                    for r in rows])
-        out["attention_mask"] = torch.stack([torch.cat([torch.ones(len(r["input_ids"]), dtype=torch.long),
-                                                        torch.zeros(length - len(r["input_ids"]), dtype=torch.long)])
-                                             for r in rows])
-        out["response_offsets"] = offsets
+        tokenized = [tokenize_response(self.tokenizer, response, eot) for response in responses]
+        out = {k: v for k, v in batch.items() if k not in aligned and k not in ("input_ids", "attention_mask")}
+        out.update(append_rows(rows, [ids for ids, _ in tokenized], self.pad_token_id, aligned))
+        prompt_lengths = [len(row["input_ids"]) for row in rows]
+        out["labels"] = pad_stack([[IGNORE_INDEX] * n + ids for n, (ids, _) in zip(prompt_lengths, tokenized)],
+                                  IGNORE_INDEX, length=out["input_ids"].shape[1])
+        out["response_offsets"] = [offsets for _, offsets in tokenized]
         out["prompt_lengths"] = prompt_lengths
         return out
+
+    @property
+    def pad_token_id(self) -> int:
+        """The id that pads rows (the tokenizer's pad token, else 0; padded positions are masked out)."""
+        return self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+
+    def response_tokens(self, text: str, *, add_end_of_turn: bool = True) -> tuple[list[int], list[tuple[int, int]]]:
+        """Ids and character offsets of a response, by the one rule of :func:`tokens.tokenize_response`."""
+        return tokenize_response(self.tokenizer, text, self.end_of_turn if add_end_of_turn else "")
 
     @staticmethod
     def model_inputs(encoded: dict[str, Any]) -> dict[str, Any]:
@@ -233,16 +232,29 @@ class VideoLM:
     def generate(self, videos: Sequence[np.ndarray], questions: Sequence[str], *, max_new_tokens: int = 64,
                  do_sample: bool = False, temperature: float = 1.0, top_p: float = 1.0,
                  seed: int | None = None) -> list[str]:
-        """Answer each question about its video; returns the decoded answers (special tokens removed)."""
-        inputs = self._to_device(self.encode(videos, questions))
-        self.check_context(inputs["attention_mask"], max_new_tokens)
-        if seed is not None:
-            torch.manual_seed(seed)
+        """Answer each question about its video; returns the decoded answers (special tokens removed).
+
+        With :attr:`reuse_prefixes` (the default) each video is encoded and its prefix prefilled once
+        (:mod:`savi_plugin.models.prefix_cache`; across calls inside ``reuse_video_prefixes(lm)``).
+        """
         kwargs: dict[str, Any] = {"max_new_tokens": max_new_tokens, "do_sample": do_sample}
         if do_sample:
             kwargs.update(temperature=temperature, top_p=top_p)
         else:  # silence transformers' warnings about sampling knobs left in a checkpoint's generation config
             kwargs.update(temperature=None, top_p=None, top_k=None)
+        if self.reuse_prefixes:
+            from savi_plugin.models import prefix_cache
+
+            if seed is not None:
+                torch.manual_seed(seed)
+            reused = prefix_cache.generate(self, videos, questions, {**kwargs, "pad_token_id": self.pad_token_id},
+                                           max_new_tokens)
+            if reused is not None:
+                return [self.tokenizer.decode(t, skip_special_tokens=True).strip() for t in reused]
+        inputs = self._to_device(self.encode(videos, questions))
+        self.check_context(inputs["attention_mask"], max_new_tokens)
+        if seed is not None:
+            torch.manual_seed(seed)
         out = self.model.generate(**inputs, **kwargs, pad_token_id=self.tokenizer.pad_token_id)
         new_tokens = out[:, inputs["input_ids"].shape[1]:]
         return [t.strip() for t in self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)]
@@ -279,24 +291,119 @@ class VideoLM:
     def lm_head(self) -> torch.nn.Module:
         return self.model.get_output_embeddings()
 
-    def hidden_states(self, inputs: dict[str, Any]) -> torch.Tensor:
-        """Final hidden states ``[B, L, H]`` for model inputs (no full-vocabulary logits are formed)."""
-        return self.decoder()(**self.model_inputs(inputs), use_cache=False).last_hidden_state
+    # ----------------------------------------------------------------- family knowledge used by training
+    #: Verified (tests/test_packing.py) to give packed == unpacked log-probs for the shared-prefix row
+    #: ``[prefix | chosen | rejected]`` with restarted rejected positions. A family sets it once it is tested.
+    supports_packing: ClassVar[bool] = False
 
-    @torch.no_grad()
-    def response_logprobs(self, videos: Sequence[np.ndarray], questions: Sequence[str],
-                          responses: Sequence[str]) -> list[torch.Tensor]:
-        """Per-token log-probabilities of each response (including the end-of-turn token), in fp32.
+    def language_model(self) -> torch.nn.Module:
+        """The text decoder inside :meth:`decoder` (where LoRA goes by default)."""
+        language_model = getattr(self.decoder(), "language_model", None)
+        if language_model is None:
+            raise ValueError(f"{type(self).__name__}: the decoder has no language_model; override "
+                             f"VideoLM.language_model (and pass lora target_modules)")
+        return language_model
 
-        Only response positions go through the LM head, so memory does not grow with the video length.
+    def attention_implementation(self) -> str:
+        """The language model's attention implementation (``sdpa``, ``eager``, ``flash_attention_2`` ...)."""
+        config = self.model.config
+        text = config.get_text_config() if hasattr(config, "get_text_config") else config
+        return str(getattr(text, "_attn_implementation", None) or getattr(config, "_attn_implementation", "eager"))
+
+    def floating_dtype(self, module: torch.nn.Module | None = None) -> torch.dtype:
+        """The dtype of the first floating-point weight of ``module`` (default: the decoder)."""
+        for p in (module if module is not None else self.decoder()).parameters():
+            if p.is_floating_point():
+                return p.dtype
+        return torch.float32
+
+    def video_features(self, vision: dict[str, Any]):
+        """Run the model's video encoder (vision tower + projector + pooling) once for a batch of videos.
+
+        Args:
+            vision: per-video processor outputs (``pixel_values_videos`` and, per family, ``video_grid_thw`` ...).
+
+        Returns:
+            The model's ``get_video_features`` output (``pooler_output``: the per-video features the decoder
+            takes back as ``mm_encoder_outputs``).
         """
-        encoded = self._to_device(self.encode(videos, questions, responses))
-        hidden = self.hidden_states(encoded)
-        labels = encoded["labels"]
-        head = self.lm_head()
-        out = []
-        for i in range(labels.shape[0]):
-            pos = (labels[i, 1:] != -100).nonzero().squeeze(-1)  # hidden at t predicts label t+1
-            logits = head(hidden[i, pos]).float()
-            out.append(torch.log_softmax(logits, -1).gather(-1, labels[i, pos + 1, None]).squeeze(-1).cpu())
-        return out
+        decoder = self.decoder()
+        fn = decoder.get_video_features
+        accepted = inspect.signature(fn).parameters
+        pixels = vision["pixel_values_videos"]
+        if pixels.is_floating_point():
+            pixels = pixels.to(self.floating_dtype(decoder))
+        kwargs = {k: v for k, v in vision.items() if k in accepted and k != "pixel_values_videos"}
+        return fn(pixels, return_dict=True, **kwargs)
+
+    def vision_is_trainable(self) -> bool:
+        """Whether any weight outside the language model (vision tower, projector, newline) is trained."""
+        inside = {id(p) for p in self.language_model().parameters()}
+        return any(p.requires_grad and id(p) not in inside for p in self.decoder().parameters())
+
+    def position_ids(self, batch: dict[str, Any]) -> torch.Tensor:
+        """Position ids of a scoring batch's rows as plain sequences.
+
+        The model's own multi-axis index (``get_rope_index``: Qwen2-VL's M-RoPE) when it has one, else
+        ``0..n-1`` over the real tokens. ``batch`` holds ``input_ids``, ``attention_mask``, ``row_inputs``
+        (per-token processor outputs), ``vision`` (per-video inputs) and ``row_to_pair``.
+        """
+        decoder = self.decoder()
+        input_ids, attention = batch["input_ids"], batch["attention_mask"]
+        get_rope_index = getattr(decoder, "get_rope_index", None)
+        if get_rope_index is None:
+            return (attention.long().cumsum(-1) - 1).clamp(min=0)
+        accepted = inspect.signature(get_rope_index).parameters
+        kwargs = {k: v for k, v in batch["row_inputs"].items() if k in accepted}
+        row_to_pair = batch["row_to_pair"]
+        for k, v in batch["vision"].items():  # per-video entries (grids, seconds per grid) follow the rows
+            if k in accepted and torch.is_tensor(v) and k != "pixel_values_videos":
+                kwargs[k] = v.index_select(0, row_to_pair.to(v.device))
+        positions, _ = get_rope_index(input_ids, attention_mask=attention, **kwargs)
+        return positions
+
+    def lora_target_modules(self) -> str:
+        """A peft ``target_modules`` regex matching every ``nn.Linear`` inside the language model only.
+
+        The vision tower, the projector and the LM head live outside it and are never matched (the RRPO recipe).
+        """
+        language_model = self.language_model()
+        prefix = next((name for name, module in self.model.named_modules() if module is language_model), None)
+        if prefix is None:
+            raise ValueError("the language model is not a submodule of the model; pass lora target_modules")
+        leaves = sorted({name.rsplit(".", 1)[-1] for name, module in language_model.named_modules()
+                         if isinstance(module, torch.nn.Linear)})
+        if not leaves:
+            raise ValueError("the language model has no nn.Linear layers; pass lora target_modules")
+        return rf"^{re.escape(prefix)}\..*\.({'|'.join(map(re.escape, leaves))})$"
+
+    def template_token_ids(self) -> set[int]:
+        """Chat-template tokens that the official RRPO preprocessing labels wherever they occur.
+
+        LLaVA's ``preprocess_qwen`` (pritamqu/RRPO ``train_llavavideo.py``) un-masks ``\\n``, ``<|im_start|>`` and
+        ``<|im_end|>`` in every turn; this returns their ids in this tokenizer (those it has).
+        """
+        ids = set()
+        for token in ("<|im_start|>", "<|im_end|>"):
+            value = self.tokenizer.convert_tokens_to_ids(token)
+            if isinstance(value, int) and value != self.tokenizer.unk_token_id:
+                ids.add(value)
+        newline = self.tokenizer("\n", add_special_tokens=False)["input_ids"]
+        if len(newline) == 1:
+            ids.add(newline[0])
+        return ids
+
+    @cached_property
+    def assistant_header(self) -> str:
+        """The text the generation prompt adds to open the assistant turn (e.g. ``<|im_start|>assistant\\n``)."""
+        without = self.processor.apply_chat_template(self.messages("q"), add_generation_prompt=False, tokenize=False)
+        with_header = self.prompt("q")
+        return with_header[len(without):] if with_header.startswith(without) else ""
+
+    @cached_property
+    def turn_separator(self) -> str:
+        """What the template puts after :attr:`end_of_turn` (e.g. ``\\n``)."""
+        marker = "\x00SAVI\x00"
+        rendered = self.processor.apply_chat_template(self.messages("q", marker), tokenize=False)
+        tail = rendered.split(marker, 1)[1]
+        return tail[len(tail.rstrip("\n")):]

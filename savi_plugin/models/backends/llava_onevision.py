@@ -7,3 +7,4 @@ from savi_plugin.models.backends.base import VideoLM
 class LlavaOnevisionVideoLM(VideoLM):
     family = "llava_onevision"
     model_types = ("llava_onevision",)
+    supports_packing = True

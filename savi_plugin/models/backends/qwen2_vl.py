@@ -11,6 +11,7 @@ from savi_plugin.models.backends.base import VideoLM
 class Qwen2VLVideoLM(VideoLM):
     family = "qwen2_vl"
     model_types = ("qwen2_vl", "qwen2_5_vl")
+    supports_packing = True
 
     def processor_kwargs(self) -> dict[str, Any]:
         # Frames are already sampled by read_frames; the processor must not resample them.

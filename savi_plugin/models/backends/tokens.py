@@ -1,0 +1,78 @@
+"""The one tokenisation rule for responses, and the one way a response is appended to a prompt row.
+
+A response is tokenised **on its own**, ``tokenizer(response + end_of_turn, add_special_tokens=False)``, and
+appended to the tokenised prompt, so the prompt/response boundary is exact and the same ids are trained on,
+scored, stored with a precomputed reference and given phrase ids (their character offsets come with them).
+:meth:`VideoLM.encode <savi_plugin.models.backends.base.VideoLM.encode>`, the training dataset, the collator,
+the phrase-id helper and the eval log-likelihood all call :func:`tokenize_response` and :func:`append_rows`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+#: Label value of a position that is not scored (prompt, video, padding): PyTorch's cross-entropy default.
+IGNORE_INDEX = -100
+
+
+def tokenize_response(tokenizer, text: str, end_of_turn: str = "") -> tuple[list[int], list[tuple[int, int]]]:
+    """Token ids and character offsets (into ``text + end_of_turn``) of one response.
+
+    Args:
+        tokenizer: a fast Hugging Face tokenizer (offsets need it).
+        text: the response.
+        end_of_turn: what the chat template puts after an answer (``VideoLM.end_of_turn``, e.g. ``<|im_end|>``),
+            or ``""`` for a bare continuation (eval log-likelihood).
+    """
+    enc = tokenizer(text + end_of_turn, add_special_tokens=False, return_offsets_mapping=True)
+    return list(enc["input_ids"]), [tuple(o) for o in enc["offset_mapping"]]
+
+
+def pad_stack(rows: Sequence[Sequence[int]] | Sequence[torch.Tensor], fill: int, dtype=torch.long,
+              length: int | None = None) -> torch.Tensor:
+    """Right-pad 1-D sequences to one length (at least 1) and stack them into ``[N, T]``."""
+    width = max([len(r) for r in rows] + [1 if length is None else length])
+    out = torch.full((len(rows), width), fill, dtype=dtype)
+    for i, row in enumerate(rows):
+        if len(row):
+            out[i, :len(row)] = torch.as_tensor(row, dtype=dtype)
+    return out
+
+
+def prompt_rows(prompts: dict, aligned: Sequence[str]) -> list[dict[str, torch.Tensor]]:
+    """The unpadded prompt of each sample: ``input_ids`` and the ``aligned`` per-token processor outputs."""
+    ids, mask = prompts["input_ids"], prompts["attention_mask"].bool()
+    return [{k: prompts[k][i][mask[i]] for k in ["input_ids", *aligned]} for i in range(ids.shape[0])]
+
+
+def aligned_keys(prompts: dict) -> list[str]:
+    """Processor outputs with one value per prompt token besides ids and mask (e.g. Qwen2-VL's token types)."""
+    ids = prompts["input_ids"]
+    return [k for k, v in prompts.items()
+            if torch.is_tensor(v) and v.shape == ids.shape and k not in ("input_ids", "attention_mask")]
+
+
+def append_rows(rows: Sequence[dict[str, torch.Tensor]], tails: Sequence[Sequence[int]], pad_id: int,
+                aligned: Sequence[str]) -> dict[str, torch.Tensor]:
+    """Append token ids to prompt rows and right-pad them into a batch.
+
+    Args:
+        rows: unpadded prompt rows (:func:`prompt_rows`), one per output row.
+        tails: the ids appended to each row (a response, or ``chosen + rejected`` for a packed row).
+        pad_id: the tokenizer's pad id.
+        aligned: per-token processor outputs; appended text tokens get 0 (text, not vision).
+
+    Returns:
+        ``input_ids``, ``attention_mask`` (``[N, L]``, right-padded) and each aligned key.
+    """
+    ids = [torch.cat([row["input_ids"], torch.tensor(list(tail), dtype=row["input_ids"].dtype)])
+           for row, tail in zip(rows, tails)]
+    out = {"input_ids": pad_stack(ids, pad_id, dtype=rows[0]["input_ids"].dtype),
+           "attention_mask": pad_stack([torch.ones(len(i), dtype=torch.long) for i in ids], 0)}
+    for key in aligned:
+        dtype = rows[0][key].dtype
+        out[key] = pad_stack([torch.cat([row[key], torch.zeros(len(tail), dtype=dtype)])
+                              for row, tail in zip(rows, tails)], 0, dtype=dtype)
+    return out
