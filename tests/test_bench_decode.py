@@ -36,13 +36,6 @@ def test_savi_bench_command(tmp_path, capsys):
         main(["bench", "nope"])
 
 
-def test_generation_benchmark_is_found_in_a_source_checkout():
-    from savi_plugin.cli.bench import generation_script
-
-    script = generation_script()
-    assert script is not None and script.name == "generation_throughput.py"
-
-
 def test_savi_bench_passes_options_through():
     from savi_plugin.bench import train_step
     from savi_plugin.cli.bench import _to_argv

@@ -33,6 +33,20 @@ def train_ours(*, model_path: str, adapter_path: str, data_path: str, output_dir
         counted at the vision tower).
     """
     from savi_plugin.models.backends.llava_onevision import LlavaOnevisionVideoLM
+
+    backend = LlavaOnevisionVideoLM.from_pretrained(model_path, adapter=adapter_path, is_trainable=True,
+                                                    num_frames=frames)
+    return train_backend(backend, data_path=data_path, output_dir=output_dir, loss_type=loss_type, beta=beta,
+                         alpha=alpha, lr=lr, frames=frames, gradient_checkpointing=gradient_checkpointing, seed=seed,
+                         timer=StepTimer(probe, warmup=warmup, steps=steps, phase=phase), base_mib=base_mib)
+
+
+def train_backend(backend, *, data_path: str, output_dir: str | Path, loss_type: str, beta: float, alpha: float,
+                  lr: float, frames: int, gradient_checkpointing: bool, seed: int, timer, base_mib: float,
+                  use_cpu: bool = True) -> dict:
+    """:func:`train_ours` on a loaded backend (its ``model`` a trainable peft model) with a step ``timer``
+    (:class:`~savi_plugin.bench.measure.StepTimer` or one with the same ``total_steps``, ``callback()`` and
+    ``summary(base_mib)``)."""
     from savi_plugin.training.config import PreferenceConfig
     from savi_plugin.training.trainer import PreferenceTrainer
 
@@ -46,15 +60,13 @@ def train_ours(*, model_path: str, adapter_path: str, data_path: str, output_dir
             losses.append(float((loss[0] if return_outputs else loss).detach()))
             return loss
 
-    timer, logs = StepTimer(probe, warmup=warmup, steps=steps, phase=phase), []
-    backend = LlavaOnevisionVideoLM.from_pretrained(model_path, adapter=adapter_path, is_trainable=True,
-                                                    num_frames=frames)
+    logs: list[dict] = []
     config = PreferenceConfig(
         output_dir=str(output_dir), loss_type=loss_type, beta=beta, alpha=alpha, learning_rate=lr,
         lr_scheduler_type="constant", warmup_steps=0, weight_decay=0.0, max_grad_norm=1.0, optim="adamw_torch",
         per_device_train_batch_size=1, max_steps=timer.total_steps, gradient_checkpointing=gradient_checkpointing,
         gradient_checkpointing_kwargs={"use_reentrant": False} if gradient_checkpointing else None,
-        num_frames=frames, save_strategy="no", logging_steps=1, use_cpu=True, seed=seed, dataloader_num_workers=0,
+        num_frames=frames, save_strategy="no", logging_steps=1, use_cpu=use_cpu, seed=seed, dataloader_num_workers=0,
         disable_tqdm=True)
     trainer = Recording(backend, config, train_dataset=data_path, callbacks=[timer.callback(), log_recorder(logs)])
     vision = VisionCounter(backend.decoder().vision_tower)

@@ -1,27 +1,29 @@
-"""``savi bench train-step|trl|decode|generation|all``: the performance benchmarks (see benchmarks/README.md).
+"""``savi bench train-step|trl|decode|generation|gpu|all``: the performance benchmarks (see benchmarks/README.md).
 
-The benchmark logic lives in :mod:`savi_plugin.bench` (installed with the package); ``benchmarks/*.py`` in a
-source checkout are thin scripts over the same functions. The generation benchmark is
-``benchmarks/generation_throughput.py``, which only exists in a source checkout.
+Every benchmark lives in :mod:`savi_plugin.bench` and ships with the package: users run it to check the
+performance claims on their own hardware (``savi bench gpu`` is the first check on a GPU), so none of them
+needs a source checkout. ``benchmarks/*.py`` in a checkout are thin scripts over the same functions.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib.util
+import importlib
 import os
-import sys
-from pathlib import Path
 
 #: sub-command -> module in savi_plugin.bench
-MODULES = {"train-step": "train_step", "trl": "trl_dpo", "decode": "decode"}
+MODULES = {"train-step": "train_step", "trl": "trl_dpo", "decode": "decode", "generation": "generation",
+           "gpu": "gpu"}
 HELP = {
     "train-step": "RRPO step time and peak memory: ours vs an official-style baseline (long video)",
     "trl": "DPO seconds per pair: ours vs TRL's DPOTrainer at equal loss (needs trl)",
     "decode": "video decoding frames/s: decord vs PyAV",
-    "generation": "preference-pair generation pairs/s: batched vs one at a time (source checkout)",
-    "all": "every benchmark above with its default settings",
+    "generation": "VideoSAVi pairs/s with and without the video prefix reused (equal greedy outputs)",
+    "gpu": "the first check on a GPU: 7B shapes, random weights, bf16 (a scaled-down shape runs on CPU)",
+    "all": "every CPU benchmark above with its default settings",
 }
+#: what `savi bench all` runs (the GPU check needs a GPU for its real shape)
+ALL = ("train-step", "trl", "decode", "generation")
 
 
 def add_parser(subparsers) -> None:
@@ -31,10 +33,6 @@ def add_parser(subparsers) -> None:
         bench = sub.add_parser(name, help=HELP[name], description=HELP[name])
         importlib.import_module(f"savi_plugin.bench.{module}").build_parser(bench)
         bench.set_defaults(func=run_one, bench_module=module)
-    generation = sub.add_parser("generation", help=HELP["generation"], description=HELP["generation"])
-    generation.add_argument("options", nargs=argparse.REMAINDER,
-                            help="passed to benchmarks/generation_throughput.py (see its --help)")
-    generation.set_defaults(func=run_generation)
     every = sub.add_parser("all", help=HELP["all"], description=HELP["all"])
     every.add_argument("--work-dir", help="where each benchmark builds its inputs (default: temporary folders)")
     every.set_defaults(func=run_all)
@@ -54,33 +52,13 @@ def _to_argv(parser: argparse.ArgumentParser, options: dict) -> list[str]:
     return forward_args(parser, argparse.Namespace(**{**vars(parser.parse_args([])), **options}))
 
 
-def generation_script() -> Path | None:
-    """``benchmarks/generation_throughput.py`` of the source checkout this package runs from, if any."""
-    candidates = [Path(__file__).resolve().parents[2] / "benchmarks" / "generation_throughput.py",
-                  Path.cwd() / "benchmarks" / "generation_throughput.py"]
-    return next((path for path in candidates if path.is_file()), None)
-
-
-def run_generation(args) -> int:
-    script = generation_script()
-    if script is None:
-        print("error: benchmarks/generation_throughput.py not found: the generation benchmark runs from a source "
-              "checkout of savi-plugin (run `savi bench generation` from its root)", file=sys.stderr)
-        return 2
-    spec = importlib.util.spec_from_file_location("savi_generation_throughput", script)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    options = [o for o in (args.options or []) if o != "--"]
-    module.main(options)
-    return 0
-
-
 def run_all(args) -> int:
-    """Every benchmark with its defaults; TRL is skipped (and said so) when it is not installed."""
+    """Every CPU benchmark with its defaults; TRL is skipped (and said so) when it is not installed."""
     from savi_plugin.bench.trl_dpo import trl_version
 
     status = 0
-    for name, module_name in MODULES.items():
+    for name in ALL:
+        module_name = MODULES[name]
         print(f"\n== savi bench {name}", flush=True)
         if name == "trl" and trl_version() is None:
             print("skipped: trl is not installed (pip install 'savi-plugin[bench]')")
@@ -88,9 +66,4 @@ def run_all(args) -> int:
         module = importlib.import_module(f"savi_plugin.bench.{module_name}")
         argv = ["--work-dir", os.path.join(args.work_dir, module_name)] if args.work_dir else []
         status = max(status, module.main(argv))
-    print("\n== savi bench generation", flush=True)
-    if generation_script() is None:
-        print("skipped: benchmarks/generation_throughput.py is only in a source checkout")
-    else:
-        status = max(status, run_generation(argparse.Namespace(options=[])))
     return status

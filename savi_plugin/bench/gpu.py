@@ -1,0 +1,323 @@
+"""``savi bench gpu``: the first check on a GPU, at the real 7B shapes with random weights, in one process.
+
+    savi bench gpu                      # on one GPU (H200: a few minutes); bf16, random weights
+    savi bench gpu --scale small        # the same code at a tiny shape (runs on CPU; what the test runs)
+
+Prints, in one run:
+
+1. **Training step at LLaVA-Video-7B's shape** (Qwen2-7B language model, SigLIP-so400m tower, 384-px frames,
+   16 frames x 210 tokens = 3,360 video tokens, LLaVA-Video's newline per pooled row), bf16, LoRA r=128 on every
+   language-model linear layer, gradient checkpointing, one RRPO pair with ~48-token responses: seconds per step,
+   pairs/s and peak GPU memory (``torch.cuda.max_memory_allocated`` over the timed steps) for **ours**
+   (:class:`~savi_plugin.training.trainer.PreferenceTrainer`: packed row with split attention, vision once,
+   adapter-disabled reference) and the **official-style** step
+   (:class:`~savi_plugin.bench.official_rrpo.OfficialStyleRRPO`: two full forwards per model, a second frozen
+   model copy, the vision tower four times, full-vocabulary logits), with their first-step losses.
+2. **VideoSAVi generation at LLaVA-OneVision-7B's shape** (same model sizes, 32 frames x 196 tokens + one
+   newline = 6,273 video tokens): pairs/s with and without the video prefix reused
+   (:mod:`savi_plugin.bench.generation`'s workload), greedy outputs compared.
+
+The weights are random (initialised on the device, nothing is downloaded or written); the processor and
+tokenizer come from a tiny converted LLaVA-Video checkpoint built on the spot, whose geometry (384 px, 14-px
+patches, 2x2 pooling) is the real one. Both training sides start from the same weights and adapter.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+#: Qwen2-7B (text) and SigLIP-so400m with LLaVA-NeXT's last layer removed (vision): LLaVA-Video-7B-Qwen2's sizes.
+FULL = {"text": {"hidden_size": 3584, "num_hidden_layers": 28, "num_attention_heads": 28, "num_key_value_heads": 4,
+                 "intermediate_size": 18944, "vocab_size": 152064},
+        "vision": {"hidden_size": 1152, "num_hidden_layers": 26, "num_attention_heads": 16, "intermediate_size": 4304},
+        "train_frames": 16, "generate_frames": 32, "lora_rank": 128, "videos": 2, "max_new_tokens": 256}
+#: The tiny converted checkpoint's own sizes, a little less of everything (for the CPU test).
+SMALL = {"text": {}, "vision": {}, "train_frames": 2, "generate_frames": 2, "lora_rank": 8, "videos": 1,
+         "max_new_tokens": 4}
+
+
+class _Timer:
+    """Per-step seconds (device-synchronised) and the peak device memory after ``warmup`` steps."""
+
+    def __init__(self, device, warmup: int, steps: int):
+        import torch
+
+        self.device, self.warmup, self.steps = device, warmup, steps
+        self.total_steps = warmup + steps
+        self.times: list[float] = []
+        self._cuda = torch.device(device).type == "cuda"
+        self._start = 0.0
+
+    def _sync(self):
+        import torch
+
+        if self._cuda:
+            torch.cuda.synchronize(self.device)
+
+    def begin(self):
+        import torch
+
+        self._sync()
+        if self._cuda and len(self.times) == self.warmup:
+            torch.cuda.reset_peak_memory_stats(self.device)
+        self._start = time.perf_counter()
+
+    def end(self):
+        self._sync()
+        self.times.append(time.perf_counter() - self._start)
+
+    def callback(self):
+        from transformers import TrainerCallback
+
+        timer = self
+
+        class Callback(TrainerCallback):
+            def on_step_begin(self, args, state, control, **kwargs):
+                timer.begin()
+
+            def on_step_end(self, args, state, control, **kwargs):
+                timer.end()
+
+        return Callback()
+
+    def summary(self, base_mib: float = 0.0) -> dict:
+        import torch
+
+        from savi_plugin.bench.measure import median
+
+        timed = self.times[self.warmup:]
+        peak = torch.cuda.max_memory_allocated(self.device) / 2**20 if self._cuda else None
+        return {"step_times_s": timed, "median_step_s": median(timed), "peak_mib": peak}
+
+
+def build_checkpoint(work: Path) -> Path:
+    """A tiny converted LLaVA-Video checkpoint (processor, tokenizer, config at the real 384-px geometry)."""
+    from savi_plugin.models.llava_next.convert import convert_llava_next
+    from savi_plugin.models.llava_next.tiny import build_tiny_llava_next
+
+    out = work / "llava_video"
+    if not (out / "config.json").exists():
+        source = build_tiny_llava_next(str(work / "llava_next_source"))
+        convert_llava_next(source, str(out), vision_config=str(Path(source) / "siglip_vision_config.json"))
+    return out
+
+
+def random_backend(checkpoint: Path, scale: dict, *, device: str, dtype, frames: int, newline: str, seed: int):
+    """A ``LlavaVideoVideoLM`` with random weights of ``scale``'s sizes, initialised on ``device`` in ``dtype``."""
+    import torch
+    from transformers import AutoProcessor
+
+    from savi_plugin.models.backends.llava_video import LlavaVideoVideoLM
+    from savi_plugin.models.llava_next.auto import register_auto_classes
+    from savi_plugin.models.llava_next.modeling import LlavaVideoConfig, LlavaVideoForConditionalGeneration
+
+    register_auto_classes()
+    config = LlavaVideoConfig.from_pretrained(str(checkpoint))
+    for key, value in scale["text"].items():
+        setattr(config.text_config, key, value)
+    for key, value in scale["vision"].items():
+        setattr(config.vision_config, key, value)
+    config.newline_position = newline
+    config.text_config._attn_implementation = "sdpa"
+    config.vision_config._attn_implementation = "sdpa"
+    processor = AutoProcessor.from_pretrained(str(checkpoint))
+    processor.newline_position = newline
+    torch.manual_seed(seed)
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)
+    try:
+        with torch.device(device):
+            model = LlavaVideoForConditionalGeneration(config)
+    finally:
+        torch.set_default_dtype(previous)
+    model.generation_config.eos_token_id = processor.tokenizer.convert_tokens_to_ids("<|im_end|>")
+    model.generation_config.pad_token_id = processor.tokenizer.pad_token_id
+    return LlavaVideoVideoLM(model.eval(), processor, num_frames=frames, name_or_path=f"random {newline}")
+
+
+def _lora(backend, rank: int, seed: int):
+    """LoRA on every language-model linear layer with a non-zero ``B`` (policy != reference at step one)."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    config = LoraConfig(r=rank, lora_alpha=2 * rank, lora_dropout=0.0, target_modules=backend.lora_target_modules())
+    torch.manual_seed(seed)
+    model = get_peft_model(backend.model, config)
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if "lora_B" in name:
+                param.copy_((torch.randn(param.shape, generator=generator) * 0.02).to(param.dtype))
+    return model
+
+
+def _official(policy, reference, *, lr: float, beta: float, alpha: float):
+    """:class:`OfficialStyleRRPO` over models already in memory (the weights are random, never on disk)."""
+    import torch
+
+    from savi_plugin.bench.official_rrpo import OfficialStyleRRPO
+
+    side = OfficialStyleRRPO.__new__(OfficialStyleRRPO)
+    side.policy, side.reference = policy, reference.eval().requires_grad_(False)
+    side.policy.train()
+    side.params = [p for p in policy.parameters() if p.requires_grad]
+    side.optimizer = torch.optim.AdamW(side.params, lr=lr, weight_decay=0.0)
+    side.beta, side.alpha, side.max_grad_norm = beta, alpha, 1.0
+    return side
+
+
+def training_check(args, scale: dict, work: Path, checkpoint: Path) -> dict:
+    """Ours vs the official-style step at the training shape (see the module docstring)."""
+    import torch
+
+    from savi_plugin.bench.fixtures import make_tagged_pair, make_video
+    from savi_plugin.bench.official_rrpo import encode_pair
+    from savi_plugin.bench.ours import train_backend
+    from savi_plugin.video import read_frames
+
+    dtype, frames = getattr(torch, args.dtype), scale["train_frames"]
+    backend = random_backend(checkpoint, scale, device=args.device, dtype=dtype, frames=frames, newline="grid",
+                             seed=args.seed)
+    backend.model = _lora(backend, scale["lora_rank"], args.seed)
+    initial = {k: v.detach().clone() for k, v in backend.model.named_parameters() if v.requires_grad}
+    video, question = make_video(work, num_frames=frames, size=384, seed=args.seed)
+    pair = make_tagged_pair(backend.tokenizer, 48)
+    data = work / "pair.jsonl"
+    data.write_text(json.dumps({"id": "gpu-0", "video": str(video), "question": question, "source": "bench",
+                                **pair}) + "\n")
+    tokens = backend.encode([read_frames(video, frames).frames], [question])["input_ids"].shape[1]
+    options = dict(lr=1e-5, beta=0.1, alpha=0.01)
+    timer = _Timer(args.device, args.warmup, args.steps)
+    ours = train_backend(backend, data_path=str(data), output_dir=work / "ours_out", loss_type="rrpo",
+                         beta=options["beta"], alpha=options["alpha"], lr=options["lr"], frames=frames,
+                         gradient_checkpointing=True, seed=args.seed, timer=timer, base_mib=0.0,
+                         use_cpu=torch.device(args.device).type == "cpu")
+    ours.update(timer.summary())
+    with torch.no_grad():  # the official side starts from the same adapter
+        for name, param in backend.model.named_parameters():
+            if name in initial:
+                param.copy_(initial[name])
+    reference = random_backend(checkpoint, scale, device=args.device, dtype=dtype, frames=frames, newline="grid",
+                               seed=args.seed).model  # the same seed: the same weights, a second copy
+    policy = backend.model
+    policy.get_base_model().gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    official = _official(policy, reference, **options)
+    batch = encode_pair(backend, read_frames(video, frames).frames, question, pair)
+    batch.chosen, batch.rejected = backend._to_device(batch.chosen), backend._to_device(batch.rejected)
+    batch.labels, batch.phrase_ids = batch.labels.to(args.device), batch.phrase_ids.to(args.device)
+    timer = _Timer(args.device, args.warmup, args.steps)
+    losses = []
+    for _ in range(timer.total_steps):
+        timer.begin()
+        losses.append(official.step(batch))
+        timer.end()
+    baseline = {"losses": losses, **timer.summary()}
+    del official, reference, policy, backend
+    return {"prompt_tokens": tokens, "ours": ours, "official": baseline,
+            "first_step_loss_diff": abs(ours["losses"][0] - baseline["losses"][0]),
+            "throughput_ratio": baseline["median_step_s"] / ours["median_step_s"]}
+
+
+def generation_check(args, scale: dict, checkpoint: Path) -> dict:
+    """VideoSAVi pairs/s with and without prefix reuse at LLaVA-OneVision-7B's shape (one newline per video)."""
+    import numpy as np
+    import torch
+
+    from savi_plugin.bench.generation import _run_side
+
+    frames = scale["generate_frames"]
+    lm = random_backend(checkpoint, scale, device=args.device, dtype=getattr(torch, args.dtype), frames=frames,
+                        newline="one_token", seed=args.seed)
+    rng = np.random.default_rng(args.seed)
+    videos = [rng.integers(0, 256, (frames, 384, 384, 3), dtype=np.uint8) for _ in range(scale["videos"])]
+    side_args = argparse.Namespace(questions=6, batch_size=8, max_new_tokens=scale["max_new_tokens"], frames=frames)
+    sides, outputs = {}, {}
+    for name, reuse in (("reuse", True), ("no_reuse", False)):
+        sides[name], outputs[name] = _run_side(lm, videos, side_args, reuse)
+    tokens = lm.encode([videos[0]], ["q"])["input_ids"].shape[1]
+    return {"prompt_tokens": tokens, **sides, "outputs_equal": outputs["reuse"] == outputs["no_reuse"],
+            "ratio": sides["reuse"]["pairs_per_s"] / sides["no_reuse"]["pairs_per_s"]}
+
+
+def run(args) -> dict:
+    import torch
+
+    scale = FULL if args.scale == "full" else SMALL
+    if args.device == "auto":
+        args.device = "cuda" if torch.cuda.is_available() else "cpu"
+    work = Path(args.work_dir or tempfile.mkdtemp(prefix="savi_bench_gpu_"))
+    work.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    checkpoint = build_checkpoint(work)
+    device_name = torch.cuda.get_device_name(args.device) if torch.device(args.device).type == "cuda" else "CPU"
+    report = {"scale": args.scale, "device": device_name, "dtype": args.dtype}
+    if "train" in args.parts:
+        report["training"] = training_check(args, scale, work, checkpoint)
+        print_training(report["training"], scale)
+    if torch.device(args.device).type == "cuda":
+        torch.cuda.empty_cache()
+    if "generation" in args.parts:
+        report["generation"] = generation_check(args, scale, checkpoint)
+        print_generation(report["generation"], scale)
+    report["seconds"] = time.perf_counter() - start
+    print(f"savi bench gpu ({args.scale} shape) on {device_name}, {args.dtype}: {report['seconds']:.0f} s")
+    return report
+
+
+def _mib(value) -> str:
+    return "n/a (CPU)" if value is None else f"{value:,.0f} MiB"
+
+
+def print_training(result: dict, scale: dict) -> None:
+    print(f"RRPO training step, one pair, {result['prompt_tokens']} prompt tokens ({scale['train_frames']} frames), "
+          f"LoRA r={scale['lora_rank']}, gradient checkpointing:")
+    for name in ("ours", "official"):
+        r = result[name]
+        print(f"  {name:>8}: {r['median_step_s']:.3f} s/step  {1 / r['median_step_s']:.3f} pairs/s  peak "
+              f"{_mib(r['peak_mib'])}  first-step loss {r['losses'][0]:.6f}")
+    print(f"  throughput ours/official: {result['throughput_ratio']:.2f}x   |first-step loss difference| "
+          f"{result['first_step_loss_diff']:.1e}")
+
+
+def print_generation(result: dict, scale: dict) -> None:
+    print(f"VideoSAVi generation, {scale['videos']} videos x {scale['generate_frames']} frames "
+          f"({result['prompt_tokens']} prompt tokens), 20 prompts per video, {scale['max_new_tokens']} new tokens:")
+    for name in ("reuse", "no_reuse"):
+        r = result[name]
+        print(f"  {name:>8}: {r['pairs_per_s']:.3f} pairs/s  prefills/video {r['prefix_prefills_per_video']:.0f}  "
+              f"prefill {r['share']['prefill']:.0%} decode {r['share']['decode']:.0%}")
+    print(f"  pairs/s with reuse / without: {result['ratio']:.2f}x   greedy outputs equal: {result['outputs_equal']}")
+
+
+def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
+    parser = parser or argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--scale", choices=["full", "small"], default="full",
+                        help="full: LLaVA-Video-7B / LLaVA-OneVision-7B sizes (a GPU); small: tiny sizes (CPU)")
+    parser.add_argument("--device", default="auto", help="cuda, cuda:1, cpu (auto: cuda when available)")
+    parser.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float16", "float32"])
+    parser.add_argument("--parts", nargs="+", default=["train", "generation"], choices=["train", "generation"])
+    parser.add_argument("--warmup", type=int, default=1, help="untimed training steps first")
+    parser.add_argument("--steps", type=int, default=3, help="timed training steps per side (median reported)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--work-dir", help="where the tiny checkpoint and the video are built")
+    parser.add_argument("--json", help="also write the results to this file")
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    report = run(args)
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=2, default=str))
+    if "generation" in report and not report["generation"]["outputs_equal"]:
+        print("error: greedy outputs with prefix reuse differ from those without")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
