@@ -1,0 +1,150 @@
+"""Misuse: paths that point somewhere else than they seem.
+
+* ``--data-root`` confines folder inputs too: a symlink inside the input folder (to a file, or a folder) that
+  leaves the data root is skipped as ``outside_data_root`` and counted, never decoded.
+* A FIFO, a directory, a socket or a broken symlink given as a video is named as what it is -- never opened (a
+  FIFO would block forever) and never reported as "file not found" -- by the decoder, by generation and by the
+  training dataset.
+* A run folder whose path holds characters that lmms-eval's ``--model_args`` parser reads as syntax (a comma, a
+  quote, ``=``, brackets) still reaches lmms-eval as the right folder.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from pathlib import Path
+
+import pytest
+
+from misuse_kit import clip, pair, qa_item, savi, write_jsonl
+
+from savi_plugin.video.decode import VideoDecodeError, read_frames
+
+KINDS = ["fifo", "directory", "socket", "broken-symlink"]
+NAMED = {"fifo": "is a FIFO (named pipe)", "directory": "is a directory", "socket": "is a socket",
+         "broken-symlink": "is a broken symbolic link"}
+
+
+def make_special(kind: str, path: Path) -> Path:
+    if kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "directory":
+        path.mkdir()
+    elif kind == "socket":
+        sock = socket.socket(socket.AF_UNIX)
+        sock.bind(str(path))
+        sock.close()
+    else:
+        path.symlink_to(path.with_name("gone.mp4"))
+    return path
+
+
+@pytest.fixture(scope="module")
+def specials(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("sp")  # short: a socket path is limited to ~100 bytes
+    clip(folder / "good.mp4")
+    for kind in KINDS:
+        make_special(kind, folder / f"{kind}.mp4")
+    return folder
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_the_decoder_names_what_a_non_file_is(kind, specials):
+    with pytest.raises(VideoDecodeError) as err:
+        read_frames(specials / f"{kind}.mp4", 4)
+    assert NAMED[kind] in str(err.value) and "not found" not in str(err.value)
+
+
+@pytest.fixture(scope="module")
+def generation_with_specials(specials, tiny_llava_onevision, tmp_path_factory):
+    from savi_plugin.cli import main
+
+    out = tmp_path_factory.mktemp("gen") / "pairs.jsonl"
+    manifest = write_jsonl(out.with_name("qa.jsonl"), [qa_item("good", specials / "good.mp4")]
+                           + [qa_item(kind, specials / f"{kind}.mp4") for kind in KINDS])
+    code = main(["generate", "--generator", "rrpo", "--model", str(tiny_llava_onevision), "--input", str(manifest),
+                 "--output", str(out), "--num-frames", "4", "--no-progress", "--option", "answer_format=raw",
+                 "--option", "num_perturbations=1", "--option", "max_new_tokens=6"])
+    return code, json.loads(out.with_name("pairs.report.json").read_text())
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_generation_counts_a_non_file_video_as_what_it_is(kind, generation_with_specials):
+    code, report = generation_with_specials
+    assert code == 0 and report["complete"]
+    listed = {e["item"]: e for e in report["failed"] + report["skipped"]}
+    assert listed[kind]["reason"] == "decode_error" and NAMED[kind] in listed[kind]["detail"]
+    assert "good" not in listed
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_the_training_dataset_names_a_non_file_video(kind, specials, tiny_llava_onevision, tmp_path):
+    from savi_plugin.data import DataError
+    from savi_plugin.models import load_backend
+    from savi_plugin.training.dataset import PreferenceDataset
+
+    lm = load_backend(tiny_llava_onevision, num_frames=4)
+    data = write_jsonl(tmp_path / "pairs.jsonl", [pair("ok", specials / "good.mp4"),
+                                                  pair("bad", specials / f"{kind}.mp4")])
+    with pytest.raises(DataError) as err:
+        PreferenceDataset(data, lm.tokenizer, lm.end_of_turn, bad_records="raise")
+    assert (err.value.line, err.value.field) == (2, "video")
+    assert NAMED[kind] in err.value.message and "not found" not in err.value.message
+    dataset = PreferenceDataset(data, lm.tokenizer, lm.end_of_turn, bad_records="skip")
+    assert [i.record.id for i in dataset.items] == ["ok"] and NAMED[kind] in dataset.skipped[0]["message"]
+
+
+# ------------------------------------------------------------------------------------------------ data root
+@pytest.mark.parametrize("escape", ["file-symlink", "folder-symlink", "dotdot-symlink"])
+def test_data_root_confines_folder_inputs(escape, tiny_llava_onevision, tmp_path, capsys):
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    (root / "videos").mkdir(parents=True)
+    outside.mkdir()
+    clip(root / "videos" / "mine.mp4")
+    clip(outside / "secret.mp4", seed=1)
+    if escape == "file-symlink":
+        (root / "videos" / "link.mp4").symlink_to(outside / "secret.mp4")
+    elif escape == "folder-symlink":
+        (root / "videos" / "more").symlink_to(outside, target_is_directory=True)
+    else:
+        (root / "videos" / "link.mp4").symlink_to(Path("..") / ".." / "outside" / "secret.mp4")
+    out = tmp_path / "pairs.jsonl"
+    code, _, err = savi(capsys, "generate", "--generator", "videosavi", "--model", tiny_llava_onevision,
+                        "--input", root / "videos", "--output", out, "--data-root", root, "--num-frames", "4",
+                        "--no-progress", "--option", "num_questions=1", "--option", "max_new_tokens=6",
+                        "--option", "min_edit_distance=0.0")
+    assert code == 0, err
+    report = json.loads(out.with_name("pairs.report.json").read_text())
+    escaped = [e for e in report["skipped"] if e["reason"] == "outside_data_root"]
+    if escape == "folder-symlink":  # a symlinked sub-folder is not descended into: its files are no input
+        assert escaped == [] and report["counts"]["items"] == 1
+    else:
+        assert len(escaped) == 1 and "outside the data root" in escaped[0]["detail"]
+        assert report["counts"]["by_reason"]["outside_data_root"] == 1
+    records = [json.loads(line) for line in out.read_text().splitlines()] if out.exists() else []
+    assert all("secret" not in r["video"] and "link" not in r["video"] and "more" not in r["video"] for r in records)
+
+
+# ------------------------------------------------------------------------------------------------ lmms-eval args
+@pytest.mark.parametrize("char", [",", "=", "'", '"', "{", "["])
+def test_a_run_folder_with_model_args_syntax_in_its_path_reaches_lmms_eval(char, tmp_path):
+    from lmms_eval.utils import simple_parse_args_string
+
+    from savi_plugin.eval.command import savi_video_args
+    from savi_plugin.pipeline.evaluate import model_args_paths
+
+    run = tmp_path / f"runs{char}a"
+    model, adapter = run / "iter_0" / "model", run / "iter_0" / "train"
+    model.mkdir(parents=True)
+    adapter.mkdir()
+    (model / "config.json").write_text("{}")
+    with model_args_paths(model, adapter) as (model_arg, adapter_arg):
+        command = savi_video_args(model_arg, ["savi_mvbench"], run / "eval", num_frames=4, adapter=adapter_arg)
+        parsed = simple_parse_args_string(command[command.index("--model_args") + 1])
+        assert os.path.realpath(parsed["pretrained"]) == os.path.realpath(model)
+        assert os.path.realpath(parsed["adapter"]) == os.path.realpath(adapter)
+        assert parsed["num_frames"] == 4 and json.loads(Path(parsed["pretrained"], "config.json").read_text()) == {}
+    assert not Path(model_arg).exists()  # the links are gone after the call; the run folder is untouched
+    assert (model / "config.json").exists()
