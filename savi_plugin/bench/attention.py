@@ -1,20 +1,14 @@
-"""What one attention layer costs in each layout: the term that limits the packed step's speed-up on CPU.
+"""What one attention layer costs in each layout of a preference pair.
 
-Packing ``[prefix | chosen | rejected]`` halves the *linear* work of a preference step (the prefix is computed
-once instead of twice), but the block mask it needs (rejected tokens must not see chosen ones) is an arbitrary
-4-D mask: SDPA's CPU kernels then compute every query-key block, where a causal call (``is_causal=True``)
-skips the blocks above the diagonal. On a small model with a long video the attention is a large share of
-the step, so this term decides how close the measured speed-up gets to the 2x of the linear work.
+:func:`attention_costs` times forward + backward of one attention layer at the packed shape for
 
-:func:`attention_costs` times forward + backward of ``scaled_dot_product_attention`` at the packed shape for
-
-* ``block_mask``: one packed row with the boolean block mask (what shared-prefix packing runs today);
+* ``split``: the packed row ``[prefix | chosen | rejected]`` as the trainer computes it
+  (:func:`savi_plugin.training.packed_attention.split_attention`): ``[prefix | chosen]`` causal, then the
+  rejected queries against ``[prefix | rejected]`` keys, causal aligned to the bottom right;
+* ``block_mask``: the same packed row with the dense boolean block mask (what eager attention needs): SDPA then
+  computes every query-key block, where a causal call skips the blocks above the diagonal;
 * ``two_causal_rows``: ``[prefix | chosen]`` and ``[prefix | rejected]`` as two causal calls (the unpacked
-  layout the official code uses);
-* ``split``: the same packed row as two causal-friendly calls -- ``[prefix | chosen]`` causal, then the
-  rejected queries against ``[prefix keys | rejected keys]`` with a small causal mask on the rejected part.
-  It gives every query the same keys as the block mask (equal outputs up to float order) while skipping the
-  masked blocks: a possible kernel for the packed layout.
+  layout the official code uses).
 """
 
 from __future__ import annotations
@@ -34,12 +28,13 @@ def attention_costs(prefix: int, chosen: int, rejected: int, *, hidden: int, hea
 
     Returns:
         ``{"block_mask": s, "two_causal_rows": s, "split": s, "max_abs_diff_split": d}``; the last is the largest
-        difference between the split and the block-mask outputs (a correctness check of the split).
+        difference between the split and the block-mask outputs.
     """
     import torch
     import torch.nn.functional as F
 
     from savi_plugin.bench.measure import median
+    from savi_plugin.training.packed_attention import split_attention
     from savi_plugin.training.packing import block_attention_mask
 
     length, dim = prefix + chosen + rejected, hidden // heads
@@ -47,9 +42,7 @@ def attention_costs(prefix: int, chosen: int, rejected: int, *, hidden: int, hea
     q, k, v = (torch.randn(1, heads, length, dim, generator=generator).requires_grad_() for _ in range(3))
     mask = block_attention_mask(torch.tensor([[prefix, chosen, rejected]]), length)
     head = prefix + chosen
-    tail_mask = torch.ones(rejected, prefix + rejected, dtype=torch.bool)
-    tail_mask[:, prefix:] = torch.ones(rejected, rejected, dtype=torch.bool).tril()
-
+    segments = torch.tensor([[prefix, chosen, rejected]])
     def block():
         return F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
 
@@ -62,11 +55,7 @@ def attention_costs(prefix: int, chosen: int, rejected: int, *, hidden: int, hea
         return torch.cat([first, second], 2)
 
     def split():
-        first = F.scaled_dot_product_attention(q[:, :, :head], k[:, :, :head], v[:, :, :head], is_causal=True)
-        keys = torch.cat([k[:, :, :prefix], k[:, :, head:]], 2)
-        values = torch.cat([v[:, :, :prefix], v[:, :, head:]], 2)
-        second = F.scaled_dot_product_attention(q[:, :, head:], keys, values, attn_mask=tail_mask)
-        return torch.cat([first, second], 2)
+        return split_attention(q, k, v, segments).transpose(1, 2)
 
     def timed(fn) -> float:
         times = []
