@@ -128,7 +128,7 @@ def _label(letters: str) -> str:
     bare = f"[{letters.replace('A', '').replace('I', '')}]" if letters.replace("A", "").replace("I", "") else None
     forms = [rf"{_OPEN}\s*(?P<l>[{letters}{letters.lower()}])\s*{_CLOSE}",            # (B) (b) [B]
              rf"{_OPEN}(?P<l>{upper})(?![A-Za-z0-9])",                                   # "(B" after a prefill
-             rf"(?P<l>{upper}){_CLOSED}", rf"(?P<l>{upper}){_CONNECTIVE}",
+             rf"(?P<l>{upper}){_CLOSED}", rf"(?P<l>{upper.replace('I', '')}){_CONNECTIVE}",
              rf"(?P<l>{lower}){_CLOSED}"]
     if bare:
         forms.append(rf"(?P<l>{bare})(?![A-Za-z0-9'’])")
@@ -145,7 +145,7 @@ def _claim_patterns(letters: str) -> tuple[list[re.Pattern], list[re.Pattern], l
     """``(claims, negations, mentions)``: regexes whose ``l*`` groups hold a label."""
     lab = _label(letters)
     anycase = f"[{letters}{letters.lower()}]"
-    cue = (r"(?:answer|option|choice|letter)\s*(?:is|would\s+be|should\s+be|will\s+be|=|:|-|：)\s*"
+    cue = (r"(?:answer|option|choice|letter)\s*(?:is|would\s+be|should\s+be|will\s+be|=|:|-|：|\n)\s*"
            r"(?:probably\s+|likely\s+|definitely\s+|clearly\s+)?(?:option\s+|choice\s+|letter\s+)?")
     verbs = (r"(?:I(?:'d|’d|\s+would|\s+will|'ll)?\s+(?:say|choose|pick|select|go\s+with|guess|answer)|"
              r"I\s+(?:think|believe)(?:\s+(?:it's|it\s+is|it’s|the\s+answer\s+is))?|"
@@ -272,6 +272,10 @@ def _by_text(text: str, options: Sequence[str], letters: str) -> Choice | None:
     if len(exact) > 1:
         return Choice(None, "ambiguous")
     words = norm.split()
+    clause_ends, count = set(), 0
+    for clause in re.split(r"[.,;:!?\n。，]+", text):
+        count += len(normalize(clause).split())
+        clause_ends.add(count - 1)
     present, stated = set(), set()  # options the answer names at all / names as its answer
     for i, t in enumerate(texts):
         phrase = t.split()
@@ -279,7 +283,7 @@ def _by_text(text: str, options: Sequence[str], letters: str) -> Choice | None:
             if _negated(words, start):
                 continue
             present.add(i)
-            if len(phrase) > 1 or _short_option_stated(words, start):
+            if len(phrase) > 1 or _short_option_stated(words, start, clause_ends):
                 stated.add(i)
     if not stated:
         return None
@@ -289,11 +293,11 @@ def _by_text(text: str, options: Sequence[str], letters: str) -> Choice | None:
     return Choice(None, "ambiguous")  # "red or green"; "There are 3 people in 2 rooms"
 
 
-def _short_option_stated(words: list[str], start: int) -> bool:
-    """A one-word option counts where a grader reads it as the answer: the first word, after an
-    answer cue, the last word after ``is``/``are`` (``"the count is 3"``), or the only number in the
+def _short_option_stated(words: list[str], start: int, clause_ends: set[int]) -> bool:
+    """A one-word option counts where a grader reads it as the answer: the first word, the last word of a
+    clause (``"It moves to the left."``; ``clause_ends`` holds those word positions), after an answer cue, the last word after ``is``/``are`` (``"the count is 3"``), or the only number in the
     answer (``"There are 3 people."``)."""
-    if start == 0:
+    if start == 0 or start in clause_ends:
         return True
     if words[start].isdigit() and sum(w.isdigit() for w in words) == 1:
         return True  # the only number in the answer: "There are 3 people."
@@ -351,6 +355,9 @@ def parse_choice(response: str, options: Sequence[str]) -> Choice:
     exact = [i for i, (letter, o) in enumerate(zip(letters, options)) if normalize(strip_option_prefix(o, letter)) == norm]
     if len(exact) == 1 and len(norm) > 1:
         return Choice(exact[0], "option_text")
+    prefix = _by_prefix(text, options, letters)  # "C prepares vegetables by ..." is option text, not label C
+    if prefix is not None and prefix.index is not None:
+        return prefix
     for rule in (lambda: _by_letter(cued, letters, LETTERS), lambda: _by_number(cued, options),
                  lambda: _by_text(_label_stripped(text), options, letters),
                  lambda: _by_prefix(_label_stripped(text), options, letters)):

@@ -1,0 +1,82 @@
+"""The one multiple-choice parser (savi_plugin.data.choices) on a corpus of model answers graded by hand
+(tests/fixtures/mcq_answer_corpus.json: clean letters, explanations, CJK, option numbers, hedges, negations,
+option text, false positives, EgoSchema options cut by the token limit, markdown, lower case, number options),
+and the agreement of the references' own extractors on the same corpus (lmms-eval 0.7.3's MVBench, EgoSchema
+and PerceptionTest rules; the official MVBench notebook's and RRPO's ``check_ans``)."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+from lmms_eval.tasks.egoschema.utils import parse_multi_choice_response
+from lmms_eval.tasks.mvbench.utils import mcq_acc
+
+from savi_plugin.data.choices import LETTERS, parse_choice
+from savi_plugin.eval.protocols import grade_official_mvbench, grade_rrpo_mvbench
+
+CORPUS = json.loads((Path(__file__).parent / "fixtures" / "mcq_answer_corpus.json").read_text())
+
+
+def _ours(response: str, options: list[str]) -> set[str]:
+    index = parse_choice(response, options).index
+    return set() if index is None else {LETTERS[index]}
+
+
+def _lmms_mvbench(response: str, options: list[str]) -> set[str]:
+    return {LETTERS[i] for i in range(len(options)) if mcq_acc(LETTERS[i], response)}
+
+
+def _lmms_egoschema(response: str, options: list[str]) -> set[str]:
+    letters = LETTERS[:len(options)]
+    random.seed(0)  # lmms-eval picks a random option when nothing parses
+    parsed, _ = parse_multi_choice_response(response, list(letters), dict(zip(letters, options)))
+    return {parsed} & set(letters)
+
+
+def _lmms_perceptiontest(response: str, options: list[str]) -> set[str]:
+    import re
+
+    match = re.search(r"\b([A-D])\b", response.strip())
+    return {match.group(1)} & set(LETTERS[:len(options)]) if match else set()
+
+
+def _by_grader(grade):
+    return lambda response, options: {LETTERS[i] for i in range(len(options)) if grade(response, options, i)[0]}
+
+
+EXTRACTORS = {
+    "savi (data.choices)": _ours,
+    "lmms-eval mvbench": _lmms_mvbench,
+    "lmms-eval egoschema": _lmms_egoschema,
+    "lmms-eval perceptiontest": _lmms_perceptiontest,
+    "official mvbench check_ans": _by_grader(grade_official_mvbench),
+    "rrpo check_ans": _by_grader(grade_rrpo_mvbench),
+}
+
+
+def agreement(extract) -> float:
+    """Fraction of the corpus where the extractor reads exactly the hand-graded option (or nothing for unparsed)."""
+    hits = sum(extract(row["response"], row["options"]) == ({row["expected"]} if row["expected"] else set())
+               for row in CORPUS)
+    return hits / len(CORPUS)
+
+
+def test_corpus_is_large_and_varied():
+    assert len(CORPUS) >= 150
+    assert sum(row["expected"] is None for row in CORPUS) >= 30  # unparsed cases, false-positive traps included
+    assert len({json.dumps(row["options"]) for row in CORPUS}) >= 6
+
+
+@pytest.mark.parametrize("row", CORPUS, ids=lambda row: row["response"][:40] or "<empty>")
+def test_each_answer_is_read_as_graded(row):
+    assert _ours(row["response"], row["options"]) == ({row["expected"]} if row["expected"] else set())
+
+
+def test_references_agree_less_than_the_careful_parser():
+    scores = {name: agreement(extract) for name, extract in EXTRACTORS.items()}
+    print("\n".join(f"{name}: {100 * score:.1f}%" for name, score in scores.items()))
+    assert scores["savi (data.choices)"] == 1.0
+    assert all(score < 0.9 for name, score in scores.items() if name != "savi (data.choices)")
