@@ -64,6 +64,10 @@ def test_content_rules():
     assert not judge_answer("a dog", "goose").correct and judge_answer("It is a goose.", "goose").correct
     assert judge_answer("The geese", "a goose").correct  # inflection
     assert not judge_answer("two", "three").correct
+    # directions, order and numbers are content: the errors perturbations provoke
+    assert not judge_answer("The red circle moves down to the bottom.", "The red circle moves up to the top.").correct
+    assert not judge_answer("There are two red balls", "There is one red ball").correct
+    assert judge_answer("It moves up.", "up").correct and not judge_answer("down", "up").correct
     # multiple choice goes through the project's one parser (data/choices.py)
     options = ["Pretending to close something without actually closing it",
                "Pretending to open something without actually opening it"]

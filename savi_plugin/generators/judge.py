@@ -115,8 +115,7 @@ def judge_answer(answer: str, ground_truth: str, *, options: Sequence[str] | Non
     if (negations(answer) > 0) != (negations(ground_truth) > 0):
         return _verdict(False, kind, "negation", None, missing, extra)
     if kind == "short" or not content_stems(ground_truth):
-        wrong = bool(missing) or (not content_stems(ground_truth) and normalize_answer(answer) !=
-                                  normalize_answer(ground_truth))
+        wrong = bool(missing)
     else:
         wrong = bool(missing) and bool(extra)
     return _verdict(not wrong, kind, "content", None, missing, extra)

@@ -1,4 +1,4 @@
-"""Pure text helpers shared by the generators: normalisation, word tokens, edit distance, token F1."""
+"""Pure text helpers shared by the generators: normalisation, word tokens, edit distance."""
 
 from __future__ import annotations
 
@@ -50,32 +50,6 @@ def normalized_edit_distance(a: str, b: str) -> float:
     if longest == 0:
         return 0.0
     return levenshtein(wa, wb) / longest
-
-
-def token_f1(prediction: str, reference: str) -> float:
-    """SQuAD token F1 between two answers after :func:`normalize_answer`."""
-    p, r = normalize_answer(prediction).split(), normalize_answer(reference).split()
-    if not p or not r:
-        return float(p == r)
-    common: dict[str, int] = {}
-    for w in p:
-        common[w] = common.get(w, 0) + 1
-    overlap = 0
-    for w in r:
-        if common.get(w, 0) > 0:
-            overlap += 1
-            common[w] -= 1
-    if overlap == 0:
-        return 0.0
-    precision, recall = overlap / len(p), overlap / len(r)
-    return 2 * precision * recall / (precision + recall)
-
-
-def contains_phrase(text_norm: str, phrase_norm: str) -> bool:
-    """Whether ``phrase_norm`` occurs in ``text_norm`` as whole words (both already normalised)."""
-    if not phrase_norm:
-        return False
-    return re.search(rf"(?<!\w){re.escape(phrase_norm)}(?!\w)", text_norm) is not None
 
 
 def word_count(text: str) -> int:
