@@ -145,7 +145,7 @@ def _claim_patterns(letters: str) -> tuple[list[re.Pattern], list[re.Pattern], l
     """``(claims, negations, mentions)``: regexes whose ``l*`` groups hold a label."""
     lab = _label(letters)
     anycase = f"[{letters}{letters.lower()}]"
-    cue = (r"(?:answer|option|choice|letter)\s*(?:is|would\s+be|should\s+be|will\s+be|=|:|-|：|\n)\s*"
+    cue = (r"(?:answer|option|choice|letter)\s*(?:(?:is|would\s+be|should\s+be|will\s+be)\s*[:：-]?|=|:|-|：|\n)\s*"
            r"(?:probably\s+|likely\s+|definitely\s+|clearly\s+)?(?:option\s+|choice\s+|letter\s+)?")
     verbs = (r"(?:I(?:'d|’d|\s+would|\s+will|'ll)?\s+(?:say|choose|pick|select|go\s+with|guess|answer)|"
              r"I\s+(?:think|believe)(?:\s+(?:it's|it\s+is|it’s|the\s+answer\s+is))?|"
@@ -164,7 +164,8 @@ def _claim_patterns(letters: str) -> tuple[list[re.Pattern], list[re.Pattern], l
         cue + _rename(lab, 2),                                                      # "answer is B", "Option: (C)"
         verbs + _rename(lab, 3),                                                    # "I'd say B", "so C."
         rf"(?:option\s+|choice\s+)?{_rename(lab, 4)}{verdict}",                     # "B is the correct answer"
-        rf"{_rename(lab, 5)}\s*(?:or|/)\s*(?:option\s+)?{_OPEN}?\s*(?P<l6>[{letters}])(?![A-Za-z0-9'’])",  # "B or D"
+        (rf"{_rename(lab, 5)}\s*(?:or|/|and|&|,)\s*(?:option\s+)?{_OPEN}?\s*(?P<l6>[{letters}])"
+         r"(?![A-Za-z0-9'’])"),                                                      # "B or D", "B and C", "B, C"
         rf"(?:答案|选项|選項|选择|選擇|应选|應選|选|選)\s*(?:是|为|為|应该是|應該是)?\s*[:：]?\s*[(（]?\s*(?P<l7>{anycase})(?![A-Za-z])",
         rf"(?<![A-Za-z])(?P<l8>[{letters}])\s*(?:是正确|是對|是对|正确|正確|选项正确)",
     ]
