@@ -207,6 +207,9 @@ def test_tagger_model_two_turns(synthetic_samples, wrong_lm, none_lm, tmp_path):
     r = run_generation(generator="rrpo", model=lm, inputs=qa, output=tmp_path / "b.jsonl", num_frames=4, progress=False,
                        options={"tagger_model": str(none_lm), "tag_max_new_tokens": 1})
     assert r["counts"]["by_reason"] == {"no_key_difference": 1}
+    with pytest.raises(ValueError, match="judge_model: .*nowhere: no config.json"):
+        run_generation(generator="rrpo", model=lm, inputs=qa, output=tmp_path / "d.jsonl", progress=False,
+                       options={"judge_model": str(tmp_path / "nowhere")})
     with pytest.raises(ValueError, match="needs tagger_model"):
         run_generation(generator="rrpo", model=lm, inputs=qa, output=tmp_path / "c.jsonl", num_frames=4, progress=False,
                        options={"tagging": "model"})

@@ -37,7 +37,7 @@ from savi_plugin.generators.inputs import LETTERS, InputItem
 from savi_plugin.generators.judge import ModelJudge, judge_answer
 from savi_plugin.generators.prompts import render
 from savi_plugin.generators.tagging import TaggedPair, check_model_tagging, rule_tag, says_no_difference
-from savi_plugin.generators.textlm import resolve_text_lm
+from savi_plugin.generators.textlm import check_text_lm_option, resolve_text_lm
 from savi_plugin.generators.text import word_count
 from savi_plugin.video.perturb import apply_perturbations, normalize_specs
 
@@ -101,6 +101,8 @@ class RRPOConfig:
             raise ValueError(f"answer_format must be one of {', '.join(ANSWER_FORMATS)}, got {self.answer_format!r}")
         if self.tagging not in TAGGING:
             raise ValueError(f"tagging must be one of {', '.join(TAGGING)}, got {self.tagging!r}")
+        for role in ("judge_model", "tagger_model"):
+            check_text_lm_option(getattr(self, role), role)
         if self.tagging == "model" and self.tagger_model is None:
             raise ValueError("tagging 'model' needs tagger_model (a local causal LM directory, or 'policy')")
         if int(self.num_perturbations) < 1:

@@ -76,6 +76,17 @@ class TextLM:
                                                                skip_special_tokens=True)]
 
 
+def check_text_lm_option(spec: Any, name: str) -> None:
+    """Refuse, before anything runs, an option value that cannot name a text LM (a path without ``config.json``)."""
+    if spec is None or spec == POLICY or hasattr(spec, "generate_text"):
+        return
+    if not isinstance(spec, (str, Path)):
+        raise ValueError(f"{name} must be a local model directory or 'policy', got {spec!r}")
+    if not (Path(spec) / "config.json").is_file():
+        raise ValueError(f"{name}: {spec}: no config.json; give a local Hugging Face causal LM directory "
+                         "(nothing is downloaded) or 'policy' for the video model")
+
+
 def resolve_text_lm(spec: Any, policy, *, role: str):
     """The text LM a generator option names.
 
