@@ -1,0 +1,179 @@
+"""``savi doctor``: what is installed, whether training and evaluation can work here, and known-bad combinations.
+
+Each check is a :class:`Check` with a verdict (``ok``, ``warn`` or ``fail``), one line of detail and, for a
+problem, the fix. A check belongs to an area: ``core`` (training and generation: torch, transformers, peft,
+accelerate, torchvision for transformers' video processors, a video decoder) or ``eval`` (lmms-eval: it
+imports, it can run an evaluation, it sees our ``savi_video`` model and our tasks). :func:`exit_code` fails
+when an area the user asked for cannot work: core always, eval with ``--eval``. Every check is import-level
+(seconds); nothing loads weights or reaches a network.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata as md
+import platform
+import re
+from dataclasses import dataclass
+
+OK, WARN, FAIL = "ok", "warn", "fail"
+
+#: distributions whose versions the report lists, in order (``import name`` is only for the note)
+REPORTED = ("torch", "torchvision", "transformers", "peft", "accelerate", "deepspeed", "lmms-eval", "filelock",
+            "huggingface-hub", "decord", "av")
+
+#: the versions the test suite ran on (README, "Tested versions"); outside them a warning, not a failure
+TESTED = {"torch": ("2.14.1", "2.14.1"), "transformers": ("5.24.0", "5.24.0")}
+
+
+@dataclass(frozen=True)
+class Check:
+    """One verdict of the doctor."""
+
+    area: str
+    name: str
+    status: str
+    detail: str
+    fix: str = ""
+
+    def line(self) -> str:
+        text = f"[{self.status:4}] {self.area:4} {self.name}: {self.detail}"
+        return text + (f" -> fix: {self.fix}" if self.fix else "")
+
+
+def version_of(dist: str) -> str | None:
+    """The installed version of distribution ``dist``, or None."""
+    try:
+        return md.version(dist)
+    except md.PackageNotFoundError:
+        return None
+
+
+def version_tuple(version: str) -> tuple[int, ...]:
+    """``"4.57.1+cpu"`` -> ``(4, 57, 1)`` (enough to compare release numbers)."""
+    return tuple(int(x) for x in re.findall(r"\d+", version.split("+")[0])[:3])
+
+
+def _import(module: str) -> str | None:
+    """None when ``module`` imports, else the error in one line."""
+    try:
+        importlib.import_module(module)
+    except Exception as exc:  # noqa: BLE001 - any import failure is the finding
+        return f"{type(exc).__name__}: {' '.join(str(exc).split())[:200]}"
+    return None
+
+
+def versions() -> list[Check]:
+    """Python and every reported distribution's version, with CUDA for torch."""
+    checks = [Check("info", "python", OK, platform.python_version())]
+    for dist in REPORTED:
+        v = version_of(dist)
+        detail = v or "not installed"
+        if dist == "torch" and v and _import("torch") is None:
+            import torch
+
+            cuda = torch.version.cuda
+            detail += f" (CUDA {cuda}, {'available' if torch.cuda.is_available() else 'not available'})" if cuda \
+                else " (CPU build)"
+        checks.append(Check("info", dist, OK, detail))
+    return checks
+
+
+def core_checks() -> list[Check]:
+    """Whether training and generation can work: the libraries import and transformers' video path works."""
+    checks = []
+    for module, dist, fix in [("torch", "torch", "pip install torch"),
+                              ("transformers", "transformers", "pip install 'transformers>=5.24'"),
+                              ("peft", "peft", "pip install peft"),
+                              ("accelerate", "accelerate", "pip install accelerate (transformers' Trainer needs it)")]:
+        error = _import(module)
+        checks.append(Check("core", module, FAIL if error else OK, error or f"imports ({version_of(dist)})",
+                            fix if error else ""))
+    error = _import("torchvision")
+    checks.append(Check("core", "torchvision", FAIL if error else OK,
+                        error or f"imports ({version_of('torchvision')}); transformers' video processors need it",
+                        "install the torchvision built for your torch (e.g. torch 2.14.1 with torchvision 0.29.1)"
+                        if error else ""))
+    decoders = [name for name in ("av", "decord") if _import(name) is None]
+    checks.append(Check("core", "video decoder", OK if decoders else FAIL,
+                        f"{', '.join(decoders)} import(s)" if decoders else "neither PyAV nor decord imports",
+                        "" if decoders else "pip install av"))
+    for dist, (low, high) in TESTED.items():
+        v = version_of(dist)
+        if v and not version_tuple(low) <= version_tuple(v)[:len(version_tuple(low))] <= version_tuple(high):
+            checks.append(Check("core", f"{dist} version", WARN, f"{v} is outside the tested {low}..{high}",
+                                "see README, Tested versions"))
+    return checks
+
+
+def eval_checks() -> list[Check]:
+    """Whether lmms-eval imports, can evaluate, and sees our model and tasks."""
+    version = version_of("lmms-eval") or version_of("lmms_eval")
+    if version is None:
+        return [Check("eval", "lmms-eval", FAIL, "not installed", "pip install 'savi-plugin[eval]'")]
+    checks = []
+    error = _import("lmms_eval.evaluator")
+    checks.append(Check("eval", "lmms-eval", FAIL if error else OK, error or f"imports ({version})",
+                        "reinstall: pip install 'savi-plugin[eval]'" if error else ""))
+    if error is None:
+        checks.append(filelock_check(version))
+    checks.append(model_check())
+    checks.append(tasks_check())
+    return checks
+
+
+def filelock_check(lmms_eval_version: str) -> Check:
+    """Known-bad: lmms-eval 0.7.x's evaluator imports ``filelock._api``, which filelock 4 removed."""
+    import lmms_eval.evaluator as evaluator
+
+    needs_api = hasattr(evaluator, "_enable_reentrant_filelocks")
+    filelock = version_of("filelock") or "not installed"
+    if needs_api and _import("filelock._api") is not None:
+        return Check("eval", "evaluation", FAIL,
+                     f"lmms-eval {lmms_eval_version} imports filelock._api, which filelock {filelock} lacks: every "
+                     f"evaluation fails with \"No module named 'filelock._api'\"", "pip install 'filelock<4'")
+    return Check("eval", "evaluation", OK, f"lmms-eval's evaluator can start (filelock {filelock})")
+
+
+def model_check() -> Check:
+    """Whether lmms-eval's ``lmms_eval.models`` entry points hold our ``savi_video`` and it loads."""
+    points = [ep for ep in md.entry_points(group="lmms_eval.models") if ep.name == "savi_video"]
+    if not points:
+        return Check("eval", "savi_video model", FAIL, "no lmms_eval.models entry point named savi_video",
+                     "reinstall savi-plugin (pip install -e . in the clone)")
+    try:
+        manifest = points[0].load()()
+    except Exception as exc:  # noqa: BLE001
+        return Check("eval", "savi_video model", FAIL, f"the entry point fails: {type(exc).__name__}: {exc}",
+                     "reinstall savi-plugin")
+    return Check("eval", "savi_video model", OK, f"registered ({getattr(manifest, 'simple_class_path', manifest)})")
+
+
+def tasks_check() -> Check:
+    """Whether our task folder is installed and holds the three headline tasks."""
+    from savi_plugin.eval.registration import tasks_path
+
+    try:
+        folder = tasks_path()
+    except ModuleNotFoundError as exc:
+        return Check("eval", "savi tasks", FAIL, str(exc), "reinstall savi-plugin")
+    import pathlib
+
+    names = {m.group(1) for p in pathlib.Path(folder).rglob("*.yaml")
+             for m in re.finditer(r"^(?:task|group):\s*(\S+)", p.read_text(encoding="utf-8"), re.M)}
+    wanted = {"savi_mvbench", "savi_egoschema", "savi_perceptiontest"}
+    missing = sorted(wanted - names)
+    if missing:
+        return Check("eval", "savi tasks", FAIL, f"{folder} lacks {', '.join(missing)}", "reinstall savi-plugin")
+    return Check("eval", "savi tasks", OK, f"{len(names)} task(s) in {folder}")
+
+
+def run_checks(evaluation: bool = True) -> list[Check]:
+    """Every check: versions, core and (unless ``evaluation`` is False) eval."""
+    return versions() + core_checks() + (eval_checks() if evaluation else [])
+
+
+def exit_code(checks: list[Check], need_eval: bool = False) -> int:
+    """1 when a check of an area the user needs failed (core always; eval with ``need_eval``), else 0."""
+    needed = {"core", "eval"} if need_eval else {"core"}
+    return 1 if any(c.status == FAIL and c.area in needed for c in checks) else 0

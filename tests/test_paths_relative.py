@@ -1,0 +1,145 @@
+"""README's flows from a fresh working folder with relative paths (the paths rule of savi_plugin.data.paths).
+
+Every path a file stores is relative to that file's folder or absolute; a path on the command line is relative
+to the working folder. Each test starts in a new empty working folder, names everything relatively, and checks
+that what was written still names the right files when read from another working folder.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from savi_plugin.cli import main
+from savi_plugin.data.paths import path_for_file, path_from_file
+from savi_plugin.video.synthetic import load_synthetic_samples, make_synthetic_dataset
+
+TRAIN = ["train.max_steps=1", "train.per_device_train_batch_size=2", "train.save_strategy='no'",
+         "train.logging_steps=1"]
+ALIGN = ["data.synthetic_videos=6", "generate.batch_size=6", "generate.options={answer_format: raw}",
+         *TRAIN, "align.iterations=1", "align.eval_every_iteration=false"]
+
+
+def stored_paths_are_by_the_rule(value, holder: Path, found: list[str]) -> None:
+    """Every string of ``value`` that names a path: absolute, or an existing path relative to ``holder``'s
+    folder (never one relative to the working folder the file was written from)."""
+    if isinstance(value, (dict, list)):
+        for v in value.values() if isinstance(value, dict) else value:
+            stored_paths_are_by_the_rule(v, holder, found)
+    elif isinstance(value, str) and ("/" in value or value.endswith((".json", ".jsonl", ".mp4"))):
+        if not os.path.isabs(value):
+            assert path_from_file(value, holder).exists(), f"{holder}: {value!r} is not relative to its folder"
+        found.append(value)
+
+
+def test_path_for_file_and_path_from_file_are_inverse(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert path_for_file("out/vids/a.mp4", "out/pairs.jsonl") == "vids/a.mp4"
+    assert path_for_file("vids/a.mp4", "out/pairs.jsonl") == str(tmp_path / "vids" / "a.mp4")
+    for video, holder in [("out/vids/a.mp4", "out/pairs.jsonl"), ("vids/a.mp4", "out/p.jsonl"),
+                          ("/abs/a.mp4", "x.jsonl")]:
+        assert os.path.abspath(path_from_file(path_for_file(video, holder), holder)) == os.path.abspath(video)
+
+
+def test_synthetic_manifest_stores_paths_relative_to_itself(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    make_synthetic_dataset(Path("runs/d/videos"), 2, seed=0, num_frames=4)
+    rows = [json.loads(line) for line in Path("runs/d/videos/samples.jsonl").read_text().splitlines()]
+    assert [r["video"] for r in rows] == ["synth_0_00000.mp4", "synth_0_00001.mp4"]
+    other = tmp_path / "elsewhere"
+    other.mkdir()
+    monkeypatch.chdir(other)
+    samples = load_synthetic_samples("../runs/d/videos/samples.jsonl")
+    assert all(Path(s.video).is_file() for s in samples)
+
+
+def test_generate_then_train_with_outputs_in_subfolders(tiny_llava_onevision, tmp_path, monkeypatch):
+    """README: ``savi generate ... --input vids/qa.jsonl --output out/pairs.jsonl``, then train on it."""
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    make_synthetic_dataset(Path("vids"), 6, seed=0, num_frames=4)
+    Path("vids/samples.jsonl").rename("vids/qa.jsonl")
+    rc = main(["generate", "--generator", "rrpo", "--model", str(tiny_llava_onevision), "--input", "vids/qa.jsonl",
+               "--output", "out/pairs.jsonl", "--num-frames", "4", "-o", "answer_format=raw", "--no-progress"])
+    assert rc == 0
+    pairs = [json.loads(line) for line in Path("out/pairs.jsonl").read_text().splitlines()]
+    assert pairs, "the tiny model made no error to turn into a pair"
+    for rec in pairs:  # outside out/: absolute; and it names the real video
+        assert os.path.isabs(rec["video"]) and Path(rec["video"]).is_file()
+    report = json.loads(Path("out/pairs.report.json").read_text())
+    assert report["output"] == "pairs.jsonl" and report["report"] == "pairs.report.json"
+
+    rc = main(["train", "tiny_demo", f"model.path={tiny_llava_onevision}", "--data", "out/pairs.jsonl",
+               "--output-dir", "out/train", *TRAIN])
+    assert rc == 0
+    assert Path("out/train/adapter_model.safetensors").is_file()
+
+
+def test_pairs_inside_the_output_folder_are_stored_relative(tiny_llava_onevision, tmp_path, monkeypatch):
+    """Videos under the pairs file's folder are stored relative to it, so the folder can move as a whole."""
+    monkeypatch.chdir(tmp_path)
+    make_synthetic_dataset(Path("data/vids"), 6, seed=0, num_frames=4)
+    assert main(["generate", "--generator", "rrpo", "--model", str(tiny_llava_onevision), "--input",
+                 "data/vids/samples.jsonl", "--output", "data/pairs.jsonl", "--num-frames", "4",
+                 "-o", "answer_format=raw", "--no-progress"]) == 0
+    pairs = [json.loads(line) for line in Path("data/pairs.jsonl").read_text().splitlines()]
+    assert pairs and all(rec["video"].startswith("vids/") for rec in pairs)
+    Path("data").rename("moved")
+    assert main(["data", "validate", "moved/pairs.jsonl"]) == 0
+    assert all(path_from_file(rec["video"], "moved/pairs.jsonl").is_file() for rec in pairs)
+
+
+def test_align_relative_out_then_resumed_from_another_folder(tiny_llava_onevision, tmp_path, monkeypatch):
+    """``savi align --out runs/a``; the run is killed after its generate step and resumed from another folder."""
+    first, second = tmp_path / "first", tmp_path / "second"
+    first.mkdir()
+    second.mkdir()
+    monkeypatch.chdir(first)
+    model = f"model.path={tiny_llava_onevision}"
+    assert main(["align", "tiny_demo", model, *ALIGN, "--out", "runs/a"]) == 0
+    manifest_path = first / "runs/a/manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    found: list[str] = []
+    stored_paths_are_by_the_rule(manifest["iterations"], manifest_path, found)
+    assert manifest["iterations"][0]["data"] == "iter_0/pairs.jsonl" and found
+
+    # as if killed after generation: the train and merge steps are still to do
+    it = manifest["iterations"][0]
+    for key in ("adapter", "train", "next_model"):
+        it.pop(key)
+    manifest_path.write_text(json.dumps(manifest))
+    for folder in ("train", "model"):
+        for p in sorted((first / "runs/a/iter_0" / folder).rglob("*"), reverse=True):
+            p.unlink() if p.is_file() else p.rmdir()
+    monkeypatch.chdir(second)
+    assert main(["align", "tiny_demo", model, *ALIGN, "--out", "../first/runs/a"]) == 0
+    resumed = json.loads(manifest_path.read_text())["iterations"][0]
+    assert resumed["adapter"] == "iter_0/train" and resumed["next_model"] == "iter_0/model"
+    assert (first / "runs/a/iter_0/model/config.json").is_file()
+    assert not (second / "runs").exists()
+
+
+def test_recipe_paths_are_relative_to_the_recipe_file(tiny_llava_onevision, tmp_path, monkeypatch):
+    """A recipe's relative ``model.path`` names the model next to the recipe, from any working folder."""
+    from savi_plugin.recipe import load_recipe
+
+    project = tmp_path / "project"
+    (project / "models").mkdir(parents=True)
+    os.symlink(tiny_llava_onevision, project / "models" / "tiny")
+    (project / "my.yaml").write_text("extends: tiny_demo\nmodel:\n  path: models/tiny\n")
+    monkeypatch.chdir(tmp_path)
+    recipe = load_recipe("project/my.yaml")
+    assert Path(recipe.model.path).resolve() == Path(tiny_llava_onevision).resolve()
+
+
+@pytest.mark.parametrize("content", ["", "\n\n"])
+def test_data_validate_refuses_a_file_with_no_record(tmp_path, capsys, content):
+    path = tmp_path / "empty.jsonl"
+    path.write_text(content)
+    assert main(["data", "validate", str(path)]) == 1
+    out = capsys.readouterr().out.strip().splitlines()
+    assert out == [f"{path}: no record"]
