@@ -88,10 +88,10 @@ def config_class() -> type:
         "seed": [AtLeast(0)], "data_seed": [AtLeast(0)], "dataloader_num_workers": [AtLeast(0)],
         "deepspeed": [FileExists(_found_deepspeed, what="deepspeed config")],
     })
-    # PreferenceConfig's own fields; a field that declares rules in its metadata keeps those instead.
+    # PreferenceConfig's own fields; a field that declares rules in its metadata keeps those instead. The loss's
+    # hyper-parameters (beta, alpha, label_smoothing, loss_options) are checked by the loss's own Params.
     register_rules(PreferenceConfig, {
         "loss_type": [OneOf(lambda: registry.available(registry.LOSSES), what="loss")],
-        "beta": [Positive()], "alpha": [NonNegative()], "label_smoothing": [Range(0, 0.5)],
         "reference": [OneOf(*REFERENCE_MODES, what="reference mode")],
         "num_frames": [AtLeast(1)], "max_length": [AtLeast(2)], "logprob_chunk_size": [AtLeast(1)],
         "video_backend": [OneOf(*VIDEO_BACKENDS, what="video backend")],
@@ -112,7 +112,24 @@ def train_default(name: str) -> Any:
 def check_train(train: dict[str, Any], prefix: str = "train", source: str | None = None) -> dict[str, Any]:
     """Check ``train`` keys, types and ranges against the config class without building it (no hardware
     checks); returns the mapping with numbers widened (``1`` -> ``1.0`` for a float field)."""
-    return check_mapping(config_class(), train, prefix, source)
+    train = check_mapping(config_class(), train, prefix, source)
+    check_loss(train, prefix, source)
+    return train
+
+
+def check_loss(train: dict[str, Any], prefix: str = "train", source: str | None = None) -> None:
+    """The loss's hyper-parameters (``beta``, ``alpha``, ``label_smoothing``, ``loss_options``) checked against
+    the declaration of the loss that ``loss_type`` names (its ``Params`` dataclass)."""
+    from savi_plugin.training.objective import Objective
+
+    loss_type = train.get("loss_type", train_default("loss_type"))
+    shared = {key: train.get(key) for key in ("beta", "alpha", "label_smoothing")}
+    try:
+        Objective(loss_type, shared, train.get("loss_options"))
+    except ConfigError as exc:
+        raise exc.located(source, prefix) from None
+    except (ImportError, TypeError, ValueError, LookupError) as exc:
+        raise ConfigError(f"{prefix}.loss_type", f"{type(exc).__name__}: {exc}", source) from None
 
 
 def build_training_args(kwargs: dict[str, Any], output_dir: str, source: str | None = None, prefix: str = "train"):

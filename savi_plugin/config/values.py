@@ -172,16 +172,17 @@ class FileExists(Rule):
 
 
 class Check(Rule):
-    """Any predicate: ``test(value)`` is True when the value is good; ``text`` says what it must be."""
+    """Any predicate: ``test(value)`` is True when the value is good; ``text`` says what it must be. A ``test``
+    that raises ``ValueError``/``TypeError`` refuses the value with its message (e.g. a parser)."""
 
-    def __init__(self, test: Callable[[Any], bool], text: str):
+    def __init__(self, test: Callable[[Any], bool], text: str = ""):
         self.test, self.text = test, text
 
     def problem(self, value: Any) -> str | None:
         try:
             ok = self.test(value)
         except (ValueError, TypeError) as exc:
-            return f"{self.text} ({exc})"
+            return f"{self.text} ({exc})" if self.text else str(exc)
         return None if ok else f"{self.text}, got {value!r}"
 
 

@@ -16,7 +16,7 @@ from typing import Any, ClassVar, Sequence
 
 import numpy as np
 
-from savi_plugin.config.values import AtLeast, Positive, Range, build, register_rules
+from savi_plugin.config.values import AtLeast, Check, Positive, Range, build, register_rules
 from savi_plugin.data.record import PreferenceRecord
 from savi_plugin.generators.inputs import InputItem
 from savi_plugin.generators.prompts import load_prompts
@@ -87,9 +87,18 @@ def stable_int(*parts: Any) -> int:
     return int.from_bytes(digest[:8], "little") >> 1
 
 
-#: rules for the decoding options every generator shares (by name); an options dataclass may declare its own
+def _perturbation_pipeline(value: Any) -> bool:
+    from savi_plugin.video.perturb import normalize_specs
+
+    normalize_specs(value)  # raises ValueError naming the perturbation and parameter
+    return True
+
+
+#: rules for options that several generators share (by name: decoding, the perturbation pipeline); a generator's
+#: options dataclass may declare its own rules for a field instead
 DECODING_RULES = {"max_new_tokens": (AtLeast(1),), "tag_max_new_tokens": (AtLeast(1),),
-                  "temperature": (Positive(),), "top_p": (Range(0, 1, open_low=True),)}
+                  "judge_max_new_tokens": (AtLeast(1),), "temperature": (Positive(),),
+                  "top_p": (Range(0, 1, open_low=True),), "perturbations": (Check(_perturbation_pipeline),)}
 
 
 def build_config(config_class: type, options: dict[str, Any] | None, generator: str, *,

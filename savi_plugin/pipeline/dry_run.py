@@ -54,9 +54,10 @@ def _train_lines(recipe: Recipe, output_dir: str | Path, notes: list[str]) -> li
     targets = (f"every linear layer of the language model ({ALL_LM_LINEAR})" if lora.target_modules is None
                else str(lora.target_modules))
     per_device = args.per_device_train_batch_size * args.gradient_accumulation_steps
+    params = json.dumps(to_dict(args.objective().params), sort_keys=True)
     return [
-        f"train: {type(args).__name__} loss {args.loss_type} (beta {args.beta}, alpha {args.alpha}), "
-        f"lr {args.learning_rate} {args.lr_scheduler_type}, epochs {args.num_train_epochs}, max_steps "
+        f"train: {type(args).__name__} loss {args.loss_type} {params}, "
+        f"lr {args.learning_rate} {to_dict(args.lr_scheduler_type)}, epochs {args.num_train_epochs}, max_steps "
         f"{args.max_steps}, batch {args.per_device_train_batch_size} x {args.gradient_accumulation_steps} "
         f"accumulation = {per_device} per device, {args.num_frames} frames, reference {args.reference}, "
         f"deepspeed {args.deepspeed or 'off'}, output {args.output_dir}",
@@ -113,6 +114,7 @@ def resolved(recipe: Recipe) -> dict:
 
     out = to_dict(recipe)
     out["generate"]["options"] = plan_generate(recipe).describe()
+    out["eval"]["num_frames"] = recipe.eval.num_frames or recipe.model.num_frames
     base = {f.name for f in dataclasses.fields(TrainingArguments)}
     own = {f.name: to_dict(f.default) for f in dataclasses.fields(config_class())
            if f.name not in base and f.default is not dataclasses.MISSING}

@@ -1,0 +1,186 @@
+"""Misuse, class "values": a value in the wrong range or of the wrong type, from a recipe, a command-line flag or a
+generator option, stops before anything runs with ONE line naming where it came from (``file: key.path:
+message``, ``argument --flag: message`` or ``--option key: message``) and exit status 2. The same rule
+(:mod:`savi_plugin.config.values`) holds for all three routes.
+
+Every case runs through the real entry point, in process: ``savi_plugin.cli.main(argv)``.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from savi_plugin.cli import main
+
+# --------------------------------------------------------------------------------------------- recipes
+# (YAML text added under `extends: tiny_demo`, key path named in the error, message fragment)
+RECIPE_CASES = [
+    ("train:\n  per_device_train_batch_size: 0", "train.per_device_train_batch_size", "must be >= 1, got 0"),
+    ("train:\n  gradient_accumulation_steps: 0", "train.gradient_accumulation_steps", "must be >= 1, got 0"),
+    ("train:\n  learning_rate: -1.0e-5", "train.learning_rate", "must be >= 0"),
+    ("train:\n  beta: 0", "train.beta", "must be > 0"),
+    ("train:\n  beta: -0.1", "train.beta", "must be > 0"),
+    ("train:\n  alpha: -0.01", "train.alpha", "must be >= 0"),
+    ("lora:\n  r: 0", "lora.r", "must be >= 1, got 0"),
+    ("lora:\n  alpha: 0", "lora.alpha", "must be > 0"),
+    ("lora:\n  dropout: 1.0", "lora.dropout", "must be >= 0 and < 1"),
+    ("train:\n  loss_type: dpoo", "train.loss_type", "unknown loss 'dpoo'"),
+    ("train:\n  deepspeed: deepspeed/zero4.json", "train.deepspeed", "deepspeed config not found"),
+    ("train:\n  num_train_epochs: 0", "train.num_train_epochs", "must be > 0"),
+    ("train:\n  max_steps: 0", "train.max_steps", "must be -1 (off) or >= 1"),
+    ("train:\n  warmup_steps: -1", "train.warmup_steps", "must be >= 0"),
+    ("train:\n  lr_scheduler_type: cosinus", "train.lr_scheduler_type", "unknown value 'cosinus'"),
+    ("train:\n  loss_type: dpo\n  label_smoothing: 0.9", "train.label_smoothing", "must be >= 0 and < 0.5"),
+    ("train:\n  loss_options:\n    kl_scope: everything", "train.loss_options.kl_scope", "unknown kl_scope"),
+    ("train:\n  loss_options:\n    gamma: 1", "train.loss_options.gamma", "unknown option of loss 'rrpo'"),
+    ("train:\n  reference: teacher", "train.reference", "unknown reference mode 'teacher'"),
+    ("train:\n  seed: -1", "train.seed", "must be >= 0"),
+    ("train:\n  save_strategy: no", "train.save_strategy", "YAML reads unquoted no/yes/on/off"),
+    ("train:\n  per_device_train_batch_size: 2.5", "train.per_device_train_batch_size", "expected int, got float"),
+    ("model:\n  dtype: float8", "model.dtype", "unknown dtype 'float8'"),
+    ("model:\n  num_frames: 0", "model.num_frames", "must be >= 1, got 0"),
+    ("model:\n  backend: llava_next_video", "model.backend", "unknown backend 'llava_next_video'"),
+    ("data:\n  format: csv", "data.format", "unknown format 'csv'"),
+    ("generate:\n  generator: rrhf", "generate.generator", "unknown generator 'rrhf'"),
+    ("generate:\n  batch_size: 0", "generate.batch_size", "must be >= 1, got 0"),
+    ("generate:\n  limit: -1", "generate.limit", "must be >= 1, got -1"),
+    ("generate:\n  max_new_tokens: 8", "generate.max_new_tokens", "set generate.options.max_new_tokens"),
+    ("generate:\n  options:\n    max_new_tokens: 0", "generate.options.max_new_tokens", "must be >= 1, got 0"),
+    ("generate:\n  options:\n    temperature: -1", "generate.options.temperature", "must be > 0"),
+    ("generate:\n  options:\n    top_p: 0", "generate.options.top_p", "must be > 0 and <= 1"),
+    ("generate:\n  options:\n    perturbations: mask:2-3", "generate.options.perturbations", "fraction must satisfy"),
+    ("generate:\n  options:\n    answer_format: letters", "generate.options.answer_format", "answer_format must be"),
+    ("generate:\n  options:\n    num_perturbations: 0", "generate.options.num_perturbations", ">= 1"),
+    ("extends: llava_onevision_7b_videosavi\ngenerate:\n  options:\n    questions_per_video: 6",
+     "generate.options.questions_per_video", "unknown option"),
+    ("eval:\n  batch_size: 0", "eval.batch_size", "must be >= 1, got 0"),
+    ("eval:\n  limit: -1", "eval.limit", "must be > 0"),
+    ("eval:\n  tasks: savi_mvbench", "eval.tasks", "expected list, got str"),
+    ("align:\n  iterations: 0", "align.iterations", "must be >= 1, got 0"),
+    ("demo:\n  warmup_lr: 0", "demo.warmup_lr", "must be > 0"),
+]
+
+
+def _one_error_line(capsys) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err  # one line, no traceback
+    return err[0]
+
+
+@pytest.mark.parametrize("command", ["train", "align"])
+@pytest.mark.parametrize("yaml_text, key_path, fragment", RECIPE_CASES, ids=[c[1] for c in RECIPE_CASES])
+def test_recipe_value(yaml_text, key_path, fragment, command, tmp_path, capsys, monkeypatch):
+    recipe = tmp_path / "bad.yaml"
+    base = "" if yaml_text.startswith("extends:") else "extends: tiny_demo\n"
+    recipe.write_text(f"{base}{yaml_text}\n", encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    code = main([command, str(recipe), "--dry-run"] + (["--out", "run"] if command == "align" else []))
+    line = _one_error_line(capsys)
+    assert code == 2
+    assert line.startswith(f"error: {recipe}: {key_path}: "), line
+    assert fragment in line, line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.yaml"]  # nothing written
+
+
+def test_override_value_names_the_key_path(capsys):
+    assert main(["recipes", "show", "tiny_demo", "train.gradient_accumulation_steps=0"]) == 2
+    assert "tiny_demo.yaml: train.gradient_accumulation_steps: must be >= 1, got 0" in _one_error_line(capsys)
+
+
+def test_quoted_no_and_yaml11_float_are_accepted(capsys):
+    # save_strategy 'no' quoted is the string; 1e-5 (YAML 1.1 reads it as a string) is the number it spells
+    assert main(["recipes", "show", "tiny_demo", "train.save_strategy='no'", "train.learning_rate=1e-5"]) == 0
+    out = capsys.readouterr().out
+    assert "save_strategy: 'no'" in out and "learning_rate: 1.0e-05" in out
+
+
+# --------------------------------------------------------------------------------------------- flags
+GENERATE = ["generate", "--generator", "rrpo", "--model", "m", "--input", "qa.jsonl", "--output", "pairs.jsonl"]
+FLAG_CASES = [
+    (GENERATE + ["--num-frames", "0"], "argument --num-frames: must be >= 1, got 0"),
+    (GENERATE + ["--num-frames", "-4"], "argument --num-frames: must be >= 1, got -4"),
+    (GENERATE + ["--num-frames", "many"], "argument --num-frames: expected an integer, got 'many'"),
+    (GENERATE + ["--limit", "-1"], "argument --limit: must be >= 1, got -1"),
+    (GENERATE + ["--limit", "0"], "argument --limit: must be >= 1, got 0"),
+    (GENERATE + ["--batch-size", "0"], "argument --batch-size: must be >= 1, got 0"),
+    (GENERATE + ["--seed", "-1"], "argument --seed: must be >= 0, got -1"),
+    (GENERATE + ["--dtype", "float8"], "argument --dtype: unknown dtype 'float8'"),
+    (GENERATE + ["--backend", "llava_next_video"], "argument --backend: unknown backend 'llava_next_video'"),
+    (["generate", "--generator", "rrhf"], "argument --generator: unknown generator 'rrhf'"),
+    (["align", "tiny_demo", "--iterations", "0", "--dry-run"], "argument --iterations: must be >= 1, got 0"),
+]
+
+
+@pytest.mark.parametrize("argv, message", FLAG_CASES, ids=[" ".join(c[0][-2:]) for c in FLAG_CASES])
+def test_flag_value(argv, message, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    assert exit_.value.code == 2
+    assert message in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
+# --------------------------------------------------------------------------------------------- generator options
+OPTION_CASES = [
+    (["--option", "max_new_tokens=0"], "--option max_new_tokens: must be >= 1, got 0"),
+    (["--option", "temperature=-1"], "--option temperature: must be > 0"),
+    (["--option", "top_p=1.5"], "--option top_p: must be > 0 and <= 1"),
+    (["--option", "num_perturbations=0"], "--option num_perturbations: num_perturbations must be >= 1"),
+    (["--option", "answer_format=letters"], "--option answer_format: answer_format must be one of"),
+    (["--option", "max_new_tokens=many"], "--option max_new_tokens: expected int, got str"),
+    (["--option", "answer_fromat=option"], "--option answer_fromat: unknown option"),
+    (["--perturb", "mask:2-3"], "--perturb: perturbation 'mask': fraction must satisfy 0 <= low <= high <= 1"),
+    (["--perturb", "blur:0"], "--perturb: perturbation 'blur': blur factor must be >= 1"),
+    (["--perturb", "wobble"], "--perturb: unknown perturbation 'wobble'"),
+]
+
+
+@pytest.mark.parametrize("extra, message", OPTION_CASES, ids=[" ".join(c[0]) for c in OPTION_CASES])
+def test_generator_option_value(extra, message, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(GENERATE + extra) == 2
+    line = _one_error_line(capsys)
+    assert line.startswith(f"error: {message}"), line
+    assert list(tmp_path.iterdir()) == []  # refused before any output, lock or progress file exists
+
+
+def test_videosavi_option_name_from_options_file(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "opts.yaml").write_text("questions_per_video: 6\n")
+    argv = ["generate", "--generator", "videosavi", "--model", "m", "--input", "videos", "--output", "p.jsonl",
+            "--options", "opts.yaml"]
+    assert main(argv) == 2
+    assert _one_error_line(capsys).startswith("error: opts.yaml: questions_per_video: unknown option (known: ")
+
+
+def test_the_same_rule_holds_on_every_route(tmp_path, capsys, monkeypatch):
+    """max_new_tokens 0 and num_frames 0: the same message from a recipe, an override and a flag."""
+    monkeypatch.chdir(tmp_path)
+    assert main(["recipes", "show", "tiny_demo", "generate.options={max_new_tokens: 0}"]) == 2
+    from_recipe = _one_error_line(capsys).split("generate.options.max_new_tokens: ", 1)[1]
+    assert main(GENERATE + ["--option", "max_new_tokens=0"]) == 2
+    from_flag = _one_error_line(capsys).split("--option max_new_tokens: ", 1)[1]
+    assert from_recipe == from_flag == "must be >= 1, got 0"
+    assert main(["recipes", "show", "tiny_demo", "model.num_frames=0"]) == 2
+    from_recipe = _one_error_line(capsys).split("model.num_frames: ", 1)[1]
+    with pytest.raises(SystemExit):
+        main(GENERATE + ["--num-frames", "0"])
+    assert from_recipe in capsys.readouterr().err
+
+
+def test_backend_that_does_not_fit_the_checkpoint_fails_before_the_run(tiny_llava_onevision, synthetic_samples,
+                                                                       tmp_path, capsys):
+    manifest = tmp_path / "qa.jsonl"
+    manifest.write_text("".join(json.dumps({"id": f"v{i}", "video": str(s.video), "question": s.question,
+                                            "answer": s.answer}) + "\n" for i, s in enumerate(synthetic_samples)))
+    out = tmp_path / "pairs.jsonl"
+    argv = ["generate", "--generator", "rrpo", "--model", str(tiny_llava_onevision), "--input", str(manifest),
+            "--output", str(out), "--backend", "qwen2_vl", "--no-progress"]
+    assert main(argv) == 2
+    line = _one_error_line(capsys)
+    assert "--backend: backend 'qwen2_vl' does not serve model_type 'llava_onevision'" in line
+    assert "use llava_onevision" in line
+    assert not out.exists() and len(list(tmp_path.iterdir())) == 1

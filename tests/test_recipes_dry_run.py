@@ -1,0 +1,86 @@
+"""Every shipped recipe runs: `savi align R --dry-run` and `savi train R --dry-run` build every step's real
+configuration (generator and options, PreferenceConfig with DeepSpeed, LoraConfig, the lmms-eval command line)
+from an empty working folder with relative paths, load no weights and write nothing. `savi recipes show` prints
+the resolved values. A user's recipe resolves its relative paths against its own folder."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from savi_plugin.cli import main
+from savi_plugin.recipe import list_recipes, load_recipe, shipped_recipes_dir
+
+
+@pytest.mark.parametrize("name", list_recipes())
+def test_align_dry_run_of_every_shipped_recipe(name, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["align", name, "--dry-run", "--out", f"runs/{name}"]) == 0
+    out = capsys.readouterr().out
+    recipe = load_recipe(name)
+    assert f"run folder: runs/{name} ({recipe.align.iterations} iteration(s))" in out
+    assert f"generate: {recipe.generate.generator} over " in out
+    assert f"train: PreferenceConfig loss {recipe.train['loss_type']}" in out
+    assert f"output runs/{name}/iter_0/train" in out
+    assert f"lora: r {recipe.lora.r}, alpha {recipe.lora.alpha}" in out
+    if recipe.train.get("deepspeed"):
+        assert "recipes/deepspeed/zero" in out  # the shipped DeepSpeed file was found and loaded
+    assert "eval: -m lmms_eval --model savi_video" in out and f"num_frames={recipe.eval.num_frames or recipe.model.num_frames}" in out
+    assert out.rstrip().endswith("dry run: every step's configuration builds; nothing loaded")
+    assert list(tmp_path.iterdir()) == []  # nothing written, not even the run folder
+
+
+@pytest.mark.parametrize("name", [n for n in list_recipes() if load_recipe(n).train.get("output_dir")])
+def test_train_dry_run_of_every_recipe_with_an_output_dir(name, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", name, "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert f"output {load_recipe(name).train['output_dir']}" in out
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_videosavi_recipes_use_the_generators_option_names(capsys):
+    """The shipped VideoSAVi recipes named `questions_per_video`; the option is `num_questions`."""
+    for name in ("llava_onevision_7b_videosavi", "llava_onevision_0.5b_videosavi"):
+        assert main(["recipes", "show", name]) == 0
+        shown = yaml.safe_load(capsys.readouterr().out)
+        assert shown["generate"]["options"]["num_questions"] == 6
+        assert shown["generate"]["options"]["max_new_tokens"] == 256
+
+
+def test_show_prints_resolved_defaults(capsys):
+    assert main(["recipes", "show", "tiny_demo", "eval.num_frames=null"]) == 0
+    shown = yaml.safe_load(capsys.readouterr().out)
+    # defaults filled in from the sections, the generator's options and PreferenceConfig
+    assert shown["generate"]["options"]["tag_max_new_tokens"] > 0  # rrpo's own default, not the recipe's
+    assert shown["generate"]["options"]["max_new_tokens"] == 8  # the recipe's, not a forced 128
+    assert shown["lora"]["target_modules"] == "all-linear-lm"
+    assert shown["eval"]["num_frames"] == shown["train"]["num_frames"] == shown["model"]["num_frames"] == 4
+    assert shown["train"]["reference"] == "adapter" and shown["train"]["packing"] is True
+    assert shown["align"]["iterations"] == 2 and shown["data"]["data_root"] is None
+
+
+def test_user_recipe_paths_are_relative_to_its_folder(tmp_path, monkeypatch, capsys):
+    folder = tmp_path / "project"
+    (folder / "ckpt").mkdir(parents=True)
+    (folder / "ds.json").write_text((shipped_recipes_dir() / "deepspeed" / "zero2.json").read_text())
+    (folder / "my.yaml").write_text(
+        "extends: llava_video_7b_rrpo_16f\n"
+        "model:\n  path: ./ckpt\n  backend: null\n"
+        "data:\n  qa: data/qa.jsonl\n  pairs: pairs.jsonl\n"
+        "train:\n  deepspeed: ds.json\n  output_dir: out/run\n")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    recipe = load_recipe("../project/my.yaml")
+    assert recipe.model.path == str(folder / "ckpt")
+    assert recipe.data.qa == str(folder / "data" / "qa.jsonl") and recipe.data.pairs == str(folder / "pairs.jsonl")
+    assert recipe.train["deepspeed"] == str(folder / "ds.json")
+    assert recipe.train["output_dir"] == str(folder / "out" / "run")
+    # the shipped parent's relative paths stay relative to the working folder; a hub id stays a hub id
+    assert load_recipe("qwen2_vl_7b_rrpo").model.path == "Qwen/Qwen2-VL-7B-Instruct"
+    assert load_recipe("llava_video_7b_rrpo_16f").data.qa == "data/video_qa_train.jsonl"
+    # an override is a command-line path: relative to the working folder
+    assert load_recipe("../project/my.yaml", ["data.pairs=p.jsonl"]).data.pairs == "p.jsonl"
+    assert main(["train", "../project/my.yaml", "--dry-run"]) == 0
+    assert f"output {folder / 'out' / 'run'}" in capsys.readouterr().out
