@@ -14,7 +14,7 @@ import sys
 from savi_plugin import __version__
 
 #: Sub-command modules, in the order ``savi --help`` shows them.
-COMMANDS = ("demo", "recipes", "generate", "train", "eval", "align", "data", "convert", "bench", "plugins")
+COMMANDS = ("demo", "recipes", "generate", "train", "eval", "align", "data", "convert", "bench", "plugins", "doctor")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -87,7 +87,7 @@ def user_error_message(exc: BaseException) -> str | None:
     """
     import errno
 
-    from savi_plugin.data.outputs import OutputLockedError
+    from savi_plugin.errors import RunError
     from savi_plugin.registry import PluginNotFoundError
 
     if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
@@ -98,7 +98,7 @@ def user_error_message(exc: BaseException) -> str | None:
     if isinstance(exc, OSError) and exc.filename:
         return f"{exc.filename}: {exc.strerror or exc}"
     video_error = _video_decode_error()
-    if isinstance(exc, (ValueError, PluginNotFoundError, OutputLockedError, FloatingPointError)) or (
+    if isinstance(exc, (ValueError, PluginNotFoundError, RunError, FloatingPointError)) or (
             video_error is not None and isinstance(exc, video_error)):
         lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
         return "; ".join(lines) or type(exc).__name__

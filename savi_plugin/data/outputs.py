@@ -23,12 +23,14 @@ import sys
 import time
 from pathlib import Path
 
+from savi_plugin.errors import RunError
+
 log = logging.getLogger(__name__)
 
 LOCK_NAME = ".savi.lock"
 
 
-class OutputLockedError(RuntimeError):
+class OutputLockedError(RunError):
     """Another live process holds the output's lock; the message names it."""
 
 

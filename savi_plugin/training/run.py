@@ -37,6 +37,7 @@ import torch
 
 from savi_plugin.data.fingerprint import check_same_config
 from savi_plugin.data.outputs import OutputLock, check_distinct
+from savi_plugin.errors import RunError
 
 log = logging.getLogger(__name__)
 
@@ -44,12 +45,12 @@ DEFAULT_LORA = {"r": 8, "alpha": 16, "dropout": 0.05, "target_modules": None}
 CONFIG_FILE = "savi_train_config.json"
 REPORT_FILE = "train_report.json"
 #: training options that a resumed run may change: how long it runs, and how it logs and saves
-RESUMABLE_CHANGES = tuple(f"training.{k}" for k in (
+RESUMABLE_CHANGES = ("data",) + tuple(f"training.{k}" for k in (
     "max_steps", "num_train_epochs", "logging_steps", "save_steps", "save_total_limit", "disable_tqdm", "report_to",
     "logging_dir", "run_name", "dataloader_num_workers", "use_cpu", "eval_steps", "max_nonfinite_fraction"))
 
 
-class TrainingFailedError(RuntimeError):
+class TrainingFailedError(RunError):
     """The run finished but its result is not usable (e.g. most optimizer steps were skipped as non-finite)."""
 
 
@@ -146,7 +147,8 @@ def run_configuration(model, data, backend, lora, options, eval_data) -> dict[st
     def where(path):
         return None if path is None else (os.path.realpath(path) if Path(path).exists() else str(path))
 
-    return {"model": where(model), "data": where(data), "data_sha256": file_digest(data) if Path(data).is_file() else None,
+    return {"model": where(model), "data": where(data),  # compared by content: a run folder may move with its data
+            "data_sha256": file_digest(data) if Path(data).is_file() else None,
             "eval_data": where(eval_data), "backend": backend, "lora": {**DEFAULT_LORA, **(lora or {})},
             "training": {k: v for k, v in options.items() if k not in ("output_dir",)}}
 
