@@ -33,13 +33,12 @@ from savi_plugin.config.values import (
     rules,
 )
 from savi_plugin.data.readers import FORMATS
+from savi_plugin.video.decode import DEFAULT_NUM_FRAMES
 
 #: the precisions a backend loads (``VideoLM.from_pretrained``'s ``dtype``)
 DTYPES = ("float32", "bfloat16", "float16")
 #: ``lora.target_modules`` value meaning "every linear layer of the language model" (RRPO's LoRA placement)
 ALL_LM_LINEAR = "all-linear-lm"
-#: frames decoded per video when a recipe or command does not say (VideoSAVi and lmms-eval's default)
-DEFAULT_NUM_FRAMES = 32
 
 
 def _registered(group: str):

@@ -40,6 +40,7 @@ from tqdm import tqdm
 from savi_plugin.eval.bad_videos import mark_bad
 from savi_plugin.models.backends.base import PromptTooLongError
 from savi_plugin.video import VideoDecodeError, read_frames, uniform_indices
+from savi_plugin.video.decode import DEFAULT_NUM_FRAMES
 
 #: Keyword arguments lmms-eval itself passes to every model (besides ``--model_args``).
 _LMMS_EVAL_KWARGS = ("batch_size", "max_batch_size", "device")
@@ -153,7 +154,7 @@ class SaviVideo(lmms):
     is_simple = True
 
     def __init__(self, pretrained: str, adapter: str | None = None, backend: str | None = None,
-                 dtype: str | None = None, device: str | None = None, num_frames: int = 32,
+                 dtype: str | None = None, device: str | None = None, num_frames: int = DEFAULT_NUM_FRAMES,
                  fps: float | None = None, max_frames: int | None = None, video_backend: str | None = None,
                  batch_size: int | str = 1, max_new_tokens: int = 16, trust_remote_code: bool = False,
                  attn_implementation: str | None = None, **kwargs: Any) -> None:

@@ -18,6 +18,10 @@ log = logging.getLogger(__name__)
 
 BACKENDS = ("decord", "pyav")
 
+#: Frames sampled per video where nothing else says (VideoSAVi's 32; lmms-eval's video models' default). The one
+#: definition: the recipe's ``model.num_frames``, the backends, the generators' runner and the eval model use it.
+DEFAULT_NUM_FRAMES = 32
+
 #: Largest frame :func:`read_frames` decodes, in pixels (width x height). 4096 x 4096 covers 4K UHD and DCI 4K
 #: sources; no video LM consumes more than a few hundred pixels per side. Larger frames are refused from the
 #: stream's declared size, before anything is decoded: a 2 MB file can declare 16000 x 16000 frames, 768 MB
@@ -245,7 +249,7 @@ def probe_video(path: str | Path, *, max_pixels: int | None = None) -> tuple[int
     return width, height, frames
 
 
-def read_frames(path: str | Path, num_frames: int = 32, *, fps: float | None = None,
+def read_frames(path: str | Path, num_frames: int = DEFAULT_NUM_FRAMES, *, fps: float | None = None,
                 max_frames: int | None = None, backend: str | None = None,
                 max_pixels: int | None = None) -> DecodedVideo:
     """Decode frames from ``path``.

@@ -18,6 +18,7 @@ import torch
 
 from savi_plugin.models.backends.tokens import (IGNORE_INDEX, aligned_keys, append_rows, pad_stack, prompt_rows,
                                                  tokenize_response)
+from savi_plugin.video.decode import DEFAULT_NUM_FRAMES
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +65,7 @@ class VideoLM:
     prefix_store = None
     model_types: ClassVar[tuple[str, ...]] = ()
 
-    def __init__(self, model, processor, *, num_frames: int = 32, name_or_path: str = ""):
+    def __init__(self, model, processor, *, num_frames: int = DEFAULT_NUM_FRAMES, name_or_path: str = ""):
         self.model = model
         self.processor = processor
         self.tokenizer = processor.tokenizer
@@ -74,7 +75,7 @@ class VideoLM:
     # ----------------------------------------------------------------- loading
     @classmethod
     def from_pretrained(cls, path: str | Path, *, adapter: str | Path | None = None, dtype: str = "float32",
-                        device: str = "cpu", num_frames: int = 32, trust_remote_code: bool = False,
+                        device: str = "cpu", num_frames: int = DEFAULT_NUM_FRAMES, trust_remote_code: bool = False,
                         attn_implementation: str | None = None, is_trainable: bool = False) -> "VideoLM":
         """Load a checkpoint (and optionally a peft LoRA adapter) from a local path or hub id.
 
