@@ -48,6 +48,7 @@ from savi_plugin.data.record import DataError, check_encodable
 from savi_plugin.data.writer import JsonlAppender, PreferenceWriter, iter_complete_objects, repair_truncated_tail
 from savi_plugin.generators.base import FAILED, PAIR, SKIPPED, BatchContext, Generator, Outcome, WorkItem
 from savi_plugin.generators.inputs import InputItem, load_inputs
+from savi_plugin.video.decode import DEFAULT_NUM_FRAMES
 
 log = logging.getLogger(__name__)
 
@@ -247,7 +248,8 @@ def run_generation(*, generator: str | type | Generator, model: Any, inputs: str
         inputs: a folder of videos, a JSONL manifest, or a list of :class:`InputItem`.
         output: the preference JSONL. With sharding, each shard writes :func:`shard_output_path`.
         backend: backend name when it cannot be detected from the model's ``config.json``.
-        num_frames: frames decoded per video (default: the loaded backend's ``num_frames``, else 32).
+        num_frames: frames decoded per video (default: the loaded backend's ``num_frames``, else
+            :data:`~savi_plugin.video.decode.DEFAULT_NUM_FRAMES`).
         batch_size: items per batch and sequences per ``generate`` call.
         seed: the run's seed; the output is a function of (inputs, model, options, seed, batch_size).
         shard: ``(i, n)`` or ``"i/n"``; None uses torchrun's ``RANK``/``WORLD_SIZE`` when ``WORLD_SIZE > 1``.
@@ -285,11 +287,11 @@ def run_generation(*, generator: str | type | Generator, model: Any, inputs: str
         from savi_plugin.models import detect_backend
 
         backend_name = backend or detect_backend(model)
-        frames = int(num_frames or 32)
+        frames = int(num_frames or DEFAULT_NUM_FRAMES)
         model_name = str(Path(model).resolve()) if Path(model).exists() else str(model)
     else:
         backend_name = getattr(model, "family", backend)
-        frames = int(num_frames or getattr(model, "num_frames", 32) or 32)
+        frames = int(num_frames or getattr(model, "num_frames", None) or DEFAULT_NUM_FRAMES)
         model_name = str(getattr(model, "name_or_path", type(model).__name__))
     config = {
         "generator": gen.name,
