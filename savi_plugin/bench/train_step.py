@@ -82,8 +82,7 @@ def _segments(model, video, question: str, pair: dict, frames: int) -> list[int]
 
     video_lm = LlavaOnevisionVideoLM(None, AutoProcessor.from_pretrained(str(model)), num_frames=frames)
     prefix = video_lm.encode([read_frames(video, frames).frames], [question])["input_ids"].shape[1]
-    return [prefix] + [len(video_lm.tokenizer(pair[k] + video_lm.end_of_turn, add_special_tokens=False)["input_ids"])
-                       for k in ("chosen", "rejected")]
+    return [prefix] + [len(video_lm.response_tokens(pair[k])[0]) for k in ("chosen", "rejected")]
 
 
 # ----------------------------------------------------------------------------------------------- workers

@@ -122,7 +122,7 @@ class TRLVideoCollator:
         rows, completion = [], []
         for key in ("chosen", "rejected"):
             for prompt, ex in zip(prompt_rows, examples):
-                response = tokenizer(ex[key] + video_lm.end_of_turn, add_special_tokens=False)["input_ids"]
+                response = video_lm.response_tokens(ex[key])[0]
                 rows.append(prompt + response)
                 completion.append([0] * len(prompt) + [1] * len(response))
         pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
