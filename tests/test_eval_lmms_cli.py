@@ -11,6 +11,7 @@ import pytest
 
 from savi_plugin.eval.answers import extract_choice
 from savi_plugin.eval.fixtures import build_fixture, offline_env
+from savi_plugin.eval.results import overall_counts
 from savi_plugin.models.tiny import build_tiny_model
 
 LIMIT = 2
@@ -65,6 +66,10 @@ def test_missing_video_is_a_counted_failure(run):
     assert results["results"]["savi_perceptiontest"]["bad_video,none"] == 1
     assert results["results"]["savi_egoschema"]["bad_video,none"] == 0
     assert {"unparsed,none", "missing_video,none", "bad_video,none"} <= set(results["groups"]["savi_mvbench"])
+    overall = overall_counts(results)  # the run's totals: groups count once
+    assert (overall["missing_video"], overall["bad_video"]) == (1, 1)
+    assert overall["unparsed"] == sum(results["results"][t]["unparsed,none"]
+                                      for t in ("savi_mvbench", "savi_egoschema", "savi_perceptiontest"))
     assert f"{gone}.mp4" in log and "scored wrong" in log  # the message names the file
     samples = _jsonl(glob.glob(str(out / "**" / "*_samples_savi_egoschema.jsonl"), recursive=True)[0])
     by_doc = {s["doc_id"]: s for s in samples}
