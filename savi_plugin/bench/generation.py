@@ -240,9 +240,9 @@ def print_report(report: dict) -> None:
         print(f"  {name:>9}  {r['pairs_per_s']:8.3f}  {r['vision_encodings_per_video']:17.1f}  "
               f"{r['prefix_prefills_per_video']:14.1f}  {s['prefill']:7.0%}  {s['decode']:6.0%}  {s['vision']:6.0%}  "
               f"{s['other']:5.0%}")
-    print(f"  pairs/s with reuse / without: {report['ratio']:.2f}x (fastest of {len(report['runs_pairs_per_s']['reuse'])}"
-          f" alternating runs each; all runs: {report['runs_pairs_per_s']})   greedy outputs equal: "
-          f"{report['outputs_equal']}")
+    runs = report["runs_pairs_per_s"]
+    print(f"  pairs/s with reuse / without: {report['ratio']:.2f}x (fastest of {len(runs['reuse'])} alternating runs "
+          f"each; all runs: {runs})   greedy outputs equal: {report['outputs_equal']}")
     model = report["cost_model_7b"]
     w, wo = model["with_reuse_s"], model["without_reuse_s"]
     print(f"  cost model, LLaVA-OneVision-7B, 32 frames, one H200 (bf16; see CostModel): per video "
