@@ -228,3 +228,17 @@ def test_cli_flags_name_the_judge_and_tagger_models(tiny_llava_onevision, synthe
     records = [json.loads(line) for line in out.read_text().splitlines()]
     assert records and all(r["meta"]["judge"]["method"] == "model" for r in records)
     assert np.isfinite(report["counts"]["pairs"])
+
+
+def test_pairs_per_question_keeps_the_first_error(synthetic_samples, tmp_path):
+    """Several perturbation draws per question, one pair kept (the release has one ``pred`` per sample)."""
+    q, truth, wrong, _ = DATA_PNG[1]
+    lm = AnswersLM({q: wrong})
+    qa = qa_file(tmp_path, synthetic_samples, [(q, truth)])
+    r = run_generation(generator="rrpo", model=lm, inputs=qa, output=tmp_path / "a.jsonl", num_frames=4,
+                       progress=False, options={"num_perturbations": 3})
+    assert r["counts"]["by_reason"] == {"written": 1, "pair_limit": 2}
+    assert [json.loads(line)["id"] for line in (tmp_path / "a.jsonl").read_text().splitlines()] == ["q0-rrpo-0"]
+    r = run_generation(generator="rrpo", model=lm, inputs=qa, output=tmp_path / "b.jsonl", num_frames=4,
+                       progress=False, options={"num_perturbations": 3, "pairs_per_question": None})
+    assert r["counts"]["pairs"] == 3
