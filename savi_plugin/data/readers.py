@@ -72,7 +72,8 @@ def rrpo_to_record(obj: Any, file: str, line: int) -> PreferenceRecord:
     video_key = "media_path" if "media_path" in obj else "video"
     question = _require_str(obj, "question", file, line)
     prefix = next((p for p in _PLACEHOLDERS if question.startswith(p)), "")
-    extra = {k: v for k, v in obj.items() if k not in {"question", "answer", "pred", "answer_masked", "pred_masked", "media_path", "video", "sample_id"}}
+    known = {"question", "answer", "pred", "answer_masked", "pred_masked", "media_path", "video", "sample_id"}
+    extra = {k: v for k, v in obj.items() if k not in known}
     record = {
         "id": str(obj["sample_id"]),
         "video": _require_str(obj, video_key, file, line),

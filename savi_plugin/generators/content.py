@@ -42,7 +42,8 @@ NEGATIONS = frozenset({"not", "no", "never", "none", "nobody", "nothing", "neith
 
 _IRREGULAR = {"men": "man", "women": "woman", "children": "child", "people": "person", "persons": "person",
               "geese": "goose", "mice": "mouse", "feet": "foot", "teeth": "tooth", "rode": "ride",
-              "ran": "run", "sat": "sit", "ate": "eat", "went": "go", "gone": "go", "goes": "go", "does": "do", "took": "take",
+              "ran": "run", "sat": "sit", "ate": "eat", "went": "go", "gone": "go", "goes": "go", "does": "do",
+              "took": "take",
               "taken": "take", "held": "hold", "threw": "throw", "thrown": "throw", "wore": "wear",
               "worn": "wear", "fell": "fall", "fallen": "fall", "swam": "swim", "drove": "drive",
               "driven": "drive", "caught": "catch", "stood": "stand"}

@@ -221,7 +221,7 @@ class RRPOGenerator(Generator):
                        detail, **kw)
 
     def _make_pair(self, attempt: _Attempt) -> tuple[str, str] | None:
-        """Judge the answer and fill ``chosen``/``rejected``; return ``(reason, detail)`` to skip it."""
+        """Fill ``chosen``/``rejected`` from the judged answer; return ``(reason, detail)`` to skip it."""
         cfg, item = self.config, attempt.work.item
         if not attempt.answer:
             return "empty_answer", "the model returned an empty answer"
@@ -277,7 +277,8 @@ class RRPOGenerator(Generator):
         second, owners = [], []
         for a, conv, reply in zip(model_side, first, replies):
             if says_no_difference(reply):
-                a.tagged, a.skip = None, ("no_key_difference", f"the tagger model found no key difference: {reply[:80]!r}")
+                a.tagged = None
+                a.skip = ("no_key_difference", f"the tagger model found no key difference: {reply[:80]!r}")
                 continue
             for label, sentence in (("Sentence 1", a.chosen), ("Sentence 2", a.rejected)):
                 turn = render(self.prompts, "tag_rewrite", label=label, sentence=sentence)
