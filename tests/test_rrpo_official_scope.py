@@ -1,0 +1,142 @@
+"""RRPO ``kl_scope: official`` equals the official loss on a Qwen2-template batch, and a reference-free loss trains.
+
+The official value is computed here by an independent re-implementation written from the structure of
+pritamqu/RRPO: ``train_llavavideo.py:preprocess_qwen`` labels (the assistant turn, and every ``\\n``,
+``<|im_start|>``, ``<|im_end|>`` token of the conversation) and ``llava/losses.py:RRPO`` (full logits at every
+position, log-softmax policy, softmax-then-log reference, KL summed over the labelled positions of the chosen
+sequence, phrase margins accumulated per sign).
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+BETA, ALPHA = 0.3, 0.2
+
+RECORDS = [
+    ("The <MASK>red</MASK> square moves <MASK>left</MASK>.", "The <MASK>blue</MASK> square moves <MASK>up</MASK>."),
+    ("It is a <MASK>circle</MASK>.", "It is a <MASK>triangle</MASK> and it is big."),
+    ("There are <MASK>three</MASK> shapes.", "There are <MASK>five</MASK> shapes, <MASK>maybe six</MASK>."),
+]
+
+
+@pytest.fixture(scope="module")
+def setup(tiny_llava_onevision, synthetic_samples, tmp_path_factory):
+    from peft import LoraConfig, get_peft_model
+
+    from savi_plugin.models import load_backend
+    from savi_plugin.training.dataset import PreferenceDataset
+
+    path = tmp_path_factory.mktemp("official") / "pairs.jsonl"
+    with open(path, "w", encoding="utf-8") as fh:
+        for i, (chosen, rejected) in enumerate(RECORDS):
+            plain = [t.replace("<MASK>", "").replace("</MASK>", "") for t in (chosen, rejected)]
+            fh.write(json.dumps({"id": f"p{i}", "video": synthetic_samples[i].video,
+                                 "question": synthetic_samples[i].question, "chosen": plain[0], "rejected": plain[1],
+                                 "chosen_tagged": chosen, "rejected_tagged": rejected}) + "\n")
+    backend = load_backend(tiny_llava_onevision, num_frames=4)
+    torch.manual_seed(0)
+    backend.model = get_peft_model(backend.model, LoraConfig(
+        r=4, lora_alpha=8, init_lora_weights=False, target_modules=backend.lora_target_modules())).eval()
+    dataset = PreferenceDataset(path, backend.tokenizer, backend.end_of_turn, require_tags=True)
+    return backend, [dataset[i] for i in range(len(dataset))]
+
+
+def official_side(backend, item, side: str, frames):
+    """One sequence the official way: the whole conversation through the chat template and the processor,
+    ``preprocess_qwen``'s labels and signs. Returns (policy logits, reference logits, labels, signs)."""
+    tokenizer = backend.tokenizer
+    response = getattr(item.record, side)
+    text = backend.processor.apply_chat_template(backend.messages(item.record.question, response), tokenize=False)
+    inputs = backend.processor(text=[text], videos=[frames], return_tensors="pt")
+    ids = inputs["input_ids"][0]
+    im_start, im_end = tokenizer.convert_tokens_to_ids("<|im_start|>"), tokenizer.convert_tokens_to_ids("<|im_end|>")
+    newline = tokenizer("\n", add_special_tokens=False)["input_ids"]
+    assert len(newline) == 1
+    unmask = {newline[0], im_start, im_end}
+    labels = torch.full_like(ids, -100)
+    assistant = max(j for j in range(len(ids)) if ids[j] == im_start)  # the last turn is the assistant's
+    labels[assistant:] = ids[assistant:]
+    for j in range(len(ids)):
+        if int(ids[j]) in unmask:
+            labels[j] = ids[j]
+    # signs: the phrase id of each response token, where the response sits in the conversation
+    response_ids = getattr(item, f"{side}_ids")
+    n = len(response_ids)
+    start = next(j for j in range(assistant, len(ids)) if ids[j:j + n].tolist() == response_ids)
+    signs = torch.zeros_like(ids)
+    signs[start:start + n] = torch.tensor(getattr(item, f"{side}_phrase_ids"))
+    with torch.no_grad():
+        policy = backend.model(**inputs).logits[0]
+        with backend.model.disable_adapter():
+            reference = backend.model(**inputs).logits[0]
+    return policy, reference, labels, signs
+
+
+def official_loss(sides):
+    """``RRPO.get_batch_logps`` + ``RRPO.loss`` for one pair: sides = {chosen: (...), rejected: (...)}."""
+    margins, kls = {}, {}
+    for side, (logits, reference_logits, labels, signs) in sides.items():
+        labels, signs = labels[1:].clone(), signs[1:].clone()
+        logits, reference_logits = logits[:-1], reference_logits[:-1]
+        loss_mask = labels != -100
+        labels[labels == -100] = 0
+        vocab_logps = logits.log_softmax(-1)
+        reference_ps = reference_logits.softmax(-1)
+        reference_logps = reference_ps.log()
+        per_position_kl = (reference_ps * (reference_logps - vocab_logps)).sum(-1)
+        margin = vocab_logps.gather(-1, labels[:, None])[:, 0] - reference_logps.gather(-1, labels[:, None])[:, 0]
+        margins[side] = torch.stack([(margin * (signs == k)).sum() for k in signs.unique() if k > 0]).sum()
+        kls[side] = (per_position_kl * loss_mask).sum()
+    logits = margins["chosen"] - margins["rejected"]
+    return -torch.nn.functional.logsigmoid(BETA * logits) + ALPHA * kls["chosen"]
+
+
+@pytest.mark.parametrize("packing", [True, False])
+def test_official_kl_scope_equals_the_official_loss(setup, packing):
+    from savi_plugin.training.collator import PreferenceCollator
+    from savi_plugin.training.objective import Objective
+    from savi_plugin.training.scoring import score_responses
+    from savi_plugin.video import read_frames
+
+    backend, items = setup
+    official = Objective("rrpo", {"beta": BETA, "alpha": ALPHA}, {"kl_scope": "official"})
+    collator = PreferenceCollator(backend, num_frames=4, packing=packing, template_positions=True)
+    batch = collator(items)
+    with torch.no_grad():
+        scores = score_responses(backend, batch, **official.scoring_options("adapter"))
+    _, ours, _ = official(scores, batch)
+    expected = []
+    for item in items:
+        frames = read_frames(item.video_path, 4).frames
+        expected.append(official_loss({side: official_side(backend, item, side, frames)
+                                       for side in ("chosen", "rejected")}))
+    torch.testing.assert_close(ours, torch.stack(expected), atol=1e-5, rtol=0)
+    # the default scope (response + end of turn) regularises less: the two differ by the template KL
+    _, response_scope, _ = Objective("rrpo", {"beta": BETA, "alpha": ALPHA})(scores, batch)
+    template = scores["chosen_template"]
+    torch.testing.assert_close(ours - response_scope, ALPHA * template.total(template.kl), atol=1e-6, rtol=0)
+    assert (template.total(template.kl) > 1e-4).all()
+
+
+def test_a_reference_free_loss_trains_without_any_reference(tiny_llava_onevision, setup, tmp_path):
+    """SimPO on a policy with no LoRA adapter: a reference pass (adapter disabled) would be an error."""
+    from savi_plugin.models import load_backend
+    from savi_plugin.training.config import PreferenceConfig
+    from savi_plugin.training.trainer import PreferenceTrainer
+
+    _, items = setup
+    backend = load_backend(tiny_llava_onevision, num_frames=4)
+    args = PreferenceConfig(output_dir=str(tmp_path / "out"), loss_type="simpo", num_frames=4, max_steps=2,
+                            per_device_train_batch_size=3, logging_steps=1, learning_rate=1e-3, use_cpu=True,
+                            save_strategy="no", disable_tqdm=True, report_to="none")
+    trainer = PreferenceTrainer(backend, args, train_dataset=items[0].file)
+    assert trainer.scoring_options["reference"] == "none"
+    trainer.train()
+    logged = [h for h in trainer.state.log_history if "rewards/chosen" in h]
+    assert len(logged) == 2 and all(torch.isfinite(torch.tensor(h["loss"])) for h in logged)
+    assert trainer.vision_calls == 2  # one vision pass per batch: no reference forward
+    assert logged[1]["rewards/margins"] != logged[0]["rewards/margins"]  # the policy moved
