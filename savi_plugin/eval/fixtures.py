@@ -15,6 +15,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from savi_plugin.data.choices import LETTERS
 from savi_plugin.eval.data import BENCHMARKS, MVBENCH_SUBTASKS, MVBENCH_VIDEO_FOLDERS
 
 #: The synthetic question type used for each MVBench subtask's fixture (cycled where no close match).
@@ -46,7 +47,7 @@ class Fixture:
     files: list[Path] = field(default_factory=list)
 
     def answer_letters(self, task: str) -> list[str]:
-        return ["ABCDE"[i] for i in self.answers[task]]
+        return [LETTERS[i] for i in self.answers[task]]
 
 
 def offline_env(data_root: str | Path, hf_home: str | Path, base: dict | None = None) -> dict[str, str]:

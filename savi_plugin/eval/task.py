@@ -29,7 +29,7 @@ from loguru import (
     logger as log,  # lmms-eval's logger, so our messages follow its --verbosity
 )
 
-from savi_plugin.data.choices import parse_choice
+from savi_plugin.data.choices import LETTERS, parse_choice
 from savi_plugin.eval import data
 from savi_plugin.eval.answers import format_mcq
 from savi_plugin.eval.bad_videos import is_bad
@@ -139,7 +139,7 @@ def perceptiontest_doc_to_text(doc: dict, lmms_eval_specific_kwargs: dict | None
 
 
 def _target_letter(spec: data.BenchmarkSpec, doc: dict) -> str:
-    return "ABCDEFGHIJ"[spec.target(doc)]
+    return LETTERS[spec.target(doc)]
 
 
 def mvbench_doc_to_target(doc: dict) -> str:

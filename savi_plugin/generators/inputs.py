@@ -21,13 +21,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from savi_plugin.data.choices import LETTERS
 from savi_plugin.data.paths import resolve_video_path
 from savi_plugin.data.readers import iter_json_objects
 from savi_plugin.data.record import DataError
 from savi_plugin.generators.text import normalize_answer
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg", ".flv", ".gif")
-LETTERS = "ABCDEFGHIJ"
 
 
 @dataclass(frozen=True)
