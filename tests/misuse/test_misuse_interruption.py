@@ -266,3 +266,90 @@ def test_a_non_finite_step_is_skipped_counted_and_never_reaches_the_weights(pois
     assert int(state["step"]) == 2  # Adam's state saw 2 of the 3 steps
     logged = [h["nonfinite_steps"] for h in trainer.state.log_history if "nonfinite_steps" in h]
     assert logged == [0, 1, 1]
+
+
+# ------------------------------------------------------------------------------------------------ Ctrl-C
+def _interrupt(proc, ready, timeout: float = 300.0) -> tuple[int, str]:
+    deadline = time.time() + timeout
+    while not ready() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    assert proc.poll() is None, f"the run ended before it could be interrupted: {proc.communicate()[1][-2000:]}"
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    return proc.returncode, err
+
+
+def test_ctrl_c_in_generate_is_one_line_saying_how_to_resume(tiny_llava_onevision, synthetic_samples, tmp_path):
+    from misuse_kit import assert_one_line_error, savi_process
+
+    manifest = Path(synthetic_samples[0].video).parent / "samples.jsonl"
+    out = tmp_path / "pairs.jsonl"
+    argv = ["generate", "--generator", "rrpo", "--model", tiny_llava_onevision, "--input", manifest, "--output",
+            out, "--num-frames", "4", "--batch-size", "1", "--no-progress", "--option", "answer_format=raw",
+            "--option", "max_new_tokens=6"]
+    code, err = _interrupt(savi_process(*argv), lambda: complete_lines(out.with_name("pairs.progress.jsonl")) >= 2)
+    assert code == 130 and "Traceback" not in err, err[-3000:]
+    assert err.strip().splitlines()[-1] == ("interrupted: finished records are kept; re-run the same command to "
+                                            "resume")
+    assert not (tmp_path / "pairs.jsonl.lock").exists()
+    done = complete_lines(out.with_name("pairs.progress.jsonl")) - 1
+    proc = savi_process(*argv)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err[-3000:]
+    report = json.loads(out.with_name("pairs.report.json").read_text())
+    assert report["complete"] and report["throughput"]["items"] == len(synthetic_samples) - done
+
+
+def test_ctrl_c_in_train_is_one_line_naming_resume(tiny_llava_onevision, synthetic_samples, tmp_path):
+    from misuse_kit import savi_process
+
+    data = _write_pairs(tmp_path / "pairs.jsonl", synthetic_samples[:4])
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(json.dumps({"model": {"path": str(tiny_llava_onevision), "num_frames": 4},
+                                  "train": {"max_steps": 200, "per_device_train_batch_size": 1, "save_steps": 1,
+                                            "save_strategy": "steps", "use_cpu": True, "disable_tqdm": True}}))
+    out = tmp_path / "out"
+    proc = savi_process("train", recipe, "--data", data, "--output-dir", out)
+    code, err = _interrupt(proc, lambda: (out / "checkpoint-1" / "trainer_state.json").exists())
+    assert code == 130 and "Traceback" not in err, err[-3000:]
+    assert "re-run the same command with --resume" in err.strip().splitlines()[-1]
+    assert not (out / "train_report.json").exists() and not (out / ".savi.lock").exists()
+
+
+# ------------------------------------------------------------------------------------------------ align resume
+def test_align_killed_during_training_resumes_from_the_last_checkpoint(tiny_llava_onevision, synthetic_samples,
+                                                                       tmp_path):
+    from misuse_kit import savi_process
+
+    from savi_plugin.cli import main
+
+    manifest = Path(synthetic_samples[0].video).parent / "samples.jsonl"
+    recipe = tmp_path / "align.yaml"
+    recipe.write_text(json.dumps({
+        "model": {"path": str(tiny_llava_onevision), "num_frames": 4},
+        "data": {"qa": str(manifest)},
+        "generate": {"generator": "rrpo", "batch_size": 5, "limit": 5,
+                     "options": {"answer_format": "raw", "num_perturbations": 1, "max_new_tokens": 6}},
+        "lora": {"r": 4, "alpha": 8, "dropout": 0.0},
+        "train": {"max_steps": 4, "per_device_train_batch_size": 1, "save_strategy": "steps", "save_steps": 1,
+                  "use_cpu": True, "disable_tqdm": True, "logging_steps": 1},
+        "align": {"iterations": 1, "eval_every_iteration": False}}))
+    run = tmp_path / "run"
+    train = run / "iter_0" / "train"
+    proc = savi_process("align", recipe, "--out", run)
+    deadline = time.time() + 300
+    while not (train / "checkpoint-2" / "trainer_state.json").exists() and proc.poll() is None \
+            and time.time() < deadline:
+        time.sleep(0.02)
+    proc.kill()  # SIGKILL during training
+    _, err = proc.communicate()
+    assert (train / "checkpoint-2" / "trainer_state.json").exists(), err[-3000:]
+    assert not (train / "train_report.json").exists()  # a killed run never leaves a report beside its adapter
+    kept = {p.name: p.stat().st_mtime_ns for p in (train / "checkpoint-1").iterdir()}
+
+    assert main(["align", str(recipe), "--out", str(run)]) == 0
+    assert {p.name: p.stat().st_mtime_ns for p in (train / "checkpoint-1").iterdir()} == kept  # not retrained
+    report = json.loads((train / "train_report.json").read_text())
+    assert report["global_step"] == 4 and (train / "adapter_model.safetensors").exists()
+    assert not (train / ".adapter.tmp").exists()
+    assert json.loads((run / "manifest.json").read_text())["iterations"][0]["next_model"]
