@@ -1,4 +1,4 @@
-"""``savi demo``: the embedded default — the whole loop on CPU with no network (see savi_plugin.pipeline.demo)."""
+"""``savi demo``: the embedded default — the whole loop on CPU with no network (see :mod:`savi_plugin.demo`)."""
 
 from __future__ import annotations
 
@@ -14,11 +14,9 @@ def add_parser(subparsers) -> None:
 
 
 def run(args) -> int:
-    import torch
+    from savi_plugin.demo.report import format_table
+    from savi_plugin.demo.run import run_demo
 
-    from savi_plugin.pipeline.demo import format_table, run_demo
-
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     out = args.out or f"savi_runs/demo-{time.strftime('%Y%m%d-%H%M%S')}"
     results = run_demo(out, args.recipe, args.overrides)
     print()

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from savi_plugin.data.paths import path_for_file, path_from_file
+
 COLORS = {
     "red": (230, 40, 40),
     "green": (40, 200, 60),
@@ -62,7 +64,8 @@ class SyntheticSample:
         return "\n".join(lines)
 
 
-def _draw(canvas: np.ndarray, shape: str, color: tuple[int, int, int], cx: float, cy: float, r: float) -> None:
+def draw_shape(canvas: np.ndarray, shape: str, color: tuple[int, int, int], cx: float, cy: float, r: float) -> None:
+    """Paint ``shape`` (circle, square or upward triangle) of radius ``r`` centred at ``(cx, cy)`` in place."""
     h, w, _ = canvas.shape
     yy, xx = np.mgrid[0:h, 0:w]
     if shape == "circle":
@@ -115,7 +118,7 @@ def render_sample(rng: np.random.Generator, task: str, size: int = 64, num_frame
             a = start + (end - start) * t / max(num_frames - 1, 1)
             b = size / 2
             cx, cy = {"right": (a, b), "left": (size - a, b), "down": (b, a), "up": (b, size - a)}[direction]
-            _draw(frames[t], shape, COLORS[color], cx, cy, r)
+            draw_shape(frames[t], shape, COLORS[color], cx, cy, r)
         question = f"In which direction does the {color} {shape} move?"
         options, idx = _options(rng, direction, list(DIRECTIONS))
         facts = {"shape": shape, "color": color, "direction": direction}
@@ -125,7 +128,7 @@ def render_sample(rng: np.random.Generator, task: str, size: int = 64, num_frame
         slots = [(size * 0.25, size * 0.3), (size * 0.75, size * 0.3), (size * 0.5, size * 0.72)]
         for k, c in enumerate(picks):
             for t in range(k * num_frames // 3, num_frames):
-                _draw(frames[t], shape, COLORS[str(c)], *slots[k], r)
+                draw_shape(frames[t], shape, COLORS[str(c)], *slots[k], r)
         question = f"Which {shape} appears first?"
         correct = f"the {picks[0]} {shape}"
         options, idx = _options(rng, correct, [f"the {c} {shape}" for c in color_names])
@@ -136,7 +139,7 @@ def render_sample(rng: np.random.Generator, task: str, size: int = 64, num_frame
         slots = [(size * 0.25, size * 0.25), (size * 0.75, size * 0.25), (size * 0.25, size * 0.75), (size * 0.75, size * 0.75)]
         for k in range(n):
             for t in range(k * num_frames // (n + 1), num_frames):
-                _draw(frames[t], shape, COLORS[color], *slots[k], r)
+                draw_shape(frames[t], shape, COLORS[color], *slots[k], r)
         question = f"How many {color} {shape}s appear in the video?"
         options, idx = _options(rng, str(n), ["1", "2", "3", "4"])
         facts = {"count": n, "shape": shape, "color": color}
@@ -144,14 +147,14 @@ def render_sample(rng: np.random.Generator, task: str, size: int = 64, num_frame
         before, after = (str(c) for c in rng.choice(color_names, size=2, replace=False))
         shape = str(rng.choice(SHAPES))
         for t in range(num_frames):
-            _draw(frames[t], shape, COLORS[before if t < num_frames // 2 else after], size / 2, size / 2, r * 1.5)
+            draw_shape(frames[t], shape, COLORS[before if t < num_frames // 2 else after], size / 2, size / 2, r * 1.5)
         question = f"What color does the {shape} turn into?"
         options, idx = _options(rng, after, color_names)
         facts = {"shape": shape, "before": before, "after": after}
     elif task == "object_color":
         color, shape = str(rng.choice(color_names)), str(rng.choice(SHAPES))
         for t in range(num_frames):
-            _draw(frames[t], shape, COLORS[color], size / 2, size / 2, r * 1.5)
+            draw_shape(frames[t], shape, COLORS[color], size / 2, size / 2, r * 1.5)
         question = f"What is the color of the {shape}?"
         options, idx = _options(rng, color, color_names)
         facts = {"shape": shape, "color": color}
@@ -185,13 +188,15 @@ def make_synthetic_dataset(out_dir: str | Path, n_videos: int, seed: int = 0, *,
         video = out_dir / f"synth_{seed}_{i:05d}.mp4"
         write_mp4(video, frames, fps=fps)
         samples.append(SyntheticSample(f"synth-{seed}-{i}", str(video), task, question, options, idx, options[idx], facts))
-    with open(out_dir / "samples.jsonl", "w", encoding="utf-8") as fh:
+    manifest = out_dir / "samples.jsonl"
+    with open(manifest, "w", encoding="utf-8") as fh:  # video paths relative to the manifest's folder
         for s in samples:
-            fh.write(json.dumps(asdict(s)) + "\n")
+            fh.write(json.dumps({**asdict(s), "video": path_for_file(s.video, manifest)}) + "\n")
     return samples
 
 
 def load_synthetic_samples(path: str | Path) -> list[SyntheticSample]:
-    """Read a ``samples.jsonl`` written by :func:`make_synthetic_dataset`."""
+    """Read a ``samples.jsonl`` written by :func:`make_synthetic_dataset` (video paths resolved against its folder)."""
     with open(path, encoding="utf-8") as fh:
-        return [SyntheticSample(**json.loads(line)) for line in fh if line.strip()]
+        rows = [json.loads(line) for line in fh if line.strip()]
+    return [SyntheticSample(**{**row, "video": str(path_from_file(row["video"], path))}) for row in rows]

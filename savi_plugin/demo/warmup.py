@@ -1,8 +1,9 @@
 """A short supervised warm-up, used ONLY by the demo.
 
 A tiny random-weight model answers at random and has no "errors" worth correcting, so RRPO and VideoSAVi
-have nothing to learn from. The demo therefore first teaches it the answer format (and a little of the
-task) with a few cross-entropy steps on synthetic training questions. Real checkpoints need no warm-up.
+have nothing to learn from. The demo therefore first teaches it the answer format (the option's text) and
+the warm-up world's tasks, language prior included (:mod:`savi_plugin.demo.world`), with cross-entropy steps
+on the warm-up videos. Real checkpoints need no warm-up.
 """
 
 from __future__ import annotations
@@ -16,15 +17,6 @@ import torch
 from tqdm.auto import tqdm
 
 log = logging.getLogger(__name__)
-
-
-def mcq_target(options: Sequence[str], answer_index: int) -> str:
-    """The answer the demo teaches: the option's text (``"left"``).
-
-    A tiny model learns to name what it sees far sooner than to point at a shuffled option letter, and
-    the scorer accepts the option text as an answer (as MVBench scoring does).
-    """
-    return options[answer_index]
 
 
 def supervised_warmup(lm, videos: Sequence[np.ndarray], prompts: Sequence[str], targets: Sequence[str], *,
@@ -42,6 +34,7 @@ def supervised_warmup(lm, videos: Sequence[np.ndarray], prompts: Sequence[str], 
         ``out_dir``.
     """
     rng = np.random.default_rng(seed)
+    torch.manual_seed(seed)
     model = lm.model
     model.train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
