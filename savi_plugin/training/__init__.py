@@ -1,1 +1,2 @@
-"""Training: collator, response-only log-probs, phrase ids, and the preference trainers (transformers Trainer + peft)."""
+"""Training: the one scoring path (:mod:`~savi_plugin.training.scoring`), collator, phrase ids, the loss objective
+and the preference trainers (transformers Trainer + peft)."""
