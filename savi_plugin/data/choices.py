@@ -105,10 +105,14 @@ def strip_option_prefix(option: str, letter: str | None = None) -> str:
     return option[m.end():].strip()
 
 
+_NUMBER_WORDS = {w: str(i) for i, w in enumerate(("zero", "one", "two", "three", "four", "five", "six", "seven",
+                                                     "eight", "nine", "ten"))} | {"once": "1", "twice": "2", "thrice": "3"}
+
+
 def normalize(text: str) -> str:
-    """Lower case, punctuation to spaces, articles dropped, whitespace collapsed."""
+    """Lower case, punctuation to spaces, articles dropped, number words as digits, whitespace collapsed."""
     words = re.sub(r"[^\w\s']", " ", text.lower()).replace("'", "").split()
-    return " ".join(w for w in words if w not in _ARTICLES)
+    return " ".join(_NUMBER_WORDS.get(w, w) for w in words if w not in _ARTICLES)
 
 
 # ------------------------------------------------------------------------------------------ letters
@@ -145,7 +149,8 @@ def _claim_patterns(letters: str) -> tuple[list[re.Pattern], list[re.Pattern], l
     """``(claims, negations, mentions)``: regexes whose ``l*`` groups hold a label."""
     lab = _label(letters)
     anycase = f"[{letters}{letters.lower()}]"
-    cue = (r"(?:answer|option|choice|letter)\s*(?:(?:is|would\s+be|should\s+be|will\s+be)\s*[:：-]?|=|:|-|：|\n)\s*"
+    cue = (r"(?:answer|option|choice|letter)\s*(?:(?:is|(?:would|should|will|must|might|may|could)\s+be)\s*[:：-]?"
+           r"|=|:|-|：|\n)\s*"
            r"(?:probably\s+|likely\s+|definitely\s+|clearly\s+)?(?:option\s+|choice\s+|letter\s+)?")
     verbs = (r"(?:I(?:'d|’d|\s+would|\s+will|'ll)?\s+(?:say|choose|pick|select|go\s+with|guess|answer)|"
              r"I\s+(?:think|believe)(?:\s+(?:it's|it\s+is|it’s|the\s+answer\s+is))?|"
@@ -153,7 +158,7 @@ def _claim_patterns(letters: str) -> tuple[list[re.Pattern], list[re.Pattern], l
              r"(?:so|thus|therefore|hence)(?:\s+(?:it's|it\s+is|the\s+answer\s+is))?|"
              r"(?:probably|likely|maybe|perhaps|possibly)|(?:could|might|may)\s+(?:also\s+)?be)\s*:?\s*"
              r"(?:option\s+|choice\s+)?")
-    verdict = (r"(?=\s+(?:is|seems|appears|looks)\s+(?:to\s+be\s+)?(?:the\s+)?(?:most\s+)?"
+    verdict = (r"(?=\s+(?:is|seems|appears|looks|would\s+be|should\s+be)\s+(?:to\s+be\s+)?(?:the\s+)?(?:most\s+)?"
                r"(?:correct|right|best|true|accurate|answer|likely|plausible|appropriate|suitable)\b)")
     claim_sources = [
         (rf"^\s*(?:(?:option|choice|answer|best\s+option)\s*[:：]?\s*)?{_OPEN}?\s*(?P<l>{anycase})\s*{_CLOSE}?"
@@ -161,6 +166,7 @@ def _claim_patterns(letters: str) -> tuple[list[re.Pattern], list[re.Pattern], l
         rf"^\s*{_OPEN}\s*(?P<l>{anycase})\s*{_CLOSE}",                              # "(B) text"
         rf"^\s*(?P<l>{anycase})\s*(?:[.:)：,]|\s+-|\s*–|\s*—)",                      # "B. text", "B, because", "b) x"
         rf"^\s*{_rename(lab, 1)}",                                                  # "B because", "C is right"
+        rf"^\s*{_OPEN}?(?:option|choice)\s+{_rename(lab, 9)}",                        # "Option B: he closes it"
         cue + _rename(lab, 2),                                                      # "answer is B", "Option: (C)"
         verbs + _rename(lab, 3),                                                    # "I'd say B", "so C."
         rf"(?:option\s+|choice\s+)?{_rename(lab, 4)}{verdict}",                     # "B is the correct answer"
@@ -298,12 +304,12 @@ def _short_option_stated(words: list[str], start: int, clause_ends: set[int]) ->
     """A one-word option counts where a grader reads it as the answer: the first word, the last word of a
     clause (``"It moves to the left."``; ``clause_ends`` holds those word positions), after an answer cue, the last word after ``is``/``are`` (``"the count is 3"``), or the only number in the
     answer (``"There are 3 people."``)."""
-    if start == 0 or start in clause_ends:
-        return True
-    if words[start].isdigit() and sum(w.isdigit() for w in words) == 1:
-        return True  # the only number in the answer: "There are 3 people."
     before = " ".join(words[max(0, start - 3):start])
     if _TEXT_CUE.search(before) or _TEXT_CUE.search(" ".join(words[max(0, start - 2):start])):
+        return True
+    if words[start].isdigit():  # a number counts only as the answer's only number: "There are 3 people."
+        return sum(w.isdigit() and not _negated(words, i) for i, w in enumerate(words)) == 1
+    if start == 0 or start in clause_ends:
         return True
     return start == len(words) - 1 and words[start - 1] in {"is", "are", "was", "be"}
 
