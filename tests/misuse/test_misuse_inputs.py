@@ -313,3 +313,68 @@ def test_training_run_report_lists_every_skipped_record(corpus, tiny_llava_onevi
     for reason in expected.values():
         counts[reason] = counts.get(reason, 0) + 1
     assert report["skipped_by_reason"] == counts
+
+
+# --------------------------------------------------------------------------------------------- text and the CLI
+SURROGATE = "\\ud800"  # as written in a JSON file: a lone UTF-16 surrogate, not valid Unicode text
+
+
+@pytest.mark.parametrize("field", ["id", "question", "answer", "options"])
+def test_a_lone_surrogate_in_a_generation_input_is_one_line_naming_file_line_field(field, tiny_llava_onevision,
+                                                                                    tmp_path, capsys):
+    from misuse_kit import assert_one_line_error, clip, savi
+
+    video = clip(tmp_path / "v.mp4")
+    good = {"id": "q1", "video": str(video), "question": "Which way?", "options": ["left", "right"], "answer": "left"}
+    bad = dict(good, id="q2")
+    if field == "options":
+        bad["options"] = ["left", "ri@ght"]
+    elif field == "answer":  # an answer must be one of the options: the option carries it too
+        bad.update(options=["le@ft", "right"], answer="le@ft")
+    else:
+        bad[field] = {"id": "q@2", "question": "Which@ way?"}[field]
+    manifest = tmp_path / "qa.jsonl"
+    manifest.write_text(json.dumps(good) + "\n" + json.dumps(bad).replace("@", SURROGATE) + "\n", encoding="ascii")
+    out = tmp_path / "pairs.jsonl"
+    code, _, err = savi(capsys, "generate", "--generator", "rrpo", "--model", tiny_llava_onevision, "--input",
+                        manifest, "--output", out, "--num-frames", "4", "--no-progress")
+    assert code == 1
+    line = assert_one_line_error(err, f"{manifest}:2:", "lone surrogate")
+    assert f":2:{field}:" in line or (field == "answer" and ":2:options:" in line), line
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("field", ["id", "question", "chosen"])
+def test_a_lone_surrogate_in_a_preference_file_is_reported_by_validate(field, tmp_path, capsys):
+    from misuse_kit import savi
+
+    obj = {"id": "p1", "video": "v.mp4", "question": "What is it?", "chosen": "A cat.", "rejected": "A dog."}
+    bad = dict(obj, id="p2")
+    bad[field] = bad[field][:1] + "@" + bad[field][1:]
+    path = tmp_path / "pairs.jsonl"
+    path.write_text(json.dumps(obj) + "\n" + json.dumps(bad).replace("@", SURROGATE) + "\n", encoding="ascii")
+    code, out, err = savi(capsys, "data", "validate", path)
+    assert code == 1 and "Traceback" not in err
+    assert f"{path}:2:{field}: contains a lone surrogate" in out
+
+
+@pytest.mark.parametrize("problem,where", [("malformed", ":2:-: invalid JSON"), ("missing-field", ":1:chosen:"),
+                                           ("wrong-type", ":1:question: expected a string"),
+                                           ("no-file", "not found")])
+def test_savi_train_prints_a_data_error_as_one_line(problem, where, tiny_llava_onevision, tmp_path, capsys):
+    from misuse_kit import assert_one_line_error, clip, pair, savi, write_jsonl
+
+    good = pair("a", clip(tmp_path / "v.mp4"))
+    data = tmp_path / "pairs.jsonl"
+    if problem == "malformed":
+        data.write_text(json.dumps(good) + '\n{"id": "b", "video": \n')
+    elif problem == "missing-field":
+        write_jsonl(data, [{k: v for k, v in good.items() if k != "chosen"}])
+    elif problem == "wrong-type":
+        write_jsonl(data, [dict(good, question=["not", "a", "string"])])
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(json.dumps({"model": {"path": str(tiny_llava_onevision), "num_frames": 4},
+                                  "train": {"max_steps": 1, "use_cpu": True, "save_strategy": "no"}}))
+    code, _, err = savi(capsys, "train", recipe, "--data", data, "--output-dir", tmp_path / "out")
+    assert code == 1
+    assert_one_line_error(err, str(data), where)
