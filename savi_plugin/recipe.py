@@ -24,7 +24,12 @@ from typing import Any
 import yaml
 
 from savi_plugin.config.sections import Recipe
-from savi_plugin.config.training import TRAIN_PATHS, check_train, shipped_recipes_dir
+from savi_plugin.config.training import (
+    TRAIN_PATHS,
+    check_train,
+    check_training_args,
+    shipped_recipes_dir,
+)
 from savi_plugin.config.values import ConfigError, build
 
 #: a bad recipe (``file: key.path: message``); the same class as every configuration error
@@ -190,6 +195,7 @@ def recipe_from_mapping(data: dict, source: str) -> Recipe:
     recipe.train = check_train(recipe.train, "train", source)
     check_generator_options(recipe.generate.generator, recipe.generate.options, source=source)
     recipe.source = source
+    check_training_args(recipe)
     return recipe
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import json
 from pathlib import Path
 from typing import Any
 
@@ -138,9 +139,61 @@ def build_training_args(kwargs: dict[str, Any], output_dir: str, source: str | N
     kwargs = dict(kwargs)
     if kwargs.get("deepspeed"):
         kwargs["deepspeed"] = resolve_deepspeed(kwargs["deepspeed"])
+        if isinstance(kwargs["deepspeed"], str):
+            try:
+                json.loads(Path(kwargs["deepspeed"]).read_text(encoding="utf-8"))
+            except (OSError, UnicodeDecodeError, ValueError) as exc:
+                raise ConfigError(f"{prefix}.deepspeed", f"{kwargs['deepspeed']}: not a DeepSpeed JSON config ({exc})",
+                                  source) from None
     try:
         return build(config_class(), {**kwargs, "output_dir": str(output_dir)}, prefix, source)
     except ConfigError:
         raise
     except (ImportError, RuntimeError, OSError) as exc:
         raise ConfigError(prefix, f"{type(exc).__name__}: {str(exc).splitlines()[0]}", source) from None
+
+
+def training_kwargs(recipe, **overrides) -> dict[str, Any]:
+    """A recipe's ``train`` section as PreferenceConfig keyword arguments, with what other sections decide
+    (frames, data root and format of the pairs); ``output_dir`` is left to the caller."""
+    train = dict(recipe.train)
+    train.pop("output_dir", None)
+    if train.get("deepspeed"):
+        train["deepspeed"] = resolve_deepspeed(train["deepspeed"])
+    train.setdefault("num_frames", recipe.model.num_frames)
+    train.setdefault("data_format", recipe.data.format)
+    if recipe.data.data_root:  # the recipe's data root confines the pairs' video paths
+        train.setdefault("data_root", recipe.data.data_root)
+    train.update(overrides)
+    return train
+
+
+def precision_available(flag: str) -> bool:
+    """Whether this machine can train with ``bf16``/``fp16`` (a CUDA device; bf16 where it supports it)."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return False
+    return flag == "fp16" or torch.cuda.is_bf16_supported()
+
+
+def recipe_training_args(recipe, output_dir: str | Path, notes: list[str] | None = None, **overrides):
+    """The real :class:`PreferenceConfig` of a recipe's train step. Precision flags this machine cannot honour
+    (``bf16``/``fp16`` without a GPU) are checked without them and said in ``notes``; the rest must build as
+    written (the DeepSpeed file's content, ``reference: model`` with its path, ...)."""
+    kwargs = training_kwargs(recipe, **overrides)
+    for flag in ("bf16", "fp16"):
+        if kwargs.get(flag) and not precision_available(flag):
+            kwargs[flag] = False
+            if notes is not None:
+                notes.append(f"train.{flag}: this machine has no GPU for it; checked without it")
+    return build_training_args(kwargs, str(output_dir), recipe.source)
+
+
+def check_training_args(recipe) -> None:
+    """Build (and drop) the recipe's training arguments, so what the train step would refuse fails at load."""
+    import warnings
+
+    with warnings.catch_warnings():  # deprecation notes of transformers belong to the run, not to every load
+        warnings.simplefilter("ignore")
+        recipe_training_args(recipe, recipe.train.get("output_dir") or "savi_runs/train")

@@ -13,26 +13,15 @@ from pathlib import Path
 from typing import Any
 
 from savi_plugin.config.sections import Recipe
-from savi_plugin.config.training import build_training_args, resolve_deepspeed
+from savi_plugin.config.training import (
+    recipe_training_args,
+    resolve_deepspeed,
+    training_kwargs,
+)
 
 log = logging.getLogger(__name__)
 
 __all__ = ["generate_step", "plan_generate", "plan_train", "resolve_deepspeed", "train_step", "training_kwargs"]
-
-
-def training_kwargs(recipe: Recipe, **overrides) -> dict[str, Any]:
-    """The recipe's ``train`` section as PreferenceConfig keyword arguments, with what other sections decide
-    (frames, data root and format of the pairs)."""
-    train = dict(recipe.train)
-    train.pop("output_dir", None)  # run_training sets it from its own argument
-    if train.get("deepspeed"):
-        train["deepspeed"] = resolve_deepspeed(train["deepspeed"])
-    train.setdefault("num_frames", recipe.model.num_frames)
-    train.setdefault("data_format", recipe.data.format)
-    if recipe.data.data_root:  # the recipe's data root confines the pairs' video paths
-        train.setdefault("data_root", recipe.data.data_root)
-    train.update(overrides)
-    return train
 
 
 def train_step(recipe: Recipe, *, model: str | Path, data: str | Path, output_dir: str | Path,
@@ -84,23 +73,9 @@ def plan_train(recipe: Recipe, output_dir: str | Path, *, hardware_notes: list[s
     """
     from peft import LoraConfig
 
-    kwargs = training_kwargs(recipe, **overrides)
-    for flag in ("bf16", "fp16"):
-        if kwargs.get(flag) and not _precision_available(flag):
-            kwargs[flag] = False
-            if hardware_notes is not None:
-                hardware_notes.append(f"train.{flag}: this machine has no GPU for it; checked without it")
-    args = build_training_args(kwargs, str(output_dir), recipe.source)
+    args = recipe_training_args(recipe, output_dir, hardware_notes, **overrides)
     lora = recipe.lora.peft_kwargs()
     lora_config = LoraConfig(r=lora["r"], lora_alpha=lora["alpha"], lora_dropout=lora["dropout"],
                              target_modules=lora["target_modules"], modules_to_save=lora.get("modules_to_save"),
                              bias="none")
     return args, lora_config
-
-
-def _precision_available(flag: str) -> bool:
-    import torch
-
-    if not torch.cuda.is_available():
-        return False
-    return flag == "fp16" or torch.cuda.is_bf16_supported()

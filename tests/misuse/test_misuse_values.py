@@ -55,6 +55,8 @@ RECIPE_CASES = [
     ("generate:\n  options:\n    num_perturbations: 0", "generate.options.num_perturbations", ">= 1"),
     ("extends: llava_onevision_7b_videosavi\ngenerate:\n  options:\n    questions_per_video: 6",
      "generate.options.questions_per_video", "unknown option"),
+    ("train:\n  reference: model", "train.reference", "reference='model' needs reference_model_path"),
+    ("train:\n  deepspeed: bad.yaml", "train.deepspeed", "not a DeepSpeed JSON config"),
     ("eval:\n  batch_size: 0", "eval.batch_size", "must be >= 1, got 0"),
     ("eval:\n  limit: -1", "eval.limit", "must be > 0"),
     ("eval:\n  tasks: savi_mvbench", "eval.tasks", "expected list, got str"),
@@ -74,7 +76,7 @@ def _one_error_line(capsys) -> str:
 def test_recipe_value(yaml_text, key_path, fragment, command, tmp_path, capsys, monkeypatch):
     recipe = tmp_path / "bad.yaml"
     base = "" if yaml_text.startswith("extends:") else "extends: tiny_demo\n"
-    recipe.write_text(f"{base}{yaml_text}\n", encoding="utf-8")
+    recipe.write_text(f"{base}{yaml_text}\n", encoding="utf-8")  # bad.yaml is also a file that is not JSON
     monkeypatch.chdir(tmp_path)
     code = main([command, str(recipe), "--dry-run"] + (["--out", "run"] if command == "align" else []))
     line = _one_error_line(capsys)
