@@ -12,7 +12,7 @@ from savi_plugin.generators import find_shards, merge_shards, run_generation, sh
 
 def test_rrpo_two_shards_via_cli_merge_equal_unsharded(tiny_qwen2_vl, synthetic_samples, tmp_path, capsys):
     inputs = Path(synthetic_samples[0].video).parent / "samples.jsonl"
-    options = {"answer_format": "raw", "num_perturbations": 2, "max_new_tokens": 10}
+    options = {"answer_format": "raw", "num_perturbations": 2, "pairs_per_question": 2, "max_new_tokens": 10}
     full = tmp_path / "full.jsonl"
     unsharded = run_generation(generator="rrpo", model=tiny_qwen2_vl, inputs=inputs, output=full, num_frames=4,
                                batch_size=2, seed=3, options=options, progress=False)
