@@ -128,3 +128,11 @@ def test_undecodable_video_is_counted_as_bad_video_not_unparsed(setup, tmp_path)
     assert metrics["accuracy"]["score"] == 0.0
     good = process_mcq(BENCHMARKS["perceptiontest"], docs[0], "")  # an empty answer on a good video: unparsed
     assert (good["bad_video"], good["unparsed"]) == (0, 1)
+
+
+def test_a_protocols_frame_count_overrides_num_frames_for_its_documents(setup):
+    model, docs = setup
+    model.task_dict["f"] = {"validation": [dict(docs[0], savi_num_frames=6), dict(docs[0], savi_num_frames=None)]}
+    assert model.num_frames == 4
+    assert model._visual_for(_visual, "f", "validation", 0, "-").shape[0] == 6  # e.g. savi_mvbench_official: 16
+    assert model._visual_for(_visual, "f", "validation", 1, "-").shape[0] == 4  # default tasks: num_frames
