@@ -6,7 +6,8 @@ No code was released, so this is our design: a pair is scored by how much closer
 answer is to the video than the initial (rejected) answer, ``gain = sim(video, chosen) - sim(video,
 rejected)``, where ``sim`` is the cosine similarity between the mean of the frames' image embeddings and
 the text embedding. ``mode="filter"`` drops pairs with ``gain < margin``; ``mode="weight"`` keeps every
-pair and stores ``meta.weight = sigmoid(gain / temperature)`` (a trainer may scale the pair's loss by it).
+pair and writes the record's ``weight = sigmoid(gain / temperature)``, which the DPO/RRPO losses use as the
+pair's weight in a weighted mean (CLIP-adjusted DPO).
 
 Any object with ``score(videos, texts) -> list[float]`` is a scorer. :class:`HFVideoTextScorer` loads a
 CLIP or SigLIP checkpoint from a **local** directory through transformers' ``AutoModel`` (imported
