@@ -143,3 +143,34 @@ def test_reference_graders_follow_their_sources():
     assert grade_rrpo_mvbench("The answer is B", opts, 1) == (False, True)
     assert grade_rrpo_mvbench("", opts, 1) == (False, False)
     assert re.match(r"savi", PROTOCOLS["mvbench"]["savi"].name)
+
+
+def test_lmms_variants_score_like_lmms_eval_on_the_answer_corpus():
+    """The _lmms tasks' per-answer score equals lmms-eval's own process_results on the same documents."""
+    import json
+    import random
+
+    from lmms_eval.tasks.egoschema.utils import egoschema_process_results_generation
+    from lmms_eval.tasks.mvbench.utils import mvbench_process_results
+    from lmms_eval.tasks.perceptiontest.val.utils import perceptiontest_val_process_results_mc
+
+    from savi_plugin.eval.data import BENCHMARKS
+    from savi_plugin.eval.task import process_mcq
+
+    corpus = json.loads((Path(__file__).parent / "fixtures" / "mcq_answer_corpus.json").read_text())
+    responses = [row["response"] for row in corpus]
+    mv = dict(MVBENCH_DOCS[0], savi_protocol="lmms")
+    pt = dict(PERCEPTION_DOCS[0], savi_protocol="lmms")
+    ego = dict(EGOSCHEMA_DOCS[0], savi_protocol="lmms")
+    for response in responses:
+        ours = process_mcq(BENCHMARKS["mvbench"], mv, response)["accuracy"]
+        assert ours["score"] == 100 * mvbench_process_results(MVBENCH_DOCS[0], [response])["mvbench_accuracy"]["score"]
+        assert ours["answered"] == (response != "")
+        ours = process_mcq(BENCHMARKS["perceptiontest"], pt, response)["accuracy"]
+        theirs = perceptiontest_val_process_results_mc(PERCEPTION_DOCS[0], [response])["accuracy"]
+        assert ours["score"] == 100 * theirs["correct"]
+        random.seed(1)
+        ours = process_mcq(BENCHMARKS["egoschema"], ego, response)["accuracy"]
+        random.seed(1)
+        theirs = egoschema_process_results_generation(EGOSCHEMA_DOCS[0], [response])["score"]
+        assert ours["score"] == 100 * (str(theirs["pred"]) == str(theirs["ground_truth"]))
