@@ -87,3 +87,22 @@ def test_prompt_format():
         option_letters(0)
     with pytest.raises(ValueError):
         extract_choice("A", [])
+
+
+@pytest.mark.parametrize("response, expected", [
+    # the forms of issue "Evaluation parity", each read as a careful grader reads it
+    ("B, because the dog runs", 1), ("B is the correct answer", 1), ("Looking at the options, B is correct", 1),
+    ("I'd say B", 1), ("答案是B", 1), ("选项B", 1), ("Option 2", 1),
+    ("Probably B, but it could be D", None),  # hedged between two options: never a guess
+])
+def test_issue_forms(response, expected):
+    assert extract_choice(response, OPTIONS) == expected
+
+
+def test_false_positives_are_unparsed():
+    assert extract_choice("There is no correct option.", ["yes", "no"]) is None
+    assert extract_choice("No.", ["yes", "no"]) == 1
+    ego = ["c cleans the kitchen counter with a cloth and then puts the dishes into the sink",
+           "c cleans the kitchen counter with a sponge before cooking", "c reads a book"]
+    assert extract_choice("c cleans the kitchen counter with a cloth and then puts", ego) == 0  # cut by the limit
+    assert extract_choice("c cleans the kitchen counter with a", ego) is None  # the beginning of two options
