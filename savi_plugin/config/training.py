@@ -133,18 +133,22 @@ def check_loss(train: dict[str, Any], prefix: str = "train", source: str | None 
         raise ConfigError(f"{prefix}.loss_type", f"{type(exc).__name__}: {exc}", source) from None
 
 
+def _read_deepspeed(config: str | dict, prefix: str, source: str | None) -> None:
+    """Refuse a DeepSpeed config file that is not JSON (transformers' own message names no file)."""
+    if isinstance(config, str):
+        try:
+            json.loads(Path(resolve_deepspeed(config)).read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            raise ConfigError(f"{prefix}.deepspeed", f"{config}: not a DeepSpeed JSON config ({exc})", source) from None
+
+
 def build_training_args(kwargs: dict[str, Any], output_dir: str, source: str | None = None, prefix: str = "train"):
     """The real :class:`PreferenceConfig` from ``kwargs`` (checked first); its own ``__post_init__`` errors
     (e.g. ``bf16`` without hardware for it) become :class:`ConfigError` at ``prefix``."""
     kwargs = dict(kwargs)
     if kwargs.get("deepspeed"):
         kwargs["deepspeed"] = resolve_deepspeed(kwargs["deepspeed"])
-        if isinstance(kwargs["deepspeed"], str):
-            try:
-                json.loads(Path(kwargs["deepspeed"]).read_text(encoding="utf-8"))
-            except (OSError, UnicodeDecodeError, ValueError) as exc:
-                raise ConfigError(f"{prefix}.deepspeed", f"{kwargs['deepspeed']}: not a DeepSpeed JSON config ({exc})",
-                                  source) from None
+        _read_deepspeed(kwargs["deepspeed"], prefix, source)
     try:
         return build(config_class(), {**kwargs, "output_dir": str(output_dir)}, prefix, source)
     except ConfigError:
@@ -177,16 +181,32 @@ def precision_available(flag: str) -> bool:
     return flag == "fp16" or torch.cuda.is_bf16_supported()
 
 
-def recipe_training_args(recipe, output_dir: str | Path, notes: list[str] | None = None, **overrides):
-    """The real :class:`PreferenceConfig` of a recipe's train step. Precision flags this machine cannot honour
-    (``bf16``/``fp16`` without a GPU) are checked without them and said in ``notes``; the rest must build as
-    written (the DeepSpeed file's content, ``reference: model`` with its path, ...)."""
+def recipe_training_args(recipe, output_dir: str | Path, notes: list[str] | None = None, *, strict: bool = False,
+                         **overrides):
+    """The real :class:`PreferenceConfig` of a recipe's train step.
+
+    With ``strict`` False (recipe load, ``--dry-run``), what this machine lacks is checked around and said in
+    ``notes``: precision flags without a GPU for them (``bf16``/``fp16``), and a DeepSpeed config without the
+    ``deepspeed`` package (its file is still read as JSON); the rest must build as written. With ``strict``
+    (before a real run) a missing ``deepspeed`` package is a :class:`ConfigError`.
+    """
+    import importlib.util
+
     kwargs = training_kwargs(recipe, **overrides)
-    for flag in ("bf16", "fp16"):
-        if kwargs.get(flag) and not precision_available(flag):
-            kwargs[flag] = False
-            if notes is not None:
+    notes = notes if notes is not None else []
+    if not strict:
+        for flag in ("bf16", "fp16"):
+            if kwargs.get(flag) and not precision_available(flag):
+                kwargs[flag] = False
                 notes.append(f"train.{flag}: this machine has no GPU for it; checked without it")
+    if kwargs.get("deepspeed") and importlib.util.find_spec("deepspeed") is None:
+        if strict:
+            raise ConfigError("train.deepspeed", "needs the deepspeed package: pip install 'savi-plugin[deepspeed]' "
+                              "(or train.deepspeed=null for a run without it)", recipe.source)
+        _read_deepspeed(kwargs["deepspeed"], "train", recipe.source)
+        kwargs["deepspeed"] = None
+        notes.append("train.deepspeed: the deepspeed package is not installed here; the file was read, the rest "
+                     "checked without it")
     return build_training_args(kwargs, str(output_dir), recipe.source)
 
 
