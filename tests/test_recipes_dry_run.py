@@ -84,3 +84,19 @@ def test_user_recipe_paths_are_relative_to_its_folder(tmp_path, monkeypatch, cap
     assert load_recipe("../project/my.yaml", ["data.pairs=p.jsonl"]).data.pairs == "p.jsonl"
     assert main(["train", "../project/my.yaml", "--dry-run"]) == 0
     assert f"output {folder / 'out' / 'run'}" in capsys.readouterr().out
+
+
+def test_without_the_deepspeed_package(tmp_path, capsys, monkeypatch):
+    """A machine without deepspeed still checks a ZeRO recipe (and says so); a real run is refused up front."""
+    import importlib.util
+
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "deepspeed" else find_spec(name, *a))
+    monkeypatch.chdir(tmp_path)
+    assert main(["align", "llava_video_7b_rrpo_16f", "--dry-run", "--out", "run"]) == 0
+    assert "note: train.deepspeed: the deepspeed package is not installed here" in capsys.readouterr().out
+    assert main(["train", "llava_video_7b_rrpo_16f", "--data", "pairs.jsonl"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.endswith("llava_video_7b_rrpo_16f.yaml: train.deepspeed: needs the deepspeed package: pip install "
+                        "'savi-plugin[deepspeed]' (or train.deepspeed=null for a run without it)")
+    assert list(tmp_path.iterdir()) == []
