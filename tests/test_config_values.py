@@ -8,8 +8,21 @@ import enum
 
 import pytest
 
-from savi_plugin.config.values import (AtLeast, Check, ConfigError, OneOf, Positive, Range, arg_type, build, checked,
-                                       register_rules, rules, to_dict, validate)
+from savi_plugin.config.values import (
+    AtLeast,
+    Check,
+    ConfigError,
+    OneOf,
+    Positive,
+    Range,
+    arg_type,
+    build,
+    checked,
+    register_rules,
+    rules,
+    to_dict,
+    validate,
+)
 
 
 class Mode(enum.Enum):
