@@ -51,55 +51,68 @@ def merge_adapter(model_path: str | Path, adapter_dir: str | Path, out_dir: str 
     return out_dir
 
 
-def prepare_inputs(recipe: dict, run_dir: Path) -> Path:
+def generation_source(recipe) -> tuple[str, Path]:
+    """``(recipe key, path)`` of the generation input: ``data.qa`` for rrpo, ``data.videos`` (else ``data.qa``)
+    for the others.
+
+    Raises:
+        ConfigError: the recipe names no input.
+    """
+    from savi_plugin.config.values import ConfigError
+
+    data, generator = recipe.data, recipe.generate.generator
+    key, source = ("qa", data.qa) if generator == "rrpo" or not data.videos else ("videos", data.videos)
+    if not source:
+        raise ConfigError(f"data.{'qa' if generator == 'rrpo' else 'videos'}",
+                          f"required by the {generator} generator (or data.synthetic_videos)", recipe.source)
+    return f"data.{key}", Path(source)
+
+
+def prepare_inputs(recipe, run_dir: Path) -> Path:
     """The generation input: the recipe's videos/QA, or synthetic videos for the tiny recipe."""
-    data = recipe.get("data", {})
-    generator = recipe.get("generate", {}).get("generator", "rrpo")
-    if data.get("synthetic_videos"):
+    if recipe.data.synthetic_videos:
         from savi_plugin.video.synthetic import make_synthetic_dataset
 
         folder = run_dir / "videos" / "train"
         if not (folder / "samples.jsonl").exists():
-            make_synthetic_dataset(folder, int(data["synthetic_videos"]), seed=int(recipe.get("train", {}).get("seed", 0)))
+            make_synthetic_dataset(folder, recipe.data.synthetic_videos, seed=recipe.seed)
         return folder / "samples.jsonl"
-    source = data.get("qa") if generator == "rrpo" else (data.get("videos") or data.get("qa"))
-    if not source:
-        raise ValueError(f"recipe {recipe.get('_source')}: data.{'qa' if generator == 'rrpo' else 'videos'} is required")
-    return Path(source)
+    return generation_source(recipe)[1]
 
 
-def resolve_model(recipe: dict, run_dir: Path) -> str:
+def resolve_model(recipe, run_dir: Path) -> str:
     """``tiny://<family>`` builds a tiny random model in the run folder; anything else is a path or hub id."""
-    path = recipe["model"]["path"]
+    path = recipe.model.path
     if path.startswith("tiny://"):
         from savi_plugin.models.tiny import build_tiny_model
 
         out = run_dir / "models" / "tiny"
         if not (out / "config.json").exists():
-            build_tiny_model(out, path.removeprefix("tiny://"), seed=int(recipe.get("train", {}).get("seed", 0)))
+            build_tiny_model(out, path.removeprefix("tiny://"), seed=recipe.seed)
         return str(out)
     return path
 
 
-def run_align(recipe: dict, run_dir: str | Path, iterations: int | None = None, evaluate=None) -> dict:
+def run_align(recipe, run_dir: str | Path, iterations: int | None = None, evaluate=None) -> dict:
     """Run (or resume) the loop.
 
     Args:
-        recipe: a validated recipe (:func:`savi_plugin.recipe.load_recipe`).
+        recipe: a checked :class:`~savi_plugin.config.sections.Recipe` (:func:`savi_plugin.recipe.load_recipe`).
         run_dir: the run folder; everything goes here.
         iterations: overrides ``align.iterations``.
         evaluate: ``f(recipe, model_path, out_dir) -> dict`` for the eval step; default runs lmms-eval
             with the recipe's tasks (:func:`savi_plugin.pipeline.evaluate.evaluate_step`).
     """
+    from savi_plugin.config.values import to_dict
     from savi_plugin.pipeline.steps import generate_step, train_step
 
     if evaluate is None:
         from savi_plugin.pipeline.evaluate import evaluate_step as evaluate
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    manifest = Manifest(run_dir, {k: v for k, v in recipe.items()})
-    n = iterations or int(recipe.get("align", {}).get("iterations", 1))
-    backend = recipe["model"].get("backend")
+    manifest = Manifest(run_dir, to_dict(recipe))
+    n = iterations or recipe.align.iterations
+    backend = recipe.model.backend
     model = resolve_model(recipe, run_dir)
     inputs = prepare_inputs(recipe, run_dir)
     for i in range(n):
@@ -108,7 +121,7 @@ def run_align(recipe: dict, run_dir: str | Path, iterations: int | None = None, 
         it.setdefault("model", model)
         if "data_report" not in it:
             pairs = folder / "pairs.jsonl"
-            report = generate_step(recipe, model=model, inputs=inputs, output=pairs, seed=int(recipe.get("generate", {}).get("seed", 0)) + i)
+            report = generate_step(recipe, model=model, inputs=inputs, output=pairs, seed=recipe.generate.seed + i)
             it.update(data=str(pairs), data_report=report)
             manifest.save()
         if "adapter" not in it:
@@ -119,7 +132,7 @@ def run_align(recipe: dict, run_dir: str | Path, iterations: int | None = None, 
             it["next_model"] = str(merge_adapter(model, it["adapter"], folder / "model", backend))
             manifest.save()
         model = it["next_model"]
-        if "eval" not in it and recipe.get("align", {}).get("eval_every_iteration", True):
+        if "eval" not in it and recipe.align.eval_every_iteration:
             it["eval"] = evaluate(recipe, model, folder / "eval")
             manifest.save()
     return manifest.data

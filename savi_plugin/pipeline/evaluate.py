@@ -48,7 +48,15 @@ def lmms_eval_command(model: str | Path, tasks: list[str], output_path: str | Pa
     return command
 
 
-def evaluate_step(recipe: dict, model: str | Path, out_dir: str | Path, adapter: str | Path | None = None) -> dict:
+def eval_command(recipe, model: str | Path, out_dir: str | Path, adapter: str | Path | None = None) -> list[str]:
+    """The lmms-eval command line of the recipe's eval step (``eval`` section; frames default to the model's)."""
+    ev = recipe.eval
+    return lmms_eval_command(model, list(ev.tasks), Path(out_dir) / "lmms_eval",
+                             num_frames=ev.num_frames or recipe.model.num_frames, adapter=adapter, limit=ev.limit,
+                             batch_size=ev.batch_size, max_new_tokens=ev.max_new_tokens, dtype=recipe.model.dtype)
+
+
+def evaluate_step(recipe, model: str | Path, out_dir: str | Path, adapter: str | Path | None = None) -> dict:
     """Evaluate ``model`` (+ ``adapter``) on the recipe's ``eval.tasks``; returns ``{task: {metric: value}}``.
 
     The data come from ``eval.data_root`` (the ``SAVI_DATA_ROOT`` layout) when set. For the tiny recipe
@@ -57,24 +65,20 @@ def evaluate_step(recipe: dict, model: str | Path, out_dir: str | Path, adapter:
     """
     from savi_plugin.eval.fixtures import build_fixture, offline_env
 
-    ev = recipe.get("eval", {})
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    data_root = ev.get("data_root")
+    data_root = recipe.eval.data_root
     env = dict(os.environ)
-    if data_root is None and recipe["model"]["path"].startswith("tiny://"):
+    if data_root is None and recipe.model.path.startswith("tiny://"):
         data_root = out_dir.parent.parent / "eval_data"
         if not (Path(data_root) / ".built").exists():
-            for name in {t.removeprefix("savi_").split("_")[0] for t in ev.get("tasks", ["savi_mvbench"])}:
+            for name in {t.removeprefix("savi_").split("_")[0] for t in recipe.eval.tasks}:
                 build_fixture(data_root, name, 2, seed=1)
             (Path(data_root) / ".built").write_text("ok")
         env = offline_env(data_root, out_dir.parent.parent / "hf_home")
     elif data_root is not None:
         env["SAVI_DATA_ROOT"] = str(data_root)
-    command = lmms_eval_command(model, list(ev.get("tasks", ["savi_mvbench"])), out_dir / "lmms_eval",
-                                num_frames=int(ev.get("num_frames", recipe["model"].get("num_frames", 32))),
-                                adapter=adapter, limit=ev.get("limit"), batch_size=int(ev.get("batch_size", 1)),
-                                max_new_tokens=ev.get("max_new_tokens"), dtype=recipe["model"].get("dtype", "float32"))
+    command = eval_command(recipe, model, out_dir, adapter)
     log.info("running: %s", " ".join(command))
     with open(out_dir / "lmms_eval.log", "w") as logfile:
         code = subprocess.call(command, env=env, stdout=logfile, stderr=subprocess.STDOUT)
