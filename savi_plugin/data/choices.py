@@ -7,7 +7,8 @@ the lowest layer (``data``) so that every layer above may import it.
 API:
 
 * :func:`parse_choice` -> :class:`Choice` ``(index, method)``: ``index`` is ``0..len(options)-1`` or
-  None; ``method`` says which rule decided (``letter``, ``number``, ``option_text``, ``option_prefix``)
+  None; ``method`` says which rule decided (``letter``, ``number``, ``option_text``, ``option_prefix``,
+  ``option_words``)
   or, for None, why nothing was chosen (``empty``, ``ambiguous``, ``out_of_range``, ``unparsed``).
 * :func:`extract_choice`: the index alone.
 * :data:`LETTERS`, :func:`option_letters`, :func:`strip_option_prefix`: option labels.
@@ -33,6 +34,8 @@ adds noise to a score; a false match makes a wrong answer count as right):
    first word, or after ``"answer is"``), so ``"There is no correct option."`` does not choose ``"no"``.
 4. **Option prefix**: an answer cut short by the generation limit (EgoSchema's long options under a
    16-token limit) is the beginning of exactly one option, at least :data:`MIN_PREFIX_WORDS` words long.
+5. **Option words**: a paraphrase that carries every content word setting one option apart from the
+   others (at least two), none of another option's, and no negation (``"He closes the window"``).
 
 Capital ``A`` and ``I`` are English words, so in running text they count as labels only when the
 sentence makes them one (``"A."``, ``"(A)"``, ``"A because"``, ``"A, ..."``, or followed by option
@@ -73,7 +76,8 @@ class Choice:
 
     Attributes:
         index: ``0..len(options)-1``, or None when the answer chooses no single option.
-        method: the rule that decided (``letter``, ``number``, ``option_text``, ``option_prefix``),
+        method: the rule that decided (``letter``, ``number``, ``option_text``, ``option_prefix``,
+            ``option_words``),
             or why nothing was chosen (``empty``, ``ambiguous``, ``out_of_range``, ``unparsed``).
     """
 
@@ -333,6 +337,40 @@ def _by_prefix(text: str, options: Sequence[str], letters: str) -> Choice | None
     return Choice(None, "ambiguous") if found else None
 
 
+_STOPWORDS = {"a", "an", "the", "is", "are", "was", "were", "be", "in", "on", "of", "to", "and", "or", "it", "its",
+              "this", "that", "he", "she", "they", "his", "her", "their", "with", "at", "by", "for", "from", "video",
+              "person", "someone", "answer", "option", "correct", "i", "think"}
+
+
+def _stem(word: str) -> str:
+    """A crude stem: ``closes``/``closing``/``closed`` -> ``clos``, ``running`` -> ``run``."""
+    for suffix in ("ing", "es", "ed", "s"):
+        if len(word) > len(suffix) + 2 and word.endswith(suffix):
+            word = word[: -len(suffix)]
+            return word[:-1] if len(word) > 2 and word[-1] == word[-2] and word[-1] not in "aeiouls" else word
+    return word
+
+
+def _content(text: str) -> set[str]:
+    return {_stem(w) for w in normalize(text).split() if w not in _STOPWORDS}
+
+
+def _by_content_words(text: str, options: Sequence[str], letters: str) -> Choice | None:
+    """A paraphrase that carries every word that sets one option apart (``"He closes the window"`` for
+    ``"The man closes the window."``): at least two such words, none of another option's, no negation."""
+    words = normalize(text).split()
+    if any(w in _NEGATORS or w in {"none", "neither"} for w in words):
+        return None
+    said = _content(text)
+    sets = [_content(strip_option_prefix(o, letter)) for letter, o in zip(letters, options)]
+    own = [t - set().union(*(u for j, u in enumerate(sets) if j != i)) for i, t in enumerate(sets)]
+    found = [i for i, d in enumerate(own) if len(d) >= 2 and d <= said]
+    touched = [i for i, d in enumerate(own) if d & said]
+    if len(found) == 1 and touched == found:
+        return Choice(found[0], "option_words")
+    return None
+
+
 def _label_stripped(text: str) -> str:
     return re.sub(r"^\s*(?:answer|best option|option)\s*[:：]\s*", "", text, flags=re.IGNORECASE)
 
@@ -367,7 +405,8 @@ def parse_choice(response: str, options: Sequence[str]) -> Choice:
         return prefix
     for rule in (lambda: _by_letter(cued, letters, LETTERS), lambda: _by_number(cued, options),
                  lambda: _by_text(_label_stripped(text), options, letters),
-                 lambda: _by_prefix(_label_stripped(text), options, letters)):
+                 lambda: _by_prefix(_label_stripped(text), options, letters),
+                 lambda: _by_content_words(_label_stripped(text), options, letters)):
         choice = rule()
         if choice is not None:
             return choice
