@@ -460,3 +460,10 @@ def add_flag(parser: argparse.ArgumentParser, flag: str, cls: type, name: str, *
     if help_text and kwargs.get("default") is not None:
         help_text = f"{help_text} (default {kwargs['default']})"
     return parser.add_argument(flag, type=arg_type(cls, name, flag), help=help_text, **kwargs)
+
+
+def check_field(cls: type, name: str, value: Any, path: str | None = None, source: str | Path | None = None) -> Any:
+    """``value`` checked as field ``name`` of ``cls`` (for a function argument that mirrors a configuration
+    field, e.g. ``run_generation(num_frames=...)``); returns the widened value."""
+    source = str(source) if source is not None else None
+    return check_value(cls, _fields(cls)[name], value, path or name, source)

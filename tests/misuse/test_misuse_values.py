@@ -186,3 +186,20 @@ def test_backend_that_does_not_fit_the_checkpoint_fails_before_the_run(tiny_llav
     assert "--backend: backend 'qwen2_vl' does not serve model_type 'llava_onevision'" in line
     assert "use llava_onevision" in line
     assert not out.exists() and len(list(tmp_path.iterdir())) == 1
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"num_frames": 0}, "num_frames: must be >= 1, got 0"),  # was silently 32
+    ({"limit": -1}, "limit: must be >= 1, got -1"),  # was "all but the last item"
+    ({"batch_size": 0}, "batch_size: must be >= 1, got 0"),
+    ({"seed": -1}, "seed: must be >= 0, got -1"),
+    ({"options": {"max_new_tokens": 0}}, "options.max_new_tokens: must be >= 1, got 0"),
+])
+def test_run_generation_api_applies_the_same_rules(kwargs, message, tmp_path):
+    from savi_plugin.config.values import ConfigError
+    from savi_plugin.generators import run_generation
+
+    with pytest.raises(ConfigError) as err:
+        run_generation(generator="rrpo", model="m", inputs=[], output=tmp_path / "pairs.jsonl", **kwargs)
+    assert message in str(err.value)
+    assert list(tmp_path.iterdir()) == []
