@@ -266,14 +266,19 @@ def run_generation(*, generator: str | type | Generator, model: Any, inputs: str
         The run report (also written to ``report``): counts per outcome, every skipped or failed record with
         its reason, throughput of this run, and the configuration.
     """
+    from savi_plugin.config.sections import GenerateSection, ModelSection
+    from savi_plugin.config.values import check_field
+
+    # the recipe's and the CLI's rules for the same values: never 0 frames turned into 32, nor a limit of -1
+    num_frames = check_field(ModelSection, "num_frames", num_frames, "num_frames") if num_frames is not None else None
+    for name, value in (("batch_size", batch_size), ("seed", seed), ("limit", limit)):
+        check_field(GenerateSection, name, value, name)
     gen = resolve_generator(generator, options)
     items = list(inputs) if not isinstance(inputs, (str, Path)) else load_inputs(inputs, data_root)
     check_inputs_encodable(items)
     if limit is not None:
-        items = items[: int(limit)]
+        items = items[:limit]
     gen.check_items(items)
-    if batch_size < 1:
-        raise ValueError("batch_size must be >= 1")
     shard_ix = parse_shard(shard)
     out_path = Path(output)
     if shard_ix is not None and shard_ix[1] > 1:
