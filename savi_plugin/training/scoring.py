@@ -131,18 +131,18 @@ def template_side(backend, batch: dict[str, Any], prompts: Prompts, side: str = 
     separator = backend.tokenizer(backend.turn_separator, add_special_tokens=False)["input_ids"] \
         if backend.turn_separator else []
     rows = batch[f"{side}_rows"].tolist()
-    response_positions_ = batch[f"{side}_positions"]
-    response_targets = batch[f"{side}_targets"]
+    side_positions = batch[f"{side}_positions"]
+    side_targets = batch[f"{side}_targets"]
     positions, targets = [], []
     for b, row in enumerate(prompts.rows):
         ids = row["input_ids"].tolist()
         picked = [j for j in range(1, len(ids)) if ids[j] in template or j >= len(ids) - header]
         pos = [j - 1 for j in picked]
         tgt = [ids[j] for j in picked]
-        n = int((response_targets[b] != IGNORE_INDEX).sum())
+        n = int((side_targets[b] != IGNORE_INDEX).sum())
         if len(separator) == 1 and n:
             # the separator follows the response's last token: the state at that token predicts it
-            pos.append(int(response_positions_[b, n - 1]) + 1)
+            pos.append(int(side_positions[b, n - 1]) + 1)
             tgt.append(separator[0])
         positions.append(pos)
         targets.append(tgt)
