@@ -23,7 +23,7 @@ REPORTED = ("torch", "torchvision", "transformers", "peft", "accelerate", "deeps
             "huggingface-hub", "decord", "av")
 
 #: the versions the test suite ran on (README, "Tested versions"); outside them a warning, not a failure
-TESTED = {"torch": ("2.14.1", "2.14.1"), "transformers": ("5.24.0", "5.24.0")}
+TESTED = {"torch": ("2.14.1", "2.14.1"), "transformers": ("5.20.2", "5.24.0")}
 
 
 @dataclass(frozen=True)
@@ -83,7 +83,7 @@ def core_checks() -> list[Check]:
     """Whether training and generation can work: the libraries import and transformers' video path works."""
     checks = []
     for module, dist, fix in [("torch", "torch", "pip install torch"),
-                              ("transformers", "transformers", "pip install 'transformers>=5.24'"),
+                              ("transformers", "transformers", "pip install 'transformers>=5.20.2'"),
                               ("peft", "peft", "pip install peft"),
                               ("accelerate", "accelerate", "pip install accelerate (transformers' Trainer needs it)")]:
         error = _import(module)

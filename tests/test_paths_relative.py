@@ -77,6 +77,8 @@ def test_generate_then_train_with_outputs_in_subfolders(tiny_llava_onevision, tm
                "--output-dir", "out/train", *TRAIN])
     assert rc == 0
     assert Path("out/train/adapter_model.safetensors").is_file()
+    report = json.loads(Path("out/train/train_report.json").read_text())
+    assert report["data"] == str(work / "out" / "pairs.jsonl") and report["output_dir"] == report["adapter"] == "."
 
 
 def test_pairs_inside_the_output_folder_are_stored_relative(tiny_llava_onevision, tmp_path, monkeypatch):
