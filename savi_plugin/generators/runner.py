@@ -29,6 +29,7 @@ describes the whole output, including the parts made by interrupted runs.
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import json
 import logging
@@ -43,7 +44,7 @@ from typing import Any, Sequence
 from savi_plugin import registry
 from savi_plugin.data.fingerprint import check_same_config
 from savi_plugin.data.outputs import OutputLock, check_distinct
-from savi_plugin.data.paths import is_within
+from savi_plugin.data.paths import is_within, path_for_file
 from savi_plugin.data.record import DataError, check_encodable
 from savi_plugin.data.writer import JsonlAppender, PreferenceWriter, iter_complete_objects, repair_truncated_tail
 from savi_plugin.generators.base import FAILED, PAIR, SKIPPED, BatchContext, Generator, Outcome, WorkItem
@@ -369,7 +370,7 @@ def _run_locked(gen, model, mine, config, base_meta, out_path, prog_path, index,
                 for o in outcomes:
                     by_item[o.item_id].append(o)
                     if o.status == PAIR:
-                        if writer.write(o.record):
+                        if writer.write(_stored_video(o.record, out_path, data_root)):
                             run_pairs += 1
                     elif o.status == FAILED:
                         log.warning("%s: %s: %s", o.record_id or o.item_id, o.reason, o.detail)
@@ -401,12 +402,23 @@ def _run_locked(gen, model, mine, config, base_meta, out_path, prog_path, index,
     rpath = Path(report) if report else report_path(out_path)
     result["report"] = str(rpath)
     rpath.parent.mkdir(parents=True, exist_ok=True)
-    _write_json_atomic(rpath, result)
+    stored = {k: path_for_file(result[k], rpath) for k in ("output", "progress", "report")}  # the paths rule
+    _write_json_atomic(rpath, {**result, **stored})
     c = result["counts"]
     log.info("%s: %d pair(s) from %d item(s); skipped %d, failed %d; this run %.2f pairs/s (report: %s)",
              out_path, c["pairs"], c["items_done"], c["skipped"], c["failed"],
              result["throughput"]["pairs_per_s"] or 0.0, rpath)
     return result
+
+
+def _stored_video(record, out_path: Path, data_root) -> Any:
+    """``record`` with its video path as the pairs file stores it (:mod:`savi_plugin.data.paths`' rule).
+
+    Relative to the pairs file's folder when the video lies under it, else absolute; absolute whenever a data
+    root is set, since a reader with a data root joins relative paths to the root.
+    """
+    video = os.path.abspath(record.video) if data_root is not None else path_for_file(record.video, out_path)
+    return dataclasses.replace(record, video=video) if video != record.video else record
 
 
 def build_report(prog_path: Path, out_path: Path, total_items: int | None = None) -> dict[str, Any]:

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import inspect
 import logging
 from dataclasses import dataclass, field
 from typing import Any, Sequence
@@ -112,11 +113,18 @@ def _prefill(lm, prompt: str, frames: np.ndarray, suffix_ids: list[int], video_t
     positions = base._prepare_position_ids_for_generation(processed["input_ids"], position_kwargs)
     cache = DynamicCache(config=base.config.get_text_config())
     inputs = {k: v[:, :length] for k, v in aligned.items()}
-    out = base.model(**inputs, **per_video, position_ids=positions[..., :length], cache=cache, use_cache=True)
-    layers = [(layer.keys, layer.values) for layer in out.cache.layers]
+    base.model(**inputs, **per_video, position_ids=positions[..., :length], use_cache=True,
+               **{cache_argument(base.model): cache})  # fills `cache` in place
+    layers = [(layer.keys, layer.values) for layer in cache.layers]
     tokens = {k: v[0, :length] for k, v in aligned.items() if k not in ("input_ids", "attention_mask")}
     videos = {k: v for k, v in per_video.items() if k != "pixel_values_videos" and torch.is_tensor(v)}
     return PrefixEntry(ids[:length], layers, tokens, videos)
+
+
+def cache_argument(model) -> str:
+    """The name under which ``model``'s forward takes a KV cache: ``cache`` from transformers 5.24 on,
+    ``past_key_values`` before (both ends of the supported range, README "Tested versions")."""
+    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
 
 
 def _cache_for_rows(lm, entries: list[PrefixEntry]):
@@ -207,6 +215,6 @@ def _generate_rows(lm, rows: list[tuple[PrefixEntry, list[int]]], generate_kwarg
         position_kwargs[k] = torch.cat([entry.video_inputs[k] for entry, _ in rows])
     positions = base._prepare_position_ids_for_generation(input_ids, position_kwargs)
     cache = _cache_for_rows(lm, [entry for entry, _ in rows])
-    generated = lm.model.generate(input_ids=input_ids, attention_mask=attention, position_ids=positions, cache=cache,
-                                  **generate_kwargs)
+    generated = lm.model.generate(input_ids=input_ids, attention_mask=attention, position_ids=positions,
+                                  **{cache_argument(base): cache}, **generate_kwargs)
     return list(generated[:, width:])

@@ -37,6 +37,7 @@ import torch
 
 from savi_plugin.data.fingerprint import check_same_config
 from savi_plugin.data.outputs import OutputLock, check_distinct
+from savi_plugin.data.paths import path_for_file
 from savi_plugin.errors import RunError
 
 log = logging.getLogger(__name__)
@@ -272,8 +273,10 @@ def _train(*, model, data, output_dir: Path, backend, lora, options, resume, eva
         "log_history": trainer.state.log_history, "seconds": round(time.time() - started, 2),
         "failed": failure,
     }
-    if trainer.is_world_process_zero():
-        _write_json_atomic(output_dir / REPORT_FILE, report)
+    if trainer.is_world_process_zero():  # paths as the file stores them (savi_plugin.data.paths' rule)
+        stored = {k: path_for_file(report[k], output_dir / REPORT_FILE)
+                  for k in ("model", "data", "output_dir", "adapter") if os.path.exists(report[k])}
+        _write_json_atomic(output_dir / REPORT_FILE, {**report, **stored})
     if failure is not None:
         raise TrainingFailedError(f"{output_dir}: {failure} (no adapter saved; report: {output_dir / REPORT_FILE})")
     return {k: report[k] for k in ("adapter", "loss_type", "reference", "packing", "global_step", "nonfinite_steps",
