@@ -210,4 +210,12 @@ def load_recipe(name_or_path: str | Path, overrides: list[str] | None = None) ->
         RecipeError: naming the file and the key path of the first problem.
     """
     path = resolve_recipe_path(name_or_path)
-    return recipe_from_mapping(apply_overrides(_read(path), list(overrides or [])), str(path))
+    overrides = list(overrides or [])
+    try:
+        return recipe_from_mapping(apply_overrides(_read(path), overrides), str(path))
+    except ConfigError as exc:  # a value set on the command line is named as such, not as the file's
+        for text in reversed(overrides):
+            key = text.partition("=")[0].strip()
+            if exc.path == key or exc.path.startswith(f"{key}.") or exc.path.startswith(f"{key}["):
+                raise ConfigError(exc.path, exc.message, f"override {text!r}") from None
+        raise

@@ -119,4 +119,5 @@ def resolved(recipe: Recipe) -> dict:
     own = {f.name: to_dict(f.default) for f in dataclasses.fields(config_class())
            if f.name not in base and f.default is not dataclasses.MISSING}
     out["train"] = {**own, **to_dict(training_kwargs(recipe))}
-    return out
+    first = ("description", "notes")
+    return {**{k: out[k] for k in first}, **{k: v for k, v in out.items() if k not in first}}
