@@ -35,6 +35,7 @@ from typing import Any
 
 import torch
 
+from savi_plugin.config.sections import LoraSection
 from savi_plugin.data.fingerprint import check_same_config
 from savi_plugin.data.outputs import OutputLock, check_distinct
 from savi_plugin.data.paths import path_for_file
@@ -42,7 +43,8 @@ from savi_plugin.errors import RunError
 
 log = logging.getLogger(__name__)
 
-DEFAULT_LORA = {"r": 8, "alpha": 16, "dropout": 0.05, "target_modules": None}
+#: the recipe's ``lora`` defaults (:class:`~savi_plugin.config.sections.LoraSection`, where they are defined)
+DEFAULT_LORA = LoraSection().peft_kwargs()
 CONFIG_FILE = "savi_train_config.json"
 REPORT_FILE = "train_report.json"
 #: training options that a resumed run may change: how long it runs, and how it logs and saves
