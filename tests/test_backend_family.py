@@ -47,8 +47,9 @@ def test_a_family_from_outside_the_package_trains_through_its_backend(throwaway_
     from savi_plugin.training.scoring import score_responses
 
     path = tmp_path / "pairs.jsonl"
-    path.write_text("".join(json.dumps({"id": f"p{i}", "video": s.video, "question": s.question, "chosen": s.answer,
-                                        "rejected": "none of them"}) + "\n" for i, s in enumerate(synthetic_samples[:2])))
+    records = [{"id": f"p{i}", "video": s.video, "question": s.question, "chosen": s.answer, "rejected": "none"}
+               for i, s in enumerate(synthetic_samples[:2])]
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
     scores = {}
     for name in ("toy", "toy_packed"):
         backend = load_backend(tiny_llava_onevision, name, num_frames=4)
