@@ -52,10 +52,6 @@ from savi_plugin.training.scoring import Scores, score_responses
 
 log = logging.getLogger(__name__)
 
-METRICS = ("rewards/chosen", "rewards/rejected", "rewards/accuracies", "rewards/margins", "logps/chosen",
-           "logps/rejected", "kl/chosen")
-
-
 @contextlib.contextmanager
 def _bound_forward(module: torch.nn.Module, fn):
     """Temporarily make ``fn`` the module's ``forward`` so a DDP/DeepSpeed wrapper can call it."""
