@@ -98,13 +98,17 @@ class JsonlAppender:
         except UnicodeEncodeError as exc:
             raise ValueError(f"{self.path}: record {item_id!r} holds text that is not valid Unicode ({exc.reason}: "
                              f"{exc.object[exc.start:exc.end]!r}); nothing was written") from None
+        start = os.lseek(self._fd, 0, os.SEEK_END)
         try:
             written = os.write(self._fd, data)
-        except OSError as exc:  # disk full, quota, file size limit: name the file (os.write does not)
+            while written < len(data):  # a short write: the next one says why (disk full, file size limit)
+                more = os.write(self._fd, data[written:])
+                if more == 0:
+                    raise OSError(errno.ENOSPC, f"short write ({written} of {len(data)} bytes)")
+                written += more
+        except OSError as exc:  # never leave half a line behind; name the file (os.write does not)
+            os.ftruncate(self._fd, start)
             raise OSError(exc.errno, exc.strerror, str(self.path)) from None
-        if written != len(data):  # disk full mid-line; never leave half a line behind
-            os.ftruncate(self._fd, os.lseek(self._fd, 0, os.SEEK_END) - written)
-            raise OSError(errno.ENOSPC, f"short write ({written} of {len(data)} bytes)", str(self.path))
         if self.fsync:
             os.fsync(self._fd)
         self.ids.add(item_id)

@@ -164,6 +164,8 @@ def _disk_full(exc: BaseException, where: Path) -> OSError | None:
     if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
         return OSError(exc.errno, exc.strerror, exc.filename or str(where))
     text = str(exc)
+    if any(s in text for s in ("File too large", "os error 27")):
+        return OSError(errno.EFBIG, "file too large (file size limit)", str(where))
     if any(s in text for s in ("No space left", "os error 28", "iostream error", "file write failed")):
         try:
             free = shutil.disk_usage(where if where.exists() else where.parent).free
@@ -171,7 +173,8 @@ def _disk_full(exc: BaseException, where: Path) -> OSError | None:
             free = 0
         return OSError(errno.ENOSPC, f"no space left on the device ({free // 2**20} MiB free; {text.strip()[:80]})",
                        str(where))
-    return None
+    cause = exc.__cause__ or exc.__context__
+    return _disk_full(cause, where) if cause is not None and cause is not exc else None
 
 
 def _save_adapter_atomically(trainer, output_dir: Path) -> None:
@@ -257,7 +260,7 @@ def _train(*, model, data, output_dir: Path, backend, lora, options, resume, eva
         failure = _nonfinite_failure(trainer, config)
         if failure is None:
             _save_adapter_atomically(trainer, output_dir)
-    except (OSError, RuntimeError) as exc:
+    except Exception as exc:  # torch, safetensors and the OS each report a full disk their own way
         full = _disk_full(exc, output_dir)
         if full is None:
             raise

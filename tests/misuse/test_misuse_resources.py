@@ -181,3 +181,38 @@ def test_a_full_disk_is_one_line_naming_the_file(how, tmp_path):
     finally:
         if how == "full-tmpfs":
             subprocess.call(["umount", str(target)])
+
+
+def _limited(size: int):
+    def preexec():
+        import signal
+
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (size, size))
+    return preexec
+
+
+@pytest.mark.parametrize("command", ["generate", "train"])
+def test_a_file_size_limit_mid_run_is_one_line_naming_the_output(command, tiny_llava_onevision, synthetic_samples,
+                                                                  tmp_path):
+    manifest = Path(synthetic_samples[0].video).parent / "samples.jsonl"
+    if command == "generate":
+        out = tmp_path / "pairs.jsonl"
+        argv = ["generate", "--generator", "rrpo", "--model", str(tiny_llava_onevision), "--input", str(manifest),
+                "--output", str(out), "--num-frames", "4", "--batch-size", "1", "--no-progress",
+                "--option", "answer_format=raw", "--option", "max_new_tokens=6"]
+        limit = 2048  # a few records
+    else:
+        out = tmp_path / "out"
+        data = write_jsonl(tmp_path / "pairs.jsonl", [pair("a", clip(tmp_path / "v.mp4"))])
+        recipe = tmp_path / "r.yaml"
+        recipe.write_text(json.dumps({"model": {"path": str(tiny_llava_onevision), "num_frames": 4},
+                                      "train": {"max_steps": 1, "use_cpu": True, "disable_tqdm": True,
+                                                "save_strategy": "steps", "save_steps": 1}}))
+        argv = ["train", str(recipe), "--data", str(data), "--output-dir", str(out)]
+        limit = 16 * 1024  # the configuration fits, a checkpoint does not
+    proc = subprocess.run([sys.executable, "-m", "savi_plugin", *argv], capture_output=True, text=True,
+                          preexec_fn=_limited(limit), timeout=600, env={**__import__("os").environ,
+                                                                          "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    assert_one_line_error(proc.stderr, str(out), "file too large")
