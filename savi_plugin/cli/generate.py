@@ -134,6 +134,10 @@ def run_generate(args) -> int:
     print(json.dumps({"output": report["output"], "report": report["report"], "pairs": c["pairs"],
                       "skipped": c["skipped"], "failed": c["failed"], "by_reason": c["by_reason"],
                       "pairs_per_s": t["pairs_per_s"]}, indent=2))
+    if not report["complete"]:  # items that failed for a transient reason (out of memory, I/O) are not done
+        print(f"error: {report['output']}: {c['items_to_retry']} item(s) failed for a transient reason (see "
+              f"{report['report']}); re-run the same command to retry them", file=sys.stderr)
+        return 1
     return 0
 
 
