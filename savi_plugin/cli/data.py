@@ -47,6 +47,9 @@ def run_convert(args) -> int:
     from savi_plugin.data.convert import convert_file
     from savi_plugin.data.record import DataError
 
+    from savi_plugin.data.outputs import check_distinct
+
+    check_distinct(args.dst, {"SRC": args.src}, output_name="DST")  # converting in place would replace the source
     skipped: list[DataError] = []
     try:
         n = convert_file(args.src, args.dst, args.src_format, args.dst_format,

@@ -155,3 +155,13 @@ def test_merge_refuses_an_output_that_is_one_of_its_shards(tmp_path, capsys):
     code, _, err = savi(capsys, "generate", "merge", shard, shard)
     assert code == 1 and shard.read_bytes() == before
     assert_one_line_error(err, "the merge output")
+
+
+def test_data_convert_refuses_to_replace_its_source(tmp_path, capsys):
+    src = write_jsonl(tmp_path / "release.jsonl", [{"id": "a", "video": "v.mp4", "question": "q", "chosen": "x",
+                                                    "rejected": "y"}])
+    before = src.read_bytes()
+    code, _, err = savi(capsys, "data", "convert", src, tmp_path / "." / "release.jsonl", "--from", "savi",
+                        "--to", "trl")
+    assert code == 1 and src.read_bytes() == before
+    assert_one_line_error(err, "DST", "SRC")
