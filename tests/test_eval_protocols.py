@@ -12,13 +12,20 @@ from pathlib import Path
 import lmms_eval
 import pytest
 from lmms_eval.tasks.egoschema.utils import egoschema_doc_to_text
-from lmms_eval.tasks.mvbench.utils import mvbench_doc_to_text as lmms_mvbench_doc_to_text
+from lmms_eval.tasks.mvbench.utils import (
+    mvbench_doc_to_text as lmms_mvbench_doc_to_text,
+)
 from lmms_eval.tasks.perceptiontest.val.utils import perceptiontest_val_doc_to_text
 from lmms_eval.utils import load_yaml_config
 
 from savi_plugin.eval import task as savi_task
 from savi_plugin.eval.fixtures import build_fixture
-from savi_plugin.eval.protocols import PROTOCOLS, grade_official_mvbench, grade_rrpo_mvbench, protocol
+from savi_plugin.eval.protocols import (
+    PROTOCOLS,
+    grade_official_mvbench,
+    grade_rrpo_mvbench,
+    protocol,
+)
 from savi_plugin.eval.registration import tasks_path
 from savi_plugin.eval.task import SaviVideoTask
 
@@ -152,7 +159,9 @@ def test_lmms_variants_score_like_lmms_eval_on_the_answer_corpus():
 
     from lmms_eval.tasks.egoschema.utils import egoschema_process_results_generation
     from lmms_eval.tasks.mvbench.utils import mvbench_process_results
-    from lmms_eval.tasks.perceptiontest.val.utils import perceptiontest_val_process_results_mc
+    from lmms_eval.tasks.perceptiontest.val.utils import (
+        perceptiontest_val_process_results_mc,
+    )
 
     from savi_plugin.eval.data import BENCHMARKS
     from savi_plugin.eval.task import process_mcq

@@ -265,8 +265,8 @@ class SaviVideo(lmms):
                 by_shape.setdefault(frames.shape, []).append((j, frames, context))
         temperature = float(gen_kwargs.get("temperature", 0) or 0)
         do_sample = bool(gen_kwargs.get("do_sample", False)) and temperature > 0
-        kwargs = dict(max_new_tokens=int(gen_kwargs.get("max_new_tokens", self.max_new_tokens)), do_sample=do_sample,
-                      temperature=temperature if do_sample else 1.0, top_p=float(gen_kwargs.get("top_p", 1.0) or 1.0))
+        kwargs = {"max_new_tokens": int(gen_kwargs.get("max_new_tokens", self.max_new_tokens)), "do_sample": do_sample,
+                  "temperature": temperature if do_sample else 1.0, "top_p": float(gen_kwargs.get("top_p", 1.0) or 1.0)}
         for items in by_shape.values():
             try:
                 texts = self.lm.generate([f for _, f, _ in items], [c for _, _, c in items], **kwargs)
