@@ -45,7 +45,7 @@ from savi_plugin import registry
 from savi_plugin.data.fingerprint import check_same_config
 from savi_plugin.data.outputs import OutputLock, check_distinct
 from savi_plugin.data.paths import is_within, path_for_file
-from savi_plugin.data.record import DataError, check_encodable
+from savi_plugin.data.record import check_encodable
 from savi_plugin.data.writer import JsonlAppender, PreferenceWriter, iter_complete_objects, repair_truncated_tail
 from savi_plugin.generators.base import FAILED, PAIR, SKIPPED, BatchContext, Generator, Outcome, WorkItem
 from savi_plugin.generators.inputs import InputItem, load_inputs

@@ -280,7 +280,7 @@ def _interrupt(proc, ready, timeout: float = 300.0) -> tuple[int, str]:
 
 
 def test_ctrl_c_in_generate_is_one_line_saying_how_to_resume(tiny_llava_onevision, synthetic_samples, tmp_path):
-    from misuse_kit import assert_one_line_error, savi_process
+    from misuse_kit import savi_process
 
     manifest = Path(synthetic_samples[0].video).parent / "samples.jsonl"
     out = tmp_path / "pairs.jsonl"
