@@ -115,10 +115,20 @@ def test_split_attention_equals_the_block_mask(family, request, synthetic_sample
     weights = torch.randn(int(batch["segments"].sum()), decoder.config.get_text_config().hidden_size,
                           generator=torch.Generator().manual_seed(1))
 
-    calls = []
+    calls, masks = [], []
     original_split = packed_attention.split_attention
     monkeypatch.setattr(packed_attention, "split_attention",
                         lambda *a, **k: calls.append(1) or original_split(*a, **k))
+    from transformers import AttentionInterface
+
+    packed_attention.register()
+    registered = AttentionInterface._global_mapping["savi_packed_sdpa"]
+
+    def recording(module, query, key, value, mask, **kwargs):
+        masks.append(mask)
+        return registered(module, query, key, value, mask, **kwargs)
+
+    monkeypatch.setitem(AttentionInterface._global_mapping, "savi_packed_sdpa", recording)
     spy = _SdpaSpy()
     layers = decoder.config.get_text_config().num_hidden_layers
     for checkpointing, autocast in ((False, False), (True, False), (True, True)):
@@ -129,11 +139,12 @@ def test_split_attention_equals_the_block_mask(family, request, synthetic_sample
         with spy:
             out_block, grad_block = _run(backend, batch, block, features, weights, autocast)
         assert spy.square_masks(length) > 0 and not calls  # the reference really is the block mask
-        spy.masks.clear()
+        spy.masks.clear(), masks.clear()
         with spy:
             out_split, grad_split = _run(backend, batch, split, features, weights, autocast)
         assert packed_attention.language_model_config(decoder)._attn_implementation == "savi_packed_sdpa"
         assert spy.square_masks(length) == 0  # no L x L mask reaches the kernel
+        assert masks and all(m is None for m in masks)  # and transformers built none
         # every layer ran the split; with checkpointing each layer runs again in backward
         assert len(calls) == layers * (2 if checkpointing else 1)
         tol = BF16_TOL if autocast else FP32_TOL
