@@ -125,6 +125,19 @@ def test_align_relative_out_then_resumed_from_another_folder(tiny_llava_onevisio
     assert not (second / "runs").exists()
 
 
+def test_demo_with_a_relative_run_folder(tmp_path, monkeypatch):
+    """``savi demo --out runs/d`` (a small world): generation finds the videos, training gets pairs."""
+    monkeypatch.chdir(tmp_path)
+    rc = main(["demo", "--out", "runs/d", "data.synthetic_videos=16", "data.synthetic_eval_videos=8",
+               "demo.warmup_videos=16", "demo.warmup_steps=60", "demo.compare_dpo=false", "train.max_steps=1"])
+    assert rc == 0
+    report = json.loads(Path("runs/d/data/rrpo_pairs.report.json").read_text())
+    assert report["counts"]["failed"] == 0 and report["counts"]["pairs"] > 0  # every video was found
+    for rec in map(json.loads, Path("runs/d/data/rrpo_pairs.jsonl").read_text().splitlines()):
+        assert path_from_file(rec["video"], "runs/d/data/rrpo_pairs.jsonl").is_file()
+    assert Path("runs/d/demo.png").is_file() and not Path("runs/d/runs").exists()
+
+
 def test_recipe_paths_are_relative_to_the_recipe_file(tiny_llava_onevision, tmp_path, monkeypatch):
     """A recipe's relative ``model.path`` names the model next to the recipe, from any working folder."""
     from savi_plugin.recipe import load_recipe
