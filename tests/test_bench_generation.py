@@ -40,3 +40,24 @@ def test_gpu_check_runs_at_a_small_shape_on_cpu(tmp_path, capsys):
     assert generation["outputs_equal"] and generation["reuse"]["prefix_prefills_per_video"] == 1
     assert generation["prompt_tokens"] > 2 * 196 + 1  # LLaVA-OneVision's layout: 196 per frame + one newline
     assert "throughput ours/official" in capsys.readouterr().out
+
+
+def test_gpu_check_full_shape_is_llava_video_7b(tmp_path):
+    """The full-scale model, built on the meta device (no memory): Qwen2-7B + SigLIP-so400m sizes."""
+    import torch
+
+    from savi_plugin.bench.gpu import FULL, build_checkpoint, scaled_config
+    from savi_plugin.models.llava_next.modeling import LlavaVideoForConditionalGeneration
+
+    config = scaled_config(build_checkpoint(tmp_path), FULL, "grid")
+    with torch.device("meta"):
+        model = LlavaVideoForConditionalGeneration(config)
+    counts = {"language": 0, "vision": 0}
+    for name, param in model.named_parameters():
+        if "vision_tower" in name:
+            counts["vision"] += param.numel()
+        elif "language_model" in name or "lm_head" in name:
+            counts["language"] += param.numel()
+    assert 7.5e9 < counts["language"] < 7.7e9 and 0.39e9 < counts["vision"] < 0.41e9
+    attention = model.model.language_model.layers[0].self_attn
+    assert (attention.head_dim, attention.k_proj.out_features) == (128, 512)  # 28 query heads, 4 KV heads

@@ -106,24 +106,36 @@ def build_checkpoint(work: Path) -> Path:
     return out
 
 
+def scaled_config(checkpoint: Path, scale: dict, newline: str):
+    """The tiny checkpoint's ``LlavaVideoConfig`` with ``scale``'s sizes and newline layout, on sdpa attention."""
+    from savi_plugin.models.llava_next.auto import register_auto_classes
+    from savi_plugin.models.llava_next.modeling import LlavaVideoConfig
+
+    register_auto_classes()
+    config = LlavaVideoConfig.from_pretrained(str(checkpoint))
+    text = config.text_config
+    for key, value in scale["text"].items():
+        setattr(text, key, value)
+    if getattr(text, "layer_types", None) is not None:  # one entry per layer
+        text.layer_types = ["full_attention"] * text.num_hidden_layers
+        text.max_window_layers = text.num_hidden_layers
+    for key, value in scale["vision"].items():
+        setattr(config.vision_config, key, value)
+    config.newline_position = newline
+    text._attn_implementation = "sdpa"
+    config.vision_config._attn_implementation = "sdpa"
+    return config
+
+
 def random_backend(checkpoint: Path, scale: dict, *, device: str, dtype, frames: int, newline: str, seed: int):
     """A ``LlavaVideoVideoLM`` with random weights of ``scale``'s sizes, initialised on ``device`` in ``dtype``."""
     import torch
     from transformers import AutoProcessor
 
     from savi_plugin.models.backends.llava_video import LlavaVideoVideoLM
-    from savi_plugin.models.llava_next.auto import register_auto_classes
-    from savi_plugin.models.llava_next.modeling import LlavaVideoConfig, LlavaVideoForConditionalGeneration
+    from savi_plugin.models.llava_next.modeling import LlavaVideoForConditionalGeneration
 
-    register_auto_classes()
-    config = LlavaVideoConfig.from_pretrained(str(checkpoint))
-    for key, value in scale["text"].items():
-        setattr(config.text_config, key, value)
-    for key, value in scale["vision"].items():
-        setattr(config.vision_config, key, value)
-    config.newline_position = newline
-    config.text_config._attn_implementation = "sdpa"
-    config.vision_config._attn_implementation = "sdpa"
+    config = scaled_config(checkpoint, scale, newline)
     processor = AutoProcessor.from_pretrained(str(checkpoint))
     processor.newline_position = newline
     torch.manual_seed(seed)
