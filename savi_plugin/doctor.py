@@ -100,8 +100,11 @@ def core_checks() -> list[Check]:
                         "" if decoders else "pip install av"))
     for dist, (low, high) in TESTED.items():
         v = version_of(dist)
-        if v and not version_tuple(low) <= version_tuple(v)[:len(version_tuple(low))] <= version_tuple(high):
-            checks.append(Check("core", f"{dist} version", WARN, f"{v} is outside the tested {low}..{high}",
+        if v and version_tuple(v) < version_tuple(low):  # known to fail (README, Tested versions)
+            checks.append(Check("core", f"{dist} version", FAIL, f"{v} is older than {low}, the oldest that works",
+                                f"pip install '{dist}>={low}'"))
+        elif v and version_tuple(v) > version_tuple(high):
+            checks.append(Check("core", f"{dist} version", WARN, f"{v} is newer than {high}, the newest tested",
                                 "see README, Tested versions"))
     return checks
 
