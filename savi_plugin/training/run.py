@@ -238,7 +238,9 @@ def _train(*, model, data, output_dir: Path, backend, lora, options, resume, eva
     run_config = run_configuration(model, data, backend, lora, options, eval_data)
     config_path = output_dir / CONFIG_FILE
     resume_from = _resume_argument(resume, output_dir)
-    if resume_from is not None and config_path.exists():
+    has_checkpoints = output_dir.is_dir() and any(p.name.startswith("checkpoint-") for p in output_dir.iterdir())
+    if config_path.exists() and (resume_from is not None or has_checkpoints):
+        # A fresh run beside another configuration's checkpoints is refused too: a later --resume would pick them.
         stored = json.loads(config_path.read_text(encoding="utf-8"))
         check_same_config(stored, run_config, output=output_dir, stored_at=config_path, ignore=RESUMABLE_CHANGES,
                           remedy="resume with the same configuration, or train into a new output folder")

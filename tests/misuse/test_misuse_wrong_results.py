@@ -212,3 +212,12 @@ def test_the_cli_retries_what_failed_transiently_and_never_what_failed_for_its_i
     report = json.loads(out.with_name("pairs.report.json").read_text())
     assert report["complete"] and report["throughput"]["items"] == 1  # q0 again; "bad" is final
     assert [e["item"] for e in report["failed"]] == ["bad"] and report["counts"]["pairs"] > 0
+
+
+def test_a_fresh_run_beside_another_configurations_checkpoints_is_refused(trained, tmp_path, capsys):
+    folder = tmp_path / "run"
+    shutil.copytree(trained, folder)  # checkpoint-1 of a learning rate 1e-4 run
+    code, _, err = savi(capsys, "train", folder / "r.yaml", "--data", folder / "pairs.jsonl", "--output-dir",
+                        folder / "out", "train.learning_rate=0.3")
+    assert code == 1  # without --resume too: a later --resume would continue from the other run's checkpoint
+    assert_one_line_error(err, "different configuration", "training.learning_rate")
