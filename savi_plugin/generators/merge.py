@@ -19,7 +19,9 @@ from typing import Any, Sequence
 
 from savi_plugin.data.outputs import OutputLock, check_distinct
 from savi_plugin.data.record import DataError, validate_record
-from savi_plugin.generators.runner import _write_json_atomic, progress_path, report_path, shard_output_path
+from savi_plugin.data.fingerprint import ConfigMismatchError, config_changes, describe_changes
+from savi_plugin.generators.runner import (_RESUMABLE_CHANGES, _read_progress, _write_json_atomic, progress_path,
+                                           report_path, shard_output_path)
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +72,26 @@ def shard_set_problems(paths: Sequence[Path]) -> list[str]:
     return problems
 
 
+def check_same_run(paths: Sequence[Path]) -> None:
+    """Refuse shards that were generated with different configurations (another seed, model, options ...).
+
+    Raises:
+        ConfigMismatchError: naming the two shards and what differs.
+    """
+    first: tuple[Path, dict[str, Any]] | None = None
+    for path in paths:
+        stored, _ = _read_progress(progress_path(path))
+        if stored is None:
+            continue
+        if first is None:
+            first = (path, stored)
+            continue
+        changes = config_changes(first[1], stored, ignore=("shard",) + _RESUMABLE_CHANGES)
+        if changes:
+            raise ConfigMismatchError(f"{path}: generated with a different configuration than {first[0]} "
+                                      f"({describe_changes(changes)}); shards of one output share one configuration")
+
+
 def _sort_key(obj: dict[str, Any]):
     order = obj.get("meta", {}).get("order")
     return (tuple(order) if isinstance(order, list) else (), obj["id"])
@@ -97,6 +119,7 @@ def merge_shards(paths: Sequence[str | Path], output: str | Path, *, allow_incom
 
     Raises:
         IncompleteShardsError: the set is incomplete and ``allow_incomplete`` is False (nothing is written).
+        ConfigMismatchError: the shards were generated with different configurations (nothing is written).
     """
     output = Path(output)
     paths = [Path(p) for p in paths]
@@ -110,6 +133,7 @@ def merge_shards(paths: Sequence[str | Path], output: str | Path, *, allow_incom
     for path in paths:
         if not path.is_file():
             raise DataError(str(path), None, None, "shard file not found")
+    check_same_run(paths)
     with OutputLock(output, what="merge output", every_rank=True):
         result = _merge(paths, output, allow_incomplete)
     if dropped:

@@ -184,3 +184,16 @@ def test_the_readme_merge_example_with_a_shell_glob_works(two_shards, tmp_path, 
     assert printed["records"] == total > 0 and printed["complete"] and printed["invalid"] == []
     assert sorted(printed["ignored_progress_files"]) == sorted(set(expanded) - set(shards))
     assert os.path.getsize("pairs.jsonl") > 0
+
+
+def test_merging_shards_of_different_configurations_is_refused(two_shards, tmp_path, tiny_llava_onevision, manifest,
+                                                               capsys):
+    folder = _copy(two_shards, tmp_path)
+    other = folder / "pairs.shard-00001-of-00002.jsonl"
+    for path in folder.glob("pairs.shard-00001-of-00002*"):
+        path.unlink()
+    assert savi(capsys, *generate_argv(tiny_llava_onevision, manifest, folder / "pairs.jsonl", "--shard", "1/2",
+                                       "--limit", "8", "--seed", "7"))[0] == 0  # shard 1 with another seed
+    code, _, err = savi(capsys, "generate", "merge", folder / "pairs.jsonl")
+    assert code == 1 and not (folder / "pairs.jsonl").exists()
+    assert_one_line_error(err, str(other), "different configuration", "seed")
