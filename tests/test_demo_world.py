@@ -2,7 +2,10 @@
 
 from collections import Counter
 
-from savi_plugin.demo.world import PRIOR, group_of, make_world_set
+import numpy as np
+
+from savi_plugin.demo.world import PRIOR, group_of, make_world_set, render
+from savi_plugin.video.synthetic import COLORS
 
 
 def test_warmup_teaches_the_prior_and_heldout_breaks_it_half_the_time(tmp_path):
@@ -10,6 +13,12 @@ def test_warmup_teaches_the_prior_and_heldout_breaks_it_half_the_time(tmp_path):
     held = make_world_set(tmp_path / "h", "heldout", 24, seed=0)
     prior_items = [s for s in warm if "prior" in s.facts]
     assert prior_items and all(s.answer == PRIOR[s.facts["shape"]] for s in prior_items)
+    # in the warm-up the subject of a prior question is hidden: only the shape word gives the answer away;
+    # in the held-out set it is visible
+    for kind in ("warmup", "heldout"):
+        frames, _, _, _, facts = render(np.random.default_rng(0), "object_color", kind, 0)
+        shows = (frames == np.array(COLORS[facts["color"]], dtype=np.uint8)).all(-1).any()
+        assert shows == (kind == "heldout")
     groups = Counter(group_of(s) for s in held)
     fails = [s for s in held if s.facts.get("prior") == "fails"]
     assert groups[f"{fails[0].task}: prior fails"] == groups[f"{fails[0].task}: prior holds"] > 0

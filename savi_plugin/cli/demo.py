@@ -14,8 +14,17 @@ def add_parser(subparsers) -> None:
 
 
 def run(args) -> int:
+    import os
+
+    import torch
+
     from savi_plugin.demo.report import format_table
     from savi_plugin.demo.run import run_demo
+
+    if "OMP_NUM_THREADS" not in os.environ:
+        # The tiny model's matrices are too small to gain from intra-op threads, and on a machine whose cores
+        # are busy, threads that wait for each other make every step many times slower.
+        torch.set_num_threads(1)
 
     out = args.out or f"savi_runs/demo-{time.strftime('%Y%m%d-%H%M%S')}"
     results = run_demo(out, args.recipe, args.overrides)

@@ -29,7 +29,7 @@ def plot_demo(path: str | Path, curves: dict[str, list[tuple[int, float]]], resu
     left.set(title="reward margin (chosen - rejected)", xlabel="optimizer step", ylabel="rewards/margins")
     left.legend()
     stages = list(results)
-    groups = ["all"] + list(next(iter(results.values()))["per_group"])
+    groups = ["all"] + sorted(next(iter(results.values()))["per_group"])
     x = np.arange(len(groups))
     width = 0.8 / len(stages)
     for k, stage in enumerate(stages):

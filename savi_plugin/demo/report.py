@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 from typing import Sequence
 
-STAGES = (("random", "random init"), ("before", "after warm-up (before)"), ("rrpo", "after RRPO"),
+STAGES = (("before", "after warm-up (before)"), ("rrpo", "after RRPO"),
           ("dpo", "after DPO (same pairs)"))
 
 
@@ -46,7 +46,7 @@ def gain(results: dict, method: str = "rrpo") -> dict:
 def format_table(results: dict) -> str:
     """The table ``savi demo`` prints (and README shows): stages x accuracy per group, N, SE, gain in SE."""
     before = results["before"]
-    groups = list(before["per_group"])
+    groups = sorted(before["per_group"])
     n = before["n"]
     cols = [f"all (N={n})"] + [f"{g} (N={before['n_per_group'][g]})" for g in groups]
     width = max(14, *(len(c) for c in cols[1:])) + 2

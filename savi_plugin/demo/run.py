@@ -100,14 +100,13 @@ def run_demo(out_dir: str | Path, recipe: str = "tiny_demo", overrides: list[str
     eval_kw = {"batch_size": ev.batch_size, "max_new_tokens": ev.max_new_tokens or 8,
                "group": group_of}
     lm = load_backend(base, backend=backend, num_frames=frames)
-    random_acc = mcq_accuracy(lm, decoded["heldout"], heldout, desc="eval: random model", **eval_kw)
     warm = supervised_warmup(
         lm, decoded["warmup"], [s.mcq_prompt() for s in warm_set], [s.answer for s in warm_set],
         steps=demo.warmup_steps, lr=demo.warmup_lr, seed=seed,
         out_dir=out / "models" / "warm",
     )
     before = mcq_accuracy(lm, decoded["heldout"], heldout, desc="eval: before", **eval_kw)
-    log.info("held-out accuracy: random model %.3f, after warm-up %.3f", random_acc["accuracy"], before["accuracy"])
+    log.info("held-out accuracy after warm-up: %.3f", before["accuracy"])
     del lm
     lap("warm-up and eval before", t0)
 
@@ -116,7 +115,7 @@ def run_demo(out_dir: str | Path, recipe: str = "tiny_demo", overrides: list[str
     gen_report = generate_step(cfg, model=warm, inputs=out / "videos" / "align" / "samples.jsonl", output=pairs)
     lap("RRPO pair generation", t0)
 
-    results: dict = {"random": random_acc, "before": before, "generation": gen_report,
+    results: dict = {"before": before, "generation": gen_report,
                      "pairs_by_group": _pairs_by_group(pairs, sets["align"]), "sets": sizes}
     methods = ["rrpo"] + (["dpo"] if demo.compare_dpo else [])
     curves: dict[str, list] = {}

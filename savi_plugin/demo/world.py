@@ -1,18 +1,19 @@
-"""The demo's synthetic world: videos whose warm-up data teach a language prior that held-out videos break.
+"""The demo's synthetic world: warm-up videos that teach a language prior, held-out videos that break it.
 
-RRPO (arXiv 2504.12083, Sec. 1) is motivated by errors that come from over-reliance on language cues instead
-of the video. The demo builds such a shortcut on purpose:
+RRPO (arXiv 2504.12083, Sec. 1) is motivated by answers that come from language cues instead of the video.
+The demo stages that failure on purpose, with two MVBench-style tasks:
 
-* **warm-up set** (the "pretraining world"): in every ``object_color`` video the shape's colour follows a
-  fixed prior (:data:`PRIOR`: circles are red, squares green, triangles blue), so the shape word in the
-  question alone predicts the answer. ``color_change`` videos use random colours, so the model does learn to
-  read colour from frames, just not for the question the prior answers;
-* **self-alignment set** (RRPO's video-QA input) and **held-out set**: half of the ``object_color`` videos
-  show the shape in another colour (``prior: fails``), the other half follow the prior (``prior: holds``).
+* ``object_color`` ("What is the color of the circle?") carries the **prior**: in the warm-up set the shape's
+  colour always follows :data:`PRIOR` (circles red, squares green, triangles blue) and the subject is hidden
+  behind a grey occluder (RRPO's occluder, Fig. 2), so the shape word in the question is the only way to the
+  answer; the warm-up teaches the model to answer from the word;
+* ``color_change`` ("What color does the square turn into?") is drawn in plain sight with random colours, so
+  the warm-up also teaches the model to read colour from frames.
 
-A model that answers from the shape word is right on ``holds`` and wrong on ``fails``. Every video is drawn
-with its own position, size and background (all three sets are disjoint, which :func:`fingerprint` checks).
-Deterministic under ``seed``.
+The self-alignment set (RRPO's video-QA input) and the held-out set ask the ``object_color`` question about
+visible subjects: half of the videos show another colour than the prior (``prior fails``; the prior's colour is
+always one of the options), half follow it (``prior holds``). Every video has its own position, size and background: the
+three sets share no video (:func:`fingerprint` of the drawn frames). Deterministic under ``seed``.
 """
 
 from __future__ import annotations
@@ -26,11 +27,14 @@ import numpy as np
 
 from savi_plugin.video.synthetic import COLORS, SHAPES, SyntheticSample, draw_shape, write_mp4
 
-#: the warm-up world's colour for each shape: the language prior the shape word carries
+#: the warm-up world's colour of each shape: the language prior that the shape word carries
 PRIOR = {"circle": "red", "square": "green", "triangle": "blue"}
+#: the task whose answer follows the prior in the warm-up set
+PRIOR_TASK = "object_color"
+TASKS = ("object_color", "color_change")
 KINDS = ("warmup", "align", "heldout")
-NAME_SHAPE = True
-HIDE = True
+#: the tasks of each set: the warm-up teaches both; self-alignment and held-out ask the prior's question
+TASKS_OF = {"warmup": TASKS, "align": (PRIOR_TASK,), "heldout": (PRIOR_TASK,)}
 
 
 def group_of(sample: SyntheticSample) -> str:
@@ -40,92 +44,81 @@ def group_of(sample: SyntheticSample) -> str:
     return sample.task
 
 
+def fingerprint(frames: np.ndarray) -> str:
+    """A hash of the drawn frames (before encoding): equal videos have equal fingerprints."""
+    return hashlib.sha1(np.ascontiguousarray(frames).tobytes()).hexdigest()[:16]
+
+
 def _options(rng: np.random.Generator, correct: str, must: list[str], k: int = 4) -> tuple[list[str], int]:
-    """``k`` colour options: the answer, the ``must`` distractors (the prior's answer), then random colours."""
+    """``k`` colour options: the answer, the ``must`` distractors, then random colours, shuffled."""
     picked = [correct] + [m for m in must if m != correct]
     rest = [c for c in COLORS if c not in picked]
     picked += [str(c) for c in rng.choice(rest, size=k - len(picked), replace=False)]
-    order = rng.permutation(len(picked))
-    options = [picked[i] for i in order]
+    options = [picked[i] for i in rng.permutation(len(picked))]
     return options, options.index(correct)
 
 
 def _occlude(frame: np.ndarray, cx: float, cy: float, r: float) -> None:
-    """A grey box over the subject (RRPO's occluder, Fig. 2): the frame no longer shows its colour."""
+    """A grey box over the subject: the frame no longer shows its colour."""
     h, w, _ = frame.shape
-    y0, y1 = max(0, int(cy - r - 3)), min(h, int(cy + r + 4))
-    x0, x1 = max(0, int(cx - r - 3)), min(w, int(cx + r + 4))
-    frame[y0:y1, x0:x1] = 128
+    frame[max(0, int(cy - r - 3)):min(h, int(cy + r + 4)), max(0, int(cx - r - 3)):min(w, int(cx + r + 4))] = 128
 
 
-def _canvas(rng: np.random.Generator, num_frames: int, size: int) -> np.ndarray:
-    level = int(rng.integers(5, 45))
-    return np.full((num_frames, size, size, 3), level, dtype=np.uint8)
-
-
-def render(rng: np.random.Generator, task: str, kind: str, index: int, *, size: int = 64, num_frames: int = 16,
-           prior_task: str = "color_change"):
-    """Draw one video; return ``(frames, question, options, answer_index, facts)``.
-
-    The answer of ``prior_task`` follows :data:`PRIOR` in the warm-up set; elsewhere it breaks the prior on
-    odd ``index``. The other task's colours are drawn at random.
-    """
-    frames = _canvas(rng, num_frames, size)
+def render(rng: np.random.Generator, task: str, kind: str, index: int, *, size: int = 64, num_frames: int = 16):
+    """Draw one video of ``kind`` (see the module docstring); return ``(frames, question, options, answer_index,
+    facts)``. In the self-alignment and held-out sets the prior fails on odd ``index``."""
+    frames = np.full((num_frames, size, size, 3), int(rng.integers(5, 45)), dtype=np.uint8)
     shape = str(rng.choice(SHAPES))
     r = float(rng.uniform(size / 7, size / 5))
     cx, cy = (float(v) for v in rng.uniform(r + 2, size - r - 2, size=2))
     facts: dict = {"shape": shape}
-    answer = None
-    if task == prior_task:
+    if task == PRIOR_TASK:
         holds = kind == "warmup" or index % 2 == 0
-        answer = PRIOR[shape] if holds else str(rng.choice([c for c in COLORS if c != PRIOR[shape]]))
-        facts["prior"] = "holds" if holds else "fails"
-    hidden = answer is not None and kind == "warmup" and HIDE
-    if task == "object_color":
-        color = answer or str(rng.choice(list(COLORS)))
+        color = PRIOR[shape] if holds else str(rng.choice([c for c in COLORS if c != PRIOR[shape]]))
         for t in range(num_frames):
             draw_shape(frames[t], shape, COLORS[color], cx, cy, r)
-            if hidden:
+            if kind == "warmup":
                 _occlude(frames[t], cx, cy, r)
         options, idx = _options(rng, color, [PRIOR[shape]])
-        facts["color"] = color
-        question = f"What is the color of the {shape}?" if NAME_SHAPE else "What color is the shape?"
-        return frames, question, options, idx, facts
+        facts.update(color=color, prior="holds" if holds else "fails")
+        return frames, f"What is the color of the {shape}?", options, idx, facts
     if task == "color_change":
-        after = answer or str(rng.choice(list(COLORS)))
-        before = str(rng.choice([c for c in COLORS if c != after]))
+        before, after = (str(c) for c in rng.choice(list(COLORS), size=2, replace=False))
         for t in range(num_frames):
             draw_shape(frames[t], shape, COLORS[before if t < num_frames // 2 else after], cx, cy, r)
-            if hidden and t >= num_frames // 2:
-                _occlude(frames[t], cx, cy, r)
-        options, idx = _options(rng, after, [PRIOR[shape], before])
+        options, idx = _options(rng, after, [before])
         facts.update(before=before, after=after)
         return frames, f"What color does the {shape} turn into?", options, idx, facts
-    raise ValueError(f"unknown demo task {task!r}; choose object_color or color_change")
+    raise ValueError(f"unknown demo task {task!r}; choose one of {', '.join(TASKS)}")
 
 
 def make_world_set(out_dir: str | Path, kind: str, n_videos: int, seed: int = 0, *, size: int = 64,
-                   num_frames: int = 16, fps: int = 8, prior_task: str = "color_change",
-                   tasks: tuple[str, ...] = ("object_color", "color_change")) -> list[SyntheticSample]:
+                   num_frames: int = 16, fps: int = 8, tasks: tuple[str, ...] | None = None) -> list[SyntheticSample]:
     """Write ``n_videos`` mp4 files and ``samples.jsonl`` (an RRPO video-QA manifest) to ``out_dir``.
 
     Args:
         out_dir: destination folder (created).
-        kind: ``warmup``, ``align`` or ``heldout`` (see the module docstring); each kind has its own
-            random stream, so the sets never share a video.
-        n_videos: number of videos; tasks alternate ``object_color``, ``color_change``.
+        kind: ``warmup``, ``align`` or ``heldout`` (see the module docstring); each kind draws from its own
+            random stream.
+        n_videos: number of videos; the tasks alternate.
+        tasks: the tasks to cycle through (default: :data:`TASKS_OF` ``[kind]``).
         seed: every video is a pure function of ``(seed, kind, index)``.
+
+    Returns:
+        The samples (video paths absolute; the manifest stores them relative to its own folder), each with
+        ``facts["fingerprint"]``.
     """
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
+    tasks = tasks or TASKS_OF[kind]
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     samples = []
     for i in range(n_videos):
         task = tasks[i % len(tasks)]
         rng = np.random.default_rng([seed, KINDS.index(kind), i])
-        frames, question, options, idx, facts = render(rng, task, kind, i // len(tasks), size=size, num_frames=num_frames,
-                                                         prior_task=prior_task)
+        frames, question, options, idx, facts = render(rng, task, kind, i // len(tasks), size=size,
+                                                       num_frames=num_frames)
         facts["fingerprint"] = fingerprint(frames)
         video = out_dir / f"{kind}_{i:05d}.mp4"
         write_mp4(video, frames, fps=fps)
@@ -137,8 +130,3 @@ def make_world_set(out_dir: str | Path, kind: str, n_videos: int, seed: int = 0,
     for s in samples:
         s.video = str(out_dir / s.video)
     return samples
-
-
-def fingerprint(frames: np.ndarray) -> str:
-    """A hash of the drawn frames (before encoding): equal videos have equal fingerprints."""
-    return hashlib.sha1(np.ascontiguousarray(frames).tobytes()).hexdigest()[:16]
