@@ -340,6 +340,9 @@ def _run_locked(gen, model, mine, config, base_meta, out_path, prog_path, index,
     stored, rows = _read_progress(prog_path)
     check_same_config(stored, config, output=out_path, stored_at=prog_path, ignore=_RESUMABLE_CHANGES,
                       remedy="write to a new output or delete the old files")
+    if stored is None and out_path.is_file() and out_path.stat().st_size > 0:
+        raise ValueError(f"{out_path}: the output exists and was not written by savi generate (no {prog_path.name} "
+                         f"beside it); appending would mix its records with new ones: choose a new output")
     done = {item_id for item_id, row in rows.items() if not to_retry(row)}
     writer = PreferenceWriter(out_path)
     progress_log = JsonlAppender(prog_path)

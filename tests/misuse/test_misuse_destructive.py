@@ -165,3 +165,13 @@ def test_data_convert_refuses_to_replace_its_source(tmp_path, capsys):
                         "--to", "trl")
     assert code == 1 and src.read_bytes() == before
     assert_one_line_error(err, "DST", "SRC")
+
+
+def test_generate_refuses_to_append_to_a_file_it_did_not_write(qa, tiny_llava_onevision, tmp_path, capsys):
+    foreign = write_jsonl(tmp_path / "curated_pairs.jsonl", [{"id": "mine", "video": "v.mp4", "question": "q",
+                                                              "chosen": "x", "rejected": "y"}])
+    before = foreign.read_bytes()
+    code, _, err = savi(capsys, "generate", "--model", tiny_llava_onevision, "--input", qa, "--output", foreign,
+                        *GEN)
+    assert code == 1 and foreign.read_bytes() == before
+    assert_one_line_error(err, str(foreign), "not written by savi generate")
