@@ -95,6 +95,21 @@ def test_pairs_inside_the_output_folder_are_stored_relative(tiny_llava_onevision
     assert all(path_from_file(rec["video"], "moved/pairs.jsonl").is_file() for rec in pairs)
 
 
+def test_merge_into_another_folder_keeps_every_video_path(tiny_llava_onevision, tmp_path, monkeypatch):
+    """``savi generate --shard i/2`` into ``data/``, then ``savi generate merge`` into ``merged/``."""
+    monkeypatch.chdir(tmp_path)
+    make_synthetic_dataset(Path("data/vids"), 4, seed=0, num_frames=4)
+    for shard in ("0/2", "1/2"):
+        assert main(["generate", "--generator", "rrpo", "--model", str(tiny_llava_onevision), "--input",
+                     "data/vids/samples.jsonl", "--output", "data/pairs.jsonl", "--num-frames", "4", "--batch-size",
+                     "2", "-o", "answer_format=raw", "--no-progress", "--shard", shard]) == 0
+    shards = sorted(str(p) for p in Path("data").glob("pairs.shard-*-of-00002.jsonl"))
+    assert main(["generate", "merge", "merged/all.jsonl", *shards]) == 0
+    merged = [json.loads(line) for line in Path("merged/all.jsonl").read_text().splitlines()]
+    assert merged and all(rec["video"].startswith("../data/vids/") or os.path.isabs(rec["video"]) for rec in merged)
+    assert all(path_from_file(rec["video"], "merged/all.jsonl").is_file() for rec in merged)
+
+
 def test_align_relative_out_then_resumed_from_another_folder(tiny_llava_onevision, tmp_path, monkeypatch):
     """``savi align --out runs/a``; the run is killed after its generate step and resumed from another folder."""
     first, second = tmp_path / "first", tmp_path / "second"

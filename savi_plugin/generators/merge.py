@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from savi_plugin.data.outputs import OutputLock, check_distinct
+from savi_plugin.data.paths import path_for_file, path_from_file
 from savi_plugin.data.record import DataError, validate_record
 from savi_plugin.data.fingerprint import ConfigMismatchError, config_changes, describe_changes
 from savi_plugin.generators.runner import (_RESUMABLE_CHANGES, _read_progress, _write_json_atomic, progress_path,
@@ -141,6 +142,14 @@ def merge_shards(paths: Sequence[str | Path], output: str | Path, *, allow_incom
     return result
 
 
+def _video_for_output(video: str, shard: Path, output: Path) -> str:
+    """A shard record's ``video`` as ``output`` stores it (:mod:`savi_plugin.data.paths`' rule): unchanged when
+    both files share a folder or the path is absolute, else re-expressed for ``output``'s folder."""
+    if os.path.isabs(video) or os.path.abspath(shard.parent) == os.path.abspath(output.parent):
+        return video
+    return path_for_file(path_from_file(video, shard), output)
+
+
 def _merge(paths: list[Path], output: Path, allow_incomplete: bool) -> dict[str, Any]:
     records: dict[str, dict[str, Any]] = {}
     raw_lines: dict[str, str] = {}
@@ -168,6 +177,10 @@ def _merge(paths: list[Path], output: Path, allow_incomplete: bool) -> dict[str,
                     if obj != records[obj["id"]]:
                         conflicts.append(obj["id"])
                     continue
+                moved = _video_for_output(obj["video"], path, output)
+                if moved != obj["video"]:  # another folder: the path stays relative to the file holding it
+                    obj = {**obj, "video": moved}
+                    text = json.dumps(obj, ensure_ascii=False)
                 records[obj["id"]] = obj
                 raw_lines[obj["id"]] = text.rstrip("\n")
     missing = shard_set_problems(paths) + [f"{t}: truncated last line (a run still writing, or killed)"
