@@ -60,7 +60,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
-        print(f"interrupted: {RESUME_HINTS.get(args.command, 'nothing was left half-written')}", file=sys.stderr)
+        print(f"interrupted: {RESUME_HINTS.get(args.command, 'stopped before finishing; re-run the command')}",
+              file=sys.stderr)
         return 130
     except Exception as exc:
         message = user_error_message(exc)
@@ -75,7 +76,6 @@ RESUME_HINTS = {
     "generate": "finished records are kept; re-run the same command to resume",
     "train": "checkpoints are kept; re-run the same command with --resume to continue from the last complete one",
     "align": "finished steps are kept; re-run the same command (same --out) to resume",
-    "demo": "re-run with the same --out to resume",
 }
 
 
