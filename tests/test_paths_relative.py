@@ -172,4 +172,4 @@ def test_data_validate_refuses_a_file_with_no_record(tmp_path, capsys, content):
     path.write_text(content)
     assert main(["data", "validate", str(path)]) == 1
     out = capsys.readouterr().out.strip().splitlines()
-    assert out == [f"{path}: no record"]
+    assert out == [f"{path}:-:-: no record"]

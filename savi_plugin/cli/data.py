@@ -29,13 +29,14 @@ def add_parser(subparsers) -> None:
 
 def run_validate(args) -> int:
     from savi_plugin.data.readers import read_records
+    from savi_plugin.data.record import DataError
 
     problems, good = [], 0
     for path in args.files:
         before = len(problems)
         found = sum(1 for _ in read_records(path, args.format, errors="collect", collected=problems))
         if found == 0 and len(problems) == before:  # training refuses such a file, so validation does too
-            problems.append(f"{path}: no record")
+            problems.append(str(DataError(str(path), None, None, "no record")))
         good += found
     for problem in problems:
         print(problem)
