@@ -223,18 +223,19 @@ def run_training(*, model: str | Path, data: str | Path, output_dir: str | Path,
         options.update(reference="model", reference_model_path=str(reference_model))
     check_distinct(output_dir, {"the model": model, "the data": data, "the reference model": reference_model,
                                 "the eval data": eval_data}, output_name="output_dir")
+    from savi_plugin.training.config import PreferenceConfig
+
+    config = PreferenceConfig(output_dir=str(output_dir), **options)  # a bad value fails before anything is made
     with OutputLock(output_dir, folder=True, what="training output folder"):
         return _train(model=model, data=data, output_dir=output_dir, backend=backend, lora=lora, options=options,
-                      resume=resume, eval_data=eval_data)
+                      config=config, resume=resume, eval_data=eval_data)
 
 
-def _train(*, model, data, output_dir: Path, backend, lora, options, resume, eval_data) -> dict[str, Any]:
+def _train(*, model, data, output_dir: Path, backend, lora, options, config, resume, eval_data) -> dict[str, Any]:
     """:func:`run_training` once the output folder's lock is held."""
     from savi_plugin.models import load_backend
-    from savi_plugin.training.config import PreferenceConfig
     from savi_plugin.training.trainer import PreferenceTrainer
 
-    config = PreferenceConfig(output_dir=str(output_dir), **options)
     run_config = run_configuration(model, data, backend, lora, options, eval_data)
     config_path = output_dir / CONFIG_FILE
     resume_from = _resume_argument(resume, output_dir)
