@@ -50,4 +50,4 @@ def test_registry_error_lists_available():
 
     with pytest.raises(registry.PluginNotFoundError, match="available: .*dpo.*rrpo"):
         registry.load(registry.LOSSES, "nope")
-    assert registry.load(registry.LOSSES, "dpo").__name__ == "dpo_loss"
+    assert registry.load(registry.LOSSES, "dpo").name == "dpo"  # a PreferenceLoss (savi_plugin.losses.base)
