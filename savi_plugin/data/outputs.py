@@ -76,7 +76,7 @@ class OutputLock:
         self.folder = folder
         self.every_rank = every_rank
         self.what = what
-        self.path = lock_path(self.output, folder)
+        self.path = lock_path(Path(os.path.realpath(self.output)), folder)  # one lock file for every spelling
         self._fd = -1
 
     def acquire(self) -> "OutputLock":

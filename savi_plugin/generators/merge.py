@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import re
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -135,7 +136,10 @@ def merge_shards(paths: Sequence[str | Path], output: str | Path, *, allow_incom
         if not path.is_file():
             raise DataError(str(path), None, None, "shard file not found")
     check_same_run(paths)
-    with OutputLock(output, what="merge output", every_rank=True):
+    with ExitStack() as locks:  # the output, and every shard: a shard still being generated is not merged
+        locks.enter_context(OutputLock(output, what="merge output", every_rank=True))
+        for path in dict.fromkeys(paths):
+            locks.enter_context(OutputLock(path, what="shard", every_rank=True))
         result = _merge(paths, output, allow_incomplete)
     if dropped:
         result["ignored_progress_files"] = [str(p) for p in dropped]

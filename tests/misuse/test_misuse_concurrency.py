@@ -95,6 +95,15 @@ def test_the_lock_is_released_when_the_job_fails(tmp_path, tiny_llava_onevision,
     OutputLock(out).acquire().release()  # free for the next job
 
 
+def test_one_lock_for_every_spelling_of_an_output(tmp_path):
+    (tmp_path / "real").mkdir()
+    (tmp_path / "alias").symlink_to(tmp_path / "real", target_is_directory=True)
+    with OutputLock(tmp_path / "real" / "pairs.jsonl"):
+        for spelling in (tmp_path / "alias" / "pairs.jsonl", tmp_path / "real" / ".." / "real" / "pairs.jsonl"):
+            with pytest.raises(OutputLockedError):
+                OutputLock(spelling).acquire()
+
+
 def test_two_processes_racing_for_one_lock_exactly_one_wins(tmp_path):
     script = ("import sys\nfrom savi_plugin.data.outputs import OutputLock, OutputLockedError\n"
               "try:\n    lock = OutputLock(sys.argv[1]).acquire()\nexcept OutputLockedError:\n    sys.exit(3)\n"
@@ -197,3 +206,16 @@ def test_merging_shards_of_different_configurations_is_refused(two_shards, tmp_p
     code, _, err = savi(capsys, "generate", "merge", folder / "pairs.jsonl")
     assert code == 1 and not (folder / "pairs.jsonl").exists()
     assert_one_line_error(err, str(other), "different configuration", "seed")
+
+
+def test_a_shard_still_being_generated_is_not_merged(two_shards, tmp_path, capsys):
+    folder = _copy(two_shards, tmp_path)
+    shard = folder / "pairs.shard-00001-of-00002.jsonl"
+    holder = hold_lock(shard, folder=False)  # its savi generate is still running
+    try:
+        code, _, err = savi(capsys, "generate", "merge", folder / "pairs.jsonl")
+    finally:
+        holder.kill()
+        holder.wait()
+    assert code == 1 and not (folder / "pairs.jsonl").exists()
+    assert_one_line_error(err, str(shard), f"pid {holder.pid}")
