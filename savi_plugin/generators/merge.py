@@ -138,7 +138,7 @@ def merge_shards(paths: Sequence[str | Path], output: str | Path, *, allow_incom
     check_same_run(paths)
     with ExitStack() as locks:  # the output, and every shard: a shard still being generated is not merged
         locks.enter_context(OutputLock(output, what="merge output", every_rank=True))
-        for path in dict.fromkeys(paths):
+        for path in dict.fromkeys(Path(os.path.realpath(p)) for p in paths):  # each file once
             locks.enter_context(OutputLock(path, what="shard", every_rank=True))
         result = _merge(paths, output, allow_incomplete)
     if dropped:
