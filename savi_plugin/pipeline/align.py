@@ -5,7 +5,11 @@ through the disabled adapter), merges the adapter into model_{i+1}, and evaluate
 loop of VideoSAVi (arXiv 2412.00624, "iterations") and of iterative DPO in LLaVA-OneVision.
 
 ``manifest.json`` records every finished step; a re-run of the same command skips them, so a killed run
-resumes where it stopped (each step is itself resumable).
+resumes where it stopped, and each step resumes inside itself: generation skips finished records, training
+continues from the last complete checkpoint of the iteration's ``train`` folder. The manifest also holds the
+recipe; a re-run with another recipe, model or backend in the same folder is refused, naming what changed
+(:mod:`savi_plugin.data.fingerprint`; only ``align.iterations`` may grow). One ``savi align`` at a time
+works in a run folder (:class:`~savi_plugin.data.outputs.OutputLock`).
 """
 
 from __future__ import annotations
@@ -14,6 +18,9 @@ import json
 import logging
 import os
 from pathlib import Path
+
+from savi_plugin.data.fingerprint import check_same_config
+from savi_plugin.data.outputs import OutputLock
 
 log = logging.getLogger(__name__)
 
@@ -103,14 +110,28 @@ def run_align(recipe, run_dir: str | Path, iterations: int | None = None, evalua
         evaluate: ``f(recipe, model_path, out_dir) -> dict`` for the eval step; default runs lmms-eval
             with the recipe's tasks (:func:`savi_plugin.pipeline.evaluate.evaluate_step`).
     """
-    from savi_plugin.config.values import to_dict
-    from savi_plugin.pipeline.steps import generate_step, train_step
-
     if evaluate is None:
         from savi_plugin.pipeline.evaluate import evaluate_step as evaluate
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
+    with OutputLock(run_dir, folder=True, what="align run folder"):
+        return _run_locked(recipe, run_dir, iterations, evaluate)
+
+
+#: recipe keys that may change when a run folder is resumed (where the recipe was read from; more iterations)
+RESUMABLE_RECIPE_KEYS = ("_source", "source", "align.iterations")
+
+
+def _run_locked(recipe, run_dir: Path, iterations: int | None, evaluate) -> dict:
+    from savi_plugin.config.values import to_dict
+    from savi_plugin.pipeline.steps import generate_step, train_step
+    from savi_plugin.training.run import last_complete_checkpoint
+
     manifest = Manifest(run_dir, to_dict(recipe))
+    check_same_config(manifest.data.get("recipe"), to_dict(recipe), output=run_dir, stored_at=manifest.path,
+                      ignore=RESUMABLE_RECIPE_KEYS, remedy="re-run with the recipe of this folder, or use a new --out")
+    if not manifest.path.exists():
+        manifest.save()  # the recipe is on disk before the first step starts
     n = iterations or recipe.align.iterations
     backend = recipe.model.backend
     model = resolve_model(recipe, run_dir)
@@ -125,7 +146,8 @@ def run_align(recipe, run_dir: str | Path, iterations: int | None = None, evalua
             it.update(data=str(pairs), data_report=report)
             manifest.save()
         if "adapter" not in it:
-            summary = train_step(recipe, model=model, data=it["data"], output_dir=folder / "train")
+            resume = last_complete_checkpoint(folder / "train") is not None  # a run killed during training
+            summary = train_step(recipe, model=model, data=it["data"], output_dir=folder / "train", resume=resume)
             it.update(adapter=summary["adapter"], train=summary)
             manifest.save()
         if "next_model" not in it:
