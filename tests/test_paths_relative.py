@@ -151,6 +151,8 @@ def test_demo_with_a_relative_run_folder(tmp_path, monkeypatch):
     for rec in map(json.loads, Path("runs/d/data/rrpo_pairs.jsonl").read_text().splitlines()):
         assert path_from_file(rec["video"], "runs/d/data/rrpo_pairs.jsonl").is_file()
     assert Path("runs/d/demo.png").is_file() and not Path("runs/d/runs").exists()
+    results = json.loads(Path("runs/d/results.json").read_text())
+    assert (results["plot"], results["out_dir"]) == ("demo.png", ".")
 
 
 def test_recipe_paths_are_relative_to_the_recipe_file(tiny_llava_onevision, tmp_path, monkeypatch):

@@ -114,3 +114,20 @@ def path_from_file(stored: str | Path, holder: str | Path) -> Path:
     """
     path = Path(stored).expanduser()
     return path if path.is_absolute() else Path(holder).expanduser().parent / path
+
+
+def paths_for_file(value, holder: str | Path):
+    """``value`` (a step summary, a results dict) with every path in it stored by the rule for file ``holder``.
+
+    A string counts as a path when it contains a folder separator and names something that exists; other
+    values (numbers, names, hub ids such as ``org/model`` that name nothing here) are kept. Dicts and lists
+    are converted item by item; a :class:`~pathlib.Path` always counts as a path.
+    """
+    if isinstance(value, dict):
+        return {k: paths_for_file(v, holder) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [paths_for_file(v, holder) for v in value]
+    if isinstance(value, Path) or (isinstance(value, str) and ("/" in value or os.sep in value)
+                                   and os.path.exists(value)):
+        return path_for_file(value, holder)
+    return value
