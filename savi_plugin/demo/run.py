@@ -17,6 +17,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from savi_plugin.data.paths import paths_for_file
 from savi_plugin.recipe import load_recipe
 
 log = logging.getLogger(__name__)
@@ -136,5 +137,6 @@ def run_demo(out_dir: str | Path, recipe: str = "tiny_demo", overrides: list[str
     results.update(timings=timings, plot=str(plot), out_dir=str(out), versions=_versions(),
                    time={"wall_s": time.time() - wall0, "cpu_s": time.process_time() - cpu0,
                          "threads": torch.get_num_threads()})
-    (out / "results.json").write_text(json.dumps(results, indent=1, default=str))
+    stored = paths_for_file(results, out / "results.json")  # paths relative to the run folder (data.paths)
+    (out / "results.json").write_text(json.dumps(stored, indent=1, default=str))
     return results
