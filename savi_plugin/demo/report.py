@@ -40,7 +40,7 @@ def gain(results: dict, method: str = "rrpo") -> dict:
     diff = a["accuracy"] - b["accuracy"]
     pse = paired_se(b["correct"], a["correct"])
     return {"points": 100 * diff, "se_points": 100 * se, "in_se": diff / se if se else float("inf"),
-            "paired_se_points": 100 * pse, "in_paired_se": diff / pse if pse else float("inf"), "n": n}
+            "paired_se_points": 100 * pse, "in_paired_se": diff / pse if pse else float("nan"), "n": n}
 
 
 def format_table(results: dict) -> str:

@@ -10,9 +10,9 @@ The demo stages that failure on purpose, with two MVBench-style tasks:
 * ``color_change`` ("What color does the square turn into?") is drawn in plain sight with random colours, so
   the warm-up also teaches the model to read colour from frames.
 
-The self-alignment set (RRPO's video-QA input) and the held-out set ask the ``object_color`` question about
-visible subjects: half of the videos show another colour than the prior (``prior fails``; the prior's colour is
-always one of the options), half follow it (``prior holds``). Every video has its own position, size and background: the
+In the self-alignment set (RRPO's video-QA input: both questions) and the held-out set (the ``object_color``
+question) every subject is visible, and half of the ``object_color`` videos show another colour than the prior
+(``prior fails``; the prior's colour is always one of the options), half follow it (``prior holds``). Every video has its own position, size and background: the
 three sets share no video (:func:`fingerprint` of the drawn frames). Deterministic under ``seed``.
 """
 
@@ -33,8 +33,8 @@ PRIOR = {"circle": "red", "square": "green", "triangle": "blue"}
 PRIOR_TASK = "object_color"
 TASKS = ("object_color", "color_change")
 KINDS = ("warmup", "align", "heldout")
-#: the tasks of each set: the warm-up teaches both; self-alignment and held-out ask the prior's question
-TASKS_OF = {"warmup": TASKS, "align": (PRIOR_TASK,), "heldout": (PRIOR_TASK,)}
+#: the tasks of each set: warm-up and self-alignment videos ask both questions; held-out ones ask the prior's
+TASKS_OF = {"warmup": TASKS, "align": TASKS, "heldout": (PRIOR_TASK,)}
 
 
 def group_of(sample: SyntheticSample) -> str:

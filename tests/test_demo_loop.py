@@ -1,0 +1,37 @@
+"""The demo's real loop at a reduced scale (in process): the warm-up leaves the language prior, RRPO's pairs come
+from the model's errors on perturbed videos where the prior fails, and RRPO training corrects held-out answers."""
+
+import json
+
+from savi_plugin.demo.world import PRIOR
+
+FAILS, HOLDS = "object_color: prior fails", "object_color: prior holds"
+
+
+def test_rrpo_pairs_from_perturbed_errors_correct_the_warmup_shortcut(tmp_path):
+    from savi_plugin.demo.report import format_table, gain
+    from savi_plugin.demo.run import run_demo
+
+    results = run_demo(tmp_path / "run", "tiny_demo", [
+        "data.synthetic_eval_videos=80",
+        "demo.compare_dpo=false"])
+    before, after = results["before"]["per_group"], results["rrpo"]["per_group"]
+    # the warm-up leaves the shortcut: right where the prior holds, wrong where it fails
+    assert before[HOLDS] >= 0.9 and before[FAILS] <= 0.2, before
+
+    pairs = [json.loads(line) for line in (tmp_path / "run" / "data" / "rrpo_pairs.jsonl").read_text().splitlines()]
+    from_prior = [p for p in pairs if p["meta"]["input"]["facts"].get("prior") == "fails"]
+    assert len(from_prior) >= 10
+    for p in pairs:  # each pair is an error on a perturbed video, with the differing phrase tagged
+        assert p["meta"]["perturbation"] and p["chosen"] == p["meta"]["ground_truth"] != p["rejected"]
+        assert p["chosen_tagged"] == f"<MASK>{p['chosen']}</MASK>"
+        assert p["rejected_tagged"] == f"<MASK>{p['rejected']}</MASK>"
+    prior_answers = sum(p["rejected"] == PRIOR[p["meta"]["input"]["facts"]["shape"]] for p in from_prior)
+    assert prior_answers >= 0.8 * len(from_prior)  # the errors are the prior's answer
+
+    # RRPO on those pairs moves the held-out answers where the prior fails away from the prior's colour
+    assert after[FAILS] >= before[FAILS] + 0.15, (before, after)
+    g = gain(results)
+    assert g["n"] == 80 and g["se_points"] > 0
+    table = format_table(results)
+    assert "after RRPO" in table and "SE" in table and (tmp_path / "run" / "demo.png").stat().st_size > 0
