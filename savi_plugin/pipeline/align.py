@@ -21,6 +21,7 @@ from pathlib import Path
 
 from savi_plugin.data.fingerprint import check_same_config
 from savi_plugin.data.outputs import OutputLock
+from savi_plugin.data.paths import path_for_file, path_from_file, paths_for_file
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,21 @@ class Manifest:
         while len(self.data["iterations"]) <= i:
             self.data["iterations"].append({"iteration": len(self.data["iterations"])})
         return self.data["iterations"][i]
+
+    def stored(self, value):
+        """A path as the manifest stores it (relative to its folder, or absolute; :mod:`savi_plugin.data.paths`).
+
+        A value naming nothing on disk (a hub id) is stored as given; so are non-strings. Dicts (step
+        summaries) have every string that names an existing path converted.
+        """
+        if isinstance(value, (str, Path)) and str(value) and os.path.exists(value):
+            return path_for_file(value, self.path)
+        return paths_for_file(value, self.path)
+
+    def resolved(self, value: str) -> str:
+        """The path a stored value names, from any working folder (a hub id comes back as stored)."""
+        candidate = path_from_file(value, self.path)
+        return str(candidate) if candidate.exists() else value
 
     def save(self) -> None:
         tmp = self.path.with_name(self.path.name + ".tmp")
@@ -88,16 +104,11 @@ def prepare_inputs(recipe, run_dir: Path) -> Path:
 
 
 def resolve_model(recipe, run_dir: Path) -> str:
-    """``tiny://<family>`` builds a tiny random model in the run folder; anything else is a path or hub id."""
-    path = recipe.model.path
-    if path.startswith("tiny://"):
-        from savi_plugin.models.tiny import build_tiny_model
+    """The model to start from: a path or hub id as given; the demo's ``tiny://`` addresses are built in the
+    run folder (:func:`savi_plugin.demo.models.resolve_model_path`)."""
+    from savi_plugin.demo.models import resolve_model_path
 
-        out = run_dir / "models" / "tiny"
-        if not (out / "config.json").exists():
-            build_tiny_model(out, path.removeprefix("tiny://"), seed=recipe.seed)
-        return str(out)
-    return path
+    return resolve_model_path(recipe.model.path, run_dir, seed=recipe.seed)
 
 
 def run_align(recipe, run_dir: str | Path, iterations: int | None = None, evaluate=None) -> dict:
@@ -139,22 +150,24 @@ def _run_locked(recipe, run_dir: Path, iterations: int | None, evaluate) -> dict
     for i in range(n):
         it = manifest.iteration(i)
         folder = run_dir / f"iter_{i}"
-        it.setdefault("model", model)
+        it.setdefault("model", manifest.stored(model))
         if "data_report" not in it:
             pairs = folder / "pairs.jsonl"
             report = generate_step(recipe, model=model, inputs=inputs, output=pairs, seed=recipe.generate.seed + i)
-            it.update(data=str(pairs), data_report=report)
+            it.update(data=manifest.stored(pairs), data_report=manifest.stored(report))
             manifest.save()
         if "adapter" not in it:
             resume = last_complete_checkpoint(folder / "train") is not None  # a run killed during training
-            summary = train_step(recipe, model=model, data=it["data"], output_dir=folder / "train", resume=resume)
-            it.update(adapter=summary["adapter"], train=summary)
+            summary = train_step(recipe, model=model, data=manifest.resolved(it["data"]), output_dir=folder / "train",
+                                 resume=resume)
+            it.update(adapter=manifest.stored(summary["adapter"]), train=manifest.stored(summary))
             manifest.save()
         if "next_model" not in it:
-            it["next_model"] = str(merge_adapter(model, it["adapter"], folder / "model", backend))
+            it["next_model"] = manifest.stored(merge_adapter(model, manifest.resolved(it["adapter"]), folder / "model",
+                                                             backend))
             manifest.save()
-        model = it["next_model"]
+        model = manifest.resolved(it["next_model"])
         if "eval" not in it and recipe.align.eval_every_iteration:
-            it["eval"] = evaluate(recipe, model, folder / "eval")
+            it["eval"] = manifest.stored(evaluate(recipe, model, folder / "eval"))
             manifest.save()
     return manifest.data

@@ -10,16 +10,19 @@ import json
 import logging
 import os
 import subprocess
-import sys
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
+
+from savi_plugin.eval.command import lmms_eval_command, savi_video_args
+from savi_plugin.eval.results import overall_counts
 
 log = logging.getLogger(__name__)
 
 
 def read_lmms_eval_results(output_path: str | Path) -> dict:
-    """The newest ``*_results.json`` under ``output_path``: ``{task: {metric: value}}`` (stderr dropped)."""
+    """The newest ``*_results.json`` under ``output_path``: ``{task: {metric: value}}`` (stderr dropped), and
+    ``overall``: the run's unparsed / missing_video / bad_video counts."""
     files = sorted(Path(output_path).rglob("*_results.json"), key=lambda p: p.stat().st_mtime)
     if not files:
         raise FileNotFoundError(f"{output_path}: lmms-eval wrote no *_results.json")
@@ -28,6 +31,7 @@ def read_lmms_eval_results(output_path: str | Path) -> dict:
     for task, metrics in {**data.get("results", {}), **data.get("groups", {})}.items():
         out[task] = {k.split(",")[0]: v for k, v in metrics.items()
                      if "," in k and "_stderr" not in k and isinstance(v, (int, float))}
+    out["overall"] = overall_counts(data)
     return out
 
 
@@ -53,52 +57,32 @@ def model_args_paths(*paths: str | Path | None):
         yield out
 
 
-def lmms_eval_command(model: str | Path, tasks: list[str], output_path: str | Path, *, num_frames: int,
-                      adapter: str | Path | None = None, limit: float | None = None, batch_size: int = 1,
-                      max_new_tokens: int | None = None, device: str | None = None,
-                      dtype: str = "float32") -> list[str]:
-    """The lmms-eval command line for one model on our tasks."""
-    model_args = f"pretrained={model},num_frames={num_frames},dtype={dtype}"
-    if adapter:
-        model_args += f",adapter={adapter}"
-    if max_new_tokens:
-        model_args += f",max_new_tokens={max_new_tokens}"
-    command = [sys.executable, "-m", "lmms_eval", "--model", "savi_video", "--model_args", model_args,
-               "--tasks", ",".join(tasks), "--batch_size", str(batch_size), "--output_path", str(output_path)]
-    if limit is not None:
-        command += ["--limit", str(limit)]
-    if device:
-        command += ["--device", device]
-    return command
-
-
 def eval_command(recipe, model: str | Path, out_dir: str | Path, adapter: str | Path | None = None) -> list[str]:
     """The lmms-eval command line of the recipe's eval step (``eval`` section; frames default to the model's)."""
     ev = recipe.eval
-    return lmms_eval_command(model, list(ev.tasks), Path(out_dir) / "lmms_eval",
-                             num_frames=ev.num_frames or recipe.model.num_frames, adapter=adapter, limit=ev.limit,
-                             batch_size=ev.batch_size, max_new_tokens=ev.max_new_tokens, dtype=recipe.model.dtype)
+    return lmms_eval_command(savi_video_args(
+        model, list(ev.tasks), Path(out_dir) / "lmms_eval", num_frames=ev.num_frames or recipe.model.num_frames,
+        adapter=adapter, limit=ev.limit, batch_size=ev.batch_size, max_new_tokens=ev.max_new_tokens,
+        dtype=recipe.model.dtype))
 
 
 def evaluate_step(recipe, model: str | Path, out_dir: str | Path, adapter: str | Path | None = None) -> dict:
     """Evaluate ``model`` (+ ``adapter``) on the recipe's ``eval.tasks``; returns ``{task: {metric: value}}``.
 
-    The data come from ``eval.data_root`` (the ``SAVI_DATA_ROOT`` layout) when set. For the tiny recipe
-    (``model.path: tiny://...``) without a data root, a small synthetic MVBench-format set is built in
-    ``out_dir`` so the loop runs offline.
+    The data come from ``eval.data_root`` (the ``SAVI_DATA_ROOT`` layout) when set. For the demo's tiny recipe
+    without a data root, :func:`savi_plugin.demo.models.offline_eval_root` builds a small synthetic
+    MVBench-format set in the run folder so the loop runs offline.
     """
-    from savi_plugin.eval.fixtures import build_fixture, offline_env
+    from savi_plugin.demo.models import offline_eval_root
+    from savi_plugin.eval.fixtures import offline_env
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     data_root = recipe.eval.data_root
     env = dict(os.environ)
-    if data_root is None and recipe.model.path.startswith("tiny://"):
-        data_root = out_dir.parent.parent / "eval_data"
-        if not (Path(data_root) / ".built").exists():
-            for name in {t.removeprefix("savi_").split("_")[0] for t in recipe.eval.tasks}:
-                build_fixture(data_root, name, 2, seed=1)
-            (Path(data_root) / ".built").write_text("ok")
+    offline_root = offline_eval_root(recipe, out_dir.parent.parent)
+    if offline_root is not None:
+        data_root = offline_root
         env = offline_env(data_root, out_dir.parent.parent / "hf_home")
     elif data_root is not None:
         env["SAVI_DATA_ROOT"] = str(data_root)
