@@ -37,6 +37,21 @@ def tiny_qwen2_vl(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def tiny_llava_video(tmp_path_factory):
+    """Path of a tiny LLaVA-Video (LLaVA-NeXT layout, a newline per pooled row) converted from the repository's
+    LLaVA-NeXT fixture."""
+    from savi_plugin.models.llava_next.convert import convert_llava_next
+    from tests.builders import LLAVA_NEXT_FIXTURE
+
+    source = LLAVA_NEXT_FIXTURE / "source"
+    if not source.is_dir():
+        pytest.skip("no LLaVA-NeXT fixture")
+    out = tmp_path_factory.mktemp("tiny_llava_video")
+    convert_llava_next(str(source), str(out), vision_config=str(source / "siglip_vision_config.json"))
+    return out
+
+
+@pytest.fixture(scope="session")
 def response_logprobs():
     """``fn(lm, videos, questions, responses)``: each response's per-token log-probs (end-of-turn included, fp32,
     on the CPU) from the one scoring path, ``savi_plugin.training.scoring.score_responses``."""

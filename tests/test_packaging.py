@@ -24,6 +24,7 @@ def test_wheel_contains_every_module_recipe_and_task(wheel):
     modules = {p.relative_to(ROOT).as_posix() for p in (ROOT / "savi_plugin").rglob("*.py")}
     missing = sorted(m for m in modules if m not in names)
     assert not missing, f"add their packages to setup.cfg [options] packages: {missing}"
+    assert not [n for n in names if n.startswith("tests/")]  # test scaffolding lives under tests/, not in the wheel
     for folder, package in (("recipes", "savi_plugin/recipes"), ("eval_tasks", "savi_plugin/eval_tasks")):
         files = [p for p in (ROOT / folder).rglob("*") if p.suffix in (".yaml", ".json", ".py")]
         assert files, folder

@@ -28,6 +28,7 @@ from savi_plugin.eval.protocols import (
 )
 from savi_plugin.eval.registration import tasks_path
 from savi_plugin.eval.task import SaviVideoTask
+from tests.builders import FIXTURES
 
 LMMS_TASKS = Path(lmms_eval.__file__).parent / "tasks"
 
@@ -166,7 +167,7 @@ def test_lmms_variants_score_like_lmms_eval_on_the_answer_corpus():
     from savi_plugin.eval.data import BENCHMARKS
     from savi_plugin.eval.task import process_mcq
 
-    corpus = json.loads((Path(__file__).parent / "fixtures" / "mcq_answer_corpus.json").read_text())
+    corpus = json.loads((FIXTURES / "mcq_answer_corpus.json").read_text())
     responses = [row["response"] for row in corpus]
     mv = dict(MVBENCH_DOCS[0], savi_protocol="lmms")
     pt = dict(PERCEPTION_DOCS[0], savi_protocol="lmms")

@@ -2,27 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import logging
 
 import pytest
 import torch
 
 from savi_plugin.training.packing import block_attention_mask, response_positions, restart_rejected_positions
-
-
-def write_pairs(path, samples, tagged=True):
-    """Preference pairs from synthetic samples: chosen = ground truth, rejected = another option."""
-    with open(path, "w", encoding="utf-8") as fh:
-        for i, s in enumerate(samples):
-            wrong = [o for o in s.options if o != s.answer][i % 3]
-            rec = {"id": s.id, "video": s.video, "question": s.question,
-                   "chosen": f"The answer is {s.answer}.", "rejected": f"It is {wrong}, I think, clearly."}
-            if tagged:
-                rec["chosen_tagged"] = f"The answer is <MASK>{s.answer}</MASK>."
-                rec["rejected_tagged"] = f"It is <MASK>{wrong}</MASK>, I think, clearly."
-            fh.write(json.dumps(rec) + "\n")
-    return path
+from tests.builders import UNEVEN_PAIR, random_lora_backend, write_answer_pairs
 
 
 def test_block_mask_semantics():
@@ -63,35 +49,6 @@ def _full_forward_logprobs(backend, videos, questions, responses):
     return [logprobs[b][labels[b, 1:] != -100] for b in range(labels.shape[0])]
 
 
-def _lora_backend(path, attention, seed=0):
-    """The tiny model with a random (non-zero) LoRA adapter, so policy and reference differ."""
-    from peft import LoraConfig, get_peft_model
-
-    from savi_plugin.models import load_backend
-    
-    backend = load_backend(path, num_frames=4, attn_implementation=attention)
-    torch.manual_seed(seed)
-    config = LoraConfig(r=4, lora_alpha=8, init_lora_weights=False,
-                        target_modules=backend.lora_target_modules())
-    backend.model = get_peft_model(backend.model, config).eval()
-    return backend
-
-
-@pytest.fixture(scope="module")
-def tiny_llava_video(tmp_path_factory):
-    """A tiny LLaVA-Video (LLaVA-NeXT layout, a newline per pooled row) converted from the repository's fixture."""
-    from pathlib import Path
-
-    from savi_plugin.models.llava_next.convert import convert_llava_next
-
-    source = Path(__file__).parent / "fixtures" / "llava_next" / "source"
-    if not source.is_dir():
-        pytest.skip("no LLaVA-NeXT fixture")
-    out = tmp_path_factory.mktemp("llava_video")
-    convert_llava_next(str(source), str(out), vision_config=str(source / "siglip_vision_config.json"))
-    return out
-
-
 @pytest.mark.parametrize("family,attention", [("llava_onevision", "sdpa"), ("llava_onevision", "eager"),
                                               ("qwen2_vl", "sdpa"), ("llava_video", "sdpa")])
 def test_packed_equals_unpacked_and_the_backends_own_logprobs(family, attention, request, synthetic_samples, tmp_path):
@@ -100,8 +57,8 @@ def test_packed_equals_unpacked_and_the_backends_own_logprobs(family, attention,
     from savi_plugin.training.scoring import score_responses
     from savi_plugin.video import read_frames
 
-    backend = _lora_backend(request.getfixturevalue(f"tiny_{family}"), attention)
-    data = write_pairs(tmp_path / "pairs.jsonl", synthetic_samples[:3])
+    backend = random_lora_backend(request.getfixturevalue(f"tiny_{family}"), attn_implementation=attention)
+    data = write_answer_pairs(tmp_path / "pairs.jsonl", synthetic_samples[:3], **UNEVEN_PAIR)
     dataset = PreferenceDataset(data, backend.tokenizer, backend.end_of_turn, require_tags=True)
     items = [dataset[i] for i in range(3)]
     stats = {}
@@ -137,9 +94,9 @@ def test_vision_encoder_runs_once_per_pair(tiny_llava_onevision, synthetic_sampl
     from savi_plugin.training.dataset import PreferenceDataset
     from savi_plugin.training.scoring import score_responses
 
-    backend = _lora_backend(tiny_llava_onevision, "sdpa")
-    dataset = PreferenceDataset(write_pairs(tmp_path / "p.jsonl", synthetic_samples[:3]), backend.tokenizer,
-                                backend.end_of_turn, require_tags=True)
+    backend = random_lora_backend(tiny_llava_onevision, attn_implementation="sdpa")
+    data = write_answer_pairs(tmp_path / "p.jsonl", synthetic_samples[:3], **UNEVEN_PAIR)
+    dataset = PreferenceDataset(data, backend.tokenizer, backend.end_of_turn, require_tags=True)
     calls = []
     tower = backend.decoder().vision_tower
     handle = tower.register_forward_hook(lambda module, args, output: calls.append(args[0].shape[0]))
@@ -168,14 +125,14 @@ def test_trainer_falls_back_to_unpacked_where_the_mask_cannot_go(tiny_llava_onev
     from savi_plugin.training.config import PreferenceConfig
     from savi_plugin.training.trainer import PreferenceTrainer
 
-    backend = _lora_backend(tiny_llava_onevision, "sdpa")
+    backend = random_lora_backend(tiny_llava_onevision, attn_implementation="sdpa")
     text_config = backend.model.config.get_text_config()
     text_config._attn_implementation = "flex_attention"  # only inspected, never run: cannot pack
+    data = write_answer_pairs(tmp_path / "p.jsonl", synthetic_samples[:2], **UNEVEN_PAIR)
     try:
         args = PreferenceConfig(output_dir=str(tmp_path / "out"), loss_type="dpo", num_frames=4, use_cpu=True)
         with caplog.at_level(logging.WARNING, logger="savi_plugin.training.trainer"):
-            trainer = PreferenceTrainer(backend, args,
-                                        train_dataset=str(write_pairs(tmp_path / "p.jsonl", synthetic_samples[:2])))
+            trainer = PreferenceTrainer(backend, args, train_dataset=str(data))
     finally:
         text_config._attn_implementation = "sdpa"
     assert trainer.packing is False and trainer.data_collator.packing is False

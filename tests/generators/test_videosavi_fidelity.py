@@ -4,13 +4,13 @@ the prompts cover what the project page lists, and the recipe's learning rate an
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import pytest
 import yaml
 
 from savi_plugin.data import DataError, validate_record
 from savi_plugin.generators.prompts import default_prompts
+from tests.builders import RECIPES
 
 PAIR = {"id": "a", "video": "v.mp4", "question": "q", "chosen": "x", "rejected": "y"}
 
@@ -42,7 +42,7 @@ def test_prompts_cover_the_project_page():
 
 
 def test_videosavi_recipe_learning_rate_and_iterations():
-    path = Path(__file__).resolve().parents[1] / "recipes" / "llava_onevision_7b_videosavi.yaml"
+    path = RECIPES / "llava_onevision_7b_videosavi.yaml"
     data = yaml.safe_load(path.read_text())
     assert float(data["train"]["learning_rate"]) == 5e-6  # RRPO's LoRA rate for this adapter, not full-FT DPO's
     assert int(data["align"]["iterations"]) == 4  # eval.sh: logs_internvl_iter4_savi

@@ -3,8 +3,9 @@
 ``ScriptedResponses`` answers each lmms-eval request with a response read from a JSON file
 (``{task name: [response for doc 0, doc 1, ...]}``) or with one constant string. Run through the real
 ``lmms-eval`` CLI, it shows exactly what a task's answer extraction and aggregation make of known
-responses (an oracle must score 100%, an always-"A" model the share of "A" answers). It is not
-registered by default; tests register it with a throw-away ``lmms_eval.models`` entry point.
+responses (an oracle must score 100%, an always-"A" model the share of "A" answers). Test scaffolding:
+``tests/eval/test_scoring.py`` registers it with a throw-away ``lmms_eval.models`` entry point and runs
+lmms-eval with the repository root on ``PYTHONPATH``.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ class ScriptedResponses(lmms):
 
 
 def manifest():
-    """An ``lmms_eval.models`` entry-point payload registering ``savi_scripted`` (used by tests)."""
+    """An ``lmms_eval.models`` entry-point payload registering ``savi_scripted``."""
     from lmms_eval.models.registry_v2 import ModelManifest
 
-    return ModelManifest(model_id="savi_scripted", simple_class_path="savi_plugin.eval.scripted.ScriptedResponses")
+    return ModelManifest(model_id="savi_scripted", simple_class_path="tests.eval.scripted.ScriptedResponses")

@@ -6,7 +6,6 @@ they are reproduced through the backend from the raw 240x320 frames, so its fram
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,8 +14,9 @@ from safetensors import safe_open
 
 from savi_plugin.models import detect_backend, load_backend
 from savi_plugin.models.llava_next.convert import convert_llava_next
+from tests.builders import LLAVA_NEXT_FIXTURE
 
-FIXTURE = Path(__file__).parent / "fixtures" / "llava_next"
+FIXTURE = LLAVA_NEXT_FIXTURE
 
 
 @pytest.fixture(scope="module")

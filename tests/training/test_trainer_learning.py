@@ -6,21 +6,9 @@ import json
 
 import pytest
 
+from tests.builders import write_answer_pairs
+
 STEPS = 30  # the acceptance bar is "within 50 steps"
-
-
-def write_answer_pairs(path, samples):
-    """chosen = "The answer is <truth>.", rejected = the same sentence with a wrong option; tagged."""
-    with open(path, "w", encoding="utf-8") as fh:
-        for i, s in enumerate(samples):
-            wrong = [o for o in s.options if o != s.answer][i % 3]
-            fh.write(json.dumps({
-                "id": s.id, "video": s.video, "question": s.question,
-                "chosen": f"The answer is {s.answer}.", "rejected": f"The answer is {wrong}.",
-                "chosen_tagged": f"The answer is <MASK>{s.answer}</MASK>.",
-                "rejected_tagged": f"The answer is <MASK>{wrong}</MASK>.",
-            }) + "\n")
-    return path
 
 
 @pytest.fixture(scope="module")

@@ -54,8 +54,9 @@ from safetensors import safe_open
 from savi_plugin.models.llava_next.convert import convert_llava_next, load_converted
 from savi_plugin.models.llava_next.modeling import num_video_tokens
 from savi_plugin.models.llava_next.processing import resize_frames_like_llava_next
+from tests.builders import LLAVA_NEXT_FIXTURE
 
-FIXTURE = Path(__file__).parent / "fixtures" / "llava_next"
+FIXTURE = LLAVA_NEXT_FIXTURE
 SOURCE = FIXTURE / "source"
 VISION_CONFIG = SOURCE / "siglip_vision_config.json"
 IMAGE_TOKEN_INDEX = -200  # LLaVA-NeXT's in-text image placeholder

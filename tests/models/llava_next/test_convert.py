@@ -14,8 +14,9 @@ from savi_plugin.models.llava_next.convert import convert_llava_next, load_conve
 from savi_plugin.models.llava_next.mapping import ConversionError, map_weight_name
 from savi_plugin.models.llava_next.modeling import num_video_tokens
 from savi_plugin.models.llava_next.tiny import TinyLlavaNextSpec, build_tiny_llava_next
+from tests.builders import LLAVA_NEXT_FIXTURE
 
-SOURCE = Path(__file__).parent / "fixtures" / "llava_next" / "source"
+SOURCE = LLAVA_NEXT_FIXTURE / "source"
 VISION_CONFIG = str(SOURCE / "siglip_vision_config.json")
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import random
-from pathlib import Path
 
 import pytest
 from lmms_eval.tasks.egoschema.utils import parse_multi_choice_response
@@ -16,8 +15,9 @@ from lmms_eval.tasks.mvbench.utils import mcq_acc
 
 from savi_plugin.data.choices import LETTERS, parse_choice
 from savi_plugin.eval.protocols import grade_official_mvbench, grade_rrpo_mvbench
+from tests.builders import FIXTURES
 
-CORPUS = json.loads((Path(__file__).parent / "fixtures" / "mcq_answer_corpus.json").read_text())
+CORPUS = json.loads((FIXTURES / "mcq_answer_corpus.json").read_text())
 
 
 def _ours(response: str, options: list[str]) -> set[str]:

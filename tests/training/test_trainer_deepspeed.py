@@ -15,11 +15,12 @@ import socket
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import pytest
 
-RECIPES = Path(__file__).resolve().parents[1] / "recipes" / "deepspeed"
+from tests.builders import RECIPES, repo_pythonpath, write_answer_pairs
+
+DEEPSPEED_CONFIGS = RECIPES / "deepspeed"
 
 RUN = textwrap.dedent("""
     import json, sys
@@ -51,7 +52,7 @@ def _free_port() -> int:
 def _run(model, data, out, deepspeed: str) -> list[float]:
     env = {**os.environ, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(_free_port()), "RANK": "0",
            "LOCAL_RANK": "0", "WORLD_SIZE": "1", "LOCAL_WORLD_SIZE": "1",
-           "PYTHONPATH": os.pathsep.join(filter(None, [os.getcwd(), os.environ.get("PYTHONPATH")]))}
+           "PYTHONPATH": repo_pythonpath()}
     proc = subprocess.run([sys.executable, "-c", RUN, str(model), str(data), str(out), deepspeed], env=env,
                           capture_output=True, text=True, timeout=400)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -62,9 +63,8 @@ def _run(model, data, out, deepspeed: str) -> list[float]:
 @pytest.mark.parametrize("stage", [2, 3])
 def test_configs_are_accepted_by_training_arguments(stage, tiny_llava_onevision, tmp_path):
     pytest.importorskip("deepspeed")
-    from savi_plugin.training.config import PreferenceConfig
 
-    path = RECIPES / f"zero{stage}.json"
+    path = DEEPSPEED_CONFIGS / f"zero{stage}.json"
     config = json.loads(path.read_text())
     assert config["zero_optimization"]["stage"] == stage
     assert "optimizer" not in config and "scheduler" not in config  # HF's (cosine etc.) are used
@@ -83,7 +83,7 @@ def test_configs_are_accepted_by_training_arguments(stage, tiny_llava_onevision,
               ds.config["bf16"]["enabled"], ds.config["zero_optimization"]["reduce_bucket_size"])
     """)
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=200,
-                          env={**os.environ, **env, "PYTHONPATH": os.getcwd()})
+                          env={**os.environ, **env, "PYTHONPATH": repo_pythonpath()})
     assert proc.returncode == 0, proc.stderr[-3000:]
     micro, accumulation, bf16, bucket = proc.stdout.split()[-4:]
     assert (micro, accumulation, bf16) == ("2", "4", "False")  # "auto" values filled from the arguments
@@ -92,17 +92,11 @@ def test_configs_are_accepted_by_training_arguments(stage, tiny_llava_onevision,
 
 def test_zero2_and_zero3_one_process_cpu_runs_match_the_plain_run(tiny_llava_onevision, synthetic_samples, tmp_path):
     pytest.importorskip("deepspeed")
-    data = tmp_path / "pairs.jsonl"
-    with open(data, "w") as fh:
-        for i, s in enumerate(synthetic_samples[:4]):
-            wrong = [o for o in s.options if o != s.answer][0]
-            fh.write(json.dumps({"id": s.id, "video": s.video, "question": s.question,
-                                 "chosen": f"The answer is {s.answer}.", "rejected": f"The answer is {wrong}.",
-                                 "chosen_tagged": f"The answer is <MASK>{s.answer}</MASK>.",
-                                 "rejected_tagged": f"The answer is <MASK>{wrong}</MASK>."}) + "\n")
+    data = write_answer_pairs(tmp_path / "pairs.jsonl", synthetic_samples[:4], rotate=False)
     plain = _run(tiny_llava_onevision, data, tmp_path / "plain", "")
     for stage in (2, 3):
-        losses = _run(tiny_llava_onevision, data, tmp_path / f"zero{stage}", str(RECIPES / f"zero{stage}.json"))
+        config = str(DEEPSPEED_CONFIGS / f"zero{stage}.json")
+        losses = _run(tiny_llava_onevision, data, tmp_path / f"zero{stage}", config)
         assert len(losses) == 3
         assert losses == pytest.approx(plain, abs=1e-5), (stage, losses, plain)
         assert (tmp_path / f"zero{stage}" / "adapter_model.safetensors").is_file()

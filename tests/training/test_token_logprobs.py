@@ -7,6 +7,7 @@ from torch import nn
 from savi_plugin.bench.official_loss import rrpo_loss_from_logits
 from savi_plugin.losses.rrpo import rrpo_loss
 from savi_plugin.training.token_logprobs import ReferenceTokenStats, response_token_stats
+from tests.builders import REPO_ROOT
 
 B, L, H, V = 4, 23, 16, 61
 CHUNKS = [1, 7, 10_000]
@@ -241,9 +242,8 @@ def test_memory_benchmark_runs_and_both_paths_agree():
     import re
     import subprocess
     import sys
-    from pathlib import Path
 
-    script = Path(__file__).resolve().parents[1] / "benchmarks" / "loss_memory.py"
+    script = REPO_ROOT / "benchmarks" / "loss_memory.py"
     done = subprocess.run([sys.executable, str(script), "--video-tokens", "300", "--vocab", "2000", "--hidden", "32",
                            "--response-tokens", "16", "--chunk-size", "8"], check=False, capture_output=True, text=True,
                           timeout=120)

@@ -8,36 +8,20 @@ import pytest
 import torch
 
 from savi_plugin.data import DataError
-
-
-def _pairs(path, samples):
-    with open(path, "w", encoding="utf-8") as fh:
-        for i, s in enumerate(samples):
-            wrong = [o for o in s.options if o != s.answer][i % 3]
-            fh.write(json.dumps({"id": s.id, "video": s.video, "question": s.question,
-                                 "chosen": f"The answer is {s.answer}, clearly.", "rejected": f"It is {wrong}.",
-                                 "chosen_tagged": f"The answer is <MASK>{s.answer}</MASK>, clearly.",
-                                 "rejected_tagged": f"It is <MASK>{wrong}</MASK>."}) + "\n")
-    return path
+from tests.builders import lora_policy, random_lora_backend, write_answer_pairs
 
 
 @pytest.fixture(scope="module")
 def setup(tiny_llava_onevision, synthetic_samples, tmp_path_factory):
     """A policy with a random (non-zero) LoRA adapter, its data, and the adapter-mode statistics."""
-    from peft import LoraConfig, get_peft_model
-
-    from savi_plugin.models import load_backend
     from savi_plugin.training.collator import PreferenceCollator
     from savi_plugin.training.dataset import PreferenceDataset
     from savi_plugin.training.scoring import score_responses
-    
+
     root = tmp_path_factory.mktemp("reference")
-    data = _pairs(root / "pairs.jsonl", synthetic_samples[:4])
-    policy = load_backend(tiny_llava_onevision, num_frames=4)
-    torch.manual_seed(5)
-    policy.model = get_peft_model(policy.model, LoraConfig(
-        r=8, lora_alpha=32, init_lora_weights=False,
-        target_modules=policy.lora_target_modules())).eval()
+    data = write_answer_pairs(root / "pairs.jsonl", synthetic_samples[:4], chosen="The answer is {}, clearly.",
+                              rejected="It is {}.")
+    policy = random_lora_backend(tiny_llava_onevision, r=8, alpha=32, seed=5)
     dataset = PreferenceDataset(data, policy.tokenizer, policy.end_of_turn, require_tags=True)
     items = [dataset[i] for i in range(len(dataset))]
     with torch.no_grad():
@@ -121,10 +105,8 @@ def test_precomputed_topk_kl_is_a_lower_bound_whose_error_shrinks_with_k(setup, 
 
 
 def test_training_with_a_precomputed_reference(setup, tmp_path):
-    from savi_plugin.models import load_backend
     from savi_plugin.training.config import PreferenceConfig
     from savi_plugin.training.reference import default_reference_path, precompute_reference
-    from savi_plugin.training.run import apply_lora
     from savi_plugin.training.trainer import DPOTrainer, RRPOTrainer
 
     data = tmp_path / "pairs.jsonl"
@@ -137,8 +119,7 @@ def test_training_with_a_precomputed_reference(setup, tmp_path):
                                 per_device_train_batch_size=2, max_steps=2, logging_steps=1, learning_rate=5e-3,
                                 use_cpu=True, save_strategy="no", disable_tqdm=True, **kw)
 
-    backend = load_backend(setup["model"], num_frames=4)
-    apply_lora(backend, {"r": 4, "alpha": 8, "dropout": 0.0}, seed=0)
+    backend = lora_policy(setup["model"], r=4, alpha=8)
     trainer = RRPOTrainer(backend, config(), train_dataset=str(data))
     trainer.train()
     logged = [h for h in trainer.state.log_history if "rewards/chosen" in h]

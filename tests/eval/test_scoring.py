@@ -4,6 +4,7 @@ models write them) scores 100% on every task and on the MVBench group, and a mod
 
 import glob
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from savi_plugin.eval.fixtures import build_fixture, offline_env
+from tests.builders import REPO_ROOT
 
 TASKS = "savi_mvbench,savi_egoschema,savi_perceptiontest"
 LIMIT = 6
@@ -34,14 +36,15 @@ def setup(tmp_path_factory):
     for fx in fixtures:
         answers.update(fx.answers)
         records.update(fx.records)
-    # a throw-away distribution whose lmms_eval.models entry point registers the scripted model
+    # a throw-away distribution whose lmms_eval.models entry point registers the scripted model (tests/eval/scripted.py,
+    # imported from the repository root)
     site = tmp / "site"
     dist = site / "savi_scripted_test-0.dist-info"
     dist.mkdir(parents=True)
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: savi-scripted-test\nVersion: 0\n")
-    (dist / "entry_points.txt").write_text("[lmms_eval.models]\nsavi_scripted = savi_plugin.eval.scripted:manifest\n")
+    (dist / "entry_points.txt").write_text("[lmms_eval.models]\nsavi_scripted = tests.eval.scripted:manifest\n")
     env = offline_env(root, tmp / "hf")
-    env["PYTHONPATH"] = f"{site}:{env.get('PYTHONPATH', '')}"
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(site), str(REPO_ROOT), env.get("PYTHONPATH")]))
     return tmp, answers, records, env
 
 

@@ -14,6 +14,8 @@ import subprocess
 import sys
 import textwrap
 
+from tests.builders import repo_pythonpath, write_answer_pairs
+
 RUN = textwrap.dedent("""
     import json, os, sys
     from savi_plugin.models import load_backend
@@ -45,20 +47,13 @@ RUN = textwrap.dedent("""
 
 
 def test_ddp_ranks_train_on_different_pairs_and_stay_in_sync(tiny_llava_onevision, synthetic_samples, tmp_path):
-    data = tmp_path / "pairs.jsonl"
-    with open(data, "w") as fh:
-        for i, s in enumerate(synthetic_samples[:8]):
-            wrong = [o for o in s.options if o != s.answer][0]
-            fh.write(json.dumps({"id": s.id, "video": s.video, "question": s.question,
-                                 "chosen": f"The answer is {s.answer}.", "rejected": f"The answer is {wrong}.",
-                                 "chosen_tagged": f"The answer is <MASK>{s.answer}</MASK>.",
-                                 "rejected_tagged": f"The answer is <MASK>{wrong}</MASK>."}) + "\n")
+    data = write_answer_pairs(tmp_path / "pairs.jsonl", synthetic_samples[:8], rotate=False)
     script = tmp_path / "run.py"
     script.write_text(RUN)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [os.getcwd(), os.environ.get("PYTHONPATH")])),
+    env = {**os.environ, "PYTHONPATH": repo_pythonpath(),
            "OMP_NUM_THREADS": "1"}
     proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
                            f"--master_port={port}", str(script), str(tiny_llava_onevision), str(data), str(tmp_path)],

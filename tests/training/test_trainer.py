@@ -2,24 +2,10 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 import torch
 
-
-def write_answer_pairs(path, samples):
-    """chosen = "The answer is <truth>.", rejected = the same sentence with a wrong option; tagged."""
-    with open(path, "w", encoding="utf-8") as fh:
-        for i, s in enumerate(samples):
-            wrong = [o for o in s.options if o != s.answer][i % 3]
-            fh.write(json.dumps({
-                "id": s.id, "video": s.video, "question": s.question,
-                "chosen": f"The answer is {s.answer}.", "rejected": f"The answer is {wrong}.",
-                "chosen_tagged": f"The answer is <MASK>{s.answer}</MASK>.",
-                "rejected_tagged": f"The answer is <MASK>{wrong}</MASK>.",
-            }) + "\n")
-    return path
+from tests.builders import lora_policy, preference_config, random_lora_backend, write_answer_pairs, write_jsonl
 
 
 @pytest.fixture(scope="module")
@@ -31,39 +17,19 @@ def pair_files(tmp_path_factory):
     return write_answer_pairs(root / "train.jsonl", samples[:8]), None
 
 
-def _config(tmp_path, **overrides):
-    from savi_plugin.training.config import PreferenceConfig
-
-    options = dict(output_dir=str(tmp_path / "out"), num_frames=4, per_device_train_batch_size=4,
-                   per_device_eval_batch_size=4, gradient_accumulation_steps=2, learning_rate=3e-3,
-                   lr_scheduler_type="constant", warmup_steps=0, logging_steps=1, save_strategy="no",
-                   use_cpu=True, seed=0, disable_tqdm=True)
-    options.update(overrides)
-    return PreferenceConfig(**options)
-
-
-def _policy(model_path, seed=0, dropout=0.0):
-    from savi_plugin.models import load_backend
-    from savi_plugin.training.run import apply_lora
-
-    backend = load_backend(model_path, num_frames=4)
-    apply_lora(backend, {"r": 8, "alpha": 16, "dropout": dropout}, seed=seed)
-    return backend
-
-
 def test_saved_adapter_reproduces_the_logprobs(tiny_llava_onevision, pair_files, tmp_path):
     from savi_plugin.models import load_backend
     from savi_plugin.training.collator import PreferenceCollator
     from savi_plugin.training.scoring import score_responses
     from savi_plugin.training.trainer import RRPOTrainer
 
-    backend = _policy(tiny_llava_onevision)
-    trainer = RRPOTrainer(backend, _config(tmp_path, max_steps=3), train_dataset=str(pair_files[0]))
+    backend = lora_policy(tiny_llava_onevision)
+    trainer = RRPOTrainer(backend, preference_config(tmp_path / "out", max_steps=3),
+                          train_dataset=str(pair_files[0]))
     trainer.train()
     trainer.save_model(str(tmp_path / "adapter"))
     items = [trainer.train_dataset[i] for i in range(4)]
     batch = PreferenceCollator(backend, num_frames=4)(items)
-    backend.model.eval()
     with torch.no_grad():
         before = score_responses(backend, batch, reference="adapter", kl_sides=("chosen",))
     reloaded = load_backend(tiny_llava_onevision, num_frames=4, adapter=tmp_path / "adapter")
@@ -79,9 +45,6 @@ def test_saved_adapter_reproduces_the_logprobs(tiny_llava_onevision, pair_files,
 
 def test_a_pair_gives_the_same_loss_batched_and_alone(tiny_llava_onevision, synthetic_samples, tmp_path):
     """Different chosen/rejected lengths, several phrases, prompt (left) and response (right) padding."""
-    from peft import LoraConfig, get_peft_model
-
-    from savi_plugin.models import load_backend
     from savi_plugin.training.collator import PreferenceCollator
     from savi_plugin.training.dataset import PreferenceDataset
     from savi_plugin.training.objective import Objective
@@ -108,13 +71,8 @@ def test_a_pair_gives_the_same_loss_batched_and_alone(tiny_llava_onevision, synt
          "rejected_tagged": "There are <MASK>five</MASK> shapes in the video and the answer is <MASK>5, maybe 6</MASK>,"
                             " for sure today."},
     ]
-    path = tmp_path / "pairs.jsonl"
-    path.write_text("".join(json.dumps(r) + "\n" for r in records))
-    backend = load_backend(tiny_llava_onevision, num_frames=4)
-    torch.manual_seed(1)
-    backend.model = get_peft_model(backend.model, LoraConfig(
-        r=4, lora_alpha=8, init_lora_weights=False,
-        target_modules=backend.lora_target_modules())).eval()
+    path = write_jsonl(tmp_path / "pairs.jsonl", records)
+    backend = random_lora_backend(tiny_llava_onevision, seed=1)
     dataset = PreferenceDataset(path, backend.tokenizer, backend.end_of_turn, require_tags=True)
     x = dataset[0]
     assert sum(1 for k in set(x.chosen_phrase_ids) if k) == 2 and sum(1 for k in set(x.rejected_phrase_ids) if k) == 3
@@ -150,8 +108,8 @@ def test_metrics_average_every_micro_batch_of_a_step(tiny_llava_onevision, pair_
                 self.micro_batches.append({k: v.float().mean().item() for k, v in metrics.items()})
             super()._store_metrics(split, metrics, per_pair)
 
-    backend = _policy(tiny_llava_onevision)
-    trainer = Recording(backend, _config(tmp_path, max_steps=3, gradient_accumulation_steps=2),
+    backend = lora_policy(tiny_llava_onevision)
+    trainer = Recording(backend, preference_config(tmp_path / "out", max_steps=3, gradient_accumulation_steps=2),
                         train_dataset=str(pair_files[0]))
     trainer.train()
     logged = [h for h in trainer.state.log_history if "rewards/chosen" in h]
@@ -170,7 +128,7 @@ def test_a_non_finite_step_is_skipped_and_the_weights_do_not_move(tiny_llava_one
 
     from savi_plugin.training.trainer import DPOTrainer
 
-    backend = _policy(tiny_llava_onevision)
+    backend = lora_policy(tiny_llava_onevision)
     layer = backend.decoder().language_model.layers[0]
     calls = {"n": 0}
 
@@ -189,7 +147,7 @@ def test_a_non_finite_step_is_skipped_and_the_weights_do_not_move(tiny_llava_one
             snapshots.append({n: p.detach().clone() for n, p in backend.model.named_parameters() if p.requires_grad})
 
     layer.register_forward_hook(poison)
-    trainer = DPOTrainer(backend, _config(tmp_path, max_steps=4, gradient_accumulation_steps=1),
+    trainer = DPOTrainer(backend, preference_config(tmp_path / "out", max_steps=4, gradient_accumulation_steps=1),
                          train_dataset=str(pair_files[0]), callbacks=[Snapshot()])
     trainer.train()
     assert trainer.nonfinite_steps == 1
@@ -207,10 +165,10 @@ def test_a_non_finite_step_is_skipped_and_the_weights_do_not_move(tiny_llava_one
 def test_non_finite_raises_when_asked(tiny_llava_onevision, pair_files, tmp_path):
     from savi_plugin.training.trainer import DPOTrainer
 
-    backend = _policy(tiny_llava_onevision)
+    backend = lora_policy(tiny_llava_onevision)
     backend.decoder().language_model.layers[0].register_forward_hook(
         lambda m, a, o: (o[0] * float("inf"), *o[1:]) if isinstance(o, tuple) else o * float("inf"))
-    trainer = DPOTrainer(backend, _config(tmp_path, max_steps=1, skip_nonfinite=False),
+    trainer = DPOTrainer(backend, preference_config(tmp_path / "out", max_steps=1, skip_nonfinite=False),
                          train_dataset=str(pair_files[0]))
     with pytest.raises(FloatingPointError, match="non-finite loss"):
         trainer.train()
@@ -251,9 +209,9 @@ def test_gradient_checkpointing_and_mixed_precision_reach_the_preference_forward
     from savi_plugin.training.trainer import RRPOTrainer
 
     def losses(**overrides):
-        backend = _policy(tiny_llava_onevision, seed=3)
-        trainer = RRPOTrainer(backend, _config(tmp_path, max_steps=3, gradient_accumulation_steps=1, **overrides),
-                              train_dataset=str(pair_files[0]))
+        backend = lora_policy(tiny_llava_onevision, seed=3)
+        config = preference_config(tmp_path / "out", max_steps=3, gradient_accumulation_steps=1, **overrides)
+        trainer = RRPOTrainer(backend, config, train_dataset=str(pair_files[0]))
         trainer.train()
         return [h["loss"] for h in trainer.state.log_history if "rewards/chosen" in h]
 
@@ -268,8 +226,9 @@ def test_dropout_is_disabled_unless_asked(tiny_llava_onevision, pair_files, tmp_
     from savi_plugin.training.trainer import DPOTrainer
 
     def dropouts(**overrides):
-        backend = _policy(tiny_llava_onevision, dropout=0.1)
-        DPOTrainer(backend, _config(tmp_path, max_steps=1, **overrides), train_dataset=str(pair_files[0]))
+        backend = lora_policy(tiny_llava_onevision, dropout=0.1)
+        config = preference_config(tmp_path / "out", max_steps=1, **overrides)
+        DPOTrainer(backend, config, train_dataset=str(pair_files[0]))
         return {m.p for m in backend.model.modules() if isinstance(m, torch.nn.Dropout)}
 
     assert dropouts() == {0.0}

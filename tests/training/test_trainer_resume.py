@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -11,14 +10,15 @@ import textwrap
 
 import torch
 
+from tests.builders import lora_policy, repo_pythonpath, write_answer_pairs
+
 MAX_STEPS, SAVE_STEPS = 6, 3
 
 # The child process: the same run as the parent's, which kills itself the moment checkpoint-3 is on disk.
 CHILD = textwrap.dedent("""
     import os, signal, sys
     from transformers import TrainerCallback
-    sys.path.insert(0, sys.argv[4])
-    from test_trainer_resume import make_trainer
+    from tests.training.test_trainer_resume import make_trainer
 
     class KillAtCheckpoint(TrainerCallback):
         def on_save(self, args, state, control, **kwargs):
@@ -31,17 +31,14 @@ CHILD = textwrap.dedent("""
 
 
 def make_trainer(model_path, data, output_dir, callbacks=None):
-    from savi_plugin.models import load_backend
     from savi_plugin.training.config import PreferenceConfig
-    from savi_plugin.training.run import apply_lora
     from savi_plugin.training.trainer import RRPOTrainer
 
     config = PreferenceConfig(output_dir=str(output_dir), num_frames=4, per_device_train_batch_size=2,
                               learning_rate=5e-3, max_steps=MAX_STEPS, save_steps=SAVE_STEPS, save_strategy="steps",
                               logging_steps=1, use_cpu=True, seed=7, disable_tqdm=True, disable_dropout=False)
-    backend = load_backend(model_path, num_frames=4)
     # LoRA dropout on: resuming must also restore the RNG state, not only weights, optimizer and data order
-    apply_lora(backend, {"r": 4, "alpha": 8, "dropout": 0.1}, seed=7)
+    backend = lora_policy(model_path, r=4, alpha=8, dropout=0.1, seed=7)
     return RRPOTrainer(backend, config, train_dataset=str(data), callbacks=callbacks)
 
 
@@ -49,20 +46,9 @@ def _losses(trainer):
     return {h["step"]: h["loss"] for h in trainer.state.log_history if "loss" in h and "rewards/chosen" in h}
 
 
-def _write_pairs(path, samples):
-    with open(path, "w", encoding="utf-8") as fh:
-        for i, s in enumerate(samples):
-            wrong = [o for o in s.options if o != s.answer][i % 3]
-            fh.write(json.dumps({"id": s.id, "video": s.video, "question": s.question,
-                                 "chosen": f"The answer is {s.answer}.", "rejected": f"The answer is {wrong}.",
-                                 "chosen_tagged": f"The answer is <MASK>{s.answer}</MASK>.",
-                                 "rejected_tagged": f"The answer is <MASK>{wrong}</MASK>."}) + "\n")
-    return path
-
-
 def test_killed_and_resumed_run_reproduces_the_uninterrupted_loss_curve(tiny_llava_onevision, synthetic_samples,
                                                                        tmp_path):
-    data = _write_pairs(tmp_path / "pairs.jsonl", synthetic_samples[:5])
+    data = write_answer_pairs(tmp_path / "pairs.jsonl", synthetic_samples[:5])
 
     full = make_trainer(tiny_llava_onevision, data, tmp_path / "full")
     full.train()
@@ -70,9 +56,9 @@ def test_killed_and_resumed_run_reproduces_the_uninterrupted_loss_curve(tiny_lla
     assert sorted(expected) == list(range(1, MAX_STEPS + 1))
 
     killed_dir = tmp_path / "killed"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [os.getcwd(), os.environ.get("PYTHONPATH")]))}
-    child = subprocess.run([sys.executable, "-c", CHILD, str(tiny_llava_onevision), str(data), str(killed_dir),
-                            os.path.dirname(__file__)], env=env, capture_output=True, text=True, timeout=300)
+    env = {**os.environ, "PYTHONPATH": repo_pythonpath()}
+    child = subprocess.run([sys.executable, "-c", CHILD, str(tiny_llava_onevision), str(data), str(killed_dir)],
+                           env=env, capture_output=True, text=True, timeout=300)
     assert child.returncode == -signal.SIGKILL, child.stdout[-2000:] + child.stderr[-2000:]
     assert (killed_dir / f"checkpoint-{SAVE_STEPS}").is_dir()
     assert not (killed_dir / f"checkpoint-{MAX_STEPS}").exists()

@@ -1,0 +1,98 @@
+"""Builders shared by the tests: the repository's paths, preference-pair files, JSONL files and trainer configs.
+
+Session-scoped tiny models and synthetic videos are fixtures in ``tests/conftest.py``; this module holds the plain
+functions that several test files call to write their inputs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+#: Preference pairs whose chosen and rejected differ in length and wording around the tagged option.
+UNEVEN_PAIR = {"chosen": "The answer is {}.", "rejected": "It is {}, I think, clearly."}
+FIXTURES = REPO_ROOT / "tests" / "fixtures"
+LLAVA_NEXT_FIXTURE = FIXTURES / "llava_next"
+RECIPES = REPO_ROOT / "recipes"
+
+
+def repo_pythonpath() -> str:
+    """``PYTHONPATH`` for a child process that imports ``savi_plugin`` and ``tests`` from this checkout."""
+    return os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))
+
+
+def write_jsonl(path: Path, records: list[dict]) -> Path:
+    """``records`` as one JSON object a line."""
+    path = Path(path)
+    path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    return path
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    """The JSON objects of a JSONL file, blank lines skipped."""
+    return [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def answer_pair(sample, wrong: str, *, chosen: str = "The answer is {}.", rejected: str = "The answer is {}.",
+                tagged: bool = True) -> dict:
+    """A preference record on a synthetic sample: ``chosen`` names the true option, ``rejected`` the ``wrong`` one.
+
+    ``chosen`` / ``rejected`` are templates whose ``{}`` is the option; the tagged texts put ``<MASK>`` around it.
+    """
+    record = {"id": sample.id, "video": sample.video, "question": sample.question,
+              "chosen": chosen.format(sample.answer), "rejected": rejected.format(wrong)}
+    if tagged:
+        record["chosen_tagged"] = chosen.format(f"<MASK>{sample.answer}</MASK>")
+        record["rejected_tagged"] = rejected.format(f"<MASK>{wrong}</MASK>")
+    return record
+
+
+def wrong_option(sample, i: int, rotate: bool = True) -> str:
+    """A wrong option of ``sample``: the ``i % 3``-th one (``rotate``), else the first."""
+    wrong = [o for o in sample.options if o != sample.answer]
+    return wrong[i % 3] if rotate else wrong[0]
+
+
+def write_answer_pairs(path: Path, samples, *, rotate: bool = True, **templates) -> Path:
+    """Preference pairs on synthetic samples, one a line: chosen = "The answer is <truth>.", rejected = the same
+    sentence with a wrong option (see ``answer_pair`` for the templates and ``wrong_option`` for ``rotate``)."""
+    return write_jsonl(path, [answer_pair(s, wrong_option(s, i, rotate), **templates) for i, s in enumerate(samples)])
+
+
+def preference_config(output_dir: Path, **overrides):
+    """A ``PreferenceConfig`` for a CPU run on the tiny model: 4 frames, fp32, no saving, no progress bars."""
+    from savi_plugin.training.config import PreferenceConfig
+
+    options = dict(output_dir=str(output_dir), num_frames=4, per_device_train_batch_size=4,
+                   per_device_eval_batch_size=4, gradient_accumulation_steps=2, learning_rate=3e-3,
+                   lr_scheduler_type="constant", warmup_steps=0, logging_steps=1, save_strategy="no",
+                   use_cpu=True, seed=0, disable_tqdm=True)
+    options.update(overrides)
+    return PreferenceConfig(**options)
+
+
+def lora_policy(model_path, *, r: int = 8, alpha: int = 16, dropout: float = 0.0, seed: int = 0):
+    """The tiny model at ``model_path`` (4 frames) with a fresh LoRA adapter applied the way ``savi train`` does."""
+    from savi_plugin.models import load_backend
+    from savi_plugin.training.run import apply_lora
+
+    backend = load_backend(model_path, num_frames=4)
+    apply_lora(backend, {"r": r, "alpha": alpha, "dropout": dropout}, seed=seed)
+    return backend
+
+
+def random_lora_backend(model_path, *, r: int = 4, alpha: int = 8, seed: int = 0, **load_options):
+    """The tiny model with a random (non-zero) peft LoRA adapter, so policy and its disabled-adapter reference
+    differ; in eval mode."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    from savi_plugin.models import load_backend
+
+    backend = load_backend(model_path, num_frames=4, **load_options)
+    torch.manual_seed(seed)
+    config = LoraConfig(r=r, lora_alpha=alpha, init_lora_weights=False, target_modules=backend.lora_target_modules())
+    backend.model = get_peft_model(backend.model, config).eval()
+    return backend
