@@ -24,7 +24,7 @@ Three modes (``PreferenceConfig.reference``):
     KL between the ``(k+1)``-bin coarsenings {top-k tokens, everything else} of reference and policy. That is a
     lower bound of the exact KL (data-processing inequality), equal to it when the reference puts no mass
     outside its top k. Its error depends on how peaked the reference is. Measured on the tiny random-weight
-    test model (vocab 560, nearly flat distributions -- the worst case; ``tests/test_trainer_reference.py``):
+    test model (vocab 560, nearly flat distributions -- the worst case; ``tests/training/test_reference.py``):
     mean relative error of the summed chosen KL 0.93 at k=8, 0.71 at k=64, 0.33 at k=256, 0 at k=560. So the
     file records the reference mass left outside the top k (``meta["topk_tail_mass"]``) and
     :func:`precompute_reference` warns when it averages above 5%: then use a larger ``k`` or ``kl="full"``.

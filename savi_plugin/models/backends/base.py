@@ -293,7 +293,7 @@ class VideoLM:
         return self.model.get_output_embeddings()
 
     # ----------------------------------------------------------------- family knowledge used by training
-    #: Verified (tests/test_packing.py) to give packed == unpacked log-probs for the shared-prefix row
+    #: Verified (tests/training/test_packing.py) to give packed == unpacked log-probs for the shared-prefix row
     #: ``[prefix | chosen | rejected]`` with restarted rejected positions. A family sets it once it is tested.
     supports_packing: ClassVar[bool] = False
 

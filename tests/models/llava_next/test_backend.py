@@ -1,6 +1,6 @@
 """The ``llava_video`` backend on a converted LLaVA-NeXT checkpoint: detection, prompts, scores, and LLaVA-NeXT's logits.
 
-The reference logits are the ones recorded with LLaVA-NeXT's own code (see ``tests/test_llava_next_proof.py``); here
+The reference logits are the ones recorded with LLaVA-NeXT's own code (see ``tests/models/llava_next/test_proof.py``); here
 they are reproduced through the backend from the raw 240x320 frames, so its frame resize is part of the check.
 """
 
