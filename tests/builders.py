@@ -23,9 +23,34 @@ def repo_pythonpath() -> str:
     return os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))
 
 
+def free_port() -> int:
+    """A free local TCP port (for a child's ``MASTER_PORT``)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def llava_next_frames(seed: int = 1234):
+    """A 2-frame 240x320 RGB video; seed 1234 is the one LLaVA-NeXT's recorded reference was computed on."""
+    import numpy as np
+
+    return np.random.default_rng(seed).integers(0, 256, size=(2, 240, 320, 3), dtype=np.uint8)
+
+
+def llava_next_reference() -> tuple[dict, dict]:
+    """The tensors and metadata recorded with LLaVA-NeXT's own code (``tests/fixtures/llava_next/``)."""
+    from safetensors import safe_open
+
+    with safe_open(str(LLAVA_NEXT_FIXTURE / "reference.safetensors"), "pt") as f:
+        return {k: f.get_tensor(k) for k in f.keys()}, f.metadata()
+
+
 def write_jsonl(path: Path, records: list[dict]) -> Path:
-    """``records`` as one JSON object a line."""
+    """``records`` as one JSON object a line (its folder is made if missing)."""
     path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
     return path
 
@@ -59,6 +84,33 @@ def write_answer_pairs(path: Path, samples, *, rotate: bool = True, **templates)
     """Preference pairs on synthetic samples, one a line: chosen = "The answer is <truth>.", rejected = the same
     sentence with a wrong option (see ``answer_pair`` for the templates and ``wrong_option`` for ``rotate``)."""
     return write_jsonl(path, [answer_pair(s, wrong_option(s, i, rotate), **templates) for i, s in enumerate(samples)])
+
+
+def outside_tokens(tagged: str) -> list[str]:
+    """The lower-cased word tokens of a ``<MASK>``-tagged response outside its tagged phrases."""
+    from savi_plugin.data.tags import parse_tags
+    from savi_plugin.generators.text import tokens_with_spans
+
+    parsed = parse_tags(tagged)
+    pieces, cursor = [], 0
+    for start, end in parsed.spans:
+        pieces.append(parsed.text[cursor:start])
+        cursor = end
+    pieces.append(parsed.text[cursor:])
+    return [t.lower() for t, _, _ in tokens_with_spans(" ".join(pieces))]
+
+
+def full_logits_logprobs(backend, videos, questions, responses) -> list:
+    """Per-token log-probs of each response from the model's own forward and full logits (log-softmax over the
+    whole vocabulary, then gather): the textbook computation the scoring path is checked against."""
+    import torch
+
+    encoded = backend.encode(videos, questions, responses)
+    with torch.no_grad():
+        logits = backend.model(**backend.model_inputs(encoded)).logits.float()
+    labels = encoded["labels"]
+    logprobs = torch.log_softmax(logits[:, :-1], -1).gather(-1, labels[:, 1:].clamp(min=0)[..., None]).squeeze(-1)
+    return [logprobs[b][labels[b, 1:] != -100] for b in range(labels.shape[0])]
 
 
 def preference_config(output_dir: Path, **overrides):

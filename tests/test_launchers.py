@@ -2,22 +2,15 @@
 
 import json
 import os
-import socket
 import subprocess
 import sys
 
+from tests.builders import free_port, write_answer_pairs
+
 
 def test_torchrun_savi_train_runs_two_ranks(tiny_llava_onevision, synthetic_samples, tmp_path):
-    data = tmp_path / "pairs.jsonl"
-    with open(data, "w") as fh:
-        for s in synthetic_samples[:8]:
-            wrong = [o for o in s.options if o != s.answer][0]
-            fh.write(json.dumps({"id": s.id, "video": s.video, "question": s.question, "chosen": s.answer,
-                                 "rejected": wrong, "chosen_tagged": f"<MASK>{s.answer}</MASK>",
-                                 "rejected_tagged": f"<MASK>{wrong}</MASK>"}) + "\n")
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    data = write_answer_pairs(tmp_path / "pairs.jsonl", synthetic_samples[:8], rotate=False, chosen="{}", rejected="{}")
+    port = free_port()
     out = tmp_path / "out"
     # On a CPU-only machine transformers stays single-process unless use_cpu is set (README says so).
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(port),

@@ -16,6 +16,7 @@ import pytest
 from savi_plugin.cli import main
 from savi_plugin.data.paths import path_for_file, path_from_file
 from savi_plugin.video.synthetic import load_synthetic_samples, make_synthetic_dataset
+from tests.builders import read_jsonl
 
 TRAIN = ["train.max_steps=1", "train.per_device_train_batch_size=2", "train.save_strategy='no'",
          "train.logging_steps=1"]
@@ -47,7 +48,7 @@ def test_path_for_file_and_path_from_file_are_inverse(tmp_path, monkeypatch):
 def test_synthetic_manifest_stores_paths_relative_to_itself(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     make_synthetic_dataset(Path("runs/d/videos"), 2, seed=0, num_frames=4)
-    rows = [json.loads(line) for line in Path("runs/d/videos/samples.jsonl").read_text().splitlines()]
+    rows = read_jsonl(Path("runs/d/videos/samples.jsonl"))
     assert [r["video"] for r in rows] == ["synth_0_00000.mp4", "synth_0_00001.mp4"]
     other = tmp_path / "elsewhere"
     other.mkdir()
@@ -66,7 +67,7 @@ def test_generate_then_train_with_outputs_in_subfolders(tiny_llava_onevision, tm
     rc = main(["generate", "--generator", "rrpo", "--model", str(tiny_llava_onevision), "--input", "vids/qa.jsonl",
                "--output", "out/pairs.jsonl", "--num-frames", "4", "-o", "answer_format=raw", "--no-progress"])
     assert rc == 0
-    pairs = [json.loads(line) for line in Path("out/pairs.jsonl").read_text().splitlines()]
+    pairs = read_jsonl(Path("out/pairs.jsonl"))
     assert pairs, "the tiny model made no error to turn into a pair"
     for rec in pairs:  # outside out/: absolute; and it names the real video
         assert os.path.isabs(rec["video"]) and Path(rec["video"]).is_file()
@@ -88,7 +89,7 @@ def test_pairs_inside_the_output_folder_are_stored_relative(tiny_llava_onevision
     assert main(["generate", "--generator", "rrpo", "--model", str(tiny_llava_onevision), "--input",
                  "data/vids/samples.jsonl", "--output", "data/pairs.jsonl", "--num-frames", "4",
                  "-o", "answer_format=raw", "--no-progress"]) == 0
-    pairs = [json.loads(line) for line in Path("data/pairs.jsonl").read_text().splitlines()]
+    pairs = read_jsonl(Path("data/pairs.jsonl"))
     assert pairs and all(rec["video"].startswith("vids/") for rec in pairs)
     Path("data").rename("moved")
     assert main(["data", "validate", "moved/pairs.jsonl"]) == 0
@@ -105,7 +106,7 @@ def test_merge_into_another_folder_keeps_every_video_path(tiny_llava_onevision, 
                      "2", "-o", "answer_format=raw", "--no-progress", "--shard", shard]) == 0
     shards = sorted(str(p) for p in Path("data").glob("pairs.shard-*-of-00002.jsonl"))
     assert main(["generate", "merge", "merged/all.jsonl", *shards]) == 0
-    merged = [json.loads(line) for line in Path("merged/all.jsonl").read_text().splitlines()]
+    merged = read_jsonl(Path("merged/all.jsonl"))
     assert merged and all(rec["video"].startswith("../data/vids/") or os.path.isabs(rec["video"]) for rec in merged)
     assert all(path_from_file(rec["video"], "merged/all.jsonl").is_file() for rec in merged)
 

@@ -8,6 +8,7 @@ import pytest
 
 from savi_plugin.data import DataError, PreferenceRecord, PreferenceWriter, read_records
 from savi_plugin.data.convert import convert_file
+from tests.builders import write_jsonl
 
 GOOD = {"id": "p1", "video": "v.mp4", "question": "What moves?", "chosen": "the red ball", "rejected": "the blue ball",
         "chosen_tagged": "the <MASK>red</MASK> ball", "rejected_tagged": "the <MASK>blue</MASK> ball",
@@ -99,7 +100,7 @@ def test_rrpo_release_converts_to_ours_and_back_without_loss(tmp_path):
     assert json.loads(back.read_text()) == RRPO_RELEASE
     # JSONL flavour of the release, and the CLI
     src_jsonl = tmp_path / "rrpo.jsonl"
-    src_jsonl.write_text("".join(json.dumps(o) + "\n" for o in RRPO_RELEASE))
+    write_jsonl(src_jsonl, RRPO_RELEASE)
     out = tmp_path / "via_cli.jsonl"
     subprocess.run([sys.executable, "-m", "savi_plugin", "data", "convert", str(src_jsonl), str(out),
                     "--from", "rrpo", "--to", "savi"], check=True, capture_output=True)

@@ -15,6 +15,7 @@ from savi_plugin.generators import run_generation
 from savi_plugin.generators.judge import ModelJudge, judge_answer, parse_verdict
 from savi_plugin.generators.prompts import load_prompts
 from savi_plugin.generators.textlm import TextLM
+from tests.builders import read_jsonl
 
 # docs/assets/data.png of pritamqu/RRPO, the three open-ended examples exactly as the figure shows them:
 # (question, correct response, misaligned response, the figure's bold phrases of each).
@@ -225,7 +226,7 @@ def test_cli_flags_name_the_judge_and_tagger_models(tiny_llava_onevision, synthe
                  str(wrong_lm), "--no-progress", "-o", "max_new_tokens=4", "-o", "tag_max_new_tokens=2"]) == 0
     report = json.loads(out.with_name("pairs.report.json").read_text())
     assert report["config"]["options"]["judge_model"] == report["config"]["options"]["tagger_model"] == str(wrong_lm)
-    records = [json.loads(line) for line in out.read_text().splitlines()]
+    records = read_jsonl(out)
     assert records and all(r["meta"]["judge"]["method"] == "model" for r in records)
     assert np.isfinite(report["counts"]["pairs"])
 

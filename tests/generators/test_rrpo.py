@@ -22,29 +22,15 @@ from savi_plugin.data import validate_record
 from savi_plugin.data.tags import parse_tags
 from savi_plugin.generators import run_generation
 from savi_plugin.generators.base import stable_int
-from savi_plugin.generators.text import tokens_with_spans
 from savi_plugin.video.decode import read_frames
 from savi_plugin.video.perturb import DEFAULT_PERTURBATIONS, apply_perturbations
+from tests.builders import outside_tokens, read_jsonl, write_jsonl
 
 TINY_OPTIONS = {"answer_format": "raw", "num_perturbations": 2, "pairs_per_question": None, "max_new_tokens": 10}
 
 
 def samples_jsonl(samples) -> Path:
     return Path(samples[0].video).parent / "samples.jsonl"
-
-
-def read_lines(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines()]
-
-
-def outside_tokens(tagged: str) -> list[str]:
-    parsed = parse_tags(tagged)
-    pieces, cursor = [], 0
-    for start, end in parsed.spans:
-        pieces.append(parsed.text[cursor:start])
-        cursor = end
-    pieces.append(parsed.text[cursor:])
-    return [t.lower() for t, _, _ in tokens_with_spans(" ".join(pieces))]
 
 
 def check_tagged_pairs(records: list[dict]) -> None:
@@ -64,7 +50,7 @@ def test_rrpo_with_tiny_model_writes_valid_tagged_pairs(request, family, synthet
     out = tmp_path / "pairs.jsonl"
     report = run_generation(generator="rrpo", model=model, inputs=samples_jsonl(synthetic_samples), output=out,
                             num_frames=4, batch_size=4, seed=0, options=TINY_OPTIONS, progress=False)
-    records = read_lines(out)
+    records = read_jsonl(out)
     c = report["counts"]
     # A random-weight model answers garbage: every answer is wrong, so every attempt becomes a pair.
     assert c["items"] == c["items_done"] == 10 and c["pairs"] + c["skipped"] + c["failed"] == 20
@@ -193,7 +179,7 @@ def qa_manifest(synthetic_samples, tmp_path):
         {"id": "missing-video", "video": "/nonexistent/clip.mp4", "question": "Where?", "answer": "left"},
     ]
     path = tmp_path / "qa.jsonl"
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    write_jsonl(path, rows)
     return path
 
 
@@ -221,7 +207,7 @@ def test_rrpo_scripted_pairs_skips_and_tagging(qa_manifest, tmp_path):
     out = tmp_path / "pairs.jsonl"
     report = run_generation(generator="rrpo", model=lm, inputs=qa_manifest, output=out, batch_size=3, seed=5,
                             progress=False, options={"tagger_model": "policy"})
-    records = {r["id"]: r for r in read_lines(out)}
+    records = {r["id"]: r for r in read_jsonl(out)}
     assert list(records) == ["mcq-wrong-rrpo-0", "yes-no-rrpo-0", "long-rrpo-0", "long-badtags-rrpo-0"]
     r = records["mcq-wrong-rrpo-0"]
     assert (r["chosen"], r["rejected"]) == ("(A) up", "(C) left")
@@ -261,7 +247,7 @@ def test_rrpo_answer_formats(qa_manifest, tmp_path, fmt, chosen, rejected):
     out = tmp_path / "pairs.jsonl"
     run_generation(generator="rrpo", model=ScriptedLM(scripted_answer, scripted_tagger), inputs=qa_manifest,
                    output=out, limit=3, progress=False, options={"answer_format": fmt, "keep_unmapped": True})
-    records = {r["id"]: r for r in read_lines(out)}
+    records = {r["id"]: r for r in read_jsonl(out)}
     assert (records["mcq-wrong-rrpo-0"]["chosen"], records["mcq-wrong-rrpo-0"]["rejected"]) == (chosen, rejected)
     # keep_unmapped keeps the answer that picks no option, verbatim
     assert records["mcq-garbage-rrpo-0"]["rejected"] == "I cannot tell from this."
@@ -312,7 +298,7 @@ def test_rrpo_model_based_tagging_runs_on_the_real_backend(request, family, synt
     report = run_generation(generator="rrpo", model=model, inputs=manifest, output=out, num_frames=4, batch_size=2,
                             progress=False, options={"tagging": "model", "tagger_model": "policy", "max_new_tokens": 8,
                                                      "tag_max_new_tokens": 8})
-    records = read_lines(out)
+    records = read_jsonl(out)
     assert len(records) == report["counts"]["pairs"] == 2
     assert report["counts"]["tagging"] == {"rule_fallback": 2}
     assert all(r["meta"]["tagging_note"] for r in records)

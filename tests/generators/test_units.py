@@ -15,7 +15,8 @@ from savi_plugin.generators.parsing import clean_revision, critique_finds_error,
 from savi_plugin.generators.prompts import PromptError, default_prompts, load_prompts
 from savi_plugin.generators.runner import find_shards, parse_shard, shard_output_path
 from savi_plugin.generators.tagging import check_model_tagging, rule_tag
-from savi_plugin.generators.text import normalized_edit_distance, tokens_with_spans
+from savi_plugin.generators.text import normalized_edit_distance
+from tests.builders import outside_tokens
 
 OPTIONS = ["the red circle", "the blue circle", "green", "dark green"]
 
@@ -34,17 +35,6 @@ def test_judge_answer_kinds():
     assert judge_answer("", "yes").method == "empty"
     with pytest.raises(ValueError, match="not exactly one of the options"):
         judge_answer("A", "purple", options=OPTIONS)
-
-
-def outside_tokens(tagged: str) -> list[str]:
-    """The lower-cased tokens outside the tagged phrases."""
-    parsed = parse_tags(tagged)
-    text, spans, keep, cursor = parsed.text, parsed.spans, [], 0
-    for start, end in spans:
-        keep.append(text[cursor:start])
-        cursor = end
-    keep.append(text[cursor:])
-    return [t.lower() for t, _, _ in tokens_with_spans(" ".join(keep))]
 
 
 @pytest.mark.parametrize("chosen, rejected, phrases", [

@@ -13,6 +13,7 @@ import pytest
 from savi_plugin.data import validate_record
 from savi_plugin.generators import run_generation
 from savi_plugin.video.decode import read_frames
+from tests.builders import read_jsonl, write_jsonl
 
 # Marker prompts (a user override of every template) so the scripted backend knows each stage.
 PROMPTS = {
@@ -86,7 +87,7 @@ class ScriptedLM:
 def three_videos(synthetic_samples, tmp_path):
     rows = [{"id": vid, "video": s.video} for vid, s in zip("ABC", synthetic_samples)]
     path = tmp_path / "videos.jsonl"
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    write_jsonl(path, rows)
     keys = {frames_key(read_frames(s.video, 4).frames): vid for vid, s in zip("ABC", synthetic_samples)}
     return path, keys
 
@@ -97,7 +98,7 @@ def run(three_videos, tmp_path, name="pairs.jsonl", **options):
     out = tmp_path / name
     report = run_generation(generator="videosavi", model=lm, inputs=path, output=out, batch_size=2, seed=0,
                             progress=False, options={"prompts": PROMPTS, "num_questions": 4, **options})
-    records = [json.loads(line) for line in out.read_text().splitlines()] if out.exists() else []
+    records = read_jsonl(out) if out.exists() else []
     return report, records, lm
 
 

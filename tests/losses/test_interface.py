@@ -15,6 +15,7 @@ from savi_plugin.losses import weighted_mean
 from savi_plugin.training.objective import Objective
 from savi_plugin.training.scoring import Scores
 from savi_plugin.training.token_logprobs import response_token_stats
+from tests.builders import write_jsonl
 
 V = 13
 
@@ -177,7 +178,6 @@ def test_weights_of_one_are_the_plain_mean_and_weights_scale_each_pair():
 
 
 def test_the_collator_carries_each_pairs_weight(tiny_llava_onevision, synthetic_samples, tmp_path):
-    import json
 
     from savi_plugin.models import load_backend
     from savi_plugin.training.collator import PreferenceCollator
@@ -187,7 +187,7 @@ def test_the_collator_carries_each_pairs_weight(tiny_llava_onevision, synthetic_
     records = [{"id": f"p{i}", "video": s[i].video, "question": s[i].question, "chosen": s[i].answer,
                 "rejected": "no", **({"weight": w} if w is not None else {})} for i, w in enumerate([0.5, None, 2.0])]
     path = tmp_path / "pairs.jsonl"
-    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    write_jsonl(path, records)
     backend = load_backend(tiny_llava_onevision, num_frames=4)
     dataset = PreferenceDataset(path, backend.tokenizer, backend.end_of_turn)
     batch = PreferenceCollator(backend, num_frames=4)([dataset[i] for i in range(3)])

@@ -13,6 +13,7 @@ import json
 
 import pytest
 import torch
+from tests.builders import random_lora_backend
 
 BETA, ALPHA = 0.3, 0.2
 
@@ -25,9 +26,6 @@ RECORDS = [
 
 @pytest.fixture(scope="module")
 def setup(tiny_llava_onevision, synthetic_samples, tmp_path_factory):
-    from peft import LoraConfig, get_peft_model
-
-    from savi_plugin.models import load_backend
     from savi_plugin.training.dataset import PreferenceDataset
 
     path = tmp_path_factory.mktemp("official") / "pairs.jsonl"
@@ -37,10 +35,7 @@ def setup(tiny_llava_onevision, synthetic_samples, tmp_path_factory):
             fh.write(json.dumps({"id": f"p{i}", "video": synthetic_samples[i].video,
                                  "question": synthetic_samples[i].question, "chosen": plain[0], "rejected": plain[1],
                                  "chosen_tagged": chosen, "rejected_tagged": rejected}) + "\n")
-    backend = load_backend(tiny_llava_onevision, num_frames=4)
-    torch.manual_seed(0)
-    backend.model = get_peft_model(backend.model, LoraConfig(
-        r=4, lora_alpha=8, init_lora_weights=False, target_modules=backend.lora_target_modules())).eval()
+    backend = random_lora_backend(tiny_llava_onevision)
     dataset = PreferenceDataset(path, backend.tokenizer, backend.end_of_turn, require_tags=True)
     return backend, [dataset[i] for i in range(len(dataset))]
 

@@ -3,7 +3,6 @@ the ``savi`` command run in-process (``main(argv)``) or as its own process."""
 
 from __future__ import annotations
 
-import json
 import os
 import struct
 import subprocess
@@ -100,12 +99,6 @@ def pair(pid: str, video: str | Path, answer: str = "red", wrong: str = "blue", 
             "chosen": f"The shape is {answer}.", "rejected": f"The shape is {wrong}.",
             "chosen_tagged": f"The shape is <MASK>{answer}</MASK>.",
             "rejected_tagged": f"The shape is <MASK>{wrong}</MASK>.", **extra}
-
-
-def write_jsonl(path: Path, objects: list[dict]) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(json.dumps(o) + "\n" for o in objects), encoding="utf-8")
-    return path
 
 
 def qa_item(qid: str, video: str | Path, **extra) -> dict:

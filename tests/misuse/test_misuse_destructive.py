@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from misuse_kit import assert_one_line_error, savi, write_jsonl
+from misuse_kit import assert_one_line_error, savi
+from tests.builders import read_jsonl, write_jsonl
 
 GEN = ["--generator", "rrpo", "--num-frames", "4", "--no-progress", "--option", "answer_format=raw",
        "--option", "max_new_tokens=6"]
@@ -32,7 +33,7 @@ def qa(synthetic_samples, tmp_path) -> Path:
     src = Path(synthetic_samples[0].video).parent / "samples.jsonl"
     folder = tmp_path / "data"
     folder.mkdir()
-    lines = [json.loads(line) for line in src.read_text().splitlines()][:2]
+    lines = read_jsonl(src)[:2]
     for obj in lines:
         obj["video"] = str(Path(src.parent, obj["video"]).resolve())
     return write_jsonl(folder / "qa.jsonl", lines)

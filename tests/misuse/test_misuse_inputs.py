@@ -20,6 +20,7 @@ import yaml
 from misuse_kit import write_mjpeg, write_zero_frame_mp4
 
 from savi_plugin.data import DataError, read_records
+from tests.builders import read_jsonl, write_jsonl
 
 CORPUS = Path(__file__).parent / "bad_inputs"
 CASES = yaml.safe_load((CORPUS / "cases.yaml").read_text(encoding="utf-8"))
@@ -153,7 +154,7 @@ def test_generation_items_are_counted_and_listed(case, corpus, tiny_lm, tmp_path
     saved = json.loads(Path(report["report"]).read_text())
     assert saved["counts"] == report["counts"] and report["complete"]
     listed = saved["skipped"] + saved["failed"]
-    records = [json.loads(line) for line in out.read_text().splitlines()] if out.exists() else []
+    records = read_jsonl(out) if out.exists() else []
     good = [r for r in records if r["meta"]["item_id"] == "q1"]
     assert good, "the good item of the same run must still become a record"
     mine = [e for e in listed if e["item"] == case["item"]]
@@ -295,7 +296,7 @@ def test_training_run_report_lists_every_skipped_record(corpus, tiny_llava_onevi
         lines.append(bad)
     lines += [dict(good, id="good-1"), dict(good, id="good-2")]
     data = corpus / "records" / "all_bad_training_records.jsonl"
-    data.write_text("".join(json.dumps(obj) + "\n" for obj in lines))
+    write_jsonl(data, lines)
 
     result = run_training(model=tiny_llava_onevision, data=data, output_dir=tmp_path / "out",
                           training=dict(loss_type="rrpo", bad_records="skip", data_root=str(corpus / "videos"),
@@ -362,7 +363,7 @@ def test_a_lone_surrogate_in_a_preference_file_is_reported_by_validate(field, tm
                                            ("wrong-type", ":1:question: expected a string"),
                                            ("no-file", "not found")])
 def test_savi_train_prints_a_data_error_as_one_line(problem, where, tiny_llava_onevision, tmp_path, capsys):
-    from misuse_kit import assert_one_line_error, clip, pair, savi, write_jsonl
+    from misuse_kit import assert_one_line_error, clip, pair, savi
 
     good = pair("a", clip(tmp_path / "v.mp4"))
     data = tmp_path / "pairs.jsonl"

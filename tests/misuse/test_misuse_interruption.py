@@ -24,6 +24,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from tests.builders import lora_policy, write_answer_pairs
+
 SEED = int(os.environ.get("SAVI_CRASH_SEED", "20240611"))
 KILLS = 5
 PRELOAD = ["torch", "transformers", "peft", "av", "decord", "savi_plugin.generators.runner",
@@ -138,17 +140,6 @@ def test_generation_killed_at_random_points_resumes_to_exactly_the_same_records(
 MAX_STEPS = 8
 
 
-def _write_pairs(path: Path, samples) -> Path:
-    with open(path, "w", encoding="utf-8") as fh:
-        for i, s in enumerate(samples):
-            wrong = [o for o in s.options if o != s.answer][i % 3]
-            fh.write(json.dumps({"id": s.id, "video": s.video, "question": s.question,
-                                 "chosen": f"The answer is {s.answer}.", "rejected": f"The answer is {wrong}.",
-                                 "chosen_tagged": f"The answer is <MASK>{s.answer}</MASK>.",
-                                 "rejected_tagged": f"The answer is <MASK>{wrong}</MASK>."}) + "\n")
-    return path
-
-
 def _loss_curve(report_path: Path) -> dict[int, dict[str, float]]:
     history = json.loads(report_path.read_text())["log_history"]
     return {h["step"]: h for h in history if "loss" in h}
@@ -160,7 +151,7 @@ def test_training_killed_at_random_points_resumes_the_same_loss_curve(
 
     from savi_plugin.training.run import run_training
 
-    data = _write_pairs(tmp_path / "pairs.jsonl", synthetic_samples[:6])
+    data = write_answer_pairs(tmp_path / "pairs.jsonl", synthetic_samples[:6])
     common = dict(model=str(tiny_llava_onevision), data=str(data),
                   lora={"r": 4, "alpha": 8, "dropout": 0.1},  # dropout: the RNG state must be restored too
                   training=dict(loss_type="rrpo", num_frames=4, per_device_train_batch_size=2, max_steps=MAX_STEPS,
@@ -199,19 +190,16 @@ def test_training_killed_at_random_points_resumes_the_same_loss_curve(
 
 
 # ------------------------------------------------------------------------------------------------ non-finite steps
-# tests/test_trainer.py checks a NaN loss at gradient_accumulation_steps=1 and skip_nonfinite=False; these add
+# tests/training/test_trainer.py checks a NaN loss at gradient_accumulation_steps=1 and skip_nonfinite=False; these add
 # a NaN in ONE micro-batch of an accumulated step and a NaN gradient under a finite loss.
 def _guarded_trainer(model_path, data, output_dir, **overrides):
-    from savi_plugin.models import load_backend
     from savi_plugin.training.config import PreferenceConfig
-    from savi_plugin.training.run import apply_lora
     from savi_plugin.training.trainer import DPOTrainer
 
     options = dict(output_dir=str(output_dir), num_frames=4, per_device_train_batch_size=2, learning_rate=5e-3,
                    lr_scheduler_type="constant", logging_steps=1, save_strategy="no", use_cpu=True, seed=0,
                    disable_tqdm=True, max_steps=3)
-    backend = load_backend(model_path, num_frames=4)
-    apply_lora(backend, {"r": 4, "alpha": 8, "dropout": 0.0}, seed=0)
+    backend = lora_policy(model_path, r=4, alpha=8)
     return backend, DPOTrainer(backend, PreferenceConfig(**{**options, **overrides}), train_dataset=str(data))
 
 
@@ -224,7 +212,7 @@ def test_a_non_finite_step_is_skipped_counted_and_never_reaches_the_weights(pois
                                                                           synthetic_samples, tmp_path):
     from transformers import TrainerCallback
 
-    data = _write_pairs(tmp_path / "pairs.jsonl", synthetic_samples[:8])
+    data = write_answer_pairs(tmp_path / "pairs.jsonl", synthetic_samples[:8])
     accumulation = 2 if poison == "loss_in_one_micro_batch" else 1
     backend, trainer = _guarded_trainer(tiny_llava_onevision, data, tmp_path / "out",
                                         gradient_accumulation_steps=accumulation)
@@ -303,7 +291,7 @@ def test_ctrl_c_in_generate_is_one_line_saying_how_to_resume(tiny_llava_onevisio
 def test_ctrl_c_in_train_is_one_line_naming_resume(tiny_llava_onevision, synthetic_samples, tmp_path):
     from misuse_kit import savi_process
 
-    data = _write_pairs(tmp_path / "pairs.jsonl", synthetic_samples[:4])
+    data = write_answer_pairs(tmp_path / "pairs.jsonl", synthetic_samples[:4])
     recipe = tmp_path / "r.yaml"
     recipe.write_text(json.dumps({"model": {"path": str(tiny_llava_onevision), "num_frames": 4},
                                   "train": {"max_steps": 200, "per_device_train_batch_size": 1, "save_steps": 1,

@@ -18,9 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from misuse_kit import clip, pair, qa_item, savi, write_jsonl
+from misuse_kit import clip, pair, qa_item, savi
 
 from savi_plugin.video.decode import VideoDecodeError, read_frames
+from tests.builders import read_jsonl, write_jsonl
 
 KINDS = ["fifo", "directory", "socket", "broken-symlink"]
 NAMED = {"fifo": "is a FIFO (named pipe)", "directory": "is a directory", "socket": "is a socket",
@@ -123,7 +124,7 @@ def test_data_root_confines_folder_inputs(escape, tiny_llava_onevision, tmp_path
     else:
         assert len(escaped) == 1 and "outside the data root" in escaped[0]["detail"]
         assert report["counts"]["by_reason"]["outside_data_root"] == 1
-    records = [json.loads(line) for line in out.read_text().splitlines()] if out.exists() else []
+    records = read_jsonl(out) if out.exists() else []
     assert all("secret" not in r["video"] and "link" not in r["video"] and "more" not in r["video"] for r in records)
 
 

@@ -21,7 +21,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from misuse_kit import assert_one_line_error, clip, pair, qa_item, savi, savi_process, write_jsonl
+from misuse_kit import assert_one_line_error, clip, pair, qa_item, savi, savi_process
+from tests.builders import write_jsonl
 
 
 # ------------------------------------------------------------------------------------------------ train resume

@@ -3,12 +3,12 @@ positions and the LoRA targets through ``VideoLM`` alone; the training code need
 
 from __future__ import annotations
 
-import json
 import sys
 import textwrap
 
 import pytest
 import torch
+from tests.builders import write_jsonl
 
 
 @pytest.fixture()
@@ -49,7 +49,7 @@ def test_a_family_from_outside_the_package_trains_through_its_backend(throwaway_
     path = tmp_path / "pairs.jsonl"
     records = [{"id": f"p{i}", "video": s.video, "question": s.question, "chosen": s.answer, "rejected": "none"}
                for i, s in enumerate(synthetic_samples[:2])]
-    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    write_jsonl(path, records)
     scores = {}
     for name in ("toy", "toy_packed"):
         backend = load_backend(tiny_llava_onevision, name, num_frames=4)

@@ -5,6 +5,7 @@ import torch
 
 from savi_plugin.models import detect_backend, load_backend
 from savi_plugin.video import read_frames
+from tests.builders import full_logits_logprobs
 
 FAMILIES = ["tiny_llava_onevision", "tiny_qwen2_vl"]
 
@@ -28,14 +29,9 @@ def test_generate_and_response_logprobs_match_a_manual_forward(family, videos, r
     questions = ["What color is it?", "Which way does it move?"]
     responses = ["red", "the blue circle moves left"]
     logps = response_logprobs(lm, videos, questions, responses)
-    encoded = lm.encode(videos, questions, responses)
     n_tokens = [len(lm.tokenizer(r + "<|im_end|>", add_special_tokens=False)["input_ids"]) for r in responses]
     assert [len(x) for x in logps] == n_tokens
-    with torch.no_grad():  # the manual path: full logits everywhere, log_softmax, gather
-        logits = lm.model(**lm.model_inputs(encoded)).logits.float()
-    labels = encoded["labels"]
-    logprobs = torch.log_softmax(logits[:, :-1], -1).gather(-1, labels[:, 1:].clamp(min=0)[..., None]).squeeze(-1)
-    manual = (logprobs * (labels[:, 1:] != -100)).sum(1)
+    manual = torch.stack([x.sum() for x in full_logits_logprobs(lm, videos, questions, responses)])
     torch.testing.assert_close(torch.stack([x.sum() for x in logps]), manual, rtol=0, atol=1e-4)
     assert all((x < 0).all() for x in logps)
 

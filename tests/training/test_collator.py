@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 
 import pytest
 
 from savi_plugin.data import DataError
+from tests.builders import write_jsonl
 
 
 @pytest.fixture(scope="module")
@@ -14,11 +14,6 @@ def backend(tiny_llava_onevision):
     from savi_plugin.models import load_backend
 
     return load_backend(tiny_llava_onevision, num_frames=4)
-
-
-def _write(path, records):
-    path.write_text("".join(json.dumps(r) + "\n" for r in records))
-    return path
 
 
 def _record(sample, i, tagged=True, **extra):
@@ -39,7 +34,7 @@ def _dataset(backend, path, **kwargs):
 
 def test_responses_are_tokenized_like_the_backend_and_phrase_ids_follow_the_tags(backend, synthetic_samples, tmp_path):
     s = synthetic_samples[0]
-    data = _write(tmp_path / "p.jsonl", [_record(s, 0, chosen=f"  The answer is {s.answer}.",
+    data = write_jsonl(tmp_path / "p.jsonl", [_record(s, 0, chosen=f"  The answer is {s.answer}.",
                                                  chosen_tagged=f"The answer is <MASK> {s.answer} </MASK>.")])
     item = _dataset(backend, data, require_tags=True)[0]
     encoded = backend.encode([__import__("numpy").zeros((4, 32, 32, 3), "uint8")], [s.question],
@@ -59,7 +54,7 @@ def test_each_video_is_decoded_once_per_pair(backend, synthetic_samples, tmp_pat
     import savi_plugin.training.collator as collator_module
     from savi_plugin.training.collator import PreferenceCollator
 
-    data = _write(tmp_path / "p.jsonl", [_record(s, i) for i, s in enumerate(synthetic_samples[:3])])
+    data = write_jsonl(tmp_path / "p.jsonl", [_record(s, i) for i, s in enumerate(synthetic_samples[:3])])
     dataset = _dataset(backend, data)
     decoded = []
     real = collator_module.read_frames
@@ -90,7 +85,7 @@ def test_truncation_keeps_the_start_and_is_counted(backend, synthetic_samples, t
     s = synthetic_samples[0]
     long = "The answer is " + ", ".join(["sideways"] * 30) + "."
     tagged = long.replace("is ", "is <MASK>", 1).replace(", sideways", "</MASK>, sideways", 1)
-    data = _write(tmp_path / "p.jsonl", [_record(s, 0, rejected=long, rejected_tagged=tagged)])
+    data = write_jsonl(tmp_path / "p.jsonl", [_record(s, 0, rejected=long, rejected_tagged=tagged)])
     item = _dataset(backend, data)[0]
     prompt = PreferenceCollator(backend, num_frames=4, packing=False)([item])["segments"][0, 0].item()
     budget = prompt + len(item.chosen_ids) + 2
@@ -106,7 +101,7 @@ def test_truncation_keeps_the_start_and_is_counted(backend, synthetic_samples, t
 def test_missing_video_and_bad_records_name_file_line_field(backend, synthetic_samples, tmp_path):
     s = synthetic_samples[0]
     records = [_record(s, 0), _record(s, 1, video=str(tmp_path / "gone.mp4")), {"id": "p2", "video": s.video}]
-    data = _write(tmp_path / "p.jsonl", records)
+    data = write_jsonl(tmp_path / "p.jsonl", records)
     with pytest.raises(DataError, match=r"p\.jsonl:2:video: video file not found: .*gone\.mp4"):
         _dataset(backend, data)
     dataset = _dataset(backend, data, bad_records="skip")
@@ -118,13 +113,13 @@ def test_missing_video_and_bad_records_name_file_line_field(backend, synthetic_s
 
 def test_untagged_pairs_are_skipped_and_counted_under_rrpo(backend, synthetic_samples, tmp_path, caplog):
     s = synthetic_samples[0]
-    data = _write(tmp_path / "p.jsonl", [_record(s, 0), _record(s, 1, tagged=False), _record(s, 2, tagged=False)])
+    data = write_jsonl(tmp_path / "p.jsonl", [_record(s, 0), _record(s, 1, tagged=False), _record(s, 2, tagged=False)])
     assert len(_dataset(backend, data)) == 3  # DPO: tags are not needed
     with caplog.at_level("WARNING"):
         dataset = _dataset(backend, data, require_tags=True)
     assert len(dataset) == 1 and dataset.report()["skipped_by_reason"] == {"untagged": 2}
     assert "2 untagged" in caplog.text
-    only_untagged = _write(tmp_path / "u.jsonl", [_record(s, 1, tagged=False)])
+    only_untagged = write_jsonl(tmp_path / "u.jsonl", [_record(s, 1, tagged=False)])
     with pytest.raises(DataError, match="no usable preference pair .*none tagged"):
         _dataset(backend, only_untagged, require_tags=True)
 
@@ -136,13 +131,13 @@ def test_a_corrupt_video_is_a_data_error(backend, synthetic_samples, tmp_path):
 
     broken = tmp_path / "broken.mp4"
     broken.write_bytes(b"not a video at all")
-    data = _write(tmp_path / "p.jsonl", [_record(synthetic_samples[0], 0, video=str(broken))])
+    data = write_jsonl(tmp_path / "p.jsonl", [_record(synthetic_samples[0], 0, video=str(broken))])
     with pytest.raises(DataError, match=r"p\.jsonl:1:video: .*broken\.mp4"):  # caught at load, from its header
         _dataset(backend, data)
     # a file that breaks after loading (overwritten, torn) is still an error naming the record, at collate time
     video = tmp_path / "video.mp4"
     shutil.copy(synthetic_samples[0].video, video)
-    item = _dataset(backend, _write(tmp_path / "q.jsonl", [_record(synthetic_samples[0], 0, video=str(video))]))[0]
+    item = _dataset(backend, write_jsonl(tmp_path / "q.jsonl", [_record(synthetic_samples[0], 0, video=str(video))]))[0]
     video.write_bytes(b"torn")
     with pytest.raises(DataError, match=r"q\.jsonl:1:video: .*video\.mp4"):
         PreferenceCollator(backend, num_frames=4)([item])
@@ -152,7 +147,7 @@ def test_relative_videos_resolve_against_the_data_root(backend, synthetic_sample
     from pathlib import Path
 
     s = synthetic_samples[0]
-    data = _write(tmp_path / "p.jsonl", [_record(s, 0, video=Path(s.video).name)])
+    data = write_jsonl(tmp_path / "p.jsonl", [_record(s, 0, video=Path(s.video).name)])
     with pytest.raises(DataError, match="video file not found"):
         _dataset(backend, data)
     assert _dataset(backend, data, data_root=Path(s.video).parent)[0].video_path == s.video

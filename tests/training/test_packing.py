@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from savi_plugin.training.packing import block_attention_mask, response_positions, restart_rejected_positions
-from tests.builders import UNEVEN_PAIR, random_lora_backend, write_answer_pairs
+from tests.builders import UNEVEN_PAIR, full_logits_logprobs, random_lora_backend, write_answer_pairs
 
 
 def test_block_mask_semantics():
@@ -37,16 +37,6 @@ def test_rejected_positions_restart_after_prefix():
     # chosen token j is predicted from P-1+j; rejected token 0 from the last prefix position
     assert response_positions(3, 2, 3) == [2, 3]
     assert response_positions(3, 3, 5) == [2, 5, 6]
-
-
-@torch.no_grad()
-def _full_forward_logprobs(backend, videos, questions, responses):
-    """Per-token log-probs of each response from the model's own forward and full logits (no packing, no gather)."""
-    encoded = backend.encode(videos, questions, responses)
-    logits = backend.model(**backend.model_inputs(encoded)).logits.float()
-    labels = encoded["labels"]
-    logprobs = torch.log_softmax(logits[:, :-1], -1).gather(-1, labels[:, 1:].clamp(min=0)[..., None]).squeeze(-1)
-    return [logprobs[b][labels[b, 1:] != -100] for b in range(labels.shape[0])]
 
 
 @pytest.mark.parametrize("family,attention", [("llava_onevision", "sdpa"), ("llava_onevision", "eager"),
@@ -81,7 +71,7 @@ def test_packed_equals_unpacked_and_the_backends_own_logprobs(family, attention,
     videos = [read_frames(item.video_path, 4).frames for item in items]
     questions = [item.record.question for item in items]
     for side in ("chosen", "rejected"):
-        own = _full_forward_logprobs(backend, videos, questions, [getattr(i.record, side) for i in items])
+        own = full_logits_logprobs(backend, videos, questions, [getattr(i.record, side) for i in items])
         ours = getattr(stats[True], side)
         for b, expected in enumerate(own):
             n = int(ours.mask[b].sum())

@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import textwrap
 
 import pytest
 
-from tests.builders import RECIPES, repo_pythonpath, write_answer_pairs
+from tests.builders import RECIPES, free_port, repo_pythonpath, write_answer_pairs
 
 DEEPSPEED_CONFIGS = RECIPES / "deepspeed"
 
@@ -43,14 +42,8 @@ RUN = textwrap.dedent("""
 """)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _run(model, data, out, deepspeed: str) -> list[float]:
-    env = {**os.environ, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(_free_port()), "RANK": "0",
+    env = {**os.environ, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(free_port()), "RANK": "0",
            "LOCAL_RANK": "0", "WORLD_SIZE": "1", "LOCAL_WORLD_SIZE": "1",
            "PYTHONPATH": repo_pythonpath()}
     proc = subprocess.run([sys.executable, "-c", RUN, str(model), str(data), str(out), deepspeed], env=env,
@@ -68,7 +61,7 @@ def test_configs_are_accepted_by_training_arguments(stage, tiny_llava_onevision,
     config = json.loads(path.read_text())
     assert config["zero_optimization"]["stage"] == stage
     assert "optimizer" not in config and "scheduler" not in config  # HF's (cosine etc.) are used
-    env = {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(_free_port()), "RANK": "0", "LOCAL_RANK": "0",
+    env = {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(free_port()), "RANK": "0", "LOCAL_RANK": "0",
            "WORLD_SIZE": "1"}
     code = textwrap.dedent(f"""
         from savi_plugin.models import load_backend

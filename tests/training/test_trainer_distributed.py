@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import textwrap
 
-from tests.builders import repo_pythonpath, write_answer_pairs
+from tests.builders import free_port, repo_pythonpath, write_answer_pairs
 
 RUN = textwrap.dedent("""
     import json, os, sys
@@ -50,11 +49,8 @@ def test_ddp_ranks_train_on_different_pairs_and_stay_in_sync(tiny_llava_onevisio
     data = write_answer_pairs(tmp_path / "pairs.jsonl", synthetic_samples[:8], rotate=False)
     script = tmp_path / "run.py"
     script.write_text(RUN)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = {**os.environ, "PYTHONPATH": repo_pythonpath(),
-           "OMP_NUM_THREADS": "1"}
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": repo_pythonpath(), "OMP_NUM_THREADS": "1"}
     proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
                            f"--master_port={port}", str(script), str(tiny_llava_onevision), str(data), str(tmp_path)],
                           env=env, capture_output=True, text=True, timeout=400)

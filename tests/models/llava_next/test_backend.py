@@ -1,20 +1,18 @@
 """The ``llava_video`` backend on a converted LLaVA-NeXT checkpoint: detection, prompts, scores, and LLaVA-NeXT's logits.
 
-The reference logits are the ones recorded with LLaVA-NeXT's own code (see ``tests/models/llava_next/test_proof.py``); here
-they are reproduced through the backend from the raw 240x320 frames, so its frame resize is part of the check.
+The reference logits are the ones recorded with LLaVA-NeXT's own code (see ``tests/models/llava_next/test_proof.py``);
+here they are reproduced through the backend from the raw 240x320 frames, so its frame resize is part of the check.
 """
 
 from __future__ import annotations
 
 
-import numpy as np
 import pytest
 import torch
-from safetensors import safe_open
 
 from savi_plugin.models import detect_backend, load_backend
 from savi_plugin.models.llava_next.convert import convert_llava_next
-from tests.builders import LLAVA_NEXT_FIXTURE
+from tests.builders import LLAVA_NEXT_FIXTURE, full_logits_logprobs, llava_next_frames, llava_next_reference
 
 FIXTURE = LLAVA_NEXT_FIXTURE
 
@@ -33,12 +31,7 @@ def lm(converted):
 
 @pytest.fixture(scope="module")
 def reference():
-    with safe_open(str(FIXTURE / "reference.safetensors"), "pt") as f:
-        return {k: f.get_tensor(k) for k in f.keys()}, f.metadata()
-
-
-def frames(seed=1234):
-    return np.random.default_rng(seed).integers(0, 256, size=(2, 240, 320, 3), dtype=np.uint8)
+    return llava_next_reference()
 
 
 def test_detected_and_loaded_as_llava_video(converted, lm):
@@ -54,7 +47,7 @@ def test_detected_and_loaded_as_llava_video(converted, lm):
 def test_backend_reproduces_llava_next_logits_from_raw_frames(lm, reference):
     ref, meta = reference
     assert lm.prompt(meta["question"]) == meta["prompt"].replace("<image>", "<video>")
-    inputs = lm.encode([frames()], [meta["question"]])
+    inputs = lm.encode([llava_next_frames()], [meta["question"]])
     assert int((inputs["input_ids"] == lm.model.config.video_token_index).sum()) == 420
     with torch.no_grad():
         logits = lm.model(**lm.model_inputs(inputs)).logits[0]
@@ -63,24 +56,19 @@ def test_backend_reproduces_llava_next_logits_from_raw_frames(lm, reference):
 
 
 def test_response_logprobs_equal_a_manual_forward(lm, response_logprobs):
-    videos = [frames(1), frames(2)]
+    videos = [llava_next_frames(1), llava_next_frames(2)]
     questions, responses = ["What is the colour of the moving square?", "Describe the video."], ["red", "The square is red"]
     logps = response_logprobs(lm, videos, questions, responses)
     n_tokens = [len(lm.tokenizer(r + "<|im_end|>", add_special_tokens=False)["input_ids"]) for r in responses]
     assert [len(x) for x in logps] == n_tokens
-    encoded = lm.encode(videos, questions, responses)
-    with torch.no_grad():
-        logits = lm.model(**lm.model_inputs(encoded)).logits.float()
-    labels = encoded["labels"]
-    logprobs = torch.log_softmax(logits[:, :-1], -1).gather(-1, labels[:, 1:].clamp(min=0)[..., None]).squeeze(-1)
-    manual = (logprobs * (labels[:, 1:] != -100)).sum(1)
+    manual = torch.stack([x.sum() for x in full_logits_logprobs(lm, videos, questions, responses)])
     torch.testing.assert_close(torch.stack([x.sum() for x in logps]), manual, rtol=0, atol=1e-4)
     alone = response_logprobs(lm, videos[1:], questions[1:], responses[1:])[0]
     torch.testing.assert_close(logps[1], alone, rtol=0, atol=1e-5)  # batching (padding) does not change scores
 
 
 def test_generate_returns_text(lm):
-    answers = lm.generate([frames()], ["Describe the video."], max_new_tokens=4)
+    answers = lm.generate([llava_next_frames()], ["Describe the video."], max_new_tokens=4)
     assert len(answers) == 1 and isinstance(answers[0], str)
 
 
@@ -90,7 +78,7 @@ def test_lora_adapter_trains_and_reloads_through_the_backend(converted, tmp_path
 
     fresh = load_backend(converted, num_frames=2)
     peft_model = get_peft_model(fresh.model, LoraConfig(r=4, lora_alpha=8, target_modules=r".*language_model.*\.(q_proj|v_proj)"))
-    encoded = fresh.encode([frames()], ["Describe the video."], ["The square is red"])
+    encoded = fresh.encode([llava_next_frames()], ["Describe the video."], ["The square is red"])
     loss = peft_model(**fresh.model_inputs(encoded), labels=encoded["labels"]).loss
     loss.backward()
     grads = [p.grad for n, p in peft_model.named_parameters() if "lora_B" in n]
@@ -102,7 +90,7 @@ def test_lora_adapter_trains_and_reloads_through_the_backend(converted, tmp_path
     peft_model.save_pretrained(tmp_path / "adapter")
     adapted = load_backend(converted, num_frames=2, adapter=tmp_path / "adapter")
     base = load_backend(converted, num_frames=2)
-    args = ([frames()], ["Describe the video."], ["The square is red"])
+    args = ([llava_next_frames()], ["Describe the video."], ["The square is red"])
     with torch.no_grad():
         trained = torch.log_softmax(peft_model(**fresh.model_inputs(encoded)).logits[0, :-1].float(), -1)
     labels = encoded["labels"][0, 1:]

@@ -49,12 +49,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from safetensors import safe_open
 
 from savi_plugin.models.llava_next.convert import convert_llava_next, load_converted
 from savi_plugin.models.llava_next.modeling import num_video_tokens
 from savi_plugin.models.llava_next.processing import resize_frames_like_llava_next
-from tests.builders import LLAVA_NEXT_FIXTURE
+from tests.builders import LLAVA_NEXT_FIXTURE, llava_next_frames, llava_next_reference
 
 FIXTURE = LLAVA_NEXT_FIXTURE
 SOURCE = FIXTURE / "source"
@@ -62,14 +61,9 @@ VISION_CONFIG = SOURCE / "siglip_vision_config.json"
 IMAGE_TOKEN_INDEX = -200  # LLaVA-NeXT's in-text image placeholder
 
 
-def recorded_frames() -> np.ndarray:
-    return np.random.default_rng(1234).integers(0, 256, size=(2, 240, 320, 3), dtype=np.uint8)
-
-
 @pytest.fixture(scope="module")
 def reference():
-    with safe_open(str(FIXTURE / "reference.safetensors"), "pt") as f:
-        return {k: f.get_tensor(k) for k in f.keys()}, f.metadata()
+    return llava_next_reference()
 
 
 def _convert(tmp_path_factory, newline_position: str) -> Path:
@@ -94,7 +88,7 @@ def one_token_model(tmp_path_factory):
 
 
 def _inputs(processor, meta, frames=None):
-    frames = recorded_frames() if frames is None else frames
+    frames = llava_next_frames() if frames is None else frames
     conversation = [{"role": "user", "content": [{"type": "video"}, {"type": "text", "text": meta["question"]}]}]
     prompt = processor.apply_chat_template(conversation, add_generation_prompt=True, tokenize=False)
     video = resize_frames_like_llava_next(frames, 384, 384)
@@ -103,7 +97,7 @@ def _inputs(processor, meta, frames=None):
 
 def test_the_video_is_the_recorded_one(reference):
     ref, _ = reference
-    assert int(recorded_frames().astype(np.int64).sum()) == int(ref["frames_sum"])
+    assert int(llava_next_frames().astype(np.int64).sum()) == int(ref["frames_sum"])
 
 
 def test_pixels_match_llava_next_preprocessing(grid_model, reference):
@@ -180,7 +174,7 @@ def test_the_comparison_sees_the_video(grid_model, reference):
     """Swapping the two frames must move the logits far beyond the tolerance, or the proof would prove nothing."""
     ref, meta = reference
     model, processor = grid_model
-    _, inputs = _inputs(processor, meta, frames=recorded_frames()[::-1].copy())
+    _, inputs = _inputs(processor, meta, frames=llava_next_frames()[::-1].copy())
     with torch.no_grad():
         logits = model(**inputs).logits[0]
     ref_logits = ref["grid.logits"]
