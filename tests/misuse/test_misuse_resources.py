@@ -21,9 +21,10 @@ from pathlib import Path
 import pytest
 
 from misuse_kit import (assert_one_line_error, clip, damaged_after_header, pair, png_named_mp4, qa_item, savi,
-                        write_jsonl, write_mjpeg)
+                        write_mjpeg)
 
 from savi_plugin.video.decode import VideoDecodeError, read_frames
+from tests.builders import write_jsonl
 
 
 def peak_mb() -> float:
