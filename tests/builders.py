@@ -1,7 +1,8 @@
-"""Builders shared by the tests: the repository's paths, preference-pair files, JSONL files and trainer configs.
+"""Builders shared by the tests (torchtune's ``tests/test_utils.py``): the repository's paths, JSONL and
+preference-pair files, trainer configs, LoRA policies, and the reference computations tests check against.
 
-Session-scoped tiny models and synthetic videos are fixtures in ``tests/conftest.py``; this module holds the plain
-functions that several test files call to write their inputs.
+Session-scoped tiny models, the converted LLaVA-Video and the synthetic videos are fixtures in ``tests/conftest.py``;
+this module holds the plain functions that several test files call.
 """
 
 from __future__ import annotations
@@ -11,8 +12,6 @@ import os
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-#: Preference pairs whose chosen and rejected differ in length and wording around the tagged option.
-UNEVEN_PAIR = {"chosen": "The answer is {}.", "rejected": "It is {}, I think, clearly."}
 FIXTURES = REPO_ROOT / "tests" / "fixtures"
 LLAVA_NEXT_FIXTURE = FIXTURES / "llava_next"
 RECIPES = REPO_ROOT / "recipes"
@@ -58,6 +57,10 @@ def write_jsonl(path: Path, records: list[dict]) -> Path:
 def read_jsonl(path: Path) -> list[dict]:
     """The JSON objects of a JSONL file, blank lines skipped."""
     return [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+#: ``write_answer_pairs`` templates whose chosen and rejected differ in length and wording around the option.
+UNEVEN_PAIR = {"chosen": "The answer is {}.", "rejected": "It is {}, I think, clearly."}
 
 
 def answer_pair(sample, wrong: str, *, chosen: str = "The answer is {}.", rejected: str = "The answer is {}.",
