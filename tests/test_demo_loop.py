@@ -1,5 +1,5 @@
 """The demo's real loop at a reduced scale (in process): the warm-up leaves the language prior, RRPO's pairs come
-from the model's errors on perturbed videos where the prior fails, and RRPO training corrects held-out answers."""
+from the model's errors on perturbed videos where the prior fails, and RRPO training raises held-out accuracy."""
 
 import json
 
@@ -29,8 +29,10 @@ def test_rrpo_pairs_from_perturbed_errors_correct_the_warmup_shortcut(tmp_path):
     prior_answers = sum(p["rejected"] == PRIOR[p["meta"]["input"]["facts"]["shape"]] for p in from_prior)
     assert prior_answers >= 0.8 * len(from_prior)  # the errors are the prior's answer
 
-    # RRPO on those pairs moves the held-out answers where the prior fails away from the prior's colour
+    # RRPO on those pairs moves the held-out answers where the prior fails to the colour in the frames, and the
+    # held-out accuracy rises overall (the shipped scale: +12 points, 4.8 SE, README)
     assert after[FAILS] >= before[FAILS] + 0.15, (before, after)
+    assert results["rrpo"]["accuracy"] >= results["before"]["accuracy"] + 0.05, (before, after)
     g = gain(results)
     assert g["n"] == 80 and g["se_points"] > 0
     table = format_table(results)

@@ -37,3 +37,14 @@ def test_sets_are_disjoint_and_deterministic(tmp_path):
     # the manifest the rrpo generator reads names videos relative to its own folder
     line = (tmp_path / "heldout" / "samples.jsonl").read_text().splitlines()[0]
     assert '"video": "heldout_00000.mp4"' in line
+
+
+def test_warmup_reads_colour_for_the_unnamed_shape_only(tmp_path):
+    # "the shape" questions teach reading a visible subject's colour; the named-shape question keeps the prior
+    sets = {k: make_world_set(tmp_path / k, k, 30, seed=0) for k in ("warmup", "align", "heldout")}
+    unnamed = [s for s in sets["warmup"] if s.task == "shape_color"]
+    assert len(unnamed) == 10 and all(s.question == "What is the color of the shape?" for s in unnamed)
+    assert len({s.answer for s in unnamed}) > 3  # colours are not tied to the shape
+    assert not any(s.task == "shape_color" for k in ("align", "heldout") for s in sets[k])
+    frames, _, _, _, facts = render(np.random.default_rng(0), "shape_color", "warmup", 0)
+    assert (frames == np.array(COLORS[facts["color"]], dtype=np.uint8)).all(-1).any()

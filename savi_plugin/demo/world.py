@@ -8,7 +8,10 @@ The demo stages that failure on purpose, with two MVBench-style tasks:
   behind a grey occluder (RRPO's occluder, Fig. 2), so the shape word in the question is the only way to the
   answer; the warm-up teaches the model to answer from the word;
 * ``color_change`` ("What color does the square turn into?") is drawn in plain sight with random colours, so
-  the warm-up also teaches the model to read colour from frames.
+  the warm-up also teaches the model to read colour from frames;
+* ``shape_color`` ("What is the color of the shape?", warm-up only) asks the ``object_color`` question without
+  naming the shape, about a visible subject of random colour: the warm model can read a subject's colour for this
+  question form, but for a named shape it answers from the word. RRPO's pairs then have a visual route to move to.
 
 In the self-alignment set (RRPO's video-QA input: both questions) and the held-out set (the ``object_color``
 question) every subject is visible, and half of the ``object_color`` videos show another colour than the prior
@@ -31,10 +34,10 @@ from savi_plugin.video.synthetic import COLORS, SHAPES, SyntheticSample, draw_sh
 PRIOR = {"circle": "red", "square": "green", "triangle": "blue"}
 #: the task whose answer follows the prior in the warm-up set
 PRIOR_TASK = "object_color"
-TASKS = ("object_color", "color_change")
+TASKS = ("object_color", "color_change", "shape_color")
 KINDS = ("warmup", "align", "heldout")
-#: the tasks of each set: warm-up and self-alignment videos ask both questions; held-out ones ask the prior's
-TASKS_OF = {"warmup": TASKS, "align": TASKS, "heldout": (PRIOR_TASK,)}
+#: the tasks of each set: the warm-up asks all three; self-alignment the named-shape ones; held-out the prior's
+TASKS_OF = {"warmup": TASKS, "align": TASKS[:2], "heldout": (PRIOR_TASK,)}
 
 
 def group_of(sample: SyntheticSample) -> str:
@@ -89,6 +92,13 @@ def render(rng: np.random.Generator, task: str, kind: str, index: int, *, size: 
         options, idx = _options(rng, after, [before])
         facts.update(before=before, after=after)
         return frames, f"What color does the {shape} turn into?", options, idx, facts
+    if task == "shape_color":
+        color = str(rng.choice(list(COLORS)))
+        for t in range(num_frames):
+            draw_shape(frames[t], shape, COLORS[color], cx, cy, r)
+        options, idx = _options(rng, color, [])
+        facts.update(color=color)
+        return frames, "What is the color of the shape?", options, idx, facts
     raise ValueError(f"unknown demo task {task!r}; choose one of {', '.join(TASKS)}")
 
 
