@@ -13,9 +13,10 @@ The demo stages that failure on purpose, with two MVBench-style tasks:
   naming the shape, about a visible subject of random colour: the warm model can read a subject's colour for this
   question form, but for a named shape it answers from the word. RRPO's pairs then have a visual route to move to.
 
-In the self-alignment set (RRPO's video-QA input: the two named-shape questions) and the held-out set (the ``object_color``
-question) every subject is visible, and half of the ``object_color`` videos show another colour than the prior
-(``prior fails``; the prior's colour is always one of the options), half follow it (``prior holds``). Every video has its own position, size and background: the
+In the self-alignment set (RRPO's video-QA input: the two named-shape questions) and the held-out set (the
+``object_color`` question) every subject is visible, and half of the ``object_color`` videos show another colour
+than the prior (``prior fails``; the prior's colour is always one of the options), half follow it
+(``prior holds``). Every video has its own position, size and background: the
 three sets share no video (:func:`fingerprint` of the drawn frames). Deterministic under ``seed``.
 """
 
