@@ -1,9 +1,9 @@
 """The demo's real loop at a reduced scale (in process): the warm-up leaves the language prior, RRPO's pairs come
 from the model's errors on perturbed videos where the prior fails, and RRPO training raises held-out accuracy."""
 
-import json
 
 from savi_plugin.demo.world import PRIOR
+from tests.builders import read_jsonl
 
 FAILS, HOLDS = "object_color: prior fails", "object_color: prior holds"
 
@@ -19,7 +19,7 @@ def test_rrpo_pairs_from_perturbed_errors_correct_the_warmup_shortcut(tmp_path):
     # the warm-up leaves the shortcut: right where the prior holds, wrong where it fails
     assert before[HOLDS] >= 0.9 and before[FAILS] <= 0.2, before
 
-    pairs = [json.loads(line) for line in (tmp_path / "run" / "data" / "rrpo_pairs.jsonl").read_text().splitlines()]
+    pairs = read_jsonl(tmp_path / "run" / "data" / "rrpo_pairs.jsonl")
     from_prior = [p for p in pairs if p["meta"]["input"]["facts"].get("prior") == "fails"]
     assert len(from_prior) >= 10
     for p in pairs:  # each pair is an error on a perturbed video, with the differing phrase tagged

@@ -8,41 +8,16 @@ hand SDPA an L x L mask.
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
 
 from savi_plugin.training import packed_attention
+from tests.builders import random_lora_backend, write_jsonl, wrong_option
 
 FP32_TOL = 1e-5
 BF16_TOL = 3e-2
-
-
-@pytest.fixture(scope="module")
-def tiny_llava_video(tmp_path_factory):
-    from savi_plugin.models.llava_next.convert import convert_llava_next
-
-    source = Path(__file__).parent / "fixtures" / "llava_next" / "source"
-    if not source.is_dir():
-        pytest.skip("no LLaVA-NeXT fixture")
-    out = tmp_path_factory.mktemp("llava_video_packed_attention")
-    convert_llava_next(str(source), str(out), vision_config=str(source / "siglip_vision_config.json"))
-    return out
-
-
-def _backend(path):
-    from peft import LoraConfig, get_peft_model
-
-    from savi_plugin.models import load_backend
-
-    backend = load_backend(path, num_frames=4, attn_implementation="sdpa")
-    torch.manual_seed(0)
-    config = LoraConfig(r=4, lora_alpha=8, init_lora_weights=False, target_modules=backend.lora_target_modules())
-    backend.model = get_peft_model(backend.model, config)
-    return backend
 
 
 def _batch(backend, samples, tmp_path):
@@ -50,13 +25,11 @@ def _batch(backend, samples, tmp_path):
     from savi_plugin.training.collator import PreferenceCollator
     from savi_plugin.training.dataset import PreferenceDataset
 
-    path = tmp_path / "pairs.jsonl"
-    with open(path, "w", encoding="utf-8") as fh:
-        for i, s in enumerate(samples[:2]):
-            wrong = [o for o in s.options if o != s.answer][0]
-            fh.write(json.dumps({"id": s.id, "video": s.video, "question": s.question,
-                                 "chosen": f"The answer is {s.answer}." + " Indeed." * (3 * i),
-                                 "rejected": f"It is {wrong}, I think." + " Maybe so." * (2 - i)}) + "\n")
+    path = write_jsonl(tmp_path / "pairs.jsonl", [
+        {"id": s.id, "video": s.video, "question": s.question,
+         "chosen": f"The answer is {s.answer}." + " Indeed." * (3 * i),
+         "rejected": f"It is {wrong_option(s, i, rotate=False)}, I think." + " Maybe so." * (2 - i)}
+        for i, s in enumerate(samples[:2])])
     dataset = PreferenceDataset(path, backend.tokenizer, backend.end_of_turn, require_tags=False)
     batch = PreferenceCollator(backend, num_frames=4, packing=True)([dataset[0], dataset[1]])
     assert batch["packed"] and int(batch["segments"].sum(-1).min()) < batch["input_ids"].shape[1]
@@ -103,7 +76,7 @@ def test_split_attention_equals_the_block_mask(family, request, synthetic_sample
     from savi_plugin.training.forward import RowLayout, row_layout
     from savi_plugin.training.packing import block_attention_mask
 
-    backend = _backend(request.getfixturevalue(f"tiny_{family}"))
+    backend = random_lora_backend(request.getfixturevalue(f"tiny_{family}"), attn_implementation="sdpa")
     decoder = backend.decoder()
     batch = _batch(backend, synthetic_samples, tmp_path)
     length = batch["input_ids"].shape[1]

@@ -2,24 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 QUESTIONS = ["What is in the video?", "Describe the motion of the object, step by step, in detail.", "Colour?"]
-
-
-@pytest.fixture(scope="module")
-def tiny_llava_video(tmp_path_factory):
-    from savi_plugin.models.llava_next.convert import convert_llava_next
-
-    source = Path(__file__).parent / "fixtures" / "llava_next" / "source"
-    if not source.is_dir():
-        pytest.skip("no LLaVA-NeXT fixture")
-    out = tmp_path_factory.mktemp("llava_video_prefix_cache")
-    convert_llava_next(str(source), str(out), vision_config=str(source / "siglip_vision_config.json"))
-    return out
 
 
 def _frames(seed: int, size: int = 64) -> np.ndarray:
