@@ -24,11 +24,12 @@ model for LLaVA-OneVision-7B on one GPU.
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+
+from savi_plugin.bench.measure import finish
 
 SAMPLE_QUESTIONS = [
     "What color is the object that moves across the frame, and where does it stop?",
@@ -278,12 +279,8 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     report = run(args)
-    if args.json:
-        Path(args.json).write_text(json.dumps(report, indent=2))
-    if not report["outputs_equal"]:
-        print("error: greedy outputs with prefix reuse differ from those without; the comparison is not valid")
-        return 1
-    return 0
+    return finish(report, args.json, report["outputs_equal"],
+                  "greedy outputs with prefix reuse differ from those without; the comparison is not valid")
 
 
 if __name__ == "__main__":

@@ -30,6 +30,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from savi_plugin.bench.measure import finish
+
 #: Qwen2-7B (text) and SigLIP-so400m with LLaVA-NeXT's last layer removed (vision): LLaVA-Video-7B-Qwen2's sizes.
 FULL = {"text": {"hidden_size": 3584, "num_hidden_layers": 28, "num_attention_heads": 28, "num_key_value_heads": 4,
                  "intermediate_size": 18944, "vocab_size": 152064},
@@ -323,12 +325,8 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     report = run(args)
-    if args.json:
-        Path(args.json).write_text(json.dumps(report, indent=2, default=str))
-    if "generation" in report and not report["generation"]["outputs_equal"]:
-        print("error: greedy outputs with prefix reuse differ from those without")
-        return 1
-    return 0
+    return finish(report, args.json, "generation" not in report or report["generation"]["outputs_equal"],
+                  "greedy outputs with prefix reuse differ from those without")
 
 
 if __name__ == "__main__":

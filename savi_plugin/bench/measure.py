@@ -37,6 +37,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 MIB = 1024 * 1024
 #: Environment of every worker process (see the module docstring).
@@ -292,3 +293,14 @@ def machine_note() -> str:
     """CPU count and the 1-minute load average: a shared machine's load changes every timing."""
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     return f"{os.cpu_count()} CPU cores, 1-min load average {load:.2f}"
+
+
+def finish(report: dict, json_path: str | None, valid: bool, error: str) -> int:
+    """End a benchmark command: write ``report`` to ``json_path`` when given; exit 1 with ``error`` when the
+    comparison is not valid (the two sides computed different results), else 0."""
+    if json_path:
+        Path(json_path).write_text(json.dumps(report, indent=2, default=str))
+    if not valid:
+        print(f"error: {error}")
+        return 1
+    return 0

@@ -42,7 +42,7 @@ from pathlib import Path
 
 from savi_plugin.bench.fixtures import ModelShape, model_line, video_tokens
 from savi_plugin.bench.measure import (MemoryProbe, StepTimer, VisionCounter, forward_args, machine_note,
-                                      measure_sides, ratio, require_linux)
+                                      finish, measure_sides, ratio, require_linux)
 
 SIDES = ("ours", "baseline")
 
@@ -258,14 +258,9 @@ def main(argv=None) -> int:
         print(json.dumps(worker(args)))
         return 0
     report = run(args)
-    if args.json:
-        Path(args.json).write_text(json.dumps(report, indent=2))
-    if not report["losses_equal"]:
-        print(f"error: the two sides computed different losses "
-              f"(|difference| {report['first_step_loss']['abs_diff']:.2e} "
-              f"> {args.loss_tolerance:g}); the comparison is not valid")
-        return 1
-    return 0
+    return finish(report, args.json, report["losses_equal"],
+                  f"the two sides computed different losses (|difference| {report['first_step_loss']['abs_diff']:.2e}"
+                  f" > {args.loss_tolerance:g}); the comparison is not valid")
 
 
 if __name__ == "__main__":

@@ -43,7 +43,7 @@ from pathlib import Path
 
 from savi_plugin.bench.fixtures import ModelShape, model_line, video_tokens
 from savi_plugin.bench.measure import (MemoryProbe, StepTimer, VisionCounter, forward_args, log_recorder,
-                                      machine_note, measure_sides, ratio, require_linux)
+                                      finish, machine_note, measure_sides, ratio, require_linux)
 
 SIDES = ("ours", "trl_video", "trl_image")
 LABELS = {"ours": "ours", "trl_video": "TRL video", "trl_image": "TRL image"}
@@ -348,12 +348,8 @@ def main(argv=None) -> int:
         print(json.dumps(worker(args)))
         return 0
     report = run(args)
-    if args.json:
-        Path(args.json).write_text(json.dumps(report, indent=2))
-    if not report["losses_equal"]:
-        print("error: ours and TRL computed different losses on the same pair; the comparison is not valid")
-        return 1
-    return 0
+    return finish(report, args.json, report["losses_equal"],
+                  "ours and TRL computed different losses on the same pair; the comparison is not valid")
 
 
 if __name__ == "__main__":
