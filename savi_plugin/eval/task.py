@@ -8,8 +8,9 @@ dataset ids as lmms-eval's built-in tasks. Either way each doc gains two fields:
 * ``savi_video``: the resolved video path (the first candidate when none exists);
 * ``savi_video_found``: whether it exists. A missing video is logged (once per task, with a count and
   the first path) and scored as a wrong answer, counted in the ``missing_video`` metric;
-* ``savi_protocol`` and ``savi_num_frames``: the task's evaluation protocol (``metadata.protocol``, see
-  :mod:`savi_plugin.eval.protocols`) and its frame count, which the ``savi_video`` model uses.
+* ``savi_benchmark``, ``savi_protocol`` and ``savi_num_frames``: the benchmark, the task's evaluation protocol
+  (``metadata.protocol``, see :mod:`savi_plugin.eval.protocols`) and its frame count, which the ``savi_video``
+  model uses (with the protocol's system prompt and reply pre-fill).
 
 The task YAMLs use ``class: !function savi_plugin.eval.task.SaviVideoTask``, so lmms-eval builds
 these tasks for "simple" models (``savi_video`` and lmms-eval's simple video models; dual models
@@ -100,6 +101,7 @@ class SaviVideoTask(ConfigurableTask):
                       missing[0])
         ds = ds.add_column("savi_video", [path for path, _ in resolved])
         ds = ds.add_column("savi_video_found", [found for _, found in resolved])
+        ds = ds.add_column("savi_benchmark", [self.spec.name] * len(resolved))
         ds = ds.add_column("savi_protocol", [self.protocol.name] * len(resolved))
         return ds.add_column("savi_num_frames", [self.protocol.num_frames] * len(resolved))
 
