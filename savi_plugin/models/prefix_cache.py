@@ -141,7 +141,7 @@ def _cache_for_rows(lm, entries: list[PrefixEntry]):
 
 
 def generate(lm, videos: Sequence[np.ndarray], questions: Sequence[str], generate_kwargs: dict[str, Any],
-             max_new_tokens: int) -> list[torch.Tensor] | None:
+             max_new_tokens: int, *, system: str | None = None, prefill: str = "") -> list[torch.Tensor] | None:
     """Generated token ids per prompt (in order) with the prefix reused; None when a prompt does not fit the scheme.
 
     Args:
@@ -149,13 +149,15 @@ def generate(lm, videos: Sequence[np.ndarray], questions: Sequence[str], generat
         videos, questions: as in ``VideoLM.generate``.
         generate_kwargs: passed to ``model.generate`` (decoding options, ``pad_token_id``).
         max_new_tokens: for the context-length check.
+        system, prefill: as in ``VideoLM.prompt``. A system turn is part of the prefix (the text before the
+            video, which keys the store); the pre-fill ends the suffix.
     """
     token = _video_token(lm)
     if token is None or len(videos) != len(questions):
         return None
     video_token, video_token_id = token
     store = getattr(lm, "prefix_store", None) or PrefixStore()
-    prompts = [lm.prompt(q) for q in questions]
+    prompts = [lm.prompt(q, system=system, prefill=prefill) for q in questions]
     keys_by_object: dict[int, tuple] = {}
     rows: list[tuple[PrefixEntry, list[int]]] = []
     for frames, prompt in zip(videos, prompts):

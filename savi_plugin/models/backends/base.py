@@ -140,16 +140,33 @@ class VideoLM:
                     f"num_frames or shorten the question)")
 
     # ----------------------------------------------------------------- prompts
-    def messages(self, question: str, response: str | None = None) -> list[dict]:
-        """The chat turns for one video question (and optionally its answer)."""
-        turns = [{"role": "user", "content": [{"type": "video"}, {"type": "text", "text": question}]}]
+    def messages(self, question: str, response: str | None = None, *, system: str | None = None) -> list[dict]:
+        """The chat turns for one video question (and optionally its answer), after an optional system turn.
+
+        Every part is a ``{"type": ..., ...}`` item, the content form transformers' multimodal chat templates
+        take for every role (``docs/source/en/chat_templating_multimodal.md``; LLaVA-OneVision's template reads
+        only lists). A template that writes a default system turn (Qwen2-VL, LLaVA-NeXT's ``qwen_2``) writes
+        ``system`` in its place.
+        """
+        turns = [{"role": "system", "content": [{"type": "text", "text": system}]}] if system else []
+        turns.append({"role": "user", "content": [{"type": "video"}, {"type": "text", "text": question}]})
         if response is not None:
             turns.append({"role": "assistant", "content": [{"type": "text", "text": response}]})
         return turns
 
-    def prompt(self, question: str) -> str:
-        """The chat-formatted prompt, ending with the generation prompt for the assistant turn."""
-        return self.processor.apply_chat_template(self.messages(question), add_generation_prompt=True, tokenize=False)
+    def prompt(self, question: str, *, system: str | None = None, prefill: str = "") -> str:
+        """The chat-formatted prompt, ending with the generation prompt for the assistant turn, then ``prefill``.
+
+        Args:
+            question: the user's text (the video placeholder comes before it).
+            system: text of a system turn before the user turn; None or ``""``: the template's default.
+            prefill: the start of the assistant's reply, written after the generation prompt so that the model
+                continues it (MVBench's official evaluation pre-fills ``"Best option:("``, OpenGVLab/Ask-Anything
+                ``video_chat2/mvbench.ipynb`` ``answer_prompt``).
+        """
+        rendered = self.processor.apply_chat_template(self.messages(question, system=system),
+                                                      add_generation_prompt=True, tokenize=False)
+        return rendered + prefill
 
     @cached_property
     def end_of_turn(self) -> str:
@@ -232,8 +249,11 @@ class VideoLM:
     @torch.no_grad()
     def generate(self, videos: Sequence[np.ndarray], questions: Sequence[str], *, max_new_tokens: int = 64,
                  do_sample: bool = False, temperature: float = 1.0, top_p: float = 1.0,
-                 seed: int | None = None) -> list[str]:
+                 seed: int | None = None, system: str | None = None, prefill: str = "") -> list[str]:
         """Answer each question about its video; returns the decoded answers (special tokens removed).
+
+        ``system`` and ``prefill`` apply to every prompt of the call (see :meth:`prompt`); an answer is the
+        generated continuation only, without ``prefill``.
 
         With :attr:`reuse_prefixes` (the default) each video is encoded and its prefix prefilled once
         (:mod:`savi_plugin.models.prefix_cache`; across calls inside ``reuse_video_prefixes(lm)``).
@@ -249,10 +269,11 @@ class VideoLM:
             if seed is not None:
                 torch.manual_seed(seed)
             reused = prefix_cache.generate(self, videos, questions, {**kwargs, "pad_token_id": self.pad_token_id},
-                                           max_new_tokens)
+                                           max_new_tokens, system=system, prefill=prefill)
             if reused is not None:
                 return [self.tokenizer.decode(t, skip_special_tokens=True).strip() for t in reused]
-        inputs = self._to_device(self.encode(videos, questions))
+        prompts = [self.prompt(q, system=system, prefill=prefill) for q in questions]
+        inputs = self._to_device(dict(self._process(prompts, videos)))
         self.check_context(inputs["attention_mask"], max_new_tokens)
         if seed is not None:
             torch.manual_seed(seed)
