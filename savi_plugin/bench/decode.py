@@ -17,9 +17,12 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from savi_plugin.bench.measure import median, ratio
+from savi_plugin.bench.options import EVEN_SIZE, add_options, listed
+from savi_plugin.config.values import AtLeast, NonNegative, checked
 
 BACKENDS = ("decord", "pyav")
 
@@ -78,18 +81,24 @@ def _run_clip(work: Path, gop: int, available: list[str], args) -> dict:
     return {"video": str(path), "keyframe_interval": gop, "rows": rows}
 
 
+@dataclass(frozen=True)
+class DecodeOptions:
+    """The options of ``savi bench decode`` (one flag each, :mod:`savi_plugin.bench.options`)."""
+
+    frames: int = checked(300, AtLeast(1), help="length of the synthetic clip")
+    size: int = checked(224, *EVEN_SIZE, help="frame width and height (even)")
+    fps: int = checked(30, AtLeast(1), help="frame rate of the clip")
+    noise: float = checked(8.0, NonNegative(), help="per-pixel noise std (gives the codec content)")
+    keyframe_interval: list[int] = listed([0, 30], AtLeast(0),
+                                          help="H.264 GOP(s) in frames, one clip each (0: libx264's default, 250)")
+    samples: list[int] = listed([16, 32], AtLeast(1), help="uniform sample sizes to read")
+    repeats: int = checked(5, AtLeast(1), help="timed reads per cell (median reported)")
+    work_dir: str | None = checked(None, help="where the clip is written (default: a new temporary folder)")
+
+
 def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
-    parser = parser or argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--frames", type=int, default=300, help="length of the synthetic clip")
-    parser.add_argument("--size", type=int, default=224, help="frame width and height (even)")
-    parser.add_argument("--fps", type=int, default=30, help="frame rate of the clip")
-    parser.add_argument("--noise", type=float, default=8.0, help="per-pixel noise std (gives the codec content)")
-    parser.add_argument("--keyframe-interval", type=int, nargs="+", default=[0, 30],
-                        help="H.264 GOP(s) in frames, one clip each (0: libx264's default, 250)")
-    parser.add_argument("--samples", type=int, nargs="+", default=[16, 32], help="uniform sample sizes to read")
-    parser.add_argument("--repeats", type=int, default=5, help="timed reads per cell (median reported)")
-    parser.add_argument("--work-dir", help="where the clip is written (default: a new temporary folder)")
-    return parser
+    """The parser of :class:`DecodeOptions` (added to ``parser`` when given)."""
+    return add_options(parser or argparse.ArgumentParser(description=__doc__.split("\n\n")[0]), DecodeOptions)
 
 
 def main(argv=None) -> int:

@@ -30,6 +30,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from savi_plugin.bench.measure import finish
+from savi_plugin.bench.options import HIDDEN, IMAGE_SIZE, VISION_HIDDEN, add_options
+from savi_plugin.config.values import AtLeast, checked
 
 SAMPLE_QUESTIONS = [
     "What color is the object that moves across the frame, and where does it stop?",
@@ -253,27 +255,33 @@ def print_report(report: dict) -> None:
     print(f"  machine: {report['machine']['before']} at start, {report['machine']['after'].split(', ')[-1]} at end")
 
 
+@dataclass(frozen=True)
+class GenerationOptions:
+    """The options of ``savi bench generation`` (one flag each, :mod:`savi_plugin.bench.options`)."""
+
+    videos: int = checked(2, AtLeast(1), help="videos per run (one generator batch)")
+    frames: int = checked(32, AtLeast(1), help="frames per video (VideoSAVi: 32)")
+    image_size: int = checked(96, *IMAGE_SIZE, help="frame size; ceil(size/16)^2 tokens per frame (96: 36 -> 1,153 "
+                                                    "video tokens at 32 frames)")
+    questions: int = checked(6, AtLeast(1), help="questions per video (VideoSAVi: ~6)")
+    max_new_tokens: int = checked(32, AtLeast(1))
+    batch_size: int = checked(8, AtLeast(1), help="prompts per generate call")
+    hidden: int = checked(256, *HIDDEN, help="language-model hidden size")
+    layers: int = checked(4, AtLeast(1), help="language-model layers")
+    intermediate: int = checked(1344, AtLeast(0), help="MLP width (5.25 x hidden, Qwen2's ratio)")
+    vocab: int = checked(10752, AtLeast(0), help="vocabulary (42 x hidden, Qwen2-7B's V/H)")
+    vision_hidden: int = checked(96, *VISION_HIDDEN, help="vision-tower width")
+    vision_layers: int = checked(2, AtLeast(0), help="vision-tower layers")
+    threads: int = checked(1, AtLeast(1), help="torch CPU threads")
+    repeats: int = checked(2, AtLeast(1), help="runs per side, alternating; the fastest is kept")
+    seed: int = checked(0, AtLeast(0))
+    work_dir: str | None = checked(None, help="where the model is built and cached (default: a temporary folder)")
+    json: str | None = checked(None, help="also write the results to this file")
+
+
 def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
-    parser = parser or argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--videos", type=int, default=2, help="videos per run (one generator batch)")
-    parser.add_argument("--frames", type=int, default=32, help="frames per video (VideoSAVi: 32)")
-    parser.add_argument("--image-size", type=int, default=96,
-                        help="frame size; ceil(size/16)^2 tokens per frame (96: 36 -> 1,153 video tokens at 32 frames)")
-    parser.add_argument("--questions", type=int, default=6, help="questions per video (VideoSAVi: ~6)")
-    parser.add_argument("--max-new-tokens", type=int, default=32)
-    parser.add_argument("--batch-size", type=int, default=8, help="prompts per generate call")
-    parser.add_argument("--hidden", type=int, default=256, help="language-model hidden size")
-    parser.add_argument("--layers", type=int, default=4, help="language-model layers")
-    parser.add_argument("--intermediate", type=int, default=1344, help="MLP width (5.25 x hidden, Qwen2's ratio)")
-    parser.add_argument("--vocab", type=int, default=10752, help="vocabulary (42 x hidden, Qwen2-7B's V/H)")
-    parser.add_argument("--vision-hidden", type=int, default=96, help="vision-tower width")
-    parser.add_argument("--vision-layers", type=int, default=2, help="vision-tower layers")
-    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
-    parser.add_argument("--repeats", type=int, default=2, help="runs per side, alternating; the fastest is kept")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--work-dir", help="where the model is built and cached (default: a temporary folder)")
-    parser.add_argument("--json", help="also write the results to this file")
-    return parser
+    """The parser of :class:`GenerationOptions` (added to ``parser`` when given)."""
+    return add_options(parser or argparse.ArgumentParser(description=__doc__.split("\n\n")[0]), GenerationOptions)
 
 
 def main(argv=None) -> int:

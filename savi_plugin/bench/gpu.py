@@ -28,9 +28,12 @@ import argparse
 import json
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from savi_plugin.bench.measure import finish
+from savi_plugin.bench.options import add_options, listed
+from savi_plugin.config.values import AtLeast, NonNegative, OneOf, checked
 
 #: Qwen2-7B (text) and SigLIP-so400m with LLaVA-NeXT's last layer removed (vision): LLaVA-Video-7B-Qwen2's sizes.
 FULL = {"text": {"hidden_size": 3584, "num_hidden_layers": 28, "num_attention_heads": 28, "num_key_value_heads": 4,
@@ -307,19 +310,25 @@ def print_generation(result: dict, scale: dict) -> None:
     print(f"  pairs/s with reuse / without: {result['ratio']:.2f}x   greedy outputs equal: {result['outputs_equal']}")
 
 
+@dataclass(frozen=True)
+class GPUOptions:
+    """The options of ``savi bench gpu`` (one flag each, :mod:`savi_plugin.bench.options`)."""
+
+    scale: str = checked("full", OneOf("full", "small"), help="full: LLaVA-Video-7B / LLaVA-OneVision-7B sizes (a "
+                                                                "GPU); small: tiny sizes (CPU)")
+    device: str = checked("auto", help="cuda, cuda:1, cpu (auto: cuda when available)")
+    dtype: str = checked("bfloat16", OneOf("bfloat16", "float16", "float32"))
+    parts: list[str] = listed(["train", "generation"], OneOf("train", "generation"))
+    warmup: int = checked(1, NonNegative(), help="untimed training steps first")
+    steps: int = checked(3, AtLeast(1), help="timed training steps per side (median reported)")
+    seed: int = checked(0, AtLeast(0))
+    work_dir: str | None = checked(None, help="where the tiny checkpoint and the video are built")
+    json: str | None = checked(None, help="also write the results to this file")
+
+
 def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
-    parser = parser or argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--scale", choices=["full", "small"], default="full",
-                        help="full: LLaVA-Video-7B / LLaVA-OneVision-7B sizes (a GPU); small: tiny sizes (CPU)")
-    parser.add_argument("--device", default="auto", help="cuda, cuda:1, cpu (auto: cuda when available)")
-    parser.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float16", "float32"])
-    parser.add_argument("--parts", nargs="+", default=["train", "generation"], choices=["train", "generation"])
-    parser.add_argument("--warmup", type=int, default=1, help="untimed training steps first")
-    parser.add_argument("--steps", type=int, default=3, help="timed training steps per side (median reported)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--work-dir", help="where the tiny checkpoint and the video are built")
-    parser.add_argument("--json", help="also write the results to this file")
-    return parser
+    """The parser of :class:`GPUOptions` (added to ``parser`` when given)."""
+    return add_options(parser or argparse.ArgumentParser(description=__doc__.split("\n\n")[0]), GPUOptions)
 
 
 def main(argv=None) -> int:

@@ -37,12 +37,14 @@ from __future__ import annotations
 import argparse
 import json
 import tempfile
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from savi_plugin.bench.fixtures import ModelShape, model_line, video_tokens
 from savi_plugin.bench.measure import (MemoryProbe, StepTimer, VisionCounter, forward_args, machine_note,
                                       finish, measure_sides, ratio, require_linux)
+from savi_plugin.bench.options import HIDDEN, IMAGE_SIZE, VISION_HIDDEN, add_options
+from savi_plugin.config.values import AtLeast, NonNegative, OneOf, Positive, checked
 
 SIDES = ("ours", "baseline")
 
@@ -215,41 +217,47 @@ def print_report(args, report: dict) -> None:
         print("  note: the kernel's peak counter could not be reset; peaks are whole-process upper bounds")
 
 
+@dataclass(frozen=True)
+class TrainStepOptions:
+    """The options of ``savi bench train-step`` (one flag each, :mod:`savi_plugin.bench.options`); ``worker`` and
+    ``phase`` are the hidden flags of the worker processes (:func:`~savi_plugin.bench.measure.measure_sides`)."""
+
+    frames: int = checked(16, AtLeast(1), help="frames per video")
+    image_size: int = checked(160, *IMAGE_SIZE, help="frame size; ceil(size/16)^2 tokens per frame (160: 100, 176: 121)")
+    hidden: int = checked(512, *HIDDEN, help="language-model hidden size")
+    layers: int = checked(8, AtLeast(1), help="language-model layers")
+    intermediate: int = checked(2688, AtLeast(0), help="language-model MLP width (0: tiny default 2 x hidden; 2688 = "
+                                                       "5.25 x 512, Qwen2's ratio)")
+    vocab: int = checked(21504, AtLeast(0), help="vocabulary size (0: the tiny tokenizer's ~560); 21504 = 42 x 512, "
+                                                 "Qwen2-7B's V/H")
+    vision_hidden: int = checked(192, *VISION_HIDDEN, help="vision-tower width (0: tiny default 32)")
+    vision_layers: int = checked(4, AtLeast(0), help="vision-tower layers (0: tiny default 2)")
+    response_tokens: int = checked(48, AtLeast(1), help="tokens per response (about)")
+    lora_rank: int = checked(16, AtLeast(1), help="LoRA rank (alpha = 2 x rank)")
+    lora_init_std: float = checked(0.02, NonNegative(), help="std of the adapter's initial B")
+    beta: float = checked(0.1, Positive())
+    alpha: float = checked(0.01, NonNegative())
+    lr: float = checked(1e-4, Positive())
+    gradient_checkpointing: bool = checked(True, help="recompute decoder layers in backward, both sides (the "
+                                                      "official recipe does)")
+    attention_probe: bool = checked(True, help="also time one attention layer in each layout (split, block mask, "
+                                               "two rows)")
+    warmup: int = checked(1, NonNegative(), help="untimed steps first")
+    steps: int = checked(3, AtLeast(1), help="timed steps (median reported)")
+    threads: int = checked(2, AtLeast(1), help="torch CPU threads per side")
+    repeats: int = checked(1, AtLeast(1), help="time runs per side, alternating sides; the fastest is kept (for a "
+                                               "busy machine)")
+    seed: int = checked(0, AtLeast(0))
+    loss_tolerance: float = checked(1e-4, NonNegative(), help="max |first-step loss difference|")
+    work_dir: str | None = checked(None, help="where inputs are built and cached (default: a temporary folder)")
+    json: str | None = checked(None, help="also write the results to this file")
+    worker: str | None = checked(None, OneOf(*SIDES), help=argparse.SUPPRESS)
+    phase: str = checked("time", OneOf("time", "memory"), help=argparse.SUPPRESS)
+
+
 def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
-    parser = parser or argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--frames", type=int, default=16, help="frames per video")
-    parser.add_argument("--image-size", type=int, default=160,
-                        help="frame size; ceil(size/16)^2 tokens per frame (160: 100, 176: 121)")
-    parser.add_argument("--hidden", type=int, default=512, help="language-model hidden size")
-    parser.add_argument("--layers", type=int, default=8, help="language-model layers")
-    parser.add_argument("--intermediate", type=int, default=2688,
-                        help="language-model MLP width (0: tiny default 2 x hidden; 2688 = 5.25 x 512, Qwen2's ratio)")
-    parser.add_argument("--vocab", type=int, default=21504,
-                        help="vocabulary size (0: the tiny tokenizer's ~560); 21504 = 42 x 512, Qwen2-7B's V/H")
-    parser.add_argument("--vision-hidden", type=int, default=192, help="vision-tower width (0: tiny default 32)")
-    parser.add_argument("--vision-layers", type=int, default=4, help="vision-tower layers (0: tiny default 2)")
-    parser.add_argument("--response-tokens", type=int, default=48, help="tokens per response (about)")
-    parser.add_argument("--lora-rank", type=int, default=16, help="LoRA rank (alpha = 2 x rank)")
-    parser.add_argument("--lora-init-std", type=float, default=0.02, help="std of the adapter's initial B")
-    parser.add_argument("--beta", type=float, default=0.1)
-    parser.add_argument("--alpha", type=float, default=0.01)
-    parser.add_argument("--lr", type=float, default=1e-4)
-    parser.add_argument("--gradient-checkpointing", action=argparse.BooleanOptionalAction, default=True,
-                        help="recompute decoder layers in backward, both sides (the official recipe does)")
-    parser.add_argument("--attention-probe", action=argparse.BooleanOptionalAction, default=True,
-                        help="also time one attention layer in each layout (split, block mask, two rows)")
-    parser.add_argument("--warmup", type=int, default=1, help="untimed steps first")
-    parser.add_argument("--steps", type=int, default=3, help="timed steps (median reported)")
-    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads per side")
-    parser.add_argument("--repeats", type=int, default=1,
-                        help="time runs per side, alternating sides; the fastest is kept (for a busy machine)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--loss-tolerance", type=float, default=1e-4, help="max |first-step loss difference|")
-    parser.add_argument("--work-dir", help="where inputs are built and cached (default: a temporary folder)")
-    parser.add_argument("--json", help="also write the results to this file")
-    parser.add_argument("--worker", choices=SIDES, help=argparse.SUPPRESS)
-    parser.add_argument("--phase", choices=["time", "memory"], default="time", help=argparse.SUPPRESS)
-    return parser
+    """The parser of :class:`TrainStepOptions` (added to ``parser`` when given)."""
+    return add_options(parser or argparse.ArgumentParser(description=__doc__.split("\n\n")[0]), TrainStepOptions)
 
 
 def main(argv=None) -> int:

@@ -171,6 +171,29 @@ class FileExists(Rule):
         return None if found is not None and Path(found).is_file() else f"{self.what} not found: {value}"
 
 
+class Each(Rule):
+    """Every element of a list satisfies ``declared`` (a flag with ``nargs`` checks each element as it is parsed):
+    ``samples: list[int] = dataclasses.field(default_factory=lambda: [16], metadata=rules(Each(AtLeast(1))))``."""
+
+    def __init__(self, *declared: Rule):
+        self.rules = declared
+
+    def item_problem(self, item: Any) -> str | None:
+        """What is wrong with one element, or None."""
+        for rule in self.rules:
+            problem = rule.problem(item)
+            if problem:
+                return problem
+        return None
+
+    def problem(self, value: Any) -> str | None:
+        for i, item in enumerate(value):
+            problem = self.item_problem(item)
+            if problem:
+                return f"element [{i}] {problem}"
+        return None
+
+
 class Check(Rule):
     """Any predicate: ``test(value)`` is True when the value is good; ``text`` says what it must be. A ``test``
     that raises ``ValueError``/``TypeError`` refuses the value with its message (e.g. a parser)."""
@@ -430,35 +453,61 @@ def arg_type(cls: type, name: str, flag: str | None = None) -> Callable[[str], A
     """
     field = _fields(cls)[name]
     annotation = _hints(cls).get(name, Any)
+    element = _element_type(annotation)
 
     def parse(text: str) -> Any:
-        value: Any = text
-        simple = [o for o in _options(annotation) if o in (int, float, bool)]
-        if simple and simple[0] is int:
-            try:
-                value = int(text)
-            except ValueError:
-                raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-        elif simple and simple[0] is bool:
-            value = {"true": True, "false": False, "1": True, "0": False}.get(text.lower(), text)
         try:
-            return check_value(cls, field, value, flag or name)
+            if element is not None:  # a list flag (nargs): argparse parses each element on its own
+                item = coerce(_from_text(text, element), element, flag or name)
+                for rule in field_rules(cls, field):
+                    problem = rule.item_problem(item) if isinstance(rule, Each) else None
+                    if problem:
+                        raise ConfigError(flag or name, problem)
+                return item
+            return check_value(cls, field, _from_text(text, annotation), flag or name)
         except ConfigError as exc:
             raise argparse.ArgumentTypeError(exc.message) from None
 
-    parse.__name__ = _name(annotation)  # argparse names the type in "invalid <type> value" messages
+    parse.__name__ = _name(element if element is not None else annotation)  # argparse's "invalid <type> value"
     return parse
+
+
+def _element_type(annotation: Any) -> Any:
+    """``X`` of a ``list[X]`` (or ``tuple[X, ...]``) annotation, else None."""
+    if typing.get_origin(annotation) in (list, tuple):
+        args = [a for a in typing.get_args(annotation) if a is not Ellipsis]
+        return args[0] if len(args) == 1 else Any
+    return None
+
+
+def _from_text(text: str, annotation: Any) -> Any:
+    """A flag's text as the first of int/float/bool that ``annotation`` allows (other types: the text)."""
+    simple = [o for o in _options(annotation) if o in (int, float, bool)]
+    if simple and simple[0] is int:
+        try:
+            return int(text)
+        except ValueError:
+            raise ConfigError("", f"expected an integer, got {text!r}") from None
+    if simple and simple[0] is bool:
+        return {"true": True, "false": False, "1": True, "0": False}.get(text.lower(), text)
+    return text
 
 
 def add_flag(parser: argparse.ArgumentParser, flag: str, cls: type, name: str, **kwargs: Any):
     """``parser.add_argument(flag, ...)`` for field ``name`` of ``cls``: its type and rules (:func:`arg_type`),
-    and its default unless ``default=`` is given."""
+    and its default unless ``default=`` is given. A ``list[X]`` field takes ``nargs="+"`` (unless given) and
+    checks each element against its :class:`Each` rules."""
     field = _fields(cls)[name]
     if "default" not in kwargs and field.default is not dataclasses.MISSING:
         kwargs["default"] = field.default
+    elif "default" not in kwargs and field.default_factory is not dataclasses.MISSING:
+        kwargs["default"] = field.default_factory()
+    if _element_type(_hints(cls).get(name, Any)) is not None:
+        kwargs.setdefault("nargs", "+")  # a list field: one or more values, each parsed and checked
     help_text = kwargs.pop("help", None) or field.metadata.get("help")
-    if help_text and kwargs.get("default") is not None:
-        help_text = f"{help_text} (default {kwargs['default']})"
+    if help_text and help_text != argparse.SUPPRESS and kwargs.get("default") is not None:
+        default = " ".join(map(str, kwargs["default"])) if isinstance(kwargs["default"], list) else kwargs["default"]
+        help_text = f"{help_text} (default {default})"
     return parser.add_argument(flag, type=arg_type(cls, name, flag), help=help_text, **kwargs)
 
 

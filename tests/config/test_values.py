@@ -12,6 +12,7 @@ from savi_plugin.config.values import (
     AtLeast,
     Check,
     ConfigError,
+    Each,
     OneOf,
     Positive,
     Range,
@@ -111,3 +112,24 @@ def test_a_flag_obeys_the_fields_rules():
         parser.parse_args(["--limit", "0"])
     with pytest.raises(argparse.ArgumentError, match="expected an integer, got 'x'"):
         parser.parse_args(["--limit", "x"])
+
+
+@dataclasses.dataclass
+class Listed:
+    sizes: list[int] = dataclasses.field(default_factory=lambda: [16, 32],
+                                         metadata=rules(Each(AtLeast(1)), help="sizes"))
+
+
+def test_a_list_flag_checks_each_element_and_a_list_value_names_the_element():
+    from savi_plugin.config.values import add_flag
+
+    parser = argparse.ArgumentParser(prog="p", exit_on_error=False)
+    action = add_flag(parser, "--sizes", Listed, "sizes")
+    assert action.nargs == "+" and action.default == [16, 32] and action.help == "sizes (default 16 32)"
+    assert parser.parse_args(["--sizes", "3", "4"]).sizes == [3, 4]
+    with pytest.raises(argparse.ArgumentError, match="argument --sizes: must be >= 1, got 0"):
+        parser.parse_args(["--sizes", "3", "0"])
+    with pytest.raises(argparse.ArgumentError, match="expected an integer, got 'x'"):
+        parser.parse_args(["--sizes", "x"])
+    with pytest.raises(ConfigError, match=r"^sizes: element \[1\] must be >= 1, got -2$"):
+        build(Listed, {"sizes": [4, -2]})

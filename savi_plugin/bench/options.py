@@ -1,0 +1,71 @@
+"""The benchmarks' command-line options: each benchmark declares its flags once, as a checked dataclass.
+
+Every field is one flag, ``--`` + its name with ``-`` for ``_`` (``image_size`` -> ``--image-size``); its type,
+default, help and range come from the field (:mod:`savi_plugin.config.values`), so ``savi bench <name>``,
+``benchmarks/<name>.py`` and the worker processes a benchmark starts (:func:`savi_plugin.bench.measure.forward_args`)
+all refuse a bad value the same way: argparse's one line ``argument --flag: message`` and exit 2, before any work.
+
+    @dataclass(frozen=True)
+    class DecodeOptions:
+        frames: int = checked(300, AtLeast(1), help="length of the synthetic clip")
+        samples: list[int] = listed([16, 32], AtLeast(1), help="uniform sample sizes to read")
+
+    parser = add_options(argparse.ArgumentParser(), DecodeOptions)
+
+A ``bool`` field is an ``--x/--no-x`` switch; a ``list`` field takes one or more values, each checked; a field
+with a :class:`~savi_plugin.config.values.OneOf` rule lists its choices in ``--help``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import typing
+from typing import Any
+
+from savi_plugin.config.values import AtLeast, Check, Each, OneOf, Rule, add_flag, field_rules, rules
+
+#: frame size of a synthetic H.264 clip: libx264 with yuv420p needs even dimensions
+EVEN_SIZE = (AtLeast(2), Check(lambda v: v % 2 == 0, "must be even (H.264 frames)"))
+#: frame size of the tiny LLaVA-OneVision (8-pixel patches; also written as an H.264 clip)
+IMAGE_SIZE = (AtLeast(8), Check(lambda v: v % 8 == 0, "must be a multiple of 8 (the model's patch size)"))
+#: language-model width of the tiny Qwen2: 4 heads whose rotary dimension (hidden / 4) is even
+HIDDEN = (AtLeast(8), Check(lambda v: v % 8 == 0, "must be a multiple of 8 (4 heads of even width)"))
+#: vision-tower width (0: the tiny default): split into max(1, width // 32) heads of equal width
+VISION_HIDDEN = (AtLeast(0), Check(lambda v: v % max(1, v // 32) == 0,
+                                   "must divide into max(1, width // 32) equal heads (e.g. a multiple of 32)"))
+
+
+def listed(default: list, *declared: Rule, help: str | None = None) -> Any:
+    """A list field (a flag with one or more values) whose every element obeys ``declared``."""
+    return dataclasses.field(default_factory=lambda: list(default), metadata=rules(Each(*declared), help=help))
+
+
+def flag_of(name: str) -> str:
+    """The flag of a field: ``image_size`` -> ``--image-size``."""
+    return "--" + name.replace("_", "-")
+
+
+def add_options(parser: argparse.ArgumentParser, cls: type) -> argparse.ArgumentParser:
+    """Add one flag per field of ``cls`` to ``parser`` (see the module docstring); returns ``parser``."""
+    hints = typing.get_type_hints(cls)
+    for field in dataclasses.fields(cls):
+        flag = flag_of(field.name)
+        if hints[field.name] is bool:
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=field.default,
+                                help=field.metadata.get("help"))
+            continue
+        choices = _choices(field_rules(cls, field))
+        add_flag(parser, flag, cls, field.name, **({"choices": choices} if choices else {}))
+    return parser
+
+
+def _choices(declared: tuple[Rule, ...]) -> tuple | None:
+    for rule in declared:
+        if isinstance(rule, Each):
+            found = _choices(rule.rules)
+            if found:
+                return found
+        if isinstance(rule, OneOf):
+            return rule.choices
+    return None
