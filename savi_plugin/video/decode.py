@@ -2,7 +2,8 @@
 
 VideoSAVi samples 32 frames per video (arXiv 2412.00624); RRPO trains with 16 or 32 uniform frames
 (arXiv 2504.12083). Uniform sampling uses ``linspace(0, n-1, k)`` rounded, the convention of
-lmms-eval's video models, so the frames we train on are the frames lmms-eval evaluates on.
+lmms-eval's video models, so the frames we train on are the frames lmms-eval evaluates on. MVBench's
+segment midpoints and ``start``/``end`` bounds are the other rule (:mod:`savi_plugin.video.sampling`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from savi_plugin.video.sampling import (  # noqa: F401 - uniform_indices/fps_indices are part of this module's API
+    SAMPLING_RULES,
+    BoundError,
+    check_bound,
+    format_bound,
+    fps_indices,
+    select_frames,
+    uniform_indices,
+)
 
 log = logging.getLogger(__name__)
 
@@ -143,32 +154,6 @@ class DecodedVideo:
     path: str
 
 
-def uniform_indices(total_frames: int, num_frames: int) -> np.ndarray:
-    """``num_frames`` indices spread uniformly over ``[0, total_frames)``, first and last included.
-
-    When the video is shorter than ``num_frames`` every frame is returned once (no repetition, so a
-    2-frame clip is not silently stretched into 32 copies).
-    """
-    if total_frames <= 0:
-        raise ValueError("total_frames must be positive")
-    if num_frames <= 0:
-        raise ValueError("num_frames must be positive")
-    if total_frames <= num_frames:
-        return np.arange(total_frames, dtype=np.int64)
-    return np.round(np.linspace(0, total_frames - 1, num_frames)).astype(np.int64)
-
-
-def fps_indices(total_frames: int, video_fps: float, sample_fps: float, max_frames: int | None) -> np.ndarray:
-    """Indices at ``sample_fps`` frames per second; if more than ``max_frames``, uniform over the cap."""
-    if sample_fps <= 0:
-        raise ValueError("fps must be positive")
-    step = max(video_fps / sample_fps, 1.0)
-    idx = np.unique(np.floor(np.arange(0, total_frames, step)).astype(np.int64))
-    if max_frames is not None and len(idx) > max_frames:
-        idx = uniform_indices(total_frames, max_frames)
-    return idx
-
-
 def default_backend() -> str:
     """``decord`` when importable, else ``pyav``."""
     try:
@@ -251,14 +236,19 @@ def probe_video(path: str | Path, *, max_pixels: int | None = None) -> tuple[int
 
 def read_frames(path: str | Path, num_frames: int = DEFAULT_NUM_FRAMES, *, fps: float | None = None,
                 max_frames: int | None = None, backend: str | None = None,
-                max_pixels: int | None = None) -> DecodedVideo:
+                max_pixels: int | None = None, sampling: str = "uniform", bound=None) -> DecodedVideo:
     """Decode frames from ``path``.
 
     Args:
         path: a video file readable by FFmpeg.
-        num_frames: frames sampled uniformly over the whole video (ignored when ``fps`` is set).
-        fps: sample at this many frames per second instead.
+        num_frames: frames sampled uniformly over the whole video (ignored when ``fps`` is set), or the
+            number of segments for ``sampling="midpoints"``.
+        fps: sample at this many frames per second instead (``uniform`` only).
         max_frames: with ``fps``, the cap; above it, ``max_frames`` uniform frames are used.
+        sampling: the frame rule, ``uniform`` or ``midpoints`` (MVBench's segment midpoints); see
+            :mod:`savi_plugin.video.sampling`.
+        bound: ``(start, end)`` in seconds: sample only the frames from ``round(start * fps)`` to
+            ``round(end * fps)`` (the video's frame rate), clipped to the video's last frame.
         backend: ``"decord"`` or ``"pyav"``; default decord, PyAV when decord is not installed. When the
             chosen decoder fails, the other one is tried before giving up (decord cannot read some files
             PyAV can, and the other way round); the error names both failures.
@@ -266,13 +256,23 @@ def read_frames(path: str | Path, num_frames: int = DEFAULT_NUM_FRAMES, *, fps: 
             ``$SAVI_MAX_FRAME_PIXELS`` or 4096 x 4096.
 
     Raises:
-        VideoDecodeError: missing, empty, truncated or non-video file, or frames above the pixel cap,
-            naming the file.
+        VideoDecodeError: missing, empty, truncated or non-video file, frames above the pixel cap, or a
+            bound that is malformed or outside the video, naming the file (and the bound).
+        ValueError: an unknown backend or frame rule, or ``fps`` with ``midpoints``.
     """
     path = Path(path)
     backend = backend or default_backend()
     if backend not in BACKENDS:
         raise ValueError(f"unknown video backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    if sampling not in SAMPLING_RULES:
+        raise ValueError(f"unknown frame sampling {sampling!r}; choose one of {', '.join(SAMPLING_RULES)}")
+    if sampling == "midpoints" and fps is not None:
+        raise ValueError("frame sampling 'midpoints' takes a number of frames, not fps")
+    try:
+        bound = check_bound(bound)
+    except BoundError as exc:
+        raise VideoDecodeError(path, str(exc), final=True) from None
+    pick = _picker(path, num_frames, fps, max_frames, sampling, bound)
     problem = path_problem(path)
     if problem:
         raise VideoDecodeError(path, problem, final=True)
@@ -289,8 +289,8 @@ def read_frames(path: str | Path, num_frames: int = DEFAULT_NUM_FRAMES, *, fps: 
         try:
             if name == "decord":
                 check_packet_sizes(path, cap)  # decord decodes whole frames with no size hook
-                return _read_decord(path, num_frames, fps, max_frames)
-            return _read_pyav(path, num_frames, fps, max_frames, cap)
+                return _read_decord(path, pick)
+            return _read_pyav(path, pick, cap)
         except VideoDecodeError as exc:
             if exc.final:
                 raise
@@ -304,28 +304,42 @@ def read_frames(path: str | Path, num_frames: int = DEFAULT_NUM_FRAMES, *, fps: 
     raise VideoDecodeError(path, "; ".join(failures)) from last
 
 
-def _pick(total: int, video_fps: float, num_frames: int, fps: float | None, max_frames: int | None) -> np.ndarray:
-    if fps is not None:
-        return fps_indices(total, video_fps, fps, max_frames)
-    return uniform_indices(total, num_frames)
+def _picker(path: Path, num_frames: int, fps: float | None, max_frames: int | None, sampling: str, bound):
+    """``pick(total_frames, declared_fps) -> indices`` for one call of :func:`read_frames`.
+
+    A stream that declares no frame rate is sampled as if at 1 fps, except that a bound in seconds cannot be
+    placed on it (an error). A bound outside the video is an error naming the file and the bound.
+    """
+
+    def pick(total: int, declared_fps: float) -> np.ndarray:
+        if bound is not None and not declared_fps > 0:
+            raise VideoDecodeError(path, f"bound {format_bound(bound)}: the video declares no frame rate, so "
+                                         f"seconds cannot be placed on its frames", final=True)
+        try:
+            return select_frames(sampling, num_frames, fps=declared_fps or 1.0, max_frame=total - 1, bound=bound,
+                                 sample_fps=fps, max_frames=max_frames)
+        except BoundError as exc:
+            raise VideoDecodeError(path, str(exc), final=True) from None
+
+    return pick
 
 
-def _read_decord(path: Path, num_frames: int, fps: float | None, max_frames: int | None) -> DecodedVideo:
+def _read_decord(path: Path, pick) -> DecodedVideo:
     import decord
 
     reader = decord.VideoReader(str(path), ctx=decord.cpu(0), num_threads=1)
     total = len(reader)
     if total == 0:
         raise VideoDecodeError(path, "no frames")
-    video_fps = float(reader.get_avg_fps() or 0.0) or 1.0
-    idx = _pick(total, video_fps, num_frames, fps, max_frames)
+    declared_fps = float(reader.get_avg_fps() or 0.0)
+    video_fps = declared_fps or 1.0
+    idx = pick(total, declared_fps)
     frames = reader.get_batch(idx.tolist()).asnumpy()
     stamps = np.asarray([reader.get_frame_timestamp(int(i))[0] for i in idx], dtype=np.float64)
     return DecodedVideo(np.ascontiguousarray(frames, dtype=np.uint8), stamps, idx, video_fps, total, str(path))
 
 
-def _read_pyav(path: Path, num_frames: int, fps: float | None, max_frames: int | None,
-               cap: int | None = None) -> DecodedVideo:
+def _read_pyav(path: Path, pick, cap: int | None = None) -> DecodedVideo:
     import av
 
     cap = frame_pixel_cap(cap)
@@ -363,18 +377,23 @@ def _read_pyav(path: Path, num_frames: int, fps: float | None, max_frames: int |
         if not container.streams.video:
             raise VideoDecodeError(path, "no video stream")
         header_total = int(container.streams.video[0].frames or 0)
-        video_fps = float(container.streams.video[0].average_rate or 0) or 1.0
-    total, kept = header_total, {}
+        declared_fps = float(container.streams.video[0].average_rate or 0)
+    video_fps = declared_fps or 1.0
+    total, kept, idx = header_total, {}, None
     if header_total > 0:
-        idx = _pick(header_total, video_fps, num_frames, fps, max_frames)
-        total, kept, video_fps = selected(set(idx.tolist()))
-    if total != header_total or header_total == 0:
+        try:
+            idx = pick(header_total, declared_fps)
+        except VideoDecodeError:  # judged on the header's count, which may be wrong: decided on the true count below
+            idx = None
+        if idx is not None:
+            total, kept, video_fps = selected(set(idx.tolist()))
+    if idx is None or total != header_total:
         # The header's frame count was missing or wrong (common): decode once to count, then select.
-        if total == 0:
+        if idx is None:
             total, _, video_fps = selected(set())
         if total == 0:
             raise VideoDecodeError(path, "no frames")
-        idx = _pick(total, video_fps, num_frames, fps, max_frames)
+        idx = pick(total, declared_fps)
         total, kept, video_fps = selected(set(idx.tolist()))
     frames = np.stack([kept[i][0] for i in idx]).astype(np.uint8)
     stamps = np.asarray([kept[i][1] if kept[i][1] is not None else i / video_fps for i in idx], dtype=np.float64)
