@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,7 @@ from loguru import (
 from tqdm import tqdm
 
 from savi_plugin.eval.bad_videos import mark_bad
+from savi_plugin.eval.protocols import Protocol, protocol
 from savi_plugin.models.backends.base import PromptTooLongError
 from savi_plugin.video import VideoDecodeError, read_frames, uniform_indices
 from savi_plugin.video.decode import DEFAULT_NUM_FRAMES
@@ -236,37 +238,46 @@ class SaviVideo(lmms):
 
     # ------------------------------------------------------------------ generation
     def generate_until(self, requests: list[Instance]) -> list[str]:
-        """Answer each request; requests with equal generation settings are batched (``--batch_size``)."""
+        """Answer each request; requests with equal generation settings and equal system turn and reply pre-fill
+        (their task's protocol, :func:`prompt_framing`) are batched (``--batch_size``)."""
         for request in requests:  # every setting is checked before the first document is answered
             check_gen_kwargs(dict(request.args[1]))
         results: list[str | None] = [None] * len(requests)
+        framings = [self._framing(request) for request in requests]
         groups: dict[str, list[int]] = {}
-        for i, request in enumerate(requests):
-            groups.setdefault(json.dumps(request.args[1], sort_keys=True, default=str), []).append(i)
+        for i, (request, framing) in enumerate(zip(requests, framings)):
+            key = [request.args[1], framing.system, framing.prefill]
+            groups.setdefault(json.dumps(key, sort_keys=True, default=str), []).append(i)
         progress = tqdm(total=len(requests), disable=self.rank != 0, desc="savi_video generate")
         for indices in groups.values():
             gen_kwargs = dict(requests[indices[0]].args[1])
             for start in range(0, len(indices), self.batch_size_per_gpu):
                 chunk = indices[start:start + self.batch_size_per_gpu]
-                for i, text in zip(chunk, self._generate_chunk([requests[i] for i in chunk], gen_kwargs)):
+                answers = self._generate_chunk([requests[i] for i in chunk], gen_kwargs, [framings[i] for i in chunk])
+                for i, text in zip(chunk, answers):
                     results[i] = text
                     self.cache_hook.add_partial("generate_until", (requests[i].args[0], requests[i].args[1]), text)
                 progress.update(len(chunk))
         progress.close()
         return [r if r is not None else "" for r in results]
 
-    def _generate_chunk(self, chunk: list[Instance], gen_kwargs: dict) -> list[str]:
+    def _generate_chunk(self, chunk: list[Instance], gen_kwargs: dict,
+                        framings: list[PromptFraming] | None = None) -> list[str]:
+        """Answers for requests that share generation settings and one system turn and pre-fill (``framings``;
+        default: each request's own, :meth:`_framing`)."""
+        framings = framings or [self._framing(request) for request in chunk]
         out = [""] * len(chunk)
         by_shape: dict[tuple, list[tuple[int, np.ndarray, str]]] = {}
-        for j, request in enumerate(chunk):
-            context, _, doc_to_visual, doc_id, task, split = request.args[:6]
+        for j, (request, framing) in enumerate(zip(chunk, framings)):
+            _, _, doc_to_visual, doc_id, task, split = request.args[:6]
             frames = self._visual_for(doc_to_visual, task, split, doc_id, "answered with an empty response (scored wrong)")
             if frames is not None:  # the processor batches videos of equal shape only
-                by_shape.setdefault(frames.shape, []).append((j, frames, context))
+                by_shape.setdefault(frames.shape, []).append((j, frames, framing.context))
         temperature = float(gen_kwargs.get("temperature", 0) or 0)
         do_sample = bool(gen_kwargs.get("do_sample", False)) and temperature > 0
         kwargs = {"max_new_tokens": int(gen_kwargs.get("max_new_tokens", self.max_new_tokens)), "do_sample": do_sample,
-                  "temperature": temperature if do_sample else 1.0, "top_p": float(gen_kwargs.get("top_p", 1.0) or 1.0)}
+                  "temperature": temperature if do_sample else 1.0, "top_p": float(gen_kwargs.get("top_p", 1.0) or 1.0),
+                  "system": framings[0].system, "prefill": framings[0].prefill}
         for items in by_shape.values():
             try:
                 texts = self.lm.generate([f for _, f, _ in items], [c for _, _, c in items], **kwargs)
@@ -285,6 +296,11 @@ class SaviVideo(lmms):
             for (j, _, _), text in zip(items, texts):
                 out[j] = truncate_at_stop(text, gen_kwargs.get("until"))
         return out
+
+    def _framing(self, request: Instance) -> PromptFraming:
+        """The request's context split into user text, system turn and pre-fill by its doc's protocol."""
+        context, _, _, doc_id, task, split = request.args[:6]
+        return prompt_framing(context, self._doc(task, split, doc_id))
 
     def generate_until_multi_round(self, requests) -> list[str]:
         raise NotImplementedError("savi_video answers single-round questions only (generate_until); "
@@ -340,3 +356,45 @@ def truncate_at_stop(text: str, until: Any) -> str:
         if stop and stop in text:
             cut = min(cut, text.index(stop))
     return text[:cut]
+
+
+@dataclass(frozen=True)
+class PromptFraming:
+    """How ``savi_video`` puts one request to the model (:meth:`VideoLM.prompt`).
+
+    Attributes:
+        context: the user turn's text.
+        system: the system turn's text; None: the chat template's default.
+        prefill: the start of the reply the model continues; the answer is the continuation alone.
+    """
+
+    context: str
+    system: str | None = None
+    prefill: str = ""
+
+
+def doc_protocol(doc: Any) -> Protocol | None:
+    """The protocol a savi task marked its doc with (``savi_benchmark``, ``savi_protocol``); None for other tasks."""
+    if not isinstance(doc, dict) or doc.get("savi_benchmark") is None or doc.get("savi_protocol") is None:
+        return None
+    return protocol(doc["savi_benchmark"], doc["savi_protocol"])
+
+
+def prompt_framing(context: str, doc: Any) -> PromptFraming:
+    """The system turn and reply pre-fill of the doc's protocol, around the task's context.
+
+    MVBench's official evaluation (OpenGVLab/Ask-Anything ``video_chat2/mvbench.ipynb``, ``system_llm=True``,
+    ``answer_prompt="Best option:("``) gives its system prompt to the language model and pre-fills the reply.
+    The task's ``doc_to_text`` writes that system prompt at the start of the context (the one channel other
+    lmms-eval models have); here it moves to the chat template's system turn when the context starts with it
+    exactly (a context that does not, e.g. after an edited prompt, is kept whole). Its trailing newline, the
+    separator before VideoChat2's next turn, is left out: the template's turn end separates the turns. The
+    protocol's ``answer_prefix`` is the pre-fill.
+    """
+    proto = doc_protocol(doc)
+    if proto is None:
+        return PromptFraming(context)
+    system = proto.layout.system
+    if system and context.startswith(system):
+        return PromptFraming(context[len(system):], system.rstrip("\n") or None, proto.answer_prefix)
+    return PromptFraming(context, None, proto.answer_prefix)
