@@ -12,8 +12,20 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from dataclasses import dataclass
+
+from savi_plugin.config.values import AtLeast, OneOf, add_flag, checked
 
 BENCHMARK_CHOICES = ("all", "mvbench", "egoschema", "perceptiontest")
+
+
+@dataclass(frozen=True)
+class FixtureOptions:
+    """The options of ``savi eval fixture``."""
+
+    benchmark: str = checked("all", OneOf(*BENCHMARK_CHOICES, what="benchmark"))
+    n: int = checked(4, AtLeast(1), help="records per task (MVBench: per subtask)")
+    seed: int = checked(0, AtLeast(0), help="synthetic-video seed (the dataset is a pure function of it)")
 
 
 def add_parser(subparsers) -> None:
@@ -34,10 +46,10 @@ def add_parser(subparsers) -> None:
     run.set_defaults(func=run_lmms_eval)
 
     fixture = sub.add_parser("fixture", help="write a small synthetic benchmark dataset in the SAVI_DATA_ROOT layout")
-    fixture.add_argument("root", help="destination data root")
-    fixture.add_argument("--benchmark", default="all", choices=BENCHMARK_CHOICES)
-    fixture.add_argument("-n", type=int, default=4, help="records per task (MVBench: per subtask)")
-    fixture.add_argument("--seed", type=int, default=0)
+    fixture.add_argument("root", help="destination data root (new, empty, or written by this command before)")
+    add_flag(fixture, "--benchmark", FixtureOptions, "benchmark", choices=BENCHMARK_CHOICES)
+    add_flag(fixture, "-n", FixtureOptions, "n")
+    add_flag(fixture, "--seed", FixtureOptions, "seed")
     fixture.set_defaults(func=run_fixture)
 
 
@@ -60,28 +72,17 @@ def run_lmms_eval(args) -> int:
     return subprocess.call(command, env=env)
 
 
-#: written into every folder ``savi eval fixture`` fills: the folders it may write into again
-FIXTURE_MARKER = ".savi-eval-fixture"
-
-
 def run_fixture(args) -> int:
-    from pathlib import Path
-
+    """Write the synthetic dataset into a folder it may write into (:mod:`savi_plugin.eval.fixture_folder`)."""
+    from savi_plugin.eval.fixture_folder import FixtureFolder
     from savi_plugin.eval.fixtures import build_fixture
 
-    root = Path(args.root)
-    if root.exists() and not root.is_dir():
-        print(f"error: {root}: exists and is not a folder", file=sys.stderr)
-        return 1
-    if root.is_dir() and any(root.iterdir()) and not (root / FIXTURE_MARKER).exists():
-        print(f"error: {root}: the folder is not empty and was not written by savi eval fixture; it would "
-              f"overwrite annotations and videos there: choose an empty or new folder", file=sys.stderr)
-        return 1
-    root.mkdir(parents=True, exist_ok=True)
-    (root / FIXTURE_MARKER).write_text("written by savi eval fixture: synthetic data, safe to overwrite\n")
+    folder = FixtureFolder(args.root).claim()  # FixtureFolderError: one line, exit 1
     names = BENCHMARK_CHOICES[1:] if args.benchmark == "all" else (args.benchmark,)
     for name in names:
-        fixture = build_fixture(args.root, name, args.n, seed=args.seed)
+        folder.begin(name)
+        fixture = build_fixture(folder.root, name, args.n, seed=args.seed)
+        folder.done(name, fixture.files)
         print(f"{name}: {sum(len(r) for r in fixture.records.values())} record(s) in {len(fixture.records)} task(s)")
     print(f"use it with: SAVI_DATA_ROOT={os.path.abspath(args.root)} lmms-eval --tasks ...")
     return 0

@@ -128,6 +128,41 @@ def test_eval_fixture_writes_a_new_folder_and_rewrites_its_own(tmp_path, capsys)
     assert snapshot(root) == first
 
 
+def test_eval_fixture_rerun_replaces_its_own_files_and_keeps_other_benchmarks(tmp_path, capsys):
+    root = tmp_path / "fx"
+    assert savi(capsys, "eval", "fixture", root, "--benchmark", "perceptiontest", "-n", "1")[0] == 0
+    kept = {k: v for k, v in snapshot(root).items() if k.startswith("perceptiontest/")}
+    assert savi(capsys, "eval", "fixture", root, "--benchmark", "egoschema", "-n", "3")[0] == 0
+    assert savi(capsys, "eval", "fixture", root, "--benchmark", "egoschema", "-n", "2", "--seed", "1")[0] == 0
+    files = snapshot(root)
+    # the second egoschema run's two videos only (no stale ones from -n 3 / seed 0); perceptiontest untouched
+    assert sorted(f for f in files if f.startswith("egoschema/videos/")) == [
+        "egoschema/videos/ego00100000.mp4", "egoschema/videos/ego00100001.mp4"]
+    assert {k: v for k, v in files.items() if k.startswith("perceptiontest/")} == kept
+
+
+def test_eval_fixture_refuses_its_own_folder_once_someone_else_added_a_file(tmp_path, capsys):
+    root = tmp_path / "fx"
+    assert savi(capsys, "eval", "fixture", root, *FIXTURE)[0] == 0
+    (root / "egoschema" / "real.json").write_text('{"real": "annotations"}')
+    before = snapshot(root)
+    code, _, err = savi(capsys, "eval", "fixture", root, *FIXTURE)
+    assert code == 1 and snapshot(root) == before
+    assert_one_line_error(err, str(root), "not written by savi eval fixture", "egoschema/real.json")
+
+
+def test_eval_fixture_stopped_midway_is_replaced_by_the_next_run(tmp_path, capsys):
+    from savi_plugin.eval.fixture_folder import FixtureFolder
+
+    root = tmp_path / "fx"
+    FixtureFolder(root).claim().begin("egoschema")  # what a run stopped while writing egoschema leaves
+    (root / "egoschema" / "videos").mkdir(parents=True)
+    (root / "egoschema" / "videos" / "half.mp4").write_bytes(b"partial")
+    assert savi(capsys, "eval", "fixture", root, *FIXTURE)[0] == 0
+    assert not (root / "egoschema" / "videos" / "half.mp4").exists()
+    assert json.loads((root / ".savi-eval-fixture").read_text())["writing"] is None
+
+
 # ------------------------------------------------------------------------------------------------ convert
 @pytest.fixture()
 def source_checkpoint(tmp_path) -> Path:

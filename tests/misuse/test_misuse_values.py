@@ -114,6 +114,10 @@ FLAG_CASES = [
     (GENERATE + ["--backend", "llava_next_video"], "argument --backend: unknown backend 'llava_next_video'"),
     (["generate", "--generator", "rrhf"], "argument --generator: unknown generator 'rrhf'"),
     (["align", "tiny_demo", "--iterations", "0", "--dry-run"], "argument --iterations: must be >= 1, got 0"),
+    (["eval", "fixture", "data", "-n", "0"], "argument -n: must be >= 1, got 0"),  # was an empty dataset, exit 0
+    (["eval", "fixture", "data", "-n", "-1"], "argument -n: must be >= 1, got -1"),
+    (["eval", "fixture", "data", "-n", "abc"], "argument -n: expected an integer, got 'abc'"),
+    (["eval", "fixture", "data", "--seed", "-1"], "argument --seed: must be >= 0, got -1"),
 ]
 
 
@@ -125,6 +129,61 @@ def test_flag_value(argv, message, tmp_path, capsys, monkeypatch):
     assert exit_.value.code == 2
     assert message in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
+
+
+# --------------------------------------------------------------------------------------------- benchmark flags
+# (savi bench <name> argv, message): each benchmark's options are one checked dataclass (savi_plugin.bench.*)
+BENCH_CASES = [
+    (["decode", "--size", "7"], "argument --size: must be even (H.264 frames), got 7"),
+    (["decode", "--frames", "0"], "argument --frames: must be >= 1, got 0"),
+    (["decode", "--samples", "16", "0"], "argument --samples: must be >= 1, got 0"),
+    (["decode", "--keyframe-interval", "30", "-1"], "argument --keyframe-interval: must be >= 0, got -1"),
+    (["decode", "--noise", "-1"], "argument --noise: must be >= 0, got -1.0"),
+    (["decode", "--repeats", "0"], "argument --repeats: must be >= 1, got 0"),
+    (["generation", "--videos", "0"], "argument --videos: must be >= 1, got 0"),
+    (["generation", "--image-size", "100"], "argument --image-size: must be a multiple of 8"),
+    (["generation", "--hidden", "12"], "argument --hidden: must be a multiple of 8"),
+    (["generation", "--vision-hidden", "100"], "argument --vision-hidden: must divide into"),
+    (["generation", "--max-new-tokens", "0"], "argument --max-new-tokens: must be >= 1, got 0"),
+    (["generation", "--threads", "0"], "argument --threads: must be >= 1, got 0"),
+    (["train-step", "--beta", "0"], "argument --beta: must be > 0, got 0.0"),
+    (["train-step", "--alpha", "-0.1"], "argument --alpha: must be >= 0, got -0.1"),
+    (["train-step", "--lr", "0"], "argument --lr: must be > 0, got 0.0"),
+    (["train-step", "--loss-tolerance", "-1"], "argument --loss-tolerance: must be >= 0"),
+    (["train-step", "--warmup", "-1"], "argument --warmup: must be >= 0, got -1"),
+    (["train-step", "--steps", "0"], "argument --steps: must be >= 1, got 0"),
+    (["train-step", "--lora-rank", "0"], "argument --lora-rank: must be >= 1, got 0"),
+    (["trl", "--beta", "-1"], "argument --beta: must be > 0, got -1.0"),
+    (["trl", "--rel-tolerance", "-1"], "argument --rel-tolerance: must be >= 0"),
+    (["trl", "--response-tokens", "0"], "argument --response-tokens: must be >= 1, got 0"),
+    (["trl", "--frames", "many"], "argument --frames: expected an integer, got 'many'"),
+    (["gpu", "--steps", "0"], "argument --steps: must be >= 1, got 0"),
+    (["gpu", "--parts", "train", "nope"], "argument --parts: unknown 'nope'; one of: train, generation"),
+    (["gpu", "--dtype", "float8"], "argument --dtype: unknown 'float8'"),
+]
+
+
+@pytest.mark.parametrize("argv, message", BENCH_CASES, ids=[" ".join(c[0]) for c in BENCH_CASES])
+def test_bench_flag_value_stops_before_any_work(argv, message, tmp_path, capsys, monkeypatch):
+    import importlib
+    import time
+
+    from savi_plugin.cli.bench import MODULES
+
+    module = importlib.import_module(f"savi_plugin.bench.{MODULES[argv[0]]}")
+    monkeypatch.setattr(module, "run", lambda *a, **k: pytest.fail("the benchmark ran"))
+    monkeypatch.chdir(tmp_path)
+    work = ["--work-dir", str(tmp_path / "work")]
+    start = time.perf_counter()
+    for run in (lambda: main(["bench", *argv, *work]), lambda: module.main([*argv[1:], *work])):  # savi, script
+        with pytest.raises(SystemExit) as exit_:
+            run()
+        assert exit_.value.code == 2
+        err = capsys.readouterr().err
+        assert [line for line in err.splitlines() if "error:" in line] == [err.splitlines()[-1]], err
+        assert message in err.splitlines()[-1], err  # argparse's one line: "<prog>: error: argument --flag: ..."
+    assert time.perf_counter() - start < 10
+    assert list(tmp_path.iterdir()) == []  # nothing written: no work folder, clip, model or report
 
 
 # --------------------------------------------------------------------------------------------- generator options

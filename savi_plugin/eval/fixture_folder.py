@@ -1,0 +1,98 @@
+"""The folder ``savi eval fixture`` writes into: it writes only where nothing else lives, and a second run
+replaces what the first wrote.
+
+A marker file (:data:`MARKER`, JSON) lists, per benchmark, every file the command wrote there, and the benchmark
+it is writing while a run is under way. From that:
+
+* a folder holding any file the marker does not list (real annotations, videos, a user's notes) is refused
+  before anything is written: :class:`FixtureFolderError`, one line naming the folder and such a file;
+* writing a benchmark again first removes the files its previous run wrote (a run with a smaller ``-n`` or another
+  ``--seed`` leaves no videos that no annotation names), and leaves other benchmarks' files alone;
+* a run stopped while writing a benchmark leaves the marker naming it, so the files under that benchmark's folder
+  count as the command's own and the next run replaces them.
+
+A marker without a file list (a plain-text marker) counts every file in the folder as the command's own.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+#: written into every folder ``savi eval fixture`` fills: what it wrote there
+MARKER = ".savi-eval-fixture"
+
+
+class FixtureFolderError(ValueError):
+    """The folder is not one ``savi eval fixture`` may write into (a one-line message naming it)."""
+
+
+def _files(folder: Path) -> list[str]:
+    """Every file under ``folder``, relative to it, sorted."""
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file() or p.is_symlink())
+
+
+class FixtureFolder:
+    """The data root of one ``savi eval fixture`` run (see the module docstring)."""
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+        self.written: dict[str, list[str]] = {}
+        self.writing: str | None = None
+
+    @property
+    def marker(self) -> Path:
+        return self.root / MARKER
+
+    def claim(self) -> FixtureFolder:
+        """Check that the command may write here and mark the folder as its own; returns ``self``.
+
+        Raises:
+            FixtureFolderError: the path is a file, or the folder holds a file the command did not write.
+        """
+        if self.root.exists() and not self.root.is_dir():
+            raise FixtureFolderError(f"{self.root}: exists and is not a folder")
+        present = [f for f in _files(self.root) if f != MARKER] if self.root.is_dir() else []
+        self._read(present)
+        own = {f for files in self.written.values() for f in files}
+        if self.writing:
+            own.update(f for f in present if Path(f).parts[0] == self.writing)
+        foreign = [f for f in present if f not in own]
+        if foreign:
+            raise FixtureFolderError(
+                f"{self.root}: the folder holds {len(foreign)} file(s) not written by savi eval fixture (e.g. "
+                f"{foreign[0]}); it would overwrite annotations and videos there: choose an empty or new folder")
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._save()
+        return self
+
+    def _read(self, present: list[str]) -> None:
+        if not self.marker.exists():
+            return
+        try:
+            data = json.loads(self.marker.read_text(encoding="utf-8"))
+            self.written = {str(k): [str(f) for f in v] for k, v in data["written"].items()}
+            self.writing = data.get("writing")
+        except (ValueError, KeyError, TypeError, AttributeError):  # a marker without a file list
+            self.written, self.writing = {"": list(present)}, None
+
+    def _save(self) -> None:
+        data = {"written_by": "savi eval fixture: synthetic data, safe to overwrite", "writing": self.writing,
+                "written": self.written}
+        self.marker.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
+
+    def begin(self, benchmark: str) -> None:
+        """Remove the files an earlier run wrote for ``benchmark`` and mark it as being written."""
+        stale = list(self.written.pop(benchmark, []))
+        if self.writing == benchmark:
+            stale += [f for f in _files(self.root) if Path(f).parts[0] == benchmark]
+        for name in stale:
+            (self.root / name).unlink(missing_ok=True)
+        self.writing = benchmark
+        self._save()
+
+    def done(self, benchmark: str, files: list[Path]) -> None:
+        """Record the files written for ``benchmark``."""
+        self.written[benchmark] = sorted(str(Path(f).relative_to(self.root)) for f in files)
+        self.writing = None
+        self._save()
