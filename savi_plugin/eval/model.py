@@ -11,6 +11,10 @@ Frames: ``num_frames`` uniform frames per video (32 by default, VideoSAVi's prot
 protocol fixes the count (``savi_mvbench_official``: 16, ``savi_mvbench_rrpo``: 64, the ``_lmms`` tasks:
 32; see :mod:`savi_plugin.eval.protocols`) marks its documents with it and that count is used for them.
 
+Prompts: a protocol's system prompt and reply pre-fill (``savi_mvbench_official``: MVBench's system prompt and
+``Best option:(``) go to the chat template's system turn and the start of the assistant turn; the response is
+the continuation (:func:`prompt_framing`).
+
 Bad settings (``num_frames=0``, ``max_new_tokens=0``, a negative temperature, in ``--model_args`` or
 ``--gen_kwargs``) are an error before any document is answered, naming the argument. A video that exists
 but cannot be decoded is answered with an empty response and counted as ``bad_video`` by the task.

@@ -59,6 +59,26 @@ def test_other_protocols_and_other_tasks_are_asked_as_before():
         assert prompt_framing(context, doc) == PromptFraming(context)
 
 
+def test_each_task_yaml_generates_its_protocols_length():
+    """The protocol's answer length reaches every model through the YAML's ``generation_kwargs`` (official: 100,
+    RRPO: 512, lmms-eval's and ours: 16)."""
+    from lmms_eval.utils import load_yaml_config
+
+    from savi_plugin.eval.protocols import protocol
+    from savi_plugin.eval.registration import tasks_path
+
+    lengths = {}
+    for path in sorted(Path(tasks_path()).rglob("*.yaml")):
+        config = load_yaml_config(str(path), mode="simple")
+        if path.name.startswith("_") or "generation_kwargs" not in config:
+            continue  # templates and groups
+        meta = config["metadata"]
+        expected = protocol(meta["benchmark"], meta.get("protocol", "savi")).max_new_tokens
+        assert config["generation_kwargs"]["max_new_tokens"] == expected, path
+        lengths[meta.get("protocol", "savi")] = expected
+    assert lengths == {"savi": 16, "lmms": 16, "official": 100, "rrpo": 512}
+
+
 # ------------------------------------------------------------------------------------- in-process
 class PromptRecording:
     """Writes down every prompt a VideoLM renders (the real ``prompt`` runs)."""
