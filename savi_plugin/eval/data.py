@@ -19,6 +19,17 @@ Two sources, chosen when a task is loaded (never at import time):
 Every record is checked when the task loads; a bad record raises :class:`EvalDataError` naming
 file, record and field. A missing video is not an error at load time: it is logged once with a
 count, marked on the doc (``savi_video_found``) and counted in the ``missing_video`` metric.
+
+MVBench's bounded subtasks (:data:`MVBENCH_FULL_VIDEO_FOLDERS`) have two kinds of source. The pre-trimmed
+clips lmms-eval reads (``star/Charades_segment/<video>`` ...) are tried first; then, for protocols that apply
+bounds and records with ``start``/``end``, the full source videos the official evaluation reads with that
+bound (``star/Charades_v1_480/<video>``, ``sta/sta_video/<video>``, the frame folders
+``tvqa/frames_fps3_hq/<video>``). :func:`locate_video` says which was found and the bound to apply (None for a
+trimmed clip). Verified here: the folder names of both (lmms-eval 0.7.3 ``tasks/mvbench/utils.py``; the notebook's
+``data_list``). Not verified (no network): the hub's file names. lmms-eval joins the record's ``video`` to the
+segment folder; third-party code lists hub segment files named ``<stem>_<start>_<end>.mp4`` (e.g.
+``star/Charades_segment/USNP1_1.2999999999999998_15.4.mp4``) for records holding ``video: "USNP1.mp4"`` with
+``start``/``end``, so that name (the numbers as Python prints them) is a further trimmed-clip candidate.
 """
 
 from __future__ import annotations
@@ -62,6 +73,19 @@ MVBENCH_VIDEO_FOLDERS = {
 }
 MVBENCH_SUBTASKS = tuple(MVBENCH_VIDEO_FOLDERS)
 
+#: MVBench subtasks whose records carry ``start``/``end`` (the 4th ``data_list`` entry True in OpenGVLab/Ask-Anything
+#: ``video_chat2/mvbench.ipynb`` and pritamqu/RRPO ``eval/mvbench/mvbench.py``) -> the folder of the full source
+#: videos those evaluations read with that bound. ``tvqa/frames_fps3_hq`` holds folders of frames ``00001.jpg`` ...
+MVBENCH_FULL_VIDEO_FOLDERS = {
+    "action_sequence": "star/Charades_v1_480",
+    "action_prediction": "star/Charades_v1_480",
+    "object_interaction": "star/Charades_v1_480",
+    "action_localization": "sta/sta_video",
+    "episodic_reasoning": "tvqa/frames_fps3_hq",
+}
+#: Frame rate of MVBench's frame folders (TVQA ``frames_fps3_hq``; the references' ``read_frame(..., fps=3)``).
+MVBENCH_FRAME_FOLDER_FPS = 3.0
+
 ANNOTATION_SUFFIXES = (".parquet", ".json", ".jsonl")
 
 
@@ -100,12 +124,38 @@ class BenchmarkSpec:
     record_id: Callable[[dict], str]
 
 
+def record_bound(doc: dict) -> tuple[Any, Any] | None:
+    """The record's ``(start, end)`` in seconds as stored, or None when it has neither (checked at load time)."""
+    start, end = doc.get("start"), doc.get("end")
+    return None if start is None and end is None else (start, end)
+
+
+def _segment_names(video: str, bound: tuple[Any, Any] | None) -> list[str]:
+    """``<stem>_<start>_<end><suffix>``: the hub's trimmed-clip name reported by third-party code (unverified)."""
+    if bound is None:
+        return []
+    stem, dot, suffix = video.rpartition(".")
+    stem, suffix = (stem, dot + suffix) if dot else (video, "")
+    names = [f"{stem}_{start}_{end}{suffix}" for start, end in (bound, (float(bound[0]), float(bound[1])))]
+    return list(dict.fromkeys(names))
+
+
 def _mvbench_videos(doc: dict, subtask: str | None) -> list[str]:
+    """Trimmed-clip candidates: lmms-eval's (the hub's ``video`` revision keeps some sources under
+    ``data0613/``), then the ``<stem>_<start>_<end>`` segment name."""
     if subtask not in MVBENCH_VIDEO_FOLDERS:
         raise ValueError(f"unknown MVBench subtask {subtask!r}; expected one of {', '.join(MVBENCH_SUBTASKS)}")
     folder = MVBENCH_VIDEO_FOLDERS[subtask]
-    # The hub's "video" revision keeps some sources under data0613/ (lmms-eval checks both).
-    return [f"{folder}/{doc['video']}", f"data0613/{folder}/{doc['video']}"]
+    named = _segment_names(doc["video"], record_bound(doc)) if subtask in MVBENCH_FULL_VIDEO_FOLDERS else []
+    return [f"{folder}/{doc['video']}", f"data0613/{folder}/{doc['video']}"] + [f"{folder}/{n}" for n in named]
+
+
+def mvbench_full_video(doc: dict, subtask: str | None) -> str | None:
+    """The full source video (or frame folder) of a bounded subtask's record with ``start``/``end``, as the
+    official evaluation reads it (``<folder>/<video>``), relative to the video base; else None."""
+    if subtask not in MVBENCH_FULL_VIDEO_FOLDERS or record_bound(doc) is None:
+        return None
+    return f"{MVBENCH_FULL_VIDEO_FOLDERS[subtask]}/{doc['video']}"
 
 
 def _mvbench_target(doc: dict) -> int:
@@ -251,6 +301,24 @@ def validate_records(records: list[dict], spec: BenchmarkSpec, source: str | Pat
             spec.target(record)
         except (ValueError, TypeError) as exc:
             raise EvalDataError(source, i, "answer", str(exc)) from None
+        if spec.name == "mvbench":
+            _check_record_bound(record, source, i)
+
+
+def _check_record_bound(record: dict, source: str | Path, i: int) -> None:
+    """``start``/``end`` are optional; when present, both, numbers, ``0 <= start < end`` (else EvalDataError)."""
+    from savi_plugin.video.sampling import BoundError, check_bound
+
+    bound = record_bound(record)
+    if bound is None:
+        return
+    for name, value in zip(("start", "end"), bound):
+        if value is None:
+            raise EvalDataError(source, i, name, f"missing ({'end' if name == 'start' else 'start'} is given)")
+    try:
+        check_bound(bound)
+    except BoundError as exc:
+        raise EvalDataError(source, i, exc.field, str(exc)) from None
 
 
 def load_local_records(root: Path, spec: BenchmarkSpec, config: str | None, split: str | None) -> list[dict]:
@@ -272,10 +340,27 @@ def video_base(spec: BenchmarkSpec, root: Path | None, hub_cache_dir: str | None
     return hf_home() / (hub_cache_dir or spec.hub_cache_dir)
 
 
-def resolve_video(spec: BenchmarkSpec, doc: dict, base: Path, subtask: str | None = None, *,
-                  root: Path | None = None, source: str | Path | None = None,
-                  record: int | None = None) -> tuple[str, bool]:
-    """``(path, found)``: the first candidate that exists, else the first candidate and False.
+@dataclass(frozen=True)
+class VideoLocation:
+    """Where a doc's video is.
+
+    Attributes:
+        path: the first candidate that exists, else the first candidate.
+        found: whether it exists.
+        bound: ``[start, end]`` seconds to sample when ``path`` is a full source video (MVBench's bounded
+            subtasks under a protocol that applies bounds); None for a trimmed clip or any other video.
+    """
+
+    path: str
+    found: bool
+    bound: list[float] | None = None
+
+
+def locate_video(spec: BenchmarkSpec, doc: dict, base: Path, subtask: str | None = None, *,
+                 root: Path | None = None, source: str | Path | None = None, record: int | None = None,
+                 bounds: bool = False) -> VideoLocation:
+    """The doc's video: the trimmed-clip candidates first; with ``bounds`` (the protocol applies record bounds)
+    and a record with ``start``/``end``, then the full source video (:func:`mvbench_full_video`), with its bound.
 
     With ``root`` (``SAVI_DATA_ROOT``) every candidate must stay inside it -- a doc's video name with ``..``,
     or a symlink pointing out, raises :class:`EvalDataError` naming ``source``, ``record`` and ``video``
@@ -283,13 +368,25 @@ def resolve_video(spec: BenchmarkSpec, doc: dict, base: Path, subtask: str | Non
     """
     from savi_plugin.data.paths import is_within
 
-    candidates = [base / rel for rel in spec.video_relpaths(doc, subtask)]
-    for path in candidates if root is not None else ():
+    full = mvbench_full_video(doc, subtask) if bounds and spec.name == "mvbench" else None
+    candidates = [(base / rel, False) for rel in spec.video_relpaths(doc, subtask)]
+    if full is not None:
+        candidates.append((base / full, True))
+    for path, _ in candidates if root is not None else ():
         if not is_within(path, root):
             raise EvalDataError(source if source is not None else base, record, "video",
                                 f"{path} resolves to {os.path.realpath(path)}, outside the data root "
                                 f"{os.path.realpath(root)} (.., absolute paths and symlinks may not leave it)")
-    for path in candidates:
+    for path, is_full in candidates:
         if path.exists():
-            return str(path), True
-    return str(candidates[0]), False
+            bound = [float(v) for v in record_bound(doc)] if is_full else None
+            return VideoLocation(str(path), True, bound)
+    return VideoLocation(str(candidates[0][0]), False)
+
+
+def resolve_video(spec: BenchmarkSpec, doc: dict, base: Path, subtask: str | None = None, *,
+                  root: Path | None = None, source: str | Path | None = None,
+                  record: int | None = None, bounds: bool = False) -> tuple[str, bool]:
+    """``(path, found)`` of :func:`locate_video`."""
+    found = locate_video(spec, doc, base, subtask, root=root, source=source, record=record, bounds=bounds)
+    return found.path, found.found

@@ -15,9 +15,18 @@ A published number can be compared with ours only under the same protocol. Each 
   and options, no instruction, 512 new tokens, the first letter of the reply, 64 frames (its README's #F
   column and the script's ``--max_frames`` default).
 
-Frame counts apply to the ``savi_video`` model (the task marks each doc with its protocol's count); other
-lmms-eval models take frames from their own ``--model_args``. The references sample frames at segment
-midpoints (official, RRPO) or uniformly (lmms-eval); ``savi_video`` samples uniformly.
+Frame counts and rules apply to the ``savi_video`` model (the task marks each doc with its protocol's count,
+rule and bound); other lmms-eval models take frames from their own ``--model_args``. The rules
+(:mod:`savi_plugin.video.sampling`):
+
+* ``official`` and ``rrpo``: segment midpoints (``get_index`` of the notebook and of RRPO's script) with the
+  record's ``start``/``end`` bound for the subtasks that carry one, read from the full source videos where
+  the data folder has them (``star/Charades_v1_480``, ``sta/sta_video``, ``tvqa/frames_fps3_hq``).
+* ``lmms``: uniform over the pre-trimmed clip, no bound: lmms-eval reads the trimmed clips
+  (``star/Charades_segment`` ...) and never applies ``start``/``end``; its models sample frames themselves,
+  ``savi_video`` uniformly.
+* ``savi``: uniform, and the record's bound applied when the file is an untrimmed full video, because the
+  question is about the segment (a pre-trimmed clip already is the segment).
 """
 
 from __future__ import annotations
@@ -51,6 +60,10 @@ class Protocol:
         answer_prefix: text the reply is pre-filled with (official MVBench: ``"Best option:("``).
         grade: ``(response, options, target) -> (correct, parsed)``; ``parsed`` False counts as unparsed.
         source: where the protocol comes from.
+        frames: the frame rule, ``uniform`` or ``midpoints`` (:data:`savi_plugin.video.sampling.SAMPLING_RULES`).
+        bounds: whether a record's ``start``/``end`` bound is applied to an untrimmed full video (MVBench's
+            bounded subtasks, :data:`savi_plugin.eval.data.MVBENCH_FULL_VIDEO_FOLDERS`); without it, full
+            videos are not used (the whole video is not the segment the question is about).
     """
 
     name: str
@@ -61,6 +74,8 @@ class Protocol:
     grade: Callable[[str, list[str], int], tuple[bool, bool]]
     source: str
     answer_prefix: str = ""
+    frames: str = "uniform"
+    bounds: bool = False
 
 
 # ---------------------------------------------------------------------------------------- graders
@@ -122,7 +137,7 @@ _DOT_LAYOUT = PromptFormat(option_line="{letter}. {text}")
 PROTOCOLS: dict[str, dict[str, Protocol]] = {
     "mvbench": {
         "savi": Protocol("savi", _SAVI_LAYOUT, LETTER_INSTRUCTION, None, 16, grade_careful,
-                         "savi-plugin default (VideoSAVi frame count)"),
+                         "savi-plugin default (VideoSAVi frame count)", bounds=True),
         "lmms": Protocol("lmms", PromptFormat(question_label="Question:", strip_question=False, options_header="\nOption:\n",
                                               option_line="({letter}) {raw}", options_end="\n"),
                          "Only give the best option.\n", 32, 16, _lmms_mvbench,
@@ -130,9 +145,11 @@ PROTOCOLS: dict[str, dict[str, Protocol]] = {
         "official": Protocol("official", PromptFormat(strip_question=False, option_line="({letter}) {raw}",
                                            system=MVBENCH_SYSTEM, strip_end=True),
                              "\nOnly give the best option.", 16, 100, grade_official_mvbench,
-                             "OpenGVLab/Ask-Anything video_chat2/mvbench.ipynb", answer_prefix="Best option:("),
+                             "OpenGVLab/Ask-Anything video_chat2/mvbench.ipynb", answer_prefix="Best option:(",
+                             frames="midpoints", bounds=True),
         "rrpo": Protocol("rrpo", PromptFormat(strip_question=False, option_line="({letter}) {raw}", strip_end=True), "", 64, 512, grade_rrpo_mvbench,
-                         "pritamqu/RRPO eval/mvbench/mvbench.py (LLaVA-Video, arXiv 2504.12083)"),
+                         "pritamqu/RRPO eval/mvbench/mvbench.py (LLaVA-Video, arXiv 2504.12083)",
+                         frames="midpoints", bounds=True),
     },
     "egoschema": {
         "savi": Protocol("savi", _DOT_LAYOUT, LETTER_INSTRUCTION, None, 16, grade_careful,

@@ -3,14 +3,18 @@
 ``SaviVideoTask`` is lmms-eval's ``ConfigurableTask`` with one change: where the data comes from.
 With ``SAVI_DATA_ROOT`` set it reads the benchmark's JSON/parquet and videos from that folder (see
 :mod:`savi_plugin.eval.data`); otherwise it defers to lmms-eval's own hub download, with the same
-dataset ids as lmms-eval's built-in tasks. Either way each doc gains two fields:
+dataset ids as lmms-eval's built-in tasks. Either way each doc gains these fields:
 
 * ``savi_video``: the resolved video path (the first candidate when none exists);
 * ``savi_video_found``: whether it exists. A missing video is logged (once per task, with a count and
   the first path) and scored as a wrong answer, counted in the ``missing_video`` metric;
 * ``savi_benchmark``, ``savi_protocol`` and ``savi_num_frames``: the benchmark, the task's evaluation protocol
   (``metadata.protocol``, see :mod:`savi_plugin.eval.protocols`) and its frame count, which the ``savi_video``
-  model uses (with the protocol's system prompt and reply pre-fill).
+  model uses (with the protocol's system prompt and reply pre-fill);
+* ``savi_frames``: the protocol's frame rule (``uniform`` or ``midpoints``, :mod:`savi_plugin.video.sampling`);
+* ``savi_bound``: ``[start, end]`` seconds to sample when ``savi_video`` is a full source video of an MVBench
+  bounded subtask and the protocol applies bounds; None otherwise (a pre-trimmed clip, a record without
+  ``start``/``end``, a protocol without bounds). See :func:`savi_plugin.eval.data.locate_video`.
 
 The task YAMLs use ``class: !function savi_plugin.eval.task.SaviVideoTask``, so lmms-eval builds
 these tasks for "simple" models (``savi_video`` and lmms-eval's simple video models; dual models
@@ -92,18 +96,25 @@ class SaviVideoTask(ConfigurableTask):
 
     def _attach_videos(self, ds, base, split_name: str, root=None):
         # Under SAVI_DATA_ROOT no doc may name a video outside it (EvalDataError: task/split, record, video).
-        resolved = [data.resolve_video(self.spec, doc, base, self.subtask, root=root,
-                                       source=f"{self.config.task}/{split_name}", record=i) for i, doc in enumerate(ds)]
-        missing = [path for path, found in resolved if not found]
+        located = [data.locate_video(self.spec, doc, base, self.subtask, root=root, bounds=self.protocol.bounds,
+                                     source=f"{self.config.task}/{split_name}", record=i) for i, doc in enumerate(ds)]
+        missing = [v.path for v in located if not v.found]
         if missing:
             log.error("{} ({}): {} of {} videos not found under {}, e.g. {}; these samples are scored wrong and "
-                      "counted in missing_video", self.config.task, split_name, len(missing), len(resolved), base,
+                      "counted in missing_video", self.config.task, split_name, len(missing), len(located), base,
                       missing[0])
-        ds = ds.add_column("savi_video", [path for path, _ in resolved])
-        ds = ds.add_column("savi_video_found", [found for _, found in resolved])
-        ds = ds.add_column("savi_benchmark", [self.spec.name] * len(resolved))
-        ds = ds.add_column("savi_protocol", [self.protocol.name] * len(resolved))
-        return ds.add_column("savi_num_frames", [self.protocol.num_frames] * len(resolved))
+        bounded = sum(v.bound is not None for v in located)
+        if bounded:
+            log.info("{} ({}): {} of {} videos are full source videos, sampled within the records' start/end",
+                     self.config.task, split_name, bounded, len(located))
+        n = len(located)
+        ds = ds.add_column("savi_video", [v.path for v in located])
+        ds = ds.add_column("savi_video_found", [v.found for v in located])
+        ds = ds.add_column("savi_benchmark", [self.spec.name] * n)
+        ds = ds.add_column("savi_protocol", [self.protocol.name] * n)
+        ds = ds.add_column("savi_num_frames", [self.protocol.num_frames] * n)
+        ds = ds.add_column("savi_frames", [self.protocol.frames] * n)
+        return ds.add_column("savi_bound", [v.bound for v in located])
 
 
 # ---------------------------------------------------------------------------- doc functions (YAML)

@@ -32,7 +32,14 @@ _UNBOUNDED = (-100000, 100000)
 
 
 class BoundError(ValueError):
-    """A ``(start, end)`` bound that is malformed or selects no frame of the video."""
+    """A ``(start, end)`` bound that is malformed or selects no frame of the video.
+
+    ``field``: ``start`` or ``end`` when one value is at fault, else None.
+    """
+
+    def __init__(self, message: str, field: str | None = None):
+        super().__init__(message)
+        self.field = field
 
 
 def format_bound(bound) -> str:
@@ -55,13 +62,13 @@ def check_bound(bound) -> tuple[float, float] | None:
     start, end = bound
     for name, value in (("start", start), ("end", end)):
         if isinstance(value, bool) or not isinstance(value, Real):
-            raise BoundError(f"bound {format_bound(bound)}: {name} is not a number")
+            raise BoundError(f"bound {format_bound(bound)}: {name} is not a number", name)
         if not math.isfinite(value):
-            raise BoundError(f"bound {format_bound(bound)}: {name} is not finite")
+            raise BoundError(f"bound {format_bound(bound)}: {name} is not finite", name)
         if value < 0:
-            raise BoundError(f"bound {format_bound(bound)}: {name} is negative")
+            raise BoundError(f"bound {format_bound(bound)}: {name} is negative", name)
     if end <= start:
-        raise BoundError(f"bound {format_bound(bound)}: end must be after start")
+        raise BoundError(f"bound {format_bound(bound)}: end must be after start", "end")
     return float(start), float(end)
 
 
