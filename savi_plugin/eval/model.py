@@ -27,7 +27,6 @@ as with lmms-eval's own models.
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +43,7 @@ from tqdm import tqdm
 
 from savi_plugin.eval.bad_videos import mark_bad
 from savi_plugin.eval.protocols import Protocol, protocol
+from savi_plugin.eval.settings import SaviVideoArgs, SettingError, check_gen_kwargs, checked_settings  # noqa: F401
 from savi_plugin.models.backends.base import PromptTooLongError
 from savi_plugin.video import VideoDecodeError, read_frames, uniform_indices
 from savi_plugin.video.decode import DEFAULT_NUM_FRAMES
@@ -76,45 +76,6 @@ def _flag(value: Any, name: str) -> bool:
     if word in ("false", "no", "off", "0", "", "none", "null"):
         return False
     raise ValueError(f"savi_video: {name} must be true or false, got {value!r}")
-
-
-class SettingError(SystemExit):
-    """A bad ``--model_args`` / ``--gen_kwargs`` value. A SystemExit, so that lmms-eval (which prints a traceback
-    for any Exception) stops with this one line and exit code 1 before any document is answered."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
-
-    def __str__(self) -> str:
-        return self.message
-
-
-def _number(value: Any, name: str, kind: type, *, minimum: float, exclusive: bool = False) -> Any:
-    """``value`` as ``kind`` (int or float) at least ``minimum`` (above it when ``exclusive``), else a
-    :class:`SettingError` naming the argument."""
-    try:
-        number = kind(value)
-        if kind is int and isinstance(value, float) and value != number:
-            raise ValueError
-    except (TypeError, ValueError):
-        raise SettingError(f"savi_video: {name} must be {'a whole number' if kind is int else 'a number'}, "
-                           f"got {value!r}") from None
-    if math.isnan(number) or number < minimum or (exclusive and number == minimum):
-        raise SettingError(f"savi_video: {name} must be {'>' if exclusive else '>='} {minimum:g}, got {value!r}")
-    return number
-
-
-def check_gen_kwargs(gen_kwargs: dict) -> None:
-    """Refuse generation settings no model can honour (``max_new_tokens`` < 1, negative temperature, ...)."""
-    if "max_new_tokens" in gen_kwargs and gen_kwargs["max_new_tokens"] is not None:
-        _number(gen_kwargs["max_new_tokens"], "max_new_tokens (gen_kwargs)", int, minimum=1)
-    if gen_kwargs.get("temperature") is not None:
-        _number(gen_kwargs["temperature"], "temperature (gen_kwargs)", float, minimum=0)
-    if gen_kwargs.get("top_p") is not None:
-        top_p = _number(gen_kwargs["top_p"], "top_p (gen_kwargs)", float, minimum=0, exclusive=True)
-        if top_p > 1:
-            raise SettingError(f"savi_video: top_p (gen_kwargs) must be <= 1, got {gen_kwargs['top_p']!r}")
 
 
 def frames_from_directory(path: Path, num_frames: int) -> np.ndarray:
@@ -169,6 +130,9 @@ class SaviVideo(lmms):
         if unknown:
             raise TypeError(f"savi_video: unknown model_args {', '.join(unknown)}; see "
                             f"savi_plugin.eval.model.SaviVideo for the accepted ones")
+        settings = checked_settings(SaviVideoArgs, {  # SettingError: one line, before anything is loaded
+            "num_frames": num_frames, "fps": fps, "max_frames": max_frames, "video_backend": video_backend,
+            "batch_size": batch_size, "max_new_tokens": max_new_tokens})
         from accelerate import Accelerator
 
         from savi_plugin.models import load_backend
@@ -183,12 +147,9 @@ class SaviVideo(lmms):
         self.accelerator = accelerator
         self._device = torch.device(device)
         dtype = _none(dtype) or ("bfloat16" if self._device.type == "cuda" else "float32")
-        self.num_frames = _number(num_frames, "num_frames", int, minimum=1)
-        self.fps = None if _none(fps) is None else _number(fps, "fps", float, minimum=0, exclusive=True)
-        self.max_frames = None if _none(max_frames) is None else _number(max_frames, "max_frames", int, minimum=1)
-        self.video_backend = _none(video_backend)
-        self.batch_size_per_gpu = _number(batch_size, "batch_size", int, minimum=1)
-        self.max_new_tokens = _number(max_new_tokens, "max_new_tokens", int, minimum=1)
+        self.num_frames, self.fps, self.max_frames = settings.num_frames, settings.fps, settings.max_frames
+        self.video_backend = settings.video_backend
+        self.batch_size_per_gpu, self.max_new_tokens = settings.batch_size, settings.max_new_tokens
         self.lm = load_backend(str(pretrained), backend=_none(backend), adapter=_none(adapter), dtype=dtype,
                                device=str(self._device), num_frames=self.num_frames,
                                trust_remote_code=_flag(trust_remote_code, "trust_remote_code"),

@@ -186,6 +186,79 @@ def test_bench_flag_value_stops_before_any_work(argv, message, tmp_path, capsys,
     assert list(tmp_path.iterdir()) == []  # nothing written: no work folder, clip, model or report
 
 
+# --------------------------------------------------------------------------------------------- savi_video settings
+# lmms-eval's --model_args arrive as its parser made them (int, float or text); one line naming the argument
+SAVI_VIDEO_CASES = [
+    ({"num_frames": 0}, "num_frames must be >= 1, got 0"),
+    ({"num_frames": "-2"}, "num_frames must be >= 1, got -2"),
+    ({"num_frames": "32x"}, "num_frames must be a whole number, got '32x'"),
+    ({"num_frames": 2.5}, "num_frames must be a whole number, got 2.5"),
+    ({"num_frames": "none"}, "num_frames must be a whole number, got 'none'"),  # no silent default
+    ({"fps": "0"}, "fps must be > 0, got 0.0"),
+    ({"fps": "nan"}, "fps must be a number, got nan"),
+    ({"max_frames": 0}, "max_frames must be >= 1, got 0"),
+    ({"batch_size": "auto"}, "batch_size must be a whole number, got 'auto'"),
+    ({"max_new_tokens": "0"}, "max_new_tokens must be >= 1, got 0"),
+    ({"video_backend": "decrd"}, "video_backend: unknown video backend 'decrd'; one of: decord, pyav"),
+]
+
+
+class _Loading(Exception):
+    """Raised by the load_backend spy: the settings were accepted."""
+
+
+@pytest.fixture()
+def load_backend_calls(monkeypatch):
+    """Every ``load_backend`` call savi_video makes (none is carried out)."""
+    import savi_plugin.models
+
+    calls = []
+
+    def spy(path, **kwargs):
+        calls.append(kwargs)
+        raise _Loading  # stop here: nothing is loaded
+
+    monkeypatch.setattr(savi_plugin.models, "load_backend", spy)
+    return calls
+
+
+@pytest.mark.parametrize("kwargs, message", SAVI_VIDEO_CASES, ids=[repr(c[0]) for c in SAVI_VIDEO_CASES])
+def test_savi_video_model_arg(kwargs, message, load_backend_calls):
+    from savi_plugin.eval.model import SaviVideo, SettingError
+
+    with pytest.raises(SettingError) as err:
+        SaviVideo(pretrained="never-loaded", **kwargs)
+    assert str(err.value) == f"savi_video: {message}" and isinstance(err.value, SystemExit)
+    assert load_backend_calls == []  # refused before the model is loaded
+
+
+def test_savi_video_model_args_as_lmms_eval_parses_them(load_backend_calls):
+    from lmms_eval.utils import simple_parse_args_string
+
+    from savi_plugin.eval.model import SaviVideo
+
+    args = simple_parse_args_string("pretrained=m,num_frames=8,fps=none,max_frames=null,video_backend=pyav")
+    with pytest.raises(_Loading):
+        SaviVideo(**args)
+    assert load_backend_calls[0]["num_frames"] == 8
+
+
+@pytest.mark.parametrize("gen_kwargs, message", [
+    ({"max_new_tokens": 0}, "max_new_tokens (gen_kwargs) must be >= 1, got 0"),
+    ({"max_new_tokens": "many"}, "max_new_tokens (gen_kwargs) must be a whole number, got 'many'"),
+    ({"temperature": "-1"}, "temperature (gen_kwargs) must be >= 0, got -1.0"),
+    ({"top_p": 0}, "top_p (gen_kwargs) must be > 0 and <= 1, got 0.0"),
+    ({"top_p": 1.5}, "top_p (gen_kwargs) must be > 0 and <= 1, got 1.5"),
+])
+def test_savi_video_gen_kwargs(gen_kwargs, message):
+    from savi_plugin.eval.model import SettingError, check_gen_kwargs
+
+    with pytest.raises(SettingError) as err:
+        check_gen_kwargs({"until": ["\n\n"], "do_sample": False, **gen_kwargs})
+    assert str(err.value) == f"savi_video: {message}"
+    check_gen_kwargs({"until": ["\n\n"], "max_new_tokens": None, "temperature": 0, "top_p": 1})  # all fine
+
+
 # --------------------------------------------------------------------------------------------- generator options
 OPTION_CASES = [
     (["--option", "max_new_tokens=0"], "--option max_new_tokens: must be >= 1, got 0"),

@@ -1,0 +1,105 @@
+"""The ``savi_video`` model's settings: its ``--model_args`` and the ``--gen_kwargs`` of the requests, checked by
+the project's one value check (:mod:`savi_plugin.config.values`) before any document is answered.
+
+lmms-eval hands values over as its own parser made them: ``num_frames=32`` arrives as the int 32 or the string
+``"32"``, ``fps=none`` as the string ``"none"``. :func:`parse_setting` reads such text as the field's type
+(``none``/``null``/empty: None where the field allows it), then the field's rules apply. A bad value is a
+:class:`SettingError`: one line naming the argument, ``savi_video: num_frames must be >= 1, got 0``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import typing
+from dataclasses import dataclass
+from typing import Any
+
+from savi_plugin.config.values import AtLeast, ConfigError, NonNegative, OneOf, Positive, Range, build, checked
+from savi_plugin.video.decode import BACKENDS as VIDEO_BACKENDS
+from savi_plugin.video.decode import DEFAULT_NUM_FRAMES
+
+_NONE_WORDS = ("", "none", "null")
+
+
+class SettingError(SystemExit):
+    """A bad ``--model_args`` / ``--gen_kwargs`` value. A SystemExit, so that lmms-eval (which prints a traceback
+    for any Exception) stops with this one line and exit code 1 before any document is answered."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+@dataclass(frozen=True)
+class SaviVideoArgs:
+    """The checked ``--model_args`` of ``savi_video`` (the others -- paths, names, device -- are passed on as given)."""
+
+    num_frames: int = checked(DEFAULT_NUM_FRAMES, AtLeast(1), help="frames sampled uniformly per video")
+    fps: float | None = checked(None, Positive(), help="sample at this many frames per second instead")
+    max_frames: int | None = checked(None, AtLeast(1), help="at most this many frames when sampling at fps")
+    video_backend: str | None = checked(None, OneOf(*VIDEO_BACKENDS, what="video backend"),
+                                        help="decord or pyav; None: decord when installed")
+    batch_size: int = checked(1, AtLeast(1), help="requests per generate call (lmms-eval's --batch_size)")
+    max_new_tokens: int = checked(16, AtLeast(1), help="answer length when a task sets none")
+
+
+@dataclass(frozen=True)
+class GenerationSettings:
+    """The checked generation settings of a request (``--gen_kwargs`` and the task's ``generation_kwargs``)."""
+
+    max_new_tokens: int | None = checked(None, AtLeast(1))
+    temperature: float | None = checked(None, NonNegative())
+    top_p: float | None = checked(None, Range(0, 1, open_low=True))
+
+
+def parse_setting(cls: type, name: str, value: Any, label: str) -> Any:
+    """``value`` (a number, or text from the command line) as field ``name`` of ``cls``, before its rules.
+
+    Raises:
+        SettingError: ``savi_video: <label> must be a whole number`` (or ``a number``), naming the value.
+    """
+    options = typing.get_args(typing.get_type_hints(cls)[name]) or (typing.get_type_hints(cls)[name],)
+    if isinstance(value, str) and value.strip().lower() in _NONE_WORDS and type(None) in options:
+        return None
+    kind = next((o for o in options if o in (int, float)), None)
+    if kind is None or (value is None and type(None) in options):
+        return value
+    try:
+        if isinstance(value, bool):
+            raise ValueError
+        number = float(value) if isinstance(value, str) else value
+        if kind is int:
+            if isinstance(number, float) and not (math.isfinite(number) and number.is_integer()):
+                raise ValueError
+            number = int(number)
+        return float(number) if kind is float else number
+    except (TypeError, ValueError, OverflowError):
+        what = "a whole number" if kind is int else "a number"
+        raise SettingError(f"savi_video: {label} must be {what}, got {value!r}") from None
+
+
+def checked_settings(cls: type, values: dict[str, Any], suffix: str = ""):
+    """An instance of ``cls`` from ``values`` (keys that are not fields of ``cls`` are ignored; an absent key: the
+    field's default), each parsed and checked; ``suffix`` follows the argument's name in messages
+    (``" (gen_kwargs)"``).
+
+    Raises:
+        SettingError: the first bad value, one line naming it.
+    """
+    names = {f.name for f in dataclasses.fields(cls)}
+    parsed = {name: parse_setting(cls, name, value, name + suffix) for name, value in values.items() if name in names}
+    try:
+        return build(cls, parsed)
+    except ConfigError as exc:  # "num_frames must be >= 1, got 0"; "video_backend: unknown video backend ..."
+        joint = " " if exc.message.startswith("must") else ": "
+        raise SettingError(f"savi_video: {exc.path}{suffix}{joint}{exc.message}") from None
+
+
+def check_gen_kwargs(gen_kwargs: dict) -> GenerationSettings:
+    """Refuse generation settings no model can honour (``max_new_tokens`` < 1, negative temperature, top_p
+    outside (0, 1]); other keys (``until``, ``do_sample`` ...) are left to the model."""
+    return checked_settings(GenerationSettings, dict(gen_kwargs), " (gen_kwargs)")
