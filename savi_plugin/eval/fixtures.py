@@ -16,7 +16,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from savi_plugin.data.choices import LETTERS
-from savi_plugin.eval.data import BENCHMARKS, MVBENCH_SUBTASKS, MVBENCH_VIDEO_FOLDERS
+from savi_plugin.eval.data import (
+    BENCHMARKS,
+    MVBENCH_FRAME_FOLDER_FPS,
+    MVBENCH_FULL_VIDEO_FOLDERS,
+    MVBENCH_SUBTASKS,
+    MVBENCH_VIDEO_FOLDERS,
+)
 
 #: The synthetic question type used for each MVBench subtask's fixture (cycled where no close match).
 _SYNTHETIC_FOR_MVBENCH = {
@@ -26,6 +32,10 @@ _SYNTHETIC_FOR_MVBENCH = {
 }
 _FALLBACK_TASKS = ("moving_direction", "appearance_order", "counting", "color_change", "object_color")
 _EXTRA_OPTION = "none of the other options"
+#: Frame rate of the synthetic clips and full videos (frame folders use MVBench's 3 fps).
+_CLIP_FPS = 8
+#: Full videos of bounded subtasks: a grey lead of 8, 12 or 16 frames (by record), the question's clip, 6 grey frames.
+_LEAD, _TAIL, _GREY = (8, 12, 16), 6, 128
 
 
 @dataclass
@@ -104,7 +114,9 @@ def build_fixture(root: str | Path, benchmark: str, n: int = 4, *, seed: int = 0
         n: records per task (for MVBench: per subtask).
         seed: synthetic-video seed; the fixture is a pure function of its arguments.
         subtasks: MVBench only: which subtask files to write (all 20 by default, so the
-            ``savi_mvbench`` group loads).
+            ``savi_mvbench`` group loads). The bounded subtasks (``action_sequence`` ...) get records with
+            ``start``/``end``, full videos in the official folders and trimmed clips for even records only
+            (see :func:`_mvbench_bounded`).
         size, num_frames: synthetic clip size in pixels (even) and length.
         annotation_format: EgoSchema / PerceptionTest only: ``parquet`` (as on the hub), ``json`` or ``jsonl``.
 
@@ -131,6 +143,9 @@ def _mvbench(fixture: Fixture, tmp: Path, n: int, seed: int, subtasks, size: int
         if sub not in MVBENCH_VIDEO_FOLDERS:
             raise KeyError(f"unknown MVBench subtask {sub!r}")
         kind = _SYNTHETIC_FOR_MVBENCH.get(sub, _FALLBACK_TASKS[k % len(_FALLBACK_TASKS)])
+        if sub in MVBENCH_FULL_VIDEO_FOLDERS:
+            _mvbench_bounded(fixture, sub, kind, n, seed * 1000 + k, size, num_frames)
+            continue
         samples = _synthetic(tmp / sub, n, seed * 1000 + k, (kind,), size, num_frames)
         records = []
         for i, s in enumerate(samples):
@@ -141,6 +156,55 @@ def _mvbench(fixture: Fixture, tmp: Path, n: int, seed: int, subtasks, size: int
         _write_json(base / "json" / f"{sub}.json", records, fixture)
         fixture.records[f"savi_mvbench_{sub}"] = records
         fixture.answers[f"savi_mvbench_{sub}"] = [s.answer_index for s in samples]
+
+
+def _mvbench_bounded(fixture: Fixture, sub: str, kind: str, n: int, seed: int, size: int, num_frames: int) -> None:
+    """A bounded subtask as the official evaluation reads it: every record has ``start``/``end`` and a full video
+    in the official folder (the clip inside grey lead and tail frames; TVQA: a folder of frames at 3 fps); the
+    trimmed clip in lmms-eval's segment folder exists for even records only, so both resolutions are exercised.
+    """
+    import numpy as np
+
+    from savi_plugin.video.synthetic import render_sample, write_mp4
+
+    base = fixture.root / "mvbench" / "video"
+    frames_folder = sub == "episodic_reasoning"
+    fps = MVBENCH_FRAME_FOLDER_FPS if frames_folder else _CLIP_FPS
+    records, answers = [], []
+    for i in range(n):
+        clip, question, options, answer, _ = render_sample(np.random.default_rng([seed, i]), kind, size=size,
+                                                           num_frames=num_frames)
+        lead = _LEAD[i % len(_LEAD)]
+        full = np.concatenate([np.full((lead, *clip.shape[1:]), _GREY, np.uint8), clip,
+                               np.full((_TAIL, *clip.shape[1:]), _GREY, np.uint8)])
+        video = f"{sub}_{seed}_{i:04d}" + ("" if frames_folder else ".mp4")
+        # the clip's frames, in seconds: frame numbers start at 1 in frame folders, at 0 in videos
+        first = lead + 1 if frames_folder else lead
+        start, end = round(first / fps, 4), round((first + num_frames - 1) / fps, 4)
+        for folder, frames in [(MVBENCH_FULL_VIDEO_FOLDERS[sub], full)] + ([(MVBENCH_VIDEO_FOLDERS[sub], clip)]
+                                                                          if i % 2 == 0 else []):
+            if frames_folder:
+                fixture.files.extend(_write_frame_folder(base / folder / video, frames))
+            else:
+                write_mp4(base / folder / video, frames, fps=_CLIP_FPS)
+                fixture.files.append(base / folder / video)
+        records.append({"video": video, "question": question, "candidates": list(options),
+                        "answer": options[answer], "start": start, "end": end})
+        answers.append(answer)
+    _write_json(fixture.root / "mvbench" / "json" / f"{sub}.json", records, fixture)
+    fixture.records[f"savi_mvbench_{sub}"] = records
+    fixture.answers[f"savi_mvbench_{sub}"] = answers
+
+
+def _write_frame_folder(folder: Path, frames) -> list[Path]:
+    """Frames as ``00001.jpg``, ``00002.jpg`` ... (TVQA ``frames_fps3_hq``'s naming); returns the files."""
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    files = [folder / f"{number:05d}.jpg" for number in range(1, len(frames) + 1)]
+    for path, frame in zip(files, frames):
+        Image.fromarray(frame).save(path, quality=95)
+    return files
 
 
 def _write_table(folder: Path, stem: str, records: list[dict], fmt: str, fixture: Fixture) -> None:

@@ -42,11 +42,13 @@ from loguru import (
 from tqdm import tqdm
 
 from savi_plugin.eval.bad_videos import mark_bad
+from savi_plugin.eval.data import MVBENCH_FRAME_FOLDER_FPS
 from savi_plugin.eval.protocols import Protocol, protocol
 from savi_plugin.eval.settings import SaviVideoArgs, SettingError, check_gen_kwargs, checked_settings  # noqa: F401
 from savi_plugin.models.backends.base import PromptTooLongError
-from savi_plugin.video import VideoDecodeError, read_frames, uniform_indices
+from savi_plugin.video import BoundError, VideoDecodeError, read_frames, select_frames
 from savi_plugin.video.decode import DEFAULT_NUM_FRAMES
+from savi_plugin.video.sampling import check_bound
 
 #: Keyword arguments lmms-eval itself passes to every model (besides ``--model_args``).
 _LMMS_EVAL_KWARGS = ("batch_size", "max_batch_size", "device")
@@ -78,15 +80,31 @@ def _flag(value: Any, name: str) -> bool:
     raise ValueError(f"savi_video: {name} must be true or false, got {value!r}")
 
 
-def frames_from_directory(path: Path, num_frames: int) -> np.ndarray:
-    """``num_frames`` uniform frames from a folder of images (MVBench's frame-folder sources)."""
+def frames_from_directory(path: Path, num_frames: int, *, sampling: str = "uniform", bound=None,
+                          fps: float = MVBENCH_FRAME_FOLDER_FPS) -> np.ndarray:
+    """Frames from a folder of images (MVBench's frame-folder sources, TVQA ``frames_fps3_hq``).
+
+    The images in name order are frames ``1 .. N`` at ``fps`` frames per second (3, the references'
+    ``read_frame``); ``sampling`` and ``bound`` pick among them with :func:`savi_plugin.video.sampling.select_frames`
+    (``first_idx=1``, ``max_frame=N``, as the references call ``get_index`` for folders). The references count
+    every entry of the folder (``len(os.listdir)``) and open ``{k:05d}.jpg``; here only image files count, in name
+    order: the same frames for a folder of ``00001.jpg`` .. ``000NN.jpg``.
+
+    Raises:
+        VideoDecodeError: no images, or a bound that is malformed or outside the frames (naming folder and bound).
+    """
     from PIL import Image
 
     files = sorted(p for p in path.iterdir() if p.suffix.lower() in _IMAGE_SUFFIXES)
     if not files:
         raise VideoDecodeError(path, "directory holds no image frames")
-    picked = [files[i] for i in uniform_indices(len(files), num_frames)]
-    images = [Image.open(p).convert("RGB") for p in picked]
+    try:
+        numbers = select_frames(sampling, num_frames, fps=fps, max_frame=len(files), first_idx=1,
+                                bound=check_bound(bound))
+    except BoundError as exc:
+        raise VideoDecodeError(path, str(exc), final=True) from None
+    log.debug("savi_video: {}: {} frames {}{}", path, sampling, numbers.tolist(), f" within {bound} s" if bound else "")
+    images = [Image.open(files[k - 1]).convert("RGB") for k in numbers]
     size = images[0].size
     return np.stack([np.asarray(im if im.size == size else im.resize(size)) for im in images])
 
@@ -167,9 +185,14 @@ class SaviVideo(lmms):
         return self.batch_size_per_gpu
 
     # ------------------------------------------------------------------ inputs
-    def load_visual(self, visuals: Sequence[Any], num_frames: int | None = None) -> np.ndarray:
-        """Frames ``(T, H, W, 3)`` uint8 for a doc's visuals (a video path, a frame folder or PIL images);
-        ``num_frames`` (default: the model's) uniform frames."""
+    def load_visual(self, visuals: Sequence[Any], num_frames: int | None = None, *, sampling: str = "uniform",
+                    bound=None) -> np.ndarray:
+        """Frames ``(T, H, W, 3)`` uint8 for a doc's visuals (a video path, a frame folder or PIL images).
+
+        ``num_frames`` (default: the model's) frames by the rule ``sampling``: ``uniform`` (or the model's
+        ``fps``/``max_frames`` when set) or ``midpoints`` (MVBench's segments; the model's ``fps`` is not used),
+        within ``bound`` (``[start, end]`` seconds) when given. The chosen frame numbers are logged at DEBUG.
+        """
         num_frames = num_frames or self.num_frames
         if not visuals:
             raise VideoDecodeError("<none>", "the task gave no visual for this document")
@@ -179,9 +202,12 @@ class SaviVideo(lmms):
             if len(visuals) > 1:
                 log.warning("savi_video: {} visuals for one document; using the first, {}", len(visuals), path)
             if path.is_dir():
-                return frames_from_directory(path, num_frames)
-            return read_frames(path, num_frames, fps=self.fps, max_frames=self.max_frames,
-                               backend=self.video_backend).frames
+                return frames_from_directory(path, num_frames, sampling=sampling, bound=bound)
+            rate = {} if sampling == "midpoints" else {"fps": self.fps, "max_frames": self.max_frames}
+            video = read_frames(path, num_frames, sampling=sampling, bound=bound, backend=self.video_backend, **rate)
+            log.debug("savi_video: {}: {} frames {}{}", path, sampling, video.indices.tolist(),
+                      f" within {bound} s" if bound else "")
+            return video.frames
         if hasattr(first, "convert"):  # PIL images
             return frames_from_images(visuals)
         raise VideoDecodeError(str(first)[:80], f"unsupported visual type {type(first).__name__}")
@@ -194,7 +220,10 @@ class SaviVideo(lmms):
         doc = self._doc(task, split, doc_id)
         visuals = doc_to_visual(doc)
         try:
-            return self.load_visual(visuals, doc.get("savi_num_frames") if isinstance(doc, dict) else None)
+            if not isinstance(doc, dict):
+                return self.load_visual(visuals)
+            return self.load_visual(visuals, doc.get("savi_num_frames"), sampling=doc.get("savi_frames") or "uniform",
+                                    bound=doc.get("savi_bound"))
         except (VideoDecodeError, OSError) as exc:
             log.error("savi_video: {} doc {}: {}; {}", task, doc_id, exc, consequence)
             if visuals and isinstance(visuals[0], (str, Path)) and Path(visuals[0]).exists():
