@@ -1,6 +1,8 @@
 """The one multiple-choice parser (savi_plugin.data.choices) on a corpus of model answers graded by hand
 (tests/fixtures/mcq_answer_corpus.json: clean letters, explanations, CJK, option numbers, hedges, negations,
-option text, false positives, EgoSchema options cut by the token limit, markdown, lower case, number options),
+option text, false positives, EgoSchema options cut by the token limit, markdown, lower case, number options,
+JSON and ``<answer>`` tags, a repeated prompt, self-corrections, a label contradicting its text, EgoSchema's
+subject ``C``, refusals around yes/no options, options that are letters, ordinals),
 and the agreement of the references' own extractors on the same corpus (lmms-eval 0.7.3's MVBench, EgoSchema
 and PerceptionTest rules; the official MVBench notebook's and RRPO's ``check_ans``)."""
 

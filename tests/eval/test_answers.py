@@ -21,7 +21,7 @@ OPTIONS = ["the red circle", "the dog", "the blue square", "the green triangle",
     ("Answer: B", 1), ("answer:B", 1), ("The answer is B", 1), ("The answer is B.", 1),
     ("The answer is (D) the green triangle.", 3), ("The correct option is C", 2), ("Best option: (B", 1),
     ("Best option:(E) none", 4),
-    ("(C) the dog", 2),  # the label wins over the text that follows it
+    ("(C) the dog", None),  # the label contradicts the text after it (the dog is B): no option
     ("B. the dog", 1), ("E: none of the other options", 4),
     ("I think it is A.", 0), ("I think it's C", 2), ("I choose (D).", 3),
     ("The video shows a shape moving, so (B) is right.", 1),
@@ -93,7 +93,8 @@ def test_prompt_format():
     # the forms of issue "Evaluation parity", each read as a careful grader reads it
     ("B, because the dog runs", 1), ("B is the correct answer", 1), ("Looking at the options, B is correct", 1),
     ("I'd say B", 1), ("答案是B", 1), ("选项B", 1), ("Option 2", 1),
-    ("Probably B, but it could be D", None),  # hedged between two options: never a guess
+    ("Probably B, but it could be D", 1),  # a pick with a weaker alternative: the pick (not the last letter)
+    ("Maybe B, or it could be D", None), ("B or D", None),  # hedged between two options: never a guess
 ])
 def test_issue_forms(response, expected):
     assert extract_choice(response, OPTIONS) == expected

@@ -1,0 +1,169 @@
+"""Which part of a free-form answer states the answer: the text :mod:`savi_plugin.data.choices` reads.
+
+Before an answer's option can be read, the parts that are not the answer are set aside, as a careful
+grader does when reading it:
+
+* **Reasoning and markup**: ``<think>...</think>`` blocks and markdown emphasis (``**B**``).
+* **Structured output**: ``{"answer": "C"}`` / ``{'option': 'A'}`` (JSON or Python-dict style) and
+  ``<answer>C</answer>`` are read as ``answer: C``.
+* **The prompt echoed back**: a model that repeats ``Question: ...``, ``Options:`` and the option lines before
+  (or instead of) answering has not chosen the options it repeats; :func:`drop_prompt_echo` removes the echo
+  and what is left is the answer (nothing, for a reply cut off while echoing).
+* **Self-corrections**: in ``"B. Wait, actually E."``, ``"(D) Sorry, I meant (A)."`` or ``"At first I thought
+  2, but it is 3."`` the answer is what follows the last correction; :func:`after_correction` returns it.
+* **Non-answers**: ``"Yes, I can help with that. Please provide the video."`` is a conversational reply, not the
+  option ``yes``; :func:`is_non_answer` says so.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+_THINK = re.compile(r"<think(?:ing)?>.*?</think(?:ing)?>", re.IGNORECASE | re.DOTALL)
+_MARKUP = re.compile(r"[*_`#]+")
+_JSON_KEY = re.compile(r"""["'](answer|option|choice|letter)["']\s*:\s*(?:["']([^"'\n]*)["']|([^,}\n]*))""",
+                       re.IGNORECASE)
+_ANSWER_TAG = re.compile(r"<answer>(.*?)(?:</answer>|$)", re.IGNORECASE | re.DOTALL)
+_JSON_FENCE = re.compile(r"^\s*json\s*\n", re.IGNORECASE)
+
+
+def clean(response: str) -> str:
+    """The answer without reasoning blocks and markdown; JSON answer keys read as ``answer: ...``."""
+    text = _MARKUP.sub("", _THINK.sub(" ", response or ""))
+    text = _JSON_FENCE.sub("", text)
+    text = _ANSWER_TAG.sub(lambda m: f"answer: {m.group(1).strip()}\n", text)
+    return _JSON_KEY.sub(lambda m: f"{m.group(1).lower()}: {(m.group(2) if m.group(2) is not None else m.group(3)).strip()}",
+                         text).strip()
+
+
+# ------------------------------------------------------------------------------------------ prompt echo
+_QUESTION_LINE = re.compile(r"^\s*question\s*[:：]", re.IGNORECASE)
+_OPTIONS_HEADER = re.compile(r"^\s*(?:options?|choices?|candidates?)\s*[:：]?\s*$", re.IGNORECASE)
+_OPTION_LINE = re.compile(r"^\s*(?:\(([A-Z])\)|\[([A-Z])\]|([A-Z])[.):])\s*(.*?)\s*$")
+
+
+def _words(text: str) -> list[str]:
+    return re.sub(r"[^\w\s']", " ", text.lower()).split()
+
+
+def _echoes(line: str, letters: str, texts: Sequence[str], last: bool) -> str | None:
+    """The label of ``line`` when it repeats an option line (``"(B) text of B"``); on the reply's last line a
+    cut-off beginning of the option's text counts too."""
+    m = _OPTION_LINE.match(line)
+    if not m:
+        return None
+    letter = next(g for g in m.groups()[:3] if g)
+    if letter not in letters:
+        return None
+    said, option = _words(m.group(4)), _words(texts[letters.index(letter)])
+    if said == option or (last and said and option[:len(said) - 1] == said[:-1]
+                          and len(said) <= len(option) and option[len(said) - 1].startswith(said[-1])):
+        return letter
+    return None
+
+
+def drop_prompt_echo(text: str, options: Sequence[str], letters: str) -> str:
+    """``text`` without a repeated prompt: ``Question: ...`` lines, an ``Options:`` header and the option lines
+    it repeats. Option lines count as an echo after such a header or as a run of two or more in label order
+    (``(A) x`` then ``(B) y``); a lone ``"(B) text of B"`` is an answer and is kept."""
+    lines = text.split("\n")
+    texts = [_strip_label(o, letter) for o, letter in zip(options, letters)]
+    drop: set[int] = set()
+    header = False
+    for i, line in enumerate(lines):
+        if _QUESTION_LINE.match(line):
+            drop.add(i)
+            header = True  # the question may run over several lines until the options header
+            continue
+        if _OPTIONS_HEADER.match(line):
+            drop.add(i)
+            header = True
+            continue
+        if header and i - 1 in drop and not _OPTION_LINE.match(line) and line.strip() and not _answer_line(line):
+            drop.add(i)  # a question continued over lines
+    run: list[int] = []
+    for i, line in enumerate(lines + [""]):
+        letter = _echoes(line, letters, texts, last=i == len(lines) - 1) if i < len(lines) else None
+        expected = letters[len(run)] if len(run) < len(letters) else None
+        if letter is not None and letter == expected:
+            run.append(i)
+            continue
+        if len(run) >= 2 or (run and header):
+            drop.update(run)
+        run = [i] if letter == letters[0] else []
+    if not drop:
+        return text
+    return "\n".join(line for i, line in enumerate(lines) if i not in drop).strip()
+
+
+def _answer_line(line: str) -> bool:
+    return re.search(r"(?i)\b(answer|option|choice)\b|^\s*\(?[A-Z]\)?\s*[.:)]?\s*$", line) is not None
+
+
+def _strip_label(option: str, letter: str) -> str:
+    m = _OPTION_LINE.match(option)
+    if m and next(g for g in m.groups()[:3] if g) == letter:
+        return m.group(4)
+    return option
+
+
+# ------------------------------------------------------------------------------------------ corrections
+_CORRECTION = re.compile(
+    r"(?i)\b(?:wait|actually|sorry|correction|scratch\s+that|on\s+(?:second|further)\s+thought|"
+    r"i\s+mean(?:t)?|let\s+me\s+correct(?:\s+(?:that|myself))?)\b[\s,:;.!-]*"
+    r"|(?:\.\.\.|…|[,;])\s*no\s*[,.!]\s*"
+    r"|(?<=\w)\s*,?\s*but\s+(?:it(?:'s|’s|\s+is|\s+was)|(?:the\s+)?(?:correct\s+)?answer\s+is|actually)\b\s*")
+_THOUGHT = re.compile(r"(?i)\b(?:(?:at\s+)?first|initially|originally)\b[^.\n]*\bthought\b|\bi\s+thought\b")
+_HEDGE = re.compile(r"(?i)\b(?:could|might|may|maybe|perhaps|possibly|probably|or|either|also)\b")
+
+
+def after_correction(text: str) -> str | None:
+    """The text after the answer's last self-correction, or None when it corrects nothing.
+
+    A correction follows something already said (``"B. Wait, actually E."``, ``"(D) Sorry, I meant (A)."``,
+    ``"D\\nOn second thought, B."``, ``"B... no, A."``, ``"The answer is C. Correction: the answer is A."``);
+    ``"..., but it is 3"`` counts only after ``"I thought ..."``. A correction that hedges (``"wait, it could
+    also be D"``) is not a replacement answer: None.
+    """
+    last = None
+    for m in _CORRECTION.finditer(text):
+        if not text[:m.start()].strip():
+            continue  # nothing before it to correct ("Actually, B")
+        if m.group(0).lower().lstrip(" ,").startswith("but") and not _THOUGHT.search(text[:m.start()]):
+            continue
+        last = m
+    if last is None:
+        return None
+    rest = text[last.end():].strip()
+    if not rest or _HEDGE.search(rest):
+        return None
+    return rest
+
+
+# ------------------------------------------------------------------------------------------ non-answers
+_NON_ANSWER = re.compile(
+    r"(?i)\b(?:please\s+(?:provide|upload|share|send)|i\s+can\s+help|i(?:'m|\s+am)\s+(?:sorry|unable|not\s+able)|"
+    r"i\s+(?:cannot|can't|can\s+not)|unable\s+to\s+(?:determine|see|view|watch|tell|answer)|as\s+an\s+ai|"
+    r"no\s+video|cannot\s+be\s+determined|can't\s+be\s+determined|not\s+possible\s+to\s+(?:determine|tell)|"
+    r"no\s+idea|none\s+of\s+the\s+(?:options|above|choices))\b")
+#: Words that may follow an answer's first word ``yes``/``no`` without a comma (``"No it does not"``); any other
+#: word makes it a determiner (``"No option is correct"``, ``"No idea"``).
+_SUBJECTS = {"he", "she", "it", "they", "there", "the", "this", "that", "i", "we", "you", "his", "her", "their",
+             "its", "c", "both", "none"}
+
+
+def is_non_answer(text: str) -> bool:
+    """Whether the answer is a refusal or conversational reply (``"Please provide the video"``, ``"No idea."``)."""
+    return _NON_ANSWER.search(text) is not None
+
+
+def first_word_stands_alone(text: str) -> bool:
+    """Whether the answer's first word is a statement of its own: followed by punctuation, the end, or a
+    subject (``"No, he does not."``, ``"Yes."``, ``"No it does not"``), not by a noun it determines
+    (``"No option is correct."``)."""
+    m = re.match(r"\s*[\w'’]+(\s*[^\w\s]|\s*$|\s+([\w'’]+))", text)
+    if m is None:
+        return False
+    follower = m.group(2)
+    return follower is None or follower.lower() in _SUBJECTS

@@ -1,0 +1,197 @@
+"""How an answer names an option by its label or position: ``"B"``, ``"(B)"``, ``"the answer is B"``,
+``"I'd say B"``, ``"答案是B"``, ``{"answer": "B"}`` (after :mod:`savi_plugin.data.answer_text`), ``"Option 2"``,
+``"the second option"``, ``"the last one"``; negated labels (``"not A"``) and hedges (``"B or D"``).
+
+Rules 1 and 2 of :mod:`savi_plugin.data.choices` (its docstring describes what counts as a claim).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from functools import lru_cache
+
+from savi_plugin.data.options import Choice, strip_option_prefix
+
+_ORDINALS = ("first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth", "ninth", "tenth")
+
+
+# ------------------------------------------------------------------------------------------ letters
+_L = r"(?<![A-Za-z0-9'’])"              # nothing word-like before the label
+_CLOSED = r"(?=\s*(?:[.,;:!?)\]}」）。，]|$))"  # the label ends a clause or the answer
+_CONNECTIVE = (r"(?=\s+(?:because|since|as|is|was|would|should|seems|appears|looks|fits|matches|best|"
+               r"correct|right|and|or|but|-|–|—)\b)")
+_OPEN = r"[(\[（]"
+_CLOSE = r"[)\]）]"
+
+
+def _label(letters: str, words: str = "AI") -> str:
+    """One option label in running text, as a named group ``l`` (see the module docstring).
+
+    ``words``: capitals that are words here (``A``, ``I``; EgoSchema's ``C``, the camera wearer, when options
+    begin with it), which count as labels only in closed forms (``"C."``, ``"(C)"``).
+    """
+    upper = f"[{letters}]"
+    lower = f"[{letters.lower()}]"
+    # Capitals that are not words may be followed by any word ("answer is B based on ...").
+    plain = "".join(c for c in letters if c not in words)
+    bare = f"[{plain}]" if plain else None
+    connective = "".join(c for c in letters if c not in words.replace("A", ""))
+    forms = [rf"{_OPEN}\s*(?P<l>[{letters}{letters.lower()}])\s*{_CLOSE}",            # (B) (b) [B]
+             rf"{_OPEN}(?P<l>{upper})(?![A-Za-z0-9])",                                   # "(B" after a prefill
+             rf"(?P<l>{upper}){_CLOSED}", rf"(?P<l>[{connective}]){_CONNECTIVE}" if connective else r"(?!x)x",
+             rf"(?P<l>{lower}){_CLOSED}"]
+    if bare:
+        forms.append(rf"(?P<l>{bare})(?![A-Za-z0-9'’])")
+    return "(?:" + "|".join(f"(?:{_L}{f})".replace("?P<l>", f"?P<l{k}>") for k, f in enumerate(forms)) + ")"
+
+
+def _rename(pattern: str, n: int) -> str:
+    """``pattern`` with its label groups renamed apart (``l0`` -> ``l<n>_0``), to combine it with others."""
+    return re.sub(r"\?P<l(\d*)>", lambda m: f"?P<l{n}_{m.group(1)}>", pattern)
+
+
+@lru_cache(maxsize=16)
+def _claim_patterns(letters: str, words: str = "AI") -> tuple[list[re.Pattern], list[re.Pattern], list[re.Pattern]]:
+    """``(claims, negations, mentions)``: regexes whose ``l*`` groups hold a label (``words``: see :func:`_label`)."""
+    lab = _label(letters, words)
+    anycase = f"[{letters}{letters.lower()}]"
+    cue = (r"(?:answer|option|choice|letter)\s*(?:(?:is|(?:would|should|will|must|might|may|could)\s+be)\s*[:：-]?"
+           r"|=|:|-|：|\n)\s*"
+           r"(?:probably\s+|likely\s+|definitely\s+|clearly\s+)?(?:option\s+|choice\s+|letter\s+)?")
+    verbs = (r"(?:I(?:'d|’d|\s+would|\s+will|'ll)?\s+(?:say|choose|pick|select|go\s+with|guess|answer)|"
+             r"I\s+(?:think|believe)(?:\s+(?:it's|it\s+is|it’s|the\s+answer\s+is))?|"
+             r"(?:choose|pick|select|go\s+with)|my\s+(?:answer|choice|pick)\s+(?:is|would\s+be)|"
+             r"(?:so|thus|therefore|hence)(?:\s+(?:it's|it\s+is|the\s+answer\s+is))?|"
+             r"(?:probably|likely|maybe|perhaps|possibly)|(?:could|might|may)\s+(?:also\s+)?be)\s*:?\s*"
+             r"(?:option\s+|choice\s+)?")
+    verdict = (r"(?=\s+(?:is|seems|appears|looks|would\s+be|should\s+be)\s+(?:to\s+be\s+)?(?:the\s+)?(?:most\s+)?"
+               r"(?:correct|right|best|true|accurate|answer|likely|plausible|appropriate|suitable)\b)")
+    claim_sources = [
+        (rf"^\s*(?:(?:option|choice|answer|best\s+option)\s*[:：]?\s*)?{_OPEN}?\s*(?P<l>{anycase})\s*{_CLOSE}?"
+        r"\s*[.:：]?\s*(?:\n|$)"),                                                  # the whole (first line): "B", "(B)"
+        rf"^\s*{_OPEN}\s*(?P<l>{anycase})\s*{_CLOSE}",                              # "(B) text"
+        rf"^\s*(?P<l>{anycase})\s*(?:[.:)：,]|\s+-|\s*–|\s*—)",                      # "B. text", "B, because", "b) x"
+        rf"^\s*{_rename(lab, 1)}",                                                  # "B because", "C is right"
+        rf"^\s*{_OPEN}?(?:option|choice)\s+{_rename(lab, 9)}",                        # "Option B: he closes it"
+        cue + _rename(lab, 2),                                                      # "answer is B", "Option: (C)"
+        verbs + _rename(lab, 3),                                                    # "I'd say B", "so C."
+        rf"(?:option\s+|choice\s+)?{_rename(lab, 4)}{verdict}",                     # "B is the correct answer"
+        (rf"{_rename(lab, 5)}\s*(?:or|/|and|&|,)\s*(?:option\s+)?{_OPEN}?\s*(?P<l6>[{letters}])"
+         r"(?![A-Za-z0-9'’])"),                                                      # "B or D", "B and C", "B, C"
+        rf"(?:答案|选项|選項|选择|選擇|应选|應選|选|選)\s*(?:是|为|為|应该是|應該是)?\s*[:：]?\s*[(（]?\s*(?P<l7>{anycase})(?![A-Za-z])",
+        rf"(?<![A-Za-z])(?P<l8>[{letters}])\s*(?:是正确|是對|是对|正确|正確|选项正确)",
+        rf"(?:认为|認為|觉得|覺得|应该|應該|我选|我選)\s*(?:是|选|選)?\s*[:：]?\s*[(（]?\s*(?P<l10>{anycase})(?![A-Za-z])",
+        rf"{_L}(?:option\s+|choice\s+)?(?P<l11>[{letters}]){verdict}",              # "C is the correct answer"
+        cue + rf"{_L}(?P<l12>[{letters}])(?=\s+(?:because|since|as|based)\b)",      # "answer is C because"
+        rf"\b(?:option|choice)\s+(?P<l13>[{letters}])(?![A-Za-z0-9'’])",            # "option C best fits"
+    ]
+    negation_sources = [
+        (rf"\b(?:not|n't|isn't|never|neither|nor|except|exclude|excluding|eliminate|rule\s+out|ruling\s+out)\s+"
+        rf"(?:option\s+|choice\s+)?{lab}"),
+        (rf"(?:option\s+|choice\s+)?{lab}(?=\s+(?:is|seems|appears|looks)\s+(?:not|wrong|incorrect|false|"
+        rf"unlikely|implausible|impossible|ruled\s+out)\b)"),
+        rf"(?:option\s+|choice\s+)?{lab}(?=\s+(?:and|,)\s+(?:option\s+)?[{letters}]\s+are\s+(?:not|wrong|incorrect))",
+        rf"(?<=\band\s)(?:option\s+)?{lab}(?=\s+are\s+(?:not|wrong|incorrect))",
+        rf"不是\s*(?P<l>{anycase})(?![A-Za-z])",
+    ]
+    mention_sources = [
+        rf"{_OPEN}\s*(?P<l>[{letters}])\s*{_CLOSE}",                                # "(B)" anywhere
+        rf"\b(?:is|it's|it’s|be)\s+{_OPEN}?(?P<l>[{letters}]){_CLOSED}",            # "it is B."
+    ]
+    claims = [re.compile(s) for s in claim_sources]
+    negations = [re.compile(s) for s in negation_sources]
+    mentions = [re.compile(s) for s in mention_sources]
+    return claims, negations, mentions
+
+
+def _letters_at(patterns: list[re.Pattern], text: str) -> list[tuple[int, str]]:
+    """``(position, label)`` of every label the patterns find, in text order."""
+    found = []
+    for pattern in patterns:
+        for m in pattern.finditer(text):
+            for name, value in m.groupdict().items():
+                if name.startswith("l") and value:
+                    found.append((m.start(name), value.upper()))
+    return sorted(set(found))
+
+
+def _letters_found(patterns: list[re.Pattern], text: str) -> list[str]:
+    return [letter for _, letter in _letters_at(patterns, text)]
+
+
+def case_insensitive_cues(text: str) -> str:
+    """The answer with the cue words in lower case, so one pattern serves "Answer", "ANSWER" and "answer"."""
+    return re.sub(r"(?i)\b(answer|option|choice|letter|best option|probably|likely|maybe|perhaps|possibly|"
+                  r"so|thus|therefore|hence|could|might|may|be|is|choose|pick|select|go with|say|not|or|"
+                  r"correct|right|wrong|incorrect|my|it's|it is)\b", lambda m: m.group(0).lower(), text)
+
+
+_WEAK = re.compile(r"(?i)\b(?:maybe|perhaps|possibly|could|might|may)\b")
+_BUT = re.compile(r"(?i)\b(?:but|though|although|however|yet)\b")
+
+
+def _main_pick(text: str, claims: list[tuple[int, str]]) -> str | None:
+    """In ``"Probably B, but it could be D"`` the answer is B: the first of two claims, stated without a weak
+    hedge, and the second only offered as a possibility after ``but``/``though``. None otherwise."""
+    first, second = claims[0], next(c for c in claims if c[1] != claims[0][1])
+    if any(letter not in (first[1], second[1]) for _, letter in claims):
+        return None
+    start = text.rfind("\n", 0, first[0]) + 1
+    if _WEAK.search(text[start:first[0]]):
+        return None
+    between, after = text[first[0] + 1:second[0]], text[second[0] + 1:second[0] + 40]
+    hedged = _WEAK.search(between) or re.match(r"\W*(?:is|seems)\s+also\s+(?:possible|plausible|likely)", after)
+    return first[1] if _BUT.search(between) and hedged else None
+
+
+def by_letter(text: str, letters: str, all_letters: str, words: str = "AI") -> Choice | None:
+    """The choice made by a label (claims, then mentions), or None when no label names an option."""
+    claims, negations, mentions = _claim_patterns(all_letters, words)
+    claimed = _letters_at(claims, text)
+    if claimed:
+        negated = set(_letters_found(negations, text))
+        kept = [(at, c) for at, c in claimed if c not in negated]
+        if not kept:
+            return Choice(None, "negated")  # "A is not correct" chooses nothing
+        if len({c for _, c in kept}) > 1:
+            letter = _main_pick(text, kept)
+            if letter is None:
+                return Choice(None, "ambiguous")
+        else:
+            letter = kept[0][1]
+        if letter not in letters:
+            return Choice(None, "out_of_range")
+        return Choice(letters.index(letter), "letter")
+    mentioned = set(_letters_found(mentions, text)) - set(_letters_found(negations, text))
+    mentioned &= set(letters)
+    if len(mentioned) == 1:
+        return Choice(letters.index(mentioned.pop()), "letter")
+    if len(mentioned) > 1:
+        return Choice(None, "ambiguous")
+    return None
+
+
+# ------------------------------------------------------------------------------------------ numbers
+_NUMBER = re.compile(r"(?i)\b(?:option|choice)\s*(?:number\s*|no\.?\s*|#\s*)?[(\[]?(\d{1,2})[)\]]?(?![\d.]\d)"
+                     r"|\b(?:the\s+)?(" + "|".join(_ORDINALS + ("last",)) + r")\s+(?:option|choice|one|answer)\b")
+
+
+def by_number(text: str, options: Sequence[str]) -> Choice | None:
+    """``"Option 2"`` / ``"the second option"``: options counted from 1, unless the options are numbers."""
+    found = set()
+    for m in _NUMBER.finditer(text):
+        if m.group(1):
+            found.add(int(m.group(1)) - 1)
+        else:
+            word = m.group(2).lower()
+            found.add(len(options) - 1 if word == "last" else _ORDINALS.index(word))
+    if not found:
+        return None
+    if len(found) > 1:
+        return Choice(None, "ambiguous")
+    index = found.pop()
+    texts = [strip_option_prefix(o).strip() for o in options]
+    if str(index + 1) in texts and texts.index(str(index + 1)) != index:
+        return Choice(None, "ambiguous")  # "option 2" may be the second option or the one whose text is "2"
+    return Choice(index, "number") if 0 <= index < len(options) else Choice(None, "out_of_range")

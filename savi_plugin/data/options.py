@@ -1,0 +1,69 @@
+"""Option labels and the text normalisation every multiple-choice rule shares.
+
+:data:`LETTERS` labels options in order; :func:`strip_option_prefix` removes a label already stored in an
+option (EgoSchema's ``"A. text"``); :func:`normalize` puts answer and option texts in one form (case,
+punctuation, articles, number words); :class:`Choice` is what a parser returns.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+from dataclasses import dataclass
+
+LETTERS = string.ascii_uppercase
+"""Option labels in order: option ``i`` is ``LETTERS[i]``."""
+
+_ARTICLES = {"a", "an", "the"}
+
+# "A. text", "A) text", "(A) text", "A: text", "[A] text" at the start of an option string.
+_OPTION_LABEL = re.compile(r"^\s*(?:\(([A-Z])\)|\[([A-Z])\]|([A-Z])[.):])\s*")
+
+
+@dataclass(frozen=True)
+class Choice:
+    """The option an answer chooses.
+
+    Attributes:
+        index: ``0..len(options)-1``, or None when the answer chooses no single option.
+        method: the rule that decided (``letter``, ``number``, ``option_text``, ``option_prefix``,
+            ``option_words``), or why nothing was chosen (``empty``, ``echo``, ``ambiguous``,
+            ``contradiction``, ``negated``, ``out_of_range``, ``unparsed``).
+    """
+
+    index: int | None
+    method: str
+
+
+def option_letters(n: int) -> str:
+    """The labels of ``n`` options (``"ABCDE"`` for five)."""
+    if not 1 <= n <= len(LETTERS):
+        raise ValueError(f"cannot label {n} options (1..{len(LETTERS)} supported)")
+    return LETTERS[:n]
+
+
+def strip_option_prefix(option: str, letter: str | None = None) -> str:
+    """Remove a leading option label (``"A. "``, ``"(A) "``, ``"A) "``) from an option string.
+
+    Args:
+        option: an option as stored in the dataset (some datasets store ``"A. text"``).
+        letter: if given, only a label with this letter is removed (so an option whose text
+            legitimately starts with a capital and a period is left alone).
+    """
+    m = _OPTION_LABEL.match(option)
+    if not m:
+        return option.strip()
+    found = next(g for g in m.groups() if g)
+    if letter is not None and found != letter:
+        return option.strip()
+    return option[m.end():].strip()
+
+
+_NUMBER_WORDS = {w: str(i) for i, w in enumerate(("zero", "one", "two", "three", "four", "five", "six", "seven",
+                                                     "eight", "nine", "ten"))} | {"once": "1", "twice": "2", "thrice": "3"}
+
+
+def normalize(text: str) -> str:
+    """Lower case, punctuation to spaces, articles dropped, number words as digits, whitespace collapsed."""
+    words = re.sub(r"[^\w\s']", " ", text.lower()).replace("'", "").split()
+    return " ".join(_NUMBER_WORDS.get(w, w) for w in words if w not in _ARTICLES)
