@@ -13,7 +13,13 @@ from pathlib import Path
 import pytest
 from lmms_eval.utils import load_yaml_config
 
-from savi_plugin.eval.data import EvalDataError, benchmark, load_local_records, locate_video, video_base
+from savi_plugin.eval.data import (
+    EvalDataError,
+    benchmark,
+    load_local_records,
+    locate_video,
+    video_base,
+)
 from savi_plugin.eval.fixtures import build_fixture, offline_env
 from savi_plugin.eval.model import SaviVideo, frames_from_directory
 from savi_plugin.eval.protocols import PROTOCOLS
@@ -120,7 +126,7 @@ def test_frame_folder_midpoints_and_bound(tmp_path):
         Image.fromarray(np.full((8, 10, 3), 8 * k, np.uint8)).save(tmp_path / f"{k:05d}.jpg", quality=100)
 
     def numbers(frames):
-        return [int(round(f.mean() / 8)) for f in frames]
+        return [round(float(f.mean()) / 8) for f in frames]
 
     assert numbers(frames_from_directory(tmp_path, 8, sampling="midpoints")) == midpoint_indices(8, 3, 30, None, 1).tolist()
     assert numbers(frames_from_directory(tmp_path, 4, sampling="midpoints", bound=(2, 4))) == [6, 8, 9, 10]

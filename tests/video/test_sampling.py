@@ -96,7 +96,7 @@ def numbered_video(tmp_path_factory):
 
 
 def _frame_numbers(frames: np.ndarray) -> list[int]:
-    return [int(round(f.mean() / 6)) for f in frames]
+    return [round(float(f.mean()) / 6) for f in frames]
 
 
 @pytest.mark.parametrize("bound", [None, (0.3, 1.2), (1.0, 5.0)])
