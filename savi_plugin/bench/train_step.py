@@ -223,7 +223,8 @@ class TrainStepOptions:
     ``phase`` are the hidden flags of the worker processes (:func:`~savi_plugin.bench.measure.measure_sides`)."""
 
     frames: int = checked(16, AtLeast(1), help="frames per video")
-    image_size: int = checked(160, *IMAGE_SIZE, help="frame size; ceil(size/16)^2 tokens per frame (160: 100, 176: 121)")
+    image_size: int = checked(160, *IMAGE_SIZE,
+                              help="frame size; ceil(size/16)^2 tokens per frame (160: 100, 176: 121)")
     hidden: int = checked(512, *HIDDEN, help="language-model hidden size")
     layers: int = checked(8, AtLeast(1), help="language-model layers")
     intermediate: int = checked(2688, AtLeast(0), help="language-model MLP width (0: tiny default 2 x hidden; 2688 = "

@@ -172,25 +172,15 @@ class FileExists(Rule):
 
 
 class Each(Rule):
-    """Every element of a list satisfies ``declared`` (a flag with ``nargs`` checks each element as it is parsed):
-    ``samples: list[int] = dataclasses.field(default_factory=lambda: [16], metadata=rules(Each(AtLeast(1))))``."""
+    """Every element of a list obeys ``declared`` (a flag with ``nargs`` checks each element as it is parsed)."""
 
     def __init__(self, *declared: Rule):
         self.rules = declared
 
-    def item_problem(self, item: Any) -> str | None:
-        """What is wrong with one element, or None."""
-        for rule in self.rules:
-            problem = rule.problem(item)
-            if problem:
-                return problem
-        return None
-
     def problem(self, value: Any) -> str | None:
-        for i, item in enumerate(value):
-            problem = self.item_problem(item)
-            if problem:
-                return f"element [{i}] {problem}"
+        found = [(i, p) for i, item in enumerate(value) for p in (rule.problem(item) for rule in self.rules) if p]
+        if found:  # the element is named when there is more than one
+            return f"element [{found[0][0]}] {found[0][1]}" if len(value) > 1 else found[0][1]
         return None
 
 
@@ -457,13 +447,8 @@ def arg_type(cls: type, name: str, flag: str | None = None) -> Callable[[str], A
 
     def parse(text: str) -> Any:
         try:
-            if element is not None:  # a list flag (nargs): argparse parses each element on its own
-                item = coerce(_from_text(text, element), element, flag or name)
-                for rule in field_rules(cls, field):
-                    problem = rule.item_problem(item) if isinstance(rule, Each) else None
-                    if problem:
-                        raise ConfigError(flag or name, problem)
-                return item
+            if element is not None:  # a list flag (nargs): argparse parses and checks each element on its own
+                return check_value(cls, field, [_from_text(text, element)], flag or name)[0]
             return check_value(cls, field, _from_text(text, annotation), flag or name)
         except ConfigError as exc:
             raise argparse.ArgumentTypeError(exc.message) from None
@@ -473,11 +458,9 @@ def arg_type(cls: type, name: str, flag: str | None = None) -> Callable[[str], A
 
 
 def _element_type(annotation: Any) -> Any:
-    """``X`` of a ``list[X]`` (or ``tuple[X, ...]``) annotation, else None."""
-    if typing.get_origin(annotation) in (list, tuple):
-        args = [a for a in typing.get_args(annotation) if a is not Ellipsis]
-        return args[0] if len(args) == 1 else Any
-    return None
+    """``X`` of a ``list[X]`` (or ``tuple[X, ...]``) annotation (``Any`` for a bare list), else None."""
+    args = [a for a in typing.get_args(annotation) if a is not Ellipsis]
+    return (args[0] if len(args) == 1 else Any) if typing.get_origin(annotation) in (list, tuple) else None
 
 
 def _from_text(text: str, annotation: Any) -> Any:
@@ -498,10 +481,8 @@ def add_flag(parser: argparse.ArgumentParser, flag: str, cls: type, name: str, *
     and its default unless ``default=`` is given. A ``list[X]`` field takes ``nargs="+"`` (unless given) and
     checks each element against its :class:`Each` rules."""
     field = _fields(cls)[name]
-    if "default" not in kwargs and field.default is not dataclasses.MISSING:
-        kwargs["default"] = field.default
-    elif "default" not in kwargs and field.default_factory is not dataclasses.MISSING:
-        kwargs["default"] = field.default_factory()
+    if "default" not in kwargs and (field.default, field.default_factory) != (dataclasses.MISSING,) * 2:
+        kwargs["default"] = field.default_factory() if field.default is dataclasses.MISSING else field.default
     if _element_type(_hints(cls).get(name, Any)) is not None:
         kwargs.setdefault("nargs", "+")  # a list field: one or more values, each parsed and checked
     help_text = kwargs.pop("help", None) or field.metadata.get("help")
