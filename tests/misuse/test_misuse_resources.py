@@ -48,11 +48,11 @@ def test_the_pixel_cap_reads_each_frame_not_the_header(backend, lying_mjpeg):
 
 
 def test_a_custom_cap_holds_for_frames_after_the_first(tmp_path):
-    from savi_plugin.video.decode import _read_pyav
+    from savi_plugin.video.decode import _picker, _read_pyav
 
     path = write_mjpeg(tmp_path / "v.mkv", 64, 64, sizes=[(64, 64), (256, 256)])
     with pytest.raises(VideoDecodeError, match="256x256"):
-        _read_pyav(path, 2, None, None, cap=128 * 128)
+        _read_pyav(path, _picker(path, 2, None, None, "uniform", None), cap=128 * 128)
 
 
 def test_generation_skips_the_lying_video_and_keeps_the_good_one(lying_mjpeg, tiny_llava_onevision, tmp_path,
