@@ -83,6 +83,9 @@ MVBENCH_FULL_VIDEO_FOLDERS = {
     "action_localization": "sta/sta_video",
     "episodic_reasoning": "tvqa/frames_fps3_hq",
 }
+#: Unbounded subtasks whose folder the official notebook and RRPO name differently from lmms-eval (the same
+#: videos): tried after lmms-eval's folder, so a copy laid out for the official evaluation is found too.
+MVBENCH_OFFICIAL_FOLDERS = {"action_antonym": "ssv2_video", "fine_grained_pose": "nturgbd"}
 #: Frame rate of MVBench's frame folders (TVQA ``frames_fps3_hq``; the references' ``read_frame(..., fps=3)``).
 MVBENCH_FRAME_FOLDER_FPS = 3.0
 
@@ -147,7 +150,9 @@ def _mvbench_videos(doc: dict, subtask: str | None) -> list[str]:
         raise ValueError(f"unknown MVBench subtask {subtask!r}; expected one of {', '.join(MVBENCH_SUBTASKS)}")
     folder = MVBENCH_VIDEO_FOLDERS[subtask]
     named = _segment_names(doc["video"], record_bound(doc)) if subtask in MVBENCH_FULL_VIDEO_FOLDERS else []
-    return [f"{folder}/{doc['video']}", f"data0613/{folder}/{doc['video']}"] + [f"{folder}/{n}" for n in named]
+    official = [f"{MVBENCH_OFFICIAL_FOLDERS[subtask]}/{doc['video']}"] if subtask in MVBENCH_OFFICIAL_FOLDERS else []
+    return ([f"{folder}/{doc['video']}", f"data0613/{folder}/{doc['video']}"] + [f"{folder}/{n}" for n in named]
+            + official)
 
 
 def mvbench_full_video(doc: dict, subtask: str | None) -> str | None:

@@ -6,10 +6,13 @@ Usage::
         --model_args pretrained=/ckpt/llava-video-7b,adapter=/runs/rrpo/adapter,num_frames=32,dtype=bfloat16 \\
         --tasks savi_mvbench,savi_egoschema,savi_perceptiontest --batch_size 4
 
-Frames: ``num_frames`` uniform frames per video (32 by default, VideoSAVi's protocol), decoded with
-:func:`savi_plugin.video.read_frames`, the same sampler our generators and trainer use; a task whose
-protocol fixes the count (``savi_mvbench_official``: 16, ``savi_mvbench_rrpo``: 64, the ``_lmms`` tasks:
-32; see :mod:`savi_plugin.eval.protocols`) marks its documents with it and that count is used for them.
+Frames: decoded with :func:`savi_plugin.video.read_frames`, the sampler our generators and trainer use, by the
+rule of the document's protocol (:mod:`savi_plugin.eval.protocols`): our default tasks take ``num_frames``
+uniform frames (32 by default, VideoSAVi's protocol; within the record's ``start``/``end`` when the video is an
+untrimmed MVBench source); the ``_lmms`` tasks 32 uniform frames over the whole clip, as lmms-eval's built-ins;
+``savi_mvbench_official`` (16) and ``savi_mvbench_rrpo`` (64) the segment midpoints of MVBench's ``get_index``
+within the record's bound. The task marks each document with its count, rule and bound (``savi_frames``,
+``savi_num_frames``, ``savi_bound``).
 
 Prompts: a protocol's system prompt and reply pre-fill (``savi_mvbench_official``: MVBench's system prompt and
 ``Best option:(``) go to the chat template's system turn and the start of the assistant turn; the response is

@@ -129,3 +129,20 @@ def test_missing_folders_and_files_are_clear(tmp_path):
 
 def test_all_twenty_mvbench_subtasks_have_a_video_folder():
     assert len(MVBENCH_SUBTASKS) == 20
+
+
+@pytest.mark.parametrize("subtask, official, lmms", [("action_antonym", "ssv2_video", "ssv2_video_mp4"),
+                                                     ("fine_grained_pose", "nturgbd", "nturgbd_convert")])
+def test_videos_in_the_official_folder_names_are_found(tmp_path, subtask, official, lmms):
+    """The official notebook and RRPO read these two subtasks from other folders than lmms-eval: a copy laid out
+    for them is found, and lmms-eval's folder is preferred when both hold the video."""
+    spec = benchmark("mvbench")
+    base = video_base(spec, tmp_path)
+    (base / official).mkdir(parents=True)
+    (base / official / "v.mp4").write_bytes(b"x")
+    path, found = resolve_video(spec, {"video": "v.mp4"}, base, subtask)
+    assert found and path == str(base / official / "v.mp4")
+    (base / lmms).mkdir(parents=True)
+    (base / lmms / "v.mp4").write_bytes(b"x")
+    path, found = resolve_video(spec, {"video": "v.mp4"}, base, subtask)
+    assert found and path == str(base / lmms / "v.mp4")
