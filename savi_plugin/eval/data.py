@@ -311,7 +311,7 @@ def validate_records(records: list[dict], spec: BenchmarkSpec, source: str | Pat
 
 
 def _check_record_bound(record: dict, source: str | Path, i: int) -> None:
-    """``start``/``end`` are optional; when present, both, numbers, ``0 <= start < end`` (else EvalDataError)."""
+    """``start``/``end`` are optional; when present, both, numbers, ``0 <= start <= end`` (else EvalDataError)."""
     from savi_plugin.video.sampling import BoundError, check_bound
 
     bound = record_bound(record)

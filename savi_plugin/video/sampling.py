@@ -12,8 +12,9 @@ Two rules (:data:`SAMPLING_RULES`):
 
 A ``bound`` ``(start, end)`` in seconds (MVBench records' ``start``/``end``) restricts either rule to the frames
 from ``round(start * fps)`` to ``round(end * fps)``, clipped to the video, as ``get_index`` does. A bound that is
-not two finite numbers with ``0 <= start < end``, or that starts after the video's last frame, raises
-:class:`BoundError`; one that ends after the video's last frame is clipped to it (as in the references).
+not two finite numbers with ``0 <= start <= end``, or that starts after the video's last frame, raises
+:class:`BoundError`; one that ends after the video's last frame is clipped to it, and a zero-length one
+(``start == end``) selects the frame at that time (both as in the references).
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ def format_bound(bound) -> str:
 
 
 def check_bound(bound) -> tuple[float, float] | None:
-    """``bound`` as ``(start, end)`` floats, or None; :class:`BoundError` unless ``0 <= start < end``, both finite.
+    """``bound`` as ``(start, end)`` floats, or None; :class:`BoundError` unless ``0 <= start <= end``, both finite.
 
     Booleans and strings are not numbers here (JSON ``true`` or ``"3.5"`` in a record is a mistake).
     """
@@ -67,8 +68,8 @@ def check_bound(bound) -> tuple[float, float] | None:
             raise BoundError(f"bound {format_bound(bound)}: {name} is not finite", name)
         if value < 0:
             raise BoundError(f"bound {format_bound(bound)}: {name} is negative", name)
-    if end <= start:
-        raise BoundError(f"bound {format_bound(bound)}: end must be after start", "end")
+    if end < start:
+        raise BoundError(f"bound {format_bound(bound)}: end is before start", "end")
     return float(start), float(end)
 
 

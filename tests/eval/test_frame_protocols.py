@@ -94,7 +94,7 @@ def test_hub_segment_name_is_a_trimmed_clip_candidate(tmp_path):
 
 @pytest.mark.parametrize("change, where, message", [
     ({"start": "1.5"}, "start", "start is not a number"), ({"end": float("nan")}, "end", "end is not finite"),
-    ({"start": -1.0}, "start", "start is negative"), ({"end": 1.0, "start": 2.0}, "end", "end must be after start"),
+    ({"start": -1.0}, "start", "start is negative"), ({"end": 1.0, "start": 2.0}, "end", "end is before start"),
     ({"end": None}, "end", r"missing \(start is given\)"), ({"start": True}, "start", "start is not a number"),
 ])
 def test_bad_record_bounds_name_file_record_and_field(tmp_path, change, where, message):

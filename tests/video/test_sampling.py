@@ -65,10 +65,12 @@ def test_midpoint_examples_by_hand():
     assert midpoint_indices(4, 3, 30, (2, 4), first_idx=1).tolist() == [6, 8, 9, 10]
     # a bound that ends after the video is clipped to the last frame, as in the reference
     assert bound_range((1.0, 99.0), 25, 39) == (25, 39)
+    # a zero-length bound selects the frame at that time, repeated (get_index's seg_size 0)
+    assert midpoint_indices(4, 25, 99, (2.0, 2.0)).tolist() == [50, 50, 50, 50]
 
 
 @pytest.mark.parametrize("bound, message", [
-    ((3.0, 2.0), "end must be after start"), ((2.0, 2.0), "end must be after start"),
+    ((3.0, 2.0), "end is before start"),
     ((-1.0, 2.0), "start is negative"), ((math.nan, 2.0), "start is not finite"),
     ((0.0, math.inf), "end is not finite"), (("1", 2.0), "start is not a number"),
     ((True, 2.0), "start is not a number"), ((1.0,), "expected \\(start, end\\)"),
@@ -124,7 +126,7 @@ def test_uniform_with_a_bound_decodes_inside_it(numbered_video, backend):
 @pytest.mark.parametrize("backend", ["decord", "pyav"])
 @pytest.mark.parametrize("bound, message", [
     ((2.0, 3.0), r"bound \(2.0, 3.0\) s is outside the video \(frames 0..39 at 25 fps, 1.600 s\)"),
-    ((1.0, 0.5), r"bound \(1.0, 0.5\) s: end must be after start"),
+    ((1.0, 0.5), r"bound \(1.0, 0.5\) s: end is before start"),
     ((math.nan, 1.0), r"bound \(nan, 1.0\) s: start is not finite"),
     ((-0.5, 1.0), r"bound \(-0.5, 1.0\) s: start is negative"),
 ])
