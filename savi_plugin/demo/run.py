@@ -122,7 +122,8 @@ def run_demo(out_dir: str | Path, recipe: str = "tiny_demo", overrides: list[str
     curves: dict[str, list] = {}
     for method in methods:
         t0 = time.time()
-        summary = train_step(cfg, model=warm, data=pairs, output_dir=out / method, loss_type=method)
+        summary = train_step(cfg, model=warm, data=pairs, output_dir=out / method, loss_type=method,
+                             print_logs=False)  # the table and demo.png show the margins
         lm = load_backend(warm, backend=backend, num_frames=frames, adapter=summary["adapter"])
         results[method] = mcq_accuracy(lm, decoded["heldout"], heldout, desc=f"eval: after {method.upper()}",
                                        **eval_kw)

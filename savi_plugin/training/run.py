@@ -198,7 +198,7 @@ def _write_json_atomic(path: Path, obj: Any) -> None:
 def run_training(*, model: str | Path, data: str | Path, output_dir: str | Path, backend: str | None = None,
                  lora: dict[str, Any] | None = None, training: dict[str, Any] | None = None,
                  reference_model: str | Path | None = None, resume: bool | str = False,
-                 eval_data: str | Path | None = None) -> dict[str, Any]:
+                 eval_data: str | Path | None = None, print_logs: bool = True) -> dict[str, Any]:
     """Train a LoRA adapter on video preference pairs and save it.
 
     Args:
@@ -213,6 +213,8 @@ def run_training(*, model: str | Path, data: str | Path, output_dir: str | Path,
         resume: True resumes from the last complete ``checkpoint-*`` in ``output_dir`` (one torn by a kill while
             saving is skipped, see :func:`last_complete_checkpoint`); a path resumes from it.
         eval_data: an optional held-out preference file, evaluated at the end (``eval_*`` metrics).
+        print_logs: print the metrics at each logging step under the progress bar (transformers' default);
+            False keeps the bar only (the metrics still go to the report's ``log_history``).
 
     Returns:
         A summary: the adapter path, train/eval metrics, pairs used/skipped, packing, non-finite steps.
@@ -228,10 +230,24 @@ def run_training(*, model: str | Path, data: str | Path, output_dir: str | Path,
     config = PreferenceConfig(output_dir=str(output_dir), **options)  # a bad value fails before anything is made
     with OutputLock(output_dir, folder=True, what="training output folder"):
         return _train(model=model, data=data, output_dir=output_dir, backend=backend, lora=lora, options=options,
-                      config=config, resume=resume, eval_data=eval_data)
+                      config=config, resume=resume, eval_data=eval_data, print_logs=print_logs)
 
 
-def _train(*, model, data, output_dir: Path, backend, lora, options, config, resume, eval_data) -> dict[str, Any]:
+def _bar_only(trainer) -> None:
+    """Keep the Trainer's progress bar, without the metrics line it prints at every logging step."""
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+    class BarOnly(ProgressCallback):
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            return None
+
+    trainer.pop_callback(PrinterCallback)
+    if trainer.pop_callback(ProgressCallback) is not None:
+        trainer.add_callback(BarOnly)
+
+
+def _train(*, model, data, output_dir: Path, backend, lora, options, config, resume, eval_data,
+           print_logs: bool = True) -> dict[str, Any]:
     """:func:`run_training` once the output folder's lock is held."""
     from savi_plugin.models import load_backend
     from savi_plugin.training.trainer import PreferenceTrainer
@@ -258,6 +274,8 @@ def _train(*, model, data, output_dir: Path, backend, lora, options, config, res
     apply_lora(policy, lora, seed=config.seed)
     trainer = PreferenceTrainer(policy, config, train_dataset=str(data),
                                 eval_dataset=str(eval_data) if eval_data is not None else None)
+    if not print_logs:
+        _bar_only(trainer)
     try:
         result = trainer.train(resume_from_checkpoint=resume_from)
         failure = _nonfinite_failure(trainer, config)

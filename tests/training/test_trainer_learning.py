@@ -54,3 +54,24 @@ def test_training_learns_the_preferences(loss_type, tiny_llava_onevision, pair_f
     assert (out / "adapter_model.safetensors").is_file() and (out / "adapter_config.json").is_file()
     reloaded = load_backend(tiny_llava_onevision, num_frames=4, adapter=out)
     assert any("lora_" in n for n, _ in reloaded.model.named_parameters())
+
+
+@pytest.mark.parametrize("disable_tqdm", [False, True])
+def test_print_logs_false_keeps_the_bar_and_the_history_without_metric_lines(disable_tqdm, tiny_llava_onevision,
+                                                                             pair_files, tmp_path, capsys):
+    """``savi demo`` trains with ``print_logs=False``: no per-step metrics dict on the console (transformers
+    prints one under the bar, or alone with ``disable_tqdm``), while the report's log_history keeps them all."""
+    from savi_plugin.training.run import run_training
+
+    train, _ = pair_files
+    common = dict(model=tiny_llava_onevision, data=train, lora={"r": 4, "alpha": 8, "dropout": 0.0})
+    options = dict(max_steps=2, num_frames=4, per_device_train_batch_size=4, logging_steps=1, save_strategy="no",
+                   use_cpu=True, seed=0, disable_tqdm=disable_tqdm)
+    run_training(output_dir=tmp_path / "loud", training=options, **common)
+    loud = capsys.readouterr()
+    run_training(output_dir=tmp_path / "quiet", training=options, print_logs=False, **common)
+    quiet = capsys.readouterr()
+    assert "'loss'" in loud.out + loud.err  # transformers' default, kept for `savi train`
+    assert "'loss'" not in quiet.out + quiet.err
+    history = json.loads((tmp_path / "quiet" / "train_report.json").read_text())["log_history"]
+    assert len([h for h in history if "loss" in h]) == 2
