@@ -11,6 +11,8 @@ grader does when reading it:
   and what is left is the answer (nothing, for a reply cut off while echoing).
 * **Self-corrections**: in ``"B. Wait, actually E."``, ``"(D) Sorry, I meant (A)."`` or ``"At first I thought
   2, but it is 3."`` the answer is what follows the last correction; :func:`after_correction` returns it.
+* **Retractions**: ``"B. Wait, no."`` takes B back; with nothing readable after it (a reply cut by the token
+  limit: ``"B. Wait, no, the"``) nothing is chosen; :func:`after_retraction` returns what follows.
 * **Non-answers**: ``"Yes, I can help with that. Please provide the video."`` is a conversational reply, not the
   option ``yes``; :func:`is_non_answer` says so.
 """
@@ -20,7 +22,8 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-_THINK = re.compile(r"<think(?:ing)?>.*?</think(?:ing)?>", re.IGNORECASE | re.DOTALL)
+_THINK_OPEN = re.compile(r"<think(?:ing)?>", re.IGNORECASE)
+_THINK_CLOSE = re.compile(r"</think(?:ing)?>", re.IGNORECASE)
 _MARKUP = re.compile(r"[*_`#]+")
 _JSON_KEY = re.compile(r"""["'](answer|option|choice|letter)["']\s*:\s*(?:["']([^"'\n]*)["']|([^,}\n]*))""",
                        re.IGNORECASE)
@@ -28,9 +31,20 @@ _ANSWER_TAG = re.compile(r"<answer>(.*?)(?:</answer>|$)", re.IGNORECASE | re.DOT
 _JSON_FENCE = re.compile(r"^\s*json\s*\n", re.IGNORECASE)
 
 
+def _without_reasoning(text: str) -> str:
+    """``text`` without ``<think>...</think>`` blocks (each from an opening tag to the first closing tag after it;
+    an unclosed one is kept), in one pass: a regex search would rescan the rest of the text for every unclosed
+    tag."""
+    out, pos = [], 0
+    while (opening := _THINK_OPEN.search(text, pos)) and (closing := _THINK_CLOSE.search(text, opening.end())):
+        out += [text[pos:opening.start()], " "]
+        pos = closing.end()
+    return "".join(out) + text[pos:]
+
+
 def clean(response: str) -> str:
     """The answer without reasoning blocks and markdown; JSON answer keys read as ``answer: ...``."""
-    text = _MARKUP.sub("", _THINK.sub(" ", response or ""))
+    text = _MARKUP.sub("", _without_reasoning(response or ""))
     text = _JSON_FENCE.sub("", text)
     text = _ANSWER_TAG.sub(lambda m: f"answer: {m.group(1).strip()}\n", text)
     return _JSON_KEY.sub(lambda m: f"{m.group(1).lower()}: {(m.group(2) if m.group(2) is not None else m.group(3)).strip()}",
@@ -65,8 +79,9 @@ def _echoes(line: str, letters: str, texts: Sequence[str], last: bool) -> str | 
 
 def drop_prompt_echo(text: str, options: Sequence[str], letters: str) -> str:
     """``text`` without a repeated prompt: ``Question: ...`` lines, an ``Options:`` header and the option lines
-    it repeats. Option lines count as an echo after such a header or as a run of two or more in label order
-    (``(A) x`` then ``(B) y``); a lone ``"(B) text of B"`` is an answer and is kept."""
+    it repeats. Option lines count as an echo after such a header (from option A) or as a run of two or more in
+    label order from any label (``(A) x`` then ``(B) y``; ``(B) y`` then ``(C) z``: listing options is choosing
+    none); a lone ``"(B) text of B"`` is an answer and is kept."""
     lines = text.split("\n")
     texts = [_strip_label(o, letter) for o, letter in zip(options, letters)]
     drop: set[int] = set()
@@ -82,16 +97,18 @@ def drop_prompt_echo(text: str, options: Sequence[str], letters: str) -> str:
             continue
         if header and i - 1 in drop and not _OPTION_LINE.match(line) and line.strip() and not _answer_line(line):
             drop.add(i)  # a question continued over lines
-    run: list[int] = []
+    run: list[int] = []  # consecutive option lines in label order, from any label ("(B) x" then "(C) y")
+    first = None  # the run's first label
     for i, line in enumerate(lines + [""]):
         letter = _echoes(line, letters, texts, last=i == len(lines) - 1) if i < len(lines) else None
-        expected = letters[len(run)] if len(run) < len(letters) else None
+        following = letters.index(first) + len(run) if run else len(letters)
+        expected = letters[following] if following < len(letters) else None
         if letter is not None and letter == expected:
             run.append(i)
             continue
-        if len(run) >= 2 or (run and header):
+        if len(run) >= 2 or (run and header and first == letters[0]):
             drop.update(run)
-        run = [i] if letter == letters[0] else []
+        run, first = ([i], letter) if letter is not None else ([], None)
     if not drop:
         return text
     return "\n".join(line for i, line in enumerate(lines) if i not in drop).strip()
@@ -114,7 +131,7 @@ _CORRECTION = re.compile(
     r"i\s+mean(?:t)?|let\s+me\s+correct(?:\s+(?:that|myself))?)\b[\s,:;.!-]*"
     r"|(?:\.\.\.|…|[,;])\s*no\s*[,.!]\s*"
     r"|(?<=\w)\s*,?\s*but\s+(?:it(?:'s|’s|\s+is|\s+was)|(?:the\s+)?(?:correct\s+)?answer\s+is|actually)\b\s*")
-_THOUGHT = re.compile(r"(?i)\b(?:(?:at\s+)?first|initially|originally)\b[^.\n]*\bthought\b|\bi\s+thought\b")
+_THOUGHT = re.compile(r"(?i)\b(?:(?:at\s+)?first|initially|originally)\b[^.\n]*?\bthought\b|\bi\s+thought\b")
 _HEDGE = re.compile(r"(?i)\b(?:could|might|may|maybe|perhaps|possibly|probably|or|either|also)\b")
 
 
@@ -127,10 +144,11 @@ def after_correction(text: str) -> str | None:
     also be D"``) is not a replacement answer: None.
     """
     last = None
+    thought = _THOUGHT.search(text)  # the earliest-ending "I thought": a "but" after it may correct
     for m in _CORRECTION.finditer(text):
         if not text[:m.start()].strip():
             continue  # nothing before it to correct ("Actually, B")
-        if m.group(0).lower().lstrip(" ,").startswith("but") and not _THOUGHT.search(text[:m.start()]):
+        if m.group(0).lower().lstrip(" ,").startswith("but") and not (thought and thought.end() <= m.start()):
             continue
         last = m
     if last is None:
@@ -139,6 +157,19 @@ def after_correction(text: str) -> str | None:
     if not rest or _HEDGE.search(rest):
         return None
     return rest
+
+
+_RETRACTION = re.compile(r"(?i)(?:\bwait\b|\bhmm+\b|\.\.\.|…)[\s,.;:!-]*\bno(?:pe)?\s*(?:[,.;:!]|$)")
+
+
+def after_retraction(text: str) -> str | None:
+    """The text after the answer's last retraction (``"B. Wait, no."``, ``"B... no, the answer"``: what came before
+    is taken back), or None when nothing is taken back. ``"B... no doubt"`` retracts nothing."""
+    last = None
+    for m in _RETRACTION.finditer(text):
+        if text[:m.start()].strip():
+            last = m
+    return None if last is None else text[last.end():].strip()
 
 
 # ------------------------------------------------------------------------------------------ non-answers

@@ -9,7 +9,7 @@ API:
 * :func:`parse_choice` -> :class:`Choice` ``(index, method)``: ``index`` is ``0..len(options)-1`` or
   None; ``method`` says which rule decided (``letter``, ``number``, ``option_text``, ``option_prefix``,
   ``option_words``)
-  or, for None, why nothing was chosen (``empty``, ``ambiguous``, ``out_of_range``, ``unparsed``).
+  or, for None, why nothing was chosen (``empty``, ``ambiguous``, ``out_of_range``, ``retracted``, ``unparsed``).
 * :func:`extract_choice`: the index alone.
 * :data:`LETTERS`, :func:`option_letters`, :func:`strip_option_prefix`: option labels.
 
@@ -62,6 +62,7 @@ from collections.abc import Sequence
 
 from savi_plugin.data.answer_text import (
     after_correction,
+    after_retraction,
     clean,
     drop_prompt_echo,
     first_word_stands_alone,
@@ -244,6 +245,10 @@ def parse_choice(response: str, options: Sequence[str]) -> Choice:
         choice = _read(corrected, options, letters)
         if choice.index is not None and choice.method != "option_words":
             return choice
+    retracted = after_retraction(answer)
+    if retracted is not None and "no" not in {normalize(strip_option_prefix(o, c)) for c, o in zip(letters, options)}:
+        choice = _read(retracted, options, letters) if retracted else Choice(None, "retracted")
+        return choice if choice.index is not None else Choice(None, "retracted")
     return _read(answer, options, letters)
 
 
@@ -270,6 +275,11 @@ def _single_letter_options(text: str, options: Sequence[str], letters: str) -> C
 #: a label at the start of the answer and the text after it on the same line: ``"(B) text"``, ``"C. text"``, ``"C text"``
 _LEADING_LABEL = re.compile(r"\s*(?:answer\s*[:：]\s*)?[(\[]?([A-Za-z])[)\]]?\s*[.:)]?\s+([^\n]+)")
 _EXPLICIT_LABEL = re.compile(r"\s*(?:answer\s*[:：]\s*)?(?:[(\[]([A-Za-z])[)\]]|([A-Z])[.:)])\s+[^\n]+")
+
+
+#: a later line that states the answer outright: ``Answer: B``, ``The answer is (B)``, ``Best option: B``
+_EXPLICIT_CLAIM = re.compile(r"(?im)^\s*(?:(?:the\s+)?(?:correct\s+|final\s+)?answer(?:\s+is)?|best\s+option)\s*[:：]?"
+                             r"\s*\(?([A-Za-z])\)?\s*[.)]?\s*$")
 
 
 def _contradicted(text: str, options: Sequence[str], letters: str, choice: Choice) -> bool:
@@ -300,6 +310,9 @@ def _label_with_own_text(text: str, options: Sequence[str], letters: str) -> Cho
     said = normalize(m.group(2)).split()
     own = normalize(strip_option_prefix(options[index], letters[index])).split()
     if said and (said == own or (len(said) >= MIN_CUT_PREFIX_WORDS and own[:len(said)] == said)):
+        later = _EXPLICIT_CLAIM.findall(text[m.end():])  # "(C) text of C\nAnswer: B": which one is meant?
+        if any(letter.upper() != letters[index] for letter in later):
+            return Choice(None, "ambiguous")
         return Choice(index, "letter")
     return None
 
