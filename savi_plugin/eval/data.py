@@ -90,6 +90,8 @@ MVBENCH_OFFICIAL_FOLDERS = {"action_antonym": "ssv2_video", "fine_grained_pose":
 MVBENCH_FRAME_FOLDER_FPS = 3.0
 
 ANNOTATION_SUFFIXES = (".parquet", ".json", ".jsonl")
+#: The record field that names the video, per benchmark (MVBench, EgoSchema, PerceptionTest).
+_VIDEO_FIELDS = ("video", "video_idx", "video_name")
 
 
 class EvalDataError(ValueError):
@@ -306,6 +308,10 @@ def validate_records(records: list[dict], spec: BenchmarkSpec, source: str | Pat
             spec.target(record)
         except (ValueError, TypeError) as exc:
             raise EvalDataError(source, i, "answer", str(exc)) from None
+        video_field = next(f for f in spec.fields if f in _VIDEO_FIELDS)
+        video = record[video_field]
+        if not isinstance(video, str) or not video.strip(" ./") or "\x00" in video:
+            raise EvalDataError(source, i, video_field, f"not a video file name: {video!r}")
         if spec.name == "mvbench":
             _check_record_bound(record, source, i)
 
@@ -368,8 +374,9 @@ def locate_video(spec: BenchmarkSpec, doc: dict, base: Path, subtask: str | None
     and a record with ``start``/``end``, then the full source video (:func:`mvbench_full_video`), with its bound.
 
     With ``root`` (``SAVI_DATA_ROOT``) every candidate must stay inside it -- a doc's video name with ``..``,
-    or a symlink pointing out, raises :class:`EvalDataError` naming ``source``, ``record`` and ``video``
-    (see :mod:`savi_plugin.data.paths`). The hub cache (no ``root``) is not confined.
+    or a symlink pointing out (also one inside a found frame folder), raises :class:`EvalDataError` naming
+    ``source``, ``record`` and ``video`` (see :mod:`savi_plugin.data.paths`). The hub cache (no ``root``) is not
+    confined.
     """
     from savi_plugin.data.paths import is_within
 
@@ -383,10 +390,28 @@ def locate_video(spec: BenchmarkSpec, doc: dict, base: Path, subtask: str | None
                                 f"{path} resolves to {os.path.realpath(path)}, outside the data root "
                                 f"{os.path.realpath(root)} (.., absolute paths and symlinks may not leave it)")
     for path, is_full in candidates:
-        if path.exists():
+        try:
+            exists = path.exists()
+        except OSError as exc:  # a name the file system refuses (too long): no such video can exist
+            raise EvalDataError(source if source is not None else base, record, "video",
+                                f"{str(path)[:200]}...: {exc.strerror or exc}") from None
+        if exists:
+            if root is not None and path.is_dir():  # a frame folder: each frame must stay inside the root too
+                _confine_folder(path, root, source if source is not None else base, record)
             bound = [float(v) for v in record_bound(doc)] if is_full else None
             return VideoLocation(str(path), True, bound)
     return VideoLocation(str(candidates[0][0]), False)
+
+
+def _confine_folder(folder: Path, root: Path, source: str | Path, record: int | None) -> None:
+    """:class:`EvalDataError` when an entry of the frame folder ``folder`` (a symlink) leads outside ``root``."""
+    from savi_plugin.data.paths import is_within
+
+    for entry in folder.iterdir():
+        if not is_within(entry, root):
+            raise EvalDataError(source, record, "video",
+                                f"{entry} resolves to {os.path.realpath(entry)}, outside the data root "
+                                f"{os.path.realpath(root)} (symlinks in a frame folder may not leave it)")
 
 
 def resolve_video(spec: BenchmarkSpec, doc: dict, base: Path, subtask: str | None = None, *,

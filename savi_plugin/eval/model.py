@@ -47,15 +47,20 @@ from tqdm import tqdm
 from savi_plugin.eval.bad_videos import mark_bad
 from savi_plugin.eval.data import MVBENCH_FRAME_FOLDER_FPS
 from savi_plugin.eval.protocols import Protocol, protocol
-from savi_plugin.eval.settings import SaviVideoArgs, SettingError, check_gen_kwargs, checked_settings  # noqa: F401
+from savi_plugin.eval.settings import (  # noqa: F401
+    SaviVideoArgs,
+    SettingError,
+    check_gen_kwargs,
+    checked_settings,
+)
 from savi_plugin.models.backends.base import PromptTooLongError
 from savi_plugin.video import BoundError, VideoDecodeError, read_frames, select_frames
 from savi_plugin.video.decode import DEFAULT_NUM_FRAMES
+from savi_plugin.video.frame_folder import frame_files
 from savi_plugin.video.sampling import check_bound
 
 #: Keyword arguments lmms-eval itself passes to every model (besides ``--model_args``).
 _LMMS_EVAL_KWARGS = ("batch_size", "max_batch_size", "device")
-_IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 
 
 def _none(value: Any) -> Any:
@@ -87,20 +92,20 @@ def frames_from_directory(path: Path, num_frames: int, *, sampling: str = "unifo
                           fps: float = MVBENCH_FRAME_FOLDER_FPS) -> np.ndarray:
     """Frames from a folder of images (MVBench's frame-folder sources, TVQA ``frames_fps3_hq``).
 
-    The images in name order are frames ``1 .. N`` at ``fps`` frames per second (3, the references'
-    ``read_frame``); ``sampling`` and ``bound`` pick among them with :func:`savi_plugin.video.sampling.select_frames`
-    (``first_idx=1``, ``max_frame=N``, as the references call ``get_index`` for folders). The references count
-    every entry of the folder (``len(os.listdir)``) and open ``{k:05d}.jpg``; here only image files count, in name
-    order: the same frames for a folder of ``00001.jpg`` .. ``000NN.jpg``.
+    The images in numeric order (:func:`savi_plugin.video.frame_folder.frame_files`) are frames ``1 .. N`` at
+    ``fps`` frames per second (3, the references' ``read_frame``); ``sampling`` and ``bound`` pick among them
+    with :func:`savi_plugin.video.sampling.select_frames` (``first_idx=1``, ``max_frame=N``, as the references
+    call ``get_index`` for folders). The references count every entry of the folder (``len(os.listdir)``) and
+    open ``{k:05d}.jpg``; here only image files count, in numeric order: the same frames for a folder of
+    ``00001.jpg`` .. ``000NN.jpg``.
 
     Raises:
-        VideoDecodeError: no images, or a bound that is malformed or outside the frames (naming folder and bound).
+        VideoDecodeError: no images, numbered images with a gap, an image entry that is no file, or a bound that
+            is malformed or outside the frames (naming folder and bound).
     """
     from PIL import Image
 
-    files = sorted(p for p in path.iterdir() if p.suffix.lower() in _IMAGE_SUFFIXES)
-    if not files:
-        raise VideoDecodeError(path, "directory holds no image frames")
+    files = frame_files(path)  # image files in numeric order; gaps, non-files refused
     try:
         numbers = select_frames(sampling, num_frames, fps=fps, max_frame=len(files), first_idx=1,
                                 bound=check_bound(bound))
@@ -239,6 +244,7 @@ class SaviVideo(lmms):
         (their task's protocol, :func:`prompt_framing`) are batched (``--batch_size``)."""
         for request in requests:  # every setting is checked before the first document is answered
             check_gen_kwargs(dict(request.args[1]))
+        self._warn_length_overrides(requests)
         results: list[str | None] = [None] * len(requests)
         framings = [self._framing(request) for request in requests]
         groups: dict[str, list[int]] = {}
@@ -270,10 +276,11 @@ class SaviVideo(lmms):
             frames = self._visual_for(doc_to_visual, task, split, doc_id, "answered with an empty response (scored wrong)")
             if frames is not None:  # the processor batches videos of equal shape only
                 by_shape.setdefault(frames.shape, []).append((j, frames, framing.context))
-        temperature = float(gen_kwargs.get("temperature", 0) or 0)
-        do_sample = bool(gen_kwargs.get("do_sample", False)) and temperature > 0
-        kwargs = {"max_new_tokens": int(gen_kwargs.get("max_new_tokens", self.max_new_tokens)), "do_sample": do_sample,
-                  "temperature": temperature if do_sample else 1.0, "top_p": float(gen_kwargs.get("top_p", 1.0) or 1.0),
+        settings = check_gen_kwargs(gen_kwargs)  # the parsed values: "None" is unset, "false" is False
+        temperature = settings.temperature or 0.0
+        do_sample = bool(settings.do_sample) and temperature > 0
+        kwargs = {"max_new_tokens": settings.max_new_tokens or self.max_new_tokens, "do_sample": do_sample,
+                  "temperature": temperature if do_sample else 1.0, "top_p": settings.top_p or 1.0,
                   "system": framings[0].system, "prefill": framings[0].prefill}
         for items in by_shape.values():
             try:
@@ -293,6 +300,19 @@ class SaviVideo(lmms):
             for (j, _, _), text in zip(items, texts):
                 out[j] = truncate_at_stop(text, gen_kwargs.get("until"))
         return out
+
+    def _warn_length_overrides(self, requests: list[Instance]) -> None:
+        """Log once per task when ``--gen_kwargs`` gives a protocol task another answer length than its protocol's:
+        the number is then no longer the reference's (the official grader reads a reply cut at a different place)."""
+        seen: set[str] = set()
+        for request in requests:
+            _, gen_kwargs, _, doc_id, task, split = request.args[:6]
+            proto = doc_protocol(self._doc(task, split, doc_id))
+            length = check_gen_kwargs(dict(gen_kwargs)).max_new_tokens or self.max_new_tokens
+            if proto is not None and proto.name != "savi" and length != proto.max_new_tokens and task not in seen:
+                seen.add(task)
+                log.warning("savi_video: {} generates {} new tokens, not its protocol's {} ({}): its score is not "
+                            "comparable with the reference's", task, length, proto.max_new_tokens, proto.name)
 
     def _framing(self, request: Instance) -> PromptFraming:
         """The request's context split into user text, system turn and pre-fill by its doc's protocol."""
@@ -326,7 +346,7 @@ class SaviVideo(lmms):
         return results
 
     def _continuation_logprob(self, frames: np.ndarray, context: str, continuation: str) -> tuple[float, bool]:
-        from savi_plugin.training.scoring import scoring_batch, score_responses
+        from savi_plugin.training.scoring import score_responses, scoring_batch
 
         ids, _ = self.lm.response_tokens(continuation, add_end_of_turn=False)
         batch = scoring_batch(self.lm, [frames], [context], {"response": [ids]})

@@ -15,11 +15,22 @@ import typing
 from dataclasses import dataclass
 from typing import Any
 
-from savi_plugin.config.values import AtLeast, ConfigError, NonNegative, OneOf, Positive, Range, build, checked
+from savi_plugin.config.values import (
+    AtLeast,
+    ConfigError,
+    NonNegative,
+    OneOf,
+    Positive,
+    Range,
+    build,
+    checked,
+)
 from savi_plugin.video.decode import BACKENDS as VIDEO_BACKENDS
 from savi_plugin.video.decode import DEFAULT_NUM_FRAMES
 
 _NONE_WORDS = ("", "none", "null")
+_TRUE_WORDS = (True, 1, "true", "yes", "on", "1")
+_FALSE_WORDS = (False, 0, "false", "no", "off", "0")
 
 
 class SettingError(SystemExit):
@@ -54,6 +65,7 @@ class GenerationSettings:
     max_new_tokens: int | None = checked(None, AtLeast(1))
     temperature: float | None = checked(None, NonNegative())
     top_p: float | None = checked(None, Range(0, 1, open_low=True))
+    do_sample: bool | None = checked(None)
 
 
 def parse_setting(cls: type, name: str, value: Any, label: str) -> Any:
@@ -65,6 +77,13 @@ def parse_setting(cls: type, name: str, value: Any, label: str) -> Any:
     options = typing.get_args(typing.get_type_hints(cls)[name]) or (typing.get_type_hints(cls)[name],)
     if isinstance(value, str) and value.strip().lower() in _NONE_WORDS and type(None) in options:
         return None
+    if bool in options:  # bool("false") is True: words are read, anything else is refused
+        word = value.strip().lower() if isinstance(value, str) else value
+        if value is None or isinstance(value, bool):
+            return value
+        if word in _TRUE_WORDS or word in _FALSE_WORDS:
+            return word in _TRUE_WORDS
+        raise SettingError(f"savi_video: {label} must be true or false, got {value!r}")
     kind = next((o for o in options if o in (int, float)), None)
     if kind is None or (value is None and type(None) in options):
         return value
@@ -100,6 +119,7 @@ def checked_settings(cls: type, values: dict[str, Any], suffix: str = ""):
 
 
 def check_gen_kwargs(gen_kwargs: dict) -> GenerationSettings:
-    """Refuse generation settings no model can honour (``max_new_tokens`` < 1, negative temperature, top_p
-    outside (0, 1]); other keys (``until``, ``do_sample`` ...) are left to the model."""
+    """The generation settings parsed (``"None"``/``"none"``: unset; ``do_sample="false"``: False) and checked:
+    refuse those no model can honour (``max_new_tokens`` < 1, negative temperature, top_p outside (0, 1], a
+    ``do_sample`` that is no yes/no); other keys (``until`` ...) are left to the model."""
     return checked_settings(GenerationSettings, dict(gen_kwargs), " (gen_kwargs)")

@@ -30,6 +30,9 @@ SAMPLING_RULES = ("uniform", "midpoints")
 #: ``get_index``'s stand-in bound when a record has none: ``(-100000, 100000)`` seconds, so the range is clipped
 #: to ``first_idx .. max_frame`` (for any video shorter than 100000 s).
 _UNBOUNDED = (-100000, 100000)
+#: Frame numbers from here on (2**53, ~3.5 million years at 80 fps) are past the end of any video; a bound
+#: reaching them starts outside the video or ends after its last frame.
+_FRAME_NUMBER_LIMIT = 2.0 ** 53
 
 
 class BoundError(ValueError):
@@ -80,7 +83,10 @@ def _rounded_range(bound, fps: float, max_frame: int, first_idx: int) -> tuple[i
         raise BoundError(f"bound {format_bound(bound)}: the video declares no frame rate ({fps!r}), "
                          f"so seconds cannot be turned into frames")
     start, end = checked if checked is not None else _UNBOUNDED
-    return max(first_idx, round(start * fps)), min(round(end * fps), max_frame)
+    if not start * fps < _FRAME_NUMBER_LIMIT:  # past the end of any video (and beyond int64 and round(inf))
+        raise _outside(bound, fps, max_frame, first_idx)
+    end_idx = round(end * fps) if end * fps < _FRAME_NUMBER_LIMIT else max_frame
+    return max(first_idx, round(start * fps)), min(end_idx, max_frame)
 
 
 def _outside(bound, fps: float, max_frame: int, first_idx: int) -> BoundError:
