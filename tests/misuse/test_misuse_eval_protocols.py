@@ -243,12 +243,12 @@ MOVES = ["The man opens the door.", "The man closes the window.", "The woman sit
 @pytest.mark.parametrize("unit", ["x but it is ", "<think>", "<thinking> A ", "I thought A but it is "])
 def test_answers_that_rescan_themselves_parse_in_linear_time(unit):
     """An unclosed ``<think>`` and a run of ``but it is`` were searched again from the start for every occurrence:
-    20,000 characters took 0.5 s and 2.3 s, and ten times as long a hundred times that."""
+    20,000 characters took 0.5 s and 2.3 s, 80,000 sixteen times that."""
     from savi_plugin.data.choices import parse_choice
 
     parse_choice(unit, MOVES)  # patterns compiled
     start = time.perf_counter()
-    parse_choice(unit * (40_000 // len(unit)), MOVES)
+    parse_choice(unit * (80_000 // len(unit)), MOVES)
     assert time.perf_counter() - start < 1.5
 
 
