@@ -22,6 +22,8 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
+from savi_plugin.data.options import begins, normalize, strip_option_prefix
+
 _THINK_OPEN = re.compile(r"<think(?:ing)?>", re.IGNORECASE)
 _THINK_CLOSE = re.compile(r"</think(?:ing)?>", re.IGNORECASE)
 _MARKUP = re.compile(r"[*_`#]+")
@@ -57,10 +59,6 @@ _OPTIONS_HEADER = re.compile(r"^\s*(?:options?|choices?|candidates?)\s*[:：]?\s
 _OPTION_LINE = re.compile(r"^\s*(?:\(([A-Z])\)|\[([A-Z])\]|([A-Z])[.):])\s*(.*?)\s*$")
 
 
-def _words(text: str) -> list[str]:
-    return re.sub(r"[^\w\s']", " ", text.lower()).split()
-
-
 def _echoes(line: str, letters: str, texts: Sequence[str], last: bool) -> str | None:
     """The label of ``line`` when it repeats an option line (``"(B) text of B"``); on the reply's last line a
     cut-off beginning of the option's text counts too."""
@@ -70,11 +68,8 @@ def _echoes(line: str, letters: str, texts: Sequence[str], last: bool) -> str | 
     letter = next(g for g in m.groups()[:3] if g)
     if letter not in letters:
         return None
-    said, option = _words(m.group(4)), _words(texts[letters.index(letter)])
-    if said == option or (last and said and option[:len(said) - 1] == said[:-1]
-                          and len(said) <= len(option) and option[len(said) - 1].startswith(said[-1])):
-        return letter
-    return None
+    said, option = normalize(m.group(4)).split(), normalize(texts[letters.index(letter)]).split()
+    return letter if said == option or (last and begins(said, option)) else None
 
 
 def drop_prompt_echo(text: str, options: Sequence[str], letters: str) -> str:
@@ -83,7 +78,7 @@ def drop_prompt_echo(text: str, options: Sequence[str], letters: str) -> str:
     label order from any label (``(A) x`` then ``(B) y``; ``(B) y`` then ``(C) z``: listing options is choosing
     none); a lone ``"(B) text of B"`` is an answer and is kept."""
     lines = text.split("\n")
-    texts = [_strip_label(o, letter) for o, letter in zip(options, letters)]
+    texts = [strip_option_prefix(o, letter) for o, letter in zip(options, letters)]
     drop: set[int] = set()
     header = False
     for i, line in enumerate(lines):
@@ -116,13 +111,6 @@ def drop_prompt_echo(text: str, options: Sequence[str], letters: str) -> str:
 
 def _answer_line(line: str) -> bool:
     return re.search(r"(?i)\b(answer|option|choice)\b|^\s*\(?[A-Z]\)?\s*[.:)]?\s*$", line) is not None
-
-
-def _strip_label(option: str, letter: str) -> str:
-    m = _OPTION_LINE.match(option)
-    if m and next(g for g in m.groups()[:3] if g) == letter:
-        return m.group(4)
-    return option
 
 
 # ------------------------------------------------------------------------------------------ corrections

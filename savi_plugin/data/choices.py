@@ -76,6 +76,7 @@ from savi_plugin.data.choice_labels import (
 from savi_plugin.data.options import (
     LETTERS,
     Choice,
+    begins,
     normalize,
     option_letters,
     strip_option_prefix,
@@ -166,13 +167,7 @@ def _by_prefix(text: str, options: Sequence[str], letters: str) -> Choice | None
         return None
     texts = [normalize(strip_option_prefix(o, letter)).split() for letter, o in zip(letters, options)]
 
-    def starts(option: list[str]) -> bool:
-        if len(option) <= len(words):
-            return False
-        head, last = words[:-1], words[-1]
-        return option[:len(head)] == head and option[len(head)].startswith(last)
-
-    found = [i for i, t in enumerate(texts) if starts(t)]
+    found = [i for i, t in enumerate(texts) if len(t) > len(words) and begins(words, t)]
     if len(found) == 1:
         return Choice(found[0], "option_prefix")
     return Choice(None, "ambiguous") if found else None
@@ -282,6 +277,11 @@ _EXPLICIT_CLAIM = re.compile(r"(?im)^\s*(?:(?:the\s+)?(?:correct\s+|final\s+)?an
                              r"\s*\(?([A-Za-z])\)?\s*[.)]?\s*$")
 
 
+def _states(said: list[str], option: list[str]) -> bool:
+    """Whether the words after a label state ``option``: all of it, or (cut short) its first words."""
+    return said == option or (len(said) >= MIN_CUT_PREFIX_WORDS and option[:len(said)] == said)
+
+
 def _contradicted(text: str, options: Sequence[str], letters: str, choice: Choice) -> bool:
     """``"D. left"`` where ``left`` is option C's text: the label and the text attached to it disagree."""
     m = _LEADING_LABEL.match(text)
@@ -292,12 +292,9 @@ def _contradicted(text: str, options: Sequence[str], letters: str, choice: Choic
         return False
     texts = [normalize(strip_option_prefix(o, letter)).split() for letter, o in zip(letters, options)]
 
-    def states(option: list[str]) -> bool:
-        return said == option or (len(said) >= MIN_CUT_PREFIX_WORDS and option[:len(said)] == said)
-
     own = texts[choice.index]
-    return not states(own) and said != own[:len(said)] and any(
-        states(t) for i, t in enumerate(texts) if i != choice.index)
+    return not _states(said, own) and said != own[:len(said)] and any(
+        _states(said, t) for i, t in enumerate(texts) if i != choice.index)
 
 
 def _label_with_own_text(text: str, options: Sequence[str], letters: str) -> Choice | None:
@@ -309,7 +306,7 @@ def _label_with_own_text(text: str, options: Sequence[str], letters: str) -> Cho
     index = letters.index(m.group(1).upper())
     said = normalize(m.group(2)).split()
     own = normalize(strip_option_prefix(options[index], letters[index])).split()
-    if said and (said == own or (len(said) >= MIN_CUT_PREFIX_WORDS and own[:len(said)] == said)):
+    if said and _states(said, own):
         later = _EXPLICIT_CLAIM.findall(text[m.end():])  # "(C) text of C\nAnswer: B": which one is meant?
         if any(letter.upper() != letters[index] for letter in later):
             return Choice(None, "ambiguous")

@@ -67,3 +67,11 @@ def normalize(text: str) -> str:
     """Lower case, punctuation to spaces, articles dropped, number words as digits, whitespace collapsed."""
     words = re.sub(r"[^\w\s']", " ", text.lower()).replace("'", "").split()
     return " ".join(_NUMBER_WORDS.get(w, w) for w in words if w not in _ARTICLES)
+
+
+def begins(said: list[str], option: list[str]) -> bool:
+    """Whether the words ``said`` are the beginning of the words ``option`` (or all of them), the last one
+    possibly cut mid-word: an answer or an echoed line stopped by the token limit."""
+    if not said or len(said) > len(option):
+        return False
+    return option[:len(said) - 1] == said[:-1] and option[len(said) - 1].startswith(said[-1])
