@@ -133,6 +133,9 @@ def _lmms_perceptiontest(response: str, options: list[str], target: int) -> tupl
 # ---------------------------------------------------------------------------------------- protocols
 _SAVI_LAYOUT = PromptFormat()
 _DOT_LAYOUT = PromptFormat(option_line="{letter}. {text}")
+#: our default for EgoSchema and PerceptionTest (``A. text`` options)
+_SAVI_DOT = Protocol("savi", _DOT_LAYOUT, LETTER_INSTRUCTION, None, 16, grade_careful,
+                     "savi-plugin default (VideoSAVi frame count)")
 
 PROTOCOLS: dict[str, dict[str, Protocol]] = {
     "mvbench": {
@@ -152,16 +155,14 @@ PROTOCOLS: dict[str, dict[str, Protocol]] = {
                          frames="midpoints", bounds=True),
     },
     "egoschema": {
-        "savi": Protocol("savi", _DOT_LAYOUT, LETTER_INSTRUCTION, None, 16, grade_careful,
-                         "savi-plugin default (VideoSAVi frame count)"),
+        "savi": _SAVI_DOT,
         "lmms": Protocol("lmms", PromptFormat(question_label="", strip_question=False, options_header="\n",
                                               option_line="{raw}"),
                          LETTER_INSTRUCTION, 32, 16, _lmms_egoschema,
                          "lmms-eval 0.7.3 tasks/egoschema egoschema_subset (VideoSAVi, arXiv 2412.00624)"),
     },
     "perceptiontest": {
-        "savi": Protocol("savi", _DOT_LAYOUT, LETTER_INSTRUCTION, None, 16, grade_careful,
-                         "savi-plugin default (VideoSAVi frame count)"),
+        "savi": _SAVI_DOT,
         "lmms": Protocol("lmms", PromptFormat(question_label="", strip_question=False, options_header="\n",
                                               option_line="{letter}. {raw}"),
                          LETTER_INSTRUCTION, 32, 16, _lmms_perceptiontest,

@@ -133,11 +133,6 @@ class IPOParams:
     beta: float = checked(0.1, Positive(), help="IPO tau")
 
 
-def _sequence_output(out) -> LossOutput:
-    losses, chosen_rewards, rejected_rewards = out
-    return LossOutput(losses, chosen_rewards, rejected_rewards)
-
-
 class DPO(PreferenceLoss):
     """Sigmoid DPO with cDPO label smoothing (:func:`dpo_loss`): summed sequence log-probs, a reference."""
 
@@ -148,9 +143,9 @@ class DPO(PreferenceLoss):
         return Requirements(level="sequence", reference=True, length_normalize=False)
 
     def compute(self, inputs: SequenceInputs, params: DPOParams) -> LossOutput:
-        return _sequence_output(dpo_loss(inputs.policy_chosen, inputs.policy_rejected, inputs.reference_chosen,
-                                         inputs.reference_rejected, beta=params.beta,
-                                         label_smoothing=params.label_smoothing))
+        return LossOutput(*dpo_loss(inputs.policy_chosen, inputs.policy_rejected, inputs.reference_chosen,
+                                   inputs.reference_rejected, beta=params.beta,
+                                   label_smoothing=params.label_smoothing))
 
 
 class IPO(PreferenceLoss):
@@ -164,8 +159,8 @@ class IPO(PreferenceLoss):
         return Requirements(level="sequence", reference=True, length_normalize=True)
 
     def compute(self, inputs: SequenceInputs, params: IPOParams) -> LossOutput:
-        return _sequence_output(ipo_loss(inputs.policy_chosen, inputs.policy_rejected, inputs.reference_chosen,
-                                         inputs.reference_rejected, beta=params.beta))
+        return LossOutput(*ipo_loss(inputs.policy_chosen, inputs.policy_rejected, inputs.reference_chosen,
+                                   inputs.reference_rejected, beta=params.beta))
 
 
 #: the registered objects (entry points ``dpo`` and ``ipo`` in setup.cfg)
