@@ -23,7 +23,8 @@ import dataclasses
 import typing
 from typing import Any
 
-from savi_plugin.config.values import AtLeast, Check, Each, OneOf, Rule, add_flag, field_rules, rules
+from savi_plugin.config.values import (AtLeast, Check, Each, NonNegative, OneOf, Rule, add_flag, checked,
+                                       field_rules, rules)
 
 #: frame size of a synthetic H.264 clip: libx264 with yuv420p needs even dimensions
 EVEN_SIZE = (AtLeast(2), Check(lambda v: v % 2 == 0, "must be even (H.264 frames)"))
@@ -34,6 +35,30 @@ HIDDEN = (AtLeast(8), Check(lambda v: v % 8 == 0, "must be a multiple of 8 (4 he
 #: vision-tower width (0: the tiny default): split into max(1, width // 32) heads of equal width
 VISION_HIDDEN = (AtLeast(0), Check(lambda v: v % max(1, v // 32) == 0,
                                    "must divide into max(1, width // 32) equal heads (e.g. a multiple of 32)"))
+
+
+
+@dataclasses.dataclass(frozen=True)
+class PairStepShape:
+    """The model shape and timing options the two preference-step benchmarks share (``savi bench train-step``
+    and ``savi bench trl``: the same tiny-but-7B-proportioned model, one pair per step); each adds its own."""
+
+    hidden: int = checked(512, *HIDDEN, help="language-model hidden size")
+    layers: int = checked(8, AtLeast(1), help="language-model layers")
+    intermediate: int = checked(2688, AtLeast(0), help="language-model MLP width (0: tiny default 2 x hidden; 2688 = "
+                                                       "5.25 x 512, Qwen2's ratio)")
+    vocab: int = checked(21504, AtLeast(0), help="vocabulary size (0: the tiny tokenizer's ~560); 21504 = 42 x 512, "
+                                                 "Qwen2-7B's V/H")
+    vision_hidden: int = checked(192, *VISION_HIDDEN, help="vision-tower width (0: tiny default 32)")
+    vision_layers: int = checked(4, AtLeast(0), help="vision-tower layers (0: tiny default 2)")
+    response_tokens: int = checked(48, AtLeast(1), help="tokens per response (about)")
+    lora_rank: int = checked(16, AtLeast(1), help="LoRA rank (alpha = 2 x rank)")
+    warmup: int = checked(1, NonNegative(), help="untimed steps first")
+    steps: int = checked(3, AtLeast(1), help="timed steps (median reported)")
+    threads: int = checked(2, AtLeast(1), help="torch CPU threads per side")
+    repeats: int = checked(1, AtLeast(1), help="time runs per side, alternating sides; the fastest is kept (for a "
+                                               "busy machine)")
+    seed: int = checked(0, AtLeast(0))
 
 
 def listed(default: list, *declared: Rule, help: str | None = None) -> Any:

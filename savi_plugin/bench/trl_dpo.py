@@ -44,7 +44,7 @@ from pathlib import Path
 from savi_plugin.bench.fixtures import ModelShape, model_line, video_tokens
 from savi_plugin.bench.measure import (MemoryProbe, StepTimer, VisionCounter, forward_args, log_recorder,
                                       finish, machine_note, measure_sides, ratio, require_linux)
-from savi_plugin.bench.options import HIDDEN, IMAGE_SIZE, VISION_HIDDEN, add_options
+from savi_plugin.bench.options import IMAGE_SIZE, PairStepShape, add_options
 from savi_plugin.config.values import AtLeast, NonNegative, OneOf, Positive, checked
 
 SIDES = ("ours", "trl_video", "trl_image")
@@ -307,33 +307,17 @@ def run(args) -> dict:
 
 
 @dataclass(frozen=True)
-class TRLOptions:
+class TRLOptions(PairStepShape):
     """The options of ``savi bench trl`` (one flag each, :mod:`savi_plugin.bench.options`); ``worker`` and
     ``phase`` are the hidden flags of the worker processes (:func:`~savi_plugin.bench.measure.measure_sides`)."""
 
     frames: int = checked(8, AtLeast(1), help="frames per video")
     image_size: int = checked(176, *IMAGE_SIZE, help="frame / image size in pixels")
-    hidden: int = checked(512, *HIDDEN, help="language-model hidden size")
-    layers: int = checked(8, AtLeast(1), help="language-model layers")
-    intermediate: int = checked(2688, AtLeast(0), help="language-model MLP width (0: tiny default 2 x hidden; 2688 = "
-                                                       "5.25 x 512, Qwen2's ratio)")
-    vocab: int = checked(21504, AtLeast(0), help="vocabulary size (0: the tiny tokenizer's ~560); 21504 = 42 x 512, "
-                                                 "Qwen2-7B's V/H")
-    vision_hidden: int = checked(192, *VISION_HIDDEN, help="vision-tower width (0: tiny default 32)")
-    vision_layers: int = checked(4, AtLeast(0), help="vision-tower layers (0: tiny default 2)")
-    response_tokens: int = checked(48, AtLeast(1), help="tokens per response (about)")
-    lora_rank: int = checked(16, AtLeast(1), help="LoRA rank (alpha = 2 x rank)")
     beta: float = checked(0.1, Positive())
     lr: float = checked(1e-4, Positive())
     gradient_checkpointing: bool = checked(True, help="recompute decoder layers in backward, every side (TRL's "
                                                       "default)")
     image_row: bool = checked(True, help="also time TRL's stock image path")
-    warmup: int = checked(1, NonNegative(), help="untimed steps first")
-    steps: int = checked(3, AtLeast(1), help="timed steps (median reported)")
-    threads: int = checked(2, AtLeast(1), help="torch CPU threads per side")
-    repeats: int = checked(1, AtLeast(1), help="time runs per side, alternating sides; the fastest is kept (for a "
-                                               "busy machine)")
-    seed: int = checked(0, AtLeast(0))
     loss_tolerance: float = checked(1e-4, NonNegative(), help="max |loss difference| at any step")
     rel_tolerance: float = checked(1e-3, NonNegative(), help="max relative difference of step-1 log-probs and "
                                                              "gradient norm")
