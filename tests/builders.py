@@ -151,3 +151,14 @@ def random_lora_backend(model_path, *, r: int = 4, alpha: int = 8, seed: int = 0
     config = LoraConfig(r=r, lora_alpha=alpha, init_lora_weights=False, target_modules=backend.lora_target_modules())
     backend.model = get_peft_model(backend.model, config).eval()
     return backend
+
+
+def mvbench_fixture_doc(folder: Path) -> dict:
+    """One MVBench document as a ``savi_`` task hands it to ``savi_video`` (``savi eval fixture``'s first
+    action_antonym record with its resolved video, 4 frames), without a protocol: callers add ``savi_protocol``."""
+    from savi_plugin.eval.fixtures import build_fixture
+
+    fx = build_fixture(folder / "data", "mvbench", 1, subtasks=("action_antonym",))
+    record = fx.records["savi_mvbench_action_antonym"][0]
+    video = str(next((folder / "data" / "mvbench" / "video").rglob(record["video"])))
+    return {**record, "savi_video": video, "savi_video_found": True, "savi_num_frames": 4, "savi_benchmark": "mvbench"}

@@ -20,6 +20,7 @@ from savi_plugin.eval import task as savi_task
 from savi_plugin.eval.fixtures import build_fixture, offline_env
 from savi_plugin.eval.model import PromptFraming, SaviVideo, prompt_framing
 from savi_plugin.eval.protocols import MVBENCH_SYSTEM, grade_official_mvbench
+from tests.builders import mvbench_fixture_doc
 
 PREFILL = "Best option:("
 DOC = {"video": "a.mp4", "question": "What happened after the person took the food?",
@@ -100,12 +101,8 @@ class PromptRecording:
 
 @pytest.fixture(scope="module")
 def savi_video(tmp_path_factory, tiny_llava_onevision):
-    tmp = tmp_path_factory.mktemp("official_prefill")
-    fx = build_fixture(tmp / "data", "mvbench", 1, subtasks=("action_antonym",))
-    record = fx.records["savi_mvbench_action_antonym"][0]
-    video = str(next((tmp / "data" / "mvbench" / "video").rglob(record["video"])))
+    base = mvbench_fixture_doc(tmp_path_factory.mktemp("official_prefill"))
     model = SaviVideo(pretrained=str(tiny_llava_onevision), num_frames=4, batch_size=3)
-    base = {**record, "savi_video": video, "savi_video_found": True, "savi_num_frames": 4, "savi_benchmark": "mvbench"}
     docs = [{**base, "savi_protocol": "official"}, {**base, "savi_protocol": "official"}, {**base, "savi_protocol": "savi"}]
     model.task_dict = {"t": {"train": docs}}
     return model, docs

@@ -18,6 +18,7 @@ from PIL import Image
 from savi_plugin.eval.data import EvalDataError, benchmark, locate_video
 from savi_plugin.eval.model import frames_from_directory
 from savi_plugin.video import BoundError, VideoDecodeError, read_frames, select_frames
+from tests.builders import mvbench_fixture_doc
 
 
 def _frames(folder: Path, names: list[str]) -> Path:
@@ -155,15 +156,10 @@ def test_a_frame_folder_symlink_out_of_the_data_root_is_refused_at_load(tmp_path
 # ------------------------------------------------------------------------------------------ savi_video gen_kwargs
 @pytest.fixture(scope="module")
 def savi_video(tmp_path_factory, tiny_llava_onevision):
-    from savi_plugin.eval.fixtures import build_fixture
     from savi_plugin.eval.model import SaviVideo
 
-    tmp = tmp_path_factory.mktemp("gen_kwargs")
-    fx = build_fixture(tmp / "data", "mvbench", 1, subtasks=("action_antonym",))
-    record = fx.records["savi_mvbench_action_antonym"][0]
-    video = str(next((tmp / "data" / "mvbench" / "video").rglob(record["video"])))
+    doc = mvbench_fixture_doc(tmp_path_factory.mktemp("gen_kwargs"))
     model = SaviVideo(pretrained=str(tiny_llava_onevision), num_frames=4, max_new_tokens=5)
-    doc = {**record, "savi_video": video, "savi_video_found": True, "savi_num_frames": 4, "savi_benchmark": "mvbench"}
     model.task_dict = {"t": {"train": [{**doc, "savi_protocol": "savi"}, {**doc, "savi_protocol": "official"}]}}
     return model
 
