@@ -242,9 +242,9 @@ class SaviVideo(lmms):
     def generate_until(self, requests: list[Instance]) -> list[str]:
         """Answer each request; requests with equal generation settings and equal system turn and reply pre-fill
         (their task's protocol, :func:`prompt_framing`) are batched (``--batch_size``)."""
-        for request in requests:  # every setting is checked before the first document is answered
-            check_gen_kwargs(dict(request.args[1]))
-        self._warn_length_overrides(requests)
+        # every setting is checked (and parsed once) before the first document is answered
+        settings = [check_gen_kwargs(dict(request.args[1])) for request in requests]
+        self._warn_length_overrides(requests, settings)
         results: list[str | None] = [None] * len(requests)
         framings = [self._framing(request) for request in requests]
         groups: dict[str, list[int]] = {}
@@ -301,14 +301,14 @@ class SaviVideo(lmms):
                 out[j] = truncate_at_stop(text, gen_kwargs.get("until"))
         return out
 
-    def _warn_length_overrides(self, requests: list[Instance]) -> None:
+    def _warn_length_overrides(self, requests: list[Instance], settings: list) -> None:
         """Log once per task when ``--gen_kwargs`` gives a protocol task another answer length than its protocol's:
         the number is then no longer the reference's (the official grader reads a reply cut at a different place)."""
         seen: set[str] = set()
-        for request in requests:
-            _, gen_kwargs, _, doc_id, task, split = request.args[:6]
+        for request, parsed in zip(requests, settings):
+            _, _, _, doc_id, task, split = request.args[:6]
             proto = doc_protocol(self._doc(task, split, doc_id))
-            length = check_gen_kwargs(dict(gen_kwargs)).max_new_tokens or self.max_new_tokens
+            length = parsed.max_new_tokens or self.max_new_tokens
             if proto is not None and proto.name != "savi" and length != proto.max_new_tokens and task not in seen:
                 seen.add(task)
                 log.warning("savi_video: {} generates {} new tokens, not its protocol's {} ({}): its score is not "
