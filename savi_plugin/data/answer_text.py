@@ -22,7 +22,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from savi_plugin.data.options import begins, normalize, strip_option_prefix
+from savi_plugin.data.options import OPTION_LABEL, begins, normalize, strip_option_prefix
 
 _THINK_OPEN = re.compile(r"<think(?:ing)?>", re.IGNORECASE)
 _THINK_CLOSE = re.compile(r"</think(?:ing)?>", re.IGNORECASE)
@@ -56,7 +56,7 @@ def clean(response: str) -> str:
 # ------------------------------------------------------------------------------------------ prompt echo
 _QUESTION_LINE = re.compile(r"^\s*question\s*[:：]", re.IGNORECASE)
 _OPTIONS_HEADER = re.compile(r"^\s*(?:options?|choices?|candidates?)\s*[:：]?\s*$", re.IGNORECASE)
-_OPTION_LINE = re.compile(r"^\s*(?:\(([A-Z])\)|\[([A-Z])\]|([A-Z])[.):])\s*(.*?)\s*$")
+_OPTION_LINE = re.compile(rf"^\s*{OPTION_LABEL}\s*(.*?)\s*$")
 
 
 def _echoes(line: str, letters: str, texts: Sequence[str], last: bool) -> str | None:

@@ -17,7 +17,9 @@ LETTERS = string.ascii_uppercase
 _ARTICLES = {"a", "an", "the"}
 
 # "A. text", "A) text", "(A) text", "A: text", "[A] text" at the start of an option string.
-_OPTION_LABEL = re.compile(r"^\s*(?:\(([A-Z])\)|\[([A-Z])\]|([A-Z])[.):])\s*")
+OPTION_LABEL = r"(?:\(([A-Z])\)|\[([A-Z])\]|([A-Z])[.):])"
+"""An option label as a regex: ``(A)``, ``[A]``, ``A.``, ``A)``, ``A:`` (the letter in one of three groups)."""
+_OPTION_LABEL = re.compile(rf"^\s*{OPTION_LABEL}\s*")
 
 
 @dataclass(frozen=True)
