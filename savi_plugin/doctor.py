@@ -22,10 +22,11 @@ OK, WARN, FAIL = "ok", "warn", "fail"
 REPORTED = ("torch", "torchvision", "transformers", "peft", "accelerate", "deepspeed", "lmms-eval", "filelock",
             "huggingface-hub", "decord", "av")
 
-#: the oldest and newest versions the test suite passed with (README, "Tested versions"): older ones are known
-#: to fail (a failure, naming the fix), newer ones untested (a warning)
-TESTED = {"torch": ("2.14.1", "2.14.1"), "transformers": ("5.20.2", "5.24.0"), "peft": ("0.18.0", "0.21.2"),
-          "accelerate": ("1.3.0", "1.15.0")}
+#: the oldest and newest versions CI passed with: setup.cfg's lower bounds (.ci/run's lower-bound job) and the
+#: newest releases pip installs here (its newest-versions job; README, "Tested versions"). Older ones are below
+#: the declared bounds (a failure, naming the fix), newer ones untested (a warning).
+TESTED = {"torch": ("2.9.1", "2.14.1"), "torchvision": ("0.24.1", "0.29.1"), "transformers": ("5.18.0", "5.25.0"),
+          "peft": ("0.18.0", "0.21.2"), "accelerate": ("1.3.0", "1.16.0")}
 
 
 @dataclass(frozen=True)
@@ -84,8 +85,9 @@ def versions() -> list[Check]:
 def core_checks() -> list[Check]:
     """Whether training and generation can work: the libraries import and transformers' video path works."""
     checks = []
+    transformers_fix = f"pip install 'transformers>={TESTED['transformers'][0]}'"
     for module, dist, fix in [("torch", "torch", "pip install torch"),
-                              ("transformers", "transformers", "pip install 'transformers>=5.20.2'"),
+                              ("transformers", "transformers", transformers_fix),
                               ("peft", "peft", "pip install peft"),
                               ("accelerate", "accelerate", "pip install accelerate (transformers' Trainer needs it)")]:
         error = _import(module)
@@ -96,10 +98,7 @@ def core_checks() -> list[Check]:
                         error or f"imports ({version_of('torchvision')}); transformers' video processors need it",
                         "install the torchvision built for your torch (e.g. torch 2.14.1 with torchvision 0.29.1)"
                         if error else ""))
-    decoders = [name for name in ("av", "decord") if _import(name) is None]
-    checks.append(Check("core", "video decoder", OK if decoders else FAIL,
-                        f"{', '.join(decoders)} import(s)" if decoders else "neither PyAV nor decord imports",
-                        "" if decoders else "pip install av"))
+    checks.append(decoder_check())
     for dist, (low, high) in TESTED.items():
         v = version_of(dist)
         if v and version_tuple(v) < version_tuple(low):  # known to fail (README, Tested versions)
@@ -109,6 +108,17 @@ def core_checks() -> list[Check]:
             checks.append(Check("core", f"{dist} version", WARN, f"{v} is newer than {high}, the newest tested",
                                 "see README, Tested versions"))
     return checks
+
+
+def decoder_check() -> Check:
+    """PyAV, the default video decoder, must import; decord (the ``decord`` extra) is reported when present."""
+    decord = "decord imports too" if _import("decord") is None else \
+        "decord not installed (optional: pip install 'savi-plugin[decord]')"
+    error = _import("av")
+    if error:
+        return Check("core", "video decoder", FAIL, f"PyAV, the default decoder, does not import ({error}); {decord}",
+                     "pip install av")
+    return Check("core", "video decoder", OK, f"PyAV imports (the default decoder); {decord}")
 
 
 def eval_checks() -> list[Check]:
@@ -136,7 +146,8 @@ def filelock_check(lmms_eval_version: str) -> Check:
     if needs_api and _import("filelock._api") is not None:
         return Check("eval", "evaluation", FAIL,
                      f"lmms-eval {lmms_eval_version} imports filelock._api, which filelock {filelock} lacks: every "
-                     f"evaluation fails with \"No module named 'filelock._api'\"", "pip install 'filelock<4'")
+                     f"evaluation fails with \"No module named 'filelock._api'\"",
+                     "pip install 'filelock<4' (pip install 'savi-plugin[eval]' installs the same)")
     return Check("eval", "evaluation", OK, f"lmms-eval's evaluator can start (filelock {filelock})")
 
 

@@ -9,12 +9,43 @@ from __future__ import annotations
 
 import json
 import os
+import sys
+import sysconfig
 from pathlib import Path
+
+import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = REPO_ROOT / "tests" / "fixtures"
 LLAVA_NEXT_FIXTURE = FIXTURES / "llava_next"
 RECIPES = REPO_ROOT / "recipes"
+
+
+#: lmms-eval's command line, run by the interpreter that runs the tests (``python -m lmms_eval`` is what its
+#: ``lmms-eval`` console script calls), so a test evaluates in this environment whether or not its ``bin`` is on PATH
+LMMS_EVAL = (sys.executable, "-m", "lmms_eval")
+
+
+def console_script(name: str) -> str:
+    """The console script ``name`` that pip installed for the running interpreter (its scripts folder): a
+    fresh venv's ``bin`` or the system Python's, whichever runs the tests, never another one found on PATH."""
+    path = Path(sysconfig.get_path("scripts")) / name
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no console script {name!r} beside {sys.executable} (pip install -e .)")
+    return str(path)
+
+
+def _decord_installed() -> bool:
+    from savi_plugin.video.decode import decord_installed
+
+    return decord_installed()
+
+
+#: skips a test that needs decord, the optional ``decord`` extra (PyAV is the default decoder)
+needs_decord = pytest.mark.skipif(not _decord_installed(),
+                                  reason="decord is the optional extra: pip install -e '.[decord]'")
+#: the video decoders to parametrize a test over: PyAV always, decord when its extra is installed
+VIDEO_BACKENDS = ("pyav", pytest.param("decord", marks=needs_decord))
 
 
 def repo_pythonpath() -> str:

@@ -1,4 +1,4 @@
-"""``savi doctor``: its verdicts in this environment, and in a real venv where filelock 4 breaks lmms-eval."""
+"""``savi doctor``: its verdicts in this environment, and with a real filelock 4 that breaks lmms-eval."""
 
 from __future__ import annotations
 
@@ -35,24 +35,27 @@ def test_exit_code_fails_only_for_what_was_asked():
 
 
 @pytest.fixture(scope="module")
-def venv_with_filelock_4(tmp_path_factory):
-    """A --system-site-packages venv with a real filelock 4 from PyPI (the resolve that broke lmms-eval)."""
-    venv = tmp_path_factory.mktemp("venv-filelock4")
-    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True)
-    python = venv / "bin" / "python"
-    pip = subprocess.run([str(python), "-m", "pip", "install", "-q", "filelock>=4,<5"], capture_output=True,
-                         text=True, timeout=300)
+def filelock_4_overlay(tmp_path_factory):
+    """A folder holding a real filelock 4 from PyPI (the resolve that broke lmms-eval), installed with
+    ``pip --target``: on ``PYTHONPATH`` it shadows the installed filelock for a child of this same interpreter,
+    which keeps every other package where this environment has it (a venv, the system Python, or a venv that
+    also sees the system's packages)."""
+    folder = tmp_path_factory.mktemp("filelock4")
+    pip = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(folder),
+                          "filelock>=4,<5"], capture_output=True, text=True, timeout=300)
     if pip.returncode != 0:
         pytest.skip(f"pip could not install filelock 4 (no package index here?): {pip.stderr[-300:]}")
-    return python
+    return folder
 
 
-def test_doctor_names_filelock_4_with_its_fix_and_fails_eval(venv_with_filelock_4):
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
-    out = subprocess.run([str(venv_with_filelock_4), "-m", "savi_plugin", "doctor", "--eval"], capture_output=True,
+def test_doctor_names_filelock_4_with_its_fix_and_fails_eval(filelock_4_overlay):
+    path = [str(filelock_4_overlay), str(ROOT), os.environ.get("PYTHONPATH")]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, path))}
+    out = subprocess.run([sys.executable, "-m", "savi_plugin", "doctor", "--eval"], capture_output=True,
                          text=True, timeout=600, env=env)
     assert out.returncode == 1, out.stdout + out.stderr[-2000:]
     lines = out.stdout.splitlines()
+    assert any(x.startswith("[ok  ] info filelock: 4.") for x in lines), lines  # the child saw filelock 4
     line = next(x for x in lines if " evaluation:" in x)
     assert line.startswith("[fail]") and "filelock._api" in line and "pip install 'filelock<4'" in line
     assert not any(x.startswith("[fail] core") for x in lines)  # training still works: plain `savi doctor` passes

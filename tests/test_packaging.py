@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.builders import console_script
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -38,9 +40,10 @@ def test_wheel_contains_every_module_recipe_and_task(wheel):
 
 
 def test_cli_help_and_plugins_list_every_group():
-    out = subprocess.run(["savi", "--help"], capture_output=True, text=True, check=True).stdout
+    savi = console_script("savi")  # the script pip installed for this interpreter, not one found on PATH
+    out = subprocess.run([savi, "--help"], capture_output=True, text=True, check=True).stdout
     assert "plugins" in out and "data" in out
-    out = subprocess.run(["savi", "plugins"], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run([savi, "plugins"], capture_output=True, text=True, check=True).stdout
     for line in ("savi_plugin.losses:", "rrpo", "dpo", "savi_plugin.backends:", "llava_onevision",
                  "lmms_eval.models:", "savi_video"):
         assert line in out

@@ -137,7 +137,7 @@ class SaviVideo(lmms):
             multi-process launch each process uses ``cuda:<local rank>``.
         num_frames: frames sampled uniformly per video (VideoSAVi: 32).
         fps, max_frames: sample at ``fps`` frames per second instead, capped at ``max_frames``.
-        video_backend: ``decord`` or ``pyav`` (default: decord when installed).
+        video_backend: ``pyav`` (default) or ``decord`` (the ``decord`` extra).
         batch_size: requests per ``generate`` call (lmms-eval's ``--batch_size``).
         max_new_tokens: default answer length when a task does not set one.
         trust_remote_code: passed to transformers; off unless asked for.

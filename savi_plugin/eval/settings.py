@@ -53,7 +53,7 @@ class SaviVideoArgs:
     fps: float | None = checked(None, Positive(), help="sample at this many frames per second instead")
     max_frames: int | None = checked(None, AtLeast(1), help="at most this many frames when sampling at fps")
     video_backend: str | None = checked(None, OneOf(*VIDEO_BACKENDS, what="video backend"),
-                                        help="decord or pyav; None: decord when installed")
+                                        help="pyav or decord (the decord extra); None: pyav")
     batch_size: int = checked(1, AtLeast(1), help="requests per generate call (lmms-eval's --batch_size)")
     max_new_tokens: int = checked(16, AtLeast(1), help="answer length when a task sets none")
 

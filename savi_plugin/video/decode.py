@@ -1,4 +1,4 @@
-"""Decode a fixed number of frames from a video file, with decord (default) or PyAV.
+"""Decode a fixed number of frames from a video file, with PyAV (default) or decord (the ``decord`` extra).
 
 VideoSAVi samples 32 frames per video (arXiv 2412.00624); RRPO trains with 16 or 32 uniform frames
 (arXiv 2504.12083). Uniform sampling uses ``linspace(0, n-1, k)`` rounded, the convention of
@@ -155,12 +155,17 @@ class DecodedVideo:
 
 
 def default_backend() -> str:
-    """``decord`` when importable, else ``pyav``."""
+    """``pyav`` (a dependency); decord, the ``decord`` extra, decodes only when asked for (``backend="decord"``)."""
+    return "pyav"
+
+
+def decord_installed() -> bool:
+    """Whether decord imports (the ``decord`` extra)."""
     try:
         import decord  # noqa: F401
     except ImportError:
-        return "pyav"
-    return "decord"
+        return False
+    return True
 
 
 def frame_pixel_cap(max_pixels: int | None = None) -> int:
@@ -249,7 +254,7 @@ def read_frames(path: str | Path, num_frames: int = DEFAULT_NUM_FRAMES, *, fps: 
             :mod:`savi_plugin.video.sampling`.
         bound: ``(start, end)`` in seconds: sample only the frames from ``round(start * fps)`` to
             ``round(end * fps)`` (the video's frame rate), clipped to the video's last frame.
-        backend: ``"decord"`` or ``"pyav"``; default decord, PyAV when decord is not installed. When the
+        backend: ``"pyav"`` (default) or ``"decord"`` (the ``decord`` extra). When the
             chosen decoder fails, the other one is tried before giving up (decord cannot read some files
             PyAV can, and the other way round); the error names both failures.
         max_pixels: refuse frames larger than this many pixels (see :data:`MAX_FRAME_PIXELS`); default
@@ -258,12 +263,14 @@ def read_frames(path: str | Path, num_frames: int = DEFAULT_NUM_FRAMES, *, fps: 
     Raises:
         VideoDecodeError: missing, empty, truncated or non-video file, frames above the pixel cap, or a
             bound that is malformed or outside the video, naming the file (and the bound).
-        ValueError: an unknown backend or frame rule, or ``fps`` with ``midpoints``.
+        ValueError: an unknown or uninstalled backend, an unknown frame rule, or ``fps`` with ``midpoints``.
     """
     path = Path(path)
     backend = backend or default_backend()
     if backend not in BACKENDS:
         raise ValueError(f"unknown video backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    if backend == "decord" and not decord_installed():
+        raise ValueError("video backend 'decord' is not installed: pip install 'savi-plugin[decord]' (or use pyav)")
     if sampling not in SAMPLING_RULES:
         raise ValueError(f"unknown frame sampling {sampling!r}; choose one of {', '.join(SAMPLING_RULES)}")
     if sampling == "midpoints" and fps is not None:
@@ -282,7 +289,7 @@ def read_frames(path: str | Path, num_frames: int = DEFAULT_NUM_FRAMES, *, fps: 
     size = declared_frame_size(path)
     if size is not None and size[0] * size[1] > cap:
         raise _cap_error(path, *size, cap, "the stream header's size; refused before decoding")
-    order = [backend] + [b for b in BACKENDS if b != backend and (b != "decord" or default_backend() == "decord")]
+    order = [backend] + [b for b in BACKENDS if b != backend and (b != "decord" or decord_installed())]
     failures: list[str] = []
     last: Exception | None = None
     for name in order:

@@ -6,7 +6,10 @@ import math
 
 import pytest
 
+from tests.builders import needs_decord
 
+
+@needs_decord
 def test_decode_benchmark_reads_real_frames(tmp_path, capsys):
     from savi_plugin.bench import decode
 

@@ -26,6 +26,7 @@ from savi_plugin.eval.protocols import PROTOCOLS
 from savi_plugin.eval.registration import tasks_path
 from savi_plugin.eval.task import SaviVideoTask
 from savi_plugin.video import VideoDecodeError, midpoint_indices, uniform_indices
+from tests.builders import LMMS_EVAL
 
 SUBTASKS = ("action_sequence", "episodic_reasoning")
 CLIP = 8  # frames of each question's clip (the fixture's default num_frames)
@@ -157,7 +158,7 @@ def run(tmp_path_factory, data, tiny_llava_onevision):
     tmp = tmp_path_factory.mktemp("frame_protocols_run")
     out = tmp / "out"
     proc = subprocess.run(
-        ["lmms-eval", "--model", "savi_video", "--model_args", f"pretrained={tiny_llava_onevision},num_frames=4",
+        [*LMMS_EVAL, "--model", "savi_video", "--model_args", f"pretrained={tiny_llava_onevision},num_frames=4",
          "--tasks", ",".join(TASKS), "--limit", "2", "--gen_kwargs", "max_new_tokens=2", "--output_path", str(out),
          "--log_samples", "--verbosity", "DEBUG"],
         env=offline_env(data.root, tmp / "hf"), capture_output=True, text=True, timeout=600, check=False)

@@ -13,6 +13,7 @@ from savi_plugin.eval.answers import extract_choice
 from savi_plugin.eval.fixtures import build_fixture, offline_env
 from savi_plugin.eval.results import overall_counts
 from savi_plugin.models.tiny import build_tiny_model
+from tests.builders import LMMS_EVAL
 
 LIMIT = 2
 
@@ -35,7 +36,7 @@ def run(tmp_path_factory):
     model = build_tiny_model(tmp / "tiny", "llava_onevision")
     out = tmp / "out"
     proc = subprocess.run(
-        ["lmms-eval", "--model", "savi_video", "--model_args", f"pretrained={model},num_frames=4",
+        [*LMMS_EVAL, "--model", "savi_video", "--model_args", f"pretrained={model},num_frames=4",
          "--tasks", "savi_mvbench,savi_egoschema,savi_perceptiontest", "--limit", str(LIMIT), "--batch_size", "2",
          "--output_path", str(out), "--log_samples"],
         env=offline_env(root, tmp / "hf"), capture_output=True, text=True, timeout=400, check=False)
@@ -99,7 +100,7 @@ def test_bad_num_frames_is_one_line_before_any_document(tmp_path):
     model = build_tiny_model(tmp_path / "tiny", "llava_onevision")
     build_fixture(tmp_path / "data", "perceptiontest", 1)
     proc = subprocess.run(
-        ["lmms-eval", "--model", "savi_video", "--model_args", f"pretrained={model},num_frames=0",
+        [*LMMS_EVAL, "--model", "savi_video", "--model_args", f"pretrained={model},num_frames=0",
          "--tasks", "savi_perceptiontest", "--limit", "1", "--output_path", str(tmp_path / "out")],
         env=offline_env(tmp_path / "data", tmp_path / "hf"), capture_output=True, text=True, timeout=300, check=False)
     assert proc.returncode != 0

@@ -17,6 +17,7 @@ from savi_plugin.eval.registration import (
     tasks_path,
     with_task_path,
 )
+from tests.builders import LMMS_EVAL
 
 SAVI_TASKS = {"savi_mvbench", "savi_egoschema", "savi_perceptiontest", "savi_mvbench_object_shuffle"}
 
@@ -129,7 +130,7 @@ def _installed_pth() -> Path:
 def test_plain_lmms_eval_tasks_list_shows_our_tasks():
     """The acceptance check on the installed package: `lmms-eval tasks list`, no flag, no env var."""
     assert _installed_pth().read_text() == PTH_LINE
-    out = subprocess.run(["lmms-eval", "tasks", "list"], capture_output=True, text=True, env=_env(), timeout=240,
+    out = subprocess.run([*LMMS_EVAL, "tasks", "list"], capture_output=True, text=True, env=_env(), timeout=240,
                          check=False)
     assert out.returncode == 0, out.stderr[-3000:]
     assert SAVI_TASKS <= _listed(out.stdout)

@@ -24,7 +24,7 @@ from misuse_kit import (assert_one_line_error, clip, damaged_after_header, pair,
                         write_mjpeg)
 
 from savi_plugin.video.decode import VideoDecodeError, read_frames
-from tests.builders import write_jsonl
+from tests.builders import VIDEO_BACKENDS, needs_decord, write_jsonl
 
 
 def peak_mb() -> float:
@@ -38,7 +38,7 @@ def lying_mjpeg(tmp_path_factory) -> Path:
     return write_mjpeg(path, 64, 64, sizes=[(64, 64)] * 2 + [(12000, 12000)] * 6)
 
 
-@pytest.mark.parametrize("backend", ["decord", "pyav"])
+@pytest.mark.parametrize("backend", VIDEO_BACKENDS)
 def test_the_pixel_cap_reads_each_frame_not_the_header(backend, lying_mjpeg):
     before = peak_mb()
     with pytest.raises(VideoDecodeError) as err:
@@ -118,12 +118,14 @@ def test_a_resume_passes_the_broken_video_again(broken_videos, tiny_llava_onevis
     assert [s["line"] for s in report["skipped_records"]] == [2]
 
 
+@needs_decord
 def test_a_clip_decord_cannot_read_is_read_by_pyav(tmp_path):
     path = clip(tmp_path / "tiny16.mp4", size=16, frames=8)
     video = read_frames(path, 4, backend="decord")  # decord fails on 16 x 16 H.264; PyAV takes over
     assert video.frames.shape == (4, 16, 16, 3)
 
 
+@needs_decord
 def test_both_decoders_failing_names_both(broken_videos):
     with pytest.raises(VideoDecodeError) as err:
         read_frames(broken_videos["damaged"], 4)

@@ -5,6 +5,7 @@ import pytest
 
 from savi_plugin.video import VideoDecodeError, read_frames, uniform_indices
 from savi_plugin.video.decode import fps_indices
+from tests.builders import VIDEO_BACKENDS, needs_decord
 
 
 def test_uniform_indices_cover_first_and_last():
@@ -17,6 +18,7 @@ def test_fps_indices_respect_cap():
     assert len(fps_indices(800, 8.0, 4.0, 32)) == 32
 
 
+@needs_decord
 @pytest.mark.parametrize("num_frames", [4, 8, 16])
 def test_decord_and_pyav_decode_same_frames(synthetic_samples, num_frames):
     path = synthetic_samples[0].video
@@ -36,7 +38,7 @@ def test_fps_sampling(synthetic_samples):
     np.testing.assert_allclose(np.diff(video.timestamps), 0.25, atol=1e-6)
 
 
-@pytest.mark.parametrize("backend", ["decord", "pyav"])
+@pytest.mark.parametrize("backend", VIDEO_BACKENDS)
 def test_bad_files_name_the_file(tmp_path, synthetic_samples, backend):
     missing = tmp_path / "missing.mp4"
     empty = tmp_path / "empty.mp4"

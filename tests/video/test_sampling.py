@@ -24,7 +24,7 @@ from savi_plugin.video.sampling import (
     uniform_indices,
 )
 from savi_plugin.video.synthetic import write_mp4
-from tests.builders import REPO_ROOT
+from tests.builders import REPO_ROOT, VIDEO_BACKENDS, needs_decord
 
 TABLE = json.loads((REPO_ROOT / "tests/fixtures/mvbench_get_index.json").read_text())
 FPS = 25
@@ -101,6 +101,7 @@ def _frame_numbers(frames: np.ndarray) -> list[int]:
     return [round(float(f.mean()) / 6) for f in frames]
 
 
+@needs_decord
 @pytest.mark.parametrize("bound", [None, (0.3, 1.2), (1.0, 5.0)])
 def test_decord_and_pyav_sample_the_same_midpoints(numbered_video, bound):
     expected = midpoint_indices(16, FPS, LENGTH - 1, bound).tolist()
@@ -116,14 +117,14 @@ def test_decord_and_pyav_sample_the_same_midpoints(numbered_video, bound):
         assert all(round(start * FPS) <= i <= min(round(end * FPS), LENGTH - 1) for i in expected)
 
 
-@pytest.mark.parametrize("backend", ["decord", "pyav"])
+@pytest.mark.parametrize("backend", VIDEO_BACKENDS)
 def test_uniform_with_a_bound_decodes_inside_it(numbered_video, backend):
     video = read_frames(numbered_video, 4, bound=(0.4, 1.0), backend=backend)
     assert video.indices.tolist() == _frame_numbers(video.frames) == [10, 15, 20, 25]
     assert read_frames(numbered_video, 4, backend=backend).indices.tolist() == [0, 13, 26, 39]  # unchanged default
 
 
-@pytest.mark.parametrize("backend", ["decord", "pyav"])
+@pytest.mark.parametrize("backend", VIDEO_BACKENDS)
 @pytest.mark.parametrize("bound, message", [
     ((2.0, 3.0), r"bound \(2.0, 3.0\) s is outside the video \(frames 0..39 at 25 fps, 1.600 s\)"),
     ((1.0, 0.5), r"bound \(1.0, 0.5\) s: end is before start"),
