@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 
 
@@ -9,6 +10,9 @@ def add_parser(subparsers) -> None:
     parser = subparsers.add_parser("demo", help="run the whole RRPO loop on a tiny model and synthetic videos (CPU)")
     parser.add_argument("--out", default=None, help="run folder (default: savi_runs/demo-<time>)")
     parser.add_argument("--recipe", default="tiny_demo")
+    parser.add_argument("--seeds", type=int, default=1, metavar="N",
+                        help="run the demo N times (seeds train.seed .. +N-1) and report the mean and spread over "
+                             "seeds (default 1: one run)")
     parser.add_argument("overrides", nargs="*", metavar="key.path=value")
     parser.set_defaults(func=run)
 
@@ -27,6 +31,16 @@ def run(args) -> int:
         torch.set_num_threads(1)
 
     out = args.out or f"savi_runs/demo-{time.strftime('%Y%m%d-%H%M%S')}"
+    if args.seeds < 1:
+        print(f"savi demo: --seeds must be >= 1, got {args.seeds}", file=sys.stderr)
+        return 2
+    if args.seeds > 1:
+        from savi_plugin.demo.seeds import format_seed_table, run_seeds
+
+        summary = run_seeds(out, args.recipe, args.overrides, seeds=args.seeds)
+        print()
+        print(format_seed_table(summary, summary["time_s"]) + f"\nresults: {out}/results.json; plot: {out}/demo.png")
+        return 0
     results = run_demo(out, args.recipe, args.overrides)
     print()
     print(format_table(results))
