@@ -60,3 +60,16 @@ def test_doctor_names_filelock_4_with_its_fix_and_fails_eval(filelock_4_overlay)
     assert line.startswith("[fail]") and "filelock._api" in line and "pip install 'filelock<4'" in line
     assert not any(x.startswith("[fail] core") for x in lines)  # training still works: plain `savi doctor` passes
     assert lines[-1] == "savi doctor: cannot work (evaluation failed)"
+
+
+def test_tested_range_starts_at_setup_cfgs_lower_bounds():
+    """The doctor's oldest tested versions are setup.cfg's lower bounds (what .ci/run's lower-bound job installs)."""
+    import configparser
+    import re
+
+    cfg = configparser.ConfigParser()
+    cfg.read(ROOT / "setup.cfg")
+    declared = dict(re.findall(r"^\s*([A-Za-z0-9_.-]+)>=([0-9.]+)", cfg["options"]["install_requires"], re.M))
+    from savi_plugin.doctor import TESTED
+
+    assert {name: low for name, (low, _) in TESTED.items()} == {name: declared[name] for name in TESTED}
