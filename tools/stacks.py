@@ -30,7 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -47,21 +47,21 @@ class Stack:
     requirements: tuple[str, ...]
     extras: str = ""
     note: str = ""
-    tests: tuple[str, ...] = field(default=())
+    compare: bool = False  # also resolve the stack alone, to show what adding the plugin changes in it
 
 
 STACKS = (
-    Stack("lmms-eval", ("lmms-eval==0.7.3",), note="lmms-eval's users, plugin without extras"),
+    Stack("lmms-eval", ("lmms-eval==0.7.3",), note="lmms-eval's users, plugin without extras", compare=True),
     Stack("lmms-eval + [eval]", ("lmms-eval==0.7.3",), extras="eval",
-          note="the install README gives lmms-eval users"),
-    Stack("TRL", ("trl",), note="newest TRL"),
+          note="the install README gives lmms-eval users", compare=True),
+    Stack("TRL", ("trl",), note="newest TRL", compare=True),
     Stack("newest", ("torch", "torchvision", "transformers", "peft", "accelerate"),
           note="newest releases of the core libraries"),
     Stack("one minor back", ("torch==2.13.0", "torchvision==0.28.0", "transformers==5.19.0")),
     Stack("lower bounds", ("torch==2.9.1", "torchvision==0.24.1", "transformers==5.18.0", "peft==0.18.0",
                            "accelerate==1.3.0"), note="setup.cfg's lower bounds"),
     Stack("transformers 5.17", ("transformers==5.17.0",), note="below our transformers bound"),
-    Stack("lmms-engine", ("lmms-engine==0.1.4",), note="lmms-engine pins transformers < 5.9"),
+    Stack("lmms-engine", ("lmms-engine==0.1.4",), note="lmms-engine pins transformers < 5.9", compare=True),
     Stack("LLaVA-NeXT", ("torch==2.1.2", "torchvision==0.16.2", "peft==0.4.0", "numpy==1.26.1",
                          "transformers>=4.40,<4.41"),
           note="LLaVA-NeXT's `train` extra pins (its transformers pin is a 4.40.0.dev0 commit: nearest release)"),
@@ -131,7 +131,7 @@ def measure_resolve(stack: Stack, wheel: Path, work: Path) -> Result:
     t0 = time.time()
     work.mkdir(parents=True, exist_ok=True)
     python = Path(sys.executable)
-    alone, _ = resolve(python, list(stack.requirements), work / "alone.json")
+    alone = resolve(python, list(stack.requirements), work / "alone.json")[0] if stack.compare else None
     both, reason = resolve(python, [*stack.requirements, plugin_requirement(wheel, stack.extras)], work / "both.json")
     seconds = time.time() - t0
     if both is None:
@@ -197,6 +197,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tests", nargs="*", default=[], help="install mode: the test files to run there")
     parser.add_argument("--work", default=None, help="folder for the throw-away venvs (default: a temporary one)")
     parser.add_argument("--json", default=None, help="also write the results here")
+    parser.add_argument("--wheel", default=None, help="this checkout's wheel, already built (default: build it)")
     args = parser.parse_args(argv)
     names = {s.name for s in STACKS}
     unknown = sorted(set(args.only or []) - names)
@@ -208,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
             if "constraint" in line]
     print(f"stacks measured by tools/stacks.py --mode {args.mode} with {pip}, Python {sys.version.split()[0]}, "
           f"{time.strftime('%Y-%m-%d')}; pip constraints: {', '.join(caps) or 'none'}", file=sys.stderr)
-    wheel = build_wheel(work)
+    wheel = Path(args.wheel) if args.wheel else build_wheel(work)
     results = []
     print("| stack | requirements | result | versions pip picks | how, time |")
     print("|---|---|---|---|---|")

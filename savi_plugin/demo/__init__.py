@@ -2,6 +2,6 @@
 
 The only package that knows the demo's scaffolding: the ``tiny://`` model address (:mod:`.models`), the
 synthetic world with its language prior (:mod:`.world`), the supervised warm-up (:mod:`.warmup`), the in-process
-multiple-choice check (:mod:`.mcq_eval`), the table (:mod:`.report`), the plot (:mod:`.plots`) and the driver
-(:mod:`.run`).
+multiple-choice check (:mod:`.mcq_eval`), the table (:mod:`.report`), the plot (:mod:`.plots`), the driver
+(:mod:`.run`) and the repeat over seeds with its mean and spread (:mod:`.seeds`).
 """

@@ -50,7 +50,7 @@ def supervised_warmup(lm, videos: Sequence[np.ndarray], prompts: Sequence[str], 
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
     model.eval()
     log.info("warm-up: loss %.3f -> %.3f over %d steps", losses[0], float(np.mean(losses[-5:])), steps)
     out_dir = Path(out_dir)
