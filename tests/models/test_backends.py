@@ -7,7 +7,9 @@ from savi_plugin.models import detect_backend, load_backend
 from savi_plugin.video import read_frames
 from tests.builders import full_logits_logprobs
 
-FAMILIES = ["tiny_llava_onevision", "tiny_qwen2_vl"]
+FAMILIES = ["tiny_llava_onevision", "tiny_qwen2_vl", "tiny_qwen2_5_vl", "tiny_qwen3_vl", "tiny_internvl"]
+#: the backend serving each family (the Qwen-VL generations share one)
+BACKEND = {"tiny_qwen2_5_vl": "qwen2_vl", "tiny_qwen3_vl": "qwen2_vl"}
 
 
 @pytest.fixture(scope="module")
@@ -19,7 +21,7 @@ def videos(synthetic_samples):
 def test_generate_and_response_logprobs_match_a_manual_forward(family, videos, request, response_logprobs):
     path = request.getfixturevalue(family)
     lm = load_backend(path, num_frames=4)
-    assert lm.family == detect_backend(path) == family.removeprefix("tiny_")
+    assert lm.family == detect_backend(path) == BACKEND.get(family, family.removeprefix("tiny_"))
     assert lm.end_of_turn == "<|im_end|>"
 
     answers = lm.generate(videos, ["What color is it?", "Which way does it move?"], max_new_tokens=5)

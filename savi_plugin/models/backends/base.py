@@ -358,6 +358,33 @@ class VideoLM:
         kwargs = {k: v for k, v in vision.items() if k in accepted and k != "pixel_values_videos"}
         return fn(pixels, return_dict=True, **kwargs)
 
+    def mm_encoder_outputs(self, features, batch: dict[str, Any]) -> dict[str, Any]:
+        """The decoder's ``mm_encoder_outputs`` for a scoring batch's rows: each row gets its video's features.
+
+        Args:
+            features: :meth:`video_features`' output for the batch's videos (one entry per video, in order).
+            batch: the scoring batch (``row_to_pair``: the video of each row; ``input_ids``).
+
+        The default serves models whose ``get_video_features`` returns one pooled entry per video under the
+        ``"video"`` modality; packed rows use the features as they are (no copy). Qwen3-VL's deepstack features
+        (one per-video tuple per deepstack layer) follow the rows the same way.
+        """
+        row_to_pair = batch["row_to_pair"]
+        order = row_to_pair.tolist()
+        if order == list(range(len(order))):
+            return {"video": features}
+
+        def rows(per_video):
+            if torch.is_tensor(per_video):
+                return per_video.index_select(0, row_to_pair.to(per_video.device))
+            return tuple(per_video[i] for i in order)
+
+        fields = {"pooler_output": rows(features.pooler_output)}
+        deepstack = getattr(features, "deepstack_features", None)
+        if deepstack is not None:
+            fields["deepstack_features"] = [rows(layer) for layer in deepstack]
+        return {"video": type(features)(**fields)}
+
     def vision_is_trainable(self) -> bool:
         """Whether any weight outside the language model (vision tower, projector, newline) is trained."""
         inside = {id(p) for p in self.language_model().parameters()}
