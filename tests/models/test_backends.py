@@ -62,3 +62,29 @@ def test_unknown_model_type_is_a_clear_error(tmp_path):
     (tmp_path / "config.json").write_text('{"model_type": "bert"}')
     with pytest.raises(ValueError, match="no backend serves model_type 'bert'"):
         detect_backend(tmp_path)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_one_training_step_moves_the_lora_weights_of_the_language_model_only(family, request, synthetic_samples,
+                                                                              tmp_path):
+    """Each family trains through the real trainer (RRPO, packed rows where the family packs, LoRA on the backend's
+    own targets): one optimiser step, a finite loss, LoRA weights inside the language model moved, nothing else."""
+    from savi_plugin.training.forward import packing_support
+    from savi_plugin.training.trainer import RRPOTrainer
+    from tests.builders import lora_policy, preference_config, write_answer_pairs
+
+    backend = lora_policy(request.getfixturevalue(family))
+    assert packing_support(backend)[0]
+    trainable = {n: p.detach().clone() for n, p in backend.model.named_parameters() if p.requires_grad}
+    assert trainable and all("language_model" in n and "lora_" in n for n in trainable)
+    frozen = {n: p.detach().clone() for n, p in backend.model.named_parameters() if not p.requires_grad}
+    data = write_answer_pairs(tmp_path / "pairs.jsonl", synthetic_samples[:2])
+    trainer = RRPOTrainer(backend, preference_config(tmp_path / "out", max_steps=1, per_device_train_batch_size=2,
+                                                     gradient_accumulation_steps=1),
+                          train_dataset=str(data))
+    assert trainer.packing
+    result = trainer.train()
+    assert result.global_step == 1 and torch.isfinite(torch.tensor(result.training_loss))
+    after = dict(backend.model.named_parameters())
+    assert any(not torch.equal(after[n], before) for n, before in trainable.items() if "lora_B" in n)
+    assert all(torch.equal(after[n], before) for n, before in frozen.items())
