@@ -1,4 +1,5 @@
-"""InternVL 2.5 and 3 in transformers' format (``InternVLForConditionalGeneration``), e.g. ``OpenGVLab/InternVL3-1B-hf``.
+"""InternVL 2.5 and 3 in transformers' format (``InternVLForConditionalGeneration``), e.g.
+``OpenGVLab/InternVL3-1B-hf``.
 
 InternViT encodes each frame as an image (448 px, pixel shuffle 0.5, 256 tokens), and the processor writes a video as
 ``Frame1: <img><IMG_CONTEXT>...</img>\\nFrame2: ...`` (transformers ``InternVLProcessor.replace_video_token``),
