@@ -1,5 +1,7 @@
 """Backends: a tiny real model, loaded with from_pretrained, generates for a real video and scores responses."""
 
+import re
+
 import pytest
 import torch
 
@@ -88,3 +90,29 @@ def test_one_training_step_moves_the_lora_weights_of_the_language_model_only(fam
     after = dict(backend.model.named_parameters())
     assert any(not torch.equal(after[n], before) for n, before in trainable.items() if "lora_B" in n)
     assert all(torch.equal(after[n], before) for n, before in frozen.items())
+
+
+def test_qwen_frames_are_one_second_per_temporal_patch(tiny_qwen2_5_vl, tiny_qwen3_vl):
+    """Decoded frames carry no time; the backend stamps them at qwen-vl-utils' 2 fps (2 frames per temporal patch =
+    1 s), not transformers' 24 fps fallback, under which Qwen2.5-VL's temporal positions collapse to one value."""
+    import numpy as np
+
+    from savi_plugin.models.backends.qwen2_vl import FRAME_RATE
+
+    frames = np.random.default_rng(0).integers(0, 256, (8, 32, 32, 3), dtype=np.uint8)  # 4 temporal patches
+    lm = load_backend(tiny_qwen2_5_vl, num_frames=8)
+    inputs = lm.encode([frames], ["Which way?"])
+    assert inputs["second_per_grid_ts"].tolist() == [2 / FRAME_RATE]
+    positions, _ = lm.decoder().get_rope_index(inputs["input_ids"], inputs["mm_token_type_ids"],
+                                               video_grid_thw=inputs["video_grid_thw"],
+                                               second_per_grid_ts=inputs["second_per_grid_ts"],
+                                               attention_mask=inputs["attention_mask"])
+    video = inputs["input_ids"][0] == lm.model.config.video_token_id
+    temporal = positions[0, 0, video].unique()
+    step = lm.model.config.vision_config.tokens_per_second  # positions per second
+    assert len(temporal) == 4 and (temporal.diff() == step).all()
+
+    lm = load_backend(tiny_qwen3_vl, num_frames=8)
+    text = lm.tokenizer.decode(lm.encode([frames], ["Which way?"])["input_ids"][0])
+    stamps = [float(t) for t in re.findall(r"<([\d.]+) seconds>", text)]
+    assert np.diff(stamps).tolist() == pytest.approx([1.0] * 3)

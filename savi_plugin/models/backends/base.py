@@ -185,11 +185,12 @@ class VideoLM:
         return {}
 
     # ----------------------------------------------------------------- inputs
-    def _process(self, texts: list[str], videos: Sequence[np.ndarray]):
+    def _process(self, texts: list[str], videos: Sequence[np.ndarray], **extra):
+        """The processor over prompts and their videos (left-padded); ``extra``: per-call processor arguments."""
         if len(texts) != len(videos):
             raise ValueError(f"got {len(texts)} prompts but {len(videos)} videos")
         return self.processor(text=texts, videos=list(videos), return_tensors="pt", padding=True,
-                              padding_side="left", **self.processor_kwargs())
+                              padding_side="left", **self.processor_kwargs(), **extra)
 
     def encode(self, videos: Sequence[np.ndarray], questions: Sequence[str],
                responses: Sequence[str] | None = None, *, add_end_of_turn: bool = True) -> dict[str, Any]:

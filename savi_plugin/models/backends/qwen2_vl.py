@@ -8,14 +8,24 @@ scaled by ``second_per_grid_ts``; Qwen3-VL: one temporal index per timestamped f
 the positions, ``get_video_features`` runs the vision tower (Qwen2.5-VL: window attention; Qwen3-VL: deepstack
 features, carried per row by :meth:`VideoLM.mm_encoder_outputs`). One backend serves the three.
 
-Qwen3-VL's processor writes ``<t seconds>`` before each temporal patch of frames. The decoded arrays carry no time,
-so it stamps them as consecutive frames at 24 fps (transformers' default without ``video_metadata``:
-``<0.0 seconds>``, ``<0.1 seconds>`` ...), not at their times in the source video (README, "Models").
+Time reaches Qwen2.5-VL through ``second_per_grid_ts`` (temporal positions ``tokens_per_second`` x seconds per
+temporal patch) and Qwen3-VL through ``<t seconds>`` written before each temporal patch, both computed by the
+processor from each video's frame rate. Decoded frame arrays carry no time, and without it transformers assumes
+24 fps, which squeezes a 16-frame clip into temporal positions ``0,0,0,0,0,0,1,1`` (Qwen2.5-VL-7B,
+``tokens_per_second`` 2). The backend tells the processor that the frames were sampled at :data:`FRAME_RATE`, the
+rate Qwen's own video loader samples at by default, so consecutive temporal patches are one second apart as in
+Qwen's training; a clip's true spacing (its duration over the frame count) is not known here (README, "Models").
 """
 
-from typing import Any
+from typing import Any, Sequence
+
+import numpy as np
 
 from savi_plugin.models.backends.base import VideoLM
+
+#: Frames per second the processor is told the frames were sampled at: qwen-vl-utils' default ``FPS = 2.0``
+#: (QwenLM/Qwen2.5-VL ``qwen-vl-utils/src/qwen_vl_utils/vision_process.py``).
+FRAME_RATE = 2.0
 
 
 class Qwen2VLVideoLM(VideoLM):
@@ -27,3 +37,7 @@ class Qwen2VLVideoLM(VideoLM):
         # Frames are already sampled by read_frames; the processor must not resample them.
         return {"do_sample_frames": False}
 
+    def _process(self, texts: list[str], videos: Sequence[np.ndarray], **extra):
+        metadata = [{"total_num_frames": len(frames), "fps": FRAME_RATE, "frames_indices": list(range(len(frames)))}
+                    for frames in videos]
+        return super()._process(texts, videos, video_metadata=metadata, **extra)
