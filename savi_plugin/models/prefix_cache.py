@@ -3,9 +3,9 @@
 VideoSAVi (Kulkarni & Fazli, arXiv 2412.00624) asks about six questions per video and runs question generation,
 answer, critique and revision for each: about 20 prompts that all begin with the same chat-template text and the
 same video (~6,300 tokens at 32 frames on LLaVA-OneVision-7B) and differ only after it. A prompt is
-``[prefix | suffix]`` where the *suffix* is the text after the video placeholder and the *prefix* everything
-before it (the vision tokens included); the prefix's keys and values do not
-depend on the suffix (causal attention), so they are computed once per video:
+``[prefix | suffix]`` where the *suffix* is the text after the video placeholder and the *prefix* everything before
+it (the vision tokens included); the prefix's keys and values do not depend on the suffix (causal attention), so
+they are computed once per video:
 
 1. **Prefill once.** The first prompt of a video is processed with its frames (the vision tower runs here, and
    only here) and the language model runs over the prefix alone with a cache; the per-layer keys/values are kept

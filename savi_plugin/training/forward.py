@@ -6,9 +6,8 @@ forward. On a batch from :func:`savi_plugin.training.scoring.scoring_batch` (the
 1. **Vision once.** The frozen vision encoder (+ projector) runs once per video through the backend
    (:meth:`VideoLM.video_features`); its output goes to the decoder as ``mm_encoder_outputs`` (transformers'
    hook for precomputed multimodal features, laid out per row by :meth:`VideoLM.mm_encoder_outputs`) for the
-   policy pass *and* the reference pass. When a vision part is
-   trainable (:meth:`VideoLM.vision_is_trainable`), the reference computes its own features under ``no_grad``
-   with the adapter disabled, because then they differ.
+   policy pass *and* the reference pass. When a vision part is trainable (:meth:`VideoLM.vision_is_trainable`),
+   the reference computes its own features under ``no_grad`` with the adapter disabled, because then they differ.
 2. **Policy pass** over the rows: packed ``[prefix | chosen | rejected]`` with the attention and restarted
    positions of :func:`row_layout` (:mod:`savi_plugin.training.packing`), or unpacked rows.
 3. **Reference pass** under ``no_grad`` on the same rows: the same model with its LoRA adapter disabled
