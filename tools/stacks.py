@@ -110,7 +110,7 @@ def resolve(python: Path, requirements: list[str], report: Path) -> tuple[dict[s
     proc = run([str(python), "-m", "pip", "install", "--dry-run", "--ignore-installed", "--report", str(report),
                 *requirements])  # not --quiet: pip logs "The conflict is caused by:" at the info level
     if proc.returncode != 0:
-        return None, conflict_reason(proc.stderr)
+        return None, conflict_reason(proc.stdout + "\n" + proc.stderr)  # pip logs the causes at the info level
     picked = json.loads(report.read_text())["install"]
     return {p["metadata"]["name"].lower(): p["metadata"]["version"] for p in picked}, ""
 
@@ -148,10 +148,11 @@ def measure_install(stack: Stack, wheel: Path, work: Path, tests: list[str]) -> 
     """A real install into a fresh venv, then ``pip check``, ``savi doctor`` and ``tests`` there."""
     t0 = time.time()
     python = make_venv(work)
-    proc = run([str(python), "-m", "pip", "install", "--quiet", *stack.requirements,
+    proc = run([str(python), "-m", "pip", "install", *stack.requirements,
                 plugin_requirement(wheel, ",".join(filter(None, [stack.extras, "dev"])))])
     if proc.returncode != 0:
-        return Result(stack, False, "install", time.time() - t0, {}, {}, conflict_reason(proc.stderr))
+        return Result(stack, False, "install", time.time() - t0, {}, {},
+                      conflict_reason(proc.stdout + "\n" + proc.stderr))
     listed = json.loads(run([str(python), "-m", "pip", "list", "--format", "json"]).stdout)
     versions = {p["name"].lower(): p["version"] for p in listed}
     problems = []
