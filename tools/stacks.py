@@ -181,7 +181,7 @@ def row(result: Result) -> str:
         verdict = "installs" if result.how == "resolve" else "installs; pip check, doctor and tests pass"
         if result.changed:
             verdict += "; the plugin changes " + ", ".join(f"{k} {a} -> {b}" for k, (a, b) in result.changed.items())
-        elif result.how == "resolve":
+        elif result.how == "resolve" and result.stack.compare:
             verdict += "; the plugin changes none of the stack's versions"
     else:
         verdict = f"**cannot coexist**: {result.reason}"
@@ -189,6 +189,21 @@ def row(result: Result) -> str:
                                                                      if result.stack.extras else "")
     return (f"| {result.stack.name} | {spec} | {verdict} | {picked or '-'} | {result.how}, "
             f"{result.seconds:.0f} s |")
+
+
+def print_saved(files: list[str]) -> None:
+    """The table from saved results (several runs, e.g. stacks measured in parallel), in :data:`STACKS` order."""
+    by_name = {s.name: s for s in STACKS}
+    saved = {}
+    for file in files:
+        for r in json.loads(Path(file).read_text()):
+            saved[r["stack"]["name"]] = Result(**{**r, "stack": by_name[r["stack"]["name"]],
+                                                  "changed": {k: tuple(v) for k, v in r["changed"].items()}})
+    print("| stack | requirements | result | versions pip picks | how, time |")
+    print("|---|---|---|---|---|")
+    for stack in STACKS:
+        if stack.name in saved:
+            print(row(saved[stack.name]))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -199,7 +214,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work", default=None, help="folder for the throw-away venvs (default: a temporary one)")
     parser.add_argument("--json", default=None, help="also write the results here")
     parser.add_argument("--wheel", default=None, help="this checkout's wheel, already built (default: build it)")
+    parser.add_argument("--table-from", nargs="*", default=None, metavar="JSON",
+                        help="print the table from earlier runs' --json files (in STACKS order), measuring nothing")
     args = parser.parse_args(argv)
+    if args.table_from is not None:
+        print_saved(args.table_from)
+        return 0
     names = {s.name for s in STACKS}
     unknown = sorted(set(args.only or []) - names)
     if unknown:
