@@ -175,12 +175,19 @@ def measure_install(stack: Stack, wheel: Path, work: Path, tests: list[str]) -> 
                                                                       if k in versions}, {}, "; ".join(problems))
 
 
+def change(name: str, before: str, after: str) -> str:
+    """One change the plugin makes in a stack's resolution, in words."""
+    if before == "-":
+        return f"adds {name} {after}"
+    return f"removes {name} {before}" if after == "-" else f"moves {name} {before} -> {after}"
+
+
 def row(result: Result) -> str:
     picked = ", ".join(f"{k} {v}" for k, v in result.versions.items())
     if result.ok:
         verdict = "installs" if result.how == "resolve" else "installs; pip check, doctor and tests pass"
         if result.changed:
-            verdict += "; the plugin changes " + ", ".join(f"{k} {a} -> {b}" for k, (a, b) in result.changed.items())
+            verdict += "; the plugin " + ", ".join(change(k, a, b) for k, (a, b) in result.changed.items())
         elif result.how == "resolve" and result.stack.compare:
             verdict += "; the plugin changes none of the stack's versions"
     else:
