@@ -249,8 +249,9 @@ def main(argv: list[str] | None = None) -> int:
                   else measure_resolve(stack, wheel, folder))
         results.append(result)
         print(row(result), flush=True)
-    if args.json:
-        Path(args.json).write_text(json.dumps([{**r.__dict__, "stack": r.stack.__dict__} for r in results], indent=1))
+        if args.json:  # after every stack, so a run stopped part-way keeps what it measured
+            Path(args.json).write_text(json.dumps([{**r.__dict__, "stack": r.stack.__dict__} for r in results],
+                                                  indent=1))
     return 0
 
 
