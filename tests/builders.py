@@ -162,3 +162,11 @@ def mvbench_fixture_doc(folder: Path) -> dict:
     record = fx.records["savi_mvbench_action_antonym"][0]
     video = str(next((folder / "data" / "mvbench" / "video").rglob(record["video"])))
     return {**record, "savi_video": video, "savi_video_found": True, "savi_num_frames": 4, "savi_benchmark": "mvbench"}
+
+
+def random_lora_adapter(model_path, out_dir, *, seed: int = 0) -> Path:
+    """A saved random (non-zero) LoRA adapter for the tiny model at ``model_path``: an "aligned" model whose
+    answers differ from the base model's."""
+    backend = random_lora_backend(model_path, seed=seed)
+    backend.model.save_pretrained(str(out_dir))
+    return Path(out_dir)

@@ -46,7 +46,8 @@ from tqdm import tqdm
 
 from savi_plugin.eval.bad_videos import mark_bad
 from savi_plugin.eval.data import MVBENCH_FRAME_FOLDER_FPS
-from savi_plugin.eval.protocols import Protocol, protocol
+from savi_plugin.eval.benchmarks import get as get_benchmark
+from savi_plugin.eval.protocols import Protocol
 from savi_plugin.eval.settings import (  # noqa: F401
     SaviVideoArgs,
     SettingError,
@@ -394,7 +395,7 @@ def doc_protocol(doc: Any) -> Protocol | None:
     """The protocol a savi task marked its doc with (``savi_benchmark``, ``savi_protocol``); None for other tasks."""
     if not isinstance(doc, dict) or doc.get("savi_benchmark") is None or doc.get("savi_protocol") is None:
         return None
-    return protocol(doc["savi_benchmark"], doc["savi_protocol"])
+    return get_benchmark(doc["savi_benchmark"]).protocol(doc["savi_protocol"])
 
 
 def prompt_framing(context: str, doc: Any) -> PromptFraming:

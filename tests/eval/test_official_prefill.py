@@ -29,7 +29,7 @@ DOC = {"video": "a.mp4", "question": "What happened after the person took the fo
 
 
 def _official_context(doc: dict, **kwargs) -> str:
-    return savi_task.mvbench_doc_to_text(doc, kwargs)
+    return savi_task.doc_to_text(doc, kwargs)
 
 
 # ------------------------------------------------------------------------------------- framing rule
@@ -119,7 +119,7 @@ def test_savi_video_gives_the_backend_the_system_turn_and_the_prefill(savi_video
     lm = model.lm
     official = _official_context(docs[0])
     edited = "Look first. " + official
-    plain = savi_task.mvbench_doc_to_text(docs[2], {})
+    plain = savi_task.doc_to_text(docs[2], {})
     recording = PromptRecording(lm)
     try:
         answers = model.generate_until([_request(official, 0), _request(edited, 1), _request(plain, 2)])

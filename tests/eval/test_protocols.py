@@ -62,8 +62,7 @@ def _lmms_kwargs(yaml_path: Path) -> dict:
 
 
 def _ours(benchmark: str, doc: dict, name: str) -> str:
-    fn = getattr(savi_task, f"{benchmark}_doc_to_text")
-    return fn({**doc, "savi_protocol": name}, {})
+    return savi_task.doc_to_text({**doc, "savi_benchmark": benchmark, "savi_protocol": name}, {})
 
 
 @pytest.mark.parametrize("doc", MVBENCH_DOCS)
