@@ -170,3 +170,61 @@ def random_lora_adapter(model_path, out_dir, *, seed: int = 0) -> Path:
     backend = random_lora_backend(model_path, seed=seed)
     backend.model.save_pretrained(str(out_dir))
     return Path(out_dir)
+
+
+#: A third party's benchmark module: a BenchmarkSpec for records {id, clip, question, choices, answer} and our
+#: default protocol; its task YAMLs sit in ``tasks/`` next to it.
+THIRD_PARTY_BENCHMARK = '''
+from pathlib import Path
+
+from savi_plugin.eval.benchmarks import Benchmark
+from savi_plugin.eval.data import BenchmarkSpec
+from savi_plugin.eval.protocols import PROTOCOLS
+
+BENCHMARK = Benchmark(
+    BenchmarkSpec(name="toybench", hub_cache_dir="toybench", local_video_dir="",
+                  fields=("id", "clip", "question", "choices", "answer"),
+                  video_relpaths=lambda doc, subtask=None: [f"clips/{doc['clip']}"],
+                  options=lambda doc: list(doc["choices"]), target=lambda doc: int(doc["answer"]),
+                  record_id=lambda doc: str(doc["id"])),
+    protocols={"savi": PROTOCOLS["perceptiontest"]["savi"]},
+    tasks=Path(__file__).parent / "tasks",
+)
+'''
+THIRD_PARTY_TASK = """task: toybench_qa
+class: !function savi_plugin.eval.task.SaviVideoTask
+dataset_path: example-org/toybench
+dataset_name: qa
+test_split: test
+output_type: generate_until
+doc_to_visual: !function savi_plugin.eval.task.doc_to_visual
+doc_to_text: !function savi_plugin.eval.task.doc_to_text
+doc_to_target: !function savi_plugin.eval.task.doc_to_target
+process_results: !function savi_plugin.eval.task.process_results
+generation_kwargs: {max_new_tokens: 8, do_sample: false}
+metric_list:
+  - {metric: accuracy, aggregation: !function savi_plugin.eval.task.aggregate_accuracy, higher_is_better: true}
+  - {metric: unparsed, aggregation: !function savi_plugin.eval.task.aggregate_count, higher_is_better: false}
+metadata: {benchmark: toybench}
+"""
+
+
+def third_party_benchmark(site: Path, data_root: Path, records: list[dict], videos: list[Path]) -> Path:
+    """Install a throw-away distribution ``toybench`` that adds a benchmark through the ``savi_plugin.benchmarks``
+    entry point (a package folder plus a dist-info with entry_points.txt in ``site``, a folder for ``sys.path`` /
+    ``PYTHONPATH``), and its data under ``data_root/toybench``. Returns ``site``."""
+    import shutil
+
+    package = site / "toybench"
+    (package / "tasks").mkdir(parents=True)
+    (package / "__init__.py").write_text(THIRD_PARTY_BENCHMARK)
+    (package / "tasks" / "toybench_qa.yaml").write_text(THIRD_PARTY_TASK)
+    info = site / "toybench-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: toybench\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[savi_plugin.benchmarks]\ntoybench = toybench:BENCHMARK\n")
+    (data_root / "toybench" / "clips").mkdir(parents=True)
+    for video in videos:
+        shutil.copy(video, data_root / "toybench" / "clips" / video.name)
+    write_jsonl(data_root / "toybench" / "qa" / "test.jsonl", records)
+    return site

@@ -156,18 +156,23 @@ def _check_plan(out: Path, plan: SuitePlan) -> None:
         path.write_text(json.dumps(plan.to_dict(), indent=1))
 
 
+def compare_runs(base_run, run, tasks: list[str], label: str = "aligned") -> dict[str, Delta]:
+    """Per task: the paired comparison of ``run``'s item scores with ``base_run``'s (the same items, or
+    :class:`SuiteError`)."""
+    out = {}
+    for task in tasks:
+        base, aligned = base_run.item_scores(task), run.item_scores(task)
+        if set(base) != set(aligned):
+            raise SuiteError(f"{task}: {label} scored other items than the base model ({len(aligned)} vs "
+                             f"{len(base)}); the runs are not paired")
+        out[task] = compare_items(base, aligned)
+    return out
+
+
 def comparison_rows(base_run, runs: dict, tasks: list[str]) -> list[dict]:
     """Per task and adapter: the paired comparison of the adapter's items with the base model's."""
-    rows = []
-    for task in tasks:
-        base = base_run.item_scores(task)
-        for label, run in runs.items():
-            aligned = run.item_scores(task)
-            if set(base) != set(aligned):
-                raise SuiteError(f"{task}: {label} scored other items than the base model ({len(aligned)} vs "
-                                 f"{len(base)}); the runs are not paired")
-            rows.append({"task": task, "adapter": label, **compare_items(base, aligned).to_dict()})
-    return rows
+    deltas = {label: compare_runs(base_run, run, tasks, label) for label, run in runs.items()}
+    return [{"task": task, "adapter": label, **deltas[label][task].to_dict()} for task in tasks for label in runs]
 
 
 def format_table(rows: list[dict], missing: list[str]) -> str:
