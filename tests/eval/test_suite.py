@@ -1,6 +1,8 @@
-"""`savi eval suite` through the real lmms-eval CLI: a tiny base model and a random LoRA adapter on two savi tasks
-of the offline fixture; the table equals a direct computation from lmms-eval's own --log_samples files, the card
-and the PNG are written, a killed suite continues, and `savi eval compare` refuses tables with other settings."""
+"""`savi eval suite` through the real lmms-eval CLI: a tiny base model and a random LoRA adapter on a savi task of
+the offline fixture and on the task of a benchmark a throw-away distribution adds through the
+``savi_plugin.benchmarks`` entry point; the table equals a direct computation from lmms-eval's own --log_samples
+files, the card and the PNG are written, a killed suite continues, and `savi eval compare` refuses tables with
+other settings."""
 
 import contextlib
 import io
@@ -17,10 +19,10 @@ from savi_plugin.eval.card import texts_sha256
 from savi_plugin.eval.compare import paired_bootstrap
 from savi_plugin.eval.fixtures import build_fixture, offline_env
 from savi_plugin.models.tiny import build_tiny_model
-from tests.builders import random_lora_adapter
+from tests.builders import random_lora_adapter, third_party_benchmark
 
 LIMIT = 3
-TASKS = ("savi_egoschema_lmms", "savi_perceptiontest")
+TASKS = ("savi_perceptiontest", "toybench_qa")
 
 
 def _samples(folder: Path, task: str) -> list[dict]:
@@ -51,13 +53,18 @@ def _suite(argv: list[str]) -> tuple[int, str, str]:
 @pytest.fixture(scope="module")
 def suite(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("savi_suite")
-    build_fixture(tmp / "data", "egoschema", LIMIT)
-    build_fixture(tmp / "data", "perceptiontest", LIMIT)
+    pt = build_fixture(tmp / "data", "perceptiontest", LIMIT)
+    toy = [{"id": f"t{i}", "clip": f"{r['video_name']}.mp4", "question": r["question"], "choices": r["options"],
+            "answer": int(r["answer_id"])} for i, r in enumerate(pt.records["savi_perceptiontest"])]
+    site = third_party_benchmark(tmp / "site", tmp / "data", toy,
+                                 sorted((tmp / "data" / "perceptiontest" / "videos").glob("*.mp4")))
     model = build_tiny_model(tmp / "tiny")
     adapter = random_lora_adapter(model, tmp / "aligned", seed=1)
     argv = [",".join(TASKS), "--model", str(model), "--adapter", str(adapter), "--out", str(tmp / "suite"),
             "--data-root", str(tmp / "data"), "--limit", str(LIMIT), "--num-frames", "4"]
-    with _environ(offline_env(tmp / "data", tmp / "hf")):
+    env = offline_env(tmp / "data", tmp / "hf")
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(site), env.get("PYTHONPATH", "")) if p)
+    with _environ(env):
         code, out, err = _suite(argv)
         assert code == 0, err[-3000:]
         first = (tmp / "suite" / "table.json").read_text()
@@ -95,8 +102,10 @@ def test_card_png_and_progress(suite):
     card = json.loads((tmp / "suite" / "card.json").read_text())
     assert card == table["card"]
     assert card["lmms_eval"] == "0.7.3" and card["limit"] == LIMIT and card["num_frames"] == 4
-    assert card["tasks"]["savi_egoschema_lmms"]["protocol"] == "lmms"
-    assert card["tasks"]["savi_perceptiontest"]["split"] == "validation"
+    assert card["tasks"]["savi_perceptiontest"] == {
+        "dataset": "lmms-eval/PerceptionTest_Val", "config": "mc_question_val", "split": "validation",
+        "benchmark": "perceptiontest", "protocol": "savi", "generation": card["tasks"]["savi_perceptiontest"]["generation"]}
+    assert card["tasks"]["toybench_qa"]["benchmark"] == "toybench"  # the third party's task ran in the same job
     inputs = [s["input"] for t in TASKS for s in _samples(tmp / "suite" / "runs" / "base", t)]
     assert card["prompts_sha256"] == texts_sha256(inputs) and card["items"] == 2 * LIMIT
     assert card["adapters"]["aligned"]["sha256"] and card["base_model"]["sha256"] != card["adapters"]["aligned"]["sha256"]
@@ -120,7 +129,7 @@ def test_compare_refuses_incomparable_tables(suite, tmp_path):
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
         assert main(["eval", "compare", str(tmp / "suite"), str(other)]) == 0
-    assert "| savi_egoschema_lmms | aligned |" in out.getvalue()
+    assert "| toybench_qa | aligned |" in out.getvalue()
     card = dict(table["card"], limit=10, prompts_sha256="0" * 64)
     (other / "table.json").write_text(json.dumps(dict(table, card=card)))
     err = io.StringIO()
