@@ -186,7 +186,7 @@ BENCHMARK = Benchmark(
                   fields=("id", "clip", "question", "choices", "answer"),
                   video_relpaths=lambda doc, subtask=None: [f"clips/{doc['clip']}"],
                   options=lambda doc: list(doc["choices"]), target=lambda doc: int(doc["answer"]),
-                  record_id=lambda doc: str(doc["id"])),
+                  record_id=lambda doc: str(doc["id"]), video_field="clip"),
     protocols={"savi": PROTOCOLS["perceptiontest"]["savi"]},
     tasks=Path(__file__).parent / "tasks",
 )
@@ -205,7 +205,7 @@ generation_kwargs: {max_new_tokens: 8, do_sample: false}
 metric_list:
   - {metric: accuracy, aggregation: !function savi_plugin.eval.task.aggregate_accuracy, higher_is_better: true}
   - {metric: unparsed, aggregation: !function savi_plugin.eval.task.aggregate_count, higher_is_better: false}
-metadata: {benchmark: toybench}
+metadata: {benchmark: toybench, version: 1}
 """
 
 

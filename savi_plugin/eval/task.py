@@ -184,6 +184,15 @@ def process_results(doc: dict, results: list[str]) -> dict[str, Any]:
     return process_mcq(_spec(doc), doc, results[0])
 
 
+def process_results_all_items(doc: dict, results: list[str]) -> dict[str, Any]:
+    """:func:`process_results` plus ``accuracy_all``: for tasks whose ``accuracy`` follows a reference that leaves
+    some items out of its denominator (lmms-eval's MVBench drops empty answers, so a failed video can only raise
+    it), the accuracy over every item, failures scored wrong, reported beside it."""
+    out = process_results(doc, results)
+    out["accuracy_all"] = out["accuracy"]
+    return out
+
+
 def aggregate_accuracy(items: list[dict]) -> float:
     """Accuracy in percent over the scored samples (unparsed answers, missing and bad videos count as wrong)."""
     if not items:
