@@ -412,18 +412,20 @@ def doc_protocol(doc: Any) -> Protocol | None:
 def prompt_framing(context: str, doc: Any) -> PromptFraming:
     """The system turn and reply pre-fill of the doc's protocol, around the task's context.
 
-    MVBench's official evaluation (OpenGVLab/Ask-Anything ``video_chat2/mvbench.ipynb``, ``system_llm=True``,
-    ``answer_prompt="Best option:("``) gives its system prompt to the language model and pre-fills the reply.
-    The task's ``doc_to_text`` writes that system prompt at the start of the context (the one channel other
-    lmms-eval models have); here it moves to the chat template's system turn when the context starts with it
-    exactly (a context that does not, e.g. after an edited prompt, is kept whole). Its trailing newline, the
-    separator before VideoChat2's next turn, is left out: the template's turn end separates the turns. The
-    protocol's ``answer_prefix`` is the pre-fill.
+    MVBench's official evaluation (OpenGVLab/Ask-Anything ``video_chat2/mvbench.ipynb``, ``infer_mvbench`` with
+    ``system_llm=True``, ``answer_prompt="Best option:("``) gives its system prompt twice: as the conversation's
+    system text (``chat.system``, before the first turn) and inline at the start of the user's text
+    (``prompt = system + question + question_prompt``; the notebook's printed prompt shows both), then pre-fills
+    the reply. The task's ``doc_to_text`` writes the user's text exactly so (so lmms-eval's logged ``input`` is
+    the user turn the model saw); when it starts with the system prompt, that prompt also fills the chat
+    template's system turn (a context that does not, e.g. an edited prompt, gets no system turn). Its trailing
+    newline, VideoChat2's separator, is left out of the system turn: the template's turn end separates the turns.
+    The protocol's ``answer_prefix`` is the pre-fill.
     """
     proto = doc_protocol(doc)
     if proto is None:
         return PromptFraming(context)
     system = proto.layout.system
     if system and context.startswith(system):
-        return PromptFraming(context[len(system):], system.rstrip("\n") or None, proto.answer_prefix)
+        return PromptFraming(context, system.rstrip("\n") or None, proto.answer_prefix)
     return PromptFraming(context, None, proto.answer_prefix)

@@ -125,9 +125,11 @@ def midpoint_indices(num_segments: int, fps: float, max_frame: int, bound=None, 
     (numpy's round, half to even; ``int`` truncates toward zero), with ``start_idx``/``end_idx`` rounded as in
     :func:`bound_range`. Segments shorter than a frame repeat frames, as in the reference. The references call it
     with ``max_frame = len(video) - 1`` and ``first_idx = 0`` for video files, and with ``max_frame = number of
-    files`` and ``first_idx = 1`` (fps 3) for frame folders. Where ``get_index`` returns frames outside
-    ``first_idx .. max_frame`` or in reverse order (a bound that starts after the video's end; a video with no
-    frames), which the references then fail to read, this raises :class:`BoundError` instead.
+    files`` and ``first_idx = 1`` (fps 3) for frame folders. A bound starting one frame past the end gives
+    ``start_idx = max_frame + 1 > end_idx``: a small negative segment, and ``get_index`` returns the last frames in
+    reverse order (e.g. the last frame 8 times, then the one before it 8 times), which the references read; so
+    do we. Where ``get_index`` returns frames outside ``first_idx .. max_frame`` (a bound starting further past the
+    end; a video with no frames), which the references then fail to read, this raises :class:`BoundError`.
     """
     if num_segments <= 0:
         raise ValueError("num_frames must be positive")
@@ -135,7 +137,7 @@ def midpoint_indices(num_segments: int, fps: float, max_frame: int, bound=None, 
     seg_size = float(end_idx - start_idx) / num_segments
     offsets = np.round(seg_size * np.arange(num_segments, dtype=np.float64))
     indices = (start_idx + (seg_size / 2) + offsets).astype(np.int64)
-    if indices.min() < first_idx or indices.max() > max_frame or np.any(np.diff(indices) < 0):
+    if indices.min() < first_idx or indices.max() > max_frame:
         raise _outside(bound, fps, max_frame, first_idx)
     return indices
 
