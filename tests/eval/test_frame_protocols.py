@@ -50,7 +50,7 @@ def data(tmp_path_factory):
 
 def test_protocols_state_their_frame_rule():
     rules = {name: (p.frames, p.bounds, p.num_frames) for name, p in PROTOCOLS["mvbench"].items()}
-    assert rules == {"savi": ("uniform", True, None), "lmms": ("uniform", False, 32),
+    assert rules == {"savi": ("uniform", True, None), "lmms": ("lmms", False, 32),
                      "official": ("midpoints", True, 16), "rrpo": ("midpoints", True, 64)}
     assert all(not p.bounds for b in ("egoschema", "perceptiontest") for p in PROTOCOLS[b].values())
 
