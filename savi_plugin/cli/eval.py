@@ -124,7 +124,13 @@ def run_fixture(args) -> int:
 
 
 def run_suite(args) -> int:
-    from savi_plugin.eval.suite import SuitePlan, SuiteError, adapter_labels, run_suite as run, suite_tasks
+    from savi_plugin.eval.suite import (
+        SuiteError,
+        SuitePlan,
+        adapter_labels,
+        suite_tasks,
+    )
+    from savi_plugin.eval.suite import run_suite as run
 
     try:
         tasks, missing = suite_tasks(args.suite)

@@ -45,8 +45,8 @@ from loguru import (
 from tqdm import tqdm
 
 from savi_plugin.eval.bad_videos import mark_bad
-from savi_plugin.eval.data import MVBENCH_FRAME_FOLDER_FPS
 from savi_plugin.eval.benchmarks import get as get_benchmark
+from savi_plugin.eval.data import MVBENCH_FRAME_FOLDER_FPS
 from savi_plugin.eval.protocols import Protocol
 from savi_plugin.eval.settings import (  # noqa: F401
     SaviVideoArgs,

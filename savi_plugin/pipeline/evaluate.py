@@ -79,17 +79,15 @@ def evaluate_step(recipe, model: str | Path, out_dir: str | Path, adapter: str |
     without a data root, :func:`savi_plugin.demo.models.offline_eval_root` builds a small synthetic
     MVBench-format set in the run folder so the loop runs offline.
     """
-    from savi_plugin.demo.models import offline_eval_root
-    from savi_plugin.eval.fixtures import offline_env
-
-    results = _lmms_eval(recipe, model, Path(out_dir), adapter)
+    run_dir = Path(out_dir).parent.parent
+    results = _lmms_eval(recipe, model, Path(out_dir), run_dir, adapter)
     if base is not None:
         from savi_plugin.eval.results import read_run
         from savi_plugin.eval.suite import compare_runs
 
-        base_dir = Path(out_dir).parent.parent / "eval_base"
+        base_dir = run_dir / "eval_base"
         if not (base_dir / "results.json").is_file():
-            _lmms_eval(recipe, base, base_dir)
+            _lmms_eval(recipe, base, base_dir, run_dir)
         deltas = compare_runs(read_run(base_dir / "lmms_eval"), read_run(Path(out_dir) / "lmms_eval"),
                               list(recipe.eval.tasks))
         results["vs_base"] = {task: delta.to_dict() for task, delta in deltas.items()}
@@ -97,14 +95,18 @@ def evaluate_step(recipe, model: str | Path, out_dir: str | Path, adapter: str |
     return results
 
 
-def _lmms_eval(recipe, model: str | Path, out_dir: Path, adapter: str | Path | None = None) -> dict:
+def _lmms_eval(recipe, model: str | Path, out_dir: Path, run_dir: Path, adapter: str | Path | None = None) -> dict:
+    """One lmms-eval run of the recipe's eval into ``out_dir`` (``results.json`` beside lmms-eval's output)."""
+    from savi_plugin.demo.models import offline_eval_root
+    from savi_plugin.eval.fixtures import offline_env
+
     out_dir.mkdir(parents=True, exist_ok=True)
     data_root = recipe.eval.data_root
     env = dict(os.environ)
-    offline_root = offline_eval_root(recipe, out_dir.parent.parent)
+    offline_root = offline_eval_root(recipe, run_dir)
     if offline_root is not None:
         data_root = offline_root
-        env = offline_env(data_root, out_dir.parent.parent / "hf_home")
+        env = offline_env(data_root, run_dir / "hf_home")
     elif data_root is not None:
         env["SAVI_DATA_ROOT"] = str(data_root)
     with model_args_paths(model, adapter) as (model_arg, adapter_arg):  # a comma in a run folder's path

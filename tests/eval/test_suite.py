@@ -65,7 +65,7 @@ def suite(tmp_path_factory):
     env = offline_env(tmp / "data", tmp / "hf")
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(site), env.get("PYTHONPATH", "")) if p)
     with _environ(env):
-        code, out, err = _suite(argv)
+        code, _out, err = _suite(argv)
         assert code == 0, err[-3000:]
         first = (tmp / "suite" / "table.json").read_text()
         # a suite killed while the adapter's run was going: its run is redone, the base model's is kept

@@ -2,7 +2,6 @@
 own download, replaced here by a local stand-in since tests never touch a hub) with videos under $HF_HOME."""
 
 import shutil
-from pathlib import Path
 
 import datasets
 import pytest
@@ -78,8 +77,12 @@ def test_metadata_must_name_the_benchmark():
 def test_mvbench_lmms_reports_the_accuracy_over_all_items_beside_lmms_evals():
     """lmms-eval's MVBench aggregation drops empty answers: 1 right + 2 missing videos (empty answers) is its 100%;
     ``accuracy_all`` beside it is 33.3%, and the counts say why."""
-    from savi_plugin.eval.task import (aggregate_accuracy, aggregate_accuracy_answered, aggregate_count,
-                                       process_results_all_items)
+    from savi_plugin.eval.task import (
+        aggregate_accuracy,
+        aggregate_accuracy_answered,
+        aggregate_count,
+        process_results_all_items,
+    )
 
     doc = {"video": "a.mp4", "question": "Which?", "candidates": ["up", "down"], "answer": "down",
            "savi_benchmark": "mvbench", "savi_protocol": "lmms", "savi_video": "a.mp4", "savi_video_found": True}
