@@ -73,10 +73,17 @@ def texts_sha256(texts: list[str]) -> str:
 def task_card(config: dict) -> dict:
     """What one task's lmms-eval config says about how it is run (from ``*_results.json``'s ``configs``)."""
     meta = config.get("metadata") or {}
+    protocol = meta.get("protocol", "savi" if meta.get("benchmark") else None)
+    frames = None
+    if meta.get("benchmark"):
+        from savi_plugin.eval.benchmarks import get
+
+        proto = get(meta["benchmark"]).protocol(protocol)
+        frames = {"num_frames": proto.num_frames or "model's num_frames", "rule": proto.frames, "bounds": proto.bounds}
     return {
         "dataset": config.get("dataset_path"), "config": config.get("dataset_name"),
         "split": config.get("test_split") or config.get("validation_split"),
-        "benchmark": meta.get("benchmark"), "protocol": meta.get("protocol", "savi" if meta.get("benchmark") else None),
+        "benchmark": meta.get("benchmark"), "protocol": protocol, "frames": frames,
         "generation": config.get("generation_kwargs"),
     }
 

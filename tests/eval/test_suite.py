@@ -104,7 +104,10 @@ def test_card_png_and_progress(suite):
     assert card["lmms_eval"] == "0.7.3" and card["limit"] == LIMIT and card["num_frames"] == 4
     assert card["tasks"]["savi_perceptiontest"] == {
         "dataset": "lmms-eval/PerceptionTest_Val", "config": "mc_question_val", "split": "validation",
-        "benchmark": "perceptiontest", "protocol": "savi", "generation": card["tasks"]["savi_perceptiontest"]["generation"]}
+        "benchmark": "perceptiontest", "protocol": "savi",
+        "frames": {"num_frames": "model's num_frames", "rule": "uniform", "bounds": False},
+        "generation": card["tasks"]["savi_perceptiontest"]["generation"]}
+    assert card["tasks"]["savi_perceptiontest"]["generation"]["max_new_tokens"] == 16
     assert card["tasks"]["toybench_qa"]["benchmark"] == "toybench"  # the third party's task ran in the same job
     inputs = [s["input"] for t in TASKS for s in _samples(tmp / "suite" / "runs" / "base", t)]
     assert card["prompts_sha256"] == texts_sha256(inputs) and card["items"] == 2 * LIMIT
