@@ -133,8 +133,8 @@ def _spec(doc: dict) -> data.BenchmarkSpec:
     return benchmarks.get(doc["savi_benchmark"]).spec
 
 
-def _protocol(doc: dict) -> Protocol:
-    return benchmarks.get(doc["savi_benchmark"]).protocol(doc.get("savi_protocol", "savi"))
+def _protocol(doc: dict, benchmark: str | None = None) -> Protocol:
+    return benchmarks.get(doc.get("savi_benchmark", benchmark)).protocol(doc.get("savi_protocol", "savi"))
 
 
 def doc_to_text(doc: dict, lmms_eval_specific_kwargs: dict | None = None) -> str:
@@ -168,7 +168,7 @@ def process_mcq(spec: data.BenchmarkSpec, doc: dict, response: str) -> dict[str,
     correct, parsed, pred = False, True, None
     if found and not bad:
         options = spec.options(doc)
-        correct, parsed = _protocol(doc).grade(response, options, target)
+        correct, parsed = _protocol(doc, spec.name).grade(response, options, target)
         pred = parse_choice(response, options).index
     return {
         "accuracy": {"score": 100.0 * correct, "pred": pred, "answered": bool(response), "target": target,

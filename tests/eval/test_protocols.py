@@ -179,9 +179,9 @@ def test_lmms_variants_score_like_lmms_eval_on_the_answer_corpus():
 
     corpus = json.loads((FIXTURES / "mcq_answer_corpus.json").read_text())
     responses = [row["response"] for row in corpus]
-    mv = dict(MVBENCH_DOCS[0], savi_protocol="lmms")
-    pt = dict(PERCEPTION_DOCS[0], savi_protocol="lmms")
-    ego = dict(EGOSCHEMA_DOCS[0], savi_protocol="lmms")
+    mv = dict(MVBENCH_DOCS[0], savi_benchmark="mvbench", savi_protocol="lmms")
+    pt = dict(PERCEPTION_DOCS[0], savi_benchmark="perceptiontest", savi_protocol="lmms")
+    ego = dict(EGOSCHEMA_DOCS[0], savi_benchmark="egoschema", savi_protocol="lmms")
     for response in responses:
         ours = process_mcq(BENCHMARKS["mvbench"], mv, response)["accuracy"]
         assert ours["score"] == 100 * mvbench_process_results(MVBENCH_DOCS[0], [response])["mvbench_accuracy"]["score"]
