@@ -215,16 +215,39 @@ def third_party_benchmark(site: Path, data_root: Path, records: list[dict], vide
     ``PYTHONPATH``), and its data under ``data_root/toybench``. Returns ``site``."""
     import shutil
 
-    package = site / "toybench"
-    (package / "tasks").mkdir(parents=True)
-    (package / "__init__.py").write_text(THIRD_PARTY_BENCHMARK)
-    (package / "tasks" / "toybench_qa.yaml").write_text(THIRD_PARTY_TASK)
-    info = site / "toybench-0.1.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: toybench\nVersion: 0.1\n")
-    (info / "entry_points.txt").write_text("[savi_plugin.benchmarks]\ntoybench = toybench:BENCHMARK\n")
+    install_distribution(site, None, "toybench",
+                         {"toybench/__init__.py": THIRD_PARTY_BENCHMARK, "toybench/tasks/toybench_qa.yaml": THIRD_PARTY_TASK},
+                         {"savi_plugin.benchmarks": {"toybench": "toybench:BENCHMARK"}})
     (data_root / "toybench" / "clips").mkdir(parents=True)
     for video in videos:
         shutil.copy(video, data_root / "toybench" / "clips" / video.name)
     write_jsonl(data_root / "toybench" / "qa" / "test.jsonl", records)
     return site
+
+
+def install_distribution(root: Path, monkeypatch, name: str, files: dict[str, str],
+                         entry_points: dict[str, dict[str, str]]) -> Path:
+    """A throw-away distribution ``name`` on ``sys.path``: its ``files`` (relative path -> text) and a
+    ``<name>-0.1.dist-info`` declaring ``entry_points`` (group -> {entry name: ``module:object``}), as pip would
+    install it; ``importlib.metadata`` then finds its entry points. Returns the folder put on ``sys.path``
+    (``monkeypatch`` None: only written, for a subprocess's ``PYTHONPATH``)."""
+    import sys
+    import textwrap
+
+    root.mkdir(parents=True, exist_ok=True)
+    for rel, text in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text))
+    info = root / f"{name.replace('-', '_')}-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("".join(
+        f"[{group}]\n" + "".join(f"{k} = {v}\n" for k, v in entries.items()) for group, entries in entry_points.items()))
+    if monkeypatch is None:
+        return root
+    monkeypatch.syspath_prepend(str(root))
+    for module in {rel.split("/")[0].removesuffix(".py") for rel in files if rel.endswith(".py")}:
+        for loaded in [m for m in sys.modules if m == module or m.startswith(module + ".")]:
+            monkeypatch.delitem(sys.modules, loaded)
+    return root
