@@ -177,9 +177,7 @@ def random_lora_adapter(model_path, out_dir, *, seed: int = 0) -> Path:
 THIRD_PARTY_BENCHMARK = '''
 from pathlib import Path
 
-from savi_plugin.eval.benchmarks import Benchmark
-from savi_plugin.eval.data import BenchmarkSpec
-from savi_plugin.eval.protocols import PROTOCOLS
+from savi_plugin.api import PROTOCOLS, Benchmark, BenchmarkSpec
 
 BENCHMARK = Benchmark(
     BenchmarkSpec(name="toybench", hub_cache_dir="toybench", local_video_dir="",

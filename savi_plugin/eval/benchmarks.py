@@ -25,9 +25,8 @@ from pathlib import Path
 
 from savi_plugin.eval import data
 from savi_plugin.eval.protocols import PROTOCOLS, Protocol
+from savi_plugin.registry import BENCHMARKS as GROUP
 from savi_plugin.registry import entries
-
-GROUP = "savi_plugin.benchmarks"
 
 
 @dataclass(frozen=True)
