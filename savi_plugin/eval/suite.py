@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -124,8 +125,7 @@ def run_model(plan: SuitePlan, label: str, out: Path, env: dict, progress=_print
         print(f"{label}: kept from an earlier run ({folder})", file=sys.stderr)
         return folder / "lmms_eval"
     if (folder / "lmms_eval").exists():  # a killed run: its partial output must not mix with the new one
-        for file in sorted((folder / "lmms_eval").rglob("*"), reverse=True):
-            file.unlink() if file.is_file() or file.is_symlink() else file.rmdir()
+        shutil.rmtree(folder / "lmms_eval")
     folder.mkdir(parents=True, exist_ok=True)
     args = savi_video_args(plan.model, plan.tasks, folder / "lmms_eval", num_frames=plan.num_frames,
                            adapter=plan.models()[label], limit=plan.limit, batch_size=plan.batch_size,
