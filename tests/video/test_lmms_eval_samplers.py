@@ -59,14 +59,14 @@ def _reference(rule: str, path: Path, n: int, k: int) -> list[int]:
 @pytest.fixture(scope="module")
 def videos(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("indexed")
-    return {n: _indexed_video(tmp / f"v{n}.mp4", n) for n in (5, 17, 40, 64)}
+    return {n: _indexed_video(tmp / f"v{n}.mp4", n) for n in (5, 17, 64)}
 
 
 @pytest.mark.parametrize("rule", LMMS_EVAL_RULES)
 def test_rules_equal_lmms_evals_samplers(videos, rule):
     for n, path in videos.items():
         assert _indices(read_frames(path, n, sampling="uniform").frames) == list(range(n))  # the index coding holds
-        for k in (4, 8, 16, 32):
+        for k in (4, 16, 32):
             ours = select_frames(rule, k, fps=FPS, max_frame=n - 1).tolist()
             assert ours == _reference(rule, path, n, k), (rule, n, k)
             assert _indices(read_frames(path, k, sampling=rule).frames) == ours, (rule, n, k)
