@@ -76,10 +76,14 @@ def task_card(config: dict) -> dict:
     protocol = meta.get("protocol", "savi" if meta.get("benchmark") else None)
     frames = None
     if meta.get("benchmark"):
-        from savi_plugin.eval.benchmarks import get
+        from savi_plugin.eval.benchmarks import BenchmarkError, get
 
-        proto = get(meta["benchmark"]).protocol(protocol)
-        frames = {"num_frames": proto.num_frames or "model's num_frames", "rule": proto.frames, "bounds": proto.bounds}
+        try:  # the benchmark's package may be installed only where lmms-eval ran
+            proto = get(meta["benchmark"]).protocol(protocol)
+        except (BenchmarkError, ValueError):
+            proto = None
+        frames = proto and {"num_frames": proto.num_frames or "model's num_frames", "rule": proto.frames,
+                            "bounds": proto.bounds}
     return {
         "dataset": config.get("dataset_path"), "config": config.get("dataset_name"),
         "split": config.get("test_split") or config.get("validation_split"),
