@@ -127,7 +127,7 @@ def frames_from_images(images: Sequence[Any]) -> np.ndarray:
 
 #: Backend family -> the frame sampler of lmms-eval 0.7.3's own wrapper for it (``_lmms`` tasks).
 FAMILY_FRAME_RULES = {"llava_onevision": "lmms_llava_onevision", "llava_video": "lmms_llava_vid",
-                      "qwen2_vl": "lmms_qwen2_vl"}
+                      "qwen2_vl": "lmms_qwen2_vl", "internvl": "lmms_internvl2"}
 
 
 class SaviVideo(lmms):
