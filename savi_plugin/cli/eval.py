@@ -135,7 +135,7 @@ def run_suite(args) -> int:
     try:
         tasks, missing = suite_tasks(args.suite)
         if not args.adapter:
-            raise SuiteError("savi eval suite needs at least one --adapter to compare with the base model")
+            raise SuiteError("at least one --adapter is needed, to compare with the base model")
         for path in [args.model, *args.adapter, args.data_root]:
             if path and any(c in str(path) for c in ",="):
                 raise SuiteError(f"{path}: lmms-eval's --model_args cannot carry a path holding ',' or '='")

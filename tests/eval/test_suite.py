@@ -141,3 +141,17 @@ def test_compare_refuses_incomparable_tables(suite, tmp_path):
     lines = err.getvalue().splitlines()
     assert "not comparable (2 eval-card field(s) differ)" in lines[0]
     assert lines[1].strip().startswith("limit: 3") and lines[2].strip().startswith("prompts_sha256:")
+
+
+def test_named_suites_say_what_they_leave_out_and_labels_are_unique(tmp_path):
+    from savi_plugin.eval.suite import adapter_labels, suite_tasks
+
+    assert suite_tasks("rrpo") == (["savi_mvbench_rrpo"], ["tvbench", "tempcompass", "videohallucer", "vidhalluc",
+                                                            "videomme", "mlvu", "longvideobench"])
+    assert suite_tasks("videosavi")[0] == ["savi_mvbench_lmms", "savi_perceptiontest_lmms", "savi_egoschema_lmms"]
+    assert suite_tasks(" savi_mvbench, savi_egoschema ,") == (["savi_mvbench", "savi_egoschema"], [])
+    assert list(adapter_labels(["runs/a/adapter", "runs/b/adapter", "x/base"])) == ["adapter", "adapter-2", "base-2"]
+    code, _, err = _suite(["rrpo", "--model", "m", "--out", str(tmp_path / "s")])
+    assert code == 1 and err.strip().splitlines()[-1] == (
+        "savi eval suite: at least one --adapter is needed, to compare with the base model")
+    assert not (tmp_path / "s").exists()
