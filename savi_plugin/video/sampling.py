@@ -155,20 +155,22 @@ def uniform_indices(total_frames: int, num_frames: int) -> np.ndarray:
 
 
 def interval_indices(total_frames: int, num_frames: int) -> np.ndarray:
-    """``[int(i * total_frames / num_frames) for i in range(num_frames)]``: RRPO's training frames.
+    """``[int(total_frames / num_frames * i) for i in range(num_frames)]``: RRPO's training frames.
 
     pritamqu/RRPO ``train_llavavideo.py`` lines 1294-1296 (``interval = len(frame_idx) / float(num_sample)``;
     ``frame_idx = [int(interval * i) for i in range(num_sample)]``): the first frame of each of ``num_frames``
     equal intervals; 300 frames, 16 taken: 0, 18, 37, ..., 281 (``uniform`` takes 0, 20, ..., 299). Computed in
-    integers (``i * T // n``), which equals the reference's float product wherever that is exact and never
-    rounds a whole number down. A video shorter than ``num_frames`` repeats frames, as the reference does (the
+    float64 in the reference's order (the interval first, then the product, truncated), so that where the
+    product of a rounded interval falls just below a whole number the same frame is taken (30 frames, 22 taken:
+    the 12th is frame 14, where whole-number arithmetic gives 15). A video shorter than ``num_frames`` repeats frames, as the reference does (the
     trainer refuses such videos before decoding: ``too_few_frames``).
     """
     if total_frames <= 0:
         raise ValueError("total_frames must be positive")
     if num_frames <= 0:
         raise ValueError("num_frames must be positive")
-    return (np.arange(num_frames, dtype=np.int64) * total_frames) // num_frames
+    interval = float(total_frames) / float(num_frames)
+    return (interval * np.arange(num_frames, dtype=np.float64)).astype(np.int64)
 
 
 def fps_indices(total_frames: int, video_fps: float, sample_fps: float, max_frames: int | None) -> np.ndarray:
