@@ -221,11 +221,12 @@ def test_rrpo_scripted_pairs_skips_and_tagging(qa_manifest, tmp_path):
     assert list(records) == ["mcq-wrong-rrpo-0", "yes-no-rrpo-0", "long-rrpo-0", "long-badtags-rrpo-0"]
     r = records["mcq-wrong-rrpo-0"]
     assert (r["chosen"], r["rejected"]) == ("(A) up", "(C) left")
-    assert (r["chosen_tagged"], r["rejected_tagged"]) == ("(<MASK>A</MASK>) <MASK>up</MASK>",
-                                                          "(<MASK>C</MASK>) <MASK>left</MASK>")
+    # the option text is the phrase, never the letter (tag_rule: figure, as data.png bolds its MCQ example)
+    assert (r["chosen_tagged"], r["rejected_tagged"]) == ("(A) <MASK>up</MASK>", "(C) <MASK>left</MASK>")
     assert r["meta"]["judge"] == {"kind": "mcq", "method": "letter", "predicted": 2, "score": 0.0}
     r = records["yes-no-rrpo-0"]
-    assert (r["chosen_tagged"], r["rejected_tagged"]) == ("<MASK>yes</MASK>", "<MASK>No, it does not.</MASK>")
+    # the figure rule keeps punctuation out of a phrase
+    assert (r["chosen_tagged"], r["rejected_tagged"]) == ("<MASK>yes</MASK>", "<MASK>No, it does not</MASK>.")
     r = records["long-rrpo-0"]
     assert r["meta"]["tagging"] == "model"
     assert r["chosen_tagged"] == "the <MASK>red circle moves</MASK> from the left side to the right side of the frame"
@@ -256,7 +257,9 @@ def test_rrpo_scripted_pairs_skips_and_tagging(qa_manifest, tmp_path):
 def test_rrpo_answer_formats(qa_manifest, tmp_path, fmt, chosen, rejected):
     out = tmp_path / "pairs.jsonl"
     run_generation(generator="rrpo", model=ScriptedLM(scripted_answer, scripted_tagger), inputs=qa_manifest,
-                   output=out, limit=3, progress=False, options={"answer_format": fmt, "keep_unmapped": True})
+                   output=out, limit=3, progress=False, options={"answer_format": fmt, "keep_unmapped": True,
+                                                                 # letters alone are a phrase only by difflib
+                                                                 "tag_rule": "difflib" if fmt == "letter" else "figure"})
     records = {r["id"]: r for r in read_jsonl(out)}
     assert (records["mcq-wrong-rrpo-0"]["chosen"], records["mcq-wrong-rrpo-0"]["rejected"]) == (chosen, rejected)
     # keep_unmapped keeps the answer that picks no option, verbatim
