@@ -10,7 +10,6 @@ Re-running the same command resumes: finished runs are kept.
 from __future__ import annotations
 
 
-
 def add_parser(subparsers) -> None:
     from savi_plugin.pipeline.ablate import PAPER_LOSSES
 

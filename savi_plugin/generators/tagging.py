@@ -35,9 +35,8 @@ second: rewrite the sentence with them). Here:
 from __future__ import annotations
 
 import difflib
-from dataclasses import dataclass
-
 import re
+from dataclasses import dataclass
 
 from savi_plugin.data.options import OPTION_LABEL
 from savi_plugin.data.tags import CLOSE_TAG, OPEN_TAG, TagError, parse_tags

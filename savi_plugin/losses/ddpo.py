@@ -33,7 +33,12 @@ import torch
 import torch.nn.functional as F
 
 from savi_plugin.config.values import Positive, checked
-from savi_plugin.losses.base import LossOutput, PreferenceLoss, Requirements, TokenInputs
+from savi_plugin.losses.base import (
+    LossOutput,
+    PreferenceLoss,
+    Requirements,
+    TokenInputs,
+)
 
 
 def dense_scores(token_logps: torch.Tensor, phrase_ids: torch.Tensor, mask: torch.Tensor, gamma: float,

@@ -31,7 +31,12 @@ import torch
 import torch.nn.functional as F
 
 from savi_plugin.config.values import NonNegative, checked
-from savi_plugin.losses.base import LossOutput, PreferenceLoss, Requirements, TokenInputs
+from savi_plugin.losses.base import (
+    LossOutput,
+    PreferenceLoss,
+    Requirements,
+    TokenInputs,
+)
 
 
 def phrase_sums(token_logps: torch.Tensor, phrase_ids: torch.Tensor, mask: torch.Tensor,

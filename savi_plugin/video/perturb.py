@@ -165,7 +165,7 @@ def subject_extent(frames: np.ndarray, mass: float = SUBJECT_MASS) -> list[int]:
     of the marginal). A clip with no salient pixel (uniform) gives the whole frame. On ``perturb.png``'s four
     original frames: x 119-305, y 25-166 (186 x 141 px). Computed on the same grid as :func:`subject_box`.
     """
-    t, h, w, _ = frames.shape
+    _, h, w, _ = frames.shape
     stride = max(1, min(h, w) // 128)
     sal = saliency(frames[:, ::stride, ::stride]).astype(np.float64)
     sal = np.clip(sal - np.median(sal), 0.0, None)

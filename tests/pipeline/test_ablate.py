@@ -75,7 +75,7 @@ def test_every_loss_trains_on_the_same_pairs_and_lands_in_one_table(ablation):
 
 
 def test_a_rerun_keeps_the_finished_runs(ablation):
-    code, argv, out = ablation
+    _, argv, out = ablation
     before = {loss: (out / loss / "summary.json").stat().st_mtime_ns for loss in LOSSES}
     assert main(argv) == 0
     assert {loss: (out / loss / "summary.json").stat().st_mtime_ns for loss in LOSSES} == before

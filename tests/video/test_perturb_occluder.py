@@ -9,8 +9,15 @@ import numpy as np
 import pytest
 
 from savi_plugin.video.decode import read_frames
-from savi_plugin.video.perturb import (DEFAULT_PERTURBATIONS, OCCLUDER_AREA, OCCLUDER_FILL, OCCLUDER_SUBJECT_AREA,
-                                       apply_perturbations, parse_spec, subject_extent)
+from savi_plugin.video.perturb import (
+    DEFAULT_PERTURBATIONS,
+    OCCLUDER_AREA,
+    OCCLUDER_FILL,
+    OCCLUDER_SUBJECT_AREA,
+    apply_perturbations,
+    parse_spec,
+    subject_extent,
+)
 from savi_plugin.video.synthetic import COLORS, draw_shape, write_mp4
 
 SIZE, T = 64, 12
