@@ -60,7 +60,10 @@ class RRPOConfig:
     Attributes:
         prompts: a YAML file (or mapping) overriding the packaged ``prompts/rrpo.yaml``.
         perturbations: the perturbation pipeline: a list of ``{"name": ..., **params}``, or a string such as
-            ``"occlude,shuffle"``; None = the ``perturb.png`` default (occluder on every frame + shuffle).
+            ``"occlude,shuffle"``; None = the ``perturb.png`` default (occluder on every frame, sized to 0.76 of
+            the subject's extent so parts of it stay visible, + shuffle). ``"occlude:1;size=frame,shuffle"`` is
+            the fixed box of 31% of the frame, which hides a small subject completely
+            (:func:`savi_plugin.video.perturb.occlude_frames`).
         num_perturbations: independent perturbation draws per question.
         pairs_per_question: the most pairs kept per question (the first wrong draws); None keeps every error.
         answer_format: how MCQ responses are written in the pair. ``letter_option``: ``"(B) red circle"``;
