@@ -4,7 +4,8 @@ RRPO's loss ablation (arXiv 2504.12083, project page table "RRPO consistently ou
 methods": DPO, DPA, TDPO, DDPO, RRPO on LongVU, mean delta 0.7 / 0.7 / 0.8 / 0.9 / 2.5) trains each loss on the
 same pairs with the same model, adapter and schedule. :func:`run_ablation` does that from one recipe:
 
-* every run is the recipe with ``train.loss_type`` replaced; ``beta`` (the shared implicit-reward scale) is kept
+* every run is the recipe with ``train.loss_type`` replaced (and a ``train.trainer`` that fixes another loss
+  replaced by ``preference``); ``beta`` (the shared implicit-reward scale) is kept
   for every loss that declares it; ``alpha`` and ``loss_options`` belong to the recipe's own loss and are kept
   for it only, so each other loss starts from its own paper's defaults (DPA ``alpha`` 0.4, TDPO2 ``alpha`` 0.5,
   DDPO ``gamma`` 1.1; see each loss's docstring). ``LOSS:key.path=value`` overrides one run (``dpa:train.alpha=0.1``);
@@ -59,6 +60,12 @@ def loss_recipe(recipe_ref: str, loss: str, shared: list[str], own: list[str], o
     overrides = [f"train.loss_type={loss}", f"train.output_dir={out / loss / 'train'}"]
     if base.train.get("loss_type", "rrpo") != loss:
         overrides += [f"train.{key}=null" for key in OWN_LOSS_KEYS if base.train.get(key) is not None]
+    if base.train.get("trainer"):
+        from savi_plugin.training.trainer import trainer_class
+
+        fixed = trainer_class(base.train["trainer"]).fixed_loss_type
+        if fixed is not None and fixed != loss:  # a trainer that fixes another loss would train that one
+            overrides.append("train.trainer=preference")
     return load_recipe(recipe_ref, [*shared, *overrides, *own])
 
 
