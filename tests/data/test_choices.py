@@ -140,11 +140,16 @@ COMMITTING = [
     "Between {X} and {L}, {L} is correct.", "Options {X} and {L} are close, but the correct one is {L}.",
     "{X} and {Y} can be ruled out; the answer is {L}.", "Not {X} or {Y} — it's {L}.",
     "The correct answer is ~~{X}~~ {L}.", "{X} is tempting. Therefore {L}.",
+    "Options {X} and {Y} do not match.\n\nAnswer: {L}", "<option>{L}</option>", "=> {L}", "Opt. {L}",
+    "Options {X} and {L} are plausible, but {L} is the best answer.",
 ]
 #: replies that take their pick back or offer two, as templates
 NOT_COMMITTING = [
     "{L}. Wait, actually I'm not sure.", "{L} — no, sorry, I can't tell.", "Possibly {L}, but {X} is just as likely.",
     "Either the first or the second option.", "So it is {L} or {X}.", "{X} and {L} are both plausible.",
+    "{L}. Hmm, or maybe not.", "The answer is {L}. On second thought, I retract that.", "答案是{L}或者{X}。",
+    "{L}? {X}?", "Neither the first nor the third.", "The answer is {L}. The answer is {X}.",
+    "Let's analyze each option. Option {L} says \"the man opens the door\". This does not seem to",
 ]
 
 
