@@ -488,11 +488,13 @@ class Output:
     def sidecar(self, kind: str) -> Path:
         return sidecar(self.path, kind)
 
-    def write_mark(self, **extra: Any) -> None:
-        """Store our mark (command, configuration, anything in ``extra``, e.g. the files written)."""
+    def write_mark(self, into: str | Path | None = None, **extra: Any) -> None:
+        """Store our mark (command, configuration, anything in ``extra``, e.g. the files written); ``into``: the
+        temporary folder that is about to become the output (:func:`replace_folder`)."""
         if self.folder:
             self.path.mkdir(parents=True, exist_ok=True)
-        write_json(self.mark, {"written_by": "savi", "command": self.command, "config": self.config, **extra})
+        target = mark_path(into, True) if into is not None else self.mark
+        write_json(target, {"written_by": "savi", "command": self.command, "config": self.config, **extra})
 
     def release(self) -> None:
         self.lock.release()
@@ -507,7 +509,7 @@ class Output:
 def claim(output: str | Path, *, command: str, config: Mapping[str, Any] | None = None, folder: bool = False,
           inputs: Mapping[str, str | Path | None] | None = None, output_name: str = "output",
           ignore: Iterable[str] = (), own_files: Iterable[str] = (), what: str | None = None,
-          every_rank: bool = False, lock: bool = True, replace_ours: bool = False) -> Output:
+          every_rank: bool = False, lock: bool = True, replace_ours: bool = False, lock_beside: bool = False) -> Output:
     """Check and lock ``output`` for ``command``; the one gate every writer passes before it writes.
 
     An output may be written when it is new (absent, an empty file or folder), or when it carries our mark for
@@ -530,6 +532,8 @@ def claim(output: str | Path, *, command: str, config: Mapping[str, Any] | None 
         every_rank: every launcher rank takes its own lock (each writes its own output).
         lock: take the lock (False: the caller holds it already).
         replace_ours: accept our own mark with another configuration (the result is replaced whole).
+        lock_beside: lock a folder output with ``<folder>.lock`` beside it (the folder is replaced whole by
+            :func:`replace_folder`, which would move a lock inside it).
 
     Returns:
         The :class:`Output`, locked; call :meth:`Output.write_mark` once the configuration is final (before the
@@ -543,7 +547,7 @@ def claim(output: str | Path, *, command: str, config: Mapping[str, Any] | None 
     if path.exists() and path.is_dir() != folder:
         raise ForeignOutputError(f"{output}: {output_name} exists and is {'a file' if folder else 'a folder'}; "
                                  f"a {'folder' if folder else 'file'} is needed here: choose another {output_name}")
-    held = OutputLock(path, folder=folder, what=what or output_name, every_rank=every_rank)
+    held = OutputLock(path, folder=folder and not lock_beside, what=what or output_name, every_rank=every_rank)
     if lock:
         held.acquire()
     try:

@@ -19,6 +19,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from savi_plugin.data.outputs import write_json
+
 #: written into every folder ``savi eval fixture`` fills: what it wrote there
 MARKER = ".savi-eval-fixture"
 
@@ -79,7 +81,7 @@ class FixtureFolder:
     def _save(self) -> None:
         data = {"written_by": "savi eval fixture: synthetic data, safe to overwrite", "writing": self.writing,
                 "written": self.written}
-        self.marker.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
+        write_json(self.marker, data, indent=1)
 
     def begin(self, benchmark: str) -> None:
         """Remove the files an earlier run wrote for ``benchmark`` and mark it as being written."""

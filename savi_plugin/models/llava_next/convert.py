@@ -23,6 +23,7 @@ import logging
 import os
 from dataclasses import asdict, dataclass, field
 
+from savi_plugin.data.outputs import claim, replace_folder, write_json
 from savi_plugin.models.llava_next.mapping import (
     ConversionError,
     is_plain_onevision,
@@ -172,18 +173,21 @@ def convert_llava_next(
 
     config_path = os.path.join(src, "config.json")
     src_config = _read_json(config_path)
+    vision_config_path = None
     if isinstance(vision_config, str):
         path = vision_config
         if os.path.isdir(path):
             path = os.path.join(path, "config.json")
         vision_config = _read_json(path)
+        vision_config_path = path
     real_src, real_dst = os.path.realpath(src), os.path.realpath(dst)
     if real_dst == real_src or os.path.commonpath([real_src, real_dst]) in (real_src, real_dst):
         # overwrite or not: the source would be destroyed (DST is SRC, inside it, or holds it)
         raise ConversionError(f"{dst}: the output directory is, contains or lies inside the source checkpoint {src}; "
                               f"converting would destroy the source: choose another output directory")
     if os.path.isdir(dst) and os.listdir(dst) and not overwrite:
-        raise ConversionError(f"{dst}: output directory is not empty (pass overwrite=True)")
+        raise ConversionError(f"{dst}: output directory is not empty (pass overwrite=True to replace an earlier "
+                              f"conversion)")
 
     shards = _source_shards(src)
     shapes: dict[str, tuple[int, ...]] = {}
@@ -241,64 +245,71 @@ def convert_llava_next(
                "source_embedding_rows": embed_rows, "image_token_id": image_id, "video_token_id": video_id},
     )  # fmt: skip
     out_dtype = getattr(torch, dtype) if dtype else None
-    os.makedirs(dst, exist_ok=True)
-    weight_map: dict[str, str] = {}
-    written: set[str] = set()
-    for i, shard in enumerate(shards):
-        tensors = _load_shard(shard)
-        out: dict[str, torch.Tensor] = {}
-        for name, tensor in tensors.items():
-            target = map_weight_name(name)
-            if target is None or target not in target_shapes:
-                report.unmapped.append(name)
-                continue
-            if name in ("model.embed_tokens.weight", "lm_head.weight") and tensor.shape[0] < vocab_size:
-                # rows for the appended placeholders: mean embedding (input) / zero logit (output)
-                extra_rows = vocab_size - tensor.shape[0]
-                fill = tensor.float().mean(0, keepdim=True) if "embed" in name else torch.zeros(1, tensor.shape[1])
-                tensor = torch.cat([tensor, fill.to(tensor.dtype).expand(extra_rows, -1)])
-                report.filled.append(f"{target}: {extra_rows} row(s) appended for placeholder tokens")
-            if tuple(tensor.shape) != target_shapes[target]:
-                raise ConversionError(
-                    f"{shard}: {name} has shape {tuple(tensor.shape)} but {target} needs {target_shapes[target]}"
-                )
-            out[target] = (tensor.to(out_dtype) if out_dtype is not None else tensor).contiguous()
-        if not out:
-            continue
-        file_name = "model.safetensors" if len(shards) == 1 else f"model-{i + 1:05d}-of-{len(shards):05d}.safetensors"
-        save_file(out, os.path.join(dst, file_name), metadata={"format": "pt"})
-        weight_map.update({k: file_name for k in out})
-        written.update(out)
-        report.num_mapped += len(out)
-        del tensors, out
+    inputs = {"SRC": src, "--vision-config": vision_config_path}
+    with claim(dst, command="savi convert llava-next", folder=True, inputs=inputs, output_name="DST",
+               replace_ours=True, lock_beside=True) as claimed:
+        if claimed.previous is not None and not overwrite:
+            raise ConversionError(f"{dst}: output directory holds an earlier conversion (pass overwrite=True to "
+                                  f"replace it)")
+        with replace_folder(dst) as tmp:  # the previous conversion is replaced whole; a failure leaves it as it was
+            folder = str(tmp)
+            weight_map: dict[str, str] = {}
+            written: set[str] = set()
+            for i, shard in enumerate(shards):
+                tensors = _load_shard(shard)
+                out: dict[str, torch.Tensor] = {}
+                for name, tensor in tensors.items():
+                    target = map_weight_name(name)
+                    if target is None or target not in target_shapes:
+                        report.unmapped.append(name)
+                        continue
+                    if name in ("model.embed_tokens.weight", "lm_head.weight") and tensor.shape[0] < vocab_size:
+                        # rows for the appended placeholders: mean embedding (input) / zero logit (output)
+                        extra_rows = vocab_size - tensor.shape[0]
+                        fill = tensor.float().mean(0, keepdim=True) if "embed" in name else torch.zeros(1, tensor.shape[1])
+                        tensor = torch.cat([tensor, fill.to(tensor.dtype).expand(extra_rows, -1)])
+                        report.filled.append(f"{target}: {extra_rows} row(s) appended for placeholder tokens")
+                    if tuple(tensor.shape) != target_shapes[target]:
+                        raise ConversionError(
+                            f"{shard}: {name} has shape {tuple(tensor.shape)} but {target} needs {target_shapes[target]}"
+                        )
+                    out[target] = (tensor.to(out_dtype) if out_dtype is not None else tensor).contiguous()
+                if not out:
+                    continue
+                file_name = "model.safetensors" if len(shards) == 1 else f"model-{i + 1:05d}-of-{len(shards):05d}.safetensors"
+                save_file(out, os.path.join(folder, file_name), metadata={"format": "pt"})
+                weight_map.update({k: file_name for k in out})
+                written.update(out)
+                report.num_mapped += len(out)
+                del tensors, out
 
-    missing = sorted(set(target_shapes) - written)
-    if tied and "lm_head.weight" in missing:
-        missing.remove("lm_head.weight")
-        report.tied.append("lm_head.weight <- model.language_model.embed_tokens.weight")
-    if "model.image_newline" in missing and options["newline_position"] == "none":
-        # LLaVA-NeXT only creates image_newline for "unpad" merge types; with no newline it is never read
-        missing.remove("model.image_newline")
-        zeros = {"model.image_newline": torch.zeros(target_shapes["model.image_newline"], dtype=out_dtype or torch.float32)}
-        save_file(zeros, os.path.join(dst, "image_newline.safetensors"), metadata={"format": "pt"})
-        weight_map["model.image_newline"] = "image_newline.safetensors"
-        report.filled.append("model.image_newline: zeros (unused: no newline in this video layout)")
-    if missing:
-        raise ConversionError(f"{src}: no source weight for {len(missing)} target parameter(s): {missing[:20]}")
-    if report.unmapped:
-        message = f"{src}: {len(report.unmapped)} source weight(s) have no target: {report.unmapped[:20]}"
-        if not allow_unmapped:
-            raise ConversionError(message + " (pass allow_unmapped=True to convert anyway; they are reported)")
-        log.warning(message)
-    if len(set(weight_map.values())) > 1:
-        with open(os.path.join(dst, "model.safetensors.index.json"), "w") as f:
-            json.dump({"metadata": {}, "weight_map": dict(sorted(weight_map.items()))}, f, indent=2)
+            missing = sorted(set(target_shapes) - written)
+            if tied and "lm_head.weight" in missing:
+                missing.remove("lm_head.weight")
+                report.tied.append("lm_head.weight <- model.language_model.embed_tokens.weight")
+            if "model.image_newline" in missing and options["newline_position"] == "none":
+                # LLaVA-NeXT only creates image_newline for "unpad" merge types; with no newline it is never read
+                missing.remove("model.image_newline")
+                zeros = {"model.image_newline": torch.zeros(target_shapes["model.image_newline"], dtype=out_dtype or torch.float32)}
+                save_file(zeros, os.path.join(folder, "image_newline.safetensors"), metadata={"format": "pt"})
+                weight_map["model.image_newline"] = "image_newline.safetensors"
+                report.filled.append("model.image_newline: zeros (unused: no newline in this video layout)")
+            if missing:
+                raise ConversionError(f"{src}: no source weight for {len(missing)} target parameter(s): {missing[:20]}")
+            if report.unmapped:
+                message = f"{src}: {len(report.unmapped)} source weight(s) have no target: {report.unmapped[:20]}"
+                if not allow_unmapped:
+                    raise ConversionError(message + " (pass allow_unmapped=True to convert anyway; they are reported)")
+                log.warning(message)
+            if len(set(weight_map.values())) > 1:
+                write_json(os.path.join(folder, "model.safetensors.index.json"),
+                           {"metadata": {}, "weight_map": dict(sorted(weight_map.items()))})
 
-    config.save_pretrained(dst)
-    processor = build_processor(tokenizer, vision, src_config, options, plain)
-    processor.save_pretrained(dst)
-    with open(os.path.join(dst, "conversion_report.json"), "w") as f:
-        json.dump(report.to_dict(), f, indent=2)
+            config.save_pretrained(folder)
+            processor = build_processor(tokenizer, vision, src_config, options, plain)
+            processor.save_pretrained(folder)
+            write_json(os.path.join(folder, "conversion_report.json"), report.to_dict())
+            claimed.write_mark(into=tmp)
     for w in warnings:
         log.warning(w)
     log.info("converted %s -> %s (%s, %d tensors)", src, dst, model_cls.__name__, report.num_mapped)
