@@ -11,6 +11,8 @@ import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from savi_plugin.data.outputs import atomic_path, write_json
+
 #: LoRA targets of the official RRPO recipe: every linear layer of the language model (attention and MLP);
 #: not the vision tower, not the projector, not the LM head (research/rrpo.md, section 3).
 LORA_TARGETS = r".*language_model\.layers\.\d+\.(self_attn\.(q|k|v|o)_proj|mlp\.(gate|up|down)_proj)"
@@ -102,7 +104,7 @@ def build_bench_model(work_dir: str | Path, shape: ModelShape) -> Path:
         model = LlavaOnevisionForConditionalGeneration(config).eval()
         model.generation_config = GenerationConfig.from_pretrained(str(out))  # keep the tiny model's eos/pad
         model.save_pretrained(str(out))
-    marker.write_text(json.dumps(asdict(shape)))
+    write_json(marker, asdict(shape))
     return out
 
 
@@ -141,8 +143,7 @@ def _write_h264(path: Path, frames, fps: int, keyframe_interval: int) -> None:
     import av
     import numpy as np
 
-    tmp = path.with_name(path.name + ".part.mp4")
-    with av.open(str(tmp), mode="w") as container:
+    with atomic_path(path, suffix=".mp4") as tmp, av.open(str(tmp), mode="w") as container:
         stream = container.add_stream("libx264", rate=fps)
         stream.width, stream.height = frames.shape[2], frames.shape[1]
         stream.pix_fmt = "yuv420p"
@@ -153,7 +154,6 @@ def _write_h264(path: Path, frames, fps: int, keyframe_interval: int) -> None:
                 container.mux(packet)
         for packet in stream.encode():
             container.mux(packet)
-    tmp.replace(path)
 
 
 def _words_to_tokens(tokenizer, words: list[str], count: int) -> str:

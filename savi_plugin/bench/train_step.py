@@ -45,6 +45,7 @@ from savi_plugin.bench.measure import (MemoryProbe, StepTimer, VisionCounter, fo
                                       finish, measure_sides, ratio, require_linux)
 from savi_plugin.bench.options import IMAGE_SIZE, PairStepShape, add_options
 from savi_plugin.config.values import AtLeast, NonNegative, OneOf, Positive, checked
+from savi_plugin.data.outputs import write_json, write_jsonl
 
 SIDES = ("ours", "baseline")
 
@@ -70,7 +71,7 @@ def prepare(args) -> dict:
     pair = make_tagged_pair(build_tokenizer(), args.response_tokens)
     record = {"id": "bench-0", "video": str(video), "question": question, "source": "bench", **pair}
     data = work / f"pair_r{args.response_tokens}.jsonl"
-    data.write_text(json.dumps(record) + "\n")
+    write_jsonl(data, [record])
     return {"model": str(model), "adapter": str(adapter), "data": str(data), "video": str(video),
             "question": question, "pair": pair, "segments": _segments(model, video, question, pair, args.frames)}
 
@@ -149,7 +150,7 @@ def run(args) -> dict:
         args.work_dir = tempfile.mkdtemp(prefix="savi_bench_train_step_")
     load_before = machine_note()
     paths = prepare(args)
-    Path(args.work_dir, "paths.json").write_text(json.dumps(paths))
+    write_json(Path(args.work_dir, "paths.json"), paths)
     forwarded = forward_args(build_parser(), args, drop=("worker", "phase", "repeats"))
     results = measure_sides("savi_plugin.bench.train_step", forwarded, SIDES, repeats=args.repeats)
     report = summarize(args, paths, results)

@@ -46,6 +46,7 @@ from savi_plugin.bench.measure import (MemoryProbe, StepTimer, VisionCounter, fo
                                       finish, machine_note, measure_sides, ratio, require_linux)
 from savi_plugin.bench.options import IMAGE_SIZE, PairStepShape, add_options
 from savi_plugin.config.values import AtLeast, NonNegative, OneOf, Positive, checked
+from savi_plugin.data.outputs import write_json, write_jsonl
 
 SIDES = ("ours", "trl_video", "trl_image")
 LABELS = {"ours": "ours", "trl_video": "TRL video", "trl_image": "TRL image"}
@@ -87,7 +88,7 @@ def prepare(args) -> dict:
     record = {"id": "bench-0", "video": str(video), "question": question, "source": "bench",
               "chosen": pair["chosen"], "rejected": pair["rejected"]}
     data = work / f"dpo_pair_r{args.response_tokens}.jsonl"
-    data.write_text(json.dumps(record) + "\n")
+    write_jsonl(data, [record])
     return {"model": str(model), "adapter": str(adapter), "data": str(data), "video": str(video), "image": str(image),
             "question": question, "chosen": pair["chosen"], "rejected": pair["rejected"]}
 
@@ -296,7 +297,7 @@ def run(args) -> dict:
         args.work_dir = tempfile.mkdtemp(prefix="savi_bench_trl_")
     load_before = machine_note()
     paths = prepare(args)
-    Path(args.work_dir, "trl_paths.json").write_text(json.dumps(paths))
+    write_json(Path(args.work_dir, "trl_paths.json"), paths)
     sides = [s for s in SIDES if s != "trl_image" or args.image_row]
     forwarded = forward_args(build_parser(), args, drop=("worker", "phase", "repeats"))
     results = measure_sides("savi_plugin.bench.trl_dpo", forwarded, sides, repeats=args.repeats, memory=args.memory)

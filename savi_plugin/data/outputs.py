@@ -89,8 +89,8 @@ def mark_path(output: str | Path, folder: bool) -> Path:
     return output / MARK_NAME if folder else sidecar(output, MARK_NAME.lstrip("."))
 
 
-def _temp_name(path: Path) -> Path:
-    return path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+def _temp_name(path: Path, suffix: str = "") -> Path:
+    return path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp{suffix}")
 
 
 # --------------------------------------------------------------------------------------------- disk full
@@ -120,15 +120,16 @@ def disk_error(exc: BaseException, destination: str | Path) -> OSError | None:
 
 # --------------------------------------------------------------------------------------------- atomic writes
 @contextlib.contextmanager
-def atomic_path(path: str | Path) -> Iterator[Path]:
+def atomic_path(path: str | Path, suffix: str = "") -> Iterator[Path]:
     """Yield a unique temporary path beside ``path``; on success it replaces ``path`` by one rename.
 
     The temporary file is removed on every other exit (an exception, Ctrl-C); a full disk is re-raised naming
-    ``path``. Writers that need a file name (``safetensors.save_file``, ``torch.save``) write to the yielded path.
+    ``path``. Writers that need a file name (``safetensors.save_file``, ``torch.save``, a video muxer) write to the
+    yielded path; ``suffix`` ends its name (e.g. ``.mp4``, for writers that pick a format by the name).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _temp_name(path)
+    tmp = _temp_name(path, suffix)
     try:
         yield tmp
         os.replace(tmp, path)

@@ -107,7 +107,7 @@ def merge_shards(paths: Sequence[str | Path], output: str | Path, *, allow_incom
     id wins; a later record with the same id but different content is reported as a conflict. Only complete
     lines are read (a shard still being written, or torn by a crash, loses its partial last line, reported).
     The output is written to a temporary file and renamed, so it is never half-written. The shards' run
-    reports, when present, are combined into ``<output stem>.report.json``. A shard's progress file given
+    reports, when present, are combined into ``<output>.report.json``. A shard's progress file given
     among ``paths`` (``pairs.shard*.jsonl`` matches it) is set aside.
 
     Args:

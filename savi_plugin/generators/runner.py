@@ -254,7 +254,7 @@ def run_generation(*, generator: str | type | Generator, model: Any, inputs: str
         options: the generator's options (see ``RRPOConfig`` / ``VideoSAViConfig``).
         adapter: a LoRA adapter directory applied on top of ``model``.
         dtype, device: how to load ``model`` (``device="auto"``: ``cuda:<LOCAL_RANK>`` if available).
-        report: where to write the run report (default ``<output stem>.report.json``).
+        report: where to write the run report (default ``<output>.report.json``).
         progress: show a tqdm bar with pairs/s.
         data_root: a manifest's relative video paths start from this folder and no video path may leave it
             (default: the manifest's folder, no confinement; see :func:`load_inputs`).
