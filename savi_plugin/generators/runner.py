@@ -312,7 +312,7 @@ def run_generation(*, generator: str | type | Generator, model: Any, inputs: str
         "dtype": dtype,
         # what the inputs, model and adapter are by content: a resume after any of them changed is refused
         "identity": {"inputs": input_identity(inputs) if isinstance(inputs, (str, Path)) else None,
-                     "model": model_identity(model) if by_path else None,
+                     "model": model_identity(model if by_path else getattr(model, "name_or_path", None)),
                      "adapter": model_identity(adapter) if adapter else None},
     }
     base_meta = {"generator": gen.name, "prompts_version": gen.prompts_version, "model": model_name,

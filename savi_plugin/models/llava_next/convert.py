@@ -189,68 +189,68 @@ def convert_llava_next(
         raise ConversionError(f"{dst}: output directory is not empty (pass overwrite=True to replace an earlier "
                               f"conversion)")
 
-    shards = _source_shards(src)
-    shapes: dict[str, tuple[int, ...]] = {}
-    for shard in shards:
-        shapes.update(_shard_shapes(shard))
-    vision = resolve_vision_config(src_config, shapes, vision_config)
-    options, warnings = video_options_from(src_config, pool_stride)
-    plain = is_plain_onevision(options)
-
-    # Tokenizer: LLaVA-NeXT's loader adds <im_patch> when mm_use_im_patch_token (default True) and then resizes the
-    # embeddings to len(tokenizer); mirror the token so ids line up, then append the two placeholders.
-    tokenizer = AutoTokenizer.from_pretrained(src, trust_remote_code=False)
-    if src_config.get("mm_use_im_patch_token", True):
-        tokenizer.add_tokens(["<im_patch>"], special_tokens=True)
-    if src_config.get("mm_use_im_start_end", False):
-        raise ConversionError(f"{config_path}: mm_use_im_start_end=true is not supported")
-    llava_next_vocab = len(tokenizer)
-    tokenizer.add_tokens([IMAGE_TOKEN, VIDEO_TOKEN], special_tokens=True)
-    image_id, video_id = tokenizer.convert_tokens_to_ids([IMAGE_TOKEN, VIDEO_TOKEN])
-    embed_rows = shapes.get("model.embed_tokens.weight", (0,))[0]
-    vocab_size = max(embed_rows, len(tokenizer))
-
-    tied = bool(src_config.get("tie_word_embeddings", False))
-    config_cls, model_cls = (
-        (LlavaOnevisionConfig, LlavaOnevisionForConditionalGeneration)
-        if plain
-        else (LlavaVideoConfig, LlavaVideoForConditionalGeneration)
-    )
-    extra = {} if plain else dict(options)
-    aspect = src_config.get("image_aspect_ratio", "")
-    config = config_cls(
-        vision_config=vision,
-        text_config=text_config_from(src_config, vocab_size),
-        image_token_index=image_id,
-        video_token_index=video_id,
-        projector_hidden_act="gelu",
-        vision_feature_select_strategy="full",
-        vision_feature_layer=-1,
-        multimodal_projector_bias=True,
-        tie_word_embeddings=tied,
-        image_grid_pinpoints=src_config.get("image_grid_pinpoints") or None,
-        vision_aspect_ratio=aspect if aspect.startswith("anyres_max_") else "anyres_max_9",
-        **extra,
-    )
-    config.architectures = [model_cls.__name__]
-    if aspect and not aspect.startswith("anyres_max_"):
-        warnings.append(f"image_aspect_ratio={aspect!r}: single images follow transformers' anyres_max handling")
-
-    with torch.device("meta"):
-        target_shapes = {k: tuple(v.shape) for k, v in model_cls(config).state_dict().items()}
-
-    report = ConversionReport(
-        src=src, dst=dst, model_class=model_cls.__name__, video_options=options, warnings=warnings,
-        vocab={"tokenizer": len(tokenizer), "llava_next_logits": llava_next_vocab, "embedding_rows": vocab_size,
-               "source_embedding_rows": embed_rows, "image_token_id": image_id, "video_token_id": video_id},
-    )  # fmt: skip
-    out_dtype = getattr(torch, dtype) if dtype else None
     inputs = {"SRC": src, "--vision-config": vision_config_path}
     with claim(dst, command="savi convert llava-next", folder=True, inputs=inputs, output_name="DST",
                replace_ours=True, lock_beside=True) as claimed:
         if claimed.previous is not None and not overwrite:
             raise ConversionError(f"{dst}: output directory holds an earlier conversion (pass overwrite=True to "
                                   f"replace it)")
+        shards = _source_shards(src)
+        shapes: dict[str, tuple[int, ...]] = {}
+        for shard in shards:
+            shapes.update(_shard_shapes(shard))
+        vision = resolve_vision_config(src_config, shapes, vision_config)
+        options, warnings = video_options_from(src_config, pool_stride)
+        plain = is_plain_onevision(options)
+
+        # Tokenizer: LLaVA-NeXT's loader adds <im_patch> when mm_use_im_patch_token (default True) and then resizes the
+        # embeddings to len(tokenizer); mirror the token so ids line up, then append the two placeholders.
+        tokenizer = AutoTokenizer.from_pretrained(src, trust_remote_code=False)
+        if src_config.get("mm_use_im_patch_token", True):
+            tokenizer.add_tokens(["<im_patch>"], special_tokens=True)
+        if src_config.get("mm_use_im_start_end", False):
+            raise ConversionError(f"{config_path}: mm_use_im_start_end=true is not supported")
+        llava_next_vocab = len(tokenizer)
+        tokenizer.add_tokens([IMAGE_TOKEN, VIDEO_TOKEN], special_tokens=True)
+        image_id, video_id = tokenizer.convert_tokens_to_ids([IMAGE_TOKEN, VIDEO_TOKEN])
+        embed_rows = shapes.get("model.embed_tokens.weight", (0,))[0]
+        vocab_size = max(embed_rows, len(tokenizer))
+
+        tied = bool(src_config.get("tie_word_embeddings", False))
+        config_cls, model_cls = (
+            (LlavaOnevisionConfig, LlavaOnevisionForConditionalGeneration)
+            if plain
+            else (LlavaVideoConfig, LlavaVideoForConditionalGeneration)
+        )
+        extra = {} if plain else dict(options)
+        aspect = src_config.get("image_aspect_ratio", "")
+        config = config_cls(
+            vision_config=vision,
+            text_config=text_config_from(src_config, vocab_size),
+            image_token_index=image_id,
+            video_token_index=video_id,
+            projector_hidden_act="gelu",
+            vision_feature_select_strategy="full",
+            vision_feature_layer=-1,
+            multimodal_projector_bias=True,
+            tie_word_embeddings=tied,
+            image_grid_pinpoints=src_config.get("image_grid_pinpoints") or None,
+            vision_aspect_ratio=aspect if aspect.startswith("anyres_max_") else "anyres_max_9",
+            **extra,
+        )
+        config.architectures = [model_cls.__name__]
+        if aspect and not aspect.startswith("anyres_max_"):
+            warnings.append(f"image_aspect_ratio={aspect!r}: single images follow transformers' anyres_max handling")
+
+        with torch.device("meta"):
+            target_shapes = {k: tuple(v.shape) for k, v in model_cls(config).state_dict().items()}
+
+        report = ConversionReport(
+            src=src, dst=dst, model_class=model_cls.__name__, video_options=options, warnings=warnings,
+            vocab={"tokenizer": len(tokenizer), "llava_next_logits": llava_next_vocab, "embedding_rows": vocab_size,
+                   "source_embedding_rows": embed_rows, "image_token_id": image_id, "video_token_id": video_id},
+        )  # fmt: skip
+        out_dtype = getattr(torch, dtype) if dtype else None
         with replace_folder(dst) as tmp:  # the previous conversion is replaced whole; a failure leaves it as it was
             folder = str(tmp)
             weight_map: dict[str, str] = {}
