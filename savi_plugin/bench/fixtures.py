@@ -11,7 +11,7 @@ import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from savi_plugin.data.outputs import atomic_path, write_json
+from savi_plugin.data.outputs import atomic_path, claim, write_json
 
 #: LoRA targets of the official RRPO recipe: every linear layer of the language model (attention and MLP);
 #: not the vision tower, not the projector, not the LM head (research/rrpo.md, section 3).
@@ -70,6 +70,22 @@ def video_tokens(frames: int, image_size: int, patch: int = 8) -> int:
     pooling of the patch grid), plus one newline token per video."""
     grid = -(-image_size // patch)
     return frames * (-(-grid // 2)) ** 2 + 1
+
+
+def work_folder(work_dir: str | Path | None, name: str) -> Path:
+    """The folder a benchmark builds and caches its inputs in: ``--work-dir`` when given, claimed through the
+    output layer (new, or a folder a benchmark wrote: a user's folder is refused), else a new temporary folder.
+
+    The claim's lock is held while the folder is checked and marked; the cached inputs inside are named by their
+    parameters and each is written atomically, so two benchmarks sharing a work folder reuse, not mix, them.
+    """
+    if work_dir is None:
+        import tempfile
+
+        return Path(tempfile.mkdtemp(prefix=f"savi_bench_{name}_"))
+    with claim(work_dir, command="savi bench", folder=True, output_name="--work-dir", what="bench work folder") as c:
+        c.write_mark()
+    return Path(work_dir)
 
 
 def build_bench_model(work_dir: str | Path, shape: ModelShape) -> Path:

@@ -25,7 +25,6 @@ patches, 2x2 pooling) is the real one. Both training sides start from the same w
 from __future__ import annotations
 
 import argparse
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -265,8 +264,9 @@ def run(args) -> dict:
     scale = FULL if args.scale == "full" else SMALL
     if args.device == "auto":
         args.device = "cuda" if torch.cuda.is_available() else "cpu"
-    work = Path(args.work_dir or tempfile.mkdtemp(prefix="savi_bench_gpu_"))
-    work.mkdir(parents=True, exist_ok=True)
+    from savi_plugin.bench.fixtures import work_folder
+
+    work = work_folder(args.work_dir, "gpu")
     start = time.perf_counter()
     checkpoint = build_checkpoint(work)
     device_name = torch.cuda.get_device_name(args.device) if torch.device(args.device).type == "cuda" else "CPU"

@@ -36,11 +36,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from savi_plugin.bench.fixtures import ModelShape, model_line, video_tokens
+from savi_plugin.bench.fixtures import ModelShape, model_line, video_tokens, work_folder
 from savi_plugin.bench.measure import (MemoryProbe, StepTimer, VisionCounter, forward_args, machine_note,
                                       finish, measure_sides, ratio, require_linux)
 from savi_plugin.bench.options import IMAGE_SIZE, PairStepShape, add_options
@@ -146,8 +145,7 @@ def worker(args) -> dict:
 def run(args) -> dict:
     """Prepare the inputs, run both sides in fresh processes, print the comparison; returns the results."""
     require_linux()
-    if args.work_dir is None:
-        args.work_dir = tempfile.mkdtemp(prefix="savi_bench_train_step_")
+    args.work_dir = str(work_folder(args.work_dir, "train_step"))
     load_before = machine_note()
     paths = prepare(args)
     write_json(Path(args.work_dir, "paths.json"), paths)

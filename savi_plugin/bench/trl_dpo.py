@@ -37,11 +37,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from savi_plugin.bench.fixtures import ModelShape, model_line, video_tokens
+from savi_plugin.bench.fixtures import ModelShape, model_line, video_tokens, work_folder
 from savi_plugin.bench.measure import (MemoryProbe, StepTimer, VisionCounter, forward_args, log_recorder,
                                       finish, machine_note, measure_sides, ratio, require_linux)
 from savi_plugin.bench.options import IMAGE_SIZE, PairStepShape, add_options
@@ -293,8 +292,7 @@ def run(args) -> dict:
     require_linux()
     if trl_version() is None:
         raise SystemExit("this benchmark needs TRL: pip install trl (or pip install 'savi-plugin[bench]')")
-    if args.work_dir is None:
-        args.work_dir = tempfile.mkdtemp(prefix="savi_bench_trl_")
+    args.work_dir = str(work_folder(args.work_dir, "trl"))
     load_before = machine_note()
     paths = prepare(args)
     write_json(Path(args.work_dir, "trl_paths.json"), paths)

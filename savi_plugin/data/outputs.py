@@ -558,9 +558,9 @@ def claim(output: str | Path, *, command: str, config: Mapping[str, Any] | None 
                 raise ForeignOutputError(f"{output}: {output_name} was written by {previous.get('command')}, not "
                                          f"{command}: choose another {output_name}")
             if not replace_ours:
-                check_same_config(previous.get("config") or {}, config, output=output, stored_at=mark_path(path, folder),
-                                  ignore=ignore, remedy=f"continue with the same configuration, or choose another "
-                                                        f"{output_name}")
+                check_same_config(previous.get("config") or {}, config, output=output,
+                                  stored_at=mark_path(path, folder), ignore=ignore,
+                                  remedy=f"continue with the same configuration, or choose another {output_name}")
         elif folder and path.is_dir():
             foreign = _foreign_files(path, own_files)
             if foreign:
