@@ -15,7 +15,8 @@ check names what changed.
   in its header (safetensors stores every tensor's offsets there) and almost surely in its last MiB; reading a
   7B model whole at every resume would cost minutes, which is why weights are sampled. A hub id (no such
   folder) is identified by its name.
-* :func:`folder_identity` -- a folder of videos: every file's relative name, size and edge digest.
+* :func:`folder_identity` -- a folder of videos: every file's relative name, size and the digest of its first
+  and last 4 KiB.
 
 An adapter records the identity of the base model it was trained on in ``savi_adapter.json``
 (:func:`write_adapter_identity`); :func:`check_adapter_base` refuses to apply it to another base.
@@ -74,9 +75,14 @@ def _members(folder: Path) -> list[Path]:
                   and p.name not in _NOT_CONTENT and not p.relative_to(folder).parts[0].startswith("checkpoint-"))
 
 
-def folder_identity(folder: str | Path, *, edge: int = 64 * 2**10) -> dict[str, Any] | None:
+def folder_identity(folder: str | Path, *, edge: int = 4 * 2**10) -> dict[str, Any] | None:
     """One digest over every file of ``folder``: relative name, size and the digest of its edges (``edge``
-    bytes at each end; small files whole). None when ``folder`` is not a folder."""
+    bytes at each end; small files whole). None when ``folder`` is not a folder.
+
+    A folder of videos can hold 10^5 files: 8 KiB read per file keeps this to seconds, and a video re-encoded
+    or replaced changes its size or its container header (first KiB) or index (last KiB, where mp4 writers put
+    ``moov``) with near certainty.
+    """
     folder = Path(folder)
     if not folder.is_dir():
         return None

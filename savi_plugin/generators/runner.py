@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import dataclasses
 import errno
+import json
 import logging
 import os
 import re
@@ -43,8 +44,8 @@ from typing import Any, Sequence
 from savi_plugin import registry
 from savi_plugin.data.fingerprint import check_same_config
 from savi_plugin.data.identity import input_identity, model_identity
-from savi_plugin.data.outputs import check_distinct, check_not_any, claim, sidecar, write_json
-from savi_plugin.data.paths import is_within, path_for_file
+from savi_plugin.data.outputs import ForeignOutputError, check_distinct, check_not_any, claim, sidecar, write_json
+from savi_plugin.data.paths import is_within, path_for_file, path_from_file
 from savi_plugin.data.record import check_encodable
 from savi_plugin.data.writer import JsonlAppender, PreferenceWriter, iter_complete_objects, repair_truncated_tail
 from savi_plugin.generators.base import FAILED, PAIR, SKIPPED, BatchContext, Generator, Outcome, WorkItem
@@ -323,6 +324,8 @@ def run_generation(*, generator: str | type | Generator, model: Any, inputs: str
     prog_path = progress_path(out_path)
     named_inputs = {"--input": inputs if isinstance(inputs, (str, Path)) else None,
                     "--model": model if by_path else None, "--adapter": adapter}
+    if report and Path(report).exists():
+        _check_report_is_ours(Path(report), prog_path)
     videos = sorted({str(item.video) for item in items})
     for path in (out_path, prog_path, Path(report) if report else report_path(out_path)):
         name = "--output" if path == out_path else f"the output's {path.name}"
@@ -334,6 +337,19 @@ def run_generation(*, generator: str | type | Generator, model: Any, inputs: str
                              backend_name, adapter, dtype, device, seed, batch_size, report, progress, data_root,
                              claimed)
         return result
+
+
+def _check_report_is_ours(report: Path, prog_path: Path) -> None:
+    """A ``--report`` path that exists must be this output's earlier run report (it is replaced at the end)."""
+    try:
+        stored = json.loads(report.read_text(encoding="utf-8"))
+        ours = isinstance(stored, dict) and (os.path.abspath(path_from_file(str(stored.get("progress")), report))
+                                            == os.path.abspath(prog_path))
+    except (OSError, ValueError, TypeError):
+        ours = False
+    if not ours and (report.is_dir() or report.stat().st_size > 0):
+        raise ForeignOutputError(f"{report}: --report exists and is not this output's run report; writing it would "
+                                 f"replace it: choose a new --report path")
 
 
 def _run_locked(gen, model, mine, config, base_meta, out_path, prog_path, index, count, frames, backend_name,

@@ -391,3 +391,25 @@ def test_an_adapter_refuses_a_base_it_was_not_trained_on(world, tiny_qwen2_vl, t
                         world / "data/qa.jsonl", "--output", tmp_path / "p.jsonl", *GEN)
     assert code == 1
     assert_one_line_error(err, str(adapter), "another model family (llava_onevision -> qwen2_vl)")
+
+
+def test_a_report_path_that_holds_a_users_file_is_refused(world, tmp_path, capsys):
+    notes = tmp_path / "notes.json"
+    notes.write_text('{"my": "notes"}\n')
+    code, _, err = savi(capsys, *WRITERS["generate"].argv(world, tmp_path / "p.jsonl"), "--report", notes)
+    assert code == 1 and notes.read_text() == '{"my": "notes"}\n'
+    assert_one_line_error(err, str(notes), "not this output's run report")
+
+
+def test_train_into_a_finished_folder_with_another_configuration_is_refused_without_resume(world, tmp_path, capsys):
+    out = tmp_path / "out"
+    argv = WRITERS["train"].argv(world, out)
+    code, _, err = savi(capsys, *argv)
+    assert code == 0, err
+    finished = snapshot(out)
+    assert (out / "savi_adapter.json").is_file()  # the adapter records its base model
+    code, _, err = savi(capsys, *argv, "train.beta=0.5")  # no --resume
+    assert code == 1 and snapshot(out) == finished
+    assert_one_line_error(err, str(out), "different configuration", "training.beta")
+    code, _, err = savi(capsys, *argv)  # the same configuration again: accepted (it trains the same run anew)
+    assert code == 0, err
