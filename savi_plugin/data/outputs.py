@@ -435,30 +435,37 @@ def check_distinct(output: str | Path, inputs: Mapping[str, str | Path | None], 
                                      f"its input's folder: choose another {output_name}")
 
 
-def check_not_any(output: str | Path, files: Iterable[str | Path], *, output_name: str, what: str) -> None:
-    """Refuse an ``output`` that is (or lies inside) one of many ``files`` (e.g. the videos a manifest names).
+def check_not_any(outputs: Mapping[str, str | Path], files: Iterable[str | Path], *, what: str) -> None:
+    """Refuse an output that is (or lies inside) one of many ``files`` (e.g. the videos a manifest names).
+
+    Args:
+        outputs: ``{how the user names it: path}`` of every file the job writes.
+        files: the inputs; each is resolved once, so 10^5 videos cost one ``realpath`` and one ``stat`` each.
+        what: how the message names an input (``"a video the input names"``).
 
     Compared by real path and by inode, so a hard link or symlink to a video is caught too.
     """
-    out = _real(output)
-    try:
-        st = os.stat(out)
-        out_key = (st.st_dev, st.st_ino)
-    except OSError:
-        out_key = None
+    by_path: dict[Path, str] = {}
+    by_inode: dict[tuple[int, int], str] = {}
     for value in files:
         src = _real(value)
-        if src == out or src in out.parents:
-            raise OutputIsInputError(f"{output}: {output_name} is {what} ({value}); the job would write into its "
-                                     f"own input: choose another {output_name}")
-        if out_key is not None:
-            try:
-                st = os.stat(src)
-            except OSError:
-                continue
-            if (st.st_dev, st.st_ino) == out_key:
-                raise OutputIsInputError(f"{output}: {output_name} is a link to {what} ({value}); the job would "
-                                         f"write into its own input: choose another {output_name}")
+        by_path.setdefault(src, str(value))
+        try:
+            st = os.stat(src)
+            by_inode.setdefault((st.st_dev, st.st_ino), str(value))
+        except OSError:
+            pass
+    for output_name, output in outputs.items():
+        out = _real(output)
+        hit = next((by_path[p] for p in (out, *out.parents) if p in by_path), None)
+        try:
+            st = os.stat(out)
+            hit = hit or by_inode.get((st.st_dev, st.st_ino))
+        except OSError:
+            pass
+        if hit is not None:
+            raise OutputIsInputError(f"{output}: {output_name} is {what} ({hit}), or a link to it; the job would "
+                                     f"write into its own input: choose another {output_name}")
 
 
 # --------------------------------------------------------------------------------------------- claiming

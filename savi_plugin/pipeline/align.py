@@ -69,7 +69,7 @@ def merge_adapter(model_path: str | Path, adapter_dir: str | Path, out_dir: str 
     merged = lm.model.merge_and_unload()
     out_dir = Path(out_dir)
     with claim(out_dir, command="savi align merge", folder=True, replace_ours=True, output_name="merged model folder",
-               inputs={"the model": model_path, "the adapter": adapter_dir}) as claimed:
+               inputs={"the model": model_path, "the adapter": adapter_dir}, lock_beside=True) as claimed:
         with replace_folder(out_dir) as tmp:  # a kill while saving leaves the previous folder (or none)
             merged.save_pretrained(tmp)
             lm.processor.save_pretrained(tmp)
