@@ -46,7 +46,10 @@ def run(args) -> int:
         raise ConfigError("train.output_dir", "required (or --output-dir)", recipe.source)
     check_backend_fits(model, recipe.model.backend, "model.backend", recipe.source)
     recipe_training_args(recipe, output_dir, strict=True)  # what this machine lacks fails before the run
+    from savi_plugin.data.outputs import check_distinct
     from savi_plugin.pipeline.steps import train_step
+
+    check_distinct(output_dir, {"the recipe": recipe.source or None}, output_name="--output-dir", folder=True)
 
     summary = train_step(recipe, model=model, data=data, output_dir=output_dir, resume=args.resume,
                          allow_incomplete_data=args.allow_incomplete_data)

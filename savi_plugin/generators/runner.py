@@ -324,6 +324,10 @@ def run_generation(*, generator: str | type | Generator, model: Any, inputs: str
     prog_path = progress_path(out_path)
     named_inputs = {"--input": inputs if isinstance(inputs, (str, Path)) else None,
                     "--model": model if by_path else None, "--adapter": adapter}
+    for key, flag in (("prompts", "--prompts"), ("judge_model", "--judge-model"), ("tagger_model", "--tagger-model")):
+        value = (options or {}).get(key)
+        if isinstance(value, (str, Path)) and value != "policy" and os.path.exists(value):
+            named_inputs[flag] = value  # files the generator reads are inputs too
     if report and Path(report).exists():
         _check_report_is_ours(Path(report), prog_path)
     written = {"--output" if path == out_path else f"the output's {path.name}": path
