@@ -53,6 +53,8 @@ ALLOWED: dict[tuple[str, str, str], str] = {
         "results.json inside the eval folder of a claimed align run folder (this function belongs to the "
         "lmms-eval boundary; to move to data.outputs.write_json with it)",
     ("bench/measure.py", "_reset_peak", "open"): "/proc/self/clear_refs: a kernel control file, not an output",
+    ("inspection/site.py", "build_site", "write_text"): _TEMP + " (savi inspect --out)",
+    ("inspection/curves.py", "plot_training", "savefig"): _ATOMIC + " (savi plot)",
 }
 
 _WRITE_MODES = set("wax+")

@@ -106,6 +106,8 @@ WRITERS: dict[str, Writer] = {
                     {"model": "model", "recipe": "data/align.yaml"}, True, "savi align"),
     "demo": Writer(lambda w, out: ["demo", "--recipe", w / "data/demo.yaml", "--out", out],
                    {"recipe": "data/demo.yaml"}, True, "savi demo"),
+    "inspect": Writer(lambda w, out: ["inspect", w / "data/pairs.jsonl", "--out", out, "--no-progress"],
+                      {"pairs": "data/pairs.jsonl"}, True, "savi inspect", replaces_own=True),
     "convert": Writer(lambda w, out: ["convert", "llava-next", w / "llava-src", out, "--overwrite"],
                       {"source": "llava-src"}, True, "savi convert llava-next", replaces_own=True),
 }
