@@ -69,10 +69,17 @@ def file_identity(path: str | Path) -> dict[str, Any] | None:
     return {"size": size, "sha256": _digest_file(path, size)}
 
 
+#: file endings in a model, adapter or video folder that are ours or pictures of it, not what it holds
+_NOT_CONTENT_SUFFIXES = (".savi-output.json", ".lock", ".png", ".log", ".tmp")
+
+
 def _members(folder: Path) -> list[Path]:
+    """The files that make up ``folder``'s content: not hidden, not our reports, marks, locks, plots or logs, not
+    the training checkpoints (a run's adapter is the same whether or not its checkpoints are kept)."""
     return sorted(p for p in folder.rglob("*") if p.is_file() and not any(part.startswith(".") for part in
                                                                           p.relative_to(folder).parts)
-                  and p.name not in _NOT_CONTENT and not p.relative_to(folder).parts[0].startswith("checkpoint-"))
+                  and p.name not in _NOT_CONTENT and not p.name.endswith(_NOT_CONTENT_SUFFIXES)
+                  and not p.relative_to(folder).parts[0].startswith("checkpoint-"))
 
 
 def folder_identity(folder: str | Path, *, edge: int = 4 * 2**10) -> dict[str, Any] | None:
@@ -162,6 +169,11 @@ def check_adapter_base(adapter_dir: str | Path, base: str | Path) -> None:
         return
     current = model_identity(base)
     if same_identity(trained_on, current):
+        return
+    if not (trained_on or {}).get("sha256") or not (current or {}).get("sha256"):
+        # a hub id on one side: its files are not here to compare; say so once instead of guessing
+        log.warning("%s: cannot verify that %s is the base the adapter was trained on (%s): one of them is not a "
+                    "local folder", adapter_dir, base, stored.get("base_model"))
         return
     family_a, family_b = (trained_on or {}).get("family"), (current or {}).get("family")
     what = (f"another model family ({family_a} -> {family_b})" if family_a and family_b and family_a != family_b
