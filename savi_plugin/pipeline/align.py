@@ -182,6 +182,11 @@ def _run_locked(recipe, run_dir: Path, iterations: int | None, evaluate) -> dict
         if "data_report" not in it:
             pairs = folder / "pairs.jsonl"
             report = generate_step(recipe, model=model, inputs=inputs, output=pairs, seed=recipe.generate.seed + i)
+            if not report.get("complete", True):  # items to retry: the step is not done, training would refuse it
+                from savi_plugin.errors import RunError
+
+                raise RunError(f"{pairs}: {report['counts'].get('items_to_retry')} item(s) failed for a transient "
+                               f"reason (see {report.get('report')}); re-run the same savi align to retry them")
             it.update(data=manifest.stored(pairs), data_report=manifest.stored(report))
             manifest.save()
         if "adapter" not in it:
