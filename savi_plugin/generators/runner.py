@@ -328,13 +328,13 @@ def run_generation(*, generator: str | type | Generator, model: Any, inputs: str
         value = (options or {}).get(key)
         if isinstance(value, (str, Path)) and value != "policy" and os.path.exists(value):
             named_inputs[flag] = value  # files the generator reads are inputs too
-    if report and Path(report).exists():
-        _check_report_is_ours(Path(report), prog_path)
     written = {"--output" if path == out_path else f"the output's {path.name}": path
                for path in (out_path, prog_path, Path(report) if report else report_path(out_path))}
     for name, path in written.items():
         check_distinct(path, named_inputs, output_name=name)
     check_not_any(written, (item.video for item in items), what="a video the input names")
+    if report and Path(report).exists():
+        _check_report_is_ours(Path(report), prog_path)
     with claim(out_path, command="savi generate", config=config, inputs=named_inputs, output_name="--output",
                ignore=_RESUMABLE_CHANGES, every_rank=True) as claimed:
         result = _run_locked(gen, model, mine, config, base_meta, out_path, prog_path, index, count, frames,
