@@ -112,13 +112,14 @@ def run_fixture(args) -> int:
     from savi_plugin.eval.fixture_folder import FixtureFolder
     from savi_plugin.eval.fixtures import build_fixture
 
-    folder = FixtureFolder(args.root).claim()  # FixtureFolderError: one line, exit 1
     names = BENCHMARK_CHOICES[1:] if args.benchmark == "all" else (args.benchmark,)
-    for name in names:
-        folder.begin(name)
-        fixture = build_fixture(folder.root, name, args.n, seed=args.seed)
-        folder.done(name, fixture.files)
-        print(f"{name}: {sum(len(r) for r in fixture.records.values())} record(s) in {len(fixture.records)} task(s)")
+    with FixtureFolder(args.root).claim() as folder:  # FixtureFolderError: one line, exit 1
+        for name in names:
+            folder.begin(name)
+            fixture = build_fixture(folder.root, name, args.n, seed=args.seed)
+            folder.done(name, fixture.files)
+            print(f"{name}: {sum(len(r) for r in fixture.records.values())} record(s) in {len(fixture.records)} "
+                  f"task(s)")
     print(f"use it with: SAVI_DATA_ROOT={os.path.abspath(args.root)} lmms-eval --tasks ...")
     return 0
 
