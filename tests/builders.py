@@ -195,11 +195,116 @@ def mvbench_fixture_doc(folder: Path) -> dict:
     return {**record, "savi_video": video, "savi_video_found": True, "savi_num_frames": 4, "savi_benchmark": "mvbench"}
 
 
+def random_lora_adapter(model_path, out_dir, *, seed: int = 0) -> Path:
+    """A saved random (non-zero) LoRA adapter for the tiny model at ``model_path``: an "aligned" model whose
+    answers differ from the base model's."""
+    backend = random_lora_backend(model_path, seed=seed)
+    backend.model.save_pretrained(str(out_dir))
+    return Path(out_dir)
+
+
+#: A third party's benchmark module: a BenchmarkSpec for records {id, clip, question, choices, answer} and our
+#: default protocol; its task YAMLs sit in ``tasks/`` next to it.
+THIRD_PARTY_BENCHMARK = '''
+from pathlib import Path
+
+from savi_plugin.api import PROTOCOLS, Benchmark, BenchmarkSpec
+
+BENCHMARK = Benchmark(
+    BenchmarkSpec(name="toybench", hub_cache_dir="toybench", local_video_dir="",
+                  fields=("id", "clip", "question", "choices", "answer"),
+                  video_relpaths=lambda doc, subtask=None: [f"clips/{doc['clip']}"],
+                  options=lambda doc: list(doc["choices"]), target=lambda doc: int(doc["answer"]),
+                  record_id=lambda doc: str(doc["id"]), video_field="clip"),
+    protocols={"savi": PROTOCOLS["perceptiontest"]["savi"]},
+    tasks=Path(__file__).parent / "tasks",
+)
+'''
+THIRD_PARTY_TASK = """task: toybench_qa
+class: !function savi_plugin.eval.task.SaviVideoTask
+dataset_path: example-org/toybench
+dataset_name: qa
+test_split: test
+output_type: generate_until
+doc_to_visual: !function savi_plugin.eval.task.doc_to_visual
+doc_to_text: !function savi_plugin.eval.task.doc_to_text
+doc_to_target: !function savi_plugin.eval.task.doc_to_target
+process_results: !function savi_plugin.eval.task.process_results
+generation_kwargs: {max_new_tokens: 8, do_sample: false}
+metric_list:
+  - {metric: accuracy, aggregation: !function savi_plugin.eval.task.aggregate_accuracy, higher_is_better: true}
+  - {metric: unparsed, aggregation: !function savi_plugin.eval.task.aggregate_count, higher_is_better: false}
+metadata: {benchmark: toybench, version: 1}
+"""
+
+
+def third_party_benchmark(site: Path, data_root: Path, records: list[dict], videos: list[Path]) -> Path:
+    """Install a throw-away distribution ``toybench`` that adds a benchmark through the ``savi_plugin.benchmarks``
+    entry point (a package folder plus a dist-info with entry_points.txt in ``site``, a folder for ``sys.path`` /
+    ``PYTHONPATH``), and its data under ``data_root/toybench``. Returns ``site``."""
+    import shutil
+
+    install_distribution(site, None, "toybench",
+                         {"toybench/__init__.py": THIRD_PARTY_BENCHMARK, "toybench/tasks/toybench_qa.yaml": THIRD_PARTY_TASK},
+                         {"savi_plugin.benchmarks": {"toybench": "toybench:BENCHMARK"}})
+    (data_root / "toybench" / "clips").mkdir(parents=True)
+    for video in videos:
+        shutil.copy(video, data_root / "toybench" / "clips" / video.name)
+    write_jsonl(data_root / "toybench" / "qa" / "test.jsonl", records)
+    return site
+
+
+def official_token_case(case: dict):
+    """A case of ``tests/fixtures/dpa_ddpo_official.json`` as the token-level loss inputs our losses take.
+
+    Returns a dict of ``[B, T]`` float64 tensors (padding 0): ``policy_chosen``, ``policy_rejected``,
+    ``reference_chosen``, ``reference_rejected`` (the policy's rejected logits + 0.3, as the recording did),
+    ``chosen_kl`` (KL(ref || policy) per chosen token), ``chosen_phrase_ids``, ``rejected_phrase_ids``,
+    ``chosen_mask``, ``rejected_mask``. Position ``t - 1``'s logits score label ``t``.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    from savi_plugin.losses.rrpo import token_kl_from_logprobs
+
+    policy = torch.tensor(case["policy_logits"], dtype=torch.float64)
+    reference_chosen = torch.tensor(case["reference_chosen_logits"], dtype=torch.float64)
+    pairs = len(case["labels"])
+    out = {}
+    for side, labels_key, signs_key, rows in (("chosen", "labels", "pos_signs", slice(0, pairs)),
+                                              ("rejected", "neg_labels", "neg_signs", slice(pairs, 2 * pairs))):
+        labels = torch.tensor(case[labels_key])
+        signs = torch.tensor(case[signs_key])
+        length = labels.shape[1]
+        logits = policy[rows, :length]
+        ref_logits = reference_chosen if side == "chosen" else logits + 0.3
+        logps, ref_logps = F.log_softmax(logits[:, :-1], -1), F.log_softmax(ref_logits[:, :-1], -1)
+        targets, ids = labels[:, 1:], signs[:, 1:]
+        width = int((targets != -100).sum(-1).max())
+        rows_out = {k: torch.zeros(pairs, width, dtype=torch.float64) for k in ("policy", "reference", "kl")}
+        phrase = torch.zeros(pairs, width, dtype=torch.long)
+        mask = torch.zeros(pairs, width, dtype=torch.bool)
+        for b in range(pairs):
+            where = (targets[b] != -100).nonzero().flatten()
+            n = len(where)
+            gather = targets[b, where].unsqueeze(-1)
+            rows_out["policy"][b, :n] = logps[b, where].gather(-1, gather).squeeze(-1)
+            rows_out["reference"][b, :n] = ref_logps[b, where].gather(-1, gather).squeeze(-1)
+            rows_out["kl"][b, :n] = token_kl_from_logprobs(ref_logps[b, where], logps[b, where])
+            phrase[b, :n], mask[b, :n] = ids[b, where], True
+        out.update({f"policy_{side}": rows_out["policy"], f"reference_{side}": rows_out["reference"],
+                    f"{side}_phrase_ids": phrase, f"{side}_mask": mask})
+        if side == "chosen":
+            out["chosen_kl"] = rows_out["kl"]
+    return out
+
+
 def install_distribution(root: Path, monkeypatch, name: str, files: dict[str, str],
                          entry_points: dict[str, dict[str, str]]) -> Path:
     """A throw-away distribution ``name`` on ``sys.path``: its ``files`` (relative path -> text) and a
     ``<name>-0.1.dist-info`` declaring ``entry_points`` (group -> {entry name: ``module:object``}), as pip would
-    install it; ``importlib.metadata`` then finds its entry points. Returns the folder put on ``sys.path``."""
+    install it; ``importlib.metadata`` then finds its entry points. Returns the folder put on ``sys.path``
+    (``monkeypatch`` None: only written, for a subprocess's ``PYTHONPATH``)."""
     import sys
     import textwrap
 
@@ -213,6 +318,8 @@ def install_distribution(root: Path, monkeypatch, name: str, files: dict[str, st
     (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 0.1\n")
     (info / "entry_points.txt").write_text("".join(
         f"[{group}]\n" + "".join(f"{k} = {v}\n" for k, v in entries.items()) for group, entries in entry_points.items()))
+    if monkeypatch is None:
+        return root
     monkeypatch.syspath_prepend(str(root))
     for module in {rel.split("/")[0].removesuffix(".py") for rel in files if rel.endswith(".py")}:
         for loaded in [m for m in sys.modules if m == module or m.startswith(module + ".")]:

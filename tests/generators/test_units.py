@@ -45,7 +45,7 @@ def test_judge_answer_kinds():
     ("Red", "red", (["Red"], ["red"])),
 ])
 def test_rule_tag_marks_exactly_the_differences(chosen, rejected, phrases):
-    pair = rule_tag(chosen, rejected, widen=True)
+    pair = rule_tag(chosen, rejected, widen=True, rule="difflib")
     record = validate_record({"id": "x", "video": "v.mp4", "question": "q", "chosen": chosen, "rejected": rejected,
                               "chosen_tagged": pair.chosen_tagged, "rejected_tagged": pair.rejected_tagged})
     assert (list(parse_tags(record.chosen_tagged).phrases), list(parse_tags(record.rejected_tagged).phrases)) == phrases
@@ -166,7 +166,7 @@ def test_shard_helpers(tmp_path, monkeypatch):
     out = tmp_path / "pairs.jsonl"
     paths = [shard_output_path(out, i, 2) for i in (1, 0)]
     assert paths[1].name == "pairs.shard-00000-of-00002.jsonl"
-    for p in paths + [tmp_path / "pairs.shard-00000-of-00002.progress.jsonl"]:
+    for p in paths + [tmp_path / "pairs.shard-00000-of-00002.jsonl.progress.jsonl"]:
         p.write_text("")
     assert find_shards(out) == sorted(paths)
 
