@@ -162,3 +162,12 @@ def mvbench_fixture_doc(folder: Path) -> dict:
     record = fx.records["savi_mvbench_action_antonym"][0]
     video = str(next((folder / "data" / "mvbench" / "video").rglob(record["video"])))
     return {**record, "savi_video": video, "savi_video_found": True, "savi_num_frames": 4, "savi_benchmark": "mvbench"}
+
+
+def phrase_batch(chosen_phrase_ids, rejected_phrase_ids, weights=None):
+    """A :class:`~savi_plugin.training.batch.PreferenceBatch` carrying only what an ``Objective`` reads from the
+    batch (phrase ids and weights), for loss tests on given scores."""
+    from savi_plugin.training.batch import PreferenceBatch, ResponseSide
+
+    return PreferenceBatch(None, {"chosen": ResponseSide(None, None, None, chosen_phrase_ids),
+                                  "rejected": ResponseSide(None, None, None, rejected_phrase_ids)}, weights=weights)

@@ -34,8 +34,7 @@ def attention_costs(prefix: int, chosen: int, rejected: int, *, hidden: int, hea
     import torch.nn.functional as F
 
     from savi_plugin.bench.measure import median
-    from savi_plugin.training.packed_attention import split_attention
-    from savi_plugin.training.packing import block_attention_mask
+    from savi_plugin.training.packing import block_attention_mask, split_attention
 
     length, dim = prefix + chosen + rejected, hidden // heads
     generator = torch.Generator().manual_seed(seed)

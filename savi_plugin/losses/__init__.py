@@ -8,9 +8,9 @@ own loss with one file and one entry point, not by editing this package or the t
 from savi_plugin.losses.base import (LossOutput, PreferenceLoss, Requirements, SequenceInputs, TokenInputs,
                                      weighted_mean)
 from savi_plugin.losses.dpo import dpo_loss, ipo_loss
-from savi_plugin.losses.rrpo import RRPOOutput, rrpo_loss, token_kl_from_logprobs
+from savi_plugin.losses.rrpo import RRPOOutput, rrpo_loss
 from savi_plugin.losses.simpo import simpo_loss
 from savi_plugin.losses.tdpo import tdpo_loss
 
 __all__ = ["LossOutput", "PreferenceLoss", "RRPOOutput", "Requirements", "SequenceInputs", "TokenInputs",
-           "dpo_loss", "ipo_loss", "rrpo_loss", "simpo_loss", "tdpo_loss", "token_kl_from_logprobs", "weighted_mean"]
+           "dpo_loss", "ipo_loss", "rrpo_loss", "simpo_loss", "tdpo_loss", "weighted_mean"]

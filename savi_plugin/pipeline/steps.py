@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from savi_plugin.config.sections import Recipe
-from savi_plugin.config.training import (
+from savi_plugin.training.arguments import (
     recipe_training_args,
     resolve_deepspeed,
     training_kwargs,

@@ -93,8 +93,7 @@ def official_loss(sides):
 @pytest.mark.parametrize("packing", [True, False])
 def test_official_kl_scope_equals_the_official_loss(setup, packing):
     from savi_plugin.training.collator import PreferenceCollator
-    from savi_plugin.training.objective import Objective
-    from savi_plugin.training.scoring import score_responses
+    from savi_plugin.training.scoring import Objective, score_responses
     from savi_plugin.video import read_frames
 
     backend, items = setup
@@ -112,7 +111,7 @@ def test_official_kl_scope_equals_the_official_loss(setup, packing):
     torch.testing.assert_close(ours, torch.stack(expected), atol=1e-5, rtol=0)
     # the default scope (response + end of turn) regularises less: the two differ by the template KL
     _, response_scope, _ = Objective("rrpo", {"beta": BETA, "alpha": ALPHA})(scores, batch)
-    template = scores["chosen_template"]
+    template = scores["template"]
     torch.testing.assert_close(ours - response_scope, ALPHA * template.total(template.kl), atol=1e-6, rtol=0)
     assert (template.total(template.kl) > 1e-4).all()
 

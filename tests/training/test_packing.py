@@ -7,7 +7,8 @@ import logging
 import pytest
 import torch
 
-from savi_plugin.training.packing import block_attention_mask, response_positions, restart_rejected_positions
+from savi_plugin.training.batch import response_positions
+from savi_plugin.training.packing import block_attention_mask, restart_rejected_positions
 from tests.builders import UNEVEN_PAIR, full_logits_logprobs, random_lora_backend, write_answer_pairs
 
 
@@ -54,7 +55,7 @@ def test_packed_equals_unpacked_and_the_backends_own_logprobs(family, attention,
     stats = {}
     for packed in (True, False):
         batch = PreferenceCollator(backend, num_frames=4, packing=packed)(items)
-        assert batch["input_ids"].shape[0] == (3 if packed else 6)
+        assert batch.prompt.input_ids.shape[0] == (3 if packed else 6)
         with torch.no_grad():
             stats[packed] = score_responses(backend, batch, reference="adapter", kl_sides=("chosen",))
     for side in ("chosen", "rejected"):

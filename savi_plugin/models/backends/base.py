@@ -363,24 +363,24 @@ class VideoLM:
         inside = {id(p) for p in self.language_model().parameters()}
         return any(p.requires_grad and id(p) not in inside for p in self.decoder().parameters())
 
-    def position_ids(self, batch: dict[str, Any]) -> torch.Tensor:
-        """Position ids of a scoring batch's rows as plain sequences.
+    def position_ids(self, prompt) -> torch.Tensor:
+        """Position ids of a batch's rows as plain sequences.
 
         The model's own multi-axis index (``get_rope_index``: Qwen2-VL's M-RoPE) when it has one, else
-        ``0..n-1`` over the real tokens. ``batch`` holds ``input_ids``, ``attention_mask``, ``row_inputs``
+        ``0..n-1`` over the real tokens. ``prompt`` is the batch's
+        :class:`~savi_plugin.training.batch.PromptSide`: ``input_ids``, ``attention_mask``, ``row_inputs``
         (per-token processor outputs), ``vision`` (per-video inputs) and ``row_to_pair``.
         """
         decoder = self.decoder()
-        input_ids, attention = batch["input_ids"], batch["attention_mask"]
+        input_ids, attention = prompt.input_ids, prompt.attention_mask
         get_rope_index = getattr(decoder, "get_rope_index", None)
         if get_rope_index is None:
             return (attention.long().cumsum(-1) - 1).clamp(min=0)
         accepted = inspect.signature(get_rope_index).parameters
-        kwargs = {k: v for k, v in batch["row_inputs"].items() if k in accepted}
-        row_to_pair = batch["row_to_pair"]
-        for k, v in batch["vision"].items():  # per-video entries (grids, seconds per grid) follow the rows
+        kwargs = {k: v for k, v in prompt.row_inputs.items() if k in accepted}
+        for k, v in prompt.vision.items():  # per-video entries (grids, seconds per grid) follow the rows
             if k in accepted and torch.is_tensor(v) and k != "pixel_values_videos":
-                kwargs[k] = v.index_select(0, row_to_pair.to(v.device))
+                kwargs[k] = v.index_select(0, prompt.row_to_pair.to(v.device))
         positions, _ = get_rope_index(input_ids, attention_mask=attention, **kwargs)
         return positions
 
