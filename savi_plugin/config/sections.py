@@ -33,10 +33,8 @@ from savi_plugin.config.values import (
     rules,
 )
 from savi_plugin.data.readers import FORMATS
-from savi_plugin.video.decode import DEFAULT_NUM_FRAMES
+from savi_plugin.constants import DEFAULT_NUM_FRAMES, DTYPES
 
-#: the precisions a backend loads (``VideoLM.from_pretrained``'s ``dtype``)
-DTYPES = ("float32", "bfloat16", "float16")
 #: ``lora.target_modules`` value meaning "every linear layer of the language model" (RRPO's LoRA placement)
 ALL_LM_LINEAR = "all-linear-lm"
 

@@ -138,9 +138,7 @@ class VideoSAViGenerator(Generator):
             return
         for item in items:
             if item.question is None:
-                file, _, line = item.origin.rpartition(":")
-                raise DataError(file or item.origin, int(line) if line.isdigit() else None, "question",
-                                "question_source='input' needs a question on every input line")
+                raise item.error("question", "question_source='input' needs a question on every input line")
 
     def _gen(self, lm, videos, prompts, ctx: BatchContext, stage: str) -> list[str]:
         cfg = self.config

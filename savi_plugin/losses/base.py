@@ -26,10 +26,9 @@ from typing import Any, ClassVar
 import torch
 
 from savi_plugin.config.values import ConfigError, check_mapping
+from savi_plugin.constants import KL_DIRECTIONS
 
 LEVELS = ("sequence", "token")
-#: KL directions: RRPO regularises with KL(ref || policy); TDPO's sequential KL is KL(policy || ref).
-KL_DIRECTIONS = ("ref||policy", "policy||ref")
 #: training-config fields a loss may declare in its Params (read from the config when set there)
 SHARED_FIELDS = ("beta", "alpha", "label_smoothing")
 

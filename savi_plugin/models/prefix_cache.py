@@ -89,11 +89,6 @@ def _video_token(lm) -> tuple[str, int] | None:
     return token, int(token_id)
 
 
-def supports_reuse(lm) -> bool:
-    """Whether ``lm``'s processor names its video placeholder (every video backend here does)."""
-    return _video_token(lm) is not None
-
-
 def _prefill(lm, prompt: str, frames: np.ndarray, suffix_ids: list[int], video_token_id: int) -> PrefixEntry | None:
     """Process one prompt with its video, run the language model over the prefix, keep its keys/values."""
     from transformers import DynamicCache

@@ -70,11 +70,10 @@ def evaluate_step(recipe, model: str | Path, out_dir: str | Path, adapter: str |
     """Evaluate ``model`` (+ ``adapter``) on the recipe's ``eval.tasks``; returns ``{task: {metric: value}}``.
 
     The data come from ``eval.data_root`` (the ``SAVI_DATA_ROOT`` layout) when set. For the demo's tiny recipe
-    without a data root, :func:`savi_plugin.demo.models.offline_eval_root` builds a small synthetic
+    without a data root, :func:`savi_plugin.eval.fixtures.offline_eval_root` builds a small synthetic
     MVBench-format set in the run folder so the loop runs offline.
     """
-    from savi_plugin.demo.models import offline_eval_root
-    from savi_plugin.eval.fixtures import offline_env
+    from savi_plugin.eval.fixtures import offline_env, offline_eval_root
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

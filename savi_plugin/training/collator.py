@@ -22,7 +22,7 @@ from savi_plugin.data import DataError
 from savi_plugin.training.batch import PreferenceBatch, build_batch, encode_prompts, template_side
 from savi_plugin.training.dataset import PairItem
 from savi_plugin.video import VideoDecodeError, read_frames
-from savi_plugin.video.decode import DEFAULT_NUM_FRAMES
+from savi_plugin.constants import DEFAULT_NUM_FRAMES
 
 
 def token_budget(max_length: int | None, context_length: int | None) -> int | None:

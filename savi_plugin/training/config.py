@@ -26,7 +26,7 @@ from transformers import TrainingArguments
 
 from savi_plugin.losses.base import SHARED_FIELDS
 from savi_plugin.training.scoring import Objective, load_loss
-from savi_plugin.video.decode import DEFAULT_NUM_FRAMES
+from savi_plugin.constants import DEFAULT_NUM_FRAMES
 
 REFERENCE_MODES = ("adapter", "model")
 BAD_RECORD_POLICIES = ("raise", "skip")
@@ -55,7 +55,7 @@ class PreferenceConfig(TrainingArguments):
             ``"model"``: a separate frozen model loaded from ``reference_model_path``.
         reference_model_path: the checkpoint of the separate reference (``reference="model"``).
         num_frames: frames decoded per video (uniformly sampled); RRPO: 16 or 32, VideoSAVi: 32 (the default,
-            :data:`savi_plugin.video.decode.DEFAULT_NUM_FRAMES`).
+            :data:`savi_plugin.constants.DEFAULT_NUM_FRAMES`).
         max_length: token budget of ``prompt + response``; see the module docstring for the policy.
         packing: score chosen and rejected in ONE sequence ``[video+question | chosen | rejected]`` with a
             block attention mask, so the prefix and the video are computed once per pair. Where the model's

@@ -40,7 +40,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from savi_plugin.losses.base import KL_DIRECTIONS, masked_sum
+from savi_plugin.constants import KL_DIRECTIONS
+from savi_plugin.losses.base import masked_sum
 from savi_plugin.models.backends.tokens import IGNORE_INDEX
 
 DEFAULT_CHUNK_SIZE = 256

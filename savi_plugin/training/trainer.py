@@ -48,7 +48,7 @@ from savi_plugin.training.collator import PreferenceCollator, token_budget
 from savi_plugin.training.config import PreferenceConfig
 from savi_plugin.training.dataset import PreferenceDataset
 from savi_plugin.training.packing import packing_support
-from savi_plugin.video.decode import DEFAULT_NUM_FRAMES
+from savi_plugin.constants import DEFAULT_NUM_FRAMES
 from savi_plugin.training.scoring import Scores, score_responses
 
 log = logging.getLogger(__name__)

@@ -18,12 +18,14 @@ import torch
 
 from savi_plugin.models.backends.tokens import (IGNORE_INDEX, aligned_keys, append_rows, pad_stack, prompt_rows,
                                                  tokenize_response)
-from savi_plugin.video.decode import DEFAULT_NUM_FRAMES
+from savi_plugin.constants import DEFAULT_NUM_FRAMES, DTYPE_ALIASES
+from savi_plugin.constants import DTYPES as DTYPE_NAMES
 
 log = logging.getLogger(__name__)
 
-DTYPES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
-          "float16": torch.float16, "fp16": torch.float16}
+#: dtype name (or its short alias) -> torch dtype
+DTYPES = {**{name: getattr(torch, name) for name in DTYPE_NAMES},
+          **{alias: getattr(torch, name) for alias, name in DTYPE_ALIASES.items()}}
 
 
 def resolve_dtype(dtype: str | torch.dtype) -> torch.dtype:
