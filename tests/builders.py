@@ -108,10 +108,11 @@ def full_logits_logprobs(backend, videos, questions, responses) -> list:
     whole vocabulary, then gather): the textbook computation the scoring path is checked against."""
     import torch
 
-    encoded = backend.encode(videos, questions, responses)
+    from savi_plugin.training.batch import labelled_inputs
+
+    inputs, labels = labelled_inputs(backend, videos, questions, responses)
     with torch.no_grad():
-        logits = backend.model(**backend.model_inputs(encoded)).logits.float()
-    labels = encoded["labels"]
+        logits = backend.model(**inputs).logits.float()
     logprobs = torch.log_softmax(logits[:, :-1], -1).gather(-1, labels[:, 1:].clamp(min=0)[..., None]).squeeze(-1)
     return [logprobs[b][labels[b, 1:] != -100] for b in range(labels.shape[0])]
 

@@ -230,6 +230,22 @@ def scoring_batch(backend, videos: Sequence[np.ndarray], questions: Sequence[str
     return build_batch(backend, encode_prompts(backend, videos, questions), responses, packing=packing)
 
 
+def labelled_inputs(backend, videos: Sequence[np.ndarray], questions: Sequence[str],
+                    responses: Sequence[str]) -> tuple[dict[str, Any], torch.Tensor]:
+    """``model(**inputs)`` keyword arguments of the ``[prompt | response]`` rows of :func:`scoring_batch` and their
+    ``labels [N, L]`` (the response tokens, ``-100`` elsewhere): for a model's own forward and loss (the demo's
+    warm-up, the official RRPO layout, checks against full logits). Responses are tokenized by the one rule
+    (:meth:`VideoLM.response_tokens`, end of turn included)."""
+    ids = [backend.response_tokens(response)[0] for response in responses]
+    prompt = scoring_batch(backend, videos, questions, {"response": ids}).prompt
+    labels = torch.full_like(prompt.input_ids, IGNORE_INDEX)
+    for b, (start, count, _) in enumerate(prompt.segments.tolist()):
+        labels[b, start:start + count] = prompt.input_ids[b, start:start + count]
+    inputs = {"input_ids": prompt.input_ids, "attention_mask": prompt.attention_mask, **prompt.row_inputs,
+              **prompt.vision}
+    return inputs, labels
+
+
 def template_side(backend, prompts: Prompts, side: ResponseSide) -> ResponseSide:
     """The positions the official RRPO preprocessing also labels around a response (its ``template`` side).
 

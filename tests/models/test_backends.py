@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from savi_plugin.models import detect_backend, load_backend
+from savi_plugin.training.batch import labelled_inputs
 from savi_plugin.video import read_frames
 from tests.builders import full_logits_logprobs
 
@@ -48,10 +49,9 @@ def test_batched_scores_equal_one_at_a_time(tiny_llava_onevision, videos, respon
 def test_response_offsets_index_the_response_text(tiny_llava_onevision, videos):
     lm = load_backend(tiny_llava_onevision, num_frames=4)
     response = "the red square, then up!"
-    enc = lm.encode(videos[:1], ["q"], [response])
-    offsets = enc["response_offsets"][0]
-    ids = enc["input_ids"][0][enc["labels"][0] != -100]
-    assert len(offsets) == len(ids)
+    ids, offsets = lm.response_tokens(response)
+    inputs, labels = labelled_inputs(lm, videos[:1], ["q"], [response])
+    assert inputs["input_ids"][0][labels[0] != -100].tolist() == ids and len(offsets) == len(ids)
     text = response + lm.end_of_turn
     assert "".join(text[a:b] for a, b in offsets) == text
 

@@ -16,8 +16,7 @@ from typing import Any, ClassVar, Sequence
 import numpy as np
 import torch
 
-from savi_plugin.models.backends.tokens import (IGNORE_INDEX, aligned_keys, append_rows, pad_stack, prompt_rows,
-                                                 tokenize_response)
+from savi_plugin.models.backends.tokens import tokenize_response
 from savi_plugin.constants import DEFAULT_NUM_FRAMES, DTYPE_ALIASES
 from savi_plugin.constants import DTYPES as DTYPE_NAMES
 
@@ -193,34 +192,12 @@ class VideoLM:
         return self.processor(text=texts, videos=list(videos), return_tensors="pt", padding=True,
                               padding_side="left", **self.processor_kwargs())
 
-    def encode(self, videos: Sequence[np.ndarray], questions: Sequence[str],
-               responses: Sequence[str] | None = None, *, add_end_of_turn: bool = True) -> dict[str, Any]:
-        """Model inputs for a batch.
+    def encode(self, videos: Sequence[np.ndarray], questions: Sequence[str]) -> dict[str, Any]:
+        """Model inputs of the prompts (chat template, video placeholders, pixels), left-padded for ``generate``.
 
-        Without ``responses``: left-padded prompts, ready for ``generate``.
-        With ``responses``: right-padded ``prompt + response (+ end of turn)`` with ``labels`` (-100 outside
-        the response), ``response_offsets`` (per sample, the character offsets of each response token in
-        its response string) and ``prompt_lengths``. Each response is tokenized on its own, so the
-        prompt/response boundary is exact.
+        Prompt + response rows are built from these by :mod:`savi_plugin.training.batch` (the one way).
         """
-        prompts = [self.prompt(q) for q in questions]
-        batch = self._process(prompts, videos)
-        if responses is None:
-            return dict(batch)
-        if len(responses) != len(prompts):
-            raise ValueError(f"got {len(prompts)} prompts but {len(responses)} responses")
-        aligned = aligned_keys(batch)
-        rows = prompt_rows(batch, aligned)
-        eot = self.end_of_turn if add_end_of_turn else ""
-        tokenized = [tokenize_response(self.tokenizer, response, eot) for response in responses]
-        out = {k: v for k, v in batch.items() if k not in aligned and k not in ("input_ids", "attention_mask")}
-        out.update(append_rows(rows, [ids for ids, _ in tokenized], self.pad_token_id, aligned))
-        prompt_lengths = [len(row["input_ids"]) for row in rows]
-        out["labels"] = pad_stack([[IGNORE_INDEX] * n + ids for n, (ids, _) in zip(prompt_lengths, tokenized)],
-                                  IGNORE_INDEX, length=out["input_ids"].shape[1])
-        out["response_offsets"] = [offsets for _, offsets in tokenized]
-        out["prompt_lengths"] = prompt_lengths
-        return out
+        return dict(self._process([self.prompt(q) for q in questions], videos))
 
     @property
     def pad_token_id(self) -> int:
@@ -230,11 +207,6 @@ class VideoLM:
     def response_tokens(self, text: str, *, add_end_of_turn: bool = True) -> tuple[list[int], list[tuple[int, int]]]:
         """Ids and character offsets of a response, by the one rule of :func:`tokens.tokenize_response`."""
         return tokenize_response(self.tokenizer, text, self.end_of_turn if add_end_of_turn else "")
-
-    @staticmethod
-    def model_inputs(encoded: dict[str, Any]) -> dict[str, Any]:
-        """Drop the bookkeeping keys (``labels``, offsets, lengths) before calling the model."""
-        return {k: v for k, v in encoded.items() if k not in ("labels", "response_offsets", "prompt_lengths")}
 
     def _to_device(self, inputs: dict[str, Any]) -> dict[str, Any]:
         device, dtype = self.device, next(self.model.parameters()).dtype
