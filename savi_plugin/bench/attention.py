@@ -3,7 +3,7 @@
 :func:`attention_costs` times forward + backward of one attention layer at the packed shape for
 
 * ``split``: the packed row ``[prefix | chosen | rejected]`` as the trainer computes it
-  (:func:`savi_plugin.training.packed_attention.split_attention`): ``[prefix | chosen]`` causal, then the
+  (:func:`savi_plugin.training.packing.split_attention`): ``[prefix | chosen]`` causal, then the
   rejected queries against ``[prefix | rejected]`` keys, causal aligned to the bottom right;
 * ``block_mask``: the same packed row with the dense boolean block mask (what eager attention needs): SDPA then
   computes every query-key block, where a causal call skips the blocks above the diagonal;

@@ -10,7 +10,8 @@ head), and these functions
    predicts ``targets[:, j]`` (the one shift convention of the project: the caller gathers the state at
    ``t - 1`` for the token at ``t``, see :func:`savi_plugin.training.batch.response_positions`); targets are
    ``-100`` on padding,
-2. apply the LM head, ``log_softmax``, the gather and the KL (:func:`token_kl`, the one KL formula) to chunks of ``chunk_size`` selected positions,
+2. apply the LM head, ``log_softmax``, the gather and the KL (:func:`token_kl`, the one KL formula) to chunks of
+   ``chunk_size`` selected positions,
 3. wrap each chunk in non-reentrant activation checkpointing when a gradient is needed, so autograd keeps
    only the chunk's inputs and recomputes its ``[chunk, V]`` tensors during backward.
 
