@@ -54,6 +54,10 @@ class _Tensors:
         """A copy on ``device`` (accelerate's data loader calls this)."""
         return self.map(lambda t: t.to(device, non_blocking=non_blocking))
 
+    def pin_memory(self):
+        """A copy in pinned memory (torch's data loader calls this under ``pin_memory=True``)."""
+        return self.map(lambda t: t.pin_memory())
+
 
 @dataclass
 class PromptSide(_Tensors):
