@@ -7,7 +7,6 @@ import logging
 import pytest
 import torch
 
-from savi_plugin.training.batch import response_positions
 from savi_plugin.training.packing import block_attention_mask, restart_rejected_positions
 from tests.builders import UNEVEN_PAIR, full_logits_logprobs, random_lora_backend, write_answer_pairs
 
@@ -35,9 +34,6 @@ def test_rejected_positions_restart_after_prefix():
     assert out.tolist() == [[0, 1, 2, 3, 4, 3, 4, 5, 8]]
     mrope = torch.arange(9).view(1, 1, 9).expand(3, 1, 9)  # [axes, rows, L]
     assert restart_rejected_positions(mrope, torch.tensor([[3, 2, 3]]))[:, 0, 5].tolist() == [3, 3, 3]
-    # chosen token j is predicted from P-1+j; rejected token 0 from the last prefix position
-    assert response_positions(3, 2, 3) == [2, 3]
-    assert response_positions(3, 3, 5) == [2, 5, 6]
 
 
 @pytest.mark.parametrize("family,attention", [("llava_onevision", "sdpa"), ("llava_onevision", "eager"),
