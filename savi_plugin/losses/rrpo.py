@@ -97,8 +97,8 @@ def rrpo_loss(
             any value ``<= 0``, e.g. -100) otherwise; only ``> 0`` vs not matters (see module docstring).
         rejected_phrase_ids: ``[B, Tr]`` the same for the rejected response.
         chosen_token_kl: ``[B, Tc]`` per-token ``KL(pi_ref || pi_theta)`` on the chosen response, over the
-            full vocabulary (see :func:`savi_plugin.training.token_logprobs.token_kl`); carries the regulariser's gradient. May be
-            None when ``alpha == 0`` (the "w/o KL" ablation).
+            full vocabulary (see :func:`savi_plugin.training.token_logprobs.token_kl`); carries the regulariser's
+            gradient. May be None when ``alpha == 0`` (the "w/o KL" ablation).
         chosen_mask: ``[B, Tc]`` bool, True on the real chosen-response tokens the KL is summed over.
         beta: scale of the refined reward inside the sigmoid (paper: 0.1 for LLaVA-Video), > 0.
         alpha: weight of the token-wise KL regulariser (paper: 0.01 for LLaVA-Video), >= 0.

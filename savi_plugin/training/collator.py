@@ -47,8 +47,8 @@ class PreferenceCollator:
             RRPO's ``kl_scope: official`` sums its KL over.
     """
 
-    def __init__(self, backend, *, num_frames: int = DEFAULT_NUM_FRAMES, packing: bool = True, max_length: int | None = None,
-                 video_backend: str | None = None, template_positions: bool = False,
+    def __init__(self, backend, *, num_frames: int = DEFAULT_NUM_FRAMES, packing: bool = True,
+                 max_length: int | None = None, video_backend: str | None = None, template_positions: bool = False,
                  bad_records: str = "raise"):
         self.backend = backend
         #: ``"skip"``: a pair whose video fails only when decoded (damage after the header, fewer frames than

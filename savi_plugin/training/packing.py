@@ -57,7 +57,8 @@ def packing_support(backend) -> tuple[bool, str]:
                        f"(VideoLM.supports_packing)")
     attention = base_implementation(backend.attention_implementation())
     if attention not in MASK_ATTENTION:
-        return False, f"attention implementation {attention!r} cannot run packed rows (needs {', '.join(MASK_ATTENTION)})"
+        return False, (f"attention implementation {attention!r} cannot run packed rows "
+                       f"(needs {', '.join(MASK_ATTENTION)})")
     return True, ""
 
 

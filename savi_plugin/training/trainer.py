@@ -43,19 +43,20 @@ import torch
 from transformers import Trainer, TrainerCallback
 from transformers.integrations.deepspeed import is_deepspeed_zero3_enabled
 
+from savi_plugin.constants import DEFAULT_NUM_FRAMES
 from savi_plugin.training.batch import PreferenceBatch
 from savi_plugin.training.collator import PreferenceCollator, token_budget
 from savi_plugin.training.config import PreferenceConfig
 from savi_plugin.training.dataset import PreferenceDataset
 from savi_plugin.training.packing import packing_support
-from savi_plugin.constants import DEFAULT_NUM_FRAMES
 from savi_plugin.training.scoring import Scores, score_responses
 
 log = logging.getLogger(__name__)
 
 
 def load_reference_backend(path: str | Path, *, backend: str | None = None, dtype: str = "float32",
-                           device: str = "cpu", num_frames: int = DEFAULT_NUM_FRAMES, adapter: str | Path | None = None):
+                           device: str = "cpu", num_frames: int = DEFAULT_NUM_FRAMES,
+                           adapter: str | Path | None = None):
     """Load a separate frozen reference model (``reference="model"``): eval mode, no gradients."""
     from savi_plugin.models import load_backend
 
