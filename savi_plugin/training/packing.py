@@ -44,8 +44,6 @@ import torch.nn.functional as F
 #: ``_attn_implementation`` values the split attention can stand in for.
 BASES = ("sdpa", "flash_attention_2")
 PREFIX = "savi_packed_"
-
-
 #: Attention implementations that run packed rows: split attention (sdpa, flash_attention_2) or the block mask (eager).
 MASK_ATTENTION = ("sdpa", "eager", "flash_attention_2")
 
