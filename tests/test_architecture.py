@@ -15,6 +15,9 @@ from tests.builders import REPO_ROOT
 
 PACKAGE = REPO_ROOT / "savi_plugin"
 MARKER = "<!-- import-order -->"
+#: a string naming a module inside a folder (``"savi_plugin.training.trainer"``): a lazy import by name. One dot is
+#: not enough: entry-point groups are named like folders (``"savi_plugin.losses"``).
+MODULE_PATH = re.compile(r"savi_plugin(\.[A-Za-z_]\w*){2,}")
 
 
 def documented_levels() -> dict[str, int]:
@@ -39,7 +42,9 @@ def unit_of(module: str) -> str | None:
 
 
 def imports(path: Path, root: Path = REPO_ROOT) -> list[tuple[str, int]]:
-    """Every module imported anywhere in ``path`` (module level or inside functions), relative ones resolved."""
+    """Every module imported anywhere in ``path`` (module level or inside functions), relative ones resolved, and
+    every string naming a module inside a ``savi_plugin`` folder (``importlib.import_module("savi_plugin.x.y")``, a
+    table of lazy exports)."""
     module = ".".join(path.relative_to(root).with_suffix("").parts)
     package = module.rsplit(".", 1)[0] if path.name != "__init__.py" else module.removesuffix(".__init__")
     found = []
@@ -56,6 +61,8 @@ def imports(path: Path, root: Path = REPO_ROOT) -> list[tuple[str, int]]:
                 found += [(f"savi_plugin.{alias.name}", node.lineno) for alias in node.names]
             else:
                 found.append((target, node.lineno))
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and MODULE_PATH.fullmatch(node.value):
+            found.append((node.value, node.lineno))
     return found
 
 
@@ -98,5 +105,5 @@ def test_the_graph_reader_sees_function_level_imports(tmp_path):
     assert nested and all(node.module in targets for node in nested)
     relative = tmp_path / "savi_plugin" / "a" / "b.py"
     relative.parent.mkdir(parents=True)
-    relative.write_text("def f():\n    from ..c import d\n    from . import e\n")
-    assert [t for t, _ in imports(relative, tmp_path)] == ["savi_plugin.c", "savi_plugin.a"]
+    relative.write_text("def f():\n    from ..c import d\n    from . import e\n    g('savi_plugin.h.i', 'savi_plugin.j')\n")
+    assert sorted(t for t, _ in imports(relative, tmp_path)) == ["savi_plugin.a", "savi_plugin.c", "savi_plugin.h.i"]
