@@ -244,6 +244,8 @@ def parse_choice(response: str, options: Sequence[str]) -> Choice:
     if not answer:
         return Choice(None, "echo")  # the reply only repeats the prompt
     corrected = after_correction(answer)
+    if corrected is not None and is_non_answer(corrected):
+        return Choice(None, "retracted")  # "A. Wait, actually I'm not sure."
     if corrected is not None:
         choice = _read(corrected, options, letters)
         if choice.index is not None and choice.method != "option_words":
@@ -266,6 +268,9 @@ def _single_letter_options(text: str, options: Sequence[str], letters: str) -> C
     """Options that are letters themselves (MVBench character_order): a reply of one letter is the option with
     that text when it is no label here, and ambiguous when it is both a label and another option's text."""
     texts = [strip_option_prefix(o, letter).strip().upper() for letter, o in zip(letters, options)]
+    named = set(re.findall(r"(?i)\bletters?\s+['\"]?([A-Z])\b", text))
+    if len(named) == 1 and all(len(t) == 1 for t in texts) and named <= set(texts):
+        return Choice(texts.index(named.pop()), "option_text")  # "The jersey has the letter D on it."
     reply = re.sub(r"[\s.()\[\]]", "", text).upper()
     if len(reply) != 1 or reply not in texts:
         return None

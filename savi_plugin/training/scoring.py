@@ -5,9 +5,10 @@ packed or not), the eval log-likelihood (``savi_video``'s ``loglikelihood``) and
 from :mod:`savi_plugin.training.batch`. It
 
 1. runs the vision encoder once per video (:meth:`VideoLM.video_features`); its output goes to the decoder as
-   ``mm_encoder_outputs`` (transformers' hook for precomputed multimodal features) for the policy pass *and*
-   the reference pass. When a vision part is trainable (:meth:`VideoLM.vision_is_trainable`), the reference
-   computes its own features under ``no_grad`` with the adapter disabled, because then they differ;
+   ``mm_encoder_outputs`` (transformers' hook for precomputed multimodal features, laid out per row by
+   :meth:`VideoLM.mm_encoder_outputs`) for the policy pass *and* the reference pass. When a vision part is
+   trainable (:meth:`VideoLM.vision_is_trainable`), the reference computes its own features under ``no_grad``
+   with the adapter disabled, because then they differ;
 2. runs the decoder over the rows to its final hidden states, packed rows with the attention and restarted
    positions of :func:`savi_plugin.training.packing.row_layout` -- the policy, and under ``no_grad`` the
    reference: the same model with its LoRA adapter disabled (``reference="adapter"``: no second copy of the
@@ -29,7 +30,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-from transformers.modeling_outputs import BaseModelOutputWithPooling
 
 from savi_plugin import registry
 from savi_plugin.losses.base import PreferenceLoss, Requirements, SequenceInputs, TokenInputs, weighted_mean
@@ -50,18 +50,6 @@ def adapter_disabled(model):
                          "reference='model'")
     with model.disable_adapter():
         yield
-
-
-def features_for_rows(features: BaseModelOutputWithPooling, row_to_pair: torch.Tensor) -> dict[str, Any]:
-    """``mm_encoder_outputs`` for the batch rows: each row gets its video's features (no copy when packed)."""
-    pooled = features.pooler_output
-    order = row_to_pair.tolist()
-    if order != list(range(len(order))):
-        if torch.is_tensor(pooled):
-            pooled = pooled.index_select(0, row_to_pair.to(pooled.device))
-        else:
-            pooled = tuple(pooled[i] for i in order)
-    return {"video": BaseModelOutputWithPooling(pooler_output=pooled)}
 
 
 def decoder_hidden_states(decoder, prompt: PromptSide, layout: RowLayout, mm_encoder_outputs) -> torch.Tensor:
@@ -115,7 +103,7 @@ def batch_hidden_states(backend, prompt: PromptSide, *, reference: str = "adapte
     with contextlib.nullcontext() if trainable_vision else torch.no_grad():
         features = backend.video_features(prompt.vision)
     vision_calls = 1
-    policy = decoder_hidden_states(decoder, prompt, layout, features_for_rows(features, prompt.row_to_pair))
+    policy = decoder_hidden_states(decoder, prompt, layout, backend.mm_encoder_outputs(features, prompt))
     reference_hidden, reference_head = None, None
     if reference == "adapter":
         with torch.no_grad(), adapter_disabled(backend.model):
@@ -123,13 +111,13 @@ def batch_hidden_states(backend, prompt: PromptSide, *, reference: str = "adapte
                 features = backend.video_features(prompt.vision)
                 vision_calls += 1
             reference_hidden = decoder_hidden_states(decoder, prompt, layout,
-                                                     features_for_rows(features, prompt.row_to_pair))
+                                                     backend.mm_encoder_outputs(features, prompt))
     elif reference == "model":
         with torch.no_grad():
             ref_features = reference_backend.video_features(prompt.vision)
             vision_calls += 1
             reference_hidden = decoder_hidden_states(reference_backend.decoder(), prompt, layout,
-                                                     features_for_rows(ref_features, prompt.row_to_pair))
+                                                     reference_backend.mm_encoder_outputs(ref_features, prompt))
             reference_head = reference_backend.lm_head()
     return BatchHiddenStates(policy, reference_hidden, reference_head, vision_calls)
 
