@@ -35,7 +35,7 @@ _THINK_CLOSE = re.compile(r"</think(?:ing)?>", re.IGNORECASE)
 _MARKUP = re.compile(r"[*_`#]+")
 _JSON_KEY = re.compile(r"""["'](answer|option|choice|letter)["']\s*:\s*(?:["']([^"'\n]*)["']|([^,}\n]*))""",
                        re.IGNORECASE)
-_ANSWER_TAG = re.compile(r"<answer>(.*?)(?:</answer>|$)", re.IGNORECASE | re.DOTALL)
+_ANSWER_TAG = re.compile(r"<(?:answer|option|choice)>(.*?)(?:</(?:answer|option|choice)>|$)", re.IGNORECASE | re.DOTALL)
 _JSON_FENCE = re.compile(r"^\s*json\s*\n", re.IGNORECASE)
 
 
@@ -62,7 +62,9 @@ _HTML_TAG = re.compile(r"<(b|i|u|em|strong|span|code|p)>(.*?)</\1>|<br\s*/?>|</?
 _QUOTED_LABEL = re.compile(r"(?<![A-Za-z0-9])(?:'|\"|“|”|‘|’|«|<|\{|「|『|【|〈)\s*([A-Za-z])\s*"
                            r"(?:'|\"|”|“|’|‘|»|>|\}|」|』|】|〉)(?![A-Za-z0-9])")
 #: ``Ans: C``, ``Ans. C``, ``ans - C``
-_ANS = re.compile(r"(?i)\bans\b(?:\.?\s*[:：-]|\.|\s+is\b)\s*")
+_ANS = re.compile(r"(?i)\bans\b(?:\.?\s*[:：-]|\.|\s+is\b)\s*|^\s*(?:=>|->|→|⇒)\s*")
+#: ``Opt. C``, ``opt C``
+_OPT = re.compile(r"(?i)\bopt\b\.?\s*(?=[(\[]?[A-Z]\b)")
 
 
 def without_chat_remnants(text: str) -> str:
@@ -84,7 +86,7 @@ def clean(response: str) -> str:
     text = without_chat_remnants(_MARKUP.sub("", _STRUCK.sub(" ", _without_reasoning(response or ""))))
     text = _HTML_TAG.sub(lambda m: m.group(2) or " ", text)
     text = _QUOTED_LABEL.sub(lambda m: f"({m.group(1)})", text)
-    text = _ANS.sub("answer: ", text)
+    text = _OPT.sub("option ", _ANS.sub("answer: ", text))
     text = _JSON_FENCE.sub("", text)
     text = _ANSWER_TAG.sub(lambda m: f"answer: {m.group(1).strip()}\n", text)
     return _JSON_KEY.sub(lambda m: f"{m.group(1).lower()}: {(m.group(2) if m.group(2) is not None else m.group(3)).strip()}",
@@ -150,6 +152,11 @@ def drop_prompt_echo(text: str, options: Sequence[str], letters: str) -> str:
         if len(run) >= 2 or (run and header and first == letters[0]):
             drop.update(run)
         run, first = ([i], letter) if letter is not None else ([], None)
+    for i, line in enumerate(lines):  # every option on one line, in order: "(A) x (B) y (C) z"
+        found = re.findall(r"[(\[]([A-Z])[)\]]", line)
+        if len(found) >= 2 and "".join(found) == letters[:len(found)] and all(
+                normalize(t) in normalize(line) for t in texts[:len(found)]):
+            drop.add(i)
     for i in sorted(drop):  # the question, repeated without its "Question:" label, right before its options
         if i > 0 and i - 1 not in drop and lines[i - 1].rstrip().endswith(("?", "？")) and _OPTION_LINE.match(lines[i]):
             drop.add(i - 1)
@@ -196,7 +203,8 @@ def after_correction(text: str) -> str | None:
     return rest
 
 
-_RETRACTION = re.compile(r"(?i)(?:\bwait\b|\bhmm+\b|\.\.\.|…)[\s,.;:!-]*\bno(?:pe)?\s*(?:[,.;:!]|$)")
+_RETRACTION = re.compile(r"(?i)(?:\bwait\b|\bhmm+\b|\.\.\.|…)[\s,.;:!-]*\bno(?:pe)?\s*(?:[,.;:!]|$)"
+                         r"|\b(?:or\s+)?maybe\s+not\b|\bnever\s*mind\b|\bi\s+take\s+(?:that|it)\s+back\b|\bi\s+retract\b")
 
 
 def after_retraction(text: str) -> str | None:
@@ -215,7 +223,8 @@ _NON_ANSWER = re.compile(
     r"i\s+(?:cannot|can't|can\s+not)|unable\s+to\s+(?:determine|see|view|watch|tell|answer)|as\s+an\s+ai|"
     r"no\s+video|cannot\s+be\s+determined|can't\s+be\s+determined|not\s+possible\s+to\s+(?:determine|tell)|"
     r"no\s+idea|none\s+of\s+the\s+(?:options|above|choices)|(?:i'm|i\s+am|i’m)\s+(?:not\s+sure|unsure|uncertain)|"
-    r"not\s+sure|i\s+(?:don't|do\s+not|don’t)\s+know|(?:can't|cannot|can’t)\s+(?:tell|say|be\s+sure))\b")
+    r"not\s+sure|i\s+(?:don't|do\s+not|don’t)\s+know|(?:can't|cannot|can’t)\s+(?:tell|say|be\s+sure)|"
+    r"i\s+retract|take\s+(?:that|it)\s+back|never\s*mind|(?:or\s+)?maybe\s+not)\b")
 #: Words that may follow an answer's first word ``yes``/``no`` without a comma (``"No it does not"``); any other
 #: word makes it a determiner (``"No option is correct"``, ``"No idea"``).
 _SUBJECTS = {"he", "she", "it", "they", "there", "the", "this", "that", "i", "we", "you", "his", "her", "their",

@@ -118,8 +118,9 @@ def run_align(recipe, run_dir: str | Path, iterations: int | None = None, evalua
         recipe: a checked :class:`~savi_plugin.config.sections.Recipe` (:func:`savi_plugin.recipe.load_recipe`).
         run_dir: the run folder; everything goes here.
         iterations: overrides ``align.iterations``.
-        evaluate: ``f(recipe, model_path, out_dir) -> dict`` for the eval step; default runs lmms-eval
-            with the recipe's tasks (:func:`savi_plugin.pipeline.evaluate.evaluate_step`).
+        evaluate: ``f(recipe, model_path, out_dir, base=first_model) -> dict`` for the eval step; default runs
+            lmms-eval with the recipe's tasks and compares with the first model on the same items
+            (:func:`savi_plugin.pipeline.evaluate.evaluate_step`).
     """
     if evaluate is None:
         from savi_plugin.pipeline.evaluate import evaluate_step as evaluate
@@ -147,6 +148,7 @@ def _run_locked(recipe, run_dir: Path, iterations: int | None, evaluate) -> dict
     backend = recipe.model.backend
     model = resolve_model(recipe, run_dir)
     inputs = prepare_inputs(recipe, run_dir)
+    base_model = model
     for i in range(n):
         it = manifest.iteration(i)
         folder = run_dir / f"iter_{i}"
@@ -168,6 +170,6 @@ def _run_locked(recipe, run_dir: Path, iterations: int | None, evaluate) -> dict
             manifest.save()
         model = manifest.resolved(it["next_model"])
         if "eval" not in it and recipe.align.eval_every_iteration:
-            it["eval"] = manifest.stored(evaluate(recipe, model, folder / "eval"))
+            it["eval"] = manifest.stored(evaluate(recipe, model, folder / "eval", base=base_model))
             manifest.save()
     return manifest.data
