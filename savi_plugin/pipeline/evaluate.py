@@ -76,7 +76,7 @@ def evaluate_step(recipe, model: str | Path, out_dir: str | Path, adapter: str |
     over the same items (the base is evaluated once, into ``<run folder>/eval_base``).
 
     The data come from ``eval.data_root`` (the ``SAVI_DATA_ROOT`` layout) when set. For the demo's tiny recipe
-    without a data root, :func:`savi_plugin.demo.models.offline_eval_root` builds a small synthetic
+    without a data root, :func:`savi_plugin.eval.fixtures.offline_eval_root` builds a small synthetic
     MVBench-format set in the run folder so the loop runs offline.
     """
     run_dir = Path(out_dir).parent.parent
@@ -97,8 +97,7 @@ def evaluate_step(recipe, model: str | Path, out_dir: str | Path, adapter: str |
 
 def _lmms_eval(recipe, model: str | Path, out_dir: Path, run_dir: Path, adapter: str | Path | None = None) -> dict:
     """One lmms-eval run of the recipe's eval into ``out_dir`` (``results.json`` beside lmms-eval's output)."""
-    from savi_plugin.demo.models import offline_eval_root
-    from savi_plugin.eval.fixtures import offline_env
+    from savi_plugin.eval.fixtures import offline_env, offline_eval_root
 
     out_dir.mkdir(parents=True, exist_ok=True)
     data_root = recipe.eval.data_root
