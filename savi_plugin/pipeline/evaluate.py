@@ -17,6 +17,7 @@ import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
+from savi_plugin.data.outputs import write_json
 from savi_plugin.eval.command import lmms_eval_command, savi_video_args
 from savi_plugin.eval.results import overall_counts
 
@@ -91,7 +92,7 @@ def evaluate_step(recipe, model: str | Path, out_dir: str | Path, adapter: str |
         deltas = compare_runs(read_run(base_dir / "lmms_eval"), read_run(Path(out_dir) / "lmms_eval"),
                               list(recipe.eval.tasks))
         results["vs_base"] = {task: delta.to_dict() for task, delta in deltas.items()}
-        (Path(out_dir) / "results.json").write_text(json.dumps(results, indent=1))
+        write_json(Path(out_dir) / "results.json", results, indent=1)
     return results
 
 
@@ -116,5 +117,5 @@ def _lmms_eval(recipe, model: str | Path, out_dir: Path, run_dir: Path, adapter:
     if code != 0:
         raise RuntimeError(f"lmms-eval failed with exit code {code}; see {out_dir / 'lmms_eval.log'}")
     results = read_lmms_eval_results(out_dir / "lmms_eval")
-    (out_dir / "results.json").write_text(json.dumps(results, indent=1))
+    write_json(out_dir / "results.json", results, indent=1)
     return results
