@@ -97,6 +97,7 @@ def config_class() -> type:
         "loss_type": [OneOf(lambda: registry.available(registry.LOSSES), what="loss")],
         "reference": [OneOf(*REFERENCE_MODES, what="reference mode")],
         "num_frames": [AtLeast(1)], "max_length": [AtLeast(2)], "logprob_chunk_size": [AtLeast(1)],
+        "diagnostics_steps": [AtLeast(1)],
         "video_backend": [OneOf(*VIDEO_BACKENDS, what="video backend")],
         "data_format": [OneOf(*FORMATS, what="format")],
         "bad_records": [OneOf(*BAD_RECORD_POLICIES, what="policy")],
