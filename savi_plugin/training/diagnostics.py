@@ -63,7 +63,7 @@ def pair_rows(trainer, model, batch, step: int) -> list[dict[str, Any]]:
             mask = chosen.mask[b]
             ids = batch.sides["chosen"].targets[b][mask].tolist()
             row["chosen_tokens"] = [tokenizer.decode([i]) for i in ids]
-            row["chosen_token_kl"] = [round(float(v), 6) for v in chosen.kl[b][mask].float().cpu()]
+            row["chosen_token_kl"] = chosen.kl[b][mask].float().cpu().tolist()
         rows.append(row)
     return rows
 
