@@ -106,6 +106,7 @@ def config_class() -> type:
         "trainer": [OneOf(lambda: registry.available(registry.TRAINERS), what="trainer"), Check(_loads_trainer)],
         "reference": [OneOf(*REFERENCE_MODES, what="reference mode")],
         "num_frames": [AtLeast(1)], "max_length": [AtLeast(2)], "logprob_chunk_size": [AtLeast(1)],
+        "diagnostics_steps": [AtLeast(1)],
         "video_backend": [OneOf(*VIDEO_BACKENDS, what="video backend")],
         "data_format": [OneOf(*FORMATS, what="format")],
         "frame_rule": [OneOf(*SAMPLING_RULES, what="frame rule")],

@@ -81,6 +81,10 @@ class PreferenceConfig(TrainingArguments):
             its data as if it were the configured run: steps that keep going non-finite mean a learning rate
             too high, fp16 overflow or broken data, which an exit code of 0 would hide. 1.0 never fails.
         logprob_chunk_size: response positions per LM-head call (extra peak memory O(chunk x vocab)).
+        diagnostics: write per-pair diagnostics (margin, log-ratios, tagged tokens, token-wise KL) to
+            ``diagnostics.jsonl`` at the start, every ``diagnostics_steps`` and the end
+            (:mod:`savi_plugin.training.diagnostics`; ``savi inspect --diagnostics`` shows them).
+        diagnostics_steps: optimizer steps between two diagnostics points; None: the start and the end only.
     """
 
     trainer: str | None = field(default=None, metadata={
@@ -105,6 +109,10 @@ class PreferenceConfig(TrainingArguments):
     skip_nonfinite: bool = field(default=True, metadata={"help": "skip (and count) non-finite steps"})
     max_nonfinite_fraction: float = field(default=0.5, metadata={"help": "fail above this fraction of skipped steps"})
     logprob_chunk_size: int = field(default=256, metadata={"help": "positions per LM-head chunk"})
+    diagnostics: bool = field(default=False, metadata={
+        "help": "per-pair diagnostics.jsonl at the start, every diagnostics_steps and the end"})
+    diagnostics_steps: int | None = field(default=None, metadata={
+        "help": "optimizer steps between diagnostics (None: only at the start and the end)"})
 
     # TrainingArguments defaults changed for this trainer.
     remove_unused_columns: bool = field(default=False, metadata={"help": "our collator builds the batch"})

@@ -169,6 +169,10 @@ class PreferenceTrainer(Trainer):
         self._applied = {"window": [0.0, 0], "total": [0.0, 0]}  # [sum of step losses, steps]
         self.vision_calls = 0
         self.add_callback(_NonFiniteGuard(self))
+        if args.diagnostics:
+            from savi_plugin.training.diagnostics import DiagnosticsCallback
+
+            self.add_callback(DiagnosticsCallback(self, args.diagnostics_steps))
 
     # ------------------------------------------------------------------ data
     def _dataset(self, dataset, args: PreferenceConfig):
