@@ -53,6 +53,8 @@ ALLOWED: dict[tuple[str, str, str], str] = {
     ("bench/measure.py", "_reset_peak", "open"): "/proc/self/clear_refs: a kernel control file, not an output",
     ("inspection/site.py", "build_site", "write_text"): _TEMP + " (savi inspect --out)",
     ("inspection/curves.py", "plot_training", "savefig"): _ATOMIC + " (savi plot)",
+    ("training/diagnostics.py", "_run", "open"):
+        "appends whole lines to diagnostics.jsonl inside the claimed training output folder (one write per line)",
     ("eval/suite.py", "plot_deltas", "savefig"): _ATOMIC + " (savi eval suite's delta.png)",
 }
 
