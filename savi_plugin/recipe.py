@@ -24,7 +24,7 @@ from typing import Any
 import yaml
 
 from savi_plugin.config.sections import Recipe
-from savi_plugin.config.training import (
+from savi_plugin.training.arguments import (
     TRAIN_PATHS,
     check_train,
     check_training_args,

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from savi_plugin.constants import DEFAULT_NUM_FRAMES
 from savi_plugin.video.sampling import (  # noqa: F401 - uniform_indices/fps_indices are part of this module's API
     SAMPLING_RULES,
     BoundError,
@@ -29,10 +30,6 @@ from savi_plugin.video.sampling import (  # noqa: F401 - uniform_indices/fps_ind
 log = logging.getLogger(__name__)
 
 BACKENDS = ("decord", "pyav")
-
-#: Frames sampled per video where nothing else says (VideoSAVi's 32; lmms-eval's video models' default). The one
-#: definition: the recipe's ``model.num_frames``, the backends, the generators' runner and the eval model use it.
-DEFAULT_NUM_FRAMES = 32
 
 #: Largest frame :func:`read_frames` decodes, in pixels (width x height). 4096 x 4096 covers 4K UHD and DCI 4K
 #: sources; no video LM consumes more than a few hundred pixels per side. Larger frames are refused from the
