@@ -7,11 +7,12 @@ record (``errors="collect"``) so a validator can report every problem in one pas
 
 from __future__ import annotations
 
-import json
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from savi_plugin.data.record import DataError, PreferenceRecord, validate_record
+from savi_plugin.untrusted import load_json
 
 FORMATS = ("savi", "rrpo", "trl")
 # RRPO's questions start with LLaVA's image placeholder; we keep the question clean and remember the prefix.
@@ -29,11 +30,10 @@ def iter_json_objects(path: str | Path) -> Iterator[tuple[int, Any]]:
     raw = path.read_bytes()
     if raw.lstrip()[:1] == b"[":
         try:
-            items = json.loads(raw.decode("utf-8"))
+            text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise DataError(str(path), None, None, f"not UTF-8 text (byte {exc.start})") from None
-        except json.JSONDecodeError as exc:
-            raise DataError(str(path), exc.lineno, None, f"invalid JSON: {exc.msg}") from None
+        items = load_json(text, error=lambda message, line=None: DataError(str(path), line, None, message))
         yield from enumerate(items, start=1)
         return
     for number, line in enumerate(raw.split(b"\n"), start=1):
@@ -43,10 +43,7 @@ def iter_json_objects(path: str | Path) -> Iterator[tuple[int, Any]]:
             text = line.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise DataError(str(path), number, None, f"not UTF-8 text (byte {exc.start})") from None
-        try:
-            yield number, json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise DataError(str(path), number, None, f"invalid JSON: {exc.msg} at column {exc.colno}") from None
+        yield number, load_json(text, error=lambda message, _=None, n=number: DataError(str(path), n, None, message))
 
 
 def _require_str(obj: dict, key: str, file: str, line: int) -> str:

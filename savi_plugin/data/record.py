@@ -11,12 +11,14 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from savi_plugin.errors import InputError
+
 REQUIRED_FIELDS = ("id", "video", "question", "chosen", "rejected")
 OPTIONAL_STR_FIELDS = ("chosen_tagged", "rejected_tagged", "source")
 KNOWN_FIELDS = REQUIRED_FIELDS + OPTIONAL_STR_FIELDS + ("weight", "meta")
 
 
-class DataError(ValueError):
+class DataError(InputError):
     """A bad record. ``str()`` is ``file:line:field: message`` so editors and CI can jump to it."""
 
     def __init__(self, file: str, line: int | None, field: str | None, message: str):

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from savi_plugin.errors import ConfigurationError, InputError
+
 from savi_plugin.video.sampling import (  # noqa: F401 - uniform_indices/fps_indices are part of this module's API
     SAMPLING_RULES,
     BoundError,
@@ -44,7 +46,7 @@ MAX_FRAME_PIXELS = 4096 * 4096
 MAX_PIXELS_ENV = "SAVI_MAX_FRAME_PIXELS"
 
 
-class VideoDecodeError(RuntimeError):
+class VideoDecodeError(InputError):
     """A video could not be decoded. The message names the file and the reason.
 
     ``final``: trying the other decoder cannot help (the file is missing, not a regular file, or its frames

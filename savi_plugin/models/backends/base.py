@@ -16,6 +16,7 @@ from typing import Any, ClassVar, Sequence
 import numpy as np
 import torch
 
+from savi_plugin.errors import InputError
 from savi_plugin.models.backends.tokens import (IGNORE_INDEX, aligned_keys, append_rows, pad_stack, prompt_rows,
                                                  tokenize_response)
 from savi_plugin.video.decode import DEFAULT_NUM_FRAMES
@@ -35,7 +36,7 @@ def resolve_dtype(dtype: str | torch.dtype) -> torch.dtype:
     return DTYPES[dtype]
 
 
-class PromptTooLongError(ValueError):
+class PromptTooLongError(InputError):
     """A prompt (video + question) does not fit the model's context window.
 
     Prompts are never truncated -- the video tokens must match the vision features one to one, and a cut
