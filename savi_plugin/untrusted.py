@@ -165,6 +165,20 @@ def check_depth(value: Any, limit: int = MAX_DEPTH) -> None:
             stack.extend((v, depth + 1) for v in (node.values() if isinstance(node, dict) else node))
 
 
+# --------------------------------------------------------------------------------------------- control markup
+#: Markup that chat templates and video processors read as control: ChatML-style ``<|name|>`` tokens and the
+#: image/video placeholders. Data text (questions, answers, options) may not contain it; the model-specific
+#: rule, against the loaded tokenizer's own special tokens, is :func:`savi_plugin.models.backends.tokens.
+#: check_plain_text`; this pattern lets a record be refused before any model is loaded.
+CONTROL_MARKUP = re.compile(r"<\|[^<>|\s]{1,64}\|>|<(?:image|video)>")
+
+
+def control_markup(text: str) -> str | None:
+    """The first control markup (:data:`CONTROL_MARKUP`) in ``text``, or None."""
+    match = CONTROL_MARKUP.search(text)
+    return match.group(0) if match else None
+
+
 # --------------------------------------------------------------------------------------------- text equality
 _SPACES = re.compile(r"\s+")
 

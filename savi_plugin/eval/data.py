@@ -42,6 +42,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from savi_plugin.data.choices import duplicate_options, duplicate_options_message
+
 log = logging.getLogger(__name__)
 
 #: Environment variable naming the local data folder (read when a task loads).
@@ -304,6 +306,9 @@ def validate_records(records: list[dict], spec: BenchmarkSpec, source: str | Pat
         options = spec.options(record)
         if len(options) < 2 or not all(isinstance(o, str) and o.strip() for o in options):
             raise EvalDataError(source, i, "options", f"need at least two non-empty option strings, got {options!r}")
+        twins = duplicate_options(options)
+        if twins:
+            raise EvalDataError(source, i, "options", duplicate_options_message(options, twins))
         try:
             spec.target(record)
         except (ValueError, TypeError) as exc:

@@ -27,11 +27,13 @@ batch); ``pair_ids`` (list of record ids); optional ``chosen_template_*`` (offic
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 
 from savi_plugin.data import DataError
+from savi_plugin.errors import INPUT, classify
 from savi_plugin.models.backends.tokens import pad_stack
 from savi_plugin.training.dataset import PairItem
 from savi_plugin.training.scoring import build_batch, encode_prompts, template_side
@@ -85,6 +87,8 @@ class PreferenceCollator:
         try:
             frames = read_frames(item.video_path, self.num_frames, backend=self.video_backend).frames
         except VideoDecodeError as exc:
+            if classify(exc) != INPUT:  # the machine failed (I/O, memory): stop; the pair is not at fault
+                raise
             error = DataError(item.file, item.line, "video", str(exc))
             error.reason = "bad_video"
             raise error from exc

@@ -17,8 +17,8 @@ import numpy as np
 import torch
 
 from savi_plugin.errors import InputError
-from savi_plugin.models.backends.tokens import (IGNORE_INDEX, aligned_keys, append_rows, pad_stack, prompt_rows,
-                                                 tokenize_response)
+from savi_plugin.models.backends.tokens import (IGNORE_INDEX, aligned_keys, append_rows, check_plain_text, pad_stack,
+                                                 prompt_rows, tokenize_response)
 from savi_plugin.video.decode import DEFAULT_NUM_FRAMES
 
 log = logging.getLogger(__name__)
@@ -165,6 +165,7 @@ class VideoLM:
                 continues it (MVBench's official evaluation pre-fills ``"Best option:("``, OpenGVLab/Ask-Anything
                 ``video_chat2/mvbench.ipynb`` ``answer_prompt``).
         """
+        check_plain_text(self.tokenizer, question, "question")  # the one rule for data text (tokens.py)
         rendered = self.processor.apply_chat_template(self.messages(question, system=system),
                                                       add_generation_prompt=True, tokenize=False)
         return rendered + prefill
