@@ -47,7 +47,7 @@ from tqdm import tqdm
 from savi_plugin.eval.bad_videos import mark_bad
 from savi_plugin.eval.data import MVBENCH_FRAME_FOLDER_FPS
 from savi_plugin.eval.protocols import Protocol, protocol
-from savi_plugin.eval.settings import (  # noqa: F401
+from savi_plugin.eval.settings import (
     SaviVideoArgs,
     SettingError,
     check_gen_kwargs,
@@ -154,8 +154,14 @@ class SaviVideo(lmms):
         super().__init__()
         unknown = sorted(k for k in kwargs if k not in _LMMS_EVAL_KWARGS)
         if unknown:
-            raise TypeError(f"savi_video: unknown model_args {', '.join(unknown)}; see "
-                            f"savi_plugin.eval.model.SaviVideo for the accepted ones")
+            raise SettingError(f"savi_video: unknown model_args {', '.join(unknown)}; see "
+                               f"savi_plugin.eval.model.SaviVideo for the accepted ones")
+        from savi_plugin.environment import check_environment
+
+        try:  # a bad SAVI_* variable: stop before the model loads, not per document
+            check_environment()
+        except ValueError as exc:
+            raise SettingError(f"savi_video: {exc}") from None
         settings = checked_settings(SaviVideoArgs, {  # SettingError: one line, before anything is loaded
             "num_frames": num_frames, "fps": fps, "max_frames": max_frames, "video_backend": video_backend,
             "batch_size": batch_size, "max_new_tokens": max_new_tokens})
@@ -171,15 +177,32 @@ class SaviVideo(lmms):
         else:
             device = _none(device) or ("cuda" if cuda else "cpu")
         self.accelerator = accelerator
-        self._device = torch.device(device)
+        try:
+            self._device = torch.device(device)
+        except (RuntimeError, TypeError, ValueError) as exc:
+            raise SettingError(f"savi_video: device={device!r} is not a device ({_first_line(exc)}); use cpu, cuda, "
+                               f"cuda:N or mps") from None
         dtype = _none(dtype) or ("bfloat16" if self._device.type == "cuda" else "float32")
+        from savi_plugin.models.backends.base import DTYPES
+
+        if dtype not in DTYPES:
+            raise SettingError(f"savi_video: dtype={dtype!r} is unknown; one of {', '.join(DTYPES)}")
+        for name, path in (("pretrained", pretrained), ("adapter", _none(adapter))):
+            if path is not None and _looks_local(str(path)) and not Path(str(path)).exists():
+                raise SettingError(f"savi_video: {name}={path}: no such file or folder")
         self.num_frames, self.fps, self.max_frames = settings.num_frames, settings.fps, settings.max_frames
         self.video_backend = settings.video_backend
         self.batch_size_per_gpu, self.max_new_tokens = settings.batch_size, settings.max_new_tokens
-        self.lm = load_backend(str(pretrained), backend=_none(backend), adapter=_none(adapter), dtype=dtype,
-                               device=str(self._device), num_frames=self.num_frames,
-                               trust_remote_code=_flag(trust_remote_code, "trust_remote_code"),
-                               attn_implementation=_none(attn_implementation))
+        try:
+            self.lm = load_backend(str(pretrained), backend=_none(backend), adapter=_none(adapter), dtype=dtype,
+                                   device=str(self._device), num_frames=self.num_frames,
+                                   trust_remote_code=_flag(trust_remote_code, "trust_remote_code"),
+                                   attn_implementation=_none(attn_implementation))
+        except SettingError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - any loading failure: one line naming what was asked
+            what = f"pretrained={pretrained}" + (f", adapter={adapter}" if _none(adapter) else "")
+            raise SettingError(f"savi_video: cannot load {what}: {type(exc).__name__}: {_first_line(exc)}") from None
         log.info("savi_video: {} ({}{}) on {}, {}, {} frames, rank {}/{}", pretrained, type(self.lm).__name__,
                  f" + adapter {adapter}" if _none(adapter) else "", self._device, dtype, self.num_frames,
                  self.rank, self.world_size)
@@ -415,3 +438,13 @@ def prompt_framing(context: str, doc: Any) -> PromptFraming:
     if system and context.startswith(system):
         return PromptFraming(context[len(system):], system.rstrip("\n") or None, proto.answer_prefix)
     return PromptFraming(context, None, proto.answer_prefix)
+
+
+def _first_line(exc: BaseException) -> str:
+    """The first non-empty line of an error's message (never advice printed below it)."""
+    return next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
+
+
+def _looks_local(path: str) -> bool:
+    """A path rather than a hub repository id (``org/name``): absolute, ``./``-relative, or with 2+ separators."""
+    return path.startswith(("/", ".", "~")) or path.count("/") >= 2 or "\\" in path
