@@ -35,9 +35,9 @@ class Variable:
 VARIABLES = {v.name: v for v in (
     Variable("SAVI_MAX_FRAME_PIXELS", 4096 * 4096, "int", 1, 2**31,
              "largest decoded frame, in pixels (width x height)"),
-    Variable("SAVI_MAX_DECODED_BYTES", 1 * GiB, "bytes", 1, 2**40,
+    Variable("SAVI_MAX_DECODED_BYTES", 2 * GiB, "bytes", 1, 2**40,
              "largest decoded clip (all its sampled frames as RGB), in bytes"),
-    Variable("SAVI_MAX_BATCH_DECODED_BYTES", 4 * GiB, "bytes", 1, 2**42,
+    Variable("SAVI_MAX_BATCH_DECODED_BYTES", 8 * GiB, "bytes", 1, 2**42,
              "largest decoded batch of clips (the generators' runner), in bytes"),
     Variable("SAVI_LMMS_EVAL_AUTOLOAD", True, "switch", help="register savi_video and the savi tasks in lmms-eval"),
 )}

@@ -246,6 +246,8 @@ def _name(annotation: Any) -> str:
     if isinstance(annotation, type):
         return annotation.__name__
     origin = typing.get_origin(annotation)
+    if origin is typing.Union or origin is types.UnionType:  # int | None -> "int or null"
+        return " or ".join(_name(o) for o in typing.get_args(annotation))
     if isinstance(origin, type):  # list[str] -> list: the element type is named when an element is wrong
         return origin.__name__
     return str(annotation).replace("typing.", "")

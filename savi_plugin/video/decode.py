@@ -45,9 +45,9 @@ DEFAULT_NUM_FRAMES = 32
 MAX_FRAME_PIXELS = 4096 * 4096
 MAX_PIXELS_ENV = "SAVI_MAX_FRAME_PIXELS"
 #: The pixel cap bounds one frame; memory is bounded per clip and per batch, in decoded bytes (RGB uint8): a clip's
-#: sampled frames may take at most ``$SAVI_MAX_DECODED_BYTES`` (default 1 GiB: 64 frames of 3840 x 2160 fit;
-#: 48 frames of 4000 x 4000, 2.1 GiB, do not), checked from the header before decoding and again while
-#: decoding; a batch of clips at most ``$SAVI_MAX_BATCH_DECODED_BYTES`` (default 4 GiB), estimated from the
+#: sampled frames may take at most ``$SAVI_MAX_DECODED_BYTES`` (default 2 GiB: 64 frames of 3840 x 2160, 1.48 GiB,
+#: fit; 48 frames of 4000 x 4000, 2.15 GiB, do not), checked from the header before decoding and again while
+#: decoding; a batch of clips at most ``$SAVI_MAX_BATCH_DECODED_BYTES`` (default 8 GiB), estimated from the
 #: headers before the batch is decoded (:mod:`savi_plugin.environment` declares both).
 CLIP_BYTES_ENV = "SAVI_MAX_DECODED_BYTES"
 BATCH_BYTES_ENV = "SAVI_MAX_BATCH_DECODED_BYTES"
@@ -187,8 +187,8 @@ def frame_pixel_cap(max_pixels: int | None = None) -> int:
 
 
 def decoded_bytes_budget(max_bytes: int | None = None, *, batch: bool = False) -> int:
-    """The decoded-bytes budget of one clip (``$SAVI_MAX_DECODED_BYTES``, default 1 GiB) or of one batch of clips
-    (``batch=True``: ``$SAVI_MAX_BATCH_DECODED_BYTES``, default 4 GiB); ``max_bytes`` overrides it."""
+    """The decoded-bytes budget of one clip (``$SAVI_MAX_DECODED_BYTES``, default 2 GiB) or of one batch of clips
+    (``batch=True``: ``$SAVI_MAX_BATCH_DECODED_BYTES``, default 8 GiB); ``max_bytes`` overrides it."""
     if max_bytes is not None:
         return int(max_bytes)
     from savi_plugin.environment import env_value
@@ -323,7 +323,7 @@ def read_frames(path: str | Path, num_frames: int = DEFAULT_NUM_FRAMES, *, fps: 
         max_pixels: refuse frames larger than this many pixels (see :data:`MAX_FRAME_PIXELS`); default
             ``$SAVI_MAX_FRAME_PIXELS`` or 4096 x 4096.
         max_bytes: refuse a clip whose sampled frames decode to more bytes (RGB) than this; default
-            ``$SAVI_MAX_DECODED_BYTES`` or 1 GiB. Checked from the header before decoding.
+            ``$SAVI_MAX_DECODED_BYTES`` or 2 GiB. Checked from the header before decoding.
 
     Raises:
         VideoDecodeError: missing, empty, truncated or non-video file, frames above the pixel cap, or a
