@@ -149,18 +149,22 @@ class TracebackFilter:
 
     def __init__(self, write):
         self.write, self.in_traceback, self.last_error = write, False, None
+        self._after = False  # just after a traceback: blank lines belong to it (chained exceptions)
 
     def __call__(self, line: str) -> None:
         text = line.rstrip("\n")
         if text.startswith(self._CONTINUATION):
-            self.in_traceback = True
+            self.in_traceback, self._after = True, False
             return
         if self.in_traceback:
             if not text.strip() or text.startswith((" ", "\t")):
                 return
-            self.in_traceback = False
+            self.in_traceback, self._after = False, True
             self.last_error = text.strip()
             return
+        if self._after and not text.strip():
+            return
+        self._after = False
         if "Error during evaluation:" in text:
             self.last_error = self.last_error or text.split("Error during evaluation:", 1)[1].strip()
             return
