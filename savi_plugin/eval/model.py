@@ -54,6 +54,7 @@ from savi_plugin.eval.settings import (
     checked_settings,
 )
 from savi_plugin.models.backends.base import PromptTooLongError
+from savi_plugin.models.backends.tokens import ControlTextError
 from savi_plugin.video import BoundError, VideoDecodeError, read_frames, select_frames
 from savi_plugin.video.decode import DEFAULT_NUM_FRAMES
 from savi_plugin.video.frame_folder import frame_files
@@ -308,14 +309,15 @@ class SaviVideo(lmms):
         for items in by_shape.values():
             try:
                 texts = self.lm.generate([f for _, f, _ in items], [c for _, _, c in items], **kwargs)
-            except PromptTooLongError:
-                # One over-long prompt must not stop the benchmark: answer the rest one by one and score
-                # the over-long ones wrong (empty response), with the reason in the log.
+            except (PromptTooLongError, ControlTextError):
+                # One over-long prompt (or one holding the model's control tokens) must not stop the benchmark:
+                # answer the rest one by one and score the refused ones wrong (empty response), with the reason
+                # in the log.
                 texts = []
                 for j, frames, context in items:
                     try:
                         texts.append(self.lm.generate([frames], [context], **kwargs)[0])
-                    except PromptTooLongError as exc:
+                    except (PromptTooLongError, ControlTextError) as exc:
                         request = chunk[j]
                         log.error("savi_video: {} doc {}: {}; answered with an empty response (scored wrong)",
                                   request.args[4], request.args[3], exc)
