@@ -137,10 +137,19 @@ def resolve_generator(generator: str | type | Generator, options: dict[str, Any]
 
 
 def resolve_device(device: str) -> str:
-    """``auto``: ``cuda:<LOCAL_RANK>`` when CUDA is available, else ``cpu``."""
-    if device != "auto":
-        return device
+    """``auto``: ``cuda:<LOCAL_RANK>`` when CUDA is available, else ``cpu``; any other string must name a torch
+    device (a configuration error otherwise, before anything is loaded or marked)."""
     import torch
+
+    if device != "auto":
+        try:
+            torch.device(device)
+        except (RuntimeError, TypeError, ValueError) as exc:
+            from savi_plugin.config.values import ConfigError
+
+            raise ConfigError("--device", f"{device!r} is not a device ({str(exc).splitlines()[0] if str(exc) else exc}"
+                                          f"); use auto, cpu, cuda, cuda:N or mps") from None
+        return device
 
     if torch.cuda.is_available():
         return f"cuda:{int(os.environ.get('LOCAL_RANK', '0') or 0)}"

@@ -395,3 +395,12 @@ def test_savi_video_refuses_a_bad_environment_value_before_loading(monkeypatch):
     monkeypatch.setenv("SAVI_MAX_DECODED_BYTES", "many")
     with pytest.raises(SettingError, match=r"savi_video: \$SAVI_MAX_DECODED_BYTES: expected a size in bytes"):
         SaviVideo(pretrained="/never/loaded")
+
+
+@pytest.mark.parametrize("device", ["cuda:x", "gpu", "cpu:0:1"])
+def test_a_bad_device_string_is_a_configuration_error(device):
+    from savi_plugin.generators.runner import resolve_device
+
+    with pytest.raises(ConfigError, match=rf"--device: '{device}' is not a device"):
+        resolve_device(device)
+    assert resolve_device("cpu") == "cpu"
