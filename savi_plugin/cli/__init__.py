@@ -156,10 +156,9 @@ def _one_line(text: str, limit: int = 500) -> str:
 
 
 def _is_unsafe_pickle(exc: BaseException) -> bool:
-    """torch.load(weights_only=True) refusing a pickle (its message advises ``weights_only=False``: never shown)."""
-    import pickle
-
-    return isinstance(exc, pickle.UnpicklingError) or "weights_only" in str(exc)
+    """torch.load(weights_only=True) refusing a pickle (its message advises ``weights_only=False``: never shown).
+    Recognised by name: this module does not import the pickle machinery."""
+    return any(c.__name__ == "UnpicklingError" for c in type(exc).__mro__) or "weights_only" in str(exc)
 
 
 if __name__ == "__main__":

@@ -188,20 +188,17 @@ class SaviVideo(lmms):
 
         if dtype not in DTYPES:
             raise SettingError(f"savi_video: dtype={dtype!r} is unknown; one of {', '.join(DTYPES)}")
-        for name, path in (("pretrained", pretrained), ("adapter", _none(adapter))):
-            if path is not None and _looks_local(str(path)) and not Path(str(path)).exists():
-                raise SettingError(f"savi_video: {name}={path}: no such file or folder")
+
         self.num_frames, self.fps, self.max_frames = settings.num_frames, settings.fps, settings.max_frames
         self.video_backend = settings.video_backend
         self.batch_size_per_gpu, self.max_new_tokens = settings.batch_size, settings.max_new_tokens
+        trust = _flag(trust_remote_code, "trust_remote_code")
         try:
             self.lm = load_backend(str(pretrained), backend=_none(backend), adapter=_none(adapter), dtype=dtype,
-                                   device=str(self._device), num_frames=self.num_frames,
-                                   trust_remote_code=_flag(trust_remote_code, "trust_remote_code"),
+                                   device=str(self._device), num_frames=self.num_frames, trust_remote_code=trust,
                                    attn_implementation=_none(attn_implementation))
-        except SettingError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - any loading failure: one line naming what was asked
+        except (OSError, ValueError, RuntimeError, ImportError, LookupError, TypeError) as exc:
+            # a missing or foreign model or adapter, a family mismatch, a device that is not there: one line
             what = f"pretrained={pretrained}" + (f", adapter={adapter}" if _none(adapter) else "")
             raise SettingError(f"savi_video: cannot load {what}: {type(exc).__name__}: {_first_line(exc)}") from None
         log.info("savi_video: {} ({}{}) on {}, {}, {} frames, rank {}/{}", pretrained, type(self.lm).__name__,
@@ -446,7 +443,3 @@ def _first_line(exc: BaseException) -> str:
     """The first non-empty line of an error's message (never advice printed below it)."""
     return next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
 
-
-def _looks_local(path: str) -> bool:
-    """A path rather than a hub repository id (``org/name``): absolute, ``./``-relative, or with 2+ separators."""
-    return path.startswith(("/", ".", "~")) or path.count("/") >= 2 or "\\" in path
