@@ -16,7 +16,8 @@ from collections.abc import Callable
 from savi_plugin import __version__
 
 #: Sub-command modules, in the order ``savi --help`` shows them.
-COMMANDS = ("demo", "recipes", "generate", "train", "eval", "align", "data", "convert", "bench", "plugins", "doctor")
+COMMANDS = ("demo", "recipes", "generate", "train", "eval", "align", "ablate", "inspect", "plot", "data", "convert",
+            "bench", "plugins", "doctor")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -67,6 +68,7 @@ RESUME_HINTS = {
     "generate": "finished records are kept; re-run the same command to resume",
     "train": "checkpoints are kept; re-run the same command with --resume to continue from the last complete one",
     "align": "finished steps are kept; re-run the same command (same --out) to resume",
+    "ablate": "finished runs are kept; re-run the same command (same --out) to resume",
 }
 
 
