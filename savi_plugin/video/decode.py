@@ -218,7 +218,10 @@ def check_clip_budget(path: str | Path, frames: int, width: int, height: int, bu
 
 
 def estimate_clip_bytes(path: str | Path, frames: int) -> int:
-    """Decoded bytes of ``frames`` frames of ``path`` from its header (0 when the header names no size)."""
+    """Decoded bytes of ``frames`` frames of ``path`` from its header (0 when the header names no size, or when
+    ``path`` is not a regular file: a FIFO is never opened, :func:`read_frames` names what it is)."""
+    if path_problem(path) is not None:
+        return 0
     size = declared_frame_size(path)
     return decoded_bytes(frames, *size) if size else 0
 
