@@ -3,6 +3,11 @@
 Every reader yields ``(line_number, PreferenceRecord)`` and raises :class:`DataError` naming
 ``file:line:field`` on the first bad record (``errors="raise"``), or collects the errors and skips the
 record (``errors="collect"``) so a validator can report every problem in one pass.
+
+One rule for a bad line, shared with the resuming writer (:mod:`savi_plugin.data.writer`, which skips such a
+line and appends after it): a line that is not UTF-8, not JSON or not a valid record is one problem at its own
+``file:line``, and reading goes on with the next line. ``savi data validate`` therefore counts every valid and
+every invalid record of a file, wherever the bad lines are.
 """
 
 from __future__ import annotations
@@ -19,10 +24,11 @@ FORMATS = ("savi", "rrpo", "trl")
 _PLACEHOLDERS = ("<image>\n", "<video>\n", "<image>", "<video>")
 
 
-def iter_json_objects(path: str | Path) -> Iterator[tuple[int, Any]]:
+def iter_json_objects(path: str | Path, errors: list[DataError] | None = None) -> Iterator[tuple[int, Any]]:
     """Yield ``(line_or_record_number, object)`` from a JSONL file or a JSON array file.
 
-    Blank lines are skipped. A line that is not UTF-8 or not JSON raises :class:`DataError`.
+    Blank lines are skipped. A line that is not UTF-8 or not JSON raises :class:`DataError`, or, when ``errors``
+    is a list, is appended to it and skipped (the next lines are still read).
     """
     path = Path(path)
     if not path.is_file():
@@ -42,8 +48,18 @@ def iter_json_objects(path: str | Path) -> Iterator[tuple[int, Any]]:
         try:
             text = line.decode("utf-8")
         except UnicodeDecodeError as exc:
-            raise DataError(str(path), number, None, f"not UTF-8 text (byte {exc.start})") from None
-        yield number, load_json(text, error=lambda message, _=None, n=number: DataError(str(path), n, None, message))
+            problem = DataError(str(path), number, None, f"not UTF-8 text (byte {exc.start})")
+        else:
+            try:  # the untrusted-input limits: depth, no NaN/Infinity (savi_plugin/untrusted.py)
+                obj = load_json(text, error=lambda message, _=None, n=number: DataError(str(path), n, None, message))
+            except DataError as exc:
+                problem = exc
+            else:
+                yield number, obj
+                continue
+        if errors is None:
+            raise problem
+        errors.append(problem)
 
 
 def _require_str(obj: dict, key: str, file: str, line: int) -> str:
@@ -161,7 +177,7 @@ def read_records(path: str | Path, fmt: str = "savi", errors: str = "raise",
     to_record = _TO_RECORD[fmt]
     seen: dict[str, int] = {}
     try:
-        objects = list(iter_json_objects(path))
+        objects = list(iter_json_objects(path, collected if errors == "collect" and collected is not None else None))
     except DataError as exc:
         if errors == "raise" or collected is None:
             raise

@@ -25,6 +25,12 @@ def test_align_runs_two_iterations_and_resumes(tmp_path):
         assert "savi_mvbench" in it["eval"]
         assert 0.0 <= it["eval"]["savi_mvbench"]["accuracy"] <= 100.0
         assert (folder / "eval" / "results.json").is_file()
+        # compared with the starting model on the same items: Δ and its paired bootstrap interval
+        delta = it["eval"]["vs_base"]["savi_mvbench"]
+        assert delta["n"] == 20 and delta["low"] <= delta["delta"] <= delta["high"]
+        assert abs(delta["delta"] - (delta["aligned"] - delta["base"])) < 1e-9
+        assert f"savi_mvbench Δ {delta['delta']:+.2f} [{delta['low']:+.2f}, {delta['high']:+.2f}]" in out.stdout
+    assert (run_dir / "eval_base" / "results.json").is_file()  # the base model is evaluated once
     # iteration 1 generated with iteration 0's merged model
     assert manifest["iterations"][1]["model"] == manifest["iterations"][0]["next_model"]
     # a re-run finds every step done and changes nothing
