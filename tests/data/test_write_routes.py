@@ -47,8 +47,11 @@ ALLOWED: dict[tuple[str, str, str], str] = {
         _CLAIMED + " (savi eval fixture's FixtureFolder); moved from a temporary folder, possibly across devices",
     ("eval/pth_install.py", "write_pth", "open"):
         "the .pth hook file of a wheel/build root that the packaging step asks for (not a run output)",
-    ("pipeline/evaluate.py", "evaluate_step", "open"):
-        "lmms-eval's log stream, inside the eval folder of a claimed align run folder",
+    ("eval/command.py", "run_judged", "open"):
+        "lmms-eval's log stream, inside the eval folder of a claimed align run folder (pipeline/evaluate.py)",
+    ("pipeline/evaluate.py", "_lmms_eval", "write_text"):
+        "results.json inside the eval folder of a claimed align run folder (this function belongs to the "
+        "lmms-eval boundary; to move to data.outputs.write_json with it)",
     ("pipeline/evaluate.py", "evaluate_step", "write_text"):
         "results.json inside the eval folder of a claimed align run folder (this function belongs to the "
         "lmms-eval boundary; to move to data.outputs.write_json with it)",
