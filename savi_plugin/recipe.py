@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from savi_plugin.config.sections import Recipe
-from savi_plugin.config.training import (
+from savi_plugin.training.arguments import (
     TRAIN_PATHS,
     check_train,
     check_training_args,

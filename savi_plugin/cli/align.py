@@ -41,7 +41,7 @@ def run(args) -> int:
         print("\n".join(dry_run_align(recipe, out, iterations=args.iterations)))
         return 0
     from savi_plugin.config.checkpoint import check_backend_fits
-    from savi_plugin.config.training import recipe_training_args
+    from savi_plugin.training.arguments import recipe_training_args
     from savi_plugin.pipeline.align import run_align
 
     check_backend_fits(recipe.model.path, recipe.model.backend, "model.backend", recipe.source)

@@ -380,20 +380,14 @@ class SaviVideo(lmms):
         return results
 
     def _continuation_logprob(self, frames: np.ndarray, context: str, continuation: str) -> tuple[float, bool]:
-        from savi_plugin.training.scoring import score_responses, scoring_batch
+        from savi_plugin.training.batch import scoring_batch
+        from savi_plugin.training.scoring import score_responses
 
         ids, _ = self.lm.response_tokens(continuation, add_end_of_turn=False)
         batch = scoring_batch(self.lm, [frames], [context], {"response": [ids]})
         param = next(self.lm.model.parameters())
-
-        def move(value):
-            if isinstance(value, dict):
-                return {k: move(v) for k, v in value.items()}
-            if not torch.is_tensor(value):
-                return value
-            return value.to(param.device, param.dtype if value.is_floating_point() else value.dtype)
-
-        scores = score_responses(self.lm, move(batch), sides=("response",), greedy=True)["response"]
+        batch = batch.map(lambda t: t.to(param.device, param.dtype if t.is_floating_point() else t.dtype))
+        scores = score_responses(self.lm, batch, sides=("response",), greedy=True)["response"]
         return scores.total().item(), bool(scores.greedy[scores.mask].all().item())
 
 

@@ -60,6 +60,15 @@ class InputItem:
     origin: str = ""
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
+    def where(self) -> tuple[str, int | None]:
+        """``(file, line)`` of :attr:`origin` (line None for an item of a folder of videos)."""
+        file, _, line = self.origin.rpartition(":")
+        return (file, int(line)) if file and line.isdigit() else (self.origin, None)
+
+    def error(self, field: str, message: str) -> DataError:
+        """A :class:`DataError` for this item's ``field``, at its ``file:line``."""
+        return DataError(*self.where(), field, message)
+
     @property
     def is_mcq(self) -> bool:
         return bool(self.options)
@@ -165,8 +174,6 @@ def load_inputs(source: str | Path, data_root: str | Path | None = None) -> list
     seen: dict[str, str] = {}
     for item in items:
         if item.id in seen:
-            file, _, line = item.origin.rpartition(":")
-            raise DataError(file or item.origin, int(line) if line.isdigit() else None, "id",
-                            f"duplicate id {item.id!r} (first at {seen[item.id]}); ids must be unique")
+            raise item.error("id", f"duplicate id {item.id!r} (first at {seen[item.id]}); ids must be unique")
         seen[item.id] = item.origin
     return items

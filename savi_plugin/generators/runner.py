@@ -191,8 +191,7 @@ def is_transient(exc: BaseException) -> bool:
 def check_inputs_encodable(items: Sequence[InputItem]) -> None:
     """Refuse an input whose text (id, question, answer, options) is not valid Unicode, naming ``file:line``."""
     for item in items:
-        file, _, line = item.origin.rpartition(":")
-        file, line = (file, int(line)) if line.isdigit() else (item.origin, None)
+        file, line = item.where()
         for name in ("id", "question", "answer"):
             check_encodable(getattr(item, name), file, line, name)
         for option in item.options or ():

@@ -14,6 +14,7 @@ import logging
 import os
 from pathlib import Path
 
+from savi_plugin.data.outputs import write_json
 from savi_plugin.eval.command import (
     lmms_eval_command,
     run_judged,
@@ -56,7 +57,7 @@ def evaluate_step(recipe, model: str | Path, out_dir: str | Path, adapter: str |
     over the same items (the base is evaluated once, into ``<run folder>/eval_base``).
 
     The data come from ``eval.data_root`` (the ``SAVI_DATA_ROOT`` layout) when set. For the demo's tiny recipe
-    without a data root, :func:`savi_plugin.demo.models.offline_eval_root` builds a small synthetic
+    without a data root, :func:`savi_plugin.eval.fixtures.offline_eval_root` builds a small synthetic
     MVBench-format set in the run folder so the loop runs offline.
     """
     run_dir = Path(out_dir).parent.parent
@@ -71,14 +72,13 @@ def evaluate_step(recipe, model: str | Path, out_dir: str | Path, adapter: str |
         deltas = compare_runs(read_run(base_dir / "lmms_eval"), read_run(Path(out_dir) / "lmms_eval"),
                               list(recipe.eval.tasks))
         results["vs_base"] = {task: delta.to_dict() for task, delta in deltas.items()}
-        (Path(out_dir) / "results.json").write_text(json.dumps(results, indent=1))
+        write_json(Path(out_dir) / "results.json", results, indent=1)
     return results
 
 
 def _lmms_eval(recipe, model: str | Path, out_dir: Path, run_dir: Path, adapter: str | Path | None = None) -> dict:
     """One lmms-eval run of the recipe's eval into ``out_dir`` (``results.json`` beside lmms-eval's output)."""
-    from savi_plugin.demo.models import offline_eval_root
-    from savi_plugin.eval.fixtures import offline_env
+    from savi_plugin.eval.fixtures import offline_env, offline_eval_root
 
     out_dir.mkdir(parents=True, exist_ok=True)
     data_root = recipe.eval.data_root
@@ -98,5 +98,5 @@ def _lmms_eval(recipe, model: str | Path, out_dir: Path, run_dir: Path, adapter:
         run_judged(command, env=env, output_path=out_dir / "lmms_eval", tasks=list(recipe.eval.tasks),
                    log_path=out_dir / "lmms_eval.log")
     results = read_lmms_eval_results(out_dir / "lmms_eval")
-    (out_dir / "results.json").write_text(json.dumps(results, indent=1))
+    write_json(out_dir / "results.json", results, indent=1)
     return results

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from savi_plugin.constants import DEFAULT_NUM_FRAMES
 from savi_plugin.errors import InputError
-
 from savi_plugin.video.sampling import (  # noqa: F401 - uniform_indices/fps_indices are part of this module's API
     SAMPLING_RULES,
     BoundError,
@@ -31,10 +31,6 @@ from savi_plugin.video.sampling import (  # noqa: F401 - uniform_indices/fps_ind
 log = logging.getLogger(__name__)
 
 BACKENDS = ("decord", "pyav")
-
-#: Frames sampled per video where nothing else says (VideoSAVi's 32; lmms-eval's video models' default). The one
-#: definition: the recipe's ``model.num_frames``, the backends, the generators' runner and the eval model use it.
-DEFAULT_NUM_FRAMES = 32
 
 #: Largest frame :func:`read_frames` decodes, in pixels (width x height). 4096 x 4096 covers 4K UHD and DCI 4K
 #: sources; no video LM consumes more than a few hundred pixels per side. Larger frames are refused from the
@@ -336,7 +332,9 @@ def read_frames(path: str | Path, num_frames: int = DEFAULT_NUM_FRAMES, *, fps: 
         ConfigError: an unknown backend or frame rule, ``fps`` with ``midpoints`` or ``interval``, or a bad
             ``SAVI_*`` budget variable (configuration errors: the caller's job stops; the video is not at fault).
     """
-    from savi_plugin.config.values import ConfigError  # the call's settings, not the video, are wrong
+    from savi_plugin.config.values import (
+        ConfigError,  # the call's settings, not the video, are wrong
+    )
 
     path = Path(path)
     backend = backend or default_backend()

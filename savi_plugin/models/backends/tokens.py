@@ -2,9 +2,10 @@
 
 A response is tokenised **on its own**, ``tokenizer(response + end_of_turn, add_special_tokens=False)``, and
 appended to the tokenised prompt, so the prompt/response boundary is exact and the same ids are trained on,
-scored, stored with a precomputed reference and given phrase ids (their character offsets come with them).
-:meth:`VideoLM.encode <savi_plugin.models.backends.base.VideoLM.encode>`, the training dataset, the collator,
-the phrase-id helper and the eval log-likelihood all call :func:`tokenize_response` and :func:`append_rows`.
+scored and given phrase ids (their character offsets come with them). :meth:`VideoLM.response_tokens` (which the
+training dataset, the phrase-id helper and the eval log-likelihood use) calls :func:`tokenize_response`;
+:func:`savi_plugin.training.batch.build_batch`, where every prompt + response row is built, calls
+:func:`append_rows`.
 """
 
 from __future__ import annotations
