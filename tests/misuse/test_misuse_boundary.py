@@ -72,7 +72,7 @@ def _numeric_fields(cls) -> list[tuple[str, str, tuple]]:
 def _config_keys() -> list[tuple[list[str], str, str, tuple]]:
     """(overrides that set the context, key path, number kind, rules) of every configuration number."""
     from savi_plugin.config.sections import Recipe
-    from savi_plugin.config.training import config_class
+    from savi_plugin.training.arguments import config_class
 
     keys = []
     for section, cls in typing.get_type_hints(Recipe).items():
