@@ -31,6 +31,10 @@ def run(args) -> int:
 
     recipe = load_recipe(args.recipe, args.overrides)
     out = args.out or f"savi_runs/align-{recipe.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    if recipe.align.eval_every_iteration:  # an unknown task name stops here, not after a round of training
+        from savi_plugin.eval.task_names import check_task_names
+
+        check_task_names(list(recipe.eval.tasks), "eval.tasks", recipe.source)
     if args.dry_run:
         from savi_plugin.pipeline.dry_run import dry_run_align
 

@@ -21,7 +21,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from savi_plugin.data.choices import LETTERS
+from savi_plugin.data.choices import (
+    LETTERS,
+    duplicate_options,
+    duplicate_options_message,
+)
 from savi_plugin.data.paths import resolve_video_path
 from savi_plugin.data.readers import iter_json_objects
 from savi_plugin.data.record import DataError
@@ -114,6 +118,9 @@ def _item_from_object(obj: Any, file: str, line: int, index: int, root: Path, co
         options = tuple(str(o) for o in options)
         if len(options) > len(LETTERS):
             raise DataError(file, line, options_key, f"at most {len(LETTERS)} options are supported")
+        twins = duplicate_options(options)
+        if twins:
+            raise DataError(file, line, options_key, duplicate_options_message(options, twins))
         if answer_index is not None:
             if isinstance(answer_index, bool) or not isinstance(answer_index, int) or not 0 <= answer_index < len(options):
                 raise DataError(file, line, "answer_index", f"expected an integer in [0, {len(options) - 1}]")

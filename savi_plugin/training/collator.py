@@ -14,15 +14,22 @@ For a batch of ``B`` pairs the collator
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 
+from savi_plugin.constants import DEFAULT_NUM_FRAMES
 from savi_plugin.data import DataError
-from savi_plugin.training.batch import PreferenceBatch, build_batch, encode_prompts, template_side
+from savi_plugin.errors import INPUT, classify
+from savi_plugin.training.batch import (
+    PreferenceBatch,
+    build_batch,
+    encode_prompts,
+    template_side,
+)
 from savi_plugin.training.dataset import PairItem
 from savi_plugin.video import VideoDecodeError, read_frames
-from savi_plugin.constants import DEFAULT_NUM_FRAMES
 
 
 def token_budget(max_length: int | None, context_length: int | None) -> int | None:
@@ -75,6 +82,8 @@ class PreferenceCollator:
             frames = read_frames(item.video_path, self.num_frames, sampling=self.frame_rule,
                                  backend=self.video_backend).frames
         except VideoDecodeError as exc:
+            if classify(exc) != INPUT:  # the machine failed (I/O, memory): stop; the pair is not at fault
+                raise
             error = DataError(item.file, item.line, "video", str(exc))
             error.reason = "bad_video"
             raise error from exc

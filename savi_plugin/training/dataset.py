@@ -33,9 +33,13 @@ from torch.utils.data import Dataset
 
 from savi_plugin.data import DataError, PreferenceRecord, read_records
 from savi_plugin.data.paths import resolve_video_path
-from savi_plugin.models.backends.tokens import tokenize_response
-from savi_plugin.video.decode import VideoDecodeError, path_problem, probe_video
+from savi_plugin.models.backends.tokens import (
+    ControlTextError,
+    check_plain_text,
+    tokenize_response,
+)
 from savi_plugin.training.phrase_ids import PhraseAlignmentError, tagged_phrase_ids
+from savi_plugin.video.decode import VideoDecodeError, path_problem, probe_video
 
 log = logging.getLogger(__name__)
 
@@ -168,6 +172,11 @@ class PreferenceDataset(Dataset):
         if self.min_frames is not None and 0 < probed < self.min_frames:
             raise self._refuse(file, line, "video", f"{video}: {probed} frame(s), fewer than num_frames="
                                f"{self.min_frames} (frames are never repeated to fill a clip)", "too_few_frames")
+        for field in ("question", "chosen", "rejected"):  # the one rule for data text (backends/tokens.py)
+            try:
+                check_plain_text(tokenizer, getattr(record, field), field)
+            except ControlTextError as exc:
+                raise self._refuse(file, line, field, str(exc), ControlTextError.skip_reason) from None
         chosen_ids, chosen_offsets = tokenize_response(tokenizer, record.chosen, end_of_turn)
         rejected_ids, rejected_offsets = tokenize_response(tokenizer, record.rejected, end_of_turn)
         item = PairItem(record, file, line, str(video), chosen_ids, rejected_ids)

@@ -46,8 +46,8 @@ ALLOWED: dict[tuple[str, str, str], str] = {
         _CLAIMED + " (savi eval fixture's FixtureFolder); moved from a temporary folder, possibly across devices",
     ("eval/pth_install.py", "write_pth", "open"):
         "the .pth hook file of a wheel/build root that the packaging step asks for (not a run output)",
-    ("pipeline/evaluate.py", "_lmms_eval", "open"):
-        "lmms-eval's log stream, inside the eval folder of a claimed align run folder",
+    ("eval/command.py", "run_judged", "open"):
+        "lmms-eval's log stream, inside the eval folder of a claimed align run folder (pipeline/evaluate.py)",
     ("eval/suite.py", "_stream", "open"):
         "lmms-eval's log stream, inside the suite's --out folder (refused when it holds another suite)",
     ("bench/measure.py", "_reset_peak", "open"): "/proc/self/clear_refs: a kernel control file, not an output",

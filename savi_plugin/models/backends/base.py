@@ -16,9 +16,10 @@ from typing import Any, ClassVar, Sequence
 import numpy as np
 import torch
 
-from savi_plugin.models.backends.tokens import tokenize_response
 from savi_plugin.constants import DEFAULT_NUM_FRAMES, DTYPE_ALIASES
 from savi_plugin.constants import DTYPES as DTYPE_NAMES
+from savi_plugin.errors import InputError
+from savi_plugin.models.backends.tokens import check_plain_text, tokenize_response
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +37,7 @@ def resolve_dtype(dtype: str | torch.dtype) -> torch.dtype:
     return DTYPES[dtype]
 
 
-class PromptTooLongError(ValueError):
+class PromptTooLongError(InputError):
     """A prompt (video + question) does not fit the model's context window.
 
     Prompts are never truncated -- the video tokens must match the vision features one to one, and a cut
@@ -169,6 +170,7 @@ class VideoLM:
                 continues it (MVBench's official evaluation pre-fills ``"Best option:("``, OpenGVLab/Ask-Anything
                 ``video_chat2/mvbench.ipynb`` ``answer_prompt``).
         """
+        check_plain_text(self.tokenizer, question, "question")  # the one rule for data text (tokens.py)
         rendered = self.processor.apply_chat_template(self.messages(question, system=system),
                                                       add_generation_prompt=True, tokenize=False)
         return rendered + prefill
