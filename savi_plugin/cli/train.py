@@ -47,5 +47,8 @@ def run(args) -> int:
     from savi_plugin.pipeline.steps import train_step
 
     summary = train_step(recipe, model=model, data=data, output_dir=output_dir, resume=args.resume)
-    print(json.dumps(summary, indent=1, default=str))
+    from savi_plugin.launch import current
+
+    if current().is_main:  # one summary per run, not one per rank
+        print(json.dumps(summary, indent=1, default=str))
     return 0

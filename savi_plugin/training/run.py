@@ -40,6 +40,7 @@ from savi_plugin.data.fingerprint import check_same_config
 from savi_plugin.data.outputs import OutputLock, check_distinct
 from savi_plugin.data.paths import path_for_file
 from savi_plugin.errors import RunError
+from savi_plugin.launch import current
 
 log = logging.getLogger(__name__)
 
@@ -225,8 +226,12 @@ def run_training(*, model: str | Path, data: str | Path, output_dir: str | Path,
         options.update(reference="model", reference_model_path=str(reference_model))
     check_distinct(output_dir, {"the model": model, "the data": data, "the reference model": reference_model,
                                 "the eval data": eval_data}, output_name="output_dir")
+    from savi_plugin.launch import clean_stray_launcher_env, single_process_env
     from savi_plugin.training.config import PreferenceConfig
 
+    clean_stray_launcher_env()
+    if options.get("deepspeed") and single_process_env():  # DeepSpeed needs a process group even for one process
+        log.info("no launcher: DeepSpeed runs as one process (rank 0 of 1 on 127.0.0.1)")
     config = PreferenceConfig(output_dir=str(output_dir), **options)  # a bad value fails before anything is made
     with OutputLock(output_dir, folder=True, what="training output folder"):
         return _train(model=model, data=data, output_dir=output_dir, backend=backend, lora=lora, options=options,
@@ -252,16 +257,20 @@ def _train(*, model, data, output_dir: Path, backend, lora, options, config, res
     from savi_plugin.models import load_backend
     from savi_plugin.training.trainer import PreferenceTrainer
 
+    from savi_plugin.training.distributed import every_rank_report, setup_process_group, shared_resume_point
+
+    setup_process_group(config)  # before the model is built: ZeRO-3's zero.Init asks the world size
     run_config = run_configuration(model, data, backend, lora, options, eval_data)
     config_path = output_dir / CONFIG_FILE
-    resume_from = _resume_argument(resume, output_dir)
+    resume_from = shared_resume_point(_resume_argument(resume, output_dir) if current().is_main else None,
+                                      output_dir)
     has_checkpoints = output_dir.is_dir() and any(p.name.startswith("checkpoint-") for p in output_dir.iterdir())
     if config_path.exists() and (resume_from is not None or has_checkpoints):
         # A fresh run beside another configuration's checkpoints is refused too: a later --resume would pick them.
         stored = json.loads(config_path.read_text(encoding="utf-8"))
         check_same_config(stored, run_config, output=output_dir, stored_at=config_path, ignore=RESUMABLE_CHANGES,
                           remedy="resume with the same configuration, or train into a new output folder")
-    main_process = int(os.environ.get("RANK", "0") or 0) == 0
+    main_process = current().is_main
     if main_process:
         output_dir.mkdir(parents=True, exist_ok=True)
         (output_dir / REPORT_FILE).unlink(missing_ok=True)  # written again, last, when this run has finished
@@ -294,8 +303,8 @@ def _train(*, model, data, output_dir: Path, backend, lora, options, config, res
         "num_frames": config.num_frames, "lora": {**DEFAULT_LORA, **(lora or {})},
         "train_metrics": result.metrics, "eval_metrics": eval_metrics,
         "global_step": trainer.state.global_step, "nonfinite_steps": trainer.nonfinite_steps,
-        "dataset": trainer.train_dataset.report(),
-        "eval_dataset": trainer.eval_dataset.report() if eval_data is not None else None,
+        "dataset": every_rank_report(trainer.train_dataset),
+        "eval_dataset": every_rank_report(trainer.eval_dataset) if eval_data is not None else None,
         "log_history": trainer.state.log_history, "seconds": round(time.time() - started, 2),
         "failed": failure,
     }

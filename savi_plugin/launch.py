@@ -1,0 +1,121 @@
+"""Which process of which job this is: the one place that reads the launchers' environment.
+
+``RANK`` / ``WORLD_SIZE`` / ``LOCAL_RANK`` are honoured only inside a launcher, recognised by the companion
+variables each launcher sets beside them:
+
+* ``torchrun`` (and ``accelerate launch`` on several processes, which runs torchrun): ``TORCHELASTIC_RUN_ID``,
+  ``GROUP_RANK``, ``MASTER_ADDR`` + ``MASTER_PORT``;
+* ``deepspeed`` (``deepspeed.launcher.launch``): ``MASTER_ADDR`` + ``MASTER_PORT`` and ``LOCAL_SIZE``;
+* ``accelerate launch`` on one process: ``ACCELERATE_*`` (rank 0 of 1).
+
+The same variables left in a shell (``export RANK=1 WORLD_SIZE=2``, then a plain ``savi train``) would
+otherwise shard a plain run, skip the output lock on a "rank 1", or make torch wait for a rendezvous that never
+comes; :func:`clean_stray_launcher_env` (called by the ``savi`` command before anything else) drops them with one
+warning. :func:`current` is what every module asks: generation's default shard, the output lock, training's main
+process, the align loop's rank.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from dataclasses import dataclass
+from typing import Mapping
+
+log = logging.getLogger(__name__)
+
+#: the variables a launcher sets for each process, and that a plain run must not trust
+PROCESS_VARIABLES = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE")
+
+
+@dataclass(frozen=True)
+class Process:
+    """This process's place in its job: ``rank`` of ``world_size`` (``local_rank`` on its node)."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    launcher: str | None = None
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+
+def launcher_name(env: Mapping[str, str] | None = None) -> str | None:
+    """``"torchrun"``, ``"deepspeed"``, ``"accelerate"`` when ``env`` (default: ``os.environ``) is a launcher's
+    process environment, else None (see the module docstring for the companion variables)."""
+    env = os.environ if env is None else env
+    rendezvous = bool(env.get("MASTER_ADDR")) and bool(env.get("MASTER_PORT"))
+    if env.get("TORCHELASTIC_RUN_ID") and "GROUP_RANK" in env and rendezvous:
+        return "torchrun"
+    if rendezvous and "LOCAL_SIZE" in env:
+        return "deepspeed"
+    if any(k.startswith("ACCELERATE_") for k in env) and (rendezvous or env.get("WORLD_SIZE", "1") == "1"):
+        return "accelerate"
+    return None
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    value = env.get(name, "")
+    try:
+        return int(value) if value.strip() else default
+    except ValueError:
+        raise ValueError(f"the launcher's {name}={value!r} is not an integer") from None
+
+
+def current(env: Mapping[str, str] | None = None) -> Process:
+    """This process's rank, world size and local rank: the launcher's, or rank 0 of 1 outside a launcher."""
+    env = os.environ if env is None else env
+    name = launcher_name(env)
+    if name is None:
+        return Process()
+    process = Process(rank=_int(env, "RANK", 0), world_size=_int(env, "WORLD_SIZE", 1),
+                      local_rank=_int(env, "LOCAL_RANK", 0), launcher=name)
+    if process.world_size < 1 or not 0 <= process.rank < process.world_size:
+        raise ValueError(f"{name}: RANK={process.rank} is not in 0..WORLD_SIZE-1 (WORLD_SIZE={process.world_size})")
+    return process
+
+
+def clean_stray_launcher_env(env: dict | None = None) -> list[str]:
+    """Drop ``RANK``/``WORLD_SIZE``/``LOCAL_RANK``/``LOCAL_WORLD_SIZE`` when no launcher started this process.
+
+    Returns the names dropped (a warning names them once). Torch and transformers read these variables
+    themselves, so leaving them would make a plain run wait for a rendezvous or believe it is rank 1.
+    """
+    env = os.environ if env is None else env
+    if launcher_name(env) is not None:
+        return []
+    stray = [k for k in PROCESS_VARIABLES if k in env]
+    if stray:
+        values = ", ".join(f"{k}={env[k]}" for k in stray)
+        log.warning("ignoring %s: no launcher (torchrun, deepspeed, accelerate) started this process, so it runs "
+                    "as one process; unset them, or start the command under a launcher", values)
+        for k in stray:
+            del env[k]
+    return stray
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def single_process_env(env: dict | None = None) -> bool:
+    """Set up the environment of a one-process job (rank 0 of 1 on 127.0.0.1) when no launcher did.
+
+    DeepSpeed initialises ``torch.distributed`` even for one process; without ``MASTER_ADDR`` and the rank
+    variables it falls back to MPI discovery (``mpi4py``). Returns True when it set the variables.
+    """
+    env = os.environ if env is None else env
+    if launcher_name(env) is not None:
+        return False
+    env.update({"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": env.get("MASTER_PORT") or str(free_port()),
+                "RANK": "0", "WORLD_SIZE": "1", "LOCAL_RANK": "0", "LOCAL_WORLD_SIZE": "1", "LOCAL_SIZE": "1"})
+    return True
