@@ -119,3 +119,23 @@ def single_process_env(env: dict | None = None) -> bool:
     env.update({"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": env.get("MASTER_PORT") or str(free_port()),
                 "RANK": "0", "WORLD_SIZE": "1", "LOCAL_RANK": "0", "LOCAL_WORLD_SIZE": "1", "LOCAL_SIZE": "1"})
     return True
+
+
+def accelerate_single_process_warning(env: Mapping[str, str] | None = None, cuda_devices: int | None = None) -> str | None:
+    """The one-line warning for ``accelerate launch --num_processes N`` that started a single process, or None.
+
+    Without GPUs (and without ``--multi_gpu``) accelerate's launcher runs the command once, in one process,
+    whatever ``--num_processes`` says; its environment then has ``ACCELERATE_USE_CPU`` and no ``WORLD_SIZE``.
+    """
+    env = os.environ if env is None else env
+    if "ACCELERATE_USE_CPU" not in env or "WORLD_SIZE" in env:
+        return None
+    if cuda_devices is None:
+        import torch
+
+        cuda_devices = torch.cuda.device_count()
+    if cuda_devices > 1:
+        return None
+    return ("accelerate launch started one process: on a machine without several GPUs it ignores --num_processes "
+            "unless --multi_gpu is given; for N processes run `accelerate launch --multi_gpu --num_processes N "
+            "-m savi_plugin ...` (on CPU add train.use_cpu=true)")

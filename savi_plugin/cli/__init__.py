@@ -59,6 +59,12 @@ def main(argv: list[str] | None = None) -> int:
     from savi_plugin.launch import clean_stray_launcher_env
 
     clean_stray_launcher_env()  # RANK/WORLD_SIZE left in a shell do not shard a plain run
+    if args.command in ("train", "align", "generate"):
+        from savi_plugin.launch import accelerate_single_process_warning
+
+        warning = accelerate_single_process_warning()
+        if warning:
+            logging.getLogger("savi_plugin").warning(warning)
     if not getattr(args, "func", None):
         parser.print_help()
         return 0
