@@ -72,6 +72,19 @@ def load_reference_backend(path: str | Path, *, backend: str | None = None, dtyp
     return reference
 
 
+def follow_device(reference_backend, device) -> None:
+    """Put a separate frozen reference on ``device`` (where the policy and its batches are), once.
+
+    The reference is loaded while the policy is still on the CPU (the Trainer, or DeepSpeed, places the policy
+    later); scoring a batch on the GPU with a reference left on the CPU would fail at the first forward.
+    """
+    if reference_backend is None:
+        return
+    device = torch.device(device)
+    if any(p.device != device for p in reference_backend.model.parameters()):
+        reference_backend.model.to(device)
+
+
 class ReferenceStore:
     """Read precomputed reference statistics and attach them to collated batches.
 

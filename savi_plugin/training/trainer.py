@@ -47,7 +47,7 @@ from savi_plugin.training.collator import PreferenceCollator, token_budget
 from savi_plugin.training.config import PreferenceConfig
 from savi_plugin.training.dataset import PreferenceDataset
 from savi_plugin.training.forward import packing_support
-from savi_plugin.training.reference import ReferenceStore, default_reference_path
+from savi_plugin.training.reference import ReferenceStore, default_reference_path, follow_device
 from savi_plugin.training.scoring import Scores, score_responses
 
 log = logging.getLogger(__name__)
@@ -170,6 +170,7 @@ class PreferenceTrainer(Trainer):
         self._applied = {"window": [0.0, 0], "total": [0.0, 0]}  # [sum of step losses, steps]
         self.vision_calls = 0
         self.add_callback(_NonFiniteGuard(self))
+        follow_device(self.reference_backend, self.args.device)
 
     # ------------------------------------------------------------------ data
     def _dataset(self, dataset, args: PreferenceConfig):
@@ -190,6 +191,7 @@ class PreferenceTrainer(Trainer):
         fn = functools.partial(score_responses, self.backend, reference_backend=self.reference_backend,
                                chunk_size=self.args.logprob_chunk_size,
                                checkpoint_chunks=not is_deepspeed_zero3_enabled(), **self.scoring_options)
+        follow_device(self.reference_backend, self.args.device)  # placed with the policy (DeepSpeed: at train())
         unwrapped = self.accelerator.unwrap_model(model)
         # accelerate applies mixed precision by patching the model's ``forward``, which this path does not call;
         # its autocast context does the same here (a no-op without fp16/bf16, and under DeepSpeed).
