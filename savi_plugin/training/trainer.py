@@ -232,7 +232,14 @@ class PreferenceTrainer(Trainer):
         dataset = self.train_dataset if model.training else self.eval_dataset
         inputs = self._prepare_inputs(stand_in_batch(self.data_collator, dataset))
         inputs.pop("skipped_records", None)
-        loss, _, _ = self.objective(self.statistics(model, inputs), inputs)
+        loss, _, metrics = self.objective(self.statistics(model, inputs), inputs)
+        # the metric names every rank reduces at logging time, with nothing added to their sums or counts
+        split = "train" if model.training else "eval"
+        sums, counts = self._metric_sums[split], self._metric_counts[split]
+        for name in [*metrics, "truncated"]:
+            nothing = torch.zeros((), device=loss.device)
+            sums.setdefault(name, nothing)
+            counts.setdefault(name, nothing.clone())
         zero = loss * 0.0
         return (zero, None) if return_outputs else zero
 

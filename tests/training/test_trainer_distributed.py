@@ -76,8 +76,8 @@ SKIP_RUN = textwrap.dedent("""
     from savi_plugin.models import load_backend
     from savi_plugin.training.config import PreferenceConfig
     from savi_plugin.training.distributed import every_rank_report
-    from savi_plugin.training.run import apply_lora
     from savi_plugin.training.trainer import RRPOTrainer
+    from tests.builders import random_lora_backend
 
     model, data, torn, out = sys.argv[1:5]
     probes = []
@@ -93,8 +93,7 @@ SKIP_RUN = textwrap.dedent("""
     config = PreferenceConfig(output_dir=out, num_frames=4, per_device_train_batch_size=1, max_steps=2,
                               logging_steps=1, learning_rate=5e-3, save_strategy="no", use_cpu=True, seed=3,
                               disable_tqdm=True, bad_records="skip", train_sampling_strategy="sequential")
-    backend = load_backend(model, num_frames=4)
-    apply_lora(backend, {"r": 4, "alpha": 8, "dropout": 0.0}, seed=3)
+    backend = random_lora_backend(model, r=4, alpha=8, seed=3)  # policy != reference: losses differ
     trainer = Recording(backend, config, train_dataset=data)
     initial = {}  # each pair's loss at the initial weights (what step 1 must log for the pairs it trained on)
     with torch.no_grad():
@@ -143,7 +142,9 @@ def test_a_rank_whose_whole_micro_batch_fails_to_decode_still_steps_with_the_oth
     assert ranks[0]["seen"] == [[ids[0]], [ids[2]]] and ranks[1]["seen"] == [[], [ids[3]]]
     losses = [h["loss"] for h in ranks[0]["log"] if "rewards/margins" in h]
     assert len(losses) == 2 and all(l is not None for l in losses)
-    assert abs(losses[0] - ranks[0]["initial"][ids[0]]) < 1e-5  # step 1: pair 0 alone, the empty rank adds 0
+    initial = ranks[0]["initial"]
+    assert abs(initial[ids[0]] - initial[ids[1]]) > 1e-4
+    assert abs(losses[0] - initial[ids[0]]) < 1e-5  # step 1: pair 0 alone, the empty rank adds 0
     assert ranks[0]["nonfinite"] == ranks[1]["nonfinite"] == 0
     for name, value in ranks[0]["params"].items():  # the zero-weighted stand-in kept DDP's gradients in step
         assert abs(value - ranks[1]["params"][name]) < 1e-9, name
