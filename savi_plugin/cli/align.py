@@ -43,6 +43,10 @@ def run(args) -> int:
     check_backend_fits(recipe.model.path, recipe.model.backend, "model.backend", recipe.source)
     recipe_training_args(recipe, f"{out}/iter_0/train", strict=True)  # what this machine lacks fails before the run
     manifest = run_align(recipe, out, iterations=args.iterations)
+    from savi_plugin.launch import current
+
+    if not current().is_main:  # one summary per run, printed by rank 0
+        return 0
     for it in manifest["iterations"]:
         counts = it.get("data_report", {}).get("counts", {})
         print(f"iteration {it['iteration']}: pairs {counts.get('pairs', '?')}, adapter {it.get('adapter')}, "
