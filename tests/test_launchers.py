@@ -106,3 +106,49 @@ def test_launch_line_matches_the_one_process_run(kind, deepspeed, one_process, t
     if kind == "none":
         assert "ignoring RANK=1, WORLD_SIZE=2, LOCAL_RANK=1" in proc.stderr
 
+
+
+def _two_nodes(model, data, output_dir: str, root, *extra, timeout=900) -> list[subprocess.CompletedProcess]:
+    """`torchrun --nnodes 2 --node_rank R --nproc_per_node 1 --master_addr 127.0.0.1` twice, each "node" in its own
+    folder (its working directory; a relative output_dir is then on the node's own disk)."""
+    port = free_port()
+    procs = []
+    for node in (0, 1):
+        cwd = root / f"node{node}"
+        cwd.mkdir(exist_ok=True)
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--node_rank", str(node),
+               "--nproc_per_node", "1", "--master_addr", "127.0.0.1", "--master_port", str(port),
+               "-m", "savi_plugin", *_train_args(model, data, output_dir, 2, *extra)]
+        procs.append(subprocess.Popen(cmd, cwd=cwd, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                      text=True))
+    done = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=timeout)
+        done.append(subprocess.CompletedProcess(proc.args, proc.returncode, out, err))
+    return done
+
+
+def test_two_nodes_resume_from_a_shared_disk_and_refuse_node_local_checkpoints(one_process, tiny_llava_onevision,
+                                                                                tmp_path):
+    """2 nodes x 1 process on localhost. With the output folder on each node's own disk only node 0 holds the
+    checkpoint: the resume is refused in one line naming it. On a shared disk the same run resumes."""
+    data = one_process[0]
+    first = _two_nodes(tiny_llava_onevision, data, "out", tmp_path, "train.save_strategy=steps",
+                       "train.save_steps=2")
+    assert all(p.returncode == 0 for p in first), first[0].stderr[-3000:] + first[1].stderr[-3000:]
+    local = tmp_path / "node0" / "out"
+    assert (local / "checkpoint-2" / "trainer_state.json").is_file()
+    assert not (tmp_path / "node1" / "out" / "checkpoint-2").exists()  # node 1's own disk has none
+    refused = _two_nodes(tiny_llava_onevision, data, "out", tmp_path, "train.max_steps=3", "--resume")
+    assert all(p.returncode != 0 for p in refused)
+    line = [l for l in refused[0].stderr.splitlines() if l.startswith("error:")]
+    assert len(line) == 1 and "checkpoint-2: resume checkpoint missing on rank(s) [1]" in line[0], refused[0].stderr
+    shared = tmp_path / "shared"  # the same run folder on a disk both nodes see
+    import shutil
+
+    shutil.copytree(local, shared)
+    resumed = _two_nodes(tiny_llava_onevision, data, str(shared), tmp_path, "train.max_steps=3", "--resume")
+    assert all(p.returncode == 0 for p in resumed), resumed[0].stderr[-3000:] + resumed[1].stderr[-3000:]
+    report = json.loads((shared / "train_report.json").read_text())
+    assert report["global_step"] == 3
+    assert [h["step"] for h in report["log_history"] if "rewards/margins" in h] == [1, 2, 3]  # 1-2 restored
