@@ -138,7 +138,7 @@ def test_two_nodes_resume_from_a_shared_disk_and_refuse_node_local_checkpoints(o
     assert all(p.returncode == 0 for p in first), first[0].stderr[-3000:] + first[1].stderr[-3000:]
     local = tmp_path / "node0" / "out"
     assert (local / "checkpoint-2" / "trainer_state.json").is_file()
-    assert not (tmp_path / "node1" / "out" / "checkpoint-2").exists()  # node 1's own disk has none
+    assert not (tmp_path / "node1" / "out" / "checkpoint-2" / "trainer_state.json").exists()  # rank 1's RNG only
     refused = _two_nodes(tiny_llava_onevision, data, "out", tmp_path, "train.max_steps=3", "--resume")
     assert all(p.returncode != 0 for p in refused)
     line = [l for l in refused[0].stderr.splitlines() if l.startswith("error:")]

@@ -144,7 +144,9 @@ def shared_resume_point(chosen: str | None, output_dir) -> str | None:
     chosen = broadcast(chosen)
     if chosen is None:
         return None
-    present = gather(Path(chosen).is_dir())
+    # every rank writes its RNG state into checkpoint-N, so the folder exists on every node; its trainer state and
+    # weights only where rank 0 saved them
+    present = gather((Path(chosen) / "trainer_state.json").is_file())
     if not all(present):
         missing = [r for r, ok in enumerate(present) if not ok]
         raise RunError(f"{chosen}: resume checkpoint missing on rank(s) {missing} (node-local disks?); put "
