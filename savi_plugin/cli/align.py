@@ -30,6 +30,10 @@ def run(args) -> int:
     from savi_plugin.recipe import load_recipe
 
     recipe = load_recipe(args.recipe, args.overrides)
+    if recipe.train.get("deepspeed"):  # building the training arguments starts DeepSpeed: one process without
+        from savi_plugin.launch import single_process_env  # a launcher, not MPI discovery (mpi4py)
+
+        single_process_env()
     out = args.out or f"savi_runs/align-{recipe.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     if args.dry_run:
         from savi_plugin.pipeline.dry_run import dry_run_align

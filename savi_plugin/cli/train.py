@@ -30,6 +30,10 @@ def run(args) -> int:
     from savi_plugin.recipe import load_recipe
 
     recipe = load_recipe(args.recipe, args.overrides)
+    if recipe.train.get("deepspeed"):  # building the training arguments starts DeepSpeed: one process without
+        from savi_plugin.launch import single_process_env  # a launcher, not MPI discovery (mpi4py)
+
+        single_process_env()
     model = args.model or recipe.model.path
     data = args.data or recipe.data.pairs
     output_dir = args.output_dir or recipe.train.get("output_dir")
