@@ -32,7 +32,8 @@ def join_process_group() -> None:
 
 
 def on_main(fn: Callable[[], Any]) -> Any:
-    """``fn()`` on rank 0 alone; every rank returns its result after a barrier."""
+    """``fn()`` on rank 0 alone once every rank got here (it may use their work); every rank returns its result."""
+    barrier()
     result = fn() if current().is_main else None
     barrier()
     return broadcast(result)
