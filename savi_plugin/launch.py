@@ -6,7 +6,8 @@ variables each launcher sets beside them:
 * ``torchrun`` (and ``accelerate launch`` on several processes, which runs torchrun): ``TORCHELASTIC_RUN_ID``,
   ``GROUP_RANK``, ``MASTER_ADDR`` + ``MASTER_PORT``;
 * ``deepspeed`` (``deepspeed.launcher.launch``): ``MASTER_ADDR`` + ``MASTER_PORT`` and ``LOCAL_SIZE``;
-* ``accelerate launch`` on one process: ``ACCELERATE_*`` (rank 0 of 1).
+* ``accelerate launch`` on one process: ``ACCELERATE_*`` (rank 0 of 1; it sets no rank variables, so any found
+  beside them are stray).
 
 The same variables left in a shell (``export RANK=1 WORLD_SIZE=2``, then a plain ``savi train``) would
 otherwise shard a plain run, skip the output lock on a "rank 1", or make torch wait for a rendezvous that never
@@ -56,7 +57,7 @@ def launcher_name(env: Mapping[str, str] | None = None) -> str | None:
         return "torchrun"
     if rendezvous and "LOCAL_SIZE" in env:
         return "deepspeed"
-    if any(k.startswith("ACCELERATE_") for k in env) and (rendezvous or env.get("WORLD_SIZE", "1") == "1"):
+    if any(k.startswith("ACCELERATE_") for k in env):  # accelerate's one-process launcher (N go through torchrun)
         return "accelerate"
     return None
 
@@ -73,8 +74,8 @@ def current(env: Mapping[str, str] | None = None) -> Process:
     """This process's rank, world size and local rank: the launcher's, or rank 0 of 1 outside a launcher."""
     env = os.environ if env is None else env
     name = launcher_name(env)
-    if name is None:
-        return Process()
+    if name is None or name == "accelerate":
+        return Process(launcher=name)
     process = Process(rank=_int(env, "RANK", 0), world_size=_int(env, "WORLD_SIZE", 1),
                       local_rank=_int(env, "LOCAL_RANK", 0), launcher=name)
     if process.world_size < 1 or not 0 <= process.rank < process.world_size:
@@ -89,7 +90,7 @@ def clean_stray_launcher_env(env: dict | None = None) -> list[str]:
     themselves, so leaving them would make a plain run wait for a rendezvous or believe it is rank 1.
     """
     env = os.environ if env is None else env
-    if launcher_name(env) is not None:
+    if launcher_name(env) not in (None, "accelerate"):  # accelerate's one-process launcher sets none of them
         return []
     stray = [k for k in PROCESS_VARIABLES if k in env]
     if stray:
@@ -114,7 +115,7 @@ def single_process_env(env: dict | None = None) -> bool:
     variables it falls back to MPI discovery (``mpi4py``). Returns True when it set the variables.
     """
     env = os.environ if env is None else env
-    if launcher_name(env) is not None:
+    if launcher_name(env) not in (None, "accelerate"):  # accelerate's one-process launcher sets no rank variables
         return False
     env.update({"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": env.get("MASTER_PORT") or str(free_port()),
                 "RANK": "0", "WORLD_SIZE": "1", "LOCAL_RANK": "0", "LOCAL_WORLD_SIZE": "1", "LOCAL_SIZE": "1"})

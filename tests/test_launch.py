@@ -21,7 +21,10 @@ DEEPSPEED = {"RANK": "1", "WORLD_SIZE": "2", "LOCAL_RANK": "1", "LOCAL_SIZE": "2
 def test_each_launcher_is_recognised_by_its_companion_variables():
     assert launcher_name(TORCHRUN) == "torchrun" and current(TORCHRUN).rank == 1
     assert launcher_name(DEEPSPEED) == "deepspeed" and current(DEEPSPEED).world_size == 2
-    assert launcher_name({"ACCELERATE_USE_CPU": "False", "MASTER_ADDR": "h", "MASTER_PORT": "1"}) == "accelerate"
+    accelerate = {"ACCELERATE_USE_CPU": "False", "MASTER_ADDR": "h", "MASTER_PORT": "1"}
+    assert launcher_name(accelerate) == "accelerate"
+    stray = {**accelerate, "RANK": "1", "WORLD_SIZE": "2"}  # accelerate's one-process launcher sets neither
+    assert current(stray).world_size == 1 and clean_stray_launcher_env(stray) == ["RANK", "WORLD_SIZE"]
 
 
 @pytest.mark.parametrize("stray", [{"RANK": "1", "WORLD_SIZE": "2"}, {"WORLD_SIZE": "4", "LOCAL_RANK": "3"},
