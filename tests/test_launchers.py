@@ -133,13 +133,13 @@ def test_two_nodes_resume_from_a_shared_disk_and_refuse_node_local_checkpoints(o
     """2 nodes x 1 process on localhost. With the output folder on each node's own disk only node 0 holds the
     checkpoint: the resume is refused in one line naming it. On a shared disk the same run resumes."""
     data = one_process[0]
-    first = _two_nodes(tiny_llava_onevision, data, "out", tmp_path, "train.save_strategy=steps",
-                       "train.save_steps=2")
+    save = ("train.save_strategy=steps", "train.save_steps=2")
+    first = _two_nodes(tiny_llava_onevision, data, "out", tmp_path, *save)
     assert all(p.returncode == 0 for p in first), first[0].stderr[-3000:] + first[1].stderr[-3000:]
     local = tmp_path / "node0" / "out"
     assert (local / "checkpoint-2" / "trainer_state.json").is_file()
     assert not (tmp_path / "node1" / "out" / "checkpoint-2" / "trainer_state.json").exists()  # rank 1's RNG only
-    refused = _two_nodes(tiny_llava_onevision, data, "out", tmp_path, "train.max_steps=3", "--resume")
+    refused = _two_nodes(tiny_llava_onevision, data, "out", tmp_path, *save, "train.max_steps=3", "--resume")
     assert all(p.returncode != 0 for p in refused)
     line = [l for l in refused[0].stderr.splitlines() if l.startswith("error:")]
     assert len(line) == 1 and "checkpoint-2: resume checkpoint missing on rank(s) [1]" in line[0], refused[0].stderr
@@ -147,7 +147,7 @@ def test_two_nodes_resume_from_a_shared_disk_and_refuse_node_local_checkpoints(o
     import shutil
 
     shutil.copytree(local, shared)
-    resumed = _two_nodes(tiny_llava_onevision, data, str(shared), tmp_path, "train.max_steps=3", "--resume")
+    resumed = _two_nodes(tiny_llava_onevision, data, str(shared), tmp_path, *save, "train.max_steps=3", "--resume")
     assert all(p.returncode == 0 for p in resumed), resumed[0].stderr[-3000:] + resumed[1].stderr[-3000:]
     report = json.loads((shared / "train_report.json").read_text())
     assert report["global_step"] == 3
