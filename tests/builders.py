@@ -162,3 +162,28 @@ def mvbench_fixture_doc(folder: Path) -> dict:
     record = fx.records["savi_mvbench_action_antonym"][0]
     video = str(next((folder / "data" / "mvbench" / "video").rglob(record["video"])))
     return {**record, "savi_video": video, "savi_video_found": True, "savi_num_frames": 4, "savi_benchmark": "mvbench"}
+
+
+def install_distribution(root: Path, monkeypatch, name: str, files: dict[str, str],
+                         entry_points: dict[str, dict[str, str]]) -> Path:
+    """A throw-away distribution ``name`` on ``sys.path``: its ``files`` (relative path -> text) and a
+    ``<name>-0.1.dist-info`` declaring ``entry_points`` (group -> {entry name: ``module:object``}), as pip would
+    install it; ``importlib.metadata`` then finds its entry points. Returns the folder put on ``sys.path``."""
+    import sys
+    import textwrap
+
+    root.mkdir(parents=True, exist_ok=True)
+    for rel, text in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text))
+    info = root / f"{name.replace('-', '_')}-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("".join(
+        f"[{group}]\n" + "".join(f"{k} = {v}\n" for k, v in entries.items()) for group, entries in entry_points.items()))
+    monkeypatch.syspath_prepend(str(root))
+    for module in {rel.split("/")[0].removesuffix(".py") for rel in files if rel.endswith(".py")}:
+        for loaded in [m for m in sys.modules if m == module or m.startswith(module + ".")]:
+            monkeypatch.delitem(sys.modules, loaded)
+    return root

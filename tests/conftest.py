@@ -37,6 +37,30 @@ def tiny_qwen2_vl(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def tiny_qwen2_5_vl(tmp_path_factory):
+    """Path of a saved tiny random-weight Qwen2.5-VL (windowed vision attention) with its processor."""
+    from savi_plugin.models.tiny import build_tiny_model
+
+    return build_tiny_model(tmp_path_factory.mktemp("tiny_qwen2_5_vl"), "qwen2_5_vl", seed=0)
+
+
+@pytest.fixture(scope="session")
+def tiny_qwen3_vl(tmp_path_factory):
+    """Path of a saved tiny random-weight Qwen3-VL (timestamped frames, deepstack) with its processor."""
+    from savi_plugin.models.tiny import build_tiny_model
+
+    return build_tiny_model(tmp_path_factory.mktemp("tiny_qwen3_vl"), "qwen3_vl", seed=0)
+
+
+@pytest.fixture(scope="session")
+def tiny_internvl(tmp_path_factory):
+    """Path of a saved tiny random-weight InternVL (transformers' format) with its processor."""
+    from savi_plugin.models.tiny import build_tiny_model
+
+    return build_tiny_model(tmp_path_factory.mktemp("tiny_internvl"), "internvl", seed=0)
+
+
+@pytest.fixture(scope="session")
 def tiny_llava_video(tmp_path_factory):
     """Path of a tiny LLaVA-Video (LLaVA-NeXT layout, a newline per pooled row) converted from the repository's
     LLaVA-NeXT fixture."""

@@ -15,7 +15,8 @@ import sys
 from savi_plugin import __version__
 
 #: Sub-command modules, in the order ``savi --help`` shows them.
-COMMANDS = ("demo", "recipes", "generate", "train", "eval", "align", "data", "convert", "bench", "plugins", "doctor")
+COMMANDS = ("demo", "recipes", "generate", "train", "eval", "align", "inspect", "plot", "data", "convert", "bench",
+            "plugins", "doctor")
 
 
 def build_parser() -> argparse.ArgumentParser:

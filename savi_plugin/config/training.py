@@ -56,6 +56,13 @@ def resolve_deepspeed(config: str | dict | None) -> str | dict | None:
     raise FileNotFoundError(f"deepspeed config {config!r} not found (also looked in {shipped_recipes_dir()})")
 
 
+def _loads_trainer(name: str) -> bool:
+    from savi_plugin.training.trainer import trainer_class
+
+    trainer_class(name)  # raises TypeError naming the entry when it is not a PreferenceTrainer
+    return True
+
+
 def _found_deepspeed(value: str) -> str | None:
     try:
         return resolve_deepspeed(value)
@@ -93,6 +100,7 @@ def config_class() -> type:
     # hyper-parameters (beta, alpha, label_smoothing, loss_options) are checked by the loss's own Params.
     register_rules(PreferenceConfig, {
         "loss_type": [OneOf(lambda: registry.available(registry.LOSSES), what="loss")],
+        "trainer": [OneOf(lambda: registry.available(registry.TRAINERS), what="trainer"), Check(_loads_trainer)],
         "reference": [OneOf(*REFERENCE_MODES, what="reference mode")],
         "num_frames": [AtLeast(1)], "max_length": [AtLeast(2)], "logprob_chunk_size": [AtLeast(1)],
         "video_backend": [OneOf(*VIDEO_BACKENDS, what="video backend")],

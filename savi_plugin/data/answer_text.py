@@ -13,6 +13,10 @@ grader does when reading it:
   2, but it is 3."`` the answer is what follows the last correction; :func:`after_correction` returns it.
 * **Retractions**: ``"B. Wait, no."`` takes B back; with nothing readable after it (a reply cut by the token
   limit: ``"B. Wait, no, the"``) nothing is chosen; :func:`after_retraction` returns what follows.
+* **Chat remnants**: special tokens a decoder left in (``A<|endoftext|>``, ``</s>``, ``<|im_end|>``, ``[/INST]``)
+  and a leading speaker tag (``Assistant: A``, ``GPT: (B)``) are not part of the answer.
+* **Quoted labels**: ``'B'``, ``"A"``, ``<D>``, ``{E}``, ``“C”``, ``「B」`` are read as ``(B)`` ...; ``Ans: C`` as
+  ``answer: C``.
 * **Non-answers**: ``"Yes, I can help with that. Please provide the video."`` is a conversational reply, not the
   option ``yes``; :func:`is_non_answer` says so.
 """
@@ -44,9 +48,37 @@ def _without_reasoning(text: str) -> str:
     return "".join(out) + text[pos:]
 
 
+#: special tokens of chat templates left in a decoded reply (``<|endoftext|>``, ``</s>``, ``[/INST]``, ...)
+_SPECIAL_TOKEN = re.compile(r"<\|[^|<>\s]{1,40}\|>|</?s>|<(?:eos|bos|pad|unk|end_of_turn|start_of_turn|eot)>|"
+                            r"\[/?INST\]|<<SYS>>|<</SYS>>", re.IGNORECASE)
+#: a speaker tag opening the reply (``Assistant:``, ``### Assistant:``, ``GPT:``, ``<|im_start|>assistant``)
+_SPEAKER = re.compile(r"^\s*(?:#+\s*)?(?:assistant|gpt|model|bot|chatbot|response|ai)\s*(?::|：|\n)\s*", re.IGNORECASE)
+#: simple HTML formatting, in pairs (``<b>B</b>``) or line breaks, which the quoted-label rule must not read as a
+#: label (a lone ``<B>`` is one)
+_HTML_TAG = re.compile(r"<(b|i|u|em|strong|span|code|p)>(.*?)</\1>|<br\s*/?>|</?p>", re.IGNORECASE | re.DOTALL)
+#: a single letter in quotes or brackets, not inside a word: ``'B'``, ``"A"``, ``<D>``, ``{E}``, ``“C”``, ``「B」``
+_QUOTED_LABEL = re.compile(r"(?<![A-Za-z0-9])(?:'|\"|“|”|‘|’|«|<|\{|「|『|【|〈)\s*([A-Za-z])\s*"
+                           r"(?:'|\"|”|“|’|‘|»|>|\}|」|』|】|〉)(?![A-Za-z0-9])")
+#: ``Ans: C``, ``Ans. C``, ``ans - C``
+_ANS = re.compile(r"(?i)\bans\b(?:\.?\s*[:：-]|\.|\s+is\b)\s*")
+
+
+def without_chat_remnants(text: str) -> str:
+    """``text`` without special tokens and without a speaker tag at its start."""
+    text = _SPECIAL_TOKEN.sub(" ", text)
+    previous = None
+    while previous != text:  # "### Assistant:\nGPT: B"
+        previous, text = text, _SPEAKER.sub("", text, count=1)
+    return text
+
+
 def clean(response: str) -> str:
-    """The answer without reasoning blocks and markdown; JSON answer keys read as ``answer: ...``."""
-    text = _MARKUP.sub("", _without_reasoning(response or ""))
+    """The answer without reasoning blocks, markdown and chat remnants; JSON answer keys read as ``answer: ...``;
+    quoted labels as ``(X)``; ``Ans:`` as ``answer:``."""
+    text = without_chat_remnants(_MARKUP.sub("", _without_reasoning(response or "")))
+    text = _HTML_TAG.sub(lambda m: m.group(2) or " ", text)
+    text = _QUOTED_LABEL.sub(lambda m: f"({m.group(1)})", text)
+    text = _ANS.sub("answer: ", text)
     text = _JSON_FENCE.sub("", text)
     text = _ANSWER_TAG.sub(lambda m: f"answer: {m.group(1).strip()}\n", text)
     return _JSON_KEY.sub(lambda m: f"{m.group(1).lower()}: {(m.group(2) if m.group(2) is not None else m.group(3)).strip()}",

@@ -79,8 +79,10 @@ def _claim_patterns(letters: str, words: str = "AI") -> tuple[list[re.Pattern], 
         rf"(?:option\s+|choice\s+)?{_rename(lab, 4)}{verdict}",                     # "B is the correct answer"
         (rf"{_rename(lab, 5)}\s*(?:or|/|and|&|,)\s*(?:option\s+)?{_OPEN}?\s*(?P<l6>[{letters}])"
          r"(?![A-Za-z0-9'’])"),                                                      # "B or D", "B and C", "B, C"
-        rf"(?:答案|选项|選項|选择|選擇|应选|應選|选|選)\s*(?:是|为|為|应该是|應該是)?\s*[:：]?\s*[(（]?\s*(?P<l7>{anycase})(?![A-Za-z])",
-        rf"(?<![A-Za-z])(?P<l8>[{letters}])\s*(?:是正确|是對|是对|正确|正確|选项正确)",
+        (rf"(?:答案|答|选项|選項|选择|選擇|应选|應選|选|選)\s*(?:是|为|為|应该是|應該是)?\s*[:：]?\s*[(（]?\s*"
+         rf"(?P<l7>{anycase})(?![A-Za-z])"),
+        (rf"(?<![A-Za-z])(?P<l8>[{letters}])\s*(?:选项|選項)?\s*(?:是正确|是對|是对|正确|正確|最合适|最合適|最佳|最符合|"
+         r"です|だ|が正解|が正しい|입니다|이다|가\s*정답|이\s*정답|가\s*맞)"),
         rf"(?:认为|認為|觉得|覺得|应该|應該|我选|我選)\s*(?:是|选|選)?\s*[:：]?\s*[(（]?\s*(?P<l10>{anycase})(?![A-Za-z])",
         rf"{_L}(?:option\s+|choice\s+)?(?P<l11>[{letters}]){verdict}",              # "C is the correct answer"
         cue + rf"{_L}(?P<l12>[{letters}])(?=\s+(?:because|since|as|based)\b)",      # "answer is C because"
@@ -120,8 +122,41 @@ def _letters_found(patterns: list[re.Pattern], text: str) -> list[str]:
     return [letter for _, letter in _letters_at(patterns, text)]
 
 
+#: answer and option cues in Spanish, French, German, Portuguese, Italian, Dutch, Russian, Japanese and Korean, read
+#: as the English cue (``"La respuesta es B"`` -> ``"answer is B"``, ``"Ответ: B"`` -> ``"answer: B"``)
+_FOREIGN_CUES = [(re.compile(p, re.IGNORECASE), english) for p, english in (
+    (r"\b(?:la\s+)?(?:respuesta|contestaci[oó]n)(?:\s+(?:correcta|final))?\s+(?:es|ser[ií]a)\b", "answer is"),
+    (r"\b(?:la\s+)?(?:bonne\s+)?r[ée]ponse(?:\s+(?:correcte|finale))?\s+(?:est|serait)\b", "answer is"),
+    (r"\b(?:die\s+)?(?:richtige\s+|korrekte\s+)?antwort\s+(?:ist|lautet|w[äa]re)\b", "answer is"),
+    (r"\b(?:a\s+)?resposta(?:\s+(?:correta|certa|final))?\s+(?:[ée]|seria)(?=\s|$)", "answer is"),
+    (r"\b(?:la\s+)?risposta(?:\s+(?:corretta|giusta))?\s+(?:[èe]|sarebbe)(?=\s|$)", "answer is"),
+    (r"\b(?:het\s+)?(?:juiste\s+)?antwoord\s+is\b", "answer is"),
+    (r"(?:правильный\s+)?ответ\s*(?:это|—|–|-)\s*", "answer is "),
+    (r"(?:правильный\s+)?ответ(?=\s*[:：])", "answer"),
+    (r"\b(?:respuesta|r[ée]ponse|antwort|resposta|risposta|antwoord)\b", "answer"),
+    (r"(?:答え|正解|回答|解答)\s*は", "answer is "),
+    (r"(?:答え|正解|回答|解答)(?=\s*[:：])", "answer"),
+    (r"(?:정답|답변|답)\s*(?:은|는)", "answer is "),
+    (r"(?:정답|답변|답)(?=\s*[:：])", "answer"),
+    (r"\b(?:opci[oó]n|opç[ãa]o|opzione|alternativa)\b", "option"),
+    (r"вариант|選択肢|선택지|보기", "option "),
+    (r"\bc'est\s+(?:l'option\s+|la\s+)?", "it is "),
+    (r"\bes\s+la\s+", "it is "),
+    (r"\bist\s+(?:option\s+)?", "is "),
+)]
+
+
+def english_cues(text: str) -> str:
+    """The answer with foreign answer/option cues replaced by the English ones the claim patterns read."""
+    for pattern, english in _FOREIGN_CUES:
+        text = pattern.sub(english, text)
+    return text
+
+
 def case_insensitive_cues(text: str) -> str:
-    """The answer with the cue words in lower case, so one pattern serves "Answer", "ANSWER" and "answer"."""
+    """The answer with the cue words in English and in lower case, so one pattern serves "Answer", "ANSWER",
+    "answer" and "Respuesta"."""
+    text = english_cues(text)
     return re.sub(r"(?i)\b(answer|option|choice|letter|best option|probably|likely|maybe|perhaps|possibly|"
                   r"so|thus|therefore|hence|could|might|may|be|is|choose|pick|select|go with|say|not|or|"
                   r"correct|right|wrong|incorrect|my|it's|it is)\b", lambda m: m.group(0).lower(), text)
@@ -174,17 +209,21 @@ def by_letter(text: str, letters: str, all_letters: str, words: str = "AI") -> C
 
 # ------------------------------------------------------------------------------------------ numbers
 _NUMBER = re.compile(r"(?i)\b(?:option|choice)\s*(?:number\s*|no\.?\s*|#\s*)?[(\[]?(\d{1,2})[)\]]?(?![\d.]\d)"
-                     r"|\b(?:the\s+)?(" + "|".join(_ORDINALS + ("last",)) + r")\s+(?:option|choice|one|answer)\b")
+                     r"|\b(?:the\s+)?(" + "|".join(_ORDINALS + ("last",)) + r")\s+(?:option|choice|one|answer)\b"
+                     r"|\b(?:the\s+)?(\d{1,2})(?:st|nd|rd|th)\b(?:\s+(?:option|choice|one|answer)\b|(?=\s*[.!]?\s*$))"
+                     r"|\bthe\s+(" + "|".join(_ORDINALS) + r")\s*[.!]?\s*$")
 
 
 def by_number(text: str, options: Sequence[str]) -> Choice | None:
-    """``"Option 2"`` / ``"the second option"``: options counted from 1, unless the options are numbers."""
+    """``"Option 2"`` / ``"the second option"`` / ``"the 3rd one"`` / a reply ending ``"the 3rd."``: options counted
+    from 1, unless the options are numbers."""
     found = set()
     for m in _NUMBER.finditer(text):
-        if m.group(1):
-            found.add(int(m.group(1)) - 1)
+        digits = m.group(1) or m.group(3)
+        if digits:
+            found.add(int(digits) - 1)
         else:
-            word = m.group(2).lower()
+            word = (m.group(2) or m.group(4)).lower()
             found.add(len(options) - 1 if word == "last" else _ORDINALS.index(word))
     if not found:
         return None

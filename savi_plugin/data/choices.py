@@ -31,7 +31,10 @@ a self-correction such as ``"B. Wait, actually E."``). Then:
    hedges between two options (``"Maybe B, or it could be D"``) is ``ambiguous``; a pick with a weaker
    alternative after ``but`` (``"Probably B, but it could be D"``) is the pick. A negated label
    (``"not A"``, ``"A is wrong"``, ``"rule out C"``) is removed from the claims (only negated labels:
-   ``negated``). JSON (``{"answer": "C"}``) and ``我认为是C`` are claims. A claim that names a
+   ``negated``). JSON (``{"answer": "C"}``) and ``我认为是C`` are claims, and so are the answer cues of other
+   languages (``"La respuesta es B"``, ``"Ответ: B"``, ``"答えはC"``, ``"정답은 D입니다"``, ``"Bです"``) and ordinals
+   (``"the 3rd one"``, ``"1st option"``). A reply that is only labels naming several options (``"B C"``,
+   ``"(A)(C)"``) is ``ambiguous``. A claim that names a
    letter beyond the options (``"The answer is F"`` with five options) is ``out_of_range``.
 2. **Mentions**, only when there is no claim: a parenthesised ``(B)`` or ``it is B.`` in a sentence;
    two different mentioned options are ``ambiguous``.
@@ -45,7 +48,8 @@ a self-correction such as ``"B. Wait, actually E."``). Then:
    16-token limit) is the beginning of exactly one option, at least :data:`MIN_PREFIX_WORDS` words long
    (:data:`MIN_CUT_PREFIX_WORDS` when it stops mid-sentence).
 5. **Option words**: a paraphrase that carries every content word setting one option apart from the
-   others (at least two), none of another option's, and no negation (``"He closes the window"``).
+   others (at least two, or the one word in a short answer), none of another option's, and no negation
+   (``"He closes the window"``).
 
 Capital ``A`` and ``I`` are English words (and so is ``C`` where options begin with it: EgoSchema's camera
 wearer, ``"C throws the clothes"``), so in running text they count as labels only when the
@@ -193,14 +197,18 @@ def _content(text: str) -> set[str]:
 
 def _by_content_words(text: str, options: Sequence[str], letters: str) -> Choice | None:
     """A paraphrase that carries every word that sets one option apart (``"He closes the window"`` for
-    ``"The man closes the window."``): at least two such words, none of another option's, no negation."""
+    ``"The man closes the window."``): at least two such words -- or one word (not a number), in a short answer of
+    at most four content words that offers no alternative (``"He closed it."`` where only ``closes`` sets the
+    option apart) -- none of another option's, no negation."""
     words = normalize(text).split()
     if any(w in _NEGATORS or w in {"none", "neither"} for w in words):
         return None
     said = _content(text)
     sets = [_content(strip_option_prefix(o, letter)) for letter, o in zip(letters, options)]
     own = [t - set().union(*(u for j, u in enumerate(sets) if j != i)) for i, t in enumerate(sets)]
-    found = [i for i, d in enumerate(own) if len(d) >= 2 and d <= said]
+    short = len(said) <= 4 and not {"or", "either", "maybe", "perhaps", "possibly"} & set(words)
+    found = [i for i, d in enumerate(own) if d and d <= said
+             and (len(d) >= 2 or short and not next(iter(d)).isdigit())]
     touched = [i for i, d in enumerate(own) if d & said]
     if len(found) == 1 and touched == found:
         return Choice(found[0], "option_words")
@@ -314,9 +322,22 @@ def _label_with_own_text(text: str, options: Sequence[str], letters: str) -> Cho
     return None
 
 
+#: a reply of labels only: ``"B C"``, ``"(A)(C)"``, ``"A, D."``, ``"[B] [E]"``
+_LABELS_ONLY = re.compile(r"\s*(?:[(\[]?\s*[A-Z]\s*[)\]]?\s*[,;/&]?\s*){2,}[.]?\s*")
+
+
+def _several_labels(text: str, options: Sequence[str], letters: str) -> Choice | None:
+    """A first line that is nothing but two or more different labels names several options: ``ambiguous``."""
+    first = text.split("\n", 1)[0]
+    named = set(re.findall(r"[A-Z]", first))
+    if _LABELS_ONLY.fullmatch(first) and len(named) > 1 and named <= set(letters):
+        return Choice(None, "ambiguous")
+    return None
+
+
 def _read(text: str, options: Sequence[str], letters: str) -> Choice:
     """:func:`parse_choice` on the answer's own text (echo and corrections already set aside)."""
-    for rule in (_single_letter_options, _label_with_own_text):
+    for rule in (_single_letter_options, _several_labels, _label_with_own_text):
         choice = rule(text, options, letters)
         if choice is not None:
             return choice

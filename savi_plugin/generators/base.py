@@ -127,7 +127,9 @@ class Generator(abc.ABC):
     """Base class of the preference-data generators (registered under ``savi_plugin.generators``).
 
     Subclasses set :attr:`name`, :attr:`config_class` (a dataclass with a ``prompts`` field) and
-    :attr:`prompt_fields`, and implement :meth:`process`.
+    :attr:`prompt_fields`, and implement :meth:`process`. Their prompt templates ship in
+    ``prompts/<name>.yaml`` beside the module that defines the class, so a generator in
+    another distribution brings its own.
 
     Args:
         options: the config's fields as a dict, checked by :func:`build_config` (a bad one raises ``ConfigError``,
@@ -141,7 +143,8 @@ class Generator(abc.ABC):
 
     def __init__(self, options: dict[str, Any] | None = None):
         self.config = build_config(self.config_class, options, self.name)
-        self.prompts = load_prompts(self.name, self.config.prompts, fields=self.prompt_fields)
+        self.prompts = load_prompts(self.name, self.config.prompts, fields=self.prompt_fields,
+                                    module=type(self).__module__)
 
     @property
     def prompts_version(self) -> str:

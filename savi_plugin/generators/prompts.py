@@ -1,6 +1,7 @@
 """Prompt templates: the packaged YAML defaults, merged with an optional user override file.
 
-Each generator ships ``savi_plugin/generators/prompts/<name>.yaml``. A user overrides any subset of its
+Each generator ships ``prompts/<name>.yaml`` in its own package (ours: ``savi_plugin/generators/prompts/``; a
+third-party generator ``my_pkg.gen:MyGen`` named ``mygen``: ``my_pkg/prompts/mygen.yaml``). A user overrides any subset of its
 keys with their own YAML file; unknown keys, non-string templates and unknown ``{fields}`` are errors that
 name the file and the key, so a typo never silently falls back to a default prompt. The resulting
 ``version`` (stored in every record's ``meta.prompts_version``) is the override's own ``version`` or, if it
@@ -11,7 +12,9 @@ never confused.
 from __future__ import annotations
 
 import hashlib
+import importlib
 import string
+import sys
 from importlib import resources
 from pathlib import Path
 from typing import Any, Mapping
@@ -35,12 +38,28 @@ def _read_yaml(text: str, origin: str) -> dict[str, Any]:
     return data
 
 
-def default_prompts(name: str) -> dict[str, Any]:
-    """The packaged prompts of generator ``name`` (``videosavi`` or ``rrpo``)."""
-    ref = resources.files("savi_plugin.generators").joinpath("prompts", f"{name}.yaml")
+def packaged_prompts_folder(module_name: str):
+    """The ``prompts/`` folder beside module ``module_name`` (inside it, for a package), as a resources path."""
+    module = sys.modules.get(module_name) or importlib.import_module(module_name)
+    if hasattr(module, "__path__"):
+        return resources.files(module_name).joinpath("prompts")
+    package = module_name.rpartition(".")[0]
+    if package:
+        return resources.files(package).joinpath("prompts")
+    return Path(module.__file__).resolve().parent / "prompts"
+
+
+def default_prompts(name: str, module: str = "savi_plugin.generators") -> dict[str, Any]:
+    """The prompts generator ``name`` ships in ``prompts/<name>.yaml`` beside ``module`` (its own module)."""
+    ref = packaged_prompts_folder(module).joinpath(f"{name}.yaml")
+    where = f"{module}: prompts/{name}.yaml"
     if not ref.is_file():
-        raise PromptError(f"no packaged prompts for generator {name!r}")
-    return _read_yaml(ref.read_text(encoding="utf-8"), f"savi_plugin/generators/prompts/{name}.yaml")
+        raise PromptError(f"no packaged prompts for generator {name!r}: {where} not found (a generator ships its "
+                          f"templates in a prompts/ folder beside its module, with a 'version' key)")
+    prompts = _read_yaml(ref.read_text(encoding="utf-8"), where)
+    if "version" not in prompts:
+        raise PromptError(f"{where}: missing key 'version' (stored in every record's meta.prompts_version)")
+    return prompts
 
 
 def template_fields(template: str) -> set[str]:
@@ -49,18 +68,19 @@ def template_fields(template: str) -> set[str]:
 
 
 def load_prompts(name: str, override: str | Path | Mapping[str, Any] | None = None, *,
-                 fields: Mapping[str, set[str]] | None = None) -> dict[str, Any]:
+                 fields: Mapping[str, set[str]] | None = None, module: str = "savi_plugin.generators") -> dict[str, Any]:
     """The prompts of generator ``name`` with ``override`` applied on top.
 
     Args:
         name: generator name; selects the packaged defaults.
+        module: the generator's module; its ``prompts/`` folder holds the defaults.
         override: a YAML file path, or a mapping, overriding any subset of the default keys.
         fields: for each template key, the fields it may use; a template using another field is an error.
 
     Raises:
         PromptError: unreadable file, unknown key, wrong value type, or unknown template field.
     """
-    prompts = default_prompts(name)
+    prompts = default_prompts(name, module)
     if override is None:
         return prompts
     if isinstance(override, Mapping):

@@ -3,8 +3,9 @@
 VideoSAVi (Kulkarni & Fazli, arXiv 2412.00624) asks about six questions per video and runs question generation,
 answer, critique and revision for each: about 20 prompts that all begin with the same chat-template text and the
 same video (~6,300 tokens at 32 frames on LLaVA-OneVision-7B) and differ only after it. A prompt is
-``[prefix | suffix]`` where the *prefix* ends with the last video token; the prefix's keys and values do not
-depend on the suffix (causal attention), so they are computed once per video:
+``[prefix | suffix]`` where the *suffix* is the text after the video placeholder and the *prefix* everything before
+it (the vision tokens included); the prefix's keys and values do not depend on the suffix (causal attention), so
+they are computed once per video:
 
 1. **Prefill once.** The first prompt of a video is processed with its frames (the vision tower runs here, and
    only here) and the language model runs over the prefix alone with a cache; the per-layer keys/values are kept
@@ -81,35 +82,39 @@ def video_key(frames: np.ndarray) -> tuple:
     return array.shape, str(array.dtype), hashlib.blake2b(array.data, digest_size=16).hexdigest()
 
 
-def _video_token(lm) -> tuple[str, int] | None:
+def _video_placeholder(lm) -> str | None:
+    """The text the chat template writes where the video goes (``<|video_pad|>``, ``<video>``), or None."""
     token = getattr(lm.processor, "video_token", None)
-    token_id = getattr(lm.processor, "video_token_id", None)
-    if token is None or token_id is None:
-        return None
-    return token, int(token_id)
+    return token if isinstance(token, str) and token else None
 
 
 def supports_reuse(lm) -> bool:
     """Whether ``lm``'s processor names its video placeholder (every video backend here does)."""
-    return _video_token(lm) is not None
+    return _video_placeholder(lm) is not None
 
 
-def _prefill(lm, prompt: str, frames: np.ndarray, suffix_ids: list[int], video_token_id: int) -> PrefixEntry | None:
-    """Process one prompt with its video, run the language model over the prefix, keep its keys/values."""
+#: Processor outputs that hold pixels: the model's input in a prefill, never needed to place positions after it.
+PIXEL_KEYS = ("pixel_values_videos", "pixel_values")
+
+
+def _prefill(lm, prompt: str, frames: np.ndarray, suffix_ids: list[int]) -> PrefixEntry | None:
+    """Process one prompt with its video, run the language model over the prefix, keep its keys/values.
+
+    The prefix is every processed token before the suffix's ids: the processor expands the placeholder into the
+    vision tokens and whatever the family writes around them (Qwen2-VL's ``<|vision_start|>``, Qwen3-VL's
+    timestamps, InternVL's ``FrameN: <img> ... </img>``), and all of it precedes the text after the placeholder.
+    """
     from transformers import DynamicCache
 
     processed = lm._to_device(dict(lm._process([prompt], [frames])))
     ids = processed["input_ids"][0]
-    where = (ids == video_token_id).nonzero()
-    if not len(where):
-        return None
-    length = int(where[-1]) + 1
-    if ids[length:].tolist() != suffix_ids:  # the text after the video must tokenize on its own
+    length = len(ids) - len(suffix_ids)
+    if length <= 0 or ids[length:].tolist() != suffix_ids:  # the text after the video must tokenize on its own
         return None
     base = lm.model.get_base_model() if hasattr(lm.model, "get_base_model") else lm.model
     aligned = {k: v for k, v in processed.items() if torch.is_tensor(v) and v.shape == processed["input_ids"].shape}
     per_video = {k: v for k, v in processed.items() if k not in aligned}
-    position_kwargs = {k: v for k, v in processed.items() if k != "pixel_values_videos"}
+    position_kwargs = {k: v for k, v in processed.items() if k not in PIXEL_KEYS}
     positions = base._prepare_position_ids_for_generation(processed["input_ids"], position_kwargs)
     cache = DynamicCache(config=base.config.get_text_config())
     inputs = {k: v[:, :length] for k, v in aligned.items()}
@@ -117,7 +122,7 @@ def _prefill(lm, prompt: str, frames: np.ndarray, suffix_ids: list[int], video_t
                **{cache_argument(base.model): cache})  # fills `cache` in place
     layers = [(layer.keys, layer.values) for layer in cache.layers]
     tokens = {k: v[0, :length] for k, v in aligned.items() if k not in ("input_ids", "attention_mask")}
-    videos = {k: v for k, v in per_video.items() if k != "pixel_values_videos" and torch.is_tensor(v)}
+    videos = {k: v for k, v in per_video.items() if k not in PIXEL_KEYS and torch.is_tensor(v)}
     return PrefixEntry(ids[:length], layers, tokens, videos)
 
 
@@ -152,10 +157,9 @@ def generate(lm, videos: Sequence[np.ndarray], questions: Sequence[str], generat
         system, prefill: as in ``VideoLM.prompt``. A system turn is part of the prefix (the text before the
             video, which keys the store); the pre-fill ends the suffix.
     """
-    token = _video_token(lm)
-    if token is None or len(videos) != len(questions):
+    video_token = _video_placeholder(lm)
+    if video_token is None or len(videos) != len(questions):
         return None
-    video_token, video_token_id = token
     store = getattr(lm, "prefix_store", None) or PrefixStore()
     prompts = [lm.prompt(q, system=system, prefill=prefill) for q in questions]
     keys_by_object: dict[int, tuple] = {}
@@ -172,7 +176,7 @@ def generate(lm, videos: Sequence[np.ndarray], questions: Sequence[str], generat
         key = (keys_by_object[id(frames)], head)
         entry = store.entries.get(key)
         if entry is None:
-            entry = _prefill(lm, prompt, frames, suffix, video_token_id)
+            entry = _prefill(lm, prompt, frames, suffix)
             if entry is None:
                 log.debug("prefix reuse does not apply to %r; generating without it", prompt[:80])
                 return None

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from savi_plugin.video.synthetic import COLORS, DIRECTIONS, SHAPES
 
-FAMILIES = ("llava_onevision", "qwen2_vl")
+FAMILIES = ("llava_onevision", "qwen2_vl", "qwen2_5_vl", "qwen3_vl", "internvl")
 
 # The Qwen2 chat format (what LLaVA-OneVision-Qwen2 and Qwen2-VL checkpoints use), with video parts.
 _CHAT_TEMPLATE = (
@@ -43,8 +43,12 @@ def _corpus() -> list[str]:
     return text
 
 
-def build_tokenizer(vocab_size: int = 600):
-    """A byte-level BPE fast tokenizer with Qwen2's special tokens and chat template."""
+def build_tokenizer(vocab_size: int = 600, named_tokens: dict[str, str] | None = None):
+    """A byte-level BPE fast tokenizer with Qwen2's special tokens and chat template.
+
+    ``named_tokens`` adds special tokens that the processor finds by name on the tokenizer (transformers'
+    ``extra_special_tokens``: InternVL's ``start_image_token``, ``context_image_token`` ...).
+    """
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
@@ -59,6 +63,7 @@ def build_tokenizer(vocab_size: int = 600):
     return PreTrainedTokenizerFast(
         tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<|endoftext|>", bos_token=None,
         unk_token=None, additional_special_tokens=specials[1:], padding_side="left",
+        **({"extra_special_tokens": named_tokens} if named_tokens else {}),
     )
 
 
@@ -68,8 +73,11 @@ def build_tiny_model(out_dir: str | Path, family: str = "llava_onevision", seed:
 
     Args:
         out_dir: where ``save_pretrained`` writes the model, tokenizer and processor.
-        family: ``"llava_onevision"`` (LlavaOnevisionForConditionalGeneration, SigLIP + Qwen2)
-            or ``"qwen2_vl"`` (Qwen2VLForConditionalGeneration).
+        family: ``"llava_onevision"`` (LlavaOnevisionForConditionalGeneration, SigLIP + Qwen2),
+            ``"qwen2_vl"`` (Qwen2VLForConditionalGeneration), ``"qwen2_5_vl"`` (Qwen2_5_VLForConditionalGeneration:
+            window attention in the vision tower, M-RoPE with seconds per temporal patch), ``"qwen3_vl"``
+            (Qwen3VLForConditionalGeneration: timestamped frames, interleaved M-RoPE, deepstack features) or
+            ``"internvl"`` (InternVLForConditionalGeneration: InternViT + pixel shuffle + Qwen2, frames as images).
         seed: weight initialisation seed.
         hidden_size, num_layers: language-model size.
         image_size: vision input size in pixels (frames are resized to it).
@@ -81,11 +89,10 @@ def build_tiny_model(out_dir: str | Path, family: str = "llava_onevision", seed:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
-    tokenizer = build_tokenizer()
-    if family == "llava_onevision":
-        model, processor = _llava_onevision(tokenizer, hidden_size, num_layers, image_size)
-    else:
-        model, processor = _qwen2_vl(tokenizer, hidden_size, num_layers, image_size)
+    tokenizer = build_tokenizer(named_tokens=_INTERNVL_TOKENS if family == "internvl" else None)
+    builders = {"llava_onevision": _llava_onevision, "qwen2_vl": _qwen2_vl, "qwen2_5_vl": _qwen2_5_vl,
+                "qwen3_vl": _qwen3_vl, "internvl": _internvl}
+    model, processor = builders[family](tokenizer, hidden_size, num_layers, image_size)
     _rescale_vision_projection(model)
     model.generation_config.eos_token_id = tokenizer.convert_tokens_to_ids("<|im_end|>")
     model.generation_config.pad_token_id = tokenizer.pad_token_id
@@ -180,4 +187,109 @@ def _qwen2_vl(tokenizer, hidden_size: int, num_layers: int, image_size: int):
         chat_template=_CHAT_TEMPLATE.replace("{{ VIDEO }}", "<|vision_start|><|video_pad|><|vision_end|>")
                                     .replace("{{ IMAGE }}", "<|vision_start|><|image_pad|><|vision_end|>"),
     )
+    return model, processor
+
+
+def _qwen_vl_template() -> str:
+    return (_CHAT_TEMPLATE.replace("{{ VIDEO }}", "<|vision_start|><|video_pad|><|vision_end|>")
+            .replace("{{ IMAGE }}", "<|vision_start|><|image_pad|><|vision_end|>"))
+
+
+def _qwen_vl_token_ids(tokenizer) -> dict[str, int]:
+    return {"image_token_id": tokenizer.convert_tokens_to_ids("<|image_pad|>"),
+            "video_token_id": tokenizer.convert_tokens_to_ids("<|video_pad|>"),
+            "vision_start_token_id": tokenizer.convert_tokens_to_ids("<|vision_start|>"),
+            "vision_end_token_id": tokenizer.convert_tokens_to_ids("<|vision_end|>")}
+
+
+def _qwen_text_config(tokenizer, hidden_size: int, num_layers: int, **rope) -> dict:
+    head_dim = hidden_size // 4
+    return dict(vocab_size=len(tokenizer), hidden_size=hidden_size, intermediate_size=hidden_size * 2,
+                num_hidden_layers=num_layers, num_attention_heads=4, num_key_value_heads=2,
+                max_position_embeddings=4096, tie_word_embeddings=False, bos_token_id=None,
+                eos_token_id=tokenizer.convert_tokens_to_ids("<|im_end|>"), pad_token_id=tokenizer.pad_token_id,
+                rope_parameters={"rope_type": "default", "mrope_section": _mrope_section(head_dim), **rope})
+
+
+def _qwen2_5_vl(tokenizer, hidden_size: int, num_layers: int, image_size: int):
+    """Qwen2.5-VL: the vision tower's first block attends within windows of one merged patch (window_size 16 px
+    at patch 8, merge 2), its last block attends globally, as the 7B's 28 windowed / 4 full blocks do."""
+    from transformers import (Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration, Qwen2_5_VLProcessor,
+                              Qwen2VLImageProcessor, Qwen2VLVideoProcessor)
+
+    config = Qwen2_5_VLConfig(
+        text_config=_qwen_text_config(tokenizer, hidden_size, num_layers),
+        vision_config=dict(depth=2, hidden_size=32, intermediate_size=64, num_heads=2, out_hidden_size=hidden_size,
+                           patch_size=8, spatial_merge_size=2, temporal_patch_size=2, window_size=16,
+                           fullatt_block_indexes=[1], tokens_per_second=2),
+        **_qwen_vl_token_ids(tokenizer),
+    )
+    model = Qwen2_5_VLForConditionalGeneration(config).eval()
+    pixels = image_size * image_size
+    kwargs = dict(min_pixels=pixels, max_pixels=pixels, patch_size=8, temporal_patch_size=2, merge_size=2)
+    processor = Qwen2_5_VLProcessor(image_processor=Qwen2VLImageProcessor(**kwargs),
+                                    video_processor=Qwen2VLVideoProcessor(**kwargs), tokenizer=tokenizer,
+                                    chat_template=_qwen_vl_template())
+    return model, processor
+
+
+def _qwen3_vl(tokenizer, hidden_size: int, num_layers: int, image_size: int):
+    """Qwen3-VL: interleaved M-RoPE, both vision blocks feed deepstack features into the first LM layers, and the
+    processor writes a timestamp before each temporal patch of frames."""
+    from transformers import (Qwen2VLImageProcessor, Qwen3VLConfig, Qwen3VLForConditionalGeneration,
+                              Qwen3VLProcessor, Qwen3VLVideoProcessor)
+
+    text = _qwen_text_config(tokenizer, hidden_size, num_layers, mrope_interleaved=True)
+    text.update(head_dim=hidden_size // 4)
+    for key in ("tie_word_embeddings", "bos_token_id"):
+        text.pop(key)
+    grid = image_size // 8
+    config = Qwen3VLConfig(
+        text_config=text,
+        vision_config=dict(depth=2, hidden_size=32, intermediate_size=64, num_heads=2, out_hidden_size=hidden_size,
+                           patch_size=8, spatial_merge_size=2, temporal_patch_size=2,
+                           num_position_embeddings=grid * grid, deepstack_visual_indexes=[0, 1]),
+        tie_word_embeddings=False,
+        **_qwen_vl_token_ids(tokenizer),
+    )
+    model = Qwen3VLForConditionalGeneration(config).eval()
+    pixels = image_size * image_size
+    processor = Qwen3VLProcessor(
+        image_processor=Qwen2VLImageProcessor(min_pixels=pixels, max_pixels=pixels, patch_size=8,
+                                              temporal_patch_size=2, merge_size=2),
+        # the size bounds count pixels over the whole clip (frames x height x width): 4 frames of image_size
+        video_processor=Qwen3VLVideoProcessor(size={"shortest_edge": 2 * pixels, "longest_edge": 4 * pixels},
+                                              patch_size=8, temporal_patch_size=2, merge_size=2),
+        tokenizer=tokenizer, chat_template=_qwen_vl_template())
+    return model, processor
+
+
+#: InternVL's processor finds its image tokens by these names on the tokenizer (as the -hf checkpoints name them).
+_INTERNVL_TOKENS = {"start_image_token": "<img>", "end_image_token": "</img>", "context_image_token": "<IMG_CONTEXT>",
+                    "video_token": "<video>"}
+
+
+def _internvl(tokenizer, hidden_size: int, num_layers: int, image_size: int):
+    """InternVL (2.5 / 3 in transformers' format): InternViT, pixel shuffle 0.5, a LayerNorm + 2-layer MLP
+    projector, Qwen2; every frame is an image of ``image_seq_length`` context tokens between ``<img>`` and
+    ``</img>``, after ``FrameN:``."""
+    from transformers import (GotOcr2ImageProcessor, InternVLConfig, InternVLForConditionalGeneration,
+                              InternVLProcessor, InternVLVideoProcessor, InternVLVisionConfig, Qwen2Config)
+
+    patch = 8
+    vision = InternVLVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
+                                  image_size=[image_size, image_size], patch_size=[patch, patch])
+    text = Qwen2Config(vocab_size=len(tokenizer), hidden_size=hidden_size, intermediate_size=hidden_size * 2,
+                       num_hidden_layers=num_layers, num_attention_heads=4, num_key_value_heads=2,
+                       max_position_embeddings=4096, tie_word_embeddings=False)
+    seq_length = (image_size // patch) ** 2 // 4  # pixel shuffle 0.5 halves each side
+    config = InternVLConfig(vision_config=vision, text_config=text, image_seq_length=seq_length,
+                            image_token_id=tokenizer.context_image_token_id, tie_word_embeddings=False)
+    model = InternVLForConditionalGeneration(config).eval()
+    size = {"height": image_size, "width": image_size}
+    processor = InternVLProcessor(
+        image_processor=GotOcr2ImageProcessor(size=size, crop_to_patches=False),
+        video_processor=InternVLVideoProcessor(size=size),
+        tokenizer=tokenizer, image_seq_length=seq_length,
+        chat_template=_CHAT_TEMPLATE.replace("{{ VIDEO }}", "<video>").replace("{{ IMAGE }}", "<image>"))
     return model, processor

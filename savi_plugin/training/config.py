@@ -35,6 +35,9 @@ class PreferenceConfig(TrainingArguments):
     Every ``transformers.TrainingArguments`` field is accepted as well. Preference-specific fields:
 
     Args:
+        trainer: a ``transformers.Trainer`` subclass of :class:`~savi_plugin.training.trainer.PreferenceTrainer`
+            registered under ``savi_plugin.trainers`` (``dpo``, ``rrpo``, ``preference`` or a third party's), which
+            ``savi train`` and ``savi align`` instantiate; None: ``PreferenceTrainer``.
         loss_type: a name registered in the ``savi_plugin.losses`` entry-point group (``dpo``, ``ipo``,
             ``rrpo``, ``simpo``, ``tdpo``, or a third party's). The loss declares what it needs and its own
             hyper-parameters (:mod:`savi_plugin.losses.base`).
@@ -76,6 +79,8 @@ class PreferenceConfig(TrainingArguments):
         logprob_chunk_size: response positions per LM-head call (extra peak memory O(chunk x vocab)).
     """
 
+    trainer: str | None = field(default=None, metadata={
+        "help": "a trainer registered under savi_plugin.trainers (None: PreferenceTrainer, the loss from loss_type)"})
     loss_type: str = field(default="rrpo", metadata={"help": "registered loss: dpo, ipo, rrpo, ..."})
     beta: float | None = field(default=None, metadata={"help": "implicit reward scale (None: the loss's default)"})
     alpha: float | None = field(default=None, metadata={"help": "RRPO/TDPO KL weight (None: the loss's default)"})

@@ -5,9 +5,9 @@ forward. On a batch from :func:`savi_plugin.training.scoring.scoring_batch` (the
 
 1. **Vision once.** The frozen vision encoder (+ projector) runs once per video through the backend
    (:meth:`VideoLM.video_features`); its output goes to the decoder as ``mm_encoder_outputs`` (transformers'
-   hook for precomputed multimodal features) for the policy pass *and* the reference pass. When a vision part is
-   trainable (:meth:`VideoLM.vision_is_trainable`), the reference computes its own features under ``no_grad``
-   with the adapter disabled, because then they differ.
+   hook for precomputed multimodal features, laid out per row by :meth:`VideoLM.mm_encoder_outputs`) for the
+   policy pass *and* the reference pass. When a vision part is trainable (:meth:`VideoLM.vision_is_trainable`),
+   the reference computes its own features under ``no_grad`` with the adapter disabled, because then they differ.
 2. **Policy pass** over the rows: packed ``[prefix | chosen | rejected]`` with the attention and restarted
    positions of :func:`row_layout` (:mod:`savi_plugin.training.packing`), or unpacked rows.
 3. **Reference pass** under ``no_grad`` on the same rows: the same model with its LoRA adapter disabled
@@ -26,7 +26,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-from transformers.modeling_outputs import BaseModelOutputWithPooling
 
 from savi_plugin.training.packed_attention import BASES as SPLIT_ATTENTION
 from savi_plugin.training.packed_attention import base_implementation, enable_packed_attention
@@ -57,18 +56,6 @@ def adapter_disabled(model):
                          "reference='model' / 'precomputed'")
     with model.disable_adapter():
         yield
-
-
-def features_for_rows(features: BaseModelOutputWithPooling, row_to_pair: torch.Tensor) -> dict[str, Any]:
-    """``mm_encoder_outputs`` for the batch rows: each row gets its video's features (no copy when packed)."""
-    pooled = features.pooler_output
-    order = row_to_pair.tolist()
-    if order != list(range(len(order))):
-        if torch.is_tensor(pooled):
-            pooled = pooled.index_select(0, row_to_pair.to(pooled.device))
-        else:
-            pooled = tuple(pooled[i] for i in order)
-    return {"video": BaseModelOutputWithPooling(pooler_output=pooled)}
 
 
 @dataclass
@@ -155,7 +142,6 @@ def batch_hidden_states(backend, batch: dict[str, Any], *, reference: str = "ada
     decoder = backend.decoder()
     layout = row_layout(batch, backend.position_ids(batch), backend.attention_implementation(),
                         backend.floating_dtype(decoder))
-    row_to_pair = batch["row_to_pair"]
     trainable_vision = backend.vision_is_trainable()
     # A frozen vision path runs without autograd: with gradient checkpointing, transformers makes every
     # input embedding require grad (enable_input_require_grads), which would otherwise make frozen features
@@ -163,19 +149,20 @@ def batch_hidden_states(backend, batch: dict[str, Any], *, reference: str = "ada
     with contextlib.nullcontext() if trainable_vision else torch.no_grad():
         features = backend.video_features(batch["vision"])
     vision_calls = 1
-    policy = decoder_hidden_states(decoder, batch, layout, features_for_rows(features, row_to_pair))
+    policy = decoder_hidden_states(decoder, batch, layout, backend.mm_encoder_outputs(features, batch))
     reference_hidden, reference_head = None, None
     if reference == "adapter":
         with torch.no_grad(), adapter_disabled(backend.model):
             if trainable_vision:  # a trainable vision part: the reference needs its own features
                 features = backend.video_features(batch["vision"])
                 vision_calls += 1
-            reference_hidden = decoder_hidden_states(decoder, batch, layout, features_for_rows(features, row_to_pair))
+            reference_hidden = decoder_hidden_states(decoder, batch, layout,
+                                                     backend.mm_encoder_outputs(features, batch))
     elif reference == "model":
         with torch.no_grad():
             ref_features = reference_backend.video_features(batch["vision"])
             vision_calls += 1
             reference_hidden = decoder_hidden_states(reference_backend.decoder(), batch, layout,
-                                                     features_for_rows(ref_features, row_to_pair))
+                                                     reference_backend.mm_encoder_outputs(ref_features, batch))
             reference_head = reference_backend.lm_head()
     return BatchHiddenStates(policy, reference_hidden, reference_head, vision_calls)

@@ -255,7 +255,7 @@ def _train(*, model, data, output_dir: Path, backend, lora, options, config, res
            print_logs: bool = True) -> dict[str, Any]:
     """:func:`run_training` once the output folder's lock is held."""
     from savi_plugin.models import load_backend
-    from savi_plugin.training.trainer import PreferenceTrainer
+    from savi_plugin.training.trainer import trainer_class
 
     from savi_plugin.training.distributed import every_rank_report, setup_process_group, shared_resume_point
 
@@ -281,7 +281,7 @@ def _train(*, model, data, output_dir: Path, backend, lora, options, config, res
     # Loaded on the CPU; the Trainer (or DeepSpeed, which partitions it first under ZeRO-3) places it.
     policy = load_backend(model, backend, dtype=dtype, device="cpu", num_frames=config.num_frames)
     apply_lora(policy, lora, seed=config.seed)
-    trainer = PreferenceTrainer(policy, config, train_dataset=str(data),
+    trainer = trainer_class(config.trainer)(policy, config, train_dataset=str(data),
                                 eval_dataset=str(eval_data) if eval_data is not None else None)
     if not print_logs:
         _bar_only(trainer)

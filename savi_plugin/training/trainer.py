@@ -380,3 +380,24 @@ class RRPOTrainer(PreferenceTrainer):
     """:class:`PreferenceTrainer` with the RRPO loss (``savi_plugin.trainers: rrpo``); needs tagged pairs."""
 
     fixed_loss_type = "rrpo"
+
+
+def trainer_class(name: str | None) -> type[PreferenceTrainer]:
+    """The trainer class registered as ``name`` under ``savi_plugin.trainers`` (a recipe's ``train.trainer``);
+    None is :class:`PreferenceTrainer`.
+
+    A third-party trainer is a :class:`PreferenceTrainer` subclass in its own distribution with an entry point
+    ``[savi_plugin.trainers] my_trainer = my_pkg.trainer:MyTrainer``.
+
+    Raises:
+        TypeError: the entry point is not a :class:`PreferenceTrainer` subclass.
+    """
+    from savi_plugin import registry
+
+    if name is None:
+        return PreferenceTrainer
+    found = registry.load(registry.TRAINERS, name)
+    if not (isinstance(found, type) and issubclass(found, PreferenceTrainer)):
+        raise TypeError(f"savi_plugin.trainers entry {name!r} is {found!r}, not a subclass of "
+                        f"savi_plugin.training.trainer.PreferenceTrainer")
+    return found

@@ -396,3 +396,44 @@ def apply_perturbations(frames: np.ndarray, specs: Sequence[dict[str, Any] | str
         frames, info = PERTURBATIONS[spec["name"]](frames, rng, **params)
         applied.append(info)
     return frames, applied
+
+
+def replay_perturbations(frames: np.ndarray, applied: Sequence[dict[str, Any]]) -> np.ndarray:
+    """The frames a pipeline produced, rebuilt from the ``info`` dicts :func:`apply_perturbations` returned (and
+    the RRPO generator stores in a record's ``meta.perturbation``), without its random generator.
+
+    ``replay_perturbations(frames, apply_perturbations(frames, specs, rng)[1])`` equals the perturbed frames.
+
+    Raises:
+        ValueError: an ``info`` of an unknown perturbation, or one that does not fit ``frames``.
+    """
+    _check_frames(frames)
+    out = frames.copy()
+    for info in applied:
+        name = info.get("name")
+        try:
+            if name == "mask":
+                out[list(info["frames"])] = np.uint8(info["fill"])
+            elif name == "occlude":
+                boxes = info["box"]
+                shared = boxes and not isinstance(boxes[0], list)
+                for n, i in enumerate(info["frames"]):
+                    y0, x0, y1, x1 = boxes if shared else boxes[n]
+                    out[i, y0:y1, x0:x1] = np.uint8(info["fill"])
+            elif name == "shuffle":
+                out = out[list(info["order"])]
+            elif name == "reverse":
+                out = out[::-1].copy()
+            elif name == "drop":
+                source, dropped = np.arange(out.shape[0]), set(info["frames"])
+                for i in range(1, out.shape[0]):
+                    source[i] = source[i - 1] if i in dropped else i
+                out = out[source]
+            elif name == "blur":
+                out = blur_frames(out, None, factor=int(info["factor"]))[0]
+            else:
+                raise ValueError(f"unknown perturbation {name!r}")
+        except (KeyError, IndexError, TypeError) as exc:
+            raise ValueError(f"perturbation {name!r}: its record does not fit {frames.shape[0]} frames "
+                             f"of {frames.shape[1]}x{frames.shape[2]} ({type(exc).__name__}: {exc})") from None
+    return out

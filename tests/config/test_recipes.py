@@ -14,7 +14,8 @@ PAPER = {"llava_video_7b_rrpo_16f": 16, "llava_video_7b_rrpo_32f": 32}
 def test_shipped_recipes_are_the_papers_settings():
     names = list_recipes()
     for required in ("llava_video_7b_rrpo_16f", "llava_video_7b_rrpo_32f", "llava_video_7b_dpo",
-                     "llava_onevision_7b_videosavi", "llava_onevision_0.5b_videosavi", "qwen2_vl_7b_rrpo", "tiny_demo"):
+                     "llava_onevision_7b_videosavi", "llava_onevision_0.5b_videosavi", "qwen2_vl_7b_rrpo", "tiny_demo",
+                     "internvl2_5_8b_videosavi", "internvl2_5_1b_videosavi", "qwen2_5_vl_7b_rrpo", "qwen3_vl_8b_rrpo"):
         assert required in names
     for name, frames in PAPER.items():
         r = load_recipe(name)
@@ -27,6 +28,14 @@ def test_shipped_recipes_are_the_papers_settings():
         assert t["bf16"] and t["gradient_checkpointing"] and t["deepspeed"].endswith("zero3.json")
     assert load_recipe("llava_video_7b_dpo").train["loss_type"] == "dpo"
     assert load_recipe("llava_onevision_7b_videosavi").model.num_frames == 32
+    for name in ("internvl2_5_8b_videosavi", "internvl2_5_1b_videosavi"):  # VideoSAVi's own base, 32 frames, 4 rounds
+        r = load_recipe(name)
+        assert (r.model.backend, r.model.num_frames, r.align.iterations) == ("internvl", 32, 4)
+        assert r.model.source_checkpoint.startswith("OpenGVLab/InternVL2_5-")
+    for name, path in (("qwen2_5_vl_7b_rrpo", "Qwen/Qwen2.5-VL-7B-Instruct"),
+                       ("qwen3_vl_8b_rrpo", "Qwen/Qwen3-VL-8B-Instruct")):
+        r = load_recipe(name)
+        assert (r.model.path, r.model.backend, r.train["loss_type"]) == (path, "qwen2_vl", "rrpo")
 
 
 @pytest.mark.parametrize("name", list_recipes())

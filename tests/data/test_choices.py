@@ -82,3 +82,50 @@ def test_references_agree_less_than_the_careful_parser():
     print("\n".join(f"{name}: {100 * score:.1f}%" for name, score in scores.items()))
     assert scores["savi (data.choices)"] == 1.0
     assert all(score < 0.9 for name, score in scores.items() if name != "savi (data.choices)")
+
+
+# ------------------------------------------------------------------------------------------ generated classes
+FIVE = ["The man opens the door.", "The man closes the window.", "The woman sits down.", "The dog runs away.",
+        "The cat sleeps on the sofa."]
+#: each class of reply that names one option, as a template of its label (``{L}``) or its position (``{N}``)
+NAMING = {
+    "quoted": ["'{L}'", '"{L}"', "<{L}>", "{{{L}}}", "“{L}”", "‘{L}’", "「{L}」", "The answer is '{L}'.",
+               'Answer: "{L}"', "I choose <{L}>."],
+    "chat remnants": ["{L}<|endoftext|>", "{L}<|im_end|>", "{L}</s>", "Assistant: {L}", "ASSISTANT: ({L})",
+                      "GPT: {L}.", "<|im_start|>assistant\n{L}", "[/INST] {L}", "Assistant:\n{L}<|eot_id|>"],
+    "ans": ["Ans: {L}", "Ans. {L}", "ans - {L}", "ANS: ({L})"],
+    "ordinals": ["the {N}", "{N} option", "The answer is the {N} one.", "I'd pick the {N} choice."],
+    "languages": ["La respuesta es {L}", "La respuesta correcta es la opción {L}.", "La réponse est {L}.",
+                  "C'est l'option {L}.", "Die Antwort ist {L}.", "Die richtige Antwort lautet {L}.",
+                  "A resposta é {L}.", "A resposta correta é a alternativa {L}.", "La risposta è {L}.",
+                  "Ответ: {L}", "Правильный ответ — {L}.", "答えは{L}です。", "正解：{L}", "{L}です",
+                  "정답은 {L}입니다.", "{L}입니다", "답: {L}"],
+    "chinese": ["选{L}", "应该选{L}。", "正确答案是{L}", "我选择{L}", "{L}选项最合适", "答：{L}", "{L}是正确的"],
+}
+SUFFIX = {1: "1st", 2: "2nd", 3: "3rd", 4: "4th", 5: "5th"}
+NAMING_CASES = [(cls, t, k) for cls, templates in NAMING.items() for t in templates for k in range(len(FIVE))
+                if not (cls == "quoted" and LETTERS[k] in "AI" and t in ("'{L}'", "‘{L}’"))]
+
+
+@pytest.mark.parametrize("cls, template, k", NAMING_CASES)
+def test_every_class_of_naming_reply_reads_its_option(cls, template, k):
+    reply = template.format(L=LETTERS[k], N=SUFFIX[k + 1])
+    assert parse_choice(reply, FIVE).index == k, (cls, reply)
+
+
+@pytest.mark.parametrize("reply", ["B C", "(A)(C)", "A, D.", "[B] [E]", "B/D", "(C) (D)", "'B' 'C'",
+                                   "B<|endoftext|> C", "Assistant: A C"])
+def test_a_reply_of_several_labels_names_no_option(reply):
+    choice = parse_choice(reply, FIVE)
+    assert choice.index is None and choice.method == "ambiguous", (reply, choice)
+
+
+@pytest.mark.parametrize("reply, expected", [
+    ("He closed it.", 1), ("closing", 1), ("It opened.", 0),        # one word sets the option apart
+    ("He did not close it.", None), ("The door", None),              # negated; shared words only
+    ("Es la B", 1), ("The answer: <b>B</b>", 1),
+    ("The word 'a' is not an option", None),                        # lower-case quoted letter in running text
+])
+def test_short_paraphrases_and_markup(reply, expected):
+    options = ["The man opens the door.", "The man closes the door.", "The man paints the door."]
+    assert parse_choice(reply, options).index == expected, reply

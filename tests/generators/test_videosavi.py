@@ -195,7 +195,8 @@ def test_videosavi_with_a_local_siglip_scorer(three_videos, tmp_path, synthetic_
         assert sim["gain"] == pytest.approx(sim["chosen"] - sim["rejected"], abs=1e-5) and 0 < r["weight"] < 1
 
 
-@pytest.mark.parametrize("family, source", [("llava_onevision", "generate"), ("qwen2_vl", "input")])
+@pytest.mark.parametrize("family, source", [("llava_onevision", "generate"), ("qwen2_vl", "input"),
+                                            ("internvl", "input")])
 def test_videosavi_end_to_end_with_tiny_model(request, family, source, synthetic_samples, tmp_path):
     model = request.getfixturevalue(f"tiny_{family}")
     out = tmp_path / "pairs.jsonl"

@@ -1,5 +1,7 @@
 """Backends: a tiny real model, loaded with from_pretrained, generates for a real video and scores responses."""
 
+import re
+
 import pytest
 import torch
 
@@ -7,7 +9,9 @@ from savi_plugin.models import detect_backend, load_backend
 from savi_plugin.video import read_frames
 from tests.builders import full_logits_logprobs
 
-FAMILIES = ["tiny_llava_onevision", "tiny_qwen2_vl"]
+FAMILIES = ["tiny_llava_onevision", "tiny_qwen2_vl", "tiny_qwen2_5_vl", "tiny_qwen3_vl", "tiny_internvl"]
+#: the backend serving each family (the Qwen-VL generations share one)
+BACKEND = {"tiny_qwen2_5_vl": "qwen2_vl", "tiny_qwen3_vl": "qwen2_vl"}
 
 
 @pytest.fixture(scope="module")
@@ -19,7 +23,7 @@ def videos(synthetic_samples):
 def test_generate_and_response_logprobs_match_a_manual_forward(family, videos, request, response_logprobs):
     path = request.getfixturevalue(family)
     lm = load_backend(path, num_frames=4)
-    assert lm.family == detect_backend(path) == family.removeprefix("tiny_")
+    assert lm.family == detect_backend(path) == BACKEND.get(family, family.removeprefix("tiny_"))
     assert lm.end_of_turn == "<|im_end|>"
 
     answers = lm.generate(videos, ["What color is it?", "Which way does it move?"], max_new_tokens=5)
@@ -60,3 +64,55 @@ def test_unknown_model_type_is_a_clear_error(tmp_path):
     (tmp_path / "config.json").write_text('{"model_type": "bert"}')
     with pytest.raises(ValueError, match="no backend serves model_type 'bert'"):
         detect_backend(tmp_path)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_one_training_step_moves_the_lora_weights_of_the_language_model_only(family, request, synthetic_samples,
+                                                                              tmp_path):
+    """Each family trains through the real trainer (RRPO, packed rows where the family packs, LoRA on the backend's
+    own targets): one optimiser step, a finite loss, LoRA weights inside the language model moved, nothing else."""
+    from savi_plugin.training.forward import packing_support
+    from savi_plugin.training.trainer import RRPOTrainer
+    from tests.builders import lora_policy, preference_config, write_answer_pairs
+
+    backend = lora_policy(request.getfixturevalue(family))
+    assert packing_support(backend)[0]
+    trainable = {n: p.detach().clone() for n, p in backend.model.named_parameters() if p.requires_grad}
+    assert trainable and all("language_model" in n and "lora_" in n for n in trainable)
+    frozen = {n: p.detach().clone() for n, p in backend.model.named_parameters() if not p.requires_grad}
+    data = write_answer_pairs(tmp_path / "pairs.jsonl", synthetic_samples[:2])
+    trainer = RRPOTrainer(backend, preference_config(tmp_path / "out", max_steps=1, per_device_train_batch_size=2,
+                                                     gradient_accumulation_steps=1),
+                          train_dataset=str(data))
+    assert trainer.packing
+    result = trainer.train()
+    assert result.global_step == 1 and torch.isfinite(torch.tensor(result.training_loss))
+    after = dict(backend.model.named_parameters())
+    assert any(not torch.equal(after[n], before) for n, before in trainable.items() if "lora_B" in n)
+    assert all(torch.equal(after[n], before) for n, before in frozen.items())
+
+
+def test_qwen_frames_are_one_second_per_temporal_patch(tiny_qwen2_5_vl, tiny_qwen3_vl):
+    """Decoded frames carry no time; the backend stamps them at qwen-vl-utils' 2 fps (2 frames per temporal patch =
+    1 s), not transformers' 24 fps fallback, under which Qwen2.5-VL's temporal positions collapse to one value."""
+    import numpy as np
+
+    from savi_plugin.models.backends.qwen2_vl import FRAME_RATE
+
+    frames = np.random.default_rng(0).integers(0, 256, (8, 32, 32, 3), dtype=np.uint8)  # 4 temporal patches
+    lm = load_backend(tiny_qwen2_5_vl, num_frames=8)
+    inputs = lm.encode([frames], ["Which way?"])
+    assert inputs["second_per_grid_ts"].tolist() == [2 / FRAME_RATE]
+    positions, _ = lm.decoder().get_rope_index(inputs["input_ids"], inputs["mm_token_type_ids"],
+                                               video_grid_thw=inputs["video_grid_thw"],
+                                               second_per_grid_ts=inputs["second_per_grid_ts"],
+                                               attention_mask=inputs["attention_mask"])
+    video = inputs["input_ids"][0] == lm.model.config.video_token_id
+    temporal = positions[0, 0, video].unique()
+    step = lm.model.config.vision_config.tokens_per_second  # positions per second
+    assert len(temporal) == 4 and (temporal.diff() == step).all()
+
+    lm = load_backend(tiny_qwen3_vl, num_frames=8)
+    text = lm.tokenizer.decode(lm.encode([frames], ["Which way?"])["input_ids"][0])
+    stamps = [float(t) for t in re.findall(r"<([\d.]+) seconds>", text)]
+    assert np.diff(stamps).tolist() == pytest.approx([1.0] * 3)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-FAMILIES = ["llava_onevision", "qwen2_vl", "llava_video"]
+FAMILIES = ["llava_onevision", "qwen2_vl", "llava_video", "qwen2_5_vl", "qwen3_vl", "internvl"]
 SYSTEM = "Carefully watch the video. Based on your observations, select the best option."
 PREFILL = "Best option:("
 QUESTIONS = ["Question: What color is the shape?\nOptions:\n(A) red\n(B) blue\nOnly give the best option.",

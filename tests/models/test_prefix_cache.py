@@ -13,7 +13,8 @@ def _frames(seed: int, size: int = 64) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, 256, (4, size, size, 3), dtype=np.uint8)
 
 
-@pytest.mark.parametrize("family", ["llava_onevision", "qwen2_vl", "llava_video"])
+@pytest.mark.parametrize("family", ["llava_onevision", "qwen2_vl", "llava_video", "qwen2_5_vl", "qwen3_vl",
+                                    "internvl"])
 def test_reuse_gives_the_same_greedy_tokens_and_encodes_each_video_once(family, request):
     from savi_plugin.models import load_backend
     from savi_plugin.models.prefix_cache import reuse_video_prefixes

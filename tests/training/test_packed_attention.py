@@ -56,13 +56,13 @@ class _SdpaSpy(torch.overrides.TorchFunctionMode):
 
 def _run(backend, batch, layout, features, weights, autocast: bool):
     """Hidden states at real positions and the LoRA gradients of a fixed linear function of them."""
-    from savi_plugin.training.forward import decoder_hidden_states, features_for_rows
+    from savi_plugin.training.forward import decoder_hidden_states
 
     decoder = backend.decoder()
     backend.model.zero_grad(set_to_none=True)
     context = torch.autocast("cpu", dtype=torch.bfloat16) if autocast else torch.autocast("cpu", enabled=False)
     with context:
-        hidden = decoder_hidden_states(decoder, batch, layout, features_for_rows(features, batch["row_to_pair"]))
+        hidden = decoder_hidden_states(decoder, batch, layout, backend.mm_encoder_outputs(features, batch))
     real = torch.arange(hidden.shape[1]).view(1, -1) < batch["segments"].sum(-1).view(-1, 1)
     states = hidden.float()[real]
     (states * weights[: states.shape[0]]).mean().backward()
@@ -71,7 +71,8 @@ def _run(backend, batch, layout, features, weights, autocast: bool):
     return states.detach(), grads
 
 
-@pytest.mark.parametrize("family", ["llava_onevision", "qwen2_vl", "llava_video"])
+@pytest.mark.parametrize("family", ["llava_onevision", "qwen2_vl", "llava_video", "qwen2_5_vl", "qwen3_vl",
+                                    "internvl"])
 def test_split_attention_equals_the_block_mask(family, request, synthetic_samples, tmp_path, monkeypatch):
     from savi_plugin.training.forward import RowLayout, row_layout
     from savi_plugin.training.packing import block_attention_mask

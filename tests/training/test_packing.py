@@ -40,7 +40,8 @@ def test_rejected_positions_restart_after_prefix():
 
 
 @pytest.mark.parametrize("family,attention", [("llava_onevision", "sdpa"), ("llava_onevision", "eager"),
-                                              ("qwen2_vl", "sdpa"), ("llava_video", "sdpa")])
+                                              ("qwen2_vl", "sdpa"), ("llava_video", "sdpa"),
+                                              ("qwen2_5_vl", "sdpa"), ("qwen3_vl", "sdpa"), ("internvl", "sdpa")])
 def test_packed_equals_unpacked_and_the_backends_own_logprobs(family, attention, request, synthetic_samples, tmp_path):
     from savi_plugin.training.collator import PreferenceCollator
     from savi_plugin.training.dataset import PreferenceDataset

@@ -185,11 +185,12 @@ class VideoLM:
         return {}
 
     # ----------------------------------------------------------------- inputs
-    def _process(self, texts: list[str], videos: Sequence[np.ndarray]):
+    def _process(self, texts: list[str], videos: Sequence[np.ndarray], **extra):
+        """The processor over prompts and their videos (left-padded); ``extra``: per-call processor arguments."""
         if len(texts) != len(videos):
             raise ValueError(f"got {len(texts)} prompts but {len(videos)} videos")
         return self.processor(text=texts, videos=list(videos), return_tensors="pt", padding=True,
-                              padding_side="left", **self.processor_kwargs())
+                              padding_side="left", **self.processor_kwargs(), **extra)
 
     def encode(self, videos: Sequence[np.ndarray], questions: Sequence[str],
                responses: Sequence[str] | None = None, *, add_end_of_turn: bool = True) -> dict[str, Any]:
@@ -357,6 +358,33 @@ class VideoLM:
             pixels = pixels.to(self.floating_dtype(decoder))
         kwargs = {k: v for k, v in vision.items() if k in accepted and k != "pixel_values_videos"}
         return fn(pixels, return_dict=True, **kwargs)
+
+    def mm_encoder_outputs(self, features, batch: dict[str, Any]) -> dict[str, Any]:
+        """The decoder's ``mm_encoder_outputs`` for a scoring batch's rows: each row gets its video's features.
+
+        Args:
+            features: :meth:`video_features`' output for the batch's videos (one entry per video, in order).
+            batch: the scoring batch (``row_to_pair``: the video of each row; ``input_ids``).
+
+        The default serves models whose ``get_video_features`` returns one pooled entry per video under the
+        ``"video"`` modality; packed rows use the features as they are (no copy). Qwen3-VL's deepstack features
+        (one per-video tuple per deepstack layer) follow the rows the same way.
+        """
+        row_to_pair = batch["row_to_pair"]
+        order = row_to_pair.tolist()
+        if order == list(range(len(order))):
+            return {"video": features}
+
+        def rows(per_video):
+            if torch.is_tensor(per_video):
+                return per_video.index_select(0, row_to_pair.to(per_video.device))
+            return tuple(per_video[i] for i in order)
+
+        fields = {"pooler_output": rows(features.pooler_output)}
+        deepstack = getattr(features, "deepstack_features", None)
+        if deepstack is not None:
+            fields["deepstack_features"] = [rows(layer) for layer in deepstack]
+        return {"video": type(features)(**fields)}
 
     def vision_is_trainable(self) -> bool:
         """Whether any weight outside the language model (vision tower, projector, newline) is trained."""

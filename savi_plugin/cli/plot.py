@@ -1,0 +1,31 @@
+"""``savi plot RUN_DIR``: training curves (loss, margins, KL, margin-sign accuracy) of a ``savi train`` run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser("plot", help="plot a training run's curves (loss, margins, KL, accuracy) to a PNG")
+    parser.add_argument("run_dir", metavar="RUN_DIR", help="a `savi train` output folder")
+    parser.add_argument("--out", default=None, help="PNG to write (default: RUN_DIR/training_curves.png)")
+    parser.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from savi_plugin.data.outputs import check_distinct
+    from savi_plugin.errors import RunError
+    from savi_plugin.inspection.curves import NoLogHistory, plot_training
+
+    out = Path(args.out) if args.out else Path(args.run_dir) / "training_curves.png"
+    if out.suffix.lower() != ".png":
+        raise RunError(f"{out}: --out must be a .png file")
+    if out.exists() and args.out:
+        raise RunError(f"{out}: exists; `savi plot` writes only a new file (or RUN_DIR/training_curves.png)")
+    check_distinct(out, {"RUN_DIR": args.run_dir}, output_name="--out")
+    try:
+        path, panels = plot_training(args.run_dir, out)
+    except NoLogHistory as exc:
+        raise RunError(str(exc)) from None
+    print(f"{path}: {', '.join(panels)}")
+    return 0

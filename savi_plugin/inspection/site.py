@@ -1,0 +1,283 @@
+"""``savi inspect``: a static HTML site over a preference file, opened from disk (no server, no network).
+
+* ``index.html`` lists every pair, page by page, with filters (generator, tagged or not, never learned, text),
+  the records the pairs file could not give (``file:line:field``) and the items the generation run skipped or
+  failed (from its report, with reasons); the list lives in ``index-data.js`` and ``index.js`` draws one page at a
+  time, so the index stays fast at 100k pairs.
+* ``pairs/<k>/<n>.html``: one page per pair -- the sampled frames and, for RRPO pairs, the perturbed frames the
+  model answered from (:mod:`savi_plugin.inspection.thumbnails`), the question, chosen and rejected with their
+  ``<MASK>`` phrases highlighted, source, weight and meta; with training diagnostics
+  (:mod:`savi_plugin.training.diagnostics`) the reward margin over steps and the chosen tokens coloured by their
+  KL to the reference.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from savi_plugin.data.paths import PathEscapeError, path_from_file, resolve_video_path
+from savi_plugin.data.readers import read_records
+from savi_plugin.data.record import DataError, PreferenceRecord
+from savi_plugin.inspection.html import coloured_tokens, escape, highlight_tags, page
+from savi_plugin.inspection.thumbnails import ThumbnailWriter
+
+log = logging.getLogger(__name__)
+
+#: pair pages per sub-folder of ``pairs/`` (no folder of 100k files)
+PAGES_PER_FOLDER = 1000
+
+
+@dataclass
+class SiteSummary:
+    """What :func:`build_site` wrote."""
+
+    out: Path
+    pairs: int
+    bad_records: int
+    skipped_items: int
+    with_diagnostics: int
+    never_learned: list[str] = field(default_factory=list)
+
+
+def pair_page_path(number: int) -> str:
+    """The site path of pair ``number`` (1-based position in the file)."""
+    return f"pairs/{number // PAGES_PER_FOLDER}/{number}.html"
+
+
+def _video_path(record: PreferenceRecord, pairs: Path, data_root: str | None) -> Path | None:
+    try:
+        if data_root:
+            return Path(resolve_video_path(record.video, data_root, confine=True, file=str(pairs)))
+        return path_from_file(record.video, pairs)
+    except (PathEscapeError, ValueError, OSError):
+        return None
+
+
+def read_run_report(path: Path | None) -> dict[str, Any]:
+    """A generation report (``skipped``/``failed`` lists) or a training report (``dataset.skipped_records``),
+    as ``{"skipped": [{"id", "reason", "detail"}, ...]}``; {} when there is none."""
+    if path is None or not path.is_file():
+        return {}
+    data = json.loads(path.read_text(encoding="utf-8"))
+    listed = [dict(entry, status=status) for status in ("skipped", "failed") for entry in data.get(status, [])
+              if isinstance(entry, dict)]
+    dataset = data.get("dataset") if isinstance(data.get("dataset"), dict) else {}
+    listed += [dict(entry, status="skipped in training") for entry in dataset.get("skipped_records", [])]
+    return {"skipped": listed}
+
+
+def default_run_report(pairs: Path) -> Path | None:
+    """The generation report beside a pairs file, under the names the generator has used."""
+    for name in (f"{pairs.name}.report.json", f"{pairs.stem}.report.json"):
+        if (pairs.parent / name).is_file():
+            return pairs.parent / name
+    return None
+
+
+def read_diagnostics(path: Path | None) -> dict[str, list[dict[str, Any]]]:
+    """Per-pair training diagnostics (JSONL, one line per pair and evaluation point), by pair id, in step order."""
+    if path is None:
+        return {}
+    by_id: dict[str, list[dict[str, Any]]] = {}
+    with open(path, encoding="utf-8") as fh:
+        for number, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+                by_id.setdefault(str(row["id"]), []).append(row)
+            except (ValueError, KeyError, TypeError) as exc:
+                raise DataError(str(path), number, None, f"not a diagnostics line ({exc})") from None
+    for rows in by_id.values():
+        rows.sort(key=lambda r: r.get("step", 0))
+    return by_id
+
+
+def never_learned(rows: list[dict[str, Any]]) -> bool:
+    """A pair the model never learns: its reward margin is not positive at any evaluation point."""
+    margins = [r.get("margin") for r in rows if isinstance(r.get("margin"), (int, float))]
+    return bool(margins) and all(not (m > 0) for m in margins)
+
+
+def _margin_svg(rows: list[dict[str, Any]]) -> str:
+    points = [(r.get("step", 0), r["margin"]) for r in rows if isinstance(r.get("margin"), (int, float))
+              and math.isfinite(r["margin"])]
+    if not points:
+        return ""
+    w, h, pad = 420, 140, 24
+    xs, ys = [p[0] for p in points], [p[1] for p in points] + [0.0]
+    x0, x1, y0, y1 = min(xs), max(xs) or 1, min(ys), max(ys)
+    sx = (lambda x: pad + (w - 2 * pad) * ((x - x0) / ((x1 - x0) or 1)))
+    sy = (lambda y: h - pad - (h - 2 * pad) * ((y - y0) / ((y1 - y0) or 1)))
+    line = " ".join(f"{sx(x):.1f},{sy(y):.1f}" for x, y in points)
+    dots = "".join(f'<circle cx="{sx(x):.1f}" cy="{sy(y):.1f}" r="3"><title>step {x}: {y:.4g}</title></circle>'
+                   for x, y in points)
+    return (f'<svg class="margin" width="{w}" height="{h}" role="img" aria-label="reward margin over steps">'
+            f'<line x1="{pad}" x2="{w - pad}" y1="{sy(0):.1f}" y2="{sy(0):.1f}" stroke="#999"/>'
+            f'<polyline fill="none" stroke="#1e88e5" stroke-width="2" points="{line}"/>{dots}'
+            f'<text x="{pad}" y="14" font-size="11">margin {y0:.3g} .. {y1:.3g}, steps {x0}..{x1}</text></svg>')
+
+
+def _pair_page(number: int, total: int, record: PreferenceRecord, thumbs, video: Path | None,
+               diagnostics: list[dict[str, Any]]) -> str:
+    up = "../../"
+    nav = [f'<a href="{up}index.html">index</a>']
+    if number > 1:
+        nav.append(f'<a href="{up}{pair_page_path(number - 1)}">previous</a>')
+    if number < total:
+        nav.append(f'<a href="{up}{pair_page_path(number + 1)}">next</a>')
+    body = [f'<p class="nav">{"".join(nav)}</p>', f"<h1>{escape(record.id)}</h1>",
+            f'<p>video: <code>{escape(record.video)}</code> &middot; source: {escape(record.source)} &middot; '
+            f'weight: {escape(record.weight if record.weight is not None else 1)} &middot; '
+            f'{"tagged" if record.is_tagged else "untagged"}</p>', "<h2>frames</h2>"]
+    if thumbs.problem:
+        body.append(f'<div class="thumbs"><span class="missing">{escape(thumbs.problem)}</span></div>')
+    else:
+        body.append('<div class="thumbs" id="frames">' + "".join(
+            f'<img src="{up}{p}" alt="frame">' for p in thumbs.frames) + "</div>")
+    if thumbs.perturbed or thumbs.perturb_problem:
+        body.append("<h2>perturbed frames the model answered from</h2>")
+        body.append(f'<p class="bad">{escape(thumbs.perturb_problem)}</p>' if thumbs.perturb_problem else
+                    '<div class="thumbs" id="perturbed">' + "".join(
+                        f'<img src="{up}{p}" alt="perturbed frame">' for p in thumbs.perturbed) + "</div>")
+    body += [f"<h2>question</h2><div class=\"resp\">{escape(record.question)}</div>",
+             f'<h2>chosen</h2><div class="resp chosen" id="chosen">'
+             f"{highlight_tags(record.chosen_tagged, record.chosen)}</div>",
+             f'<h2>rejected</h2><div class="resp rejected" id="rejected">'
+             f"{highlight_tags(record.rejected_tagged, record.rejected)}</div>"]
+    if diagnostics:
+        last = diagnostics[-1]
+        body.append("<h2>training diagnostics</h2>")
+        body.append("<p>" + " &middot; ".join(
+            f"{escape(k)}: {escape(round(v, 5) if isinstance(v, float) else v)}" for k, v in last.items()
+            if k not in ("id", "chosen_tokens", "chosen_token_kl")) + "</p>")
+        body.append(_margin_svg(diagnostics))
+        if never_learned(diagnostics):
+            body.append('<p class="bad" id="never-learned">never learned: the reward margin was not positive at '
+                        'any evaluation point</p>')
+        if last.get("chosen_tokens") and last.get("chosen_token_kl"):
+            body.append('<h2>chosen tokens coloured by KL(reference || policy)</h2><div class="resp" id="kl">'
+                        + coloured_tokens(last["chosen_tokens"], last["chosen_token_kl"]) + "</div>")
+    body.append(f'<h2>meta</h2><div class="meta">{escape(json.dumps(record.meta, indent=1, default=str))}</div>')
+    return page(f"pair {record.id}", body)
+
+
+INDEX_JS = r"""
+(function(){
+var P=window.SAVI_PAIRS||[],S=window.SAVI_SKIPPED||[],B=window.SAVI_BAD||[],size=window.SAVI_PAGE_SIZE||100;
+var state={page:0};
+function el(id){return document.getElementById(id);}
+function esc(t){return String(t).replace(/[&<>"]/g,function(c){return{'&':'&amp;','<':'&lt;','>':'&gt;','"':'&quot;'}[c];});}
+function rows(){
+  var view=el('view').value,gen=el('generator').value,tag=el('tagged').value,q=el('q').value.toLowerCase();
+  if(view==='bad')return B.filter(function(b){return !q||(b[0]+b[1]).toLowerCase().indexOf(q)>=0;});
+  if(view==='skipped')return S.filter(function(s){return (gen===''||s[3]===gen)&&(!q||(s[0]+s[1]+s[2]).toLowerCase().indexOf(q)>=0);});
+  return P.filter(function(p){
+    if(gen!==''&&p[2]!==gen)return false;
+    if(tag==='tagged'&&!p[3])return false; if(tag==='untagged'&&p[3])return false;
+    if(view==='never'&&!p[7])return false;
+    return !q||(p[1]+' '+p[4]).toLowerCase().indexOf(q)>=0;});
+}
+function draw(){
+  var r=rows(),view=el('view').value,pages=Math.max(1,Math.ceil(r.length/size));
+  if(state.page>=pages)state.page=pages-1;
+  var part=r.slice(state.page*size,(state.page+1)*size),h=[];
+  if(view==='bad'){h.push('<tr><th>where</th><th>problem</th></tr>');
+    part.forEach(function(b){h.push('<tr class="bad"><td>'+esc(b[0])+'</td><td>'+esc(b[1])+'</td></tr>');});}
+  else if(view==='skipped'){h.push('<tr><th>id</th><th>status</th><th>reason</th><th>detail</th></tr>');
+    part.forEach(function(s){h.push('<tr><td>'+esc(s[0])+'</td><td>'+esc(s[4])+'</td><td>'+esc(s[1])+'</td><td>'+esc(s[2])+'</td></tr>');});}
+  else{h.push('<tr><th>#</th><th>id</th><th>generator</th><th>tagged</th><th>question</th><th>weight</th><th>margin</th></tr>');
+    part.forEach(function(p){h.push('<tr class="pair"><td>'+p[0]+'</td><td><a href="'+esc(p[5])+'">'+esc(p[1])+'</a></td><td>'+esc(p[2])+
+      '</td><td>'+(p[3]?'yes':'no')+'</td><td>'+esc(p[4])+'</td><td>'+esc(p[6])+'</td><td>'+(p[8]===null?'':esc(p[8]))+'</td></tr>');});}
+  el('rows').innerHTML=h.join('');
+  el('count').textContent=r.length+' shown of '+P.length+' pairs, '+S.length+' skipped items, '+B.length+' bad records; page '+(state.page+1)+' of '+pages;
+}
+['view','generator','tagged','q'].forEach(function(id){el(id).addEventListener('input',function(){state.page=0;draw();});});
+el('prev').addEventListener('click',function(){if(state.page>0){state.page--;draw();}});
+el('next').addEventListener('click',function(){state.page++;draw();});
+var gens={};P.forEach(function(p){gens[p[2]]=1;});S.forEach(function(s){gens[s[3]]=1;});
+Object.keys(gens).sort().forEach(function(g){var o=document.createElement('option');o.value=g;o.textContent=g;el('generator').appendChild(o);});
+draw();
+})();
+"""
+
+
+def _index_page(title: str) -> str:
+    body = [f"<h1>{escape(title)}</h1>", '<div id="filters">',
+            '<label>show <select id="view"><option value="pairs">pairs</option>'
+            '<option value="never">pairs never learned</option><option value="skipped">skipped items</option>'
+            '<option value="bad">bad records</option></select></label>',
+            '<label>generator <select id="generator"><option value="">all</option></select></label>',
+            '<label>tags <select id="tagged"><option value="">all</option><option value="tagged">tagged</option>'
+            '<option value="untagged">untagged</option></select></label>',
+            '<label>search <input id="q" type="search"></label>',
+            '<button id="prev">previous page</button> <button id="next">next page</button></div>',
+            '<p id="count">loading...</p><table id="rows"></table>',
+            "<noscript>This index needs JavaScript; every pair page works without it.</noscript>"]
+    return page(title, body, scripts=("index-data.js", "index.js"))
+
+
+def build_site(pairs: str | Path, out: str | Path, *, fmt: str = "savi", data_root: str | None = None,
+               run_report: str | Path | None = None, diagnostics: str | Path | None = None, frames: int = 8,
+               page_size: int = 100, progress: bool = True) -> SiteSummary:
+    """Write the site for preference file ``pairs`` into the folder ``out`` (created; the caller owns it).
+
+    Args:
+        pairs: the preference file (``fmt``: savi, rrpo or trl). Bad records are listed, not fatal.
+        out: the site folder.
+        data_root: as for training: relative video paths start there and may not leave it.
+        run_report: the generation (or training) report whose skipped items to list; default: the generation
+            report beside ``pairs``.
+        diagnostics: a per-pair diagnostics JSONL written by ``savi train`` with ``train.diagnostics: true``.
+        frames: thumbnails per pair (0: none).
+        page_size: rows per index page.
+        progress: show a progress bar.
+    """
+    from tqdm.auto import tqdm
+
+    pairs, out = Path(pairs), Path(out)
+    bad: list[DataError] = []
+    records = list(read_records(pairs, fmt, errors="collect", collected=bad))
+    report_path = Path(run_report) if run_report is not None else default_run_report(pairs)
+    skipped = read_run_report(report_path).get("skipped", [])
+    diag = read_diagnostics(Path(diagnostics) if diagnostics is not None else None)
+    thumbs = ThumbnailWriter(out, limit=frames)
+    index_rows, learned_never = [], []
+    total = len(records)
+    for number, (_line, record) in enumerate(tqdm(records, desc="pair pages", unit="pair", disable=not progress),
+                                             start=1):
+        video = _video_path(record, pairs, data_root)
+        meta = record.meta if isinstance(record.meta, dict) else {}
+        num_frames = int(meta.get("num_frames") or max(frames, 1)) if isinstance(
+            meta.get("num_frames", 0), int) else max(frames, 1)
+        perturbation = meta.get("perturbation") if isinstance(meta.get("perturbation"), list) else None
+        shots = thumbs.for_pair(video, num_frames, perturbation, str(number))
+        rows = diag.get(record.id, [])
+        target = out / pair_page_path(number)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(_pair_page(number, total, record, shots, video, rows), encoding="utf-8")
+        never = never_learned(rows)
+        if never:
+            learned_never.append(record.id)
+        margin = rows[-1].get("margin") if rows else None
+        index_rows.append([number, record.id, record.source, int(record.is_tagged), record.question[:120],
+                           pair_page_path(number), record.weight if record.weight is not None else 1, int(never),
+                           round(margin, 4) if isinstance(margin, float) and math.isfinite(margin) else None])
+    skipped_rows = [[str(s.get("id") or s.get("item") or ""), str(s.get("reason", "")),
+                     str(s.get("detail", ""))[:300], str(s.get("generator", records[0][1].source if records else "")),
+                     s["status"]] for s in skipped]
+    bad_rows = [[f"{e.file}:{e.line if e.line is not None else ''}:{e.field or ''}", e.message] for e in bad]
+    data = ("window.SAVI_PAGE_SIZE=" + json.dumps(page_size) + ";\nwindow.SAVI_PAIRS="
+            + json.dumps(index_rows, separators=(",", ":")) + ";\nwindow.SAVI_SKIPPED="
+            + json.dumps(skipped_rows, separators=(",", ":")) + ";\nwindow.SAVI_BAD="
+            + json.dumps(bad_rows, separators=(",", ":")) + ";\n")
+    (out / "index-data.js").write_text(data, encoding="utf-8")
+    (out / "index.js").write_text(INDEX_JS, encoding="utf-8")
+    (out / "index.html").write_text(_index_page(f"preference pairs: {pairs.name}"), encoding="utf-8")
+    return SiteSummary(out=out, pairs=total, bad_records=len(bad), skipped_items=len(skipped),
+                       with_diagnostics=sum(1 for _, r in records if r.id in diag), never_learned=learned_never)

@@ -1,0 +1,71 @@
+"""``savi plot RUN_DIR``: the training curves of a real tiny ``savi train`` run, finished or killed."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from savi_plugin.cli import main
+from savi_plugin.inspection.curves import read_log_history, series
+from tests.builders import write_jsonl
+
+
+@pytest.fixture(scope="module")
+def run_dir(tiny_llava_onevision, synthetic_samples, tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("plot")
+    records = [{"id": f"p{i}", "video": s.video, "question": s.question, "chosen": f"The answer is {s.answer}.",
+                "rejected": "It is none of them.", "chosen_tagged": f"The answer is <MASK>{s.answer}</MASK>.",
+                "rejected_tagged": "It is <MASK>none of them</MASK>."} for i, s in enumerate(synthetic_samples[:2])]
+    write_jsonl(folder / "pairs.jsonl", records)
+    (folder / "r.yaml").write_text(yaml.safe_dump({
+        "model": {"path": str(tiny_llava_onevision), "num_frames": 4}, "lora": {"r": 4, "alpha": 8, "dropout": 0.0},
+        "train": {"loss_type": "rrpo", "learning_rate": 1.0e-3, "max_steps": 3, "per_device_train_batch_size": 1,
+                  "use_cpu": True, "logging_steps": 1, "disable_tqdm": True, "seed": 0, "save_strategy": "steps",
+                  "save_steps": 3}}))
+    assert main(["train", str(folder / "r.yaml"), "--data", str(folder / "pairs.jsonl"),
+                 "--output-dir", str(folder / "out")]) == 0
+    return folder / "out"
+
+
+def test_plot_draws_every_logged_metric_of_a_finished_run(run_dir, capsys):
+    from PIL import Image
+
+    history, source = read_log_history(run_dir)
+    assert source.name == "train_report.json"
+    assert [step for step, _ in series(history, "loss")] == [1, 2, 3]
+    assert main(["plot", str(run_dir)]) == 0
+    out = capsys.readouterr().out
+    png = run_dir / "training_curves.png"
+    for panel in ("loss", "reward margin", "KL(ref || policy)", "accuracy of the margin's sign"):
+        assert panel in out
+    image = np.asarray(Image.open(png).convert("L"))
+    assert image.shape[1] > 4 * image.shape[0] / 2 and image.std() > 10  # several panels, not a blank canvas
+
+
+def test_plot_reads_a_killed_run_from_its_last_checkpoint(run_dir, tmp_path, capsys):
+    import shutil
+
+    killed = tmp_path / "killed"
+    shutil.copytree(run_dir / "checkpoint-3", killed / "checkpoint-3")
+    history, source = read_log_history(killed)
+    assert source == killed / "checkpoint-3" / "trainer_state.json" and series(history, "rewards/margins")
+    assert main(["plot", str(killed), "--out", str(tmp_path / "c.png")]) == 0
+    assert (tmp_path / "c.png").is_file()
+
+
+def test_plot_refuses_what_is_not_a_run_in_one_line(run_dir, tmp_path, capsys):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (tmp_path / "taken.png").write_bytes(b"user's")
+    for argv in (["plot", str(empty)], ["plot", str(run_dir), "--out", str(tmp_path / "x.jpg")],
+                 ["plot", str(run_dir), "--out", str(tmp_path / "taken.png")]):
+        assert main(argv) == 1
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("error: ")
+    assert (tmp_path / "taken.png").read_bytes() == b"user's"
+    (empty / "train_report.json").write_text(json.dumps({"log_history": [{"step": 1, "epoch": 1.0}]}))
+    assert main(["plot", str(empty)]) == 1

@@ -1,0 +1,160 @@
+"""``savi inspect``: the static site over real videos and pair files (with RRPO perturbation records, bad records,
+a missing video, skipped items), the output folder's rules, and the pages rendered by a real headless Chromium."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from savi_plugin.cli import main
+from savi_plugin.video.decode import read_frames
+from savi_plugin.video.perturb import apply_perturbations
+from tests.builders import write_jsonl
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (apt-get install chromium; "
+                                                              ".ci/run installs it)")
+
+
+@pytest.fixture(scope="module")
+def pair_file(tmp_path_factory) -> Path:
+    """Three pairs on real videos (one RRPO pair with its perturbation record), a missing video, a bad record, and
+    a generation report with a skipped item."""
+    from savi_plugin.video.synthetic import render_sample, write_mp4
+
+    folder = tmp_path_factory.mktemp("pairs")
+    for i in range(2):
+        write_mp4(folder / f"v{i}.mp4", render_sample(np.random.default_rng(i), "moving_direction", size=64,
+                                                      num_frames=12)[0])
+    frames = read_frames(folder / "v0.mp4", 8).frames
+    _, applied = apply_perturbations(frames, None, np.random.default_rng(3))  # the default: occluder + shuffle
+    records = [
+        {"id": "rrpo-pair", "video": "v0.mp4", "question": "Which way does it move?", "chosen": "It moves up.",
+         "rejected": "It moves left.", "chosen_tagged": "It moves <MASK>up</MASK>.",
+         "rejected_tagged": "It moves <MASK>left</MASK>.", "source": "rrpo",
+         "meta": {"num_frames": 8, "perturbation": applied}},
+        {"id": "plain-pair", "video": "v1.mp4", "question": "Q <b>bold</b>?", "chosen": "yes <script>x</script>",
+         "rejected": "no", "source": "videosavi", "weight": 0.5, "meta": {}},
+        {"id": "lost-video", "video": "gone.mp4", "question": "Q?", "chosen": "a", "rejected": "b", "source": "rrpo"},
+    ]
+    path = write_jsonl(folder / "pairs.jsonl", records)
+    with open(path, "a") as fh:
+        fh.write('{"id": "bad", "video": 3, "question": "Q", "chosen": "a", "rejected": "b"}\n')
+    (folder / "pairs.report.json").write_text(json.dumps({"skipped": [
+        {"item": "v9", "id": "v9-rrpo-0", "reason": "correct_answer", "detail": "the model was right"}],
+        "failed": []}))
+    return path
+
+
+@pytest.fixture(scope="module")
+def site(pair_file, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("sites") / "site"
+    assert main(["inspect", str(pair_file), "--out", str(out), "--no-progress"]) == 0
+    return out
+
+
+def _data(site: Path) -> dict:
+    text = (site / "index-data.js").read_text()
+    return {name: json.loads(value) for name, value in re.findall(r"window\.(SAVI_\w+)=(.*?);\n", text)}
+
+
+def test_the_index_lists_pairs_bad_records_and_skipped_items(site, pair_file):
+    data = _data(site)
+    assert [row[1] for row in data["SAVI_PAIRS"]] == ["rrpo-pair", "plain-pair", "lost-video"]
+    assert [row[3] for row in data["SAVI_PAIRS"]] == [1, 0, 0]  # tagged or not
+    (where, message), = data["SAVI_BAD"]
+    assert where == f"{pair_file}:4:video" and "string" in message
+    (skipped,) = data["SAVI_SKIPPED"]
+    assert skipped[:2] == ["v9-rrpo-0", "correct_answer"] and skipped[4] == "skipped"
+    for row in data["SAVI_PAIRS"]:
+        assert (site / row[5]).is_file()
+
+
+def test_a_pair_page_shows_frames_perturbed_frames_and_tagged_phrases(site, pair_file):
+    from PIL import Image
+
+    html = (site / "pairs/0/1.html").read_text()
+    frames = re.findall(r'<img src="\.\./\.\./(thumbs/[^"]+)" alt="frame">', html)
+    perturbed = re.findall(r'<img src="\.\./\.\./(thumbs/[^"]+)" alt="perturbed frame">', html)
+    assert len(frames) == len(perturbed) == 8
+    assert '<mark class="tag">up</mark>' in html and '<mark class="tag">left</mark>' in html
+    # the perturbed thumbnails are the frames the generator's record describes: the occluder's grey box is there
+    info = json.loads(json.dumps(read_frames(pair_file.parent / "v0.mp4", 8).frames.shape))
+    assert info == [8, 64, 64, 3]
+    occluder = next(step for step in json.loads(pair_file.read_text().splitlines()[0])["meta"]["perturbation"]
+                    if step["name"] == "occlude")
+    y0, x0, y1, x1 = occluder["box"]
+    scale = 160 / 64
+    box = np.asarray(Image.open(site / perturbed[0]))[int(y0 * scale) + 4:int(y1 * scale) - 4,
+                                                       int(x0 * scale) + 4:int(x1 * scale) - 4]
+    assert abs(box.mean() - occluder["fill"]) < 6
+    original = np.asarray(Image.open(site / frames[0]))[int(y0 * scale) + 4:int(y1 * scale) - 4,
+                                                        int(x0 * scale) + 4:int(x1 * scale) - 4]
+    assert abs(original.mean() - occluder["fill"]) > 60
+
+
+def test_text_is_escaped_and_a_missing_video_is_a_placeholder(site):
+    page = (site / "pairs/0/2.html").read_text()
+    assert "<script>x</script>" not in page and "&lt;script&gt;x&lt;/script&gt;" in page
+    assert "weight: 0.5" in page
+    lost = (site / "pairs/0/3.html").read_text()
+    assert 'class="missing"' in lost and "video not found" in lost
+
+
+def test_the_site_folder_is_new_empty_or_ours(pair_file, tmp_path, capsys):
+    out = tmp_path / "site"
+    assert main(["inspect", str(pair_file), "--out", str(out), "--no-progress", "--frames", "0"]) == 0
+    (out / "pairs" / "stale.html").write_text("from an older site")
+    assert main(["inspect", str(pair_file), "--out", str(out), "--no-progress", "--frames", "0"]) == 0
+    assert not (out / "pairs" / "stale.html").exists()  # replaced whole, never merged with the old site
+    foreign = tmp_path / "project"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("mine")
+    capsys.readouterr()
+    for target in (foreign, pair_file.parent, pair_file):
+        assert main(["inspect", str(pair_file), "--out", str(target), "--no-progress"]) == 1
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("error: ")
+    assert (foreign / "notes.txt").read_text() == "mine"
+    assert not list(tmp_path.glob(".site.*"))  # no temporary folder left behind
+
+
+@pytest.mark.parametrize("argv", [["--frames", "-1"], ["--frames", "inf"], ["--page-size", "0"],
+                                  ["--page-size", "1e9"]])
+def test_bad_flags_stop_before_any_work(argv, pair_file, tmp_path):
+    with pytest.raises(SystemExit) as exc:
+        main(["inspect", str(pair_file), "--out", str(tmp_path / "s"), *argv])
+    assert exc.value.code == 2 and not (tmp_path / "s").exists()
+
+
+def _chromium(*args: str, timeout: int = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                           "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                           "--enable-logging=stderr", "--v=0", f"--user-data-dir={Path(args[-1]).parent}/.chromium",
+                           *args], capture_output=True, text=True, timeout=timeout)
+
+
+@needs_chromium
+def test_chromium_renders_the_index_and_a_pair_page_from_disk(site, tmp_path):
+    from PIL import Image
+
+    copy = tmp_path / "site"
+    shutil.copytree(site, copy)
+    index = _chromium("--dump-dom", (copy / "index.html").as_uri())
+    assert index.returncode == 0
+    assert len(re.findall(r'<tr class="pair">', index.stdout)) == 3  # index.js drew the rows from index-data.js
+    assert "3 shown of 3 pairs, 1 skipped items, 1 bad records" in index.stdout
+    assert "Uncaught" not in index.stderr and "CONSOLE" not in index.stderr.replace("CONSOLE(0)", "")
+    pair = _chromium("--dump-dom", (copy / "pairs/0/1.html").as_uri())
+    assert '<mark class="tag">up</mark>' in pair.stdout and "Uncaught" not in pair.stderr
+    shot = tmp_path / "pair.png"
+    _chromium("--window-size=1100,900", f"--screenshot={shot}", (copy / "pairs/0/1.html").as_uri())
+    pixels = np.asarray(Image.open(shot).convert("RGB")).astype(int)
+    dark = (pixels.sum(axis=2) < 120).mean()  # the thumbnails' dark backgrounds: images loaded, not broken icons
+    assert dark > 0.05, f"only {dark:.1%} dark pixels: the thumbnails did not render"

@@ -1,0 +1,154 @@
+"""Extension points, each proven from outside the package: a throw-away distribution declares a trainer or a
+generator (with its own prompt templates) through an entry point, and the real ``savi`` command uses it; the
+public API module exports what such a plugin imports. (Losses: tests/losses/test_interface.py; backends:
+tests/models/test_backend_family.py; benchmarks: tests/eval/.)"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from savi_plugin.cli import main
+from tests.builders import install_distribution, read_jsonl, write_jsonl
+
+TRAINER_PKG = '''
+    from savi_plugin.api import PreferenceTrainer
+
+
+    class CountingTrainer(PreferenceTrainer):
+        """Counts its compute_loss calls and logs the count with every metrics line."""
+
+        calls = 0
+
+        def compute_loss(self, model, inputs, *args, **kwargs):
+            type(self).calls += 1
+            return super().compute_loss(model, inputs, *args, **kwargs)
+
+        def log(self, logs, *args, **kwargs):
+            logs["counting/calls"] = float(type(self).calls)
+            return super().log(logs, *args, **kwargs)
+
+
+    class NotATrainer:
+        pass
+'''
+
+GENERATOR_PKG = '''
+    from dataclasses import dataclass
+
+    from savi_plugin.api import PAIR, Generator, Outcome, PreferenceRecord, generate_chunked, render
+
+
+    @dataclass
+    class EchoOptions:
+        prompts: str | None = None
+        max_new_tokens: int = 4
+
+
+    class EchoGenerator(Generator):
+        """Asks its own templated question; the model's answer is rejected, a fixed sentence chosen."""
+
+        name = "echo"
+        config_class = EchoOptions
+        prompt_fields = {"question": {"topic"}}
+
+        def process(self, lm, batch, ctx):
+            question = render(self.prompts, "question", topic="shape")
+            answers = generate_chunked(lm, [w.frames for w in batch], [question] * len(batch),
+                                       batch_size=ctx.batch_size, seed=ctx.seed,
+                                       max_new_tokens=self.config.max_new_tokens, do_sample=False,
+                                       temperature=1.0, top_p=1.0)
+            out = []
+            for work, answer in zip(batch, answers):
+                record = PreferenceRecord(id=self.record_id(work.item.id, 0), video=work.item.video,
+                                          question=question, chosen=self.prompts["chosen"],
+                                          rejected=answer or "(empty)", source=self.name, meta=dict(ctx.meta))
+                out.append(Outcome(work.item.id, record.id, PAIR, "written", record=record))
+            return out
+'''
+
+
+@pytest.fixture
+def tiny_pairs(synthetic_samples, tmp_path) -> Path:
+    records = [{"id": f"p{i}", "video": s.video, "question": s.question, "chosen": f"The answer is {s.answer}.",
+                "rejected": "It is none of them, I think."} for i, s in enumerate(synthetic_samples[:2])]
+    return write_jsonl(tmp_path / "pairs.jsonl", records)
+
+
+def _recipe(path: Path, model: Path, **train) -> Path:
+    body = {"model": {"path": str(model), "num_frames": 4}, "lora": {"r": 4, "alpha": 8, "dropout": 0.0},
+            "train": {"loss_type": "dpo", "learning_rate": 1.0e-4, "max_steps": 2, "per_device_train_batch_size": 1,
+                      "use_cpu": True, "logging_steps": 1, "disable_tqdm": True, "seed": 0, "save_strategy": "no",
+                      **train}}
+    path.write_text(yaml.safe_dump(body))
+    return path
+
+
+def test_a_trainer_from_another_distribution_is_chosen_by_the_recipe(tiny_llava_onevision, tiny_pairs, tmp_path,
+                                                                    monkeypatch):
+    install_distribution(tmp_path / "site", monkeypatch, "counting-trainer", {"counting_trainer.py": TRAINER_PKG},
+                         {"savi_plugin.trainers": {"counting": "counting_trainer:CountingTrainer",
+                                                   "broken": "counting_trainer:NotATrainer"}})
+    recipe = _recipe(tmp_path / "r.yaml", tiny_llava_onevision, trainer="counting")
+    assert main(["train", str(recipe), "--data", str(tiny_pairs), "--output-dir", str(tmp_path / "out")]) == 0
+    report = json.loads((tmp_path / "out" / "train_report.json").read_text())
+    logged = [entry["counting/calls"] for entry in report["log_history"] if "counting/calls" in entry]
+    assert logged and logged[-1] >= 2  # the third party's compute_loss ran at each of the 2 steps
+
+
+@pytest.mark.parametrize("name, message", [("no_such_trainer", "train.trainer"), ("broken", "not a subclass")])
+def test_an_unknown_or_wrong_trainer_is_one_line(name, message, tiny_llava_onevision, tiny_pairs, tmp_path,
+                                                 monkeypatch, capsys):
+    install_distribution(tmp_path / "site", monkeypatch, "counting-trainer", {"counting_trainer.py": TRAINER_PKG},
+                         {"savi_plugin.trainers": {"broken": "counting_trainer:NotATrainer"}})
+    recipe = _recipe(tmp_path / "r.yaml", tiny_llava_onevision, trainer=name)
+    assert main(["train", str(recipe), "--data", str(tiny_pairs), "--output-dir", str(tmp_path / "out")]) != 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert any(message in line for line in err) and "Traceback" not in "\n".join(err)
+
+
+def test_a_generator_from_another_distribution_brings_its_own_prompts(tiny_llava_onevision, synthetic_samples,
+                                                                      tmp_path, monkeypatch):
+    install_distribution(tmp_path / "site", monkeypatch, "echo-gen", {
+        "echo_gen/__init__.py": GENERATOR_PKG,
+        "echo_gen/prompts/echo.yaml": 'version: echo-v1\nquestion: "Which {topic} is in the video?"\n'
+                                      'chosen: "A shape I can see."\n'},
+        {"savi_plugin.generators": {"echo": "echo_gen:EchoGenerator"}})
+    manifest = write_jsonl(tmp_path / "qa.jsonl", [{"id": f"v{i}", "video": s.video}
+                                                   for i, s in enumerate(synthetic_samples[:2])])
+    out = tmp_path / "pairs.jsonl"
+    assert main(["generate", "--generator", "echo", "--model", str(tiny_llava_onevision), "--input", str(manifest),
+                 "--output", str(out), "--num-frames", "4", "--no-progress"]) == 0
+    pairs = read_jsonl(out)
+    assert [p["id"] for p in pairs] == ["v0-echo-0", "v1-echo-0"]
+    assert {p["question"] for p in pairs} == {"Which shape is in the video?"}
+    assert {p["chosen"] for p in pairs} == {"A shape I can see."}
+    assert {p["meta"]["prompts_version"] for p in pairs} == {"echo-v1"}
+    # the user's override of the third party's templates is checked against its declared fields
+    bad = tmp_path / "bad_prompts.yaml"
+    bad.write_text('question: "Which {colour} is it?"\n')
+    assert main(["generate", "--generator", "echo", "--model", str(tiny_llava_onevision), "--input", str(manifest),
+                 "--output", str(tmp_path / "other.jsonl"), "-o", f"prompts={bad}", "--no-progress"]) != 0
+
+
+def test_a_generator_without_its_prompts_names_where_they_belong(tmp_path, monkeypatch):
+    install_distribution(tmp_path / "site", monkeypatch, "echo-gen", {"echo_gen/__init__.py": GENERATOR_PKG},
+                         {"savi_plugin.generators": {"echo": "echo_gen:EchoGenerator"}})
+    from savi_plugin.generators.prompts import PromptError
+    from savi_plugin.registry import GENERATORS, load
+
+    with pytest.raises(PromptError, match=r"echo_gen: prompts/echo.yaml not found"):
+        load(GENERATORS, "echo")()
+
+
+def test_the_public_api_exports_resolve():
+    import savi_plugin.api as api
+
+    assert api.__all__ == sorted(api.__all__)
+    for name in api.__all__:
+        assert getattr(api, name) is not None, name
+    with pytest.raises(AttributeError):
+        api.no_such_name  # noqa: B018
