@@ -255,9 +255,8 @@ def _train(*, model, data, output_dir: Path, backend, lora, options, config, res
            print_logs: bool = True) -> dict[str, Any]:
     """:func:`run_training` once the output folder's lock is held."""
     from savi_plugin.models import load_backend
-    from savi_plugin.training.trainer import trainer_class
-
     from savi_plugin.training.distributed import every_rank_report, setup_process_group, shared_resume_point
+    from savi_plugin.training.trainer import trainer_class
 
     setup_process_group(config)  # before the model is built: ZeRO-3's zero.Init asks the world size
     run_config = run_configuration(model, data, backend, lora, options, eval_data)
