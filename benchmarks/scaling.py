@@ -2,6 +2,7 @@
 
     python benchmarks/scaling.py                     # the grid below, a few minutes on 2 cores
     python benchmarks/scaling.py --json scaling.json
+    python benchmarks/scaling.py --grid processes    # 1 vs 2 processes only
 
 Every configuration runs in fresh processes on the tiny random-weight LLaVA-OneVision (savi_plugin.models.tiny),
 through the real PreferenceTrainer (packed row, adapter-disabled reference, LoRA on every LM linear layer), one
@@ -93,9 +94,12 @@ def run(args) -> dict:
 
     work = Path(args.work or tempfile.mkdtemp(prefix="savi_scaling_"))
     work.mkdir(parents=True, exist_ok=True)
-    configs = [(f, BASE["response"], 1) for f in FRAMES]
-    configs += [(BASE["frames"], r, 1) for r in RESPONSES if r != BASE["response"]]
-    configs.append((BASE["frames"], BASE["response"], 2))
+    configs = [(BASE["frames"], BASE["response"], 1)]
+    if args.grid in ("all", "inputs"):
+        configs += [(f, BASE["response"], 1) for f in FRAMES if f != BASE["frames"]]
+        configs += [(BASE["frames"], r, 1) for r in RESPONSES if r != BASE["response"]]
+    if args.grid in ("all", "processes"):
+        configs.append((BASE["frames"], BASE["response"], 2))
     rows = []
     for frames, response, processes in configs:
         _prepare(work, frames, response)
@@ -127,6 +131,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--work", help="where the tiny model, the video and the pairs are built")
     parser.add_argument("--json", help="also write the results here")
+    parser.add_argument("--grid", default="all", choices=("all", "inputs", "processes"),
+                        help="inputs: frames and response length; processes: 1 vs 2 processes (each with the base)")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--frames", type=int, default=BASE["frames"], help=argparse.SUPPRESS)
     parser.add_argument("--response", type=int, default=BASE["response"], help=argparse.SUPPRESS)
