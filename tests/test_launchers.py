@@ -3,7 +3,8 @@
 `savi train` under torchrun (DDP and ZeRO-3), accelerate launch and deepspeed's own launcher (ZeRO-2, which
 appends `--local_rank=N`), and a DeepSpeed recipe with no launcher at all (ZeRO-3, one process, with stray
 `RANK=1 WORLD_SIZE=2` left in the shell). With the same global batch (2 x 2 pairs against 1 x 4) and sequential
-order, each run logs the same losses and saves the same adapter as the plain one-process run.
+order, each run logs the same losses and saves the same adapter as the plain one-process run. Two nodes are
+simulated on localhost (`torchrun --nnodes 2 --node_rank 0/1`, each "node" in its own working folder).
 """
 
 from __future__ import annotations
