@@ -164,6 +164,51 @@ def mvbench_fixture_doc(folder: Path) -> dict:
     return {**record, "savi_video": video, "savi_video_found": True, "savi_num_frames": 4, "savi_benchmark": "mvbench"}
 
 
+def official_token_case(case: dict):
+    """A case of ``tests/fixtures/dpa_ddpo_official.json`` as the token-level loss inputs our losses take.
+
+    Returns a dict of ``[B, T]`` float64 tensors (padding 0): ``policy_chosen``, ``policy_rejected``,
+    ``reference_chosen``, ``reference_rejected`` (the policy's rejected logits + 0.3, as the recording did),
+    ``chosen_kl`` (KL(ref || policy) per chosen token), ``chosen_phrase_ids``, ``rejected_phrase_ids``,
+    ``chosen_mask``, ``rejected_mask``. Position ``t - 1``'s logits score label ``t``.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    from savi_plugin.losses.rrpo import token_kl_from_logprobs
+
+    policy = torch.tensor(case["policy_logits"], dtype=torch.float64)
+    reference_chosen = torch.tensor(case["reference_chosen_logits"], dtype=torch.float64)
+    pairs = len(case["labels"])
+    out = {}
+    for side, labels_key, signs_key, rows in (("chosen", "labels", "pos_signs", slice(0, pairs)),
+                                              ("rejected", "neg_labels", "neg_signs", slice(pairs, 2 * pairs))):
+        labels = torch.tensor(case[labels_key])
+        signs = torch.tensor(case[signs_key])
+        length = labels.shape[1]
+        logits = policy[rows, :length]
+        ref_logits = reference_chosen if side == "chosen" else logits + 0.3
+        logps, ref_logps = F.log_softmax(logits[:, :-1], -1), F.log_softmax(ref_logits[:, :-1], -1)
+        targets, ids = labels[:, 1:], signs[:, 1:]
+        width = int((targets != -100).sum(-1).max())
+        rows_out = {k: torch.zeros(pairs, width, dtype=torch.float64) for k in ("policy", "reference", "kl")}
+        phrase = torch.zeros(pairs, width, dtype=torch.long)
+        mask = torch.zeros(pairs, width, dtype=torch.bool)
+        for b in range(pairs):
+            where = (targets[b] != -100).nonzero().flatten()
+            n = len(where)
+            gather = targets[b, where].unsqueeze(-1)
+            rows_out["policy"][b, :n] = logps[b, where].gather(-1, gather).squeeze(-1)
+            rows_out["reference"][b, :n] = ref_logps[b, where].gather(-1, gather).squeeze(-1)
+            rows_out["kl"][b, :n] = token_kl_from_logprobs(ref_logps[b, where], logps[b, where])
+            phrase[b, :n], mask[b, :n] = ids[b, where], True
+        out.update({f"policy_{side}": rows_out["policy"], f"reference_{side}": rows_out["reference"],
+                    f"{side}_phrase_ids": phrase, f"{side}_mask": mask})
+        if side == "chosen":
+            out["chosen_kl"] = rows_out["kl"]
+    return out
+
+
 def install_distribution(root: Path, monkeypatch, name: str, files: dict[str, str],
                          entry_points: dict[str, dict[str, str]]) -> Path:
     """A throw-away distribution ``name`` on ``sys.path``: its ``files`` (relative path -> text) and a

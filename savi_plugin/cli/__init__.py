@@ -15,8 +15,8 @@ import sys
 from savi_plugin import __version__
 
 #: Sub-command modules, in the order ``savi --help`` shows them.
-COMMANDS = ("demo", "recipes", "generate", "train", "eval", "align", "inspect", "plot", "data", "convert", "bench",
-            "plugins", "doctor")
+COMMANDS = ("demo", "recipes", "generate", "train", "eval", "align", "ablate", "inspect", "plot", "data", "convert",
+            "bench", "plugins", "doctor")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -111,6 +111,7 @@ RESUME_HINTS = {
     "generate": "finished records are kept; re-run the same command to resume",
     "train": "checkpoints are kept; re-run the same command with --resume to continue from the last complete one",
     "align": "finished steps are kept; re-run the same command (same --out) to resume",
+    "ablate": "finished runs are kept; re-run the same command (same --out) to resume",
 }
 
 

@@ -34,6 +34,7 @@ from savi_plugin.config.values import (
 )
 from savi_plugin.data.readers import FORMATS
 from savi_plugin.video.decode import DEFAULT_NUM_FRAMES
+from savi_plugin.video.sampling import SAMPLING_RULES
 
 #: the precisions a backend loads (``VideoLM.from_pretrained``'s ``dtype``)
 DTYPES = ("float32", "bfloat16", "float16")
@@ -72,6 +73,9 @@ class DataSection:
     qa: str | None = path_field(help="a video-QA manifest with ground truth (rrpo)")
     pairs: str | None = path_field(help="the preference file `savi train` trains on")
     format: str = checked("savi", OneOf(*FORMATS, what="format"), help="format of pairs")
+    frame_rule: str = checked("uniform", OneOf(*SAMPLING_RULES, what="frame rule"),
+                              help="training frames: uniform (linspace, last frame included) or interval "
+                                   "(int(i * T / n), the official RRPO training loader)")
     data_root: str | None = path_field(kind="dir", help="relative video paths start here and may not leave it")
     synthetic_videos: int | None = checked(None, AtLeast(1), help="demo: synthetic training videos instead of qa")
     synthetic_eval_videos: int | None = checked(None, AtLeast(1), help="demo: synthetic held-out videos")

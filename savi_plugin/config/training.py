@@ -83,6 +83,7 @@ def config_class() -> type:
         PreferenceConfig,
     )
     from savi_plugin.video.decode import BACKENDS as VIDEO_BACKENDS
+    from savi_plugin.video.sampling import SAMPLING_RULES
 
     steps = Check(lambda v: v == -1 or v >= 1, "must be -1 (off) or >= 1")
     register_rules(TrainingArguments, {
@@ -105,6 +106,7 @@ def config_class() -> type:
         "num_frames": [AtLeast(1)], "max_length": [AtLeast(2)], "logprob_chunk_size": [AtLeast(1)],
         "video_backend": [OneOf(*VIDEO_BACKENDS, what="video backend")],
         "data_format": [OneOf(*FORMATS, what="format")],
+        "frame_rule": [OneOf(*SAMPLING_RULES, what="frame rule")],
         "bad_records": [OneOf(*BAD_RECORD_POLICIES, what="policy")],
     })
     return PreferenceConfig
@@ -167,13 +169,14 @@ def build_training_args(kwargs: dict[str, Any], output_dir: str, source: str | N
 
 def training_kwargs(recipe, **overrides) -> dict[str, Any]:
     """A recipe's ``train`` section as PreferenceConfig keyword arguments, with what other sections decide
-    (frames, data root and format of the pairs); ``output_dir`` is left to the caller."""
+    (frames and their rule, data root and format of the pairs); ``output_dir`` is left to the caller."""
     train = dict(recipe.train)
     train.pop("output_dir", None)
     if train.get("deepspeed"):
         train["deepspeed"] = resolve_deepspeed(train["deepspeed"])
     train.setdefault("num_frames", recipe.model.num_frames)
     train.setdefault("data_format", recipe.data.format)
+    train.setdefault("frame_rule", recipe.data.frame_rule)
     if recipe.data.data_root:  # the recipe's data root confines the pairs' video paths
         train.setdefault("data_root", recipe.data.data_root)
     train.update(overrides)

@@ -12,7 +12,9 @@ grader does when reading it:
 * **Self-corrections**: in ``"B. Wait, actually E."``, ``"(D) Sorry, I meant (A)."`` or ``"At first I thought
   2, but it is 3."`` the answer is what follows the last correction; :func:`after_correction` returns it.
 * **Retractions**: ``"B. Wait, no."`` takes B back; with nothing readable after it (a reply cut by the token
-  limit: ``"B. Wait, no, the"``) nothing is chosen; :func:`after_retraction` returns what follows.
+  limit: ``"B. Wait, no, the"``) nothing is chosen; :func:`after_retraction` returns what follows. A correction
+  followed by uncertainty (``"A. Wait, actually I'm not sure."``) takes the pick back too.
+* **Struck-through text** (``~~A~~ C``) is taken back.
 * **Chat remnants**: special tokens a decoder left in (``A<|endoftext|>``, ``</s>``, ``<|im_end|>``, ``[/INST]``)
   and a leading speaker tag (``Assistant: A``, ``GPT: (B)``) are not part of the answer.
 * **Quoted labels**: ``'B'``, ``"A"``, ``<D>``, ``{E}``, ``“C”``, ``「B」`` are read as ``(B)`` ...; ``Ans: C`` as
@@ -33,7 +35,7 @@ _THINK_CLOSE = re.compile(r"</think(?:ing)?>", re.IGNORECASE)
 _MARKUP = re.compile(r"[*_`#]+")
 _JSON_KEY = re.compile(r"""["'](answer|option|choice|letter)["']\s*:\s*(?:["']([^"'\n]*)["']|([^,}\n]*))""",
                        re.IGNORECASE)
-_ANSWER_TAG = re.compile(r"<answer>(.*?)(?:</answer>|$)", re.IGNORECASE | re.DOTALL)
+_ANSWER_TAG = re.compile(r"<(?:answer|option|choice)>(.*?)(?:</(?:answer|option|choice)>|$)", re.IGNORECASE | re.DOTALL)
 _JSON_FENCE = re.compile(r"^\s*json\s*\n", re.IGNORECASE)
 
 
@@ -60,7 +62,9 @@ _HTML_TAG = re.compile(r"<(b|i|u|em|strong|span|code|p)>(.*?)</\1>|<br\s*/?>|</?
 _QUOTED_LABEL = re.compile(r"(?<![A-Za-z0-9])(?:'|\"|“|”|‘|’|«|<|\{|「|『|【|〈)\s*([A-Za-z])\s*"
                            r"(?:'|\"|”|“|’|‘|»|>|\}|」|』|】|〉)(?![A-Za-z0-9])")
 #: ``Ans: C``, ``Ans. C``, ``ans - C``
-_ANS = re.compile(r"(?i)\bans\b(?:\.?\s*[:：-]|\.|\s+is\b)\s*")
+_ANS = re.compile(r"(?i)\bans\b(?:\.?\s*[:：-]|\.|\s+is\b)\s*|^\s*(?:=>|->|→|⇒)\s*")
+#: ``Opt. C``, ``opt C``
+_OPT = re.compile(r"(?i)\bopt\b\.?\s*(?=[(\[]?[A-Z]\b)")
 
 
 def without_chat_remnants(text: str) -> str:
@@ -72,13 +76,17 @@ def without_chat_remnants(text: str) -> str:
     return text
 
 
+#: markdown strikethrough: ``~~A~~ C`` takes A back
+_STRUCK = re.compile(r"~~.*?~~", re.DOTALL)
+
+
 def clean(response: str) -> str:
     """The answer without reasoning blocks, markdown and chat remnants; JSON answer keys read as ``answer: ...``;
     quoted labels as ``(X)``; ``Ans:`` as ``answer:``."""
-    text = without_chat_remnants(_MARKUP.sub("", _without_reasoning(response or "")))
+    text = without_chat_remnants(_MARKUP.sub("", _STRUCK.sub(" ", _without_reasoning(response or ""))))
     text = _HTML_TAG.sub(lambda m: m.group(2) or " ", text)
     text = _QUOTED_LABEL.sub(lambda m: f"({m.group(1)})", text)
-    text = _ANS.sub("answer: ", text)
+    text = _OPT.sub("option ", _ANS.sub("answer: ", text))
     text = _JSON_FENCE.sub("", text)
     text = _ANSWER_TAG.sub(lambda m: f"answer: {m.group(1).strip()}\n", text)
     return _JSON_KEY.sub(lambda m: f"{m.group(1).lower()}: {(m.group(2) if m.group(2) is not None else m.group(3)).strip()}",
@@ -88,6 +96,11 @@ def clean(response: str) -> str:
 # ------------------------------------------------------------------------------------------ prompt echo
 _QUESTION_LINE = re.compile(r"^\s*question\s*[:：]", re.IGNORECASE)
 _OPTIONS_HEADER = re.compile(r"^\s*(?:options?|choices?|candidates?)\s*[:：]?\s*$", re.IGNORECASE)
+#: a benchmark's answer instruction repeated back (``Answer with the option's letter from the given choices
+#: directly.``, ``Only give the best option.``)
+_INSTRUCTION_LINE = re.compile(r"^\s*(?:answer\s+with\s+the\s+option|only\s+give\s+the\s+best|please\s+(?:answer|respond|"
+                               r"select|choose)\s+with|respond\s+with\s+(?:only\s+)?the\s+(?:letter|option)|"
+                               r"select\s+the\s+best\s+(?:answer|option))\b[^\n]*$", re.IGNORECASE)
 _OPTION_LINE = re.compile(rf"^\s*{OPTION_LABEL}\s*(.*?)\s*$")
 
 
@@ -122,6 +135,9 @@ def drop_prompt_echo(text: str, options: Sequence[str], letters: str) -> str:
             drop.add(i)
             header = True
             continue
+        if _INSTRUCTION_LINE.match(line):
+            drop.add(i)
+            continue
         if header and i - 1 in drop and not _OPTION_LINE.match(line) and line.strip() and not _answer_line(line):
             drop.add(i)  # a question continued over lines
     run: list[int] = []  # consecutive option lines in label order, from any label ("(B) x" then "(C) y")
@@ -136,6 +152,14 @@ def drop_prompt_echo(text: str, options: Sequence[str], letters: str) -> str:
         if len(run) >= 2 or (run and header and first == letters[0]):
             drop.update(run)
         run, first = ([i], letter) if letter is not None else ([], None)
+    for i, line in enumerate(lines):  # every option on one line, in order: "(A) x (B) y (C) z"
+        found = re.findall(r"[(\[]([A-Z])[)\]]", line)
+        if len(found) >= 2 and "".join(found) == letters[:len(found)] and all(
+                normalize(t) in normalize(line) for t in texts[:len(found)]):
+            drop.add(i)
+    for i in sorted(drop):  # the question, repeated without its "Question:" label, right before its options
+        if i > 0 and i - 1 not in drop and lines[i - 1].rstrip().endswith(("?", "？")) and _OPTION_LINE.match(lines[i]):
+            drop.add(i - 1)
     if not drop:
         return text
     return "\n".join(line for i, line in enumerate(lines) if i not in drop).strip()
@@ -179,7 +203,8 @@ def after_correction(text: str) -> str | None:
     return rest
 
 
-_RETRACTION = re.compile(r"(?i)(?:\bwait\b|\bhmm+\b|\.\.\.|…)[\s,.;:!-]*\bno(?:pe)?\s*(?:[,.;:!]|$)")
+_RETRACTION = re.compile(r"(?i)(?:\bwait\b|\bhmm+\b|\.\.\.|…)[\s,.;:!-]*\bno(?:pe)?\s*(?:[,.;:!]|$)"
+                         r"|\b(?:or\s+)?maybe\s+not\b|\bnever\s*mind\b|\bi\s+take\s+(?:that|it)\s+back\b|\bi\s+retract\b")
 
 
 def after_retraction(text: str) -> str | None:
@@ -197,7 +222,9 @@ _NON_ANSWER = re.compile(
     r"(?i)\b(?:please\s+(?:provide|upload|share|send)|i\s+can\s+help|i(?:'m|\s+am)\s+(?:sorry|unable|not\s+able)|"
     r"i\s+(?:cannot|can't|can\s+not)|unable\s+to\s+(?:determine|see|view|watch|tell|answer)|as\s+an\s+ai|"
     r"no\s+video|cannot\s+be\s+determined|can't\s+be\s+determined|not\s+possible\s+to\s+(?:determine|tell)|"
-    r"no\s+idea|none\s+of\s+the\s+(?:options|above|choices))\b")
+    r"no\s+idea|none\s+of\s+the\s+(?:options|above|choices)|(?:i'm|i\s+am|i’m)\s+(?:not\s+sure|unsure|uncertain)|"
+    r"not\s+sure|i\s+(?:don't|do\s+not|don’t)\s+know|(?:can't|cannot|can’t)\s+(?:tell|say|be\s+sure)|"
+    r"i\s+retract|take\s+(?:that|it)\s+back|never\s*mind|(?:or\s+)?maybe\s+not)\b")
 #: Words that may follow an answer's first word ``yes``/``no`` without a comma (``"No it does not"``); any other
 #: word makes it a determiner (``"No option is correct"``, ``"No idea"``).
 _SUBJECTS = {"he", "she", "it", "they", "there", "the", "this", "that", "i", "we", "you", "his", "her", "their",

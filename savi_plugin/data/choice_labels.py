@@ -56,7 +56,7 @@ def _claim_patterns(letters: str, words: str = "AI") -> tuple[list[re.Pattern], 
     """``(claims, negations, mentions)``: regexes whose ``l*`` groups hold a label (``words``: see :func:`_label`)."""
     lab = _label(letters, words)
     anycase = f"[{letters}{letters.lower()}]"
-    cue = (r"(?:answer|option|choice|letter)\s*(?:(?:is|(?:would|should|will|must|might|may|could)\s+be)\s*[:：-]?"
+    cue = (r"(?:answer|option|choice|letter|summary)\s*(?:(?:is|(?:would|should|will|must|might|may|could)\s+be)\s*[:：-]?"
            r"|=|:|-|：|\n)\s*"
            r"(?:probably\s+|likely\s+|definitely\s+|clearly\s+)?(?:option\s+|choice\s+|letter\s+)?")
     verbs = (r"(?:I(?:'d|’d|\s+would|\s+will|'ll)?\s+(?:say|choose|pick|select|go\s+with|guess|answer)|"
@@ -66,7 +66,8 @@ def _claim_patterns(letters: str, words: str = "AI") -> tuple[list[re.Pattern], 
              r"(?:probably|likely|maybe|perhaps|possibly)|(?:could|might|may)\s+(?:also\s+)?be)\s*:?\s*"
              r"(?:option\s+|choice\s+)?")
     verdict = (r"(?=\s+(?:is|seems|appears|looks|would\s+be|should\s+be)\s+(?:to\s+be\s+)?(?:the\s+)?(?:most\s+)?"
-               r"(?:correct|right|best|true|accurate|answer|likely|plausible|appropriate|suitable)\b)")
+               r"(?:just\s+as\s+|equally\s+|also\s+|as\s+)?"
+               r"(?:correct|right|best|true|accurate|answer|likely|plausible|possible|appropriate|suitable)\b)")
     claim_sources = [
         (rf"^\s*(?:(?:option|choice|answer|best\s+option)\s*[:：]?\s*)?{_OPEN}?\s*(?P<l>{anycase})\s*{_CLOSE}?"
         r"\s*[.:：]?\s*(?:\n|$)"),                                                  # the whole (first line): "B", "(B)"
@@ -77,7 +78,7 @@ def _claim_patterns(letters: str, words: str = "AI") -> tuple[list[re.Pattern], 
         cue + _rename(lab, 2),                                                      # "answer is B", "Option: (C)"
         verbs + _rename(lab, 3),                                                    # "I'd say B", "so C."
         rf"(?:option\s+|choice\s+)?{_rename(lab, 4)}{verdict}",                     # "B is the correct answer"
-        (rf"{_rename(lab, 5)}\s*(?:or|/|and|&|,)\s*(?:option\s+)?{_OPEN}?\s*(?P<l6>[{letters}])"
+        (rf"{_rename(lab, 5)}\s*\??\s*(?:or|/|and|&|,|或者|或|还是|還是|和)\s*(?:option\s+)?{_OPEN}?\s*(?P<l6>[{letters}])"
          r"(?![A-Za-z0-9'’])"),                                                      # "B or D", "B and C", "B, C"
         (rf"(?:答案|答|选项|選項|选择|選擇|应选|應選|选|選)\s*(?:是|为|為|应该是|應該是)?\s*[:：]?\s*[(（]?\s*"
          rf"(?P<l7>{anycase})(?![A-Za-z])"),
@@ -86,7 +87,13 @@ def _claim_patterns(letters: str, words: str = "AI") -> tuple[list[re.Pattern], 
         rf"(?:认为|認為|觉得|覺得|应该|應該|我选|我選)\s*(?:是|选|選)?\s*[:：]?\s*[(（]?\s*(?P<l10>{anycase})(?![A-Za-z])",
         rf"{_L}(?:option\s+|choice\s+)?(?P<l11>[{letters}]){verdict}",              # "C is the correct answer"
         cue + rf"{_L}(?P<l12>[{letters}])(?=\s+(?:because|since|as|based)\b)",      # "answer is C because"
-        rf"\b(?:option|choice)\s+(?P<l13>[{letters}])(?![A-Za-z0-9'’])",            # "option C best fits"
+        (rf"\b(?:option|choice)\s+(?P<l13>[{letters}])(?![A-Za-z0-9'’])"            # "option C best fits", not
+         r"(?!\s*[:：]|\s+(?:says|states|describes|mentions|suggests|shows|claims|is\s+about|refers|would|requires|"
+         r"implies|talks))"),                                                      # "Option A says ..."
+        (rf"(?:[,;:—–]|\s-|\bi\.e\.,?|\bcorresponds?\s+to|\bmatch(?:es)?|\bwhich\s+is|\bthat\s+is)\s*"
+         rf"(?:option\s+)?{_OPEN}?(?P<l14>[{letters}]){_CLOSE}?\s*[.!]?\s*$"),        # "..., i.e., B." at the end
+        rf"\b(?:correct|right|best)\s+one\s+(?:is|would\s+be)\s*:?\s*{_OPEN}?(?P<l15>[{letters}])(?![A-Za-z0-9'’])",
+        rf"(?P<l16>[{letters}])\s*(?:或者|或|还是|還是)\s*(?P<l17>[{letters}])(?![A-Za-z])",      # "A或者D"
     ]
     negation_sources = [
         (rf"\b(?:not|n't|isn't|never|neither|nor|except|exclude|excluding|eliminate|rule\s+out|ruling\s+out)\s+"
@@ -96,6 +103,12 @@ def _claim_patterns(letters: str, words: str = "AI") -> tuple[list[re.Pattern], 
         rf"(?:option\s+|choice\s+)?{lab}(?=\s+(?:and|,)\s+(?:option\s+)?[{letters}]\s+are\s+(?:not|wrong|incorrect))",
         rf"(?<=\band\s)(?:option\s+)?{lab}(?=\s+are\s+(?:not|wrong|incorrect))",
         rf"不是\s*(?P<l>{anycase})(?![A-Za-z])",
+        (rf"\b(?:not|neither)\s+(?:option\s+)?[{letters}]\s*(?:,|or|nor|and)\s*(?:option\s+)?"
+         rf"(?P<l9>[{letters}])(?![A-Za-z0-9'’])"),                                  # "not A or B": B too
+        (rf"(?:option\s+)?(?P<l7>[{letters}])(?:\s*(?:,|and|&)\s*(?:option\s+)?(?P<l8>[{letters}]))?"
+         r"(?=\s+(?:can|could|should|must|may)\s+be\s+(?:ruled\s+out|eliminated|excluded|dismissed|discarded)\b"
+         r"|\s+(?:are|were|is|was)\s+(?:both\s+)?(?:ruled\s+out|eliminated|excluded|wrong|incorrect)\b"
+         r"|\s+(?:do|does|did)\s+not\s+(?:match|fit|apply))"),
     ]
     mention_sources = [
         rf"{_OPEN}\s*(?P<l>[{letters}])\s*{_CLOSE}",                                # "(B)" anywhere
@@ -176,21 +189,62 @@ def _main_pick(text: str, claims: list[tuple[int, str]]) -> str | None:
     if _WEAK.search(text[start:first[0]]):
         return None
     between, after = text[first[0] + 1:second[0]], text[second[0] + 1:second[0] + 40]
-    hedged = _WEAK.search(between) or re.match(r"\W*(?:is|seems)\s+also\s+(?:possible|plausible|likely)", after)
+    hedged = _WEAK.search(between) or re.match(r"\W*(?:is|seems)\s+(?:also\s+)?(?:possible|plausible|likely)", after)
     return first[1] if _BUT.search(between) and hedged else None
+
+
+#: a comparison that names candidates without choosing: ``"Between A and C, ..."``, ``"Options A and B are close"``
+_COMPARISON = re.compile(r"(?i)(?<!torn\s)\bbetween\s+(?:options?\s+)?[A-Z]\s+and\s+(?:option\s+)?[A-Z]\b,?"
+                         r"|\b(?:options?\s+)?[A-Z]\s+and\s+(?:option\s+)?[A-Z]\s+(?:are|seem|look)\s+"
+                         r"(?:very\s+|both\s+)?(?:close|similar|plausible|possible|tempting|reasonable)\b")
+#: a conclusion: the last sentence states the pick after reasoning that discussed other options
+_CONCLUSION = re.compile(r"(?i)\b(?:so|thus|therefore|hence|overall|in\s+conclusion|final(?:ly)?|"
+                         r"(?:the\s+)?(?:correct|final|best|right)\s+(?:answer|option|choice|one|summary))\b"
+                         r"|^\s*(?:final\s+)?answer\s*[:：]")
+
+
+#: options eliminated as a list: ``"Options A, B and D can be ruled out"``, ``"A, C do not match"``
+_ELIMINATED = re.compile(r"(?:\boptions?\s+)?\b[A-Z](?:\s*(?:,|and|&|, and)\s*(?:option\s+)?[A-Z]\b)+(?=\s+(?:"
+                         r"(?:can|could|should|must|may)\s+be\s+(?:ruled\s+out|eliminated|excluded|dismissed|discarded)|"
+                         r"(?:are|were)\s+(?:all\s+|both\s+)?(?:ruled\s+out|eliminated|excluded|wrong|incorrect|not\s+\w+)|"
+                         r"(?:do|did)\s+not\s+(?:match|fit|apply))\b)")
+_REMAINING = re.compile(r"(?i)\b(?:the\s+)?(?:remaining|only\s+(?:one|option)\s+left|last\s+one\s+left)\b")
+
+
+def _last_sentence(text: str) -> tuple[int, str]:
+    """Where the answer's last sentence starts, and the sentence (a final ``"B."`` belongs to it)."""
+    body = text.rstrip(" .!\n")
+    cut = max(body.rfind(". "), body.rfind("! "), body.rfind("? "), body.rfind("\n"), body.rfind("。"))
+    return cut + 1, text[cut + 1:]
+
+
+def _concluded(text: str, claimed: list[tuple[int, str]], negated: set[str]) -> str | None:
+    """The one option the last sentence concludes with (``"... So the answer is B."``), or None."""
+    start, last = _last_sentence(text)
+    if not _CONCLUSION.search(last) or _WEAK.search(last):
+        return None
+    final = {c for at, c in claimed if at >= start and c not in negated}
+    return final.pop() if len(final) == 1 else None
 
 
 def by_letter(text: str, letters: str, all_letters: str, words: str = "AI") -> Choice | None:
     """The choice made by a label (claims, then mentions), or None when no label names an option."""
     claims, negations, mentions = _claim_patterns(all_letters, words)
+    text = _COMPARISON.sub(lambda m: " " * len(m.group(0)), text)  # same length: positions stay
     claimed = _letters_at(claims, text)
+    eliminated = {c for m in _ELIMINATED.finditer(text) for c in re.findall(r"\b[A-Z]\b", m.group(0))}
+    if eliminated and not claimed or not set(c for _, c in claimed) - eliminated:
+        rest = [c for c in letters if c not in eliminated]
+        if eliminated and len(rest) == 1 and _REMAINING.search(text):
+            return Choice(letters.index(rest[0]), "letter")  # "A, B and C are wrong, so it is the remaining one"
     if claimed:
-        negated = set(_letters_found(negations, text))
+        negated = set(_letters_found(negations, text)) | eliminated
         kept = [(at, c) for at, c in claimed if c not in negated]
-        if not kept:
-            return Choice(None, "negated")  # "A is not correct" chooses nothing
+        if not kept:  # "A is not correct" chooses nothing; "Not A or B -- it's D" chooses D
+            mentioned = (set(_letters_found(mentions, text)) - negated) & set(letters)
+            return Choice(letters.index(mentioned.pop()), "letter") if len(mentioned) == 1 else Choice(None, "negated")
         if len({c for _, c in kept}) > 1:
-            letter = _main_pick(text, kept)
+            letter = _concluded(text, kept, negated) or _main_pick(text, kept)
             if letter is None:
                 return Choice(None, "ambiguous")
         else:
@@ -214,11 +268,20 @@ _NUMBER = re.compile(r"(?i)\b(?:option|choice)\s*(?:number\s*|no\.?\s*|#\s*)?[(\
                      r"|\bthe\s+(" + "|".join(_ORDINALS) + r")\s*[.!]?\s*$")
 
 
+#: ``"the first or the second option"``: two positions offered
+_ORDINAL_HEDGE = re.compile(r"(?i)\b(" + "|".join(_ORDINALS) + r")\s+or\s+(?:the\s+)?(" + "|".join(_ORDINALS) + r")\b")
+
+
 def by_number(text: str, options: Sequence[str]) -> Choice | None:
     """``"Option 2"`` / ``"the second option"`` / ``"the 3rd one"`` / a reply ending ``"the 3rd."``: options counted
     from 1, unless the options are numbers."""
-    found = set()
+    found, plain = set(), False
+    for m in _ORDINAL_HEDGE.finditer(text):
+        found.update(_ORDINALS.index(w.lower()) for w in m.groups())
     for m in _NUMBER.finditer(text):
+        if re.search(r"(?i)\b(?:not|neither|nor|except)\s+(?:the\s+)?$", text[max(0, m.start() - 12):m.start()]):
+            continue  # "Neither the first nor the third."
+        plain = plain or bool(m.group(1))
         digits = m.group(1) or m.group(3)
         if digits:
             found.add(int(digits) - 1)
@@ -231,6 +294,6 @@ def by_number(text: str, options: Sequence[str]) -> Choice | None:
         return Choice(None, "ambiguous")
     index = found.pop()
     texts = [strip_option_prefix(o).strip() for o in options]
-    if str(index + 1) in texts and texts.index(str(index + 1)) != index:
+    if plain and str(index + 1) in texts and texts.index(str(index + 1)) != index:
         return Choice(None, "ambiguous")  # "option 2" may be the second option or the one whose text is "2"
     return Choice(index, "number") if 0 <= index < len(options) else Choice(None, "out_of_range")

@@ -244,6 +244,8 @@ def parse_choice(response: str, options: Sequence[str]) -> Choice:
     if not answer:
         return Choice(None, "echo")  # the reply only repeats the prompt
     corrected = after_correction(answer)
+    if corrected is not None and is_non_answer(corrected):
+        return Choice(None, "retracted")  # "A. Wait, actually I'm not sure."
     if corrected is not None:
         choice = _read(corrected, options, letters)
         if choice.index is not None and choice.method != "option_words":
@@ -266,6 +268,9 @@ def _single_letter_options(text: str, options: Sequence[str], letters: str) -> C
     """Options that are letters themselves (MVBench character_order): a reply of one letter is the option with
     that text when it is no label here, and ambiguous when it is both a label and another option's text."""
     texts = [strip_option_prefix(o, letter).strip().upper() for letter, o in zip(letters, options)]
+    named = set(re.findall(r"\b[Ll]etters?\b(?:[^.\n]{0,40}?\b(?:is|was|reads|shows))?\s+['\"]?([A-Z])\b", text))
+    if len(named) == 1 and all(len(t) == 1 for t in texts) and named <= set(texts):
+        return Choice(texts.index(named.pop()), "option_text")  # "The jersey has the letter D on it."
     reply = re.sub(r"[\s.()\[\]]", "", text).upper()
     if len(reply) != 1 or reply not in texts:
         return None
@@ -323,16 +328,23 @@ def _label_with_own_text(text: str, options: Sequence[str], letters: str) -> Cho
 
 
 #: a reply of labels only: ``"B C"``, ``"(A)(C)"``, ``"A, D."``, ``"[B] [E]"``
-_LABELS_ONLY = re.compile(r"\s*(?:[(\[]?\s*[A-Z]\s*[)\]]?\s*[,;/&]?\s*){2,}[.]?\s*")
+_LABELS_ONLY = re.compile(r"\s*(?:[(\[]?\s*[A-Z]\s*[)\]]?\s*[,;/&?]?\s*){2,}[.]?\s*")
 
 
 def _several_labels(text: str, options: Sequence[str], letters: str) -> Choice | None:
     """A first line that is nothing but two or more different labels names several options: ``ambiguous``."""
     first = text.split("\n", 1)[0]
     named = set(re.findall(r"[A-Z]", first))
-    if _LABELS_ONLY.fullmatch(first) and len(named) > 1 and named <= set(letters):
+    single_letter_options = all(re.fullmatch(r"[A-Za-z]", strip_option_prefix(o, c).strip()) for c, o in zip(letters, options))
+    if _LABELS_ONLY.fullmatch(first) and len(named) > 1 and named <= set(letters) and not single_letter_options:
         return Choice(None, "ambiguous")
     return None
+
+
+#: a reply that walks through the options (``"Let's analyze each option. Option A says ..."``): the option texts it
+#: quotes are not picks
+_WALKTHROUGH = re.compile(r"(?i)\b(?:analy[sz]e|consider|look\s+at|go\s+through|examine|check)\s+(?:each|every|all|the)\s+"
+                          r"(?:of\s+the\s+)?options?\b|\boption\s+[A-Z]\s+(?:says|states|describes|mentions)\b")
 
 
 def _read(text: str, options: Sequence[str], letters: str) -> Choice:
@@ -358,11 +370,14 @@ def _read(text: str, options: Sequence[str], letters: str) -> Choice:
         if prefix is not None and prefix.index is not None:
             return prefix
     words = _word_letters(options, letters)
+    walkthrough = _WALKTHROUGH.search(text) is not None
     for rule in (lambda: by_letter(cued, letters, LETTERS, words), lambda: by_number(cued, options),
                  lambda: _by_text(_label_stripped(text), options, letters),
                  lambda: _by_prefix(_label_stripped(text), options, letters),
                  lambda: _by_content_words(_label_stripped(text), options, letters)):
         choice = rule()
+        if choice is not None and walkthrough and choice.method != "letter":
+            return Choice(None, "unparsed")  # "Let's analyze each option. Option A says ..." picks nothing yet
         if choice is not None:
             if choice.index is not None and choice.method == "letter" and _contradicted(text, options, letters, choice):
                 return Choice(None, "contradiction")

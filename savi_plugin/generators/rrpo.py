@@ -36,7 +36,13 @@ from savi_plugin.generators.base import (PAIR, SKIPPED, BatchContext, Generator,
 from savi_plugin.generators.inputs import LETTERS, InputItem
 from savi_plugin.generators.judge import ModelJudge, judge_answer
 from savi_plugin.generators.prompts import render
-from savi_plugin.generators.tagging import TaggedPair, check_model_tagging, rule_tag, says_no_difference
+from savi_plugin.generators.tagging import (
+    TAG_RULES,
+    TaggedPair,
+    check_model_tagging,
+    rule_tag,
+    says_no_difference,
+)
 from savi_plugin.generators.textlm import check_text_lm_option, resolve_text_lm
 from savi_plugin.generators.text import word_count
 from savi_plugin.video.perturb import apply_perturbations, normalize_specs
@@ -54,7 +60,10 @@ class RRPOConfig:
     Attributes:
         prompts: a YAML file (or mapping) overriding the packaged ``prompts/rrpo.yaml``.
         perturbations: the perturbation pipeline: a list of ``{"name": ..., **params}``, or a string such as
-            ``"occlude,shuffle"``; None = the ``perturb.png`` default (occluder on every frame + shuffle).
+            ``"occlude,shuffle"``; None = the ``perturb.png`` default (occluder on every frame, sized to 0.76 of
+            the subject's extent so parts of it stay visible, + shuffle). ``"occlude:1;size=frame,shuffle"`` is
+            the fixed box of 31% of the frame, which hides a small subject completely
+            (:func:`savi_plugin.video.perturb.occlude_frames`).
         num_perturbations: independent perturbation draws per question.
         pairs_per_question: the most pairs kept per question (the first wrong draws); None keeps every error.
         answer_format: how MCQ responses are written in the pair. ``letter_option``: ``"(B) red circle"``;
@@ -68,6 +77,10 @@ class RRPOConfig:
         tagger_model: None, a local causal-LM directory, or ``policy``: the LLM of the two-turn tagging prompt.
         tagging: ``auto`` (the tagger model for long open-ended answers when ``tagger_model`` is set, the rule
             otherwise), ``rule`` or ``model`` (every pair through the tagger model).
+        tag_rule: the rule tagger's rule (:data:`~savi_plugin.generators.tagging.TAG_RULES`): ``figure``
+            (default; the tags of the authors' examples in ``data.png``: never an option label, no framing
+            words, no function words at a phrase's edges) or ``difflib`` (the official code's replaced spans,
+            option letters and framing words included).
         widen_tags: the rule tags insertions and deletions too (our extension; the official rule tags
             replaced spans only).
         long_answer_words: in ``auto``, an open-ended pair is "long" when either side has more words.
@@ -86,6 +99,7 @@ class RRPOConfig:
     judge_model: Any = None
     tagger_model: Any = None
     tagging: str = "auto"
+    tag_rule: str = "figure"
     widen_tags: bool = False
     long_answer_words: int = 12
     short_answer_words: int = 5
@@ -101,6 +115,8 @@ class RRPOConfig:
             raise ValueError(f"answer_format must be one of {', '.join(ANSWER_FORMATS)}, got {self.answer_format!r}")
         if self.tagging not in TAGGING:
             raise ValueError(f"tagging must be one of {', '.join(TAGGING)}, got {self.tagging!r}")
+        if self.tag_rule not in TAG_RULES:
+            raise ValueError(f"tag_rule must be one of {', '.join(TAG_RULES)}, got {self.tag_rule!r}")
         for role in ("judge_model", "tagger_model"):
             check_text_lm_option(getattr(self, role), role)
         if self.tagging == "model" and self.tagger_model is None:
@@ -259,10 +275,10 @@ class RRPOGenerator(Generator):
         An attempt left with ``tagged`` None is skipped with its ``skip`` reason."""
         cfg = self.config
         for a in attempts:
-            a.tagged = rule_tag(a.chosen, a.rejected, widen=cfg.widen_tags)
+            a.tagged = rule_tag(a.chosen, a.rejected, widen=cfg.widen_tags, rule=cfg.tag_rule)
             if a.tagged is None:
-                a.skip = ("no_replaced_phrase", "the responses differ only by insertions or deletions: "
-                          "no replaced phrase to tag")
+                a.skip = ("no_replaced_phrase", "the responses differ only by insertions or deletions (or, "
+                          "under tag_rule 'figure', only in the option label): no replaced phrase to tag")
         model_side = [a for a in attempts if self._wants_model_tagging(a)]
         if not model_side:
             return

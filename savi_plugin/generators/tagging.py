@@ -5,8 +5,20 @@ phrases only. The authors tag "mcq, binary qa, and short answers" with a regex-s
 long responses" with a strong LLM and a two-turn prompt (first: list the key differences or say "None";
 second: rewrite the sentence with them). Here:
 
-- :func:`rule_tag` is the rule route. By default it is exactly the official code's difflib tagging on word
-  sequences: the RRPO repository's only tagging code (``videochat2``'s ``diff_lib.get_diff_signs``, used with
+- :func:`rule_tag` is the rule route. Two rules (:data:`TAG_RULES`):
+
+  * ``figure`` (default): the tags of the authors' own examples, ``docs/assets/data.png``. It is the
+    ``difflib`` rule below with three changes the figure shows: an option label is never a phrase (the
+    figure bolds ``close``/``open`` and ``closing``/``opening`` in ``(D) Pretending to close something ...``
+    vs ``(H) Pretending to open ...``, not ``D``/``H``: the diff runs over the option texts, after the label);
+    a replaced span loses the function words at its edges while a content word remains on both sides
+    (``riding on``/``fishing from`` -> ``riding``/``fishing``, as bolded); and a replaced span with no
+    content word on either side is dropped (``features``/``shows``, words that frame a video description,
+    not bolded) unless it is the pair's only phrase. Content and function words are the judge's
+    (:mod:`savi_plugin.generators.content`). What the figure bolds that no rule reproduces: the full stop in
+    ``field.``/``beach.`` (a phrase here never includes punctuation).
+  * ``difflib``: exactly the official code's difflib tagging on word sequences: the RRPO repository's only
+    tagging code (``videochat2``'s ``diff_lib.get_diff_signs``, used with
   ``min_match_size=1``) runs ``difflib.SequenceMatcher`` over the two responses and gives a phrase id to
   every ``replace`` span only; insertions and deletions get none. So a pair whose responses differ only by
   an insertion or a deletion has no phrase, and the official preprocessing rejects it (``sum(signs) > 0``
@@ -23,10 +35,17 @@ second: rewrite the sentence with them). Here:
 from __future__ import annotations
 
 import difflib
+import re
 from dataclasses import dataclass
 
+from savi_plugin.data.options import OPTION_LABEL
 from savi_plugin.data.tags import CLOSE_TAG, OPEN_TAG, TagError, parse_tags
+from savi_plugin.generators.content import FRAME_WORDS, FUNCTION_WORDS
 from savi_plugin.generators.text import tokens_with_spans
+
+#: :func:`rule_tag`'s rules: ``figure`` (the authors' examples, the default) and ``difflib`` (the official code)
+TAG_RULES = ("figure", "difflib")
+_LEADING_LABEL = re.compile(rf"^\s*{OPTION_LABEL}")
 
 
 @dataclass(frozen=True)
@@ -90,22 +109,72 @@ def diff_ranges(a: list[str], b: list[str], *, widen: bool = False
     return _merge(ra), _merge(rb)
 
 
-def rule_tag(chosen: str, rejected: str, *, widen: bool = False) -> TaggedPair | None:
+def label_end(text: str) -> int:
+    """Where a leading option label (``(D)``, ``[D]``, ``D.``, ``D)``, ``D:``) ends in ``text``; 0 without one."""
+    m = _LEADING_LABEL.match(text)
+    return m.end() if m else 0
+
+
+def _incidental(words: list[str]) -> bool:
+    """No content word: only function words and words that frame a video description."""
+    return all(w.lower() in FUNCTION_WORDS or w.lower() in FRAME_WORDS or not w[:1].isalnum() for w in words)
+
+
+def _trim(words: list[str], i: int, j: int) -> tuple[int, int]:
+    """``[i, j)`` without function words (or punctuation) at either edge; unchanged if nothing would remain."""
+    a, b = i, j
+    while a < b and _incidental([words[a]]) and words[a].lower() not in FRAME_WORDS:
+        a += 1
+    while b > a and _incidental([words[b - 1]]) and words[b - 1].lower() not in FRAME_WORDS:
+        b -= 1
+    return (a, b) if b > a else (i, j)
+
+
+def figure_ranges(a: list[str], b: list[str], ra: list[tuple[int, int]], rb: list[tuple[int, int]]
+                  ) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+    """The ``figure`` rule on paired replaced spans: edges trimmed of function words where content remains on
+    both sides; spans with no content word on either side dropped, unless that would leave no phrase."""
+    kept_a, kept_b, incidental = [], [], []
+    for (i1, i2), (j1, j2) in zip(ra, rb):
+        if _incidental(a[i1:i2]) and _incidental(b[j1:j2]):
+            incidental.append(((i1, i2), (j1, j2)))
+            continue
+        ti, tj = _trim(a, i1, i2), _trim(b, j1, j2)
+        if not (_incidental(a[ti[0]:ti[1]]) or _incidental(b[tj[0]:tj[1]])):
+            (i1, i2), (j1, j2) = ti, tj
+        kept_a.append((i1, i2))
+        kept_b.append((j1, j2))
+    if not kept_a:  # only incidental differences: keep them rather than lose the pair
+        kept_a, kept_b = [x for x, _ in incidental], [y for _, y in incidental]
+    return kept_a, kept_b
+
+
+def rule_tag(chosen: str, rejected: str, *, widen: bool = False, rule: str = "figure") -> TaggedPair | None:
     """Tag the differing phrases of two responses by a word-level diff.
 
     Args:
         chosen: the preferred response (RRPO: the ground truth).
         rejected: the non-preferred response (RRPO: the model's wrong answer).
         widen: see :func:`diff_ranges`; False is the official rule (replaced spans only).
+        rule: ``figure`` (default) or ``difflib`` (:data:`TAG_RULES`, see the module docstring).
 
     Returns:
         A :class:`TaggedPair` (method ``"rule"``), or None when no span is replaced (the responses differ only
-        by insertions or deletions: the official preprocessing rejects such a pair). With ``widen``, a side
-        left without a phrase (the responses differ only in spacing) is tagged whole, so both sides always
-        carry a phrase.
+        by insertions or deletions: the official preprocessing rejects such a pair; under ``figure``, also when
+        they differ only in the option label). With ``widen``, a side left without a phrase (the responses
+        differ only in spacing) is tagged whole, so both sides always carry a phrase.
     """
+    if rule not in TAG_RULES:
+        raise ValueError(f"tag rule must be one of {', '.join(TAG_RULES)}, got {rule!r}")
     ta, tb = tokens_with_spans(chosen), tokens_with_spans(rejected)
-    ra, rb = diff_ranges([t for t, _, _ in ta], [t for t, _, _ in tb], widen=widen)
+    if rule == "figure":  # the option labels are not compared: the diff runs over the option texts
+        ea, eb = label_end(chosen), label_end(rejected)
+        if ea and eb:
+            ta, tb = [t for t in ta if t[1] >= ea], [t for t in tb if t[1] >= eb]
+    wa, wb = [t for t, _, _ in ta], [t for t, _, _ in tb]
+    ra, rb = diff_ranges(wa, wb, widen=widen)
+    if rule == "figure" and not widen:
+        ra, rb = figure_ranges(wa, wb, ra, rb)
     if not widen and not ra:
         return None
 

@@ -59,8 +59,8 @@ def _train_lines(recipe: Recipe, output_dir: str | Path, notes: list[str]) -> li
         f"train: {type(args).__name__} loss {args.loss_type} {params}, "
         f"lr {args.learning_rate} {to_dict(args.lr_scheduler_type)}, epochs {args.num_train_epochs}, max_steps "
         f"{args.max_steps}, batch {args.per_device_train_batch_size} x {args.gradient_accumulation_steps} "
-        f"accumulation = {per_device} per device, {args.num_frames} frames, reference {args.reference}, "
-        f"deepspeed {args.deepspeed or 'off'}, output {args.output_dir}",
+        f"accumulation = {per_device} per device, {args.num_frames} frames ({args.frame_rule}), "
+        f"reference {args.reference}, deepspeed {args.deepspeed or 'off'}, output {args.output_dir}",
         f"  lora: r {lora.r}, alpha {lora.lora_alpha}, dropout {lora.lora_dropout}, targets {targets}",
     ]
 

@@ -50,6 +50,8 @@ class PreferenceCollator:
     Args:
         backend: the policy's :class:`~savi_plugin.models.backends.base.VideoLM` (prompt format, processor).
         num_frames: frames decoded per video.
+        frame_rule: which frames (:data:`savi_plugin.video.sampling.SAMPLING_RULES`); ``interval`` is the
+            official RRPO training loader's ``int(i * T / n)``.
         packing: one packed row per pair (True) or two rows per pair (False). The trainer turns this off
             when the model cannot take the block mask.
         max_length: ``prompt + response`` token budget; the model's context window (``backend.context_length``)
@@ -61,7 +63,7 @@ class PreferenceCollator:
             that RRPO's ``kl_scope: official`` sums its KL over.
     """
 
-    def __init__(self, backend, *, num_frames: int = 16, packing: bool = True, max_length: int | None = None,
+    def __init__(self, backend, *, num_frames: int = 16, frame_rule: str = "uniform", packing: bool = True, max_length: int | None = None,
                  video_backend: str | None = None, reference_store=None, template_positions: bool = False,
                  bad_records: str = "raise"):
         self.backend = backend
@@ -70,6 +72,7 @@ class PreferenceCollator:
         #: left with no pair is ``{"skipped_records": [...], "pair_ids": []}``. ``"raise"``: a ``DataError``.
         self.bad_records = bad_records
         self.num_frames = num_frames
+        self.frame_rule = frame_rule
         self.packing = packing
         self.max_length = max_length
         self.context_length = getattr(backend, "context_length", None)
@@ -83,7 +86,8 @@ class PreferenceCollator:
 
     def _decode(self, item: PairItem):
         try:
-            frames = read_frames(item.video_path, self.num_frames, backend=self.video_backend).frames
+            frames = read_frames(item.video_path, self.num_frames, sampling=self.frame_rule,
+                                 backend=self.video_backend).frames
         except VideoDecodeError as exc:
             error = DataError(item.file, item.line, "video", str(exc))
             error.reason = "bad_video"

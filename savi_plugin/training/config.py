@@ -57,7 +57,10 @@ class PreferenceConfig(TrainingArguments):
         reference_model_path: the checkpoint of the separate reference (``reference="model"``).
         reference_path: the precomputed file (``reference="precomputed"``); default
             ``<data>.reference.safetensors`` beside the dataset.
-        num_frames: frames decoded per video (uniformly sampled); RRPO: 16 or 32, VideoSAVi: 32.
+        num_frames: frames decoded per video; RRPO: 16 or 32, VideoSAVi: 32.
+        frame_rule: which frames (:mod:`savi_plugin.video.sampling`): ``uniform`` (default; ``linspace``, first
+            and last frame included, as lmms-eval evaluates) or ``interval`` (``int(i * T / n)``, the official
+            RRPO training loader; the RRPO recipes' value, ``data.frame_rule``).
         max_length: token budget of ``prompt + response``; see the module docstring for the policy.
         packing: score chosen and rejected in ONE sequence ``[video+question | chosen | rejected]`` with a
             block attention mask, so the prefix and the video are computed once per pair. Where the model's
@@ -91,6 +94,7 @@ class PreferenceConfig(TrainingArguments):
     reference_model_path: str | None = field(default=None, metadata={"help": "separate reference checkpoint"})
     reference_path: str | None = field(default=None, metadata={"help": "precomputed reference file"})
     num_frames: int = field(default=16, metadata={"help": "frames decoded per video"})
+    frame_rule: str = field(default="uniform", metadata={"help": "uniform | interval | midpoints"})
     max_length: int | None = field(default=None, metadata={"help": "max prompt+response tokens"})
     packing: bool = field(default=True, metadata={"help": "shared-prefix packing of chosen+rejected"})
     video_backend: str | None = field(default=None, metadata={"help": "decord | pyav"})
@@ -115,6 +119,10 @@ class PreferenceConfig(TrainingArguments):
             raise ValueError("reference='model' needs reference_model_path")
         if self.bad_records not in BAD_RECORD_POLICIES:
             raise ValueError(f"bad_records must be 'raise' or 'skip', got {self.bad_records!r}")
+        from savi_plugin.video.sampling import SAMPLING_RULES
+
+        if self.frame_rule not in SAMPLING_RULES:
+            raise ValueError(f"frame_rule must be one of {', '.join(SAMPLING_RULES)}, got {self.frame_rule!r}")
         if self.num_frames < 1:
             raise ValueError(f"num_frames must be >= 1, got {self.num_frames}")
         if self.max_length is not None and self.max_length < 2:

@@ -161,7 +161,8 @@ class ReferenceStore:
 @torch.no_grad()
 def precompute_reference(model: str | Path, data: str | Path, *, output: str | Path | None = None,
                          backend: str | None = None, adapter: str | Path | None = None, reference_backend=None,
-                         kl: str = "topk", top_k: int = 64, num_frames: int = 16, max_length: int | None = None,
+                         kl: str = "topk", top_k: int = 64, num_frames: int = 16, frame_rule: str = "uniform",
+                         max_length: int | None = None,
                          batch_size: int = 4, data_format: str = "savi", data_root: str | Path | None = None,
                          video_backend: str | None = None, dtype: str = "float32", device: str = "cpu",
                          packing: bool = True, bad_records: str = "raise", chunk_size: int = 256) -> Path:
@@ -177,7 +178,7 @@ def precompute_reference(model: str | Path, data: str | Path, *, output: str | P
         kl: ``"topk"`` (default, approximate KL), ``"full"`` (exact KL, ``T x V`` per chosen response) or
             ``"none"`` (log-probs only: enough for DPO/IPO, not for RRPO's KL term).
         top_k: ``k`` for ``kl="topk"``.
-        num_frames, max_length, data_format, data_root, video_backend: as in :class:`PreferenceConfig`
+        num_frames, frame_rule, max_length, data_format, data_root, video_backend: as in :class:`PreferenceConfig`
             (use the training values; a mismatch in tokens is detected at training time).
         batch_size: pairs per forward.
         dtype, device: where the reference runs.
@@ -208,8 +209,8 @@ def precompute_reference(model: str | Path, data: str | Path, *, output: str | P
     supported, why = packing_support(ref)
     if packing and not supported:
         log.info("precompute_reference: packing off (%s)", why)
-    collator = PreferenceCollator(ref, num_frames=num_frames, packing=packing and supported, max_length=max_length,
-                                  video_backend=video_backend)
+    collator = PreferenceCollator(ref, num_frames=num_frames, frame_rule=frame_rule, packing=packing and supported,
+                                  max_length=max_length, video_backend=video_backend)
     tensors: dict[str, torch.Tensor] = {}
     tail_masses: list[torch.Tensor] = []
     for start in range(0, len(dataset), batch_size):
@@ -243,7 +244,7 @@ def precompute_reference(model: str | Path, data: str | Path, *, output: str | P
                     "on average; the stored top-k KL underestimates the exact KL there (raise top_k or use "
                     "kl='full')", 100 * tail.mean().item(), top_k)
     meta = {"model": str(model), "adapter": str(adapter) if adapter else None, "num_frames": num_frames,
-            "max_length": max_length, "kl": kl, "top_k": top_k if kl == "topk" else None, "data": str(data),
+            "frame_rule": frame_rule, "max_length": max_length, "kl": kl, "top_k": top_k if kl == "topk" else None, "data": str(data),
             "pairs": len(dataset), "skipped": dataset.report()["skipped"], "vocab_size": len(ref.tokenizer),
             # how much reference probability the top-k KL ignores (0 = exact): mean and max over chosen tokens
             "topk_tail_mass": None if tail is None or not tail.numel() else

@@ -146,7 +146,8 @@ class PreferenceTrainer(Trainer):
         if args.packing and not supported:
             log.warning("shared-prefix packing is off: %s; chosen and rejected run as two rows per pair", why)
         if data_collator is None:
-            data_collator = PreferenceCollator(backend, num_frames=args.num_frames, packing=self.packing,
+            data_collator = PreferenceCollator(backend, num_frames=args.num_frames, frame_rule=args.frame_rule,
+                                               packing=self.packing,
                                                max_length=args.max_length, video_backend=args.video_backend,
                                                reference_store=self.reference_store,
                                                template_positions=needs.template_kl, bad_records=args.bad_records)

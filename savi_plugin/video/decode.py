@@ -1,9 +1,10 @@
 """Decode a fixed number of frames from a video file, with decord (default) or PyAV.
 
-VideoSAVi samples 32 frames per video (arXiv 2412.00624); RRPO trains with 16 or 32 uniform frames
-(arXiv 2504.12083). Uniform sampling uses ``linspace(0, n-1, k)`` rounded, the convention of
+VideoSAVi samples 32 frames per video (arXiv 2412.00624); RRPO trains with 16 or 32 frames
+(arXiv 2504.12083). Uniform sampling, the default, uses ``linspace(0, n-1, k)`` rounded, the convention of
 lmms-eval's video models, so the frames we train on are the frames lmms-eval evaluates on. MVBench's
-segment midpoints and ``start``/``end`` bounds are the other rule (:mod:`savi_plugin.video.sampling`).
+segment midpoints with ``start``/``end`` bounds, and RRPO's training rule ``int(i * T / n)`` (``interval``),
+are the other rules (:mod:`savi_plugin.video.sampling`).
 """
 
 from __future__ import annotations
@@ -245,7 +246,8 @@ def read_frames(path: str | Path, num_frames: int = DEFAULT_NUM_FRAMES, *, fps: 
             number of segments for ``sampling="midpoints"``.
         fps: sample at this many frames per second instead (``uniform`` only).
         max_frames: with ``fps``, the cap; above it, ``max_frames`` uniform frames are used.
-        sampling: the frame rule, ``uniform`` or ``midpoints`` (MVBench's segment midpoints); see
+        sampling: the frame rule, ``uniform``, ``midpoints`` (MVBench's segment midpoints) or ``interval``
+            (RRPO's training frames, ``int(i * T / n)``); see
             :mod:`savi_plugin.video.sampling`.
         bound: ``(start, end)`` in seconds: sample only the frames from ``round(start * fps)`` to
             ``round(end * fps)`` (the video's frame rate), clipped to the video's last frame.
@@ -258,7 +260,7 @@ def read_frames(path: str | Path, num_frames: int = DEFAULT_NUM_FRAMES, *, fps: 
     Raises:
         VideoDecodeError: missing, empty, truncated or non-video file, frames above the pixel cap, or a
             bound that is malformed or outside the video, naming the file (and the bound).
-        ValueError: an unknown backend or frame rule, or ``fps`` with ``midpoints``.
+        ValueError: an unknown backend or frame rule, or ``fps`` with ``midpoints`` or ``interval``.
     """
     path = Path(path)
     backend = backend or default_backend()
@@ -266,8 +268,8 @@ def read_frames(path: str | Path, num_frames: int = DEFAULT_NUM_FRAMES, *, fps: 
         raise ValueError(f"unknown video backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     if sampling not in SAMPLING_RULES:
         raise ValueError(f"unknown frame sampling {sampling!r}; choose one of {', '.join(SAMPLING_RULES)}")
-    if sampling == "midpoints" and fps is not None:
-        raise ValueError("frame sampling 'midpoints' takes a number of frames, not fps")
+    if sampling != "uniform" and fps is not None:
+        raise ValueError(f"frame sampling {sampling!r} takes a number of frames, not fps")
     try:
         bound = check_bound(bound)
     except BoundError as exc:

@@ -3,10 +3,14 @@
 Frames are numbered ``first_idx .. max_frame``: a video file's frames are ``0 .. len - 1``; MVBench's frame
 folders (TVQA ``frames_fps3_hq``, files ``00001.jpg`` ...) are ``1 .. number of files``.
 
-Two rules (:data:`SAMPLING_RULES`):
+Three rules (:data:`SAMPLING_RULES`):
 
 * ``uniform``: ``linspace`` over the frames, rounded, first and last included (lmms-eval's video models, our
-  training and generators; VideoSAVi, arXiv 2412.00624, evaluates through lmms-eval).
+  generators and, by default, training; VideoSAVi, arXiv 2412.00624, evaluates through lmms-eval).
+* ``interval``: frame ``int(i * T / n)`` for ``i < n`` (``T`` frames, ``n`` taken): the start of each of ``n``
+  equal intervals, the last frame never included. RRPO's training data loader (pritamqu/RRPO
+  ``train_llavavideo.py``, ``LazySupervisedDataset.__pos_neg_getitem__``, lines 1294-1296, under the run
+  scripts' ``--force_sample True``); the RRPO recipes train with it (``data.frame_rule: interval``).
 * ``midpoints``: the middle of each of ``n`` equal segments, MVBench's ``get_index`` (OpenGVLab/Ask-Anything
   ``video_chat2/mvbench.ipynb``; the same function in pritamqu/RRPO ``eval/mvbench/mvbench.py``).
 
@@ -25,7 +29,7 @@ from numbers import Real
 import numpy as np
 
 #: Frame rules :func:`select_frames` knows.
-SAMPLING_RULES = ("uniform", "midpoints")
+SAMPLING_RULES = ("uniform", "midpoints", "interval")
 
 #: ``get_index``'s stand-in bound when a record has none: ``(-100000, 100000)`` seconds, so the range is clipped
 #: to ``first_idx .. max_frame`` (for any video shorter than 100000 s).
@@ -150,6 +154,25 @@ def uniform_indices(total_frames: int, num_frames: int) -> np.ndarray:
     return np.round(np.linspace(0, total_frames - 1, num_frames)).astype(np.int64)
 
 
+def interval_indices(total_frames: int, num_frames: int) -> np.ndarray:
+    """``[int(total_frames / num_frames * i) for i in range(num_frames)]``: RRPO's training frames.
+
+    pritamqu/RRPO ``train_llavavideo.py`` lines 1294-1296 (``interval = len(frame_idx) / float(num_sample)``;
+    ``frame_idx = [int(interval * i) for i in range(num_sample)]``): the first frame of each of ``num_frames``
+    equal intervals; 300 frames, 16 taken: 0, 18, 37, ..., 281 (``uniform`` takes 0, 20, ..., 299). Computed in
+    float64 in the reference's order (the interval first, then the product, truncated), so that where the
+    product of a rounded interval falls just below a whole number the same frame is taken (30 frames, 22 taken:
+    the 12th is frame 14, where whole-number arithmetic gives 15). A video shorter than ``num_frames`` repeats frames, as the reference does (the
+    trainer refuses such videos before decoding: ``too_few_frames``).
+    """
+    if total_frames <= 0:
+        raise ValueError("total_frames must be positive")
+    if num_frames <= 0:
+        raise ValueError("num_frames must be positive")
+    interval = float(total_frames) / float(num_frames)
+    return (interval * np.arange(num_frames, dtype=np.float64)).astype(np.int64)
+
+
 def fps_indices(total_frames: int, video_fps: float, sample_fps: float, max_frames: int | None) -> np.ndarray:
     """Indices at ``sample_fps`` frames per second; if more than ``max_frames``, uniform over the cap."""
     if sample_fps <= 0:
@@ -166,8 +189,9 @@ def select_frames(sampling: str, num_frames: int, *, fps: float, max_frame: int,
     """Frame numbers (``first_idx .. max_frame``) to decode under the rule ``sampling``.
 
     Args:
-        sampling: ``uniform`` or ``midpoints`` (:data:`SAMPLING_RULES`).
-        num_frames: frames (``uniform``; fewer when the range is shorter) or segments (``midpoints``).
+        sampling: ``uniform``, ``midpoints`` or ``interval`` (:data:`SAMPLING_RULES`).
+        num_frames: frames (``uniform``; fewer when the range is shorter; ``interval``) or segments
+            (``midpoints``).
         fps: the video's frame rate, which places ``bound`` (seconds) on frames.
         max_frame, first_idx: the numbers of the last and first frame.
         bound: ``(start, end)`` seconds, or None for the whole video.
@@ -188,5 +212,9 @@ def select_frames(sampling: str, num_frames: int, *, fps: float, max_frame: int,
         raise BoundError(f"the video has no frames (frames {first_idx}..{max_frame})")
     count = end_idx - start_idx + 1
     if sample_fps is not None:
+        if sampling == "interval":
+            raise ValueError("frame sampling 'interval' takes a number of frames, not fps")
         return start_idx + fps_indices(count, fps, sample_fps, max_frames)
+    if sampling == "interval":
+        return start_idx + interval_indices(count, num_frames)
     return start_idx + uniform_indices(count, num_frames)

@@ -129,3 +129,77 @@ def test_a_reply_of_several_labels_names_no_option(reply):
 def test_short_paraphrases_and_markup(reply, expected):
     options = ["The man opens the door.", "The man closes the door.", "The man paints the door."]
     assert parse_choice(reply, options).index == expected, reply
+
+
+#: replies that discuss several options and then commit to one, as templates of the picked label ``{L}`` and two
+#: others ``{X}``, ``{Y}``
+COMMITTING = [
+    "The man is at the door, i.e., {L}.", "He is clearly moving away — {L}.", "The motion matches the video, which "
+    "corresponds to {L}.", "Option {X} would need another person. Option {Y} is unlikely. So the answer is ({L}).",
+    "At first {X} seems right, because the door is visible. However nothing opens it. So the answer is {L}.",
+    "Between {X} and {L}, {L} is correct.", "Options {X} and {L} are close, but the correct one is {L}.",
+    "{X} and {Y} can be ruled out; the answer is {L}.", "Not {X} or {Y} — it's {L}.",
+    "The correct answer is ~~{X}~~ {L}.", "{X} is tempting. Therefore {L}.",
+    "Options {X} and {Y} do not match.\n\nAnswer: {L}", "<option>{L}</option>", "=> {L}", "Opt. {L}",
+    "Options {X} and {L} are plausible, but {L} is the best answer.",
+]
+#: replies that take their pick back or offer two, as templates
+NOT_COMMITTING = [
+    "{L}. Wait, actually I'm not sure.", "{L} — no, sorry, I can't tell.", "Possibly {L}, but {X} is just as likely.",
+    "Either the first or the second option.", "So it is {L} or {X}.", "{X} and {L} are both plausible.",
+    "{L}. Hmm, or maybe not.", "The answer is {L}. On second thought, I retract that.", "答案是{L}或者{X}。",
+    "{L}? {X}?", "Neither the first nor the third.", "The answer is {L}. The answer is {X}.",
+    "Let's analyze each option. Option {L} says \"the man opens the door\". This does not seem to",
+]
+
+
+def _three(k: int) -> dict[str, str]:
+    return {"L": LETTERS[k], "X": LETTERS[(k + 1) % 5], "Y": LETTERS[(k + 2) % 5]}
+
+
+@pytest.mark.parametrize("template, k", [(t, k) for t in COMMITTING for k in range(5) if LETTERS[k] not in "AI"])
+def test_a_reply_that_concludes_with_one_option_is_that_option(template, k):
+    reply = template.format(**_three(k))
+    assert parse_choice(reply, FIVE).index == k, reply
+
+
+@pytest.mark.parametrize("template, k", [(t, k) for t in NOT_COMMITTING for k in range(5)])
+def test_a_reply_that_takes_back_or_splits_its_pick_names_none(template, k):
+    reply = template.format(**_three(k))
+    assert parse_choice(reply, FIVE).index is None, reply
+
+
+def test_an_echoed_question_and_instruction_before_the_pick_are_set_aside():
+    reply = ("What does the man do?\n" + "\n".join(f"{c}. {o}" for c, o in zip(LETTERS, FIVE))
+             + "\nAnswer with the option's letter from the given choices directly.\nC")
+    assert parse_choice(reply, FIVE).index == 2
+
+
+@pytest.mark.parametrize("reply, options, expected", [
+    ("The jersey has the letter D printed on it.", ["D", "E", "A", "C", "B"], 0),
+    ("The 1st option.", ["0", "1", "2", "3"], 0),        # an ordinal is a position, even among number options
+    ("Option 2", ["0", "1", "2", "3"], None),           # the second option, or the one whose text is 2
+])
+def test_letter_and_number_options(reply, options, expected):
+    assert parse_choice(reply, options).index == expected
+
+
+# ------------------------------------------------------------------------------------------ blind corpora
+#: two corpora written blind (their authors never saw the parser, its tests or docs; rules first, labels by hand,
+#: frozen by sha256 before any parser ran): C, 420 answers (first look 92.9%), D, 400 answers (first look 87.5%).
+#: Both were then used to find classes the parser missed, so they are regression corpora now, not held-out ones.
+BLIND = {"mcq_blind_corpus_c.jsonl": 409 / 420, "mcq_blind_corpus_d.jsonl": 378 / 400}
+
+
+@pytest.mark.parametrize("name", sorted(BLIND))
+def test_blind_corpora_never_a_wrong_option_and_agreement_kept(name):
+    items = [json.loads(line) for line in (FIXTURES / name).read_text(encoding="utf-8").splitlines() if line]
+    agree, wrong = 0, []
+    for item in items:
+        index = parse_choice(item["response"], item["options"]).index
+        got = None if index is None else LETTERS[index]
+        agree += got == item["expected"]
+        if got is not None and got != item["expected"]:  # a wrong option, or a pick where a grader sees none
+            wrong.append((item["id"], item["response"][:60], item["expected"], got))
+    assert wrong == []
+    assert agree / len(items) >= BLIND[name], f"{agree}/{len(items)}"

@@ -33,15 +33,25 @@ def samples_jsonl(samples) -> Path:
     return Path(samples[0].video).parent / "samples.jsonl"
 
 
+def content_outside(tagged: str) -> list[str]:
+    """The untagged tokens that carry content: no option letter, punctuation, function or framing word (what the
+    default ``figure`` tag rule leaves untagged on purpose)."""
+    from savi_plugin.generators.content import FRAME_WORDS, FUNCTION_WORDS
+
+    return [t for t in outside_tokens(tagged) if t[:1].isalnum() and len(t) > 1
+            and t.lower() not in FUNCTION_WORDS and t.lower() not in FRAME_WORDS]
+
+
 def check_tagged_pairs(records: list[dict]) -> None:
     """Every record validates and its tags mark phrases that differ; with the word diff (``rule``), the
-    untagged rest of the two responses is token for token the same, i.e. the tags cover every difference."""
+    untagged content of the two responses is token for token the same, i.e. the tags cover every difference
+    in content (the ``figure`` rule leaves option letters, framing and function words untagged)."""
     for n, obj in enumerate(records, start=1):
         rec = validate_record(obj, "out.jsonl", n)
         chosen, rejected = parse_tags(rec.chosen_tagged), parse_tags(rec.rejected_tagged)
         assert chosen.spans and rejected.spans and chosen.phrases != rejected.phrases
         if rec.meta["tagging"] in ("rule", "rule_fallback"):
-            assert outside_tokens(rec.chosen_tagged) == outside_tokens(rec.rejected_tagged)
+            assert content_outside(rec.chosen_tagged) == content_outside(rec.rejected_tagged)
 
 
 @pytest.mark.parametrize("family", ["llava_onevision", "qwen2_vl"])
@@ -211,11 +221,12 @@ def test_rrpo_scripted_pairs_skips_and_tagging(qa_manifest, tmp_path):
     assert list(records) == ["mcq-wrong-rrpo-0", "yes-no-rrpo-0", "long-rrpo-0", "long-badtags-rrpo-0"]
     r = records["mcq-wrong-rrpo-0"]
     assert (r["chosen"], r["rejected"]) == ("(A) up", "(C) left")
-    assert (r["chosen_tagged"], r["rejected_tagged"]) == ("(<MASK>A</MASK>) <MASK>up</MASK>",
-                                                          "(<MASK>C</MASK>) <MASK>left</MASK>")
+    # the option text is the phrase, never the letter (tag_rule: figure, as data.png bolds its MCQ example)
+    assert (r["chosen_tagged"], r["rejected_tagged"]) == ("(A) <MASK>up</MASK>", "(C) <MASK>left</MASK>")
     assert r["meta"]["judge"] == {"kind": "mcq", "method": "letter", "predicted": 2, "score": 0.0}
     r = records["yes-no-rrpo-0"]
-    assert (r["chosen_tagged"], r["rejected_tagged"]) == ("<MASK>yes</MASK>", "<MASK>No, it does not.</MASK>")
+    # the figure rule keeps punctuation out of a phrase
+    assert (r["chosen_tagged"], r["rejected_tagged"]) == ("<MASK>yes</MASK>", "<MASK>No, it does not</MASK>.")
     r = records["long-rrpo-0"]
     assert r["meta"]["tagging"] == "model"
     assert r["chosen_tagged"] == "the <MASK>red circle moves</MASK> from the left side to the right side of the frame"
@@ -246,7 +257,9 @@ def test_rrpo_scripted_pairs_skips_and_tagging(qa_manifest, tmp_path):
 def test_rrpo_answer_formats(qa_manifest, tmp_path, fmt, chosen, rejected):
     out = tmp_path / "pairs.jsonl"
     run_generation(generator="rrpo", model=ScriptedLM(scripted_answer, scripted_tagger), inputs=qa_manifest,
-                   output=out, limit=3, progress=False, options={"answer_format": fmt, "keep_unmapped": True})
+                   output=out, limit=3, progress=False, options={"answer_format": fmt, "keep_unmapped": True,
+                                                                 # letters alone are a phrase only by difflib
+                                                                 "tag_rule": "difflib" if fmt == "letter" else "figure"})
     records = {r["id"]: r for r in read_jsonl(out)}
     assert (records["mcq-wrong-rrpo-0"]["chosen"], records["mcq-wrong-rrpo-0"]["rejected"]) == (chosen, rejected)
     # keep_unmapped keeps the answer that picks no option, verbatim

@@ -45,7 +45,7 @@ def test_judge_answer_kinds():
     ("Red", "red", (["Red"], ["red"])),
 ])
 def test_rule_tag_marks_exactly_the_differences(chosen, rejected, phrases):
-    pair = rule_tag(chosen, rejected, widen=True)
+    pair = rule_tag(chosen, rejected, widen=True, rule="difflib")
     record = validate_record({"id": "x", "video": "v.mp4", "question": "q", "chosen": chosen, "rejected": rejected,
                               "chosen_tagged": pair.chosen_tagged, "rejected_tagged": pair.rejected_tagged})
     assert (list(parse_tags(record.chosen_tagged).phrases), list(parse_tags(record.rejected_tagged).phrases)) == phrases

@@ -133,10 +133,11 @@ def test_bad_flags_stop_before_any_work(argv, pair_file, tmp_path):
     assert exc.value.code == 2 and not (tmp_path / "s").exists()
 
 
-def _chromium(*args: str, timeout: int = 120) -> subprocess.CompletedProcess:
+def _chromium(profile: Path, *args: str, timeout: int = 120) -> subprocess.CompletedProcess:
+    """Headless Chromium with its own profile folder ``profile`` (under the test's tmp_path) and no network."""
     return subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                            "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                           "--enable-logging=stderr", "--v=0", f"--user-data-dir={Path(args[-1]).parent}/.chromium",
+                           "--enable-logging=stderr", "--v=0", f"--user-data-dir={profile}",
                            *args], capture_output=True, text=True, timeout=timeout)
 
 
@@ -146,15 +147,16 @@ def test_chromium_renders_the_index_and_a_pair_page_from_disk(site, tmp_path):
 
     copy = tmp_path / "site"
     shutil.copytree(site, copy)
-    index = _chromium("--dump-dom", (copy / "index.html").as_uri())
+    profile = tmp_path / "chromium-profile"
+    index = _chromium(profile, "--dump-dom", (copy / "index.html").as_uri())
     assert index.returncode == 0
     assert len(re.findall(r'<tr class="pair">', index.stdout)) == 3  # index.js drew the rows from index-data.js
     assert "3 shown of 3 pairs, 1 skipped items, 1 bad records" in index.stdout
     assert "Uncaught" not in index.stderr and "CONSOLE" not in index.stderr.replace("CONSOLE(0)", "")
-    pair = _chromium("--dump-dom", (copy / "pairs/0/1.html").as_uri())
+    pair = _chromium(profile, "--dump-dom", (copy / "pairs/0/1.html").as_uri())
     assert '<mark class="tag">up</mark>' in pair.stdout and "Uncaught" not in pair.stderr
     shot = tmp_path / "pair.png"
-    _chromium("--window-size=1100,900", f"--screenshot={shot}", (copy / "pairs/0/1.html").as_uri())
+    _chromium(profile, "--window-size=1100,900", f"--screenshot={shot}", (copy / "pairs/0/1.html").as_uri())
     pixels = np.asarray(Image.open(shot).convert("RGB")).astype(int)
     dark = (pixels.sum(axis=2) < 120).mean()  # the thumbnails' dark backgrounds: images loaded, not broken icons
     assert dark > 0.05, f"only {dark:.1%} dark pixels: the thumbnails did not render"

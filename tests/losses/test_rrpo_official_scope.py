@@ -1,4 +1,5 @@
-"""RRPO ``kl_scope: official`` equals the official loss on a Qwen2-template batch, and a reference-free loss trains.
+"""RRPO ``kl_scope: official`` equals the official loss on a Qwen2-template batch, the shipped RRPO recipe's first
+training step equals the official loss on the tiny converted LLaVA-Video, and a reference-free loss trains.
 
 The official value is computed here by an independent re-implementation written from the structure of
 pritamqu/RRPO: ``train_llavavideo.py:preprocess_qwen`` labels (the assistant turn, and every ``\\n``,
@@ -40,13 +41,15 @@ def setup(tiny_llava_onevision, synthetic_samples, tmp_path_factory):
     return backend, [dataset[i] for i in range(len(dataset))]
 
 
-def official_side(backend, item, side: str, frames):
+def official_side(backend, item, side: str, frames, process=None):
     """One sequence the official way: the whole conversation through the chat template and the processor,
-    ``preprocess_qwen``'s labels and signs. Returns (policy logits, reference logits, labels, signs)."""
+    ``preprocess_qwen``'s labels and signs. Returns (policy logits, reference logits, labels, signs).
+    ``process(text, frames)``: the model inputs (default: the processor as it is)."""
     tokenizer = backend.tokenizer
     response = getattr(item.record, side)
     text = backend.processor.apply_chat_template(backend.messages(item.record.question, response), tokenize=False)
-    inputs = backend.processor(text=[text], videos=[frames], return_tensors="pt")
+    inputs = (process(text, frames) if process is not None
+              else backend.processor(text=[text], videos=[frames], return_tensors="pt"))
     ids = inputs["input_ids"][0]
     im_start, im_end = tokenizer.convert_tokens_to_ids("<|im_start|>"), tokenizer.convert_tokens_to_ids("<|im_end|>")
     newline = tokenizer("\n", add_special_tokens=False)["input_ids"]
@@ -71,7 +74,7 @@ def official_side(backend, item, side: str, frames):
     return policy, reference, labels, signs
 
 
-def official_loss(sides):
+def official_loss(sides, beta=BETA, alpha=ALPHA):
     """``RRPO.get_batch_logps`` + ``RRPO.loss`` for one pair: sides = {chosen: (...), rejected: (...)}."""
     margins, kls = {}, {}
     for side, (logits, reference_logits, labels, signs) in sides.items():
@@ -87,7 +90,7 @@ def official_loss(sides):
         margins[side] = torch.stack([(margin * (signs == k)).sum() for k in signs.unique() if k > 0]).sum()
         kls[side] = (per_position_kl * loss_mask).sum()
     logits = margins["chosen"] - margins["rejected"]
-    return -torch.nn.functional.logsigmoid(BETA * logits) + ALPHA * kls["chosen"]
+    return -torch.nn.functional.logsigmoid(beta * logits) + alpha * kls["chosen"]
 
 
 @pytest.mark.parametrize("packing", [True, False])
@@ -115,6 +118,62 @@ def test_official_kl_scope_equals_the_official_loss(setup, packing):
     template = scores["chosen_template"]
     torch.testing.assert_close(ours - response_scope, ALPHA * template.total(template.kl), atol=1e-6, rtol=0)
     assert (template.total(template.kl) > 1e-4).all()
+
+
+def official_frames(path, num_sample: int):
+    """The official training loader's frames (pritamqu/RRPO ``train_llavavideo.py:1290-1297``, ``force_sample``):
+    decord, ``interval = len(vr) / float(num_sample)``, ``frame_idx = [int(interval * i) ...]``."""
+    from decord import VideoReader, cpu
+
+    vr = VideoReader(str(path), ctx=cpu(0), num_threads=1)
+    interval = len(vr) / float(num_sample)
+    return vr.get_batch([int(interval * i) for i in range(num_sample)]).asnumpy()
+
+
+def test_rrpo_recipe_first_step_equals_the_official_loss(tiny_llava_video, setup, tmp_path):
+    """The shipped LLaVA-Video RRPO recipe, as it is (its loss, beta, alpha, kl_scope and frame rule; 4 frames
+    for speed), trains a first step whose loss is the official loss on the official training frames."""
+    from savi_plugin.config.training import training_kwargs
+    from savi_plugin.recipe import load_recipe
+    from savi_plugin.training.config import PreferenceConfig
+    from savi_plugin.training.dataset import PreferenceDataset
+    from savi_plugin.training.trainer import PreferenceTrainer
+
+    pairs = setup[1][0].file
+    frames = 4  # the synthetic videos have 16 frames: interval takes 0, 4, 8, 12; uniform 0, 5, 10, 15
+    recipe = load_recipe("llava_video_7b_rrpo_16f", [f"model.num_frames={frames}"])
+    kwargs = training_kwargs(recipe)
+    assert kwargs["frame_rule"] == "interval" and kwargs["loss_options"] == {"kl_scope": "official"}
+    beta, alpha = kwargs["beta"], kwargs["alpha"]
+    backend = random_lora_backend(tiny_llava_video, r=8, alpha=64)
+    dataset = PreferenceDataset(pairs, backend.tokenizer, backend.end_of_turn, require_tags=True)
+    items = [dataset[i] for i in range(len(dataset))]
+    keep = ("loss_type", "beta", "alpha", "loss_options", "frame_rule", "num_frames", "disable_dropout")
+    args = PreferenceConfig(output_dir=str(tmp_path / "out"), **{k: kwargs[k] for k in keep if k in kwargs},
+                            max_steps=1, per_device_train_batch_size=len(items), learning_rate=0.0, logging_steps=1,
+                            use_cpu=True, save_strategy="no", disable_tqdm=True, report_to="none")
+    trainer = PreferenceTrainer(backend, args, train_dataset=pairs)
+    trainer.train()
+    ours = next(h["loss"] for h in trainer.state.log_history if "loss" in h)
+
+    def process(text, video):
+        return backend._process([text], [video])
+
+    def official(frame_source, scope_alpha=alpha):
+        losses = []
+        for item in items:
+            video = frame_source(item.video_path)
+            sides = {side: official_side(backend, item, side, video, process) for side in ("chosen", "rejected")}
+            losses.append(official_loss(sides, beta, scope_alpha))
+        return float(torch.stack(losses).mean())
+
+    expected = official(lambda path: official_frames(path, frames))
+    assert abs(ours - expected) < 1e-5, (ours, expected)
+    # what the test can tell apart: our frame rule gives another loss
+    from savi_plugin.video import read_frames
+
+    uniform = official(lambda path: read_frames(path, frames, sampling="uniform").frames)
+    assert abs(uniform - expected) > 1e-4, (uniform, expected)
 
 
 def test_a_reference_free_loss_trains_without_any_reference(tiny_llava_onevision, setup, tmp_path):

@@ -19,6 +19,7 @@ from savi_plugin.video.sampling import (
     BoundError,
     bound_range,
     check_bound,
+    interval_indices,
     midpoint_indices,
     select_frames,
     uniform_indices,
@@ -145,3 +146,31 @@ def test_rule_arguments_are_checked(numbered_video):
         read_frames(numbered_video, 8, sampling="middle")
     with pytest.raises(ValueError, match="'midpoints' takes a number of frames, not fps"):
         read_frames(numbered_video, 8, sampling="midpoints", fps=2.0)
+
+
+RRPO_TABLE = json.loads((REPO_ROOT / "tests/fixtures/rrpo_train_frame_idx.json").read_text())
+
+
+def test_interval_rule_equals_the_official_rrpo_training_frames_on_every_case():
+    """``interval`` against pritamqu/RRPO ``train_llavavideo.py:1294-1296`` run unchanged outside this repository
+    (the fixture's ``produced_by``), including cases where float and whole-number arithmetic disagree."""
+    assert "train_llavavideo.py" in RRPO_TABLE["produced_by"]
+    for case in RRPO_TABLE["cases"]:
+        total, n = case["total_frames"], case["num_frames"]
+        assert interval_indices(total, n).tolist() == case["indices"], case
+        if total >= n:
+            assert select_frames("interval", n, fps=25, max_frame=total - 1).tolist() == case["indices"], case
+    first = RRPO_TABLE["cases"][0]
+    assert (first["total_frames"], first["num_frames"]) == (300, 16)
+    assert first["indices"][:3] == [0, 18, 37] and first["indices"][-1] == 281
+    # the other rule, for the record: linspace with the last frame
+    assert uniform_indices(300, 16).tolist()[:2] == [0, 20] and uniform_indices(300, 16)[-1] == 299
+
+
+@pytest.mark.parametrize("backend", ["decord", "pyav"])
+def test_interval_rule_decodes_those_frames(numbered_video, backend):
+    video = read_frames(numbered_video, 16, sampling="interval", backend=backend)
+    expected = [int(LENGTH / 16.0 * i) for i in range(16)]
+    assert video.indices.tolist() == _frame_numbers(video.frames) == expected
+    with pytest.raises(ValueError, match="'interval' takes a number of frames, not fps"):
+        read_frames(numbered_video, 8, sampling="interval", fps=2.0, backend=backend)

@@ -1,0 +1,227 @@
+"""The loss ablation: several preference losses trained on ONE pair file and evaluated side by side.
+
+RRPO's loss ablation (arXiv 2504.12083, project page table "RRPO consistently outperforms existing alignment
+methods": DPO, DPA, TDPO, DDPO, RRPO on LongVU, mean delta 0.7 / 0.7 / 0.8 / 0.9 / 2.5) trains each loss on the
+same pairs with the same model, adapter and schedule. :func:`run_ablation` does that from one recipe:
+
+* every run is the recipe with ``train.loss_type`` replaced (and a ``train.trainer`` that fixes another loss
+  replaced by ``preference``); ``beta`` (the shared implicit-reward scale) is kept
+  for every loss that declares it; ``alpha`` and ``loss_options`` belong to the recipe's own loss and are kept
+  for it only, so each other loss starts from its own paper's defaults (DPA ``alpha`` 0.4, TDPO2 ``alpha`` 0.5,
+  DDPO ``gamma`` 1.1; see each loss's docstring). ``LOSS:key.path=value`` overrides one run (``dpa:train.alpha=0.1``);
+  ``key.path=value`` applies to all;
+* each run trains into ``OUT/<loss>/train`` (a finished run is kept and not trained again: re-running resumes),
+  is evaluated on held-out pairs when given (``eval_pairs``: implicit-reward accuracy and margin) and on the
+  recipe's ``eval.tasks`` through lmms-eval unless ``benchmarks=False``; the base model is evaluated once
+  (``OUT/base/eval``) so each row has its mean change over the tasks (the paper's delta);
+* the table goes to ``OUT/ablation.json`` and ``OUT/ablation.md``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from savi_plugin.config.values import ConfigError
+
+log = logging.getLogger(__name__)
+
+#: RRPO's ablation table, in its order
+PAPER_LOSSES = ("dpo", "dpa", "tdpo", "ddpo", "rrpo")
+#: ``train`` keys that belong to the recipe's own loss only
+OWN_LOSS_KEYS = ("alpha", "loss_options", "label_smoothing", "length_normalize")
+SUMMARY = "summary.json"
+
+
+def split_overrides(overrides: list[str], losses: list[str]) -> tuple[list[str], dict[str, list[str]]]:
+    """``key=value`` overrides for every run, and ``LOSS:key=value`` ones per loss."""
+    shared: list[str] = []
+    per_loss: dict[str, list[str]] = {loss: [] for loss in losses}
+    for text in overrides:
+        head, sep, rest = text.partition(":")
+        if sep and "=" not in head:
+            if head not in per_loss:
+                raise ConfigError(head, f"override {text!r} names a loss that is not in --losses "
+                                        f"({', '.join(losses)})")
+            per_loss[head].append(rest)
+        else:
+            shared.append(text)
+    return shared, per_loss
+
+
+def loss_recipe(recipe_ref: str, loss: str, shared: list[str], own: list[str], out: Path):
+    """The recipe of one run: the recipe with ``loss``, its own hyper-parameters only, its output folder."""
+    from savi_plugin.recipe import load_recipe
+
+    base = load_recipe(recipe_ref, shared)
+    overrides = [f"train.loss_type={loss}", f"train.output_dir={out / loss / 'train'}"]
+    if base.train.get("loss_type", "rrpo") != loss:
+        overrides += [f"train.{key}=null" for key in OWN_LOSS_KEYS if base.train.get(key) is not None]
+    if base.train.get("trainer"):
+        from savi_plugin.training.trainer import trainer_class
+
+        fixed = trainer_class(base.train["trainer"]).fixed_loss_type
+        if fixed is not None and fixed != loss:  # a trainer that fixes another loss would train that one
+            overrides.append("train.trainer=preference")
+    return load_recipe(recipe_ref, [*shared, *overrides, *own])
+
+
+def plan_ablation(recipe_ref: str, losses: list[str], out: str | Path, overrides: list[str] | None = None) -> dict:
+    """Each loss's checked recipe (a bad loss name or value is a ``ConfigError`` before anything runs)."""
+    from savi_plugin import registry
+
+    out = Path(out)
+    if not losses:
+        raise ConfigError("--losses", "no loss given")
+    if len(set(losses)) != len(losses):
+        raise ConfigError("--losses", f"a loss is listed twice: {', '.join(losses)}")
+    unknown = [loss for loss in losses if loss not in registry.available(registry.LOSSES)]
+    if unknown:
+        raise ConfigError("--losses", f"not registered: {', '.join(unknown)}; available: "
+                                      f"{', '.join(registry.available(registry.LOSSES))}")
+    shared, per_loss = split_overrides(list(overrides or []), losses)
+    return {loss: loss_recipe(recipe_ref, loss, shared, per_loss[loss], out) for loss in losses}
+
+
+def dry_run_ablation(recipe_ref: str, losses: list[str], out: str | Path, pairs: str | Path | None,
+                     overrides: list[str] | None = None, eval_pairs: str | Path | None = None,
+                     benchmarks: bool = True) -> list[str]:
+    """What :func:`run_ablation` would run, as lines: each run's training configuration, built, nothing loaded."""
+    from savi_plugin.pipeline.dry_run import dry_run_train
+    from savi_plugin.pipeline.evaluate import eval_command
+
+    out = Path(out)
+    plans = plan_ablation(recipe_ref, losses, out, overrides)
+    lines = [f"ablation: {', '.join(losses)} on {pairs or 'data.pairs of the recipe'} -> {out}"]
+    for loss, recipe in plans.items():
+        lines.append(f"[{loss}]")
+        lines += ["  " + line for line in dry_run_train(recipe, model=recipe.model.path,
+                                                        data=pairs or recipe.data.pairs,
+                                                        output_dir=recipe.train["output_dir"])[1:-1]]
+    first = next(iter(plans.values()))
+    if eval_pairs:
+        lines.append(f"eval pairs: {eval_pairs} (implicit-reward accuracy of each adapter)")
+    if benchmarks:
+        command = eval_command(first, first.model.path, out / "<loss>" / "eval", adapter=out / "<loss>" / "train")
+        lines.append("eval (base model once, then each adapter): " + " ".join(command[1:]))
+    else:
+        lines.append("eval: benchmarks off")
+    return lines + [f"table: {out / 'ablation.json'}, {out / 'ablation.md'}",
+                    "dry run: every run's configuration builds; nothing loaded"]
+
+
+def run_ablation(recipe_ref: str, losses: list[str], out: str | Path, *, pairs: str | Path | None = None,
+                 overrides: list[str] | None = None, eval_pairs: str | Path | None = None, benchmarks: bool = True,
+                 evaluate: Callable[..., dict] | None = None, print_logs: bool = False) -> dict:
+    """Train each loss on ``pairs`` and evaluate it; returns (and writes) the table.
+
+    Args:
+        recipe_ref: a shipped recipe name or a YAML path.
+        losses: registered loss names (:data:`PAPER_LOSSES` for RRPO's table).
+        out: the ablation folder.
+        pairs: the one preference file (default: the recipe's ``data.pairs``).
+        overrides: ``key.path=value`` for every run, ``LOSS:key.path=value`` for one.
+        eval_pairs: held-out pairs scored after training (``eval_rewards/accuracies``, ``eval_rewards/margins``).
+        benchmarks: evaluate the base model and each adapter on the recipe's ``eval.tasks`` (lmms-eval).
+        evaluate: ``evaluate(recipe, model, out_dir, adapter=None) -> {task: {metric: value}}`` (default
+            :func:`savi_plugin.pipeline.evaluate.evaluate_step`).
+    """
+    from savi_plugin.config.checkpoint import check_backend_fits
+    from savi_plugin.training.run import run_training
+
+    out = Path(out)
+    plans = plan_ablation(recipe_ref, losses, out, overrides)
+    first = next(iter(plans.values()))
+    data = pairs or first.data.pairs
+    if not data:
+        raise ConfigError("data.pairs", "required (or --pairs)", first.source)
+    check_backend_fits(first.model.path, first.model.backend, "model.backend", first.source)
+    if benchmarks and evaluate is None:
+        from savi_plugin.pipeline.evaluate import evaluate_step as evaluate
+    out.mkdir(parents=True, exist_ok=True)
+    rows: dict[str, dict[str, Any]] = {}
+    base_scores = None
+    if benchmarks:
+        base_scores = _cached(out / "base" / SUMMARY, lambda: {"eval": evaluate(first, first.model.path,
+                                                                                out / "base" / "eval")})["eval"]
+    for loss, recipe in plans.items():
+        from savi_plugin.config.training import training_kwargs
+
+        def train_and_evaluate(recipe=recipe, loss=loss):
+            summary = run_training(
+                model=str(recipe.model.path), data=str(data), output_dir=recipe.train["output_dir"],
+                backend=recipe.model.backend, lora=recipe.lora.peft_kwargs(), training=training_kwargs(recipe),
+                reference_model=recipe.reference_model, eval_data=str(eval_pairs) if eval_pairs else None,
+                print_logs=print_logs)
+            if benchmarks:
+                summary["eval"] = evaluate(recipe, recipe.model.path, out / loss / "eval", adapter=summary["adapter"])
+            return summary
+
+        log.info("ablation: %s", loss)
+        rows[loss] = _cached(out / loss / SUMMARY, train_and_evaluate)
+    table = ablation_table(rows, base_scores)
+    (out / "ablation.json").write_text(json.dumps({"pairs": str(data), "eval_pairs": str(eval_pairs) if eval_pairs
+                                                   else None, "base": base_scores, **table}, indent=1, default=str),
+                                       encoding="utf-8")
+    (out / "ablation.md").write_text(markdown(table), encoding="utf-8")
+    return table
+
+
+def _cached(path: Path, compute: Callable[[], dict]) -> dict:
+    """``compute()``, stored at ``path``; a stored result is returned instead (a re-run resumes)."""
+    if path.is_file():
+        log.info("ablation: %s exists; kept", path)
+        return json.loads(path.read_text(encoding="utf-8"))
+    result = compute()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(result, indent=1, default=str), encoding="utf-8")
+    tmp.replace(path)
+    return result
+
+
+def _first_metric(scores: dict) -> float | None:
+    numbers = [v for v in scores.values() if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    return float(numbers[0]) if numbers else None
+
+
+def ablation_table(rows: dict[str, dict], base: dict | None) -> dict:
+    """``{"columns": [...], "rows": [{loss, pairs, skipped, train_loss, eval_accuracy, eval_margin, <task>...,
+    mean_delta}]}``: one row per loss; a task's value is its first numeric metric."""
+    tasks = sorted({task for row in rows.values() for task in (row.get("eval") or {})} | set(base or {}))
+    out_rows = []
+    for loss, row in rows.items():
+        metrics = row.get("eval_metrics") or {}
+        entry = {"loss": loss, "pairs": row.get("pairs"), "skipped": row.get("skipped"),
+                 "train_loss": (row.get("train_metrics") or {}).get("train_loss"),
+                 "eval_accuracy": metrics.get("eval_rewards/accuracies"),
+                 "eval_margin": metrics.get("eval_rewards/margins")}
+        deltas = []
+        for task in tasks:
+            value = _first_metric((row.get("eval") or {}).get(task, {}))
+            entry[task] = value
+            before = _first_metric((base or {}).get(task, {}))
+            if value is not None and before is not None:
+                deltas.append(value - before)
+        entry["mean_delta"] = sum(deltas) / len(deltas) if deltas else None
+        out_rows.append(entry)
+    columns = ["loss", "pairs", "skipped", "train_loss", "eval_accuracy", "eval_margin", *tasks, "mean_delta"]
+    return {"columns": columns, "rows": out_rows,
+            "base_row": {"loss": "base", **{t: _first_metric(base[t]) for t in tasks if t in base}} if base else None}
+
+
+def markdown(table: dict) -> str:
+    """The table as Markdown (numbers to 4 decimals; ``-`` where a value was not measured)."""
+    def cell(value):
+        if value is None:
+            return "-"
+        return f"{value:.4f}" if isinstance(value, float) else str(value)
+
+    columns = table["columns"]
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    rows = ([table["base_row"]] if table.get("base_row") else []) + table["rows"]
+    lines += ["| " + " | ".join(cell(row.get(c)) for c in columns) + " |" for row in rows]
+    return "\n".join(lines) + "\n"

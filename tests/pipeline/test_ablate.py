@@ -1,0 +1,116 @@
+"""``savi ablate``: five losses trained on one tiny pair file and compared in one table; resumable; dry run of the
+shipped ablation recipe; bad loss names are one-line errors."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from savi_plugin.cli import main
+from tests.builders import write_jsonl
+
+LOSSES = ["dpo", "dpa", "tdpo", "ddpo", "rrpo"]
+TAGGED = [
+    ("The <MASK>red</MASK> square moves <MASK>left</MASK>.", "The <MASK>blue</MASK> square moves <MASK>up</MASK>."),
+    ("It is a <MASK>circle</MASK>.", "It is a <MASK>triangle</MASK>."),
+    ("There are <MASK>three</MASK> shapes.", "There are <MASK>five</MASK> shapes."),
+]
+
+
+def _pairs(path, samples, records):
+    rows = []
+    for i, (chosen, rejected) in enumerate(records):
+        plain = [t.replace("<MASK>", "").replace("</MASK>", "") for t in (chosen, rejected)]
+        rows.append({"id": f"p{i}", "video": samples[i].video, "question": samples[i].question, "chosen": plain[0],
+                     "rejected": plain[1], "chosen_tagged": chosen, "rejected_tagged": rejected})
+    return write_jsonl(path, rows)
+
+
+@pytest.fixture(scope="module")
+def ablation(tiny_llava_onevision, synthetic_samples, tmp_path_factory):
+    work = tmp_path_factory.mktemp("ablation")
+    pairs = _pairs(work / "pairs.jsonl", synthetic_samples, TAGGED)
+    held_out = _pairs(work / "held_out.jsonl", synthetic_samples[3:], TAGGED[:2])
+    recipe = work / "recipe.yaml"
+    recipe.write_text(
+        f"model:\n  path: {tiny_llava_onevision}\n  backend: llava_onevision\n  num_frames: 4\n"
+        "lora:\n  r: 4\n  alpha: 8\n  dropout: 0.0\n"
+        "train:\n  loss_type: rrpo\n  beta: 0.1\n  alpha: 0.05\n  loss_options:\n    kl_scope: official\n"
+        "  max_steps: 1\n  per_device_train_batch_size: 3\n  learning_rate: 1.0e-3\n  use_cpu: true\n"
+        "  save_strategy: 'no'\n  logging_steps: 1\n  disable_tqdm: true\n", encoding="utf-8")
+    out = work / "out"
+    argv = ["ablate", str(recipe), "--losses", ",".join(LOSSES), "--pairs", str(pairs), "--eval-pairs",
+            str(held_out), "--no-benchmarks", "--out", str(out), "dpa:train.alpha=0.2"]
+    code = main(argv)
+    return code, argv, out
+
+
+def test_every_loss_trains_on_the_same_pairs_and_lands_in_one_table(ablation):
+    code, _, out = ablation
+    assert code == 0
+    table = json.loads((out / "ablation.json").read_text())
+    assert [row["loss"] for row in table["rows"]] == LOSSES
+    for row in table["rows"]:
+        assert row["pairs"] == 3 and row["skipped"] == 0
+        assert row["train_loss"] is not None and row["train_loss"] == row["train_loss"]  # finite, trained
+        assert 0.0 <= row["eval_accuracy"] <= 1.0 and row["eval_margin"] is not None
+    # step one starts at policy == reference (LoRA B = 0): every reference-based loss is log 2 there, DPA is not
+    first = {row["loss"]: row["train_loss"] for row in table["rows"]}
+    assert all(abs(first[loss] - 0.693147) < 1e-5 for loss in ("dpo", "tdpo", "ddpo", "rrpo"))
+    assert abs(first["dpa"] - 0.693147) > 1e-3
+    # different objectives, different adapters: the held-out margins after the step differ, except TDPO's, whose
+    # KL terms have zero gradient at policy == reference, so its first step is DPO's
+    margins = {row["loss"]: row["eval_margin"] for row in table["rows"]}
+    assert margins["tdpo"] == pytest.approx(margins["dpo"], abs=1e-6), margins
+    assert len({round(margins[loss], 6) for loss in ("dpo", "dpa", "ddpo", "rrpo")}) == 4, margins
+    text = (out / "ablation.md").read_text()
+    assert text.splitlines()[0].startswith("| loss | pairs |") and all(f"| {loss} |" in text for loss in LOSSES)
+    # each run's hyper-parameters: the recipe's alpha/kl_scope for RRPO only, the override for DPA, defaults else
+    stored = {loss: json.loads((out / loss / "train" / "savi_train_config.json").read_text()) for loss in LOSSES}
+    options = {loss: stored[loss]["training"] for loss in LOSSES}
+    assert options["rrpo"]["loss_options"] == {"kl_scope": "official"} and options["rrpo"]["alpha"] == 0.05
+    assert options["dpa"]["alpha"] == 0.2
+    assert options["tdpo"].get("alpha") is None and options["ddpo"].get("loss_options") is None
+
+
+def test_a_rerun_keeps_the_finished_runs(ablation):
+    _, argv, out = ablation
+    before = {loss: (out / loss / "summary.json").stat().st_mtime_ns for loss in LOSSES}
+    assert main(argv) == 0
+    assert {loss: (out / loss / "summary.json").stat().st_mtime_ns for loss in LOSSES} == before
+
+
+def test_dry_run_of_the_shipped_ablation_recipe(tmp_path, capsys):
+    assert main(["ablate", "llava_video_7b_loss_ablation", "--out", str(tmp_path / "abl"), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    sections = {line.strip("[]"): i for i, line in enumerate(out.splitlines()) if line.startswith("[")}
+    assert list(sections) == LOSSES
+    train_lines = {loss: next(line for line in out.splitlines()[i:] if "train: PreferenceConfig" in line)
+                   for loss, i in sections.items()}
+    assert '"kl_scope": "official"' in train_lines["rrpo"] and "16 frames (interval)" in train_lines["rrpo"]
+    assert 'loss dpa {"alpha": 0.4}' in train_lines["dpa"]
+    assert '"gamma": 1.1' in train_lines["ddpo"] and '"alpha": 0.5' in train_lines["tdpo"]
+    assert not (tmp_path / "abl").exists()  # nothing written
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--losses", "dpo,nope"], "--losses: not registered: nope"),
+    (["--losses", "dpo,dpo"], "a loss is listed twice"),
+    (["--losses", "dpo", "dpa:train.alpha=0.1"], "names a loss that is not in --losses"),
+])
+def test_bad_loss_lists_are_one_line_errors(tmp_path, capsys, argv, message):
+    code = main(["ablate", "llava_video_7b_loss_ablation", "--out", str(tmp_path / "x"), "--dry-run", *argv])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1
+
+
+def test_table_deltas_against_the_base_model():
+    from savi_plugin.pipeline.ablate import ablation_table, markdown
+
+    base = {"mvbench": {"acc": 50.0}, "egoschema": {"acc": 40.0}}
+    rows = {"dpo": {"pairs": 2, "eval": {"mvbench": {"acc": 51.0}, "egoschema": {"acc": 40.5}}},
+            "rrpo": {"pairs": 2, "eval": {"mvbench": {"acc": 53.0}, "egoschema": {"acc": 42.0}}}}
+    table = ablation_table(rows, base)
+    assert [r["mean_delta"] for r in table["rows"]] == [0.75, 2.5]
+    assert "| base | - | - | - | - | - | 40.0000 | 50.0000 | - |" in markdown(table)
