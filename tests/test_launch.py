@@ -54,9 +54,11 @@ def test_single_process_env_is_what_deepspeed_needs_without_a_launcher():
 def test_deepspeed_local_rank_argument_is_accepted_in_both_spellings(monkeypatch, tmp_path):
     from savi_plugin.cli import launcher_arguments, main
 
+    monkeypatch.setenv("LOCAL_RANK", "0")  # recorded as it was, so that teardown restores it (absent, usually)
     for argv in (["train", "x", "--local_rank=0"], ["train", "--local_rank", "0", "x"]):
-        monkeypatch.delenv("LOCAL_RANK", raising=False)
+        monkeypatch.delenv("LOCAL_RANK")
         assert launcher_arguments(argv) == ["train", "x"]
+    monkeypatch.delenv("LOCAL_RANK")
     assert main(["recipes", "ls", "--local_rank=0"]) == 0  # was: savi: error: unrecognized arguments
     with pytest.raises(SystemExit):
         launcher_arguments(["train", "--local_rank"])
