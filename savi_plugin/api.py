@@ -16,7 +16,9 @@ What each extension point needs (README, "Extending"; docs/ARCHITECTURE.md, "How
 * a backend: a :class:`VideoLM` subclass (``family``, ``model_types`` and the hooks that differ); group
   ``savi_plugin.backends``;
 * a trainer: a :class:`PreferenceTrainer` subclass, chosen by a recipe's ``train.trainer``; group
-  ``savi_plugin.trainers``.
+  ``savi_plugin.trainers``;
+* a benchmark: a :class:`Benchmark` (a :class:`BenchmarkSpec`, its :class:`Protocol` objects and the folder of its
+  lmms-eval task YAMLs); group ``savi_plugin.benchmarks`` (``eval_tasks/README.md``, "Adding a benchmark").
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from typing import Any
 _EXPORTS = {
     # registries
     "BACKENDS": "savi_plugin.registry", "GENERATORS": "savi_plugin.registry", "LOSSES": "savi_plugin.registry",
-    "TRAINERS": "savi_plugin.registry", "available": "savi_plugin.registry", "load": "savi_plugin.registry",
+    "TRAINERS": "savi_plugin.registry", "BENCHMARKS": "savi_plugin.registry", "available": "savi_plugin.registry", "load": "savi_plugin.registry",
     "PluginNotFoundError": "savi_plugin.registry",
     # checked values (the one validation layer)
     "checked": "savi_plugin.config.values", "ConfigError": "savi_plugin.config.values",
@@ -54,6 +56,10 @@ _EXPORTS = {
     # training
     "PreferenceTrainer": "savi_plugin.training.trainer", "PreferenceConfig": "savi_plugin.training.config",
     "run_training": "savi_plugin.training.run",
+    # benchmarks (lmms-eval tasks)
+    "Benchmark": "savi_plugin.eval.benchmarks", "BenchmarkSpec": "savi_plugin.eval.data",
+    "Protocol": "savi_plugin.eval.protocols", "PROTOCOLS": "savi_plugin.eval.protocols",
+    "PromptFormat": "savi_plugin.eval.answers",
     # video
     "read_frames": "savi_plugin.video.decode", "VideoDecodeError": "savi_plugin.video.decode",
 }

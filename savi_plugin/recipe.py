@@ -51,18 +51,35 @@ def list_recipes() -> list[str]:
     return sorted(p.stem for p in shipped_recipes_dir().glob("*.yaml"))
 
 
+def is_recipe_name(value: str | Path) -> bool:
+    """A bare recipe name (``tiny_demo``): no folder separator, no ``.yaml``/``.yml`` suffix. Only such a name
+    is looked up among the shipped recipes; anything path-like names a file."""
+    text = str(value)
+    return bool(text) and "/" not in text and os.sep not in text and not text.lower().endswith((".yaml", ".yml"))
+
+
 def resolve_recipe_path(name_or_path: str | Path, relative_to: Path | None = None) -> Path:
-    """A recipe file: an existing path, a path relative to ``relative_to``, or a shipped recipe name."""
+    """A recipe file: an existing path (relative to ``relative_to`` first, then to the working folder), or, for a
+    bare name only (:func:`is_recipe_name`), a shipped recipe.
+
+    A path that does not exist is an error naming it: a typo in ``./my_recipe.yml`` or ``recipes/x.yaml`` never
+    falls back to a shipped recipe of the same name.
+    """
     candidates = [Path(name_or_path)]
     if relative_to is not None:
         candidates.insert(0, relative_to / name_or_path)
-    stem = Path(name_or_path).name.removesuffix(".yaml")
-    candidates.append(shipped_recipes_dir() / f"{stem}.yaml")
     for c in candidates:
         if c.is_file():
             return c
-    raise RecipeError("", f"no such recipe file or shipped recipe (shipped: {', '.join(list_recipes())})",
-                      str(name_or_path))
+    if is_recipe_name(name_or_path):
+        shipped = shipped_recipes_dir() / f"{name_or_path}.yaml"
+        if shipped.is_file():
+            return shipped
+        raise RecipeError("", f"no such recipe file or shipped recipe (shipped: {', '.join(list_recipes())})",
+                          str(name_or_path))
+    where = f" (looked in {relative_to} and the working folder)" if relative_to is not None else ""
+    raise RecipeError("", f"no such recipe file{where}; only a bare name without folder or .yaml (e.g. "
+                          f"{(list_recipes() or ['tiny_demo'])[0]}) names a shipped recipe", str(name_or_path))
 
 
 def _merge(base: dict, top: dict) -> dict:

@@ -1,6 +1,6 @@
 """Entry-point registries.
 
-Everything pluggable in savi-plugin (backends, generators, losses, trainers) is found through Python
+Everything pluggable in savi-plugin (backends, generators, losses, trainers, benchmarks) is found through Python
 entry points, never through import side effects, so a third-party package adds its own by declaring
 an entry point in its packaging metadata:
 
@@ -18,10 +18,11 @@ BACKENDS = "savi_plugin.backends"
 GENERATORS = "savi_plugin.generators"
 LOSSES = "savi_plugin.losses"
 TRAINERS = "savi_plugin.trainers"
+BENCHMARKS = "savi_plugin.benchmarks"
 LMMS_EVAL_MODELS = "lmms_eval.models"
 
 #: The groups ``savi plugins`` lists, in the order of the pipeline.
-GROUPS = (BACKENDS, GENERATORS, LOSSES, TRAINERS, LMMS_EVAL_MODELS)
+GROUPS = (BACKENDS, GENERATORS, LOSSES, TRAINERS, BENCHMARKS, LMMS_EVAL_MODELS)
 
 
 class PluginNotFoundError(LookupError):

@@ -164,6 +164,65 @@ def mvbench_fixture_doc(folder: Path) -> dict:
     return {**record, "savi_video": video, "savi_video_found": True, "savi_num_frames": 4, "savi_benchmark": "mvbench"}
 
 
+def random_lora_adapter(model_path, out_dir, *, seed: int = 0) -> Path:
+    """A saved random (non-zero) LoRA adapter for the tiny model at ``model_path``: an "aligned" model whose
+    answers differ from the base model's."""
+    backend = random_lora_backend(model_path, seed=seed)
+    backend.model.save_pretrained(str(out_dir))
+    return Path(out_dir)
+
+
+#: A third party's benchmark module: a BenchmarkSpec for records {id, clip, question, choices, answer} and our
+#: default protocol; its task YAMLs sit in ``tasks/`` next to it.
+THIRD_PARTY_BENCHMARK = '''
+from pathlib import Path
+
+from savi_plugin.api import PROTOCOLS, Benchmark, BenchmarkSpec
+
+BENCHMARK = Benchmark(
+    BenchmarkSpec(name="toybench", hub_cache_dir="toybench", local_video_dir="",
+                  fields=("id", "clip", "question", "choices", "answer"),
+                  video_relpaths=lambda doc, subtask=None: [f"clips/{doc['clip']}"],
+                  options=lambda doc: list(doc["choices"]), target=lambda doc: int(doc["answer"]),
+                  record_id=lambda doc: str(doc["id"]), video_field="clip"),
+    protocols={"savi": PROTOCOLS["perceptiontest"]["savi"]},
+    tasks=Path(__file__).parent / "tasks",
+)
+'''
+THIRD_PARTY_TASK = """task: toybench_qa
+class: !function savi_plugin.eval.task.SaviVideoTask
+dataset_path: example-org/toybench
+dataset_name: qa
+test_split: test
+output_type: generate_until
+doc_to_visual: !function savi_plugin.eval.task.doc_to_visual
+doc_to_text: !function savi_plugin.eval.task.doc_to_text
+doc_to_target: !function savi_plugin.eval.task.doc_to_target
+process_results: !function savi_plugin.eval.task.process_results
+generation_kwargs: {max_new_tokens: 8, do_sample: false}
+metric_list:
+  - {metric: accuracy, aggregation: !function savi_plugin.eval.task.aggregate_accuracy, higher_is_better: true}
+  - {metric: unparsed, aggregation: !function savi_plugin.eval.task.aggregate_count, higher_is_better: false}
+metadata: {benchmark: toybench, version: 1}
+"""
+
+
+def third_party_benchmark(site: Path, data_root: Path, records: list[dict], videos: list[Path]) -> Path:
+    """Install a throw-away distribution ``toybench`` that adds a benchmark through the ``savi_plugin.benchmarks``
+    entry point (a package folder plus a dist-info with entry_points.txt in ``site``, a folder for ``sys.path`` /
+    ``PYTHONPATH``), and its data under ``data_root/toybench``. Returns ``site``."""
+    import shutil
+
+    install_distribution(site, None, "toybench",
+                         {"toybench/__init__.py": THIRD_PARTY_BENCHMARK, "toybench/tasks/toybench_qa.yaml": THIRD_PARTY_TASK},
+                         {"savi_plugin.benchmarks": {"toybench": "toybench:BENCHMARK"}})
+    (data_root / "toybench" / "clips").mkdir(parents=True)
+    for video in videos:
+        shutil.copy(video, data_root / "toybench" / "clips" / video.name)
+    write_jsonl(data_root / "toybench" / "qa" / "test.jsonl", records)
+    return site
+
+
 def official_token_case(case: dict):
     """A case of ``tests/fixtures/dpa_ddpo_official.json`` as the token-level loss inputs our losses take.
 
@@ -213,7 +272,8 @@ def install_distribution(root: Path, monkeypatch, name: str, files: dict[str, st
                          entry_points: dict[str, dict[str, str]]) -> Path:
     """A throw-away distribution ``name`` on ``sys.path``: its ``files`` (relative path -> text) and a
     ``<name>-0.1.dist-info`` declaring ``entry_points`` (group -> {entry name: ``module:object``}), as pip would
-    install it; ``importlib.metadata`` then finds its entry points. Returns the folder put on ``sys.path``."""
+    install it; ``importlib.metadata`` then finds its entry points. Returns the folder put on ``sys.path``
+    (``monkeypatch`` None: only written, for a subprocess's ``PYTHONPATH``)."""
     import sys
     import textwrap
 
@@ -227,6 +287,8 @@ def install_distribution(root: Path, monkeypatch, name: str, files: dict[str, st
     (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 0.1\n")
     (info / "entry_points.txt").write_text("".join(
         f"[{group}]\n" + "".join(f"{k} = {v}\n" for k, v in entries.items()) for group, entries in entry_points.items()))
+    if monkeypatch is None:
+        return root
     monkeypatch.syspath_prepend(str(root))
     for module in {rel.split("/")[0].removesuffix(".py") for rel in files if rel.endswith(".py")}:
         for loaded in [m for m in sys.modules if m == module or m.startswith(module + ".")]:

@@ -71,8 +71,8 @@ def test_generate_then_train_with_outputs_in_subfolders(tiny_llava_onevision, tm
     assert pairs, "the tiny model made no error to turn into a pair"
     for rec in pairs:  # outside out/: absolute; and it names the real video
         assert os.path.isabs(rec["video"]) and Path(rec["video"]).is_file()
-    report = json.loads(Path("out/pairs.report.json").read_text())
-    assert report["output"] == "pairs.jsonl" and report["report"] == "pairs.report.json"
+    report = json.loads(Path("out/pairs.jsonl.report.json").read_text())
+    assert report["output"] == "pairs.jsonl" and report["report"] == "pairs.jsonl.report.json"
 
     rc = main(["train", "tiny_demo", f"model.path={tiny_llava_onevision}", "--data", "out/pairs.jsonl",
                "--output-dir", "out/train", *TRAIN])
@@ -147,7 +147,7 @@ def test_demo_with_a_relative_run_folder(tmp_path, monkeypatch):
     rc = main(["demo", "--out", "runs/d", "data.synthetic_videos=16", "data.synthetic_eval_videos=8",
                "demo.warmup_videos=16", "demo.warmup_steps=60", "demo.compare_dpo=false", "train.max_steps=1"])
     assert rc == 0
-    report = json.loads(Path("runs/d/data/rrpo_pairs.report.json").read_text())
+    report = json.loads(Path("runs/d/data/rrpo_pairs.jsonl.report.json").read_text())
     assert report["counts"]["failed"] == 0 and report["counts"]["pairs"] > 0  # every video was found
     for rec in map(json.loads, Path("runs/d/data/rrpo_pairs.jsonl").read_text().splitlines()):
         assert path_from_file(rec["video"], "runs/d/data/rrpo_pairs.jsonl").is_file()

@@ -15,7 +15,6 @@ frames; so the keyframe interval decides how much a sparse sample can skip.
 from __future__ import annotations
 
 import argparse
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,8 +42,9 @@ def time_reads(path: Path, backend: str, num_frames: int, repeats: int) -> tuple
 
 def run(args) -> dict:
     """Write the clip(s), time every (keyframe interval, sample size, backend); return the results (also printed)."""
-    work = Path(args.work_dir or tempfile.mkdtemp(prefix="savi_bench_decode_"))
-    work.mkdir(parents=True, exist_ok=True)
+    from savi_plugin.bench.fixtures import work_folder
+
+    work = work_folder(args.work_dir, "decode")
     available = []
     for backend in BACKENDS:
         try:

@@ -11,6 +11,8 @@ import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from savi_plugin.data.outputs import atomic_path, claim, write_json
+
 #: LoRA targets of the official RRPO recipe: every linear layer of the language model (attention and MLP);
 #: not the vision tower, not the projector, not the LM head (research/rrpo.md, section 3).
 LORA_TARGETS = r".*language_model\.layers\.\d+\.(self_attn\.(q|k|v|o)_proj|mlp\.(gate|up|down)_proj)"
@@ -70,6 +72,22 @@ def video_tokens(frames: int, image_size: int, patch: int = 8) -> int:
     return frames * (-(-grid // 2)) ** 2 + 1
 
 
+def work_folder(work_dir: str | Path | None, name: str) -> Path:
+    """The folder a benchmark builds and caches its inputs in: ``--work-dir`` when given, claimed through the
+    output layer (new, or a folder a benchmark wrote: a user's folder is refused), else a new temporary folder.
+
+    The claim's lock is held while the folder is checked and marked; the cached inputs inside are named by their
+    parameters and each is written atomically, so two benchmarks sharing a work folder reuse, not mix, them.
+    """
+    if work_dir is None:
+        import tempfile
+
+        return Path(tempfile.mkdtemp(prefix=f"savi_bench_{name}_"))
+    with claim(work_dir, command="savi bench", folder=True, output_name="--work-dir", what="bench work folder") as c:
+        c.write_mark()
+    return Path(work_dir)
+
+
 def build_bench_model(work_dir: str | Path, shape: ModelShape) -> Path:
     """Build (or reuse) the benchmark checkpoint for ``shape``; returns its folder."""
     from savi_plugin.models.tiny import build_tiny_model
@@ -102,7 +120,7 @@ def build_bench_model(work_dir: str | Path, shape: ModelShape) -> Path:
         model = LlavaOnevisionForConditionalGeneration(config).eval()
         model.generation_config = GenerationConfig.from_pretrained(str(out))  # keep the tiny model's eos/pad
         model.save_pretrained(str(out))
-    marker.write_text(json.dumps(asdict(shape)))
+    write_json(marker, asdict(shape))
     return out
 
 
@@ -141,8 +159,7 @@ def _write_h264(path: Path, frames, fps: int, keyframe_interval: int) -> None:
     import av
     import numpy as np
 
-    tmp = path.with_name(path.name + ".part.mp4")
-    with av.open(str(tmp), mode="w") as container:
+    with atomic_path(path, suffix=".mp4") as tmp, av.open(str(tmp), mode="w") as container:
         stream = container.add_stream("libx264", rate=fps)
         stream.width, stream.height = frames.shape[2], frames.shape[1]
         stream.pix_fmt = "yuv420p"
@@ -153,7 +170,6 @@ def _write_h264(path: Path, frames, fps: int, keyframe_interval: int) -> None:
                 container.mux(packet)
         for packet in stream.encode():
             container.mux(packet)
-    tmp.replace(path)
 
 
 def _words_to_tokens(tokenizer, words: list[str], count: int) -> str:

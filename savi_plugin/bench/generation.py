@@ -24,10 +24,8 @@ model for LLaVA-OneVision-7B on one GPU.
 from __future__ import annotations
 
 import argparse
-import tempfile
 import time
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 from savi_plugin.bench.measure import finish
 from savi_plugin.bench.options import HIDDEN, IMAGE_SIZE, VISION_HIDDEN, add_options
@@ -205,13 +203,13 @@ def run(args) -> dict:
     import numpy as np
     import torch
 
-    from savi_plugin.bench.fixtures import ModelShape, build_bench_model, model_line, video_tokens
+    from savi_plugin.bench.fixtures import ModelShape, build_bench_model, model_line, video_tokens, work_folder
     from savi_plugin.bench.measure import machine_note
     from savi_plugin.models import load_backend
 
     torch.set_num_threads(args.threads)
     load_before = machine_note()
-    work = Path(args.work_dir or tempfile.mkdtemp(prefix="savi_bench_generation_"))
+    work = work_folder(args.work_dir, "generation")
     shape = ModelShape(hidden_size=args.hidden, num_layers=args.layers, image_size=args.image_size,
                        intermediate_size=args.intermediate or None, vocab_size=args.vocab or None,
                        vision_hidden_size=args.vision_hidden or None, vision_layers=args.vision_layers or None)

@@ -30,8 +30,6 @@ patches, 2x2 pooling) is the real one. Both training sides start from the same w
 from __future__ import annotations
 
 import argparse
-import json
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +37,7 @@ from pathlib import Path
 from savi_plugin.bench.measure import finish
 from savi_plugin.bench.options import add_options, listed
 from savi_plugin.config.values import AtLeast, NonNegative, OneOf, Probability, checked
+from savi_plugin.data.outputs import write_jsonl
 
 #: Qwen2-7B (text) and SigLIP-so400m with LLaVA-NeXT's last layer removed (vision): LLaVA-Video-7B-Qwen2's sizes.
 FULL = {"text": {"hidden_size": 3584, "num_hidden_layers": 28, "num_attention_heads": 28, "num_key_value_heads": 4,
@@ -209,8 +208,7 @@ def training_check(args, scale: dict, work: Path, checkpoint: Path) -> dict:
     video, question = make_video(work, num_frames=frames, size=384, seed=args.seed)
     pair = make_tagged_pair(backend.tokenizer, 48)
     data = work / "pair.jsonl"
-    data.write_text(json.dumps({"id": "gpu-0", "video": str(video), "question": question, "source": "bench",
-                                **pair}) + "\n")
+    write_jsonl(data, [{"id": "gpu-0", "video": str(video), "question": question, "source": "bench", **pair}])
     tokens = backend.encode([read_frames(video, frames).frames], [question])["input_ids"].shape[1]
     options = dict(lr=1e-5, beta=0.1, alpha=0.01)
     timer = _Timer(args.device, args.warmup, args.steps)
@@ -352,8 +350,9 @@ def run(args) -> dict:
     args.device = pin_device(args.device)  # before CUDA starts: the Trainer then uses exactly this GPU
     if args.device == "auto":
         args.device = "cuda" if torch.cuda.is_available() else "cpu"
-    work = Path(args.work_dir or tempfile.mkdtemp(prefix="savi_bench_gpu_"))
-    work.mkdir(parents=True, exist_ok=True)
+    from savi_plugin.bench.fixtures import work_folder
+
+    work = work_folder(args.work_dir, "gpu")
     start = time.perf_counter()
     checkpoint = build_checkpoint(work)
     device_name = torch.cuda.get_device_name(args.device) if torch.device(args.device).type == "cuda" else "CPU"

@@ -37,7 +37,6 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 MIB = 1024 * 1024
 #: Environment of every worker process (see the module docstring).
@@ -299,7 +298,9 @@ def finish(report: dict, json_path: str | None, valid: bool, error: str) -> int:
     """End a benchmark command: write ``report`` to ``json_path`` when given; exit 1 with ``error`` when the
     comparison is not valid (the two sides computed different results), else 0."""
     if json_path:
-        Path(json_path).write_text(json.dumps(report, indent=2, default=str))
+        from savi_plugin.data.outputs import write_json
+
+        write_json(json_path, report)
     if not valid:
         print(f"error: {error}")
         return 1

@@ -36,15 +36,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from savi_plugin.bench.fixtures import ModelShape, model_line, video_tokens
+from savi_plugin.bench.fixtures import ModelShape, model_line, video_tokens, work_folder
 from savi_plugin.bench.measure import (MemoryProbe, StepTimer, VisionCounter, forward_args, machine_note,
                                       finish, measure_sides, ratio, require_linux)
 from savi_plugin.bench.options import IMAGE_SIZE, PairStepShape, add_options
 from savi_plugin.config.values import AtLeast, NonNegative, OneOf, Positive, checked
+from savi_plugin.data.outputs import write_json, write_jsonl
 
 SIDES = ("ours", "baseline")
 
@@ -70,7 +70,7 @@ def prepare(args) -> dict:
     pair = make_tagged_pair(build_tokenizer(), args.response_tokens)
     record = {"id": "bench-0", "video": str(video), "question": question, "source": "bench", **pair}
     data = work / f"pair_r{args.response_tokens}.jsonl"
-    data.write_text(json.dumps(record) + "\n")
+    write_jsonl(data, [record])
     return {"model": str(model), "adapter": str(adapter), "data": str(data), "video": str(video),
             "question": question, "pair": pair, "segments": _segments(model, video, question, pair, args.frames)}
 
@@ -145,11 +145,10 @@ def worker(args) -> dict:
 def run(args) -> dict:
     """Prepare the inputs, run both sides in fresh processes, print the comparison; returns the results."""
     require_linux()
-    if args.work_dir is None:
-        args.work_dir = tempfile.mkdtemp(prefix="savi_bench_train_step_")
+    args.work_dir = str(work_folder(args.work_dir, "train_step"))
     load_before = machine_note()
     paths = prepare(args)
-    Path(args.work_dir, "paths.json").write_text(json.dumps(paths))
+    write_json(Path(args.work_dir, "paths.json"), paths)
     forwarded = forward_args(build_parser(), args, drop=("worker", "phase", "repeats"))
     results = measure_sides("savi_plugin.bench.train_step", forwarded, SIDES, repeats=args.repeats)
     report = summarize(args, paths, results)

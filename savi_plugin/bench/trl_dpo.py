@@ -37,15 +37,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from savi_plugin.bench.fixtures import ModelShape, model_line, video_tokens
+from savi_plugin.bench.fixtures import ModelShape, model_line, video_tokens, work_folder
 from savi_plugin.bench.measure import (MemoryProbe, StepTimer, VisionCounter, forward_args, log_recorder,
                                       finish, machine_note, measure_sides, ratio, require_linux)
 from savi_plugin.bench.options import IMAGE_SIZE, PairStepShape, add_options
 from savi_plugin.config.values import AtLeast, NonNegative, OneOf, Positive, checked
+from savi_plugin.data.outputs import write_json, write_jsonl
 
 SIDES = ("ours", "trl_video", "trl_image")
 LABELS = {"ours": "ours", "trl_video": "TRL video", "trl_image": "TRL image"}
@@ -87,7 +87,7 @@ def prepare(args) -> dict:
     record = {"id": "bench-0", "video": str(video), "question": question, "source": "bench",
               "chosen": pair["chosen"], "rejected": pair["rejected"]}
     data = work / f"dpo_pair_r{args.response_tokens}.jsonl"
-    data.write_text(json.dumps(record) + "\n")
+    write_jsonl(data, [record])
     return {"model": str(model), "adapter": str(adapter), "data": str(data), "video": str(video), "image": str(image),
             "question": question, "chosen": pair["chosen"], "rejected": pair["rejected"]}
 
@@ -292,11 +292,10 @@ def run(args) -> dict:
     require_linux()
     if trl_version() is None:
         raise SystemExit("this benchmark needs TRL: pip install trl (or pip install 'savi-plugin[bench]')")
-    if args.work_dir is None:
-        args.work_dir = tempfile.mkdtemp(prefix="savi_bench_trl_")
+    args.work_dir = str(work_folder(args.work_dir, "trl"))
     load_before = machine_note()
     paths = prepare(args)
-    Path(args.work_dir, "trl_paths.json").write_text(json.dumps(paths))
+    write_json(Path(args.work_dir, "trl_paths.json"), paths)
     sides = [s for s in SIDES if s != "trl_image" or args.image_row]
     forwarded = forward_args(build_parser(), args, drop=("worker", "phase", "repeats"))
     results = measure_sides("savi_plugin.bench.trl_dpo", forwarded, sides, repeats=args.repeats, memory=args.memory)

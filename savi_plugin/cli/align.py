@@ -53,7 +53,12 @@ def run(args) -> int:
         return 0
     for it in manifest["iterations"]:
         counts = it.get("data_report", {}).get("counts", {})
+        ev = it.get("eval", {})
+        deltas = ev.get("vs_base") or {}
+        shown = "; ".join(f"{task} Δ {d['delta']:+.2f} [{d['low']:+.2f}, {d['high']:+.2f}] (base {d['base']:.2f}, "
+                          f"n={d['n']})" for task, d in deltas.items()) or json.dumps(ev)
         print(f"iteration {it['iteration']}: pairs {counts.get('pairs', '?')}, adapter {it.get('adapter')}, "
-              f"eval {json.dumps(it.get('eval', {}))}")
+              f"eval vs base (paired bootstrap 95% CI): {shown}" if deltas else
+              f"iteration {it['iteration']}: pairs {counts.get('pairs', '?')}, adapter {it.get('adapter')}, eval {shown}")
     print(f"manifest: {out}/manifest.json")
     return 0

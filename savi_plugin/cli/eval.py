@@ -1,10 +1,12 @@
-"""``savi eval tasks-path|run|fixture``: evaluate with lmms-eval on our MVBench/EgoSchema/PerceptionTest tasks.
+"""``savi eval tasks-path|run|fixture|suite|compare``: evaluate with lmms-eval on our tasks, and compare models.
 
     savi eval tasks-path                       # the folder of our task YAMLs (for --include_path)
     savi eval run --data-root /data/savi_eval -- --model savi_video \\
         --model_args pretrained=/ckpt,num_frames=32 --tasks savi_mvbench,savi_egoschema,savi_perceptiontest \\
         --output_path results/
     savi eval fixture /tmp/savi_eval_data -n 4  # a small synthetic dataset in the SAVI_DATA_ROOT layout
+    savi eval suite videosavi --model /ckpt --adapter runs/a/adapter --out suite/   # base vs aligned, Δ and CI
+    savi eval compare suite_a/ suite_b/        # two tables side by side, or refused as incomparable
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import sys
 from dataclasses import dataclass
 
 from savi_plugin.config.values import AtLeast, OneOf, add_flag, checked
+from savi_plugin.video.decode import DEFAULT_NUM_FRAMES
 
 BENCHMARK_CHOICES = ("all", "mvbench", "egoschema", "perceptiontest")
 
@@ -26,6 +29,16 @@ class FixtureOptions:
     benchmark: str = checked("all", OneOf(*BENCHMARK_CHOICES, what="benchmark"))
     n: int = checked(4, AtLeast(1), help="records per task (MVBench: per subtask)")
     seed: int = checked(0, AtLeast(0), help="synthetic-video seed (the dataset is a pure function of it)")
+
+
+@dataclass(frozen=True)
+class SuiteOptions:
+    """The options of ``savi eval suite``."""
+
+    num_frames: int = checked(DEFAULT_NUM_FRAMES, AtLeast(1), help="frames per video for the default tasks")
+    limit: float | None = checked(None, AtLeast(0), help="lmms-eval --limit: items per task (testing only)")
+    batch_size: int = checked(1, AtLeast(1), help="lmms-eval --batch_size")
+    dtype: str = checked("float32", OneOf("float32", "bfloat16", "float16", what="dtype"))
 
 
 def add_parser(subparsers) -> None:
@@ -52,6 +65,28 @@ def add_parser(subparsers) -> None:
     add_flag(fixture, "--seed", FixtureOptions, "seed")
     fixture.set_defaults(func=run_fixture)
 
+    suite = sub.add_parser(
+        "suite", help="a base model and its adapters on a paper's benchmarks: Δ with its paired 95%% interval",
+        description="Runs lmms-eval once per model (base first; resumable) on the suite's tasks and writes OUT/table.md, "
+                    "table.json, card.json and delta.png. SUITE: rrpo, videosavi, or a comma-separated task list.")
+    suite.add_argument("suite", metavar="SUITE")
+    suite.add_argument("--model", required=True, help="the base model (path or hub id)")
+    suite.add_argument("--adapter", action="append", default=[], help="an aligned LoRA adapter (repeatable)")
+    suite.add_argument("--out", required=True, help="the suite folder (a killed suite continues here)")
+    suite.add_argument("--data-root", default=None, help="benchmark data folder (SAVI_DATA_ROOT)")
+    suite.add_argument("--device", default=None, help="lmms-eval --device")
+    suite.add_argument("--gen-kwargs", default=None, help="lmms-eval --gen_kwargs for every task")
+    add_flag(suite, "--num-frames", SuiteOptions, "num_frames")
+    add_flag(suite, "--limit", SuiteOptions, "limit")
+    add_flag(suite, "--batch-size", SuiteOptions, "batch_size")
+    add_flag(suite, "--dtype", SuiteOptions, "dtype")
+    suite.set_defaults(func=run_suite)
+
+    compare = sub.add_parser("compare", help="two suite tables side by side, refused when their eval cards differ")
+    compare.add_argument("a", help="a suite folder or its table.json")
+    compare.add_argument("b", help="another suite folder or table.json")
+    compare.set_defaults(func=run_compare)
+
 
 def run_tasks_path(args) -> int:
     from savi_plugin.eval.registration import tasks_path
@@ -77,12 +112,74 @@ def run_fixture(args) -> int:
     from savi_plugin.eval.fixture_folder import FixtureFolder
     from savi_plugin.eval.fixtures import build_fixture
 
-    folder = FixtureFolder(args.root).claim()  # FixtureFolderError: one line, exit 1
     names = BENCHMARK_CHOICES[1:] if args.benchmark == "all" else (args.benchmark,)
-    for name in names:
-        folder.begin(name)
-        fixture = build_fixture(folder.root, name, args.n, seed=args.seed)
-        folder.done(name, fixture.files)
-        print(f"{name}: {sum(len(r) for r in fixture.records.values())} record(s) in {len(fixture.records)} task(s)")
+    with FixtureFolder(args.root).claim() as folder:  # FixtureFolderError: one line, exit 1
+        for name in names:
+            folder.begin(name)
+            fixture = build_fixture(folder.root, name, args.n, seed=args.seed)
+            folder.done(name, fixture.files)
+            print(f"{name}: {sum(len(r) for r in fixture.records.values())} record(s) in {len(fixture.records)} "
+                  f"task(s)")
     print(f"use it with: SAVI_DATA_ROOT={os.path.abspath(args.root)} lmms-eval --tasks ...")
+    return 0
+
+
+def run_suite(args) -> int:
+    from savi_plugin.eval.suite import (
+        SuiteError,
+        SuitePlan,
+        adapter_labels,
+        suite_tasks,
+    )
+    from savi_plugin.eval.suite import run_suite as run
+
+    try:
+        tasks, missing = suite_tasks(args.suite)
+        if not args.adapter:
+            raise SuiteError("at least one --adapter is needed, to compare with the base model")
+        for path in [args.model, *args.adapter, args.data_root]:
+            if path and any(c in str(path) for c in ",="):
+                raise SuiteError(f"{path}: lmms-eval's --model_args cannot carry a path holding ',' or '='")
+        if missing:
+            print(f"suite {args.suite}: not offered by savi-plugin yet, left out: {', '.join(missing)}", file=sys.stderr)
+        plan = SuitePlan(model=args.model, adapters=adapter_labels(args.adapter), tasks=tasks,
+                         num_frames=args.num_frames, limit=args.limit, batch_size=args.batch_size, dtype=args.dtype,
+                         device=args.device, gen_kwargs=args.gen_kwargs,
+                         data_root=os.path.abspath(args.data_root) if args.data_root else None)
+        table = run(plan, args.out, missing=missing)
+    except SuiteError as exc:
+        print(f"savi eval suite: {exc}", file=sys.stderr)
+        return 1
+    from savi_plugin.eval.suite import format_table
+
+    print(format_table(table["rows"], table["missing"]), end="")
+    print(f"wrote {os.path.join(args.out, 'table.md')}, table.json, card.json, delta.png")
+    return 0
+
+
+def run_compare(args) -> int:
+    from savi_plugin.eval.card import differences
+    from savi_plugin.eval.suite import SuiteError, read_table
+
+    try:
+        a, b = read_table(args.a), read_table(args.b)
+    except SuiteError as exc:
+        print(f"savi eval compare: {exc}", file=sys.stderr)
+        return 1
+    diff = differences(a["card"], b["card"])
+    if diff:
+        print(f"savi eval compare: the tables are not comparable ({len(diff)} eval-card field(s) differ):",
+              file=sys.stderr)
+        for line in diff:
+            print(f"  {line}", file=sys.stderr)
+        return 1
+    rows_b = {(r["task"], r["adapter"]): r for r in b["rows"]}
+    print("| task | adapter | Δ A [95% CI] | Δ B [95% CI] |\n|---|---|---|---|")
+    for r in a["rows"]:
+        o = rows_b.get((r["task"], r["adapter"]))
+        right = f"{o['delta']:+.2f} [{o['low']:+.2f}, {o['high']:+.2f}]" if o else "-"
+        print(f"| {r['task']} | {r['adapter']} | {r['delta']:+.2f} [{r['low']:+.2f}, {r['high']:+.2f}] | {right} |")
+    for key, o in rows_b.items():
+        if not any((r["task"], r["adapter"]) == key for r in a["rows"]):
+            print(f"| {key[0]} | {key[1]} | - | {o['delta']:+.2f} [{o['low']:+.2f}, {o['high']:+.2f}] |")
     return 0

@@ -55,7 +55,7 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--tagger-model", metavar="PATH",
                         help="rrpo: a local causal LM for the two-turn phrase tagging of long answers ('policy': "
                              "the video model)")
-    parser.add_argument("--report", help="run report path (default: OUT-stem.report.json)")
+    parser.add_argument("--report", help="run report path (default: OUT.report.json, e.g. pairs.jsonl.report.json)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(func=run_generate)
 

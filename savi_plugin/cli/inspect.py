@@ -2,15 +2,9 @@
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
 from pathlib import Path
 
 from savi_plugin.errors import RunError
-
-#: the mark a site folder carries: a later ``savi inspect`` may replace a folder only when it holds this
-MARK = ".savi-inspect.json"
 
 
 def add_parser(subparsers) -> None:
@@ -44,44 +38,23 @@ def _count(low: int, high: int):
     return parse
 
 
-def claim_site_folder(out: Path) -> None:
-    """Refuse ``out`` unless it is absent, empty, or a site this command wrote (it carries :data:`MARK`)."""
-    if out.exists() and not out.is_dir():
-        raise RunError(f"{out}: --out is a file, not a folder")
-    if out.is_dir() and any(out.iterdir()) and not (out / MARK).is_file():
-        raise RunError(f"{out}: --out holds files that `savi inspect` did not write; choose a new or empty folder")
-
-
 def run(args) -> int:
-    from savi_plugin.data.outputs import OutputLock, check_distinct
+    from savi_plugin.data.outputs import claim, replace_folder
     from savi_plugin.inspection.site import build_site
 
     out = Path(args.out)
-    check_distinct(out, {"PAIRS": args.pairs, "--run-report": args.run_report, "--diagnostics": args.diagnostics,
-                         "--data-root": args.data_root}, output_name="--out", folder=True)
+    inputs = {"PAIRS": args.pairs, "--run-report": args.run_report, "--diagnostics": args.diagnostics,
+              "--data-root": args.data_root}
     if not Path(args.pairs).is_file():
         raise RunError(f"{args.pairs}: preference file not found")
-    claim_site_folder(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with OutputLock(out, what="inspection site"):  # beside the folder, which is replaced whole
-        claim_site_folder(out)
-        building = out.parent / f".{out.name}.building-{os.getpid()}"
-        shutil.rmtree(building, ignore_errors=True)
-        building.mkdir()
-        try:
+    # new, or a site this command wrote (replaced whole, never merged with the old one); a user's folder is refused
+    with claim(out, command="savi inspect", config={"pairs": str(args.pairs)}, folder=True, inputs=inputs,
+               output_name="--out", what="inspection site", replace_ours=True, lock_beside=True) as claimed:
+        with replace_folder(out) as building:
             summary = build_site(args.pairs, building, fmt=args.format, data_root=args.data_root,
                                  run_report=args.run_report, diagnostics=args.diagnostics, frames=args.frames,
                                  page_size=args.page_size, progress=not args.no_progress)
-            (building / MARK).write_text(json.dumps({"command": "savi inspect", "pairs": str(args.pairs)}))
-            if out.is_dir():  # ours (checked under the lock): replaced whole, never merged with the old site
-                old = out.parent / f".{out.name}.old-{os.getpid()}"
-                os.replace(out, old)
-                os.replace(building, out)
-                shutil.rmtree(old, ignore_errors=True)
-            else:
-                os.replace(building, out)
-        finally:
-            shutil.rmtree(building, ignore_errors=True)
+            claimed.write_mark(into=building)
     print(f"{out / 'index.html'}: {summary.pairs} pair page(s), {summary.bad_records} bad record(s), "
           f"{summary.skipped_items} skipped item(s)"
           + (f", diagnostics for {summary.with_diagnostics} pair(s), {len(summary.never_learned)} never learned"

@@ -13,7 +13,7 @@ def add_parser(subparsers) -> None:
 
 
 def run(args) -> int:
-    from savi_plugin.data.outputs import check_distinct
+    from savi_plugin.data.outputs import atomic_path, claim
     from savi_plugin.errors import RunError
     from savi_plugin.inspection.curves import NoLogHistory, plot_training
 
@@ -22,10 +22,15 @@ def run(args) -> int:
         raise RunError(f"{out}: --out must be a .png file")
     if out.exists() and args.out:
         raise RunError(f"{out}: exists; `savi plot` writes only a new file (or RUN_DIR/training_curves.png)")
-    check_distinct(out, {"RUN_DIR": args.run_dir}, output_name="--out")
-    try:
-        path, panels = plot_training(args.run_dir, out)
-    except NoLogHistory as exc:
-        raise RunError(str(exc)) from None
-    print(f"{path}: {', '.join(panels)}")
+    run = Path(args.run_dir)
+    inputs = {f"RUN_DIR's {name}": run / name for name in ("train_report.json", "trainer_state.json")}
+    # the default RUN_DIR/training_curves.png is new or an earlier plot of ours; never a file the run needs
+    with claim(out, command="savi plot", inputs=inputs, output_name="--out", replace_ours=True) as claimed:
+        try:
+            with atomic_path(out, suffix=".png") as tmp:
+                _, panels = plot_training(args.run_dir, tmp)
+        except NoLogHistory as exc:
+            raise RunError(str(exc)) from None
+        claimed.write_mark()
+    print(f"{out}: {', '.join(panels)}")
     return 0

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import sys
 from pathlib import Path
 
@@ -49,6 +48,8 @@ def run_show(args) -> int:
 def run_cp(args) -> int:
     from savi_plugin.recipe import resolve_recipe_path
 
+    from savi_plugin.data.outputs import claim, copy_file
+
     src = resolve_recipe_path(args.recipe)
     dest = Path(args.dest)
     if dest.is_dir():
@@ -56,6 +57,7 @@ def run_cp(args) -> int:
     if dest.exists():
         print(f"error: {dest} exists; not overwriting", file=sys.stderr)
         return 1
-    shutil.copyfile(src, dest)
+    with claim(dest, command="savi recipes cp", inputs={"the recipe": src}, output_name="DEST"):
+        copy_file(src, dest)
     print(f"copied {src.name} to {dest}")
     return 0

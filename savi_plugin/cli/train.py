@@ -18,6 +18,8 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--data", help="preference JSONL (default: the recipe's data.pairs)")
     parser.add_argument("--output-dir", help="default: the recipe's train.output_dir")
     parser.add_argument("--resume", action="store_true", help="resume from the last checkpoint in the output dir")
+    parser.add_argument("--allow-incomplete-data", action="store_true",
+                        help="train on pairs whose savi generate run has not finished (refused by default)")
     parser.add_argument("--dry-run", action="store_true",
                         help="check the recipe and build the step's configuration; load and write nothing")
     parser.set_defaults(func=run)
@@ -48,9 +50,13 @@ def run(args) -> int:
         raise ConfigError("train.output_dir", "required (or --output-dir)", recipe.source)
     check_backend_fits(model, recipe.model.backend, "model.backend", recipe.source)
     recipe_training_args(recipe, output_dir, strict=True)  # what this machine lacks fails before the run
+    from savi_plugin.data.outputs import check_distinct
     from savi_plugin.pipeline.steps import train_step
 
-    summary = train_step(recipe, model=model, data=data, output_dir=output_dir, resume=args.resume)
+    check_distinct(output_dir, {"the recipe": recipe.source or None}, output_name="--output-dir", folder=True)
+
+    summary = train_step(recipe, model=model, data=data, output_dir=output_dir, resume=args.resume,
+                         allow_incomplete_data=args.allow_incomplete_data)
     from savi_plugin.launch import current
 
     if current().is_main:  # one summary per run, not one per rank

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
+from savi_plugin.data.identity import input_identity
+from savi_plugin.data.outputs import claim, write_json, write_jsonl
 from savi_plugin.data.readers import FORMATS, read_records, record_to_rrpo, record_to_trl
 from savi_plugin.data.record import DataError
 
@@ -40,14 +41,12 @@ def convert_file(src: str | Path, dst: str | Path, src_format: str, dst_format: 
     if unreadable:  # the file itself (missing, not JSON): nothing to skip record by record
         raise unreadable[0]
     dst = Path(dst)
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dst.with_name(dst.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        if dst.suffix == ".json":
-            json.dump(objects, fh, ensure_ascii=False, indent=1)
-            fh.write("\n")
+    config = {"src": input_identity(src), "from": src_format, "to": dst_format, "bad_records": bad_records}
+    with claim(dst, command="savi data convert", config=config, inputs={"SRC": src}, output_name="DST",
+               replace_ours=True) as claimed:  # one writer; never the source; never a file we did not write
+        claimed.write_mark()
+        if dst.suffix == ".json":  # atomic: a crash never leaves a half-converted file under the final name
+            write_json(dst, objects, indent=1)
         else:
-            for obj in objects:
-                fh.write(json.dumps(obj, ensure_ascii=False) + "\n")
-    tmp.replace(dst)  # atomic: a crash never leaves a half-converted file under the final name
+            write_jsonl(dst, objects)
     return len(objects)

@@ -58,6 +58,8 @@ def config_changes(stored: Mapping[str, Any], current: Mapping[str, Any],
         if _ignored(key, ignore):
             continue
         a, b = old.get(key, missing), new.get(key, missing)
+        if (a is missing and b is None) or (b is missing and a is None):
+            continue  # a value that is absent on one side and null on the other (e.g. no identity yet)
         if a != b:
             out.append((key, None if a is missing else a, None if b is missing else b))
     return out
@@ -69,7 +71,18 @@ def describe_changes(changes: list[tuple[str, Any, Any]], limit: int = 6) -> str
         text = json.dumps(value, default=str)
         return text if len(text) <= 60 else text[:57] + "..."
 
-    parts = [f"{key}: {short(a)} -> {short(b)}" for key, a, b in changes[:limit]]
+    merged: list[tuple[str, Any, Any]] = []
+    for key, a, b in changes:  # an identity (data/identity.py) changed: one entry naming the input, not its digests
+        if key.startswith("identity.") or ".identity." in key:
+            head, _, rest = key.partition("identity.")
+            name = head + "identity." + rest.split(".", 1)[0]
+            if not any(k == name for k, _, _ in merged):
+                merged.append((name, "content", "changed"))
+            continue
+        merged.append((key, a, b))
+    changes = merged
+    parts = [f"{key}: {short(a)} -> {short(b)}" if a != "content" else f"{key} changed content (same path)"
+             for key, a, b in changes[:limit]]
     if len(changes) > limit:
         parts.append(f"and {len(changes) - limit} more")
     return ", ".join(parts)

@@ -1,33 +1,60 @@
-"""Guards for what a job writes: one writer per output, an output is never an input, never destroy a source.
+"""The output layer: every file or folder a ``savi`` command writes goes through this module.
 
-* :class:`OutputLock` -- an exclusive lock on an output file or folder, held for the whole job. Two processes
-  appending to one pairs file, or training into one output folder, would interleave their work (duplicate ids,
-  checkpoints of two runs in one folder) and both exit 0. The lock is ``flock`` on ``<output>.lock`` (a file
-  output) or ``<folder>/.savi.lock`` (a folder output); the lock file names its holder (pid, host, start time,
-  command) so the refusal can say who holds it. The kernel releases ``flock`` when its process dies, however it
-  dies, so a lock file left by a killed job is stale by construction: the next job takes it over (and logs the
-  dead holder). Under torchrun only rank 0 takes the lock; the other ranks belong to the same job.
-* :func:`check_distinct` -- an output may not be one of the job's inputs (``--input qa.jsonl --output qa.jsonl``
-  would append pairs to the QA manifest), nor a folder that holds an input (``--output-dir`` equal to the base
-  model's folder would save the adapter into the model, which then loads with it attached).
+What holds for every output, by construction (README "Guarantees"):
+
+* **A target is new, or ours for the same run** (:func:`claim`). An output that exists is written only when it
+  carries our mark (:func:`mark_path`: ``<folder>/.savi-output.json`` or ``<file>.savi-output.json``) for the same
+  command and the same configuration (a resume or an extension); a mark of another command or configuration is
+  refused naming what changed, and an output without our mark (a user's file, a folder with files we did not
+  write, ``--output-dir .`` in a project) is refused naming a file in it.
+* **An output is never an input** (:func:`check_distinct`): not equal to, and not inside (nor, for a folder
+  output, around) anything the job reads -- the model folder, a data file, the recipe, a video a manifest names.
+  Paths are compared after ``..``, ``./`` and symlinks are resolved, by inode (a hard link is the same file), and
+  case-insensitively where the file system is.
+* **One writer per output** (:class:`OutputLock`): an exclusive lock for the whole job, ``flock`` on
+  ``<output>.lock`` (a file) or ``<folder>/.savi.lock`` (a folder), naming its holder. Where the file system does
+  not support ``flock`` (some NFS and Lustre mounts raise ``ENOLCK``, ``EOPNOTSUPP`` or ``ENOSYS``) the lock falls
+  back to a file created with ``O_EXCL`` (``<lock>.excl``) holding the holder's pid and host; a holder that is
+  gone (same host, no such pid) is taken over, one on another host is respected.
+* **Sidecars are named by the full output name** (:func:`sidecar`): ``pairs.jsonl`` and ``pairs.json`` never share
+  a progress file, report or lock.
+* **Writes are atomic, temporaries unique and always removed** (:func:`write_json`, :func:`write_text`,
+  :func:`atomic_path`, :func:`temp_folder`): a temporary file is named ``.<name>.<pid>.<random>.tmp`` beside the
+  destination and removed on every exit (success, exception, Ctrl-C); the destination is replaced by one
+  ``rename``.
+* **A full disk names the destination** (:func:`disk_error`): ``ENOSPC``, ``EDQUOT`` and ``EFBIG`` become one
+  ``OSError`` naming the file the user asked for, never a temporary name, and no temporary file is left.
+
+Under a launcher only rank 0 takes a folder output's lock (the other ranks belong to the same job).
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import fcntl
 import json
 import logging
 import os
+import secrets
+import shutil
 import socket
 import sys
 import time
 from pathlib import Path
+from typing import Any, Iterable, Iterator, Mapping
 
 from savi_plugin.errors import RunError
 
 log = logging.getLogger(__name__)
 
 LOCK_NAME = ".savi.lock"
+#: our mark on an output: which command made it, with which configuration
+MARK_NAME = ".savi-output.json"
+#: errnos of a file system that has no ``flock`` (NFS without lockd, some Lustre mounts)
+NO_FLOCK_ERRNOS = {errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, getattr(errno, "ENOTSUP", errno.EOPNOTSUPP)}
+#: errnos that mean the destination's file system is full or the file too large
+DISK_FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
 
 
 class OutputLockedError(RunError):
@@ -38,12 +65,163 @@ class OutputIsInputError(ValueError):
     """An output would overwrite or write into one of the job's inputs."""
 
 
+class ForeignOutputError(ValueError):
+    """An output exists and was not written by this command with this configuration (one line naming it)."""
+
+
+# --------------------------------------------------------------------------------------------- names
+def sidecar(output: str | Path, kind: str) -> Path:
+    """``<output>.<kind>``: a file that belongs to ``output`` (progress, report, lock, mark), named by its full
+    name, so ``pairs.jsonl`` and ``pairs.json`` have separate sidecars."""
+    output = Path(output)
+    return output.with_name(f"{output.name}.{kind}")
+
+
 def lock_path(output: str | Path, folder: bool = False) -> Path:
     """``<output>.lock`` for a file output, ``<output>/.savi.lock`` for a folder output."""
     output = Path(output)
-    return output / LOCK_NAME if folder else output.with_name(output.name + ".lock")
+    return output / LOCK_NAME if folder else sidecar(output, "lock")
 
 
+def mark_path(output: str | Path, folder: bool) -> Path:
+    """Where our mark of ``output`` lives: ``<folder>/.savi-output.json`` or ``<file>.savi-output.json``."""
+    output = Path(output)
+    return output / MARK_NAME if folder else sidecar(output, MARK_NAME.lstrip("."))
+
+
+def _temp_name(path: Path, suffix: str = "") -> Path:
+    return path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp{suffix}")
+
+
+# --------------------------------------------------------------------------------------------- disk full
+def disk_error(exc: BaseException, destination: str | Path) -> OSError | None:
+    """An ``OSError`` naming ``destination`` when ``exc`` (or its cause) is a full disk or a too-large file.
+
+    torch reports a full disk as ``basic_ios::clear: iostream error``, safetensors as ``os error 28``, ``os.write``
+    without a file name; each becomes ``OSError(errno, reason, destination)``.
+    """
+    seen = 0
+    while exc is not None and seen < 10:
+        if isinstance(exc, OSError) and exc.errno in DISK_FULL_ERRNOS:
+            return OSError(exc.errno, exc.strerror or os.strerror(exc.errno), str(destination))
+        text = str(exc)
+        if "File too large" in text or "os error 27" in text:
+            return OSError(errno.EFBIG, "file too large (file size limit)", str(destination))
+        if any(s in text for s in ("No space left", "os error 28", "iostream error", "file write failed")):
+            where = Path(destination)
+            try:
+                free = shutil.disk_usage(where if where.exists() else where.parent).free
+            except OSError:
+                free = 0
+            return OSError(errno.ENOSPC, f"no space left on the device ({free // 2**20} MiB free)", str(destination))
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return None
+
+
+# --------------------------------------------------------------------------------------------- atomic writes
+@contextlib.contextmanager
+def atomic_path(path: str | Path, suffix: str = "") -> Iterator[Path]:
+    """Yield a unique temporary path beside ``path``; on success it replaces ``path`` by one rename.
+
+    The temporary file is removed on every other exit (an exception, Ctrl-C); a full disk is re-raised naming
+    ``path``. Writers that need a file name (``safetensors.save_file``, ``torch.save``, a video muxer) write to the
+    yielded path; ``suffix`` ends its name (e.g. ``.mp4``, for writers that pick a format by the name).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _temp_name(path, suffix)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        full = disk_error(exc, path) if isinstance(exc, Exception) else None
+        if full is not None:
+            raise full from None
+        raise
+
+
+@contextlib.contextmanager
+def atomic_open(path: str | Path, mode: str = "w", encoding: str | None = "utf-8") -> Iterator[Any]:
+    """An open temporary file that replaces ``path`` when the block ends without an error (see
+    :func:`atomic_path`); its data is flushed to disk before the rename."""
+    with atomic_path(path) as tmp:
+        kwargs = {} if "b" in mode else {"encoding": encoding}
+        with open(tmp, mode, **kwargs) as fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+
+
+def write_bytes(path: str | Path, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically (see :func:`atomic_path`)."""
+    with atomic_open(path, "wb") as fh:
+        fh.write(data)
+    return Path(path)
+
+
+def write_text(path: str | Path, text: str) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` atomically."""
+    return write_bytes(path, text.encode("utf-8"))
+
+
+def write_json(path: str | Path, obj: Any, *, indent: int | None = 2) -> Path:
+    """Write ``obj`` as JSON (UTF-8, non-ASCII kept, unknown types as ``str``) to ``path`` atomically."""
+    return write_text(path, json.dumps(obj, indent=indent, ensure_ascii=False, default=str) + "\n")
+
+
+def write_jsonl(path: str | Path, objects: Iterable[Any]) -> Path:
+    """Write one JSON line per object to ``path`` atomically."""
+    with atomic_open(path, "w") as fh:
+        for obj in objects:
+            fh.write(json.dumps(obj, ensure_ascii=False) + "\n")
+    return Path(path)
+
+
+def copy_file(src: str | Path, dst: str | Path) -> Path:
+    """Copy ``src`` to ``dst`` atomically (a unique temporary beside ``dst``, then one rename)."""
+    with atomic_path(dst) as tmp:
+        shutil.copyfile(src, tmp)
+    return Path(dst)
+
+
+def move_into(src: str | Path, dst: str | Path) -> Path:
+    """Move a file this job wrote (a temporary) to ``dst`` by one rename (same file system)."""
+    try:
+        os.replace(src, dst)
+    except OSError as exc:
+        full = disk_error(exc, dst)
+        raise (full or exc) from None
+    return Path(dst)
+
+
+@contextlib.contextmanager
+def temp_folder(near: str | Path, keep: bool = False) -> Iterator[Path]:
+    """A unique folder beside ``near`` (``.<name>.<pid>.<random>.tmp``), removed on every exit unless ``keep``
+    and the block succeeded (then the caller has moved it)."""
+    near = Path(near)
+    near.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _temp_name(near)
+    tmp.mkdir()
+    try:
+        yield tmp
+    except BaseException as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        full = disk_error(exc, near) if isinstance(exc, Exception) else None
+        if full is not None:
+            raise full from None
+        raise
+    if not keep:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def remove_tree(path: str | Path) -> None:
+    """Remove a folder this job owns (a previous result of the same command, or its own temporary)."""
+    shutil.rmtree(path, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------------------------- locks
 def _holder_text(info: dict) -> str:
     since = info.get("started")
     when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(since)) if isinstance(since, (int, float)) else "?"
@@ -59,17 +237,38 @@ def _read_info(path: Path) -> dict:
         return {}
 
 
+def _holder_info() -> dict:
+    return {"pid": os.getpid(), "host": socket.gethostname(), "started": time.time(),
+            "command": " ".join(sys.argv)[:500]}
+
+
 def _is_main_rank() -> bool:
     from savi_plugin.launch import current  # RANK counts only inside a launcher
 
     return current().is_main
 
 
+def _alive(info: dict) -> bool:
+    """Whether the holder in ``info`` may still run: another host (unknown: yes), or a live pid here."""
+    if info.get("host") != socket.gethostname():
+        return bool(info)
+    pid = info.get("pid")
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 class OutputLock:
     """Hold an exclusive lock on ``output`` (a file, or a folder with ``folder=True``) while the job runs.
 
     Use as a context manager; :meth:`acquire` raises :class:`OutputLockedError` naming the live holder. Only
-    the torchrun rank 0 locks (``RANK``) -- other ranks of the same job write into the same folder -- unless
+    the launcher's rank 0 locks a folder -- other ranks of the same job write into the same folder -- unless
     ``every_rank`` (each rank writes its own output, e.g. a generation shard).
     """
 
@@ -80,6 +279,12 @@ class OutputLock:
         self.what = what
         self.path = lock_path(Path(os.path.realpath(self.output)), folder)  # one lock file for every spelling
         self._fd = -1
+        self._excl: Path | None = None
+
+    def _refuse(self, info: dict, path: Path) -> OutputLockedError:
+        return OutputLockedError(
+            f"{self.output}: {self.what} is in use by another savi process ({_holder_text(info)}); wait for it "
+            f"to finish or use another {self.what} (lock file {path})")
 
     def acquire(self) -> "OutputLock":
         if not (self.every_rank or _is_main_rank()):
@@ -91,10 +296,12 @@ class OutputLock:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 os.close(fd)
-                info = _read_info(self.path)
-                raise OutputLockedError(
-                    f"{self.output}: {self.what} is in use by another savi process ({_holder_text(info)}); wait for it "
-                    f"to finish or use another {self.what} (lock file {self.path})") from None
+                raise self._refuse(_read_info(self.path), self.path) from None
+            except OSError as exc:
+                os.close(fd)
+                if exc.errno in NO_FLOCK_ERRNOS:
+                    return self._acquire_exclusive_file()
+                raise
             try:
                 same_file = os.fstat(fd).st_ino == os.stat(self.path).st_ino
             except FileNotFoundError:
@@ -105,15 +312,44 @@ class OutputLock:
             stale = _read_info(self.path)
             if stale.get("pid"):
                 log.warning("%s: taking over the lock of a process that is gone (%s)", self.output, _holder_text(stale))
-            info = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.time(),
-                    "command": " ".join(sys.argv)[:500]}
             os.ftruncate(fd, 0)
-            os.pwrite(fd, (json.dumps(info) + "\n").encode("utf-8"), 0)
+            os.pwrite(fd, (json.dumps(_holder_info()) + "\n").encode("utf-8"), 0)
             self._fd = fd
             return self
         raise OutputLockedError(f"{self.output}: could not take the lock {self.path} (it keeps being replaced)")
 
+    def _acquire_exclusive_file(self) -> "OutputLock":
+        """The lock where ``flock`` is unsupported: ``<lock>.excl`` created with ``O_EXCL``, naming its holder."""
+        excl = self.path.with_name(self.path.name + ".excl")
+        with contextlib.suppress(OSError):  # the empty flock file this attempt created has no use here
+            if self.path.stat().st_size == 0:
+                self.path.unlink()
+        for _ in range(3):
+            try:
+                fd = os.open(excl, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            except FileExistsError:
+                info = _read_info(excl)
+                if not info and time.time() - excl.stat().st_mtime < 10:  # a holder writing its info right now
+                    time.sleep(0.2)
+                    info = _read_info(excl)
+                if _alive(info) or (not info and time.time() - excl.stat().st_mtime < 10):
+                    raise self._refuse(info, excl) from None
+                log.warning("%s: taking over the lock of a process that is gone (%s)", self.output, _holder_text(info))
+                with contextlib.suppress(FileNotFoundError):
+                    excl.unlink()
+                continue
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(json.dumps(_holder_info()) + "\n")
+            self._excl = excl
+            log.info("%s: the file system does not support flock; locked with %s instead", self.output, excl)
+            return self
+        raise OutputLockedError(f"{self.output}: could not take the lock {excl} (it keeps being replaced)")
+
     def release(self) -> None:
+        if self._excl is not None:
+            with contextlib.suppress(FileNotFoundError):
+                self._excl.unlink()
+            self._excl = None
         if self._fd < 0:
             return
         try:
@@ -130,17 +366,55 @@ class OutputLock:
         self.release()
 
 
+# --------------------------------------------------------------------------------------------- inputs vs outputs
 def _real(path: str | Path) -> Path:
     return Path(os.path.realpath(Path(path).expanduser()))
 
 
-def check_distinct(output: str | Path, inputs: dict[str, str | Path | None], *, output_name: str = "output",
+def _case_insensitive(folder: Path) -> bool:
+    """Whether names in ``folder`` (an existing folder) are compared without case by its file system."""
+    probe = folder
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    name = probe.name
+    if not name or name.swapcase() == name:
+        return False
+    try:
+        return os.path.samefile(probe, probe.with_name(name.swapcase()))
+    except OSError:
+        return False
+
+
+def _same(a: Path, b: Path) -> bool:
+    """The same file: equal real paths, the same inode (hard links), or equal up to case on a folding file system."""
+    if a == b:
+        return True
+    try:
+        sa, sb = os.stat(a), os.stat(b)
+        if (sa.st_dev, sa.st_ino) == (sb.st_dev, sb.st_ino):
+            return True
+    except OSError:
+        pass
+    return str(a).lower() == str(b).lower() and _case_insensitive(a.parent)
+
+
+def _inside(child: Path, folder: Path) -> bool:
+    """``child`` lies under ``folder`` (both real paths), up to case on a folding file system."""
+    if folder in child.parents:
+        return True
+    if str(folder).lower() in (str(p).lower() for p in child.parents):
+        return _case_insensitive(folder)
+    return False
+
+
+def check_distinct(output: str | Path, inputs: Mapping[str, str | Path | None], *, output_name: str = "output",
                    folder: bool = False) -> None:
-    """Refuse an ``output`` that is one of ``inputs`` or (``folder=True``) a folder an input lives in or under.
+    """Refuse an ``output`` that is, lies inside, or (``folder=True``) holds one of ``inputs``.
 
     Args:
         output: the path the job writes.
-        inputs: ``{"--input": path, ...}``: the job's inputs by the name the user knows them (None: not given).
+        inputs: ``{"--input": path, ...}``: the job's inputs by the name the user knows them (None: not given;
+            a value naming nothing on disk, e.g. a hub id, is compared by its path only).
         output_name: how the user named the output (``--output``, ``--output-dir``).
         folder: the output is a folder the job writes files into.
 
@@ -149,12 +423,186 @@ def check_distinct(output: str | Path, inputs: dict[str, str | Path | None], *, 
     """
     out = _real(output)
     for name, value in inputs.items():
-        if value is None:
+        if value is None or str(value) == "":
             continue
         src = _real(value)
-        if src == out:
+        if _same(out, src):
             raise OutputIsInputError(f"{output}: {output_name} is the same path as {name} ({value}); the job would "
                                      f"write into its own input: choose another {output_name}")
-        if folder and out in src.parents:
+        if _inside(out, src):
+            raise OutputIsInputError(f"{output}: {output_name} lies inside {name} ({value}); the job would write "
+                                     f"into its input: choose another {output_name}")
+        if folder and _inside(src, out):
             raise OutputIsInputError(f"{output}: {output_name} contains {name} ({value}); the job would write into "
                                      f"its input's folder: choose another {output_name}")
+
+
+def check_not_any(outputs: Mapping[str, str | Path], files: Iterable[str | Path], *, what: str) -> None:
+    """Refuse an output that is (or lies inside) one of many ``files`` (e.g. the videos a manifest names).
+
+    Args:
+        outputs: ``{how the user names it: path}`` of every file the job writes.
+        files: the inputs; each is resolved once, so 10^5 videos cost one ``realpath`` and one ``stat`` each.
+        what: how the message names an input (``"a video the input names"``).
+
+    Compared by real path and by inode, so a hard link or symlink to a video is caught too.
+    """
+    by_path: dict[Path, str] = {}
+    by_inode: dict[tuple[int, int], str] = {}
+    for value in files:
+        src = _real(value)
+        by_path.setdefault(src, str(value))
+        try:
+            st = os.stat(src)
+            by_inode.setdefault((st.st_dev, st.st_ino), str(value))
+        except OSError:
+            pass
+    for output_name, output in outputs.items():
+        out = _real(output)
+        hit = next((by_path[p] for p in (out, *out.parents) if p in by_path), None)
+        try:
+            st = os.stat(out)
+            hit = hit or by_inode.get((st.st_dev, st.st_ino))
+        except OSError:
+            pass
+        if hit is not None:
+            raise OutputIsInputError(f"{output}: {output_name} is {what} ({hit}), or a link to it; the job would "
+                                     f"write into its own input: choose another {output_name}")
+
+
+# --------------------------------------------------------------------------------------------- claiming
+def read_mark(output: str | Path, folder: bool) -> dict | None:
+    """Our mark on ``output`` (``{"command", "config"}``), or None when it has none (or it is unreadable)."""
+    info = _read_info(mark_path(output, folder))
+    return info if info.get("written_by") == "savi" else None
+
+
+def _foreign_files(folder: Path, own: Iterable[str] = ()) -> list[str]:
+    own = {LOCK_NAME, MARK_NAME, LOCK_NAME + ".excl", *own}
+    return sorted(p.name for p in folder.iterdir() if p.name not in own)
+
+
+class Output:
+    """A claimed output: locked for the job, checked against the inputs, and marked as ours (see :func:`claim`)."""
+
+    def __init__(self, path: Path, folder: bool, command: str, config: Mapping[str, Any], lock: OutputLock,
+                 previous: dict | None):
+        self.path, self.folder, self.command, self.config = path, folder, command, dict(config)
+        self.lock = lock
+        self.previous = previous  #: the mark found on the output (None: the output was new)
+
+    @property
+    def mark(self) -> Path:
+        return mark_path(self.path, self.folder)
+
+    def sidecar(self, kind: str) -> Path:
+        return sidecar(self.path, kind)
+
+    def write_mark(self, into: str | Path | None = None, **extra: Any) -> None:
+        """Store our mark (command, configuration, anything in ``extra``, e.g. the files written); ``into``: the
+        temporary folder that is about to become the output (:func:`replace_folder`)."""
+        if self.folder:
+            self.path.mkdir(parents=True, exist_ok=True)
+        target = mark_path(into, True) if into is not None else self.mark
+        write_json(target, {"written_by": "savi", "command": self.command, "config": self.config, **extra})
+
+    def release(self) -> None:
+        self.lock.release()
+
+    def __enter__(self) -> "Output":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+
+def claim(output: str | Path, *, command: str, config: Mapping[str, Any] | None = None, folder: bool = False,
+          inputs: Mapping[str, str | Path | None] | None = None, output_name: str = "output",
+          ignore: Iterable[str] = (), own_files: Iterable[str] = (), what: str | None = None,
+          every_rank: bool = False, lock: bool = True, replace_ours: bool = False, lock_beside: bool = False) -> Output:
+    """Check and lock ``output`` for ``command``; the one gate every writer passes before it writes.
+
+    An output may be written when it is new (absent, an empty file or folder), or when it carries our mark for
+    the same ``command`` and the same ``config`` (keys in ``ignore`` may differ: a resume that extends the run).
+    Everything else is refused with one line: a mark of another command or configuration (naming what changed),
+    or an existing output without our mark (naming a file that is not ours). With ``replace_ours`` a mark of the
+    same command with another configuration is accepted (the caller replaces the previous result whole, e.g.
+    ``convert --overwrite``).
+
+    Args:
+        output: the file or folder.
+        command: e.g. ``"savi train"``; stored in the mark.
+        config: what the result depends on (compared with the mark's, key by key).
+        folder: the output is a folder.
+        inputs: ``{name: path}`` of everything the job reads (:func:`check_distinct`).
+        output_name: how the user named the output (``--output-dir``).
+        ignore: configuration keys that may change between a run and its continuation.
+        own_files: names in a folder output that count as ours without a mark (none by default).
+        what: how messages name the output (default ``output_name``).
+        every_rank: every launcher rank takes its own lock (each writes its own output).
+        lock: take the lock (False: the caller holds it already).
+        replace_ours: accept our own mark with another configuration (the result is replaced whole).
+        lock_beside: lock a folder output with ``<folder>.lock`` beside it (the folder is replaced whole by
+            :func:`replace_folder`, which would move a lock inside it).
+
+    Returns:
+        The :class:`Output`, locked; call :meth:`Output.write_mark` once the configuration is final (before the
+        first result is written), and :meth:`Output.release` at the end (or use it as a context manager).
+    """
+    from savi_plugin.data.fingerprint import check_same_config
+
+    path = Path(output)
+    config = dict(config or {})
+    check_distinct(path, inputs or {}, output_name=output_name, folder=folder)
+    if path.exists() and path.is_dir() != folder:
+        raise ForeignOutputError(f"{output}: {output_name} exists and is {'a file' if folder else 'a folder'}; "
+                                 f"a {'folder' if folder else 'file'} is needed here: choose another {output_name}")
+    held = OutputLock(path, folder=folder and not lock_beside, what=what or output_name, every_rank=every_rank)
+    if lock:
+        held.acquire()
+    try:
+        previous = read_mark(path, folder)
+        if previous is not None:
+            if previous.get("command") != command:
+                raise ForeignOutputError(f"{output}: {output_name} was written by {previous.get('command')}, not "
+                                         f"{command}: choose another {output_name}")
+            if not replace_ours:
+                check_same_config(previous.get("config") or {}, config, output=output,
+                                  stored_at=mark_path(path, folder), ignore=ignore,
+                                  remedy=f"continue with the same configuration, or choose another {output_name}")
+        elif folder and path.is_dir():
+            foreign = _foreign_files(path, own_files)
+            if foreign:
+                raise ForeignOutputError(
+                    f"{output}: {output_name} holds {len(foreign)} file(s) not written by {command} (e.g. "
+                    f"{foreign[0]}); it would mix its results with them: choose a new or empty {output_name}")
+        elif not folder and path.is_file() and path.stat().st_size > 0:
+            raise ForeignOutputError(f"{output}: {output_name} exists and was not written by {command}; writing it "
+                                     f"would replace or mix with its content: choose a new {output_name}")
+    except BaseException:
+        held.release()
+        raise
+    return Output(path, folder, command, config, held, previous)
+
+
+@contextlib.contextmanager
+def replace_folder(dst: str | Path) -> Iterator[Path]:
+    """Yield a unique temporary folder beside ``dst``; when the block succeeds it becomes ``dst``, replacing the
+    previous ``dst`` whole (so none of the previous files stays beside the new ones). On any other exit the
+    temporary folder is removed and ``dst`` is left as it was. The caller has claimed ``dst``."""
+    dst = Path(dst)
+    with temp_folder(dst, keep=True) as tmp:
+        yield tmp
+    old = None
+    if dst.exists():
+        old = _temp_name(dst)
+        os.replace(dst, old)
+    try:
+        os.replace(tmp, dst)
+    except BaseException:
+        if old is not None:
+            os.replace(old, dst)
+        remove_tree(tmp)
+        raise
+    if old is not None:
+        remove_tree(old)

@@ -3,6 +3,11 @@
 Every reader yields ``(line_number, PreferenceRecord)`` and raises :class:`DataError` naming
 ``file:line:field`` on the first bad record (``errors="raise"``), or collects the errors and skips the
 record (``errors="collect"``) so a validator can report every problem in one pass.
+
+One rule for a bad line, shared with the resuming writer (:mod:`savi_plugin.data.writer`, which skips such a
+line and appends after it): a line that is not UTF-8, not JSON or not a valid record is one problem at its own
+``file:line``, and reading goes on with the next line. ``savi data validate`` therefore counts every valid and
+every invalid record of a file, wherever the bad lines are.
 """
 
 from __future__ import annotations
@@ -18,10 +23,11 @@ FORMATS = ("savi", "rrpo", "trl")
 _PLACEHOLDERS = ("<image>\n", "<video>\n", "<image>", "<video>")
 
 
-def iter_json_objects(path: str | Path) -> Iterator[tuple[int, Any]]:
+def iter_json_objects(path: str | Path, errors: list[DataError] | None = None) -> Iterator[tuple[int, Any]]:
     """Yield ``(line_or_record_number, object)`` from a JSONL file or a JSON array file.
 
-    Blank lines are skipped. A line that is not UTF-8 or not JSON raises :class:`DataError`.
+    Blank lines are skipped. A line that is not UTF-8 or not JSON raises :class:`DataError`, or, when ``errors``
+    is a list, is appended to it and skipped (the next lines are still read).
     """
     path = Path(path)
     if not path.is_file():
@@ -40,13 +46,17 @@ def iter_json_objects(path: str | Path) -> Iterator[tuple[int, Any]]:
         if not line.strip():
             continue
         try:
-            text = line.decode("utf-8")
+            obj = json.loads(line.decode("utf-8"))
         except UnicodeDecodeError as exc:
-            raise DataError(str(path), number, None, f"not UTF-8 text (byte {exc.start})") from None
-        try:
-            yield number, json.loads(text)
+            problem = DataError(str(path), number, None, f"not UTF-8 text (byte {exc.start})")
         except json.JSONDecodeError as exc:
-            raise DataError(str(path), number, None, f"invalid JSON: {exc.msg} at column {exc.colno}") from None
+            problem = DataError(str(path), number, None, f"invalid JSON: {exc.msg} at column {exc.colno}")
+        else:
+            yield number, obj
+            continue
+        if errors is None:
+            raise problem
+        errors.append(problem)
 
 
 def _require_str(obj: dict, key: str, file: str, line: int) -> str:
@@ -164,7 +174,7 @@ def read_records(path: str | Path, fmt: str = "savi", errors: str = "raise",
     to_record = _TO_RECORD[fmt]
     seen: dict[str, int] = {}
     try:
-        objects = list(iter_json_objects(path))
+        objects = list(iter_json_objects(path, collected if errors == "collect" and collected is not None else None))
     except DataError as exc:
         if errors == "raise" or collected is None:
             raise

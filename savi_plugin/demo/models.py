@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from savi_plugin.data.outputs import write_text
+
 SCHEME = "tiny://"
 
 
@@ -43,5 +45,5 @@ def offline_eval_root(recipe, run_dir: str | Path) -> Path | None:
     if not (root / ".built").exists():
         for name in {t.removeprefix("savi_").split("_")[0] for t in recipe.eval.tasks}:
             build_fixture(root, name, 2, seed=1)
-        (root / ".built").write_text("ok")
+        write_text(root / ".built", "ok")
     return root

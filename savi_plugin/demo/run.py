@@ -17,6 +17,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from savi_plugin.data.outputs import claim, write_json
 from savi_plugin.data.paths import paths_for_file
 from savi_plugin.recipe import load_recipe
 
@@ -60,7 +61,24 @@ def _versions() -> str:
 
 
 def run_demo(out_dir: str | Path, recipe: str = "tiny_demo", overrides: list[str] | None = None) -> dict:
-    """Run the demo into ``out_dir`` and return the results (also written to ``out_dir/results.json``)."""
+    """Run the demo into ``out_dir`` and return the results (also written to ``out_dir/results.json``).
+
+    ``out_dir`` is claimed first (:func:`savi_plugin.data.outputs.claim`): new, or a demo folder of the same
+    recipe and overrides; a folder holding the user's files is refused before anything is written."""
+    from savi_plugin.recipe import resolve_recipe_path
+
+    wall0, cpu0 = time.time(), time.process_time()
+    cfg = load_recipe(recipe, overrides)
+    out = Path(out_dir)
+    config = {"recipe": str(recipe), "overrides": list(overrides or [])}
+    with claim(out, command="savi demo", config=config, folder=True, output_name="--out", what="demo folder",
+               inputs={"the recipe": resolve_recipe_path(recipe)}) as claimed:
+        claimed.write_mark()
+        return _run(cfg, out, wall0, cpu0)
+
+
+def _run(cfg, out: Path, wall0: float, cpu0: float) -> dict:
+    """:func:`run_demo` once ``out`` is claimed (new, or a demo folder of the same recipe)."""
     import torch
 
     from savi_plugin.demo.mcq_eval import mcq_accuracy
@@ -72,10 +90,6 @@ def run_demo(out_dir: str | Path, recipe: str = "tiny_demo", overrides: list[str
     from savi_plugin.pipeline.steps import generate_step, train_step
     from savi_plugin.video import read_frames
 
-    wall0, cpu0 = time.time(), time.process_time()
-    cfg = load_recipe(recipe, overrides)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     seed = cfg.seed
     frames = cfg.model.num_frames
     demo, data = cfg.demo, cfg.data
@@ -139,5 +153,5 @@ def run_demo(out_dir: str | Path, recipe: str = "tiny_demo", overrides: list[str
                    time={"wall_s": time.time() - wall0, "cpu_s": time.process_time() - cpu0,
                          "threads": torch.get_num_threads()})
     stored = paths_for_file(results, out / "results.json")  # paths relative to the run folder (data.paths)
-    (out / "results.json").write_text(json.dumps(stored, indent=1, default=str))
+    write_json(out / "results.json", stored, indent=1)
     return results

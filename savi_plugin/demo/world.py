@@ -23,12 +23,12 @@ three sets share no video (:func:`fingerprint` of the drawn frames). Determinist
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 
+from savi_plugin.data.outputs import write_jsonl
 from savi_plugin.video.synthetic import COLORS, SHAPES, SyntheticSample, draw_shape, write_mp4
 
 #: the warm-up world's colour of each shape: the language prior that the shape word carries
@@ -135,9 +135,7 @@ def make_world_set(out_dir: str | Path, kind: str, n_videos: int, seed: int = 0,
         write_mp4(video, frames, fps=fps)
         samples.append(SyntheticSample(f"{kind}-{seed}-{i}", video.name, task, question, options, idx,
                                        options[idx], facts))
-    with open(out_dir / "samples.jsonl", "w", encoding="utf-8") as fh:
-        for s in samples:
-            fh.write(json.dumps(asdict(s)) + "\n")
+    write_jsonl(out_dir / "samples.jsonl", (asdict(s) for s in samples))
     for s in samples:
         s.video = str(out_dir / s.video)
     return samples

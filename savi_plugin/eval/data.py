@@ -117,6 +117,8 @@ class BenchmarkSpec:
         options: doc -> the answer options in order.
         target: doc -> index of the correct option (raises ValueError with a reason if impossible).
         record_id: doc -> a stable id for messages.
+        video_field: the record field naming the video (default: the first of ``fields`` among ``video``,
+            ``video_idx``, ``video_name``).
     """
 
     name: str
@@ -127,6 +129,12 @@ class BenchmarkSpec:
     options: Callable[[dict], list[str]]
     target: Callable[[dict], int]
     record_id: Callable[[dict], str]
+    video_field: str | None = None
+
+    @property
+    def video_key(self) -> str | None:
+        """The record field naming the video (checked as a file name when a task loads)."""
+        return self.video_field or next((f for f in self.fields if f in _VIDEO_FIELDS), None)
 
 
 def record_bound(doc: dict) -> tuple[Any, Any] | None:
@@ -308,9 +316,9 @@ def validate_records(records: list[dict], spec: BenchmarkSpec, source: str | Pat
             spec.target(record)
         except (ValueError, TypeError) as exc:
             raise EvalDataError(source, i, "answer", str(exc)) from None
-        video_field = next(f for f in spec.fields if f in _VIDEO_FIELDS)
-        video = record[video_field]
-        if not isinstance(video, str) or not video.strip(" ./") or "\x00" in video:
+        video_field = spec.video_key
+        video = record.get(video_field) if video_field else None
+        if video_field and (not isinstance(video, str) or not video.strip(" ./") or "\x00" in video):
             raise EvalDataError(source, i, video_field, f"not a video file name: {video!r}")
         if spec.name == "mvbench":
             _check_record_bound(record, source, i)

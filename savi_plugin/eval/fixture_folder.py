@@ -19,6 +19,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from savi_plugin.data.outputs import LOCK_NAME, OutputLock, write_json
+
 #: written into every folder ``savi eval fixture`` fills: what it wrote there
 MARKER = ".savi-eval-fixture"
 
@@ -39,6 +41,7 @@ class FixtureFolder:
         self.root = Path(root)
         self.written: dict[str, list[str]] = {}
         self.writing: str | None = None
+        self._lock: OutputLock | None = None
 
     @property
     def marker(self) -> Path:
@@ -52,7 +55,16 @@ class FixtureFolder:
         """
         if self.root.exists() and not self.root.is_dir():
             raise FixtureFolderError(f"{self.root}: exists and is not a folder")
-        present = [f for f in _files(self.root) if f != MARKER] if self.root.is_dir() else []
+        self._lock = OutputLock(self.root, folder=True, what="fixture folder").acquire()  # one run at a time
+        try:
+            return self._claim()
+        except BaseException:
+            self.release()
+            raise
+
+    def _claim(self) -> FixtureFolder:
+        ours = (MARKER, LOCK_NAME, LOCK_NAME + ".excl")
+        present = [f for f in _files(self.root) if f not in ours] if self.root.is_dir() else []
         self._read(present)
         own = {f for files in self.written.values() for f in files}
         if self.writing:
@@ -65,6 +77,21 @@ class FixtureFolder:
         self.root.mkdir(parents=True, exist_ok=True)
         self._save()
         return self
+
+    def release(self) -> None:
+        """Release the folder's lock (taken by :meth:`claim`)."""
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
+
+    def __enter__(self) -> FixtureFolder:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+    def __del__(self) -> None:
+        self.release()
 
     def _read(self, present: list[str]) -> None:
         if not self.marker.exists():
@@ -79,7 +106,7 @@ class FixtureFolder:
     def _save(self) -> None:
         data = {"written_by": "savi eval fixture: synthetic data, safe to overwrite", "writing": self.writing,
                 "written": self.written}
-        self.marker.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
+        write_json(self.marker, data, indent=1)
 
     def begin(self, benchmark: str) -> None:
         """Remove the files an earlier run wrote for ``benchmark`` and mark it as being written."""

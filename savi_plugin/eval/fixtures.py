@@ -9,13 +9,13 @@ known by construction and a model's score can be checked exactly.
 
 from __future__ import annotations
 
-import json
 import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from savi_plugin.data.choices import LETTERS
+from savi_plugin.data.outputs import write_json, write_jsonl
 from savi_plugin.eval.data import (
     BENCHMARKS,
     MVBENCH_FRAME_FOLDER_FPS,
@@ -89,8 +89,7 @@ def _place(src: str, dst: Path, fixture: Fixture) -> None:
 
 
 def _write_json(path: Path, records: list[dict], fixture: Fixture) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(records, indent=1), encoding="utf-8")
+    write_json(path, records, indent=1)
     fixture.files.append(path)
 
 
@@ -214,8 +213,7 @@ def _write_table(folder: Path, stem: str, records: list[dict], fmt: str, fixture
         _write_json(folder / f"{stem}.json", records, fixture)
     elif fmt == "jsonl":
         path = folder / f"{stem}.jsonl"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+        write_jsonl(path, records)
         fixture.files.append(path)
     else:
         raise ValueError(f"unknown annotation_format {fmt!r}; choose parquet, json or jsonl")

@@ -45,8 +45,9 @@ from loguru import (
 from tqdm import tqdm
 
 from savi_plugin.eval.bad_videos import mark_bad
+from savi_plugin.eval.benchmarks import get as get_benchmark
 from savi_plugin.eval.data import MVBENCH_FRAME_FOLDER_FPS
-from savi_plugin.eval.protocols import Protocol, protocol
+from savi_plugin.eval.protocols import Protocol
 from savi_plugin.eval.settings import (  # noqa: F401
     SaviVideoArgs,
     SettingError,
@@ -124,6 +125,11 @@ def frames_from_images(images: Sequence[Any]) -> np.ndarray:
                      for im in images])
 
 
+#: Backend family -> the frame sampler of lmms-eval 0.7.3's own wrapper for it (``_lmms`` tasks).
+FAMILY_FRAME_RULES = {"llava_onevision": "lmms_llava_onevision", "llava_video": "lmms_llava_vid",
+                      "qwen2_vl": "lmms_qwen2_vl", "internvl": "lmms_internvl2"}
+
+
 class SaviVideo(lmms):
     """An lmms-eval "simple" model backed by a savi-plugin :class:`~savi_plugin.models.backends.base.VideoLM`.
 
@@ -142,6 +148,9 @@ class SaviVideo(lmms):
         max_new_tokens: default answer length when a task does not set one.
         trust_remote_code: passed to transformers; off unless asked for.
         attn_implementation: e.g. ``sdpa`` or ``flash_attention_2``.
+        frame_rule: for the tasks that reproduce lmms-eval (``_lmms``), the frame sampler of lmms-eval's wrapper to
+            follow (:data:`savi_plugin.video.sampling.LMMS_EVAL_RULES`, e.g. ``lmms_internvl2``); default: the one
+            of the backend's family (:data:`FAMILY_FRAME_RULES`).
     """
 
     is_simple = True
@@ -150,7 +159,7 @@ class SaviVideo(lmms):
                  dtype: str | None = None, device: str | None = None, num_frames: int = DEFAULT_NUM_FRAMES,
                  fps: float | None = None, max_frames: int | None = None, video_backend: str | None = None,
                  batch_size: int | str = 1, max_new_tokens: int = 16, trust_remote_code: bool = False,
-                 attn_implementation: str | None = None, **kwargs: Any) -> None:
+                 attn_implementation: str | None = None, frame_rule: str | None = None, **kwargs: Any) -> None:
         super().__init__()
         unknown = sorted(k for k in kwargs if k not in _LMMS_EVAL_KWARGS)
         if unknown:
@@ -158,7 +167,7 @@ class SaviVideo(lmms):
                             f"savi_plugin.eval.model.SaviVideo for the accepted ones")
         settings = checked_settings(SaviVideoArgs, {  # SettingError: one line, before anything is loaded
             "num_frames": num_frames, "fps": fps, "max_frames": max_frames, "video_backend": video_backend,
-            "batch_size": batch_size, "max_new_tokens": max_new_tokens})
+            "batch_size": batch_size, "max_new_tokens": max_new_tokens, "frame_rule": _none(frame_rule)})
         from accelerate import Accelerator
 
         from savi_plugin.models import load_backend
@@ -180,6 +189,7 @@ class SaviVideo(lmms):
                                device=str(self._device), num_frames=self.num_frames,
                                trust_remote_code=_flag(trust_remote_code, "trust_remote_code"),
                                attn_implementation=_none(attn_implementation))
+        self.lmms_frame_rule = settings.frame_rule or FAMILY_FRAME_RULES.get(self.lm.family, "lmms_llava_onevision")
         log.info("savi_video: {} ({}{}) on {}, {}, {} frames, rank {}/{}", pretrained, type(self.lm).__name__,
                  f" + adapter {adapter}" if _none(adapter) else "", self._device, dtype, self.num_frames,
                  self.rank, self.world_size)
@@ -211,7 +221,7 @@ class SaviVideo(lmms):
                 log.warning("savi_video: {} visuals for one document; using the first, {}", len(visuals), path)
             if path.is_dir():
                 return frames_from_directory(path, num_frames, sampling=sampling, bound=bound)
-            rate = {} if sampling == "midpoints" else {"fps": self.fps, "max_frames": self.max_frames}
+            rate = {"fps": self.fps, "max_frames": self.max_frames} if sampling == "uniform" else {}
             video = read_frames(path, num_frames, sampling=sampling, bound=bound, backend=self.video_backend, **rate)
             log.debug("savi_video: {}: {} frames {}{}", path, sampling, video.indices.tolist(),
                       f" within {bound} s" if bound else "")
@@ -230,8 +240,9 @@ class SaviVideo(lmms):
         try:
             if not isinstance(doc, dict):
                 return self.load_visual(visuals)
-            return self.load_visual(visuals, doc.get("savi_num_frames"), sampling=doc.get("savi_frames") or "uniform",
-                                    bound=doc.get("savi_bound"))
+            sampling = doc.get("savi_frames") or "uniform"
+            sampling = self.lmms_frame_rule if sampling == "lmms" else sampling
+            return self.load_visual(visuals, doc.get("savi_num_frames"), sampling=sampling, bound=doc.get("savi_bound"))
         except (VideoDecodeError, OSError) as exc:
             log.error("savi_video: {} doc {}: {}; {}", task, doc_id, exc, consequence)
             if visuals and isinstance(visuals[0], (str, Path)) and Path(visuals[0]).exists():
@@ -309,7 +320,8 @@ class SaviVideo(lmms):
             _, _, _, doc_id, task, split = request.args[:6]
             proto = doc_protocol(self._doc(task, split, doc_id))
             length = parsed.max_new_tokens or self.max_new_tokens
-            if proto is not None and proto.name != "savi" and length != proto.max_new_tokens and task not in seen:
+            if (proto is not None and proto.name != "savi" and proto.max_new_tokens is not None
+                    and length != proto.max_new_tokens and task not in seen):
                 seen.add(task)
                 log.warning("savi_video: {} generates {} new tokens, not its protocol's {} ({}): its score is not "
                             "comparable with the reference's", task, length, proto.max_new_tokens, proto.name)
@@ -394,24 +406,26 @@ def doc_protocol(doc: Any) -> Protocol | None:
     """The protocol a savi task marked its doc with (``savi_benchmark``, ``savi_protocol``); None for other tasks."""
     if not isinstance(doc, dict) or doc.get("savi_benchmark") is None or doc.get("savi_protocol") is None:
         return None
-    return protocol(doc["savi_benchmark"], doc["savi_protocol"])
+    return get_benchmark(doc["savi_benchmark"]).protocol(doc["savi_protocol"])
 
 
 def prompt_framing(context: str, doc: Any) -> PromptFraming:
     """The system turn and reply pre-fill of the doc's protocol, around the task's context.
 
-    MVBench's official evaluation (OpenGVLab/Ask-Anything ``video_chat2/mvbench.ipynb``, ``system_llm=True``,
-    ``answer_prompt="Best option:("``) gives its system prompt to the language model and pre-fills the reply.
-    The task's ``doc_to_text`` writes that system prompt at the start of the context (the one channel other
-    lmms-eval models have); here it moves to the chat template's system turn when the context starts with it
-    exactly (a context that does not, e.g. after an edited prompt, is kept whole). Its trailing newline, the
-    separator before VideoChat2's next turn, is left out: the template's turn end separates the turns. The
-    protocol's ``answer_prefix`` is the pre-fill.
+    MVBench's official evaluation (OpenGVLab/Ask-Anything ``video_chat2/mvbench.ipynb``, ``infer_mvbench`` with
+    ``system_llm=True``, ``answer_prompt="Best option:("``) gives its system prompt twice: as the conversation's
+    system text (``chat.system``, before the first turn) and inline at the start of the user's text
+    (``prompt = system + question + question_prompt``; the notebook's printed prompt shows both), then pre-fills
+    the reply. The task's ``doc_to_text`` writes the user's text exactly so (so lmms-eval's logged ``input`` is
+    the user turn the model saw); when it starts with the system prompt, that prompt also fills the chat
+    template's system turn (a context that does not, e.g. an edited prompt, gets no system turn). Its trailing
+    newline, VideoChat2's separator, is left out of the system turn: the template's turn end separates the turns.
+    The protocol's ``answer_prefix`` is the pre-fill.
     """
     proto = doc_protocol(doc)
     if proto is None:
         return PromptFraming(context)
     system = proto.layout.system
     if system and context.startswith(system):
-        return PromptFraming(context[len(system):], system.rstrip("\n") or None, proto.answer_prefix)
+        return PromptFraming(context, system.rstrip("\n") or None, proto.answer_prefix)
     return PromptFraming(context, None, proto.answer_prefix)

@@ -56,11 +56,13 @@ class Protocol:
         post_prompt: the instruction after the options.
         num_frames: frames per video the protocol uses; None: the model's ``num_frames`` (``savi_video``:
             32 by default, VideoSAVi's count).
-        max_new_tokens: the generation length.
+        max_new_tokens: the generation length; None: the task sets none and the model's default applies.
         answer_prefix: text the reply is pre-filled with (official MVBench: ``"Best option:("``).
         grade: ``(response, options, target) -> (correct, parsed)``; ``parsed`` False counts as unparsed.
         source: where the protocol comes from.
-        frames: the frame rule, ``uniform`` or ``midpoints`` (:data:`savi_plugin.video.sampling.SAMPLING_RULES`).
+        frames: the frame rule, ``uniform`` or ``midpoints`` (:data:`savi_plugin.video.sampling.SAMPLING_RULES`), or
+            ``lmms``: the rule of lmms-eval's own wrapper for the model's family (``savi_video`` resolves it from
+            its backend or its ``frame_rule`` argument; :data:`savi_plugin.video.sampling.LMMS_EVAL_RULES`).
         bounds: whether a record's ``start``/``end`` bound is applied to an untrimmed full video (MVBench's
             bounded subtasks, :data:`savi_plugin.eval.data.MVBENCH_FULL_VIDEO_FOLDERS`); without it, full
             videos are not used (the whole video is not the segment the question is about).
@@ -70,7 +72,7 @@ class Protocol:
     layout: PromptFormat
     post_prompt: str
     num_frames: int | None
-    max_new_tokens: int
+    max_new_tokens: int | None
     grade: Callable[[str, list[str], int], tuple[bool, bool]]
     source: str
     answer_prefix: str = ""
@@ -144,7 +146,7 @@ PROTOCOLS: dict[str, dict[str, Protocol]] = {
         "lmms": Protocol("lmms", PromptFormat(question_label="Question:", strip_question=False, options_header="\nOption:\n",
                                               option_line="({letter}) {raw}", options_end="\n"),
                          "Only give the best option.\n", 32, 16, _lmms_mvbench,
-                         "lmms-eval 0.7.3 tasks/mvbench (VideoSAVi, arXiv 2412.00624)"),
+                         "lmms-eval 0.7.3 tasks/mvbench (VideoSAVi, arXiv 2412.00624)", frames="lmms"),
         "official": Protocol("official", PromptFormat(strip_question=False, option_line="({letter}) {raw}",
                                            system=MVBENCH_SYSTEM, strip_end=True),
                              "\nOnly give the best option.", 16, 100, grade_official_mvbench,
@@ -159,14 +161,16 @@ PROTOCOLS: dict[str, dict[str, Protocol]] = {
         "lmms": Protocol("lmms", PromptFormat(question_label="", strip_question=False, options_header="\n",
                                               option_line="{raw}"),
                          LETTER_INSTRUCTION, 32, 16, _lmms_egoschema,
-                         "lmms-eval 0.7.3 tasks/egoschema egoschema_subset (VideoSAVi, arXiv 2412.00624)"),
+                         "lmms-eval 0.7.3 tasks/egoschema egoschema_subset (VideoSAVi, arXiv 2412.00624)",
+                         frames="lmms"),
     },
     "perceptiontest": {
         "savi": _SAVI_DOT,
         "lmms": Protocol("lmms", PromptFormat(question_label="", strip_question=False, options_header="\n",
                                               option_line="{letter}. {raw}"),
-                         LETTER_INSTRUCTION, 32, 16, _lmms_perceptiontest,
-                         "lmms-eval 0.7.3 tasks/perceptiontest/val perceptiontest_val_mc (VideoSAVi, arXiv 2412.00624)"),
+                         LETTER_INSTRUCTION, 32, None, _lmms_perceptiontest,
+                         "lmms-eval 0.7.3 tasks/perceptiontest/val perceptiontest_val_mc (VideoSAVi, arXiv 2412.00624)",
+                         frames="lmms"),
     },
 }
 

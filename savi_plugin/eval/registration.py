@@ -50,6 +50,18 @@ def tasks_path() -> str:
     return os.path.abspath(next(iter(spec.submodule_search_locations)))
 
 
+def benchmark_task_folders() -> list[str]:
+    """The task folders of benchmarks other distributions add (:mod:`savi_plugin.eval.benchmarks`); a broken
+    entry point is reported on stderr in one line and left out, so lmms-eval's own tasks still load."""
+    try:
+        from savi_plugin.eval.benchmarks import task_folders
+
+        return task_folders()
+    except Exception as exc:  # noqa: BLE001 - lmms-eval's own tasks must load whatever a third party ships
+        print(f"savi-plugin: benchmark task folders skipped ({type(exc).__name__}: {exc})", file=sys.stderr)
+        return []
+
+
 def autoload_enabled() -> bool:
     """False when ``SAVI_LMMS_EVAL_AUTOLOAD`` is ``0``/``false``/``no``/``off`` (then only ``--include_path`` works)."""
     return os.environ.get(AUTOLOAD_ENV, "1").strip().lower() not in ("0", "false", "no", "off")
@@ -93,6 +105,8 @@ def patch_task_manager(task_manager_cls) -> bool:
                 include_path = with_task_path(include_path, tasks_path())
             except ModuleNotFoundError:  # a broken install must not break lmms-eval's own tasks
                 pass
+            for folder in benchmark_task_folders():
+                include_path = with_task_path(include_path, folder)
         return original(self, include_path=include_path, include_defaults=include_defaults)
 
     setattr(initialize_tasks, _MARK, True)

@@ -1,6 +1,11 @@
-"""The counts every result carries next to accuracy, summed over a whole lmms-eval run."""
+"""What an lmms-eval run wrote, read back: the counts every result carries next to accuracy, summed over the run,
+and the per-item scores of ``--log_samples`` (for paired comparisons, :mod:`savi_plugin.eval.compare`)."""
 
 from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
 
 #: Samples scored wrong for a reason other than a wrong answer (metrics of every savi_ task).
 COUNTS = ("unparsed", "missing_video", "bad_video")
@@ -23,3 +28,60 @@ def overall_counts(results_json: dict) -> dict[str, int]:
             if isinstance(value, (int, float)):
                 totals[count] += int(value)
     return totals
+
+
+def _jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+@dataclass(frozen=True)
+class LmmsEvalRun:
+    """One finished lmms-eval run read back: its ``*_results.json`` and its ``--log_samples`` files.
+
+    Attributes:
+        results: the ``*_results.json`` content.
+        samples: leaf task -> its logged samples (``doc_id``, ``input``, ``target``, the metrics' values).
+    """
+
+    results: dict
+    samples: dict[str, list[dict]]
+
+    def leaves(self, task: str) -> list[str]:
+        """The leaf tasks of ``task``: its subtasks for a group (recursively), else itself."""
+        subs = self.results.get("group_subtasks", {}).get(task)
+        if not subs:
+            return [task]
+        return [leaf for sub in subs for leaf in self.leaves(sub)]
+
+    def item_scores(self, task: str, metric: str = "accuracy") -> dict[str, float]:
+        """``{"<leaf task>/<doc_id>": score}`` over every logged sample of ``task`` (a group: all its subtasks).
+
+        The score is the metric's per-sample value: a number, or the ``score`` of a dict (the savi tasks'
+        ``accuracy``). Every sample counts, whatever the task's own aggregation leaves out (lmms-eval's MVBench
+        drops empty answers from its denominator; here they score 0), so the mean is the accuracy over all items.
+        """
+        scores = {}
+        for leaf in self.leaves(task):
+            if leaf not in self.samples:
+                raise FileNotFoundError(f"lmms-eval logged no samples for task {leaf!r} (run with --log_samples)")
+            for sample in self.samples[leaf]:
+                value = sample.get(metric)
+                if isinstance(value, dict):
+                    value = value.get("score")
+                if not isinstance(value, (int, float)):
+                    raise ValueError(f"task {leaf!r} doc {sample.get('doc_id')}: no numeric per-sample {metric!r}")
+                scores[f"{leaf}/{sample['doc_id']}"] = float(value)
+        return scores
+
+
+def read_run(output_path: str | Path) -> LmmsEvalRun:
+    """The newest ``*_results.json`` under ``output_path`` and the ``*_samples_<task>.jsonl`` beside it."""
+    files = sorted(Path(output_path).rglob("*_results.json"), key=lambda p: p.stat().st_mtime)
+    if not files:
+        raise FileNotFoundError(f"{output_path}: lmms-eval wrote no *_results.json")
+    newest = files[-1]
+    stamp = newest.name[: -len("_results.json")]
+    samples = {}
+    for path in newest.parent.glob(f"{stamp}_samples_*.jsonl"):
+        samples[path.name[len(f"{stamp}_samples_"): -len(".jsonl")]] = _jsonl(path)
+    return LmmsEvalRun(json.loads(newest.read_text(encoding="utf-8")), samples)

@@ -27,6 +27,7 @@ from savi_plugin.config.values import (
 )
 from savi_plugin.video.decode import BACKENDS as VIDEO_BACKENDS
 from savi_plugin.video.decode import DEFAULT_NUM_FRAMES
+from savi_plugin.video.sampling import LMMS_EVAL_RULES
 
 _NONE_WORDS = ("", "none", "null")
 _TRUE_WORDS = (True, 1, "true", "yes", "on", "1")
@@ -56,6 +57,8 @@ class SaviVideoArgs:
                                         help="decord or pyav; None: decord when installed")
     batch_size: int = checked(1, AtLeast(1), help="requests per generate call (lmms-eval's --batch_size)")
     max_new_tokens: int = checked(16, AtLeast(1), help="answer length when a task sets none")
+    frame_rule: str | None = checked(None, OneOf(*LMMS_EVAL_RULES, what="frame_rule"),
+                                     help="lmms-eval wrapper whose frame sampler the _lmms tasks follow")
 
 
 @dataclass(frozen=True)

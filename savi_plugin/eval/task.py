@@ -35,10 +35,10 @@ from loguru import (
 )
 
 from savi_plugin.data.choices import LETTERS, parse_choice
-from savi_plugin.eval import data
+from savi_plugin.eval import benchmarks, data
 from savi_plugin.eval.answers import format_mcq
 from savi_plugin.eval.bad_videos import is_bad
-from savi_plugin.eval.protocols import Protocol, protocol
+from savi_plugin.eval.protocols import Protocol
 
 
 class SaviVideoTask(ConfigurableTask):
@@ -56,11 +56,15 @@ class SaviVideoTask(ConfigurableTask):
         meta = config.get("metadata") or {}
         if "benchmark" not in meta:
             raise ValueError(f"task {config.get('task')!r}: metadata.benchmark is required "
-                             f"(one of {', '.join(data.BENCHMARKS)})")
-        self.spec = data.benchmark(meta["benchmark"])
+                             f"(one of {', '.join(benchmarks.registered())})")
+        try:
+            self.benchmark = benchmarks.get(meta["benchmark"])
+        except benchmarks.BenchmarkError as exc:
+            raise ValueError(f"task {config.get('task')!r}: metadata.benchmark: {exc}") from None
+        self.spec = self.benchmark.spec
         self.subtask = meta.get("subtask")
         try:
-            self.protocol = protocol(self.spec.name, meta.get("protocol", "savi"))
+            self.protocol = self.benchmark.protocol(meta.get("protocol", "savi"))
         except ValueError as exc:
             raise ValueError(f"task {config.get('task')!r}: metadata.protocol: {exc}") from None
         self.data_source = "hub"
@@ -125,46 +129,27 @@ def doc_to_visual(doc: dict) -> list[str]:
     return [doc["savi_video"]]
 
 
-def _protocol(spec: data.BenchmarkSpec, doc: dict) -> Protocol:
-    return protocol(spec.name, doc.get("savi_protocol", "savi"))
+def _spec(doc: dict) -> data.BenchmarkSpec:
+    return benchmarks.get(doc["savi_benchmark"]).spec
 
 
-def _prompt(spec: data.BenchmarkSpec, doc: dict, kwargs: dict | None) -> str:
-    kwargs = kwargs or {}
-    proto = _protocol(spec, doc)
-    return format_mcq(doc["question"], spec.options(doc), pre_prompt=kwargs.get("pre_prompt", ""),
+def _protocol(doc: dict, benchmark: str | None = None) -> Protocol:
+    return benchmarks.get(doc.get("savi_benchmark", benchmark)).protocol(doc.get("savi_protocol", "savi"))
+
+
+def doc_to_text(doc: dict, lmms_eval_specific_kwargs: dict | None = None) -> str:
+    """The prompt in the doc's benchmark and protocol: question, lettered options (``(A) ...`` or ``A. ...``,
+    the protocol's layout), then the instruction (``lmms_eval_specific_kwargs``' ``post_prompt``, else the
+    protocol's)."""
+    kwargs = lmms_eval_specific_kwargs or {}
+    proto = _protocol(doc)
+    return format_mcq(doc["question"], _spec(doc).options(doc), pre_prompt=kwargs.get("pre_prompt", ""),
                       post_prompt=kwargs.get("post_prompt", proto.post_prompt), layout=proto.layout)
 
 
-def mvbench_doc_to_text(doc: dict, lmms_eval_specific_kwargs: dict | None = None) -> str:
-    """MVBench prompt in the task's protocol (default: ``Question: ...\nOptions:\n(A) ...`` + instruction)."""
-    return _prompt(data.BENCHMARKS["mvbench"], doc, lmms_eval_specific_kwargs)
-
-
-def egoschema_doc_to_text(doc: dict, lmms_eval_specific_kwargs: dict | None = None) -> str:
-    """EgoSchema prompt in the task's protocol (default: question, ``A. ...`` .. ``E. ...``, instruction)."""
-    return _prompt(data.BENCHMARKS["egoschema"], doc, lmms_eval_specific_kwargs)
-
-
-def perceptiontest_doc_to_text(doc: dict, lmms_eval_specific_kwargs: dict | None = None) -> str:
-    """PerceptionTest prompt in the task's protocol (default: question, ``A. ...`` .. ``C. ...``, instruction)."""
-    return _prompt(data.BENCHMARKS["perceptiontest"], doc, lmms_eval_specific_kwargs)
-
-
-def _target_letter(spec: data.BenchmarkSpec, doc: dict) -> str:
-    return LETTERS[spec.target(doc)]
-
-
-def mvbench_doc_to_target(doc: dict) -> str:
-    return _target_letter(data.BENCHMARKS["mvbench"], doc)
-
-
-def egoschema_doc_to_target(doc: dict) -> str:
-    return _target_letter(data.BENCHMARKS["egoschema"], doc)
-
-
-def perceptiontest_doc_to_target(doc: dict) -> str:
-    return _target_letter(data.BENCHMARKS["perceptiontest"], doc)
+def doc_to_target(doc: dict) -> str:
+    """The correct option's letter."""
+    return LETTERS[_spec(doc).target(doc)]
 
 
 def process_mcq(spec: data.BenchmarkSpec, doc: dict, response: str) -> dict[str, Any]:
@@ -183,7 +168,7 @@ def process_mcq(spec: data.BenchmarkSpec, doc: dict, response: str) -> dict[str,
     correct, parsed, pred = False, True, None
     if found and not bad:
         options = spec.options(doc)
-        correct, parsed = _protocol(spec, doc).grade(response, options, target)
+        correct, parsed = _protocol(doc, spec.name).grade(response, options, target)
         pred = parse_choice(response, options).index
     return {
         "accuracy": {"score": 100.0 * correct, "pred": pred, "answered": bool(response), "target": target,
@@ -194,16 +179,18 @@ def process_mcq(spec: data.BenchmarkSpec, doc: dict, response: str) -> dict[str,
     }
 
 
-def mvbench_process_results(doc: dict, results: list[str]) -> dict[str, Any]:
-    return process_mcq(data.BENCHMARKS["mvbench"], doc, results[0])
+def process_results(doc: dict, results: list[str]) -> dict[str, Any]:
+    """lmms-eval's ``process_results`` of every multiple-choice savi task: :func:`process_mcq` on the reply."""
+    return process_mcq(_spec(doc), doc, results[0])
 
 
-def egoschema_process_results(doc: dict, results: list[str]) -> dict[str, Any]:
-    return process_mcq(data.BENCHMARKS["egoschema"], doc, results[0])
-
-
-def perceptiontest_process_results(doc: dict, results: list[str]) -> dict[str, Any]:
-    return process_mcq(data.BENCHMARKS["perceptiontest"], doc, results[0])
+def process_results_all_items(doc: dict, results: list[str]) -> dict[str, Any]:
+    """:func:`process_results` plus ``accuracy_all``: for tasks whose ``accuracy`` follows a reference that leaves
+    some items out of its denominator (lmms-eval's MVBench drops empty answers, so a failed video can only raise
+    it), the accuracy over every item, failures scored wrong, reported beside it."""
+    out = process_results(doc, results)
+    out["accuracy_all"] = out["accuracy"]
+    return out
 
 
 def aggregate_accuracy(items: list[dict]) -> float:

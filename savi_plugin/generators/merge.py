@@ -18,12 +18,12 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any, Sequence
 
-from savi_plugin.data.outputs import OutputLock, check_distinct
+from savi_plugin.data.outputs import OutputLock, atomic_open, claim, write_json
 from savi_plugin.data.paths import path_for_file, path_from_file
 from savi_plugin.data.record import DataError, validate_record
 from savi_plugin.data.fingerprint import ConfigMismatchError, config_changes, describe_changes
-from savi_plugin.generators.runner import (_RESUMABLE_CHANGES, _read_progress, _write_json_atomic, progress_path,
-                                           report_path, shard_output_path)
+from savi_plugin.generators.runner import (_RESUMABLE_CHANGES, _read_progress, progress_path, report_path,
+                                           shard_output_path)
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +107,7 @@ def merge_shards(paths: Sequence[str | Path], output: str | Path, *, allow_incom
     id wins; a later record with the same id but different content is reported as a conflict. Only complete
     lines are read (a shard still being written, or torn by a crash, loses its partial last line, reported).
     The output is written to a temporary file and renamed, so it is never half-written. The shards' run
-    reports, when present, are combined into ``<output stem>.report.json``. A shard's progress file given
+    reports, when present, are combined into ``<output>.report.json``. A shard's progress file given
     among ``paths`` (``pairs.shard*.jsonl`` matches it) is set aside.
 
     Args:
@@ -131,16 +131,18 @@ def merge_shards(paths: Sequence[str | Path], output: str | Path, *, allow_incom
     if not paths:
         raise ValueError(f"no shard files to merge into {output}")
     for path in paths:
-        check_distinct(output, {"a shard": path}, output_name="the merge output")
-    for path in paths:
         if not path.is_file():
             raise DataError(str(path), None, None, "shard file not found")
     check_same_run(paths)
+    inputs = {f"the shard {p.name}": p for p in paths}
+    inputs.update({f"the shard's {progress_path(p).name}": progress_path(p) for p in paths})
+    config = {"shards": [_shard_config(p) for p in paths]}
     with ExitStack() as locks:  # the output, and every shard: a shard still being generated is not merged
-        locks.enter_context(OutputLock(output, what="merge output", every_rank=True))
+        claimed = locks.enter_context(claim(output, command="savi generate merge", config=config, inputs=inputs,
+                                            output_name="the merge output", every_rank=True, replace_ours=True))
         for path in dict.fromkeys(Path(os.path.realpath(p)) for p in paths):  # each file once
             locks.enter_context(OutputLock(path, what="shard", every_rank=True))
-        result = _merge(paths, output, allow_incomplete)
+        result = _merge(paths, output, allow_incomplete, claimed)
     if dropped:
         result["ignored_progress_files"] = [str(p) for p in dropped]
     return result
@@ -154,7 +156,13 @@ def _video_for_output(video: str, shard: Path, output: Path) -> str:
     return path_for_file(path_from_file(video, shard), output)
 
 
-def _merge(paths: list[Path], output: Path, allow_incomplete: bool) -> dict[str, Any]:
+def _shard_config(path: Path) -> dict[str, Any]:
+    """A shard's stored generation configuration (its identities included), or its name when it has none."""
+    stored, _ = _read_progress(progress_path(path))
+    return {k: v for k, v in (stored or {"file": path.name}).items() if k not in ("shard",) + _RESUMABLE_CHANGES}
+
+
+def _merge(paths: list[Path], output: Path, allow_incomplete: bool, claimed) -> dict[str, Any]:
     records: dict[str, dict[str, Any]] = {}
     raw_lines: dict[str, str] = {}
     duplicates, conflicts, invalid, truncated = 0, [], [], []
@@ -195,23 +203,17 @@ def _merge(paths: list[Path], output: Path, allow_incomplete: bool) -> dict[str,
     ordered = list(records.values())
     if ordered and all(isinstance(o.get("meta", {}).get("order"), list) for o in ordered):
         ordered.sort(key=_sort_key)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = output.with_name(output.name + ".tmp")
-    try:
-        with open(tmp, "w", encoding="utf-8") as fh:
-            for obj in ordered:
-                fh.write(raw_lines[obj["id"]] + "\n")  # byte-for-byte the shard's line
-    except OSError as exc:  # a full disk: name the file, leave no partial temporary file behind
-        tmp.unlink(missing_ok=True)
-        raise OSError(exc.errno, exc.strerror, exc.filename or str(tmp)) from None
-    os.replace(tmp, output)
+    claimed.write_mark()
+    with atomic_open(output) as fh:  # a full disk names the output and leaves no temporary file
+        for obj in ordered:
+            fh.write(raw_lines[obj["id"]] + "\n")  # byte-for-byte the shard's line
     result: dict[str, Any] = {"output": str(output), "inputs": [str(p) for p in paths], "records": len(ordered),
                               "complete": not missing, "missing": missing, "duplicates": duplicates,
                               "conflicts": conflicts, "invalid": invalid, "truncated": truncated}
     run = _combine_reports([report_path(p) for p in paths])
     if run is not None:
         result["run"] = run
-    _write_json_atomic(report_path(output), result)
+    write_json(report_path(output), result)
     for problem in invalid + missing:
         log.warning("merge: %s", problem)
     if conflicts:

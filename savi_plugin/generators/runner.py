@@ -43,8 +43,9 @@ from typing import Any, Sequence
 
 from savi_plugin import registry
 from savi_plugin.data.fingerprint import check_same_config
-from savi_plugin.data.outputs import OutputLock, check_distinct
-from savi_plugin.data.paths import is_within, path_for_file
+from savi_plugin.data.identity import input_identity, model_identity
+from savi_plugin.data.outputs import ForeignOutputError, check_distinct, check_not_any, claim, sidecar, write_json
+from savi_plugin.data.paths import is_within, path_for_file, path_from_file
 from savi_plugin.data.record import check_encodable
 from savi_plugin.data.writer import JsonlAppender, PreferenceWriter, iter_complete_objects, repair_truncated_tail
 from savi_plugin.generators.base import FAILED, PAIR, SKIPPED, BatchContext, Generator, Outcome, WorkItem
@@ -95,18 +96,14 @@ def find_shards(output: str | Path) -> list[Path]:
     return sorted(found)
 
 
-def progress_path(output: Path) -> Path:
-    return output.with_name(f"{output.stem}.progress.jsonl")
+def progress_path(output: str | Path) -> Path:
+    """``pairs.jsonl`` -> ``pairs.jsonl.progress.jsonl`` (named by the full output name: see ``data.outputs``)."""
+    return sidecar(output, "progress.jsonl")
 
 
-def report_path(output: Path) -> Path:
-    return output.with_name(f"{output.stem}.report.json")
-
-
-def _write_json_atomic(path: Path, obj: Any) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+def report_path(output: str | Path) -> Path:
+    """``pairs.jsonl`` -> ``pairs.jsonl.report.json``."""
+    return sidecar(output, "report.json")
 
 
 # --------------------------------------------------------------------------- generator and model
@@ -260,7 +257,7 @@ def run_generation(*, generator: str | type | Generator, model: Any, inputs: str
         options: the generator's options (see ``RRPOConfig`` / ``VideoSAViConfig``).
         adapter: a LoRA adapter directory applied on top of ``model``.
         dtype, device: how to load ``model`` (``device="auto"``: ``cuda:<LOCAL_RANK>`` if available).
-        report: where to write the run report (default ``<output stem>.report.json``).
+        report: where to write the run report (default ``<output>.report.json``).
         progress: show a tqdm bar with pairs/s.
         data_root: a manifest's relative video paths start from this folder and no video path may leave it
             (default: the manifest's folder, no confinement; see :func:`load_inputs`).
@@ -316,6 +313,10 @@ def run_generation(*, generator: str | type | Generator, model: Any, inputs: str
         "data_root": str(Path(data_root).resolve()) if data_root is not None else None,
         "device": resolve_device(device) if by_path else str(getattr(model, "device", device)),
         "dtype": dtype,
+        # what the inputs, model and adapter are by content: a resume after any of them changed is refused
+        "identity": {"inputs": input_identity(inputs) if isinstance(inputs, (str, Path)) else None,
+                     "model": model_identity(model if by_path else getattr(model, "name_or_path", None)),
+                     "adapter": model_identity(adapter) if adapter else None},
     }
     base_meta = {"generator": gen.name, "prompts_version": gen.prompts_version, "model": model_name,
                  "backend": backend_name, "num_frames": frames, "seed": seed}
@@ -325,26 +326,49 @@ def run_generation(*, generator: str | type | Generator, model: Any, inputs: str
     prog_path = progress_path(out_path)
     named_inputs = {"--input": inputs if isinstance(inputs, (str, Path)) else None,
                     "--model": model if by_path else None, "--adapter": adapter}
-    for path in (out_path, prog_path, Path(report) if report else report_path(out_path)):
-        check_distinct(path, named_inputs, output_name="--output" if path == out_path else f"the output's {path.name}")
-    lock = OutputLock(out_path, what="output", every_rank=True).acquire()
+    for key, flag in (("prompts", "--prompts"), ("judge_model", "--judge-model"), ("tagger_model", "--tagger-model")):
+        value = (options or {}).get(key)
+        if isinstance(value, (str, Path)) and value != "policy" and os.path.exists(value):
+            named_inputs[flag] = value  # files the generator reads are inputs too
+    written = {"--output" if path == out_path else f"the output's {path.name}": path
+               for path in (out_path, prog_path, Path(report) if report else report_path(out_path))}
+    for name, path in written.items():
+        check_distinct(path, named_inputs, output_name=name)
+    check_not_any(written, (item.video for item in items), what="a video the input names")
+    if report and Path(report).exists():
+        _check_report_is_ours(Path(report), prog_path)
+    with claim(out_path, command="savi generate", config=config, inputs=named_inputs, output_name="--output",
+               ignore=_RESUMABLE_CHANGES, every_rank=True) as claimed:
+        result = _run_locked(gen, model, mine, config, base_meta, out_path, prog_path, index, count, frames,
+                             backend_name, adapter, dtype, device, seed, batch_size, report, progress, data_root,
+                             claimed)
+        return result
+
+
+def _check_report_is_ours(report: Path, prog_path: Path) -> None:
+    """A ``--report`` path that exists must be this output's earlier run report (it is replaced at the end)."""
     try:
-        return _run_locked(gen, model, mine, config, base_meta, out_path, prog_path, index, count, frames,
-                           backend_name, adapter, dtype, device, seed, batch_size, report, progress, data_root)
-    finally:
-        lock.release()
+        stored = json.loads(report.read_text(encoding="utf-8"))
+        ours = isinstance(stored, dict) and (os.path.abspath(path_from_file(str(stored.get("progress")), report))
+                                            == os.path.abspath(prog_path))
+    except (OSError, ValueError, TypeError):
+        ours = False
+    if not ours and (report.is_dir() or report.stat().st_size > 0):
+        raise ForeignOutputError(f"{report}: --report exists and is not this output's run report; writing it would "
+                                 f"replace it: choose a new --report path")
 
 
 def _run_locked(gen, model, mine, config, base_meta, out_path, prog_path, index, count, frames, backend_name,
-                adapter, dtype, device, seed, batch_size, report, progress, data_root) -> dict[str, Any]:
-    """The body of :func:`run_generation` once the output's lock is held."""
+                adapter, dtype, device, seed, batch_size, report, progress, data_root, claimed) -> dict[str, Any]:
+    """The body of :func:`run_generation` once the output is claimed (:func:`~savi_plugin.data.outputs.claim`)."""
     repair_truncated_tail(prog_path)
     stored, rows = _read_progress(prog_path)
+    if stored is None and (rows or (out_path.is_file() and out_path.stat().st_size > 0)):
+        raise ValueError(f"{out_path}: {prog_path.name} holds no stored configuration (it was removed or edited); "
+                         f"resuming could mix two configurations: write to a new output or delete the old files")
     check_same_config(stored, config, output=out_path, stored_at=prog_path, ignore=_RESUMABLE_CHANGES,
                       remedy="write to a new output or delete the old files")
-    if stored is None and out_path.is_file() and out_path.stat().st_size > 0:
-        raise ValueError(f"{out_path}: the output exists and was not written by savi generate (no {prog_path.name} "
-                         f"beside it); appending would mix its records with new ones: choose a new output")
+    claimed.write_mark()
     done = {item_id for item_id, row in rows.items() if not to_retry(row)}
     writer = PreferenceWriter(out_path)
     progress_log = JsonlAppender(prog_path)
@@ -406,9 +430,8 @@ def _run_locked(gen, model, mine, config, base_meta, out_path, prog_path, index,
     }
     rpath = Path(report) if report else report_path(out_path)
     result["report"] = str(rpath)
-    rpath.parent.mkdir(parents=True, exist_ok=True)
     stored = {k: path_for_file(result[k], rpath) for k in ("output", "progress", "report")}  # the paths rule
-    _write_json_atomic(rpath, {**result, **stored})
+    write_json(rpath, {**result, **stored})
     c = result["counts"]
     log.info("%s: %d pair(s) from %d item(s); skipped %d, failed %d; this run %.2f pairs/s (report: %s)",
              out_path, c["pairs"], c["items_done"], c["skipped"], c["failed"],

@@ -43,11 +43,12 @@ def shown(count: int, limit: int) -> list[int]:
 class ThumbnailWriter:
     """Writes JPEG thumbnails under ``root/thumbs`` (``width`` pixels wide) and returns their site paths."""
 
-    def __init__(self, root: Path, *, limit: int = 8, width: int = 160, cache: int = 8):
+    def __init__(self, root: Path, *, limit: int = 8, width: int = 160, cache: int = 16):
         self.root, self.limit, self.width = root, limit, width
         self._decoded: OrderedDict[tuple[str, int], np.ndarray] = OrderedDict()
         self._cache = cache
         self._written: dict[str, list[str]] = {}
+        self._failed: dict[str, str] = {}  # videos that failed to decode, by name: tried once
 
     def _frames(self, video: Path, num_frames: int) -> np.ndarray:
         key = (str(video), num_frames)
@@ -86,9 +87,14 @@ class ThumbnailWriter:
         stat = video.stat()
         name = hashlib.sha1(f"{os.path.realpath(video)}|{stat.st_size}|{stat.st_mtime_ns}|{num_frames}".encode()
                             ).hexdigest()[:16]
+        if name in self._written and not perturbation:  # this video's thumbnails exist: nothing to decode
+            return Thumbs(self._written[name], [])
+        if name in self._failed:
+            return Thumbs([], [], problem=self._failed[name])
         try:
             frames = self._frames(video, num_frames)
         except VideoDecodeError as exc:
+            self._failed[name] = str(exc)
             return Thumbs([], [], problem=str(exc))
         thumbs = Thumbs(self._write(name, frames), [])
         if perturbation:

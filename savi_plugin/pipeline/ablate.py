@@ -130,7 +130,6 @@ def run_ablation(recipe_ref: str, losses: list[str], out: str | Path, *, pairs: 
             :func:`savi_plugin.pipeline.evaluate.evaluate_step`).
     """
     from savi_plugin.config.checkpoint import check_backend_fits
-    from savi_plugin.training.run import run_training
 
     out = Path(out)
     plans = plan_ablation(recipe_ref, losses, out, overrides)
@@ -141,7 +140,25 @@ def run_ablation(recipe_ref: str, losses: list[str], out: str | Path, *, pairs: 
     check_backend_fits(first.model.path, first.model.backend, "model.backend", first.source)
     if benchmarks and evaluate is None:
         from savi_plugin.pipeline.evaluate import evaluate_step as evaluate
-    out.mkdir(parents=True, exist_ok=True)
+    from savi_plugin.data.identity import input_identity
+    from savi_plugin.data.outputs import claim
+
+    # new, or an ablation folder of the same recipe, overrides and pairs (more losses extend it); never an input
+    config = {"recipe": str(recipe_ref), "overrides": list(overrides or []), "pairs": input_identity(data),
+              "eval_pairs": input_identity(eval_pairs) if eval_pairs else None, "benchmarks": benchmarks}
+    inputs = {"the pairs": data, "the eval pairs": eval_pairs, "the model": first.model.path,
+              "the recipe": first.source or None}
+    with claim(out, command="savi ablate", config=config, folder=True, inputs=inputs, output_name="--out",
+               what="ablation folder") as claimed:
+        claimed.write_mark()
+        return _run(plans, first, data, out, eval_pairs, benchmarks, evaluate, print_logs)
+
+
+def _run(plans, first, data, out: Path, eval_pairs, benchmarks: bool, evaluate, print_logs: bool) -> dict:
+    """:func:`run_ablation` once its folder is claimed."""
+    from savi_plugin.data.outputs import write_json, write_text
+    from savi_plugin.training.run import run_training
+
     rows: dict[str, dict[str, Any]] = {}
     base_scores = None
     if benchmarks:
@@ -163,10 +180,9 @@ def run_ablation(recipe_ref: str, losses: list[str], out: str | Path, *, pairs: 
         log.info("ablation: %s", loss)
         rows[loss] = _cached(out / loss / SUMMARY, train_and_evaluate)
     table = ablation_table(rows, base_scores)
-    (out / "ablation.json").write_text(json.dumps({"pairs": str(data), "eval_pairs": str(eval_pairs) if eval_pairs
-                                                   else None, "base": base_scores, **table}, indent=1, default=str),
-                                       encoding="utf-8")
-    (out / "ablation.md").write_text(markdown(table), encoding="utf-8")
+    write_json(out / "ablation.json", {"pairs": str(data), "eval_pairs": str(eval_pairs) if eval_pairs else None,
+                                       "base": base_scores, **table}, indent=1)
+    write_text(out / "ablation.md", markdown(table))
     return table
 
 
@@ -175,11 +191,10 @@ def _cached(path: Path, compute: Callable[[], dict]) -> dict:
     if path.is_file():
         log.info("ablation: %s exists; kept", path)
         return json.loads(path.read_text(encoding="utf-8"))
+    from savi_plugin.data.outputs import write_json
+
     result = compute()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(result, indent=1, default=str), encoding="utf-8")
-    tmp.replace(path)
+    write_json(path, result, indent=1)
     return result
 
 

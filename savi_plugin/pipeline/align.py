@@ -20,7 +20,8 @@ import os
 from pathlib import Path
 
 from savi_plugin.data.fingerprint import check_same_config
-from savi_plugin.data.outputs import OutputLock
+from savi_plugin.data.identity import input_identity, model_identity
+from savi_plugin.data.outputs import claim, replace_folder, write_json
 from savi_plugin.data.paths import path_for_file, path_from_file, paths_for_file
 
 log = logging.getLogger(__name__)
@@ -32,7 +33,7 @@ class Manifest:
     def __init__(self, run_dir: Path, recipe: dict):
         self.path = run_dir / "manifest.json"
         if self.path.exists():
-            self.data = json.loads(self.path.read_text())
+            self.data = json.loads(self.path.read_text(encoding="utf-8"))
         else:
             self.data = {"recipe": recipe, "iterations": []}
 
@@ -61,9 +62,7 @@ class Manifest:
 
         if not current().is_main:  # under a launcher rank 0 writes the manifest
             return
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        tmp.write_text(json.dumps(self.data, indent=1, default=str))
-        os.replace(tmp, self.path)
+        write_json(self.path, self.data, indent=1)
 
 
 def merge_adapter(model_path: str | Path, adapter_dir: str | Path, out_dir: str | Path, backend: str | None) -> Path:
@@ -73,8 +72,12 @@ def merge_adapter(model_path: str | Path, adapter_dir: str | Path, out_dir: str 
     lm = load_backend(model_path, backend=backend, adapter=adapter_dir)
     merged = lm.model.merge_and_unload()
     out_dir = Path(out_dir)
-    merged.save_pretrained(out_dir)
-    lm.processor.save_pretrained(out_dir)
+    with claim(out_dir, command="savi align merge", folder=True, replace_ours=True, output_name="merged model folder",
+               inputs={"the model": model_path, "the adapter": adapter_dir}, lock_beside=True) as claimed:
+        with replace_folder(out_dir) as tmp:  # a kill while saving leaves the previous folder (or none)
+            merged.save_pretrained(tmp)
+            lm.processor.save_pretrained(tmp)
+        claimed.write_mark()
     return out_dir
 
 
@@ -122,18 +125,45 @@ def run_align(recipe, run_dir: str | Path, iterations: int | None = None, evalua
         recipe: a checked :class:`~savi_plugin.config.sections.Recipe` (:func:`savi_plugin.recipe.load_recipe`).
         run_dir: the run folder; everything goes here.
         iterations: overrides ``align.iterations``.
-        evaluate: ``f(recipe, model_path, out_dir) -> dict`` for the eval step; default runs lmms-eval
-            with the recipe's tasks (:func:`savi_plugin.pipeline.evaluate.evaluate_step`).
+        evaluate: ``f(recipe, model_path, out_dir, base=first_model) -> dict`` for the eval step; default runs
+            lmms-eval with the recipe's tasks and compares with the first model on the same items
+            (:func:`savi_plugin.pipeline.evaluate.evaluate_step`).
     """
     if evaluate is None:
         from savi_plugin.pipeline.evaluate import evaluate_step as evaluate
+    from savi_plugin.config.values import to_dict
+    from savi_plugin.launch import current
     from savi_plugin.pipeline.ranks import join_process_group
 
     run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    inputs = recipe_inputs(recipe)
+    config = {"recipe": to_dict(recipe), "identity": {name: _identity(name, path) for name, path in inputs.items()
+                                                      if name != "data.data_root"}}
     join_process_group()  # under a launcher: generation shards, training runs on every rank (pipeline/ranks.py)
-    with OutputLock(run_dir, folder=True, what="align run folder"):
+    with claim(run_dir, command="savi align", config=config, folder=True, inputs=inputs, output_name="--out",
+               what="align run folder", ignore=tuple(f"recipe.{k}" for k in RESUMABLE_RECIPE_KEYS)) as claimed:
+        if current().is_main:  # rank 0 locks and marks the folder; the other ranks check it
+            claimed.write_mark()
         return _run_locked(recipe, run_dir, iterations, evaluate)
+
+
+def recipe_inputs(recipe) -> dict[str, Path]:
+    """Every local file or folder the recipe makes the run read, by recipe key (the run folder may hold none)."""
+    found: dict[str, Path] = {}
+    if recipe.source and os.path.exists(recipe.source):
+        found["the recipe"] = Path(recipe.source)
+    candidates = {"model.path": recipe.model.path, "data.qa": recipe.data.qa, "data.videos": recipe.data.videos,
+                  "data.pairs": recipe.data.pairs, "data.data_root": recipe.data.data_root,
+                  "reference_model": getattr(recipe, "reference_model", None)}
+    for key, value in candidates.items():
+        if isinstance(value, (str, Path)) and str(value) and "://" not in str(value) and os.path.exists(value):
+            found[key] = Path(value)
+    return found
+
+
+def _identity(key: str, path: Path):
+    """A model by its files (:func:`model_identity`), a data file or video folder by content."""
+    return model_identity(path) if key in ("model.path", "reference_model") else input_identity(path)
 
 
 #: recipe keys that may change when a run folder is resumed (where the recipe was read from; more iterations)
@@ -157,6 +187,7 @@ def _run_locked(recipe, run_dir: Path, iterations: int | None, evaluate) -> dict
         check_processes(it, run_dir)
     model = main_first(lambda: resolve_model(recipe, run_dir))
     inputs = main_first(lambda: prepare_inputs(recipe, run_dir))
+    base_model = model
     for i in range(n):
         it = manifest.iteration(i)
         folder = run_dir / f"iter_{i}"
@@ -167,6 +198,11 @@ def _run_locked(recipe, run_dir: Path, iterations: int | None, evaluate) -> dict
             manifest.save()  # the number of processes this iteration started with
             report = generate_step(recipe, model=model, inputs=inputs, output=pairs, seed=recipe.generate.seed + i)
             report = on_main(lambda: merged_shards(pairs)) or report  # each rank wrote its shard
+            if not report.get("complete", True):  # items to retry: the step is not done, training would refuse it
+                from savi_plugin.errors import RunError
+
+                raise RunError(f"{pairs}: {report['counts'].get('items_to_retry')} item(s) failed for a transient "
+                               f"reason (see {report.get('report')}); re-run the same savi align to retry them")
             it.update(data=manifest.stored(pairs), data_report=manifest.stored(report))
             manifest.save()
         if "adapter" not in it:
@@ -181,7 +217,7 @@ def _run_locked(recipe, run_dir: Path, iterations: int | None, evaluate) -> dict
             manifest.save()
         model = manifest.resolved(it["next_model"])
         if "eval" not in it and recipe.align.eval_every_iteration:
-            it["eval"] = on_main(lambda: manifest.stored(evaluate(recipe, model, folder / "eval")))
+            it["eval"] = on_main(lambda: manifest.stored(evaluate(recipe, model, folder / "eval", base=base_model)))
             manifest.save()
     return manifest.data
 

@@ -1,7 +1,10 @@
 """The eval step of a recipe: the real lmms-eval CLI with our tasks and the ``savi_video`` model.
 
 Runs ``python -m lmms_eval`` in a subprocess (as users do, so the entry-point registration is exercised),
-then reads the results JSON lmms-eval writes and returns ``{task: {metric: value}}``.
+then reads the results JSON lmms-eval writes and returns ``{task: {metric: value}}``. Given the base model, it
+also evaluates that once per run folder (``eval_base/``, kept) and adds ``vs_base``: per task the change over the
+base model on the same items with its paired bootstrap 95% interval (:func:`savi_plugin.eval.suite.compare_runs`,
+the comparison ``savi eval suite`` reports).
 """
 
 from __future__ import annotations
@@ -63,27 +66,47 @@ def eval_command(recipe, model: str | Path, out_dir: str | Path, adapter: str | 
     return lmms_eval_command(savi_video_args(
         model, list(ev.tasks), Path(out_dir) / "lmms_eval", num_frames=ev.num_frames or recipe.model.num_frames,
         adapter=adapter, limit=ev.limit, batch_size=ev.batch_size, max_new_tokens=ev.max_new_tokens,
-        dtype=recipe.model.dtype))
+        dtype=recipe.model.dtype) + ["--log_samples"])
 
 
-def evaluate_step(recipe, model: str | Path, out_dir: str | Path, adapter: str | Path | None = None) -> dict:
-    """Evaluate ``model`` (+ ``adapter``) on the recipe's ``eval.tasks``; returns ``{task: {metric: value}}``.
+def evaluate_step(recipe, model: str | Path, out_dir: str | Path, adapter: str | Path | None = None, *,
+                  base: str | Path | None = None) -> dict:
+    """Evaluate ``model`` (+ ``adapter``) on the recipe's ``eval.tasks``; returns ``{task: {metric: value}}``, and,
+    with ``base`` (the model the run started from), ``vs_base``: ``{task: {n, base, aligned, delta, low, high}}``
+    over the same items (the base is evaluated once, into ``<run folder>/eval_base``).
 
     The data come from ``eval.data_root`` (the ``SAVI_DATA_ROOT`` layout) when set. For the demo's tiny recipe
     without a data root, :func:`savi_plugin.demo.models.offline_eval_root` builds a small synthetic
     MVBench-format set in the run folder so the loop runs offline.
     """
+    run_dir = Path(out_dir).parent.parent
+    results = _lmms_eval(recipe, model, Path(out_dir), run_dir, adapter)
+    if base is not None:
+        from savi_plugin.eval.results import read_run
+        from savi_plugin.eval.suite import compare_runs
+
+        base_dir = run_dir / "eval_base"
+        if not (base_dir / "results.json").is_file():
+            _lmms_eval(recipe, base, base_dir, run_dir)
+        deltas = compare_runs(read_run(base_dir / "lmms_eval"), read_run(Path(out_dir) / "lmms_eval"),
+                              list(recipe.eval.tasks))
+        results["vs_base"] = {task: delta.to_dict() for task, delta in deltas.items()}
+        (Path(out_dir) / "results.json").write_text(json.dumps(results, indent=1))
+    return results
+
+
+def _lmms_eval(recipe, model: str | Path, out_dir: Path, run_dir: Path, adapter: str | Path | None = None) -> dict:
+    """One lmms-eval run of the recipe's eval into ``out_dir`` (``results.json`` beside lmms-eval's output)."""
     from savi_plugin.demo.models import offline_eval_root
     from savi_plugin.eval.fixtures import offline_env
 
-    out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     data_root = recipe.eval.data_root
     env = dict(os.environ)
-    offline_root = offline_eval_root(recipe, out_dir.parent.parent)
+    offline_root = offline_eval_root(recipe, run_dir)
     if offline_root is not None:
         data_root = offline_root
-        env = offline_env(data_root, out_dir.parent.parent / "hf_home")
+        env = offline_env(data_root, run_dir / "hf_home")
     elif data_root is not None:
         env["SAVI_DATA_ROOT"] = str(data_root)
     with model_args_paths(model, adapter) as (model_arg, adapter_arg):  # a comma in a run folder's path

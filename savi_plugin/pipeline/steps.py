@@ -25,7 +25,8 @@ __all__ = ["generate_step", "plan_generate", "plan_train", "resolve_deepspeed", 
 
 
 def train_step(recipe: Recipe, *, model: str | Path, data: str | Path, output_dir: str | Path,
-               resume: bool | str = False, print_logs: bool = True, **overrides) -> dict:
+               resume: bool | str = False, print_logs: bool = True, allow_incomplete_data: bool = False,
+               **overrides) -> dict:
     """Train on preference pairs as the recipe says; returns the trainer's summary (``print_logs``: see
     :func:`~savi_plugin.training.run.run_training`)."""
     from savi_plugin.training.run import run_training
@@ -34,6 +35,7 @@ def train_step(recipe: Recipe, *, model: str | Path, data: str | Path, output_di
         model=str(model), data=str(data), output_dir=str(output_dir), backend=recipe.model.backend,
         lora=recipe.lora.peft_kwargs(), training=training_kwargs(recipe, **overrides),
         reference_model=recipe.reference_model, resume=resume, print_logs=print_logs,
+        allow_incomplete_data=allow_incomplete_data,
     )
 
 

@@ -48,6 +48,7 @@ from typing import Any, Sequence
 import torch
 
 from savi_plugin.data import DataError
+from savi_plugin.data.outputs import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -249,7 +250,8 @@ def precompute_reference(model: str | Path, data: str | Path, *, output: str | P
             # how much reference probability the top-k KL ignores (0 = exact): mean and max over chosen tokens
             "topk_tail_mass": None if tail is None or not tail.numel() else
             {"mean": tail.mean().item(), "max": tail.max().item()}}
-    save_file(tensors, str(output), metadata={"format": FORMAT, "meta": json.dumps(meta)})
+    with atomic_path(output, suffix=".safetensors") as tmp:  # never a torn file under the final name
+        save_file(tensors, str(tmp), metadata={"format": FORMAT, "meta": json.dumps(meta)})
     log.info("precomputed reference statistics of %d pairs -> %s (%.1f MB)", len(dataset), output,
              output.stat().st_size / 2**20)
     return output

@@ -3,7 +3,7 @@
 Frames are numbered ``first_idx .. max_frame``: a video file's frames are ``0 .. len - 1``; MVBench's frame
 folders (TVQA ``frames_fps3_hq``, files ``00001.jpg`` ...) are ``1 .. number of files``.
 
-Three rules (:data:`SAMPLING_RULES`):
+The rules (:data:`SAMPLING_RULES`):
 
 * ``uniform``: ``linspace`` over the frames, rounded, first and last included (lmms-eval's video models, our
   generators and, by default, training; VideoSAVi, arXiv 2412.00624, evaluates through lmms-eval).
@@ -13,6 +13,8 @@ Three rules (:data:`SAMPLING_RULES`):
   scripts' ``--force_sample True``); the RRPO recipes train with it (``data.frame_rule: interval``).
 * ``midpoints``: the middle of each of ``n`` equal segments, MVBench's ``get_index`` (OpenGVLab/Ask-Anything
   ``video_chat2/mvbench.ipynb``; the same function in pritamqu/RRPO ``eval/mvbench/mvbench.py``).
+* ``lmms_<family>``: the frames lmms-eval 0.7.3's own model wrapper for that family takes
+  (:func:`lmms_eval_indices`), for the tasks that reproduce lmms-eval's numbers.
 
 A ``bound`` ``(start, end)`` in seconds (MVBench records' ``start``/``end``) restricts either rule to the frames
 from ``round(start * fps)`` to ``round(end * fps)``, clipped to the video, as ``get_index`` does. A bound that is
@@ -28,8 +30,11 @@ from numbers import Real
 
 import numpy as np
 
+#: lmms-eval 0.7.3's frame samplers, per model wrapper (``lmms_eval/models/simple/<file>.py``): the frames
+#: lmms-eval's own model for that family takes from a video file (:func:`lmms_eval_indices`).
+LMMS_EVAL_RULES = ("lmms_llava_vid", "lmms_llava_onevision", "lmms_qwen2_vl", "lmms_internvl2")
 #: Frame rules :func:`select_frames` knows.
-SAMPLING_RULES = ("uniform", "midpoints", "interval")
+SAMPLING_RULES = ("uniform", "midpoints", "interval", *LMMS_EVAL_RULES)
 
 #: ``get_index``'s stand-in bound when a record has none: ``(-100000, 100000)`` seconds, so the range is clipped
 #: to ``first_idx .. max_frame`` (for any video shorter than 100000 s).
@@ -124,9 +129,11 @@ def midpoint_indices(num_segments: int, fps: float, max_frame: int, bound=None, 
     (numpy's round, half to even; ``int`` truncates toward zero), with ``start_idx``/``end_idx`` rounded as in
     :func:`bound_range`. Segments shorter than a frame repeat frames, as in the reference. The references call it
     with ``max_frame = len(video) - 1`` and ``first_idx = 0`` for video files, and with ``max_frame = number of
-    files`` and ``first_idx = 1`` (fps 3) for frame folders. Where ``get_index`` returns frames outside
-    ``first_idx .. max_frame`` or in reverse order (a bound that starts after the video's end; a video with no
-    frames), which the references then fail to read, this raises :class:`BoundError` instead.
+    files`` and ``first_idx = 1`` (fps 3) for frame folders. A bound starting one frame past the end gives
+    ``start_idx = max_frame + 1 > end_idx``: a small negative segment, and ``get_index`` returns the last frames in
+    reverse order (e.g. the last frame 8 times, then the one before it 8 times), which the references read; so
+    do we. Where ``get_index`` returns frames outside ``first_idx .. max_frame`` (a bound starting further past the
+    end; a video with no frames), which the references then fail to read, this raises :class:`BoundError`.
     """
     if num_segments <= 0:
         raise ValueError("num_frames must be positive")
@@ -134,7 +141,7 @@ def midpoint_indices(num_segments: int, fps: float, max_frame: int, bound=None, 
     seg_size = float(end_idx - start_idx) / num_segments
     offsets = np.round(seg_size * np.arange(num_segments, dtype=np.float64))
     indices = (start_idx + (seg_size / 2) + offsets).astype(np.int64)
-    if indices.min() < first_idx or indices.max() > max_frame or np.any(np.diff(indices) < 0):
+    if indices.min() < first_idx or indices.max() > max_frame:
         raise _outside(bound, fps, max_frame, first_idx)
     return indices
 
@@ -184,6 +191,38 @@ def fps_indices(total_frames: int, video_fps: float, sample_fps: float, max_fram
     return idx
 
 
+def lmms_eval_indices(rule: str, total_frames: int, num_frames: int, video_fps: float) -> np.ndarray:
+    """The frame indices lmms-eval 0.7.3's wrapper for a model family takes from a ``total_frames`` video file.
+
+    * ``lmms_llava_onevision`` (``llava_onevision.py`` ``load_video``): ``np.linspace(0, n - 1, k, dtype=int)``,
+      truncated toward zero (not rounded), repeating frames when the clip has fewer than ``k``.
+    * ``lmms_llava_vid`` (``llava_vid.py`` ``load_video``, defaults ``video_fps=1``, ``force_sample=False``): one
+      frame per second (every ``round(avg_fps / 1)``-th frame from 0); only when that gives more than ``k``,
+      ``np.linspace(0, n - 1, k, dtype=int)``. A clip shorter than ``k`` seconds gives fewer than ``k`` frames.
+    * ``lmms_qwen2_vl`` (``qwen2_vl.py`` ``generate_until``): ``np.unique(np.linspace(0, n - 1, k, dtype=int))``:
+      no repeats, so a short clip gives fewer than ``k`` frames. (lmms-eval applies it to the frames
+      ``qwen_vl_utils.process_vision_info`` decoded at its own fps; here to all the video's frames.)
+    * ``lmms_internvl2`` (``internvl2.py`` ``get_index`` with no bound, ``max_frame = n - 1``): the midpoints of
+      ``k`` equal segments, ``int(seg / 2 + np.round(seg * i))`` with ``seg = (n - 1) / k``.
+    """
+    if total_frames <= 0:
+        raise ValueError("total_frames must be positive")
+    if num_frames <= 0:
+        raise ValueError("num_frames must be positive")
+    linspace = np.linspace(0, total_frames - 1, num_frames, dtype=int)
+    if rule == "lmms_llava_onevision":
+        return linspace.astype(np.int64)
+    if rule == "lmms_qwen2_vl":
+        return np.unique(linspace).astype(np.int64)
+    if rule == "lmms_llava_vid":
+        step = max(1, round(video_fps / 1))  # the reference's range() step; 0 (fps < 0.5) would fail there
+        every_second = np.arange(0, total_frames, step, dtype=np.int64)
+        return linspace.astype(np.int64) if len(every_second) > num_frames else every_second
+    if rule == "lmms_internvl2":
+        return midpoint_indices(num_frames, video_fps, total_frames - 1)
+    raise ValueError(f"unknown lmms-eval frame rule {rule!r}; choose one of {', '.join(LMMS_EVAL_RULES)}")
+
+
 def select_frames(sampling: str, num_frames: int, *, fps: float, max_frame: int, first_idx: int = 0, bound=None,
                   sample_fps: float | None = None, max_frames: int | None = None) -> np.ndarray:
     """Frame numbers (``first_idx .. max_frame``) to decode under the rule ``sampling``.
@@ -200,6 +239,11 @@ def select_frames(sampling: str, num_frames: int, *, fps: float, max_frame: int,
     """
     if sampling not in SAMPLING_RULES:
         raise ValueError(f"unknown frame sampling {sampling!r}; choose one of {', '.join(SAMPLING_RULES)}")
+    if sampling in LMMS_EVAL_RULES:
+        if sample_fps is not None or bound is not None:
+            raise ValueError(f"frame sampling {sampling!r} takes a number of frames over the whole clip "
+                             f"(no fps, no bound), as lmms-eval does")
+        return first_idx + lmms_eval_indices(sampling, max_frame - first_idx + 1, num_frames, fps)
     if sampling == "midpoints":
         if sample_fps is not None:
             raise ValueError("frame sampling 'midpoints' takes a number of frames, not fps")

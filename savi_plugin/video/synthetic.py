@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from savi_plugin.data.outputs import atomic_path, write_jsonl
 from savi_plugin.data.paths import path_for_file, path_from_file
 
 COLORS = {
@@ -82,9 +83,7 @@ def write_mp4(path: str | Path, frames: np.ndarray, fps: int = 8) -> None:
     import av
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".part.mp4")
-    with av.open(str(tmp), mode="w") as container:
+    with atomic_path(path, suffix=".mp4") as tmp, av.open(str(tmp), mode="w") as container:
         stream = container.add_stream("libx264", rate=fps)
         stream.width, stream.height = frames.shape[2], frames.shape[1]
         stream.pix_fmt = "yuv420p"
@@ -94,7 +93,6 @@ def write_mp4(path: str | Path, frames: np.ndarray, fps: int = 8) -> None:
                 container.mux(packet)
         for packet in stream.encode():
             container.mux(packet)
-    tmp.replace(path)
 
 
 def _options(rng: np.random.Generator, correct: str, pool: list[str], k: int = 4) -> tuple[list[str], int]:
@@ -189,9 +187,8 @@ def make_synthetic_dataset(out_dir: str | Path, n_videos: int, seed: int = 0, *,
         write_mp4(video, frames, fps=fps)
         samples.append(SyntheticSample(f"synth-{seed}-{i}", str(video), task, question, options, idx, options[idx], facts))
     manifest = out_dir / "samples.jsonl"
-    with open(manifest, "w", encoding="utf-8") as fh:  # video paths relative to the manifest's folder
-        for s in samples:
-            fh.write(json.dumps({**asdict(s), "video": path_for_file(s.video, manifest)}) + "\n")
+    # video paths relative to the manifest's folder
+    write_jsonl(manifest, ({**asdict(s), "video": path_for_file(s.video, manifest)} for s in samples))
     return samples
 
 

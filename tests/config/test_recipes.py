@@ -82,3 +82,13 @@ def test_extends_and_cli(tmp_path):
     out = subprocess.run([sys.executable, "-m", "savi_plugin", "recipes", "show", "tiny_demo", "train.bta=1"],
                          capture_output=True, text=True)
     assert out.returncode == 2 and "train.bta: unknown key" in out.stderr  # a configuration error: argparse's 2
+
+
+@pytest.mark.parametrize("typo", ["./tiny_dem.yaml", "./tiny_demo.yml", "recipes/tiny_demo.yaml", "sub/tiny_demo",
+                                  "tiny_demo.yaml", "../tiny_demo.yaml"])
+def test_a_recipe_path_that_does_not_exist_never_falls_back_to_a_shipped_recipe(typo, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no recipes/ folder here
+    with pytest.raises(RecipeError) as info:
+        load_recipe(typo)
+    assert str(info.value).startswith(typo) and "no such recipe file" in str(info.value)
+    assert load_recipe("tiny_demo").name == "tiny_demo"  # a bare name is a shipped recipe

@@ -137,3 +137,20 @@ def test_writer_resumes_and_cuts_a_truncated_tail(tmp_path):
             w.write(r)
     lines = path.read_text().splitlines()
     assert [json.loads(x)["id"] for x in lines] == ["r0", "r1", "r2", "r3"]
+
+
+def test_validate_reads_past_bad_lines_and_counts_both(tmp_path, capsys):
+    """The reader's rule is the resuming writer's: a bad line (torn, not JSON, not UTF-8, not a record) is one
+    problem at its own line, and every line after it is still read and counted."""
+    from savi_plugin.cli import main
+
+    path = tmp_path / "pairs.jsonl"
+    good = [json.dumps({**GOOD, "id": f"ok{i}"}) for i in range(4)]
+    path.write_bytes("\n".join([good[0], '{"id": "torn", "vid', good[1], "not json"]).encode() + b"\n\xff\xfe\n"
+                     + ("\n".join([good[2], json.dumps({"id": "x"}), good[3]]) + "\n").encode())
+    capsys.readouterr()
+    assert main(["data", "validate", str(path)]) == 1
+    out = capsys.readouterr()
+    problems = out.out.strip().splitlines()
+    assert sorted(p.split(":")[1] for p in problems) == ["2", "4", "5", "7"]
+    assert "4 valid record(s), 4 problem(s)" in out.err

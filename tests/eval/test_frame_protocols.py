@@ -10,6 +10,7 @@ import re
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import pytest
 from lmms_eval.utils import load_yaml_config
 
@@ -50,7 +51,7 @@ def data(tmp_path_factory):
 
 def test_protocols_state_their_frame_rule():
     rules = {name: (p.frames, p.bounds, p.num_frames) for name, p in PROTOCOLS["mvbench"].items()}
-    assert rules == {"savi": ("uniform", True, None), "lmms": ("uniform", False, 32),
+    assert rules == {"savi": ("uniform", True, None), "lmms": ("lmms", False, 32),
                      "official": ("midpoints", True, 16), "rrpo": ("midpoints", True, 64)}
     assert all(not p.bounds for b in ("egoschema", "perceptiontest") for p in PROTOCOLS[b].values())
 
@@ -194,9 +195,11 @@ def test_lmms_eval_run_decodes_each_protocols_frames(run, data):
     assert sorted(_decoded(log, charades_full)) == [("midpoints", official, [1.5, 2.375]),
                                                     ("uniform", savi, [1.5, 2.375])]  # lmms never reads it
 
-    # record 0's trimmed clip, no bound: official 16 midpoints over its 8 frames, lmms 32 uniform (all 8), savi 4
+    # record 0's trimmed clip, no bound: official 16 midpoints over its 8 frames, savi 4 uniform, lmms 32 as
+    # lmms-eval's LLaVA-OneVision wrapper takes them (linspace truncated to int: the 8 frames, repeated)
     assert sorted(_decoded(log, charades_clip)) == sorted([
-        ("midpoints", midpoint_indices(16, 8, CLIP - 1).tolist(), None), ("uniform", list(range(CLIP)), None),
+        ("midpoints", midpoint_indices(16, 8, CLIP - 1).tolist(), None),
+        ("lmms_llava_onevision", np.linspace(0, CLIP - 1, 32, dtype=int).tolist(), None),
         ("uniform", uniform_indices(CLIP, 4).tolist(), None)])
 
     # rrpo: 64 midpoints in the TVQA-style frame folder (3 fps, frames numbered from 1) within 13..20

@@ -29,20 +29,21 @@ DOC = {"video": "a.mp4", "question": "What happened after the person took the fo
 
 
 def _official_context(doc: dict, **kwargs) -> str:
-    return savi_task.mvbench_doc_to_text(doc, kwargs)
+    return savi_task.doc_to_text(doc, kwargs)
 
 
 # ------------------------------------------------------------------------------------- framing rule
-def test_the_system_prompt_moves_to_the_system_turn_and_the_reply_is_prefilled():
+def test_the_system_prompt_is_given_twice_and_the_reply_is_prefilled():
     context = _official_context(DOC)
     assert context.startswith(MVBENCH_SYSTEM + "Question: ")  # other lmms-eval models get it inline
     framing = prompt_framing(context, DOC)
-    assert framing == PromptFraming(context[len(MVBENCH_SYSTEM):], MVBENCH_SYSTEM.rstrip("\n"), PREFILL)
-    assert framing.context.startswith("Question: What happened") and framing.context.endswith(
+    # twice, as the notebook (system_llm=True): the system turn, and inline at the start of the user's text
+    assert framing == PromptFraming(context, MVBENCH_SYSTEM.rstrip("\n"), PREFILL)
+    assert framing.context.startswith(MVBENCH_SYSTEM + "Question: What happened") and framing.context.endswith(
         "\nOnly give the best option.")
     # an edited pre_prompt comes after the system prompt and stays in the user's text
     edited = prompt_framing(_official_context(DOC, pre_prompt="Watch closely. "), DOC)
-    assert edited.context.startswith("Watch closely. Question: ") and edited.system == framing.system
+    assert edited.context.startswith(MVBENCH_SYSTEM + "Watch closely. Question: ") and edited.system == framing.system
 
 
 def test_a_context_that_does_not_start_with_the_system_prompt_keeps_its_text():
@@ -119,13 +120,13 @@ def test_savi_video_gives_the_backend_the_system_turn_and_the_prefill(savi_video
     lm = model.lm
     official = _official_context(docs[0])
     edited = "Look first. " + official
-    plain = savi_task.mvbench_doc_to_text(docs[2], {})
+    plain = savi_task.doc_to_text(docs[2], {})
     recording = PromptRecording(lm)
     try:
         answers = model.generate_until([_request(official, 0), _request(edited, 1), _request(plain, 2)])
     finally:
         del lm.prompt
-    body = official[len(MVBENCH_SYSTEM):]
+    body = official  # the user's text keeps the system prompt inline (system_llm=True)
     system_turn = [{"role": "system", "content": [{"type": "text", "text": MVBENCH_SYSTEM.rstrip("\n")}]}]
     expected = lm.processor.apply_chat_template(system_turn + lm.messages(body), add_generation_prompt=True,
                                                 tokenize=False) + PREFILL
@@ -135,6 +136,8 @@ def test_savi_video_gives_the_backend_the_system_turn_and_the_prefill(savi_video
     assert recording.rendered_for(edited) == {lm.prompt(edited) + PREFILL}
     assert recording.rendered_for(plain) == {lm.prompt(plain)}
     assert all(not c["rendered"].startswith("<|im_start|>system") for c in recording.calls if c["question"] != body)
+    # the notebook's printed prompt: the system text, then the user's turn starting with it again
+    assert expected.count(MVBENCH_SYSTEM.rstrip("\n")) == 2
     frames = model.load_visual([docs[0]["savi_video"]], 4)
     assert answers[0] == lm.generate([frames], [body], max_new_tokens=8, system=MVBENCH_SYSTEM.rstrip("\n"),
                                      prefill=PREFILL)[0]
@@ -203,7 +206,7 @@ def test_lmms_eval_official_run_prefills_and_grades_the_first_line(cli_run, tiny
     answer_of = {}
     for call in official:
         for question, answer in zip(call["questions"], call["answers"]):
-            assert question.startswith("Question: ") and question.endswith("\nOnly give the best option.")
+            assert question.startswith(MVBENCH_SYSTEM + "Question: ") and question.endswith("\nOnly give the best option.")
             turns = [{"role": "system", "content": [{"type": "text", "text": call["system"]}]},
                      {"role": "user", "content": [{"type": "video"}, {"type": "text", "text": question}]}]
             assert processor.apply_chat_template(turns, add_generation_prompt=True, tokenize=False) + PREFILL \
@@ -212,10 +215,10 @@ def test_lmms_eval_official_run_prefills_and_grades_the_first_line(cli_run, tiny
     official_tasks = {t: s for t, s in samples.items() if t.startswith("savi_mvbench_official_")}
     assert len(official_tasks) == 20 and len(answer_of) == 20  # one document per subtask, each asked once
     for task, (sample,) in official_tasks.items():
-        assert sample["input"].startswith(MVBENCH_SYSTEM)  # the task's text keeps it inline for other models
+        assert sample["input"].startswith(MVBENCH_SYSTEM)  # inline, as the notebook's user turn
         response = sample["filtered_resps"][0] if isinstance(sample["filtered_resps"], list) else \
             sample["filtered_resps"]
-        answer = answer_of[sample["input"][len(MVBENCH_SYSTEM):]]
+        answer = answer_of[sample["input"]]  # the logged input is exactly the user turn the model saw
         assert answer.startswith(response) and not response.startswith(PREFILL)  # the continuation, maybe cut
         options = [line[4:] for line in sample["input"].splitlines() if line[:1] == "(" and line[2:4] == ") "]
         correct, parsed = grade_official_mvbench(response, options, sample["accuracy"]["target"])

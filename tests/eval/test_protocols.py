@@ -62,8 +62,7 @@ def _lmms_kwargs(yaml_path: Path) -> dict:
 
 
 def _ours(benchmark: str, doc: dict, name: str) -> str:
-    fn = getattr(savi_task, f"{benchmark}_doc_to_text")
-    return fn({**doc, "savi_protocol": name}, {})
+    return savi_task.doc_to_text({**doc, "savi_benchmark": benchmark, "savi_protocol": name}, {})
 
 
 @pytest.mark.parametrize("doc", MVBENCH_DOCS)
@@ -112,7 +111,9 @@ def test_protocol_settings_per_paper():
     mv = PROTOCOLS["mvbench"]
     assert (mv["official"].num_frames, mv["official"].max_new_tokens, mv["official"].answer_prefix) == (16, 100, "Best option:(")
     assert (mv["rrpo"].num_frames, mv["rrpo"].max_new_tokens) == (64, 512)
-    assert all(PROTOCOLS[b]["lmms"].num_frames == 32 and PROTOCOLS[b]["lmms"].max_new_tokens == 16 for b in PROTOCOLS)
+    assert all(PROTOCOLS[b]["lmms"].num_frames == 32 and PROTOCOLS[b]["lmms"].frames == "lmms" for b in PROTOCOLS)
+    # lmms-eval's perceptiontest_val_mc sets no answer length (the model's default applies); the others 16
+    assert [PROTOCOLS[b]["lmms"].max_new_tokens for b in PROTOCOLS] == [16, 16, None]
     with pytest.raises(ValueError, match="unknown protocol 'rrpo' for 'egoschema'"):
         protocol("egoschema", "rrpo")
 
@@ -125,7 +126,16 @@ def test_variant_yamls_name_their_protocol(folder, protocol_name, tokens):
     config = load_yaml_config(str(files[0]), mode="full")
     assert config["metadata"]["protocol"] == protocol_name
     assert config["generation_kwargs"]["max_new_tokens"] == tokens
-    assert {m["metric"] for m in config["metric_list"]} == {"accuracy", "unparsed", "missing_video", "bad_video"}
+    extra = {"accuracy_all"} if protocol_name == "lmms" else set()  # beside lmms-eval's answered-only accuracy
+    assert {m["metric"] for m in config["metric_list"]} == {"accuracy", "unparsed", "missing_video", "bad_video"} | extra
+
+
+def test_perceptiontest_lmms_sets_no_answer_length_as_lmms_eval():
+    from lmms_eval.tasks.perceptiontest import val as lmms_val
+
+    ours = load_yaml_config(f"{tasks_path()}/perceptiontest/savi_perceptiontest_lmms.yaml", mode="full")
+    theirs = load_yaml_config(str(Path(lmms_val.__path__[0]) / "perceptiontest_mc.yaml"), mode="full")
+    assert "generation_kwargs" not in theirs and "generation_kwargs" not in ours
 
 
 def test_loaded_variant_task_builds_the_lmms_eval_prompt(monkeypatch, tmp_path):
@@ -169,9 +179,9 @@ def test_lmms_variants_score_like_lmms_eval_on_the_answer_corpus():
 
     corpus = json.loads((FIXTURES / "mcq_answer_corpus.json").read_text())
     responses = [row["response"] for row in corpus]
-    mv = dict(MVBENCH_DOCS[0], savi_protocol="lmms")
-    pt = dict(PERCEPTION_DOCS[0], savi_protocol="lmms")
-    ego = dict(EGOSCHEMA_DOCS[0], savi_protocol="lmms")
+    mv = dict(MVBENCH_DOCS[0], savi_benchmark="mvbench", savi_protocol="lmms")
+    pt = dict(PERCEPTION_DOCS[0], savi_benchmark="perceptiontest", savi_protocol="lmms")
+    ego = dict(EGOSCHEMA_DOCS[0], savi_benchmark="egoschema", savi_protocol="lmms")
     for response in responses:
         ours = process_mcq(BENCHMARKS["mvbench"], mv, response)["accuracy"]
         assert ours["score"] == 100 * mvbench_process_results(MVBENCH_DOCS[0], [response])["mvbench_accuracy"]["score"]

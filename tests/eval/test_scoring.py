@@ -110,22 +110,22 @@ def test_scoring_functions_directly(setup):
     from savi_plugin.eval.task import (
         aggregate_accuracy,
         aggregate_count,
-        egoschema_process_results,
-        perceptiontest_process_results,
+        process_results,
     )
 
     _, answers, records, _ = setup
-    doc = dict(records["savi_perceptiontest"][0], savi_video="x.mp4", savi_video_found=True)
+    doc = dict(records["savi_perceptiontest"][0], savi_video="x.mp4", savi_video_found=True,
+               savi_benchmark="perceptiontest")
     target = answers["savi_perceptiontest"][0]
-    right = perceptiontest_process_results(doc, ["ABC"[target]])
-    wrong = perceptiontest_process_results(doc, ["ABC"[(target + 1) % 3]])
-    unparsed = perceptiontest_process_results(doc, ["no idea"])
-    missing = perceptiontest_process_results(dict(doc, savi_video_found=False), ["ABC"[target]])
+    right = process_results(doc, ["ABC"[target]])
+    wrong = process_results(doc, ["ABC"[(target + 1) % 3]])
+    unparsed = process_results(doc, ["no idea"])
+    missing = process_results(dict(doc, savi_video_found=False), ["ABC"[target]])
     items = [r["accuracy"] for r in (right, wrong, unparsed, missing)]
     assert [i["score"] for i in items] == [100.0, 0.0, 0.0, 0.0]
     assert aggregate_accuracy(items) == 25.0
     assert aggregate_count([r["unparsed"] for r in (right, wrong, unparsed, missing)]) == 1
     assert aggregate_count([r["missing_video"] for r in (right, wrong, unparsed, missing)]) == 1
-    ego = dict(records["savi_egoschema"][0], savi_video="x.mp4", savi_video_found=True)
+    ego = dict(records["savi_egoschema"][0], savi_video="x.mp4", savi_video_found=True, savi_benchmark="egoschema")
     labelled = ego["option"][answers["savi_egoschema"][0]]  # the option string itself, "X. " label included
-    assert egoschema_process_results(ego, [labelled])["accuracy"]["score"] == 100.0
+    assert process_results(ego, [labelled])["accuracy"]["score"] == 100.0

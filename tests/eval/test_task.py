@@ -72,3 +72,26 @@ def test_metadata_must_name_the_benchmark():
     config["metadata"] = {"version": 1}
     with pytest.raises(ValueError, match="metadata.benchmark is required"):
         SaviVideoTask(config=config)
+
+
+def test_mvbench_lmms_reports_the_accuracy_over_all_items_beside_lmms_evals():
+    """lmms-eval's MVBench aggregation drops empty answers: 1 right + 2 missing videos (empty answers) is its 100%;
+    ``accuracy_all`` beside it is 33.3%, and the counts say why."""
+    from savi_plugin.eval.task import (
+        aggregate_accuracy,
+        aggregate_accuracy_answered,
+        aggregate_count,
+        process_results_all_items,
+    )
+
+    doc = {"video": "a.mp4", "question": "Which?", "candidates": ["up", "down"], "answer": "down",
+           "savi_benchmark": "mvbench", "savi_protocol": "lmms", "savi_video": "a.mp4", "savi_video_found": True}
+    right = process_results_all_items(doc, ["(B) down"])
+    gone = [process_results_all_items(dict(doc, savi_video_found=False), [""]) for _ in range(2)]
+    rows = [right, *gone]
+    assert aggregate_accuracy_answered([r["accuracy"] for r in rows]) == 100.0  # lmms-eval's number
+    assert aggregate_accuracy([r["accuracy_all"] for r in rows]) == pytest.approx(100 / 3)
+    assert aggregate_count([r["missing_video"] for r in rows]) == 2
+    config = _config("mvbench/lmms/savi_mvbench_lmms_moving_direction.yaml")
+    assert [m["metric"] for m in config["metric_list"]][:2] == ["accuracy", "accuracy_all"]
+    assert config["process_results"] is process_results_all_items

@@ -224,7 +224,7 @@ def test_cli_flags_name_the_judge_and_tagger_models(tiny_llava_onevision, synthe
     assert main(["generate", "--generator", "rrpo", "--model", str(tiny_llava_onevision), "--input", str(qa),
                  "--output", str(out), "--num-frames", "4", "--judge-model", str(wrong_lm), "--tagger-model",
                  str(wrong_lm), "--no-progress", "-o", "max_new_tokens=4", "-o", "tag_max_new_tokens=2"]) == 0
-    report = json.loads(out.with_name("pairs.report.json").read_text())
+    report = json.loads(out.with_name("pairs.jsonl.report.json").read_text())
     assert report["config"]["options"]["judge_model"] == report["config"]["options"]["tagger_model"] == str(wrong_lm)
     records = read_jsonl(out)
     assert records and all(r["meta"]["judge"]["method"] == "model" for r in records)

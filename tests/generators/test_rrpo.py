@@ -132,7 +132,7 @@ def test_rrpo_sigkill_mid_run_then_resume_gives_exactly_the_full_set(tiny_llava_
     # Simulate a write torn by a kill: half a record at the end of the output and of the progress file.
     with open(out, "ab") as fh:
         fh.write(b'{"id": "synth-0-9-rrpo-1", "video": "/x.mp4", "ques')
-    with open(out.with_name("killed.progress.jsonl"), "ab") as fh:
+    with open(out.with_name("killed.jsonl.progress.jsonl"), "ab") as fh:
         fh.write(b'{"id": "synth-0-9", "bat')
     _run_and_kill(script, run_args, out, None)
 
@@ -140,7 +140,7 @@ def test_rrpo_sigkill_mid_run_then_resume_gives_exactly_the_full_set(tiny_llava_
     assert got == expected  # same records, same order, no duplicate, no torn line
     ids = [json.loads(line)["id"] for line in got.splitlines()]
     assert len(ids) == len(set(ids))
-    report = json.loads(out.with_name("killed.report.json").read_text())
+    report = json.loads(out.with_name("killed.jsonl.report.json").read_text())
     assert report["complete"] and report["counts"]["pairs"] == n_expected == report["records_in_output"]
     # A further re-run has nothing to do.
     again = run_generation(generator="rrpo", output=out, progress=False, **args)

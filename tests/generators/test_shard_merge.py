@@ -34,7 +34,7 @@ def test_rrpo_two_shards_via_cli_merge_equal_unsharded(tiny_qwen2_vl, synthetic_
     printed = json.loads(capsys.readouterr().out)
     assert (printed["records"], printed["duplicates"], printed["invalid"]) == (expected.count(b"\n"), 0, [])
     assert out.read_bytes() == expected
-    merged_report = json.loads(out.with_name("sharded.report.json").read_text())
+    merged_report = json.loads(out.with_name("sharded.jsonl.report.json").read_text())
     assert merged_report["run"]["counts"]["by_reason"] == unsharded["counts"]["by_reason"]
     assert merged_report["run"]["complete"]
 

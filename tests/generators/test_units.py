@@ -170,7 +170,7 @@ def test_shard_helpers(tmp_path, monkeypatch):
     out = tmp_path / "pairs.jsonl"
     paths = [shard_output_path(out, i, 2) for i in (1, 0)]
     assert paths[1].name == "pairs.shard-00000-of-00002.jsonl"
-    for p in paths + [tmp_path / "pairs.shard-00000-of-00002.progress.jsonl"]:
+    for p in paths + [tmp_path / "pairs.shard-00000-of-00002.jsonl.progress.jsonl"]:
         p.write_text("")
     assert find_shards(out) == sorted(paths)
 

@@ -157,11 +157,11 @@ def test_merging_with_a_shard_missing_is_refused_and_names_it(two_shards, tmp_pa
 def test_merging_a_shard_whose_run_was_killed_is_refused(two_shards, tmp_path, capsys):
     folder = _copy(two_shards, tmp_path)
     shard = folder / "pairs.shard-00000-of-00002.jsonl"
-    progress = folder / "pairs.shard-00000-of-00002.progress.jsonl"
+    progress = folder / "pairs.shard-00000-of-00002.jsonl.progress.jsonl"
     # What a kill half-way leaves: fewer progress lines, no run report of the finished run.
     lines = progress.read_text().splitlines(keepends=True)
     progress.write_text("".join(lines[:2]))
-    (folder / "pairs.shard-00000-of-00002.report.json").unlink()
+    (folder / "pairs.shard-00000-of-00002.jsonl.report.json").unlink()
     code, _, err = savi(capsys, "generate", "merge", folder / "pairs.jsonl")
     assert code == 1
     assert_one_line_error(err, str(shard), "not finished")
@@ -174,7 +174,7 @@ def test_allow_incomplete_merges_and_the_report_says_what_is_missing(two_shards,
     code, out, err = savi(capsys, "generate", "merge", folder / "pairs.jsonl", "--allow-incomplete")
     assert code == 0, err
     printed = json.loads(out)
-    report = json.loads((folder / "pairs.report.json").read_text())
+    report = json.loads((folder / "pairs.jsonl.report.json").read_text())
     for shown in (printed, report):
         assert shown["complete"] is False and shown["records"] == kept
         assert len(shown["missing"]) == 1 and "shard 1 of 2" in shown["missing"][0]

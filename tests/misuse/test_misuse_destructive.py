@@ -54,8 +54,8 @@ def test_generate_refuses_to_write_into_its_input(spelling, qa, tiny_llava_onevi
         (tmp_path / "link.jsonl").symlink_to(qa)
         output = str(tmp_path / "link.jsonl")
     elif spelling == "progress-file":  # out.progress.jsonl would be the manifest
-        qa.rename(qa.with_name("out.progress.jsonl"))
-        qa = qa.with_name("out.progress.jsonl")
+        qa.rename(qa.with_name("out.jsonl.progress.jsonl"))
+        qa = qa.with_name("out.jsonl.progress.jsonl")
         before = snapshot(qa.parent)
         output = str(qa.with_name("out.jsonl"))
     else:

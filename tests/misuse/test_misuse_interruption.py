@@ -98,7 +98,7 @@ def test_generation_killed_at_random_points_resumes_to_exactly_the_same_records(
     assert len(expected) >= n_items  # a random-weight model errs on (nearly) every perturbed video
 
     out = tmp_path / "killed.jsonl"
-    progress = out.with_name("killed.progress.jsonl")  # line 1: the configuration, then one line per item
+    progress = out.with_name("killed.jsonl.progress.jsonl")  # line 1: the configuration, then one line per item
     rng = random.Random(SEED)
     # Kill after k items are done -- watching the progress file -- or after the k-th item's records are
     # written but (maybe) before its progress line -- watching the output file.
@@ -130,8 +130,8 @@ def test_generation_killed_at_random_points_resumes_to_exactly_the_same_records(
     assert len(got) == len(set(got)), "duplicate records after resuming"
     assert sorted(got) == sorted(expected), f"kill points {seen}"
     assert got == expected  # deterministic batches: even the order is the uninterrupted run's
-    report = json.loads(out.with_name("killed.report.json").read_text())
-    full = json.loads(reference.with_name("reference.report.json").read_text())
+    report = json.loads(out.with_name("killed.jsonl.report.json").read_text())
+    full = json.loads(reference.with_name("reference.jsonl.report.json").read_text())
     assert report["complete"] and report["counts"] == full["counts"]
     assert report["records_in_output"] == len(expected)
 
@@ -275,16 +275,16 @@ def test_ctrl_c_in_generate_is_one_line_saying_how_to_resume(tiny_llava_onevisio
     argv = ["generate", "--generator", "rrpo", "--model", tiny_llava_onevision, "--input", manifest, "--output",
             out, "--num-frames", "4", "--batch-size", "1", "--no-progress", "--option", "answer_format=raw",
             "--option", "max_new_tokens=6"]
-    code, err = _interrupt(savi_process(*argv), lambda: complete_lines(out.with_name("pairs.progress.jsonl")) >= 2)
+    code, err = _interrupt(savi_process(*argv), lambda: complete_lines(out.with_name("pairs.jsonl.progress.jsonl")) >= 2)
     assert code == 130 and "Traceback" not in err, err[-3000:]
     assert err.strip().splitlines()[-1] == ("interrupted: finished records are kept; re-run the same command to "
                                             "resume")
     assert not (tmp_path / "pairs.jsonl.lock").exists()
-    done = complete_lines(out.with_name("pairs.progress.jsonl")) - 1
+    done = complete_lines(out.with_name("pairs.jsonl.progress.jsonl")) - 1
     proc = savi_process(*argv)
     _, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err[-3000:]
-    report = json.loads(out.with_name("pairs.report.json").read_text())
+    report = json.loads(out.with_name("pairs.jsonl.report.json").read_text())
     assert report["complete"] and report["throughput"]["items"] == len(synthetic_samples) - done
 
 

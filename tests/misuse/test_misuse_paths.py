@@ -68,7 +68,7 @@ def generation_with_specials(specials, tiny_llava_onevision, tmp_path_factory):
     code = main(["generate", "--generator", "rrpo", "--model", str(tiny_llava_onevision), "--input", str(manifest),
                  "--output", str(out), "--num-frames", "4", "--no-progress", "--option", "answer_format=raw",
                  "--option", "num_perturbations=1", "--option", "max_new_tokens=6"])
-    return code, json.loads(out.with_name("pairs.report.json").read_text())
+    return code, json.loads(out.with_name("pairs.jsonl.report.json").read_text())
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -117,7 +117,7 @@ def test_data_root_confines_folder_inputs(escape, tiny_llava_onevision, tmp_path
                         "--no-progress", "--option", "num_questions=1", "--option", "max_new_tokens=6",
                         "--option", "min_edit_distance=0.0")
     assert code == 0, err
-    report = json.loads(out.with_name("pairs.report.json").read_text())
+    report = json.loads(out.with_name("pairs.jsonl.report.json").read_text())
     escaped = [e for e in report["skipped"] if e["reason"] == "outside_data_root"]
     if escape == "folder-symlink":  # a symlinked sub-folder is not descended into: its files are no input
         assert escaped == [] and report["counts"]["items"] == 1

@@ -66,7 +66,7 @@ def test_generation_skips_the_lying_video_and_keeps_the_good_one(lying_mjpeg, ti
                         "answer_format=raw", "--option", "max_new_tokens=6")
     assert code == 0, err
     assert peak_mb() - before < 400
-    report = json.loads(out.with_name("pairs.report.json").read_text())
+    report = json.loads(out.with_name("pairs.jsonl.report.json").read_text())
     (bomb,) = [e for e in report["failed"] if e["item"] == "bomb"]
     assert bomb["reason"] == "decode_error" and "12000x12000" in bomb["detail"]
 

@@ -210,7 +210,7 @@ def test_the_cli_retries_what_failed_transiently_and_never_what_failed_for_its_i
                               "--input", manifest, "--output", out, "--num-frames", "4", "--batch-size", "1",
                               "--no-progress", *[f"--option={k}={v}" for k, v in options.items()])
     assert code == 0, err
-    report = json.loads(out.with_name("pairs.report.json").read_text())
+    report = json.loads(out.with_name("pairs.jsonl.report.json").read_text())
     assert report["complete"] and report["throughput"]["items"] == 1  # q0 again; "bad" is final
     assert [e["item"] for e in report["failed"]] == ["bad"] and report["counts"]["pairs"] > 0
 

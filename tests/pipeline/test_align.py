@@ -26,6 +26,12 @@ def test_align_runs_two_iterations_and_resumes(tmp_path):
         assert "savi_mvbench" in it["eval"]
         assert 0.0 <= it["eval"]["savi_mvbench"]["accuracy"] <= 100.0
         assert (folder / "eval" / "results.json").is_file()
+        # compared with the starting model on the same items: Δ and its paired bootstrap interval
+        delta = it["eval"]["vs_base"]["savi_mvbench"]
+        assert delta["n"] == 20 and delta["low"] <= delta["delta"] <= delta["high"]
+        assert abs(delta["delta"] - (delta["aligned"] - delta["base"])) < 1e-9
+        assert f"savi_mvbench Δ {delta['delta']:+.2f} [{delta['low']:+.2f}, {delta['high']:+.2f}]" in out.stdout
+    assert (run_dir / "eval_base" / "results.json").is_file()  # the base model is evaluated once
     # iteration 1 generated with iteration 0's merged model
     assert manifest["iterations"][1]["model"] == manifest["iterations"][0]["next_model"]
     # a re-run finds every step done and changes nothing
@@ -43,7 +49,7 @@ from savi_plugin.recipe import load_recipe
 out = sys.argv[1]
 rank = os.environ["RANK"]
 
-def evaluate(recipe, model, folder):
+def evaluate(recipe, model, folder, **kwargs):
     with open(os.path.join(out, f"eval_rank{rank}.json"), "w") as fh:
         json.dump({"model": str(model)}, fh)
     return {"savi_mvbench": {"accuracy": 50.0}}
@@ -89,10 +95,10 @@ def test_align_under_torchrun_shards_generation_trains_on_both_ranks_and_evaluat
     # the finished run folder resumes under another number of processes (here 1): nothing is redone
     before = (run_dir / "manifest.json").read_text()
     recipe = load_recipe("tiny_demo", LAUNCH_OVERRIDES)
-    run_align(recipe, run_dir, evaluate=lambda *a: pytest.fail("evaluated again"))
+    run_align(recipe, run_dir, evaluate=lambda *a, **k: pytest.fail("evaluated again"))
     assert (run_dir / "manifest.json").read_text() == before
     # an unfinished iteration started with 2 processes is refused under 1, in one line, before any work
     del it["adapter"], it["next_model"], it["eval"]
     (run_dir / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(RunError, match=r"iteration 0 was started with 2 process\(es\) and is unfinished"):
-        run_align(recipe, run_dir, evaluate=lambda *a: pytest.fail("evaluated"))
+        run_align(recipe, run_dir, evaluate=lambda *a, **k: pytest.fail("evaluated"))

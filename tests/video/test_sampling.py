@@ -33,9 +33,9 @@ LENGTH = 40  # frames
 
 
 def _readable(case: dict) -> bool:
-    """The reference's indices can be read: inside first_idx..max_frame and in order."""
-    out = case["indices"]
-    return all(case["first_idx"] <= i <= case["max_frame"] for i in out) and out == sorted(out)
+    """The reference's indices can be read: inside first_idx..max_frame (in any order: decord and the frame-folder
+    reader open each index)."""
+    return all(case["first_idx"] <= i <= case["max_frame"] for i in case["indices"])
 
 
 def test_midpoints_equal_the_reference_get_index_on_every_case():
@@ -51,7 +51,10 @@ def test_midpoints_equal_the_reference_get_index_on_every_case():
             with pytest.raises(BoundError, match="outside the video|has no frames"):
                 midpoint_indices(*args)
             refused += 1
-    assert (equal, refused) == (597, 483)
+    assert (equal, refused) == (609, 471)
+    # 12 of them start one frame past the end: the reference reads the last frames backwards, and so do we
+    backwards = [c for c in cases if _readable(c) and c["indices"] != sorted(c["indices"])]
+    assert len(backwards) == 12 and all(c["indices"][0] == c["max_frame"] for c in backwards)
     # the table covers segments shorter than a frame (repeats) and Python's half-to-even round
     assert any(len(set(c["indices"])) < c["num_segments"] and _readable(c) for c in cases)
     assert bound_range((0.1, 1.0), 25, 299) == (2, 25)  # 0.1 * 25 == 2.5 rounds to 2 (half to even)

@@ -91,6 +91,10 @@ class VideoLM:
         """
         from transformers import AutoProcessor
 
+        if adapter is not None:  # an adapter trained on another base is refused, naming both, before any loading
+            from savi_plugin.data.identity import check_adapter_base
+
+            check_adapter_base(adapter, path)
         processor = AutoProcessor.from_pretrained(str(path), trust_remote_code=trust_remote_code)
         kwargs: dict[str, Any] = {"dtype": resolve_dtype(dtype), "trust_remote_code": trust_remote_code}
         if attn_implementation:

@@ -23,6 +23,7 @@ import logging
 import os
 from dataclasses import asdict, dataclass, field
 
+from savi_plugin.data.outputs import claim, replace_folder, write_json
 from savi_plugin.models.llava_next.mapping import (
     ConversionError,
     is_plain_onevision,
@@ -172,133 +173,143 @@ def convert_llava_next(
 
     config_path = os.path.join(src, "config.json")
     src_config = _read_json(config_path)
+    vision_config_path = None
     if isinstance(vision_config, str):
         path = vision_config
         if os.path.isdir(path):
             path = os.path.join(path, "config.json")
         vision_config = _read_json(path)
+        vision_config_path = path
     real_src, real_dst = os.path.realpath(src), os.path.realpath(dst)
     if real_dst == real_src or os.path.commonpath([real_src, real_dst]) in (real_src, real_dst):
         # overwrite or not: the source would be destroyed (DST is SRC, inside it, or holds it)
         raise ConversionError(f"{dst}: the output directory is, contains or lies inside the source checkpoint {src}; "
                               f"converting would destroy the source: choose another output directory")
     if os.path.isdir(dst) and os.listdir(dst) and not overwrite:
-        raise ConversionError(f"{dst}: output directory is not empty (pass overwrite=True)")
+        raise ConversionError(f"{dst}: output directory is not empty (pass overwrite=True to replace an earlier "
+                              f"conversion)")
 
-    shards = _source_shards(src)
-    shapes: dict[str, tuple[int, ...]] = {}
-    for shard in shards:
-        shapes.update(_shard_shapes(shard))
-    vision = resolve_vision_config(src_config, shapes, vision_config)
-    options, warnings = video_options_from(src_config, pool_stride)
-    plain = is_plain_onevision(options)
+    inputs = {"SRC": src, "--vision-config": vision_config_path}
+    with claim(dst, command="savi convert llava-next", folder=True, inputs=inputs, output_name="DST",
+               replace_ours=True, lock_beside=True) as claimed:
+        if claimed.previous is not None and not overwrite:
+            raise ConversionError(f"{dst}: output directory holds an earlier conversion (pass overwrite=True to "
+                                  f"replace it)")
+        shards = _source_shards(src)
+        shapes: dict[str, tuple[int, ...]] = {}
+        for shard in shards:
+            shapes.update(_shard_shapes(shard))
+        vision = resolve_vision_config(src_config, shapes, vision_config)
+        options, warnings = video_options_from(src_config, pool_stride)
+        plain = is_plain_onevision(options)
 
-    # Tokenizer: LLaVA-NeXT's loader adds <im_patch> when mm_use_im_patch_token (default True) and then resizes the
-    # embeddings to len(tokenizer); mirror the token so ids line up, then append the two placeholders.
-    tokenizer = AutoTokenizer.from_pretrained(src, trust_remote_code=False)
-    if src_config.get("mm_use_im_patch_token", True):
-        tokenizer.add_tokens(["<im_patch>"], special_tokens=True)
-    if src_config.get("mm_use_im_start_end", False):
-        raise ConversionError(f"{config_path}: mm_use_im_start_end=true is not supported")
-    llava_next_vocab = len(tokenizer)
-    tokenizer.add_tokens([IMAGE_TOKEN, VIDEO_TOKEN], special_tokens=True)
-    image_id, video_id = tokenizer.convert_tokens_to_ids([IMAGE_TOKEN, VIDEO_TOKEN])
-    embed_rows = shapes.get("model.embed_tokens.weight", (0,))[0]
-    vocab_size = max(embed_rows, len(tokenizer))
+        # Tokenizer: LLaVA-NeXT's loader adds <im_patch> when mm_use_im_patch_token (default True) and then resizes the
+        # embeddings to len(tokenizer); mirror the token so ids line up, then append the two placeholders.
+        tokenizer = AutoTokenizer.from_pretrained(src, trust_remote_code=False)
+        if src_config.get("mm_use_im_patch_token", True):
+            tokenizer.add_tokens(["<im_patch>"], special_tokens=True)
+        if src_config.get("mm_use_im_start_end", False):
+            raise ConversionError(f"{config_path}: mm_use_im_start_end=true is not supported")
+        llava_next_vocab = len(tokenizer)
+        tokenizer.add_tokens([IMAGE_TOKEN, VIDEO_TOKEN], special_tokens=True)
+        image_id, video_id = tokenizer.convert_tokens_to_ids([IMAGE_TOKEN, VIDEO_TOKEN])
+        embed_rows = shapes.get("model.embed_tokens.weight", (0,))[0]
+        vocab_size = max(embed_rows, len(tokenizer))
 
-    tied = bool(src_config.get("tie_word_embeddings", False))
-    config_cls, model_cls = (
-        (LlavaOnevisionConfig, LlavaOnevisionForConditionalGeneration)
-        if plain
-        else (LlavaVideoConfig, LlavaVideoForConditionalGeneration)
-    )
-    extra = {} if plain else dict(options)
-    aspect = src_config.get("image_aspect_ratio", "")
-    config = config_cls(
-        vision_config=vision,
-        text_config=text_config_from(src_config, vocab_size),
-        image_token_index=image_id,
-        video_token_index=video_id,
-        projector_hidden_act="gelu",
-        vision_feature_select_strategy="full",
-        vision_feature_layer=-1,
-        multimodal_projector_bias=True,
-        tie_word_embeddings=tied,
-        image_grid_pinpoints=src_config.get("image_grid_pinpoints") or None,
-        vision_aspect_ratio=aspect if aspect.startswith("anyres_max_") else "anyres_max_9",
-        **extra,
-    )
-    config.architectures = [model_cls.__name__]
-    if aspect and not aspect.startswith("anyres_max_"):
-        warnings.append(f"image_aspect_ratio={aspect!r}: single images follow transformers' anyres_max handling")
+        tied = bool(src_config.get("tie_word_embeddings", False))
+        config_cls, model_cls = (
+            (LlavaOnevisionConfig, LlavaOnevisionForConditionalGeneration)
+            if plain
+            else (LlavaVideoConfig, LlavaVideoForConditionalGeneration)
+        )
+        extra = {} if plain else dict(options)
+        aspect = src_config.get("image_aspect_ratio", "")
+        config = config_cls(
+            vision_config=vision,
+            text_config=text_config_from(src_config, vocab_size),
+            image_token_index=image_id,
+            video_token_index=video_id,
+            projector_hidden_act="gelu",
+            vision_feature_select_strategy="full",
+            vision_feature_layer=-1,
+            multimodal_projector_bias=True,
+            tie_word_embeddings=tied,
+            image_grid_pinpoints=src_config.get("image_grid_pinpoints") or None,
+            vision_aspect_ratio=aspect if aspect.startswith("anyres_max_") else "anyres_max_9",
+            **extra,
+        )
+        config.architectures = [model_cls.__name__]
+        if aspect and not aspect.startswith("anyres_max_"):
+            warnings.append(f"image_aspect_ratio={aspect!r}: single images follow transformers' anyres_max handling")
 
-    with torch.device("meta"):
-        target_shapes = {k: tuple(v.shape) for k, v in model_cls(config).state_dict().items()}
+        with torch.device("meta"):
+            target_shapes = {k: tuple(v.shape) for k, v in model_cls(config).state_dict().items()}
 
-    report = ConversionReport(
-        src=src, dst=dst, model_class=model_cls.__name__, video_options=options, warnings=warnings,
-        vocab={"tokenizer": len(tokenizer), "llava_next_logits": llava_next_vocab, "embedding_rows": vocab_size,
-               "source_embedding_rows": embed_rows, "image_token_id": image_id, "video_token_id": video_id},
-    )  # fmt: skip
-    out_dtype = getattr(torch, dtype) if dtype else None
-    os.makedirs(dst, exist_ok=True)
-    weight_map: dict[str, str] = {}
-    written: set[str] = set()
-    for i, shard in enumerate(shards):
-        tensors = _load_shard(shard)
-        out: dict[str, torch.Tensor] = {}
-        for name, tensor in tensors.items():
-            target = map_weight_name(name)
-            if target is None or target not in target_shapes:
-                report.unmapped.append(name)
-                continue
-            if name in ("model.embed_tokens.weight", "lm_head.weight") and tensor.shape[0] < vocab_size:
-                # rows for the appended placeholders: mean embedding (input) / zero logit (output)
-                extra_rows = vocab_size - tensor.shape[0]
-                fill = tensor.float().mean(0, keepdim=True) if "embed" in name else torch.zeros(1, tensor.shape[1])
-                tensor = torch.cat([tensor, fill.to(tensor.dtype).expand(extra_rows, -1)])
-                report.filled.append(f"{target}: {extra_rows} row(s) appended for placeholder tokens")
-            if tuple(tensor.shape) != target_shapes[target]:
-                raise ConversionError(
-                    f"{shard}: {name} has shape {tuple(tensor.shape)} but {target} needs {target_shapes[target]}"
-                )
-            out[target] = (tensor.to(out_dtype) if out_dtype is not None else tensor).contiguous()
-        if not out:
-            continue
-        file_name = "model.safetensors" if len(shards) == 1 else f"model-{i + 1:05d}-of-{len(shards):05d}.safetensors"
-        save_file(out, os.path.join(dst, file_name), metadata={"format": "pt"})
-        weight_map.update({k: file_name for k in out})
-        written.update(out)
-        report.num_mapped += len(out)
-        del tensors, out
+        report = ConversionReport(
+            src=src, dst=dst, model_class=model_cls.__name__, video_options=options, warnings=warnings,
+            vocab={"tokenizer": len(tokenizer), "llava_next_logits": llava_next_vocab, "embedding_rows": vocab_size,
+                   "source_embedding_rows": embed_rows, "image_token_id": image_id, "video_token_id": video_id},
+        )  # fmt: skip
+        out_dtype = getattr(torch, dtype) if dtype else None
+        with replace_folder(dst) as tmp:  # the previous conversion is replaced whole; a failure leaves it as it was
+            folder = str(tmp)
+            weight_map: dict[str, str] = {}
+            written: set[str] = set()
+            for i, shard in enumerate(shards):
+                tensors = _load_shard(shard)
+                out: dict[str, torch.Tensor] = {}
+                for name, tensor in tensors.items():
+                    target = map_weight_name(name)
+                    if target is None or target not in target_shapes:
+                        report.unmapped.append(name)
+                        continue
+                    if name in ("model.embed_tokens.weight", "lm_head.weight") and tensor.shape[0] < vocab_size:
+                        # rows for the appended placeholders: mean embedding (input) / zero logit (output)
+                        extra_rows = vocab_size - tensor.shape[0]
+                        fill = tensor.float().mean(0, keepdim=True) if "embed" in name else torch.zeros(1, tensor.shape[1])
+                        tensor = torch.cat([tensor, fill.to(tensor.dtype).expand(extra_rows, -1)])
+                        report.filled.append(f"{target}: {extra_rows} row(s) appended for placeholder tokens")
+                    if tuple(tensor.shape) != target_shapes[target]:
+                        raise ConversionError(
+                            f"{shard}: {name} has shape {tuple(tensor.shape)} but {target} needs {target_shapes[target]}"
+                        )
+                    out[target] = (tensor.to(out_dtype) if out_dtype is not None else tensor).contiguous()
+                if not out:
+                    continue
+                file_name = "model.safetensors" if len(shards) == 1 else f"model-{i + 1:05d}-of-{len(shards):05d}.safetensors"
+                save_file(out, os.path.join(folder, file_name), metadata={"format": "pt"})
+                weight_map.update({k: file_name for k in out})
+                written.update(out)
+                report.num_mapped += len(out)
+                del tensors, out
 
-    missing = sorted(set(target_shapes) - written)
-    if tied and "lm_head.weight" in missing:
-        missing.remove("lm_head.weight")
-        report.tied.append("lm_head.weight <- model.language_model.embed_tokens.weight")
-    if "model.image_newline" in missing and options["newline_position"] == "none":
-        # LLaVA-NeXT only creates image_newline for "unpad" merge types; with no newline it is never read
-        missing.remove("model.image_newline")
-        zeros = {"model.image_newline": torch.zeros(target_shapes["model.image_newline"], dtype=out_dtype or torch.float32)}
-        save_file(zeros, os.path.join(dst, "image_newline.safetensors"), metadata={"format": "pt"})
-        weight_map["model.image_newline"] = "image_newline.safetensors"
-        report.filled.append("model.image_newline: zeros (unused: no newline in this video layout)")
-    if missing:
-        raise ConversionError(f"{src}: no source weight for {len(missing)} target parameter(s): {missing[:20]}")
-    if report.unmapped:
-        message = f"{src}: {len(report.unmapped)} source weight(s) have no target: {report.unmapped[:20]}"
-        if not allow_unmapped:
-            raise ConversionError(message + " (pass allow_unmapped=True to convert anyway; they are reported)")
-        log.warning(message)
-    if len(set(weight_map.values())) > 1:
-        with open(os.path.join(dst, "model.safetensors.index.json"), "w") as f:
-            json.dump({"metadata": {}, "weight_map": dict(sorted(weight_map.items()))}, f, indent=2)
+            missing = sorted(set(target_shapes) - written)
+            if tied and "lm_head.weight" in missing:
+                missing.remove("lm_head.weight")
+                report.tied.append("lm_head.weight <- model.language_model.embed_tokens.weight")
+            if "model.image_newline" in missing and options["newline_position"] == "none":
+                # LLaVA-NeXT only creates image_newline for "unpad" merge types; with no newline it is never read
+                missing.remove("model.image_newline")
+                zeros = {"model.image_newline": torch.zeros(target_shapes["model.image_newline"], dtype=out_dtype or torch.float32)}
+                save_file(zeros, os.path.join(folder, "image_newline.safetensors"), metadata={"format": "pt"})
+                weight_map["model.image_newline"] = "image_newline.safetensors"
+                report.filled.append("model.image_newline: zeros (unused: no newline in this video layout)")
+            if missing:
+                raise ConversionError(f"{src}: no source weight for {len(missing)} target parameter(s): {missing[:20]}")
+            if report.unmapped:
+                message = f"{src}: {len(report.unmapped)} source weight(s) have no target: {report.unmapped[:20]}"
+                if not allow_unmapped:
+                    raise ConversionError(message + " (pass allow_unmapped=True to convert anyway; they are reported)")
+                log.warning(message)
+            if len(set(weight_map.values())) > 1:
+                write_json(os.path.join(folder, "model.safetensors.index.json"),
+                           {"metadata": {}, "weight_map": dict(sorted(weight_map.items()))})
 
-    config.save_pretrained(dst)
-    processor = build_processor(tokenizer, vision, src_config, options, plain)
-    processor.save_pretrained(dst)
-    with open(os.path.join(dst, "conversion_report.json"), "w") as f:
-        json.dump(report.to_dict(), f, indent=2)
+            config.save_pretrained(folder)
+            processor = build_processor(tokenizer, vision, src_config, options, plain)
+            processor.save_pretrained(folder)
+            write_json(os.path.join(folder, "conversion_report.json"), report.to_dict())
+            claimed.write_mark(into=tmp)
     for w in warnings:
         log.warning(w)
     log.info("converted %s -> %s (%s, %d tensors)", src, dst, model_cls.__name__, report.num_mapped)

@@ -1,0 +1,210 @@
+"""Run identity: what a data file, a model or an adapter *is*, by content, so a resume, a merge or a load can tell
+that it meets the same thing it was made with.
+
+A path says where something is, not what it is: a manifest edited in place, model weights replaced at the same
+path, or an adapter folder copied beside another base model keep their paths. Every output stores the identities
+of what it was made from (with its configuration, :mod:`savi_plugin.data.fingerprint` compares them), and the
+check names what changed.
+
+* :func:`file_identity` -- a data file (manifest, preference pairs, recipe): ``size`` and the SHA-256 of its
+  whole content.
+* :func:`model_identity` -- a model or adapter folder: its ``family`` (``model_type`` of ``config.json``) and one
+  digest over every file in it: configuration, tokenizer and other small files (below :data:`FULL_HASH_LIMIT`)
+  are hashed whole; a weight file larger than that by its size and the SHA-256 of its first and last
+  :data:`EDGE_BYTES` (1 MiB each). A weight file replaced by another training run or another checkpoint differs
+  in its header (safetensors stores every tensor's offsets there) and almost surely in its last MiB; reading a
+  7B model whole at every resume would cost minutes, which is why weights are sampled. A hub id (no such
+  folder) is identified by its name.
+* :func:`folder_identity` -- a folder of videos: every file's relative name, size and the digest of its first
+  and last 4 KiB.
+
+An adapter records the identity of the base model it was trained on in ``savi_adapter.json``
+(:func:`write_adapter_identity`); :func:`check_adapter_base` refuses to apply it to another base.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+#: files up to this size are hashed whole
+FULL_HASH_LIMIT = 64 * 2**20
+#: a larger file is identified by its size and the digest of its first and last EDGE_BYTES
+EDGE_BYTES = 2**20
+ADAPTER_FILE = "savi_adapter.json"
+#: files in a folder that are ours (locks, marks, reports) and not part of what the folder holds
+_NOT_CONTENT = (".savi.lock", ".savi-output.json", ADAPTER_FILE, "train_report.json", "savi_train_config.json")
+
+
+class IdentityMismatchError(ValueError):
+    """An adapter, a pairs file or a run meets another model or data than it was made with (one line)."""
+
+
+def _digest_file(path: Path, size: int, edge: int | None = None) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        if edge is None or size <= FULL_HASH_LIMIT:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+        else:
+            digest.update(fh.read(edge))
+            fh.seek(max(size - edge, 0))
+            digest.update(fh.read(edge))
+            digest.update(str(size).encode())
+    return digest.hexdigest()
+
+
+def file_identity(path: str | Path) -> dict[str, Any] | None:
+    """``{"size", "sha256"}`` of the whole content of ``path`` (None when it is not a file)."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    size = path.stat().st_size
+    return {"size": size, "sha256": _digest_file(path, size)}
+
+
+#: file endings in a model, adapter or video folder that are ours or pictures of it, not what it holds
+_NOT_CONTENT_SUFFIXES = (".savi-output.json", ".lock", ".png", ".log", ".tmp")
+
+
+def _members(folder: Path) -> list[Path]:
+    """The files that make up ``folder``'s content: not hidden, not our reports, marks, locks, plots or logs, not
+    the training checkpoints (a run's adapter is the same whether or not its checkpoints are kept)."""
+    return sorted(p for p in folder.rglob("*") if p.is_file() and not any(part.startswith(".") for part in
+                                                                          p.relative_to(folder).parts)
+                  and p.name not in _NOT_CONTENT and not p.name.endswith(_NOT_CONTENT_SUFFIXES)
+                  and not p.relative_to(folder).parts[0].startswith("checkpoint-"))
+
+
+def folder_identity(folder: str | Path, *, edge: int = 4 * 2**10) -> dict[str, Any] | None:
+    """One digest over every file of ``folder``: relative name, size and the digest of its edges (``edge``
+    bytes at each end; small files whole). None when ``folder`` is not a folder.
+
+    A folder of videos can hold 10^5 files: 8 KiB read per file keeps this to seconds, and a video re-encoded
+    or replaced changes its size or its container header (first KiB) or index (last KiB, where mp4 writers put
+    ``moov``) with near certainty.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        return None
+    digest = hashlib.sha256()
+    members = _members(folder)
+    for path in members:
+        size = path.stat().st_size
+        digest.update(f"{path.relative_to(folder).as_posix()}\0{size}\0".encode())
+        digest.update(_digest_file(path, size, edge if size > edge * 2 else None).encode())
+    return {"files": len(members), "sha256": digest.hexdigest()}
+
+
+def model_identity(path: str | Path | None) -> dict[str, Any] | None:
+    """The identity of a model or adapter folder (see the module docstring); ``{"name": ...}`` for a hub id."""
+    if path is None:
+        return None
+    folder = Path(path)
+    if not folder.is_dir():
+        return {"name": str(path)}
+    digest = hashlib.sha256()
+    members = _members(folder)
+    for member in members:
+        size = member.stat().st_size
+        digest.update(f"{member.relative_to(folder).as_posix()}\0{size}\0".encode())
+        digest.update(_digest_file(member, size, EDGE_BYTES).encode())
+    family = None
+    try:
+        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+        family = config.get("model_type") if isinstance(config, dict) else None
+    except (OSError, ValueError):
+        pass
+    return {"family": family, "files": len(members), "sha256": digest.hexdigest()}
+
+
+def input_identity(path: str | Path | None) -> dict[str, Any] | None:
+    """A data input by content: a file's :func:`file_identity`, a folder's :func:`folder_identity`."""
+    if path is None:
+        return None
+    path = Path(path)
+    return file_identity(path) if path.is_file() else folder_identity(path) if path.is_dir() else None
+
+
+def same_identity(a: dict | None, b: dict | None) -> bool:
+    """Whether two stored identities name the same content (compared by digest, or by name for hub ids)."""
+    if a is None or b is None:
+        return a is b
+    if "sha256" in a and "sha256" in b:
+        return a["sha256"] == b["sha256"]
+    return a == b
+
+
+# --------------------------------------------------------------------------------------------- adapters
+def write_adapter_identity(adapter_dir: str | Path, base: str | Path, backend: str | None) -> Path:
+    """Store the base model's identity in ``adapter_dir/savi_adapter.json`` (written by the training run)."""
+    from savi_plugin.data.outputs import write_json
+
+    identity = model_identity(base)
+    return write_json(Path(adapter_dir) / ADAPTER_FILE, {"base_model": str(base), "base_identity": identity,
+                                                         "backend": backend})
+
+
+def check_adapter_base(adapter_dir: str | Path, base: str | Path) -> None:
+    """Refuse to apply the adapter in ``adapter_dir`` to ``base`` when it was trained on another model.
+
+    An adapter without ``savi_adapter.json`` (made by another tool) is applied as it is; peft checks its shapes.
+
+    Raises:
+        IdentityMismatchError: naming the adapter, the base it was trained on and the model it meets.
+    """
+    record = Path(adapter_dir) / ADAPTER_FILE
+    if not record.is_file():
+        return
+    try:
+        stored = json.loads(record.read_text(encoding="utf-8"))
+        trained_on = stored["base_identity"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return
+    current = model_identity(base)
+    if same_identity(trained_on, current):
+        return
+    if not (trained_on or {}).get("sha256") or not (current or {}).get("sha256"):
+        # a hub id on one side: its files are not here to compare; say so once instead of guessing
+        log.warning("%s: cannot verify that %s is the base the adapter was trained on (%s): one of them is not a "
+                    "local folder", adapter_dir, base, stored.get("base_model"))
+        return
+    family_a, family_b = (trained_on or {}).get("family"), (current or {}).get("family")
+    what = (f"another model family ({family_a} -> {family_b})" if family_a and family_b and family_a != family_b
+            else "another base model (its files differ)")
+    raise IdentityMismatchError(f"{adapter_dir}: the adapter was trained on {stored.get('base_model')} and would be "
+                                f"applied to {base}, {what}; load it onto the model it was trained on")
+
+
+def check_inputs_unchanged(stored: dict | None, current: dict | None, *, output: str | Path, stored_at: str | Path,
+                           remedy: str = "write to a new output, or delete the old one to start over") -> None:
+    """Refuse to continue ``output`` when an input's identity (``{name: identity}``) changed, naming the input."""
+    if not stored:
+        return
+    for name, before in stored.items():
+        after = (current or {}).get(name)
+        if before is not None and not same_identity(before, after):
+            why = "is gone" if after is None else "changed content at the same path"
+            from savi_plugin.data.fingerprint import ConfigMismatchError
+
+            raise ConfigMismatchError(f"{output}: {name} {why} since this output was made (identity stored in "
+                                      f"{stored_at}); {remedy}")
+
+
+def content_changed(stored: dict | None, current: dict | None) -> list[str]:
+    """Names whose identity differs between two ``{name: identity}`` mappings."""
+    names = set(stored or {}) | set(current or {})
+    return sorted(n for n in names if not same_identity((stored or {}).get(n), (current or {}).get(n)))
+
+
+def realpath_or_name(path: str | Path | None) -> str | None:
+    """An existing path's real path, else the value as given (a hub id)."""
+    if path is None:
+        return None
+    return os.path.realpath(path) if os.path.exists(path) else str(path)

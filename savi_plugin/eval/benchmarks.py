@@ -1,0 +1,109 @@
+"""Benchmarks by name: the extension point for adding one (entry-point group ``savi_plugin.benchmarks``).
+
+A benchmark is one :class:`Benchmark` object: how its records are stored and read (:class:`BenchmarkSpec`:
+fields, video paths, options, answer), its evaluation protocols (:class:`~savi_plugin.eval.protocols.Protocol`
+by name) and the folder of its lmms-eval task YAMLs. A distribution adds one with one folder (the YAMLs, next to
+the module that builds the object) and one entry in its packaging metadata::
+
+    [options.entry_points]
+    savi_plugin.benchmarks =
+        mybench = my_pkg.mybench:BENCHMARK
+
+Nothing else changes: lmms-eval indexes the benchmark's task folder with ours
+(:mod:`savi_plugin.eval.registration`), :class:`savi_plugin.eval.task.SaviVideoTask` loads its records from the hub
+or ``$SAVI_DATA_ROOT/<name>/`` and the generic doc functions of :mod:`savi_plugin.eval.task` prompt, grade and count
+its documents by the doc's ``savi_benchmark``. The built-in benchmarks are registered the same way (setup.cfg).
+``eval_tasks/README.md`` ("Adding a benchmark") walks through it.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from savi_plugin.eval import data
+from savi_plugin.eval.protocols import PROTOCOLS, Protocol
+from savi_plugin.registry import BENCHMARKS as GROUP
+from savi_plugin.registry import entries
+
+
+@dataclass(frozen=True)
+class Benchmark:
+    """One benchmark.
+
+    Attributes:
+        spec: how its records are stored and read (its ``name`` is the benchmark's name and its folder under
+            ``$SAVI_DATA_ROOT``).
+        protocols: its evaluation protocols by name; ``savi`` is the default a task without
+            ``metadata.protocol`` uses.
+        tasks: the folder of its lmms-eval task YAMLs (each with ``class: !function
+            savi_plugin.eval.task.SaviVideoTask`` and ``metadata.benchmark: <name>``); None for the benchmarks whose
+            YAMLs live in savi-plugin's own ``eval_tasks/``.
+        paper: where the benchmark comes from (for tables and the eval card).
+    """
+
+    spec: data.BenchmarkSpec
+    protocols: Mapping[str, Protocol] = field(default_factory=dict)
+    tasks: str | Path | None = None
+    paper: str = ""
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    def protocol(self, name: str = "savi") -> Protocol:
+        """The protocol ``name``; a ValueError lists the known ones."""
+        if name not in self.protocols:
+            raise ValueError(f"unknown protocol {name!r} for {self.name!r}; known: {', '.join(self.protocols) or 'none'}")
+        return self.protocols[name]
+
+
+def _builtin(name: str, paper: str) -> Benchmark:
+    return Benchmark(data.BENCHMARKS[name], PROTOCOLS[name], paper=paper)
+
+
+MVBENCH = _builtin("mvbench", "Li et al., MVBench, CVPR 2024")
+EGOSCHEMA = _builtin("egoschema", "Mangalam et al., EgoSchema, NeurIPS 2023")
+PERCEPTIONTEST = _builtin("perceptiontest", "Pătrăucean et al., Perception Test, NeurIPS 2023")
+
+
+class BenchmarkError(LookupError):
+    """An unknown benchmark name, or an entry point that does not give a :class:`Benchmark` (one line)."""
+
+
+@functools.cache
+def registered() -> dict[str, Benchmark]:
+    """Every benchmark of the ``savi_plugin.benchmarks`` entry points, by name (loaded once per process)."""
+    found = {}
+    for name, entry in sorted(entries(GROUP).items()):
+        try:
+            obj = entry.load()
+        except Exception as exc:  # noqa: BLE001 - a third party's import error: name the entry point
+            raise BenchmarkError(f"{GROUP} entry {name} = {entry.value}: cannot load ({type(exc).__name__}: {exc})") \
+                from None
+        if not isinstance(obj, Benchmark):
+            raise BenchmarkError(f"{GROUP} entry {name} = {entry.value}: expected a savi_plugin.eval.benchmarks."
+                                 f"Benchmark, got {type(obj).__name__}")
+        if obj.name != name:
+            raise BenchmarkError(f"{GROUP} entry {name} = {entry.value}: the benchmark is named {obj.name!r}; the "
+                                 f"entry's name and spec.name must be the same")
+        if obj.tasks is not None and not Path(obj.tasks).is_dir():
+            raise BenchmarkError(f"{GROUP} entry {name} = {entry.value}: tasks folder {obj.tasks} does not exist")
+        found[name] = obj
+    return found
+
+
+def get(name: str) -> Benchmark:
+    """The benchmark called ``name``; :class:`BenchmarkError` lists the registered ones."""
+    found = registered()
+    if name not in found:
+        raise BenchmarkError(f"unknown benchmark {name!r}; registered: {', '.join(found) or 'none'} "
+                             f"(a benchmark is added through the {GROUP} entry-point group)")
+    return found[name]
+
+
+def task_folders() -> list[str]:
+    """The task-YAML folders of the registered benchmarks that bring their own (lmms-eval indexes them with ours)."""
+    return sorted({str(Path(b.tasks).resolve()) for b in registered().values() if b.tasks is not None})

@@ -1,0 +1,131 @@
+"""The eval card: everything that makes two evaluation tables comparable, and the check that they are.
+
+A number moves with the harness, the protocol, the frames, the prompt, the split, the generation settings and the
+items (LLaVA-Video-7B MVBench: 61.1 in RRPO's scripts at 64 frames, 58.6 through lmms-eval). The card records all
+of them for one suite run; :func:`differences` lists where two cards disagree, and a comparison of two tables is
+refused when any field of :data:`MUST_MATCH` differs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+#: Card fields two tables must share to be compared (the models under test may differ).
+MUST_MATCH = ("lmms_eval", "tasks", "limit", "num_frames", "generation", "prompts_sha256", "targets_sha256",
+              "base_model")
+#: Files up to this size are hashed whole; larger weight files are fingerprinted (size + first and last MiB).
+WHOLE_HASH_BYTES = 64 << 20
+_EDGE = 1 << 20
+
+
+def _version(dist: str) -> str:
+    try:
+        return version(dist)
+    except PackageNotFoundError:
+        return "not installed"
+
+
+def file_fingerprint(path: Path) -> str:
+    """sha256 of the file, or, above :data:`WHOLE_HASH_BYTES`, of its size and its first and last MiB."""
+    size = path.stat().st_size
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        if size <= WHOLE_HASH_BYTES:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+            return digest.hexdigest()
+        digest.update(str(size).encode())
+        digest.update(fh.read(_EDGE))
+        fh.seek(size - _EDGE)
+        digest.update(fh.read(_EDGE))
+    return "fp:" + digest.hexdigest()
+
+
+def model_hash(path: str | Path | None) -> str | None:
+    """A hash of a model or adapter folder: its config and weight files (names and contents or fingerprints);
+    a hub id (no such folder) is recorded as given."""
+    if path is None:
+        return None
+    folder = Path(path)
+    if not folder.is_dir():
+        return f"id:{path}"
+    digest = hashlib.sha256()
+    for file in sorted(folder.iterdir()):
+        if file.is_file() and (file.suffix in (".safetensors", ".bin", ".pt", ".pth") or file.name.endswith(".json")):
+            digest.update(file.name.encode())
+            digest.update(file_fingerprint(file).encode())
+    return digest.hexdigest()
+
+
+def texts_sha256(texts: list[str]) -> str:
+    """sha256 of the texts in order, each length-prefixed (so no two lists share a hash by concatenation)."""
+    digest = hashlib.sha256()
+    for text in texts:
+        data = text.encode("utf-8")
+        digest.update(len(data).to_bytes(8, "little"))
+        digest.update(data)
+    return digest.hexdigest()
+
+
+def task_card(config: dict) -> dict:
+    """What one task's lmms-eval config says about how it is run (from ``*_results.json``'s ``configs``)."""
+    meta = config.get("metadata") or {}
+    protocol = meta.get("protocol", "savi" if meta.get("benchmark") else None)
+    frames = None
+    if meta.get("benchmark"):
+        from savi_plugin.eval.benchmarks import BenchmarkError, get
+
+        try:  # the benchmark's package may be installed only where lmms-eval ran
+            proto = get(meta["benchmark"]).protocol(protocol)
+        except (BenchmarkError, ValueError):
+            proto = None
+        frames = proto and {"num_frames": proto.num_frames or "model's num_frames", "rule": proto.frames,
+                            "bounds": proto.bounds}
+    return {
+        "dataset": config.get("dataset_path"), "config": config.get("dataset_name"),
+        "split": config.get("test_split") or config.get("validation_split"),
+        "benchmark": meta.get("benchmark"), "protocol": protocol, "frames": frames,
+        "generation": config.get("generation_kwargs"),
+    }
+
+
+def build_card(run, tasks: list[str], *, model: str, adapters: dict[str, str | None], num_frames: int | None,
+               limit: float | None, gen_kwargs: str | None) -> dict:
+    """The card of a suite from its base model's lmms-eval run (:class:`~savi_plugin.eval.results.LmmsEvalRun`).
+
+    Prompts and targets are hashed over every logged sample in task and ``doc_id`` order: equal hashes mean the
+    same items asked the same way (the frames follow from ``num_frames`` and each task's protocol).
+    """
+    leaves = sorted({leaf for task in tasks for leaf in run.leaves(task)})
+    samples = [s for leaf in leaves for s in sorted(run.samples.get(leaf, []), key=lambda s: s["doc_id"])]
+    configs = run.results.get("configs", {})
+    return {
+        "lmms_eval": _version("lmms_eval"),
+        "savi_plugin": _version("savi-plugin"),
+        "tasks": {leaf: task_card(configs.get(leaf, {})) for leaf in leaves},
+        "suite_tasks": list(tasks),
+        "limit": limit,
+        "num_frames": num_frames,
+        "generation": gen_kwargs or "",
+        "items": len(samples),
+        "prompts_sha256": texts_sha256([str(s.get("input", "")) for s in samples]),
+        "targets_sha256": texts_sha256([json.dumps(s.get("target"), sort_keys=True) for s in samples]),
+        "base_model": {"path": str(model), "sha256": model_hash(model)},
+        "adapters": {label: {"path": str(path) if path else None, "sha256": model_hash(path)}
+                     for label, path in adapters.items()},
+    }
+
+
+def differences(a: dict, b: dict) -> list[str]:
+    """The :data:`MUST_MATCH` fields where two cards differ, one line each (empty: the tables are comparable)."""
+    out = []
+    for key in MUST_MATCH:
+        left, right = a.get(key), b.get(key)
+        if key == "base_model":
+            left, right = (left or {}).get("sha256"), (right or {}).get("sha256")
+        if left != right:
+            out.append(f"{key}: {json.dumps(left, sort_keys=True)[:120]} != {json.dumps(right, sort_keys=True)[:120]}")
+    return out

@@ -1,0 +1,252 @@
+"""``savi eval suite``: a base model and its adapters on a paper's benchmarks, with Δ and its paired interval.
+
+One suite is one output folder::
+
+    OUT/suite.json                 # what was asked (tasks, models, limit, frames, generation): checked on resume
+    OUT/runs/<label>/lmms_eval/    # each model's lmms-eval output (results JSON + --log_samples), kept
+    OUT/runs/<label>/done.json     # written when that model's run finished: a resumed suite skips it
+    OUT/card.json                  # the eval card (:mod:`savi_plugin.eval.card`)
+    OUT/table.json, OUT/table.md   # per benchmark and adapter: base, aligned, Δ, paired bootstrap 95% interval
+    OUT/delta.png                  # Δ with its interval per benchmark
+
+lmms-eval's CLI evaluates one ``--model``/``--model_args`` per process and ``savi_video`` holds one model with at
+most one adapter, so the suite runs lmms-eval once per model (base first), every run on the same tasks, items and
+settings; the comparison pairs their per-item scores (``--log_samples``) by task and ``doc_id``. A killed suite
+continues from the first model without ``done.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from savi_plugin.eval.card import build_card
+from savi_plugin.eval.command import lmms_eval_command, savi_video_args
+from savi_plugin.eval.compare import Delta, compare_items
+from savi_plugin.eval.results import read_run
+
+#: The papers' benchmark lists -> the task that runs each here (None: not offered by savi-plugin yet).
+#: RRPO (arXiv 2504.12083) Table 2; VideoSAVi (arXiv 2412.00624) Tables 1-2, through lmms-eval 0.7.3's protocol.
+SUITES: dict[str, dict[str, str | None]] = {
+    "rrpo": {"mvbench": "savi_mvbench_rrpo", "tvbench": None, "tempcompass": None, "videohallucer": None,
+             "vidhalluc": None, "videomme": None, "mlvu": None, "longvideobench": None},
+    "videosavi": {"mvbench": "savi_mvbench_lmms", "perceptiontest": "savi_perceptiontest_lmms",
+                  "egoschema": "savi_egoschema_lmms", "nextqa": None, "longvideobench": None, "tempcompass": None},
+}
+BASE = "base"
+
+
+class SuiteError(ValueError):
+    """A suite that cannot run or resume as asked (one line)."""
+
+
+def suite_tasks(spec: str) -> tuple[list[str], list[str]]:
+    """``rrpo``, ``videosavi`` or a comma-separated task list -> (tasks to run, benchmarks of the suite not offered)."""
+    if spec in SUITES:
+        tasks = [t for t in SUITES[spec].values() if t]
+        return tasks, [b for b, t in SUITES[spec].items() if t is None]
+    tasks = [t.strip() for t in spec.split(",") if t.strip()]
+    if not tasks:
+        raise SuiteError(f"suite {spec!r}: name one of {', '.join(SUITES)} or a comma-separated task list")
+    return tasks, []
+
+
+def adapter_labels(adapters: list[str]) -> dict[str, str]:
+    """label -> adapter path: the adapter folder's name (made unique with ``-2``, ``-3`` ...)."""
+    labels: dict[str, str] = {}
+    for path in adapters:
+        base = re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(path).resolve().name) or "adapter"
+        label, n = base, 1
+        while label in labels or label == BASE:
+            n += 1
+            label = f"{base}-{n}"
+        labels[label] = path
+    return labels
+
+
+@dataclass(frozen=True)
+class SuitePlan:
+    """What one suite runs: checked against ``suite.json`` when a folder is resumed."""
+
+    model: str
+    adapters: dict[str, str]
+    tasks: list[str]
+    num_frames: int
+    limit: float | None = None
+    batch_size: int = 1
+    dtype: str = "float32"
+    device: str | None = None
+    gen_kwargs: str | None = None
+    data_root: str | None = None
+
+    def to_dict(self) -> dict:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+    def models(self) -> dict[str, str | None]:
+        return {BASE: None, **self.adapters}
+
+
+def _stream(command: list[str], env: dict, log_path: Path, label: str, progress) -> int:
+    """Run lmms-eval with its output in ``log_path``; its per-item progress bar (``savi_video generate``) is shown
+    as this suite's progress line."""
+    with open(log_path, "wb") as log, subprocess.Popen(command, env=env, stdout=subprocess.PIPE,
+                                                       stderr=subprocess.STDOUT) as proc:
+        pending, last = b"", None
+        for chunk in iter(lambda: proc.stdout.read1(4096), b""):
+            log.write(chunk)
+            pending += chunk
+            *parts, pending = re.split(rb"[\r\n]", pending)
+            for part in parts:
+                match = re.search(rb"savi_video generate:\s*(\d+)%\|.*?\|\s*(\d+)/(\d+)", part)
+                if match and progress is not None and match.groups()[1:] != last:
+                    last = match.groups()[1:]
+                    progress(label, int(match.group(2)), int(match.group(3)))
+        return proc.wait()
+
+
+def _print_progress(label: str, done: int, total: int) -> None:
+    width = 30
+    filled = width * done // max(total, 1)
+    print(f"\r{label}: items {done}/{total} [{'#' * filled}{'.' * (width - filled)}]", end="" if done < total else "\n",
+          file=sys.stderr, flush=True)
+
+
+def run_model(plan: SuitePlan, label: str, out: Path, env: dict, progress=_print_progress) -> Path:
+    """One model's lmms-eval run (skipped when ``runs/<label>/done.json`` exists); returns its output folder."""
+    folder = out / "runs" / label
+    done = folder / "done.json"
+    if done.is_file():
+        print(f"{label}: kept from an earlier run ({folder})", file=sys.stderr)
+        return folder / "lmms_eval"
+    if (folder / "lmms_eval").exists():  # a killed run: its partial output must not mix with the new one
+        shutil.rmtree(folder / "lmms_eval")
+    folder.mkdir(parents=True, exist_ok=True)
+    args = savi_video_args(plan.model, plan.tasks, folder / "lmms_eval", num_frames=plan.num_frames,
+                           adapter=plan.models()[label], limit=plan.limit, batch_size=plan.batch_size,
+                           device=plan.device, dtype=plan.dtype) + ["--log_samples"]
+    if plan.gen_kwargs:
+        args += ["--gen_kwargs", plan.gen_kwargs]
+    command = lmms_eval_command(args)
+    print(f"{label}: " + " ".join(command), file=sys.stderr)
+    code = _stream(command, env, folder / "lmms_eval.log", label, progress)
+    if code != 0:
+        raise SuiteError(f"{label}: lmms-eval exited with {code}; see {folder / 'lmms_eval.log'} (re-run the same "
+                         f"command to continue the suite)")
+    read_run(folder / "lmms_eval")  # results and samples are there before the run counts as done
+    done.write_text(json.dumps({"label": label, "adapter": plan.models()[label]}))
+    return folder / "lmms_eval"
+
+
+def _check_plan(out: Path, plan: SuitePlan) -> None:
+    path = out / "suite.json"
+    if path.is_file():
+        stored = json.loads(path.read_text())
+        if stored != plan.to_dict():
+            changed = sorted(k for k in plan.to_dict() if stored.get(k) != plan.to_dict()[k])
+            raise SuiteError(f"{path}: this folder holds a suite with other settings ({', '.join(changed)}); re-run "
+                             f"with the same settings to continue it, or use a new --out")
+    else:
+        out.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(plan.to_dict(), indent=1))
+
+
+def compare_runs(base_run, run, tasks: list[str], label: str = "aligned") -> dict[str, Delta]:
+    """Per task: the paired comparison of ``run``'s item scores with ``base_run``'s (the same items, or
+    :class:`SuiteError`)."""
+    out = {}
+    for task in tasks:
+        base, aligned = base_run.item_scores(task), run.item_scores(task)
+        if set(base) != set(aligned):
+            raise SuiteError(f"{task}: {label} scored other items than the base model ({len(aligned)} vs "
+                             f"{len(base)}); the runs are not paired")
+        out[task] = compare_items(base, aligned)
+    return out
+
+
+def comparison_rows(base_run, runs: dict, tasks: list[str]) -> list[dict]:
+    """Per task and adapter: the paired comparison of the adapter's items with the base model's."""
+    deltas = {label: compare_runs(base_run, run, tasks, label) for label, run in runs.items()}
+    return [{"task": task, "adapter": label, **deltas[label][task].to_dict()} for task in tasks for label in runs]
+
+
+def format_table(rows: list[dict], missing: list[str]) -> str:
+    """The Markdown table (accuracy in percent points; Δ = aligned - base with its paired bootstrap 95% interval)."""
+    lines = ["| task | adapter | items | base | aligned | Δ | 95% CI of Δ (paired bootstrap) |",
+             "|---|---|---:|---:|---:|---:|---|"]
+    for r in rows:
+        lines.append(f"| {r['task']} | {r['adapter']} | {r['n']} | {r['base']:.2f} | {r['aligned']:.2f} | "
+                     f"{r['delta']:+.2f} | [{r['low']:+.2f}, {r['high']:+.2f}] |")
+    if missing:
+        lines.append("")
+        lines.append(f"Not run (no savi-plugin task yet): {', '.join(missing)}.")
+    return "\n".join(lines) + "\n"
+
+
+def plot_deltas(rows: list[dict], path: Path) -> Path:
+    """A PNG of Δ with its 95% interval per task (one marker per adapter)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    tasks = list(dict.fromkeys(r["task"] for r in rows))
+    adapters = list(dict.fromkeys(r["adapter"] for r in rows))
+    fig, ax = plt.subplots(figsize=(max(4.0, 1.2 * len(tasks) + 2), 3.5))
+    width = 0.8 / max(len(adapters), 1)
+    for k, adapter in enumerate(adapters):
+        mine = [r for r in rows if r["adapter"] == adapter]
+        xs = [tasks.index(r["task"]) - 0.4 + width * (k + 0.5) for r in mine]
+        ys = [r["delta"] for r in mine]
+        err = [[r["delta"] - r["low"] for r in mine], [r["high"] - r["delta"] for r in mine]]
+        ax.errorbar(xs, ys, yerr=err, fmt="o", capsize=4, label=adapter)
+    ax.axhline(0.0, color="grey", lw=0.8)
+    ax.set_xticks(range(len(tasks)), tasks, rotation=20, ha="right")
+    ax.set_ylabel("Δ accuracy vs base (points)")
+    ax.set_title("aligned - base, paired bootstrap 95% CI")
+    ax.legend(fontsize="small")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def run_suite(plan: SuitePlan, out: str | Path, *, env: dict | None = None, missing: list[str] = (),
+              progress=_print_progress) -> dict:
+    """Run (or continue) the suite in ``out``; writes the card, the table (JSON, Markdown) and the PNG."""
+    out = Path(out)
+    _check_plan(out, plan)
+    env = dict(os.environ if env is None else env)
+    if plan.data_root:
+        env["SAVI_DATA_ROOT"] = str(Path(plan.data_root).resolve())
+    folders = {label: run_model(plan, label, out, env, progress) for label in plan.models()}
+    runs = {label: read_run(folder) for label, folder in folders.items()}
+    base = runs.pop(BASE)
+    card = build_card(base, plan.tasks, model=plan.model, adapters=plan.adapters, num_frames=plan.num_frames,
+                      limit=plan.limit, gen_kwargs=plan.gen_kwargs)
+    rows = comparison_rows(base, runs, plan.tasks)
+    table = {"rows": rows, "missing": list(missing), "card": card}
+    (out / "card.json").write_text(json.dumps(card, indent=1))
+    (out / "table.json").write_text(json.dumps(table, indent=1))
+    (out / "table.md").write_text(format_table(rows, list(missing)))
+    if rows:
+        plot_deltas(rows, out / "delta.png")
+    return table
+
+
+def read_table(path: str | Path) -> dict:
+    """A suite's ``table.json`` (given the file or its suite folder)."""
+    path = Path(path)
+    path = path / "table.json" if path.is_dir() else path
+    if not path.is_file():
+        raise SuiteError(f"{path}: no suite table here (savi eval suite writes table.json)")
+    return json.loads(path.read_text())
+
+
+def delta_of(row: dict) -> Delta:
+    return Delta(**{k: row[k] for k in Delta.__dataclass_fields__})

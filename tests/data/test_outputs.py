@@ -1,0 +1,128 @@
+"""The output layer's own guarantees: atomic writes with unique temporaries removed on every exit, a full disk
+naming the destination, sidecars by full name, the lock's fallback where ``flock`` is unsupported, and
+:func:`claim`'s states. (Every writer x relation x state through the CLI: tests/misuse/test_misuse_outputs.py.)"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from savi_plugin.data import outputs
+from savi_plugin.data.outputs import (ForeignOutputError, OutputIsInputError, OutputLock, OutputLockedError, claim,
+                                      sidecar, write_json)
+
+
+def test_sidecars_are_named_by_the_full_output_name(tmp_path):
+    a, b = tmp_path / "pairs.jsonl", tmp_path / "pairs.json"
+    for kind in ("progress.jsonl", "report.json", "lock", "savi-output.json"):
+        assert sidecar(a, kind) != sidecar(b, kind)
+    assert outputs.lock_path(a) != outputs.lock_path(b)
+
+
+@pytest.mark.parametrize("interrupt", [RuntimeError("boom"), KeyboardInterrupt()])
+def test_an_interrupted_atomic_write_leaves_the_old_file_and_no_temporary(interrupt, tmp_path):
+    dst = write_json(tmp_path / "report.json", {"old": True})
+    with pytest.raises(type(interrupt)), outputs.atomic_open(dst) as fh:
+        fh.write('{"new": ')
+        raise interrupt
+    assert json.loads(dst.read_text()) == {"old": True}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report.json"]
+
+
+def test_temporary_names_are_unique_per_process_and_call(tmp_path):
+    names = {outputs._temp_name(tmp_path / "x.json") for _ in range(50)}
+    assert len(names) == 50 and all(f".{os.getpid()}." in n.name for n in names)
+
+
+@pytest.mark.parametrize("code", [errno.ENOSPC, errno.EFBIG, errno.EDQUOT])
+def test_a_full_disk_names_the_destination_and_leaves_no_temporary(code, tmp_path, monkeypatch):
+    real_replace = os.replace
+
+    def full(src, dst):  # the data went to a temporary file; the disk fills while it is flushed
+        raise OSError(code, os.strerror(code))
+
+    monkeypatch.setattr(os, "fsync", lambda fd: full(None, None))
+    with pytest.raises(OSError) as info:
+        write_json(tmp_path / "sub" / "report.json", {"a": 1})
+    monkeypatch.setattr(os, "replace", real_replace)
+    assert info.value.errno == code and info.value.filename == str(tmp_path / "sub" / "report.json")
+    assert list((tmp_path / "sub").iterdir()) == []
+
+
+def test_disk_error_reads_torch_and_safetensors_disguises(tmp_path):
+    err = outputs.disk_error(RuntimeError("basic_ios::clear: iostream error"), tmp_path / "adapter")
+    assert err.errno == errno.ENOSPC and err.filename == str(tmp_path / "adapter")
+    err = outputs.disk_error(RuntimeError("wrapped"), tmp_path)
+    assert err is None
+
+
+# ------------------------------------------------------------------------------------------------ locks
+@pytest.mark.parametrize("code", [errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS])
+def test_without_flock_the_lock_falls_back_to_an_exclusive_file(code, tmp_path, monkeypatch):
+    def no_flock(fd, op):
+        raise OSError(code, os.strerror(code))
+
+    monkeypatch.setattr(outputs.fcntl, "flock", no_flock)
+    out = tmp_path / "pairs.jsonl"
+    first = OutputLock(out).acquire()
+    excl = outputs.lock_path(out).with_name("pairs.jsonl.lock.excl")
+    assert json.loads(excl.read_text())["pid"] == os.getpid()
+    with pytest.raises(OutputLockedError, match=f"pid {os.getpid()}"):
+        OutputLock(out).acquire()  # the holder is alive: refused, naming it
+    first.release()
+    assert not excl.exists()
+    OutputLock(out).acquire().release()  # free again
+
+
+def test_the_fallback_lock_of_a_dead_holder_is_taken_over(tmp_path, monkeypatch):
+    monkeypatch.setattr(outputs.fcntl, "flock", lambda fd, op: (_ for _ in ()).throw(OSError(errno.ENOLCK, "no")))
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    out = tmp_path / "pairs.jsonl"
+    excl = outputs.lock_path(out).with_name("pairs.jsonl.lock.excl")
+    excl.write_text(json.dumps({"pid": int(dead.stdout), "host": outputs.socket.gethostname(), "started": 0}))
+    lock = OutputLock(out).acquire()
+    assert json.loads(excl.read_text())["pid"] == os.getpid()
+    lock.release()
+
+
+def test_another_flock_error_is_not_swallowed(tmp_path, monkeypatch):
+    monkeypatch.setattr(outputs.fcntl, "flock", lambda fd, op: (_ for _ in ()).throw(OSError(errno.EBADF, "bad")))
+    with pytest.raises(OSError, match="bad"):
+        OutputLock(tmp_path / "x.jsonl").acquire()
+
+
+# ------------------------------------------------------------------------------------------------ claim
+def test_claim_states(tmp_path):
+    out = tmp_path / "run"
+    with claim(out, command="savi x", config={"lr": 1}, folder=True) as c:  # absent
+        assert c.previous is None
+        c.write_mark()
+        (out / "result.bin").write_bytes(b"r")
+    with claim(out, command="savi x", config={"lr": 1, "steps": 5}, folder=True, ignore=("steps",)) as c:
+        assert c.previous["config"] == {"lr": 1}  # ours, same configuration (steps may grow)
+    with pytest.raises(ValueError, match=r"different configuration \(lr: 1 -> 2"):
+        claim(out, command="savi x", config={"lr": 2}, folder=True)
+    with pytest.raises(ForeignOutputError, match="written by savi x, not savi y"):
+        claim(out, command="savi y", config={"lr": 1}, folder=True)
+    (out / ".savi-output.json").unlink()  # its stored configuration removed: not ours any more
+    with pytest.raises(ForeignOutputError, match="not written by savi x"):
+        claim(out, command="savi x", config={"lr": 1}, folder=True)
+    assert not (out / ".savi.lock").exists()  # a refused claim releases its lock
+
+
+def test_claim_refuses_an_output_inside_around_or_linked_to_an_input(tmp_path):
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_text("{}")
+    data = tmp_path / "pairs.jsonl"
+    data.write_text("{}\n")
+    os.link(data, tmp_path / "hard.jsonl")
+    for output, folder in ((model / "report.json", False), (tmp_path, True), (tmp_path / "hard.jsonl", False),
+                           (model / "sub" / "x", True)):
+        with pytest.raises(OutputIsInputError):
+            claim(output, command="savi x", folder=folder, inputs={"the model": model, "the data": data})

@@ -1,0 +1,157 @@
+"""`savi eval suite` through the real lmms-eval CLI: a tiny base model and a random LoRA adapter on a savi task of
+the offline fixture and on the task of a benchmark a throw-away distribution adds through the
+``savi_plugin.benchmarks`` entry point; the table equals a direct computation from lmms-eval's own --log_samples
+files, the card and the PNG are written, a killed suite continues, and `savi eval compare` refuses tables with
+other settings."""
+
+import contextlib
+import io
+import json
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from savi_plugin.cli import main
+from savi_plugin.eval.card import texts_sha256
+from savi_plugin.eval.compare import paired_bootstrap
+from savi_plugin.eval.fixtures import build_fixture, offline_env
+from savi_plugin.models.tiny import build_tiny_model
+from tests.builders import random_lora_adapter, third_party_benchmark
+
+LIMIT = 3
+TASKS = ("savi_perceptiontest", "toybench_qa")
+
+
+def _samples(folder: Path, task: str) -> list[dict]:
+    (path,) = folder.rglob(f"*_samples_{task}.jsonl")
+    return sorted((json.loads(line) for line in path.read_text().splitlines() if line.strip()),
+                  key=lambda s: s["doc_id"])
+
+
+@contextlib.contextmanager
+def _environ(env: dict):
+    saved = dict(os.environ)
+    os.environ.clear()
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def _suite(argv: list[str]) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(["eval", "suite", *argv])
+    return code, out.getvalue(), err.getvalue()
+
+
+@pytest.fixture(scope="module")
+def suite(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("savi_suite")
+    pt = build_fixture(tmp / "data", "perceptiontest", LIMIT)
+    toy = [{"id": f"t{i}", "clip": f"{r['video_name']}.mp4", "question": r["question"], "choices": r["options"],
+            "answer": int(r["answer_id"])} for i, r in enumerate(pt.records["savi_perceptiontest"])]
+    site = third_party_benchmark(tmp / "site", tmp / "data", toy,
+                                 sorted((tmp / "data" / "perceptiontest" / "videos").glob("*.mp4")))
+    model = build_tiny_model(tmp / "tiny")
+    adapter = random_lora_adapter(model, tmp / "aligned", seed=1)
+    argv = [",".join(TASKS), "--model", str(model), "--adapter", str(adapter), "--out", str(tmp / "suite"),
+            "--data-root", str(tmp / "data"), "--limit", str(LIMIT), "--num-frames", "4"]
+    env = offline_env(tmp / "data", tmp / "hf")
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(site), env.get("PYTHONPATH", "")) if p)
+    with _environ(env):
+        code, _out, err = _suite(argv)
+        assert code == 0, err[-3000:]
+        first = (tmp / "suite" / "table.json").read_text()
+        # a suite killed while the adapter's run was going: its run is redone, the base model's is kept
+        (tmp / "suite" / "runs" / "aligned" / "done.json").unlink()
+        (tmp / "suite" / "table.json").unlink()
+        code2, _, err2 = _suite(argv)
+        assert code2 == 0, err2[-3000:]
+        refused = _suite([*argv[:-2], "--num-frames", "8"])
+    return tmp, json.loads(first), err, err2, refused
+
+
+def test_table_equals_a_direct_computation_from_the_logged_samples(suite):
+    tmp, table, _, _, _ = suite
+    runs = tmp / "suite" / "runs"
+    assert [r["task"] for r in table["rows"]] == list(TASKS)
+    for row in table["rows"]:
+        base = [s for s in _samples(runs / "base", row["task"])]
+        aligned = [s for s in _samples(runs / "aligned", row["task"])]
+        assert [s["doc_id"] for s in base] == [s["doc_id"] for s in aligned] == list(range(LIMIT))
+        b = [s["accuracy"]["score"] for s in base]
+        a = [s["accuracy"]["score"] for s in aligned]
+        assert row["n"] == LIMIT and row["adapter"] == "aligned"
+        assert row["base"] == pytest.approx(np.mean(b)) and row["aligned"] == pytest.approx(np.mean(a))
+        assert row["delta"] == pytest.approx(np.mean(a) - np.mean(b))
+        direct = paired_bootstrap(b, a)
+        assert (row["low"], row["high"]) == pytest.approx((direct.low, direct.high))
+        assert row["low"] <= row["delta"] <= row["high"]
+    md = (tmp / "suite" / "table.md").read_text()
+    assert "| savi_perceptiontest | aligned | 3 |" in md
+
+
+def test_card_png_and_progress(suite):
+    tmp, table, err, _, _ = suite
+    card = json.loads((tmp / "suite" / "card.json").read_text())
+    assert card == table["card"]
+    assert card["lmms_eval"] == "0.7.3" and card["limit"] == LIMIT and card["num_frames"] == 4
+    assert card["tasks"]["savi_perceptiontest"] == {
+        "dataset": "lmms-eval/PerceptionTest_Val", "config": "mc_question_val", "split": "validation",
+        "benchmark": "perceptiontest", "protocol": "savi",
+        "frames": {"num_frames": "model's num_frames", "rule": "uniform", "bounds": False},
+        "generation": card["tasks"]["savi_perceptiontest"]["generation"]}
+    assert card["tasks"]["savi_perceptiontest"]["generation"]["max_new_tokens"] == 16
+    assert card["tasks"]["toybench_qa"]["benchmark"] == "toybench"  # the third party's task ran in the same job
+    inputs = [s["input"] for t in TASKS for s in _samples(tmp / "suite" / "runs" / "base", t)]
+    assert card["prompts_sha256"] == texts_sha256(inputs) and card["items"] == 2 * LIMIT
+    assert card["adapters"]["aligned"]["sha256"] and card["base_model"]["sha256"] != card["adapters"]["aligned"]["sha256"]
+    png = (tmp / "suite" / "delta.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 2000
+    assert f"base: items {2 * LIMIT}/{2 * LIMIT}" in err  # the progress line over items, per model
+
+
+def test_a_killed_suite_continues_and_other_settings_are_refused(suite):
+    tmp, table, _, err2, refused = suite
+    assert "base: kept from an earlier run" in err2 and "aligned: kept" not in err2
+    assert json.loads((tmp / "suite" / "table.json").read_text())["rows"] == table["rows"]  # greedy: same answers
+    code, _, err = refused
+    assert code == 1 and err.strip().splitlines()[-1].startswith("savi eval suite: ") and "num_frames" in err
+
+
+def test_compare_refuses_incomparable_tables(suite, tmp_path):
+    tmp, table, _, _, _ = suite
+    other = tmp_path / "other"
+    shutil.copytree(tmp / "suite", other, ignore=shutil.ignore_patterns("runs"))
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert main(["eval", "compare", str(tmp / "suite"), str(other)]) == 0
+    assert "| toybench_qa | aligned |" in out.getvalue()
+    card = dict(table["card"], limit=10, prompts_sha256="0" * 64)
+    (other / "table.json").write_text(json.dumps(dict(table, card=card)))
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        assert main(["eval", "compare", str(tmp / "suite"), str(other)]) == 1
+    lines = err.getvalue().splitlines()
+    assert "not comparable (2 eval-card field(s) differ)" in lines[0]
+    assert lines[1].strip().startswith("limit: 3") and lines[2].strip().startswith("prompts_sha256:")
+
+
+def test_named_suites_say_what_they_leave_out_and_labels_are_unique(tmp_path):
+    from savi_plugin.eval.suite import adapter_labels, suite_tasks
+
+    assert suite_tasks("rrpo") == (["savi_mvbench_rrpo"], ["tvbench", "tempcompass", "videohallucer", "vidhalluc",
+                                                            "videomme", "mlvu", "longvideobench"])
+    assert suite_tasks("videosavi")[0] == ["savi_mvbench_lmms", "savi_perceptiontest_lmms", "savi_egoschema_lmms"]
+    assert suite_tasks(" savi_mvbench, savi_egoschema ,") == (["savi_mvbench", "savi_egoschema"], [])
+    assert list(adapter_labels(["runs/a/adapter", "runs/b/adapter", "x/base"])) == ["adapter", "adapter-2", "base-2"]
+    code, _, err = _suite(["rrpo", "--model", "m", "--out", str(tmp_path / "s")])
+    assert code == 1 and err.strip().splitlines()[-1] == (
+        "savi eval suite: at least one --adapter is needed, to compare with the base model")
+    assert not (tmp_path / "s").exists()

@@ -1,0 +1,417 @@
+"""Misuse, generated: every writer x every relation of its output to an input x every state of the target.
+
+The cases are not listed one by one: :data:`WRITERS` says what each command reads and writes, :func:`spellings`
+derives every way an output can name an input (the same path, ``./``-prefixed, a symlink, a hard link, a path
+inside an input folder, a folder around an input file, another case where the file system folds case), and
+:data:`STATES` every state the target can be in (absent, ours with the same configuration, ours with another,
+a user's). Each case runs the real command in-process (``savi_plugin.cli.main``); refusals happen before any
+model is loaded (the output layer, :mod:`savi_plugin.data.outputs`, is the first thing each writer calls), so the
+whole matrix costs seconds.
+
+What must hold: an output that is an input is refused with one ``error:`` line and every input is byte-for-byte
+unchanged, with no lock or temporary file left behind; an existing target is written only when it carries our
+mark for the same command and configuration.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import pytest
+import yaml
+
+from misuse_kit import assert_one_line_error, clip, pair, qa_item, savi
+from tests.builders import write_jsonl
+
+GEN = ["--generator", "rrpo", "--num-frames", "4", "--no-progress", "--option", "answer_format=raw",
+       "--option", "max_new_tokens=6", "--option", "num_perturbations=1", "--batch-size", "2"]
+
+
+def snapshot(folder: Path) -> dict[str, str]:
+    """Every file (and link) under ``folder`` with the hash of its content."""
+    out = {}
+    for p in sorted(folder.rglob("*")):
+        if p.is_symlink():
+            out[str(p.relative_to(folder))] = "-> " + os.readlink(p)
+        elif p.is_file():
+            out[str(p.relative_to(folder))] = hashlib.sha256(p.read_bytes()).hexdigest()
+    return out
+
+
+def train_recipe(path: Path, model: Path, **train) -> Path:
+    body = {"model": {"path": str(model), "num_frames": 4}, "lora": {"r": 4, "alpha": 8, "dropout": 0.0},
+            "train": {"loss_type": "rrpo", "learning_rate": 1.0e-4, "max_steps": 1, "per_device_train_batch_size": 2,
+                      "save_strategy": "no", "use_cpu": True, "logging_steps": 1, "disable_tqdm": True, "seed": 0,
+                      **train}}
+    path.write_text(yaml.safe_dump(body))
+    return path
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory, tiny_llava_onevision) -> Path:
+    """Inputs of every writer, in one folder: a model copy, videos, a QA manifest, pairs, a shard, recipes and a
+    LLaVA-NeXT source checkpoint. Tests snapshot it to prove no writer touched an input."""
+    root = tmp_path_factory.mktemp("world")
+    shutil.copytree(tiny_llava_onevision, root / "model")
+    data = root / "data"
+    data.mkdir()
+    videos = [clip(data / f"v{i}.mp4", frames=8, seed=i) for i in range(2)]
+    write_jsonl(data / "qa.jsonl", [qa_item(f"q{i}", v) for i, v in enumerate(videos)])
+    write_jsonl(data / "pairs.jsonl", [pair("a", videos[0]), pair("b", videos[1], "green")])
+    write_jsonl(data / "p.shard-00000-of-00001.jsonl", [pair("a", videos[0])])
+    train_recipe(data / "train.yaml", root / "model")
+    (data / "align.yaml").write_text(yaml.safe_dump({"extends": "tiny_demo", "model": {"path": str(root / "model")},
+                                                     "data": {"synthetic_videos": 2, "synthetic_eval_videos": 2}}))
+    (data / "demo.yaml").write_text("extends: tiny_demo\n")
+    src = root / "llava-src"
+    src.mkdir()
+    (src / "config.json").write_text(json.dumps({"architectures": ["LlavaQwenForCausalLM"]}))
+    (src / "model-00001-of-00001.safetensors").write_bytes(b"weights the user cannot download again")
+    return root
+
+
+@dataclass
+class Writer:
+    """One command that writes: how to call it, what it reads, and what its output is."""
+
+    argv: Callable[[Path, Path], list]  #: (world, output) -> argv
+    inputs: dict[str, str]  #: input name -> path inside the world (FOLDER_INPUTS: folders)
+    folder: bool  #: the output is a folder
+    command: str  #: the command stored in our mark
+    replaces_own: bool = False  #: a mark of the same command with another configuration is replaced, not refused
+    cheap: bool = False  #: a real run takes seconds: run the absent / same-configuration states for real
+    extra: dict = field(default_factory=dict)
+
+
+WRITERS: dict[str, Writer] = {
+    "generate": Writer(lambda w, out: ["generate", "--model", w / "model", "--input", w / "data/qa.jsonl",
+                                       "--output", out, *GEN],
+                       {"model": "model", "manifest": "data/qa.jsonl", "video": "data/v0.mp4"}, False,
+                       "savi generate", cheap=True),
+    "merge": Writer(lambda w, out: ["generate", "merge", out, w / "data/p.shard-00000-of-00001.jsonl"],
+                    {"shard": "data/p.shard-00000-of-00001.jsonl"}, False, "savi generate merge",
+                    replaces_own=True, cheap=True),
+    "data-convert": Writer(lambda w, out: ["data", "convert", w / "data/pairs.jsonl", out, "--to", "trl"],
+                           {"pairs": "data/pairs.jsonl"}, False, "savi data convert", replaces_own=True, cheap=True),
+    "train": Writer(lambda w, out: ["train", w / "data/train.yaml", "--data", w / "data/pairs.jsonl",
+                                    "--output-dir", out],
+                    {"model": "model", "pairs": "data/pairs.jsonl", "recipe": "data/train.yaml"}, True, "savi train"),
+    "align": Writer(lambda w, out: ["align", w / "data/align.yaml", "--out", out],
+                    {"model": "model", "recipe": "data/align.yaml"}, True, "savi align"),
+    "demo": Writer(lambda w, out: ["demo", "--recipe", w / "data/demo.yaml", "--out", out],
+                   {"recipe": "data/demo.yaml"}, True, "savi demo"),
+    "inspect": Writer(lambda w, out: ["inspect", w / "data/pairs.jsonl", "--out", out, "--no-progress"],
+                      {"pairs": "data/pairs.jsonl"}, True, "savi inspect", replaces_own=True),
+    "convert": Writer(lambda w, out: ["convert", "llava-next", w / "llava-src", out, "--overwrite"],
+                      {"source": "llava-src"}, True, "savi convert llava-next", replaces_own=True),
+}
+
+
+def _case_folding(folder: Path) -> bool:
+    probe = folder / "CaseProbe"
+    probe.write_text("x")
+    try:
+        return (folder / "caseprobe").exists()
+    finally:
+        probe.unlink()
+
+
+#: inputs that are folders (a model, a checkpoint); the others are files
+FOLDER_INPUTS = {"model", "llava-src"}  # paths inside the world
+FILE_RELATIONS = ("equal", "dot", "symlink", "hardlink", "case")
+FOLDER_RELATIONS = ("equal", "dot", "symlink", "inside", "inside-symlink")
+
+
+def relations(input_rel: str, out_folder: bool) -> tuple[str, ...]:
+    """The relations an output can have to the input ``input_rel`` (``around``: an output folder holding it)."""
+    base = FOLDER_RELATIONS if input_rel in FOLDER_INPUTS else FILE_RELATIONS
+    return base + (("around",) if out_folder else ())
+
+
+def spelling(world: Path, tmp: Path, input_rel: str, relation: str, out_folder: bool) -> str:
+    """The output path that has ``relation`` to the input ``world/input_rel`` (the ``./`` spelling is relative to
+    the input's folder, the working folder of the test)."""
+    target = world / input_rel
+    link = tmp / f"link-{target.name}"
+    inner = "sub" if out_folder else "out.jsonl"
+    if relation == "equal":
+        return str(target)
+    if relation == "dot":
+        return "./" + target.name
+    if relation in ("symlink", "inside-symlink"):
+        link.symlink_to(target)
+        return str(link) if relation == "symlink" else f"{link}/{inner}"
+    if relation == "hardlink":
+        os.link(target, tmp / f"hard-{target.name}")
+        return str(tmp / f"hard-{target.name}")
+    if relation == "inside":
+        return f"./{target.name}/{inner}"
+    if relation == "around":
+        return str(target.parent)
+    if relation == "case":
+        if not _case_folding(target.parent):
+            pytest.skip("this file system tells cases apart: another case is another file")
+        return str(target.with_name(target.name.swapcase()))
+    raise ValueError(relation)
+
+
+RELATION_CASES = [(w, name, rel) for w, spec in WRITERS.items() for name, where in spec.inputs.items()
+                  for rel in relations(where, spec.folder)]
+
+
+@pytest.mark.parametrize("writer,input_name,relation", RELATION_CASES)
+def test_an_output_that_is_in_or_around_an_input_is_refused(writer, input_name, relation, world, tmp_path, capsys,
+                                                           monkeypatch):
+    spec = WRITERS[writer]
+    target = world / spec.inputs[input_name]
+    monkeypatch.chdir(target.parent)  # the ./ spelling is relative to the input's folder
+    output = spelling(world, tmp_path, spec.inputs[input_name], relation, spec.folder)
+    before = snapshot(world)
+    code, _, err = savi(capsys, *spec.argv(world, output))
+    assert code != 0, f"{writer} wrote to {output} ({relation} of {input_name})"
+    assert_one_line_error(err)
+    assert snapshot(world) == before  # no input touched, no lock or temporary file left in an input's folder
+
+
+# ------------------------------------------------------------------------------------------------ target states
+def _make_state(spec: Writer, out: Path, state: str) -> None:
+    if state == "foreign":
+        if spec.folder:
+            out.mkdir()
+            (out / "notes.txt").write_text("the user's own notes\n")
+        else:
+            out.write_text('{"id": "mine", "note": "a curated line"}\n')
+    elif state == "ours-other-config":
+        mark = out / ".savi-output.json" if spec.folder else out.with_name(out.name + ".savi-output.json")
+        if spec.folder:
+            out.mkdir()
+            (out / "result.bin").write_bytes(b"an earlier result")
+        else:
+            out.write_text('{"id": "earlier"}\n')
+        mark.write_text(json.dumps({"written_by": "savi", "command": spec.command,
+                                    "config": {"something": "else"}}))
+    elif state == "other-command":
+        mark = out / ".savi-output.json" if spec.folder else out.with_name(out.name + ".savi-output.json")
+        if spec.folder:
+            out.mkdir()
+        else:
+            out.write_text('{"id": "earlier"}\n')
+        mark.write_text(json.dumps({"written_by": "savi", "command": "savi something-else", "config": {}}))
+
+
+@pytest.mark.parametrize("writer", list(WRITERS))
+@pytest.mark.parametrize("state", ["foreign", "other-command", "ours-other-config"])
+def test_an_existing_target_that_is_not_ours_for_this_run_is_refused(writer, state, world, tmp_path, capsys):
+    spec = WRITERS[writer]
+    out = tmp_path / ("out" if spec.folder else "out.jsonl")
+    _make_state(spec, out, state)
+    if state == "ours-other-config" and spec.replaces_own:
+        pytest.skip(f"{writer} replaces its own earlier output whole (tested below)")
+    before, inputs = snapshot(tmp_path), snapshot(world)
+    code, _, err = savi(capsys, *spec.argv(world, out))
+    assert code != 0
+    line = assert_one_line_error(err, str(out))
+    expected = {"foreign": "not written by", "other-command": "was written by savi something-else",
+                "ours-other-config": "different configuration"}[state]
+    assert expected in line
+    assert snapshot(tmp_path) == before and snapshot(world) == inputs
+
+
+@pytest.mark.parametrize("writer", [w for w, s in WRITERS.items() if s.cheap])
+def test_a_new_target_is_written_and_the_same_run_again_is_accepted(writer, world, tmp_path, capsys):
+    spec = WRITERS[writer]
+    out = tmp_path / "out.jsonl"
+    inputs = snapshot(world)
+    code, _, err = savi(capsys, *spec.argv(world, out))
+    assert code == 0, err
+    first = out.read_bytes()
+    assert json.loads(out.with_name("out.jsonl.savi-output.json").read_text())["command"] == spec.command
+    code, _, err = savi(capsys, *spec.argv(world, out))  # ours, same configuration: resumed / rewritten
+    assert code == 0, err
+    assert out.read_bytes() == first and snapshot(world) == inputs
+    leftovers = [p.name for p in tmp_path.iterdir() if p.name.endswith((".tmp", ".lock")) or ".tmp" in p.name]
+    assert not leftovers
+
+
+@pytest.mark.parametrize("writer", [w for w, s in WRITERS.items() if s.cheap and s.replaces_own])
+def test_a_writer_that_replaces_its_own_output_leaves_nothing_of_the_earlier_one(writer, world, tmp_path, capsys):
+    spec = WRITERS[writer]
+    out = tmp_path / "out.jsonl"
+    _make_state(spec, out, "ours-other-config")
+    code, _, err = savi(capsys, *spec.argv(world, out))
+    assert code == 0, err
+    assert b"earlier" not in out.read_bytes()
+
+
+def test_convert_overwrite_replaces_an_earlier_conversion_whole(world, tmp_path):
+    """``convert --overwrite`` swaps in a new folder: no file of the earlier conversion stays beside the new one,
+    and a conversion that fails leaves the earlier folder as it was."""
+    from savi_plugin.data.outputs import claim, replace_folder
+
+    dst = tmp_path / "converted"
+    with claim(dst, command="savi convert llava-next", folder=True, replace_ours=True, lock_beside=True) as c:
+        with replace_folder(dst) as tmp:
+            (tmp / "model-00001-of-00002.safetensors").write_bytes(b"old shard 1")
+            (tmp / "model-00002-of-00002.safetensors").write_bytes(b"old shard 2")
+            c.write_mark(into=tmp)
+    with claim(dst, command="savi convert llava-next", config={"other": 1}, folder=True, replace_ours=True,
+               lock_beside=True) as c:
+        with pytest.raises(RuntimeError), replace_folder(dst) as tmp:
+            (tmp / "model.safetensors").write_bytes(b"half")
+            raise RuntimeError("conversion failed")
+        assert sorted(p.name for p in dst.iterdir()) == [".savi-output.json", "model-00001-of-00002.safetensors",
+                                                         "model-00002-of-00002.safetensors"]
+        with replace_folder(dst) as tmp:
+            (tmp / "model.safetensors").write_bytes(b"new")
+            c.write_mark(into=tmp)
+    assert sorted(p.name for p in dst.iterdir()) == [".savi-output.json", "model.safetensors"]
+    assert [p.name for p in tmp_path.iterdir()] == ["converted"]  # no temporary or lock left beside it
+
+
+def test_output_dir_dot_in_a_users_project_is_refused(world, tmp_path, capsys, monkeypatch):
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "main.py").write_text("print('mine')\n")
+    monkeypatch.chdir(project)
+    before = snapshot(project)
+    code, _, err = savi(capsys, *WRITERS["train"].argv(world, Path(".")))
+    assert code == 1 and snapshot(project) == before
+    assert_one_line_error(err, "not written by savi train", "main.py")
+
+
+# ------------------------------------------------------------------------------------------------ sidecars
+def test_outputs_that_differ_only_in_suffix_share_no_sidecar(world, tmp_path, capsys):
+    """``pairs.jsonl`` and ``pairs.json`` are two outputs: each has its own progress, report, mark and lock."""
+    from savi_plugin.generators.runner import progress_path, report_path
+
+    a, b = tmp_path / "pairs.jsonl", tmp_path / "pairs.json"
+    for path in (a, b):
+        code, _, err = savi(capsys, *WRITERS["generate"].argv(world, path))
+        assert code == 0, err
+    assert progress_path(a) != progress_path(b) and report_path(a) != report_path(b)
+    for path in (a, b):
+        report = json.loads(report_path(path).read_text())
+        assert report["output"] == path.name and report["complete"]
+    assert a.read_bytes() == b.read_bytes()  # the same run, twice: nothing of one leaked into the other
+
+
+# ------------------------------------------------------------------------------------------------ run identity
+@pytest.fixture()
+def generated(world, tmp_path, capsys) -> tuple[Path, Path]:
+    """A finished generation run in ``tmp_path`` from copies of the world's model and manifest."""
+    model, manifest = tmp_path / "model", tmp_path / "qa.jsonl"
+    shutil.copytree(world / "model", model)
+    shutil.copyfile(world / "data/qa.jsonl", manifest)
+    out = tmp_path / "pairs.jsonl"
+    code, _, err = savi(capsys, "generate", "--model", model, "--input", manifest, "--output", out, *GEN)
+    assert code == 0, err
+    return out, model
+
+
+def _regenerate(out: Path, capsys):
+    return savi(capsys, "generate", "--model", out.parent / "model", "--input", out.parent / "qa.jsonl",
+                "--output", out, *GEN)
+
+
+def test_resume_after_the_manifest_was_edited_in_place_is_refused(generated, capsys):
+    out, _ = generated
+    manifest = out.parent / "qa.jsonl"
+    manifest.write_text(manifest.read_text().replace("Which way", "In which direction"))
+    before = out.read_bytes()
+    code, _, err = _regenerate(out, capsys)
+    assert code == 1 and out.read_bytes() == before
+    assert_one_line_error(err, str(out), "identity.inputs changed content")
+
+
+def test_resume_after_the_weights_were_replaced_at_the_same_path_is_refused(generated, capsys):
+    out, model = generated
+    weights = model / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 0xFF  # another checkpoint, same path, same size
+    weights.write_bytes(bytes(data))
+    code, _, err = _regenerate(out, capsys)
+    assert code == 1
+    assert_one_line_error(err, str(out), "identity.model changed content")
+
+
+def test_resume_after_the_stored_configuration_was_removed_is_refused(generated, capsys):
+    out, _ = generated
+    out.with_name(out.name + ".savi-output.json").unlink()
+    code, _, err = _regenerate(out, capsys)
+    assert code == 1
+    assert_one_line_error(err, str(out), "not written by savi generate")
+
+
+def test_training_on_an_unfinished_generation_run_is_refused_unless_allowed(generated, world, tmp_path, capsys):
+    out, _ = generated
+    report = json.loads(out.with_name(out.name + ".report.json").read_text())
+    report["complete"] = False
+    out.with_name(out.name + ".report.json").write_text(json.dumps(report))
+    code, _, err = savi(capsys, "train", world / "data/train.yaml", "--data", out, "--output-dir", tmp_path / "t")
+    assert code == 1 and not (tmp_path / "t").exists()
+    assert_one_line_error(err, str(out), "incomplete", "--allow-incomplete-data")
+    out.with_name(out.name + ".report.json").unlink()  # a run still under way: progress file, no report
+    code, _, err = savi(capsys, "train", world / "data/train.yaml", "--data", out, "--output-dir", tmp_path / "t")
+    assert code == 1
+    assert_one_line_error(err, str(out), "has not finished")
+
+
+def test_pairs_of_another_model_train_with_one_warning(generated, world, caplog):
+    from savi_plugin.training.run import check_pairs_source
+
+    out, model = generated
+    check_pairs_source(out, model)
+    assert not caplog.records
+    check_pairs_source(out, world / "model")  # the same files: the same model, wherever it lies
+    assert not caplog.records
+    (model / "model.safetensors").write_bytes((model / "model.safetensors").read_bytes()[:-1] + b"\0")
+    check_pairs_source(out, model)
+    warnings = [r.getMessage() for r in caplog.records]
+    assert len(warnings) == 1 and "generated by" in warnings[0] and str(out) in warnings[0]
+
+
+def test_an_adapter_refuses_a_base_it_was_not_trained_on(world, tiny_qwen2_vl, tmp_path, capsys):
+    from savi_plugin.data.identity import IdentityMismatchError, check_adapter_base, write_adapter_identity
+    from savi_plugin.models import load_backend
+
+    adapter = tmp_path / "adapter"
+    adapter.mkdir()
+    write_adapter_identity(adapter, world / "model", "llava_onevision")
+    check_adapter_base(adapter, world / "model")  # its own base: accepted
+    other = tmp_path / "other"
+    shutil.copytree(world / "model", other)
+    (other / "config.json").write_text((other / "config.json").read_text().replace("}", ', "note": 1}', 1))
+    with pytest.raises(IdentityMismatchError, match="another base model"):
+        load_backend(other, adapter=adapter)
+    code, _, err = savi(capsys, "generate", "--model", tiny_qwen2_vl, "--adapter", adapter, "--input",
+                        world / "data/qa.jsonl", "--output", tmp_path / "p.jsonl", *GEN)
+    assert code == 1
+    assert_one_line_error(err, str(adapter), "another model family (llava_onevision -> qwen2_vl)")
+
+
+def test_a_report_path_that_holds_a_users_file_is_refused(world, tmp_path, capsys):
+    notes = tmp_path / "notes.json"
+    notes.write_text('{"my": "notes"}\n')
+    code, _, err = savi(capsys, *WRITERS["generate"].argv(world, tmp_path / "p.jsonl"), "--report", notes)
+    assert code == 1 and notes.read_text() == '{"my": "notes"}\n'
+    assert_one_line_error(err, str(notes), "not this output's run report")
+
+
+def test_train_into_a_finished_folder_with_another_configuration_is_refused_without_resume(world, tmp_path, capsys):
+    out = tmp_path / "out"
+    argv = WRITERS["train"].argv(world, out)
+    code, _, err = savi(capsys, *argv)
+    assert code == 0, err
+    finished = snapshot(out)
+    assert (out / "savi_adapter.json").is_file()  # the adapter records its base model
+    code, _, err = savi(capsys, *argv, "train.beta=0.5")  # no --resume
+    assert code == 1 and snapshot(out) == finished
+    assert_one_line_error(err, str(out), "different configuration", "training.beta")
+    code, _, err = savi(capsys, *argv)  # the same configuration again: accepted (it trains the same run anew)
+    assert code == 0, err
