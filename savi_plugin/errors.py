@@ -1,12 +1,84 @@
-"""Errors that end a run for a reason the user can act on (the ``savi`` command prints them as one line).
+"""The failure taxonomy: every error that ends a job or an item belongs to one of three classes, defined here.
 
-Bad input and bad values are ``ValueError`` subclasses next to the code that checks them (``DataError``,
-``ConfigError``, ...); :class:`RunError` is for the rest: the output is in use by another process, or a
-finished run's result is not usable.
+===================  ==========================================  ===============================================
+class                what it says                                what a job does with it
+===================  ==========================================  ===============================================
+configuration        the job cannot run as asked: a bad value,   stop before the first item, nothing marked; the
+(:class:`Config-     flag, recipe key or environment variable,   ``savi`` command prints one ``error:`` line and
+urationError`)       an unknown task, a model that does not      exits 2
+                     fit, a budget too small for the batch
+input                one item is bad: a video that cannot be     the item's failure is final: counted under its
+(:class:`Input-      decoded or is above a size budget, a        reason and never retried (a re-run gives the
+Error`)              record with a bad field, a prompt longer    same answer)
+                     than the context
+machine              the machine failed, not the input: out of   the item is *not* marked done; the next run
+(:class:`Machine-    memory, an I/O error, a timeout, the model  retries it
+Error`, and          raised
+:func:`classify`)
+===================  ==========================================  ===============================================
+
+Errors defined next to the code that raises them subclass one of these (``ConfigError`` of the configuration
+rules, ``DataError`` of the record rules, ``VideoDecodeError`` of the decoder, ``PromptTooLongError`` of the
+backends), so :func:`classify` decides for every caller: the generators' runner, the training dataset and the
+evaluation model call it instead of deciding per ``except`` clause.
 """
 
 from __future__ import annotations
 
+import errno
+
+#: the three classes, as :func:`classify` names them
+CONFIGURATION, INPUT, MACHINE = "configuration", "input", "machine"
+
+#: ``errno`` values of a failing machine (disk, memory, network file system), not of a bad input file
+MACHINE_ERRNOS = frozenset({errno.EIO, errno.EAGAIN, errno.ENOMEM, errno.ETIMEDOUT, errno.ESTALE, errno.EINTR,
+                            errno.EBUSY, errno.ENOSPC, errno.EDQUOT, errno.EMFILE, errno.ENFILE})
+
+
+class ConfigurationError(ValueError):
+    """The job cannot run as configured; raised before the first item (exit status 2, argparse's for usage)."""
+
+    exit_code = 2
+
+
+class InputError(ValueError):
+    """One input item is bad; its failure is final (counted under the error's ``skip_reason`` when it has one)."""
+
+
+class MachineError(RuntimeError):
+    """The machine failed while working on an item; the item is retried by the next run."""
+
 
 class RunError(RuntimeError):
-    """A run refused or failed for a reason the message explains (one line, naming the file or folder)."""
+    """A run refused or failed for a reason the message explains (one line, naming the file or folder): the
+    output is in use by another process, or a finished run's result is not usable."""
+
+
+def classify(exc: BaseException) -> str:
+    """:data:`CONFIGURATION`, :data:`INPUT` or :data:`MACHINE` for an error raised while working on an item.
+
+    The error's own class decides first (a ``ConfigurationError`` anywhere in the cause chain stops the job);
+    an ``OSError`` with a machine ``errno``, ``MemoryError`` and timeouts are the machine's; anything else the
+    model or a library raised is the machine's too (retried, never marked final): a bug or a crash does not
+    describe the input. A decoder's or a record check's error describes the input.
+    """
+    chain, seen = [], set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        chain.append(exc)
+        exc = exc.__cause__ or exc.__context__
+    if any(isinstance(e, ConfigurationError) for e in chain):
+        return CONFIGURATION
+    for e in chain:
+        if isinstance(e, (MemoryError, TimeoutError, ConnectionError, MachineError)):
+            return MACHINE
+        if isinstance(e, OSError) and e.errno in MACHINE_ERRNOS:
+            return MACHINE
+    if isinstance(chain[0], InputError) or getattr(chain[0], "skip_reason", None):
+        return INPUT
+    return MACHINE
+
+
+def reason_of(exc: BaseException, default: str) -> str:
+    """The reason an input failure is counted under: the error's ``skip_reason``, else ``default``."""
+    return getattr(exc, "skip_reason", None) or default

@@ -10,7 +10,8 @@ and eval tasks of one run (torchtune-style: copy one, edit it, run it), read int
   :class:`RecipeError` ``recipe.yaml: train.bta: unknown key``, before any step runs.
 - Relative paths in a recipe file are relative to that file's folder (a shipped recipe's to the working folder);
   override values are relative to the working folder.
-- Files are read with ``yaml.safe_load`` only.
+- Files and override values are read by :func:`savi_plugin.untrusted.load_yaml` (``yaml.SafeLoader`` with
+  nesting and alias limits) only.
 """
 
 from __future__ import annotations
@@ -21,16 +22,15 @@ import os
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from savi_plugin.config.sections import Recipe
-from savi_plugin.config.training import (
+from savi_plugin.training.arguments import (
     TRAIN_PATHS,
     check_train,
     check_training_args,
     shipped_recipes_dir,
 )
 from savi_plugin.config.values import ConfigError, build
+from savi_plugin.untrusted import load_yaml
 
 #: a bad recipe (``file: key.path: message``); the same class as every configuration error
 RecipeError = ConfigError
@@ -147,11 +147,10 @@ def _read(path: Path, seen: tuple[Path, ...] = ()) -> dict:
     if path.resolve() in seen:
         raise RecipeError("extends", f"circular ({' -> '.join(str(p) for p in seen)})", str(path))
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise RecipeError("", "invalid YAML: " + " ".join(str(exc).split()), str(path)) from None
+        text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise RecipeError("", f"cannot read: {exc}", str(path)) from None
+    data = load_yaml(text, str(path)) or {}  # the untrusted-input limits: depth, aliases, safe tags
     if not isinstance(data, dict):
         raise RecipeError("", f"a recipe must be a mapping, got {type(data).__name__}", str(path))
     data = _resolve_paths(data, path)
@@ -168,10 +167,8 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     key, sep, value = text.partition("=")
     if not sep or not key.strip():
         raise RecipeError("", "expected key.path=value", f"override {text!r}")
-    try:
-        parsed = yaml.safe_load(value) if value.strip() else None
-    except yaml.YAMLError as exc:
-        raise RecipeError(key.strip(), "invalid YAML value: " + " ".join(str(exc).split()), f"override {text!r}")
+    source = f"override {text!r}"
+    parsed = load_yaml(value, source, lambda m: RecipeError(key.strip(), m, source)) if value.strip() else None
     return key.strip().split("."), parsed
 
 

@@ -108,10 +108,11 @@ def full_logits_logprobs(backend, videos, questions, responses) -> list:
     whole vocabulary, then gather): the textbook computation the scoring path is checked against."""
     import torch
 
-    encoded = backend.encode(videos, questions, responses)
+    from savi_plugin.training.batch import labelled_inputs
+
+    inputs, labels = labelled_inputs(backend, videos, questions, responses)
     with torch.no_grad():
-        logits = backend.model(**backend.model_inputs(encoded)).logits.float()
-    labels = encoded["labels"]
+        logits = backend.model(**inputs).logits.float()
     logprobs = torch.log_softmax(logits[:, :-1], -1).gather(-1, labels[:, 1:].clamp(min=0)[..., None]).squeeze(-1)
     return [logprobs[b][labels[b, 1:] != -100] for b in range(labels.shape[0])]
 
@@ -162,6 +163,15 @@ def mvbench_fixture_doc(folder: Path) -> dict:
     record = fx.records["savi_mvbench_action_antonym"][0]
     video = str(next((folder / "data" / "mvbench" / "video").rglob(record["video"])))
     return {**record, "savi_video": video, "savi_video_found": True, "savi_num_frames": 4, "savi_benchmark": "mvbench"}
+
+
+def phrase_batch(chosen_phrase_ids, rejected_phrase_ids, weights=None):
+    """A :class:`~savi_plugin.training.batch.PreferenceBatch` carrying only what an ``Objective`` reads from the
+    batch (phrase ids and weights), for loss tests on given scores."""
+    from savi_plugin.training.batch import PreferenceBatch, ResponseSide
+
+    return PreferenceBatch(None, {"chosen": ResponseSide(None, None, None, chosen_phrase_ids),
+                                  "rejected": ResponseSide(None, None, None, rejected_phrase_ids)}, weights=weights)
 
 
 def random_lora_adapter(model_path, out_dir, *, seed: int = 0) -> Path:
@@ -234,7 +244,7 @@ def official_token_case(case: dict):
     import torch
     import torch.nn.functional as F
 
-    from savi_plugin.losses.rrpo import token_kl_from_logprobs
+    from savi_plugin.training.token_logprobs import token_kl
 
     policy = torch.tensor(case["policy_logits"], dtype=torch.float64)
     reference_chosen = torch.tensor(case["reference_chosen_logits"], dtype=torch.float64)
@@ -259,7 +269,7 @@ def official_token_case(case: dict):
             gather = targets[b, where].unsqueeze(-1)
             rows_out["policy"][b, :n] = logps[b, where].gather(-1, gather).squeeze(-1)
             rows_out["reference"][b, :n] = ref_logps[b, where].gather(-1, gather).squeeze(-1)
-            rows_out["kl"][b, :n] = token_kl_from_logprobs(ref_logps[b, where], logps[b, where])
+            rows_out["kl"][b, :n] = token_kl(ref_logps[b, where], logps[b, where])
             phrase[b, :n], mask[b, :n] = ids[b, where], True
         out.update({f"policy_{side}": rows_out["policy"], f"reference_{side}": rows_out["reference"],
                     f"{side}_phrase_ids": phrase, f"{side}_mask": mask})

@@ -81,17 +81,13 @@ def response_logprobs():
     on the CPU) from the one scoring path, ``savi_plugin.training.scoring.score_responses``."""
     import torch
 
-    from savi_plugin.training.scoring import score_responses, scoring_batch
-
-    def move(value, device):
-        if isinstance(value, dict):
-            return {k: move(v, device) for k, v in value.items()}
-        return value.to(device) if torch.is_tensor(value) else value
+    from savi_plugin.training.batch import scoring_batch
+    from savi_plugin.training.scoring import score_responses
 
     @torch.no_grad()
     def fn(lm, videos, questions, responses):
         ids = [lm.response_tokens(response)[0] for response in responses]
-        batch = move(scoring_batch(lm, videos, questions, {"response": ids}), lm.device)
+        batch = scoring_batch(lm, videos, questions, {"response": ids}).to(lm.device)
         stats = score_responses(lm, batch, sides=("response",))["response"]
         return [stats.policy_logps[b, stats.mask[b]].float().cpu() for b in range(len(ids))]
 

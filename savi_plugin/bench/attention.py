@@ -3,7 +3,7 @@
 :func:`attention_costs` times forward + backward of one attention layer at the packed shape for
 
 * ``split``: the packed row ``[prefix | chosen | rejected]`` as the trainer computes it
-  (:func:`savi_plugin.training.packed_attention.split_attention`): ``[prefix | chosen]`` causal, then the
+  (:func:`savi_plugin.training.packing.split_attention`): ``[prefix | chosen]`` causal, then the
   rejected queries against ``[prefix | rejected]`` keys, causal aligned to the bottom right;
 * ``block_mask``: the same packed row with the dense boolean block mask (what eager attention needs): SDPA then
   computes every query-key block, where a causal call skips the blocks above the diagonal;
@@ -34,8 +34,7 @@ def attention_costs(prefix: int, chosen: int, rejected: int, *, hidden: int, hea
     import torch.nn.functional as F
 
     from savi_plugin.bench.measure import median
-    from savi_plugin.training.packed_attention import split_attention
-    from savi_plugin.training.packing import block_attention_mask
+    from savi_plugin.training.packing import block_attention_mask, split_attention
 
     length, dim = prefix + chosen + rejected, hidden // heads
     generator = torch.Generator().manual_seed(seed)

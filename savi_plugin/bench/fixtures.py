@@ -197,9 +197,9 @@ def make_tagged_pair(tokenizer, response_tokens: int) -> dict[str, str]:
 
 def lora_config(rank: int, alpha: int):
     """The benchmarks' peft ``LoraConfig``: :data:`LORA_TARGETS`, no dropout (both sides deterministic), no bias."""
-    from peft import LoraConfig
+    from savi_plugin.training.run import lora_config as build
 
-    return LoraConfig(r=rank, lora_alpha=alpha, lora_dropout=0.0, target_modules=LORA_TARGETS, bias="none")
+    return build({"r": rank, "alpha": alpha, "dropout": 0.0, "target_modules": LORA_TARGETS})
 
 
 def make_adapter(work_dir: str | Path, model_path: str | Path, *, rank: int = 16, alpha: int = 32,

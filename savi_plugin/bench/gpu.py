@@ -163,9 +163,11 @@ def random_backend(checkpoint: Path, scale: dict, *, device: str, dtype, frames:
 def _lora(backend, rank: int, seed: int):
     """LoRA on every language-model linear layer with a non-zero ``B`` (policy != reference at step one)."""
     import torch
-    from peft import LoraConfig, get_peft_model
+    from peft import get_peft_model
 
-    config = LoraConfig(r=rank, lora_alpha=2 * rank, lora_dropout=0.0, target_modules=backend.lora_target_modules())
+    from savi_plugin.training.run import lora_config
+
+    config = lora_config({"r": rank, "alpha": 2 * rank, "dropout": 0.0}, backend)
     torch.manual_seed(seed)
     model = get_peft_model(backend.model, config)
     generator = torch.Generator().manual_seed(seed)

@@ -12,8 +12,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from savi_plugin.losses.rrpo import rrpo_loss, token_kl_from_logprobs
+from savi_plugin.losses.rrpo import rrpo_loss
 from savi_plugin.models.backends.tokens import IGNORE_INDEX
+from savi_plugin.training.token_logprobs import token_kl
 
 
 def rrpo_loss_from_logits(
@@ -63,13 +64,13 @@ def rrpo_loss_from_logits(
     safe_targets = targets.clamp(min=0).unsqueeze(-1)
     policy_token_logps = policy_logprobs.gather(-1, safe_targets).squeeze(-1)
     reference_token_logps = reference_logprobs.gather(-1, safe_targets).squeeze(-1)
-    token_kl = token_kl_from_logprobs(reference_logprobs[:pairs], policy_logprobs[:pairs])
+    kl = token_kl(reference_logprobs[:pairs], policy_logprobs[:pairs])
 
     out = rrpo_loss(
         policy_token_logps[:pairs], policy_token_logps[pairs:],
         reference_token_logps[:pairs], reference_token_logps[pairs:],
         token_phrase_ids[:pairs], token_phrase_ids[pairs:],
-        token_kl, mask[:pairs], beta=beta, alpha=alpha, rejected_mask=mask[pairs:],
+        kl, mask[:pairs], beta=beta, alpha=alpha, rejected_mask=mask[pairs:],
     )
     return out.losses, out.chosen_rewards, out.rejected_rewards
 

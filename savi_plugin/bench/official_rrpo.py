@@ -44,19 +44,20 @@ class PairInputs:
 
 def encode_pair(video_lm, frames: np.ndarray, question: str, pair: dict[str, str]) -> PairInputs:
     """Encode chosen and rejected as two separate sequences (the official layout) with aligned phrase ids."""
+    from savi_plugin.training.batch import labelled_inputs
     from savi_plugin.training.phrase_ids import phrase_ids_for_response
 
     sides, labels, phrase_rows = [], [], []
     for key in ("chosen", "rejected"):
-        encoded = video_lm.encode([frames], [question], [pair[key]])
+        inputs, label = labelled_inputs(video_lm, [frames], [question], [pair[key]])
         ids, phrases = phrase_ids_for_response(video_lm.tokenizer, pair[f"{key}_tagged"], video_lm.end_of_turn)
-        response = encoded["labels"][0] != -100
-        if encoded["labels"][0][response].tolist() != ids:
+        response = label[0] != -100
+        if label[0][response].tolist() != ids:
             raise RuntimeError(f"{key}: the tagged response does not tokenize like the encoded one")
-        phrase_row = torch.zeros_like(encoded["labels"][0])
+        phrase_row = torch.zeros_like(label[0])
         phrase_row[response] = torch.tensor(phrases, dtype=phrase_row.dtype)
-        sides.append(video_lm.model_inputs(encoded))
-        labels.append(encoded["labels"][0])
+        sides.append(inputs)
+        labels.append(label[0])
         phrase_rows.append(phrase_row)
     length = max(len(row) for row in labels)
     pad = [length - len(row) for row in labels]

@@ -8,7 +8,7 @@ One RRPO preference pair on a long video, one optimizer step at a time, on a tin
 
 * **ours**: :class:`~savi_plugin.training.trainer.PreferenceTrainer` (``loss_type="rrpo"``) run by its own
   ``train()`` loop on a one-pair dataset: shared-prefix packing ``[video+question | chosen | rejected]`` with
-  its attention as two causal kernel calls (:mod:`savi_plugin.training.packed_attention`), the vision encoder
+  its attention as two causal kernel calls (:mod:`savi_plugin.training.packing`), the vision encoder
   once per pair, the reference as the adapter-disabled policy under
   ``no_grad`` on the same packed row, the LM head on response positions only;
 * **baseline**: :class:`~savi_plugin.bench.official_rrpo.OfficialStyleRRPO`, what the official code does

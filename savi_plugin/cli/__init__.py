@@ -11,6 +11,8 @@ import importlib
 import logging
 import os
 import sys
+import traceback
+from collections.abc import Callable
 
 from savi_plugin import __version__
 
@@ -69,18 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 0
-    try:
-        return int(args.func(args) or 0)
-    except KeyboardInterrupt:
-        print(f"interrupted: {RESUME_HINTS.get(args.command, 'stopped before finishing; re-run the command')}",
-              file=sys.stderr)
-        return 130
-    except Exception as exc:
-        message = user_error_message(exc)
-        if message is None or args.verbose:
-            raise
-        print(f"error: {message}", file=sys.stderr)
-        return int(getattr(exc, "exit_code", 1))  # 2 for a configuration error (ConfigError), as argparse's
+    return run_guarded(lambda: args.func(args), args.command, verbose=args.verbose)
 
 
 def launcher_arguments(argv: list[str]) -> list[str]:
@@ -115,15 +106,47 @@ RESUME_HINTS = {
 }
 
 
-def user_error_message(exc: BaseException) -> str | None:
-    """The one-line message for an error the user can act on (bad input, value, path, lock, full disk), or None.
+def run_guarded(command: Callable[[], int | None], name: str | None = None, *, verbose: bool = False) -> int:
+    """The error boundary of every ``savi`` command: run ``command`` and return its exit status.
 
-    The one place that turns errors into ``error: ...`` lines for every sub-command; anything else (a bug) keeps
-    its traceback. ``savi -v`` shows the traceback of every error.
+    Whatever it raises -- any ``Exception``, ``RecursionError``, ``MemoryError``, ``KeyboardInterrupt`` -- ends
+    in ONE ``error:`` line on stderr (:func:`error_message`) and a non-zero status: 2 for a configuration error
+    (:class:`~savi_plugin.errors.ConfigurationError`, argparse's status for a usage error), 130 for Ctrl-C, 1
+    otherwise. The traceback is printed only with ``savi -v``. ``SystemExit`` passes through (argparse's own
+    one-line refusals and a command's explicit exit status). The environment is checked first
+    (:func:`savi_plugin.environment.check_environment`): a bad ``SAVI_*`` value stops every command before it
+    starts, never per item.
     """
+    from savi_plugin.errors import ConfigurationError
+
+    try:
+        from savi_plugin.environment import check_environment
+
+        check_environment()
+        return int(command() or 0)
+    except SystemExit:
+        raise
+    except KeyboardInterrupt:
+        if verbose:
+            traceback.print_exc()
+        print(f"interrupted: {RESUME_HINTS.get(name, 'stopped before finishing; re-run the command')}",
+              file=sys.stderr)
+        return 130
+    except BaseException as exc:  # noqa: BLE001 - the boundary: every error type ends in one line
+        if verbose:
+            traceback.print_exc()
+        print(f"error: {error_message(exc)}", file=sys.stderr)
+        if isinstance(exc, ConfigurationError):
+            return int(getattr(exc, "exit_code", 2))
+        return int(getattr(exc, "exit_code", 1) or 1)
+
+
+def user_error_message(exc: BaseException) -> str | None:
+    """The one-line message of an error the user can act on (bad input, value, path, lock, full disk), or None
+    for an error that says nothing the user can act on (a bug: :func:`error_message` names its type)."""
     import errno
 
-    from savi_plugin.errors import RunError
+    from savi_plugin.errors import ConfigurationError, InputError, RunError
     from savi_plugin.registry import PluginNotFoundError
 
     if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
@@ -133,20 +156,45 @@ def user_error_message(exc: BaseException) -> str | None:
         return f"{where}: {reason} while writing; free space and re-run the same command to resume"
     if isinstance(exc, OSError) and exc.filename:
         return f"{exc.filename}: {exc.strerror or exc}"
-    video_error = _video_decode_error()
-    if isinstance(exc, (ValueError, PluginNotFoundError, RunError, FloatingPointError)) or (
-            video_error is not None and isinstance(exc, video_error)):
-        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-        return "; ".join(lines) or type(exc).__name__
+    if _is_unsafe_pickle(exc):
+        return ("refused to load a checkpoint that holds pickled Python objects: savi loads weights with "
+                "torch.load(weights_only=True) only, since unpickling a file can run any code; convert it to "
+                "safetensors with the tools of the project that wrote it")
+    if isinstance(exc, (ValueError, PluginNotFoundError, RunError, FloatingPointError, ConfigurationError,
+                        InputError)):
+        return _one_line(str(exc)) or type(exc).__name__
     return None
 
 
-def _video_decode_error():
-    try:
-        from savi_plugin.video.decode import VideoDecodeError
-    except ImportError:  # numpy missing: nothing decoded, nothing to catch
-        return None
-    return VideoDecodeError
+def error_message(exc: BaseException) -> str:
+    """One line for any error: :func:`user_error_message`, else the error's type and first words."""
+    message = user_error_message(exc)
+    if message is not None:
+        return message
+    if isinstance(exc, RecursionError):
+        return "input nested too deeply to process (RecursionError); simplify it, or re-run with -v for details"
+    if isinstance(exc, MemoryError):
+        return "out of memory (MemoryError); use smaller inputs, batch or frame counts, or a larger machine"
+    if isinstance(exc, OSError):
+        return f"{type(exc).__name__}: {exc.strerror or _one_line(str(exc)) or 'operating-system error'}"
+    if isinstance(exc, RuntimeError) and "device" in str(exc).lower():
+        return f"{_one_line(str(exc))} (a device string is cpu, cuda, cuda:N or mps)"
+    text = _one_line(str(exc))
+    return f"{type(exc).__name__}{': ' + text if text else ''} (unexpected; re-run with -v for the traceback)"
+
+
+def _one_line(text: str, limit: int = 500) -> str:
+    """``text``'s non-empty lines joined by "; ", without advice to load untrusted pickles, at most ``limit``
+    characters."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    line = "; ".join(lines)
+    return line if len(line) <= limit else line[:limit - 3] + "..."
+
+
+def _is_unsafe_pickle(exc: BaseException) -> bool:
+    """torch.load(weights_only=True) refusing a pickle (its message advises ``weights_only=False``: never shown).
+    Recognised by name: this module does not import the pickle machinery."""
+    return any(c.__name__ == "UnpicklingError" for c in type(exc).__mro__) or "weights_only" in str(exc)
 
 
 if __name__ == "__main__":

@@ -35,13 +35,17 @@ def run(args) -> int:
 
         single_process_env()
     out = args.out or f"savi_runs/align-{recipe.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    if recipe.align.eval_every_iteration:  # an unknown task name stops here, not after a round of training
+        from savi_plugin.eval.task_names import check_task_names
+
+        check_task_names(list(recipe.eval.tasks), "eval.tasks", recipe.source)
     if args.dry_run:
         from savi_plugin.pipeline.dry_run import dry_run_align
 
         print("\n".join(dry_run_align(recipe, out, iterations=args.iterations)))
         return 0
     from savi_plugin.config.checkpoint import check_backend_fits
-    from savi_plugin.config.training import recipe_training_args
+    from savi_plugin.training.arguments import recipe_training_args
     from savi_plugin.pipeline.align import run_align
 
     check_backend_fits(recipe.model.path, recipe.model.backend, "model.backend", recipe.source)

@@ -4,6 +4,17 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import dataclass
+
+from savi_plugin.config.values import Range, add_flag, checked
+
+
+@dataclass(frozen=True)
+class ConvertOptions:
+    """The numeric options of ``savi convert`` (checked by :mod:`savi_plugin.config.values`)."""
+
+    pool_stride: int | None = checked(None, Range(1, 64),
+                                      help="video pooling stride (default 2, what LLaVA-NeXT's video path uses)")
 
 
 def add_parser(subparsers) -> None:
@@ -24,8 +35,7 @@ def add_parser(subparsers) -> None:
                             "not google/siglip-so400m-patch14-384")
     llava.add_argument("--dtype", default=None, choices=("bfloat16", "float16", "float32"),
                        help="output dtype (default: keep the source's)")
-    llava.add_argument("--pool-stride", type=int, default=None,
-                       help="video pooling stride (default 2, what LLaVA-NeXT's video path uses)")
+    add_flag(llava, "--pool-stride", ConvertOptions, "pool_stride")
     llava.add_argument("--allow-unmapped", action="store_true",
                        help="write the checkpoint even if some source weights have no target (listed in the report)")
     llava.add_argument("--overwrite", action="store_true", help="allow a non-empty DST")

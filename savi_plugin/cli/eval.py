@@ -96,15 +96,40 @@ def run_tasks_path(args) -> int:
 
 
 def run_lmms_eval(args) -> int:
-    from savi_plugin.eval.command import lmms_eval_command
+    """Run lmms-eval; an evaluation (``--model`` and ``--tasks``) is judged by its results file, since lmms-eval
+    exits 0 on every error: every requested task must have results, else one ``error:`` line and exit 1. A
+    ``--output_path`` lmms-eval would re-parse (a ``,`` or ``=`` in it) is passed as a link without them; without
+    ``--output_path`` the results go to a temporary folder, read, then removed."""
+    import tempfile
+
+    from savi_plugin.eval.command import (
+        flag_value,
+        lmms_eval_command,
+        run_judged,
+        safe_paths,
+        with_flag,
+    )
     from savi_plugin.eval.registration import tasks_path
 
     env = dict(os.environ)
     if args.data_root:
         env["SAVI_DATA_ROOT"] = os.path.abspath(args.data_root)
-    command = lmms_eval_command(args.lmms_eval_args, tasks_path())
-    print("+", " ".join(command), file=sys.stderr)
-    return subprocess.call(command, env=env)
+    lmms_args = list(args.lmms_eval_args)
+    tasks = flag_value(lmms_args, "--tasks")
+    if not tasks or not flag_value(lmms_args, "--model") or (lmms_args and not lmms_args[0].startswith("-")):
+        command = lmms_eval_command(lmms_args, tasks_path())  # a listing or another sub-command: passed through
+        print("+", " ".join(command), file=sys.stderr)
+        return subprocess.call(command, env=env)
+    requested = [t.strip() for t in tasks.split(",") if t.strip()]
+    output = flag_value(lmms_args, "--output_path")
+    with tempfile.TemporaryDirectory(prefix="savi-eval-results-") as scratch:
+        output = output or scratch
+        os.makedirs(output, exist_ok=True)
+        with safe_paths(output) as (safe_output,):
+            command = lmms_eval_command(with_flag(lmms_args, "--output_path", str(safe_output)), tasks_path())
+            print("+", " ".join(command), file=sys.stderr)
+            run_judged(command, env=env, output_path=output, tasks=requested, verbose=args.verbose)
+    return 0
 
 
 def run_fixture(args) -> int:

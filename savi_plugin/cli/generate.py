@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 from savi_plugin.config.sections import GenerateSection, ModelSection
 from savi_plugin.config.values import add_flag
@@ -62,20 +63,24 @@ def add_parser(subparsers) -> None:
 
 def parse_options(args) -> dict:
     """Generator options from ``--options`` (YAML file), ``--option k=v``, ``--prompts`` and ``--perturb``."""
-    import yaml
+    from savi_plugin.config.values import ConfigError
+    from savi_plugin.untrusted import load_yaml
 
     options: dict = {}
     if args.options:
-        with open(args.options, encoding="utf-8") as fh:
-            loaded = yaml.safe_load(fh) or {}
+        try:
+            text = Path(args.options).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError("", f"cannot read: {exc}", args.options) from None
+        loaded = load_yaml(text, args.options) or {}
         if not isinstance(loaded, dict):
-            raise ValueError(f"{args.options}: expected a mapping of option names to values")
+            raise ConfigError("", "expected a mapping of option names to values", args.options)
         options.update(loaded)
     for item in args.option:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
-            raise ValueError(f"--option expects KEY=VALUE, got {item!r}")
-        options[key.strip()] = yaml.safe_load(value) if value.strip() else None
+            raise ConfigError("--option", f"expected KEY=VALUE, got {item!r}")
+        options[key.strip()] = load_yaml(value, f"--option {key.strip()}") if value.strip() else None
     if args.prompts:
         options["prompts"] = args.prompts
     if args.perturb:

@@ -21,12 +21,12 @@ def add_parser(subparsers) -> None:
 
 
 def run_ls(args) -> int:
-    import yaml
-
     from savi_plugin.recipe import list_recipes, shipped_recipes_dir
+    from savi_plugin.untrusted import load_yaml
 
     for name in list_recipes():
-        text = yaml.safe_load((shipped_recipes_dir() / f"{name}.yaml").read_text()) or {}
+        path = shipped_recipes_dir() / f"{name}.yaml"
+        text = load_yaml(path.read_text(encoding="utf-8"), str(path)) or {}
         desc = " ".join(str(text.get("description", "")).split())
         print(f"{name:<34} {desc[:90]}")
     return 0

@@ -27,7 +27,7 @@ def add_parser(subparsers) -> None:
 
 def run(args) -> int:
     from savi_plugin.config.checkpoint import check_backend_fits
-    from savi_plugin.config.training import recipe_training_args
+    from savi_plugin.training.arguments import recipe_training_args
     from savi_plugin.config.values import ConfigError
     from savi_plugin.recipe import load_recipe
 

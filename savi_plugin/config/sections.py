@@ -8,7 +8,7 @@ the rules each field declares). Sections:
   whose ``options`` are checked against the generator's own options dataclass), ``lora`` (:class:`LoraSection`),
   ``eval`` (:class:`EvalSection`), ``align`` (:class:`AlignSection`), ``demo`` (:class:`DemoSection`);
 - ``train``: keyword arguments of :class:`savi_plugin.training.config.PreferenceConfig` (a
-  ``transformers.TrainingArguments``), checked key by key against that class (:mod:`savi_plugin.config.training`),
+  ``transformers.TrainingArguments``), checked key by key against that class (:mod:`savi_plugin.training.arguments`),
   whose defaults apply to every key a recipe does not set;
 - ``reference_model``: a separate frozen reference checkpoint (default: the policy with its adapter disabled).
 
@@ -33,11 +33,9 @@ from savi_plugin.config.values import (
     rules,
 )
 from savi_plugin.data.readers import FORMATS
-from savi_plugin.video.decode import DEFAULT_NUM_FRAMES
+from savi_plugin.constants import DEFAULT_NUM_FRAMES, DTYPES
 from savi_plugin.video.sampling import SAMPLING_RULES
 
-#: the precisions a backend loads (``VideoLM.from_pretrained``'s ``dtype``)
-DTYPES = ("float32", "bfloat16", "float16")
 #: ``lora.target_modules`` value meaning "every linear layer of the language model" (RRPO's LoRA placement)
 ALL_LM_LINEAR = "all-linear-lm"
 
@@ -171,6 +169,6 @@ class Recipe:
     @property
     def seed(self) -> int:
         """The run's seed: ``train.seed`` (TrainingArguments' default 42 when unset)."""
-        from savi_plugin.config.training import train_default
+        from transformers import TrainingArguments
 
-        return int(self.train.get("seed", train_default("seed")))
+        return int(self.train.get("seed", TrainingArguments.seed))

@@ -54,17 +54,16 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from savi_plugin.errors import ConfigurationError
+
 #: the metadata key under which a field lists its rules
 RULES = "savi_rules"
 
 _NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?|[+-]?(inf|nan)", re.IGNORECASE)
 
 
-class ConfigError(ValueError):
-    """A bad configuration value or key; ``str()`` is ``file: key.path: message``."""
-
-    #: the exit status of a command that stops on it (argparse's for a usage error)
-    exit_code = 2
+class ConfigError(ConfigurationError):
+    """A bad configuration value or key; ``str()`` is ``file: key.path: message`` (exit status 2)."""
 
     def __init__(self, path: str, message: str, source: str | Path | None = None):
         self.path, self.message, self.source = path, message, (str(source) if source is not None else None)
@@ -102,8 +101,8 @@ class Range(Rule):
         return " and ".join(parts)
 
     def problem(self, value: Any) -> str | None:
-        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isnan(value):
-            return "must be a number, got nan"
+        if isinstance(value, float) and not math.isfinite(value):
+            return "must be a number, got nan" if math.isnan(value) else f"must be a finite number, got {value!r}"
         too_low = self.low is not None and (value <= self.low if self.open_low else value < self.low)
         too_high = self.high is not None and (value >= self.high if self.open_high else value > self.high)
         return f"must be {self.text()}, got {value!r}" if too_low or too_high else None
@@ -247,6 +246,8 @@ def _name(annotation: Any) -> str:
     if isinstance(annotation, type):
         return annotation.__name__
     origin = typing.get_origin(annotation)
+    if origin is typing.Union or origin is types.UnionType:  # int | None -> "int or null"
+        return " or ".join(_name(o) for o in typing.get_args(annotation))
     if isinstance(origin, type):  # list[str] -> list: the element type is named when an element is wrong
         return origin.__name__
     return str(annotation).replace("typing.", "")
@@ -349,11 +350,42 @@ def _match(value: Any, annotation: Any, path: str, source: str | None, widen: bo
 
 
 # --------------------------------------------------------------------------------------------- checking
+#: The ceiling of a number whose rules declare no upper bound (counts, sizes, steps, scales, seeds): no value a
+#: recipe, flag or option sets may be larger in magnitude -- 2**32 - 1, the largest seed numpy takes -- so a
+#: typo such as ``1e30`` is refused instead of overflowing a tensor's dtype or running until killed. Memory for
+#: video is bounded separately, in bytes (:mod:`savi_plugin.video.budget`).
+MAX_NUMBER = 2**32 - 1
+
+
+def number_problem(value: Any, declared: Iterable[Rule] = ()) -> str | None:
+    """What is wrong with a number whatever its field: not finite (inf, nan), or above :data:`MAX_NUMBER` in
+    magnitude where no rule declares an upper bound. Lists are checked element by element; None otherwise."""
+    if isinstance(value, (list, tuple)):
+        found = [(i, p) for i, p in enumerate(number_problem(v, declared) for v in value) if p]
+        return (f"element [{found[0][0]}] {found[0][1]}" if len(value) > 1 else found[0][1]) if found else None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"must be a finite number, got {value!r}"
+    ranges = [r for rule in declared for r in ((rule,) if isinstance(rule, Range) else getattr(rule, "rules", ()))
+              if isinstance(r, Range)]
+    if any(r.high is not None for r in ranges):
+        return None
+    if abs(value) > MAX_NUMBER:
+        return f"must be at most {MAX_NUMBER} in magnitude, got {value!r}"
+    return None
+
+
 def check_value(cls: type, field: dataclasses.Field, value: Any, path: str, source: str | None = None) -> Any:
-    """One field's value: type (from the annotation) then rules; returns the (widened) value."""
+    """One field's value: type (from the annotation), finiteness and magnitude (:func:`number_problem`), then
+    rules; returns the (widened) value."""
     value = coerce(value, _hints(cls).get(field.name, Any), path, source)
     if value is not None:
-        for rule in field_rules(cls, field):
+        declared = field_rules(cls, field)
+        problem = number_problem(value, declared)
+        if problem:
+            raise ConfigError(path, problem, source)
+        for rule in declared:
             problem = rule.problem(value)
             if problem:
                 raise ConfigError(path, problem, source)

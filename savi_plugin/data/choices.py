@@ -388,3 +388,28 @@ def _read(text: str, options: Sequence[str], letters: str) -> Choice:
 def extract_choice(response: str, options: Sequence[str]) -> int | None:
     """The index of the option ``response`` chooses, or None (see :func:`parse_choice`)."""
     return parse_choice(response, options).index
+
+
+def duplicate_options(options: Sequence[str]) -> tuple[int, int] | None:
+    """Positions ``(i, j)`` of the first two options that are the same text once Unicode-normalised and
+    case-folded (:func:`savi_plugin.untrusted.equality_key`: full-width forms, zero-width characters and spacing
+    do not make two options different), or None. With two equal options the ground truth is ambiguous: an
+    answer naming the text chooses both; every reader of options refuses such a question."""
+    from savi_plugin.untrusted import equality_key
+
+    seen: dict[str, int] = {}
+    for j, option in enumerate(options):
+        key = equality_key(str(option)).casefold()
+        if key in seen:
+            return seen[key], j
+        seen[key] = j
+    return None
+
+
+def duplicate_options_message(options: Sequence[str], pair: tuple[int, int]) -> str:
+    """The one-line refusal of :func:`duplicate_options`' finding."""
+    i, j = pair
+    return (f"options {LETTERS[i] if i < len(LETTERS) else i} and {LETTERS[j] if j < len(LETTERS) else j} are the "
+            f"same text after Unicode normalisation ({options[i]!r} and {options[j]!r}): the ground truth is "
+            f"ambiguous")
+

@@ -8,11 +8,9 @@ punctuation, articles, number words); :class:`Choice` is what a parser returns.
 from __future__ import annotations
 
 import re
-import string
 from dataclasses import dataclass
 
-LETTERS = string.ascii_uppercase
-"""Option labels in order: option ``i`` is ``LETTERS[i]``."""
+from savi_plugin.constants import LETTERS
 
 _ARTICLES = {"a", "an", "the"}
 

@@ -12,11 +12,12 @@ every invalid record of a file, wherever the bad lines are.
 
 from __future__ import annotations
 
-import json
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from savi_plugin.data.record import DataError, PreferenceRecord, validate_record
+from savi_plugin.untrusted import load_json
 
 FORMATS = ("savi", "rrpo", "trl")
 # RRPO's questions start with LLaVA's image placeholder; we keep the question clean and remember the prefix.
@@ -35,25 +36,27 @@ def iter_json_objects(path: str | Path, errors: list[DataError] | None = None) -
     raw = path.read_bytes()
     if raw.lstrip()[:1] == b"[":
         try:
-            items = json.loads(raw.decode("utf-8"))
+            text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise DataError(str(path), None, None, f"not UTF-8 text (byte {exc.start})") from None
-        except json.JSONDecodeError as exc:
-            raise DataError(str(path), exc.lineno, None, f"invalid JSON: {exc.msg}") from None
+        items = load_json(text, error=lambda message, line=None: DataError(str(path), line, None, message))
         yield from enumerate(items, start=1)
         return
     for number, line in enumerate(raw.split(b"\n"), start=1):
         if not line.strip():
             continue
         try:
-            obj = json.loads(line.decode("utf-8"))
+            text = line.decode("utf-8")
         except UnicodeDecodeError as exc:
             problem = DataError(str(path), number, None, f"not UTF-8 text (byte {exc.start})")
-        except json.JSONDecodeError as exc:
-            problem = DataError(str(path), number, None, f"invalid JSON: {exc.msg} at column {exc.colno}")
         else:
-            yield number, obj
-            continue
+            try:  # the untrusted-input limits: depth, no NaN/Infinity (savi_plugin/untrusted.py)
+                obj = load_json(text, error=lambda message, _=None, n=number: DataError(str(path), n, None, message))
+            except DataError as exc:
+                problem = exc
+            else:
+                yield number, obj
+                continue
         if errors is None:
             raise problem
         errors.append(problem)

@@ -11,12 +11,15 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from savi_plugin.errors import InputError
+from savi_plugin.untrusted import control_markup, equality_key
+
 REQUIRED_FIELDS = ("id", "video", "question", "chosen", "rejected")
 OPTIONAL_STR_FIELDS = ("chosen_tagged", "rejected_tagged", "source")
 KNOWN_FIELDS = REQUIRED_FIELDS + OPTIONAL_STR_FIELDS + ("weight", "meta")
 
 
-class DataError(ValueError):
+class DataError(InputError):
     """A bad record. ``str()`` is ``file:line:field: message`` so editors and CI can jump to it."""
 
     def __init__(self, file: str, line: int | None, field: str | None, message: str):
@@ -76,6 +79,15 @@ def check_encodable(value: Any, file: str, line: int | None, field: str) -> None
                                                f"{exc.start}; not valid Unicode text") from None
 
 
+def check_plain_text(value: str, file: str, line: int | None, field: str) -> None:
+    """Refuse data text holding control markup (``<|im_start|>``, ``<video>``: :data:`savi_plugin.untrusted.
+    CONTROL_MARKUP`); a chat template or video processor would read it as control, not as text."""
+    found = control_markup(value)
+    if found:
+        raise DataError(file, line, field, f"contains {found!r}, a model control token or placeholder; data text "
+                                           f"may not contain chat or video markup (remove or reword it)")
+
+
 def validate_record(obj: Any, file: str = "<memory>", line: int | None = None) -> PreferenceRecord:
     """Check one decoded JSON object and build a :class:`PreferenceRecord`.
 
@@ -99,8 +111,8 @@ def validate_record(obj: Any, file: str = "<memory>", line: int | None = None) -
         value = obj[name]
         if not isinstance(value, str):
             raise DataError(file, line, name, f"expected a string, got {type(value).__name__}")
-        if not value.strip():
-            raise DataError(file, line, name, "must not be empty")
+        if not equality_key(value):
+            raise DataError(file, line, name, "must not be empty (or only invisible characters)")
     for name in OPTIONAL_STR_FIELDS:
         if name in obj and obj[name] is not None and not isinstance(obj[name], str):
             raise DataError(file, line, name, f"expected a string, got {type(obj[name]).__name__}")
@@ -114,8 +126,12 @@ def validate_record(obj: Any, file: str = "<memory>", line: int | None = None) -
             raise DataError(file, line, "weight", f"must be a finite number > 0, got {weight!r}")
     if "meta" in obj and not isinstance(obj["meta"], dict):
         raise DataError(file, line, "meta", f"expected an object, got {type(obj['meta']).__name__}")
-    if obj["chosen"].strip() == obj["rejected"].strip():
-        raise DataError(file, line, "rejected", "identical to chosen: a pair must differ")
+    for name in ("question", "chosen", "rejected", "chosen_tagged", "rejected_tagged"):
+        if isinstance(obj.get(name), str):
+            check_plain_text(obj[name], file, line, name)
+    if equality_key(obj["chosen"]) == equality_key(obj["rejected"]):
+        raise DataError(file, line, "rejected", "identical to chosen (compared after Unicode NFKC normalisation, "
+                                                "with invisible format characters removed): a pair must differ")
 
     tagged = {k: obj.get(k) for k in ("chosen_tagged", "rejected_tagged")}
     if (tagged["chosen_tagged"] is None) != (tagged["rejected_tagged"] is None):
@@ -134,7 +150,8 @@ def validate_record(obj: Any, file: str = "<memory>", line: int | None = None) -
         if not parsed.spans:
             raise DataError(file, line, name, "no <MASK> ... </MASK> phrase tagged")
         phrases[name] = [parsed.text[s:e].strip() for s, e in parsed.spans]
-    if phrases and phrases["chosen_tagged"] == phrases["rejected_tagged"]:
+    if phrases and [equality_key(p) for p in phrases["chosen_tagged"]] == [equality_key(p) for p in
+                                                                         phrases["rejected_tagged"]]:
         raise DataError(file, line, "rejected_tagged", "tagged phrases are identical to chosen's: nothing differs")
 
     return PreferenceRecord(

@@ -82,7 +82,7 @@ def _run(cfg, out: Path, wall0: float, cpu0: float) -> dict:
     import torch
 
     from savi_plugin.demo.mcq_eval import mcq_accuracy
-    from savi_plugin.demo.models import resolve_model_path
+    from savi_plugin.models.tiny import resolve_model_path
     from savi_plugin.demo.plots import plot_demo
     from savi_plugin.demo.warmup import supervised_warmup
     from savi_plugin.demo.world import group_of, make_world_set

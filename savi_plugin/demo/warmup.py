@@ -16,6 +16,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from savi_plugin.training.batch import labelled_inputs
+
 log = logging.getLogger(__name__)
 
 
@@ -44,9 +46,9 @@ def supervised_warmup(lm, videos: Sequence[np.ndarray], prompts: Sequence[str], 
         if len(order) < batch_size:
             order += rng.permutation(len(prompts)).tolist()
         batch, order = order[:batch_size], order[batch_size:]
-        enc = lm._to_device(lm.encode([videos[i] for i in batch], [prompts[i] for i in batch],
-                                      [targets[i] for i in batch]))
-        loss = model(**lm.model_inputs(enc), labels=enc["labels"]).loss
+        inputs, labels = labelled_inputs(lm, [videos[i] for i in batch], [prompts[i] for i in batch],
+                                         [targets[i] for i in batch])
+        loss = model(**lm._to_device(inputs), labels=labels.to(lm.device)).loss
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()

@@ -6,8 +6,14 @@ arguments, so :func:`savi_video_args` refuses such a value with a one-line error
 
 from __future__ import annotations
 
+import json
 import sys
+import tempfile
+from contextlib import contextmanager
 from pathlib import Path
+
+from savi_plugin.config.values import ConfigError
+from savi_plugin.errors import RunError
 
 _SUBCOMMANDS_WITHOUT_TASKS = ("models", "version", "ui", "serve", "power", "tui", "mcp")
 
@@ -53,3 +59,158 @@ def savi_video_args(model: str | Path, tasks: list[str], output_path: str | Path
     if device:
         args += ["--device", device]
     return args
+
+
+# ------------------------------------------------------------------------------------------ judging a run
+#: characters lmms-eval re-parses in a path: ``--model_args`` (``k=v,k=v``, quotes, JSON brackets) and
+#: ``--output_path``, which lmms-eval 0.7.3 appends to ``--hf_hub_log_args`` as ``,output_path=<path>`` and
+#: splits again on ``,`` and ``=`` (a run folder ``a,x=1`` would inject the keyword ``x``)
+PATH_SYNTAX = frozenset(",=\"'{}[]")
+
+
+class EvalRunError(RunError):
+    """lmms-eval ran but its results file is missing or incomplete (lmms-eval itself exits 0 on any error)."""
+
+
+def flag_value(args: list[str], flag: str) -> str | None:
+    """The value of ``flag`` in an lmms-eval argument list (``--flag V`` or ``--flag=V``; the last one wins)."""
+    value = None
+    for i, arg in enumerate(args):
+        if arg == flag and i + 1 < len(args):
+            value = args[i + 1]
+        elif arg.startswith(flag + "="):
+            value = arg.split("=", 1)[1]
+    return value
+
+
+def with_flag(args: list[str], flag: str, value: str) -> list[str]:
+    """``args`` with every ``flag`` removed and ``flag value`` appended."""
+    out, skip = [], False
+    for arg in args:
+        if skip:
+            skip = False
+            continue
+        if arg == flag:
+            skip = True
+            continue
+        if arg.startswith(flag + "="):
+            continue
+        out.append(arg)
+    return out + [flag, value]
+
+
+@contextmanager
+def safe_paths(*paths: str | Path | None):
+    """Paths lmms-eval cannot misread: a path holding one of :data:`PATH_SYNTAX` is replaced, for the duration of
+    the call, by a symbolic link to it in a fresh temporary folder (a folder is created first, so lmms-eval's
+    output lands in it through the link)."""
+    with tempfile.TemporaryDirectory(prefix="savi-lmms-eval-") as links:
+        out = []
+        for n, path in enumerate(paths):
+            if path is not None and PATH_SYNTAX & set(str(path)):
+                link = Path(links) / f"path{n}"
+                link.symlink_to(Path(path).resolve(), target_is_directory=Path(path).is_dir())
+                if PATH_SYNTAX & set(str(link)):
+                    raise ConfigError("", f"{path}: lmms-eval cannot be given this path (it holds one of "
+                                          f"{''.join(sorted(PATH_SYNTAX))}), nor the temporary folder {links}")
+                path = link
+            out.append(path)
+        yield out
+
+
+def results_problem(output_path: str | Path, tasks: list[str], since: float = 0.0) -> str | None:
+    """Why the newest ``*_results.json`` under ``output_path`` written after ``since`` does not show a finished run
+    of every task in ``tasks``, or None when it does."""
+    files = [p for p in Path(output_path).rglob("*_results.json") if p.stat().st_mtime >= since - 1]
+    if not files:
+        return "lmms-eval wrote no results file"
+    newest = max(files, key=lambda p: p.stat().st_mtime)
+    try:
+        data = json.loads(newest.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        return f"{newest}: unreadable results file ({exc})"
+    found = {**(data.get("results") or {}), **(data.get("groups") or {})}
+    missing = [t for t in tasks if t not in found]
+    if missing:
+        return f"{newest}: no results for task(s) {', '.join(missing)}"
+    samples = data.get("n-samples") or {}
+    empty = [t for t in tasks if isinstance(samples.get(t), dict) and samples[t].get("effective") == 0]
+    if empty:
+        return f"{newest}: task(s) {', '.join(empty)} evaluated no document"
+    return None
+
+
+class TracebackFilter:
+    """Passes lmms-eval's output line by line but folds each traceback into its last line, kept as
+    :attr:`last_error` (lmms-eval prints a traceback and carries on with exit status 0)."""
+
+    _CONTINUATION = ("Traceback (most recent call last):", "The above exception was the direct cause",
+                     "During handling of the above exception")
+
+    def __init__(self, write):
+        self.write, self.in_traceback, self.last_error = write, False, None
+        self._after = False  # just after a traceback: blank lines belong to it (chained exceptions)
+
+    def __call__(self, line: str) -> None:
+        text = line.rstrip("\n")
+        if text.startswith(self._CONTINUATION):
+            self.in_traceback, self._after = True, False
+            return
+        if self.in_traceback:
+            if not text.strip() or text.startswith((" ", "\t")):
+                return
+            self.in_traceback, self._after = False, True
+            self.last_error = text.strip()
+            return
+        if self._after and not text.strip():
+            return
+        self._after = False
+        if "Error during evaluation:" in text:
+            self.last_error = self.last_error or text.split("Error during evaluation:", 1)[1].strip()
+            return
+        self.write(line)
+
+
+def run_judged(command: list[str], *, env: dict, output_path: str | Path, tasks: list[str],
+               log_path: str | Path | None = None, verbose: bool = False) -> Path:
+    """Run an lmms-eval command and judge it by its results file, not its exit status (0 on any error).
+
+    Output goes to ``log_path`` when given, else to stderr with tracebacks folded (:class:`TracebackFilter`;
+    in full with ``verbose``).
+
+    Raises:
+        EvalRunError: one line: what is missing from the results and the last error lmms-eval printed.
+    """
+    import subprocess
+    import time
+
+    start = time.time()
+    shown = not (verbose or log_path)  # the filtered output goes to stderr; else nowhere (only tracked)
+    filt = TracebackFilter(sys.stderr.write if shown else (lambda _line: None))
+    with subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                          errors="replace") as proc, \
+            (open(log_path, "w", encoding="utf-8") if log_path else _NullFile()) as log:
+        for line in proc.stdout:
+            log.write(line)
+            if verbose and not log_path:
+                sys.stderr.write(line)
+            filt(line)
+        code = proc.wait()
+    problem = results_problem(output_path, tasks, start)
+    if problem is None and code == 0:
+        return Path(output_path)
+    where = f"; full log: {log_path}" if log_path else ("" if verbose else "; re-run with -v for lmms-eval's traceback")
+    cause = f"; lmms-eval's error: {filt.last_error}" if filt.last_error else ""
+    status = f" (exit status {code})" if code != 0 else ""
+    raise EvalRunError(f"evaluation did not finish{status}: {problem or 'lmms-eval failed'}{cause}{where}")
+
+
+class _NullFile:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def write(self, _text: str) -> None:
+        pass

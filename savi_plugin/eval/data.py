@@ -42,6 +42,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from savi_plugin.data.choices import duplicate_options, duplicate_options_message
+
 log = logging.getLogger(__name__)
 
 #: Environment variable naming the local data folder (read when a task loads).
@@ -257,11 +259,13 @@ def local_annotation_files(root: Path, spec: BenchmarkSpec, config: str | None, 
     base = root / spec.name
     if not base.is_dir():
         raise EvalDataError(base, None, None, f"{DATA_ROOT_ENV}={root} has no {spec.name}/ folder "
-                            f"(see savi_plugin/eval/data.py or eval_tasks/README.md for the layout)")
+                            f"(see eval_tasks/README.md for the layout, or write a small synthetic set with "
+                            f"`savi eval fixture {root}`)")
     if spec.name == "mvbench":
         files = [p for p in (base / "json" / f"{config}{s}" for s in ANNOTATION_SUFFIXES) if p.is_file()]
         if not files:
-            raise EvalDataError(base / "json" / f"{config}.json", None, None, "annotation file not found")
+            raise EvalDataError(base / "json" / f"{config}.json", None, None, f"annotation file not found under "
+                                f"{DATA_ROOT_ENV}={root} (`savi eval fixture DIR` writes a complete synthetic set)")
         return files[:1]
     folder = base / str(config)
     files = sorted(p for p in folder.glob("*") if p.suffix in ANNOTATION_SUFFIXES) if folder.is_dir() else []
@@ -312,6 +316,9 @@ def validate_records(records: list[dict], spec: BenchmarkSpec, source: str | Pat
         options = spec.options(record)
         if len(options) < 2 or not all(isinstance(o, str) and o.strip() for o in options):
             raise EvalDataError(source, i, "options", f"need at least two non-empty option strings, got {options!r}")
+        twins = duplicate_options(options)
+        if twins:
+            raise EvalDataError(source, i, "options", duplicate_options_message(options, twins))
         try:
             spec.target(record)
         except (ValueError, TypeError) as exc:

@@ -14,8 +14,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from savi_plugin.data.choices import LETTERS
-from savi_plugin.data.outputs import write_json, write_jsonl
+from savi_plugin.data.outputs import write_json, write_jsonl, write_text
 from savi_plugin.eval.data import (
     BENCHMARKS,
     MVBENCH_FRAME_FOLDER_FPS,
@@ -23,6 +22,7 @@ from savi_plugin.eval.data import (
     MVBENCH_SUBTASKS,
     MVBENCH_VIDEO_FOLDERS,
 )
+from savi_plugin.models.tiny import is_tiny
 
 #: The synthetic question type used for each MVBench subtask's fixture (cycled where no close match).
 _SYNTHETIC_FOR_MVBENCH = {
@@ -55,9 +55,6 @@ class Fixture:
     records: dict[str, list[dict]] = field(default_factory=dict)
     answers: dict[str, list[int]] = field(default_factory=dict)
     files: list[Path] = field(default_factory=list)
-
-    def answer_letters(self, task: str) -> list[str]:
-        return [LETTERS[i] for i in self.answers[task]]
 
 
 def offline_env(data_root: str | Path, hf_home: str | Path, base: dict | None = None) -> dict[str, str]:
@@ -259,3 +256,18 @@ def _perceptiontest(fixture: Fixture, tmp: Path, n: int, seed: int, size: int, n
     _write_table(base / "mc_question_val", "validation-00000-of-00001", records, fmt, fixture)
     fixture.records["savi_perceptiontest"] = records
     fixture.answers["savi_perceptiontest"] = answers
+
+
+def offline_eval_root(recipe, run_dir: str | Path) -> Path | None:
+    """For a ``tiny://`` recipe with no ``eval.data_root``: a small synthetic eval data root in ``run_dir``.
+
+    Returns None for every other recipe (the eval step then uses the recipe's data root or the hub).
+    """
+    if recipe.eval.data_root is not None or not is_tiny(recipe.model.path):
+        return None
+    root = Path(run_dir) / "eval_data"
+    if not (root / ".built").exists():
+        for name in {t.removeprefix("savi_").split("_")[0] for t in recipe.eval.tasks}:
+            build_fixture(root, name, 2, seed=1)
+        write_text(root / ".built", "ok")
+    return root

@@ -48,13 +48,14 @@ from savi_plugin.eval.bad_videos import mark_bad
 from savi_plugin.eval.benchmarks import get as get_benchmark
 from savi_plugin.eval.data import MVBENCH_FRAME_FOLDER_FPS
 from savi_plugin.eval.protocols import Protocol
-from savi_plugin.eval.settings import (  # noqa: F401
+from savi_plugin.eval.settings import (
     SaviVideoArgs,
     SettingError,
     check_gen_kwargs,
     checked_settings,
 )
 from savi_plugin.models.backends.base import PromptTooLongError
+from savi_plugin.models.backends.tokens import ControlTextError
 from savi_plugin.video import BoundError, VideoDecodeError, read_frames, select_frames
 from savi_plugin.video.decode import DEFAULT_NUM_FRAMES
 from savi_plugin.video.frame_folder import frame_files
@@ -163,8 +164,14 @@ class SaviVideo(lmms):
         super().__init__()
         unknown = sorted(k for k in kwargs if k not in _LMMS_EVAL_KWARGS)
         if unknown:
-            raise TypeError(f"savi_video: unknown model_args {', '.join(unknown)}; see "
-                            f"savi_plugin.eval.model.SaviVideo for the accepted ones")
+            raise SettingError(f"savi_video: unknown model_args {', '.join(unknown)}; see "
+                               f"savi_plugin.eval.model.SaviVideo for the accepted ones")
+        from savi_plugin.environment import check_environment
+
+        try:  # a bad SAVI_* variable: stop before the model loads, not per document
+            check_environment()
+        except ValueError as exc:
+            raise SettingError(f"savi_video: {exc}") from None
         settings = checked_settings(SaviVideoArgs, {  # SettingError: one line, before anything is loaded
             "num_frames": num_frames, "fps": fps, "max_frames": max_frames, "video_backend": video_backend,
             "batch_size": batch_size, "max_new_tokens": max_new_tokens, "frame_rule": _none(frame_rule)})
@@ -180,15 +187,29 @@ class SaviVideo(lmms):
         else:
             device = _none(device) or ("cuda" if cuda else "cpu")
         self.accelerator = accelerator
-        self._device = torch.device(device)
+        try:
+            self._device = torch.device(device)
+        except (RuntimeError, TypeError, ValueError) as exc:
+            raise SettingError(f"savi_video: device={device!r} is not a device ({_first_line(exc)}); use cpu, cuda, "
+                               f"cuda:N or mps") from None
         dtype = _none(dtype) or ("bfloat16" if self._device.type == "cuda" else "float32")
+        from savi_plugin.models.backends.base import DTYPES
+
+        if dtype not in DTYPES:
+            raise SettingError(f"savi_video: dtype={dtype!r} is unknown; one of {', '.join(DTYPES)}")
+
         self.num_frames, self.fps, self.max_frames = settings.num_frames, settings.fps, settings.max_frames
         self.video_backend = settings.video_backend
         self.batch_size_per_gpu, self.max_new_tokens = settings.batch_size, settings.max_new_tokens
-        self.lm = load_backend(str(pretrained), backend=_none(backend), adapter=_none(adapter), dtype=dtype,
-                               device=str(self._device), num_frames=self.num_frames,
-                               trust_remote_code=_flag(trust_remote_code, "trust_remote_code"),
-                               attn_implementation=_none(attn_implementation))
+        trust = _flag(trust_remote_code, "trust_remote_code")
+        try:
+            self.lm = load_backend(str(pretrained), backend=_none(backend), adapter=_none(adapter), dtype=dtype,
+                                   device=str(self._device), num_frames=self.num_frames, trust_remote_code=trust,
+                                   attn_implementation=_none(attn_implementation))
+        except (OSError, ValueError, RuntimeError, ImportError, LookupError, TypeError) as exc:
+            # a missing or foreign model or adapter, a family mismatch, a device that is not there: one line
+            what = f"pretrained={pretrained}" + (f", adapter={adapter}" if _none(adapter) else "")
+            raise SettingError(f"savi_video: cannot load {what}: {type(exc).__name__}: {_first_line(exc)}") from None
         self.lmms_frame_rule = settings.frame_rule or FAMILY_FRAME_RULES.get(self.lm.family, "lmms_llava_onevision")
         log.info("savi_video: {} ({}{}) on {}, {}, {} frames, rank {}/{}", pretrained, type(self.lm).__name__,
                  f" + adapter {adapter}" if _none(adapter) else "", self._device, dtype, self.num_frames,
@@ -296,14 +317,15 @@ class SaviVideo(lmms):
         for items in by_shape.values():
             try:
                 texts = self.lm.generate([f for _, f, _ in items], [c for _, _, c in items], **kwargs)
-            except PromptTooLongError:
-                # One over-long prompt must not stop the benchmark: answer the rest one by one and score
-                # the over-long ones wrong (empty response), with the reason in the log.
+            except (PromptTooLongError, ControlTextError):
+                # One over-long prompt (or one holding the model's control tokens) must not stop the benchmark:
+                # answer the rest one by one and score the refused ones wrong (empty response), with the reason
+                # in the log.
                 texts = []
                 for j, frames, context in items:
                     try:
                         texts.append(self.lm.generate([frames], [context], **kwargs)[0])
-                    except PromptTooLongError as exc:
+                    except (PromptTooLongError, ControlTextError) as exc:
                         request = chunk[j]
                         log.error("savi_video: {} doc {}: {}; answered with an empty response (scored wrong)",
                                   request.args[4], request.args[3], exc)
@@ -358,20 +380,14 @@ class SaviVideo(lmms):
         return results
 
     def _continuation_logprob(self, frames: np.ndarray, context: str, continuation: str) -> tuple[float, bool]:
-        from savi_plugin.training.scoring import score_responses, scoring_batch
+        from savi_plugin.training.batch import scoring_batch
+        from savi_plugin.training.scoring import score_responses
 
         ids, _ = self.lm.response_tokens(continuation, add_end_of_turn=False)
         batch = scoring_batch(self.lm, [frames], [context], {"response": [ids]})
         param = next(self.lm.model.parameters())
-
-        def move(value):
-            if isinstance(value, dict):
-                return {k: move(v) for k, v in value.items()}
-            if not torch.is_tensor(value):
-                return value
-            return value.to(param.device, param.dtype if value.is_floating_point() else value.dtype)
-
-        scores = score_responses(self.lm, move(batch), sides=("response",), greedy=True)["response"]
+        batch = batch.map(lambda t: t.to(param.device, param.dtype if t.is_floating_point() else t.dtype))
+        scores = score_responses(self.lm, batch, sides=("response",), greedy=True)["response"]
         return scores.total().item(), bool(scores.greedy[scores.mask].all().item())
 
 
@@ -429,3 +445,9 @@ def prompt_framing(context: str, doc: Any) -> PromptFraming:
     if system and context.startswith(system):
         return PromptFraming(context, system.rstrip("\n") or None, proto.answer_prefix)
     return PromptFraming(context, None, proto.answer_prefix)
+
+
+def _first_line(exc: BaseException) -> str:
+    """The first non-empty line of an error's message (never advice printed below it)."""
+    return next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
+

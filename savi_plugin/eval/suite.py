@@ -20,12 +20,12 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from savi_plugin.data.outputs import atomic_path, remove_tree, write_json, write_text
 from savi_plugin.eval.card import build_card
 from savi_plugin.eval.command import lmms_eval_command, savi_video_args
 from savi_plugin.eval.compare import Delta, compare_items
@@ -125,7 +125,7 @@ def run_model(plan: SuitePlan, label: str, out: Path, env: dict, progress=_print
         print(f"{label}: kept from an earlier run ({folder})", file=sys.stderr)
         return folder / "lmms_eval"
     if (folder / "lmms_eval").exists():  # a killed run: its partial output must not mix with the new one
-        shutil.rmtree(folder / "lmms_eval")
+        remove_tree(folder / "lmms_eval")
     folder.mkdir(parents=True, exist_ok=True)
     args = savi_video_args(plan.model, plan.tasks, folder / "lmms_eval", num_frames=plan.num_frames,
                            adapter=plan.models()[label], limit=plan.limit, batch_size=plan.batch_size,
@@ -139,7 +139,7 @@ def run_model(plan: SuitePlan, label: str, out: Path, env: dict, progress=_print
         raise SuiteError(f"{label}: lmms-eval exited with {code}; see {folder / 'lmms_eval.log'} (re-run the same "
                          f"command to continue the suite)")
     read_run(folder / "lmms_eval")  # results and samples are there before the run counts as done
-    done.write_text(json.dumps({"label": label, "adapter": plan.models()[label]}))
+    write_json(done, {"label": label, "adapter": plan.models()[label]})
     return folder / "lmms_eval"
 
 
@@ -153,7 +153,7 @@ def _check_plan(out: Path, plan: SuitePlan) -> None:
                              f"with the same settings to continue it, or use a new --out")
     else:
         out.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(plan.to_dict(), indent=1))
+        write_json(path, plan.to_dict(), indent=1)
 
 
 def compare_runs(base_run, run, tasks: list[str], label: str = "aligned") -> dict[str, Delta]:
@@ -211,7 +211,8 @@ def plot_deltas(rows: list[dict], path: Path) -> Path:
     ax.set_title("aligned - base, paired bootstrap 95% CI")
     ax.legend(fontsize="small")
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    with atomic_path(path, suffix=".png") as tmp:
+        fig.savefig(tmp, dpi=120)
     plt.close(fig)
     return path
 
@@ -231,9 +232,9 @@ def run_suite(plan: SuitePlan, out: str | Path, *, env: dict | None = None, miss
                       limit=plan.limit, gen_kwargs=plan.gen_kwargs)
     rows = comparison_rows(base, runs, plan.tasks)
     table = {"rows": rows, "missing": list(missing), "card": card}
-    (out / "card.json").write_text(json.dumps(card, indent=1))
-    (out / "table.json").write_text(json.dumps(table, indent=1))
-    (out / "table.md").write_text(format_table(rows, list(missing)))
+    write_json(out / "card.json", card, indent=1)
+    write_json(out / "table.json", table, indent=1)
+    write_text(out / "table.md", format_table(rows, list(missing)))
     if rows:
         plot_deltas(rows, out / "delta.png")
     return table

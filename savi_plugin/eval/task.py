@@ -88,7 +88,16 @@ class SaviVideoTask(ConfigurableTask):
             # lmms-eval pops cache_dir from the kwargs it is given; keep the config's copy intact.
             kwargs = copy.deepcopy(dataset_kwargs) if dataset_kwargs is not None else None
             cache_dir = (kwargs or {}).get("cache_dir")
-            super().download(kwargs)
+            try:
+                super().download(kwargs)
+            except Exception as exc:  # noqa: BLE001 - offline, no cache, a hub error: one line, no chained traces
+                first = next((ln.strip() for ln in str(exc).splitlines() if ln.strip()), "")
+                raise data.EvalDataError(
+                    f"{self.config.dataset_path}:{self.config.dataset_name}", None, None,
+                    f"task {self.config.task}: its data could not be loaded from the hub ({type(exc).__name__}"
+                    f"{': ' + first[:200] if first else ''}); set {data.DATA_ROOT_ENV} to a folder with the "
+                    f"benchmark in the layout of eval_tasks/README.md, or write a small synthetic one with "
+                    f"`savi eval fixture DIR` and set {data.DATA_ROOT_ENV}=DIR") from None
             for name in self.dataset:
                 data.validate_records(self.dataset[name].to_list(), self.spec,
                                       f"{self.config.dataset_path}:{self.config.dataset_name}/{name}")

@@ -21,7 +21,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from savi_plugin.data.choices import LETTERS
+from savi_plugin.data.choices import (
+    LETTERS,
+    duplicate_options,
+    duplicate_options_message,
+)
 from savi_plugin.data.paths import resolve_video_path
 from savi_plugin.data.readers import iter_json_objects
 from savi_plugin.data.record import DataError
@@ -55,6 +59,15 @@ class InputItem:
     answer_index: int | None = None
     origin: str = ""
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    def where(self) -> tuple[str, int | None]:
+        """``(file, line)`` of :attr:`origin` (line None for an item of a folder of videos)."""
+        file, _, line = self.origin.rpartition(":")
+        return (file, int(line)) if file and line.isdigit() else (self.origin, None)
+
+    def error(self, field: str, message: str) -> DataError:
+        """A :class:`DataError` for this item's ``field``, at its ``file:line``."""
+        return DataError(*self.where(), field, message)
 
     @property
     def is_mcq(self) -> bool:
@@ -105,6 +118,9 @@ def _item_from_object(obj: Any, file: str, line: int, index: int, root: Path, co
         options = tuple(str(o) for o in options)
         if len(options) > len(LETTERS):
             raise DataError(file, line, options_key, f"at most {len(LETTERS)} options are supported")
+        twins = duplicate_options(options)
+        if twins:
+            raise DataError(file, line, options_key, duplicate_options_message(options, twins))
         if answer_index is not None:
             if isinstance(answer_index, bool) or not isinstance(answer_index, int) or not 0 <= answer_index < len(options):
                 raise DataError(file, line, "answer_index", f"expected an integer in [0, {len(options) - 1}]")
@@ -158,8 +174,6 @@ def load_inputs(source: str | Path, data_root: str | Path | None = None) -> list
     seen: dict[str, str] = {}
     for item in items:
         if item.id in seen:
-            file, _, line = item.origin.rpartition(":")
-            raise DataError(file or item.origin, int(line) if line.isdigit() else None, "id",
-                            f"duplicate id {item.id!r} (first at {seen[item.id]}); ids must be unique")
+            raise item.error("id", f"duplicate id {item.id!r} (first at {seen[item.id]}); ids must be unique")
         seen[item.id] = item.origin
     return items

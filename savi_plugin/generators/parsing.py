@@ -143,11 +143,3 @@ def clean_revision(text: str) -> str:
     if len(text) >= 2 and text[0] == text[-1] and text[0] in "\"'`":
         text = text[1:-1].strip()
     return text
-
-
-def question_kind(question: str) -> str:
-    """``temporal`` if the question asks about time, order, motion or change; else ``spatial``."""
-    temporal = r"\b(before|after|first|then|next|last|finally|order|sequence|begin|beginning|start|end|during|" \
-               r"while|when|change|changes|changed|turn|turns|move|moves|moving|direction|over time|appear|" \
-               r"appears|disappear|happen|happens|happened|earlier|later)\b"
-    return "temporal" if re.search(temporal, question.lower()) else "spatial"

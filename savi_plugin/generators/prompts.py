@@ -15,9 +15,10 @@ import hashlib
 import importlib
 import string
 import sys
+from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import yaml
 
@@ -27,10 +28,9 @@ class PromptError(ValueError):
 
 
 def _read_yaml(text: str, origin: str) -> dict[str, Any]:
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise PromptError(f"{origin}: invalid YAML: {exc}") from None
+    from savi_plugin.untrusted import load_yaml
+
+    data = load_yaml(text, origin, lambda message: PromptError(f"{origin}: {message}"))
     if data is None:
         return {}
     if not isinstance(data, dict):

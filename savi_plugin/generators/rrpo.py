@@ -159,9 +159,7 @@ class RRPOGenerator(Generator):
         for item in items:
             for name in ("question", "answer"):
                 if getattr(item, name) is None:
-                    file, _, line = item.origin.rpartition(":")
-                    raise DataError(file or item.origin, int(line) if line.isdigit() else None, name,
-                                    "rrpo needs a question and its ground-truth answer for every video")
+                    raise item.error(name, "rrpo needs a question and its ground-truth answer for every video")
 
     # ----------------------------------------------------------------- prompts and formats
     def question_prompt(self, item: InputItem) -> str:

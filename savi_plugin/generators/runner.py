@@ -15,11 +15,14 @@ How a run stays exact across crashes, re-runs and shards:
 - A re-run with a different configuration (generator options, prompts, model, seed, frames, batch size,
   shard) into the same output is refused: mixing two configurations in one file would be silent corruption
   (:mod:`savi_plugin.data.fingerprint`, the check every resumable job uses).
-- An outcome is final when it describes the input (a bad or missing video, too few frames, a prompt too long,
-  the generator's own decisions). A failure that says nothing about the input -- the model raised
-  (``generation_error``: out of memory, a device error), or reading the video failed with an I/O or memory
-  error (``io_error``) -- is not: the item is retried by the next run instead of being marked done forever,
-  and the run report stays ``complete: false`` until it has a final outcome.
+- Failures follow the one taxonomy (:mod:`savi_plugin.errors`, decided by :func:`~savi_plugin.errors.classify`):
+  a *configuration* error (a bad ``SAVI_*`` variable, an impossible option, a batch above the decoded-bytes
+  budget) stops the run with nothing marked for the items it reached -- environment and options are checked
+  before the first item; an *input* error (a bad or missing video, too few frames, a prompt too long, a
+  record the generator refuses) is final and counted under its reason; a *machine* error (the model raised:
+  ``generation_error``; reading the video failed with an I/O or memory error: ``io_error``) is not final: the
+  item is retried by the next run instead of being marked done forever, and the run report stays
+  ``complete: false`` until it has a final outcome.
 - One process at a time writes an output (:class:`~savi_plugin.data.outputs.OutputLock`), and the output may
   not be the input.
 
@@ -30,16 +33,16 @@ describes the whole output, including the parts made by interrupted runs.
 from __future__ import annotations
 
 import dataclasses
-import errno
 import json
 import logging
 import os
 import re
 import time
 import traceback
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from savi_plugin import registry
 from savi_plugin.data.fingerprint import check_same_config
@@ -47,8 +50,22 @@ from savi_plugin.data.identity import input_identity, model_identity
 from savi_plugin.data.outputs import ForeignOutputError, check_distinct, check_not_any, claim, sidecar, write_json
 from savi_plugin.data.paths import is_within, path_for_file, path_from_file
 from savi_plugin.data.record import check_encodable
-from savi_plugin.data.writer import JsonlAppender, PreferenceWriter, iter_complete_objects, repair_truncated_tail
-from savi_plugin.generators.base import FAILED, PAIR, SKIPPED, BatchContext, Generator, Outcome, WorkItem
+from savi_plugin.data.writer import (
+    JsonlAppender,
+    PreferenceWriter,
+    iter_complete_objects,
+    repair_truncated_tail,
+)
+from savi_plugin.errors import CONFIGURATION, INPUT, MACHINE, classify, reason_of
+from savi_plugin.generators.base import (
+    FAILED,
+    PAIR,
+    SKIPPED,
+    BatchContext,
+    Generator,
+    Outcome,
+    WorkItem,
+)
 from savi_plugin.generators.inputs import InputItem, load_inputs
 from savi_plugin.video.decode import DEFAULT_NUM_FRAMES
 
@@ -57,10 +74,8 @@ log = logging.getLogger(__name__)
 CONFIG_ID = "__config__"
 #: configuration keys that may change between a run and its resumption
 _RESUMABLE_CHANGES = ("limit", "device")
-#: failure reasons that do not describe the input: the item is retried by the next run (module docstring)
+#: failure reasons of machine errors, which do not describe the input: the item is retried by the next run
 RETRIED_REASONS = ("generation_error", "io_error")
-_TRANSIENT_ERRNOS = {errno.EIO, errno.EAGAIN, errno.ENOMEM, errno.ETIMEDOUT, errno.ESTALE, errno.EINTR, errno.EBUSY,
-                     errno.ENOSPC}
 
 
 # --------------------------------------------------------------------------- paths and shards
@@ -119,10 +134,19 @@ def resolve_generator(generator: str | type | Generator, options: dict[str, Any]
 
 
 def resolve_device(device: str) -> str:
-    """``auto``: ``cuda:<LOCAL_RANK>`` when CUDA is available, else ``cpu``."""
-    if device != "auto":
-        return device
+    """``auto``: ``cuda:<LOCAL_RANK>`` when CUDA is available, else ``cpu``; any other string must name a torch
+    device (a configuration error otherwise, before anything is loaded or marked)."""
     import torch
+
+    if device != "auto":
+        try:
+            torch.device(device)
+        except (RuntimeError, TypeError, ValueError) as exc:
+            from savi_plugin.config.values import ConfigError
+
+            raise ConfigError("--device", f"{device!r} is not a device ({str(exc).splitlines()[0] if str(exc) else exc}"
+                                          f"); use auto, cpu, cuda, cuda:N or mps") from None
+        return device
 
     if torch.cuda.is_available():
         from savi_plugin.launch import current
@@ -162,21 +186,14 @@ def to_retry(row: dict[str, Any]) -> bool:
 
 
 def is_transient(exc: BaseException) -> bool:
-    """An error of the machine, not of the input: out of memory, an I/O error, a timeout (causes followed)."""
-    while exc is not None:
-        if isinstance(exc, (MemoryError, TimeoutError, ConnectionError)):
-            return True
-        if isinstance(exc, OSError) and exc.errno in _TRANSIENT_ERRNOS:
-            return True
-        exc = exc.__cause__ or exc.__context__
-    return False
+    """An error of the machine, not of the input (:func:`savi_plugin.errors.classify`)."""
+    return classify(exc) == MACHINE
 
 
 def check_inputs_encodable(items: Sequence[InputItem]) -> None:
     """Refuse an input whose text (id, question, answer, options) is not valid Unicode, naming ``file:line``."""
     for item in items:
-        file, _, line = item.origin.rpartition(":")
-        file, line = (file, int(line)) if line.isdigit() else (item.origin, None)
+        file, line = item.where()
         for name in ("id", "question", "answer"):
             check_encodable(getattr(item, name), file, line, name)
         for option in item.options or ():
@@ -186,8 +203,9 @@ def check_inputs_encodable(items: Sequence[InputItem]) -> None:
 # --------------------------------------------------------------------------- one batch
 def _decode(items: Sequence[InputItem], num_frames: int,
             data_root: str | Path | None = None) -> tuple[list[WorkItem], list[Outcome]]:
-    from savi_plugin.video.decode import read_frames
+    from savi_plugin.video.decode import check_batch_budget, read_frames
 
+    check_batch_budget([item.video for item in items], num_frames)  # from the headers, before decoding the batch
     work, failed = [], []
     for item in items:
         if data_root is not None and not is_within(item.video, data_root):  # e.g. a symlink in an input folder
@@ -198,7 +216,10 @@ def _decode(items: Sequence[InputItem], num_frames: int,
         try:
             frames = read_frames(item.video, num_frames).frames
         except Exception as exc:  # VideoDecodeError, a missing file, a codec crash: count it, go on
-            reason = "io_error" if is_transient(exc) else "decode_error"
+            kind = classify(exc)
+            if kind == CONFIGURATION:  # e.g. a bad $SAVI_MAX_FRAME_PIXELS: stop, mark nothing
+                raise
+            reason = "io_error" if kind == MACHINE else "decode_error"
             failed.append(Outcome(item.id, None, FAILED, reason, f"{type(exc).__name__}: {exc}"))
             continue
         if len(frames) < num_frames:  # never padded by repeating frames; the trainer refuses such videos too
@@ -216,10 +237,13 @@ def _process(gen: Generator, lm, work: list[WorkItem], ctx: BatchContext) -> lis
     try:
         return gen.process(lm, work, ctx)
     except Exception as exc:
+        kind = classify(exc)
+        if kind == CONFIGURATION:  # the same for every item: stop the run, mark nothing
+            raise
         if len(work) == 1:
-            skip = getattr(exc, "skip_reason", None)  # e.g. PromptTooLongError: the input, not the run, is at fault
-            if skip:
-                return [Outcome(work[0].item.id, None, SKIPPED, skip, f"{type(exc).__name__}: {exc}")]
+            if kind == INPUT:  # e.g. PromptTooLongError: the input, not the run, is at fault: final
+                reason = reason_of(exc, "bad_input")
+                return [Outcome(work[0].item.id, None, SKIPPED, reason, f"{type(exc).__name__}: {exc}")]
             log.debug("generation failed for %s:\n%s", work[0].item.id, traceback.format_exc())
             return [Outcome(work[0].item.id, None, FAILED, "generation_error", f"{type(exc).__name__}: {exc}")]
         log.warning("batch %d failed (%s: %s); retrying its %d items one by one", ctx.batch_index,
@@ -268,7 +292,9 @@ def run_generation(*, generator: str | type | Generator, model: Any, inputs: str
     """
     from savi_plugin.config.sections import GenerateSection, ModelSection
     from savi_plugin.config.values import check_field
+    from savi_plugin.environment import check_environment
 
+    check_environment()  # a bad SAVI_* value is a configuration error now, not a failure of every item
     # the recipe's and the CLI's rules for the same values: never 0 frames turned into 32, nor a limit of -1
     num_frames = check_field(ModelSection, "num_frames", num_frames, "num_frames") if num_frames is not None else None
     for name, value in (("batch_size", batch_size), ("seed", seed), ("limit", limit)):

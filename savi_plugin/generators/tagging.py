@@ -221,8 +221,3 @@ def check_model_tagging(original: str, rewrite: str) -> str | None:
 def says_no_difference(text: str) -> bool:
     """Whether the first-turn answer is RRPO's "None" (no key difference)."""
     return text.strip().strip(".\"'").lower() in ("none", "no difference", "no differences")
-
-
-def tagged_phrases(tagged: str) -> list[str]:
-    """The phrases inside the tags, in order."""
-    return list(parse_tags(tagged).phrases)

@@ -12,7 +12,7 @@ With no human label, no ground truth and no external API, the model itself
 A pair is dropped when the critique finds no error, when the revision is nearly the initial answer
 (word-level normalised edit distance below ``min_edit_distance``), or when an output cannot be read; each
 drop is counted with its reason. Optionally (off by default) a video-text similarity scorer filters or
-weights the pairs ("CLIP-adjusted DPO", see :mod:`savi_plugin.generators.scoring`): with ``scorer_mode:
+weights the pairs ("CLIP-adjusted DPO", see :mod:`savi_plugin.generators.similarity`): with ``scorer_mode:
 weight`` the record's top-level ``weight`` scales the pair's term in the DPO/RRPO loss (a weighted mean).
 
 Record ids are ``<video id>-videosavi-<k>`` with ``k`` the question's position in the video's parsed
@@ -30,7 +30,7 @@ from savi_plugin.generators.base import (PAIR, SKIPPED, BatchContext, Generator,
 from savi_plugin.generators.inputs import InputItem
 from savi_plugin.generators.parsing import clean_revision, critique_finds_error, parse_questions
 from savi_plugin.generators.prompts import render
-from savi_plugin.generators.scoring import load_scorer, pair_weight
+from savi_plugin.generators.similarity import load_scorer, pair_weight
 from savi_plugin.generators.tagging import rule_tag
 from savi_plugin.generators.text import normalized_edit_distance
 from savi_plugin.models.prefix_cache import reuse_video_prefixes
@@ -138,9 +138,7 @@ class VideoSAViGenerator(Generator):
             return
         for item in items:
             if item.question is None:
-                file, _, line = item.origin.rpartition(":")
-                raise DataError(file or item.origin, int(line) if line.isdigit() else None, "question",
-                                "question_source='input' needs a question on every input line")
+                raise item.error("question", "question_source='input' needs a question on every input line")
 
     def _gen(self, lm, videos, prompts, ctx: BatchContext, stage: str) -> list[str]:
         cfg = self.config

@@ -10,9 +10,9 @@ from savi_plugin.losses.base import (LossOutput, PreferenceLoss, Requirements, S
 from savi_plugin.losses.ddpo import ddpo_loss
 from savi_plugin.losses.dpa import dpa_loss
 from savi_plugin.losses.dpo import dpo_loss, ipo_loss
-from savi_plugin.losses.rrpo import RRPOOutput, rrpo_loss, token_kl_from_logprobs
+from savi_plugin.losses.rrpo import RRPOOutput, rrpo_loss
 from savi_plugin.losses.simpo import simpo_loss
 from savi_plugin.losses.tdpo import tdpo_loss
 
 __all__ = ["LossOutput", "PreferenceLoss", "RRPOOutput", "Requirements", "SequenceInputs", "TokenInputs",
-           "ddpo_loss", "dpa_loss", "dpo_loss", "ipo_loss", "rrpo_loss", "simpo_loss", "tdpo_loss", "token_kl_from_logprobs", "weighted_mean"]
+           "ddpo_loss", "dpa_loss", "dpo_loss", "ipo_loss", "rrpo_loss", "simpo_loss", "tdpo_loss", "weighted_mean"]

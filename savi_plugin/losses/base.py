@@ -26,9 +26,9 @@ from typing import Any, ClassVar
 import torch
 
 from savi_plugin.config.values import ConfigError, check_mapping
+from savi_plugin.constants import KL_DIRECTIONS
 
 LEVELS = ("sequence", "token")
-KL_DIRECTIONS = ("ref||policy", "policy||ref")
 #: training-config fields a loss may declare in its Params (read from the config when set there)
 SHARED_FIELDS = ("beta", "alpha", "label_smoothing")
 
@@ -160,6 +160,12 @@ class PreferenceLoss:
 
     def __repr__(self) -> str:
         return f"<preference loss {self.name!r}>"
+
+
+def masked_sum(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """``[B]``: the sum of ``values [B, T]`` where ``mask`` is True. ``where``, not a product: padded entries may
+    hold garbage or ``-inf``, and ``0 * inf`` is nan."""
+    return torch.where(mask, values, torch.zeros_like(values)).sum(-1)
 
 
 def weighted_mean(losses: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:

@@ -31,12 +31,7 @@ import torch
 import torch.nn.functional as F
 
 from savi_plugin.config.values import NonNegative, checked
-from savi_plugin.losses.base import (
-    LossOutput,
-    PreferenceLoss,
-    Requirements,
-    TokenInputs,
-)
+from savi_plugin.losses.base import LossOutput, PreferenceLoss, Requirements, TokenInputs, masked_sum
 
 
 def phrase_sums(token_logps: torch.Tensor, phrase_ids: torch.Tensor, mask: torch.Tensor,
@@ -76,7 +71,7 @@ def dpa_loss(policy_chosen_token_logps: torch.Tensor, policy_rejected_token_logp
     metrics = {"alignment_loss": alignment.detach(), "phrases": count.detach()}
     losses = alignment
     if alpha > 0:
-        kl = (chosen_token_kl * chosen_mask.to(chosen_token_kl.dtype)).sum(-1)
+        kl = masked_sum(chosen_token_kl, chosen_mask.bool())
         metrics["kl"] = kl.detach()
         losses = alignment + alpha * kl
     return LossOutput(losses, chosen_mean.detach(), rejected_mean.detach(), metrics)

@@ -24,7 +24,7 @@ Relation to the official code (pritamqu/RRPO, ``losses.py``, class ``RRPO``):
   over the tokens marked by ``chosen_mask`` -- by default (``kl_scope: response``) the response tokens plus its
   end-of-turn token -- so values of ``alpha`` tuned on the official code correspond to a slightly weaker
   regulariser there. ``kl_scope: official`` adds the KL at the template positions the official preprocessing
-  labels (``template_kl``; see :func:`savi_plugin.training.scoring.template_side`), which reproduces the
+  labels (``template_kl``; see :func:`savi_plugin.training.batch.template_side`), which reproduces the
   official value.
 * Ablations of the paper by name (Sec. 5, Table 6): ``alpha: 0`` is "w/o KL" (no KL is computed at all), and
   ``reward: sequence`` is "w/o R*": the reward sums the log-ratio over every response token instead of the
@@ -43,7 +43,7 @@ import torch
 import torch.nn.functional as F
 
 from savi_plugin.config.values import NonNegative, OneOf, Positive, checked
-from savi_plugin.losses.base import LossOutput, PreferenceLoss, Requirements, TokenInputs
+from savi_plugin.losses.base import LossOutput, PreferenceLoss, Requirements, TokenInputs, masked_sum
 
 class RRPOOutput(NamedTuple):
     """What :func:`rrpo_loss` returns; ``out[:3]`` is the usual ``(losses, chosen_rewards, rejected_rewards)``.
@@ -64,28 +64,6 @@ class RRPOOutput(NamedTuple):
     chosen_rewards: torch.Tensor
     rejected_rewards: torch.Tensor
     metrics: dict[str, torch.Tensor]
-
-
-def token_kl_from_logprobs(reference_logprobs: torch.Tensor, policy_logprobs: torch.Tensor) -> torch.Tensor:
-    """Per-position ``KL(ref || policy) = sum_v exp(ref_v) * (ref_v - policy_v)`` over the last dim.
-
-    Args:
-        reference_logprobs: ``[..., V]`` normalised reference log-probs (``log_softmax`` output).
-        policy_logprobs: ``[..., V]`` normalised policy log-probs.
-
-    Returns:
-        ``[...]`` the KL at each position. Vocabulary entries where the reference probability is exactly 0
-        contribute 0 (``xlogy`` convention), so ``-inf`` reference log-probs never produce ``nan``.
-    """
-    ref_probs = reference_logprobs.exp()
-    # where p_ref == 0 the term is 0 by convention; torch.where keeps -inf - x from turning into nan.
-    diff = torch.where(ref_probs > 0, reference_logprobs - policy_logprobs, torch.zeros_like(policy_logprobs))
-    return (ref_probs * diff).sum(-1)
-
-
-def _masked_sum(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    # where, not multiply: padded entries may hold garbage or -inf, and 0 * inf is nan.
-    return torch.where(mask, values, torch.zeros_like(values)).sum(-1)
 
 
 def rrpo_loss(
@@ -119,8 +97,8 @@ def rrpo_loss(
             any value ``<= 0``, e.g. -100) otherwise; only ``> 0`` vs not matters (see module docstring).
         rejected_phrase_ids: ``[B, Tr]`` the same for the rejected response.
         chosen_token_kl: ``[B, Tc]`` per-token ``KL(pi_ref || pi_theta)`` on the chosen response, over the
-            full vocabulary (see :func:`token_kl_from_logprobs`); carries the regulariser's gradient. May be
-            None when ``alpha == 0`` (the "w/o KL" ablation).
+            full vocabulary (see :func:`savi_plugin.training.token_logprobs.token_kl`); carries the regulariser's
+            gradient. May be None when ``alpha == 0`` (the "w/o KL" ablation).
         chosen_mask: ``[B, Tc]`` bool, True on the real chosen-response tokens the KL is summed over.
         beta: scale of the refined reward inside the sigmoid (paper: 0.1 for LLaVA-Video), > 0.
         alpha: weight of the token-wise KL regulariser (paper: 0.01 for LLaVA-Video), >= 0.
@@ -170,9 +148,9 @@ def rrpo_loss(
         if rejected_mask is not None:
             rejected_in_phrase = rejected_in_phrase & rejected_mask.bool()
 
-    chosen_logratio = _masked_sum(policy_chosen_token_logps - reference_chosen_token_logps.detach(),
+    chosen_logratio = masked_sum(policy_chosen_token_logps - reference_chosen_token_logps.detach(),
                                   chosen_in_phrase)
-    rejected_logratio = _masked_sum(policy_rejected_token_logps - reference_rejected_token_logps.detach(),
+    rejected_logratio = masked_sum(policy_rejected_token_logps - reference_rejected_token_logps.detach(),
                                     rejected_in_phrase)
     preference_losses = -F.logsigmoid(beta * (chosen_logratio - rejected_logratio))
     metrics = {
@@ -182,9 +160,9 @@ def rrpo_loss(
     }
     losses = preference_losses
     if chosen_token_kl is not None:
-        kl = _masked_sum(chosen_token_kl, chosen_mask)
+        kl = masked_sum(chosen_token_kl, chosen_mask)
         if template_kl is not None:
-            kl = kl + _masked_sum(template_kl, template_mask.bool())
+            kl = kl + masked_sum(template_kl, template_mask.bool())
         metrics["kl"] = kl.detach()
         losses = preference_losses + alpha * kl
     return RRPOOutput(losses, beta * chosen_logratio.detach(), beta * rejected_logratio.detach(), metrics)

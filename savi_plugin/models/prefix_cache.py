@@ -88,11 +88,6 @@ def _video_placeholder(lm) -> str | None:
     return token if isinstance(token, str) and token else None
 
 
-def supports_reuse(lm) -> bool:
-    """Whether ``lm``'s processor names its video placeholder (every video backend here does)."""
-    return _video_placeholder(lm) is not None
-
-
 #: Processor outputs that hold pixels: the model's input in a prefill, never needed to place positions after it.
 PIXEL_KEYS = ("pixel_values_videos", "pixel_values")
 

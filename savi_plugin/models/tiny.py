@@ -1,5 +1,8 @@
 """Tiny random-weight video LMs built from transformers' own classes, for tests and the demo.
 
+A recipe whose ``model.path`` is ``tiny://<family>`` (``tiny://llava_onevision``, ``tiny://qwen2_vl``) runs on one,
+built once into the run folder by :func:`resolve_model_path`; any other path passes through unchanged.
+
 Everything is built locally (a byte-level BPE tokenizer trained on a small corpus, the processor,
 the model) and saved with ``save_pretrained``, so tests exercise the ordinary
 ``from_pretrained(path)`` path that real checkpoints take. Nothing is downloaded.
@@ -188,6 +191,23 @@ def _qwen2_vl(tokenizer, hidden_size: int, num_layers: int, image_size: int):
                                     .replace("{{ IMAGE }}", "<|vision_start|><|image_pad|><|vision_end|>"),
     )
     return model, processor
+
+SCHEME = "tiny://"
+
+
+def is_tiny(path: str | Path) -> bool:
+    """Whether ``path`` is a ``tiny://`` address."""
+    return str(path).startswith(SCHEME)
+
+
+def resolve_model_path(path: str | Path, run_dir: str | Path, seed: int = 0) -> str:
+    """A loadable model path: ``tiny://<family>`` is built once into ``run_dir/models/tiny``; others unchanged."""
+    if not is_tiny(path):
+        return str(path)
+    out = Path(run_dir) / "models" / "tiny"
+    if not (out / "config.json").exists():
+        build_tiny_model(out, str(path).removeprefix(SCHEME), seed=seed)
+    return str(out)
 
 
 def _qwen_vl_template() -> str:

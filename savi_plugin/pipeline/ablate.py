@@ -165,7 +165,7 @@ def _run(plans, first, data, out: Path, eval_pairs, benchmarks: bool, evaluate, 
         base_scores = _cached(out / "base" / SUMMARY, lambda: {"eval": evaluate(first, first.model.path,
                                                                                 out / "base" / "eval")})["eval"]
     for loss, recipe in plans.items():
-        from savi_plugin.config.training import training_kwargs
+        from savi_plugin.training.arguments import training_kwargs
 
         def train_and_evaluate(recipe=recipe, loss=loss):
             summary = run_training(

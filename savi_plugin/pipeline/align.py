@@ -112,8 +112,8 @@ def prepare_inputs(recipe, run_dir: Path) -> Path:
 
 def resolve_model(recipe, run_dir: Path) -> str:
     """The model to start from: a path or hub id as given; the demo's ``tiny://`` addresses are built in the
-    run folder (:func:`savi_plugin.demo.models.resolve_model_path`)."""
-    from savi_plugin.demo.models import resolve_model_path
+    run folder (:func:`savi_plugin.models.tiny.resolve_model_path`)."""
+    from savi_plugin.models.tiny import resolve_model_path
 
     return resolve_model_path(recipe.model.path, run_dir, seed=recipe.seed)
 

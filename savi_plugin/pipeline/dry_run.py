@@ -109,7 +109,7 @@ def resolved(recipe: Recipe) -> dict:
 
     from transformers import TrainingArguments
 
-    from savi_plugin.config.training import config_class
+    from savi_plugin.training.arguments import config_class
     from savi_plugin.pipeline.steps import plan_generate, training_kwargs
 
     out = to_dict(recipe)

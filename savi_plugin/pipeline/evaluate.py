@@ -12,12 +12,15 @@ from __future__ import annotations
 import json
 import logging
 import os
-import subprocess
-import tempfile
-from contextlib import contextmanager
 from pathlib import Path
 
-from savi_plugin.eval.command import lmms_eval_command, savi_video_args
+from savi_plugin.data.outputs import write_json
+from savi_plugin.eval.command import (
+    lmms_eval_command,
+    run_judged,
+    safe_paths,
+    savi_video_args,
+)
 from savi_plugin.eval.results import overall_counts
 
 log = logging.getLogger(__name__)
@@ -38,28 +41,6 @@ def read_lmms_eval_results(output_path: str | Path) -> dict:
     return out
 
 
-#: characters lmms-eval's ``--model_args`` parser reads as syntax (``k=v,k=v``, quotes and JSON brackets)
-MODEL_ARGS_SYNTAX = set(",=\"'{}[]")
-
-
-@contextmanager
-def model_args_paths(*paths: str | Path | None):
-    """Paths that are safe inside ``--model_args``: a path holding a comma, a quote, ``=`` or a bracket is
-    replaced, for the duration of the call, by a symbolic link to it in a fresh temporary folder."""
-    with tempfile.TemporaryDirectory(prefix="savi-model-args-") as links:
-        out = []
-        for n, path in enumerate(paths):
-            if path is not None and MODEL_ARGS_SYNTAX & set(str(path)):
-                link = Path(links) / f"path{n}"
-                link.symlink_to(Path(path).resolve(), target_is_directory=Path(path).is_dir())
-                if MODEL_ARGS_SYNTAX & set(str(link)):
-                    raise ValueError(f"{path}: lmms-eval's --model_args cannot carry this path (it holds one of "
-                                     f"{''.join(sorted(MODEL_ARGS_SYNTAX))}), nor can the temporary folder {links}")
-                path = link
-            out.append(path)
-        yield out
-
-
 def eval_command(recipe, model: str | Path, out_dir: str | Path, adapter: str | Path | None = None) -> list[str]:
     """The lmms-eval command line of the recipe's eval step (``eval`` section; frames default to the model's)."""
     ev = recipe.eval
@@ -76,7 +57,7 @@ def evaluate_step(recipe, model: str | Path, out_dir: str | Path, adapter: str |
     over the same items (the base is evaluated once, into ``<run folder>/eval_base``).
 
     The data come from ``eval.data_root`` (the ``SAVI_DATA_ROOT`` layout) when set. For the demo's tiny recipe
-    without a data root, :func:`savi_plugin.demo.models.offline_eval_root` builds a small synthetic
+    without a data root, :func:`savi_plugin.eval.fixtures.offline_eval_root` builds a small synthetic
     MVBench-format set in the run folder so the loop runs offline.
     """
     run_dir = Path(out_dir).parent.parent
@@ -91,14 +72,13 @@ def evaluate_step(recipe, model: str | Path, out_dir: str | Path, adapter: str |
         deltas = compare_runs(read_run(base_dir / "lmms_eval"), read_run(Path(out_dir) / "lmms_eval"),
                               list(recipe.eval.tasks))
         results["vs_base"] = {task: delta.to_dict() for task, delta in deltas.items()}
-        (Path(out_dir) / "results.json").write_text(json.dumps(results, indent=1))
+        write_json(Path(out_dir) / "results.json", results, indent=1)
     return results
 
 
 def _lmms_eval(recipe, model: str | Path, out_dir: Path, run_dir: Path, adapter: str | Path | None = None) -> dict:
     """One lmms-eval run of the recipe's eval into ``out_dir`` (``results.json`` beside lmms-eval's output)."""
-    from savi_plugin.demo.models import offline_eval_root
-    from savi_plugin.eval.fixtures import offline_env
+    from savi_plugin.eval.fixtures import offline_env, offline_eval_root
 
     out_dir.mkdir(parents=True, exist_ok=True)
     data_root = recipe.eval.data_root
@@ -109,13 +89,14 @@ def _lmms_eval(recipe, model: str | Path, out_dir: Path, run_dir: Path, adapter:
         env = offline_env(data_root, run_dir / "hf_home")
     elif data_root is not None:
         env["SAVI_DATA_ROOT"] = str(data_root)
-    with model_args_paths(model, adapter) as (model_arg, adapter_arg):  # a comma in a run folder's path
-        command = eval_command(recipe, model_arg, out_dir, adapter_arg)
+    (out_dir / "lmms_eval").mkdir(exist_ok=True)
+    # a comma or '=' in a run folder's path: lmms-eval re-parses --model_args and --output_path
+    with safe_paths(model, adapter, out_dir) as (model_arg, adapter_arg, out_arg):
+        command = eval_command(recipe, model_arg, out_arg, adapter_arg)
         log.info("running: %s", " ".join(map(str, command)))
-        with open(out_dir / "lmms_eval.log", "w") as logfile:
-            code = subprocess.call(command, env=env, stdout=logfile, stderr=subprocess.STDOUT)
-    if code != 0:
-        raise RuntimeError(f"lmms-eval failed with exit code {code}; see {out_dir / 'lmms_eval.log'}")
+        # judged by the results file: lmms-eval exits 0 on every error (EvalRunError: one line)
+        run_judged(command, env=env, output_path=out_dir / "lmms_eval", tasks=list(recipe.eval.tasks),
+                   log_path=out_dir / "lmms_eval.log")
     results = read_lmms_eval_results(out_dir / "lmms_eval")
-    (out_dir / "results.json").write_text(json.dumps(results, indent=1))
+    write_json(out_dir / "results.json", results, indent=1)
     return results

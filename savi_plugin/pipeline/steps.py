@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from savi_plugin.config.sections import Recipe
-from savi_plugin.config.training import (
+from savi_plugin.training.arguments import (
     recipe_training_args,
     resolve_deepspeed,
     training_kwargs,
@@ -74,11 +74,7 @@ def plan_train(recipe: Recipe, output_dir: str | Path, *, hardware_notes: list[s
     Precision flags the machine cannot honour (``bf16``/``fp16`` without a GPU) are checked without them and
     said in ``hardware_notes``; everything else must build as written.
     """
-    from peft import LoraConfig
+    from savi_plugin.training.run import lora_config
 
     args = recipe_training_args(recipe, output_dir, hardware_notes, **overrides)
-    lora = recipe.lora.peft_kwargs()
-    lora_config = LoraConfig(r=lora["r"], lora_alpha=lora["alpha"], lora_dropout=lora["dropout"],
-                             target_modules=lora["target_modules"], modules_to_save=lora.get("modules_to_save"),
-                             bias="none")
-    return args, lora_config
+    return args, lora_config(recipe.lora.peft_kwargs())

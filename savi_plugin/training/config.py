@@ -24,7 +24,11 @@ from dataclasses import dataclass, field
 
 from transformers import TrainingArguments
 
-REFERENCE_MODES = ("adapter", "model", "precomputed")
+from savi_plugin.losses.base import SHARED_FIELDS
+from savi_plugin.training.scoring import Objective, load_loss
+from savi_plugin.constants import DEFAULT_NUM_FRAMES
+
+REFERENCE_MODES = ("adapter", "model")
 BAD_RECORD_POLICIES = ("raise", "skip")
 
 
@@ -51,13 +55,10 @@ class PreferenceConfig(TrainingArguments):
         length_normalize: feed sequence losses the *mean* per-token log-prob instead of the sum. None: what the
             loss declares (on for ``ipo`` and ``simpo``).
         reference: ``"adapter"`` (default): the policy with its LoRA adapter disabled, no second copy;
-            ``"model"``: a separate frozen model loaded from ``reference_model_path``; ``"precomputed"``:
-            reference statistics written beside the dataset by
-            :func:`savi_plugin.training.reference.precompute_reference`.
+            ``"model"``: a separate frozen model loaded from ``reference_model_path``.
         reference_model_path: the checkpoint of the separate reference (``reference="model"``).
-        reference_path: the precomputed file (``reference="precomputed"``); default
-            ``<data>.reference.safetensors`` beside the dataset.
-        num_frames: frames decoded per video; RRPO: 16 or 32, VideoSAVi: 32.
+        num_frames: frames decoded per video; RRPO: 16 or 32, VideoSAVi: 32 (the default,
+            :data:`savi_plugin.constants.DEFAULT_NUM_FRAMES`).
         frame_rule: which frames (:mod:`savi_plugin.video.sampling`): ``uniform`` (default; ``linspace``, first
             and last frame included, as lmms-eval evaluates) or ``interval`` (``int(i * T / n)``, the official
             RRPO training loader; the RRPO recipes' value, ``data.frame_rule``).
@@ -80,6 +81,10 @@ class PreferenceConfig(TrainingArguments):
             its data as if it were the configured run: steps that keep going non-finite mean a learning rate
             too high, fp16 overflow or broken data, which an exit code of 0 would hide. 1.0 never fails.
         logprob_chunk_size: response positions per LM-head call (extra peak memory O(chunk x vocab)).
+        diagnostics: write per-pair diagnostics (margin, log-ratios, tagged tokens, token-wise KL) to
+            ``diagnostics.jsonl`` at the start, every ``diagnostics_steps`` and the end
+            (:mod:`savi_plugin.training.diagnostics`; ``savi inspect --diagnostics`` shows them).
+        diagnostics_steps: optimizer steps between two diagnostics points; None: the start and the end only.
     """
 
     trainer: str | None = field(default=None, metadata={
@@ -90,10 +95,9 @@ class PreferenceConfig(TrainingArguments):
     label_smoothing: float | None = field(default=None, metadata={"help": "cDPO label smoothing"})
     loss_options: dict | None = field(default=None, metadata={"help": "the loss's own hyper-parameters"})
     length_normalize: bool | None = field(default=None, metadata={"help": "mean instead of sum log-probs"})
-    reference: str = field(default="adapter", metadata={"help": "adapter | model | precomputed"})
+    reference: str = field(default="adapter", metadata={"help": "adapter | model"})
     reference_model_path: str | None = field(default=None, metadata={"help": "separate reference checkpoint"})
-    reference_path: str | None = field(default=None, metadata={"help": "precomputed reference file"})
-    num_frames: int = field(default=16, metadata={"help": "frames decoded per video"})
+    num_frames: int = field(default=DEFAULT_NUM_FRAMES, metadata={"help": "frames decoded per video"})
     frame_rule: str = field(default="uniform", metadata={"help": "uniform | interval | midpoints"})
     max_length: int | None = field(default=None, metadata={"help": "max prompt+response tokens"})
     packing: bool = field(default=True, metadata={"help": "shared-prefix packing of chosen+rejected"})
@@ -105,6 +109,10 @@ class PreferenceConfig(TrainingArguments):
     skip_nonfinite: bool = field(default=True, metadata={"help": "skip (and count) non-finite steps"})
     max_nonfinite_fraction: float = field(default=0.5, metadata={"help": "fail above this fraction of skipped steps"})
     logprob_chunk_size: int = field(default=256, metadata={"help": "positions per LM-head chunk"})
+    diagnostics: bool = field(default=False, metadata={
+        "help": "per-pair diagnostics.jsonl at the start, every diagnostics_steps and the end"})
+    diagnostics_steps: int | None = field(default=None, metadata={
+        "help": "optimizer steps between diagnostics (None: only at the start and the end)"})
 
     # TrainingArguments defaults changed for this trainer.
     remove_unused_columns: bool = field(default=False, metadata={"help": "our collator builds the batch"})
@@ -136,11 +144,13 @@ class PreferenceConfig(TrainingArguments):
         if self.loss_type not in registry.available(registry.LOSSES):
             raise ValueError(f"loss_type {self.loss_type!r} is not registered in {registry.LOSSES!r}; available: "
                              f"{', '.join(registry.available(registry.LOSSES))}")
-        self.objective()  # the loss's hyper-parameters are checked now (ConfigError naming the field)
+        load_loss(self.loss_type).params(self.shared_loss_values(), self.loss_options)  # ConfigError naming the field
 
-    def objective(self):
-        """The :class:`~savi_plugin.training.objective.Objective`: the loss with its checked parameters."""
-        from savi_plugin.training.objective import Objective
+    def shared_loss_values(self) -> dict:
+        """``beta``/``alpha``/``label_smoothing`` as set here (None: the loss's default)."""
+        return {name: getattr(self, name) for name in SHARED_FIELDS}
 
-        shared = {"beta": self.beta, "alpha": self.alpha, "label_smoothing": self.label_smoothing}
-        return Objective(self.loss_type, shared, self.loss_options, self.length_normalize)
+    def objective(self) -> Objective:
+        """The :class:`~savi_plugin.training.scoring.Objective`: the loss with its checked parameters (the trainer
+        builds it once)."""
+        return Objective(self.loss_type, self.shared_loss_values(), self.loss_options, self.length_normalize)

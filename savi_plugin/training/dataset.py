@@ -33,10 +33,13 @@ from torch.utils.data import Dataset
 
 from savi_plugin.data import DataError, PreferenceRecord, read_records
 from savi_plugin.data.paths import resolve_video_path
-from savi_plugin.data.tags import parse_tags
-from savi_plugin.models.backends.tokens import tokenize_response
+from savi_plugin.models.backends.tokens import (
+    ControlTextError,
+    check_plain_text,
+    tokenize_response,
+)
+from savi_plugin.training.phrase_ids import PhraseAlignmentError, tagged_phrase_ids
 from savi_plugin.video.decode import VideoDecodeError, path_problem, probe_video
-from savi_plugin.training.phrase_ids import phrase_ids_from_offsets
 
 log = logging.getLogger(__name__)
 
@@ -64,22 +67,11 @@ class PairItem:
 
 
 def aligned_phrase_ids(plain: str, tagged: str, offsets, file: str, line: int, field: str) -> list[int]:
-    """Phrase ids for the tokens of ``plain`` from the ``<MASK>`` spans of ``tagged``.
-
-    ``validate_record`` guarantees the untagged ``tagged`` text equals ``plain`` up to surrounding
-    whitespace; the spans are shifted by the difference in leading whitespace so they index ``plain``.
-
-    Raises:
-        DataError: a phrase covers no token (naming ``file:line:field``).
-    """
-    parsed = parse_tags(tagged)
-    shift = (len(plain) - len(plain.lstrip())) - (len(parsed.text) - len(parsed.text.lstrip()))
-    spans = [(start + shift, end + shift) for start, end in parsed.spans]
-    ids = phrase_ids_from_offsets(offsets, spans)
-    for k, (start, end) in enumerate(spans, start=1):
-        if k not in ids and not any(s < end and e > start for s, e in offsets):
-            raise DataError(file, line, field, f"tagged phrase {plain[start:end]!r} covers no token")
-    return ids
+    """:func:`~savi_plugin.training.phrase_ids.tagged_phrase_ids`, its alignment error naming ``file:line:field``."""
+    try:
+        return tagged_phrase_ids(plain, tagged, offsets)
+    except PhraseAlignmentError as exc:
+        raise DataError(file, line, field, str(exc)) from None
 
 
 class PreferenceDataset(Dataset):
@@ -183,6 +175,11 @@ class PreferenceDataset(Dataset):
         if self.min_frames is not None and 0 < probed < self.min_frames:
             raise self._refuse(file, line, "video", f"{video}: {probed} frame(s), fewer than num_frames="
                                f"{self.min_frames} (frames are never repeated to fill a clip)", "too_few_frames")
+        for field in ("question", "chosen", "rejected"):  # the one rule for data text (backends/tokens.py)
+            try:
+                check_plain_text(tokenizer, getattr(record, field), field)
+            except ControlTextError as exc:
+                raise self._refuse(file, line, field, str(exc), ControlTextError.skip_reason) from None
         chosen_ids, chosen_offsets = tokenize_response(tokenizer, record.chosen, end_of_turn)
         rejected_ids, rejected_offsets = tokenize_response(tokenizer, record.rejected, end_of_turn)
         item = PairItem(record, file, line, str(video), chosen_ids, rejected_ids)

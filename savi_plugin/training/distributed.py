@@ -95,7 +95,7 @@ def merge_skipped(lists: list[list[dict]]) -> list[dict]:
 _STAND_INS: dict[int, dict] = {}
 
 
-def stand_in_batch(collator, dataset) -> dict:
+def stand_in_batch(collator, dataset):
     """A one-pair batch of ``dataset`` that decodes, collated once per dataset and kept (on the CPU).
 
     Used by a rank whose micro-batch lost every pair to decoding, to run the same forward as the other ranks
@@ -105,13 +105,12 @@ def stand_in_batch(collator, dataset) -> dict:
     if key not in _STAND_INS:
         for index in range(len(dataset)):
             batch = collator([dataset[index]])
-            if batch.get("pair_ids"):
-                batch.pop("skipped_records", None)
+            if batch.pair_ids:
                 _STAND_INS[key] = batch
                 break
         else:
             raise RuntimeError(f"no pair of {getattr(dataset, 'path', 'the dataset')} decodes: nothing to train on")
-    return dict(_STAND_INS[key])
+    return _STAND_INS[key]
 
 
 def probed_once(build):

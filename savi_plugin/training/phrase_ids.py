@@ -62,11 +62,33 @@ def phrase_ids_from_offsets(offsets: Sequence[Sequence[int]], spans: Sequence[Se
     return ids
 
 
+def tagged_phrase_ids(plain: str, tagged: str, offsets: Sequence[Sequence[int]]) -> list[int]:
+    """Phrase ids for the tokens of ``plain`` (``offsets`` index it) from the ``<MASK>`` spans of ``tagged``.
+
+    The untagged ``tagged`` text equals ``plain`` up to surrounding whitespace (``validate_record`` checks it);
+    the spans are shifted by the difference in leading whitespace so they index ``plain``.
+
+    Raises:
+        TagError: the tags are malformed (from :func:`parse_tags`).
+        PhraseAlignmentError: a phrase covers no token (the tokenizer dropped its characters). A phrase that
+            shares its only token with the phrase before it is not an error (the first id wins).
+    """
+    parsed = parse_tags(tagged)
+    shift = (len(plain) - len(plain.lstrip())) - (len(parsed.text) - len(parsed.text.lstrip()))
+    spans = [(start + shift, end + shift) for start, end in parsed.spans]
+    ids = phrase_ids_from_offsets(offsets, spans)
+    for k, (start, end) in enumerate(spans, start=1):
+        if k not in ids and not any(s < end and e > start for s, e in offsets):
+            raise PhraseAlignmentError(f"tagged phrase {k} {plain[start:end]!r} covers no token")
+    return ids
+
+
 def phrase_ids_for_response(tokenizer, tagged_response: str, end_of_turn: str = "") -> tuple[list[int], list[int]]:
     """Tokenize a tagged response the way the backends do, and give each token its phrase id.
 
     The untagged response plus ``end_of_turn`` is tokenized by the one rule
-    (:func:`savi_plugin.models.backends.tokens.tokenize_response`), so the ids line up with the trained tokens.
+    (:func:`savi_plugin.models.backends.tokens.tokenize_response`), so the ids line up with the trained tokens;
+    the ids come from :func:`tagged_phrase_ids`, as the training dataset's do.
 
     Args:
         tokenizer: a *fast* Hugging Face tokenizer (``PreTrainedTokenizerFast``); offsets need it.
@@ -78,9 +100,8 @@ def phrase_ids_for_response(tokenizer, tagged_response: str, end_of_turn: str = 
         ``(input_ids, phrase_ids)``, two lists of equal length.
 
     Raises:
-        TagError: the tags are malformed (from :func:`parse_tags`).
+        TagError, PhraseAlignmentError: from :func:`tagged_phrase_ids`.
         NoTaggedPhraseError: the response has no tagged phrase.
-        PhraseAlignmentError: a phrase got no token.
         TypeError: the tokenizer is not a fast tokenizer.
     """
     if not getattr(tokenizer, "is_fast", False):
@@ -89,14 +110,4 @@ def phrase_ids_for_response(tokenizer, tagged_response: str, end_of_turn: str = 
     if not parsed.spans:
         raise NoTaggedPhraseError(f"response has no <MASK> ... </MASK> phrase: {tagged_response[:80]!r}")
     input_ids, offsets = tokenize_response(tokenizer, parsed.text, end_of_turn)
-    phrase_ids = phrase_ids_from_offsets(offsets, parsed.spans)
-    missing = sorted(set(range(1, len(parsed.spans) + 1)) - set(phrase_ids))
-    # A phrase can be "missing" only if it shares a token with the phrase before it (first id wins),
-    # or if the tokenizer dropped its characters; only the second is an error.
-    for k in missing:
-        start, end = parsed.spans[k - 1]
-        covered = any(s < end and e > start for s, e in offsets)
-        if not covered:
-            raise PhraseAlignmentError(f"phrase {k} {parsed.text[start:end]!r} covers no token of the tokenized "
-                                       f"response {parsed.text[:80]!r}")
-    return input_ids, phrase_ids
+    return input_ids, tagged_phrase_ids(parsed.text, tagged_response, offsets)

@@ -60,27 +60,41 @@ class TrainingFailedError(RunError):
     """The run finished but its result is not usable (e.g. most optimizer steps were skipped as non-finite)."""
 
 
-def apply_lora(backend, lora: dict[str, Any] | None = None, *, seed: int | None = None):
-    """Wrap ``backend.model`` in a trainable peft LoRA model (in place) and return the peft model.
+def lora_config(lora: dict[str, Any] | None = None, backend=None):
+    """The peft ``LoraConfig`` of the ``lora`` options (the one place it is built).
 
     Args:
-        backend: the loaded ``VideoLM``.
         lora: ``r`` (rank), ``alpha`` (scaling numerator), ``dropout``, ``target_modules`` (peft's list or
-            regex; None: every linear layer of the language model), optional ``modules_to_save``.
-        seed: seeds the adapter's initialisation.
+            regex; None: every linear layer of ``backend``'s language model), optional ``modules_to_save``.
+        backend: the ``VideoLM`` whose language model is the default target (without it, None stays None).
     """
-    from peft import LoraConfig, get_peft_model
+    from peft import LoraConfig
 
     options = {**DEFAULT_LORA, **(lora or {})}
     unknown = set(options) - {"r", "alpha", "dropout", "target_modules", "modules_to_save"}
     if unknown:
         raise ValueError(f"unknown lora option(s) {sorted(unknown)}; known: r, alpha, dropout, target_modules, "
                          f"modules_to_save")
-    targets = options["target_modules"] or backend.lora_target_modules()
+    targets = options["target_modules"]
+    if targets is None and backend is not None:
+        targets = backend.lora_target_modules()
+    return LoraConfig(r=int(options["r"]), lora_alpha=int(options["alpha"]), lora_dropout=float(options["dropout"]),
+                      target_modules=targets, modules_to_save=options.get("modules_to_save"), bias="none")
+
+
+def apply_lora(backend, lora: dict[str, Any] | None = None, *, seed: int | None = None):
+    """Wrap ``backend.model`` in a trainable peft LoRA model (in place) and return the peft model.
+
+    Args:
+        backend: the loaded ``VideoLM``.
+        lora: the options of :func:`lora_config`.
+        seed: seeds the adapter's initialisation.
+    """
+    from peft import get_peft_model
+
+    config = lora_config(lora, backend)
     if seed is not None:
         torch.manual_seed(seed)
-    config = LoraConfig(r=int(options["r"]), lora_alpha=int(options["alpha"]), lora_dropout=float(options["dropout"]),
-                        target_modules=targets, modules_to_save=options.get("modules_to_save"), bias="none")
     backend.model = get_peft_model(backend.model, config)
     return backend.model
 

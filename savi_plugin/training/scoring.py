@@ -1,162 +1,137 @@
-"""THE scoring path: per-token log-probs of responses after a video prompt, for training, reference and eval.
+"""THE scoring path (forward time): per-token statistics of responses after a video prompt, and the loss's inputs.
 
 :func:`score_responses` is the one function that scores responses: the trainer (policy with its reference,
-packed or not), the reference precompute (:func:`savi_plugin.training.reference.precompute_reference`), the
-eval log-likelihood (``savi_video``'s ``loglikelihood``) and the tests call it. It runs the one forward
-(:func:`savi_plugin.training.forward.batch_hidden_states`), gathers the hidden state that predicts each response
-token, and applies the LM head at those positions only
-(:func:`savi_plugin.training.token_logprobs.response_token_stats`). Token-level results come padded ``[B, T]``;
-:meth:`ResponseTokenStats.total` gives sequence-level sums or length-normalised means.
+packed or not), the eval log-likelihood (``savi_video``'s ``loglikelihood``) and the tests call it, on a batch
+from :mod:`savi_plugin.training.batch`. It
 
-A **scoring batch** (:func:`scoring_batch`, or :func:`build_batch` on already encoded prompts; the collator's
-batches are scoring batches) holds rows and, per named side (``chosen``, ``rejected``, or one ``response``):
-``<side>_rows`` ``[B]`` (the row of each sample's response), ``<side>_positions`` ``[B, T]`` (the row positions of
-the hidden states that predict its tokens) and ``<side>_targets`` ``[B, T]`` (the tokens, ``-100`` on padding).
-One shift convention holds everywhere after the gather: ``hidden[:, j]`` predicts ``targets[:, j]``.
+1. runs the vision encoder once per video (:meth:`VideoLM.video_features`); its output goes to the decoder as
+   ``mm_encoder_outputs`` (transformers' hook for precomputed multimodal features, laid out per row by
+   :meth:`VideoLM.mm_encoder_outputs`) for the policy pass *and* the reference pass. When a vision part is
+   trainable (:meth:`VideoLM.vision_is_trainable`), the reference computes its own features under ``no_grad``
+   with the adapter disabled, because then they differ;
+2. runs the decoder over the rows to its final hidden states, packed rows with the attention and restarted
+   positions of :func:`savi_plugin.training.packing.row_layout` -- the policy, and under ``no_grad`` the
+   reference: the same model with its LoRA adapter disabled (``reference="adapter"``: no second copy of the
+   weights), a separate frozen model (``"model"``), or none (``"none"``: a reference-free loss, or eval);
+3. gathers the hidden state that predicts each response token (``hidden[:, j]`` predicts ``targets[:, j]``) and
+   applies the LM head at those positions only (:func:`savi_plugin.training.token_logprobs.response_token_stats`).
+
+:class:`Objective` is the other half: it reads a registered loss's declared
+:class:`~savi_plugin.losses.base.Requirements` and turns them into the options of :func:`score_responses`
+(which sides, which reference, which KL on which sides) and the scores into the loss's inputs, then reduces
+the per-pair losses with the pairs' weights. The trainer never looks at a loss's name or signature.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import torch
 
-from savi_plugin.models.backends.tokens import IGNORE_INDEX, aligned_keys, append_rows, pad_stack, prompt_rows
-from savi_plugin.training.forward import batch_hidden_states
-from savi_plugin.training.packing import gather_response_hidden, response_positions
-from savi_plugin.training.token_logprobs import ReferenceTokenStats, ResponseTokenStats, response_token_stats
+from savi_plugin import registry
+from savi_plugin.losses.base import PreferenceLoss, Requirements, SequenceInputs, TokenInputs, weighted_mean
+from savi_plugin.training.batch import PreferenceBatch, PromptSide, ScoringBatch
+from savi_plugin.training.packing import RowLayout, enable_packed_attention, row_layout
+from savi_plugin.training.token_logprobs import ResponseTokenStats, response_token_stats
 
-#: The extra side that carries the official RRPO KL scope's template positions (see :func:`template_side`).
-TEMPLATE_SUFFIX = "_template"
+#: Where the reference comes from; "none" runs no reference.
+REFERENCE_SOURCES = ("adapter", "model", "none")
+
+
+# ---------------------------------------------------------------------------------------------- the forward
+@contextlib.contextmanager
+def adapter_disabled(model):
+    """Run the peft model as its base model (LoRA off): the reference, without a second copy of the weights."""
+    if not hasattr(model, "disable_adapter"):
+        raise ValueError("reference='adapter' needs a peft (LoRA) model as the policy; apply an adapter, or use "
+                         "reference='model'")
+    with model.disable_adapter():
+        yield
+
+
+def decoder_hidden_states(decoder, prompt: PromptSide, layout: RowLayout, mm_encoder_outputs) -> torch.Tensor:
+    """Final hidden states ``[N, L, H]`` of the batch rows (no LM head)."""
+    if "packed_segments" in layout.attention_kwargs and not enable_packed_attention(decoder):
+        raise ValueError("packed rows with split attention need the language model on sdpa or flash_attention_2")
+    out = decoder(input_ids=prompt.input_ids, attention_mask=layout.attention_mask,
+                  position_ids=layout.position_ids, mm_encoder_outputs=mm_encoder_outputs, use_cache=False,
+                  **layout.attention_kwargs)
+    return out.last_hidden_state
 
 
 @dataclass
-class Prompts:
-    """Encoded prompts of a batch: unpadded rows, per-token processor keys and per-video inputs."""
+class BatchHiddenStates:
+    """Final hidden states ``[N, L, H]`` of the rows, and what produced them.
 
-    rows: list[dict[str, torch.Tensor]]
-    aligned: list[str]
-    vision: dict[str, Any]
+    Attributes:
+        policy: the policy's (with the autograd graph when a gradient is taken).
+        reference: the reference's (no gradient), or None (no reference).
+        reference_head: the separate reference model's LM head, or None (the policy's head serves).
+        vision_calls: how many times a vision encoder ran for this batch (1 with a shared encoder).
+    """
 
-    @property
-    def lengths(self) -> list[int]:
-        return [len(row["input_ids"]) for row in self.rows]
-
-
-def encode_prompts(backend, videos: Sequence[np.ndarray], questions: Sequence[str]) -> Prompts:
-    """Run the backend's processor once over the prompts (chat template, video placeholders, pixels)."""
-    prompts = backend.encode(videos, questions)
-    aligned = aligned_keys(prompts)
-    vision = {k: v for k, v in prompts.items() if k not in aligned and k not in ("input_ids", "attention_mask")}
-    return Prompts(prompt_rows(prompts, aligned), aligned, vision)
+    policy: torch.Tensor
+    reference: torch.Tensor | None
+    reference_head: torch.nn.Module | None
+    vision_calls: int
 
 
-def build_batch(backend, prompts: Prompts, responses: dict[str, Sequence[Sequence[int]]], *,
-                packing: bool = False) -> dict[str, Any]:
-    """A scoring batch from encoded prompts and the token ids of one or two sides of responses.
+def batch_hidden_states(backend, prompt: PromptSide, *, reference: str = "adapter",
+                        reference_backend=None) -> BatchHiddenStates:
+    """Run the policy (and the reference) over a batch's rows (steps 1-2 of the module docstring).
 
     Args:
-        backend: the ``VideoLM`` (pad id).
-        prompts: from :func:`encode_prompts`.
-        responses: side name -> one id list per prompt (already tokenised by the one rule and truncated).
-        packing: two sides in ONE row per sample, ``[prompt | first | second]``
-            (:mod:`savi_plugin.training.packing`); otherwise one row ``[prompt | response]`` per sample and side.
+        backend: the policy ``VideoLM``.
+        prompt: the batch's rows, on the model's device.
+        reference: one of :data:`REFERENCE_SOURCES`.
+        reference_backend: the frozen reference ``VideoLM`` for ``reference="model"``.
     """
-    names = list(responses)
-    count = len(prompts.rows)
-    if packing and len(names) != 2:
-        raise ValueError(f"packing needs exactly two sides of responses, got {names}")
-    tails, segments, row_to_pair = [], [], []
-    positions: dict[str, list[list[int]]] = {name: [] for name in names}
-    rows: dict[str, list[int]] = {}
-    if packing:
-        first, second = names
-        for b, length in enumerate(prompts.lengths):
-            c, r = len(responses[first][b]), len(responses[second][b])
-            tails.append(list(responses[first][b]) + list(responses[second][b]))
-            segments.append((length, c, r))
-            positions[first].append(response_positions(length, c, length))
-            positions[second].append(response_positions(length, r, length + c))
-        row_to_pair = list(range(count))
-        rows = {first: list(range(count)), second: list(range(count))}
-    else:
-        for k, name in enumerate(names):
-            for b, length in enumerate(prompts.lengths):
-                tails.append(list(responses[name][b]))
-                segments.append((length, len(responses[name][b]), 0))
-                positions[name].append(response_positions(length, len(responses[name][b]), length))
-            row_to_pair += list(range(count))
-            rows[name] = list(range(k * count, (k + 1) * count))
-    prompt_of_row = [prompts.rows[b] for b in row_to_pair]
-    padded = append_rows(prompt_of_row, tails, backend.pad_token_id, prompts.aligned)
-    batch: dict[str, Any] = {
-        "input_ids": padded["input_ids"],
-        "attention_mask": padded["attention_mask"],
-        "row_inputs": {k: padded[k] for k in prompts.aligned},
-        "vision": prompts.vision,
-        "segments": torch.tensor(segments, dtype=torch.long),
-        "row_to_pair": torch.tensor(row_to_pair, dtype=torch.long),
-        "packed": torch.tensor(bool(packing)),
-    }
-    for name in names:
-        batch[f"{name}_rows"] = torch.tensor(rows[name], dtype=torch.long)
-        batch[f"{name}_positions"] = pad_stack(positions[name], 0)
-        batch[f"{name}_targets"] = pad_stack(responses[name], IGNORE_INDEX)
-    return batch
+    if reference not in REFERENCE_SOURCES:
+        raise ValueError(f"unknown reference mode {reference!r}; one of {', '.join(REFERENCE_SOURCES)}")
+    if reference == "model" and reference_backend is None:
+        raise ValueError("reference='model' needs reference_backend")
+    decoder = backend.decoder()
+    layout = row_layout(prompt, backend.position_ids(prompt), backend.attention_implementation(),
+                        backend.floating_dtype(decoder))
+    trainable_vision = backend.vision_is_trainable()
+    # A frozen vision path runs without autograd: with gradient checkpointing, transformers makes every
+    # input embedding require grad (enable_input_require_grads), which would otherwise make frozen features
+    # look trainable, re-encode the video for the reference and back-propagate through the frozen tower.
+    with contextlib.nullcontext() if trainable_vision else torch.no_grad():
+        features = backend.video_features(prompt.vision)
+    vision_calls = 1
+    policy = decoder_hidden_states(decoder, prompt, layout, backend.mm_encoder_outputs(features, prompt))
+    reference_hidden, reference_head = None, None
+    if reference == "adapter":
+        with torch.no_grad(), adapter_disabled(backend.model):
+            if trainable_vision:  # a trainable vision part: the reference needs its own features
+                features = backend.video_features(prompt.vision)
+                vision_calls += 1
+            reference_hidden = decoder_hidden_states(decoder, prompt, layout,
+                                                     backend.mm_encoder_outputs(features, prompt))
+    elif reference == "model":
+        with torch.no_grad():
+            ref_features = reference_backend.video_features(prompt.vision)
+            vision_calls += 1
+            reference_hidden = decoder_hidden_states(reference_backend.decoder(), prompt, layout,
+                                                     reference_backend.mm_encoder_outputs(ref_features, prompt))
+            reference_head = reference_backend.lm_head()
+    return BatchHiddenStates(policy, reference_hidden, reference_head, vision_calls)
 
 
-def scoring_batch(backend, videos: Sequence[np.ndarray], questions: Sequence[str],
-                  responses: dict[str, Sequence[Sequence[int]]], *, packing: bool = False) -> dict[str, Any]:
-    """:func:`build_batch` from videos and questions (one video per prompt)."""
-    return build_batch(backend, encode_prompts(backend, videos, questions), responses, packing=packing)
-
-
-def template_side(backend, batch: dict[str, Any], prompts: Prompts, side: str = "chosen") -> dict[str, Any]:
-    """Add ``<side>_template``: the positions the official RRPO preprocessing also labels around a response.
-
-    LLaVA's ``preprocess_qwen`` (pritamqu/RRPO ``train_llavavideo.py``) labels the whole assistant turn
-    (``<|im_start|>assistant\\n`` header, answer, ``<|im_end|>\\n``) and, in every turn, each ``\\n``,
-    ``<|im_start|>`` and ``<|im_end|>`` token; the official KL sums over all labelled positions of the chosen
-    sequence. Beyond the response (already a side), that is: prompt tokens that are template tokens
-    (:meth:`VideoLM.template_token_ids`) or belong to the assistant header, and the turn separator after the
-    end-of-turn token, predicted from the response's last position. The first token of a row has no predecessor
-    and is never scored.
-    """
-    template = backend.template_token_ids()
-    header = len(backend.tokenizer(backend.assistant_header, add_special_tokens=False)["input_ids"]) \
-        if backend.assistant_header else 0
-    separator = backend.tokenizer(backend.turn_separator, add_special_tokens=False)["input_ids"] \
-        if backend.turn_separator else []
-    rows = batch[f"{side}_rows"].tolist()
-    side_positions = batch[f"{side}_positions"]
-    side_targets = batch[f"{side}_targets"]
-    positions, targets = [], []
-    for b, row in enumerate(prompts.rows):
-        ids = row["input_ids"].tolist()
-        picked = [j for j in range(1, len(ids)) if ids[j] in template or j >= len(ids) - header]
-        pos = [j - 1 for j in picked]
-        tgt = [ids[j] for j in picked]
-        n = int((side_targets[b] != IGNORE_INDEX).sum())
-        if len(separator) == 1 and n:
-            # the separator follows the response's last token: the state at that token predicts it
-            pos.append(int(side_positions[b, n - 1]) + 1)
-            tgt.append(separator[0])
-        positions.append(pos)
-        targets.append(tgt)
-    batch[f"{side}{TEMPLATE_SUFFIX}_rows"] = torch.tensor(rows, dtype=torch.long)
-    batch[f"{side}{TEMPLATE_SUFFIX}_positions"] = pad_stack(positions, 0)
-    batch[f"{side}{TEMPLATE_SUFFIX}_targets"] = pad_stack(targets, IGNORE_INDEX)
-    return batch
+def gather_response_hidden(hidden_states: torch.Tensor, rows: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+    """``[B, T, H]``: the hidden states that predict each response token (``rows [B]``, ``positions [B, T]``)."""
+    return hidden_states[rows.unsqueeze(1), positions]
 
 
 @dataclass
 class Scores:
     """What :func:`score_responses` returns: per-side token statistics and the vision encoder count.
 
-    ``scores.chosen`` is ``scores.sides["chosen"]``; every side is a
+    ``scores["chosen"]`` (or ``scores.chosen``) is a
     :class:`~savi_plugin.training.token_logprobs.ResponseTokenStats` padded ``[B, T]``.
     """
 
@@ -173,64 +148,124 @@ class Scores:
         return self.sides[name]
 
 
-def stored_reference(batch: dict[str, Any], side: str) -> ReferenceTokenStats | None:
-    """The precomputed reference statistics of one side carried by a batch (``reference_<side>_*``), packed."""
-    key = f"reference_{side}_logps"
-    if key not in batch:
-        return None
-    mask = batch[f"{side}_targets"] != IGNORE_INDEX
-
-    def packed(name):
-        value = batch.get(f"reference_{side}_{name}")
-        return None if value is None else value[mask]
-
-    return ReferenceTokenStats(token_logps=batch[key][mask], full_logprobs=packed("full"),
-                               topk_logprobs=packed("topk_logprobs"), topk_indices=packed("topk_indices"),
-                               tail_logmass=packed("tail"))
-
-
-def score_responses(backend, batch: dict[str, Any], *, sides: Sequence[str] = ("chosen", "rejected"),
+def score_responses(backend, batch: ScoringBatch, *, sides: Sequence[str] = ("chosen", "rejected"),
                     reference: str = "none", reference_backend=None, kl: str = "ref||policy",
-                    kl_sides: Sequence[str] = (), greedy: bool = False, keep_top_k: int | None = None,
-                    keep_full: bool = False, keep_sides: Sequence[str] = (), chunk_size: int = 256,
+                    kl_sides: Sequence[str] = (), greedy: bool = False, chunk_size: int = 256,
                     checkpoint_chunks: bool = True) -> Scores:
-    """Score the responses of a scoring batch: the single scoring path (see module docstring).
+    """Score the responses of a batch: the single scoring path (see module docstring).
 
     Args:
         backend: the scored (policy) ``VideoLM``; its ``model`` is a peft model for ``reference="adapter"``.
-        batch: a scoring batch on the model's device.
-        sides: the sides to score.
-        reference: ``"adapter"`` (the policy with LoRA disabled), ``"model"`` (``reference_backend``),
-            ``"precomputed"`` (statistics carried by the batch, see :class:`~.reference.ReferenceStore`) or
-            ``"none"`` (no reference: a reference-free loss, eval, or the reference precompute itself).
+        batch: a :class:`~savi_plugin.training.batch.ScoringBatch` on the model's device.
+        sides: the sides to score (names in ``batch.sides``).
+        reference: ``"adapter"`` (the policy with LoRA disabled), ``"model"`` (``reference_backend``) or
+            ``"none"`` (no reference: a reference-free loss, or eval).
         reference_backend: the frozen reference ``VideoLM`` for ``reference="model"``.
         kl: the direction of the per-token KL (``"ref||policy"``: RRPO; ``"policy||ref"``: TDPO).
-        kl_sides: the sides that need the KL (a reference distribution is required there).
+        kl_sides: the sides that need the KL (a reference is required).
         greedy: also report whether each target is the arg-max (eval's ``is_greedy``).
-        keep_top_k, keep_full, keep_sides: also return the scored model's top-k / full log-probs on those sides
-            (what the reference precompute stores).
         chunk_size: response positions per LM-head call.
         checkpoint_chunks: recompute each LM-head chunk in backward (peak O(chunk x vocab)). Must be off under
             DeepSpeed ZeRO-3: the recomputation runs outside ZeRO's module hooks and would see the LM head's
             empty local shard.
     """
-    hidden = batch_hidden_states(backend, batch, reference="none" if reference == "precomputed" else reference,
-                                 reference_backend=reference_backend)
+    hidden = batch_hidden_states(backend, batch.prompt, reference=reference, reference_backend=reference_backend)
     head = backend.lm_head()
     out = Scores(vision_calls=hidden.vision_calls)
-    for side in sides:
-        rows, positions, targets = batch[f"{side}_rows"], batch[f"{side}_positions"], batch[f"{side}_targets"]
-        policy = gather_response_hidden(hidden.policy, rows, positions)
-        reference_hidden = None if hidden.reference is None else gather_response_hidden(hidden.reference, rows,
-                                                                                        positions)
-        stored = stored_reference(batch, side) if reference == "precomputed" else None
-        if reference == "precomputed" and stored is None:
-            raise ValueError(f"reference='precomputed' but the batch carries no reference statistics for "
-                             f"{side!r} (give the collator a ReferenceStore)")
-        keep = side in keep_sides
-        out.sides[side] = response_token_stats(
-            policy, head, targets, reference_hidden_states=reference_hidden, reference_lm_head=hidden.reference_head,
-            reference=stored, kl=kl if side in kl_sides else None, greedy=greedy,
-            keep_top_k=keep_top_k if keep else None, keep_full=keep_full and keep, chunk_size=chunk_size,
-            checkpoint_chunks=checkpoint_chunks)
+    for name in sides:
+        side = batch.sides[name]
+        policy = gather_response_hidden(hidden.policy, side.rows, side.positions)
+        reference_hidden = None if hidden.reference is None else gather_response_hidden(hidden.reference, side.rows,
+                                                                                        side.positions)
+        out.sides[name] = response_token_stats(
+            policy, head, side.targets, reference_hidden_states=reference_hidden,
+            reference_lm_head=hidden.reference_head, kl=kl if name in kl_sides else None, greedy=greedy,
+            chunk_size=chunk_size, checkpoint_chunks=checkpoint_chunks)
     return out
+
+
+# ---------------------------------------------------------------------------------------------- the objective
+def load_loss(name: str) -> PreferenceLoss:
+    """The loss registered as ``name`` in ``savi_plugin.losses``; it must be a :class:`PreferenceLoss`."""
+    loss = registry.load(registry.LOSSES, name)
+    if not isinstance(loss, PreferenceLoss):
+        raise TypeError(f"the {registry.LOSSES!r} entry {name!r} is a {type(loss).__name__}, not a "
+                        f"savi_plugin.losses.base.PreferenceLoss (see docs/ARCHITECTURE.md: how to add a loss)")
+    return loss
+
+
+class Objective:
+    """A loss with its parameters, as the trainer uses it (built once per trainer).
+
+    Args:
+        loss_type: a name registered in ``savi_plugin.losses``.
+        shared: ``beta``/``alpha``/``label_smoothing`` as set in the config (None: the loss's default).
+        options: the config's ``loss_options`` (loss-specific; unknown keys are errors).
+        length_normalize: overrides the loss's declared length normalisation of sequence summaries (None: keep).
+    """
+
+    def __init__(self, loss_type: str, shared: dict[str, Any] | None = None, options: dict[str, Any] | None = None,
+                 length_normalize: bool | None = None):
+        self.loss = load_loss(loss_type)
+        self.params = self.loss.params(shared, options)
+        self.requirements: Requirements = self.loss.requirements(self.params)
+        self.length_normalize = (self.requirements.length_normalize if length_normalize is None
+                                 else bool(length_normalize))
+
+    def scoring_options(self, reference: str) -> dict[str, Any]:
+        """Keyword arguments of :func:`score_responses` for this loss under the configured reference mode
+        (``adapter`` or ``model``); a reference-free loss runs no reference."""
+        req = self.requirements
+        source = reference if req.reference else "none"
+        sides = ["chosen", "rejected"]
+        kl_sides = list(req.kl_sides)
+        if source != "none" and "chosen" not in kl_sides:
+            kl_sides.append("chosen")  # logged as kl/chosen
+        if req.template_kl:
+            sides.append("template")
+            kl_sides.append("template")
+        return {"sides": tuple(sides), "reference": source, "kl": req.kl or "ref||policy",
+                "kl_sides": tuple(kl_sides)}
+
+    def inputs(self, scores: Scores, batch: PreferenceBatch) -> SequenceInputs | TokenInputs:
+        """The loss's inputs at its declared level."""
+        chosen, rejected = scores["chosen"], scores["rejected"]
+        req = self.requirements
+        if req.reference and (chosen.reference_logps is None or rejected.reference_logps is None):
+            raise ValueError(f"loss {self.loss.name!r} needs reference log-probs; the scores carry none")
+        if req.level == "token":
+            template = scores.sides.get("template") if req.template_kl else None
+            return TokenInputs(
+                chosen.policy_logps, rejected.policy_logps, chosen.reference_logps, rejected.reference_logps,
+                chosen.mask, rejected.mask, batch.chosen.phrase_ids, batch.rejected.phrase_ids,
+                chosen.kl if "chosen" in req.kl_sides else None, rejected.kl if "rejected" in req.kl_sides else None,
+                None if template is None else template.kl, None if template is None else template.mask)
+        norm = self.length_normalize
+
+        def total(stats, values):
+            return None if values is None else stats.total(values, normalize=norm)
+
+        return SequenceInputs(
+            total(chosen, chosen.policy_logps), total(rejected, rejected.policy_logps),
+            total(chosen, chosen.reference_logps) if req.reference else None,
+            total(rejected, rejected.reference_logps) if req.reference else None,
+            chosen.total(chosen.kl) if "chosen" in req.kl_sides else None,
+            rejected.total(rejected.kl) if "rejected" in req.kl_sides else None)
+
+    def __call__(self, scores: Scores, batch: PreferenceBatch) -> tuple[torch.Tensor, torch.Tensor,
+                                                                       dict[str, torch.Tensor]]:
+        """``(batch loss, per-pair losses [B], per-pair metrics)``; the batch loss is the weighted mean."""
+        out = self.loss.compute(self.inputs(scores, batch), self.params)
+        chosen, rejected = scores["chosen"], scores["rejected"]
+        metrics = {f"{self.loss.name}/{k}": v.detach().float() for k, v in out.metrics.items()}
+        metrics.update({
+            "rewards/chosen": out.chosen_rewards.detach(),
+            "rewards/rejected": out.rejected_rewards.detach(),
+            "rewards/accuracies": (out.chosen_rewards > out.rejected_rewards).float().detach(),
+            "rewards/margins": (out.chosen_rewards - out.rejected_rewards).detach(),
+            "logps/chosen": chosen.total().detach(),
+            "logps/rejected": rejected.total().detach(),
+        })
+        if chosen.kl is not None:
+            metrics["kl/chosen"] = chosen.total(chosen.kl).detach()
+        return weighted_mean(out.losses, batch.weights), out.losses, metrics

@@ -6,11 +6,12 @@ resume and logging callbacks working as users expect. What this class adds:
 * ``compute_loss``: one policy pass per pair over the packed row ``[video+question | chosen | rejected]``,
   one reference pass under ``no_grad`` on the same rows (adapter disabled) when the loss needs a reference, the
   vision encoder once per pair, the LM head on response positions only -- all in the one scoring path,
-  :func:`savi_plugin.training.scoring.score_responses` -- then the loss registered under ``savi_plugin.losses``
+  :func:`savi_plugin.training.scoring.score_responses`, on the collator's
+  :class:`~savi_plugin.training.batch.PreferenceBatch` -- then the loss registered under ``savi_plugin.losses``
   as ``args.loss_type``, reduced with the pairs' weights (:func:`savi_plugin.losses.base.weighted_mean`).
 * Loss contract: the loss declares what it needs (:class:`savi_plugin.losses.base.Requirements`: token or
   sequence statistics, a reference or not, length normalisation, the KL and its sides, phrase tags) and its own
-  checked hyper-parameters; :class:`savi_plugin.training.objective.Objective` turns the flags into scoring
+  checked hyper-parameters; :class:`savi_plugin.training.scoring.Objective` turns the flags into scoring
   options and loss inputs. Nothing here depends on a loss's name.
 * Metrics with TRL's names -- ``rewards/chosen``, ``rewards/rejected``, ``rewards/accuracies`` (chosen reward
   strictly greater; 0 at the first step, where policy == reference), ``rewards/margins``, ``logps/chosen``,
@@ -24,7 +25,7 @@ resume and logging callbacks working as users expect. What this class adds:
   ``skip_nonfinite=False`` raises ``FloatingPointError`` instead. Under DeepSpeed (which owns the gradients)
   a non-finite loss always raises.
 * Packing falls back to unpacked rows (logged once) where the attention implementation or the model family
-  cannot take the block mask (:func:`savi_plugin.training.forward.packing_support`).
+  cannot take the block mask (:func:`savi_plugin.training.packing.packing_support`).
 
 Under DDP/DeepSpeed the policy forward must go through the wrapper (DDP prepares gradient reduction in its
 ``forward``), so the statistics function is temporarily bound as the wrapped module's ``forward`` and the
@@ -37,20 +38,34 @@ import contextlib
 import functools
 import logging
 from pathlib import Path
-from typing import Any
 
 import torch
 from transformers import Trainer, TrainerCallback
 from transformers.integrations.deepspeed import is_deepspeed_zero3_enabled
 
+from savi_plugin.constants import DEFAULT_NUM_FRAMES
+from savi_plugin.training.batch import PreferenceBatch
 from savi_plugin.training.collator import PreferenceCollator, token_budget
 from savi_plugin.training.config import PreferenceConfig
 from savi_plugin.training.dataset import PreferenceDataset
-from savi_plugin.training.forward import packing_support
-from savi_plugin.training.reference import ReferenceStore, default_reference_path, follow_device
+from savi_plugin.training.packing import packing_support
+from savi_plugin.training.reference import follow_device
 from savi_plugin.training.scoring import Scores, score_responses
 
 log = logging.getLogger(__name__)
+
+
+def load_reference_backend(path: str | Path, *, backend: str | None = None, dtype: str = "float32",
+                           device: str = "cpu", num_frames: int = DEFAULT_NUM_FRAMES,
+                           adapter: str | Path | None = None):
+    """Load a separate frozen reference model (``reference="model"``): eval mode, no gradients."""
+    from savi_plugin.models import load_backend
+
+    reference = load_backend(path, backend, adapter=adapter, dtype=dtype, device=device, num_frames=num_frames)
+    reference.model.eval()
+    reference.model.requires_grad_(False)
+    return reference
+
 
 @contextlib.contextmanager
 def _bound_forward(module: torch.nn.Module, fn):
@@ -89,8 +104,6 @@ class PreferenceTrainer(Trainer):
         data_collator: default: a :class:`~savi_plugin.training.collator.PreferenceCollator` for ``backend``.
         reference_backend: the frozen reference ``VideoLM`` for ``reference="model"`` (default: loaded from
             ``args.reference_model_path``).
-        reference_store: precomputed statistics for ``reference="precomputed"`` (default: read from
-            ``args.reference_path`` or beside the training data).
         **kwargs: passed to ``transformers.Trainer`` (callbacks, optimizers, ...).
     """
 
@@ -98,7 +111,7 @@ class PreferenceTrainer(Trainer):
     fixed_loss_type: str | None = None
 
     def __init__(self, backend=None, args: PreferenceConfig | None = None, train_dataset=None, eval_dataset=None,
-                 data_collator=None, *, model=None, reference_backend=None, reference_store=None, **kwargs):
+                 data_collator=None, *, model=None, reference_backend=None, **kwargs):
         if backend is None:
             raise ValueError("PreferenceTrainer needs backend=<VideoLM> (see savi_plugin.models.load_backend)")
         if args is None:
@@ -115,8 +128,6 @@ class PreferenceTrainer(Trainer):
             args.label_names = []
 
         if needs.reference and args.reference == "model" and reference_backend is None:
-            from savi_plugin.training.reference import load_reference_backend
-
             reference_backend = load_reference_backend(
                 args.reference_model_path, dtype=str(next(backend.model.parameters()).dtype).replace("torch.", ""),
                 device=str(backend.device), num_frames=args.num_frames)
@@ -131,15 +142,7 @@ class PreferenceTrainer(Trainer):
         setup_process_group(args)  # before the datasets: rank 0 probes the videos once and shares the results
         train_dataset = self._dataset(train_dataset, args)
         eval_dataset = self._dataset(eval_dataset, args)
-        if needs.reference and args.reference == "precomputed" and reference_store is None:
-            path = args.reference_path or (default_reference_path(train_dataset.path)
-                                           if isinstance(train_dataset, PreferenceDataset) else None)
-            if path is None:
-                raise ValueError("reference='precomputed' needs reference_path or reference_store")
-            reference_store = ReferenceStore(path)
-        self.reference_store = reference_store if needs.reference else None
-        self.scoring_options = self.objective.scoring_options(
-            args.reference, getattr(self.reference_store, "kl", None))
+        self.scoring_options = self.objective.scoring_options(args.reference)
 
         supported, why = packing_support(backend)
         self.packing = bool(args.packing and supported)
@@ -149,7 +152,6 @@ class PreferenceTrainer(Trainer):
             data_collator = PreferenceCollator(backend, num_frames=args.num_frames, frame_rule=args.frame_rule,
                                                packing=self.packing,
                                                max_length=args.max_length, video_backend=args.video_backend,
-                                               reference_store=self.reference_store,
                                                template_positions=needs.template_kl, bad_records=args.bad_records)
         elif getattr(data_collator, "packing", False) and not supported:
             data_collator.packing = False
@@ -171,6 +173,10 @@ class PreferenceTrainer(Trainer):
         self._applied = {"window": [0.0, 0], "total": [0.0, 0]}  # [sum of step losses, steps]
         self.vision_calls = 0
         self.add_callback(_NonFiniteGuard(self))
+        if args.diagnostics:
+            from savi_plugin.training.diagnostics import DiagnosticsCallback
+
+            self.add_callback(DiagnosticsCallback(self, args.diagnostics_steps))
         follow_device(self.reference_backend, self.args.device)
 
     # ------------------------------------------------------------------ data
@@ -186,7 +192,11 @@ class PreferenceTrainer(Trainer):
             min_frames=args.num_frames, probes=probes))
 
     # ------------------------------------------------------------------ loss
-    def statistics(self, model: torch.nn.Module, inputs: dict[str, Any]) -> Scores:
+    def _prepare_inputs(self, inputs: PreferenceBatch) -> PreferenceBatch:
+        """The batch on the training device (the Trainer's own version walks dicts only)."""
+        return inputs.map(self._prepare_input)
+
+    def statistics(self, model: torch.nn.Module, inputs: PreferenceBatch) -> Scores:
         """The batch's scores (as the loss's requirements ask), the policy forward routed through any
         DDP/DeepSpeed wrapper."""
         fn = functools.partial(score_responses, self.backend, reference_backend=self.reference_backend,
@@ -204,8 +214,8 @@ class PreferenceTrainer(Trainer):
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         """Mean loss over the batch's pairs; metrics are stored for logging (see module docstring)."""
-        self._count_decode_skips(model, inputs.pop("skipped_records", ()))
-        if not inputs.get("pair_ids"):  # every pair of the batch had a video that failed to decode (skipped)
+        self._count_decode_skips(model, inputs.skipped_records)
+        if not inputs.pair_ids:  # every pair of the batch had a video that failed to decode (skipped)
             return self._empty_batch_loss(model, return_outputs)
         stats = self.statistics(model, inputs)
         self.vision_calls += stats.vision_calls
@@ -215,7 +225,7 @@ class PreferenceTrainer(Trainer):
             if split == "train":
                 self._step_losses.append(loss.detach())
             self._store_metrics(split, metrics)
-            self._store_metrics(split, {"truncated": inputs["truncated"].reshape(1).float()}, per_pair=False)
+            self._store_metrics(split, {"truncated": inputs.truncated.reshape(1).float()}, per_pair=False)
         elif split == "train":
             loss = self._nonfinite(model, loss, inputs)
         return (loss, stats) if return_outputs else loss
@@ -232,7 +242,6 @@ class PreferenceTrainer(Trainer):
 
         dataset = self.train_dataset if model.training else self.eval_dataset
         inputs = self._prepare_inputs(stand_in_batch(self.data_collator, dataset))
-        inputs.pop("skipped_records", None)
         loss, _, metrics = self.objective(self.statistics(model, inputs), inputs)
         # the metric names every rank reduces at logging time, with nothing added to their sums or counts
         split = "train" if model.training else "eval"
@@ -245,7 +254,7 @@ class PreferenceTrainer(Trainer):
         return (zero, None) if return_outputs else zero
 
     def _nonfinite(self, model, loss: torch.Tensor, inputs) -> torch.Tensor:
-        where = f"step {self.state.global_step + 1}, pairs {inputs.get('pair_ids')}"
+        where = f"step {self.state.global_step + 1}, pairs {inputs.pair_ids}"
         if not self.args.skip_nonfinite:
             raise FloatingPointError(f"non-finite loss {loss.item()} at {where} (skip_nonfinite=False)")
         if self.is_deepspeed_enabled:

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from savi_plugin.constants import DEFAULT_NUM_FRAMES
+from savi_plugin.errors import InputError
 from savi_plugin.video.sampling import (  # noqa: F401 - uniform_indices/fps_indices are part of this module's API
     SAMPLING_RULES,
     BoundError,
@@ -30,10 +32,6 @@ log = logging.getLogger(__name__)
 
 BACKENDS = ("decord", "pyav")
 
-#: Frames sampled per video where nothing else says (VideoSAVi's 32; lmms-eval's video models' default). The one
-#: definition: the recipe's ``model.num_frames``, the backends, the generators' runner and the eval model use it.
-DEFAULT_NUM_FRAMES = 32
-
 #: Largest frame :func:`read_frames` decodes, in pixels (width x height). 4096 x 4096 covers 4K UHD and DCI 4K
 #: sources; no video LM consumes more than a few hundred pixels per side. Larger frames are refused from the
 #: stream's declared size, before anything is decoded: a 2 MB file can declare 16000 x 16000 frames, 768 MB
@@ -43,9 +41,16 @@ DEFAULT_NUM_FRAMES = 32
 #: is converted. Raise it per call (``max_pixels``) or for a whole job (``$SAVI_MAX_FRAME_PIXELS``).
 MAX_FRAME_PIXELS = 4096 * 4096
 MAX_PIXELS_ENV = "SAVI_MAX_FRAME_PIXELS"
+#: The pixel cap bounds one frame; memory is bounded per clip and per batch, in decoded bytes (RGB uint8): a clip's
+#: sampled frames may take at most ``$SAVI_MAX_DECODED_BYTES`` (default 2 GiB: 64 frames of 3840 x 2160, 1.48 GiB,
+#: fit; 48 frames of 4000 x 4000, 2.15 GiB, do not), checked from the header before decoding and again while
+#: decoding; a batch of clips at most ``$SAVI_MAX_BATCH_DECODED_BYTES`` (default 8 GiB), estimated from the
+#: headers before the batch is decoded (:mod:`savi_plugin.environment` declares both).
+CLIP_BYTES_ENV = "SAVI_MAX_DECODED_BYTES"
+BATCH_BYTES_ENV = "SAVI_MAX_BATCH_DECODED_BYTES"
 
 
-class VideoDecodeError(RuntimeError):
+class VideoDecodeError(InputError):
     """A video could not be decoded. The message names the file and the reason.
 
     ``final``: trying the other decoder cannot help (the file is missing, not a regular file, or its frames
@@ -165,16 +170,77 @@ def default_backend() -> str:
 
 
 def frame_pixel_cap(max_pixels: int | None = None) -> int:
-    """The frame-size cap in pixels: ``max_pixels``, else ``$SAVI_MAX_FRAME_PIXELS``, else :data:`MAX_FRAME_PIXELS`."""
+    """The frame-size cap in pixels: ``max_pixels``, else ``$SAVI_MAX_FRAME_PIXELS``, else :data:`MAX_FRAME_PIXELS`.
+
+    Raises:
+        ConfigError: a bad ``$SAVI_MAX_FRAME_PIXELS`` (:mod:`savi_plugin.environment`): a configuration error
+        that stops the job, never a failure of the video being decoded.
+    """
     if max_pixels is not None:
         return int(max_pixels)
-    value = os.environ.get(MAX_PIXELS_ENV, "").strip()
-    if not value:
-        return MAX_FRAME_PIXELS
-    try:
-        return int(value)
-    except ValueError:
-        raise ValueError(f"${MAX_PIXELS_ENV}={value!r}: expected an integer number of pixels") from None
+    from savi_plugin.environment import env_value
+
+    return int(env_value(MAX_PIXELS_ENV))
+
+
+def decoded_bytes_budget(max_bytes: int | None = None, *, batch: bool = False) -> int:
+    """The decoded-bytes budget of one clip (``$SAVI_MAX_DECODED_BYTES``, default 2 GiB) or of one batch of clips
+    (``batch=True``: ``$SAVI_MAX_BATCH_DECODED_BYTES``, default 8 GiB); ``max_bytes`` overrides it."""
+    if max_bytes is not None:
+        return int(max_bytes)
+    from savi_plugin.environment import env_value
+
+    return int(env_value(BATCH_BYTES_ENV if batch else CLIP_BYTES_ENV))
+
+
+def decoded_bytes(frames: int, width: int, height: int) -> int:
+    """Bytes of ``frames`` RGB uint8 frames of ``width x height`` (what :func:`read_frames` returns)."""
+    return int(frames) * int(width) * int(height) * 3
+
+
+def _gib(n: int) -> str:
+    return f"{n / 1024**3:.2f} GiB"
+
+
+def check_clip_budget(path: str | Path, frames: int, width: int, height: int, budget: int | None = None) -> None:
+    """Refuse (a final :class:`VideoDecodeError`) a clip whose ``frames`` decoded frames would exceed the
+    per-clip budget, from its declared size, before any frame is decoded."""
+    budget = decoded_bytes_budget(budget)
+    need = decoded_bytes(frames, width, height)
+    if need > budget:
+        raise VideoDecodeError(path, f"{frames} frames of {width}x{height} decode to {_gib(need)}, above the "
+                                     f"per-clip budget of {_gib(budget)} (${CLIP_BYTES_ENV}; sample fewer frames or "
+                                     f"raise it if this is intended)", final=True)
+
+
+def estimate_clip_bytes(path: str | Path, frames: int) -> int:
+    """Decoded bytes of ``frames`` frames of ``path`` from its header (0 when the header names no size, or when
+    ``path`` is not a regular file: a FIFO is never opened, :func:`read_frames` names what it is)."""
+    if path_problem(path) is not None:
+        return 0
+    size = declared_frame_size(path)
+    return decoded_bytes(frames, *size) if size else 0
+
+
+def check_batch_budget(paths: list[str | Path], frames: int, budget: int | None = None) -> None:
+    """Refuse a batch whose clips would decode to more than the per-batch budget, estimated from the headers
+    before any clip is decoded. A clip alone above the per-clip budget is left to :func:`read_frames` (an input
+    failure of that clip); the batch is the job's configuration (its batch size), so this is a configuration
+    error: the job stops with nothing marked for the batch.
+
+    Raises:
+        ConfigError: naming the batch's first video, the estimate and both remedies.
+    """
+    from savi_plugin.config.values import ConfigError
+
+    budget = decoded_bytes_budget(budget, batch=True)
+    clip_budget = decoded_bytes_budget()
+    sizes = [estimate_clip_bytes(p, frames) for p in paths]
+    need = sum(s for s in sizes if s <= clip_budget)
+    if need > budget:
+        raise ConfigError("batch_size", f"a batch of {len(paths)} videos from {paths[0]} decodes to {_gib(need)} "
+                                        f"({frames} frames each), above the per-batch budget of {_gib(budget)} "
+                                        f"(${BATCH_BYTES_ENV}); lower the batch size or raise the budget")
 
 
 def declared_frame_size(path: str | Path) -> tuple[int, int] | None:
@@ -237,7 +303,8 @@ def probe_video(path: str | Path, *, max_pixels: int | None = None) -> tuple[int
 
 def read_frames(path: str | Path, num_frames: int = DEFAULT_NUM_FRAMES, *, fps: float | None = None,
                 max_frames: int | None = None, backend: str | None = None,
-                max_pixels: int | None = None, sampling: str = "uniform", bound=None) -> DecodedVideo:
+                max_pixels: int | None = None, sampling: str = "uniform", bound=None,
+                max_bytes: int | None = None) -> DecodedVideo:
     """Decode frames from ``path``.
 
     Args:
@@ -256,34 +323,44 @@ def read_frames(path: str | Path, num_frames: int = DEFAULT_NUM_FRAMES, *, fps: 
             PyAV can, and the other way round); the error names both failures.
         max_pixels: refuse frames larger than this many pixels (see :data:`MAX_FRAME_PIXELS`); default
             ``$SAVI_MAX_FRAME_PIXELS`` or 4096 x 4096.
+        max_bytes: refuse a clip whose sampled frames decode to more bytes (RGB) than this; default
+            ``$SAVI_MAX_DECODED_BYTES`` or 2 GiB. Checked from the header before decoding.
 
     Raises:
         VideoDecodeError: missing, empty, truncated or non-video file, frames above the pixel cap, or a
             bound that is malformed or outside the video, naming the file (and the bound).
-        ValueError: an unknown backend or frame rule, or ``fps`` with ``midpoints`` or ``interval``.
+        ConfigError: an unknown backend or frame rule, ``fps`` with ``midpoints`` or ``interval``, or a bad
+            ``SAVI_*`` budget variable (configuration errors: the caller's job stops; the video is not at fault).
     """
+    from savi_plugin.config.values import (
+        ConfigError,  # the call's settings, not the video, are wrong
+    )
+
     path = Path(path)
     backend = backend or default_backend()
     if backend not in BACKENDS:
-        raise ValueError(f"unknown video backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+        raise ConfigError("", f"unknown video backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     if sampling not in SAMPLING_RULES:
-        raise ValueError(f"unknown frame sampling {sampling!r}; choose one of {', '.join(SAMPLING_RULES)}")
+        raise ConfigError("", f"unknown frame sampling {sampling!r}; choose one of {', '.join(SAMPLING_RULES)}")
     if sampling != "uniform" and fps is not None:
-        raise ValueError(f"frame sampling {sampling!r} takes a number of frames, not fps")
+        raise ConfigError("", f"frame sampling {sampling!r} takes a number of frames, not fps")
     try:
         bound = check_bound(bound)
     except BoundError as exc:
         raise VideoDecodeError(path, str(exc), final=True) from None
-    pick = _picker(path, num_frames, fps, max_frames, sampling, bound)
     problem = path_problem(path)
     if problem:
         raise VideoDecodeError(path, problem, final=True)
     if path.stat().st_size == 0:
         raise VideoDecodeError(path, "file is empty (0 bytes)", final=True)
     cap = frame_pixel_cap(max_pixels)
+    budget = decoded_bytes_budget(max_bytes)
     size = declared_frame_size(path)
     if size is not None and size[0] * size[1] > cap:
         raise _cap_error(path, *size, cap, "the stream header's size; refused before decoding")
+    if size is not None and fps is None:  # uniform or midpoints: exactly num_frames frames come back
+        check_clip_budget(path, num_frames, *size, budget)
+    pick = _picker(path, num_frames, fps, max_frames, sampling, bound, size, budget)
     order = [backend] + [b for b in BACKENDS if b != backend and (b != "decord" or default_backend() == "decord")]
     failures: list[str] = []
     last: Exception | None = None
@@ -292,7 +369,7 @@ def read_frames(path: str | Path, num_frames: int = DEFAULT_NUM_FRAMES, *, fps: 
             if name == "decord":
                 check_packet_sizes(path, cap)  # decord decodes whole frames with no size hook
                 return _read_decord(path, pick)
-            return _read_pyav(path, pick, cap)
+            return _read_pyav(path, pick, cap, budget)
         except VideoDecodeError as exc:
             if exc.final:
                 raise
@@ -306,11 +383,13 @@ def read_frames(path: str | Path, num_frames: int = DEFAULT_NUM_FRAMES, *, fps: 
     raise VideoDecodeError(path, "; ".join(failures)) from last
 
 
-def _picker(path: Path, num_frames: int, fps: float | None, max_frames: int | None, sampling: str, bound):
+def _picker(path: Path, num_frames: int, fps: float | None, max_frames: int | None, sampling: str, bound,
+            size: tuple[int, int] | None = None, budget: int | None = None):
     """``pick(total_frames, declared_fps) -> indices`` for one call of :func:`read_frames`.
 
     A stream that declares no frame rate is sampled as if at 1 fps, except that a bound in seconds cannot be
-    placed on it (an error). A bound outside the video is an error naming the file and the bound.
+    placed on it (an error). A bound outside the video is an error naming the file and the bound. The picked
+    frames' decoded bytes (at the declared ``size``) must fit ``budget`` (:func:`check_clip_budget`).
     """
 
     def pick(total: int, declared_fps: float) -> np.ndarray:
@@ -318,10 +397,13 @@ def _picker(path: Path, num_frames: int, fps: float | None, max_frames: int | No
             raise VideoDecodeError(path, f"bound {format_bound(bound)}: the video declares no frame rate, so "
                                          f"seconds cannot be placed on its frames", final=True)
         try:
-            return select_frames(sampling, num_frames, fps=declared_fps or 1.0, max_frame=total - 1, bound=bound,
-                                 sample_fps=fps, max_frames=max_frames)
+            idx = select_frames(sampling, num_frames, fps=declared_fps or 1.0, max_frame=total - 1, bound=bound,
+                                sample_fps=fps, max_frames=max_frames)
         except BoundError as exc:
             raise VideoDecodeError(path, str(exc), final=True) from None
+        if size is not None:
+            check_clip_budget(path, len(idx), *size, budget)
+        return idx
 
     return pick
 
@@ -341,10 +423,11 @@ def _read_decord(path: Path, pick) -> DecodedVideo:
     return DecodedVideo(np.ascontiguousarray(frames, dtype=np.uint8), stamps, idx, video_fps, total, str(path))
 
 
-def _read_pyav(path: Path, pick, cap: int | None = None) -> DecodedVideo:
+def _read_pyav(path: Path, pick, cap: int | None = None, budget: int | None = None) -> DecodedVideo:
     import av
 
     cap = frame_pixel_cap(cap)
+    budget = decoded_bytes_budget(budget)
 
     def selected(wanted: set[int]) -> tuple[int, dict[int, tuple[np.ndarray, float | None]], float]:
         """One sequential decode: count every frame, convert only the wanted ones (bounded memory).
@@ -353,7 +436,7 @@ def _read_pyav(path: Path, pick, cap: int | None = None) -> DecodedVideo:
         checked before anything else is done with it: a frame above the cap stops the decode.
         """
         kept: dict[int, tuple[np.ndarray, float | None]] = {}
-        count = 0
+        count = kept_bytes = 0
         with av.open(str(path)) as container:
             if not container.streams.video:
                 raise VideoDecodeError(path, "no video stream")
@@ -371,6 +454,10 @@ def _read_pyav(path: Path, pick, cap: int | None = None) -> DecodedVideo:
                         raise _cap_error(path, frame.width, frame.height, cap, "a decoded frame's size, larger "
                                                                                "than the stream header declares")
                     if count in wanted:
+                        kept_bytes += decoded_bytes(1, frame.width, frame.height)
+                        if kept_bytes > budget:  # frames larger than the header declared: stop converting
+                            raise VideoDecodeError(path, f"decoded frames exceed the per-clip budget of "
+                                                         f"{_gib(budget)} (${CLIP_BYTES_ENV})", final=True)
                         kept[count] = (frame.to_ndarray(format="rgb24"), frame.time)
                     count += 1
         return count, kept, rate

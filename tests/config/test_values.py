@@ -72,7 +72,7 @@ def test_build_widens_and_checks_nested_sections():
     ({"inner": 3}, "r.yaml: x.inner: expected a mapping, got int (3)"),
     ({"bta": 1}, "r.yaml: x.bta: unknown key (known: beta, mode, name, tasks, limit, inner)"),
     ({"name": "b", "beta": 2}, "r.yaml: x.name: name 'b' needs beta <= 1"),  # __post_init__, located at its field
-    ({"beta": float("nan")}, "r.yaml: x.beta: must be a number, got nan"),
+    ({"beta": float("nan")}, "r.yaml: x.beta: must be a finite number, got nan"),
 ])
 def test_one_line_errors_name_file_and_key_path(mapping, message):
     with pytest.raises(ConfigError) as err:

@@ -29,7 +29,6 @@ ALLOWED: dict[tuple[str, str, str], str] = {
     ("pipeline/align.py", "merge_adapter", "save_pretrained"): _TEMP,
     ("models/llava_next/convert.py", "convert_llava_next", "save_file"): _TEMP,
     ("models/llava_next/convert.py", "convert_llava_next", "save_pretrained"): _TEMP,
-    ("training/reference.py", "precompute_reference", "save_file"): _ATOMIC,
     ("video/synthetic.py", "write_mp4", "open"): _ATOMIC + " (av.open of the temporary .mp4)",
     ("bench/fixtures.py", "_write_h264", "open"): _ATOMIC + " (av.open of the temporary .mp4)",
     ("models/tiny.py", "build_tiny_model", "save_pretrained"): _BUILDER,
@@ -47,14 +46,16 @@ ALLOWED: dict[tuple[str, str, str], str] = {
         _CLAIMED + " (savi eval fixture's FixtureFolder); moved from a temporary folder, possibly across devices",
     ("eval/pth_install.py", "write_pth", "open"):
         "the .pth hook file of a wheel/build root that the packaging step asks for (not a run output)",
-    ("pipeline/evaluate.py", "evaluate_step", "open"):
-        "lmms-eval's log stream, inside the eval folder of a claimed align run folder",
-    ("pipeline/evaluate.py", "evaluate_step", "write_text"):
-        "results.json inside the eval folder of a claimed align run folder (this function belongs to the "
-        "lmms-eval boundary; to move to data.outputs.write_json with it)",
+    ("eval/command.py", "run_judged", "open"):
+        "lmms-eval's log stream, inside the eval folder of a claimed align run folder (pipeline/evaluate.py)",
+    ("eval/suite.py", "_stream", "open"):
+        "lmms-eval's log stream, inside the suite's --out folder (refused when it holds another suite)",
     ("bench/measure.py", "_reset_peak", "open"): "/proc/self/clear_refs: a kernel control file, not an output",
     ("inspection/site.py", "build_site", "write_text"): _TEMP + " (savi inspect --out)",
     ("inspection/curves.py", "plot_training", "savefig"): _ATOMIC + " (savi plot)",
+    ("training/diagnostics.py", "_run", "open"):
+        "appends whole lines to diagnostics.jsonl inside the claimed training output folder (one write per line)",
+    ("eval/suite.py", "plot_deltas", "savefig"): _ATOMIC + " (savi eval suite's delta.png)",
 }
 
 _WRITE_MODES = set("wax+")

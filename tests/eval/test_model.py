@@ -87,7 +87,9 @@ def test_stop_strings_and_frame_folders(tmp_path):
 
 
 def test_unknown_model_args_are_refused(setup):
-    with pytest.raises(TypeError, match="unknown model_args num_frame"):
+    from savi_plugin.eval.model import SettingError  # savi_video's one error type: one line, before loading
+
+    with pytest.raises(SettingError, match="unknown model_args num_frame"):
         SaviVideo(pretrained="unused", num_frame=4)
 
 

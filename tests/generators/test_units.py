@@ -11,7 +11,7 @@ from savi_plugin.data import DataError, validate_record
 from savi_plugin.data.tags import parse_tags
 from savi_plugin.generators.inputs import load_inputs
 from savi_plugin.generators.judge import judge_answer
-from savi_plugin.generators.parsing import clean_revision, critique_finds_error, parse_questions, question_kind
+from savi_plugin.generators.parsing import clean_revision, critique_finds_error, parse_questions
 from savi_plugin.generators.prompts import PromptError, default_prompts, load_prompts
 from savi_plugin.generators.runner import find_shards, parse_shard, shard_output_path
 from savi_plugin.generators.tagging import check_model_tagging, rule_tag
@@ -74,8 +74,6 @@ def test_parse_questions_formats_and_duplicates():
     assert parse_questions('{"questions": ["Where is the ball now?"]}') == ["Where is the ball now?"]
     assert parse_questions("Where is the red ball?", seen=["where is the red ball"]) == []
     assert parse_questions("be\x18 reasoning\x05 wrong)ed give") == []
-    assert question_kind("What happens after the door opens?") == "temporal"
-    assert question_kind("Where is the cup relative to the plate?") == "spatial"
 
 
 def test_critique_and_revision_parsing():

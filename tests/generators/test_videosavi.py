@@ -180,7 +180,7 @@ def build_tiny_siglip(path: Path) -> Path:
 
 
 def test_videosavi_with_a_local_siglip_scorer(three_videos, tmp_path, synthetic_samples):
-    from savi_plugin.generators.scoring import HFVideoTextScorer
+    from savi_plugin.generators.similarity import HFVideoTextScorer
 
     siglip = build_tiny_siglip(tmp_path / "siglip")
     scorer = HFVideoTextScorer(siglip, num_frames=4)

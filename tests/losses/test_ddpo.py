@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from savi_plugin.losses import ddpo_loss, dpo_loss
-from savi_plugin.training.objective import Objective
+from savi_plugin.training.scoring import Objective
 from tests.builders import FIXTURES, official_token_case
 
 OFFICIAL = json.loads((FIXTURES / "dpa_ddpo_official.json").read_text())

@@ -12,10 +12,9 @@ import torch
 
 from savi_plugin.config.values import ConfigError
 from savi_plugin.losses import weighted_mean
-from savi_plugin.training.objective import Objective
-from savi_plugin.training.scoring import Scores
+from savi_plugin.training.scoring import Objective, Scores
 from savi_plugin.training.token_logprobs import response_token_stats
-from tests.builders import write_jsonl
+from tests.builders import phrase_batch, write_jsonl
 
 V = 13
 
@@ -59,10 +58,10 @@ def test_each_loss_declares_what_it_needs():
     # the trainer's scoring follows the flags: a reference-free loss runs no reference at all
     assert Objective("simpo").scoring_options("adapter")["reference"] == "none"
     assert Objective("rrpo", options={"kl_scope": "official"}).scoring_options("adapter")["sides"] == (
-        "chosen", "rejected", "chosen_template")
-    # alpha 0 is RRPO "w/o KL": no KL anywhere, so a log-probs-only precomputed reference serves
+        "chosen", "rejected", "template")
+    # alpha 0 is RRPO "w/o KL": no KL is required (the chosen KL is still logged as kl/chosen)
     no_kl = Objective("rrpo", {"alpha": 0.0})
-    assert no_kl.requirements.kl_sides == () and no_kl.scoring_options("precomputed", "none")["kl_sides"] == ()
+    assert no_kl.requirements.kl_sides == () and no_kl.scoring_options("adapter")["kl_sides"] == ("chosen",)
     # "w/o R*": the sequence-level reward needs no phrase tags
     assert Objective("rrpo", options={"reward": "sequence"}).requirements.tags is False
 
@@ -106,7 +105,7 @@ def test_simpo_is_reference_free_and_length_normalised():
     """Meng et al. 2024, eq. 6, written out with per-token means."""
     policy, _, targets, _ = make_logits(seed=1)
     scores = scores_of(policy, None, targets, kl_sides=())
-    _, losses, metrics = Objective("simpo", {"beta": 2.5}, {"gamma": 0.7})(scores, {})
+    _, losses, metrics = Objective("simpo", {"beta": 2.5}, {"gamma": 0.7})(scores, phrase_batch(None, None))
     c, r = scores.chosen, scores.rejected
     for b in range(3):
         mean_c = sum(c.policy_logps[b, t].item() for t in range(c.mask.shape[1]) if c.mask[b, t]) / int(c.mask[b].sum())
@@ -123,7 +122,7 @@ def test_tdpo_equals_the_papers_formula_from_full_logits(variant):
     policy = policy.clone().requires_grad_()
     beta, alpha = 0.3, 0.4
     scores = scores_of(policy, reference, targets, kl="policy||ref", kl_sides=("chosen", "rejected"))
-    _, losses, _ = Objective("tdpo", {"beta": beta, "alpha": alpha}, {"variant": variant})(scores, {})
+    _, losses, _ = Objective("tdpo", {"beta": beta, "alpha": alpha}, {"variant": variant})(scores, phrase_batch(None, None))
 
     # the authors' structure: softmax / log over every position, KL(pi || ref), masked sums
     p = policy.softmax(-1)
@@ -145,7 +144,7 @@ def test_tdpo_equals_the_papers_formula_from_full_logits(variant):
 def test_rrpo_ablations_by_name():
     policy, reference, targets, phrase = make_logits(seed=3)
     scores = scores_of(policy, reference, targets, kl="ref||policy")
-    batch = {"chosen_phrase_ids": phrase[:3], "rejected_phrase_ids": phrase[3:]}
+    batch = phrase_batch(phrase[:3], phrase[3:])
     _, full, metrics = Objective("rrpo", {"beta": 0.2, "alpha": 0.05})(scores, batch)
     _, without_kl, _ = Objective("rrpo", {"beta": 0.2, "alpha": 0.0})(scores, batch)
     torch.testing.assert_close(full - without_kl, 0.05 * scores.chosen.total(scores.chosen.kl), atol=1e-12, rtol=0)
@@ -167,13 +166,13 @@ def test_weights_of_one_are_the_plain_mean_and_weights_scale_each_pair():
     assert grad.tolist() == pytest.approx([0.75, 0.25, 0.0])  # a pair's share of the gradient is its weight's
     policy, reference, targets, phrase = make_logits(seed=4)
     scores = scores_of(policy, reference, targets, kl="ref||policy")
-    batch = {"chosen_phrase_ids": phrase[:3], "rejected_phrase_ids": phrase[3:]}
+    batch = phrase_batch(phrase[:3], phrase[3:])
     for name in ("dpo", "rrpo"):
         objective = Objective(name)
         plain, losses, _ = objective(scores, batch)
         assert plain.item() == pytest.approx(losses.mean().item())
-        assert objective(scores, {**batch, "weights": torch.ones(3)})[0].item() == pytest.approx(plain.item())
-        weighted = objective(scores, {**batch, "weights": torch.tensor([1.0, 0.0, 3.0])})[0]
+        assert objective(scores, phrase_batch(phrase[:3], phrase[3:], torch.ones(3)))[0].item() == pytest.approx(plain.item())
+        weighted = objective(scores, phrase_batch(phrase[:3], phrase[3:], torch.tensor([1.0, 0.0, 3.0])))[0]
         assert weighted.item() == pytest.approx((losses[0] + 3 * losses[2]).item() / 4)
 
 
@@ -191,7 +190,7 @@ def test_the_collator_carries_each_pairs_weight(tiny_llava_onevision, synthetic_
     backend = load_backend(tiny_llava_onevision, num_frames=4)
     dataset = PreferenceDataset(path, backend.tokenizer, backend.end_of_turn)
     batch = PreferenceCollator(backend, num_frames=4)([dataset[i] for i in range(3)])
-    assert batch["weights"].tolist() == [0.5, 1.0, 2.0]
+    assert batch.weights.tolist() == [0.5, 1.0, 2.0]
 
 
 # ------------------------------------------------------------------------------ a loss from outside the package
@@ -240,7 +239,7 @@ def test_a_new_loss_is_one_file_and_one_entry_point(tmp_path, monkeypatch):
     assert objective.scoring_options("adapter")["reference"] == "none" and objective.length_normalize
     policy, _, targets, _ = make_logits(seed=5)
     scores = scores_of(policy, None, targets, kl_sides=())
-    loss, losses, _ = objective(scores, {})
+    loss, losses, _ = objective(scores, phrase_batch(None, None))
     gap = scores.chosen.total(normalize=True) - scores.rejected.total(normalize=True)
     torch.testing.assert_close(losses, torch.relu(0.5 - gap))
     with pytest.raises(ValueError, match="margin: must be > 0"):

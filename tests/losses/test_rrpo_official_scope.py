@@ -96,8 +96,7 @@ def official_loss(sides, beta=BETA, alpha=ALPHA):
 @pytest.mark.parametrize("packing", [True, False])
 def test_official_kl_scope_equals_the_official_loss(setup, packing):
     from savi_plugin.training.collator import PreferenceCollator
-    from savi_plugin.training.objective import Objective
-    from savi_plugin.training.scoring import score_responses
+    from savi_plugin.training.scoring import Objective, score_responses
     from savi_plugin.video import read_frames
 
     backend, items = setup
@@ -115,7 +114,7 @@ def test_official_kl_scope_equals_the_official_loss(setup, packing):
     torch.testing.assert_close(ours, torch.stack(expected), atol=1e-5, rtol=0)
     # the default scope (response + end of turn) regularises less: the two differ by the template KL
     _, response_scope, _ = Objective("rrpo", {"beta": BETA, "alpha": ALPHA})(scores, batch)
-    template = scores["chosen_template"]
+    template = scores["template"]
     torch.testing.assert_close(ours - response_scope, ALPHA * template.total(template.kl), atol=1e-6, rtol=0)
     assert (template.total(template.kl) > 1e-4).all()
 
@@ -133,7 +132,7 @@ def official_frames(path, num_sample: int):
 def test_rrpo_recipe_first_step_equals_the_official_loss(tiny_llava_video, setup, tmp_path):
     """The shipped LLaVA-Video RRPO recipe, as it is (its loss, beta, alpha, kl_scope and frame rule; 4 frames
     for speed), trains a first step whose loss is the official loss on the official training frames."""
-    from savi_plugin.config.training import training_kwargs
+    from savi_plugin.training.arguments import training_kwargs
     from savi_plugin.recipe import load_recipe
     from savi_plugin.training.config import PreferenceConfig
     from savi_plugin.training.dataset import PreferenceDataset

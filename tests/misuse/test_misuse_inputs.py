@@ -207,7 +207,7 @@ def test_collator(case, corpus, tiny_lm):
     collator = PreferenceCollator(tiny_lm, num_frames=4, max_length=max_length)
     if case["expect"] == "ok":
         batch = collator(dataset.items)
-        assert batch["chosen_targets"].shape[0] == len(dataset.items) == 2
+        assert batch.chosen.targets.shape[0] == len(dataset.items) == 2
         assert collator.videos_decoded == 2
         return
     with pytest.raises(DataError) as err:

@@ -17,7 +17,6 @@ import socket
 from pathlib import Path
 
 import pytest
-
 from misuse_kit import clip, pair, qa_item, savi
 
 from savi_plugin.video.decode import VideoDecodeError, read_frames
@@ -133,15 +132,14 @@ def test_data_root_confines_folder_inputs(escape, tiny_llava_onevision, tmp_path
 def test_a_run_folder_with_model_args_syntax_in_its_path_reaches_lmms_eval(char, tmp_path):
     from lmms_eval.utils import simple_parse_args_string
 
-    from savi_plugin.eval.command import savi_video_args
-    from savi_plugin.pipeline.evaluate import model_args_paths
+    from savi_plugin.eval.command import safe_paths, savi_video_args
 
     run = tmp_path / f"runs{char}a"
     model, adapter = run / "iter_0" / "model", run / "iter_0" / "train"
     model.mkdir(parents=True)
     adapter.mkdir()
     (model / "config.json").write_text("{}")
-    with model_args_paths(model, adapter) as (model_arg, adapter_arg):
+    with safe_paths(model, adapter) as (model_arg, adapter_arg):
         command = savi_video_args(model_arg, ["savi_mvbench"], run / "eval", num_frames=4, adapter=adapter_arg)
         parsed = simple_parse_args_string(command[command.index("--model_args") + 1])
         assert os.path.realpath(parsed["pretrained"]) == os.path.realpath(model)

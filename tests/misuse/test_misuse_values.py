@@ -195,7 +195,7 @@ SAVI_VIDEO_CASES = [
     ({"num_frames": 2.5}, "num_frames must be a whole number, got 2.5"),
     ({"num_frames": "none"}, "num_frames must be a whole number, got 'none'"),  # no silent default
     ({"fps": "0"}, "fps must be > 0, got 0.0"),
-    ({"fps": "nan"}, "fps must be a number, got nan"),
+    ({"fps": "nan"}, "fps must be a finite number, got nan"),
     ({"max_frames": 0}, "max_frames must be >= 1, got 0"),
     ({"batch_size": "auto"}, "batch_size must be a whole number, got 'auto'"),
     ({"max_new_tokens": "0"}, "max_new_tokens must be >= 1, got 0"),

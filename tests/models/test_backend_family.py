@@ -42,7 +42,7 @@ def test_a_family_from_outside_the_package_trains_through_its_backend(throwaway_
     from savi_plugin.models import load_backend
     from savi_plugin.training.collator import PreferenceCollator
     from savi_plugin.training.dataset import PreferenceDataset
-    from savi_plugin.training.forward import packing_support
+    from savi_plugin.training.packing import packing_support
     from savi_plugin.training.run import apply_lora
     from savi_plugin.training.scoring import score_responses
 
@@ -63,7 +63,7 @@ def test_a_family_from_outside_the_package_trains_through_its_backend(throwaway_
         assert lora and all("language_model" in n for n in lora)
         dataset = PreferenceDataset(path, backend.tokenizer, backend.end_of_turn)
         batch = PreferenceCollator(backend, num_frames=4, packing=supported)([dataset[0], dataset[1]])
-        assert batch["input_ids"].shape[0] == (2 if supported else 4)
+        assert batch.prompt.input_ids.shape[0] == (2 if supported else 4)
         with torch.no_grad():
             scores[name] = score_responses(backend, batch, reference="adapter", kl_sides=("chosen",))
     for side in ("chosen", "rejected"):  # packed (one family) == unpacked (the other): the same model underneath

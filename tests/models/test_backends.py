@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from savi_plugin.models import detect_backend, load_backend
+from savi_plugin.training.batch import labelled_inputs
 from savi_plugin.video import read_frames
 from tests.builders import full_logits_logprobs
 
@@ -52,10 +53,9 @@ def test_batched_scores_equal_one_at_a_time(tiny_llava_onevision, videos, respon
 def test_response_offsets_index_the_response_text(tiny_llava_onevision, videos):
     lm = load_backend(tiny_llava_onevision, num_frames=4)
     response = "the red square, then up!"
-    enc = lm.encode(videos[:1], ["q"], [response])
-    offsets = enc["response_offsets"][0]
-    ids = enc["input_ids"][0][enc["labels"][0] != -100]
-    assert len(offsets) == len(ids)
+    ids, offsets = lm.response_tokens(response)
+    inputs, labels = labelled_inputs(lm, videos[:1], ["q"], [response])
+    assert inputs["input_ids"][0][labels[0] != -100].tolist() == ids and len(offsets) == len(ids)
     text = response + lm.end_of_turn
     assert "".join(text[a:b] for a, b in offsets) == text
 
@@ -71,7 +71,7 @@ def test_one_training_step_moves_the_lora_weights_of_the_language_model_only(fam
                                                                               tmp_path):
     """Each family trains through the real trainer (RRPO, packed rows where the family packs, LoRA on the backend's
     own targets): one optimiser step, a finite loss, LoRA weights inside the language model moved, nothing else."""
-    from savi_plugin.training.forward import packing_support
+    from savi_plugin.training.packing import packing_support
     from savi_plugin.training.trainer import RRPOTrainer
     from tests.builders import lora_policy, preference_config, write_answer_pairs
 

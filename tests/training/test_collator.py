@@ -37,10 +37,8 @@ def test_responses_are_tokenized_like_the_backend_and_phrase_ids_follow_the_tags
     data = write_jsonl(tmp_path / "p.jsonl", [_record(s, 0, chosen=f"  The answer is {s.answer}.",
                                                  chosen_tagged=f"The answer is <MASK> {s.answer} </MASK>.")])
     item = _dataset(backend, data, require_tags=True)[0]
-    encoded = backend.encode([__import__("numpy").zeros((4, 32, 32, 3), "uint8")], [s.question],
-                             [f"  The answer is {s.answer}."])
-    response = encoded["labels"][0][encoded["labels"][0] != -100].tolist()
-    assert item.chosen_ids == response  # same tokens as VideoLM.encode, end-of-turn included
+    response, _ = backend.response_tokens(f"  The answer is {s.answer}.")
+    assert item.chosen_ids == response  # the one tokenisation rule, end-of-turn included
     tokens = [backend.tokenizer.decode([t]) for t in item.chosen_ids]
     tagged = "".join(t for t, k in zip(tokens, item.chosen_phrase_ids) if k)
     assert tagged.strip() == s.answer and set(item.chosen_phrase_ids) == {0, 1}
@@ -63,19 +61,19 @@ def test_each_video_is_decoded_once_per_pair(backend, synthetic_samples, tmp_pat
         decoded.clear()
         batch = PreferenceCollator(backend, num_frames=4, packing=packed)([dataset[i] for i in range(3)])
         assert sorted(decoded) == sorted(s.video for s in synthetic_samples[:3])
-        assert batch["vision"]["pixel_values_videos"].shape[:2] == (3, 4)  # per pair, not per response
+        assert batch.prompt.vision["pixel_values_videos"].shape[:2] == (3, 4)  # per pair, not per response
         for side in ("chosen", "rejected"):
             # the targets are the response tokens, gathered at the positions that predict them
-            rows, positions, targets = (batch[f"{side}_{k}"] for k in ("rows", "positions", "targets"))
+            rows, positions, targets = batch.sides[side].rows, batch.sides[side].positions, batch.sides[side].targets
             for b in range(3):
                 n = int((targets[b] != -100).sum())
                 predicted_from = positions[b, :n]
-                assert predicted_from[0] == batch["segments"][rows[b], 0] - 1  # last prompt token
+                assert predicted_from[0] == batch.prompt.segments[rows[b], 0] - 1  # last prompt token
                 if packed and side == "rejected":  # later tokens follow their own block, not chosen's
-                    start = batch["segments"][b, 0] + batch["segments"][b, 1]
-                    ids = batch["input_ids"][b, start:start + n]
+                    start = batch.prompt.segments[b, 0] + batch.prompt.segments[b, 1]
+                    ids = batch.prompt.input_ids[b, start:start + n]
                 else:
-                    ids = batch["input_ids"][rows[b], predicted_from + 1]
+                    ids = batch.prompt.input_ids[rows[b], predicted_from + 1]
                 assert ids.tolist() == targets[b, :n].tolist()
 
 
@@ -87,13 +85,13 @@ def test_truncation_keeps_the_start_and_is_counted(backend, synthetic_samples, t
     tagged = long.replace("is ", "is <MASK>", 1).replace(", sideways", "</MASK>, sideways", 1)
     data = write_jsonl(tmp_path / "p.jsonl", [_record(s, 0, rejected=long, rejected_tagged=tagged)])
     item = _dataset(backend, data)[0]
-    prompt = PreferenceCollator(backend, num_frames=4, packing=False)([item])["segments"][0, 0].item()
+    prompt = PreferenceCollator(backend, num_frames=4, packing=False)([item]).prompt.segments[0, 0].item()
     budget = prompt + len(item.chosen_ids) + 2
     batch = PreferenceCollator(backend, num_frames=4, max_length=budget)([item])
-    assert batch["truncated"].item() == 1  # only the long rejected response was cut
-    assert (batch["rejected_targets"][0] != -100).sum() == budget - prompt
-    assert batch["rejected_targets"][0, :budget - prompt].tolist() == item.rejected_ids[:budget - prompt]
-    assert batch["rejected_phrase_ids"][0].tolist()[:budget - prompt] == item.rejected_phrase_ids[:budget - prompt]
+    assert batch.truncated.item() == 1  # only the long rejected response was cut
+    assert (batch.rejected.targets[0] != -100).sum() == budget - prompt
+    assert batch.rejected.targets[0, :budget - prompt].tolist() == item.rejected_ids[:budget - prompt]
+    assert batch.rejected.phrase_ids[0].tolist()[:budget - prompt] == item.rejected_phrase_ids[:budget - prompt]
     with pytest.raises(DataError, match=r"p\.jsonl:1:video: .*max_length=10"):
         PreferenceCollator(backend, num_frames=4, max_length=10)([item])
 

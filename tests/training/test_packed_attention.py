@@ -13,7 +13,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from savi_plugin.training import packed_attention
+from savi_plugin.training import packing as packed_attention
 from tests.builders import random_lora_backend, write_jsonl, wrong_option
 
 FP32_TOL = 1e-5
@@ -32,7 +32,7 @@ def _batch(backend, samples, tmp_path):
         for i, s in enumerate(samples[:2])])
     dataset = PreferenceDataset(path, backend.tokenizer, backend.end_of_turn, require_tags=False)
     batch = PreferenceCollator(backend, num_frames=4, packing=True)([dataset[0], dataset[1]])
-    assert batch["packed"] and int(batch["segments"].sum(-1).min()) < batch["input_ids"].shape[1]
+    assert batch.prompt.packed and int(batch.prompt.segments.sum(-1).min()) < batch.prompt.input_ids.shape[1]
     return batch
 
 
@@ -56,14 +56,14 @@ class _SdpaSpy(torch.overrides.TorchFunctionMode):
 
 def _run(backend, batch, layout, features, weights, autocast: bool):
     """Hidden states at real positions and the LoRA gradients of a fixed linear function of them."""
-    from savi_plugin.training.forward import decoder_hidden_states
+    from savi_plugin.training.scoring import decoder_hidden_states
 
     decoder = backend.decoder()
     backend.model.zero_grad(set_to_none=True)
     context = torch.autocast("cpu", dtype=torch.bfloat16) if autocast else torch.autocast("cpu", enabled=False)
     with context:
-        hidden = decoder_hidden_states(decoder, batch, layout, backend.mm_encoder_outputs(features, batch))
-    real = torch.arange(hidden.shape[1]).view(1, -1) < batch["segments"].sum(-1).view(-1, 1)
+        hidden = decoder_hidden_states(decoder, batch.prompt, layout, backend.mm_encoder_outputs(features, batch.prompt))
+    real = torch.arange(hidden.shape[1]).view(1, -1) < batch.prompt.segments.sum(-1).view(-1, 1)
     states = hidden.float()[real]
     (states * weights[: states.shape[0]]).mean().backward()
     grads = {n: p.grad.detach().clone() for n, p in backend.model.named_parameters() if p.grad is not None}
@@ -74,19 +74,18 @@ def _run(backend, batch, layout, features, weights, autocast: bool):
 @pytest.mark.parametrize("family", ["llava_onevision", "qwen2_vl", "llava_video", "qwen2_5_vl", "qwen3_vl",
                                     "internvl"])
 def test_split_attention_equals_the_block_mask(family, request, synthetic_samples, tmp_path, monkeypatch):
-    from savi_plugin.training.forward import RowLayout, row_layout
-    from savi_plugin.training.packing import block_attention_mask
+    from savi_plugin.training.packing import RowLayout, block_attention_mask, row_layout
 
     backend = random_lora_backend(request.getfixturevalue(f"tiny_{family}"), attn_implementation="sdpa")
     decoder = backend.decoder()
     batch = _batch(backend, synthetic_samples, tmp_path)
-    length = batch["input_ids"].shape[1]
-    split = row_layout(batch, backend.position_ids(batch), backend.attention_implementation(), torch.float32)
+    length = batch.prompt.input_ids.shape[1]
+    split = row_layout(batch.prompt, backend.position_ids(batch.prompt), backend.attention_implementation(), torch.float32)
     assert split.attention_mask.dim() == 2 and "packed_segments" in split.attention_kwargs
-    block = RowLayout(block_attention_mask(batch["segments"], length), split.position_ids, True)
+    block = RowLayout(block_attention_mask(batch.prompt.segments, length), split.position_ids, True)
     with torch.no_grad():
-        features = backend.video_features(batch["vision"])
-    weights = torch.randn(int(batch["segments"].sum()), decoder.config.get_text_config().hidden_size,
+        features = backend.video_features(batch.prompt.vision)
+    weights = torch.randn(int(batch.prompt.segments.sum()), decoder.config.get_text_config().hidden_size,
                           generator=torch.Generator().manual_seed(1))
 
     calls, masks = [], []

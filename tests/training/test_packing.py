@@ -7,7 +7,7 @@ import logging
 import pytest
 import torch
 
-from savi_plugin.training.packing import block_attention_mask, response_positions, restart_rejected_positions
+from savi_plugin.training.packing import block_attention_mask, restart_rejected_positions
 from tests.builders import UNEVEN_PAIR, full_logits_logprobs, random_lora_backend, write_answer_pairs
 
 
@@ -34,9 +34,6 @@ def test_rejected_positions_restart_after_prefix():
     assert out.tolist() == [[0, 1, 2, 3, 4, 3, 4, 5, 8]]
     mrope = torch.arange(9).view(1, 1, 9).expand(3, 1, 9)  # [axes, rows, L]
     assert restart_rejected_positions(mrope, torch.tensor([[3, 2, 3]]))[:, 0, 5].tolist() == [3, 3, 3]
-    # chosen token j is predicted from P-1+j; rejected token 0 from the last prefix position
-    assert response_positions(3, 2, 3) == [2, 3]
-    assert response_positions(3, 3, 5) == [2, 5, 6]
 
 
 @pytest.mark.parametrize("family,attention", [("llava_onevision", "sdpa"), ("llava_onevision", "eager"),
@@ -55,7 +52,7 @@ def test_packed_equals_unpacked_and_the_backends_own_logprobs(family, attention,
     stats = {}
     for packed in (True, False):
         batch = PreferenceCollator(backend, num_frames=4, packing=packed)(items)
-        assert batch["input_ids"].shape[0] == (3 if packed else 6)
+        assert batch.prompt.input_ids.shape[0] == (3 if packed else 6)
         with torch.no_grad():
             stats[packed] = score_responses(backend, batch, reference="adapter", kl_sides=("chosen",))
     for side in ("chosen", "rejected"):

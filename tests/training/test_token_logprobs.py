@@ -6,7 +6,7 @@ from torch import nn
 
 from savi_plugin.bench.official_loss import rrpo_loss_from_logits
 from savi_plugin.losses.rrpo import rrpo_loss
-from savi_plugin.training.token_logprobs import ReferenceTokenStats, response_token_stats
+from savi_plugin.training.token_logprobs import response_token_stats
 from tests.builders import REPO_ROOT
 
 B, L, H, V = 4, 23, 16, 61
@@ -44,13 +44,6 @@ def logprobs_of(hidden, head, labels, *, packed=False, **kwargs):
 def kl_of(hidden, head, labels, *, packed=False, **kwargs):
     stats = stats_of(hidden, head, labels, compute_kl=True, **kwargs)
     return stats.kl[stats.mask] if packed else stats.kl
-
-
-@torch.no_grad()
-def precomputed(hidden, head, labels, *, full=False, top_k=None, **kwargs):
-    """What the reference precompute stores: the scored model's own token log-probs and kept distribution."""
-    stats = stats_of(hidden, head, labels, keep_full=full, keep_top_k=top_k, **kwargs)
-    return stats.kept or ReferenceTokenStats(token_logps=stats.policy_logps[stats.mask])
 
 
 def full_logprobs(hidden, head, labels):
@@ -127,31 +120,6 @@ def test_gradients_equal_full_path(chunk_size):
     assert reference_head.weight.grad is None
 
 
-@pytest.mark.parametrize("chunk_size", [1, 7])
-def test_precomputed_reference_full_and_topk(chunk_size):
-    head, reference_head, hidden, reference_hidden, labels = make_inputs(seed=3)
-    _, policy_lp, mask = full_logprobs(hidden, head, labels)
-    expected_ref, ref_lp, _ = full_logprobs(reference_hidden, reference_head, labels)
-    exact_kl = full_kl(policy_lp, ref_lp, mask)
-
-    full = precomputed(reference_hidden, reference_head, labels, full=True, chunk_size=chunk_size)
-    assert full.full_logprobs.shape == (int(mask.sum()), V)
-    stats = stats_of(hidden, head, labels, reference=full, compute_kl=True, chunk_size=chunk_size)
-    assert torch.allclose(stats.reference_logps, expected_ref, atol=1e-5, rtol=0)
-    assert torch.allclose(stats.kl, exact_kl, atol=1e-5, rtol=0)
-
-    # top-k with k = V is exact; with small k it is a lower bound (data-processing inequality)
-    every = precomputed(reference_hidden, reference_head, labels, top_k=V, chunk_size=chunk_size)
-    assert torch.allclose(kl_of(hidden, head, labels, reference=every), exact_kl, atol=1e-5)
-    for k in (1, 5, 20):
-        topk = precomputed(reference_hidden, reference_head, labels, top_k=k, chunk_size=chunk_size)
-        assert topk.topk_indices.shape == (int(mask.sum()), k)
-        approx = kl_of(hidden, head, labels, reference=topk, chunk_size=chunk_size)
-        assert (approx[mask] >= -1e-6).all() and (approx[mask] <= exact_kl[mask] + 1e-5).all()
-        assert torch.allclose(stats_of(hidden, head, labels, reference=topk).reference_logps,
-                              expected_ref, atol=1e-5)
-
-
 def test_efficient_path_gives_the_rrpo_loss_of_the_full_logits_path():
     """Policy/reference/KL from hidden states + rrpo_loss == rrpo_loss_from_logits on full logits."""
     head, reference_head, hidden, reference_hidden, labels = make_inputs(seed=4)
@@ -221,7 +189,6 @@ def test_half_precision_callable_head_and_empty_selection():
     nothing = torch.full_like(labels, -100)
     assert (nothing[:, 1:] != -100).sum() == 0
     assert (logprobs_of(hidden, head, nothing) == 0).all()
-    assert precomputed(hidden, head, nothing, full=True, top_k=3).full_logprobs.shape == (0, V)
 
 
 def test_bad_arguments():
@@ -232,9 +199,8 @@ def test_bad_arguments():
         logprobs_of(hidden, head, labels, chunk_size=0)
     with pytest.raises(ValueError, match=r"\[B, T, H\]"):
         logprobs_of(hidden[:, :-1], head, labels)
-    with pytest.raises(ValueError, match="positions"):
-        reference = precomputed(reference_hidden[:2], head, labels[:2])
-        stats_of(hidden, head, labels, reference=reference)
+    with pytest.raises(ValueError, match="must match"):
+        stats_of(hidden, head, labels, reference_hidden_states=reference_hidden[:2])
 
 
 def test_memory_benchmark_runs_and_both_paths_agree():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tests.builders import lora_policy, preference_config, random_lora_backend, write_answer_pairs, write_jsonl
+from tests.builders import lora_policy, phrase_batch, preference_config, random_lora_backend, write_answer_pairs, write_jsonl
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +47,7 @@ def test_a_pair_gives_the_same_loss_batched_and_alone(tiny_llava_onevision, synt
     """Different chosen/rejected lengths, several phrases, prompt (left) and response (right) padding."""
     from savi_plugin.training.collator import PreferenceCollator
     from savi_plugin.training.dataset import PreferenceDataset
-    from savi_plugin.training.objective import Objective
+    from savi_plugin.training.scoring import Objective
     from savi_plugin.training.scoring import score_responses
 
     s = synthetic_samples
@@ -176,8 +176,7 @@ def test_non_finite_raises_when_asked(tiny_llava_onevision, pair_files, tmp_path
 
 def test_trainers_are_registered_and_losses_get_their_contracts():
     from savi_plugin import registry
-    from savi_plugin.training.objective import Objective
-    from savi_plugin.training.scoring import Scores
+    from savi_plugin.training.scoring import Objective, Scores
     from savi_plugin.training.token_logprobs import ResponseTokenStats
     from savi_plugin.training.trainer import DPOTrainer, RRPOTrainer
 
@@ -191,7 +190,7 @@ def test_trainers_are_registered_and_losses_get_their_contracts():
     reference = torch.tensor([[-1.5, -2.5, 0.0], [-1.0, -1.0, -1.0]])
     side = ResponseTokenStats(mask, policy, reference, torch.zeros(2, 3))
     stats = Scores({"chosen": side, "rejected": ResponseTokenStats(mask, reference, policy)})
-    batch = {"chosen_phrase_ids": mask.long(), "rejected_phrase_ids": mask.long()}
+    batch = phrase_batch(mask.long(), mask.long())
     ipo = Objective("ipo", {"beta": 0.5})
     assert ipo.length_normalize  # declared by the loss, not keyed on its name
     _, losses, metrics = ipo(stats, batch)

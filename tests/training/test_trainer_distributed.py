@@ -27,7 +27,7 @@ RUN = textwrap.dedent("""
 
     class Recording(RRPOTrainer):
         def compute_loss(self, model, inputs, **kwargs):
-            seen.append(list(inputs["pair_ids"]))
+            seen.append(list(inputs.pair_ids))
             return super().compute_loss(model, inputs, **kwargs)
 
     config = PreferenceConfig(output_dir=out, num_frames=4, per_device_train_batch_size=2, max_steps=3,

@@ -16,14 +16,16 @@ from typing import Any, ClassVar, Sequence
 import numpy as np
 import torch
 
-from savi_plugin.models.backends.tokens import (IGNORE_INDEX, aligned_keys, append_rows, pad_stack, prompt_rows,
-                                                 tokenize_response)
-from savi_plugin.video.decode import DEFAULT_NUM_FRAMES
+from savi_plugin.constants import DEFAULT_NUM_FRAMES, DTYPE_ALIASES
+from savi_plugin.constants import DTYPES as DTYPE_NAMES
+from savi_plugin.errors import InputError
+from savi_plugin.models.backends.tokens import check_plain_text, tokenize_response
 
 log = logging.getLogger(__name__)
 
-DTYPES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
-          "float16": torch.float16, "fp16": torch.float16}
+#: dtype name (or its short alias) -> torch dtype
+DTYPES = {**{name: getattr(torch, name) for name in DTYPE_NAMES},
+          **{alias: getattr(torch, name) for alias, name in DTYPE_ALIASES.items()}}
 
 
 def resolve_dtype(dtype: str | torch.dtype) -> torch.dtype:
@@ -35,7 +37,7 @@ def resolve_dtype(dtype: str | torch.dtype) -> torch.dtype:
     return DTYPES[dtype]
 
 
-class PromptTooLongError(ValueError):
+class PromptTooLongError(InputError):
     """A prompt (video + question) does not fit the model's context window.
 
     Prompts are never truncated -- the video tokens must match the vision features one to one, and a cut
@@ -168,6 +170,7 @@ class VideoLM:
                 continues it (MVBench's official evaluation pre-fills ``"Best option:("``, OpenGVLab/Ask-Anything
                 ``video_chat2/mvbench.ipynb`` ``answer_prompt``).
         """
+        check_plain_text(self.tokenizer, question, "question")  # the one rule for data text (tokens.py)
         rendered = self.processor.apply_chat_template(self.messages(question, system=system),
                                                       add_generation_prompt=True, tokenize=False)
         return rendered + prefill
@@ -196,34 +199,12 @@ class VideoLM:
         return self.processor(text=texts, videos=list(videos), return_tensors="pt", padding=True,
                               padding_side="left", **self.processor_kwargs(), **extra)
 
-    def encode(self, videos: Sequence[np.ndarray], questions: Sequence[str],
-               responses: Sequence[str] | None = None, *, add_end_of_turn: bool = True) -> dict[str, Any]:
-        """Model inputs for a batch.
+    def encode(self, videos: Sequence[np.ndarray], questions: Sequence[str]) -> dict[str, Any]:
+        """Model inputs of the prompts (chat template, video placeholders, pixels), left-padded for ``generate``.
 
-        Without ``responses``: left-padded prompts, ready for ``generate``.
-        With ``responses``: right-padded ``prompt + response (+ end of turn)`` with ``labels`` (-100 outside
-        the response), ``response_offsets`` (per sample, the character offsets of each response token in
-        its response string) and ``prompt_lengths``. Each response is tokenized on its own, so the
-        prompt/response boundary is exact.
+        Prompt + response rows are built from these by :mod:`savi_plugin.training.batch` (the one way).
         """
-        prompts = [self.prompt(q) for q in questions]
-        batch = self._process(prompts, videos)
-        if responses is None:
-            return dict(batch)
-        if len(responses) != len(prompts):
-            raise ValueError(f"got {len(prompts)} prompts but {len(responses)} responses")
-        aligned = aligned_keys(batch)
-        rows = prompt_rows(batch, aligned)
-        eot = self.end_of_turn if add_end_of_turn else ""
-        tokenized = [tokenize_response(self.tokenizer, response, eot) for response in responses]
-        out = {k: v for k, v in batch.items() if k not in aligned and k not in ("input_ids", "attention_mask")}
-        out.update(append_rows(rows, [ids for ids, _ in tokenized], self.pad_token_id, aligned))
-        prompt_lengths = [len(row["input_ids"]) for row in rows]
-        out["labels"] = pad_stack([[IGNORE_INDEX] * n + ids for n, (ids, _) in zip(prompt_lengths, tokenized)],
-                                  IGNORE_INDEX, length=out["input_ids"].shape[1])
-        out["response_offsets"] = [offsets for _, offsets in tokenized]
-        out["prompt_lengths"] = prompt_lengths
-        return out
+        return dict(self._process([self.prompt(q) for q in questions], videos))
 
     @property
     def pad_token_id(self) -> int:
@@ -233,11 +214,6 @@ class VideoLM:
     def response_tokens(self, text: str, *, add_end_of_turn: bool = True) -> tuple[list[int], list[tuple[int, int]]]:
         """Ids and character offsets of a response, by the one rule of :func:`tokens.tokenize_response`."""
         return tokenize_response(self.tokenizer, text, self.end_of_turn if add_end_of_turn else "")
-
-    @staticmethod
-    def model_inputs(encoded: dict[str, Any]) -> dict[str, Any]:
-        """Drop the bookkeeping keys (``labels``, offsets, lengths) before calling the model."""
-        return {k: v for k, v in encoded.items() if k not in ("labels", "response_offsets", "prompt_lengths")}
 
     def _to_device(self, inputs: dict[str, Any]) -> dict[str, Any]:
         device, dtype = self.device, next(self.model.parameters()).dtype
@@ -363,18 +339,19 @@ class VideoLM:
         kwargs = {k: v for k, v in vision.items() if k in accepted and k != "pixel_values_videos"}
         return fn(pixels, return_dict=True, **kwargs)
 
-    def mm_encoder_outputs(self, features, batch: dict[str, Any]) -> dict[str, Any]:
-        """The decoder's ``mm_encoder_outputs`` for a scoring batch's rows: each row gets its video's features.
+    def mm_encoder_outputs(self, features, prompt) -> dict[str, Any]:
+        """The decoder's ``mm_encoder_outputs`` for a batch's rows: each row gets its video's features.
 
         Args:
             features: :meth:`video_features`' output for the batch's videos (one entry per video, in order).
-            batch: the scoring batch (``row_to_pair``: the video of each row; ``input_ids``).
+            prompt: the batch's :class:`~savi_plugin.training.batch.PromptSide` (``row_to_pair``: the video of
+                each row; ``input_ids``).
 
         The default serves models whose ``get_video_features`` returns one pooled entry per video under the
         ``"video"`` modality; packed rows use the features as they are (no copy). Qwen3-VL's deepstack features
         (one per-video tuple per deepstack layer) follow the rows the same way.
         """
-        row_to_pair = batch["row_to_pair"]
+        row_to_pair = prompt.row_to_pair
         order = row_to_pair.tolist()
         if order == list(range(len(order))):
             return {"video": features}
@@ -395,24 +372,24 @@ class VideoLM:
         inside = {id(p) for p in self.language_model().parameters()}
         return any(p.requires_grad and id(p) not in inside for p in self.decoder().parameters())
 
-    def position_ids(self, batch: dict[str, Any]) -> torch.Tensor:
-        """Position ids of a scoring batch's rows as plain sequences.
+    def position_ids(self, prompt) -> torch.Tensor:
+        """Position ids of a batch's rows as plain sequences.
 
         The model's own multi-axis index (``get_rope_index``: Qwen2-VL's M-RoPE) when it has one, else
-        ``0..n-1`` over the real tokens. ``batch`` holds ``input_ids``, ``attention_mask``, ``row_inputs``
+        ``0..n-1`` over the real tokens. ``prompt`` is the batch's
+        :class:`~savi_plugin.training.batch.PromptSide`: ``input_ids``, ``attention_mask``, ``row_inputs``
         (per-token processor outputs), ``vision`` (per-video inputs) and ``row_to_pair``.
         """
         decoder = self.decoder()
-        input_ids, attention = batch["input_ids"], batch["attention_mask"]
+        input_ids, attention = prompt.input_ids, prompt.attention_mask
         get_rope_index = getattr(decoder, "get_rope_index", None)
         if get_rope_index is None:
             return (attention.long().cumsum(-1) - 1).clamp(min=0)
         accepted = inspect.signature(get_rope_index).parameters
-        kwargs = {k: v for k, v in batch["row_inputs"].items() if k in accepted}
-        row_to_pair = batch["row_to_pair"]
-        for k, v in batch["vision"].items():  # per-video entries (grids, seconds per grid) follow the rows
+        kwargs = {k: v for k, v in prompt.row_inputs.items() if k in accepted}
+        for k, v in prompt.vision.items():  # per-video entries (grids, seconds per grid) follow the rows
             if k in accepted and torch.is_tensor(v) and k != "pixel_values_videos":
-                kwargs[k] = v.index_select(0, row_to_pair.to(v.device))
+                kwargs[k] = v.index_select(0, prompt.row_to_pair.to(v.device))
         positions, _ = get_rope_index(input_ids, attention_mask=attention, **kwargs)
         return positions
 

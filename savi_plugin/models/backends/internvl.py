@@ -33,7 +33,7 @@ class InternVLVideoLM(VideoLM):
         pixels = vision["pixel_values"].to(self.floating_dtype(decoder))
         return decoder.get_image_features(pixel_values=pixels, return_dict=True)
 
-    def mm_encoder_outputs(self, features, batch: dict[str, Any]) -> dict[str, Any]:
+    def mm_encoder_outputs(self, features, prompt) -> dict[str, Any]:
         """Each row's frame features, in row order, as the ``"image"`` modality (InternVL's only one).
 
         A video's share of the frames is its first row's count of ``<IMG_CONTEXT>`` tokens (frames x
@@ -42,10 +42,10 @@ class InternVLVideoLM(VideoLM):
         from transformers.modeling_outputs import BaseModelOutputWithPooling
 
         pooled = features.pooler_output
-        row_to_pair = batch["row_to_pair"].tolist()
+        row_to_pair = prompt.row_to_pair.tolist()
         if row_to_pair == list(range(len(row_to_pair))):
             return {"image": features}
-        context = (batch["input_ids"] == self.model.config.image_token_id).sum(-1).tolist()
+        context = (prompt.input_ids == self.model.config.image_token_id).sum(-1).tolist()
         first_row = {pair: row for row, pair in reversed(list(enumerate(row_to_pair)))}
         frames = [context[first_row[pair]] // pooled.shape[1] for pair in range(len(first_row))]
         per_video = torch.split(pooled, frames)

@@ -2,19 +2,66 @@
 
 A response is tokenised **on its own**, ``tokenizer(response + end_of_turn, add_special_tokens=False)``, and
 appended to the tokenised prompt, so the prompt/response boundary is exact and the same ids are trained on,
-scored, stored with a precomputed reference and given phrase ids (their character offsets come with them).
-:meth:`VideoLM.encode <savi_plugin.models.backends.base.VideoLM.encode>`, the training dataset, the collator,
-the phrase-id helper and the eval log-likelihood all call :func:`tokenize_response` and :func:`append_rows`.
+scored and given phrase ids (their character offsets come with them). :meth:`VideoLM.response_tokens` (which the
+training dataset, the phrase-id helper and the eval log-likelihood use) calls :func:`tokenize_response`;
+:func:`savi_plugin.training.batch.build_batch`, where every prompt + response row is built, calls
+:func:`append_rows`.
 """
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Sequence
 
 import torch
 
+from savi_plugin.errors import InputError
+
 #: Label value of a position that is not scored (prompt, video, padding): PyTorch's cross-entropy default.
 IGNORE_INDEX = -100
+
+
+class ControlTextError(InputError):
+    """Data text holds one of the model's control tokens or placeholders; the item is refused (final)."""
+
+    skip_reason = "control_token_in_text"
+
+
+_CONTROL: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def control_strings(tokenizer) -> tuple[str, ...]:
+    """The texts ``tokenizer`` reads as single control tokens: its special tokens and every added special token
+    (chat markers such as ``<|im_start|>``, placeholders such as ``<video>`` and ``<image>``), longest first."""
+    try:
+        return _CONTROL[tokenizer]
+    except (KeyError, TypeError):
+        pass
+    found = set(getattr(tokenizer, "all_special_tokens", []) or [])
+    for token in (getattr(tokenizer, "added_tokens_decoder", None) or {}).values():
+        if getattr(token, "special", False):
+            found.add(str(token.content))
+    strings = tuple(sorted((s for s in found if s), key=len, reverse=True))
+    try:
+        _CONTROL[tokenizer] = strings
+    except TypeError:
+        pass
+    return strings
+
+
+def check_plain_text(tokenizer, text: str, field: str) -> None:
+    """The one rule for data text that meets a tokenizer (questions and responses): it may not contain one of
+    the tokenizer's control strings (:func:`control_strings`), since the chat template, the video processor and
+    the tokenizer would read it as a turn marker or a placeholder instead of text. Refused, not escaped: a
+    placeholder inside a question would make the processor expand it into video tokens.
+
+    Raises:
+        ControlTextError: naming the field and the control string (an input failure: final, counted).
+    """
+    for control in control_strings(tokenizer):
+        if control in text:
+            raise ControlTextError(f"{field} contains {control!r}, a control token of this model's tokenizer; data "
+                                   f"text may not contain the model's special tokens or placeholders")
 
 
 def tokenize_response(tokenizer, text: str, end_of_turn: str = "") -> tuple[list[int], list[tuple[int, int]]]:
@@ -25,7 +72,11 @@ def tokenize_response(tokenizer, text: str, end_of_turn: str = "") -> tuple[list
         text: the response.
         end_of_turn: what the chat template puts after an answer (``VideoLM.end_of_turn``, e.g. ``<|im_end|>``),
             or ``""`` for a bare continuation (eval log-likelihood).
+
+    Raises:
+        ControlTextError: ``text`` holds one of the tokenizer's control strings (:func:`check_plain_text`).
     """
+    check_plain_text(tokenizer, text, "response")
     enc = tokenizer(text + end_of_turn, add_special_tokens=False, return_offsets_mapping=True)
     return list(enc["input_ids"]), [tuple(o) for o in enc["offset_mapping"]]
 

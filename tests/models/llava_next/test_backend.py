@@ -12,6 +12,7 @@ import torch
 
 from savi_plugin.models import detect_backend, load_backend
 from savi_plugin.models.llava_next.convert import convert_llava_next
+from savi_plugin.training.batch import labelled_inputs
 from tests.builders import LLAVA_NEXT_FIXTURE, full_logits_logprobs, llava_next_frames, llava_next_reference
 
 FIXTURE = LLAVA_NEXT_FIXTURE
@@ -50,7 +51,7 @@ def test_backend_reproduces_llava_next_logits_from_raw_frames(lm, reference):
     inputs = lm.encode([llava_next_frames()], [meta["question"]])
     assert int((inputs["input_ids"] == lm.model.config.video_token_index).sum()) == 420
     with torch.no_grad():
-        logits = lm.model(**lm.model_inputs(inputs)).logits[0]
+        logits = lm.model(**inputs).logits[0]
     ref_logits = ref["grid.logits"]
     torch.testing.assert_close(logits[:, : ref_logits.shape[1]], ref_logits, rtol=0, atol=1e-4)
 
@@ -78,8 +79,8 @@ def test_lora_adapter_trains_and_reloads_through_the_backend(converted, tmp_path
 
     fresh = load_backend(converted, num_frames=2)
     peft_model = get_peft_model(fresh.model, LoraConfig(r=4, lora_alpha=8, target_modules=r".*language_model.*\.(q_proj|v_proj)"))
-    encoded = fresh.encode([llava_next_frames()], ["Describe the video."], ["The square is red"])
-    loss = peft_model(**fresh.model_inputs(encoded), labels=encoded["labels"]).loss
+    encoded, labels = labelled_inputs(fresh, [llava_next_frames()], ["Describe the video."], ["The square is red"])
+    loss = peft_model(**encoded, labels=labels).loss
     loss.backward()
     grads = [p.grad for n, p in peft_model.named_parameters() if "lora_B" in n]
     assert grads and all(g is not None for g in grads) and any(g.abs().sum() > 0 for g in grads)
@@ -92,8 +93,8 @@ def test_lora_adapter_trains_and_reloads_through_the_backend(converted, tmp_path
     base = load_backend(converted, num_frames=2)
     args = ([llava_next_frames()], ["Describe the video."], ["The square is red"])
     with torch.no_grad():
-        trained = torch.log_softmax(peft_model(**fresh.model_inputs(encoded)).logits[0, :-1].float(), -1)
-    labels = encoded["labels"][0, 1:]
+        trained = torch.log_softmax(peft_model(**encoded).logits[0, :-1].float(), -1)
+    labels = labels[0, 1:]
     expected = trained.gather(-1, labels.clamp(min=0)[:, None]).squeeze(-1)[labels != -100]
     torch.testing.assert_close(response_logprobs(adapted, *args)[0], expected, rtol=0, atol=1e-4)
     assert not torch.allclose(response_logprobs(adapted, *args)[0], response_logprobs(base, *args)[0])

@@ -28,9 +28,11 @@ from savi_plugin.config.values import (
     check_mapping,
     register_rules,
 )
+from savi_plugin.losses.base import SHARED_FIELDS
+from savi_plugin.training.scoring import load_loss
 
 #: ``train`` keys that hold paths (resolved against the recipe file's folder like the sections' path fields)
-TRAIN_PATHS = ("output_dir", "logging_dir", "reference_model_path", "reference_path", "data_root")
+TRAIN_PATHS = ("output_dir", "logging_dir", "reference_model_path", "data_root")
 
 
 def shipped_recipes_dir() -> Path:
@@ -104,6 +106,7 @@ def config_class() -> type:
         "trainer": [OneOf(lambda: registry.available(registry.TRAINERS), what="trainer"), Check(_loads_trainer)],
         "reference": [OneOf(*REFERENCE_MODES, what="reference mode")],
         "num_frames": [AtLeast(1)], "max_length": [AtLeast(2)], "logprob_chunk_size": [AtLeast(1)],
+        "diagnostics_steps": [AtLeast(1)],
         "video_backend": [OneOf(*VIDEO_BACKENDS, what="video backend")],
         "data_format": [OneOf(*FORMATS, what="format")],
         "frame_rule": [OneOf(*SAMPLING_RULES, what="frame rule")],
@@ -131,12 +134,10 @@ def check_train(train: dict[str, Any], prefix: str = "train", source: str | None
 def check_loss(train: dict[str, Any], prefix: str = "train", source: str | None = None) -> None:
     """The loss's hyper-parameters (``beta``, ``alpha``, ``label_smoothing``, ``loss_options``) checked against
     the declaration of the loss that ``loss_type`` names (its ``Params`` dataclass)."""
-    from savi_plugin.training.objective import Objective
-
     loss_type = train.get("loss_type", train_default("loss_type"))
-    shared = {key: train.get(key) for key in ("beta", "alpha", "label_smoothing")}
+    shared = {key: train.get(key) for key in SHARED_FIELDS}
     try:
-        Objective(loss_type, shared, train.get("loss_options"))
+        load_loss(loss_type).params(shared, train.get("loss_options"))
     except ConfigError as exc:
         raise exc.located(source, prefix) from None
     except (ImportError, TypeError, ValueError, LookupError) as exc:

@@ -1,0 +1,80 @@
+"""The ``SAVI_*`` environment variables that carry numbers or switches: declared, parsed and checked in one place.
+
+Every variable is read through :func:`env_value`, which applies the variable's type and range, and
+:func:`check_environment` checks them all at once. The ``savi`` command (``savi_plugin.cli.run_guarded``), the
+generators' runner and ``savi_video`` call it before their first item, so ``SAVI_MAX_FRAME_PIXELS=abc`` is a
+configuration error at start (one line, exit 2), never a failure of every item.
+
+Sizes in bytes accept a binary suffix: ``SAVI_MAX_DECODED_BYTES=2GiB`` (``KiB``, ``MiB``, ``GiB``, ``TiB``; also
+``K``/``M``/``G``/``T``).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from typing import Any
+
+GiB = 1024**3
+
+
+@dataclass(frozen=True)
+class Variable:
+    """One environment variable: its default, its kind (``int``, ``bytes`` or ``switch``) and inclusive range."""
+
+    name: str
+    default: Any
+    kind: str
+    low: int = 1
+    high: int = 2**62
+    help: str = ""
+
+
+#: The declared variables (``SAVI_DATA_ROOT`` is a path, checked where a task reads its data).
+VARIABLES = {v.name: v for v in (
+    Variable("SAVI_MAX_FRAME_PIXELS", 4096 * 4096, "int", 1, 2**31,
+             "largest decoded frame, in pixels (width x height)"),
+    Variable("SAVI_MAX_DECODED_BYTES", 2 * GiB, "bytes", 1, 2**40,
+             "largest decoded clip (all its sampled frames as RGB), in bytes"),
+    Variable("SAVI_MAX_BATCH_DECODED_BYTES", 8 * GiB, "bytes", 1, 2**42,
+             "largest decoded batch of clips (the generators' runner), in bytes"),
+    Variable("SAVI_LMMS_EVAL_AUTOLOAD", True, "switch", help="register savi_video and the savi tasks in lmms-eval"),
+)}
+
+_SIZE = re.compile(r"\s*(\d+)\s*([KMGT]?)(i?B)?\s*", re.IGNORECASE)
+_SWITCH = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
+
+
+def env_value(name: str) -> Any:
+    """The checked value of variable ``name`` (its default when unset or empty).
+
+    Raises:
+        ConfigError: ``$NAME: expected ..., got 'text'`` or ``$NAME: must be >= low and <= high, got n``.
+    """
+    from savi_plugin.config.values import ConfigError
+
+    var = VARIABLES[name]
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return var.default
+    if var.kind == "switch":
+        if text.lower() not in _SWITCH:
+            raise ConfigError(f"${name}", f"expected one of {', '.join(_SWITCH)}, got {text!r}")
+        return _SWITCH[text.lower()]
+    match = _SIZE.fullmatch(text) if var.kind == "bytes" else re.fullmatch(r"\s*(\d+)\s*", text)
+    if not match:
+        what = "a size in bytes (e.g. 2GiB)" if var.kind == "bytes" else "a whole number"
+        raise ConfigError(f"${name}", f"expected {what} ({var.help}), got {text!r}")
+    value = int(match.group(1))
+    if var.kind == "bytes" and match.group(2):
+        value *= 1024 ** (" KMGT".index(match.group(2).upper()))
+    if not var.low <= value <= var.high:
+        raise ConfigError(f"${name}", f"must be >= {var.low} and <= {var.high} ({var.help}), got {value}")
+    return value
+
+
+def check_environment() -> None:
+    """Check every declared variable (:func:`env_value`); the first bad one raises its ``ConfigError``."""
+    for name in VARIABLES:
+        env_value(name)

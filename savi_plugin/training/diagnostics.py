@@ -1,0 +1,126 @@
+"""Per-pair training diagnostics (``train.diagnostics: true``): at each evaluation point -- the start of training,
+every ``diagnostics_steps`` optimizer steps, and the end -- every training pair is scored once more without a
+gradient, by the trainer's own scoring path and loss (:meth:`PreferenceTrainer.statistics`, the ``Objective``),
+and one JSON line per pair is appended to ``diagnostics.jsonl`` in the output folder:
+
+``id``, ``step``, ``loss`` (the pair's loss), ``margin`` (``rewards/margins``: chosen minus rejected implicit
+reward), ``reward_chosen`` / ``reward_rejected``, ``logratio_chosen`` / ``logratio_rejected`` (summed
+``log pi_theta - log pi_ref`` over each response, with a reference), ``tagged_tokens`` (``<MASK>`` tokens per side;
+RRPO's sub-sequence reward reads only those), ``kl_chosen`` (summed token-wise KL(ref || policy) over the chosen
+response, RRPO's regulariser, Sarkar et al. 2025 eq. 4) and, per chosen token, ``chosen_tokens`` and
+``chosen_token_kl``.
+
+A reader sees which pairs the model already prefers at step 0 (``margin > 0``), which it learns, and which it
+never learns (``savi inspect --diagnostics``); RRPO's claim of a lower divergence from the reference than DPO is the
+``chosen_token_kl`` column. The cost is one forward pass (no backward) over the training pairs per evaluation
+point (``benchmarks/README.md``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import TrainerCallback
+
+log = logging.getLogger(__name__)
+
+DIAGNOSTICS_FILE = "diagnostics.jsonl"
+
+
+def _number(value: torch.Tensor) -> float | None:
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+@torch.no_grad()
+def pair_rows(trainer, model, batch, step: int) -> list[dict[str, Any]]:
+    """One diagnostics row per pair of ``batch`` (a ``PreferenceBatch`` on the model's device) at ``step``."""
+    stats = trainer.statistics(model, batch)
+    _, losses, metrics = trainer.objective(stats, batch)
+    tokenizer = trainer.backend.tokenizer
+    rows = []
+    for b, pair_id in enumerate(batch.pair_ids):
+        row: dict[str, Any] = {"id": pair_id, "step": step, "loss": _number(losses[b])}
+        for key, name in (("margin", "rewards/margins"), ("reward_chosen", "rewards/chosen"),
+                          ("reward_rejected", "rewards/rejected"), ("kl_chosen", "kl/chosen")):
+            if name in metrics:
+                row[key] = _number(metrics[name][b])
+        for side in ("chosen", "rejected"):
+            side_stats, layout = stats[side], batch.sides[side]
+            mask = side_stats.mask[b]
+            if side_stats.reference_logps is not None:
+                row[f"logratio_{side}"] = _number(((side_stats.policy_logps[b] - side_stats.reference_logps[b])
+                                                   * mask).sum())
+            row.setdefault("tagged_tokens", {})[side] = (
+                int(((layout.phrase_ids[b] > 0) & mask).sum()) if layout.phrase_ids is not None else None)
+        chosen = stats["chosen"]
+        if chosen.kl is not None:
+            mask = chosen.mask[b]
+            ids = batch.sides["chosen"].targets[b][mask].tolist()
+            row["chosen_tokens"] = [tokenizer.decode([i]) for i in ids]
+            row["chosen_token_kl"] = chosen.kl[b][mask].float().cpu().tolist()
+        rows.append(row)
+    return rows
+
+
+def diagnose(trainer, step: int) -> list[dict[str, Any]]:
+    """Score every training pair at ``step`` (each rank its share) and return all rows on every rank."""
+    from torch.utils.data import DataLoader, Subset
+
+    dataset = trainer.train_dataset
+    world, rank = trainer.accelerator.num_processes, trainer.accelerator.process_index
+    loader = DataLoader(Subset(dataset, range(rank, len(dataset), world)), collate_fn=trainer.data_collator,
+                        batch_size=trainer.args.per_device_eval_batch_size, shuffle=False)
+    model = trainer.model
+    was_training = model.training
+    model.eval()
+    rows: list[dict[str, Any]] = []
+    try:
+        for batch in loader:
+            if not batch.pair_ids:  # every video of the batch failed to decode: counted by the training report
+                continue
+            rows.extend(pair_rows(trainer, model, batch.to(trainer.args.device), step))
+    finally:
+        model.train(was_training)
+    if world > 1:
+        gathered: list[list[dict[str, Any]]] = [[] for _ in range(world)]
+        torch.distributed.all_gather_object(gathered, rows)
+        rows = [row for part in gathered for row in part]
+    return rows
+
+
+class DiagnosticsCallback(TrainerCallback):
+    """Runs :func:`diagnose` at the start, every ``every`` optimizer steps (None: never in between) and at the end,
+    appending the rows to ``<output_dir>/diagnostics.jsonl`` (rank 0)."""
+
+    def __init__(self, trainer, every: int | None = None):
+        self.trainer, self.every = trainer, every
+        self.path = Path(trainer.args.output_dir) / DIAGNOSTICS_FILE
+        self._done: set[int] = set()
+
+    def _run(self, step: int) -> None:
+        if step in self._done:
+            return
+        self._done.add(step)
+        rows = diagnose(self.trainer, step)
+        if self.trainer.is_world_process_zero():
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with open(self.path, "a", encoding="utf-8") as fh:  # one write per line: a kill leaves whole lines
+                for row in rows:
+                    fh.write(json.dumps(row) + "\n")
+            log.info("diagnostics for %d pairs at step %d -> %s", len(rows), step, self.path)
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self._run(state.global_step)
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self.every and state.global_step % self.every == 0:
+            self._run(state.global_step)
+
+    def on_train_end(self, args, state, control, **kwargs):
+        self._run(state.global_step)

@@ -1,0 +1,195 @@
+"""The boundary for untrusted structured text: every YAML and JSON document the project reads from a user.
+
+Recipes, ``-o``/``--option`` values and ``--options`` files, prompt files, manifests, pair files and fixtures
+are parsed here, with limits that hold whatever the document's shape:
+
+- **nesting**: at most :data:`MAX_DEPTH` levels of lists and mappings. Deeper documents are refused with one
+  line before Python's recursion limit is reached (``[[[[...]]]]`` 100 000 deep is a 200 kB file);
+- **YAML aliases**: at most :data:`MAX_ALIASES` alias references per document, and the document *as expanded*
+  (every alias counted as a copy of what it names) at most :data:`MAX_NODES` nodes. Nodes are counted on the
+  composed graph with one memo per node, before anything is constructed, so nine lines of nested aliases
+  (the "billion laughs", ~10**9 nodes) are refused in microseconds instead of being expanded by a later
+  deep copy, merge or ``json.dumps``;
+- only YAML's safe tags (``yaml.SafeLoader``): no Python objects.
+
+A refusal raises the caller's error class (a :class:`~savi_plugin.config.values.ConfigError` for a
+configuration by default; the data readers pass their ``DataError``), naming the source.
+
+Text equality under Unicode normalisation (:func:`equality_key`) lives here too: it decides when two pieces of
+untrusted text are "the same" (chosen vs rejected, two answer options).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import unicodedata
+from collections.abc import Callable
+from typing import Any
+
+import yaml
+
+#: deepest nesting of lists/mappings in any document (the deepest recipe or record we ship is 4)
+MAX_DEPTH = 64
+#: most alias references (``*name``) in one YAML document
+MAX_ALIASES = 256
+#: most nodes in one YAML document with every alias expanded
+MAX_NODES = 1_000_000
+
+
+class StructureError(ValueError):
+    """A document beyond a limit of this module, or not parseable; ``str()`` is one line."""
+
+
+def _config_error(source: str | None) -> Callable[[str], Exception]:
+    from savi_plugin.config.values import ConfigError
+
+    return lambda message, line=None: ConfigError("", message, f"{source}:{line}" if source and line else source)
+
+
+class _LimitedLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that counts depth and aliases while composing and expanded nodes after."""
+
+    def __init__(self, stream):
+        super().__init__(stream)
+        self._depth = 0
+        self._aliases = 0
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            self._aliases += 1
+            if self._aliases > MAX_ALIASES:
+                raise StructureError(f"more than {MAX_ALIASES} YAML aliases (*name) in one document")
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH:
+                raise StructureError(f"nested deeper than {MAX_DEPTH} levels")
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def compose_document(self):
+        node = super().compose_document()
+        _check_expanded_size(node)
+        return node
+
+
+def _check_expanded_size(root: yaml.Node) -> None:
+    """Refuse a composed document whose alias-expanded node count exceeds :data:`MAX_NODES` (memoised per node,
+    iterative: linear in the composed graph's size, not the expanded one's)."""
+    sizes: dict[int, int] = {}
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, children_done = stack.pop()
+        if id(node) in sizes:
+            continue
+        children = _children(node)
+        if children_done:
+            total = 1 + sum(sizes[id(c)] for c in children)
+            if total > MAX_NODES:
+                raise StructureError(f"expands to more than {MAX_NODES} values once its YAML aliases are "
+                                     f"followed (a few aliases of aliases multiply; write the values out)")
+            sizes[id(node)] = total
+            continue
+        stack.append((node, True))
+        stack.extend((c, False) for c in children if id(c) not in sizes)
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    if isinstance(node, yaml.MappingNode):
+        return [n for pair in node.value for n in pair]
+    return []
+
+
+def load_yaml(text: str, source: str | None = None, error: Callable[[str], Exception] | None = None) -> Any:
+    """``yaml.safe_load(text)`` within this module's limits.
+
+    Raises:
+        ``error(message)`` (default: a ``ConfigError`` at ``source``) for invalid YAML or a document beyond a
+        limit; the message is one line.
+    """
+    error = error or _config_error(source)
+    loader = _LimitedLoader(text)
+    try:
+        return loader.get_single_data()
+    except StructureError as exc:
+        raise error(str(exc)) from None
+    except yaml.YAMLError as exc:
+        raise error("invalid YAML: " + " ".join(str(exc).split())) from None
+    except RecursionError:  # not reached with MAX_DEPTH far below the interpreter's limit; kept as a backstop
+        raise error(f"nested deeper than {MAX_DEPTH} levels") from None
+    finally:
+        loader.dispose()
+
+
+def load_json(text: str | bytes, source: str | None = None,
+              error: Callable[..., Exception] | None = None) -> Any:
+    """``json.loads(text)`` within this module's depth limit; ``NaN``/``Infinity`` literals are refused.
+
+    Raises:
+        ``error(message, line)`` (default: a ``ConfigError`` at ``source``) for invalid JSON (``line``: where in
+        ``text``) or too deep a document (``line`` None).
+    """
+    error = error or _config_error(source)
+    try:
+        value = json.loads(text, parse_constant=_refuse_constant)
+    except StructureError as exc:
+        raise error(str(exc)) from None
+    except RecursionError:
+        raise error(f"nested deeper than {MAX_DEPTH} levels") from None
+    except json.JSONDecodeError as exc:
+        raise error(f"invalid JSON: {exc.msg} at column {exc.colno}", exc.lineno) from None
+    except UnicodeDecodeError as exc:
+        raise error(f"not UTF-8 text: {exc}") from None
+    try:
+        check_depth(value)
+    except StructureError as exc:
+        raise error(str(exc)) from None
+    return value
+
+
+def _refuse_constant(name: str) -> Any:
+    raise StructureError(f"{name} is not a JSON number (no NaN or Infinity in data)")
+
+
+def check_depth(value: Any, limit: int = MAX_DEPTH) -> None:
+    """Refuse a parsed value nested deeper than ``limit`` (iterative; no recursion)."""
+    stack = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, (dict, list, tuple)):
+            if depth > limit:
+                raise StructureError(f"nested deeper than {limit} levels")
+            stack.extend((v, depth + 1) for v in (node.values() if isinstance(node, dict) else node))
+
+
+# --------------------------------------------------------------------------------------------- control markup
+#: Markup that chat templates and video processors read as control: ChatML-style ``<|name|>`` tokens and the
+#: image/video placeholders. Data text (questions, answers, options) may not contain it; the model-specific
+#: rule, against the loaded tokenizer's own special tokens, is :func:`savi_plugin.models.backends.tokens.
+#: check_plain_text`; this pattern lets a record be refused before any model is loaded.
+CONTROL_MARKUP = re.compile(r"<\|[^<>|\s]{1,64}\|>|<(?:image|video)>")
+
+
+def control_markup(text: str) -> str | None:
+    """The first control markup (:data:`CONTROL_MARKUP`) in ``text``, or None."""
+    match = CONTROL_MARKUP.search(text)
+    return match.group(0) if match else None
+
+
+# --------------------------------------------------------------------------------------------- text equality
+_SPACES = re.compile(r"\s+")
+
+
+def equality_key(text: str) -> str:
+    """``text`` as compared for equality: NFKC (full-width and compatibility forms fold to their plain form),
+    Unicode format characters removed (zero-width spaces and joiners, bidi marks, soft hyphens, BOM: category
+    ``Cf``), runs of whitespace made one space, ends stripped.
+
+    For *comparisons only*: stored and tokenised text keeps what the file says.
+    """
+    folded = unicodedata.normalize("NFKC", text)
+    visible = "".join(ch for ch in folded if unicodedata.category(ch) != "Cf")
+    return _SPACES.sub(" ", visible).strip()

@@ -1,0 +1,407 @@
+"""Misuse, the failure taxonomy and the error boundary, with GENERATED variants.
+
+- every ``savi`` sub-command (enumerated from the argument parser) x every exception class (injected by replacing
+  the command's handler): one ``error:`` line, a non-zero status (2 for a configuration error, 130 for Ctrl-C),
+  no traceback; with ``-v`` the traceback too; never torch's advice to load pickles with ``weights_only=False``;
+- finality (:mod:`savi_plugin.errors`): a configuration error stops a generation run with nothing marked, an
+  input error is final and counted under its reason, a machine error is retried by the next run;
+- lmms-eval is judged by its results file (it exits 0 on every error); a run folder with ``,`` or ``=`` is passed
+  as a link lmms-eval cannot misread.
+"""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import functools
+import json
+import os
+import pickle
+import sys
+
+import pytest
+import yaml
+
+from savi_plugin import cli, registry
+from savi_plugin.config.values import ConfigError
+from savi_plugin.data.record import DataError
+from savi_plugin.errors import CONFIGURATION, INPUT, MACHINE, RunError, classify
+from savi_plugin.video.decode import VideoDecodeError
+
+_BUILD_PARSER = cli.build_parser
+_ENTRIES = registry.entries
+
+
+@functools.cache
+def _entries(group: str):
+    return dict(_ENTRIES(group))
+
+
+def _leaves(parser, path=()):
+    """``(path, parser)`` of every sub-command that has a handler."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield from _leaves(sub, path + (name,))
+    if parser._defaults.get("func") is not None:
+        yield path, parser
+
+
+LEAVES = sorted(" ".join(path) for path, _ in _leaves(_BUILD_PARSER()))
+
+
+def _make_anything_optional(parser) -> None:
+    """Every argument optional, so a command's handler is reached with no arguments."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            action.required = False
+            for sub in action.choices.values():
+                _make_anything_optional(sub)
+        elif not action.option_strings and action.nargs in (None, 1):
+            action.nargs, action.required, action.default = "?", False, None
+        else:
+            action.required = False
+
+
+@functools.cache
+def _raising_parser():
+    """The real parser, with every handler replaced by one that raises ``_RAISE[0]``."""
+    parser = _BUILD_PARSER()
+    _make_anything_optional(parser)
+    for _, leaf in _leaves(parser):
+        leaf.set_defaults(func=_raise)
+    return parser
+
+
+_RAISE: list[BaseException] = []
+
+
+def _raise(args):
+    raise _RAISE[0]
+
+
+def _pickle_error():
+    return pickle.UnpicklingError("Weights only load failed. This file can still be loaded, to do so you have two "
+                                  "options, do those steps only if you trust the source of the checkpoint.\n"
+                                  "(1) In PyTorch 2.6, we changed the default value of the `weights_only` argument "
+                                  "in `torch.load` from `False` to `True`. Re-running `torch.load` with "
+                                  "`weights_only` set to `False` will likely succeed")
+
+
+def _deep_recursion():
+    def down(n):
+        return down(n + 1)
+    try:
+        down(0)
+    except RecursionError as exc:
+        return exc
+
+
+#: (id, exception, expected status, fragment of the error line)
+EXCEPTIONS = [
+    ("value", ValueError("bad value in x.yaml"), 1, "bad value in x.yaml"),
+    ("config", ConfigError("train.beta", "must be > 0, got 0", "r.yaml"), 2, "r.yaml: train.beta: must be > 0"),
+    ("data", DataError("p.jsonl", 3, "chosen", "must not be empty"), 1, "p.jsonl:3:chosen: must not be empty"),
+    ("video", VideoDecodeError("v.mp4", "no frames"), 1, "v.mp4: cannot decode video: no frames"),
+    ("run", RunError("out is in use by process 12"), 1, "out is in use"),
+    ("runtime", RuntimeError("CUDA error: device-side assert"), 1, "CUDA error"),
+    ("device", RuntimeError("Invalid device string: 'cuda:x'"), 1, "Invalid device string"),
+    ("key", KeyError("model"), 1, "KeyError"),
+    ("type", TypeError("unsupported operand"), 1, "TypeError: unsupported operand"),
+    ("attribute", AttributeError("'NoneType' object has no attribute 'x'"), 1, "AttributeError"),
+    ("assertion", AssertionError(), 1, "AssertionError"),
+    ("not-implemented", NotImplementedError("soon"), 1, "NotImplementedError"),
+    ("import", ImportError("No module named 'decord'"), 1, "No module named"),
+    ("zero", ZeroDivisionError("division by zero"), 1, "ZeroDivisionError"),
+    ("recursion", _deep_recursion(), 1, "nested too deeply"),
+    ("memory", MemoryError(), 1, "out of memory"),
+    ("enospc", OSError(errno.ENOSPC, "No space left on device", "/data/out.jsonl"), 1,
+     "/data/out.jsonl: no space left on the device"),
+    ("eio", OSError(errno.EIO, "Input/output error"), 1, "Input/output error"),
+    ("permission", PermissionError(errno.EACCES, "Permission denied", "/root/x"), 1, "/root/x: Permission denied"),
+    ("not-found", FileNotFoundError(errno.ENOENT, "No such file or directory", "m/config.json"), 1,
+     "m/config.json: No such file or directory"),
+    ("unicode", UnicodeDecodeError("utf-8", b"\xff", 0, 1, "invalid start byte"), 1, "invalid start byte"),
+    ("yaml", yaml.YAMLError("mapping values are not allowed here"), 1, "mapping values"),
+    ("json", json.JSONDecodeError("Expecting value", "{", 1), 1, "Expecting value"),
+    ("pickle", _pickle_error(), 1, "refused to load a checkpoint that holds pickled Python objects"),
+    ("multi-line", ValueError("first line\n\n  second line\nthird"), 1, "first line; second line; third"),
+    ("interrupt", KeyboardInterrupt(), 130, None),
+]
+
+
+@pytest.fixture()
+def raising_cli(monkeypatch):
+    monkeypatch.setattr(registry, "entries", _entries)
+    monkeypatch.setattr(cli, "build_parser", _raising_parser)
+    yield _RAISE
+    _RAISE.clear()
+
+
+def test_every_command_is_enumerated():
+    assert {"generate", "train", "align", "eval run", "eval fixture", "data validate", "data convert", "demo",
+            "convert llava-next", "recipes show", "bench decode", "doctor"} <= set(LEAVES)
+
+
+@pytest.mark.parametrize("name, exc, status, fragment", EXCEPTIONS, ids=[e[0] for e in EXCEPTIONS])
+def test_every_command_ends_every_exception_in_one_line(name, exc, status, fragment, raising_cli, capsys):
+    for command in LEAVES:
+        raising_cli[:] = [exc]
+        capsys.readouterr()
+        code = cli.main(command.split())
+        err = capsys.readouterr().err
+        assert code == status, (command, name, err)
+        assert "Traceback" not in err, (command, err)
+        lines = err.strip().splitlines()
+        assert len(lines) == 1, (command, err)
+        if status == 130:
+            assert lines[0].startswith("interrupted: "), (command, err)
+        else:
+            assert lines[0].startswith("error: ") and fragment in lines[0], (command, lines[0])
+            assert "weights_only` set to `False" not in lines[0] and "weights_only=False" not in lines[0]
+
+
+@pytest.mark.parametrize("name, exc, status, fragment", EXCEPTIONS[::4], ids=[e[0] for e in EXCEPTIONS[::4]])
+def test_verbose_adds_the_traceback_and_keeps_the_line(name, exc, status, fragment, raising_cli, capsys):
+    for command in LEAVES:
+        raising_cli[:] = [exc]
+        capsys.readouterr()
+        code = cli.main(["-v", *command.split()])
+        err = capsys.readouterr().err
+        assert code == status and "Traceback (most recent call last)" in err, (command, err)
+        assert err.strip().splitlines()[-1].startswith(("error: ", "interrupted: "))
+
+
+def test_system_exit_passes_through(raising_cli, capsys):
+    raising_cli[:] = [SystemExit(3)]
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["doctor"])
+    assert exit_.value.code == 3
+
+
+# ------------------------------------------------------------------------------------------------ classes
+@pytest.mark.parametrize("exc, expected", [
+    (ConfigError("k", "bad"), CONFIGURATION),
+    (DataError("f", 1, "x", "bad"), INPUT),
+    (VideoDecodeError("v.mp4", "no frames"), INPUT),
+    (MemoryError(), MACHINE),
+    (OSError(errno.EIO, "I/O error"), MACHINE),
+    (OSError(errno.ENOSPC, "full"), MACHINE),
+    (RuntimeError("CUDA out of memory"), MACHINE),
+    (ValueError("model raised"), MACHINE),
+])
+def test_classify(exc, expected):
+    assert classify(exc) == expected
+
+
+def test_a_decoder_error_caused_by_the_machine_is_the_machines():
+    try:
+        try:
+            raise OSError(errno.EIO, "Input/output error")
+        except OSError as cause:
+            raise VideoDecodeError("v.mp4", "pyav: OSError") from cause
+    except VideoDecodeError as exc:
+        assert classify(exc) == MACHINE
+
+
+def test_a_configuration_error_anywhere_in_the_chain_stops_the_job():
+    try:
+        try:
+            raise ConfigError("$SAVI_MAX_FRAME_PIXELS", "expected a whole number")
+        except ConfigError as cause:
+            raise RuntimeError("decoder setup failed") from cause
+    except RuntimeError as exc:
+        assert classify(exc) == CONFIGURATION
+
+
+# ------------------------------------------------------------------------------------------------ finality in a run
+@pytest.mark.parametrize("exc, status, reason, retried", [
+    (DataError("q.jsonl", 1, "question", "bad record"), "skipped", "bad_input", False),
+    (OSError(errno.EIO, "Input/output error"), "failed", "generation_error", True),
+    (RuntimeError("the model raised"), "failed", "generation_error", True),
+])
+def test_an_item_failure_is_final_only_when_it_describes_the_input(exc, status, reason, retried, monkeypatch):
+    from savi_plugin.generators.base import BatchContext, WorkItem
+    from savi_plugin.generators.inputs import InputItem
+    from savi_plugin.generators.rrpo import RRPOGenerator
+    from savi_plugin.generators.runner import _process, to_retry
+
+    gen = RRPOGenerator(None)
+    monkeypatch.setattr(gen, "process", lambda *a: (_ for _ in ()).throw(exc))
+    item = InputItem(id="a", video="a.mp4", index=0, question="q?", answer="left", options=("left", "right"))
+    outcomes = _process(gen, None, [WorkItem(item, None)], BatchContext(seed=0, batch_index=0, batch_size=1, meta={}))
+    assert [(o.status, o.reason) for o in outcomes] == [(status, reason)]
+    assert to_retry({"outcomes": [o.to_json() for o in outcomes]}) is retried
+
+
+def test_a_configuration_error_inside_a_batch_stops_the_run(monkeypatch):
+    from savi_plugin.generators.base import BatchContext, WorkItem
+    from savi_plugin.generators.inputs import InputItem
+    from savi_plugin.generators.rrpo import RRPOGenerator
+    from savi_plugin.generators.runner import _process
+
+    gen = RRPOGenerator(None)
+    monkeypatch.setattr(gen, "process", lambda *a: (_ for _ in ()).throw(ConfigError("options.x", "impossible")))
+    items = [WorkItem(InputItem(id=i, video="a.mp4", index=0, question="q?", answer="a"), None) for i in "ab"]
+    with pytest.raises(ConfigError):
+        _process(gen, None, items, BatchContext(seed=0, batch_index=0, batch_size=2, meta={}))
+
+
+def test_a_bad_environment_value_marks_nothing(tmp_path, capsys, monkeypatch):
+    """``SAVI_MAX_FRAME_PIXELS=abc`` was a final decode failure of every item: a later good run skipped them."""
+    from misuse_kit import clip, qa_item
+
+    from savi_plugin.generators.runner import run_generation
+
+    manifest = tmp_path / "qa.jsonl"
+    manifest.write_text(json.dumps(qa_item("a", clip(tmp_path / "a.mp4"))) + "\n")
+    monkeypatch.setenv("SAVI_MAX_FRAME_PIXELS", "abc")
+    with pytest.raises(ConfigError, match=r"\$SAVI_MAX_FRAME_PIXELS: expected a whole number"):
+        run_generation(generator="rrpo", model="never-loaded", inputs=manifest, output=tmp_path / "pairs.jsonl")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.mp4", "qa.jsonl"]
+
+
+def test_a_decode_failure_from_the_environment_stops_the_batch_not_the_items(tmp_path, monkeypatch):
+    from misuse_kit import clip
+
+    from savi_plugin.generators.inputs import InputItem
+    from savi_plugin.generators.runner import _decode
+
+    item = InputItem(id="a", video=str(clip(tmp_path / "a.mp4", frames=8)), index=0, question="q?", answer="x")
+    monkeypatch.setenv("SAVI_MAX_DECODED_BYTES", "nope")
+    with pytest.raises(ConfigError):
+        _decode([item], 4)
+    monkeypatch.setenv("SAVI_MAX_DECODED_BYTES", "100")  # a valid budget this clip exceeds: the clip's final failure
+    work, failed = _decode([item], 4)
+    assert work == [] and [(o.status, o.reason) for o in failed] == [("failed", "decode_error")]
+    assert "per-clip budget" in failed[0].detail
+
+
+# ------------------------------------------------------------------------------------------------ lmms-eval judged
+FAKE_LMMS_EVAL = r"""
+import json, os, sys, traceback
+args = sys.argv[1:]
+out = args[args.index("--output_path") + 1]
+tasks = args[args.index("--tasks") + 1].split(",")
+mode = os.environ["FAKE_MODE"]
+print("args", json.dumps(args), flush=True)
+if mode == "crash":
+    try:
+        try:
+            raise FileNotFoundError("savi_mvbench data")
+        except Exception as e:
+            raise ValueError("task savi_mvbench: its data could not be loaded") from e
+    except Exception as e:
+        traceback.print_exc()
+        print(f"ERROR Error during evaluation: {e}. Please set `--verbosity=DEBUG`", flush=True)
+    sys.exit(0)
+done = tasks if mode == "ok" else tasks[:1]
+os.makedirs(os.path.join(out, "m"), exist_ok=True)
+with open(os.path.join(out, "m", "x_results.json"), "w") as f:
+    json.dump({"results": {t: {"acc,none": 0.5} for t in done}}, f)
+"""
+
+
+@pytest.fixture()
+def fake_lmms_eval(tmp_path, monkeypatch):
+    """``savi eval run`` with lmms-eval replaced by a script that behaves as lmms-eval 0.7.3 does on failure
+    (a traceback, an error log line, exit status 0)."""
+    from savi_plugin.eval import command
+
+    script = tmp_path / "fake_lmms_eval.py"
+    script.write_text(FAKE_LMMS_EVAL)
+    monkeypatch.setattr(command, "lmms_eval_command", lambda args, tasks_path=None: [sys.executable, str(script),
+                                                                                    *args])
+    return script
+
+
+@pytest.mark.parametrize("mode, fragment", [
+    ("crash", "lmms-eval wrote no results file; lmms-eval's error: ValueError: task savi_mvbench: its data"),
+    ("partial", "no results for task(s) savi_egoschema"),
+])
+def test_savi_eval_run_judges_lmms_eval_by_its_results_file(mode, fragment, fake_lmms_eval, tmp_path, capsys,
+                                                            monkeypatch):
+    from misuse_kit import savi
+
+    monkeypatch.setenv("FAKE_MODE", mode)
+    code, _, err = savi(capsys, "eval", "run", "--", "--model", "savi_video", "--tasks",
+                        "savi_mvbench,savi_egoschema", "--output_path", str(tmp_path / "res"))
+    assert code == 1 and "Traceback" not in err, err
+    lines = [line for line in err.splitlines() if line.startswith("error: ")]
+    assert len(lines) == 1 and fragment in lines[0], err
+
+
+def test_savi_eval_run_passes_when_every_task_has_results(fake_lmms_eval, tmp_path, capsys, monkeypatch):
+    from misuse_kit import savi
+
+    monkeypatch.setenv("FAKE_MODE", "ok")
+    code, _, err = savi(capsys, "eval", "run", "--", "--model", "savi_video", "--tasks", "savi_mvbench",
+                        "--output_path", str(tmp_path / "res"))
+    assert code == 0, err
+
+
+@pytest.mark.parametrize("folder", ["runs,x=1", "a=b", "with,comma"])
+def test_an_output_path_lmms_eval_would_reparse_is_passed_as_a_safe_link(folder, fake_lmms_eval, tmp_path, capsys,
+                                                                        monkeypatch):
+    from lmms_eval.utils import simple_parse_args_string
+    from misuse_kit import savi
+
+    monkeypatch.setenv("FAKE_MODE", "ok")
+    out = tmp_path / folder
+    code, _, err = savi(capsys, "eval", "run", "--", "--model", "savi_video", "--tasks", "savi_mvbench",
+                        "--output_path", str(out))
+    assert code == 0, err
+    args = json.loads(next(line for line in err.splitlines() if line.startswith("args "))[5:])
+    given = args[args.index("--output_path") + 1]
+    assert simple_parse_args_string(f"token=x,output_path={given}") == {"token": "x", "output_path": given}
+    assert (out / "m" / "x_results.json").is_file()  # the results landed in the folder the user named
+    assert not os.path.lexists(given)  # the link is gone
+
+
+def test_the_traceback_filter_keeps_output_and_the_last_error():
+    from savi_plugin.eval.command import TracebackFilter
+
+    shown = []
+    filt = TracebackFilter(shown.append)
+    for line in ["progress 1\n", "Traceback (most recent call last):\n", '  File "x.py", line 1\n', "    boom()\n",
+                 "OSError: offline\n", "\n", "The above exception was the direct cause of the following exception:\n",
+                 "\n", "Traceback (most recent call last):\n", '  File "y.py"\n', "ValueError: no data\n",
+                 "results table\n"]:
+        filt(line)
+    assert shown == ["progress 1\n", "results table\n"] and filt.last_error == "ValueError: no data"
+
+
+# ------------------------------------------------------------------------------------------------ savi_video
+@pytest.mark.parametrize("kwargs, fragment", [
+    ({"pretrained": "/no/such/model"}, "cannot load pretrained=/no/such/model: "),
+    ({"pretrained": "/no/such/model", "adapter": "./no-adapter"}, "cannot load pretrained=/no/such/model, "
+                                                                   "adapter=./no-adapter: "),
+    ({"pretrained": ".", "device": "cuda:x"}, "device='cuda:x' is not a device"),
+    ({"pretrained": ".", "dtype": "float8"}, "dtype='float8' is unknown"),
+    ({"pretrained": ".", "colour": "red"}, "unknown model_args colour"),
+    ({"pretrained": "."}, "cannot load pretrained=."),  # a folder that is not a model
+])
+def test_savi_video_raises_one_exception_type_with_one_line(kwargs, fragment):
+    from savi_plugin.eval.model import SaviVideo, SettingError
+
+    with pytest.raises(SettingError) as err:
+        SaviVideo(**kwargs)
+    message = str(err.value)
+    assert message.startswith("savi_video: ") and fragment in message and "\n" not in message, message
+
+
+def test_savi_video_refuses_a_bad_environment_value_before_loading(monkeypatch):
+    from savi_plugin.eval.model import SaviVideo, SettingError
+
+    monkeypatch.setenv("SAVI_MAX_DECODED_BYTES", "many")
+    with pytest.raises(SettingError, match=r"savi_video: \$SAVI_MAX_DECODED_BYTES: expected a size in bytes"):
+        SaviVideo(pretrained="/never/loaded")
+
+
+@pytest.mark.parametrize("device", ["cuda:x", "gpu", "cpu:0:1"])
+def test_a_bad_device_string_is_a_configuration_error(device):
+    from savi_plugin.generators.runner import resolve_device
+
+    with pytest.raises(ConfigError, match=rf"--device: '{device}' is not a device"):
+        resolve_device(device)
+    assert resolve_device("cpu") == "cpu"
