@@ -87,7 +87,7 @@ SKIP_RUN = textwrap.dedent("""
 
     class Recording(RRPOTrainer):
         def compute_loss(self, model, inputs, **kwargs):
-            seen.append(list(inputs["pair_ids"]))
+            seen.append(list(inputs.pair_ids))
             return super().compute_loss(model, inputs, **kwargs)
 
     config = PreferenceConfig(output_dir=out, num_frames=4, per_device_train_batch_size=1, max_steps=2,
@@ -99,9 +99,8 @@ SKIP_RUN = textwrap.dedent("""
     with torch.no_grad():
         for i in range(len(trainer.train_dataset)):
             batch = trainer.data_collator([trainer.train_dataset[i]])
-            batch.pop("skipped_records", None)
             loss, _, _ = trainer.objective(trainer.statistics(backend.model, batch), batch)
-            initial[batch["pair_ids"][0]] = loss.item()
+            initial[batch.pair_ids[0]] = loss.item()
     dist.barrier()
     if dist.get_rank() == 0:
         with open(torn, "wb") as fh:  # the video breaks after loading: only decoding finds it
