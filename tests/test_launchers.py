@@ -1,25 +1,157 @@
-"""The documented multi-process command line, on CPU: `torchrun ... -m savi_plugin train RECIPE key=value ...`."""
+"""Every launch line README documents, run as written on CPU with 2 processes (gloo), against a one-process run.
+
+`savi train` under torchrun (DDP and ZeRO-3), accelerate launch and deepspeed's own launcher (ZeRO-2, which
+appends `--local_rank=N`), and a DeepSpeed recipe with no launcher at all (ZeRO-3, one process, with stray
+`RANK=1 WORLD_SIZE=2` left in the shell). With the same global batch (2 x 2 pairs against 1 x 4) and sequential
+order, each run logs the same losses and saves the same adapter as the plain one-process run. Two nodes are
+simulated on localhost (`torchrun --nnodes 2 --node_rank 0/1`, each "node" in its own working folder).
+"""
+
+from __future__ import annotations
 
 import json
 import os
 import subprocess
 import sys
 
-from tests.builders import free_port, write_answer_pairs
+import pytest
+
+from tests.builders import RECIPES, free_port, repo_pythonpath, write_answer_pairs
+
+COMMON = ["train.max_steps=2", "train.save_strategy='no'", "train.use_cpu=true", "model.num_frames=4",
+          "train.train_sampling_strategy=sequential", "train.learning_rate=0.01", "lora.r=4", "lora.alpha=8"]
+ZERO2, ZERO3 = (str(RECIPES / "deepspeed" / f"zero{s}.json") for s in (2, 3))
 
 
-def test_torchrun_savi_train_runs_two_ranks(tiny_llava_onevision, synthetic_samples, tmp_path):
-    data = write_answer_pairs(tmp_path / "pairs.jsonl", synthetic_samples[:8], rotate=False, chosen="{}", rejected="{}")
-    port = free_port()
-    out = tmp_path / "out"
-    # On a CPU-only machine transformers stays single-process unless use_cpu is set (README says so).
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(port),
-           "-m", "savi_plugin", "train", "tiny_demo", "--model", str(tiny_llava_onevision), "--data", str(data),
-           "--output-dir", str(out), "train.max_steps=2", "train.per_device_train_batch_size=2",
-           "train.save_strategy='no'", "train.use_cpu=true", "model.num_frames=4"]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=400, env={**os.environ, "OMP_NUM_THREADS": "1"})
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+def _env(**extra) -> dict:
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")}
+    return {**env, "OMP_NUM_THREADS": "1", "PYTHONPATH": repo_pythonpath(), **extra}
+
+
+def _train_args(model, data, out, batch: int, *extra) -> list[str]:
+    return ["train", "tiny_demo", "--model", str(model), "--data", str(data), "--output-dir", str(out),
+            f"train.per_device_train_batch_size={batch}", *COMMON, *extra]
+
+
+def _launch(kind: str, port: int) -> list[str]:
+    py = sys.executable
+    return {
+        # README: torchrun --nproc_per_node N -m savi_plugin train RECIPE
+        "torchrun": [py, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(port),
+                     "-m", "savi_plugin"],
+        # README: accelerate launch --multi_gpu --num_processes N -m savi_plugin train RECIPE
+        "accelerate": [py, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+                       "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+                       "--main_process_port", str(port), "-m", "savi_plugin"],
+        # README: deepspeed --num_gpus N --module savi_plugin train RECIPE (appends --local_rank=N)
+        "deepspeed": [py, "-m", "deepspeed.launcher.runner", "--num_gpus", "2", "--master_port", str(port),
+                      "--module", "savi_plugin"],
+        # no launcher: one process
+        "none": [py, "-m", "savi_plugin"],
+    }[kind]
+
+
+def _run(cmd, out, env=None, timeout=900):
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env or _env())
+    assert proc.returncode == 0, proc.stdout[-2500:] + proc.stderr[-4000:]
     report = json.loads((out / "train_report.json").read_text())
-    # 8 pairs, 2 per device, 2 ranks: 2 optimizer steps are exactly one epoch only if both ranks trained
-    assert report["global_step"] == 2 and report["train_metrics"]["epoch"] == 1.0
-    assert (out / "adapter_model.safetensors").is_file()
+    return proc, report
+
+
+def _adapter(out) -> dict:
+    from safetensors.torch import load_file
+
+    return load_file(str(out / "adapter_model.safetensors"))
+
+
+@pytest.fixture(scope="module")
+def one_process(tiny_llava_onevision, synthetic_samples, tmp_path_factory):
+    """The plain one-process run: 1 x 4 pairs per step, 2 steps."""
+    folder = tmp_path_factory.mktemp("launch")
+    data = write_answer_pairs(folder / "pairs.jsonl", synthetic_samples[:8], rotate=False)
+    out = folder / "plain"
+    _, report = _run(_launch("none", 0) + _train_args(tiny_llava_onevision, data, out, 4), out)
+    return data, report, _adapter(out)
+
+
+def _losses(report) -> list[float]:
+    return [h["loss"] for h in report["log_history"] if "rewards/margins" in h]
+
+
+@pytest.mark.parametrize("kind, deepspeed", [("torchrun", None), ("torchrun", ZERO3), ("accelerate", None),
+                                             ("deepspeed", ZERO2), ("none", ZERO3)],
+                         ids=["torchrun-ddp", "torchrun-zero3", "accelerate-ddp", "deepspeed-zero2",
+                              "no-launcher-zero3"])
+def test_launch_line_matches_the_one_process_run(kind, deepspeed, one_process, tiny_llava_onevision, tmp_path):
+    if deepspeed:
+        pytest.importorskip("deepspeed")
+    data, plain, plain_adapter = one_process
+    out = tmp_path / "out"
+    batch = 4 if kind == "none" else 2
+    extra = [f"train.deepspeed={deepspeed}"] if deepspeed else []
+    # left in the shell by an earlier job: a plain run must ignore them (not wait for a rank 0, not skip the lock)
+    env = _env(RANK="1", WORLD_SIZE="2", LOCAL_RANK="1") if kind == "none" else None
+    proc, report = _run(_launch(kind, free_port()) + _train_args(tiny_llava_onevision, data, out, batch, *extra),
+                        out, env)
+    assert report["global_step"] == 2 and report["train_metrics"]["epoch"] == 1.0  # 2 x 4 pairs: both ranks
+    assert _losses(report) == pytest.approx(_losses(plain), abs=2e-5)
+    adapter = _adapter(out)
+    assert adapter.keys() == plain_adapter.keys()
+    moved = 0.0
+    for name, tensor in adapter.items():
+        assert (tensor - plain_adapter[name]).abs().max().item() < 2e-5, name
+        moved = max(moved, tensor.abs().max().item() if "lora_B" in name else 0.0)
+    assert moved > 1e-4  # lora_B starts at zero: the adapter trained
+    assert proc.stdout.count('"global_step"') == 1  # the summary is printed once, by rank 0
+    if kind == "none":
+        assert "ignoring RANK=1, WORLD_SIZE=2, LOCAL_RANK=1" in proc.stderr
+
+
+
+def _two_nodes(model, data, output_dir: str, root, *extra, timeout=900) -> list[subprocess.CompletedProcess]:
+    """`torchrun --nnodes 2 --node_rank R --nproc_per_node 1 --master_addr 127.0.0.1` twice, each "node" in its own
+    folder (its working directory; a relative output_dir is then on the node's own disk)."""
+    port = free_port()
+    procs = []
+    for node in (0, 1):
+        cwd = root / f"node{node}"
+        cwd.mkdir(exist_ok=True)
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--node_rank", str(node),
+               "--nproc_per_node", "1", "--master_addr", "127.0.0.1", "--master_port", str(port),
+               "-m", "savi_plugin", *_train_args(model, data, output_dir, 2, *extra)]
+        procs.append(subprocess.Popen(cmd, cwd=cwd, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                      text=True))
+    done = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=timeout)
+        done.append(subprocess.CompletedProcess(proc.args, proc.returncode, out, err))
+    return done
+
+
+def test_two_nodes_resume_from_a_shared_disk_and_refuse_node_local_checkpoints(one_process, tiny_llava_onevision,
+                                                                                tmp_path):
+    """2 nodes x 1 process on localhost. With the output folder on each node's own disk only node 0 holds the
+    checkpoint: the resume is refused in one line naming it. On a shared disk the same run resumes."""
+    data = one_process[0]
+    save = ("train.save_strategy=steps", "train.save_steps=2")
+    first = _two_nodes(tiny_llava_onevision, data, "out", tmp_path, *save)
+    assert all(p.returncode == 0 for p in first), first[0].stderr[-3000:] + first[1].stderr[-3000:]
+    local = tmp_path / "node0" / "out"
+    assert (local / "checkpoint-2" / "trainer_state.json").is_file()
+    assert not (tmp_path / "node1" / "out" / "checkpoint-2" / "trainer_state.json").exists()  # rank 1's RNG only
+    refused = _two_nodes(tiny_llava_onevision, data, "out", tmp_path, *save, "train.max_steps=3", "--resume")
+    assert all(p.returncode != 0 for p in refused)
+    # node 1 refuses its own folder (checkpoint-2 there holds only its RNG state, not our run), or rank 0 refuses
+    # the checkpoint that node 1 lacks: either way one line naming it, per node that stops
+    lines = [l for p in refused for l in p.stderr.splitlines() if l.startswith("error:")]
+    assert lines and all("checkpoint-2" in l for l in lines), refused[0].stderr[-2000:] + refused[1].stderr[-2000:]
+    shared = tmp_path / "shared"  # the same run folder on a disk both nodes see
+    import shutil
+
+    shutil.copytree(local, shared)
+    resumed = _two_nodes(tiny_llava_onevision, data, str(shared), tmp_path, *save, "train.max_steps=3", "--resume")
+    assert all(p.returncode == 0 for p in resumed), resumed[0].stderr[-3000:] + resumed[1].stderr[-3000:]
+    report = json.loads((shared / "train_report.json").read_text())
+    assert report["global_step"] == 3
+    assert [h["step"] for h in report["log_history"] if "rewards/margins" in h] == [1, 2, 3]  # 1-2 restored

@@ -104,7 +104,10 @@ def predicted_ratio(model: CostModel | None = None) -> dict:
 class _Clock:
     """Times the language model's prefill and decoding calls and the vision tower; counts encoded frames."""
 
-    def __init__(self, language_model, tower):
+    def __init__(self, language_model, tower, sync=None):
+        #: waits for the device's queued work (``torch.cuda.synchronize``) before each clock reading: CUDA calls
+        #: return before the work is done, so an unsynchronised reading times the launch, not the computation
+        self.sync = sync or (lambda: None)
         self.seconds = {"prefill": 0.0, "decode": 0.0, "vision": 0.0}
         self.frames = 0
         self._start: dict[str, float] = {}
@@ -117,16 +120,20 @@ class _Clock:
         embeds = kwargs.get("inputs_embeds")
         tokens = embeds.shape[1] if embeds is not None else kwargs["input_ids"].shape[1]
         self._kind = "prefill" if tokens > 1 else "decode"
+        self.sync()
         self._start["lm"] = time.perf_counter()
 
     def _lm_end(self, module, args, output):
+        self.sync()
         self.seconds[self._kind] += time.perf_counter() - self._start["lm"]
 
     def _vision_start(self, module, args):
         self.frames += int(args[0].shape[0])
+        self.sync()
         self._start["vision"] = time.perf_counter()
 
     def _vision_end(self, module, args, output):
+        self.sync()
         self.seconds["vision"] += time.perf_counter() - self._start["vision"]
 
     def remove(self):
@@ -161,12 +168,13 @@ def videosavi_workload(lm, videos, *, questions: int, batch_size: int, max_new_t
     return outputs + answers + critiques + revisions
 
 
-def _run_side(lm, videos, args, reuse: bool) -> tuple[dict, list[str]]:
+def _run_side(lm, videos, args, reuse: bool, sync=None) -> tuple[dict, list[str]]:
     from savi_plugin.models.prefix_cache import reuse_video_prefixes
 
     decoder = lm.decoder()
-    clock = _Clock(decoder.language_model, decoder.vision_tower)
+    clock = _Clock(decoder.language_model, decoder.vision_tower, sync)
     lm.reuse_prefixes = reuse
+    clock.sync()
     start = time.perf_counter()
     try:
         if reuse:
@@ -179,6 +187,7 @@ def _run_side(lm, videos, args, reuse: bool) -> tuple[dict, list[str]]:
                                          max_new_tokens=args.max_new_tokens)
             prefills = len(outputs)  # every prompt prefills its whole prompt, video included
     finally:
+        clock.sync()
         seconds = time.perf_counter() - start
         clock.remove()
     pairs = len(videos) * args.questions

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 import traceback
 from collections.abc import Callable
@@ -43,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``savi`` console script; returns the process exit code."""
     parser = build_parser()
+    argv = launcher_arguments(sys.argv[1:] if argv is None else list(argv))
     args, extra = parser.parse_known_args(argv)
     # argparse gives a `nargs="*"` positional only the words right after the one before it, so
     # `savi train R --data D key=value` would leave key=value unparsed: recipe overrides may stand anywhere.
@@ -57,10 +59,42 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         datefmt="%H:%M:%S",
     )
+    from savi_plugin.launch import clean_stray_launcher_env
+
+    clean_stray_launcher_env()  # RANK/WORLD_SIZE left in a shell do not shard a plain run
+    if args.command in ("train", "align", "generate"):
+        from savi_plugin.launch import accelerate_single_process_warning
+
+        warning = accelerate_single_process_warning()
+        if warning:
+            logging.getLogger("savi_plugin").warning(warning)
     if not getattr(args, "func", None):
         parser.print_help()
         return 0
     return run_guarded(lambda: args.func(args), args.command, verbose=args.verbose)
+
+
+def launcher_arguments(argv: list[str]) -> list[str]:
+    """``argv`` without the ``--local_rank=N`` / ``--local_rank N`` that ``deepspeed``'s launcher appends.
+
+    The launcher also sets ``LOCAL_RANK`` in the environment (what :mod:`savi_plugin.launch` reads); the
+    argument is taken only when the variable is missing.
+    """
+    out, i = [], 0
+    while i < len(argv):
+        word = argv[i]
+        name, eq, value = word.partition("=")
+        if name in ("--local_rank", "--local-rank"):
+            if not eq:
+                value = argv[i + 1] if i + 1 < len(argv) else ""
+                i += 1
+            if not value.isdigit():
+                raise SystemExit(f"savi: error: {name} needs a non-negative integer, got {value!r}")
+            os.environ.setdefault("LOCAL_RANK", value)
+        else:
+            out.append(word)
+        i += 1
+    return out
 
 
 #: what Ctrl-C tells the user about each command (every one keeps its finished work)

@@ -30,6 +30,10 @@ def run(args) -> int:
     from savi_plugin.recipe import load_recipe
 
     recipe = load_recipe(args.recipe, args.overrides)
+    if recipe.train.get("deepspeed"):  # building the training arguments starts DeepSpeed: one process without
+        from savi_plugin.launch import single_process_env  # a launcher, not MPI discovery (mpi4py)
+
+        single_process_env()
     out = args.out or f"savi_runs/align-{recipe.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     if recipe.align.eval_every_iteration:  # an unknown task name stops here, not after a round of training
         from savi_plugin.eval.task_names import check_task_names
@@ -47,6 +51,10 @@ def run(args) -> int:
     check_backend_fits(recipe.model.path, recipe.model.backend, "model.backend", recipe.source)
     recipe_training_args(recipe, f"{out}/iter_0/train", strict=True)  # what this machine lacks fails before the run
     manifest = run_align(recipe, out, iterations=args.iterations)
+    from savi_plugin.launch import current
+
+    if not current().is_main:  # one summary per run, printed by rank 0
+        return 0
     for it in manifest["iterations"]:
         counts = it.get("data_report", {}).get("counts", {})
         ev = it.get("eval", {})

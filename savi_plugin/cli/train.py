@@ -32,6 +32,10 @@ def run(args) -> int:
     from savi_plugin.recipe import load_recipe
 
     recipe = load_recipe(args.recipe, args.overrides)
+    if recipe.train.get("deepspeed"):  # building the training arguments starts DeepSpeed: one process without
+        from savi_plugin.launch import single_process_env  # a launcher, not MPI discovery (mpi4py)
+
+        single_process_env()
     model = args.model or recipe.model.path
     data = args.data or recipe.data.pairs
     output_dir = args.output_dir or recipe.train.get("output_dir")
@@ -53,5 +57,8 @@ def run(args) -> int:
 
     summary = train_step(recipe, model=model, data=data, output_dir=output_dir, resume=args.resume,
                          allow_incomplete_data=args.allow_incomplete_data)
-    print(json.dumps(summary, indent=1, default=str))
+    from savi_plugin.launch import current
+
+    if current().is_main:  # one summary per run, not one per rank
+        print(json.dumps(summary, indent=1, default=str))
     return 0

@@ -243,7 +243,9 @@ def _holder_info() -> dict:
 
 
 def _is_main_rank() -> bool:
-    return int(os.environ.get("RANK", "0") or 0) == 0
+    from savi_plugin.launch import current  # RANK counts only inside a launcher
+
+    return current().is_main
 
 
 def _alive(info: dict) -> bool:

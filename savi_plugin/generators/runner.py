@@ -82,10 +82,10 @@ RETRIED_REASONS = ("generation_error", "io_error")
 def parse_shard(shard: str | Sequence[int] | None) -> tuple[int, int] | None:
     """``"1/4"`` or ``(1, 4)`` -> ``(1, 4)``; None -> the torchrun rank (``RANK``/``WORLD_SIZE``) or None."""
     if shard is None:
-        world = int(os.environ.get("WORLD_SIZE", "1") or 1)
-        if world > 1:
-            return int(os.environ.get("RANK", "0")), world
-        return None
+        from savi_plugin.launch import current  # RANK/WORLD_SIZE count only inside a launcher
+
+        process = current()
+        return (process.rank, process.world_size) if process.distributed else None
     if isinstance(shard, str):
         m = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", shard)
         if not m:
@@ -149,7 +149,9 @@ def resolve_device(device: str) -> str:
         return device
 
     if torch.cuda.is_available():
-        return f"cuda:{int(os.environ.get('LOCAL_RANK', '0') or 0)}"
+        from savi_plugin.launch import current
+
+        return f"cuda:{current().local_rank}"
     return "cpu"
 
 

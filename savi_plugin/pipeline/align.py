@@ -58,6 +58,10 @@ class Manifest:
         return str(candidate) if candidate.exists() else value
 
     def save(self) -> None:
+        from savi_plugin.launch import current
+
+        if not current().is_main:  # under a launcher rank 0 writes the manifest
+            return
         write_json(self.path, self.data, indent=1)
 
 
@@ -128,14 +132,18 @@ def run_align(recipe, run_dir: str | Path, iterations: int | None = None, evalua
     if evaluate is None:
         from savi_plugin.pipeline.evaluate import evaluate_step as evaluate
     from savi_plugin.config.values import to_dict
+    from savi_plugin.launch import current
+    from savi_plugin.pipeline.ranks import join_process_group
 
     run_dir = Path(run_dir)
     inputs = recipe_inputs(recipe)
     config = {"recipe": to_dict(recipe), "identity": {name: _identity(name, path) for name, path in inputs.items()
                                                       if name != "data.data_root"}}
+    join_process_group()  # under a launcher: generation shards, training runs on every rank (pipeline/ranks.py)
     with claim(run_dir, command="savi align", config=config, folder=True, inputs=inputs, output_name="--out",
                what="align run folder", ignore=tuple(f"recipe.{k}" for k in RESUMABLE_RECIPE_KEYS)) as claimed:
-        claimed.write_mark()
+        if current().is_main:  # rank 0 locks and marks the folder; the other ranks check it
+            claimed.write_mark()
         return _run_locked(recipe, run_dir, iterations, evaluate)
 
 
@@ -164,6 +172,7 @@ RESUMABLE_RECIPE_KEYS = ("_source", "source", "align.iterations")
 
 def _run_locked(recipe, run_dir: Path, iterations: int | None, evaluate) -> dict:
     from savi_plugin.config.values import to_dict
+    from savi_plugin.pipeline.ranks import check_processes, main_first, on_main
     from savi_plugin.pipeline.steps import generate_step, train_step
     from savi_plugin.training.run import last_complete_checkpoint
 
@@ -174,16 +183,21 @@ def _run_locked(recipe, run_dir: Path, iterations: int | None, evaluate) -> dict
         manifest.save()  # the recipe is on disk before the first step starts
     n = iterations or recipe.align.iterations
     backend = recipe.model.backend
-    model = resolve_model(recipe, run_dir)
-    inputs = prepare_inputs(recipe, run_dir)
+    for i, it in enumerate(manifest.data["iterations"]):  # before any work: one line, nothing started
+        check_processes(it, run_dir)
+    model = main_first(lambda: resolve_model(recipe, run_dir))
+    inputs = main_first(lambda: prepare_inputs(recipe, run_dir))
     base_model = model
     for i in range(n):
         it = manifest.iteration(i)
         folder = run_dir / f"iter_{i}"
         it.setdefault("model", manifest.stored(model))
+        check_processes(it, run_dir)
         if "data_report" not in it:
             pairs = folder / "pairs.jsonl"
+            manifest.save()  # the number of processes this iteration started with
             report = generate_step(recipe, model=model, inputs=inputs, output=pairs, seed=recipe.generate.seed + i)
+            report = on_main(lambda: merged_shards(pairs)) or report  # each rank wrote its shard
             if not report.get("complete", True):  # items to retry: the step is not done, training would refuse it
                 from savi_plugin.errors import RunError
 
@@ -198,11 +212,24 @@ def _run_locked(recipe, run_dir: Path, iterations: int | None, evaluate) -> dict
             it.update(adapter=manifest.stored(summary["adapter"]), train=manifest.stored(summary))
             manifest.save()
         if "next_model" not in it:
-            it["next_model"] = manifest.stored(merge_adapter(model, manifest.resolved(it["adapter"]), folder / "model",
-                                                             backend))
+            it["next_model"] = on_main(lambda: manifest.stored(merge_adapter(
+                model, manifest.resolved(it["adapter"]), folder / "model", backend)))
             manifest.save()
         model = manifest.resolved(it["next_model"])
         if "eval" not in it and recipe.align.eval_every_iteration:
-            it["eval"] = manifest.stored(evaluate(recipe, model, folder / "eval", base=base_model))
+            it["eval"] = on_main(lambda: manifest.stored(evaluate(recipe, model, folder / "eval", base=base_model)))
             manifest.save()
     return manifest.data
+
+
+def merged_shards(pairs: Path) -> dict | None:
+    """Merge the iteration's generation shards (one per rank) into ``pairs`` and return the combined run report
+    (the shards' counts summed, the merge's own report under ``merged``); None when one process wrote ``pairs``."""
+    from savi_plugin.generators.merge import merge_shards
+    from savi_plugin.generators.runner import find_shards
+
+    shards = find_shards(pairs)
+    if not shards:
+        return None
+    merged = merge_shards(shards, pairs)
+    return {**merged.get("run", {}), "merged": {k: v for k, v in merged.items() if k != "run"}}

@@ -90,11 +90,13 @@ class PreferenceDataset(Dataset):
             smaller); a pair whose question alone reaches it is refused (``prompt_too_long``). None: no check.
         min_frames: refuse videos whose header declares fewer frames (``too_few_frames``); the trainer passes
             ``num_frames``. None: no check.
+        probes: video probe results already made (by rank 0 of a multi-process run), used instead of probing.
     """
 
     def __init__(self, path: str | Path, tokenizer, end_of_turn: str, *, fmt: str = "savi",
                  data_root: str | Path | None = None, require_tags: bool = False, bad_records: str = "raise",
-                 token_budget: int | None = None, min_frames: int | None = None):
+                 token_budget: int | None = None, min_frames: int | None = None,
+                 probes: dict[str, str | int] | None = None):
         if bad_records not in ("raise", "skip"):
             raise ValueError(f"bad_records must be 'raise' or 'skip', got {bad_records!r}")
         self.path = Path(path)
@@ -103,7 +105,8 @@ class PreferenceDataset(Dataset):
         self.require_tags = require_tags
         self.token_budget = token_budget
         self.min_frames = min_frames
-        self._probed: dict[str, str | int] = {}  # video -> probe error, or its declared frame count; probed once
+        # video -> probe error, or its declared frame count; probed once (``probes``: another rank's results)
+        self._probed: dict[str, str | int] = dict(probes or {})
         #: skipped records: dicts with file, line, field, message and reason (bad_record / missing_video / untagged)
         self.skipped: list[dict[str, Any]] = []
         self.items: list[PairItem] = []

@@ -42,6 +42,7 @@ from savi_plugin.data.identity import input_identity, model_identity, same_ident
 from savi_plugin.data.outputs import claim, disk_error, move_into, remove_tree, sidecar, write_json
 from savi_plugin.data.paths import path_for_file
 from savi_plugin.errors import RunError
+from savi_plugin.launch import current
 
 log = logging.getLogger(__name__)
 
@@ -262,8 +263,12 @@ def run_training(*, model: str | Path, data: str | Path, output_dir: str | Path,
     options = dict(training or {})
     if reference_model is not None:
         options.update(reference="model", reference_model_path=str(reference_model))
+    from savi_plugin.launch import clean_stray_launcher_env, single_process_env
     from savi_plugin.training.config import PreferenceConfig
 
+    clean_stray_launcher_env()
+    if options.get("deepspeed") and single_process_env():  # DeepSpeed needs a process group even for one process
+        log.info("no launcher: DeepSpeed runs as one process (rank 0 of 1 on 127.0.0.1)")
     config = PreferenceConfig(output_dir=str(output_dir), **options)  # a bad value fails before anything is made
     check_pairs_source(data, model, allow_incomplete=allow_incomplete_data)
     run_config = run_configuration(model, data, backend, lora, options, eval_data)
@@ -293,11 +298,14 @@ def _train(*, model, data, output_dir: Path, backend, lora, options, config, res
            print_logs: bool = True) -> dict[str, Any]:
     """:func:`run_training` once the output folder is claimed (checked, locked; :mod:`savi_plugin.data.outputs`)."""
     from savi_plugin.models import load_backend
+    from savi_plugin.training.distributed import every_rank_report, setup_process_group, shared_resume_point
     from savi_plugin.training.trainer import trainer_class
 
+    setup_process_group(config)  # before the model is built: ZeRO-3's zero.Init asks the world size
     config_path = output_dir / CONFIG_FILE
-    resume_from = _resume_argument(resume, output_dir)
-    main_process = int(os.environ.get("RANK", "0") or 0) == 0
+    resume_from = shared_resume_point(_resume_argument(resume, output_dir) if current().is_main else None,
+                                      output_dir)
+    main_process = current().is_main
     if main_process:  # the mark (checked by claim) holds the configuration a later resume is compared with
         claimed.write_mark()
         (output_dir / REPORT_FILE).unlink(missing_ok=True)  # written again, last, when this run has finished
@@ -330,8 +338,8 @@ def _train(*, model, data, output_dir: Path, backend, lora, options, config, res
         "num_frames": config.num_frames, "lora": {**DEFAULT_LORA, **(lora or {})},
         "train_metrics": result.metrics, "eval_metrics": eval_metrics,
         "global_step": trainer.state.global_step, "nonfinite_steps": trainer.nonfinite_steps,
-        "dataset": trainer.train_dataset.report(),
-        "eval_dataset": trainer.eval_dataset.report() if eval_data is not None else None,
+        "dataset": every_rank_report(trainer.train_dataset),
+        "eval_dataset": every_rank_report(trainer.eval_dataset) if eval_data is not None else None,
         "log_history": trainer.state.log_history, "seconds": round(time.time() - started, 2),
         "failed": failure,
     }

@@ -49,6 +49,7 @@ from savi_plugin.training.collator import PreferenceCollator, token_budget
 from savi_plugin.training.config import PreferenceConfig
 from savi_plugin.training.dataset import PreferenceDataset
 from savi_plugin.training.packing import packing_support
+from savi_plugin.training.reference import follow_device
 from savi_plugin.training.scoring import Scores, score_responses
 
 log = logging.getLogger(__name__)
@@ -136,6 +137,9 @@ class PreferenceTrainer(Trainer):
         if needs.reference and args.reference == "model":
             _check_same_tokenizer(backend, reference_backend)
 
+        from savi_plugin.training.distributed import setup_process_group
+
+        setup_process_group(args)  # before the datasets: rank 0 probes the videos once and shares the results
         train_dataset = self._dataset(train_dataset, args)
         eval_dataset = self._dataset(eval_dataset, args)
         self.scoring_options = self.objective.scoring_options(args.reference)
@@ -173,17 +177,19 @@ class PreferenceTrainer(Trainer):
             from savi_plugin.training.diagnostics import DiagnosticsCallback
 
             self.add_callback(DiagnosticsCallback(self, args.diagnostics_steps))
+        follow_device(self.reference_backend, self.args.device)
 
     # ------------------------------------------------------------------ data
     def _dataset(self, dataset, args: PreferenceConfig):
         if dataset is None or not isinstance(dataset, (str, Path)):
             return dataset
-        return PreferenceDataset(dataset, self.backend.tokenizer, self.backend.end_of_turn, fmt=args.data_format,
-                                 data_root=args.data_root, require_tags=self.objective.requirements.tags,
-                                 bad_records=args.bad_records,
-                                 token_budget=token_budget(args.max_length, getattr(self.backend, "context_length",
-                                                                                    None)),
-                                 min_frames=args.num_frames)
+        from savi_plugin.training.distributed import probed_once
+
+        return probed_once(lambda probes: PreferenceDataset(
+            dataset, self.backend.tokenizer, self.backend.end_of_turn, fmt=args.data_format, data_root=args.data_root,
+            require_tags=self.objective.requirements.tags, bad_records=args.bad_records,
+            token_budget=token_budget(args.max_length, getattr(self.backend, "context_length", None)),
+            min_frames=args.num_frames, probes=probes))
 
     # ------------------------------------------------------------------ loss
     def _prepare_inputs(self, inputs: PreferenceBatch) -> PreferenceBatch:
@@ -196,6 +202,7 @@ class PreferenceTrainer(Trainer):
         fn = functools.partial(score_responses, self.backend, reference_backend=self.reference_backend,
                                chunk_size=self.args.logprob_chunk_size,
                                checkpoint_chunks=not is_deepspeed_zero3_enabled(), **self.scoring_options)
+        follow_device(self.reference_backend, self.args.device)  # placed with the policy (DeepSpeed: at train())
         unwrapped = self.accelerator.unwrap_model(model)
         # accelerate applies mixed precision by patching the model's ``forward``, which this path does not call;
         # its autocast context does the same here (a no-op without fp16/bf16, and under DeepSpeed).
@@ -209,8 +216,7 @@ class PreferenceTrainer(Trainer):
         """Mean loss over the batch's pairs; metrics are stored for logging (see module docstring)."""
         self._count_decode_skips(model, inputs.skipped_records)
         if not inputs.pair_ids:  # every pair of the batch had a video that failed to decode (skipped)
-            zero = sum((p.reshape(-1)[:1] * 0.0).sum() for p in model.parameters() if p.requires_grad)
-            return (zero, None) if return_outputs else zero
+            return self._empty_batch_loss(model, return_outputs)
         stats = self.statistics(model, inputs)
         self.vision_calls += stats.vision_calls
         loss, _, metrics = self.objective(stats, inputs)
@@ -223,6 +229,29 @@ class PreferenceTrainer(Trainer):
         elif split == "train":
             loss = self._nonfinite(model, loss, inputs)
         return (loss, stats) if return_outputs else loss
+
+    def _empty_batch_loss(self, model, return_outputs: bool):
+        """A zero loss for a micro-batch whose every pair was skipped, through the same forward as a real one.
+
+        The other ranks run the policy forward (and under ZeRO-3 gather parameters) in every collective; a rank
+        that skipped the forward would leave DDP's reducer and DeepSpeed waiting for it forever. So this rank
+        scores a stand-in pair (:func:`~savi_plugin.training.distributed.stand_in_batch`) and multiplies its loss
+        by 0: the same graph, a zero gradient, no logged loss or metric.
+        """
+        from savi_plugin.training.distributed import stand_in_batch
+
+        dataset = self.train_dataset if model.training else self.eval_dataset
+        inputs = self._prepare_inputs(stand_in_batch(self.data_collator, dataset))
+        loss, _, metrics = self.objective(self.statistics(model, inputs), inputs)
+        # the metric names every rank reduces at logging time, with nothing added to their sums or counts
+        split = "train" if model.training else "eval"
+        sums, counts = self._metric_sums[split], self._metric_counts[split]
+        for name in [*metrics, "truncated"]:
+            nothing = torch.zeros((), device=loss.device)
+            sums.setdefault(name, nothing)
+            counts.setdefault(name, nothing.clone())
+        zero = loss * 0.0
+        return (zero, None) if return_outputs else zero
 
     def _nonfinite(self, model, loss: torch.Tensor, inputs) -> torch.Tensor:
         where = f"step {self.state.global_step + 1}, pairs {inputs.pair_ids}"
@@ -243,7 +272,9 @@ class PreferenceTrainer(Trainer):
         grads = [p.grad for p in params if p.grad is not None]
         # one device->host sync for all gradients, not one per parameter
         finite = bool(torch.stack([torch.isfinite(g).all() for g in grads]).all()) if grads else True
-        bad = self._step_nonfinite or not finite
+        # DeepSpeed steps inside backward() and skips a step whose gradient overflowed (non-finite) by itself
+        bad = self._step_nonfinite or not finite or bool(
+            self.is_deepspeed_enabled and getattr(self.optimizer, "step_was_skipped", False))
         if self.accelerator.num_processes > 1:
             flag = torch.tensor(float(bad), device=self.args.device)
             bad = bool(self.accelerator.reduce(flag, reduction="sum").item() > 0)

@@ -38,8 +38,31 @@ def test_gpu_check_runs_at_a_small_shape_on_cpu(tmp_path, capsys):
     assert training["first_step_loss_diff"] < 1e-4  # same weights, same adapter, same loss
     assert training["ours"]["median_step_s"] > 0 and training["official"]["median_step_s"] > 0
     assert generation["outputs_equal"] and generation["reuse"]["prefix_prefills_per_video"] == 1
+    assert generation["outputs_agree"] and generation["min_token_agreement"] == 1.0  # float32: exact
+    assert generation["agreement"]["equal_tokens"] == 1.0 and generation["agreement"]["first_difference"] is None
+    assert training["ours"]["live_optimizer_states"] == 0  # our trainer freed before the official side ran
+    assert report["requested_device"] == "cpu"
     assert generation["prompt_tokens"] > 2 * 196 + 1  # LLaVA-OneVision's layout: 196 per frame + one newline
     assert "throughput ours/official" in capsys.readouterr().out
+
+
+def test_gpu_check_judges_greedy_outputs_with_a_stated_tolerance_and_pins_the_device():
+    from savi_plugin.bench.gpu import TOKEN_AGREEMENT, greedy_agreement, pin_device
+    from savi_plugin.models.tiny import build_tokenizer
+
+    tokenizer = build_tokenizer()
+    same = greedy_agreement(["a red ball", "a blue cube"], ["a red ball", "a blue cube"], tokenizer)
+    assert same["equal_outputs"] == same["equal_tokens"] == 1.0 and same["first_difference"] is None
+    flipped = greedy_agreement(["a red ball rolls left", "a blue cube"], ["a red cube rolls left", "a blue cube"],
+                               tokenizer)  # one near-tie flipped in one output
+    assert flipped["equal_outputs"] == 0.5 and flipped["first_difference"] >= 2  # after "a red"
+    assert 0.0 < flipped["equal_tokens"] < 1.0  # the second output and the first one's prefix agree
+    assert TOKEN_AGREEMENT == {"float32": 1.0, "bfloat16": 0.9, "float16": 0.9}
+    env = {}
+    assert pin_device("cuda:1", env) == "cuda:0" and env["CUDA_VISIBLE_DEVICES"] == "1"
+    env = {"CUDA_VISIBLE_DEVICES": "4,5"}
+    assert pin_device("cuda:1", env) == "cuda:0" and env["CUDA_VISIBLE_DEVICES"] == "5"
+    assert pin_device("cpu", env) == "cpu"
 
 
 def test_gpu_check_full_shape_is_llava_video_7b(tmp_path):

@@ -58,8 +58,9 @@ def test_torchrun_ranks_and_videosavi_shards(tiny_llava_onevision, synthetic_sam
     run_generation(output=full, **kwargs)
     out = tmp_path / "ranked.jsonl"
     for rank in (0, 1):  # what torchrun --nproc_per_node 2 sets in each process
-        monkeypatch.setenv("WORLD_SIZE", "2")
-        monkeypatch.setenv("RANK", str(rank))
+        for key, value in {"WORLD_SIZE": "2", "RANK": str(rank), "TORCHELASTIC_RUN_ID": "none", "GROUP_RANK": "0",
+                           "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "29500"}.items():
+            monkeypatch.setenv(key, value)
         report = run_generation(output=out, **kwargs)
         assert report["output"] == str(shard_output_path(out, rank, 2))
         assert report["config"]["shard"] == [rank, 2] and report["counts"]["items"] == 4

@@ -160,6 +160,10 @@ def test_shard_helpers(tmp_path, monkeypatch):
         parse_shard("4/4")
     monkeypatch.setenv("WORLD_SIZE", "3")
     monkeypatch.setenv("RANK", "2")
+    assert parse_shard(None) is None  # left in a shell, not set by a launcher: a plain run is not sharded
+    for key, value in {"TORCHELASTIC_RUN_ID": "none", "GROUP_RANK": "0", "MASTER_ADDR": "127.0.0.1",
+                       "MASTER_PORT": "29500"}.items():  # what torchrun sets beside them
+        monkeypatch.setenv(key, value)
     assert parse_shard(None) == (2, 3)
     out = tmp_path / "pairs.jsonl"
     paths = [shard_output_path(out, i, 2) for i in (1, 0)]

@@ -1,6 +1,7 @@
 """`savi align` with the tiny recipe: 2 iterations of generate -> train -> merge -> lmms-eval, resumable."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -38,3 +39,66 @@ def test_align_runs_two_iterations_and_resumes(tmp_path):
     again = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stderr[-3000:]
     assert (run_dir / "manifest.json").read_text() == before
+
+
+ALIGN_RUN = """
+import json, os, sys
+from savi_plugin.pipeline.align import run_align
+from savi_plugin.recipe import load_recipe
+
+out = sys.argv[1]
+rank = os.environ["RANK"]
+
+def evaluate(recipe, model, folder, **kwargs):
+    with open(os.path.join(out, f"eval_rank{rank}.json"), "w") as fh:
+        json.dump({"model": str(model)}, fh)
+    return {"savi_mvbench": {"accuracy": 50.0}}
+
+recipe = load_recipe("tiny_demo", sys.argv[2:])
+run_align(recipe, out, evaluate=evaluate)
+"""
+
+LAUNCH_OVERRIDES = ["data.synthetic_videos=8", "generate.batch_size=2", "generate.options={answer_format: raw}",
+                    "train.max_steps=1", "train.per_device_train_batch_size=2", "train.save_strategy='no'",
+                    "train.use_cpu=true", "align.iterations=1"]
+
+
+def test_align_under_torchrun_shards_generation_trains_on_both_ranks_and_evaluates_once(tmp_path):
+    import pytest
+
+    from savi_plugin.errors import RunError
+    from savi_plugin.pipeline.align import run_align
+    from savi_plugin.recipe import load_recipe
+    from tests.builders import free_port, read_jsonl, repo_pythonpath
+
+    run_dir = tmp_path / "run"
+    script = tmp_path / "align.py"
+    script.write_text(ALIGN_RUN)
+    env = {**os.environ, "PYTHONPATH": repo_pythonpath(), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
+                           f"--master_port={free_port()}", str(script), str(run_dir), *LAUNCH_OVERRIDES],
+                          env=env, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-4000:]
+    folder = run_dir / "iter_0"
+    shards = sorted(p.name for p in folder.glob("pairs.shard-*-of-00002.jsonl"))
+    assert shards == ["pairs.shard-00000-of-00002.jsonl", "pairs.shard-00001-of-00002.jsonl"]
+    merged = read_jsonl(folder / "pairs.jsonl")
+    per_shard = [read_jsonl(folder / name) for name in shards]
+    assert all(per_shard) and len(merged) == sum(map(len, per_shard))  # both ranks generated, all merged
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    it = manifest["iterations"][0]
+    assert it["data_report"]["counts"]["pairs"] == len(merged) and it["processes"] == 2
+    report = json.loads((folder / "train" / "train_report.json").read_text())
+    assert report["global_step"] == 1 and report["train_metrics"]["epoch"] > 0
+    assert sorted(p.name for p in run_dir.glob("eval_rank*.json")) == ["eval_rank0.json"]  # evaluated once
+    assert it["eval"] == {"savi_mvbench": {"accuracy": 50.0}}
+    # the finished run folder resumes under another number of processes (here 1): nothing is redone
+    before = (run_dir / "manifest.json").read_text()
+    recipe = load_recipe("tiny_demo", LAUNCH_OVERRIDES)
+    run_align(recipe, run_dir, evaluate=lambda *a, **k: pytest.fail("evaluated again"))
+    assert (run_dir / "manifest.json").read_text() == before
+    # an unfinished iteration started with 2 processes is refused under 1, in one line, before any work
+    del it["adapter"], it["next_model"], it["eval"]
+    (run_dir / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(RunError, match=r"iteration 0 was started with 2 process\(es\) and is unfinished"):
+        run_align(recipe, run_dir, evaluate=lambda *a, **k: pytest.fail("evaluated"))

@@ -50,3 +50,19 @@ def test_separate_reference_model_equals_the_disabled_adapter(setup):
     _close(separate, setup["adapter"])
     assert setup["adapter"].vision_calls == 1 and separate.vision_calls == 2  # its own vision weights
     assert (setup["adapter"].chosen.kl * setup["adapter"].chosen.mask).sum() > 1e-3  # policy != reference
+
+
+def test_a_separate_reference_is_placed_where_the_policy_and_batches_are(setup, tmp_path, monkeypatch):
+    """The reference is loaded while the policy is still on the CPU; the Trainer then places the policy on
+    ``args.device``. Here that device is ``meta`` (a stand-in for a GPU on a CPU-only machine): the reference
+    must follow the policy there, not stay on the CPU."""
+    from savi_plugin.training.config import PreferenceConfig
+    from savi_plugin.training.trainer import DPOTrainer
+    from tests.builders import preference_config, random_lora_backend
+
+    policy = random_lora_backend(setup["model"], seed=1)
+    config = preference_config(tmp_path, reference="model", reference_model_path=str(setup["model"]))
+    monkeypatch.setattr(PreferenceConfig, "device", property(lambda self: torch.device("meta")))
+    trainer = DPOTrainer(policy, config, train_dataset=str(setup["data"]))
+    assert {p.device.type for p in trainer.model.parameters()} == {"meta"}  # the Trainer placed the policy
+    assert {p.device.type for p in trainer.reference_backend.model.parameters()} == {"meta"}

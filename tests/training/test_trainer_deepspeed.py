@@ -94,3 +94,46 @@ def test_zero2_and_zero3_one_process_cpu_runs_match_the_plain_run(tiny_llava_one
         assert losses == pytest.approx(plain, abs=1e-5), (stage, losses, plain)
         assert (tmp_path / f"zero{stage}" / "adapter_model.safetensors").is_file()
     assert plain[-1] < plain[0]
+
+
+SKIPPED_BY_DEEPSPEED = textwrap.dedent("""
+    import json, math, sys
+    from savi_plugin.models import load_backend
+    from savi_plugin.training.config import PreferenceConfig
+    from savi_plugin.training.run import apply_lora
+    from savi_plugin.training.trainer import RRPOTrainer
+
+    model, data, out, deepspeed = sys.argv[1:5]
+    config = PreferenceConfig(output_dir=out, deepspeed=deepspeed, num_frames=4, per_device_train_batch_size=2,
+                              max_steps=3, logging_steps=1, learning_rate=5e-3, lr_scheduler_type="constant",
+                              save_strategy="no", use_cpu=True, seed=11, disable_tqdm=True)
+    backend = load_backend(model, num_frames=4)
+    apply_lora(backend, {"r": 4, "alpha": 8, "dropout": 0.0}, seed=11)
+    trainer = RRPOTrainer(backend, config, train_dataset=data)
+    lora = next(p for n, p in backend.model.named_parameters() if "lora_A" in n)
+    # a non-finite gradient at the second step (the loss stays finite): DeepSpeed skips that step by itself
+    lora.register_hook(lambda g: g * math.nan if trainer.state.global_step == 1 else g)
+    trainer.train()
+    print("RESULT", json.dumps({"nonfinite": trainer.nonfinite_steps,
+                                "losses": [h.get("loss") for h in trainer.state.log_history if "rewards/chosen" in h],
+                                "logged_nonfinite": [h.get("nonfinite_steps") for h in trainer.state.log_history
+                                                     if "rewards/chosen" in h]}))
+""")
+
+
+def test_a_step_deepspeed_skips_is_counted_as_non_finite_and_not_logged_as_a_loss(tiny_llava_onevision,
+                                                                                   synthetic_samples, tmp_path):
+    pytest.importorskip("deepspeed")
+    data = write_answer_pairs(tmp_path / "pairs.jsonl", synthetic_samples[:6], rotate=False)
+    env = {**os.environ, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(free_port()), "RANK": "0",
+           "LOCAL_RANK": "0", "WORLD_SIZE": "1", "LOCAL_WORLD_SIZE": "1", "PYTHONPATH": repo_pythonpath()}
+    proc = subprocess.run([sys.executable, "-c", SKIPPED_BY_DEEPSPEED, str(tiny_llava_onevision), str(data),
+                           str(tmp_path / "out"), str(DEEPSPEED_CONFIGS / "zero2.json")], env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    line = next(l for l in proc.stdout.splitlines() if l.startswith("RESULT "))
+    result = json.loads(line[len("RESULT "):])
+    assert result["nonfinite"] == 1  # was 0: DeepSpeed's own skip went uncounted
+    losses = result["losses"]
+    assert losses[0] is not None and losses[1] is None and losses[2] is not None  # step 2 logs no loss
+    assert result["logged_nonfinite"] == [0, 1, 1]
