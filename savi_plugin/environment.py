@@ -52,7 +52,7 @@ def env_value(name: str) -> Any:
     Raises:
         ConfigError: ``$NAME: expected ..., got 'text'`` or ``$NAME: must be >= low and <= high, got n``.
     """
-    from savi_plugin.config.values import ConfigError
+    from savi_plugin.errors import ConfigError
 
     var = VARIABLES[name]
     text = os.environ.get(name, "").strip()

@@ -26,6 +26,7 @@ evaluation model call it instead of deciding per ``except`` clause.
 from __future__ import annotations
 
 import errno
+import os
 
 #: the three classes, as :func:`classify` names them
 CONFIGURATION, INPUT, MACHINE = "configuration", "input", "machine"
@@ -39,6 +40,19 @@ class ConfigurationError(ValueError):
     """The job cannot run as configured; raised before the first item (exit status 2, argparse's for usage)."""
 
     exit_code = 2
+
+
+class ConfigError(ConfigurationError):
+    """A bad configuration value or key; ``str()`` is ``file: key.path: message`` (exit status 2)."""
+
+    def __init__(self, path: str, message: str, source: str | os.PathLike | None = None):
+        self.path, self.message, self.source = path, message, (str(source) if source is not None else None)
+        super().__init__(": ".join(p for p in (self.source, path, message) if p))
+
+    def located(self, source: str | os.PathLike | None, prefix: str = "") -> ConfigError:
+        """The same error placed in ``source`` under ``prefix`` (for errors raised without either)."""
+        path = ".".join(p for p in (prefix, self.path) if p)
+        return ConfigError(path, self.message, self.source or source)
 
 
 class InputError(ValueError):

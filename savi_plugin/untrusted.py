@@ -42,7 +42,7 @@ class StructureError(ValueError):
 
 
 def _config_error(source: str | None) -> Callable[[str], Exception]:
-    from savi_plugin.config.values import ConfigError
+    from savi_plugin.errors import ConfigError
 
     return lambda message, line=None: ConfigError("", message, f"{source}:{line}" if source and line else source)
 

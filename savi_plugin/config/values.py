@@ -54,25 +54,12 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from savi_plugin.errors import ConfigurationError
+from savi_plugin.errors import ConfigError, ConfigurationError  # noqa: F401  (ConfigError: re-exported)
 
 #: the metadata key under which a field lists its rules
 RULES = "savi_rules"
 
 _NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?|[+-]?(inf|nan)", re.IGNORECASE)
-
-
-class ConfigError(ConfigurationError):
-    """A bad configuration value or key; ``str()`` is ``file: key.path: message`` (exit status 2)."""
-
-    def __init__(self, path: str, message: str, source: str | Path | None = None):
-        self.path, self.message, self.source = path, message, (str(source) if source is not None else None)
-        super().__init__(": ".join(p for p in (self.source, path, message) if p))
-
-    def located(self, source: str | Path | None, prefix: str = "") -> ConfigError:
-        """The same error placed in ``source`` under ``prefix`` (for errors raised without either)."""
-        path = ".".join(p for p in (prefix, self.path) if p)
-        return ConfigError(path, self.message, self.source or source)
 
 
 # --------------------------------------------------------------------------------------------- rules

@@ -16,6 +16,7 @@ import json
 import statistics
 from pathlib import Path
 
+from savi_plugin.data.outputs import write_json
 from savi_plugin.demo.report import STAGES, gain
 
 
@@ -112,5 +113,5 @@ def run_seeds(out_dir: str | Path, recipe: str = "tiny_demo", overrides: list[st
     summary["runs"] = {str(s): f"seed-{s}" for s in per_seed}  # relative to this folder
     summary["plot"] = "demo.png"
     plot_seeds(out / "demo.png", summary)
-    (out / "results.json").write_text(json.dumps(summary, indent=1))
+    write_json(out / "results.json", summary, indent=1)
     return summary

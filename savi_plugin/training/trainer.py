@@ -49,10 +49,22 @@ from savi_plugin.training.collator import PreferenceCollator, token_budget
 from savi_plugin.training.config import PreferenceConfig
 from savi_plugin.training.dataset import PreferenceDataset
 from savi_plugin.training.packing import packing_support
-from savi_plugin.training.reference import follow_device
 from savi_plugin.training.scoring import Scores, score_responses
 
 log = logging.getLogger(__name__)
+
+
+def follow_device(reference_backend, device) -> None:
+    """Put a separate frozen reference on ``device`` (where the policy and its batches are), once.
+
+    The reference is loaded while the policy is still on the CPU (the Trainer, or DeepSpeed, places the policy
+    later); scoring a batch on the GPU with a reference left on the CPU would fail at the first forward.
+    """
+    if reference_backend is None:
+        return
+    device = torch.device(device)
+    if any(p.device != device for p in reference_backend.model.parameters()):
+        reference_backend.model.to(device)
 
 
 def load_reference_backend(path: str | Path, *, backend: str | None = None, dtype: str = "float32",

@@ -236,7 +236,7 @@ def check_batch_budget(paths: list[str | Path], frames: int, budget: int | None 
     Raises:
         ConfigError: naming the batch's first video, the estimate and both remedies.
     """
-    from savi_plugin.config.values import ConfigError
+    from savi_plugin.errors import ConfigError
 
     budget = decoded_bytes_budget(budget, batch=True)
     clip_budget = decoded_bytes_budget()
@@ -338,9 +338,7 @@ def read_frames(path: str | Path, num_frames: int = DEFAULT_NUM_FRAMES, *, fps: 
             ``interval``, or a bad ``SAVI_*`` budget variable (configuration errors: the caller's job stops; the
             video is not at fault).
     """
-    from savi_plugin.config.values import (
-        ConfigError,  # the call's settings, not the video, are wrong
-    )
+    from savi_plugin.errors import ConfigError  # the call's settings, not the video, are wrong
 
     path = Path(path)
     backend = backend or default_backend()

@@ -42,6 +42,7 @@ ALLOWED: dict[tuple[str, str, str], str] = {
     ("bench/fixtures.py", "make_adapter", "save_pretrained"): _BUILDER,
     ("demo/warmup.py", "supervised_warmup", "save_pretrained"): _CLAIMED + " (savi demo --out)",
     ("demo/plots.py", "plot_demo", "savefig"): _CLAIMED + " (savi demo --out)",
+    ("demo/plots.py", "plot_seeds", "savefig"): _CLAIMED + " (savi demo --seeds N --out)",
     ("eval/fixtures.py", "_place", "shutil.move"):
         _CLAIMED + " (savi eval fixture's FixtureFolder); moved from a temporary folder, possibly across devices",
     ("eval/pth_install.py", "write_pth", "open"):
