@@ -54,7 +54,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from savi_plugin.errors import ConfigError, ConfigurationError  # noqa: F401  (ConfigError: re-exported)
+from savi_plugin.errors import ConfigError  # noqa: F401  (defined with the failure taxonomy; re-exported here)
 
 #: the metadata key under which a field lists its rules
 RULES = "savi_rules"

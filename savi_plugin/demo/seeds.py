@@ -12,7 +12,6 @@ training) and ``generate.seed`` (pair generation) to ``s``; the seeds are ``base
 
 from __future__ import annotations
 
-import json
 import statistics
 from pathlib import Path
 
