@@ -7,27 +7,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 
 from savi_plugin.cli import main
 from savi_plugin.inspection.curves import read_log_history, series
-from tests.builders import write_jsonl
+from tests.builders import tiny_rrpo_run
 
 
 @pytest.fixture(scope="module")
 def run_dir(tiny_llava_onevision, synthetic_samples, tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("plot")
-    records = [{"id": f"p{i}", "video": s.video, "question": s.question, "chosen": f"The answer is {s.answer}.",
-                "rejected": "It is none of them.", "chosen_tagged": f"The answer is <MASK>{s.answer}</MASK>.",
-                "rejected_tagged": "It is <MASK>none of them</MASK>."} for i, s in enumerate(synthetic_samples[:2])]
-    write_jsonl(folder / "pairs.jsonl", records)
-    (folder / "r.yaml").write_text(yaml.safe_dump({
-        "model": {"path": str(tiny_llava_onevision), "num_frames": 4}, "lora": {"r": 4, "alpha": 8, "dropout": 0.0},
-        "train": {"loss_type": "rrpo", "learning_rate": 1.0e-3, "max_steps": 3, "per_device_train_batch_size": 1,
-                  "use_cpu": True, "logging_steps": 1, "disable_tqdm": True, "seed": 0, "save_strategy": "steps",
-                  "save_steps": 3}}))
-    assert main(["train", str(folder / "r.yaml"), "--data", str(folder / "pairs.jsonl"),
-                 "--output-dir", str(folder / "out")]) == 0
+    folder = tiny_rrpo_run(tmp_path_factory.mktemp("plot"), tiny_llava_onevision, synthetic_samples[:2],
+                           save_strategy="steps", save_steps=3)
     return folder / "out"
 
 

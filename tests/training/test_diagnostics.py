@@ -7,26 +7,15 @@ import json
 from pathlib import Path
 
 import pytest
-import yaml
 
 from savi_plugin.cli import main
-from tests.builders import read_jsonl, write_jsonl
+from tests.builders import read_jsonl, tiny_rrpo_run, write_jsonl
 
 
 @pytest.fixture(scope="module")
 def run(tiny_llava_onevision, synthetic_samples, tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("diagnostics")
-    records = [{"id": f"p{i}", "video": s.video, "question": s.question, "chosen": f"The answer is {s.answer}.",
-                "rejected": "It is none of them.", "chosen_tagged": f"The answer is <MASK>{s.answer}</MASK>.",
-                "rejected_tagged": "It is <MASK>none of them</MASK>."} for i, s in enumerate(synthetic_samples[:3])]
-    write_jsonl(folder / "pairs.jsonl", records)
-    (folder / "r.yaml").write_text(yaml.safe_dump({
-        "model": {"path": str(tiny_llava_onevision), "num_frames": 4}, "lora": {"r": 4, "alpha": 8, "dropout": 0.0},
-        "train": {"loss_type": "rrpo", "learning_rate": 2.0e-3, "max_steps": 4, "per_device_train_batch_size": 1,
-                  "use_cpu": True, "logging_steps": 1, "disable_tqdm": True, "seed": 0, "save_strategy": "no",
-                  "diagnostics": True, "diagnostics_steps": 2}}))
-    assert main(["train", str(folder / "r.yaml"), "--data", str(folder / "pairs.jsonl"),
-                 "--output-dir", str(folder / "out")]) == 0
+    folder = tiny_rrpo_run(tmp_path_factory.mktemp("diagnostics"), tiny_llava_onevision, synthetic_samples[:3],
+                           learning_rate=2.0e-3, max_steps=4, diagnostics=True, diagnostics_steps=2)
     return folder
 
 
