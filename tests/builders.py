@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 import sysconfig
 from pathlib import Path
@@ -357,3 +358,18 @@ def tiny_rrpo_run(folder: Path, model_path, samples, **train) -> Path:
     assert main(["train", str(folder / "r.yaml"), "--data", str(folder / "pairs.jsonl"),
                  "--output-dir", str(folder / "out")]) == 0
     return folder
+
+
+#: Debian's headless Chromium, for the tests that render pages (None: not installed; those tests skip)
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def chromium(profile: Path, *args: str, timeout: int = 120):
+    """Run headless Chromium with its own profile folder ``profile`` and no network (``--dump-dom URL``,
+    ``--screenshot=PNG URL``); returns the completed process."""
+    import subprocess
+
+    return subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                           "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                           "--enable-logging=stderr", "--v=0", f"--user-data-dir={profile}", *args],
+                          capture_output=True, text=True, timeout=timeout)

@@ -3,7 +3,9 @@ from the model's errors on perturbed videos where the prior fails, and RRPO trai
 
 
 from savi_plugin.demo.world import PRIOR
-from tests.builders import read_jsonl
+import re
+
+from tests.builders import CHROMIUM, chromium, read_jsonl
 
 FAILS, HOLDS = "object_color: prior fails", "object_color: prior holds"
 
@@ -37,3 +39,17 @@ def test_rrpo_pairs_from_perturbed_errors_correct_the_warmup_shortcut(tmp_path):
     assert g["n"] == 80 and g["se_points"] > 0
     table = format_table(results)
     assert "after RRPO" in table and "SE" in table and (tmp_path / "run" / "demo.png").stat().st_size > 0
+
+    # savi inspect on the demo's own pairs: every pair page shows the perturbed frames the model answered from and
+    # the tagged phrases; Chromium draws the index's first page from disk
+    from savi_plugin.cli import main
+
+    site = tmp_path / "site"
+    assert main(["inspect", str(tmp_path / "run" / "data" / "rrpo_pairs.jsonl"), "--out", str(site),
+                 "--no-progress"]) == 0
+    for n in (1, len(pairs)):
+        page = (site / f"pairs/{n // 1000}/{n}.html").read_text()
+        assert page.count('alt="perturbed frame"') >= 1 and '<mark class="tag">' in page
+    if CHROMIUM:
+        index = chromium(tmp_path / "chromium", "--dump-dom", (site / "index.html").as_uri())
+        assert len(re.findall(r'<tr class="pair">', index.stdout)) == min(100, len(pairs))

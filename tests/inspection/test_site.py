@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -15,9 +14,9 @@ import pytest
 from savi_plugin.cli import main
 from savi_plugin.video.decode import read_frames
 from savi_plugin.video.perturb import apply_perturbations
-from tests.builders import write_jsonl
+from tests.builders import CHROMIUM, write_jsonl
+from tests.builders import chromium as _chromium
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (apt-get install chromium; "
                                                               ".ci/run installs it)")
 
@@ -131,14 +130,6 @@ def test_bad_flags_stop_before_any_work(argv, pair_file, tmp_path):
     with pytest.raises(SystemExit) as exc:
         main(["inspect", str(pair_file), "--out", str(tmp_path / "s"), *argv])
     assert exc.value.code == 2 and not (tmp_path / "s").exists()
-
-
-def _chromium(profile: Path, *args: str, timeout: int = 120) -> subprocess.CompletedProcess:
-    """Headless Chromium with its own profile folder ``profile`` (under the test's tmp_path) and no network."""
-    return subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                           "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                           "--enable-logging=stderr", "--v=0", f"--user-data-dir={profile}",
-                           *args], capture_output=True, text=True, timeout=timeout)
 
 
 @needs_chromium
