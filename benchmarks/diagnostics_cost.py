@@ -5,7 +5,7 @@ per-pair diagnostics (8 optimizer steps on 4 pairs, diagnostics at steps 0, 4 an
 """
 import sys
 
-import json, time, shutil, yaml
+import json, shutil, yaml
 from pathlib import Path
 from savi_plugin.cli import main
 root = Path(sys.argv[1] if len(sys.argv) > 1 else "/tmp/diag-bench")
