@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
-import sys
 import time
+from dataclasses import dataclass
+
+from savi_plugin.config.values import AtLeast, Range, add_flag, checked
+
+
+@dataclass
+class DemoOptions:
+    """``savi demo``'s checked flags."""
+
+    seeds: int = checked(1, AtLeast(1), Range(high=1000), help="run the demo N times (seeds train.seed .. +N-1) and "
+                         "report the mean and spread over seeds (1: one run)")
 
 
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser("demo", help="run the whole RRPO loop on a tiny model and synthetic videos (CPU)")
     parser.add_argument("--out", default=None, help="run folder (default: savi_runs/demo-<time>)")
     parser.add_argument("--recipe", default="tiny_demo")
-    parser.add_argument("--seeds", type=int, default=1, metavar="N",
-                        help="run the demo N times (seeds train.seed .. +N-1) and report the mean and spread over "
-                             "seeds (default 1: one run)")
+    add_flag(parser, "--seeds", DemoOptions, "seeds", metavar="N")
     parser.add_argument("overrides", nargs="*", metavar="key.path=value")
     parser.set_defaults(func=run)
 
@@ -31,9 +39,6 @@ def run(args) -> int:
         torch.set_num_threads(1)
 
     out = args.out or f"savi_runs/demo-{time.strftime('%Y%m%d-%H%M%S')}"
-    if args.seeds < 1:
-        print(f"savi demo: --seeds must be >= 1, got {args.seeds}", file=sys.stderr)
-        return 2
     if args.seeds > 1:
         from savi_plugin.demo.seeds import format_seed_table, run_seeds
 

@@ -5,6 +5,8 @@ import json
 import os
 import statistics
 
+import pytest
+
 from savi_plugin.cli import main
 from savi_plugin.demo.report import gain
 
@@ -43,7 +45,10 @@ def test_seeds_run_one_demo_each_and_report_mean_and_spread(tmp_path, capsys, mo
     assert "over 2 seeds (0, 1)" in printed and (out / "demo.png").stat().st_size > 0
 
 
-def test_seeds_below_one_is_one_line(tmp_path, capsys):
-    assert main(["demo", "--seeds", "0", "--out", str(tmp_path / "x")]) == 2
-    assert capsys.readouterr().err.strip() == "savi demo: --seeds must be >= 1, got 0"
+@pytest.mark.parametrize("value, message", [("0", "must be >= 1, got 0"), ("1001", "must be <= 1000, got 1001")])
+def test_seeds_out_of_range_is_one_line(value, message, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["demo", "--seeds", value, "--out", str(tmp_path / "x")])
+    assert exit_.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == f"savi demo: error: argument --seeds: {message}"
     assert not (tmp_path / "x").exists()
