@@ -92,3 +92,14 @@ def response_logprobs():
         return [stats.policy_logps[b, stats.mask[b]].float().cpu() for b in range(len(ids))]
 
     return fn
+
+
+@pytest.fixture(autouse=True)
+def _restore_environment():
+    """Each test sees the environment the session started with: a command run in-process may set launcher
+    variables (DeepSpeed's one-process MASTER_ADDR/RANK/WORLD_SIZE), which must not leak into the next test."""
+    saved = dict(os.environ)
+    yield
+    if os.environ != saved:
+        os.environ.clear()
+        os.environ.update(saved)

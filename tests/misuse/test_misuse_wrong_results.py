@@ -99,10 +99,27 @@ def test_train_resume_that_only_extends_the_run_continues(trained, tmp_path, cap
 
 
 # ------------------------------------------------------------------------------------------------ non-finite steps
-def test_a_run_that_skips_most_steps_fails_and_logs_no_fake_zero(tiny_llava_onevision, videos, tmp_path, capsys):
+@pytest.fixture
+def nan_after_first_step(monkeypatch):
+    """Every loss after the first is NaN, as after weights that blew up (the values layer refuses the absurd
+    learning rate that used to provoke it: numbers are at most 2^32 - 1)."""
+    from savi_plugin.training.scoring import Objective
+
+    original, calls = Objective.__call__, []
+
+    def poisoned(self, scores, batch):
+        loss, losses, metrics = original(self, scores, batch)
+        calls.append(1)
+        return (loss * float("nan"), losses * float("nan"), metrics) if len(calls) > 1 else (loss, losses, metrics)
+
+    monkeypatch.setattr(Objective, "__call__", poisoned)
+
+
+def test_a_run_that_skips_most_steps_fails_and_logs_no_fake_zero(tiny_llava_onevision, videos, tmp_path, capsys,
+                                                                  nan_after_first_step):
     data = write_jsonl(tmp_path / "pairs.jsonl", [pair("a", videos[0]), pair("b", videos[1], "green")])
-    # An absurd learning rate: step 1 is finite, the weights blow up, every later loss is NaN and skipped.
-    r = recipe(tmp_path / "r.yaml", tiny_llava_onevision, learning_rate=1.0e30, max_steps=6, save_strategy="no",
+    # Step 1 is finite, every later loss is NaN and skipped.
+    r = recipe(tmp_path / "r.yaml", tiny_llava_onevision, learning_rate=1.0e-4, max_steps=6, save_strategy="no",
                per_device_train_batch_size=1)
     out = tmp_path / "out"
     code, _, err = savi(capsys, "train", r, "--data", data, "--output-dir", out)
@@ -116,9 +133,10 @@ def test_a_run_that_skips_most_steps_fails_and_logs_no_fake_zero(tiny_llava_onev
     assert report["train_metrics"]["train_loss"] == pytest.approx(losses[0])  # only the applied step
 
 
-def test_skipped_steps_are_not_averaged_into_train_loss(tiny_llava_onevision, videos, tmp_path, capsys):
+def test_skipped_steps_are_not_averaged_into_train_loss(tiny_llava_onevision, videos, tmp_path, capsys,
+                                                         nan_after_first_step):
     data = write_jsonl(tmp_path / "pairs.jsonl", [pair("a", videos[0]), pair("b", videos[1], "green")])
-    r = recipe(tmp_path / "r.yaml", tiny_llava_onevision, learning_rate=1.0e30, max_steps=3, save_strategy="no",
+    r = recipe(tmp_path / "r.yaml", tiny_llava_onevision, learning_rate=1.0e-4, max_steps=3, save_strategy="no",
                per_device_train_batch_size=1, max_nonfinite_fraction=1.0)
     code, _, err = savi(capsys, "train", r, "--data", data, "--output-dir", tmp_path / "out")
     assert code == 0, err
