@@ -129,7 +129,6 @@ def _two_nodes(model, data, output_dir: str, root, *extra, timeout=900) -> list[
     return done
 
 
-@pytest.mark.xfail(reason="fails since the output-claim layer merged: on node-local folders node 1 refuses checkpoint-2 as a file savi train did not write, and the other node sees the connection close; the refusal is one line but not the one asserted (issue 22 stays open for it)", strict=False)
 def test_two_nodes_resume_from_a_shared_disk_and_refuse_node_local_checkpoints(one_process, tiny_llava_onevision,
                                                                                 tmp_path):
     """2 nodes x 1 process on localhost. With the output folder on each node's own disk only node 0 holds the
