@@ -255,8 +255,8 @@ def grade(doc: dict, response: str) -> tuple[bool, bool]:
         return mcq_hit(answer, response, choices), bool(mcq_letters(response, choices))
     if part == "tsh":
         return tsh_hit(answer, response), tsh_order(response) is not None
-    word = sth_reading(response)[0].lower()
-    return (word == "yes") == (answer.strip().lower() == "yes"), word in ("yes", "no")
+    word = sth_reading(response)[0].lower()  # the MCC reads any other word as "no"; an item needs a yes or no
+    return word in ("yes", "no") and (word == "yes") == (answer.strip().lower() == "yes"), word in ("yes", "no")
 
 
 def process_results(doc: dict, results: list[str]) -> dict[str, Any]:
@@ -271,7 +271,7 @@ def process_results(doc: dict, results: list[str]) -> dict[str, Any]:
     item = {"score": 100.0 * right, "group": f"{doc['part']}/{doc['group']}", "group_size": int(doc.get("group_size")
             or 1), "truth": doc["answer"].strip().lower() == "yes",
             "says_change": found and not bad and sth_says_change(response)}
-    out = {name: item for name in METRICS}
+    out = {name: item for name in METRICS[doc["part"]]}
     out.update(missing_video=int(not found), bad_video=int(bad), unparsed=int(found and not bad and not read))
     return out
 
@@ -302,4 +302,6 @@ def aggregate_incomplete(items: list[dict]) -> int:
     return len(items) - sum(len(g) for g in _groups(items))
 
 
-METRICS = ("accuracy", "mcc", "classification_score", "incomplete_groups")
+#: Per part, the metrics that receive the per-clip record (as the part's YAML lists them).
+METRICS = {"ach_binaryqa": ("accuracy", "incomplete_groups"), "ach_mcq": ("accuracy",), "tsh": ("accuracy",),
+           "sth": ("mcc", "classification_score", "accuracy")}
