@@ -15,6 +15,8 @@ Two sources, chosen when a task is loaded (never at import time):
         egoschema/videos/<video_idx>.mp4
         perceptiontest/mc_question_val/<any>.parquet|json|jsonl   # lmms-lab/PerceptionTest_Val
         perceptiontest/videos/<video_name>.mp4
+        videohallucer/<subset>/<subset>.json        # official files, local only (savi_plugin.eval.videohallucer)
+        vidhalluc/<part>.json, vidhalluc/data/...   # official files, local only (savi_plugin.eval.vidhalluc)
 
 Every record is checked when the task loads; a bad record raises :class:`EvalDataError` naming
 file, record and field. A missing video is not an error at load time: it is logged once with a

@@ -328,7 +328,7 @@ def _vidhalluc(fixture: Fixture, tmp: Path, n: int, seed: int, size: int, num_fr
     for part, content in (("ach_binaryqa", bqa), ("ach_mcq", mcq), ("tsh", tsh), ("sth", sth)):
         write_json(base / f"{part}.json", content, indent=1)
         fixture.files.append(base / f"{part}.json")
-        fixture.records[f"savi_vidhalluc_{part}"] = [content]
+        fixture.records[f"savi_vidhalluc_{part}"] = [{key: value} for key, value in content.items()]
 
 
 def offline_eval_root(recipe, run_dir: str | Path) -> Path | None:

@@ -20,6 +20,7 @@ from savi_plugin.eval import videohallucer as vh
 from savi_plugin.eval import vidhalluc as vl
 from savi_plugin.eval.fixtures import build_fixture, offline_env
 from savi_plugin.eval.results import read_run
+from savi_plugin.eval.suite import compare_runs
 from savi_plugin.models.tiny import build_tiny_model
 from tests.builders import REPO_ROOT, install_distribution
 
@@ -135,6 +136,8 @@ def test_tiny_savi_video_figures_are_the_scoring_functions_on_its_replies(runs):
     items = run.item_scores("savi_videohallucer")
     assert len(items) == 5 * LIMIT // 2 and all(v in (0.0, 100.0) for v in items.values())
     assert "savi_videohallucer_temporal/temporal/1" in items
+    delta = compare_runs(run, run, ["savi_videohallucer", "savi_vidhalluc"])  # what `savi eval suite` pairs
+    assert delta["savi_videohallucer"].n == 5 * LIMIT // 2 and delta["savi_videohallucer"].delta == 0.0
     for task in PARTS:
         samples = run.samples[task]
         graded = [vl.grade(docs[task][s["doc_id"]], _reply(s)) for s in samples]

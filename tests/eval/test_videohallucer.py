@@ -130,3 +130,25 @@ def test_bad_records_are_one_line_errors(tmp_path):
         vh.flatten([{"basic": {"question": "q", "answer": "yes"}, "hallucination": {}}], path)
     with pytest.raises(EvalDataError, match="expected a JSON list of pairs"):
         vh.flatten({"a": 1}, path)
+
+
+def test_the_task_reads_the_official_files_and_refuses_the_hub_in_one_line(monkeypatch, tmp_path):
+    from lmms_eval.utils import load_yaml_config
+
+    from savi_plugin.eval.fixtures import build_fixture
+    from savi_plugin.eval.registration import tasks_path
+    from savi_plugin.eval.task import SaviVideoTask
+
+    config = load_yaml_config(f"{tasks_path()}/videohallucer/savi_videohallucer_semantic_detail.yaml", mode="full")
+    monkeypatch.delenv("SAVI_DATA_ROOT", raising=False)
+    with pytest.raises(EvalDataError) as info:
+        SaviVideoTask(config=dict(config))
+    assert "SAVI_DATA_ROOT" in str(info.value) and "\n" not in str(info.value)
+    build_fixture(tmp_path, "videohallucer", 2)
+    monkeypatch.setenv("SAVI_DATA_ROOT", str(tmp_path))
+    task = SaviVideoTask(config=dict(config))
+    docs = list(task.test_docs())
+    assert [(d["group"], d["role"], d["answer"]) for d in docs] == [
+        (0, "basic", "yes"), (0, "hallucination", "no"), (1, "basic", "yes"), (1, "hallucination", "no")]
+    assert docs[0]["savi_video"] != docs[1]["savi_video"] and all(d["savi_video_found"] for d in docs)
+    assert task.doc_to_text(docs[0]).endswith("\nAnswer the question using 'yes' or 'no'.")
