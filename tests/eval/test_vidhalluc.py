@@ -72,6 +72,8 @@ def test_bqa_question_needs_every_clip_and_is_the_paired_item():
     run = LmmsEvalRun({"results": {}}, {"t": samples})
     assert run.item_scores("t") == {"t/ach_binaryqa/g/0": 100.0, "t/ach_binaryqa/g/1": 100.0,
                                     "t/ach_binaryqa/g/2": 0.0}
+    # a question cut by --limit is left out of the accuracy and counted
+    assert vl.aggregate_accuracy(items[:5]) == 100.0 and vl.aggregate_incomplete(items[:5]) == 1
 
 
 def test_sth_records_feed_the_mcc():
