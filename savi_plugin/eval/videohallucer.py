@@ -66,8 +66,9 @@ _LAYOUT = PromptFormat(question_label="", options_header="", option_line="")
 PROTOCOLS: dict[str, Protocol] = {
     "savi": Protocol("savi", _LAYOUT, POST_PROMPT, None, 16, _grade_careful,
                      "VideoHallucer's prompt; answers read by savi_plugin.data.yes_no (never a guess)"),
-    "official": Protocol("official", _LAYOUT, POST_PROMPT, None, None, _grade_official,
-                         "patrick-tssn/VideoHallucer evaluations/evaluation_utils.py cal_score (RRPO's rule)"),
+    "official": Protocol("official", _LAYOUT, POST_PROMPT, None, 1024, _grade_official,
+                         "patrick-tssn/VideoHallucer evaluations/evaluation_utils.py cal_score; 1024 new tokens as "
+                         "RRPO's eval/videohallucer/evaluate_llavavideo.py"),
 }
 
 
