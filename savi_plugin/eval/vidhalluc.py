@@ -207,6 +207,8 @@ SPEC = data.BenchmarkSpec(
     name="vidhalluc", hub_cache_dir="vidhalluc", local_video_dir="",
     fields=("part", "group", "video", "question", "answer"),
     video_relpaths=lambda doc, subtask=None: [f"{VIDEO_FOLDERS[doc['part']]}/{doc['video']}.mp4"],
+    # records are checked by flatten (their answers are strings: Yes/No, letter sets, orders), not by option index;
+    # options/target are here for the spec's interface only
     options=lambda doc: list(doc["choice_texts"]),
     target=lambda doc: 0,
     record_id=lambda doc: f"{doc['part']}/{doc['group']}/{doc['video']}",
