@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from savi_plugin.config.values import AtLeast, OneOf, add_flag, checked
 from savi_plugin.video.decode import DEFAULT_NUM_FRAMES
 
-BENCHMARK_CHOICES = ("all", "mvbench", "egoschema", "perceptiontest")
+BENCHMARK_CHOICES = ("all", "mvbench", "egoschema", "perceptiontest", "videohallucer", "vidhalluc")
 
 
 @dataclass(frozen=True)

@@ -34,8 +34,8 @@ from savi_plugin.eval.results import read_run
 #: The papers' benchmark lists -> the task that runs each here (None: not offered by savi-plugin yet).
 #: RRPO (arXiv 2504.12083) Table 2; VideoSAVi (arXiv 2412.00624) Tables 1-2, through lmms-eval 0.7.3's protocol.
 SUITES: dict[str, dict[str, str | None]] = {
-    "rrpo": {"mvbench": "savi_mvbench_rrpo", "tvbench": None, "tempcompass": None, "videohallucer": None,
-             "vidhalluc": None, "videomme": None, "mlvu": None, "longvideobench": None},
+    "rrpo": {"mvbench": "savi_mvbench_rrpo", "tvbench": None, "tempcompass": None, "videohallucer": "savi_videohallucer_official",
+             "vidhalluc": "savi_vidhalluc", "videomme": None, "mlvu": None, "longvideobench": None},
     "videosavi": {"mvbench": "savi_mvbench_lmms", "perceptiontest": "savi_perceptiontest_lmms",
                   "egoschema": "savi_egoschema_lmms", "nextqa": None, "longvideobench": None, "tempcompass": None},
 }
