@@ -46,18 +46,17 @@ def builtin_problems(tasks: list[str], env: dict) -> list[str]:
         builtin = builtin_of(task)
         if builtin is None:
             continue
-        how = (f"run it once online with HF_HOME={home} (lmms-eval downloads {builtin.dataset_path}), or copy a "
-               f"Hugging Face home that has it there")
+        how = f"run it once online with HF_HOME={home}, or copy a Hugging Face home that has it there"
         videos = Path(home) / builtin.cache_dir
         configs = [builtin.configs[leaf] for leaf in leaves_of(task)]
         uncached = [c or "default" for c in configs if not cached_split_dirs(cache, builtin.dataset_path, c)]
         if offline and not videos.is_dir():
-            problems.append(f"{task}: lmms-eval's built-in task reads its videos from {videos}, which does not "
-                            f"exist, and {offline}=1 forbids downloading them; {how}")
+            problems.append(f"{task}: no videos folder {videos} and {offline}=1 forbids lmms-eval's download of "
+                            f"{builtin.dataset_path}; {how}")
         elif offline and uncached:
             problems.append(f"{task}: {builtin.dataset_path} (config {', '.join(uncached[:3])}"
-                            f"{' ...' if len(uncached) > 3 else ''}) is not in the datasets cache {cache}, and "
-                            f"{offline}=1 forbids downloading it; {how}")
+                            f"{' ...' if len(uncached) > 3 else ''}) is not in the datasets cache {cache} and "
+                            f"{offline}=1 forbids its download; {how}")
         elif builtin.judge and not env.get("OPENAI_API_KEY"):
             problems.append(f"{task}: answers its rules cannot match are graded by an OpenAI judge "
                             f"(gpt-3.5-turbo-1106 at OPENAI_API_URL, default api.openai.com) and OPENAI_API_KEY is "

@@ -51,6 +51,7 @@ class BuiltinFixture:
         hf_home: the ``HF_HOME`` folder.
         records: leaf task -> its records, in file (``doc_id``) order.
         questions: leaf task -> each record's question text (what the built-in's prompt must contain).
+        options: leaf task -> each record's option texts.
         answers: leaf task -> each record's right option letter.
         videos: leaf task -> each record's video file.
     """
@@ -58,6 +59,7 @@ class BuiltinFixture:
     hf_home: Path
     records: dict[str, list[dict]] = field(default_factory=dict)
     questions: dict[str, list[str]] = field(default_factory=dict)
+    options: dict[str, list[list[str]]] = field(default_factory=dict)
     answers: dict[str, list[str]] = field(default_factory=dict)
     videos: dict[str, list[Path]] = field(default_factory=dict)
 
@@ -166,6 +168,7 @@ def build_builtin_fixture(hf_home: str | Path, benchmarks: tuple[str, ...] = tup
             write_cached_split(cache, builtin.dataset_path, config, builtin.split, records)
             out.records[leaf] = records
             out.questions[leaf] = [it.question for it in items]
+            out.options[leaf] = [it.options for it in items]
             out.answers[leaf] = [_LETTERS[it.answer] for it in items]
             out.videos[leaf] = [folder / v for v in videos]
     return out

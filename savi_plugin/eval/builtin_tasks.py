@@ -38,7 +38,7 @@ def _dict_equal(key: str, left: str, right: str) -> Callable[[dict], bool]:
 
 def _egoschema_right(sample: dict) -> bool:
     score = sample["score"]  # {"pred": option index or -1, "ground_truth": the record's answer, an index string}
-    return int(score["pred"]) == int(score["ground_truth"])
+    return str(score["pred"]) == str(score["ground_truth"])  # egoschema/utils.py egoschema_aggregate_score's rule
 
 
 @dataclass(frozen=True)
