@@ -98,7 +98,8 @@ def test_every_builtin_task_runs_and_its_metric_is_its_own_aggregation_of_the_ve
     base = tmp / "suite" / "runs" / "base" / "lmms_eval"
     results = _results(base)
     assert f"base: {sys.executable} -m lmms_eval --model savi_video --model_args pretrained=" in err
-    assert set(results["groups"]) == {"mvbench", "tvbench"}
+    for group in ("mvbench", "tvbench"):  # lmms-eval 0.7.3 ran the groups (they have no aggregate of their own)
+        assert set(results["group_subtasks"][group]) == {leaf for leaf, b in LEAVES.items() if b.task == group}
     assert len(LEAVES) == 9 - 2 + 20 + 10
     for leaf, builtin in LEAVES.items():
         metric = results["results"][leaf][f"{builtin.metric},none"]
@@ -174,7 +175,10 @@ def _installed_tasks() -> dict[str, dict]:
     import lmms_eval
 
     tasks = {}
-    for path in Path(lmms_eval.__file__).parent.joinpath("tasks").rglob("*.yaml"):
+    folders = ("mvbench", "tvbench", "tempcompass", "videomme", "mlvu", "longvideobench", "nextqa", "perceptiontest",
+               "egoschema")
+    root = Path(lmms_eval.__file__).parent / "tasks"
+    for path in (p for folder in folders for p in (root / folder).rglob("*.yaml")):
         try:
             data = _task_yaml(path.parent, path.name)
         except (yaml.YAMLError, OSError):
