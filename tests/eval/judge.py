@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Self
 
 
 class LocalJudge:
@@ -21,7 +22,7 @@ class LocalJudge:
         judge = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802 - http.server's name
+            def do_POST(self):  # http.server's name for a POST handler
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 judge.requests.append(json.loads(body or b"{}"))
                 reply = json.dumps({"choices": [{"message": {"content": judge.verdict}}],
@@ -39,7 +40,7 @@ class LocalJudge:
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1/chat/completions"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
-    def __enter__(self) -> LocalJudge:
+    def __enter__(self) -> Self:
         self.thread.start()
         return self
 

@@ -71,7 +71,7 @@ def suite(tmp_path_factory, tiny_llava_onevision):
         env.pop("SAVI_DATA_ROOT")
         env.update(OPENAI_API_KEY="local-judge", OPENAI_API_URL=judge.url)
         with _environ(env):
-            code, out, err = _savi(["eval", "suite", ",".join(TASKS), "--model", str(tiny_llava_onevision),
+            code, _out, err = _savi(["eval", "suite", ",".join(TASKS), "--model", str(tiny_llava_onevision),
                                     "--adapter", str(adapter), "--out", str(tmp / "suite"), "--limit", str(LIMIT),
                                     "--num-frames", "4", "--batch-size", "4"])
     assert code == 0, err[-3000:]
@@ -94,7 +94,7 @@ def _aggregate(leaf: str, samples: list[dict]) -> float:
 
 
 def test_every_builtin_task_runs_and_its_metric_is_its_own_aggregation_of_the_verdicts(suite):
-    tmp, fixture, _, _, err = suite
+    tmp, _, _, _, err = suite
     base = tmp / "suite" / "runs" / "base" / "lmms_eval"
     results = _results(base)
     assert f"base: {sys.executable} -m lmms_eval --model savi_video --model_args pretrained=" in err
@@ -126,7 +126,7 @@ def test_the_builtin_prompt_reached_the_model_and_every_video_was_decoded(suite)
 
 
 def test_tempcompass_falls_back_on_its_own_judge_prompt(suite):
-    tmp, fixture, requests, _, _ = suite
+    tmp, _, requests, _, _ = suite
     samples = _samples(tmp / "suite" / "runs" / "base" / "lmms_eval", "tempcompass_multi_choice")
     unmatched = [s for s in samples if not s["avg_accuracy"]["match_success"]]
     asked = [r["messages"][-1]["content"] for r in requests]
