@@ -83,8 +83,8 @@ def _items(n: int, seed: int, size: int, num_frames: int, n_options: int) -> lis
     return items
 
 
-def _records(builtin: Builtin, leaf: str, items: list[Item], stem: str) -> tuple[list[dict], list[str]]:
-    """The records of ``leaf`` in the task's own columns and each record's video path under its video folder."""
+def _records(builtin: Builtin, items: list[Item], stem: str) -> tuple[list[dict], list[str]]:
+    """The records in the task's own columns and each record's video path under its video folder."""
     records, videos = [], []
     for i, it in enumerate(items):
         name = f"{stem}_{i:04d}"
@@ -161,7 +161,7 @@ def build_builtin_fixture(hf_home: str | Path, benchmarks: tuple[str, ...] = tup
         builtin = BUILTINS[name]
         for m, (leaf, config) in enumerate(builtin.configs.items()):
             items = _items(n, seed * 100_003 + k * 1000 + m, size, num_frames, _N_OPTIONS[name])
-            records, videos = _records(builtin, leaf, items, f"{leaf}_{seed}")
+            records, videos = _records(builtin, items, f"{leaf}_{seed}")
             folder = hf_home / builtin.video_dir(leaf)
             for item, video in zip(items, videos):
                 write_mp4(folder / video, item.frames, fps=8)

@@ -251,3 +251,10 @@ def test_tempcompass_without_a_judge_key_and_suites_are_refused_before_any_folde
         "error: tempcompass_multi_choice: answers its rules cannot match are graded by an OpenAI judge "
         "(gpt-3.5-turbo-1106 at OPENAI_API_URL, default api.openai.com) and OPENAI_API_KEY is not set; set it (and "
         "OPENAI_API_URL for a compatible server), or leave the task out")
+
+
+def test_a_sample_without_the_tasks_verdict_is_one_line_naming_task_doc_and_key():
+    with pytest.raises(ValueError, match=r"^task 'videomme' doc 3: no per-sample 'videomme_perception_score' verdict"):
+        sample_score("videomme", {"doc_id": 3, "accuracy": {"score": 100.0}})
+    assert sample_score("egoschema_subset", {"doc_id": 0, "score": {"pred": 2, "ground_truth": "2"}}) == 100.0
+    assert sample_score("mlvu_dev", {"doc_id": 0, "mlvu_percetion_score": {"pred_answer": "", "answer": "A"}}) == 0.0
