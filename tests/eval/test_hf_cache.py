@@ -4,7 +4,12 @@ reads back the records."""
 
 import pytest
 
-from savi_plugin.eval.hf_cache import cached_split_dirs, datasets_cache_dir, hf_home, write_cached_split
+from savi_plugin.eval.hf_cache import (
+    cached_split_dirs,
+    datasets_cache_dir,
+    hf_home,
+    write_cached_split,
+)
 
 
 def _reload(cache, repo_id, config, split):
