@@ -8,6 +8,8 @@ exits 0. :func:`builtin_task_env` looks first, for every built-in task of the jo
 * offline (``HF_HUB_OFFLINE`` / ``HF_DATASETS_OFFLINE`` on): the videos folder ``$HF_HOME/<cache_dir>`` (else
   lmms-eval downloads the video archives) and a prepared copy of each config in the datasets cache
   (:mod:`savi_plugin.eval.hf_cache`);
+* online, where that data is not here yet: a Hugging Face token (the YAMLs say ``token: True``, and
+  ``huggingface_hub`` refuses ``token=True`` without one);
 * TempCompass: an OpenAI key for the judge its rules fall back on (``OPENAI_API_KEY``; ``OPENAI_API_URL`` for a
   compatible server); without one each unmatched answer costs 11 failed requests and scores 0 silently.
 
@@ -18,6 +20,7 @@ returns the job's environment with ``HF_HOME`` set (TempCompass's and NExT-QA's 
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from savi_plugin.errors import ConfigurationError
@@ -34,6 +37,13 @@ class BuiltinDataError(ConfigurationError):
 def _offline_flag(env: dict) -> str | None:
     return next((var for var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")
                  if str(env.get(var, "")).strip().lower() in _TRUE), None)
+
+
+def _has_hub_token(env: dict, home: str) -> bool:
+    """A token huggingface_hub would send (``HF_TOKEN``, else the file ``HF_TOKEN_PATH`` or ``$HF_HOME/token``)."""
+    if env.get("HF_TOKEN") or env.get("HUGGING_FACE_HUB_TOKEN"):
+        return True
+    return Path(os.path.expanduser(env.get("HF_TOKEN_PATH") or os.path.join(home, "token"))).is_file()
 
 
 def builtin_problems(tasks: list[str], env: dict) -> list[str]:
@@ -57,6 +67,10 @@ def builtin_problems(tasks: list[str], env: dict) -> list[str]:
             problems.append(f"{task}: {builtin.dataset_path} (config {', '.join(uncached[:3])}"
                             f"{' ...' if len(uncached) > 3 else ''}) is not in the datasets cache {cache} and "
                             f"{offline}=1 forbids its download; {how}")
+        elif not offline and (not videos.is_dir() or uncached) and not _has_hub_token(env, home):
+            problems.append(f"{task}: lmms-eval downloads {builtin.dataset_path} with token=True (its YAML) and no "
+                            f"Hugging Face token is set; log in (hf auth login) or set HF_TOKEN, or use a "
+                            f"Hugging Face home that has the data (HF_HOME)")
         elif builtin.judge and not env.get("OPENAI_API_KEY"):
             problems.append(f"{task}: answers its rules cannot match are graded by an OpenAI judge "
                             f"(gpt-3.5-turbo-1106 at OPENAI_API_URL, default api.openai.com) and OPENAI_API_KEY is "

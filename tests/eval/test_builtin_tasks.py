@@ -208,7 +208,7 @@ def test_builtin_facts_equal_the_installed_lmms_eval_yamls():
 # ------------------------------------------------------------------ one line before the model loads
 def _run(argv: list[str], monkeypatch, **env) -> tuple[int, str]:
     for key in ("HF_HOME", "HF_DATASETS_CACHE", "LMMS_EVAL_DATASETS_CACHE", "OPENAI_API_KEY", "HF_DATASETS_OFFLINE",
-                "HF_HUB_OFFLINE"):
+                "HF_HUB_OFFLINE", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_TOKEN_PATH"):
         monkeypatch.delenv(key, raising=False)
     for key, value in env.items():
         monkeypatch.setenv(key, value)
@@ -234,6 +234,10 @@ def test_missing_builtin_data_is_one_line_before_the_model_loads(tmp_path, monke
         f"datasets cache {hf}/datasets and HF_DATASETS_OFFLINE=1 forbids its download; run it once online")
     assert "more built-in" not in err and "Traceback" not in err
     assert not (tmp_path / "out").exists()
+    code, err = _run(run, monkeypatch, HF_HOME=str(hf))  # online: the download needs a token (token: True)
+    assert code == 2 and err.strip().startswith(
+        "error: perceptiontest_val_mc: lmms-eval downloads lmms-eval/PerceptionTest_Val with token=True (its YAML) "
+        "and no Hugging Face token is set; log in (hf auth login) or set HF_TOKEN")
 
 
 def test_tempcompass_without_a_judge_key_and_suites_are_refused_before_any_folder(tmp_path, monkeypatch):
