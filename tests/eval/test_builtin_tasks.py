@@ -245,10 +245,15 @@ def test_tempcompass_without_a_judge_key_and_suites_are_refused_before_any_folde
     build_builtin_fixture(hf, ("tempcompass",), n=1)
     code, err = _run(["eval", "suite", "rrpo", "--model", "m", "--adapter", str(tmp_path / "a"), "--out",
                       str(tmp_path / "s")], monkeypatch, HF_HOME=str(hf), HF_HUB_OFFLINE="1")
-    assert code == 2 and len(err.strip().splitlines()) == 2, err  # the left-out line, then the refusal
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
     assert err.strip().splitlines()[-1].startswith(f"error: tvbench: no videos folder {hf}/tvbench and "
                                                    f"HF_HUB_OFFLINE=1 forbids lmms-eval's download of FunAILab/TVBench")
     assert not (tmp_path / "s").exists()
+    out = tmp_path / "align"  # savi align: before the first iteration's generation and training, not after them
+    code, err = _run(["align", "tiny_demo", "--out", str(out), "align.eval_every_iteration=true",
+                      "eval.tasks=[savi_mvbench,tvbench]"], monkeypatch, HF_HOME=str(hf), HF_HUB_OFFLINE="1")
+    assert code == 2 and err.strip().startswith("error: tvbench: no videos folder"), err
+    assert not out.exists()
     code, err = _run(["eval", "run", "--", "--model", "savi_video", "--tasks", "tempcompass_multi_choice"],
                      monkeypatch, HF_HOME=str(hf), HF_HUB_OFFLINE="1")
     assert code == 2 and err.strip() == (
