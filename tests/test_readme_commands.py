@@ -32,8 +32,9 @@ SHELL_TAGS = ("bash", "sh", "shell", "console")
 CI = ".ci/run"
 #: the phrase next to a command (its comment, or the prose just around its block) that says no test runs it
 UNTESTED_NOTE = "not run by a test"
-#: how far around a block the README's note on its commands may stand (lines before / after the fence)
-NOTE_BEFORE, NOTE_AFTER = 8, 3
+#: how a reason for running no test starts: it cannot run here, or it could and no test runs it yet (a gap,
+#: said in the docs: each one is a test to write)
+NOT_RUN = ("untestable: ", "not run: ")
 
 #: what a test may change in a documented command and still count as running it; a substitution with a note
 #: needs that note near the command in the README
@@ -57,8 +58,9 @@ SUBSTITUTIONS = {
 
 class Run(NamedTuple):
     """Who runs a documented command: pytest node ids (``path::function[param-id]``) or ``.ci/run``, and what
-    they substitute (keys of :data:`SUBSTITUTIONS`). ``untestable`` ("untestable: <why>") marks a command no
-    test can run here; ``tests`` are then the closest tests that run the same code path."""
+    they substitute (keys of :data:`SUBSTITUTIONS`). ``untestable`` ("untestable: <why>" or "not run:
+    <why>", see :data:`NOT_RUN`) marks a command no test runs; ``tests`` are then the closest tests that run the
+    same code path, and the docs say so next to the command."""
 
     tests: tuple[str, ...]
     subst: tuple[str, ...] = ()
@@ -68,6 +70,7 @@ class Run(NamedTuple):
 T_LAUNCH = "tests/test_launchers.py::test_launch_line_matches_the_one_process_run"
 T_SUITE = "tests/eval/test_suite.py"
 T_REG = "tests/eval/test_registration.py"
+T_DIAG = "tests/training/test_diagnostics.py::test_readme_train_line_writes_diagnostics_beside_the_adapter"
 
 #: documented command (whitespace-normalised, comments dropped) -> who runs it
 COMMANDS: dict[str, Run] = {
@@ -124,31 +127,37 @@ COMMANDS: dict[str, Run] = {
     # README.md: evaluate
     "lmms-eval --model savi_video --model_args pretrained=PATH,adapter=ADAPTER_DIR,num_frames=32 "
     "--tasks savi_mvbench,savi_egoschema,savi_perceptiontest --output_path results/": Run(
-        ("tests/eval/test_lmms_cli.py::test_results_json_holds_the_metrics",), ("paths", "small")),
+        ("tests/eval/test_lmms_cli.py::test_results_json_holds_the_metrics",
+         f"{T_SUITE}::test_table_equals_a_direct_computation_from_the_logged_samples"), ("paths", "small"),
+        "not run: the lmms-eval test passes no adapter= (the suite test evaluates adapters through lmms-eval)"),
     "savi eval suite videosavi --model /ckpt/base --adapter runs/rrpo/adapter --out suites/a "
     "--data-root /data/savi_eval": Run(
-        (f"{T_SUITE}::test_readme_suite_lines",), ("paths", "small")),
+        (f"{T_SUITE}::test_table_equals_a_direct_computation_from_the_logged_samples",
+         "tests/eval/test_builtin_tasks.py::test_suite_table_over_the_builtins_equals_a_direct_computation"),
+        ("paths", "small"), "not run: the named suite `videosavi` (savi tasks and built-ins together) is not run; "
+                            "the tests run its savi task and its built-ins as two task lists"),
     "savi eval compare suites/a suites/b": Run(
         (f"{T_SUITE}::test_compare_refuses_incomparable_tables",), ("paths",)),
     "savi align llava_onevision_7b_videosavi --out runs/videosavi": Run(
-        ("tests/pipeline/test_align.py::test_align_two_iterations_on_cpu",), ("recipe", "small")),
+        ("tests/pipeline/test_align.py::test_align_runs_two_iterations_and_resumes",
+         "tests/pipeline/test_dry_run.py::test_align_dry_run_of_every_shipped_recipe[llava_onevision_7b_videosavi]"),
+        ("recipe", "small")),
     # README.md: see the data and the training
-    "savi inspect pairs.jsonl --out report/": Run(
-        ("tests/inspection/test_site.py::test_the_site_folder_is_new_empty_or_ours",), ("paths", "small")),
-    "savi train my.yaml train.diagnostics=true": Run(
-        ("tests/training/test_diagnostics.py::test_readme_train_line_writes_diagnostics_beside_the_adapter",),
-        ("paths", "small")),
-    "savi inspect pairs.jsonl --out report/ --diagnostics runs/train/diagnostics.jsonl": Run(
-        ("tests/training/test_diagnostics.py::test_inspect_shows_the_diagnostics_and_lists_pairs_never_learned",),
-        ("paths", "small")),
-    "savi plot runs/train": Run(
-        ("tests/inspection/test_curves.py::test_plot_draws_every_logged_metric_of_a_finished_run",), ("paths",)),
+    # the block's four lines as written, in one working folder (my.yaml: the tiny model, pairs.jsonl, runs/train)
+    "savi inspect pairs.jsonl --out report/": Run((T_DIAG,)),
+    "savi train my.yaml train.diagnostics=true": Run((T_DIAG,)),
+    "savi inspect pairs.jsonl --out report/ --diagnostics runs/train/diagnostics.jsonl": Run((T_DIAG,)),
+    "savi plot runs/train": Run((T_DIAG, "tests/inspection/test_curves.py::test_plot_draws_every_logged_metric_of_a_finished_run")),
     # eval_tasks/README.md
     "savi eval suite videosavi --model /ckpt/base --adapter runs/a/adapter --adapter runs/b/adapter "
     "--out suites/videosavi --data-root /data/savi_eval --num-frames 32 --dtype bfloat16": Run(
-        (f"{T_SUITE}::test_readme_suite_lines",), ("paths", "small")),
+        (f"{T_SUITE}::test_table_equals_a_direct_computation_from_the_logged_samples",), ("paths", "small"),
+        "not run: the suite test runs one adapter, in float32, on a savi task and a third-party one; the named "
+        "suite `videosavi`, two adapters and --dtype are not run"),
     "savi eval suite savi_mvbench,savi_egoschema --model /ckpt/base --adapter runs/a/adapter --out suites/mine": Run(
-        (f"{T_SUITE}::test_readme_suite_lines",), ("paths", "small")),
+        (f"{T_SUITE}::test_table_equals_a_direct_computation_from_the_logged_samples",), ("paths", "small"),
+        "not run: these two tasks read the hub's data without --data-root; the suite test runs a task list from a "
+        "local data root"),
     "savi eval compare suites/run1 suites/run2": Run(
         (f"{T_SUITE}::test_compare_refuses_incomparable_tables",), ("paths",)),
     'pip install "savi-plugin[eval]"': Run(
@@ -161,34 +170,39 @@ COMMANDS: dict[str, Run] = {
     "lmms-eval --model savi_video --model_args pretrained=/ckpt/LLaVA-Video-7B-Qwen2,adapter=/runs/rrpo/adapter,"
     "num_frames=32,dtype=bfloat16 --tasks savi_mvbench,savi_egoschema,savi_perceptiontest --batch_size 4 "
     "--output_path results/": Run(
-        ("tests/eval/test_lmms_cli.py::test_results_json_holds_the_metrics",), ("paths", "small")),
+        ("tests/eval/test_lmms_cli.py::test_results_json_holds_the_metrics",), ("paths", "small"),
+        "not run: the lmms-eval test passes neither adapter= nor dtype="),
     'lmms-eval --model savi_video ... --tasks savi_mvbench --include_path "$(savi eval tasks-path)"': Run(
         (f"{T_REG}::test_fallback_include_path_with_autoload_off",
-         f"{T_REG}::test_tasks_path_is_the_installed_yaml_folder"), ("paths",)),
+         f"{T_REG}::test_tasks_path_is_the_installed_yaml_folder"), ("paths",),
+        "not run: the test lists tasks with this --include_path (`lmms-eval tasks list`); it evaluates nothing"),
     "savi eval run -- --model savi_video ... --tasks savi_mvbench": Run(
-        ("tests/eval/test_builtin_tasks.py::test_eval_run_adds_the_include_path",), ("paths", "small")),
+        ("tests/misuse/test_misuse_failures.py::test_savi_eval_run_passes_when_every_task_has_results",
+         "tests/eval/test_builtin_tasks.py::test_missing_builtin_data_is_one_line_before_the_model_loads"),
+        ("paths",), "not run: the tests run `savi eval run` over a scripted lmms-eval, or up to a refusal"),
     # benchmarks/README.md
     'pip install -e ".[bench]"': Run(
-        (CI,), (), "untestable: a second install of the clone with trl; .ci/run installs `.[dev]` (trl comes "
-                   "with it), so `savi bench trl` runs in the suite (tests/bench/test_trl_dpo.py)"),
+        (CI,), (), "not run: .ci/run installs `.[dev,decord]`, which has no trl"),
     "savi bench train-step": Run(("tests/bench/test_train_step.py::test_printed_report",), ("small",)),
-    "savi bench trl": Run(("tests/bench/test_trl_dpo.py::test_equal_losses_at_every_step",), ("small",)),
+    "savi bench trl": Run(("tests/bench/test_trl_dpo.py::test_equal_losses_at_every_step",), ("small",),
+                          "not run: the test skips without trl, which neither [dev] nor .ci/run installs"),
     "savi bench decode": Run(("tests/bench/test_decode.py::test_savi_bench_command",), ("small",)),
     "savi bench generation": Run(
         ("tests/bench/test_generation.py::test_generation_benchmark_reuses_the_prefix_with_equal_outputs",),
         ("small",)),
     "savi bench gpu": Run(("tests/bench/test_generation.py::test_gpu_check_runs_at_a_small_shape_on_cpu",),
-                          ("small",)),
+                          ("small",), "untestable: needs a GPU; the test runs it at a small shape on CPU"),
     "python benchmarks/scaling.py": Run(
         ("tests/bench/test_train_step.py::test_layouts_and_ratios",), (),
-        "untestable: about 40 minutes on 2 cores, twice the whole suite's budget; it repeats `savi bench "
+        "not run: about 40 minutes on 2 cores, twice the whole suite's budget; it repeats `savi bench "
         "train-step`'s measurement over frame counts"),
     "python benchmarks/generation_throughput.py": Run(
         ("tests/bench/test_generation.py::test_generation_benchmark_reuses_the_prefix_with_equal_outputs",), (),
-        "untestable: minutes of RRPO generation at its default sizes; the test runs the same batched vs "
-        "one-at-a-time comparison at a small size"),
+        "not run: no test calls the script; `savi bench generation` (tested) measures the same batched vs "
+        "one-at-a-time comparison"),
     "savi bench train-step --threads 1 --repeats 2": Run(
-        ("tests/bench/test_train_step.py::test_printed_report",), ("small",)),
+        ("tests/bench/test_train_step.py::test_printed_report",), ("small",),
+        "not run: the test runs --threads 1 with one repeat (a second repeat doubles its ~50 s)"),
     "savi bench train-step --json out.json": Run(
         ("tests/bench/test_train_step.py::test_both_sides_compute_the_same_nontrivial_loss",), ("small",)),
 }
@@ -202,6 +216,7 @@ class Command(NamedTuple):
     doc: str         # file, relative to the repository
     line: int        # 1-based line of its first physical line
     block: tuple[int, int]  # the fence lines around it
+    raw: str         # its physical lines as written, with the comment lines just above it in its block
 
 
 def normalise(command: str) -> str:
@@ -255,9 +270,14 @@ def commands_of(doc: str, root: Path = ROOT) -> list[Command]:
                    len(lines))
         tag = fence.group(2).lower()
         if tag in SHELL_TAGS or not tag:
-            pending, first = "", 0
+            pending, first, above, written = "", 0, [], []
             for j in range(i + 1, end):
                 raw = lines[j]
+                written.append(raw)
+                if not pending and raw.strip().startswith("#"):
+                    above.append(raw)
+                    written = []
+                    continue
                 if tag == "console":
                     if not raw.lstrip().startswith("$ ") and not pending:
                         continue
@@ -265,6 +285,7 @@ def commands_of(doc: str, root: Path = ROOT) -> list[Command]:
                 text = _strip_comment(raw).rstrip()
                 if not pending:
                     first = j + 1
+                    written = [raw]
                 if text.endswith("\\"):
                     pending += text[:-1] + " "
                     continue
@@ -272,8 +293,8 @@ def commands_of(doc: str, root: Path = ROOT) -> list[Command]:
                 for part in _split_commands(pending):
                     part = normalise(part)
                     if part and (tag in SHELL_TAGS or _is_command(part)):
-                        found.append(Command(part, doc, first, (i + 1, end + 1)))
-                pending = ""
+                        found.append(Command(part, doc, first, (i + 1, end + 1), "\n".join(above + written)))
+                pending, above = "", []
         i = end + 1
     return found
 
@@ -313,10 +334,35 @@ def missing_node(node_id: str) -> str | None:
     return None
 
 
-def _nearby(command: Command) -> str:
+def _around(command: Command) -> str:
+    """What stands next to a command: its own lines and the comments just above it, and the prose paragraphs
+    right before and right after its block."""
     lines = (ROOT / command.doc).read_text().split("\n")
-    start, end = command.block
-    return "\n".join(lines[max(0, start - 1 - NOTE_BEFORE):end + NOTE_AFTER])
+    start, end = command.block[0] - 1, command.block[1] - 1  # 0-based fence lines
+
+    def paragraph(i: int, step: int) -> list[str]:
+        out = []
+        while 0 <= i < len(lines) and not lines[i].strip():
+            i += step
+        while 0 <= i < len(lines) and lines[i].strip() and not lines[i].lstrip().startswith(("```", "#")):
+            out.append(lines[i])
+            i += step
+        return out
+
+    return "\n".join([*paragraph(start - 1, -1), command.raw, *paragraph(end + 1, 1)])
+
+
+def _section(command: Command) -> str:
+    """The command's section: from the heading above it to the next heading."""
+    lines = (ROOT / command.doc).read_text().split("\n")
+    fenced, heading = False, [0]
+    for n, line in enumerate(lines):
+        fenced ^= line.lstrip().startswith("```")
+        if not fenced and line.startswith("#"):
+            heading.append(n)
+    first = max(h for h in heading if h < command.line)
+    last = min([h for h in heading if h >= command.line] + [len(lines)])
+    return "\n".join(lines[first:last])
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -356,22 +402,24 @@ def test_every_entry_names_real_tests_and_allowed_substitutions():
             elif why := missing_node(node):
                 problems.append(why)
         problems += [f"{command}: unknown substitution {s!r}" for s in run.subst if s not in SUBSTITUTIONS]
-        if run.untestable is not None and not run.untestable.startswith("untestable: "):
-            problems.append(f"{command}: the reason must start with 'untestable: '")
+        if run.untestable is not None and not run.untestable.startswith(NOT_RUN):
+            problems.append(f"{command}: the reason must start with one of {NOT_RUN}")
     assert not problems, "\n".join(problems)
 
 
 def test_the_docs_say_what_no_test_runs_and_what_a_test_substitutes():
-    """An untestable command has UNTESTED_NOTE next to it; a substitution with a note has its note there."""
+    """A command no test runs has UNTESTED_NOTE next to it (its comment, or the prose just around its block); a
+    substitution with a note has that note in the command's section."""
     by_text = {}
     for c in documented():
         by_text.setdefault(c.text, []).append(c)
     problems = []
     for command, run in COMMANDS.items():
-        notes = [UNTESTED_NOTE] if run.untestable else []
-        notes += [SUBSTITUTIONS[s][1] for s in run.subst if s in SUBSTITUTIONS and SUBSTITUTIONS[s][1]]
         for place in by_text.get(command, []):
-            text = normalise(_nearby(place))
-            problems += [f"{place.doc}:{place.line}: {command}: the doc does not say {note!r} next to it"
-                         for note in notes if note not in text]
+            where = f"{place.doc}:{place.line}: {command}"
+            if run.untestable and UNTESTED_NOTE not in normalise(_around(place)):
+                problems.append(f"{where}: the doc does not say {UNTESTED_NOTE!r} next to it")
+            for note in (SUBSTITUTIONS[s][1] for s in run.subst if s in SUBSTITUTIONS and SUBSTITUTIONS[s][1]):
+                if note not in normalise(_section(place)):
+                    problems.append(f"{where}: its section does not say {note!r}")
     assert not problems, "\n".join(problems)
