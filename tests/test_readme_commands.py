@@ -127,9 +127,7 @@ COMMANDS: dict[str, Run] = {
     # README.md: evaluate
     "lmms-eval --model savi_video --model_args pretrained=PATH,adapter=ADAPTER_DIR,num_frames=32 "
     "--tasks savi_mvbench,savi_egoschema,savi_perceptiontest --output_path results/": Run(
-        ("tests/eval/test_lmms_cli.py::test_results_json_holds_the_metrics",
-         f"{T_SUITE}::test_table_equals_a_direct_computation_from_the_logged_samples"), ("paths", "small"),
-        "not run: the lmms-eval test passes no adapter= (the suite test evaluates adapters through lmms-eval)"),
+        ("tests/eval/test_lmms_cli.py::test_results_json_holds_the_metrics",), ("paths", "small")),
     "savi eval suite videosavi --model /ckpt/base --adapter runs/rrpo/adapter --out suites/a "
     "--data-root /data/savi_eval": Run(
         (f"{T_SUITE}::test_table_equals_a_direct_computation_from_the_logged_samples",
@@ -170,16 +168,13 @@ COMMANDS: dict[str, Run] = {
     "lmms-eval --model savi_video --model_args pretrained=/ckpt/LLaVA-Video-7B-Qwen2,adapter=/runs/rrpo/adapter,"
     "num_frames=32,dtype=bfloat16 --tasks savi_mvbench,savi_egoschema,savi_perceptiontest --batch_size 4 "
     "--output_path results/": Run(
-        ("tests/eval/test_lmms_cli.py::test_results_json_holds_the_metrics",), ("paths", "small"),
-        "not run: the lmms-eval test passes neither adapter= nor dtype="),
+        ("tests/eval/test_lmms_cli.py::test_results_json_holds_the_metrics",), ("paths", "small")),
     'lmms-eval --model savi_video ... --tasks savi_mvbench --include_path "$(savi eval tasks-path)"': Run(
         (f"{T_REG}::test_fallback_include_path_with_autoload_off",
          f"{T_REG}::test_tasks_path_is_the_installed_yaml_folder"), ("paths",),
         "not run: the test lists tasks with this --include_path (`lmms-eval tasks list`); it evaluates nothing"),
     "savi eval run -- --model savi_video ... --tasks savi_mvbench": Run(
-        ("tests/misuse/test_misuse_failures.py::test_savi_eval_run_passes_when_every_task_has_results",
-         "tests/eval/test_builtin_tasks.py::test_missing_builtin_data_is_one_line_before_the_model_loads"),
-        ("paths",), "not run: the tests run `savi eval run` over a scripted lmms-eval, or up to a refusal"),
+        ("tests/eval/test_lmms_cli.py::test_savi_eval_run_adds_the_include_path",), ("paths", "small")),
     # benchmarks/README.md
     'pip install -e ".[bench]"': Run(
         (CI,), (), "not run: .ci/run installs `.[dev,decord]`, which has no trl"),
@@ -408,8 +403,8 @@ def test_every_entry_names_real_tests_and_allowed_substitutions():
 
 
 def test_the_docs_say_what_no_test_runs_and_what_a_test_substitutes():
-    """A command no test runs has UNTESTED_NOTE next to it (its comment, or the prose just around its block); a
-    substitution with a note has that note in the command's section."""
+    """A command no test runs has UNTESTED_NOTE next to it (its comment, or the prose just around its block), a
+    tested one has no such comment; a substitution with a note has that note in the command's section."""
     by_text = {}
     for c in documented():
         by_text.setdefault(c.text, []).append(c)
@@ -419,6 +414,8 @@ def test_the_docs_say_what_no_test_runs_and_what_a_test_substitutes():
             where = f"{place.doc}:{place.line}: {command}"
             if run.untestable and UNTESTED_NOTE not in normalise(_around(place)):
                 problems.append(f"{where}: the doc does not say {UNTESTED_NOTE!r} next to it")
+            if not run.untestable and UNTESTED_NOTE in place.raw:
+                problems.append(f"{where}: its comment says {UNTESTED_NOTE!r}, but {run.tests[0]} runs it")
             for note in (SUBSTITUTIONS[s][1] for s in run.subst if s in SUBSTITUTIONS and SUBSTITUTIONS[s][1]):
                 if note not in normalise(_section(place)):
                     problems.append(f"{where}: its section does not say {note!r}")
