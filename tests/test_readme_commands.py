@@ -5,15 +5,18 @@ The project rule: "A README command that no test runs is a bug. Run what README 
 it hold by construction. It reads every fenced shell block of those files into commands and checks them against
 :data:`COMMANDS`, the table of which test runs each one. The test fails when
 
-* a documented command has no entry (a new README line needs its test, or an honest ``untestable:`` entry);
+* a documented command has no entry (a new README line needs its test, or an honest ``untestable:`` or
+  ``not run:`` entry, :data:`NOT_RUN`);
 * an entry names a test that does not exist, or a ``.ci/run`` step that does not hold the command literally;
 * an entry matches no documented command (stale: the README line changed or left);
 * an entry uses a substitution not listed in :data:`SUBSTITUTIONS`, or one whose README note is missing;
-* an ``untestable:`` entry's command has no note next to it in the README saying that no test runs it.
+* a command no test runs has no note next to it in the docs saying so (:data:`UNTESTED_NOTE`), or a tested
+  one has such a note in its comment.
 
 A test "runs" a command when it calls it literally or with only the substitutions its entry names (each test
 passes the documented arguments, in-process through ``savi_plugin.cli.main(argv)`` or as a subprocess). The
-tests themselves run elsewhere; this file only reads text, so it takes well under a second.
+tests themselves run elsewhere; this file only reads text (the docs, .ci/run, the test files' AST), in about
+a second.
 """
 
 from __future__ import annotations
@@ -145,7 +148,8 @@ COMMANDS: dict[str, Run] = {
     "savi inspect pairs.jsonl --out report/": Run((T_DIAG,)),
     "savi train my.yaml train.diagnostics=true": Run((T_DIAG,)),
     "savi inspect pairs.jsonl --out report/ --diagnostics runs/train/diagnostics.jsonl": Run((T_DIAG,)),
-    "savi plot runs/train": Run((T_DIAG, "tests/inspection/test_curves.py::test_plot_draws_every_logged_metric_of_a_finished_run")),
+    "savi plot runs/train": Run(
+        (T_DIAG, "tests/inspection/test_curves.py::test_plot_draws_every_logged_metric_of_a_finished_run")),
     # eval_tasks/README.md
     "savi eval suite videosavi --model /ckpt/base --adapter runs/a/adapter --adapter runs/b/adapter "
     "--out suites/videosavi --data-root /data/savi_eval --num-frames 32 --dtype bfloat16": Run(
