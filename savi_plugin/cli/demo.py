@@ -21,7 +21,9 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--out", default=None, help="run folder (default: savi_runs/demo-<time>)")
     parser.add_argument("--recipe", default="tiny_demo")
     add_flag(parser, "--seeds", DemoOptions, "seeds", metavar="N")
-    parser.add_argument("overrides", nargs="*", metavar="key.path=value")
+    parser.add_argument("overrides", nargs="*", metavar="key.path=value",
+                        help="recipe overrides; demo.KEY=VALUE sets the demo's own settings (warmup_videos, "
+                             "align_videos, heldout_videos, warmup_steps, warmup_lr, compare_dpo)")
     parser.set_defaults(func=run)
 
 

@@ -97,13 +97,16 @@ def run_seeds(out_dir: str | Path, recipe: str = "tiny_demo", overrides: list[st
 
     from savi_plugin.demo.plots import plot_seeds
     from savi_plugin.demo.run import run_demo
+    from savi_plugin.demo.settings import load_settings, split_overrides
     from savi_plugin.recipe import load_recipe
 
     if seeds < 1:
         raise ValueError(f"--seeds must be >= 1, got {seeds}")
     wall0 = time.time()
     out = Path(out_dir)
-    base = load_recipe(recipe, overrides).seed
+    own, recipe_overrides = split_overrides(overrides)
+    load_settings(own)  # checked before the first run starts
+    base = load_recipe(recipe, recipe_overrides).seed
     per_seed = {}
     for s in range(base, base + seeds):
         per_seed[s] = run_demo(out / f"seed-{s}", recipe, [*(overrides or []), *seed_overrides(s)])

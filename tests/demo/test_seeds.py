@@ -11,7 +11,7 @@ from savi_plugin.cli import main
 from savi_plugin.demo.report import gain
 
 #: far below the shipped scale: this checks the per-seed runs and their summary, not the size of RRPO's gain
-SMALL = ["demo.warmup_videos=40", "demo.warmup_steps=30", "data.synthetic_videos=40", "data.synthetic_eval_videos=20",
+SMALL = ["demo.warmup_videos=40", "demo.warmup_steps=30", "demo.align_videos=40", "demo.heldout_videos=20",
          "train.num_train_epochs=1", "demo.compare_dpo=false"]
 
 
