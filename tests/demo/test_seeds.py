@@ -52,3 +52,14 @@ def test_seeds_out_of_range_is_one_line(value, message, tmp_path, capsys):
     assert exit_.value.code == 2
     assert capsys.readouterr().err.strip().splitlines()[-1] == f"savi demo: error: argument --seeds: {message}"
     assert not (tmp_path / "x").exists()
+
+
+def test_seeds_refuse_a_folder_holding_the_users_files(tmp_path, capsys):
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "results.json").write_text("the user's own results")
+    assert main(["demo", "--seeds", "2", "--out", str(out), *SMALL]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "not written by savi demo --seeds" in err[0], err
+    assert sorted(p.name for p in out.iterdir()) == ["results.json"]
+    assert (out / "results.json").read_text() == "the user's own results"

@@ -112,3 +112,19 @@ def test_align_under_torchrun_shards_generation_trains_on_both_ranks_and_evaluat
     (run_dir / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(RunError, match=r"iteration 0 was started with 2 process\(es\) and is unfinished"):
         run_align(recipe, run_dir, evaluate=lambda *a, **k: pytest.fail("evaluated"))
+
+
+def test_a_recipe_without_its_generation_input_is_refused_before_the_folder_is_claimed(tmp_path, capsys,
+                                                                                      monkeypatch):
+    """tiny_demo names no data.qa (savi demo builds its own): savi align says so in one line, writes nothing, and
+    its dry run lists the input as not set."""
+    from savi_plugin.cli import main
+    from savi_plugin.recipe import resolve_recipe_path
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["align", "tiny_demo", "--out", "run"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"error: {resolve_recipe_path('tiny_demo')}: data.qa: required by the rrpo generator"]
+    assert main(["align", "tiny_demo", "--dry-run", "--out", "run"]) == 0
+    assert "generate: rrpo over data.qa: not set (the real run needs it); batch 16" in capsys.readouterr().out
+    assert list(tmp_path.iterdir()) == []
