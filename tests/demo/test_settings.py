@@ -42,6 +42,9 @@ def _one_line(capsys) -> str:
 @pytest.mark.parametrize("argv, line", [
     (["demo.warmup_lr=0"], "error: override 'demo.warmup_lr=0': demo.warmup_lr: must be > 0, got 0.0"),
     (["demo.warmup_videos=x"], "error: override 'demo.warmup_videos=x': demo.warmup_videos: expected int"),
+    (["demo.warmup_lr=.inf"], "error: override 'demo.warmup_lr=.inf': demo.warmup_lr: must be a finite number"),
+    ([f"demo.align_videos={10**30}"], f"error: override 'demo.align_videos={10**30}': demo.align_videos: must be "
+                                      "at most 4294967295 in magnitude"),
     (["demo.eval_questions=5"], "error: override 'demo.eval_questions=5': demo.eval_questions: unknown key"),
     (["data.synthetic_videos=4"], "error: override 'data.synthetic_videos=4': data.synthetic_videos: unknown key"),
     (["--seeds", "2", "demo.warmup_steps=-1"], "error: override 'demo.warmup_steps=-1': demo.warmup_steps: "
