@@ -79,17 +79,24 @@ def _losses(report) -> list[float]:
     return [h["loss"] for h in report["log_history"] if "rewards/margins" in h]
 
 
-@pytest.mark.parametrize("kind, deepspeed", [("torchrun", None), ("torchrun", ZERO3), ("accelerate", None),
-                                             ("deepspeed", ZERO2), ("none", ZERO3)],
-                         ids=["torchrun-ddp", "torchrun-zero3", "accelerate-ddp", "deepspeed-zero2",
-                              "no-launcher-zero3"])
-def test_launch_line_matches_the_one_process_run(kind, deepspeed, one_process, tiny_llava_onevision, tmp_path):
+@pytest.mark.parametrize("kind, deepspeed, reference", [
+    ("torchrun", None, "adapter"), ("torchrun", ZERO3, "adapter"), ("accelerate", None, "adapter"),
+    ("deepspeed", ZERO2, "adapter"), ("none", ZERO3, "adapter"), ("torchrun", ZERO3, "model")],
+    ids=["torchrun-ddp", "torchrun-zero3", "accelerate-ddp", "deepspeed-zero2", "no-launcher-zero3",
+         "torchrun-zero3-reference-model"])
+def test_launch_line_matches_the_one_process_run(kind, deepspeed, reference, one_process, tiny_llava_onevision,
+                                                 tmp_path):
+    """Each launch line gives the one-process run's losses and adapter. With ``reference: model`` the reference is
+    a second, frozen copy of the base checkpoint (partitioned by its own engine under ZeRO-3): the same numbers as
+    the policy with its adapter disabled."""
     if deepspeed:
         pytest.importorskip("deepspeed")
     data, plain, plain_adapter = one_process
     out = tmp_path / "out"
     batch = 4 if kind == "none" else 2
     extra = [f"train.deepspeed={deepspeed}"] if deepspeed else []
+    if reference == "model":
+        extra += ["train.reference=model", f"train.reference_model_path={tiny_llava_onevision}"]
     # left in the shell by an earlier job: a plain run must ignore them (not wait for a rank 0, not skip the lock)
     env = _env(RANK="1", WORLD_SIZE="2", LOCAL_RANK="1") if kind == "none" else None
     proc, report = _run(_launch(kind, free_port()) + _train_args(tiny_llava_onevision, data, out, batch, *extra),
