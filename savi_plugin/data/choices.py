@@ -63,6 +63,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from functools import lru_cache
 
 from savi_plugin.data.answer_text import (
     after_correction,
@@ -77,6 +78,7 @@ from savi_plugin.data.choice_labels import (
     by_number,
     case_insensitive_cues,
 )
+from savi_plugin.data.lexicon import concepts, negated
 from savi_plugin.data.options import (
     LETTERS,
     Choice,
@@ -88,6 +90,9 @@ from savi_plugin.data.options import (
 
 MIN_PREFIX_WORDS = 5
 """An answer cut short must carry at least this many words of one option's text to match it."""
+MAX_NAMED_WORDS = 4
+"""An answer that only names words of one option (``"A dog."``) chooses it when at most this many words set the
+option apart (a short option, not one of EgoSchema's long summaries, which a partial answer does not state)."""
 MIN_CUT_PREFIX_WORDS = 2
 """... or this many when it ends mid-sentence (no final ``.``/``!``/``?``), as a reply cut by the token limit does."""
 
@@ -215,6 +220,64 @@ def _by_content_words(text: str, options: Sequence[str], letters: str) -> Choice
     return None
 
 
+#: clause boundaries: negation is read per clause (``"He doesn't open the door; he knocks."``)
+_CLAUSE = re.compile(r"[.;,!?\n。，；！？、]+|(?i:\b(?:but|however|instead|rather|whereas)\b)")
+#: an answer that says it cannot tell picks nothing, whatever it names
+_UNSURE = re.compile(r"(?i)\b(?:unclear|not\s+clear|hard\s+to\s+(?:tell|say)|impossible\s+to|can(?:no|')?t\s+(?:see|tell))\b")
+_HAN_OPTION = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af]")
+
+
+@lru_cache(maxsize=256)
+def _option_meanings(texts: tuple[str, ...]) -> tuple[list[set[str]], list[set[str]], list[str]]:
+    """``(concepts, own, cjk)`` of each option: its concepts (:func:`~savi_plugin.data.lexicon.concepts`), those no
+    other option has, and its text where it is written in Chinese, Japanese or Korean (found inside an answer)."""
+    cjk = [re.sub(r"[\s\W]+", "", t) if _HAN_OPTION.search(t) else "" for t in texts]
+    sets = [_clause_meanings(t, cjk) for t in texts]
+    own = [t - set().union(*(u for j, u in enumerate(sets) if j != i)) for i, t in enumerate(sets)]
+    return sets, own, cjk
+
+
+def _clause_meanings(text: str, cjk: Sequence[str]) -> set[str]:
+    """The concepts ``text`` names, clause by clause; those of a negated clause marked ``~`` (``"The person does not
+    leave the room"`` names ``~leav``, ``~room``: an option saying the same, not one saying the opposite)."""
+    named: set[str] = set()
+    for clause in _CLAUSE.split(text):
+        if clause and not clause.isspace():
+            found = concepts(clause) | {f"<{c}>" for c in cjk if c and c in clause}
+            named |= {f"~{c}" for c in found} if negated(clause) else found
+    return named
+
+
+def _by_meaning(text: str, options: Sequence[str], letters: str) -> Choice | None:
+    """A paraphrase or translation of one option's content (rule 6 of the module docstring): read through
+    :mod:`~savi_plugin.data.lexicon`, the answer's affirmed clauses name words that set exactly one option apart,
+    at least half of them (or all the answer says belongs to that option: ``"A dog."`` for ``"a woman walking a
+    dog"``), and no negated clause names them."""
+    if is_non_answer(text) or _UNSURE.search(text) or text.rstrip().endswith(("?", "？")):
+        return None
+    sets, own, cjk = _option_meanings(tuple(strip_option_prefix(o, letter) for letter, o in zip(letters, options)))
+    affirmed = _clause_meanings(text, cjk)
+    denied = {c[1:] for c in affirmed if c.startswith("~")}
+    touched = [i for i, d in enumerate(own) if d & affirmed]
+    if len(touched) != 1:
+        return Choice(None, "ambiguous") if touched else None
+    i = touched[0]
+    hit = own[i] & affirmed
+    if own[i] & denied or _labelled_otherwise(text, letters, i):
+        return None
+    full = own[i] <= affirmed  # every word that sets it apart: "He shuts the door."
+    most = 2 * len(hit) >= len(own[i]) and len(affirmed - sets[i]) < len(hit)  # "There's a kid playing with a kite."
+    only = affirmed <= sets[i] and len(own[i]) <= MAX_NAMED_WORDS  # "A dog." for "a woman walking a dog"
+    return Choice(i, "option_meaning") if full or most or only else None
+
+
+def _labelled_otherwise(text: str, letters: str, index: int) -> bool:
+    """Whether the answer opens with another option's label (``"(C) ..."``, ``"C. ..."``, ``"C C unpacks ..."``)."""
+    m = re.match(r"\s*(?:[(\[]([A-Z])[)\]]|([A-Z])[.:)]|([A-Z])\s+(?=\3\b))", text)
+    label = m and next(g for g in m.groups() if g)
+    return bool(label) and label in letters and label != letters[index]
+
+
 def _label_stripped(text: str) -> str:
     return re.sub(r"^\s*(?:(?:the\s+)?(?:correct\s+|best\s+)?(?:answer|option)(?:\s+is)?|best option)\s*[:：]?\s*", "",
                   text, flags=re.IGNORECASE)
@@ -248,7 +311,7 @@ def parse_choice(response: str, options: Sequence[str]) -> Choice:
         return Choice(None, "retracted")  # "A. Wait, actually I'm not sure."
     if corrected is not None:
         choice = _read(corrected, options, letters)
-        if choice.index is not None and choice.method != "option_words":
+        if choice.index is not None and choice.method not in {"option_words", "option_meaning"}:
             return choice
     retracted = after_retraction(answer)
     if retracted is not None and "no" not in {normalize(strip_option_prefix(o, c)) for c, o in zip(letters, options)}:
@@ -374,7 +437,8 @@ def _read(text: str, options: Sequence[str], letters: str) -> Choice:
     for rule in (lambda: by_letter(cued, letters, LETTERS, words), lambda: by_number(cued, options),
                  lambda: _by_text(_label_stripped(text), options, letters),
                  lambda: _by_prefix(_label_stripped(text), options, letters),
-                 lambda: _by_content_words(_label_stripped(text), options, letters)):
+                 lambda: _by_content_words(_label_stripped(text), options, letters),
+                 lambda: _by_meaning(_label_stripped(text), options, letters)):
         choice = rule()
         if choice is not None and walkthrough and choice.method != "letter":
             return Choice(None, "unparsed")  # "Let's analyze each option. Option A says ..." picks nothing yet
