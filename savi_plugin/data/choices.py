@@ -77,6 +77,7 @@ from savi_plugin.data.choice_labels import (
     by_letter,
     by_number,
     case_insensitive_cues,
+    concludes,
 )
 from savi_plugin.data.lexicon import concepts, negated
 from savi_plugin.data.options import (
@@ -303,6 +304,9 @@ def parse_choice(response: str, options: Sequence[str]) -> Choice:
     text = clean(response)
     if not text:
         return Choice(None, "empty")
+    marked = _marked_option(text, letters)
+    if marked is not None:
+        return marked
     answer = drop_prompt_echo(text, options, letters)
     if not answer:
         return Choice(None, "echo")  # the reply only repeats the prompt
@@ -318,6 +322,36 @@ def parse_choice(response: str, options: Sequence[str]) -> Choice:
         choice = _read(retracted, options, letters) if retracted else Choice(None, "retracted")
         return choice if choice.index is not None else Choice(None, "retracted")
     return _read(answer, options, letters)
+
+
+#: one line of a marked list of options: a checkbox (``[x] C``), a verdict (``(B) text - yes``) or a tick (``B ✓``)
+_MARKED_LINE = re.compile(r"\s*(?:[-•]\s*)?(?:\[(?P<box>[ xX✓✔✗✘])\]\s*)?[(\[]?(?P<label>[A-Z])[)\].:]?(?:\s+(?P<text>.*?))??"
+                          r"(?:\s*[-–—:=(]\s*(?i:(?P<verdict>yes|no|true|false|correct|incorrect|wrong|right))\)?)?"
+                          r"\s*(?P<tick>[✓✔✅☑✗✘❌☐])?\s*[.]?\s*")
+_POSITIVE = {"x", "✓", "✔", "✅", "☑", "yes", "true", "correct", "right"}
+
+
+def _marked_option(text: str, letters: str) -> Choice | None:
+    """A reply that lists options and marks each (``- [ ] A / - [x] C``, ``(A) text - no / (B) text - yes``): the one
+    option marked as the answer; several marked are ``ambiguous``. None when the reply is no such list."""
+    lines = [line for line in text.split("\n") if line.strip()]
+    if len(lines) < 2:
+        return None
+    picked, seen = set(), set()
+    for line in lines:
+        m = _MARKED_LINE.fullmatch(line)
+        if m is None or m.group("label") not in letters or m.group("label") in seen:
+            return None
+        mark = (m.group("box") or m.group("verdict") or m.group("tick") or "").lower()
+        if not mark.strip():
+            if m.group("box") is None:
+                return None  # a line without a mark: not a marked list
+        seen.add(m.group("label"))
+        if mark in _POSITIVE:
+            picked.add(m.group("label"))
+    if len(picked) > 1:
+        return Choice(None, "ambiguous")
+    return Choice(letters.index(picked.pop()), "letter") if picked else Choice(None, "unparsed")
 
 
 def _word_letters(options: Sequence[str], letters: str) -> str:
@@ -371,6 +405,35 @@ def _contradicted(text: str, options: Sequence[str], letters: str, choice: Choic
     own = texts[choice.index]
     return not _states(said, own) and said != own[:len(said)] and any(
         _states(said, t) for i, t in enumerate(texts) if i != choice.index)
+
+
+#: words of a reply that weighs options, corrects itself or relates events (``"Some might think ..., but"``,
+#: ``"After the water boils, ..."``, ``"C is right"``): its other content is not a description of its pick
+_DISCUSSES = re.compile(r"(?i)\b(?:but|however|although|though|might|may|could|some|think|thought|instead|rather|"
+                        r"whereas|unlike|not|except|hmm|wait|actually|second|after|before|then|once|when|while|until|"
+                        r"right|correct|wrong|best|true|false)\b|n't")
+MAX_DESCRIPTION_WORDS = 25
+"""The text beside a label is compared with the options (``"B. The person picks the cup up"``) up to this length; a
+longer reply is reasoning, which discusses other options."""
+
+
+def _described_otherwise(text: str, options: Sequence[str], letters: str, choice: Choice) -> bool:
+    """``"Answer: A, a travel vlog."`` where the travel vlog is B; ``"The answer is B. There are 4 people."`` where
+    4 is option C: a short reply whose words beside the label state another option (by its text, its number, or
+    a paraphrase: :func:`_by_meaning`) contradicts its label."""
+    if all(re.fullmatch(r"[A-Za-z]", strip_option_prefix(o, c).strip()) for c, o in zip(letters, options)):
+        return False  # options that are letters themselves
+    rest = re.sub(rf"[(\[]?(?<![A-Za-z'’])[{letters}](?![A-Za-z'’])[)\]]?", " ", text)
+    rest = re.sub(r"(?i)\b(?:(?:so|thus|therefore|hence)\s+)?(?:the\s+)?(?:correct\s+|final\s+|best\s+|right\s+)?"
+                  r"(?:answer|option|choice|letter)(?:\s+(?:is|would\s+be|should\s+be))?\s*[:：]?", " ", rest)
+    rest = rest.strip(" \t\n.,;:!-–—()")
+    if not rest or len(rest.split()) > MAX_DESCRIPTION_WORDS or _WALKTHROUGH.search(rest) or _DISCUSSES.search(rest):
+        return False
+    for rule in (_by_text, _by_meaning):
+        found = rule(rest, options, letters)
+        if found is not None and found.index is not None:
+            return found.index != choice.index
+    return False
 
 
 def _label_with_own_text(text: str, options: Sequence[str], letters: str) -> Choice | None:
@@ -443,8 +506,11 @@ def _read(text: str, options: Sequence[str], letters: str) -> Choice:
         if choice is not None and walkthrough and choice.method != "letter":
             return Choice(None, "unparsed")  # "Let's analyze each option. Option A says ..." picks nothing yet
         if choice is not None:
-            if choice.index is not None and choice.method == "letter" and _contradicted(text, options, letters, choice):
+            if choice.index is not None and choice.method == "letter" and (
+                    _contradicted(text, options, letters, choice) or _described_otherwise(text, options, letters, choice)):
                 return Choice(None, "contradiction")
+            if choice.index is not None and walkthrough and not concludes(text):
+                return Choice(None, "unparsed")  # "Let's analyze each option. (A) text: ..." cut before concluding
             return choice
     return Choice(None, "unparsed")
 
