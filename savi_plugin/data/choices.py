@@ -97,7 +97,7 @@ option apart (a short option, not one of EgoSchema's long summaries, which a par
 MIN_CUT_PREFIX_WORDS = 2
 """... or this many when it ends mid-sentence (no final ``.``/``!``/``?``), as a reply cut by the token limit does."""
 
-_NEGATORS = {"not", "no", "never", "neither", "nor", "isn't", "isnt", "aren't", "arent", "wasn't", "wasnt",
+_NEGATORS = {"not", "no", "never", "neither", "nor", "nobody", "noone", "nothing", "none", "isn't", "isnt", "aren't", "arent", "wasn't", "wasnt",
              "doesn't", "doesnt", "don't", "dont", "cannot", "can't", "cant", "without"}
 
 
@@ -113,6 +113,8 @@ def _occurrences(words: list[str], phrase: list[str]) -> list[int]:
     return [i for i in range(len(words) - n + 1) if words[i:i + n] == phrase]
 
 
+#: a prefix written apart that turns a word into another: ``counter-clockwise``, ``anti clockwise``, ``non-stop``
+_COUNTER = frozenset({"counter", "anti", "non"})
 _TEXT_CUE = re.compile(r"(?:answer|option|choice)\s+(?:is|would be|should be)$|^(?:it is|its|it s)$")
 
 
@@ -135,8 +137,8 @@ def _by_text(text: str, options: Sequence[str], letters: str) -> Choice | None:
     for i, t in enumerate(texts):
         phrase = t.split()
         for start in _occurrences(words, phrase) if phrase else ():
-            if _negated(words, start):
-                continue
+            if _negated(words, start) or start and words[start - 1] in _COUNTER:
+                continue  # "not the dog"; "counter-clockwise" is not "clockwise"
             present.add(i)
             if len(phrase) > 1 or _short_option_stated(words, start, clause_ends, answer_like):
                 stated.add(i)
@@ -201,6 +203,10 @@ def _content(text: str) -> set[str]:
     return {_stem(w) for w in normalize(text).split() if w not in _STOPWORDS}
 
 
+#: who does it: an answer names them by a pronoun (``"He shuts the door"``)
+_SUBJECTS = frozenset({"man", "woman", "child", "person", "c", "boy", "girl", "baby"})
+
+
 def _by_content_words(text: str, options: Sequence[str], letters: str) -> Choice | None:
     """A paraphrase that carries every word that sets one option apart (``"He closes the window"`` for
     ``"The man closes the window."``): at least two such words -- or one word (not a number), in a short answer of
@@ -217,6 +223,9 @@ def _by_content_words(text: str, options: Sequence[str], letters: str) -> Choice
              and (len(d) >= 2 or short and not next(iter(d)).isdigit())]
     touched = [i for i, d in enumerate(own) if d & said]
     if len(found) == 1 and touched == found:
+        setting = sets[found[0]] - own[found[0]] - _SUBJECTS
+        if setting and not setting & said and said - sets[found[0]]:
+            return None  # "He opens the window" is not "the man opens the door"
         return Choice(found[0], "option_words")
     return None
 
@@ -260,12 +269,21 @@ def _by_meaning(text: str, options: Sequence[str], letters: str) -> Choice | Non
     affirmed = _clause_meanings(text, cjk)
     denied = {c[1:] for c in affirmed if c.startswith("~")}
     touched = [i for i, d in enumerate(own) if d & affirmed]
-    if len(touched) != 1:
-        return Choice(None, "ambiguous") if touched else None
+    if len(touched) > 1:  # "C is cooking food in the kitchen": all of "C prepares a meal", one word of "C cleans the kitchen"
+        whole = [i for i in touched if len(own[i]) >= 2 and own[i] <= affirmed]
+        if len(whole) != 1 or any(2 * len(own[j] & affirmed) >= len(own[j]) for j in touched if j != whole[0]):
+            return Choice(None, "ambiguous")
+        touched = whole
+    if not touched:
+        return None
     i = touched[0]
     hit = own[i] & affirmed
     if own[i] & denied or _labelled_otherwise(text, letters, i):
         return None
+    setting = sets[i] - own[i] - _SUBJECTS  # what the option shares with others: "door" in "the man opens the door"
+    stated = {c for c in affirmed if not c.startswith("~")}
+    if setting and not setting & (stated | denied) and stated - sets[i]:
+        return None  # "He opens the window" is not "the man opens the door"
     full = own[i] <= affirmed  # every word that sets it apart: "He shuts the door."
     most = 2 * len(hit) >= len(own[i]) and len(affirmed - sets[i]) < len(hit)  # "There's a kid playing with a kite."
     only = affirmed <= sets[i] and len(own[i]) <= MAX_NAMED_WORDS  # "A dog." for "a woman walking a dog"
@@ -277,6 +295,52 @@ def _labelled_otherwise(text: str, letters: str, index: int) -> bool:
     m = re.match(r"\s*(?:[(\[]([A-Z])[)\]]|([A-Z])[.:)]|([A-Z])\s+(?=\3\b))", text)
     label = m and next(g for g in m.groups() if g)
     return bool(label) and label in letters and label != letters[index]
+
+
+#: where a sentence moves on to the next event: ``then``, ``after that``, ``before``; ``after`` reverses the order
+#: (``"He turns on the light after opening the door"``)
+_NEXT_EVENT = re.compile(r"(?i)(?:,\s*|\s+)(?:and\s+)?(?:then|afterwards?|after\s+that|next|later|subsequently|"
+                         r"followed\s+by|before)\b|;|(?P<after>(?:,\s*|\s+)after\b)")
+_LEADING_AFTER = re.compile(r"(?i)^\s*after\s+([^,]+),(.*)$", re.DOTALL)
+
+
+def _events(text: str) -> list[str]:
+    """The events ``text`` tells, in the order they happen."""
+    m = _LEADING_AFTER.match(text)
+    if m:  # "After X, Y"
+        return [m.group(1), *_events(m.group(2))]
+    parts, order, pos = [], [], 0
+    for m in _NEXT_EVENT.finditer(text):
+        parts.append(text[pos:m.start()])
+        order.append(bool(m.group("after")))
+        pos = m.end()
+    parts.append(text[pos:])
+    events = [parts[0]]
+    for reverse, part in zip(order, parts[1:]):
+        events = [*events[:-1], part, events[-1]] if reverse else [*events, part]
+    return [e for e in events if e.strip()]
+
+
+def _by_order(text: str, options: Sequence[str], letters: str) -> Choice | None:
+    """Options that tell the same events in different orders (``"He opens the door, then turns on the light"`` /
+    ``"He turns on the light, then opens the door"``): the one whose events the answer tells in the same order,
+    each event named by a word that sets it apart from the option's other events."""
+    if is_non_answer(text) or _UNSURE.search(text):
+        return None
+    told = [concepts(e) for e in _events(text)]
+    if len(told) < 2 or any(negated(e) for e in _events(text)):
+        return None
+    told_by = {i: [concepts(e) for e in _events(strip_option_prefix(o, letter))]
+               for i, (letter, o) in enumerate(zip(letters, options))}
+    told_by = {i: events for i, events in told_by.items() if len(events) == len(told)}
+    if not told_by:
+        return None
+    found = []
+    for i, events in told_by.items():
+        apart = [e - set().union(*(f for j, f in enumerate(events) if j != k)) for k, e in enumerate(events)]
+        if all(a & t for a, t in zip(apart, told)) and not all(a & t for a, t in zip(apart, reversed(told))):
+            found.append(i)
+    return Choice(found[0], "option_order") if len(found) == 1 else None
 
 
 def _label_stripped(text: str) -> str:
@@ -315,7 +379,7 @@ def parse_choice(response: str, options: Sequence[str]) -> Choice:
         return Choice(None, "retracted")  # "A. Wait, actually I'm not sure."
     if corrected is not None:
         choice = _read(corrected, options, letters)
-        if choice.index is not None and choice.method not in {"option_words", "option_meaning"}:
+        if choice.index is not None and choice.method not in {"option_words", "option_meaning", "option_order"}:
             return choice
     retracted = after_retraction(answer)
     if retracted is not None and "no" not in {normalize(strip_option_prefix(o, c)) for c, o in zip(letters, options)}:
@@ -326,7 +390,7 @@ def parse_choice(response: str, options: Sequence[str]) -> Choice:
 
 #: one line of a marked list of options: a checkbox (``[x] C``), a verdict (``(B) text - yes``) or a tick (``B ✓``)
 _MARKED_LINE = re.compile(r"\s*(?:[-•]\s*)?(?:\[(?P<box>[ xX✓✔✗✘])\]\s*)?[(\[]?(?P<label>[A-Z])[)\].:]?(?:\s+(?P<text>.*?))??"
-                          r"(?:\s*[-–—:=(]\s*(?i:(?P<verdict>yes|no|true|false|correct|incorrect|wrong|right))\)?)?"
+                          r"(?:(?:\s*[-–—:=(]\s*|\s+|(?<=[.:)\]]))(?i:(?P<verdict>yes|no|true|false|correct|incorrect|wrong|right))\)?)?"
                           r"\s*(?P<tick>[✓✔✅☑✗✘❌☐])?\s*[.]?\s*")
 _POSITIVE = {"x", "✓", "✔", "✅", "☑", "yes", "true", "correct", "right"}
 
@@ -501,7 +565,8 @@ def _read(text: str, options: Sequence[str], letters: str) -> Choice:
                  lambda: _by_text(_label_stripped(text), options, letters),
                  lambda: _by_prefix(_label_stripped(text), options, letters),
                  lambda: _by_content_words(_label_stripped(text), options, letters),
-                 lambda: _by_meaning(_label_stripped(text), options, letters)):
+                 lambda: _by_meaning(_label_stripped(text), options, letters),
+                 lambda: _by_order(_label_stripped(text), options, letters)):
         choice = rule()
         if choice is not None and walkthrough and choice.method != "letter":
             return Choice(None, "unparsed")  # "Let's analyze each option. Option A says ..." picks nothing yet

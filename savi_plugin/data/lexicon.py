@@ -87,7 +87,6 @@ water: agua eau wasser acqua вод* 水
 vegetable: vegetables veggie veggies carrot carrots pepper peppers onion onions tomato tomatoes potato potatoes
  lettuce cucumber verdura verduras legume legumes gemuse gemuese овощ* 菜 蔬菜 野菜 채소 야채
 fruit: fruits apple apples banana bananas fruta frutas obst frutta фрукт* 水果 果物 과일
-food: meal comida nourriture essen cibo еда 食物 食べ物 음식
 pole: post lamppost poste pfosten palo столб* 杆 柱子 电线杆 電柱 기둥
 street: road avenue calle carretera rue strasse rua strada улиц* дорог* 街 马路 道路 街道 通り 거리 도로
 house: home casa maison haus дом* 房子 住宅
@@ -120,8 +119,8 @@ throw: toss tira lanza lance jette wirft joga lancia бросае* брос* 扔
 catch: atrapa attrape fangt afferra лови* 捕ま 잡
 hold: holding sostiene tient segura держ* 拿 持って 들고
 carry: carrying lleva tragt carrega нес* 拿着 搬 운반
-pick_up: pick_up picks_up picked_up lift recoge ramasse hebt pega raccoglie поднима* 捡 拾 줍
-put_down: put_down set_down deja pose legt coloca posa кладе* полож* 放下 놓
+pick_up: pick*_up pick*_it_up lift recoge ramasse hebt pega raccoglie поднима* 捡 拾 줍
+put_down: put*_down put*_it_down set*_down plac*_down deja pose legt coloca posa кладе* полож* 放下 놓
 eat: eating comiendo mange isst comendo mangia ест 吃 食べ 먹
 drink: drinking bebe bebiendo boit trinkt bevendo beve пьет пьёт 喝 飲 마시
 cook: cooking cocina cocinando cuisine kocht cozinha cucina готовит* 做饭 烹饪 料理 요리
@@ -154,6 +153,37 @@ clockwise: same_way_as_a_clock* same_way_a_clock* same_direction_as_a_clock* lik
  horario sens_horaire uhrzeigersinn im_uhrzeigersinn sentido_horario senso_orario по_часовой 顺时针 時計回り 시계방향
 counterclockwise: anticlockwise counter_clockwise anti_clockwise opposite_to_a_clock* opposite_way_to_a_clock* opposite_direction_to_a_clock* opposite_of_a_clock* antihorario sens_antihoraire
  gegen_den_uhrzeigersinn sentido_anti-horario senso_antiorario против_часовой 逆时针 反時計回り 시계반대방향
+arrive: arrives arrived arriving coming come came approach approaches approaching pull_up pulls_up llega arrive
+ ankommt kommt chega arriva приезжа* подъезжа* 到 来了 到着 来る 도착
+stop: halt halts halted come*_to_a_stop came_to_a_stop se_detiene sarrete halt_an hält_an anhält parou
+ si_ferma останавлива* останов* 停下 停止 止ま 止まる 멈추 멈춥
+backward: backwards reverse reverses reversing reversed atras marcha_atras en_arriere ruckwarts ruckwaerts
+ para_tras indietro назад 后退 倒车 後ろ 뒤로 후진
+forward: forwards ahead adelante en_avant vorwarts vorwaerts para_frente avanti вперед 向前 前に 앞으로 전진
+turn_on light: turn*_the_light_on turn*_the_lights_on switch*_the_light_on switch*_the_lights_on
+turn_off light: turn*_the_light_off turn*_the_lights_off switch*_the_light_off switch*_the_lights_off
+turn_on: turn*_on turn*_it_on switch*_on switch*_it_on enciende allume schaltet_ein macht_an liga accende включа* 打开灯 开灯 つけ 点け 켜
+turn_off: turn*_off turn*_it_off switch*_off switch*_it_off apaga eteint schaltet_aus macht_aus desliga spegne выключа* 关灯 消し 끄
+cook food: prepar*_a_meal prepar*_food prepar*_dinner prepar*_lunch prepar*_breakfast mak*_a_meal mak*_food mak*_dinner
+ mak*_lunch mak*_breakfast cook*_a_meal cook*_food cook*_dinner 做饭 做菜 料理を作 요리를
+food: meal meals dinner lunch breakfast comida nourriture essen cibo еда 食物 食べ物 음식
+happy: cheerful joyful glad delighted pleased feliz contento contenta heureux heureuse glucklich
+ froh felice счастлив* радост* довол* 开心 高兴 快乐 嬉し 楽し 幸せ 행복 기뻐
+angry: mad furious anger annoyed irritated enojado enojada enfadado enfadada furioso en_colere fache wutend
+ verargert zangado zangada arrabbiato arrabbiata злой злая злится сердит* 生气 愤怒 怒 화가 화난
+sad: unhappy upset sorrowful gloomy triste tristes traurig грустн* печальн* 难过 伤心 悲伤 悲し 슬프 슬퍼
+surprised: surprise shocked astonished amazed startled sorprendido sorprendida surpris uberrascht
+ surpreso surpresa sorpreso sorpresa удивл* 惊讶 吃惊 驚 놀라
+afraid: scared frightened fearful fear asustado asustada effraye effrayee peur angst verangstigt assustado
+ spaventato испуга* боит* 害怕 恐 怖 무서 두려
+rain: rainy raining rainfall lluvia lluvioso llueve pluie pluvieux pleut regen regnerisch regnet chuva chuvoso
+ chove pioggia piovoso piove дожд* 下雨 雨 비가 비
+snow: snowy snowing nieve nevando neige neigeux schnee schneit neve снег* снеж* 下雪 雪 눈이
+sun: sunny sunshine soleado sol_brilla ensoleille sonnig ensolarado soleggiato солнечн* 晴 阳光 晴れ 맑
+cloud: cloudy overcast nublado nuageux bewolkt nublado nuvoloso облачн* 阴 多云 曇 흐림 흐린
+sphere: spherical ball_shaped globe esfera sphere sfera шар* 球体 球形
+cube: cubic cube_shaped box_shaped cubo wurfel wuerfel куб* 立方体 正方体 정육면체
+cylinder: cylindrical tube can_shaped cilindro cylindre zylinder цилиндр* 圆柱 円柱 원기둥
 red: rojo roja rouge rot vermelho vermelha rosso rossa красн* 红 紅 赤 빨간 빨강
 blue: azul bleu bleue blau blu синий синяя синее голуб* 蓝 藍 파란 파랑
 green: verde vert verte grun gruen зелен* зелён* 绿 緑 초록 녹색
@@ -173,7 +203,7 @@ STOPWORDS = frozenset("""a an the is are was were be been being am in on of to a
 she they we you i me him his her their them with at by for from video clip person someone answer option correct
 think there here some any just very also like looks look seems seem appears while who which what when where how do does
 did has have had can could would should will may might must as into onto out then than one ones thing something
-whole time all each both so well yes shown showing scene anything everything nothing somewhere anywhere
+whole time all each both so well yes shown showing scene anything everything nothing somewhere anywhere because since
 theres thats whats heres hes shes theyre im ive id youre lets""".split())
 
 #: negation in every language of the table: a clause that has one denies what it names
@@ -226,13 +256,13 @@ def _index() -> tuple[dict[str, tuple[str, ...]], dict[str, tuple[str, ...]], re
     lines = re.sub(r"\n ", " ", _TABLE.strip()).splitlines()
     for line in lines:
         name, forms = line.split(":", 1)
-        concept = tuple(stem(w) for w in name.replace("_", " ").split()) if name != "right_side" else ("right",)
-        if name in {"pick_up", "put_down"}:
-            concept = (name,)
+        concept = tuple(w if "_" in w else stem(w) for w in name.split())
+        if name == "right_side":
+            concept = ("right",)
         for form in [name, *forms.split()] if name not in {"right_side", "climate change"} else forms.split():
             form = _fold(form)
-            if "_" in form or _CJK.search(form):
-                phrases[form.replace("_", " ")] = concept
+            if "_" in form or "-" in form or _CJK.search(form):
+                phrases[form.replace("_", " ").replace("-", " ")] = concept
             elif form.endswith("*"):
                 stems[form[:-1]] = concept
             else:
@@ -243,13 +273,13 @@ def _index() -> tuple[dict[str, tuple[str, ...]], dict[str, tuple[str, ...]], re
     alternatives = sorted(phrases, key=len, reverse=True)
     pattern = re.compile("|".join(
         (re.escape(p).replace(r"\*", r"\w*").replace(r"\ ", r"\s+") if _CJK.search(p) else
-         r"(?<!\w)" + re.escape(p).replace(r"\*", r"\w*").replace(r"\ ", r"\s+") + r"(?!\w)") for p in alternatives))
+         r"(?<!\w)" + re.escape(p).replace(r"\*", r"\w*").replace(r"\ ", r"[\s-]+") + r"(?!\w)") for p in alternatives))
     keyed = {p.replace("*", ""): c for p, c in phrases.items()}
     return words, stems, pattern, keyed
 
 
 def _phrase_concept(found: str, keyed: dict[str, tuple[str, ...]]) -> tuple[str, ...]:
-    found = re.sub(r"\s+", " ", found)
+    found = re.sub(r"[\s-]+", " ", found)
     if found in keyed:
         return keyed[found]
     for phrase, concept in keyed.items():  # a phrase with a stem (``воздушн* зме*``)

@@ -63,9 +63,15 @@ _NUMBER_WORDS = {w: str(i) for i, w in enumerate(("zero", "one", "two", "three",
                                                      "eight", "nine", "ten"))} | {"once": "1", "twice": "2", "thrice": "3"}
 
 
+#: a prefix joined by a hyphen (``non-stop``, ``counter-clockwise``), and ``counter clockwise`` / ``anti-clockwise``,
+#: which is one word: not ``clockwise``
+_JOINED = re.compile(r"\b(?:(counter|anti)[\s-]*(clockwise)|(non|anti|counter)-(?=\w))")
+
+
 def normalize(text: str) -> str:
     """Lower case, punctuation to spaces, articles dropped, number words as digits, whitespace collapsed."""
-    words = re.sub(r"[^\w\s']", " ", text.lower()).replace("'", "").split()
+    text = _JOINED.sub(lambda m: "counterclockwise" if m.group(2) else m.group(3), text.lower())
+    words = re.sub(r"[^\w\s']", " ", text).replace("'", "").split()
     return " ".join(_NUMBER_WORDS.get(w, w) for w in words if w not in _ARTICLES)
 
 
