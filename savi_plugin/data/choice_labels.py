@@ -169,6 +169,9 @@ _FOREIGN_CUES = [(re.compile(p, re.IGNORECASE), english) for p, english in (
     (r"(?:정답|답변|답)(?=\s*[:：])", "answer"),
     (r"\b(?:opci[oó]n|opç[ãa]o|opzione|alternativa)\b", "option"),
     (r"вариант|選択肢|선택지|보기", "option "),
+    (r"\b(?:je\s+(?:choisis|prends|dirais)|j'opte\s+pour|ich\s+(?:w[äa]hle|nehme|sage)|ich\s+entscheide\s+mich\s+f[üu]r|"
+     r"(?:eu\s+)?escolho|(?:yo\s+)?(?:elijo|escojo)|me\s+quedo\s+con|(?:io\s+)?scelgo|ik\s+kies|(?:я\s+)?выбираю|"
+     r"мой\s+выбор\s*(?:—|-|:)?)(?:\s+(?:la|le|l'|el|a|o|die|den|het))?(?=\s)", "I choose"),
     (r"\bc'est\s+(?:l'option\s+|la\s+)?", "it is "),
     (r"\bes\s+la\s+", "it is "),
     (r"\bist\s+(?:option\s+)?", "is "),

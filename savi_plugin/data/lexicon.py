@@ -196,6 +196,14 @@ right_side: derecha droite rechts direita destra правой правую сп�
 """
 
 _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af]")
+#: verbs whose particle may follow the object (``picks the cup up``, ``switches the light on``): the concept, and
+#: the words between kept
+_SPLIT_VERBS = [(re.compile(rf"\b{verb}\w*\s+((?:(?!{particle}\b)\w+\s+){{1,3}}?){particle}\b"), concept)
+                for verb, particle, concept in (("pick", "up", "pick_up"), ("put", "down", "put_down"),
+                                                ("set", "down", "put_down"), ("turn", "on", "turn_on"),
+                                                ("switch", "on", "turn_on"), ("turn", "off", "turn_off"),
+                                                ("switch", "off", "turn_off"), ("take", "out", "take_out"),
+                                                ("throw", "away", "throw"))]
 _NO_CONCEPT = {"kind_of": "", "sort_of": "", "a_lot_of": "", "in_front_of": "front", "on_top_of": "top"}
 
 #: words that carry no content here (English function words and the words of every answer)
@@ -312,6 +320,10 @@ def concepts(text: str) -> set[str]:
         return " "
 
     text = phrases.sub(take, text)
+    for pattern, concept in _SPLIT_VERBS:
+        text, n = pattern.subn(lambda m: f" {m.group(1)} ", text)
+        if n:
+            found.add(concept)
     for word in re.findall(r"\w+", text):
         if word in STOPWORDS or word.isdigit() or _CJK.search(word) or _NEGATION.fullmatch(word):
             continue
