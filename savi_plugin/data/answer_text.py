@@ -197,7 +197,7 @@ _CORRECTION = re.compile(
     r"i\s+mean(?:t)?|let\s+me\s+correct(?:\s+(?:that|myself))?|"
     r"(?:my\s+)?(?:previous|earlier|first|initial|last)\s+answer\b[^.;\n]{0,20}?\b(?:was|is)\s+(?:wrong|incorrect|a\s+mistake))"
     r"\b[\s,:;.!-]*"
-    r"|(?:\.\.\.|…|[,;])\s*no\s*[,.!]\s*"
+    r"|(?:\.\.\.|…|[,;?])\s*no\s*[,.!]\s*"
     r"|(?<=\w)\s*,?\s*but\s+(?:it(?:'s|’s|\s+is|\s+was)|(?:the\s+)?(?:correct\s+)?answer\s+is|actually)\b\s*")
 _THOUGHT = re.compile(r"(?i)\b(?:(?:at\s+)?first|initially|originally)\b[^.\n]*?\bthought\b|\bi\s+thought\b")
 _HEDGE = re.compile(r"(?i)\b(?:could|might|may|maybe|perhaps|possibly|probably|or|either|also)\b")

@@ -79,7 +79,7 @@ from savi_plugin.data.choice_labels import (
     case_insensitive_cues,
     concludes,
 )
-from savi_plugin.data.lexicon import concepts, negated
+from savi_plugin.data.lexicon import PARTICLES, concepts, negated
 from savi_plugin.data.options import (
     LETTERS,
     Choice,
@@ -146,8 +146,26 @@ def _by_text(text: str, options: Sequence[str], letters: str) -> Choice | None:
         return None
     longest = max(stated, key=lambda i: len(texts[i]))
     if all(f" {texts[i]} " in f" {texts[longest]} " for i in present):
+        if len(words) > len(texts[longest].split()) and _names_another(text, texts[longest].split(), options, letters, longest):
+            return Choice(None, "ambiguous")  # "The woman is cooking while talking on the phone"
         return Choice(longest, "option_text")
     return Choice(None, "ambiguous")  # "red or green"; "There are 3 people in 2 rooms"
+
+
+def _names_another(text: str, phrase: list[str], options: Sequence[str], letters: str, index: int) -> bool:
+    """Whether the sentence of an answer that states one option's text also names what sets another option apart
+    (``"The woman is cooking while talking on the phone"``)."""
+    _, own, cjk = _option_meanings(tuple(strip_option_prefix(o, letter) for letter, o in zip(letters, options)))
+    for sentence in re.split(r"[.!?\n。！？]+", text):
+        words = normalize(sentence).split()
+        starts = set(_occurrences(words, phrase))
+        if not starts:
+            continue
+        rest = [w for k, w in enumerate(words) if not any(s <= k < s + len(phrase) for s in starts)]
+        named = _clause_meanings(" ".join(rest), cjk)
+        if any(d & named for j, d in enumerate(own) if j != index):
+            return True
+    return False
 
 
 def _short_option_stated(words: list[str], start: int, clause_ends: set[int],
@@ -237,6 +255,9 @@ _UNSURE = re.compile(r"(?i)\b(?:unclear|not\s+clear|hard\s+to\s+(?:tell|say)|imp
 _HAN_OPTION = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af]")
 
 
+_PARTICLES_ANY = PARTICLES | {f"~{p}" for p in PARTICLES}
+
+
 @lru_cache(maxsize=256)
 def _option_meanings(texts: tuple[str, ...]) -> tuple[list[set[str]], list[set[str]], list[str]]:
     """``(concepts, own, cjk)`` of each option: its concepts (:func:`~savi_plugin.data.lexicon.concepts`), those no
@@ -244,6 +265,9 @@ def _option_meanings(texts: tuple[str, ...]) -> tuple[list[set[str]], list[set[s
     cjk = [re.sub(r"[\s\W]+", "", t) if _HAN_OPTION.search(t) else "" for t in texts]
     sets = [_clause_meanings(t, cjk) for t in texts]
     own = [t - set().union(*(u for j, u in enumerate(sets) if j != i)) for i, t in enumerate(sets)]
+    own = [d - _PARTICLES_ANY or d for d in own]  # "in" tells options apart only where nothing else does
+    kept = set().union(*own)
+    sets = [{c for c in t if c.lstrip("~") not in PARTICLES or c in kept} for t in sets]
     return sets, own, cjk
 
 
@@ -265,8 +289,27 @@ def _by_meaning(text: str, options: Sequence[str], letters: str) -> Choice | Non
     dog"``), and no negated clause names them."""
     if is_non_answer(text) or _UNSURE.search(text) or text.rstrip().endswith(("?", "？")):
         return None
+    choice = _meaning(text, options, letters)
+    if choice is not None and choice.method == "ambiguous":  # reasoning that ends "..., so she turned back because ..."
+        last = None
+        for last in _CONCLUDING.finditer(text):
+            pass
+        if last is not None and text[last.end():].strip():
+            concluded = _meaning(text[last.end():], options, letters)
+            if concluded is not None and concluded.index is not None:
+                return concluded
+    return choice
+
+
+#: where a reasoning states its conclusion
+_CONCLUDING = re.compile(r"(?i)\b(?:so|therefore|thus|hence|in\s+conclusion|which\s+means|this\s+means)\b")
+
+
+def _meaning(text: str, options: Sequence[str], letters: str) -> Choice | None:
+    """:func:`_by_meaning` on one stretch of text."""
     sets, own, cjk = _option_meanings(tuple(strip_option_prefix(o, letter) for letter, o in zip(letters, options)))
-    affirmed = _clause_meanings(text, cjk)
+    kept = set().union(*own)
+    affirmed = {c for c in _clause_meanings(text, cjk) if c.lstrip("~") not in PARTICLES or c in kept}
     denied = {c[1:] for c in affirmed if c.startswith("~")}
     touched = [i for i, d in enumerate(own) if d & affirmed]
     if len(touched) > 1:  # "C is cooking food in the kitchen": all of "C prepares a meal", one word of "C cleans the kitchen"
@@ -278,6 +321,9 @@ def _by_meaning(text: str, options: Sequence[str], letters: str) -> Choice | Non
         return None
     i = touched[0]
     hit = own[i] & affirmed
+    subjects = sets[i] & _SUBJECTS
+    if subjects and affirmed & _SUBJECTS and not affirmed & subjects:
+        return None  # "The man is reading a book" is not "The woman is reading a book"
     if own[i] & denied or _labelled_otherwise(text, letters, i):
         return None
     setting = sets[i] - own[i] - _SUBJECTS  # what the option shares with others: "door" in "the man opens the door"
@@ -564,7 +610,6 @@ def _read(text: str, options: Sequence[str], letters: str) -> Choice:
     for rule in (lambda: by_letter(cued, letters, LETTERS, words), lambda: by_number(cued, options),
                  lambda: _by_text(_label_stripped(text), options, letters),
                  lambda: _by_prefix(_label_stripped(text), options, letters),
-                 lambda: _by_content_words(_label_stripped(text), options, letters),
                  lambda: _by_meaning(_label_stripped(text), options, letters),
                  lambda: _by_order(_label_stripped(text), options, letters)):
         choice = rule()

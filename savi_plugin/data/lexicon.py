@@ -29,7 +29,7 @@ man: men guy gentleman male hombre hombres homme hommes mann manner maenner home
  男人 男子 男性 男的 男の人 남자 남성
 woman: women lady ladies female mujer mujeres femme femmes frau frauen mulher mulheres donna donne женщин* девушк*
  女人 女子 女性 女的 女の人 여자 여성
-child: kid kids children boy boys girl girls toddler nino nina ninos ninas enfant enfants garcon fille kinder
+child: kid kids children +boy +boys +girl +girls toddler nino nina ninos ninas enfant enfants garcon kinder
  kindern ein_kind das_kind einem_kind dem_kind crianca criancas menino menina bambino bambina bambini ребен* ребён* дети детей мальчик* девочк*
  孩子 小孩 儿童 男孩 女孩 子供 子ども 男の子 女の子 아이 어린이 소년 소녀
 person: someone somebody people persona personas personne personnes mensch menschen pessoa pessoas человек* люди
@@ -44,7 +44,7 @@ doctor: physician medico medecin arzt arztin врач* 医生 医者 의사
 patient: paciente patient patientin paziente пациент* 病人 患者 환자
 father: dad daddy padre papa pere vater vati pai отец отца отцом папа 父亲 爸爸 父 お父さん 아버지 아빠
 mother: mom mum mommy madre mama mere mutter mae мать мама 母亲 妈妈 母 お母さん 어머니 엄마
-son: hijo fils sohn filho figlio сын* 儿子 息子 아들
+son: hijo sohn filho figlio сын* 儿子 息子 아들
 c: camera_wearer the_wearer
 dog: puppy perro perros chien chiens hund hunde cachorro cao caes cane собак* пёс пес щен* 狗 犬 강아지
 cat: kitten gato gatos chatte katze katzen gatto кошк* кот котёнок котенок 猫 고양이
@@ -61,11 +61,11 @@ table: desk mesa mesas tisch tavolo стол* 桌子 桌 テーブル 탁자 테
 chair: seat silla chaise stuhl cadeira sedia стул* 椅子 의자
 sofa: couch sillon canape kanapee divan диван* 沙发 ソファ 소파
 bed: cama bett letto кроват* 床 ベッド 침대
-cup: mug glass taza vaso tasse verre becher copo tazza bicchiere чашк* кружк* стакан* 杯子 杯 カップ コップ 컵 잔
+cup: +mug +glass taza vaso tasse verre becher copo tazza bicchiere чашк* кружк* стакан* 杯子 杯 カップ コップ 컵 잔
 bottle: botella bouteille flasche garrafa bottiglia бутылк* 瓶子 瓶 ボトル 병
-plate: dish bowl plato platos assiette teller prato piatto тарелк* 盘子 碗 皿 お皿 접시 그릇
+plate: +dish +bowl plato platos assiette teller prato piatto тарелк* 盘子 碗 皿 お皿 접시 그릇
 knife: cuchillo couteau messer faca coltello нож* 刀 刀子 ナイフ 包丁 칼
-phone: smartphone cellphone telephone telefono telefone telefon handy telefonino телефон* 手机 电话 電話 携帯 スマホ 전화 휴대폰
+phone: smartphone cellphone cell mobile telephone telefono telefone telefon handy telefonino телефон* 手机 电话 電話 携帯 スマホ 전화 휴대폰
 book: libro livre buch livro книг* 书 书本 책
 ball: pelota balon balle ballon kugel bola palla мяч* 球 ボール
 box: caja boite kiste karton caixa scatola коробк* ящик* 盒子 箱子 箱 상자
@@ -84,11 +84,11 @@ flower: flowers blossom bouquet bunch_of_flowers flor flores fleur fleurs blume 
 fridge: refrigerator refrigerador nevera frigo refrigerateur kuhlschrank geladeira frigorifero холодильник* 冰箱 冷蔵庫 냉장고
 pot: saucepan olla casserole topf panela pentola кастрюл* 锅 鍋 냄비
 water: agua eau wasser acqua вод* 水
-vegetable: vegetables veggie veggies carrot carrots pepper peppers onion onions tomato tomatoes potato potatoes
- lettuce cucumber verdura verduras legume legumes gemuse gemuese овощ* 菜 蔬菜 野菜 채소 야채
-fruit: fruits apple apples banana bananas fruta frutas obst frutta фрукт* 水果 果物 과일
+vegetable: vegetables veggie veggies +carrot +carrots +pepper +peppers +onion +onions +tomato +tomatoes +potato +potatoes
+ +lettuce +cucumber verdura verduras legume legumes gemuse gemuese овощ* 菜 蔬菜 野菜 채소 야채
+fruit: fruits +apple +apples +banana +bananas +orange +oranges +grape +grapes fruta frutas obst frutta фрукт* 水果 果物 과일
 pole: post lamppost poste pfosten palo столб* 杆 柱子 电线杆 電柱 기둥
-street: road avenue calle carretera rue strasse rua strada улиц* дорог* 街 马路 道路 街道 通り 거리 도로
+street: road avenue carretera rue strasse rua strada улиц* дорог* 街 马路 道路 街道 通り 거리 도로
 house: home casa maison haus дом* 房子 住宅
 kitchen: cocina cuisine kuche cozinha cucina кухн* 厨房 台所 キッチン 부엌 주방
 floor: ground suelo boden chao pavimento пол 地板 地面 바닥
@@ -99,13 +99,13 @@ open: opening abre abrir abriendo ouvre ouvrir ouvert offnet oeffnet offnen abri
  открыл* открой 打开 开门 開け 開く 開ける 열고 엽니다 열어
 close: shut closing cierra cerrar cerrando ferme fermer schliesst schliessen fecha fechar chiude chiudere закрыва*
  закрыл* закрой 关上 关门 关闭 閉め 閉じ 閉める 닫 닫습니다 닫고
-knock: tap taps tapping rap knuckles golpea tocando frappe frapper klopft klopfen bate batendo bussa стуч* постуч*
+knock: tap*_on tap*_at tap*_on_the_door knuckles golpea tocando frappe frapper klopft klopfen bate batendo bussa стуч* постуч*
  敲 敲门 ノック 叩 두드 노크
 lock: locks cerradura cierra_con_llave verrouille abschliesst tranca chiude_a_chiave запира* запер* 锁 锁上 鍵を掛け
  鍵をかけ 施錠 잠그 잠급 잠가 잠갔
 walk: stroll strolling walking camina caminando pasea paseando promene promener marche geht spazieren anda andando
  passeia cammina passeggia гуля* идет идёт 走 散步 遛 歩 散歩 걷 걸어 산책
-run: jog jogging sprint corre corriendo court courir lauft rennt corre correndo бег* бежит 跑 走る 달리 뛰
+run: jog jogging sprint corre corriendo courir lauft rennt corre correndo бег* бежит 跑 走る 달리 뛰
 sit: seated sitting sentado sienta assis setzt sitzt sentada siede сид* сел 坐 座っ 座る 앉
 stand: standing de_pie debout steht em_pe in_piedi стоит стоят 站 立って 서 있
 fall: trip tripped tumble fall_down fell_down hit_the_ground cae cayo cayendo tombe tomber fallt sturzt cai caiu cade
@@ -120,7 +120,7 @@ catch: atrapa attrape fangt afferra лови* 捕ま 잡
 hold: holding sostiene tient segura держ* 拿 持って 들고
 carry: carrying lleva tragt carrega нес* 拿着 搬 운반
 pick_up: pick*_up pick*_it_up lift recoge ramasse hebt pega raccoglie поднима* 捡 拾 줍
-put_down: put*_down put*_it_down set*_down plac*_down deja pose legt coloca posa кладе* полож* 放下 놓
+put_down: put*_down put*_it_down set*_down plac*_down deja legt coloca posa кладе* полож* 放下 놓
 eat: eating comiendo mange isst comendo mangia ест 吃 食べ 먹
 drink: drinking bebe bebiendo boit trinkt bevendo beve пьет пьёт 喝 飲 마시
 cook: cooking cocina cocinando cuisine kocht cozinha cucina готовит* 做饭 烹饪 料理 요리
@@ -135,7 +135,7 @@ fly: flying flies flew vuela volando vole fliegt steigen_lasst steigen_lassen vo
 play: playing juega jugando joue spielt brinca gioca игра* 玩 遊 놀
 dance: dancing baila danse tanzt danca balla танцу* 跳舞 踊 춤
 sing: singing canta chante singt поет поёт 唱 歌 노래
-read: reading lee liest legge чита* 读 看书 読 읽
+read: reading lee leyendo leer liest lesen legge lendo чита* 读 看书 読 읽
 write: writing escribe ecrit schreibt escreve scrive пиш* 写 書
 talk: speak chat chatting talking speaking habla parle spricht fala parla говор* разговарива* 说话 聊天 話 말하 이야기
 sell: selling vende vend verkauft продае* 卖 売
@@ -144,7 +144,7 @@ pay: paying paga paie zahlt плати* 付钱 支付 払 지불
 enter: walk_in walks_in walked_in come_in comes_in came_in entra entrando betritt kommt_herein вход* заход* 进入 进来 走进 入る 들어
 leave: exit exits go_out goes_out salir quitte verlasst sai esce выход* уход* 离开 出る 나가
 rotate: spin spins spinning turn turns turning rota gira tourne dreht вращ* поворач* 转 旋转 回転 회전
-still: motionless stationary immobile stays_still stay_still standing_still not_moving doesnt_move does_not_move
+still: motionless stationary immobile stays_still stay_still stay*_in_place stay*_put stands_still standing_still not_moving doesnt_move does_not_move
  didnt_move did_not_move doesnt_rotate does_not_rotate didnt_rotate did_not_rotate not_rotating no_rotation
  does_not_turn doesnt_turn quieto inmovil no_se_mueve ne_bouge_pas bewegt_sich_nicht parado fermo неподвиж*
  не_двига* 不动 静止 止まって 動かない 움직이지
@@ -153,6 +153,12 @@ clockwise: same_way_as_a_clock* same_way_a_clock* same_direction_as_a_clock* lik
  horario sens_horaire uhrzeigersinn im_uhrzeigersinn sentido_horario senso_orario по_часовой 顺时针 時計回り 시계방향
 counterclockwise: anticlockwise counter_clockwise anti_clockwise opposite_to_a_clock* opposite_way_to_a_clock* opposite_direction_to_a_clock* opposite_of_a_clock* antihorario sens_antihoraire
  gegen_den_uhrzeigersinn sentido_anti-horario senso_antiorario против_часовой 逆时针 反時計回り 시계반대방향
+sleep: asleep sleeping sleeps slept dozing dozes napping nap duerme durmiendo dormido dormida dort dormir dormant
+ schlaft schlaeft schlafend dorme dormindo dormendo спит спящ* 睡觉 睡着 在睡 寝て 眠 자고 잠을 잡니다
+fast: faster quick quickly quicker speed*_up accelerat* rapido rapida rapidamente schnell schneller plus_vite vite
+ veloce piu_veloce быстр* 快 更快 速く 速い 빠르 빨리
+slow: slower slowly slowing slows slowed lento lenta lentamente langsam langsamer plus_lent lentement piu_lento
+ медленн* 慢 更慢 遅 느리 천천히
 arrive: arrives arrived arriving coming come came approach approaches approaching pull_up pulls_up llega arrive
  ankommt kommt chega arriva приезжа* подъезжа* 到 来了 到着 来る 도착
 stop: halt halts halted come*_to_a_stop came_to_a_stop se_detiene sarrete halt_an hält_an anhält parou
@@ -166,8 +172,8 @@ turn_on: turn*_on turn*_it_on switch*_on switch*_it_on enciende allume schaltet_
 turn_off: turn*_off turn*_it_off switch*_off switch*_it_off apaga eteint schaltet_aus macht_aus desliga spegne выключа* 关灯 消し 끄
 cook food: prepar*_a_meal prepar*_food prepar*_dinner prepar*_lunch prepar*_breakfast mak*_a_meal mak*_food mak*_dinner
  mak*_lunch mak*_breakfast cook*_a_meal cook*_food cook*_dinner 做饭 做菜 料理を作 요리를
-food: meal meals dinner lunch breakfast comida nourriture essen cibo еда 食物 食べ物 음식
-happy: cheerful joyful glad delighted pleased feliz contento contenta heureux heureuse glucklich
+food: meal meals +dinner +lunch +breakfast comida nourriture essen cibo еда 食物 食べ物 음식
+happy: cheerful joyful glad delighted feliz contento contenta heureux heureuse glucklich
  froh felice счастлив* радост* довол* 开心 高兴 快乐 嬉し 楽し 幸せ 행복 기뻐
 angry: mad furious anger annoyed irritated enojado enojada enfadado enfadada furioso en_colere fache wutend
  verargert zangado zangada arrabbiato arrabbiata злой злая злится сердит* 生气 愤怒 怒 화가 화난
@@ -191,8 +197,8 @@ yellow: amarillo amarilla jaune gelb amarelo giallo желт* жёлт* 黄 노�
 black: negro negra noir noire schwarz preto nero черн* чёрн* 黑 黒 검은 검정
 white: blanco blanca blanc blanche weiss branco bianco бел* 白 흰 하얀
 under: below beneath underneath debajo bajo sous unter embaixo sotto под 下面 底下 아래 밑
-left: izquierda gauche links esquerda sinistra левой левую слева налево 左 왼쪽
-right_side: derecha droite rechts direita destra правой правую справа направо 右 오른쪽
+left: leftward leftwards izquierda gauche links esquerda sinistra левой левую слева налево 左 왼쪽
+right_side: rightward rightwards derecha droite rechts direita destra правой правую справа направо 右 오른쪽
 """
 
 _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af]")
@@ -206,12 +212,21 @@ _SPLIT_VERBS = [(re.compile(rf"\b{verb}\w*\s+((?:(?!{particle}\b)\w+\s+){{1,3}}?
                                                 ("throw", "away", "throw"))]
 _NO_CONCEPT = {"kind_of": "", "sort_of": "", "a_lot_of": "", "in_front_of": "front", "on_top_of": "top"}
 
+#: little words that tell options apart only where nothing else does (``"Zooming in"`` / ``"Zooming out"``)
+PARTICLES = frozenset({"in", "out", "up", "down", "on", "off"})
+
 #: words that carry no content here (English function words and the words of every answer)
 STOPWORDS = frozenset("""a an the is are was were be been being am in on of to and or it its this that these those he
 she they we you i me him his her their them with at by for from video clip person someone answer option correct
 think there here some any just very also like looks look seems seem appears while who which what when where how do does
 did has have had can could would should will may might must as into onto out then than one ones thing something
 whole time all each both so well yes shown showing scene anything everything nothing somewhere anywhere because since
+el la los las un una unos unas del al en con por para y est esta estan era fue se lo le les su sus que ella ellos
+une des du et ou sont il elle ils elles ce cette sa ses qui dans sur avec pour par
+der die dem des ein eine einen einem einer und oder ist sind er sie es mit auf im am zu vom zum zur aus bei
+os um uma do da dos das em no na nos nas ele ela com
+lo gli uno di della sono lui lei per che het een hij zij op
+и в на с он она они это что
 theres thats whats heres hes shes theyre im ive id youre lets""".split())
 
 #: negation in every language of the table: a clause that has one denies what it names
@@ -269,6 +284,10 @@ def _index() -> tuple[dict[str, tuple[str, ...]], dict[str, tuple[str, ...]], re
             concept = ("right",)
         for form in [name, *forms.split()] if name not in {"right_side", "climate change"} else forms.split():
             form = _fold(form)
+            if form.startswith("+"):  # a kind of the concept, which keeps its own identity: carrot -> carrot, vegetable
+                form = form[1:]
+                words[form] = words[stem(form)] = (stem(form), *concept)
+                continue
             if "_" in form or "-" in form or _CJK.search(form):
                 phrases[form.replace("_", " ").replace("-", " ")] = concept
             elif form.endswith("*"):
@@ -325,6 +344,9 @@ def concepts(text: str) -> set[str]:
         if n:
             found.add(concept)
     for word in re.findall(r"\w+", text):
+        if word in PARTICLES:
+            found.add(word)
+            continue
         if word in STOPWORDS or word.isdigit() or _CJK.search(word) or _NEGATION.fullmatch(word):
             continue
         found.update(c for c in _word_concepts(word, words, stems) if c not in STOPWORDS)
