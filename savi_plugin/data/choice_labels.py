@@ -178,8 +178,14 @@ _FOREIGN_CUES = [(re.compile(p, re.IGNORECASE), english) for p, english in (
 )]
 
 
+#: any of the foreign cues: one search tells whether any substitution is needed
+_ANY_FOREIGN_CUE = re.compile("|".join(f"(?:{pattern.pattern})" for pattern, _ in _FOREIGN_CUES), re.IGNORECASE)
+
+
 def english_cues(text: str) -> str:
     """The answer with foreign answer/option cues replaced by the English ones the claim patterns read."""
+    if not _ANY_FOREIGN_CUE.search(text):
+        return text
     for pattern, english in _FOREIGN_CUES:
         text = pattern.sub(english, text)
     return text

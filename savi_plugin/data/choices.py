@@ -79,7 +79,7 @@ from savi_plugin.data.choice_labels import (
     case_insensitive_cues,
     concludes,
 )
-from savi_plugin.data.lexicon import PARTICLES, concepts, negated
+from savi_plugin.data.lexicon import PARTICLES, concepts, negated, read
 from savi_plugin.data.options import (
     LETTERS,
     Choice,
@@ -277,8 +277,9 @@ def _clause_meanings(text: str, cjk: Sequence[str]) -> set[str]:
     named: set[str] = set()
     for clause in _CLAUSE.split(text):
         if clause and not clause.isspace():
-            found = concepts(clause) | {f"<{c}>" for c in cjk if c and c in clause}
-            named |= {f"~{c}" for c in found} if negated(clause) else found
+            said, denies = read(clause)
+            found = said | {f"<{c}>" for c in cjk if c and c in clause}
+            named |= {f"~{c}" for c in found} if denies else found
     return named
 
 

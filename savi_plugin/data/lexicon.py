@@ -271,8 +271,9 @@ def _fold(text: str) -> str:
 
 
 @lru_cache(maxsize=1)
-def _index() -> tuple[dict[str, tuple[str, ...]], dict[str, tuple[str, ...]], re.Pattern, dict[str, tuple[str, ...]]]:
-    """``(words, stems, phrases, phrase concepts)``: the table as lookups (built once)."""
+def _index() -> tuple[dict, dict, re.Pattern, re.Pattern, dict, frozenset, tuple[str, ...]]:
+    """The table as lookups, built once: ``(words, stems, latin phrases, cjk phrases, phrase concepts, first words
+    of the latin phrases, first-word stems of the latin phrases)``."""
     words: dict[str, tuple[str, ...]] = {}
     stems: dict[str, tuple[str, ...]] = {}
     phrases: dict[str, tuple[str, ...]] = {}
@@ -297,12 +298,19 @@ def _index() -> tuple[dict[str, tuple[str, ...]], dict[str, tuple[str, ...]], re
                 words.setdefault(stem(form), concept)
     for phrase, replacement in _NO_CONCEPT.items():
         phrases[phrase.replace("_", " ")] = (replacement,) if replacement else ()
-    alternatives = sorted(phrases, key=len, reverse=True)
-    pattern = re.compile("|".join(
-        (re.escape(p).replace(r"\*", r"\w*").replace(r"\ ", r"\s+") if _CJK.search(p) else
-         r"(?<!\w)" + re.escape(p).replace(r"\*", r"\w*").replace(r"\ ", r"[\s-]+") + r"(?!\w)") for p in alternatives))
+    latin = sorted((p for p in phrases if not _CJK.search(p)), key=len, reverse=True)
+    cjk = sorted((p for p in phrases if _CJK.search(p)), key=len, reverse=True)
+
+    def alternative(p: str, gap: str) -> str:
+        return re.escape(p).replace(r"\*", r"\w*").replace(r"\ ", gap)
+
+    latin_pattern = re.compile(r"(?<!\w)(?:" + "|".join(alternative(p, r"[\s-]+") for p in latin) + r")(?!\w)")
+    cjk_pattern = re.compile("|".join(alternative(p, r"\s+") for p in cjk))
     keyed = {p.replace("*", ""): c for p, c in phrases.items()}
-    return words, stems, pattern, keyed
+    _STARRED.update(p.replace("*", "") for p in phrases if "*" in p)
+    firsts = [p.split(" ", 1)[0] for p in latin]
+    return (words, stems, latin_pattern, cjk_pattern, keyed, frozenset(f for f in firsts if not f.endswith("*")),
+            tuple(sorted({f[:-1] for f in firsts if f.endswith("*")})))
 
 
 def _phrase_concept(found: str, keyed: dict[str, tuple[str, ...]]) -> tuple[str, ...]:
@@ -310,6 +318,8 @@ def _phrase_concept(found: str, keyed: dict[str, tuple[str, ...]]) -> tuple[str,
     if found in keyed:
         return keyed[found]
     for phrase, concept in keyed.items():  # a phrase with a stem (``воздушн* зме*``)
+        if phrase not in _STARRED:
+            continue
         parts = phrase.split(" ")
         if len(parts) == len(found.split(" ")) and all(w.startswith(p) for w, p in zip(found.split(" "), parts)):
             return concept
@@ -328,9 +338,16 @@ def _word_concepts(word: str, words: dict, stems: dict) -> tuple[str, ...]:
     return (key,)
 
 
-def concepts(text: str) -> set[str]:
-    """The concepts ``text`` names (its content words, read through the table), without function words."""
-    words, stems, phrases, keyed = _index()
+_STARRED: set[str] = set()  # the phrases of the table with a stem (filled by _index)
+_SPLIT_VERB_WORDS = ("pick", "put", "set", "turn", "switch", "take", "throw")
+
+
+@lru_cache(maxsize=8192)
+def read(text: str) -> tuple[frozenset[str], bool]:
+    """``(concepts, negated)``: the concepts ``text`` names (its content words read through the table, without
+    function words), and whether it is negated in any language of the table (phrases such as ``does not move``,
+    which name a concept of their own, set aside first)."""
+    words, stems, latin, cjk, keyed, firsts, first_stems = _index()
     text = _APOSTROPHE.sub("", _fold(text))
     found: set[str] = set()
 
@@ -338,11 +355,16 @@ def concepts(text: str) -> set[str]:
         found.update(c for c in _phrase_concept(m.group(0), keyed) if c)
         return " "
 
-    text = phrases.sub(take, text)
-    for pattern, concept in _SPLIT_VERBS:
-        text, n = pattern.subn(lambda m: f" {m.group(1)} ", text)
-        if n:
-            found.add(concept)
+    tokens = re.findall(r"\w+", text)
+    if any(t in firsts or t.startswith(first_stems) for t in tokens):
+        text = latin.sub(take, text)
+    if _CJK.search(text):
+        text = cjk.sub(take, text)
+    if any(verb in text for verb in _SPLIT_VERB_WORDS):
+        for pattern, concept in _SPLIT_VERBS:
+            text, n = pattern.subn(lambda m: f" {m.group(1)} ", text)
+            if n:
+                found.add(concept)
     for word in re.findall(r"\w+", text):
         if word in PARTICLES:
             found.add(word)
@@ -350,11 +372,14 @@ def concepts(text: str) -> set[str]:
         if word in STOPWORDS or word.isdigit() or _CJK.search(word) or _NEGATION.fullmatch(word):
             continue
         found.update(c for c in _word_concepts(word, words, stems) if c not in STOPWORDS)
-    return found
+    return frozenset(found), _NEGATION.search(text) is not None
+
+
+def concepts(text: str) -> set[str]:
+    """The concepts ``text`` names (:func:`read`)."""
+    return set(read(text)[0])
 
 
 def negated(clause: str) -> bool:
-    """Whether a clause is negated, in any language of the table (after phrases such as ``does not move``, which
-    name a concept of their own, are set aside)."""
-    _, _, phrases, _ = _index()
-    return _NEGATION.search(phrases.sub(" ", _APOSTROPHE.sub("", _fold(clause)))) is not None
+    """Whether a clause is negated (:func:`read`)."""
+    return read(clause)[1]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 from savi_plugin.constants import LETTERS
 
@@ -68,9 +69,12 @@ _NUMBER_WORDS = {w: str(i) for i, w in enumerate(("zero", "one", "two", "three",
 _JOINED = re.compile(r"\b(?:(counter|anti)[\s-]*(clockwise)|(non|anti|counter)-(?=\w))")
 
 
+@lru_cache(maxsize=8192)
 def normalize(text: str) -> str:
     """Lower case, punctuation to spaces, articles dropped, number words as digits, whitespace collapsed."""
-    text = _JOINED.sub(lambda m: "counterclockwise" if m.group(2) else m.group(3), text.lower())
+    text = text.lower()
+    if "-" in text or "clockwise" in text:
+        text = _JOINED.sub(lambda m: "counterclockwise" if m.group(2) else m.group(3), text)
     words = re.sub(r"[^\w\s']", " ", text).replace("'", "").split()
     return " ".join(_NUMBER_WORDS.get(w, w) for w in words if w not in _ARTICLES)
 
