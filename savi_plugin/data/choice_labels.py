@@ -273,7 +273,7 @@ def _concluded(text: str, claimed: list[tuple[int, str]], negated: set[str]) -> 
 def _statement_pattern(letters: str, words: str) -> re.Pattern:
     """An answer stated outright: a line that is only a label (``"A"``, ``"Final answer: (C)"``) or an answer cue
     and its label (``"the answer is B"``, ``"So the correct choice is D"``)."""
-    closed = rf"(?:(?P<w>[{words}])(?=\s*[)\].,;:!?]|\s*$)|(?P<p>[{''.join(c for c in letters if c not in words) or '_'}])(?![A-Za-z0-9'’]))"
+    closed = rf"(?:(?P<w>[{words}])(?=\s*[)\].,;:!?(]|\s*$)|(?P<p>[{''.join(c for c in letters if c not in words) or '_'}])(?![A-Za-z0-9'’]))"
     return re.compile(
         rf"(?m)^[ \t]*(?:(?:final\s+|correct\s+)?answer\s*(?:is)?\s*[:：]?\s*)?[(\[]?(?P<line>[{letters}])[)\]]?[ \t]*[.]?[ \t]*$"
         rf"|(?:\banswer|\b(?:correct|right|final|best)\s+(?:choice|option|one))\s*(?:is|would\s+be|will\s+be|should\s+be)?"
@@ -294,7 +294,8 @@ def by_letter(text: str, letters: str, all_letters: str, words: str = "AI") -> C
     """The choice made by a label (claims, then mentions), or None when no label names an option."""
     claims, negations, mentions = _claim_patterns(all_letters, words)
     text = _COMPARISON.sub(lambda m: " " * len(m.group(0)), text)  # same length: positions stay
-    claimed = _letters_at(claims, text)
+    claimed = [(at, c) for at, c in _letters_at(claims, text)  # "O homem abre a porta": a word, not label O
+               if c in letters or not re.match(r"\s+[^\W\d_A-Z]", text[at + 1:])]
     eliminated = {c for m in _ELIMINATED.finditer(text) for c in re.findall(r"\b[A-Z]\b", m.group(0))}
     if eliminated and not claimed or not set(c for _, c in claimed) - eliminated:
         rest = [c for c in letters if c not in eliminated]

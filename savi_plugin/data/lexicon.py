@@ -209,7 +209,10 @@ _SPLIT_VERBS = [(re.compile(rf"\b{verb}\w*\s+((?:(?!{particle}\b)\w+\s+){{1,3}}?
                                                 ("set", "down", "put_down"), ("turn", "on", "turn_on"),
                                                 ("switch", "on", "turn_on"), ("turn", "off", "turn_off"),
                                                 ("switch", "off", "turn_off"), ("take", "out", "take_out"),
-                                                ("throw", "away", "throw"))]
+                                                ("throw", "away", "throw"), ("cierr", "con llave", "lock"),
+                                                ("schliess", "ab", "lock"), ("sperr", "ab", "lock"),
+                                                ("sperr", "zu", "lock"), ("mach", "auf", "open"),
+                                                ("mach", "zu", "clos"))]
 _NO_CONCEPT = {"kind_of": "", "sort_of": "", "a_lot_of": "", "in_front_of": "front", "on_top_of": "top"}
 
 #: little words that tell options apart only where nothing else does (``"Zooming in"`` / ``"Zooming out"``)
@@ -339,7 +342,9 @@ def _word_concepts(word: str, words: dict, stems: dict) -> tuple[str, ...]:
 
 
 _STARRED: set[str] = set()  # the phrases of the table with a stem (filled by _index)
-_SPLIT_VERB_WORDS = ("pick", "put", "set", "turn", "switch", "take", "throw")
+_SPLIT_VERB_WORDS = ("pick", "put", "set", "turn", "switch", "take", "throw", "cierr", "schliess", "sperr", "mach")
+#: French and Italian elision: ``l'homme`` is ``l homme``
+_ELISION = re.compile(r"\b([ldnjcsmt]|qu)['’](?=\w)")
 
 
 @lru_cache(maxsize=8192)
@@ -348,7 +353,7 @@ def read(text: str) -> tuple[frozenset[str], bool]:
     function words), and whether it is negated in any language of the table (phrases such as ``does not move``,
     which name a concept of their own, set aside first)."""
     words, stems, latin, cjk, keyed, firsts, first_stems = _index()
-    text = _APOSTROPHE.sub("", _fold(text))
+    text = _APOSTROPHE.sub("", _ELISION.sub(r"\1 ", _fold(text)))
     found: set[str] = set()
 
     def take(m: re.Match) -> str:
