@@ -203,49 +203,8 @@ def _by_prefix(text: str, options: Sequence[str], letters: str) -> Choice | None
     return Choice(None, "ambiguous") if found else None
 
 
-_STOPWORDS = {"a", "an", "the", "is", "are", "was", "were", "be", "in", "on", "of", "to", "and", "or", "it", "its",
-              "this", "that", "he", "she", "they", "his", "her", "their", "with", "at", "by", "for", "from", "video",
-              "person", "someone", "answer", "option", "correct", "i", "think"}
-
-
-def _stem(word: str) -> str:
-    """A crude stem: ``closes``/``closing``/``closed`` -> ``clos``, ``running`` -> ``run``."""
-    for suffix in ("ing", "es", "ed", "s"):
-        if len(word) > len(suffix) + 2 and word.endswith(suffix):
-            word = word[: -len(suffix)]
-            return word[:-1] if len(word) > 2 and word[-1] == word[-2] and word[-1] not in "aeiouls" else word
-    return word
-
-
-def _content(text: str) -> set[str]:
-    return {_stem(w) for w in normalize(text).split() if w not in _STOPWORDS}
-
-
 #: who does it: an answer names them by a pronoun (``"He shuts the door"``)
 _SUBJECTS = frozenset({"man", "woman", "child", "person", "c", "boy", "girl", "baby"})
-
-
-def _by_content_words(text: str, options: Sequence[str], letters: str) -> Choice | None:
-    """A paraphrase that carries every word that sets one option apart (``"He closes the window"`` for
-    ``"The man closes the window."``): at least two such words -- or one word (not a number), in a short answer of
-    at most four content words that offers no alternative (``"He closed it."`` where only ``closes`` sets the
-    option apart) -- none of another option's, no negation."""
-    words = normalize(text).split()
-    if any(w in _NEGATORS or w in {"none", "neither"} for w in words):
-        return None
-    said = _content(text)
-    sets = [_content(strip_option_prefix(o, letter)) for letter, o in zip(letters, options)]
-    own = [t - set().union(*(u for j, u in enumerate(sets) if j != i)) for i, t in enumerate(sets)]
-    short = len(said) <= 4 and not {"or", "either", "maybe", "perhaps", "possibly"} & set(words)
-    found = [i for i, d in enumerate(own) if d and d <= said
-             and (len(d) >= 2 or short and not next(iter(d)).isdigit())]
-    touched = [i for i, d in enumerate(own) if d & said]
-    if len(found) == 1 and touched == found:
-        setting = sets[found[0]] - own[found[0]] - _SUBJECTS
-        if setting and not setting & said and said - sets[found[0]]:
-            return None  # "He opens the window" is not "the man opens the door"
-        return Choice(found[0], "option_words")
-    return None
 
 
 #: clause boundaries: negation is read per clause (``"He doesn't open the door; he knocks."``)
@@ -426,7 +385,7 @@ def parse_choice(response: str, options: Sequence[str]) -> Choice:
         return Choice(None, "retracted")  # "A. Wait, actually I'm not sure."
     if corrected is not None:
         choice = _read(corrected, options, letters)
-        if choice.index is not None and choice.method not in {"option_words", "option_meaning", "option_order"}:
+        if choice.index is not None:
             return choice
     retracted = after_retraction(answer)
     if retracted is not None and "no" not in {normalize(strip_option_prefix(o, c)) for c, o in zip(letters, options)}:
@@ -454,9 +413,8 @@ def _marked_option(text: str, letters: str) -> Choice | None:
         if m is None or m.group("label") not in letters or m.group("label") in seen:
             return None
         mark = (m.group("box") or m.group("verdict") or m.group("tick") or "").lower()
-        if not mark.strip():
-            if m.group("box") is None:
-                return None  # a line without a mark: not a marked list
+        if not mark.strip() and m.group("box") is None:
+            return None  # a line without a mark: not a marked list
         seen.add(m.group("label"))
         if mark in _POSITIVE:
             picked.add(m.group("label"))

@@ -224,6 +224,8 @@ she they we you i me him his her their them with at by for from video clip perso
 think there here some any just very also like looks look seems seem appears while who which what when where how do does
 did has have had can could would should will may might must as into onto out then than one ones thing something
 whole time all each both so well yes shown showing scene anything everything nothing somewhere anywhere because since
+probably likely maybe perhaps possibly definitely clearly certainly apparently actually really guess believe say
+first finally initially later
 el la los las un una unos unas del al en con por para y est esta estan era fue se lo le les su sus que ella ellos
 une des du et ou sont il elle ils elles ce cette sa ses qui dans sur avec pour par
 der die dem des ein eine einen einem einer und oder ist sind er sie es mit auf im am zu vom zum zur aus bei
