@@ -17,6 +17,10 @@ grader does when reading it:
 * **Struck-through text** (``~~A~~ C``) is taken back.
 * **Chat remnants**: special tokens a decoder left in (``A<|endoftext|>``, ``</s>``, ``<|im_end|>``, ``[/INST]``)
   and a leading speaker tag (``Assistant: A``, ``GPT: (B)``) are not part of the answer.
+* **LaTeX and lists**: ``\\boxed{B}`` is read as ``answer: B``; ``$`` delimiters and a list bullet (``- B``) are not
+  part of the answer; Cyrillic and Greek capitals that look like labels (``Ответ: С``) are read as the Latin ones.
+* **A new turn**: what the model goes on with after answering (``Answer: B\\n\\nQuestion: ...\\nAnswer: A``,
+  ``User: ...``) is not an answer to this question.
 * **Quoted labels**: ``'B'``, ``"A"``, ``<D>``, ``{E}``, ``“C”``, ``「B」`` are read as ``(B)`` ...; ``Ans: C`` as
   ``answer: C``.
 * **Non-answers**: ``"Yes, I can help with that. Please provide the video."`` is a conversational reply, not the

@@ -8,8 +8,9 @@ API:
 
 * :func:`parse_choice` -> :class:`Choice` ``(index, method)``: ``index`` is ``0..len(options)-1`` or
   None; ``method`` says which rule decided (``letter``, ``number``, ``option_text``, ``option_prefix``,
-  ``option_words``)
-  or, for None, why nothing was chosen (``empty``, ``ambiguous``, ``out_of_range``, ``retracted``, ``unparsed``).
+  ``option_meaning``, ``option_order``)
+  or, for None, why nothing was chosen (``empty``, ``ambiguous``, ``contradiction``, ``out_of_range``,
+  ``retracted``, ``unparsed``).
 * :func:`extract_choice`: the index alone.
 * :data:`LETTERS`, :func:`option_letters`, :func:`strip_option_prefix`: option labels.
 
@@ -18,11 +19,15 @@ rather than guess (a random or first-letter fallback, as in lmms-eval's EgoSchem
 adds noise to a score; a false match makes a wrong answer count as right). First the parts that are not
 the answer are set aside (:mod:`savi_plugin.data.answer_text`: reasoning blocks, markdown, JSON keys and
 ``<answer>`` tags, a repeated prompt — a reply that only repeats it is ``echo`` — and everything before
-a self-correction such as ``"B. Wait, actually E."``). Then:
+a self-correction such as ``"B. Wait, actually E."`` or ``"My previous answer (A) was wrong"``, a new turn the
+model went on with after answering). Then:
 
 0. **A label with its text**: ``"(B) text"`` / ``"B. text"`` whose text is another option's
-   (``"D. left"`` where ``left`` is C) is a ``contradiction``; options that are letters themselves
-   (MVBench character_order) are read by their text where the reply is no label.
+   (``"D. left"`` where ``left`` is C) is a ``contradiction``, and so is a short reply whose words beside the label
+   describe another option (``"Answer: A, a travel vlog."``, ``"The answer is B. There are 4 people."`` where 4 is
+   C, ``"B. The person picks the cup up"``); options that are letters themselves
+   (MVBench character_order) are read by their text where the reply is no label. A marked list of the options
+   (``"- [x] C"``, ``"(B) text - yes"``) is the option marked.
 1. **Claims**: statements that pick an option by its label. ``"B"``, ``"(B)"``, ``"B. text"``,
    ``"B, because ..."``, ``"Answer: B"``, ``"The answer is (B)"``, ``"Best option:(B"``, ``"B is the
    correct answer"``, ``"Looking at the options, B is correct"``, ``"I'd say B"``, ``"I choose C"``,
@@ -33,9 +38,11 @@ a self-correction such as ``"B. Wait, actually E."``). Then:
    (``"not A"``, ``"A is wrong"``, ``"rule out C"``) is removed from the claims (only negated labels:
    ``negated``). JSON (``{"answer": "C"}``) and ``我认为是C`` are claims, and so are the answer cues of other
    languages (``"La respuesta es B"``, ``"Ответ: B"``, ``"答えはC"``, ``"정답은 D입니다"``, ``"Bです"``) and ordinals
-   (``"the 3rd one"``, ``"1st option"``). A reply that is only labels naming several options (``"B C"``,
-   ``"(A)(C)"``) is ``ambiguous``. A claim that names a
-   letter beyond the options (``"The answer is F"`` with five options) is ``out_of_range``.
+   (``"the 3rd one"``, ``"1st option"``, ``"the one in the middle"``). A reply that is only labels naming several
+   options (``"B C"``, ``"(A)(C)"``, ``"B\\nC"``) is ``ambiguous``, and so are two different labels stated outright
+   without a correction between them (``"Answer: B. Answer: C."``, ``"A\\nThe correct answer is C."``); one label
+   stated outright beside others only listed (``"Answer: B\\nOptions considered: A, C"``) is that label. A claim
+   that names a letter beyond the options (``"The answer is F"`` with five options) is ``out_of_range``.
 2. **Mentions**, only when there is no claim: a parenthesised ``(B)`` or ``it is B.`` in a sentence;
    two different mentioned options are ``ambiguous``.
 3. **Option text**: the answer states an option's text (case, punctuation and articles ignored);
@@ -47,9 +54,16 @@ a self-correction such as ``"B. Wait, actually E."``). Then:
 4. **Option prefix**: an answer cut short by the generation limit (EgoSchema's long options under a
    16-token limit) is the beginning of exactly one option, at least :data:`MIN_PREFIX_WORDS` words long
    (:data:`MIN_CUT_PREFIX_WORDS` when it stops mid-sentence).
-5. **Option words**: a paraphrase that carries every content word setting one option apart from the
-   others (at least two, or the one word in a short answer), none of another option's, and no negation
-   (``"He closes the window"``).
+5. **Option meaning**: a paraphrase or translation of one option's content, read through
+   :mod:`savi_plugin.data.lexicon` (synonyms, kinds, the common words of video questions in nine languages):
+   the answer names words that set exactly one option apart (all of them, ``"He shuts the door."``; at least half
+   with few words of its own, ``"There's a kid playing with a kite."``; or it says nothing that is not that
+   option's, ``"A dog."`` for ``"a woman walking a dog"``), in clauses that are not negated (``"The man doesn't
+   open the door; he knocks on it."`` is the knocking), with the option's subject and setting if it names any
+   (``"The woman knocks"`` and ``"He opens the window"`` are not ``"the man opens the door"``). Reasoning that
+   names several options is read at its conclusion (``"..., so she turned back because her friend called"``).
+6. **Option order**: options that tell the same events in different orders are told apart by the order the
+   answer tells them (``"First he opens the door and after that he switches the light on"``).
 
 Capital ``A`` and ``I`` are English words (and so is ``C`` where options begin with it: EgoSchema's camera
 wearer, ``"C throws the clothes"``), so in running text they count as labels only when the
@@ -243,7 +257,7 @@ def _clause_meanings(text: str, cjk: Sequence[str]) -> set[str]:
 
 
 def _by_meaning(text: str, options: Sequence[str], letters: str) -> Choice | None:
-    """A paraphrase or translation of one option's content (rule 6 of the module docstring): read through
+    """A paraphrase or translation of one option's content (rule 5 of the module docstring): read through
     :mod:`~savi_plugin.data.lexicon`, the answer's affirmed clauses name words that set exactly one option apart,
     at least half of them (or all the answer says belongs to that option: ``"A dog."`` for ``"a woman walking a
     dog"``), and no negated clause names them."""

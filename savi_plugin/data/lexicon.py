@@ -5,7 +5,7 @@ questions in Spanish, French, German, Portuguese, Italian, Russian, Chinese, Jap
 
 :func:`concepts` reads a text (an option, or a clause of an answer) as a set of concepts, so that an answer that
 paraphrases or translates an option's content can be compared with the options by
-:func:`savi_plugin.data.choices._by_meaning` (rule 6 of :mod:`savi_plugin.data.choices`). A concept is an English
+:func:`savi_plugin.data.choices._by_meaning` (rule 5 of :mod:`savi_plugin.data.choices`). A concept is an English
 word's stem (:func:`stem`); a word the table does not know stands for itself, so an answer that repeats an option's
 own words matches without the table.
 
