@@ -178,13 +178,18 @@ _FOREIGN_CUES = [(re.compile(p, re.IGNORECASE), english) for p, english in (
 )]
 
 
-#: any of the foreign cues: one search tells whether any substitution is needed
-_ANY_FOREIGN_CUE = re.compile("|".join(f"(?:{pattern.pattern})" for pattern, _ in _FOREIGN_CUES), re.IGNORECASE)
+#: the word every foreign cue written in ASCII needs (an ASCII answer with none of them has no foreign cue; the
+#: generated tests of every language's cue in tests/data/test_choices.py keep this list complete)
+_ASCII_CUE_WORDS = frozenset("""respuesta contestacion reponse antwort resposta risposta antwoord letra lettre lettera
+buchstabe buchstaben opcion opcao opzione alternativa est es ist choisis prends dirais opte wahle waehle nehme sage
+entscheide escolho elijo escojo quedo scelgo kies cevap cevabi yanit dogru jawaban jawabannya odpowiedz odpoved
+raspunsul raspuns vastaus svar svaret valasz""".split())
+_ASCII_WORD = re.compile(r"[a-z]+")
 
 
 def english_cues(text: str) -> str:
     """The answer with foreign answer/option cues replaced by the English ones the claim patterns read."""
-    if not _ANY_FOREIGN_CUE.search(text):
+    if text.isascii() and _ASCII_CUE_WORDS.isdisjoint(_ASCII_WORD.findall(text.lower())):
         return text
     for pattern, english in _FOREIGN_CUES:
         text = pattern.sub(english, text)
