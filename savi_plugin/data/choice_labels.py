@@ -17,7 +17,7 @@ _ORDINALS = ("first", "second", "third", "fourth", "fifth", "sixth", "seventh", 
 
 
 # ------------------------------------------------------------------------------------------ letters
-_L = r"(?<![A-Za-z0-9'’])"              # nothing word-like before the label
+_L = r"(?<![A-Za-z0-9'’\u00c0-\u024f])"              # nothing word-like before the label
 _CLOSED = r"(?=\s*(?:[.,;:!?)\]}」）。，]|$))"  # the label ends a clause or the answer
 _CONNECTIVE = (r"(?=\s+(?:because|since|as|is|was|would|should|seems|appears|looks|fits|matches|best|"
                r"correct|right|and|or|but|-|–|—)\b)")
@@ -42,7 +42,7 @@ def _label(letters: str, words: str = "AI") -> str:
              rf"(?P<l>{upper}){_CLOSED}", rf"(?P<l>[{connective}]){_CONNECTIVE}" if connective else r"(?!x)x",
              rf"(?P<l>{lower}){_CLOSED}"]
     if bare:
-        forms.append(rf"(?P<l>{bare})(?![A-Za-z0-9'’])")
+        forms.append(rf"(?P<l>{bare})(?![A-Za-z0-9'’\u00c0-\u024f])")
     return "(?:" + "|".join(f"(?:{_L}{f})".replace("?P<l>", f"?P<l{k}>") for k, f in enumerate(forms)) + ")"
 
 
@@ -80,7 +80,7 @@ def _claim_patterns(letters: str, words: str = "AI") -> tuple[list[re.Pattern], 
         verbs + _rename(lab, 3),                                                    # "I'd say B", "so C."
         rf"(?:option\s+|choice\s+)?{_rename(lab, 4)}{verdict}",                     # "B is the correct answer"
         (rf"{_rename(lab, 5)}\s*\??\s*(?:or|/|and|&|,|或者|或|还是|還是|和)\s*(?:option\s+)?{_OPEN}?\s*(?P<l6>[{letters}])"
-         r"(?![A-Za-z0-9'’])"),                                                      # "B or D", "B and C", "B, C"
+         r"(?![A-Za-z0-9'’\u00c0-\u024f])"),                                                      # "B or D", "B and C", "B, C"
         (rf"(?:答案|答|选项|選項|选择|選擇|应选|應選|选|選)\s*(?:是|为|為|应该是|應該是)?\s*[:：]?\s*[(（]?\s*"
          rf"(?P<l7>{anycase})(?![A-Za-z])"),
         (rf"(?<![A-Za-z])(?P<l8>[{letters}])\s*(?:选项|選項)?\s*(?:是正确|是對|是对|正确|正確|最合适|最合適|最佳|最符合|"
@@ -88,12 +88,12 @@ def _claim_patterns(letters: str, words: str = "AI") -> tuple[list[re.Pattern], 
         rf"(?:认为|認為|觉得|覺得|应该|應該|我选|我選)\s*(?:是|选|選)?\s*[:：]?\s*[(（]?\s*(?P<l10>{anycase})(?![A-Za-z])",
         rf"{_L}(?:option\s+|choice\s+)?(?P<l11>[{letters}]){verdict}",              # "C is the correct answer"
         cue + rf"{_L}(?P<l12>[{letters}])(?=\s+(?:because|since|as|based)\b)",      # "answer is C because"
-        (rf"\b(?:option|choice)\s+(?P<l13>[{letters}])(?![A-Za-z0-9'’])"            # "option C best fits", not
+        (rf"\b(?:option|choice)\s+(?P<l13>[{letters}])(?![A-Za-z0-9'’\u00c0-\u024f])"            # "option C best fits", not
          r"(?!\s*[:：]|\s+(?:says|states|describes|mentions|suggests|shows|claims|is\s+about|refers|would|requires|"
          r"implies|talks))"),                                                      # "Option A says ..."
         (rf"(?:[,;:—–]|\s-|\bi\.e\.,?|\bcorresponds?\s+to|\bmatch(?:es)?|\bwhich\s+is|\bthat\s+is)\s*"
          rf"(?:option\s+)?{_OPEN}?(?P<l14>[{letters}]){_CLOSE}?\s*[.!]?\s*$"),        # "..., i.e., B." at the end
-        rf"\b(?:correct|right|best)\s+one\s+(?:is|would\s+be)\s*:?\s*{_OPEN}?(?P<l15>[{letters}])(?![A-Za-z0-9'’])",
+        rf"\b(?:correct|right|best)\s+one\s+(?:is|would\s+be)\s*:?\s*{_OPEN}?(?P<l15>[{letters}])(?![A-Za-z0-9'’\u00c0-\u024f])",
         rf"(?P<l16>[{letters}])\s*(?:或者|或|还是|還是)\s*(?P<l17>[{letters}])(?![A-Za-z])",      # "A或者D"
         (rf"{_L}(?:option\s+|choice\s+)?(?P<l18>[{letters}])(?=\s+(?:fits|matches|describes|captures|works)\s+"
          r"(?:the\s+(?:video|scene|clip)\s+)?(?:best|better|most)\b)"),                 # "B fits best"
@@ -107,7 +107,7 @@ def _claim_patterns(letters: str, words: str = "AI") -> tuple[list[re.Pattern], 
         rf"(?<=\band\s)(?:option\s+)?{lab}(?=\s+are\s+(?:not|wrong|incorrect))",
         rf"不是\s*(?P<l>{anycase})(?![A-Za-z])",
         (rf"\b(?:not|neither)\s+(?:option\s+)?[{letters}]\s*(?:,|or|nor|and)\s*(?:option\s+)?"
-         rf"(?P<l9>[{letters}])(?![A-Za-z0-9'’])"),                                  # "not A or B": B too
+         rf"(?P<l9>[{letters}])(?![A-Za-z0-9'’\u00c0-\u024f])"),                                  # "not A or B": B too
         (rf"(?:option\s+)?(?P<l7>[{letters}])(?:\s*(?:,|and|&)\s*(?:option\s+)?(?P<l8>[{letters}]))?"
          r"(?=\s+(?:can|could|should|must|may)\s+be\s+(?:ruled\s+out|eliminated|excluded|dismissed|discarded)\b"
          r"|\s+(?:are|were|is|was)\s+(?:both\s+)?(?:ruled\s+out|eliminated|excluded|wrong|incorrect)\b"
@@ -278,7 +278,7 @@ def _concluded(text: str, claimed: list[tuple[int, str]], negated: set[str]) -> 
 def _statement_pattern(letters: str, words: str) -> re.Pattern:
     """An answer stated outright: a line that is only a label (``"A"``, ``"Final answer: (C)"``) or an answer cue
     and its label (``"the answer is B"``, ``"So the correct choice is D"``)."""
-    closed = rf"(?:(?P<w>[{words}])(?=\s*[)\].,;:!?(]|\s*$)|(?P<p>[{''.join(c for c in letters if c not in words) or '_'}])(?![A-Za-z0-9'’]))"
+    closed = rf"(?:(?P<w>[{words}])(?=\s*[)\].,;:!?(]|\s*$)|(?P<p>[{''.join(c for c in letters if c not in words) or '_'}])(?![A-Za-z0-9'’\u00c0-\u024f]))"
     return re.compile(
         rf"(?m)^[ \t]*(?:(?:final\s+|correct\s+)?answer\s*(?:is)?\s*[:：]?\s*)?[(\[]?(?P<line>[{letters}])[)\]]?[ \t]*[.]?[ \t]*$"
         rf"|(?:\banswer|\b(?:correct|right|final|best)\s+(?:choice|option|one))\s*(?:is|would\s+be|will\s+be|should\s+be)?"

@@ -76,6 +76,7 @@ its text.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Sequence
 from functools import lru_cache
 
@@ -93,7 +94,7 @@ from savi_plugin.data.choice_labels import (
     case_insensitive_cues,
     concludes,
 )
-from savi_plugin.data.lexicon import PARTICLES, concepts, negated, read
+from savi_plugin.data.lexicon import NO, PARTICLES, YES, concepts, negated, read
 from savi_plugin.data.options import (
     LETTERS,
     Choice,
@@ -116,10 +117,12 @@ _NEGATORS = {"not", "no", "never", "neither", "nor", "nobody", "noone", "nothing
 
 
 # ------------------------------------------------------------------------------------------ option text
-def _negated(words: list[str], start: int) -> bool:
-    """Whether one of the three words before ``words[start]`` negates it."""
+def _negated(words: list[str], start: int, clause_ends: set[int] = frozenset()) -> bool:
+    """Whether one of the three words before ``words[start]`` in its clause negates it (``"Not 2, it's 3"``: 3 is
+    not negated; ``clause_ends`` holds the positions of the last words of clauses)."""
+    lo = max([start - 3, *(p + 1 for p in clause_ends if p < start)], default=0)
     return any(w in _NEGATORS or w.endswith("nt") and w[:-2] in {"is", "are", "was", "does", "do", "did"}
-               for w in words[max(0, start - 3):start])
+               for w in words[max(0, lo):start])
 
 
 def _occurrences(words: list[str], phrase: list[str]) -> list[int]:
@@ -151,7 +154,7 @@ def _by_text(text: str, options: Sequence[str], letters: str) -> Choice | None:
     for i, t in enumerate(texts):
         phrase = t.split()
         for start in _occurrences(words, phrase) if phrase else ():
-            if _negated(words, start) or start and words[start - 1] in _COUNTER:
+            if _negated(words, start, clause_ends) or start and words[start - 1] in _COUNTER:
                 continue  # "not the dog"; "counter-clockwise" is not "clockwise"
             present.add(i)
             if len(phrase) > 1 or _short_option_stated(words, start, clause_ends, answer_like):
@@ -159,6 +162,7 @@ def _by_text(text: str, options: Sequence[str], letters: str) -> Choice | None:
     if not stated:
         return None
     longest = max(stated, key=lambda i: len(texts[i]))
+    present = {i for i in present if not texts[i].isdigit()} | stated  # "2 men and 1 woman, so 3": counts, not picks
     if all(f" {texts[i]} " in f" {texts[longest]} " for i in present):
         if len(words) > len(texts[longest].split()) and _names_another(text, texts[longest].split(), options, letters, longest):
             return Choice(None, "ambiguous")  # "The woman is cooking while talking on the phone"
@@ -182,6 +186,9 @@ def _names_another(text: str, phrase: list[str], options: Sequence[str], letters
     return False
 
 
+_CONCLUDING_WORDS = frozenset({"so", "therefore", "thus", "hence", "total", "altogether", "overall"})
+
+
 def _short_option_stated(words: list[str], start: int, clause_ends: set[int],
                          answer_like: tuple[bool, bool] = (True, True)) -> bool:
     """A one-word option counts where a grader reads it as the answer: after an answer cue, and, in an answer
@@ -194,13 +201,29 @@ def _short_option_stated(words: list[str], start: int, clause_ends: set[int],
         return True
     if not answer_like[0]:
         return False
-    if words[start].isdigit():  # a number counts only as the answer's only number: "There are 3 people."
-        return sum(w.isdigit() and not _negated(words, i) for i, w in enumerate(words)) == 1
+    if words[start].isdigit():  # a number counts only as the answer's only number: "There are 3 people.", or
+        concluded = start == len(words) - 1 and _CONCLUDING_WORDS & set(words[max(0, start - 3):start])  # "..., so 3."
+        return bool(concluded) or sum(w.isdigit() and not _negated(words, i, clause_ends)
+                                      for i, w in enumerate(words)) == 1
     if start in clause_ends:
         return True
     if start == 0:
         return answer_like[1]
     return start == len(words) - 1 and words[start - 1] in {"is", "are", "was", "be"}
+
+
+def _by_yes_no(text: str, options: Sequence[str], letters: str) -> Choice | None:
+    """Options ``yes`` and ``no``: an answer that is, or opens with, a yes or a no in any language of
+    :mod:`~savi_plugin.data.lexicon` (``"Nope."``, ``"Sí."``, ``"Нет"``, ``"はい"``, ``"是的，他在跑。"``)."""
+    texts = [normalize(strip_option_prefix(o, letter)) for letter, o in zip(letters, options)]
+    if "yes" not in texts or "no" not in texts or is_non_answer(text):
+        return None
+    m = re.match(r"\s*([^\W\d_]+)\s*(?:[.,!;:，。！、]|$)", text)
+    if m is None:
+        return None
+    word = unicodedata.normalize("NFC", m.group(1).lower())
+    said = {"yes"} if word in YES else {"no"} if word in NO else set()
+    return Choice(texts.index(said.pop()), "option_text") if said else None
 
 
 def _by_prefix(text: str, options: Sequence[str], letters: str) -> Choice | None:
@@ -582,6 +605,7 @@ def _read(text: str, options: Sequence[str], letters: str) -> Choice:
     walkthrough = _WALKTHROUGH.search(text) is not None
     for rule in (lambda: by_letter(cued, letters, LETTERS, words), lambda: by_number(cued, options),
                  lambda: _by_text(_label_stripped(text), options, letters),
+                 lambda: _by_yes_no(_label_stripped(text), options, letters),
                  lambda: _by_prefix(_label_stripped(text), options, letters),
                  lambda: _by_meaning(_label_stripped(text), options, letters),
                  lambda: _by_order(_label_stripped(text), options, letters)):

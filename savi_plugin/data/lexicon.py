@@ -215,6 +215,10 @@ _SPLIT_VERBS = [(re.compile(rf"\b{verb}\w*\s+((?:(?!{particle}\b)\w+\s+){{1,3}}?
                                                 ("mach", "zu", "clos"))]
 _NO_CONCEPT = {"kind_of": "", "sort_of": "", "a_lot_of": "", "in_front_of": "front", "on_top_of": "top"}
 
+#: a yes or a no standing as an answer, in the languages of the table and a few more
+YES = frozenset("""yes yeah yep yup sure si sí oui ja sim да 是 是的 对 對 有 はい ええ 네 예 evet tak ano""".split())
+NO = frozenset("""no nope nah non nein nao não нет 不 不是 没有 沒有 否 いいえ 아니요 아니오 아뇨 hayir hayır nie ne""".split())
+
 #: little words that tell options apart only where nothing else does (``"Zooming in"`` / ``"Zooming out"``)
 PARTICLES = frozenset({"in", "out", "up", "down", "on", "off"})
 

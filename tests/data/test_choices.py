@@ -351,3 +351,19 @@ def test_events_told_in_order_choose_the_option_with_that_order():
 def test_counter_clockwise_is_never_clockwise(reply):
     assert parse_choice(reply, ["clockwise", "counterclockwise", "it does not rotate"]).index == 1
     assert parse_choice(reply, ["clockwise", "counter-clockwise", "it does not rotate"]).index == 1
+
+
+@pytest.mark.parametrize("reply, expected", [
+    (word, 0) for word in ("Yes.", "Yeah", "Sí.", "Oui", "Ja, er läuft.", "Да", "是的", "はい", "네", "Evet")] + [
+    (word, 1) for word in ("No, he doesn't.", "Nope.", "Non.", "Nein.", "Não", "Нет", "不是", "いいえ", "아니요")] + [
+    ("No idea.", None), ("Sure, please upload the video.", None), ("Yes and no.", None)])
+def test_a_yes_or_a_no_in_any_language(reply, expected):
+    assert parse_choice(reply, ["Yes", "No"]).index == expected
+
+
+@pytest.mark.parametrize("reply, expected", [
+    ("drei", 2), ("Hay tres personas.", 2), ("Il y a trois personnes.", 2), ("三个人", 2), ("三人です。", 2),
+    ("I count 2 men and 1 woman, so 3.", 2), ("Not 2, it's 3.", 2), ("There are 3 people in 2 rooms", None),
+    ("2 or 3? So 3.", 2), ("3 or maybe 4", None)])
+def test_a_count_in_words_of_any_language_or_concluded(reply, expected):
+    assert parse_choice(reply, ["1", "2", "3", "4", "5"]).index == expected
