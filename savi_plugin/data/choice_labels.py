@@ -95,6 +95,7 @@ def _claim_patterns(letters: str, words: str = "AI") -> tuple[list[re.Pattern], 
          rf"(?:option\s+)?{_OPEN}?(?P<l14>[{letters}]){_CLOSE}?\s*[.!]?\s*$"),        # "..., i.e., B." at the end
         rf"\b(?:correct|right|best)\s+one\s+(?:is|would\s+be)\s*:?\s*{_OPEN}?(?P<l15>[{letters}])(?![A-Za-z0-9'’\u00c0-\u024f])",
         rf"(?P<l16>[{letters}])\s*(?:或者|或|还是|還是)\s*(?P<l17>[{letters}])(?![A-Za-z])",      # "A或者D"
+        (rf"(?:(?<=[^\W\d_][^\W\d_][.!?。])\s+|\n\s*)[(\[]?(?P<l19>[{letters}])[)\]]?\s*[.!]?\s*$"),  # "... table. B"
         (rf"{_L}(?:option\s+|choice\s+)?(?P<l18>[{letters}])(?=\s+(?:fits|matches|describes|captures|works)\s+"
          r"(?:the\s+(?:video|scene|clip)\s+)?(?:best|better|most)\b)"),                 # "B fits best"
     ]

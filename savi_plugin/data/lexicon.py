@@ -230,9 +230,9 @@ did has have had can could would should will may might must as into onto out the
 whole time all each both so well yes shown showing scene anything everything nothing somewhere anywhere because since
 probably likely maybe perhaps possibly definitely clearly certainly apparently actually really guess believe say
 first finally initially later
-el la los las un una unos unas del al en con por para y est esta estan era fue se lo le les su sus que ella ellos
-une des du et ou sont il elle ils elles ce cette sa ses qui dans sur avec pour par
-der die dem des ein eine einen einem einer und oder ist sind er sie es mit auf im am zu vom zum zur aus bei
+el la los las un una unos unas del al en por para y est esta estan fue se lo le les su sus que ella ellos
+une des du et ou sont il elle ils elles ce cette sa ses qui dans sur avec
+der dem des ein eine einen einem einer und oder ist sind er sie es mit auf im am zu vom zum zur aus bei
 os um uma do da dos das em no na nos nas ele ela com
 lo gli uno di della sono lui lei per che het een hij zij op
 и в на с он она они это что

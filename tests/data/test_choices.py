@@ -367,3 +367,11 @@ def test_a_yes_or_a_no_in_any_language(reply, expected):
     ("2 or 3? So 3.", 2), ("3 or maybe 4", None)])
 def test_a_count_in_words_of_any_language_or_concluded(reply, expected):
     assert parse_choice(reply, ["1", "2", "3", "4", "5"]).index == expected
+
+
+def test_a_label_closing_a_description_and_words_that_are_english_too():
+    cup = ["Picking up the cup", "Putting down the cup", "Pouring water into the cup", "Washing the cup"]
+    for k in range(4):
+        assert parse_choice(f"At the end the cup is placed on the table. {LETTERS[k]}", cup).index == k
+    assert parse_choice("Pouring", cup).index == 2          # "pour" is English, not French "pour"
+    assert parse_choice("The person is washing and then pouring.", cup).index is None
