@@ -93,7 +93,10 @@ _LOOKALIKE = {"А": "A", "В": "B", "С": "C", "Е": "E", "Α": "A", "Β": "B", 
 _LOOKALIKE_LABEL = re.compile(r"(?<![^\W\d_])[АВСЕΑΒΕＡＢＣＤＥ](?![^\W\d_])")
 #: the model going on with a turn of its own after answering (``Answer: B\n\nQuestion: ...\nAnswer: A``,
 #: ``B\nUser: ...``): only the first answer is the answer to this question
-_NEW_TURN = re.compile(r"(?im)^[ \t]*(?:#+[ \t]*)?(?:question|user|human|q)[ \t]*[:：]|<\|im_start\|>\s*user|\[INST\]")
+_NEW_TURN = re.compile(r"(?im)^[ \t]*(?:#+[ \t]*)?(?:question|user|human|q)[ \t]*[:：]|<\|im_start\|>\s*user|\[INST\]|"
+                       r"<\|start_header_id\|>\s*user")
+#: a reply that repeats one label (``"A A A A"``, ``"B, B, B"``): that label
+_REPEATED = re.compile(r"\s*[(\[]?([A-Za-z])[)\]]?(?:[\s,.;]+[(\[]?\1[)\]]?)+[\s.]*")
 
 
 def clean(response: str) -> str:
@@ -101,7 +104,7 @@ def clean(response: str) -> str:
     quoted labels as ``(X)``; ``Ans:`` as ``answer:``."""
     text = _without_reasoning(response or "")
     turn = next((m for m in _NEW_TURN.finditer(text) if text[:m.start()].strip()), None)
-    if turn is not None and _ANSWERED.search(text[:turn.start()]):
+    if turn is not None and _ANSWERED.search(_SPECIAL_TOKEN.sub(" ", text[:turn.start()])):
         text = text[:turn.start()]
     text = _BOXED.sub(lambda m: f" answer: {m.group(1)} ", text)
     text = _LOOKALIKE_LABEL.sub(lambda m: _LOOKALIKE[m.group(0)], _MATH.sub(" ", text))
@@ -111,8 +114,10 @@ def clean(response: str) -> str:
     text = _OPT.sub("option ", _ANS.sub("answer: ", text))
     text = _JSON_FENCE.sub("", text)
     text = _ANSWER_TAG.sub(lambda m: f"answer: {m.group(1).strip()}\n", text)
-    return _JSON_KEY.sub(lambda m: f"{m.group(1).lower()}: {(m.group(2) if m.group(2) is not None else m.group(3)).strip()}",
+    text = _JSON_KEY.sub(lambda m: f"{m.group(1).lower()}: {(m.group(2) if m.group(2) is not None else m.group(3)).strip()}",
                          text).strip()
+    repeated = _REPEATED.fullmatch(text)
+    return repeated.group(1) if repeated else text
 
 
 #: text that already answers (a label or an answer cue) before a new turn

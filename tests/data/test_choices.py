@@ -215,7 +215,8 @@ NOTATIONS = ["{L}", "({L})", "{L}.", "{L})", "[{L}]", '"{L}"', "`{L}`", "«{L}»
              "**{L}**", "\\boxed{{{L}}}", "$\\boxed{{{L}}}$", "### Final Answer\n\\boxed{{{L}}}", "{l}", "({l})",
              "Answer: {L}", "The answer is {L}.", "Best option: ({L})", "Final answer: {L}", '{{"answer": "{L}"}}',
              "<answer>{L}</answer>", "- {L}", "{L}<|im_end|>", "ASSISTANT: {L}", "Answer: {L}\n\nQuestion: Which "
-             "one?\nAnswer: E"]
+             "one?\nAnswer: E", "{L}<|im_end|><|im_start|>user\nAnd now?<|im_end|><|im_start|>assistant\nE",
+             "{L} {L} {L} {L}", "{l}, {l}, {l}"]
 
 
 @pytest.mark.parametrize("n", [2, 3, 4, 5])
