@@ -94,7 +94,7 @@ from savi_plugin.data.choice_labels import (
     case_insensitive_cues,
     concludes,
 )
-from savi_plugin.data.lexicon import NO, PARTICLES, YES, concepts, negated, read
+from savi_plugin.data.lexicon import GENERIC, NO, PARTICLES, YES, concepts, negated, read
 from savi_plugin.data.options import (
     LETTERS,
     Choice,
@@ -328,8 +328,9 @@ def _meaning(text: str, options: Sequence[str], letters: str) -> Choice | None:
     if setting and not setting & (stated | denied) and stated - sets[i]:
         return None  # "He opens the window" is not "the man opens the door"
     full = own[i] <= affirmed  # every word that sets it apart: "He shuts the door."
-    most = 2 * len(hit) >= len(own[i]) and len(affirmed - sets[i]) < len(hit)  # "There's a kid playing with a kite."
-    only = affirmed <= sets[i] and len(own[i]) <= MAX_NAMED_WORDS  # "A dog." for "a woman walking a dog"
+    most = (2 * len(hit) >= len(own[i]) and len(affirmed - sets[i]) < len(hit)  # "There's a kid playing with a kite."
+            and hit - GENERIC)
+    only = affirmed <= sets[i] and len(own[i]) <= MAX_NAMED_WORDS and hit - GENERIC  # "A dog." for "a woman walking a dog"
     return Choice(i, "option_meaning") if full or most or only else None
 
 
@@ -515,7 +516,8 @@ def _contradicted(text: str, options: Sequence[str], letters: str, choice: Choic
 
 #: words of a reply that weighs options, corrects itself or relates events (``"Some might think ..., but"``,
 #: ``"After the water boils, ..."``, ``"C is right"``): its other content is not a description of its pick
-_DISCUSSES = re.compile(r"(?i)\b(?:but|however|although|though|might|may|could|some|think|thought|instead|rather|"
+_DISCUSSES = re.compile(r"(?i)\b(?:but|however|although|though|might|may|could|would|some|think|thought|instead|rather|"
+                        r"go\s+with|go\s+for|choose|pick|select|say|guess|believe|lean|"
                         r"whereas|unlike|not|except|hmm|wait|actually|second|after|before|then|once|when|while|until|"
                         r"right|correct|wrong|best|true|false)\b|n't")
 MAX_DESCRIPTION_WORDS = 25

@@ -159,6 +159,8 @@ fast: faster quick quickly quicker speed*_up accelerat* rapido rapida rapidament
  veloce piu_veloce быстр* 快 更快 速く 速い 빠르 빨리
 slow: slower slowly slowing slows slowed lento lenta lentamente langsam langsamer plus_lent lentement piu_lento
  медленн* 慢 更慢 遅 느리 천천히
+move: moving moves moved go goes going heads heading travels traveling travelling se_mueve bouge bewegt_sich
+ se_move si_muove движ* 移动 動い 움직
 arrive: arrives arrived arriving coming come came approach approaches approaching pull_up pulls_up llega arrive
  ankommt kommt chega arriva приезжа* подъезжа* 到 来了 到着 来る 도착
 stop: halt halts halted come*_to_a_stop came_to_a_stop se_detiene sarrete halt_an hält_an anhält parou
@@ -218,6 +220,10 @@ _NO_CONCEPT = {"kind_of": "", "sort_of": "", "a_lot_of": "", "in_front_of": "fro
 #: a yes or a no standing as an answer, in the languages of the table and a few more
 YES = frozenset("""yes yeah yep yup sure si sí oui ja sim да 是 是的 对 對 有 はい ええ 네 예 evet tak ano""".split())
 NO = frozenset("""no nope nah non nein nao não нет 不 不是 没有 沒有 否 いいえ 아니요 아니오 아뇨 hayir hayır nie ne""".split())
+
+#: words too general to stand for an option alone (``"In the room"`` is not ``"in the living room"``)
+GENERIC = frozenset({"room", "place", "thing", "object", "area", "side", "way", "stuff", "item", "part", "spot",
+                     "space", "something", "on", "in", "up", "down", "out", "off"})
 
 #: little words that tell options apart only where nothing else does (``"Zooming in"`` / ``"Zooming out"``)
 PARTICLES = frozenset({"in", "out", "up", "down", "on", "off"})

@@ -237,7 +237,7 @@ ANSWER_IS = ["La respuesta es {L}", "La respuesta correcta es la opción {L}.", 
              "正解：{L}", "정답은 {L}입니다.", "정답: {L}", "答案是{L}", "答案：{L}", "الإجابة هي {L}", "उत्तर: {L}",
              "Cevap: {L}", "Đáp án là {L}", "Jawabannya adalah {L}", "Odpowiedź: {L}", "Svaret är {L}",
              "Je choisis {L}.", "Ich wähle {L}.", "Eu escolho a {L}.", "Elijo la {L}.", "Scelgo {L}.", "Выбираю {L}",
-             "我选{L}", "I'd lean towards {L}.", "My best guess is {L}.", "I guess... {L}?"]
+             "我选{L}", "I'd lean towards {L}.", "My best guess is {L}.", "I guess... {L}?", "I would go with {L}."]
 CYRILLIC = {"A": "А", "B": "В", "C": "С", "E": "Е"}
 
 
@@ -376,3 +376,10 @@ def test_a_label_closing_a_description_and_words_that_are_english_too():
         assert parse_choice(f"At the end the cup is placed on the table. {LETTERS[k]}", cup).index == k
     assert parse_choice("Pouring", cup).index == 2          # "pour" is English, not French "pour"
     assert parse_choice("The person is washing and then pouring.", cup).index is None
+
+
+@pytest.mark.parametrize("reply, expected", [
+    ("In the room", None), ("In the living room, near the sofa", 2), ("bedroom", 3), ("en la cocina", None),
+    ("It goes to the left.", None), ("It is somewhere inside.", None)])
+def test_a_word_too_general_does_not_stand_for_an_option(reply, expected):
+    assert parse_choice(reply, ["in the kitchen", "in the garden", "in the living room", "in the bedroom"]).index == expected
