@@ -53,7 +53,7 @@ horse: caballo cheval pferd cavalo cavallo лошад* конь 马 馬
 car: vehicle automobile auto coche carro voiture wagen automovil macchina машин* автомобил* 汽车 车子 小汽车 轎車 자동차
 bicycle: bike cycle cyclist bicicleta bicicletas velo fahrrad rad bicicletta велосипед* 自行车 单车 脚踏车 自行車 自転車 자전거
 motorcycle: motorbike moto motocicleta motorrad мотоцикл* 摩托车 バイク 오토바이
-bus: autobus omnibus автобус* 公交车 公共汽车 巴士 バス 버스
+bus: autobus omnibus onibus автобус* 公交车 公共汽车 巴士 バス 버스
 truck: lorry camion lkw caminhao грузовик* 卡车 货车 トラック 트럭
 door: puerta puertas porte portes tur tuer porta двер* 门 ドア 扉 문을 문이 문에
 window: ventana fenetre fenster janela finestra окн* окно 窗 窗户 窓 창문
@@ -119,12 +119,14 @@ throw: toss tira lanza lance jette wirft joga lancia бросае* брос* 扔
 catch: atrapa attrape fangt afferra лови* 捕ま 잡
 hold: holding sostiene tient segura держ* 拿 持って 들고
 carry: carrying lleva tragt carrega нес* 拿着 搬 운반
-pick_up: pick*_up pick*_it_up lift recoge ramasse hebt pega raccoglie поднима* 捡 拾 줍
+pick_up: pick*_up pick*_it_up lift levanta levantando souleve ramasse 拿起 捡起 持ち上げ recoge ramasse hebt pega raccoglie поднима* 捡 拾 줍
 put_down: put*_down put*_it_down set*_down plac*_down deja legt coloca posa кладе* полож* 放下 놓
 eat: eating comiendo mange isst comendo mangia ест 吃 食べ 먹
 drink: drinking bebe bebiendo boit trinkt bevendo beve пьет пьёт 喝 飲 마시
 cook: cooking cocina cocinando cuisine kocht cozinha cucina готовит* 做饭 烹饪 料理 요리
 chop: cut slice dice chopping cutting slicing corta cortando coupe couper schneidet schneiden taglia реж* нареза* 切菜 切る 切って 자르 썰
+pour: pours pouring poured echa echando vierte vertiendo verse verser giesst eingiessen despeja derrama versa
+ наливает налива* 倒水 注ぐ 注い 붓 따르
 wash: rinse washing lava lavando lave laver wascht waescht lavare мое* мыть помыва* 洗 洗う 씻 설거지
 clean: wipe tidy limpia limpiando nettoie putzt reinigt limpa pulisce убира* чист* 打扫 扫 掃除 拭 청소 닦
 sweep: sweeping barre balaie fegt varre spazza подмета* 扫地 掃 쓸
