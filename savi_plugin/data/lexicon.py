@@ -42,8 +42,8 @@ teacher: instructor profesor profesora maestro maestra professeur lehrer lehreri
 student: pupil estudiante alumno eleve etudiant schuler schueler aluno studente ученик* студент* 学生 生徒 학생
 doctor: physician medico medecin arzt arztin врач* 医生 医者 의사
 patient: paciente patient patientin paziente пациент* 病人 患者 환자
-father: dad daddy padre papa pere vater vati pai отец отца отцом папа 父亲 爸爸 父 お父さん 아버지 아빠
-mother: mom mum mommy madre mama mere mutter mae мать мама 母亲 妈妈 母 お母さん 어머니 엄마
+father: dad daddy padre papa pere vater vati pai отец отца отцом папа 父亲 爸爸 お父さん 아버지 아빠
+mother: mom mum mommy madre mama mere mutter mae мать мама 母亲 妈妈 お母さん 어머니 엄마
 son: hijo sohn filho figlio сын* 儿子 息子 아들
 c: camera_wearer the_wearer
 dog: puppy perro perros chien chiens hund hunde cachorro cao caes cane собак* пёс пес щен* 狗 犬 강아지
@@ -62,7 +62,7 @@ chair: seat silla chaise stuhl cadeira sedia стул* 椅子 의자
 sofa: couch sillon canape kanapee divan диван* 沙发 ソファ 소파
 bed: cama bett letto кроват* 床 ベッド 침대
 cup: +mug +glass taza vaso tasse verre becher copo tazza bicchiere чашк* кружк* стакан* 杯子 杯 カップ コップ 컵 잔
-bottle: botella bouteille flasche garrafa bottiglia бутылк* 瓶子 瓶 ボトル 병
+bottle: botella bouteille flasche garrafa bottiglia бутылк* 瓶子 瓶 ボトル 
 plate: +dish +bowl plato platos assiette teller prato piatto тарелк* 盘子 碗 皿 お皿 접시 그릇
 knife: cuchillo couteau messer faca coltello нож* 刀 刀子 ナイフ 包丁 칼
 phone: smartphone cellphone cell mobile telephone telefono telefone telefon handy telefonino телефон* 手机 电话 電話 携帯 スマホ 전화 휴대폰
@@ -107,7 +107,7 @@ walk: stroll strolling walking camina caminando pasea paseando promene promener 
  passeia cammina passeggia гуля* идет идёт 走 散步 遛 歩 散歩 걷 걸어 산책
 run: jog jogging sprint corre corriendo courir lauft rennt corre correndo бег* бежит 跑 走る 달리 뛰
 sit: seated sitting sentado sienta assis setzt sitzt sentada siede сид* сел 坐 座っ 座る 앉
-stand: standing de_pie debout steht em_pe in_piedi стоит стоят 站 立って 서 있
+stand: standing de_pie debout steht em_pe in_piedi стоит стоят 站 立って 
 fall: trip tripped tumble fall_down fell_down hit_the_ground cae cayo cayendo tombe tomber fallt sturzt cai caiu cade
  упал* пада* 摔 摔倒 跌倒 転ん 転ぶ 転倒 넘어
 ride: riding rides montando monta conduciendo fahrt faehrt andando_de pedala cavalca едет катает* 骑 乗 타고 탑니다
@@ -131,8 +131,8 @@ wash: rinse washing lava lavando lave laver wascht waescht lavare мое* мыт
 clean: wipe tidy limpia limpiando nettoie putzt reinigt limpa pulisce убира* чист* 打扫 扫 掃除 拭 청소 닦
 sweep: sweeping barre balaie fegt varre spazza подмета* 扫地 掃 쓸
 repair: fix fixing mend repara reparando arregla repare reparer repariert conserta ripara чин* ремонт* починил* чинит* 修 修理 수리 고치
-assemble: build construct monta arma assemble baut zusammen monta assembla собира* 组装 组 組み立て 조립
-paint: painting pinta pintando peint malt dipinge красит* 绘画 画画 涂 塗 칠
+assemble: build construct monta arma assemble baut zusammen monta assembla собира* 组装 組み立て 조립
+paint: painting pinta pintando peint malt dipinge красит* 绘画 画画 涂 塗 
 fly: flying flies flew vuela volando vole fliegt steigen_lasst steigen_lassen voa vola лета* запуска* 飞 飛ば 날리
 play: playing juega jugando joue spielt brinca gioca игра* 玩 遊 놀
 dance: dancing baila danse tanzt danca balla танцу* 跳舞 踊 춤
@@ -158,13 +158,13 @@ counterclockwise: anticlockwise counter_clockwise anti_clockwise opposite_to_a_c
 sleep: asleep sleeping sleeps slept dozing dozes napping nap duerme durmiendo dormido dormida dort dormir dormant
  schlaft schlaeft schlafend dorme dormindo dormendo спит спящ* 睡觉 睡着 在睡 寝て 眠 자고 잠을 잡니다
 fast: faster quick quickly quicker speed*_up accelerat* rapido rapida rapidamente schnell schneller plus_vite vite
- veloce piu_veloce быстр* 快 更快 速く 速い 빠르 빨리
+ veloce piu_veloce быстр* 更快 速く 速い 빠르 빨리
 slow: slower slowly slowing slows slowed lento lenta lentamente langsam langsamer plus_lent lentement piu_lento
  медленн* 慢 更慢 遅 느리 천천히
 move: moving moves moved go goes going heads heading travels traveling travelling se_mueve bouge bewegt_sich
  se_move si_muove движ* 移动 動い 움직
 arrive: arrives arrived arriving coming come came approach approaches approaching pull_up pulls_up llega arrive
- ankommt kommt chega arriva приезжа* подъезжа* 到 来了 到着 来る 도착
+ ankommt kommt chega arriva приезжа* подъезжа* 来了 到着 来る 도착
 stop: halt halts halted come*_to_a_stop came_to_a_stop se_detiene sarrete halt_an hält_an anhält parou
  si_ferma останавлива* останов* 停下 停止 止ま 止まる 멈추 멈춥
 backward: backwards reverse reverses reversing reversed atras marcha_atras en_arriere ruckwarts ruckwaerts
@@ -186,11 +186,11 @@ surprised: surprise shocked astonished amazed startled sorprendido sorprendida s
  surpreso surpresa sorpreso sorpresa удивл* 惊讶 吃惊 驚 놀라
 afraid: scared frightened fearful fear asustado asustada effraye effrayee peur angst verangstigt assustado
  spaventato испуга* боит* 害怕 恐 怖 무서 두려
-rain: rainy raining rainfall lluvia lluvioso llueve pluie pluvieux pleut regen regnerisch regnet chuva chuvoso
- chove pioggia piovoso piove дожд* 下雨 雨 비가 비
+rain: rainy raining 비가 rainfall lluvia lluvioso llueve pluie pluvieux pleut regen regnerisch regnet chuva chuvoso
+ chove pioggia piovoso piove дожд* 下雨 雨 비가 
 snow: snowy snowing nieve nevando neige neigeux schnee schneit neve снег* снеж* 下雪 雪 눈이
 sun: sunny sunshine soleado sol_brilla ensoleille sonnig ensolarado soleggiato солнечн* 晴 阳光 晴れ 맑
-cloud: cloudy overcast nublado nuageux bewolkt nublado nuvoloso облачн* 阴 多云 曇 흐림 흐린
+cloud: cloudy overcast nublado nuageux bewolkt nublado nuvoloso облачн* 多云 曇 흐림 흐린
 sphere: spherical ball_shaped globe esfera sphere sfera шар* 球体 球形
 cube: cubic cube_shaped box_shaped cubo wurfel wuerfel куб* 立方体 正方体 정육면체
 cylinder: cylindrical tube can_shaped cilindro cylindre zylinder цилиндр* 圆柱 円柱 원기둥
@@ -199,7 +199,7 @@ blue: azul bleu bleue blau blu синий синяя синее голуб* 蓝 
 green: verde vert verte grun gruen зелен* зелён* 绿 緑 초록 녹색
 yellow: amarillo amarilla jaune gelb amarelo giallo желт* жёлт* 黄 노란 노랑
 black: negro negra noir noire schwarz preto nero черн* чёрн* 黑 黒 검은 검정
-white: blanco blanca blanc blanche weiss branco bianco бел* 白 흰 하얀
+white: blanco blanca blanc blanche weiss branco bianco бел* 白色 白的 흰 하얀
 under: below beneath underneath debajo bajo sous unter embaixo sotto под 下面 底下 아래 밑
 left: leftward leftwards izquierda gauche links esquerda sinistra левой левую слева налево 左 왼쪽
 right_side: rightward rightwards derecha droite rechts direita destra правой правую справа направо 右 오른쪽

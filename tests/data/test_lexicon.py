@@ -42,3 +42,8 @@ def test_english_words_are_not_read_as_the_foreign_words_they_resemble(word):
 ])
 def test_negation_in_every_language_of_the_table(clause, expected):
     assert negated(clause) is expected
+
+
+@pytest.mark.parametrize("text", ["看到了", "明白", "字母", "一组", "비디오에서", "에서 있습니다", "阴影"])
+def test_common_words_that_contain_a_table_character_name_nothing(text):
+    assert concepts(text) == set(), concepts(text)
