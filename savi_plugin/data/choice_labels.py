@@ -218,7 +218,9 @@ def _only_statement(text: str, statements: set[str]) -> str | None:
     letter = next(iter(statements))
     paired = re.search(rf"(?<![A-Za-z]){letter}{_PAIRED}[A-Z](?![A-Za-z])|(?<![A-Za-z])[A-Z]{_PAIRED}{letter}(?![A-Za-z])",
                        text)
-    return None if paired or _WEAK.search(text) else letter
+    said = [m.end() for m in re.finditer(rf"(?<![A-Za-z]){letter}(?![A-Za-z])", text)]
+    hedged_after = _WEAK.search(text, said[0]) if said else _WEAK.search(text)  # "Answer: B. Maybe C."
+    return None if paired or hedged_after else letter
 
 
 def _main_pick(text: str, claims: list[tuple[int, str]]) -> str | None:
@@ -289,7 +291,16 @@ def _statement_pattern(letters: str, words: str) -> re.Pattern:
 def stated(text: str, letters: str, words: str = "AI") -> set[str]:
     """The labels the answer states outright (:func:`_statement_pattern`): two different ones, with no correction
     between them (``"Answer: B. Answer: C."``, ``"A\nThe correct answer is C."``), commit to neither."""
-    return {m.group("line") or m.group("w") or m.group("p") for m in _statement_pattern(letters, words).finditer(text)}
+    found = set()
+    for m in _statement_pattern(letters, words).finditer(text):
+        before = text[max(0, m.start() - 40):m.start()]
+        before = re.split(r"[.!?\n;,]|\b(?:but|however|yet)\b", before)[-1]
+        if not _HYPOTHETICAL.search(before):  # "Some might say the answer is A" asserts nothing
+            found.add(m.group("line") or m.group("w") or m.group("p"))
+    return found
+
+
+_HYPOTHETICAL = re.compile(r"(?i)\b(?:if|might|may|could|would|some|someone|whether|suppose|assume)\b")
 
 
 #: a label offered together with another (``"B or C"``, ``"B/C"``)

@@ -383,3 +383,12 @@ def test_a_label_closing_a_description_and_words_that_are_english_too():
     ("It goes to the left.", None), ("It is somewhere inside.", None)])
 def test_a_word_too_general_does_not_stand_for_an_option(reply, expected):
     assert parse_choice(reply, ["in the kitchen", "in the garden", "in the living room", "in the bedroom"]).index == expected
+
+
+def test_an_answer_someone_might_give_is_not_a_statement():
+    for k in range(5):
+        other = LETTERS[(k + 2) % 5]
+        reply = f"Some might say the answer is {other}, but the answer is {LETTERS[k]}."
+        assert parse_choice(reply, FIVE).index == k, reply
+        reply = f"One could argue the answer is {other}. However, the answer is {LETTERS[k]}."
+        assert parse_choice(reply, FIVE).index == k, reply
