@@ -15,6 +15,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from savi_plugin.constants import LETTERS
 from savi_plugin.data.outputs import write_json, write_jsonl, write_text
 from savi_plugin.eval.data import (
     BENCHMARKS,
@@ -239,7 +240,7 @@ def _egoschema(fixture: Fixture, tmp: Path, n: int, seed: int, size: int, num_fr
         answer = options.index(s.answer)
         # lmms-lab/egoschema stores options as "A. text" and the answer as the index string.
         records.append({"question_idx": f"q{seed:03d}{i:05d}", "question": s.question, "video_idx": video_idx,
-                        "option": [f"{'ABCDE'[j]}. {o}" for j, o in enumerate(options)], "answer": str(answer)})
+                        "option": [f"{LETTERS[j]}. {o}" for j, o in enumerate(options)], "answer": str(answer)})
         answers.append(answer)
     _write_table(base / "Subset", "test-00000-of-00001", records, fmt, fixture)
     fixture.records["savi_egoschema"] = records

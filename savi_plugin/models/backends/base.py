@@ -171,7 +171,7 @@ class VideoLM:
                 continues it (MVBench's official evaluation pre-fills ``"Best option:("``, OpenGVLab/Ask-Anything
                 ``video_chat2/mvbench.ipynb`` ``answer_prompt``).
         """
-        check_plain_text(self.tokenizer, question, "question")  # the one rule for data text (tokens.py)
+        check_plain_text(self.tokenizer, question, "question")  # the tokenizer's control strings (tokens.py)
         rendered = self.processor.apply_chat_template(self.messages(question, system=system),
                                                       add_generation_prompt=True, tokenize=False)
         return rendered + prefill
