@@ -7,6 +7,8 @@ What holds for every output, by construction (README "Guarantees"):
   command and the same configuration (a resume or an extension); a mark of another command or configuration is
   refused naming what changed, and an output without our mark (a user's file, a folder with files we did not
   write, ``--output-dir .`` in a project) is refused naming a file in it.
+* **An output is a regular file or a folder** (:func:`special_kind`): an existing FIFO, socket or device (also
+  through a symlink, e.g. ``/dev/null`` or ``/dev/stdout``) is refused, never replaced by the final rename.
 * **An output is never an input** (:func:`check_distinct`): not equal to, and not inside (nor, for a folder
   output, around) anything the job reads -- the model folder, a data file, the recipe, a video a manifest names.
   Paths are compared after ``..``, ``./`` and symlinks are resolved, by inode (a hard link is the same file), and
@@ -128,6 +130,10 @@ def atomic_path(path: str | Path, suffix: str = "") -> Iterator[Path]:
     yielded path; ``suffix`` ends its name (e.g. ``.mp4``, for writers that pick a format by the name).
     """
     path = Path(path)
+    special = special_kind(path)
+    if special is not None:  # the rename would replace the node (a FIFO, /dev/null) instead of writing through it
+        raise ForeignOutputError(f"{path}: exists and is {special}; savi writes only regular files: choose another "
+                                 f"output")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = _temp_name(path, suffix)
     try:
@@ -471,6 +477,24 @@ def check_not_any(outputs: Mapping[str, str | Path], files: Iterable[str | Path]
 
 
 # --------------------------------------------------------------------------------------------- claiming
+def special_kind(path: str | Path) -> str | None:
+    """What ``path`` is when it exists and is neither a regular file nor a folder (followed through symlinks):
+    ``"a FIFO (named pipe)"``, ``"a character device"``, ... ; None otherwise (absent, a file, a folder, a broken
+    link). An output is written by renaming a temporary onto it, which would replace such a node (``/dev/null``
+    run as root) instead of writing through it."""
+    import stat
+
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return None
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+        return None
+    kinds = ((stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"),
+             (stat.S_ISBLK, "a block device"))
+    return next((name for test, name in kinds if test(mode)), "not a regular file")
+
+
 def read_mark(output: str | Path, folder: bool) -> dict | None:
     """Our mark on ``output`` (``{"command", "config"}``), or None when it has none (or it is unreadable)."""
     info = _read_info(mark_path(output, folder))
@@ -554,6 +578,10 @@ def claim(output: str | Path, *, command: str, config: Mapping[str, Any] | None 
     path = Path(output)
     config = dict(config or {})
     check_distinct(path, inputs or {}, output_name=output_name, folder=folder)
+    special = special_kind(path)
+    if special is not None:
+        raise ForeignOutputError(f"{output}: {output_name} exists and is {special}; savi writes only regular files "
+                                 f"and folders (it would replace it): choose another {output_name}")
     if path.exists() and path.is_dir() != folder:
         raise ForeignOutputError(f"{output}: {output_name} exists and is {'a file' if folder else 'a folder'}; "
                                  f"a {'folder' if folder else 'file'} is needed here: choose another {output_name}")
