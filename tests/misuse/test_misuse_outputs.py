@@ -19,6 +19,8 @@ import hashlib
 import json
 import os
 import shutil
+import socket
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -221,6 +223,54 @@ def test_an_existing_target_that_is_not_ours_for_this_run_is_refused(writer, sta
                 "ours-other-config": "different configuration"}[state]
     assert expected in line
     assert snapshot(tmp_path) == before and snapshot(world) == inputs
+
+
+#: nodes that are neither a file nor a folder: the final rename would replace them (``/dev/null`` as root)
+SPECIAL_NODES = ("fifo", "socket", "char-device", "symlink-to-fifo", "symlink-to-char-device")
+
+
+def _make_special(out: Path, kind: str, tmp: Path) -> None:
+    target = tmp / f"node-{kind.rsplit('-to-', 1)[-1]}" if kind.startswith("symlink") else out
+    base = kind.rsplit("-to-", 1)[-1]
+    if base == "fifo":
+        os.mkfifo(target)
+    elif base == "socket":
+        sock = socket.socket(socket.AF_UNIX)
+        sock.bind(str(target))
+        sock.close()
+    elif base == "char-device":
+        try:
+            os.mknod(target, 0o666 | stat.S_IFCHR, os.makedev(1, 3))  # what /dev/null is
+        except PermissionError:
+            pytest.skip("creating a device node needs root")
+    if kind.startswith("symlink"):
+        out.symlink_to(target)
+
+
+@pytest.mark.parametrize("writer", list(WRITERS))
+@pytest.mark.parametrize("kind", SPECIAL_NODES)
+def test_an_existing_fifo_socket_or_device_target_is_refused_not_replaced(writer, kind, world, tmp_path, capsys):
+    spec = WRITERS[writer]
+    out = tmp_path / ("out" if spec.folder else "out.jsonl")
+    _make_special(out, kind, tmp_path)
+    before, inputs = os.lstat(out), snapshot(world)
+    code, _, err = savi(capsys, *spec.argv(world, out))
+    assert code != 0
+    assert_one_line_error(err, str(out), "exists and is a")
+    after = os.lstat(out)
+    assert (after.st_ino, after.st_mode) == (before.st_ino, before.st_mode)  # the node itself, not a new file
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted({out.name, *(p.name for p in tmp_path.glob("node-*"))})
+    assert snapshot(world) == inputs
+
+
+def test_the_atomic_writer_refuses_a_special_node_whoever_calls_it(tmp_path):
+    """The backstop below :func:`claim`: a writer that did not claim its output still cannot replace a FIFO."""
+    from savi_plugin.data.outputs import ForeignOutputError, write_text
+
+    os.mkfifo(tmp_path / "pipe")
+    with pytest.raises(ForeignOutputError, match="FIFO"):
+        write_text(tmp_path / "pipe", "x")
+    assert stat.S_ISFIFO(os.lstat(tmp_path / "pipe").st_mode) and len(list(tmp_path.iterdir())) == 1
 
 
 @pytest.mark.parametrize("writer", [w for w, s in WRITERS.items() if s.cheap])
