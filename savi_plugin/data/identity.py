@@ -154,13 +154,17 @@ def write_adapter_identity(adapter_dir: str | Path, base: str | Path, backend: s
 def check_adapter_base(adapter_dir: str | Path, base: str | Path) -> None:
     """Refuse to apply the adapter in ``adapter_dir`` to ``base`` when it was trained on another model.
 
-    An adapter without ``savi_adapter.json`` (made by another tool) is applied as it is; peft checks its shapes.
+    An adapter without ``savi_adapter.json`` (made by another tool, or with the file removed) is compared by what
+    peft itself records: ``auto_mapping.base_model_class`` of its ``adapter_config.json`` against the ``architectures`` of the
+    base's ``config.json``; another class is refused (peft would apply matching module names of another family
+    silently), a missing record on either side is applied with one warning.
 
     Raises:
         IdentityMismatchError: naming the adapter, the base it was trained on and the model it meets.
     """
     record = Path(adapter_dir) / ADAPTER_FILE
     if not record.is_file():
+        _check_peft_base_class(Path(adapter_dir), base)
         return
     try:
         stored = json.loads(record.read_text(encoding="utf-8"))
@@ -180,6 +184,32 @@ def check_adapter_base(adapter_dir: str | Path, base: str | Path) -> None:
             else "another base model (its files differ)")
     raise IdentityMismatchError(f"{adapter_dir}: the adapter was trained on {stored.get('base_model')} and would be "
                                 f"applied to {base}, {what}; load it onto the model it was trained on")
+
+
+def _json_field(path: Path, key: str) -> Any:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data.get(key) if isinstance(data, dict) else None
+
+
+def _check_peft_base_class(adapter_dir: Path, base: str | Path) -> None:
+    """An adapter without our record: refuse a base whose architecture is not the class peft recorded."""
+    mapping = _json_field(adapter_dir / "adapter_config.json", "auto_mapping")  # peft's record of the base class
+    trained_class = mapping.get("base_model_class") if isinstance(mapping, dict) else None
+    architectures = _json_field(Path(base) / "config.json", "architectures") if Path(base).is_dir() else None
+    if not isinstance(trained_class, str) or not isinstance(architectures, list) or not architectures:
+        log.warning("%s: the adapter has no %s and its base cannot be compared with %s; applying it as it is",
+                    adapter_dir, ADAPTER_FILE, base)
+        return
+    if trained_class in architectures:
+        return
+    trained_on = _json_field(adapter_dir / "adapter_config.json", "base_model_name_or_path")
+    raise IdentityMismatchError(
+        f"{adapter_dir}: the adapter was trained on a {trained_class} ({trained_on or 'base not recorded'}, per its "
+        f"adapter_config.json) and would be applied to {base}, a {'/'.join(map(str, architectures))}; load it onto "
+        f"a model of the class it was trained on")
 
 
 def check_inputs_unchanged(stored: dict | None, current: dict | None, *, output: str | Path, stored_at: str | Path,

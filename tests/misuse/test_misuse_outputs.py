@@ -465,3 +465,45 @@ def test_train_into_a_finished_folder_with_another_configuration_is_refused_with
     assert_one_line_error(err, str(out), "different configuration", "training.beta")
     code, _, err = savi(capsys, *argv)  # the same configuration again: accepted (it trains the same run anew)
     assert code == 0, err
+
+
+#: what an adapter folder records about its base: ours (savi_adapter.json) or only what peft writes
+ADAPTER_RECORDS = ("savi", "peft-only")
+
+
+def _adapter_of(base: Path, folder: Path, record: str) -> Path:
+    """An adapter folder trained on ``base`` as far as its records say (the check reads records before weights)."""
+    from savi_plugin.data.identity import write_adapter_identity
+
+    folder.mkdir()
+    architecture = json.loads((base / "config.json").read_text())["architectures"][0]
+    (folder / "adapter_config.json").write_text(json.dumps({
+        "peft_type": "LORA", "base_model_name_or_path": str(base),
+        "auto_mapping": {"base_model_class": architecture, "parent_library": "transformers"}}))
+    if record == "savi":
+        write_adapter_identity(folder, base, None)
+    return folder
+
+
+@pytest.mark.parametrize("record", ADAPTER_RECORDS)
+def test_an_adapter_of_another_family_is_refused_whatever_it_records(record, world, tiny_qwen2_vl, tmp_path, capsys):
+    from savi_plugin.data.identity import check_adapter_base
+
+    adapter = _adapter_of(world / "model", tmp_path / "adapter", record)
+    check_adapter_base(adapter, world / "model")  # its own base: accepted
+    code, _, err = savi(capsys, "generate", "--model", tiny_qwen2_vl, "--adapter", adapter, "--input",
+                        world / "data/qa.jsonl", "--output", tmp_path / "p.jsonl", *GEN)
+    assert code == 1
+    line = assert_one_line_error(err, str(adapter), "trained on")
+    assert "qwen2_vl" in line.lower() or "Qwen2VL" in line
+
+
+def test_an_adapter_with_no_record_of_its_base_is_applied_with_one_warning(world, tmp_path, caplog):
+    from savi_plugin.data.identity import check_adapter_base
+
+    adapter = tmp_path / "adapter"
+    adapter.mkdir()
+    (adapter / "adapter_config.json").write_text(json.dumps({"peft_type": "LORA"}))
+    with caplog.at_level("WARNING"):
+        check_adapter_base(adapter, world / "model")
+    assert "cannot be compared" in caplog.text
