@@ -31,6 +31,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from savi_plugin.errors import ConfigurationError
+
 log = logging.getLogger(__name__)
 
 #: files up to this size are hashed whole
@@ -42,8 +44,9 @@ ADAPTER_FILE = "savi_adapter.json"
 _NOT_CONTENT = (".savi.lock", ".savi-output.json", ADAPTER_FILE, "train_report.json", "savi_train_config.json")
 
 
-class IdentityMismatchError(ValueError):
-    """An adapter, a pairs file or a run meets another model or data than it was made with (one line)."""
+class IdentityMismatchError(ConfigurationError):
+    """An adapter meets another model than it was made with (one line): the job cannot run as configured, so it
+    stops before its first item with nothing marked (exit status 2)."""
 
 
 def _digest_file(path: Path, size: int, edge: int | None = None) -> str:

@@ -24,6 +24,10 @@ What holds for every output, by construction (README "Guarantees"):
   :func:`atomic_path`, :func:`temp_folder`): a temporary file is named ``.<name>.<pid>.<random>.tmp`` beside the
   destination and removed on every exit (success, exception, Ctrl-C); the destination is replaced by one
   ``rename``.
+* **A configuration error marks nothing** (:meth:`Output.undo`): when a ``ConfigurationError`` -- or any error
+  before the first result (the job added only its mark and empty files) -- leaves the ``with claim(...)`` block of
+  an output that was new, what the job created there (mark, sidecars, files, the folder) is removed, so the
+  corrected command is not refused as "another configuration".
 * **A full disk names the destination** (:func:`disk_error`): ``ENOSPC``, ``EDQUOT`` and ``EFBIG`` become one
   ``OSError`` naming the file the user asked for, never a temporary name, and no temporary file is left.
 
@@ -514,6 +518,8 @@ class Output:
         self.path, self.folder, self.command, self.config = path, folder, command, dict(config)
         self.lock = lock
         self.previous = previous  #: the mark found on the output (None: the output was new)
+        #: what existed before the job (None: the output was not new); a configuration error removes the rest
+        self._before: set[str] | None = None
 
     @property
     def mark(self) -> Path:
@@ -533,11 +539,62 @@ class Output:
     def release(self) -> None:
         self.lock.release()
 
+    def undo(self) -> None:
+        """Remove everything this job created at a new output (the mark, sidecars, files), leaving what was there
+        before: a configuration error found after the claim marks nothing, so the corrected command is not refused
+        as "another configuration" (README "Guarantees": configuration errors stop with nothing marked)."""
+        if self._before is None or not _is_main_rank() and not self.lock.every_rank:
+            return
+        root = self.path if self.folder else (self.path.parent if str(self.path.parent) else Path("."))
+        if not root.is_dir():
+            return
+        locks = {self.lock.path.name, self.lock.path.name + ".excl"}  # removed by release()
+        for name in sorted(_existing_names(self.path, self.folder) - self._before - locks):
+            target = root / name
+            if target.is_dir() and not target.is_symlink():
+                remove_tree(target)
+            else:
+                with contextlib.suppress(FileNotFoundError):
+                    target.unlink()
+
+    def _holds_no_result(self) -> bool:
+        """Whether what this job added to a new output is only its mark and empty files (nothing to resume)."""
+        if self._before is None:
+            return False
+        root = self.path if self.folder else (self.path.parent if str(self.path.parent) else Path("."))
+        mark = self.mark.name
+        for name in _existing_names(self.path, self.folder) - self._before - {self.lock.path.name}:
+            target = root / name
+            if name != mark and not (target.is_file() and not target.is_symlink() and target.stat().st_size == 0):
+                return False
+        return True
+
     def __enter__(self) -> "Output":
         return self
 
-    def __exit__(self, *exc) -> None:
-        self.release()
+    def __exit__(self, exc_type, exc, tb) -> None:
+        from savi_plugin.errors import ConfigurationError
+
+        undo = exc_type is not None and (issubclass(exc_type, ConfigurationError) or self._holds_no_result())
+        try:
+            if undo:
+                self.undo()
+        finally:
+            self.release()
+        if undo and self.folder and self._before == {"<absent>"}:
+            with contextlib.suppress(OSError):
+                self.path.rmdir()  # created by this job, empty once undone
+
+
+def _existing_names(path: Path, folder: bool) -> set[str]:
+    """The names that make up output ``path`` now: a folder's entries (``{"<absent>"}`` when there is no folder),
+    or a file output's name and its sidecars (``<name>`` and ``<name>.*`` beside it)."""
+    if folder:
+        return {p.name for p in path.iterdir()} if path.is_dir() else {"<absent>"}
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        return set()
+    return {p.name for p in parent.iterdir() if p.name == path.name or p.name.startswith(path.name + ".")}
 
 
 def claim(output: str | Path, *, command: str, config: Mapping[str, Any] | None = None, folder: bool = False,
@@ -586,6 +643,7 @@ def claim(output: str | Path, *, command: str, config: Mapping[str, Any] | None 
         raise ForeignOutputError(f"{output}: {output_name} exists and is {'a file' if folder else 'a folder'}; "
                                  f"a {'folder' if folder else 'file'} is needed here: choose another {output_name}")
     held = OutputLock(path, folder=folder and not lock_beside, what=what or output_name, every_rank=every_rank)
+    before = _existing_names(path, folder)  # before the lock file exists (it may create the folder)
     if lock:
         held.acquire()
     try:
@@ -610,7 +668,9 @@ def claim(output: str | Path, *, command: str, config: Mapping[str, Any] | None 
     except BaseException:
         held.release()
         raise
-    return Output(path, folder, command, config, held, previous)
+    claimed = Output(path, folder, command, config, held, previous)
+    claimed._before = before if previous is None else None
+    return claimed
 
 
 @contextlib.contextmanager

@@ -441,8 +441,9 @@ def test_an_adapter_refuses_a_base_it_was_not_trained_on(world, tiny_qwen2_vl, t
         load_backend(other, adapter=adapter)
     code, _, err = savi(capsys, "generate", "--model", tiny_qwen2_vl, "--adapter", adapter, "--input",
                         world / "data/qa.jsonl", "--output", tmp_path / "p.jsonl", *GEN)
-    assert code == 1
+    assert code == 2  # a configuration error: nothing marked, the corrected command runs
     assert_one_line_error(err, str(adapter), "another model family (llava_onevision -> qwen2_vl)")
+    assert list(tmp_path.glob("p.jsonl*")) == []
 
 
 def test_a_report_path_that_holds_a_users_file_is_refused(world, tmp_path, capsys):
@@ -493,7 +494,7 @@ def test_an_adapter_of_another_family_is_refused_whatever_it_records(record, wor
     check_adapter_base(adapter, world / "model")  # its own base: accepted
     code, _, err = savi(capsys, "generate", "--model", tiny_qwen2_vl, "--adapter", adapter, "--input",
                         world / "data/qa.jsonl", "--output", tmp_path / "p.jsonl", *GEN)
-    assert code == 1
+    assert code == 2 and list(tmp_path.glob("p.jsonl*")) == []  # refused before the first item, nothing marked
     line = assert_one_line_error(err, str(adapter), "trained on")
     assert "qwen2_vl" in line.lower() or "Qwen2VL" in line
 
