@@ -543,30 +543,35 @@ class Output:
         """Remove everything this job created at a new output (the mark, sidecars, files), leaving what was there
         before: a configuration error found after the claim marks nothing, so the corrected command is not refused
         as "another configuration" (README "Guarantees": configuration errors stop with nothing marked)."""
-        if self._before is None or not _is_main_rank() and not self.lock.every_rank:
+        if self._before is None or not (_is_main_rank() or self.lock.every_rank):
             return
-        root = self.path if self.folder else (self.path.parent if str(self.path.parent) else Path("."))
-        if not root.is_dir():
-            return
-        locks = {self.lock.path.name, self.lock.path.name + ".excl"}  # removed by release()
-        for name in sorted(_existing_names(self.path, self.folder) - self._before - locks):
-            target = root / name
+        parent = _parent(self.path)
+        for name in sorted(self._added(), reverse=True):  # a folder's entries before the folder
+            target = parent / name
             if target.is_dir() and not target.is_symlink():
                 remove_tree(target)
             else:
                 with contextlib.suppress(FileNotFoundError):
                     target.unlink()
+        if not self.folder and self.path.name in self._before and self.path.is_file():
+            os.truncate(self.path, 0)  # it was empty (claim accepts no other unmarked file)
+
+    def _added(self) -> set[str]:
+        """What the job added to the output (paths relative to its folder's parent), without the lock files."""
+        name = self.path.name
+        locks = {f"{name}/{LOCK_NAME}", f"{name}/{LOCK_NAME}.excl", f"{name}.lock", f"{name}.lock.excl"}
+        return _existing_names(self.path, self.folder) - (self._before or set()) - locks - {name}
 
     def _holds_no_result(self) -> bool:
         """Whether what this job added to a new output is only its mark and empty files (nothing to resume)."""
         if self._before is None:
             return False
-        root = self.path if self.folder else (self.path.parent if str(self.path.parent) else Path("."))
-        mark = self.mark.name
-        for name in _existing_names(self.path, self.folder) - self._before - {self.lock.path.name}:
-            target = root / name
-            if name != mark and not (target.is_file() and not target.is_symlink() and target.stat().st_size == 0):
-                return False
+        parent, mark = _parent(self.path), str(self.mark.relative_to(_parent(self.path)))
+        for name in self._added() | ({self.path.name} - self._before):
+            target = parent / name
+            if name != mark and os.path.lexists(target) and not (target.is_file() and not target.is_symlink() and target.stat().st_size == 0):
+                if not (self.folder and name == self.path.name):  # the folder itself: its entries decide
+                    return False
         return True
 
     def __enter__(self) -> "Output":
@@ -581,20 +586,25 @@ class Output:
                 self.undo()
         finally:
             self.release()
-        if undo and self.folder and self._before == {"<absent>"}:
-            with contextlib.suppress(OSError):
-                self.path.rmdir()  # created by this job, empty once undone
+        if undo and self._before is not None and self.path.name not in self._before:
+            with contextlib.suppress(OSError):  # created by this job: a folder empty once undone, or the file
+                self.path.rmdir() if self.folder else self.path.unlink()
+
+
+def _parent(path: Path) -> Path:
+    return path.parent if str(path.parent) else Path(".")
 
 
 def _existing_names(path: Path, folder: bool) -> set[str]:
-    """The names that make up output ``path`` now: a folder's entries (``{"<absent>"}`` when there is no folder),
-    or a file output's name and its sidecars (``<name>`` and ``<name>.*`` beside it)."""
-    if folder:
-        return {p.name for p in path.iterdir()} if path.is_dir() else {"<absent>"}
-    parent = path.parent if str(path.parent) else Path(".")
+    """What makes up output ``path`` now, relative to its parent: the output itself, its sidecars beside it
+    (``<name>.*``) and, for a folder, its entries (``<name>/<entry>``)."""
+    parent = _parent(path)
     if not parent.is_dir():
         return set()
-    return {p.name for p in parent.iterdir() if p.name == path.name or p.name.startswith(path.name + ".")}
+    names = {p.name for p in parent.iterdir() if p.name == path.name or p.name.startswith(path.name + ".")}
+    if folder and path.is_dir() and not path.is_symlink():
+        names |= {f"{path.name}/{p.name}" for p in path.iterdir()}
+    return names
 
 
 def claim(output: str | Path, *, command: str, config: Mapping[str, Any] | None = None, folder: bool = False,

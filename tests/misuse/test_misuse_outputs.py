@@ -508,3 +508,18 @@ def test_an_adapter_with_no_record_of_its_base_is_applied_with_one_warning(world
     with caplog.at_level("WARNING"):
         check_adapter_base(adapter, world / "model")
     assert "cannot be compared" in caplog.text
+
+
+@pytest.mark.parametrize("rank", ["widest+1", 2**24, 2**32 - 1])
+def test_a_lora_rank_above_every_layer_is_refused_before_allocation_and_marks_nothing(rank, world, tmp_path, capsys):
+    """``lora.r`` has a per-model maximum (min(d_in, d_out) of the widest targeted layer): above it peft would ask
+    for up to terabytes. The refusal is a configuration error found after the claim: the folder is left as it was."""
+    config = json.loads((world / "model/config.json").read_text())
+    hidden = config["text_config"]["hidden_size"]
+    value = hidden + 1 if rank == "widest+1" else rank
+    out = tmp_path / "run"
+    argv = [*WRITERS["train"].argv(world, out), f"lora.r={value}"]
+    code, _, err = savi(capsys, *argv)
+    assert code == 2
+    assert_one_line_error(err, "lora.r", f"must be <= {hidden}", str(value))
+    assert not out.exists() and list(tmp_path.iterdir()) == []
