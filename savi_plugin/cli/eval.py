@@ -16,10 +16,15 @@ import subprocess
 import sys
 from dataclasses import dataclass
 
-from savi_plugin.config.values import AtLeast, OneOf, add_flag, checked
+from savi_plugin.config.values import AtLeast, OneOf, Range, add_flag, checked
 from savi_plugin.video.decode import DEFAULT_NUM_FRAMES
 
 BENCHMARK_CHOICES = ("all", "mvbench", "egoschema", "perceptiontest")
+
+
+#: most records per fixture task: each is a rendered video (MVBench has 20 subtasks), so 1000 is ~20 000 clips,
+#: far more than a test of the plumbing needs; the shared ceiling (2**32 - 1) ran until killed
+MAX_FIXTURE_RECORDS = 1000
 
 
 @dataclass(frozen=True)
@@ -27,7 +32,7 @@ class FixtureOptions:
     """The options of ``savi eval fixture``."""
 
     benchmark: str = checked("all", OneOf(*BENCHMARK_CHOICES, what="benchmark"))
-    n: int = checked(4, AtLeast(1), help="records per task (MVBench: per subtask)")
+    n: int = checked(4, Range(1, MAX_FIXTURE_RECORDS), help="records per task (MVBench: per subtask)")
     seed: int = checked(0, AtLeast(0), help="synthetic-video seed (the dataset is a pure function of it)")
 
 
@@ -157,9 +162,11 @@ def run_suite(args) -> int:
         suite_tasks,
     )
     from savi_plugin.eval.suite import run_suite as run
+    from savi_plugin.eval.task_names import check_task_names
 
     try:
         tasks, missing = suite_tasks(args.suite)
+        check_task_names(tasks, key="SUITE")  # before any model loads: a typo is one line, exit 2
         if not args.adapter:
             raise SuiteError("at least one --adapter is needed, to compare with the base model")
         for path in [args.model, *args.adapter, args.data_root]:

@@ -114,10 +114,13 @@ FLAG_CASES = [
     (GENERATE + ["--backend", "llava_next_video"], "argument --backend: unknown backend 'llava_next_video'"),
     (["generate", "--generator", "rrhf"], "argument --generator: unknown generator 'rrhf'"),
     (["align", "tiny_demo", "--iterations", "0", "--dry-run"], "argument --iterations: must be >= 1, got 0"),
-    (["eval", "fixture", "data", "-n", "0"], "argument -n: must be >= 1, got 0"),  # was an empty dataset, exit 0
-    (["eval", "fixture", "data", "-n", "-1"], "argument -n: must be >= 1, got -1"),
+    (["eval", "fixture", "data", "-n", "0"], "argument -n: must be >= 1 and <= 1000, got 0"),  # was an empty dataset, exit 0
+    (["eval", "fixture", "data", "-n", "-1"], "argument -n: must be >= 1 and <= 1000, got -1"),
     (["eval", "fixture", "data", "-n", "abc"], "argument -n: expected an integer, got 'abc'"),
     (["eval", "fixture", "data", "--seed", "-1"], "argument --seed: must be >= 0, got -1"),
+    # a count with its own maximum, not the shared 2**32 - 1 ceiling (which rendered videos until killed)
+    (["eval", "fixture", "data", "-n", "1001"], "argument -n: must be >= 1 and <= 1000, got 1001"),
+    (["eval", "fixture", "data", "-n", "4294967295"], "argument -n: must be >= 1 and <= 1000, got 4294967295"),
 ]
 
 
@@ -336,4 +339,16 @@ def test_run_generation_api_applies_the_same_rules(kwargs, message, tmp_path):
     with pytest.raises(ConfigError) as err:
         run_generation(generator="rrpo", model="m", inputs=[], output=tmp_path / "pairs.jsonl", **kwargs)
     assert message in str(err.value)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("suite", ["savi_mvbenchh", "savi_mvbench,savi_egoschemaa", "videosavi,nonexistent_task"])
+def test_an_unknown_task_in_a_suite_is_refused_before_any_model_loads(suite, tmp_path, capsys, monkeypatch):
+    from misuse_kit import assert_one_line_error, savi
+
+    monkeypatch.chdir(tmp_path)
+    code, _, err = savi(capsys, "eval", "suite", suite, "--model", "no-such-model", "--adapter", "no-such-adapter",
+                        "--out", tmp_path / "suite")
+    assert code == 2
+    assert_one_line_error(err, "SUITE[", "unknown lmms-eval task")
     assert list(tmp_path.iterdir()) == []
