@@ -569,9 +569,11 @@ class Output:
         parent, mark = _parent(self.path), str(self.mark.relative_to(_parent(self.path)))
         for name in self._added() | ({self.path.name} - self._before):
             target = parent / name
-            if name != mark and os.path.lexists(target) and not (target.is_file() and not target.is_symlink() and target.stat().st_size == 0):
-                if not (self.folder and name == self.path.name):  # the folder itself: its entries decide
-                    return False
+            if self.folder and name == self.path.name:
+                continue  # the folder itself: its entries decide
+            if name != mark and os.path.lexists(target) and not (target.is_file() and not target.is_symlink()
+                                                                 and target.stat().st_size == 0):
+                return False
         return True
 
     def __enter__(self) -> "Output":
