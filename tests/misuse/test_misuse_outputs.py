@@ -523,3 +523,45 @@ def test_a_lora_rank_above_every_layer_is_refused_before_allocation_and_marks_no
     assert code == 2
     assert_one_line_error(err, "lora.r", f"must be <= {hidden}", str(value))
     assert not out.exists() and list(tmp_path.iterdir()) == []
+
+
+#: how a video a manifest names can change while the manifest stays byte-identical
+VIDEO_CHANGES = ("copied-over", "symlink-retargeted", "one-byte-appended")
+
+
+@pytest.mark.parametrize("change", VIDEO_CHANGES)
+def test_resume_after_a_named_video_changed_at_the_same_path_is_refused(change, world, tmp_path, capsys):
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    for name in ("v0.mp4", "v1.mp4"):
+        shutil.copyfile(world / "data" / name, videos / f"real-{name}")
+        (videos / name).symlink_to(videos / f"real-{name}")
+    manifest = tmp_path / "qa.jsonl"
+    write_jsonl(manifest, [qa_item(f"q{i}", videos / f"v{i}.mp4") for i in range(2)])
+    out = tmp_path / "pairs.jsonl"
+    argv = ["generate", "--model", world / "model", "--input", manifest, "--output", out, *GEN]
+    code, _, err = savi(capsys, *argv, "--limit", "1")
+    assert code == 0, err
+    if change == "copied-over":
+        shutil.copyfile(videos / "real-v1.mp4", videos / "real-v0.mp4")
+    elif change == "symlink-retargeted":
+        (videos / "v0.mp4").unlink()
+        (videos / "v0.mp4").symlink_to(videos / "real-v1.mp4")
+    else:
+        with open(videos / "real-v0.mp4", "ab") as fh:
+            fh.write(b"\0")
+    before = out.read_bytes()
+    code, _, err = savi(capsys, *argv)  # the resume that would add q1 beside a q0 made from the old video
+    assert code == 1 and out.read_bytes() == before
+    assert_one_line_error(err, str(out), "identity.videos changed content")
+
+
+def test_resume_that_extends_the_limit_over_unchanged_videos_is_accepted(world, tmp_path, capsys):
+    manifest = tmp_path / "qa.jsonl"
+    write_jsonl(manifest, [qa_item(f"q{i}", world / "data" / f"v{i}.mp4") for i in range(2)])
+    out = tmp_path / "pairs.jsonl"
+    argv = ["generate", "--model", world / "model", "--input", manifest, "--output", out, *GEN]
+    assert savi(capsys, *argv, "--limit", "1")[0] == 0
+    code, _, err = savi(capsys, *argv)
+    assert code == 0, err
+    assert len(out.read_text().splitlines()) == 2
