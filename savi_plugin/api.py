@@ -32,7 +32,7 @@ _EXPORTS = {
     "BACKENDS": "savi_plugin.registry", "GENERATORS": "savi_plugin.registry", "LOSSES": "savi_plugin.registry",
     "TRAINERS": "savi_plugin.registry", "BENCHMARKS": "savi_plugin.registry", "available": "savi_plugin.registry", "load": "savi_plugin.registry",
     "PluginNotFoundError": "savi_plugin.registry",
-    # checked values (the one validation layer)
+    # checked values (config.values: declared rules and their checker)
     "checked": "savi_plugin.config.values", "ConfigError": "savi_plugin.config.values",
     "Range": "savi_plugin.config.values", "Positive": "savi_plugin.config.values",
     "NonNegative": "savi_plugin.config.values", "AtLeast": "savi_plugin.config.values",

@@ -38,6 +38,7 @@ RecipeError = ConfigError
 __all__ = [
     "Recipe",
     "RecipeError",
+    "blame_override",
     "check_generator_options",
     "list_recipes",
     "load_recipe",
@@ -227,9 +228,15 @@ def load_recipe(name_or_path: str | Path, overrides: list[str] | None = None) ->
     overrides = list(overrides or [])
     try:
         return recipe_from_mapping(apply_overrides(_read(path), overrides), str(path))
-    except ConfigError as exc:  # a value set on the command line is named as such, not as the file's
-        for text in reversed(overrides):
-            key = text.partition("=")[0].strip()
-            if exc.path == key or exc.path.startswith(f"{key}.") or exc.path.startswith(f"{key}["):
-                raise ConfigError(exc.path, exc.message, f"override {text!r}") from None
-        raise
+    except ConfigError as exc:
+        raise blame_override(exc, overrides) from None
+
+
+def blame_override(exc: ConfigError, overrides: list[str]) -> ConfigError:
+    """``exc`` naming the last override that set its key path as its source (a value set on the command line is
+    named as such, not as the file's); ``exc`` itself when no override set it."""
+    for text in reversed(overrides):
+        key = text.partition("=")[0].strip()
+        if exc.path == key or exc.path.startswith(f"{key}.") or exc.path.startswith(f"{key}["):
+            return ConfigError(exc.path, exc.message, f"override {text!r}")
+    return exc

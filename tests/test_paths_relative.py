@@ -20,7 +20,7 @@ from tests.builders import read_jsonl
 
 TRAIN = ["train.max_steps=1", "train.per_device_train_batch_size=2", "train.save_strategy='no'",
          "train.logging_steps=1"]
-ALIGN = ["data.synthetic_videos=6", "generate.batch_size=6", "generate.options={answer_format: raw}",
+ALIGN = ["generate.batch_size=6", "generate.options={answer_format: raw}",
          *TRAIN, "align.iterations=1", "align.eval_every_iteration=false"]
 
 
@@ -116,9 +116,11 @@ def test_align_relative_out_then_resumed_from_another_folder(tiny_llava_onevisio
     first, second = tmp_path / "first", tmp_path / "second"
     first.mkdir()
     second.mkdir()
+    make_synthetic_dataset(tmp_path / "qa", 6, seed=0)
     monkeypatch.chdir(first)
     model = f"model.path={tiny_llava_onevision}"
-    assert main(["align", "tiny_demo", model, *ALIGN, "--out", "runs/a"]) == 0
+    qa = f"data.qa={tmp_path / 'qa' / 'samples.jsonl'}"
+    assert main(["align", "tiny_demo", model, qa, *ALIGN, "--out", "runs/a"]) == 0
     manifest_path = first / "runs/a/manifest.json"
     manifest = json.loads(manifest_path.read_text())
     found: list[str] = []
@@ -134,7 +136,7 @@ def test_align_relative_out_then_resumed_from_another_folder(tiny_llava_onevisio
         for p in sorted((first / "runs/a/iter_0" / folder).rglob("*"), reverse=True):
             p.unlink() if p.is_file() else p.rmdir()
     monkeypatch.chdir(second)
-    assert main(["align", "tiny_demo", model, *ALIGN, "--out", "../first/runs/a"]) == 0
+    assert main(["align", "tiny_demo", model, qa, *ALIGN, "--out", "../first/runs/a"]) == 0
     resumed = json.loads(manifest_path.read_text())["iterations"][0]
     assert resumed["adapter"] == "iter_0/train" and resumed["next_model"] == "iter_0/model"
     assert (first / "runs/a/iter_0/model/config.json").is_file()
@@ -144,7 +146,7 @@ def test_align_relative_out_then_resumed_from_another_folder(tiny_llava_onevisio
 def test_demo_with_a_relative_run_folder(tmp_path, monkeypatch):
     """``savi demo --out runs/d`` (a small world): generation finds the videos, training gets pairs."""
     monkeypatch.chdir(tmp_path)
-    rc = main(["demo", "--out", "runs/d", "data.synthetic_videos=16", "data.synthetic_eval_videos=8",
+    rc = main(["demo", "--out", "runs/d", "demo.align_videos=16", "demo.heldout_videos=8",
                "demo.warmup_videos=16", "demo.warmup_steps=60", "demo.compare_dpo=false", "train.max_steps=1"])
     assert rc == 0
     report = json.loads(Path("runs/d/data/rrpo_pairs.jsonl.report.json").read_text())

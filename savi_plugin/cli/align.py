@@ -7,6 +7,7 @@ lmms-eval command line) and prints it, loading and writing nothing.
 from __future__ import annotations
 
 import json
+import os
 import time
 
 from savi_plugin.config.sections import AlignSection
@@ -39,6 +40,9 @@ def run(args) -> int:
         from savi_plugin.eval.task_names import check_task_names
 
         check_task_names(list(recipe.eval.tasks), "eval.tasks", recipe.source)
+        from savi_plugin.eval.builtin_check import builtin_task_env  # a built-in task whose data cannot be had
+
+        builtin_task_env(list(recipe.eval.tasks), dict(os.environ))
     if args.dry_run:
         from savi_plugin.pipeline.dry_run import dry_run_align
 

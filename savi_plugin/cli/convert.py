@@ -7,6 +7,7 @@ import sys
 from dataclasses import dataclass
 
 from savi_plugin.config.values import Range, add_flag, checked
+from savi_plugin.constants import DTYPES
 
 
 @dataclass(frozen=True)
@@ -33,7 +34,7 @@ def add_parser(subparsers) -> None:
     llava.add_argument("--vision-config", default=None,
                        help="the SigLIP tower's config.json (or its directory); needed when mm_vision_tower is "
                             "not google/siglip-so400m-patch14-384")
-    llava.add_argument("--dtype", default=None, choices=("bfloat16", "float16", "float32"),
+    llava.add_argument("--dtype", default=None, choices=DTYPES,
                        help="output dtype (default: keep the source's)")
     add_flag(llava, "--pool-stride", ConvertOptions, "pool_stride")
     llava.add_argument("--allow-unmapped", action="store_true",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
 
@@ -21,7 +22,11 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--out", default=None, help="run folder (default: savi_runs/demo-<time>)")
     parser.add_argument("--recipe", default="tiny_demo")
     add_flag(parser, "--seeds", DemoOptions, "seeds", metavar="N")
-    parser.add_argument("overrides", nargs="*", metavar="key.path=value")
+    from savi_plugin.demo.settings import DemoSettings
+
+    settings = ", ".join(f.name for f in dataclasses.fields(DemoSettings))
+    parser.add_argument("overrides", nargs="*", metavar="key.path=value",
+                        help=f"recipe overrides; demo.KEY=VALUE sets the demo's own settings ({settings})")
     parser.set_defaults(func=run)
 
 

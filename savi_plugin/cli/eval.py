@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from savi_plugin.config.values import AtLeast, OneOf, Range, add_flag, checked
 from savi_plugin.video.decode import DEFAULT_NUM_FRAMES
 
-BENCHMARK_CHOICES = ("all", "mvbench", "egoschema", "perceptiontest")
+BENCHMARK_CHOICES = ("all", "mvbench", "egoschema", "perceptiontest", "videohallucer", "vidhalluc")
 
 
 #: most records per fixture task: each is a rendered video (MVBench has 20 subtasks), so 1000 is ~20 000 clips,
@@ -107,6 +107,7 @@ def run_lmms_eval(args) -> int:
     ``--output_path`` the results go to a temporary folder, read, then removed."""
     import tempfile
 
+    from savi_plugin.eval.builtin_check import builtin_task_env
     from savi_plugin.eval.command import (
         flag_value,
         lmms_eval_command,
@@ -126,6 +127,7 @@ def run_lmms_eval(args) -> int:
         print("+", " ".join(command), file=sys.stderr)
         return subprocess.call(command, env=env)
     requested = [t.strip() for t in tasks.split(",") if t.strip()]
+    env = builtin_task_env(requested, env)  # BuiltinDataError: one line, before lmms-eval loads the model
     output = flag_value(lmms_args, "--output_path")
     with tempfile.TemporaryDirectory(prefix="savi-eval-results-") as scratch:
         output = output or scratch

@@ -6,7 +6,7 @@ the rules each field declares). Sections:
 
 - ``model`` (:class:`ModelSection`), ``data`` (:class:`DataSection`), ``generate`` (:class:`GenerateSection`,
   whose ``options`` are checked against the generator's own options dataclass), ``lora`` (:class:`LoraSection`),
-  ``eval`` (:class:`EvalSection`), ``align`` (:class:`AlignSection`), ``demo`` (:class:`DemoSection`);
+  ``eval`` (:class:`EvalSection`), ``align`` (:class:`AlignSection`);
 - ``train``: keyword arguments of :class:`savi_plugin.training.config.PreferenceConfig` (a
   ``transformers.TrainingArguments``), checked key by key against that class (:mod:`savi_plugin.training.arguments`),
   whose defaults apply to every key a recipe does not set;
@@ -53,7 +53,8 @@ def path_field(default: Any = None, *declared, kind: str = "file", help: str | N
 class ModelSection:
     """``model``: the checkpoint that generates and is trained."""
 
-    path: str = field(metadata=rules(help="checkpoint folder, hub id, or tiny://<family> (demo)", path="model"))
+    path: str = field(metadata=rules(help="checkpoint folder, hub id, or tiny://<family> (a tiny random model "
+                                          "built in the run folder)", path="model"))
     backend: str | None = checked(None, _registered(registry.BACKENDS),
                                   help="backend name; None: detected from the checkpoint's config.json")
     dtype: str = checked("float32", OneOf(*DTYPES, what="dtype"), help="precision the model is loaded in")
@@ -75,8 +76,6 @@ class DataSection:
                               help="training frames: uniform (linspace, last frame included) or interval "
                                    "(int(i * T / n), the official RRPO training loader)")
     data_root: str | None = path_field(kind="dir", help="relative video paths start here and may not leave it")
-    synthetic_videos: int | None = checked(None, AtLeast(1), help="demo: synthetic training videos instead of qa")
-    synthetic_eval_videos: int | None = checked(None, AtLeast(1), help="demo: synthetic held-out videos")
 
 
 @dataclass
@@ -134,17 +133,6 @@ class AlignSection:
 
 
 @dataclass
-class DemoSection:
-    """``demo``: the demo-only supervised warm-up and comparison (``savi demo``)."""
-
-    warmup_videos: int = checked(200, AtLeast(1), help="synthetic videos of the warm-up set")
-    warmup_steps: int = checked(300, AtLeast(0), help="supervised warm-up steps before pair generation")
-    warmup_lr: float = checked(2e-3, Positive(), help="warm-up learning rate")
-    compare_dpo: bool = checked(True, help="train DPO on the same pairs beside RRPO")
-    eval_questions: int | None = checked(None, AtLeast(1), help="held-out questions evaluated (None: all)")
-
-
-@dataclass
 class Recipe:
     """A whole recipe; ``source`` is the file it was read from."""
 
@@ -158,7 +146,6 @@ class Recipe:
     train: dict[str, Any] = field(default_factory=dict, metadata=rules(help="PreferenceConfig keyword arguments"))
     eval: EvalSection = field(default_factory=EvalSection)
     align: AlignSection = field(default_factory=AlignSection)
-    demo: DemoSection = field(default_factory=DemoSection)
     source: str = field(default="", init=False)
 
     @property

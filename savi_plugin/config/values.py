@@ -1,4 +1,11 @@
-"""The one place that validates configuration values: recipes, command-line flags and generator/loss options.
+"""The rules and the checker of configuration values: recipes, command-line flags and generator/loss options.
+
+Every recipe key, ``key=value`` override, ``--flag``, generator option and loss ``Params`` field is checked by
+:func:`check_mapping` / :func:`build` here, against the rules its field declares. Three classes also check
+themselves in ``__post_init__`` for callers that build them from Python: ``PreferenceConfig`` (repeating some of
+the rules :mod:`savi_plugin.training.arguments` registers for its fields), ``RRPOConfig`` and ``VideoSAViConfig``
+(whose choices and cross-field conditions declare no rule). :func:`build` reports such a ``ValueError`` as a
+:class:`ConfigError` at the key path, so a user sees one kind of error either way.
 
 A configuration is a dataclass. Each field's *type* comes from its annotation and its *range* from rules that
 the field declares in its metadata, so the same rule holds wherever the value comes from (a recipe key, a

@@ -507,7 +507,12 @@ def read_mark(output: str | Path, folder: bool) -> dict | None:
 
 def _foreign_files(folder: Path, own: Iterable[str] = ()) -> list[str]:
     own = {LOCK_NAME, MARK_NAME, LOCK_NAME + ".excl", *own}
-    return sorted(p.name for p in folder.iterdir() if p.name not in own)
+    return sorted(p.name for p in folder.iterdir() if p.name not in own and not _our_mark_temp(p.name))
+
+
+def _our_mark_temp(name: str) -> bool:
+    """A temporary file of our mark (:func:`_temp_name`), left by a writer killed while it stored the mark."""
+    return name.startswith(f".{MARK_NAME}.") and name.endswith(".tmp")
 
 
 class Output:
@@ -632,7 +637,8 @@ def claim(output: str | Path, *, command: str, config: Mapping[str, Any] | None 
         ignore: configuration keys that may change between a run and its continuation.
         own_files: names in a folder output that count as ours without a mark (none by default).
         what: how messages name the output (default ``output_name``).
-        every_rank: every launcher rank takes its own lock (each writes its own output).
+        every_rank: every launcher rank claims its own output (each writes its own, e.g. a shard); without it
+            only rank 0 checks, locks and marks, and the other ranks of the job return unchecked.
         lock: take the lock (False: the caller holds it already).
         replace_ours: accept our own mark with another configuration (the result is replaced whole).
         lock_beside: lock a folder output with ``<folder>.lock`` beside it (the folder is replaced whole by
@@ -655,6 +661,12 @@ def claim(output: str | Path, *, command: str, config: Mapping[str, Any] | None 
         raise ForeignOutputError(f"{output}: {output_name} exists and is {'a file' if folder else 'a folder'}; "
                                  f"a {'folder' if folder else 'file'} is needed here: choose another {output_name}")
     held = OutputLock(path, folder=folder and not lock_beside, what=what or output_name, every_rank=every_rank)
+    if not (every_rank or _is_main_rank()):
+        # One job's ranks share this output: rank 0 alone decides whether it may be written (it locks, checks and
+        # marks it). Another rank checking too would race with rank 0's own writes, and on a node-local disk it
+        # would judge a folder rank 0 never sees; node-local folders are refused by the collective checks that
+        # need them (training.distributed.shared_resume_point).
+        return Output(path, folder, command, config, held, read_mark(path, folder))
     before = _existing_names(path, folder)  # before the lock file exists (it may create the folder)
     if lock:
         held.acquire()

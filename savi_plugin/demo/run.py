@@ -7,6 +7,11 @@
 3. RRPO pairs from the warm model's own errors on perturbed self-alignment videos (the ``rrpo`` generator);
 4. RRPO training with LoRA, and DPO on the same pairs beside it;
 5. held-out accuracy per stage and group with standard errors, the table, and ``demo.png``.
+
+The recipe (``tiny_demo``) is an ordinary one: the demo builds its videos in the run folder and hands the
+pipeline's steps (:mod:`savi_plugin.pipeline.steps`) that recipe with the self-alignment set's ``samples.jsonl`` as
+the generation input. The demo's own settings (set sizes, warm-up, DPO beside RRPO) are
+:class:`~savi_plugin.demo.settings.DemoSettings`.
 """
 
 from __future__ import annotations
@@ -63,22 +68,28 @@ def _versions() -> str:
 def run_demo(out_dir: str | Path, recipe: str = "tiny_demo", overrides: list[str] | None = None) -> dict:
     """Run the demo into ``out_dir`` and return the results (also written to ``out_dir/results.json``).
 
+    ``overrides``: ``key.path=value`` arguments; those under ``demo.`` set the demo's own settings
+    (:mod:`savi_plugin.demo.settings`), the others override the recipe, which is an ordinary one.
     ``out_dir`` is claimed first (:func:`savi_plugin.data.outputs.claim`): new, or a demo folder of the same
     recipe and overrides; a folder holding the user's files is refused before anything is written."""
+    from savi_plugin.demo.settings import load_settings, split_overrides
     from savi_plugin.recipe import resolve_recipe_path
 
     wall0, cpu0 = time.time(), time.process_time()
-    cfg = load_recipe(recipe, overrides)
+    own, recipe_overrides = split_overrides(overrides)
+    settings = load_settings(own)
+    cfg = load_recipe(recipe, recipe_overrides)
     out = Path(out_dir)
     config = {"recipe": str(recipe), "overrides": list(overrides or [])}
     with claim(out, command="savi demo", config=config, folder=True, output_name="--out", what="demo folder",
                inputs={"the recipe": resolve_recipe_path(recipe)}) as claimed:
         claimed.write_mark()
-        return _run(cfg, out, wall0, cpu0)
+        return _run(cfg, settings, out, wall0, cpu0)
 
 
-def _run(cfg, out: Path, wall0: float, cpu0: float) -> dict:
-    """:func:`run_demo` once ``out`` is claimed (new, or a demo folder of the same recipe)."""
+def _run(cfg, demo, out: Path, wall0: float, cpu0: float) -> dict:
+    """:func:`run_demo` once ``out`` is claimed (new, or a demo folder of the same recipe); ``demo``: its
+    :class:`~savi_plugin.demo.settings.DemoSettings`."""
     import torch
 
     from savi_plugin.demo.mcq_eval import mcq_accuracy
@@ -92,7 +103,6 @@ def _run(cfg, out: Path, wall0: float, cpu0: float) -> dict:
 
     seed = cfg.seed
     frames = cfg.model.num_frames
-    demo, data = cfg.demo, cfg.data
     backend = cfg.model.backend
     timings: dict[str, float] = {}
 
@@ -101,8 +111,7 @@ def _run(cfg, out: Path, wall0: float, cpu0: float) -> dict:
         log.info("%s done in %.1fs", name, timings[name])
 
     t0 = time.time()
-    sizes = {"warmup": demo.warmup_videos, "align": data.synthetic_videos or 200,
-             "heldout": data.synthetic_eval_videos or 200}
+    sizes = {"warmup": demo.warmup_videos, "align": demo.align_videos, "heldout": demo.heldout_videos}
     sets = {kind: make_world_set(out / "videos" / kind, kind, n, seed=seed) for kind, n in sizes.items()}
     _check_disjoint(*sets.values())
     base = resolve_model_path(cfg.model.path, out, seed=seed)

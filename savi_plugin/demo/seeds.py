@@ -4,8 +4,9 @@ A single seed's table moves with the library versions (the same seeds gave +12.0
 +34.5 on 5.25: a different float path through the same tiny model), so the size of the effect is only meaningful
 with its spread over seeds. Seed ``s`` sets ``train.seed`` (the world's videos, the tiny model, the warm-up,
 training) and ``generate.seed`` (pair generation) to ``s``; the seeds are ``base, base + 1, ...`` from the recipe's
-``train.seed``. Each seed's run is a normal demo run in ``<out>/seed-<s>/``; the run folder gets the summary's
-``results.json`` and ``demo.png``.
+``train.seed``. Each seed's run is a normal demo run in ``<out>/seed-<s>/``; the run folder, claimed like every
+output (:func:`savi_plugin.data.outputs.claim`: new, or this command's with the same recipe and overrides), gets
+the summary's ``results.json`` and ``demo.png``.
 
 :func:`summarize` and :func:`format_seed_table` are pure functions over the per-seed results.
 """
@@ -15,7 +16,7 @@ from __future__ import annotations
 import statistics
 from pathlib import Path
 
-from savi_plugin.data.outputs import write_json
+from savi_plugin.data.outputs import claim, write_json
 from savi_plugin.demo.report import STAGES, gain
 
 
@@ -97,20 +98,27 @@ def run_seeds(out_dir: str | Path, recipe: str = "tiny_demo", overrides: list[st
 
     from savi_plugin.demo.plots import plot_seeds
     from savi_plugin.demo.run import run_demo
-    from savi_plugin.recipe import load_recipe
+    from savi_plugin.demo.settings import load_settings, split_overrides
+    from savi_plugin.recipe import load_recipe, resolve_recipe_path
 
     if seeds < 1:
         raise ValueError(f"--seeds must be >= 1, got {seeds}")
     wall0 = time.time()
     out = Path(out_dir)
-    base = load_recipe(recipe, overrides).seed
-    per_seed = {}
-    for s in range(base, base + seeds):
-        per_seed[s] = run_demo(out / f"seed-{s}", recipe, [*(overrides or []), *seed_overrides(s)])
-    summary = summarize(per_seed)
-    summary["time_s"] = time.time() - wall0
-    summary["runs"] = {str(s): f"seed-{s}" for s in per_seed}  # relative to this folder
-    summary["plot"] = "demo.png"
-    plot_seeds(out / "demo.png", summary)
-    write_json(out / "results.json", summary, indent=1)
+    own, recipe_overrides = split_overrides(overrides)
+    load_settings(own)  # checked before the first run starts
+    base = load_recipe(recipe, recipe_overrides).seed
+    config = {"recipe": str(recipe), "overrides": list(overrides or [])}
+    with claim(out, command="savi demo --seeds", config=config, folder=True, output_name="--out",
+               what="demo folder", inputs={"the recipe": resolve_recipe_path(recipe)}) as claimed:
+        claimed.write_mark()
+        per_seed = {}
+        for s in range(base, base + seeds):
+            per_seed[s] = run_demo(out / f"seed-{s}", recipe, [*(overrides or []), *seed_overrides(s)])
+        summary = summarize(per_seed)
+        summary["time_s"] = time.time() - wall0
+        summary["runs"] = {str(s): f"seed-{s}" for s in per_seed}  # relative to this folder
+        summary["plot"] = "demo.png"
+        plot_seeds(out / "demo.png", summary)
+        write_json(out / "results.json", summary, indent=1)
     return summary

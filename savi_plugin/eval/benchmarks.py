@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from savi_plugin.eval import data
+from savi_plugin.eval import data, vidhalluc, videohallucer
 from savi_plugin.eval.protocols import PROTOCOLS, Protocol
 from savi_plugin.registry import BENCHMARKS as GROUP
 from savi_plugin.registry import entries
@@ -67,6 +67,9 @@ def _builtin(name: str, paper: str) -> Benchmark:
 MVBENCH = _builtin("mvbench", "Li et al., MVBench, CVPR 2024")
 EGOSCHEMA = _builtin("egoschema", "Mangalam et al., EgoSchema, NeurIPS 2023")
 PERCEPTIONTEST = _builtin("perceptiontest", "Pătrăucean et al., Perception Test, NeurIPS 2023")
+VIDEOHALLUCER = Benchmark(videohallucer.SPEC, videohallucer.PROTOCOLS,
+                          paper="Wang et al., VideoHallucer, arXiv 2406.16338")
+VIDHALLUC = Benchmark(vidhalluc.SPEC, vidhalluc.PROTOCOLS, paper="Li et al., VidHalluc, CVPR 2025")
 
 
 class BenchmarkError(LookupError):

@@ -72,7 +72,8 @@ def texts_sha256(texts: list[str]) -> str:
 
 def task_card(config: dict) -> dict:
     """What one task's lmms-eval config says about how it is run (from ``*_results.json``'s ``configs``)."""
-    meta = config.get("metadata") or {}
+    meta = config.get("metadata")
+    meta = meta if isinstance(meta, dict) else {}  # built-in tasks also write a list (``- version: 0.0``)
     protocol = meta.get("protocol", "savi" if meta.get("benchmark") else None)
     frames = None
     if meta.get("benchmark"):
@@ -84,10 +85,18 @@ def task_card(config: dict) -> dict:
             proto = None
         frames = proto and {"num_frames": proto.num_frames or "model's num_frames", "rule": proto.frames,
                             "bounds": proto.bounds}
+    benchmark = meta.get("benchmark")
+    if not benchmark:  # an lmms-eval built-in task: savi_video samples its num_frames uniformly over the video
+        from savi_plugin.eval.builtin_tasks import builtin_of
+
+        builtin = builtin_of(str(config.get("task", "")))
+        if builtin is not None:
+            benchmark, protocol = builtin.benchmark, "lmms-eval built-in"
+            frames = {"num_frames": "model's num_frames", "rule": "uniform", "bounds": False}
     return {
         "dataset": config.get("dataset_path"), "config": config.get("dataset_name"),
         "split": config.get("test_split") or config.get("validation_split"),
-        "benchmark": meta.get("benchmark"), "protocol": protocol, "frames": frames,
+        "benchmark": benchmark, "protocol": protocol, "frames": frames,
         "generation": config.get("generation_kwargs"),
     }
 

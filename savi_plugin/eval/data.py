@@ -15,6 +15,8 @@ Two sources, chosen when a task is loaded (never at import time):
         egoschema/videos/<video_idx>.mp4
         perceptiontest/mc_question_val/<any>.parquet|json|jsonl   # lmms-lab/PerceptionTest_Val
         perceptiontest/videos/<video_name>.mp4
+        videohallucer/<subset>/<subset>.json        # official files, local only (savi_plugin.eval.videohallucer)
+        vidhalluc/<part>.json, vidhalluc/data/...   # official files, local only (savi_plugin.eval.vidhalluc)
 
 Every record is checked when the task loads; a bad record raises :class:`EvalDataError` naming
 file, record and field. A missing video is not an error at load time: it is logged once with a
@@ -121,6 +123,10 @@ class BenchmarkSpec:
         record_id: doc -> a stable id for messages.
         video_field: the record field naming the video (default: the first of ``fields`` among ``video``,
             ``video_idx``, ``video_name``).
+        annotation_file: for benchmarks read only from ``SAVI_DATA_ROOT`` in their official annotation format
+            (VideoHallucer, VidHalluc): config -> its JSON file relative to ``$SAVI_DATA_ROOT/<name>/``.
+        flatten: with ``annotation_file``: ``(the file's parsed JSON, its path) -> records``, one per question the
+            model answers (raising :class:`EvalDataError` naming file, record and field on a bad one).
     """
 
     name: str
@@ -132,6 +138,13 @@ class BenchmarkSpec:
     target: Callable[[dict], int]
     record_id: Callable[[dict], str]
     video_field: str | None = None
+    annotation_file: Callable[[str | None], str] | None = None
+    flatten: Callable[[Any, Path], list[dict]] | None = None
+
+    @property
+    def local_only(self) -> bool:
+        """Read from ``SAVI_DATA_ROOT`` only: its official files are not in a hub layout lmms-eval loads."""
+        return self.flatten is not None
 
     @property
     def video_key(self) -> str | None:
@@ -261,6 +274,12 @@ def local_annotation_files(root: Path, spec: BenchmarkSpec, config: str | None, 
         raise EvalDataError(base, None, None, f"{DATA_ROOT_ENV}={root} has no {spec.name}/ folder "
                             f"(see eval_tasks/README.md for the layout, or write a small synthetic set with "
                             f"`savi eval fixture {root}`)")
+    if spec.annotation_file is not None:
+        path = base / spec.annotation_file(config)
+        if not path.is_file():
+            raise EvalDataError(path, None, None, f"annotation file not found under {DATA_ROOT_ENV}={root} (the "
+                                f"benchmark's official file; `savi eval fixture DIR` writes a synthetic set)")
+        return [path]
     if spec.name == "mvbench":
         files = [p for p in (base / "json" / f"{config}{s}" for s in ANNOTATION_SUFFIXES) if p.is_file()]
         if not files:
@@ -304,6 +323,15 @@ def read_annotation_file(path: Path) -> list[dict[str, Any]]:
     return data
 
 
+def _read_official(path: Path, spec: BenchmarkSpec) -> list[dict]:
+    """One official JSON annotation file (any JSON shape), flattened by ``spec.flatten`` into records."""
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise EvalDataError(path, None, None, f"cannot read: {type(exc).__name__}: {exc}") from None
+    return spec.flatten(raw, path)
+
+
 def validate_records(records: list[dict], spec: BenchmarkSpec, source: str | Path) -> None:
     """Check every record has the benchmark's fields and a usable answer; raise :class:`EvalDataError`."""
     for i, record in enumerate(records):
@@ -313,6 +341,9 @@ def validate_records(records: list[dict], spec: BenchmarkSpec, source: str | Pat
             if field not in record or record[field] is None:
                 raise EvalDataError(source, i, field, "missing (EgoSchema: only the Subset config has answers)"
                                     if spec.name == "egoschema" and field == "answer" else "missing")
+        if spec.flatten is not None:  # checked by the benchmark's own flatten (official format)
+            _check_video_name(record, spec, source, i)
+            continue
         options = spec.options(record)
         if len(options) < 2 or not all(isinstance(o, str) and o.strip() for o in options):
             raise EvalDataError(source, i, "options", f"need at least two non-empty option strings, got {options!r}")
@@ -323,12 +354,16 @@ def validate_records(records: list[dict], spec: BenchmarkSpec, source: str | Pat
             spec.target(record)
         except (ValueError, TypeError) as exc:
             raise EvalDataError(source, i, "answer", str(exc)) from None
-        video_field = spec.video_key
-        video = record.get(video_field) if video_field else None
-        if video_field and (not isinstance(video, str) or not video.strip(" ./") or "\x00" in video):
-            raise EvalDataError(source, i, video_field, f"not a video file name: {video!r}")
+        _check_video_name(record, spec, source, i)
         if spec.name == "mvbench":
             _check_record_bound(record, source, i)
+
+
+def _check_video_name(record: dict, spec: BenchmarkSpec, source: str | Path, i: int) -> None:
+    video_field = spec.video_key
+    video = record.get(video_field) if video_field else None
+    if video_field and (not isinstance(video, str) or not video.strip(" ./") or "\x00" in video):
+        raise EvalDataError(source, i, video_field, f"not a video file name: {video!r}")
 
 
 def _check_record_bound(record: dict, source: str | Path, i: int) -> None:
@@ -351,7 +386,7 @@ def load_local_records(root: Path, spec: BenchmarkSpec, config: str | None, spli
     """Read and validate one config's records from the local folder."""
     records: list[dict] = []
     for path in local_annotation_files(root, spec, config, split):
-        batch = read_annotation_file(path)
+        batch = _read_official(path, spec) if spec.flatten is not None else read_annotation_file(path)
         validate_records(batch, spec, path)
         records.extend(batch)
     if not records:

@@ -1,4 +1,5 @@
-"""Small local copies of MVBench, EgoSchema and PerceptionTest built from synthetic videos.
+"""Small local copies of MVBench, EgoSchema, PerceptionTest, VideoHallucer and VidHalluc built from synthetic
+videos.
 
 Each fixture uses the benchmark's real record format (the fields lmms-eval's and our task code read
 from the hub data) and the ``SAVI_DATA_ROOT`` layout documented in :mod:`savi_plugin.eval.data`, so
@@ -14,6 +15,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from savi_plugin.constants import LETTERS
 from savi_plugin.data.outputs import write_json, write_jsonl, write_text
 from savi_plugin.eval.data import (
     BENCHMARKS,
@@ -23,6 +25,9 @@ from savi_plugin.eval.data import (
     MVBENCH_VIDEO_FOLDERS,
 )
 from savi_plugin.models.tiny import is_tiny
+
+#: Benchmarks with a synthetic fixture: the built-in three and the two hallucination benchmarks.
+FIXTURE_BENCHMARKS = (*BENCHMARKS, "videohallucer", "vidhalluc")
 
 #: The synthetic question type used for each MVBench subtask's fixture (cycled where no close match).
 _SYNTHETIC_FOR_MVBENCH = {
@@ -106,8 +111,9 @@ def build_fixture(root: str | Path, benchmark: str, n: int = 4, *, seed: int = 0
 
     Args:
         root: the data root (created); other benchmarks' folders in it are left alone.
-        benchmark: ``mvbench``, ``egoschema`` or ``perceptiontest``.
-        n: records per task (for MVBench: per subtask).
+        benchmark: ``mvbench``, ``egoschema``, ``perceptiontest``, ``videohallucer`` or ``vidhalluc``.
+        n: records per task (for MVBench: per subtask; VideoHallucer: pairs per subset; VidHalluc: items per part,
+            a binary-QA item being one question over two clips).
         seed: synthetic-video seed; the fixture is a pure function of its arguments.
         subtasks: MVBench only: which subtask files to write (all 20 by default, so the
             ``savi_mvbench`` group loads). The bounded subtasks (``action_sequence`` ...) get records with
@@ -119,8 +125,8 @@ def build_fixture(root: str | Path, benchmark: str, n: int = 4, *, seed: int = 0
     Returns:
         A :class:`Fixture` with the records and correct answers per lmms-eval task name.
     """
-    if benchmark not in BENCHMARKS:
-        raise KeyError(f"unknown benchmark {benchmark!r}; choose one of {', '.join(BENCHMARKS)}")
+    if benchmark not in FIXTURE_BENCHMARKS:
+        raise KeyError(f"unknown benchmark {benchmark!r}; choose one of {', '.join(FIXTURE_BENCHMARKS)}")
     root = Path(root)
     fixture = Fixture(root=root, benchmark=benchmark)
     with tempfile.TemporaryDirectory(prefix="savi_fixture_") as tmp:
@@ -128,6 +134,10 @@ def build_fixture(root: str | Path, benchmark: str, n: int = 4, *, seed: int = 0
             _mvbench(fixture, Path(tmp), n, seed, subtasks, size, num_frames)
         elif benchmark == "egoschema":
             _egoschema(fixture, Path(tmp), n, seed, size, num_frames, annotation_format)
+        elif benchmark == "videohallucer":
+            _videohallucer(fixture, Path(tmp), n, seed, size, num_frames)
+        elif benchmark == "vidhalluc":
+            _vidhalluc(fixture, Path(tmp), n, seed, size, num_frames)
         else:
             _perceptiontest(fixture, Path(tmp), n, seed, size, num_frames, annotation_format)
     return fixture
@@ -230,7 +240,7 @@ def _egoschema(fixture: Fixture, tmp: Path, n: int, seed: int, size: int, num_fr
         answer = options.index(s.answer)
         # lmms-lab/egoschema stores options as "A. text" and the answer as the index string.
         records.append({"question_idx": f"q{seed:03d}{i:05d}", "question": s.question, "video_idx": video_idx,
-                        "option": [f"{'ABCDE'[j]}. {o}" for j, o in enumerate(options)], "answer": str(answer)})
+                        "option": [f"{LETTERS[j]}. {o}" for j, o in enumerate(options)], "answer": str(answer)})
         answers.append(answer)
     _write_table(base / "Subset", "test-00000-of-00001", records, fmt, fixture)
     fixture.records["savi_egoschema"] = records
@@ -256,6 +266,70 @@ def _perceptiontest(fixture: Fixture, tmp: Path, n: int, seed: int, size: int, n
     _write_table(base / "mc_question_val", "validation-00000-of-00001", records, fmt, fixture)
     fixture.records["savi_perceptiontest"] = records
     fixture.answers["savi_perceptiontest"] = answers
+
+
+def _videohallucer(fixture: Fixture, tmp: Path, n: int, seed: int, size: int, num_frames: int) -> None:
+    """Each subset's official file (a list of ``{basic, hallucination, type}`` pairs) and its ``videos/``: the basic
+    question asks about the synthetic question's right option (``yes``), the hallucinated one about a wrong option
+    (``no``); ``semantic_detail`` pairs use two different videos, ``fact_detect`` pairs answer ``no`` twice."""
+    from savi_plugin.eval.videohallucer import SUBSETS
+
+    base = fixture.root / "videohallucer"
+    for k, subset in enumerate(SUBSETS):
+        two_videos = subset == "semantic_detail"
+        samples = _synthetic(tmp / subset, n * (2 if two_videos else 1), seed * 1000 + k, _FALLBACK_TASKS, size,
+                             num_frames)
+        pairs, answers = [], []
+        for i in range(n):
+            s = samples[2 * i] if two_videos else samples[i]
+            other = samples[2 * i + 1] if two_videos else s
+            names = [f"{subset}_{seed}_{i:04d}{tag}.mp4" for tag in (("_a", "_b") if two_videos else ("",))]
+            for sample, name in zip((s, other) if two_videos else (s,), names):
+                _place(sample.video, base / subset / "videos" / name, fixture)
+            wrong = s.options[(s.answer_index + 1) % len(s.options)]
+            basic_answer = "no" if subset == "fact_detect" else "yes"
+            pairs.append({"basic": {"video": names[0], "question": f"{s.question} Is it {s.answer}?",
+                                    "answer": basic_answer},
+                          "hallucination": {"video": names[-1], "question": f"{s.question} Is it {wrong}?",
+                                            "answer": "no"},
+                          "type": subset})
+            answers += [basic_answer, "no"]
+        _write_json(base / subset / f"{subset}.json", pairs, fixture)
+        fixture.records[f"savi_videohallucer_{subset}"] = pairs
+        fixture.answers[f"savi_videohallucer_{subset}"] = answers
+
+
+def _vidhalluc(fixture: Fixture, tmp: Path, n: int, seed: int, size: int, num_frames: int) -> None:
+    """The four official files (``ach_binaryqa.json``, ``ach_mcq.json``, ``tsh.json``, ``sth.json``) and their clips
+    under ``data/ACH``, ``data/TSH``, ``data/STH``, with answers known by construction."""
+    base = fixture.root / "vidhalluc"
+    samples = _synthetic(tmp, 5 * n, seed, _FALLBACK_TASKS, size, num_frames)
+    letters = "ABCD"
+    bqa, mcq, tsh, sth = {}, {}, {}, {}
+    for i in range(n):
+        a, b, c, d, e = samples[5 * i: 5 * i + 5]
+        clips = [f"vh{seed}_{i:04d}_clip_{j}" for j in (1, 2)]
+        for sample, clip in zip((a, b), clips):
+            _place(sample.video, base / "data" / "ACH" / f"{clip}.mp4", fixture)
+        # the question names clip 1's answer: right for clip 1; for clip 2, right only if its answer is the same
+        bqa[str(i)] = [{"q": f"{a.question} Is it {a.answer}?",
+                        "a": {clips[0]: "Yes", clips[1]: "Yes" if b.answer == a.answer else "No"}}]
+        mcq[str(i)] = {clips[0]: {"Question": a.question, "Choices": dict(zip(letters, a.options)),
+                                  "Correct Answer": letters[a.answer_index]}}
+        video = f"tsh{seed}_{i:04d}"
+        _place(c.video, base / "data" / "TSH" / f"{video}.mp4", fixture)
+        order = "AB" if i % 2 == 0 else "BA"
+        tsh[str(i)] = {"video": video, "Question": f"Action A: {c.answer}. Action B: {d.answer}. ",
+                       "Correct Answer": order}
+        scene = f"sth{seed}_{i:04d}"
+        _place(e.video, base / "data" / "STH" / f"{scene}.mp4", fixture)
+        change = i % 2 == 1
+        sth[scene] = {"Scene change": "Yes" if change else "No",
+                      "Locations": "from a kitchen to a garden." if change else "None"}
+    for part, content in (("ach_binaryqa", bqa), ("ach_mcq", mcq), ("tsh", tsh), ("sth", sth)):
+        write_json(base / f"{part}.json", content, indent=1)
+        fixture.files.append(base / f"{part}.json")
+        fixture.records[f"savi_vidhalluc_{part}"] = [{key: value} for key, value in content.items()]
 
 
 def offline_eval_root(recipe, run_dir: str | Path) -> Path | None:

@@ -174,10 +174,3 @@ PROTOCOLS: dict[str, dict[str, Protocol]] = {
     },
 }
 
-
-def protocol(benchmark: str, name: str = "savi") -> Protocol:
-    """The protocol ``name`` of ``benchmark``; a ValueError lists the known ones."""
-    known = PROTOCOLS.get(benchmark, {})
-    if name not in known:
-        raise ValueError(f"unknown protocol {name!r} for {benchmark!r}; known: {', '.join(known) or 'none'}")
-    return known[name]

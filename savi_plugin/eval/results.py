@@ -57,20 +57,41 @@ class LmmsEvalRun:
         """``{"<leaf task>/<doc_id>": score}`` over every logged sample of ``task`` (a group: all its subtasks).
 
         The score is the metric's per-sample value: a number, or the ``score`` of a dict (the savi tasks'
-        ``accuracy``). Every sample counts, whatever the task's own aggregation leaves out (lmms-eval's MVBench
-        drops empty answers from its denominator; here they score 0), so the mean is the accuracy over all items.
+        ``accuracy``); for an lmms-eval built-in task, its own per-sample verdict as 0 or 100
+        (:func:`savi_plugin.eval.builtin_tasks.sample_score`). Every sample counts, whatever the task's own
+        aggregation leaves out (lmms-eval's MVBench drops empty answers from its denominator; here they score 0),
+        so the mean is the accuracy over all items.
+
+        Where the benchmark's item is several documents (a VideoHallucer pair, a VidHalluc binary-QA question
+        over its clips), the dict carries ``group`` and ``group_size``: the item ``"<leaf task>/<group>"`` scores
+        the full score only when all ``group_size`` documents do, else 0; a group with fewer documents logged
+        (``--limit`` cut it) is left out, as the task's own pair figures leave it out.
         """
-        scores = {}
+        from savi_plugin.eval.builtin_tasks import LEAVES, sample_score
+
+        scores: dict[str, float] = {}
+        groups: dict[str, tuple[int, list[float]]] = {}
         for leaf in self.leaves(task):
             if leaf not in self.samples:
                 raise FileNotFoundError(f"lmms-eval logged no samples for task {leaf!r} (run with --log_samples)")
+            if leaf in LEAVES:
+                scores.update({f"{leaf}/{s['doc_id']}": sample_score(leaf, s) for s in self.samples[leaf]})
+                continue
             for sample in self.samples[leaf]:
                 value = sample.get(metric)
+                group = value.get("group") if isinstance(value, dict) else None
                 if isinstance(value, dict):
                     value = value.get("score")
                 if not isinstance(value, (int, float)):
                     raise ValueError(f"task {leaf!r} doc {sample.get('doc_id')}: no numeric per-sample {metric!r}")
-                scores[f"{leaf}/{sample['doc_id']}"] = float(value)
+                if group is None:
+                    scores[f"{leaf}/{sample['doc_id']}"] = float(value)
+                else:
+                    size = int(sample[metric].get("group_size", 1))
+                    groups.setdefault(f"{leaf}/{group}", (size, []))[1].append(float(value))
+        for key, (size, values) in groups.items():
+            if len(values) == size:
+                scores[key] = min(values)
         return scores
 
 

@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from savi_plugin.data.outputs import atomic_path, remove_tree, write_json, write_text
+from savi_plugin.eval.builtin_check import builtin_task_env
+from savi_plugin.eval.builtin_tasks import BUILTINS
 from savi_plugin.eval.card import build_card
 from savi_plugin.eval.command import lmms_eval_command, savi_video_args
 from savi_plugin.eval.compare import Delta, compare_items
@@ -33,11 +35,16 @@ from savi_plugin.eval.results import read_run
 
 #: The papers' benchmark lists -> the task that runs each here (None: not offered by savi-plugin yet).
 #: RRPO (arXiv 2504.12083) Table 2; VideoSAVi (arXiv 2412.00624) Tables 1-2, through lmms-eval 0.7.3's protocol.
+#: Where savi-plugin has no task of its own, lmms-eval's built-in task runs unchanged
+#: (:data:`savi_plugin.eval.builtin_tasks.BUILTINS` says which one and why).
 SUITES: dict[str, dict[str, str | None]] = {
-    "rrpo": {"mvbench": "savi_mvbench_rrpo", "tvbench": None, "tempcompass": None, "videohallucer": None,
-             "vidhalluc": None, "videomme": None, "mlvu": None, "longvideobench": None},
+    "rrpo": {"mvbench": "savi_mvbench_rrpo", "tvbench": BUILTINS["tvbench"].task,
+             "tempcompass": BUILTINS["tempcompass"].task, "videohallucer": "savi_videohallucer_official",
+             "vidhalluc": "savi_vidhalluc", "videomme": BUILTINS["videomme"].task, "mlvu": BUILTINS["mlvu"].task,
+             "longvideobench": BUILTINS["longvideobench"].task},
     "videosavi": {"mvbench": "savi_mvbench_lmms", "perceptiontest": "savi_perceptiontest_lmms",
-                  "egoschema": "savi_egoschema_lmms", "nextqa": None, "longvideobench": None, "tempcompass": None},
+                  "egoschema": "savi_egoschema_lmms", "nextqa": BUILTINS["nextqa"].task,
+                  "longvideobench": BUILTINS["longvideobench"].task, "tempcompass": BUILTINS["tempcompass"].task},
 }
 BASE = "base"
 
@@ -221,10 +228,11 @@ def run_suite(plan: SuitePlan, out: str | Path, *, env: dict | None = None, miss
               progress=_print_progress) -> dict:
     """Run (or continue) the suite in ``out``; writes the card, the table (JSON, Markdown) and the PNG."""
     out = Path(out)
-    _check_plan(out, plan)
     env = dict(os.environ if env is None else env)
     if plan.data_root:
         env["SAVI_DATA_ROOT"] = str(Path(plan.data_root).resolve())
+    env = builtin_task_env(plan.tasks, env)  # BuiltinDataError (one line) before any folder or model
+    _check_plan(out, plan)
     folders = {label: run_model(plan, label, out, env, progress) for label in plan.models()}
     runs = {label: read_run(folder) for label, folder in folders.items()}
     base = runs.pop(BASE)

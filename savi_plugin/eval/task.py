@@ -84,6 +84,13 @@ class SaviVideoTask(ConfigurableTask):
             if self.config.process_docs is not None:
                 self.dataset[split] = self.config.process_docs(self.dataset[split])
             base = data.video_base(self.spec, root)
+        elif self.spec.local_only:
+            raise data.EvalDataError(
+                f"{self.config.dataset_path}:{self.config.dataset_name}", None, None,
+                f"task {self.config.task}: {self.spec.name} is read from its official annotation files only; set "
+                f"{data.DATA_ROOT_ENV} to a folder holding {self.spec.name}/ in the layout of eval_tasks/README.md, "
+                f"or write a small synthetic one with `savi eval fixture DIR --benchmark {self.spec.name}` and set "
+                f"{data.DATA_ROOT_ENV}=DIR")
         else:
             # lmms-eval pops cache_dir from the kwargs it is given; keep the config's copy intact.
             kwargs = copy.deepcopy(dataset_kwargs) if dataset_kwargs is not None else None

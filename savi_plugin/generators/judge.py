@@ -14,7 +14,7 @@ Two judges:
 
   * multiple choice: the option the answer chooses, read by the project's one parser
     (:func:`savi_plugin.data.choices.parse_choice`); an answer that chooses no option is wrong;
-  * yes/no ground truths: the first ``yes``/``no`` of the answer;
+  * yes/no ground truths: the answer read by :func:`savi_plugin.data.yes_no.parse_yes_no` (neither or both: wrong);
   * other open-ended answers: content words compared as sets of stems (:mod:`~savi_plugin.generators.content`:
     wording, inflection and order do not matter; negation does). A short ground truth (at most
     ``short_answer_words`` words) is the answer itself: the answer is wrong when it lacks one of its content
@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
 from savi_plugin.data.choices import parse_choice
+from savi_plugin.data.yes_no import yes_no_answer
 from savi_plugin.generators.content import content_difference, content_stems, negations
 from savi_plugin.generators.prompts import render
 from savi_plugin.generators.text import normalize_answer, word_count
@@ -74,12 +75,6 @@ class Judgement:
         return out
 
 
-def yes_no(text: str) -> str | None:
-    """The first ``yes`` or ``no`` word of ``text`` (lower case), or None."""
-    m = re.search(r"\b(yes|no)\b", text.lower())
-    return m.group(1) if m else None
-
-
 def _verdict(correct: bool, kind: str, method: str, predicted: int | None = None, missing=(), extra=()):
     return Judgement(correct, kind, predicted, method, float(correct), tuple(missing), tuple(extra))
 
@@ -110,7 +105,7 @@ def judge_answer(answer: str, ground_truth: str, *, options: Sequence[str] | Non
         choice = parse_choice(answer, list(options))
         return _verdict(choice.index == answer_index, "mcq", choice.method, choice.index)
     if kind == "yes_no":
-        return _verdict(yes_no(answer) == normalize_answer(ground_truth), "yes_no", "yes_no")
+        return _verdict(yes_no_answer(answer) == normalize_answer(ground_truth), "yes_no", "yes_no")
     missing, extra = content_difference(answer, ground_truth)
     if (negations(answer) > 0) != (negations(ground_truth) > 0):
         return _verdict(False, kind, "negation", None, missing, extra)

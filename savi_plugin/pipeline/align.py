@@ -81,38 +81,28 @@ def merge_adapter(model_path: str | Path, adapter_dir: str | Path, out_dir: str 
     return out_dir
 
 
-def generation_source(recipe) -> tuple[str, Path]:
+def generation_source(recipe, required: bool = True) -> tuple[str, Path | None]:
     """``(recipe key, path)`` of the generation input: ``data.qa`` for rrpo, ``data.videos`` (else ``data.qa``)
-    for the others.
+    for the others; the path is None when the recipe sets neither and ``required`` is false (a dry run).
 
     Raises:
-        ConfigError: the recipe names no input.
+        ConfigError: the recipe names no input (``required``).
     """
     from savi_plugin.config.values import ConfigError
 
     data, generator = recipe.data, recipe.generate.generator
     key, source = ("qa", data.qa) if generator == "rrpo" or not data.videos else ("videos", data.videos)
     if not source:
-        raise ConfigError(f"data.{'qa' if generator == 'rrpo' else 'videos'}",
-                          f"required by the {generator} generator (or data.synthetic_videos)", recipe.source)
+        key = "qa" if generator == "rrpo" else "videos"
+        if required:
+            raise ConfigError(f"data.{key}", f"required by the {generator} generator", recipe.source)
+        return f"data.{key}", None
     return f"data.{key}", Path(source)
 
 
-def prepare_inputs(recipe, run_dir: Path) -> Path:
-    """The generation input: the recipe's videos/QA, or synthetic videos for the tiny recipe."""
-    if recipe.data.synthetic_videos:
-        from savi_plugin.video.synthetic import make_synthetic_dataset
-
-        folder = run_dir / "videos" / "train"
-        if not (folder / "samples.jsonl").exists():
-            make_synthetic_dataset(folder, recipe.data.synthetic_videos, seed=recipe.seed)
-        return folder / "samples.jsonl"
-    return generation_source(recipe)[1]
-
-
 def resolve_model(recipe, run_dir: Path) -> str:
-    """The model to start from: a path or hub id as given; the demo's ``tiny://`` addresses are built in the
-    run folder (:func:`savi_plugin.models.tiny.resolve_model_path`)."""
+    """The model to start from: a path or hub id as given; a ``tiny://`` address is built in the run folder
+    (:func:`savi_plugin.models.tiny.resolve_model_path`)."""
     from savi_plugin.models.tiny import resolve_model_path
 
     return resolve_model_path(recipe.model.path, run_dir, seed=recipe.seed)
@@ -136,6 +126,7 @@ def run_align(recipe, run_dir: str | Path, iterations: int | None = None, evalua
     from savi_plugin.pipeline.ranks import join_process_group
 
     run_dir = Path(run_dir)
+    generation_source(recipe)  # a recipe with no generation input is refused before the folder is claimed
     inputs = recipe_inputs(recipe)
     config = {"recipe": to_dict(recipe), "identity": {name: _identity(name, path) for name, path in inputs.items()
                                                       if name != "data.data_root"}}
@@ -186,7 +177,7 @@ def _run_locked(recipe, run_dir: Path, iterations: int | None, evaluate) -> dict
     for i, it in enumerate(manifest.data["iterations"]):  # before any work: one line, nothing started
         check_processes(it, run_dir)
     model = main_first(lambda: resolve_model(recipe, run_dir))
-    inputs = main_first(lambda: prepare_inputs(recipe, run_dir))
+    inputs = generation_source(recipe)[1]
     base_model = model
     for i in range(n):
         it = manifest.iteration(i)

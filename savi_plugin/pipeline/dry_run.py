@@ -38,11 +38,8 @@ def _generate_lines(recipe: Recipe) -> list[str]:
 
     generator = plan_generate(recipe)
     g = recipe.generate
-    if recipe.data.synthetic_videos:
-        source = f"{recipe.data.synthetic_videos} synthetic videos built in the run folder"
-    else:
-        key, path = generation_source(recipe)
-        source = f"{key}={_where(path)}"
+    key, path = generation_source(recipe, required=False)
+    source = f"{key}={_where(path)}" if path else f"{key}: not set (the real run needs it)"
     return [f"generate: {g.generator} over {source}; batch {g.batch_size}, seed {g.seed}, limit {g.limit}",
             f"  options: {json.dumps(generator.describe(), sort_keys=True)}"]
 

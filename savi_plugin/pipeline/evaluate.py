@@ -56,7 +56,7 @@ def evaluate_step(recipe, model: str | Path, out_dir: str | Path, adapter: str |
     with ``base`` (the model the run started from), ``vs_base``: ``{task: {n, base, aligned, delta, low, high}}``
     over the same items (the base is evaluated once, into ``<run folder>/eval_base``).
 
-    The data come from ``eval.data_root`` (the ``SAVI_DATA_ROOT`` layout) when set. For the demo's tiny recipe
+    The data come from ``eval.data_root`` (the ``SAVI_DATA_ROOT`` layout) when set. For a ``tiny://`` model
     without a data root, :func:`savi_plugin.eval.fixtures.offline_eval_root` builds a small synthetic
     MVBench-format set in the run folder so the loop runs offline.
     """

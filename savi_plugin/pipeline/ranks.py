@@ -3,8 +3,8 @@
 * generation: every rank generates its shard (:func:`~savi_plugin.generators.runner.parse_shard`: the
   launcher's rank), then rank 0 merges the shards into the iteration's ``pairs.jsonl`` after a barrier;
 * training: every rank (DDP / DeepSpeed, :func:`~savi_plugin.training.run.run_training`);
-* building the inputs, merging the adapter, evaluating and writing ``manifest.json``: rank 0 alone, the other
-  ranks wait at a barrier and take rank 0's result.
+* building a ``tiny://`` model, merging the adapter, evaluating and writing ``manifest.json``: rank 0 alone, the
+  other ranks wait at a barrier and take rank 0's result.
 
 A step that a run left unfinished resumes only under the number of processes it started with (generation
 shards and checkpoints are cut for that number); a finished step is skipped under any number. Otherwise the

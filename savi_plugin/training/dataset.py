@@ -175,7 +175,7 @@ class PreferenceDataset(Dataset):
         if self.min_frames is not None and 0 < probed < self.min_frames:
             raise self._refuse(file, line, "video", f"{video}: {probed} frame(s), fewer than num_frames="
                                f"{self.min_frames} (frames are never repeated to fill a clip)", "too_few_frames")
-        for field in ("question", "chosen", "rejected"):  # the one rule for data text (backends/tokens.py)
+        for field in ("question", "chosen", "rejected"):  # the tokenizer's control strings (backends/tokens.py)
             try:
                 check_plain_text(tokenizer, getattr(record, field), field)
             except ControlTextError as exc:

@@ -163,3 +163,45 @@ def every_rank_report(dataset) -> dict:
     for entry in merged:
         reasons[entry["reason"]] = reasons.get(entry["reason"], 0) + 1
     return {**report, "skipped": len(merged), "skipped_by_reason": reasons, "skipped_records": merged}
+
+
+def deepspeed_reference(module, deepspeed_config: dict):
+    """A separate frozen reference model (``reference="model"``) made ready to run beside a DeepSpeed policy.
+
+    Under ZeRO-3 the reference is built inside ``zero.Init`` like the policy, so each rank holds only a shard of
+    every weight; a forward outside a DeepSpeed engine would see empty tensors. An inference engine over it
+    (``deepspeed.initialize`` with no optimizer) installs the hooks that gather each layer's weights for its
+    forward, the way TRL prepares a DPO reference (``trl.models.utils.prepare_deepspeed``). Below ZeRO-3 the
+    reference is whole on every rank and the engine runs it at stage 0. Every rank must run the reference forward
+    the same number of times (a rank with a skipped batch scores a stand-in pair, :func:`stand_in_batch`).
+
+    Args:
+        module: the reference ``nn.Module`` (frozen, eval mode).
+        deepspeed_config: the policy's DeepSpeed configuration (its "auto" values resolved by the Trainer); it is
+            copied, without its optimizer and scheduler.
+
+    Returns:
+        The engine; ``module`` itself stays usable (its submodules gather their weights when called).
+    """
+    import copy
+
+    import deepspeed
+
+    config = copy.deepcopy(deepspeed_config)
+    for key in ("optimizer", "scheduler"):
+        config.pop(key, None)
+    zero = config.setdefault("zero_optimization", {})
+    if zero.get("stage") == 3:
+        text = getattr(module.config, "text_config", None) or module.config
+        hidden = int(getattr(text, "hidden_size", 0) or 0)
+        sizes = {"reduce_bucket_size": hidden * hidden, "stage3_param_persistence_threshold": 10 * hidden,
+                 "stage3_prefetch_bucket_size": int(0.9 * hidden * hidden)}
+        for key, value in sizes.items():
+            if zero.get(key) == "auto" and hidden:
+                zero[key] = value
+    else:
+        zero["stage"] = 0
+    engine, *_ = deepspeed.initialize(model=module, config=config)
+    engine.eval()
+    return engine
+

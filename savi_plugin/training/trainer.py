@@ -189,7 +189,14 @@ class PreferenceTrainer(Trainer):
             from savi_plugin.training.diagnostics import DiagnosticsCallback
 
             self.add_callback(DiagnosticsCallback(self, args.diagnostics_steps))
-        follow_device(self.reference_backend, self.args.device)
+        self._reference_engine = None  # a separate reference under DeepSpeed runs in its own engine
+        if self.is_deepspeed_enabled and self.reference_backend is not None:
+            from savi_plugin.training.distributed import deepspeed_reference
+
+            self._reference_engine = deepspeed_reference(self.reference_backend.model,
+                                                         self.accelerator.state.deepspeed_plugin.deepspeed_config)
+        else:
+            follow_device(self.reference_backend, self.args.device)
 
     # ------------------------------------------------------------------ data
     def _dataset(self, dataset, args: PreferenceConfig):
@@ -214,7 +221,8 @@ class PreferenceTrainer(Trainer):
         fn = functools.partial(score_responses, self.backend, reference_backend=self.reference_backend,
                                chunk_size=self.args.logprob_chunk_size,
                                checkpoint_chunks=not is_deepspeed_zero3_enabled(), **self.scoring_options)
-        follow_device(self.reference_backend, self.args.device)  # placed with the policy (DeepSpeed: at train())
+        if not self.is_deepspeed_enabled:  # DeepSpeed placed the reference with its engine (__init__)
+            follow_device(self.reference_backend, self.args.device)  # placed with the policy (at train())
         unwrapped = self.accelerator.unwrap_model(model)
         # accelerate applies mixed precision by patching the model's ``forward``, which this path does not call;
         # its autocast context does the same here (a no-op without fp16/bf16, and under DeepSpeed).
@@ -222,7 +230,12 @@ class PreferenceTrainer(Trainer):
             if model is unwrapped:
                 return fn(inputs)
             with _bound_forward(unwrapped, fn):
-                return model(inputs)
+                if self._reference_engine is None:
+                    return model(inputs)
+                # a ZeRO-3 reference gathers a layer's weights only inside its own engine's forward (as the
+                # policy does inside the Trainer's): the scoring runs inside both
+                with _bound_forward(self.reference_backend.model, lambda batch: model(batch)):
+                    return self._reference_engine(inputs)
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         """Mean loss over the batch's pairs; metrics are stored for logging (see module docstring)."""

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from savi_plugin.constants import LETTERS
 from savi_plugin.data.outputs import atomic_path, write_jsonl
 from savi_plugin.data.paths import path_for_file, path_from_file
 
@@ -55,12 +56,12 @@ class SyntheticSample:
 
     @property
     def answer_letter(self) -> str:
-        return "ABCDE"[self.answer_index]
+        return LETTERS[self.answer_index]
 
     def mcq_prompt(self) -> str:
         """The MVBench-style prompt: question, lettered options, instruction."""
         lines = [f"Question: {self.question}", "Options:"]
-        lines += [f"({'ABCDE'[i]}) {opt}" for i, opt in enumerate(self.options)]
+        lines += [f"({LETTERS[i]}) {opt}" for i, opt in enumerate(self.options)]
         lines.append("Only give the best option.")
         return "\n".join(lines)
 

@@ -115,6 +115,40 @@ def test_claim_states(tmp_path):
     assert not (out / ".savi.lock").exists()  # a refused claim releases its lock
 
 
+TORCHRUN_RANK_1 = {"TORCHELASTIC_RUN_ID": "t", "GROUP_RANK": "0", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "1",
+                   "RANK": "1", "WORLD_SIZE": "2", "LOCAL_RANK": "1"}
+
+
+def test_only_rank_0_judges_a_folder_its_ranks_share(tmp_path, monkeypatch):
+    """Rank 1 of a launcher does not judge the job's folder: it would race with rank 0 writing its mark (a
+    temporary of the mark, then the run's files) and, on a node-local disk, see a folder rank 0 never sees."""
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "..savi-output.json.4242.c3232e8b.tmp").write_text("{")  # rank 0 storing its mark right now
+    (out / "manifest.json").write_text("{}")  # ... and already writing the run's files
+    monkeypatch.setattr(os, "environ", {**os.environ, **TORCHRUN_RANK_1})
+    with claim(out, command="savi x", config={"lr": 1}, folder=True) as c:
+        assert c.previous is None
+    assert not (out / ".savi.lock").exists()  # rank 0 holds the job's lock
+    with pytest.raises(OutputIsInputError):  # where the output is, relative to the inputs, is checked on every rank
+        claim(out, command="savi x", folder=True, inputs={"the data": out / "manifest.json"})
+    with claim(out / "shard-1.jsonl", command="savi x", every_rank=True) as c:  # a rank's own output: judged
+        assert c.lock.path.exists()
+
+
+def test_a_mark_left_half_written_by_a_killed_writer_is_ours(tmp_path):
+    out = tmp_path / "run"
+    with claim(out, command="savi x", config={"lr": 1}, folder=True) as c:
+        c.write_mark()
+    (out / "..savi-output.json.4242.c3232e8b.tmp").write_text("{")
+    with claim(out, command="savi x", config={"lr": 1}, folder=True):
+        pass
+    (out / ".savi-output.json").unlink()
+    (out / "result.bin").write_bytes(b"r")
+    with pytest.raises(ForeignOutputError, match="result.bin"):  # the temporary is ours, the result is not
+        claim(out, command="savi x", config={"lr": 1}, folder=True)
+
+
 def test_claim_refuses_an_output_inside_around_or_linked_to_an_input(tmp_path):
     model = tmp_path / "model"
     model.mkdir()

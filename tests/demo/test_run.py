@@ -15,7 +15,7 @@ def test_rrpo_pairs_from_perturbed_errors_correct_the_warmup_shortcut(tmp_path):
     from savi_plugin.demo.run import run_demo
 
     results = run_demo(tmp_path / "run", "tiny_demo", [
-        "data.synthetic_eval_videos=80",
+        "demo.heldout_videos=80",
         "demo.compare_dpo=false"])
     before, after = results["before"]["per_group"], results["rrpo"]["per_group"]
     # the warm-up leaves the shortcut: right where the prior holds, wrong where it fails

@@ -11,7 +11,7 @@ from savi_plugin.cli import main
 from savi_plugin.demo.report import gain
 
 #: far below the shipped scale: this checks the per-seed runs and their summary, not the size of RRPO's gain
-SMALL = ["demo.warmup_videos=40", "demo.warmup_steps=30", "data.synthetic_videos=40", "data.synthetic_eval_videos=20",
+SMALL = ["demo.warmup_videos=40", "demo.warmup_steps=30", "demo.align_videos=40", "demo.heldout_videos=20",
          "train.num_train_epochs=1", "demo.compare_dpo=false"]
 
 
@@ -52,3 +52,14 @@ def test_seeds_out_of_range_is_one_line(value, message, tmp_path, capsys):
     assert exit_.value.code == 2
     assert capsys.readouterr().err.strip().splitlines()[-1] == f"savi demo: error: argument --seeds: {message}"
     assert not (tmp_path / "x").exists()
+
+
+def test_seeds_refuse_a_folder_holding_the_users_files(tmp_path, capsys):
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "results.json").write_text("the user's own results")
+    assert main(["demo", "--seeds", "2", "--out", str(out), *SMALL]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "not written by savi demo --seeds" in err[0], err
+    assert sorted(p.name for p in out.iterdir()) == ["results.json"]
+    assert (out / "results.json").read_text() == "the user's own results"

@@ -62,11 +62,11 @@ def test_other_protocols_and_other_tasks_are_asked_as_before():
 
 
 def test_each_task_yaml_generates_its_protocols_length():
-    """The protocol's answer length reaches every model through the YAML's ``generation_kwargs`` (official: 100,
-    RRPO: 512, lmms-eval's and ours: 16)."""
+    """The protocol's answer length reaches every model through the YAML's ``generation_kwargs`` (official MVBench:
+    100, RRPO: 512, lmms-eval's and ours: 16, the hallucination benchmarks' official scripts: 1024)."""
     from lmms_eval.utils import load_yaml_config
 
-    from savi_plugin.eval.protocols import protocol
+    from savi_plugin.eval.benchmarks import get
     from savi_plugin.eval.registration import tasks_path
 
     lengths = {}
@@ -75,10 +75,13 @@ def test_each_task_yaml_generates_its_protocols_length():
         if path.name.startswith("_") or "generation_kwargs" not in config:
             continue  # templates and groups
         meta = config["metadata"]
-        expected = protocol(meta["benchmark"], meta.get("protocol", "savi")).max_new_tokens
+        expected = get(meta["benchmark"]).protocol(meta.get("protocol", "savi")).max_new_tokens
         assert config["generation_kwargs"]["max_new_tokens"] == expected, path
-        lengths[meta.get("protocol", "savi")] = expected
-    assert lengths == {"savi": 16, "lmms": 16, "official": 100, "rrpo": 512}
+        lengths[meta["benchmark"], meta.get("protocol", "savi")] = expected
+    assert lengths == {("mvbench", "savi"): 16, ("egoschema", "savi"): 16, ("perceptiontest", "savi"): 16,
+                       ("mvbench", "lmms"): 16, ("egoschema", "lmms"): 16, ("mvbench", "official"): 100,
+                       ("mvbench", "rrpo"): 512, ("videohallucer", "savi"): 16, ("videohallucer", "official"): 1024,
+                       ("vidhalluc", "official"): 1024}
 
 
 # ------------------------------------------------------------------------------------- in-process

@@ -24,8 +24,8 @@ from savi_plugin.eval.protocols import (
     PROTOCOLS,
     grade_official_mvbench,
     grade_rrpo_mvbench,
-    protocol,
 )
+from savi_plugin.eval.benchmarks import get as get_benchmark
 from savi_plugin.eval.registration import tasks_path
 from savi_plugin.eval.task import SaviVideoTask
 from tests.builders import FIXTURES
@@ -115,7 +115,7 @@ def test_protocol_settings_per_paper():
     # lmms-eval's perceptiontest_val_mc sets no answer length (the model's default applies); the others 16
     assert [PROTOCOLS[b]["lmms"].max_new_tokens for b in PROTOCOLS] == [16, 16, None]
     with pytest.raises(ValueError, match="unknown protocol 'rrpo' for 'egoschema'"):
-        protocol("egoschema", "rrpo")
+        get_benchmark("egoschema").protocol("rrpo")
 
 
 @pytest.mark.parametrize("folder, protocol_name, tokens", [

@@ -146,9 +146,11 @@ def test_compare_refuses_incomparable_tables(suite, tmp_path):
 def test_named_suites_say_what_they_leave_out_and_labels_are_unique(tmp_path):
     from savi_plugin.eval.suite import adapter_labels, suite_tasks
 
-    assert suite_tasks("rrpo") == (["savi_mvbench_rrpo"], ["tvbench", "tempcompass", "videohallucer", "vidhalluc",
-                                                            "videomme", "mlvu", "longvideobench"])
-    assert suite_tasks("videosavi")[0] == ["savi_mvbench_lmms", "savi_perceptiontest_lmms", "savi_egoschema_lmms"]
+    assert suite_tasks("rrpo") == (["savi_mvbench_rrpo", "tvbench", "tempcompass_multi_choice",
+                                    "savi_videohallucer_official", "savi_vidhalluc", "videomme", "mlvu_dev",
+                                    "longvideobench_val_v"], [])
+    assert suite_tasks("videosavi") == (["savi_mvbench_lmms", "savi_perceptiontest_lmms", "savi_egoschema_lmms",
+                                         "nextqa_mc_test", "longvideobench_val_v", "tempcompass_multi_choice"], [])
     assert suite_tasks(" savi_mvbench, savi_egoschema ,") == (["savi_mvbench", "savi_egoschema"], [])
     assert list(adapter_labels(["runs/a/adapter", "runs/b/adapter", "x/base"])) == ["adapter", "adapter-2", "base-2"]
     code, _, err = _suite(["rrpo", "--model", "m", "--out", str(tmp_path / "s")])

@@ -50,7 +50,7 @@ def _held_output(kind: str, tmp_path: Path, model, manifest) -> tuple[Path, bool
         return out, True, ["train", "tiny_demo", "--model", str(model), "--data", str(pairs), "--output-dir", str(out)]
     if kind == "align":
         out = tmp_path / "run"
-        return out, True, ["align", "tiny_demo", "--out", str(out)]
+        return out, True, ["align", "tiny_demo", f"data.qa={manifest}", "--out", str(out)]
     out = tmp_path / "merged.jsonl"
     shard = tmp_path / "a.jsonl"
     shard.write_text("")

@@ -69,7 +69,7 @@ def world(tmp_path_factory, tiny_llava_onevision) -> Path:
     write_jsonl(data / "p.shard-00000-of-00001.jsonl", [pair("a", videos[0])])
     train_recipe(data / "train.yaml", root / "model")
     (data / "align.yaml").write_text(yaml.safe_dump({"extends": "tiny_demo", "model": {"path": str(root / "model")},
-                                                     "data": {"synthetic_videos": 2, "synthetic_eval_videos": 2}}))
+                                                     "data": {"qa": "qa.jsonl"}}))
     (data / "demo.yaml").write_text("extends: tiny_demo\n")
     src = root / "llava-src"
     src.mkdir()

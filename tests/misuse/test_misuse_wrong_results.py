@@ -148,10 +148,18 @@ def test_skipped_steps_are_not_averaged_into_train_loss(tiny_llava_onevision, vi
 
 # ------------------------------------------------------------------------------------------------ align re-run
 @pytest.fixture(scope="module")
-def align_folder(tmp_path_factory) -> Path:
+def align_qa(tmp_path_factory, videos) -> str:
+    """The ``data.qa=`` override of the align runs: a two-video QA manifest."""
+    qa = write_jsonl(tmp_path_factory.mktemp("align_qa") / "qa.jsonl",
+                     [qa_item(f"q{i}", v) for i, v in enumerate(videos)])
+    return f"data.qa={qa}"
+
+
+@pytest.fixture(scope="module")
+def align_folder(tmp_path_factory, align_qa) -> Path:
     """A run folder whose ``savi align tiny_demo`` was killed right after it recorded its recipe."""
     folder = tmp_path_factory.mktemp("align") / "run"
-    proc = savi_process("align", "tiny_demo", "--out", folder)
+    proc = savi_process("align", "tiny_demo", align_qa, "--out", folder)
     deadline = time.time() + 240
     while not (folder / "manifest.json").exists() and proc.poll() is None and time.time() < deadline:
         time.sleep(0.05)
@@ -165,11 +173,11 @@ def align_folder(tmp_path_factory) -> Path:
                                             ("model.path=tiny://qwen2_vl", "model.path"),
                                             ("train.learning_rate=0.01", "train.learning_rate"),
                                             ("generate.batch_size=3", "generate.batch_size")])
-def test_align_rerun_with_another_recipe_is_refused(override, named, align_folder, tmp_path, capsys):
+def test_align_rerun_with_another_recipe_is_refused(override, named, align_folder, align_qa, tmp_path, capsys):
     folder = tmp_path / "run"
     shutil.copytree(align_folder, folder)
     before = (folder / "manifest.json").read_text()
-    code, _, err = savi(capsys, "align", "tiny_demo", "--out", folder, override)
+    code, _, err = savi(capsys, "align", "tiny_demo", align_qa, "--out", folder, override)
     assert code == 1
     assert_one_line_error(err, str(folder), "different configuration", named)
     assert (folder / "manifest.json").read_text() == before

@@ -5,14 +5,23 @@ import os
 import subprocess
 import sys
 
-OVERRIDES = ["data.synthetic_videos=12", "generate.batch_size=6", "generate.options={answer_format: raw}",
+OVERRIDES = ["generate.batch_size=6", "generate.options={answer_format: raw}",
              "train.max_steps=3", "train.per_device_train_batch_size=2", "train.save_strategy='no'",
              "eval.limit=1", "eval.batch_size=4", "align.iterations=2"]
 
 
+def synthetic_qa(folder, n: int) -> str:
+    """The ``data.qa=`` override of a synthetic video-QA manifest with ``n`` videos written into ``folder``."""
+    from savi_plugin.video.synthetic import make_synthetic_dataset
+
+    make_synthetic_dataset(folder, n, seed=0)
+    return f"data.qa={folder / 'samples.jsonl'}"
+
+
 def test_align_runs_two_iterations_and_resumes(tmp_path):
     run_dir = tmp_path / "run"
-    cmd = [sys.executable, "-m", "savi_plugin", "align", "tiny_demo", *OVERRIDES, "--out", str(run_dir)]
+    cmd = [sys.executable, "-m", "savi_plugin", "align", "tiny_demo", synthetic_qa(tmp_path / "qa", 12), *OVERRIDES,
+           "--out", str(run_dir)]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
     assert out.returncode == 0, out.stderr[-3000:]
     manifest = json.loads((run_dir / "manifest.json").read_text())
@@ -58,7 +67,7 @@ recipe = load_recipe("tiny_demo", sys.argv[2:])
 run_align(recipe, out, evaluate=evaluate)
 """
 
-LAUNCH_OVERRIDES = ["data.synthetic_videos=8", "generate.batch_size=2", "generate.options={answer_format: raw}",
+LAUNCH_OVERRIDES = ["generate.batch_size=2", "generate.options={answer_format: raw}",
                     "train.max_steps=1", "train.per_device_train_batch_size=2", "train.save_strategy='no'",
                     "train.use_cpu=true", "align.iterations=1"]
 
@@ -74,9 +83,10 @@ def test_align_under_torchrun_shards_generation_trains_on_both_ranks_and_evaluat
     run_dir = tmp_path / "run"
     script = tmp_path / "align.py"
     script.write_text(ALIGN_RUN)
+    overrides = [synthetic_qa(tmp_path / "qa", 8), *LAUNCH_OVERRIDES]
     env = {**os.environ, "PYTHONPATH": repo_pythonpath(), "OMP_NUM_THREADS": "1"}
     proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
-                           f"--master_port={free_port()}", str(script), str(run_dir), *LAUNCH_OVERRIDES],
+                           f"--master_port={free_port()}", str(script), str(run_dir), *overrides],
                           env=env, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-4000:]
     folder = run_dir / "iter_0"
@@ -94,7 +104,7 @@ def test_align_under_torchrun_shards_generation_trains_on_both_ranks_and_evaluat
     assert it["eval"] == {"savi_mvbench": {"accuracy": 50.0}}
     # the finished run folder resumes under another number of processes (here 1): nothing is redone
     before = (run_dir / "manifest.json").read_text()
-    recipe = load_recipe("tiny_demo", LAUNCH_OVERRIDES)
+    recipe = load_recipe("tiny_demo", overrides)
     run_align(recipe, run_dir, evaluate=lambda *a, **k: pytest.fail("evaluated again"))
     assert (run_dir / "manifest.json").read_text() == before
     # an unfinished iteration started with 2 processes is refused under 1, in one line, before any work
@@ -102,3 +112,19 @@ def test_align_under_torchrun_shards_generation_trains_on_both_ranks_and_evaluat
     (run_dir / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(RunError, match=r"iteration 0 was started with 2 process\(es\) and is unfinished"):
         run_align(recipe, run_dir, evaluate=lambda *a, **k: pytest.fail("evaluated"))
+
+
+def test_a_recipe_without_its_generation_input_is_refused_before_the_folder_is_claimed(tmp_path, capsys,
+                                                                                      monkeypatch):
+    """tiny_demo names no data.qa (savi demo builds its own): savi align says so in one line, writes nothing, and
+    its dry run lists the input as not set."""
+    from savi_plugin.cli import main
+    from savi_plugin.recipe import resolve_recipe_path
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["align", "tiny_demo", "--out", "run"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"error: {resolve_recipe_path('tiny_demo')}: data.qa: required by the rrpo generator"]
+    assert main(["align", "tiny_demo", "--dry-run", "--out", "run"]) == 0
+    assert "generate: rrpo over data.qa: not set (the real run needs it); batch 16" in capsys.readouterr().out
+    assert list(tmp_path.iterdir()) == []

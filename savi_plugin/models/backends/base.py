@@ -101,6 +101,7 @@ class VideoLM:
         kwargs: dict[str, Any] = {"dtype": resolve_dtype(dtype), "trust_remote_code": trust_remote_code}
         if attn_implementation:
             kwargs["attn_implementation"] = attn_implementation
+        import_model_classes(str(path), trust_remote_code=trust_remote_code)
         model = cls.load_model(str(path), **kwargs)
         if adapter is not None:
             from peft import PeftModel
@@ -170,7 +171,7 @@ class VideoLM:
                 continues it (MVBench's official evaluation pre-fills ``"Best option:("``, OpenGVLab/Ask-Anything
                 ``video_chat2/mvbench.ipynb`` ``answer_prompt``).
         """
-        check_plain_text(self.tokenizer, question, "question")  # the one rule for data text (tokens.py)
+        check_plain_text(self.tokenizer, question, "question")  # the tokenizer's control strings (tokens.py)
         rendered = self.processor.apply_chat_template(self.messages(question, system=system),
                                                       add_generation_prompt=True, tokenize=False)
         return rendered + prefill
@@ -438,3 +439,34 @@ class VideoLM:
         rendered = self.processor.apply_chat_template(self.messages("q", marker), tokenize=False)
         tail = rendered.split(marker, 1)[1]
         return tail[len(tail.rstrip("\n")):]
+
+
+def import_model_classes(path: str, *, trust_remote_code: bool = False) -> None:
+    """Import the modules of every model class a checkpoint's configuration (and its sub-configurations) names.
+
+    Under a ZeRO-3 configuration transformers builds a model inside DeepSpeed's ``zero.Init``, which patches the
+    ``__init__`` of every module class -- also of a class *defined* while it is active (a modeling module
+    imported lazily by the first ``from_pretrained``) -- and on exit puts back the ``__init__`` it saw first. For a
+    class that the ``kernels`` package decorated after its definition (e.g. Qwen2 attention in transformers 5),
+    that drops the decoration for the rest of the process: every later instance misses ``_kernel_funcs`` and fails
+    at its first forward (a reference model, the next ``savi align`` iteration). Importing the classes first keeps
+    their definition outside ``zero.Init``.
+    """
+    from transformers import AutoConfig, PretrainedConfig
+    from transformers.models.auto.modeling_auto import MODEL_MAPPING
+
+    try:
+        config = AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError):
+        return  # from_pretrained, next, says what is wrong with the checkpoint
+    pending, seen = [config], set()
+    while pending:
+        current = pending.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        try:
+            MODEL_MAPPING[type(current)]  # imports the modeling module
+        except (KeyError, ValueError, ImportError):
+            pass
+        pending.extend(v for v in vars(current).values() if isinstance(v, PretrainedConfig))
