@@ -164,11 +164,9 @@ def run_suite(args) -> int:
         suite_tasks,
     )
     from savi_plugin.eval.suite import run_suite as run
-    from savi_plugin.eval.task_names import check_task_names
 
     try:
         tasks, missing = suite_tasks(args.suite)
-        check_task_names(tasks, key="SUITE")  # before any model loads: a typo is one line, exit 2
         if not args.adapter:
             raise SuiteError("at least one --adapter is needed, to compare with the base model")
         for path in [args.model, *args.adapter, args.data_root]:

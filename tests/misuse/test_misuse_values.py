@@ -343,14 +343,3 @@ def test_run_generation_api_applies_the_same_rules(kwargs, message, tmp_path):
     assert message in str(err.value)
     assert list(tmp_path.iterdir()) == []
 
-
-@pytest.mark.parametrize("suite", ["savi_mvbenchh", "savi_mvbench,savi_egoschemaa", "videosavi,nonexistent_task"])
-def test_an_unknown_task_in_a_suite_is_refused_before_any_model_loads(suite, tmp_path, capsys, monkeypatch):
-    from misuse_kit import assert_one_line_error, savi
-
-    monkeypatch.chdir(tmp_path)
-    code, _, err = savi(capsys, "eval", "suite", suite, "--model", "no-such-model", "--adapter", "no-such-adapter",
-                        "--out", tmp_path / "suite")
-    assert code == 2
-    assert_one_line_error(err, "SUITE[", "unknown lmms-eval task")
-    assert list(tmp_path.iterdir()) == []
