@@ -338,23 +338,29 @@ def install_distribution(root: Path, monkeypatch, name: str, files: dict[str, st
     return root
 
 
+def tiny_rrpo_files(folder: Path, model_path, samples, **train) -> tuple[Path, dict]:
+    """``folder/pairs.jsonl`` of tagged answer pairs of ``samples`` (one pair each: ``The answer is
+    <MASK>answer</MASK>.`` vs ``It is <MASK>none of them</MASK>.``) and a tiny RRPO recipe for them (``train``
+    overrides its ``train`` section)."""
+    records = [{"id": f"p{i}", "video": s.video, "question": s.question, "chosen": f"The answer is {s.answer}.",
+                "rejected": "It is none of them.", "chosen_tagged": f"The answer is <MASK>{s.answer}</MASK>.",
+                "rejected_tagged": "It is <MASK>none of them</MASK>."} for i, s in enumerate(samples)]
+    return write_jsonl(folder / "pairs.jsonl", records), {
+        "model": {"path": str(model_path), "num_frames": 4}, "lora": {"r": 4, "alpha": 8, "dropout": 0.0},
+        "train": {"loss_type": "rrpo", "learning_rate": 1.0e-3, "max_steps": 3, "per_device_train_batch_size": 1,
+                  "use_cpu": True, "logging_steps": 1, "disable_tqdm": True, "seed": 0, "save_strategy": "no",
+                  **train}}
+
+
 def tiny_rrpo_run(folder: Path, model_path, samples, **train) -> Path:
-    """A real tiny ``savi train`` RRPO run in ``folder/out`` on tagged answer pairs of ``samples`` (one pair each:
-    ``The answer is <MASK>answer</MASK>.`` vs ``It is <MASK>none of them</MASK>.``); ``train`` overrides the
-    recipe's ``train`` section. Returns ``folder``."""
+    """A real tiny ``savi train`` RRPO run in ``folder/out`` on :func:`tiny_rrpo_files`. Returns ``folder``."""
     import yaml
 
     from savi_plugin.cli import main
 
-    records = [{"id": f"p{i}", "video": s.video, "question": s.question, "chosen": f"The answer is {s.answer}.",
-                "rejected": "It is none of them.", "chosen_tagged": f"The answer is <MASK>{s.answer}</MASK>.",
-                "rejected_tagged": "It is <MASK>none of them</MASK>."} for i, s in enumerate(samples)]
-    write_jsonl(folder / "pairs.jsonl", records)
-    (folder / "r.yaml").write_text(yaml.safe_dump({
-        "model": {"path": str(model_path), "num_frames": 4}, "lora": {"r": 4, "alpha": 8, "dropout": 0.0},
-        "train": {"loss_type": "rrpo", "learning_rate": 1.0e-3, "max_steps": 3, "per_device_train_batch_size": 1,
-                  "use_cpu": True, "logging_steps": 1, "disable_tqdm": True, "seed": 0, "save_strategy": "no",
-                  **train}}))
+    folder.mkdir(parents=True, exist_ok=True)
+    _, recipe = tiny_rrpo_files(folder, model_path, samples, **train)
+    (folder / "r.yaml").write_text(yaml.safe_dump(recipe))
     assert main(["train", str(folder / "r.yaml"), "--data", str(folder / "pairs.jsonl"),
                  "--output-dir", str(folder / "out")]) == 0
     return folder

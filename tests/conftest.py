@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 
 import pytest
 
@@ -103,3 +104,9 @@ def _restore_environment():
     if os.environ != saved:
         os.environ.clear()
         os.environ.update(saved)
+    # A ZeRO-3 TrainingArguments built in-process (a recipe's dry run) registers itself as transformers' global
+    # DeepSpeed config, held by a weak reference until garbage collection; a later test's from_pretrained would
+    # then build its model under deepspeed.zero.Init, which reads the LOCAL_RANK just removed above.
+    hf_deepspeed = sys.modules.get("transformers.integrations.deepspeed")
+    if hf_deepspeed is not None:
+        hf_deepspeed.unset_hf_deepspeed_config()

@@ -27,7 +27,7 @@ import argparse
 import time
 from dataclasses import asdict, dataclass
 
-from savi_plugin.bench.measure import finish
+from savi_plugin.bench.measure import finish, report_output
 from savi_plugin.bench.options import HIDDEN, IMAGE_SIZE, VISION_HIDDEN, add_options
 from savi_plugin.config.values import AtLeast, checked
 
@@ -293,9 +293,10 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    report = run(args)
-    return finish(report, args.json, report["outputs_equal"],
-                  "greedy outputs with prefix reuse differ from those without; the comparison is not valid")
+    with report_output(args.json) as output:
+        report = run(args)
+        return finish(report, output, report["outputs_equal"],
+                      "greedy outputs with prefix reuse differ from those without; the comparison is not valid")
 
 
 if __name__ == "__main__":

@@ -34,7 +34,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from savi_plugin.bench.measure import finish
+from savi_plugin.bench.measure import finish, report_output
 from savi_plugin.bench.options import add_options, listed
 from savi_plugin.config.values import AtLeast, NonNegative, OneOf, Probability, checked
 from savi_plugin.data.outputs import write_jsonl
@@ -426,11 +426,12 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    report = run(args)
-    generation = report.get("generation")
-    return finish(report, args.json, generation is None or generation["outputs_agree"],
-                  "greedy outputs with prefix reuse differ from those without beyond the tolerance "
-                  f"({generation and generation['agreement']})")
+    with report_output(args.json) as output:
+        report = run(args)
+        generation = report.get("generation")
+        return finish(report, output, generation is None or generation["outputs_agree"],
+                      "greedy outputs with prefix reuse differ from those without beyond the tolerance "
+                      f"({generation and generation['agreement']})")
 
 
 if __name__ == "__main__":

@@ -27,6 +27,8 @@ says so (``exact_reset: false``): the number is then an upper bound. Linux only 
 
 from __future__ import annotations
 
+import contextlib
+
 import ctypes
 import gc
 import json
@@ -36,6 +38,7 @@ import statistics
 import subprocess
 import sys
 import time
+from typing import Any, Iterator
 from dataclasses import dataclass
 
 MIB = 1024 * 1024
@@ -294,13 +297,29 @@ def machine_note() -> str:
     return f"{os.cpu_count()} CPU cores, 1-min load average {load:.2f}"
 
 
-def finish(report: dict, json_path: str | None, valid: bool, error: str) -> int:
-    """End a benchmark command: write ``report`` to ``json_path`` when given; exit 1 with ``error`` when the
-    comparison is not valid (the two sides computed different results), else 0."""
-    if json_path:
+@contextlib.contextmanager
+def report_output(json_path: str | None) -> Iterator[Any]:
+    """Claim ``--json`` before the benchmark runs (:func:`savi_plugin.data.outputs.claim`): a new file, or a report
+    an earlier ``savi bench`` wrote (replaced whole); a file of the user's is refused in one line before any
+    work, and the file stays locked while the benchmark runs. Yields the claimed output, or None without ``--json``."""
+    if not json_path:
+        yield None
+        return
+    from savi_plugin.data.outputs import claim
+
+    with claim(json_path, command="savi bench", output_name="--json", replace_ours=True) as claimed:
+        yield claimed
+
+
+def finish(report: dict, output, valid: bool, error: str) -> int:
+    """End a benchmark command: write ``report`` to the claimed ``--json`` output (:func:`report_output`) when
+    given; exit 1 with ``error`` when the comparison is not valid (the two sides computed different results),
+    else 0."""
+    if output is not None:
         from savi_plugin.data.outputs import write_json
 
-        write_json(json_path, report)
+        write_json(output.path, report)
+        output.write_mark()
     if not valid:
         print(f"error: {error}")
         return 1

@@ -41,7 +41,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from savi_plugin.bench.fixtures import ModelShape, model_line, video_tokens, work_folder
-from savi_plugin.bench.measure import (MemoryProbe, StepTimer, VisionCounter, forward_args, log_recorder,
+from savi_plugin.bench.measure import (MemoryProbe, report_output, StepTimer, VisionCounter, forward_args, log_recorder,
                                       finish, machine_note, measure_sides, ratio, require_linux)
 from savi_plugin.bench.options import IMAGE_SIZE, PairStepShape, add_options
 from savi_plugin.config.values import AtLeast, NonNegative, OneOf, Positive, checked
@@ -337,9 +337,10 @@ def main(argv=None) -> int:
     if args.worker:
         print(json.dumps(worker(args)))
         return 0
-    report = run(args)
-    return finish(report, args.json, report["losses_equal"],
-                  "ours and TRL computed different losses on the same pair; the comparison is not valid")
+    with report_output(args.json) as output:
+        report = run(args)
+        return finish(report, output, report["losses_equal"],
+                      "ours and TRL computed different losses on the same pair; the comparison is not valid")
 
 
 if __name__ == "__main__":

@@ -17,6 +17,10 @@ grader does when reading it:
 * **Struck-through text** (``~~A~~ C``) is taken back.
 * **Chat remnants**: special tokens a decoder left in (``A<|endoftext|>``, ``</s>``, ``<|im_end|>``, ``[/INST]``)
   and a leading speaker tag (``Assistant: A``, ``GPT: (B)``) are not part of the answer.
+* **LaTeX and lists**: ``\\boxed{B}`` is read as ``answer: B``; ``$`` delimiters and a list bullet (``- B``) are not
+  part of the answer; Cyrillic and Greek capitals that look like labels (``Ответ: С``) are read as the Latin ones.
+* **A new turn**: what the model goes on with after answering (``Answer: B\\n\\nQuestion: ...\\nAnswer: A``,
+  ``User: ...``) is not an answer to this question.
 * **Quoted labels**: ``'B'``, ``"A"``, ``<D>``, ``{E}``, ``“C”``, ``「B」`` are read as ``(B)`` ...; ``Ans: C`` as
   ``answer: C``.
 * **Non-answers**: ``"Yes, I can help with that. Please provide the video."`` is a conversational reply, not the
@@ -78,19 +82,46 @@ def without_chat_remnants(text: str) -> str:
 
 #: markdown strikethrough: ``~~A~~ C`` takes A back
 _STRUCK = re.compile(r"~~.*?~~", re.DOTALL)
+#: LaTeX: ``\boxed{B}`` is the answer; ``$...$`` math delimiters are not part of it
+_BOXED = re.compile(r"\\boxed\s*\{\s*(?:\\text\s*\{)?([^{}]*?)\}?\s*\}")
+_MATH = re.compile(r"\$+|\\[()\[\]]")
+#: a list bullet opening a line (``- B``, ``• B``); a checkbox is kept (:func:`marked_option`)
+_BULLET = re.compile(r"(?m)^[ \t]*[-*•·][ \t]+(?!\[)")
+#: Cyrillic and Greek capitals that look like Latin label letters (``Ответ: С``), as a reader sees them
+_LOOKALIKE = {"А": "A", "В": "B", "С": "C", "Е": "E", "Α": "A", "Β": "B", "Ε": "E", "Ｃ": "C", "Ａ": "A", "Ｂ": "B",
+              "Ｄ": "D", "Ｅ": "E"}
+_LOOKALIKE_LABEL = re.compile(r"(?<![^\W\d_])[АВСЕΑΒΕＡＢＣＤＥ](?![^\W\d_])")
+#: the model going on with a turn of its own after answering (``Answer: B\n\nQuestion: ...\nAnswer: A``,
+#: ``B\nUser: ...``): only the first answer is the answer to this question
+_NEW_TURN = re.compile(r"(?im)^[ \t]*(?:#+[ \t]*)?(?:question|user|human|q)[ \t]*[:：]|<\|im_start\|>\s*user|\[INST\]|"
+                       r"<\|start_header_id\|>\s*user")
+#: a reply that repeats one label (``"A A A A"``, ``"B, B, B"``): that label
+_REPEATED = re.compile(r"\s*[(\[]?([A-Za-z])[)\]]?(?:[\s,.;]+[(\[]?\1[)\]]?)+[\s.]*")
 
 
 def clean(response: str) -> str:
     """The answer without reasoning blocks, markdown and chat remnants; JSON answer keys read as ``answer: ...``;
     quoted labels as ``(X)``; ``Ans:`` as ``answer:``."""
-    text = without_chat_remnants(_MARKUP.sub("", _STRUCK.sub(" ", _without_reasoning(response or ""))))
+    text = _without_reasoning(response or "")
+    turn = next((m for m in _NEW_TURN.finditer(text) if text[:m.start()].strip()), None)
+    if turn is not None and _ANSWERED.search(_SPECIAL_TOKEN.sub(" ", text[:turn.start()])):
+        text = text[:turn.start()]
+    text = _BOXED.sub(lambda m: f" answer: {m.group(1)} ", text)
+    text = _LOOKALIKE_LABEL.sub(lambda m: _LOOKALIKE[m.group(0)], _MATH.sub(" ", text))
+    text = without_chat_remnants(_BULLET.sub("", _MARKUP.sub("", _STRUCK.sub(" ", text))))
     text = _HTML_TAG.sub(lambda m: m.group(2) or " ", text)
     text = _QUOTED_LABEL.sub(lambda m: f"({m.group(1)})", text)
     text = _OPT.sub("option ", _ANS.sub("answer: ", text))
     text = _JSON_FENCE.sub("", text)
     text = _ANSWER_TAG.sub(lambda m: f"answer: {m.group(1).strip()}\n", text)
-    return _JSON_KEY.sub(lambda m: f"{m.group(1).lower()}: {(m.group(2) if m.group(2) is not None else m.group(3)).strip()}",
+    text = _JSON_KEY.sub(lambda m: f"{m.group(1).lower()}: {(m.group(2) if m.group(2) is not None else m.group(3)).strip()}",
                          text).strip()
+    repeated = _REPEATED.fullmatch(text)
+    return repeated.group(1) if repeated else text
+
+
+#: text that already answers (a label or an answer cue) before a new turn
+_ANSWERED = re.compile(r"(?i)\b(?:answer|option)\b|(?<![A-Za-z])[(\[]?[A-Z][)\].]?\s*(?:\n|$)")
 
 
 # ------------------------------------------------------------------------------------------ prompt echo
@@ -172,8 +203,10 @@ def _answer_line(line: str) -> bool:
 # ------------------------------------------------------------------------------------------ corrections
 _CORRECTION = re.compile(
     r"(?i)\b(?:wait|actually|sorry|correction|scratch\s+that|on\s+(?:second|further)\s+thought|"
-    r"i\s+mean(?:t)?|let\s+me\s+correct(?:\s+(?:that|myself))?)\b[\s,:;.!-]*"
-    r"|(?:\.\.\.|…|[,;])\s*no\s*[,.!]\s*"
+    r"i\s+mean(?:t)?|let\s+me\s+correct(?:\s+(?:that|myself))?|"
+    r"(?:my\s+)?(?:previous|earlier|first|initial|last)\s+answer\b[^.;\n]{0,20}?\b(?:was|is)\s+(?:wrong|incorrect|a\s+mistake))"
+    r"\b[\s,:;.!-]*"
+    r"|(?:\.\.\.|…|[,;?])\s*no\s*[,.!]\s*"
     r"|(?<=\w)\s*,?\s*but\s+(?:it(?:'s|’s|\s+is|\s+was)|(?:the\s+)?(?:correct\s+)?answer\s+is|actually)\b\s*")
 _THOUGHT = re.compile(r"(?i)\b(?:(?:at\s+)?first|initially|originally)\b[^.\n]*?\bthought\b|\bi\s+thought\b")
 _HEDGE = re.compile(r"(?i)\b(?:could|might|may|maybe|perhaps|possibly|probably|or|either|also)\b")

@@ -17,7 +17,7 @@ _ORDINALS = ("first", "second", "third", "fourth", "fifth", "sixth", "seventh", 
 
 
 # ------------------------------------------------------------------------------------------ letters
-_L = r"(?<![A-Za-z0-9'’])"              # nothing word-like before the label
+_L = r"(?<![A-Za-z0-9'’\u00c0-\u024f])"              # nothing word-like before the label
 _CLOSED = r"(?=\s*(?:[.,;:!?)\]}」）。，]|$))"  # the label ends a clause or the answer
 _CONNECTIVE = (r"(?=\s+(?:because|since|as|is|was|would|should|seems|appears|looks|fits|matches|best|"
                r"correct|right|and|or|but|-|–|—)\b)")
@@ -42,7 +42,7 @@ def _label(letters: str, words: str = "AI") -> str:
              rf"(?P<l>{upper}){_CLOSED}", rf"(?P<l>[{connective}]){_CONNECTIVE}" if connective else r"(?!x)x",
              rf"(?P<l>{lower}){_CLOSED}"]
     if bare:
-        forms.append(rf"(?P<l>{bare})(?![A-Za-z0-9'’])")
+        forms.append(rf"(?P<l>{bare})(?![A-Za-z0-9'’\u00c0-\u024f])")
     return "(?:" + "|".join(f"(?:{_L}{f})".replace("?P<l>", f"?P<l{k}>") for k, f in enumerate(forms)) + ")"
 
 
@@ -61,9 +61,10 @@ def _claim_patterns(letters: str, words: str = "AI") -> tuple[list[re.Pattern], 
            r"(?:probably\s+|likely\s+|definitely\s+|clearly\s+)?(?:option\s+|choice\s+|letter\s+)?")
     verbs = (r"(?:I(?:'d|’d|\s+would|\s+will|'ll)?\s+(?:say|choose|pick|select|go\s+with|guess|answer)|"
              r"I\s+(?:think|believe)(?:\s+(?:it's|it\s+is|it’s|the\s+answer\s+is))?|"
-             r"(?:choose|pick|select|go\s+with)|my\s+(?:answer|choice|pick)\s+(?:is|would\s+be)|"
+             r"(?:choose|pick|select|go\s+(?:with|for))|my\s+(?:(?:best\s+|final\s+)?(?:answer|choice|pick|guess))\s+(?:is|would\s+be)|"
+             r"I\s+guess|lean(?:s|ing)?\s+(?:towards?|to)|"
              r"(?:so|thus|therefore|hence)(?:\s+(?:it's|it\s+is|the\s+answer\s+is))?|"
-             r"(?:probably|likely|maybe|perhaps|possibly)|(?:could|might|may)\s+(?:also\s+)?be)\s*:?\s*"
+             r"(?:probably|likely|maybe|perhaps|possibly)|(?:could|might|may)\s+(?:also\s+)?be)(?:\s*(?:\.{2,}|…))?\s*:?\s*"
              r"(?:option\s+|choice\s+)?")
     verdict = (r"(?=\s+(?:is|seems|appears|looks|would\s+be|should\s+be)\s+(?:to\s+be\s+)?(?:the\s+)?(?:most\s+)?"
                r"(?:just\s+as\s+|equally\s+|also\s+|as\s+)?"
@@ -79,7 +80,7 @@ def _claim_patterns(letters: str, words: str = "AI") -> tuple[list[re.Pattern], 
         verbs + _rename(lab, 3),                                                    # "I'd say B", "so C."
         rf"(?:option\s+|choice\s+)?{_rename(lab, 4)}{verdict}",                     # "B is the correct answer"
         (rf"{_rename(lab, 5)}\s*\??\s*(?:or|/|and|&|,|或者|或|还是|還是|和)\s*(?:option\s+)?{_OPEN}?\s*(?P<l6>[{letters}])"
-         r"(?![A-Za-z0-9'’])"),                                                      # "B or D", "B and C", "B, C"
+         r"(?![A-Za-z0-9'’\u00c0-\u024f])"),                                                      # "B or D", "B and C", "B, C"
         (rf"(?:答案|答|选项|選項|选择|選擇|应选|應選|选|選)\s*(?:是|为|為|应该是|應該是)?\s*[:：]?\s*[(（]?\s*"
          rf"(?P<l7>{anycase})(?![A-Za-z])"),
         (rf"(?<![A-Za-z])(?P<l8>[{letters}])\s*(?:选项|選項)?\s*(?:是正确|是對|是对|正确|正確|最合适|最合適|最佳|最符合|"
@@ -87,24 +88,27 @@ def _claim_patterns(letters: str, words: str = "AI") -> tuple[list[re.Pattern], 
         rf"(?:认为|認為|觉得|覺得|应该|應該|我选|我選)\s*(?:是|选|選)?\s*[:：]?\s*[(（]?\s*(?P<l10>{anycase})(?![A-Za-z])",
         rf"{_L}(?:option\s+|choice\s+)?(?P<l11>[{letters}]){verdict}",              # "C is the correct answer"
         cue + rf"{_L}(?P<l12>[{letters}])(?=\s+(?:because|since|as|based)\b)",      # "answer is C because"
-        (rf"\b(?:option|choice)\s+(?P<l13>[{letters}])(?![A-Za-z0-9'’])"            # "option C best fits", not
+        (rf"\b(?:option|choice)\s+(?P<l13>[{letters}])(?![A-Za-z0-9'’\u00c0-\u024f])"            # "option C best fits", not
          r"(?!\s*[:：]|\s+(?:says|states|describes|mentions|suggests|shows|claims|is\s+about|refers|would|requires|"
          r"implies|talks))"),                                                      # "Option A says ..."
         (rf"(?:[,;:—–]|\s-|\bi\.e\.,?|\bcorresponds?\s+to|\bmatch(?:es)?|\bwhich\s+is|\bthat\s+is)\s*"
          rf"(?:option\s+)?{_OPEN}?(?P<l14>[{letters}]){_CLOSE}?\s*[.!]?\s*$"),        # "..., i.e., B." at the end
-        rf"\b(?:correct|right|best)\s+one\s+(?:is|would\s+be)\s*:?\s*{_OPEN}?(?P<l15>[{letters}])(?![A-Za-z0-9'’])",
+        rf"\b(?:correct|right|best)\s+one\s+(?:is|would\s+be)\s*:?\s*{_OPEN}?(?P<l15>[{letters}])(?![A-Za-z0-9'’\u00c0-\u024f])",
         rf"(?P<l16>[{letters}])\s*(?:或者|或|还是|還是)\s*(?P<l17>[{letters}])(?![A-Za-z])",      # "A或者D"
+        (rf"(?:(?<=[^\W\d_][^\W\d_][.!?。])\s+|\n\s*)[(\[]?(?P<l19>[{letters}])[)\]]?\s*[.!]?\s*$"),  # "... table. B"
+        (rf"{_L}(?:option\s+|choice\s+)?(?P<l18>[{letters}])(?=\s+(?:fits|matches|describes|captures|works)\s+"
+         r"(?:the\s+(?:video|scene|clip)\s+)?(?:best|better|most)\b)"),                 # "B fits best"
     ]
     negation_sources = [
         (rf"\b(?:not|n't|isn't|never|neither|nor|except|exclude|excluding|eliminate|rule\s+out|ruling\s+out)\s+"
         rf"(?:option\s+|choice\s+)?{lab}"),
-        (rf"(?:option\s+|choice\s+)?{lab}(?=\s+(?:is|seems|appears|looks)\s+(?:not|wrong|incorrect|false|"
-        rf"unlikely|implausible|impossible|ruled\s+out)\b)"),
+        (rf"(?:option\s+|choice\s+)?{_OPEN}?{lab}{_CLOSE}?(?=\s+(?:is|was|seems|appears|looks)\s+(?:not|wrong|incorrect|false|"
+        rf"unlikely|implausible|impossible|ruled\s+out|out|excluded|eliminated)\b)"),
         rf"(?:option\s+|choice\s+)?{lab}(?=\s+(?:and|,)\s+(?:option\s+)?[{letters}]\s+are\s+(?:not|wrong|incorrect))",
         rf"(?<=\band\s)(?:option\s+)?{lab}(?=\s+are\s+(?:not|wrong|incorrect))",
         rf"不是\s*(?P<l>{anycase})(?![A-Za-z])",
         (rf"\b(?:not|neither)\s+(?:option\s+)?[{letters}]\s*(?:,|or|nor|and)\s*(?:option\s+)?"
-         rf"(?P<l9>[{letters}])(?![A-Za-z0-9'’])"),                                  # "not A or B": B too
+         rf"(?P<l9>[{letters}])(?![A-Za-z0-9'’\u00c0-\u024f])"),                                  # "not A or B": B too
         (rf"(?:option\s+)?(?P<l7>[{letters}])(?:\s*(?:,|and|&)\s*(?:option\s+)?(?P<l8>[{letters}]))?"
          r"(?=\s+(?:can|could|should|must|may)\s+be\s+(?:ruled\s+out|eliminated|excluded|dismissed|discarded)\b"
          r"|\s+(?:are|were|is|was)\s+(?:both\s+)?(?:ruled\s+out|eliminated|excluded|wrong|incorrect)\b"
@@ -138,6 +142,19 @@ def _letters_found(patterns: list[re.Pattern], text: str) -> list[str]:
 #: answer and option cues in Spanish, French, German, Portuguese, Italian, Dutch, Russian, Japanese and Korean, read
 #: as the English cue (``"La respuesta es B"`` -> ``"answer is B"``, ``"Ответ: B"`` -> ``"answer: B"``)
 _FOREIGN_CUES = [(re.compile(p, re.IGNORECASE), english) for p, english in (
+    (r"\b(?:(?:a|la|le|el|die|der|l')\s+)?(?:letra|lettre|lettera|buchstaben?)\b", "letter"),
+    (r"(?:الإجابة|الاجابة|الجواب)(?:\s+(?:الصحيحة|الصحيح))?\s*(?:هي|هو)", "answer is "),
+    (r"(?:الإجابة|الاجابة|الجواب)(?=\s*[:：])", "answer"),
+    (r"(?:सही\s+)?(?:उत्तर|जवाब)\s*(?:है\s*)?(?=[:：]?\s*[(\[]?[A-Ea-e]\b)", "answer: "),
+    (r"\b(?:do[ğg]ru\s+)?(?:cevap|yan[ıi]t)\w*\s*(?=[:：]?\s*[(\[]?[A-Ea-e]\b)", "answer: "),
+    (r"(?<=[A-E])['’](?:d[ıi]r|t[ıi]r)\b", ""),
+    (r"(?:đáp\s+án|câu\s+trả\s+lời)(?:\s+đúng)?\s+là", "answer is"),
+    (r"\bjawaban(?:nya)?(?:\s+yang\s+(?:benar|tepat))?\s+(?:adalah|ialah)", "answer is"),
+    (r"\b(?:poprawna\s+)?odpowied[źz]\s+(?:to|brzmi)\b", "answer is"),
+    (r"\bodpov[ěe]ď\s+je\b|\br[ăa]spunsul(?:\s+corect)?\s+este\b|\bvastaus\s+on\b", "answer is"),
+    (r"\b(?:det\s+(?:rätta|riktige|rigtige)\s+)?svar(?:et)?\s+(?:är|er)\b", "answer is"),
+    (r"απάντηση\s+(?:είναι)?|התשובה\s+(?:היא|הנכונה\s+היא)|คำตอบ(?:คือ|ที่ถูกต้องคือ)", "answer is "),
+    (r"\b(?:odpowied[źz]|odpov[ěe]ď|svar(?:et)?|jawaban|vastaus|válasz|r[ăa]spuns(?:ul)?)\b|відповідь", "answer"),
     (r"\b(?:la\s+)?(?:respuesta|contestaci[oó]n)(?:\s+(?:correcta|final))?\s+(?:es|ser[ií]a)\b", "answer is"),
     (r"\b(?:la\s+)?(?:bonne\s+)?r[ée]ponse(?:\s+(?:correcte|finale))?\s+(?:est|serait)\b", "answer is"),
     (r"\b(?:die\s+)?(?:richtige\s+|korrekte\s+)?antwort\s+(?:ist|lautet|w[äa]re)\b", "answer is"),
@@ -153,14 +170,28 @@ _FOREIGN_CUES = [(re.compile(p, re.IGNORECASE), english) for p, english in (
     (r"(?:정답|답변|답)(?=\s*[:：])", "answer"),
     (r"\b(?:opci[oó]n|opç[ãa]o|opzione|alternativa)\b", "option"),
     (r"вариант|選択肢|선택지|보기", "option "),
+    (r"\b(?:je\s+(?:choisis|prends|dirais)|j'opte\s+pour|ich\s+(?:w[äa]hle|nehme|sage)|ich\s+entscheide\s+mich\s+f[üu]r|"
+     r"(?:eu\s+)?escolho|(?:yo\s+)?(?:elijo|escojo)|me\s+quedo\s+con|(?:io\s+)?scelgo|ik\s+kies|(?:я\s+)?выбираю|"
+     r"мой\s+выбор\s*(?:—|-|:)?)(?:\s+(?:la|le|l'|el|a|o|die|den|het))?(?=\s)", "I choose"),
     (r"\bc'est\s+(?:l'option\s+|la\s+)?", "it is "),
     (r"\bes\s+la\s+", "it is "),
     (r"\bist\s+(?:option\s+)?", "is "),
 )]
 
 
+#: the word every foreign cue written in ASCII needs (an ASCII answer with none of them has no foreign cue; the
+#: generated tests of every language's cue in tests/data/test_choices.py keep this list complete)
+_ASCII_CUE_WORDS = frozenset("""respuesta contestacion reponse antwort resposta risposta antwoord letra lettre lettera
+buchstabe buchstaben opcion opcao opzione alternativa est es ist choisis prends dirais opte wahle waehle nehme sage
+entscheide escolho elijo escojo quedo scelgo kies cevap cevabi yanit dogru jawaban jawabannya odpowiedz odpoved
+raspunsul raspuns vastaus svar svaret valasz""".split())
+_ASCII_WORD = re.compile(r"[a-z]+")
+
+
 def english_cues(text: str) -> str:
     """The answer with foreign answer/option cues replaced by the English ones the claim patterns read."""
+    if text.isascii() and _ASCII_CUE_WORDS.isdisjoint(_ASCII_WORD.findall(text.lower())):
+        return text
     for pattern, english in _FOREIGN_CUES:
         text = pattern.sub(english, text)
     return text
@@ -179,6 +210,19 @@ _WEAK = re.compile(r"(?i)\b(?:maybe|perhaps|possibly|could|might|may)\b")
 _BUT = re.compile(r"(?i)\b(?:but|though|although|however|yet)\b")
 
 
+def _only_statement(text: str, statements: set[str]) -> str | None:
+    """The one label stated outright, where the other labels are only listed or discussed (``"Answer: B\nOptions
+    considered: A, C"``), not offered beside it (``"B or C"``) nor hedged (``"Answer: B, but it could be C"``)."""
+    if len(statements) != 1:
+        return None
+    letter = next(iter(statements))
+    paired = re.search(rf"(?<![A-Za-z]){letter}{_PAIRED}[A-Z](?![A-Za-z])|(?<![A-Za-z])[A-Z]{_PAIRED}{letter}(?![A-Za-z])",
+                       text)
+    said = [m.end() for m in re.finditer(rf"(?<![A-Za-z]){letter}(?![A-Za-z])", text)]
+    hedged_after = _WEAK.search(text, said[0]) if said else _WEAK.search(text)  # "Answer: B. Maybe C."
+    return None if paired or hedged_after else letter
+
+
 def _main_pick(text: str, claims: list[tuple[int, str]]) -> str | None:
     """In ``"Probably B, but it could be D"`` the answer is B: the first of two claims, stated without a weak
     hedge, and the second only offered as a possibility after ``but``/``though``. None otherwise."""
@@ -190,7 +234,8 @@ def _main_pick(text: str, claims: list[tuple[int, str]]) -> str | None:
         return None
     between, after = text[first[0] + 1:second[0]], text[second[0] + 1:second[0] + 40]
     hedged = _WEAK.search(between) or re.match(r"\W*(?:is|seems)\s+(?:also\s+)?(?:possible|plausible|likely)", after)
-    return first[1] if _BUT.search(between) and hedged else None
+    restated = any(at > second[0] and letter == first[1] for at, letter in claims)  # "B (also possibly C, but B fits)"
+    return first[1] if hedged and (_BUT.search(between) or restated) else None
 
 
 #: a comparison that names candidates without choosing: ``"Between A and C, ..."``, ``"Options A and B are close"``
@@ -201,6 +246,11 @@ _COMPARISON = re.compile(r"(?i)(?<!torn\s)\bbetween\s+(?:options?\s+)?[A-Z]\s+an
 _CONCLUSION = re.compile(r"(?i)\b(?:so|thus|therefore|hence|overall|in\s+conclusion|final(?:ly)?|"
                          r"(?:the\s+)?(?:correct|final|best|right)\s+(?:answer|option|choice|one|summary))\b"
                          r"|^\s*(?:final\s+)?answer\s*[:：]")
+
+
+def concludes(text: str) -> bool:
+    """Whether the answer states a conclusion (``"so"``, ``"the answer is"``, ``"Final answer:"``) anywhere."""
+    return _CONCLUSION.search(text) is not None
 
 
 #: options eliminated as a list: ``"Options A, B and D can be ruled out"``, ``"A, C do not match"``
@@ -227,11 +277,42 @@ def _concluded(text: str, claimed: list[tuple[int, str]], negated: set[str]) -> 
     return final.pop() if len(final) == 1 else None
 
 
+@lru_cache(maxsize=16)
+def _statement_pattern(letters: str, words: str) -> re.Pattern:
+    """An answer stated outright: a line that is only a label (``"A"``, ``"Final answer: (C)"``) or an answer cue
+    and its label (``"the answer is B"``, ``"So the correct choice is D"``)."""
+    closed = rf"(?:(?P<w>[{words}])(?=\s*[)\].,;:!?(]|\s*$)|(?P<p>[{''.join(c for c in letters if c not in words) or '_'}])(?![A-Za-z0-9'’\u00c0-\u024f]))"
+    return re.compile(
+        rf"(?m)^[ \t]*(?:(?:final\s+|correct\s+)?answer\s*(?:is)?\s*[:：]?\s*)?[(\[]?(?P<line>[{letters}])[)\]]?[ \t]*[.]?[ \t]*$"
+        rf"|(?:\banswer|\b(?:correct|right|final|best)\s+(?:choice|option|one))\s*(?:is|would\s+be|will\s+be|should\s+be)?"
+        rf"\s*[:：]?\s*(?:option\s+|choice\s+|letter\s+)?[(\[]?{closed}")
+
+
+def stated(text: str, letters: str, words: str = "AI") -> set[str]:
+    """The labels the answer states outright (:func:`_statement_pattern`): two different ones, with no correction
+    between them (``"Answer: B. Answer: C."``, ``"A\nThe correct answer is C."``), commit to neither."""
+    found = set()
+    for m in _statement_pattern(letters, words).finditer(text):
+        before = text[max(0, m.start() - 40):m.start()]
+        before = re.split(r"[.!?\n;,]|\b(?:but|however|yet)\b", before)[-1]
+        if not _HYPOTHETICAL.search(before):  # "Some might say the answer is A" asserts nothing
+            found.add(m.group("line") or m.group("w") or m.group("p"))
+    return found
+
+
+_HYPOTHETICAL = re.compile(r"(?i)\b(?:if|might|may|could|would|some|someone|whether|suppose|assume)\b")
+
+
+#: a label offered together with another (``"B or C"``, ``"B/C"``)
+_PAIRED = "(?:\\s*(?:or|/|and|&|,|;|或者|或|还是)\\s*(?:option\\s+)?[(\\[]?)"
+
+
 def by_letter(text: str, letters: str, all_letters: str, words: str = "AI") -> Choice | None:
     """The choice made by a label (claims, then mentions), or None when no label names an option."""
     claims, negations, mentions = _claim_patterns(all_letters, words)
     text = _COMPARISON.sub(lambda m: " " * len(m.group(0)), text)  # same length: positions stay
-    claimed = _letters_at(claims, text)
+    claimed = [(at, c) for at, c in _letters_at(claims, text)  # "O homem abre a porta": a word, not label O
+               if c in letters or not re.match(r"\s+[^\W\d_A-Z]", text[at + 1:])]
     eliminated = {c for m in _ELIMINATED.finditer(text) for c in re.findall(r"\b[A-Z]\b", m.group(0))}
     if eliminated and not claimed or not set(c for _, c in claimed) - eliminated:
         rest = [c for c in letters if c not in eliminated]
@@ -243,8 +324,11 @@ def by_letter(text: str, letters: str, all_letters: str, words: str = "AI") -> C
         if not kept:  # "A is not correct" chooses nothing; "Not A or B -- it's D" chooses D
             mentioned = (set(_letters_found(mentions, text)) - negated) & set(letters)
             return Choice(letters.index(mentioned.pop()), "letter") if len(mentioned) == 1 else Choice(None, "negated")
+        statements = stated(text, all_letters, words) - negated
+        if len(statements) > 1:
+            return Choice(None, "ambiguous")  # "Answer: B. Answer: C."
         if len({c for _, c in kept}) > 1:
-            letter = _concluded(text, kept, negated) or _main_pick(text, kept)
+            letter = _concluded(text, kept, negated) or _main_pick(text, kept) or _only_statement(text, statements)
             if letter is None:
                 return Choice(None, "ambiguous")
         else:
@@ -268,6 +352,8 @@ _NUMBER = re.compile(r"(?i)\b(?:option|choice)\s*(?:number\s*|no\.?\s*|#\s*)?[(\
                      r"|\bthe\s+(" + "|".join(_ORDINALS) + r")\s*[.!]?\s*$")
 
 
+#: ``"the one in the middle"``, ``"the middle option"``: the middle one of an odd number of options
+_MIDDLE = re.compile(r"(?i)\b(?:one|option|choice|answer)\s+in\s+the\s+middle\b|\bthe\s+middle\s+(?:one|option|choice)\b")
 #: ``"the first or the second option"``: two positions offered
 _ORDINAL_HEDGE = re.compile(r"(?i)\b(" + "|".join(_ORDINALS) + r")\s+or\s+(?:the\s+)?(" + "|".join(_ORDINALS) + r")\b")
 
@@ -288,6 +374,11 @@ def by_number(text: str, options: Sequence[str]) -> Choice | None:
         else:
             word = (m.group(2) or m.group(4)).lower()
             found.add(len(options) - 1 if word == "last" else _ORDINALS.index(word))
+    middle = _MIDDLE.search(text)
+    if middle and not re.search(r"(?i)\b(?:not|neither|nor|except)\s+$", text[max(0, middle.start() - 12):middle.start()]):
+        if len(options) % 2 == 0:
+            return Choice(None, "ambiguous")  # four options have no middle one
+        found.add(len(options) // 2)
     if not found:
         return None
     if len(found) > 1:

@@ -8,8 +8,9 @@ API:
 
 * :func:`parse_choice` -> :class:`Choice` ``(index, method)``: ``index`` is ``0..len(options)-1`` or
   None; ``method`` says which rule decided (``letter``, ``number``, ``option_text``, ``option_prefix``,
-  ``option_words``)
-  or, for None, why nothing was chosen (``empty``, ``ambiguous``, ``out_of_range``, ``retracted``, ``unparsed``).
+  ``option_meaning``, ``option_order``)
+  or, for None, why nothing was chosen (``empty``, ``ambiguous``, ``contradiction``, ``out_of_range``,
+  ``retracted``, ``unparsed``).
 * :func:`extract_choice`: the index alone.
 * :data:`LETTERS`, :func:`option_letters`, :func:`strip_option_prefix`: option labels.
 
@@ -18,11 +19,15 @@ rather than guess (a random or first-letter fallback, as in lmms-eval's EgoSchem
 adds noise to a score; a false match makes a wrong answer count as right). First the parts that are not
 the answer are set aside (:mod:`savi_plugin.data.answer_text`: reasoning blocks, markdown, JSON keys and
 ``<answer>`` tags, a repeated prompt — a reply that only repeats it is ``echo`` — and everything before
-a self-correction such as ``"B. Wait, actually E."``). Then:
+a self-correction such as ``"B. Wait, actually E."`` or ``"My previous answer (A) was wrong"``, a new turn the
+model went on with after answering). Then:
 
 0. **A label with its text**: ``"(B) text"`` / ``"B. text"`` whose text is another option's
-   (``"D. left"`` where ``left`` is C) is a ``contradiction``; options that are letters themselves
-   (MVBench character_order) are read by their text where the reply is no label.
+   (``"D. left"`` where ``left`` is C) is a ``contradiction``, and so is a short reply whose words beside the label
+   describe another option (``"Answer: A, a travel vlog."``, ``"The answer is B. There are 4 people."`` where 4 is
+   C, ``"B. The person picks the cup up"``); options that are letters themselves
+   (MVBench character_order) are read by their text where the reply is no label. A marked list of the options
+   (``"- [x] C"``, ``"(B) text - yes"``) is the option marked.
 1. **Claims**: statements that pick an option by its label. ``"B"``, ``"(B)"``, ``"B. text"``,
    ``"B, because ..."``, ``"Answer: B"``, ``"The answer is (B)"``, ``"Best option:(B"``, ``"B is the
    correct answer"``, ``"Looking at the options, B is correct"``, ``"I'd say B"``, ``"I choose C"``,
@@ -33,9 +38,11 @@ a self-correction such as ``"B. Wait, actually E."``). Then:
    (``"not A"``, ``"A is wrong"``, ``"rule out C"``) is removed from the claims (only negated labels:
    ``negated``). JSON (``{"answer": "C"}``) and ``我认为是C`` are claims, and so are the answer cues of other
    languages (``"La respuesta es B"``, ``"Ответ: B"``, ``"答えはC"``, ``"정답은 D입니다"``, ``"Bです"``) and ordinals
-   (``"the 3rd one"``, ``"1st option"``). A reply that is only labels naming several options (``"B C"``,
-   ``"(A)(C)"``) is ``ambiguous``. A claim that names a
-   letter beyond the options (``"The answer is F"`` with five options) is ``out_of_range``.
+   (``"the 3rd one"``, ``"1st option"``, ``"the one in the middle"``). A reply that is only labels naming several
+   options (``"B C"``, ``"(A)(C)"``, ``"B\\nC"``) is ``ambiguous``, and so are two different labels stated outright
+   without a correction between them (``"Answer: B. Answer: C."``, ``"A\\nThe correct answer is C."``); one label
+   stated outright beside others only listed (``"Answer: B\\nOptions considered: A, C"``) is that label. A claim
+   that names a letter beyond the options (``"The answer is F"`` with five options) is ``out_of_range``.
 2. **Mentions**, only when there is no claim: a parenthesised ``(B)`` or ``it is B.`` in a sentence;
    two different mentioned options are ``ambiguous``.
 3. **Option text**: the answer states an option's text (case, punctuation and articles ignored);
@@ -47,9 +54,16 @@ a self-correction such as ``"B. Wait, actually E."``). Then:
 4. **Option prefix**: an answer cut short by the generation limit (EgoSchema's long options under a
    16-token limit) is the beginning of exactly one option, at least :data:`MIN_PREFIX_WORDS` words long
    (:data:`MIN_CUT_PREFIX_WORDS` when it stops mid-sentence).
-5. **Option words**: a paraphrase that carries every content word setting one option apart from the
-   others (at least two, or the one word in a short answer), none of another option's, and no negation
-   (``"He closes the window"``).
+5. **Option meaning**: a paraphrase or translation of one option's content, read through
+   :mod:`savi_plugin.data.lexicon` (synonyms, kinds, the common words of video questions in nine languages):
+   the answer names words that set exactly one option apart (all of them, ``"He shuts the door."``; at least half
+   with few words of its own, ``"There's a kid playing with a kite."``; or it says nothing that is not that
+   option's, ``"A dog."`` for ``"a woman walking a dog"``), in clauses that are not negated (``"The man doesn't
+   open the door; he knocks on it."`` is the knocking), with the option's subject and setting if it names any
+   (``"The woman knocks"`` and ``"He opens the window"`` are not ``"the man opens the door"``). Reasoning that
+   names several options is read at its conclusion (``"..., so she turned back because her friend called"``).
+6. **Option order**: options that tell the same events in different orders are told apart by the order the
+   answer tells them (``"First he opens the door and after that he switches the light on"``).
 
 Capital ``A`` and ``I`` are English words (and so is ``C`` where options begin with it: EgoSchema's camera
 wearer, ``"C throws the clothes"``), so in running text they count as labels only when the
@@ -62,7 +76,9 @@ its text.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Sequence
+from functools import lru_cache
 
 from savi_plugin.data.answer_text import (
     after_correction,
@@ -76,7 +92,9 @@ from savi_plugin.data.choice_labels import (
     by_letter,
     by_number,
     case_insensitive_cues,
+    concludes,
 )
+from savi_plugin.data.lexicon import GENERIC, NO, PARTICLES, YES, concepts, negated, read
 from savi_plugin.data.options import (
     LETTERS,
     Choice,
@@ -88,18 +106,23 @@ from savi_plugin.data.options import (
 
 MIN_PREFIX_WORDS = 5
 """An answer cut short must carry at least this many words of one option's text to match it."""
+MAX_NAMED_WORDS = 4
+"""An answer that only names words of one option (``"A dog."``) chooses it when at most this many words set the
+option apart (a short option, not one of EgoSchema's long summaries, which a partial answer does not state)."""
 MIN_CUT_PREFIX_WORDS = 2
 """... or this many when it ends mid-sentence (no final ``.``/``!``/``?``), as a reply cut by the token limit does."""
 
-_NEGATORS = {"not", "no", "never", "neither", "nor", "isn't", "isnt", "aren't", "arent", "wasn't", "wasnt",
+_NEGATORS = {"not", "no", "never", "neither", "nor", "nobody", "noone", "nothing", "none", "isn't", "isnt", "aren't", "arent", "wasn't", "wasnt",
              "doesn't", "doesnt", "don't", "dont", "cannot", "can't", "cant", "without"}
 
 
 # ------------------------------------------------------------------------------------------ option text
-def _negated(words: list[str], start: int) -> bool:
-    """Whether one of the three words before ``words[start]`` negates it."""
+def _negated(words: list[str], start: int, clause_ends: set[int] = frozenset()) -> bool:
+    """Whether one of the three words before ``words[start]`` in its clause negates it (``"Not 2, it's 3"``: 3 is
+    not negated; ``clause_ends`` holds the positions of the last words of clauses)."""
+    lo = max([start - 3, *(p + 1 for p in clause_ends if p < start)], default=0)
     return any(w in _NEGATORS or w.endswith("nt") and w[:-2] in {"is", "are", "was", "does", "do", "did"}
-               for w in words[max(0, start - 3):start])
+               for w in words[max(0, lo):start])
 
 
 def _occurrences(words: list[str], phrase: list[str]) -> list[int]:
@@ -107,6 +130,8 @@ def _occurrences(words: list[str], phrase: list[str]) -> list[int]:
     return [i for i in range(len(words) - n + 1) if words[i:i + n] == phrase]
 
 
+#: a prefix written apart that turns a word into another: ``counter-clockwise``, ``anti clockwise``, ``non-stop``
+_COUNTER = frozenset({"counter", "anti", "non"})
 _TEXT_CUE = re.compile(r"(?:answer|option|choice)\s+(?:is|would be|should be)$|^(?:it is|its|it s)$")
 
 
@@ -129,17 +154,39 @@ def _by_text(text: str, options: Sequence[str], letters: str) -> Choice | None:
     for i, t in enumerate(texts):
         phrase = t.split()
         for start in _occurrences(words, phrase) if phrase else ():
-            if _negated(words, start):
-                continue
+            if _negated(words, start, clause_ends) or start and words[start - 1] in _COUNTER:
+                continue  # "not the dog"; "counter-clockwise" is not "clockwise"
             present.add(i)
             if len(phrase) > 1 or _short_option_stated(words, start, clause_ends, answer_like):
                 stated.add(i)
     if not stated:
         return None
     longest = max(stated, key=lambda i: len(texts[i]))
+    present = {i for i in present if not texts[i].isdigit()} | stated  # "2 men and 1 woman, so 3": counts, not picks
     if all(f" {texts[i]} " in f" {texts[longest]} " for i in present):
+        if len(words) > len(texts[longest].split()) and _names_another(text, texts[longest].split(), options, letters, longest):
+            return Choice(None, "ambiguous")  # "The woman is cooking while talking on the phone"
         return Choice(longest, "option_text")
     return Choice(None, "ambiguous")  # "red or green"; "There are 3 people in 2 rooms"
+
+
+def _names_another(text: str, phrase: list[str], options: Sequence[str], letters: str, index: int) -> bool:
+    """Whether the sentence of an answer that states one option's text also names what sets another option apart
+    (``"The woman is cooking while talking on the phone"``)."""
+    _, own, cjk = _option_meanings(tuple(strip_option_prefix(o, letter) for letter, o in zip(letters, options)))
+    for sentence in re.split(r"[.!?\n。！？]+", text):
+        words = normalize(sentence).split()
+        starts = set(_occurrences(words, phrase))
+        if not starts:
+            continue
+        rest = [w for k, w in enumerate(words) if not any(s <= k < s + len(phrase) for s in starts)]
+        named = _clause_meanings(" ".join(rest), cjk)
+        if any(d & named for j, d in enumerate(own) if j != index):
+            return True
+    return False
+
+
+_CONCLUDING_WORDS = frozenset({"so", "therefore", "thus", "hence", "total", "altogether", "overall"})
 
 
 def _short_option_stated(words: list[str], start: int, clause_ends: set[int],
@@ -154,13 +201,29 @@ def _short_option_stated(words: list[str], start: int, clause_ends: set[int],
         return True
     if not answer_like[0]:
         return False
-    if words[start].isdigit():  # a number counts only as the answer's only number: "There are 3 people."
-        return sum(w.isdigit() and not _negated(words, i) for i, w in enumerate(words)) == 1
+    if words[start].isdigit():  # a number counts only as the answer's only number: "There are 3 people.", or
+        concluded = start == len(words) - 1 and _CONCLUDING_WORDS & set(words[max(0, start - 3):start])  # "..., so 3."
+        return bool(concluded) or sum(w.isdigit() and not _negated(words, i, clause_ends)
+                                      for i, w in enumerate(words)) == 1
     if start in clause_ends:
         return True
     if start == 0:
         return answer_like[1]
     return start == len(words) - 1 and words[start - 1] in {"is", "are", "was", "be"}
+
+
+def _by_yes_no(text: str, options: Sequence[str], letters: str) -> Choice | None:
+    """Options ``yes`` and ``no``: an answer that is, or opens with, a yes or a no in any language of
+    :mod:`~savi_plugin.data.lexicon` (``"Nope."``, ``"Sí."``, ``"Нет"``, ``"はい"``, ``"是的，他在跑。"``)."""
+    texts = [normalize(strip_option_prefix(o, letter)) for letter, o in zip(letters, options)]
+    if "yes" not in texts or "no" not in texts or is_non_answer(text):
+        return None
+    m = re.match(r"\s*([^\W\d_]+)\s*(?:[.,!;:，。！、]|$)", text)
+    if m is None:
+        return None
+    word = unicodedata.normalize("NFC", m.group(1).lower())
+    said = {"yes"} if word in YES else {"no"} if word in NO else set()
+    return Choice(texts.index(said.pop()), "option_text") if said else None
 
 
 def _by_prefix(text: str, options: Sequence[str], letters: str) -> Choice | None:
@@ -177,42 +240,151 @@ def _by_prefix(text: str, options: Sequence[str], letters: str) -> Choice | None
     return Choice(None, "ambiguous") if found else None
 
 
-_STOPWORDS = {"a", "an", "the", "is", "are", "was", "were", "be", "in", "on", "of", "to", "and", "or", "it", "its",
-              "this", "that", "he", "she", "they", "his", "her", "their", "with", "at", "by", "for", "from", "video",
-              "person", "someone", "answer", "option", "correct", "i", "think"}
+#: who does it: an answer names them by a pronoun (``"He shuts the door"``)
+_SUBJECTS = frozenset({"man", "woman", "child", "person", "c", "boy", "girl", "baby"})
 
 
-def _stem(word: str) -> str:
-    """A crude stem: ``closes``/``closing``/``closed`` -> ``clos``, ``running`` -> ``run``."""
-    for suffix in ("ing", "es", "ed", "s"):
-        if len(word) > len(suffix) + 2 and word.endswith(suffix):
-            word = word[: -len(suffix)]
-            return word[:-1] if len(word) > 2 and word[-1] == word[-2] and word[-1] not in "aeiouls" else word
-    return word
+#: clause boundaries: negation is read per clause (``"He doesn't open the door; he knocks."``)
+_CLAUSE = re.compile(r"[.;,!?\n。，；！？、]+|(?i:\b(?:but|however|instead|rather|whereas)\b)")
+#: an answer that says it cannot tell picks nothing, whatever it names
+_UNSURE = re.compile(r"(?i)\b(?:unclear|not\s+clear|hard\s+to\s+(?:tell|say)|impossible\s+to|can(?:no|')?t\s+(?:see|tell))\b")
+_HAN_OPTION = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af]")
 
 
-def _content(text: str) -> set[str]:
-    return {_stem(w) for w in normalize(text).split() if w not in _STOPWORDS}
+_PARTICLES_ANY = PARTICLES | {f"~{p}" for p in PARTICLES}
 
 
-def _by_content_words(text: str, options: Sequence[str], letters: str) -> Choice | None:
-    """A paraphrase that carries every word that sets one option apart (``"He closes the window"`` for
-    ``"The man closes the window."``): at least two such words -- or one word (not a number), in a short answer of
-    at most four content words that offers no alternative (``"He closed it."`` where only ``closes`` sets the
-    option apart) -- none of another option's, no negation."""
-    words = normalize(text).split()
-    if any(w in _NEGATORS or w in {"none", "neither"} for w in words):
-        return None
-    said = _content(text)
-    sets = [_content(strip_option_prefix(o, letter)) for letter, o in zip(letters, options)]
+@lru_cache(maxsize=256)
+def _option_meanings(texts: tuple[str, ...]) -> tuple[list[set[str]], list[set[str]], list[str]]:
+    """``(concepts, own, cjk)`` of each option: its concepts (:func:`~savi_plugin.data.lexicon.concepts`), those no
+    other option has, and its text where it is written in Chinese, Japanese or Korean (found inside an answer)."""
+    cjk = [re.sub(r"[\s\W]+", "", t) if _HAN_OPTION.search(t) else "" for t in texts]
+    sets = [_clause_meanings(t, cjk) for t in texts]
     own = [t - set().union(*(u for j, u in enumerate(sets) if j != i)) for i, t in enumerate(sets)]
-    short = len(said) <= 4 and not {"or", "either", "maybe", "perhaps", "possibly"} & set(words)
-    found = [i for i, d in enumerate(own) if d and d <= said
-             and (len(d) >= 2 or short and not next(iter(d)).isdigit())]
-    touched = [i for i, d in enumerate(own) if d & said]
-    if len(found) == 1 and touched == found:
-        return Choice(found[0], "option_words")
-    return None
+    own = [d - _PARTICLES_ANY or d for d in own]  # "in" tells options apart only where nothing else does
+    kept = set().union(*own)
+    sets = [{c for c in t if c.lstrip("~") not in PARTICLES or c in kept} for t in sets]
+    return sets, own, cjk
+
+
+def _clause_meanings(text: str, cjk: Sequence[str]) -> set[str]:
+    """The concepts ``text`` names, clause by clause; those of a negated clause marked ``~`` (``"The person does not
+    leave the room"`` names ``~leav``, ``~room``: an option saying the same, not one saying the opposite)."""
+    named: set[str] = set()
+    for clause in _CLAUSE.split(text):
+        if clause and not clause.isspace():
+            said, denies = read(clause)
+            found = said | {f"<{c}>" for c in cjk if c and c in clause}
+            named |= {f"~{c}" for c in found} if denies else found
+    return named
+
+
+def _by_meaning(text: str, options: Sequence[str], letters: str) -> Choice | None:
+    """A paraphrase or translation of one option's content (rule 5 of the module docstring): read through
+    :mod:`~savi_plugin.data.lexicon`, the answer's affirmed clauses name words that set exactly one option apart,
+    at least half of them (or all the answer says belongs to that option: ``"A dog."`` for ``"a woman walking a
+    dog"``), and no negated clause names them."""
+    if is_non_answer(text) or _UNSURE.search(text) or text.rstrip().endswith(("?", "？")):
+        return None
+    choice = _meaning(text, options, letters)
+    if choice is not None and choice.method == "ambiguous":  # reasoning that ends "..., so she turned back because ..."
+        last = None
+        for last in _CONCLUDING.finditer(text):
+            pass
+        if last is not None and text[last.end():].strip():
+            concluded = _meaning(text[last.end():], options, letters)
+            if concluded is not None and concluded.index is not None:
+                return concluded
+    return choice
+
+
+#: where a reasoning states its conclusion
+_CONCLUDING = re.compile(r"(?i)\b(?:so|therefore|thus|hence|in\s+conclusion|which\s+means|this\s+means)\b")
+
+
+def _meaning(text: str, options: Sequence[str], letters: str) -> Choice | None:
+    """:func:`_by_meaning` on one stretch of text."""
+    sets, own, cjk = _option_meanings(tuple(strip_option_prefix(o, letter) for letter, o in zip(letters, options)))
+    kept = set().union(*own)
+    affirmed = {c for c in _clause_meanings(text, cjk) if c.lstrip("~") not in PARTICLES or c in kept}
+    denied = {c[1:] for c in affirmed if c.startswith("~")}
+    touched = [i for i, d in enumerate(own) if d & affirmed]
+    if len(touched) > 1:  # "C is cooking food in the kitchen": all of "C prepares a meal", one word of "C cleans the kitchen"
+        whole = [i for i in touched if len(own[i]) >= 2 and own[i] <= affirmed]
+        if len(whole) != 1 or any(2 * len(own[j] & affirmed) >= len(own[j]) for j in touched if j != whole[0]):
+            return Choice(None, "ambiguous")
+        touched = whole
+    if not touched:
+        return None
+    i = touched[0]
+    hit = own[i] & affirmed
+    subjects = sets[i] & _SUBJECTS
+    if subjects and affirmed & _SUBJECTS and not affirmed & subjects:
+        return None  # "The man is reading a book" is not "The woman is reading a book"
+    if own[i] & denied or _labelled_otherwise(text, letters, i):
+        return None
+    setting = sets[i] - own[i] - _SUBJECTS  # what the option shares with others: "door" in "the man opens the door"
+    stated = {c for c in affirmed if not c.startswith("~")}
+    if setting and not setting & (stated | denied) and stated - sets[i]:
+        return None  # "He opens the window" is not "the man opens the door"
+    full = own[i] <= affirmed  # every word that sets it apart: "He shuts the door."
+    most = (2 * len(hit) >= len(own[i]) and len(affirmed - sets[i]) < len(hit)  # "There's a kid playing with a kite."
+            and hit - GENERIC)
+    only = affirmed <= sets[i] and len(own[i]) <= MAX_NAMED_WORDS and hit - GENERIC  # "A dog." for "a woman walking a dog"
+    return Choice(i, "option_meaning") if full or most or only else None
+
+
+def _labelled_otherwise(text: str, letters: str, index: int) -> bool:
+    """Whether the answer opens with another option's label (``"(C) ..."``, ``"C. ..."``, ``"C C unpacks ..."``)."""
+    m = re.match(r"\s*(?:[(\[]([A-Z])[)\]]|([A-Z])[.:)]|([A-Z])\s+(?=\3\b))", text)
+    label = m and next(g for g in m.groups() if g)
+    return bool(label) and label in letters and label != letters[index]
+
+
+#: where a sentence moves on to the next event: ``then``, ``after that``, ``before``; ``after`` reverses the order
+#: (``"He turns on the light after opening the door"``)
+_NEXT_EVENT = re.compile(r"(?i)(?:,\s*|\s+)(?:and\s+)?(?:then|afterwards?|after\s+that|next|later|subsequently|"
+                         r"followed\s+by|before)\b|;|(?P<after>(?:,\s*|\s+)after\b)")
+_LEADING_AFTER = re.compile(r"(?i)^\s*after\s+([^,]+),(.*)$", re.DOTALL)
+
+
+def _events(text: str) -> list[str]:
+    """The events ``text`` tells, in the order they happen."""
+    m = _LEADING_AFTER.match(text)
+    if m:  # "After X, Y"
+        return [m.group(1), *_events(m.group(2))]
+    parts, order, pos = [], [], 0
+    for m in _NEXT_EVENT.finditer(text):
+        parts.append(text[pos:m.start()])
+        order.append(bool(m.group("after")))
+        pos = m.end()
+    parts.append(text[pos:])
+    events = [parts[0]]
+    for reverse, part in zip(order, parts[1:]):
+        events = [*events[:-1], part, events[-1]] if reverse else [*events, part]
+    return [e for e in events if e.strip()]
+
+
+def _by_order(text: str, options: Sequence[str], letters: str) -> Choice | None:
+    """Options that tell the same events in different orders (``"He opens the door, then turns on the light"`` /
+    ``"He turns on the light, then opens the door"``): the one whose events the answer tells in the same order,
+    each event named by a word that sets it apart from the option's other events."""
+    if is_non_answer(text) or _UNSURE.search(text):
+        return None
+    told = [concepts(e) for e in _events(text)]
+    if len(told) < 2 or any(negated(e) for e in _events(text)):
+        return None
+    told_by = {i: [concepts(e) for e in _events(strip_option_prefix(o, letter))]
+               for i, (letter, o) in enumerate(zip(letters, options))}
+    told_by = {i: events for i, events in told_by.items() if len(events) == len(told)}
+    if not told_by:
+        return None
+    found = []
+    for i, events in told_by.items():
+        apart = [e - set().union(*(f for j, f in enumerate(events) if j != k)) for k, e in enumerate(events)]
+        if all(a & t for a, t in zip(apart, told)) and not all(a & t for a, t in zip(apart, reversed(told))):
+            found.append(i)
+    return Choice(found[0], "option_order") if len(found) == 1 else None
 
 
 def _label_stripped(text: str) -> str:
@@ -240,6 +412,9 @@ def parse_choice(response: str, options: Sequence[str]) -> Choice:
     text = clean(response)
     if not text:
         return Choice(None, "empty")
+    marked = _marked_option(text, letters)
+    if marked is not None:
+        return marked
     answer = drop_prompt_echo(text, options, letters)
     if not answer:
         return Choice(None, "echo")  # the reply only repeats the prompt
@@ -248,13 +423,42 @@ def parse_choice(response: str, options: Sequence[str]) -> Choice:
         return Choice(None, "retracted")  # "A. Wait, actually I'm not sure."
     if corrected is not None:
         choice = _read(corrected, options, letters)
-        if choice.index is not None and choice.method != "option_words":
+        if choice.index is not None:
             return choice
     retracted = after_retraction(answer)
     if retracted is not None and "no" not in {normalize(strip_option_prefix(o, c)) for c, o in zip(letters, options)}:
         choice = _read(retracted, options, letters) if retracted else Choice(None, "retracted")
         return choice if choice.index is not None else Choice(None, "retracted")
     return _read(answer, options, letters)
+
+
+#: one line of a marked list of options: a checkbox (``[x] C``), a verdict (``(B) text - yes``) or a tick (``B ✓``)
+_MARKED_LINE = re.compile(r"\s*(?:[-•]\s*)?(?:\[(?P<box>[ xX✓✔✗✘])\]\s*)?[(\[]?(?P<label>[A-Z])[)\].:]?(?:\s+(?P<text>.*?))??"
+                          r"(?:(?:\s*[-–—:=(]\s*|\s+|(?<=[.:)\]]))(?i:(?P<verdict>yes|no|true|false|correct|incorrect|wrong|right))\)?)?"
+                          r"\s*(?P<tick>[✓✔✅☑✗✘❌☐])?\s*[.]?\s*")
+_POSITIVE = {"x", "✓", "✔", "✅", "☑", "yes", "true", "correct", "right"}
+
+
+def _marked_option(text: str, letters: str) -> Choice | None:
+    """A reply that lists options and marks each (``- [ ] A / - [x] C``, ``(A) text - no / (B) text - yes``): the one
+    option marked as the answer; several marked are ``ambiguous``. None when the reply is no such list."""
+    lines = [line for line in text.split("\n") if line.strip()]
+    if len(lines) < 2:
+        return None
+    picked, seen = set(), set()
+    for line in lines:
+        m = _MARKED_LINE.fullmatch(line)
+        if m is None or m.group("label") not in letters or m.group("label") in seen:
+            return None
+        mark = (m.group("box") or m.group("verdict") or m.group("tick") or "").lower()
+        if not mark.strip() and m.group("box") is None:
+            return None  # a line without a mark: not a marked list
+        seen.add(m.group("label"))
+        if mark in _POSITIVE:
+            picked.add(m.group("label"))
+    if len(picked) > 1:
+        return Choice(None, "ambiguous")
+    return Choice(letters.index(picked.pop()), "letter") if picked else Choice(None, "unparsed")
 
 
 def _word_letters(options: Sequence[str], letters: str) -> str:
@@ -308,6 +512,36 @@ def _contradicted(text: str, options: Sequence[str], letters: str, choice: Choic
     own = texts[choice.index]
     return not _states(said, own) and said != own[:len(said)] and any(
         _states(said, t) for i, t in enumerate(texts) if i != choice.index)
+
+
+#: words of a reply that weighs options, corrects itself or relates events (``"Some might think ..., but"``,
+#: ``"After the water boils, ..."``, ``"C is right"``): its other content is not a description of its pick
+_DISCUSSES = re.compile(r"(?i)\b(?:but|however|although|though|might|may|could|would|some|think|thought|instead|rather|"
+                        r"go\s+with|go\s+for|choose|pick|select|say|guess|believe|lean|"
+                        r"whereas|unlike|not|except|hmm|wait|actually|second|after|before|then|once|when|while|until|"
+                        r"right|correct|wrong|best|true|false)\b|n't")
+MAX_DESCRIPTION_WORDS = 25
+"""The text beside a label is compared with the options (``"B. The person picks the cup up"``) up to this length; a
+longer reply is reasoning, which discusses other options."""
+
+
+def _described_otherwise(text: str, options: Sequence[str], letters: str, choice: Choice) -> bool:
+    """``"Answer: A, a travel vlog."`` where the travel vlog is B; ``"The answer is B. There are 4 people."`` where
+    4 is option C: a short reply whose words beside the label state another option (by its text, its number, or
+    a paraphrase: :func:`_by_meaning`) contradicts its label."""
+    if all(re.fullmatch(r"[A-Za-z]", strip_option_prefix(o, c).strip()) for c, o in zip(letters, options)):
+        return False  # options that are letters themselves
+    rest = re.sub(rf"[(\[]?(?<![A-Za-z'’])[{letters}](?![A-Za-z'’])[)\]]?", " ", text)
+    rest = re.sub(r"(?i)\b(?:(?:so|thus|therefore|hence)\s+)?(?:the\s+)?(?:correct\s+|final\s+|best\s+|right\s+)?"
+                  r"(?:answer|option|choice|letter)(?:\s+(?:is|would\s+be|should\s+be))?\s*[:：]?", " ", rest)
+    rest = rest.strip(" \t\n.,;:!-–—()")
+    if not rest or len(rest.split()) > MAX_DESCRIPTION_WORDS or _WALKTHROUGH.search(rest) or _DISCUSSES.search(rest):
+        return False
+    for rule in (_by_text, _by_meaning):
+        found = rule(rest, options, letters)
+        if found is not None and found.index is not None:
+            return found.index != choice.index
+    return False
 
 
 def _label_with_own_text(text: str, options: Sequence[str], letters: str) -> Choice | None:
@@ -373,14 +607,19 @@ def _read(text: str, options: Sequence[str], letters: str) -> Choice:
     walkthrough = _WALKTHROUGH.search(text) is not None
     for rule in (lambda: by_letter(cued, letters, LETTERS, words), lambda: by_number(cued, options),
                  lambda: _by_text(_label_stripped(text), options, letters),
+                 lambda: _by_yes_no(_label_stripped(text), options, letters),
                  lambda: _by_prefix(_label_stripped(text), options, letters),
-                 lambda: _by_content_words(_label_stripped(text), options, letters)):
+                 lambda: _by_meaning(_label_stripped(text), options, letters),
+                 lambda: _by_order(_label_stripped(text), options, letters)):
         choice = rule()
         if choice is not None and walkthrough and choice.method != "letter":
             return Choice(None, "unparsed")  # "Let's analyze each option. Option A says ..." picks nothing yet
         if choice is not None:
-            if choice.index is not None and choice.method == "letter" and _contradicted(text, options, letters, choice):
+            if choice.index is not None and choice.method == "letter" and (
+                    _contradicted(text, options, letters, choice) or _described_otherwise(text, options, letters, choice)):
                 return Choice(None, "contradiction")
+            if choice.index is not None and walkthrough and not concludes(text):
+                return Choice(None, "unparsed")  # "Let's analyze each option. (A) text: ..." cut before concluding
             return choice
     return Choice(None, "unparsed")
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 from savi_plugin.constants import LETTERS
 
@@ -61,11 +62,31 @@ def strip_option_prefix(option: str, letter: str | None = None) -> str:
 
 _NUMBER_WORDS = {w: str(i) for i, w in enumerate(("zero", "one", "two", "three", "four", "five", "six", "seven",
                                                      "eight", "nine", "ten"))} | {"once": "1", "twice": "2", "thrice": "3"}
+#: number words of Spanish, French, German, Portuguese, Italian and Russian from 2 (their "one" is also "a")
+_NUMBER_WORDS |= {w: str(i) for i, words in enumerate((
+    (), (), "dos deux zwei dois duas два две", "tres trois drei três tre три", "cuatro quatre vier quatro quattro четыре",
+    "cinco cinq fünf cinque пять", "seis sechs шесть", "siete sept sieben sete sette семь",
+    "ocho huit acht oito otto восемь", "nueve neuf neun nove девять", "diez dix zehn dez dieci десять"))
+    for w in (words.split() if words else ())}
+#: a Chinese or Japanese numeral counting something (``三个人``, ``三人``, ``两只``), read as its digits
+_CJK_COUNT = re.compile(r"([二三四五六七八九十两兩])(?=[个個人名位只隻辆輛本つ匹台次张張件]|$|[\s。，、.,!?！？])")
+_CJK_DIGITS = {c: str(i) for i, c in enumerate("〇一二三四五六七八九十", start=0)} | {"两": "2", "兩": "2"}
 
 
+#: a prefix joined by a hyphen (``non-stop``, ``counter-clockwise``), and ``counter clockwise`` / ``anti-clockwise``,
+#: which is one word: not ``clockwise``
+_JOINED = re.compile(r"\b(?:(counter|anti)[\s-]*(clockwise)|(non|anti|counter)-(?=\w))")
+
+
+@lru_cache(maxsize=8192)
 def normalize(text: str) -> str:
     """Lower case, punctuation to spaces, articles dropped, number words as digits, whitespace collapsed."""
-    words = re.sub(r"[^\w\s']", " ", text.lower()).replace("'", "").split()
+    text = text.lower()
+    if not text.isascii():
+        text = _CJK_COUNT.sub(lambda m: f" {_CJK_DIGITS[m.group(1)]} ", text)
+    if "-" in text or "clockwise" in text:
+        text = _JOINED.sub(lambda m: "counterclockwise" if m.group(2) else m.group(3), text)
+    words = re.sub(r"[^\w\s']", " ", text).replace("'", "").split()
     return " ".join(_NUMBER_WORDS.get(w, w) for w in words if w not in _ARTICLES)
 
 

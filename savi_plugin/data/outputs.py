@@ -507,7 +507,14 @@ def read_mark(output: str | Path, folder: bool) -> dict | None:
 
 def _foreign_files(folder: Path, own: Iterable[str] = ()) -> list[str]:
     own = {LOCK_NAME, MARK_NAME, LOCK_NAME + ".excl", *own}
-    return sorted(p.name for p in folder.iterdir() if p.name not in own and not _our_mark_temp(p.name))
+    return sorted(p.name for p in folder.iterdir()
+                  if p.name not in own and not _our_mark_temp(p.name) and not _our_lock(p))
+
+
+def _our_lock(path: Path) -> bool:
+    """The lock file of another output a savi job holds right now (``<file>.lock`` with its holder; a released
+    lock is removed), e.g. ``--json report.json`` claimed inside a benchmark's ``--work-dir``."""
+    return path.name.endswith(".lock") and path.is_file() and {"pid", "host", "started"} <= _read_info(path).keys()
 
 
 def _our_mark_temp(name: str) -> bool:

@@ -27,10 +27,10 @@ def _ratio(pattern: str, text: str) -> float:
 
 @pytest.fixture(scope="module")
 def train_step_run(tmp_path_factory):
-    from savi_plugin.bench import train_step
+    from savi_plugin.cli import main
 
     work = tmp_path_factory.mktemp("bench_train_step")
-    code = train_step.main([*TINY, "--work-dir", str(work), "--json", str(work / "report.json")])
+    code = main(["bench", "train-step", *TINY, "--work-dir", str(work), "--json", str(work / "report.json")])
     return code, json.loads((work / "report.json").read_text()), work
 
 

@@ -22,10 +22,10 @@ TINY = ["--frames", "2", "--image-size", "32", "--hidden", "64", "--layers", "2"
 
 @pytest.fixture(scope="module")
 def trl_run(tmp_path_factory):
-    from savi_plugin.bench import trl_dpo
+    from savi_plugin.cli import main
 
     work = tmp_path_factory.mktemp("bench_trl")
-    code = trl_dpo.main([*TINY, "--work-dir", str(work), "--json", str(work / "report.json")])
+    code = main(["bench", "trl", *TINY, "--work-dir", str(work), "--json", str(work / "report.json")])
     return code, json.loads((work / "report.json").read_text()), work
 
 

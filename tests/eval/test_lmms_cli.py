@@ -5,6 +5,7 @@ a counted failure, not a crash."""
 import glob
 import json
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,7 @@ from savi_plugin.eval.answers import extract_choice
 from savi_plugin.eval.fixtures import build_fixture, offline_env
 from savi_plugin.eval.results import overall_counts
 from savi_plugin.models.tiny import build_tiny_model
-from tests.builders import LMMS_EVAL
+from tests.builders import LMMS_EVAL, random_lora_adapter, repo_pythonpath
 
 LIMIT = 2
 
@@ -34,20 +35,23 @@ def run(tmp_path_factory):
     gone = ego.records["savi_egoschema"][1]["video_idx"]
     (root / "egoschema" / "videos" / f"{gone}.mp4").unlink()  # doc 1's video is missing
     model = build_tiny_model(tmp / "tiny", "llava_onevision")
+    adapter = random_lora_adapter(model, tmp / "adapter")
     out = tmp / "out"
+    # README's lines (README.md, eval_tasks/README.md "Running"): a model, its adapter, frames and dtype
     proc = subprocess.run(
-        [*LMMS_EVAL, "--model", "savi_video", "--model_args", f"pretrained={model},num_frames=4",
-         "--tasks", "savi_mvbench,savi_egoschema,savi_perceptiontest", "--limit", str(LIMIT), "--batch_size", "2",
+        [*LMMS_EVAL, "--model", "savi_video", "--model_args",
+         f"pretrained={model},adapter={adapter},num_frames=4,dtype=bfloat16",
+         "--tasks", "savi_mvbench,savi_egoschema,savi_perceptiontest", "--limit", str(LIMIT), "--batch_size", "4",
          "--output_path", str(out), "--log_samples"],
         env=offline_env(root, tmp / "hf"), capture_output=True, text=True, timeout=400, check=False)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     results = glob.glob(str(out / "**" / "*_results.json"), recursive=True)
     assert len(results) == 1, proc.stdout[-2000:]
-    return json.loads(Path(results[0]).read_text()), out, proc.stdout + proc.stderr, gone
+    return json.loads(Path(results[0]).read_text()), out, proc.stdout + proc.stderr, gone, tmp
 
 
 def test_results_json_holds_the_metrics(run):
-    results, _, _, _ = run
+    results, *_ = run
     res = results["results"]
     assert len([t for t in res if t.startswith("savi_mvbench_")]) == 20
     for task in ("savi_mvbench", "savi_egoschema", "savi_perceptiontest", "savi_mvbench_moving_direction"):
@@ -60,7 +64,7 @@ def test_results_json_holds_the_metrics(run):
 
 
 def test_missing_video_is_a_counted_failure(run):
-    results, out, log, gone = run
+    results, out, log, gone, _ = run
     assert results["results"]["savi_egoschema"]["missing_video,none"] == 1
     assert results["results"]["savi_perceptiontest"]["missing_video,none"] == 0
     # the undecodable video is a bad video, not an unparsed answer
@@ -78,8 +82,9 @@ def test_missing_video_is_a_counted_failure(run):
 
 
 def test_prompts_frames_and_per_sample_scores(run):
-    _, out, log, _ = run
+    _, out, log, *_ = run
     assert "4 frames" in log  # num_frames from --model_args reached the model
+    assert " + adapter " in log and "bfloat16" in log  # so did the adapter and the dtype
     for path in glob.glob(str(out / "**" / "*_samples_savi_*.jsonl"), recursive=True):
         for sample in _jsonl(path):
             prompt = sample["input"]
@@ -107,3 +112,21 @@ def test_bad_num_frames_is_one_line_before_any_document(tmp_path):
     assert proc.stderr.strip().splitlines()[-1] == "savi_video: num_frames must be >= 1, got 0"
     assert "Traceback" not in proc.stderr
     assert not glob.glob(str(tmp_path / "out" / "**" / "*_results.json"), recursive=True)
+
+
+def test_savi_eval_run_adds_the_include_path(run):
+    """eval_tasks/README.md's `savi eval run -- --model savi_video ... --tasks savi_mvbench` where lmms-eval does not
+    register our tasks itself (SAVI_LMMS_EVAL_AUTOLOAD=0): `savi eval run` passes our task folder and the real
+    lmms-eval evaluates (the run fixture's model for `...`, one document per subtask)."""
+    *_, tmp = run
+    env = {**offline_env(tmp / "data", tmp / "hf"), "SAVI_LMMS_EVAL_AUTOLOAD": "0", "PYTHONPATH": repo_pythonpath()}
+    proc = subprocess.run(
+        [sys.executable, "-m", "savi_plugin", "eval", "run", "--", "--model", "savi_video", "--model_args",
+         f"pretrained={tmp / 'tiny'},num_frames=4", "--tasks", "savi_mvbench", "--limit", "1",
+         "--output_path", str(tmp / "eval_run")],
+        env=env, capture_output=True, text=True, timeout=400, check=False)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "--include_path" in proc.stderr  # the command it ran, printed
+    (results,) = glob.glob(str(tmp / "eval_run" / "**" / "*_results.json"), recursive=True)
+    res = json.loads(Path(results).read_text())["results"]
+    assert len([t for t in res if t.startswith("savi_mvbench_")]) == 20 and "savi_mvbench" in res

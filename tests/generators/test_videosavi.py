@@ -222,3 +222,23 @@ def test_videosavi_end_to_end_with_tiny_model(request, family, source, synthetic
     else:
         # One question per input line, carried through answer, critique and revision.
         assert c["pairs"] + c["skipped"] == 6
+
+
+def test_readme_command_over_a_folder_of_videos(tiny_llava_onevision, synthetic_samples, tmp_path, monkeypatch):
+    """README's `savi generate --generator videosavi --model PATH --input videos/ --output pairs.jsonl
+    --num-frames 32`, as written from a working folder with a `videos/` folder (the tiny model for PATH; short
+    answers and one question per video to keep it fast): every video is read and counted, the report is complete."""
+    import shutil
+
+    from savi_plugin.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    Path("videos").mkdir()
+    for s in synthetic_samples[:2]:
+        shutil.copy(s.video, "videos")
+    assert main(["generate", "--generator", "videosavi", "--model", str(tiny_llava_onevision), "--input", "videos/",
+                 "--output", "pairs.jsonl", "--num-frames", "32", "--no-progress", "-o", "num_questions=1",
+                 "-o", "max_new_tokens=8"]) == 0
+    report = json.loads(Path("pairs.jsonl.report.json").read_text())
+    assert report["complete"] and report["counts"]["items_done"] == 2 and report["counts"]["failed"] == 0
+    assert report["config"]["num_frames"] == 32

@@ -112,6 +112,8 @@ WRITERS: dict[str, Writer] = {
                       {"pairs": "data/pairs.jsonl"}, True, "savi inspect", replaces_own=True),
     "convert": Writer(lambda w, out: ["convert", "llava-next", w / "llava-src", out, "--overwrite"],
                       {"source": "llava-src"}, True, "savi convert llava-next", replaces_own=True),
+    "bench": Writer(lambda w, out: ["bench", "generation", "--json", out], {}, False, "savi bench",
+                    replaces_own=True),
 }
 
 

@@ -5,6 +5,9 @@ the resolved values. A user's recipe resolves its relative paths against its own
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 import yaml
 
@@ -100,3 +103,35 @@ def test_without_the_deepspeed_package(tmp_path, capsys, monkeypatch):
     assert err.endswith("llava_video_7b_rrpo_16f.yaml: train.deepspeed: needs the deepspeed package: pip install "
                         "'savi-plugin[deepspeed]' (or train.deepspeed=null for a run without it)")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_readme_align_dry_run_line(tmp_path, capsys, monkeypatch):
+    """README's `savi align llava_onevision_7b_videosavi --dry-run`, as written (no --out: the recipe's run folder),
+    from an empty working folder."""
+    monkeypatch.chdir(tmp_path)
+    assert main(["align", "llava_onevision_7b_videosavi", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "generate: videosavi over " in out and "lora: r " in out
+    assert out.rstrip().endswith("dry run: every step's configuration builds; nothing loaded")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_readme_train_line_runs_the_7b_recipe_on_a_tiny_model(tiny_llava_video, synthetic_samples, tmp_path,
+                                                                monkeypatch, capsys):
+    """README's `savi train llava_video_7b_rrpo_16f data.pairs=pairs.jsonl model.path=checkpoints/llava-video-7b-qwen2`
+    as written, with a tiny LLaVA-Video at that path and the recipe's sizes shrunk to a CPU step (overrides appended:
+    no DeepSpeed, fp32, 4 frames, LoRA r 4, 1 step)."""
+    from tests.builders import write_answer_pairs
+
+    monkeypatch.chdir(tmp_path)
+    Path("checkpoints").mkdir()
+    Path("checkpoints/llava-video-7b-qwen2").symlink_to(tiny_llava_video, target_is_directory=True)
+    write_answer_pairs(Path("pairs.jsonl"), synthetic_samples[:2])
+    small = ["train.deepspeed=null", "train.bf16=false", "model.dtype=float32", "train.use_cpu=true",
+             "train.gradient_checkpointing=false", "model.num_frames=4", "lora.r=4", "lora.alpha=8",
+             "train.max_steps=1", "train.gradient_accumulation_steps=1", "train.save_strategy='no'"]
+    assert main(["train", "llava_video_7b_rrpo_16f", "data.pairs=pairs.jsonl",
+                 "model.path=checkpoints/llava-video-7b-qwen2", *small]) == 0
+    report = json.loads(Path("runs/llava_video_7b_rrpo_16f/train_report.json").read_text())
+    assert report["global_step"] == 1
+    assert Path("runs/llava_video_7b_rrpo_16f/adapter_model.safetensors").is_file()

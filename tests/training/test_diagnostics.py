@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from savi_plugin.cli import main
-from tests.builders import read_jsonl, tiny_rrpo_run, write_jsonl
+from tests.builders import read_jsonl, tiny_rrpo_files, tiny_rrpo_run, write_jsonl
 
 
 @pytest.fixture(scope="module")
@@ -53,3 +53,26 @@ def test_inspect_shows_the_diagnostics_and_lists_pairs_never_learned(run, tmp_pa
     assert 'id="never-learned"' in page and "<svg" in page and 'class="tok"' in page
     other = (tmp_path / "site" / f"pairs/0/{1 if number != 1 else 2}.html").read_text()
     assert 'id="never-learned"' not in other and 'title="KL ' in other
+
+
+def test_readme_train_line_writes_diagnostics_beside_the_adapter(tiny_llava_onevision, synthetic_samples, tmp_path,
+                                                                 monkeypatch):
+    """README's "See the data and the training" block, its four lines as written, from a working folder holding
+    `pairs.jsonl` and a user recipe `my.yaml` (the tiny model, the pairs, `runs/train` as the output folder)."""
+    import yaml
+
+    monkeypatch.chdir(tmp_path)
+    _, recipe = tiny_rrpo_files(tmp_path, tiny_llava_onevision, synthetic_samples[:2], max_steps=2,
+                                output_dir="runs/train")
+    recipe["data"] = {"pairs": "pairs.jsonl"}
+    Path("my.yaml").write_text(yaml.safe_dump(recipe))
+    assert main(["inspect", "pairs.jsonl", "--out", "report/"]) == 0
+    assert Path("report/index.html").is_file()
+    assert main(["train", "my.yaml", "train.diagnostics=true"]) == 0
+    rows = read_jsonl(Path("runs/train/diagnostics.jsonl"))
+    assert Path("runs/train/adapter_model.safetensors").is_file()
+    assert sorted({r["id"] for r in rows}) == ["p0", "p1"] and {r["step"] for r in rows} >= {0, 2}
+    assert main(["inspect", "pairs.jsonl", "--out", "report/", "--diagnostics", "runs/train/diagnostics.jsonl"]) == 0
+    assert "never learned" in Path("report/index.html").read_text()
+    assert main(["plot", "runs/train"]) == 0
+    assert Path("runs/train/training_curves.png").stat().st_size > 0
