@@ -116,6 +116,7 @@ def run_lmms_eval(args) -> int:
         with_flag,
     )
     from savi_plugin.eval.registration import tasks_path
+    from savi_plugin.eval.task_names import check_task_names
 
     env = dict(os.environ)
     if args.data_root:
@@ -127,6 +128,7 @@ def run_lmms_eval(args) -> int:
         print("+", " ".join(command), file=sys.stderr)
         return subprocess.call(command, env=env)
     requested = [t.strip() for t in tasks.split(",") if t.strip()]
+    check_task_names(requested, "--tasks")  # a misspelt task: one line now, not after lmms-eval loaded the model
     env = builtin_task_env(requested, env)  # BuiltinDataError: one line, before lmms-eval loads the model
     output = flag_value(lmms_args, "--output_path")
     with tempfile.TemporaryDirectory(prefix="savi-eval-results-") as scratch:
@@ -165,8 +167,11 @@ def run_suite(args) -> int:
     )
     from savi_plugin.eval.suite import run_suite as run
 
+    from savi_plugin.eval.task_names import check_task_names
+
     try:
         tasks, missing = suite_tasks(args.suite)
+        check_task_names(tasks, "SUITE")  # a misspelt task: one line now, not after a model was evaluated
         if not args.adapter:
             raise SuiteError("at least one --adapter is needed, to compare with the base model")
         for path in [args.model, *args.adapter, args.data_root]:
