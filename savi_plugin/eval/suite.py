@@ -2,7 +2,9 @@
 
 One suite is one output folder::
 
-    OUT/suite.json                 # what was asked (tasks, models, limit, frames, generation): checked on resume
+    OUT/.savi-output.json          # the output layer's mark: what was asked (tasks, models, limit, frames,
+                                   # generation), checked on resume; a folder with other files is refused
+    OUT/suite.json                 # the same plan, for reading
     OUT/runs/<label>/lmms_eval/    # each model's lmms-eval output (results JSON + --log_samples), kept
     OUT/runs/<label>/done.json     # written when that model's run finished: a resumed suite skips it
     OUT/card.json                  # the eval card (:mod:`savi_plugin.eval.card`)
@@ -25,7 +27,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from savi_plugin.data.outputs import atomic_path, remove_tree, write_json, write_text
+from savi_plugin.data.outputs import atomic_path, claim, remove_tree, write_json, write_text
 from savi_plugin.eval.builtin_check import builtin_task_env
 from savi_plugin.eval.builtin_tasks import BUILTINS
 from savi_plugin.eval.card import build_card
@@ -150,17 +152,11 @@ def run_model(plan: SuitePlan, label: str, out: Path, env: dict, progress=_print
     return folder / "lmms_eval"
 
 
-def _check_plan(out: Path, plan: SuitePlan) -> None:
-    path = out / "suite.json"
-    if path.is_file():
-        stored = json.loads(path.read_text())
-        if stored != plan.to_dict():
-            changed = sorted(k for k in plan.to_dict() if stored.get(k) != plan.to_dict()[k])
-            raise SuiteError(f"{path}: this folder holds a suite with other settings ({', '.join(changed)}); re-run "
-                             f"with the same settings to continue it, or use a new --out")
-    else:
-        out.mkdir(parents=True, exist_ok=True)
-        write_json(path, plan.to_dict(), indent=1)
+def _plan_inputs(plan: SuitePlan) -> dict[str, str]:
+    """The local files and folders a suite reads (its ``--out`` may be none of them, nor inside one)."""
+    found = {"the model": plan.model, "the data root": plan.data_root}
+    found.update({f"adapter {label}": path for label, path in plan.adapters.items()})
+    return {name: path for name, path in found.items() if path and os.path.exists(path)}
 
 
 def compare_runs(base_run, run, tasks: list[str], label: str = "aligned") -> dict[str, Delta]:
@@ -232,7 +228,15 @@ def run_suite(plan: SuitePlan, out: str | Path, *, env: dict | None = None, miss
     if plan.data_root:
         env["SAVI_DATA_ROOT"] = str(Path(plan.data_root).resolve())
     env = builtin_task_env(plan.tasks, env)  # BuiltinDataError (one line) before any folder or model
-    _check_plan(out, plan)
+    # the output layer: a new folder, or this suite's own (same plan) to continue it; locked while it runs
+    with claim(out, command="savi eval suite", config=plan.to_dict(), folder=True, inputs=_plan_inputs(plan),
+               output_name="--out", what="suite folder") as claimed:
+        claimed.write_mark()
+        write_json(out / "suite.json", plan.to_dict(), indent=1)
+        return _run_claimed(plan, out, env, missing, progress)
+
+
+def _run_claimed(plan: SuitePlan, out: Path, env: dict, missing, progress) -> dict:
     folders = {label: run_model(plan, label, out, env, progress) for label in plan.models()}
     runs = {label: read_run(folder) for label, folder in folders.items()}
     base = runs.pop(BASE)
