@@ -625,7 +625,8 @@ def claim(output: str | Path, *, command: str, config: Mapping[str, Any] | None 
           inputs: Mapping[str, str | Path | None] | None = None, output_name: str = "output",
           ignore: Iterable[str] = (), own_files: Iterable[str] = (), what: str | None = None,
           every_rank: bool = False, lock: bool = True, replace_ours: bool = False, lock_beside: bool = False) -> Output:
-    """Check and lock ``output`` for ``command``; the one gate every writer passes before it writes.
+    """Check and lock ``output`` for ``command``; the gate every ``savi`` writer passes before it writes (except
+    ``savi eval fixture``, whose folder check, :mod:`savi_plugin.eval.fixture_folder`, takes the same lock).
 
     An output may be written when it is new (absent, an empty file or folder), or when it carries our mark for
     the same ``command`` and the same ``config`` (keys in ``ignore`` may differ: a resume that extends the run).
