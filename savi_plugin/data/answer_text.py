@@ -203,13 +203,29 @@ def _answer_line(line: str) -> bool:
 # ------------------------------------------------------------------------------------------ corrections
 _CORRECTION = re.compile(
     r"(?i)\b(?:wait|actually|sorry|correction|scratch\s+that|on\s+(?:second|further)\s+thought|"
-    r"i\s+mean(?:t)?|let\s+me\s+correct(?:\s+(?:that|myself))?|"
+    r"i\s+mean(?:t)?|let\s+me\s+correct(?:\s+(?:that|myself))?|oops|whoops|my\s+(?:bad|mistake)|"
+    r"i\s+(?:was|am|'m|’m)\s+(?:mistaken|wrong)|i\s+(?:miscounted|misread|misspoke)|"
+    r"let\s+me\s+(?:reconsider|recount|re-?check|re-?count|look\s+again|think\s+again)|"
     r"(?:my\s+)?(?:previous|earlier|first|initial|last)\s+answer\b[^.;\n]{0,20}?\b(?:was|is)\s+(?:wrong|incorrect|a\s+mistake))"
-    r"\b[\s,:;.!-]*"
-    r"|(?:\.\.\.|…|[,;?])\s*no\s*[,.!]\s*"
+    r"\b[\s,:;.!\-–—]*"
+    r"|(?:\.\.\.|…|[,;?—–])\s*no\s*[,.!]\s*"
     r"|(?<=\w)\s*,?\s*but\s+(?:it(?:'s|’s|\s+is|\s+was)|(?:the\s+)?(?:correct\s+)?answer\s+is|actually)\b\s*")
 _THOUGHT = re.compile(r"(?i)\b(?:(?:at\s+)?first|initially|originally)\b[^.\n]*?\bthought\b|\bi\s+thought\b")
 _HEDGE = re.compile(r"(?i)\b(?:could|might|may|maybe|perhaps|possibly|probably|or|either|also)\b")
+
+
+def last_correction(text: str) -> re.Match | None:
+    """The answer's last self-correction cue that follows something already said (:func:`after_correction`), or
+    None."""
+    last = None
+    thought = _THOUGHT.search(text)  # the earliest-ending "I thought": a "but" after it may correct
+    for m in _CORRECTION.finditer(text):
+        if not text[:m.start()].strip():
+            continue  # nothing before it to correct ("Actually, B")
+        if m.group(0).lower().lstrip(" ,").startswith("but") and not (thought and thought.end() <= m.start()):
+            continue
+        last = m
+    return last
 
 
 def after_correction(text: str) -> str | None:
@@ -220,14 +236,7 @@ def after_correction(text: str) -> str | None:
     ``"..., but it is 3"`` counts only after ``"I thought ..."``. A correction that hedges (``"wait, it could
     also be D"``) is not a replacement answer: None.
     """
-    last = None
-    thought = _THOUGHT.search(text)  # the earliest-ending "I thought": a "but" after it may correct
-    for m in _CORRECTION.finditer(text):
-        if not text[:m.start()].strip():
-            continue  # nothing before it to correct ("Actually, B")
-        if m.group(0).lower().lstrip(" ,").startswith("but") and not (thought and thought.end() <= m.start()):
-            continue
-        last = m
+    last = last_correction(text)
     if last is None:
         return None
     rest = text[last.end():].strip()

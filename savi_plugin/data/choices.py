@@ -83,6 +83,7 @@ from functools import lru_cache
 from savi_plugin.data.answer_text import (
     after_correction,
     after_retraction,
+    last_correction,
     clean,
     drop_prompt_echo,
     first_word_stands_alone,
@@ -418,6 +419,9 @@ def parse_choice(response: str, options: Sequence[str]) -> Choice:
     answer = drop_prompt_echo(text, options, letters)
     if not answer:
         return Choice(None, "echo")  # the reply only repeats the prompt
+    listed = _option_list(answer, options, letters)
+    if listed is not None:
+        return listed
     corrected = after_correction(answer)
     if corrected is not None and is_non_answer(corrected):
         return Choice(None, "retracted")  # "A. Wait, actually I'm not sure."
@@ -425,6 +429,11 @@ def parse_choice(response: str, options: Sequence[str]) -> Choice:
         choice = _read(corrected, options, letters)
         if choice.index is not None:
             return choice
+    cue = last_correction(answer)
+    if cue is not None and _CLAUSE_START.search(answer[:cue.start()]) and (
+            not re.fullmatch(r"(?i)actually\s*", cue.group(0)) or re.search(r"(?i)\bno\s*[,.!]?\s*$", answer[:cue.start()])):
+        if _read(answer[:cue.start()], options, letters).index is not None:
+            return Choice(None, "retracted")  # "C -- actually, let me reconsider ... can't tell": the pick is taken back
     retracted = after_retraction(answer)
     if retracted is not None and "no" not in {normalize(strip_option_prefix(o, c)) for c, o in zip(letters, options)}:
         choice = _read(retracted, options, letters) if retracted else Choice(None, "retracted")
@@ -432,8 +441,40 @@ def parse_choice(response: str, options: Sequence[str]) -> Choice:
     return _read(answer, options, letters)
 
 
+#: where a correction cue starts a clause (``"B. Oops"``, ``"C -- actually,"``), not inside one (``"he actually runs"``);
+#: a bare ``"actually"`` that goes on describing (``"A. Actually the man then closes ..."``) takes back only after a ``no``
+_CLAUSE_START = re.compile(r"(?:^|[.!?;:,\n…—–-]|\s-)\s*(?:(?:hmm+|no|oh|ah|but)[\s,.!]*)?$", re.IGNORECASE)
+
+#: one line of a per-option list: ``"A) Three - too few"``, ``"B. Running: No."``, ``"Option C: ..."``
+_LIST_LINE = re.compile(r"\s*(?:[-•*]\s*)?(?:(?i:option|choice)\s+)?[(\[]?(?P<label>[A-Z])(?:[)\].:]|\s+[-–—:])\s*(?P<text>\S.*)?")
+_GOOD = re.compile(r"(?i)\b(?:yes|correct|right|true|possible|plausible|likely|matches|fits|consistent)\b|[✓✔✅☑]")
+_BAD = re.compile(r"(?i)\b(?:no|not|incorrect|wrong|false|unlikely|impossible|too\s+(?:few|many|much|little|short|long))\b|n't|[✗✘❌]")
+
+
+def _option_list(text: str, options: Sequence[str], letters: str) -> Choice | None:
+    """A reply that goes through the options one line each (``"A) Three - too few\nB) Four - possible\n..."``): its
+    first label is no answer. It is read at its other lines (a concluding statement), else at the one line marked
+    as right while every other line is marked wrong; else it picks nothing. None when the reply is no such list."""
+    lines = text.split("\n")
+    listed = [(i, m) for i, m in ((i, _LIST_LINE.fullmatch(line)) for i, line in enumerate(lines)) if m is not None]
+    labels = [m.group("label") for _, m in listed]
+    if len(listed) < 2 or len(set(labels)) != len(labels) or not set(labels) <= set(letters):
+        return None
+    at = {i for i, _ in listed}
+    rest = "\n".join(line for i, line in enumerate(lines) if i not in at).strip()
+    if rest:
+        choice = _read(rest, options, letters)
+        if choice.index is not None:
+            return choice
+    good = [m.group("label") for _, m in listed if _GOOD.search(m.group("text") or "") and not _BAD.search(m.group("text") or "")]
+    bad = [m.group("label") for _, m in listed if _BAD.search(m.group("text") or "") and not _GOOD.search(m.group("text") or "")]
+    if len(good) == 1 and len(good) + len(bad) == len(listed):
+        return Choice(letters.index(good[0]), "letter")
+    return Choice(None, "unparsed")
+
+
 #: one line of a marked list of options: a checkbox (``[x] C``), a verdict (``(B) text - yes``) or a tick (``B ✓``)
-_MARKED_LINE = re.compile(r"\s*(?:[-•]\s*)?(?:\[(?P<box>[ xX✓✔✗✘])\]\s*)?[(\[]?(?P<label>[A-Z])[)\].:]?(?:\s+(?P<text>.*?))??"
+_MARKED_LINE = re.compile(r"\s*(?:[-•]\s*)?(?:\[(?P<box>[ xX✓✔✗✘])\]\s*)?(?:(?i:option|choice)\s+)?[(\[]?(?P<label>[A-Z])[)\].:]?(?:\s+(?P<text>.*?))??"
                           r"(?:(?:\s*[-–—:=(]\s*|\s+|(?<=[.:)\]]))(?i:(?P<verdict>yes|no|true|false|correct|incorrect|wrong|right))\)?)?"
                           r"\s*(?P<tick>[✓✔✅☑✗✘❌☐])?\s*[.]?\s*")
 _POSITIVE = {"x", "✓", "✔", "✅", "☑", "yes", "true", "correct", "right"}
@@ -532,6 +573,8 @@ def _described_otherwise(text: str, options: Sequence[str], letters: str, choice
     if all(re.fullmatch(r"[A-Za-z]", strip_option_prefix(o, c).strip()) for c, o in zip(letters, options)):
         return False  # options that are letters themselves
     rest = re.sub(rf"[(\[]?(?<![A-Za-z'’])[{letters}](?![A-Za-z'’])[)\]]?", " ", text)
+    if choice.method == "number":  # "Option 3 (Bathroom)" where Bathroom is option B
+        rest = re.sub(r"(?i)\b(?:option|choice)\s*(?:number\s*|no\.?\s*|#\s*)?\d{1,2}\b", " ", rest)
     rest = re.sub(r"(?i)\b(?:(?:so|thus|therefore|hence)\s+)?(?:the\s+)?(?:correct\s+|final\s+|best\s+|right\s+)?"
                   r"(?:answer|option|choice|letter)(?:\s+(?:is|would\s+be|should\s+be))?\s*[:：]?", " ", rest)
     rest = rest.strip(" \t\n.,;:!-–—()")
@@ -615,7 +658,7 @@ def _read(text: str, options: Sequence[str], letters: str) -> Choice:
         if choice is not None and walkthrough and choice.method != "letter":
             return Choice(None, "unparsed")  # "Let's analyze each option. Option A says ..." picks nothing yet
         if choice is not None:
-            if choice.index is not None and choice.method == "letter" and (
+            if choice.index is not None and choice.method in ("letter", "number") and (
                     _contradicted(text, options, letters, choice) or _described_otherwise(text, options, letters, choice)):
                 return Choice(None, "contradiction")
             if choice.index is not None and walkthrough and not concludes(text):

@@ -142,9 +142,14 @@ COMMITTING = [
     "The correct answer is ~~{X}~~ {L}.", "{X} is tempting. Therefore {L}.",
     "Options {X} and {Y} do not match.\n\nAnswer: {L}", "<option>{L}</option>", "=> {L}", "Opt. {L}",
     "Options {X} and {L} are plausible, but {L} is the best answer.",
+    "{X}. Oops, I miscounted — it is {L}.", "{X}. The man\n\nHmm, I was mistaken. Looking again: {L}",
+    "Option {X}: ❌\nOption {L}: ✅\nOption {Y}: ❌", "{X}) one - too few.\n{L}) two - correct.\n{Y}) three - no.",
+    "{X}) one - possible.\n{L}) two - possible.\n{Y}) three - no.\nSo the answer is {L}.",
 ]
 #: replies that take their pick back or offer two, as templates
 NOT_COMMITTING = [
+    "{L} — actually, let me reconsider. It could be {X} or {L}; I can't tell.", "{L}. Oops, I miscounted.",
+    "{L}) one - too few.\n{X}) two - possible.\n{Y}) three - possible.", "{L}. Walking: No.\n{X}. Running: No.",
     "{L}. Wait, actually I'm not sure.", "{L} — no, sorry, I can't tell.", "Possibly {L}, but {X} is just as likely.",
     "Either the first or the second option.", "So it is {L} or {X}.", "{X} and {L} are both plausible.",
     "{L}. Hmm, or maybe not.", "The answer is {L}. On second thought, I retract that.", "答案是{L}或者{X}。",
@@ -179,6 +184,8 @@ def test_an_echoed_question_and_instruction_before_the_pick_are_set_aside():
     ("The jersey has the letter D printed on it.", ["D", "E", "A", "C", "B"], 0),
     ("The 1st option.", ["0", "1", "2", "3"], 0),        # an ordinal is a position, even among number options
     ("Option 2", ["0", "1", "2", "3"], None),           # the second option, or the one whose text is 2
+    ("Option 3 (Bathroom)", ["Kitchen", "Bathroom", "Garage"], None),  # the position and the text disagree
+    ("In the first frame, C holds a knife. In the second frame, C", ["C cuts bread", "C eats bread", "C runs"], None),
 ])
 def test_letter_and_number_options(reply, options, expected):
     assert parse_choice(reply, options).index == expected
@@ -189,10 +196,11 @@ def test_letter_and_number_options(reply, options, expected):
 #: frozen by sha256 before any parser ran): C, 420 answers (first look 92.9%), D, 400 answers (first look 87.5%),
 #: E, 400 answers (sha256 c0114a69..., first look 91.2%: 365 agree, 2 wrong options, 23 missed, 10 credited where
 #: the grader credits none; the parser with the lexicon rule of C/D's round, before E was read: 92.5%, 2 wrong,
-#: 17 missed, 11 credited where none). All were then used to find classes the parser missed, so they are
-#: regression corpora now, not held-out ones.
+#: 17 missed, 11 credited where none), F, 400 answers (sha256 0f0bd692...): first look 354/400 = 88.5% (5 wrong
+#: options, 4 credited where none), then used for tuning. All were then used to find classes the parser missed, so
+#: they are regression corpora now, not held-out ones.
 BLIND = {"mcq_blind_corpus_c.jsonl": 420 / 420, "mcq_blind_corpus_d.jsonl": 400 / 400,
-         "mcq_blind_corpus_e.jsonl": 400 / 400}
+         "mcq_blind_corpus_e.jsonl": 400 / 400, "mcq_blind_corpus_f.jsonl": 363 / 400}
 
 
 @pytest.mark.parametrize("name", sorted(BLIND))
