@@ -99,10 +99,19 @@ _NEW_TURN = re.compile(r"(?im)^[ \t]*(?:#+[ \t]*)?(?:question|user|human|q)[ \t]
 _REPEATED = re.compile(r"\s*[(\[]?([A-Za-z])[)\]]?(?:[\s,.;]+[(\[]?\1[)\]]?)+[\s.]*")
 
 
+#: a decoding loop of one capital (``"BBBBBBBB"``)
+_RUN = re.compile(r"([A-Z])\1{2,}")
+#: markup tags other than the answer's (``<output>``, ``<rationale>``) and markdown quote marks (``> **B**``)
+_OTHER_TAG = re.compile(r"</?[A-Za-z_][\w-]+\s*/?>")
+_QUOTE_MARK = re.compile(r"(?m)^[ \t]*>[ \t]*")
+
+
 def clean(response: str) -> str:
     """The answer without reasoning blocks, markdown and chat remnants; JSON answer keys read as ``answer: ...``;
     quoted labels as ``(X)``; ``Ans:`` as ``answer:``."""
     text = _without_reasoning(response or "")
+    if not text.strip() and _THINK_CLOSE.search(response or ""):  # only reasoning: its conclusion is the answer
+        text = _THINK_CLOSE.sub(" ", _THINK_OPEN.sub(" ", response))
     turn = next((m for m in _NEW_TURN.finditer(text) if text[:m.start()].strip()), None)
     if turn is not None and _ANSWERED.search(_SPECIAL_TOKEN.sub(" ", text[:turn.start()])):
         text = text[:turn.start()]
@@ -114,9 +123,10 @@ def clean(response: str) -> str:
     text = _OPT.sub("option ", _ANS.sub("answer: ", text))
     text = _JSON_FENCE.sub("", text)
     text = _ANSWER_TAG.sub(lambda m: f"answer: {m.group(1).strip()}\n", text)
+    text = _OTHER_TAG.sub(" ", _QUOTE_MARK.sub("", text))
     text = _JSON_KEY.sub(lambda m: f"{m.group(1).lower()}: {(m.group(2) if m.group(2) is not None else m.group(3)).strip()}",
                          text).strip()
-    repeated = _REPEATED.fullmatch(text)
+    repeated = _REPEATED.fullmatch(text) or _RUN.fullmatch(text)
     return repeated.group(1) if repeated else text
 
 

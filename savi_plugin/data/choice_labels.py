@@ -58,13 +58,14 @@ def _claim_patterns(letters: str, words: str = "AI") -> tuple[list[re.Pattern], 
     anycase = f"[{letters}{letters.lower()}]"
     cue = (r"(?:answer|option|choice|letter|summary)\s*(?:(?:is|(?:would|should|will|must|might|may|could)\s+be)\s*[:：-]?"
            r"|=|:|-|：|\n)\s*"
-           r"(?:probably\s+|likely\s+|definitely\s+|clearly\s+)?(?:option\s+|choice\s+|letter\s+)?")
+           r"(?:probably\s+|likely\s+|definitely\s+|clearly\s+)?(?:option\s+|choice\s+|letter\s+)?"
+           r"(?:(?:la|el|le|lo|die|der|das|o|a)\s+(?=[A-Z]\b))?")  # "La respuesta correcta es la D"
     verbs = (r"(?:I(?:'d|’d|\s+would|\s+will|'ll)?\s+(?:say|choose|pick|select|go\s+with|guess|answer)|"
              r"I\s+(?:think|believe)(?:\s+(?:it's|it\s+is|it’s|the\s+answer\s+is))?|"
              r"(?:choose|pick|select|go\s+(?:with|for))|my\s+(?:(?:best\s+|final\s+)?(?:answer|choice|pick|guess))\s+(?:is|would\s+be)|"
              r"I\s+guess|lean(?:s|ing)?\s+(?:towards?|to)|"
              r"(?:so|thus|therefore|hence)(?:\s+(?:it's|it\s+is|the\s+answer\s+is))?|"
-             r"(?:probably|likely|maybe|perhaps|possibly)|(?:could|might|may)\s+(?:also\s+)?be)(?:\s*(?:\.{2,}|…))?\s*:?\s*"
+             r"(?:probably|likely|maybe|perhaps|possibly|definitely|certainly|surely|clearly)|(?:could|might|may)\s+(?:also\s+)?be)(?:\s*(?:\.{2,}|…))?\s*:?\s*"
              r"(?:option\s+|choice\s+)?")
     verdict = (r"(?=\s+(?:is|seems|appears|looks|would\s+be|should\s+be)\s+(?:to\s+be\s+)?(?:the\s+)?(?:most\s+)?"
                r"(?:just\s+as\s+|equally\s+|also\s+|as\s+)?"

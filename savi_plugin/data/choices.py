@@ -213,16 +213,27 @@ def _short_option_stated(words: list[str], start: int, clause_ends: set[int],
     return start == len(words) - 1 and words[start - 1] in {"is", "are", "was", "be"}
 
 
+#: a yes or a no said as a phrase (``"Not at all."``, ``"Of course."``) or an adverb standing alone (``"Absolutely,"``)
+_YES_NO_PHRASE = re.compile(r"(?i)\s*(?:(?P<no>not\s+at\s+all|no\s+way|of\s+course\s+not|(?:absolutely|definitely|certainly)"
+                            r"\s+not|never)|of\s+course)\s*(?:[.,!;:]|$)")
+_SURE = frozenset({"absolutely", "definitely", "certainly", "indeed", "affirmative"})
+
+
 def _by_yes_no(text: str, options: Sequence[str], letters: str) -> Choice | None:
     """Options ``yes`` and ``no``: an answer that is, or opens with, a yes or a no in any language of
     :mod:`~savi_plugin.data.lexicon` (``"Nope."``, ``"Sí."``, ``"Нет"``, ``"はい"``, ``"是的，他在跑。"``)."""
     texts = [normalize(strip_option_prefix(o, letter)) for letter, o in zip(letters, options)]
     if "yes" not in texts or "no" not in texts or is_non_answer(text):
         return None
+    phrase = _YES_NO_PHRASE.match(text)
+    if phrase is not None:
+        return Choice(texts.index("no" if phrase.group("no") else "yes"), "option_text")
     m = re.match(r"\s*([^\W\d_]+)\s*(?:[.,!;:，。！、]|$)", text)
     if m is None:
         return None
     word = unicodedata.normalize("NFC", m.group(1).lower())
+    if word in _SURE:
+        word = "yes"
     said = {"yes"} if word in YES else {"no"} if word in NO else set()
     return Choice(texts.index(said.pop()), "option_text") if said else None
 

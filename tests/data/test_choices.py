@@ -181,6 +181,17 @@ def test_an_echoed_question_and_instruction_before_the_pick_are_set_aside():
 
 
 @pytest.mark.parametrize("reply, options, expected", [
+    ("<output>\n<choice>C</choice>\n<rationale>He waves.</rationale>\n</output>", ["x", "y", "z"], 2),  # other tags
+    ("### Final answer\n> **B**", ["x", "y", "z"], 1),                # a markdown quote
+    ("<think>\nShe drives away. So no.\n</think>", ["Yes", "No"], 1),  # nothing but reasoning: its conclusion
+    ("La respuesta correcta es la C.", ["x", "y", "z"], 2), ("Die Antwort ist die B.", ["x", "y", "z"], 1),
+    ("CCCCCCCCCCCCCCCC", ["x", "y", "z"], 2), ("Not A, not B, definitely C.", ["x", "y", "z"], 2),
+    ("Absolutely, she waves.", ["Yes", "No"], 0), ("Not at all. It never enters.", ["Yes", "No"], 1),
+    ("Absolutely not.", ["Yes", "No"], 1), ("Of course.", ["Yes", "No"], 0),
+    ("He seems puzzled.", ["He is angry", "He is confused"], 1), ("The cop.", ["The child", "The police officer"], 1),
+    ("It decelerates until it stops.", ["Speeding up", "Slowing down", "Constant speed"], 1),
+    ("The shot gets wider as the camera pulls back.", ["The camera zooms in", "The camera zooms out"], 1),
+    ("Both move at an equal pace.", ["Faster", "Slower", "The same speed"], 2),
     ("The jersey has the letter D printed on it.", ["D", "E", "A", "C", "B"], 0),
     ("The 1st option.", ["0", "1", "2", "3"], 0),        # an ordinal is a position, even among number options
     ("Option 2", ["0", "1", "2", "3"], None),           # the second option, or the one whose text is 2
@@ -200,7 +211,7 @@ def test_letter_and_number_options(reply, options, expected):
 #: options, 4 credited where none), then used for tuning. All were then used to find classes the parser missed, so
 #: they are regression corpora now, not held-out ones.
 BLIND = {"mcq_blind_corpus_c.jsonl": 420 / 420, "mcq_blind_corpus_d.jsonl": 400 / 400,
-         "mcq_blind_corpus_e.jsonl": 400 / 400, "mcq_blind_corpus_f.jsonl": 363 / 400}
+         "mcq_blind_corpus_e.jsonl": 400 / 400, "mcq_blind_corpus_f.jsonl": 380 / 400}
 
 
 @pytest.mark.parametrize("name", sorted(BLIND))
