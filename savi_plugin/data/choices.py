@@ -203,7 +203,8 @@ def _short_option_stated(words: list[str], start: int, clause_ends: set[int],
     if not answer_like[0]:
         return False
     if words[start].isdigit():  # a number counts only as the answer's only number: "There are 3 people.", or
-        concluded = start == len(words) - 1 and _CONCLUDING_WORDS & set(words[max(0, start - 3):start])  # "..., so 3."
+        clause = max((e for e in clause_ends if e < start), default=-1) + 1  # "..., so in total 5 balls."
+        concluded = start >= len(words) - 2 and _CONCLUDING_WORDS & set(words[clause:start])  # "..., so 3."
         return bool(concluded) or sum(w.isdigit() and not _negated(words, i, clause_ends)
                                       for i, w in enumerate(words)) == 1
     if start in clause_ends:
@@ -635,8 +636,27 @@ _WALKTHROUGH = re.compile(r"(?i)\b(?:analy[sz]e|consider|look\s+at|go\s+through|
                           r"(?:of\s+the\s+)?options?\b|\boption\s+[A-Z]\s+(?:says|states|describes|mentions)\b")
 
 
+#: a hedge or two options settled after ``but``: ``"Could be A or C ..., but ... I lean toward C"``, ``"A and C are both
+#: correct, but the main setting is Paris: A"``, ``"A red car drives past first, but my answer is blue"``
+_SETTLED = re.compile(r"(?i)\b(?:but|however)\b,?\s*(?P<rest>(?:(?!\b(?:but|however)\b).)*?\b(?:answer|lean(?:s|ing)?|"
+                      r"most\s+likely|best|main|go(?:ing)?\s+with|choose|pick|final)\b(?:(?!\b(?:but|however)\b).)*)$",
+                      re.DOTALL)
+_OPEN_QUESTION = re.compile(r"(?i)\b(?:maybe|perhaps|possibly|could|might|may|if|some|someone|would|or|either|both|"
+                            r"not\s+sure|unsure)\b")
+
+
 def _read(text: str, options: Sequence[str], letters: str) -> Choice:
-    """:func:`parse_choice` on the answer's own text (echo and corrections already set aside)."""
+    """:func:`parse_choice` on the answer's own text (echo and corrections already set aside); an answer that weighs
+    two options and then settles after ``but`` is read at what it settles on."""
+    choice = _read_all(text, options, letters)
+    if choice.method == "ambiguous" and (settled := _SETTLED.search(text)) and not _OPEN_QUESTION.search(settled["rest"]):
+        after = _read_all(settled["rest"], options, letters)
+        if after.index is not None:
+            return after
+    return choice
+
+
+def _read_all(text: str, options: Sequence[str], letters: str) -> Choice:
     for rule in (_single_letter_options, _several_labels, _label_with_own_text):
         choice = rule(text, options, letters)
         if choice is not None:

@@ -192,6 +192,13 @@ def test_an_echoed_question_and_instruction_before_the_pick_are_set_aside():
     ("It decelerates until it stops.", ["Speeding up", "Slowing down", "Constant speed"], 1),
     ("The shot gets wider as the camera pulls back.", ["The camera zooms in", "The camera zooms out"], 1),
     ("Both move at an equal pace.", ["Faster", "Slower", "The same speed"], 2),
+    ("About twenty people.", ["10", "20", "30"], 1), ("Roughly twenty-five.", ["15", "25", "35"], 1),
+    ("Approximately two and a half meters.", ["1.5 meters", "2 meters", "2.5 meters"], 2),
+    ("There are 3 red balls and 2 blue balls, so in total 5 balls.", ["3", "4", "5"], 2),
+    ("Could be A or C given the weather, but the leaves make me lean toward C.", ["x", "y", "z"], 2),
+    ("Either B or C could be true, but since he is cuffed, B is the most likely answer.", ["x", "y", "z"], 1),
+    ("A and C are both correct, but the main setting is Paris: A.", ["Paris", "London", "Rome"], 0),
+    ("B or C, but I'm not sure which answer.", ["x", "y", "z"], None),
     ("The jersey has the letter D printed on it.", ["D", "E", "A", "C", "B"], 0),
     ("The 1st option.", ["0", "1", "2", "3"], 0),        # an ordinal is a position, even among number options
     ("Option 2", ["0", "1", "2", "3"], None),           # the second option, or the one whose text is 2
@@ -211,7 +218,7 @@ def test_letter_and_number_options(reply, options, expected):
 #: options, 4 credited where none), then used for tuning. All were then used to find classes the parser missed, so
 #: they are regression corpora now, not held-out ones.
 BLIND = {"mcq_blind_corpus_c.jsonl": 420 / 420, "mcq_blind_corpus_d.jsonl": 400 / 400,
-         "mcq_blind_corpus_e.jsonl": 400 / 400, "mcq_blind_corpus_f.jsonl": 380 / 400}
+         "mcq_blind_corpus_e.jsonl": 400 / 400, "mcq_blind_corpus_f.jsonl": 388 / 400}
 
 
 @pytest.mark.parametrize("name", sorted(BLIND))
