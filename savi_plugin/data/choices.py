@@ -137,7 +137,22 @@ _TEXT_CUE = re.compile(r"(?:answer|option|choice)\s+(?:is|would be|should be)$|^
 
 
 def _by_text(text: str, options: Sequence[str], letters: str) -> Choice | None:
-    """The option whose text the answer states (see rule 3 of the module docstring)."""
+    """The option whose text the answer states (see rule 3 of the module docstring); where the whole answer names
+    several, the one its conclusion states (``"... pointing to the right. So the final direction is right."``)."""
+    choice = _text_stated(text, options, letters)
+    if choice is not None and choice.method == "ambiguous":
+        last = None
+        for last in _CONCLUDING.finditer(text):
+            pass
+        if last is not None and text[last.end():].strip():
+            concluded = _text_stated(text[last.end():], options, letters)
+            if concluded is not None and concluded.index is not None:
+                return concluded
+    return choice
+
+
+def _text_stated(text: str, options: Sequence[str], letters: str) -> Choice | None:
+    """:func:`_by_text` on one stretch of text."""
     norm = normalize(text)
     texts = [normalize(strip_option_prefix(o, letter)) for letter, o in zip(letters, options)]
     exact = [i for i, t in enumerate(texts) if t and t == norm]
@@ -328,7 +343,7 @@ def _meaning(text: str, options: Sequence[str], letters: str) -> Choice | None:
             return Choice(None, "ambiguous")
         touched = whole
     if not touched:
-        return None
+        return _combination(affirmed, sets)
     i = touched[0]
     hit = own[i] & affirmed
     subjects = sets[i] & _SUBJECTS
@@ -345,6 +360,20 @@ def _meaning(text: str, options: Sequence[str], letters: str) -> Choice | None:
             and hit - GENERIC)
     only = affirmed <= sets[i] and len(own[i]) <= MAX_NAMED_WORDS and hit - GENERIC  # "A dog." for "a woman walking a dog"
     return Choice(i, "option_meaning") if full or most or only else None
+
+
+def _combination(affirmed: set[str], sets: list[set[str]]) -> Choice | None:
+    """Options told apart only by a combination of shared words (``"The woman wearing red"`` among the man/woman in
+    the blue/red shirt; ``"Running away from the stop"``): the one option whose concepts hold all of the two or more
+    option words the answer says, where the answer says at most one word no option has."""
+    if any(c.startswith("~") for c in affirmed):
+        return None
+    known = set().union(*sets)
+    said = affirmed & known
+    holders = [i for i, t in enumerate(sets) if said <= t]
+    if len(said) >= 2 and len(holders) == 1 and len(affirmed - known) <= 1:
+        return Choice(holders[0], "option_meaning")
+    return None
 
 
 def _labelled_otherwise(text: str, letters: str, index: int) -> bool:
