@@ -454,7 +454,7 @@ def parse_choice(response: str, options: Sequence[str]) -> Choice:
     text = clean(response)
     if not text:
         return Choice(None, "empty")
-    marked = _marked_option(text, letters)
+    marked = _marked_option(text, options, letters)
     if marked is not None:
         return marked
     answer = drop_prompt_echo(text, options, letters)
@@ -507,8 +507,13 @@ def _option_list(text: str, options: Sequence[str], letters: str) -> Choice | No
         choice = _read(rest, options, letters)
         if choice.index is not None:
             return choice
-    good = [m.group("label") for _, m in listed if _GOOD.search(m.group("text") or "") and not _BAD.search(m.group("text") or "")]
-    bad = [m.group("label") for _, m in listed if _BAD.search(m.group("text") or "") and not _GOOD.search(m.group("text") or "")]
+    verdicts = {}  # each line's words beside its option's own text ("B. Right: yes" -> ": yes")
+    for _, m in listed:
+        own = strip_option_prefix(options[letters.index(m.group("label"))], m.group("label")).strip()
+        said = m.group("text") or ""
+        verdicts[m.group("label")] = re.sub(re.escape(own), " ", said, flags=re.IGNORECASE) if own else said
+    good = [c for c, v in verdicts.items() if _GOOD.search(v) and not _BAD.search(v)]
+    bad = [c for c, v in verdicts.items() if _BAD.search(v) and not _GOOD.search(v)]
     if len(good) == 1 and len(good) + len(bad) == len(listed):
         return Choice(letters.index(good[0]), "letter")
     return Choice(None, "unparsed")
@@ -521,7 +526,7 @@ _MARKED_LINE = re.compile(r"\s*(?:[-•]\s*)?(?:\[(?P<box>[ xX✓✔✗✘])\]\s
 _POSITIVE = {"x", "✓", "✔", "✅", "☑", "yes", "true", "correct", "right"}
 
 
-def _marked_option(text: str, letters: str) -> Choice | None:
+def _marked_option(text: str, options: Sequence[str], letters: str) -> Choice | None:
     """A reply that lists options and marks each (``- [ ] A / - [x] C``, ``(A) text - no / (B) text - yes``): the one
     option marked as the answer; several marked are ``ambiguous``. None when the reply is no such list."""
     lines = [line for line in text.split("\n") if line.strip()]
@@ -532,7 +537,11 @@ def _marked_option(text: str, letters: str) -> Choice | None:
         m = _MARKED_LINE.fullmatch(line)
         if m is None or m.group("label") not in letters or m.group("label") in seen:
             return None
-        mark = (m.group("box") or m.group("verdict") or m.group("tick") or "").lower()
+        verdict = m.group("verdict")
+        if verdict and normalize(verdict) == normalize(strip_option_prefix(options[letters.index(m.group("label"))],
+                                                                           m.group("label"))):
+            verdict = None  # "B. Right" where option B is "Right": its text, not a verdict
+        mark = (m.group("box") or verdict or m.group("tick") or "").lower()
         if not mark.strip() and m.group("box") is None:
             return None  # a line without a mark: not a marked list
         seen.add(m.group("label"))
@@ -702,6 +711,11 @@ def _read_all(text: str, options: Sequence[str], letters: str) -> Choice:
     exact = [i for i, (letter, o) in enumerate(zip(letters, options)) if normalize(strip_option_prefix(o, letter)) == norm]
     if len(exact) == 1 and len(norm) > 1:
         return Choice(exact[0], "option_text")
+    if norm in ("both", "neither", "all", "all of them", "both of them"):  # "Both" for "Both running and jumping"
+        opening = [i for i, (letter, o) in enumerate(zip(letters, options))
+                   if normalize(strip_option_prefix(o, letter)).split()[:1] == norm.split()[:1]]
+        if len(opening) == 1:
+            return Choice(opening[0], "option_text")
     for candidate in (text, _label_stripped(text)):  # "C prepares vegetables by ..." is option text, not label C
         prefix = _by_prefix(candidate, options, letters)
         if prefix is not None and prefix.index is not None:

@@ -199,6 +199,13 @@ def test_an_echoed_question_and_instruction_before_the_pick_are_set_aside():
     ("Either B or C could be true, but since he is cuffed, B is the most likely answer.", ["x", "y", "z"], 1),
     ("A and C are both correct, but the main setting is Paris: A.", ["Paris", "London", "Rome"], 0),
     ("B or C, but I'm not sure which answer.", ["x", "y", "z"], None),
+    ("A. Left - no\nB. Right", ["Left", "Right"], None),                # "Right" is B's text, not a verdict
+    ("A. Left: no\nB. Right: yes", ["Left", "Right"], 1), ("Both", ["Running", "Jumping", "Both running and jumping"], 2),
+    ("The woman wearing red", ["The man in the blue shirt", "The man in the red shirt", "The woman in the blue shirt",
+                               "The woman in the red shirt"], 3),
+    ("The woman wearing blue jeans", ["The man in the blue shirt", "The man in the red shirt", "The woman in the "
+                                      "blue shirt", "The woman in the red shirt"], None),  # two words of its own
+    ("It points up, then to the right. So the final direction is right.", ["Left", "Right", "Up"], 1),
     ("The jersey has the letter D printed on it.", ["D", "E", "A", "C", "B"], 0),
     ("The 1st option.", ["0", "1", "2", "3"], 0),        # an ordinal is a position, even among number options
     ("Option 2", ["0", "1", "2", "3"], None),           # the second option, or the one whose text is 2
@@ -218,7 +225,7 @@ def test_letter_and_number_options(reply, options, expected):
 #: options, 4 credited where none), then used for tuning. All were then used to find classes the parser missed, so
 #: they are regression corpora now, not held-out ones.
 BLIND = {"mcq_blind_corpus_c.jsonl": 420 / 420, "mcq_blind_corpus_d.jsonl": 400 / 400,
-         "mcq_blind_corpus_e.jsonl": 400 / 400, "mcq_blind_corpus_f.jsonl": 388 / 400}
+         "mcq_blind_corpus_e.jsonl": 400 / 400, "mcq_blind_corpus_f.jsonl": 393 / 400}
 
 
 @pytest.mark.parametrize("name", sorted(BLIND))
