@@ -219,7 +219,8 @@ def _short_option_stated(words: list[str], start: int, clause_ends: set[int],
         return False
     if words[start].isdigit():  # a number counts only as the answer's only number: "There are 3 people.", or
         clause = max((e for e in clause_ends if e < start), default=-1) + 1  # "..., so in total 5 balls."
-        concluded = start >= len(words) - 2 and _CONCLUDING_WORDS & set(words[clause:start])  # "..., so 3."
+        concluded = (start >= len(words) - 2 and _CONCLUDING_WORDS & set(words[clause:start])  # "..., so 3."
+                     and sum(w.isdigit() for w in words[clause:]) == 1)  # not "So 3 or 4."
         return bool(concluded) or sum(w.isdigit() and not _negated(words, i, clause_ends)
                                       for i, w in enumerate(words)) == 1
     if start in clause_ends:
@@ -683,6 +684,10 @@ _OPEN_QUESTION = re.compile(r"(?i)\b(?:maybe|perhaps|possibly|could|might|may|if
                             r"not\s+sure|unsure)\b")
 
 
+#: a second possibility offered beside the one stated: ``"..., or maybe the window"``
+_OR_MAYBE = re.compile(r"(?i)\bor\s+(?:maybe|perhaps|possibly|probably)\b|\bor\s+(?:it\s+)?(?:might|could|may)\s+(?:be|have)\b")
+
+
 def _read(text: str, options: Sequence[str], letters: str) -> Choice:
     """:func:`parse_choice` on the answer's own text (echo and corrections already set aside); an answer that weighs
     two options and then settles after ``but`` is read at what it settles on."""
@@ -729,6 +734,8 @@ def _read_all(text: str, options: Sequence[str], letters: str) -> Choice:
                  lambda: _by_meaning(_label_stripped(text), options, letters),
                  lambda: _by_order(_label_stripped(text), options, letters)):
         choice = rule()
+        if choice is not None and choice.method in ("option_text", "option_meaning") and _OR_MAYBE.search(text):
+            return Choice(None, "ambiguous")  # "The man opens the door, or maybe the window."
         if choice is not None and walkthrough and choice.method != "letter":
             return Choice(None, "unparsed")  # "Let's analyze each option. Option A says ..." picks nothing yet
         if choice is not None:

@@ -206,6 +206,8 @@ def test_an_echoed_question_and_instruction_before_the_pick_are_set_aside():
     ("The woman wearing blue jeans", ["The man in the blue shirt", "The man in the red shirt", "The woman in the "
                                       "blue shirt", "The woman in the red shirt"], None),  # two words of its own
     ("It points up, then to the right. So the final direction is right.", ["Left", "Right", "Up"], 1),
+    ("So 3 or 4.", ["3", "4", "5"], None), ("The man opens the door, or maybe the window.",
+                                            ["The man opens the door", "The woman opens the window"], None),
     ("The jersey has the letter D printed on it.", ["D", "E", "A", "C", "B"], 0),
     ("The 1st option.", ["0", "1", "2", "3"], 0),        # an ordinal is a position, even among number options
     ("Option 2", ["0", "1", "2", "3"], None),           # the second option, or the one whose text is 2
