@@ -20,7 +20,10 @@ adds noise to a score; a false match makes a wrong answer count as right). First
 the answer are set aside (:mod:`savi_plugin.data.answer_text`: reasoning blocks, markdown, JSON keys and
 ``<answer>`` tags, a repeated prompt — a reply that only repeats it is ``echo`` — and everything before
 a self-correction such as ``"B. Wait, actually E."`` or ``"My previous answer (A) was wrong"``, a new turn the
-model went on with after answering). Then:
+model went on with after answering). A pick taken back by a correction (``"C -- actually, let me reconsider ... I
+can't tell"``, ``"B. Oops, I miscounted"``) counts only where the correction names one option itself; a reply that
+goes through the options one line each (``"A) Three - too few\nB) Four - possible"``) is read at its separate
+conclusion, else at its one line marked right, never at its first label. Then:
 
 0. **A label with its text**: ``"(B) text"`` / ``"B. text"`` whose text is another option's
    (``"D. left"`` where ``left`` is C) is a ``contradiction``, and so is a short reply whose words beside the label
