@@ -277,7 +277,7 @@ _SUBJECTS = frozenset({"man", "woman", "child", "person", "c", "boy", "girl", "b
 
 
 #: clause boundaries: negation is read per clause (``"He doesn't open the door; he knocks."``)
-_CLAUSE = re.compile(r"[.;,!?\n。，；！？、]+|(?i:\b(?:but|however|instead|rather|whereas)\b)")
+_CLAUSE = re.compile(r"[.;,!?\n。，；！？、]+|(?i:\b(?:but|however|instead|rather|whereas)\b)|(?=\b[Ww]ithout\b)")
 #: an answer that says it cannot tell picks nothing, whatever it names
 _UNSURE = re.compile(r"(?i)\b(?:unclear|not\s+clear|hard\s+to\s+(?:tell|say)|impossible\s+to|can(?:no|')?t\s+(?:see|tell))\b")
 _HAN_OPTION = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af]")

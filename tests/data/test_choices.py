@@ -208,6 +208,7 @@ def test_an_echoed_question_and_instruction_before_the_pick_are_set_aside():
     ("It points up, then to the right. So the final direction is right.", ["Left", "Right", "Up"], 1),
     ("So 3 or 4.", ["3", "4", "5"], None), ("The man opens the door, or maybe the window.",
                                             ["The man opens the door", "The woman opens the window"], None),
+    ("He hides the gift without opening it.", ["He opens the gift", "He hides the gift"], 1),  # "without" negates its own clause
     ("The jersey has the letter D printed on it.", ["D", "E", "A", "C", "B"], 0),
     ("The 1st option.", ["0", "1", "2", "3"], 0),        # an ordinal is a position, even among number options
     ("Option 2", ["0", "1", "2", "3"], None),           # the second option, or the one whose text is 2
