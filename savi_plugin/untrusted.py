@@ -10,7 +10,9 @@ are parsed here, with limits that hold whatever the document's shape:
   composed graph with one memo per node, before anything is constructed, so nine lines of nested aliases
   (the "billion laughs", ~10**9 nodes) are refused in microseconds instead of being expanded by a later
   deep copy, merge or ``json.dumps``;
-- only YAML's safe tags (``yaml.SafeLoader``): no Python objects.
+- only YAML's safe tags (``yaml.SafeLoader``): no Python objects;
+- **JSON values**: no ``NaN``/``Infinity``, no number beyond a float's range (``1e999``), no integer of more than
+  :data:`MAX_INT_DIGITS` digits, no key given twice in one object (``json`` would keep the last one silently).
 
 A refusal raises the caller's error class (a :class:`~savi_plugin.config.values.ConfigError` for a
 configuration by default; the data readers pass their ``DataError``), naming the source.
@@ -22,6 +24,7 @@ untrusted text are "the same" (chosen vs rejected, two answer options).
 from __future__ import annotations
 
 import json
+import math
 import re
 import unicodedata
 from collections.abc import Callable
@@ -35,6 +38,9 @@ MAX_DEPTH = 64
 MAX_ALIASES = 256
 #: most nodes in one YAML document with every alias expanded
 MAX_NODES = 1_000_000
+#: most digits of a JSON integer (CPython's own default limit on int/str conversion, held whatever the interpreter's
+#: setting, so a 5000-digit number is refused naming its file and line instead of by ``int()``)
+MAX_INT_DIGITS = 4300
 
 
 class StructureError(ValueError):
@@ -126,7 +132,8 @@ def load_yaml(text: str, source: str | None = None, error: Callable[[str], Excep
 
 def load_json(text: str | bytes, source: str | None = None,
               error: Callable[..., Exception] | None = None) -> Any:
-    """``json.loads(text)`` within this module's depth limit; ``NaN``/``Infinity`` literals are refused.
+    """``json.loads(text)`` within this module's limits: depth, no ``NaN``/``Infinity`` or out-of-range number, no
+    integer above :data:`MAX_INT_DIGITS` digits, no duplicate key.
 
     Raises:
         ``error(message, line)`` (default: a ``ConfigError`` at ``source``) for invalid JSON (``line``: where in
@@ -134,7 +141,8 @@ def load_json(text: str | bytes, source: str | None = None,
     """
     error = error or _config_error(source)
     try:
-        value = json.loads(text, parse_constant=_refuse_constant)
+        value = json.loads(text, parse_constant=_refuse_constant, parse_int=_parse_int, parse_float=_parse_float,
+                           object_pairs_hook=_unique_keys)
     except StructureError as exc:
         raise error(str(exc)) from None
     except RecursionError:
@@ -152,6 +160,31 @@ def load_json(text: str | bytes, source: str | None = None,
 
 def _refuse_constant(name: str) -> Any:
     raise StructureError(f"{name} is not a JSON number (no NaN or Infinity in data)")
+
+
+def _parse_int(text: str) -> int:
+    digits = len(text.lstrip("-"))
+    if digits > MAX_INT_DIGITS:
+        raise StructureError(f"an integer of {digits} digits (at most {MAX_INT_DIGITS})")
+    return int(text)
+
+
+def _parse_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e999 reads as inf
+        raise StructureError(f"{text[:20]}{'...' if len(text) > 20 else ''} is beyond the range of a "
+                             f"floating-point number")
+    return value
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object as a dict, refusing a key given twice (``json`` would keep the last value silently)."""
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        seen: set[str] = set()
+        key = next(k for k, _ in pairs if k in seen or seen.add(k))
+        raise StructureError(f"key {key!r} appears twice in one object (which value is meant is ambiguous)")
+    return out
 
 
 def check_depth(value: Any, limit: int = MAX_DEPTH) -> None:

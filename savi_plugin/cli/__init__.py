@@ -173,14 +173,24 @@ def error_message(exc: BaseException) -> str:
         return message
     if isinstance(exc, RecursionError):
         return "input nested too deeply to process (RecursionError); simplify it, or re-run with -v for details"
-    if isinstance(exc, MemoryError):
-        return "out of memory (MemoryError); use smaller inputs, batch or frame counts, or a larger machine"
+    if isinstance(exc, MemoryError) or _is_allocation_failure(exc):
+        return (f"out of memory ({type(exc).__name__}: the allocator refused); use smaller inputs, batch or frame "
+                f"counts, or a larger machine")
     if isinstance(exc, OSError):
         return f"{type(exc).__name__}: {exc.strerror or _one_line(str(exc)) or 'operating-system error'}"
     if isinstance(exc, RuntimeError) and "device" in str(exc).lower():
         return f"{_one_line(str(exc))} (a device string is cpu, cuda, cuda:N or mps)"
     text = _one_line(str(exc))
     return f"{type(exc).__name__}{': ' + text if text else ''} (unexpected; re-run with -v for the traceback)"
+
+
+def _is_allocation_failure(exc: BaseException) -> bool:
+    """torch's allocators report a failed allocation as a ``RuntimeError`` (``torch.OutOfMemoryError`` on a GPU,
+    ``DefaultCPUAllocator: can't allocate memory`` on the CPU): the machine's memory, like ``MemoryError``."""
+    if any(c.__name__ == "OutOfMemoryError" for c in type(exc).__mro__):
+        return True
+    text = str(exc)
+    return isinstance(exc, RuntimeError) and ("can't allocate memory" in text or "CUDA out of memory" in text)
 
 
 def _one_line(text: str, limit: int = 500) -> str:

@@ -16,10 +16,15 @@ import subprocess
 import sys
 from dataclasses import dataclass
 
-from savi_plugin.config.values import AtLeast, OneOf, add_flag, checked
+from savi_plugin.config.values import AtLeast, OneOf, Range, add_flag, checked
 from savi_plugin.video.decode import DEFAULT_NUM_FRAMES
 
 BENCHMARK_CHOICES = ("all", "mvbench", "egoschema", "perceptiontest", "videohallucer", "vidhalluc")
+
+
+#: most records per fixture task: each is a rendered video (MVBench has 20 subtasks), so 1000 is ~20 000 clips,
+#: far more than a test of the plumbing needs; the shared ceiling (2**32 - 1) ran until killed
+MAX_FIXTURE_RECORDS = 1000
 
 
 @dataclass(frozen=True)
@@ -27,7 +32,7 @@ class FixtureOptions:
     """The options of ``savi eval fixture``."""
 
     benchmark: str = checked("all", OneOf(*BENCHMARK_CHOICES, what="benchmark"))
-    n: int = checked(4, AtLeast(1), help="records per task (MVBench: per subtask)")
+    n: int = checked(4, Range(1, MAX_FIXTURE_RECORDS), help="records per task (MVBench: per subtask)")
     seed: int = checked(0, AtLeast(0), help="synthetic-video seed (the dataset is a pure function of it)")
 
 
@@ -111,6 +116,7 @@ def run_lmms_eval(args) -> int:
         with_flag,
     )
     from savi_plugin.eval.registration import tasks_path
+    from savi_plugin.eval.task_names import check_task_names
 
     env = dict(os.environ)
     if args.data_root:
@@ -122,6 +128,7 @@ def run_lmms_eval(args) -> int:
         print("+", " ".join(command), file=sys.stderr)
         return subprocess.call(command, env=env)
     requested = [t.strip() for t in tasks.split(",") if t.strip()]
+    check_task_names(requested, "--tasks")  # a misspelt task: one line now, not after lmms-eval loaded the model
     env = builtin_task_env(requested, env)  # BuiltinDataError: one line, before lmms-eval loads the model
     output = flag_value(lmms_args, "--output_path")
     with tempfile.TemporaryDirectory(prefix="savi-eval-results-") as scratch:
@@ -160,8 +167,11 @@ def run_suite(args) -> int:
     )
     from savi_plugin.eval.suite import run_suite as run
 
+    from savi_plugin.eval.task_names import check_task_names
+
     try:
         tasks, missing = suite_tasks(args.suite)
+        check_task_names(tasks, "SUITE")  # a misspelt task: one line now, not after a model was evaluated
         if not args.adapter:
             raise SuiteError("at least one --adapter is needed, to compare with the base model")
         for path in [args.model, *args.adapter, args.data_root]:

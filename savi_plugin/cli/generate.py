@@ -120,6 +120,7 @@ def run_generate(args) -> int:
         return 2
     from savi_plugin.config.checkpoint import check_backend_fits
     from savi_plugin.data.record import DataError
+    from savi_plugin.errors import ConfigurationError
     from savi_plugin.generators.runner import run_generation
     from savi_plugin.registry import PluginNotFoundError
 
@@ -132,6 +133,8 @@ def run_generate(args) -> int:
                                 seed=args.seed, shard=args.shard, limit=args.limit, options=options,
                                 adapter=args.adapter, dtype=args.dtype, device=args.device, report=args.report,
                                 progress=not args.no_progress, data_root=args.data_root)
+    except ConfigurationError:
+        raise  # the failure taxonomy's exit status 2 (savi_plugin.cli.run_guarded)
     except (DataError, PluginNotFoundError, ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

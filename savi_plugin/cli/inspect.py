@@ -40,13 +40,15 @@ def _count(low: int, high: int):
 
 def run(args) -> int:
     from savi_plugin.data.outputs import claim, replace_folder
+    from savi_plugin.data.paths import file_problem
     from savi_plugin.inspection.site import build_site
 
     out = Path(args.out)
     inputs = {"PAIRS": args.pairs, "--run-report": args.run_report, "--diagnostics": args.diagnostics,
               "--data-root": args.data_root}
-    if not Path(args.pairs).is_file():
-        raise RunError(f"{args.pairs}: preference file not found")
+    problem = file_problem(args.pairs, "preference file")
+    if problem:
+        raise RunError(f"{args.pairs}: {'preference file not found' if problem == 'file not found' else problem}")
     # new, or a site this command wrote (replaced whole, never merged with the old one); a user's folder is refused
     with claim(out, command="savi inspect", config={"pairs": str(args.pairs)}, folder=True, inputs=inputs,
                output_name="--out", what="inspection site", replace_ours=True, lock_beside=True) as claimed:

@@ -28,8 +28,11 @@ import hashlib
 import json
 import logging
 import os
+import stat
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
+
+from savi_plugin.errors import ConfigurationError
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +45,9 @@ ADAPTER_FILE = "savi_adapter.json"
 _NOT_CONTENT = (".savi.lock", ".savi-output.json", ADAPTER_FILE, "train_report.json", "savi_train_config.json")
 
 
-class IdentityMismatchError(ValueError):
-    """An adapter, a pairs file or a run meets another model or data than it was made with (one line)."""
+class IdentityMismatchError(ConfigurationError):
+    """An adapter meets another model than it was made with (one line): the job cannot run as configured, so it
+    stops before its first item with nothing marked (exit status 2)."""
 
 
 def _digest_file(path: Path, size: int, edge: int | None = None) -> str:
@@ -102,6 +106,29 @@ def folder_identity(folder: str | Path, *, edge: int = 4 * 2**10) -> dict[str, A
     return {"files": len(members), "sha256": digest.hexdigest()}
 
 
+def files_identity(paths: Iterable[str | Path], *, edge: int = 4 * 2**10) -> dict[str, Any]:
+    """One digest over the files a manifest names, in its order: each path, size and the digest of its first and
+    last ``edge`` bytes (8 KiB read per file, so 10^5 videos cost seconds; a missing file counts as size -1). A video replaced at the same path -- the manifest
+    unchanged -- changes it, so a resume does not mix results of the old and the new file."""
+    digest = hashlib.sha256()
+    count = 0
+    for path in paths:
+        count += 1
+        try:
+            st = os.stat(path)
+            if not stat.S_ISREG(st.st_mode):  # a FIFO or device is never opened (it would block or never end)
+                raise IsADirectoryError(path)
+            size = st.st_size
+            with open(path, "rb") as fh:  # the edges only, whatever the size: 8 KiB per video
+                head = fh.read(edge)
+                fh.seek(max(size - edge, 0))
+                part = hashlib.sha256(head + fh.read(edge)).hexdigest()
+        except OSError:
+            size, part = -1, ""
+        digest.update(f"{path}\0{size}\0{part}\0".encode())
+    return {"files": count, "sha256": digest.hexdigest()}
+
+
 def model_identity(path: str | Path | None) -> dict[str, Any] | None:
     """The identity of a model or adapter folder (see the module docstring); ``{"name": ...}`` for a hub id."""
     if path is None:
@@ -154,13 +181,17 @@ def write_adapter_identity(adapter_dir: str | Path, base: str | Path, backend: s
 def check_adapter_base(adapter_dir: str | Path, base: str | Path) -> None:
     """Refuse to apply the adapter in ``adapter_dir`` to ``base`` when it was trained on another model.
 
-    An adapter without ``savi_adapter.json`` (made by another tool) is applied as it is; peft checks its shapes.
+    An adapter without ``savi_adapter.json`` (made by another tool, or with the file removed) is compared by what
+    peft itself records: ``auto_mapping.base_model_class`` of its ``adapter_config.json`` against the ``architectures`` of the
+    base's ``config.json``; another class is refused (peft would apply matching module names of another family
+    silently), a missing record on either side is applied with one warning.
 
     Raises:
         IdentityMismatchError: naming the adapter, the base it was trained on and the model it meets.
     """
     record = Path(adapter_dir) / ADAPTER_FILE
     if not record.is_file():
+        _check_peft_base_class(Path(adapter_dir), base)
         return
     try:
         stored = json.loads(record.read_text(encoding="utf-8"))
@@ -180,6 +211,32 @@ def check_adapter_base(adapter_dir: str | Path, base: str | Path) -> None:
             else "another base model (its files differ)")
     raise IdentityMismatchError(f"{adapter_dir}: the adapter was trained on {stored.get('base_model')} and would be "
                                 f"applied to {base}, {what}; load it onto the model it was trained on")
+
+
+def _json_field(path: Path, key: str) -> Any:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data.get(key) if isinstance(data, dict) else None
+
+
+def _check_peft_base_class(adapter_dir: Path, base: str | Path) -> None:
+    """An adapter without our record: refuse a base whose architecture is not the class peft recorded."""
+    mapping = _json_field(adapter_dir / "adapter_config.json", "auto_mapping")  # peft's record of the base class
+    trained_class = mapping.get("base_model_class") if isinstance(mapping, dict) else None
+    architectures = _json_field(Path(base) / "config.json", "architectures") if Path(base).is_dir() else None
+    if not isinstance(trained_class, str) or not isinstance(architectures, list) or not architectures:
+        log.warning("%s: the adapter has no %s and its base cannot be compared with %s; applying it as it is",
+                    adapter_dir, ADAPTER_FILE, base)
+        return
+    if trained_class in architectures:
+        return
+    trained_on = _json_field(adapter_dir / "adapter_config.json", "base_model_name_or_path")
+    raise IdentityMismatchError(
+        f"{adapter_dir}: the adapter was trained on a {trained_class} ({trained_on or 'base not recorded'}, per its "
+        f"adapter_config.json) and would be applied to {base}, a {'/'.join(map(str, architectures))}; load it onto "
+        f"a model of the class it was trained on")
 
 
 def check_inputs_unchanged(stored: dict | None, current: dict | None, *, output: str | Path, stored_at: str | Path,

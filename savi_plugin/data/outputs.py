@@ -7,6 +7,8 @@ What holds for every output, by construction (README "Guarantees"):
   command and the same configuration (a resume or an extension); a mark of another command or configuration is
   refused naming what changed, and an output without our mark (a user's file, a folder with files we did not
   write, ``--output-dir .`` in a project) is refused naming a file in it.
+* **An output is a regular file or a folder** (:func:`special_kind`): an existing FIFO, socket or device (also
+  through a symlink, e.g. ``/dev/null`` or ``/dev/stdout``) is refused, never replaced by the final rename.
 * **An output is never an input** (:func:`check_distinct`): not equal to, and not inside (nor, for a folder
   output, around) anything the job reads -- the model folder, a data file, the recipe, a video a manifest names.
   Paths are compared after ``..``, ``./`` and symlinks are resolved, by inode (a hard link is the same file), and
@@ -22,6 +24,10 @@ What holds for every output, by construction (README "Guarantees"):
   :func:`atomic_path`, :func:`temp_folder`): a temporary file is named ``.<name>.<pid>.<random>.tmp`` beside the
   destination and removed on every exit (success, exception, Ctrl-C); the destination is replaced by one
   ``rename``.
+* **A configuration error marks nothing** (:meth:`Output.undo`): when a ``ConfigurationError`` -- or any error
+  before the first result (the job added only its mark and empty files) -- leaves the ``with claim(...)`` block of
+  an output that was new, what the job created there (mark, sidecars, files, the folder) is removed, so the
+  corrected command is not refused as "another configuration".
 * **A full disk names the destination** (:func:`disk_error`): ``ENOSPC``, ``EDQUOT`` and ``EFBIG`` become one
   ``OSError`` naming the file the user asked for, never a temporary name, and no temporary file is left.
 
@@ -128,6 +134,10 @@ def atomic_path(path: str | Path, suffix: str = "") -> Iterator[Path]:
     yielded path; ``suffix`` ends its name (e.g. ``.mp4``, for writers that pick a format by the name).
     """
     path = Path(path)
+    special = special_kind(path)
+    if special is not None:  # the rename would replace the node (a FIFO, /dev/null) instead of writing through it
+        raise ForeignOutputError(f"{path}: exists and is {special}; savi writes only regular files: choose another "
+                                 f"output")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = _temp_name(path, suffix)
     try:
@@ -471,6 +481,24 @@ def check_not_any(outputs: Mapping[str, str | Path], files: Iterable[str | Path]
 
 
 # --------------------------------------------------------------------------------------------- claiming
+def special_kind(path: str | Path) -> str | None:
+    """What ``path`` is when it exists and is neither a regular file nor a folder (followed through symlinks):
+    ``"a FIFO (named pipe)"``, ``"a character device"``, ... ; None otherwise (absent, a file, a folder, a broken
+    link). An output is written by renaming a temporary onto it, which would replace such a node (``/dev/null``
+    run as root) instead of writing through it."""
+    import stat
+
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return None
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+        return None
+    kinds = ((stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"),
+             (stat.S_ISBLK, "a block device"))
+    return next((name for test, name in kinds if test(mode)), "not a regular file")
+
+
 def read_mark(output: str | Path, folder: bool) -> dict | None:
     """Our mark on ``output`` (``{"command", "config"}``), or None when it has none (or it is unreadable)."""
     info = _read_info(mark_path(output, folder))
@@ -502,6 +530,8 @@ class Output:
         self.path, self.folder, self.command, self.config = path, folder, command, dict(config)
         self.lock = lock
         self.previous = previous  #: the mark found on the output (None: the output was new)
+        #: what existed before the job (None: the output was not new); a configuration error removes the rest
+        self._before: set[str] | None = None
 
     @property
     def mark(self) -> Path:
@@ -521,11 +551,74 @@ class Output:
     def release(self) -> None:
         self.lock.release()
 
+    def undo(self) -> None:
+        """Remove everything this job created at a new output (the mark, sidecars, files), leaving what was there
+        before: a configuration error found after the claim marks nothing, so the corrected command is not refused
+        as "another configuration" (README "Guarantees": configuration errors stop with nothing marked)."""
+        if self._before is None or not (_is_main_rank() or self.lock.every_rank):
+            return
+        parent = _parent(self.path)
+        for name in sorted(self._added(), reverse=True):  # a folder's entries before the folder
+            target = parent / name
+            if target.is_dir() and not target.is_symlink():
+                remove_tree(target)
+            else:
+                with contextlib.suppress(FileNotFoundError):
+                    target.unlink()
+        if not self.folder and self.path.name in self._before and self.path.is_file():
+            os.truncate(self.path, 0)  # it was empty (claim accepts no other unmarked file)
+
+    def _added(self) -> set[str]:
+        """What the job added to the output (paths relative to its folder's parent), without the lock files."""
+        name = self.path.name
+        locks = {f"{name}/{LOCK_NAME}", f"{name}/{LOCK_NAME}.excl", f"{name}.lock", f"{name}.lock.excl"}
+        return _existing_names(self.path, self.folder) - (self._before or set()) - locks - {name}
+
+    def _holds_no_result(self) -> bool:
+        """Whether what this job added to a new output is only its mark and empty files (nothing to resume)."""
+        if self._before is None:
+            return False
+        parent, mark = _parent(self.path), str(self.mark.relative_to(_parent(self.path)))
+        for name in self._added() | ({self.path.name} - self._before):
+            target = parent / name
+            if self.folder and name == self.path.name:
+                continue  # the folder itself: its entries decide
+            if name != mark and os.path.lexists(target) and not (target.is_file() and not target.is_symlink()
+                                                                 and target.stat().st_size == 0):
+                return False
+        return True
+
     def __enter__(self) -> "Output":
         return self
 
-    def __exit__(self, *exc) -> None:
-        self.release()
+    def __exit__(self, exc_type, exc, tb) -> None:
+        from savi_plugin.errors import ConfigurationError
+
+        undo = exc_type is not None and (issubclass(exc_type, ConfigurationError) or self._holds_no_result())
+        try:
+            if undo:
+                self.undo()
+        finally:
+            self.release()
+        if undo and self._before is not None and self.path.name not in self._before:
+            with contextlib.suppress(OSError):  # created by this job: a folder empty once undone, or the file
+                self.path.rmdir() if self.folder else self.path.unlink()
+
+
+def _parent(path: Path) -> Path:
+    return path.parent if str(path.parent) else Path(".")
+
+
+def _existing_names(path: Path, folder: bool) -> set[str]:
+    """What makes up output ``path`` now, relative to its parent: the output itself, its sidecars beside it
+    (``<name>.*``) and, for a folder, its entries (``<name>/<entry>``)."""
+    parent = _parent(path)
+    if not parent.is_dir():
+        return set()
+    names = {p.name for p in parent.iterdir() if p.name == path.name or p.name.startswith(path.name + ".")}
+    if folder and path.is_dir() and not path.is_symlink():
+        names |= {f"{path.name}/{p.name}" for p in path.iterdir()}
+    return names
 
 
 def claim(output: str | Path, *, command: str, config: Mapping[str, Any] | None = None, folder: bool = False,
@@ -567,6 +660,10 @@ def claim(output: str | Path, *, command: str, config: Mapping[str, Any] | None 
     path = Path(output)
     config = dict(config or {})
     check_distinct(path, inputs or {}, output_name=output_name, folder=folder)
+    special = special_kind(path)
+    if special is not None:
+        raise ForeignOutputError(f"{output}: {output_name} exists and is {special}; savi writes only regular files "
+                                 f"and folders (it would replace it): choose another {output_name}")
     if path.exists() and path.is_dir() != folder:
         raise ForeignOutputError(f"{output}: {output_name} exists and is {'a file' if folder else 'a folder'}; "
                                  f"a {'folder' if folder else 'file'} is needed here: choose another {output_name}")
@@ -577,6 +674,7 @@ def claim(output: str | Path, *, command: str, config: Mapping[str, Any] | None 
         # would judge a folder rank 0 never sees; node-local folders are refused by the collective checks that
         # need them (training.distributed.shared_resume_point).
         return Output(path, folder, command, config, held, read_mark(path, folder))
+    before = _existing_names(path, folder)  # before the lock file exists (it may create the folder)
     if lock:
         held.acquire()
     try:
@@ -601,7 +699,9 @@ def claim(output: str | Path, *, command: str, config: Mapping[str, Any] | None 
     except BaseException:
         held.release()
         raise
-    return Output(path, folder, command, config, held, previous)
+    claimed = Output(path, folder, command, config, held, previous)
+    claimed._before = before if previous is None else None
+    return claimed
 
 
 @contextlib.contextmanager

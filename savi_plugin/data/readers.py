@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from savi_plugin.data.paths import file_problem
 from savi_plugin.data.record import DataError, PreferenceRecord, validate_record
 from savi_plugin.untrusted import load_json
 
@@ -31,8 +32,9 @@ def iter_json_objects(path: str | Path, errors: list[DataError] | None = None) -
     is a list, is appended to it and skipped (the next lines are still read).
     """
     path = Path(path)
-    if not path.is_file():
-        raise DataError(str(path), None, None, "file not found")
+    problem = file_problem(path, "data file")  # a folder, FIFO or device is named, never opened
+    if problem:
+        raise DataError(str(path), None, None, problem)
     raw = path.read_bytes()
     if raw.lstrip()[:1] == b"[":
         try:

@@ -56,7 +56,7 @@ def scan_task_names(folder: str | Path) -> set[str]:
 
 
 @functools.cache
-def known_task_names() -> frozenset[str]:
+def _shipped_task_names() -> frozenset[str]:
     """Our task folder's names and lmms-eval's built-in ones (empty when lmms-eval is not installed)."""
     from savi_plugin.eval.registration import tasks_path
 
@@ -66,6 +66,20 @@ def known_task_names() -> frozenset[str]:
     except ImportError:
         return frozenset()
     return frozenset(names | scan_task_names(Path(lmms_eval.__file__).parent / "tasks"))
+
+
+def known_task_names() -> frozenset[str]:
+    """Every task name lmms-eval will find with our model: ours, lmms-eval's built-in ones, and those of the
+    benchmarks other distributions register (``savi_plugin.benchmarks``); empty when lmms-eval is not installed."""
+    from savi_plugin.eval.registration import benchmark_task_folders
+
+    shipped = _shipped_task_names()
+    if not shipped:
+        return shipped
+    extra: set[str] = set()
+    for folder in benchmark_task_folders():
+        extra |= scan_task_names(folder)
+    return shipped | extra
 
 
 def check_task_names(tasks: list[str], key: str = "eval.tasks", source: str | None = None) -> None:

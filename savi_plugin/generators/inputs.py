@@ -26,7 +26,7 @@ from savi_plugin.data.choices import (
     duplicate_options,
     duplicate_options_message,
 )
-from savi_plugin.data.paths import resolve_video_path
+from savi_plugin.data.paths import file_problem, resolve_video_path
 from savi_plugin.data.readers import iter_json_objects
 from savi_plugin.data.record import DataError
 from savi_plugin.generators.text import normalize_answer
@@ -170,7 +170,9 @@ def load_inputs(source: str | Path, data_root: str | Path | None = None) -> list
         if not items:
             raise DataError(str(source), None, None, "the manifest has no records")
     else:
-        raise DataError(str(source), None, None, "input not found (expected a folder of videos or a JSONL manifest)")
+        problem = file_problem(source, "folder of videos or a JSONL manifest")
+        raise DataError(str(source), None, None, "input not found (expected a folder of videos or a JSONL manifest)"
+                        if problem == "file not found" else problem)
     seen: dict[str, str] = {}
     for item in items:
         if item.id in seen:

@@ -46,7 +46,7 @@ from typing import Any
 
 from savi_plugin import registry
 from savi_plugin.data.fingerprint import check_same_config
-from savi_plugin.data.identity import input_identity, model_identity
+from savi_plugin.data.identity import files_identity, input_identity, model_identity
 from savi_plugin.data.outputs import ForeignOutputError, check_distinct, check_not_any, claim, sidecar, write_json
 from savi_plugin.data.paths import is_within, path_for_file, path_from_file
 from savi_plugin.data.record import check_encodable
@@ -302,6 +302,9 @@ def run_generation(*, generator: str | type | Generator, model: Any, inputs: str
     gen = resolve_generator(generator, options)
     items = list(inputs) if not isinstance(inputs, (str, Path)) else load_inputs(inputs, data_root)
     check_inputs_encodable(items)
+    # the videos a manifest names, by content (a folder input's identity covers its files already)
+    videos = files_identity(item.video for item in items) if isinstance(inputs, (str, Path)) and Path(
+        inputs).is_file() else None
     if limit is not None:
         items = items[:limit]
     gen.check_items(items)
@@ -341,6 +344,7 @@ def run_generation(*, generator: str | type | Generator, model: Any, inputs: str
         "dtype": dtype,
         # what the inputs, model and adapter are by content: a resume after any of them changed is refused
         "identity": {"inputs": input_identity(inputs) if isinstance(inputs, (str, Path)) else None,
+                     "videos": videos,
                      "model": model_identity(model if by_path else getattr(model, "name_or_path", None)),
                      "adapter": model_identity(adapter) if adapter else None},
     }

@@ -76,5 +76,8 @@ def plan_train(recipe: Recipe, output_dir: str | Path, *, hardware_notes: list[s
     """
     from savi_plugin.training.run import lora_config
 
+    from savi_plugin.training.arguments import forget_deepspeed
+
     args = recipe_training_args(recipe, output_dir, hardware_notes, **overrides)
+    forget_deepspeed(args)  # a plan: the run builds its own
     return args, lora_config(recipe.lora.peft_kwargs())

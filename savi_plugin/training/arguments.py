@@ -228,4 +228,17 @@ def check_training_args(recipe) -> None:
 
     with warnings.catch_warnings():  # deprecation notes of transformers belong to the run, not to every load
         warnings.simplefilter("ignore")
-        recipe_training_args(recipe, recipe.train.get("output_dir") or "savi_runs/train")
+        forget_deepspeed(recipe_training_args(recipe, recipe.train.get("output_dir") or "savi_runs/train"))
+
+
+def forget_deepspeed(args) -> None:
+    """Drop the process-wide DeepSpeed configuration transformers registered while ``args`` was built.
+
+    Building ``TrainingArguments`` with a DeepSpeed file registers it for the whole process: every later
+    ``from_pretrained`` then builds its model inside ZeRO-3's ``zero.Init`` (which needs a launcher's
+    ``LOCAL_RANK``). Arguments built only to be checked (recipe load, ``--dry-run``, the check before a run) must
+    not leave that behind; the run builds its own."""
+    if getattr(args, "hf_deepspeed_config", None) is not None:
+        from transformers.integrations.deepspeed import unset_hf_deepspeed_config
+
+        unset_hf_deepspeed_config()

@@ -93,10 +93,37 @@ def apply_lora(backend, lora: dict[str, Any] | None = None, *, seed: int | None 
     from peft import get_peft_model
 
     config = lora_config(lora, backend)
+    check_lora_rank(backend.model, config)
     if seed is not None:
         torch.manual_seed(seed)
     backend.model = get_peft_model(backend.model, config)
     return backend.model
+
+
+def check_lora_rank(model, config) -> None:
+    """Refuse a LoRA rank above every layer it adapts, before peft allocates the adapter.
+
+    The update ``B @ A`` of a ``d_out x d_in`` layer has rank at most ``min(d_in, d_out)`` (Hu et al. 2021, LoRA,
+    Sec. 4.1), so a rank above the widest such ``min`` over the targeted layers adds memory and no capacity;
+    ``lora.r=4294967295`` would otherwise ask the allocator for terabytes.
+
+    Raises:
+        ConfigError: at ``lora.r``, naming the largest useful rank and the layer that has it.
+    """
+    from peft.tuners.tuners_utils import check_target_module_exists
+
+    from savi_plugin.errors import ConfigError
+
+    widest, where = 0, None
+    for name, module in model.named_modules():
+        shape = (getattr(module, "in_features", None), getattr(module, "out_features", None))
+        if not all(isinstance(n, int) for n in shape) or not check_target_module_exists(config, name):
+            continue
+        if min(shape) > widest:
+            widest, where = min(shape), f"{name}: {shape[0]} -> {shape[1]}"
+    if where is not None and config.r > widest:
+        raise ConfigError("lora.r", f"must be <= {widest}, the largest rank a targeted layer can use ({where}); a "
+                                    f"higher rank adds memory, not capacity, got {config.r}")
 
 
 def last_complete_checkpoint(output_dir: str | Path) -> str | None:

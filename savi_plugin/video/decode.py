@@ -10,7 +10,6 @@ are the other rules (:mod:`savi_plugin.video.sampling`).
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,27 +62,14 @@ class VideoDecodeError(InputError):
 
 
 def path_problem(path: str | Path) -> str | None:
-    """Why ``path`` is not a readable video file -- what it is instead -- or None for a regular file.
+    """Why ``path`` is not a readable video file -- what it is instead -- or None for a regular file
+    (:func:`savi_plugin.data.paths.file_problem`).
 
     A FIFO or a device would block or stream forever if opened, so it is named and never opened.
     """
-    import stat
+    from savi_plugin.data.paths import file_problem
 
-    path = Path(path)
-    try:
-        mode = path.stat().st_mode
-    except FileNotFoundError:
-        if path.is_symlink():
-            return f"is a broken symbolic link (to {os.readlink(path)})"
-        return "file not found"
-    except OSError as exc:
-        return f"cannot be read ({exc.strerror or exc})"
-    if stat.S_ISREG(mode):
-        return None
-    kinds = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISSOCK, "a socket"),
-             (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"))
-    kind = next((name for test, name in kinds if test(mode)), "not a regular file")
-    return f"is {kind}, not a video file"
+    return file_problem(path, "video file")
 
 
 def _cap_error(path: Path, width: int, height: int, cap: int, source: str) -> VideoDecodeError:

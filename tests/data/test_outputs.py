@@ -160,3 +160,57 @@ def test_claim_refuses_an_output_inside_around_or_linked_to_an_input(tmp_path):
                            (model / "sub" / "x", True)):
         with pytest.raises(OutputIsInputError):
             claim(output, command="savi x", folder=folder, inputs={"the model": model, "the data": data})
+
+
+#: how a job leaves its claimed output: (error raised inside the block, what it wrote, whether the output stays)
+ENDINGS = {
+    "config-error-after-a-result": ("config", "result", False),
+    "config-error-after-the-mark": ("config", "mark", False),
+    "other-error-after-the-mark-only": ("runtime", "mark", False),
+    "other-error-after-a-result": ("runtime", "result", True),  # a machine failure keeps what a resume continues
+    "interrupt-after-a-result": ("interrupt", "result", True),
+}
+
+
+@pytest.mark.parametrize("folder", [True, False], ids=["folder", "file"])
+@pytest.mark.parametrize("existed", [False, True], ids=["absent", "empty"])
+@pytest.mark.parametrize("ending", list(ENDINGS))
+def test_a_job_that_fails_before_its_first_result_marks_nothing(ending, existed, folder, tmp_path):
+    from savi_plugin.errors import ConfigError
+
+    error, wrote, stays = ENDINGS[ending]
+    out = tmp_path / ("out" if folder else "out.jsonl")
+    (tmp_path / "users-file.txt").write_text("not ours")
+    if existed:
+        out.mkdir() if folder else out.write_text("")
+    raised = {"config": ConfigError("lora.r", "too large"), "runtime": RuntimeError("boom"),
+              "interrupt": KeyboardInterrupt()}[error]
+    with pytest.raises(type(raised)):
+        with claim(out, command="savi test", config={"a": 1}, folder=folder) as claimed:
+            claimed.write_mark()
+            if wrote == "result":
+                (out / "result.bin" if folder else out).write_bytes(b"a result")
+                outputs.write_json(claimed.sidecar("progress.json"), {"done": 1})
+            raise raised
+    names = sorted(p.name for p in tmp_path.iterdir())
+    if stays:
+        assert outputs.read_mark(out, folder) is not None
+    else:  # as before the job: a corrected command is a new run, not "another configuration"
+        assert names == sorted(["users-file.txt"] + (["out" if folder else "out.jsonl"] if existed else []))
+        if existed and folder:
+            assert list(out.iterdir()) == []
+        claim(out, command="savi test", config={"a": 2}, folder=folder).release()
+    assert (tmp_path / "users-file.txt").read_text() == "not ours"
+
+
+def test_a_failing_resume_keeps_the_earlier_result(tmp_path):
+    from savi_plugin.errors import ConfigError
+
+    out = tmp_path / "out.jsonl"
+    with claim(out, command="savi test", config={"a": 1}) as claimed:
+        claimed.write_mark()
+        out.write_text('{"id": 1}\n')
+    with pytest.raises(ConfigError):
+        with claim(out, command="savi test", config={"a": 1}):
+            raise ConfigError("x", "bad")
+    assert out.read_text() == '{"id": 1}\n' and outputs.read_mark(out, False) is not None

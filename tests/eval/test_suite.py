@@ -9,6 +9,7 @@ import io
 import json
 import os
 import shutil
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -64,6 +65,10 @@ def suite(tmp_path_factory):
             "--data-root", str(tmp / "data"), "--limit", str(LIMIT), "--num-frames", "4"]
     env = offline_env(tmp / "data", tmp / "hf")
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(site), env.get("PYTHONPATH", "")) if p)
+    from savi_plugin.eval.benchmarks import registered
+
+    sys.path.insert(0, str(site))  # installed, as a user's benchmark is: seen here (task names) and by lmms-eval
+    registered.cache_clear()
     with _environ(env):
         code, _out, err = _suite(argv)
         assert code == 0, err[-3000:]
@@ -74,6 +79,10 @@ def suite(tmp_path_factory):
         code2, _, err2 = _suite(argv)
         assert code2 == 0, err2[-3000:]
         refused = _suite([*argv[:-2], "--num-frames", "8"])
+    sys.path.remove(str(site))
+    for name in [m for m in sys.modules if m.partition(".")[0] == "toybench"]:
+        del sys.modules[name]  # the throw-away distribution is gone: later tests install their own
+    registered.cache_clear()
     return tmp, json.loads(first), err, err2, refused
 
 
@@ -156,4 +165,18 @@ def test_named_suites_say_what_they_leave_out_and_labels_are_unique(tmp_path):
     code, _, err = _suite(["rrpo", "--model", "m", "--out", str(tmp_path / "s")])
     assert code == 1 and err.strip().splitlines()[-1] == (
         "savi eval suite: at least one --adapter is needed, to compare with the base model")
+    assert not (tmp_path / "s").exists()
+
+
+@pytest.mark.parametrize("argv", [
+    ["eval", "suite", "savi_mvbench,savi_mvbenchh", "--model", "m", "--adapter", "a"],
+    ["eval", "run", "--", "--model", "savi_video", "--model_args", "pretrained=m", "--tasks", "videome"]])
+def test_a_misspelt_task_is_one_line_before_lmms_eval_starts(argv, tmp_path):
+    """Named before any folder, model or lmms-eval process (it used to fail after a model's evaluation with
+    "lmms-eval wrote no *_results.json")."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main([*argv, *(["--out", str(tmp_path / "s")] if argv[1] == "suite" else [])])
+    assert code == 2 and len(err.getvalue().strip().splitlines()) == 1, err.getvalue()
+    assert "unknown lmms-eval task" in err.getvalue() and "did you mean" in err.getvalue()
     assert not (tmp_path / "s").exists()

@@ -379,3 +379,45 @@ def test_savi_train_prints_a_data_error_as_one_line(problem, where, tiny_llava_o
     code, _, err = savi(capsys, "train", recipe, "--data", data, "--output-dir", tmp_path / "out")
     assert code == 1
     assert_one_line_error(err, str(data), where)
+
+
+# ------------------------------------------------------------------------------------------------ JSON values
+#: what ``json`` accepts but the untrusted-input boundary refuses: (raw text spliced into line 2, message fragment)
+BAD_JSON_VALUES = {
+    "duplicate-key": ('"question": "What shape is it?"', "appears twice"),
+    "5000-digit-integer": ('"weight": ' + "9" * 5000, "5000 digits"),
+    "5000-digit-negative": ('"weight": -' + "9" * 5000, "5000 digits"),
+    "float-beyond-range": ('"weight": 1e999', "beyond the range"),
+    "negative-float-beyond-range": ('"weight": -1.5e400', "beyond the range"),
+}
+#: every command that reads a JSON-lines input: (argv builder (input, tmp) -> argv, exit code, where the line is)
+JSON_READERS = {
+    "data validate": (lambda f, tmp: ["data", "validate", f], 1, "stdout"),
+    "data convert": (lambda f, tmp: ["data", "convert", f, tmp / "out.jsonl", "--to", "trl"], 1, "stderr"),
+    "inspect": (lambda f, tmp: ["inspect", f, "--out", tmp / "site", "--no-progress"], 0, "site"),  # counted
+    "generate": (lambda f, tmp: ["generate", "--generator", "rrpo", "--model", tmp / "no-model", "--input", f,
+                                 "--output", tmp / "out.jsonl", "--no-progress"], 1, "stderr"),
+}
+
+
+@pytest.mark.parametrize("reader", list(JSON_READERS))
+@pytest.mark.parametrize("value", list(BAD_JSON_VALUES))
+def test_json_values_beyond_the_boundary_name_file_and_line(reader, value, tmp_path, capsys):
+    from misuse_kit import qa_item, savi
+
+    text, fragment = BAD_JSON_VALUES[value]
+    build, exit_code, stream = JSON_READERS[reader]
+    first = (qa_item("q1", "v.mp4") if reader == "generate" else
+             {"id": "p1", "video": "v.mp4", "question": "What is it?", "chosen": "A cat.", "rejected": "A dog."})
+    second = json.dumps(dict(first, id="x2"))
+    path = tmp_path / "in.jsonl"
+    path.write_text(json.dumps(first) + "\n" + second[:-1] + ", " + text + "}\n", encoding="utf-8")
+    code, out, err = savi(capsys, *build(path, tmp_path))
+    assert code == exit_code and "Traceback" not in err, err
+    if stream == "site":  # the site lists bad records with their reason and counts them
+        assert "1 bad record(s)" in out
+        listed = "".join(p.read_text(encoding="utf-8") for p in (tmp_path / "site").glob("index*"))
+        assert fragment in listed and ":2" in listed
+        return
+    assert f"{path}:2:" in (out if stream == "stdout" else err) and fragment in out + err, out + err
+    assert not (tmp_path / "out.jsonl").exists()

@@ -19,6 +19,8 @@ import hashlib
 import json
 import os
 import shutil
+import socket
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -225,6 +227,54 @@ def test_an_existing_target_that_is_not_ours_for_this_run_is_refused(writer, sta
     assert snapshot(tmp_path) == before and snapshot(world) == inputs
 
 
+#: nodes that are neither a file nor a folder: the final rename would replace them (``/dev/null`` as root)
+SPECIAL_NODES = ("fifo", "socket", "char-device", "symlink-to-fifo", "symlink-to-char-device")
+
+
+def _make_special(out: Path, kind: str, tmp: Path) -> None:
+    target = tmp / f"node-{kind.rsplit('-to-', 1)[-1]}" if kind.startswith("symlink") else out
+    base = kind.rsplit("-to-", 1)[-1]
+    if base == "fifo":
+        os.mkfifo(target)
+    elif base == "socket":
+        sock = socket.socket(socket.AF_UNIX)
+        sock.bind(str(target))
+        sock.close()
+    elif base == "char-device":
+        try:
+            os.mknod(target, 0o666 | stat.S_IFCHR, os.makedev(1, 3))  # what /dev/null is
+        except PermissionError:
+            pytest.skip("creating a device node needs root")
+    if kind.startswith("symlink"):
+        out.symlink_to(target)
+
+
+@pytest.mark.parametrize("writer", list(WRITERS))
+@pytest.mark.parametrize("kind", SPECIAL_NODES)
+def test_an_existing_fifo_socket_or_device_target_is_refused_not_replaced(writer, kind, world, tmp_path, capsys):
+    spec = WRITERS[writer]
+    out = tmp_path / ("out" if spec.folder else "out.jsonl")
+    _make_special(out, kind, tmp_path)
+    before, inputs = os.lstat(out), snapshot(world)
+    code, _, err = savi(capsys, *spec.argv(world, out))
+    assert code != 0
+    assert_one_line_error(err, str(out), "exists and is a")
+    after = os.lstat(out)
+    assert (after.st_ino, after.st_mode) == (before.st_ino, before.st_mode)  # the node itself, not a new file
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted({out.name, *(p.name for p in tmp_path.glob("node-*"))})
+    assert snapshot(world) == inputs
+
+
+def test_the_atomic_writer_refuses_a_special_node_whoever_calls_it(tmp_path):
+    """The backstop below :func:`claim`: a writer that did not claim its output still cannot replace a FIFO."""
+    from savi_plugin.data.outputs import ForeignOutputError, write_text
+
+    os.mkfifo(tmp_path / "pipe")
+    with pytest.raises(ForeignOutputError, match="FIFO"):
+        write_text(tmp_path / "pipe", "x")
+    assert stat.S_ISFIFO(os.lstat(tmp_path / "pipe").st_mode) and len(list(tmp_path.iterdir())) == 1
+
+
 @pytest.mark.parametrize("writer", [w for w, s in WRITERS.items() if s.cheap])
 def test_a_new_target_is_written_and_the_same_run_again_is_accepted(writer, world, tmp_path, capsys):
     spec = WRITERS[writer]
@@ -393,8 +443,9 @@ def test_an_adapter_refuses_a_base_it_was_not_trained_on(world, tiny_qwen2_vl, t
         load_backend(other, adapter=adapter)
     code, _, err = savi(capsys, "generate", "--model", tiny_qwen2_vl, "--adapter", adapter, "--input",
                         world / "data/qa.jsonl", "--output", tmp_path / "p.jsonl", *GEN)
-    assert code == 1
+    assert code == 2  # a configuration error: nothing marked, the corrected command runs
     assert_one_line_error(err, str(adapter), "another model family (llava_onevision -> qwen2_vl)")
+    assert list(tmp_path.glob("p.jsonl*")) == []
 
 
 def test_a_report_path_that_holds_a_users_file_is_refused(world, tmp_path, capsys):
@@ -417,3 +468,102 @@ def test_train_into_a_finished_folder_with_another_configuration_is_refused_with
     assert_one_line_error(err, str(out), "different configuration", "training.beta")
     code, _, err = savi(capsys, *argv)  # the same configuration again: accepted (it trains the same run anew)
     assert code == 0, err
+
+
+#: what an adapter folder records about its base: ours (savi_adapter.json) or only what peft writes
+ADAPTER_RECORDS = ("savi", "peft-only")
+
+
+def _adapter_of(base: Path, folder: Path, record: str) -> Path:
+    """An adapter folder trained on ``base`` as far as its records say (the check reads records before weights)."""
+    from savi_plugin.data.identity import write_adapter_identity
+
+    folder.mkdir()
+    architecture = json.loads((base / "config.json").read_text())["architectures"][0]
+    (folder / "adapter_config.json").write_text(json.dumps({
+        "peft_type": "LORA", "base_model_name_or_path": str(base),
+        "auto_mapping": {"base_model_class": architecture, "parent_library": "transformers"}}))
+    if record == "savi":
+        write_adapter_identity(folder, base, None)
+    return folder
+
+
+@pytest.mark.parametrize("record", ADAPTER_RECORDS)
+def test_an_adapter_of_another_family_is_refused_whatever_it_records(record, world, tiny_qwen2_vl, tmp_path, capsys):
+    from savi_plugin.data.identity import check_adapter_base
+
+    adapter = _adapter_of(world / "model", tmp_path / "adapter", record)
+    check_adapter_base(adapter, world / "model")  # its own base: accepted
+    code, _, err = savi(capsys, "generate", "--model", tiny_qwen2_vl, "--adapter", adapter, "--input",
+                        world / "data/qa.jsonl", "--output", tmp_path / "p.jsonl", *GEN)
+    assert code == 2 and list(tmp_path.glob("p.jsonl*")) == []  # refused before the first item, nothing marked
+    line = assert_one_line_error(err, str(adapter), "trained on")
+    assert "qwen2_vl" in line.lower() or "Qwen2VL" in line
+
+
+def test_an_adapter_with_no_record_of_its_base_is_applied_with_one_warning(world, tmp_path, caplog):
+    from savi_plugin.data.identity import check_adapter_base
+
+    adapter = tmp_path / "adapter"
+    adapter.mkdir()
+    (adapter / "adapter_config.json").write_text(json.dumps({"peft_type": "LORA"}))
+    with caplog.at_level("WARNING"):
+        check_adapter_base(adapter, world / "model")
+    assert "cannot be compared" in caplog.text
+
+
+@pytest.mark.parametrize("rank", ["widest+1", 2**24, 2**32 - 1])
+def test_a_lora_rank_above_every_layer_is_refused_before_allocation_and_marks_nothing(rank, world, tmp_path, capsys):
+    """``lora.r`` has a per-model maximum (min(d_in, d_out) of the widest targeted layer): above it peft would ask
+    for up to terabytes. The refusal is a configuration error found after the claim: the folder is left as it was."""
+    config = json.loads((world / "model/config.json").read_text())
+    hidden = config["text_config"]["hidden_size"]
+    value = hidden + 1 if rank == "widest+1" else rank
+    out = tmp_path / "run"
+    argv = [*WRITERS["train"].argv(world, out), f"lora.r={value}"]
+    code, _, err = savi(capsys, *argv)
+    assert code == 2
+    assert_one_line_error(err, "lora.r", f"must be <= {hidden}", str(value))
+    assert not out.exists() and list(tmp_path.iterdir()) == []
+
+
+#: how a video a manifest names can change while the manifest stays byte-identical
+VIDEO_CHANGES = ("copied-over", "symlink-retargeted", "one-byte-appended")
+
+
+@pytest.mark.parametrize("change", VIDEO_CHANGES)
+def test_resume_after_a_named_video_changed_at_the_same_path_is_refused(change, world, tmp_path, capsys):
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    for name in ("v0.mp4", "v1.mp4"):
+        shutil.copyfile(world / "data" / name, videos / f"real-{name}")
+        (videos / name).symlink_to(videos / f"real-{name}")
+    manifest = tmp_path / "qa.jsonl"
+    write_jsonl(manifest, [qa_item(f"q{i}", videos / f"v{i}.mp4") for i in range(2)])
+    out = tmp_path / "pairs.jsonl"
+    argv = ["generate", "--model", world / "model", "--input", manifest, "--output", out, *GEN]
+    code, _, err = savi(capsys, *argv, "--limit", "1")
+    assert code == 0, err
+    if change == "copied-over":
+        shutil.copyfile(videos / "real-v1.mp4", videos / "real-v0.mp4")
+    elif change == "symlink-retargeted":
+        (videos / "v0.mp4").unlink()
+        (videos / "v0.mp4").symlink_to(videos / "real-v1.mp4")
+    else:
+        with open(videos / "real-v0.mp4", "ab") as fh:
+            fh.write(b"\0")
+    before = out.read_bytes()
+    code, _, err = savi(capsys, *argv)  # the resume that would add q1 beside a q0 made from the old video
+    assert code == 1 and out.read_bytes() == before
+    assert_one_line_error(err, str(out), "identity.videos changed content")
+
+
+def test_resume_that_extends_the_limit_over_unchanged_videos_is_accepted(world, tmp_path, capsys):
+    manifest = tmp_path / "qa.jsonl"
+    write_jsonl(manifest, [qa_item(f"q{i}", world / "data" / f"v{i}.mp4") for i in range(2)])
+    out = tmp_path / "pairs.jsonl"
+    argv = ["generate", "--model", world / "model", "--input", manifest, "--output", out, *GEN]
+    assert savi(capsys, *argv, "--limit", "1")[0] == 0
+    code, _, err = savi(capsys, *argv)
+    assert code == 0, err
+    assert len(out.read_text().splitlines()) == 2

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import stat
 from pathlib import Path
 
 import pytest
@@ -147,3 +148,33 @@ def test_a_run_folder_with_model_args_syntax_in_its_path_reaches_lmms_eval(char,
         assert parsed["num_frames"] == 4 and json.loads(Path(parsed["pretrained"], "config.json").read_text()) == {}
     assert not Path(model_arg).exists()  # the links are gone after the call; the run folder is untouched
     assert (model / "config.json").exists()
+
+
+#: every command that reads a user's data file: argv builder (the file, a scratch folder) -> argv
+DATA_READERS = {
+    "data validate": lambda f, tmp: ["data", "validate", f],
+    "data convert": lambda f, tmp: ["data", "convert", f, tmp / "out.jsonl", "--to", "trl"],
+    "inspect": lambda f, tmp: ["inspect", f, "--out", tmp / "site", "--no-progress"],
+    "generate": lambda f, tmp: ["generate", "--generator", "rrpo", "--model", tmp / "m", "--input", f, "--output",
+                                tmp / "out.jsonl", "--no-progress"],
+}
+DATA_KINDS = [*KINDS, "char-device"]
+
+
+@pytest.mark.parametrize("reader,kind", [(r, k) for r in DATA_READERS for k in DATA_KINDS
+                                         if (r, k) != ("generate", "directory")])  # a folder of videos is valid
+def test_a_data_file_that_is_not_a_file_is_named_as_what_it_is(reader, kind, tmp_path_factory, capsys):
+    folder = tmp_path_factory.mktemp("d")  # short: a socket path is limited to ~100 bytes
+    path = folder / "in.jsonl"
+    if kind == "char-device":
+        try:
+            os.mknod(path, 0o666 | stat.S_IFCHR, os.makedev(1, 5))  # what /dev/zero is: endless if read
+        except PermissionError:
+            pytest.skip("creating a device node needs root")
+    else:
+        make_special(kind, path)
+    code, out, err = savi(capsys, *DATA_READERS[reader](path, folder))
+    assert code != 0 and "Traceback" not in err
+    named = NAMED.get(kind, "is a character device")
+    assert f"{path}:" in out + err and named in out + err, out + err
+    assert not (folder / "out.jsonl").exists() and not (folder / "site").exists()

@@ -116,10 +116,13 @@ FLAG_CASES = [
     (GENERATE + ["--backend", "llava_next_video"], "argument --backend: unknown backend 'llava_next_video'"),
     (["generate", "--generator", "rrhf"], "argument --generator: unknown generator 'rrhf'"),
     (["align", "tiny_demo", "--iterations", "0", "--dry-run"], "argument --iterations: must be >= 1, got 0"),
-    (["eval", "fixture", "data", "-n", "0"], "argument -n: must be >= 1, got 0"),  # was an empty dataset, exit 0
-    (["eval", "fixture", "data", "-n", "-1"], "argument -n: must be >= 1, got -1"),
+    (["eval", "fixture", "data", "-n", "0"], "argument -n: must be >= 1 and <= 1000, got 0"),  # was an empty dataset, exit 0
+    (["eval", "fixture", "data", "-n", "-1"], "argument -n: must be >= 1 and <= 1000, got -1"),
     (["eval", "fixture", "data", "-n", "abc"], "argument -n: expected an integer, got 'abc'"),
     (["eval", "fixture", "data", "--seed", "-1"], "argument --seed: must be >= 0, got -1"),
+    # a count with its own maximum, not the shared 2**32 - 1 ceiling (which rendered videos until killed)
+    (["eval", "fixture", "data", "-n", "1001"], "argument -n: must be >= 1 and <= 1000, got 1001"),
+    (["eval", "fixture", "data", "-n", "4294967295"], "argument -n: must be >= 1 and <= 1000, got 4294967295"),
 ]
 
 
@@ -339,3 +342,4 @@ def test_run_generation_api_applies_the_same_rules(kwargs, message, tmp_path):
         run_generation(generator="rrpo", model="m", inputs=[], output=tmp_path / "pairs.jsonl", **kwargs)
     assert message in str(err.value)
     assert list(tmp_path.iterdir()) == []
+

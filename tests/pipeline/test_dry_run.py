@@ -135,3 +135,24 @@ def test_readme_train_line_runs_the_7b_recipe_on_a_tiny_model(tiny_llava_video, 
     report = json.loads(Path("runs/llava_video_7b_rrpo_16f/train_report.json").read_text())
     assert report["global_step"] == 1
     assert Path("runs/llava_video_7b_rrpo_16f/adapter_model.safetensors").is_file()
+
+
+def test_checking_a_zero3_recipe_leaves_no_deepspeed_behind_in_the_process(tmp_path, capsys):
+    """Loading a ZeRO-3 recipe and its dry run build training arguments only to check them: transformers'
+    process-wide DeepSpeed configuration is dropped again, so a model loaded next in the same process is built
+    whole (not inside zero.Init, which would need a launcher's LOCAL_RANK)."""
+    import gc
+
+    from transformers.integrations.deepspeed import is_deepspeed_zero3_enabled
+
+    from savi_plugin.cli import main
+    from savi_plugin.recipe import load_recipe
+
+    gc.disable()  # the arguments may sit in a reference cycle: nothing may depend on when the collector runs
+    try:
+        recipe = load_recipe("llava_onevision_7b_videosavi")
+        assert recipe.train["deepspeed"] and not is_deepspeed_zero3_enabled()
+        assert main(["align", "llava_onevision_7b_videosavi", "--dry-run", "--out", str(tmp_path / "run")]) == 0
+        assert not is_deepspeed_zero3_enabled()
+    finally:
+        gc.enable()
