@@ -238,7 +238,7 @@ def last_correction(text: str) -> re.Match | None:
     return last
 
 
-def after_correction(text: str) -> str | None:
+def after_correction(text: str, last: re.Match | None | bool = True) -> str | None:
     """The text after the answer's last self-correction, or None when it corrects nothing.
 
     A correction follows something already said (``"B. Wait, actually E."``, ``"(D) Sorry, I meant (A)."``,
@@ -246,7 +246,8 @@ def after_correction(text: str) -> str | None:
     ``"..., but it is 3"`` counts only after ``"I thought ..."``. A correction that hedges (``"wait, it could
     also be D"``) is not a replacement answer: None.
     """
-    last = last_correction(text)
+    if last is True:  # not given: found here (``last``: :func:`last_correction` of ``text``)
+        last = last_correction(text)
     if last is None:
         return None
     rest = text[last.end():].strip()

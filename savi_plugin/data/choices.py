@@ -467,14 +467,14 @@ def parse_choice(response: str, options: Sequence[str]) -> Choice:
     listed = _option_list(answer, options, letters)
     if listed is not None:
         return listed
-    corrected = after_correction(answer)
+    cue = last_correction(answer)
+    corrected = after_correction(answer, cue)
     if corrected is not None and is_non_answer(corrected):
         return Choice(None, "retracted")  # "A. Wait, actually I'm not sure."
     if corrected is not None:
         choice = _read(corrected, options, letters)
         if choice.index is not None:
             return choice
-    cue = last_correction(answer)
     if cue is not None and _CLAUSE_START.search(answer[:cue.start()]) and (
             not re.fullmatch(r"(?i)actually\s*", cue.group(0)) or re.search(r"(?i)\bno\s*[,.!]?\s*$", answer[:cue.start()])):
         if _read(answer[:cue.start()], options, letters).index is not None:
