@@ -99,10 +99,19 @@ _NEW_TURN = re.compile(r"(?im)^[ \t]*(?:#+[ \t]*)?(?:question|user|human|q)[ \t]
 _REPEATED = re.compile(r"\s*[(\[]?([A-Za-z])[)\]]?(?:[\s,.;]+[(\[]?\1[)\]]?)+[\s.]*")
 
 
+#: a decoding loop of one capital (``"BBBBBBBB"``)
+_RUN = re.compile(r"([A-Z])\1{2,}")
+#: markup tags other than the answer's (``<output>``, ``<rationale>``) and markdown quote marks (``> **B**``)
+_OTHER_TAG = re.compile(r"</?[A-Za-z_][\w-]+\s*/?>")
+_QUOTE_MARK = re.compile(r"(?m)^[ \t]*>[ \t]*")
+
+
 def clean(response: str) -> str:
     """The answer without reasoning blocks, markdown and chat remnants; JSON answer keys read as ``answer: ...``;
     quoted labels as ``(X)``; ``Ans:`` as ``answer:``."""
     text = _without_reasoning(response or "")
+    if not text.strip() and _THINK_CLOSE.search(response or ""):  # only reasoning: its conclusion is the answer
+        text = _THINK_CLOSE.sub(" ", _THINK_OPEN.sub(" ", response))
     turn = next((m for m in _NEW_TURN.finditer(text) if text[:m.start()].strip()), None)
     if turn is not None and _ANSWERED.search(_SPECIAL_TOKEN.sub(" ", text[:turn.start()])):
         text = text[:turn.start()]
@@ -114,9 +123,10 @@ def clean(response: str) -> str:
     text = _OPT.sub("option ", _ANS.sub("answer: ", text))
     text = _JSON_FENCE.sub("", text)
     text = _ANSWER_TAG.sub(lambda m: f"answer: {m.group(1).strip()}\n", text)
+    text = _OTHER_TAG.sub(" ", _QUOTE_MARK.sub("", text))
     text = _JSON_KEY.sub(lambda m: f"{m.group(1).lower()}: {(m.group(2) if m.group(2) is not None else m.group(3)).strip()}",
                          text).strip()
-    repeated = _REPEATED.fullmatch(text)
+    repeated = _REPEATED.fullmatch(text) or _RUN.fullmatch(text)
     return repeated.group(1) if repeated else text
 
 
@@ -203,23 +213,20 @@ def _answer_line(line: str) -> bool:
 # ------------------------------------------------------------------------------------------ corrections
 _CORRECTION = re.compile(
     r"(?i)\b(?:wait|actually|sorry|correction|scratch\s+that|on\s+(?:second|further)\s+thought|"
-    r"i\s+mean(?:t)?|let\s+me\s+correct(?:\s+(?:that|myself))?|"
+    r"i\s+mean(?:t)?|let\s+me\s+correct(?:\s+(?:that|myself))?|oops|whoops|my\s+(?:bad|mistake)|"
+    r"i\s+(?:was|am|'m|’m)\s+(?:mistaken|wrong)|i\s+(?:miscounted|misread|misspoke)|"
+    r"let\s+me\s+(?:reconsider|recount|re-?check|re-?count|look\s+again|think\s+again)|"
     r"(?:my\s+)?(?:previous|earlier|first|initial|last)\s+answer\b[^.;\n]{0,20}?\b(?:was|is)\s+(?:wrong|incorrect|a\s+mistake))"
-    r"\b[\s,:;.!-]*"
-    r"|(?:\.\.\.|…|[,;?])\s*no\s*[,.!]\s*"
+    r"\b[\s,:;.!\-–—]*"
+    r"|(?:\.\.\.|…|[,;?—–])\s*no\s*[,.!]\s*"
     r"|(?<=\w)\s*,?\s*but\s+(?:it(?:'s|’s|\s+is|\s+was)|(?:the\s+)?(?:correct\s+)?answer\s+is|actually)\b\s*")
 _THOUGHT = re.compile(r"(?i)\b(?:(?:at\s+)?first|initially|originally)\b[^.\n]*?\bthought\b|\bi\s+thought\b")
 _HEDGE = re.compile(r"(?i)\b(?:could|might|may|maybe|perhaps|possibly|probably|or|either|also)\b")
 
 
-def after_correction(text: str) -> str | None:
-    """The text after the answer's last self-correction, or None when it corrects nothing.
-
-    A correction follows something already said (``"B. Wait, actually E."``, ``"(D) Sorry, I meant (A)."``,
-    ``"D\\nOn second thought, B."``, ``"B... no, A."``, ``"The answer is C. Correction: the answer is A."``);
-    ``"..., but it is 3"`` counts only after ``"I thought ..."``. A correction that hedges (``"wait, it could
-    also be D"``) is not a replacement answer: None.
-    """
+def last_correction(text: str) -> re.Match | None:
+    """The answer's last self-correction cue that follows something already said (:func:`after_correction`), or
+    None."""
     last = None
     thought = _THOUGHT.search(text)  # the earliest-ending "I thought": a "but" after it may correct
     for m in _CORRECTION.finditer(text):
@@ -228,6 +235,19 @@ def after_correction(text: str) -> str | None:
         if m.group(0).lower().lstrip(" ,").startswith("but") and not (thought and thought.end() <= m.start()):
             continue
         last = m
+    return last
+
+
+def after_correction(text: str, last: re.Match | None | bool = True) -> str | None:
+    """The text after the answer's last self-correction, or None when it corrects nothing.
+
+    A correction follows something already said (``"B. Wait, actually E."``, ``"(D) Sorry, I meant (A)."``,
+    ``"D\\nOn second thought, B."``, ``"B... no, A."``, ``"The answer is C. Correction: the answer is A."``);
+    ``"..., but it is 3"`` counts only after ``"I thought ..."``. A correction that hedges (``"wait, it could
+    also be D"``) is not a replacement answer: None.
+    """
+    if last is True:  # not given: found here (``last``: :func:`last_correction` of ``text``)
+        last = last_correction(text)
     if last is None:
         return None
     rest = text[last.end():].strip()

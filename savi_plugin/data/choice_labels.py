@@ -58,17 +58,19 @@ def _claim_patterns(letters: str, words: str = "AI") -> tuple[list[re.Pattern], 
     anycase = f"[{letters}{letters.lower()}]"
     cue = (r"(?:answer|option|choice|letter|summary)\s*(?:(?:is|(?:would|should|will|must|might|may|could)\s+be)\s*[:：-]?"
            r"|=|:|-|：|\n)\s*"
-           r"(?:probably\s+|likely\s+|definitely\s+|clearly\s+)?(?:option\s+|choice\s+|letter\s+)?")
+           r"(?:probably\s+|likely\s+|definitely\s+|clearly\s+)?(?:option\s+|choice\s+|letter\s+)?"
+           r"(?:(?:la|el|le|lo|die|der|das|o|a)\s+(?=[A-Z]\b))?")  # "La respuesta correcta es la D"
     verbs = (r"(?:I(?:'d|’d|\s+would|\s+will|'ll)?\s+(?:say|choose|pick|select|go\s+with|guess|answer)|"
              r"I\s+(?:think|believe)(?:\s+(?:it's|it\s+is|it’s|the\s+answer\s+is))?|"
              r"(?:choose|pick|select|go\s+(?:with|for))|my\s+(?:(?:best\s+|final\s+)?(?:answer|choice|pick|guess))\s+(?:is|would\s+be)|"
              r"I\s+guess|lean(?:s|ing)?\s+(?:towards?|to)|"
              r"(?:so|thus|therefore|hence)(?:\s+(?:it's|it\s+is|the\s+answer\s+is))?|"
-             r"(?:probably|likely|maybe|perhaps|possibly)|(?:could|might|may)\s+(?:also\s+)?be)(?:\s*(?:\.{2,}|…))?\s*:?\s*"
+             r"(?:probably|likely|maybe|perhaps|possibly|definitely|certainly|surely|clearly)|(?:could|might|may)\s+(?:also\s+)?be)(?:\s*(?:\.{2,}|…))?\s*:?\s*"
              r"(?:option\s+|choice\s+)?")
     verdict = (r"(?=\s+(?:is|seems|appears|looks|would\s+be|should\s+be)\s+(?:to\s+be\s+)?(?:the\s+)?(?:most\s+)?"
                r"(?:just\s+as\s+|equally\s+|also\s+|as\s+)?"
                r"(?:correct|right|best|true|accurate|answer|likely|plausible|possible|appropriate|suitable)\b)")
+    subjectless = "".join(c for c in letters if c in "AI" or c not in words) or "_"  # EgoSchema's C is a subject
     claim_sources = [
         (rf"^\s*(?:(?:option|choice|answer|best\s+option)\s*[:：]?\s*)?{_OPEN}?\s*(?P<l>{anycase})\s*{_CLOSE}?"
         r"\s*[.:：]?\s*(?:\n|$)"),                                                  # the whole (first line): "B", "(B)"
@@ -91,8 +93,9 @@ def _claim_patterns(letters: str, words: str = "AI") -> tuple[list[re.Pattern], 
         (rf"\b(?:option|choice)\s+(?P<l13>[{letters}])(?![A-Za-z0-9'’\u00c0-\u024f])"            # "option C best fits", not
          r"(?!\s*[:：]|\s+(?:says|states|describes|mentions|suggests|shows|claims|is\s+about|refers|would|requires|"
          r"implies|talks))"),                                                      # "Option A says ..."
-        (rf"(?:[,;:—–]|\s-|\bi\.e\.,?|\bcorresponds?\s+to|\bmatch(?:es)?|\bwhich\s+is|\bthat\s+is)\s*"
-         rf"(?:option\s+)?{_OPEN}?(?P<l14>[{letters}]){_CLOSE}?\s*[.!]?\s*$"),        # "..., i.e., B." at the end
+        (rf"(?:(?:[,;:—–]|\s-)\s*(?:option\s+)?{_OPEN}?(?P<l20>[{subjectless}])"  # "..., B." at the end; not
+         rf"|(?:\bi\.e\.,?|\bcorresponds?\s+to|\bmatch(?:es)?|\bwhich\s+is|\bthat\s+is)\s*"  # "..., C" (a subject)
+         rf"(?:option\s+)?{_OPEN}?(?P<l14>[{letters}])){_CLOSE}?\s*[.!]?\s*$"),        # "..., i.e., B." at the end
         rf"\b(?:correct|right|best)\s+one\s+(?:is|would\s+be)\s*:?\s*{_OPEN}?(?P<l15>[{letters}])(?![A-Za-z0-9'’\u00c0-\u024f])",
         rf"(?P<l16>[{letters}])\s*(?:或者|或|还是|還是)\s*(?P<l17>[{letters}])(?![A-Za-z])",      # "A或者D"
         (rf"(?:(?<=[^\W\d_][^\W\d_][.!?。])\s+|\n\s*)[(\[]?(?P<l19>[{letters}])[)\]]?\s*[.!]?\s*$"),  # "... table. B"

@@ -20,7 +20,10 @@ adds noise to a score; a false match makes a wrong answer count as right). First
 the answer are set aside (:mod:`savi_plugin.data.answer_text`: reasoning blocks, markdown, JSON keys and
 ``<answer>`` tags, a repeated prompt — a reply that only repeats it is ``echo`` — and everything before
 a self-correction such as ``"B. Wait, actually E."`` or ``"My previous answer (A) was wrong"``, a new turn the
-model went on with after answering). Then:
+model went on with after answering). A pick taken back by a correction (``"C -- actually, let me reconsider ... I
+can't tell"``, ``"B. Oops, I miscounted"``) counts only where the correction names one option itself; a reply that
+goes through the options one line each (``"A) Three - too few\nB) Four - possible"``) is read at its separate
+conclusion, else at its one line marked right, never at its first label. Then:
 
 0. **A label with its text**: ``"(B) text"`` / ``"B. text"`` whose text is another option's
    (``"D. left"`` where ``left`` is C) is a ``contradiction``, and so is a short reply whose words beside the label
@@ -83,6 +86,7 @@ from functools import lru_cache
 from savi_plugin.data.answer_text import (
     after_correction,
     after_retraction,
+    last_correction,
     clean,
     drop_prompt_echo,
     first_word_stands_alone,
@@ -136,7 +140,22 @@ _TEXT_CUE = re.compile(r"(?:answer|option|choice)\s+(?:is|would be|should be)$|^
 
 
 def _by_text(text: str, options: Sequence[str], letters: str) -> Choice | None:
-    """The option whose text the answer states (see rule 3 of the module docstring)."""
+    """The option whose text the answer states (see rule 3 of the module docstring); where the whole answer names
+    several, the one its conclusion states (``"... pointing to the right. So the final direction is right."``)."""
+    choice = _text_stated(text, options, letters)
+    if choice is not None and choice.method == "ambiguous":
+        last = None
+        for last in _CONCLUDING.finditer(text):
+            pass
+        if last is not None and text[last.end():].strip():
+            concluded = _text_stated(text[last.end():], options, letters)
+            if concluded is not None and concluded.index is not None:
+                return concluded
+    return choice
+
+
+def _text_stated(text: str, options: Sequence[str], letters: str) -> Choice | None:
+    """:func:`_by_text` on one stretch of text."""
     norm = normalize(text)
     texts = [normalize(strip_option_prefix(o, letter)) for letter, o in zip(letters, options)]
     exact = [i for i, t in enumerate(texts) if t and t == norm]
@@ -202,7 +221,9 @@ def _short_option_stated(words: list[str], start: int, clause_ends: set[int],
     if not answer_like[0]:
         return False
     if words[start].isdigit():  # a number counts only as the answer's only number: "There are 3 people.", or
-        concluded = start == len(words) - 1 and _CONCLUDING_WORDS & set(words[max(0, start - 3):start])  # "..., so 3."
+        clause = max((e for e in clause_ends if e < start), default=-1) + 1  # "..., so in total 5 balls."
+        concluded = (start >= len(words) - 2 and _CONCLUDING_WORDS & set(words[clause:start])  # "..., so 3."
+                     and sum(w.isdigit() for w in words[clause:]) == 1)  # not "So 3 or 4."
         return bool(concluded) or sum(w.isdigit() and not _negated(words, i, clause_ends)
                                       for i, w in enumerate(words)) == 1
     if start in clause_ends:
@@ -212,16 +233,27 @@ def _short_option_stated(words: list[str], start: int, clause_ends: set[int],
     return start == len(words) - 1 and words[start - 1] in {"is", "are", "was", "be"}
 
 
+#: a yes or a no said as a phrase (``"Not at all."``, ``"Of course."``) or an adverb standing alone (``"Absolutely,"``)
+_YES_NO_PHRASE = re.compile(r"(?i)\s*(?:(?P<no>not\s+at\s+all|no\s+way|of\s+course\s+not|(?:absolutely|definitely|certainly)"
+                            r"\s+not|never)|of\s+course)\s*(?:[.,!;:]|$)")
+_SURE = frozenset({"absolutely", "definitely", "certainly", "indeed", "affirmative"})
+
+
 def _by_yes_no(text: str, options: Sequence[str], letters: str) -> Choice | None:
     """Options ``yes`` and ``no``: an answer that is, or opens with, a yes or a no in any language of
     :mod:`~savi_plugin.data.lexicon` (``"Nope."``, ``"Sí."``, ``"Нет"``, ``"はい"``, ``"是的，他在跑。"``)."""
     texts = [normalize(strip_option_prefix(o, letter)) for letter, o in zip(letters, options)]
     if "yes" not in texts or "no" not in texts or is_non_answer(text):
         return None
+    phrase = _YES_NO_PHRASE.match(text)
+    if phrase is not None:
+        return Choice(texts.index("no" if phrase.group("no") else "yes"), "option_text")
     m = re.match(r"\s*([^\W\d_]+)\s*(?:[.,!;:，。！、]|$)", text)
     if m is None:
         return None
     word = unicodedata.normalize("NFC", m.group(1).lower())
+    if word in _SURE:
+        word = "yes"
     said = {"yes"} if word in YES else {"no"} if word in NO else set()
     return Choice(texts.index(said.pop()), "option_text") if said else None
 
@@ -245,7 +277,7 @@ _SUBJECTS = frozenset({"man", "woman", "child", "person", "c", "boy", "girl", "b
 
 
 #: clause boundaries: negation is read per clause (``"He doesn't open the door; he knocks."``)
-_CLAUSE = re.compile(r"[.;,!?\n。，；！？、]+|(?i:\b(?:but|however|instead|rather|whereas)\b)")
+_CLAUSE = re.compile(r"[.;,!?\n。，；！？、]+|(?i:\b(?:but|however|instead|rather|whereas)\b)|(?=\b[Ww]ithout\b)")
 #: an answer that says it cannot tell picks nothing, whatever it names
 _UNSURE = re.compile(r"(?i)\b(?:unclear|not\s+clear|hard\s+to\s+(?:tell|say)|impossible\s+to|can(?:no|')?t\s+(?:see|tell))\b")
 _HAN_OPTION = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af]")
@@ -315,7 +347,7 @@ def _meaning(text: str, options: Sequence[str], letters: str) -> Choice | None:
             return Choice(None, "ambiguous")
         touched = whole
     if not touched:
-        return None
+        return _combination(affirmed, sets)
     i = touched[0]
     hit = own[i] & affirmed
     subjects = sets[i] & _SUBJECTS
@@ -332,6 +364,20 @@ def _meaning(text: str, options: Sequence[str], letters: str) -> Choice | None:
             and hit - GENERIC)
     only = affirmed <= sets[i] and len(own[i]) <= MAX_NAMED_WORDS and hit - GENERIC  # "A dog." for "a woman walking a dog"
     return Choice(i, "option_meaning") if full or most or only else None
+
+
+def _combination(affirmed: set[str], sets: list[set[str]]) -> Choice | None:
+    """Options told apart only by a combination of shared words (``"The woman wearing red"`` among the man/woman in
+    the blue/red shirt; ``"Running away from the stop"``): the one option whose concepts hold all of the two or more
+    option words the answer says, where the answer says at most one word no option has."""
+    if any(c.startswith("~") for c in affirmed):
+        return None
+    known = set().union(*sets)
+    said = affirmed & known
+    holders = [i for i, t in enumerate(sets) if said <= t]
+    if len(said) >= 2 and len(holders) == 1 and len(affirmed - known) <= 1:
+        return Choice(holders[0], "option_meaning")
+    return None
 
 
 def _labelled_otherwise(text: str, letters: str, index: int) -> bool:
@@ -412,19 +458,27 @@ def parse_choice(response: str, options: Sequence[str]) -> Choice:
     text = clean(response)
     if not text:
         return Choice(None, "empty")
-    marked = _marked_option(text, letters)
+    marked = _marked_option(text, options, letters)
     if marked is not None:
         return marked
     answer = drop_prompt_echo(text, options, letters)
     if not answer:
         return Choice(None, "echo")  # the reply only repeats the prompt
-    corrected = after_correction(answer)
+    listed = _option_list(answer, options, letters)
+    if listed is not None:
+        return listed
+    cue = last_correction(answer)
+    corrected = after_correction(answer, cue)
     if corrected is not None and is_non_answer(corrected):
         return Choice(None, "retracted")  # "A. Wait, actually I'm not sure."
     if corrected is not None:
         choice = _read(corrected, options, letters)
         if choice.index is not None:
             return choice
+    if cue is not None and _CLAUSE_START.search(answer[:cue.start()]) and (
+            not re.fullmatch(r"(?i)actually\s*", cue.group(0)) or re.search(r"(?i)\bno\s*[,.!]?\s*$", answer[:cue.start()])):
+        if _read(answer[:cue.start()], options, letters).index is not None:
+            return Choice(None, "retracted")  # "C -- actually, let me reconsider ... can't tell": the pick is taken back
     retracted = after_retraction(answer)
     if retracted is not None and "no" not in {normalize(strip_option_prefix(o, c)) for c, o in zip(letters, options)}:
         choice = _read(retracted, options, letters) if retracted else Choice(None, "retracted")
@@ -432,14 +486,51 @@ def parse_choice(response: str, options: Sequence[str]) -> Choice:
     return _read(answer, options, letters)
 
 
+#: where a correction cue starts a clause (``"B. Oops"``, ``"C -- actually,"``), not inside one (``"he actually runs"``);
+#: a bare ``"actually"`` that goes on describing (``"A. Actually the man then closes ..."``) takes back only after a ``no``
+_CLAUSE_START = re.compile(r"(?:^|[.!?;:,\n…—–-]|\s-)\s*(?:(?:hmm+|no|oh|ah|but)[\s,.!]*)?$", re.IGNORECASE)
+
+#: one line of a per-option list: ``"A) Three - too few"``, ``"B. Running: No."``, ``"Option C: ..."``
+_LIST_LINE = re.compile(r"\s*(?:[-•*]\s*)?(?:(?i:option|choice)\s+)?[(\[]?(?P<label>[A-Z])(?:[)\].:]|\s+[-–—:])\s*(?P<text>\S.*)?")
+_GOOD = re.compile(r"(?i)\b(?:yes|correct|right|true|possible|plausible|likely|matches|fits|consistent)\b|[✓✔✅☑]")
+_BAD = re.compile(r"(?i)\b(?:no|not|incorrect|wrong|false|unlikely|impossible|too\s+(?:few|many|much|little|short|long))\b|n't|[✗✘❌]")
+
+
+def _option_list(text: str, options: Sequence[str], letters: str) -> Choice | None:
+    """A reply that goes through the options one line each (``"A) Three - too few\nB) Four - possible\n..."``): its
+    first label is no answer. It is read at its other lines (a concluding statement), else at the one line marked
+    as right while every other line is marked wrong; else it picks nothing. None when the reply is no such list."""
+    lines = text.split("\n")
+    listed = [(i, m) for i, m in ((i, _LIST_LINE.fullmatch(line)) for i, line in enumerate(lines)) if m is not None]
+    labels = [m.group("label") for _, m in listed]
+    if len(listed) < 2 or len(set(labels)) != len(labels) or not set(labels) <= set(letters):
+        return None
+    at = {i for i, _ in listed}
+    rest = "\n".join(line for i, line in enumerate(lines) if i not in at).strip()
+    if rest:
+        choice = _read(rest, options, letters)
+        if choice.index is not None:
+            return choice
+    verdicts = {}  # each line's words beside its option's own text ("B. Right: yes" -> ": yes")
+    for _, m in listed:
+        own = strip_option_prefix(options[letters.index(m.group("label"))], m.group("label")).strip()
+        said = m.group("text") or ""
+        verdicts[m.group("label")] = re.sub(re.escape(own), " ", said, flags=re.IGNORECASE) if own else said
+    good = [c for c, v in verdicts.items() if _GOOD.search(v) and not _BAD.search(v)]
+    bad = [c for c, v in verdicts.items() if _BAD.search(v) and not _GOOD.search(v)]
+    if len(good) == 1 and len(good) + len(bad) == len(listed):
+        return Choice(letters.index(good[0]), "letter")
+    return Choice(None, "unparsed")
+
+
 #: one line of a marked list of options: a checkbox (``[x] C``), a verdict (``(B) text - yes``) or a tick (``B ✓``)
-_MARKED_LINE = re.compile(r"\s*(?:[-•]\s*)?(?:\[(?P<box>[ xX✓✔✗✘])\]\s*)?[(\[]?(?P<label>[A-Z])[)\].:]?(?:\s+(?P<text>.*?))??"
+_MARKED_LINE = re.compile(r"\s*(?:[-•]\s*)?(?:\[(?P<box>[ xX✓✔✗✘])\]\s*)?(?:(?i:option|choice)\s+)?[(\[]?(?P<label>[A-Z])[)\].:]?(?:\s+(?P<text>.*?))??"
                           r"(?:(?:\s*[-–—:=(]\s*|\s+|(?<=[.:)\]]))(?i:(?P<verdict>yes|no|true|false|correct|incorrect|wrong|right))\)?)?"
                           r"\s*(?P<tick>[✓✔✅☑✗✘❌☐])?\s*[.]?\s*")
 _POSITIVE = {"x", "✓", "✔", "✅", "☑", "yes", "true", "correct", "right"}
 
 
-def _marked_option(text: str, letters: str) -> Choice | None:
+def _marked_option(text: str, options: Sequence[str], letters: str) -> Choice | None:
     """A reply that lists options and marks each (``- [ ] A / - [x] C``, ``(A) text - no / (B) text - yes``): the one
     option marked as the answer; several marked are ``ambiguous``. None when the reply is no such list."""
     lines = [line for line in text.split("\n") if line.strip()]
@@ -450,7 +541,11 @@ def _marked_option(text: str, letters: str) -> Choice | None:
         m = _MARKED_LINE.fullmatch(line)
         if m is None or m.group("label") not in letters or m.group("label") in seen:
             return None
-        mark = (m.group("box") or m.group("verdict") or m.group("tick") or "").lower()
+        verdict = m.group("verdict")
+        if verdict and normalize(verdict) == normalize(strip_option_prefix(options[letters.index(m.group("label"))],
+                                                                           m.group("label"))):
+            verdict = None  # "B. Right" where option B is "Right": its text, not a verdict
+        mark = (m.group("box") or verdict or m.group("tick") or "").lower()
         if not mark.strip() and m.group("box") is None:
             return None  # a line without a mark: not a marked list
         seen.add(m.group("label"))
@@ -532,6 +627,8 @@ def _described_otherwise(text: str, options: Sequence[str], letters: str, choice
     if all(re.fullmatch(r"[A-Za-z]", strip_option_prefix(o, c).strip()) for c, o in zip(letters, options)):
         return False  # options that are letters themselves
     rest = re.sub(rf"[(\[]?(?<![A-Za-z'’])[{letters}](?![A-Za-z'’])[)\]]?", " ", text)
+    if choice.method == "number":  # "Option 3 (Bathroom)" where Bathroom is option B
+        rest = re.sub(r"(?i)\b(?:option|choice)\s*(?:number\s*|no\.?\s*|#\s*)?\d{1,2}\b", " ", rest)
     rest = re.sub(r"(?i)\b(?:(?:so|thus|therefore|hence)\s+)?(?:the\s+)?(?:correct\s+|final\s+|best\s+|right\s+)?"
                   r"(?:answer|option|choice|letter)(?:\s+(?:is|would\s+be|should\s+be))?\s*[:：]?", " ", rest)
     rest = rest.strip(" \t\n.,;:!-–—()")
@@ -581,8 +678,31 @@ _WALKTHROUGH = re.compile(r"(?i)\b(?:analy[sz]e|consider|look\s+at|go\s+through|
                           r"(?:of\s+the\s+)?options?\b|\boption\s+[A-Z]\s+(?:says|states|describes|mentions)\b")
 
 
+#: a hedge or two options settled after ``but``: ``"Could be A or C ..., but ... I lean toward C"``, ``"A and C are both
+#: correct, but the main setting is Paris: A"``, ``"A red car drives past first, but my answer is blue"``
+_SETTLED = re.compile(r"(?i)\b(?:but|however)\b,?\s*(?P<rest>(?:(?!\b(?:but|however)\b).)*?\b(?:answer|lean(?:s|ing)?|"
+                      r"most\s+likely|best|main|go(?:ing)?\s+with|choose|pick|final)\b(?:(?!\b(?:but|however)\b).)*)$",
+                      re.DOTALL)
+_OPEN_QUESTION = re.compile(r"(?i)\b(?:maybe|perhaps|possibly|could|might|may|if|some|someone|would|or|either|both|"
+                            r"not\s+sure|unsure)\b")
+
+
+#: a second possibility offered beside the one stated: ``"..., or maybe the window"``
+_OR_MAYBE = re.compile(r"(?i)\bor\s+(?:maybe|perhaps|possibly|probably)\b|\bor\s+(?:it\s+)?(?:might|could|may)\s+(?:be|have)\b")
+
+
 def _read(text: str, options: Sequence[str], letters: str) -> Choice:
-    """:func:`parse_choice` on the answer's own text (echo and corrections already set aside)."""
+    """:func:`parse_choice` on the answer's own text (echo and corrections already set aside); an answer that weighs
+    two options and then settles after ``but`` is read at what it settles on."""
+    choice = _read_all(text, options, letters)
+    if choice.method == "ambiguous" and (settled := _SETTLED.search(text)) and not _OPEN_QUESTION.search(settled["rest"]):
+        after = _read_all(settled["rest"], options, letters)
+        if after.index is not None:
+            return after
+    return choice
+
+
+def _read_all(text: str, options: Sequence[str], letters: str) -> Choice:
     for rule in (_single_letter_options, _several_labels, _label_with_own_text):
         choice = rule(text, options, letters)
         if choice is not None:
@@ -599,6 +719,11 @@ def _read(text: str, options: Sequence[str], letters: str) -> Choice:
     exact = [i for i, (letter, o) in enumerate(zip(letters, options)) if normalize(strip_option_prefix(o, letter)) == norm]
     if len(exact) == 1 and len(norm) > 1:
         return Choice(exact[0], "option_text")
+    if norm in ("both", "neither", "all", "all of them", "both of them"):  # "Both" for "Both running and jumping"
+        opening = [i for i, (letter, o) in enumerate(zip(letters, options))
+                   if normalize(strip_option_prefix(o, letter)).split()[:1] == norm.split()[:1]]
+        if len(opening) == 1:
+            return Choice(opening[0], "option_text")
     for candidate in (text, _label_stripped(text)):  # "C prepares vegetables by ..." is option text, not label C
         prefix = _by_prefix(candidate, options, letters)
         if prefix is not None and prefix.index is not None:
@@ -612,10 +737,12 @@ def _read(text: str, options: Sequence[str], letters: str) -> Choice:
                  lambda: _by_meaning(_label_stripped(text), options, letters),
                  lambda: _by_order(_label_stripped(text), options, letters)):
         choice = rule()
+        if choice is not None and choice.method in ("option_text", "option_meaning") and _OR_MAYBE.search(text):
+            return Choice(None, "ambiguous")  # "The man opens the door, or maybe the window."
         if choice is not None and walkthrough and choice.method != "letter":
             return Choice(None, "unparsed")  # "Let's analyze each option. Option A says ..." picks nothing yet
         if choice is not None:
-            if choice.index is not None and choice.method == "letter" and (
+            if choice.index is not None and choice.method in ("letter", "number") and (
                     _contradicted(text, options, letters, choice) or _described_otherwise(text, options, letters, choice)):
                 return Choice(None, "contradiction")
             if choice.index is not None and walkthrough and not concludes(text):

@@ -159,7 +159,7 @@ sleep: asleep sleeping sleeps slept dozing dozes napping nap duerme durmiendo do
  schlaft schlaeft schlafend dorme dormindo dormendo спит спящ* 睡觉 睡着 在睡 寝て 眠 자고 잠을 잡니다
 fast: faster quick quickly quicker speed*_up accelerat* rapido rapida rapidamente schnell schneller plus_vite vite
  veloce piu_veloce быстр* 更快 速く 速い 빠르 빨리
-slow: slower slowly slowing slows slowed lento lenta lentamente langsam langsamer plus_lent lentement piu_lento
+slow: slower slowly slowing slows slowed decelerat* lento lenta lentamente langsam langsamer plus_lent lentement piu_lento
  медленн* 慢 更慢 遅 느리 천천히
 move: moving moves moved go goes going heads heading travels traveling travelling se_mueve bouge bewegt_sich
  se_move si_muove движ* 移动 動い 움직
@@ -203,6 +203,17 @@ white: blanco blanca blanc blanche weiss branco bianco бел* 白色 白的 흰
 under: below beneath underneath debajo bajo sous unter embaixo sotto под 下面 底下 아래 밑
 left: leftward leftwards izquierda gauche links esquerda sinistra левой левую слева налево 左 왼쪽
 right_side: rightward rightwards derecha droite rechts direita destra правой правую справа направо 右 오른쪽
+confused: puzzled perplexed baffled bewildered confundido confuso verwirrt confus растерян* 困惑 迷惑 당황
+noon: midday mediodia midi mittag meio-dia mezzogiorno полдень 中午 正午 昼 정오
+police: cop cops policeman policemen policewoman policia policier polizist polizei polizia полиц* 警察 경찰
+airplane: plane aeroplane jet avion aereo aviao flugzeug aeroplano самолет* самолёт* 飞机 飛行機 비행기
+daughter: hija sa_fille tochter filha figlia доч* 女儿 娘 딸
+give: hand*_over regala donne gibt schenkt da_a entrega дари* отда* 送给 给了 交给 あげ 渡 주었 줬
+toward: towards closer nearer hacia vers
+same: equal equally identical igual gleich mesmo stesso одинаков* 一样 相同 同じ 같은
+speed: pace velocidad vitesse geschwindigkeit velocidade velocita скорост* 速度 속도
+zoom_out: zoom*_out pull*_back pull*_out widen* wider 拉远 ズームアウト 줌아웃
+zoom_in: zoom*_in push*_in tighter 拉近 ズームイン 줌인
 """
 
 _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af]")

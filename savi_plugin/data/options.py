@@ -68,6 +68,15 @@ _NUMBER_WORDS |= {w: str(i) for i, words in enumerate((
     "cinco cinq fünf cinque пять", "seis sechs шесть", "siete sept sieben sete sette семь",
     "ocho huit acht oito otto восемь", "nueve neuf neun nove девять", "diez dix zehn dez dieci десять"))
     for w in (words.split() if words else ())}
+_NUMBER_WORDS |= {w: str(i) for i, w in enumerate(("eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen",
+                                                      "seventeen", "eighteen", "nineteen"), start=11)}
+_TENS = {w: 10 * i for i, w in enumerate(("twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"),
+                                         start=2)}
+_NUMBER_WORDS |= {w: str(n) for w, n in _TENS.items()} | {"hundred": "100", "dozen": "12"}
+#: ``twenty-five`` and ``two and a half`` as digits (``25``, ``2.5``)
+_COMPOUND = re.compile(r"\b(" + "|".join(_TENS) + r")[\s-]+(one|two|three|four|five|six|seven|eight|nine)\b")
+_HALF = re.compile(r"(?<![\d.])\b(\d+|" + "|".join(w for w, d in _NUMBER_WORDS.items() if d.isdigit() and w.isascii())
+                   + r")\s+and\s+(?:a\s+|one\s+)?half\b")
 #: a Chinese or Japanese numeral counting something (``三个人``, ``三人``, ``两只``), read as its digits
 _CJK_COUNT = re.compile(r"([二三四五六七八九十两兩])(?=[个個人名位只隻辆輛本つ匹台次张張件]|$|[\s。，、.,!?！？])")
 _CJK_DIGITS = {c: str(i) for i, c in enumerate("〇一二三四五六七八九十", start=0)} | {"两": "2", "兩": "2"}
@@ -86,6 +95,9 @@ def normalize(text: str) -> str:
         text = _CJK_COUNT.sub(lambda m: f" {_CJK_DIGITS[m.group(1)]} ", text)
     if "-" in text or "clockwise" in text:
         text = _JOINED.sub(lambda m: "counterclockwise" if m.group(2) else m.group(3), text)
+    if " and " in text or "ty" in text:
+        text = _COMPOUND.sub(lambda m: str(_TENS[m.group(1)] + int(_NUMBER_WORDS[m.group(2)])), text)
+        text = _HALF.sub(lambda m: f"{_NUMBER_WORDS.get(m.group(1), m.group(1))}.5", text)
     words = re.sub(r"[^\w\s']", " ", text).replace("'", "").split()
     return " ".join(_NUMBER_WORDS.get(w, w) for w in words if w not in _ARTICLES)
 

@@ -142,9 +142,14 @@ COMMITTING = [
     "The correct answer is ~~{X}~~ {L}.", "{X} is tempting. Therefore {L}.",
     "Options {X} and {Y} do not match.\n\nAnswer: {L}", "<option>{L}</option>", "=> {L}", "Opt. {L}",
     "Options {X} and {L} are plausible, but {L} is the best answer.",
+    "{X}. Oops, I miscounted — it is {L}.", "{X}. The man\n\nHmm, I was mistaken. Looking again: {L}",
+    "Option {X}: ❌\nOption {L}: ✅\nOption {Y}: ❌", "{X}) one - too few.\n{L}) two - correct.\n{Y}) three - no.",
+    "{X}) one - possible.\n{L}) two - possible.\n{Y}) three - no.\nSo the answer is {L}.",
 ]
 #: replies that take their pick back or offer two, as templates
 NOT_COMMITTING = [
+    "{L} — actually, let me reconsider. It could be {X} or {L}; I can't tell.", "{L}. Oops, I miscounted.",
+    "{L}) one - too few.\n{X}) two - possible.\n{Y}) three - possible.", "{L}. Walking: No.\n{X}. Running: No.",
     "{L}. Wait, actually I'm not sure.", "{L} — no, sorry, I can't tell.", "Possibly {L}, but {X} is just as likely.",
     "Either the first or the second option.", "So it is {L} or {X}.", "{X} and {L} are both plausible.",
     "{L}. Hmm, or maybe not.", "The answer is {L}. On second thought, I retract that.", "答案是{L}或者{X}。",
@@ -176,9 +181,39 @@ def test_an_echoed_question_and_instruction_before_the_pick_are_set_aside():
 
 
 @pytest.mark.parametrize("reply, options, expected", [
+    ("<output>\n<choice>C</choice>\n<rationale>He waves.</rationale>\n</output>", ["x", "y", "z"], 2),  # other tags
+    ("### Final answer\n> **B**", ["x", "y", "z"], 1),                # a markdown quote
+    ("<think>\nShe drives away. So no.\n</think>", ["Yes", "No"], 1),  # nothing but reasoning: its conclusion
+    ("La respuesta correcta es la C.", ["x", "y", "z"], 2), ("Die Antwort ist die B.", ["x", "y", "z"], 1),
+    ("CCCCCCCCCCCCCCCC", ["x", "y", "z"], 2), ("Not A, not B, definitely C.", ["x", "y", "z"], 2),
+    ("Absolutely, she waves.", ["Yes", "No"], 0), ("Not at all. It never enters.", ["Yes", "No"], 1),
+    ("Absolutely not.", ["Yes", "No"], 1), ("Of course.", ["Yes", "No"], 0),
+    ("He seems puzzled.", ["He is angry", "He is confused"], 1), ("The cop.", ["The child", "The police officer"], 1),
+    ("It decelerates until it stops.", ["Speeding up", "Slowing down", "Constant speed"], 1),
+    ("The shot gets wider as the camera pulls back.", ["The camera zooms in", "The camera zooms out"], 1),
+    ("Both move at an equal pace.", ["Faster", "Slower", "The same speed"], 2),
+    ("About twenty people.", ["10", "20", "30"], 1), ("Roughly twenty-five.", ["15", "25", "35"], 1),
+    ("Approximately two and a half meters.", ["1.5 meters", "2 meters", "2.5 meters"], 2),
+    ("There are 3 red balls and 2 blue balls, so in total 5 balls.", ["3", "4", "5"], 2),
+    ("Could be A or C given the weather, but the leaves make me lean toward C.", ["x", "y", "z"], 2),
+    ("Either B or C could be true, but since he is cuffed, B is the most likely answer.", ["x", "y", "z"], 1),
+    ("A and C are both correct, but the main setting is Paris: A.", ["Paris", "London", "Rome"], 0),
+    ("B or C, but I'm not sure which answer.", ["x", "y", "z"], None),
+    ("A. Left - no\nB. Right", ["Left", "Right"], None),                # "Right" is B's text, not a verdict
+    ("A. Left: no\nB. Right: yes", ["Left", "Right"], 1), ("Both", ["Running", "Jumping", "Both running and jumping"], 2),
+    ("The woman wearing red", ["The man in the blue shirt", "The man in the red shirt", "The woman in the blue shirt",
+                               "The woman in the red shirt"], 3),
+    ("The woman wearing blue jeans", ["The man in the blue shirt", "The man in the red shirt", "The woman in the "
+                                      "blue shirt", "The woman in the red shirt"], None),  # two words of its own
+    ("It points up, then to the right. So the final direction is right.", ["Left", "Right", "Up"], 1),
+    ("So 3 or 4.", ["3", "4", "5"], None), ("The man opens the door, or maybe the window.",
+                                            ["The man opens the door", "The woman opens the window"], None),
+    ("He hides the gift without opening it.", ["He opens the gift", "He hides the gift"], 1),  # "without" negates its own clause
     ("The jersey has the letter D printed on it.", ["D", "E", "A", "C", "B"], 0),
     ("The 1st option.", ["0", "1", "2", "3"], 0),        # an ordinal is a position, even among number options
     ("Option 2", ["0", "1", "2", "3"], None),           # the second option, or the one whose text is 2
+    ("Option 3 (Bathroom)", ["Kitchen", "Bathroom", "Garage"], None),  # the position and the text disagree
+    ("In the first frame, C holds a knife. In the second frame, C", ["C cuts bread", "C eats bread", "C runs"], None),
 ])
 def test_letter_and_number_options(reply, options, expected):
     assert parse_choice(reply, options).index == expected
@@ -189,10 +224,11 @@ def test_letter_and_number_options(reply, options, expected):
 #: frozen by sha256 before any parser ran): C, 420 answers (first look 92.9%), D, 400 answers (first look 87.5%),
 #: E, 400 answers (sha256 c0114a69..., first look 91.2%: 365 agree, 2 wrong options, 23 missed, 10 credited where
 #: the grader credits none; the parser with the lexicon rule of C/D's round, before E was read: 92.5%, 2 wrong,
-#: 17 missed, 11 credited where none). All were then used to find classes the parser missed, so they are
-#: regression corpora now, not held-out ones.
+#: 17 missed, 11 credited where none), F, 400 answers (sha256 0f0bd692...): first look 354/400 = 88.5% (5 wrong
+#: options, 4 credited where none), then used for tuning. All were then used to find classes the parser missed, so
+#: they are regression corpora now, not held-out ones.
 BLIND = {"mcq_blind_corpus_c.jsonl": 420 / 420, "mcq_blind_corpus_d.jsonl": 400 / 400,
-         "mcq_blind_corpus_e.jsonl": 400 / 400}
+         "mcq_blind_corpus_e.jsonl": 400 / 400, "mcq_blind_corpus_f.jsonl": 393 / 400}
 
 
 @pytest.mark.parametrize("name", sorted(BLIND))
