@@ -329,6 +329,8 @@ def _train(*, model, data, output_dir: Path, backend, lora, options, config, res
     from savi_plugin.training.trainer import trainer_class
 
     setup_process_group(config)  # before the model is built: ZeRO-3's zero.Init asks the world size
+    if config.learning_rate == 0 and config.max_steps != 0:  # allowed (a run that only measures the loss), and said
+        log.warning("train.learning_rate is 0: the adapter's weights will not change; the run measures the loss only")
     config_path = output_dir / CONFIG_FILE
     resume_from = shared_resume_point(_resume_argument(resume, output_dir) if current().is_main else None,
                                       output_dir)

@@ -232,3 +232,19 @@ def test_dropout_is_disabled_unless_asked(tiny_llava_onevision, pair_files, tmp_
 
     assert dropouts() == {0.0}
     assert 0.1 in dropouts(disable_dropout=False)  # LoRA dropout kept when asked
+
+
+def test_a_zero_learning_rate_is_run_and_said(tiny_llava_onevision, synthetic_samples, tmp_path, caplog):
+    """``train.learning_rate=0`` is allowed (a run that measures the loss without changing the weights), and a
+    warning says so, instead of a silent run that trains nothing."""
+    import logging
+
+    from safetensors.torch import load_file
+
+    from tests.builders import tiny_rrpo_run
+
+    with caplog.at_level(logging.WARNING, logger="savi_plugin.training.run"):
+        folder = tiny_rrpo_run(tmp_path, tiny_llava_onevision, synthetic_samples[:2], learning_rate=0.0, max_steps=1)
+    assert "learning_rate is 0: the adapter's weights will not change" in caplog.text
+    adapter = load_file(str(folder / "out" / "adapter_model.safetensors"))
+    assert all(t.abs().max().item() == 0 for name, t in adapter.items() if "lora_B" in name)  # lora_B starts at 0
