@@ -40,7 +40,7 @@ def _count(low: int, high: int):
 
 def run(args) -> int:
     from savi_plugin.data.outputs import claim, replace_folder
-    from savi_plugin.data.paths import file_problem
+    from savi_plugin.data.files import file_problem
     from savi_plugin.inspection.site import build_site
 
     out = Path(args.out)

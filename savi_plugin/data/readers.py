@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from savi_plugin.data.paths import file_problem
+from savi_plugin.data.files import file_problem
 from savi_plugin.data.record import DataError, PreferenceRecord, validate_record
 from savi_plugin.untrusted import load_json
 

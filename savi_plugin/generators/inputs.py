@@ -26,7 +26,8 @@ from savi_plugin.data.choices import (
     duplicate_options,
     duplicate_options_message,
 )
-from savi_plugin.data.paths import file_problem, resolve_video_path
+from savi_plugin.data.files import file_problem
+from savi_plugin.data.paths import resolve_video_path
 from savi_plugin.data.readers import iter_json_objects
 from savi_plugin.data.record import DataError
 from savi_plugin.generators.text import normalize_answer

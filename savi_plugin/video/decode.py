@@ -63,11 +63,11 @@ class VideoDecodeError(InputError):
 
 def path_problem(path: str | Path) -> str | None:
     """Why ``path`` is not a readable video file -- what it is instead -- or None for a regular file
-    (:func:`savi_plugin.data.paths.file_problem`).
+    (:func:`savi_plugin.data.files.file_problem`).
 
     A FIFO or a device would block or stream forever if opened, so it is named and never opened.
     """
-    from savi_plugin.data.paths import file_problem
+    from savi_plugin.data.files import file_problem
 
     return file_problem(path, "video file")
 
