@@ -13,20 +13,23 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from savi_plugin.config.values import AtLeast, Positive, build, checked
+from savi_plugin.config.values import Positive, Range, build, checked
 
 #: the first key of a ``savi demo`` argument that sets one of :class:`DemoSettings`
 PREFIX = "demo"
+#: most synthetic videos per set: 20x the defaults (each is a small mp4 written to the run folder, ~4 kB)
+MAX_VIDEOS = 10_000
 
 
 @dataclass(frozen=True)
 class DemoSettings:
     """``demo.*``: the demo's world and its warm-up (``savi demo demo.warmup_steps=60``)."""
 
-    warmup_videos: int = checked(200, AtLeast(1), help="videos of the warm-up set (the language prior)")
-    align_videos: int = checked(400, AtLeast(1), help="self-alignment videos: the rrpo generator's video-QA input")
-    heldout_videos: int = checked(400, AtLeast(1), help="held-out videos the accuracy is measured on")
-    warmup_steps: int = checked(300, AtLeast(0), help="supervised warm-up steps before pair generation")
+    warmup_videos: int = checked(200, Range(1, MAX_VIDEOS), help="videos of the warm-up set (the language prior)")
+    align_videos: int = checked(400, Range(1, MAX_VIDEOS),
+                                help="self-alignment videos: the rrpo generator's video-QA input")
+    heldout_videos: int = checked(400, Range(1, MAX_VIDEOS), help="held-out videos the accuracy is measured on")
+    warmup_steps: int = checked(300, Range(0, 100_000), help="supervised warm-up steps before pair generation")
     warmup_lr: float = checked(2e-3, Positive(), help="warm-up learning rate")
     compare_dpo: bool = checked(True, help="train DPO on the same pairs beside RRPO")
 

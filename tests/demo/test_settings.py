@@ -44,11 +44,14 @@ def _one_line(capsys) -> str:
     (["demo.warmup_videos=x"], "error: override 'demo.warmup_videos=x': demo.warmup_videos: expected int"),
     (["demo.warmup_lr=.inf"], "error: override 'demo.warmup_lr=.inf': demo.warmup_lr: must be a finite number"),
     ([f"demo.align_videos={10**30}"], f"error: override 'demo.align_videos={10**30}': demo.align_videos: must be "
-                                      "at most 4294967295 in magnitude"),
+                                      ">= 1 and <= 10000, got"),
     (["demo.eval_questions=5"], "error: override 'demo.eval_questions=5': demo.eval_questions: unknown key"),
     (["data.synthetic_videos=4"], "error: override 'data.synthetic_videos=4': data.synthetic_videos: unknown key"),
     (["--seeds", "2", "demo.warmup_steps=-1"], "error: override 'demo.warmup_steps=-1': demo.warmup_steps: "
-                                                "must be >= 0, got -1"),
+                                                "must be >= 0 and <= 100000, got -1"),
+    # a per-field maximum below the shared ceiling: 10^8 videos would be ~400 GB of mp4 files
+    (["demo.warmup_videos=100000000"], "error: override 'demo.warmup_videos=100000000': demo.warmup_videos: "
+                                       "must be >= 1 and <= 10000, got 100000000"),
 ])
 def test_a_bad_demo_argument_is_one_line_before_anything_is_written(argv, line, tmp_path, capsys):
     assert main(["demo", "--out", str(tmp_path / "run"), *argv]) == 2
