@@ -49,6 +49,11 @@ def run(args) -> int:
     problem = file_problem(args.pairs, "preference file")
     if problem:
         raise RunError(f"{args.pairs}: {'preference file not found' if problem == 'file not found' else problem}")
+    for flag, path, what in (("--run-report", args.run_report, "run report"),
+                             ("--diagnostics", args.diagnostics, "diagnostics file")):
+        problem = file_problem(path, what) if path is not None else None
+        if problem:  # asked for by name: a missing or odd file is said, never an empty section
+            raise RunError(f"{path}: {flag}: {f'{what} not found' if problem == 'file not found' else problem}")
     # new, or a site this command wrote (replaced whole, never merged with the old one); a user's folder is refused
     with claim(out, command="savi inspect", config={"pairs": str(args.pairs)}, folder=True, inputs=inputs,
                output_name="--out", what="inspection site", replace_ours=True, lock_beside=True) as claimed:

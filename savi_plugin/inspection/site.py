@@ -63,7 +63,15 @@ def read_run_report(path: Path | None) -> dict[str, Any]:
     as ``{"skipped": [{"id", "reason", "detail"}, ...]}``; {} when there is none."""
     if path is None or not path.is_file():
         return {}
-    data = json.loads(path.read_text(encoding="utf-8"))
+    from savi_plugin.errors import RunError
+    from savi_plugin.untrusted import load_json
+
+    def refuse(message: str, line: int | None = None) -> RunError:
+        return RunError(f"{path}{f':{line}' if line else ''}: run report: {message}")
+
+    data = load_json(path.read_text(encoding="utf-8"), str(path), error=refuse)
+    if not isinstance(data, dict):
+        raise refuse(f"expected a JSON object, got {type(data).__name__}")
     listed = [dict(entry, status=status) for status in ("skipped", "failed") for entry in data.get(status, [])
               if isinstance(entry, dict)]
     dataset = data.get("dataset") if isinstance(data.get("dataset"), dict) else {}

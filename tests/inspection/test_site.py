@@ -151,3 +151,24 @@ def test_chromium_renders_the_index_and_a_pair_page_from_disk(site, tmp_path):
     pixels = np.asarray(Image.open(shot).convert("RGB")).astype(int)
     dark = (pixels.sum(axis=2) < 120).mean()  # the thumbnails' dark backgrounds: images loaded, not broken icons
     assert dark > 0.05, f"only {dark:.1%} dark pixels: the thumbnails did not render"
+
+
+@pytest.mark.parametrize("flag, given, line", [
+    ("--run-report", "absent.json", "absent.json: --run-report: run report not found"),
+    ("--run-report", "folder", "folder: --run-report: is a directory, not a run report"),
+    ("--run-report", "bad.json", "bad.json:1: run report: invalid JSON"),
+    ("--diagnostics", "folder", "folder: --diagnostics: is a directory, not a diagnostics file"),
+])
+def test_a_named_report_that_is_not_there_or_not_json_is_one_line(flag, given, line, tmp_path, monkeypatch, capsys):
+    """A report asked for by name is read or refused, never silently replaced by an empty section."""
+    from savi_plugin.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "bad.json").write_text("garbage{")
+    (tmp_path / "p.jsonl").write_text('{"id": "a", "video": "v.mp4", "question": "q?", "chosen": "A", '
+                                      '"rejected": "B", "source": "x"}\n')
+    assert main(["inspect", "p.jsonl", "--out", "site", flag, given, "--no-progress"]) != 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: {line}"), err
+    assert not (tmp_path / "site").exists()
