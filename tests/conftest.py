@@ -12,6 +12,13 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+# transformers binds its log handler to the sys.stderr of its first log call; made here, that is pytest's
+# session-long stream, not the stream of one test's capsys (closed after it: a later warning would print a
+# "Logging error" traceback into another test's captured stderr)
+import transformers.utils.logging  # noqa: E402
+
+transformers.utils.logging.get_logger("transformers")
+
 
 @pytest.fixture(scope="session")
 def synthetic_samples(tmp_path_factory):

@@ -116,3 +116,37 @@ def test_qwen_frames_are_one_second_per_temporal_patch(tiny_qwen2_5_vl, tiny_qwe
     text = lm.tokenizer.decode(lm.encode([frames], ["Which way?"])["input_ids"][0])
     stamps = [float(t) for t in re.findall(r"<([\d.]+) seconds>", text)]
     assert np.diff(stamps).tolist() == pytest.approx([1.0] * 3)
+
+
+@pytest.mark.parametrize("damage", ["truncated weights", "config that lies"])
+def test_a_broken_checkpoint_is_one_line_and_leaves_nothing(damage, tiny_llava_onevision, synthetic_samples, tmp_path,
+                                                            monkeypatch, capsys):
+    """A checkpoint that cannot be loaded stops the job as a configuration error (exit 2) naming the model, with
+    nothing written: restoring the files and re-running is not refused as another run."""
+    import json
+    import shutil
+
+    from savi_plugin.cli import main
+    from savi_plugin.models import load_backend
+    from savi_plugin.models.backends.base import ModelLoadError
+
+    model = tmp_path / "model"
+    shutil.copytree(tiny_llava_onevision, model)
+    if damage == "truncated weights":
+        weights = model / "model.safetensors"
+        weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    else:
+        config = json.loads((model / "config.json").read_text())
+        config["text_config"]["hidden_size"] = config["text_config"]["hidden_size"] * 2 + 6  # shapes disagree
+        (model / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ModelLoadError, match=rf"^{model}: the model cannot be loaded"):
+        load_backend(model)
+    monkeypatch.chdir(tmp_path)
+    sample = synthetic_samples[0]
+    (tmp_path / "qa.jsonl").write_text(json.dumps({"id": "q0", "video": str(sample.video), "question": sample.question,
+                                                   "options": sample.options, "answer_index": sample.answer_index}))
+    code = main(["generate", "--generator", "rrpo", "--model", "model", "--input", "qa.jsonl", "--output", "p.jsonl",
+                 "--no-progress"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and err[-1].startswith("error: model: the model cannot be loaded"), err
+    assert not list(tmp_path.glob("p.jsonl*"))

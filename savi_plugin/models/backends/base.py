@@ -6,19 +6,20 @@ and never to a processor directly, so adding a model family means adding one bac
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import logging
 import re
 from functools import cached_property
 from pathlib import Path
-from typing import Any, ClassVar, Sequence
+from typing import Any, ClassVar, Iterator, Sequence
 
 import numpy as np
 import torch
 
 from savi_plugin.constants import DEFAULT_NUM_FRAMES, DTYPE_ALIASES
 from savi_plugin.constants import DTYPES as DTYPE_NAMES
-from savi_plugin.errors import InputError
+from savi_plugin.errors import ConfigurationError, InputError
 from savi_plugin.models.backends.tokens import check_plain_text, tokenize_response
 
 log = logging.getLogger(__name__)
@@ -97,12 +98,13 @@ class VideoLM:
             from savi_plugin.data.identity import check_adapter_base
 
             check_adapter_base(adapter, path)
-        processor = AutoProcessor.from_pretrained(str(path), trust_remote_code=trust_remote_code)
         kwargs: dict[str, Any] = {"dtype": resolve_dtype(dtype), "trust_remote_code": trust_remote_code}
         if attn_implementation:
             kwargs["attn_implementation"] = attn_implementation
-        import_model_classes(str(path), trust_remote_code=trust_remote_code)
-        model = cls.load_model(str(path), **kwargs)
+        with model_files_read(path):
+            processor = AutoProcessor.from_pretrained(str(path), trust_remote_code=trust_remote_code)
+            import_model_classes(str(path), trust_remote_code=trust_remote_code)
+            model = cls.load_model(str(path), **kwargs)
         if adapter is not None:
             from peft import PeftModel
 
@@ -470,3 +472,39 @@ def import_model_classes(path: str, *, trust_remote_code: bool = False) -> None:
         except (KeyError, ValueError, ImportError):
             pass
         pending.extend(v for v in vars(current).values() if isinstance(v, PretrainedConfig))
+
+
+class ModelLoadError(ConfigurationError):
+    """A checkpoint that cannot be loaded (a truncated weight file, a config that lies): the job cannot run as
+    asked, so it stops before its first item with nothing marked (:mod:`savi_plugin.errors`)."""
+
+
+@contextlib.contextmanager
+def model_files_read(path: str | Path) -> Iterator[None]:
+    """Turn what transformers and safetensors raise on a broken checkpoint into one :class:`ModelLoadError` line
+    naming it; a failing machine (out of memory, an I/O error of the disk) stays what it is."""
+    import torch
+
+    from savi_plugin.errors import MACHINE_ERRNOS
+
+    try:
+        yield
+    except torch.OutOfMemoryError:
+        raise
+    except OSError as exc:
+        if exc.errno in MACHINE_ERRNOS:
+            raise
+        raise ModelLoadError(f"{path}: the model cannot be loaded: {_first_line(exc)}") from exc
+    except Exception as exc:  # noqa: BLE001 - safetensors' SafetensorError derives from Exception only
+        if not isinstance(exc, (ValueError, KeyError, RuntimeError, EOFError, TypeError, AttributeError)) and \
+                type(exc).__name__ != "SafetensorError":
+            raise
+        if isinstance(exc, ConfigurationError):
+            raise
+        raise ModelLoadError(f"{path}: the model cannot be loaded ({type(exc).__name__}: {_first_line(exc)})") \
+            from exc
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
