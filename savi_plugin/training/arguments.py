@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -137,11 +138,24 @@ def check_loss(train: dict[str, Any], prefix: str = "train", source: str | None 
     loss_type = train.get("loss_type", train_default("loss_type"))
     shared = {key: train.get(key) for key in SHARED_FIELDS}
     try:
-        load_loss(loss_type).params(shared, train.get("loss_options"))
+        loss = load_loss(loss_type)
+        declared = {f.name for f in dataclasses.fields(loss.Params)}
+        unused = [key for key, value in shared.items() if value is not None and key not in declared]
+        if unused:  # allowed (one recipe serves several losses, e.g. savi ablate), never silent
+            _warn_once(f"{source or prefix}: {', '.join(f'{prefix}.{k}={shared[k]!r}' for k in unused)} "
+                       f"{'is' if len(unused) == 1 else 'are'} not used by loss {loss_type!r} (it reads "
+                       f"{', '.join(sorted(declared & set(SHARED_FIELDS))) or 'none of beta, alpha, label_smoothing'})")
+        loss.params(shared, train.get("loss_options"))
     except ConfigError as exc:
         raise exc.located(source, prefix) from None
     except (ImportError, TypeError, ValueError, LookupError) as exc:
         raise ConfigError(f"{prefix}.loss_type", f"{type(exc).__name__}: {exc}", source) from None
+
+
+@functools.cache
+def _warn_once(message: str) -> None:
+    """A recipe is checked several times per command (load, dry run, the run): its warning is said once."""
+    logging.getLogger(__name__).warning(message)
 
 
 def _read_deepspeed(config: str | dict, prefix: str, source: str | None) -> None:

@@ -92,3 +92,19 @@ def test_a_recipe_path_that_does_not_exist_never_falls_back_to_a_shipped_recipe(
         load_recipe(typo)
     assert str(info.value).startswith(typo) and "no such recipe file" in str(info.value)
     assert load_recipe("tiny_demo").name == "tiny_demo"  # a bare name is a shipped recipe
+
+
+def test_a_loss_hyperparameter_the_chosen_loss_does_not_read_is_said(caplog):
+    """``train.label_smoothing`` with RRPO, or RRPO's ``alpha`` with DPO, is allowed (one recipe serves several
+    losses in ``savi ablate``) and said once, never silently ignored."""
+    import logging
+
+    from savi_plugin.recipe import load_recipe
+
+    with caplog.at_level(logging.WARNING, logger="savi_plugin.training.arguments"):
+        load_recipe("tiny_demo", ["train.label_smoothing=0.3"])
+        load_recipe("tiny_demo", ["train.label_smoothing=0.3"])
+        load_recipe("tiny_demo", ["train.loss_type=dpo", "train.alpha=0.7"])
+    said = [r.getMessage() for r in caplog.records]
+    assert sum("train.label_smoothing=0.3 is not used by loss 'rrpo'" in m for m in said) == 1, said
+    assert any("train.alpha=0.7 is not used by loss 'dpo'" in m for m in said), said

@@ -73,7 +73,7 @@ def test_content_rules():
     options = ["Pretending to close something without actually closing it",
                "Pretending to open something without actually opening it"]
     j = judge_answer("(B) Pretending to open something without actually opening it", options[0], options=options)
-    assert (j.correct, j.kind, j.predicted, j.method) == (False, "mcq", 1, "letter")
+    assert (j.correct, j.kind, j.predicted) == (False, "mcq", 1)  # the label and its own option's text agree
     assert judge_answer("The answer is A.", options[0], options=options).correct
 
 
