@@ -71,7 +71,12 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 0
-    return run_guarded(lambda: args.func(args), args.command, verbose=args.verbose)
+    code = run_guarded(lambda: args.func(args), args.command, verbose=args.verbose)
+    if code == 0:  # under a launcher: every rank finished; close the group before the interpreter exits
+        from savi_plugin.training.distributed import close_process_group
+
+        close_process_group()
+    return code
 
 
 def launcher_arguments(argv: list[str]) -> list[str]:

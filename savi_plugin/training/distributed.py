@@ -205,3 +205,24 @@ def deepspeed_reference(module, deepspeed_config: dict):
     engine.eval()
     return engine
 
+
+
+def close_process_group() -> None:
+    """End a launcher process's group once its command succeeded: a barrier, then ``destroy_process_group``.
+
+    Left to interpreter shutdown, the group's communication threads can be torn down while still attached
+    ("terminate called without an active exception", SIGABRT after a finished run). Nothing happens outside a
+    launcher or when no group was started.
+    """
+    import sys
+
+    if "torch.distributed" not in sys.modules:
+        return
+    import torch.distributed as dist
+
+    from savi_plugin.launch import current
+
+    if not (dist.is_available() and dist.is_initialized() and current().distributed):
+        return
+    dist.barrier()
+    dist.destroy_process_group()
