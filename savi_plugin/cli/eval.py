@@ -185,7 +185,7 @@ def run_suite(args) -> int:
                          data_root=os.path.abspath(args.data_root) if args.data_root else None)
         table = run(plan, args.out, missing=missing)
     except SuiteError as exc:
-        print(f"savi eval suite: {exc}", file=sys.stderr)
+        print(f"error: savi eval suite: {exc}", file=sys.stderr)
         return 1
     from savi_plugin.eval.suite import format_table
 

@@ -17,6 +17,9 @@ def run(args) -> int:
     from savi_plugin.errors import RunError
     from savi_plugin.inspection.curves import NoLogHistory, plot_training
 
+    if not Path(args.run_dir).is_dir():
+        what = "not found" if not Path(args.run_dir).exists() else "is not a folder"
+        raise RunError(f"{args.run_dir}: RUN_DIR {what}; give a `savi train` output folder")
     out = Path(args.out) if args.out else Path(args.run_dir) / "training_curves.png"
     if out.suffix.lower() != ".png":
         raise RunError(f"{out}: --out must be a .png file")

@@ -165,7 +165,7 @@ def test_named_suites_say_what_they_leave_out_and_labels_are_unique(tmp_path):
     assert list(adapter_labels(["runs/a/adapter", "runs/b/adapter", "x/base"])) == ["adapter", "adapter-2", "base-2"]
     code, _, err = _suite(["rrpo", "--model", "m", "--out", str(tmp_path / "s")])
     assert code == 1 and err.strip().splitlines()[-1] == (
-        "savi eval suite: at least one --adapter is needed, to compare with the base model")
+        "error: savi eval suite: at least one --adapter is needed, to compare with the base model")
     assert not (tmp_path / "s").exists()
 
 
