@@ -212,6 +212,38 @@ def control_markup(text: str) -> str | None:
     return match.group(0) if match else None
 
 
+#: Characters data text may not hold: the C0/C1 control characters other than tab, line feed and carriage return
+#: (NUL, escape sequences that drive a terminal), and the bidirectional overrides LRO/RLO, which draw the
+#: characters after them in another order than they are stored and tokenised (the "Trojan Source" reordering,
+#: CVE-2021-42574), so a pair would read one way in ``savi inspect`` and train another. Bidi marks, embeddings
+#: and isolates stay allowed: right-to-left text uses them, and they do not reorder the characters themselves.
+_BIDI_OVERRIDES = {"\u202d": "LEFT-TO-RIGHT OVERRIDE", "\u202e": "RIGHT-TO-LEFT OVERRIDE"}
+_ALLOWED_CONTROLS = frozenset("\t\n\r")
+
+
+def hidden_control(text: str) -> str | None:
+    """A one-line description of the first control character or bidi override in ``text``, or None."""
+    for at, ch in enumerate(text):
+        if ch in _BIDI_OVERRIDES:
+            return f"U+{ord(ch):04X} ({_BIDI_OVERRIDES[ch]}) at character {at}"
+        if unicodedata.category(ch) == "Cc" and ch not in _ALLOWED_CONTROLS:
+            return f"the control character U+{ord(ch):04X} at character {at}"
+    return None
+
+
+def text_problem(text: str) -> str | None:
+    """Why ``text`` may not be data text (a question, answer, option or response), or None: control markup a
+    chat template would obey (:func:`control_markup`) or a hidden control character (:func:`hidden_control`)."""
+    found = control_markup(text)
+    if found:
+        return (f"contains {found!r}, a model control token or placeholder; data text may not contain chat or "
+                f"video markup (remove or reword it)")
+    hidden = hidden_control(text)
+    if hidden:
+        return f"contains {hidden}; data text may not hold control characters or bidi overrides (remove it)"
+    return None
+
+
 # --------------------------------------------------------------------------------------------- text equality
 _SPACES = re.compile(r"\s+")
 

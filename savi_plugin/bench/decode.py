@@ -21,7 +21,7 @@ from pathlib import Path
 
 from savi_plugin.bench.measure import median, ratio
 from savi_plugin.bench.options import EVEN_SIZE, add_options, listed
-from savi_plugin.config.values import AtLeast, NonNegative, checked
+from savi_plugin.config.values import AtLeast, ConfigError, NonNegative, checked
 
 BACKENDS = ("decord", "pyav")
 
@@ -44,6 +44,10 @@ def run(args) -> dict:
     """Write the clip(s), time every (keyframe interval, sample size, backend); return the results (also printed)."""
     from savi_plugin.bench.fixtures import work_folder
 
+    beyond = sorted(k for k in args.samples if k > args.frames)
+    if beyond:
+        raise ConfigError("--samples", f"{beyond[0]} is more than the clip's {args.frames} frames (--frames): a "
+                                       f"uniform sample reads at most every frame, which is measured anyway")
     work = work_folder(args.work_dir, "decode")
     available = []
     for backend in BACKENDS:

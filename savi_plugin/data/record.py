@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from savi_plugin.errors import InputError
-from savi_plugin.untrusted import control_markup, equality_key
+from savi_plugin.untrusted import equality_key, text_problem
 
 REQUIRED_FIELDS = ("id", "video", "question", "chosen", "rejected")
 OPTIONAL_STR_FIELDS = ("chosen_tagged", "rejected_tagged", "source")
@@ -80,12 +80,12 @@ def check_encodable(value: Any, file: str, line: int | None, field: str) -> None
 
 
 def check_plain_text(value: str, file: str, line: int | None, field: str) -> None:
-    """Refuse data text holding control markup (``<|im_start|>``, ``<video>``: :data:`savi_plugin.untrusted.
-    CONTROL_MARKUP`); a chat template or video processor would read it as control, not as text."""
-    found = control_markup(value)
-    if found:
-        raise DataError(file, line, field, f"contains {found!r}, a model control token or placeholder; data text "
-                                           f"may not contain chat or video markup (remove or reword it)")
+    """Refuse data text holding control markup (``<|im_start|>``, ``<video>``), which a chat template or video
+    processor would read as control, or a hidden control character (NUL, a bidi override):
+    :func:`savi_plugin.untrusted.text_problem`."""
+    problem = text_problem(value)
+    if problem:
+        raise DataError(file, line, field, problem)
 
 
 def validate_record(obj: Any, file: str = "<memory>", line: int | None = None) -> PreferenceRecord:

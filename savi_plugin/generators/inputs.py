@@ -31,6 +31,7 @@ from savi_plugin.data.paths import resolve_video_path
 from savi_plugin.data.readers import iter_json_objects
 from savi_plugin.data.record import DataError
 from savi_plugin.generators.text import normalize_answer
+from savi_plugin.untrusted import equality_key, text_problem
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg", ".flv", ".gif")
 
@@ -95,8 +96,18 @@ def _str_field(obj: dict, key: str, file: str, line: int, *, required: bool = Fa
     if isinstance(value, bool) or not isinstance(value, (str, int, float)):
         raise DataError(file, line, key, f"expected a string, got {type(value).__name__}")
     value = str(value)
-    if not value.strip():
-        raise DataError(file, line, key, "must not be empty")
+    if not equality_key(value):
+        raise DataError(file, line, key, "must not be empty (or only invisible characters)")
+    return value
+
+
+def _text_field(obj: dict, key: str, file: str, line: int) -> str | None:
+    """A data-text field (question, answer): :func:`_str_field`, refused when it holds control markup or a hidden
+    control character (:func:`savi_plugin.untrusted.text_problem`)."""
+    value = _str_field(obj, key, file, line)
+    problem = text_problem(value) if value is not None else None
+    if problem:
+        raise DataError(file, line, key, problem)
     return value
 
 
@@ -107,8 +118,8 @@ def _item_from_object(obj: Any, file: str, line: int, index: int, root: Path, co
     video = _str_field(obj, video_key, file, line, required=True)
     path = resolve_video_path(video, root, confine=confine, file=file, line=line, field=video_key)
     item_id = _str_field(obj, "id", file, line) or _str_field(obj, "sample_id", file, line) or Path(video).stem
-    question = _str_field(obj, "question", file, line)
-    answer = _str_field(obj, "answer", file, line)
+    question = _text_field(obj, "question", file, line)
+    answer = _text_field(obj, "answer", file, line)
     options_key = "options" if "options" in obj else "candidates"
     options = obj.get(options_key)
     answer_index = obj.get("answer_index")
@@ -117,6 +128,10 @@ def _item_from_object(obj: Any, file: str, line: int, index: int, root: Path, co
                                                                         not isinstance(o, bool) for o in options):
             raise DataError(file, line, options_key, "expected a list of at least 2 option strings")
         options = tuple(str(o) for o in options)
+        for at, option in enumerate(options):
+            problem = text_problem(option) if equality_key(option) else "must not be empty"
+            if problem:
+                raise DataError(file, line, f"{options_key}[{at}]", problem)
         if len(options) > len(LETTERS):
             raise DataError(file, line, options_key, f"at most {len(LETTERS)} options are supported")
         twins = duplicate_options(options)

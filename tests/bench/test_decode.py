@@ -46,3 +46,14 @@ def test_savi_bench_passes_options_through():
     argv = _to_argv(train_step.build_parser(), {"repeats": 3, "layers": 2, "gradient_checkpointing": False})
     args = train_step.build_parser().parse_args(argv)
     assert (args.repeats, args.layers, args.gradient_checkpointing) == (3, 2, False)
+
+
+def test_a_sample_larger_than_the_clip_is_refused_before_any_clip_is_written(tmp_path, capsys):
+    from savi_plugin.cli import main
+
+    work = tmp_path / "work"
+    code = main(["bench", "decode", "--frames", "12", "--size", "32", "--samples", "4", "13", "--repeats", "1",
+                 "--work-dir", str(work)])
+    err = capsys.readouterr().err
+    assert code == 2 and "--samples: 13 is more than the clip's 12 frames" in err and "Traceback" not in err
+    assert not work.exists()

@@ -267,7 +267,7 @@ def test_control_markup_in_data_text_is_refused_naming_the_field(field, text):
     assert str(err.value).startswith("pairs.jsonl:3:") and "control token or placeholder" in str(err.value)
 
 
-INVISIBLE = ["\u200b", "\u200c", "\u200d", "\u2060", "\ufeff", "\u00ad", "\u200e", "\u202a"]
+INVISIBLE = ["\u200b", "\u200c", "\u200d", "\u2060", "\ufeff", "\u00ad", "\u200e", "\u202a", "\u2066"]
 WIDE = {c: chr(ord(c) + 0xFEE0) for c in "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789."}
 
 
@@ -308,6 +308,54 @@ def test_duplicate_options_after_normalisation_are_refused_naming_file_line_fiel
     with pytest.raises(DataError) as err:
         load_inputs(manifest)
     assert str(err.value).startswith(f"{manifest}:2:options: ") and "ground truth is ambiguous" in str(err.value)
+
+
+#: every C0/C1 control character but tab, line feed and carriage return, and the two bidi overrides
+HIDDEN = [chr(c) for c in [*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20), *range(0x7F, 0xA0)]] + ["\u202d", "\u202e"]
+
+
+@settings(max_examples=80, deadline=None)
+@given(char=st.sampled_from(HIDDEN), at=st.integers(0, 12),
+       field=st.sampled_from(["question", "chosen", "rejected", "chosen_tagged"]))
+def test_hidden_control_characters_in_pair_text_are_refused_naming_the_field(char, at, field):
+    from savi_plugin.data.record import DataError, validate_record
+
+    text = "It is red."
+    text = text[:at] + char + text[at:]
+    fields = {field: text}
+    if field == "chosen_tagged":
+        fields = {"chosen": "It is red.", "chosen_tagged": "It is <MASK>red</MASK>." + char,
+                  "rejected_tagged": "It is <MASK>blue</MASK>."}
+    with pytest.raises(DataError) as err:
+        validate_record(_pair(**fields), "pairs.jsonl", 3)
+    assert str(err.value).startswith(f"pairs.jsonl:3:{field}: contains ") and f"U+{ord(char):04X}" in str(err.value)
+
+
+@pytest.mark.parametrize("text", ["line one\nline two", "tab\there", "crlf\r\n", "\u05e9\u05dc\u05d5\u05dd \u200fok",
+                                  "\u2067\u05e9\u05dc\u05d5\u05dd\u2069 x", "caf\u00e9 \u00bd"])
+def test_ordinary_whitespace_and_right_to_left_text_stay_allowed(text):
+    from savi_plugin.data.record import validate_record
+
+    assert validate_record(_pair(chosen=text), "pairs.jsonl", 1).chosen == text
+
+
+@pytest.mark.parametrize("field, char", [("question", "\x00"), ("answer", "\u202e"), ("options", "\x1b"),
+                                         ("question", "<|im_start|>")])
+def test_hidden_control_characters_in_a_manifest_are_refused_naming_file_line_field(field, char, tmp_path):
+    from savi_plugin.data.record import DataError
+    from savi_plugin.generators.inputs import load_inputs
+
+    item = qa_item("b", "b.mp4")
+    if field == "options":
+        item["options"] = ["left", "ri" + char + "ght", "up", "down"]
+    else:
+        item[field] = (item[field] + char) if field == "question" else char + item[field]
+    manifest = tmp_path / "qa.jsonl"
+    manifest.write_text(json.dumps(qa_item("a", "a.mp4")) + "\n" + json.dumps(item) + "\n")
+    with pytest.raises(DataError) as err:
+        load_inputs(manifest)
+    where = f"{manifest}:2:{field}[1]: " if field == "options" else f"{manifest}:2:{field}: "
+    assert str(err.value).startswith(where) and "contains" in str(err.value)
 
 
 def test_the_backend_rule_refuses_every_control_string_of_the_tokenizer(tiny_llava_onevision):
