@@ -180,11 +180,9 @@ COMMANDS: dict[str, Run] = {
     "savi eval run -- --model savi_video ... --tasks savi_mvbench": Run(
         ("tests/eval/test_lmms_cli.py::test_savi_eval_run_adds_the_include_path",), ("paths", "small")),
     # benchmarks/README.md
-    'pip install -e ".[bench]"': Run(
-        (CI,), (), "not run: .ci/run installs `.[dev,decord]`, which has no trl"),
+    'pip install -e ".[bench]"': Run((CI,), ()),
     "savi bench train-step": Run(("tests/bench/test_train_step.py::test_printed_report",), ("small",)),
-    "savi bench trl": Run(("tests/bench/test_trl_dpo.py::test_equal_losses_at_every_step",), ("small",),
-                          "not run: the test skips without trl, which neither [dev] nor .ci/run installs"),
+    "savi bench trl": Run(("tests/bench/test_trl_dpo.py::test_equal_losses_at_every_step",), ("small",)),
     "savi bench decode": Run(("tests/bench/test_decode.py::test_savi_bench_command",), ("small",)),
     "savi bench generation": Run(
         ("tests/bench/test_generation.py::test_generation_benchmark_reuses_the_prefix_with_equal_outputs",),
