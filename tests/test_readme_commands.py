@@ -194,9 +194,8 @@ COMMANDS: dict[str, Run] = {
         "not run: about 40 minutes on 2 cores, twice the whole suite's budget; it repeats `savi bench "
         "train-step`'s measurement over frame counts"),
     "python benchmarks/generation_throughput.py": Run(
-        ("tests/bench/test_generation.py::test_generation_benchmark_reuses_the_prefix_with_equal_outputs",), (),
-        "not run: no test calls the script; `savi bench generation` (tested) measures the same batched vs "
-        "one-at-a-time comparison"),
+        ("tests/bench/test_generation.py::"
+         "test_generation_throughput_script_batches_and_makes_as_many_pairs_as_one_at_a_time",), ("small",)),
     "savi bench train-step --threads 1 --repeats 2": Run(
         ("tests/bench/test_train_step.py::test_printed_report",), ("small",),
         "not run: the test runs --threads 1 with one repeat (a second repeat doubles its ~50 s)"),

@@ -84,3 +84,22 @@ def test_gpu_check_full_shape_is_llava_video_7b(tmp_path):
     assert 7.5e9 < counts["language"] < 7.7e9 and 0.39e9 < counts["vision"] < 0.41e9
     attention = model.model.language_model.layers[0].self_attn
     assert (attention.head_dim, attention.k_proj.out_features) == (128, 512)  # 28 query heads, 4 KV heads
+
+
+def test_generation_throughput_script_batches_and_makes_as_many_pairs_as_one_at_a_time(capsys):
+    """``python benchmarks/generation_throughput.py`` at a tiny size (README's speed table): both sides run the
+    same questions on the same model, so they make the same pairs; the ratio printed is theirs."""
+    import importlib.util
+
+    from tests.builders import REPO_ROOT
+
+    spec = importlib.util.spec_from_file_location("generation_throughput",
+                                                  REPO_ROOT / "benchmarks" / "generation_throughput.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    result = script.main(["--videos", "3", "--batch-size", "2", "--num-frames", "4", "--max-new-tokens", "3",
+                          "--repeats", "1"])
+    batched, single = result["batched"], result["one_at_a_time"]
+    assert batched["pairs"] == single["pairs"] > 0  # the same greedy answers batched or not: the same pairs
+    assert result["speedup"] == round(batched["pairs_per_s"] / single["pairs_per_s"], 3) > 0
+    assert "speed-up batched / one-at-a-time" in capsys.readouterr().out
