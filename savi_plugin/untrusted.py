@@ -231,6 +231,14 @@ def hidden_control(text: str) -> str | None:
     return None
 
 
+def without_hidden_controls(text: str) -> str:
+    """``text`` without the characters :func:`hidden_control` finds: what a model's decoded output is made into
+    before it becomes data text (a random-weight model emits byte tokens of control characters; the pair
+    check would refuse them)."""
+    return "".join(ch for ch in text if ch not in _BIDI_OVERRIDES
+                   and (ch in _ALLOWED_CONTROLS or unicodedata.category(ch) != "Cc"))
+
+
 def text_problem(text: str) -> str | None:
     """Why ``text`` may not be data text (a question, answer, option or response), or None: control markup a
     chat template would obey (:func:`control_markup`) or a hidden control character (:func:`hidden_control`)."""

@@ -61,6 +61,8 @@ class TextLM:
         """One reply per conversation (``[{"role": "user"|"assistant", "content": str}, ...]``)."""
         import torch
 
+        from savi_plugin.models.backends.tokens import answer_text
+
         prompts = [self.render(list(turns)) for turns in conversations]
         self.tokenizer.padding_side = "left"
         device = next(self.model.parameters()).device
@@ -72,8 +74,8 @@ class TextLM:
                       dict(temperature=None, top_p=None, top_k=None))
         with torch.no_grad():
             out = self.model.generate(**inputs, **kwargs, pad_token_id=self.tokenizer.pad_token_id)
-        return [t.strip() for t in self.tokenizer.batch_decode(out[:, inputs["input_ids"].shape[1]:],
-                                                               skip_special_tokens=True)]
+        return [answer_text(t) for t in self.tokenizer.batch_decode(out[:, inputs["input_ids"].shape[1]:],
+                                                                    skip_special_tokens=True)]
 
 
 def check_text_lm_option(spec: Any, name: str) -> None:

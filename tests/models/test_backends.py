@@ -150,3 +150,27 @@ def test_a_broken_checkpoint_is_one_line_and_leaves_nothing(damage, tiny_llava_o
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and err[-1].startswith("error: model: the model cannot be loaded"), err
     assert not list(tmp_path.glob("p.jsonl*"))
+
+
+def test_generated_text_becomes_data_text_without_control_characters(tiny_llava_onevision):
+    """A random-weight model emits byte tokens of control characters; the decoded answer drops them (and bidi
+    overrides), so a generated pair is never refused by the pair check for them."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from savi_plugin.models.backends.tokens import answer_text
+    from savi_plugin.untrusted import hidden_control, text_problem
+
+    lm = load_backend(tiny_llava_onevision, num_frames=4)
+    ids = lm.tokenizer("\x0cleft\x00 and\u202e right\x1b[2J", add_special_tokens=False)["input_ids"]
+    decoded = lm.tokenizer.decode(ids, skip_special_tokens=True)
+    assert "\x00" in decoded and text_problem(decoded)  # the tokenizer round-trips them
+    assert answer_text(decoded) == "left and right[2J"
+
+    @settings(max_examples=200, deadline=None)
+    @given(st.text(st.characters(codec="utf-8"), max_size=40))
+    def every_text(text):
+        clean = answer_text(text)
+        assert hidden_control(clean) is None and clean == clean.strip()
+
+    every_text()

@@ -20,7 +20,7 @@ import torch
 from savi_plugin.constants import DEFAULT_NUM_FRAMES, DTYPE_ALIASES
 from savi_plugin.constants import DTYPES as DTYPE_NAMES
 from savi_plugin.errors import ConfigurationError, InputError
-from savi_plugin.models.backends.tokens import check_plain_text, tokenize_response
+from savi_plugin.models.backends.tokens import answer_text, check_plain_text, tokenize_response
 
 log = logging.getLogger(__name__)
 
@@ -234,7 +234,8 @@ class VideoLM:
     def generate(self, videos: Sequence[np.ndarray], questions: Sequence[str], *, max_new_tokens: int = 64,
                  do_sample: bool = False, temperature: float = 1.0, top_p: float = 1.0,
                  seed: int | None = None, system: str | None = None, prefill: str = "") -> list[str]:
-        """Answer each question about its video; returns the decoded answers (special tokens removed).
+        """Answer each question about its video; returns the decoded answers (:func:`answer_text`: special tokens,
+        control characters and bidi overrides removed, ends stripped).
 
         ``system`` and ``prefill`` apply to every prompt of the call (see :meth:`prompt`); an answer is the
         generated continuation only, without ``prefill``.
@@ -255,7 +256,7 @@ class VideoLM:
             reused = prefix_cache.generate(self, videos, questions, {**kwargs, "pad_token_id": self.pad_token_id},
                                            max_new_tokens, system=system, prefill=prefill)
             if reused is not None:
-                return [self.tokenizer.decode(t, skip_special_tokens=True).strip() for t in reused]
+                return [answer_text(self.tokenizer.decode(t, skip_special_tokens=True)) for t in reused]
         prompts = [self.prompt(q, system=system, prefill=prefill) for q in questions]
         inputs = self._to_device(dict(self._process(prompts, videos)))
         self.check_context(inputs["attention_mask"], max_new_tokens)
@@ -263,7 +264,7 @@ class VideoLM:
             torch.manual_seed(seed)
         out = self.model.generate(**inputs, **kwargs, pad_token_id=self.tokenizer.pad_token_id)
         new_tokens = out[:, inputs["input_ids"].shape[1]:]
-        return [t.strip() for t in self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)]
+        return [answer_text(t) for t in self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)]
 
     @torch.no_grad()
     def generate_text(self, conversations: Sequence[list[dict]], *, max_new_tokens: int = 64, do_sample: bool = False,
@@ -287,7 +288,7 @@ class VideoLM:
                       dict(temperature=None, top_p=None, top_k=None))
         out = self.model.generate(**inputs, **kwargs, pad_token_id=self.tokenizer.pad_token_id)
         new_tokens = out[:, inputs["input_ids"].shape[1]:]
-        return [t.strip() for t in self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)]
+        return [answer_text(t) for t in self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)]
 
     def decoder(self):
         """The multimodal backbone that returns hidden states (the model without its LM head)."""

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 import torch
 
 from savi_plugin.errors import InputError
+from savi_plugin.untrusted import without_hidden_controls
 
 #: Label value of a position that is not scored (prompt, video, padding): PyTorch's cross-entropy default.
 IGNORE_INDEX = -100
@@ -28,6 +29,13 @@ class ControlTextError(InputError):
 
 
 _CONTROL: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def answer_text(decoded: str) -> str:
+    """A generated answer as data text: ``decoded`` (special tokens already skipped) without control characters
+    or bidi overrides (:func:`savi_plugin.untrusted.without_hidden_controls`, which the pair check would refuse),
+    ends stripped. Every decode of generated tokens goes through here."""
+    return without_hidden_controls(decoded).strip()
 
 
 def control_strings(tokenizer) -> tuple[str, ...]:
