@@ -234,9 +234,11 @@ def hidden_control(text: str) -> str | None:
 def without_hidden_controls(text: str) -> str:
     """``text`` without the characters :func:`hidden_control` finds: what a model's decoded output is made into
     before it becomes data text (a random-weight model emits byte tokens of control characters; the pair
-    check would refuse them)."""
-    return "".join(ch for ch in text if ch not in _BIDI_OVERRIDES
-                   and (ch in _ALLOWED_CONTROLS or unicodedata.category(ch) != "Cc"))
+    check would refuse them). A control character that Python counts as whitespace (form feed, vertical tab,
+    the information separators U+001C-U+001F, NEL) becomes a space, so the words it separated stay apart; the
+    others and the bidi overrides are removed."""
+    return "".join(ch if ch in _ALLOWED_CONTROLS or not (ch in _BIDI_OVERRIDES or unicodedata.category(ch) == "Cc")
+                   else " " if ch.isspace() else "" for ch in text)
 
 
 def text_problem(text: str) -> str | None:

@@ -166,6 +166,7 @@ def test_generated_text_becomes_data_text_without_control_characters(tiny_llava_
     decoded = lm.tokenizer.decode(ids, skip_special_tokens=True)
     assert "\x00" in decoded and text_problem(decoded)  # the tokenizer round-trips them
     assert answer_text(decoded) == "left and right[2J"
+    assert answer_text("one\x0ctwo\x1fthree\x85four") == "one two three four"  # whitespace controls: a space
 
     @settings(max_examples=200, deadline=None)
     @given(st.text(st.characters(codec="utf-8"), max_size=40))

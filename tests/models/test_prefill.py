@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 import torch
 
+from savi_plugin.models.backends.tokens import answer_text
+
 FAMILIES = ["llava_onevision", "qwen2_vl", "llava_video", "qwen2_5_vl", "qwen3_vl", "internvl"]
 SYSTEM = "Carefully watch the video. Based on your observations, select the best option."
 PREFILL = "Best option:("
@@ -74,7 +76,7 @@ def test_prefix_cache_and_plain_paths_equal_generate_on_the_prompt_by_hand(lm):
         by_hand.append(out[0, inputs["input_ids"].shape[1]:])
     for row, reference in zip(reused_ids, by_hand):
         assert _until_eos(row, eos) == _until_eos(reference, eos)  # token for token
-    texts = [lm.tokenizer.decode(t, skip_special_tokens=True).strip() for t in by_hand]
+    texts = [answer_text(lm.tokenizer.decode(t, skip_special_tokens=True)) for t in by_hand]
     assert reused == plain == texts  # the continuation alone, without the pre-fill
     assert any(texts) and not any(t.startswith(PREFILL) for t in texts)
     assert plain != without  # the system turn and pre-fill reached the model
