@@ -258,13 +258,29 @@ def text_problem(text: str) -> str | None:
 _SPACES = re.compile(r"\s+")
 
 
+#: Unicode's Default_Ignorable_Code_Point ranges (DerivedCoreProperties.txt, Unicode 15.1): characters drawn as
+#: nothing -- besides the format characters (``Cf``), variation selectors, the combining grapheme joiner, Hangul
+#: fillers and Khmer inherent vowels, which are letters or marks by category
+_DEFAULT_IGNORABLE = ((0x00AD, 0x00AD), (0x034F, 0x034F), (0x061C, 0x061C), (0x115F, 0x1160), (0x17B4, 0x17B5),
+                      (0x180B, 0x180F), (0x200B, 0x200F), (0x202A, 0x202E), (0x2060, 0x206F), (0x3164, 0x3164),
+                      (0xFE00, 0xFE0F), (0xFEFF, 0xFEFF), (0xFFA0, 0xFFA0), (0xFFF0, 0xFFF8), (0x1BCA0, 0x1BCA3),
+                      (0x1D173, 0x1D17A), (0xE0000, 0xE0FFF))
+
+
+def invisible(ch: str) -> bool:
+    """Whether ``ch`` is drawn as nothing: a format character (category ``Cf``) or a Default_Ignorable code point."""
+    code = ord(ch)
+    return unicodedata.category(ch) == "Cf" or any(lo <= code <= hi for lo, hi in _DEFAULT_IGNORABLE)
+
+
 def equality_key(text: str) -> str:
     """``text`` as compared for equality: NFKC (full-width and compatibility forms fold to their plain form),
-    Unicode format characters removed (zero-width spaces and joiners, bidi marks, soft hyphens, BOM: category
-    ``Cf``), runs of whitespace made one space, ends stripped.
+    invisible characters removed (:func:`invisible`: zero-width spaces and joiners, bidi marks, soft hyphens,
+    BOM, variation selectors, the combining grapheme joiner, Hangul fillers), runs of whitespace made one space,
+    ends stripped.
 
     For *comparisons only*: stored and tokenised text keeps what the file says.
     """
     folded = unicodedata.normalize("NFKC", text)
-    visible = "".join(ch for ch in folded if unicodedata.category(ch) != "Cf")
+    visible = "".join(ch for ch in folded if not invisible(ch))
     return _SPACES.sub(" ", visible).strip()

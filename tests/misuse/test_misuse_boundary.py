@@ -267,7 +267,8 @@ def test_control_markup_in_data_text_is_refused_naming_the_field(field, text):
     assert str(err.value).startswith("pairs.jsonl:3:") and "control token or placeholder" in str(err.value)
 
 
-INVISIBLE = ["\u200b", "\u200c", "\u200d", "\u2060", "\ufeff", "\u00ad", "\u200e", "\u202a", "\u2066"]
+INVISIBLE = ["\u200b", "\u200c", "\u200d", "\u2060", "\ufeff", "\u00ad", "\u200e", "\u202a", "\u2066",
+             "\ufe0f", "\ufe00", "\U000e0100", "\u034f", "\u115f", "\u3164", "\uffa0", "\u17b4", "\u180e"]
 WIDE = {c: chr(ord(c) + 0xFEE0) for c in "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789."}
 
 
