@@ -195,11 +195,16 @@ def run_configuration(model, data, backend, lora, options, eval_data) -> dict[st
     def where(path):
         return None if path is None else (os.path.realpath(path) if Path(path).exists() else str(path))
 
+    from savi_plugin.environment import item_limits
+
     reference = options.get("reference_model_path")
     return {"model": where(model), "data": where(data),
             "data_sha256": file_digest(data) if Path(data).is_file() else None,
             "eval_data": where(eval_data), "backend": backend, "lora": {**DEFAULT_LORA, **(lora or {})},
             "training": {k: v for k, v in options.items() if k not in ("output_dir",)},
+            "limits": item_limits(),  # the decode caps decide which pairs are skipped
+            # accelerate launch's precision, which the Trainer applies over the recipe's (launch.py)
+            "accelerate_mixed_precision": os.environ.get("ACCELERATE_MIXED_PRECISION"),
             "identity": {"model": model_identity(model), "eval_data": input_identity(eval_data),
                          "reference_model": model_identity(reference) if reference else None}}
 
