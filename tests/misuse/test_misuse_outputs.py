@@ -576,6 +576,47 @@ def test_training_resume_after_a_video_the_pairs_name_changed_at_the_same_path_i
     assert_one_line_error(err, str(out), "identity.videos changed content")
 
 
+@pytest.fixture(scope="module")
+def two_shards(world, tmp_path_factory) -> Path:
+    """A finished 2-shard generation run (``m.shard-*-of-00002.jsonl``, their progress files and reports)."""
+    from savi_plugin.cli import main
+
+    folder = tmp_path_factory.mktemp("shards")
+    for shard in ("0/2", "1/2"):
+        assert main([str(a) for a in ("generate", "--model", world / "model", "--input", world / "data/qa.jsonl",
+                                      "--output", folder / "m.jsonl", "--shard", shard, *GEN[:-2],
+                                      "--batch-size", "1")]) == 0
+    return folder
+
+
+@pytest.mark.parametrize("damage", ["field edited", "line corrupted", "id given other content"])
+def test_a_merge_over_a_damaged_shard_is_incomplete_and_not_trained_on(damage, two_shards, world, tmp_path, capsys):
+    """A shard edited after its run lost records in the merged file, which then said complete: true."""
+    for file in two_shards.iterdir():
+        shutil.copy2(file, tmp_path / file.name)
+    out = tmp_path / "m.jsonl"
+    shards = sorted(tmp_path.glob("m.shard-*-of-00002.jsonl"))
+    lines = [s.read_text().splitlines() for s in shards]
+    assert all(lines), "each shard holds a pair"
+    first = json.loads(lines[0][0])
+    if damage == "field edited":
+        lines[0][0] = json.dumps({**first, "chosen": first["chosen"] + " (edited)"})  # chosen_tagged disagrees now
+    elif damage == "line corrupted":
+        lines[0][0] = lines[0][0][:-5]
+    else:
+        lines[1].append(json.dumps({**first, "question": "another question"}))
+    for shard, text in zip(shards, lines):
+        shard.write_text("\n".join(text) + "\n")
+    code, _, err = savi(capsys, "generate", "merge", out)
+    assert code != 0 and not out.exists()
+    assert_one_line_error(err, str(out), "incomplete shard set")
+    code, _, err = savi(capsys, "generate", "merge", "--allow-incomplete", out)
+    assert json.loads(out.with_name("m.jsonl.report.json").read_text())["complete"] is False
+    code, _, err = savi(capsys, "train", world / "data/train.yaml", "--data", out, "--output-dir", tmp_path / "t")
+    assert code == 1 and not (tmp_path / "t").exists()
+    assert_one_line_error(err, str(out), "incomplete")
+
+
 def test_resume_that_extends_the_limit_over_unchanged_videos_is_accepted(world, tmp_path, capsys):
     manifest = tmp_path / "qa.jsonl"
     write_jsonl(manifest, [qa_item(f"q{i}", world / "data" / f"v{i}.mp4") for i in range(2)])
