@@ -414,6 +414,33 @@ def test_training_on_an_unfinished_generation_run_is_refused_unless_allowed(gene
     assert_one_line_error(err, str(out), "has not finished")
 
 
+@pytest.mark.parametrize("state", ["report says incomplete", "still running"])
+def test_converting_an_unfinished_generation_run_is_refused_unless_allowed(state, generated, tmp_path, capsys,
+                                                                          caplog):
+    """Converting laundered an unfinished run into a file with no report, which then trained as complete."""
+    out, _ = generated
+    report_file = out.with_name(out.name + ".report.json")
+    if state == "still running":
+        report_file.unlink()  # a run under way: a progress file, no report
+    else:
+        report_file.write_text(json.dumps({**json.loads(report_file.read_text()), "complete": False}))
+    converted = tmp_path / "converted.jsonl"
+    for to in ("savi", "trl"):
+        code, _, err = savi(capsys, "data", "convert", out, converted, "--to", to)
+        assert code == 1 and not converted.exists()
+        assert_one_line_error(err, str(out), "--allow-incomplete")
+    code, _, err = savi(capsys, "data", "convert", out, converted, "--allow-incomplete")
+    assert code == 0 and converted.read_text() == out.read_text() and "converting what is there" in caplog.text
+
+
+def test_a_conversion_that_would_write_no_record_is_refused(tmp_path, capsys):
+    src = tmp_path / "cr.jsonl"  # old-Mac line ends: one unparseable line
+    src.write_bytes(b'{"id": "a"}\r{"id": "b"}\r')
+    code, _, err = savi(capsys, "data", "convert", src, tmp_path / "out.jsonl", "--bad-records", "skip")
+    assert code == 1 and not (tmp_path / "out.jsonl").exists()
+    assert_one_line_error(err, str(src), "no valid record to convert")
+
+
 def test_pairs_of_another_model_train_with_one_warning(generated, world, caplog):
     from savi_plugin.training.run import check_pairs_source
 
