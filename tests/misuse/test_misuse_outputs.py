@@ -227,6 +227,22 @@ def test_an_existing_target_that_is_not_ours_for_this_run_is_refused(writer, sta
     assert snapshot(tmp_path) == before and snapshot(world) == inputs
 
 
+@pytest.mark.parametrize("writer", list(WRITERS))
+@pytest.mark.parametrize("link", ["dangling", "to-an-empty-file"])
+def test_a_target_that_is_a_symbolic_link_is_never_replaced_by_a_file(writer, link, world, tmp_path, capsys):
+    """`recipes cp` onto a user's dangling link replaced the link with a regular file (red team 3)."""
+    spec = WRITERS[writer]
+    out = tmp_path / ("out" if spec.folder else "out.jsonl")
+    target = tmp_path / "elsewhere"
+    if link == "to-an-empty-file":
+        target.write_text("")
+    out.symlink_to(target)
+    code, _, err = savi(capsys, *spec.argv(world, out))
+    assert code != 0 and out.is_symlink() and os.readlink(out) == str(target)
+    assert_one_line_error(err, str(out), "symbolic link")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["elsewhere"] * target.exists() + [out.name])
+
+
 #: nodes that are neither a file nor a folder: the final rename would replace them (``/dev/null`` as root)
 SPECIAL_NODES = ("fifo", "socket", "char-device", "symlink-to-fifo", "symlink-to-char-device")
 
