@@ -16,7 +16,8 @@ What holds for every output, by construction (README "Guarantees"):
   Paths are compared after ``..``, ``./`` and symlinks are resolved, by inode (a hard link is the same file), and
   case-insensitively where the file system is.
 * **One writer per output** (:class:`OutputLock`): an exclusive lock for the whole job, ``flock`` on
-  ``<output>.lock`` (a file) or ``<folder>/.savi.lock`` (a folder), naming its holder. Where the file system does
+  ``<output>.lock`` (a file) or ``<folder>/.savi.lock`` (a folder), naming its holder; an output inside a folder
+  another live job holds is refused too (:func:`check_no_enclosing_job`). Where the file system does
   not support ``flock`` (some NFS and Lustre mounts raise ``ENOLCK``, ``EOPNOTSUPP`` or ``ENOSYS``) the lock falls
   back to a file created with ``O_EXCL`` (``<lock>.excl``) holding the holder's pid and host; a holder that is
   gone (same host, no such pid) is taken over, one on another host is respected.
@@ -252,9 +253,64 @@ def _read_info(path: Path) -> dict:
         return {}
 
 
+def _job_key() -> str | None:
+    """What the ranks of one launched job share (its launcher's rendezvous), or None outside a launcher."""
+    from savi_plugin.launch import launcher_name
+
+    name = launcher_name()
+    if name is None:
+        return None
+    return ":".join([name] + [os.environ.get(k, "") for k in ("MASTER_ADDR", "MASTER_PORT", "TORCHELASTIC_RUN_ID")])
+
+
 def _holder_info() -> dict:
     return {"pid": os.getpid(), "host": socket.gethostname(), "started": time.time(),
-            "command": " ".join(sys.argv)[:500]}
+            "command": " ".join(sys.argv)[:500], "job": _job_key()}
+
+
+def _held_by_another_job(lock: Path) -> dict | None:
+    """The holder of ``lock`` when a live process of another job holds it, else None (no lock, released, this
+    process, or another rank of this launched job)."""
+    info = _read_info(lock)
+    if not info:
+        return None
+    if info.get("pid") == os.getpid() and info.get("host") == socket.gethostname():
+        return None
+    if info.get("job") is not None and info.get("job") == _job_key():
+        return None
+    try:
+        fd = os.open(lock, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return info
+    except OSError:  # no flock here: the O_EXCL lock file beside it decides
+        return info if _alive(_read_info(lock.with_name(lock.name + ".excl"))) else None
+    finally:
+        os.close(fd)
+    return None
+
+
+def check_no_enclosing_job(output: str | Path, what: str = "output") -> None:
+    """Refuse an output inside a folder another live savi job is writing (its ``.savi.lock``, or a replaced
+    folder's ``<folder>.lock`` beside it): two jobs would mix their files in one folder, e.g. ``savi train
+    --output-dir run/rrpo`` while ``savi ablate --out run`` writes ``run/rrpo``.
+
+    Raises:
+        OutputLockedError: naming the enclosing folder and its holder.
+    """
+    real = _real(output)
+    for folder in real.parents:
+        for lock in (folder / LOCK_NAME, folder.with_name(folder.name + ".lock") if folder.name else None):
+            if lock is None or not lock.exists():
+                continue
+            holder = _held_by_another_job(lock)
+            if holder is not None:
+                raise OutputLockedError(f"{output}: {what} lies inside {folder}, which another savi process is "
+                                        f"writing ({_holder_text(holder)}); wait for it to finish or choose an "
+                                        f"output outside it (lock file {lock})")
 
 
 def _is_main_rank() -> bool:
@@ -701,6 +757,7 @@ def claim(output: str | Path, *, command: str, config: Mapping[str, Any] | None 
         # need them (training.distributed.shared_resume_point).
         return Output(path, folder, command, config, held, read_mark(path, folder))
     before = _existing_names(path, folder)  # before the lock file exists (it may create the folder)
+    check_no_enclosing_job(path, what or output_name)
     if lock:
         held.acquire()
     try:
