@@ -86,6 +86,28 @@ def sidecar(output: str | Path, kind: str) -> Path:
     return output.with_name(f"{output.name}.{kind}")
 
 
+#: the sidecars a file output may have (:func:`sidecar` kinds): progress, run report, lock, our mark
+SIDECAR_KINDS = ("progress.jsonl", "report.json", "lock", MARK_NAME.lstrip("."))
+
+
+def sidecar_clash(output: str | Path) -> str | None:
+    """Why file ``output`` would share a name with another output's sidecar, or None: ``output`` is a sidecar of
+    an output we marked (``pairs.jsonl.report.json`` beside a marked ``pairs.jsonl``), or a sidecar of ``output``
+    is itself an output we marked (``--output q.jsonl.progress.jsonl`` of an earlier run, then ``--output
+    q.jsonl``)."""
+    output = Path(output)
+    for kind in SIDECAR_KINDS:
+        if output.name.endswith("." + kind) and len(output.name) > len(kind) + 1:
+            owner = output.with_name(output.name[:-len(kind) - 1])
+            if read_mark(owner, False) is not None:
+                return f"is the {kind} of {owner}, an output of {read_mark(owner, False).get('command')}"
+        side = sidecar(output, kind)
+        if kind != MARK_NAME.lstrip(".") and read_mark(side, False) is not None:
+            return (f"would use {side} as its {kind}, but that file is an output of "
+                    f"{read_mark(side, False).get('command')}")
+    return None
+
+
 def lock_path(output: str | Path, folder: bool = False) -> Path:
     """``<output>.lock`` for a file output, ``<output>/.savi.lock`` for a folder output."""
     output = Path(output)
@@ -746,6 +768,10 @@ def claim(output: str | Path, *, command: str, config: Mapping[str, Any] | None 
     linked = link_problem(path, folder)
     if linked is not None:
         raise ForeignOutputError(f"{output}: {output_name} {linked}: choose another {output_name}")
+    clash = None if folder else sidecar_clash(path)
+    if clash is not None:
+        raise ForeignOutputError(f"{output}: {output_name} {clash}; the two would overwrite each other's files: "
+                                 f"choose another {output_name}")
     if path.exists() and path.is_dir() != folder:
         raise ForeignOutputError(f"{output}: {output_name} exists and is {'a file' if folder else 'a folder'}; "
                                  f"a {'folder' if folder else 'file'} is needed here: choose another {output_name}")

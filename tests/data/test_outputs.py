@@ -247,3 +247,18 @@ def test_an_output_inside_a_folder_another_live_job_writes_is_refused(folder, tm
     with claim(tmp_path / "outer", command="savi ablate", folder=True):
         with claim(tmp_path / "outer" / "rrpo", command="savi train", folder=True):
             pass  # this process's own enclosing output (ablate's steps): accepted
+
+
+@pytest.mark.parametrize("kind", ["progress.jsonl", "report.json", "lock"])
+@pytest.mark.parametrize("first", ["the sidecar's name", "the output"])
+def test_an_output_named_like_another_outputs_sidecar_is_refused_both_ways(kind, first, tmp_path):
+    """`--output q.jsonl.progress.jsonl`, then `--output q.jsonl`: the second was told the first's finished pairs
+    were its own edited progress file, and to delete them (red team 3)."""
+    out, side = tmp_path / "q.jsonl", tmp_path / f"q.jsonl.{kind}"
+    earlier, later = (side, out) if first == "the sidecar's name" else (out, side)
+    with claim(earlier, command="savi generate", config={"a": 1}) as claimed:
+        claimed.write_mark()
+        earlier.write_text('{"id": "p"}\n')
+    with pytest.raises(ForeignOutputError, match="would overwrite each other's files") as info:
+        claim(later, command="savi generate", config={"a": 1})
+    assert str(info.value).startswith(f"{later}: ") and earlier.read_text() == '{"id": "p"}\n'
