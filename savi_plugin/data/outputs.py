@@ -108,6 +108,14 @@ def sidecar_clash(output: str | Path) -> str | None:
     return None
 
 
+def another(name: str, adjective: str = "another") -> str:
+    """``another --output`` for a flag or a noun, ``another path for the output's report.json`` for a name that
+    already has its article (messages read ``choose another ...`` either way)."""
+    if name.startswith(("the ", "a ", "an ")):
+        return f"{adjective} path for {name}"
+    return f"{adjective} {name}"
+
+
 def lock_path(output: str | Path, folder: bool = False) -> Path:
     """``<output>.lock`` for a file output, ``<output>/.savi.lock`` for a folder output."""
     output = Path(output)
@@ -377,7 +385,7 @@ class OutputLock:
     def _refuse(self, info: dict, path: Path) -> OutputLockedError:
         return OutputLockedError(
             f"{self.output}: {self.what} is in use by another savi process ({_holder_text(info)}); wait for it "
-            f"to finish or use another {self.what} (lock file {path})")
+            f"to finish or use {another(self.what)} (lock file {path})")
 
     def acquire(self) -> "OutputLock":
         if not (self.every_rank or _is_main_rank()):
@@ -521,13 +529,13 @@ def check_distinct(output: str | Path, inputs: Mapping[str, str | Path | None], 
         src = _real(value)
         if _same(out, src):
             raise OutputIsInputError(f"{output}: {output_name} is the same path as {name} ({value}); the job would "
-                                     f"write into its own input: choose another {output_name}")
+                                     f"write into its own input: choose {another(output_name)}")
         if _inside(out, src):
             raise OutputIsInputError(f"{output}: {output_name} lies inside {name} ({value}); the job would write "
-                                     f"into its input: choose another {output_name}")
+                                     f"into its input: choose {another(output_name)}")
         if folder and _inside(src, out):
             raise OutputIsInputError(f"{output}: {output_name} contains {name} ({value}); the job would write into "
-                                     f"its input's folder: choose another {output_name}")
+                                     f"its input's folder: choose {another(output_name)}")
 
 
 def check_not_any(outputs: Mapping[str, str | Path], files: Iterable[str | Path], *, what: str) -> None:
@@ -560,7 +568,7 @@ def check_not_any(outputs: Mapping[str, str | Path], files: Iterable[str | Path]
             pass
         if hit is not None:
             raise OutputIsInputError(f"{output}: {output_name} is {what} ({hit}), or a link to it; the job would "
-                                     f"write into its own input: choose another {output_name}")
+                                     f"write into its own input: choose {another(output_name)}")
 
 
 # --------------------------------------------------------------------------------------------- claiming
@@ -764,17 +772,17 @@ def claim(output: str | Path, *, command: str, config: Mapping[str, Any] | None 
     special = special_kind(path)
     if special is not None:
         raise ForeignOutputError(f"{output}: {output_name} exists and is {special}; savi writes only regular files "
-                                 f"and folders (it would replace it): choose another {output_name}")
+                                 f"and folders (it would replace it): choose {another(output_name)}")
     linked = link_problem(path, folder)
     if linked is not None:
-        raise ForeignOutputError(f"{output}: {output_name} {linked}: choose another {output_name}")
+        raise ForeignOutputError(f"{output}: {output_name} {linked}: choose {another(output_name)}")
     clash = None if folder else sidecar_clash(path)
     if clash is not None:
         raise ForeignOutputError(f"{output}: {output_name} {clash}; the two would overwrite each other's files: "
-                                 f"choose another {output_name}")
+                                 f"choose {another(output_name)}")
     if path.exists() and path.is_dir() != folder:
         raise ForeignOutputError(f"{output}: {output_name} exists and is {'a file' if folder else 'a folder'}; "
-                                 f"a {'folder' if folder else 'file'} is needed here: choose another {output_name}")
+                                 f"a {'folder' if folder else 'file'} is needed here: choose {another(output_name)}")
     held = OutputLock(path, folder=folder and not lock_beside, what=what or output_name, every_rank=every_rank)
     if not (every_rank or _is_main_rank()):
         # One job's ranks share this output: rank 0 alone decides whether it may be written (it locks, checks and
@@ -791,20 +799,21 @@ def claim(output: str | Path, *, command: str, config: Mapping[str, Any] | None 
         if previous is not None:
             if previous.get("command") != command:
                 raise ForeignOutputError(f"{output}: {output_name} was written by {previous.get('command')}, not "
-                                         f"{command}: choose another {output_name}")
+                                         f"{command}: choose {another(output_name)}")
             if not replace_ours:
                 check_same_config(previous.get("config") or {}, config, output=output,
                                   stored_at=mark_path(path, folder), ignore=ignore,
-                                  remedy=f"continue with the same configuration, or choose another {output_name}")
+                                  remedy=f"continue with the same configuration, or choose {another(output_name)}")
         elif folder and path.is_dir():
             foreign = _foreign_files(path, own_files)
             if foreign:
                 raise ForeignOutputError(
                     f"{output}: {output_name} holds {len(foreign)} file(s) not written by {command} (e.g. "
-                    f"{foreign[0]}); it would mix its results with them: choose a new or empty {output_name}")
+                    f"{foreign[0]}); it would mix its results with them: "
+                    f"choose {another(output_name, 'a new or empty')}")
         elif not folder and path.is_file() and path.stat().st_size > 0:
             raise ForeignOutputError(f"{output}: {output_name} exists and was not written by {command}; writing it "
-                                     f"would replace or mix with its content: choose a new {output_name}")
+                                     f"would replace or mix with its content: choose {another(output_name, 'a new')}")
     except BaseException:
         held.release()
         raise
