@@ -139,13 +139,18 @@ def resolve_device(device: str) -> str:
     import torch
 
     if device != "auto":
-        try:
-            torch.device(device)
-        except (RuntimeError, TypeError, ValueError) as exc:
-            from savi_plugin.config.values import ConfigError
+        from savi_plugin.config.values import ConfigError
 
+        try:
+            parsed = torch.device(device)
+        except (RuntimeError, TypeError, ValueError) as exc:
             raise ConfigError("--device", f"{device!r} is not a device ({str(exc).splitlines()[0] if str(exc) else exc}"
                                           f"); use auto, cpu, cuda, cuda:N or mps") from None
+        if parsed.type == "cuda":
+            count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+            if count == 0 or (parsed.index is not None and parsed.index >= count):
+                raise ConfigError("--device", f"{device!r}: this machine has {count} CUDA device(s)"
+                                              f"{'' if count else ' (no driver or no GPU)'}; use auto or cpu")
         return device
 
     if torch.cuda.is_available():

@@ -443,3 +443,19 @@ def test_a_bad_device_string_is_a_configuration_error(device):
     with pytest.raises(ConfigError, match=rf"--device: '{device}' is not a device"):
         resolve_device(device)
     assert resolve_device("cpu") == "cpu"
+
+
+@pytest.mark.parametrize("device", ["cuda", "cuda:0", "cuda:99"])
+def test_a_cuda_device_this_machine_does_not_have_is_a_configuration_error(device, monkeypatch):
+    """`--device cuda` on a machine without a GPU was an 'unexpected' RuntimeError from the driver (red team 3)."""
+    import torch
+
+    from savi_plugin.generators.runner import resolve_device
+
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    index = torch.device(device).index
+    if count and (index is None or index < count):
+        assert resolve_device(device) == device
+        return
+    with pytest.raises(ConfigError, match=rf"--device: '{device}': this machine has {count} CUDA device"):
+        resolve_device(device)
