@@ -262,6 +262,28 @@ def temp_folder(near: str | Path, keep: bool = False) -> Iterator[Path]:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def remove_stale_temps(near: str | Path) -> list[Path]:
+    """Remove the temporaries beside ``near`` (:func:`_temp_name`: ``.<name>.<pid>.<random>.tmp*``) whose process
+    is gone from this host -- what a SIGKILL leaves -- and return them. A live process's are kept."""
+    import glob
+
+    near = Path(near)
+    prefix = f".{near.name}."
+    removed = []
+    parent = _parent(near)
+    if not parent.is_dir():
+        return removed
+    for entry in parent.glob(glob.escape(prefix) + "*.tmp*"):
+        pid = entry.name[len(prefix):].split(".", 1)[0]
+        if pid.isdigit() and not _alive({"host": socket.gethostname(), "pid": int(pid)}):
+            if entry.is_dir() and not entry.is_symlink():
+                remove_tree(entry)
+            else:
+                entry.unlink(missing_ok=True)
+            removed.append(entry)
+    return removed
+
+
 def remove_tree(path: str | Path) -> None:
     """Remove a folder this job owns (a previous result of the same command, or its own temporary)."""
     shutil.rmtree(path, ignore_errors=True)

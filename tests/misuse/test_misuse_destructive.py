@@ -232,3 +232,20 @@ def test_generate_refuses_to_append_to_a_file_it_did_not_write(qa, tiny_llava_on
                         *GEN)
     assert code == 1 and foreign.read_bytes() == before
     assert_one_line_error(err, str(foreign), "not written by savi generate")
+
+
+def test_eval_fixture_builds_beside_its_root_and_clears_what_a_killed_run_left(tmp_path, capsys):
+    """It built in the system /tmp: a full disk named a temporary file there, and SIGKILL left folders no later run
+    found (red team 3)."""
+    import subprocess
+    import sys
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    left = tmp_path / f".fx.{dead.stdout.strip()}.0badc0de.tmp"  # what a run killed mid-build leaves
+    (left / "moving_attribute").mkdir(parents=True)
+    (left / "moving_attribute" / "half.mp4").write_bytes(b"partial")
+    alive = tmp_path / f".fx.{os.getpid()}.0badc0df.tmp"  # a live process's: kept
+    alive.mkdir()
+    assert savi(capsys, "eval", "fixture", tmp_path / "fx", *FIXTURE)[0] == 0
+    assert not left.exists() and alive.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([alive.name, "fx"])
