@@ -258,13 +258,23 @@ def _check_peft_base_class(adapter_dir: Path, base: str | Path) -> None:
     mapping = _json_field(adapter_dir / "adapter_config.json", "auto_mapping")  # peft's record of the base class
     trained_class = mapping.get("base_model_class") if isinstance(mapping, dict) else None
     architectures = _json_field(Path(base) / "config.json", "architectures") if Path(base).is_dir() else None
+    trained_on = _json_field(adapter_dir / "adapter_config.json", "base_model_name_or_path")
+    if (not isinstance(trained_class, str) and isinstance(trained_on, str) and trained_on
+            and (Path(trained_on) / "config.json").is_file() and Path(base).is_dir()):
+        # no class recorded, but the base it names is a local folder: compare the two families
+        family_a = _json_field(Path(trained_on) / "config.json", "model_type")
+        family_b = _json_field(Path(base) / "config.json", "model_type")
+        if family_a and family_b and family_a != family_b:
+            raise IdentityMismatchError(
+                f"{adapter_dir}: the adapter was trained on {trained_on} (per its adapter_config.json), a "
+                f"{family_a} model, and would be applied to {base}, a {family_b} model; load it onto a model of "
+                f"the family it was trained on")
     if not isinstance(trained_class, str) or not isinstance(architectures, list) or not architectures:
         log.warning("%s: the adapter has no %s and its base cannot be compared with %s; applying it as it is",
                     adapter_dir, ADAPTER_FILE, base)
         return
     if trained_class in architectures:
         return
-    trained_on = _json_field(adapter_dir / "adapter_config.json", "base_model_name_or_path")
     raise IdentityMismatchError(
         f"{adapter_dir}: the adapter was trained on a {trained_class} ({trained_on or 'base not recorded'}, per its "
         f"adapter_config.json) and would be applied to {base}, a {'/'.join(map(str, architectures))}; load it onto "

@@ -27,13 +27,14 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from savi_plugin.data.outputs import atomic_path, claim, remove_tree, write_json, write_text
+from savi_plugin.data.identity import check_adapter_base, model_identity
+from savi_plugin.data.outputs import atomic_path, claim, disk_error, remove_tree, write_json, write_text
 from savi_plugin.eval.builtin_check import builtin_task_env
 from savi_plugin.eval.builtin_tasks import BUILTINS
 from savi_plugin.eval.card import build_card
-from savi_plugin.eval.command import lmms_eval_command, savi_video_args
+from savi_plugin.eval.command import TracebackFilter, lmms_eval_command, savi_video_args
 from savi_plugin.eval.compare import Delta, compare_items
-from savi_plugin.eval.results import read_run
+from savi_plugin.eval.results import read_run, unscored_items
 
 #: The papers' benchmark lists -> the task that runs each here (None: not offered by savi-plugin yet).
 #: RRPO (arXiv 2504.12083) Table 2; VideoSAVi (arXiv 2412.00624) Tables 1-2, through lmms-eval 0.7.3's protocol.
@@ -101,22 +102,30 @@ class SuitePlan:
         return {BASE: None, **self.adapters}
 
 
-def _stream(command: list[str], env: dict, log_path: Path, label: str, progress) -> int:
+def _stream(command: list[str], env: dict, log_path: Path, label: str, progress) -> tuple[int, str | None]:
     """Run lmms-eval with its output in ``log_path``; its per-item progress bar (``savi_video generate``) is shown
-    as this suite's progress line."""
+    as this suite's progress line. Returns its exit status and the last error it printed (a traceback's last
+    line, :class:`savi_plugin.eval.command.TracebackFilter`)."""
+    filt = TracebackFilter(lambda _line: None)
     with open(log_path, "wb") as log, subprocess.Popen(command, env=env, stdout=subprocess.PIPE,
                                                        stderr=subprocess.STDOUT) as proc:
         pending, last = b"", None
         for chunk in iter(lambda: proc.stdout.read1(4096), b""):
-            log.write(chunk)
+            try:
+                log.write(chunk)
+            except OSError as exc:  # a full disk names the log, not "a file"
+                proc.kill()
+                raise (disk_error(exc, log_path) or exc) from None
             pending += chunk
             *parts, pending = re.split(rb"[\r\n]", pending)
             for part in parts:
+                filt(part.decode("utf-8", "replace") + "\n")
                 match = re.search(rb"savi_video generate:\s*(\d+)%\|.*?\|\s*(\d+)/(\d+)", part)
                 if match and progress is not None and match.groups()[1:] != last:
                     last = match.groups()[1:]
                     progress(label, int(match.group(2)), int(match.group(3)))
-        return proc.wait()
+        code = proc.wait()
+    return code, filt.last_error
 
 
 def _print_progress(label: str, done: int, total: int) -> None:
@@ -143,10 +152,11 @@ def run_model(plan: SuitePlan, label: str, out: Path, env: dict, progress=_print
         args += ["--gen_kwargs", plan.gen_kwargs]
     command = lmms_eval_command(args)
     print(f"{label}: " + " ".join(command), file=sys.stderr)
-    code = _stream(command, env, folder / "lmms_eval.log", label, progress)
+    code, last_error = _stream(command, env, folder / "lmms_eval.log", label, progress)
     if code != 0:
-        raise SuiteError(f"{label}: lmms-eval exited with {code}; see {folder / 'lmms_eval.log'} (re-run the same "
-                         f"command to continue the suite)")
+        cause = f": {last_error}" if last_error else ""
+        raise SuiteError(f"{label}: lmms-eval exited with {code}{cause}; see {folder / 'lmms_eval.log'} (fix the "
+                         f"cause and re-run the same command to continue the suite)")
     read_run(folder / "lmms_eval")  # results and samples are there before the run counts as done
     write_json(done, {"label": label, "adapter": plan.models()[label]})
     return folder / "lmms_eval"
@@ -173,18 +183,27 @@ def compare_runs(base_run, run, tasks: list[str], label: str = "aligned") -> dic
 
 
 def comparison_rows(base_run, runs: dict, tasks: list[str]) -> list[dict]:
-    """Per task and adapter: the paired comparison of the adapter's items with the base model's."""
+    """Per task and adapter: the paired comparison of the adapter's items with the base model's, and how many
+    items had no usable video in each run (scored 0 by the task: :func:`unscored_items`)."""
     deltas = {label: compare_runs(base_run, run, tasks, label) for label, run in runs.items()}
-    return [{"task": task, "adapter": label, **deltas[label][task].to_dict()} for task in tasks for label in runs]
+    return [{"task": task, "adapter": label, **deltas[label][task].to_dict(),
+             "no_video_base": unscored_items(base_run, task), "no_video_aligned": unscored_items(runs[label], task)}
+            for task in tasks for label in runs]
 
 
 def format_table(rows: list[dict], missing: list[str]) -> str:
     """The Markdown table (accuracy in percent points; Δ = aligned - base with its paired bootstrap 95% interval)."""
-    lines = ["| task | adapter | items | base | aligned | Δ | 95% CI of Δ (paired bootstrap) |",
-             "|---|---|---:|---:|---:|---:|---|"]
+    lines = ["| task | adapter | items | no video (base / aligned) | base | aligned | Δ | 95% CI of Δ (paired "
+             "bootstrap) |", "|---|---|---:|---:|---:|---:|---:|---|"]
     for r in rows:
-        lines.append(f"| {r['task']} | {r['adapter']} | {r['n']} | {r['base']:.2f} | {r['aligned']:.2f} | "
+        lines.append(f"| {r['task']} | {r['adapter']} | {r['n']} | {r.get('no_video_base', 0)} / "
+                     f"{r.get('no_video_aligned', 0)} | {r['base']:.2f} | {r['aligned']:.2f} | "
                      f"{r['delta']:+.2f} | [{r['low']:+.2f}, {r['high']:+.2f}] |")
+    unusable = [r for r in rows if r.get("no_video_base") or r.get("no_video_aligned")]
+    if unusable:
+        lines.append("")
+        lines.append("Items with no usable video (missing, undecodable, fewer frames than num_frames, over a decode "
+                     "budget) are scored 0 in both runs and counted above; see each run's lmms_eval.log.")
     if missing:
         lines.append("")
         lines.append(f"Not run (no savi-plugin task yet): {', '.join(missing)}.")
@@ -228,8 +247,14 @@ def run_suite(plan: SuitePlan, out: str | Path, *, env: dict | None = None, miss
     if plan.data_root:
         env["SAVI_DATA_ROOT"] = str(Path(plan.data_root).resolve())
     env = builtin_task_env(plan.tasks, env)  # BuiltinDataError (one line) before any folder or model
+    for adapter in plan.adapters.values():  # an adapter trained on another base: one line before lmms-eval runs
+        check_adapter_base(adapter, plan.model)
+    # what the model and adapters are by content: a run kept from an earlier suite is theirs only if unchanged
+    identity = {"model": model_identity(plan.model), **{f"adapter {label}": model_identity(path)
+                                                        for label, path in plan.adapters.items()}}
     # the output layer: a new folder, or this suite's own (same plan) to continue it; locked while it runs
-    with claim(out, command="savi eval suite", config=plan.to_dict(), folder=True, inputs=_plan_inputs(plan),
+    with claim(out, command="savi eval suite", config={**plan.to_dict(), "identity": identity}, folder=True,
+               inputs=_plan_inputs(plan),
                output_name="--out", what="suite folder") as claimed:
         claimed.write_mark()
         write_json(out / "suite.json", plan.to_dict(), indent=1)

@@ -79,15 +79,20 @@ def suite(tmp_path_factory):
         code2, _, err2 = _suite(argv)
         assert code2 == 0, err2[-3000:]
         refused = _suite([*argv[:-2], "--num-frames", "8"])
+        weights = adapter / "adapter_model.safetensors"
+        data = bytearray(weights.read_bytes())
+        data[-1] ^= 0xFF  # the adapter replaced at the same path: its kept run is no longer its
+        weights.write_bytes(bytes(data))
+        changed = _suite(argv)
     sys.path.remove(str(site))
     for name in [m for m in sys.modules if m.partition(".")[0] == "toybench"]:
         del sys.modules[name]  # the throw-away distribution is gone: later tests install their own
     registered.cache_clear()
-    return tmp, json.loads(first), err, err2, refused
+    return tmp, json.loads(first), err, err2, refused, changed
 
 
 def test_table_equals_a_direct_computation_from_the_logged_samples(suite):
-    tmp, table, _, _, _ = suite
+    tmp, table, _, _, _, _ = suite
     runs = tmp / "suite" / "runs"
     assert [r["task"] for r in table["rows"]] == list(TASKS)
     for row in table["rows"]:
@@ -107,7 +112,7 @@ def test_table_equals_a_direct_computation_from_the_logged_samples(suite):
 
 
 def test_card_png_and_progress(suite):
-    tmp, table, err, _, _ = suite
+    tmp, table, err, _, _, _ = suite
     card = json.loads((tmp / "suite" / "card.json").read_text())
     assert card == table["card"]
     assert card["lmms_eval"] == "0.7.3" and card["limit"] == LIMIT and card["num_frames"] == 4
@@ -127,16 +132,32 @@ def test_card_png_and_progress(suite):
 
 
 def test_a_killed_suite_continues_and_other_settings_are_refused(suite):
-    tmp, table, _, err2, refused = suite
+    tmp, table, _, err2, refused, changed = suite
     assert "base: kept from an earlier run" in err2 and "aligned: kept" not in err2
     assert json.loads((tmp / "suite" / "table.json").read_text())["rows"] == table["rows"]  # greedy: same answers
     code, _, err = refused
     assert code == 1 and len(err.strip().splitlines()) == 1 and "different configuration" in err
     assert "num_frames: 4 -> 8" in err, err
+    code, _, err = changed  # red team 3: the old adapter's scores were kept under the same name
+    assert code == 1 and len(err.strip().splitlines()) == 1 and "identity.adapter aligned changed content" in err
+
+
+def test_an_adapter_trained_on_another_base_is_refused_before_lmms_eval(tmp_path, tiny_llava_onevision,
+                                                                         tiny_qwen2_vl):
+    """It evaluated the whole base model first, then failed with the reason only in lmms-eval's log."""
+    from savi_plugin.data.identity import write_adapter_identity
+
+    adapter = tmp_path / "adapter"
+    adapter.mkdir()
+    (adapter / "adapter_config.json").write_text(json.dumps({"peft_type": "LORA"}))
+    write_adapter_identity(adapter, tiny_qwen2_vl, None)
+    code, _, err = _suite(["savi_perceptiontest", "--model", str(tiny_llava_onevision), "--adapter", str(adapter),
+                           "--out", str(tmp_path / "s")])
+    assert code == 2 and "the adapter was trained on" in err and not (tmp_path / "s").exists()
 
 
 def test_compare_refuses_incomparable_tables(suite, tmp_path):
-    tmp, table, _, _, _ = suite
+    tmp, table, _, _, _, _ = suite
     other = tmp_path / "other"
     shutil.copytree(tmp / "suite", other, ignore=shutil.ignore_patterns("runs"))
     out = io.StringIO()

@@ -567,6 +567,21 @@ def test_an_adapter_of_another_family_is_refused_whatever_it_records(record, wor
     assert "qwen2_vl" in line.lower() or "Qwen2VL" in line
 
 
+def test_an_adapter_naming_a_local_base_of_another_family_is_refused_without_any_class_record(world, tiny_qwen2_vl,
+                                                                                              tmp_path):
+    """Another tool's adapter (no savi_adapter.json, no peft auto_mapping) whose base_model_name_or_path is a local
+    LLaVA folder ran on a Qwen2-VL base with only a warning (red team 3)."""
+    from savi_plugin.data.identity import IdentityMismatchError, check_adapter_base
+
+    adapter = tmp_path / "adapter"
+    adapter.mkdir()
+    (adapter / "adapter_config.json").write_text(json.dumps({"peft_type": "LORA",
+                                                             "base_model_name_or_path": str(world / "model")}))
+    check_adapter_base(adapter, world / "model")  # its own base: accepted
+    with pytest.raises(IdentityMismatchError, match="a llava_onevision model, and would be applied to .*a qwen2_vl"):
+        check_adapter_base(adapter, tiny_qwen2_vl)
+
+
 def test_an_adapter_with_no_record_of_its_base_is_applied_with_one_warning(world, tmp_path, caplog):
     from savi_plugin.data.identity import check_adapter_base
 
