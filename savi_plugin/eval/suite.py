@@ -31,7 +31,7 @@ from savi_plugin.data.outputs import atomic_path, claim, remove_tree, write_json
 from savi_plugin.eval.builtin_check import builtin_task_env
 from savi_plugin.eval.builtin_tasks import BUILTINS
 from savi_plugin.eval.card import build_card
-from savi_plugin.eval.command import lmms_eval_command, savi_video_args
+from savi_plugin.eval.command import savi_video_command
 from savi_plugin.eval.compare import Delta, compare_items
 from savi_plugin.eval.results import read_run
 
@@ -135,15 +135,12 @@ def run_model(plan: SuitePlan, label: str, out: Path, env: dict, progress=_print
         return folder / "lmms_eval"
     if (folder / "lmms_eval").exists():  # a killed run: its partial output must not mix with the new one
         remove_tree(folder / "lmms_eval")
-    folder.mkdir(parents=True, exist_ok=True)
-    args = savi_video_args(plan.model, plan.tasks, folder / "lmms_eval", num_frames=plan.num_frames,
-                           adapter=plan.models()[label], limit=plan.limit, batch_size=plan.batch_size,
-                           device=plan.device, dtype=plan.dtype) + ["--log_samples"]
-    if plan.gen_kwargs:
-        args += ["--gen_kwargs", plan.gen_kwargs]
-    command = lmms_eval_command(args)
-    print(f"{label}: " + " ".join(command), file=sys.stderr)
-    code = _stream(command, env, folder / "lmms_eval.log", label, progress)
+    extra = ["--log_samples"] + (["--gen_kwargs", plan.gen_kwargs] if plan.gen_kwargs else [])
+    with savi_video_command(plan.model, plan.tasks, folder / "lmms_eval", adapter=plan.models()[label],
+                            extra_args=extra, num_frames=plan.num_frames, limit=plan.limit,
+                            batch_size=plan.batch_size, device=plan.device, dtype=plan.dtype) as command:
+        print(f"{label}: " + " ".join(command), file=sys.stderr)
+        code = _stream(command, env, folder / "lmms_eval.log", label, progress)
     if code != 0:
         raise SuiteError(f"{label}: lmms-eval exited with {code}; see {folder / 'lmms_eval.log'} (re-run the same "
                          f"command to continue the suite)")

@@ -53,7 +53,11 @@ def _suite(argv: list[str]) -> tuple[int, str, str]:
 
 @pytest.fixture(scope="module")
 def suite(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("savi_suite")
+    outer = tmp_path_factory.mktemp("savi_suite")
+    # every path (model, adapter, --out, data root) holds what lmms-eval re-parses: a keyword that, passed raw,
+    # would move lmms-eval's output to outer/elsewhere, a space and a non-ASCII letter
+    tmp = Path(f"{outer}/s é,output_path={outer}/elsewhere")
+    tmp.mkdir(parents=True)
     pt = build_fixture(tmp / "data", "perceptiontest", LIMIT)
     toy = [{"id": f"t{i}", "clip": f"{r['video_name']}.mp4", "question": r["question"], "choices": r["options"],
             "answer": int(r["answer_id"])} for i, r in enumerate(pt.records["savi_perceptiontest"])]
@@ -83,6 +87,7 @@ def suite(tmp_path_factory):
     for name in [m for m in sys.modules if m.partition(".")[0] == "toybench"]:
         del sys.modules[name]  # the throw-away distribution is gone: later tests install their own
     registered.cache_clear()
+    assert not (outer / "elsewhere" / "runs").exists()  # lmms-eval wrote only where the suite claimed
     return tmp, json.loads(first), err, err2, refused
 
 
@@ -181,3 +186,4 @@ def test_a_misspelt_task_is_one_line_before_lmms_eval_starts(argv, tmp_path):
     assert code == 2 and len(err.getvalue().strip().splitlines()) == 1, err.getvalue()
     assert "unknown lmms-eval task" in err.getvalue() and "did you mean" in err.getvalue()
     assert not (tmp_path / "s").exists()
+
