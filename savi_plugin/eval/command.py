@@ -103,6 +103,24 @@ def flag_value(args: list[str], flag: str) -> str | None:
     return value
 
 
+#: ``--model_args`` keys of ``savi_video`` that name something the evaluation reads
+READ_PATH_ARGS = ("pretrained", "adapter")
+
+
+def read_paths(model_args: str | None, data_root: str | None) -> dict[str, str]:
+    """What an lmms-eval evaluation reads on this machine, by the name the user gave it: the ``pretrained=`` and
+    ``adapter=`` of ``--model_args`` (split as lmms-eval splits them: ``,`` then the first ``=``) and the data root;
+    only those that exist (a hub id names nothing here)."""
+    found = {}
+    for item in (model_args or "").split(","):
+        key, _, value = item.partition("=")
+        if key.strip() in READ_PATH_ARGS and value.strip():
+            found[f"{key.strip()}= of --model_args"] = value.strip()
+    if data_root:
+        found["the data root (SAVI_DATA_ROOT)"] = data_root
+    return {name: path for name, path in found.items() if os.path.exists(path)}
+
+
 def with_flag(args: list[str], flag: str, value: str) -> list[str]:
     """``args`` with every ``flag`` removed and ``flag value`` appended."""
     out, skip = [], False
