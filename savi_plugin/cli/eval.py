@@ -204,7 +204,7 @@ def run_compare(args) -> int:
     try:
         a, b = read_table(args.a), read_table(args.b)
     except SuiteError as exc:
-        print(f"savi eval compare: {exc}", file=sys.stderr)
+        print(f"error: savi eval compare: {exc}", file=sys.stderr)
         return 1
     diff = differences(a["card"], b["card"])
     if diff:

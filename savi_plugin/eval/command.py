@@ -13,7 +13,6 @@ step run -- links its paths before building the command.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import tempfile
@@ -22,6 +21,7 @@ from pathlib import Path
 
 from savi_plugin.config.values import ConfigError
 from savi_plugin.errors import RunError
+from savi_plugin.eval.results import ResultsFileError, read_json_object
 
 _SUBCOMMANDS_WITHOUT_TASKS = ("models", "version", "ui", "serve", "power", "tui", "mcp")
 
@@ -181,9 +181,9 @@ def results_problem(output_path: str | Path, tasks: list[str], since: float = 0.
         return "lmms-eval wrote no results file"
     newest = max(files, key=lambda p: p.stat().st_mtime)
     try:
-        data = json.loads(newest.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        return f"{newest}: unreadable results file ({exc})"
+        data = read_json_object(newest)
+    except ResultsFileError as exc:
+        return str(exc)
     found = {**(data.get("results") or {}), **(data.get("groups") or {})}
     missing = [t for t in tasks if t not in found]
     if missing:

@@ -19,7 +19,6 @@ continues from the first model without ``done.json``.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import subprocess
@@ -249,13 +248,52 @@ def _run_claimed(plan: SuitePlan, out: Path, env: dict, missing, progress) -> di
     return table
 
 
+#: the numbers of a table row (:class:`~savi_plugin.eval.compare.Delta`'s fields)
+ROW_NUMBERS = tuple(Delta.__dataclass_fields__)
+
+
 def read_table(path: str | Path) -> dict:
-    """A suite's ``table.json`` (given the file or its suite folder)."""
+    """A suite's ``table.json`` (given the file or its suite folder), read through the untrusted-input boundary
+    (:func:`savi_plugin.untrusted.load_json`) and checked for the shape :func:`run_suite` writes.
+
+    Raises:
+        SuiteError: one line naming the file (and line, or field) and what is wrong with it.
+    """
+    from savi_plugin.untrusted import load_json
+
     path = Path(path)
     path = path / "table.json" if path.is_dir() else path
     if not path.is_file():
         raise SuiteError(f"{path}: no suite table here (savi eval suite writes table.json)")
-    return json.loads(path.read_text())
+
+    def refuse(message: str, line: int | None = None) -> SuiteError:
+        return SuiteError(f"{path}{f':{line}' if line else ''}: {message} (not a table savi eval suite wrote)")
+
+    try:
+        table = load_json(path.read_bytes(), str(path), refuse)
+    except OSError as exc:
+        raise SuiteError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+    if not isinstance(table, dict):
+        raise refuse(f"a JSON {type(table).__name__}, not an object")
+    rows, card = table.get("rows"), table.get("card")
+    if not isinstance(rows, list):
+        raise refuse(f"rows: {type(rows).__name__}, not a list")
+    if not isinstance(card, dict):
+        raise refuse(f"card: {type(card).__name__}, not an object")
+    if not isinstance(card.get("base_model"), (dict, type(None))):
+        raise refuse("card.base_model: not an object")
+    if not isinstance(table.get("missing", []), list):
+        raise refuse("missing: not a list")
+    for n, row in enumerate(rows):
+        if not isinstance(row, dict):
+            raise refuse(f"rows[{n}]: {type(row).__name__}, not an object")
+        for key in ("task", "adapter"):
+            if not isinstance(row.get(key), str):
+                raise refuse(f"rows[{n}].{key}: not a string")
+        for key in ROW_NUMBERS:
+            if isinstance(row.get(key), bool) or not isinstance(row.get(key), (int, float)):
+                raise refuse(f"rows[{n}].{key}: not a number")
+    return table
 
 
 def delta_of(row: dict) -> Delta:

@@ -9,7 +9,6 @@ the comparison ``savi eval suite`` reports).
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from pathlib import Path
@@ -21,7 +20,7 @@ from savi_plugin.eval.command import (
     savi_video_args,
     savi_video_command,
 )
-from savi_plugin.eval.results import overall_counts
+from savi_plugin.eval.results import overall_counts, read_json_object
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +31,7 @@ def read_lmms_eval_results(output_path: str | Path) -> dict:
     files = sorted(Path(output_path).rglob("*_results.json"), key=lambda p: p.stat().st_mtime)
     if not files:
         raise FileNotFoundError(f"{output_path}: lmms-eval wrote no *_results.json")
-    data = json.loads(files[-1].read_text())
+    data = read_json_object(files[-1])
     out = {}
     for task, metrics in {**data.get("results", {}), **data.get("groups", {})}.items():
         out[task] = {k.split(",")[0]: v for k, v in metrics.items()
