@@ -226,6 +226,18 @@ class TracebackFilter:
         self.write(line)
 
 
+def last_error(log_path: str | Path) -> str | None:
+    """The last error lmms-eval printed in the log ``log_path`` (a traceback's last line), or None."""
+    filt = TracebackFilter(lambda _line: None)
+    try:
+        with open(log_path, encoding="utf-8", errors="replace") as log:
+            for line in log:
+                filt(line)
+    except OSError:
+        return None
+    return filt.last_error
+
+
 def run_judged(command: list[str], *, env: dict, output_path: str | Path, tasks: list[str],
                log_path: str | Path | None = None, verbose: bool = False) -> Path:
     """Run an lmms-eval command and judge it by its results file, not its exit status (0 on any error).

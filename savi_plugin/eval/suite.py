@@ -23,6 +23,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,7 +31,7 @@ from savi_plugin.data.outputs import atomic_path, claim, remove_tree, write_json
 from savi_plugin.eval.builtin_check import builtin_task_env
 from savi_plugin.eval.builtin_tasks import BUILTINS
 from savi_plugin.eval.card import build_card
-from savi_plugin.eval.command import savi_video_command
+from savi_plugin.eval.command import last_error, results_problem, savi_video_command
 from savi_plugin.eval.compare import Delta, compare_items
 from savi_plugin.eval.results import read_run
 
@@ -139,10 +140,15 @@ def run_model(plan: SuitePlan, label: str, out: Path, env: dict, progress=_print
                             extra_args=extra, num_frames=plan.num_frames, limit=plan.limit,
                             batch_size=plan.batch_size, device=plan.device, dtype=plan.dtype) as command:
         print(f"{label}: " + " ".join(command), file=sys.stderr)
+        start = time.time()
         code = _stream(command, env, folder / "lmms_eval.log", label, progress)
-    if code != 0:
-        raise SuiteError(f"{label}: lmms-eval exited with {code}; see {folder / 'lmms_eval.log'} (re-run the same "
-                         f"command to continue the suite)")
+    # judged by its results file: lmms-eval exits 0 on every error
+    problem = results_problem(folder / "lmms_eval", plan.tasks, start)
+    if code != 0 or problem:
+        cause = last_error(folder / "lmms_eval.log")
+        raise SuiteError(f"{label}: evaluation did not finish{f' (exit status {code})' if code else ''}: "
+                         f"{problem or 'lmms-eval failed'}{f'; lmms-eval said: {cause}' if cause else ''}; full log: "
+                         f"{folder / 'lmms_eval.log'} (re-run the same command to continue the suite)")
     read_run(folder / "lmms_eval")  # results and samples are there before the run counts as done
     write_json(done, {"label": label, "adapter": plan.models()[label]})
     return folder / "lmms_eval"
