@@ -78,3 +78,14 @@ def check_environment() -> None:
     """Check every declared variable (:func:`env_value`); the first bad one raises its ``ConfigError``."""
     for name in VARIABLES:
         env_value(name)
+
+
+def item_limits() -> dict[str, int]:
+    """The checked values of the variables that decide which items fail (the decode caps, by name).
+
+    They are part of a resumable job's configuration (generation, training): items refused under one cap are
+    final for that run, so a later run under another cap is another configuration -- refused naming the
+    variable -- instead of silently skipping, forever, items the new cap would accept.
+    """
+    return {name: env_value(name) for name, var in VARIABLES.items() if var.kind != "switch"}
+

@@ -7,8 +7,10 @@ What holds for every output, by construction (README "Guarantees"):
   command and the same configuration (a resume or an extension); a mark of another command or configuration is
   refused naming what changed, and an output without our mark (a user's file, a folder with files we did not
   write, ``--output-dir .`` in a project) is refused naming a file in it.
-* **An output is a regular file or a folder** (:func:`special_kind`): an existing FIFO, socket or device (also
-  through a symlink, e.g. ``/dev/null`` or ``/dev/stdout``) is refused, never replaced by the final rename.
+* **An output is a regular file or a folder** (:func:`special_kind`, :func:`link_problem`): an existing FIFO,
+  socket or device (also through a symlink, e.g. ``/dev/null`` or ``/dev/stdout``) is refused, never replaced by
+  the final rename; so is a file output that is a symbolic link (the rename would replace the link, not write
+  its target) and a link to nothing.
 * **An output is never an input** (:func:`check_distinct`): not equal to, and not inside (nor, for a folder
   output, around) anything the job reads -- the model folder, a data file, the recipe, a video a manifest names.
   Paths are compared after ``..``, ``./`` and symlinks are resolved, by inode (a hard link is the same file), and
@@ -139,6 +141,9 @@ def atomic_path(path: str | Path, suffix: str = "") -> Iterator[Path]:
     if special is not None:  # the rename would replace the node (a FIFO, /dev/null) instead of writing through it
         raise ForeignOutputError(f"{path}: exists and is {special}; savi writes only regular files: choose another "
                                  f"output")
+    linked = link_problem(path, folder=False)
+    if linked is not None:  # the rename would replace the link, not write its target
+        raise ForeignOutputError(f"{path}: {linked}")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = _temp_name(path, suffix)
     try:
@@ -500,6 +505,23 @@ def special_kind(path: str | Path) -> str | None:
     return next((name for test, name in kinds if test(mode)), "not a regular file")
 
 
+def link_problem(path: str | Path, folder: bool) -> str | None:
+    """Why an output that is a symbolic link cannot be written, or None (not a link; a link to a folder for a
+    folder output, whose files are written through it). A file output is replaced by renaming a new file onto
+    its name, which would replace the link itself -- the user's link lost, its target never written -- and a
+    link to nothing names no folder to write into."""
+    path = Path(path)
+    if not os.path.islink(path):
+        return None
+    target = os.readlink(path)
+    if folder and os.path.isdir(path):
+        return None
+    if not os.path.exists(path):
+        return f"is a symbolic link to {target}, which does not exist"
+    return (f"is a symbolic link (to {target}); writing it would replace the link, not its target: give the "
+            f"target's own path, or another")
+
+
 def read_mark(output: str | Path, folder: bool) -> dict | None:
     """Our mark on ``output`` (``{"command", "config"}``), or None when it has none (or it is unreadable)."""
     info = _read_info(mark_path(output, folder))
@@ -666,6 +688,9 @@ def claim(output: str | Path, *, command: str, config: Mapping[str, Any] | None 
     if special is not None:
         raise ForeignOutputError(f"{output}: {output_name} exists and is {special}; savi writes only regular files "
                                  f"and folders (it would replace it): choose another {output_name}")
+    linked = link_problem(path, folder)
+    if linked is not None:
+        raise ForeignOutputError(f"{output}: {output_name} {linked}: choose another {output_name}")
     if path.exists() and path.is_dir() != folder:
         raise ForeignOutputError(f"{output}: {output_name} exists and is {'a file' if folder else 'a folder'}; "
                                  f"a {'folder' if folder else 'file'} is needed here: choose another {output_name}")

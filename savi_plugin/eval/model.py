@@ -244,6 +244,12 @@ class SaviVideo(lmms):
                 return frames_from_directory(path, num_frames, sampling=sampling, bound=bound)
             rate = {"fps": self.fps, "max_frames": self.max_frames} if sampling == "uniform" else {}
             video = read_frames(path, num_frames, sampling=sampling, bound=bound, backend=self.video_backend, **rate)
+            if sampling == "uniform" and self.fps is None and bound is None and 0 < video.total_frames < num_frames:
+                # as in training (training/dataset.py): the clip cannot give the frames asked for, so the document
+                # is counted (bad_video), not scored on repeated frames; the references' own frame rules
+                # (midpoints, the _lmms samplers) keep their handling of short clips
+                raise VideoDecodeError(path, f"{video.total_frames} frame(s), fewer than num_frames={num_frames} "
+                                             f"(frames are never repeated to fill a clip)", final=True)
             log.debug("savi_video: {}: {} frames {}{}", path, sampling, video.indices.tolist(),
                       f" within {bound} s" if bound else "")
             return video.frames

@@ -292,7 +292,7 @@ def run_generation(*, generator: str | type | Generator, model: Any, inputs: str
     """
     from savi_plugin.config.sections import GenerateSection, ModelSection
     from savi_plugin.config.values import check_field
-    from savi_plugin.environment import check_environment
+    from savi_plugin.environment import check_environment, item_limits
 
     check_environment()  # a bad SAVI_* value is a configuration error now, not a failure of every item
     # the recipe's and the CLI's rules for the same values: never 0 frames turned into 32, nor a limit of -1
@@ -342,6 +342,7 @@ def run_generation(*, generator: str | type | Generator, model: Any, inputs: str
         "data_root": str(Path(data_root).resolve()) if data_root is not None else None,
         "device": resolve_device(device) if by_path else str(getattr(model, "device", device)),
         "dtype": dtype,
+        "limits": item_limits(),  # the decode caps decide which items fail (final under these caps)
         # what the inputs, model and adapter are by content: a resume after any of them changed is refused
         "identity": {"inputs": input_identity(inputs) if isinstance(inputs, (str, Path)) else None,
                      "videos": videos,

@@ -277,6 +277,28 @@ def test_a_decode_failure_from_the_environment_stops_the_batch_not_the_items(tmp
     assert "per-clip budget" in failed[0].detail
 
 
+@pytest.mark.parametrize("variable, value", [("SAVI_MAX_DECODED_BYTES", "1KiB"), ("SAVI_MAX_FRAME_PIXELS", "16")])
+def test_items_refused_under_a_cap_are_not_skipped_forever_by_a_run_under_another(variable, value, tmp_path,
+                                                                                  monkeypatch, tiny_llava_onevision):
+    """A valid cap no clip meets makes every item a final decode failure of *that* run; the caps are part of the
+    run's configuration, so the run without them is refused naming the variable instead of skipping them."""
+    from misuse_kit import clip, qa_item
+
+    from savi_plugin.data.fingerprint import ConfigMismatchError
+    from savi_plugin.generators.runner import run_generation
+
+    manifest = tmp_path / "qa.jsonl"
+    manifest.write_text(json.dumps(qa_item("a", clip(tmp_path / "a.mp4", frames=8))) + "\n")
+    kwargs = dict(generator="rrpo", model=str(tiny_llava_onevision), inputs=manifest, output=tmp_path / "pairs.jsonl",
+                  num_frames=4, progress=False, options={"answer_format": "raw", "max_new_tokens": 2})
+    monkeypatch.setenv(variable, value)
+    report = run_generation(**kwargs)
+    assert report["counts"]["by_reason"] == {"decode_error": 1}
+    monkeypatch.delenv(variable)
+    with pytest.raises(ConfigMismatchError, match=rf"limits\.{variable}: \d+ -> \d+"):
+        run_generation(**kwargs)
+
+
 # ------------------------------------------------------------------------------------------------ lmms-eval judged
 FAKE_LMMS_EVAL = r"""
 import json, os, sys, traceback
