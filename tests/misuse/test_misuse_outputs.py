@@ -437,6 +437,28 @@ def test_resume_after_the_weights_were_replaced_at_the_same_path_is_refused(gene
     assert_one_line_error(err, str(out), "identity.model changed content")
 
 
+@pytest.mark.parametrize("damage", ["not JSON", "not a record", "torn last line"])
+def test_resume_over_an_output_line_damaged_after_the_run_is_refused_naming_it(damage, generated, capsys):
+    """The resume skipped a corrupted complete line and appended after it: the output then held a line that
+    validate counts as a problem and training stops on (red team 3). A torn last line is a crash's: cut."""
+    out, _ = generated
+    lines = out.read_text().splitlines()
+    assert len(lines) >= 1
+    if damage == "not JSON":
+        lines[0] = lines[0][:-3]
+    elif damage == "not a record":
+        lines[0] = json.dumps({**json.loads(lines[0]), "chosen": ""})
+    text = "\n".join(lines) + "\n"
+    out.write_text(text + ('{"id": "half' if damage == "torn last line" else ""))
+    code, _, err = _regenerate(out, capsys)
+    if damage == "torn last line":
+        assert code == 0, err
+        assert out.read_text() == text
+        return
+    assert code == 1 and out.read_text() == text
+    assert_one_line_error(err, f"{out}:1:", "edited or damaged after savi wrote it")
+
+
 def test_resume_after_the_stored_configuration_was_removed_is_refused(generated, capsys):
     out, _ = generated
     out.with_name(out.name + ".savi-output.json").unlink()
