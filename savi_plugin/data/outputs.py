@@ -53,7 +53,7 @@ import time
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping
 
-from savi_plugin.errors import RunError
+from savi_plugin.errors import ConfigurationError, RunError
 
 log = logging.getLogger(__name__)
 
@@ -70,8 +70,9 @@ class OutputLockedError(RunError):
     """Another live process holds the output's lock; the message names it."""
 
 
-class OutputIsInputError(ValueError):
-    """An output would overwrite or write into one of the job's inputs."""
+class OutputIsInputError(ConfigurationError):
+    """An output would overwrite or write into one of the job's inputs: a configuration error (exit status 2),
+    found before the job starts."""
 
 
 class ForeignOutputError(ValueError):

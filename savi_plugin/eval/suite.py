@@ -19,11 +19,11 @@ continues from the first model without ``done.json``.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,7 +32,7 @@ from savi_plugin.data.outputs import atomic_path, claim, disk_error, remove_tree
 from savi_plugin.eval.builtin_check import builtin_task_env
 from savi_plugin.eval.builtin_tasks import BUILTINS
 from savi_plugin.eval.card import build_card
-from savi_plugin.eval.command import TracebackFilter, lmms_eval_command, savi_video_args
+from savi_plugin.eval.command import last_error, results_problem, savi_video_command
 from savi_plugin.eval.compare import Delta, compare_items
 from savi_plugin.eval.results import read_run, unscored_items
 
@@ -102,30 +102,26 @@ class SuitePlan:
         return {BASE: None, **self.adapters}
 
 
-def _stream(command: list[str], env: dict, log_path: Path, label: str, progress) -> tuple[int, str | None]:
+def _stream(command: list[str], env: dict, log_path: Path, label: str, progress) -> int:
     """Run lmms-eval with its output in ``log_path``; its per-item progress bar (``savi_video generate``) is shown
-    as this suite's progress line. Returns its exit status and the last error it printed (a traceback's last
-    line, :class:`savi_plugin.eval.command.TracebackFilter`)."""
-    filt = TracebackFilter(lambda _line: None)
+    as this suite's progress line. A full disk while logging names the log (not "a file")."""
     with open(log_path, "wb") as log, subprocess.Popen(command, env=env, stdout=subprocess.PIPE,
                                                        stderr=subprocess.STDOUT) as proc:
         pending, last = b"", None
         for chunk in iter(lambda: proc.stdout.read1(4096), b""):
             try:
                 log.write(chunk)
-            except OSError as exc:  # a full disk names the log, not "a file"
+            except OSError as exc:
                 proc.kill()
                 raise (disk_error(exc, log_path) or exc) from None
             pending += chunk
             *parts, pending = re.split(rb"[\r\n]", pending)
             for part in parts:
-                filt(part.decode("utf-8", "replace") + "\n")
                 match = re.search(rb"savi_video generate:\s*(\d+)%\|.*?\|\s*(\d+)/(\d+)", part)
                 if match and progress is not None and match.groups()[1:] != last:
                     last = match.groups()[1:]
                     progress(label, int(match.group(2)), int(match.group(3)))
-        code = proc.wait()
-    return code, filt.last_error
+        return proc.wait()
 
 
 def _print_progress(label: str, done: int, total: int) -> None:
@@ -144,19 +140,20 @@ def run_model(plan: SuitePlan, label: str, out: Path, env: dict, progress=_print
         return folder / "lmms_eval"
     if (folder / "lmms_eval").exists():  # a killed run: its partial output must not mix with the new one
         remove_tree(folder / "lmms_eval")
-    folder.mkdir(parents=True, exist_ok=True)
-    args = savi_video_args(plan.model, plan.tasks, folder / "lmms_eval", num_frames=plan.num_frames,
-                           adapter=plan.models()[label], limit=plan.limit, batch_size=plan.batch_size,
-                           device=plan.device, dtype=plan.dtype) + ["--log_samples"]
-    if plan.gen_kwargs:
-        args += ["--gen_kwargs", plan.gen_kwargs]
-    command = lmms_eval_command(args)
-    print(f"{label}: " + " ".join(command), file=sys.stderr)
-    code, last_error = _stream(command, env, folder / "lmms_eval.log", label, progress)
-    if code != 0:
-        cause = f": {last_error}" if last_error else ""
-        raise SuiteError(f"{label}: lmms-eval exited with {code}{cause}; see {folder / 'lmms_eval.log'} (fix the "
-                         f"cause and re-run the same command to continue the suite)")
+    extra = ["--log_samples"] + (["--gen_kwargs", plan.gen_kwargs] if plan.gen_kwargs else [])
+    with savi_video_command(plan.model, plan.tasks, folder / "lmms_eval", adapter=plan.models()[label],
+                            extra_args=extra, num_frames=plan.num_frames, limit=plan.limit,
+                            batch_size=plan.batch_size, device=plan.device, dtype=plan.dtype) as command:
+        print(f"{label}: " + " ".join(command), file=sys.stderr)
+        start = time.time()
+        code = _stream(command, env, folder / "lmms_eval.log", label, progress)
+    # judged by its results file: lmms-eval exits 0 on every error
+    problem = results_problem(folder / "lmms_eval", plan.tasks, start)
+    if code != 0 or problem:
+        cause = last_error(folder / "lmms_eval.log")
+        raise SuiteError(f"{label}: evaluation did not finish{f' (exit status {code})' if code else ''}: "
+                         f"{problem or 'lmms-eval failed'}{f'; lmms-eval said: {cause}' if cause else ''}; full log: "
+                         f"{folder / 'lmms_eval.log'} (re-run the same command to continue the suite)")
     read_run(folder / "lmms_eval")  # results and samples are there before the run counts as done
     write_json(done, {"label": label, "adapter": plan.models()[label]})
     return folder / "lmms_eval"
@@ -277,13 +274,52 @@ def _run_claimed(plan: SuitePlan, out: Path, env: dict, missing, progress) -> di
     return table
 
 
+#: the numbers of a table row (:class:`~savi_plugin.eval.compare.Delta`'s fields)
+ROW_NUMBERS = tuple(Delta.__dataclass_fields__)
+
+
 def read_table(path: str | Path) -> dict:
-    """A suite's ``table.json`` (given the file or its suite folder)."""
+    """A suite's ``table.json`` (given the file or its suite folder), read through the untrusted-input boundary
+    (:func:`savi_plugin.untrusted.load_json`) and checked for the shape :func:`run_suite` writes.
+
+    Raises:
+        SuiteError: one line naming the file (and line, or field) and what is wrong with it.
+    """
+    from savi_plugin.untrusted import load_json
+
     path = Path(path)
     path = path / "table.json" if path.is_dir() else path
     if not path.is_file():
         raise SuiteError(f"{path}: no suite table here (savi eval suite writes table.json)")
-    return json.loads(path.read_text())
+
+    def refuse(message: str, line: int | None = None) -> SuiteError:
+        return SuiteError(f"{path}{f':{line}' if line else ''}: {message} (not a table savi eval suite wrote)")
+
+    try:
+        table = load_json(path.read_bytes(), str(path), refuse)
+    except OSError as exc:
+        raise SuiteError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+    if not isinstance(table, dict):
+        raise refuse(f"a JSON {type(table).__name__}, not an object")
+    rows, card = table.get("rows"), table.get("card")
+    if not isinstance(rows, list):
+        raise refuse(f"rows: {type(rows).__name__}, not a list")
+    if not isinstance(card, dict):
+        raise refuse(f"card: {type(card).__name__}, not an object")
+    if not isinstance(card.get("base_model"), (dict, type(None))):
+        raise refuse("card.base_model: not an object")
+    if not isinstance(table.get("missing", []), list):
+        raise refuse("missing: not a list")
+    for n, row in enumerate(rows):
+        if not isinstance(row, dict):
+            raise refuse(f"rows[{n}]: {type(row).__name__}, not an object")
+        for key in ("task", "adapter"):
+            if not isinstance(row.get(key), str):
+                raise refuse(f"rows[{n}].{key}: not a string")
+        for key in ROW_NUMBERS:
+            if isinstance(row.get(key), bool) or not isinstance(row.get(key), (int, float)):
+                raise refuse(f"rows[{n}].{key}: not a number")
+    return table
 
 
 def delta_of(row: dict) -> Delta:

@@ -63,7 +63,7 @@ def test_generate_refuses_to_write_into_its_input(spelling, qa, tiny_llava_onevi
         output, extra = str(tmp_path / "pairs.jsonl"), ["--report", str(qa)]
     code, _, err = savi(capsys, "generate", "--model", tiny_llava_onevision, "--input", qa, "--output", output,
                         *GEN, *extra)
-    assert code == 1
+    assert code == 2  # a configuration error: nothing started
     assert_one_line_error(err, "--input", "its own input")
     assert snapshot(qa.parent) == before
 
@@ -72,7 +72,7 @@ def test_generate_refuses_the_model_folder_as_output(qa, tiny_llava_onevision, c
     before = snapshot(Path(tiny_llava_onevision))
     code, _, err = savi(capsys, "generate", "--model", tiny_llava_onevision, "--input", qa,
                         "--output", tiny_llava_onevision, *GEN)
-    assert code == 1
+    assert code == 2  # a configuration error: nothing started
     assert_one_line_error(err, "--model")
     assert snapshot(Path(tiny_llava_onevision)) == before
 
@@ -90,7 +90,7 @@ def test_train_refuses_an_output_dir_that_is_an_input(target, qa, tiny_llava_one
         output = pairs
     before = snapshot(model)
     code, _, err = savi(capsys, "train", "tiny_demo", "--model", model, "--data", pairs, "--output-dir", output)
-    assert code == 1
+    assert code == 2  # a configuration error: nothing started
     assert_one_line_error(err, "output_dir", "the model" if target != "data-file" else "the data")
     assert snapshot(model) == before and not (model / ".savi.lock").exists()
 
@@ -220,7 +220,7 @@ def test_data_convert_refuses_to_replace_its_source(tmp_path, capsys):
     before = src.read_bytes()
     code, _, err = savi(capsys, "data", "convert", src, tmp_path / "." / "release.jsonl", "--from", "savi",
                         "--to", "trl")
-    assert code == 1 and src.read_bytes() == before
+    assert code == 2 and src.read_bytes() == before
     assert_one_line_error(err, "DST", "SRC")
 
 

@@ -369,6 +369,26 @@ def test_savi_eval_run_judges_lmms_eval_by_its_results_file(mode, fragment, fake
     assert len(lines) == 1 and fragment in lines[0], err
 
 
+@pytest.mark.parametrize("mode, fragment", [
+    ("crash", "base: evaluation did not finish: lmms-eval wrote no results file; lmms-eval said: ValueError: task "
+              "savi_mvbench: its data"),
+    ("partial", "no results for task(s) savi_egoschema"),
+])
+def test_savi_eval_suite_judges_lmms_eval_by_its_results_file(mode, fragment, fake_lmms_eval, tmp_path, capsys,
+                                                              monkeypatch):
+    """lmms-eval exits 0 on every error: the suite says what is missing and lmms-eval's own last error, not only
+    that no results file was found."""
+    from misuse_kit import savi
+
+    monkeypatch.setenv("FAKE_MODE", mode)
+    code, _, err = savi(capsys, "eval", "suite", "savi_mvbench,savi_egoschema", "--model", "m", "--adapter", "a",
+                        "--out", str(tmp_path / "suite"), "--num-frames", "4")
+    assert code == 1 and "Traceback" not in err, err
+    lines = [line for line in err.splitlines() if line.startswith("error: ")]
+    assert len(lines) == 1 and fragment in lines[0], err
+    assert not (tmp_path / "suite" / "runs" / "base" / "done.json").exists()
+
+
 def test_savi_eval_run_passes_when_every_task_has_results(fake_lmms_eval, tmp_path, capsys, monkeypatch):
     from misuse_kit import savi
 

@@ -29,7 +29,7 @@ import pytest
 import yaml
 
 from misuse_kit import assert_one_line_error, clip, pair, qa_item, savi
-from tests.builders import write_jsonl
+from tests.builders import random_lora_adapter, write_jsonl
 
 GEN = ["--generator", "rrpo", "--num-frames", "4", "--no-progress", "--option", "answer_format=raw",
        "--option", "max_new_tokens=6", "--option", "num_perturbations=1", "--batch-size", "2"]
@@ -71,6 +71,9 @@ def world(tmp_path_factory, tiny_llava_onevision) -> Path:
     (data / "align.yaml").write_text(yaml.safe_dump({"extends": "tiny_demo", "model": {"path": str(root / "model")},
                                                      "data": {"qa": "qa.jsonl"}}))
     (data / "demo.yaml").write_text("extends: tiny_demo\n")
+    random_lora_adapter(root / "model", root / "adapter", seed=1)
+    (root / "eval-data").mkdir()  # a data root (SAVI_DATA_ROOT) the eval commands read
+    (root / "eval-data" / "README.txt").write_text("the user's benchmark data\n")
     src = root / "llava-src"
     src.mkdir()
     (src / "config.json").write_text(json.dumps({"architectures": ["LlavaQwenForCausalLM"]}))
@@ -114,6 +117,11 @@ WRITERS: dict[str, Writer] = {
                       {"source": "llava-src"}, True, "savi convert llava-next", replaces_own=True),
     "bench": Writer(lambda w, out: ["bench", "generation", "--json", out], {}, False, "savi bench",
                     replaces_own=True),
+    "eval-suite": Writer(lambda w, out: ["eval", "suite", "savi_egoschema", "--model", w / "model", "--adapter",
+                                         w / "adapter", "--data-root", w / "eval-data", "--out", out, "--limit", "1",
+                                         "--num-frames", "4"],
+                         {"model": "model", "adapter": "adapter", "data root": "eval-data"}, True,
+                         "savi eval suite"),
 }
 
 
@@ -127,7 +135,7 @@ def _case_folding(folder: Path) -> bool:
 
 
 #: inputs that are folders (a model, a checkpoint); the others are files
-FOLDER_INPUTS = {"model", "llava-src"}  # paths inside the world
+FOLDER_INPUTS = {"model", "adapter", "eval-data", "llava-src"}  # paths inside the world
 FILE_RELATIONS = ("equal", "dot", "symlink", "hardlink", "case")
 FOLDER_RELATIONS = ("equal", "dot", "symlink", "inside", "inside-symlink")
 
@@ -181,6 +189,27 @@ def test_an_output_that_is_in_or_around_an_input_is_refused(writer, input_name, 
     assert code != 0, f"{writer} wrote to {output} ({relation} of {input_name})"
     assert_one_line_error(err)
     assert snapshot(world) == before  # no input touched, no lock or temporary file left in an input's folder
+
+
+#: ``savi eval run``'s inputs: what ``--model_args`` and ``--data-root`` name (its ``--output_path`` carries no mark:
+#: lmms-eval's own output folders are shared between runs; only its place relative to the inputs is checked)
+EVAL_RUN_INPUTS = {"pretrained": "model", "adapter": "adapter", "data root": "eval-data"}
+EVAL_RUN_CASES = [(name, rel) for name, where in EVAL_RUN_INPUTS.items() for rel in relations(where, True)]
+
+
+@pytest.mark.parametrize("input_name,relation", EVAL_RUN_CASES)
+def test_eval_run_refuses_an_output_path_in_or_around_what_it_evaluates(input_name, relation, world, tmp_path,
+                                                                        capsys, monkeypatch):
+    target = world / EVAL_RUN_INPUTS[input_name]
+    monkeypatch.chdir(target.parent)
+    output = spelling(world, tmp_path, EVAL_RUN_INPUTS[input_name], relation, True)
+    before = snapshot(world)
+    code, _, err = savi(capsys, "eval", "run", "--data-root", world / "eval-data", "--", "--model", "savi_video",
+                        "--model_args", f"pretrained={world / 'model'},adapter={world / 'adapter'},num_frames=4",
+                        "--tasks", "savi_egoschema", "--limit", "1", "--output_path", output)
+    assert code == 2, f"eval run wrote to {output} ({relation} of {input_name})"
+    assert_one_line_error(err, "--output_path")
+    assert snapshot(world) == before
 
 
 # ------------------------------------------------------------------------------------------------ target states
