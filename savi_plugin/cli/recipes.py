@@ -54,10 +54,9 @@ def run_cp(args) -> int:
     dest = Path(args.dest)
     if dest.is_dir():
         dest = dest / src.name
-    if dest.exists():
-        print(f"error: {dest} exists; not overwriting", file=sys.stderr)
-        return 1
-    with claim(dest, command="savi recipes cp", inputs={"the recipe": src}, output_name="DEST"):
+    # the output layer: a new file, or this command's own earlier copy (its mark beside it); never a user's file
+    with claim(dest, command="savi recipes cp", inputs={"the recipe": src}, output_name="DEST") as claimed:
+        claimed.write_mark()
         copy_file(src, dest)
     print(f"copied {src.name} to {dest}")
     return 0

@@ -117,6 +117,8 @@ WRITERS: dict[str, Writer] = {
                       {"source": "llava-src"}, True, "savi convert llava-next", replaces_own=True),
     "bench": Writer(lambda w, out: ["bench", "generation", "--json", out], {}, False, "savi bench",
                     replaces_own=True),
+    "recipes-cp": Writer(lambda w, out: ["recipes", "cp", "tiny_demo", out], {}, False, "savi recipes cp",
+                         cheap=True),
     "eval-suite": Writer(lambda w, out: ["eval", "suite", "savi_egoschema", "--model", w / "model", "--adapter",
                                          w / "adapter", "--data-root", w / "eval-data", "--out", out, "--limit", "1",
                                          "--num-frames", "4"],
