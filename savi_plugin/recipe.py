@@ -30,6 +30,7 @@ from savi_plugin.training.arguments import (
     shipped_recipes_dir,
 )
 from savi_plugin.config.values import ConfigError, build
+from savi_plugin.errors import ConfigurationError
 from savi_plugin.untrusted import load_yaml
 
 #: a bad recipe (``file: key.path: message``); the same class as every configuration error
@@ -169,7 +170,7 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     if not sep or not key.strip():
         raise RecipeError("", "expected key.path=value", f"override {text!r}")
     source = f"override {text!r}"
-    parsed = load_yaml(value, source, lambda m: RecipeError(key.strip(), m, source)) if value.strip() else None
+    parsed = load_yaml(value, source, prefix=key.strip()) if value.strip() else None
     return key.strip().split("."), parsed
 
 
@@ -192,12 +193,20 @@ def apply_overrides(recipe: dict, overrides: list[str]) -> dict:
 def check_generator_options(generator: str, options: dict[str, Any], prefix: str = "generate.options",
                             source: str | None = None):
     """The generator's options object, built from ``options`` by its own declaration (unknown option, wrong
-    type or range -> :class:`RecipeError` at ``prefix.key``)."""
+    type or range -> :class:`RecipeError` at ``prefix.key``), with its prompt file read and checked (a
+    ``ConfigError`` at ``prefix.prompts`` naming the file and line), so a bad prompt file stops a job, or its dry run, before it starts."""
     from savi_plugin import registry
     from savi_plugin.generators.base import build_config
+    from savi_plugin.generators.prompts import load_prompts
 
     cls = registry.load(registry.GENERATORS, generator)
-    return build_config(cls.config_class, options, generator, prefix=prefix, source=source)
+    config = build_config(cls.config_class, options, generator, prefix=prefix, source=source)
+    if getattr(config, "prompts", None) is not None:
+        try:
+            load_prompts(cls.name, config.prompts, fields=getattr(cls, "prompt_fields", None), module=cls.__module__)
+        except ConfigurationError as exc:  # the prompt file's own problem, placed at the option that names it
+            raise RecipeError(f"{prefix}.prompts" if prefix else "prompts", str(exc), source) from None
+    return config
 
 
 def recipe_from_mapping(data: dict, source: str) -> Recipe:

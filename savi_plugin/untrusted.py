@@ -14,8 +14,10 @@ are parsed here, with limits that hold whatever the document's shape:
 - **JSON values**: no ``NaN``/``Infinity``, no number beyond a float's range (``1e999``), no integer of more than
   :data:`MAX_INT_DIGITS` digits, no key given twice in one object (``json`` would keep the last one silently).
 
-A refusal raises the caller's error class (a :class:`~savi_plugin.config.values.ConfigError` for a
-configuration by default; the data readers pass their ``DataError``), naming the source.
+Every YAML document is a configuration (a recipe, an override, an ``--option`` value, an ``--options`` or prompt
+file), so a YAML refusal is always a :class:`~savi_plugin.errors.ConfigError` (exit status 2, stop before the first
+item) naming the source, the line and the key path. A JSON refusal raises the caller's error class (a
+``ConfigError`` by default; the data readers pass their ``DataError``, an input failure of one record).
 
 Text equality under Unicode normalisation (:func:`equality_key`) lives here too: it decides when two pieces of
 untrusted text are "the same" (chosen vs rejected, two answer options).
@@ -44,7 +46,12 @@ MAX_INT_DIGITS = 4300
 
 
 class StructureError(ValueError):
-    """A document beyond a limit of this module, or not parseable; ``str()`` is one line."""
+    """A document beyond a limit of this module, or not parseable; ``str()`` is one line. ``line`` (1-based) and
+    ``path`` (the key path, ``train.beta``) say where in a YAML document, when known."""
+
+    def __init__(self, message: str, line: int | None = None, path: str = ""):
+        super().__init__(message)
+        self.line, self.path = line, path
 
 
 def _config_error(source: str | None) -> Callable[[str], Exception]:
@@ -62,14 +69,15 @@ class _LimitedLoader(yaml.SafeLoader):
         self._aliases = 0
 
     def compose_node(self, parent, index):
+        line = self.peek_event().start_mark.line + 1
         if self.check_event(yaml.AliasEvent):
             self._aliases += 1
             if self._aliases > MAX_ALIASES:
-                raise StructureError(f"more than {MAX_ALIASES} YAML aliases (*name) in one document")
+                raise StructureError(f"more than {MAX_ALIASES} YAML aliases (*name) in one document", line)
         self._depth += 1
         try:
             if self._depth > MAX_DEPTH:
-                raise StructureError(f"nested deeper than {MAX_DEPTH} levels")
+                raise StructureError(f"nested deeper than {MAX_DEPTH} levels", line)
             return super().compose_node(parent, index)
         finally:
             self._depth -= 1
@@ -94,7 +102,8 @@ def _check_expanded_size(root: yaml.Node) -> None:
             total = 1 + sum(sizes[id(c)] for c in children)
             if total > MAX_NODES:
                 raise StructureError(f"expands to more than {MAX_NODES} values once its YAML aliases are "
-                                     f"followed (a few aliases of aliases multiply; write the values out)")
+                                     f"followed (a few aliases of aliases multiply; write the values out)",
+                                     node.start_mark.line + 1)
             sizes[id(node)] = total
             continue
         stack.append((node, True))
@@ -109,25 +118,48 @@ def _children(node: yaml.Node) -> list[yaml.Node]:
     return []
 
 
-def load_yaml(text: str, source: str | None = None, error: Callable[[str], Exception] | None = None) -> Any:
+def load_yaml(text: str, source: str | None = None, prefix: str = "") -> Any:
     """``yaml.safe_load(text)`` within this module's limits.
 
+    Args:
+        source: what the text is, for messages: a file name, ``override 'k=v'``, ``--option k``.
+        prefix: the key path the document is the value of (an override's ``train.beta``), put before a key
+            path found inside it.
+
     Raises:
-        ``error(message)`` (default: a ``ConfigError`` at ``source``) for invalid YAML or a document beyond a
-        limit; the message is one line.
+        ConfigError: ``source[:line]: prefix.key.path: message`` for invalid YAML or a document beyond a limit;
+        the message is one line (the line is given for a document of lines, not for a one-line value).
     """
-    error = error or _config_error(source)
+    from savi_plugin.errors import ConfigError
+
+    def refuse(message: str, line: int | None = None, path: str = "") -> ConfigError:
+        where = f"{source}:{line}" if source and line and "\n" in text else source
+        return ConfigError(".".join(p for p in (prefix, path) if p), message, where)
+
     loader = _LimitedLoader(text)
     try:
         return loader.get_single_data()
     except StructureError as exc:
-        raise error(str(exc)) from None
+        raise refuse(str(exc), getattr(exc, "line", None), getattr(exc, "path", "")) from None
     except yaml.YAMLError as exc:
-        raise error("invalid YAML: " + " ".join(str(exc).split())) from None
+        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+        raise refuse("invalid YAML: " + _yaml_problem(exc), mark.line + 1 if mark else None) from None
     except RecursionError:  # not reached with MAX_DEPTH far below the interpreter's limit; kept as a backstop
-        raise error(f"nested deeper than {MAX_DEPTH} levels") from None
+        raise refuse(f"nested deeper than {MAX_DEPTH} levels") from None
     finally:
         loader.dispose()
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """PyYAML's message on one line, without its ``in "<unicode string>"`` position (the caller names the file
+    and line) and the code snippet it quotes."""
+    if isinstance(exc, yaml.MarkedYAMLError):
+        parts = [exc.context, exc.problem]
+        mark = exc.problem_mark or exc.context_mark
+        if mark is not None:
+            parts.append(f"(column {mark.column + 1})")
+        return " ".join(" ".join(str(p).split()) for p in parts if p)
+    return " ".join(str(exc).split())
 
 
 def load_json(text: str | bytes, source: str | None = None,
