@@ -11,6 +11,11 @@ are parsed here, with limits that hold whatever the document's shape:
   (the "billion laughs", ~10**9 nodes) are refused in microseconds instead of being expanded by a later
   deep copy, merge or ``json.dumps``;
 - only YAML's safe tags (``yaml.SafeLoader``): no Python objects;
+- **no YAML key given twice in one mapping** (flow ``{beta: 0.1, beta: 0.9}``, block style, two ``train:``
+  sections): YAML keeps the last value silently; the refusal names the file, the line and the key path. Keys
+  are compared as the values they construct to (``1``, ``1.0`` and ``true`` are one dict key). YAML's merge key
+  ``<<: *base`` stays the way to inherit and override: the mapping's own keys win over merged ones (YAML's rule),
+  and ``<<`` itself may appear once, like any key;
 - **JSON values**: no ``NaN``/``Infinity``, no number beyond a float's range (``1e999``), no integer of more than
   :data:`MAX_INT_DIGITS` digits, no key given twice in one object (``json`` would keep the last one silently).
 
@@ -67,25 +72,71 @@ class _LimitedLoader(yaml.SafeLoader):
         super().__init__(stream)
         self._depth = 0
         self._aliases = 0
+        self._path: list[str | int] = []  # the key path of the node being composed (a key, or a list index)
 
     def compose_node(self, parent, index):
         line = self.peek_event().start_mark.line + 1
         if self.check_event(yaml.AliasEvent):
             self._aliases += 1
             if self._aliases > MAX_ALIASES:
-                raise StructureError(f"more than {MAX_ALIASES} YAML aliases (*name) in one document", line)
+                raise StructureError(f"more than {MAX_ALIASES} YAML aliases (*name) in one document", line,
+                                     self._key_path())
         self._depth += 1
+        # a mapping's value is composed with its key node as ``index``, a list item with its position
+        self._path.append(index if isinstance(index, int) else getattr(index, "value", "?")
+                          if isinstance(index, yaml.ScalarNode) else "?")
         try:
             if self._depth > MAX_DEPTH:
                 raise StructureError(f"nested deeper than {MAX_DEPTH} levels", line)
             return super().compose_node(parent, index)
         finally:
             self._depth -= 1
+            self._path.pop()
+
+    def compose_mapping_node(self, anchor):
+        node = super().compose_mapping_node(anchor)
+        _refuse_duplicate_keys(self, node, self._key_path())
+        return node
+
+    def _key_path(self) -> str:
+        """``train.loss_options.beta``, ``eval.tasks[2]``: where the node being composed sits (the document's
+        root is the first entry, which names nothing)."""
+        out = ""
+        for part in self._path[1:]:
+            out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+        return out
 
     def compose_document(self):
         node = super().compose_document()
         _check_expanded_size(node)
         return node
+
+
+def _refuse_duplicate_keys(loader: yaml.SafeLoader, node: yaml.MappingNode, path: str) -> None:
+    """Refuse a key written twice in one mapping (YAML would keep the last value silently).
+
+    Keys are compared as the values they construct to -- ``beta`` and ``"beta"`` are one key, and so are ``1``,
+    ``1.0`` and ``true``, which one Python dict cannot hold apart. The merge key ``<<`` is not a key of the mapping:
+    the keys it brings in may be overridden by the mapping's own (YAML's merge rule), but ``<<`` itself may appear
+    once, like any key.
+    """
+    seen: dict[Any, int] = {}
+    for key_node, _ in node.value:
+        if not isinstance(key_node, yaml.ScalarNode):
+            continue  # a mapping or list as a key is refused by the constructor (unhashable)
+        construct = loader.yaml_constructors.get(key_node.tag)
+        try:
+            key = (key_node.tag, key_node.value) if construct is None else construct(loader, key_node)
+            hash(key)
+        except (yaml.YAMLError, TypeError, ValueError):
+            key = (key_node.tag, key_node.value)
+        line = key_node.start_mark.line + 1
+        if key in seen:
+            where = f" (lines {seen[key]} and {line})" if seen[key] != line else ""
+            full = f"{path}.{key_node.value}" if path else key_node.value
+            raise StructureError(f"key {key_node.value!r} appears twice in one mapping{where}: which value is meant "
+                                 f"is ambiguous (YAML would keep the last silently); write it once", line, full)
+        seen[key] = line
 
 
 def _check_expanded_size(root: yaml.Node) -> None:
@@ -134,7 +185,8 @@ def load_yaml(text: str, source: str | None = None, prefix: str = "") -> Any:
 
     def refuse(message: str, line: int | None = None, path: str = "") -> ConfigError:
         where = f"{source}:{line}" if source and line and "\n" in text else source
-        return ConfigError(".".join(p for p in (prefix, path) if p), message, where)
+        return ConfigError(f"{prefix}{path}" if path.startswith("[") else ".".join(p for p in (prefix, path) if p),
+                           message, where)
 
     loader = _LimitedLoader(text)
     try:

@@ -81,6 +81,7 @@ BAD_VALUES = {
     "unsafe tag": ("!!python/object/apply:os.system ['touch PWNED']", "invalid YAML: could not determine a "
                                                                       "constructor for the tag"),
     "invalid": ("[1, 2", "invalid YAML"),
+    "key twice": ("{beta: 0.1, beta: 0.9}", "beta: key 'beta' appears twice in one mapping"),
     "too deep": ("[" * 80 + "]" * 80, "nested deeper than 64 levels"),
     "alias bomb": ("[&a [0,0,0,0,0,0,0,0,0,0], &b [" + ",".join(["*a"] * 10) + "], &c [" + ",".join(["*b"] * 10)
                    + "], &d [" + ",".join(["*c"] * 10) + "], &e [" + ",".join(["*d"] * 10) + "], &f ["
@@ -105,3 +106,54 @@ def test_every_reader_refuses_every_bad_document_as_a_configuration_error(reader
     assert not Path("PWNED").exists(), "a YAML tag ran a command"
     written = {p.name for p in tmp_path.rglob("*")} - before - {"r.yaml", "o.yaml", "p.yaml", "sub", "base.yaml"}
     assert written == set(), written
+
+
+#: block-style documents with a key given twice, for the readers of files: (reader, files to write, argv,
+#: ``file:line: key.path`` the error names)
+DUPLICATE_FILES = [
+    ("recipe: two train sections", {"r.yaml": "extends: tiny_demo\ntrain:\n  beta: 0.1\nlora:\n  r: 4\n"
+                                              "train:\n  learning_rate: 0.001\n"},
+     ["recipes", "show", "r.yaml"], "r.yaml:6: train: key 'train' appears twice in one mapping (lines 2 and 6)"),
+    ("recipe: nested block", {"r.yaml": "extends: tiny_demo\ntrain:\n  loss_options:\n    alpha: 0.1\n"
+                                        "    alpha: 0.2\n"},
+     ["train", "r.yaml", "--dry-run"], "r.yaml:5: train.loss_options.alpha: key 'alpha'"),
+    ("recipe: quoted and plain", {"r.yaml": "extends: tiny_demo\ntrain:\n  beta: 0.1\n  'beta': 0.9\n"},
+     ["recipes", "show", "r.yaml"], "r.yaml:4: train.beta: key 'beta'"),
+    ("extended recipe", {"sub/base.yaml": "extends: tiny_demo\neval:\n  tasks: [a]\n  tasks: [b]\n",
+                         "r.yaml": "extends: sub/base.yaml\n"},
+     ["align", "r.yaml", "--dry-run"], "base.yaml:4: eval.tasks: key 'tasks'"),
+    ("--options file", {"o.yaml": "temperature: 0.5\nmax_new_tokens: 8\ntemperature: 0.7\n"},
+     [*GENERATE, "--options", "o.yaml"], "o.yaml:3: temperature: key 'temperature'"),
+    ("--prompts file", {"p.yaml": "open_question: 'Q: {question}'\nopen_question: '{question}?'\n"},
+     [*GENERATE, "--prompts", "p.yaml"], "--prompts: p.yaml:2: open_question: key 'open_question'"),
+    ("recipe's prompt file", {"p.yaml": "version: v9\nversion: v10\n",
+                              "r.yaml": "extends: tiny_demo\ngenerate:\n  options:\n    prompts: p.yaml\n"},
+     ["train", "r.yaml", "--dry-run"], "p.yaml:2: version: key 'version'"),
+]
+
+
+@pytest.mark.parametrize("files, argv, fragment", [c[1:] for c in DUPLICATE_FILES], ids=[c[0] for c in DUPLICATE_FILES])
+def test_a_key_given_twice_in_a_block_mapping_names_file_line_and_key_path(files, argv, fragment, capsys):
+    for name, text in files.items():
+        Path(name).parent.mkdir(parents=True, exist_ok=True)
+        Path(name).write_text(text)
+    code, out, err = savi(capsys, *argv)
+    assert code == 2, (argv, out[-200:], err)
+    assert_one_line_error(err, fragment)
+
+
+def test_a_merge_key_overrides_without_being_a_duplicate(capsys):
+    """``<<: *base`` brings keys in that the mapping's own keys override (YAML's merge rule): the one legitimate
+    way for a key to be set twice; repeating ``<<`` itself is refused like any key."""
+    Path("r.yaml").write_text("extends: tiny_demo\nnotes: &base {beta: 0.3, alpha: 0.02}\n"
+                              "train: {<<: *base, beta: 0.4}\n".replace("notes: &base", "x-base: &base"))
+    code, out, err = savi(capsys, "recipes", "show", "r.yaml")
+    assert code == 2 and "x-base: unknown key" in err  # the anchor's holder is an ordinary (unknown) key
+    Path("r.yaml").write_text("extends: tiny_demo\ntrain: {<<: {beta: 0.3, alpha: 0.02}, beta: 0.4}\n")
+    code, out, err = savi(capsys, "recipes", "show", "r.yaml")
+    assert code == 0, err
+    assert "  beta: 0.4\n" in out and "  alpha: 0.02\n" in out
+    Path("r.yaml").write_text("extends: tiny_demo\ntrain: {<<: {beta: 0.3}, <<: {alpha: 0.02}}\n")
+    code, _, err = savi(capsys, "recipes", "show", "r.yaml")
+    assert code == 2
+    assert_one_line_error(err, "r.yaml:2: train.<<: key '<<' appears twice")
