@@ -23,14 +23,14 @@ from pathlib import Path
 from typing import Any
 
 from savi_plugin.config.sections import Recipe
+from savi_plugin.config.values import ConfigError, build
+from savi_plugin.errors import ConfigurationError
 from savi_plugin.training.arguments import (
     TRAIN_PATHS,
     check_train,
     check_training_args,
     shipped_recipes_dir,
 )
-from savi_plugin.config.values import ConfigError, build
-from savi_plugin.errors import ConfigurationError
 from savi_plugin.untrusted import load_yaml
 
 #: a bad recipe (``file: key.path: message``); the same class as every configuration error

@@ -129,6 +129,9 @@ DUPLICATE_FILES = [
     ("recipe's prompt file", {"p.yaml": "version: v9\nversion: v10\n",
                               "r.yaml": "extends: tiny_demo\ngenerate:\n  options:\n    prompts: p.yaml\n"},
      ["train", "r.yaml", "--dry-run"], "p.yaml:2: version: key 'version'"),
+    ("recipe's DeepSpeed JSON", {"ds.json": '{"train_batch_size": 2, "train_batch_size": 4}',
+                                 "r.yaml": "extends: tiny_demo\ntrain:\n  deepspeed: ds.json\n"},
+     ["train", "r.yaml", "--dry-run"], "train.deepspeed: "),
 ]
 
 
@@ -139,7 +142,7 @@ def test_a_key_given_twice_in_a_block_mapping_names_file_line_and_key_path(files
         Path(name).write_text(text)
     code, out, err = savi(capsys, *argv)
     assert code == 2, (argv, out[-200:], err)
-    assert_one_line_error(err, fragment)
+    assert_one_line_error(err, fragment, "appears twice in one")
 
 
 def test_a_merge_key_overrides_without_being_a_duplicate(capsys):
