@@ -2,14 +2,15 @@
 and eval tasks of one run (torchtune-style: copy one, edit it, run it), read into a typed
 :class:`~savi_plugin.config.sections.Recipe`.
 
-- ``extends: other.yaml`` inherits another recipe (a path relative to this one, or a shipped recipe name);
-  mappings merge key by key, anything else is replaced.
+- ``extends: other.yaml`` inherits another recipe (a path relative to this one's folder, or a shipped recipe
+  name); mappings merge key by key, anything else is replaced.
 - ``key.sub=value`` overrides on the command line (the value is parsed as YAML: ``train.beta=0.2``).
 - Every key and value is checked at load, by the rules in :mod:`savi_plugin.config` (sections, ``train`` against
   ``PreferenceConfig``, ``generate.options`` against the generator's own options): a problem is one
   :class:`RecipeError` ``recipe.yaml: train.bta: unknown key``, before any step runs.
-- Relative paths in a recipe file are relative to that file's folder (a shipped recipe's to the working folder);
-  override values are relative to the working folder.
+- Relative paths in a recipe file (``extends:`` and every path value) are relative to that file's folder after
+  symlinks are resolved (:func:`recipe_folder`; a shipped recipe's path values to the working folder); override
+  values are relative to the working folder.
 - Files and override values are read by :func:`savi_plugin.untrusted.load_yaml` (``yaml.SafeLoader`` with
   nesting and alias limits) only.
 """
@@ -61,27 +62,34 @@ def is_recipe_name(value: str | Path) -> bool:
 
 
 def resolve_recipe_path(name_or_path: str | Path, relative_to: Path | None = None) -> Path:
-    """A recipe file: an existing path (relative to ``relative_to`` first, then to the working folder), or, for a
-    bare name only (:func:`is_recipe_name`), a shipped recipe.
+    """A recipe file: an existing path, or, for a bare name only (:func:`is_recipe_name`), a shipped recipe.
 
-    A path that does not exist is an error naming it: a typo in ``./my_recipe.yml`` or ``recipes/x.yaml`` never
-    falls back to a shipped recipe of the same name.
+    A relative path is relative to ``relative_to`` -- for ``extends:``, the folder of the recipe file that names
+    it, *after* symlinks are resolved (:func:`recipe_folder`), the folder its other relative paths are resolved
+    against too -- or, when None (a command-line argument), to the working folder. Only that one folder is looked
+    in. A path that does not exist is an error naming it: a typo in ``./my_recipe.yml`` or ``recipes/x.yaml``
+    never falls back to a shipped recipe of the same name.
     """
-    candidates = [Path(name_or_path)]
-    if relative_to is not None:
-        candidates.insert(0, relative_to / name_or_path)
-    for c in candidates:
-        if c.is_file():
-            return c
+    candidate = Path(name_or_path) if relative_to is None else relative_to / name_or_path
+    if candidate.is_file():
+        return candidate
     if is_recipe_name(name_or_path):
         shipped = shipped_recipes_dir() / f"{name_or_path}.yaml"
         if shipped.is_file():
             return shipped
         raise RecipeError("", f"no such recipe file or shipped recipe (shipped: {', '.join(list_recipes())})",
                           str(name_or_path))
-    where = f" (looked in {relative_to} and the working folder)" if relative_to is not None else ""
+    where = f" (looked in {relative_to}, the recipe's own folder)" if relative_to is not None else ""
     raise RecipeError("", f"no such recipe file{where}; only a bare name without folder or .yaml (e.g. "
                           f"{(list_recipes() or ['tiny_demo'])[0]}) names a shipped recipe", str(name_or_path))
+
+
+def recipe_folder(file: Path) -> Path:
+    """The folder a recipe file's relative paths (``extends:``, data, model, prompts, DeepSpeed) are resolved
+    against: the folder of the file itself after symlinks are resolved, so a recipe reads the same through a link
+    (``link.yaml -> sub/d.yaml`` with ``extends: base.yaml`` is ``sub/base.yaml``, never a ``base.yaml`` beside
+    the link)."""
+    return file.resolve().parent
 
 
 def _merge(base: dict, top: dict) -> dict:
@@ -114,7 +122,7 @@ def _resolve_paths(data: dict, file: Path) -> dict:
     """``data`` (one file's mapping) with its relative path values made relative to ``file``'s folder."""
     if _is_shipped(file):
         return data
-    folder = file.resolve().parent
+    folder = recipe_folder(file)
     out = copy.deepcopy(data)
     for section in dataclasses.fields(Recipe):
         node, cls = out.get(section.name), _section_class(section.name)
@@ -161,7 +169,7 @@ def _read(path: Path, seen: tuple[Path, ...] = ()) -> dict:
         return data
     if not isinstance(parent, str):
         raise RecipeError("extends", "expected a recipe name or path", str(path))
-    return _merge(_read(resolve_recipe_path(parent, path.parent), seen + (path.resolve(),)), data)
+    return _merge(_read(resolve_recipe_path(parent, recipe_folder(path)), seen + (path.resolve(),)), data)
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:

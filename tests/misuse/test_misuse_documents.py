@@ -160,3 +160,53 @@ def test_a_merge_key_overrides_without_being_a_duplicate(capsys):
     code, _, err = savi(capsys, "recipes", "show", "r.yaml")
     assert code == 2
     assert_one_line_error(err, "r.yaml:2: train.<<: key '<<' appears twice")
+
+
+# ------------------------------------------------------------------------------------------------ finding a recipe
+#: how a recipe file is named on the command line: name -> (make the name in the working folder, which holds
+#: ``sub/d.yaml``)
+def _reach(how: str) -> str:
+    if how == "file link":
+        Path("link.yaml").symlink_to("sub/d.yaml")
+        return "link.yaml"
+    if how == "absolute file link":
+        Path("link.yaml").symlink_to(Path("sub/d.yaml").resolve())
+        return "link.yaml"
+    if how == "link to a link":
+        Path("link.yaml").symlink_to("sub/d.yaml")
+        Path("link2.yaml").symlink_to("link.yaml")
+        return "link2.yaml"
+    if how == "folder link":
+        Path("lnk").symlink_to("sub")
+        return "lnk/d.yaml"
+    return {"direct": "sub/d.yaml", "./": "./sub/d.yaml", "..": "sub/../sub/d.yaml",
+            "absolute": str(Path("sub/d.yaml").resolve())}[how]
+
+
+REACH = ["direct", "./", "..", "absolute", "file link", "absolute file link", "link to a link", "folder link"]
+
+
+@pytest.mark.parametrize("bases", ["both", "real folder only", "link's folder only"])
+@pytest.mark.parametrize("how", REACH)
+def test_a_recipe_resolves_extends_and_paths_in_its_own_folder_however_it_is_reached(how, bases, capsys):
+    """One rule for every relative path inside a recipe (``extends:`` and path values alike): the folder of the
+    recipe file after symlinks are resolved; no other folder is looked in."""
+    import yaml
+
+    Path("sub").mkdir()
+    Path("sub/d.yaml").write_text("extends: base.yaml\ndata:\n  pairs: p.jsonl\n")
+    if bases in ("both", "link's folder only"):
+        Path("base.yaml").write_text("extends: tiny_demo\ntrain: {beta: 0.222}\n")
+    if bases in ("both", "real folder only"):
+        Path("sub/base.yaml").write_text("extends: tiny_demo\ntrain: {beta: 0.333}\n")
+    name = _reach(how)
+    code, out, err = savi(capsys, "recipes", "show", name)
+    if bases == "link's folder only":
+        assert code == 2
+        assert_one_line_error(err, f"no such recipe file (looked in {Path('sub').resolve()}, the recipe's own folder)")
+        return
+    assert code == 0, err
+    shown = yaml.safe_load(out)
+    assert shown["train"]["beta"] == 0.333
+    assert shown["data"]["pairs"] == str(Path("sub/p.jsonl").resolve())
+
