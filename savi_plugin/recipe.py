@@ -167,9 +167,13 @@ def _read(path: Path, seen: tuple[Path, ...] = ()) -> dict:
     parent = data.pop("extends", None)
     if parent is None:
         return data
-    if not isinstance(parent, str):
-        raise RecipeError("extends", "expected a recipe name or path", str(path))
-    return _merge(_read(resolve_recipe_path(parent, recipe_folder(path)), seen + (path.resolve(),)), data)
+    if not isinstance(parent, str) or not parent.strip():
+        raise RecipeError("extends", f"expected a recipe name or path, got {parent!r}", str(path))
+    try:
+        base = resolve_recipe_path(parent, recipe_folder(path))
+    except RecipeError as exc:
+        raise RecipeError("extends", f"{parent!r}: {exc.message}", str(path)) from None
+    return _merge(_read(base, seen + (path.resolve(),)), data)
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:

@@ -203,10 +203,25 @@ def test_a_recipe_resolves_extends_and_paths_in_its_own_folder_however_it_is_rea
     code, out, err = savi(capsys, "recipes", "show", name)
     if bases == "link's folder only":
         assert code == 2
-        assert_one_line_error(err, f"no such recipe file (looked in {Path('sub').resolve()}, the recipe's own folder)")
+        assert_one_line_error(err, f"{Path(name)}: extends: 'base.yaml': no such recipe file (looked in "
+                                   f"{Path('sub').resolve()}, the recipe's own folder)")
         return
     assert code == 0, err
     shown = yaml.safe_load(out)
     assert shown["train"]["beta"] == 0.333
     assert shown["data"]["pairs"] == str(Path("sub/p.jsonl").resolve())
 
+
+@pytest.mark.parametrize("value, fragment", [
+    ('""', "expected a recipe name or path, got ''"), ("'  '", "expected a recipe name or path, got '  '"),
+    ("[a]", "expected a recipe name or path, got ['a']"), ("{a: 1}", "expected a recipe name or path"),
+    ("7", "expected a recipe name or path, got 7"), ("nope.yaml", "'nope.yaml': no such recipe file"),
+    ("nope", "'nope': no such recipe file or shipped recipe"), ("./sub", "'./sub': no such recipe file"),
+])
+def test_a_bad_extends_names_the_file_and_the_key(value, fragment, capsys):
+    Path("sub").mkdir()
+    Path("f.yaml").write_text(f"extends: {value}\n")
+    code, _, err = savi(capsys, "recipes", "show", "f.yaml")
+    assert code == 2
+    line = assert_one_line_error(err, fragment)
+    assert line.startswith("error: f.yaml: extends: "), line
