@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
+import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -61,27 +63,54 @@ def is_recipe_name(value: str | Path) -> bool:
     return bool(text) and "/" not in text and os.sep not in text and not text.lower().endswith((".yaml", ".yml"))
 
 
-def resolve_recipe_path(name_or_path: str | Path, relative_to: Path | None = None) -> Path:
+def resolve_recipe_path(name_or_path: str | Path, named_in: Path | None = None) -> Path:
     """A recipe file: an existing path, or, for a bare name only (:func:`is_recipe_name`), a shipped recipe.
 
-    A relative path is relative to ``relative_to`` -- for ``extends:``, the folder of the recipe file that names
-    it, *after* symlinks are resolved (:func:`recipe_folder`), the folder its other relative paths are resolved
-    against too -- or, when None (a command-line argument), to the working folder. Only that one folder is looked
-    in. A path that does not exist is an error naming it: a typo in ``./my_recipe.yml`` or ``recipes/x.yaml``
-    never falls back to a shipped recipe of the same name.
+    A relative path is relative to the folder of ``named_in`` -- the recipe file whose ``extends:`` names it --
+    *after* symlinks are resolved (:func:`recipe_folder`, the folder its other relative paths are resolved
+    against too), or, when ``named_in`` is None (a command-line argument), to the working folder. Only that one
+    folder is looked in. A path that does not exist is an error naming it: a typo in ``./my_recipe.yml`` or
+    ``recipes/x.yaml`` never falls back to a shipped recipe of the same name.
     """
-    candidate = Path(name_or_path) if relative_to is None else relative_to / name_or_path
+    folder = recipe_folder(named_in) if named_in is not None else None
+    candidate = Path(name_or_path) if folder is None else folder / name_or_path
     if candidate.is_file():
         return candidate
     if is_recipe_name(name_or_path):
         shipped = shipped_recipes_dir() / f"{name_or_path}.yaml"
         if shipped.is_file():
+            _say_shadowed(str(name_or_path), folder, shipped, named_in)
             return shipped
         raise RecipeError("", f"no such recipe file or shipped recipe (shipped: {', '.join(list_recipes())})",
                           str(name_or_path))
-    where = f" (looked in {relative_to}, the recipe's own folder)" if relative_to is not None else ""
+    where = f" (looked in {folder}, the recipe's own folder)" if folder is not None else ""
     raise RecipeError("", f"no such recipe file{where}; only a bare name without folder or .yaml (e.g. "
                           f"{(list_recipes() or ['tiny_demo'])[0]}) names a shipped recipe", str(name_or_path))
+
+
+def _say_shadowed(name: str, folder: Path | None, shipped: Path, named_in: Path | None) -> None:
+    """Warn (once) when the folder a bare name was looked up from -- the working folder for a command-line name
+    (``folder`` None), the recipe's own folder for ``extends:`` -- holds ``NAME.yaml``/``NAME.yml``, which the name
+    does not use (e.g. after ``savi recipes cp tiny_demo .``). Says how to use it; the shipped recipe stays the
+    one used: a bare name is always a shipped recipe. A file that extends the shipped recipe of its own name
+    (``tiny_demo.yaml`` with ``extends: tiny_demo``) is used, and said nothing about."""
+    for suffix in (".yaml", ".yml"):
+        local = (folder or Path(".")) / f"{name}{suffix}"
+        if not local.is_file() or local.resolve() in (shipped.resolve(), named_in and named_in.resolve()):
+            continue
+        if folder is None:
+            _warn_once(f"./{local.name} is not used: the bare name {name!r} names the shipped recipe {shipped}; "
+                       f"to use your file, give its path: ./{local.name}")
+        else:
+            _warn_once(f"{local} is not used: 'extends: {name}' names the shipped recipe {shipped}; to use the "
+                       f"file beside the recipe, write 'extends: {local.name}'")
+        return
+
+
+@functools.cache
+def _warn_once(message: str) -> None:
+    """A recipe is resolved several times per command (load, the claim's inputs): its warning is said once."""
+    logging.getLogger(__name__).warning(message)
 
 
 def recipe_folder(file: Path) -> Path:
@@ -170,7 +199,7 @@ def _read(path: Path, seen: tuple[Path, ...] = ()) -> dict:
     if not isinstance(parent, str) or not parent.strip():
         raise RecipeError("extends", f"expected a recipe name or path, got {parent!r}", str(path))
     try:
-        base = resolve_recipe_path(parent, recipe_folder(path))
+        base = resolve_recipe_path(parent, named_in=path)
     except RecipeError as exc:
         raise RecipeError("extends", f"{parent!r}: {exc.message}", str(path)) from None
     return _merge(_read(base, seen + (path.resolve(),)), data)

@@ -225,3 +225,48 @@ def test_a_bad_extends_names_the_file_and_the_key(value, fragment, capsys):
     assert code == 2
     line = assert_one_line_error(err, fragment)
     assert line.startswith("error: f.yaml: extends: "), line
+
+
+@pytest.mark.parametrize("local", ["tiny_demo.yaml", "tiny_demo.yml", "extends itself", None])
+@pytest.mark.parametrize("named", ["command line", "extends"])
+def test_a_file_a_bare_name_does_not_use_is_said_once_and_the_shipped_recipe_is_used(named, local, capsys, caplog):
+    """A bare name is always the shipped recipe; a ``tiny_demo.yaml`` where the name was looked up from (the working
+    folder, or the extending recipe's folder) is said once, with how to use it -- except the file that itself
+    extends the shipped recipe of its name."""
+    import logging
+
+    import yaml
+
+    from savi_plugin import recipe
+
+    recipe._warn_once.cache_clear()
+    folder = Path("proj") if named == "extends" else Path(".")
+    folder.mkdir(exist_ok=True)
+    if local == "extends itself":
+        (folder / "tiny_demo.yaml").write_text("extends: tiny_demo\ntrain: {beta: 0.777}\n")
+    elif local:
+        (folder / local).write_text("extends: tiny_demo\ntrain: {beta: 0.777}\n")
+    argv = ["recipes", "show", "tiny_demo"]
+    if named == "extends":
+        (folder / "r.yaml").write_text(f"extends: tiny_demo{'.yaml' if local == 'extends itself' else ''}\n")
+        argv = ["recipes", "show", "proj/r.yaml"]
+    elif local == "extends itself":
+        argv = ["recipes", "show", "./tiny_demo.yaml"]
+    with caplog.at_level(logging.WARNING, logger="savi_plugin.recipe"):
+        code, out, err = savi(capsys, *argv)
+        savi(capsys, *argv)
+    assert code == 0, err
+    said = [r.getMessage() for r in caplog.records if r.name == "savi_plugin.recipe"]
+    beta = yaml.safe_load(out)["train"]["beta"]
+    if local in (None, "extends itself"):
+        assert said == []
+        assert beta == (0.777 if local else 0.1)
+        return
+    assert beta == 0.1  # the shipped recipe, as README says
+    assert len(said) == 1, said
+    if named == "command line":
+        assert said[0].startswith(f"./{local} is not used: the bare name 'tiny_demo' names the shipped recipe")
+        assert said[0].endswith(f"give its path: ./{local}")
+    else:
+        assert said[0].startswith(f"{(folder / local).resolve()} is not used: 'extends: tiny_demo'")
+        assert said[0].endswith(f"write 'extends: {local}'")
