@@ -78,8 +78,8 @@ READERS = {
 
 #: bad values, one line each (flow style, so every reader takes them): (value, message fragment)
 BAD_VALUES = {
-    "unsafe tag": ("!!python/object/apply:os.system ['touch PWNED']", "invalid YAML: could not determine a "
-                                                                      "constructor for the tag"),
+    "unsafe tag": ("!!python/object/apply:os.system ['touch PWNED']",
+                   "invalid YAML: could not determine a constructor for the tag"),
     "invalid": ("[1, 2", "invalid YAML"),
     "key twice": ("{beta: 0.1, beta: 0.9}", "beta: key 'beta' appears twice in one mapping"),
     "too deep": ("[" * 80 + "]" * 80, "nested deeper than 64 levels"),
