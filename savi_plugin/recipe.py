@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from savi_plugin.config.sections import Recipe
-from savi_plugin.config.values import ConfigError, build
+from savi_plugin.config.values import ConfigError, build, check_key_path
 from savi_plugin.errors import ConfigurationError
 from savi_plugin.training.arguments import (
     TRAIN_PATHS,
@@ -34,7 +34,7 @@ from savi_plugin.training.arguments import (
     check_training_args,
     shipped_recipes_dir,
 )
-from savi_plugin.untrusted import load_yaml
+from savi_plugin.untrusted import load_yaml, shown
 
 #: a bad recipe (``file: key.path: message``); the same class as every configuration error
 RecipeError = ConfigError
@@ -205,26 +205,38 @@ def _read(path: Path, seen: tuple[Path, ...] = ()) -> dict:
     return _merge(_read(base, seen + (path.resolve(),)), data)
 
 
-def parse_override(text: str) -> tuple[list[str], Any]:
-    """``"train.beta=0.2"`` -> ``(["train", "beta"], 0.2)`` (the value parsed as YAML)."""
+def override_source(text: str) -> str:
+    """How an error names the override ``text`` (``override 'train.beta=0.2'``): echoed by
+    :func:`~savi_plugin.untrusted.shown`, so a long value is cut and the reason after it stays on the line."""
+    return f"override {shown(text)}"
+
+
+def parse_override(text: str, schema: type | None = None) -> tuple[list[str], Any]:
+    """``"train.beta=0.2"`` -> ``(["train", "beta"], 0.2)`` (the value parsed as YAML). With ``schema`` (a
+    dataclass: :class:`Recipe`), the key path is checked against it first, so an unknown key is refused before
+    its value is read."""
     key, sep, value = text.partition("=")
+    source = override_source(text)
     if not sep or not key.strip():
-        raise RecipeError("", "expected key.path=value", f"override {text!r}")
-    source = f"override {text!r}"
+        raise RecipeError("", "expected key.path=value", source)
+    keys = key.strip().split(".")
+    if schema is not None:
+        check_key_path(schema, keys, source)
     parsed = load_yaml(value, source, prefix=key.strip()) if value.strip() else None
-    return key.strip().split("."), parsed
+    return keys, parsed
 
 
-def apply_overrides(recipe: dict, overrides: list[str]) -> dict:
-    """Set each ``key.path=value`` in a copy of ``recipe`` (a mapping value merges into a mapping)."""
+def apply_overrides(recipe: dict, overrides: list[str], schema: type | None = None) -> dict:
+    """Set each ``key.path=value`` in a copy of ``recipe`` (a mapping value merges into a mapping); ``schema``:
+    see :func:`parse_override`."""
     out = copy.deepcopy(recipe)
     for text in overrides:
-        keys, value = parse_override(text)
+        keys, value = parse_override(text, schema)
         node = out
         for k in keys[:-1]:
             node = node.setdefault(k, {})
             if not isinstance(node, dict):
-                raise RecipeError(k, "is not a section", f"override {text!r}")
+                raise RecipeError(k, "is not a section", override_source(text))
         if isinstance(value, dict) and isinstance(node.get(keys[-1]), dict):  # merged, as `extends` merges
             value = _merge(node[keys[-1]], value)
         node[keys[-1]] = value
@@ -277,7 +289,7 @@ def load_recipe(name_or_path: str | Path, overrides: list[str] | None = None) ->
     path = resolve_recipe_path(name_or_path)
     overrides = list(overrides or [])
     try:
-        return recipe_from_mapping(apply_overrides(_read(path), overrides), str(path))
+        return recipe_from_mapping(apply_overrides(_read(path), overrides, Recipe), str(path))
     except ConfigError as exc:
         raise blame_override(exc, overrides) from None
 
@@ -288,5 +300,5 @@ def blame_override(exc: ConfigError, overrides: list[str]) -> ConfigError:
     for text in reversed(overrides):
         key = text.partition("=")[0].strip()
         if exc.path == key or exc.path.startswith(f"{key}.") or exc.path.startswith(f"{key}["):
-            return ConfigError(exc.path, exc.message, f"override {text!r}")
+            return ConfigError(exc.path, exc.message, override_source(text))
     return exc

@@ -33,6 +33,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import reprlib
 import unicodedata
 from collections.abc import Callable
 from typing import Any
@@ -269,6 +270,21 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
         key = next(k for k, _ in pairs if k in seen or seen.add(k))
         raise StructureError(f"key {key!r} appears twice in one object (which value is meant is ambiguous)")
     return out
+
+
+# --------------------------------------------------------------------------------------------- echoing a value
+_ECHO = reprlib.Repr()
+_ECHO.maxlevel, _ECHO.maxstring, _ECHO.maxlong, _ECHO.maxother = 3, 60, 40, 60
+_ECHO.maxlist = _ECHO.maxtuple = _ECHO.maxset = _ECHO.maxfrozenset = _ECHO.maxdict = 6
+
+
+def shown(value: Any, limit: int = 100) -> str:
+    """``repr(value)`` as a message echoes it: at most ``limit`` characters, long strings cut in the middle
+    (``'notes=[&f [0,0,0...*d,*d]]'``), at most 6 items and 3 levels of lists and mappings. The cost is bounded
+    too: a list of 10**6 values (the YAML alias cap) is not walked, so echoing a refused value cannot take longer
+    than refusing it, and the reason after the echo always fits on the line."""
+    text = _ECHO.repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 def check_depth(value: Any, limit: int = MAX_DEPTH) -> None:

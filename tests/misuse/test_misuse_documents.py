@@ -270,3 +270,66 @@ def test_a_file_a_bare_name_does_not_use_is_said_once_and_the_shipped_recipe_is_
     else:
         assert said[0].startswith(f"{(folder / local).resolve()} is not used: 'extends: tiny_demo'")
         assert said[0].endswith(f"write 'extends: {local}'")
+
+
+# ------------------------------------------------------------------------------------------------ long values
+def _alias_list(width: int = 100, rows: int = 90) -> str:
+    """A flow list of ``width * width * rows`` zeros through aliases (~910 000 at the defaults: under the node
+    cap), 30 kB of text."""
+    first = "[" + ",".join(["0"] * width) + "]"
+    return f"[&f {first},&e [{','.join(['*f'] * width)}],&d [{','.join(['*e'] * rows)}]]"
+
+
+LONG_VALUES = {"alias-expanded list": _alias_list(), "long string": "x" * 200_000,
+               "long integer": "9" * 4000, "long flow mapping": "{" + ", ".join(f"k{i}: {i}" for i in range(5000)) + "}"}
+
+#: where a long value is given: name -> (argv for KEY=VALUE, a known key whose type it does not fit, an unknown key)
+LONG_READERS = {
+    "override": (lambda kv: ["recipes", "show", "tiny_demo", kv], "train.beta", "notess"),
+    "nested override": (lambda kv: ["recipes", "show", "tiny_demo", kv], "model.num_frames", "model.num_frame"),
+    "align override": (lambda kv: ["align", "tiny_demo", "--dry-run", kv], "eval.limit", "eval.limt"),
+    "--option": (lambda kv: [*GENERATE, "--option", kv], "temperature", "temprature"),
+}
+
+
+@pytest.mark.parametrize("known", [True, False], ids=["wrong type", "unknown key"])
+@pytest.mark.parametrize("value", LONG_VALUES)
+@pytest.mark.parametrize("reader", LONG_READERS)
+def test_a_long_value_is_refused_with_its_reason_and_a_short_echo(reader, value, known, capsys):
+    """The key path and the reason are on the line, the echoed value is cut: the line stays short whatever the
+    value's size (B#40: the reason was cut off after a 500-character echo)."""
+    import time
+
+    make, good, bad = LONG_READERS[reader]
+    key = good if known else bad
+    start = time.perf_counter()
+    code, _, err = savi(capsys, *make(f"{key}={LONG_VALUES[value]}"))
+    assert code == 2, err
+    line = assert_one_line_error(err, f"{key}: ")
+    reason = line.split(f"{key}: ", 1)[1]
+    assert reason.startswith(("expected", "must be") if known else "unknown "), line
+    assert len(line) < 400, line
+    assert time.perf_counter() - start < 10
+
+
+def test_the_red_team_override_shows_its_reason(capsys):
+    """B#40 as reported: ``notes`` set to ~910 000 values through aliases."""
+    code, _, err = savi(capsys, "align", "tiny_demo", "--dry-run", f"notes={_alias_list()}")
+    assert code == 2
+    line = assert_one_line_error(err, "override 'notes=[&f [0,0,0", "': notes: expected str, got list ([[0, 0, ")
+    assert len(line) < 300, line
+
+
+def test_an_override_of_an_unknown_key_is_refused_before_its_value_is_read(capsys, monkeypatch):
+    from savi_plugin import recipe
+
+    read = []
+    real = recipe.load_yaml
+    monkeypatch.setattr(recipe, "load_yaml", lambda text, *a, **k: read.append(text) or real(text, *a, **k))
+    code, _, err = savi(capsys, "recipes", "show", "tiny_demo", f"notess={_alias_list()}")
+    assert code == 2 and "notess: unknown key" in err
+    code, _, err = savi(capsys, "recipes", "show", "tiny_demo", f"lora.rank={_alias_list()}")
+    assert code == 2 and "lora.rank: unknown key" in err
+    assert not any(_alias_list()[:50] in text for text in read)
+    code, _, err = savi(capsys, "recipes", "show", "tiny_demo", "notes=[1]")  # a known key's value is read
+    assert code == 2 and "notes: expected str, got list ([1])" in err
