@@ -34,7 +34,7 @@ from savi_plugin.training.arguments import (
     check_training_args,
     shipped_recipes_dir,
 )
-from savi_plugin.untrusted import load_yaml, shown
+from savi_plugin.untrusted import load_yaml
 
 #: a bad recipe (``file: key.path: message``); the same class as every configuration error
 RecipeError = ConfigError
@@ -206,9 +206,14 @@ def _read(path: Path, seen: tuple[Path, ...] = ()) -> dict:
 
 
 def override_source(text: str) -> str:
-    """How an error names the override ``text`` (``override 'train.beta=0.2'``): echoed by
-    :func:`~savi_plugin.untrusted.shown`, so a long value is cut and the reason after it stays on the line."""
-    return f"override {shown(text)}"
+    """How an error names the override ``text`` (``override 'train.beta=0.2'``): a value longer than 40
+    characters (a key longer than 60) is cut in its middle, so the reason after it stays on the line."""
+    key, sep, value = text.partition("=")
+    if len(key) > 60:
+        key = f"{key[:40]}...{key[-12:]}"
+    if len(value) > 40:
+        value = f"{value[:24]}...{value[-12:]}"
+    return f"override {key + sep + value!r}"
 
 
 def parse_override(text: str, schema: type | None = None) -> tuple[list[str], Any]:
