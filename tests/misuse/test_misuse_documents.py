@@ -333,3 +333,52 @@ def test_an_override_of_an_unknown_key_is_refused_before_its_value_is_read(capsy
     assert not any(_alias_list()[:50] in text for text in read)
     code, _, err = savi(capsys, "recipes", "show", "tiny_demo", "notes=[1]")  # a known key's value is read
     assert code == 2 and "notes: expected str, got list ([1])" in err
+
+
+# ------------------------------------------------------------------------------------------------ perturbations
+#: bad perturbation pipelines: (YAML value, whether --perturb can carry it, what the message says)
+BAD_PERTURBATIONS = {
+    "alias-expanded lists": ("[&b [0,0,0,0,0,0,0,0,0,0], &c [*b,*b,*b,*b,*b,*b,*b,*b,*b,*b]]", False,
+                             "element [0]: expected a perturbation name or a mapping with a 'name'"),
+    "a mapping": ("{name: occlude}", False, "expected a list of perturbations"),
+    "no name": ("[{fraction: 1}]", False, "element [0]: expected a perturbation name or a mapping with a 'name'"),
+    "a number": ("7", False, "expected a list of perturbations"),
+    "parameter as the main value": ("occlude:size=huge", True, ("perturbation 'occlude': 'size=huge' sets a "
+                                    "parameter; named parameters follow the fraction and ';' (e.g. occlude:1;")),
+    "bad fraction": ("'mask:a-b'", True, "perturbation 'mask': fraction (the value after ':') must be a number"),
+    "bad factor": ("blur:x", True, "perturbation 'blur': factor (the value after ':') must be an integer"),
+    "bad parameter value": ("'occlude:1;size=huge'", True, "perturbation 'occlude': size must be one of"),
+    "unknown parameter": ("'occlude:1;sise=frame'", True, "perturbation 'occlude' has no parameter 'sise'"),
+    "a value where none is taken": ("shuffle:1", True, "perturbation 'shuffle' takes no value"),
+    "unknown name": ("[flip]", False, "unknown perturbation 'flip'"),
+}
+
+#: where a pipeline is set: name -> (argv for a YAML value, the name the error gives it)
+PERTURBATION_READERS = {
+    "--perturb": (lambda v: [*GENERATE, "--perturb", v.strip("'")], "error: --perturb: "),
+    "--option": (lambda v: [*GENERATE, "--option", f"perturbations={v}"], "error: --option perturbations: "),
+    "--options file": (lambda v: [*GENERATE, "--options", _file("o.yaml", f"perturbations: {v}\n")],
+                       "error: o.yaml: perturbations: "),
+    "recipe override": (lambda v: ["recipes", "show", "tiny_demo", f"generate.options.perturbations={v}"],
+                        ": generate.options.perturbations: "),
+    "recipe file": (lambda v: ["train", _file("r.yaml", f"extends: tiny_demo\ngenerate:\n  options:\n"
+                                                        f"    perturbations: {v}\n"), "--dry-run"],
+                    "error: r.yaml: generate.options.perturbations: "),
+}
+
+
+PERTURBATION_CASES = [(reader, case) for reader in PERTURBATION_READERS for case, (_, as_flag, _) in
+                      BAD_PERTURBATIONS.items() if as_flag or reader != "--perturb"]  # --perturb takes a string
+
+
+@pytest.mark.parametrize("reader, case", PERTURBATION_CASES, ids=[f"{r}-{c}" for r, c in PERTURBATION_CASES])
+def test_a_bad_perturbation_pipeline_names_the_option_as_given_and_what_it_takes(reader, case, capsys):
+    """B#41/B#17: Python's ``dictionary update sequence element #0 ...`` or ``could not convert string to float``
+    under a flag the user did not give; now the option as the user set it, the perturbation, the parameter."""
+    value, _, fragment = BAD_PERTURBATIONS[case]
+    make, named = PERTURBATION_READERS[reader]
+    code, _, err = savi(capsys, *make(value))
+    assert code == 2, err
+    line = assert_one_line_error(err, named, fragment)
+    for python in ("dictionary update", "could not convert", "invalid literal", "has length"):
+        assert python not in line, line
