@@ -5,8 +5,8 @@ Every variable is read through :func:`env_value`, which applies the variable's t
 generators' runner and ``savi_video`` call it before their first item, so ``SAVI_MAX_FRAME_PIXELS=abc`` is a
 configuration error at start (one line, exit 2), never a failure of every item.
 
-Sizes in bytes accept a binary suffix: ``SAVI_MAX_DECODED_BYTES=2GiB`` (``KiB``, ``MiB``, ``GiB``, ``TiB``; also
-``K``/``M``/``G``/``T``).
+Sizes in bytes accept a unit: ``SAVI_MAX_DECODED_BYTES=2GiB`` (``KiB``, ``MiB``, ``GiB``, ``TiB``, also written
+``K``/``M``/``G``/``T``: powers of 1024; ``KB``, ``MB``, ``GB``, ``TB``: powers of 1000, as SI writes them).
 """
 
 from __future__ import annotations
@@ -67,8 +67,9 @@ def env_value(name: str) -> Any:
         what = "a size in bytes (e.g. 2GiB)" if var.kind == "bytes" else "a whole number"
         raise ConfigError(f"${name}", f"expected {what} ({var.help}), got {text!r}")
     value = int(match.group(1))
-    if var.kind == "bytes" and match.group(2):
-        value *= 1024 ** (" KMGT".index(match.group(2).upper()))
+    if var.kind == "bytes" and match.group(2):  # KiB or K: powers of 1024; KB (SI): powers of 1000
+        base = 1000 if (match.group(3) or "").upper() == "B" else 1024
+        value *= base ** (" KMGT".index(match.group(2).upper()))
     if not var.low <= value <= var.high:
         raise ConfigError(f"${name}", f"must be >= {var.low} and <= {var.high} ({var.help}), got {value}")
     return value
@@ -78,3 +79,14 @@ def check_environment() -> None:
     """Check every declared variable (:func:`env_value`); the first bad one raises its ``ConfigError``."""
     for name in VARIABLES:
         env_value(name)
+
+
+def item_limits() -> dict[str, int]:
+    """The checked values of the variables that decide which items fail (the decode caps, by name).
+
+    They are part of a resumable job's configuration (generation, training): items refused under one cap are
+    final for that run, so a later run under another cap is another configuration -- refused naming the
+    variable -- instead of silently skipping, forever, items the new cap would accept.
+    """
+    return {name: env_value(name) for name, var in VARIABLES.items() if var.kind != "switch"}
+

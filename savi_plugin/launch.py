@@ -6,8 +6,10 @@ variables each launcher sets beside them:
 * ``torchrun`` (and ``accelerate launch`` on several processes, which runs torchrun): ``TORCHELASTIC_RUN_ID``,
   ``GROUP_RANK``, ``MASTER_ADDR`` + ``MASTER_PORT``;
 * ``deepspeed`` (``deepspeed.launcher.launch``): ``MASTER_ADDR`` + ``MASTER_PORT`` and ``LOCAL_SIZE``;
-* ``accelerate launch`` on one process: ``ACCELERATE_*`` (rank 0 of 1; it sets no rank variables, so any found
-  beside them are stray).
+* ``accelerate launch`` on one process: ``ACCELERATE_MIXED_PRECISION``, ``ACCELERATE_USE_CPU`` and
+  ``ACCELERATE_DYNAMO_BACKEND`` together (rank 0 of 1; it sets no rank variables, so any found beside them are
+  stray). ``ACCELERATE_*`` settings without the three are stray too: transformers would apply them (mixed
+  precision) to a plain run.
 
 The same variables left in a shell (``export RANK=1 WORLD_SIZE=2``, then a plain ``savi train``) would
 otherwise shard a plain run, skip the output lock on a "rank 1", or make torch wait for a rendezvous that never
@@ -28,6 +30,10 @@ log = logging.getLogger(__name__)
 
 #: the variables a launcher sets for each process, and that a plain run must not trust
 PROCESS_VARIABLES = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE")
+#: what ``accelerate launch`` sets in every process it starts (accelerate.utils.launch.prepare_simple_launcher_
+#: cmd_env and prepare_multi_gpu_env); one of them alone, e.g. ``ACCELERATE_MIXED_PRECISION=bf16`` left in a
+#: shell, is not a launcher, and transformers' Trainer would silently train under its autocast
+ACCELERATE_LAUNCH_VARIABLES = ("ACCELERATE_MIXED_PRECISION", "ACCELERATE_USE_CPU", "ACCELERATE_DYNAMO_BACKEND")
 
 
 @dataclass(frozen=True)
@@ -57,7 +63,7 @@ def launcher_name(env: Mapping[str, str] | None = None) -> str | None:
         return "torchrun"
     if rendezvous and "LOCAL_SIZE" in env:
         return "deepspeed"
-    if any(k.startswith("ACCELERATE_") for k in env):  # accelerate's one-process launcher (N go through torchrun)
+    if all(k in env for k in ACCELERATE_LAUNCH_VARIABLES):  # accelerate's one-process launcher (N: torchrun)
         return "accelerate"
     return None
 
@@ -84,15 +90,19 @@ def current(env: Mapping[str, str] | None = None) -> Process:
 
 
 def clean_stray_launcher_env(env: dict | None = None) -> list[str]:
-    """Drop ``RANK``/``WORLD_SIZE``/``LOCAL_RANK``/``LOCAL_WORLD_SIZE`` when no launcher started this process.
+    """Drop ``RANK``/``WORLD_SIZE``/``LOCAL_RANK``/``LOCAL_WORLD_SIZE`` when no launcher started this process, and
+    ``ACCELERATE_*`` when ``accelerate launch`` did not (:data:`ACCELERATE_LAUNCH_VARIABLES`).
 
     Returns the names dropped (a warning names them once). Torch and transformers read these variables
     themselves, so leaving them would make a plain run wait for a rendezvous or believe it is rank 1.
     """
     env = os.environ if env is None else env
-    if launcher_name(env) not in (None, "accelerate"):  # accelerate's one-process launcher sets none of them
+    name = launcher_name(env)
+    if name not in (None, "accelerate"):  # accelerate's one-process launcher sets none of them
         return []
     stray = [k for k in PROCESS_VARIABLES if k in env]
+    if name is None:  # accelerate's settings without its launcher
+        stray += sorted(k for k in env if k.startswith("ACCELERATE_"))
     if stray:
         values = ", ".join(f"{k}={env[k]}" for k in stray)
         log.warning("ignoring %s: no launcher (torchrun, deepspeed, accelerate) started this process, so it runs "
@@ -129,7 +139,7 @@ def accelerate_single_process_warning(env: Mapping[str, str] | None = None, cuda
     whatever ``--num_processes`` says; its environment then has ``ACCELERATE_USE_CPU`` and no ``WORLD_SIZE``.
     """
     env = os.environ if env is None else env
-    if "ACCELERATE_USE_CPU" not in env or "WORLD_SIZE" in env:
+    if launcher_name(env) != "accelerate" or "WORLD_SIZE" in env:
         return None
     if cuda_devices is None:
         import torch

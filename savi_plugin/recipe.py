@@ -307,3 +307,11 @@ def blame_override(exc: ConfigError, overrides: list[str]) -> ConfigError:
         if exc.path == key or exc.path.startswith(f"{key}.") or exc.path.startswith(f"{key}["):
             return ConfigError(exc.path, exc.message, override_source(text))
     return exc
+
+
+def recipe_content(recipe: Recipe) -> dict:
+    """What a loaded recipe says, every ``extends:`` and override applied, without where it was read from: the
+    part of a run's configuration that a recipe file edited in place changes (a path alone would not)."""
+    from savi_plugin.config.values import to_dict
+
+    return {k: v for k, v in to_dict(recipe).items() if k not in ("source", "_source")}

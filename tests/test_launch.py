@@ -14,6 +14,8 @@ from savi_plugin.launch import (
 
 TORCHRUN = {"RANK": "1", "WORLD_SIZE": "2", "LOCAL_RANK": "1", "LOCAL_WORLD_SIZE": "2", "GROUP_RANK": "0",
             "TORCHELASTIC_RUN_ID": "none", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "29500"}
+#: what ``accelerate launch`` sets in every process (accelerate.utils.launch.prepare_simple_launcher_cmd_env)
+ACCELERATE = {"ACCELERATE_USE_CPU": "False", "ACCELERATE_MIXED_PRECISION": "no", "ACCELERATE_DYNAMO_BACKEND": "NO"}
 DEEPSPEED = {"RANK": "1", "WORLD_SIZE": "2", "LOCAL_RANK": "1", "LOCAL_SIZE": "2", "MASTER_ADDR": "127.0.0.1",
              "MASTER_PORT": "29500"}
 
@@ -21,14 +23,16 @@ DEEPSPEED = {"RANK": "1", "WORLD_SIZE": "2", "LOCAL_RANK": "1", "LOCAL_SIZE": "2
 def test_each_launcher_is_recognised_by_its_companion_variables():
     assert launcher_name(TORCHRUN) == "torchrun" and current(TORCHRUN).rank == 1
     assert launcher_name(DEEPSPEED) == "deepspeed" and current(DEEPSPEED).world_size == 2
-    accelerate = {"ACCELERATE_USE_CPU": "False", "MASTER_ADDR": "h", "MASTER_PORT": "1"}
+    accelerate = {**ACCELERATE, "MASTER_ADDR": "h", "MASTER_PORT": "1"}
     assert launcher_name(accelerate) == "accelerate"
     stray = {**accelerate, "RANK": "1", "WORLD_SIZE": "2"}  # accelerate's one-process launcher sets neither
     assert current(stray).world_size == 1 and clean_stray_launcher_env(stray) == ["RANK", "WORLD_SIZE"]
 
 
 @pytest.mark.parametrize("stray", [{"RANK": "1", "WORLD_SIZE": "2"}, {"WORLD_SIZE": "4", "LOCAL_RANK": "3"},
-                                   {**TORCHRUN, "TORCHELASTIC_RUN_ID": ""}, {**DEEPSPEED, "MASTER_PORT": ""}])
+                                   {**TORCHRUN, "TORCHELASTIC_RUN_ID": ""}, {**DEEPSPEED, "MASTER_PORT": ""},
+                                   {"ACCELERATE_MIXED_PRECISION": "bf16"},
+                                   {"ACCELERATE_USE_CPU": "1", "ACCELERATE_MIXED_PRECISION": "fp16"}])
 def test_stray_variables_outside_a_launcher_are_one_process_and_dropped(stray, caplog):
     env = dict(stray)
     assert launcher_name(env) is None and current(env).world_size == 1 and current(env).is_main
@@ -65,7 +69,7 @@ def test_deepspeed_local_rank_argument_is_accepted_in_both_spellings(monkeypatch
 
 
 def test_accelerate_single_process_is_named():
-    env = {"ACCELERATE_USE_CPU": "False", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "29500"}
+    env = {**ACCELERATE, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "29500"}
     message = accelerate_single_process_warning(env, cuda_devices=0)
     assert message is not None and "--multi_gpu" in message and "one process" in message
     assert accelerate_single_process_warning({**env, "WORLD_SIZE": "2"}, cuda_devices=0) is None

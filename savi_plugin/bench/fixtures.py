@@ -92,10 +92,16 @@ def build_bench_model(work_dir: str | Path, shape: ModelShape) -> Path:
     """Build (or reuse) the benchmark checkpoint for ``shape``; returns its folder."""
     from savi_plugin.models.tiny import build_tiny_model
 
+    from savi_plugin.data.identity import file_identity
+
     out = Path(work_dir) / f"model_{shape.key()}"
     marker = out / "savi_bench.json"
-    if marker.exists() and json.loads(marker.read_text()) == asdict(shape):
-        return out
+    weights = out / "model.safetensors"
+    try:  # reused only when its weights are still the ones it wrote (a killed or full-disk write is rebuilt)
+        if json.loads(marker.read_text()) == {**asdict(shape), "weights": file_identity(weights)}:
+            return out
+    except (OSError, ValueError):
+        pass
     build_tiny_model(out, "llava_onevision", seed=shape.seed, hidden_size=shape.hidden_size,
                      num_layers=shape.num_layers, image_size=shape.image_size)
     if shape.resized():
@@ -120,7 +126,7 @@ def build_bench_model(work_dir: str | Path, shape: ModelShape) -> Path:
         model = LlavaOnevisionForConditionalGeneration(config).eval()
         model.generation_config = GenerationConfig.from_pretrained(str(out))  # keep the tiny model's eos/pad
         model.save_pretrained(str(out))
-    write_json(marker, asdict(shape))
+    write_json(marker, {**asdict(shape), "weights": file_identity(weights)})
     return out
 
 

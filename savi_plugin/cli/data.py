@@ -24,6 +24,9 @@ def add_parser(subparsers) -> None:
     convert.add_argument("--bad-records", default="raise", choices=("raise", "skip"),
                          help="raise: stop at the first bad record (default); skip: leave bad records out and "
                               "list them (the official RRPO code skips pairs whose tags do not strip cleanly)")
+    convert.add_argument("--allow-incomplete", action="store_true",
+                         help="convert the output of a generation run that has not finished (refused by default: "
+                              "the converted file carries no run report, so it would look complete)")
     convert.set_defaults(func=run_convert)
 
 
@@ -54,7 +57,8 @@ def run_convert(args) -> int:
     skipped: list[DataError] = []
     try:
         n = convert_file(args.src, args.dst, args.src_format, args.dst_format,
-                         bad_records=getattr(args, "bad_records", "raise"), skipped=skipped)
+                         bad_records=getattr(args, "bad_records", "raise"), skipped=skipped,
+                         allow_incomplete=getattr(args, "allow_incomplete", False))
     except DataError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

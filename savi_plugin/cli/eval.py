@@ -102,15 +102,18 @@ def run_tasks_path(args) -> int:
 
 def run_lmms_eval(args) -> int:
     """Run lmms-eval; an evaluation (``--model`` and ``--tasks``) is judged by its results file, since lmms-eval
-    exits 0 on every error: every requested task must have results, else one ``error:`` line and exit 1. A
-    ``--output_path`` lmms-eval would re-parse (a ``,`` or ``=`` in it) is passed as a link without them; without
-    ``--output_path`` the results go to a temporary folder, read, then removed."""
+    exits 0 on every error: every requested task must have results, else one ``error:`` line and exit 1. An
+    ``--output_path`` that is, lies inside or holds what the evaluation reads (``pretrained=``, ``adapter=``, the
+    data root) is refused before lmms-eval starts; one lmms-eval would re-parse (a ``,`` or ``=`` in it) is passed
+    as a link without them; without ``--output_path`` the results go to a temporary folder, read, then removed."""
     import tempfile
 
+    from savi_plugin.data.outputs import check_distinct
     from savi_plugin.eval.builtin_check import builtin_task_env
     from savi_plugin.eval.command import (
         flag_value,
         lmms_eval_command,
+        read_paths,
         run_judged,
         safe_paths,
         with_flag,
@@ -131,6 +134,9 @@ def run_lmms_eval(args) -> int:
     check_task_names(requested, "--tasks")  # a misspelt task: one line now, not after lmms-eval loaded the model
     env = builtin_task_env(requested, env)  # BuiltinDataError: one line, before lmms-eval loads the model
     output = flag_value(lmms_args, "--output_path")
+    if output:  # the output layer's rule: an output is never an input, nor inside one (OutputIsInputError, exit 2)
+        check_distinct(output, read_paths(flag_value(lmms_args, "--model_args"), env.get("SAVI_DATA_ROOT")),
+                       output_name="--output_path", folder=True)
     with tempfile.TemporaryDirectory(prefix="savi-eval-results-") as scratch:
         output = output or scratch
         os.makedirs(output, exist_ok=True)
@@ -174,9 +180,6 @@ def run_suite(args) -> int:
         check_task_names(tasks, "SUITE")  # a misspelt task: one line now, not after a model was evaluated
         if not args.adapter:
             raise SuiteError("at least one --adapter is needed, to compare with the base model")
-        for path in [args.model, *args.adapter, args.data_root]:
-            if path and any(c in str(path) for c in ",="):
-                raise SuiteError(f"{path}: lmms-eval's --model_args cannot carry a path holding ',' or '='")
         if missing:
             print(f"suite {args.suite}: not offered by savi-plugin yet, left out: {', '.join(missing)}", file=sys.stderr)
         plan = SuitePlan(model=args.model, adapters=adapter_labels(args.adapter), tasks=tasks,
@@ -201,7 +204,7 @@ def run_compare(args) -> int:
     try:
         a, b = read_table(args.a), read_table(args.b)
     except SuiteError as exc:
-        print(f"savi eval compare: {exc}", file=sys.stderr)
+        print(f"error: savi eval compare: {exc}", file=sys.stderr)
         return 1
     diff = differences(a["card"], b["card"])
     if diff:

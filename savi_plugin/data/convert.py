@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from savi_plugin.data.identity import input_identity
 from savi_plugin.data.outputs import claim, write_json, write_jsonl
+from savi_plugin.data.provenance import check_finished
 from savi_plugin.data.readers import FORMATS, read_records, record_to_rrpo, record_to_trl
 from savi_plugin.data.record import DataError
+
+log = logging.getLogger(__name__)
 
 _FROM_RECORD = {"savi": lambda r: r.to_json(), "rrpo": record_to_rrpo, "trl": record_to_trl}
 
@@ -16,7 +20,7 @@ BAD_RECORDS = ("raise", "skip")
 
 
 def convert_file(src: str | Path, dst: str | Path, src_format: str, dst_format: str, *, bad_records: str = "raise",
-                 skipped: list[DataError] | None = None) -> int:
+                 skipped: list[DataError] | None = None, allow_incomplete: bool = False) -> int:
     """Read every record of ``src`` and write them to ``dst``.
 
     A ``dst`` ending in ``.json`` is written as one JSON array (as the RRPO release ships); any other
@@ -28,6 +32,13 @@ def convert_file(src: str | Path, dst: str | Path, src_format: str, dst_format: 
             ``skipped``. The official RRPO code skips a released pair whose ``<MASK>`` tags do not align with
             its plain text (``preprocess_masked`` in ``train_llavavideo.py`` zeroes its phrase ids, then
             its sanity check replaces the sample), so ``skip`` reproduces what it trains on.
+        allow_incomplete: convert the product of an unfinished generation run (refused by default: the converted
+            file has no run report, so it would look complete to everything that reads it,
+            :func:`savi_plugin.data.provenance.check_finished`).
+
+    Raises:
+        DataError: a bad record (``raise``), an unreadable file, or no record to write.
+        UnfinishedDataError: ``src`` is an unfinished generation run's output.
     """
     if dst_format not in _FROM_RECORD:
         raise ValueError(f"unknown format {dst_format!r}; choose one of {', '.join(FORMATS)}")
@@ -40,6 +51,13 @@ def convert_file(src: str | Path, dst: str | Path, src_format: str, dst_format: 
     unreadable = [e for e in errors if e.line is None]
     if unreadable:  # the file itself (missing, not JSON): nothing to skip record by record
         raise unreadable[0]
+    if not objects:  # an empty result is never what was asked for (validate and train refuse such a file too)
+        raise DataError(str(src), None, None, f"no valid record to convert ({len(errors)} bad record(s)"
+                                              f"{', first: ' + errors[0].message if errors else ''}); nothing written")
+    why = check_finished(src, allow_incomplete=allow_incomplete, flag="--allow-incomplete",
+                         use="convert what is there")
+    if why is not None:
+        log.warning("%s: %s; converting what is there (--allow-incomplete)", src, why)
     dst = Path(dst)
     config = {"src": input_identity(src), "from": src_format, "to": dst_format, "bad_records": bad_records}
     with claim(dst, command="savi data convert", config=config, inputs={"SRC": src}, output_name="DST",

@@ -81,8 +81,9 @@ def describe_changes(changes: list[tuple[str, Any, Any]], limit: int = 6) -> str
             continue
         merged.append((key, a, b))
     changes = merged
-    parts = [f"{key}: {short(a)} -> {short(b)}" if a != "content" else f"{key} changed content (same path)"
-             for key, a, b in changes[:limit]]
+    moved = {key for key, _, _ in changes if not key.startswith("identity.") and ".identity." not in key}
+    parts = [f"{key}: {short(a)} -> {short(b)}" if a != "content" else
+             f"{key} changed content" + ("" if moved else " (same path)") for key, a, b in changes[:limit]]
     if len(changes) > limit:
         parts.append(f"and {len(changes) - limit} more")
     return ", ".join(parts)

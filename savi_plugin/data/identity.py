@@ -9,12 +9,12 @@ check names what changed.
 * :func:`file_identity` -- a data file (manifest, preference pairs, recipe): ``size`` and the SHA-256 of its
   whole content.
 * :func:`model_identity` -- a model or adapter folder: its ``family`` (``model_type`` of ``config.json``) and one
-  digest over every file in it: configuration, tokenizer and other small files (below :data:`FULL_HASH_LIMIT`)
-  are hashed whole; a weight file larger than that by its size and the SHA-256 of its first and last
-  :data:`EDGE_BYTES` (1 MiB each). A weight file replaced by another training run or another checkpoint differs
-  in its header (safetensors stores every tensor's offsets there) and almost surely in its last MiB; reading a
-  7B model whole at every resume would cost minutes, which is why weights are sampled. A hub id (no such
-  folder) is identified by its name.
+  digest over every file in it, each hashed whole (SHA-256). Sampling a weight file is not enough: a LoRA merged
+  into the middle layers keeps the safetensors header (shapes and offsets) and the first and last tensors. A
+  file larger than :data:`FULL_HASH_LIMIT` is hashed once per version and its digest kept in a cache
+  (:func:`cached_digest`, ``$XDG_CACHE_HOME/savi/digests``) keyed by its device, inode, size, modification and
+  change times: the change time (``ctime``) is set by the kernel on every write and cannot be set back, so a
+  file written since is hashed again. A hub id (no such folder) is identified by its name.
 * :func:`folder_identity` -- a folder of videos: every file's relative name, size and the digest of its first
   and last 4 KiB.
 
@@ -24,6 +24,7 @@ An adapter records the identity of the base model it was trained on in ``savi_ad
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -36,10 +37,8 @@ from savi_plugin.errors import ConfigurationError
 
 log = logging.getLogger(__name__)
 
-#: files up to this size are hashed whole
+#: files up to this size are hashed at every look; a larger one once per version (:func:`cached_digest`)
 FULL_HASH_LIMIT = 64 * 2**20
-#: a larger file is identified by its size and the digest of its first and last EDGE_BYTES
-EDGE_BYTES = 2**20
 ADAPTER_FILE = "savi_adapter.json"
 #: files in a folder that are ours (locks, marks, reports) and not part of what the folder holds
 _NOT_CONTENT = (".savi.lock", ".savi-output.json", ADAPTER_FILE, "train_report.json", "savi_train_config.json")
@@ -51,9 +50,10 @@ class IdentityMismatchError(ConfigurationError):
 
 
 def _digest_file(path: Path, size: int, edge: int | None = None) -> str:
+    """SHA-256 of ``path``: of its whole content, or (``edge``) of its first and last ``edge`` bytes and size."""
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
-        if edge is None or size <= FULL_HASH_LIMIT:
+        if edge is None:
             for block in iter(lambda: fh.read(1 << 20), b""):
                 digest.update(block)
         else:
@@ -64,13 +64,45 @@ def _digest_file(path: Path, size: int, edge: int | None = None) -> str:
     return digest.hexdigest()
 
 
+def digest_cache_folder() -> Path:
+    """Where :func:`cached_digest` keeps digests: ``$XDG_CACHE_HOME/savi/digests`` (``~/.cache/savi/digests``)."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "savi" / "digests"
+
+
+def cached_digest(path: Path) -> str:
+    """SHA-256 of the whole content of ``path``; a file above :data:`FULL_HASH_LIMIT` is read once per version.
+
+    The digest is kept under a key of the file's device, inode, size, modification and change times
+    (nanoseconds). Any write to the file changes its change time, which no user call can set back, so a cached
+    digest is never used for content it was not computed from. Without a writable cache the file is hashed at
+    every call.
+    """
+    st = os.stat(path)
+    if st.st_size <= FULL_HASH_LIMIT:
+        return _digest_file(path, st.st_size)
+    key = f"{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}"
+    entry = digest_cache_folder() / hashlib.sha256(key.encode()).hexdigest()
+    with contextlib.suppress(OSError, UnicodeDecodeError):
+        stored = entry.read_text(encoding="utf-8").split()
+        if len(stored) == 2 and stored[0] == key:
+            return stored[1]
+    digest = _digest_file(path, st.st_size)
+    with contextlib.suppress(OSError):
+        from savi_plugin.data.outputs import write_text
+
+        entry.parent.mkdir(parents=True, exist_ok=True)
+        write_text(entry, f"{key} {digest}\n")
+    return digest
+
+
 def file_identity(path: str | Path) -> dict[str, Any] | None:
     """``{"size", "sha256"}`` of the whole content of ``path`` (None when it is not a file)."""
     path = Path(path)
     if not path.is_file():
         return None
     size = path.stat().st_size
-    return {"size": size, "sha256": _digest_file(path, size)}
+    return {"size": size, "sha256": cached_digest(path)}
 
 
 #: file endings in a model, adapter or video folder that are ours or pictures of it, not what it holds
@@ -141,7 +173,7 @@ def model_identity(path: str | Path | None) -> dict[str, Any] | None:
     for member in members:
         size = member.stat().st_size
         digest.update(f"{member.relative_to(folder).as_posix()}\0{size}\0".encode())
-        digest.update(_digest_file(member, size, EDGE_BYTES).encode())
+        digest.update(cached_digest(member).encode())
     family = None
     try:
         config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
@@ -226,13 +258,23 @@ def _check_peft_base_class(adapter_dir: Path, base: str | Path) -> None:
     mapping = _json_field(adapter_dir / "adapter_config.json", "auto_mapping")  # peft's record of the base class
     trained_class = mapping.get("base_model_class") if isinstance(mapping, dict) else None
     architectures = _json_field(Path(base) / "config.json", "architectures") if Path(base).is_dir() else None
+    trained_on = _json_field(adapter_dir / "adapter_config.json", "base_model_name_or_path")
+    if (not isinstance(trained_class, str) and isinstance(trained_on, str) and trained_on
+            and (Path(trained_on) / "config.json").is_file() and Path(base).is_dir()):
+        # no class recorded, but the base it names is a local folder: compare the two families
+        family_a = _json_field(Path(trained_on) / "config.json", "model_type")
+        family_b = _json_field(Path(base) / "config.json", "model_type")
+        if family_a and family_b and family_a != family_b:
+            raise IdentityMismatchError(
+                f"{adapter_dir}: the adapter was trained on {trained_on} (per its adapter_config.json), a "
+                f"{family_a} model, and would be applied to {base}, a {family_b} model; load it onto a model of "
+                f"the family it was trained on")
     if not isinstance(trained_class, str) or not isinstance(architectures, list) or not architectures:
         log.warning("%s: the adapter has no %s and its base cannot be compared with %s; applying it as it is",
                     adapter_dir, ADAPTER_FILE, base)
         return
     if trained_class in architectures:
         return
-    trained_on = _json_field(adapter_dir / "adapter_config.json", "base_model_name_or_path")
     raise IdentityMismatchError(
         f"{adapter_dir}: the adapter was trained on a {trained_class} ({trained_on or 'base not recorded'}, per its "
         f"adapter_config.json) and would be applied to {base}, a {'/'.join(map(str, architectures))}; load it onto "

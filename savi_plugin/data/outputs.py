@@ -7,14 +7,17 @@ What holds for every output, by construction (README "Guarantees"):
   command and the same configuration (a resume or an extension); a mark of another command or configuration is
   refused naming what changed, and an output without our mark (a user's file, a folder with files we did not
   write, ``--output-dir .`` in a project) is refused naming a file in it.
-* **An output is a regular file or a folder** (:func:`special_kind`): an existing FIFO, socket or device (also
-  through a symlink, e.g. ``/dev/null`` or ``/dev/stdout``) is refused, never replaced by the final rename.
+* **An output is a regular file or a folder** (:func:`special_kind`, :func:`link_problem`): an existing FIFO,
+  socket or device (also through a symlink, e.g. ``/dev/null`` or ``/dev/stdout``) is refused, never replaced by
+  the final rename; so is a file output that is a symbolic link (the rename would replace the link, not write
+  its target) and a link to nothing.
 * **An output is never an input** (:func:`check_distinct`): not equal to, and not inside (nor, for a folder
   output, around) anything the job reads -- the model folder, a data file, the recipe, a video a manifest names.
   Paths are compared after ``..``, ``./`` and symlinks are resolved, by inode (a hard link is the same file), and
   case-insensitively where the file system is.
 * **One writer per output** (:class:`OutputLock`): an exclusive lock for the whole job, ``flock`` on
-  ``<output>.lock`` (a file) or ``<folder>/.savi.lock`` (a folder), naming its holder. Where the file system does
+  ``<output>.lock`` (a file) or ``<folder>/.savi.lock`` (a folder), naming its holder; an output inside a folder
+  another live job holds is refused too (:func:`check_no_enclosing_job`). Where the file system does
   not support ``flock`` (some NFS and Lustre mounts raise ``ENOLCK``, ``EOPNOTSUPP`` or ``ENOSYS``) the lock falls
   back to a file created with ``O_EXCL`` (``<lock>.excl``) holding the holder's pid and host; a holder that is
   gone (same host, no such pid) is taken over, one on another host is respected.
@@ -50,7 +53,7 @@ import time
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping
 
-from savi_plugin.errors import RunError
+from savi_plugin.errors import ConfigurationError, RunError
 
 log = logging.getLogger(__name__)
 
@@ -67,8 +70,9 @@ class OutputLockedError(RunError):
     """Another live process holds the output's lock; the message names it."""
 
 
-class OutputIsInputError(ValueError):
-    """An output would overwrite or write into one of the job's inputs."""
+class OutputIsInputError(ConfigurationError):
+    """An output would overwrite or write into one of the job's inputs: a configuration error (exit status 2),
+    found before the job starts."""
 
 
 class ForeignOutputError(ValueError):
@@ -81,6 +85,36 @@ def sidecar(output: str | Path, kind: str) -> Path:
     name, so ``pairs.jsonl`` and ``pairs.json`` have separate sidecars."""
     output = Path(output)
     return output.with_name(f"{output.name}.{kind}")
+
+
+#: the sidecars a file output may have (:func:`sidecar` kinds): progress, run report, lock, our mark
+SIDECAR_KINDS = ("progress.jsonl", "report.json", "lock", MARK_NAME.lstrip("."))
+
+
+def sidecar_clash(output: str | Path) -> str | None:
+    """Why file ``output`` would share a name with another output's sidecar, or None: ``output`` is a sidecar of
+    an output we marked (``pairs.jsonl.report.json`` beside a marked ``pairs.jsonl``), or a sidecar of ``output``
+    is itself an output we marked (``--output q.jsonl.progress.jsonl`` of an earlier run, then ``--output
+    q.jsonl``)."""
+    output = Path(output)
+    for kind in SIDECAR_KINDS:
+        if output.name.endswith("." + kind) and len(output.name) > len(kind) + 1:
+            owner = output.with_name(output.name[:-len(kind) - 1])
+            if read_mark(owner, False) is not None:
+                return f"is the {kind} of {owner}, an output of {read_mark(owner, False).get('command')}"
+        side = sidecar(output, kind)
+        if kind != MARK_NAME.lstrip(".") and read_mark(side, False) is not None:
+            return (f"would use {side} as its {kind}, but that file is an output of "
+                    f"{read_mark(side, False).get('command')}")
+    return None
+
+
+def another(name: str, adjective: str = "another") -> str:
+    """``another --output`` for a flag or a noun, ``another path for the output's report.json`` for a name that
+    already has its article (messages read ``choose another ...`` either way)."""
+    if name.startswith(("the ", "a ", "an ")):
+        return f"{adjective} path for {name}"
+    return f"{adjective} {name}"
 
 
 def lock_path(output: str | Path, folder: bool = False) -> Path:
@@ -138,6 +172,9 @@ def atomic_path(path: str | Path, suffix: str = "") -> Iterator[Path]:
     if special is not None:  # the rename would replace the node (a FIFO, /dev/null) instead of writing through it
         raise ForeignOutputError(f"{path}: exists and is {special}; savi writes only regular files: choose another "
                                  f"output")
+    linked = link_problem(path, folder=False)
+    if linked is not None:  # the rename would replace the link, not write its target
+        raise ForeignOutputError(f"{path}: {linked}")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = _temp_name(path, suffix)
     try:
@@ -226,6 +263,28 @@ def temp_folder(near: str | Path, keep: bool = False) -> Iterator[Path]:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def remove_stale_temps(near: str | Path) -> list[Path]:
+    """Remove the temporaries beside ``near`` (:func:`_temp_name`: ``.<name>.<pid>.<random>.tmp*``) whose process
+    is gone from this host -- what a SIGKILL leaves -- and return them. A live process's are kept."""
+    import glob
+
+    near = Path(near)
+    prefix = f".{near.name}."
+    removed = []
+    parent = _parent(near)
+    if not parent.is_dir():
+        return removed
+    for entry in parent.glob(glob.escape(prefix) + "*.tmp*"):
+        pid = entry.name[len(prefix):].split(".", 1)[0]
+        if pid.isdigit() and not _alive({"host": socket.gethostname(), "pid": int(pid)}):
+            if entry.is_dir() and not entry.is_symlink():
+                remove_tree(entry)
+            else:
+                entry.unlink(missing_ok=True)
+            removed.append(entry)
+    return removed
+
+
 def remove_tree(path: str | Path) -> None:
     """Remove a folder this job owns (a previous result of the same command, or its own temporary)."""
     shutil.rmtree(path, ignore_errors=True)
@@ -247,9 +306,64 @@ def _read_info(path: Path) -> dict:
         return {}
 
 
+def _job_key() -> str | None:
+    """What the ranks of one launched job share (its launcher's rendezvous), or None outside a launcher."""
+    from savi_plugin.launch import launcher_name
+
+    name = launcher_name()
+    if name is None:
+        return None
+    return ":".join([name] + [os.environ.get(k, "") for k in ("MASTER_ADDR", "MASTER_PORT", "TORCHELASTIC_RUN_ID")])
+
+
 def _holder_info() -> dict:
     return {"pid": os.getpid(), "host": socket.gethostname(), "started": time.time(),
-            "command": " ".join(sys.argv)[:500]}
+            "command": " ".join(sys.argv)[:500], "job": _job_key()}
+
+
+def _held_by_another_job(lock: Path) -> dict | None:
+    """The holder of ``lock`` when a live process of another job holds it, else None (no lock, released, this
+    process, or another rank of this launched job)."""
+    info = _read_info(lock)
+    if not info:
+        return None
+    if info.get("pid") == os.getpid() and info.get("host") == socket.gethostname():
+        return None
+    if info.get("job") is not None and info.get("job") == _job_key():
+        return None
+    try:
+        fd = os.open(lock, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return info
+    except OSError:  # no flock here: the O_EXCL lock file beside it decides
+        return info if _alive(_read_info(lock.with_name(lock.name + ".excl"))) else None
+    finally:
+        os.close(fd)
+    return None
+
+
+def check_no_enclosing_job(output: str | Path, what: str = "output") -> None:
+    """Refuse an output inside a folder another live savi job is writing (its ``.savi.lock``, or a replaced
+    folder's ``<folder>.lock`` beside it): two jobs would mix their files in one folder, e.g. ``savi train
+    --output-dir run/rrpo`` while ``savi ablate --out run`` writes ``run/rrpo``.
+
+    Raises:
+        OutputLockedError: naming the enclosing folder and its holder.
+    """
+    real = _real(output)
+    for folder in real.parents:
+        for lock in (folder / LOCK_NAME, folder.with_name(folder.name + ".lock") if folder.name else None):
+            if lock is None or not lock.exists():
+                continue
+            holder = _held_by_another_job(lock)
+            if holder is not None:
+                raise OutputLockedError(f"{output}: {what} lies inside {folder}, which another savi process is "
+                                        f"writing ({_holder_text(holder)}); wait for it to finish or choose an "
+                                        f"output outside it (lock file {lock})")
 
 
 def _is_main_rank() -> bool:
@@ -294,7 +408,7 @@ class OutputLock:
     def _refuse(self, info: dict, path: Path) -> OutputLockedError:
         return OutputLockedError(
             f"{self.output}: {self.what} is in use by another savi process ({_holder_text(info)}); wait for it "
-            f"to finish or use another {self.what} (lock file {path})")
+            f"to finish or use {another(self.what)} (lock file {path})")
 
     def acquire(self) -> "OutputLock":
         if not (self.every_rank or _is_main_rank()):
@@ -438,13 +552,13 @@ def check_distinct(output: str | Path, inputs: Mapping[str, str | Path | None], 
         src = _real(value)
         if _same(out, src):
             raise OutputIsInputError(f"{output}: {output_name} is the same path as {name} ({value}); the job would "
-                                     f"write into its own input: choose another {output_name}")
+                                     f"write into its own input: choose {another(output_name)}")
         if _inside(out, src):
             raise OutputIsInputError(f"{output}: {output_name} lies inside {name} ({value}); the job would write "
-                                     f"into its input: choose another {output_name}")
+                                     f"into its input: choose {another(output_name)}")
         if folder and _inside(src, out):
             raise OutputIsInputError(f"{output}: {output_name} contains {name} ({value}); the job would write into "
-                                     f"its input's folder: choose another {output_name}")
+                                     f"its input's folder: choose {another(output_name)}")
 
 
 def check_not_any(outputs: Mapping[str, str | Path], files: Iterable[str | Path], *, what: str) -> None:
@@ -477,7 +591,7 @@ def check_not_any(outputs: Mapping[str, str | Path], files: Iterable[str | Path]
             pass
         if hit is not None:
             raise OutputIsInputError(f"{output}: {output_name} is {what} ({hit}), or a link to it; the job would "
-                                     f"write into its own input: choose another {output_name}")
+                                     f"write into its own input: choose {another(output_name)}")
 
 
 # --------------------------------------------------------------------------------------------- claiming
@@ -497,6 +611,23 @@ def special_kind(path: str | Path) -> str | None:
     kinds = ((stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"),
              (stat.S_ISBLK, "a block device"))
     return next((name for test, name in kinds if test(mode)), "not a regular file")
+
+
+def link_problem(path: str | Path, folder: bool) -> str | None:
+    """Why an output that is a symbolic link cannot be written, or None (not a link; a link to a folder for a
+    folder output, whose files are written through it). A file output is replaced by renaming a new file onto
+    its name, which would replace the link itself -- the user's link lost, its target never written -- and a
+    link to nothing names no folder to write into."""
+    path = Path(path)
+    if not os.path.islink(path):
+        return None
+    target = os.readlink(path)
+    if folder and os.path.isdir(path):
+        return None
+    if not os.path.exists(path):
+        return f"is a symbolic link to {target}, which does not exist"
+    return (f"is a symbolic link (to {target}); writing it would replace the link, not its target: give the "
+            f"target's own path, or another")
 
 
 def read_mark(output: str | Path, folder: bool) -> dict | None:
@@ -664,10 +795,17 @@ def claim(output: str | Path, *, command: str, config: Mapping[str, Any] | None 
     special = special_kind(path)
     if special is not None:
         raise ForeignOutputError(f"{output}: {output_name} exists and is {special}; savi writes only regular files "
-                                 f"and folders (it would replace it): choose another {output_name}")
+                                 f"and folders (it would replace it): choose {another(output_name)}")
+    linked = link_problem(path, folder)
+    if linked is not None:
+        raise ForeignOutputError(f"{output}: {output_name} {linked}: choose {another(output_name)}")
+    clash = None if folder else sidecar_clash(path)
+    if clash is not None:
+        raise ForeignOutputError(f"{output}: {output_name} {clash}; the two would overwrite each other's files: "
+                                 f"choose {another(output_name)}")
     if path.exists() and path.is_dir() != folder:
         raise ForeignOutputError(f"{output}: {output_name} exists and is {'a file' if folder else 'a folder'}; "
-                                 f"a {'folder' if folder else 'file'} is needed here: choose another {output_name}")
+                                 f"a {'folder' if folder else 'file'} is needed here: choose {another(output_name)}")
     held = OutputLock(path, folder=folder and not lock_beside, what=what or output_name, every_rank=every_rank)
     if not (every_rank or _is_main_rank()):
         # One job's ranks share this output: rank 0 alone decides whether it may be written (it locks, checks and
@@ -676,6 +814,7 @@ def claim(output: str | Path, *, command: str, config: Mapping[str, Any] | None 
         # need them (training.distributed.shared_resume_point).
         return Output(path, folder, command, config, held, read_mark(path, folder))
     before = _existing_names(path, folder)  # before the lock file exists (it may create the folder)
+    check_no_enclosing_job(path, what or output_name)
     if lock:
         held.acquire()
     try:
@@ -683,20 +822,21 @@ def claim(output: str | Path, *, command: str, config: Mapping[str, Any] | None 
         if previous is not None:
             if previous.get("command") != command:
                 raise ForeignOutputError(f"{output}: {output_name} was written by {previous.get('command')}, not "
-                                         f"{command}: choose another {output_name}")
+                                         f"{command}: choose {another(output_name)}")
             if not replace_ours:
                 check_same_config(previous.get("config") or {}, config, output=output,
                                   stored_at=mark_path(path, folder), ignore=ignore,
-                                  remedy=f"continue with the same configuration, or choose another {output_name}")
+                                  remedy=f"continue with the same configuration, or choose {another(output_name)}")
         elif folder and path.is_dir():
             foreign = _foreign_files(path, own_files)
             if foreign:
                 raise ForeignOutputError(
                     f"{output}: {output_name} holds {len(foreign)} file(s) not written by {command} (e.g. "
-                    f"{foreign[0]}); it would mix its results with them: choose a new or empty {output_name}")
+                    f"{foreign[0]}); it would mix its results with them: "
+                    f"choose {another(output_name, 'a new or empty')}")
         elif not folder and path.is_file() and path.stat().st_size > 0:
             raise ForeignOutputError(f"{output}: {output_name} exists and was not written by {command}; writing it "
-                                     f"would replace or mix with its content: choose a new {output_name}")
+                                     f"would replace or mix with its content: choose {another(output_name, 'a new')}")
     except BaseException:
         held.release()
         raise

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from savi_plugin.data.outputs import claim, write_json
 from savi_plugin.data.paths import paths_for_file
-from savi_plugin.recipe import load_recipe
+from savi_plugin.recipe import load_recipe, recipe_content
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +80,7 @@ def run_demo(out_dir: str | Path, recipe: str = "tiny_demo", overrides: list[str
     settings = load_settings(own)
     cfg = load_recipe(recipe, recipe_overrides)
     out = Path(out_dir)
-    config = {"recipe": str(recipe), "overrides": list(overrides or [])}
+    config = {"recipe": str(recipe), "resolved": recipe_content(cfg), "overrides": list(overrides or [])}
     with claim(out, command="savi demo", config=config, folder=True, output_name="--out", what="demo folder",
                inputs={"the recipe": resolve_recipe_path(recipe)}) as claimed:
         claimed.write_mark()

@@ -99,7 +99,7 @@ def run_seeds(out_dir: str | Path, recipe: str = "tiny_demo", overrides: list[st
     from savi_plugin.demo.plots import plot_seeds
     from savi_plugin.demo.run import run_demo
     from savi_plugin.demo.settings import load_settings, split_overrides
-    from savi_plugin.recipe import load_recipe, resolve_recipe_path
+    from savi_plugin.recipe import load_recipe, recipe_content, resolve_recipe_path
 
     if seeds < 1:
         raise ValueError(f"--seeds must be >= 1, got {seeds}")
@@ -107,8 +107,9 @@ def run_seeds(out_dir: str | Path, recipe: str = "tiny_demo", overrides: list[st
     out = Path(out_dir)
     own, recipe_overrides = split_overrides(overrides)
     load_settings(own)  # checked before the first run starts
-    base = load_recipe(recipe, recipe_overrides).seed
-    config = {"recipe": str(recipe), "overrides": list(overrides or [])}
+    cfg = load_recipe(recipe, recipe_overrides)
+    base = cfg.seed
+    config = {"recipe": str(recipe), "resolved": recipe_content(cfg), "overrides": list(overrides or [])}
     with claim(out, command="savi demo --seeds", config=config, folder=True, output_name="--out",
                what="demo folder", inputs={"the recipe": resolve_recipe_path(recipe)}) as claimed:
         claimed.write_mark()

@@ -1,12 +1,19 @@
-"""The one place that builds an lmms-eval command line (``savi eval run`` and the recipes' eval step use it).
+"""The one place that builds an lmms-eval command line (``savi eval run``, ``savi eval suite`` and the recipes' eval
+step use it).
 
-lmms-eval reads ``--model_args`` as ``k=v,k=v``: a value holding ``,`` or ``=`` would be split into other
-arguments, so :func:`savi_video_args` refuses such a value with a one-line error naming it.
+lmms-eval re-parses two of its arguments: ``--model_args`` (``k=v,k=v``, quotes, JSON brackets) and
+``--output_path``, which it appends to ``--hf_hub_log_args`` as ``,output_path=<path>`` and splits again on ``,``
+and ``=`` (a folder ``out,output_path=/elsewhere`` would move lmms-eval's output out of it, ``out, limit=2`` would
+inject a keyword). A path holding one of :data:`PATH_SYNTAX` reaches lmms-eval only as a temporary link without
+those characters (:func:`safe_paths`), and by construction no caller can skip that: the builders of the command
+line (:func:`savi_video_args` for every path value, :func:`lmms_eval_command` for ``--output_path``) refuse such a
+path, and :func:`savi_video_command` -- the evaluation of a model (+ adapter) that the suite and the recipes' eval
+step run -- links its paths before building the command.
 """
 
 from __future__ import annotations
 
-import json
+import os
 import sys
 import tempfile
 from contextlib import contextmanager
@@ -14,8 +21,24 @@ from pathlib import Path
 
 from savi_plugin.config.values import ConfigError
 from savi_plugin.errors import RunError
+from savi_plugin.eval.results import ResultsFileError, read_json_object
 
 _SUBCOMMANDS_WITHOUT_TASKS = ("models", "version", "ui", "serve", "power", "tui", "mcp")
+
+
+#: characters lmms-eval re-parses in a path: ``--model_args`` (``k=v,k=v``, quotes, JSON brackets) and
+#: ``--output_path``, which lmms-eval 0.7.3 appends to ``--hf_hub_log_args`` as ``,output_path=<path>`` and
+#: splits again on ``,`` and ``=`` (a run folder ``a,x=1`` would inject the keyword ``x``)
+PATH_SYNTAX = frozenset(",=\"'{}[]")
+
+
+def _refuse_syntax(name: str, value: object) -> str:
+    """``value`` as text, or a :class:`ConfigError` naming it when lmms-eval would re-parse it."""
+    text = str(value)
+    if PATH_SYNTAX & set(text):
+        raise ConfigError("", f"{name}={text!r} holds one of {''.join(sorted(PATH_SYNTAX))}, which lmms-eval "
+                              f"re-parses: pass the path through savi_plugin.eval.command.safe_paths")
+    return text
 
 
 def lmms_eval_command(lmms_eval_args: list[str], tasks_path: str | None = None) -> list[str]:
@@ -23,9 +46,13 @@ def lmms_eval_command(lmms_eval_args: list[str], tasks_path: str | None = None) 
 
     ``--include_path tasks_path`` is added unless the arguments carry one (the ``tasks`` sub-command spells the
     flag ``--include-path``; sub-commands that take no tasks get none). Without ``tasks_path`` lmms-eval finds
-    our tasks through the package's automatic registration.
+    our tasks through the package's automatic registration. An ``--output_path`` lmms-eval would re-parse is
+    refused (:class:`ConfigError`): give it through :func:`safe_paths`.
     """
     args = [str(a) for a in lmms_eval_args]
+    output = flag_value(args, "--output_path")
+    if output is not None:
+        _refuse_syntax("--output_path", output)
     if tasks_path is not None and not any(a.split("=", 1)[0] in ("--include_path", "--include-path") for a in args):
         if args and args[0] == "tasks":
             args += ["--include-path", tasks_path]
@@ -35,25 +62,24 @@ def lmms_eval_command(lmms_eval_args: list[str], tasks_path: str | None = None) 
 
 
 def _model_arg(name: str, value: object) -> str:
-    text = str(value)
-    if "," in text or "=" in text:
-        raise ValueError(f"savi_video model_args: {name}={text!r} holds ',' or '=', which lmms-eval's "
-                         f"--model_args parser would split")
-    return f"{name}={text}"
+    return f"{name}={_refuse_syntax(f'savi_video model_args: {name}', value)}"
 
 
 def savi_video_args(model: str | Path, tasks: list[str], output_path: str | Path, *, num_frames: int,
                     adapter: str | Path | None = None, limit: float | None = None, batch_size: int = 1,
                     max_new_tokens: int | None = None, device: str | None = None,
                     dtype: str = "float32") -> list[str]:
-    """lmms-eval arguments that evaluate ``model`` (+ ``adapter``) with the ``savi_video`` model on ``tasks``."""
+    """lmms-eval arguments that evaluate ``model`` (+ ``adapter``) with the ``savi_video`` model on ``tasks``.
+
+    Every path must already be one lmms-eval reads as given (:func:`savi_video_command` makes them so);
+    a path holding :data:`PATH_SYNTAX` is refused with a :class:`ConfigError` naming it."""
     model_args = [_model_arg("pretrained", model), _model_arg("num_frames", num_frames), _model_arg("dtype", dtype)]
     if adapter:
         model_args.append(_model_arg("adapter", adapter))
     if max_new_tokens:
         model_args.append(_model_arg("max_new_tokens", max_new_tokens))
     args = ["--model", "savi_video", "--model_args", ",".join(model_args), "--tasks", ",".join(tasks),
-            "--batch_size", str(batch_size), "--output_path", str(output_path)]
+            "--batch_size", str(batch_size), "--output_path", _refuse_syntax("--output_path", output_path)]
     if limit is not None:
         args += ["--limit", str(limit)]
     if device:
@@ -62,12 +88,6 @@ def savi_video_args(model: str | Path, tasks: list[str], output_path: str | Path
 
 
 # ------------------------------------------------------------------------------------------ judging a run
-#: characters lmms-eval re-parses in a path: ``--model_args`` (``k=v,k=v``, quotes, JSON brackets) and
-#: ``--output_path``, which lmms-eval 0.7.3 appends to ``--hf_hub_log_args`` as ``,output_path=<path>`` and
-#: splits again on ``,`` and ``=`` (a run folder ``a,x=1`` would inject the keyword ``x``)
-PATH_SYNTAX = frozenset(",=\"'{}[]")
-
-
 class EvalRunError(RunError):
     """lmms-eval ran but its results file is missing or incomplete (lmms-eval itself exits 0 on any error)."""
 
@@ -81,6 +101,24 @@ def flag_value(args: list[str], flag: str) -> str | None:
         elif arg.startswith(flag + "="):
             value = arg.split("=", 1)[1]
     return value
+
+
+#: ``--model_args`` keys of ``savi_video`` that name something the evaluation reads
+READ_PATH_ARGS = ("pretrained", "adapter")
+
+
+def read_paths(model_args: str | None, data_root: str | None) -> dict[str, str]:
+    """What an lmms-eval evaluation reads on this machine, by the name the user gave it: the ``pretrained=`` and
+    ``adapter=`` of ``--model_args`` (split as lmms-eval splits them: ``,`` then the first ``=``) and the data root;
+    only those that exist (a hub id names nothing here)."""
+    found = {}
+    for item in (model_args or "").split(","):
+        key, _, value = item.partition("=")
+        if key.strip() in READ_PATH_ARGS and value.strip():
+            found[f"{key.strip()}= of --model_args"] = value.strip()
+    if data_root:
+        found["the data root (SAVI_DATA_ROOT)"] = data_root
+    return {name: path for name, path in found.items() if os.path.exists(path)}
 
 
 def with_flag(args: list[str], flag: str, value: str) -> list[str]:
@@ -102,12 +140,16 @@ def with_flag(args: list[str], flag: str, value: str) -> list[str]:
 @contextmanager
 def safe_paths(*paths: str | Path | None):
     """Paths lmms-eval cannot misread: a path holding one of :data:`PATH_SYNTAX` is replaced, for the duration of
-    the call, by a symbolic link to it in a fresh temporary folder (a folder is created first, so lmms-eval's
-    output lands in it through the link)."""
+    the call, by a symbolic link to it in a fresh temporary folder (an output folder is created first, so
+    lmms-eval's output lands in it through the link). Such a path that names nothing is refused
+    (:class:`ConfigError`): as given, lmms-eval would read it as other arguments."""
     with tempfile.TemporaryDirectory(prefix="savi-lmms-eval-") as links:
         out = []
         for n, path in enumerate(paths):
             if path is not None and PATH_SYNTAX & set(str(path)):
+                if not os.path.exists(path):
+                    raise ConfigError("", f"{path}: no such file or folder (and lmms-eval could not be given this "
+                                          f"name as it is: it holds one of {''.join(sorted(PATH_SYNTAX))})")
                 link = Path(links) / f"path{n}"
                 link.symlink_to(Path(path).resolve(), target_is_directory=Path(path).is_dir())
                 if PATH_SYNTAX & set(str(link)):
@@ -118,6 +160,19 @@ def safe_paths(*paths: str | Path | None):
         yield out
 
 
+@contextmanager
+def savi_video_command(model: str | Path, tasks: list[str], output_path: str | Path, *,
+                       adapter: str | Path | None = None, extra_args: list[str] = (), tasks_path: str | None = None,
+                       **settings):
+    """The lmms-eval command that evaluates ``model`` (+ ``adapter``) with ``savi_video`` on ``tasks`` into
+    ``output_path`` (created), valid for the ``with`` block: every path lmms-eval would re-parse is a temporary
+    link (:func:`safe_paths`). ``settings``: :func:`savi_video_args`' keywords; ``extra_args`` follow them."""
+    Path(output_path).mkdir(parents=True, exist_ok=True)
+    with safe_paths(model, adapter, output_path) as (model_arg, adapter_arg, output_arg):
+        yield lmms_eval_command(savi_video_args(model_arg, tasks, output_arg, adapter=adapter_arg, **settings)
+                                + list(extra_args), tasks_path)
+
+
 def results_problem(output_path: str | Path, tasks: list[str], since: float = 0.0) -> str | None:
     """Why the newest ``*_results.json`` under ``output_path`` written after ``since`` does not show a finished run
     of every task in ``tasks``, or None when it does."""
@@ -126,9 +181,9 @@ def results_problem(output_path: str | Path, tasks: list[str], since: float = 0.
         return "lmms-eval wrote no results file"
     newest = max(files, key=lambda p: p.stat().st_mtime)
     try:
-        data = json.loads(newest.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        return f"{newest}: unreadable results file ({exc})"
+        data = read_json_object(newest)
+    except ResultsFileError as exc:
+        return str(exc)
     found = {**(data.get("results") or {}), **(data.get("groups") or {})}
     missing = [t for t in tasks if t not in found]
     if missing:
@@ -169,6 +224,18 @@ class TracebackFilter:
             self.last_error = self.last_error or text.split("Error during evaluation:", 1)[1].strip()
             return
         self.write(line)
+
+
+def last_error(log_path: str | Path) -> str | None:
+    """The last error lmms-eval printed in the log ``log_path`` (a traceback's last line), or None."""
+    filt = TracebackFilter(lambda _line: None)
+    try:
+        with open(log_path, encoding="utf-8", errors="replace") as log:
+            for line in log:
+                filt(line)
+    except OSError:
+        return None
+    return filt.last_error
 
 
 def run_judged(command: list[str], *, env: dict, output_path: str | Path, tasks: list[str],

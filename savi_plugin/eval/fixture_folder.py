@@ -1,11 +1,12 @@
 """The folder ``savi eval fixture`` writes into: it writes only where nothing else lives, and a second run
 replaces what the first wrote.
 
-A marker file (:data:`MARKER`, JSON) lists, per benchmark, every file the command wrote there, and the benchmark
-it is writing while a run is under way. From that:
+A marker file (:data:`MARKER`, JSON) lists, per benchmark, every file the command wrote there with its size and
+modification time, and the benchmark it is writing while a run is under way. From that:
 
-* a folder holding any file the marker does not list (real annotations, videos, a user's notes) is refused
-  before anything is written: :class:`FixtureFolderError`, one line naming the folder and such a file;
+* a folder holding any file the marker does not list (real annotations, videos, a user's notes), or a listed file
+  whose size or modification time changed since (the user put their own file under that name), is refused before
+  anything is written: :class:`FixtureFolderError`, one line naming the folder and such a file;
 * writing a benchmark again first removes the files its previous run wrote (a run with a smaller ``-n`` or another
   ``--seed`` leaves no videos that no annotation names), and leaves other benchmarks' files alone;
 * a run stopped while writing a benchmark leaves the marker naming it, so the files under that benchmark's folder
@@ -32,6 +33,19 @@ class FixtureFolderError(ValueError):
 def _files(folder: Path) -> list[str]:
     """Every file under ``folder``, relative to it, sorted."""
     return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file() or p.is_symlink())
+
+
+def _signature(path: Path) -> list[int] | None:
+    """``[size, modification time in ns]`` of a file (not followed through a link), None when it is gone."""
+    try:
+        st = path.lstat()
+    except OSError:
+        return None
+    return [st.st_size, st.st_mtime_ns]
+
+
+def _stored_signature(value) -> list[int] | None:
+    return [int(v) for v in value] if isinstance(value, list) and len(value) == 2 else None
 
 
 class FixtureFolder:
@@ -66,14 +80,19 @@ class FixtureFolder:
         ours = (MARKER, LOCK_NAME, LOCK_NAME + ".excl")
         present = [f for f in _files(self.root) if f not in ours] if self.root.is_dir() else []
         self._read(present)
-        own = {f for files in self.written.values() for f in files}
+        own = {f: sig for files in self.written.values() for f, sig in files.items()}
         if self.writing:
-            own.update(f for f in present if Path(f).parts[0] == self.writing)
+            own.update({f: None for f in present if Path(f).parts[0] == self.writing})
         foreign = [f for f in present if f not in own]
         if foreign:
             raise FixtureFolderError(
                 f"{self.root}: the folder holds {len(foreign)} file(s) not written by savi eval fixture (e.g. "
                 f"{foreign[0]}); it would overwrite annotations and videos there: choose an empty or new folder")
+        changed = [f for f in present if own[f] is not None and _signature(self.root / f) != own[f]]
+        if changed:
+            raise FixtureFolderError(
+                f"{self.root}: {changed[0]} was changed after savi eval fixture wrote it ({len(changed)} file(s) "
+                f"differ in size or time); it may be your own data now: move it away or choose a new folder")
         self.root.mkdir(parents=True, exist_ok=True)
         self._save()
         return self
@@ -98,10 +117,11 @@ class FixtureFolder:
             return
         try:
             data = json.loads(self.marker.read_text(encoding="utf-8"))
-            self.written = {str(k): [str(f) for f in v] for k, v in data["written"].items()}
+            self.written = {str(k): ({str(f): _stored_signature(sig) for f, sig in v.items()} if isinstance(v, dict)
+                                     else {str(f): None for f in v}) for k, v in data["written"].items()}
             self.writing = data.get("writing")
         except (ValueError, KeyError, TypeError, AttributeError):  # a marker without a file list
-            self.written, self.writing = {"": list(present)}, None
+            self.written, self.writing = {"": {f: None for f in present}}, None
 
     def _save(self) -> None:
         data = {"written_by": "savi eval fixture: synthetic data, safe to overwrite", "writing": self.writing,
@@ -110,7 +130,7 @@ class FixtureFolder:
 
     def begin(self, benchmark: str) -> None:
         """Remove the files an earlier run wrote for ``benchmark`` and mark it as being written."""
-        stale = list(self.written.pop(benchmark, []))
+        stale = list(self.written.pop(benchmark, {}))
         if self.writing == benchmark:
             stale += [f for f in _files(self.root) if Path(f).parts[0] == benchmark]
         for name in stale:
@@ -120,6 +140,6 @@ class FixtureFolder:
 
     def done(self, benchmark: str, files: list[Path]) -> None:
         """Record the files written for ``benchmark``."""
-        self.written[benchmark] = sorted(str(Path(f).relative_to(self.root)) for f in files)
+        self.written[benchmark] = {str(Path(f).relative_to(self.root)): _signature(Path(f)) for f in sorted(files)}
         self.writing = None
         self._save()

@@ -11,12 +11,11 @@ known by construction and a model's score can be checked exactly.
 from __future__ import annotations
 
 import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from savi_plugin.constants import LETTERS
-from savi_plugin.data.outputs import write_json, write_jsonl, write_text
+from savi_plugin.data.outputs import remove_stale_temps, temp_folder, write_json, write_jsonl, write_text
 from savi_plugin.eval.data import (
     BENCHMARKS,
     MVBENCH_FRAME_FOLDER_FPS,
@@ -129,7 +128,10 @@ def build_fixture(root: str | Path, benchmark: str, n: int = 4, *, seed: int = 0
         raise KeyError(f"unknown benchmark {benchmark!r}; choose one of {', '.join(FIXTURE_BENCHMARKS)}")
     root = Path(root)
     fixture = Fixture(root=root, benchmark=benchmark)
-    with tempfile.TemporaryDirectory(prefix="savi_fixture_") as tmp:
+    # built beside the root (same file system: files are moved in by one rename; a full disk names the root;
+    # what a killed run left there is removed by the next)
+    remove_stale_temps(root)
+    with temp_folder(root) as tmp:
         if benchmark == "mvbench":
             _mvbench(fixture, Path(tmp), n, seed, subtasks, size, num_frames)
         elif benchmark == "egoschema":

@@ -57,7 +57,7 @@ from savi_plugin.eval.settings import (
 from savi_plugin.models.backends.base import PromptTooLongError
 from savi_plugin.models.backends.tokens import ControlTextError
 from savi_plugin.video import BoundError, VideoDecodeError, read_frames, select_frames
-from savi_plugin.video.decode import DEFAULT_NUM_FRAMES
+from savi_plugin.video.decode import DEFAULT_NUM_FRAMES, check_clip_budget, frame_pixel_cap
 from savi_plugin.video.frame_folder import frame_files
 from savi_plugin.video.sampling import check_bound
 
@@ -101,19 +101,33 @@ def frames_from_directory(path: Path, num_frames: int, *, sampling: str = "unifo
     open ``{k:05d}.jpg``; here only image files count, in numeric order: the same frames for a folder of
     ``00001.jpg`` .. ``000NN.jpg``.
 
+    The decode caps hold as for a video file (the first chosen image's header against ``$SAVI_MAX_FRAME_PIXELS``
+    and the clip against ``$SAVI_MAX_DECODED_BYTES``), and under the uniform rule a folder with fewer images than
+    ``num_frames`` is refused, as a short video file is.
+
     Raises:
-        VideoDecodeError: no images, numbered images with a gap, an image entry that is no file, or a bound that
-            is malformed or outside the frames (naming folder and bound).
+        VideoDecodeError: no images, numbered images with a gap, an image entry that is no file, a bound that
+            is malformed or outside the frames (naming folder and bound), fewer images than ``num_frames``
+            (uniform), or a frame or clip above a cap.
     """
     from PIL import Image
 
     files = frame_files(path)  # image files in numeric order; gaps, non-files refused
+    if sampling == "uniform" and bound is None and len(files) < num_frames:  # as read_frames' callers rule
+        raise VideoDecodeError(path, f"{len(files)} frame(s), fewer than num_frames={num_frames} (frames are never "
+                                     f"repeated to fill a clip)", final=True)
     try:
         numbers = select_frames(sampling, num_frames, fps=fps, max_frame=len(files), first_idx=1,
                                 bound=check_bound(bound))
     except BoundError as exc:
         raise VideoDecodeError(path, str(exc), final=True) from None
     log.debug("savi_video: {}: {} frames {}{}", path, sampling, numbers.tolist(), f" within {bound} s" if bound else "")
+    with Image.open(files[numbers[0] - 1]) as first:  # the header only: the caps hold before any frame is decoded
+        width, height = first.size
+    if width * height > frame_pixel_cap():
+        raise VideoDecodeError(path, f"frame {width}x{height} is above the cap of {frame_pixel_cap()} pixels "
+                                     f"($SAVI_MAX_FRAME_PIXELS)", final=True)
+    check_clip_budget(path, len(numbers), width, height)
     images = [Image.open(files[k - 1]).convert("RGB") for k in numbers]
     size = images[0].size
     return np.stack([np.asarray(im if im.size == size else im.resize(size)) for im in images])
@@ -244,6 +258,12 @@ class SaviVideo(lmms):
                 return frames_from_directory(path, num_frames, sampling=sampling, bound=bound)
             rate = {"fps": self.fps, "max_frames": self.max_frames} if sampling == "uniform" else {}
             video = read_frames(path, num_frames, sampling=sampling, bound=bound, backend=self.video_backend, **rate)
+            if sampling == "uniform" and self.fps is None and bound is None and 0 < video.total_frames < num_frames:
+                # as in training (training/dataset.py): the clip cannot give the frames asked for, so the document
+                # is counted (bad_video), not scored on repeated frames; the references' own frame rules
+                # (midpoints, the _lmms samplers) keep their handling of short clips
+                raise VideoDecodeError(path, f"{video.total_frames} frame(s), fewer than num_frames={num_frames} "
+                                             f"(frames are never repeated to fill a clip)", final=True)
             log.debug("savi_video: {}: {} frames {}{}", path, sampling, video.indices.tolist(),
                       f" within {bound} s" if bound else "")
             return video.frames

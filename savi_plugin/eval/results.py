@@ -3,9 +3,11 @@ and the per-item scores of ``--log_samples`` (for paired comparisons, :mod:`savi
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
+
+from savi_plugin.errors import RunError
+from savi_plugin.untrusted import load_json
 
 #: Samples scored wrong for a reason other than a wrong answer (metrics of every savi_ task).
 COUNTS = ("unparsed", "missing_video", "bad_video")
@@ -30,8 +32,42 @@ def overall_counts(results_json: dict) -> dict[str, int]:
     return totals
 
 
+class ResultsFileError(RunError):
+    """A file of an lmms-eval run that cannot be read back (torn, not JSON, not the shape lmms-eval writes);
+    ``str()`` is one line naming the file (and line)."""
+
+
+def _error(path: Path, what: str = "object"):
+    def error(message: str, line: int | None = None) -> ResultsFileError:
+        return ResultsFileError(f"{path}{f':{line}' if line else ''}: {message} (not a {what} lmms-eval wrote; "
+                                f"remove the run's folder to evaluate it again)")
+    return error
+
+
+def read_json_object(path: str | Path, what: str = "results file") -> dict:
+    """A JSON object from ``path`` through the untrusted-input boundary (:func:`savi_plugin.untrusted.load_json`),
+    or :class:`ResultsFileError` naming the file."""
+    path = Path(path)
+    try:
+        data = load_json(path.read_bytes(), str(path), _error(path, what))
+    except OSError as exc:
+        raise ResultsFileError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+    if not isinstance(data, dict):
+        raise _error(path, what)(f"a JSON {type(data).__name__}, not an object")
+    return data
+
+
 def _jsonl(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    """lmms-eval's ``--log_samples`` file: one JSON object per line (each refused naming ``file:line``)."""
+    out = []
+    for n, line in enumerate(path.read_bytes().splitlines(), 1):
+        if line.strip():
+            sample = load_json(line, f"{path}:{n}", lambda message, _line=None, n=n: _error(path, "samples file")(
+                message, n))
+            if not isinstance(sample, dict):
+                raise _error(path, "samples file")(f"a JSON {type(sample).__name__}, not an object", n)
+            out.append(sample)
+    return out
 
 
 @dataclass(frozen=True)
@@ -95,6 +131,17 @@ class LmmsEvalRun:
         return scores
 
 
+def unscored_items(run: LmmsEvalRun, task: str) -> int:
+    """How many of ``task``'s logged samples had no usable video (``missing_video`` or ``bad_video``: a missing,
+    undecodable, too short or over-budget clip), which the savi tasks score 0 and count; 0 for a task that logs
+    neither (the built-ins)."""
+    count = 0
+    for leaf in run.leaves(task):
+        for sample in run.samples.get(leaf, []):
+            count += int(bool(sample.get("missing_video")) or bool(sample.get("bad_video")))
+    return count
+
+
 def read_run(output_path: str | Path) -> LmmsEvalRun:
     """The newest ``*_results.json`` under ``output_path`` and the ``*_samples_<task>.jsonl`` beside it."""
     files = sorted(Path(output_path).rglob("*_results.json"), key=lambda p: p.stat().st_mtime)
@@ -105,4 +152,4 @@ def read_run(output_path: str | Path) -> LmmsEvalRun:
     samples = {}
     for path in newest.parent.glob(f"{stamp}_samples_*.jsonl"):
         samples[path.name[len(f"{stamp}_samples_"): -len(".jsonl")]] = _jsonl(path)
-    return LmmsEvalRun(json.loads(newest.read_text(encoding="utf-8")), samples)
+    return LmmsEvalRun(read_json_object(newest), samples)

@@ -19,21 +19,22 @@ continues from the first model without ``done.json``.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from savi_plugin.data.outputs import atomic_path, claim, remove_tree, write_json, write_text
+from savi_plugin.data.identity import check_adapter_base, model_identity
+from savi_plugin.data.outputs import atomic_path, claim, disk_error, remove_tree, write_json, write_text
 from savi_plugin.eval.builtin_check import builtin_task_env
 from savi_plugin.eval.builtin_tasks import BUILTINS
 from savi_plugin.eval.card import build_card
-from savi_plugin.eval.command import lmms_eval_command, savi_video_args
+from savi_plugin.eval.command import last_error, results_problem, savi_video_command
 from savi_plugin.eval.compare import Delta, compare_items
-from savi_plugin.eval.results import read_run
+from savi_plugin.eval.results import read_run, unscored_items
 
 #: The papers' benchmark lists -> the task that runs each here (None: not offered by savi-plugin yet).
 #: RRPO (arXiv 2504.12083) Table 2; VideoSAVi (arXiv 2412.00624) Tables 1-2, through lmms-eval 0.7.3's protocol.
@@ -103,12 +104,16 @@ class SuitePlan:
 
 def _stream(command: list[str], env: dict, log_path: Path, label: str, progress) -> int:
     """Run lmms-eval with its output in ``log_path``; its per-item progress bar (``savi_video generate``) is shown
-    as this suite's progress line."""
+    as this suite's progress line. A full disk while logging names the log (not "a file")."""
     with open(log_path, "wb") as log, subprocess.Popen(command, env=env, stdout=subprocess.PIPE,
                                                        stderr=subprocess.STDOUT) as proc:
         pending, last = b"", None
         for chunk in iter(lambda: proc.stdout.read1(4096), b""):
-            log.write(chunk)
+            try:
+                log.write(chunk)
+            except OSError as exc:
+                proc.kill()
+                raise (disk_error(exc, log_path) or exc) from None
             pending += chunk
             *parts, pending = re.split(rb"[\r\n]", pending)
             for part in parts:
@@ -135,18 +140,20 @@ def run_model(plan: SuitePlan, label: str, out: Path, env: dict, progress=_print
         return folder / "lmms_eval"
     if (folder / "lmms_eval").exists():  # a killed run: its partial output must not mix with the new one
         remove_tree(folder / "lmms_eval")
-    folder.mkdir(parents=True, exist_ok=True)
-    args = savi_video_args(plan.model, plan.tasks, folder / "lmms_eval", num_frames=plan.num_frames,
-                           adapter=plan.models()[label], limit=plan.limit, batch_size=plan.batch_size,
-                           device=plan.device, dtype=plan.dtype) + ["--log_samples"]
-    if plan.gen_kwargs:
-        args += ["--gen_kwargs", plan.gen_kwargs]
-    command = lmms_eval_command(args)
-    print(f"{label}: " + " ".join(command), file=sys.stderr)
-    code = _stream(command, env, folder / "lmms_eval.log", label, progress)
-    if code != 0:
-        raise SuiteError(f"{label}: lmms-eval exited with {code}; see {folder / 'lmms_eval.log'} (re-run the same "
-                         f"command to continue the suite)")
+    extra = ["--log_samples"] + (["--gen_kwargs", plan.gen_kwargs] if plan.gen_kwargs else [])
+    with savi_video_command(plan.model, plan.tasks, folder / "lmms_eval", adapter=plan.models()[label],
+                            extra_args=extra, num_frames=plan.num_frames, limit=plan.limit,
+                            batch_size=plan.batch_size, device=plan.device, dtype=plan.dtype) as command:
+        print(f"{label}: " + " ".join(command), file=sys.stderr)
+        start = time.time()
+        code = _stream(command, env, folder / "lmms_eval.log", label, progress)
+    # judged by its results file: lmms-eval exits 0 on every error
+    problem = results_problem(folder / "lmms_eval", plan.tasks, start)
+    if code != 0 or problem:
+        cause = last_error(folder / "lmms_eval.log")
+        raise SuiteError(f"{label}: evaluation did not finish{f' (exit status {code})' if code else ''}: "
+                         f"{problem or 'lmms-eval failed'}{f'; lmms-eval said: {cause}' if cause else ''}; full log: "
+                         f"{folder / 'lmms_eval.log'} (re-run the same command to continue the suite)")
     read_run(folder / "lmms_eval")  # results and samples are there before the run counts as done
     write_json(done, {"label": label, "adapter": plan.models()[label]})
     return folder / "lmms_eval"
@@ -173,18 +180,27 @@ def compare_runs(base_run, run, tasks: list[str], label: str = "aligned") -> dic
 
 
 def comparison_rows(base_run, runs: dict, tasks: list[str]) -> list[dict]:
-    """Per task and adapter: the paired comparison of the adapter's items with the base model's."""
+    """Per task and adapter: the paired comparison of the adapter's items with the base model's, and how many
+    items had no usable video in each run (scored 0 by the task: :func:`unscored_items`)."""
     deltas = {label: compare_runs(base_run, run, tasks, label) for label, run in runs.items()}
-    return [{"task": task, "adapter": label, **deltas[label][task].to_dict()} for task in tasks for label in runs]
+    return [{"task": task, "adapter": label, **deltas[label][task].to_dict(),
+             "no_video_base": unscored_items(base_run, task), "no_video_aligned": unscored_items(runs[label], task)}
+            for task in tasks for label in runs]
 
 
 def format_table(rows: list[dict], missing: list[str]) -> str:
     """The Markdown table (accuracy in percent points; Δ = aligned - base with its paired bootstrap 95% interval)."""
-    lines = ["| task | adapter | items | base | aligned | Δ | 95% CI of Δ (paired bootstrap) |",
-             "|---|---|---:|---:|---:|---:|---|"]
+    lines = ["| task | adapter | items | no video (base / aligned) | base | aligned | Δ | 95% CI of Δ (paired "
+             "bootstrap) |", "|---|---|---:|---:|---:|---:|---:|---|"]
     for r in rows:
-        lines.append(f"| {r['task']} | {r['adapter']} | {r['n']} | {r['base']:.2f} | {r['aligned']:.2f} | "
+        lines.append(f"| {r['task']} | {r['adapter']} | {r['n']} | {r.get('no_video_base', 0)} / "
+                     f"{r.get('no_video_aligned', 0)} | {r['base']:.2f} | {r['aligned']:.2f} | "
                      f"{r['delta']:+.2f} | [{r['low']:+.2f}, {r['high']:+.2f}] |")
+    unusable = [r for r in rows if r.get("no_video_base") or r.get("no_video_aligned")]
+    if unusable:
+        lines.append("")
+        lines.append("Items with no usable video (missing, undecodable, fewer frames than num_frames, over a decode "
+                     "budget) are scored 0 in both runs and counted above; see each run's lmms_eval.log.")
     if missing:
         lines.append("")
         lines.append(f"Not run (no savi-plugin task yet): {', '.join(missing)}.")
@@ -228,8 +244,14 @@ def run_suite(plan: SuitePlan, out: str | Path, *, env: dict | None = None, miss
     if plan.data_root:
         env["SAVI_DATA_ROOT"] = str(Path(plan.data_root).resolve())
     env = builtin_task_env(plan.tasks, env)  # BuiltinDataError (one line) before any folder or model
+    for adapter in plan.adapters.values():  # an adapter trained on another base: one line before lmms-eval runs
+        check_adapter_base(adapter, plan.model)
+    # what the model and adapters are by content: a run kept from an earlier suite is theirs only if unchanged
+    identity = {"model": model_identity(plan.model), **{f"adapter {label}": model_identity(path)
+                                                        for label, path in plan.adapters.items()}}
     # the output layer: a new folder, or this suite's own (same plan) to continue it; locked while it runs
-    with claim(out, command="savi eval suite", config=plan.to_dict(), folder=True, inputs=_plan_inputs(plan),
+    with claim(out, command="savi eval suite", config={**plan.to_dict(), "identity": identity}, folder=True,
+               inputs=_plan_inputs(plan),
                output_name="--out", what="suite folder") as claimed:
         claimed.write_mark()
         write_json(out / "suite.json", plan.to_dict(), indent=1)
@@ -252,13 +274,52 @@ def _run_claimed(plan: SuitePlan, out: Path, env: dict, missing, progress) -> di
     return table
 
 
+#: the numbers of a table row (:class:`~savi_plugin.eval.compare.Delta`'s fields)
+ROW_NUMBERS = tuple(Delta.__dataclass_fields__)
+
+
 def read_table(path: str | Path) -> dict:
-    """A suite's ``table.json`` (given the file or its suite folder)."""
+    """A suite's ``table.json`` (given the file or its suite folder), read through the untrusted-input boundary
+    (:func:`savi_plugin.untrusted.load_json`) and checked for the shape :func:`run_suite` writes.
+
+    Raises:
+        SuiteError: one line naming the file (and line, or field) and what is wrong with it.
+    """
+    from savi_plugin.untrusted import load_json
+
     path = Path(path)
     path = path / "table.json" if path.is_dir() else path
     if not path.is_file():
         raise SuiteError(f"{path}: no suite table here (savi eval suite writes table.json)")
-    return json.loads(path.read_text())
+
+    def refuse(message: str, line: int | None = None) -> SuiteError:
+        return SuiteError(f"{path}{f':{line}' if line else ''}: {message} (not a table savi eval suite wrote)")
+
+    try:
+        table = load_json(path.read_bytes(), str(path), refuse)
+    except OSError as exc:
+        raise SuiteError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+    if not isinstance(table, dict):
+        raise refuse(f"a JSON {type(table).__name__}, not an object")
+    rows, card = table.get("rows"), table.get("card")
+    if not isinstance(rows, list):
+        raise refuse(f"rows: {type(rows).__name__}, not a list")
+    if not isinstance(card, dict):
+        raise refuse(f"card: {type(card).__name__}, not an object")
+    if not isinstance(card.get("base_model"), (dict, type(None))):
+        raise refuse("card.base_model: not an object")
+    if not isinstance(table.get("missing", []), list):
+        raise refuse("missing: not a list")
+    for n, row in enumerate(rows):
+        if not isinstance(row, dict):
+            raise refuse(f"rows[{n}]: {type(row).__name__}, not an object")
+        for key in ("task", "adapter"):
+            if not isinstance(row.get(key), str):
+                raise refuse(f"rows[{n}].{key}: not a string")
+        for key in ROW_NUMBERS:
+            if isinstance(row.get(key), bool) or not isinstance(row.get(key), (int, float)):
+                raise refuse(f"rows[{n}].{key}: not a number")
+    return table
 
 
 def delta_of(row: dict) -> Delta:

@@ -2,7 +2,8 @@
 
 A shard set is complete when every shard ``i`` of ``n`` (named by :func:`~savi_plugin.generators.runner.
 shard_output_path`) is present and each shard's run finished: its run report says ``complete`` (every item
-has a final outcome, none waits for a retry) and its output has no torn last line. Merging an incomplete set
+has a final outcome, none waits for a retry), its output has no torn last line, every line is a valid record
+and no id has different content in two shards (a shard damaged or edited after its run). Merging an incomplete set
 would silently produce a file with part of the data, so it is refused, naming what is missing, unless the
 caller asks for it (``allow_incomplete``, ``savi generate merge --allow-incomplete``); the merge report then
 says ``complete: false`` and lists what is missing.
@@ -195,8 +196,12 @@ def _merge(paths: list[Path], output: Path, allow_incomplete: bool, claimed) -> 
                     text = json.dumps(obj, ensure_ascii=False)
                 records[obj["id"]] = obj
                 raw_lines[obj["id"]] = text.rstrip("\n")
-    missing = shard_set_problems(paths) + [f"{t}: truncated last line (a run still writing, or killed)"
-                                           for t in truncated]
+    # a shard line that is not a valid record, or an id two shards give different content, was damaged or edited
+    # after its run: the merged file would lack or arbitrarily pick records, so the set is not complete
+    missing = (shard_set_problems(paths) + [f"{t}: truncated last line (a run still writing, or killed)"
+                                            for t in truncated]
+               + [f"{problem} (a damaged shard line: its record is not merged)" for problem in invalid]
+               + [f"id {pid!r} has different content in two shards (edited after its run)" for pid in conflicts])
     if missing and not allow_incomplete:
         raise IncompleteShardsError(f"{output}: refusing to merge an incomplete shard set: {'; '.join(missing)} "
                                     f"(or pass --allow-incomplete to merge what is there)")
@@ -214,11 +219,8 @@ def _merge(paths: list[Path], output: Path, allow_incomplete: bool, claimed) -> 
     if run is not None:
         result["run"] = run
     write_json(report_path(output), result)
-    for problem in invalid + missing:
+    for problem in missing:
         log.warning("merge: %s", problem)
-    if conflicts:
-        log.warning("merge: %d id(s) appear with different content in different shards; kept the first: %s",
-                    len(conflicts), ", ".join(conflicts[:10]))
     return result
 
 

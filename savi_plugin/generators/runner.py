@@ -49,7 +49,7 @@ from savi_plugin.data.fingerprint import check_same_config
 from savi_plugin.data.identity import files_identity, input_identity, model_identity
 from savi_plugin.data.outputs import ForeignOutputError, check_distinct, check_not_any, claim, sidecar, write_json
 from savi_plugin.data.paths import is_within, path_for_file, path_from_file
-from savi_plugin.data.record import check_encodable
+from savi_plugin.data.record import DataError, check_encodable
 from savi_plugin.data.writer import (
     JsonlAppender,
     PreferenceWriter,
@@ -139,13 +139,18 @@ def resolve_device(device: str) -> str:
     import torch
 
     if device != "auto":
-        try:
-            torch.device(device)
-        except (RuntimeError, TypeError, ValueError) as exc:
-            from savi_plugin.config.values import ConfigError
+        from savi_plugin.config.values import ConfigError
 
+        try:
+            parsed = torch.device(device)
+        except (RuntimeError, TypeError, ValueError) as exc:
             raise ConfigError("--device", f"{device!r} is not a device ({str(exc).splitlines()[0] if str(exc) else exc}"
                                           f"); use auto, cpu, cuda, cuda:N or mps") from None
+        if parsed.type == "cuda":
+            count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+            if count == 0 or (parsed.index is not None and parsed.index >= count):
+                raise ConfigError("--device", f"{device!r}: this machine has {count} CUDA device(s)"
+                                              f"{'' if count else ' (no driver or no GPU)'}; use auto or cpu")
         return device
 
     if torch.cuda.is_available():
@@ -164,6 +169,28 @@ def _load_model(model, backend, num_frames, adapter, dtype, device):
     lm = load_backend(model, backend, adapter=adapter, dtype=dtype, device=resolve_device(device),
                       num_frames=num_frames)
     return lm, time.perf_counter() - start
+
+
+def _check_output_lines(out_path: Path) -> None:
+    """Refuse to resume an output holding a complete line that is not a valid record: the writer writes only
+    whole valid lines (a torn last line is cut), so such a line was edited or damaged after the run wrote it, and
+    resuming would leave it among the results (``savi data validate`` would count it, training would stop on it).
+
+    Raises:
+        DataError: naming the output's first such line.
+    """
+    from savi_plugin.data.readers import read_records
+
+    if not out_path.is_file() or out_path.stat().st_size == 0:
+        return
+    bad: list[DataError] = []
+    for _ in read_records(out_path, errors="collect", collected=bad):
+        pass
+    bad = [e for e in bad if e.line is not None]
+    if bad:
+        raise DataError(bad[0].file, bad[0].line, bad[0].field,
+                        f"{bad[0].message} -- this output's line was edited or damaged after savi wrote it "
+                        f"({len(bad)} such line(s)); restore it, or write to a new output")
 
 
 # --------------------------------------------------------------------------- progress file
@@ -292,7 +319,7 @@ def run_generation(*, generator: str | type | Generator, model: Any, inputs: str
     """
     from savi_plugin.config.sections import GenerateSection, ModelSection
     from savi_plugin.config.values import check_field
-    from savi_plugin.environment import check_environment
+    from savi_plugin.environment import check_environment, item_limits
 
     check_environment()  # a bad SAVI_* value is a configuration error now, not a failure of every item
     # the recipe's and the CLI's rules for the same values: never 0 frames turned into 32, nor a limit of -1
@@ -342,6 +369,7 @@ def run_generation(*, generator: str | type | Generator, model: Any, inputs: str
         "data_root": str(Path(data_root).resolve()) if data_root is not None else None,
         "device": resolve_device(device) if by_path else str(getattr(model, "device", device)),
         "dtype": dtype,
+        "limits": item_limits(),  # the decode caps decide which items fail (final under these caps)
         # what the inputs, model and adapter are by content: a resume after any of them changed is refused
         "identity": {"inputs": input_identity(inputs) if isinstance(inputs, (str, Path)) else None,
                      "videos": videos,
@@ -398,6 +426,8 @@ def _run_locked(gen, model, mine, config, base_meta, out_path, prog_path, index,
                          f"resuming could mix two configurations: write to a new output or delete the old files")
     check_same_config(stored, config, output=out_path, stored_at=prog_path, ignore=_RESUMABLE_CHANGES,
                       remedy="write to a new output or delete the old files")
+    repair_truncated_tail(out_path)  # a torn last line is a crash's, cut as the writer does
+    _check_output_lines(out_path)
     claimed.write_mark()
     done = {item_id for item_id, row in rows.items() if not to_retry(row)}
     writer = PreferenceWriter(out_path)

@@ -126,10 +126,11 @@ def run_align(recipe, run_dir: str | Path, iterations: int | None = None, evalua
     from savi_plugin.pipeline.ranks import join_process_group
 
     run_dir = Path(run_dir)
-    generation_source(recipe)  # a recipe with no generation input is refused before the folder is claimed
+    _, source = generation_source(recipe)  # a recipe with no generation input is refused before the claim
     inputs = recipe_inputs(recipe)
-    config = {"recipe": to_dict(recipe), "identity": {name: _identity(name, path) for name, path in inputs.items()
-                                                      if name != "data.data_root"}}
+    identity = {name: _identity(name, path) for name, path in inputs.items() if name != "data.data_root"}
+    identity["videos"] = _manifest_videos(source, recipe.data.data_root)
+    config = {"recipe": to_dict(recipe), "identity": identity}
     join_process_group()  # under a launcher: generation shards, training runs on every rank (pipeline/ranks.py)
     with claim(run_dir, command="savi align", config=config, folder=True, inputs=inputs, output_name="--out",
                what="align run folder", ignore=tuple(f"recipe.{k}" for k in RESUMABLE_RECIPE_KEYS)) as claimed:
@@ -150,6 +151,17 @@ def recipe_inputs(recipe) -> dict[str, Path]:
         if isinstance(value, (str, Path)) and str(value) and "://" not in str(value) and os.path.exists(value):
             found[key] = Path(value)
     return found
+
+
+def _manifest_videos(source: Path, data_root) -> dict | None:
+    """The identity of the videos a manifest names (a folder input's identity covers its files already): a video
+    replaced at the same path makes a later iteration another run's data, as in ``savi generate``."""
+    from savi_plugin.data.identity import files_identity
+    from savi_plugin.generators.inputs import load_inputs
+
+    if not source.is_file():
+        return None
+    return files_identity(item.video for item in load_inputs(source, data_root))
 
 
 def _identity(key: str, path: Path):

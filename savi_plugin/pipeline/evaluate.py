@@ -9,7 +9,6 @@ the comparison ``savi eval suite`` reports).
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from pathlib import Path
@@ -18,10 +17,10 @@ from savi_plugin.data.outputs import write_json
 from savi_plugin.eval.command import (
     lmms_eval_command,
     run_judged,
-    safe_paths,
     savi_video_args,
+    savi_video_command,
 )
-from savi_plugin.eval.results import overall_counts
+from savi_plugin.eval.results import overall_counts, read_json_object
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +31,7 @@ def read_lmms_eval_results(output_path: str | Path) -> dict:
     files = sorted(Path(output_path).rglob("*_results.json"), key=lambda p: p.stat().st_mtime)
     if not files:
         raise FileNotFoundError(f"{output_path}: lmms-eval wrote no *_results.json")
-    data = json.loads(files[-1].read_text())
+    data = read_json_object(files[-1])
     out = {}
     for task, metrics in {**data.get("results", {}), **data.get("groups", {})}.items():
         out[task] = {k.split(",")[0]: v for k, v in metrics.items()
@@ -41,13 +40,25 @@ def read_lmms_eval_results(output_path: str | Path) -> dict:
     return out
 
 
-def eval_command(recipe, model: str | Path, out_dir: str | Path, adapter: str | Path | None = None) -> list[str]:
-    """The lmms-eval command line of the recipe's eval step (``eval`` section; frames default to the model's)."""
+def _eval_settings(recipe) -> dict:
+    """:func:`savi_plugin.eval.command.savi_video_args`' keywords for the recipe's eval section (frames default to
+    the model's)."""
     ev = recipe.eval
-    return lmms_eval_command(savi_video_args(
-        model, list(ev.tasks), Path(out_dir) / "lmms_eval", num_frames=ev.num_frames or recipe.model.num_frames,
-        adapter=adapter, limit=ev.limit, batch_size=ev.batch_size, max_new_tokens=ev.max_new_tokens,
-        dtype=recipe.model.dtype) + ["--log_samples"])
+    return {"num_frames": ev.num_frames or recipe.model.num_frames, "limit": ev.limit, "batch_size": ev.batch_size,
+            "max_new_tokens": ev.max_new_tokens, "dtype": recipe.model.dtype, "extra_args": ["--log_samples"]}
+
+
+def eval_command(recipe, model: str | Path, out_dir: str | Path, adapter: str | Path | None = None) -> list[str]:
+    """The eval step's lmms-eval command line as a dry run shows it, with the paths as given (the run itself
+    passes a path lmms-eval would re-parse as a temporary link: :func:`savi_video_command`)."""
+    shown = {"@MODEL@": str(model), "@ADAPTER@": str(adapter), "@OUTPUT@": str(Path(out_dir) / "lmms_eval")}
+    settings = _eval_settings(recipe)
+    extra = settings.pop("extra_args")
+    command = lmms_eval_command(savi_video_args("@MODEL@", list(recipe.eval.tasks), "@OUTPUT@",
+                                                adapter="@ADAPTER@" if adapter else None, **settings) + extra)
+    for placeholder, path in shown.items():
+        command = [arg.replace(placeholder, path) for arg in command]
+    return command
 
 
 def evaluate_step(recipe, model: str | Path, out_dir: str | Path, adapter: str | Path | None = None, *,
@@ -89,10 +100,8 @@ def _lmms_eval(recipe, model: str | Path, out_dir: Path, run_dir: Path, adapter:
         env = offline_env(data_root, run_dir / "hf_home")
     elif data_root is not None:
         env["SAVI_DATA_ROOT"] = str(data_root)
-    (out_dir / "lmms_eval").mkdir(exist_ok=True)
-    # a comma or '=' in a run folder's path: lmms-eval re-parses --model_args and --output_path
-    with safe_paths(model, adapter, out_dir) as (model_arg, adapter_arg, out_arg):
-        command = eval_command(recipe, model_arg, out_arg, adapter_arg)
+    with savi_video_command(model, list(recipe.eval.tasks), out_dir / "lmms_eval", adapter=adapter,
+                            **_eval_settings(recipe)) as command:
         log.info("running: %s", " ".join(map(str, command)))
         # judged by the results file: lmms-eval exits 0 on every error (EvalRunError: one line)
         run_judged(command, env=env, output_path=out_dir / "lmms_eval", tasks=list(recipe.eval.tasks),

@@ -190,7 +190,12 @@ def decoded_bytes(frames: int, width: int, height: int) -> int:
 
 
 def _gib(n: int) -> str:
-    return f"{n / 1024**3:.2f} GiB"
+    """A byte count in the largest binary unit that keeps it at 1 or more (``12.00 KiB``, ``2.15 GiB``), so a small
+    budget never reads ``0.00 GiB``."""
+    for unit, scale in (("TiB", 1024**4), ("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):
+        if n >= scale:
+            return f"{n / scale:.2f} {unit}"
+    return f"{n} bytes"
 
 
 def check_clip_budget(path: str | Path, frames: int, width: int, height: int, budget: int | None = None) -> None:

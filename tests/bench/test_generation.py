@@ -103,3 +103,17 @@ def test_generation_throughput_script_batches_and_makes_as_many_pairs_as_one_at_
     assert batched["pairs"] == single["pairs"] > 0  # the same greedy answers batched or not: the same pairs
     assert result["speedup"] == round(batched["pairs_per_s"] / single["pairs_per_s"], 3) > 0
     assert "speed-up batched / one-at-a-time" in capsys.readouterr().out
+
+
+def test_a_cached_bench_model_whose_weights_were_cut_is_rebuilt(tmp_path):
+    """A work folder's model left truncated (a killed write, a full disk) was trusted by its marker (red team 3)."""
+    from savi_plugin.bench.fixtures import ModelShape, build_bench_model
+    from savi_plugin.models import load_backend
+
+    shape = ModelShape(hidden_size=32, num_layers=1, image_size=32)
+    folder = build_bench_model(tmp_path, shape)
+    weights = folder / "model.safetensors"
+    whole = weights.read_bytes()
+    weights.write_bytes(whole[: len(whole) // 2])
+    assert build_bench_model(tmp_path, shape) == folder and weights.read_bytes() == whole  # same seed: same bytes
+    load_backend(folder, num_frames=2)

@@ -214,3 +214,51 @@ def test_a_failing_resume_keeps_the_earlier_result(tmp_path):
         with claim(out, command="savi test", config={"a": 1}):
             raise ConfigError("x", "bad")
     assert out.read_text() == '{"id": 1}\n' and outputs.read_mark(out, False) is not None
+
+
+HOLD = """
+import sys, time
+from savi_plugin.data.outputs import OutputLock
+with OutputLock(sys.argv[1], folder=True, what="run folder"):
+    print("held", flush=True)
+    time.sleep(60)
+"""
+
+
+@pytest.mark.parametrize("folder", [True, False])
+def test_an_output_inside_a_folder_another_live_job_writes_is_refused(folder, tmp_path):
+    """`savi train --output-dir run/rrpo` ran beside a live `savi ablate --out run` and mixed their files."""
+    run = tmp_path / "run"
+    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(run)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        inner = run / ("rrpo" if folder else "pairs.jsonl")
+        with pytest.raises(OutputLockedError, match=r"lies inside .*run, which another savi process is writing "
+                                                    rf"\(pid {holder.pid} "):
+            claim(inner, command="savi train", folder=folder)
+        assert not inner.exists()
+        with claim(tmp_path / "beside", command="savi train", folder=folder):
+            pass  # outside the held folder: accepted
+    finally:
+        holder.kill()
+        holder.wait()
+    with claim(run / ("rrpo" if folder else "pairs.jsonl"), command="savi train", folder=folder):
+        pass  # the holder is gone: accepted
+    with claim(tmp_path / "outer", command="savi ablate", folder=True):
+        with claim(tmp_path / "outer" / "rrpo", command="savi train", folder=True):
+            pass  # this process's own enclosing output (ablate's steps): accepted
+
+
+@pytest.mark.parametrize("kind", ["progress.jsonl", "report.json", "lock"])
+@pytest.mark.parametrize("first", ["the sidecar's name", "the output"])
+def test_an_output_named_like_another_outputs_sidecar_is_refused_both_ways(kind, first, tmp_path):
+    """`--output q.jsonl.progress.jsonl`, then `--output q.jsonl`: the second was told the first's finished pairs
+    were its own edited progress file, and to delete them (red team 3)."""
+    out, side = tmp_path / "q.jsonl", tmp_path / f"q.jsonl.{kind}"
+    earlier, later = (side, out) if first == "the sidecar's name" else (out, side)
+    with claim(earlier, command="savi generate", config={"a": 1}) as claimed:
+        claimed.write_mark()
+        earlier.write_text('{"id": "p"}\n')
+    with pytest.raises(ForeignOutputError, match="would overwrite each other's files") as info:
+        claim(later, command="savi generate", config={"a": 1})
+    assert str(info.value).startswith(f"{later}: ") and earlier.read_text() == '{"id": "p"}\n'

@@ -44,7 +44,7 @@ ALLOWED: dict[tuple[str, str, str], str] = {
     ("demo/plots.py", "plot_demo", "savefig"): _CLAIMED + " (savi demo --out)",
     ("demo/plots.py", "plot_seeds", "savefig"): _CLAIMED + " (savi demo --seeds N --out)",
     ("eval/fixtures.py", "_place", "shutil.move"):
-        _CLAIMED + " (savi eval fixture's FixtureFolder); moved from a temporary folder, possibly across devices",
+        _CLAIMED + " (savi eval fixture's FixtureFolder); moved from its temporary folder beside the root",
     ("eval/pth_install.py", "write_pth", "open"):
         "the .pth hook file of a wheel/build root that the packaging step asks for (not a run output)",
     ("eval/command.py", "run_judged", "open"):

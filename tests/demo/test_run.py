@@ -53,3 +53,21 @@ def test_rrpo_pairs_from_perturbed_errors_correct_the_warmup_shortcut(tmp_path):
     if CHROMIUM:
         index = chromium(tmp_path / "chromium", "--dump-dom", (site / "index.html").as_uri())
         assert len(re.findall(r'<tr class="pair">', index.stdout)) == min(100, len(pairs))
+
+
+def test_a_rerun_after_the_recipe_file_was_edited_is_refused_before_any_step(tmp_path, monkeypatch):
+    """The demo's mark held the recipe as a path: an edited recipe re-ran the warm-up and was refused only by an
+    inner step, naming a flag the user never passed (red team 3). The claim decides; the steps are left out."""
+    import pytest
+
+    from savi_plugin.data.fingerprint import ConfigMismatchError
+    from savi_plugin.demo import run
+
+    recipe = tmp_path / "dr.yaml"
+    recipe.write_text("extends: tiny_demo\ntrain:\n  learning_rate: 0.001\n")
+    monkeypatch.setattr(run, "_run", lambda *args: {})  # the claim and its mark only
+    run.run_demo(tmp_path / "demo", str(recipe))
+    run.run_demo(tmp_path / "demo", str(recipe))  # unchanged: the same run
+    recipe.write_text("extends: tiny_demo\ntrain:\n  learning_rate: 0.002\n")
+    with pytest.raises(ConfigMismatchError, match=r"resolved\.train\.learning_rate: 0\.001 -> 0\.002"):
+        run.run_demo(tmp_path / "demo", str(recipe))

@@ -138,6 +138,25 @@ def test_frame_folder_midpoints_and_bound(tmp_path):
         frames_from_directory(tmp_path, 4, sampling="midpoints", bound=(11.0, 12.0))
 
 
+def test_a_frame_folder_meets_the_caps_and_the_short_clip_rule_of_a_video_file(tmp_path, monkeypatch):
+    """The frame-folder route skipped the decode budget and scored a folder shorter than num_frames (red team 3)."""
+    import numpy as np
+    from PIL import Image
+
+    for k in range(1, 31):
+        Image.fromarray(np.full((32, 32, 3), k, np.uint8)).save(tmp_path / f"{k:05d}.jpg")
+    with pytest.raises(VideoDecodeError, match="30 frame\\(s\\), fewer than num_frames=31"):
+        frames_from_directory(tmp_path, 31)
+    assert len(frames_from_directory(tmp_path, 31, sampling="midpoints")) == 31  # the reference's rule repeats
+    monkeypatch.setenv("SAVI_MAX_DECODED_BYTES", "4KiB")  # 4 frames of 32x32 RGB are 12 KiB
+    with pytest.raises(VideoDecodeError, match="above the per-clip budget"):
+        frames_from_directory(tmp_path, 4)
+    monkeypatch.delenv("SAVI_MAX_DECODED_BYTES")
+    monkeypatch.setenv("SAVI_MAX_FRAME_PIXELS", "1000")
+    with pytest.raises(VideoDecodeError, match="32x32 is above the cap of 1000 pixels"):
+        frames_from_directory(tmp_path, 4)
+
+
 def test_bound_outside_the_video_is_a_logged_bad_video(tiny_llava_onevision, data):
     from savi_plugin.eval.bad_videos import is_bad
 

@@ -132,6 +132,20 @@ def test_undecodable_video_is_counted_as_bad_video_not_unparsed(setup, tmp_path)
     assert (good["bad_video"], good["unparsed"]) == (0, 1)
 
 
+def test_a_clip_shorter_than_num_frames_is_counted_not_scored_on_repeated_frames(setup):
+    """Issue 21 class 6: num_frames above the clip's frames was scored (frames repeated) with no word."""
+    from savi_plugin.eval.bad_videos import is_bad
+    from savi_plugin.video.decode import probe_video
+
+    model, docs = setup
+    video = docs[0]["savi_video"]
+    frames = probe_video(video)[2]
+    model.task_dict["s"] = {"validation": [dict(docs[0], savi_num_frames=frames + 1),
+                                           dict(docs[0], savi_num_frames=frames + 1, savi_frames="midpoints")]}
+    assert model._visual_for(_visual, "s", "validation", 0, "-") is None and is_bad(video)
+    assert model._visual_for(_visual, "s", "validation", 1, "-").shape[0] == frames + 1  # the reference's own rule
+
+
 def test_a_protocols_frame_count_overrides_num_frames_for_its_documents(setup):
     model, docs = setup
     model.task_dict["f"] = {"validation": [dict(docs[0], savi_num_frames=6), dict(docs[0], savi_num_frames=None)]}

@@ -53,7 +53,11 @@ def _suite(argv: list[str]) -> tuple[int, str, str]:
 
 @pytest.fixture(scope="module")
 def suite(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("savi_suite")
+    outer = tmp_path_factory.mktemp("savi_suite")
+    # every path (model, adapter, --out, data root) holds what lmms-eval re-parses: a keyword that, passed raw,
+    # would move lmms-eval's output to outer/elsewhere, a space and a non-ASCII letter
+    tmp = Path(f"{outer}/s é,output_path={outer}/elsewhere")
+    tmp.mkdir(parents=True)
     pt = build_fixture(tmp / "data", "perceptiontest", LIMIT)
     toy = [{"id": f"t{i}", "clip": f"{r['video_name']}.mp4", "question": r["question"], "choices": r["options"],
             "answer": int(r["answer_id"])} for i, r in enumerate(pt.records["savi_perceptiontest"])]
@@ -79,15 +83,23 @@ def suite(tmp_path_factory):
         code2, _, err2 = _suite(argv)
         assert code2 == 0, err2[-3000:]
         refused = _suite([*argv[:-2], "--num-frames", "8"])
+        weights = adapter / "adapter_model.safetensors"
+        data = bytearray(weights.read_bytes())
+        data[-1] ^= 0xFF  # the adapter replaced at the same path: its kept run is no longer its
+        weights.write_bytes(bytes(data))
+        changed = _suite(argv)
+        data[-1] ^= 0xFF  # restored: the later tests resume this suite
+        weights.write_bytes(bytes(data))
     sys.path.remove(str(site))
     for name in [m for m in sys.modules if m.partition(".")[0] == "toybench"]:
         del sys.modules[name]  # the throw-away distribution is gone: later tests install their own
     registered.cache_clear()
-    return tmp, json.loads(first), err, err2, refused
+    assert not (outer / "elsewhere" / "runs").exists()  # lmms-eval wrote only where the suite claimed
+    return tmp, json.loads(first), err, err2, refused, changed
 
 
 def test_table_equals_a_direct_computation_from_the_logged_samples(suite):
-    tmp, table, _, _, _ = suite
+    tmp, table, _, _, _, _ = suite
     runs = tmp / "suite" / "runs"
     assert [r["task"] for r in table["rows"]] == list(TASKS)
     for row in table["rows"]:
@@ -107,7 +119,7 @@ def test_table_equals_a_direct_computation_from_the_logged_samples(suite):
 
 
 def test_card_png_and_progress(suite):
-    tmp, table, err, _, _ = suite
+    tmp, table, err, _, _, _ = suite
     card = json.loads((tmp / "suite" / "card.json").read_text())
     assert card == table["card"]
     assert card["lmms_eval"] == "0.7.3" and card["limit"] == LIMIT and card["num_frames"] == 4
@@ -127,16 +139,32 @@ def test_card_png_and_progress(suite):
 
 
 def test_a_killed_suite_continues_and_other_settings_are_refused(suite):
-    tmp, table, _, err2, refused = suite
+    tmp, table, _, err2, refused, changed = suite
     assert "base: kept from an earlier run" in err2 and "aligned: kept" not in err2
     assert json.loads((tmp / "suite" / "table.json").read_text())["rows"] == table["rows"]  # greedy: same answers
     code, _, err = refused
     assert code == 1 and len(err.strip().splitlines()) == 1 and "different configuration" in err
     assert "num_frames: 4 -> 8" in err, err
+    code, _, err = changed  # red team 3: the old adapter's scores were kept under the same name
+    assert code == 1 and len(err.strip().splitlines()) == 1 and "identity.adapter aligned changed content" in err
+
+
+def test_an_adapter_trained_on_another_base_is_refused_before_lmms_eval(tmp_path, tiny_llava_onevision,
+                                                                         tiny_qwen2_vl):
+    """It evaluated the whole base model first, then failed with the reason only in lmms-eval's log."""
+    from savi_plugin.data.identity import write_adapter_identity
+
+    adapter = tmp_path / "adapter"
+    adapter.mkdir()
+    (adapter / "adapter_config.json").write_text(json.dumps({"peft_type": "LORA"}))
+    write_adapter_identity(adapter, tiny_qwen2_vl, None)
+    code, _, err = _suite(["savi_perceptiontest", "--model", str(tiny_llava_onevision), "--adapter", str(adapter),
+                           "--out", str(tmp_path / "s")])
+    assert code == 2 and "the adapter was trained on" in err and not (tmp_path / "s").exists()
 
 
 def test_compare_refuses_incomparable_tables(suite, tmp_path):
-    tmp, table, _, _, _ = suite
+    tmp, table, _, _, _, _ = suite
     other = tmp_path / "other"
     shutil.copytree(tmp / "suite", other, ignore=shutil.ignore_patterns("runs"))
     out = io.StringIO()
@@ -181,3 +209,74 @@ def test_a_misspelt_task_is_one_line_before_lmms_eval_starts(argv, tmp_path):
     assert code == 2 and len(err.getvalue().strip().splitlines()) == 1, err.getvalue()
     assert "unknown lmms-eval task" in err.getvalue() and "did you mean" in err.getvalue()
     assert not (tmp_path / "s").exists()
+
+
+# ------------------------------------------------------------------------------------- reading what a suite wrote
+def _table() -> dict:
+    row = {"task": "savi_egoschema", "adapter": "aligned", "n": 3, "base": 33.3, "aligned": 66.7, "delta": 33.3,
+           "low": 0.0, "high": 66.7}
+    return {"rows": [row], "missing": [], "card": {"lmms_eval": "0.7.3", "limit": 3, "base_model": {"sha256": "0"}}}
+
+
+def _broken_tables() -> dict[str, bytes]:
+    """Every way a table.json can be unusable: torn at each structural point, not JSON, not UTF-8, and each field
+    of the shape replaced by a value of another type."""
+    good = json.dumps(_table(), indent=1).encode()
+    out = {f"torn-at-{n}": good[:n] for n in (0, 1, 6, len(good) // 2, len(good) - 1)}
+    out.update({"not-json": b"rows: []\n", "not-utf8": b'{"rows": "\xff"}', "nan": good.replace(b"33.3", b"NaN"),
+                "duplicate-key": b'{"rows": [], "rows": [], "card": {}}', "deep": b"[" * 200 + b"]" * 200})
+    for top in ([], "x", 1, None):
+        out[f"top-{type(top).__name__}"] = json.dumps(top).encode()
+    for path, bad in [(("rows",), {}), (("rows",), None), (("card",), []), (("card",), "x"),
+                      (("card", "base_model"), "abc"), (("missing",), 1), (("rows", 0), [1]),
+                      (("rows", 0, "task"), 1), (("rows", 0, "adapter"), None), (("rows", 0, "delta"), "1.0"),
+                      (("rows", 0, "low"), True), (("rows", 0, "n"), None)]:
+        table = _table()
+        inner = table
+        for key in path[:-1]:
+            inner = inner[key]
+        inner[path[-1]] = bad
+        out["-".join(map(str, path)) + f"-{type(bad).__name__}"] = json.dumps(table).encode()
+    return out
+
+
+BROKEN_TABLES = _broken_tables()
+
+
+@pytest.mark.parametrize("case", list(BROKEN_TABLES))
+@pytest.mark.parametrize("side", ["a", "b"])
+def test_compare_names_the_table_file_that_cannot_be_read(case, side, tmp_path):
+    good, bad = tmp_path / "good", tmp_path / "bad, x=1"
+    good.mkdir()
+    bad.mkdir()
+    (good / "table.json").write_text(json.dumps(_table()))
+    (bad / "table.json").write_bytes(BROKEN_TABLES[case])
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(["eval", "compare", *((str(bad), str(good)) if side == "a" else (str(good), str(bad)))])
+    lines = err.getvalue().strip().splitlines()
+    assert code == 1 and len(lines) == 1 and not out.getvalue(), err.getvalue()
+    assert lines[0].startswith("error: ") and str(bad / "table.json") in lines[0], lines[0]
+
+
+def test_a_resumed_suite_names_a_kept_run_file_that_cannot_be_read(suite, tmp_path):
+    """A kept run's lmms-eval files are read on resume through the untrusted-input boundary: a torn results file
+    or a samples line that is not an object is one line naming the file (and line)."""
+    from savi_plugin.eval.results import ResultsFileError
+    from savi_plugin.eval.suite import SuitePlan, run_suite
+
+    tmp, _, _, _, _, _ = suite
+    plan = SuitePlan(**json.loads((tmp / "suite" / "suite.json").read_text()))
+    for name, damage in [("results", lambda p: p.write_text(p.read_text()[:40])),
+                         ("samples", lambda p: p.write_text(p.read_text() + "[1, 2]\n"))]:
+        out = tmp_path / name
+        shutil.copytree(tmp / "suite", out)
+        (target,) = (out / "runs" / "base").rglob("*_results.json" if name == "results" else
+                                                 "*_samples_savi_perceptiontest.jsonl")
+        damage(target)
+        with pytest.raises(ResultsFileError) as caught:
+            run_suite(plan, out)
+        message = str(caught.value)
+        assert str(target) in message and "\n" not in message, message
+        if name == "samples":
+            assert f"{target}:{LIMIT + 1}: a JSON list, not an object" in message

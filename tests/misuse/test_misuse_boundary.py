@@ -398,13 +398,21 @@ def test_a_bad_environment_value_stops_every_command_at_start(name, value, fragm
     assert list(tmp_path.iterdir()) == []  # nothing written, nothing marked
 
 
-def test_sizes_accept_binary_suffixes(monkeypatch):
+@pytest.mark.parametrize("text, value", [("2GiB", 2 * 1024**3), ("512M", 512 * 1024**2), ("49KiB", 49 * 1024),
+                                         ("49KB", 49_000), ("2GB", 2 * 1000**3), ("2 gib", 2 * 1024**3)])
+def test_sizes_accept_binary_and_si_units(text, value, monkeypatch):
+    """`49KB` was read as 49 KiB, silently (red team 3): KB/MB/GB are SI (powers of 1000), KiB/K binary."""
     from savi_plugin.environment import env_value
 
-    monkeypatch.setenv("SAVI_MAX_DECODED_BYTES", "2GiB")
-    assert env_value("SAVI_MAX_DECODED_BYTES") == 2 * 1024**3
-    monkeypatch.setenv("SAVI_MAX_DECODED_BYTES", "512M")
-    assert env_value("SAVI_MAX_DECODED_BYTES") == 512 * 1024**2
+    monkeypatch.setenv("SAVI_MAX_DECODED_BYTES", text)
+    assert env_value("SAVI_MAX_DECODED_BYTES") == value
+
+
+def test_a_small_budget_is_said_in_a_unit_that_shows_it():
+    from savi_plugin.video.decode import _gib
+
+    assert (_gib(20 * 1024), _gib(12_288), _gib(2_147_483_648 + 10**8), _gib(100)) == (
+        "20.00 KiB", "12.00 KiB", "2.09 GiB", "100 bytes")
 
 
 # ------------------------------------------------------------------------------------------------ decoded bytes

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -62,7 +63,7 @@ def test_generate_refuses_to_write_into_its_input(spelling, qa, tiny_llava_onevi
         output, extra = str(tmp_path / "pairs.jsonl"), ["--report", str(qa)]
     code, _, err = savi(capsys, "generate", "--model", tiny_llava_onevision, "--input", qa, "--output", output,
                         *GEN, *extra)
-    assert code == 1
+    assert code == 2  # a configuration error: nothing started
     assert_one_line_error(err, "--input", "its own input")
     assert snapshot(qa.parent) == before
 
@@ -71,7 +72,7 @@ def test_generate_refuses_the_model_folder_as_output(qa, tiny_llava_onevision, c
     before = snapshot(Path(tiny_llava_onevision))
     code, _, err = savi(capsys, "generate", "--model", tiny_llava_onevision, "--input", qa,
                         "--output", tiny_llava_onevision, *GEN)
-    assert code == 1
+    assert code == 2  # a configuration error: nothing started
     assert_one_line_error(err, "--model")
     assert snapshot(Path(tiny_llava_onevision)) == before
 
@@ -89,7 +90,7 @@ def test_train_refuses_an_output_dir_that_is_an_input(target, qa, tiny_llava_one
         output = pairs
     before = snapshot(model)
     code, _, err = savi(capsys, "train", "tiny_demo", "--model", model, "--data", pairs, "--output-dir", output)
-    assert code == 1
+    assert code == 2  # a configuration error: nothing started
     assert_one_line_error(err, "output_dir", "the model" if target != "data-file" else "the data")
     assert snapshot(model) == before and not (model / ".savi.lock").exists()
 
@@ -125,7 +126,9 @@ def test_eval_fixture_writes_a_new_folder_and_rewrites_its_own(tmp_path, capsys)
     first = snapshot(root)
     assert ".savi-eval-fixture" in first and len(first) > 2
     assert savi(capsys, "eval", "fixture", root, *FIXTURE)[0] == 0  # its own folder: allowed, same content
-    assert snapshot(root) == first
+    again = snapshot(root)
+    assert again.pop(".savi-eval-fixture") and first.pop(".savi-eval-fixture")  # it records when each was written
+    assert again == first
 
 
 def test_eval_fixture_rerun_replaces_its_own_files_and_keeps_other_benchmarks(tmp_path, capsys):
@@ -149,6 +152,24 @@ def test_eval_fixture_refuses_its_own_folder_once_someone_else_added_a_file(tmp_
     code, _, err = savi(capsys, "eval", "fixture", root, *FIXTURE)
     assert code == 1 and snapshot(root) == before
     assert_one_line_error(err, str(root), "not written by savi eval fixture", "egoschema/real.json")
+
+
+@pytest.mark.parametrize("how", ["written over", "replaced by another file"])
+def test_eval_fixture_refuses_its_own_folder_once_someone_replaced_a_file_it_wrote(how, tmp_path, capsys):
+    """A re-run overwrote a parquet file and deleted a video the user had put under names it once wrote."""
+    root = tmp_path / "fx"
+    assert savi(capsys, "eval", "fixture", root, *FIXTURE)[0] == 0
+    video = next((root / "egoschema").rglob("*.mp4"))
+    if how == "written over":
+        video.write_bytes(b"the user's real video")
+    else:
+        mine = tmp_path / "mine.mp4"
+        mine.write_bytes(b"the user's real video")
+        os.replace(mine, video)
+    before = snapshot(root)
+    code, _, err = savi(capsys, "eval", "fixture", root, *FIXTURE)
+    assert code == 1 and snapshot(root) == before
+    assert_one_line_error(err, str(root), str(video.relative_to(root)), "changed after savi eval fixture wrote it")
 
 
 def test_eval_fixture_stopped_midway_is_replaced_by_the_next_run(tmp_path, capsys):
@@ -199,7 +220,7 @@ def test_data_convert_refuses_to_replace_its_source(tmp_path, capsys):
     before = src.read_bytes()
     code, _, err = savi(capsys, "data", "convert", src, tmp_path / "." / "release.jsonl", "--from", "savi",
                         "--to", "trl")
-    assert code == 1 and src.read_bytes() == before
+    assert code == 2 and src.read_bytes() == before
     assert_one_line_error(err, "DST", "SRC")
 
 
@@ -211,3 +232,20 @@ def test_generate_refuses_to_append_to_a_file_it_did_not_write(qa, tiny_llava_on
                         *GEN)
     assert code == 1 and foreign.read_bytes() == before
     assert_one_line_error(err, str(foreign), "not written by savi generate")
+
+
+def test_eval_fixture_builds_beside_its_root_and_clears_what_a_killed_run_left(tmp_path, capsys):
+    """It built in the system /tmp: a full disk named a temporary file there, and SIGKILL left folders no later run
+    found (red team 3)."""
+    import subprocess
+    import sys
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    left = tmp_path / f".fx.{dead.stdout.strip()}.0badc0de.tmp"  # what a run killed mid-build leaves
+    (left / "moving_attribute").mkdir(parents=True)
+    (left / "moving_attribute" / "half.mp4").write_bytes(b"partial")
+    alive = tmp_path / f".fx.{os.getpid()}.0badc0df.tmp"  # a live process's: kept
+    alive.mkdir()
+    assert savi(capsys, "eval", "fixture", tmp_path / "fx", *FIXTURE)[0] == 0
+    assert not left.exists() and alive.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([alive.name, "fx"])

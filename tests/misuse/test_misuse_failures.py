@@ -277,6 +277,44 @@ def test_a_decode_failure_from_the_environment_stops_the_batch_not_the_items(tmp
     assert "per-clip budget" in failed[0].detail
 
 
+def test_a_max_new_tokens_no_prompt_can_fit_is_a_configuration_error_not_a_failure_of_every_item(
+        tmp_path, capsys, tiny_llava_onevision):
+    """`max_new_tokens=4294967295` made every item a final prompt_too_long; the corrected command was then refused
+    as another configuration (red team 3)."""
+    from misuse_kit import clip, qa_item, savi
+
+    manifest = tmp_path / "qa.jsonl"
+    manifest.write_text(json.dumps(qa_item("a", clip(tmp_path / "a.mp4", frames=8))) + "\n")
+    out = tmp_path / "pairs.jsonl"
+    code, _, err = savi(capsys, "generate", "--generator", "rrpo", "--model", tiny_llava_onevision, "--input",
+                        manifest, "--output", out, "--num-frames", "4", "--no-progress", "--option",
+                        "max_new_tokens=4294967295", "--option", "answer_format=raw")
+    assert code == 2 and "max_new_tokens=4294967295 is not below the model's context window" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.mp4", "qa.jsonl"]  # nothing marked
+
+
+@pytest.mark.parametrize("variable, value", [("SAVI_MAX_DECODED_BYTES", "1KiB"), ("SAVI_MAX_FRAME_PIXELS", "16")])
+def test_items_refused_under_a_cap_are_not_skipped_forever_by_a_run_under_another(variable, value, tmp_path,
+                                                                                  monkeypatch, tiny_llava_onevision):
+    """A valid cap no clip meets makes every item a final decode failure of *that* run; the caps are part of the
+    run's configuration, so the run without them is refused naming the variable instead of skipping them."""
+    from misuse_kit import clip, qa_item
+
+    from savi_plugin.data.fingerprint import ConfigMismatchError
+    from savi_plugin.generators.runner import run_generation
+
+    manifest = tmp_path / "qa.jsonl"
+    manifest.write_text(json.dumps(qa_item("a", clip(tmp_path / "a.mp4", frames=8))) + "\n")
+    kwargs = dict(generator="rrpo", model=str(tiny_llava_onevision), inputs=manifest, output=tmp_path / "pairs.jsonl",
+                  num_frames=4, progress=False, options={"answer_format": "raw", "max_new_tokens": 2})
+    monkeypatch.setenv(variable, value)
+    report = run_generation(**kwargs)
+    assert report["counts"]["by_reason"] == {"decode_error": 1}
+    monkeypatch.delenv(variable)
+    with pytest.raises(ConfigMismatchError, match=rf"limits\.{variable}: \d+ -> \d+"):
+        run_generation(**kwargs)
+
+
 # ------------------------------------------------------------------------------------------------ lmms-eval judged
 FAKE_LMMS_EVAL = r"""
 import json, os, sys, traceback
@@ -329,6 +367,26 @@ def test_savi_eval_run_judges_lmms_eval_by_its_results_file(mode, fragment, fake
     assert code == 1 and "Traceback" not in err, err
     lines = [line for line in err.splitlines() if line.startswith("error: ")]
     assert len(lines) == 1 and fragment in lines[0], err
+
+
+@pytest.mark.parametrize("mode, fragment", [
+    ("crash", "base: evaluation did not finish: lmms-eval wrote no results file; lmms-eval said: ValueError: task "
+              "savi_mvbench: its data"),
+    ("partial", "no results for task(s) savi_egoschema"),
+])
+def test_savi_eval_suite_judges_lmms_eval_by_its_results_file(mode, fragment, fake_lmms_eval, tmp_path, capsys,
+                                                              monkeypatch):
+    """lmms-eval exits 0 on every error: the suite says what is missing and lmms-eval's own last error, not only
+    that no results file was found."""
+    from misuse_kit import savi
+
+    monkeypatch.setenv("FAKE_MODE", mode)
+    code, _, err = savi(capsys, "eval", "suite", "savi_mvbench,savi_egoschema", "--model", "m", "--adapter", "a",
+                        "--out", str(tmp_path / "suite"), "--num-frames", "4")
+    assert code == 1 and "Traceback" not in err, err
+    lines = [line for line in err.splitlines() if line.startswith("error: ")]
+    assert len(lines) == 1 and fragment in lines[0], err
+    assert not (tmp_path / "suite" / "runs" / "base" / "done.json").exists()
 
 
 def test_savi_eval_run_passes_when_every_task_has_results(fake_lmms_eval, tmp_path, capsys, monkeypatch):
@@ -405,3 +463,19 @@ def test_a_bad_device_string_is_a_configuration_error(device):
     with pytest.raises(ConfigError, match=rf"--device: '{device}' is not a device"):
         resolve_device(device)
     assert resolve_device("cpu") == "cpu"
+
+
+@pytest.mark.parametrize("device", ["cuda", "cuda:0", "cuda:99"])
+def test_a_cuda_device_this_machine_does_not_have_is_a_configuration_error(device, monkeypatch):
+    """`--device cuda` on a machine without a GPU was an 'unexpected' RuntimeError from the driver (red team 3)."""
+    import torch
+
+    from savi_plugin.generators.runner import resolve_device
+
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    index = torch.device(device).index
+    if count and (index is None or index < count):
+        assert resolve_device(device) == device
+        return
+    with pytest.raises(ConfigError, match=rf"--device: '{device}': this machine has {count} CUDA device"):
+        resolve_device(device)

@@ -29,7 +29,7 @@ import pytest
 import yaml
 
 from misuse_kit import assert_one_line_error, clip, pair, qa_item, savi
-from tests.builders import write_jsonl
+from tests.builders import random_lora_adapter, write_jsonl
 
 GEN = ["--generator", "rrpo", "--num-frames", "4", "--no-progress", "--option", "answer_format=raw",
        "--option", "max_new_tokens=6", "--option", "num_perturbations=1", "--batch-size", "2"]
@@ -71,6 +71,9 @@ def world(tmp_path_factory, tiny_llava_onevision) -> Path:
     (data / "align.yaml").write_text(yaml.safe_dump({"extends": "tiny_demo", "model": {"path": str(root / "model")},
                                                      "data": {"qa": "qa.jsonl"}}))
     (data / "demo.yaml").write_text("extends: tiny_demo\n")
+    random_lora_adapter(root / "model", root / "adapter", seed=1)
+    (root / "eval-data").mkdir()  # a data root (SAVI_DATA_ROOT) the eval commands read
+    (root / "eval-data" / "README.txt").write_text("the user's benchmark data\n")
     src = root / "llava-src"
     src.mkdir()
     (src / "config.json").write_text(json.dumps({"architectures": ["LlavaQwenForCausalLM"]}))
@@ -114,6 +117,11 @@ WRITERS: dict[str, Writer] = {
                       {"source": "llava-src"}, True, "savi convert llava-next", replaces_own=True),
     "bench": Writer(lambda w, out: ["bench", "generation", "--json", out], {}, False, "savi bench",
                     replaces_own=True),
+    "eval-suite": Writer(lambda w, out: ["eval", "suite", "savi_egoschema", "--model", w / "model", "--adapter",
+                                         w / "adapter", "--data-root", w / "eval-data", "--out", out, "--limit", "1",
+                                         "--num-frames", "4"],
+                         {"model": "model", "adapter": "adapter", "data root": "eval-data"}, True,
+                         "savi eval suite"),
 }
 
 
@@ -127,7 +135,7 @@ def _case_folding(folder: Path) -> bool:
 
 
 #: inputs that are folders (a model, a checkpoint); the others are files
-FOLDER_INPUTS = {"model", "llava-src"}  # paths inside the world
+FOLDER_INPUTS = {"model", "adapter", "eval-data", "llava-src"}  # paths inside the world
 FILE_RELATIONS = ("equal", "dot", "symlink", "hardlink", "case")
 FOLDER_RELATIONS = ("equal", "dot", "symlink", "inside", "inside-symlink")
 
@@ -183,6 +191,27 @@ def test_an_output_that_is_in_or_around_an_input_is_refused(writer, input_name, 
     assert snapshot(world) == before  # no input touched, no lock or temporary file left in an input's folder
 
 
+#: ``savi eval run``'s inputs: what ``--model_args`` and ``--data-root`` name (its ``--output_path`` carries no mark:
+#: lmms-eval's own output folders are shared between runs; only its place relative to the inputs is checked)
+EVAL_RUN_INPUTS = {"pretrained": "model", "adapter": "adapter", "data root": "eval-data"}
+EVAL_RUN_CASES = [(name, rel) for name, where in EVAL_RUN_INPUTS.items() for rel in relations(where, True)]
+
+
+@pytest.mark.parametrize("input_name,relation", EVAL_RUN_CASES)
+def test_eval_run_refuses_an_output_path_in_or_around_what_it_evaluates(input_name, relation, world, tmp_path,
+                                                                        capsys, monkeypatch):
+    target = world / EVAL_RUN_INPUTS[input_name]
+    monkeypatch.chdir(target.parent)
+    output = spelling(world, tmp_path, EVAL_RUN_INPUTS[input_name], relation, True)
+    before = snapshot(world)
+    code, _, err = savi(capsys, "eval", "run", "--data-root", world / "eval-data", "--", "--model", "savi_video",
+                        "--model_args", f"pretrained={world / 'model'},adapter={world / 'adapter'},num_frames=4",
+                        "--tasks", "savi_egoschema", "--limit", "1", "--output_path", output)
+    assert code == 2, f"eval run wrote to {output} ({relation} of {input_name})"
+    assert_one_line_error(err, "--output_path")
+    assert snapshot(world) == before
+
+
 # ------------------------------------------------------------------------------------------------ target states
 def _make_state(spec: Writer, out: Path, state: str) -> None:
     if state == "foreign":
@@ -225,6 +254,22 @@ def test_an_existing_target_that_is_not_ours_for_this_run_is_refused(writer, sta
                 "ours-other-config": "different configuration"}[state]
     assert expected in line
     assert snapshot(tmp_path) == before and snapshot(world) == inputs
+
+
+@pytest.mark.parametrize("writer", list(WRITERS))
+@pytest.mark.parametrize("link", ["dangling", "to-an-empty-file"])
+def test_a_target_that_is_a_symbolic_link_is_never_replaced_by_a_file(writer, link, world, tmp_path, capsys):
+    """`recipes cp` onto a user's dangling link replaced the link with a regular file (red team 3)."""
+    spec = WRITERS[writer]
+    out = tmp_path / ("out" if spec.folder else "out.jsonl")
+    target = tmp_path / "elsewhere"
+    if link == "to-an-empty-file":
+        target.write_text("")
+    out.symlink_to(target)
+    code, _, err = savi(capsys, *spec.argv(world, out))
+    assert code != 0 and out.is_symlink() and os.readlink(out) == str(target)
+    assert_one_line_error(err, str(out), "symbolic link")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["elsewhere"] * target.exists() + [out.name])
 
 
 #: nodes that are neither a file nor a folder: the final rename would replace them (``/dev/null`` as root)
@@ -392,6 +437,28 @@ def test_resume_after_the_weights_were_replaced_at_the_same_path_is_refused(gene
     assert_one_line_error(err, str(out), "identity.model changed content")
 
 
+@pytest.mark.parametrize("damage", ["not JSON", "not a record", "torn last line"])
+def test_resume_over_an_output_line_damaged_after_the_run_is_refused_naming_it(damage, generated, capsys):
+    """The resume skipped a corrupted complete line and appended after it: the output then held a line that
+    validate counts as a problem and training stops on (red team 3). A torn last line is a crash's: cut."""
+    out, _ = generated
+    lines = out.read_text().splitlines()
+    assert len(lines) >= 1
+    if damage == "not JSON":
+        lines[0] = lines[0][:-3]
+    elif damage == "not a record":
+        lines[0] = json.dumps({**json.loads(lines[0]), "chosen": ""})
+    text = "\n".join(lines) + "\n"
+    out.write_text(text + ('{"id": "half' if damage == "torn last line" else ""))
+    code, _, err = _regenerate(out, capsys)
+    if damage == "torn last line":
+        assert code == 0, err
+        assert out.read_text() == text
+        return
+    assert code == 1 and out.read_text() == text
+    assert_one_line_error(err, f"{out}:1:", "edited or damaged after savi wrote it")
+
+
 def test_resume_after_the_stored_configuration_was_removed_is_refused(generated, capsys):
     out, _ = generated
     out.with_name(out.name + ".savi-output.json").unlink()
@@ -414,6 +481,33 @@ def test_training_on_an_unfinished_generation_run_is_refused_unless_allowed(gene
     assert_one_line_error(err, str(out), "has not finished")
 
 
+@pytest.mark.parametrize("state", ["report says incomplete", "still running"])
+def test_converting_an_unfinished_generation_run_is_refused_unless_allowed(state, generated, tmp_path, capsys,
+                                                                          caplog):
+    """Converting laundered an unfinished run into a file with no report, which then trained as complete."""
+    out, _ = generated
+    report_file = out.with_name(out.name + ".report.json")
+    if state == "still running":
+        report_file.unlink()  # a run under way: a progress file, no report
+    else:
+        report_file.write_text(json.dumps({**json.loads(report_file.read_text()), "complete": False}))
+    converted = tmp_path / "converted.jsonl"
+    for to in ("savi", "trl"):
+        code, _, err = savi(capsys, "data", "convert", out, converted, "--to", to)
+        assert code == 1 and not converted.exists()
+        assert_one_line_error(err, str(out), "--allow-incomplete")
+    code, _, err = savi(capsys, "data", "convert", out, converted, "--allow-incomplete")
+    assert code == 0 and converted.read_text() == out.read_text() and "converting what is there" in caplog.text
+
+
+def test_a_conversion_that_would_write_no_record_is_refused(tmp_path, capsys):
+    src = tmp_path / "cr.jsonl"  # old-Mac line ends: one unparseable line
+    src.write_bytes(b'{"id": "a"}\r{"id": "b"}\r')
+    code, _, err = savi(capsys, "data", "convert", src, tmp_path / "out.jsonl", "--bad-records", "skip")
+    assert code == 1 and not (tmp_path / "out.jsonl").exists()
+    assert_one_line_error(err, str(src), "no valid record to convert")
+
+
 def test_pairs_of_another_model_train_with_one_warning(generated, world, caplog):
     from savi_plugin.training.run import check_pairs_source
 
@@ -426,6 +520,7 @@ def test_pairs_of_another_model_train_with_one_warning(generated, world, caplog)
     check_pairs_source(out, model)
     warnings = [r.getMessage() for r in caplog.records]
     assert len(warnings) == 1 and "generated by" in warnings[0] and str(out) in warnings[0]
+    assert "its files have changed since" in warnings[0]  # the same folder, other weights: said as such
 
 
 def test_an_adapter_refuses_a_base_it_was_not_trained_on(world, tiny_qwen2_vl, tmp_path, capsys):
@@ -501,6 +596,21 @@ def test_an_adapter_of_another_family_is_refused_whatever_it_records(record, wor
     assert "qwen2_vl" in line.lower() or "Qwen2VL" in line
 
 
+def test_an_adapter_naming_a_local_base_of_another_family_is_refused_without_any_class_record(world, tiny_qwen2_vl,
+                                                                                              tmp_path):
+    """Another tool's adapter (no savi_adapter.json, no peft auto_mapping) whose base_model_name_or_path is a local
+    LLaVA folder ran on a Qwen2-VL base with only a warning (red team 3)."""
+    from savi_plugin.data.identity import IdentityMismatchError, check_adapter_base
+
+    adapter = tmp_path / "adapter"
+    adapter.mkdir()
+    (adapter / "adapter_config.json").write_text(json.dumps({"peft_type": "LORA",
+                                                             "base_model_name_or_path": str(world / "model")}))
+    check_adapter_base(adapter, world / "model")  # its own base: accepted
+    with pytest.raises(IdentityMismatchError, match="a llava_onevision model, and would be applied to .*a qwen2_vl"):
+        check_adapter_base(adapter, tiny_qwen2_vl)
+
+
 def test_an_adapter_with_no_record_of_its_base_is_applied_with_one_warning(world, tmp_path, caplog):
     from savi_plugin.data.identity import check_adapter_base
 
@@ -556,6 +666,64 @@ def test_resume_after_a_named_video_changed_at_the_same_path_is_refused(change, 
     code, _, err = savi(capsys, *argv)  # the resume that would add q1 beside a q0 made from the old video
     assert code == 1 and out.read_bytes() == before
     assert_one_line_error(err, str(out), "identity.videos changed content")
+
+
+def test_training_resume_after_a_video_the_pairs_name_changed_at_the_same_path_is_refused(world, tmp_path, capsys):
+    data = tmp_path / "data"
+    data.mkdir()
+    for name in ("v0.mp4", "v1.mp4"):
+        shutil.copyfile(world / "data" / name, data / name)
+    write_jsonl(data / "pairs.jsonl", [pair("a", "v0.mp4"), pair("b", "v1.mp4", "green")])  # relative to the file
+    out = tmp_path / "out"
+    argv = ["train", world / "data/train.yaml", "--data", data / "pairs.jsonl", "--output-dir", out]
+    code, _, err = savi(capsys, *argv)
+    assert code == 0, err
+    finished = snapshot(out)
+    shutil.copyfile(data / "v1.mp4", data / "v0.mp4")  # the pair file unchanged, one of its videos not
+    code, _, err = savi(capsys, *argv, "--resume")
+    assert code == 1 and snapshot(out) == finished
+    assert_one_line_error(err, str(out), "identity.videos changed content")
+
+
+@pytest.fixture(scope="module")
+def two_shards(world, tmp_path_factory) -> Path:
+    """A finished 2-shard generation run (``m.shard-*-of-00002.jsonl``, their progress files and reports)."""
+    from savi_plugin.cli import main
+
+    folder = tmp_path_factory.mktemp("shards")
+    for shard in ("0/2", "1/2"):
+        assert main([str(a) for a in ("generate", "--model", world / "model", "--input", world / "data/qa.jsonl",
+                                      "--output", folder / "m.jsonl", "--shard", shard, *GEN[:-2],
+                                      "--batch-size", "1")]) == 0
+    return folder
+
+
+@pytest.mark.parametrize("damage", ["field edited", "line corrupted", "id given other content"])
+def test_a_merge_over_a_damaged_shard_is_incomplete_and_not_trained_on(damage, two_shards, world, tmp_path, capsys):
+    """A shard edited after its run lost records in the merged file, which then said complete: true."""
+    for file in two_shards.iterdir():
+        shutil.copy2(file, tmp_path / file.name)
+    out = tmp_path / "m.jsonl"
+    shards = sorted(tmp_path.glob("m.shard-*-of-00002.jsonl"))
+    lines = [s.read_text().splitlines() for s in shards]
+    assert all(lines), "each shard holds a pair"
+    first = json.loads(lines[0][0])
+    if damage == "field edited":
+        lines[0][0] = json.dumps({**first, "chosen": first["chosen"] + " (edited)"})  # chosen_tagged disagrees now
+    elif damage == "line corrupted":
+        lines[0][0] = lines[0][0][:-5]
+    else:
+        lines[1].append(json.dumps({**first, "question": "another question"}))
+    for shard, text in zip(shards, lines):
+        shard.write_text("\n".join(text) + "\n")
+    code, _, err = savi(capsys, "generate", "merge", out)
+    assert code != 0 and not out.exists()
+    assert_one_line_error(err, str(out), "incomplete shard set")
+    code, _, err = savi(capsys, "generate", "merge", "--allow-incomplete", out)
+    assert json.loads(out.with_name("m.jsonl.report.json").read_text())["complete"] is False
+    code, _, err = savi(capsys, "train", world / "data/train.yaml", "--data", out, "--output-dir", tmp_path / "t")
+    assert code == 1 and not (tmp_path / "t").exists()
+    assert_one_line_error(err, str(out), "incomplete")
 
 
 def test_resume_that_extends_the_limit_over_unchanged_videos_is_accepted(world, tmp_path, capsys):

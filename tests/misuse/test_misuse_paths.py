@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 from misuse_kit import clip, pair, qa_item, savi
 
+from savi_plugin.eval.command import PATH_SYNTAX
 from savi_plugin.video.decode import VideoDecodeError, read_frames
 from tests.builders import read_jsonl, write_jsonl
 
@@ -129,25 +130,54 @@ def test_data_root_confines_folder_inputs(escape, tiny_llava_onevision, tmp_path
 
 
 # ------------------------------------------------------------------------------------------------ lmms-eval args
-@pytest.mark.parametrize("char", [",", "=", "'", '"', "{", "["])
-def test_a_run_folder_with_model_args_syntax_in_its_path_reaches_lmms_eval(char, tmp_path):
+#: what a hostile or careless path can hold: each character lmms-eval re-parses, a keyword it would inject
+#: (``, limit=2``, ``,output_path=<elsewhere>``), a space and non-ASCII letters
+SYNTAX_NAMES = [f"runs{c}a" for c in sorted(PATH_SYNTAX)] + ["su, limit=2 ü", "s2,output_path=ELSEWHERE",
+                                                             "p q,é=1"]
+
+
+@pytest.mark.parametrize("name", SYNTAX_NAMES)
+def test_every_path_reaches_lmms_eval_intact_through_the_one_command_builder(name, tmp_path):
+    """Model, adapter and output folder, each named with lmms-eval's syntax, parse back (with lmms-eval's own
+    parsers: ``--model_args``, and ``--output_path`` as it appends it to ``--hf_hub_log_args``) to exactly the
+    paths given; the links are gone after the call."""
     from lmms_eval.utils import simple_parse_args_string
 
-    from savi_plugin.eval.command import safe_paths, savi_video_args
+    from savi_plugin.eval.command import flag_value, savi_video_command
 
-    run = tmp_path / f"runs{char}a"
-    model, adapter = run / "iter_0" / "model", run / "iter_0" / "train"
+    elsewhere = tmp_path / "elsewhere"
+    run = tmp_path / name.replace("ELSEWHERE", str(elsewhere))
+    model, adapter, output = run / "iter_0" / "model", run / "iter_0" / "train", run / "eval" / "lmms_eval"
     model.mkdir(parents=True)
     adapter.mkdir()
     (model / "config.json").write_text("{}")
-    with safe_paths(model, adapter) as (model_arg, adapter_arg):
-        command = savi_video_args(model_arg, ["savi_mvbench"], run / "eval", num_frames=4, adapter=adapter_arg)
-        parsed = simple_parse_args_string(command[command.index("--model_args") + 1])
+    with savi_video_command(model, ["savi_mvbench"], output, adapter=adapter, num_frames=4) as command:
+        parsed = simple_parse_args_string(flag_value(command, "--model_args"))
+        tracker = simple_parse_args_string("," + f"output_path={flag_value(command, '--output_path')}")
+        assert set(parsed) == {"pretrained", "adapter", "num_frames", "dtype"} and parsed["num_frames"] == 4
         assert os.path.realpath(parsed["pretrained"]) == os.path.realpath(model)
         assert os.path.realpath(parsed["adapter"]) == os.path.realpath(adapter)
-        assert parsed["num_frames"] == 4 and json.loads(Path(parsed["pretrained"], "config.json").read_text()) == {}
-    assert not Path(model_arg).exists()  # the links are gone after the call; the run folder is untouched
-    assert (model / "config.json").exists()
+        assert set(tracker) == {"output_path"} and os.path.realpath(tracker["output_path"]) == os.path.realpath(output)
+        links = [parsed["pretrained"], parsed["adapter"], tracker["output_path"]]
+    assert not any(os.path.lexists(link) for link in links if PATH_SYNTAX & set(str(run)))
+    assert (model / "config.json").exists() and output.is_dir() and not elsewhere.exists()
+
+
+@pytest.mark.parametrize("name", SYNTAX_NAMES)
+def test_a_command_builder_called_without_the_links_refuses_a_path_lmms_eval_would_re_parse(name, tmp_path):
+    """No caller can bypass the links: the builders refuse such a path (one line, a configuration error)."""
+    from savi_plugin.errors import ConfigurationError
+    from savi_plugin.eval.command import lmms_eval_command, savi_video_args
+
+    path = tmp_path / name
+    with pytest.raises(ConfigurationError, match="re-parses"):
+        savi_video_args(path, ["savi_mvbench"], tmp_path / "out", num_frames=4)
+    with pytest.raises(ConfigurationError, match="re-parses"):
+        savi_video_args(tmp_path / "m", ["savi_mvbench"], tmp_path / "out", num_frames=4, adapter=path)
+    with pytest.raises(ConfigurationError, match="re-parses"):
+        savi_video_args(tmp_path / "m", ["savi_mvbench"], path, num_frames=4)
+    with pytest.raises(ConfigurationError, match="re-parses"):
+        lmms_eval_command(["--model", "savi_video", "--tasks", "savi_mvbench", f"--output_path={path}"])
 
 
 #: every command that reads a user's data file: argv builder (the file, a scratch folder) -> argv

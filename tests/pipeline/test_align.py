@@ -128,3 +128,26 @@ def test_a_recipe_without_its_generation_input_is_refused_before_the_folder_is_c
     assert main(["align", "tiny_demo", "--dry-run", "--out", "run"]) == 0
     assert "generate: rrpo over data.qa: not set (the real run needs it); batch 16" in capsys.readouterr().out
     assert list(tmp_path.iterdir()) == []
+
+
+def test_extending_a_run_after_a_video_its_manifest_names_changed_is_refused(tmp_path, monkeypatch):
+    """The run's identity holds the manifest's videos, as generation's does: iteration 1 on replaced videos beside
+    iteration 0 on the old ones was accepted with no word (red team 3). The claim decides before any step runs,
+    so the steps are left out here (the iterations themselves are tested above)."""
+    import shutil
+
+    import pytest
+
+    from savi_plugin.data.fingerprint import ConfigMismatchError
+    from savi_plugin.pipeline import align
+    from savi_plugin.recipe import load_recipe
+
+    qa = synthetic_qa(tmp_path / "videos", 2)
+    recipe = load_recipe("tiny_demo", OVERRIDES + [qa])
+    monkeypatch.setattr(align, "_run_locked", lambda *args: {})  # the claim and its mark only
+    align.run_align(recipe, tmp_path / "run")
+    align.run_align(load_recipe("tiny_demo", OVERRIDES + [qa, "align.iterations=3"]), tmp_path / "run")  # extends
+    videos = sorted((tmp_path / "videos").glob("*.mp4"))
+    shutil.copyfile(videos[1], videos[0])  # the manifest unchanged, one of its videos not
+    with pytest.raises(ConfigMismatchError, match=r"identity\.videos changed content"):
+        align.run_align(load_recipe("tiny_demo", OVERRIDES + [qa, "align.iterations=3"]), tmp_path / "run")

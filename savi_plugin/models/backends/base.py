@@ -134,19 +134,23 @@ class VideoLM:
         return int(value) if value else None
 
     def check_context(self, attention_mask: torch.Tensor, max_new_tokens: int) -> None:
-        """Raise :class:`PromptTooLongError` if a prompt plus ``max_new_tokens`` exceeds :attr:`context_length`.
+        """Raise :class:`PromptTooLongError` if a prompt plus ``max_new_tokens`` exceeds :attr:`context_length`,
+        and a :class:`ConfigurationError` if ``max_new_tokens`` alone fills it (every item would fail).
 
         Without this check a RoPE model silently generates past the positions it was trained on.
         """
         limit = self.context_length
         if limit is None:
             return
+        if max_new_tokens >= limit:  # no prompt can fit: the setting is wrong, not one item
+            raise ConfigurationError(f"max_new_tokens={max_new_tokens} is not below the model's context window of "
+                                     f"{limit} tokens, so no prompt fits; lower max_new_tokens")
         for index, length in enumerate(attention_mask.sum(-1).tolist()):
             if length + max_new_tokens > limit:
                 raise PromptTooLongError(
                     f"prompt {index} of the batch is {int(length)} tokens; with max_new_tokens={max_new_tokens} it "
                     f"exceeds the model's context window of {limit} tokens (prompts are never truncated: lower "
-                    f"num_frames or shorten the question)")
+                    f"max_new_tokens or num_frames, or shorten the question)")
 
     # ----------------------------------------------------------------- prompts
     def messages(self, question: str, response: str | None = None, *, system: str | None = None) -> list[dict]:

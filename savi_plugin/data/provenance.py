@@ -1,0 +1,65 @@
+"""Where a preference file came from: the generation run that wrote it, finished or not, and which model made it.
+
+``savi generate`` writes a run report beside its output (``<pairs>.report.json``) when it ends, and a progress
+file while it runs; ``savi generate merge`` writes a report that says whether the shard set was complete. A file
+with neither is not a generation run's product (hand-made, converted, downloaded) and has no provenance to check.
+Every consumer of a pair file that would make it look complete -- training on it, converting it into a file that
+has no report -- asks :func:`unfinished_run` first.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from savi_plugin.data.outputs import sidecar
+
+
+class UnfinishedDataError(ValueError):
+    """The preference file comes from a generation run that has not finished (one line naming its report)."""
+
+
+def run_report(data: str | Path) -> dict[str, Any] | None:
+    """The generation run report stored beside ``data``, or None (none, unreadable, or not an object)."""
+    try:
+        report = json.loads(sidecar(data, "report.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return report if isinstance(report, dict) else None
+
+
+def unfinished_run(data: str | Path) -> str | None:
+    """Why ``data``'s generation run is unfinished (one phrase), or None when it finished or is no run's product."""
+    data = Path(data)
+    report = run_report(data)
+    if report is None and not sidecar(data, "progress.jsonl").exists():
+        return None
+    if report is not None and report.get("complete"):
+        return None
+    if report is None:
+        return f"its generation run has not finished (no {sidecar(data, 'report.json').name})"
+    counts = report.get("counts") or {}
+    if "items" in counts:
+        return (f"its run report says incomplete ({counts.get('items_final')} of {counts.get('items')} items "
+                f"finished)")
+    return f"its run report says incomplete ({'; '.join(map(str, report.get('missing') or [])) or 'see the report'})"
+
+
+def check_finished(data: str | Path, *, allow_incomplete: bool, flag: str, use: str) -> str | None:
+    """Refuse ``data`` when its generation run is unfinished, unless ``allow_incomplete`` (then the reason is
+    returned for the caller to say).
+
+    Args:
+        flag: the option that allows it (``--allow-incomplete-data``).
+        use: what the caller would do with it (``train on what is there``).
+
+    Raises:
+        UnfinishedDataError: ``<data>: <why>; re-run the same savi generate command to finish it, or pass <flag>
+            to <use>``.
+    """
+    why = unfinished_run(data)
+    if why is not None and not allow_incomplete:
+        raise UnfinishedDataError(f"{data}: {why}; re-run the same savi generate command to finish it, or pass "
+                                  f"{flag} to {use}")
+    return why

@@ -1,0 +1,66 @@
+"""Run identity by content: a weight file changed anywhere is another model, and a large file is read once per
+version (its digest cached under a key the kernel changes on every write)."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from savi_plugin.data import identity
+
+
+@pytest.fixture()
+def big_model(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps({"model_type": "llava_onevision"}))
+    weights = folder / "model.safetensors"
+    with open(weights, "wb") as fh:  # above FULL_HASH_LIMIT: the cached path
+        fh.truncate(identity.FULL_HASH_LIMIT + 3 * 2**20)
+    return folder
+
+
+def _reads(monkeypatch) -> list:
+    calls = []
+    real = identity._digest_file
+    monkeypatch.setattr(identity, "_digest_file", lambda path, size, edge=None: calls.append(path) or real(path, size,
+                                                                                                      edge))
+    return calls
+
+
+@pytest.mark.parametrize("where", ["middle", "first byte", "last byte"])
+def test_a_weight_file_changed_anywhere_with_its_size_and_time_kept_is_another_model(where, big_model, monkeypatch):
+    weights = big_model / "model.safetensors"
+    before = identity.model_identity(big_model)
+    st = os.stat(weights)
+    offset = {"middle": st.st_size // 2, "first byte": 0, "last byte": st.st_size - 1}[where]
+    with open(weights, "r+b") as fh:  # e.g. a LoRA merged into the middle layers: header and edges unchanged
+        fh.seek(offset)
+        fh.write(b"\x01")
+    os.utime(weights, ns=(st.st_atime_ns, st.st_mtime_ns))  # the modification time set back, as `cp -p` would
+    after = identity.model_identity(big_model)
+    assert os.stat(weights).st_size == st.st_size and not identity.same_identity(before, after)
+
+
+def test_a_large_file_is_read_once_per_version(big_model, monkeypatch):
+    calls = _reads(monkeypatch)
+    first = identity.model_identity(big_model)
+    weights_reads = [p for p in calls if p.name == "model.safetensors"]
+    assert len(weights_reads) == 1
+    assert identity.model_identity(big_model) == first  # unchanged: its digest comes from the cache
+    assert len([p for p in calls if p.name == "model.safetensors"]) == 1
+    (big_model / "model.safetensors").touch()  # written since (times changed): hashed again, same content
+    assert identity.model_identity(big_model) == first
+    assert len([p for p in calls if p.name == "model.safetensors"]) == 2
+
+
+def test_without_a_writable_cache_the_file_is_hashed_every_time(big_model, monkeypatch, tmp_path):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("x")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(blocker))
+    calls = _reads(monkeypatch)
+    assert identity.model_identity(big_model) == identity.model_identity(big_model)
+    assert len([p for p in calls if p.name == "model.safetensors"]) == 2
