@@ -2,14 +2,15 @@
 and eval tasks of one run (torchtune-style: copy one, edit it, run it), read into a typed
 :class:`~savi_plugin.config.sections.Recipe`.
 
-- ``extends: other.yaml`` inherits another recipe (a path relative to this one, or a shipped recipe name);
-  mappings merge key by key, anything else is replaced.
+- ``extends: other.yaml`` inherits another recipe (a path relative to this one's folder, or a shipped recipe
+  name); mappings merge key by key, anything else is replaced.
 - ``key.sub=value`` overrides on the command line (the value is parsed as YAML: ``train.beta=0.2``).
 - Every key and value is checked at load, by the rules in :mod:`savi_plugin.config` (sections, ``train`` against
   ``PreferenceConfig``, ``generate.options`` against the generator's own options): a problem is one
   :class:`RecipeError` ``recipe.yaml: train.bta: unknown key``, before any step runs.
-- Relative paths in a recipe file are relative to that file's folder (a shipped recipe's to the working folder);
-  override values are relative to the working folder.
+- Relative paths in a recipe file (``extends:`` and every path value) are relative to that file's folder after
+  symlinks are resolved (:func:`recipe_folder`; a shipped recipe's path values to the working folder); override
+  values are relative to the working folder.
 - Files and override values are read by :func:`savi_plugin.untrusted.load_yaml` (``yaml.SafeLoader`` with
   nesting and alias limits) only.
 """
@@ -18,18 +19,21 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
+import logging
 import os
 from pathlib import Path
 from typing import Any
 
 from savi_plugin.config.sections import Recipe
+from savi_plugin.config.values import ConfigError, build, check_key_path
+from savi_plugin.errors import ConfigurationError
 from savi_plugin.training.arguments import (
     TRAIN_PATHS,
     check_train,
     check_training_args,
     shipped_recipes_dir,
 )
-from savi_plugin.config.values import ConfigError, build
 from savi_plugin.untrusted import load_yaml
 
 #: a bad recipe (``file: key.path: message``); the same class as every configuration error
@@ -59,28 +63,62 @@ def is_recipe_name(value: str | Path) -> bool:
     return bool(text) and "/" not in text and os.sep not in text and not text.lower().endswith((".yaml", ".yml"))
 
 
-def resolve_recipe_path(name_or_path: str | Path, relative_to: Path | None = None) -> Path:
-    """A recipe file: an existing path (relative to ``relative_to`` first, then to the working folder), or, for a
-    bare name only (:func:`is_recipe_name`), a shipped recipe.
+def resolve_recipe_path(name_or_path: str | Path, named_in: Path | None = None) -> Path:
+    """A recipe file: an existing path, or, for a bare name only (:func:`is_recipe_name`), a shipped recipe.
 
-    A path that does not exist is an error naming it: a typo in ``./my_recipe.yml`` or ``recipes/x.yaml`` never
-    falls back to a shipped recipe of the same name.
+    A relative path is relative to the folder of ``named_in`` -- the recipe file whose ``extends:`` names it --
+    *after* symlinks are resolved (:func:`recipe_folder`, the folder its other relative paths are resolved
+    against too), or, when ``named_in`` is None (a command-line argument), to the working folder. Only that one
+    folder is looked in. A path that does not exist is an error naming it: a typo in ``./my_recipe.yml`` or
+    ``recipes/x.yaml`` never falls back to a shipped recipe of the same name.
     """
-    candidates = [Path(name_or_path)]
-    if relative_to is not None:
-        candidates.insert(0, relative_to / name_or_path)
-    for c in candidates:
-        if c.is_file():
-            return c
+    folder = recipe_folder(named_in) if named_in is not None else None
+    candidate = Path(name_or_path) if folder is None else folder / name_or_path
+    if candidate.is_file():
+        return candidate
     if is_recipe_name(name_or_path):
         shipped = shipped_recipes_dir() / f"{name_or_path}.yaml"
         if shipped.is_file():
+            _say_shadowed(str(name_or_path), folder, shipped, named_in)
             return shipped
         raise RecipeError("", f"no such recipe file or shipped recipe (shipped: {', '.join(list_recipes())})",
                           str(name_or_path))
-    where = f" (looked in {relative_to} and the working folder)" if relative_to is not None else ""
+    where = f" (looked in {folder}, the recipe's own folder)" if folder is not None else ""
     raise RecipeError("", f"no such recipe file{where}; only a bare name without folder or .yaml (e.g. "
                           f"{(list_recipes() or ['tiny_demo'])[0]}) names a shipped recipe", str(name_or_path))
+
+
+def _say_shadowed(name: str, folder: Path | None, shipped: Path, named_in: Path | None) -> None:
+    """Warn (once) when the folder a bare name was looked up from -- the working folder for a command-line name
+    (``folder`` None), the recipe's own folder for ``extends:`` -- holds ``NAME.yaml``/``NAME.yml``, which the name
+    does not use (e.g. after ``savi recipes cp tiny_demo .``). Says how to use it; the shipped recipe stays the
+    one used: a bare name is always a shipped recipe. A file that extends the shipped recipe of its own name
+    (``tiny_demo.yaml`` with ``extends: tiny_demo``) is used, and said nothing about."""
+    for suffix in (".yaml", ".yml"):
+        local = (folder or Path(".")) / f"{name}{suffix}"
+        if not local.is_file() or local.resolve() in (shipped.resolve(), named_in and named_in.resolve()):
+            continue
+        if folder is None:
+            _warn_once(f"./{local.name} is not used: the bare name {name!r} names the shipped recipe {shipped}; "
+                       f"to use your file, give its path: ./{local.name}")
+        else:
+            _warn_once(f"{local} is not used: 'extends: {name}' names the shipped recipe {shipped}; to use the "
+                       f"file beside the recipe, write 'extends: {local.name}'")
+        return
+
+
+@functools.cache
+def _warn_once(message: str) -> None:
+    """A recipe is resolved several times per command (load, the claim's inputs): its warning is said once."""
+    logging.getLogger(__name__).warning(message)
+
+
+def recipe_folder(file: Path) -> Path:
+    """The folder a recipe file's relative paths (``extends:``, data, model, prompts, DeepSpeed) are resolved
+    against: the folder of the file itself after symlinks are resolved, so a recipe reads the same through a link
+    (``link.yaml -> sub/d.yaml`` with ``extends: base.yaml`` is ``sub/base.yaml``, never a ``base.yaml`` beside
+    the link)."""
+    return file.resolve().parent
 
 
 def _merge(base: dict, top: dict) -> dict:
@@ -113,7 +151,7 @@ def _resolve_paths(data: dict, file: Path) -> dict:
     """``data`` (one file's mapping) with its relative path values made relative to ``file``'s folder."""
     if _is_shipped(file):
         return data
-    folder = file.resolve().parent
+    folder = recipe_folder(file)
     out = copy.deepcopy(data)
     for section in dataclasses.fields(Recipe):
         node, cls = out.get(section.name), _section_class(section.name)
@@ -158,31 +196,52 @@ def _read(path: Path, seen: tuple[Path, ...] = ()) -> dict:
     parent = data.pop("extends", None)
     if parent is None:
         return data
-    if not isinstance(parent, str):
-        raise RecipeError("extends", "expected a recipe name or path", str(path))
-    return _merge(_read(resolve_recipe_path(parent, path.parent), seen + (path.resolve(),)), data)
+    if not isinstance(parent, str) or not parent.strip():
+        raise RecipeError("extends", f"expected a recipe name or path, got {parent!r}", str(path))
+    try:
+        base = resolve_recipe_path(parent, named_in=path)
+    except RecipeError as exc:
+        raise RecipeError("extends", f"{parent!r}: {exc.message}", str(path)) from None
+    return _merge(_read(base, seen + (path.resolve(),)), data)
 
 
-def parse_override(text: str) -> tuple[list[str], Any]:
-    """``"train.beta=0.2"`` -> ``(["train", "beta"], 0.2)`` (the value parsed as YAML)."""
+def override_source(text: str) -> str:
+    """How an error names the override ``text`` (``override 'train.beta=0.2'``): a value longer than 40
+    characters (a key longer than 60) is cut in its middle, so the reason after it stays on the line."""
     key, sep, value = text.partition("=")
+    if len(key) > 60:
+        key = f"{key[:40]}...{key[-12:]}"
+    if len(value) > 40:
+        value = f"{value[:24]}...{value[-12:]}"
+    return f"override {key + sep + value!r}"
+
+
+def parse_override(text: str, schema: type | None = None) -> tuple[list[str], Any]:
+    """``"train.beta=0.2"`` -> ``(["train", "beta"], 0.2)`` (the value parsed as YAML). With ``schema`` (a
+    dataclass: :class:`Recipe`), the key path is checked against it first, so an unknown key is refused before
+    its value is read."""
+    key, sep, value = text.partition("=")
+    source = override_source(text)
     if not sep or not key.strip():
-        raise RecipeError("", "expected key.path=value", f"override {text!r}")
-    source = f"override {text!r}"
-    parsed = load_yaml(value, source, lambda m: RecipeError(key.strip(), m, source)) if value.strip() else None
-    return key.strip().split("."), parsed
+        raise RecipeError("", "expected key.path=value", source)
+    keys = key.strip().split(".")
+    if schema is not None:
+        check_key_path(schema, keys, source)
+    parsed = load_yaml(value, source, prefix=key.strip()) if value.strip() else None
+    return keys, parsed
 
 
-def apply_overrides(recipe: dict, overrides: list[str]) -> dict:
-    """Set each ``key.path=value`` in a copy of ``recipe`` (a mapping value merges into a mapping)."""
+def apply_overrides(recipe: dict, overrides: list[str], schema: type | None = None) -> dict:
+    """Set each ``key.path=value`` in a copy of ``recipe`` (a mapping value merges into a mapping); ``schema``:
+    see :func:`parse_override`."""
     out = copy.deepcopy(recipe)
     for text in overrides:
-        keys, value = parse_override(text)
+        keys, value = parse_override(text, schema)
         node = out
         for k in keys[:-1]:
             node = node.setdefault(k, {})
             if not isinstance(node, dict):
-                raise RecipeError(k, "is not a section", f"override {text!r}")
+                raise RecipeError(k, "is not a section", override_source(text))
         if isinstance(value, dict) and isinstance(node.get(keys[-1]), dict):  # merged, as `extends` merges
             value = _merge(node[keys[-1]], value)
         node[keys[-1]] = value
@@ -192,12 +251,20 @@ def apply_overrides(recipe: dict, overrides: list[str]) -> dict:
 def check_generator_options(generator: str, options: dict[str, Any], prefix: str = "generate.options",
                             source: str | None = None):
     """The generator's options object, built from ``options`` by its own declaration (unknown option, wrong
-    type or range -> :class:`RecipeError` at ``prefix.key``)."""
+    type or range -> :class:`RecipeError` at ``prefix.key``), with its prompt file read and checked (a
+    ``ConfigError`` at ``prefix.prompts`` naming the file and line), so a bad prompt file stops a job, or its dry run, before it starts."""
     from savi_plugin import registry
     from savi_plugin.generators.base import build_config
+    from savi_plugin.generators.prompts import load_prompts
 
     cls = registry.load(registry.GENERATORS, generator)
-    return build_config(cls.config_class, options, generator, prefix=prefix, source=source)
+    config = build_config(cls.config_class, options, generator, prefix=prefix, source=source)
+    if getattr(config, "prompts", None) is not None:
+        try:
+            load_prompts(cls.name, config.prompts, fields=getattr(cls, "prompt_fields", None), module=cls.__module__)
+        except ConfigurationError as exc:  # the prompt file's own problem, placed at the option that names it
+            raise RecipeError(f"{prefix}.prompts" if prefix else "prompts", str(exc), source) from None
+    return config
 
 
 def recipe_from_mapping(data: dict, source: str) -> Recipe:
@@ -227,7 +294,7 @@ def load_recipe(name_or_path: str | Path, overrides: list[str] | None = None) ->
     path = resolve_recipe_path(name_or_path)
     overrides = list(overrides or [])
     try:
-        return recipe_from_mapping(apply_overrides(_read(path), overrides), str(path))
+        return recipe_from_mapping(apply_overrides(_read(path), overrides, Recipe), str(path))
     except ConfigError as exc:
         raise blame_override(exc, overrides) from None
 
@@ -238,7 +305,7 @@ def blame_override(exc: ConfigError, overrides: list[str]) -> ConfigError:
     for text in reversed(overrides):
         key = text.partition("=")[0].strip()
         if exc.path == key or exc.path.startswith(f"{key}.") or exc.path.startswith(f"{key}["):
-            return ConfigError(exc.path, exc.message, f"override {text!r}")
+            return ConfigError(exc.path, exc.message, override_source(text))
     return exc
 
 

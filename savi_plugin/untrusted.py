@@ -11,11 +11,18 @@ are parsed here, with limits that hold whatever the document's shape:
   (the "billion laughs", ~10**9 nodes) are refused in microseconds instead of being expanded by a later
   deep copy, merge or ``json.dumps``;
 - only YAML's safe tags (``yaml.SafeLoader``): no Python objects;
+- **no YAML key given twice in one mapping** (flow ``{beta: 0.1, beta: 0.9}``, block style, two ``train:``
+  sections): YAML keeps the last value silently; the refusal names the file, the line and the key path. Keys
+  are compared as the values they construct to (``1``, ``1.0`` and ``true`` are one dict key). YAML's merge key
+  ``<<: *base`` stays the way to inherit and override: the mapping's own keys win over merged ones (YAML's rule),
+  and ``<<`` itself may appear once, like any key;
 - **JSON values**: no ``NaN``/``Infinity``, no number beyond a float's range (``1e999``), no integer of more than
   :data:`MAX_INT_DIGITS` digits, no key given twice in one object (``json`` would keep the last one silently).
 
-A refusal raises the caller's error class (a :class:`~savi_plugin.config.values.ConfigError` for a
-configuration by default; the data readers pass their ``DataError``), naming the source.
+Every YAML document is a configuration (a recipe, an override, an ``--option`` value, an ``--options`` or prompt
+file), so a YAML refusal is always a :class:`~savi_plugin.errors.ConfigError` (exit status 2, stop before the first
+item) naming the source, the line and the key path. A JSON refusal raises the caller's error class (a
+``ConfigError`` by default; the data readers pass their ``DataError``, an input failure of one record).
 
 Text equality under Unicode normalisation (:func:`equality_key`) lives here too: it decides when two pieces of
 untrusted text are "the same" (chosen vs rejected, two answer options).
@@ -26,6 +33,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import reprlib
 import unicodedata
 from collections.abc import Callable
 from typing import Any
@@ -44,7 +52,12 @@ MAX_INT_DIGITS = 4300
 
 
 class StructureError(ValueError):
-    """A document beyond a limit of this module, or not parseable; ``str()`` is one line."""
+    """A document beyond a limit of this module, or not parseable; ``str()`` is one line. ``line`` (1-based) and
+    ``path`` (the key path, ``train.beta``) say where in a YAML document, when known."""
+
+    def __init__(self, message: str, line: int | None = None, path: str = ""):
+        super().__init__(message)
+        self.line, self.path = line, path
 
 
 def _config_error(source: str | None) -> Callable[[str], Exception]:
@@ -60,24 +73,71 @@ class _LimitedLoader(yaml.SafeLoader):
         super().__init__(stream)
         self._depth = 0
         self._aliases = 0
+        self._path: list[str | int] = []  # the key path of the node being composed (a key, or a list index)
 
     def compose_node(self, parent, index):
+        line = self.peek_event().start_mark.line + 1
         if self.check_event(yaml.AliasEvent):
             self._aliases += 1
             if self._aliases > MAX_ALIASES:
-                raise StructureError(f"more than {MAX_ALIASES} YAML aliases (*name) in one document")
+                raise StructureError(f"more than {MAX_ALIASES} YAML aliases (*name) in one document", line,
+                                     self._key_path())
         self._depth += 1
+        # a mapping's value is composed with its key node as ``index``, a list item with its position
+        self._path.append(index if isinstance(index, int) else getattr(index, "value", "?")
+                          if isinstance(index, yaml.ScalarNode) else "?")
         try:
             if self._depth > MAX_DEPTH:
-                raise StructureError(f"nested deeper than {MAX_DEPTH} levels")
+                raise StructureError(f"nested deeper than {MAX_DEPTH} levels", line)
             return super().compose_node(parent, index)
         finally:
             self._depth -= 1
+            self._path.pop()
+
+    def compose_mapping_node(self, anchor):
+        node = super().compose_mapping_node(anchor)
+        _refuse_duplicate_keys(self, node, self._key_path())
+        return node
+
+    def _key_path(self) -> str:
+        """``train.loss_options.beta``, ``eval.tasks[2]``: where the node being composed sits (the document's
+        root is the first entry, which names nothing)."""
+        out = ""
+        for part in self._path[1:]:
+            out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+        return out
 
     def compose_document(self):
         node = super().compose_document()
         _check_expanded_size(node)
         return node
+
+
+def _refuse_duplicate_keys(loader: yaml.SafeLoader, node: yaml.MappingNode, path: str) -> None:
+    """Refuse a key written twice in one mapping (YAML would keep the last value silently).
+
+    Keys are compared as the values they construct to -- ``beta`` and ``"beta"`` are one key, and so are ``1``,
+    ``1.0`` and ``true``, which one Python dict cannot hold apart. The merge key ``<<`` is not a key of the mapping:
+    the keys it brings in may be overridden by the mapping's own (YAML's merge rule), but ``<<`` itself may appear
+    once, like any key.
+    """
+    seen: dict[Any, int] = {}
+    for key_node, _ in node.value:
+        if not isinstance(key_node, yaml.ScalarNode):
+            continue  # a mapping or list as a key is refused by the constructor (unhashable)
+        construct = loader.yaml_constructors.get(key_node.tag)
+        try:
+            key = (key_node.tag, key_node.value) if construct is None else construct(loader, key_node)
+            hash(key)
+        except (yaml.YAMLError, TypeError, ValueError):
+            key = (key_node.tag, key_node.value)
+        line = key_node.start_mark.line + 1
+        if key in seen:
+            where = f" (lines {seen[key]} and {line})" if seen[key] != line else ""
+            full = f"{path}.{key_node.value}" if path else key_node.value
+            raise StructureError(f"key {key_node.value!r} appears twice in one mapping{where}: which value is meant "
+                                 f"is ambiguous (YAML would keep the last silently); write it once", line, full)
+        seen[key] = line
 
 
 def _check_expanded_size(root: yaml.Node) -> None:
@@ -94,7 +154,8 @@ def _check_expanded_size(root: yaml.Node) -> None:
             total = 1 + sum(sizes[id(c)] for c in children)
             if total > MAX_NODES:
                 raise StructureError(f"expands to more than {MAX_NODES} values once its YAML aliases are "
-                                     f"followed (a few aliases of aliases multiply; write the values out)")
+                                     f"followed (a few aliases of aliases multiply; write the values out)",
+                                     node.start_mark.line + 1)
             sizes[id(node)] = total
             continue
         stack.append((node, True))
@@ -109,25 +170,49 @@ def _children(node: yaml.Node) -> list[yaml.Node]:
     return []
 
 
-def load_yaml(text: str, source: str | None = None, error: Callable[[str], Exception] | None = None) -> Any:
+def load_yaml(text: str, source: str | None = None, prefix: str = "") -> Any:
     """``yaml.safe_load(text)`` within this module's limits.
 
+    Args:
+        source: what the text is, for messages: a file name, ``override 'k=v'``, ``--option k``.
+        prefix: the key path the document is the value of (an override's ``train.beta``), put before a key
+            path found inside it.
+
     Raises:
-        ``error(message)`` (default: a ``ConfigError`` at ``source``) for invalid YAML or a document beyond a
-        limit; the message is one line.
+        ConfigError: ``source[:line]: prefix.key.path: message`` for invalid YAML or a document beyond a limit;
+        the message is one line (the line is given for a document of lines, not for a one-line value).
     """
-    error = error or _config_error(source)
+    from savi_plugin.errors import ConfigError
+
+    def refuse(message: str, line: int | None = None, path: str = "") -> ConfigError:
+        where = f"{source}:{line}" if source and line and "\n" in text else source
+        return ConfigError(f"{prefix}{path}" if path.startswith("[") else ".".join(p for p in (prefix, path) if p),
+                           message, where)
+
     loader = _LimitedLoader(text)
     try:
         return loader.get_single_data()
     except StructureError as exc:
-        raise error(str(exc)) from None
+        raise refuse(str(exc), getattr(exc, "line", None), getattr(exc, "path", "")) from None
     except yaml.YAMLError as exc:
-        raise error("invalid YAML: " + " ".join(str(exc).split())) from None
+        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+        raise refuse("invalid YAML: " + _yaml_problem(exc), mark.line + 1 if mark else None) from None
     except RecursionError:  # not reached with MAX_DEPTH far below the interpreter's limit; kept as a backstop
-        raise error(f"nested deeper than {MAX_DEPTH} levels") from None
+        raise refuse(f"nested deeper than {MAX_DEPTH} levels") from None
     finally:
         loader.dispose()
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """PyYAML's message on one line, without its ``in "<unicode string>"`` position (the caller names the file
+    and line) and the code snippet it quotes."""
+    if isinstance(exc, yaml.MarkedYAMLError):
+        parts = [exc.context, exc.problem]
+        mark = exc.problem_mark or exc.context_mark
+        if mark is not None:
+            parts.append(f"(column {mark.column + 1})")
+        return " ".join(" ".join(str(p).split()) for p in parts if p)
+    return " ".join(str(exc).split())
 
 
 def load_json(text: str | bytes, source: str | None = None,
@@ -185,6 +270,21 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
         key = next(k for k, _ in pairs if k in seen or seen.add(k))
         raise StructureError(f"key {key!r} appears twice in one object (which value is meant is ambiguous)")
     return out
+
+
+# --------------------------------------------------------------------------------------------- echoing a value
+_ECHO = reprlib.Repr()
+_ECHO.maxlevel, _ECHO.maxstring, _ECHO.maxlong, _ECHO.maxother = 3, 60, 40, 60
+_ECHO.maxlist = _ECHO.maxtuple = _ECHO.maxset = _ECHO.maxfrozenset = _ECHO.maxdict = 6
+
+
+def shown(value: Any, limit: int = 100) -> str:
+    """``repr(value)`` as a message echoes it: at most ``limit`` characters, long strings cut in the middle
+    (``'notes=[&f [0,0,0...*d,*d]]'``), at most 6 items and 3 levels of lists and mappings. The cost is bounded
+    too: a list of 10**6 values (the YAML alias cap) is not walked, so echoing a refused value cannot take longer
+    than refusing it, and the reason after the echo always fits on the line."""
+    text = _ECHO.repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 def check_depth(value: Any, limit: int = MAX_DEPTH) -> None:

@@ -199,11 +199,15 @@ def _is_allocation_failure(exc: BaseException) -> bool:
 
 
 def _one_line(text: str, limit: int = 500) -> str:
-    """``text``'s non-empty lines joined by "; ", without advice to load untrusted pickles, at most ``limit``
-    characters."""
+    """``text``'s non-empty lines joined by "; ", at most ``limit`` characters: a longer line keeps its start
+    (the file and key path) and its end (the reason, which ``file: key.path: message`` puts last) with `` ... ``
+    between them, so the reason is never what is cut."""
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     line = "; ".join(lines)
-    return line if len(line) <= limit else line[:limit - 3] + "..."
+    if len(line) <= limit:
+        return line
+    head = limit // 3
+    return f"{line[:head]} ... {line[-(limit - head - 5):]}"
 
 
 def _is_unsafe_pickle(exc: BaseException) -> bool:

@@ -91,9 +91,12 @@ def parse_options(args) -> dict:
     return options
 
 
-def check_options(generator: str, options: dict, options_file: str | None, cli_keys: set[str]) -> None:
-    """The generator's own declaration checks the options before anything runs; an error names the flag
-    (``--option KEY``, ``--perturb``, ``--prompts``) or the ``--options`` file and key."""
+def check_options(generator: str, options: dict, options_file: str | None, cli_keys: set[str],
+                  flags: set[str] = frozenset()) -> None:
+    """The generator's own declaration checks the options before anything runs; an error names where the user
+    set the option: its own flag (``--perturb``, ``--prompts``; ``flags``: the options set by one), ``--option
+    KEY`` (``cli_keys``), or the ``--options`` file and key -- the later of these wins, as in
+    :func:`parse_options`."""
     from savi_plugin.config.values import ConfigError
     from savi_plugin.recipe import check_generator_options
 
@@ -101,11 +104,17 @@ def check_options(generator: str, options: dict, options_file: str | None, cli_k
         check_generator_options(generator, options, prefix="")
     except ConfigError as exc:
         key = exc.path.split(".", 1)[0]
-        if key in FLAG_OPTIONS:
-            raise ConfigError(FLAG_OPTIONS[key], exc.message) from None
+        if key in flags:
+            rest = exc.path[len(key):].lstrip(".")
+            raise ConfigError(f"{FLAG_OPTIONS[key]}{' ' + rest if rest else ''}", exc.message) from None
         if options_file and key not in cli_keys:
             raise ConfigError(exc.path, exc.message, options_file) from None
         raise ConfigError(f"--option {exc.path}" if exc.path else "--option", exc.message) from None
+
+
+def flag_options(args) -> set[str]:
+    """The generator options set by their own flag in ``args`` (``--perturb`` sets ``perturbations``)."""
+    return {key for key in FLAG_OPTIONS if getattr(args, FLAG_OPTIONS[key].lstrip("-").replace("-", "_"), None)}
 
 
 #: generator options that have their own flag
@@ -125,7 +134,8 @@ def run_generate(args) -> int:
     from savi_plugin.registry import PluginNotFoundError
 
     options = parse_options(args)
-    check_options(args.generator, options, args.options, {o.partition("=")[0].strip() for o in args.option})
+    check_options(args.generator, options, args.options, {o.partition("=")[0].strip() for o in args.option},
+                  flag_options(args))
     check_backend_fits(args.model, args.backend, "--backend")
     try:
         report = run_generation(generator=args.generator, model=args.model, inputs=args.input, output=args.output,

@@ -62,6 +62,7 @@ from pathlib import Path
 from typing import Any
 
 from savi_plugin.errors import ConfigError  # noqa: F401  (defined with the failure taxonomy; re-exported here)
+from savi_plugin.untrusted import shown
 
 #: the metadata key under which a field lists its rules
 RULES = "savi_rules"
@@ -96,10 +97,10 @@ class Range(Rule):
 
     def problem(self, value: Any) -> str | None:
         if isinstance(value, float) and not math.isfinite(value):
-            return "must be a number, got nan" if math.isnan(value) else f"must be a finite number, got {value!r}"
+            return "must be a number, got nan" if math.isnan(value) else f"must be a finite number, got {shown(value)}"
         too_low = self.low is not None and (value <= self.low if self.open_low else value < self.low)
         too_high = self.high is not None and (value >= self.high if self.open_high else value > self.high)
-        return f"must be {self.text()}, got {value!r}" if too_low or too_high else None
+        return f"must be {self.text()}, got {shown(value)}" if too_low or too_high else None
 
 
 def Positive() -> Range:
@@ -143,7 +144,7 @@ class OneOf(Rule):
         if value in choices:
             return None
         what = f"{self.what} " if self.what else ""
-        return f"unknown {what}{value!r}; one of: {', '.join(map(str, choices))}"
+        return f"unknown {what}{shown(value)}; one of: {', '.join(map(str, choices))}"
 
 
 class NonEmpty(Rule):
@@ -189,7 +190,7 @@ class Check(Rule):
             ok = self.test(value)
         except (ValueError, TypeError) as exc:
             return f"{self.text} ({exc})" if self.text else str(exc)
-        return None if ok else f"{self.text}, got {value!r}"
+        return None if ok else f"{self.text}, got {shown(value)}"
 
 
 # --------------------------------------------------------------------------------------------- declaring
@@ -271,7 +272,7 @@ def coerce(value: Any, annotation: Any, path: str = "", source: str | None = Non
     if enums and isinstance(value, str):  # `SomeEnum | str` (transformers' style): the string names a member
         values = [m.value for e in enums for m in e]
         if value not in values:
-            raise ConfigError(path, f"unknown value {value!r}; one of: {', '.join(map(str, values))}", source)
+            raise ConfigError(path, f"unknown value {shown(value)}; one of: {', '.join(map(str, values))}", source)
         return value
     for opt in options:  # exact matches first, so `str | float` keeps a string a string
         ok, out = _match(value, opt, path, source, widen=False)
@@ -287,7 +288,7 @@ def coerce(value: Any, annotation: Any, path: str = "", source: str | None = Non
     hint = ""
     if isinstance(value, bool) and any(o is str or _is_str_enum(o) for o in options):
         hint = "; YAML reads unquoted no/yes/on/off/true/false as booleans: quote it, e.g. 'no'"
-    raise ConfigError(path, f"expected {names}, got {type(value).__name__} ({value!r}){hint}", source)
+    raise ConfigError(path, f"expected {names}, got {type(value).__name__} ({shown(value)}){hint}", source)
 
 
 def _is_str_enum(annotation: Any) -> bool:
@@ -309,7 +310,7 @@ def _match(value: Any, annotation: Any, path: str, source: str | None, widen: bo
         if isinstance(value, str) and value in values:
             return True, value
         if isinstance(value, str) and widen:
-            raise ConfigError(path, f"unknown value {value!r}; one of: {', '.join(map(str, values))}", source)
+            raise ConfigError(path, f"unknown value {shown(value)}; one of: {', '.join(map(str, values))}", source)
         return False, value
     if annotation is bool:
         return isinstance(value, bool), value
@@ -317,7 +318,11 @@ def _match(value: Any, annotation: Any, path: str, source: str | None, widen: bo
         return isinstance(value, int) and not isinstance(value, bool), value
     if annotation is float:
         if isinstance(value, float) or (widen and isinstance(value, int) and not isinstance(value, bool)):
-            return True, float(value)
+            try:
+                return True, float(value)
+            except OverflowError:  # an integer beyond a float's range (~1.8e308): not a float, whatever its rules
+                raise ConfigError(path, f"must be a finite number, got {shown(value)}, an integer beyond the range "
+                                        f"of a floating-point number", source) from None
         if widen and isinstance(value, str) and _NUMBER.fullmatch(value.strip()):
             return True, float(value)
         return False, value
@@ -360,13 +365,13 @@ def number_problem(value: Any, declared: Iterable[Rule] = ()) -> str | None:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
     if isinstance(value, float) and not math.isfinite(value):
-        return f"must be a finite number, got {value!r}"
+        return f"must be a finite number, got {shown(value)}"
     ranges = [r for rule in declared for r in ((rule,) if isinstance(rule, Range) else getattr(rule, "rules", ()))
               if isinstance(r, Range)]
     if any(r.high is not None for r in ranges):
         return None
     if abs(value) > MAX_NUMBER:
-        return f"must be at most {MAX_NUMBER} in magnitude, got {value!r}"
+        return f"must be at most {MAX_NUMBER} in magnitude, got {shown(value)}"
     return None
 
 
@@ -401,17 +406,40 @@ def check_mapping(cls: type, mapping: Any, prefix: str = "", source: str | Path 
     """
     source = str(source) if source is not None else None
     if not isinstance(mapping, dict):
-        raise ConfigError(prefix or "<top>", f"expected a mapping, got {type(mapping).__name__} ({mapping!r})",
+        raise ConfigError(prefix or "<top>", f"expected a mapping, got {type(mapping).__name__} ({shown(mapping)})",
                           source)
     fields = _fields(cls)
     out = {}
     for key, value in mapping.items():
         path = f"{prefix}.{key}" if prefix else str(key)
         if key not in fields:
-            known = ", ".join(fields) if len(fields) <= 30 else f"the fields of {cls.__name__}"
-            raise ConfigError(path, f"unknown {what} (known: {known})", source)
+            raise ConfigError(path, _unknown(cls, fields, what), source)
         out[key] = check_value(cls, fields[key], value, path, source)
     return out
+
+
+def _unknown(cls: type, fields: dict[str, dataclasses.Field], what: str) -> str:
+    known = ", ".join(fields) if len(fields) <= 30 else f"the fields of {cls.__name__}"
+    return f"unknown {what} (known: {known})"
+
+
+def check_key_path(cls: type, keys: list[str], source: str | Path | None = None, *, what: str = "key") -> None:
+    """Refuse a key path (``["model", "num_frame"]``) that names no field of ``cls``, as deep as dataclasses
+    declare it: keys under a field of another type (a mapping such as ``train``) are left to that field's own
+    check. Cheap and value-free: an override's key is checked before its value is parsed.
+
+    Raises:
+        ConfigError: at the first unknown key, with :func:`check_mapping`'s message.
+    """
+    source = str(source) if source is not None else None
+    for depth, key in enumerate(keys):
+        if not (isinstance(cls, type) and dataclasses.is_dataclass(cls)):
+            return
+        fields = _fields(cls)
+        if key not in fields:
+            raise ConfigError(".".join(keys[:depth + 1]), _unknown(cls, fields, what), source)
+        options = [o for o in _options(_hints(cls).get(key, Any)) if o is not type(None)]
+        cls = options[0] if len(options) == 1 else None
 
 
 def build(cls: type, mapping: Any, prefix: str = "", source: str | Path | None = None, *, what: str = "key"):

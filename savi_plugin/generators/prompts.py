@@ -22,15 +22,18 @@ from typing import Any
 
 import yaml
 
+from savi_plugin.errors import ConfigurationError
 
-class PromptError(ValueError):
-    """A bad prompt file or template; the message names the file and the key."""
+
+class PromptError(ConfigurationError):
+    """A bad prompt file or template; the message names the file and the key. A configuration error (exit status
+    2, the job stops before its first item): the prompts are the run's configuration, not one item's input."""
 
 
 def _read_yaml(text: str, origin: str) -> dict[str, Any]:
     from savi_plugin.untrusted import load_yaml
 
-    data = load_yaml(text, origin, lambda message: PromptError(f"{origin}: {message}"))
+    data = load_yaml(text, origin)  # a ConfigError naming the file, line and key path
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -90,7 +93,10 @@ def load_prompts(name: str, override: str | Path | Mapping[str, Any] | None = No
         path = Path(override)
         if not path.is_file():
             raise PromptError(f"{path}: prompt file not found")
-        text = path.read_text(encoding="utf-8")
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise PromptError(f"{path}: cannot read the prompt file: {exc}") from None
         origin, data = str(path), _read_yaml(text, str(path))
         digest = hashlib.sha256(text.encode()).hexdigest()[:8]
     for key, value in data.items():

@@ -38,13 +38,15 @@ SUMMARY = "summary.json"
 
 def split_overrides(overrides: list[str], losses: list[str]) -> tuple[list[str], dict[str, list[str]]]:
     """``key=value`` overrides for every run, and ``LOSS:key=value`` ones per loss."""
+    from savi_plugin.recipe import override_source
+
     shared: list[str] = []
     per_loss: dict[str, list[str]] = {loss: [] for loss in losses}
     for text in overrides:
         head, sep, rest = text.partition(":")
         if sep and "=" not in head:
             if head not in per_loss:
-                raise ConfigError(head, f"override {text!r} names a loss that is not in --losses "
+                raise ConfigError(head, f"{override_source(text)} names a loss that is not in --losses "
                                         f"({', '.join(losses)})")
             per_loss[head].append(rest)
         else:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -159,12 +158,22 @@ def _warn_once(message: str) -> None:
 
 
 def _read_deepspeed(config: str | dict, prefix: str, source: str | None) -> None:
-    """Refuse a DeepSpeed config file that is not JSON (transformers' own message names no file)."""
+    """Refuse a DeepSpeed config file that is not JSON (transformers' own message names no file), or that the
+    untrusted-input boundary refuses (a key given twice, which ``json`` would resolve silently to the last)."""
+    from savi_plugin.untrusted import load_json
+
     if isinstance(config, str):
         try:
-            json.loads(Path(resolve_deepspeed(config)).read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            text = Path(resolve_deepspeed(config)).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
             raise ConfigError(f"{prefix}.deepspeed", f"{config}: not a DeepSpeed JSON config ({exc})", source) from None
+
+        def refuse(message: str, line: int | None = None) -> ConfigError:
+            where = f" line {line}" if line else ""
+            return ConfigError(f"{prefix}.deepspeed", f"{config}{where}: not a DeepSpeed JSON config ({message})",
+                               source)
+
+        load_json(text, error=refuse)
 
 
 def build_training_args(kwargs: dict[str, Any], output_dir: str, source: str | None = None, prefix: str = "train"):

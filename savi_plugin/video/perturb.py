@@ -359,6 +359,11 @@ PERTURBATIONS: dict[str, Callable[..., tuple[np.ndarray, dict[str, Any]]]] = {
 }
 
 
+#: the forms a perturbation pipeline is written in, for messages
+SPEC_FORMS = ("e.g. [occlude, shuffle] or [{name: mask, fraction: 0.5}], or the string 'mask:0.25-0.5,shuffle' "
+              "of --perturb")
+
+
 def normalize_specs(specs: Sequence[dict[str, Any] | str] | str | None) -> list[dict[str, Any]]:
     """Validate a perturbation pipeline; return it as a list of ``{"name": ..., **params}`` dicts.
 
@@ -375,8 +380,14 @@ def normalize_specs(specs: Sequence[dict[str, Any] | str] | str | None) -> list[
         specs = DEFAULT_PERTURBATIONS
     if isinstance(specs, str):
         specs = parse_spec(specs)
+    if not isinstance(specs, (list, tuple)):
+        raise ValueError(f"expected a list of perturbations ({SPEC_FORMS}), got {type(specs).__name__}")
     out = []
-    for spec in specs:
+    for at, spec in enumerate(specs):
+        if not isinstance(spec, (str, dict)) or (isinstance(spec, dict) and "name" not in spec):
+            got = "a mapping without 'name'" if isinstance(spec, dict) else type(spec).__name__
+            raise ValueError(f"element [{at}]: expected a perturbation name or a mapping with a 'name' "
+                             f"({SPEC_FORMS}), got {got}")
         spec = {"name": spec} if isinstance(spec, str) else dict(spec)
         name = spec.get("name")
         if name not in PERTURBATIONS:
@@ -429,16 +440,37 @@ def parse_spec(text: str) -> list[dict[str, Any]]:
             if not sep or not key.strip():
                 raise ValueError(f"perturbation parameter must be name=value, got {extra!r} in {part!r}")
             spec[key.strip()] = _scalar(raw.strip())
-        if value.strip():
-            if name == "blur":
-                spec["factor"] = int(value)
-            elif name in ("mask", "occlude", "drop"):
-                lo, sep, hi = value.partition("-")
-                spec["fraction"] = [float(lo), float(hi)] if sep else float(lo)
-            else:
-                raise ValueError(f"perturbation {name!r} takes no value (got {part!r})")
+        value = value.strip()
+        if value:
+            spec.update(_main_value(name, value, part))
         out.append(spec)
     return out
+
+
+#: the parameter the value after ``name:`` sets, and what it is (for :func:`parse_spec` and its messages)
+_MAIN = {"blur": ("factor", "an integer, e.g. blur:8"),
+         **{name: ("fraction", f"a number or low-high, e.g. {name}:0.5 or {name}:0.25-0.5")
+            for name in ("mask", "occlude", "drop")}}
+
+
+def _main_value(name: str, value: str, part: str) -> dict[str, Any]:
+    """``{param: value}`` from the text after ``name:`` in a spec string; a one-line ``ValueError`` naming the
+    perturbation, the parameter and what it takes."""
+    if name not in _MAIN:
+        raise ValueError(f"perturbation {name!r} takes no value after ':' (got {part!r})")
+    param, takes = _MAIN[name]
+    if "=" in value:  # occlude:size=frame -- a named parameter where the main value goes
+        example = "8" if param == "factor" else "1"
+        raise ValueError(f"perturbation {name!r}: {value!r} sets a parameter; named parameters follow the {param} "
+                         f"and ';' (e.g. {name}:{example};{value})")
+    try:
+        if param == "factor":
+            return {param: int(value)}
+        lo, sep, hi = value.partition("-")
+        return {param: [float(lo), float(hi)] if sep else float(lo)}
+    except ValueError:
+        raise ValueError(f"perturbation {name!r}: {param} (the value after ':') must be {takes}, got {value!r}") \
+            from None
 
 
 def apply_perturbations(frames: np.ndarray, specs: Sequence[dict[str, Any] | str] | str | None,

@@ -208,7 +208,7 @@ def test_recipe_documents_beyond_the_limits_are_one_line(document, fragment, tmp
     start = time.perf_counter()
     code, _, err = savi(capsys, "train", "r.yaml", "--dry-run")
     assert code == 2 and time.perf_counter() - start < 5
-    assert_one_line_error(err, "r.yaml: ", fragment)
+    assert_one_line_error(err, "r.yaml:", fragment)
 
 
 GENERATE = ["generate", "--generator", "rrpo", "--model", "m", "--input", "qa.jsonl", "--output", "pairs.jsonl"]
@@ -218,8 +218,8 @@ GENERATE = ["generate", "--generator", "rrpo", "--model", "m", "--input", "qa.js
     (["--option", "temperature=" + "[" * 100 + "]" * 100], "--option temperature: nested deeper than 64"),
     (["--option", "temperature=[unclosed"], "--option temperature: invalid YAML"),
     (["-o", "top_p: [1"], ""),  # -o is --options FILE: a missing file is one line too
-    (["--options", "bomb.yaml"], "bomb.yaml: expands to more than 1000000 values"),
-    (["--options", "deep.yaml"], "deep.yaml: nested deeper than 64 levels"),
+    (["--options", "bomb.yaml"], "bomb.yaml:6: expands to more than 1000000 values"),
+    (["--options", "deep.yaml"], "deep.yaml:1: nested deeper than 64 levels"),
 ])
 def test_generator_option_documents_beyond_the_limits_are_one_line(extra, fragment, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
