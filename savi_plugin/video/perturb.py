@@ -88,15 +88,22 @@ def _check_frames(frames: np.ndarray) -> None:
         raise ValueError("frames must contain at least one frame")
 
 
+def _whole(name: str, value: Any, low: int, high: int) -> int:
+    """``value`` as a whole number in ``[low, high]``, or ValueError naming ``name`` (not a bool, not a float)."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not low <= value <= high:
+        raise ValueError(f"{name} must be a whole number in {low}..{high}, got {value!r}")
+    return int(value)
+
+
 def _draw_fraction(rng: np.random.Generator, fraction: Fraction) -> float:
     """A fraction in ``[lo, hi]`` drawn uniformly (or the fixed value); checked to lie in [0, 1]."""
-    if isinstance(fraction, (int, float)):
+    if isinstance(fraction, (int, float)) and not isinstance(fraction, bool):
         lo = hi = float(fraction)
     else:
-        values = [float(v) for v in fraction]
-        if len(values) != 2:
+        if not isinstance(fraction, (list, tuple)) or len(fraction) != 2 or not all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) for v in fraction):
             raise ValueError(f"fraction must be a number or a [low, high] pair, got {fraction!r}")
-        lo, hi = values
+        lo, hi = (float(v) for v in fraction)
     if not 0.0 <= lo <= hi <= 1.0:
         raise ValueError(f"fraction must satisfy 0 <= low <= high <= 1, got {fraction!r}")
     return lo if lo == hi else float(rng.uniform(lo, hi))
@@ -125,7 +132,7 @@ def mask_frames(frames: np.ndarray, rng: np.random.Generator, *, fraction: Fract
     _check_frames(frames)
     picked = _pick_frames(rng, frames.shape[0], fraction)
     out = frames.copy()
-    out[picked] = np.uint8(fill)
+    out[picked] = np.uint8(_whole("fill", fill, 0, 255))
     return out, {"name": "mask", "frames": picked.tolist(), "fill": int(fill)}
 
 
@@ -237,6 +244,19 @@ def occlude_frames(frames: np.ndarray, rng: np.random.Generator, *, fraction: Fr
         raise ValueError(f"position must be one of {', '.join(POSITIONS)}, got {position!r}")
     if size not in OCCLUDER_SIZES:
         raise ValueError(f"size must be one of {', '.join(OCCLUDER_SIZES)}, got {size!r}")
+    # every parameter is checked whichever branch reads it, so a pipeline is refused when it is configured
+    # (occlude:1;area=big with the default size=subject was accepted, area being read only with size=frame)
+    for name, value in (("subject_area", subject_area), ("area", area), ("box", box)):
+        if value is not None:
+            try:
+                _draw_fraction(np.random.default_rng(0), value)
+            except (TypeError, ValueError) as exc:
+                raise ValueError(f"{name}: {exc}") from None
+    if isinstance(aspect, bool) or not isinstance(aspect, (int, float)) or not 0.01 <= float(aspect) <= 100:
+        raise ValueError(f"aspect (box width / height) must be a number in [0.01, 100], got {aspect!r}")
+    _whole("fill", fill, 0, 255)
+    if not isinstance(same_box, bool):
+        raise ValueError(f"same_box must be true or false, got {same_box!r}")
     t, h, w, _ = frames.shape
     picked = _pick_frames(rng, t, fraction)
     out = frames.copy()
@@ -336,9 +356,7 @@ def blur_frames(frames: np.ndarray, rng: np.random.Generator | None = None, *,
         factor: block side in pixels (>= 1; edges that do not fill a block are averaged on their own).
     """
     _check_frames(frames)
-    factor = int(factor)
-    if factor < 1:
-        raise ValueError(f"blur factor must be >= 1, got {factor}")
+    factor = _whole("blur factor", factor, 1, 4096)
     t, h, w, c = frames.shape
     hp, wp = -(-h // factor) * factor, -(-w // factor) * factor
     # Edge-pad to a multiple of the block size so every block is averaged over real pixels only.

@@ -102,3 +102,28 @@ def test_pipeline_spec_and_errors(frames):
         mask_frames(frames, rng(0), fraction=(0.6, 0.2))
     with pytest.raises(ValueError, match=r"\(T, H, W, 3\)"):
         mask_frames(frames[0], rng(0))
+
+
+def _parameters():
+    import inspect
+
+    from savi_plugin.video.perturb import PERTURBATIONS
+
+    return [(name, p.name, p.default) for name, fn in PERTURBATIONS.items()
+            for p in inspect.signature(fn).parameters.values() if p.name not in ("frames", "rng")]
+
+
+@pytest.mark.parametrize("name, parameter, default", _parameters(), ids=lambda v: str(v)[:20])
+@pytest.mark.parametrize("value", ["big", -1, float("nan"), float("inf"), -float("inf"), 10**9, [0.1, 0.2, 0.3],
+                                   True], ids=str)
+def test_every_parameter_of_every_perturbation_refuses_every_bad_value_when_configured(name, parameter, default,
+                                                                                      value):
+    """Checked when the pipeline is configured, whether or not the other parameters make it read the value (an
+    unused ``occlude:1;area=big`` was accepted: red team 3), as a ValueError naming it (never an OverflowError)."""
+    from savi_plugin.video.perturb import normalize_specs
+
+    if isinstance(value, bool) and isinstance(default, bool):
+        pytest.skip("a switch takes true/false")
+    with pytest.raises(ValueError) as info:
+        normalize_specs([{"name": name, parameter: value}])
+    assert name in str(info.value)
