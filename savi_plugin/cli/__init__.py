@@ -155,10 +155,11 @@ def user_error_message(exc: BaseException) -> str | None:
     from savi_plugin.registry import PluginNotFoundError
 
     if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
-        where = exc.filename or "a file"
         reason = {errno.ENOSPC: "no space left on the device", errno.EDQUOT: "disk quota exceeded",
                   errno.EFBIG: "file too large (file size limit)"}[exc.errno]
-        return f"{where}: {reason} while writing; free space and re-run the same command to resume"
+        where = f"{exc.filename}: " if exc.filename else ""
+        unnamed = "" if exc.filename else " (the system named no file; see the command's output folder)"
+        return f"{where}{reason} while writing{unnamed}; free space and re-run the same command to resume"
     if isinstance(exc, OSError) and exc.filename:
         return f"{exc.filename}: {exc.strerror or exc}"
     if _is_unsafe_pickle(exc):

@@ -436,8 +436,12 @@ class OutputLock:
             stale = _read_info(self.path)
             if stale.get("pid"):
                 log.warning("%s: taking over the lock of a process that is gone (%s)", self.output, _holder_text(stale))
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, (json.dumps(_holder_info()) + "\n").encode("utf-8"), 0)
+            try:
+                os.ftruncate(fd, 0)
+                os.pwrite(fd, (json.dumps(_holder_info()) + "\n").encode("utf-8"), 0)
+            except OSError as exc:  # a full disk names the output, not "a file" (os.pwrite names none)
+                os.close(fd)
+                raise (disk_error(exc, self.output) or exc) from None
             self._fd = fd
             return self
         raise OutputLockedError(f"{self.output}: could not take the lock {self.path} (it keeps being replaced)")
@@ -462,8 +466,13 @@ class OutputLock:
                 with contextlib.suppress(FileNotFoundError):
                     excl.unlink()
                 continue
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                fh.write(json.dumps(_holder_info()) + "\n")
+            try:
+                with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                    fh.write(json.dumps(_holder_info()) + "\n")
+            except OSError as exc:
+                with contextlib.suppress(FileNotFoundError):
+                    excl.unlink()
+                raise (disk_error(exc, self.output) or exc) from None
             self._excl = excl
             log.info("%s: the file system does not support flock; locked with %s instead", self.output, excl)
             return self

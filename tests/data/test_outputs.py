@@ -262,3 +262,14 @@ def test_an_output_named_like_another_outputs_sidecar_is_refused_both_ways(kind,
     with pytest.raises(ForeignOutputError, match="would overwrite each other's files") as info:
         claim(later, command="savi generate", config={"a": 1})
     assert str(info.value).startswith(f"{later}: ") and earlier.read_text() == '{"id": "p"}\n'
+
+
+def test_a_full_disk_while_taking_the_lock_names_the_output(tmp_path, monkeypatch):
+    """os.pwrite names no file: `savi eval suite` on a full disk said 'a file: no space left' (red team 3, 4)."""
+    def full(*args):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(outputs.os, "pwrite", full)
+    with pytest.raises(OSError) as info:
+        OutputLock(tmp_path / "suite", folder=True).acquire()
+    assert info.value.errno == errno.ENOSPC and info.value.filename == str(tmp_path / "suite")
