@@ -410,9 +410,26 @@ class OutputLock:
             f"{self.output}: {self.what} is in use by another savi process ({_holder_text(info)}); wait for it "
             f"to finish or use {another(self.what)} (lock file {path})")
 
+    def _check_not_foreign(self) -> None:
+        """Refuse a lock path that holds something other than a savi lock (a user's ``e.jsonl.lock``, a folder):
+        taking the lock would empty that file, and releasing it would delete it."""
+        if os.path.islink(self.path) or self.path.is_dir():
+            raise ForeignOutputError(f"{self.output}: {self.path} exists and is not a savi lock file (a "
+                                     f"{'link' if os.path.islink(self.path) else 'folder'}); savi needs that name for "
+                                     f"the {self.what}'s lock: move it away or choose another {self.what}")
+        try:
+            size = self.path.stat().st_size
+        except FileNotFoundError:
+            return
+        if size and not {"pid", "host", "started"} <= _read_info(self.path).keys():
+            raise ForeignOutputError(f"{self.output}: {self.path} exists and is not a savi lock file; savi needs "
+                                     f"that name for the {self.what}'s lock (it would empty and remove it): move it "
+                                     f"away or choose another {self.what}")
+
     def acquire(self) -> "OutputLock":
         if not (self.every_rank or _is_main_rank()):
             return self
+        self._check_not_foreign()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         for _ in range(20):  # retried only if a releasing holder unlinked the file between open and flock
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)

@@ -274,6 +274,26 @@ def test_a_target_that_is_a_symbolic_link_is_never_replaced_by_a_file(writer, li
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["elsewhere"] * target.exists() + [out.name])
 
 
+@pytest.mark.parametrize("writer", [w for w, s in WRITERS.items() if s.cheap or w == "inspect"])
+@pytest.mark.parametrize("what", ["a user's file", "a folder"])
+def test_a_users_file_named_like_the_outputs_lock_is_never_emptied_or_removed(writer, what, world, tmp_path, capsys):
+    """`e.jsonl.lock` holding a user's text was taken as the job's lock and deleted at its end (red team 4)."""
+    spec = WRITERS[writer]
+    out = tmp_path / ("out" if spec.folder else "out.jsonl")
+    lock = out.with_name(out.name + ".lock")
+    if spec.folder and writer != "inspect":
+        pytest.skip("a folder output's lock lies inside it")
+    if what == "a folder":
+        lock.mkdir()
+        (lock / "keep.txt").write_text("mine")
+    else:
+        lock.write_text("important\n")
+    before = snapshot(tmp_path)
+    code, _, err = savi(capsys, *spec.argv(world, out))
+    assert code != 0 and snapshot(tmp_path) == before
+    assert_one_line_error(err, str(out), "is not a savi lock file")
+
+
 #: nodes that are neither a file nor a folder: the final rename would replace them (``/dev/null`` as root)
 SPECIAL_NODES = ("fifo", "socket", "char-device", "symlink-to-fifo", "symlink-to-char-device")
 
