@@ -313,11 +313,16 @@ def control_markup(text: str) -> str | None:
 
 
 #: Characters data text may not hold: the C0/C1 control characters other than tab, line feed and carriage return
-#: (NUL, escape sequences that drive a terminal), and the bidirectional overrides LRO/RLO, which draw the
-#: characters after them in another order than they are stored and tokenised (the "Trojan Source" reordering,
-#: CVE-2021-42574), so a pair would read one way in ``savi inspect`` and train another. Bidi marks, embeddings
-#: and isolates stay allowed: right-to-left text uses them, and they do not reorder the characters themselves.
-_BIDI_OVERRIDES = {"\u202d": "LEFT-TO-RIGHT OVERRIDE", "\u202e": "RIGHT-TO-LEFT OVERRIDE"}
+#: (NUL, escape sequences that drive a terminal), and the explicit directional formatting characters -- the
+#: embeddings, overrides and isolates with their terminators, the "Trojan Source" set of CVE-2021-42574 -- which
+#: draw the characters around them in another order than they are stored and tokenised, so a pair would read one
+#: way in ``savi inspect`` and train another. The implicit marks (LRM, RLM, ALM) stay allowed: right-to-left text
+#: uses them, and the Unicode bidi algorithm orders plain right-to-left text without any of the others.
+_BIDI_OVERRIDES = {"\u202a": "LEFT-TO-RIGHT EMBEDDING", "\u202b": "RIGHT-TO-LEFT EMBEDDING",
+                   "\u202c": "POP DIRECTIONAL FORMATTING", "\u202d": "LEFT-TO-RIGHT OVERRIDE",
+                   "\u202e": "RIGHT-TO-LEFT OVERRIDE", "\u2066": "LEFT-TO-RIGHT ISOLATE",
+                   "\u2067": "RIGHT-TO-LEFT ISOLATE", "\u2068": "FIRST STRONG ISOLATE",
+                   "\u2069": "POP DIRECTIONAL ISOLATE"}
 _ALLOWED_CONTROLS = frozenset("\t\n\r")
 
 
