@@ -46,12 +46,13 @@ def unfinished_run(data: str | Path) -> str | None:
     return f"its run report says incomplete ({'; '.join(map(str, report.get('missing') or [])) or 'see the report'})"
 
 
-def check_finished(data: str | Path, *, allow_incomplete: bool, flag: str, use: str) -> str | None:
+def check_finished(data: str | Path, *, allow_incomplete: bool = False, flag: str | None = None,
+                   use: str = "") -> str | None:
     """Refuse ``data`` when its generation run is unfinished, unless ``allow_incomplete`` (then the reason is
     returned for the caller to say).
 
     Args:
-        flag: the option that allows it (``--allow-incomplete-data``).
+        flag: the option that allows it (``--allow-incomplete-data``); None: the command has none.
         use: what the caller would do with it (``train on what is there``).
 
     Raises:
@@ -60,6 +61,6 @@ def check_finished(data: str | Path, *, allow_incomplete: bool, flag: str, use: 
     """
     why = unfinished_run(data)
     if why is not None and not allow_incomplete:
-        raise UnfinishedDataError(f"{data}: {why}; re-run the same savi generate command to finish it, or pass "
-                                  f"{flag} to {use}")
+        allow = f", or pass {flag} to {use}" if flag else ""
+        raise UnfinishedDataError(f"{data}: {why}; re-run the same savi generate command to finish it{allow}")
     return why

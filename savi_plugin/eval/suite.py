@@ -27,8 +27,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from savi_plugin.data.identity import check_adapter_base, model_identity
+from savi_plugin.data.identity import check_adapter_base, input_identity, model_identity
 from savi_plugin.data.outputs import atomic_path, claim, disk_error, remove_tree, write_json, write_text
+from savi_plugin.environment import item_limits
 from savi_plugin.eval.builtin_check import builtin_task_env
 from savi_plugin.eval.builtin_tasks import BUILTINS
 from savi_plugin.eval.card import build_card
@@ -248,9 +249,12 @@ def run_suite(plan: SuitePlan, out: str | Path, *, env: dict | None = None, miss
         check_adapter_base(adapter, plan.model)
     # what the model and adapters are by content: a run kept from an earlier suite is theirs only if unchanged
     identity = {"model": model_identity(plan.model), **{f"adapter {label}": model_identity(path)
-                                                        for label, path in plan.adapters.items()}}
+                                                        for label, path in plan.adapters.items()},
+                "data root": input_identity(plan.data_root) if plan.data_root else None}
+    # the decode caps decide which items count as bad videos in a kept run
+    config = {**plan.to_dict(), "identity": identity, "limits": item_limits()}
     # the output layer: a new folder, or this suite's own (same plan) to continue it; locked while it runs
-    with claim(out, command="savi eval suite", config={**plan.to_dict(), "identity": identity}, folder=True,
+    with claim(out, command="savi eval suite", config=config, folder=True,
                inputs=_plan_inputs(plan),
                output_name="--out", what="suite folder") as claimed:
         claimed.write_mark()

@@ -142,12 +142,19 @@ def run_ablation(recipe_ref: str, losses: list[str], out: str | Path, *, pairs: 
     check_backend_fits(first.model.path, first.model.backend, "model.backend", first.source)
     if benchmarks and evaluate is None:
         from savi_plugin.pipeline.evaluate import evaluate_step as evaluate
-    from savi_plugin.data.identity import input_identity
+    from savi_plugin.data.identity import input_identity, model_identity
     from savi_plugin.data.outputs import claim
+    from savi_plugin.data.provenance import check_finished
 
-    # new, or an ablation folder of the same recipe, overrides and pairs (more losses extend it); never an input
+    for pair_file in (data, eval_pairs):  # an unfinished generation run is not trained or judged on
+        if pair_file:
+            check_finished(pair_file)
+    # new, or an ablation folder of the same recipe, overrides and pairs (more losses extend it); never an input;
+    # the model and the recipe file by content (weights replaced or a recipe edited at the same path)
     config = {"recipe": str(recipe_ref), "overrides": list(overrides or []), "pairs": input_identity(data),
-              "eval_pairs": input_identity(eval_pairs) if eval_pairs else None, "benchmarks": benchmarks}
+              "eval_pairs": input_identity(eval_pairs) if eval_pairs else None, "benchmarks": benchmarks,
+              "identity": {"model": model_identity(first.model.path),
+                           "recipe": input_identity(first.source) if first.source else None}}
     inputs = {"the pairs": data, "the eval pairs": eval_pairs, "the model": first.model.path,
               "the recipe": first.source or None}
     with claim(out, command="savi ablate", config=config, folder=True, inputs=inputs, output_name="--out",

@@ -90,12 +90,18 @@ def suite(tmp_path_factory):
         changed = _suite(argv)
         data[-1] ^= 0xFF  # restored: the later tests resume this suite
         weights.write_bytes(bytes(data))
+        annotation = next(p for p in sorted((tmp / "data" / "perceptiontest").rglob("*")) if p.is_file()
+                          and p.suffix in (".parquet", ".json", ".jsonl"))
+        kept = annotation.read_bytes()
+        annotation.write_bytes(kept + b"\0")  # the benchmark's data edited in place (red team 4)
+        edited = _suite(argv)
+        annotation.write_bytes(kept)
     sys.path.remove(str(site))
     for name in [m for m in sys.modules if m.partition(".")[0] == "toybench"]:
         del sys.modules[name]  # the throw-away distribution is gone: later tests install their own
     registered.cache_clear()
     assert not (outer / "elsewhere" / "runs").exists()  # lmms-eval wrote only where the suite claimed
-    return tmp, json.loads(first), err, err2, refused, changed
+    return tmp, json.loads(first), err, err2, refused, (changed, edited)
 
 
 def test_table_equals_a_direct_computation_from_the_logged_samples(suite):
@@ -145,8 +151,10 @@ def test_a_killed_suite_continues_and_other_settings_are_refused(suite):
     code, _, err = refused
     assert code == 1 and len(err.strip().splitlines()) == 1 and "different configuration" in err
     assert "num_frames: 4 -> 8" in err, err
-    code, _, err = changed  # red team 3: the old adapter's scores were kept under the same name
+    (code, _, err), edited = changed  # red team 3: the old adapter's scores were kept under the same name
     assert code == 1 and len(err.strip().splitlines()) == 1 and "identity.adapter aligned changed content" in err
+    code, _, err = edited
+    assert code == 1 and "identity.data root changed content" in err, err
 
 
 def test_an_adapter_trained_on_another_base_is_refused_before_lmms_eval(tmp_path, tiny_llava_onevision,

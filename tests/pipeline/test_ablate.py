@@ -114,3 +114,30 @@ def test_table_deltas_against_the_base_model():
     table = ablation_table(rows, base)
     assert [r["mean_delta"] for r in table["rows"]] == [0.75, 2.5]
     assert "| base | - | - | - | - | - | 40.0000 | 50.0000 | - |" in markdown(table)
+
+
+def test_extending_after_the_model_changed_or_on_unfinished_pairs_is_refused(tiny_llava_onevision, synthetic_samples,
+                                                                             tmp_path, monkeypatch, capsys):
+    """An ablation extended by one loss after the model's weights were replaced at the same path trained the new
+    loss on the other model; pairs of an unfinished generation run trained and judged with no word (red team 4).
+    The claim decides before any step, so the steps are left out."""
+    import shutil
+
+    from savi_plugin.pipeline import ablate
+
+    model = tmp_path / "model"
+    shutil.copytree(tiny_llava_onevision, model)
+    pairs = _pairs(tmp_path / "pairs.jsonl", synthetic_samples, TAGGED)
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(f"model:\n  path: {model}\n  backend: llava_onevision\n  num_frames: 4\n", encoding="utf-8")
+    monkeypatch.setattr(ablate, "_run", lambda *args: {"columns": ["loss"], "rows": [{"loss": "-"}]})  # claim only
+    argv = ["ablate", str(recipe), "--pairs", str(pairs), "--no-benchmarks", "--out", str(tmp_path / "out")]
+    assert main([*argv, "--losses", "dpo"]) == 0
+    weights = model / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-1] + b"\1")
+    capsys.readouterr()
+    assert main([*argv, "--losses", "dpo,rrpo"]) == 1
+    assert "identity.model changed content" in capsys.readouterr().err
+    (tmp_path / "pairs.jsonl.progress.jsonl").write_text("")  # a generation run still under way
+    assert main([*argv[:-1], str(tmp_path / "other"), "--losses", "dpo"]) == 1
+    assert "its generation run has not finished" in capsys.readouterr().err and not (tmp_path / "other").exists()
