@@ -38,6 +38,7 @@ from savi_plugin.bench.measure import finish, report_output
 from savi_plugin.bench.options import add_options, listed
 from savi_plugin.config.values import AtLeast, NonNegative, OneOf, Probability, checked
 from savi_plugin.data.outputs import write_jsonl
+from savi_plugin.data.paths import path_for_file
 
 #: Qwen2-7B (text) and SigLIP-so400m with LLaVA-NeXT's last layer removed (vision): LLaVA-Video-7B-Qwen2's sizes.
 FULL = {"text": {"hidden_size": 3584, "num_hidden_layers": 28, "num_attention_heads": 28, "num_key_value_heads": 4,
@@ -210,7 +211,8 @@ def training_check(args, scale: dict, work: Path, checkpoint: Path) -> dict:
     video, question = make_video(work, num_frames=frames, size=384, seed=args.seed)
     pair = make_tagged_pair(backend.tokenizer, 48)
     data = work / "pair.jsonl"
-    write_jsonl(data, [{"id": "gpu-0", "video": str(video), "question": question, "source": "bench", **pair}])
+    write_jsonl(data, [{"id": "gpu-0", "video": path_for_file(video, data), "question": question, "source": "bench",
+                        **pair}])  # stored relative to the file, as every reader resolves it (data/paths.py)
     tokens = backend.encode([read_frames(video, frames).frames], [question])["input_ids"].shape[1]
     options = dict(lr=1e-5, beta=0.1, alpha=0.01)
     timer = _Timer(args.device, args.warmup, args.steps)

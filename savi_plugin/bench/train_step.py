@@ -45,6 +45,7 @@ from savi_plugin.bench.measure import (MemoryProbe, report_output, StepTimer, Vi
 from savi_plugin.bench.options import IMAGE_SIZE, PairStepShape, add_options
 from savi_plugin.config.values import AtLeast, NonNegative, OneOf, Positive, checked
 from savi_plugin.data.outputs import write_json, write_jsonl
+from savi_plugin.data.paths import path_for_file
 
 SIDES = ("ours", "baseline")
 
@@ -68,8 +69,8 @@ def prepare(args) -> dict:
     adapter = make_adapter(work, model, rank=args.lora_rank, alpha=2 * args.lora_rank, init_std=args.lora_init_std,
                            seed=args.seed)
     pair = make_tagged_pair(build_tokenizer(), args.response_tokens)
-    record = {"id": "bench-0", "video": str(video), "question": question, "source": "bench", **pair}
     data = work / f"pair_r{args.response_tokens}.jsonl"
+    record = {"id": "bench-0", "video": path_for_file(video, data), "question": question, "source": "bench", **pair}
     write_jsonl(data, [record])
     return {"model": str(model), "adapter": str(adapter), "data": str(data), "video": str(video),
             "question": question, "pair": pair, "segments": _segments(model, video, question, pair, args.frames)}

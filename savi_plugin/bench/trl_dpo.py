@@ -46,6 +46,7 @@ from savi_plugin.bench.measure import (MemoryProbe, report_output, StepTimer, Vi
 from savi_plugin.bench.options import IMAGE_SIZE, PairStepShape, add_options
 from savi_plugin.config.values import AtLeast, NonNegative, OneOf, Positive, checked
 from savi_plugin.data.outputs import write_json, write_jsonl
+from savi_plugin.data.paths import path_for_file
 
 SIDES = ("ours", "trl_video", "trl_image")
 LABELS = {"ours": "ours", "trl_video": "TRL video", "trl_image": "TRL image"}
@@ -84,9 +85,9 @@ def prepare(args) -> dict:
     image = work / f"frame_{args.image_size}px.png"
     Image.fromarray(frames[len(frames) // 2]).save(image)
     pair = make_tagged_pair(build_tokenizer(), args.response_tokens)
-    record = {"id": "bench-0", "video": str(video), "question": question, "source": "bench",
-              "chosen": pair["chosen"], "rejected": pair["rejected"]}
     data = work / f"dpo_pair_r{args.response_tokens}.jsonl"
+    record = {"id": "bench-0", "video": path_for_file(video, data), "question": question, "source": "bench",
+              "chosen": pair["chosen"], "rejected": pair["rejected"]}
     write_jsonl(data, [record])
     return {"model": str(model), "adapter": str(adapter), "data": str(data), "video": str(video), "image": str(image),
             "question": question, "chosen": pair["chosen"], "rejected": pair["rejected"]}
