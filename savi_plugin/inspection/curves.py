@@ -8,10 +8,11 @@ folder itself.
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 from typing import Any
+
+from savi_plugin.untrusted import load_json
 
 #: panels: title -> the metric names drawn in it (training and evaluation)
 PANELS = {
@@ -37,10 +38,13 @@ def read_log_history(run_dir: str | Path) -> tuple[list[dict[str, Any]], Path]:
     for path in candidates:
         if not path.is_file():
             continue
-        try:
-            history = json.loads(path.read_text(encoding="utf-8")).get("log_history")
-        except (ValueError, AttributeError) as exc:
-            raise NoLogHistory(f"{path}: not a JSON object with a log_history ({exc})") from None
+        def refuse(message, line=None, path=path):  # the untrusted-input boundary's limits, naming the file
+            return NoLogHistory(f"{path}{f':{line}' if line else ''}: {message}")
+
+        document = load_json(path.read_bytes(), str(path), error=refuse)
+        if not isinstance(document, dict):
+            raise NoLogHistory(f"{path}: not a JSON object with a log_history ({type(document).__name__})")
+        history = document.get("log_history")
         if isinstance(history, list) and history:
             return [row for row in history if isinstance(row, dict)], path
     raise NoLogHistory(f"{run_dir}: no train_report.json, checkpoint-*/trainer_state.json or trainer_state.json "

@@ -25,6 +25,7 @@ from savi_plugin.data.readers import read_records
 from savi_plugin.data.record import DataError, PreferenceRecord
 from savi_plugin.inspection.html import coloured_tokens, escape, highlight_tags, page
 from savi_plugin.inspection.thumbnails import ThumbnailWriter
+from savi_plugin.untrusted import load_json
 
 log = logging.getLogger(__name__)
 
@@ -96,10 +97,13 @@ def read_diagnostics(path: Path | None) -> dict[str, list[dict[str, Any]]]:
         for number, line in enumerate(fh, start=1):
             if not line.strip():
                 continue
+            def refuse(message, _line=None, number=number):
+                return DataError(str(path), number, None, message)
+
+            row = load_json(line, str(path), error=refuse)  # the untrusted-input boundary: depth, numbers, keys
             try:
-                row = json.loads(line)
                 by_id.setdefault(str(row["id"]), []).append(row)
-            except (ValueError, KeyError, TypeError) as exc:
+            except (KeyError, TypeError) as exc:
                 raise DataError(str(path), number, None, f"not a diagnostics line ({exc})") from None
     for rows in by_id.values():
         rows.sort(key=lambda r: r.get("step", 0))

@@ -39,7 +39,7 @@ import torch
 
 from savi_plugin.config.sections import LoraSection
 from savi_plugin.data.identity import input_identity, model_identity, same_identity, write_adapter_identity
-from savi_plugin.data.outputs import claim, disk_error, move_into, remove_tree, sidecar, write_json
+from savi_plugin.data.outputs import claim, disk_error, move_into, remove_tree, write_json
 from savi_plugin.data.paths import path_for_file
 from savi_plugin.errors import RunError
 from savi_plugin.launch import current

@@ -60,3 +60,18 @@ def test_plot_refuses_what_is_not_a_run_in_one_line(run_dir, tmp_path, capsys):
     assert (tmp_path / "taken.png").read_bytes() == b"user's"
     (empty / "train_report.json").write_text(json.dumps({"log_history": [{"step": 1, "epoch": 1.0}]}))
     assert main(["plot", str(empty)]) == 1
+
+
+@pytest.mark.parametrize("text, fragment", [("[" * 100_000 + "]" * 100_000, "nested deeper than 64 levels"),
+                                            ('{"log_history": [{"step": 1, "loss": NaN}]}', "NaN is not a JSON number"),
+                                            ("[1, 2]", "not a JSON object")])
+def test_a_run_report_beyond_the_input_limits_is_named_in_one_line(text, fragment, tmp_path, capsys):
+    """A 100,000-deep train_report.json said 'input nested too deeply (RecursionError)', naming no file
+    (red team 4): the report is read through the untrusted-input boundary."""
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "train_report.json").write_text(text)
+    capsys.readouterr()
+    assert main(["plot", str(run)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: {run / 'train_report.json'}") and fragment in err[0], err

@@ -158,6 +158,9 @@ def test_chromium_renders_the_index_and_a_pair_page_from_disk(site, tmp_path):
     ("--run-report", "folder", "folder: --run-report: is a directory, not a run report"),
     ("--run-report", "bad.json", "bad.json:1: run report: invalid JSON"),
     ("--diagnostics", "folder", "folder: --diagnostics: is a directory, not a diagnostics file"),
+    ("--diagnostics", "deep.jsonl", "deep.jsonl:1:-: nested deeper than 64 levels"),  # red team 4: no file named
+    ("--diagnostics", "nan.jsonl", "nan.jsonl:1:-: NaN is not a JSON number"),
+    ("--run-report", "deep.json", "deep.json: run report: nested deeper than 64 levels"),
 ])
 def test_a_named_report_that_is_not_there_or_not_json_is_one_line(flag, given, line, tmp_path, monkeypatch, capsys):
     """A report asked for by name is read or refused, never silently replaced by an empty section."""
@@ -166,6 +169,9 @@ def test_a_named_report_that_is_not_there_or_not_json_is_one_line(flag, given, l
     monkeypatch.chdir(tmp_path)
     (tmp_path / "folder").mkdir()
     (tmp_path / "bad.json").write_text("garbage{")
+    (tmp_path / "deep.jsonl").write_text("[" * 100_000 + "]" * 100_000 + "\n")
+    (tmp_path / "deep.json").write_text("[" * 100_000 + "]" * 100_000 + "\n")
+    (tmp_path / "nan.jsonl").write_text('{"id": "a", "margin": NaN}\n')
     (tmp_path / "p.jsonl").write_text('{"id": "a", "video": "v.mp4", "question": "q?", "chosen": "A", '
                                       '"rejected": "B", "source": "x"}\n')
     assert main(["inspect", "p.jsonl", "--out", "site", flag, given, "--no-progress"]) != 0
