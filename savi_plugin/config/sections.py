@@ -59,7 +59,6 @@ class ModelSection:
                                   help="backend name; None: detected from the checkpoint's config.json")
     dtype: str = checked("float32", OneOf(*DTYPES, what="dtype"), help="precision the model is loaded in")
     num_frames: int = checked(DEFAULT_NUM_FRAMES, AtLeast(1), help="frames decoded per video (generate and train)")
-    adapter: str | None = path_field(help="LoRA adapter applied on top of path")
     source_checkpoint: str | None = checked(None, help="where path was converted from (documentation)")
     closest_native_checkpoint: str | None = checked(None, help="a transformers-native alternative (documentation)")
 

@@ -108,3 +108,12 @@ def test_a_loss_hyperparameter_the_chosen_loss_does_not_read_is_said(caplog):
     said = [r.getMessage() for r in caplog.records]
     assert sum("train.label_smoothing=0.3 is not used by loss 'rrpo'" in m for m in said) == 1, said
     assert any("train.alpha=0.7 is not used by loss 'dpo'" in m for m in said), said
+
+
+def test_a_recipe_key_no_step_reads_is_unknown():
+    """`model.adapter` was declared but read by no step: train, ablate and align took it and ignored it (a fresh
+    LoRA where the user meant to continue one: red team 4). A key is declared only where a step reads it."""
+    from savi_plugin.config.values import ConfigError
+
+    with pytest.raises(ConfigError, match="model.adapter: unknown key"):
+        load_recipe("tiny_demo", ["model.adapter=runs/a/adapter"])
