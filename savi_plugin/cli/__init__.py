@@ -162,6 +162,11 @@ def user_error_message(exc: BaseException) -> str | None:
         return f"{where}{reason} while writing{unnamed}; free space and re-run the same command to resume"
     if isinstance(exc, OSError) and exc.filename:
         return f"{exc.filename}: {exc.strerror or exc}"
+    if isinstance(exc, UnicodeEncodeError) and "surrogates not allowed" in str(exc):
+        text = exc.object if isinstance(exc.object, str) else ""
+        near = text[max(0, exc.start - 30):exc.end + 30].encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+        return (f"a file or folder name is not valid UTF-8 (near {near!r}): savi writes names into UTF-8 text "
+                f"(reports, pages); rename it")
     if _is_unsafe_pickle(exc):
         return ("refused to load a checkpoint that holds pickled Python objects: savi loads weights with "
                 "torch.load(weights_only=True) only, since unpickling a file can run any code; convert it to "

@@ -479,3 +479,18 @@ def test_a_cuda_device_this_machine_does_not_have_is_a_configuration_error(devic
         return
     with pytest.raises(ConfigError, match=rf"--device: '{device}': this machine has {count} CUDA device"):
         resolve_device(device)
+
+
+def test_a_file_name_that_is_not_utf8_is_named_as_such(tmp_path, capsys):
+    """`savi inspect $'\\xff.jsonl'` said "'utf-8' codec can't encode character '\\udcff' ...: surrogates not
+    allowed", naming neither the file nor the cause (red team 4)."""
+    import os
+
+    from misuse_kit import savi
+
+    name = os.fsdecode(bytes(tmp_path) + b"/\xff.jsonl")
+    with open(name, "w", encoding="utf-8") as fh:
+        fh.write(json.dumps({"id": "a", "video": "v.mp4", "question": "q?", "chosen": "A", "rejected": "B"}) + "\n")
+    code, _, err = savi(capsys, "inspect", name, "--out", tmp_path / "site", "--no-progress")
+    lines = err.strip().splitlines()
+    assert code == 1 and len(lines) == 1 and "is not valid UTF-8" in lines[0] and "rename it" in lines[0], lines
