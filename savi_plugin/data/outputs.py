@@ -246,9 +246,11 @@ def move_into(src: str | Path, dst: str | Path) -> Path:
 @contextlib.contextmanager
 def temp_folder(near: str | Path, keep: bool = False) -> Iterator[Path]:
     """A unique folder beside ``near`` (``.<name>.<pid>.<random>.tmp``), removed on every exit unless ``keep``
-    and the block succeeded (then the caller has moved it)."""
+    and the block succeeded (then the caller has moved it). Temporaries of ``near`` left by a process that is gone
+    (SIGKILL) are removed first (:func:`remove_stale_temps`)."""
     near = Path(near)
     near.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temps(near)  # what a killed build left beside it (a site, a conversion, a fixture)
     tmp = _temp_name(near)
     tmp.mkdir()
     try:

@@ -2,10 +2,10 @@
 replaces what the first wrote.
 
 A marker file (:data:`MARKER`, JSON) lists, per benchmark, every file the command wrote there with its size and
-modification time, and the benchmark it is writing while a run is under way. From that:
+SHA-256, and the benchmark it is writing while a run is under way. From that:
 
 * a folder holding any file the marker does not list (real annotations, videos, a user's notes), or a listed file
-  whose size or modification time changed since (the user put their own file under that name), is refused before
+  whose content changed since (the user put their own file under that name), is refused before
   anything is written: :class:`FixtureFolderError`, one line naming the folder and such a file;
 * writing a benchmark again first removes the files its previous run wrote (a run with a smaller ``-n`` or another
   ``--seed`` leaves no videos that no annotation names), and leaves other benchmarks' files alone;
@@ -35,17 +35,24 @@ def _files(folder: Path) -> list[str]:
     return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file() or p.is_symlink())
 
 
-def _signature(path: Path) -> list[int] | None:
-    """``[size, modification time in ns]`` of a file (not followed through a link), None when it is gone."""
+def _signature(path: Path) -> list | None:
+    """``[size, SHA-256]`` of a file (a link by its target's name), None when it is gone. The content, not the
+    modification time: ``cp -p`` or ``rsync -a`` puts another file of the same size under the same time."""
+    import hashlib
+
     try:
-        st = path.lstat()
+        if path.is_symlink():
+            return [-1, hashlib.sha256(str(path.readlink()).encode()).hexdigest()]
+        return [path.stat().st_size, hashlib.sha256(path.read_bytes()).hexdigest()]
     except OSError:
         return None
-    return [st.st_size, st.st_mtime_ns]
 
 
-def _stored_signature(value) -> list[int] | None:
-    return [int(v) for v in value] if isinstance(value, list) and len(value) == 2 else None
+def _stored_signature(value) -> list | None:
+    """A stored ``[size, SHA-256]``; None for anything else (a marker of an older version: its files are ours)."""
+    if isinstance(value, list) and len(value) == 2 and isinstance(value[0], int) and isinstance(value[1], str):
+        return value
+    return None
 
 
 class FixtureFolder:
@@ -92,7 +99,7 @@ class FixtureFolder:
         if changed:
             raise FixtureFolderError(
                 f"{self.root}: {changed[0]} was changed after savi eval fixture wrote it ({len(changed)} file(s) "
-                f"differ in size or time); it may be your own data now: move it away or choose a new folder")
+                f"differ in content); it may be your own data now: move it away or choose a new folder")
         self.root.mkdir(parents=True, exist_ok=True)
         self._save()
         return self

@@ -145,6 +145,8 @@ def run_ablation(recipe_ref: str, losses: list[str], out: str | Path, *, pairs: 
     from savi_plugin.data.identity import input_identity, model_identity
     from savi_plugin.data.outputs import claim
     from savi_plugin.data.provenance import check_finished
+    from savi_plugin.training.arguments import training_kwargs
+    from savi_plugin.training.run import pair_videos_identity
 
     for pair_file in (data, eval_pairs):  # an unfinished generation run is not trained or judged on
         if pair_file:
@@ -154,7 +156,8 @@ def run_ablation(recipe_ref: str, losses: list[str], out: str | Path, *, pairs: 
     config = {"recipe": str(recipe_ref), "overrides": list(overrides or []), "pairs": input_identity(data),
               "eval_pairs": input_identity(eval_pairs) if eval_pairs else None, "benchmarks": benchmarks,
               "identity": {"model": model_identity(first.model.path),
-                           "recipe": input_identity(first.source) if first.source else None}}
+                           "recipe": input_identity(first.source) if first.source else None,
+                           "videos": pair_videos_identity(data, training_kwargs(first))}}
     inputs = {"the pairs": data, "the eval pairs": eval_pairs, "the model": first.model.path,
               "the recipe": first.source or None}
     with claim(out, command="savi ablate", config=config, folder=True, inputs=inputs, output_name="--out",

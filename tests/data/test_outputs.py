@@ -273,3 +273,15 @@ def test_a_full_disk_while_taking_the_lock_names_the_output(tmp_path, monkeypatc
     with pytest.raises(OSError) as info:
         OutputLock(tmp_path / "suite", folder=True).acquire()
     assert info.value.errno == errno.ENOSPC and info.value.filename == str(tmp_path / "suite")
+
+
+def test_a_temporary_folder_left_by_a_killed_build_is_removed_by_the_next(tmp_path):
+    """SIGKILL during `savi inspect` left `.site.<pid>.<random>.tmp/` beside the site for ever (red team 4)."""
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    left = tmp_path / f".site.{dead.stdout.strip()}.0badc0de.tmp"
+    (left / "pairs").mkdir(parents=True)
+    live = tmp_path / f".site.{os.getpid()}.0badc0df.tmp"  # this process's own: kept
+    live.mkdir()
+    with outputs.temp_folder(tmp_path / "site") as tmp:
+        assert tmp.is_dir()
+    assert not left.exists() and live.exists()

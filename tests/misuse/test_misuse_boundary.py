@@ -268,7 +268,7 @@ def test_control_markup_in_data_text_is_refused_naming_the_field(field, text):
 
 
 INVISIBLE = ["\u200b", "\u200c", "\u200d", "\u2060", "\ufeff", "\u00ad", "\u200e", "\u200f",
-             "\ufe0f", "\ufe00", "\U000e0100", "\u034f", "\u115f", "\u3164", "\uffa0", "\u17b4", "\u180e"]
+             "\ufe0f", "\ufe00", "\U000e0100", "\u034f", "\u115f", "\u3164", "\uffa0", "\u17b4", "\u180e", "\u2800"]
 WIDE = {c: chr(ord(c) + 0xFEE0) for c in "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789."}
 
 

@@ -154,7 +154,7 @@ def test_eval_fixture_refuses_its_own_folder_once_someone_else_added_a_file(tmp_
     assert_one_line_error(err, str(root), "not written by savi eval fixture", "egoschema/real.json")
 
 
-@pytest.mark.parametrize("how", ["written over", "replaced by another file"])
+@pytest.mark.parametrize("how", ["written over", "replaced by another file", "same size and time"])
 def test_eval_fixture_refuses_its_own_folder_once_someone_replaced_a_file_it_wrote(how, tmp_path, capsys):
     """A re-run overwrote a parquet file and deleted a video the user had put under names it once wrote."""
     root = tmp_path / "fx"
@@ -162,6 +162,10 @@ def test_eval_fixture_refuses_its_own_folder_once_someone_replaced_a_file_it_wro
     video = next((root / "egoschema").rglob("*.mp4"))
     if how == "written over":
         video.write_bytes(b"the user's real video")
+    elif how == "same size and time":  # cp -p / rsync -a / touch -r
+        st = video.stat()
+        video.write_bytes(bytes(reversed(video.read_bytes())))
+        os.utime(video, ns=(st.st_atime_ns, st.st_mtime_ns))
     else:
         mine = tmp_path / "mine.mp4"
         mine.write_bytes(b"the user's real video")

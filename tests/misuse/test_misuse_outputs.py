@@ -520,6 +520,9 @@ def test_converting_an_unfinished_generation_run_is_refused_unless_allowed(state
         assert_one_line_error(err, str(out), "--allow-incomplete")
     code, _, err = savi(capsys, "data", "convert", out, converted, "--allow-incomplete")
     assert code == 0 and converted.read_text() == out.read_text() and "converting what is there" in caplog.text
+    from savi_plugin.data.provenance import unfinished_run
+
+    assert unfinished_run(converted)  # carried forward: training on the copy is refused as on the source (red team 4)
 
 
 def test_a_conversion_that_would_write_no_record_is_refused(tmp_path, capsys):

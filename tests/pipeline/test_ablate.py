@@ -121,6 +121,7 @@ def test_extending_after_the_model_changed_or_on_unfinished_pairs_is_refused(tin
     """An ablation extended by one loss after the model's weights were replaced at the same path trained the new
     loss on the other model; pairs of an unfinished generation run trained and judged with no word (red team 4).
     The claim decides before any step, so the steps are left out."""
+    import dataclasses
     import shutil
 
     from savi_plugin.pipeline import ablate
@@ -134,10 +135,23 @@ def test_extending_after_the_model_changed_or_on_unfinished_pairs_is_refused(tin
     argv = ["ablate", str(recipe), "--pairs", str(pairs), "--no-benchmarks", "--out", str(tmp_path / "out")]
     assert main([*argv, "--losses", "dpo"]) == 0
     weights = model / "model.safetensors"
-    weights.write_bytes(weights.read_bytes()[:-1] + b"\1")
+    original = weights.read_bytes()
+    weights.write_bytes(original[:-1] + bytes([original[-1] ^ 1]))
     capsys.readouterr()
     assert main([*argv, "--losses", "dpo,rrpo"]) == 1
     assert "identity.model changed content" in capsys.readouterr().err
+    weights.write_bytes(original)  # back to the weights the ablation was made with
+    assert main([*argv, "--losses", "dpo"]) == 0
+    video = tmp_path / "clip.mp4"  # a video the pairs name, replaced at the same path (red team 4)
+    shutil.copyfile(synthetic_samples[0].video, video)
+    _pairs(tmp_path / "pairs.jsonl", [dataclasses.replace(synthetic_samples[0], video=str(video)),
+                                      *synthetic_samples[1:]], TAGGED)
+    argv2 = [*argv[:-1], str(tmp_path / "out2")]
+    assert main([*argv2, "--losses", "dpo"]) == 0
+    shutil.copyfile(synthetic_samples[1].video, video)
+    capsys.readouterr()
+    assert main([*argv2, "--losses", "dpo,rrpo"]) == 1
+    assert "identity.videos changed content" in capsys.readouterr().err
     (tmp_path / "pairs.jsonl.progress.jsonl").write_text("")  # a generation run still under way
     assert main([*argv[:-1], str(tmp_path / "other"), "--losses", "dpo"]) == 1
     assert "its generation run has not finished" in capsys.readouterr().err and not (tmp_path / "other").exists()
