@@ -4,7 +4,8 @@ What holds for every output, by construction (README "Guarantees"):
 
 * **A target is new, or ours for the same run** (:func:`claim`). An output that exists is written only when it
   carries our mark (:func:`mark_path`: ``<folder>/.savi-output.json`` or ``<file>.savi-output.json``) for the same
-  command and the same configuration (a resume or an extension); a mark of another command or configuration is
+  command and the same configuration (a resume or an extension), and, for a file the job finished, the content
+  the mark recorded (:meth:`Output.record_content`: a file someone changed since may be theirs now); a mark of another command or configuration is
   refused naming what changed, and an output without our mark (a user's file, a folder with files we did not
   write, ``--output-dir .`` in a project) is refused naming a file in it.
 * **An output is a regular file or a folder** (:func:`special_kind`, :func:`link_problem`): an existing FIFO,
@@ -348,6 +349,13 @@ def _held_by_another_job(lock: Path) -> dict | None:
     return None
 
 
+def writer_now(output: str | Path, folder: bool = False) -> str | None:
+    """Who holds ``output``'s lock right now, described (pid, host, since, command), when it is a live process of
+    another job; None otherwise (e.g. a pair file a generation run is extending is not finished data)."""
+    holder = _held_by_another_job(lock_path(_real(output), folder))
+    return _holder_text(holder) if holder else None
+
+
 def check_no_enclosing_job(output: str | Path, what: str = "output") -> None:
     """Refuse an output inside a folder another live savi job is writing (its ``.savi.lock``, or a replaced
     folder's ``<folder>.lock`` beside it): two jobs would mix their files in one folder, e.g. ``savi train
@@ -658,6 +666,14 @@ def link_problem(path: str | Path, folder: bool) -> str | None:
             f"target's own path, or another")
 
 
+def content_signature(path: str | Path) -> list:
+    """``[size, SHA-256]`` of a file output (a large one hashed once per version:
+    :func:`savi_plugin.data.identity.cached_digest`)."""
+    from savi_plugin.data.identity import cached_digest
+
+    return [os.path.getsize(path), cached_digest(Path(path))]
+
+
 def read_mark(output: str | Path, folder: bool) -> dict | None:
     """Our mark on ``output`` (``{"command", "config"}``), or None when it has none (or it is unreadable)."""
     info = _read_info(mark_path(output, folder))
@@ -710,6 +726,15 @@ class Output:
     def release(self) -> None:
         self.lock.release()
 
+    def record_content(self) -> None:
+        """Store the finished file output's content signature in our mark (:func:`content_signature`): a later
+        run of the same command refuses the file once someone changed it (it may be theirs now)."""
+        if self.folder or not self.path.is_file() or not (_is_main_rank() or self.lock.every_rank):
+            return
+        mark = read_mark(self.path, False)
+        if mark is not None and mark.get("command") == self.command:
+            write_json(self.mark, {**mark, "content": content_signature(self.path)})
+
     def undo(self) -> None:
         """Remove everything this job created at a new output (the mark, sidecars, files), leaving what was there
         before: a configuration error found after the claim marks nothing, so the corrected command is not refused
@@ -757,6 +782,8 @@ class Output:
         try:
             if undo:
                 self.undo()
+            elif exc_type is None:
+                self.record_content()
         finally:
             self.release()
         if undo and self._before is not None and self.path.name not in self._before:
@@ -851,6 +878,10 @@ def claim(output: str | Path, *, command: str, config: Mapping[str, Any] | None 
             if previous.get("command") != command:
                 raise ForeignOutputError(f"{output}: {output_name} was written by {previous.get('command')}, not "
                                          f"{command}: choose {another(output_name)}")
+            stored = previous.get("content")
+            if not folder and stored and path.is_file() and content_signature(path) != stored:
+                raise ForeignOutputError(f"{output}: {output_name} was changed after {command} wrote it; it may be "
+                                         f"your own data now: move it away or choose {another(output_name)}")
             if not replace_ours:
                 check_same_config(previous.get("config") or {}, config, output=output,
                                   stored_at=mark_path(path, folder), ignore=ignore,

@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from savi_plugin.data.outputs import sidecar
+from savi_plugin.data.outputs import sidecar, writer_now
 
 
 class UnfinishedDataError(ValueError):
@@ -32,6 +32,9 @@ def run_report(data: str | Path) -> dict[str, Any] | None:
 def unfinished_run(data: str | Path) -> str | None:
     """Why ``data``'s generation run is unfinished (one phrase), or None when it finished or is no run's product."""
     data = Path(data)
+    holder = writer_now(data)  # a generation extending it, a merge
+    if holder is not None:
+        return f"a savi job is writing it now ({holder})"
     report = run_report(data)
     if report is None and not sidecar(data, "progress.jsonl").exists():
         return None
@@ -62,5 +65,9 @@ def check_finished(data: str | Path, *, allow_incomplete: bool = False, flag: st
     why = unfinished_run(data)
     if why is not None and not allow_incomplete:
         allow = f", or pass {flag} to {use}" if flag else ""
-        raise UnfinishedDataError(f"{data}: {why}; re-run the same savi generate command to finish it{allow}")
+        report = run_report(data) or {}
+        remedy = ("restore or regenerate the shards it names and merge again" if "inputs" in report and "missing"
+                  in report else "wait for it to finish" if why.startswith("a savi job") else
+                  "re-run the same savi generate command to finish it")
+        raise UnfinishedDataError(f"{data}: {why}; {remedy}{allow}")
     return why

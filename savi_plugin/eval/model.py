@@ -347,12 +347,26 @@ class SaviVideo(lmms):
                         texts.append(self.lm.generate([frames], [context], **kwargs)[0])
                     except (PromptTooLongError, ControlTextError) as exc:
                         request = chunk[j]
-                        log.error("savi_video: {} doc {}: {}; answered with an empty response (scored wrong)",
-                                  request.args[4], request.args[3], exc)
+                        _, _, doc_to_visual, doc_id, task, split = request.args[:6]
+                        counted = isinstance(exc, PromptTooLongError) and self._count_unfit(doc_to_visual, task,
+                                                                                           split, doc_id)
+                        log.error("savi_video: {} doc {}: {}; answered with an empty response ({})", task, doc_id,
+                                  exc, "counted in bad_video: the video does not fit the model's context at these "
+                                       "frames" if counted else "scored wrong")
                         texts.append("")
             for (j, _, _), text in zip(items, texts):
                 out[j] = truncate_at_stop(text, gen_kwargs.get("until"))
         return out
+
+    def _count_unfit(self, doc_to_visual, task: str, split: str, doc_id: int) -> bool:
+        """Count a document whose prompt (its video's tokens and question) exceeds the model's context as
+        ``bad_video`` (the video cannot be used with this model at these frames), not as a wrong answer: issue 21
+        class 6. True when its video is a file the task counts by path."""
+        visuals = doc_to_visual(self._doc(task, split, doc_id))
+        if visuals and isinstance(visuals[0], (str, Path)) and Path(visuals[0]).exists():
+            mark_bad(str(visuals[0]))
+            return True
+        return False
 
     def _warn_length_overrides(self, requests: list[Instance], settings: list) -> None:
         """Log once per task when ``--gen_kwargs`` gives a protocol task another answer length than its protocol's:

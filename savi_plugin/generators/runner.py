@@ -437,6 +437,8 @@ def _run_locked(gen, model, mine, config, base_meta, out_path, prog_path, index,
         progress_log.write_object({"id": CONFIG_ID, "config": config})
 
     todo = [(b, chunk) for b, chunk in mine if not all(item.id in done for item in chunk)]
+    if todo:  # the earlier run's report vouches for what it wrote; this run writes more, and its own report last
+        (Path(report) if report else report_path(out_path)).unlink(missing_ok=True)
     lm, load_seconds = _load_model(model, backend_name, frames, adapter, dtype, device) if todo else (model, 0.0)
     total_items = sum(len(chunk) for _, chunk in mine)
     run_items = run_pairs = 0

@@ -285,3 +285,24 @@ def test_a_temporary_folder_left_by_a_killed_build_is_removed_by_the_next(tmp_pa
     with outputs.temp_folder(tmp_path / "site") as tmp:
         assert tmp.is_dir()
     assert not left.exists() and live.exists()
+
+
+def test_pairs_a_live_job_is_writing_are_not_finished_data(tmp_path):
+    """`savi train` took a pair file an extended generation was still appending to, vouched for by the earlier
+    run's report (red team 4)."""
+    from savi_plugin.data.provenance import unfinished_run
+
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text("")
+    (tmp_path / "pairs.jsonl.report.json").write_text(json.dumps({"complete": True}))
+    assert unfinished_run(pairs) is None
+    hold = ("import sys, time\nfrom savi_plugin.data.outputs import OutputLock\n"
+            "with OutputLock(sys.argv[1]):\n    print('held', flush=True)\n    time.sleep(60)\n")
+    holder = subprocess.Popen([sys.executable, "-c", hold, str(pairs)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        assert f"a savi job is writing it now (pid {holder.pid} " in unfinished_run(pairs)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert unfinished_run(pairs) is None

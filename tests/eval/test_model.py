@@ -1,6 +1,8 @@
 """The savi_video wrapper on a tiny real model: batching does not change answers, a missing video is an
 empty answer (not a crash), stop strings cut, and loglikelihood equals the backend's own token log-probs."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -132,18 +134,42 @@ def test_undecodable_video_is_counted_as_bad_video_not_unparsed(setup, tmp_path)
     assert (good["bad_video"], good["unparsed"]) == (0, 1)
 
 
-def test_a_clip_shorter_than_num_frames_is_counted_not_scored_on_repeated_frames(setup):
+def test_a_clip_shorter_than_num_frames_is_counted_not_scored_on_repeated_frames(setup, tmp_path):
     """Issue 21 class 6: num_frames above the clip's frames was scored (frames repeated) with no word."""
     from savi_plugin.eval.bad_videos import is_bad
     from savi_plugin.video.decode import probe_video
 
     model, docs = setup
-    video = docs[0]["savi_video"]
+    video = str(tmp_path / "own.mp4")  # its own copy: the bad-video record is per path, for the whole process
+    Path(video).write_bytes(Path(docs[0]["savi_video"]).read_bytes())
     frames = probe_video(video)[2]
-    model.task_dict["s"] = {"validation": [dict(docs[0], savi_num_frames=frames + 1),
-                                           dict(docs[0], savi_num_frames=frames + 1, savi_frames="midpoints")]}
+    model.task_dict["s"] = {"validation": [dict(docs[0], savi_video=video, savi_num_frames=frames + 1),
+                                           dict(docs[0], savi_video=video, savi_num_frames=frames + 1,
+                                                savi_frames="midpoints")]}
     assert model._visual_for(_visual, "s", "validation", 0, "-") is None and is_bad(video)
     assert model._visual_for(_visual, "s", "validation", 1, "-").shape[0] == frames + 1  # the reference's own rule
+
+
+def test_a_prompt_longer_than_the_context_is_counted_not_scored(setup, tmp_path):
+    """Issue 21 class 6: a document whose prompt exceeds the model's context was answered empty and scored as an
+    unparsed wrong answer (red team 4); its video is counted in bad_video, the other documents are answered."""
+    from savi_plugin.eval.bad_videos import is_bad
+    from savi_plugin.eval.data import BENCHMARKS
+    from savi_plugin.eval.task import process_mcq
+
+    model, docs = setup
+    video = tmp_path / "own.mp4"  # its own copy: the bad-video record is per path, for the whole process
+    video.write_bytes(Path(docs[3]["savi_video"]).read_bytes())
+    long = dict(docs[3], savi_video=str(video), question=docs[3]["question"] + " very" * 4000)  # past the window
+    model.task_dict["long"] = {"validation": [docs[0], long]}
+    requests = [Instance(request_type="generate_until", idx=0, metadata={"task": "long", "doc_id": i, "repeats": 1},
+                         arguments=(d["question"], {"max_new_tokens": 4}, _visual, i, "long", "validation"))
+                for i, d in enumerate([docs[0], long])]
+    model.batch_size_per_gpu = 2
+    answers = model.generate_until(requests)
+    assert answers[1] == "" and answers[0] and is_bad(long["savi_video"])
+    metrics = process_mcq(BENCHMARKS["perceptiontest"], dict(long, savi_video_found=True), "")
+    assert (metrics["bad_video"], metrics["unparsed"]) == (1, 0)
 
 
 def test_a_protocols_frame_count_overrides_num_frames_for_its_documents(setup):

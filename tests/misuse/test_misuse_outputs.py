@@ -464,6 +464,10 @@ def test_resume_over_an_output_line_damaged_after_the_run_is_refused_naming_it(d
     """The resume skipped a corrupted complete line and appended after it: the output then held a line that
     validate counts as a problem and training stops on (red team 3). A torn last line is a crash's: cut."""
     out, _ = generated
+    mark = out.with_name(out.name + ".savi-output.json")
+    stored = json.loads(mark.read_text())
+    assert stored.pop("content")  # the finished run recorded its content; a later run that was killed has not:
+    mark.write_text(json.dumps(stored))  # (every run drops it when it starts writing)
     lines = out.read_text().splitlines()
     assert len(lines) >= 1
     if damage == "not JSON":
@@ -479,6 +483,23 @@ def test_resume_over_an_output_line_damaged_after_the_run_is_refused_naming_it(d
         return
     assert code == 1 and out.read_text() == text
     assert_one_line_error(err, f"{out}:1:", "edited or damaged after savi wrote it")
+
+
+@pytest.mark.parametrize("writer", [w for w, s in WRITERS.items() if s.cheap and not s.folder])
+def test_a_finished_file_output_someone_changed_is_refused_by_the_next_run(writer, world, tmp_path, capsys):
+    """`savi plot` and `savi data convert` re-runs replaced a file the user had edited since (red team 4); the mark
+    records a finished file's content, and a run drops it when it starts writing (so a killed run resumes)."""
+    spec = WRITERS[writer]
+    out = tmp_path / "out.jsonl"
+    code, _, err = savi(capsys, *spec.argv(world, out))
+    assert code == 0, err
+    st = out.stat()
+    edited = out.read_bytes()[:-2] + b"X\n"  # the same size and time: cp -p, rsync -a
+    out.write_bytes(edited)
+    os.utime(out, ns=(st.st_atime_ns, st.st_mtime_ns))
+    code, _, err = savi(capsys, *spec.argv(world, out))
+    assert code != 0 and out.read_bytes() == edited
+    assert_one_line_error(err, str(out), "was changed after", "wrote it")
 
 
 def test_resume_after_the_stored_configuration_was_removed_is_refused(generated, capsys):
