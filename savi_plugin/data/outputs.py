@@ -674,6 +674,40 @@ def content_signature(path: str | Path) -> list:
     return [os.path.getsize(path), cached_digest(Path(path))]
 
 
+#: folders with at most this many files record their names (a changed one is named); larger ones a digest only
+LISTED_FILES = 2000
+
+
+def folder_listing(folder: str | Path) -> dict:
+    """What a finished folder output holds: ``{"files": n, "sha256": digest of every relative path and size,
+    "names": [...]}`` (names only up to :data:`LISTED_FILES`), without our lock and mark."""
+    import hashlib
+
+    folder = Path(folder)
+    ours = {LOCK_NAME, MARK_NAME, LOCK_NAME + ".excl"}
+    entries = sorted((p.relative_to(folder).as_posix(), p.lstat().st_size) for p in folder.rglob("*")
+                     if not p.is_dir() or p.is_symlink())
+    entries = [(name, size) for name, size in entries if name not in ours]
+    digest = hashlib.sha256("".join(f"{name}\0{size}\n" for name, size in entries).encode("utf-8", "surrogateescape"))
+    listing = {"files": len(entries), "sha256": digest.hexdigest()}
+    if len(entries) <= LISTED_FILES:
+        listing["names"] = [name for name, _ in entries]
+    return listing
+
+
+def _listing_change(stored: dict, now: dict) -> str:
+    """A short phrase naming what differs between two :func:`folder_listing` results."""
+    if "names" in stored and "names" in now:
+        added = sorted(set(now["names"]) - set(stored["names"]))
+        removed = sorted(set(stored["names"]) - set(now["names"]))
+        if added:
+            return f"{added[0]} was added"
+        if removed:
+            return f"{removed[0]} was removed"
+        return "a file's size changed"
+    return f"{now['files']} files now, {stored['files']} then"
+
+
 def read_mark(output: str | Path, folder: bool) -> dict | None:
     """Our mark on ``output`` (``{"command", "config"}``), or None when it has none (or it is unreadable)."""
     info = _read_info(mark_path(output, folder))
@@ -707,6 +741,8 @@ class Output:
         self.previous = previous  #: the mark found on the output (None: the output was new)
         #: what existed before the job (None: the output was not new); a configuration error removes the rest
         self._before: set[str] | None = None
+        #: a folder the job replaces whole (its finished listing is recorded: :meth:`record_content`)
+        self.replaced_whole = False
 
     @property
     def mark(self) -> Path:
@@ -729,11 +765,16 @@ class Output:
     def record_content(self) -> None:
         """Store the finished file output's content signature in our mark (:func:`content_signature`): a later
         run of the same command refuses the file once someone changed it (it may be theirs now)."""
-        if self.folder or not self.path.is_file() or not (_is_main_rank() or self.lock.every_rank):
+        if not (_is_main_rank() or self.lock.every_rank):
             return
-        mark = read_mark(self.path, False)
+        if self.folder and not (self.replaced_whole and self.path.is_dir()):
+            return  # a folder a later run adds to (a training run, plotted into) keeps no listing
+        if not self.folder and not self.path.is_file():
+            return
+        mark = read_mark(self.path, self.folder)
         if mark is not None and mark.get("command") == self.command:
-            write_json(self.mark, {**mark, "content": content_signature(self.path)})
+            content = folder_listing(self.path) if self.folder else content_signature(self.path)
+            write_json(self.mark, {**mark, "content": content})
 
     def undo(self) -> None:
         """Remove everything this job created at a new output (the mark, sidecars, files), leaving what was there
@@ -882,6 +923,12 @@ def claim(output: str | Path, *, command: str, config: Mapping[str, Any] | None 
             if not folder and stored and path.is_file() and content_signature(path) != stored:
                 raise ForeignOutputError(f"{output}: {output_name} was changed after {command} wrote it; it may be "
                                          f"your own data now: move it away or choose {another(output_name)}")
+            if folder and replace_ours and isinstance(stored, dict) and path.is_dir():
+                now = folder_listing(path)
+                if now["sha256"] != stored.get("sha256"):  # the job replaces the folder whole: nothing else in it
+                    raise ForeignOutputError(
+                        f"{output}: {output_name} changed after {command} wrote it ({_listing_change(stored, now)}); "
+                        f"replacing it whole would lose what is there: move it away or choose {another(output_name)}")
             if not replace_ours:
                 check_same_config(previous.get("config") or {}, config, output=output,
                                   stored_at=mark_path(path, folder), ignore=ignore,
@@ -901,6 +948,7 @@ def claim(output: str | Path, *, command: str, config: Mapping[str, Any] | None 
         raise
     claimed = Output(path, folder, command, config, held, previous)
     claimed._before = before if previous is None else None
+    claimed.replaced_whole = folder and replace_ours
     return claimed
 
 

@@ -306,3 +306,24 @@ def test_pairs_a_live_job_is_writing_are_not_finished_data(tmp_path):
         holder.kill()
         holder.wait()
     assert unfinished_run(pairs) is None
+
+
+@pytest.mark.parametrize("change", ["a file added", "a file removed", "a file's size changed"])
+def test_a_folder_replaced_whole_refuses_once_its_content_changed(change, tmp_path):
+    """`savi inspect` re-run into its own site deleted a user's NOTES.txt and a plot another command had written
+    there (red team 4): a folder a job replaces whole records its finished listing."""
+    site = tmp_path / "site"
+    for _ in range(2):  # written, then the same job again: accepted
+        with claim(site, command="savi inspect", folder=True, replace_ours=True) as claimed:
+            claimed.write_mark()
+            (site / "index.html").write_text("<html>")
+            (site / "pairs").mkdir(exist_ok=True)
+            (site / "pairs" / "1.html").write_text("<p>")
+    if change == "a file added":
+        (site / "NOTES.txt").write_text("mine")
+    elif change == "a file removed":
+        (site / "pairs" / "1.html").unlink()
+    else:
+        (site / "index.html").write_text("<html><body>edited</body></html>")
+    with pytest.raises(ForeignOutputError, match=r"changed after savi inspect wrote it \(.+\)"):
+        claim(site, command="savi inspect", folder=True, replace_ours=True)

@@ -39,6 +39,8 @@ RUN = textwrap.dedent("""
     trainer.train()
     trainer.save_model(out)
     print("LOSSES", json.dumps([h["loss"] for h in trainer.state.log_history if "rewards/chosen" in h]))
+    from savi_plugin.training.distributed import close_process_group
+    close_process_group()  # as PyTorch advises: left to exit, a rank can abort (SIGABRT)
 """)
 
 
@@ -118,6 +120,8 @@ SKIPPED_BY_DEEPSPEED = textwrap.dedent("""
                                 "losses": [h.get("loss") for h in trainer.state.log_history if "rewards/chosen" in h],
                                 "logged_nonfinite": [h.get("nonfinite_steps") for h in trainer.state.log_history
                                                      if "rewards/chosen" in h]}))
+    from savi_plugin.training.distributed import close_process_group
+    close_process_group()  # as PyTorch advises: left to exit, a rank can abort (SIGABRT)
 """)
 
 

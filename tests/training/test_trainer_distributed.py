@@ -42,6 +42,8 @@ RUN = textwrap.dedent("""
     with open(os.path.join(out, f"rank{rank}.json"), "w") as fh:
         json.dump({"wrapper": type(trainer.model_wrapped).__name__, "seen": seen, "params": params,
                    "log": trainer.state.log_history}, fh)
+    from savi_plugin.training.distributed import close_process_group
+    close_process_group()  # as PyTorch advises: left to exit, a rank can abort (SIGABRT)
 """)
 
 
@@ -112,6 +114,8 @@ SKIP_RUN = textwrap.dedent("""
     with open(os.path.join(out, f"rank{dist.get_rank()}.json"), "w") as fh:
         json.dump({"seen": seen, "probes": probes, "initial": initial, "report": report, "params": params,
                    "log": trainer.state.log_history, "nonfinite": trainer.nonfinite_steps}, fh)
+    from savi_plugin.training.distributed import close_process_group
+    close_process_group()  # as PyTorch advises: left to exit, a rank can abort (SIGABRT)
 """)
 
 
