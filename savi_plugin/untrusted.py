@@ -233,7 +233,8 @@ def load_json(text: str | bytes, source: str | None = None,
     except RecursionError:
         raise error(f"nested deeper than {MAX_DEPTH} levels") from None
     except json.JSONDecodeError as exc:
-        raise error(f"invalid JSON: {exc.msg} at column {exc.colno}", exc.lineno) from None
+        where = "column" if exc.msg.endswith(" at") else "at column"  # "Unterminated string starting at" ...
+        raise error(f"invalid JSON: {exc.msg} {where} {exc.colno}", exc.lineno) from None
     except UnicodeDecodeError as exc:
         raise error(f"not UTF-8 text: {exc}") from None
     try:

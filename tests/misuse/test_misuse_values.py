@@ -274,7 +274,7 @@ OPTION_CASES = [
     (["--option", "max_new_tokens=many"], "--option max_new_tokens: expected int, got str"),
     (["--option", "answer_fromat=option"], "--option answer_fromat: unknown option"),
     (["--perturb", "mask:2-3"], "--perturb: perturbation 'mask': fraction must satisfy 0 <= low <= high <= 1"),
-    (["--perturb", "blur:0"], "--perturb: perturbation 'blur': blur factor must be >= 1"),
+    (["--perturb", "blur:0"], "--perturb: perturbation 'blur': blur factor must be a whole number in 1..4096"),
     (["--perturb", "wobble"], "--perturb: unknown perturbation 'wobble'"),
 ]
 
