@@ -37,6 +37,7 @@ from pathlib import Path
 from savi_plugin.bench.measure import finish, report_output
 from savi_plugin.bench.options import add_options, listed
 from savi_plugin.config.values import AtLeast, NonNegative, OneOf, Probability, checked
+from savi_plugin.device import UsableDevice, device_problem
 from savi_plugin.data.outputs import write_jsonl
 from savi_plugin.data.paths import path_for_file
 
@@ -352,6 +353,10 @@ def run(args) -> dict:
     scale = FULL if args.scale == "full" else SMALL
     requested = args.device
     args.device = pin_device(args.device)  # before CUDA starts: the Trainer then uses exactly this GPU
+    if device_problem(args.device):  # counted now that only the pinned GPU is visible
+        from savi_plugin.errors import ConfigError
+
+        raise ConfigError("--device", f"{requested!r}: this machine has no such CUDA device; use auto or cpu")
     if args.device == "auto":
         args.device = "cuda" if torch.cuda.is_available() else "cpu"
     from savi_plugin.bench.fixtures import work_folder
@@ -408,7 +413,7 @@ class GPUOptions:
 
     scale: str = checked("full", OneOf("full", "small"), help="full: LLaVA-Video-7B / LLaVA-OneVision-7B sizes (a "
                                                                 "GPU); small: tiny sizes (CPU)")
-    device: str = checked("auto", help="cuda, cuda:1, cpu (auto: cuda when available)")
+    device: str = checked("auto", UsableDevice(count_gpus=False), help="cuda, cuda:1, cpu (auto: cuda when available)")
     dtype: str = checked("bfloat16", OneOf("bfloat16", "float16", "float32"))
     parts: list[str] = listed(["train", "generation"], OneOf("train", "generation"))
     warmup: int = checked(1, NonNegative(), help="untimed training steps first")

@@ -111,6 +111,7 @@ def run_lmms_eval(args) -> int:
     from savi_plugin.data.outputs import check_distinct
     from savi_plugin.eval.builtin_check import builtin_task_env
     from savi_plugin.eval.command import (
+        check_devices,
         flag_value,
         lmms_eval_command,
         read_paths,
@@ -132,6 +133,7 @@ def run_lmms_eval(args) -> int:
         return subprocess.call(command, env=env)
     requested = [t.strip() for t in tasks.split(",") if t.strip()]
     check_task_names(requested, "--tasks")  # a misspelt task: one line now, not after lmms-eval loaded the model
+    check_devices(lmms_args)  # meta, xla, a GPU that is not here: one line now, not per document
     env = builtin_task_env(requested, env)  # BuiltinDataError: one line, before lmms-eval loads the model
     output = flag_value(lmms_args, "--output_path")
     if output:  # the output layer's rule: an output is never an input, nor inside one (OutputIsInputError, exit 2)
@@ -175,6 +177,10 @@ def run_suite(args) -> int:
 
     from savi_plugin.eval.task_names import check_task_names
 
+    if args.device is not None:
+        from savi_plugin.device import resolve_device
+
+        resolve_device(args.device, "--device")  # ConfigError (exit 2) before any model is evaluated
     try:
         tasks, missing = suite_tasks(args.suite)
         check_task_names(tasks, "SUITE")  # a misspelt task: one line now, not after a model was evaluated

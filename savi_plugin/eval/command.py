@@ -121,6 +121,27 @@ def read_paths(model_args: str | None, data_root: str | None) -> dict[str, str]:
     return {name: path for name, path in found.items() if os.path.exists(path)}
 
 
+def check_devices(lmms_args: list[str]) -> None:
+    """Refuse, before lmms-eval starts, a ``savi_video`` device this machine cannot run on: lmms-eval's
+    ``--device`` and the ``device=`` of ``--model_args`` (split as lmms-eval splits them), through
+    :func:`savi_plugin.device.resolve_device`.
+
+    Raises:
+        ConfigError: naming the flag or the model_args key (exit status 2).
+    """
+    from savi_plugin.device import resolve_device
+
+    if flag_value(lmms_args, "--model") != "savi_video":
+        return
+    device = flag_value(lmms_args, "--device")
+    if device is not None:
+        resolve_device(device, "--device")
+    for item in (flag_value(lmms_args, "--model_args") or "").split(","):
+        key, sep, value = item.partition("=")
+        if sep and key.strip() == "device" and value.strip():
+            resolve_device(value.strip(), "--model_args device")
+
+
 def with_flag(args: list[str], flag: str, value: str) -> list[str]:
     """``args`` with every ``flag`` removed and ``flag value`` appended."""
     out, skip = [], False

@@ -154,7 +154,8 @@ class SaviVideo(lmms):
         backend: backend name (``llava_onevision``, ``qwen2_vl``, ``llava_video`` ...); auto-detected
             from the checkpoint's ``config.json`` when omitted.
         dtype: ``float32`` / ``bfloat16`` / ``float16``; default bfloat16 on GPU, float32 on CPU.
-        device: ``cpu`` / ``cuda`` / ``cuda:1``; default: the process's GPU, else CPU. Under a
+        device: ``auto`` / ``cpu`` / ``cuda`` / ``cuda:1`` / ``mps``, one this machine has
+            (:func:`savi_plugin.device.device_problem`); default ``auto``: the process's GPU, else CPU. Under a
             multi-process launch each process uses ``cuda:<local rank>``.
         num_frames: frames sampled uniformly per video (VideoSAVi: 32).
         fps, max_frames: sample at ``fps`` frames per second instead, capped at ``max_frames``.
@@ -199,13 +200,16 @@ class SaviVideo(lmms):
             device = f"cuda:{accelerator.local_process_index}" if cuda else "cpu"
             self._rank, self._world_size = accelerator.process_index, accelerator.num_processes
         else:
-            device = _none(device) or ("cuda" if cuda else "cpu")
+            from savi_plugin.device import device_problem
+
+            device = _none(device) or "auto"
+            problem = device_problem(device)  # meta, xla, a GPU that is not here: one line before loading
+            if problem:
+                raise SettingError(f"savi_video: device={problem}")
+            if device == "auto":
+                device = "cuda" if cuda else "cpu"
         self.accelerator = accelerator
-        try:
-            self._device = torch.device(device)
-        except (RuntimeError, TypeError, ValueError) as exc:
-            raise SettingError(f"savi_video: device={device!r} is not a device ({_first_line(exc)}); use cpu, cuda, "
-                               f"cuda:N or mps") from None
+        self._device = torch.device(device)
         dtype = _none(dtype) or ("bfloat16" if self._device.type == "cuda" else "float32")
         from savi_plugin.models.backends.base import DTYPES
 

@@ -56,6 +56,7 @@ from savi_plugin.data.writer import (
     iter_complete_objects,
     repair_truncated_tail,
 )
+from savi_plugin.device import resolve_device
 from savi_plugin.errors import CONFIGURATION, INPUT, MACHINE, classify, reason_of
 from savi_plugin.generators.base import (
     FAILED,
@@ -131,33 +132,6 @@ def resolve_generator(generator: str | type | Generator, options: dict[str, Any]
     if isinstance(generator, str):
         generator = registry.load(registry.GENERATORS, generator)
     return generator(options)
-
-
-def resolve_device(device: str) -> str:
-    """``auto``: ``cuda:<LOCAL_RANK>`` when CUDA is available, else ``cpu``; any other string must name a torch
-    device (a configuration error otherwise, before anything is loaded or marked)."""
-    import torch
-
-    if device != "auto":
-        from savi_plugin.config.values import ConfigError
-
-        try:
-            parsed = torch.device(device)
-        except (RuntimeError, TypeError, ValueError) as exc:
-            raise ConfigError("--device", f"{device!r} is not a device ({str(exc).splitlines()[0] if str(exc) else exc}"
-                                          f"); use auto, cpu, cuda, cuda:N or mps") from None
-        if parsed.type == "cuda":
-            count = torch.cuda.device_count() if torch.cuda.is_available() else 0
-            if count == 0 or (parsed.index is not None and parsed.index >= count):
-                raise ConfigError("--device", f"{device!r}: this machine has {count} CUDA device(s)"
-                                              f"{'' if count else ' (no driver or no GPU)'}; use auto or cpu")
-        return device
-
-    if torch.cuda.is_available():
-        from savi_plugin.launch import current
-
-        return f"cuda:{current().local_rank}"
-    return "cpu"
 
 
 def _load_model(model, backend, num_frames, adapter, dtype, device):

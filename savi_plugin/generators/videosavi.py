@@ -24,7 +24,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Sequence
 
+from savi_plugin.config.values import checked
 from savi_plugin.data.record import DataError, PreferenceRecord, validate_record
+from savi_plugin.device import UsableDevice
 from savi_plugin.generators.base import (PAIR, SKIPPED, BatchContext, Generator, Outcome, WorkItem, generate_chunked,
                                          stable_int)
 from savi_plugin.generators.inputs import InputItem
@@ -81,7 +83,7 @@ class VideoSAViConfig:
     scorer_mode: str = "filter"
     scorer_margin: float = 0.0
     scorer_temperature: float = 0.05
-    scorer_device: str = "cpu"
+    scorer_device: str = checked("cpu", UsableDevice())
 
     def __post_init__(self):
         if self.question_source not in QUESTION_SOURCES:
