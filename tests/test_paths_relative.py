@@ -74,12 +74,70 @@ def test_generate_then_train_with_outputs_in_subfolders(tiny_llava_onevision, tm
     report = json.loads(Path("out/pairs.jsonl.report.json").read_text())
     assert report["output"] == "pairs.jsonl" and report["report"] == "pairs.jsonl.report.json"
 
-    rc = main(["train", "tiny_demo", f"model.path={tiny_llava_onevision}", "--data", "out/pairs.jsonl",
-               "--output-dir", "out/train", *TRAIN])
+    model = os.path.relpath(tiny_llava_onevision)  # a model named relative to the working folder
+    rc = main(["train", "tiny_demo", "--model", model, "--data", "out/pairs.jsonl", "--output-dir", "out/train",
+               *TRAIN])
     assert rc == 0
     assert Path("out/train/adapter_model.safetensors").is_file()
     report = json.loads(Path("out/train/train_report.json").read_text())
     assert report["data"] == str(work / "out" / "pairs.jsonl") and report["output_dir"] == report["adapter"] == "."
+    assert report["dataset"]["path"] == str(work / "out" / "pairs.jsonl")
+    adapter = json.loads(Path("out/train/savi_adapter.json").read_text())
+    assert adapter["base_model"] == str(tiny_llava_onevision)  # outside the adapter's folder: absolute
+    # peft's own file: peft reads base_model_name_or_path against the loading process's working folder
+    peft = json.loads(Path("out/train/adapter_config.json").read_text())
+    assert peft["base_model_name_or_path"] == str(tiny_llava_onevision)
+    every_json_stores_paths_by_the_rule(work, "savi_adapter.json", "train_report.json", "adapter_config.json",
+                                        "pairs.jsonl.report.json")
+
+
+def every_json_stores_paths_by_the_rule(root: Path, *expected: str) -> None:
+    """Every JSON file savi wrote under ``root`` (reports, marks, manifests, adapter records, peft's config) stores
+    each path relative to its own folder or absolute: none is relative to the working folder it was written from.
+    ``expected``: file names that must be among them."""
+    holders = sorted(p for p in root.rglob("*.json") if p.is_file())
+    assert set(expected) <= {p.name for p in holders}, (expected, holders)
+    for holder in holders:
+        found: list[str] = []
+        stored_paths_are_by_the_rule(json.loads(holder.read_text()), holder, found)
+
+
+def test_an_adapter_names_its_base_from_where_the_user_stands(tiny_llava_onevision, tmp_path, monkeypatch, capsys):
+    """Red team 5: an adapter trained in ``demo/`` on ``demo/models/warm`` stored that cwd-relative path, and
+    ``cd demo && savi generate --adapter rrpo --model models/tiny`` named 'demo/models/warm' (nothing from there).
+    The base is stored relative to the adapter's folder, and a refusal names it from the working folder."""
+    import shutil
+
+    monkeypatch.chdir(tmp_path)
+    shutil.copytree(tiny_llava_onevision, "demo/models/warm")
+    shutil.copytree(tiny_llava_onevision, "demo/models/tiny")
+    config = json.loads(Path("demo/models/tiny/config.json").read_text())
+    Path("demo/models/tiny/config.json").write_text(json.dumps({**config, "savi_test": 1}))  # other files
+    from savi_plugin.data.identity import ADAPTER_FILE, write_adapter_identity
+
+    Path("demo/rrpo").mkdir()  # the record is what check_adapter_base reads (the weights are not needed here)
+    write_adapter_identity("demo/rrpo", "demo/models/warm", "llava_onevision")
+    stored = json.loads(Path("demo/rrpo", ADAPTER_FILE).read_text())["base_model"]
+    assert stored == str(tmp_path / "demo/models/warm")  # outside the adapter's folder: absolute
+    for cwd, adapter, model, named in [("demo", "rrpo", "models/tiny", "models/warm"),
+                                       ("demo/rrpo", ".", "../models/tiny", stored),
+                                       (".", "demo/rrpo", "demo/models/tiny", "demo/models/warm")]:
+        monkeypatch.chdir(tmp_path / cwd)
+        from savi_plugin.data.identity import IdentityMismatchError, check_adapter_base
+
+        with pytest.raises(IdentityMismatchError) as err:
+            check_adapter_base(adapter, model)
+        assert f"the adapter was trained on {named} and would be applied to {model}" in str(err.value), err.value
+        assert (Path(named) / "config.json").is_file()
+
+    # an adapter an older savi wrote, its base stored relative to the folder it ran in: said, not guessed
+    monkeypatch.chdir(tmp_path / "demo")
+    record = Path("rrpo", ADAPTER_FILE)
+    record.write_text(json.dumps({**json.loads(record.read_text()), "base_model": "demo/models/warm"}))
+    with pytest.raises(IdentityMismatchError) as err:
+        check_adapter_base("rrpo", "models/tiny")
+    assert "trained on demo/models/warm (as rrpo/savi_adapter.json names it; nothing of that name beside it" in \
+        str(err.value), err.value
 
 
 def test_pairs_inside_the_output_folder_are_stored_relative(tiny_llava_onevision, tmp_path, monkeypatch):
@@ -109,6 +167,7 @@ def test_merge_into_another_folder_keeps_every_video_path(tiny_llava_onevision, 
     merged = read_jsonl(Path("merged/all.jsonl"))
     assert merged and all(rec["video"].startswith("../data/vids/") or os.path.isabs(rec["video"]) for rec in merged)
     assert all(path_from_file(rec["video"], "merged/all.jsonl").is_file() for rec in merged)
+    every_json_stores_paths_by_the_rule(tmp_path, "all.jsonl.report.json")
 
 
 def test_align_relative_out_then_resumed_from_another_folder(tiny_llava_onevision, tmp_path, monkeypatch):
@@ -141,6 +200,7 @@ def test_align_relative_out_then_resumed_from_another_folder(tiny_llava_onevisio
     assert resumed["adapter"] == "iter_0/train" and resumed["next_model"] == "iter_0/model"
     assert (first / "runs/a/iter_0/model/config.json").is_file()
     assert not (second / "runs").exists()
+    every_json_stores_paths_by_the_rule(first / "runs/a", "manifest.json", "savi_adapter.json", "train_report.json")
 
 
 def test_demo_with_a_relative_run_folder(tmp_path, monkeypatch):
@@ -156,6 +216,7 @@ def test_demo_with_a_relative_run_folder(tmp_path, monkeypatch):
     assert Path("runs/d/demo.png").is_file() and not Path("runs/d/runs").exists()
     results = json.loads(Path("runs/d/results.json").read_text())
     assert (results["plot"], results["out_dir"]) == ("demo.png", ".")
+    every_json_stores_paths_by_the_rule(tmp_path / "runs/d", "results.json", "savi_adapter.json", "train_report.json")
 
 
 def test_recipe_paths_are_relative_to_the_recipe_file(tiny_llava_onevision, tmp_path, monkeypatch):

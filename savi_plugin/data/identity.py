@@ -201,13 +201,21 @@ def same_identity(a: dict | None, b: dict | None) -> bool:
 
 
 # --------------------------------------------------------------------------------------------- adapters
-def write_adapter_identity(adapter_dir: str | Path, base: str | Path, backend: str | None) -> Path:
-    """Store the base model's identity in ``adapter_dir/savi_adapter.json`` (written by the training run)."""
-    from savi_plugin.data.outputs import write_json
+def write_adapter_identity(adapter_dir: str | Path, base: str | Path, backend: str | None, *,
+                           stored_at: str | Path | None = None) -> Path:
+    """Store the base model's identity in ``adapter_dir/savi_adapter.json`` (written by the training run).
 
+    ``base_model`` is stored by the paths rule for the file's final place ``stored_at`` (default: where it is
+    written; the training run writes into a temporary folder and moves the file into the adapter folder):
+    relative to that folder, or absolute; a hub id as given (:func:`savi_plugin.data.paths.name_for_file`).
+    """
+    from savi_plugin.data.outputs import write_json
+    from savi_plugin.data.paths import name_for_file
+
+    record = Path(adapter_dir) / ADAPTER_FILE
     identity = model_identity(base)
-    return write_json(Path(adapter_dir) / ADAPTER_FILE, {"base_model": str(base), "base_identity": identity,
-                                                         "backend": backend})
+    return write_json(record, {"base_model": name_for_file(base, stored_at or record), "base_identity": identity,
+                               "backend": backend})
 
 
 def check_adapter_base(adapter_dir: str | Path, base: str | Path) -> None:
@@ -233,15 +241,18 @@ def check_adapter_base(adapter_dir: str | Path, base: str | Path) -> None:
     current = model_identity(base)
     if same_identity(trained_on, current):
         return
+    from savi_plugin.data.paths import shown_from_file
+
+    trained_base = shown_from_file(stored.get("base_model"), record)  # named from where the user stands
     if not (trained_on or {}).get("sha256") or not (current or {}).get("sha256"):
         # a hub id on one side: its files are not here to compare; say so once instead of guessing
         log.warning("%s: cannot verify that %s is the base the adapter was trained on (%s): one of them is not a "
-                    "local folder", adapter_dir, base, stored.get("base_model"))
+                    "local folder", adapter_dir, base, trained_base)
         return
     family_a, family_b = (trained_on or {}).get("family"), (current or {}).get("family")
     what = (f"another model family ({family_a} -> {family_b})" if family_a and family_b and family_a != family_b
             else "another base model (its files differ)")
-    raise IdentityMismatchError(f"{adapter_dir}: the adapter was trained on {stored.get('base_model')} and would be "
+    raise IdentityMismatchError(f"{adapter_dir}: the adapter was trained on {trained_base} and would be "
                                 f"applied to {base}, {what}; load it onto the model it was trained on")
 
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 from savi_plugin.data.record import DataError
 
@@ -114,6 +115,37 @@ def path_from_file(stored: str | Path, holder: str | Path) -> Path:
     """
     path = Path(stored).expanduser()
     return path if path.is_absolute() else Path(holder).expanduser().parent / path
+
+
+def name_for_file(name: str | Path, holder: str | Path) -> str:
+    """A model reference as the file ``holder`` stores it: a local path by :func:`path_for_file`, a hub id (a name
+    that is nothing on this machine, e.g. ``org/model``) as given."""
+    return path_for_file(name, holder) if os.path.exists(Path(str(name)).expanduser()) else str(name)
+
+
+def path_for_peft(name: str | Path | None) -> str | None:
+    """``base_model_name_or_path`` as peft's ``adapter_config.json`` stores it: absolute for a local path, since
+    peft and transformers (``AutoPeftModel.from_pretrained``) read it relative to the working folder of whichever
+    process loads the adapter, not to the adapter's folder; a hub id (or None) as given."""
+    if name is None or not os.path.exists(Path(str(name)).expanduser()):
+        return None if name is None else str(name)
+    return os.path.abspath(Path(str(name)).expanduser())
+
+
+def shown_from_file(stored: Any, holder: str | Path) -> str:
+    """A path the file ``holder`` stores, as a message names it to the user where they stand: resolved against
+    ``holder``'s folder (:func:`path_from_file`), then relative to the working folder when it lies under it, else
+    absolute. A stored relative path naming nothing there (a hub id, or a path an older savi stored relative to
+    the folder it ran in) is shown as stored, with a note saying where it was looked for."""
+    if not isinstance(stored, (str, Path)) or not str(stored):
+        return repr(stored)
+    found = path_from_file(stored, holder)
+    if not Path(str(stored)).expanduser().is_absolute() and not os.path.exists(found):
+        return (f"{stored} (as {holder} names it; nothing of that name beside it, at {os.path.abspath(found)}: "
+                f"a hub id, or a path stored relative to another folder)")
+    absolute = os.path.abspath(found)
+    relative = os.path.relpath(absolute)
+    return relative if not relative.startswith("..") else absolute
 
 
 def paths_for_file(value, holder: str | Path):

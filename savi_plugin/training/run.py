@@ -38,9 +38,9 @@ from typing import Any
 import torch
 
 from savi_plugin.config.sections import LoraSection
-from savi_plugin.data.identity import input_identity, model_identity, same_identity, write_adapter_identity
+from savi_plugin.data.identity import ADAPTER_FILE, input_identity, model_identity, same_identity, write_adapter_identity
 from savi_plugin.data.outputs import claim, disk_error, move_into, remove_tree, write_json
-from savi_plugin.data.paths import path_for_file
+from savi_plugin.data.paths import name_for_file, path_for_file, path_for_peft
 from savi_plugin.errors import RunError
 from savi_plugin.launch import current
 
@@ -97,6 +97,8 @@ def apply_lora(backend, lora: dict[str, Any] | None = None, *, seed: int | None 
     if seed is not None:
         torch.manual_seed(seed)
     backend.model = get_peft_model(backend.model, config)
+    for peft_config in backend.model.peft_config.values():  # adapter_config.json's base, as peft reads it
+        peft_config.base_model_name_or_path = path_for_peft(peft_config.base_model_name_or_path)
     return backend.model
 
 
@@ -245,6 +247,22 @@ def check_pairs_source(data: str | Path, model: str | Path, *, allow_incomplete:
                     data, who)
 
 
+def stored_report(report: dict[str, Any], holder: Path) -> dict[str, Any]:
+    """``train_report.json`` with every path it holds stored by the paths rule for ``holder``
+    (:mod:`savi_plugin.data.paths`): the model (a hub id as given), the data, the output folder and adapter, each
+    dataset's file and the file each skipped record names."""
+    def dataset(part: dict | None) -> dict | None:
+        if part is None:
+            return None
+        records = [{**r, "file": path_for_file(r["file"], holder)} if isinstance(r.get("file"), str) and r["file"]
+                   else r for r in part.get("skipped_records", [])]
+        return {**part, "path": path_for_file(part["path"], holder), "skipped_records": records}
+
+    return {**report, "model": name_for_file(report["model"], holder),
+            **{k: path_for_file(report[k], holder) for k in ("data", "output_dir", "adapter")},
+            "dataset": dataset(report["dataset"]), "eval_dataset": dataset(report["eval_dataset"])}
+
+
 def _save_adapter_atomically(trainer, output_dir: Path, base: str | Path, backend: str | None) -> None:
     """Save the adapter into a temporary folder, record its base model (``savi_adapter.json``), then move its files
     into ``output_dir`` one ``rename`` each (weights last). The temporary folder lies inside the locked output
@@ -256,7 +274,7 @@ def _save_adapter_atomically(trainer, output_dir: Path, base: str | Path, backen
     try:
         trainer.save_model(str(tmp))
         if main:
-            write_adapter_identity(tmp, base, backend)
+            write_adapter_identity(tmp, base, backend, stored_at=output_dir / ADAPTER_FILE)
             for path in sorted(tmp.iterdir(), key=lambda p: p.name.endswith(".safetensors")):  # weights last
                 move_into(path, output_dir / path.name)
     finally:
@@ -377,10 +395,8 @@ def _train(*, model, data, output_dir: Path, backend, lora, options, config, res
         "log_history": trainer.state.log_history, "seconds": round(time.time() - started, 2),
         "failed": failure,
     }
-    if trainer.is_world_process_zero():  # paths as the file stores them (savi_plugin.data.paths' rule)
-        stored = {k: path_for_file(report[k], output_dir / REPORT_FILE)
-                  for k in ("model", "data", "output_dir", "adapter") if os.path.exists(report[k])}
-        write_json(output_dir / REPORT_FILE, {**report, **stored})
+    if trainer.is_world_process_zero():
+        write_json(output_dir / REPORT_FILE, stored_report(report, output_dir / REPORT_FILE))
     if failure is not None:
         raise TrainingFailedError(f"{output_dir}: {failure} (no adapter saved; report: {output_dir / REPORT_FILE})")
     return {k: report[k] for k in ("adapter", "loss_type", "reference", "packing", "global_step", "nonfinite_steps",
