@@ -7,6 +7,7 @@ from pathlib import Path
 
 from savi_plugin.data.identity import input_identity
 from savi_plugin.data.outputs import claim, sidecar, write_json, write_jsonl
+from savi_plugin.data.paths import path_for_file
 from savi_plugin.data.provenance import check_finished
 from savi_plugin.data.readers import FORMATS, read_records, record_to_rrpo, record_to_trl
 from savi_plugin.data.record import DataError
@@ -69,7 +70,7 @@ def convert_file(src: str | Path, dst: str | Path, src_format: str, dst_format: 
             write_jsonl(dst, objects)
         report = sidecar(dst, "report.json")
         if why is not None:  # the converted file stays what its source is: an unfinished run's (data/provenance.py)
-            write_json(report, {"complete": False, "converted_from": str(src), "missing": [why]})
+            write_json(report, {"complete": False, "converted_from": path_for_file(src, report), "missing": [why]})
         else:
             report.unlink(missing_ok=True)  # an earlier conversion's, of another source
     return len(objects)

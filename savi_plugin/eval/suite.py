@@ -29,6 +29,7 @@ from pathlib import Path
 
 from savi_plugin.data.identity import check_adapter_base, input_identity, model_identity
 from savi_plugin.data.outputs import atomic_path, claim, disk_error, remove_tree, write_json, write_text
+from savi_plugin.data.paths import paths_for_file
 from savi_plugin.environment import item_limits
 from savi_plugin.eval.builtin_check import builtin_task_env
 from savi_plugin.eval.builtin_tasks import BUILTINS
@@ -156,7 +157,7 @@ def run_model(plan: SuitePlan, label: str, out: Path, env: dict, progress=_print
                          f"{problem or 'lmms-eval failed'}{f'; lmms-eval said: {cause}' if cause else ''}; full log: "
                          f"{folder / 'lmms_eval.log'} (re-run the same command to continue the suite)")
     read_run(folder / "lmms_eval")  # results and samples are there before the run counts as done
-    write_json(done, {"label": label, "adapter": plan.models()[label]})
+    write_json(done, paths_for_file({"label": label, "adapter": plan.models()[label]}, done))
     return folder / "lmms_eval"
 
 
@@ -258,7 +259,7 @@ def run_suite(plan: SuitePlan, out: str | Path, *, env: dict | None = None, miss
                inputs=_plan_inputs(plan),
                output_name="--out", what="suite folder") as claimed:
         claimed.write_mark()
-        write_json(out / "suite.json", plan.to_dict(), indent=1)
+        write_json(out / "suite.json", paths_for_file(plan.to_dict(), out / "suite.json"), indent=1)
         return _run_claimed(plan, out, env, missing, progress)
 
 
@@ -270,8 +271,9 @@ def _run_claimed(plan: SuitePlan, out: Path, env: dict, missing, progress) -> di
                       limit=plan.limit, gen_kwargs=plan.gen_kwargs)
     rows = comparison_rows(base, runs, plan.tasks)
     table = {"rows": rows, "missing": list(missing), "card": card}
-    write_json(out / "card.json", card, indent=1)
-    write_json(out / "table.json", table, indent=1)
+    # paths as each file stores them (savi_plugin.data.paths' rule); the table returned keeps the caller's
+    write_json(out / "card.json", paths_for_file(card, out / "card.json"), indent=1)
+    write_json(out / "table.json", paths_for_file(table, out / "table.json"), indent=1)
     write_text(out / "table.md", format_table(rows, list(missing)))
     if rows:
         plot_deltas(rows, out / "delta.png")

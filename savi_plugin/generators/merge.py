@@ -218,7 +218,9 @@ def _merge(paths: list[Path], output: Path, allow_incomplete: bool, claimed) -> 
     run = _combine_reports([report_path(p) for p in paths])
     if run is not None:
         result["run"] = run
-    write_json(report_path(output), result)
+    stored = report_path(output)  # paths as the report stores them (savi_plugin.data.paths' rule)
+    write_json(stored, {**result, "output": path_for_file(output, stored),
+                        "inputs": [path_for_file(p, stored) for p in paths]})
     for problem in missing:
         log.warning("merge: %s", problem)
     return result

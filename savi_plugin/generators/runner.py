@@ -332,7 +332,7 @@ def run_generation(*, generator: str | type | Generator, model: Any, inputs: str
         "generator": gen.name,
         "options": gen.describe(),
         "model": model_name,
-        "adapter": str(adapter) if adapter else None,
+        "adapter": (str(Path(adapter).resolve()) if Path(adapter).exists() else str(adapter)) if adapter else None,
         "backend": backend_name,
         "num_frames": frames,
         "batch_size": batch_size,

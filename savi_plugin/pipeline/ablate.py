@@ -169,6 +169,7 @@ def run_ablation(recipe_ref: str, losses: list[str], out: str | Path, *, pairs: 
 def _run(plans, first, data, out: Path, eval_pairs, benchmarks: bool, evaluate, print_logs: bool) -> dict:
     """:func:`run_ablation` once its folder is claimed."""
     from savi_plugin.data.outputs import write_json, write_text
+    from savi_plugin.data.paths import path_for_file
     from savi_plugin.training.run import run_training
 
     rows: dict[str, dict[str, Any]] = {}
@@ -192,8 +193,9 @@ def _run(plans, first, data, out: Path, eval_pairs, benchmarks: bool, evaluate, 
         log.info("ablation: %s", loss)
         rows[loss] = _cached(out / loss / SUMMARY, train_and_evaluate)
     table = ablation_table(rows, base_scores)
-    write_json(out / "ablation.json", {"pairs": str(data), "eval_pairs": str(eval_pairs) if eval_pairs else None,
-                                       "base": base_scores, **table}, indent=1)
+    write_json(out / "ablation.json", {"pairs": path_for_file(data, out / "ablation.json"),
+                                       "eval_pairs": path_for_file(eval_pairs, out / "ablation.json") if eval_pairs
+                                       else None, "base": base_scores, **table}, indent=1)
     write_text(out / "ablation.md", markdown(table))
     return table
 
