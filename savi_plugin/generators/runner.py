@@ -341,6 +341,9 @@ def run_generation(*, generator: str | type | Generator, model: Any, inputs: str
     index, count = shard_ix or (0, 1)
     batches = [(b, items[s:s + batch_size]) for b, s in enumerate(range(0, len(items), batch_size))]
     mine = [(b, chunk) for b, chunk in batches if b % count == index]
+    if count > 1 and not mine:
+        log.warning("shard %d/%d has no item: shards take whole batches in turn, and the %d item(s) make %d batch(es) "
+                    "of --batch-size %d", index, count, len(items), len(batches), batch_size)
 
     by_path = isinstance(model, (str, Path))
     if by_path:  # the model is loaded only if there is work left (a finished run is re-run for free)
