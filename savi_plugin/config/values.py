@@ -161,8 +161,13 @@ class FileExists(Rule):
         self.resolve, self.what = resolve, what
 
     def problem(self, value: Any) -> str | None:
-        found = self.resolve(str(value)) if self.resolve else (value if Path(str(value)).is_file() else None)
-        return None if found is not None and Path(found).is_file() else f"{self.what} not found: {value}"
+        from savi_plugin.data.files import file_problem
+
+        found = self.resolve(str(value)) if self.resolve else str(value)
+        problem = "file not found" if found is None else file_problem(found, self.what)  # stat only, never opened
+        if problem is None:
+            return None
+        return f"{self.what} not found: {value}" if problem == "file not found" else f"{value} {problem}"
 
 
 class Each(Rule):
