@@ -38,6 +38,7 @@ from savi_plugin.training.arguments import (
     TRAIN_PATHS,
     check_train,
     check_training_args,
+    config_class,
     shipped_recipes_dir,
 )
 from savi_plugin.untrusted import load_yaml
@@ -154,7 +155,8 @@ PACKAGE_FILE_KINDS = frozenset({"deepspeed"})
 def path_keys() -> list[tuple[str, str]]:
     """Every key path of a recipe that holds a file system path, with its kind (``file``, ``dir``, ``any``,
     ``model``: a hub id unless it exists or starts with ``./``/``../``; ``deepspeed``): the sections' fields
-    declared with ``path`` metadata, the ``train`` keys :data:`TRAIN_PATHS` and ``train.deepspeed``, and
+    declared with ``path`` metadata, the ``train`` keys :data:`TRAIN_PATHS` (those ``PreferenceConfig`` has) and
+    ``train.deepspeed``, and
     ``generate.options.prompts``. The one list :func:`_resolve_paths` resolves."""
     keys = []
     for section in dataclasses.fields(Recipe):
@@ -164,7 +166,8 @@ def path_keys() -> list[tuple[str, str]]:
         elif cls is not None:
             keys += [(f"{section.name}.{f.name}", f.metadata["path"]) for f in dataclasses.fields(cls)
                      if "path" in f.metadata]
-    keys += [(f"train.{key}", "any") for key in TRAIN_PATHS]
+    fields = {f.name for f in dataclasses.fields(config_class())}  # those of the installed transformers
+    keys += [(f"train.{key}", "any") for key in TRAIN_PATHS if key in fields]
     keys += [("train.deepspeed", "deepspeed"), ("generate.options.prompts", "file")]
     return keys
 

@@ -260,6 +260,12 @@ def _options(annotation: Any) -> list[Any]:
     return [annotation]
 
 
+def source_name(source: str | Path | None) -> str | None:
+    """``source`` as a ``str``; a ``str`` as is, so one that knows which source set each key path
+    (:class:`~savi_plugin.config.origins.KeySources`) keeps that knowledge for the errors raised with it."""
+    return source if isinstance(source, str) or source is None else str(source)
+
+
 def coerce(value: Any, annotation: Any, path: str = "", source: str | None = None) -> Any:
     """``value`` checked against ``annotation`` (and widened: int -> float, numeric string -> float).
 
@@ -409,7 +415,7 @@ def check_mapping(cls: type, mapping: Any, prefix: str = "", source: str | Path 
     Raises:
         ConfigError: an unknown key (listing the known ones), a wrong type, or a value a rule refuses.
     """
-    source = str(source) if source is not None else None
+    source = source_name(source)
     if not isinstance(mapping, dict):
         raise ConfigError(prefix or "<top>", f"expected a mapping, got {type(mapping).__name__} ({shown(mapping)})",
                           source)
@@ -436,7 +442,7 @@ def check_key_path(cls: type, keys: list[str], source: str | Path | None = None,
     Raises:
         ConfigError: at the first unknown key, with :func:`check_mapping`'s message.
     """
-    source = str(source) if source is not None else None
+    source = source_name(source)
     for depth, key in enumerate(keys):
         if not (isinstance(cls, type) and dataclasses.is_dataclass(cls)):
             return
@@ -470,7 +476,7 @@ def build(cls: type, mapping: Any, prefix: str = "", source: str | Path | None =
 
 def validate(obj: Any, prefix: str = "", source: str | Path | None = None) -> None:
     """Check every field of a built dataclass instance (nested dataclasses too)."""
-    source = str(source) if source is not None else None
+    source = source_name(source)
     cls = type(obj)
     for name, field in _fields(cls).items():
         path = f"{prefix}.{name}" if prefix else name
@@ -554,5 +560,5 @@ def add_flag(parser: argparse.ArgumentParser, flag: str, cls: type, name: str, *
 def check_field(cls: type, name: str, value: Any, path: str | None = None, source: str | Path | None = None) -> Any:
     """``value`` checked as field ``name`` of ``cls`` (for a function argument that mirrors a configuration
     field, e.g. ``run_generation(num_frames=...)``); returns the widened value."""
-    source = str(source) if source is not None else None
+    source = source_name(source)
     return check_value(cls, _fields(cls)[name], value, path or name, source)
