@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from pathlib import Path
@@ -56,7 +57,8 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--tagger-model", metavar="PATH",
                         help="rrpo: a local causal LM for the two-turn phrase tagging of long answers ('policy': "
                              "the video model)")
-    parser.add_argument("--report", help="run report path (default: OUT.report.json, e.g. pairs.jsonl.report.json)")
+    # the run report is always OUT.report.json, where every reader looks (savi_plugin.data.provenance)
+    parser.add_argument("--report", help=argparse.SUPPRESS)
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(func=run_generate)
 
@@ -133,6 +135,10 @@ def run_generate(args) -> int:
     from savi_plugin.generators.runner import run_generation
     from savi_plugin.registry import PluginNotFoundError
 
+    if args.report is not None:
+        raise ConfigurationError(f"--report: the run report is always written beside the output "
+                                 f"({args.output}.report.json), where savi train, data convert and generate merge "
+                                 f"look for it; drop --report")
     options = parse_options(args)
     check_options(args.generator, options, args.options, {o.partition("=")[0].strip() for o in args.option},
                   flag_options(args))
@@ -141,7 +147,7 @@ def run_generate(args) -> int:
         report = run_generation(generator=args.generator, model=args.model, inputs=args.input, output=args.output,
                                 backend=args.backend, num_frames=args.num_frames, batch_size=args.batch_size,
                                 seed=args.seed, shard=args.shard, limit=args.limit, options=options,
-                                adapter=args.adapter, dtype=args.dtype, device=args.device, report=args.report,
+                                adapter=args.adapter, dtype=args.dtype, device=args.device,
                                 progress=not args.no_progress, data_root=args.data_root)
     except ConfigurationError:
         raise  # the failure taxonomy's exit status 2 (savi_plugin.cli.run_guarded)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from savi_plugin.data.identity import input_identity
 from savi_plugin.data.outputs import claim, sidecar, write_json, write_jsonl
-from savi_plugin.data.provenance import check_finished
+from savi_plugin.data.provenance import check_finished, run_report
 from savi_plugin.data.readers import FORMATS, read_records, record_to_rrpo, record_to_trl
 from savi_plugin.data.record import DataError
 
@@ -32,9 +32,9 @@ def convert_file(src: str | Path, dst: str | Path, src_format: str, dst_format: 
             ``skipped``. The official RRPO code skips a released pair whose ``<MASK>`` tags do not align with
             its plain text (``preprocess_masked`` in ``train_llavavideo.py`` zeroes its phrase ids, then
             its sanity check replaces the sample), so ``skip`` reproduces what it trains on.
-        allow_incomplete: convert the product of an unfinished generation run (refused by default: the converted
-            file has no run report, so it would look complete to everything that reads it,
-            :func:`savi_plugin.data.provenance.check_finished`).
+        allow_incomplete: convert the product of an unfinished generation run (refused by default,
+            :func:`savi_plugin.data.provenance.check_finished`). The converted file's report says what its source's
+            said: incomplete (with why), complete (a finished run's), or nothing (no run's product).
 
     Raises:
         DataError: a bad record (``raise``), an unreadable file, or no record to write.
@@ -70,6 +70,8 @@ def convert_file(src: str | Path, dst: str | Path, src_format: str, dst_format: 
         report = sidecar(dst, "report.json")
         if why is not None:  # the converted file stays what its source is: an unfinished run's (data/provenance.py)
             write_json(report, {"complete": False, "converted_from": str(src), "missing": [why]})
+        elif (run_report(src) or {}).get("complete"):  # a finished run's: vouched for as its source was
+            write_json(report, {"complete": True, "converted_from": str(src)})
         else:
             report.unlink(missing_ok=True)  # an earlier conversion's, of another source
     return len(objects)

@@ -848,6 +848,16 @@ def _existing_names(path: Path, folder: bool) -> set[str]:
     return names
 
 
+def _stray_sidecar(path: Path) -> Path | None:
+    """A result sidecar (progress, run report) beside unmarked file output ``path`` that holds something: no job
+    of ours wrote it for this output (a job writes its mark before any sidecar), so it is someone else's file."""
+    for kind in ("progress.jsonl", "report.json"):
+        side = sidecar(path, kind)
+        if os.path.lexists(side) and not (side.is_file() and not side.is_symlink() and side.stat().st_size == 0):
+            return side
+    return None
+
+
 def claim(output: str | Path, *, command: str, config: Mapping[str, Any] | None = None, folder: bool = False,
           inputs: Mapping[str, str | Path | None] | None = None, output_name: str = "output",
           ignore: Iterable[str] = (), own_files: Iterable[str] = (), what: str | None = None,
@@ -943,6 +953,13 @@ def claim(output: str | Path, *, command: str, config: Mapping[str, Any] | None 
         elif not folder and path.is_file() and path.stat().st_size > 0:
             raise ForeignOutputError(f"{output}: {output_name} exists and was not written by {command}; writing it "
                                      f"would replace or mix with its content: choose {another(output_name, 'a new')}")
+        if previous is None and not folder:
+            stray = _stray_sidecar(path)
+            if stray is not None:
+                kind = stray.name[len(path.name) + 1:]
+                raise ForeignOutputError(f"{stray}: exists beside {output_name} {output}, which holds no mark of "
+                                         f"{command}; the job would replace it as its own {kind}: move it away or "
+                                         f"choose {another(output_name, 'a new')}")
     except BaseException:
         held.release()
         raise

@@ -287,8 +287,7 @@ def run_generation(*, generator: str | type | Generator, model: Any, inputs: str
                    batch_size: int = 8, seed: int = 0, shard: str | Sequence[int] | None = None,
                    limit: int | None = None, options: dict[str, Any] | None = None,
                    adapter: str | Path | None = None, dtype: str = "float32", device: str = "auto",
-                   report: str | Path | None = None, progress: bool = True,
-                   data_root: str | Path | None = None) -> dict[str, Any]:
+                   progress: bool = True, data_root: str | Path | None = None) -> dict[str, Any]:
     """Generate preference pairs into ``output`` (JSONL) and return the run report.
 
     Args:
@@ -308,13 +307,13 @@ def run_generation(*, generator: str | type | Generator, model: Any, inputs: str
         options: the generator's options (see ``RRPOConfig`` / ``VideoSAViConfig``).
         adapter: a LoRA adapter directory applied on top of ``model``.
         dtype, device: how to load ``model`` (``device="auto"``: ``cuda:<LOCAL_RANK>`` if available).
-        report: where to write the run report (default ``<output>.report.json``).
         progress: show a tqdm bar with pairs/s.
         data_root: a manifest's relative video paths start from this folder and no video path may leave it
             (default: the manifest's folder, no confinement; see :func:`load_inputs`).
 
     Returns:
-        The run report (also written to ``report``): counts per outcome, every skipped or failed record with
+        The run report (also written beside the output, :func:`report_path`, where every reader of the output
+        looks for it: :mod:`savi_plugin.data.provenance`): counts per outcome, every skipped or failed record with
         its reason, throughput of this run, and the configuration.
     """
     from savi_plugin.config.sections import GenerateSection, ModelSection
@@ -342,6 +341,9 @@ def run_generation(*, generator: str | type | Generator, model: Any, inputs: str
     index, count = shard_ix or (0, 1)
     batches = [(b, items[s:s + batch_size]) for b, s in enumerate(range(0, len(items), batch_size))]
     mine = [(b, chunk) for b, chunk in batches if b % count == index]
+    if count > 1 and not mine:
+        log.warning("shard %d/%d has no item: shards take whole batches in turn, and the %d item(s) make %d batch(es) "
+                    "of --batch-size %d", index, count, len(items), len(batches), batch_size)
 
     by_path = isinstance(model, (str, Path))
     if by_path:  # the model is loaded only if there is work left (a finished run is re-run for free)
@@ -389,35 +391,20 @@ def run_generation(*, generator: str | type | Generator, model: Any, inputs: str
         if isinstance(value, (str, Path)) and value != "policy" and os.path.exists(value):
             named_inputs[flag] = value  # files the generator reads are inputs too
     written = {"--output" if path == out_path else f"the output's {path.name}": path
-               for path in (out_path, prog_path, Path(report) if report else report_path(out_path))}
+               for path in (out_path, prog_path, report_path(out_path))}
     for name, path in written.items():
         check_distinct(path, named_inputs, output_name=name)
     check_not_any(written, (item.video for item in items), what="a video the input names")
-    if report and Path(report).exists():
-        _check_report_is_ours(Path(report), prog_path)
     with claim(out_path, command="savi generate", config=config, inputs=named_inputs, output_name="--output",
                ignore=_RESUMABLE_CHANGES, every_rank=True) as claimed:
         result = _run_locked(gen, model, mine, config, base_meta, out_path, prog_path, index, count, frames,
-                             backend_name, adapter, dtype, device, seed, batch_size, report, progress, data_root,
+                             backend_name, adapter, dtype, device, seed, batch_size, progress, data_root,
                              claimed)
         return result
 
 
-def _check_report_is_ours(report: Path, prog_path: Path) -> None:
-    """A ``--report`` path that exists must be this output's earlier run report (it is replaced at the end)."""
-    try:
-        stored = json.loads(report.read_text(encoding="utf-8"))
-        ours = isinstance(stored, dict) and (os.path.abspath(path_from_file(str(stored.get("progress")), report))
-                                            == os.path.abspath(prog_path))
-    except (OSError, ValueError, TypeError):
-        ours = False
-    if not ours and (report.is_dir() or report.stat().st_size > 0):
-        raise ForeignOutputError(f"{report}: --report exists and is not this output's run report; writing it would "
-                                 f"replace it: choose a new --report path")
-
-
 def _run_locked(gen, model, mine, config, base_meta, out_path, prog_path, index, count, frames, backend_name,
-                adapter, dtype, device, seed, batch_size, report, progress, data_root, claimed) -> dict[str, Any]:
+                adapter, dtype, device, seed, batch_size, progress, data_root, claimed) -> dict[str, Any]:
     """The body of :func:`run_generation` once the output is claimed (:func:`~savi_plugin.data.outputs.claim`)."""
     repair_truncated_tail(prog_path)
     stored, rows = _read_progress(prog_path)
@@ -438,7 +425,7 @@ def _run_locked(gen, model, mine, config, base_meta, out_path, prog_path, index,
 
     todo = [(b, chunk) for b, chunk in mine if not all(item.id in done for item in chunk)]
     if todo:  # the earlier run's report vouches for what it wrote; this run writes more, and its own report last
-        (Path(report) if report else report_path(out_path)).unlink(missing_ok=True)
+        report_path(out_path).unlink(missing_ok=True)
     lm, load_seconds = _load_model(model, backend_name, frames, adapter, dtype, device) if todo else (model, 0.0)
     total_items = sum(len(chunk) for _, chunk in mine)
     run_items = run_pairs = 0
@@ -490,7 +477,7 @@ def _run_locked(gen, model, mine, config, base_meta, out_path, prog_path, index,
         "pairs_per_s": round(run_pairs / seconds, 4) if seconds > 0 else None,
         "batches": len(todo), "model_load_seconds": round(load_seconds, 4),
     }
-    rpath = Path(report) if report else report_path(out_path)
+    rpath = report_path(out_path)
     result["report"] = str(rpath)
     stored = {k: path_for_file(result[k], rpath) for k in ("output", "progress", "report")}  # the paths rule
     write_json(rpath, {**result, **stored})

@@ -67,3 +67,15 @@ def test_torchrun_ranks_and_videosavi_shards(tiny_llava_onevision, synthetic_sam
     result = merge_shards(find_shards(out), out)
     assert result["records"] == full.read_bytes().count(b"\n") > 0
     assert out.read_bytes() == full.read_bytes()
+
+
+def test_a_shard_with_no_batch_says_why(tiny_qwen2_vl, synthetic_samples, tmp_path, caplog):
+    """Shards take whole batches in turn: two items in one batch leave shard 1/2 idle, which it says (red team 5
+    saw "0 pair(s) from 0 item(s)" with no word)."""
+    inputs = Path(synthetic_samples[0].video).parent / "samples.jsonl"
+    report = run_generation(generator="rrpo", model=tiny_qwen2_vl, inputs=inputs, output=tmp_path / "p.jsonl",
+                            num_frames=4, batch_size=8, limit=2, shard=(1, 2), progress=False)
+    assert report["counts"]["items"] == 0 and report["complete"]
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warnings == ["shard 1/2 has no item: shards take whole batches in turn, and the 2 item(s) make 1 batch(es) "
+                        "of --batch-size 8"]

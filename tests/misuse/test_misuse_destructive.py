@@ -40,12 +40,11 @@ def qa(synthetic_samples, tmp_path) -> Path:
     return write_jsonl(folder / "qa.jsonl", lines)
 
 
-@pytest.mark.parametrize("spelling", ["same", "dot-relative", "symlink", "progress-file", "report"])
+@pytest.mark.parametrize("spelling", ["same", "dot-relative", "symlink", "progress-file", "report-file"])
 def test_generate_refuses_to_write_into_its_input(spelling, qa, tiny_llava_onevision, tmp_path, capsys,
                                                  monkeypatch):
     monkeypatch.chdir(qa.parent)
     before = snapshot(qa.parent)
-    extra = []
     if spelling == "same":
         output = str(qa)
     elif spelling == "dot-relative":
@@ -59,10 +58,13 @@ def test_generate_refuses_to_write_into_its_input(spelling, qa, tiny_llava_onevi
         qa = qa.with_name("out.jsonl.progress.jsonl")
         before = snapshot(qa.parent)
         output = str(qa.with_name("out.jsonl"))
-    else:
-        output, extra = str(tmp_path / "pairs.jsonl"), ["--report", str(qa)]
+    else:  # out.report.json would be the manifest
+        qa.rename(qa.with_name("out.jsonl.report.json"))
+        qa = qa.with_name("out.jsonl.report.json")
+        before = snapshot(qa.parent)
+        output = str(qa.with_name("out.jsonl"))
     code, _, err = savi(capsys, "generate", "--model", tiny_llava_onevision, "--input", qa, "--output", output,
-                        *GEN, *extra)
+                        *GEN)
     assert code == 2  # a configuration error: nothing started
     assert_one_line_error(err, "--input", "its own input")
     assert snapshot(qa.parent) == before

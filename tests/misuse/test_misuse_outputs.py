@@ -546,6 +546,33 @@ def test_converting_an_unfinished_generation_run_is_refused_unless_allowed(state
     assert unfinished_run(converted)  # carried forward: training on the copy is refused as on the source (red team 4)
 
 
+@pytest.mark.parametrize("how", ["plain copy", "copy with its report", "converted", "converted to trl"])
+def test_a_copy_of_a_generation_run_without_its_report_trains_with_one_warning(how, generated, tmp_path, capsys,
+                                                                             caplog):
+    """Completeness lives in the run report beside the output; a plain `cp` of the pairs leaves it behind, so the
+    copy's records (which name their generator) get one warning that the run's end cannot be checked (red team
+    5), and a copy or conversion that carries the report forward gets none."""
+    from savi_plugin.training.run import check_pairs_source
+
+    out, model = generated
+    copy = tmp_path / "elsewhere" / "pairs.jsonl"
+    copy.parent.mkdir()
+    if how.startswith("converted"):
+        code, _, err = savi(capsys, "data", "convert", out, copy, "--to", "trl" if how.endswith("trl") else "savi")
+        assert code == 0, err
+    else:
+        shutil.copyfile(out, copy)
+    if how == "copy with its report":
+        shutil.copyfile(out.with_name(out.name + ".report.json"), copy.with_name(copy.name + ".report.json"))
+    caplog.clear()
+    check_pairs_source(copy, model)
+    warnings = [r.getMessage() for r in caplog.records]
+    if how == "plain copy":
+        assert len(warnings) == 1 and str(copy) in warnings[0] and "no run report is beside it" in warnings[0]
+    else:
+        assert warnings == []
+
+
 def test_a_conversion_that_would_write_no_record_is_refused(tmp_path, capsys):
     src = tmp_path / "cr.jsonl"  # old-Mac line ends: one unparseable line
     src.write_bytes(b'{"id": "a"}\r{"id": "b"}\r')
@@ -589,12 +616,28 @@ def test_an_adapter_refuses_a_base_it_was_not_trained_on(world, tiny_qwen2_vl, t
     assert list(tmp_path.glob("p.jsonl*")) == []
 
 
-def test_a_report_path_that_holds_a_users_file_is_refused(world, tmp_path, capsys):
-    notes = tmp_path / "notes.json"
-    notes.write_text('{"my": "notes"}\n')
-    code, _, err = savi(capsys, *WRITERS["generate"].argv(world, tmp_path / "p.jsonl"), "--report", notes)
-    assert code == 1 and notes.read_text() == '{"my": "notes"}\n'
-    assert_one_line_error(err, str(notes), "not this output's run report")
+@pytest.mark.parametrize("writer", [w for w, s in WRITERS.items() if not s.folder])
+@pytest.mark.parametrize("kind", ["progress.jsonl", "report.json"])
+def test_a_users_file_named_like_a_new_outputs_sidecar_is_never_replaced(writer, kind, world, tmp_path, capsys):
+    """A run report has one place, beside its output, where every reader looks (data/provenance.py); a file already
+    there without our mark on the output is someone's, and a new run refuses it instead of replacing it (a custom
+    `--report` path once overwrote another run's report, or became the output or its progress file: red team 5)."""
+    spec = WRITERS[writer]
+    out = tmp_path / "out.jsonl"
+    side = out.with_name(f"{out.name}.{kind}")
+    side.write_text('{"my": "notes"}\n')
+    before, inputs = snapshot(tmp_path), snapshot(world)
+    code, _, err = savi(capsys, *spec.argv(world, out))
+    assert code != 0 and snapshot(tmp_path) == before and snapshot(world) == inputs
+    assert_one_line_error(err, str(side), "holds no mark")
+
+
+def test_generate_has_no_report_path_option(world, tmp_path, capsys):
+    """The run report is always the output's sidecar: no option can put it where readers do not look."""
+    code, _, err = savi(capsys, *WRITERS["generate"].argv(world, tmp_path / "p.jsonl"), "--report",
+                        tmp_path / "r.json")
+    assert code == 2 and list(tmp_path.iterdir()) == []
+    assert_one_line_error(err, "--report", "p.jsonl.report.json")
 
 
 def test_train_into_a_finished_folder_with_another_configuration_is_refused_without_resume(world, tmp_path, capsys):
