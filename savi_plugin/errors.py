@@ -43,9 +43,16 @@ class ConfigurationError(ValueError):
 
 
 class ConfigError(ConfigurationError):
-    """A bad configuration value or key; ``str()`` is ``file: key.path: message`` (exit status 2)."""
+    """A bad configuration value or key; ``str()`` is ``file: key.path: message`` (exit status 2).
+
+    A ``source`` that knows which file or override set each key path (a loaded recipe's ``source``,
+    :class:`savi_plugin.config.origins.KeySources`) is replaced by the one that set ``path``, so a check made
+    after a recipe's files and overrides were merged still names where the value came from."""
 
     def __init__(self, path: str, message: str, source: str | os.PathLike | None = None):
+        origin_of = getattr(source, "origin_of", None)
+        if origin_of is not None:
+            source = origin_of(path)
         self.path, self.message, self.source = path, message, (str(source) if source is not None else None)
         super().__init__(": ".join(p for p in (self.source, path, message) if p))
 

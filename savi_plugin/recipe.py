@@ -8,9 +8,14 @@ and eval tasks of one run (torchtune-style: copy one, edit it, run it), read int
 - Every key and value is checked at load, by the rules in :mod:`savi_plugin.config` (sections, ``train`` against
   ``PreferenceConfig``, ``generate.options`` against the generator's own options): a problem is one
   :class:`RecipeError` ``recipe.yaml: train.bta: unknown key``, before any step runs.
-- Relative paths in a recipe file (``extends:`` and every path value) are relative to that file's folder after
-  symlinks are resolved (:func:`recipe_folder`; a shipped recipe's path values to the working folder); override
-  values are relative to the working folder.
+- Relative paths in a recipe file (``extends:`` and every path value, :func:`path_keys`) are relative to the
+  folder of the file that set them, after symlinks are resolved (:func:`recipe_folder`), and only that folder is
+  looked in -- a value inherited through ``extends:`` keeps its own file's folder. Shipped recipes are templates:
+  their paths to a user's data, model and outputs stay relative to the working folder, and their DeepSpeed
+  configs (files shipped beside them) are in their own folder. Override values are relative to the working
+  folder.
+- Every value knows the file or override that set it (:class:`~savi_plugin.config.origins.KeySources`, the
+  recipe's ``source``): an error at a key path, at load or in any later check, names that source.
 - Files and override values are read by :func:`savi_plugin.untrusted.load_yaml` (``yaml.SafeLoader`` with
   nesting and alias limits) only.
 """
@@ -25,6 +30,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from savi_plugin.config.origins import KeySources, set_origin
 from savi_plugin.config.sections import Recipe
 from savi_plugin.config.values import ConfigError, build, check_key_path
 from savi_plugin.errors import ConfigurationError
@@ -32,6 +38,7 @@ from savi_plugin.training.arguments import (
     TRAIN_PATHS,
     check_train,
     check_training_args,
+    config_class,
     shipped_recipes_dir,
 )
 from savi_plugin.untrusted import load_yaml
@@ -42,10 +49,10 @@ RecipeError = ConfigError
 __all__ = [
     "Recipe",
     "RecipeError",
-    "blame_override",
     "check_generator_options",
     "list_recipes",
     "load_recipe",
+    "path_keys",
     "resolve_recipe_path",
     "shipped_recipes_dir",
 ]
@@ -72,10 +79,15 @@ def resolve_recipe_path(name_or_path: str | Path, named_in: Path | None = None) 
     folder is looked in. A path that does not exist is an error naming it: a typo in ``./my_recipe.yml`` or
     ``recipes/x.yaml`` never falls back to a shipped recipe of the same name.
     """
+    from savi_plugin.data.files import file_problem
+
     folder = recipe_folder(named_in) if named_in is not None else None
     candidate = Path(name_or_path) if folder is None else folder / name_or_path
-    if candidate.is_file():
+    problem = file_problem(candidate, "recipe file")  # stat only: a FIFO is never opened
+    if problem is None:
         return candidate
+    if os.path.lexists(candidate) and not is_recipe_name(name_or_path):  # there, but not a file to read
+        raise RecipeError("", problem, str(candidate))
     if is_recipe_name(name_or_path):
         shipped = shipped_recipes_dir() / f"{name_or_path}.yaml"
         if shipped.is_file():
@@ -135,6 +147,31 @@ def _is_shipped(path: Path) -> bool:
     return path.resolve().parent == shipped_recipes_dir().resolve()
 
 
+#: path kinds that name a file shipped with the package beside the shipped recipes (resolved in a shipped
+#: recipe's own folder; every other path a shipped recipe holds is the user's, relative to the working folder)
+PACKAGE_FILE_KINDS = frozenset({"deepspeed"})
+
+
+def path_keys() -> list[tuple[str, str]]:
+    """Every key path of a recipe that holds a file system path, with its kind (``file``, ``dir``, ``any``,
+    ``model``: a hub id unless it exists or starts with ``./``/``../``; ``deepspeed``): the sections' fields
+    declared with ``path`` metadata, the ``train`` keys :data:`TRAIN_PATHS` (those ``PreferenceConfig`` has) and
+    ``train.deepspeed``, and
+    ``generate.options.prompts``. The one list :func:`_resolve_paths` resolves."""
+    keys = []
+    for section in dataclasses.fields(Recipe):
+        cls = _section_class(section.name)
+        if "path" in section.metadata:
+            keys.append((section.name, section.metadata["path"]))
+        elif cls is not None:
+            keys += [(f"{section.name}.{f.name}", f.metadata["path"]) for f in dataclasses.fields(cls)
+                     if "path" in f.metadata]
+    fields = {f.name for f in dataclasses.fields(config_class())}  # those of the installed transformers
+    keys += [(f"train.{key}", "any") for key in TRAIN_PATHS if key in fields]
+    keys += [("train.deepspeed", "deepspeed"), ("generate.options.prompts", "file")]
+    return keys
+
+
 def _resolve_one(value: Any, folder: Path, kind: str) -> Any:
     """A path value of a recipe file in ``folder``: relative -> joined to ``folder`` (see the module docstring)."""
     if not isinstance(value, str) or not value or os.path.isabs(value) or "://" in value:
@@ -142,36 +179,23 @@ def _resolve_one(value: Any, folder: Path, kind: str) -> Any:
     joined = os.path.normpath(folder / value)
     if kind == "model" and not (value.startswith(("./", "../")) or os.path.exists(joined)):
         return value  # a hub id such as org/name
-    if kind == "deepspeed" and not os.path.isfile(joined):
-        return value  # looked up in the shipped recipes folder
     return joined
 
 
 def _resolve_paths(data: dict, file: Path) -> dict:
-    """``data`` (one file's mapping) with its relative path values made relative to ``file``'s folder."""
-    if _is_shipped(file):
-        return data
+    """``data`` (one file's mapping) with the relative values of its :func:`path_keys` joined to the folder of
+    ``file`` (for a shipped recipe: only its package files, :data:`PACKAGE_FILE_KINDS`)."""
+    shipped = _is_shipped(file)
     folder = recipe_folder(file)
     out = copy.deepcopy(data)
-    for section in dataclasses.fields(Recipe):
-        node, cls = out.get(section.name), _section_class(section.name)
-        if "path" in section.metadata:
-            out[section.name] = _resolve_one(node, folder, section.metadata["path"])
-        elif cls is not None and isinstance(node, dict):
-            for f in dataclasses.fields(cls):
-                if "path" in f.metadata and f.name in node:
-                    node[f.name] = _resolve_one(node[f.name], folder, f.metadata["path"])
-    train = out.get("train")
-    if isinstance(train, dict):
-        for key in TRAIN_PATHS:
-            if key in train:
-                train[key] = _resolve_one(train[key], folder, "any")
-        if "deepspeed" in train:
-            train["deepspeed"] = _resolve_one(train["deepspeed"], folder, "deepspeed")
-    generate = out.get("generate")
-    options = generate.get("options") if isinstance(generate, dict) else None
-    if isinstance(options, dict) and isinstance(options.get("prompts"), str):
-        options["prompts"] = _resolve_one(options["prompts"], folder, "file")
+    for key, kind in path_keys():
+        *parents, last = key.split(".")
+        node = out
+        for name in parents:
+            node = node.get(name) if isinstance(node, dict) else None
+        if not isinstance(node, dict) or last not in node or (shipped and kind not in PACKAGE_FILE_KINDS):
+            continue
+        node[last] = _resolve_one(node[last], folder, kind)
     return out
 
 
@@ -182,7 +206,9 @@ def _section_class(name: str) -> type | None:
     return hint if dataclasses.is_dataclass(hint) else None
 
 
-def _read(path: Path, seen: tuple[Path, ...] = ()) -> dict:
+def _read(path: Path, seen: tuple[Path, ...] = (), origins: dict[str, str] | None = None) -> dict:
+    """One recipe file merged over the chain it extends; ``origins`` (when given) gets the file that set each
+    key path (:func:`~savi_plugin.config.origins.set_origin`)."""
     if path.resolve() in seen:
         raise RecipeError("extends", f"circular ({' -> '.join(str(p) for p in seen)})", str(path))
     try:
@@ -195,6 +221,8 @@ def _read(path: Path, seen: tuple[Path, ...] = ()) -> dict:
     data = _resolve_paths(data, path)
     parent = data.pop("extends", None)
     if parent is None:
+        if origins is not None:
+            set_origin(origins, "", data, str(path))
         return data
     if not isinstance(parent, str) or not parent.strip():
         raise RecipeError("extends", f"expected a recipe name or path, got {parent!r}", str(path))
@@ -202,7 +230,10 @@ def _read(path: Path, seen: tuple[Path, ...] = ()) -> dict:
         base = resolve_recipe_path(parent, named_in=path)
     except RecipeError as exc:
         raise RecipeError("extends", f"{parent!r}: {exc.message}", str(path)) from None
-    return _merge(_read(base, seen + (path.resolve(),)), data)
+    merged = _merge(_read(base, seen + (path.resolve(),), origins), data)
+    if origins is not None:
+        set_origin(origins, "", data, str(path))
+    return merged
 
 
 def override_source(text: str) -> str:
@@ -231,9 +262,10 @@ def parse_override(text: str, schema: type | None = None) -> tuple[list[str], An
     return keys, parsed
 
 
-def apply_overrides(recipe: dict, overrides: list[str], schema: type | None = None) -> dict:
+def apply_overrides(recipe: dict, overrides: list[str], schema: type | None = None,
+                    origins: dict[str, str] | None = None) -> dict:
     """Set each ``key.path=value`` in a copy of ``recipe`` (a mapping value merges into a mapping); ``schema``:
-    see :func:`parse_override`."""
+    see :func:`parse_override`; ``origins`` (when given) records the override as the source of what it set."""
     out = copy.deepcopy(recipe)
     for text in overrides:
         keys, value = parse_override(text, schema)
@@ -245,6 +277,8 @@ def apply_overrides(recipe: dict, overrides: list[str], schema: type | None = No
         if isinstance(value, dict) and isinstance(node.get(keys[-1]), dict):  # merged, as `extends` merges
             value = _merge(node[keys[-1]], value)
         node[keys[-1]] = value
+        if origins is not None:
+            set_origin(origins, ".".join(keys), value, override_source(text))
     return out
 
 
@@ -277,6 +311,9 @@ def recipe_from_mapping(data: dict, source: str) -> Recipe:
     recipe.train = check_train(recipe.train, "train", source)
     check_generator_options(recipe.generate.generator, recipe.generate.options, source=source)
     recipe.source = source
+    if recipe.align.eval_every_iteration and not recipe.eval.tasks:
+        raise RecipeError("eval.tasks", "empty: name at least one lmms-eval task, or turn evaluation off with "
+                                        "align.eval_every_iteration: false", source)
     check_training_args(recipe)
     return recipe
 
@@ -292,21 +329,9 @@ def load_recipe(name_or_path: str | Path, overrides: list[str] | None = None) ->
         RecipeError: naming the file and the key path of the first problem.
     """
     path = resolve_recipe_path(name_or_path)
-    overrides = list(overrides or [])
-    try:
-        return recipe_from_mapping(apply_overrides(_read(path), overrides, Recipe), str(path))
-    except ConfigError as exc:
-        raise blame_override(exc, overrides) from None
-
-
-def blame_override(exc: ConfigError, overrides: list[str]) -> ConfigError:
-    """``exc`` naming the last override that set its key path as its source (a value set on the command line is
-    named as such, not as the file's); ``exc`` itself when no override set it."""
-    for text in reversed(overrides):
-        key = text.partition("=")[0].strip()
-        if exc.path == key or exc.path.startswith(f"{key}.") or exc.path.startswith(f"{key}["):
-            return ConfigError(exc.path, exc.message, override_source(text))
-    return exc
+    origins: dict[str, str] = {}
+    data = apply_overrides(_read(path, origins=origins), list(overrides or []), Recipe, origins)
+    return recipe_from_mapping(data, KeySources(str(path), origins))
 
 
 def recipe_content(recipe: Recipe) -> dict:

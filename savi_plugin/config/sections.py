@@ -14,7 +14,8 @@ the rules each field declares). Sections:
 
 Fields whose metadata has ``path`` hold file system paths; a recipe file's relative paths are resolved against the
 folder of that file (``path="model"``: only when it exists there or starts with ``./``/``../``, since a model path
-may be a hub id). Shipped recipes are templates: their relative paths are relative to the working folder.
+may be a hub id). Shipped recipes are templates: their relative paths are relative to the working folder, except
+their DeepSpeed configs, shipped beside them (:func:`savi_plugin.recipe.path_keys` lists every path key).
 """
 
 from __future__ import annotations

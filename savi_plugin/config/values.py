@@ -161,8 +161,13 @@ class FileExists(Rule):
         self.resolve, self.what = resolve, what
 
     def problem(self, value: Any) -> str | None:
-        found = self.resolve(str(value)) if self.resolve else (value if Path(str(value)).is_file() else None)
-        return None if found is not None and Path(found).is_file() else f"{self.what} not found: {value}"
+        from savi_plugin.data.files import file_problem
+
+        found = self.resolve(str(value)) if self.resolve else str(value)
+        problem = "file not found" if found is None else file_problem(found, self.what)  # stat only, never opened
+        if problem is None:
+            return None
+        return f"{self.what} not found: {value}" if problem == "file not found" else f"{value} {problem}"
 
 
 class Each(Rule):
@@ -253,6 +258,12 @@ def _options(annotation: Any) -> list[Any]:
     if origin is typing.Union or origin is types.UnionType:
         return list(typing.get_args(annotation))
     return [annotation]
+
+
+def source_name(source: str | Path | None) -> str | None:
+    """``source`` as a ``str``; a ``str`` as is, so one that knows which source set each key path
+    (:class:`~savi_plugin.config.origins.KeySources`) keeps that knowledge for the errors raised with it."""
+    return source if isinstance(source, str) or source is None else str(source)
 
 
 def coerce(value: Any, annotation: Any, path: str = "", source: str | None = None) -> Any:
@@ -404,7 +415,7 @@ def check_mapping(cls: type, mapping: Any, prefix: str = "", source: str | Path 
     Raises:
         ConfigError: an unknown key (listing the known ones), a wrong type, or a value a rule refuses.
     """
-    source = str(source) if source is not None else None
+    source = source_name(source)
     if not isinstance(mapping, dict):
         raise ConfigError(prefix or "<top>", f"expected a mapping, got {type(mapping).__name__} ({shown(mapping)})",
                           source)
@@ -431,7 +442,7 @@ def check_key_path(cls: type, keys: list[str], source: str | Path | None = None,
     Raises:
         ConfigError: at the first unknown key, with :func:`check_mapping`'s message.
     """
-    source = str(source) if source is not None else None
+    source = source_name(source)
     for depth, key in enumerate(keys):
         if not (isinstance(cls, type) and dataclasses.is_dataclass(cls)):
             return
@@ -465,7 +476,7 @@ def build(cls: type, mapping: Any, prefix: str = "", source: str | Path | None =
 
 def validate(obj: Any, prefix: str = "", source: str | Path | None = None) -> None:
     """Check every field of a built dataclass instance (nested dataclasses too)."""
-    source = str(source) if source is not None else None
+    source = source_name(source)
     cls = type(obj)
     for name, field in _fields(cls).items():
         path = f"{prefix}.{name}" if prefix else name
@@ -549,5 +560,5 @@ def add_flag(parser: argparse.ArgumentParser, flag: str, cls: type, name: str, *
 def check_field(cls: type, name: str, value: Any, path: str | None = None, source: str | Path | None = None) -> Any:
     """``value`` checked as field ``name`` of ``cls`` (for a function argument that mirrors a configuration
     field, e.g. ``run_generation(num_frames=...)``); returns the widened value."""
-    source = str(source) if source is not None else None
+    source = source_name(source)
     return check_value(cls, _fields(cls)[name], value, path or name, source)

@@ -51,12 +51,9 @@ def load_settings(overrides: list[str] | None = None) -> DemoSettings:
     Raises:
         ConfigError: ``override 'demo.x=v': demo.x: message`` (an unknown key, a wrong type, a value out of range).
     """
-    from savi_plugin.recipe import apply_overrides, blame_override
-    from savi_plugin.config.values import ConfigError
+    from savi_plugin.config.origins import KeySources
+    from savi_plugin.recipe import apply_overrides
 
-    overrides = list(overrides or [])
-    try:
-        values = apply_overrides({}, overrides).get(PREFIX, {})
-        return build(DemoSettings, values, PREFIX, "savi demo")
-    except ConfigError as exc:
-        raise blame_override(exc, overrides) from None
+    origins: dict[str, str] = {}
+    values = apply_overrides({}, list(overrides or []), origins=origins).get(PREFIX, {})
+    return build(DemoSettings, values, PREFIX, KeySources("savi demo", origins))

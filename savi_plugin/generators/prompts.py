@@ -90,9 +90,12 @@ def load_prompts(name: str, override: str | Path | Mapping[str, Any] | None = No
         origin, data = "<prompts override>", dict(override)
         digest = hashlib.sha256(yaml.safe_dump(data, sort_keys=True).encode()).hexdigest()[:8]
     else:
+        from savi_plugin.data.files import file_problem
+
         path = Path(override)
-        if not path.is_file():
-            raise PromptError(f"{path}: prompt file not found")
+        problem = file_problem(path, "prompt file")  # stat only: a FIFO is never opened
+        if problem is not None:
+            raise PromptError(f"{path}: {'prompt file not found' if problem == 'file not found' else problem}")
         try:
             text = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -43,14 +44,17 @@ def shipped_recipes_dir() -> Path:
 
 
 def resolve_deepspeed(config: str | dict | None) -> str | dict | None:
-    """A DeepSpeed config: a dict as is; a JSON path as given if it exists, else in the shipped recipes folder.
+    """A DeepSpeed config: a dict as is; an absolute path as is (a recipe file's value is made absolute in the
+    folder of the file that set it, :func:`savi_plugin.recipe.path_keys`, and is looked for nowhere else); a
+    relative path -- given on the command line (``train.deepspeed=deepspeed/zero3.json``) -- in the working
+    folder when anything is there by that name, else the shipped config of that name.
 
     Raises:
-        FileNotFoundError: in neither place.
+        FileNotFoundError: a relative path in neither place.
     """
     if not config or isinstance(config, dict):
         return config
-    if Path(config).is_file():
+    if os.path.isabs(config) or os.path.lexists(config):
         return str(config)
     shipped = shipped_recipes_dir() / config
     if shipped.is_file():
@@ -163,6 +167,11 @@ def _read_deepspeed(config: str | dict, prefix: str, source: str | None) -> None
     from savi_plugin.untrusted import load_json
 
     if isinstance(config, str):
+        from savi_plugin.data.files import file_problem
+
+        problem = file_problem(resolve_deepspeed(config), "DeepSpeed JSON config")  # a FIFO is never opened
+        if problem is not None:
+            raise ConfigError(f"{prefix}.deepspeed", f"{config}: {problem}", source)
         try:
             text = Path(resolve_deepspeed(config)).read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:

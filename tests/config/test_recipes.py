@@ -1,12 +1,14 @@
 """Every shipped recipe loads, validates and builds its trainer config; bad recipes name the key path."""
 
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from savi_plugin.pipeline.steps import training_kwargs
-from savi_plugin.recipe import RecipeError, list_recipes, load_recipe
+from savi_plugin.recipe import RecipeError, list_recipes, load_recipe, path_keys
 
 PAPER = {"llava_video_7b_rrpo_16f": 16, "llava_video_7b_rrpo_32f": 32}
 
@@ -117,3 +119,184 @@ def test_a_recipe_key_no_step_reads_is_unknown():
 
     with pytest.raises(ConfigError, match="model.adapter: unknown key"):
         load_recipe("tiny_demo", ["model.adapter=runs/a/adapter"])
+
+
+# ------------------------------------------------------------------------- path keys: one resolution rule
+def _path_value(kind: str, name: str) -> str:
+    """A relative value for a path key of ``kind`` (a model path is a path, not a hub id, with ``./``)."""
+    return f"./{name}" if kind == "model" else name
+
+
+def _set(key: str, value: str) -> str:
+    """``key.path: value`` as a YAML block."""
+    *parents, last = key.split(".")
+    lines = [f"{'  ' * i}{p}:" for i, p in enumerate(parents)]
+    return "\n".join(lines + [f"{'  ' * len(parents)}{last}: {value}"]) + "\n"
+
+
+def _value_or_error(recipe, key: str, overrides=()):
+    """The loaded recipe's value at ``key``, or the ``RecipeError`` loading it raised."""
+    from savi_plugin.config.values import to_dict
+
+    try:
+        node = to_dict(load_recipe(recipe, list(overrides)))
+    except RecipeError as exc:
+        return exc
+    for part in key.split("."):
+        node = node[part]
+    return node
+
+
+def _valid_file(folder: Path, name: str, key: str) -> None:
+    """``folder/name``, a file that ``key`` accepts (a DeepSpeed JSON config, a prompt file: ``{}``)."""
+    (folder / name).parent.mkdir(parents=True, exist_ok=True)
+    (folder / name).write_text('{"train_batch_size": 1}' if key == "train.deepspeed" else "{}")
+
+
+@pytest.mark.parametrize("where", ["own", "inherited"])
+@pytest.mark.parametrize("key, kind", path_keys())
+def test_every_path_key_resolves_in_the_folder_of_the_file_that_set_it_and_only_there(key, kind, where, tmp_path,
+                                                                                    monkeypatch):
+    """README: every relative path in a recipe is relative to the folder of the file that set it, and only that
+    folder is looked in -- never the working folder, never the shipped recipes' folder (``train.deepspeed:
+    deepspeed/zero3.json`` in sub/r.yaml used the shipped ZeRO-3 file: red team 5). Inherited through
+    ``extends:``, a value keeps its own file's folder."""
+    monkeypatch.chdir(tmp_path)
+    name = "deepspeed/zero3.json"  # also a shipped file: the decoy a fallback would find
+    _valid_file(tmp_path, name, key)  # a decoy in the working folder (and the shipped folder has one)
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "base").mkdir()
+    value = _path_value(kind, name)
+    if where == "own":
+        setter = tmp_path / "sub" / "r.yaml"
+        setter.write_text("extends: tiny_demo\n" + _set(key, value))
+        recipe = setter
+    else:
+        setter = tmp_path / "base" / "b.yaml"
+        setter.write_text("extends: tiny_demo\n" + _set(key, value))
+        recipe = tmp_path / "sub" / "r.yaml"
+        recipe.write_text("extends: ../base/b.yaml\n")
+    expected = str(setter.parent / name)
+    got = _value_or_error(recipe, key)
+    if isinstance(got, RecipeError):  # a key checked at load: the missing file is named where it was looked for
+        assert got.path == key and expected in got.message and os.path.normpath(got.source) == str(setter), got
+    else:
+        assert got == expected
+    # the file put where it belongs is the one used
+    _valid_file(setter.parent, name, key)
+    got = _value_or_error(recipe, key)
+    assert not isinstance(got, RecipeError) or got.path != key, got
+    if not isinstance(got, RecipeError):
+        assert got == expected
+
+
+@pytest.mark.parametrize("key, kind", path_keys())
+def test_an_override_path_is_relative_to_the_working_folder(key, kind, tmp_path, monkeypatch):
+    """README: a path given on the command line is relative to the working folder (``key.path=value``)."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "r.yaml").write_text("extends: tiny_demo\n")
+    name = "mine/zero3.json"
+    value = _path_value(kind, name)
+    _valid_file(tmp_path / "sub", name, key)  # beside the recipe: not looked in for an override
+    got = _value_or_error("sub/r.yaml", key, [f"{key}={value}"])
+    if isinstance(got, RecipeError):
+        assert got.path == key and name in got.message and got.source.startswith("override "), got
+        assert "sub/" not in got.message
+    else:
+        assert os.path.normpath(got) in (value, name, str(tmp_path / name))
+    _valid_file(tmp_path, name, key)
+    got = _value_or_error("sub/r.yaml", key, [f"{key}={value}"])
+    assert not isinstance(got, RecipeError) or got.path != key, got
+    if not isinstance(got, RecipeError):
+        assert os.path.normpath(got) in (value, name, str(tmp_path / name))
+
+
+def test_shipped_recipes_keep_their_deepspeed_and_their_templates_paths(tmp_path, monkeypatch):
+    """A shipped recipe's DeepSpeed file is the one shipped beside it, also inherited into a user's recipe in
+    another folder and with a ``deepspeed/zero3.json`` in the working folder; its data and output paths are
+    templates, relative to the working folder. ``train.deepspeed=deepspeed/zero2.json`` on the command line
+    (README's launcher lines) is the shipped file when the working folder has none."""
+    from savi_plugin.recipe import shipped_recipes_dir
+    from savi_plugin.training.arguments import resolve_deepspeed
+
+    def used(recipe, *overrides):
+        return os.path.realpath(resolve_deepspeed(load_recipe(recipe, list(overrides)).train["deepspeed"]))
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "deepspeed").mkdir()
+    (tmp_path / "deepspeed" / "zero3.json").write_text((shipped_recipes_dir() / "deepspeed/zero3.json").read_text())
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "r.yaml").write_text("extends: llava_video_7b_rrpo_16f\n")
+    shipped = str(shipped_recipes_dir().resolve() / "deepspeed" / "zero3.json")
+    for recipe in ("llava_video_7b_rrpo_16f", "sub/r.yaml"):
+        assert used(recipe) == shipped
+        assert load_recipe(recipe).data.pairs == "data/rrpo_pairs_llava_video_16f.jsonl"
+    assert used("sub/r.yaml", "train.deepspeed=deepspeed/zero2.json") == shipped.replace("zero3", "zero2")
+    assert used("sub/r.yaml", "train.deepspeed=deepspeed/zero3.json") == str(tmp_path.resolve() / "deepspeed/zero3.json")
+
+
+# ----------------------------------------------------------------- a recipe path that is not a regular file
+def _special(tmp_path, kind: str, name: str) -> Path:
+    path = tmp_path / name
+    if kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "directory":
+        path.mkdir()
+    else:
+        path.symlink_to("nothere.yaml")
+    return path
+
+
+SPECIAL = {"fifo": "is a FIFO (named pipe), not a", "directory": "is a directory, not a",
+           "dangling link": "is a broken symbolic link (to nothere.yaml)"}
+
+
+@pytest.fixture
+def no_block():
+    """A test that would block opening a FIFO fails after 20 s instead of hanging the suite."""
+    import signal
+
+    def fail(*_):
+        raise AssertionError("a FIFO was opened (blocked)")
+
+    old = signal.signal(signal.SIGALRM, fail)
+    signal.alarm(20)
+    yield
+    signal.alarm(0)
+    signal.signal(signal.SIGALRM, old)
+
+
+@pytest.mark.parametrize("command", [["recipes", "show"], ["recipes", "cp"], ["train"], ["align"]])
+@pytest.mark.parametrize("named_by", ["argument", "extends"])
+@pytest.mark.parametrize("kind", sorted(SPECIAL))
+def test_a_recipe_that_is_not_a_regular_file_is_named_as_such(kind, named_by, command, tmp_path, monkeypatch,
+                                                               capsys, no_block):
+    """``mkfifo ff.yaml; savi train ff.yaml`` said "no such recipe file" (red team 5): the error says what the
+    path is, and a FIFO is never opened (it would block)."""
+    from tests.misuse.misuse_kit import assert_one_line_error, savi
+
+    monkeypatch.chdir(tmp_path)
+    _special(tmp_path, kind, "ff.yaml")
+    recipe = "ff.yaml"
+    if named_by == "extends":
+        (tmp_path / "r.yaml").write_text("extends: ff.yaml\n")
+        recipe = "r.yaml"
+    tail = {"recipes": ["out.yaml"] if command[1:] == ["cp"] else [], "train": ["--dry-run", "--output-dir", "t"],
+            "align": ["--dry-run", "--out", "al"]}[command[0]]
+    if command[1:] == ["cp"] and named_by == "extends":
+        pytest.skip("recipes cp copies the file it is given; it does not follow extends:")
+    code, _, err = savi(capsys, *command, recipe, *tail)
+    assert code == 2
+    line = assert_one_line_error(err, "ff.yaml", SPECIAL[kind])
+    assert "no such recipe file" not in line
+
+
+@pytest.mark.parametrize("key", ["train.deepspeed", "generate.options.prompts"])
+def test_a_file_a_recipe_names_that_is_a_fifo_is_named_and_never_opened(key, tmp_path, monkeypatch, no_block):
+    monkeypatch.chdir(tmp_path)
+    os.mkfifo(tmp_path / "ff")
+    (tmp_path / "r.yaml").write_text("extends: tiny_demo\n" + _set(key, "ff"))
+    with pytest.raises(RecipeError) as info:
+        load_recipe("r.yaml")
+    assert info.value.path == key and "is a FIFO (named pipe)" in str(info.value), info.value

@@ -216,7 +216,7 @@ def test_a_recipe_resolves_extends_and_paths_in_its_own_folder_however_it_is_rea
     ('""', "expected a recipe name or path, got ''"), ("'  '", "expected a recipe name or path, got '  '"),
     ("[a]", "expected a recipe name or path, got ['a']"), ("{a: 1}", "expected a recipe name or path"),
     ("7", "expected a recipe name or path, got 7"), ("nope.yaml", "'nope.yaml': no such recipe file"),
-    ("nope", "'nope': no such recipe file or shipped recipe"), ("./sub", "'./sub': no such recipe file"),
+    ("nope", "'nope': no such recipe file or shipped recipe"), ("./sub", "'./sub': is a directory, not a recipe file"),
 ])
 def test_a_bad_extends_names_the_file_and_the_key(value, fragment, capsys):
     Path("sub").mkdir()
