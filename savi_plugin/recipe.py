@@ -39,6 +39,7 @@ from savi_plugin.training.arguments import (
     check_train,
     check_training_args,
     config_class,
+    is_shipped_deepspeed_name,
     shipped_recipes_dir,
 )
 from savi_plugin.untrusted import load_yaml
@@ -176,6 +177,8 @@ def _resolve_one(value: Any, folder: Path, kind: str) -> Any:
     """A path value of a recipe file in ``folder``: relative -> joined to ``folder`` (see the module docstring)."""
     if not isinstance(value, str) or not value or os.path.isabs(value) or "://" in value:
         return value
+    if kind == "deepspeed" and is_shipped_deepspeed_name(value):
+        return value  # a shipped config's bare name (``zero3``)
     joined = os.path.normpath(folder / value)
     if kind == "model" and not (value.startswith(("./", "../")) or os.path.exists(joined)):
         return value  # a hub id such as org/name

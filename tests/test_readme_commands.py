@@ -110,13 +110,13 @@ COMMANDS: dict[str, Run] = {
     # README.md: many processes, many nodes -- the test id after each line is the parametrised case
     "torchrun --nproc_per_node 8 -m savi_plugin train llava_video_7b_rrpo_16f": Run(
         (f"{T_LAUNCH}[torchrun-ddp]",), ("launcher", "recipe", "small")),
-    "torchrun --nproc_per_node 8 -m savi_plugin train llava_video_7b_rrpo_16f train.deepspeed=deepspeed/zero3.json":
+    "torchrun --nproc_per_node 8 -m savi_plugin train llava_video_7b_rrpo_16f train.deepspeed=zero3":
         Run((f"{T_LAUNCH}[torchrun-zero3]",), ("launcher", "recipe", "small")),
     "accelerate launch --multi_gpu --num_processes 8 -m savi_plugin train llava_video_7b_rrpo_16f": Run(
         (f"{T_LAUNCH}[accelerate-ddp]",), ("launcher", "recipe", "small")),
-    "deepspeed --num_gpus 8 --module savi_plugin train llava_video_7b_rrpo_16f train.deepspeed=deepspeed/zero2.json":
+    "deepspeed --num_gpus 8 --module savi_plugin train llava_video_7b_rrpo_16f train.deepspeed=zero2":
         Run((f"{T_LAUNCH}[deepspeed-zero2]",), ("launcher", "recipe", "small")),
-    "savi train llava_video_7b_rrpo_16f train.deepspeed=deepspeed/zero3.json": Run(
+    "savi train llava_video_7b_rrpo_16f train.deepspeed=zero3": Run(
         (f"{T_LAUNCH}[no-launcher-zero3]",), ("recipe", "small")),
     "torchrun --nnodes 2 --node_rank $NODE_RANK --nproc_per_node 8 --master_addr $MASTER --master_port 29500 "
     "-m savi_plugin train llava_video_7b_rrpo_16f --output-dir /shared/runs/rrpo": Run(
@@ -124,7 +124,7 @@ COMMANDS: dict[str, Run] = {
         ("launcher", "recipe", "small")),
     "deepspeed --hostfile hostfile --no_ssh --node_rank $NODE_RANK --master_addr $MASTER --master_port 29500 "
     "--module savi_plugin train llava_video_7b_rrpo_16f --output-dir /shared/runs/rrpo "
-    "train.deepspeed=deepspeed/zero3.json": Run(
+    "train.deepspeed=zero3": Run(
         ("tests/test_launchers.py::test_two_nodes_with_deepspeeds_hostfile_match_the_one_process_run",),
         ("launcher", "recipe", "small")),
     # README.md: evaluate

@@ -19,12 +19,12 @@ from savi_plugin.config.values import (
     AtLeast,
     Check,
     ConfigError,
-    FileExists,
     NonNegative,
     OneOf,
     Positive,
     Probability,
     Range,
+    Rule,
     build,
     check_mapping,
     register_rules,
@@ -43,23 +43,38 @@ def shipped_recipes_dir() -> Path:
     return Path(str(resources.files("savi_plugin.recipes")))
 
 
+def is_shipped_deepspeed_name(value: str) -> bool:
+    """A bare name -- no folder, no suffix (``zero3``) -- names a DeepSpeed config shipped with the package, as a
+    bare recipe name names a shipped recipe; anything else is a path."""
+    return bool(value) and "/" not in value and os.sep not in value and not Path(value).suffix
+
+
+def shipped_deepspeed_names() -> list[str]:
+    return sorted(p.stem for p in (shipped_recipes_dir() / "deepspeed").glob("*.json"))
+
+
 def resolve_deepspeed(config: str | dict | None) -> str | dict | None:
-    """A DeepSpeed config: a dict as is; an absolute path as is (a recipe file's value is made absolute in the
-    folder of the file that set it, :func:`savi_plugin.recipe.path_keys`, and is looked for nowhere else); a
-    relative path -- given on the command line (``train.deepspeed=deepspeed/zero3.json``) -- in the working
-    folder when anything is there by that name, else the shipped config of that name.
+    """A DeepSpeed config: a dict as is; a bare name (``zero3``, :func:`is_shipped_deepspeed_name`) the shipped
+    ``recipes/deepspeed/zero3.json``; a path as given (a recipe file's value is made absolute in the folder of the
+    file that set it, :func:`savi_plugin.recipe.path_keys`; an override's is relative to the working folder), looked
+    for there and nowhere else.
 
     Raises:
-        FileNotFoundError: a relative path in neither place.
+        FileNotFoundError: no such file (a bare name: no such shipped config).
     """
     if not config or isinstance(config, dict):
         return config
-    if os.path.isabs(config) or os.path.lexists(config):
-        return str(config)
-    shipped = shipped_recipes_dir() / config
-    if shipped.is_file():
-        return str(shipped)
-    raise FileNotFoundError(f"deepspeed config {config!r} not found (also looked in {shipped_recipes_dir()})")
+    config = str(config)
+    if is_shipped_deepspeed_name(config):
+        shipped = shipped_recipes_dir() / "deepspeed" / f"{config}.json"
+        if shipped.is_file():
+            return str(shipped)
+        raise FileNotFoundError(f"no shipped deepspeed config named {config!r} (shipped: "
+                                f"{', '.join(shipped_deepspeed_names())}; a file is named by its path)")
+    if os.path.lexists(config):
+        return config
+    raise FileNotFoundError(f"deepspeed config not found: {config} (a shipped one is named by its bare name: "
+                            f"{', '.join(shipped_deepspeed_names())})")
 
 
 def _loads_trainer(name: str) -> bool:
@@ -69,11 +84,18 @@ def _loads_trainer(name: str) -> bool:
     return True
 
 
-def _found_deepspeed(value: str) -> str | None:
-    try:
-        return resolve_deepspeed(value)
-    except FileNotFoundError:
-        return None
+class DeepSpeedConfig(Rule):
+    """A DeepSpeed config that :func:`resolve_deepspeed` finds, and that is a regular file (stat only)."""
+
+    def problem(self, value: Any) -> str | None:
+        from savi_plugin.data.files import file_problem
+
+        try:
+            found = resolve_deepspeed(str(value))
+        except FileNotFoundError as exc:
+            return str(exc)
+        problem = file_problem(found, "deepspeed config")
+        return None if problem is None else f"{value} {problem}"
 
 
 @functools.cache
@@ -101,7 +123,7 @@ def config_class() -> type:
         "adam_epsilon": [Positive()], "max_grad_norm": [NonNegative()], "logging_steps": [Positive()],
         "save_steps": [Positive()], "eval_steps": [Positive()], "save_total_limit": [AtLeast(1)],
         "seed": [AtLeast(0)], "data_seed": [AtLeast(0)], "dataloader_num_workers": [AtLeast(0)],
-        "deepspeed": [FileExists(_found_deepspeed, what="deepspeed config")],
+        "deepspeed": [DeepSpeedConfig()],
     })
     # PreferenceConfig's own fields; a field that declares rules in its metadata keeps those instead. The loss's
     # hyper-parameters (beta, alpha, label_smoothing, loss_options) are checked by the loss's own Params.

@@ -215,8 +215,9 @@ def test_an_override_path_is_relative_to_the_working_folder(key, kind, tmp_path,
 def test_shipped_recipes_keep_their_deepspeed_and_their_templates_paths(tmp_path, monkeypatch):
     """A shipped recipe's DeepSpeed file is the one shipped beside it, also inherited into a user's recipe in
     another folder and with a ``deepspeed/zero3.json`` in the working folder; its data and output paths are
-    templates, relative to the working folder. ``train.deepspeed=deepspeed/zero2.json`` on the command line
-    (README's launcher lines) is the shipped file when the working folder has none."""
+    templates, relative to the working folder. On the command line a bare name (``train.deepspeed=zero2``, README's
+    launcher lines) is the shipped file, and a path is the working folder's only (never the shipped file of that
+    name, which would silently stand in for a mistyped path)."""
     from savi_plugin.recipe import shipped_recipes_dir
     from savi_plugin.training.arguments import resolve_deepspeed
 
@@ -232,8 +233,12 @@ def test_shipped_recipes_keep_their_deepspeed_and_their_templates_paths(tmp_path
     for recipe in ("llava_video_7b_rrpo_16f", "sub/r.yaml"):
         assert used(recipe) == shipped
         assert load_recipe(recipe).data.pairs == "data/rrpo_pairs_llava_video_16f.jsonl"
-    assert used("sub/r.yaml", "train.deepspeed=deepspeed/zero2.json") == shipped.replace("zero3", "zero2")
+    assert used("sub/r.yaml", "train.deepspeed=zero2") == shipped.replace("zero3", "zero2")
     assert used("sub/r.yaml", "train.deepspeed=deepspeed/zero3.json") == str(tmp_path.resolve() / "deepspeed/zero3.json")
+    with pytest.raises(RecipeError, match="a shipped one is named by its bare name: zero2, zero3"):
+        load_recipe("sub/r.yaml", ["train.deepspeed=deepspeed/zero2.json"])  # no such file here: not the shipped one
+    (tmp_path / "sub" / "bare.yaml").write_text("extends: tiny_demo\ntrain:\n  deepspeed: zero2\n")
+    assert used("sub/bare.yaml") == shipped.replace("zero3", "zero2")  # a bare name in a recipe file too
 
 
 # ----------------------------------------------------------------- a recipe path that is not a regular file
@@ -295,8 +300,8 @@ def test_a_recipe_that_is_not_a_regular_file_is_named_as_such(kind, named_by, co
 @pytest.mark.parametrize("key", ["train.deepspeed", "generate.options.prompts"])
 def test_a_file_a_recipe_names_that_is_a_fifo_is_named_and_never_opened(key, tmp_path, monkeypatch, no_block):
     monkeypatch.chdir(tmp_path)
-    os.mkfifo(tmp_path / "ff")
-    (tmp_path / "r.yaml").write_text("extends: tiny_demo\n" + _set(key, "ff"))
+    os.mkfifo(tmp_path / "ff.json")  # a suffix: a bare DeepSpeed name would name a shipped config
+    (tmp_path / "r.yaml").write_text("extends: tiny_demo\n" + _set(key, "ff.json"))
     with pytest.raises(RecipeError) as info:
         load_recipe("r.yaml")
     assert info.value.path == key and "is a FIFO (named pipe)" in str(info.value), info.value
