@@ -7,7 +7,10 @@ What holds for every output, by construction (README "Guarantees"):
   command and the same configuration (a resume or an extension), and, for a file the job finished, the content
   the mark recorded (:meth:`Output.record_content`: a file someone changed since may be theirs now); a mark of another command or configuration is
   refused naming what changed, and an output without our mark (a user's file, a folder with files we did not
-  write, ``--output-dir .`` in a project) is refused naming a file in it.
+  write, ``--output-dir .`` in a project) is refused naming a file in it. A mark is ours only when it is a
+  regular file holding a JSON object with ``"written_by": "savi"`` (:func:`foreign_mark`); anything else at its
+  name (a user's text or JSON, a folder, a FIFO, a link), and a lock's name holding anything but a savi lock, is
+  refused naming that path before anything is written.
 * **An output is a regular file or a folder** (:func:`special_kind`, :func:`link_problem`): an existing FIFO,
   socket or device (also through a symlink, e.g. ``/dev/null`` or ``/dev/stdout``) is refused, never replaced by
   the final rename; so is a file output that is a symbolic link (the rename would replace the link, not write
@@ -52,7 +55,7 @@ import socket
 import sys
 import time
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping
+from typing import Any, Callable, Iterable, Iterator, Mapping
 
 from savi_plugin.errors import ConfigurationError, RunError
 
@@ -708,16 +711,102 @@ def _listing_change(stored: dict, now: dict) -> str:
     return f"{now['files']} files now, {stored['files']} then"
 
 
+#: a file larger than this at a marker's name is not one savi wrote (it is not read to find out)
+MARKER_MAX_BYTES = 64 * 2**20
+
+
+def foreign_marker(path: str | Path, ours: Callable[[bytes], bool]) -> str | None:
+    """What stands at a marker's name ``path`` when it is not a marker we wrote, as a phrase (``"a folder"``,
+    ``"a FIFO (named pipe)"``, ``"a file savi did not write (not JSON)"``); None when nothing is there or it is ours.
+
+    Only a regular file (not a symbolic link) whose bytes ``ours`` accepts is ours; anything else at that name
+    belongs to someone else, and a writer that replaced it would lose it. Nothing but a regular file is opened
+    (reading a FIFO would block)."""
+    import stat
+
+    path = Path(path)
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        return f"unreadable ({exc.strerror})"
+    if stat.S_ISLNK(st.st_mode):
+        return f"a symbolic link (to {os.readlink(path)})"
+    if stat.S_ISDIR(st.st_mode):
+        return "a folder"
+    if not stat.S_ISREG(st.st_mode):
+        return special_kind(path) or "not a regular file"
+    if st.st_size > MARKER_MAX_BYTES:
+        return f"a file savi did not write ({st.st_size} bytes)"
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        return f"unreadable ({exc.strerror})"
+    return None if ours(data) else f"a file savi did not write ({_why_not_ours(data)})"
+
+
+def _why_not_ours(data: bytes) -> str:
+    try:
+        obj = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        return "empty" if not data.strip() else "not JSON"
+    if not isinstance(obj, dict):
+        return "JSON, not an object"
+    if "written_by" not in obj:
+        return "no written_by"
+    return f"written_by {json.dumps(obj['written_by'], ensure_ascii=False)[:80]}"
+
+
+def _parse_mark(data: bytes) -> dict | None:
+    """The mark in ``data`` when it is one :meth:`Output.write_mark` wrote (a JSON object, ``written_by: savi``)."""
+    try:
+        obj = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        return None
+    return obj if isinstance(obj, dict) and obj.get("written_by") == "savi" else None
+
+
+def foreign_mark(output: str | Path, folder: bool) -> str | None:
+    """What stands at ``output``'s mark name (:func:`mark_path`) when it is not our mark (see
+    :func:`foreign_marker`); None when there is no mark or it is ours."""
+    return foreign_marker(mark_path(output, folder), lambda data: _parse_mark(data) is not None)
+
+
+def foreign_mark_error(output: str | Path, folder: bool, output_name: str = "output") -> "ForeignOutputError | None":
+    """The one-line refusal for a mark name that holds something not ours, or None."""
+    what = foreign_mark(output, folder)
+    if what is None:
+        return None
+    return ForeignOutputError(f"{mark_path(output, folder)}: exists and is {what}; savi keeps its mark of "
+                              f"{output_name} {output} under that name and would replace it: move it away or choose "
+                              f"{another(output_name)}")
+
+
 def read_mark(output: str | Path, folder: bool) -> dict | None:
-    """Our mark on ``output`` (``{"command", "config"}``), or None when it has none (or it is unreadable)."""
-    info = _read_info(mark_path(output, folder))
-    return info if info.get("written_by") == "savi" else None
+    """Our mark on ``output`` (``{"command", "config"}``), or None when it has none. Anything else at the mark's
+    name (another JSON, text, a folder, a FIFO, a link) is not a mark: :func:`foreign_mark` says what it is."""
+    if foreign_mark(output, folder) is not None:
+        return None
+    try:
+        return _parse_mark(mark_path(output, folder).read_bytes())
+    except OSError:
+        return None
 
 
 def _foreign_files(folder: Path, own: Iterable[str] = ()) -> list[str]:
-    own = {LOCK_NAME, MARK_NAME, LOCK_NAME + ".excl", *own}
+    own = {MARK_NAME, *own}
+    locks = {LOCK_NAME, LOCK_NAME + ".excl"}
     return sorted(p.name for p in folder.iterdir()
-                  if p.name not in own and not _our_mark_temp(p.name) and not _our_lock(p))
+                  if not (p.name in own or (p.name in locks and _savi_lock_file(p)) or _our_mark_temp(p.name)
+                          or _our_lock(p)))
+
+
+def _savi_lock_file(path: Path) -> bool:
+    """``path`` is a lock file a savi job wrote: a regular file (not a link), empty (being taken) or naming its
+    holder. A user's file or folder under a lock's name is not (a job would empty and remove it)."""
+    return (not path.is_symlink() and path.is_file()
+            and (path.stat().st_size == 0 or {"pid", "host", "started"} <= _read_info(path).keys()))
 
 
 def _our_lock(path: Path) -> bool:
@@ -757,6 +846,10 @@ class Output:
         if self.folder:
             self.path.mkdir(parents=True, exist_ok=True)
         target = mark_path(into, True) if into is not None else self.mark
+        if into is None:  # what stands at the mark's name is replaced only when it is our mark
+            foreign = foreign_mark_error(self.path, self.folder)
+            if foreign is not None:
+                raise foreign
         write_json(target, {"written_by": "savi", "command": self.command, "config": self.config, **extra})
 
     def release(self) -> None:
@@ -920,6 +1013,21 @@ def claim(output: str | Path, *, command: str, config: Mapping[str, Any] | None 
         # need them (training.distributed.shared_resume_point).
         return Output(path, folder, command, config, held, read_mark(path, folder))
     before = _existing_names(path, folder)  # before the lock file exists (it may create the folder)
+    foreign = foreign_mark_error(path, folder, output_name)  # a user's file or folder at our mark's name
+    if foreign is not None:
+        raise foreign
+    if folder and lock_beside and path.is_dir():  # the folder is replaced whole: a lock inside must be a savi lock
+        for inner in (path / LOCK_NAME, path / (LOCK_NAME + ".excl")):
+            if os.path.lexists(inner) and not _savi_lock_file(inner):
+                kind = "a link" if inner.is_symlink() else "a folder" if inner.is_dir() else "a file"
+                raise ForeignOutputError(f"{inner}: exists and is not a savi lock file ({kind}); replacing "
+                                         f"{output_name} {output} whole would remove it: move it away or choose "
+                                         f"{another(output_name)}")
+        holder = _held_by_another_job(path / LOCK_NAME)
+        if holder is not None:
+            raise OutputLockedError(f"{output}: {output_name} is in use by another savi process "
+                                    f"({_holder_text(holder)}); wait for it to finish or choose "
+                                    f"{another(output_name)} (lock file {path / LOCK_NAME})")
     check_no_enclosing_job(path, what or output_name)
     if lock:
         held.acquire()

@@ -12,7 +12,10 @@ SHA-256, and the benchmark it is writing while a run is under way. From that:
 * a run stopped while writing a benchmark leaves the marker naming it, so the files under that benchmark's folder
   count as the command's own and the next run replaces them.
 
-A marker without a file list (a plain-text marker) counts every file in the folder as the command's own.
+The marker is the command's own only when it is a regular file holding what the command writes (a JSON object
+whose ``written_by`` names it; the plain-text line of its first version counts every file in the folder as its own).
+Anything else under that name -- a user's file, other JSON, a folder, a FIFO, a link -- is refused naming it, before
+anything is written (:func:`savi_plugin.data.outputs.foreign_marker`).
 """
 
 from __future__ import annotations
@@ -20,10 +23,33 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from savi_plugin.data.outputs import LOCK_NAME, OutputLock, write_json
+from savi_plugin.data.outputs import LOCK_NAME, OutputLock, foreign_marker, write_json
 
 #: written into every folder ``savi eval fixture`` fills: what it wrote there
 MARKER = ".savi-eval-fixture"
+#: the marker's ``written_by``
+WRITTEN_BY = "savi eval fixture: synthetic data, safe to overwrite"
+#: the plain-text marker of the command's first version (no file list)
+PLAIN_MARKER = "written by " + WRITTEN_BY
+
+
+def _parse_marker(data: bytes) -> dict | None:
+    """The marker in ``data`` when the command wrote it: ``{"written": {...}, "writing": ...}``; ``{}`` for the
+    plain-text marker (no file list); None for anything else."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    if text.strip() == PLAIN_MARKER:
+        return {}
+    try:
+        obj = json.loads(text)
+    except ValueError:
+        return None
+    if not (isinstance(obj, dict) and obj.get("written_by") == WRITTEN_BY and isinstance(obj.get("written"), dict)
+            and all(isinstance(v, (dict, list)) for v in obj["written"].values())):
+        return None
+    return obj
 
 
 class FixtureFolderError(ValueError):
@@ -76,6 +102,11 @@ class FixtureFolder:
         """
         if self.root.exists() and not self.root.is_dir():
             raise FixtureFolderError(f"{self.root}: exists and is not a folder")
+        foreign = foreign_marker(self.marker, lambda data: _parse_marker(data) is not None)
+        if foreign is not None:
+            raise FixtureFolderError(f"{self.marker}: exists and is {foreign}; savi eval fixture keeps its record "
+                                     f"of what it wrote under that name and would replace it: move it away or "
+                                     f"choose an empty or new folder")
         self._lock = OutputLock(self.root, folder=True, what="fixture folder").acquire()  # one run at a time
         try:
             return self._claim()
@@ -122,16 +153,17 @@ class FixtureFolder:
     def _read(self, present: list[str]) -> None:
         if not self.marker.exists():
             return
-        try:
-            data = json.loads(self.marker.read_text(encoding="utf-8"))
-            self.written = {str(k): ({str(f): _stored_signature(sig) for f, sig in v.items()} if isinstance(v, dict)
-                                     else {str(f): None for f in v}) for k, v in data["written"].items()}
-            self.writing = data.get("writing")
-        except (ValueError, KeyError, TypeError, AttributeError):  # a marker without a file list
+        data = _parse_marker(self.marker.read_bytes())  # ours: claim refused anything else
+        if not data:  # the plain-text marker: no file list
             self.written, self.writing = {"": {f: None for f in present}}, None
+            return
+        self.written = {str(k): ({str(f): _stored_signature(sig) for f, sig in v.items()} if isinstance(v, dict)
+                                 else {str(f): None for f in v}) for k, v in data["written"].items()}
+        writing = data.get("writing")
+        self.writing = writing if isinstance(writing, str) and writing else None
 
     def _save(self) -> None:
-        data = {"written_by": "savi eval fixture: synthetic data, safe to overwrite", "writing": self.writing,
+        data = {"written_by": WRITTEN_BY, "writing": self.writing,
                 "written": self.written}
         write_json(self.marker, data, indent=1)
 
