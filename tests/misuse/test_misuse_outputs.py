@@ -824,3 +824,97 @@ def test_resume_that_extends_the_limit_over_unchanged_videos_is_accepted(world, 
     code, _, err = savi(capsys, *argv)
     assert code == 0, err
     assert len(out.read_text().splitlines()) == 2
+
+
+# ------------------------------------------------------------------------------------------------ marker names
+#: what a user can leave at a name savi keeps its own record under (our mark, a fixture's marker): none is ours
+FOREIGN_AT_MARK = {
+    "user text": lambda p: p.write_text("my notes\n"),
+    "JSON without written_by": lambda p: p.write_text('{"mine": 1}\n'),
+    "JSON of another writer": lambda p: p.write_text('{"written_by": "someone"}\n'),
+    "a folder with a file": lambda p: (p.mkdir(), (p / "keep.txt").write_text("mine")),
+    "a FIFO": lambda p: os.mkfifo(p),
+}
+
+
+def tree(folder: Path) -> dict[str, str]:
+    """Every entry under ``folder`` (files, folders, links, FIFOs) with its kind and, for a file, its content."""
+    out = {}
+    for p in sorted(folder.rglob("*")):
+        mode = os.lstat(p).st_mode
+        if stat.S_ISREG(mode):
+            out[str(p.relative_to(folder))] = hashlib.sha256(p.read_bytes()).hexdigest()
+        else:
+            out[str(p.relative_to(folder))] = f"mode {stat.S_IFMT(mode):o}" + (f" -> {os.readlink(p)}"
+                                                                             if stat.S_ISLNK(mode) else "")
+    return out
+
+
+def _refused_untouched(argv: list, named: Path, tmp_path: Path, world: Path, capsys) -> str:
+    before, inputs = tree(tmp_path), snapshot(world)
+    code, _, err = savi(capsys, *argv)
+    assert code != 0
+    line = assert_one_line_error(err, str(named))
+    assert ".tmp" not in line  # the real path, never a temporary's
+    assert tree(tmp_path) == before and snapshot(world) == inputs
+    return line
+
+
+@pytest.mark.parametrize("writer", list(WRITERS))
+@pytest.mark.parametrize("state", list(FOREIGN_AT_MARK))
+def test_whatever_a_user_left_at_the_marks_name_is_refused_never_replaced(writer, state, world, tmp_path, capsys):
+    """A mark is ours only when it is a regular file holding a JSON object with ``"written_by": "savi"``: a user's
+    file at ``<out>.savi-output.json`` was replaced by the mark, one in a folder output's ``.savi-output.json`` too,
+    and a folder there gave an error naming a temporary file (red team 6)."""
+    from savi_plugin.data.outputs import mark_path
+
+    spec = WRITERS[writer]
+    out = tmp_path / ("out" if spec.folder else "out.jsonl")
+    if spec.folder:
+        out.mkdir()
+    mark = mark_path(out, spec.folder)
+    FOREIGN_AT_MARK[state](mark)
+    line = _refused_untouched(spec.argv(world, out), mark, tmp_path, world, capsys)
+    assert "exists and is" in line
+
+
+@pytest.mark.parametrize("writer", [w for w, s in WRITERS.items() if s.folder])
+@pytest.mark.parametrize("what", ["a user's file", "a folder"])
+def test_a_users_file_named_like_the_lock_inside_a_folder_output_is_kept(writer, what, world, tmp_path, capsys):
+    """``<out>/.savi.lock`` holding a user's text, or a folder there, was deleted by the writers that replace their
+    folder whole (``savi inspect``, ``convert --overwrite``) and lock beside it (red team 6)."""
+    spec = WRITERS[writer]
+    out = tmp_path / "out"
+    out.mkdir()
+    lock = out / ".savi.lock"
+    if what == "a folder":
+        lock.mkdir()
+        (lock / "keep.txt").write_text("mine")
+    else:
+        lock.write_text("important\n")
+    line = _refused_untouched(spec.argv(world, out), lock, tmp_path, world, capsys)
+    assert "not a savi lock file" in line
+
+
+@pytest.mark.parametrize("state", [*FOREIGN_AT_MARK, "another command's marker"])
+def test_whatever_a_user_left_at_the_fixture_markers_name_is_refused(state, world, tmp_path, capsys):
+    """``savi eval fixture`` overwrote a user's ``.savi-eval-fixture`` (red team 6): only what it writes is ours."""
+    root = tmp_path / "ff"
+    root.mkdir()
+    marker = root / ".savi-eval-fixture"
+    if state == "another command's marker":
+        marker.write_text(json.dumps({"written_by": "savi", "written": {}}))
+    else:
+        FOREIGN_AT_MARK[state](marker)
+    _refused_untouched(["eval", "fixture", root, "-n", "1", "--benchmark", "mvbench"], marker, tmp_path, world,
+                       capsys)
+
+
+def test_the_fixture_accepts_its_own_marker_and_its_first_versions_plain_text(tmp_path, capsys):
+    root = tmp_path / "ff"
+    argv = ["eval", "fixture", root, "-n", "1", "--benchmark", "mvbench"]
+    assert savi(capsys, *argv)[0] == 0
+    assert savi(capsys, *argv)[0] == 0  # its own JSON marker
+    (root / ".savi-eval-fixture").write_text("written by savi eval fixture: synthetic data, safe to overwrite\n")
+    code, _, err = savi(capsys, *argv)
+    assert code == 0, err
