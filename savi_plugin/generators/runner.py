@@ -454,6 +454,9 @@ def _run_locked(gen, model, mine, config, base_meta, out_path, prog_path, index,
     rpath = report_path(out_path)
     result["report"] = str(rpath)
     stored = {k: path_for_file(result[k], rpath) for k in ("output", "progress", "report")}  # the paths rule
+    from savi_plugin.data.provenance import vouch
+
+    result.update(vouch(out_path))  # the bytes it vouches for: an edit, a truncation or a foreign copy is seen
     write_json(rpath, {**result, **stored})
     c = result["counts"]
     log.info("%s: %d pair(s) from %d item(s); skipped %d, failed %d; this run %.2f pairs/s (report: %s)",
