@@ -116,7 +116,10 @@ def merge_shards(paths: Sequence[str | Path], output: str | Path, *, allow_incom
 
     Returns:
         The merge report: records written, duplicates dropped, conflicts, invalid lines, truncated tails,
-        ``complete`` and ``missing`` (every missing shard, unfinished run or torn file).
+        ``complete`` and ``missing`` (every missing shard, unfinished run, shard whose content is not what its run
+        report vouches for, or torn file), the merged file's ``content`` identity, and ``unverified`` (with
+        ``complete`` null) when an input is a copy whose run's end cannot be checked
+        (:func:`savi_plugin.data.provenance.unvouched_copy`).
 
     Raises:
         IncompleteShardsError: the set is incomplete and ``allow_incomplete`` is False (nothing is written).
