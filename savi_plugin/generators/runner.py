@@ -425,7 +425,7 @@ def _run_locked(gen, model, mine, config, base_meta, out_path, prog_path, index,
                     if o.status == PAIR:
                         if writer.write(_stored_video(o.record, out_path, data_root)):
                             run_pairs += 1
-                    elif o.status == FAILED:
+                    elif o.status == FAILED and o.item_id not in done:  # a done item's batch is re-run whole
                         log.warning("%s: %s: %s", o.record_id or o.item_id, o.reason, o.detail)
                     else:
                         log.debug("%s: skipped (%s): %s", o.record_id or o.item_id, o.reason, o.detail)
