@@ -219,6 +219,14 @@ def write_adapter_identity(adapter_dir: str | Path, base: str | Path, backend: s
                                "backend": backend})
 
 
+def pair_digest(record) -> str:
+    """What a preference pair is by content: the SHA-256 (first 16 hex digits) of its question, chosen and rejected
+    text. Per-pair outputs (training diagnostics) store it with the id, so a reader joining them to a pair file
+    by id can tell a row written for another file's pair of the same id."""
+    text = json.dumps([record.question, record.chosen, record.rejected], ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
 #: the training report a finished ``savi train`` run writes last (a run removes it when it starts)
 TRAIN_REPORT = "train_report.json"
 _WARNED_UNFINISHED: set[str] = set()
