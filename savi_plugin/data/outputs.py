@@ -757,7 +757,13 @@ class Output:
         if self.folder:
             self.path.mkdir(parents=True, exist_ok=True)
         target = mark_path(into, True) if into is not None else self.mark
-        write_json(target, {"written_by": "savi", "command": self.command, "config": self.config, **extra})
+        try:
+            write_json(target, {"written_by": "savi", "command": self.command, "config": self.config, **extra})
+        except OSError as exc:  # a full disk is said of the output the user named, not of our mark file
+            named = disk_error(exc, self.path)
+            if named is None:
+                raise
+            raise named from exc
 
     def release(self) -> None:
         self.lock.release()

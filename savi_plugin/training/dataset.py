@@ -34,7 +34,7 @@ from typing import Any
 from torch.utils.data import Dataset
 
 from savi_plugin.data import DataError, PreferenceRecord, read_records
-from savi_plugin.data.paths import resolve_video_path
+from savi_plugin.data.paths import check_data_root, resolve_video_path
 from savi_plugin.models.backends.tokens import (
     ControlTextError,
     check_plain_text,
@@ -102,6 +102,7 @@ class PreferenceDataset(Dataset):
         if bad_records not in ("raise", "skip"):
             raise ValueError(f"bad_records must be 'raise' or 'skip', got {bad_records!r}")
         self.path = Path(path)
+        check_data_root(data_root, "data_root")
         self.data_root = Path(data_root) if data_root is not None else self.path.parent
         self.confine = data_root is not None
         self.require_tags = require_tags
