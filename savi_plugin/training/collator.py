@@ -170,6 +170,14 @@ class PreferenceCollator:
     def _problem(self, item: PairItem, prompt_length: int) -> DataError | None:
         return truncation_problem(item, prompt_length, self.token_budget, self.require_tags, self.max_length)
 
+    def blank_prompt_length(self, size: tuple[int, int], question: str) -> int:
+        """The prompt's token count for a clip of ``num_frames`` frames of ``size`` (width, height) and
+        ``question``: the processor's video tokens follow from the frame size alone, so a blank clip gives it."""
+        import numpy as np
+
+        clip = np.zeros((self.num_frames, size[1], size[0], 3), dtype=np.uint8)
+        return encode_prompts(self.backend, [clip], [question]).lengths[0]
+
     def screen(self, dataset) -> None:
         """Before training: refuse (``bad_records="raise"``) or skip and count in ``dataset`` the pairs the token
         budget cuts into uselessness (:func:`truncation_problem`), without decoding a video.
@@ -184,16 +192,10 @@ class PreferenceCollator:
                 wrong, and it stops before the first step.
             DataError: the first such pair, naming ``file:line:field`` (``bad_records="raise"``).
         """
-        import numpy as np
-
         if self.token_budget is None or not len(dataset):
             return
         tokenizer = self.backend.tokenizer
-
-        def prompt_length(size, question):
-            clip = np.zeros((self.num_frames, size[1], size[0], 3), dtype=np.uint8)
-            return encode_prompts(self.backend, [clip], [question]).lengths[0]
-
+        prompt_length = self.blank_prompt_length
         around: dict[tuple[int, int], int] = {}  # frame size -> prompt tokens besides the question's
         problems, screened = [], 0
         for item in dataset.items:

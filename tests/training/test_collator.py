@@ -242,3 +242,19 @@ def test_a_budget_that_cuts_every_pair_is_a_configuration_error(backend, cut_cas
     dataset = _dataset(backend, data, require_tags=True)
     PreferenceCollator(backend, num_frames=4, max_length=prompt + 40, require_tags=True).screen(dataset)
     assert len(dataset) == 3 and not dataset.skipped
+
+
+@pytest.mark.parametrize("model", ["tiny_llava_onevision", "tiny_qwen2_vl"])
+def test_the_screen_measures_the_prompt_the_decoded_video_gives(model, synthetic_samples, tmp_path, request):
+    """The screen's prompt length from the probed frame size equals the collator's from the decoded video, also
+    for Qwen2-VL, whose video tokens follow each video's own size."""
+    from savi_plugin.models import load_backend
+    from savi_plugin.training.collator import PreferenceCollator
+
+    lm = load_backend(request.getfixturevalue(model), num_frames=4)
+    data = write_jsonl(tmp_path / "p.jsonl", [_record(s, i) for i, s in enumerate(synthetic_samples[:2])])
+    dataset = _dataset(lm, data, require_tags=True)
+    collator = PreferenceCollator(lm, num_frames=4, packing=False)
+    for item in dataset.items:
+        decoded = collator([item]).prompt.segments[0, 0].item()
+        assert collator.blank_prompt_length(dataset.video_size(item.video_path), item.record.question) == decoded
