@@ -251,8 +251,15 @@ def test_the_screen_measures_the_prompt_the_decoded_video_gives(model, synthetic
     from savi_plugin.models import load_backend
     from savi_plugin.training.collator import PreferenceCollator
 
+    import numpy as np
+
+    from savi_plugin.video.synthetic import write_mp4
+
     lm = load_backend(request.getfixturevalue(model), num_frames=4)
-    data = write_jsonl(tmp_path / "p.jsonl", [_record(s, i) for i, s in enumerate(synthetic_samples[:2])])
+    wide = tmp_path / "wide.mp4"  # another frame size: another number of video tokens for Qwen2-VL
+    write_mp4(wide, np.random.default_rng(0).integers(0, 255, (6, 48, 96, 3), dtype=np.uint8))
+    data = write_jsonl(tmp_path / "p.jsonl", [_record(synthetic_samples[0], 0),
+                                              _record(synthetic_samples[1], 1, video=str(wide))])
     dataset = _dataset(lm, data, require_tags=True)
     collator = PreferenceCollator(lm, num_frames=4, packing=False)
     for item in dataset.items:
