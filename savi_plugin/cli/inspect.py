@@ -67,5 +67,7 @@ def run(args) -> int:
     print(f"{out / 'index.html'}: {summary.pairs} pair page(s), {summary.bad_records} bad record(s), "
           f"{summary.skipped_items} skipped item(s)"
           + (f", diagnostics for {summary.with_diagnostics} pair(s), {len(summary.never_learned)} never learned"
-             if args.diagnostics else ""))
+             if args.diagnostics else "")
+          + (f", {summary.diagnostics_mismatched} diagnostics row(s) of other pairs with the same ids not shown"
+             if summary.diagnostics_mismatched else ""))
     return 0
