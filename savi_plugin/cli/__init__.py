@@ -159,7 +159,10 @@ def user_error_message(exc: BaseException) -> str | None:
                   errno.EFBIG: "file too large (file size limit)"}[exc.errno]
         where = f"{exc.filename}: " if exc.filename else ""
         unnamed = "" if exc.filename else " (the system named no file; see the command's output folder)"
-        return f"{where}{reason} while writing{unnamed}; free space and re-run the same command to resume"
+        remedy = {errno.ENOSPC: "free space", errno.EDQUOT: "free space or raise the quota",
+                  errno.EFBIG: "raise the file size limit (ulimit -f) or write to a file system that allows it"}[
+            exc.errno]
+        return f"{where}{reason} while writing{unnamed}; {remedy} and re-run the same command to resume"
     if isinstance(exc, OSError) and exc.filename:
         return f"{exc.filename}: {exc.strerror or exc}"
     if isinstance(exc, UnicodeEncodeError) and "surrogates not allowed" in str(exc):

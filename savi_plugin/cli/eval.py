@@ -17,6 +17,7 @@ import sys
 from dataclasses import dataclass
 
 from savi_plugin.config.values import AtLeast, OneOf, Positive, Range, add_flag, checked
+from savi_plugin.data.paths import check_data_root
 from savi_plugin.video.decode import DEFAULT_NUM_FRAMES
 
 BENCHMARK_CHOICES = ("all", "mvbench", "egoschema", "perceptiontest", "videohallucer", "vidhalluc")
@@ -123,6 +124,7 @@ def run_lmms_eval(args) -> int:
     from savi_plugin.eval.task_names import check_task_names
 
     env = dict(os.environ)
+    check_data_root(args.data_root)
     if args.data_root:
         env["SAVI_DATA_ROOT"] = os.path.abspath(args.data_root)
     lmms_args = list(args.lmms_eval_args)
@@ -183,6 +185,7 @@ def run_suite(args) -> int:
         resolve_device(args.device, "--device")  # ConfigError (exit 2) before any model is evaluated
     try:
         tasks, missing = suite_tasks(args.suite)
+        check_data_root(args.data_root)
         check_task_names(tasks, "SUITE")  # a misspelt task: one line now, not after a model was evaluated
         if not args.adapter:
             raise SuiteError("at least one --adapter is needed, to compare with the base model")

@@ -41,11 +41,13 @@ def _count(low: int, high: int):
 def run(args) -> int:
     from savi_plugin.data.outputs import claim, replace_folder
     from savi_plugin.data.files import file_problem
+    from savi_plugin.data.paths import check_data_root
     from savi_plugin.inspection.site import build_site
 
     out = Path(args.out)
     inputs = {"PAIRS": args.pairs, "--run-report": args.run_report, "--diagnostics": args.diagnostics,
               "--data-root": args.data_root}
+    check_data_root(args.data_root)
     problem = file_problem(args.pairs, "preference file")
     if problem:
         raise RunError(f"{args.pairs}: {'preference file not found' if problem == 'file not found' else problem}")
@@ -65,5 +67,7 @@ def run(args) -> int:
     print(f"{out / 'index.html'}: {summary.pairs} pair page(s), {summary.bad_records} bad record(s), "
           f"{summary.skipped_items} skipped item(s)"
           + (f", diagnostics for {summary.with_diagnostics} pair(s), {len(summary.never_learned)} never learned"
-             if args.diagnostics else ""))
+             if args.diagnostics else "")
+          + (f", {summary.diagnostics_mismatched} diagnostics row(s) of other pairs with the same ids not shown"
+             if summary.diagnostics_mismatched else ""))
     return 0

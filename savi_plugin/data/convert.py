@@ -8,7 +8,7 @@ from pathlib import Path
 from savi_plugin.data.identity import input_identity
 from savi_plugin.data.outputs import claim, sidecar, write_json, write_jsonl
 from savi_plugin.data.paths import path_for_file
-from savi_plugin.data.provenance import check_finished, run_report
+from savi_plugin.data.provenance import carried_model, carried_state, check_finished, vouch
 from savi_plugin.data.readers import FORMATS, read_records, record_to_rrpo, record_to_trl
 from savi_plugin.data.record import DataError
 
@@ -35,7 +35,9 @@ def convert_file(src: str | Path, dst: str | Path, src_format: str, dst_format: 
             its sanity check replaces the sample), so ``skip`` reproduces what it trains on.
         allow_incomplete: convert the product of an unfinished generation run (refused by default,
             :func:`savi_plugin.data.provenance.check_finished`). The converted file's report says what its source's
-            said: incomplete (with why), complete (a finished run's), or nothing (no run's product).
+            said: incomplete (with why), complete (a finished run's), unverified (a copy without its run report),
+            or nothing (no run's product); it names the model that made the pairs (formats without ``meta`` drop
+            it from the records) and the converted file's content identity.
 
     Raises:
         DataError: a bad record (``raise``), an unreadable file, or no record to write.
@@ -68,11 +70,8 @@ def convert_file(src: str | Path, dst: str | Path, src_format: str, dst_format: 
             write_json(dst, objects, indent=1)
         else:
             write_jsonl(dst, objects)
-        report = sidecar(dst, "report.json")
-        if why is not None:  # the converted file stays what its source is: an unfinished run's (data/provenance.py)
-            write_json(report, {"complete": False, "converted_from": path_for_file(src, report), "missing": [why]})
-        elif (run_report(src) or {}).get("complete"):  # a finished run's: vouched for as its source was
-            write_json(report, {"complete": True, "converted_from": path_for_file(src, report)})
-        else:
-            report.unlink(missing_ok=True)  # an earlier conversion's, of another source
+        report = sidecar(dst, "report.json")  # the source's state and model carried forward (data/provenance.py)
+        write_json(report, {**carried_state(src, why, "savi data convert"),
+                            "converted_from": path_for_file(src, report), **carried_model(src, report),
+                            **vouch(dst)})
     return len(objects)

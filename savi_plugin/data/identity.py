@@ -19,7 +19,8 @@ check names what changed.
   and last 4 KiB.
 
 An adapter records the identity of the base model it was trained on in ``savi_adapter.json``
-(:func:`write_adapter_identity`); :func:`check_adapter_base` refuses to apply it to another base.
+(:func:`write_adapter_identity`); :func:`check_adapter_base` refuses to apply it to another base, and warns
+once when the folder's ``savi train`` run has not finished (:func:`unfinished_training`).
 """
 
 from __future__ import annotations
@@ -218,6 +219,38 @@ def write_adapter_identity(adapter_dir: str | Path, base: str | Path, backend: s
                                "backend": backend})
 
 
+def pair_digest(record) -> str:
+    """What a preference pair is by content: the SHA-256 (first 16 hex digits) of its question, chosen and rejected
+    text. Per-pair outputs (training diagnostics) store it with the id, so a reader joining them to a pair file
+    by id can tell a row written for another file's pair of the same id."""
+    text = json.dumps([record.question, record.chosen, record.rejected], ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+#: the training report a finished ``savi train`` run writes last (a run removes it when it starts)
+TRAIN_REPORT = "train_report.json"
+_WARNED_UNFINISHED: set[str] = set()
+
+
+def unfinished_training(adapter_dir: str | Path) -> str | None:
+    """Why the adapter in ``adapter_dir`` is not a finished run's, or None.
+
+    A folder ``savi train`` made (its mark, :func:`savi_plugin.data.outputs.read_mark`) without
+    ``train_report.json`` holds a run that is still going, was killed or failed: the adapter there is the last one
+    saved, not the run's result. It is usable (a killed run's last adapter often is), so loading it is said, not
+    refused."""
+    from savi_plugin.data.outputs import read_mark
+
+    folder = Path(adapter_dir)
+    if not folder.is_dir() or (folder / TRAIN_REPORT).is_file():
+        return None
+    mark = read_mark(folder, True)
+    if not mark or mark.get("command") != "savi train":
+        return None
+    return (f"{folder}: its training run has not finished (no {TRAIN_REPORT}; still running, killed or failed): the "
+            f"adapter is the last one saved, not the run's result")
+
+
 def check_adapter_base(adapter_dir: str | Path, base: str | Path) -> None:
     """Refuse to apply the adapter in ``adapter_dir`` to ``base`` when it was trained on another model.
 
@@ -229,6 +262,10 @@ def check_adapter_base(adapter_dir: str | Path, base: str | Path) -> None:
     Raises:
         IdentityMismatchError: naming the adapter, the base it was trained on and the model it meets.
     """
+    unfinished = unfinished_training(adapter_dir)
+    if unfinished and str(adapter_dir) not in _WARNED_UNFINISHED:
+        _WARNED_UNFINISHED.add(str(adapter_dir))
+        log.warning("%s", unfinished)
     record = Path(adapter_dir) / ADAPTER_FILE
     if not record.is_file():
         _check_peft_base_class(Path(adapter_dir), base)

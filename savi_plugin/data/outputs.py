@@ -850,7 +850,13 @@ class Output:
             foreign = foreign_mark_error(self.path, self.folder)
             if foreign is not None:
                 raise foreign
-        write_json(target, {"written_by": "savi", "command": self.command, "config": self.config, **extra})
+        try:
+            write_json(target, {"written_by": "savi", "command": self.command, "config": self.config, **extra})
+        except OSError as exc:  # a full disk is said of the output the user named, not of our mark file
+            named = disk_error(exc, self.path)
+            if named is None:
+                raise
+            raise named from exc
 
     def release(self) -> None:
         self.lock.release()

@@ -164,3 +164,22 @@ def paths_for_file(value, holder: str | Path):
         return path_for_file(value, holder)
     return value
 
+
+def check_data_root(root: str | Path | None, name: str = "--data-root") -> None:
+    """A data root the user set must be an existing folder: a configuration error (exit 2) before the first item,
+    not a ``file not found`` for every record under it.
+
+    Raises:
+        ConfigurationError: ``<name>: <root> does not exist`` / ``... is not a folder``.
+    """
+    from savi_plugin.data.files import file_problem
+    from savi_plugin.errors import ConfigurationError
+
+    if root is None:
+        return
+    if not os.path.exists(root):
+        raise ConfigurationError(f"{name}: {root} does not exist (a data root is the folder relative video paths "
+                                 f"start from)")
+    if not os.path.isdir(root):
+        raise ConfigurationError(f"{name}: {root} {file_problem(root, 'data root') or 'is not a folder'}; a data "
+                                 f"root is a folder")

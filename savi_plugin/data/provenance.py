@@ -1,23 +1,45 @@
-"""Where a preference file came from: the generation run that wrote it, finished or not, and which model made it.
+"""Where a preference file came from: the generation run that wrote it, finished or not, whether the file is still
+what that run wrote, and which model made it. The one rule every consumer of a pair file asks (training, ablation,
+conversion, merging), so each gives the same answer.
 
 ``savi generate`` writes a run report beside its output (``<pairs>.report.json``) when it ends, and a progress
-file while it runs; ``savi generate merge`` writes a report that says whether the shard set was complete. A file
-with neither is not a generation run's product (hand-made, downloaded), or a copy of one that left its report
-behind: its records then still say which generator wrote them (``meta.generator``), and consumers say once that
-whether that run finished cannot be checked (:func:`unvouched_copy`). Every consumer of a pair file that would make it look complete -- training on it, converting it into a file that
-has no report -- asks :func:`unfinished_run` first.
+file while it runs; ``savi generate merge`` and ``savi data convert`` write a report that carries their inputs'
+state forward. Every such report stores the content identity of the file it vouches for (``content``: size and
+SHA-256 of its bytes, :func:`savi_plugin.data.identity.file_identity`) when it is written. A file is in one of
+these states:
+
+* **unfinished** (:func:`unfinished_run`): a savi job is writing it, its run has a progress file and no report,
+  its report says incomplete, or its content is not what its report vouches for (edited, truncated in place, or
+  another file's report copied beside it). Consumers refuse it unless asked (``--allow-incomplete-data``,
+  ``--allow-incomplete``). A report written by an older savi (no ``content``) is not compared.
+* **unverified** (:func:`unvouched_copy`): no report or progress beside it, but its records name the generator
+  that wrote them (``meta.generator``): a copy that left its report behind; or a conversion or merge of such a
+  file, whose report carries that reason forward (``unverified``). Consumers warn once that whether the run
+  finished cannot be checked.
+* **vouched** (a report saying ``complete: true`` whose content matches) or **no run's product** (hand-made,
+  downloaded): nothing to say.
+
+Which model made the pairs (:func:`made_by`, :func:`record_models`): the generation report's model identity (by
+content), carried by convert's report into formats that drop ``meta`` (TRL, RRPO); otherwise the records' own
+``meta.model``.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
+from savi_plugin.data.identity import file_identity, same_identity
 from savi_plugin.data.outputs import sidecar, writer_now
+from savi_plugin.data.paths import name_for_file, path_from_file
 
 log = logging.getLogger(__name__)
+
+#: the reason a file whose bytes differ from what its report vouches for is refused
+CHANGED = "its content is not what its run report vouches for (edited, truncated or another file's report)"
 
 
 class UnfinishedDataError(ValueError):
@@ -33,35 +55,66 @@ def run_report(data: str | Path) -> dict[str, Any] | None:
     return report if isinstance(report, dict) else None
 
 
-def unfinished_run(data: str | Path) -> str | None:
-    """Why ``data``'s generation run is unfinished (one phrase), or None when it finished or is no run's product."""
+def report_kind(report: dict[str, Any]) -> str | None:
+    """The command that wrote ``report``: ``savi generate``, ``savi generate merge``, ``savi data convert``, or
+    None (not one of ours)."""
+    if "counts" in report and "config" in report:
+        return "savi generate"
+    if "converted_from" in report:
+        return "savi data convert"
+    if "inputs" in report and "records" in report:
+        return "savi generate merge"
+    return None
+
+
+def vouch(data: str | Path) -> dict[str, Any]:
+    """The fields a report stores about the file it vouches for (its content identity), read now."""
+    return {"content": file_identity(data)}
+
+
+def content_changed(data: str | Path, report: dict[str, Any]) -> bool:
+    """Whether ``data``'s bytes differ from the content ``report`` stored (False when it stored none)."""
+    stored = report.get("content")
+    return isinstance(stored, dict) and not same_identity(stored, file_identity(data))
+
+
+def run_problem(data: str | Path) -> str | None:
+    """Why ``data`` is not a finished run's product as its report vouched for it (one phrase), or None: the
+    report's content mismatch, no report beside a progress file, or a report that says incomplete. Does not
+    look for a live writer (:func:`unfinished_run` does)."""
     data = Path(data)
-    holder = writer_now(data)  # a generation extending it, a merge
-    if holder is not None:
-        return f"a savi job is writing it now ({holder})"
     report = run_report(data)
-    if report is None and not sidecar(data, "progress.jsonl").exists():
-        return None
-    if report is not None and report.get("complete"):
-        return None
     if report is None:
-        return f"its generation run has not finished (no {sidecar(data, 'report.json').name})"
+        if sidecar(data, "progress.jsonl").exists():
+            return f"its generation run has not finished (no {sidecar(data, 'report.json').name})"
+        return None
+    if content_changed(data, report):
+        return f"{CHANGED}: {sidecar(data, 'report.json').name}"
+    if report.get("complete", True) is not False:  # true; or no claim (null: a merge of unverified files)
+        return None
     counts = report.get("counts") or {}
     if "items" in counts:
-        return (f"its run report says incomplete ({counts.get('items_final')} of {counts.get('items')} items "
-                f"finished)")
+        retry = counts.get("items_to_retry") or 0
+        return (f"its run report says incomplete ({counts.get('items_final', counts.get('items_done'))} of "
+                f"{counts.get('items')} items finished" + (f", {retry} failed for a transient reason and will be "
+                                                            f"retried" if retry else "") + ")")
     return f"its run report says incomplete ({'; '.join(map(str, report.get('missing') or [])) or 'see the report'})"
 
 
-def unvouched_copy(data: str | Path) -> str | None:
-    """The generator named by ``data``'s first record when ``data`` has no run report or progress beside it (a copy
-    that left them behind, or a file edited out of one), else None. Reads the first line only."""
-    data = Path(data)
-    if sidecar(data, "report.json").exists() or sidecar(data, "progress.jsonl").exists():
-        return None
+def unfinished_run(data: str | Path) -> str | None:
+    """Why ``data``'s generation run is unfinished (one phrase), or None when it finished or is no run's product."""
+    holder = writer_now(data)  # a generation extending it, a merge
+    if holder is not None:
+        return f"a savi job is writing it now ({holder})"
+    return run_problem(data)
+
+
+def _first_generator(data: Path) -> str | None:
+    """``meta.generator`` of ``data``'s first record (JSONL, or a JSON array), or None. Reads the first line."""
     try:
         with open(data, encoding="utf-8") as f:
-            first = json.loads(f.readline(1 << 20))
+            line = f.readline(1 << 20)
+        first = json.loads(line.rstrip().rstrip(",")) if not line.lstrip().startswith("[") else None
     except (OSError, ValueError):
         return None
     meta = first.get("meta") if isinstance(first, dict) else None
@@ -69,30 +122,145 @@ def unvouched_copy(data: str | Path) -> str | None:
     return generator if isinstance(generator, str) else None
 
 
+def unvouched_copy(data: str | Path) -> str | None:
+    """Why whether ``data``'s generation run finished cannot be checked (one phrase), or None.
+
+    A file with no report or progress beside it whose first record names its generator (a copy that left them
+    behind, or a file edited out of one); or a file whose convert or merge report carries that reason forward
+    from its input (``unverified``)."""
+    data = Path(data)
+    report = run_report(data)
+    if report is not None and isinstance(report.get("unverified"), str):
+        return report["unverified"]
+    if report is not None and "complete" in report or sidecar(data, "progress.jsonl").exists():
+        return None
+    generator = _first_generator(data)
+    if generator is None:
+        return None
+    return (f"its records were written by savi generate (generator {generator}) but no run report is beside it "
+            f"({sidecar(data, 'report.json').name})")
+
+
+def carried_state(src: str | Path, why: str | None, command: str) -> dict[str, Any]:
+    """What a file made from ``src`` by ``command`` (convert, merge) says in its report about where its records
+    came from: ``complete: false`` and ``missing`` when ``src``'s run is unfinished (``why``, allowed), ``complete:
+    true`` when a finished run's report vouches for ``src``, ``unverified`` (the reason) when that cannot be
+    checked, nothing when ``src`` is no run's product."""
+    if why is not None:
+        return {"complete": False, "missing": [why]}
+    unverified = unvouched_copy(src)
+    if unverified is not None:
+        carried = (run_report(src) or {}).get("unverified") == unverified
+        return {"unverified": unverified if carried else f"made by {command} from {os.path.abspath(src)}, where "
+                                                          f"{unverified}"}
+    return {"complete": True} if (run_report(src) or {}).get("complete") is True else {}
+
+
+def _resolved(stored: Any, holder: str | Path) -> str | None:
+    """A model stored in ``holder`` (a path by the paths rule, or a hub id) as a comparable name: the real path of
+    a local folder, else the name as stored."""
+    if not isinstance(stored, str) or not stored:
+        return None
+    path = path_from_file(stored, holder)
+    return os.path.realpath(path) if os.path.exists(path) else stored
+
+
+def made_by(data: str | Path) -> dict[str, Any] | None:
+    """The model that generated ``data``'s pairs as a report beside it names it: ``{"model": real path or hub id,
+    "identity": model identity by content}`` (the generation run's, or carried by a conversion), or None."""
+    report = run_report(data) or {}
+    rpath = sidecar(data, "report.json")
+    if report_kind(report) == "savi generate":
+        config = report.get("config") if isinstance(report.get("config"), dict) else {}
+        identity = (config.get("identity") or {}).get("model") if isinstance(config.get("identity"), dict) else None
+        if isinstance(identity, dict):
+            return {"model": _resolved(config.get("model"), rpath), "identity": identity}
+    carried = report.get("model")
+    if isinstance(carried, dict) and isinstance(carried.get("identity"), dict):
+        return {"model": _resolved(carried.get("path"), rpath), "identity": carried["identity"]}
+    return None
+
+
+def record_models(data: str | Path) -> dict[str, int]:
+    """How many records of ``data`` each model generated, by their ``meta.model`` (resolved: :func:`_resolved`);
+    for a file whose format drops ``meta``, as its convert report carried them (``record_models``). A cheap scan
+    of every JSON line (or of a JSON array); unreadable lines are left to the reader that trains on them."""
+    report = run_report(data) or {}
+    rpath = sidecar(data, "report.json")
+    carried = report.get("record_models")
+    if isinstance(carried, dict):
+        out: dict[str, int] = {}
+        for stored, n in carried.items():
+            name = _resolved(stored, rpath)
+            if name is not None and isinstance(n, int):
+                out[name] = out.get(name, 0) + n
+        return out
+    counts: dict[str, int] = {}
+
+    def count(obj: Any) -> None:
+        meta = obj.get("meta") if isinstance(obj, dict) else None
+        name = _resolved(meta.get("model"), data) if isinstance(meta, dict) else None
+        if name is not None:
+            counts[name] = counts.get(name, 0) + 1
+
+    try:
+        with open(data, encoding="utf-8") as f:
+            head = f.read(1)
+            while head.isspace():
+                head = f.read(1)
+            f.seek(0)
+            if head == "[":
+                objects = json.load(f)
+                for obj in objects if isinstance(objects, list) else []:
+                    count(obj)
+            else:
+                for line in f:
+                    try:
+                        count(json.loads(line))
+                    except ValueError:
+                        continue
+    except (OSError, ValueError, UnicodeDecodeError):
+        return {}
+    return counts
+
+
+def carried_model(src: str | Path, holder: str | Path) -> dict[str, Any]:
+    """What a conversion of ``src`` stores in its report ``holder`` about the model that made the pairs (the
+    target format may drop ``meta``): ``model`` (path by the paths rule, identity) when a report beside ``src``
+    names it, else ``record_models`` (each record model's count)."""
+    source = made_by(src)
+    if source is not None:
+        path = source["model"]
+        return {"model": {"path": name_for_file(path, holder) if path else None, "identity": source["identity"]}}
+    models = record_models(src)
+    return {"record_models": {name_for_file(name, holder): n for name, n in models.items()}} if models else {}
+
+
 def check_finished(data: str | Path, *, allow_incomplete: bool = False, flag: str | None = None,
                    use: str = "") -> str | None:
-    """Refuse ``data`` when its generation run is unfinished, unless ``allow_incomplete`` (then the reason is
-    returned for the caller to say).
+    """Refuse ``data`` when its generation run is unfinished or its content is not what its report vouches for,
+    unless ``allow_incomplete`` (then the reason is returned for the caller to say); warn once when whether its
+    run finished cannot be checked (:func:`unvouched_copy`).
 
     Args:
         flag: the option that allows it (``--allow-incomplete-data``); None: the command has none.
         use: what the caller would do with it (``train on what is there``).
 
     Raises:
-        UnfinishedDataError: ``<data>: <why>; re-run the same savi generate command to finish it, or pass <flag>
-            to <use>``.
+        UnfinishedDataError: ``<data>: <why>; <remedy>, or pass <flag> to <use>``.
     """
     why = unfinished_run(data)
     if why is not None and not allow_incomplete:
         allow = f", or pass {flag} to {use}" if flag else ""
         report = run_report(data) or {}
-        remedy = ("restore or regenerate the shards it names and merge again" if "inputs" in report and "missing"
+        remedy = ("restore the file its report was written for, or regenerate it" if why.startswith(CHANGED) else
+                  "restore or regenerate the shards it names and merge again" if "inputs" in report and "missing"
                   in report else "wait for it to finish" if why.startswith("a savi job") else
                   "re-run the same savi generate command to finish it")
         raise UnfinishedDataError(f"{data}: {why}; {remedy}{allow}")
-    generator = unvouched_copy(data) if why is None else None
-    if generator is not None:
-        log.warning("%s: its records were written by savi generate (generator %s) but no run report is beside it "
-                    "(%s), so whether that run finished cannot be checked; copy the report beside it", data,
-                    generator, sidecar(data, "report.json").name)
+    unverified = unvouched_copy(data) if why is None else None
+    if unverified is not None:
+        remedy = ("copy the report beside it" if unverified.startswith("its records") else
+                  "convert or merge again from the run's own file, with its report beside it")
+        log.warning("%s: %s, so whether that run finished cannot be checked; %s", data, unverified, remedy)
     return why

@@ -13,6 +13,8 @@ import json
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
+from savi_plugin.data.identity import unfinished_training
+
 #: Card fields two tables must share to be compared (the models under test may differ).
 MUST_MATCH = ("lmms_eval", "tasks", "limit", "num_frames", "generation", "prompts_sha256", "targets_sha256",
               "base_model")
@@ -123,7 +125,9 @@ def build_card(run, tasks: list[str], *, model: str, adapters: dict[str, str | N
         "prompts_sha256": texts_sha256([str(s.get("input", "")) for s in samples]),
         "targets_sha256": texts_sha256([json.dumps(s.get("target"), sort_keys=True) for s in samples]),
         "base_model": {"path": str(model), "sha256": model_hash(model)},
-        "adapters": {label: {"path": str(path) if path else None, "sha256": model_hash(path)}
+        # ``unfinished``: the adapter folder's training run had not finished (its last saved adapter)
+        "adapters": {label: {"path": str(path) if path else None, "sha256": model_hash(path),
+                             "unfinished": bool(path and unfinished_training(path))}
                      for label, path in adapters.items()},
     }
 

@@ -190,7 +190,7 @@ def comparison_rows(base_run, runs: dict, tasks: list[str]) -> list[dict]:
             for task in tasks for label in runs]
 
 
-def format_table(rows: list[dict], missing: list[str]) -> str:
+def format_table(rows: list[dict], missing: list[str], unfinished: dict[str, str] | None = None) -> str:
     """The Markdown table (accuracy in percent points; Δ = aligned - base with its paired bootstrap 95% interval)."""
     lines = ["| task | adapter | items | no video (base / aligned) | base | aligned | Δ | 95% CI of Δ (paired "
              "bootstrap) |", "|---|---|---:|---:|---:|---:|---:|---|"]
@@ -206,6 +206,9 @@ def format_table(rows: list[dict], missing: list[str]) -> str:
     if missing:
         lines.append("")
         lines.append(f"Not run (no savi-plugin task yet): {', '.join(missing)}.")
+    for label, path in (unfinished or {}).items():
+        lines.append("")
+        lines.append(f"Adapter {label} ({path}): its training run had not finished; this is its last saved adapter.")
     return "\n".join(lines) + "\n"
 
 
@@ -274,7 +277,8 @@ def _run_claimed(plan: SuitePlan, out: Path, env: dict, missing, progress) -> di
     # paths as each file stores them (savi_plugin.data.paths' rule); the table returned keeps the caller's
     write_json(out / "card.json", paths_for_file(card, out / "card.json"), indent=1)
     write_json(out / "table.json", paths_for_file(table, out / "table.json"), indent=1)
-    write_text(out / "table.md", format_table(rows, list(missing)))
+    unfinished = {label: entry["path"] for label, entry in card["adapters"].items() if entry.get("unfinished")}
+    write_text(out / "table.md", format_table(rows, list(missing), unfinished))
     if rows:
         plot_deltas(rows, out / "delta.png")
     return table

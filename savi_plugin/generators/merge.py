@@ -21,6 +21,7 @@ from typing import Any, Sequence
 
 from savi_plugin.data.outputs import OutputLock, atomic_open, claim, write_json
 from savi_plugin.data.paths import path_for_file, path_from_file
+from savi_plugin.data.provenance import CHANGED, report_kind, run_problem, run_report, unvouched_copy, vouch
 from savi_plugin.data.record import DataError, validate_record
 from savi_plugin.data.fingerprint import ConfigMismatchError, config_changes, describe_changes
 from savi_plugin.generators.runner import (_RESUMABLE_CHANGES, _read_progress, progress_path, report_path,
@@ -36,22 +37,19 @@ class IncompleteShardsError(ValueError):
 
 
 def _shard_run_problem(path: Path) -> str | None:
-    """Why the generation run that wrote ``path`` is unfinished, or None (finished, or not a generation output)."""
-    if not progress_path(path).exists():
-        return None  # a file made some other way: nothing to say about its run
-    rpath = report_path(path)
-    try:
-        report = json.loads(rpath.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return "its generation run has not finished (no run report): re-run the same savi generate command"
-    if not report.get("complete"):
-        counts = report.get("counts", {})
-        retry = counts.get("items_to_retry") or 0
-        return (f"its generation run is incomplete ({counts.get('items_final', counts.get('items_done'))} of "
-                f"{counts.get('items')} items finished" + (f", {retry} failed for a transient reason and will be "
-                                                            f"retried" if retry else "")
-                + "): re-run the same savi generate command")
-    return None
+    """Why ``path`` is not a finished generation run's shard as its report vouched for it, or None (finished, or
+    not a generation output): :func:`savi_plugin.data.provenance.run_problem`, the rule every consumer asks; a
+    report beside it that another command wrote (a conversion's, a merge's) is named as such."""
+    report = run_report(path)
+    kind = report_kind(report) if report is not None else None
+    if kind is not None and kind != "savi generate":
+        return (f"its report ({report_path(path).name}) is {kind}'s, not a generation run's: merge the generation "
+                f"shards themselves")
+    problem = run_problem(path)
+    if problem is None:
+        return None
+    return problem + (": restore the file its report was written for, or regenerate it" if problem.startswith(CHANGED)
+                      else ": re-run the same savi generate command")
 
 
 def shard_set_problems(paths: Sequence[Path]) -> list[str]:
@@ -118,7 +116,10 @@ def merge_shards(paths: Sequence[str | Path], output: str | Path, *, allow_incom
 
     Returns:
         The merge report: records written, duplicates dropped, conflicts, invalid lines, truncated tails,
-        ``complete`` and ``missing`` (every missing shard, unfinished run or torn file).
+        ``complete`` and ``missing`` (every missing shard, unfinished run, shard whose content is not what its run
+        report vouches for, or torn file), the merged file's ``content`` identity, and ``unverified`` (with
+        ``complete`` null) when an input is a copy whose run's end cannot be checked
+        (:func:`savi_plugin.data.provenance.unvouched_copy`).
 
     Raises:
         IncompleteShardsError: the set is incomplete and ``allow_incomplete`` is False (nothing is written).
@@ -212,12 +213,19 @@ def _merge(paths: list[Path], output: Path, allow_incomplete: bool, claimed) -> 
     with atomic_open(output) as fh:  # a full disk names the output and leaves no temporary file
         for obj in ordered:
             fh.write(raw_lines[obj["id"]] + "\n")  # byte-for-byte the shard's line
+    # an input whose run's end cannot be checked (a copy without its report) leaves the merged file unchecked too:
+    # complete is then null, not true, and the reason is carried forward (savi_plugin.data.provenance)
+    unverified = [f"{os.path.abspath(p)}, where {why}" for p in paths if (why := unvouched_copy(p)) is not None]
     result: dict[str, Any] = {"output": str(output), "inputs": [str(p) for p in paths], "records": len(ordered),
-                              "complete": not missing, "missing": missing, "duplicates": duplicates,
-                              "conflicts": conflicts, "invalid": invalid, "truncated": truncated}
+                              "complete": not missing if missing or not unverified else None, "missing": missing,
+                              "duplicates": duplicates, "conflicts": conflicts, "invalid": invalid,
+                              "truncated": truncated}
+    if unverified:
+        result["unverified"] = "made by savi generate merge from " + "; and from ".join(unverified)
     run = _combine_reports([report_path(p) for p in paths])
     if run is not None:
         result["run"] = run
+    result.update(vouch(output))  # the bytes it vouches for
     stored = report_path(output)  # paths as the report stores them (savi_plugin.data.paths' rule)
     write_json(stored, {**result, "output": path_for_file(output, stored),
                         "inputs": [path_for_file(p, stored) for p in paths]})
@@ -227,10 +235,16 @@ def _merge(paths: list[Path], output: Path, allow_incomplete: bool, claimed) -> 
 
 
 def _combine_reports(paths: list[Path]) -> dict[str, Any] | None:
-    """Sum the shards' run reports (None if any is missing)."""
-    if not all(p.is_file() for p in paths):
-        return None
-    reports = [json.loads(p.read_text(encoding="utf-8")) for p in paths]
+    """Sum the shards' run reports (None if any is missing or is not a generation run's)."""
+    reports = []
+    for path in paths:
+        try:
+            report = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        if not isinstance(report, dict) or report_kind(report) != "savi generate":
+            return None
+        reports.append(report)
     counts: dict[str, Any] = {"items": 0, "items_done": 0, "pairs": 0, "skipped": 0, "failed": 0,
                               "by_reason": {}, "tagging": {}}
     for r in reports:

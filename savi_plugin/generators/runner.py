@@ -48,7 +48,7 @@ from savi_plugin import registry
 from savi_plugin.data.fingerprint import check_same_config
 from savi_plugin.data.identity import files_identity, input_identity, model_identity
 from savi_plugin.data.outputs import ForeignOutputError, check_distinct, check_not_any, claim, sidecar, write_json
-from savi_plugin.data.paths import is_within, path_for_file, path_from_file
+from savi_plugin.data.paths import check_data_root, is_within, path_for_file, path_from_file
 from savi_plugin.data.record import DataError, check_encodable
 from savi_plugin.data.writer import (
     JsonlAppender,
@@ -300,6 +300,7 @@ def run_generation(*, generator: str | type | Generator, model: Any, inputs: str
     for name, value in (("batch_size", batch_size), ("seed", seed), ("limit", limit)):
         check_field(GenerateSection, name, value, name)
     gen = resolve_generator(generator, options)
+    check_data_root(data_root)
     items = list(inputs) if not isinstance(inputs, (str, Path)) else load_inputs(inputs, data_root)
     check_inputs_encodable(items)
     # the videos a manifest names, by content (a folder input's identity covers its files already)
@@ -424,7 +425,7 @@ def _run_locked(gen, model, mine, config, base_meta, out_path, prog_path, index,
                     if o.status == PAIR:
                         if writer.write(_stored_video(o.record, out_path, data_root)):
                             run_pairs += 1
-                    elif o.status == FAILED:
+                    elif o.status == FAILED and o.item_id not in done:  # a done item's batch is re-run whole
                         log.warning("%s: %s: %s", o.record_id or o.item_id, o.reason, o.detail)
                     else:
                         log.debug("%s: skipped (%s): %s", o.record_id or o.item_id, o.reason, o.detail)
@@ -454,6 +455,9 @@ def _run_locked(gen, model, mine, config, base_meta, out_path, prog_path, index,
     rpath = report_path(out_path)
     result["report"] = str(rpath)
     stored = {k: path_for_file(result[k], rpath) for k in ("output", "progress", "report")}  # the paths rule
+    from savi_plugin.data.provenance import vouch
+
+    result.update(vouch(out_path))  # the bytes it vouches for: an edit, a truncation or a foreign copy is seen
     write_json(rpath, {**result, **stored})
     c = result["counts"]
     log.info("%s: %d pair(s) from %d item(s); skipped %d, failed %d; this run %.2f pairs/s (report: %s)",

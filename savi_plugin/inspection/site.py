@@ -8,7 +8,9 @@
   model answered from (:mod:`savi_plugin.inspection.thumbnails`), the question, chosen and rejected with their
   ``<MASK>`` phrases highlighted, source, weight and meta; with training diagnostics
   (:mod:`savi_plugin.training.diagnostics`) the reward margin over steps and the chosen tokens coloured by their
-  KL to the reference.
+  KL to the reference. Rows are joined by id and checked by content (``pair_sha256``,
+  :func:`~savi_plugin.data.identity.pair_digest`): a row written for another file's pair of the same id is not
+  shown, and counted in one warning naming the diagnostics file.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from savi_plugin.data.identity import pair_digest
 from savi_plugin.data.paths import PathEscapeError, path_from_file, resolve_video_path
 from savi_plugin.data.readers import read_records
 from savi_plugin.data.record import DataError, PreferenceRecord
@@ -43,6 +46,8 @@ class SiteSummary:
     skipped_items: int
     with_diagnostics: int
     never_learned: list[str] = field(default_factory=list)
+    #: diagnostics rows dropped: written for a pair of the same id and other content (another pair file)
+    diagnostics_mismatched: int = 0
 
 
 def pair_page_path(number: int) -> str:
@@ -260,6 +265,7 @@ def build_site(pairs: str | Path, out: str | Path, *, fmt: str = "savi", data_ro
     diag = read_diagnostics(Path(diagnostics) if diagnostics is not None else None)
     thumbs = ThumbnailWriter(out, limit=frames)
     index_rows, learned_never = [], []
+    mismatched, joined = 0, {}
     total = len(records)
     for number, (_line, record) in enumerate(tqdm(records, desc="pair pages", unit="pair", disable=not progress),
                                              start=1):
@@ -270,9 +276,13 @@ def build_site(pairs: str | Path, out: str | Path, *, fmt: str = "savi", data_ro
         perturbation = meta.get("perturbation") if isinstance(meta.get("perturbation"), list) else None
         shots = thumbs.for_pair(video, num_frames, perturbation, str(number))
         rows = diag.get(record.id, [])
+        digest = pair_digest(record)
+        mismatched += sum(1 for r in rows if r.get("pair_sha256") not in (None, digest))
+        rows = [r for r in rows if r.get("pair_sha256") in (None, digest)]  # None: a file written before digests
         target = out / pair_page_path(number)
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(_pair_page(number, total, record, shots, video, rows), encoding="utf-8")
+        joined[record.id] = joined.get(record.id, False) or bool(rows)
         never = never_learned(rows)
         if never:
             learned_never.append(record.id)
@@ -291,5 +301,9 @@ def build_site(pairs: str | Path, out: str | Path, *, fmt: str = "savi", data_ro
     (out / "index-data.js").write_text(data, encoding="utf-8")
     (out / "index.js").write_text(INDEX_JS, encoding="utf-8")
     (out / "index.html").write_text(_index_page(f"preference pairs: {pairs.name}"), encoding="utf-8")
+    if mismatched:
+        log.warning("%s: %d row(s) were written for other pairs of the same ids (their text differs from %s): "
+                    "not shown", diagnostics, mismatched, pairs)
     return SiteSummary(out=out, pairs=total, bad_records=len(bad), skipped_items=len(skipped),
-                       with_diagnostics=sum(1 for _, r in records if r.id in diag), never_learned=learned_never)
+                       with_diagnostics=len({r.id for _, r in records if joined.get(r.id)}),
+                       never_learned=learned_never, diagnostics_mismatched=mismatched)

@@ -19,7 +19,9 @@ Bad input is never silently replaced:
 * under a loss that needs phrase tags (RRPO), a pair without ``chosen_tagged``/``rejected_tagged`` is
   **skipped at load and counted** (reason ``untagged``), whatever ``bad_records`` says: its refined reward
   is undefined, and mixing generators (VideoSAVi pairs are untagged) is a normal situation. The count is
-  logged and written to ``train_report.json``. A dataset in which no pair is usable is an error.
+  logged and written to ``train_report.json``. A dataset in which no pair is usable is an error;
+* a pair the token budget leaves without a response token or a tagged token (``truncated_away``) is found by
+  the collator, which owns the truncation (:meth:`~savi_plugin.training.collator.PreferenceCollator.screen`).
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from typing import Any
 from torch.utils.data import Dataset
 
 from savi_plugin.data import DataError, PreferenceRecord, read_records
-from savi_plugin.data.paths import resolve_video_path
+from savi_plugin.data.paths import check_data_root, resolve_video_path
 from savi_plugin.models.backends.tokens import (
     ControlTextError,
     check_plain_text,
@@ -96,17 +98,18 @@ class PreferenceDataset(Dataset):
     def __init__(self, path: str | Path, tokenizer, end_of_turn: str, *, fmt: str = "savi",
                  data_root: str | Path | None = None, require_tags: bool = False, bad_records: str = "raise",
                  token_budget: int | None = None, min_frames: int | None = None,
-                 probes: dict[str, str | int] | None = None):
+                 probes: dict[str, str | tuple[int, int, int]] | None = None):
         if bad_records not in ("raise", "skip"):
             raise ValueError(f"bad_records must be 'raise' or 'skip', got {bad_records!r}")
         self.path = Path(path)
+        check_data_root(data_root, "data_root")
         self.data_root = Path(data_root) if data_root is not None else self.path.parent
         self.confine = data_root is not None
         self.require_tags = require_tags
         self.token_budget = token_budget
         self.min_frames = min_frames
-        # video -> probe error, or its declared frame count; probed once (``probes``: another rank's results)
-        self._probed: dict[str, str | int] = dict(probes or {})
+        # video -> probe error, or its (width, height, declared frames); probed once (``probes``: another rank's)
+        self._probed: dict[str, str | tuple[int, int, int]] = dict(probes or {})
         #: skipped records: dicts with file, line, field, message and reason (bad_record / missing_video / untagged)
         self.skipped: list[dict[str, Any]] = []
         self.items: list[PairItem] = []
@@ -166,12 +169,13 @@ class PreferenceDataset(Dataset):
                                    f"prompts are never truncated", "prompt_too_long")
         if str(video) not in self._probed:
             try:
-                self._probed[str(video)] = probe_video(video)[2]
+                self._probed[str(video)] = tuple(probe_video(video))
             except VideoDecodeError as exc:
                 self._probed[str(video)] = str(exc)
         probed = self._probed[str(video)]
         if isinstance(probed, str):
             raise self._refuse(file, line, "video", probed, "bad_video")
+        probed = probed[2]
         if self.min_frames is not None and 0 < probed < self.min_frames:
             raise self._refuse(file, line, "video", f"{video}: {probed} frame(s), fewer than num_frames="
                                f"{self.min_frames} (frames are never repeated to fill a clip)", "too_few_frames")
@@ -188,7 +192,19 @@ class PreferenceDataset(Dataset):
                                                         file, line, "chosen_tagged")
             item.rejected_phrase_ids = aligned_phrase_ids(record.rejected, record.rejected_tagged,
                                                           rejected_offsets, file, line, "rejected_tagged")
+            for side in ("chosen", "rejected"):  # "<MASK></MASK>" tags no token: no phrase-level reward either
+                if self.require_tags and not any(getattr(item, f"{side}_phrase_ids")):
+                    self._skip(DataError(file, line, f"{side}_tagged", "its <MASK> tags cover no token; the loss's "
+                                         "phrase-level reward is undefined for this pair (skipped)"), "untagged")
+                    return None
         return item
+
+    def video_size(self, video_path: str) -> tuple[int, int] | None:
+        """``(width, height)`` of a video as its header declares it (probed at load), or None when unknown."""
+        probed = self._probed.get(str(video_path))
+        if isinstance(probed, tuple) and probed[0] > 0 and probed[1] > 0:
+            return int(probed[0]), int(probed[1])
+        return None
 
     def __len__(self) -> int:
         return len(self.items)

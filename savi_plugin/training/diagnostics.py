@@ -3,7 +3,8 @@ every ``diagnostics_steps`` optimizer steps, and the end -- every training pair 
 gradient, by the trainer's own scoring path and loss (:meth:`PreferenceTrainer.statistics`, the ``Objective``),
 and one JSON line per pair is appended to ``diagnostics.jsonl`` in the output folder:
 
-``id``, ``step``, ``loss`` (the pair's loss), ``margin`` (``rewards/margins``: chosen minus rejected implicit
+``id``, ``pair_sha256`` (the pair's content, :func:`savi_plugin.data.identity.pair_digest`: a reader joining
+rows to a pair file by id checks it), ``step``, ``loss`` (the pair's loss), ``margin`` (``rewards/margins``: chosen minus rejected implicit
 reward), ``reward_chosen`` / ``reward_rejected``, ``logratio_chosen`` / ``logratio_rejected`` (summed
 ``log pi_theta - log pi_ref`` over each response, with a reference), ``tagged_tokens`` (``<MASK>`` tokens per side;
 RRPO's sub-sequence reward reads only those), ``kl_chosen`` (summed token-wise KL(ref || policy) over the chosen
@@ -38,14 +39,16 @@ def _number(value: torch.Tensor) -> float | None:
 
 
 @torch.no_grad()
-def pair_rows(trainer, model, batch, step: int) -> list[dict[str, Any]]:
-    """One diagnostics row per pair of ``batch`` (a ``PreferenceBatch`` on the model's device) at ``step``."""
+def pair_rows(trainer, model, batch, step: int, digests: dict[str, str] | None = None) -> list[dict[str, Any]]:
+    """One diagnostics row per pair of ``batch`` (a ``PreferenceBatch`` on the model's device) at ``step``;
+    ``digests``: pair id -> :func:`~savi_plugin.data.identity.pair_digest`."""
     stats = trainer.statistics(model, batch)
     _, losses, metrics = trainer.objective(stats, batch)
     tokenizer = trainer.backend.tokenizer
     rows = []
     for b, pair_id in enumerate(batch.pair_ids):
-        row: dict[str, Any] = {"id": pair_id, "step": step, "loss": _number(losses[b])}
+        row: dict[str, Any] = {"id": pair_id, "pair_sha256": (digests or {}).get(pair_id), "step": step,
+                               "loss": _number(losses[b])}
         for key, name in (("margin", "rewards/margins"), ("reward_chosen", "rewards/chosen"),
                           ("reward_rejected", "rewards/rejected"), ("kl_chosen", "kl/chosen")):
             if name in metrics:
@@ -76,6 +79,9 @@ def diagnose(trainer, step: int) -> list[dict[str, Any]]:
     world, rank = trainer.accelerator.num_processes, trainer.accelerator.process_index
     loader = DataLoader(Subset(dataset, range(rank, len(dataset), world)), collate_fn=trainer.data_collator,
                         batch_size=trainer.args.per_device_eval_batch_size, shuffle=False)
+    from savi_plugin.data.identity import pair_digest
+
+    digests = {item.record.id: pair_digest(item.record) for item in getattr(dataset, "items", [])}
     model = trainer.model
     was_training = model.training
     model.eval()
@@ -84,7 +90,7 @@ def diagnose(trainer, step: int) -> list[dict[str, Any]]:
         for batch in loader:
             if not batch.pair_ids:  # every video of the batch failed to decode: counted by the training report
                 continue
-            rows.extend(pair_rows(trainer, model, batch.to(trainer.args.device), step))
+            rows.extend(pair_rows(trainer, model, batch.to(trainer.args.device), step, digests))
     finally:
         model.train(was_training)
     if world > 1:

@@ -164,9 +164,14 @@ class PreferenceTrainer(Trainer):
             data_collator = PreferenceCollator(backend, num_frames=args.num_frames, frame_rule=args.frame_rule,
                                                packing=self.packing,
                                                max_length=args.max_length, video_backend=args.video_backend,
-                                               template_positions=needs.template_kl, bad_records=args.bad_records)
+                                               template_positions=needs.template_kl, bad_records=args.bad_records,
+                                               require_tags=needs.tags)
         elif getattr(data_collator, "packing", False) and not supported:
             data_collator.packing = False
+        if hasattr(data_collator, "screen"):  # pairs the token budget cuts into no signal: before the first step
+            for dataset in (train_dataset, eval_dataset):
+                if isinstance(dataset, PreferenceDataset):
+                    data_collator.screen(dataset)
 
         kwargs.setdefault("processing_class", backend.processor)
         super().__init__(model=model if model is not None else backend.model, args=args,

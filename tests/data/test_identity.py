@@ -64,3 +64,29 @@ def test_without_a_writable_cache_the_file_is_hashed_every_time(big_model, monke
     calls = _reads(monkeypatch)
     assert identity.model_identity(big_model) == identity.model_identity(big_model)
     assert len([p for p in calls if p.name == "model.safetensors"]) == 2
+
+
+@pytest.mark.parametrize("state", ["running or killed", "finished", "another command's mark", "no mark"])
+def test_an_adapter_of_an_unfinished_training_run_is_said_once(state, tiny_llava_onevision, tmp_path, caplog):
+    """A ``savi train`` folder without train_report.json (a run removes it when it starts and writes it last) is
+    loaded with one warning naming it; a finished run's, or a folder savi train did not make, without one."""
+    from savi_plugin.models import load_backend
+    from tests.builders import random_lora_adapter
+
+    adapter = random_lora_adapter(tiny_llava_onevision, tmp_path / "tk")
+    if state != "no mark":
+        command = "savi generate" if state == "another command's mark" else "savi train"
+        (adapter / ".savi-output.json").write_text(json.dumps({"written_by": "savi", "command": command,
+                                                               "config": {"train": {"max_steps": 400}}}))
+    if state == "finished":
+        (adapter / identity.TRAIN_REPORT).write_text("{}")
+    with caplog.at_level("WARNING", logger="savi_plugin.data.identity"):
+        load_backend(tiny_llava_onevision, adapter=adapter, num_frames=4)  # generate, eval and train load here
+        identity.check_adapter_base(adapter, tiny_llava_onevision)  # a second load in the same process
+    said = [r.getMessage() for r in caplog.records if "has not finished" in r.getMessage()]
+    if state == "running or killed":
+        assert said == [f"{adapter}: its training run has not finished (no train_report.json; still running, killed "
+                        f"or failed): the adapter is the last one saved, not the run's result"]
+        assert identity.unfinished_training(adapter)
+    else:
+        assert not said and identity.unfinished_training(adapter) is None

@@ -65,6 +65,9 @@ def suite(tmp_path_factory):
                                  sorted((tmp / "data" / "perceptiontest" / "videos").glob("*.mp4")))
     model = build_tiny_model(tmp / "tiny")
     adapter = random_lora_adapter(model, tmp / "aligned", seed=1)
+    # the folder of a `savi train` run that has not finished (its mark, no train_report.json): said and recorded
+    (adapter / ".savi-output.json").write_text(json.dumps({"written_by": "savi", "command": "savi train",
+                                                           "config": {}}))
     argv = [",".join(TASKS), "--model", str(model), "--adapter", str(adapter), "--out", str(tmp / "suite"),
             "--data-root", str(tmp / "data"), "--limit", str(LIMIT), "--num-frames", "4"]
     env = offline_env(tmp / "data", tmp / "hf")
@@ -139,6 +142,9 @@ def test_card_png_and_progress(suite):
     inputs = [s["input"] for t in TASKS for s in _samples(tmp / "suite" / "runs" / "base", t)]
     assert card["prompts_sha256"] == texts_sha256(inputs) and card["items"] == 2 * LIMIT
     assert card["adapters"]["aligned"]["sha256"] and card["base_model"]["sha256"] != card["adapters"]["aligned"]["sha256"]
+    # the adapter's training run had not finished: said once, recorded in the card and under the table
+    assert card["adapters"]["aligned"]["unfinished"] is True
+    assert "Adapter aligned (" in (tmp / "suite" / "table.md").read_text()
     png = (tmp / "suite" / "delta.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 2000
     assert f"base: items {2 * LIMIT}/{2 * LIMIT}" in err  # the progress line over items, per model

@@ -18,7 +18,7 @@ import stat
 from pathlib import Path
 
 import pytest
-from misuse_kit import clip, pair, qa_item, savi
+from misuse_kit import assert_one_line_error, clip, pair, qa_item, savi
 
 from savi_plugin.eval.command import PATH_SYNTAX
 from savi_plugin.video.decode import VideoDecodeError, read_frames
@@ -99,6 +99,39 @@ def test_the_training_dataset_names_a_non_file_video(kind, specials, tiny_llava_
 
 
 # ------------------------------------------------------------------------------------------------ data root
+@pytest.mark.parametrize("command", ["generate", "train", "inspect", "eval-run", "eval-suite"])
+@pytest.mark.parametrize("root", ["missing", "a file"])
+def test_a_data_root_that_is_not_a_folder_is_a_configuration_error(command, root, tiny_llava_onevision, tmp_path,
+                                                                   capsys):
+    """A --data-root that does not exist made every item a `decode_error: file not found` and created the output
+    (red team 6): it is one line, exit 2, before anything is written."""
+    work = tmp_path / "work"
+    work.mkdir()
+    video = clip(tmp_path / "v.mp4")
+    write_jsonl(tmp_path / "qa.jsonl", [qa_item("q0", video)])
+    write_jsonl(tmp_path / "pairs.jsonl", [pair("a", video)])
+    bad = work / "nowhere"
+    if root == "a file":
+        bad.write_text("not a folder\n")
+    before = sorted(p.name for p in work.iterdir())
+    argv = {"generate": ["generate", "--generator", "rrpo", "--model", tiny_llava_onevision, "--input",
+                         tmp_path / "qa.jsonl", "--output", work / "p.jsonl", "--num-frames", "4", "--no-progress",
+                         "--data-root", bad],
+            "train": ["train", "tiny_demo", "--model", tiny_llava_onevision, "--data", tmp_path / "pairs.jsonl",
+                      "--output-dir", work / "t", "train.max_steps=1", f"train.data_root={bad}"],
+            "inspect": ["inspect", tmp_path / "pairs.jsonl", "--out", work / "site", "--no-progress",
+                        "--data-root", bad],
+            "eval-run": ["eval", "run", "--data-root", bad, "--", "--model", "savi_video", "--model_args",
+                         f"pretrained={tiny_llava_onevision},num_frames=4", "--tasks", "savi_egoschema",
+                         "--output_path", work / "res"],
+            "eval-suite": ["eval", "suite", "savi_egoschema", "--model", tiny_llava_onevision, "--adapter",
+                           tiny_llava_onevision, "--data-root", bad, "--out", work / "suite"]}[command]
+    code, _, err = savi(capsys, *argv)
+    assert code == 2, err
+    assert_one_line_error(err, str(bad), "does not exist" if root == "missing" else "folder")
+    assert sorted(p.name for p in work.iterdir()) == before
+
+
 @pytest.mark.parametrize("escape", ["file-symlink", "folder-symlink", "dotdot-symlink"])
 def test_data_root_confines_folder_inputs(escape, tiny_llava_onevision, tmp_path, capsys):
     root, outside = tmp_path / "root", tmp_path / "outside"

@@ -248,3 +248,46 @@ def test_a_fresh_run_beside_another_configurations_checkpoints_is_refused(traine
                         folder / "out", "train.learning_rate=0.3")
     assert code == 1  # without --resume too: a later --resume would continue from the other run's checkpoint
     assert_one_line_error(err, "different configuration", "training.learning_rate")
+
+
+# ------------------------------------------------------------------------------------------------ truncation
+def test_pairs_the_token_budget_cuts_into_no_tagged_token_are_refused_counted_or_a_recipe_error(
+        tiny_llava_onevision, videos, tmp_path, capsys):
+    """red team 6: RRPO pairs whose max_length cut every tagged token trained at loss ln 2, reported as used. A pair
+    cut that way is refused naming file:line and max_length, or skipped and counted (truncated_away); a budget
+    that cuts every pair is a recipe error at train.max_length, before the first step."""
+    from savi_plugin.models import load_backend
+    from savi_plugin.training.collator import PreferenceCollator, needed_room
+    from savi_plugin.training.dataset import PreferenceDataset
+
+    late = "The shape is, after a long look at the whole clip from its first frame to its last, {}."
+    data = write_jsonl(tmp_path / "pairs.jsonl", [
+        pair("a", videos[0]), pair("b", videos[1], "green"),
+        pair("late", videos[0], chosen=late.format("red"), chosen_tagged=late.format("<MASK>red</MASK>"))])
+    backend = load_backend(tiny_llava_onevision, num_frames=4)
+    items = PreferenceDataset(data, backend.tokenizer, backend.end_of_turn, require_tags=True).items
+    prompt = PreferenceCollator(backend, num_frames=4)([items[0]]).prompt.segments[0, 0].item()
+    need = {item.record.id: needed_room(item, True)[0] for item in items}
+    max_length = prompt + need["late"] - 1  # one token short of the late pair's first tag; the others keep theirs
+    assert prompt + max(need["a"], need["b"]) <= max_length
+
+    code, _, err = savi(capsys, "train", recipe(tmp_path / "r.yaml", tiny_llava_onevision, max_length=max_length),
+                        "--data", data, "--output-dir", tmp_path / "raised")
+    assert code != 0
+    assert_one_line_error(err, "pairs.jsonl:3:chosen_tagged", f"max_length={max_length}")
+    assert not (tmp_path / "raised" / "adapter_model.safetensors").exists()
+
+    skip = recipe(tmp_path / "s.yaml", tiny_llava_onevision, max_length=max_length, bad_records="skip")
+    code, _, err = savi(capsys, "train", skip, "--data", data, "--output-dir", tmp_path / "skipped")
+    assert code == 0, err
+    report = json.loads((tmp_path / "skipped" / "train_report.json").read_text())
+    assert report["dataset"]["pairs"] == 2 and report["dataset"]["skipped_by_reason"] == {"truncated_away": 1}
+    assert [r["line"] for r in report["dataset"]["skipped_records"]] == [3]
+    tagged = [e["rrpo/chosen_phrase_tokens"] for e in report["log_history"] if "rrpo/chosen_phrase_tokens" in e]
+    assert tagged and all(t > 0 for t in tagged)  # every pair trained carries its tagged tokens
+
+    code, _, err = savi(capsys, "train", recipe(tmp_path / "c.yaml", tiny_llava_onevision, max_length=prompt + 2),
+                        "--data", data, "--output-dir", tmp_path / "cut")
+    assert code == 2
+    assert_one_line_error(err, "train.max_length", "cuts every one of the 3 pair(s)")
+    assert not (tmp_path / "cut" / "adapter_model.safetensors").exists()

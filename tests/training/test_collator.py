@@ -149,3 +149,119 @@ def test_relative_videos_resolve_against_the_data_root(backend, synthetic_sample
     with pytest.raises(DataError, match="video file not found"):
         _dataset(backend, data)
     assert _dataset(backend, data, data_root=Path(s.video).parent)[0].video_path == s.video
+
+
+def _loss_needs_tags():
+    """Every registered loss with whether it needs phrase tags (its default parameters)."""
+    from savi_plugin import registry
+    from savi_plugin.training.scoring import load_loss
+
+    out = {}
+    for name in registry.available(registry.LOSSES):
+        loss = load_loss(name)
+        out[name] = loss.requirements(loss.params({}, {})).tags
+    return out
+
+
+LOSS_TAGS = _loss_needs_tags()
+
+
+@pytest.fixture(scope="module")
+def cut_cases(backend, synthetic_samples, tmp_path_factory):
+    """Pairs whose tags start late on one side, and the prompt length of their video (same for all)."""
+    from savi_plugin.training.collator import PreferenceCollator
+
+    s = synthetic_samples[0]
+    late = "The answer is, after a long look at the whole clip, {}."
+    records = [
+        _record(s, 0, chosen=late.format(s.answer), chosen_tagged=late.format(f"<MASK>{s.answer}</MASK>")),
+        _record(s, 1, rejected=late.format("none"), rejected_tagged=late.format("<MASK>none</MASK>")),
+        _record(s, 2),  # tags early on both sides
+    ]
+    data = write_jsonl(tmp_path_factory.mktemp("cut") / "p.jsonl", records)
+    items = _dataset(backend, data, require_tags=True).items
+    prompt = PreferenceCollator(backend, num_frames=4, packing=False)([items[0]]).prompt.segments[0, 0].item()
+    return data, items, prompt
+
+
+@pytest.mark.parametrize("loss", sorted(LOSS_TAGS))
+@pytest.mark.parametrize("cut", ["chosen_tags", "rejected_tags", "whole_response"])
+def test_a_pair_truncated_into_no_signal_is_an_input_failure(backend, cut_cases, loss, cut, caplog):
+    """Loss types x (tags cut on chosen, on rejected, the response cut entirely): refused naming file:line and
+    max_length, or skipped and counted as truncated_away; a cut that leaves the signal trains."""
+    from savi_plugin.training.collator import PreferenceCollator, needed_room
+
+    data, items, prompt = cut_cases
+    tags = LOSS_TAGS[loss]
+    item = items[0] if cut != "rejected_tags" else items[1]
+    need, field = needed_room(item, True)
+    assert need > 3 and field == ("rejected_tagged" if cut == "rejected_tags" else "chosen_tagged")
+    max_length = prompt if cut == "whole_response" else prompt + need - 1  # one token short of the first tag
+    broken = cut == "whole_response" or tags
+    raising = PreferenceCollator(backend, num_frames=4, max_length=max_length, require_tags=tags)
+    if not broken:  # an untagged loss keeps a pair whose tags were cut: its sequence reward is still defined
+        batch = raising([item])
+        assert batch.pair_ids == [item.record.id] and batch.truncated.item() >= 1
+        return
+    with pytest.raises(DataError, match=rf"p\.jsonl:{item.line}:\w+: .*max_length={max_length}"):
+        raising([item])
+    skipping = PreferenceCollator(backend, num_frames=4, max_length=max_length, require_tags=tags,
+                                  bad_records="skip")
+    batch = skipping([item, items[2]])
+    if cut == "whole_response":  # no pair has room for a response
+        assert [r["reason"] for r in batch.skipped_records] == ["truncated_away"] * 2 and not batch.pair_ids
+    else:
+        assert [r["reason"] for r in batch.skipped_records] == ["truncated_away"]
+        assert batch.skipped_records[0]["line"] == item.line and batch.pair_ids == ["p2"]
+    if cut == "whole_response":  # every pair: a configuration error before training (the next test)
+        return
+    # before training, from the probed video size, without decoding
+    dataset = _dataset(backend, data, require_tags=True, bad_records="skip")
+    skipping.screen(dataset)
+    report = dataset.report()
+    assert report["skipped_by_reason"] == {"truncated_away": len(dataset.skipped)}
+    assert item.line in {r["line"] for r in report["skipped_records"]} and len(dataset) == 3 - len(dataset.skipped)
+    assert 3 not in {r["line"] for r in report["skipped_records"]}  # p2 (line 3) keeps its early tags
+
+
+def test_a_budget_that_cuts_every_pair_is_a_configuration_error(backend, cut_cases):
+    from savi_plugin.errors import ConfigError
+    from savi_plugin.training.collator import PreferenceCollator
+
+    from savi_plugin.training.collator import needed_room
+
+    data, items, prompt = cut_cases
+    least = min(needed_room(item, True)[0] for item in items)
+    for tags, max_length in ((True, prompt + least - 1), (False, prompt)):
+        dataset = _dataset(backend, data, require_tags=True, bad_records="skip")
+        with pytest.raises(ConfigError, match=rf"train\.max_length: .*cuts every one of the 3 pair.*max_length="
+                                              rf"{max_length}"):
+            PreferenceCollator(backend, num_frames=4, max_length=max_length, require_tags=tags,
+                               bad_records="skip").screen(dataset)
+    # a budget that keeps every tag screens nothing out
+    dataset = _dataset(backend, data, require_tags=True)
+    PreferenceCollator(backend, num_frames=4, max_length=prompt + 40, require_tags=True).screen(dataset)
+    assert len(dataset) == 3 and not dataset.skipped
+
+
+@pytest.mark.parametrize("model", ["tiny_llava_onevision", "tiny_qwen2_vl"])
+def test_the_screen_measures_the_prompt_the_decoded_video_gives(model, synthetic_samples, tmp_path, request):
+    """The screen's prompt length from the probed frame size equals the collator's from the decoded video, also
+    for Qwen2-VL, whose video tokens follow each video's own size."""
+    from savi_plugin.models import load_backend
+    from savi_plugin.training.collator import PreferenceCollator
+
+    import numpy as np
+
+    from savi_plugin.video.synthetic import write_mp4
+
+    lm = load_backend(request.getfixturevalue(model), num_frames=4)
+    wide = tmp_path / "wide.mp4"  # another frame size: another number of video tokens for Qwen2-VL
+    write_mp4(wide, np.random.default_rng(0).integers(0, 255, (6, 48, 96, 3), dtype=np.uint8))
+    data = write_jsonl(tmp_path / "p.jsonl", [_record(synthetic_samples[0], 0),
+                                              _record(synthetic_samples[1], 1, video=str(wide))])
+    dataset = _dataset(lm, data, require_tags=True)
+    collator = PreferenceCollator(lm, num_frames=4, packing=False)
+    for item in dataset.items:
+        decoded = collator([item]).prompt.segments[0, 0].item()
+        assert collator.blank_prompt_length(dataset.video_size(item.video_path), item.record.question) == decoded

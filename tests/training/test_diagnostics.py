@@ -76,3 +76,29 @@ def test_readme_train_line_writes_diagnostics_beside_the_adapter(tiny_llava_onev
     assert "never learned" in Path("report/index.html").read_text()
     assert main(["plot", "runs/train"]) == 0
     assert Path("runs/train/training_curves.png").stat().st_size > 0
+
+
+def test_inspect_never_colours_a_pair_with_the_rows_of_another_pair_of_the_same_id(run, tmp_path, capsys, caplog):
+    """Diagnostics written for one pair file, joined to another whose pairs share the ids: the rows carry the
+    pair's content digest, the mismatching ones are not shown and are counted in one line naming the file."""
+    from savi_plugin.data.identity import pair_digest
+    from savi_plugin.data.record import validate_record
+
+    pairs = read_jsonl(run / "pairs.jsonl")
+    rows = read_jsonl(run / "out" / "diagnostics.jsonl")
+    digests = {p["id"]: pair_digest(validate_record(p)) for p in pairs}
+    assert all(r["pair_sha256"] == digests[r["id"]] for r in rows)
+    other = [dict(p, chosen=p["chosen"] + " Or yellow.", chosen_tagged=None, rejected_tagged=None) if p["id"] == "p1"
+             else p for p in pairs]  # p1 of another file: other text, same id
+    write_jsonl(tmp_path / "other.jsonl", other)
+    with caplog.at_level("WARNING"):
+        assert main(["inspect", str(tmp_path / "other.jsonl"), "--out", str(tmp_path / "site"), "--diagnostics",
+                     str(run / "out" / "diagnostics.jsonl"), "--frames", "0", "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    assert "diagnostics for 2 pair(s)" in printed and "3 diagnostics row(s) of other pairs" in printed
+    assert [r.getMessage() for r in caplog.records if "other pairs of the same ids" in r.getMessage()] == [
+        f"{run / 'out' / 'diagnostics.jsonl'}: 3 row(s) were written for other pairs of the same ids (their text "
+        f"differs from {tmp_path / 'other.jsonl'}): not shown"]
+    page = (tmp_path / "site" / "pairs/0/2.html").read_text()
+    assert 'class="tok"' not in page and "<svg" not in page  # p1: no tokens of the other text
+    assert 'class="tok"' in (tmp_path / "site" / "pairs/0/1.html").read_text()
