@@ -113,6 +113,7 @@ def run_lmms_eval(args) -> int:
     from savi_plugin.eval.builtin_check import builtin_task_env
     from savi_plugin.eval.command import (
         check_devices,
+        check_full_flags,
         flag_value,
         lmms_eval_command,
         read_paths,
@@ -128,6 +129,8 @@ def run_lmms_eval(args) -> int:
     if args.data_root:
         env["SAVI_DATA_ROOT"] = os.path.abspath(args.data_root)
     lmms_args = list(args.lmms_eval_args)
+    if not (lmms_args and not lmms_args[0].startswith("-")):
+        check_full_flags(lmms_args)  # `--output X` is lmms-eval's --output_path, unseen by the checks below
     tasks = flag_value(lmms_args, "--tasks")
     if not tasks or not flag_value(lmms_args, "--model") or (lmms_args and not lmms_args[0].startswith("-")):
         command = lmms_eval_command(lmms_args, tasks_path())  # a listing or another sub-command: passed through

@@ -1,0 +1,44 @@
+"""The one builder of lmms-eval command lines (:mod:`savi_plugin.eval.command`) and ``savi eval run``'s reading of
+lmms-eval's flags."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from savi_plugin.cli import main
+from savi_plugin.eval.command import INSPECTED_FLAGS, flag_value, misread, savi_video_command
+
+
+@pytest.mark.parametrize("flag, full", [("--output", "--output_path"), ("--output_p=x", "--output_path"),
+                                        ("--model_arg", "--model_args"), ("--model_arg=pretrained=m", "--model_args"),
+                                        ("--task", "--tasks"), ("--dev", "--device"), ("--include", "--include_path")])
+def test_savi_eval_run_refuses_an_abbreviation_of_a_flag_it_checks(flag, full, tmp_path, capsys):
+    """lmms-eval's argparse takes a unique prefix of a long option; savi reads its flags by their full names, so
+    an abbreviation would slip past the output check: refused before lmms-eval starts (exit 2, one line)."""
+    argv = ["eval", "run", "--", "--model", "savi_video", "--model_args", "pretrained=m,num_frames=4",
+            "--tasks", "savi_mvbench_action_antonym", "--limit", "1"]
+    argv += [flag] if "=" in flag else [flag, str(tmp_path / "x")]
+    capsys.readouterr()
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and flag.split("=")[0] in err and full in err and "in full" in err
+    assert not (tmp_path / "x").exists()
+
+
+def test_the_inspected_flags_are_the_ones_savi_reads():
+    assert {"--model_args", "--output_path", "--tasks", "--device"} <= set(INSPECTED_FLAGS)
+
+
+@pytest.mark.parametrize("name", ["-s14", "--out", "-x,y=1"])
+def test_a_path_starting_with_a_dash_reaches_lmms_eval_as_a_link(name, tmp_path, monkeypatch):
+    """``--output_path -s14`` is read by argparse as a missing value and an option: such a path goes as a link."""
+    monkeypatch.chdir(tmp_path)
+    model = tmp_path / "model"
+    model.mkdir()
+    assert misread(name)
+    with savi_video_command(model, ["savi_mvbench"], name, num_frames=4) as command:
+        output = flag_value(command, "--output_path")
+        assert not output.startswith("-") and os.path.realpath(output) == os.path.realpath(tmp_path / name)
+    assert (tmp_path / name).is_dir() and not os.path.lexists(output)
