@@ -73,7 +73,8 @@ def _none(value: Any) -> Any:
 
 
 def _flag(value: Any, name: str) -> bool:
-    """A boolean model_arg: a bool, 0/1, or true/false/yes/no/on/off; anything else is an error.
+    """A boolean model_arg: a bool, 0/1, or true/false/yes/no/on/off; anything else is a :class:`SettingError`
+    naming the key and the value.
 
     lmms-eval turns ``true``/``false`` into bools but passes other words on as strings, and ``bool("no")`` is
     True: a typo must not switch on ``trust_remote_code``.
@@ -87,7 +88,7 @@ def _flag(value: Any, name: str) -> bool:
         return True
     if word in ("false", "no", "off", "0", "", "none", "null"):
         return False
-    raise ValueError(f"savi_video: {name} must be true or false, got {value!r}")
+    raise SettingError(f"savi_video: {name}={value!r} must be true or false")
 
 
 def frames_from_directory(path: Path, num_frames: int, *, sampling: str = "uniform", bound=None,
@@ -171,12 +172,32 @@ class SaviVideo(lmms):
 
     is_simple = True
 
+    @classmethod
+    def create_from_arg_string(cls, arg_string: str, additional_config: dict | None = None) -> SaviVideo:
+        """lmms-eval's constructor from ``--model_args``, refusing a key lmms-eval also passes from its own flags
+        (``batch_size=`` with ``--batch_size``, ``device=`` with ``--device``): Python would stop the call with a
+        ``TypeError`` (multiple values for one keyword) before any check here.
+
+        Raises:
+            SettingError: naming the key and lmms-eval's flag.
+        """
+        from lmms_eval.utils import simple_parse_args_string
+
+        given = {k: v for k, v in (additional_config or {}).items() if v is not None}
+        args = simple_parse_args_string(arg_string)
+        both = sorted(set(args) & set(given))
+        if both:
+            raise SettingError(f"savi_video: {', '.join(f'{k}=' for k in both)} in --model_args is also set by "
+                               f"lmms-eval's {', '.join(f'--{k}' for k in both)}: give it once, as lmms-eval's flag")
+        return cls(**args, **given)
+
     def __init__(self, pretrained: str, adapter: str | None = None, backend: str | None = None,
                  dtype: str | None = None, device: str | None = None, num_frames: int = DEFAULT_NUM_FRAMES,
                  fps: float | None = None, max_frames: int | None = None, video_backend: str | None = None,
                  batch_size: int | str = 1, max_new_tokens: int = 16, trust_remote_code: bool = False,
                  attn_implementation: str | None = None, frame_rule: str | None = None, **kwargs: Any) -> None:
         super().__init__()
+        trust = _flag(trust_remote_code, "trust_remote_code")  # SettingError: one line, before anything is loaded
         unknown = sorted(k for k in kwargs if k not in _LMMS_EVAL_KWARGS)
         if unknown:
             raise SettingError(f"savi_video: unknown model_args {', '.join(unknown)}; see "
@@ -219,7 +240,6 @@ class SaviVideo(lmms):
         self.num_frames, self.fps, self.max_frames = settings.num_frames, settings.fps, settings.max_frames
         self.video_backend = settings.video_backend
         self.batch_size_per_gpu, self.max_new_tokens = settings.batch_size, settings.max_new_tokens
-        trust = _flag(trust_remote_code, "trust_remote_code")
         try:
             self.lm = load_backend(str(pretrained), backend=_none(backend), adapter=_none(adapter), dtype=dtype,
                                    device=str(self._device), num_frames=self.num_frames, trust_remote_code=trust,
