@@ -72,25 +72,6 @@ def _none(value: Any) -> Any:
     return value
 
 
-def _flag(value: Any, name: str) -> bool:
-    """A boolean model_arg: a bool, 0/1, or true/false/yes/no/on/off; anything else is a :class:`SettingError`
-    naming the key and the value.
-
-    lmms-eval turns ``true``/``false`` into bools but passes other words on as strings, and ``bool("no")`` is
-    True: a typo must not switch on ``trust_remote_code``.
-    """
-    if value is None or isinstance(value, bool):
-        return bool(value)
-    if isinstance(value, int) and value in (0, 1):
-        return bool(value)
-    word = value.strip().lower() if isinstance(value, str) else None
-    if word in ("true", "yes", "on", "1"):
-        return True
-    if word in ("false", "no", "off", "0", "", "none", "null"):
-        return False
-    raise SettingError(f"savi_video: {name}={value!r} must be true or false")
-
-
 def frames_from_directory(path: Path, num_frames: int, *, sampling: str = "uniform", bound=None,
                           fps: float = MVBENCH_FRAME_FOLDER_FPS) -> np.ndarray:
     """Frames from a folder of images (MVBench's frame-folder sources, TVQA ``frames_fps3_hq``).
@@ -197,7 +178,6 @@ class SaviVideo(lmms):
                  batch_size: int | str = 1, max_new_tokens: int = 16, trust_remote_code: bool = False,
                  attn_implementation: str | None = None, frame_rule: str | None = None, **kwargs: Any) -> None:
         super().__init__()
-        trust = _flag(trust_remote_code, "trust_remote_code")  # SettingError: one line, before anything is loaded
         unknown = sorted(k for k in kwargs if k not in _LMMS_EVAL_KWARGS)
         if unknown:
             raise SettingError(f"savi_video: unknown model_args {', '.join(unknown)}; see "
@@ -210,7 +190,8 @@ class SaviVideo(lmms):
             raise SettingError(f"savi_video: {exc}") from None
         settings = checked_settings(SaviVideoArgs, {  # SettingError: one line, before anything is loaded
             "num_frames": num_frames, "fps": fps, "max_frames": max_frames, "video_backend": video_backend,
-            "batch_size": batch_size, "max_new_tokens": max_new_tokens, "frame_rule": _none(frame_rule)})
+            "batch_size": batch_size, "max_new_tokens": max_new_tokens, "frame_rule": _none(frame_rule),
+            "trust_remote_code": trust_remote_code})
         from accelerate import Accelerator
 
         from savi_plugin.models import load_backend
@@ -242,7 +223,8 @@ class SaviVideo(lmms):
         self.batch_size_per_gpu, self.max_new_tokens = settings.batch_size, settings.max_new_tokens
         try:
             self.lm = load_backend(str(pretrained), backend=_none(backend), adapter=_none(adapter), dtype=dtype,
-                                   device=str(self._device), num_frames=self.num_frames, trust_remote_code=trust,
+                                   device=str(self._device), num_frames=self.num_frames,
+                                   trust_remote_code=bool(settings.trust_remote_code),
                                    attn_implementation=_none(attn_implementation))
         except (OSError, ValueError, RuntimeError, ImportError, LookupError, TypeError) as exc:
             # a missing or foreign model or adapter, a family mismatch, a device that is not there: one line

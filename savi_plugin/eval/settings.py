@@ -59,6 +59,7 @@ class SaviVideoArgs:
     max_new_tokens: int = checked(16, AtLeast(1), help="answer length when a task sets none")
     frame_rule: str | None = checked(None, OneOf(*LMMS_EVAL_RULES, what="frame_rule"),
                                      help="lmms-eval wrapper whose frame sampler the _lmms tasks follow")
+    trust_remote_code: bool | None = checked(None, help="passed to transformers; off unless asked for")
 
 
 @dataclass(frozen=True)

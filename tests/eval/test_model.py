@@ -102,7 +102,7 @@ def test_a_bool_model_arg_that_is_no_bool_is_one_setting_error(value):
 
     with pytest.raises(SettingError) as err:
         SaviVideo(pretrained="never-loaded", trust_remote_code=value)
-    assert str(err.value) == f"savi_video: trust_remote_code={value!r} must be true or false"
+    assert str(err.value) == f"savi_video: trust_remote_code must be true or false, got {value!r}"
 
 
 @pytest.mark.parametrize("model_args, config, key", [("pretrained=m,batch_size=0", {"batch_size": 1}, "batch_size"),
