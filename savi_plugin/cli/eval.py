@@ -171,6 +171,29 @@ def run_fixture(args) -> int:
     return 0
 
 
+def check_suite_gen_kwargs(text: str) -> None:
+    """``savi eval suite --gen-kwargs``, parsed as lmms-eval parses ``--gen_kwargs`` and checked by the rules
+    ``savi_video`` applies to every request (:func:`savi_plugin.eval.settings.check_gen_kwargs`: finite numbers,
+    1 <= max_new_tokens <= 2**20, temperature >= 0, top_p in (0, 1]).
+
+    Raises:
+        ConfigError: one line naming the setting and its value (exit status 2).
+    """
+    from lmms_eval.utils import simple_parse_args_string
+
+    from savi_plugin.config.values import ConfigError
+    from savi_plugin.eval.settings import SettingError, check_gen_kwargs
+
+    try:
+        parsed = simple_parse_args_string(text)
+    except (ValueError, SyntaxError) as exc:
+        raise ConfigError("", f"--gen-kwargs {text!r}: {exc}") from None
+    try:
+        check_gen_kwargs(parsed)
+    except SettingError as exc:
+        raise ConfigError("", f"--gen-kwargs {text!r}: {exc.message.removeprefix('savi_video: ')}") from None
+
+
 def run_suite(args) -> int:
     from savi_plugin.eval.suite import (
         SuiteError,
@@ -186,6 +209,8 @@ def run_suite(args) -> int:
         from savi_plugin.device import resolve_device
 
         resolve_device(args.device, "--device")  # ConfigError (exit 2) before any model is evaluated
+    if args.gen_kwargs:
+        check_suite_gen_kwargs(args.gen_kwargs)  # ConfigError (exit 2) before the suite folder is claimed
     try:
         tasks, missing = suite_tasks(args.suite)
         check_data_root(args.data_root)

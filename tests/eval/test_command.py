@@ -8,7 +8,12 @@ import os
 import pytest
 
 from savi_plugin.cli import main
-from savi_plugin.eval.command import INSPECTED_FLAGS, flag_value, misread, savi_video_command
+from savi_plugin.eval.command import (
+    INSPECTED_FLAGS,
+    flag_value,
+    misread,
+    savi_video_command,
+)
 
 
 @pytest.mark.parametrize("flag, full", [("--output", "--output_path"), ("--output_p=x", "--output_path"),
@@ -42,3 +47,21 @@ def test_a_path_starting_with_a_dash_reaches_lmms_eval_as_a_link(name, tmp_path,
         output = flag_value(command, "--output_path")
         assert not output.startswith("-") and os.path.realpath(output) == os.path.realpath(tmp_path / name)
     assert (tmp_path / name).is_dir() and not os.path.lexists(output)
+
+
+@pytest.mark.parametrize("gen_kwargs, message", [("max_new_tokens=inf", "max_new_tokens (gen_kwargs) must be a whole"),
+                                                 ("max_new_tokens=nan", "must be a whole number, got nan"),
+                                                 ("max_new_tokens=2000000", "must be >= 1 and <= 1.04858e+06"),
+                                                 ("max_new_tokens=0", "must be >= 1"),
+                                                 ("temperature=inf", "must be a finite number, got inf"),
+                                                 ("temperature=-0.5", "temperature (gen_kwargs) must be >= 0"),
+                                                 ("top_p=0", "must be > 0 and <= 1"), ("top_p=1.5", "got 1.5")])
+def test_a_bad_suite_gen_kwargs_is_refused_before_the_suite_folder_is_claimed(gen_kwargs, message, tmp_path,
+                                                                             capsys):
+    out = tmp_path / "suite"
+    capsys.readouterr()
+    code = main(["eval", "suite", "savi_mvbench_action_antonym", "--model", str(tmp_path / "m"), "--adapter",
+                 str(tmp_path / "a"), "--out", str(out), "--gen-kwargs", gen_kwargs])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and message in err and gen_kwargs in err
+    assert not out.exists()
