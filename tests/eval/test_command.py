@@ -65,3 +65,15 @@ def test_a_bad_suite_gen_kwargs_is_refused_before_the_suite_folder_is_claimed(ge
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1 and message in err and gen_kwargs in err
     assert not out.exists()
+
+
+@pytest.mark.parametrize("out", ["-al14", "r,x=1"])
+def test_a_dry_run_shows_the_link_the_real_run_passes(out, tmp_path, monkeypatch, capsys):
+    """``savi align --dry-run --out=-al14``: the eval step's command shows the temporary link, not a path lmms-eval
+    would read as an option."""
+    monkeypatch.chdir(tmp_path)
+    capsys.readouterr()
+    assert main(["align", "tiny_demo", "--dry-run", f"--out={out}"]) == 0
+    shown = capsys.readouterr()
+    line = next(x for x in (shown.out + shown.err).splitlines() if "--output_path" in x)
+    assert f"--output_path <temporary link to '{out}/iter_0/eval/lmms_eval'>" in line
