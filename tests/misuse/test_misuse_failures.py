@@ -502,9 +502,12 @@ def test_a_reader_that_closes_the_pipe_ends_the_command_quietly(tmp_path):
     import subprocess
     import sys
 
+    import os
+
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader has left before the first write: every write meets a closed pipe
     proc = subprocess.Popen([sys.executable, "-m", "savi_plugin", "recipes", "show", "llava_video_7b_rrpo_16f"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    proc.stdout.read(10)
-    proc.stdout.close()
+                            stdout=write_end, stderr=subprocess.PIPE)
+    os.close(write_end)
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=120) == 141 and "error" not in err and "Traceback" not in err
