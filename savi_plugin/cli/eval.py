@@ -215,8 +215,10 @@ def run_suite(args) -> int:
         tasks, missing = suite_tasks(args.suite)
         check_data_root(args.data_root)
         check_task_names(tasks, "SUITE")  # a misspelt task: one line now, not after a model was evaluated
-        if not args.adapter:
-            raise SuiteError("at least one --adapter is needed, to compare with the base model")
+        if not args.adapter:  # a usage error: exit 2, as argparse's own
+            print("error: savi eval suite: at least one --adapter is needed, to compare with the base model",
+                  file=sys.stderr)
+            return 2
         if missing:
             print(f"suite {args.suite}: not offered by savi-plugin yet, left out: {', '.join(missing)}", file=sys.stderr)
         plan = SuitePlan(model=args.model, adapters=adapter_labels(args.adapter), tasks=tasks,

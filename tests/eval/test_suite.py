@@ -206,7 +206,7 @@ def test_named_suites_say_what_they_leave_out_and_labels_are_unique(tmp_path):
     assert suite_tasks(" savi_mvbench, savi_egoschema ,") == (["savi_mvbench", "savi_egoschema"], [])
     assert list(adapter_labels(["runs/a/adapter", "runs/b/adapter", "x/base"])) == ["adapter", "adapter-2", "base-2"]
     code, _, err = _suite(["rrpo", "--model", "m", "--out", str(tmp_path / "s")])
-    assert code == 1 and err.strip().splitlines()[-1] == (
+    assert code == 2 and err.strip().splitlines()[-1] == (
         "error: savi eval suite: at least one --adapter is needed, to compare with the base model")
     assert not (tmp_path / "s").exists()
 
