@@ -276,6 +276,8 @@ OPTION_CASES = [
     (["--perturb", "mask:2-3"], "--perturb: perturbation 'mask': fraction must satisfy 0 <= low <= high <= 1"),
     (["--perturb", "blur:0"], "--perturb: perturbation 'blur': blur factor must be a whole number in 1..4096"),
     (["--perturb", "wobble"], "--perturb: unknown perturbation 'wobble'"),
+    (["--perturb", ","], "--perturb: no perturbation given"),
+    (["--option", "perturbations=[]"], "--option perturbations: no perturbation given"),
 ]
 
 
