@@ -9,7 +9,8 @@ are parsed here, with limits that hold whatever the document's shape:
   (every alias counted as a copy of what it names) at most :data:`MAX_NODES` nodes. Nodes are counted on the
   composed graph with one memo per node, before anything is constructed, so nine lines of nested aliases
   (the "billion laughs", ~10**9 nodes) are refused in microseconds instead of being expanded by a later
-  deep copy, merge or ``json.dumps``;
+  deep copy, merge or ``json.dumps``; likewise at most :data:`MAX_EXPANDED_CHARS` characters of text once
+  expanded (200 aliases of one 2 MB string would be stored 400 MB deep in every copy of the configuration);
 - only YAML's safe tags (``yaml.SafeLoader``): no Python objects;
 - **no YAML key given twice in one mapping** (flow ``{beta: 0.1, beta: 0.9}``, block style, two ``train:``
   sections): YAML keeps the last value silently; the refusal names the file, the line and the key path. Keys
@@ -46,6 +47,8 @@ MAX_DEPTH = 64
 MAX_ALIASES = 256
 #: most nodes in one YAML document with every alias expanded
 MAX_NODES = 1_000_000
+#: text (characters of every scalar) a YAML document may hold once its aliases are expanded
+MAX_EXPANDED_CHARS = 16 * 2**20
 #: most digits of a JSON integer (CPython's own default limit on int/str conversion, held whatever the interpreter's
 #: setting, so a 5000-digit number is refused naming its file and line instead of by ``int()``)
 MAX_INT_DIGITS = 4300
@@ -141,9 +144,10 @@ def _refuse_duplicate_keys(loader: yaml.SafeLoader, node: yaml.MappingNode, path
 
 
 def _check_expanded_size(root: yaml.Node) -> None:
-    """Refuse a composed document whose alias-expanded node count exceeds :data:`MAX_NODES` (memoised per node,
-    iterative: linear in the composed graph's size, not the expanded one's)."""
-    sizes: dict[int, int] = {}
+    """Refuse a composed document whose alias-expanded node count exceeds :data:`MAX_NODES`, or whose expanded
+    text exceeds :data:`MAX_EXPANDED_CHARS` (memoised per node, iterative: linear in the composed graph's size,
+    not the expanded one's)."""
+    sizes: dict[int, tuple[int, int]] = {}  # node -> (values, characters) once expanded
     stack: list[tuple[yaml.Node, bool]] = [(root, False)]
     while stack:
         node, children_done = stack.pop()
@@ -151,12 +155,18 @@ def _check_expanded_size(root: yaml.Node) -> None:
             continue
         children = _children(node)
         if children_done:
-            total = 1 + sum(sizes[id(c)] for c in children)
+            own = len(node.value) if isinstance(node, yaml.ScalarNode) else 0
+            total = 1 + sum(sizes[id(c)][0] for c in children)
+            chars = own + sum(sizes[id(c)][1] for c in children)
             if total > MAX_NODES:
                 raise StructureError(f"expands to more than {MAX_NODES} values once its YAML aliases are "
                                      f"followed (a few aliases of aliases multiply; write the values out)",
                                      node.start_mark.line + 1)
-            sizes[id(node)] = total
+            if chars > MAX_EXPANDED_CHARS:
+                raise StructureError(f"expands to more than {MAX_EXPANDED_CHARS // 2**20} Mi characters of text "
+                                     f"once its YAML aliases are followed (every copy is stored with the run's "
+                                     f"configuration)", node.start_mark.line + 1)
+            sizes[id(node)] = (total, chars)
             continue
         stack.append((node, True))
         stack.extend((c, False) for c in children if id(c) not in sizes)

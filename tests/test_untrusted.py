@@ -94,3 +94,18 @@ def test_keys_are_compared_as_the_values_they_construct_to(text, path):
 def test_merged_keys_may_be_overridden_by_the_mapping_own_keys():
     assert load_yaml("b: &b {x: 1, y: 2}\nt: {<<: *b, x: 3}\n") == {"b": {"x": 1, "y": 2}, "t": {"x": 3, "y": 2}}
     assert load_yaml("b: &b {x: 1}\nc: &c {x: 2}\nt: {<<: [*b, *c]}\n")["t"] == {"x": 1}  # the first merged wins
+
+
+@pytest.mark.parametrize("copies, refused", [(7, False), (9, True)])
+def test_aliases_of_a_long_string_are_capped_in_characters_not_only_values(copies, refused):
+    """200 aliases of one 2 MB string stayed under the alias and value caps and were written 400 MB deep into the
+    run's mark (red team 6): the expanded text has a cap too (16 Mi characters)."""
+    from savi_plugin.untrusted import MAX_EXPANDED_CHARS
+
+    text = "x" * (MAX_EXPANDED_CHARS // 8)
+    doc = f"a: &s {text}\nb: [{', '.join(['*s'] * (copies - 1))}]\n"
+    if refused:
+        with pytest.raises(ConfigError, match="Mi characters of text"):
+            load_yaml(doc, "r.yaml")
+    else:
+        assert len(load_yaml(doc, "r.yaml")["b"]) == copies - 1

@@ -7,6 +7,7 @@ stays fast.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import logging
 import os
@@ -131,6 +132,10 @@ def run_guarded(command: Callable[[], int | None], name: str | None = None, *, v
         return int(command() or 0)
     except SystemExit:
         raise
+    except BrokenPipeError:  # the reader of our output left (`savi recipes show x | head -1`): nothing to say
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit's flush
+        return 141  # 128 + SIGPIPE, what a shell reports for a command whose reader closed the pipe
     except KeyboardInterrupt:
         if verbose:
             traceback.print_exc()

@@ -113,6 +113,7 @@ def run_lmms_eval(args) -> int:
     from savi_plugin.eval.builtin_check import builtin_task_env
     from savi_plugin.eval.command import (
         check_devices,
+        check_full_flags,
         flag_value,
         lmms_eval_command,
         read_paths,
@@ -128,6 +129,8 @@ def run_lmms_eval(args) -> int:
     if args.data_root:
         env["SAVI_DATA_ROOT"] = os.path.abspath(args.data_root)
     lmms_args = list(args.lmms_eval_args)
+    if not (lmms_args and not lmms_args[0].startswith("-")):
+        check_full_flags(lmms_args)  # `--output X` is lmms-eval's --output_path, unseen by the checks below
     tasks = flag_value(lmms_args, "--tasks")
     if not tasks or not flag_value(lmms_args, "--model") or (lmms_args and not lmms_args[0].startswith("-")):
         command = lmms_eval_command(lmms_args, tasks_path())  # a listing or another sub-command: passed through
@@ -168,6 +171,29 @@ def run_fixture(args) -> int:
     return 0
 
 
+def check_suite_gen_kwargs(text: str) -> None:
+    """``savi eval suite --gen-kwargs``, parsed as lmms-eval parses ``--gen_kwargs`` and checked by the rules
+    ``savi_video`` applies to every request (:func:`savi_plugin.eval.settings.check_gen_kwargs`: finite numbers,
+    1 <= max_new_tokens <= 2**20, temperature >= 0, top_p in (0, 1]).
+
+    Raises:
+        ConfigError: one line naming the setting and its value (exit status 2).
+    """
+    from lmms_eval.utils import simple_parse_args_string
+
+    from savi_plugin.config.values import ConfigError
+    from savi_plugin.eval.settings import SettingError, check_gen_kwargs
+
+    try:
+        parsed = simple_parse_args_string(text)
+    except (ValueError, SyntaxError) as exc:
+        raise ConfigError("", f"--gen-kwargs {text!r}: {exc}") from None
+    try:
+        check_gen_kwargs(parsed)
+    except SettingError as exc:
+        raise ConfigError("", f"--gen-kwargs {text!r}: {exc.message.removeprefix('savi_video: ')}") from None
+
+
 def run_suite(args) -> int:
     from savi_plugin.eval.suite import (
         SuiteError,
@@ -183,6 +209,8 @@ def run_suite(args) -> int:
         from savi_plugin.device import resolve_device
 
         resolve_device(args.device, "--device")  # ConfigError (exit 2) before any model is evaluated
+    if args.gen_kwargs:
+        check_suite_gen_kwargs(args.gen_kwargs)  # ConfigError (exit 2) before the suite folder is claimed
     try:
         tasks, missing = suite_tasks(args.suite)
         check_data_root(args.data_root)

@@ -832,6 +832,8 @@ class Output:
         self._before: set[str] | None = None
         #: a folder the job replaces whole (its finished listing is recorded: :meth:`record_content`)
         self.replaced_whole = False
+        #: names (relative to the output's parent) that record the configuration, not a result (:func:`claim`)
+        self.records: set[str] = set()
 
     @property
     def mark(self) -> Path:
@@ -907,6 +909,8 @@ class Output:
             target = parent / name
             if self.folder and name == self.path.name:
                 continue  # the folder itself: its entries decide
+            if name in self.records:
+                continue  # the job's record of its configuration, written before its first result
             if name != mark and os.path.lexists(target) and not (target.is_file() and not target.is_symlink()
                                                                  and target.stat().st_size == 0):
                 return False
@@ -960,7 +964,8 @@ def _stray_sidecar(path: Path) -> Path | None:
 def claim(output: str | Path, *, command: str, config: Mapping[str, Any] | None = None, folder: bool = False,
           inputs: Mapping[str, str | Path | None] | None = None, output_name: str = "output",
           ignore: Iterable[str] = (), own_files: Iterable[str] = (), what: str | None = None,
-          every_rank: bool = False, lock: bool = True, replace_ours: bool = False, lock_beside: bool = False) -> Output:
+          every_rank: bool = False, lock: bool = True, replace_ours: bool = False, lock_beside: bool = False,
+          records: Iterable[str] = ()) -> Output:
     """Check and lock ``output`` for ``command``; the gate every ``savi`` writer passes before it writes (except
     ``savi eval fixture``, whose folder check, :mod:`savi_plugin.eval.fixture_folder`, takes the same lock).
 
@@ -987,6 +992,9 @@ def claim(output: str | Path, *, command: str, config: Mapping[str, Any] | None 
         replace_ours: accept our own mark with another configuration (the result is replaced whole).
         lock_beside: lock a folder output with ``<folder>.lock`` beside it (the folder is replaced whole by
             :func:`replace_folder`, which would move a lock inside it).
+        records: names inside a folder output that record the job's configuration before its first result
+            (``savi_train_config.json``): a new output that holds only them after an error holds no result, and is
+            removed like one, so the corrected command is not refused as "another configuration".
 
     Returns:
         The :class:`Output`, locked; call :meth:`Output.write_mark` once the configuration is final (before the
@@ -1080,6 +1088,7 @@ def claim(output: str | Path, *, command: str, config: Mapping[str, Any] | None 
     claimed = Output(path, folder, command, config, held, previous)
     claimed._before = before if previous is None else None
     claimed.replaced_whole = folder and replace_ours
+    claimed.records = {f"{path.name}/{name}" if folder else name for name in records}
     return claimed
 
 

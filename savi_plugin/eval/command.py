@@ -32,6 +32,13 @@ _SUBCOMMANDS_WITHOUT_TASKS = ("models", "version", "ui", "serve", "power", "tui"
 PATH_SYNTAX = frozenset(",=\"'{}[]")
 
 
+def misread(path: object) -> bool:
+    """Whether lmms-eval would not read ``path`` as the path it is: it holds one of :data:`PATH_SYNTAX`, or it
+    starts with ``-`` (argparse reads ``--output_path -x`` as a missing value followed by an option ``-x``)."""
+    text = str(path)
+    return bool(PATH_SYNTAX & set(text)) or text.startswith("-")
+
+
 def _refuse_syntax(name: str, value: object) -> str:
     """``value`` as text, or a :class:`ConfigError` naming it when lmms-eval would re-parse it."""
     text = str(value)
@@ -39,6 +46,14 @@ def _refuse_syntax(name: str, value: object) -> str:
         raise ConfigError("", f"{name}={text!r} holds one of {''.join(sorted(PATH_SYNTAX))}, which lmms-eval "
                               f"re-parses: pass the path through savi_plugin.eval.command.safe_paths")
     return text
+
+
+def _refuse_path(flag: str, value: object) -> str:
+    """An option's path value as text, or a :class:`ConfigError` naming it when lmms-eval would misread it."""
+    if misread(value):
+        raise ConfigError("", f"{flag}={str(value)!r} starts with - or holds one of {''.join(sorted(PATH_SYNTAX))}, "
+                              f"which lmms-eval re-parses: pass the path through savi_plugin.eval.command.safe_paths")
+    return str(value)
 
 
 def lmms_eval_command(lmms_eval_args: list[str], tasks_path: str | None = None) -> list[str]:
@@ -52,7 +67,7 @@ def lmms_eval_command(lmms_eval_args: list[str], tasks_path: str | None = None) 
     args = [str(a) for a in lmms_eval_args]
     output = flag_value(args, "--output_path")
     if output is not None:
-        _refuse_syntax("--output_path", output)
+        _refuse_path("--output_path", output)
     if tasks_path is not None and not any(a.split("=", 1)[0] in ("--include_path", "--include-path") for a in args):
         if args and args[0] == "tasks":
             args += ["--include-path", tasks_path]
@@ -79,7 +94,7 @@ def savi_video_args(model: str | Path, tasks: list[str], output_path: str | Path
     if max_new_tokens:
         model_args.append(_model_arg("max_new_tokens", max_new_tokens))
     args = ["--model", "savi_video", "--model_args", ",".join(model_args), "--tasks", ",".join(tasks),
-            "--batch_size", str(batch_size), "--output_path", _refuse_syntax("--output_path", output_path)]
+            "--batch_size", str(batch_size), "--output_path", _refuse_path("--output_path", output_path)]
     if limit is not None:
         args += ["--limit", str(limit)]
     if device:
@@ -90,6 +105,30 @@ def savi_video_args(model: str | Path, tasks: list[str], output_path: str | Path
 # ------------------------------------------------------------------------------------------ judging a run
 class EvalRunError(RunError):
     """lmms-eval ran but its results file is missing or incomplete (lmms-eval itself exits 0 on any error)."""
+
+
+#: the lmms-eval flags savi reads or sets by their full name (``savi eval run``'s checks, :func:`with_flag`,
+#: :func:`lmms_eval_command`); lmms-eval's argparse also takes any unique prefix of a long option, which would
+#: slip past those checks, so :func:`check_full_flags` refuses one
+INSPECTED_FLAGS = ("--model", "--model_args", "--tasks", "--output_path", "--device", "--include_path")
+
+
+def check_full_flags(args: list[str]) -> None:
+    """Refuse an abbreviation (``--output``, ``--model_arg=...``) of a flag in :data:`INSPECTED_FLAGS`.
+
+    Raises:
+        ConfigError: naming the abbreviation and the flag in full (exit status 2).
+    """
+    for arg in args:
+        if not arg.startswith("--") or arg == "--":
+            continue
+        name = arg.split("=", 1)[0]
+        if name in INSPECTED_FLAGS:
+            continue
+        full = [flag for flag in INSPECTED_FLAGS if flag.startswith(name)]
+        if full:
+            raise ConfigError("", f"{name}: write lmms-eval's flag in full ({' or '.join(full)}); savi checks it by "
+                                  f"its full name")
 
 
 def flag_value(args: list[str], flag: str) -> str | None:
@@ -160,20 +199,21 @@ def with_flag(args: list[str], flag: str, value: str) -> list[str]:
 
 @contextmanager
 def safe_paths(*paths: str | Path | None):
-    """Paths lmms-eval cannot misread: a path holding one of :data:`PATH_SYNTAX` is replaced, for the duration of
+    """Paths lmms-eval cannot misread: a path it would misread (:func:`misread`) is replaced, for the duration of
     the call, by a symbolic link to it in a fresh temporary folder (an output folder is created first, so
     lmms-eval's output lands in it through the link). Such a path that names nothing is refused
     (:class:`ConfigError`): as given, lmms-eval would read it as other arguments."""
     with tempfile.TemporaryDirectory(prefix="savi-lmms-eval-") as links:
         out = []
         for n, path in enumerate(paths):
-            if path is not None and PATH_SYNTAX & set(str(path)):
+            if path is not None and misread(path):
                 if not os.path.exists(path):
                     raise ConfigError("", f"{path}: no such file or folder (and lmms-eval could not be given this "
-                                          f"name as it is: it holds one of {''.join(sorted(PATH_SYNTAX))})")
+                                          f"name as it is: it starts with - or holds one of "
+                                          f"{''.join(sorted(PATH_SYNTAX))})")
                 link = Path(links) / f"path{n}"
                 link.symlink_to(Path(path).resolve(), target_is_directory=Path(path).is_dir())
-                if PATH_SYNTAX & set(str(link)):
+                if misread(link):
                     raise ConfigError("", f"{path}: lmms-eval cannot be given this path (it holds one of "
                                           f"{''.join(sorted(PATH_SYNTAX))}), nor the temporary folder {links}")
                 path = link

@@ -72,24 +72,6 @@ def _none(value: Any) -> Any:
     return value
 
 
-def _flag(value: Any, name: str) -> bool:
-    """A boolean model_arg: a bool, 0/1, or true/false/yes/no/on/off; anything else is an error.
-
-    lmms-eval turns ``true``/``false`` into bools but passes other words on as strings, and ``bool("no")`` is
-    True: a typo must not switch on ``trust_remote_code``.
-    """
-    if value is None or isinstance(value, bool):
-        return bool(value)
-    if isinstance(value, int) and value in (0, 1):
-        return bool(value)
-    word = value.strip().lower() if isinstance(value, str) else None
-    if word in ("true", "yes", "on", "1"):
-        return True
-    if word in ("false", "no", "off", "0", "", "none", "null"):
-        return False
-    raise ValueError(f"savi_video: {name} must be true or false, got {value!r}")
-
-
 def frames_from_directory(path: Path, num_frames: int, *, sampling: str = "uniform", bound=None,
                           fps: float = MVBENCH_FRAME_FOLDER_FPS) -> np.ndarray:
     """Frames from a folder of images (MVBench's frame-folder sources, TVQA ``frames_fps3_hq``).
@@ -171,6 +153,25 @@ class SaviVideo(lmms):
 
     is_simple = True
 
+    @classmethod
+    def create_from_arg_string(cls, arg_string: str, additional_config: dict | None = None) -> SaviVideo:
+        """lmms-eval's constructor from ``--model_args``, refusing a key lmms-eval also passes from its own flags
+        (``batch_size=`` with ``--batch_size``, ``device=`` with ``--device``): Python would stop the call with a
+        ``TypeError`` (multiple values for one keyword) before any check here.
+
+        Raises:
+            SettingError: naming the key and lmms-eval's flag.
+        """
+        from lmms_eval.utils import simple_parse_args_string
+
+        given = {k: v for k, v in (additional_config or {}).items() if v is not None}
+        args = simple_parse_args_string(arg_string)
+        both = sorted(set(args) & set(given))
+        if both:
+            raise SettingError(f"savi_video: {', '.join(f'{k}=' for k in both)} in --model_args is also set by "
+                               f"lmms-eval's {', '.join(f'--{k}' for k in both)}: give it once, as lmms-eval's flag")
+        return cls(**args, **given)
+
     def __init__(self, pretrained: str, adapter: str | None = None, backend: str | None = None,
                  dtype: str | None = None, device: str | None = None, num_frames: int = DEFAULT_NUM_FRAMES,
                  fps: float | None = None, max_frames: int | None = None, video_backend: str | None = None,
@@ -189,7 +190,8 @@ class SaviVideo(lmms):
             raise SettingError(f"savi_video: {exc}") from None
         settings = checked_settings(SaviVideoArgs, {  # SettingError: one line, before anything is loaded
             "num_frames": num_frames, "fps": fps, "max_frames": max_frames, "video_backend": video_backend,
-            "batch_size": batch_size, "max_new_tokens": max_new_tokens, "frame_rule": _none(frame_rule)})
+            "batch_size": batch_size, "max_new_tokens": max_new_tokens, "frame_rule": _none(frame_rule),
+            "trust_remote_code": trust_remote_code})
         from accelerate import Accelerator
 
         from savi_plugin.models import load_backend
@@ -219,10 +221,10 @@ class SaviVideo(lmms):
         self.num_frames, self.fps, self.max_frames = settings.num_frames, settings.fps, settings.max_frames
         self.video_backend = settings.video_backend
         self.batch_size_per_gpu, self.max_new_tokens = settings.batch_size, settings.max_new_tokens
-        trust = _flag(trust_remote_code, "trust_remote_code")
         try:
             self.lm = load_backend(str(pretrained), backend=_none(backend), adapter=_none(adapter), dtype=dtype,
-                                   device=str(self._device), num_frames=self.num_frames, trust_remote_code=trust,
+                                   device=str(self._device), num_frames=self.num_frames,
+                                   trust_remote_code=bool(settings.trust_remote_code),
                                    attn_implementation=_none(attn_implementation))
         except (OSError, ValueError, RuntimeError, ImportError, LookupError, TypeError) as exc:
             # a missing or foreign model or adapter, a family mismatch, a device that is not there: one line

@@ -59,13 +59,18 @@ class SaviVideoArgs:
     max_new_tokens: int = checked(16, AtLeast(1), help="answer length when a task sets none")
     frame_rule: str | None = checked(None, OneOf(*LMMS_EVAL_RULES, what="frame_rule"),
                                      help="lmms-eval wrapper whose frame sampler the _lmms tasks follow")
+    trust_remote_code: bool | None = checked(None, help="passed to transformers; off unless asked for")
+
+
+#: the longest answer a request may ask for: 2**20 tokens, beyond any model's context (a larger number is a typo)
+MAX_NEW_TOKENS = 2**20
 
 
 @dataclass(frozen=True)
 class GenerationSettings:
     """The checked generation settings of a request (``--gen_kwargs`` and the task's ``generation_kwargs``)."""
 
-    max_new_tokens: int | None = checked(None, AtLeast(1))
+    max_new_tokens: int | None = checked(None, Range(1, MAX_NEW_TOKENS))
     temperature: float | None = checked(None, NonNegative())
     top_p: float | None = checked(None, Range(0, 1, open_low=True))
     do_sample: bool | None = checked(None)

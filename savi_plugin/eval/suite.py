@@ -258,8 +258,10 @@ def run_suite(plan: SuitePlan, out: str | Path, *, env: dict | None = None, miss
     # the decode caps decide which items count as bad videos in a kept run
     config = {**plan.to_dict(), "identity": identity, "limits": item_limits()}
     # the output layer: a new folder, or this suite's own (same plan) to continue it; locked while it runs
+    # the paths as spelled are not compared (the identities above are): the suite continues from another working
+    # folder, or with another spelling of the same files
     with claim(out, command="savi eval suite", config=config, folder=True,
-               inputs=_plan_inputs(plan),
+               inputs=_plan_inputs(plan), ignore=("model", "adapters", "data_root"),
                output_name="--out", what="suite folder") as claimed:
         claimed.write_mark()
         write_json(out / "suite.json", paths_for_file(plan.to_dict(), out / "suite.json"), indent=1)

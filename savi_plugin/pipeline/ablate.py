@@ -206,9 +206,10 @@ def _cached(path: Path, compute: Callable[[], dict]) -> dict:
         log.info("ablation: %s exists; kept", path)
         return json.loads(path.read_text(encoding="utf-8"))
     from savi_plugin.data.outputs import write_json
+    from savi_plugin.data.paths import paths_for_file
 
     result = compute()
-    write_json(path, result, indent=1)
+    write_json(path, paths_for_file(result, path), indent=1)  # README "Paths, everywhere"
     return result
 
 

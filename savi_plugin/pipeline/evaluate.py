@@ -16,6 +16,7 @@ from pathlib import Path
 from savi_plugin.data.outputs import write_json
 from savi_plugin.eval.command import (
     lmms_eval_command,
+    misread,
     run_judged,
     savi_video_args,
     savi_video_command,
@@ -49,9 +50,10 @@ def _eval_settings(recipe) -> dict:
 
 
 def eval_command(recipe, model: str | Path, out_dir: str | Path, adapter: str | Path | None = None) -> list[str]:
-    """The eval step's lmms-eval command line as a dry run shows it, with the paths as given (the run itself
-    passes a path lmms-eval would re-parse as a temporary link: :func:`savi_video_command`)."""
-    shown = {"@MODEL@": str(model), "@ADAPTER@": str(adapter), "@OUTPUT@": str(Path(out_dir) / "lmms_eval")}
+    """The eval step's lmms-eval command line as a dry run shows it: the paths as given, except that a path
+    lmms-eval would misread is shown as the temporary link the run passes instead (:func:`savi_video_command`)."""
+    shown = {"@MODEL@": model, "@ADAPTER@": adapter, "@OUTPUT@": Path(out_dir) / "lmms_eval"}
+    shown = {key: f"<temporary link to {str(path)!r}>" if misread(path) else str(path) for key, path in shown.items()}
     settings = _eval_settings(recipe)
     extra = settings.pop("extra_args")
     command = lmms_eval_command(savi_video_args("@MODEL@", list(recipe.eval.tasks), "@OUTPUT@",

@@ -341,7 +341,8 @@ def run_training(*, model: str | Path, data: str | Path, output_dir: str | Path,
     inputs = {"the model": model, "the data": data, "the reference model": reference_model,
               "the eval data": eval_data}
     with claim(output_dir, command="savi train", config=run_config, folder=True, inputs=inputs,
-               output_name="output_dir", what="training output folder", ignore=RESUMABLE_CHANGES) as claimed:
+               output_name="output_dir", what="training output folder", ignore=RESUMABLE_CHANGES,
+               records=(CONFIG_FILE,)) as claimed:
         return _train(model=model, data=data, output_dir=output_dir, backend=backend, lora=lora, options=options,
                       config=config, resume=resume, eval_data=eval_data, print_logs=print_logs,
                       run_config=run_config, claimed=claimed)

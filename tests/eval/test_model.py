@@ -95,6 +95,28 @@ def test_unknown_model_args_are_refused(setup):
         SaviVideo(pretrained="unused", num_frame=4)
 
 
+@pytest.mark.parametrize("value", ["maybe", "2", "tru", 5])
+def test_a_bool_model_arg_that_is_no_bool_is_one_setting_error(value):
+    """``trust_remote_code=maybe``: one line naming the key and the value, before anything is loaded."""
+    from savi_plugin.eval.model import SettingError
+
+    with pytest.raises(SettingError) as err:
+        SaviVideo(pretrained="never-loaded", trust_remote_code=value)
+    assert str(err.value) == f"savi_video: trust_remote_code must be true or false, got {value!r}"
+
+
+@pytest.mark.parametrize("model_args, config, key", [("pretrained=m,batch_size=0", {"batch_size": 1}, "batch_size"),
+                                                     ("pretrained=m,device=cpu", {"batch_size": 1, "device": "cpu"},
+                                                      "device")])
+def test_a_model_arg_lmms_eval_also_passes_is_refused_in_one_line(model_args, config, key):
+    """lmms-eval adds ``batch_size`` (and ``device`` with ``--device``) to the model_args: a key given twice is a
+    SettingError naming it, not a TypeError."""
+    from savi_plugin.eval.model import SettingError
+
+    with pytest.raises(SettingError, match=f"^savi_video: {key}= in --model_args is also set by lmms-eval's --{key}"):
+        SaviVideo.create_from_arg_string(model_args, config)
+
+
 def test_bad_settings_stop_before_any_document_is_answered(setup, monkeypatch):
     from savi_plugin.eval.model import SettingError
 

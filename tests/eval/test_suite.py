@@ -294,3 +294,20 @@ def test_a_resumed_suite_names_a_kept_run_file_that_cannot_be_read(suite, tmp_pa
         assert str(target) in message and "\n" not in message, message
         if name == "samples":
             assert f"{target}:{LIMIT + 1}: a JSON list, not an object" in message
+
+
+def test_a_suite_continues_from_another_working_folder_with_other_spellings(suite, tmp_path, monkeypatch, capsys):
+    """The suite's mark compared the model, adapter and data root as typed, so continuing from another folder was
+    refused as a different configuration (red team 6); their identities by content are what is compared."""
+    from savi_plugin.eval.suite import SuitePlan, run_suite
+
+    tmp, table, _, _, _, _ = suite
+    out = tmp_path / "copy"
+    shutil.copytree(tmp / "suite", out)
+    stored = json.loads((tmp / "suite" / "suite.json").read_text())
+    monkeypatch.chdir(tmp)
+    plan = SuitePlan(**{**stored, "model": "tiny", "adapters": {"aligned": "./aligned"}, "data_root": "data"})
+    result = run_suite(plan, out)
+    assert result["rows"] == table["rows"]
+    err = capsys.readouterr().err
+    assert "base: kept from an earlier run" in err and "aligned: kept from an earlier run" in err

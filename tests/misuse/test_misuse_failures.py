@@ -494,3 +494,17 @@ def test_a_file_name_that_is_not_utf8_is_named_as_such(tmp_path, capsys):
     code, _, err = savi(capsys, "inspect", name, "--out", tmp_path / "site", "--no-progress")
     lines = err.strip().splitlines()
     assert code == 1 and len(lines) == 1 and "is not valid UTF-8" in lines[0] and "rename it" in lines[0], lines
+
+
+def test_a_reader_that_closes_the_pipe_ends_the_command_quietly(tmp_path):
+    """`savi recipes show x | head -1` printed `error: BrokenPipeError` and exited 1 (red team 6): the command stops
+    quietly with the status a shell gives a command whose reader left (141)."""
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-m", "savi_plugin", "recipes", "show", "llava_video_7b_rrpo_16f"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.read(10)
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 141 and "error" not in err and "Traceback" not in err

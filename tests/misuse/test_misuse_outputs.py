@@ -1080,3 +1080,21 @@ def test_pairs_of_two_models_concatenated_train_with_a_warning_naming_each(finis
     mixed = [w for w in warnings if "mix" in w]
     assert len(mixed) == 1 and f"{len(lines)} by {os.path.realpath(world / 'model')}" in mixed[0]
     assert len(warnings) == 3
+
+
+def test_a_training_stopped_before_its_first_step_leaves_nothing_that_refuses_the_corrected_command(world, tmp_path,
+                                                                                                     capsys):
+    """A run that stopped on a missing video left its mark and savi_train_config.json, so the corrected command
+    (train.bad_records=skip) was refused as "a different configuration" (red team 6): a new folder holding only the
+    job's record of its configuration holds no result and is removed like one."""
+    pairs = tmp_path / "pairs.jsonl"
+    write_jsonl(pairs, [pair("a", world / "data/v0.mp4"), pair("b", tmp_path / "missing.mp4", "green"),
+                        pair("c", world / "data/v1.mp4", "yellow")])
+    out = tmp_path / "t"
+    argv = ["train", world / "data/train.yaml", "--data", pairs, "--output-dir", out]
+    code, _, err = savi(capsys, *argv)
+    assert code != 0 and "missing.mp4" in err
+    assert not out.exists()
+    code, _, err = savi(capsys, *argv, "train.bad_records=skip")
+    assert code == 0, err
+    assert (out / "train_report.json").is_file()

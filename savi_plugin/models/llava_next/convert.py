@@ -24,6 +24,7 @@ import os
 from dataclasses import asdict, dataclass, field
 
 from savi_plugin.data.outputs import claim, replace_folder, write_json
+from savi_plugin.data.paths import path_for_file
 from savi_plugin.models.llava_next.mapping import (
     ConversionError,
     is_plain_onevision,
@@ -308,7 +309,9 @@ def convert_llava_next(
             config.save_pretrained(folder)
             processor = build_processor(tokenizer, vision, src_config, options, plain)
             processor.save_pretrained(folder)
-            write_json(os.path.join(folder, "conversion_report.json"), report.to_dict())
+            final = os.path.join(dst, "conversion_report.json")  # where the report lies once the folder is moved
+            write_json(os.path.join(folder, "conversion_report.json"),
+                       {**report.to_dict(), "src": path_for_file(src, final), "dst": path_for_file(dst, final)})
             claimed.write_mark(into=tmp)
     for w in warnings:
         log.warning(w)

@@ -184,3 +184,16 @@ def test_sharded_source_gives_the_same_model(tmp_path):
     model, _ = load_converted(str(tmp_path / "out"))
     name = "model.layers.1.self_attn.o_proj.weight"
     assert torch.equal(model.state_dict()[map_weight_name(name)], weights[name].float())
+
+
+def test_the_conversion_report_stores_its_paths_relative_to_itself(tmp_path, monkeypatch):
+    """README "Paths, everywhere": src and dst were stored as typed, relative to the working folder (red team 6)."""
+    from tests.test_paths_relative import every_json_stores_paths_by_the_rule
+
+    shutil.copytree(SOURCE, tmp_path / "src")
+    (tmp_path / "work").mkdir()
+    monkeypatch.chdir(tmp_path / "work")
+    convert_llava_next("../src", "out/conv", vision_config=VISION_CONFIG)
+    every_json_stores_paths_by_the_rule(tmp_path / "work" / "out" / "conv", "conversion_report.json")
+    saved = json.loads((tmp_path / "work" / "out" / "conv" / "conversion_report.json").read_text())
+    assert saved["dst"] == "." and saved["src"] == str(tmp_path / "src")

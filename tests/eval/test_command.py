@@ -1,0 +1,79 @@
+"""The one builder of lmms-eval command lines (:mod:`savi_plugin.eval.command`) and ``savi eval run``'s reading of
+lmms-eval's flags."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from savi_plugin.cli import main
+from savi_plugin.eval.command import (
+    INSPECTED_FLAGS,
+    flag_value,
+    misread,
+    savi_video_command,
+)
+
+
+@pytest.mark.parametrize("flag, full", [("--output", "--output_path"), ("--output_p=x", "--output_path"),
+                                        ("--model_arg", "--model_args"), ("--model_arg=pretrained=m", "--model_args"),
+                                        ("--task", "--tasks"), ("--dev", "--device"), ("--include", "--include_path")])
+def test_savi_eval_run_refuses_an_abbreviation_of_a_flag_it_checks(flag, full, tmp_path, capsys):
+    """lmms-eval's argparse takes a unique prefix of a long option; savi reads its flags by their full names, so
+    an abbreviation would slip past the output check: refused before lmms-eval starts (exit 2, one line)."""
+    argv = ["eval", "run", "--", "--model", "savi_video", "--model_args", "pretrained=m,num_frames=4",
+            "--tasks", "savi_mvbench_action_antonym", "--limit", "1"]
+    argv += [flag] if "=" in flag else [flag, str(tmp_path / "x")]
+    capsys.readouterr()
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and flag.split("=")[0] in err and full in err and "in full" in err
+    assert not (tmp_path / "x").exists()
+
+
+def test_the_inspected_flags_are_the_ones_savi_reads():
+    assert {"--model_args", "--output_path", "--tasks", "--device"} <= set(INSPECTED_FLAGS)
+
+
+@pytest.mark.parametrize("name", ["-s14", "--out", "-x,y=1"])
+def test_a_path_starting_with_a_dash_reaches_lmms_eval_as_a_link(name, tmp_path, monkeypatch):
+    """``--output_path -s14`` is read by argparse as a missing value and an option: such a path goes as a link."""
+    monkeypatch.chdir(tmp_path)
+    model = tmp_path / "model"
+    model.mkdir()
+    assert misread(name)
+    with savi_video_command(model, ["savi_mvbench"], name, num_frames=4) as command:
+        output = flag_value(command, "--output_path")
+        assert not output.startswith("-") and os.path.realpath(output) == os.path.realpath(tmp_path / name)
+    assert (tmp_path / name).is_dir() and not os.path.lexists(output)
+
+
+@pytest.mark.parametrize("gen_kwargs, message", [("max_new_tokens=inf", "max_new_tokens (gen_kwargs) must be a whole"),
+                                                 ("max_new_tokens=nan", "must be a whole number, got nan"),
+                                                 ("max_new_tokens=2000000", "must be >= 1 and <= 1.04858e+06"),
+                                                 ("max_new_tokens=0", "must be >= 1"),
+                                                 ("temperature=inf", "must be a finite number, got inf"),
+                                                 ("temperature=-0.5", "temperature (gen_kwargs) must be >= 0"),
+                                                 ("top_p=0", "must be > 0 and <= 1"), ("top_p=1.5", "got 1.5")])
+def test_a_bad_suite_gen_kwargs_is_refused_before_the_suite_folder_is_claimed(gen_kwargs, message, tmp_path,
+                                                                             capsys):
+    out = tmp_path / "suite"
+    capsys.readouterr()
+    code = main(["eval", "suite", "savi_mvbench_action_antonym", "--model", str(tmp_path / "m"), "--adapter",
+                 str(tmp_path / "a"), "--out", str(out), "--gen-kwargs", gen_kwargs])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and message in err and gen_kwargs in err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("out", ["-al14", "r,x=1"])
+def test_a_dry_run_shows_the_link_the_real_run_passes(out, tmp_path, monkeypatch, capsys):
+    """``savi align --dry-run --out=-al14``: the eval step's command shows the temporary link, not a path lmms-eval
+    would read as an option."""
+    monkeypatch.chdir(tmp_path)
+    capsys.readouterr()
+    assert main(["align", "tiny_demo", "--dry-run", f"--out={out}"]) == 0
+    shown = capsys.readouterr()
+    line = next(x for x in (shown.out + shown.err).splitlines() if "--output_path" in x)
+    assert f"--output_path <temporary link to '{out}/iter_0/eval/lmms_eval'>" in line
