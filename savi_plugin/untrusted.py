@@ -357,9 +357,42 @@ def without_hidden_controls(text: str) -> str:
                    else " " if ch.isspace() else "" for ch in text)
 
 
-def text_problem(text: str) -> str | None:
-    """Why ``text`` may not be data text (a question, answer, option or response), or None: control markup a
-    chat template would obey (:func:`control_markup`) or a hidden control character (:func:`hidden_control`)."""
+#: Most characters in one data text (a question, answer, option, response): 64 Ki, far above a benchmark's
+#: questions and options (sentences or short paragraphs) and, tokenised, beyond the context window of the models
+#: supported here. A longer text is refused *before* tokenisation, where a 30 MB question made the tokenizer abort
+#: the whole process.
+MAX_TEXT_CHARS = 65_536
+
+#: The characters that end a line in a prompt as a tokenizer or a reader sees it (``str.splitlines``' set without
+#: the control characters :func:`hidden_control` refuses anyway): line feed, carriage return, NEL, and Unicode's
+#: LINE and PARAGRAPH SEPARATOR.
+LINE_BREAKS = {"\n": "a line feed", "\r": "a carriage return", "\u0085": "U+0085 (NEXT LINE)",
+               "\u2028": "U+2028 (LINE SEPARATOR)", "\u2029": "U+2029 (PARAGRAPH SEPARATOR)"}
+
+
+def length_problem(text: str) -> str | None:
+    """Why ``text`` is too long to be data text (more than :data:`MAX_TEXT_CHARS` characters), or None. Checked
+    before anything walks the text (Unicode normalisation of a 30 MB string alone takes minutes)."""
+    if len(text) > MAX_TEXT_CHARS:
+        return (f"is {len(text)} characters long, more than the {MAX_TEXT_CHARS} one data text may hold "
+                f"(no benchmark question comes near it; shorten it)")
+    return None
+
+
+def text_problem(text: str, *, one_line: bool = False) -> str | None:
+    """Why ``text`` may not be data text (a question, answer, option or response), or None: longer than
+    :data:`MAX_TEXT_CHARS` characters, control markup a chat template would obey (:func:`control_markup`) or a
+    hidden control character (:func:`hidden_control`); with ``one_line``, any of :data:`LINE_BREAKS` too (a text
+    the prompt shows as one line, an answer option: a break in it would draw another ``(E) ...`` option line
+    that is not the record's)."""
+    too_long = length_problem(text)
+    if too_long:
+        return too_long
+    if one_line:
+        for at, ch in enumerate(text):
+            if ch in LINE_BREAKS:
+                return (f"contains {LINE_BREAKS[ch]} at character {at}; it is shown as one line of the prompt, where "
+                        f"a line break would start a line that is not this field's (write it on one line)")
     found = control_markup(text)
     if found:
         return (f"contains {found!r}, a model control token or placeholder; data text may not contain chat or "

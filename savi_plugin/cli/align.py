@@ -43,6 +43,11 @@ def run(args) -> int:
         from savi_plugin.eval.builtin_check import builtin_task_env  # a built-in task whose data cannot be had
 
         builtin_task_env(list(recipe.eval.tasks), dict(os.environ))
+    from savi_plugin.data.paths import check_data_root  # a data root that is not there: before any step runs
+
+    check_data_root(recipe.data.data_root, "data.data_root")
+    if recipe.align.eval_every_iteration:  # not found only after generation, training and merge otherwise
+        check_data_root(recipe.eval.data_root, "eval.data_root")
     if args.dry_run:
         from savi_plugin.pipeline.dry_run import dry_run_align
 

@@ -251,6 +251,24 @@ def unfinished_training(adapter_dir: str | Path) -> str | None:
             f"adapter is the last one saved, not the run's result")
 
 
+def check_adapter_folder(adapter_dir: str | Path) -> None:
+    """Refuse an ``adapter`` that is not a peft adapter folder (one holding ``adapter_config.json``), before any
+    output is claimed or model loaded: peft would fail only after the base model is loaded, with its own message.
+
+    Raises:
+        ConfigurationError: naming the path and what it is instead.
+    """
+    from savi_plugin.errors import ConfigurationError
+
+    path = Path(adapter_dir)
+    if (path / "adapter_config.json").is_file():
+        return
+    what = ("no such folder" if not path.exists() else "a file, not a folder" if not path.is_dir()
+            else "a folder without adapter_config.json")
+    raise ConfigurationError(f"adapter {adapter_dir}: {what}; an adapter is the folder `savi train` (or peft's "
+                             f"save_pretrained) writes, holding adapter_config.json")
+
+
 def check_adapter_base(adapter_dir: str | Path, base: str | Path) -> None:
     """Refuse to apply the adapter in ``adapter_dir`` to ``base`` when it was trained on another model.
 

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from savi_plugin.errors import InputError
-from savi_plugin.untrusted import equality_key, text_problem
+from savi_plugin.untrusted import equality_key, length_problem, text_problem
 
 REQUIRED_FIELDS = ("id", "video", "question", "chosen", "rejected")
 OPTIONAL_STR_FIELDS = ("chosen_tagged", "rejected_tagged", "source")
@@ -111,6 +111,8 @@ def validate_record(obj: Any, file: str = "<memory>", line: int | None = None) -
         value = obj[name]
         if not isinstance(value, str):
             raise DataError(file, line, name, f"expected a string, got {type(value).__name__}")
+        if length_problem(value):
+            raise DataError(file, line, name, length_problem(value))
         if not equality_key(value):
             raise DataError(file, line, name, "must not be empty (or only invisible characters)")
     for name in OPTIONAL_STR_FIELDS:

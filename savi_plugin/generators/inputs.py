@@ -31,7 +31,7 @@ from savi_plugin.data.paths import resolve_video_path
 from savi_plugin.data.readers import iter_json_objects
 from savi_plugin.data.record import DataError
 from savi_plugin.generators.text import normalize_answer
-from savi_plugin.untrusted import equality_key, text_problem
+from savi_plugin.untrusted import equality_key, length_problem, text_problem
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg", ".flv", ".gif")
 
@@ -96,6 +96,9 @@ def _str_field(obj: dict, key: str, file: str, line: int, *, required: bool = Fa
     if isinstance(value, bool) or not isinstance(value, (str, int, float)):
         raise DataError(file, line, key, f"expected a string, got {type(value).__name__}")
     value = str(value)
+    too_long = length_problem(value)
+    if too_long:
+        raise DataError(file, line, key, too_long)
     if not equality_key(value):
         raise DataError(file, line, key, "must not be empty (or only invisible characters)")
     return value
@@ -129,7 +132,7 @@ def _item_from_object(obj: Any, file: str, line: int, index: int, root: Path, co
             raise DataError(file, line, options_key, "expected a list of at least 2 option strings")
         options = tuple(str(o) for o in options)
         for at, option in enumerate(options):
-            problem = text_problem(option) if equality_key(option) else "must not be empty"
+            problem = text_problem(option, one_line=True) or (None if equality_key(option) else "must not be empty")
             if problem:
                 raise DataError(file, line, f"{options_key}[{at}]", problem)
         if len(options) > len(LETTERS):

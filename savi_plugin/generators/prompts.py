@@ -65,6 +65,27 @@ def default_prompts(name: str, module: str = "savi_plugin.generators") -> dict[s
     return prompts
 
 
+def template_problem(template: str) -> str | None:
+    """Why ``template`` is not a template of plain replacement fields, or None.
+
+    A field is ``{name}`` only: no format spec (``{question:>50000000}`` pads the prompt to 50 MB, past what a
+    tokenizer can hold), no conversion (``{question!r}``) and no attribute or index access (``{question.__class__}``,
+    ``{options[0]}``), so a prompt is the record's text and the template's, nothing else.
+    """
+    try:
+        parsed = list(string.Formatter().parse(template))
+    except ValueError as exc:
+        return f"is not a valid template: {exc}"
+    for _, field, spec, conversion in parsed:
+        if field is None:
+            continue
+        written = "{" + field + (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "") + "}"
+        if not field.isidentifier() or spec or conversion:
+            return (f"field {written!r} is not a plain replacement field: a template may use only {{name}} "
+                    f"(no format spec, conversion, attribute or index)")
+    return None
+
+
 def template_fields(template: str) -> set[str]:
     """The ``{field}`` names a str.format template uses."""
     return {field.split(".")[0].split("[")[0] for _, field, _, _ in string.Formatter().parse(template) if field}
@@ -111,6 +132,11 @@ def load_prompts(name: str, override: str | Path | Mapping[str, Any] | None = No
                 raise PromptError(f"{origin}: {key!r} must be a list of strings")
         elif not isinstance(value, str):
             raise PromptError(f"{origin}: {key!r} must be a string, got {type(value).__name__}")
+        if key != "version":
+            for template in value if isinstance(value, list) else [value]:
+                problem = template_problem(template)
+                if problem:
+                    raise PromptError(f"{origin}: {key!r} {problem}")
         if fields and key in fields:
             try:
                 used = template_fields(value)

@@ -301,6 +301,10 @@ def run_generation(*, generator: str | type | Generator, model: Any, inputs: str
         check_field(GenerateSection, name, value, name)
     gen = resolve_generator(generator, options)
     check_data_root(data_root)
+    if adapter is not None:  # before the output is claimed: peft would refuse it only after the model loaded
+        from savi_plugin.data.identity import check_adapter_folder
+
+        check_adapter_folder(adapter)
     items = list(inputs) if not isinstance(inputs, (str, Path)) else load_inputs(inputs, data_root)
     check_inputs_encodable(items)
     # the videos a manifest names, by content (a folder input's identity covers its files already)

@@ -390,7 +390,9 @@ def normalize_specs(specs: Sequence[dict[str, Any] | str] | str | None) -> list[
             ``"mask:0.25-0.5,shuffle"`` (see :func:`parse_spec`), or a list of dicts / names.
 
     Raises:
-        ValueError: an unknown perturbation or parameter, naming it and listing the known ones.
+        ValueError: an unknown perturbation or parameter, naming it and listing the known ones; an empty
+            pipeline (``--perturb ,``, ``perturbations=[]``), which would leave every video unperturbed and make
+            the "non-preferred" responses answers about the real video.
     """
     import inspect
 
@@ -400,6 +402,10 @@ def normalize_specs(specs: Sequence[dict[str, Any] | str] | str | None) -> list[
         specs = parse_spec(specs)
     if not isinstance(specs, (list, tuple)):
         raise ValueError(f"expected a list of perturbations ({SPEC_FORMS}), got {type(specs).__name__}")
+    if not specs:
+        raise ValueError(f"no perturbation given: an empty pipeline leaves every video unperturbed, so the "
+                         f"non-preferred responses would describe the real video; name at least one ({SPEC_FORMS}), "
+                         f"or leave the option out for the default")
     out = []
     for at, spec in enumerate(specs):
         if not isinstance(spec, (str, dict)) or (isinstance(spec, dict) and "name" not in spec):

@@ -113,6 +113,19 @@ def test_prompts_override_and_errors(tmp_path):
         load_prompts("rrpo", path)
 
 
+@pytest.mark.parametrize("template", ["Q: {question:>50000000} {options}", "{question!r}", "{question.__class__}",
+                                      "{options[0]}", "{question:{options}}", "{0}", "{}"])
+def test_a_template_field_with_a_format_spec_conversion_or_access_is_refused_when_loaded(template, tmp_path):
+    """A format spec pads a prompt to any size (``{question:>50000000}``: 50 MB, the tokenizer aborts the process);
+    a template may hold plain ``{name}`` fields only, refused naming the file and the key."""
+    path = tmp_path / "p.yaml"
+    path.write_text(f"mcq_question: {template!r}\n")
+    with pytest.raises(PromptError, match=r"p\.yaml: 'mcq_question' field .* is not a plain replacement field"):
+        load_prompts("rrpo", path, fields={"mcq_question": {"question", "options"}})
+    path.write_text("mcq_question: 'Q: {question} {{literal}} {options}'\n")  # escaped braces stay text
+    assert load_prompts("rrpo", path)["mcq_question"] == "Q: {question} {{literal}} {options}"
+
+
 def test_packaged_templates_use_only_known_fields():
     from savi_plugin.generators.rrpo import RRPOGenerator
     from savi_plugin.generators.videosavi import VideoSAViGenerator

@@ -345,6 +345,55 @@ def test_a_lone_surrogate_in_a_generation_input_is_one_line_naming_file_line_fie
     assert not out.exists()
 
 
+LONG = "very " * 14_000  # 70 000 characters: over untrusted.MAX_TEXT_CHARS
+GENERATION_TEXT_CASES = {
+    "option line feed": ("options", {"options": ["green", "yellow\n(E) purple", "red"]}, "contains a line feed"),
+    "option carriage return": ("options", {"options": ["green", "yellow\r(E) purple", "red"]},
+                               "contains a carriage return"),
+    "option U+2028": ("options", {"options": ["green", "yellow\u2028(E) purple", "red"]}, "U+2028 (LINE SEPARATOR)"),
+    "option U+2029": ("options", {"options": ["green", "yellow\u2029(E)", "red"]}, "U+2029 (PARAGRAPH SEPARATOR)"),
+    "option U+0085": ("options", {"options": ["green", "yellow\u0085(E)", "red"]}, "U+0085 (NEXT LINE)"),
+    "long question": ("question", {"question": f"What color {LONG}?"}, "characters long, more than the 65536"),
+    "long option": ("options", {"options": ["green", LONG, "red"]}, "characters long, more than the 65536"),
+    "long answer": ("answer", {"answer": LONG}, "characters long, more than the 65536"),
+}
+
+
+@pytest.mark.parametrize("case", list(GENERATION_TEXT_CASES))
+def test_a_line_break_in_an_option_or_an_overlong_text_is_a_bad_record_naming_file_line_field(case, tmp_path,
+                                                                                               capsys):
+    """An option is one line of the prompt: ``"yellow\\n(E) purple"`` would draw a fifth option the record does
+    not have. A text over the character cap is refused before any tokenizer sees it (a 30 MB question aborted
+    the process)."""
+    from misuse_kit import assert_one_line_error, clip, savi
+
+    field, change, message = GENERATION_TEXT_CASES[case]
+    video = clip(tmp_path / "v.mp4")
+    good = {"id": "q1", "video": str(video), "question": "Which color?", "options": ["green", "yellow", "red"],
+            "answer": "green"}
+    manifest = tmp_path / "qa.jsonl"
+    manifest.write_text(json.dumps(good) + "\n" + json.dumps(dict(good, id="q2", **change)) + "\n")
+    out = tmp_path / "pairs.jsonl"
+    code, _, err = savi(capsys, "generate", "--generator", "rrpo", "--model", "no-model-needed", "--input",
+                        manifest, "--output", out, "--num-frames", "4", "--no-progress")
+    assert code == 1
+    line = assert_one_line_error(err, f"{manifest}:2:{field}", message)
+    assert len(line) < 400, line  # the long text is not echoed
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("field", ["question", "chosen", "rejected"])
+def test_an_overlong_text_in_a_preference_file_is_reported_by_validate(field, tmp_path, capsys):
+    from misuse_kit import savi
+
+    obj = {"id": "p1", "video": "v.mp4", "question": "What is it?", "chosen": "A cat.", "rejected": "A dog."}
+    path = tmp_path / "pairs.jsonl"
+    path.write_text(json.dumps(obj) + "\n" + json.dumps(dict(obj, id="p2", **{field: LONG})) + "\n")
+    code, out, err = savi(capsys, "data", "validate", path)
+    assert code == 1 and "Traceback" not in err
+    assert f"{path}:2:{field}: is 70000 characters long, more than the 65536" in out
+
+
 @pytest.mark.parametrize("field", ["id", "question", "chosen"])
 def test_a_lone_surrogate_in_a_preference_file_is_reported_by_validate(field, tmp_path, capsys):
     from misuse_kit import savi

@@ -602,6 +602,7 @@ def test_an_adapter_refuses_a_base_it_was_not_trained_on(world, tiny_qwen2_vl, t
 
     adapter = tmp_path / "adapter"
     adapter.mkdir()
+    (adapter / "adapter_config.json").write_text('{"peft_type": "LORA"}')  # what makes a folder an adapter
     write_adapter_identity(adapter, world / "model", "llava_onevision")
     check_adapter_base(adapter, world / "model")  # its own base: accepted
     other = tmp_path / "other"

@@ -9,6 +9,7 @@ Every case runs through the real entry point, in process: ``savi_plugin.cli.main
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -276,6 +277,8 @@ OPTION_CASES = [
     (["--perturb", "mask:2-3"], "--perturb: perturbation 'mask': fraction must satisfy 0 <= low <= high <= 1"),
     (["--perturb", "blur:0"], "--perturb: perturbation 'blur': blur factor must be a whole number in 1..4096"),
     (["--perturb", "wobble"], "--perturb: unknown perturbation 'wobble'"),
+    (["--perturb", ","], "--perturb: no perturbation given"),
+    (["--option", "perturbations=[]"], "--option perturbations: no perturbation given"),
 ]
 
 
@@ -286,6 +289,24 @@ def test_generator_option_value(extra, message, tmp_path, capsys, monkeypatch):
     line = _one_error_line(capsys)
     assert line.startswith(f"error: {message}"), line
     assert list(tmp_path.iterdir()) == []  # refused before any output, lock or progress file exists
+
+
+@pytest.mark.parametrize("adapter, what", [("missing", "no such folder"), ("videos", "a folder without adapter_config.json"),
+                                           ("qa.jsonl", "a file, not a folder")])
+def test_an_adapter_that_is_not_an_adapter_folder_is_refused_before_the_output_is_claimed(adapter, what, tmp_path,
+                                                                                          capsys, monkeypatch):
+    """peft refused it only after the output was claimed and the model loaded (exit 1), and the corrected command
+    was then refused as another configuration."""
+    from misuse_kit import clip
+
+    monkeypatch.chdir(tmp_path)
+    video = clip(tmp_path / "videos" / "v.mp4")
+    Path("qa.jsonl").write_text(json.dumps({"id": "q1", "video": str(video), "question": "Which way?",
+                                            "options": ["left", "right"], "answer": "left"}) + "\n")
+    assert main(GENERATE + ["--adapter", adapter, "--num-frames", "4", "--no-progress"]) == 2
+    assert _one_error_line(capsys) == (f"error: adapter {adapter}: {what}; an adapter is the folder `savi train` "
+                                       f"(or peft's save_pretrained) writes, holding adapter_config.json")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["qa.jsonl", "videos"]  # nothing claimed
 
 
 def test_videosavi_option_name_from_options_file(tmp_path, capsys, monkeypatch):

@@ -156,3 +156,17 @@ def test_checking_a_zero3_recipe_leaves_no_deepspeed_behind_in_the_process(tmp_p
         assert not is_deepspeed_zero3_enabled()
     finally:
         gc.enable()
+
+
+@pytest.mark.parametrize("key", ["eval.data_root", "data.data_root"])
+@pytest.mark.parametrize("dry_run", [True, False])
+def test_a_missing_data_root_is_refused_before_any_step(key, dry_run, tmp_path, capsys, monkeypatch):
+    """A missing eval data root was found only after generation, training and merge (and the corrected root was
+    then refused as another configuration); the dry run only noted it."""
+    monkeypatch.chdir(tmp_path)
+    argv = ["align", "tiny_demo", "--out", "run", f"{key}=nonexistent_root"] + (["--dry-run"] if dry_run else [])
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"error: {key}: nonexistent_root does not exist (a data root is the folder relative video paths "
+                   f"start from)"], err
+    assert list(tmp_path.iterdir()) == []  # nothing claimed

@@ -95,8 +95,9 @@ class VideoLM:
         from transformers import AutoProcessor
 
         if adapter is not None:  # an adapter trained on another base is refused, naming both, before any loading
-            from savi_plugin.data.identity import check_adapter_base
+            from savi_plugin.data.identity import check_adapter_base, check_adapter_folder
 
+            check_adapter_folder(adapter)
             check_adapter_base(adapter, path)
         kwargs: dict[str, Any] = {"dtype": resolve_dtype(dtype), "trust_remote_code": trust_remote_code}
         if attn_implementation:
