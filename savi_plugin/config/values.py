@@ -88,11 +88,14 @@ class Range(Rule):
     open_high: bool = False
 
     def text(self) -> str:
+        def bound(x: float) -> str:  # 1048576, not 1.04858e+06
+            return str(int(x)) if float(x).is_integer() and abs(x) < 1e16 else f"{x:g}"
+
         parts = []
         if self.low is not None:
-            parts.append(f"{'>' if self.open_low else '>='} {self.low:g}")
+            parts.append(f"{'>' if self.open_low else '>='} {bound(self.low)}")
         if self.high is not None:
-            parts.append(f"{'<' if self.open_high else '<='} {self.high:g}")
+            parts.append(f"{'<' if self.open_high else '<='} {bound(self.high)}")
         return " and ".join(parts)
 
     def problem(self, value: Any) -> str | None:
