@@ -212,8 +212,9 @@ def test_lmms_eval_model_args_trust_remote_code_is_strict(value, expected, spy_l
 
 def test_lmms_eval_model_args_trust_remote_code_rejects_nonsense(spy_load_backend):
     from savi_plugin.eval.model import SaviVideo
+    from savi_plugin.eval.settings import SettingError
 
-    with pytest.raises((TypeError, ValueError), match="trust_remote_code"):
+    with pytest.raises(SettingError, match="trust_remote_code must be true or false, got 'maybe'"):
         SaviVideo(pretrained="/nowhere", trust_remote_code="maybe")
     assert spy_load_backend == []
 
