@@ -236,8 +236,9 @@ def unfinished_training(adapter_dir: str | Path) -> str | None:
     """Why the adapter in ``adapter_dir`` is not a finished run's, or None.
 
     A folder ``savi train`` made (its mark, :func:`savi_plugin.data.outputs.read_mark`) without
-    ``train_report.json`` holds a run that is still going, was killed or failed: the adapter there is the last one
-    saved, not the run's result. It is usable (a killed run's last adapter often is), so loading it is said, not
+    ``train_report.json`` holds a run that is still going, was killed or failed: the adapter at its top level is
+    whatever was last written there (an earlier run's result, when this run extended one), not this run's result,
+    and its ``checkpoint-*`` folders may hold later states. It is usable (a killed run's last adapter often is), so loading it is said, not
     refused."""
     from savi_plugin.data.outputs import read_mark
 
@@ -248,7 +249,8 @@ def unfinished_training(adapter_dir: str | Path) -> str | None:
     if not mark or mark.get("command") != "savi train":
         return None
     return (f"{folder}: its training run has not finished (no {TRAIN_REPORT}; still running, killed or failed): the "
-            f"adapter is the last one saved, not the run's result")
+            f"adapter files at its top level are not this run's result (an earlier run's when it extended one; "
+            f"checkpoint-* folders may hold later states)")
 
 
 def check_adapter_folder(adapter_dir: str | Path) -> None:

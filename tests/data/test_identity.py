@@ -86,7 +86,8 @@ def test_an_adapter_of_an_unfinished_training_run_is_said_once(state, tiny_llava
     said = [r.getMessage() for r in caplog.records if "has not finished" in r.getMessage()]
     if state == "running or killed":
         assert said == [f"{adapter}: its training run has not finished (no train_report.json; still running, killed "
-                        f"or failed): the adapter is the last one saved, not the run's result"]
+                        f"or failed): the adapter files at its top level are not this run's result (an earlier "
+                        f"run's when it extended one; checkpoint-* folders may hold later states)"]
         assert identity.unfinished_training(adapter)
     else:
         assert not said and identity.unfinished_training(adapter) is None
