@@ -125,7 +125,7 @@ def build_card(run, tasks: list[str], *, model: str, adapters: dict[str, str | N
         "prompts_sha256": texts_sha256([str(s.get("input", "")) for s in samples]),
         "targets_sha256": texts_sha256([json.dumps(s.get("target"), sort_keys=True) for s in samples]),
         "base_model": {"path": str(model), "sha256": model_hash(model)},
-        # ``unfinished``: the adapter folder's training run had not finished (its last saved adapter)
+        # ``unfinished``: the adapter folder's training run had not finished (its top-level adapter is not that run's result)
         "adapters": {label: {"path": str(path) if path else None, "sha256": model_hash(path),
                              "unfinished": bool(path and unfinished_training(path))}
                      for label, path in adapters.items()},

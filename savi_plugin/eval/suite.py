@@ -208,7 +208,8 @@ def format_table(rows: list[dict], missing: list[str], unfinished: dict[str, str
         lines.append(f"Not run (no savi-plugin task yet): {', '.join(missing)}.")
     for label, path in (unfinished or {}).items():
         lines.append("")
-        lines.append(f"Adapter {label} ({path}): its training run had not finished; this is its last saved adapter.")
+        lines.append(f"Adapter {label} ({path}): its training run had not finished; its top-level adapter is not "
+                     f"that run's result.")
     return "\n".join(lines) + "\n"
 
 
