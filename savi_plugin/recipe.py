@@ -343,3 +343,40 @@ def recipe_content(recipe: Recipe) -> dict:
     from savi_plugin.config.values import to_dict
 
     return {k: v for k, v in to_dict(recipe).items() if k not in ("source", "_source")}
+
+
+#: recipe keys that name where a job writes, not what it reads: left out of :func:`recipe_identity`
+OUTPUT_KEYS = ("train.output_dir", "train.logging_dir")
+
+
+def recipe_identity(recipe: Recipe) -> dict:
+    """What a loaded recipe makes a job compute, independent of where it was typed from: :func:`recipe_content`
+    with every path value (:func:`path_keys`, already resolved by the recipe's one path rule) replaced by what it
+    names -- a model folder by its files (:func:`~savi_plugin.data.identity.model_identity`), a file or folder by
+    its content (:func:`~savi_plugin.data.identity.input_identity`) -- and where the job writes
+    (:data:`OUTPUT_KEYS`) left out. A name that is nothing on this machine (a hub id, ``tiny://``, a shipped
+    DeepSpeed name) is kept as written. Two runs of the same recipe from other working folders, or with other
+    spellings of the same files (``./x.jsonl``, ``x.jsonl``, absolute), have the same identity; another file
+    content, model or value does not, and a comparison names its key path."""
+    from savi_plugin.data.identity import input_identity, model_identity
+
+    content = recipe_content(recipe)
+    for key, kind in path_keys():
+        *parents, last = key.split(".")
+        node: Any = content
+        for part in parents:
+            node = node.get(part) if isinstance(node, dict) else None
+        if not isinstance(node, dict) or last not in node:
+            continue
+        if key in OUTPUT_KEYS:
+            del node[last]
+            continue
+        value = node[last]
+        if not isinstance(value, str) or not value or "://" in value:
+            continue
+        path = Path(value).expanduser()
+        if path.exists():
+            node[last] = {"identity": model_identity(path) if kind == "model" else input_identity(path)}
+        elif kind != "model" and not (kind == "deepspeed" and is_shipped_deepspeed_name(value)):
+            node[last] = os.path.abspath(path)  # nothing there yet: the place it names, from any working folder
+    return content

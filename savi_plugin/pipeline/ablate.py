@@ -143,27 +143,39 @@ def run_ablation(recipe_ref: str, losses: list[str], out: str | Path, *, pairs: 
     if benchmarks and evaluate is None:
         from savi_plugin.pipeline.evaluate import evaluate_step as evaluate
     from savi_plugin.data.identity import input_identity, model_identity
-    from savi_plugin.data.outputs import claim
+    from savi_plugin.data.outputs import claim, read_mark
     from savi_plugin.data.provenance import check_finished
+    from savi_plugin.recipe import recipe_identity
     from savi_plugin.training.arguments import training_kwargs
     from savi_plugin.training.run import pair_videos_identity
 
     for pair_file in (data, eval_pairs):  # an unfinished generation run is not trained or judged on
         if pair_file:
             check_finished(pair_file)
-    # new, or an ablation folder of the same recipe, overrides and pairs (more losses extend it); never an input;
-    # the model and the recipe file by content (weights replaced or a recipe edited at the same path)
-    config = {"recipe": str(recipe_ref), "overrides": list(overrides or []), "pairs": input_identity(data),
+    # new, or an ablation folder of the same runs and pairs (more losses extend it); never an input. Each run is
+    # its resolved recipe by content (recipe_identity): the same ablation from another working folder, or with
+    # another spelling of the same files, continues; another file content, value or model is refused by key path
+    runs = {loss: recipe_identity(recipe) for loss, recipe in plans.items()}
+    config = {"runs": runs, "pairs": input_identity(data),
               "eval_pairs": input_identity(eval_pairs) if eval_pairs else None, "benchmarks": benchmarks,
               "identity": {"model": model_identity(first.model.path),
-                           "recipe": input_identity(first.source) if first.source else None,
                            "videos": pair_videos_identity(data, training_kwargs(first))}}
     inputs = {"the pairs": data, "the eval pairs": eval_pairs, "the model": first.model.path,
               "the recipe": first.source or None}
+    # a loss run before but not now (or now only) is not compared: the mark keeps every loss's run
+    others = tuple(f"runs.{loss}" for loss in set(_stored_runs(read_mark(out, True) if out.is_dir() else None))
+                   ^ set(runs))
     with claim(out, command="savi ablate", config=config, folder=True, inputs=inputs, output_name="--out",
-               what="ablation folder") as claimed:
+               what="ablation folder", ignore=others) as claimed:
+        claimed.config["runs"] = {**_stored_runs(claimed.previous), **runs}
         claimed.write_mark()
         return _run(plans, first, data, out, eval_pairs, benchmarks, evaluate, print_logs)
+
+
+def _stored_runs(mark: dict | None) -> dict:
+    """The runs (``{loss: recipe identity}``) an ablation folder's mark records ({} for none)."""
+    runs = ((mark or {}).get("config") or {}).get("runs")
+    return runs if isinstance(runs, dict) else {}
 
 
 def _run(plans, first, data, out: Path, eval_pairs, benchmarks: bool, evaluate, print_logs: bool) -> dict:

@@ -155,3 +155,56 @@ def test_extending_after_the_model_changed_or_on_unfinished_pairs_is_refused(tin
     (tmp_path / "pairs.jsonl.progress.jsonl").write_text("")  # a generation run still under way
     assert main([*argv[:-1], str(tmp_path / "other"), "--losses", "dpo"]) == 1
     assert "its generation run has not finished" in capsys.readouterr().err and not (tmp_path / "other").exists()
+
+
+def test_a_rerun_from_another_folder_with_other_spellings_keeps_the_finished_runs(ablation, tmp_path, monkeypatch):
+    """The ablation's identity is its resolved runs by content, not its paths as typed: the same command from
+    another working folder, with relative spellings of the same files, resumes (nothing is trained again)."""
+    import os
+
+    _, argv, out = ablation
+    before = {loss: (out / loss / "summary.json").stat().st_mtime_ns for loss in LOSSES}
+    monkeypatch.chdir(tmp_path)
+    relative = [os.path.relpath(a) if os.path.isabs(a) else a for a in argv]
+    assert relative != argv and main(relative) == 0
+    assert {loss: (out / loss / "summary.json").stat().st_mtime_ns for loss in LOSSES} == before
+
+
+def test_the_same_ablation_is_one_run_whatever_the_spelling_and_another_value_is_refused(
+        tiny_llava_onevision, synthetic_samples, tmp_path, monkeypatch, capsys):
+    """``-o`` values and paths are compared by what they name (red team: another working folder, ``./x`` against
+    ``x`` against absolute, was refused as another configuration); another content or value is refused by key
+    path. The claim decides before any step, so the steps are left out."""
+    import shutil
+
+    from savi_plugin.pipeline import ablate
+
+    a, b = tmp_path / "a", tmp_path / "b"
+    (a / "sub").mkdir(parents=True)
+    b.mkdir()
+    pairs = _pairs(a / "pairs.jsonl", synthetic_samples, TAGGED)
+    shutil.copytree(tiny_llava_onevision, a / "model")
+    (a / "sub" / "recipe.yaml").write_text("model:\n  path: ../model\n  backend: llava_onevision\n  num_frames: 4\n",
+                                           encoding="utf-8")
+    monkeypatch.setattr(ablate, "_run", lambda *args: {"columns": ["loss"], "rows": [{"loss": "-"}]})  # claim only
+    monkeypatch.chdir(a)
+    assert main(["ablate", "sub/recipe.yaml", "--losses", "dpo,rrpo", "--pairs", "./pairs.jsonl", "--no-benchmarks",
+                 "--out", "out", "train.beta=0.2", "model.path=./model", "rrpo:train.alpha=0.1"]) == 0
+    monkeypatch.chdir(b)
+    same = ["ablate", str(a / "sub" / "recipe.yaml"), "--pairs", "../a/pairs.jsonl", "--no-benchmarks",
+            "--out", "../a/./out", "train.beta=0.2", f"model.path={a / 'model'}"]
+    assert main([*same, "--losses", "dpo,rrpo", "rrpo:train.alpha=0.1"]) == 0
+    assert main([*same, "--losses", "dpo"]) == 0  # a subset of the losses: the same runs
+    capsys.readouterr()
+    for argv, key in ((["train.beta=0.3"], "runs.dpo.train.beta: 0.2 -> 0.3"),
+                      (["--losses", "dpo,rrpo", "rrpo:train.alpha=0.2"], "runs.rrpo.train.alpha: 0.1 -> 0.2")):
+        assert main([*same[:-2], f"model.path={a / 'model'}", *(["--losses", "dpo"] if "--losses" not in argv
+                                                                 else []), *argv]) == 1
+        err = capsys.readouterr().err
+        assert key in err and len(err.strip().splitlines()) == 1, err
+    other = b / "pairs.jsonl"  # the same name, another content
+    _pairs(other, synthetic_samples[1:], TAGGED[:2])
+    assert main([*same[:2], "--pairs", str(other), *same[4:], "--losses", "dpo"]) == 1
+    assert "pairs" in capsys.readouterr().err
+    assert json.loads((a / "out" / ".savi-output.json").read_text())["config"]["runs"].keys() == {"dpo", "rrpo"}
+    assert not (b / "out").exists()
