@@ -218,12 +218,36 @@ def test_align_relative_out_then_resumed_from_another_folder(tiny_llava_onevisio
     assert not (second / "runs").exists()
     every_json_stores_paths_by_the_rule(first / "runs/a", "manifest.json", "savi_adapter.json", "train_report.json")
 
+    # the run folder moved whole with shutil.move, the old place gone, killed again after generation: resumed there
+    import shutil
 
-def test_demo_with_a_relative_run_folder(tmp_path, monkeypatch):
-    """``savi demo --out runs/d`` (a small world): generation finds the videos, training gets pairs."""
+    moved = tmp_path / "moved"
+    shutil.move(str(first / "runs/a"), str(moved))
+    shutil.rmtree(first)
+    manifest_path = moved / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    for key in ("adapter", "train", "next_model"):
+        manifest["iterations"][0].pop(key)
+    manifest_path.write_text(json.dumps(manifest))
+    for folder in ("train", "model"):
+        shutil.rmtree(moved / "iter_0" / folder)
+    assert main(["align", "tiny_demo", model, qa, *ALIGN, "--out", "../moved"]) == 0
+    assert json.loads(manifest_path.read_text())["iterations"][0]["next_model"] == "iter_0/model"
+    assert (moved / "iter_0/model/config.json").is_file() and not first.exists()
+    for rec in read_jsonl(moved / "iter_0/pairs.jsonl"):  # the user's videos, outside the run folder: absolute
+        assert os.path.isabs(rec["video"]) and Path(rec["video"]).is_file()
+    every_json_stores_paths_by_the_rule(moved, "manifest.json", "savi_adapter.json", "train_report.json")
+
+
+def test_demo_with_a_relative_run_folder_that_moves_whole(tmp_path, monkeypatch, capsys):
+    """``savi demo --out runs/d`` (a small world): generation finds the videos, training gets pairs; the run folder
+    moved elsewhere (the old place gone) still trains from its pairs, and the demo resumes there."""
+    import shutil
+
     monkeypatch.chdir(tmp_path)
-    rc = main(["demo", "--out", "runs/d", "demo.align_videos=16", "demo.heldout_videos=8",
-               "demo.warmup_videos=16", "demo.warmup_steps=60", "demo.compare_dpo=false", "train.max_steps=1"])
+    small = ["demo.align_videos=16", "demo.heldout_videos=8", "demo.warmup_videos=16", "demo.warmup_steps=60",
+             "demo.compare_dpo=false", "train.max_steps=1"]
+    rc = main(["demo", "--out", "runs/d", *small])
     assert rc == 0
     report = json.loads(Path("runs/d/data/rrpo_pairs.jsonl.report.json").read_text())
     assert report["counts"]["failed"] == 0 and report["counts"]["pairs"] > 0  # every video was found
@@ -233,6 +257,23 @@ def test_demo_with_a_relative_run_folder(tmp_path, monkeypatch):
     results = json.loads(Path("runs/d/results.json").read_text())
     assert (results["plot"], results["out_dir"]) == ("demo.png", ".")
     every_json_stores_paths_by_the_rule(tmp_path / "runs/d", "results.json", "savi_adapter.json", "train_report.json")
+    # the pairs under data/ name the videos under videos/ and the model under models/ relative to themselves
+    pairs = [json.loads(line) for line in Path("runs/d/data/rrpo_pairs.jsonl").read_text().splitlines()]
+    assert pairs and all(rec["video"].startswith("../videos/align/") for rec in pairs)
+    assert "/runs/d/" not in Path("runs/d/rrpo/savi_adapter.json").read_text()
+
+    shutil.move("runs/d", "elsewhere/d")  # the run folder moved whole, the old place gone
+    Path("runs").rmdir()
+    capsys.readouterr()
+    assert main(["train", "tiny_demo", "--data", "elsewhere/d/data/rrpo_pairs.jsonl", "--model",
+                 "elsewhere/d/models/warm", "--output-dir", "t", "train.max_steps=1"]) == 0
+    printed = capsys.readouterr().out
+    summary = json.loads(printed[printed.index("\n{\n") + 1:])  # the run's summary, after the trainer's lines
+    assert summary["pairs"] == len(pairs) and summary["skipped"] == 0  # every video found at the new place
+    assert main(["demo", "--out", "elsewhere/d", *small]) == 0  # resumed: the same demo, moved
+    report = json.loads(Path("elsewhere/d/data/rrpo_pairs.jsonl.report.json").read_text())
+    assert report["counts"]["failed"] == 0 and report["counts"]["pairs"] == len(pairs)
+    assert not Path("runs").exists()
 
 
 def test_recipe_paths_are_relative_to_the_recipe_file(tiny_llava_onevision, tmp_path, monkeypatch):

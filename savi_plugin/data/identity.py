@@ -140,9 +140,11 @@ def folder_identity(folder: str | Path, *, edge: int = 4 * 2**10) -> dict[str, A
 
 
 def files_identity(paths: Iterable[str | Path], *, edge: int = 4 * 2**10) -> dict[str, Any]:
-    """One digest over the files a manifest names, in its order: each path, size and the digest of its first and
-    last ``edge`` bytes (8 KiB read per file, so 10^5 videos cost seconds; a missing file counts as size -1). A video replaced at the same path -- the manifest
-    unchanged -- changes it, so a resume does not mix results of the old and the new file."""
+    """One digest over the files a manifest names, in its order: each one's size and the digest of its first and
+    last ``edge`` bytes (8 KiB read per file, so 10^5 videos cost seconds; a missing file counts as size -1). A
+    video replaced at the same path -- the manifest unchanged -- changes it, so a resume does not mix results of
+    the old and the new file; where the files lie does not (the manifest's own identity holds what it names), so a
+    folder moved whole is the same input."""
     digest = hashlib.sha256()
     count = 0
     for path in paths:
@@ -158,7 +160,7 @@ def files_identity(paths: Iterable[str | Path], *, edge: int = 4 * 2**10) -> dic
                 part = hashlib.sha256(head + fh.read(edge)).hexdigest()
         except OSError:
             size, part = -1, ""
-        digest.update(f"{path}\0{size}\0{part}\0".encode())
+        digest.update(f"{size}\0{part}\0".encode())  # by content, not where: a folder moved whole is the same
     return {"files": count, "sha256": digest.hexdigest()}
 
 

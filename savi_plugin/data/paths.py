@@ -2,11 +2,19 @@
 
 **The one rule for a path stored in a file** (preference pairs, generation manifests, align manifests, run
 reports): it is relative to the folder of the file that holds it, or absolute. :func:`path_for_file` writes
-a path that way (relative when it lies under that folder, so a folder moved as a whole keeps working;
-absolute otherwise) and :func:`path_from_file` reads it back; a path given on the command line is
-relative to the working folder, so a path is made absolute before it is stored. Reading the same file from
-another working folder therefore names the same files. A data root (below) is the one exception a user
-asks for: then a record's relative path starts from the data root instead.
+a path that way and :func:`path_from_file` reads it back; a path given on the command line is relative to
+the working folder, so a path is made absolute before it is stored. Reading the same file from another
+working folder therefore names the same files. It is stored relative when
+
+* it lies under the holder's folder (``videos/a.mp4`` in ``data/pairs.jsonl`` naming ``data/videos/a.mp4``), or
+* the job declared a **run folder** (:func:`run_folder`: ``savi demo``'s ``--out``, ``savi align``'s and
+  ``savi ablate``'s) and both the path and the holder lie inside it (``../videos/a.mp4`` in
+  ``RUN/data/pairs.jsonl`` naming ``RUN/videos/a.mp4``; ``..`` never climbs above the run folder),
+
+so a folder -- or a whole run folder -- moved as a whole keeps working; anything else (the user's own videos,
+models and data outside the run folder) is stored absolute, so it is found wherever the file goes. A data
+root (below) is the one exception a user asks for: then a record's relative path starts from the data root
+instead, and one that leaves it (``..``) is refused like any other.
 
 Preference files, generation manifests and benchmark annotations name their videos by path. Such files
 are often downloaded or produced by someone else, so a record must not be able to make a job read an
@@ -27,6 +35,9 @@ Existence is not checked here (callers count a missing video in their own way).
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -88,6 +99,29 @@ def resolve_video_path(video: str, base: str | Path, *, confine: bool = False, f
     return path
 
 
+#: the run folders the current job declared (:func:`run_folder`), innermost last
+_RUN_FOLDERS: ContextVar[tuple[Path, ...]] = ContextVar("savi_run_folders", default=())
+
+
+@contextmanager
+def run_folder(root: str | Path) -> Iterator[Path]:
+    """Declare ``root`` the job's run folder while the block runs: a path that every file written inside it
+    stores for something also inside it is relative (:func:`path_for_file`), so the folder can be moved whole.
+
+    A job declares the folder it owns (its claimed ``--out``); files and paths outside it are unaffected.
+    """
+    folder = Path(os.path.abspath(Path(root).expanduser()))
+    token = _RUN_FOLDERS.set((*_RUN_FOLDERS.get(), folder))
+    try:
+        yield folder
+    finally:
+        _RUN_FOLDERS.reset(token)
+
+
+def _under(path: Path, folder: Path) -> bool:
+    return path == folder or folder in path.parents
+
+
 def path_for_file(path: str | Path, holder: str | Path) -> str:
     """``path`` as it is stored in the file ``holder``: relative to ``holder``'s folder, or absolute.
 
@@ -96,15 +130,20 @@ def path_for_file(path: str | Path, holder: str | Path) -> str:
         holder: the file the path is written into (absolute, or relative to the working folder).
 
     Returns:
-        The POSIX-style path relative to ``holder``'s folder when ``path`` lies under that folder, else
-        ``path`` made absolute. Symlinks are not followed (the stored path names what the user named).
+        The POSIX-style path relative to ``holder``'s folder when ``path`` lies under that folder, or when both
+        lie inside a declared run folder (:func:`run_folder`; then it may start with ``..``, never climbing
+        above the run folder); else ``path`` made absolute. Symlinks are not followed (the stored path names
+        what the user named).
     """
-    absolute = Path(os.path.abspath(Path(path).expanduser()))
-    folder = Path(os.path.abspath(Path(holder).expanduser())).parent
+    absolute = Path(os.path.normpath(os.path.abspath(Path(path).expanduser())))
+    folder = Path(os.path.normpath(os.path.abspath(Path(holder).expanduser()))).parent
     try:
         return absolute.relative_to(folder).as_posix()
     except ValueError:
-        return str(absolute)
+        pass
+    if any(_under(absolute, root) and _under(folder, root) for root in _RUN_FOLDERS.get()):
+        return Path(os.path.relpath(absolute, folder)).as_posix()
+    return str(absolute)
 
 
 def path_from_file(stored: str | Path, holder: str | Path) -> Path:

@@ -23,7 +23,7 @@ from collections import Counter
 from pathlib import Path
 
 from savi_plugin.data.outputs import claim, write_json
-from savi_plugin.data.paths import paths_for_file
+from savi_plugin.data.paths import paths_for_file, run_folder
 from savi_plugin.recipe import load_recipe, recipe_content
 
 log = logging.getLogger(__name__)
@@ -84,7 +84,8 @@ def run_demo(out_dir: str | Path, recipe: str = "tiny_demo", overrides: list[str
     with claim(out, command="savi demo", config=config, folder=True, output_name="--out", what="demo folder",
                inputs={"the recipe": resolve_recipe_path(recipe)}) as claimed:
         claimed.write_mark()
-        return _run(cfg, settings, out, wall0, cpu0)
+        with run_folder(out):  # every path its files store to its own files is relative: it moves whole
+            return _run(cfg, settings, out, wall0, cpu0)
 
 
 def _run(cfg, demo, out: Path, wall0: float, cpu0: float) -> dict:

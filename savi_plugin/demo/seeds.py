@@ -97,6 +97,7 @@ def run_seeds(out_dir: str | Path, recipe: str = "tiny_demo", overrides: list[st
     import time
 
     from savi_plugin.demo.plots import plot_seeds
+    from savi_plugin.data.paths import run_folder
     from savi_plugin.demo.run import run_demo
     from savi_plugin.demo.settings import load_settings, split_overrides
     from savi_plugin.recipe import load_recipe, recipe_content, resolve_recipe_path
@@ -114,8 +115,9 @@ def run_seeds(out_dir: str | Path, recipe: str = "tiny_demo", overrides: list[st
                what="demo folder", inputs={"the recipe": resolve_recipe_path(recipe)}) as claimed:
         claimed.write_mark()
         per_seed = {}
-        for s in range(base, base + seeds):
-            per_seed[s] = run_demo(out / f"seed-{s}", recipe, [*(overrides or []), *seed_overrides(s)])
+        with run_folder(out):  # the seeds' runs move with it as one folder
+            for s in range(base, base + seeds):
+                per_seed[s] = run_demo(out / f"seed-{s}", recipe, [*(overrides or []), *seed_overrides(s)])
         summary = summarize(per_seed)
         summary["time_s"] = time.time() - wall0
         summary["runs"] = {str(s): f"seed-{s}" for s in per_seed}  # relative to this folder

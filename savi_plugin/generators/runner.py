@@ -75,6 +75,9 @@ log = logging.getLogger(__name__)
 CONFIG_ID = "__config__"
 #: configuration keys that may change between a run and its resumption
 _RESUMABLE_CHANGES = ("limit", "device")
+#: paths compared by what they name (``identity``: the inputs, their videos, the model and adapter by content), not
+#: as spelled: a run folder moved whole, or the same files named from another working folder, resumes
+_BY_IDENTITY = ("model", "adapter", "inputs", "data_root")
 #: failure reasons of machine errors, which do not describe the input: the item is retried by the next run
 RETRIED_REASONS = ("generation_error", "io_error")
 
@@ -375,7 +378,7 @@ def run_generation(*, generator: str | type | Generator, model: Any, inputs: str
         check_distinct(path, named_inputs, output_name=name)
     check_not_any(written, (item.video for item in items), what="a video the input names")
     with claim(out_path, command="savi generate", config=config, inputs=named_inputs, output_name="--output",
-               ignore=_RESUMABLE_CHANGES, every_rank=True) as claimed:
+               ignore=_RESUMABLE_CHANGES + _BY_IDENTITY, every_rank=True) as claimed:
         result = _run_locked(gen, model, mine, config, base_meta, out_path, prog_path, index, count, frames,
                              backend_name, adapter, dtype, device, seed, batch_size, progress, data_root,
                              claimed)
@@ -390,7 +393,7 @@ def _run_locked(gen, model, mine, config, base_meta, out_path, prog_path, index,
     if stored is None and (rows or (out_path.is_file() and out_path.stat().st_size > 0)):
         raise ValueError(f"{out_path}: {prog_path.name} holds no stored configuration (it was removed or edited); "
                          f"resuming could mix two configurations: write to a new output or delete the old files")
-    check_same_config(stored, config, output=out_path, stored_at=prog_path, ignore=_RESUMABLE_CHANGES,
+    check_same_config(stored, config, output=out_path, stored_at=prog_path, ignore=_RESUMABLE_CHANGES + _BY_IDENTITY,
                       remedy="write to a new output or delete the old files")
     repair_truncated_tail(out_path)  # a torn last line is a crash's, cut as the writer does
     _check_output_lines(out_path)

@@ -144,6 +144,7 @@ def run_ablation(recipe_ref: str, losses: list[str], out: str | Path, *, pairs: 
         from savi_plugin.pipeline.evaluate import evaluate_step as evaluate
     from savi_plugin.data.identity import input_identity, model_identity
     from savi_plugin.data.outputs import claim, read_mark
+    from savi_plugin.data.paths import run_folder
     from savi_plugin.data.provenance import check_finished
     from savi_plugin.recipe import recipe_identity
     from savi_plugin.training.arguments import training_kwargs
@@ -169,7 +170,8 @@ def run_ablation(recipe_ref: str, losses: list[str], out: str | Path, *, pairs: 
                what="ablation folder", ignore=others) as claimed:
         claimed.config["runs"] = {**_stored_runs(claimed.previous), **runs}
         claimed.write_mark()
-        return _run(plans, first, data, out, eval_pairs, benchmarks, evaluate, print_logs)
+        with run_folder(out):  # every path its files store to its own files is relative: it moves whole
+            return _run(plans, first, data, out, eval_pairs, benchmarks, evaluate, print_logs)
 
 
 def _stored_runs(mark: dict | None) -> dict:

@@ -22,7 +22,7 @@ from pathlib import Path
 from savi_plugin.data.fingerprint import check_same_config
 from savi_plugin.data.identity import input_identity, model_identity
 from savi_plugin.data.outputs import claim, replace_folder, write_json
-from savi_plugin.data.paths import path_for_file, path_from_file, paths_for_file
+from savi_plugin.data.paths import path_for_file, path_from_file, paths_for_file, run_folder
 
 log = logging.getLogger(__name__)
 
@@ -136,7 +136,8 @@ def run_align(recipe, run_dir: str | Path, iterations: int | None = None, evalua
                what="align run folder", ignore=tuple(f"recipe.{k}" for k in RESUMABLE_RECIPE_KEYS)) as claimed:
         if current().is_main:  # rank 0 locks and marks the folder; the other ranks check it
             claimed.write_mark()
-        return _run_locked(recipe, run_dir, iterations, evaluate)
+        with run_folder(run_dir):  # every path its files store to its own files is relative: it moves whole
+            return _run_locked(recipe, run_dir, iterations, evaluate)
 
 
 def recipe_inputs(recipe) -> dict[str, Path]:

@@ -54,6 +54,9 @@ REPORT_FILE = "train_report.json"
 RESUMABLE_CHANGES = ("data",) + tuple(f"training.{k}" for k in (
     "max_steps", "num_train_epochs", "logging_steps", "save_steps", "save_total_limit", "disable_tqdm", "report_to",
     "logging_dir", "run_name", "dataloader_num_workers", "use_cpu", "eval_steps", "max_nonfinite_fraction"))
+#: paths compared by what they name (``data_sha256`` and ``identity``: the model, held-out data and reference model by
+#: content), not as spelled: a run folder moved whole, or the same files named from another working folder, resumes
+BY_IDENTITY = ("model", "eval_data", "training.reference_model_path")
 
 
 class TrainingFailedError(RunError):
@@ -341,7 +344,7 @@ def run_training(*, model: str | Path, data: str | Path, output_dir: str | Path,
     inputs = {"the model": model, "the data": data, "the reference model": reference_model,
               "the eval data": eval_data}
     with claim(output_dir, command="savi train", config=run_config, folder=True, inputs=inputs,
-               output_name="output_dir", what="training output folder", ignore=RESUMABLE_CHANGES,
+               output_name="output_dir", what="training output folder", ignore=RESUMABLE_CHANGES + BY_IDENTITY,
                records=(CONFIG_FILE,)) as claimed:
         return _train(model=model, data=data, output_dir=output_dir, backend=backend, lora=lora, options=options,
                       config=config, resume=resume, eval_data=eval_data, print_logs=print_logs,
