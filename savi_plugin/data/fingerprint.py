@@ -65,8 +65,9 @@ def config_changes(stored: Mapping[str, Any], current: Mapping[str, Any],
     return out
 
 
-def describe_changes(changes: list[tuple[str, Any, Any]], limit: int = 6) -> str:
-    """``"learning_rate: 0.0001 -> 0.0002, data: a.jsonl -> b.jsonl"`` (at most ``limit``, then a count)."""
+def describe_changes(changes: list[tuple[str, Any, Any]], limit: int = 6, *, same_path: bool | None = None) -> str:
+    """``"learning_rate: 0.0001 -> 0.0002, data: a.jsonl -> b.jsonl"`` (at most ``limit``, then a count).
+    ``same_path``: whether nothing but contents changed (default: no other key among ``changes`` changed)."""
     def short(value: Any) -> str:
         text = json.dumps(value, default=str)
         return text if len(text) <= 60 else text[:57] + "..."
@@ -81,12 +82,17 @@ def describe_changes(changes: list[tuple[str, Any, Any]], limit: int = 6) -> str
             continue
         merged.append((key, a, b))
     changes = merged
-    moved = {key for key, _, _ in changes if not key.startswith("identity.") and ".identity." not in key}
+    if same_path is None:
+        same_path = not any(not _is_identity(key) for key, _, _ in changes)
     parts = [f"{key}: {short(a)} -> {short(b)}" if a != "content" else
-             f"{key} changed content" + ("" if moved else " (same path)") for key, a, b in changes[:limit]]
+             f"{key} changed content" + (" (same path)" if same_path else "") for key, a, b in changes[:limit]]
     if len(changes) > limit:
         parts.append(f"and {len(changes) - limit} more")
     return ", ".join(parts)
+
+
+def _is_identity(key: str) -> bool:
+    return key.startswith("identity.") or ".identity." in key
 
 
 def check_same_config(stored: Mapping[str, Any] | None, current: Mapping[str, Any], *, output: str | Path,
@@ -102,5 +108,8 @@ def check_same_config(stored: Mapping[str, Any] | None, current: Mapping[str, An
     changes = config_changes(stored, current, ignore)
     if changes:
         remedy = remedy or "write to a new output, or delete the old one to start over"
-        raise ConfigMismatchError(f"{output}: was made with a different configuration ({describe_changes(changes)}; "
+        # "(same path)" only when no other key changed, those that may change (paths compared by identity) included
+        same_path = not any(not _is_identity(key) for key, _, _ in config_changes(stored, current))
+        raise ConfigMismatchError(f"{output}: was made with a different configuration "
+                                  f"({describe_changes(changes, same_path=same_path)}; "
                                   f"stored in {stored_at}); {remedy}")

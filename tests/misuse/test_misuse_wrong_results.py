@@ -62,7 +62,7 @@ CHANGES = {
     "lora_rank": (["lora.r=8"], "lora.r"),
     "data_file": ([], "data_sha256"),
     "data_content": ([], "data_sha256"),
-    "model": ([], "model:"),
+    "model": ([], "identity.model changed content"),  # compared by content, not by path
 }
 
 
