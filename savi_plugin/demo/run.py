@@ -24,7 +24,8 @@ from pathlib import Path
 
 from savi_plugin.data.outputs import claim, write_json
 from savi_plugin.data.paths import paths_for_file, run_folder
-from savi_plugin.recipe import load_recipe, recipe_content
+from savi_plugin.config.values import to_dict
+from savi_plugin.recipe import load_recipe, recipe_identity
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +72,7 @@ def run_demo(out_dir: str | Path, recipe: str = "tiny_demo", overrides: list[str
     ``overrides``: ``key.path=value`` arguments; those under ``demo.`` set the demo's own settings
     (:mod:`savi_plugin.demo.settings`), the others override the recipe, which is an ordinary one.
     ``out_dir`` is claimed first (:func:`savi_plugin.data.outputs.claim`): new, or a demo folder of the same
-    recipe and overrides; a folder holding the user's files is refused before anything is written."""
+    resolved recipe (by content) and settings; a folder holding the user's files is refused before anything is written."""
     from savi_plugin.demo.settings import load_settings, split_overrides
     from savi_plugin.recipe import resolve_recipe_path
 
@@ -80,7 +81,9 @@ def run_demo(out_dir: str | Path, recipe: str = "tiny_demo", overrides: list[str
     settings = load_settings(own)
     cfg = load_recipe(recipe, recipe_overrides)
     out = Path(out_dir)
-    config = {"recipe": str(recipe), "resolved": recipe_content(cfg), "overrides": list(overrides or [])}
+    # the recipe by what it resolves to (recipe_identity), not as typed: the same demo from another working folder,
+    # or moved whole, continues; the demo's own settings by value
+    config = {"resolved": recipe_identity(cfg), "settings": to_dict(settings)}
     with claim(out, command="savi demo", config=config, folder=True, output_name="--out", what="demo folder",
                inputs={"the recipe": resolve_recipe_path(recipe)}) as claimed:
         claimed.write_mark()

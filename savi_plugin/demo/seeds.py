@@ -100,17 +100,18 @@ def run_seeds(out_dir: str | Path, recipe: str = "tiny_demo", overrides: list[st
     from savi_plugin.data.paths import run_folder
     from savi_plugin.demo.run import run_demo
     from savi_plugin.demo.settings import load_settings, split_overrides
-    from savi_plugin.recipe import load_recipe, recipe_content, resolve_recipe_path
+    from savi_plugin.config.values import to_dict
+    from savi_plugin.recipe import load_recipe, recipe_identity, resolve_recipe_path
 
     if seeds < 1:
         raise ValueError(f"--seeds must be >= 1, got {seeds}")
     wall0 = time.time()
     out = Path(out_dir)
     own, recipe_overrides = split_overrides(overrides)
-    load_settings(own)  # checked before the first run starts
+    settings = load_settings(own)  # checked before the first run starts
     cfg = load_recipe(recipe, recipe_overrides)
     base = cfg.seed
-    config = {"recipe": str(recipe), "resolved": recipe_content(cfg), "overrides": list(overrides or [])}
+    config = {"resolved": recipe_identity(cfg), "settings": to_dict(settings)}  # by content, as run_demo's
     with claim(out, command="savi demo --seeds", config=config, folder=True, output_name="--out",
                what="demo folder", inputs={"the recipe": resolve_recipe_path(recipe)}) as claimed:
         claimed.write_mark()

@@ -68,6 +68,8 @@ def test_a_rerun_after_the_recipe_file_was_edited_is_refused_before_any_step(tmp
     monkeypatch.setattr(run, "_run", lambda *args: {})  # the claim and its mark only
     run.run_demo(tmp_path / "demo", str(recipe))
     run.run_demo(tmp_path / "demo", str(recipe))  # unchanged: the same run
+    monkeypatch.chdir(tmp_path)
+    run.run_demo("./demo", "dr.yaml")  # the same files spelled from another working folder: the same run
     recipe.write_text("extends: tiny_demo\ntrain:\n  learning_rate: 0.002\n")
     with pytest.raises(ConfigMismatchError, match=r"resolved\.train\.learning_rate: 0\.001 -> 0\.002"):
         run.run_demo(tmp_path / "demo", str(recipe))
