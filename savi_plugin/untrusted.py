@@ -25,7 +25,8 @@ file), so a YAML refusal is always a :class:`~savi_plugin.errors.ConfigError` (e
 item) naming the source, the line and the key path. A JSON refusal raises the caller's error class (a
 ``ConfigError`` by default; the data readers pass their ``DataError``, an input failure of one record).
 
-Text equality under Unicode normalisation (:func:`equality_key`) lives here too: it decides when two pieces of
+Text equality under Unicode normalisation and look-alike folding (:func:`equality_key`, :func:`same_text`; TR39
+confusables from ``confusables.txt``) lives here too: it decides when two pieces of
 untrusted text are "the same" (chosen vs rejected, two answer options).
 """
 
