@@ -373,6 +373,15 @@ LINE_BREAKS = {"\n": "a line feed", "\r": "a carriage return", "\u0085": "U+0085
                "\u2028": "U+2028 (LINE SEPARATOR)", "\u2029": "U+2029 (PARAGRAPH SEPARATOR)"}
 
 
+def one_line(text: str) -> str:
+    """``text`` for a one-line slot of a prompt (the judge's ``Ground truth: ...``): each line break (a
+    :data:`LINE_BREAKS` character, ``\\r\\n`` as one) written as the two characters ``\\n``, so the text reads the
+    same to a model and cannot start a line of its own (a forged ``Answer:`` or ``Reply ...`` line)."""
+    if not any(ch in text for ch in LINE_BREAKS):
+        return text
+    return re.sub("\r\n|[" + "".join(LINE_BREAKS) + "]", lambda m: "\\n", text)
+
+
 def length_problem(text: str) -> str | None:
     """Why ``text`` is too long to be data text (more than :data:`MAX_TEXT_CHARS` characters), or None. Checked
     before anything walks the text (Unicode normalisation of a 30 MB string alone takes minutes)."""
