@@ -33,6 +33,7 @@ untrusted text are "the same" (chosen vs rejected, two answer options).
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 import math
 import re
@@ -458,14 +459,8 @@ def _lookalikes() -> dict[str, str]:
 def _words(text: str) -> list[tuple[bool, str]]:
     """``text`` as runs of word characters (letters, marks, digits: what one script writes without a space or
     punctuation) and of the rest, each as ``(is_word, run)``."""
-    runs: list[tuple[bool, str]] = []
-    for ch in text:
-        word = unicodedata.category(ch)[0] in "LMN"
-        if runs and runs[-1][0] == word:
-            runs[-1] = (word, runs[-1][1] + ch)
-        else:
-            runs.append((word, ch))
-    return runs
+    return [(word, "".join(run)) for word, run in itertools.groupby(text, lambda ch: unicodedata.category(ch)[0]
+                                                                          in "LMN")]
 
 
 def _latin_letter(ch: str) -> bool:
