@@ -553,7 +553,7 @@ def sameness(text: str, other: str, other_name: str) -> str | None:
     if _normal_key(text) == _normal_key(other):
         return (f"identical to {other_name} (compared after Unicode NFKC normalisation, with invisible format "
                 f"characters removed)")
-    example = lookalike_example(text, latin) or lookalike_example(other, latin)
+    example = lookalike_example(text, latin) or lookalike_example(other, latin) or "characters drawn alike"
     return (f"differs from {other_name} only by look-alike characters (Unicode TR39 confusables: {example}), "
             f"so a reader sees the same text")
 
