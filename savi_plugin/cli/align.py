@@ -40,9 +40,9 @@ def run(args) -> int:
         from savi_plugin.eval.task_names import check_task_names
 
         check_task_names(list(recipe.eval.tasks), "eval.tasks", recipe.source)
-        from savi_plugin.eval.builtin_check import builtin_task_env  # a built-in task whose data cannot be had
+        from savi_plugin.pipeline.evaluate import check_eval_data  # data that cannot be had: before any step
 
-        builtin_task_env(list(recipe.eval.tasks), dict(os.environ))
+        check_eval_data(recipe)
     from savi_plugin.data.paths import check_data_root  # a data root that is not there: before any step runs
 
     check_data_root(recipe.data.data_root, "data.data_root")
