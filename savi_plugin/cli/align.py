@@ -7,7 +7,6 @@ lmms-eval command line) and prints it, loading and writing nothing.
 from __future__ import annotations
 
 import json
-import os
 import time
 
 from savi_plugin.config.sections import AlignSection

@@ -21,7 +21,6 @@ task(s) and how to get the data: a local copy in the ``SAVI_DATA_ROOT`` layout (
 from __future__ import annotations
 
 import functools
-import os
 import socket
 import threading
 from dataclasses import dataclass
@@ -69,7 +68,7 @@ def _read(path: Path) -> dict:
     import yaml
 
     try:
-        doc = yaml.load(path.read_text(encoding="utf-8-sig"), Loader=_loader())  # noqa: S506 - a SafeLoader
+        doc = yaml.load(path.read_text(encoding="utf-8-sig"), Loader=_loader())  # a SafeLoader subclass
     except (OSError, UnicodeDecodeError, yaml.YAMLError):  # lmms-eval cannot read it either; its run names it
         return {}
     return doc if isinstance(doc, dict) else {}

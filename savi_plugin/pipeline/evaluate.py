@@ -13,12 +13,11 @@ again when its mark holds another one (:func:`fresh_eval_folder` replaces such a
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
-from pathlib import Path
-
-import contextlib
 from collections.abc import Iterator
+from pathlib import Path
 
 from savi_plugin.data.outputs import claim, read_mark, replace_folder, write_json
 from savi_plugin.eval.command import (

@@ -5,7 +5,12 @@ import socket
 
 import pytest
 
-from savi_plugin.eval.hub_check import EvalDataUnavailableError, eval_data_env, hub_unreachable, task_sources
+from savi_plugin.eval.hub_check import (
+    EvalDataUnavailableError,
+    eval_data_env,
+    hub_unreachable,
+    task_sources,
+)
 
 
 def closed_endpoint() -> str:

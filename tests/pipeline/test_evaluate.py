@@ -28,7 +28,6 @@ def test_an_eval_folder_of_another_configuration_is_replaced_whole_and_a_foreign
     user.mkdir()
     (user / "results.json").write_text("{}")  # not ours: no mark
     assert stored_eval_config(user) is None
-    with pytest.raises(ForeignOutputError, match="not written by savi align eval"):
-        with fresh_eval_folder(user, first):
-            pass
+    with pytest.raises(ForeignOutputError, match="not written by savi align eval"), fresh_eval_folder(user, first):
+        pass
     assert (user / "results.json").read_text() == "{}"
