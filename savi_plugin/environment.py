@@ -38,7 +38,7 @@ VARIABLES = {v.name: v for v in (
     Variable("SAVI_MAX_DECODED_BYTES", 2 * GiB, "bytes", 1, 2**40,
              "largest decoded clip (all its sampled frames as RGB), in bytes"),
     Variable("SAVI_MAX_BATCH_DECODED_BYTES", 8 * GiB, "bytes", 1, 2**42,
-             "largest decoded batch of clips (the generators' runner), in bytes"),
+             "largest decoded batch of clips (a generation or training batch), in bytes"),
     Variable("SAVI_LMMS_EVAL_AUTOLOAD", True, "switch", help="register savi_video and the savi tasks in lmms-eval"),
 )}
 

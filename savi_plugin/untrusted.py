@@ -25,18 +25,22 @@ file), so a YAML refusal is always a :class:`~savi_plugin.errors.ConfigError` (e
 item) naming the source, the line and the key path. A JSON refusal raises the caller's error class (a
 ``ConfigError`` by default; the data readers pass their ``DataError``, an input failure of one record).
 
-Text equality under Unicode normalisation (:func:`equality_key`) lives here too: it decides when two pieces of
+Text equality under Unicode normalisation and look-alike folding (:func:`equality_key`, :func:`same_text`; TR39
+confusables from ``confusables.txt``) lives here too: it decides when two pieces of
 untrusted text are "the same" (chosen vs rejected, two answer options).
 """
 
 from __future__ import annotations
 
+import functools
+import itertools
 import json
 import math
 import re
 import reprlib
 import unicodedata
 from collections.abc import Callable
+from importlib import resources
 from typing import Any
 
 import yaml
@@ -370,6 +374,15 @@ LINE_BREAKS = {"\n": "a line feed", "\r": "a carriage return", "\u0085": "U+0085
                "\u2028": "U+2028 (LINE SEPARATOR)", "\u2029": "U+2029 (PARAGRAPH SEPARATOR)"}
 
 
+def one_line(text: str) -> str:
+    """``text`` for a one-line slot of a prompt (the judge's ``Ground truth: ...``): each line break (a
+    :data:`LINE_BREAKS` character, ``\\r\\n`` as one) written as the two characters ``\\n``, so the text reads the
+    same to a model and cannot start a line of its own (a forged ``Answer:`` or ``Reply ...`` line)."""
+    if not any(ch in text for ch in LINE_BREAKS):
+        return text
+    return re.sub("\r\n|[" + "".join(LINE_BREAKS) + "]", lambda m: "\\n", text)
+
+
 def length_problem(text: str) -> str | None:
     """Why ``text`` is too long to be data text (more than :data:`MAX_TEXT_CHARS` characters), or None. Checked
     before anything walks the text (Unicode normalisation of a 30 MB string alone takes minutes)."""
@@ -423,14 +436,137 @@ def invisible(ch: str) -> bool:
     return unicodedata.category(ch) == "Cf" or any(lo <= code <= hi for lo, hi in _DEFAULT_IGNORABLE)
 
 
-def equality_key(text: str) -> str:
-    """``text`` as compared for equality: NFKC (full-width and compatibility forms fold to their plain form),
-    invisible characters removed (:func:`invisible`: zero-width spaces and joiners, bidi marks, soft hyphens,
-    BOM, variation selectors, the combining grapheme joiner, Hangul fillers), runs of whitespace made one space,
-    ends stripped.
-
-    For *comparisons only*: stored and tokenised text keeps what the file says.
-    """
+def _normal_key(text: str) -> str:
+    """:func:`equality_key` without the look-alike fold: NFKC, invisible characters removed, spacing collapsed."""
     folded = unicodedata.normalize("NFKC", text)
     visible = "".join(ch for ch in folded if not invisible(ch))
     return _SPACES.sub(" ", visible).strip()
+
+
+@functools.lru_cache(maxsize=1)
+def _lookalikes() -> dict[str, str]:
+    """The look-alike table: a character of another script (or a symbol) -> the Latin/ASCII text it is drawn as.
+    ``confusables.txt`` beside this module, generated from Unicode's UTS #39 data by ``tools/confusables.py``
+    (which says which Unicode version and which mappings are kept)."""
+    table = {}
+    for line in resources.files("savi_plugin").joinpath("confusables.txt").read_text("utf-8").splitlines():
+        if line and not line.startswith("#"):
+            source, target = line.split(";")
+            table[chr(int(source, 16))] = "".join(chr(int(c, 16)) for c in target.split())
+    return table
+
+
+def _words(text: str) -> list[tuple[bool, str]]:
+    """``text`` as runs of word characters (letters, marks, digits: what one script writes without a space or
+    punctuation) and of the rest, each as ``(is_word, run)``."""
+    return [(word, "".join(run)) for word, run in itertools.groupby(text, lambda ch: unicodedata.category(ch)[0]
+                                                                          in "LMN")]
+
+
+def _latin_letter(ch: str) -> bool:
+    return ch.isalpha() and (ch.isascii() or unicodedata.name(ch, "").startswith("LATIN "))
+
+
+def _skeleton(word: str) -> str:
+    table = _lookalikes()
+    return unicodedata.normalize("NFC", "".join(table.get(ch, ch) for ch in unicodedata.normalize("NFD", word)))
+
+
+def _looks_latin(word: str, in_latin_text: bool) -> bool:
+    """Whether ``word`` is to be read as the Latin word it is drawn as (Unicode TR39's mixed-script and
+    whole-script confusables): it mixes Latin letters with look-alikes from another script (``cаt`` with a
+    Cyrillic ``а``), or it stands in Latin text and every letter of it is a look-alike of a Latin one (``сат``,
+    all Cyrillic, in an English sentence). A word written wholly in another script, in text of that script, is
+    itself: Greek ``σ`` and ``ο`` are two letters though both are drawn like ``o``."""
+    table = _lookalikes()
+    if not any(ch in table for ch in unicodedata.normalize("NFD", word)):
+        return False
+    if any(_latin_letter(ch) for ch in word):
+        return True
+    return in_latin_text and all(_latin_letter(ch) or not ch.isalpha() for ch in _skeleton(word))
+
+
+def has_latin(*texts: str) -> bool:
+    """Whether any of ``texts`` holds a Latin letter: the context in which :func:`equality_key` reads a word made
+    wholly of look-alikes as the Latin word it is drawn as."""
+    return any(_latin_letter(ch) for text in texts for ch in text)
+
+
+def equality_key(text: str, latin_context: bool | None = None) -> str:
+    """``text`` as compared for equality: NFKC (full-width and compatibility forms fold to their plain form),
+    invisible characters removed (:func:`invisible`: zero-width spaces and joiners, bidi marks, soft hyphens,
+    BOM, variation selectors, the combining grapheme joiner, Hangul fillers), runs of whitespace made one space,
+    ends stripped; then look-alike characters read as the Latin letters, digits and marks they are drawn as
+    (Unicode TR39 confusable skeletons, restricted by :func:`_looks_latin`: Cyrillic ``е`` in ``rеd`` is ``e``;
+    Russian, Greek or Chinese text compares as itself).
+
+    ``latin_context``: whether the text is compared in Latin-script company (:func:`has_latin` of every text in
+    the comparison: a Cyrillic ``а`` answer beside a Latin ``a``); by default, whether ``text`` itself has a
+    Latin letter.
+
+    For *comparisons only*: stored and tokenised text keeps what the file says.
+    """
+    normal = _normal_key(text)
+    if normal.isascii():
+        return normal
+    table = _lookalikes()
+    in_latin_text = has_latin(normal) if latin_context is None else latin_context
+    out = []
+    for is_word, run in _words(normal):
+        if not is_word:
+            out.append("".join(table.get(ch, ch) for ch in run))
+        else:
+            out.append(_skeleton(run) if _looks_latin(run, in_latin_text) else run)
+    return unicodedata.normalize("NFC", "".join(out))
+
+
+def lookalike_example(text: str, latin_context: bool | None = None) -> str | None:
+    """The first character of ``text`` that :func:`equality_key` reads as another (``'е' (U+0435 CYRILLIC SMALL
+    LETTER IE) drawn as 'e'``), or None: the detail of a "differs only by look-alike characters" refusal."""
+    normal = _normal_key(text)
+    table = _lookalikes()
+    in_latin_text = has_latin(normal) if latin_context is None else latin_context
+    for is_word, run in _words(normal):
+        if is_word and _looks_latin(run, in_latin_text):
+            ch = next(ch for ch in unicodedata.normalize("NFD", run) if ch in table)
+            return f"{ch!r} (U+{ord(ch):04X} {unicodedata.name(ch, '?')}) drawn as {table[ch]!r} in {run!r}"
+        if not is_word and any(ch in table for ch in run):
+            ch = next(ch for ch in run if ch in table)
+            return f"{ch!r} (U+{ord(ch):04X} {unicodedata.name(ch, '?')}) drawn as {table[ch]!r}"
+    return None
+
+
+def same_text(text: str, other: str) -> bool:
+    """Whether ``text`` and ``other`` are the same text to a reader (:func:`equality_key`, in the Latin context of
+    both): the one test of "same text" for chosen vs rejected, a revision vs its answer, two options."""
+    latin = has_latin(text, other)
+    return equality_key(text, latin) == equality_key(other, latin)
+
+
+def sameness(text: str, other: str, other_name: str) -> str | None:
+    """Why ``text`` counts as the same text as ``other`` (:func:`equality_key`), as the phrase of a one-line
+    refusal that names ``other`` as ``other_name``, or None when they differ: identical after normalisation, or
+    different only by look-alike characters (naming one)."""
+    if not same_text(text, other):
+        return None
+    latin = has_latin(text, other)
+    if _normal_key(text) == _normal_key(other):
+        return (f"identical to {other_name} (compared after Unicode NFKC normalisation, with invisible format "
+                f"characters removed)")
+    example = lookalike_example(text, latin) or lookalike_example(other, latin) or "characters drawn alike"
+    return (f"differs from {other_name} only by look-alike characters (Unicode TR39 confusables: {example}), "
+            f"so a reader sees the same text")
+
+
+def mixed_script_word(text: str, other: str) -> str | None:
+    """A word of ``text`` not in ``other`` that mixes Latin letters with look-alikes from another script (TR39
+    mixed-script: ``rеd`` with a Cyrillic ``е``), described for a refusal, or None. Such a word is drawn as a
+    Latin word but tokenised as another, so a preference pair would teach a difference no reader sees."""
+    theirs = {run for is_word, run in _words(_normal_key(other)) if is_word}
+    table = _lookalikes()
+    for word in (run for is_word, run in _words(_normal_key(text)) if is_word):
+        if word not in theirs and any(_latin_letter(ch) for ch in word) and _looks_latin(word, True):
+            ch = next(ch for ch in unicodedata.normalize("NFD", word) if ch in table)
+            return (f"the word {word!r} mixes Latin letters with {ch!r} (U+{ord(ch):04X} {unicodedata.name(ch, '?')}), "
+                    f"a look-alike of {table[ch]!r} from another script (Unicode TR39 mixed-script)")
+    return None

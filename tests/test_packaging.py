@@ -32,6 +32,7 @@ def test_wheel_contains_every_module_recipe_and_task(wheel):
         assert files, folder
         for p in files:
             assert f"{package}/{p.relative_to(ROOT / folder).as_posix()}" in names, p
+    assert "savi_plugin/confusables.txt" in names  # the look-alike table untrusted.equality_key reads
     entry_points = zipfile.ZipFile(wheel).read(
         next(n for n in names if n.endswith(".dist-info/entry_points.txt"))).decode()
     for group in ("savi_plugin.backends", "savi_plugin.generators", "savi_plugin.losses",

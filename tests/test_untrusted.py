@@ -109,3 +109,113 @@ def test_aliases_of_a_long_string_are_capped_in_characters_not_only_values(copie
             load_yaml(doc, "r.yaml")
     else:
         assert len(load_yaml(doc, "r.yaml")["b"]) == copies - 1
+
+
+# ------------------------------------------------------------------------------ look-alike characters (TR39)
+def _pair_line(chosen: str, rejected: str) -> str:
+    import json
+
+    return json.dumps({"id": "p1", "video": "v.mp4", "question": "What is shown?", "chosen": chosen,
+                       "rejected": rejected}, ensure_ascii=False) + "\n"
+
+
+def _read_one(tmp_path, chosen: str, rejected: str):
+    """The pair through the real reader path (JSONL file -> read_records -> validate_record)."""
+    from savi_plugin.data.readers import read_records
+
+    path = tmp_path / "pairs.jsonl"
+    path.write_text(_pair_line(chosen, rejected), encoding="utf-8")
+    return path, list(read_records(path))
+
+
+#: Latin letters and the look-alikes of other scripts a hostile file puts in their place (Unicode's confusables.txt)
+LOOKALIKES = {"e": "\u0435", "a": "\u0430", "o": "\u03bf", "p": "\u0440", "c": "\u0441", "i": "\u0456",
+              "x": "\u0445", "y": "\u0443", "H": "\u041d", "B": "\u0412", "T": "\u03a4"}
+
+
+@settings(max_examples=40, deadline=None)
+@given(words=st.lists(st.sampled_from(["the", "red", "car", "is", "open", "a", "boy", "copy", "player", "type",
+                                       "Bay", "Hat", "Tex"]), min_size=1, max_size=8),
+       data=st.data())
+def test_a_rejected_answer_that_differs_only_by_look_alikes_is_refused_through_the_reader(words, data, tmp_path_factory):
+    from savi_plugin.data.record import DataError
+
+    chosen = " ".join(words)
+    swappable = [i for i, ch in enumerate(chosen) if ch in LOOKALIKES]
+    if not swappable:
+        chosen, swappable = chosen + " ace", [len(chosen) + 1]
+    picked = data.draw(st.sets(st.sampled_from(swappable), min_size=1))
+    rejected = "".join(LOOKALIKES[ch] if i in picked else ch for i, ch in enumerate(chosen))
+    tmp = tmp_path_factory.mktemp("glyph")
+    with pytest.raises(DataError) as err:
+        _read_one(tmp, chosen, rejected)
+    message = str(err.value)
+    assert message.startswith(f"{tmp / 'pairs.jsonl'}:1:rejected: differs from chosen only by look-alike characters")
+    assert "\n" not in message and "U+" in message
+
+
+@pytest.mark.parametrize("chosen, rejected", [
+    ("Кошка сидит на столе", "Собака сидит на столе"),       # Russian, differs
+    ("сор на полу", "сор на поле"),                          # all-Cyrillic words that look Latin (с, о, р)
+    ("Ο σκύλος τρέχει", "Η γάτα τρέχει"),                    # Greek
+    ("τόσο", "τόοο"),                                        # Greek σ and ο are two letters though both look like o
+    ("我喜欢猫", "我喜欢狗"),                                  # Chinese
+    ("丿 is a stroke", "丶 is a stroke"),                    # two Han strokes, both look-alikes of ASCII marks
+    ("The cell is 5 μm wide", "The cell is 5 mm wide"),      # micro sign in a Latin word: μ is no look-alike
+    ("Answer: 1", "Answer: l"), ("There are 10 cars", "There are IO cars"),  # ASCII is read as itself
+    ("sıcak", "sicak"),                                      # Turkish dotless i is a letter of its own
+])
+def test_text_of_other_scripts_that_genuinely_differs_is_accepted(chosen, rejected, tmp_path):
+    _, records = _read_one(tmp_path, chosen, rejected)
+    assert [r.rejected for _, r in records] == [rejected]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.text(st.characters(categories=("Ll", "Lu", "Lo"),
+                             include_characters="абвгдеёжзийклмнопрстуфхцчшщыэюяαβγδεζηθικλμνξοπρστυφχψω"),
+               min_size=1, max_size=12),
+       st.text(st.characters(categories=("Ll", "Lu", "Lo")), min_size=1, max_size=12))
+def test_a_text_without_latin_letters_compares_as_itself(a, b):
+    from savi_plugin.untrusted import _latin_letter, _normal_key, equality_key
+
+    if any(_latin_letter(ch) for ch in a + b):
+        return
+    assert (equality_key(a) == equality_key(b)) == (_normal_key(a) == _normal_key(b))
+
+
+@pytest.mark.parametrize("chosen, rejected, field", [
+    ("The car is red", "The сar is blue", "rejected"),       # Cyrillic с inside a Latin word that differs
+    ("The саr is blue", "The car is red", "chosen"),
+])
+def test_a_differing_word_mixing_latin_and_look_alikes_of_another_script_is_refused(chosen, rejected, field,
+                                                                                      tmp_path):
+    from savi_plugin.data.record import DataError
+
+    with pytest.raises(DataError, match=rf"pairs.jsonl:1:{field}: the word .* mixes Latin letters with .*CYRILLIC"):
+        _read_one(tmp_path, chosen, rejected)
+
+
+def test_look_alike_options_are_duplicates_and_the_question_is_refused(tmp_path):
+    import json
+
+    from savi_plugin.data.record import DataError
+    from savi_plugin.generators.inputs import load_inputs
+
+    manifest = tmp_path / "qa.jsonl"
+    manifest.write_text(json.dumps({"id": "b", "video": "b.mp4", "question": "Which way?", "answer_index": 0,
+                                    "options": ["open the door", "close the door", "оpen the door"]},
+                                   ensure_ascii=False) + "\n", encoding="utf-8")
+    with pytest.raises(DataError, match="options A and C are the same text .*ground truth is ambiguous"):
+        load_inputs(manifest)
+
+
+def test_the_look_alike_table_is_unicode_data_and_ships_with_the_package():
+    from importlib import resources
+
+    from savi_plugin.untrusted import _lookalikes
+
+    text = resources.files("savi_plugin").joinpath("confusables.txt").read_text("utf-8")
+    assert "Unicode Security Mechanisms for UTS #39" in text and "# Version: 13.0.0" in text
+    table = _lookalikes()
+    assert table["\u0435"] == "e" and table["\u03bf"] == "o" and 900 < len(table) < 1100
+    assert not any(ch.isascii() for ch in table)

@@ -758,14 +758,15 @@ def extract_choice(response: str, options: Sequence[str]) -> int | None:
 
 def duplicate_options(options: Sequence[str]) -> tuple[int, int] | None:
     """Positions ``(i, j)`` of the first two options that are the same text once Unicode-normalised and
-    case-folded (:func:`savi_plugin.untrusted.equality_key`: full-width forms, zero-width characters and spacing
-    do not make two options different), or None. With two equal options the ground truth is ambiguous: an
+    case-folded (:func:`savi_plugin.untrusted.equality_key`: full-width forms, zero-width characters, spacing and
+    look-alike letters of another script do not make two options different), or None. With two equal options the ground truth is ambiguous: an
     answer naming the text chooses both; every reader of options refuses such a question."""
-    from savi_plugin.untrusted import equality_key
+    from savi_plugin.untrusted import equality_key, has_latin
 
+    latin = has_latin(*map(str, options))
     seen: dict[str, int] = {}
     for j, option in enumerate(options):
-        key = equality_key(str(option)).casefold()
+        key = equality_key(str(option), latin).casefold()
         if key in seen:
             return seen[key], j
         seen[key] = j
@@ -776,6 +777,6 @@ def duplicate_options_message(options: Sequence[str], pair: tuple[int, int]) -> 
     """The one-line refusal of :func:`duplicate_options`' finding."""
     i, j = pair
     return (f"options {LETTERS[i] if i < len(LETTERS) else i} and {LETTERS[j] if j < len(LETTERS) else j} are the "
-            f"same text after Unicode normalisation ({options[i]!r} and {options[j]!r}): the ground truth is "
+            f"same text after Unicode normalisation and look-alike folding ({options[i]!r} and {options[j]!r}): the ground truth is "
             f"ambiguous")
 

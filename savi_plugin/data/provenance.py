@@ -137,8 +137,34 @@ def unvouched_copy(data: str | Path) -> str | None:
     generator = _first_generator(data)
     if generator is None:
         return None
+    runs = _run_settings(data)
+    if len(runs) > 1:
+        return (f"its records were written by {len(runs)} savi generate runs (their settings differ: "
+                f"{'; '.join(runs[:3])}{'; ...' if len(runs) > 3 else ''}), joined without a report")
     return (f"its records were written by savi generate (generator {generator}) but no run report is beside it "
             f"({sidecar(data, 'report.json').name})")
+
+
+#: the record ``meta`` keys every record of one generation run shares (``runner.run_generation``'s base meta)
+_RUN_META = ("generator", "prompts_version", "model", "backend", "num_frames", "seed", "adapter")
+
+
+def _run_settings(data: Path) -> list[str]:
+    """The distinct generation-run settings (:data:`_RUN_META`) of ``data``'s records, in order of first
+    appearance, each as ``key=value`` text: more than one when runs were joined (``cat a.jsonl b.jsonl``)."""
+    seen: dict[str, None] = {}
+    try:
+        with open(data, encoding="utf-8") as f:
+            for line in f:
+                try:
+                    meta = json.loads(line).get("meta")
+                except (ValueError, AttributeError):
+                    continue
+                if isinstance(meta, dict) and "generator" in meta:
+                    seen.setdefault(", ".join(f"{k}={meta[k]}" for k in _RUN_META if k in meta), None)
+    except (OSError, UnicodeDecodeError):
+        return []
+    return list(seen)
 
 
 def carried_state(src: str | Path, why: str | None, command: str) -> dict[str, Any]:
@@ -260,7 +286,12 @@ def check_finished(data: str | Path, *, allow_incomplete: bool = False, flag: st
         raise UnfinishedDataError(f"{data}: {why}; {remedy}{allow}")
     unverified = unvouched_copy(data) if why is None else None
     if unverified is not None:
-        remedy = ("copy the report beside it" if unverified.startswith("its records") else
+        remedy = ("no one run report can vouch for it: to check that each run finished, give each run's own file "
+                  "(its report beside it) to savi data convert, which refuses an unfinished run"
+                  if "joined without a report" in unverified else
+                  "if it is a copy of one run's output, copy that run's report beside it; if it joins the shards of "
+                  "one run, merge the shard files with savi generate merge instead" if unverified.startswith(
+                      "its records") else
                   "convert or merge again from the run's own file, with its report beside it")
         log.warning("%s: %s, so whether that run finished cannot be checked; %s", data, unverified, remedy)
     return why

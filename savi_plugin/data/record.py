@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from savi_plugin.errors import InputError
-from savi_plugin.untrusted import equality_key, length_problem, text_problem
+from savi_plugin.untrusted import equality_key, length_problem, mixed_script_word, same_text, sameness, text_problem
 
 REQUIRED_FIELDS = ("id", "video", "question", "chosen", "rejected")
 OPTIONAL_STR_FIELDS = ("chosen_tagged", "rejected_tagged", "source")
@@ -131,9 +131,13 @@ def validate_record(obj: Any, file: str = "<memory>", line: int | None = None) -
     for name in ("question", "chosen", "rejected", "chosen_tagged", "rejected_tagged"):
         if isinstance(obj.get(name), str):
             check_plain_text(obj[name], file, line, name)
-    if equality_key(obj["chosen"]) == equality_key(obj["rejected"]):
-        raise DataError(file, line, "rejected", "identical to chosen (compared after Unicode NFKC normalisation, "
-                                                "with invisible format characters removed): a pair must differ")
+    same = sameness(obj["rejected"], obj["chosen"], "chosen")
+    if same:
+        raise DataError(file, line, "rejected", f"{same}: a pair must differ")
+    for name, other in (("chosen", "rejected"), ("rejected", "chosen")):
+        mixed = mixed_script_word(obj[name], obj[other])
+        if mixed:
+            raise DataError(file, line, name, f"{mixed}; write the word in one script")
 
     tagged = {k: obj.get(k) for k in ("chosen_tagged", "rejected_tagged")}
     if (tagged["chosen_tagged"] is None) != (tagged["rejected_tagged"] is None):
@@ -152,8 +156,8 @@ def validate_record(obj: Any, file: str = "<memory>", line: int | None = None) -
         if not parsed.spans:
             raise DataError(file, line, name, "no <MASK> ... </MASK> phrase tagged")
         phrases[name] = [parsed.text[s:e].strip() for s, e in parsed.spans]
-    if phrases and [equality_key(p) for p in phrases["chosen_tagged"]] == [equality_key(p) for p in
-                                                                         phrases["rejected_tagged"]]:
+    if phrases and len(phrases["chosen_tagged"]) == len(phrases["rejected_tagged"]) and all(
+            same_text(a, b) for a, b in zip(phrases["chosen_tagged"], phrases["rejected_tagged"])):
         raise DataError(file, line, "rejected_tagged", "tagged phrases are identical to chosen's: nothing differs")
 
     return PreferenceRecord(

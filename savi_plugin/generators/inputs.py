@@ -160,6 +160,11 @@ def _item_from_object(obj: Any, file: str, line: int, index: int, root: Path, co
             answer = options[answer_index]
     elif answer_index is not None:
         raise DataError(file, line, "answer_index", f"given without {options_key!r}")
+    if options is not None and question is not None:  # shown as the one "Question: ..." line above the options
+        problem = text_problem(question, one_line=True)
+        if problem:
+            raise DataError(file, line, "question", f"{problem}; in a multiple-choice record the option lines "
+                                                    f"come from {options_key!r} only")
     known = {"id", "sample_id", video_key, "question", "answer", options_key, "answer_index"}
     extra = {k: v for k, v in obj.items() if k not in known}
     return InputItem(id=item_id, video=str(path), index=index, question=question, answer=answer, options=options,

@@ -41,6 +41,7 @@ from savi_plugin.data.yes_no import yes_no_answer
 from savi_plugin.generators.content import content_difference, content_stems, negations
 from savi_plugin.generators.prompts import render
 from savi_plugin.generators.text import normalize_answer, word_count
+from savi_plugin.untrusted import one_line
 
 
 @dataclass(frozen=True)
@@ -146,8 +147,11 @@ class ModelJudge:
     def judge(self, cases: Sequence[tuple[str, str, str, Judgement]], *, batch_size: int = 8,
               seed: int = 0) -> list[Judgement]:
         """Judge ``(question, answer, ground_truth, rule_judgement)`` cases; returns one Judgement each."""
-        conversations = [[{"role": "user", "content": render(self.prompts, "judge_answer", question=q,
-                                                             ground_truth=g, answer=a)}] for q, a, g, _ in cases]
+        # each value fills a one-line slot ("Ground truth: ..."): its line breaks are shown escaped, so neither
+        # the data nor the answer can start a line of the prompt (a forged "Answer: ..." or reply instruction)
+        conversations = [[{"role": "user", "content": render(self.prompts, "judge_answer", question=one_line(q),
+                                                             ground_truth=one_line(g), answer=one_line(a))}]
+                         for q, a, g, _ in cases]
         replies: list[str] = []
         step = max(1, batch_size)
         for c, start in enumerate(range(0, len(conversations), step)):

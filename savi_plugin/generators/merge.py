@@ -16,6 +16,7 @@ import logging
 import os
 import re
 from contextlib import ExitStack
+from glob import escape as glob_escape
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -57,20 +58,41 @@ def shard_set_problems(paths: Sequence[Path]) -> list[str]:
     problems = []
     groups: dict[tuple[Path, str, str, int], set[int]] = {}
     for path in paths:
+        problem = _shard_run_problem(path)
+        if problem:
+            problems.append(f"{path}: {problem}")
+        report = run_report(path)
+        if report is not None and report_kind(report) not in (None, "savi generate"):
+            continue  # another command's output (a conversion's) named like a shard is no member of a shard set
         match = _SHARD_NAME.match(path.name)
         if match:
             key = (path.parent, match["stem"], match["suffix"] or "", int(match["count"]))
             groups.setdefault(key, set()).add(int(match["index"]))
-        problem = _shard_run_problem(path)
-        if problem:
-            problems.append(f"{path}: {problem}")
     for (parent, stem, suffix, count), present in sorted(groups.items(), key=lambda kv: str(kv[0])):
         for index in range(count):
             if index not in present:
-                missing = shard_output_path(parent / f"{stem}{suffix}", index, count)
-                state = "not given" if missing.exists() else "not found"
-                problems.append(f"{missing}: shard {index} of {count} is {state}")
+                found = _shard_on_disk(parent, stem, suffix, index, count)
+                if found is not None:
+                    problems.append(f"{found}: shard {index} of {count} is not given")
+                else:
+                    missing = shard_output_path(parent / f"{stem}{suffix}", index, count)
+                    problems.append(f"{missing}: shard {index} of {count} is not found")
     return problems
+
+
+def _shard_on_disk(parent: Path, stem: str, suffix: str, index: int, count: int) -> Path | None:
+    """The file of shard ``index`` of ``count`` in ``parent``, however its numbers are padded
+    (``pairs.shard-0-of-2.jsonl`` or :func:`shard_output_path`'s ``pairs.shard-00000-of-00002.jsonl``), or None."""
+    try:
+        candidates = sorted(parent.glob(f"{glob_escape(stem)}.shard-*-of-*{glob_escape(suffix)}"))
+    except OSError:
+        return None
+    for candidate in candidates:
+        match = _SHARD_NAME.match(candidate.name)
+        if (match and match["stem"] == stem and (match["suffix"] or "") == suffix and int(match["index"]) == index
+                and int(match["count"]) == count and candidate.is_file()):
+            return candidate
+    return None
 
 
 def check_same_run(paths: Sequence[Path]) -> None:

@@ -46,6 +46,7 @@ from savi_plugin.generators.tagging import (
 from savi_plugin.generators.textlm import check_text_lm_option, resolve_text_lm
 from savi_plugin.generators.text import word_count
 from savi_plugin.video.perturb import apply_perturbations, normalize_specs
+from savi_plugin.untrusted import same_text
 
 log = logging.getLogger(__name__)
 
@@ -254,7 +255,7 @@ class RRPOGenerator(Generator):
                 return "unmapped_answer", f"the answer picks no option: {attempt.answer[:200]!r}"
         else:
             attempt.chosen, attempt.rejected = item.answer.strip(), attempt.answer
-        if attempt.chosen.strip() == attempt.rejected.strip():
+        if same_text(attempt.chosen, attempt.rejected):
             return "identical_responses", "the wrong answer renders identical to the ground truth"
         return None
 

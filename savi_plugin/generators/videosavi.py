@@ -36,6 +36,7 @@ from savi_plugin.generators.similarity import load_scorer, pair_weight
 from savi_plugin.generators.tagging import rule_tag
 from savi_plugin.generators.text import normalized_edit_distance
 from savi_plugin.models.prefix_cache import reuse_video_prefixes
+from savi_plugin.untrusted import same_text
 
 QUESTION_SOURCES = ("generate", "input")
 SCORER_MODES = ("filter", "weight")
@@ -219,7 +220,7 @@ class VideoSAViGenerator(Generator):
             t.distance = normalized_edit_distance(t.revision, t.answer)
             if not t.revision:
                 skip(t, "empty_revision", "the model returned an empty revision")
-            elif t.distance < cfg.min_edit_distance or t.revision.strip() == t.answer.strip():
+            elif t.distance < cfg.min_edit_distance or same_text(t.revision, t.answer):
                 skip(t, "revision_too_similar",
                      f"edit distance {t.distance:.3f} < {cfg.min_edit_distance} to the initial answer")
         live = [t for t in threads if t.outcome is None]

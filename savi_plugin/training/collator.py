@@ -230,9 +230,66 @@ class PreferenceCollator:
                     "first: %s", dataset.path, len(problems), TRUNCATED_AWAY, self.token_budget,
                     " or a tagged token" if self.require_tags else "", first)
 
+    def screen_decoded_bytes(self, dataset, batch_size: int, key: str = "train.per_device_train_batch_size") -> None:
+        """Before training: refuse a batch size whose batches may decode to more than the per-batch budget
+        (``$SAVI_MAX_BATCH_DECODED_BYTES``), from the frame sizes the dataset probed from the headers.
+
+        Batches are drawn by a shuffling sampler, so any ``batch_size`` pairs may meet in one: the limit must hold
+        for the ``batch_size`` largest clips (each ``num_frames`` RGB frames; a clip above the per-clip budget
+        ``$SAVI_MAX_DECODED_BYTES`` is refused on its own when decoded and not counted). The batch size is the
+        run's configuration, not a pair's fault, so this is a configuration error before the first step under
+        either ``bad_records`` policy (skipping pairs would change the data to fit the memory), and it names how
+        many of the largest clips do fit.
+
+        Raises:
+            ConfigError: at ``key``.
+        """
+        from savi_plugin.video.decode import (
+            BATCH_BYTES_ENV,
+            format_bytes,
+            batch_budget_message,
+            batch_bytes,
+            decoded_bytes,
+            decoded_bytes_budget,
+        )
+
+        budget = decoded_bytes_budget(batch=True)
+        clip_budget = decoded_bytes_budget()
+        sized = []
+        for item in dataset.items:
+            size = dataset.video_size(item.video_path)
+            if size is not None:
+                sized.append((decoded_bytes(self.num_frames, *size), item.video_path))
+        sized = sorted((s for s in sized if s[0] <= clip_budget), key=lambda s: -s[0])
+        batch_size = int(batch_size)
+        need = batch_bytes([s for s, _ in sized[:batch_size]], clip_budget)
+        if need <= budget:
+            return
+        fit, total = 0, 0
+        for s, _ in sized:
+            if total + s > budget:
+                break
+            fit, total = fit + 1, total + s
+        largest = sized[0][1]
+        if fit == 0:
+            raise ConfigError(key, f"{self.num_frames} frames of {largest} decode to {format_bytes(sized[0][0])}, above the "
+                                   f"per-batch budget of {format_bytes(budget)} (${BATCH_BYTES_ENV}) even in a batch of one; "
+                                   f"sample fewer frames (num_frames) or raise the budget")
+        raise ConfigError(key, f"{key.rsplit('.', 1)[-1]}={batch_size}: "
+                               + batch_budget_message(min(batch_size, len(sized)), f"{dataset.path} (the largest: "
+                                                      f"{largest})", need, self.num_frames, budget)
+                               + f"; batches are shuffled, so any {batch_size} pairs may meet: at most {fit} of "
+                                 f"the largest clips fit")
+
     def __call__(self, items: Sequence[PairItem]) -> PreferenceBatch:
         if not items:
             raise ValueError("empty batch")
+        from savi_plugin.video.decode import check_batch_budget
+
+        # from the headers, before decoding: screen_decoded_bytes held this for the probed sizes; a video replaced
+        # since (or of a size its header did not name at load) is caught here, as generation's batches are
+        check_batch_budget([item.video_path for item in items], self.num_frames,
+                           key="train.per_device_train_batch_size")
         # Every video has num_frames frames here; their resolutions may differ: the backend's processor resizes
         # (LLaVA-OneVision: to its fixed size; Qwen2-VL: each video to its own patch grid).
         items, videos, skipped = self._decode_batch(items)

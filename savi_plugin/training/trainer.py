@@ -172,6 +172,11 @@ class PreferenceTrainer(Trainer):
             for dataset in (train_dataset, eval_dataset):
                 if isinstance(dataset, PreferenceDataset):
                     data_collator.screen(dataset)
+        if hasattr(data_collator, "screen_decoded_bytes"):  # a batch size whose batches may exceed the memory budget
+            for dataset, key in ((train_dataset, "per_device_train_batch_size"),
+                                 (eval_dataset, "per_device_eval_batch_size")):
+                if isinstance(dataset, PreferenceDataset):
+                    data_collator.screen_decoded_bytes(dataset, getattr(args, key), f"train.{key}")
 
         kwargs.setdefault("processing_class", backend.processor)
         super().__init__(model=model if model is not None else backend.model, args=args,

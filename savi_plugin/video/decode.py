@@ -189,7 +189,7 @@ def decoded_bytes(frames: int, width: int, height: int) -> int:
     return int(frames) * int(width) * int(height) * 3
 
 
-def _gib(n: int) -> str:
+def format_bytes(n: int) -> str:
     """A byte count in the largest binary unit that keeps it at 1 or more (``12.00 KiB``, ``2.15 GiB``), so a small
     budget never reads ``0.00 GiB``."""
     for unit, scale in (("TiB", 1024**4), ("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):
@@ -204,8 +204,8 @@ def check_clip_budget(path: str | Path, frames: int, width: int, height: int, bu
     budget = decoded_bytes_budget(budget)
     need = decoded_bytes(frames, width, height)
     if need > budget:
-        raise VideoDecodeError(path, f"{frames} frames of {width}x{height} decode to {_gib(need)}, above the "
-                                     f"per-clip budget of {_gib(budget)} (${CLIP_BYTES_ENV}; sample fewer frames or "
+        raise VideoDecodeError(path, f"{frames} frames of {width}x{height} decode to {format_bytes(need)}, above the "
+                                     f"per-clip budget of {format_bytes(budget)} (${CLIP_BYTES_ENV}; sample fewer frames or "
                                      f"raise it if this is intended)", final=True)
 
 
@@ -218,11 +218,26 @@ def estimate_clip_bytes(path: str | Path, frames: int) -> int:
     return decoded_bytes(frames, *size) if size else 0
 
 
-def check_batch_budget(paths: list[str | Path], frames: int, budget: int | None = None) -> None:
+def batch_budget_message(count: int, first: str | Path, need: int, frames: int, budget: int) -> str:
+    """The one-line refusal of a batch of ``count`` clips (``first`` the first or largest) that decodes to
+    ``need`` bytes, above the per-batch ``budget``."""
+    return (f"a batch of {count} videos from {first} decodes to {format_bytes(need)} ({frames} frames each), above the "
+            f"per-batch budget of {format_bytes(budget)} (${BATCH_BYTES_ENV}); lower the batch size or raise the budget")
+
+
+def batch_bytes(sizes: list[int], clip_budget: int | None = None) -> int:
+    """Decoded bytes of a batch whose clips decode to ``sizes``, not counting a clip above the per-clip budget
+    (it is refused on its own when decoded and never joins the batch's memory)."""
+    clip_budget = decoded_bytes_budget(clip_budget)
+    return sum(s for s in sizes if s <= clip_budget)
+
+
+def check_batch_budget(paths: list[str | Path], frames: int, budget: int | None = None,
+                       key: str = "batch_size") -> None:
     """Refuse a batch whose clips would decode to more than the per-batch budget, estimated from the headers
     before any clip is decoded. A clip alone above the per-clip budget is left to :func:`read_frames` (an input
-    failure of that clip); the batch is the job's configuration (its batch size), so this is a configuration
-    error: the job stops with nothing marked for the batch.
+    failure of that clip); the batch is the job's configuration (its batch size, recipe key ``key``), so this is
+    a configuration error: the job stops with nothing marked for the batch.
 
     Raises:
         ConfigError: naming the batch's first video, the estimate and both remedies.
@@ -230,13 +245,9 @@ def check_batch_budget(paths: list[str | Path], frames: int, budget: int | None 
     from savi_plugin.errors import ConfigError
 
     budget = decoded_bytes_budget(budget, batch=True)
-    clip_budget = decoded_bytes_budget()
-    sizes = [estimate_clip_bytes(p, frames) for p in paths]
-    need = sum(s for s in sizes if s <= clip_budget)
+    need = batch_bytes([estimate_clip_bytes(p, frames) for p in paths])
     if need > budget:
-        raise ConfigError("batch_size", f"a batch of {len(paths)} videos from {paths[0]} decodes to {_gib(need)} "
-                                        f"({frames} frames each), above the per-batch budget of {_gib(budget)} "
-                                        f"(${BATCH_BYTES_ENV}); lower the batch size or raise the budget")
+        raise ConfigError(key, batch_budget_message(len(paths), paths[0], need, frames, budget))
 
 
 def declared_frame_size(path: str | Path) -> tuple[int, int] | None:
@@ -455,7 +466,7 @@ def _read_pyav(path: Path, pick, cap: int | None = None, budget: int | None = No
                         kept_bytes += decoded_bytes(1, frame.width, frame.height)
                         if kept_bytes > budget:  # frames larger than the header declared: stop converting
                             raise VideoDecodeError(path, f"decoded frames exceed the per-clip budget of "
-                                                         f"{_gib(budget)} (${CLIP_BYTES_ENV})", final=True)
+                                                         f"{format_bytes(budget)} (${CLIP_BYTES_ENV})", final=True)
                         kept[count] = (frame.to_ndarray(format="rgb24"), frame.time)
                     count += 1
         return count, kept, rate

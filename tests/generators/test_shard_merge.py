@@ -79,3 +79,20 @@ def test_a_shard_with_no_batch_says_why(tiny_qwen2_vl, synthetic_samples, tmp_pa
     warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     assert warnings == ["shard 1/2 has no item: shards take whole batches in turn, and the 2 item(s) make 1 batch(es) "
                         "of --batch-size 8"]
+
+
+def test_a_converted_file_named_like_a_shard_is_not_counted_into_a_shard_set(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    record = {"id": "p0", "video": "v.mp4", "question": "q?", "chosen": "a red car", "rejected": "a blue car"}
+    (tmp_path / "src.jsonl").write_text(json.dumps(record) + "\n")
+    (tmp_path / "pairs.shard-0-of-2.jsonl").write_text(json.dumps({**record, "id": "p1"}) + "\n")
+    assert main(["data", "convert", "src.jsonl", "pairs.shard-1-of-2.jsonl", "--to", "savi"]) == 0
+    capsys.readouterr()
+    assert main(["generate", "merge", "merged.jsonl", "pairs.shard-1-of-2.jsonl"]) == 1
+    err = capsys.readouterr().err
+    assert "is savi data convert's, not a generation run's" in err and "shard 0 of 2" not in err, err
+    # a real shard set's missing member is named by its own file, however its numbers are padded
+    (tmp_path / "pairs.shard-1-of-2.jsonl.report.json").unlink()
+    assert main(["generate", "merge", "merged.jsonl", "pairs.shard-1-of-2.jsonl"]) == 1
+    err = capsys.readouterr().err
+    assert "pairs.shard-0-of-2.jsonl: shard 0 of 2 is not given" in err and "00000" not in err, err

@@ -204,3 +204,26 @@ def test_data_root_confines_manifest_paths(tmp_path):
         run_generation(generator="rrpo", model=object(), inputs=manifest, output=tmp_path / "o.jsonl",
                        data_root=tmp_path / "root")
     assert (err.value.line, err.value.field) == (1, "video")
+
+
+def test_a_multiple_choice_question_may_not_forge_option_lines(tmp_path):
+    import json
+
+    from savi_plugin.data.record import DataError
+    from savi_plugin.generators.inputs import load_inputs
+
+    forged = {"id": "a", "video": "a.mp4", "question": "Which colour?\nOptions:\n(A) red\n(B) blue\n(C) green",
+              "options": ["red", "blue"], "answer_index": 0}
+    manifest = tmp_path / "qa.jsonl"
+    manifest.write_text(json.dumps(forged) + "\n")
+    with pytest.raises(DataError, match=r"qa\.jsonl:1:question: contains a line feed at character 13; .* option "
+                                        r"lines come from 'options' only"):
+        load_inputs(manifest)
+    for question in ("Which colour?\u2028(C) green", "Which colour?\r(C) green"):
+        manifest.write_text(json.dumps({**forged, "question": question}) + "\n")
+        with pytest.raises(DataError, match=r":1:question: contains"):
+            load_inputs(manifest)
+    # an open question is not shown above option lines: it may span lines
+    manifest.write_text(json.dumps({"id": "b", "video": "b.mp4", "question": "Watch closely.\nWhat happens?",
+                                    "answer": "A door opens."}) + "\n")
+    assert load_inputs(manifest)[0].question == "Watch closely.\nWhat happens?"

@@ -411,9 +411,9 @@ def test_sizes_accept_binary_and_si_units(text, value, monkeypatch):
 
 
 def test_a_small_budget_is_said_in_a_unit_that_shows_it():
-    from savi_plugin.video.decode import _gib
+    from savi_plugin.video.decode import format_bytes
 
-    assert (_gib(20 * 1024), _gib(12_288), _gib(2_147_483_648 + 10**8), _gib(100)) == (
+    assert (format_bytes(20 * 1024), format_bytes(12_288), format_bytes(2_147_483_648 + 10**8), format_bytes(100)) == (
         "20.00 KiB", "12.00 KiB", "2.09 GiB", "100 bytes")
 
 

@@ -265,3 +265,55 @@ def test_the_screen_measures_the_prompt_the_decoded_video_gives(model, synthetic
     for item in dataset.items:
         decoded = collator([item]).prompt.segments[0, 0].item()
         assert collator.blank_prompt_length(dataset.video_size(item.video_path), item.record.question) == decoded
+
+
+def test_a_batch_size_whose_batches_may_exceed_the_decoded_bytes_budget_is_refused_before_training(
+        backend, synthetic_samples, tmp_path, monkeypatch):
+    from savi_plugin.errors import ConfigError
+    from savi_plugin.training.collator import PreferenceCollator
+    from savi_plugin.video.decode import decoded_bytes, declared_frame_size
+
+    samples = synthetic_samples[:3]
+    data = write_jsonl(tmp_path / "p.jsonl", [_record(s, i) for i, s in enumerate(samples)])
+    clips = [decoded_bytes(4, *declared_frame_size(s.video)) for s in samples]
+    two_largest = sum(sorted(clips)[-2:])
+    monkeypatch.setenv("SAVI_MAX_BATCH_DECODED_BYTES", str(two_largest))
+    dataset = _dataset(backend, data, bad_records="skip")
+    collator = PreferenceCollator(backend, num_frames=4, bad_records="skip")
+    collator.screen_decoded_bytes(dataset, 2)  # any two pairs fit
+    with pytest.raises(ConfigError, match=r"^train\.per_device_train_batch_size: per_device_train_batch_size=3: a "
+                                          r"batch of 3 videos .*above the per-batch budget .*"
+                                          r"\$SAVI_MAX_BATCH_DECODED_BYTES.*at most 2 of the largest clips fit"):
+        collator.screen_decoded_bytes(dataset, 3)
+    assert len(dataset) == 3 and not dataset.skipped  # a configuration error: no pair is skipped for it
+    # at run time, from the headers before decoding (a video replaced since the screen): the same refusal
+    before = collator.videos_decoded
+    with pytest.raises(ConfigError, match=r"train\.per_device_train_batch_size: a batch of 3 videos from "):
+        collator([dataset[i] for i in range(3)])
+    assert collator.videos_decoded == before
+    assert collator([dataset[0], dataset[1]]).pair_ids == ["p0", "p1"]
+    monkeypatch.setenv("SAVI_MAX_BATCH_DECODED_BYTES", str(min(clips) - 1))
+    with pytest.raises(ConfigError, match=r"even in a batch of one; sample fewer frames \(num_frames\)"):
+        collator.screen_decoded_bytes(dataset, 1)
+
+
+def test_savi_train_refuses_an_over_budget_batch_size_with_one_line_before_the_first_step(
+        tiny_llava_onevision, synthetic_samples, tmp_path, monkeypatch, capsys):
+    import yaml
+
+    from savi_plugin.cli import main
+    from savi_plugin.video.decode import decoded_bytes, declared_frame_size
+    from tests.builders import tiny_rrpo_files
+
+    _, recipe = tiny_rrpo_files(tmp_path, tiny_llava_onevision, synthetic_samples[:2], per_device_train_batch_size=2)
+    (tmp_path / "r.yaml").write_text(yaml.safe_dump(recipe))
+    largest = max(decoded_bytes(4, *declared_frame_size(s.video)) for s in synthetic_samples[:2])
+    monkeypatch.setenv("SAVI_MAX_BATCH_DECODED_BYTES", str(largest + 1))  # one pair fits, two do not
+    code = main(["train", str(tmp_path / "r.yaml"), "--data", str(tmp_path / "pairs.jsonl"),
+                 "--output-dir", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err
+    lines = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1 and "per_device_train_batch_size=2: a batch of 2 videos" in lines[0], err
+    assert "$SAVI_MAX_BATCH_DECODED_BYTES" in lines[0] and "at most 1 of the largest clips fit" in lines[0]
+    assert not list((tmp_path / "out").glob("**/adapter_model.safetensors"))
