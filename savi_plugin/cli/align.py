@@ -7,7 +7,6 @@ lmms-eval command line) and prints it, loading and writing nothing.
 from __future__ import annotations
 
 import json
-import os
 import time
 
 from savi_plugin.config.sections import AlignSection
@@ -36,13 +35,20 @@ def run(args) -> int:
 
         single_process_env()
     out = args.out or f"savi_runs/align-{recipe.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    notes: list[str] = []
     if recipe.align.eval_every_iteration:  # an unknown task name stops here, not after a round of training
         from savi_plugin.eval.task_names import check_task_names
 
         check_task_names(list(recipe.eval.tasks), "eval.tasks", recipe.source)
-        from savi_plugin.eval.builtin_check import builtin_task_env  # a built-in task whose data cannot be had
+        from savi_plugin.eval.hub_check import EvalDataUnavailableError
+        from savi_plugin.pipeline.evaluate import check_eval_data
 
-        builtin_task_env(list(recipe.eval.tasks), dict(os.environ))
+        try:  # eval data that cannot be had here: the run stops before any step (a dry run notes it)
+            check_eval_data(recipe)
+        except EvalDataUnavailableError as exc:
+            if not args.dry_run:
+                raise
+            notes.append(f"the real run stops here before any step: {exc}")
     from savi_plugin.data.paths import check_data_root  # a data root that is not there: before any step runs
 
     check_data_root(recipe.data.data_root, "data.data_root")
@@ -51,7 +57,7 @@ def run(args) -> int:
     if args.dry_run:
         from savi_plugin.pipeline.dry_run import dry_run_align
 
-        print("\n".join(dry_run_align(recipe, out, iterations=args.iterations)))
+        print("\n".join(dry_run_align(recipe, out, iterations=args.iterations, notes=notes)))
         return 0
     from savi_plugin.config.checkpoint import check_backend_fits
     from savi_plugin.training.arguments import forget_deepspeed, recipe_training_args

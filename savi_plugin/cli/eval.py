@@ -110,7 +110,6 @@ def run_lmms_eval(args) -> int:
     import tempfile
 
     from savi_plugin.data.outputs import check_distinct
-    from savi_plugin.eval.builtin_check import builtin_task_env
     from savi_plugin.eval.command import (
         check_devices,
         check_full_flags,
@@ -121,6 +120,7 @@ def run_lmms_eval(args) -> int:
         safe_paths,
         with_flag,
     )
+    from savi_plugin.eval.hub_check import eval_data_env
     from savi_plugin.eval.registration import tasks_path
     from savi_plugin.eval.task_names import check_task_names
 
@@ -139,7 +139,7 @@ def run_lmms_eval(args) -> int:
     requested = [t.strip() for t in tasks.split(",") if t.strip()]
     check_task_names(requested, "--tasks")  # a misspelt task: one line now, not after lmms-eval loaded the model
     check_devices(lmms_args)  # meta, xla, a GPU that is not here: one line now, not per document
-    env = builtin_task_env(requested, env)  # BuiltinDataError: one line, before lmms-eval loads the model
+    env = eval_data_env(requested, env)  # data that cannot be had: one line, before lmms-eval loads the model
     output = flag_value(lmms_args, "--output_path")
     if output:  # the output layer's rule: an output is never an input, nor inside one (OutputIsInputError, exit 2)
         check_distinct(output, read_paths(flag_value(lmms_args, "--model_args"), env.get("SAVI_DATA_ROOT")),

@@ -67,6 +67,33 @@ def autoload_enabled() -> bool:
     return os.environ.get(AUTOLOAD_ENV, "1").strip().lower() not in ("0", "false", "no", "off")
 
 
+def stray_launcher_env(env=None) -> list[str]:
+    """``RANK``/``WORLD_SIZE``/``LOCAL_RANK``/``LOCAL_WORLD_SIZE`` set in ``env`` (default: ``os.environ``) although
+    no launcher started the process (:func:`savi_plugin.launch.launcher_name`); empty when none is."""
+    from savi_plugin.launch import PROCESS_VARIABLES, launcher_name
+
+    env = os.environ if env is None else env
+    if launcher_name(env) not in (None, "accelerate"):  # accelerate's one-process launcher sets none of them
+        return []
+    return [name for name in PROCESS_VARIABLES if name in env]
+
+
+def warn_stray_launcher_env() -> None:
+    """One stderr line when launcher variables are left in a shell that starts lmms-eval: lmms-eval 0.7.3
+    (``__main__.py`` ``cli_evaluate``) builds ``accelerate.Accelerator()``, which tries to join the distributed job
+    they describe and fails before ``savi_video`` exists. Runs when ``lmms_eval.tasks`` is imported (at the top
+    of lmms-eval's ``__main__``, before that); never raises."""
+    try:
+        stray = stray_launcher_env()
+    except Exception:  # noqa: BLE001 - a registration hook must never stop lmms-eval
+        return
+    if stray:
+        values = ", ".join(f"{k}={os.environ[k]}" for k in stray)
+        print(f"savi-plugin: warning: {values} set but no launcher (torchrun, deepspeed, accelerate launch) started "
+              f"this process; lmms-eval will try to join that distributed job and fail: unset them "
+              f"(unset {' '.join(stray)}) or start lmms-eval under a launcher", file=sys.stderr)
+
+
 def model_manifest():
     """The ``lmms_eval.models`` entry point: registers ``savi_video`` (and our task folder)."""
     from lmms_eval.models.registry_v2 import ModelManifest
@@ -129,6 +156,7 @@ class _PatchAfterExec:
         if task_manager is not None:
             patch_task_manager(task_manager)
         _uninstall_hook()
+        warn_stray_launcher_env()
 
     def __getattr__(self, name):  # get_source, get_resource_reader, ... of the real loader
         return getattr(self._loader, name)

@@ -31,7 +31,7 @@ from savi_plugin.data.identity import check_adapter_base, input_identity, model_
 from savi_plugin.data.outputs import atomic_path, claim, disk_error, remove_tree, write_json, write_text
 from savi_plugin.data.paths import paths_for_file
 from savi_plugin.environment import item_limits
-from savi_plugin.eval.builtin_check import builtin_task_env
+from savi_plugin.eval.hub_check import eval_data_env
 from savi_plugin.eval.builtin_tasks import BUILTINS
 from savi_plugin.eval.card import build_card
 from savi_plugin.eval.command import last_error, results_problem, savi_video_command
@@ -249,7 +249,7 @@ def run_suite(plan: SuitePlan, out: str | Path, *, env: dict | None = None, miss
     env = dict(os.environ if env is None else env)
     if plan.data_root:
         env["SAVI_DATA_ROOT"] = str(Path(plan.data_root).resolve())
-    env = builtin_task_env(plan.tasks, env)  # BuiltinDataError (one line) before any folder or model
+    env = eval_data_env(plan.tasks, env)  # data that cannot be had: one line before any folder or model
     for adapter in plan.adapters.values():  # an adapter trained on another base: one line before lmms-eval runs
         check_adapter_base(adapter, plan.model)
     # what the model and adapters are by content: a run kept from an earlier suite is theirs only if unchanged

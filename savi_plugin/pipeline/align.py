@@ -8,8 +8,13 @@ loop of VideoSAVi (arXiv 2412.00624, "iterations") and of iterative DPO in LLaVA
 resumes where it stopped, and each step resumes inside itself: generation skips finished records, training
 continues from the last complete checkpoint of the iteration's ``train`` folder. The manifest also holds the
 recipe; a re-run with another recipe, model or backend in the same folder is refused, naming what changed
-(:mod:`savi_plugin.data.fingerprint`; only ``align.iterations`` may grow). One ``savi align`` at a time
-works in a run folder (:class:`~savi_plugin.data.outputs.OutputLock`).
+(:mod:`savi_plugin.data.fingerprint`; ``align.iterations`` may grow). The ``eval`` section and
+``align.eval_every_iteration`` are not part of that identity: no generation, training or merge result depends
+on them. Each iteration's eval entry stores the eval configuration it was made with
+(:func:`savi_plugin.pipeline.evaluate.eval_config`); a re-run whose eval configuration differs re-does exactly
+the eval steps whose stored configuration differs (and ``eval_base`` likewise), replacing their folders whole,
+and keeps every pair, adapter and merged model. One ``savi align`` at a time works in a run folder
+(:class:`~savi_plugin.data.outputs.OutputLock`).
 """
 
 from __future__ import annotations
@@ -170,8 +175,10 @@ def _identity(key: str, path: Path):
     return model_identity(path) if key in ("model.path", "reference_model") else input_identity(path)
 
 
-#: recipe keys that may change when a run folder is resumed (where the recipe was read from; more iterations)
-RESUMABLE_RECIPE_KEYS = ("_source", "source", "align.iterations")
+#: recipe keys that may change when a run folder is resumed: where the recipe was read from, more iterations, and
+#: the eval step's settings (no generation, training or merge result depends on them; each eval entry stores its
+#: own, :func:`savi_plugin.pipeline.evaluate.eval_config`)
+RESUMABLE_RECIPE_KEYS = ("_source", "source", "align.iterations", "align.eval_every_iteration", "eval")
 
 
 def _run_locked(recipe, run_dir: Path, iterations: int | None, evaluate) -> dict:
@@ -180,11 +187,15 @@ def _run_locked(recipe, run_dir: Path, iterations: int | None, evaluate) -> dict
     from savi_plugin.pipeline.steps import generate_step, train_step
     from savi_plugin.training.run import last_complete_checkpoint
 
+    from savi_plugin.pipeline.evaluate import eval_config
+
     manifest = Manifest(run_dir, to_dict(recipe))
     check_same_config(manifest.data.get("recipe"), to_dict(recipe), output=run_dir, stored_at=manifest.path,
                       ignore=RESUMABLE_RECIPE_KEYS, remedy="re-run with the recipe of this folder, or use a new --out")
-    if not manifest.path.exists():
-        manifest.save()  # the recipe is on disk before the first step starts
+    evaluation = eval_config(recipe, run_dir)
+    _date_old_evals(manifest, recipe, evaluation)
+    manifest.data["recipe"] = to_dict(recipe)  # the resumable keys as this run uses them
+    manifest.save()  # the recipe is on disk before the first step starts
     n = iterations or recipe.align.iterations
     backend = recipe.model.backend
     for i, it in enumerate(manifest.data["iterations"]):  # before any work: one line, nothing started
@@ -220,10 +231,41 @@ def _run_locked(recipe, run_dir: Path, iterations: int | None, evaluate) -> dict
                 model, manifest.resolved(it["adapter"]), folder / "model", backend)))
             manifest.save()
         model = manifest.resolved(it["next_model"])
-        if "eval" not in it and recipe.align.eval_every_iteration:
-            it["eval"] = on_main(lambda: manifest.stored(evaluate(recipe, model, folder / "eval", base=base_model)))
+        if recipe.align.eval_every_iteration and ("eval" not in it or it.get("eval_config") != evaluation):
+            if "eval" in it:
+                log.info("iteration %d: the eval configuration differs from the stored one; evaluating again", i)
+            it.pop("eval", None)
+            it.pop("eval_config", None)
+            manifest.save()  # no entry names a result of another eval configuration while the step runs
+            it["eval"] = on_main(lambda: manifest.stored(_evaluate_fresh(evaluate, recipe, model, folder / "eval",
+                                                                         base_model, evaluation)))
+            it["eval_config"] = evaluation
             manifest.save()
     return manifest.data
+
+
+def _evaluate_fresh(evaluate, recipe, model, out_dir: Path, base_model, evaluation: dict) -> dict:
+    """Run the eval step into ``out_dir``, replacing a previous eval folder whole (through the output layer: it
+    must carry our mark of this step; a file someone else put there is refused, never removed)."""
+    from savi_plugin.pipeline.evaluate import fresh_eval_folder
+
+    with fresh_eval_folder(out_dir, evaluation, inputs={"the model": model}) as tmp:
+        results = evaluate(recipe, model, tmp, base=base_model)
+    return results
+
+
+def _date_old_evals(manifest: Manifest, recipe, evaluation: dict) -> None:
+    """Eval entries written without their eval configuration (a manifest of an earlier version, whose whole recipe
+    was compared) were made with the stored recipe's eval section: they keep ``evaluation`` when that section is
+    this run's, and are evaluated again otherwise."""
+    from savi_plugin.config.values import to_dict
+    from savi_plugin.data.fingerprint import config_changes
+
+    stored = (manifest.data.get("recipe") or {}).get("eval")
+    same = stored is not None and not config_changes({"eval": stored}, {"eval": to_dict(recipe)["eval"]})
+    for it in manifest.data["iterations"]:
+        if "eval" in it and "eval_config" not in it and same:
+            it["eval_config"] = evaluation
 
 
 def merged_shards(pairs: Path) -> dict | None:

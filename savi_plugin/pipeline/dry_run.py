@@ -76,13 +76,14 @@ def dry_run_train(recipe: Recipe, *, model: str | Path, data: str | Path | None,
     return lines + [f"note: {n}" for n in notes] + ["dry run: the train step's configuration builds; nothing loaded"]
 
 
-def dry_run_align(recipe: Recipe, run_dir: str | Path, iterations: int | None = None) -> list[str]:
+def dry_run_align(recipe: Recipe, run_dir: str | Path, iterations: int | None = None,
+                  notes: list[str] = ()) -> list[str]:
     """What ``savi align`` would run in ``run_dir``, as lines; raises ``ConfigError`` for anything a step would
-    refuse."""
+    refuse. ``notes``: what the caller found about this machine (e.g. eval data that cannot be had here)."""
     from savi_plugin.pipeline.evaluate import eval_command
 
     run_dir = Path(run_dir)
-    notes: list[str] = []
+    notes = list(notes)
     model = recipe.model.path
     n = iterations or recipe.align.iterations
     lines = [f"recipe: {recipe.source}", f"run folder: {run_dir} ({n} iteration(s))", _model_line(recipe, model)]

@@ -5,15 +5,21 @@ then reads the results JSON lmms-eval writes and returns ``{task: {metric: value
 also evaluates that once per run folder (``eval_base/``, kept) and adds ``vs_base``: per task the change over the
 base model on the same items with its paired bootstrap 95% interval (:func:`savi_plugin.eval.suite.compare_runs`,
 the comparison ``savi eval suite`` reports).
+
+What an eval result depends on beyond the model is :func:`eval_config` (the recipe's eval section as the step uses
+it, and the identity of its data); each eval folder carries it in our output mark, and ``eval_base`` is evaluated
+again when its mark holds another one (:func:`fresh_eval_folder` replaces such a folder whole).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
-from savi_plugin.data.outputs import write_json
+from savi_plugin.data.outputs import claim, read_mark, replace_folder, write_json
 from savi_plugin.eval.command import (
     lmms_eval_command,
     misread,
@@ -49,6 +55,76 @@ def _eval_settings(recipe) -> dict:
             "max_new_tokens": ev.max_new_tokens, "dtype": recipe.model.dtype, "extra_args": ["--log_samples"]}
 
 
+#: the command our mark of an eval folder names (``iter_<i>/eval``, ``eval_base``)
+EVAL_COMMAND = "savi align eval"
+
+
+def eval_data(recipe, identity: bool = True) -> dict:
+    """Where the eval data come from, and their identity when cheap: ``{"source": "data_root", "path", "identity"}``
+    (:func:`savi_plugin.data.identity.folder_identity`: each file's name, size and edges), ``{"source": "synthetic"}``
+    for a ``tiny://`` model without a data root (:func:`savi_plugin.eval.fixtures.offline_eval_root`, a pure function
+    of the tasks), else ``{"source": "hub"}``."""
+    from savi_plugin.data.identity import folder_identity
+    from savi_plugin.models.tiny import is_tiny
+
+    root = recipe.eval.data_root
+    if root is not None:
+        found = {"source": "data_root", "path": os.path.abspath(root)}
+        return {**found, "identity": folder_identity(root)} if identity else found
+    return {"source": "synthetic" if is_tiny(recipe.model.path) else "hub"}
+
+
+def check_eval_data(recipe) -> None:
+    """Refuse, before any step, a recipe whose eval data cannot be had here (:func:`savi_plugin.eval.hub_check.
+    eval_data_env` with the environment the eval step will have: ``SAVI_DATA_ROOT`` set for a data root or the
+    synthetic set of a ``tiny://`` model).
+
+    Raises:
+        BuiltinDataError, EvalDataUnavailableError: one line naming the task(s) and the recipe keys that help.
+    """
+    from savi_plugin.eval.hub_check import eval_data_env
+
+    env = dict(os.environ)
+    data = eval_data(recipe, identity=False)
+    if data["source"] != "hub":
+        env["SAVI_DATA_ROOT"] = data.get("path", "synthetic")
+    eval_data_env(list(recipe.eval.tasks), env, advice=(
+        "set eval.data_root=<folder> (a copy in the SAVI_DATA_ROOT layout of eval_tasks/README.md; "
+        "`savi eval fixture DIR` writes a small synthetic one), or align.eval_every_iteration=false"))
+
+
+def eval_config(recipe, run_dir: str | Path | None = None) -> dict:
+    """What an eval result of ``savi align`` depends on besides the model it evaluates: the tasks and every
+    setting passed to lmms-eval (:func:`_eval_settings`, frames resolved), and the data (:func:`eval_data`)."""
+    import json
+
+    settings = _eval_settings(recipe)
+    settings.pop("extra_args")
+    return json.loads(json.dumps({"tasks": list(recipe.eval.tasks), **settings, "data": eval_data(recipe)},
+                                 default=str))  # as the manifest and the mark store it
+
+
+@contextlib.contextmanager
+def fresh_eval_folder(out_dir: str | Path, config: dict, inputs: dict | None = None) -> Iterator[Path]:
+    """A temporary folder that becomes ``out_dir`` when the block succeeds, replacing a previous eval result whole
+    (none of its files stays beside the new ones); the folder carries our mark with ``config``. Claimed through the
+    output layer: a folder holding files savi did not write there is refused, never removed."""
+    out_dir = Path(out_dir)
+    with claim(out_dir, command=EVAL_COMMAND, config={"eval": config}, folder=True, replace_ours=True,
+               output_name="eval folder", inputs=inputs or {}, lock_beside=True) as claimed:
+        with replace_folder(out_dir) as tmp:
+            yield tmp
+        claimed.write_mark()
+
+
+def stored_eval_config(out_dir: str | Path) -> dict | None:
+    """The eval configuration our mark on ``out_dir`` holds (None: no finished eval result there)."""
+    mark = read_mark(Path(out_dir), True)
+    if mark is None or mark.get("command") != EVAL_COMMAND or not (Path(out_dir) / "results.json").is_file():
+        return None
+    return (mark.get("config") or {}).get("eval")
+
+
 def eval_command(recipe, model: str | Path, out_dir: str | Path, adapter: str | Path | None = None) -> list[str]:
     """The eval step's lmms-eval command line as a dry run shows it: the paths as given, except that a path
     lmms-eval would misread is shown as the temporary link the run passes instead (:func:`savi_video_command`)."""
@@ -80,8 +156,10 @@ def evaluate_step(recipe, model: str | Path, out_dir: str | Path, adapter: str |
         from savi_plugin.eval.suite import compare_runs
 
         base_dir = run_dir / "eval_base"
-        if not (base_dir / "results.json").is_file():
-            _lmms_eval(recipe, base, base_dir, run_dir)
+        config = eval_config(recipe, run_dir)
+        if stored_eval_config(base_dir) != config:  # none yet, or made with another eval configuration
+            with fresh_eval_folder(base_dir, config, inputs={"the model": base}) as tmp:
+                _lmms_eval(recipe, base, tmp, run_dir)
         deltas = compare_runs(read_run(base_dir / "lmms_eval"), read_run(Path(out_dir) / "lmms_eval"),
                               list(recipe.eval.tasks))
         results["vs_base"] = {task: delta.to_dict() for task, delta in deltas.items()}

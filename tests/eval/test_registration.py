@@ -134,3 +134,21 @@ def test_plain_lmms_eval_tasks_list_shows_our_tasks():
                          check=False)
     assert out.returncode == 0, out.stderr[-3000:]
     assert SAVI_TASKS <= _listed(out.stdout)
+
+
+def test_launcher_variables_left_in_the_shell_are_named_when_lmms_eval_loads_its_tasks(capsys, monkeypatch):
+    """lmms-eval builds accelerate's Accelerator before savi_video exists: our task hook, which runs first (when
+    lmms_eval.tasks is imported), names the stray variables in one line; a launcher's own are left alone."""
+    from savi_plugin.eval.registration import stray_launcher_env, warn_stray_launcher_env
+
+    assert stray_launcher_env({"RANK": "1", "WORLD_SIZE": "2"}) == ["RANK", "WORLD_SIZE"]
+    torchrun = {"RANK": "1", "WORLD_SIZE": "2", "TORCHELASTIC_RUN_ID": "x", "GROUP_RANK": "0",
+                "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "29500"}
+    assert stray_launcher_env(torchrun) == [] and stray_launcher_env({}) == []
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    for var in ("LOCAL_RANK", "LOCAL_WORLD_SIZE", "TORCHELASTIC_RUN_ID", "LOCAL_SIZE"):
+        monkeypatch.delenv(var, raising=False)
+    warn_stray_launcher_env()
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "RANK=1, WORLD_SIZE=2 set but no launcher" in err[0] and "unset RANK WORLD_SIZE" in err[0]

@@ -348,6 +348,8 @@ def fake_lmms_eval(tmp_path, monkeypatch):
 
     script = tmp_path / "fake_lmms_eval.py"
     script.write_text(FAKE_LMMS_EVAL)
+    (tmp_path / "eval-data").mkdir()  # a local data root, so the data pre-flight lets the (fake) run start
+    monkeypatch.setenv("SAVI_DATA_ROOT", str(tmp_path / "eval-data"))
     monkeypatch.setattr(command, "lmms_eval_command", lambda args, tasks_path=None: [sys.executable, str(script),
                                                                                     *args])
     return script

@@ -68,11 +68,12 @@ def world(tmp_path_factory, tiny_llava_onevision) -> Path:
     write_jsonl(data / "pairs.jsonl", [pair("a", videos[0]), pair("b", videos[1], "green")])
     write_jsonl(data / "p.shard-00000-of-00001.jsonl", [pair("a", videos[0])])
     train_recipe(data / "train.yaml", root / "model")
+    (root / "eval-data").mkdir()  # a data root (SAVI_DATA_ROOT) the eval commands read
     (data / "align.yaml").write_text(yaml.safe_dump({"extends": "tiny_demo", "model": {"path": str(root / "model")},
-                                                     "data": {"qa": "qa.jsonl"}}))
+                                                     "data": {"qa": "qa.jsonl"},
+                                                     "eval": {"data_root": str(root / "eval-data")}}))
     (data / "demo.yaml").write_text("extends: tiny_demo\n")
     random_lora_adapter(root / "model", root / "adapter", seed=1)
-    (root / "eval-data").mkdir()  # a data root (SAVI_DATA_ROOT) the eval commands read
     (root / "eval-data" / "README.txt").write_text("the user's benchmark data\n")
     src = root / "llava-src"
     src.mkdir()

@@ -151,3 +151,106 @@ def test_extending_a_run_after_a_video_its_manifest_names_changed_is_refused(tmp
     shutil.copyfile(videos[1], videos[0])  # the manifest unchanged, one of its videos not
     with pytest.raises(ConfigMismatchError, match=r"identity\.videos changed content"):
         align.run_align(load_recipe("tiny_demo", OVERRIDES + [qa, "align.iterations=3"]), tmp_path / "run")
+
+
+def _finished_run(run_dir, recipe, monkeypatch):
+    """A run folder claimed by ``savi align`` whose two iterations finished generation, training and merge (the
+    steps themselves are tested above; here only which ones a re-run repeats)."""
+    from savi_plugin.config.values import to_dict
+    from savi_plugin.data.outputs import write_json
+    from savi_plugin.pipeline import align
+
+    def fabricate(recipe, run_dir, iterations, evaluate):
+        iterations = []
+        for i in range(2):
+            (run_dir / f"iter_{i}" / "model").mkdir(parents=True)
+            (run_dir / f"iter_{i}" / "model" / "config.json").write_text("{}")
+            iterations.append({"iteration": i, "model": "tiny", "processes": 1, "data": f"iter_{i}/pairs.jsonl",
+                               "data_report": {"counts": {"pairs": 3}}, "adapter": f"iter_{i}/train",
+                               "train": {"steps": 3}, "next_model": f"iter_{i}/model"})
+        write_json(run_dir / "manifest.json", {"recipe": to_dict(recipe), "iterations": iterations}, indent=1)
+        return {}
+
+    with monkeypatch.context() as patch:
+        patch.setattr(align, "_run_locked", fabricate)
+        align.run_align(recipe, run_dir)
+
+
+def test_an_eval_only_change_re_evaluates_only_the_eval_steps(tmp_path, monkeypatch):
+    """The eval section is no part of the run's identity: a re-run with another eval.limit (or data root, tasks...)
+    re-does the eval steps whose stored eval configuration differs, replacing their folders whole, and keeps every
+    pair, adapter and merged model; align.eval_every_iteration=false keeps the stored results; a changed training key
+    is still refused; a file someone put into an eval folder is never removed."""
+    import pytest
+
+    from savi_plugin.data.fingerprint import ConfigMismatchError
+    from savi_plugin.data.outputs import ForeignOutputError
+    from savi_plugin.pipeline import align
+    from savi_plugin.recipe import load_recipe
+
+    qa = synthetic_qa(tmp_path / "videos", 2)
+    run_dir = tmp_path / "run"
+    calls = []
+
+    def evaluate(recipe, model, folder, base=None):
+        calls.append((str(model), folder.parent.name))
+        (folder / "answers.txt").write_text(f"limit {recipe.eval.limit}")
+        return {"savi_mvbench": {"accuracy": float(recipe.eval.limit)}}
+
+    def run(*overrides):
+        calls.clear()
+        align.run_align(load_recipe("tiny_demo", OVERRIDES + [qa, *overrides]), run_dir, evaluate=evaluate)
+        return json.loads((run_dir / "manifest.json").read_text())
+
+    _finished_run(run_dir, load_recipe("tiny_demo", OVERRIDES + [qa]), monkeypatch)
+    first = run()
+    assert [folder for _, folder in calls] == ["iter_0", "iter_1"]
+    assert [it["eval_config"]["limit"] for it in first["iterations"]] == [1, 1]
+    assert run() == first and calls == []  # same eval configuration: nothing again
+    steps = ("data", "data_report", "adapter", "train", "next_model", "model")
+    changed = run("eval.limit=2")
+    assert [folder for _, folder in calls] == ["iter_0", "iter_1"]
+    assert [it["eval"]["savi_mvbench"]["accuracy"] for it in changed["iterations"]] == [2.0, 2.0]
+    assert [it["eval_config"]["limit"] for it in changed["iterations"]] == [2, 2]
+    assert [{k: it[k] for k in steps} for it in changed["iterations"]] == [
+        {k: it[k] for k in steps} for it in first["iterations"]]
+    assert (run_dir / "iter_0" / "eval" / "answers.txt").read_text() == "limit 2"  # replaced, not mixed
+    assert not list((run_dir / "iter_0").glob(".eval.*"))  # no temporary left
+    off = run("align.eval_every_iteration=false")  # the results stay, each labelled with its eval configuration
+    assert off["iterations"] == changed["iterations"] and calls == []
+    with pytest.raises(ConfigMismatchError, match=r"train\.learning_rate"):
+        run("eval.limit=3", "train.learning_rate=0.5")
+    assert calls == []
+    (run_dir / "iter_1" / "eval" / "notes.txt").write_text("mine")
+    with pytest.raises(ForeignOutputError, match="changed after savi align eval wrote it"):
+        run("eval.limit=3")
+    assert [folder for _, folder in calls] == ["iter_0"]  # iteration 0 was evaluated again before that
+    assert (run_dir / "iter_1" / "eval" / "notes.txt").read_text() == "mine"
+
+
+def test_an_unreachable_hub_stops_align_before_anything_is_written(tmp_path, capsys, monkeypatch):
+    """A recipe whose eval data come from the hub, on a machine that cannot reach it (here: an endpoint where
+    nothing listens) and has no cached copy: one line before the run folder exists, naming the task and the keys
+    that help; a dry run notes it; with the eval off the pre-flight is not asked."""
+    from savi_plugin.cli import main
+    from tests.eval.test_hub_check import closed_endpoint
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.setenv("HF_ENDPOINT", closed_endpoint())
+    for var in ("SAVI_DATA_ROOT", "HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "HTTPS_PROXY", "https_proxy",
+                "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(var, raising=False)
+    argv = ["align", "tiny_demo", "data.qa=qa.jsonl", "model.path=some-org/some-video-model", "--out", "run"]
+    capsys.readouterr()
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: savi_mvbench: OpenGVLab/MVBench is not in the Hugging Face "
+                                               "cache and the hub cannot be reached (127.0.0.1:"), err
+    assert "set eval.data_root=<folder>" in err[0] and "or align.eval_every_iteration=false" in err[0]
+    assert not (tmp_path / "run").exists()
+    assert main(argv + ["--dry-run"]) == 0
+    assert "note: the real run stops here before any step: savi_mvbench:" in capsys.readouterr().out
+    assert main(argv + ["align.eval_every_iteration=false", "--dry-run"]) == 0
+    assert "stops here" not in capsys.readouterr().out
+    assert not (tmp_path / "run").exists()
