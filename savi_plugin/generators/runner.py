@@ -467,7 +467,8 @@ def _run_locked(gen, model, mine, config, base_meta, out_path, prog_path, index,
     result.update(vouch(out_path))  # the bytes it vouches for: an edit, a truncation or a foreign copy is seen
     write_json(rpath, {**result, **stored})
     c = result["counts"]
-    log.info("%s: %d pair(s) from %d item(s); skipped %d, failed %d; this run %.2f pairs/s (report: %s)",
+    log.info("%s: %d pair(s) from %d item(s); candidate pairs skipped %d, failed %d; this run %.2f pairs/s "
+             "(report: %s)",
              out_path, c["pairs"], c["items_done"], c["skipped"], c["failed"],
              result["throughput"]["pairs_per_s"] or 0.0, rpath)
     return result

@@ -218,6 +218,13 @@ def _run_locked(recipe, run_dir: Path, iterations: int | None, evaluate) -> dict
 
                 raise RunError(f"{pairs}: {report['counts'].get('items_to_retry')} item(s) failed for a transient "
                                f"reason (see {report.get('report')}); re-run the same savi align to retry them")
+            if not report.get("counts", {}).get("pairs", 1):
+                from savi_plugin.errors import RunError
+
+                reasons = ", ".join(f"{n} {r}" for r, n in report["counts"].get("by_reason", {}).items())
+                raise RunError(f"{pairs}: generation made no preference pair from "
+                               f"{report['counts'].get('items_done')} item(s) (candidates: {reasons or 'none'}; "
+                               f"see {report.get('report')}); training needs pairs")
             it.update(data=manifest.stored(pairs), data_report=manifest.stored(report))
             manifest.save()
         if "adapter" not in it:
