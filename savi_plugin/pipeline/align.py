@@ -28,7 +28,7 @@ from savi_plugin.data.fingerprint import check_same_config
 from savi_plugin.data.identity import input_identity, model_identity
 from savi_plugin.data.outputs import claim, replace_folder, write_json
 from savi_plugin.data.paths import path_for_file, path_from_file, paths_for_file, run_folder
-from savi_plugin.recipe import recipe_for_file
+from savi_plugin.recipe import OUTPUT_KEYS, recipe_for_file
 
 log = logging.getLogger(__name__)
 
@@ -180,7 +180,8 @@ def _identity(key: str, path: Path):
 #: recipe keys that may change when a run folder is resumed: where the recipe was read from, more iterations, and
 #: the eval step's settings (no generation, training or merge result depends on them; each eval entry stores its
 #: own, :func:`savi_plugin.pipeline.evaluate.eval_config`)
-RESUMABLE_RECIPE_KEYS = ("_source", "source", "align.iterations", "align.eval_every_iteration", "eval")
+RESUMABLE_RECIPE_KEYS = ("_source", "source", "align.iterations", "align.eval_every_iteration", "eval",
+                         *OUTPUT_KEYS)  # each iteration trains into its own folder: the recipe's output_dir is unused
 
 
 def _run_locked(recipe, run_dir: Path, iterations: int | None, evaluate) -> dict:
