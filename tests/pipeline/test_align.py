@@ -156,9 +156,9 @@ def test_extending_a_run_after_a_video_its_manifest_names_changed_is_refused(tmp
 def _finished_run(run_dir, recipe, monkeypatch):
     """A run folder claimed by ``savi align`` whose two iterations finished generation, training and merge (the
     steps themselves are tested above; here only which ones a re-run repeats)."""
-    from savi_plugin.config.values import to_dict
     from savi_plugin.data.outputs import write_json
     from savi_plugin.pipeline import align
+    from savi_plugin.recipe import recipe_for_file
 
     def fabricate(recipe, run_dir, iterations, evaluate):
         iterations = []
@@ -168,7 +168,8 @@ def _finished_run(run_dir, recipe, monkeypatch):
             iterations.append({"iteration": i, "model": "tiny", "processes": 1, "data": f"iter_{i}/pairs.jsonl",
                                "data_report": {"counts": {"pairs": 3}}, "adapter": f"iter_{i}/train",
                                "train": {"steps": 3}, "next_model": f"iter_{i}/model"})
-        write_json(run_dir / "manifest.json", {"recipe": to_dict(recipe), "iterations": iterations}, indent=1)
+        stored = recipe_for_file(recipe, run_dir / "manifest.json")  # as run_align stores it
+        write_json(run_dir / "manifest.json", {"recipe": stored, "iterations": iterations}, indent=1)
         return {}
 
     with monkeypatch.context() as patch:
