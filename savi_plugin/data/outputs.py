@@ -20,8 +20,11 @@ What holds for every output, by construction (README "Guarantees"):
   Paths are compared after ``..``, ``./`` and symlinks are resolved, by inode (a hard link is the same file), and
   case-insensitively where the file system is.
 * **One writer per output** (:class:`OutputLock`): an exclusive lock for the whole job, ``flock`` on
-  ``<output>.lock`` (a file) or ``<folder>/.savi.lock`` (a folder), naming its holder; an output inside a folder
-  another live job holds is refused too (:func:`check_no_enclosing_job`). Where the file system does
+  ``<output>.lock`` (a file) or ``<folder>/.savi.lock`` (a folder), naming its holder, and first a *shadow*
+  ``flock`` that removing that file (or the whole output) does not free: ``/tmp/savi-locks-<uid>/<digest>.lock``,
+  keyed by the device and inode of the output's parent folder and its name (:func:`shadow_lock_path`); a running
+  job puts back a removed lock file with one warning. An output inside a folder another live job holds is refused
+  too (:func:`check_no_enclosing_job`). Where the file system does
   not support ``flock`` (some NFS and Lustre mounts raise ``ENOLCK``, ``EOPNOTSUPP`` or ``ENOSYS``) the lock falls
   back to a file created with ``O_EXCL`` (``<lock>.excl``) holding the holder's pid and host; a holder that is
   gone (same host, no such pid) is taken over, one on another host is respected.
@@ -461,12 +464,12 @@ def _sweep_stale_shadows(folder: Path, keep: Path) -> None:
 
 
 # the locks this process holds, checked by one watcher thread (:func:`_watch_locks`)
-_held: list["OutputLock"] = []
+_held: list[OutputLock] = []
 _held_guard = threading.Lock()
 _watcher: threading.Thread | None = None
 
 
-def _register(lock: "OutputLock") -> None:
+def _register(lock: OutputLock) -> None:
     global _watcher
     with _held_guard:
         _held.append(lock)
@@ -475,10 +478,9 @@ def _register(lock: "OutputLock") -> None:
             _watcher.start()
 
 
-def _unregister(lock: "OutputLock") -> None:
-    with _held_guard:
-        with contextlib.suppress(ValueError):
-            _held.remove(lock)
+def _unregister(lock: OutputLock) -> None:
+    with _held_guard, contextlib.suppress(ValueError):
+        _held.remove(lock)
 
 
 def _watch_locks() -> None:
@@ -495,7 +497,7 @@ def _watch_locks() -> None:
         for lock in held:
             try:
                 lock.check()
-            except Exception as exc:  # a check never ends the job
+            except OSError as exc:  # a check never ends the job
                 log.debug("%s: checking its lock failed: %s", lock.output, exc)
 
 
