@@ -640,7 +640,7 @@ class OutputLock:
         if shadow is None:
             log.debug("%s: no shadow lock (no private lock folder); locked by %s alone", self.output, self.path)
             return
-        for _ in range(20):  # retried only if a releasing holder or a sweep removed the file between open and flock
+        for attempt in range(20):  # retried if a releasing holder or a sweep removed the file before our flock
             try:
                 fd = os.open(shadow, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
             except OSError as exc:
@@ -650,6 +650,9 @@ class OutputLock:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 os.close(fd)
+                if attempt < 3:  # a job that only asks who writes here (writer_now) holds it shared for an instant
+                    time.sleep(0.05)
+                    continue
                 info = _read_info(shadow) or _read_info(self.path) or {"pid": "?"}
                 raise self._refuse(info, self.path) from None
             except OSError as exc:
