@@ -103,7 +103,6 @@ def _run(cfg, demo, out: Path, wall0: float, cpu0: float) -> dict:
     from savi_plugin.demo.world import group_of, make_world_set
     from savi_plugin.models import load_backend
     from savi_plugin.pipeline.steps import generate_step, train_step
-    from savi_plugin.training.run import last_complete_checkpoint
     from savi_plugin.video import read_frames
 
     seed = cfg.seed
@@ -151,8 +150,7 @@ def _run(cfg, demo, out: Path, wall0: float, cpu0: float) -> dict:
     for method in methods:
         t0 = time.time()
         summary = train_step(cfg, model=warm, data=pairs, output_dir=out / method, loss_type=method,
-                             print_logs=False,  # the table and demo.png show the margins
-                             resume=last_complete_checkpoint(out / method) is not None)  # a killed demo continues
+                             print_logs=False)  # the table and demo.png show the margins
         lm = load_backend(warm, backend=backend, num_frames=frames, adapter=summary["adapter"])
         results[method] = mcq_accuracy(lm, decoded["heldout"], heldout, desc=f"eval: after {method.upper()}",
                                        **eval_kw)

@@ -184,7 +184,7 @@ def _run(plans, first, data, out: Path, eval_pairs, benchmarks: bool, evaluate, 
     """:func:`run_ablation` once its folder is claimed."""
     from savi_plugin.data.outputs import write_json, write_text
     from savi_plugin.data.paths import path_for_file
-    from savi_plugin.training.run import last_complete_checkpoint, run_training
+    from savi_plugin.training.run import run_training
 
     rows: dict[str, dict[str, Any]] = {}
     base_scores = None
@@ -199,8 +199,7 @@ def _run(plans, first, data, out: Path, eval_pairs, benchmarks: bool, evaluate, 
                 model=str(recipe.model.path), data=str(data), output_dir=recipe.train["output_dir"],
                 backend=recipe.model.backend, lora=recipe.lora.peft_kwargs(), training=training_kwargs(recipe),
                 reference_model=recipe.reference_model, eval_data=str(eval_pairs) if eval_pairs else None,
-                print_logs=print_logs,  # a loss killed during training continues from its last checkpoint
-                resume=last_complete_checkpoint(Path(recipe.train["output_dir"])) is not None)
+                print_logs=print_logs)
             if benchmarks:
                 summary["eval"] = evaluate(recipe, recipe.model.path, out / loss / "eval", adapter=summary["adapter"])
             return summary
