@@ -1,6 +1,6 @@
 """A run's configuration fingerprint: what a resumed or repeated run must share with the run it continues.
 
-Every resumable job (``savi generate`` into an output, ``savi train --resume`` in an output folder, ``savi align``
+Every resumable job (``savi generate`` into an output, ``savi train`` in an output folder, ``savi align``
 in a run folder) stores the configuration it was started with next to its output. A later run into the same
 output compares its own configuration with the stored one, key by key (nested mappings are compared leaf by
 leaf, as dotted key paths), and is refused when anything that shapes the result differs: continuing with

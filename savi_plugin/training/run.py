@@ -402,15 +402,28 @@ def _train(*, model, data, output_dir: Path, backend, lora, options, config, res
            print_logs: bool = True) -> dict[str, Any]:
     """:func:`run_training` once the output folder is claimed (checked, locked; :mod:`savi_plugin.data.outputs`)."""
     from savi_plugin.models import load_backend
-    from savi_plugin.training.distributed import every_rank_report, setup_process_group, shared_resume_point
+    from savi_plugin.training.distributed import (
+        broadcast,
+        every_rank_report,
+        setup_process_group,
+        shared_resume_point,
+    )
     from savi_plugin.training.trainer import trainer_class
 
     setup_process_group(config)  # before the model is built: ZeRO-3's zero.Init asks the world size
     if config.learning_rate == 0 and config.max_steps != 0:  # allowed (a run that only measures the loss), and said
         log.warning("train.learning_rate is 0: the adapter's weights will not change; the run measures the loss only")
     config_path = output_dir / CONFIG_FILE
-    resume_from = shared_resume_point(_resume_argument(resume, output_dir, run_config) if current().is_main
-                                      else None, output_dir)
+    chosen, refused = None, None
+    if current().is_main:  # rank 0 judges the folder; a refusal stops every rank (none waits in a collective)
+        try:
+            chosen = _resume_argument(resume, output_dir, run_config)
+        except ForeignCheckpointError as exc:
+            refused = str(exc)
+    refused = broadcast(refused)
+    if refused is not None:
+        raise ForeignCheckpointError(refused)
+    resume_from = shared_resume_point(chosen, output_dir)
     main_process = current().is_main
     if main_process:  # the mark (checked by claim) holds the configuration a later resume is compared with
         claimed.write_mark()
