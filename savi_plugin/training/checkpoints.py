@@ -9,6 +9,7 @@ again once the save is done, so a checkpoint torn by a kill or a full disk still
 A checkpoint is *complete* when its ``trainer_state.json`` (the Trainer writes it last) parses and names step N.
 :func:`resume_point` sorts a folder's checkpoints:
 
+* one whose state or identity names another step than its name (renamed, or copied from elsewhere): refused;
 * complete and of this run: the newest is where the run resumes;
 * of another run (another fingerprint), or complete and carrying no identity (another tool's, or copied from
   elsewhere): refused in one line naming it -- resuming from it would continue another run's weights, optimizer
@@ -57,13 +58,14 @@ def read_identity(checkpoint: str | Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) and isinstance(data.get("run"), str) else None
 
 
-def is_complete(checkpoint: str | Path, step: int) -> bool:
-    """Whether ``checkpoint``'s ``trainer_state.json`` (written last by the Trainer) parses and names ``step``."""
+def state_step(checkpoint: str | Path) -> int | None:
+    """The step ``checkpoint``'s ``trainer_state.json`` (written last by the Trainer) names, or None (absent or
+    torn)."""
     try:
         state = json.loads((Path(checkpoint) / "trainer_state.json").read_text(encoding="utf-8"))
-        return int(state.get("global_step", -1)) == step
-    except (OSError, ValueError, TypeError, AttributeError):
-        return False
+        return int(state["global_step"])
+    except (OSError, ValueError, TypeError, KeyError):
+        return None
 
 
 def write_identity(checkpoint: str | Path, fingerprint: str, config: dict[str, Any], step: int) -> None:
@@ -101,9 +103,15 @@ def resume_point(output_dir: str | Path, fingerprint: str | None, *, config: dic
     """
     newest, torn = None, []
     for step, path in checkpoint_folders(output_dir):  # every one is judged before anything is removed
-        identity = read_identity(path)
+        identity, saved = read_identity(path), state_step(path)
+        held = {saved, identity.get("step") if identity else None} - {None}
+        if held - {step}:
+            raise ForeignCheckpointError(
+                f"{path}: holds step {min(held - {step})}, not {step} (renamed, or copied from elsewhere); resuming "
+                f"from it would continue at the wrong step: move it out of {output_dir}, or choose another "
+                f"--output-dir")
         ours = identity is not None and identity["run"] == fingerprint
-        complete = is_complete(path, step)
+        complete = saved == step
         if not ours and (identity is not None or complete):
             raise ForeignCheckpointError(
                 f"{path}: {_why_not_ours(identity, config, ignore)}; resuming from it would continue another "

@@ -43,6 +43,8 @@ from savi_plugin.config.sections import LoraSection
 from savi_plugin.data.identity import ADAPTER_FILE, input_identity, model_identity, same_identity, write_adapter_identity
 from savi_plugin.data.outputs import claim, disk_error, move_into, remove_tree, write_json
 from savi_plugin.data.paths import name_for_file, path_for_file, path_for_peft
+from savi_plugin.errors import RunError
+from savi_plugin.launch import current
 from savi_plugin.training.checkpoints import (
     CHECKPOINT_FILE,
     ForeignCheckpointError,
@@ -50,8 +52,6 @@ from savi_plugin.training.checkpoints import (
     read_identity,
     resume_point,
 )
-from savi_plugin.errors import RunError
-from savi_plugin.launch import current
 
 log = logging.getLogger(__name__)
 

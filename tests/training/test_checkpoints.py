@@ -140,3 +140,34 @@ def test_a_checkpoint_of_another_configuration_is_refused_with_or_without_resume
     assert code == 2 and "carries no savi run identity" in err and _files(out) == before
     with pytest.raises(ForeignCheckpointError, match="checkpoint-4"):  # savi align's resume decision agrees
         last_complete_checkpoint(out)
+
+
+def test_resume_point_sorts_a_folder_by_identity_and_completeness(tmp_path, caplog):
+    """No training: folders as a stop leaves them. A torn checkpoint of this run is removed only with ``clean``;
+    one torn before its identity was written is left and named; neither is resumed from."""
+    from savi_plugin.training.checkpoints import (
+        ForeignCheckpointError,
+        resume_point,
+        write_identity,
+    )
+
+    def checkpoint(step, run, complete):
+        folder = tmp_path / f"checkpoint-{step}"
+        if run is not None:
+            write_identity(folder, run, {"training": {"learning_rate": 1e-3}}, step)
+        folder.mkdir(exist_ok=True)
+        if complete:
+            (folder / "trainer_state.json").write_text(json.dumps({"global_step": step}))
+
+    checkpoint(1, "ours", True)
+    checkpoint(2, "ours", True)
+    checkpoint(3, "ours", False)
+    checkpoint(4, None, False)
+    assert resume_point(tmp_path, "ours") == str(tmp_path / "checkpoint-2")
+    assert (tmp_path / "checkpoint-3").is_dir() and "checkpoint-4 is incomplete and carries no" in caplog.text
+    assert resume_point(tmp_path, "ours", clean=True) == str(tmp_path / "checkpoint-2")
+    assert not (tmp_path / "checkpoint-3").exists() and (tmp_path / "checkpoint-4").is_dir()
+    shutil.copytree(tmp_path / "checkpoint-2", tmp_path / "checkpoint-7")  # a renamed copy: refused by name
+    with pytest.raises(ForeignCheckpointError, match="checkpoint-7: holds step 2, not 7"):
+        resume_point(tmp_path, "ours", clean=True)
+    assert (tmp_path / "checkpoint-7").is_dir() and (tmp_path / "checkpoint-4").is_dir()
