@@ -154,6 +154,20 @@ def _margin_svg(rows: list[dict[str, Any]]) -> str:
             f'<text x="{pad}" y="14" font-size="11">margin {y0:.3g} .. {y1:.3g}, steps {x0}..{x1}</text></svg>')
 
 
+#: most characters of a record's ``meta`` a pair page shows (a stored perturbation may be long)
+META_CHARS = 65_536
+
+
+def _meta_text(meta: Any) -> str:
+    """``meta`` as JSON for a pair page: indented when short, else compact and cut at :data:`META_CHARS`."""
+    compact = json.dumps(meta, default=str)
+    if len(compact) <= META_CHARS // 4:
+        return json.dumps(meta, indent=1, default=str)
+    if len(compact) <= META_CHARS:
+        return compact
+    return f"{compact[:META_CHARS]} ... ({len(compact) - META_CHARS} more characters)"
+
+
 def _pair_page(number: int, total: int, record: PreferenceRecord, thumbs, video: Path | None,
                diagnostics: list[dict[str, Any]]) -> str:
     up = "../../"
@@ -194,7 +208,7 @@ def _pair_page(number: int, total: int, record: PreferenceRecord, thumbs, video:
         if last.get("chosen_tokens") and last.get("chosen_token_kl"):
             body.append('<h2>chosen tokens coloured by KL(reference || policy)</h2><div class="resp" id="kl">'
                         + coloured_tokens(last["chosen_tokens"], last["chosen_token_kl"]) + "</div>")
-    body.append(f'<h2>meta</h2><div class="meta">{escape(json.dumps(record.meta, indent=1, default=str))}</div>')
+    body.append(f'<h2>meta</h2><div class="meta">{escape(_meta_text(record.meta))}</div>')
     return page(f"pair {record.id}", body)
 
 
