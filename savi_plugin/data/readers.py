@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from savi_plugin.data.files import file_problem
-from savi_plugin.data.record import DataError, PreferenceRecord, validate_record
+from savi_plugin.data.record import DataError, PreferenceRecord, json_kind, validate_record
 from savi_plugin.untrusted import MAX_TEXT_CHARS, load_json
 
 FORMATS = ("savi", "rrpo", "trl")
@@ -160,7 +160,7 @@ def rrpo_to_record(obj: Any, file: str, line: int) -> PreferenceRecord:
     ``answer_masked``, ``pred_masked``, ``media_path`` (the code) or ``video`` (the docs), ``sample_id``.
     """
     if not isinstance(obj, dict):
-        raise DataError(file, line, None, f"expected a JSON object, got {type(obj).__name__}")
+        raise DataError(file, line, None, f"expected a JSON object, got {json_kind(obj)}")
     if "sample_id" not in obj:
         raise DataError(file, line, "sample_id", "missing required field")
     if not isinstance(obj["sample_id"], (str, int)) or isinstance(obj["sample_id"], bool):
@@ -217,7 +217,7 @@ def record_to_rrpo(record: PreferenceRecord) -> dict[str, Any]:
 def trl_to_record(obj: Any, file: str, line: int) -> PreferenceRecord:
     """Map a TRL standard-format object (``prompt``/``chosen``/``rejected`` strings, plus ``video``)."""
     if not isinstance(obj, dict):
-        raise DataError(file, line, None, f"expected a JSON object, got {type(obj).__name__}")
+        raise DataError(file, line, None, f"expected a JSON object, got {json_kind(obj)}")
     extra = {k: v for k, v in obj.items() if k not in {"prompt", "chosen", "rejected", "video", "id"}}
     record = {
         "id": str(obj.get("id", f"{Path(file).stem}-{line}")),
