@@ -16,6 +16,7 @@ lines are, and lists the problems in line order.
 from __future__ import annotations
 
 import itertools
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -63,11 +64,16 @@ def iter_lines(path: str | Path, limit: int | None = None) -> Iterator[tuple[int
             elif len(raw) <= limit:
                 yield number, raw, False  # the last line, with no line feed
             else:  # too long: skip to the end of the line, a block at a time
-                while True:
-                    more = fh.readline(1 << 20)
-                    if not more or more.endswith(b"\n"):
+                ended = False
+                while not ended:
+                    block = fh.read(1 << 22)
+                    if not block:
                         break
-                yield number, None, bool(more)
+                    end = block.find(b"\n")
+                    if end >= 0:  # go back to just after the line feed
+                        fh.seek(end + 1 - len(block), os.SEEK_CUR)
+                        ended = True
+                yield number, None, ended
 
 
 def line_problem(path: str | Path, number: int, message: str, reason: str = UNREADABLE_LINE) -> DataError:

@@ -7,8 +7,10 @@ are decoded later, once per pair, by the collator.
 
 Bad input is never silently replaced:
 
-* a malformed record, a video file that does not exist (``missing_video``), is not a readable video by its
-  headers -- empty, not a video, no video stream, torn header, frames above the pixel cap (``bad_video``,
+* a line that is not a record at all (torn, not JSON, not UTF-8, too long: ``unreadable_line``) or not a valid
+  one (``bad_record``) -- the readers' reasons, :mod:`savi_plugin.data.readers` --, a video file that does not
+  exist (``missing_video``), is not a readable video by its headers -- empty, not a video, no video stream,
+  torn header, frames above the pixel cap (``bad_video``,
   :func:`~savi_plugin.video.decode.probe_video`) --, a video path that leaves an explicitly set data root
   (``outside_data_root``, :mod:`savi_plugin.data.paths`), or a question that alone fills the token budget
   (``prompt_too_long``: prompts are never truncated) raises :class:`~savi_plugin.data.DataError` naming
