@@ -22,7 +22,12 @@ from pathlib import Path
 from typing import Any
 
 from savi_plugin.data.files import file_problem
-from savi_plugin.data.record import DataError, PreferenceRecord, json_kind, validate_record
+from savi_plugin.data.record import (
+    DataError,
+    PreferenceRecord,
+    json_kind,
+    validate_record,
+)
 from savi_plugin.untrusted import MAX_TEXT_CHARS, load_json
 
 FORMATS = ("savi", "rrpo", "trl")
