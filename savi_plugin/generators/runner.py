@@ -521,8 +521,9 @@ def build_report(prog_path: Path, out_path: Path, total_items: int | None = None
                 listed[status].append(entry)
     lines = 0
     if out_path.exists():
-        with open(out_path, "rb") as fh:
-            lines = sum(1 for raw in fh if raw.endswith(b"\n"))
+        from savi_plugin.data.readers import iter_lines
+
+        lines = sum(1 for _, _, ended in iter_lines(out_path) if ended)  # bounded per line
     report = {
         "output": str(out_path),
         "progress": str(prog_path),
