@@ -173,7 +173,7 @@ def test_an_adapter_trained_on_another_base_is_refused_before_lmms_eval(tmp_path
     (adapter / "adapter_config.json").write_text(json.dumps({"peft_type": "LORA"}))
     write_adapter_identity(adapter, tiny_qwen2_vl, None)
     code, _, err = _suite(["savi_perceptiontest", "--model", str(tiny_llava_onevision), "--adapter", str(adapter),
-                           "--out", str(tmp_path / "s")])
+                           "--data-root", str(tmp_path), "--out", str(tmp_path / "s")])  # data: not what fails
     assert code == 2 and "the adapter was trained on" in err and not (tmp_path / "s").exists()
 
 
