@@ -46,7 +46,7 @@ from savi_plugin.generators.tagging import (
 )
 from savi_plugin.generators.textlm import check_text_lm_option, resolve_text_lm
 from savi_plugin.generators.text import word_count
-from savi_plugin.video.perturb import apply_perturbations, normalize_specs
+from savi_plugin.video.perturb import apply_perturbations, draws_vary, normalize_specs
 from savi_plugin.untrusted import same_text
 
 log = logging.getLogger(__name__)
@@ -74,7 +74,8 @@ class RRPOConfig:
             the subject's extent so parts of it stay visible, + shuffle). ``"occlude:1;size=frame,shuffle"`` is
             the fixed box of 31% of the frame, which hides a small subject completely
             (:func:`savi_plugin.video.perturb.occlude_frames`).
-        num_perturbations: independent perturbation draws per question, 1 to :data:`MAX_DRAWS`.
+        num_perturbations: independent perturbation draws per question, 1 to :data:`MAX_DRAWS`; more than one
+            only when draws can differ (a random step in the pipeline, or ``do_sample``).
         pairs_per_question: the most pairs kept per question (the first wrong draws); None keeps every error.
         answer_format: how MCQ responses are written in the pair. ``letter_option``: ``"(B) red circle"``;
             ``option``: ``"red circle"``; ``letter``: ``"(B)"`` (both sides rendered from the option each
@@ -133,6 +134,11 @@ class RRPOConfig:
         if self.tagging == "model" and self.tagger_model is None:
             raise ValueError("tagging 'model' needs tagger_model (a local causal LM directory, or 'policy')")
         self.perturbations = normalize_specs(self.perturbations)
+        if self.num_perturbations > 1 and not self.do_sample and not draws_vary(self.perturbations):
+            raise ValueError(f"num_perturbations={self.num_perturbations} draws of a pipeline with no random step "
+                             f"({', '.join(s['name'] for s in self.perturbations)}) perturb every clip the same way "
+                             f"and greedy decoding answers them alike: the same pair again under another id; use "
+                             f"num_perturbations: 1, a random step (shuffle, mask, drop) or do_sample: true")
 
 
 @dataclass

@@ -441,6 +441,15 @@ def normalize_specs(specs: Sequence[dict[str, Any] | str] | str | None) -> list[
     return out
 
 
+def draws_vary(specs: Sequence[dict[str, Any] | str] | str | None, num_frames: int = 8) -> bool:
+    """Whether two draws of the pipeline can differ: False for one with no random step (``reverse``, ``blur``, the
+    default occluder on every frame), whose every draw perturbs a clip the same way. Tried on a blank ``num_frames``
+    clip with 8 random generators: each step's ``info`` says exactly what it did, so equal infos are equal draws."""
+    clip = np.zeros((num_frames, 16, 16, 3), np.uint8)
+    infos = [apply_perturbations(clip, specs, np.random.default_rng(seed))[1] for seed in range(8)]
+    return any(info != infos[0] for info in infos[1:])
+
+
 def _scalar(raw: str) -> Any:
     """``"0.3"`` -> 0.3, ``"true"`` -> True, anything else stays a string."""
     if raw.lower() in ("true", "false"):

@@ -67,6 +67,8 @@ CASES = [
     (["-o", "pairs_per_question=1000"], "--option pairs_per_question: must be >= 1 and <= 64"),
     (["--perturb", "shuffle," * 13], "--perturb: a pipeline of 13 steps; at most 12"),
     (["-o", "perturbations=[" + "reverse, " * 100 + "shuffle]"], "--option perturbations: a pipeline of 101 steps"),
+    (["--perturb", "reverse", "-o", "num_perturbations=2"],
+     "--option num_perturbations: num_perturbations=2 draws of a pipeline with no random step (reverse)"),
     (["--generator", "videosavi", "-o", "num_questions=4294967295"], "--option num_questions: must be >= 1 and <= 64"),
     (["--generator", "videosavi", "-o", "duplicate_threshold=2"], "--option duplicate_threshold: must be >= 0 and <= 1"),
     (["--generator", "videosavi", "-o", "min_question_words=9", "-o", "max_question_words=3"],
@@ -118,3 +120,17 @@ def test_a_batch_s_memory_counts_every_draw_s_clip(tmp_path, monkeypatch):
                                           r"\(num_perturbations\)\), above the per-batch budget .* lower the batch "
                                           r"size or num_perturbations"):
         _decode(items, 8, gen=RRPOGenerator({"num_perturbations": 2}))
+
+
+def test_draws_beyond_the_distinct_ones_are_refused_only_when_they_cannot_differ():
+    """More than one draw needs a random step or sampling: a fixed pipeline under greedy decoding would write the
+    same pair again under another id."""
+    from savi_plugin.generators.rrpo import RRPOConfig
+    from savi_plugin.video.perturb import draws_vary
+
+    assert not draws_vary("reverse") and not draws_vary("blur:4,occlude") and draws_vary(None)
+    assert draws_vary("shuffle") and draws_vary("mask:0.5") and draws_vary("occlude:1;position=random")
+    assert RRPOConfig(num_perturbations=2, perturbations="reverse", do_sample=True).num_perturbations == 2
+    assert RRPOConfig(num_perturbations=64).num_perturbations == 64  # the default pipeline shuffles
+    with pytest.raises(ValueError, match="no random step"):
+        RRPOConfig(num_perturbations=2, perturbations="occlude")
