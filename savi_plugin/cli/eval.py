@@ -122,7 +122,7 @@ def run_lmms_eval(args) -> int:
     )
     from savi_plugin.eval.hub_check import eval_data_env
     from savi_plugin.eval.registration import tasks_path
-    from savi_plugin.eval.task_names import check_task_names
+    from savi_plugin.eval.task_names import check_task_names, include_folders
 
     env = dict(os.environ)
     check_data_root(args.data_root)
@@ -137,7 +137,8 @@ def run_lmms_eval(args) -> int:
         print("+", " ".join(command), file=sys.stderr)
         return subprocess.call(command, env=env)
     requested = [t.strip() for t in tasks.split(",") if t.strip()]
-    check_task_names(requested, "--tasks")  # a misspelt task: one line now, not after lmms-eval loaded the model
+    # a misspelt task: one line now, not after lmms-eval loaded the model; the user's own task folders count
+    check_task_names(requested, "--tasks", include=include_folders(flag_value(lmms_args, "--include_path"), env))
     check_devices(lmms_args)  # meta, xla, a GPU that is not here: one line now, not per document
     env = eval_data_env(requested, env)  # data that cannot be had: one line, before lmms-eval loads the model
     output = flag_value(lmms_args, "--output_path")

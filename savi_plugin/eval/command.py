@@ -4,8 +4,9 @@ step use it).
 lmms-eval re-parses two of its arguments: ``--model_args`` (``k=v,k=v``, quotes, JSON brackets) and
 ``--output_path``, which it appends to ``--hf_hub_log_args`` as ``,output_path=<path>`` and splits again on ``,``
 and ``=`` (a folder ``out,output_path=/elsewhere`` would move lmms-eval's output out of it, ``out, limit=2`` would
-inject a keyword). A path holding one of :data:`PATH_SYNTAX` reaches lmms-eval only as a temporary link without
-those characters (:func:`safe_paths`), and by construction no caller can skip that: the builders of the command
+inject a keyword), and types every value (a model folder ``1e5`` arrives as the float 100000.0, an adapter folder
+``True`` as a boolean). A path lmms-eval would misread (:func:`misread`) reaches it only as a temporary link it reads
+as given (:func:`safe_paths`), and by construction no caller can skip that: the builders of the command
 line (:func:`savi_video_args` for every path value, :func:`lmms_eval_command` for ``--output_path``) refuse such a
 path, and :func:`savi_video_command` -- the evaluation of a model (+ adapter) that the suite and the recipes' eval
 step run -- links its paths before building the command.
@@ -32,15 +33,55 @@ _SUBCOMMANDS_WITHOUT_TASKS = ("models", "version", "ui", "serve", "power", "tui"
 PATH_SYNTAX = frozenset(",=\"'{}[]")
 
 
-def misread(path: object) -> bool:
-    """Whether lmms-eval would not read ``path`` as the path it is: it holds one of :data:`PATH_SYNTAX`, or it
-    starts with ``-`` (argparse reads ``--output_path -x`` as a missing value followed by an option ``-x``)."""
+def retyped(text: str) -> object | None:
+    """What lmms-eval makes of ``text`` as the value of a ``k=v,k=v`` string when that is not the text itself, else
+    None. Both re-parsed arguments reach it as such a value (``--model_args`` and ``--output_path``, see
+    :data:`PATH_SYNTAX`), and lmms-eval 0.7.3's ``simple_parse_args_string`` (``lmms_eval/utils.py``) types every
+    value through ``handle_arg_string``: ``true``/``false`` in any case become booleans, a ``str.isnumeric()``
+    text goes through ``int()`` (``07`` is 7; a vulgar fraction is numeric to Python but ``int()`` raises, so
+    lmms-eval stops), and any text ``float()`` reads becomes a float (``1e5``, ``nan``, ``inf``, ``1_0``, ``+1``,
+    Arabic-Indic digits). ``None``, ``0x1f`` and ``1e5x`` stay text. Described here rather than imported, because importing
+    ``lmms_eval.utils`` loads torch and transformers (~10 s); ``tests/eval/test_command.py`` checks this against
+    lmms-eval's own function."""
+    if text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    if text.isnumeric():
+        try:
+            return int(text)
+        except ValueError:
+            return ValueError(f"int({text!r}) raises")
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+def misread_reason(path: object) -> str | None:
+    """Why lmms-eval would not read ``path`` as the path it is, or None when it would: it holds one of
+    :data:`PATH_SYNTAX`; it starts with ``-`` (argparse reads ``--output_path -x`` as a missing value followed by an
+    option ``-x``); it ends in whitespace (lmms-eval strips each ``k=v``); or its value is typed (:func:`retyped`:
+    a model folder ``1e5`` would reach ``savi_video`` as the float 100000.0, an adapter ``True`` as a boolean)."""
     text = str(path)
-    return bool(PATH_SYNTAX & set(text)) or text.startswith("-")
+    if PATH_SYNTAX & set(text):
+        return f"it holds one of {''.join(sorted(PATH_SYNTAX))}, which lmms-eval splits on"
+    if text.startswith("-"):
+        return "it starts with -, which lmms-eval's argument parser reads as an option"
+    if text != text.rstrip():
+        return "it ends in whitespace, which lmms-eval strips"
+    value = retyped(text)
+    if value is not None:
+        return f"lmms-eval reads it as {value!r}, not as a path" if not isinstance(value, Exception) else \
+            f"lmms-eval cannot read it as a value ({value})"
+    return None
+
+
+def misread(path: object) -> bool:
+    """Whether lmms-eval would not read ``path`` as the path it is (:func:`misread_reason`)."""
+    return misread_reason(path) is not None
 
 
 def _refuse_syntax(name: str, value: object) -> str:
-    """``value`` as text, or a :class:`ConfigError` naming it when lmms-eval would re-parse it."""
+    """``value`` as text, or a :class:`ConfigError` naming it when lmms-eval would split it."""
     text = str(value)
     if PATH_SYNTAX & set(text):
         raise ConfigError("", f"{name}={text!r} holds one of {''.join(sorted(PATH_SYNTAX))}, which lmms-eval "
@@ -49,10 +90,11 @@ def _refuse_syntax(name: str, value: object) -> str:
 
 
 def _refuse_path(flag: str, value: object) -> str:
-    """An option's path value as text, or a :class:`ConfigError` naming it when lmms-eval would misread it."""
-    if misread(value):
-        raise ConfigError("", f"{flag}={str(value)!r} starts with - or holds one of {''.join(sorted(PATH_SYNTAX))}, "
-                              f"which lmms-eval re-parses: pass the path through savi_plugin.eval.command.safe_paths")
+    """A path value as text, or a :class:`ConfigError` naming it when lmms-eval would misread it."""
+    reason = misread_reason(value)
+    if reason:
+        raise ConfigError("", f"{flag}={str(value)!r}: lmms-eval re-parses it ({reason}): pass the path through "
+                              f"savi_plugin.eval.command.safe_paths")
     return str(value)
 
 
@@ -77,7 +119,8 @@ def lmms_eval_command(lmms_eval_args: list[str], tasks_path: str | None = None) 
 
 
 def _model_arg(name: str, value: object) -> str:
-    return f"{name}={_refuse_syntax(f'savi_video model_args: {name}', value)}"
+    what = f"savi_video model_args: {name}"
+    return f"{name}={_refuse_path(what, value) if name in READ_PATH_ARGS else _refuse_syntax(what, value)}"
 
 
 def savi_video_args(model: str | Path, tasks: list[str], output_path: str | Path, *, num_frames: int,
@@ -87,7 +130,7 @@ def savi_video_args(model: str | Path, tasks: list[str], output_path: str | Path
     """lmms-eval arguments that evaluate ``model`` (+ ``adapter``) with the ``savi_video`` model on ``tasks``.
 
     Every path must already be one lmms-eval reads as given (:func:`savi_video_command` makes them so);
-    a path holding :data:`PATH_SYNTAX` is refused with a :class:`ConfigError` naming it."""
+    a path lmms-eval would misread (:func:`misread`) is refused with a :class:`ConfigError` naming it."""
     model_args = [_model_arg("pretrained", model), _model_arg("num_frames", num_frames), _model_arg("dtype", dtype)]
     if adapter:
         model_args.append(_model_arg("adapter", adapter))
@@ -206,16 +249,16 @@ def safe_paths(*paths: str | Path | None):
     with tempfile.TemporaryDirectory(prefix="savi-lmms-eval-") as links:
         out = []
         for n, path in enumerate(paths):
-            if path is not None and misread(path):
+            reason = misread_reason(path) if path is not None else None
+            if reason:
                 if not os.path.exists(path):
                     raise ConfigError("", f"{path}: no such file or folder (and lmms-eval could not be given this "
-                                          f"name as it is: it starts with - or holds one of "
-                                          f"{''.join(sorted(PATH_SYNTAX))})")
+                                          f"name as it is: {reason})")
                 link = Path(links) / f"path{n}"
                 link.symlink_to(Path(path).resolve(), target_is_directory=Path(path).is_dir())
                 if misread(link):
-                    raise ConfigError("", f"{path}: lmms-eval cannot be given this path (it holds one of "
-                                          f"{''.join(sorted(PATH_SYNTAX))}), nor the temporary folder {links}")
+                    raise ConfigError("", f"{path}: lmms-eval cannot be given this path ({reason}), nor the "
+                                          f"temporary folder {links} ({misread_reason(link)})")
                 path = link
             out.append(path)
         yield out

@@ -4,7 +4,9 @@ lmms-eval's ``TaskManager`` indexes every task YAML by importing and parsing it 
 files). The names a run may ask for are the scalar ``task:``, ``group:`` and ``tag:`` values of those YAMLs
 (lmms-eval's own rule: a YAML whose ``task`` is a string defines that task; a ``group`` names a group; a ``tag``
 groups tasks), so they are read here from the files' text, in ~0.4 s: our task folder
-(:func:`savi_plugin.eval.registration.tasks_path`) and lmms-eval's built-in ``lmms_eval/tasks`` folder.
+(:func:`savi_plugin.eval.registration.tasks_path`), lmms-eval's built-in ``lmms_eval/tasks`` folder, and the folders
+a run adds (:func:`include_folders`: ``--include_path`` and ``$LMMS_EVAL_PLUGINS``, as lmms-eval's ``TaskManager``
+adds them).
 Checked against ``TaskManager().all_tasks`` of lmms-eval 0.7.3: every savi task, group and tag is found, and
 all but a handful of built-ins (tasks whose names only Python code generates) are.
 
@@ -16,7 +18,10 @@ from __future__ import annotations
 
 import difflib
 import functools
+import importlib.util
+import os
 import re
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 _KEY = re.compile(r"""^["']?(task|group|tag)["']?\s*:\s*(.*?)\s*(?:#.*)?$""")
@@ -82,8 +87,28 @@ def known_task_names() -> frozenset[str]:
     return shipped | extra
 
 
-def check_task_names(tasks: list[str], key: str = "eval.tasks", source: str | None = None) -> None:
-    """Refuse a task name lmms-eval would not find.
+def include_folders(include_path: str | None, env: Mapping[str, str] | None = None) -> list[str]:
+    """The task folders an lmms-eval run reads besides its built-in ones, as lmms-eval 0.7.3 finds them: its
+    ``--include_path`` (one path, walked recursively by ``TaskManager.initialize_tasks`` in
+    ``lmms_eval/tasks/__init__.py``) and, for each module named in the comma-separated ``$LMMS_EVAL_PLUGINS``, the
+    folder of its ``<module>.tasks`` package (``lmms_eval/__main__.py`` appends those to the include path). A plugin
+    that cannot be found adds nothing here; lmms-eval names it when it starts."""
+    env = os.environ if env is None else env
+    folders = [include_path] if include_path else []
+    for plugin in filter(None, (p.strip() for p in env.get("LMMS_EVAL_PLUGINS", "").split(","))):
+        try:
+            spec = importlib.util.find_spec(f"{plugin}.tasks")
+        except (ImportError, ValueError):
+            spec = None
+        if spec is not None and spec.submodule_search_locations:
+            folders.append(next(iter(spec.submodule_search_locations)))
+    return folders
+
+
+def check_task_names(tasks: list[str], key: str = "eval.tasks", source: str | None = None,
+                     include: Iterable[str | Path] = ()) -> None:
+    """Refuse a task name lmms-eval would not find: in none of our tasks, lmms-eval's built-in ones, those of the
+    registered benchmarks, and the folders ``include`` (:func:`include_folders`: the run's own ``--include_path``).
 
     Raises:
         ConfigError: ``source: eval.tasks[i]: unknown lmms-eval task 'x'; did you mean ...``.
@@ -93,9 +118,15 @@ def check_task_names(tasks: list[str], key: str = "eval.tasks", source: str | No
     known = known_task_names()
     if not known:  # lmms-eval not installed: the eval step names that itself
         return
+    include = [str(folder) for folder in include]
+    if any(name not in known for name in tasks):
+        for folder in include:
+            known = known | scan_task_names(folder)
     for i, name in enumerate(tasks):
         if name not in known:
             close = difflib.get_close_matches(name, sorted(known), n=3, cutoff=0.6)
             hint = f"; did you mean {', '.join(close)}?" if close else "; `lmms-eval --tasks list` lists them"
-            raise ConfigError(f"{key}[{i}]", f"unknown lmms-eval task {name!r} (neither a savi task nor an "
-                                             f"lmms-eval built-in){hint}", source)
+            where = "neither a savi task nor an lmms-eval built-in"
+            if include:
+                where = f"not a savi task, an lmms-eval built-in, nor a task under {', '.join(include)}"
+            raise ConfigError(f"{key}[{i}]", f"unknown lmms-eval task {name!r} ({where}){hint}", source)

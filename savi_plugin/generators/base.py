@@ -166,6 +166,14 @@ class Generator(abc.ABC):
         check_control_strings(self.prompts, control_strings(tokenizer), self.name, self.config.prompts,
                               type(self).__module__)
 
+    def clips_per_item(self) -> int:
+        """How many clips of an item's size :meth:`process` holds at once (the runner's per-batch memory estimate,
+        checked against ``$SAVI_MAX_BATCH_DECODED_BYTES`` before each batch is decoded)."""
+        return 1
+
+    #: the option that sets :meth:`clips_per_item`, for the refusal's message
+    clips_option: ClassVar[str | None] = None
+
     def check_items(self, items: Sequence[InputItem]) -> None:
         """Raise :class:`~savi_plugin.data.DataError` if the inputs lack what this generator needs."""
 

@@ -30,6 +30,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from savi_plugin.config.values import NonNegative, Range, checked, validate
 from savi_plugin.data.record import DataError, PreferenceRecord, validate_record
 from savi_plugin.generators.base import (PAIR, SKIPPED, BatchContext, Generator, Outcome, WorkItem, generate_chunked,
                                          stable_int)
@@ -45,13 +46,21 @@ from savi_plugin.generators.tagging import (
 )
 from savi_plugin.generators.textlm import check_text_lm_option, resolve_text_lm
 from savi_plugin.generators.text import word_count
-from savi_plugin.video.perturb import apply_perturbations, normalize_specs
+from savi_plugin.video.perturb import apply_perturbations, draws_vary, normalize_specs
 from savi_plugin.untrusted import same_text
 
 log = logging.getLogger(__name__)
 
 ANSWER_FORMATS = ("letter_option", "option", "letter", "raw")
 TAGGING = ("auto", "rule", "model")
+
+
+#: The most perturbation draws per question (``num_perturbations``; also the most pairs kept per question). Each draw
+#: is one more answer the model generates for the question, and a batch holds every draw's perturbed clip at once
+#: (:meth:`RRPOGenerator.clips_per_item`, checked against ``$SAVI_MAX_BATCH_DECODED_BYTES`` before the batch is
+#: decoded); RRPO keeps the first wrong draw of a question (``pairs_per_question: 1``), so 64 draws, 64 times the
+#: answers of one, is far past any use, and 4294967295 draws on one item would run until killed.
+MAX_DRAWS = 64
 
 
 @dataclass
@@ -65,7 +74,8 @@ class RRPOConfig:
             the subject's extent so parts of it stay visible, + shuffle). ``"occlude:1;size=frame,shuffle"`` is
             the fixed box of 31% of the frame, which hides a small subject completely
             (:func:`savi_plugin.video.perturb.occlude_frames`).
-        num_perturbations: independent perturbation draws per question.
+        num_perturbations: independent perturbation draws per question, 1 to :data:`MAX_DRAWS`; more than one
+            only when draws can differ (a random step in the pipeline, or ``do_sample``).
         pairs_per_question: the most pairs kept per question (the first wrong draws); None keeps every error.
         answer_format: how MCQ responses are written in the pair. ``letter_option``: ``"(B) red circle"``;
             ``option``: ``"red circle"``; ``letter``: ``"(B)"`` (both sides rendered from the option each
@@ -93,8 +103,8 @@ class RRPOConfig:
 
     prompts: Any = None
     perturbations: Any = None
-    num_perturbations: int = 1
-    pairs_per_question: int | None = 1
+    num_perturbations: int = checked(1, Range(1, MAX_DRAWS))
+    pairs_per_question: int | None = checked(1, Range(1, MAX_DRAWS))
     answer_format: str = "letter_option"
     keep_unmapped: bool = False
     judge_model: Any = None
@@ -102,8 +112,8 @@ class RRPOConfig:
     tagging: str = "auto"
     tag_rule: str = "figure"
     widen_tags: bool = False
-    long_answer_words: int = 12
-    short_answer_words: int = 5
+    long_answer_words: int = checked(12, NonNegative())
+    short_answer_words: int = checked(5, NonNegative())
     max_new_tokens: int = 64
     tag_max_new_tokens: int = 160
     judge_max_new_tokens: int = 8
@@ -112,6 +122,7 @@ class RRPOConfig:
     top_p: float = 1.0
 
     def __post_init__(self):
+        validate(self)  # the fields' declared types and ranges, for a caller that builds the options from Python
         if self.answer_format not in ANSWER_FORMATS:
             raise ValueError(f"answer_format must be one of {', '.join(ANSWER_FORMATS)}, got {self.answer_format!r}")
         if self.tagging not in TAGGING:
@@ -122,11 +133,12 @@ class RRPOConfig:
             check_text_lm_option(getattr(self, role), role)
         if self.tagging == "model" and self.tagger_model is None:
             raise ValueError("tagging 'model' needs tagger_model (a local causal LM directory, or 'policy')")
-        if int(self.num_perturbations) < 1:
-            raise ValueError("num_perturbations must be >= 1")
-        if self.pairs_per_question is not None and int(self.pairs_per_question) < 1:
-            raise ValueError("pairs_per_question must be >= 1 (or null for every error)")
         self.perturbations = normalize_specs(self.perturbations)
+        if self.num_perturbations > 1 and not self.do_sample and not draws_vary(self.perturbations):
+            raise ValueError(f"num_perturbations={self.num_perturbations} draws of a pipeline with no random step "
+                             f"({', '.join(s['name'] for s in self.perturbations)}) perturb every clip the same way "
+                             f"and greedy decoding answers them alike: the same pair again under another id; use "
+                             f"num_perturbations: 1, a random step (shuffle, mask, drop) or do_sample: true")
 
 
 @dataclass
@@ -155,6 +167,12 @@ class RRPOGenerator(Generator):
     prompt_fields = {"mcq_question": {"question", "options"}, "open_question": {"question"},
                      "judge_answer": {"question", "ground_truth", "answer"},
                      "tag_differences": {"chosen", "rejected"}, "tag_rewrite": {"label", "sentence"}}
+
+    clips_option = "num_perturbations"
+
+    def clips_per_item(self) -> int:
+        """The original clip and one perturbed copy per draw are held together while a batch is processed."""
+        return 1 + self.config.num_perturbations
 
     def check_items(self, items: Sequence[InputItem]) -> None:
         for item in items:

@@ -214,11 +214,13 @@ def check_inputs_encodable(items: Sequence[InputItem]) -> None:
 
 
 # --------------------------------------------------------------------------- one batch
-def _decode(items: Sequence[InputItem], num_frames: int,
-            data_root: str | Path | None = None) -> tuple[list[WorkItem], list[Outcome]]:
+def _decode(items: Sequence[InputItem], num_frames: int, data_root: str | Path | None = None,
+            gen: Generator | None = None) -> tuple[list[WorkItem], list[Outcome]]:
     from savi_plugin.video.decode import check_batch_budget, read_frames
 
-    check_batch_budget([item.video for item in items], num_frames)  # from the headers, before decoding the batch
+    # from the headers, before decoding the batch: every clip the generator holds at once (RRPO: one per draw)
+    check_batch_budget([item.video for item in items], num_frames, copies=gen.clips_per_item() if gen else 1,
+                       copies_key=gen.clips_option if gen else None)
     work, failed = [], []
     for item in items:
         if data_root is not None and not is_within(item.video, data_root):  # e.g. a symlink in an input folder
@@ -432,10 +434,10 @@ def _run_locked(gen, model, mine, config, base_meta, out_path, prog_path, index,
                    desc=f"savi generate {gen.name}" + (f" [{index}/{count}]" if count > 1 else ""), dynamic_ncols=True)
     try:
         with ThreadPoolExecutor(max_workers=1) as pool:  # decode the next batch while the model runs
-            pending = pool.submit(_decode, todo[0][1], frames, data_root) if todo else None
+            pending = pool.submit(_decode, todo[0][1], frames, data_root, gen) if todo else None
             for n, (b, chunk) in enumerate(todo):
                 work, outcomes = pending.result()
-                pending = pool.submit(_decode, todo[n + 1][1], frames, data_root) if n + 1 < len(todo) else None
+                pending = pool.submit(_decode, todo[n + 1][1], frames, data_root, gen) if n + 1 < len(todo) else None
                 ctx = BatchContext(seed=seed, batch_index=b, batch_size=batch_size, meta=base_meta)
                 outcomes = outcomes + _process(gen, lm, work, ctx)
                 by_item: dict[str, list[Outcome]] = {item.id: [] for item in chunk}

@@ -24,7 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Sequence
 
-from savi_plugin.config.values import checked
+from savi_plugin.config.values import AtLeast, Positive, Probability, Range, checked, validate
 from savi_plugin.data.record import DataError, PreferenceRecord, validate_record
 from savi_plugin.device import UsableDevice
 from savi_plugin.generators.base import (PAIR, SKIPPED, BatchContext, Generator, Outcome, WorkItem, generate_chunked,
@@ -39,6 +39,10 @@ from savi_plugin.models.prefix_cache import reuse_video_prefixes
 from savi_plugin.untrusted import same_text
 
 QUESTION_SOURCES = ("generate", "input")
+#: The most questions asked per video (``num_questions``). Each question costs three answers (answer, critique,
+#: revision) and all of them come from one generated list of at most ``max_new_tokens`` tokens; VideoSAVi asks about
+#: 6 per video (~24k pairs from ~4k videos), so 64 is far past any use and a typo such as 4294967295 is refused.
+MAX_QUESTIONS = 64
 SCORER_MODES = ("filter", "weight")
 
 
@@ -49,11 +53,11 @@ class VideoSAViConfig:
     Attributes:
         prompts: a YAML file (or mapping) overriding the packaged ``prompts/videosavi.yaml``.
         num_questions: questions asked per video: ``ceil(n/2)`` spatial and ``floor(n/2)`` temporal
-            (VideoSAVi: ~24k pairs from ~4k videos, i.e. about 6 per video).
+            (VideoSAVi: ~24k pairs from ~4k videos, i.e. about 6 per video); 1 to :data:`MAX_QUESTIONS`.
         question_source: ``generate`` (stage a) or ``input`` (use each input line's ``question``, one per
             video line, skipping stage a).
         min_edit_distance: drop a pair whose revision is closer than this to the initial answer
-            (word-level normalised edit distance; 0 keeps every revision that differs at all).
+            (word-level normalised edit distance, in [0, 1]; 0 keeps every revision that differs at all).
         min_question_words, max_question_words: length bounds of a parsed question.
         duplicate_threshold: questions within this normalised edit distance of an earlier one are duplicates.
         tagging: ``none`` (VideoSAVi trains with DPO on untagged pairs) or ``rule`` (add ``<MASK>`` tags by the
@@ -69,12 +73,12 @@ class VideoSAViConfig:
     """
 
     prompts: Any = None
-    num_questions: int = 6
+    num_questions: int = checked(6, Range(1, MAX_QUESTIONS))
     question_source: str = "generate"
-    min_edit_distance: float = 0.15
-    min_question_words: int = 3
-    max_question_words: int = 60
-    duplicate_threshold: float = 0.2
+    min_edit_distance: float = checked(0.15, Probability())
+    min_question_words: int = checked(3, AtLeast(1))
+    max_question_words: int = checked(60, AtLeast(1))
+    duplicate_threshold: float = checked(0.2, Probability())
     tagging: str = "none"
     max_new_tokens: int = 256
     do_sample: bool = False
@@ -83,10 +87,11 @@ class VideoSAViConfig:
     scorer: Any = None
     scorer_mode: str = "filter"
     scorer_margin: float = 0.0
-    scorer_temperature: float = 0.05
+    scorer_temperature: float = checked(0.05, Positive())
     scorer_device: str = checked("cpu", UsableDevice())
 
     def __post_init__(self):
+        validate(self)  # the fields' declared types and ranges, for a caller that builds the options from Python
         if self.question_source not in QUESTION_SOURCES:
             raise ValueError(f"question_source must be one of {', '.join(QUESTION_SOURCES)}, "
                              f"got {self.question_source!r}")
@@ -94,10 +99,9 @@ class VideoSAViConfig:
             raise ValueError(f"scorer_mode must be one of {', '.join(SCORER_MODES)}, got {self.scorer_mode!r}")
         if self.tagging not in ("none", "rule"):
             raise ValueError(f"tagging must be 'none' or 'rule', got {self.tagging!r}")
-        if int(self.num_questions) < 1:
-            raise ValueError("num_questions must be >= 1")
-        if self.scorer_temperature <= 0:
-            raise ValueError("scorer_temperature must be > 0")
+        if self.min_question_words > self.max_question_words:
+            raise ValueError(f"min_question_words ({self.min_question_words}) is above max_question_words "
+                             f"({self.max_question_words}): no question could be kept")
 
 
 @dataclass

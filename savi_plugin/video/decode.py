@@ -226,11 +226,15 @@ def estimate_clip_bytes(path: str | Path, frames: int) -> int:
     return decoded_bytes(frames, *size) if size else 0
 
 
-def batch_budget_message(count: int, first: str | Path, need: int, frames: int, budget: int) -> str:
+def batch_budget_message(count: int, first: str | Path, need: int, frames: int, budget: int, copies: int = 1,
+                         copies_key: str = "copies") -> str:
     """The one-line refusal of a batch of ``count`` clips (``first`` the first or largest) that decodes to
-    ``need`` bytes, above the per-batch ``budget``."""
-    return (f"a batch of {count} videos from {first} decodes to {format_bytes(need)} ({frames} frames each), above the "
-            f"per-batch budget of {format_bytes(budget)} (${BATCH_BYTES_ENV}); lower the batch size or raise the budget")
+    ``need`` bytes, above the per-batch ``budget``; ``copies`` clips of each held at once, set by ``copies_key``."""
+    held = f", held {copies} times ({copies_key})" if copies > 1 else ""
+    remedy = f"the batch size or {copies_key}" if copies > 1 else "the batch size"
+    return (f"a batch of {count} videos from {first} decodes to {format_bytes(need)} ({frames} frames each{held}), "
+            f"above the per-batch budget of {format_bytes(budget)} (${BATCH_BYTES_ENV}); lower {remedy} or raise the "
+            f"budget")
 
 
 def batch_bytes(sizes: list[int], clip_budget: int | None = None) -> int:
@@ -241,11 +245,15 @@ def batch_bytes(sizes: list[int], clip_budget: int | None = None) -> int:
 
 
 def check_batch_budget(paths: list[str | Path], frames: int, budget: int | None = None,
-                       key: str = "batch_size") -> None:
+                       key: str = "batch_size", copies: int = 1, copies_key: str | None = None) -> None:
     """Refuse a batch whose clips would decode to more than the per-batch budget, estimated from the headers
     before any clip is decoded. A clip alone above the per-clip budget is left to :func:`read_frames` (an input
     failure of that clip); the batch is the job's configuration (its batch size, recipe key ``key``), so this is
     a configuration error: the job stops with nothing marked for the batch.
+
+    Args:
+        copies: clips of each video's size held at once while the batch is processed (an RRPO batch holds the
+            original and one perturbed copy per draw), set by the option ``copies_key``.
 
     Raises:
         ConfigError: naming the batch's first video, the estimate and both remedies.
@@ -253,9 +261,10 @@ def check_batch_budget(paths: list[str | Path], frames: int, budget: int | None 
     from savi_plugin.errors import ConfigError
 
     budget = decoded_bytes_budget(budget, batch=True)
-    need = batch_bytes([estimate_clip_bytes(p, frames) for p in paths])
+    need = batch_bytes([estimate_clip_bytes(p, frames) for p in paths]) * copies
     if need > budget:
-        raise ConfigError(key, batch_budget_message(len(paths), paths[0], need, frames, budget))
+        raise ConfigError(key, batch_budget_message(len(paths), paths[0], need, frames, budget, copies,
+                                                    copies_key or "copies"))
 
 
 def declared_frame_size(path: str | Path) -> tuple[int, int] | None:

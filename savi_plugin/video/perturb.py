@@ -377,6 +377,12 @@ PERTURBATIONS: dict[str, Callable[..., tuple[np.ndarray, dict[str, Any]]]] = {
 }
 
 
+#: The most steps a pipeline may have: each perturbation twice (e.g. two occluders of different sizes). A step runs
+#: on every draw of every item, and composing more adds no failure pattern RRPO names (two shuffles are one
+#: shuffle), only cost: the bound keeps an options file of 200,000 steps (2.4 MB, inside the document caps) from
+#: running one item until killed.
+MAX_PIPELINE_STEPS = 2 * len(PERTURBATIONS)
+
 #: the forms a perturbation pipeline is written in, for messages
 SPEC_FORMS = ("e.g. [occlude, shuffle] or [{name: mask, fraction: 0.5}], or the string 'mask:0.25-0.5,shuffle' "
               "of --perturb")
@@ -390,9 +396,9 @@ def normalize_specs(specs: Sequence[dict[str, Any] | str] | str | None) -> list[
             ``"mask:0.25-0.5,shuffle"`` (see :func:`parse_spec`), or a list of dicts / names.
 
     Raises:
-        ValueError: an unknown perturbation or parameter, naming it and listing the known ones; an empty
-            pipeline (``--perturb ,``, ``perturbations=[]``), which would leave every video unperturbed and make
-            the "non-preferred" responses answers about the real video.
+        ValueError: an unknown perturbation or parameter, naming it and listing the known ones; more than
+            :data:`MAX_PIPELINE_STEPS` steps; an empty pipeline (``--perturb ,``, ``perturbations=[]``), which
+            would leave every video unperturbed and make the "non-preferred" responses answers about the real video.
     """
     import inspect
 
@@ -406,6 +412,9 @@ def normalize_specs(specs: Sequence[dict[str, Any] | str] | str | None) -> list[
         raise ValueError(f"no perturbation given: an empty pipeline leaves every video unperturbed, so the "
                          f"non-preferred responses would describe the real video; name at least one ({SPEC_FORMS}), "
                          f"or leave the option out for the default")
+    if len(specs) > MAX_PIPELINE_STEPS:
+        raise ValueError(f"a pipeline of {len(specs)} steps; at most {MAX_PIPELINE_STEPS} (each of the "
+                         f"{len(PERTURBATIONS)} perturbations twice): every step runs on every draw of every item")
     out = []
     for at, spec in enumerate(specs):
         if not isinstance(spec, (str, dict)) or (isinstance(spec, dict) and "name" not in spec):
@@ -430,6 +439,15 @@ def normalize_specs(specs: Sequence[dict[str, Any] | str] | str | None) -> list[
             raise ValueError(f"perturbation {name!r}: {exc}") from None
         out.append(spec)
     return out
+
+
+def draws_vary(specs: Sequence[dict[str, Any] | str] | str | None, num_frames: int = 8) -> bool:
+    """Whether two draws of the pipeline can differ: False for one with no random step (``reverse``, ``blur``, the
+    default occluder on every frame), whose every draw perturbs a clip the same way. Tried on a blank ``num_frames``
+    clip with 8 random generators: each step's ``info`` says exactly what it did, so equal infos are equal draws."""
+    clip = np.zeros((num_frames, 16, 16, 3), np.uint8)
+    infos = [apply_perturbations(clip, specs, np.random.default_rng(seed))[1] for seed in range(8)]
+    return any(info != infos[0] for info in infos[1:])
 
 
 def _scalar(raw: str) -> Any:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import os
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from savi_plugin.cli import main
 from savi_plugin.eval.command import (
@@ -77,3 +79,56 @@ def test_a_dry_run_shows_the_link_the_real_run_passes(out, tmp_path, monkeypatch
     shown = capsys.readouterr()
     line = next(x for x in (shown.out + shown.err).splitlines() if "--output_path" in x)
     assert f"--output_path <temporary link to '{out}/iter_0/eval/lmms_eval'>" in line
+
+
+# ------------------------------------------------------------------------------------------------ typed values
+#: folder names lmms-eval's value typing turns into something else, and look-alikes it leaves as text
+TYPED_NAMES = ["1e5", "True", "false", "TRUE", "07", "0", "nan", "inf", "-inf", "+1", "1_000", " 1", "1.", ".5",
+               "\u0661\u0662", "\u00bd", "None", "0x1f", "1e5x", "null", "yes", "1e", "e5", "1,0"]
+_NAME_CHARS = "0123456789eE.+-_ xXabfnortuTFNIlsy,=[]'\"\u00bd\u0661"
+
+
+def _lmms_eval_value(text: str):
+    """lmms-eval's own reading of ``text`` as a ``k=v`` value, in the first and in the last place (or the
+    exception it raises)."""
+    from lmms_eval.utils import simple_parse_args_string
+
+    try:
+        first = simple_parse_args_string(f"k={text},num_frames=4")
+        last = simple_parse_args_string(f"num_frames=4,k={text}")
+    except Exception as exc:  # noqa: BLE001 - lmms-eval's own failure is a reading too
+        return type(exc)
+    return first.get("k"), last.get("k"), set(first) == set(last) == {"k", "num_frames"}
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.one_of(st.sampled_from(TYPED_NAMES), st.text(_NAME_CHARS, min_size=1, max_size=8),
+                 st.floats().map(str), st.integers().map(str)))
+def test_misread_agrees_with_lmms_eval_s_own_parser(name):
+    """A name :func:`misread` passes comes back from lmms-eval 0.7.3's ``simple_parse_args_string`` as exactly that
+    text, wherever it stands; and a name it refuses for its value alone is one lmms-eval does retype."""
+    from savi_plugin.eval.command import PATH_SYNTAX
+
+    value = _lmms_eval_value(name)
+    if not misread(name):
+        assert value == (name, name, True), (name, value)
+    elif not (PATH_SYNTAX & set(name) or name.startswith("-") or name != name.rstrip()):
+        assert value != (name, name, True), name
+
+
+@pytest.mark.parametrize("name", ["1e5", "True", "07", "nan", "None", "0x1f"])
+def test_a_folder_named_like_a_value_reaches_savi_video_unchanged(name, tmp_path, monkeypatch):
+    """Model, adapter and output folders named ``1e5``, ``True`` ... (relative, as a user types them) parse back,
+    through lmms-eval's own parser, to the folders given: as links where lmms-eval would type the name, as they are
+    where it would not."""
+    from lmms_eval.utils import simple_parse_args_string
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / name).mkdir()
+    assert misread(name) == (name not in ("None", "0x1f"))  # lmms-eval types all but these two
+    with savi_video_command(name, ["savi_mvbench"], name, adapter=name, num_frames=4) as command:
+        parsed = simple_parse_args_string(flag_value(command, "--model_args"))
+        tracker = simple_parse_args_string(f",output_path={flag_value(command, '--output_path')}")
+        assert parsed["num_frames"] == 4 and isinstance(parsed["pretrained"], str)
+        for given in (parsed["pretrained"], parsed["adapter"], tracker["output_path"]):
+            assert os.path.realpath(given) == os.path.realpath(tmp_path / name), (name, given)

@@ -270,7 +270,7 @@ OPTION_CASES = [
     (["--option", "max_new_tokens=0"], "--option max_new_tokens: must be >= 1, got 0"),
     (["--option", "temperature=-1"], "--option temperature: must be > 0"),
     (["--option", "top_p=1.5"], "--option top_p: must be > 0 and <= 1"),
-    (["--option", "num_perturbations=0"], "--option num_perturbations: num_perturbations must be >= 1"),
+    (["--option", "num_perturbations=0"], "--option num_perturbations: must be >= 1 and <= 64, got 0"),
     (["--option", "answer_format=letters"], "--option answer_format: answer_format must be one of"),
     (["--option", "max_new_tokens=many"], "--option max_new_tokens: expected int, got str"),
     (["--option", "answer_fromat=option"], "--option answer_fromat: unknown option"),

@@ -1,0 +1,67 @@
+"""Which lmms-eval task names a run may ask for (:mod:`savi_plugin.eval.task_names`): the user's own task folders
+(``--include_path``, ``$LMMS_EVAL_PLUGINS``) count, as lmms-eval's ``TaskManager`` reads them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from savi_plugin.cli import main
+from savi_plugin.eval.registration import tasks_path
+from savi_plugin.eval.task_names import include_folders
+
+pytest.importorskip("lmms_eval")
+
+
+def _user_task(folder, name: str = "my_antonym"):
+    """A copy of one of our tasks under another name, as a user writes their own task folder."""
+    folder.mkdir(parents=True, exist_ok=True)
+    text = next(Path(tasks_path()).rglob("savi_mvbench_action_antonym.yaml")).read_text()
+    assert "task: savi_mvbench_action_antonym" in text
+    (folder / f"{name}.yaml").write_text(text.replace("task: savi_mvbench_action_antonym", f"task: {name}"))
+
+
+def _eval_run(tmp_path, *extra):
+    """``savi eval run`` with a device this machine refuses: the first check after the task names, so exit 2
+    naming the device means every task name was accepted (and lmms-eval never starts)."""
+    return main(["eval", "run", "--", "--model", "savi_video", "--model_args",
+                 f"pretrained={tmp_path / 'm'},num_frames=4,device=nodevice", "--tasks", "my_antonym", "--limit", "1",
+                 "--output_path", str(tmp_path / "out"), *extra])
+
+
+def test_a_task_of_the_user_s_include_path_is_accepted(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    _user_task(tmp_path / "mytasks" / "sub")
+    capsys.readouterr()
+    assert _eval_run(tmp_path) == 2  # without the folder: unknown
+    err = capsys.readouterr().err
+    assert "--tasks[0]: unknown lmms-eval task 'my_antonym'" in err
+    assert _eval_run(tmp_path, "--include_path", "mytasks") == 2  # read recursively, relative to the cwd
+    err = capsys.readouterr().err.strip()
+    assert "unknown lmms-eval task" not in err and "nodevice" in err and len(err.splitlines()) == 1, err
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_name_in_no_folder_names_the_include_path_it_searched(tmp_path, capsys):
+    _user_task(tmp_path / "mytasks", "other_task")
+    capsys.readouterr()
+    assert _eval_run(tmp_path, f"--include_path={tmp_path / 'mytasks'}") == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "unknown lmms-eval task 'my_antonym'" in err
+    assert f"nor a task under {tmp_path / 'mytasks'}" in err
+
+
+def test_lmms_eval_plugins_add_their_tasks_package(tmp_path, monkeypatch, capsys):
+    """``LMMS_EVAL_PLUGINS=pkg``: lmms-eval adds the folder of ``pkg.tasks`` to its include path; so does the check."""
+    _user_task(tmp_path / "site" / "my_plugin" / "tasks")
+    for init in (tmp_path / "site" / "my_plugin" / "__init__.py", tmp_path / "site" / "my_plugin" / "tasks" /
+                 "__init__.py"):
+        init.write_text("")
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    monkeypatch.setenv("LMMS_EVAL_PLUGINS", "my_plugin, not_installed_plugin")
+    assert include_folders(None) == [str(tmp_path / "site" / "my_plugin" / "tasks")]
+    capsys.readouterr()
+    assert _eval_run(tmp_path) == 2
+    err = capsys.readouterr().err.strip()
+    assert "unknown lmms-eval task" not in err and "nodevice" in err, err
