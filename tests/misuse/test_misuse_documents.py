@@ -309,7 +309,7 @@ def test_a_long_value_is_refused_with_its_reason_and_a_short_echo(reader, value,
     reason = line.split(f"{key}: ", 1)[1]
     assert reason.startswith(("expected", "must be") if known else "unknown "), line
     assert len(line) < 400, line
-    assert time.perf_counter() - start < 10
+    assert time.perf_counter() - start < 60  # a runaway parse takes minutes; a loaded 2-core machine takes ~10 s
 
 
 def test_the_red_team_override_shows_its_reason(capsys):
