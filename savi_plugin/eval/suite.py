@@ -34,7 +34,7 @@ from savi_plugin.environment import item_limits
 from savi_plugin.eval.hub_check import eval_data_env
 from savi_plugin.eval.builtin_tasks import BUILTINS
 from savi_plugin.eval.card import build_card
-from savi_plugin.eval.command import last_error, results_problem, savi_video_command
+from savi_plugin.eval.command import last_error, log_disk_sign, results_problem, savi_video_command
 from savi_plugin.eval.compare import Delta, compare_items
 from savi_plugin.eval.results import read_run, unscored_items
 
@@ -150,7 +150,7 @@ def run_model(plan: SuitePlan, label: str, out: Path, env: dict, progress=_print
         start = time.time()
         code = _stream(command, env, folder / "lmms_eval.log", label, progress)
     # judged by its results file: lmms-eval exits 0 on every error
-    problem = results_problem(folder / "lmms_eval", plan.tasks, start)
+    problem = results_problem(folder / "lmms_eval", plan.tasks, start, log_disk_sign(folder / "lmms_eval.log"))
     if code != 0 or problem:
         cause = last_error(folder / "lmms_eval.log")
         raise SuiteError(f"{label}: evaluation did not finish{f' (exit status {code})' if code else ''}: "
