@@ -232,7 +232,8 @@ def run_suite(args) -> int:
     from savi_plugin.eval.suite import format_table
 
     print(format_table(table["rows"], table["missing"]), end="")
-    print(f"wrote {os.path.join(args.out, 'table.md')}, table.json, card.json, delta.png")
+    plotted = ", delta.png" if any(r["n"] for r in table["rows"]) else ""  # no Δ to draw: no usable item
+    print(f"wrote {os.path.join(args.out, 'table.md')}, table.json, card.json{plotted}")
     return 0
 
 
