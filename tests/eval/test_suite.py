@@ -195,6 +195,23 @@ def test_compare_refuses_incomparable_tables(suite, tmp_path):
     assert lines[1].strip().startswith("limit: 3") and lines[2].strip().startswith("prompts_sha256:")
 
 
+def test_compare_refuses_tables_made_under_other_decode_caps(suite, tmp_path):
+    """The decode caps decide which items have no usable video (red team A40: a cap left in the shell refused
+    every video of one suite): the card records them and `savi eval compare` refuses other ones by name."""
+    tmp, table, _, _, _, _ = suite
+    from savi_plugin.environment import item_limits
+
+    assert table["card"]["decode_limits"] == item_limits()
+    other = tmp_path / "other"
+    other.mkdir()
+    card = dict(table["card"], decode_limits=dict(table["card"]["decode_limits"], SAVI_MAX_FRAME_PIXELS=64))
+    (other / "table.json").write_text(json.dumps(dict(table, card=card)))
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        assert main(["eval", "compare", str(tmp / "suite"), str(other)]) == 1
+    assert "(1 eval-card field(s) differ)" in err.getvalue() and "decode_limits: " in err.getvalue()
+
+
 def _mark_unusable(run: Path, task: str, docs: dict[int, str]) -> None:
     """The logged samples of ``task`` in the lmms-eval output ``run`` as the task logs a doc whose video was
     unusable (``docs``: doc id -> ``bad_video`` or ``missing_video``): flagged, scored 0."""
