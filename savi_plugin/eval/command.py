@@ -276,10 +276,10 @@ def disk_full_problem(results: Path, disk_sign: int | None) -> str | None:
             code = errno.ENOSPC
     except OSError:
         pass
-    limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
-    if code is None and limit != resource.RLIM_INFINITY and results.stat().st_size >= limit:
-        code = errno.EFBIG
+    limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]  # lmms-eval's, when it inherited ours
     with contextlib.suppress(OSError):
+        if code is None and limit != resource.RLIM_INFINITY and results.stat().st_size >= limit:
+            code = errno.EFBIG
         results.unlink()
     return disk_full_message(code, results, f"lmms-eval wrote it (removed{free})")
 
