@@ -6,7 +6,10 @@ class                what it says                                what a job does
 configuration        the job cannot run as asked: a bad value,   stop before the first item, nothing marked; the
 (:class:`Config-     flag, recipe key or environment variable,   ``savi`` command prints one ``error:`` line and
 urationError`)       an unknown task, a model that does not      exits 2
-                     fit, a budget too small for the batch
+                     fit, a budget too small for the batch, a
+                     frame count no clip can decode, a prompt
+                     template holding the model's control
+                     tokens
 input                one item is bad: a video that cannot be     the item's failure is final: counted under its
 (:class:`Input-      decoded or is above a size budget, a        reason and never retried (a re-run gives the
 Error`)              record with a bad field, a prompt longer    same answer)

@@ -54,6 +54,7 @@ __all__ = [
     "list_recipes",
     "load_recipe",
     "path_keys",
+    "recipe_for_file",
     "resolve_recipe_path",
     "shipped_recipes_dir",
 ]
@@ -379,4 +380,30 @@ def recipe_identity(recipe: Recipe) -> dict:
             node[last] = {"identity": model_identity(path) if kind == "model" else input_identity(path)}
         elif kind != "model" and not (kind == "deepspeed" and is_shipped_deepspeed_name(value)):
             node[last] = os.path.abspath(path)  # nothing there yet: the place it names, from any working folder
+    return content
+
+
+def recipe_for_file(recipe: Recipe, holder: str | Path) -> dict:
+    """A loaded recipe as the file ``holder`` stores it (``savi align``'s ``manifest.json`` and mark):
+    :func:`recipe_content` with every path value (:func:`path_keys`) stored by the one rule for stored paths
+    (:func:`savi_plugin.data.paths.path_for_file`: relative to ``holder``'s folder, or inside the declared run
+    folder, else absolute). A name that is nothing on this machine (a hub id, ``tiny://``, a shipped DeepSpeed
+    name) is kept as written. The same recipe typed from another working folder, or with another spelling of the
+    same paths, stores the same values, so two of them compare equal."""
+    from savi_plugin.data.paths import path_for_file
+
+    content = recipe_content(recipe)
+    for key, kind in path_keys():
+        *parents, last = key.split(".")
+        node: Any = content
+        for part in parents:
+            node = node.get(part) if isinstance(node, dict) else None
+        if not isinstance(node, dict) or not isinstance(node.get(last), str) or not node[last]:
+            continue
+        value = node[last]
+        if "://" in value or (kind == "deepspeed" and is_shipped_deepspeed_name(value)):
+            continue
+        if kind == "model" and not Path(value).expanduser().exists():
+            continue  # a hub id
+        node[last] = path_for_file(value, holder)
     return content

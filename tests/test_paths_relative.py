@@ -98,7 +98,7 @@ def every_json_stores_paths_by_the_rule(root: Path, *expected: str) -> None:
     holders = sorted(p for p in root.rglob("*.json") if p.is_file())
     assert set(expected) <= {p.name for p in holders}, (expected, holders)
     for holder in holders:
-        for value in strings(json.loads(holder.read_text())):
+        for value in strings(json.loads(holder.read_text()), skip=NAME_KEYS):
             relative = value and "\n" not in value and len(value) < 1000 and not os.path.isabs(value)
             if relative and os.path.exists(value) and value not in (".", ".."):  # names something from here...
                 # ...so it must name the same thing from the holder's folder
@@ -106,14 +106,20 @@ def every_json_stores_paths_by_the_rule(root: Path, *expected: str) -> None:
                     f"{holder}: {value!r} is relative to the working folder, not to its own folder"
 
 
-def strings(value):
-    """Every string inside a JSON value."""
+#: keys whose values are names, never paths: a suite's adapter label is its folder's name (``aligned``), in its
+#: ``done.json`` and its table's rows
+NAME_KEYS = ("label", "rows")
+
+
+def strings(value, skip: tuple[str, ...] = ()):
+    """Every string inside a JSON value (but the values of keys in ``skip``)."""
     if isinstance(value, dict):
-        for v in value.values():
-            yield from strings(v)
+        for k, v in value.items():
+            if k not in skip:
+                yield from strings(v, skip)
     elif isinstance(value, list):
         for v in value:
-            yield from strings(v)
+            yield from strings(v, skip)
     elif isinstance(value, str):
         yield value
 
@@ -187,17 +193,23 @@ def test_merge_into_another_folder_keeps_every_video_path(tiny_llava_onevision, 
 
 
 def test_align_relative_out_then_resumed_from_another_folder(tiny_llava_onevision, tmp_path, monkeypatch):
-    """``savi align --out runs/a``; the run is killed after its generate step and resumed from another folder."""
-    first, second = tmp_path / "first", tmp_path / "second"
+    """``savi align --out runs/a``; the run is killed after its generate step and resumed from another folder,
+    every path typed relative to the working folder (the model and the QA file outside the run folder)."""
+    first, second = tmp_path / "first", tmp_path / "second" / "sub"
     first.mkdir()
-    second.mkdir()
+    second.mkdir(parents=True)
     make_synthetic_dataset(tmp_path / "qa", 6, seed=0)
+    (tmp_path / "tiny").symlink_to(tiny_llava_onevision)
     monkeypatch.chdir(first)
-    model = f"model.path={tiny_llava_onevision}"
-    qa = f"data.qa={tmp_path / 'qa' / 'samples.jsonl'}"
+    model, qa = "model.path=../tiny", "data.qa=../qa/samples.jsonl"
     assert main(["align", "tiny_demo", model, qa, *ALIGN, "--out", "runs/a"]) == 0
     manifest_path = first / "runs/a/manifest.json"
     manifest = json.loads(manifest_path.read_text())
+    # the recipe's paths by the rule (red team 7 stored them as typed, relative to the first working folder)
+    stored = manifest["recipe"]
+    assert (stored["model"]["path"], stored["data"]["qa"]) == (str(tmp_path / "tiny"),
+                                                               str(tmp_path / "qa" / "samples.jsonl"))
+    model, qa = "model.path=../../tiny", "data.qa=../../qa/samples.jsonl"  # the same files, from second/sub
     found: list[str] = []
     stored_paths_are_by_the_rule(manifest["iterations"], manifest_path, found)
     assert manifest["iterations"][0]["data"] == "iter_0/pairs.jsonl" and found
@@ -211,12 +223,14 @@ def test_align_relative_out_then_resumed_from_another_folder(tiny_llava_onevisio
         for p in sorted((first / "runs/a/iter_0" / folder).rglob("*"), reverse=True):
             p.unlink() if p.is_file() else p.rmdir()
     monkeypatch.chdir(second)
-    assert main(["align", "tiny_demo", model, qa, *ALIGN, "--out", "../first/runs/a"]) == 0
+    assert main(["align", "tiny_demo", model, qa, *ALIGN, "--out", "../../first/runs/a"]) == 0
     resumed = json.loads(manifest_path.read_text())["iterations"][0]
     assert resumed["adapter"] == "iter_0/train" and resumed["next_model"] == "iter_0/model"
     assert (first / "runs/a/iter_0/model/config.json").is_file()
     assert not (second / "runs").exists()
-    every_json_stores_paths_by_the_rule(first / "runs/a", "manifest.json", "savi_adapter.json", "train_report.json")
+    every_json_stores_paths_by_the_rule(first / "runs/a", "manifest.json", "savi_adapter.json", "train_report.json",
+                                        ".savi-output.json")
+    assert json.loads(manifest_path.read_text())["recipe"] == stored
 
     # the run folder moved whole with shutil.move, the old place gone, killed again after generation: resumed there
     import shutil
@@ -231,7 +245,7 @@ def test_align_relative_out_then_resumed_from_another_folder(tiny_llava_onevisio
     manifest_path.write_text(json.dumps(manifest))
     for folder in ("train", "model"):
         shutil.rmtree(moved / "iter_0" / folder)
-    assert main(["align", "tiny_demo", model, qa, *ALIGN, "--out", "../moved"]) == 0
+    assert main(["align", "tiny_demo", model, qa, *ALIGN, "--out", "../../moved"]) == 0
     assert json.loads(manifest_path.read_text())["iterations"][0]["next_model"] == "iter_0/model"
     assert (moved / "iter_0/model/config.json").is_file() and not first.exists()
     for rec in read_jsonl(moved / "iter_0/pairs.jsonl"):  # the user's videos, outside the run folder: absolute

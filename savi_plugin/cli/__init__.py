@@ -106,7 +106,7 @@ def launcher_arguments(argv: list[str]) -> list[str]:
 #: what Ctrl-C tells the user about each command (every one keeps its finished work)
 RESUME_HINTS = {
     "generate": "finished records are kept; re-run the same command to resume",
-    "train": "checkpoints are kept; re-run the same command with --resume to continue from the last complete one",
+    "train": "checkpoints are kept; re-run the same command to continue from the last complete one",
     "align": "finished steps are kept; re-run the same command (same --out) to resume",
     "ablate": "finished runs are kept; re-run the same command (same --out) to resume",
 }

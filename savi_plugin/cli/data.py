@@ -27,6 +27,10 @@ def add_parser(subparsers) -> None:
     convert.add_argument("--allow-incomplete", action="store_true",
                          help="convert the output of a generation run that has not finished (refused by default: "
                               "the converted file carries no run report, so it would look complete)")
+    convert.add_argument("--data-root", default=None,
+                         help="IN's relative video paths start at this folder (as savi train/inspect --data-root "
+                              "read them): they are kept as written. Without it a relative path is relative to "
+                              "IN's folder and is rewritten for OUT's, so OUT names the same videos")
     convert.set_defaults(func=run_convert)
 
 
@@ -53,12 +57,16 @@ def run_convert(args) -> int:
 
     from savi_plugin.data.outputs import check_distinct
 
+    from savi_plugin.data.paths import check_data_root
+
+    check_data_root(getattr(args, "data_root", None))
     check_distinct(args.dst, {"SRC": args.src}, output_name="DST")  # converting in place would replace the source
     skipped: list[DataError] = []
     try:
         n = convert_file(args.src, args.dst, args.src_format, args.dst_format,
                          bad_records=getattr(args, "bad_records", "raise"), skipped=skipped,
-                         allow_incomplete=getattr(args, "allow_incomplete", False))
+                         allow_incomplete=getattr(args, "allow_incomplete", False),
+                         data_root=getattr(args, "data_root", None))
     except DataError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -16,7 +16,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 
-from savi_plugin.config.values import AtLeast, OneOf, Positive, Range, add_flag, checked
+from savi_plugin.config.values import AtLeast, FrameCount, OneOf, Positive, Range, add_flag, checked
 from savi_plugin.data.paths import check_data_root
 from savi_plugin.video.decode import DEFAULT_NUM_FRAMES
 
@@ -41,7 +41,7 @@ class FixtureOptions:
 class SuiteOptions:
     """The options of ``savi eval suite``."""
 
-    num_frames: int = checked(DEFAULT_NUM_FRAMES, AtLeast(1), help="frames per video for the default tasks")
+    num_frames: int = checked(DEFAULT_NUM_FRAMES, FrameCount(), help="frames per video for the default tasks")
     limit: float | None = checked(None, Positive(), help="lmms-eval --limit: items per task, or a fraction < 1 (testing only)")
     batch_size: int = checked(1, AtLeast(1), help="lmms-eval --batch_size")
     dtype: str = checked("float32", OneOf("float32", "bfloat16", "float16", what="dtype"))

@@ -166,18 +166,14 @@ def run_generate(args) -> int:
 
 
 def run_merge(args) -> int:
-    from savi_plugin.data.record import DataError
     from savi_plugin.generators.merge import merge_shards
     from savi_plugin.generators.runner import find_shards
 
     shards = args.shards or find_shards(args.output)
     if not shards:
         print(f"error: no shard files given and none found next to {args.output}", file=sys.stderr)
-        return 1
-    try:
-        result = merge_shards(shards, args.output, allow_incomplete=args.allow_incomplete)
-    except (DataError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+        return 2
+    # errors end at the command boundary (savi_plugin.cli): a configuration error exits 2, bad data 1
+    result = merge_shards(shards, args.output, allow_incomplete=args.allow_incomplete)
     print(json.dumps({k: v for k, v in result.items() if k != "run"}, indent=2))
     return 1 if result["invalid"] else 0

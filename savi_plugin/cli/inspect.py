@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from savi_plugin.errors import RunError
@@ -69,5 +70,9 @@ def run(args) -> int:
           + (f", diagnostics for {summary.with_diagnostics} pair(s), {len(summary.never_learned)} never learned"
              if args.diagnostics else "")
           + (f", {summary.diagnostics_mismatched} diagnostics row(s) of other pairs with the same ids not shown"
-             if summary.diagnostics_mismatched else ""))
+             if summary.diagnostics_mismatched else "")
+          + (f", {len(summary.diagnostics_problems)} bad diagnostics line(s) (listed with the bad records)"
+             if summary.diagnostics_problems else ""))
+    for problem in summary.diagnostics_problems:  # one rule for a bad line: named, the rest read
+        print(f"  {problem}", file=sys.stderr)
     return 0

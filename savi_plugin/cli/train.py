@@ -17,7 +17,9 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--model", help="model path (default: the recipe's model.path)")
     parser.add_argument("--data", help="preference JSONL (default: the recipe's data.pairs)")
     parser.add_argument("--output-dir", help="default: the recipe's train.output_dir")
-    parser.add_argument("--resume", action="store_true", help="resume from the last checkpoint in the output dir")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue from the last checkpoint of this run even when it finished (e.g. after "
+                             "raising train.max_steps); an unfinished run continues without it")
     parser.add_argument("--allow-incomplete-data", action="store_true",
                         help="train on pairs whose savi generate run has not finished (refused by default)")
     parser.add_argument("--dry-run", action="store_true",

@@ -26,6 +26,7 @@ from typing import Any
 from savi_plugin import registry
 from savi_plugin.config.values import (
     AtLeast,
+    FrameCount,
     Fraction,
     OneOf,
     Positive,
@@ -59,7 +60,7 @@ class ModelSection:
     backend: str | None = checked(None, _registered(registry.BACKENDS),
                                   help="backend name; None: detected from the checkpoint's config.json")
     dtype: str = checked("float32", OneOf(*DTYPES, what="dtype"), help="precision the model is loaded in")
-    num_frames: int = checked(DEFAULT_NUM_FRAMES, AtLeast(1), help="frames decoded per video (generate and train)")
+    num_frames: int = checked(DEFAULT_NUM_FRAMES, FrameCount(), help="frames decoded per video (generate and train)")
     source_checkpoint: str | None = checked(None, help="where path was converted from (documentation)")
     closest_native_checkpoint: str | None = checked(None, help="a transformers-native alternative (documentation)")
 
@@ -116,7 +117,7 @@ class EvalSection:
     """``eval``: the lmms-eval step (``savi_video`` model on our tasks)."""
 
     tasks: list[str] = field(default_factory=lambda: ["savi_mvbench"], metadata=rules(help="lmms-eval task names"))
-    num_frames: int | None = checked(None, AtLeast(1), help="frames per video; None: model.num_frames")
+    num_frames: int | None = checked(None, FrameCount(), help="frames per video; None: model.num_frames")
     limit: int | float | None = checked(None, Range(0, open_low=True),
                                         help="lmms-eval --limit: N documents per task, or a fraction below 1")
     batch_size: int = checked(1, AtLeast(1), help="lmms-eval --batch_size")

@@ -131,6 +131,27 @@ def Fraction() -> Range:
     return Range(0, 1, open_high=True)
 
 
+class FrameCount(Rule):
+    """A number of frames to sample per clip: ``>= 1``, and no more than a clip of 1x1 pixels fits in the
+    per-clip decoded-bytes budget (``$SAVI_MAX_DECODED_BYTES``, :func:`savi_plugin.video.decode.frames_in_budget`).
+
+    Such a count fails on every clip whatever its size, so it is the configuration's error, refused before the
+    first item at the key, flag or model argument that set it -- never a decode failure counted per item. The
+    budget is read when the value is checked, so the bound follows the variable."""
+
+    def problem(self, value: Any) -> str | None:
+        from savi_plugin.video.decode import CLIP_BYTES_ENV, decoded_bytes_budget, format_bytes, frames_in_budget
+
+        if value < 1:
+            return f"must be >= 1, got {shown(value)}"
+        budget = decoded_bytes_budget()
+        most = frames_in_budget(budget)
+        if value > most:
+            return (f"must be at most {most}, got {shown(value)}: that many frames of even 1x1 pixels exceed the "
+                    f"per-clip budget of {format_bytes(budget)} (${CLIP_BYTES_ENV}), so no clip could be decoded")
+        return None
+
+
 class OneOf(Rule):
     """The value is one of ``choices`` (or of what ``choices()`` returns, read when checked: e.g. a registry)."""
 

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+import os
+from dataclasses import replace
 from pathlib import Path
 
 from savi_plugin.data.identity import input_identity
 from savi_plugin.data.outputs import claim, sidecar, write_json, write_jsonl
-from savi_plugin.data.paths import path_for_file
+from savi_plugin.data.paths import path_for_file, path_from_file
 from savi_plugin.data.provenance import carried_model, carried_state, check_finished, vouch
 from savi_plugin.data.readers import FORMATS, read_records, record_to_rrpo, record_to_trl
 from savi_plugin.data.record import DataError
@@ -20,8 +22,25 @@ _FROM_RECORD = {"savi": lambda r: r.to_json(), "rrpo": record_to_rrpo, "trl": re
 BAD_RECORDS = ("raise", "skip")
 
 
+def rebased_video(video: str, src: str | Path, dst: str | Path, data_root: str | Path | None = None) -> str:
+    """A record's ``video`` as the file ``dst`` stores it, read from the file ``src`` (README "Paths, everywhere").
+
+    A stored path is relative to the folder of the file that holds it, or absolute: it is kept as written when it
+    names the same file from ``dst`` (an absolute path; ``dst`` in ``src``'s folder), else resolved against
+    ``src`` and stored by :func:`~savi_plugin.data.paths.path_for_file` for ``dst``. With a ``data_root`` (the
+    files are read with ``--data-root``, where relative paths start at the root, not at the file) it is kept.
+    """
+    if data_root is not None:
+        return video
+    here, there = path_from_file(video, src), path_from_file(video, dst)
+    if os.path.normpath(os.path.abspath(here)) == os.path.normpath(os.path.abspath(there)):
+        return video
+    return path_for_file(here, dst)
+
+
 def convert_file(src: str | Path, dst: str | Path, src_format: str, dst_format: str, *, bad_records: str = "raise",
-                 skipped: list[DataError] | None = None, allow_incomplete: bool = False) -> int:
+                 skipped: list[DataError] | None = None, allow_incomplete: bool = False,
+                 data_root: str | Path | None = None) -> int:
     """Read every record of ``src`` and write them to ``dst``.
 
     A ``dst`` ending in ``.json`` is written as one JSON array (as the RRPO release ships); any other
@@ -38,6 +57,9 @@ def convert_file(src: str | Path, dst: str | Path, src_format: str, dst_format: 
             said: incomplete (with why), complete (a finished run's), unverified (a copy without its run report),
             or nothing (no run's product); it names the model that made the pairs (formats without ``meta`` drop
             it from the records) and the converted file's content identity.
+        data_root: the files' relative video paths start at this folder (as ``--data-root`` reads them), so they
+            are kept as written; without it each is relative to the folder of the file that holds it and is
+            rebased for ``dst`` (:func:`rebased_video`), so the converted file names the same videos.
 
     Raises:
         DataError: a bad record (``raise``), an unreadable file, or no record to write.
@@ -49,8 +71,8 @@ def convert_file(src: str | Path, dst: str | Path, src_format: str, dst_format: 
         raise ValueError(f"bad_records must be one of {', '.join(BAD_RECORDS)}, got {bad_records!r}")
     errors: list[DataError] = [] if skipped is None else skipped
     mode = "raise" if bad_records == "raise" else "collect"
-    objects = [_FROM_RECORD[dst_format](record) for _, record in read_records(src, src_format, errors=mode,
-                                                                              collected=errors)]
+    objects = [_FROM_RECORD[dst_format](replace(record, video=rebased_video(record.video, src, dst, data_root)))
+               for _, record in read_records(src, src_format, errors=mode, collected=errors)]
     unreadable = [e for e in errors if e.line is None]
     if unreadable:  # the file itself (missing, not JSON): nothing to skip record by record
         raise unreadable[0]
@@ -62,7 +84,8 @@ def convert_file(src: str | Path, dst: str | Path, src_format: str, dst_format: 
     if why is not None:
         log.warning("%s: %s; converting what is there (--allow-incomplete)", src, why)
     dst = Path(dst)
-    config = {"src": input_identity(src), "from": src_format, "to": dst_format, "bad_records": bad_records}
+    config = {"src": input_identity(src), "from": src_format, "to": dst_format, "bad_records": bad_records,
+              **({"data_root": os.path.abspath(data_root)} if data_root is not None else {})}
     with claim(dst, command="savi data convert", config=config, inputs={"SRC": src}, output_name="DST",
                replace_ours=True) as claimed:  # one writer; never the source; never a file we did not write
         claimed.write_mark()

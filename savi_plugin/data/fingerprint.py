@@ -1,6 +1,6 @@
 """A run's configuration fingerprint: what a resumed or repeated run must share with the run it continues.
 
-Every resumable job (``savi generate`` into an output, ``savi train --resume`` in an output folder, ``savi align``
+Every resumable job (``savi generate`` into an output, ``savi train`` in an output folder, ``savi align``
 in a run folder) stores the configuration it was started with next to its output. A later run into the same
 output compares its own configuration with the stored one, key by key (nested mappings are compared leaf by
 leaf, as dotted key paths), and is refused when anything that shapes the result differs: continuing with
@@ -11,6 +11,7 @@ number of steps of a training run that is being extended) are named by the calle
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Any, Iterable, Mapping
@@ -63,6 +64,14 @@ def config_changes(stored: Mapping[str, Any], current: Mapping[str, Any],
         if a != b:
             out.append((key, None if a is missing else a, None if b is missing else b))
     return out
+
+
+def config_fingerprint(config: Mapping[str, Any], ignore: Iterable[str] = ()) -> str:
+    """The SHA-256 of ``config`` without the keys in ``ignore`` (and without null leaves): two configurations
+    have the same fingerprint exactly when :func:`config_changes` finds no change between them."""
+    ignore = tuple(ignore)
+    leaves = {k: v for k, v in flatten(_normal(dict(config))).items() if v is not None and not _ignored(k, ignore)}
+    return hashlib.sha256(json.dumps(leaves, sort_keys=True).encode("utf-8")).hexdigest()
 
 
 def describe_changes(changes: list[tuple[str, Any, Any]], limit: int = 6, *, same_path: bool | None = None) -> str:

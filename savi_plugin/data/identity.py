@@ -311,6 +311,12 @@ def check_adapter_base(adapter_dir: str | Path, base: str | Path) -> None:
     family_a, family_b = (trained_on or {}).get("family"), (current or {}).get("family")
     what = (f"another model family ({family_a} -> {family_b})" if family_a and family_b and family_a != family_b
             else "another base model (its files differ)")
+    same_place = False
+    with contextlib.suppress(OSError, TypeError):
+        same_place = os.path.samefile(trained_base, base)
+    if same_place:  # the base was replaced where it lies: name that, not two equal paths
+        raise IdentityMismatchError(f"{adapter_dir}: the adapter was trained on the model at {base}, whose files "
+                                    f"have changed since: {what}; load it onto the model it was trained on")
     raise IdentityMismatchError(f"{adapter_dir}: the adapter was trained on {trained_base} and would be "
                                 f"applied to {base}, {what}; load it onto the model it was trained on")
 

@@ -20,8 +20,11 @@ What holds for every output, by construction (README "Guarantees"):
   Paths are compared after ``..``, ``./`` and symlinks are resolved, by inode (a hard link is the same file), and
   case-insensitively where the file system is.
 * **One writer per output** (:class:`OutputLock`): an exclusive lock for the whole job, ``flock`` on
-  ``<output>.lock`` (a file) or ``<folder>/.savi.lock`` (a folder), naming its holder; an output inside a folder
-  another live job holds is refused too (:func:`check_no_enclosing_job`). Where the file system does
+  ``<output>.lock`` (a file) or ``<folder>/.savi.lock`` (a folder), naming its holder, and first a *shadow*
+  ``flock`` that removing that file (or the whole output) does not free: ``/tmp/savi-locks-<uid>/<digest>.lock``,
+  keyed by the device and inode of the output's parent folder and its name (:func:`shadow_lock_path`); a running
+  job puts back a removed lock file with one warning. An output inside a folder another live job holds is refused
+  too (:func:`check_no_enclosing_job`). Where the file system does
   not support ``flock`` (some NFS and Lustre mounts raise ``ENOLCK``, ``EOPNOTSUPP`` or ``ENOSYS``) the lock falls
   back to a file created with ``O_EXCL`` (``<lock>.excl``) holding the holder's pid and host; a holder that is
   gone (same host, no such pid) is taken over, one on another host is respected.
@@ -46,13 +49,17 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import hashlib
 import json
 import logging
 import os
 import secrets
 import shutil
 import socket
+import stat
 import sys
+import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping
@@ -358,24 +365,34 @@ def _holder_info() -> dict:
             "command": " ".join(sys.argv)[:500], "job": _job_key()}
 
 
-def _held_by_another_job(lock: Path) -> dict | None:
+def _held_by_another_job(lock: Path, output: Path | None = None) -> dict | None:
     """The holder of ``lock`` when a live process of another job holds it, else None (no lock, released, this
-    process, or another rank of this launched job)."""
+    process, or another rank of this launched job). With ``output`` (its real path) the job's shadow lock
+    (:func:`shadow_lock_path`) is asked too, so a lock file someone removed does not hide its holder."""
     info = _read_info(lock)
-    if not info:
+    held = _flock_holder(lock, info) if info else None
+    if held is None and output is not None:
+        shadow = shadow_lock_path(output)
+        if shadow is not None and os.path.exists(shadow):
+            held = _flock_holder(shadow, _read_info(shadow), _read_info(lock))
+    return held
+
+
+def _flock_holder(lock: Path, info: dict, fallback: dict | None = None) -> dict | None:
+    """``info`` (or ``fallback`` when ``info`` is empty) when another job's live process holds ``lock``."""
+    shown = info or fallback or {}
+    if shown.get("pid") == os.getpid() and shown.get("host") == socket.gethostname():
         return None
-    if info.get("pid") == os.getpid() and info.get("host") == socket.gethostname():
-        return None
-    if info.get("job") is not None and info.get("job") == _job_key():
+    if shown.get("job") is not None and shown.get("job") == _job_key():
         return None
     try:
-        fd = os.open(lock, os.O_RDONLY)
+        fd = os.open(lock, os.O_RDONLY | os.O_NOFOLLOW)
     except OSError:
         return None
     try:
         fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
     except BlockingIOError:
-        return info
+        return shown or {"pid": "?"}
     except OSError:  # no flock here: the O_EXCL lock file beside it decides
         return info if _alive(_read_info(lock.with_name(lock.name + ".excl"))) else None
     finally:
@@ -383,10 +400,152 @@ def _held_by_another_job(lock: Path) -> dict | None:
     return None
 
 
+# ------------------------------------------------------------------------------ the shadow lock (one per output)
+#: how often a running job checks that its lock files are still in place and puts back a removed one
+LOCK_CHECK_SECONDS = 2.0
+#: shadow lock files no process holds (left by killed jobs) and older than this are removed by the next job that
+#: takes a shadow lock, so they do not pile up
+STALE_SHADOW_SECONDS = 60.0
+
+
+def _shadow_roots() -> list[Path]:
+    """Where the per-user shadow lock folder may live, in order: ``/tmp`` first, whatever ``TMPDIR`` says, so two
+    jobs of one user started from different shells (one with ``TMPDIR`` or ``XDG_RUNTIME_DIR`` set, one without)
+    meet in one place; ``XDG_RUNTIME_DIR`` is not used because logind removes it when the user's last session
+    ends, while a ``nohup`` job still runs. The temporary folder Python chooses is the fallback."""
+    roots = [Path("/tmp")]
+    with contextlib.suppress(Exception):
+        roots.append(Path(tempfile.gettempdir()))
+    return list(dict.fromkeys(roots))
+
+
+def shadow_lock_folder() -> Path | None:
+    """The user's shadow lock folder, ``<tmp>/savi-locks-<uid>``, created ``0700``; None when no root gives one
+    this user alone owns (not writable, or squatted by another user or with group/other access: why is logged at
+    debug level, and the job is locked by its visible lock file alone)."""
+    uid = os.getuid()
+    for root in _shadow_roots():
+        folder = root / f"savi-locks-{uid}"
+        try:
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(folder, 0o700)
+            st = os.lstat(folder)
+        except OSError as exc:
+            log.debug("no shadow lock folder at %s: %s", folder, exc)
+            continue
+        if not stat.S_ISDIR(st.st_mode) or st.st_uid != uid or st.st_mode & 0o077:
+            log.debug("no shadow lock folder at %s: %s", folder, "not a folder" if not stat.S_ISDIR(st.st_mode)
+                      else f"owned by uid {st.st_uid}" if st.st_uid != uid else f"mode {oct(st.st_mode & 0o777)}")
+            continue
+        return folder
+    return None
+
+
+def shadow_lock_path(output: str | Path) -> Path | None:
+    """The shadow lock of output ``output`` (a real path): a file in :func:`shadow_lock_folder` named by a digest
+    of the output's identity on this machine -- the device and inode of its parent folder and its name. Removing
+    or replacing the output (a folder replaced whole, ``rm -r`` of a training folder, its ``.lock`` file) does not
+    change it, and every spelling of the output (``./``, symlinks, a moved parent folder) names the same one.
+    None when there is no shadow folder or the parent folder does not exist."""
+    output = Path(output)
+    folder = shadow_lock_folder()
+    if folder is None:
+        return None
+    try:
+        st = os.stat(output.parent)
+    except OSError:
+        return None
+    name = output.name.casefold() if _case_insensitive(output.parent) else output.name
+    key = hashlib.sha256(f"{st.st_dev}:{st.st_ino}:{name}".encode("utf-8", "surrogateescape")).hexdigest()
+    return folder / f"{key[:40]}.lock"
+
+
+def _names(path: Path, fd: int) -> bool:
+    """Whether ``path`` still names the file open as ``fd`` (not removed, not replaced by another file)."""
+    try:
+        a, b = os.lstat(path), os.fstat(fd)
+    except OSError:
+        return False
+    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
+
+
+def _sweep_stale_shadows(folder: Path, keep: Path) -> None:
+    """Remove shadow lock files no process holds (left by killed jobs) once they are old: taken with a
+    non-blocking exclusive ``flock`` and unlinked while held, so a job that opened one meanwhile sees it gone
+    and retries (:meth:`OutputLock._take_shadow`)."""
+    now = time.time()
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(folder):
+            if entry.path == str(keep) or not entry.name.endswith(".lock"):
+                continue
+            try:
+                if now - entry.stat(follow_symlinks=False).st_mtime < STALE_SHADOW_SECONDS:
+                    continue
+                fd = os.open(entry.path, os.O_RDONLY | os.O_NOFOLLOW)
+            except OSError:
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                if _names(Path(entry.path), fd):
+                    os.unlink(entry.path)
+            except OSError:
+                pass
+            finally:
+                os.close(fd)
+
+
+# the locks this process holds, checked by one watcher thread (:func:`_watch_locks`)
+_held: list[OutputLock] = []
+_held_guard = threading.Lock()
+_watcher: threading.Thread | None = None
+
+
+def _register(lock: OutputLock) -> None:
+    global _watcher
+    with _held_guard:
+        _held.append(lock)
+        if _watcher is None or not _watcher.is_alive():
+            _watcher = threading.Thread(target=_watch_locks, name="savi-lock-check", daemon=True)
+            _watcher.start()
+
+
+def _unregister(lock: OutputLock) -> None:
+    with _held_guard, contextlib.suppress(ValueError):
+        _held.remove(lock)
+
+
+def _watch_locks() -> None:
+    """Every :data:`LOCK_CHECK_SECONDS`, each held lock checks its files (:meth:`OutputLock.check`); the thread
+    ends when this process holds no lock."""
+    global _watcher
+    while True:
+        time.sleep(LOCK_CHECK_SECONDS)
+        with _held_guard:
+            held = list(_held)
+            if not held:
+                _watcher = None
+                return
+        for lock in held:
+            try:
+                lock.check()
+            except OSError as exc:  # a check never ends the job
+                log.debug("%s: checking its lock failed: %s", lock.output, exc)
+
+
+def _forget_locks_in_child() -> None:
+    """A forked child (a data loader worker) holds none of its parent's locks and runs no watcher."""
+    global _held, _held_guard, _watcher
+    _held, _held_guard, _watcher = [], threading.Lock(), None
+
+
+os.register_at_fork(after_in_child=_forget_locks_in_child)
+
+
 def writer_now(output: str | Path, folder: bool = False) -> str | None:
     """Who holds ``output``'s lock right now, described (pid, host, since, command), when it is a live process of
     another job; None otherwise (e.g. a pair file a generation run is extending is not finished data)."""
-    holder = _held_by_another_job(lock_path(_real(output), folder))
+    real = _real(output)
+    holder = _held_by_another_job(lock_path(real, folder), real)
     return _holder_text(holder) if holder else None
 
 
@@ -400,10 +559,15 @@ def check_no_enclosing_job(output: str | Path, what: str = "output") -> None:
     """
     real = _real(output)
     for folder in real.parents:
-        for lock in (folder / LOCK_NAME, folder.with_name(folder.name + ".lock") if folder.name else None):
-            if lock is None or not lock.exists():
+        if not folder.name:
+            continue
+        for lock in (folder / LOCK_NAME, folder.with_name(folder.name + ".lock"), None):
+            if lock is None:  # the visible lock files are gone or free: the job's shadow lock decides
+                holder, lock = _held_by_another_job(folder / LOCK_NAME, folder), folder / LOCK_NAME
+            elif not lock.exists():
                 continue
-            holder = _held_by_another_job(lock)
+            else:
+                holder = _held_by_another_job(lock)
             if holder is not None:
                 raise OutputLockedError(f"{output}: {what} lies inside {folder}, which another savi process is "
                                         f"writing ({_holder_text(holder)}); wait for it to finish or choose an "
@@ -435,6 +599,13 @@ def _alive(info: dict) -> bool:
 class OutputLock:
     """Hold an exclusive lock on ``output`` (a file, or a folder with ``folder=True``) while the job runs.
 
+    Two ``flock`` locks are taken, both released when the process ends however it ends: the *shadow* lock
+    (:func:`shadow_lock_path`, in a folder of the user's own outside the output, keyed by the output's identity),
+    which removing or cleaning the output's folder does not free, then the visible lock file beside or inside
+    the output (:func:`lock_path`), which names the holder where users and other jobs look. A holder checks after
+    each ``flock`` that the path still names the file it locked (a releasing holder may have removed it), and a
+    watcher thread puts back a visible lock file removed while the job runs, with one warning.
+
     Use as a context manager; :meth:`acquire` raises :class:`OutputLockedError` naming the live holder. Only
     the launcher's rank 0 locks a folder -- other ranks of the same job write into the same folder -- unless
     ``every_rank`` (each rank writes its own output, e.g. a generation shard).
@@ -445,14 +616,22 @@ class OutputLock:
         self.folder = folder
         self.every_rank = every_rank
         self.what = what
-        self.path = lock_path(Path(os.path.realpath(self.output)), folder)  # one lock file for every spelling
+        self.real = Path(os.path.realpath(self.output))
+        self.path = lock_path(self.real, folder)  # one lock file for every spelling
         self._fd = -1
         self._excl: Path | None = None
+        self._shadow: Path | None = None
+        self._shadow_fd = -1
+        self._info: dict = {}
+        self._guard = threading.Lock()  # the watcher thread's check against release
+        self._warned: set[str] = set()
 
     def _refuse(self, info: dict, path: Path) -> OutputLockedError:
+        where = path if os.path.exists(path) else (f"{path}, removed while that job runs; it still holds the "
+                                                    f"{self.what}")
         return OutputLockedError(
             f"{self.output}: {self.what} is in use by another savi process ({_holder_text(info)}); wait for it "
-            f"to finish or use {another(self.what)} (lock file {path})")
+            f"to finish or use {another(self.what)} (lock file {where})")
 
     def _check_not_foreign(self) -> None:
         """Refuse a lock path that holds something other than a savi lock (a user's ``e.jsonl.lock``, a folder):
@@ -475,6 +654,65 @@ class OutputLock:
             return self
         self._check_not_foreign()
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._info = _holder_info()
+        self._take_shadow()
+        try:
+            self._take_visible()
+        except BaseException:
+            self._drop_shadow()
+            raise
+        _register(self)
+        return self
+
+    def _take_shadow(self) -> None:
+        """The shadow lock (:func:`shadow_lock_path`): refused naming its holder when another job holds it; left
+        out, with the reason at debug level, when there is no usable shadow folder or it has no ``flock``."""
+        shadow = shadow_lock_path(self.real)
+        if shadow is None:
+            log.debug("%s: no shadow lock (no private lock folder); locked by %s alone", self.output, self.path)
+            return
+        for attempt in range(20):  # retried if a releasing holder or a sweep removed the file before our flock
+            try:
+                fd = os.open(shadow, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+            except OSError as exc:
+                log.debug("%s: no shadow lock (%s: %s); locked by %s alone", self.output, shadow, exc, self.path)
+                return
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                if attempt < 3:  # a job that only asks who writes here (writer_now) holds it shared for an instant
+                    time.sleep(0.05)
+                    continue
+                info = _read_info(shadow) or _read_info(self.path) or {"pid": "?"}
+                raise self._refuse(info, self.path) from None
+            except OSError as exc:
+                os.close(fd)
+                log.debug("%s: no shadow lock (%s: %s); locked by %s alone", self.output, shadow, exc, self.path)
+                return
+            if not _names(shadow, fd):
+                os.close(fd)
+                continue
+            try:
+                os.ftruncate(fd, 0)
+                os.pwrite(fd, (json.dumps({**self._info, "output": str(self.real)}) + "\n").encode("utf-8"), 0)
+            except OSError as exc:  # the flock is what counts; the holder's name is a courtesy
+                log.debug("%s: could not write the holder into %s: %s", self.output, shadow, exc)
+            self._shadow, self._shadow_fd = shadow, fd
+            _sweep_stale_shadows(shadow.parent, shadow)
+            return
+        raise OutputLockedError(f"{self.output}: could not take the lock {shadow} (it keeps being replaced)")
+
+    def _drop_shadow(self) -> None:
+        if self._shadow_fd < 0:
+            return
+        if self._shadow is not None and _names(self._shadow, self._shadow_fd):
+            with contextlib.suppress(OSError):  # while still locked: a job that opened it meanwhile retries
+                os.unlink(self._shadow)
+        os.close(self._shadow_fd)
+        self._shadow, self._shadow_fd = None, -1
+
+    def _take_visible(self) -> None:
         for _ in range(20):  # retried only if a releasing holder unlinked the file between open and flock
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
             try:
@@ -485,13 +723,10 @@ class OutputLock:
             except OSError as exc:
                 os.close(fd)
                 if exc.errno in NO_FLOCK_ERRNOS:
-                    return self._acquire_exclusive_file()
+                    self._acquire_exclusive_file()
+                    return
                 raise
-            try:
-                same_file = os.fstat(fd).st_ino == os.stat(self.path).st_ino
-            except FileNotFoundError:
-                same_file = False
-            if not same_file:
+            if not _names(self.path, fd):
                 os.close(fd)
                 continue
             stale = _read_info(self.path)
@@ -499,12 +734,12 @@ class OutputLock:
                 log.warning("%s: taking over the lock of a process that is gone (%s)", self.output, _holder_text(stale))
             try:
                 os.ftruncate(fd, 0)
-                os.pwrite(fd, (json.dumps(_holder_info()) + "\n").encode("utf-8"), 0)
+                os.pwrite(fd, (json.dumps(self._info) + "\n").encode("utf-8"), 0)
             except OSError as exc:  # a full disk names the output, not "a file" (os.pwrite names none)
                 os.close(fd)
                 raise (disk_error(exc, self.output) or exc) from None
             self._fd = fd
-            return self
+            return
         raise OutputLockedError(f"{self.output}: could not take the lock {self.path} (it keeps being replaced)")
 
     def _acquire_exclusive_file(self) -> "OutputLock":
@@ -539,19 +774,65 @@ class OutputLock:
             return self
         raise OutputLockedError(f"{self.output}: could not take the lock {excl} (it keeps being replaced)")
 
-    def release(self) -> None:
-        if self._excl is not None:
-            with contextlib.suppress(FileNotFoundError):
-                self._excl.unlink()
-            self._excl = None
-        if self._fd < 0:
-            return
+    def check(self) -> None:
+        """Put back a lock file removed while the job runs (the visible one where users and other jobs look, and
+        the shadow one, e.g. removed by a cleaner of the temporary folder), with one warning each; a path that
+        names something else now is left alone (the other lock still refuses a second job)."""
+        with self._guard:
+            if self._fd >= 0 and not _names(self.path, self._fd):
+                fd = self._put_back(self.path, self._info, 0o644)
+                if fd >= 0:
+                    os.close(self._fd)
+                    self._fd = fd
+                self._warn_once("visible", "%s: its lock file %s was removed while this job runs; %s", self.output,
+                                self.path, "put back (the job still holds the output)" if fd >= 0 else
+                                "the job still holds the output through its shadow lock" if self._shadow_fd >= 0
+                                else "a second job on this output would not be refused")
+            if self._shadow_fd >= 0 and self._shadow is not None and not _names(self._shadow, self._shadow_fd):
+                fd = self._put_back(self._shadow, {**self._info, "output": str(self.real)}, 0o600)
+                if fd >= 0:
+                    os.close(self._shadow_fd)
+                    self._shadow_fd = fd
+                self._warn_once("shadow", "%s: its shadow lock %s was removed while this job runs; %s", self.output,
+                                self._shadow, "put back" if fd >= 0 else "could not put it back")
+
+    def _warn_once(self, kind: str, *args: Any) -> None:
+        if kind not in self._warned:
+            self._warned.add(kind)
+            log.warning(*args)
+
+    @staticmethod
+    def _put_back(path: Path, info: dict, mode: int) -> int:
+        """A new lock file at ``path`` (absent: nothing else is replaced), locked and naming the holder; -1 when
+        that is not possible (the folder is gone, the name taken, another process locked it first)."""
         try:
-            os.unlink(self.path)  # while still locked, so no other process can lock the inode being removed
-        except FileNotFoundError:
-            pass
-        os.close(self._fd)
-        self._fd = -1
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
+        except OSError:
+            return -1
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            if not _names(path, fd):
+                raise FileNotFoundError(path)
+            os.pwrite(fd, (json.dumps(info) + "\n").encode("utf-8"), 0)
+        except OSError:
+            os.close(fd)
+            return -1
+        return fd
+
+    def release(self) -> None:
+        _unregister(self)
+        with self._guard:
+            if self._excl is not None:
+                with contextlib.suppress(FileNotFoundError):
+                    self._excl.unlink()
+                self._excl = None
+            if self._fd >= 0:
+                if _names(self.path, self._fd):  # while still locked, so no other process locks a removed inode
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(self.path)
+                os.close(self._fd)
+                self._fd = -1
+            self._drop_shadow()  # last: the output stays held until its visible lock is gone
 
     def __enter__(self) -> "OutputLock":
         return self.acquire()

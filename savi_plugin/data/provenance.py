@@ -152,17 +152,15 @@ _RUN_META = ("generator", "prompts_version", "model", "backend", "num_frames", "
 def _run_settings(data: Path) -> list[str]:
     """The distinct generation-run settings (:data:`_RUN_META`) of ``data``'s records, in order of first
     appearance, each as ``key=value`` text: more than one when runs were joined (``cat a.jsonl b.jsonl``)."""
+    from savi_plugin.data.readers import iter_json_objects
+
     seen: dict[str, None] = {}
     try:
-        with open(data, encoding="utf-8") as f:
-            for line in f:
-                try:
-                    meta = json.loads(line).get("meta")
-                except (ValueError, AttributeError):
-                    continue
-                if isinstance(meta, dict) and "generator" in meta:
-                    seen.setdefault(", ".join(f"{k}={meta[k]}" for k in _RUN_META if k in meta), None)
-    except (OSError, UnicodeDecodeError):
+        for _, obj in iter_json_objects(data, errors=[]):  # bad lines are the readers' to report, not ours
+            meta = obj.get("meta") if isinstance(obj, dict) else None
+            if isinstance(meta, dict) and "generator" in meta:
+                seen.setdefault(", ".join(f"{k}={meta[k]}" for k in _RUN_META if k in meta), None)
+    except (OSError, ValueError):
         return []
     return list(seen)
 
@@ -229,23 +227,12 @@ def record_models(data: str | Path) -> dict[str, int]:
         if name is not None:
             counts[name] = counts.get(name, 0) + 1
 
+    from savi_plugin.data.readers import iter_json_objects
+
     try:
-        with open(data, encoding="utf-8") as f:
-            head = f.read(1)
-            while head.isspace():
-                head = f.read(1)
-            f.seek(0)
-            if head == "[":
-                objects = json.load(f)
-                for obj in objects if isinstance(objects, list) else []:
-                    count(obj)
-            else:
-                for line in f:
-                    try:
-                        count(json.loads(line))
-                    except ValueError:
-                        continue
-    except (OSError, ValueError, UnicodeDecodeError):
+        for _, obj in iter_json_objects(data, errors=[]):  # a JSON array or JSONL; bad lines left to the readers
+            count(obj)
+    except (OSError, ValueError):
         return {}
     return counts
 

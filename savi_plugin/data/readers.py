@@ -5,38 +5,138 @@ Every reader yields ``(line_number, PreferenceRecord)`` and raises :class:`DataE
 record (``errors="collect"``) so a validator can report every problem in one pass.
 
 One rule for a bad line, shared with the resuming writer (:mod:`savi_plugin.data.writer`, which skips such a
-line and appends after it): a line that is not UTF-8, not JSON or not a valid record is one problem at its own
-``file:line``, and reading goes on with the next line. ``savi data validate`` therefore counts every valid and
-every invalid record of a file, wherever the bad lines are.
+line and appends after it) and every other reader of JSONL (merge, manifests, diagnostics, provenance, lmms-eval's
+samples): lines are read through :func:`iter_lines`, which holds at most :data:`MAX_LINE_BYTES` of one line, and
+judged by :func:`parse_line`. A line that is too long, torn, not UTF-8, not JSON (reason ``unreadable_line``) or
+not a valid record (``bad_record``) is one problem at its own ``file:line``, and reading goes on with the next
+line. ``savi data validate`` therefore counts every valid and every invalid record of a file, wherever the bad
+lines are, and lists the problems in line order.
 """
 
 from __future__ import annotations
 
+import itertools
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from savi_plugin.data.files import file_problem
-from savi_plugin.data.record import DataError, PreferenceRecord, validate_record
-from savi_plugin.untrusted import load_json
+from savi_plugin.data.record import (
+    DataError,
+    PreferenceRecord,
+    json_kind,
+    validate_record,
+)
+from savi_plugin.untrusted import MAX_TEXT_CHARS, load_json
 
 FORMATS = ("savi", "rrpo", "trl")
 # RRPO's questions start with LLaVA's image placeholder; we keep the question clean and remember the prefix.
 _PLACEHOLDERS = ("<image>\n", "<video>\n", "<image>", "<video>")
 
 
-def iter_json_objects(path: str | Path, errors: list[DataError] | None = None) -> Iterator[tuple[int, Any]]:
-    """Yield ``(line_or_record_number, object)`` from a JSONL file or a JSON array file.
+#: Most bytes one JSONL line may hold. A record's texts are capped at MAX_TEXT_CHARS (64 Ki characters each,
+#: :mod:`savi_plugin.untrusted`); at 12 bytes per character in JSON's longest spelling of one (an escaped surrogate
+#: pair, ``\ud83d\ude00``) the five texts of a tagged pair take 3.75 MiB. 16 MiB leaves room for ``meta`` and
+#: for a diagnostics row's per-token lists, and bounds what one line can make a reader hold: a longer line is one
+#: problem at its ``file:line``, skipped in bounded reads, never read whole.
+MAX_LINE_BYTES = 16 * 2**20
 
-    Blank lines are skipped. A line that is not UTF-8 or not JSON raises :class:`DataError`, or, when ``errors``
-    is a list, is appended to it and skipped (the next lines are still read).
+#: why a line (not a record) could not be read: the reason a skipping reader counts it under
+UNREADABLE_LINE = "unreadable_line"
+#: a line that is JSON but not a valid record (a wrong or missing field, a duplicate id)
+BAD_RECORD = "bad_record"
+
+
+def iter_lines(path: str | Path, limit: int | None = None) -> Iterator[tuple[int, bytes | None, bool]]:
+    """Yield ``(line_number, line, ended)`` for every line of the file ``path``, holding at most ``limit`` bytes
+    (default :data:`MAX_LINE_BYTES`).
+
+    ``line`` is the line's bytes without its line feed, or None when it holds more than ``limit`` bytes (its
+    bytes are skipped, never held); ``ended`` says whether it ended with a line feed (only the last line of a
+    file may not: a run killed while appending leaves such a torn line). Every reader of JSONL reads through it.
+    """
+    limit = MAX_LINE_BYTES if limit is None else limit
+    with open(path, "rb") as fh:
+        number = 0
+        while True:
+            raw = fh.readline(limit + 1)
+            if not raw:
+                return
+            number += 1
+            if raw.endswith(b"\n"):
+                yield number, raw[:-1], True
+            elif len(raw) <= limit:
+                yield number, raw, False  # the last line, with no line feed
+            else:  # too long: skip to the end of the line, a block at a time
+                ended = False
+                while not ended:
+                    block = fh.read(1 << 22)
+                    if not block:
+                        break
+                    end = block.find(b"\n")
+                    if end >= 0:  # go back to just after the line feed
+                        fh.seek(end + 1 - len(block), os.SEEK_CUR)
+                        ended = True
+                yield number, None, ended
+
+
+def line_problem(path: str | Path, number: int, message: str, reason: str = UNREADABLE_LINE) -> DataError:
+    """A :class:`DataError` at ``file:line`` (no field: the line as a whole) carrying the skip ``reason``."""
+    problem = DataError(str(path), number, None, message)
+    problem.reason = reason
+    return problem
+
+
+def parse_line(path: str | Path, number: int, raw: bytes | None, ended: bool = True,
+               limit: int | None = None) -> tuple[Any, DataError | None]:
+    """The JSON value of one line from :func:`iter_lines`, or the problem that makes it unreadable (one rule for
+    every reader: too long, not UTF-8, not JSON -- a torn last line said to be one -- or past the untrusted-input
+    limits of :func:`savi_plugin.untrusted.load_json`)."""
+    if raw is None:
+        limit = MAX_LINE_BYTES if limit is None else limit
+        return None, line_problem(path, number, f"line too long: more than {limit} bytes (a record's texts are "
+                                                f"capped at {MAX_TEXT_CHARS} characters each)")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return None, line_problem(path, number, f"not UTF-8 text (byte {exc.start})")
+    try:
+        return load_json(text, error=lambda message, _=None: line_problem(path, number, message)), None
+    except DataError as exc:
+        if not ended:  # the last line with no line feed: what a run killed while writing leaves
+            exc = line_problem(path, number, f"torn last line (no line feed at its end, as a run killed while "
+                                             f"writing leaves it): {exc.message}")
+        return None, exc
+
+
+def _first_byte(path: Path) -> bytes:
+    """The first byte of ``path`` that is not whitespace (b"" when there is none), read a block at a time."""
+    with open(path, "rb") as fh:
+        while True:
+            block = fh.read(1 << 16)
+            if not block:
+                return b""
+            stripped = block.lstrip()
+            if stripped:
+                return stripped[:1]
+
+
+def iter_json_objects(path: str | Path, errors: list[DataError] | None = None, limit: int | None = None,
+                      array: bool = True) -> Iterator[tuple[int, Any]]:
+    """Yield ``(line_or_record_number, object)`` from a JSONL file or (``array``) a JSON array file.
+
+    Blank lines are skipped. A line that is too long (``limit`` bytes, default :data:`MAX_LINE_BYTES`), not
+    UTF-8 or not JSON raises :class:`DataError`, or, when ``errors`` is a list, is appended to it and skipped
+    (the next lines are still read). Memory stays bounded by ``limit`` per line, whatever the file holds (a JSON
+    array file, ``array``, is one document and is read whole).
     """
     path = Path(path)
     problem = file_problem(path, "data file")  # a folder, FIFO or device is named, never opened
     if problem:
         raise DataError(str(path), None, None, problem)
-    raw = path.read_bytes()
-    if raw.lstrip()[:1] == b"[":
+    if array and _first_byte(path) == b"[":  # one JSON array (the RRPO release)
+        raw = path.read_bytes()
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
@@ -44,24 +144,16 @@ def iter_json_objects(path: str | Path, errors: list[DataError] | None = None) -
         items = load_json(text, error=lambda message, line=None: DataError(str(path), line, None, message))
         yield from enumerate(items, start=1)
         return
-    for number, line in enumerate(raw.split(b"\n"), start=1):
-        if not line.strip():
+    for number, raw, ended in iter_lines(path, limit):
+        if raw is not None and not raw.strip():
             continue
-        try:
-            text = line.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            problem = DataError(str(path), number, None, f"not UTF-8 text (byte {exc.start})")
-        else:
-            try:  # the untrusted-input limits: depth, no NaN/Infinity (savi_plugin/untrusted.py)
-                obj = load_json(text, error=lambda message, _=None, n=number: DataError(str(path), n, None, message))
-            except DataError as exc:
-                problem = exc
-            else:
-                yield number, obj
-                continue
-        if errors is None:
+        obj, problem = parse_line(path, number, raw, ended, limit)
+        if problem is None:
+            yield number, obj
+        elif errors is None:
             raise problem
-        errors.append(problem)
+        else:
+            errors.append(problem)
 
 
 def _require_str(obj: dict, key: str, file: str, line: int) -> str:
@@ -79,7 +171,7 @@ def rrpo_to_record(obj: Any, file: str, line: int) -> PreferenceRecord:
     ``answer_masked``, ``pred_masked``, ``media_path`` (the code) or ``video`` (the docs), ``sample_id``.
     """
     if not isinstance(obj, dict):
-        raise DataError(file, line, None, f"expected a JSON object, got {type(obj).__name__}")
+        raise DataError(file, line, None, f"expected a JSON object, got {json_kind(obj)}")
     if "sample_id" not in obj:
         raise DataError(file, line, "sample_id", "missing required field")
     if not isinstance(obj["sample_id"], (str, int)) or isinstance(obj["sample_id"], bool):
@@ -136,7 +228,7 @@ def record_to_rrpo(record: PreferenceRecord) -> dict[str, Any]:
 def trl_to_record(obj: Any, file: str, line: int) -> PreferenceRecord:
     """Map a TRL standard-format object (``prompt``/``chosen``/``rejected`` strings, plus ``video``)."""
     if not isinstance(obj, dict):
-        raise DataError(file, line, None, f"expected a JSON object, got {type(obj).__name__}")
+        raise DataError(file, line, None, f"expected a JSON object, got {json_kind(obj)}")
     extra = {k: v for k, v in obj.items() if k not in {"prompt", "chosen", "rejected", "video", "id"}}
     record = {
         "id": str(obj.get("id", f"{Path(file).stem}-{line}")),
@@ -178,20 +270,26 @@ def read_records(path: str | Path, fmt: str = "savi", errors: str = "raise",
         raise ValueError("errors must be 'raise' or 'collect'")
     to_record = _TO_RECORD[fmt]
     seen: dict[str, int] = {}
-    try:
-        objects = list(iter_json_objects(path, collected if errors == "collect" and collected is not None else None))
-    except DataError as exc:
+    collect = errors == "collect" and collected is not None
+    objects = iter_json_objects(path, collected if collect else None)
+    try:  # lazily, so problems are listed in line order and one line at a time is held
+        first = next(objects, None)
+    except DataError as exc:  # the file itself: missing, a folder, a JSON array that does not parse
         if errors == "raise" or collected is None:
             raise
         collected.append(exc)
         return
-    for line, obj in objects:
+    if first is None:
+        return
+    for line, obj in itertools.chain([first], objects):
         try:
             record = to_record(obj, str(path), line)
             if record.id in seen:
                 raise DataError(str(path), line, "id", f"duplicate id {record.id!r} (first at line {seen[record.id]})")
             seen[record.id] = line
         except DataError as exc:
+            if getattr(exc, "reason", None) is None:
+                exc.reason = BAD_RECORD
             if errors == "raise":
                 raise
             if collected is not None:

@@ -27,6 +27,16 @@ class DataError(InputError):
         super().__init__(f"{self.file}:{line if line is not None else '-'}:{field or '-'}: {message}")
 
 
+def json_kind(value: Any) -> str:
+    """What a JSON value is, in JSON's words (``null``, ``an array``), for messages about a user's file."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    kinds = ((dict, "an object"), (list, "an array"), (str, "a string"), (int, "a number"), (float, "a number"))
+    return next((name for kind, name in kinds if isinstance(value, kind)), type(value).__name__)
+
+
 @dataclass
 class PreferenceRecord:
     """One preference pair.
@@ -101,7 +111,7 @@ def validate_record(obj: Any, file: str = "<memory>", line: int | None = None) -
     from savi_plugin.data.tags import TagError, parse_tags
 
     if not isinstance(obj, dict):
-        raise DataError(file, line, None, f"expected a JSON object, got {type(obj).__name__}")
+        raise DataError(file, line, None, f"expected a JSON object, got {json_kind(obj)}")
     unknown = sorted(set(obj) - set(KNOWN_FIELDS))
     if unknown:
         raise DataError(file, line, unknown[0], f"unknown field (known: {', '.join(KNOWN_FIELDS)})")

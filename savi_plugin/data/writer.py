@@ -50,19 +50,18 @@ def repair_truncated_tail(path: Path) -> int:
 
 
 def iter_complete_objects(path: Path) -> Iterator[dict[str, Any]]:
-    """The JSON objects on the complete lines of ``path`` (a torn last line and non-object lines are skipped)."""
+    """The JSON objects on the complete lines of ``path`` (a torn last line and lines that are not JSON objects,
+    by the readers' rule, are skipped)."""
+    from savi_plugin.data.readers import iter_lines, parse_line
+
     if not path.exists():
         return
-    with open(path, "rb") as fh:
-        for raw in fh:
-            if not raw.endswith(b"\n"):
-                break
-            try:
-                obj = json.loads(raw)
-            except (json.JSONDecodeError, UnicodeDecodeError):
-                continue
-            if isinstance(obj, dict):
-                yield obj
+    for number, raw, ended in iter_lines(path):  # at most MAX_LINE_BYTES of one line held
+        if not ended:
+            break
+        obj, problem = parse_line(path, number, raw)
+        if problem is None and isinstance(obj, dict):
+            yield obj
 
 
 def existing_ids(path: Path, key: str = "id") -> set[str]:

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from savi_plugin.data.outputs import claim, write_json
 from savi_plugin.data.paths import paths_for_file, run_folder
+from savi_plugin.data.readers import read_records
 from savi_plugin.config.values import to_dict
 from savi_plugin.recipe import load_recipe, recipe_identity
 
@@ -53,9 +54,8 @@ def _pairs_by_group(pairs_file: Path, samples) -> dict[str, int]:
     groups = {s.id: group_of(s) for s in samples}
     counts: Counter = Counter()
     if pairs_file.exists():
-        for line in pairs_file.read_text().splitlines():
-            if line.strip():
-                counts[groups.get(json.loads(line)["id"].rsplit("-rrpo-", 1)[0], "?")] += 1
+        for _, record in read_records(pairs_file):
+            counts[groups.get(record.id.rsplit("-rrpo-", 1)[0], "?")] += 1
     return dict(sorted(counts.items()))
 
 

@@ -135,6 +135,21 @@ def build_card(run, tasks: list[str], *, model: str, adapters: dict[str, str | N
     }
 
 
+def card_for_file(card: dict, holder) -> dict:
+    """``card`` as the file ``holder`` stores it: the base model's and each adapter's ``path`` by the one rule for
+    stored paths (:mod:`savi_plugin.data.paths`: relative to ``holder``'s folder, or absolute; a hub id as
+    given), so a card names the same folders from any working folder."""
+    from savi_plugin.data.paths import name_for_file, path_for_file
+
+    out = dict(card)
+    base = card.get("base_model")
+    if isinstance(base, dict) and base.get("path"):
+        out["base_model"] = {**base, "path": name_for_file(base["path"], holder)}
+    out["adapters"] = {label: {**entry, "path": path_for_file(entry["path"], holder) if entry.get("path") else None}
+                       for label, entry in (card.get("adapters") or {}).items()}
+    return out
+
+
 def differences(a: dict, b: dict) -> list[str]:
     """The :data:`MUST_MATCH` fields where two cards differ, one line each (empty: the tables are comparable)."""
     out = []

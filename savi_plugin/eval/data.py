@@ -303,14 +303,16 @@ def read_annotation_file(path: Path) -> list[dict[str, Any]]:
 
             return pq.read_table(path).to_pylist()
         if path.suffix == ".jsonl":
+            from savi_plugin.data.readers import iter_lines, parse_line
+
             records = []
-            with open(path, encoding="utf-8") as fh:
-                for line_no, line in enumerate(fh, 1):
-                    if line.strip():
-                        try:
-                            records.append(json.loads(line))
-                        except json.JSONDecodeError as exc:
-                            raise EvalDataError(path, line_no, None, f"invalid JSON: {exc}") from None
+            for line_no, raw, ended in iter_lines(path):  # the readers' rule, bounded per line
+                if raw is not None and not raw.strip():
+                    continue
+                record, problem = parse_line(path, line_no, raw, ended)
+                if problem is not None:
+                    raise EvalDataError(path, line_no, None, problem.message)
+                records.append(record)
             return records
         with open(path, encoding="utf-8") as fh:
             data = json.load(fh)

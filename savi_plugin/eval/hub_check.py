@@ -27,6 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
+import yaml
+
 from savi_plugin.errors import ConfigurationError
 
 #: seconds a connection attempt to the hub's host may take (name lookup included)
@@ -51,24 +53,18 @@ class TaskSource:
     local_only: bool  #: the benchmark is read from its official files under ``SAVI_DATA_ROOT`` only
 
 
-@functools.cache
-def _loader():
-    """``yaml.SafeLoader`` that reads lmms-eval's ``!function`` tags as None (only plain keys are needed here)."""
-    import yaml
+class _TaskLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that reads lmms-eval's ``!function`` tags (any ``!`` tag) as None: only plain keys are
+    needed here, and no tag builds an object."""
 
-    class Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
-        pass
 
-    Loader.add_multi_constructor("!", lambda loader, suffix, node: None)
-    return Loader
+_TaskLoader.add_multi_constructor("!", lambda loader, suffix, node: None)
 
 
 def _read(path: Path) -> dict:
     """One installed task YAML (ours or a benchmark distribution's, read as lmms-eval reads them)."""
-    import yaml
-
     try:
-        doc = yaml.load(path.read_text(encoding="utf-8-sig"), Loader=_loader())  # a SafeLoader subclass
+        doc = yaml.load(path.read_text(encoding="utf-8-sig"), Loader=_TaskLoader)
     except (OSError, UnicodeDecodeError, yaml.YAMLError):  # lmms-eval cannot read it either; its run names it
         return {}
     return doc if isinstance(doc, dict) else {}

@@ -58,15 +58,21 @@ def read_json_object(path: str | Path, what: str = "results file") -> dict:
 
 
 def _jsonl(path: Path) -> list[dict]:
-    """lmms-eval's ``--log_samples`` file: one JSON object per line (each refused naming ``file:line``)."""
+    """lmms-eval's ``--log_samples`` file: one JSON object per line, read by the readers' rule
+    (:func:`savi_plugin.data.readers.parse_line`: bounded per line). A bad line is refused naming ``file:line``:
+    a score is never computed over the samples that happen to parse."""
+    from savi_plugin.data.readers import iter_lines, parse_line
+
     out = []
-    for n, line in enumerate(path.read_bytes().splitlines(), 1):
-        if line.strip():
-            sample = load_json(line, f"{path}:{n}", lambda message, _line=None, n=n: _error(path, "samples file")(
-                message, n))
-            if not isinstance(sample, dict):
-                raise _error(path, "samples file")(f"a JSON {type(sample).__name__}, not an object", n)
-            out.append(sample)
+    for n, raw, ended in iter_lines(path):
+        if raw is not None and not raw.strip():
+            continue
+        sample, problem = parse_line(path, n, raw, ended)
+        if problem is not None:
+            raise _error(path, "samples file")(problem.message, n)
+        if not isinstance(sample, dict):
+            raise _error(path, "samples file")(f"a JSON {type(sample).__name__}, not an object", n)
+        out.append(sample)
     return out
 
 

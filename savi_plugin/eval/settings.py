@@ -18,6 +18,7 @@ from typing import Any
 from savi_plugin.config.values import (
     AtLeast,
     ConfigError,
+    FrameCount,
     NonNegative,
     OneOf,
     Positive,
@@ -50,7 +51,7 @@ class SettingError(SystemExit):
 class SaviVideoArgs:
     """The checked ``--model_args`` of ``savi_video`` (the others -- paths, names, device -- are passed on as given)."""
 
-    num_frames: int = checked(DEFAULT_NUM_FRAMES, AtLeast(1), help="frames sampled uniformly per video")
+    num_frames: int = checked(DEFAULT_NUM_FRAMES, FrameCount(), help="frames sampled uniformly per video")
     fps: float | None = checked(None, Positive(), help="sample at this many frames per second instead")
     max_frames: int | None = checked(None, AtLeast(1), help="at most this many frames when sampling at fps")
     video_backend: str | None = checked(None, OneOf(*VIDEO_BACKENDS, what="video backend"),

@@ -29,11 +29,11 @@ from pathlib import Path
 
 from savi_plugin.data.identity import check_adapter_base, input_identity, model_identity
 from savi_plugin.data.outputs import atomic_path, claim, disk_error, remove_tree, write_json, write_text
-from savi_plugin.data.paths import paths_for_file
+from savi_plugin.data.paths import name_for_file, path_for_file
 from savi_plugin.environment import item_limits
 from savi_plugin.eval.hub_check import eval_data_env
 from savi_plugin.eval.builtin_tasks import BUILTINS
-from savi_plugin.eval.card import build_card
+from savi_plugin.eval.card import build_card, card_for_file
 from savi_plugin.eval.command import last_error, log_disk_sign, results_problem, savi_video_command
 from savi_plugin.eval.compare import Delta, compare_usable
 from savi_plugin.eval.results import read_run, unscored_items, unusable_items
@@ -103,6 +103,17 @@ class SuitePlan:
     def models(self) -> dict[str, str | None]:
         return {BASE: None, **self.adapters}
 
+    def for_file(self, holder: str | Path) -> dict:
+        """:meth:`to_dict` as the file ``holder`` stores it (``suite.json``, the folder's mark): the model, the
+        adapters and the data root by the one rule for stored paths (:mod:`savi_plugin.data.paths`; a hub id
+        as given), so they name the same folders from any working folder."""
+        out = self.to_dict()
+        out["model"] = name_for_file(self.model, holder)
+        out["adapters"] = {label: path_for_file(path, holder) for label, path in self.adapters.items()}
+        if self.data_root is not None:
+            out["data_root"] = path_for_file(self.data_root, holder)
+        return out
+
 
 def _stream(command: list[str], env: dict, log_path: Path, label: str, progress) -> int:
     """Run lmms-eval with its output in ``log_path``; its per-item progress bar (``savi_video generate``) is shown
@@ -157,7 +168,8 @@ def run_model(plan: SuitePlan, label: str, out: Path, env: dict, progress=_print
                          f"{problem or 'lmms-eval failed'}{f'; lmms-eval said: {cause}' if cause else ''}; full log: "
                          f"{folder / 'lmms_eval.log'} (re-run the same command to continue the suite)")
     read_run(folder / "lmms_eval")  # results and samples are there before the run counts as done
-    write_json(done, paths_for_file({"label": label, "adapter": plan.models()[label]}, done))
+    adapter = plan.models()[label]
+    write_json(done, {"label": label, "adapter": path_for_file(adapter, done) if adapter else None})
     return folder / "lmms_eval"
 
 
@@ -264,7 +276,7 @@ def run_suite(plan: SuitePlan, out: str | Path, *, env: dict | None = None, miss
                                                         for label, path in plan.adapters.items()},
                 "data root": input_identity(plan.data_root) if plan.data_root else None}
     # the decode caps decide which items count as bad videos in a kept run
-    config = {**plan.to_dict(), "identity": identity, "limits": item_limits()}
+    config = {**plan.for_file(out / "suite.json"), "identity": identity, "limits": item_limits()}
     # the output layer: a new folder, or this suite's own (same plan) to continue it; locked while it runs
     # the paths as spelled are not compared (the identities above are): the suite continues from another working
     # folder, or with another spelling of the same files
@@ -272,7 +284,7 @@ def run_suite(plan: SuitePlan, out: str | Path, *, env: dict | None = None, miss
                inputs=_plan_inputs(plan), ignore=("model", "adapters", "data_root"),
                output_name="--out", what="suite folder") as claimed:
         claimed.write_mark()
-        write_json(out / "suite.json", paths_for_file(plan.to_dict(), out / "suite.json"), indent=1)
+        write_json(out / "suite.json", plan.for_file(out / "suite.json"), indent=1)
         return _run_claimed(plan, out, env, missing, progress)
 
 
@@ -285,8 +297,8 @@ def _run_claimed(plan: SuitePlan, out: Path, env: dict, missing, progress) -> di
     rows = comparison_rows(base, runs, plan.tasks)
     table = {"rows": rows, "missing": list(missing), "card": card}
     # paths as each file stores them (savi_plugin.data.paths' rule); the table returned keeps the caller's
-    write_json(out / "card.json", paths_for_file(card, out / "card.json"), indent=1)
-    write_json(out / "table.json", paths_for_file(table, out / "table.json"), indent=1)
+    write_json(out / "card.json", card_for_file(card, out / "card.json"), indent=1)
+    write_json(out / "table.json", {**table, "card": card_for_file(card, out / "table.json")}, indent=1)
     unfinished = {label: entry["path"] for label, entry in card["adapters"].items() if entry.get("unfinished")}
     write_text(out / "table.md", format_table(rows, list(missing), unfinished))
     if any(r["n"] for r in rows):

@@ -19,7 +19,7 @@ import numpy as np
 from savi_plugin.config.values import AtLeast, Check, Positive, Range, build, register_rules
 from savi_plugin.data.record import PreferenceRecord
 from savi_plugin.generators.inputs import InputItem
-from savi_plugin.generators.prompts import load_prompts
+from savi_plugin.generators.prompts import check_control_strings, load_prompts
 
 PAIR, SKIPPED, FAILED = "pair", "skipped", "failed"
 
@@ -155,6 +155,16 @@ class Generator(abc.ABC):
         out = jsonable(dataclasses.asdict(self.config))
         out["prompts_version"] = self.prompts_version
         return out
+
+    def check_prompts(self, tokenizer) -> None:
+        """Refuse templates holding a control string of ``tokenizer`` (the loaded model's), before the first item
+        (:func:`~savi_plugin.generators.prompts.check_control_strings`); None (a model without one): nothing."""
+        if tokenizer is None:
+            return
+        from savi_plugin.models.backends.tokens import control_strings
+
+        check_control_strings(self.prompts, control_strings(tokenizer), self.name, self.config.prompts,
+                              type(self).__module__)
 
     def check_items(self, items: Sequence[InputItem]) -> None:
         """Raise :class:`~savi_plugin.data.DataError` if the inputs lack what this generator needs."""

@@ -29,7 +29,7 @@ from savi_plugin.data.choices import (
 from savi_plugin.data.files import file_problem
 from savi_plugin.data.paths import resolve_video_path
 from savi_plugin.data.readers import iter_json_objects
-from savi_plugin.data.record import DataError
+from savi_plugin.data.record import DataError, json_kind
 from savi_plugin.generators.text import normalize_answer
 from savi_plugin.untrusted import equality_key, length_problem, text_problem
 
@@ -116,7 +116,7 @@ def _text_field(obj: dict, key: str, file: str, line: int) -> str | None:
 
 def _item_from_object(obj: Any, file: str, line: int, index: int, root: Path, confine: bool = False) -> InputItem:
     if not isinstance(obj, dict):
-        raise DataError(file, line, None, f"expected a JSON object, got {type(obj).__name__}")
+        raise DataError(file, line, None, f"expected a JSON object, got {json_kind(obj)}")
     video_key = "video" if "video" in obj else "media_path" if "media_path" in obj else "video"
     video = _str_field(obj, video_key, file, line, required=True)
     path = resolve_video_path(video, root, confine=confine, file=file, line=line, field=video_key)

@@ -23,6 +23,7 @@ from typing import Any, Sequence
 from savi_plugin.data.outputs import OutputLock, atomic_open, claim, write_json
 from savi_plugin.data.paths import path_for_file, path_from_file
 from savi_plugin.data.provenance import CHANGED, report_kind, run_problem, run_report, unvouched_copy, vouch
+from savi_plugin.data.readers import iter_lines, parse_line
 from savi_plugin.data.record import DataError, validate_record
 from savi_plugin.data.fingerprint import ConfigMismatchError, config_changes, describe_changes
 from savi_plugin.generators.runner import (_RESUMABLE_CHANGES, _read_progress, progress_path, report_path,
@@ -191,34 +192,32 @@ def _merge(paths: list[Path], output: Path, allow_incomplete: bool, claimed) -> 
     raw_lines: dict[str, str] = {}
     duplicates, conflicts, invalid, truncated = 0, [], [], []
     for path in paths:
-        with open(path, "rb") as fh:
-            for number, raw in enumerate(fh, start=1):
-                if not raw.endswith(b"\n"):
-                    truncated.append(f"{path}:{number}")
-                    break
-                if not raw.strip():
-                    continue
-                try:
-                    text = raw.decode("utf-8")
-                    obj = json.loads(text)
-                    validate_record(obj, str(path), number)
-                except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-                    invalid.append(f"{path}:{number}: invalid JSON: {exc}")
-                    continue
-                except DataError as exc:
-                    invalid.append(str(exc))
-                    continue
-                if obj["id"] in records:
-                    duplicates += 1
-                    if obj != records[obj["id"]]:
-                        conflicts.append(obj["id"])
-                    continue
-                moved = _video_for_output(obj["video"], path, output)
-                if moved != obj["video"]:  # another folder: the path stays relative to the file holding it
-                    obj = {**obj, "video": moved}
-                    text = json.dumps(obj, ensure_ascii=False)
-                records[obj["id"]] = obj
-                raw_lines[obj["id"]] = text.rstrip("\n")
+        for number, raw, ended in iter_lines(path):  # the readers' one rule for a line (data/readers.py)
+            if not ended:
+                truncated.append(f"{path}:{number}")
+                break
+            if raw is not None and not raw.strip():
+                continue
+            obj, problem = parse_line(path, number, raw)
+            try:
+                if problem is not None:
+                    raise problem
+                validate_record(obj, str(path), number)
+            except DataError as exc:
+                invalid.append(str(exc))
+                continue
+            text = raw.decode("utf-8")
+            if obj["id"] in records:
+                duplicates += 1
+                if obj != records[obj["id"]]:
+                    conflicts.append(obj["id"])
+                continue
+            moved = _video_for_output(obj["video"], path, output)
+            if moved != obj["video"]:  # another folder: the path stays relative to the file holding it
+                obj = {**obj, "video": moved}
+                text = json.dumps(obj, ensure_ascii=False)
+            records[obj["id"]] = obj
+            raw_lines[obj["id"]] = text.rstrip("\n")
     # a shard line that is not a valid record, or an id two shards give different content, was damaged or edited
     # after its run: the merged file would lack or arbitrarily pick records, so the set is not complete
     missing = (shard_set_problems(paths) + [f"{t}: truncated last line (a run still writing, or killed)"

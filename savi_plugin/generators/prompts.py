@@ -15,7 +15,7 @@ import hashlib
 import importlib
 import string
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -150,6 +150,37 @@ def load_prompts(name: str, override: str | Path | Mapping[str, Any] | None = No
     if "version" not in data:
         merged["version"] = f"{prompts['version']}+custom-{digest}"
     return merged
+
+
+def check_control_strings(prompts: Mapping[str, Any], controls: Sequence[str], name: str,
+                          override: str | Path | Mapping[str, Any] | None = None,
+                          module: str = "savi_plugin.generators") -> None:
+    """Refuse a template that holds one of the model's control strings (``controls``: its special tokens, chat
+    markers and placeholders, :func:`savi_plugin.models.backends.tokens.control_strings`).
+
+    The templates are the run's configuration: a chat marker in one would be read as a turn boundary (a
+    placeholder as video tokens) in every prompt, so it is a configuration error naming the prompt file and the
+    template key, found once the tokenizer is known and before the first item -- never a failure blamed on each
+    record's question.
+
+    Raises:
+        PromptError: ``<file>: 'key' contains '<|im_start|>', a control token of this model's tokenizer; ...``
+    """
+    if not controls:
+        return
+    defaults = default_prompts(name, module)
+    for key, value in prompts.items():
+        if key == "version":
+            continue
+        for template in value if isinstance(value, list) else [value]:
+            found = next((c for c in controls if isinstance(template, str) and c in template), None)
+            if found is None:
+                continue
+            origin = (f"the packaged prompts of {name!r}" if override is None or value == defaults.get(key)
+                      else str(override) if isinstance(override, (str, Path)) else "<prompts override>")
+            raise PromptError(f"{origin}: {key!r} contains {found!r}, a control token of this model's tokenizer; "
+                              f"a template may not contain the model's special tokens or placeholders (the chat "
+                              f"template adds the turn markers)")
 
 
 def render(prompts: Mapping[str, Any], key: str, **values: Any) -> str:

@@ -80,6 +80,15 @@ _RESUMABLE_CHANGES = ("limit", "device")
 _BY_IDENTITY = ("model", "adapter", "inputs", "data_root")
 #: failure reasons of machine errors, which do not describe the input: the item is retried by the next run
 RETRIED_REASONS = ("generation_error", "io_error")
+#: reasons an item's video is refused under, and what to check when every item of a run is refused under one
+VIDEO_REASONS = {
+    "too_few_frames": "every clip has fewer frames than --num-frames / model.num_frames={num_frames} (frames are "
+                      "never repeated): sample fewer frames, into a new output",
+    "missing_video": "no video the input names is there: check the manifest's paths (relative to its folder) or "
+                     "--data-root",
+    "decode_error": "check the videos, or the decode caps ($SAVI_MAX_DECODED_BYTES, $SAVI_MAX_FRAME_PIXELS) against "
+                    "--num-frames / model.num_frames={num_frames}",
+}
 
 
 # --------------------------------------------------------------------------- paths and shards
@@ -223,8 +232,9 @@ def _decode(items: Sequence[InputItem], num_frames: int,
             kind = classify(exc)
             if kind == CONFIGURATION:  # e.g. a bad $SAVI_MAX_FRAME_PIXELS: stop, mark nothing
                 raise
-            reason = "io_error" if kind == MACHINE else "decode_error"
-            failed.append(Outcome(item.id, None, FAILED, reason, f"{type(exc).__name__}: {exc}"))
+            reason = "io_error" if kind == MACHINE else reason_of(exc, "decode_error")
+            status = SKIPPED if reason == "missing_video" else FAILED  # not there: skipped, as too_few_frames
+            failed.append(Outcome(item.id, None, status, reason, f"{type(exc).__name__}: {exc}"))
             continue
         if len(frames) < num_frames:  # never padded by repeating frames; the trainer refuses such videos too
             failed.append(Outcome(item.id, None, SKIPPED, "too_few_frames",
@@ -409,6 +419,8 @@ def _run_locked(gen, model, mine, config, base_meta, out_path, prog_path, index,
     if todo:  # the earlier run's report vouches for what it wrote; this run writes more, and its own report last
         report_path(out_path).unlink(missing_ok=True)
     lm, load_seconds = _load_model(model, backend_name, frames, adapter, dtype, device) if todo else (model, 0.0)
+    if todo:  # the templates meet the model's control tokens: a configuration error now, not a failure per item
+        gen.check_prompts(getattr(lm, "tokenizer", None))
     total_items = sum(len(chunk) for _, chunk in mine)
     run_items = run_pairs = 0
     start = time.perf_counter()
@@ -467,7 +479,13 @@ def _run_locked(gen, model, mine, config, base_meta, out_path, prog_path, index,
     result.update(vouch(out_path))  # the bytes it vouches for: an edit, a truncation or a foreign copy is seen
     write_json(rpath, {**result, **stored})
     c = result["counts"]
-    log.info("%s: %d pair(s) from %d item(s); skipped %d, failed %d; this run %.2f pairs/s (report: %s)",
+    one_reason = {e["reason"] for e in result["skipped"] + result["failed"]}
+    if c["items_done"] and not c["pairs"] and len(one_reason) == 1 and one_reason & set(VIDEO_REASONS):
+        reason = one_reason.pop()  # every item refused alike: the run's settings, not each clip, are likely at fault
+        log.warning("%s: every item (%d) was refused under %s, none made a pair; %s", out_path, c["items_done"],
+                    reason, VIDEO_REASONS[reason].format(num_frames=frames))
+    log.info("%s: %d pair(s) from %d item(s); candidate pairs skipped %d, failed %d; this run %.2f pairs/s "
+             "(report: %s)",
              out_path, c["pairs"], c["items_done"], c["skipped"], c["failed"],
              result["throughput"]["pairs_per_s"] or 0.0, rpath)
     return result
@@ -503,8 +521,9 @@ def build_report(prog_path: Path, out_path: Path, total_items: int | None = None
                 listed[status].append(entry)
     lines = 0
     if out_path.exists():
-        with open(out_path, "rb") as fh:
-            lines = sum(1 for raw in fh if raw.endswith(b"\n"))
+        from savi_plugin.data.readers import iter_lines
+
+        lines = sum(1 for _, _, ended in iter_lines(out_path) if ended)  # bounded per line
     report = {
         "output": str(out_path),
         "progress": str(prog_path),

@@ -24,11 +24,15 @@ from typing import Any
 
 from savi_plugin.data.identity import pair_digest
 from savi_plugin.data.paths import PathEscapeError, path_from_file, resolve_video_path
-from savi_plugin.data.readers import read_records
+from savi_plugin.data.readers import (
+    BAD_RECORD,
+    iter_json_objects,
+    line_problem,
+    read_records,
+)
 from savi_plugin.data.record import DataError, PreferenceRecord
 from savi_plugin.inspection.html import coloured_tokens, escape, highlight_tags, page
 from savi_plugin.inspection.thumbnails import ThumbnailWriter
-from savi_plugin.untrusted import load_json
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +52,8 @@ class SiteSummary:
     never_learned: list[str] = field(default_factory=list)
     #: diagnostics rows dropped: written for a pair of the same id and other content (another pair file)
     diagnostics_mismatched: int = 0
+    #: bad lines of the diagnostics file (each at its ``file:line``, listed with the bad records)
+    diagnostics_problems: list[str] = field(default_factory=list)
 
 
 def pair_page_path(number: int) -> str:
@@ -93,23 +99,31 @@ def default_run_report(pairs: Path) -> Path | None:
     return None
 
 
-def read_diagnostics(path: Path | None) -> dict[str, list[dict[str, Any]]]:
-    """Per-pair training diagnostics (JSONL, one line per pair and evaluation point), by pair id, in step order."""
+def read_diagnostics(path: Path | None, problems: list[DataError] | None = None) -> dict[str, list[dict[str, Any]]]:
+    """Per-pair training diagnostics (JSONL, one line per pair and evaluation point), by pair id, in step order.
+
+    Read by the readers' one rule (:func:`savi_plugin.data.readers.iter_json_objects`): a bad line -- torn (the
+    last line of a training killed while appending), not JSON, not UTF-8, too long, or not a diagnostics row --
+    is one problem at its own ``file:line``, appended to ``problems``, and the rows after it are still read
+    (without ``problems``, the first one raises :class:`DataError`).
+    """
     if path is None:
         return {}
     by_id: dict[str, list[dict[str, Any]]] = {}
-    with open(path, encoding="utf-8") as fh:
-        for number, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            def refuse(message, _line=None, number=number):
-                return DataError(str(path), number, None, message)
-
-            row = load_json(line, str(path), error=refuse)  # the untrusted-input boundary: depth, numbers, keys
-            try:
-                by_id.setdefault(str(row["id"]), []).append(row)
-            except (KeyError, TypeError) as exc:
-                raise DataError(str(path), number, None, f"not a diagnostics line ({exc})") from None
+    for number, row in iter_json_objects(path, problems, array=False):  # JSONL only
+        step = row.get("step", 0) if isinstance(row, dict) else None
+        if not isinstance(row, dict) or not isinstance(row.get("id"), (str, int)) or isinstance(row["id"], bool):
+            problem = line_problem(path, number, "not a diagnostics row (expected a JSON object with an \"id\")",
+                                   BAD_RECORD)
+        elif not isinstance(step, (int, float)) or isinstance(step, bool):
+            problem = line_problem(path, number, f"not a diagnostics row (\"step\" is {step!r}, not a number)",
+                                   BAD_RECORD)
+        else:
+            by_id.setdefault(str(row["id"]), []).append(row)
+            continue
+        if problems is None:
+            raise problem
+        problems.append(problem)
     for rows in by_id.values():
         rows.sort(key=lambda r: r.get("step", 0))
     return by_id
@@ -138,6 +152,20 @@ def _margin_svg(rows: list[dict[str, Any]]) -> str:
             f'<line x1="{pad}" x2="{w - pad}" y1="{sy(0):.1f}" y2="{sy(0):.1f}" stroke="#999"/>'
             f'<polyline fill="none" stroke="#1e88e5" stroke-width="2" points="{line}"/>{dots}'
             f'<text x="{pad}" y="14" font-size="11">margin {y0:.3g} .. {y1:.3g}, steps {x0}..{x1}</text></svg>')
+
+
+#: most characters of a record's ``meta`` a pair page shows (a stored perturbation may be long)
+META_CHARS = 65_536
+
+
+def _meta_text(meta: Any) -> str:
+    """``meta`` as JSON for a pair page: indented when short, else compact and cut at :data:`META_CHARS`."""
+    compact = json.dumps(meta, default=str)
+    if len(compact) <= META_CHARS // 4:
+        return json.dumps(meta, indent=1, default=str)
+    if len(compact) <= META_CHARS:
+        return compact
+    return f"{compact[:META_CHARS]} ... ({len(compact) - META_CHARS} more characters)"
 
 
 def _pair_page(number: int, total: int, record: PreferenceRecord, thumbs, video: Path | None,
@@ -180,7 +208,7 @@ def _pair_page(number: int, total: int, record: PreferenceRecord, thumbs, video:
         if last.get("chosen_tokens") and last.get("chosen_token_kl"):
             body.append('<h2>chosen tokens coloured by KL(reference || policy)</h2><div class="resp" id="kl">'
                         + coloured_tokens(last["chosen_tokens"], last["chosen_token_kl"]) + "</div>")
-    body.append(f'<h2>meta</h2><div class="meta">{escape(json.dumps(record.meta, indent=1, default=str))}</div>')
+    body.append(f'<h2>meta</h2><div class="meta">{escape(_meta_text(record.meta))}</div>')
     return page(f"pair {record.id}", body)
 
 
@@ -262,7 +290,8 @@ def build_site(pairs: str | Path, out: str | Path, *, fmt: str = "savi", data_ro
     records = list(read_records(pairs, fmt, errors="collect", collected=bad))
     report_path = Path(run_report) if run_report is not None else default_run_report(pairs)
     skipped = read_run_report(report_path).get("skipped", [])
-    diag = read_diagnostics(Path(diagnostics) if diagnostics is not None else None)
+    diag_problems: list[DataError] = []
+    diag = read_diagnostics(Path(diagnostics) if diagnostics is not None else None, diag_problems)
     thumbs = ThumbnailWriter(out, limit=frames)
     index_rows, learned_never = [], []
     mismatched, joined = 0, {}
@@ -293,7 +322,8 @@ def build_site(pairs: str | Path, out: str | Path, *, fmt: str = "savi", data_ro
     skipped_rows = [[str(s.get("id") or s.get("item") or ""), str(s.get("reason", "")),
                      str(s.get("detail", ""))[:300], str(s.get("generator", records[0][1].source if records else "")),
                      s["status"]] for s in skipped]
-    bad_rows = [[f"{e.file}:{e.line if e.line is not None else ''}:{e.field or ''}", e.message] for e in bad]
+    bad_rows = [[f"{e.file}:{e.line if e.line is not None else ''}:{e.field or ''}", e.message]
+                for e in bad + diag_problems]
     data = ("window.SAVI_PAGE_SIZE=" + json.dumps(page_size) + ";\nwindow.SAVI_PAIRS="
             + json.dumps(index_rows, separators=(",", ":")) + ";\nwindow.SAVI_SKIPPED="
             + json.dumps(skipped_rows, separators=(",", ":")) + ";\nwindow.SAVI_BAD="
@@ -306,4 +336,5 @@ def build_site(pairs: str | Path, out: str | Path, *, fmt: str = "savi", data_ro
                     "not shown", diagnostics, mismatched, pairs)
     return SiteSummary(out=out, pairs=total, bad_records=len(bad), skipped_items=len(skipped),
                        with_diagnostics=len({r.id for _, r in records if joined.get(r.id)}),
-                       never_learned=learned_never, diagnostics_mismatched=mismatched)
+                       never_learned=learned_never, diagnostics_mismatched=mismatched,
+                       diagnostics_problems=[str(p) for p in diag_problems])

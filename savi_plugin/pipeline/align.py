@@ -28,6 +28,7 @@ from savi_plugin.data.fingerprint import check_same_config
 from savi_plugin.data.identity import input_identity, model_identity
 from savi_plugin.data.outputs import claim, replace_folder, write_json
 from savi_plugin.data.paths import path_for_file, path_from_file, paths_for_file, run_folder
+from savi_plugin.recipe import OUTPUT_KEYS, recipe_for_file
 
 log = logging.getLogger(__name__)
 
@@ -126,7 +127,6 @@ def run_align(recipe, run_dir: str | Path, iterations: int | None = None, evalua
     """
     if evaluate is None:
         from savi_plugin.pipeline.evaluate import evaluate_step as evaluate
-    from savi_plugin.config.values import to_dict
     from savi_plugin.launch import current
     from savi_plugin.pipeline.ranks import join_process_group
 
@@ -135,7 +135,9 @@ def run_align(recipe, run_dir: str | Path, iterations: int | None = None, evalua
     inputs = recipe_inputs(recipe)
     identity = {name: _identity(name, path) for name, path in inputs.items() if name != "data.data_root"}
     identity["videos"] = _manifest_videos(source, recipe.data.data_root)
-    config = {"recipe": to_dict(recipe), "identity": identity}
+    # the recipe with its paths stored by the rule (relative to the run folder or absolute), so the same run from
+    # another working folder, or the folder moved whole, is the same configuration
+    config = {"recipe": recipe_for_file(recipe, run_dir / "manifest.json"), "identity": identity}
     join_process_group()  # under a launcher: generation shards, training runs on every rank (pipeline/ranks.py)
     with claim(run_dir, command="savi align", config=config, folder=True, inputs=inputs, output_name="--out",
                what="align run folder", ignore=tuple(f"recipe.{k}" for k in RESUMABLE_RECIPE_KEYS)) as claimed:
@@ -178,23 +180,24 @@ def _identity(key: str, path: Path):
 #: recipe keys that may change when a run folder is resumed: where the recipe was read from, more iterations, and
 #: the eval step's settings (no generation, training or merge result depends on them; each eval entry stores its
 #: own, :func:`savi_plugin.pipeline.evaluate.eval_config`)
-RESUMABLE_RECIPE_KEYS = ("_source", "source", "align.iterations", "align.eval_every_iteration", "eval")
+RESUMABLE_RECIPE_KEYS = ("_source", "source", "align.iterations", "align.eval_every_iteration", "eval",
+                         *OUTPUT_KEYS)  # each iteration trains into its own folder: the recipe's output_dir is unused
 
 
 def _run_locked(recipe, run_dir: Path, iterations: int | None, evaluate) -> dict:
-    from savi_plugin.config.values import to_dict
     from savi_plugin.pipeline.ranks import check_processes, main_first, on_main
     from savi_plugin.pipeline.steps import generate_step, train_step
     from savi_plugin.training.run import last_complete_checkpoint
 
     from savi_plugin.pipeline.evaluate import eval_config
 
-    manifest = Manifest(run_dir, to_dict(recipe))
-    check_same_config(manifest.data.get("recipe"), to_dict(recipe), output=run_dir, stored_at=manifest.path,
+    stored_recipe = recipe_for_file(recipe, run_dir / "manifest.json")  # paths by the rule, as the mark's
+    manifest = Manifest(run_dir, stored_recipe)
+    check_same_config(manifest.data.get("recipe"), stored_recipe, output=run_dir, stored_at=manifest.path,
                       ignore=RESUMABLE_RECIPE_KEYS, remedy="re-run with the recipe of this folder, or use a new --out")
     evaluation = eval_config(recipe, run_dir)
-    _date_old_evals(manifest, recipe, evaluation)
-    manifest.data["recipe"] = to_dict(recipe)  # the resumable keys as this run uses them
+    _date_old_evals(manifest, stored_recipe, evaluation)
+    manifest.data["recipe"] = stored_recipe  # the resumable keys as this run uses them
     manifest.save()  # the recipe is on disk before the first step starts
     n = iterations or recipe.align.iterations
     backend = recipe.model.backend
@@ -218,6 +221,13 @@ def _run_locked(recipe, run_dir: Path, iterations: int | None, evaluate) -> dict
 
                 raise RunError(f"{pairs}: {report['counts'].get('items_to_retry')} item(s) failed for a transient "
                                f"reason (see {report.get('report')}); re-run the same savi align to retry them")
+            if not report.get("counts", {}).get("pairs", 1):
+                from savi_plugin.errors import RunError
+
+                reasons = ", ".join(f"{n} {r}" for r, n in report["counts"].get("by_reason", {}).items())
+                raise RunError(f"{pairs}: generation made no preference pair from "
+                               f"{report['counts'].get('items_done')} item(s) (candidates: {reasons or 'none'}; "
+                               f"see {report.get('report')}); training needs pairs")
             it.update(data=manifest.stored(pairs), data_report=manifest.stored(report))
             manifest.save()
         if "adapter" not in it:
@@ -254,15 +264,14 @@ def _evaluate_fresh(evaluate, recipe, model, out_dir: Path, base_model, evaluati
     return results
 
 
-def _date_old_evals(manifest: Manifest, recipe, evaluation: dict) -> None:
+def _date_old_evals(manifest: Manifest, stored_recipe: dict, evaluation: dict) -> None:
     """Eval entries written without their eval configuration (a manifest of an earlier version, whose whole recipe
     was compared) were made with the stored recipe's eval section: they keep ``evaluation`` when that section is
     this run's, and are evaluated again otherwise."""
-    from savi_plugin.config.values import to_dict
     from savi_plugin.data.fingerprint import config_changes
 
     stored = (manifest.data.get("recipe") or {}).get("eval")
-    same = stored is not None and not config_changes({"eval": stored}, {"eval": to_dict(recipe)["eval"]})
+    same = stored is not None and not config_changes({"eval": stored}, {"eval": stored_recipe["eval"]})
     for it in manifest.data["iterations"]:
         if "eval" in it and "eval_config" not in it and same:
             it["eval_config"] = evaluation

@@ -7,8 +7,10 @@ are decoded later, once per pair, by the collator.
 
 Bad input is never silently replaced:
 
-* a malformed record, a video file that does not exist (``missing_video``), is not a readable video by its
-  headers -- empty, not a video, no video stream, torn header, frames above the pixel cap (``bad_video``,
+* a line that is not a record at all (torn, not JSON, not UTF-8, too long: ``unreadable_line``) or not a valid
+  one (``bad_record``) -- the readers' reasons, :mod:`savi_plugin.data.readers` --, a video file that does not
+  exist (``missing_video``), is not a readable video by its headers -- empty, not a video, no video stream,
+  torn header, frames above the pixel cap (``bad_video``,
   :func:`~savi_plugin.video.decode.probe_video`) --, a video path that leaves an explicitly set data root
   (``outside_data_root``, :mod:`savi_plugin.data.paths`), or a question that alone fills the token budget
   (``prompt_too_long``: prompts are never truncated) raises :class:`~savi_plugin.data.DataError` naming
@@ -35,6 +37,7 @@ from torch.utils.data import Dataset
 
 from savi_plugin.data import DataError, PreferenceRecord, read_records
 from savi_plugin.data.paths import check_data_root, resolve_video_path
+from savi_plugin.data.readers import BAD_RECORD
 from savi_plugin.models.backends.tokens import (
     ControlTextError,
     check_plain_text,
@@ -110,7 +113,8 @@ class PreferenceDataset(Dataset):
         self.min_frames = min_frames
         # video -> probe error, or its (width, height, declared frames); probed once (``probes``: another rank's)
         self._probed: dict[str, str | tuple[int, int, int]] = dict(probes or {})
-        #: skipped records: dicts with file, line, field, message and reason (bad_record / missing_video / untagged)
+        #: skipped records, in line order: dicts with file, line, field, message and reason (the readers'
+        #: ``unreadable_line`` / ``bad_record``, or ``missing_video``, ``bad_video``, ``untagged``, ...)
         self.skipped: list[dict[str, Any]] = []
         self.items: list[PairItem] = []
         errors: list[DataError] = []
@@ -125,14 +129,16 @@ class PreferenceDataset(Dataset):
                 continue
             if item is not None:
                 self.items.append(item)
-        for exc in errors:
-            reason = getattr(exc, "reason", None) or ("missing_video" if exc.field == "video" else "bad_record")
+        for exc in errors:  # the readers' reasons (unreadable_line, bad_record), or this loader's own
+            reason = getattr(exc, "reason", None) or ("missing_video" if exc.field == "video" else BAD_RECORD)
             self._skip(exc, reason)
+        self.skipped.sort(key=lambda s: s["line"] if s["line"] is not None else 0)  # line order (a stable sort)
         untagged = sum(s["reason"] == "untagged" for s in self.skipped)
         if self.skipped:
-            log.warning("%s: %d pair(s) skipped (%d untagged under a phrase-level loss, %d bad or missing video); "
-                        "first: %s", self.path, len(self.skipped), untagged, len(self.skipped) - untagged,
-                        self.skipped[0]["where"] + " " + self.skipped[0]["message"])
+            by_reason = self.report()["skipped_by_reason"]
+            log.warning("%s: %d pair(s) skipped (%s); first: %s: %s", self.path, len(self.skipped),
+                        ", ".join(f"{n} {reason}" for reason, n in by_reason.items()),
+                        self.skipped[0]["where"], self.skipped[0]["message"])
         if not self.items:
             raise DataError(str(self.path), None, None,
                             f"no usable preference pair ({len(self.skipped)} skipped"
@@ -140,7 +146,8 @@ class PreferenceDataset(Dataset):
 
     def _skip(self, exc: DataError, reason: str) -> None:
         self.skipped.append({"file": exc.file, "line": exc.line, "field": exc.field, "message": exc.message,
-                             "reason": reason, "where": f"{exc.file}:{exc.line}:{exc.field}"})
+                             "reason": reason,  # as DataError names it: '-' for no line or field
+                             "where": f"{exc.file}:{exc.line if exc.line is not None else '-'}:{exc.field or '-'}"})
 
     def _resolve_video(self, video: str, file: str = "<memory>", line: int | None = None) -> Path:
         return resolve_video_path(video, self.data_root, confine=self.confine, file=file, line=line)

@@ -53,11 +53,13 @@ class VideoDecodeError(InputError):
     """A video could not be decoded. The message names the file and the reason.
 
     ``final``: trying the other decoder cannot help (the file is missing, not a regular file, or its frames
-    are above the pixel cap).
+    are above the pixel cap). ``skip_reason``: the reason a job counts the item under
+    (:func:`savi_plugin.errors.reason_of`): ``missing_video`` for a file that is not there (or a broken link),
+    else None (the caller's default, ``decode_error``).
     """
 
-    def __init__(self, path: str | Path, reason: str, *, final: bool = False):
-        self.path, self.reason, self.final = str(path), reason, final
+    def __init__(self, path: str | Path, reason: str, *, final: bool = False, skip_reason: str | None = None):
+        self.path, self.reason, self.final, self.skip_reason = str(path), reason, final, skip_reason
         super().__init__(f"{path}: cannot decode video: {reason}")
 
 
@@ -189,6 +191,12 @@ def decoded_bytes(frames: int, width: int, height: int) -> int:
     return int(frames) * int(width) * int(height) * 3
 
 
+def frames_in_budget(budget: int) -> int:
+    """The most frames a clip of the smallest size (1x1 pixels) may sample within ``budget`` decoded bytes: a
+    larger count fails on every clip, so it is a configuration error (:class:`savi_plugin.config.values.FrameCount`)."""
+    return int(budget) // decoded_bytes(1, 1, 1)
+
+
 def format_bytes(n: int) -> str:
     """A byte count in the largest binary unit that keeps it at 1 or more (``12.00 KiB``, ``2.15 GiB``), so a small
     budget never reads ``0.00 GiB``."""
@@ -284,7 +292,8 @@ def probe_video(path: str | Path, *, max_pixels: int | None = None) -> tuple[int
     path = Path(path)
     problem = path_problem(path)
     if problem:
-        raise VideoDecodeError(path, problem, final=True)
+        missing = problem == "file not found" or problem.startswith("is a broken symbolic link")
+        raise VideoDecodeError(path, problem, final=True, skip_reason="missing_video" if missing else None)
     if path.stat().st_size == 0:
         raise VideoDecodeError(path, "file is empty (0 bytes)", final=True)
     try:
@@ -359,7 +368,8 @@ def read_frames(path: str | Path, num_frames: int = DEFAULT_NUM_FRAMES, *, fps: 
         raise VideoDecodeError(path, str(exc), final=True) from None
     problem = path_problem(path)
     if problem:
-        raise VideoDecodeError(path, problem, final=True)
+        missing = problem == "file not found" or problem.startswith("is a broken symbolic link")
+        raise VideoDecodeError(path, problem, final=True, skip_reason="missing_video" if missing else None)
     if path.stat().st_size == 0:
         raise VideoDecodeError(path, "file is empty (0 bytes)", final=True)
     cap = frame_pixel_cap(max_pixels)

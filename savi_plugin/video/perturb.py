@@ -514,6 +514,85 @@ def apply_perturbations(frames: np.ndarray, specs: Sequence[dict[str, Any] | str
     return frames, applied
 
 
+#: most steps a stored pipeline may replay (every perturbation keeps the frame count, and a pipeline the generator
+#: runs has one step per perturbation asked for: a handful)
+MAX_REPLAY_STEPS = 64
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _indices_problem(value: Any, count: int, key: str) -> str | None:
+    """Why ``value`` is not a list of distinct frame indices in ``[0, count)``, or None."""
+    if not isinstance(value, list):
+        return f"{key} is a {type(value).__name__}, not a list of frame indices"
+    if len(value) > count:
+        return f"{key} lists {len(value)} frames"
+    if not all(_is_int(i) and 0 <= i < count for i in value):
+        bad = next(i for i in value if not (_is_int(i) and 0 <= i < count))
+        return f"{key} holds {bad!r}, not a frame index in 0..{count - 1}"
+    if len(set(value)) != len(value):
+        return f"{key} names a frame twice"
+    return None
+
+
+def _box_problem(box: Any, height: int, width: int) -> str | None:
+    if not (isinstance(box, list) and len(box) == 4 and all(_is_int(v) for v in box)):
+        return f"box {box!r} is not [y0, x0, y1, x1] in whole pixels"
+    y0, x0, y1, x1 = box
+    if not (0 <= y0 <= y1 <= height and 0 <= x0 <= x1 <= width):
+        return f"box {box!r} is not inside the frame"
+    return None
+
+
+def replay_problem(applied: Any, num_frames: int, height: int, width: int) -> str | None:
+    """Why the stored pipeline ``applied`` (a record's ``meta.perturbation``) cannot be replayed on ``num_frames``
+    frames of ``height x width`` pixels, or None when it can -- checked before any frame is built, so a record
+    holds no power over memory: at most :data:`MAX_REPLAY_STEPS` steps, a shuffle ``order`` exactly a
+    permutation of the frames, mask/occlude/drop ``frames`` distinct indices in range, boxes inside the frame,
+    ``fill`` a byte value and a blur ``factor`` at most the frame's side. Every perturbation keeps the count.
+    """
+    where = f"does not fit {num_frames} frames of {height}x{width}"
+    if not isinstance(applied, list):
+        return f"perturbation: its record {where} (a {type(applied).__name__}, not a list of steps)"
+    if len(applied) > MAX_REPLAY_STEPS:
+        return f"perturbation: its record {where} ({len(applied)} steps, more than {MAX_REPLAY_STEPS})"
+    for step, info in enumerate(applied):
+        if not isinstance(info, dict):
+            return f"perturbation step {step}: its record {where} (a {type(info).__name__}, not an object)"
+        name = info.get("name")
+        if not isinstance(name, str) or name not in PERTURBATIONS:
+            return f"unknown perturbation {name!r}"
+        problem = None
+        if name in ("mask", "occlude", "drop"):
+            problem = _indices_problem(info.get("frames"), num_frames, "frames")
+        if problem is None and name in ("mask", "occlude") and not (_is_int(info.get("fill"))
+                                                                    and 0 <= info["fill"] <= 255):
+            problem = f"fill {info.get('fill')!r} is not a byte value 0..255"
+        if problem is None and name == "occlude":
+            boxes = info.get("box")
+            shared = isinstance(boxes, list) and not (boxes and isinstance(boxes[0], list))
+            if shared:
+                problem = _box_problem(boxes, height, width) if info["frames"] else None
+            elif not isinstance(boxes, list) or len(boxes) != len(info["frames"]):
+                problem = "box is neither one [y0, x0, y1, x1] nor one per occluded frame"
+            else:
+                problem = next((p for p in (_box_problem(b, height, width) for b in boxes) if p), None)
+        elif name == "shuffle":
+            order = info.get("order")
+            if not isinstance(order, list) or len(order) != num_frames:
+                size = len(order) if isinstance(order, list) else type(order).__name__
+                problem = f"order ({size}) is not a permutation of the {num_frames} frames"
+            elif not all(_is_int(i) for i in order) or sorted(order) != list(range(num_frames)):
+                problem = f"order is not a permutation of 0..{num_frames - 1}"
+        elif name == "blur" and not (_is_int(info.get("factor")) and 1 <= info["factor"] <= max(height, width)):
+            problem = f"factor {info.get('factor')!r} is not a whole number of pixels in 1..{max(height, width)}"
+        if problem is not None:
+            return f"perturbation {name!r}: its record {where} ({problem})"
+    return None
+
+
 def replay_perturbations(frames: np.ndarray, applied: Sequence[dict[str, Any]]) -> np.ndarray:
     """The frames a pipeline produced, rebuilt from the ``info`` dicts :func:`apply_perturbations` returned (and
     the RRPO generator stores in a record's ``meta.perturbation``), without its random generator.
@@ -521,9 +600,13 @@ def replay_perturbations(frames: np.ndarray, applied: Sequence[dict[str, Any]]) 
     ``replay_perturbations(frames, apply_perturbations(frames, specs, rng)[1])`` equals the perturbed frames.
 
     Raises:
-        ValueError: an ``info`` of an unknown perturbation, or one that does not fit ``frames``.
+        ValueError: an ``info`` of an unknown perturbation, or one that does not fit ``frames``
+            (:func:`replay_problem`).
     """
     _check_frames(frames)
+    problem = replay_problem(applied, *frames.shape[:3])  # before any frame is built
+    if problem is not None:
+        raise ValueError(problem)
     out = frames.copy()
     for info in applied:
         name = info.get("name")

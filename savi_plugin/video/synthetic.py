@@ -7,7 +7,6 @@ can score a model without any human label or download. Deterministic under ``see
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -195,6 +194,7 @@ def make_synthetic_dataset(out_dir: str | Path, n_videos: int, seed: int = 0, *,
 
 def load_synthetic_samples(path: str | Path) -> list[SyntheticSample]:
     """Read a ``samples.jsonl`` written by :func:`make_synthetic_dataset` (video paths resolved against its folder)."""
-    with open(path, encoding="utf-8") as fh:
-        rows = [json.loads(line) for line in fh if line.strip()]
+    from savi_plugin.data.readers import iter_json_objects
+
+    rows = [row for _, row in iter_json_objects(path)]  # the readers' rule: a bad line raises naming file:line
     return [SyntheticSample(**{**row, "video": str(path_from_file(row["video"], path))}) for row in rows]

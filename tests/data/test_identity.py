@@ -91,3 +91,23 @@ def test_an_adapter_of_an_unfinished_training_run_is_said_once(state, tiny_llava
         assert identity.unfinished_training(adapter)
     else:
         assert not said and identity.unfinished_training(adapter) is None
+
+
+def test_a_base_replaced_where_it_lies_is_named_once_as_changed(tiny_llava_onevision, tmp_path):
+    """The adapter's base and the model it meets are one path whose files changed: the message says so instead
+    of naming the same path twice as two models."""
+    import shutil
+
+    base = tmp_path / "mT"
+    shutil.copytree(tiny_llava_onevision, base)
+    adapter = tmp_path / "ad"
+    adapter.mkdir()
+    (adapter / "adapter_config.json").write_text('{"peft_type": "LORA"}')
+    identity.write_adapter_identity(adapter, base, "llava_onevision")
+    config = json.loads((base / "config.json").read_text())
+    (base / "config.json").write_text(json.dumps({**config, "savi_test": 1}))
+    with pytest.raises(identity.IdentityMismatchError) as err:
+        identity.check_adapter_base(adapter, base)
+    assert str(err.value) == (f"{adapter}: the adapter was trained on the model at {base}, whose files have changed "
+                              f"since: another base model (its files differ); load it onto the model it was "
+                              f"trained on")

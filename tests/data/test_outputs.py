@@ -218,20 +218,26 @@ def test_a_failing_resume_keeps_the_earlier_result(tmp_path):
 
 HOLD = """
 import sys, time
-from savi_plugin.data.outputs import OutputLock
-with OutputLock(sys.argv[1], folder=True, what="run folder"):
+from savi_plugin.data import outputs
+outputs.LOCK_CHECK_SECONDS = 3600  # a removed lock file stays removed during the test
+with outputs.OutputLock(sys.argv[1], folder=True, what="run folder"):
     print("held", flush=True)
     time.sleep(60)
 """
 
 
+@pytest.mark.parametrize("removed", [False, True], ids=["lock-file-kept", "lock-file-removed"])
 @pytest.mark.parametrize("folder", [True, False])
-def test_an_output_inside_a_folder_another_live_job_writes_is_refused(folder, tmp_path):
-    """`savi train --output-dir run/rrpo` ran beside a live `savi ablate --out run` and mixed their files."""
+def test_an_output_inside_a_folder_another_live_job_writes_is_refused(folder, removed, tmp_path):
+    """`savi train --output-dir run/rrpo` ran beside a live `savi ablate --out run` and mixed their files; so
+    it does when someone removed ``run/.savi.lock`` (the job's shadow lock still names it)."""
     run = tmp_path / "run"
     holder = subprocess.Popen([sys.executable, "-c", HOLD, str(run)], stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "held"
+        if removed:
+            (run / outputs.LOCK_NAME).unlink()
+            assert outputs.writer_now(run, folder=True).startswith(f"pid {holder.pid} ")
         inner = run / ("rrpo" if folder else "pairs.jsonl")
         with pytest.raises(OutputLockedError, match=r"lies inside .*run, which another savi process is writing "
                                                     rf"\(pid {holder.pid} "):
@@ -327,3 +333,82 @@ def test_a_folder_replaced_whole_refuses_once_its_content_changed(change, tmp_pa
         (site / "index.html").write_text("<html><body>edited</body></html>")
     with pytest.raises(ForeignOutputError, match=r"changed after savi inspect wrote it \(.+\)"):
         claim(site, command="savi inspect", folder=True, replace_ours=True)
+
+
+# ------------------------------------------------------------------------------------------------ shadow locks
+@pytest.fixture
+def shadow_root(tmp_path, monkeypatch):
+    """A private shadow lock root for the test (not the machine's /tmp/savi-locks-<uid>)."""
+    root = tmp_path / "tmproot"
+    root.mkdir()
+    monkeypatch.setattr(outputs, "_shadow_roots", lambda: [root])
+    return root
+
+
+@pytest.mark.parametrize("folder", [True, False])
+def test_removing_the_lock_file_or_the_output_does_not_free_it(folder, shadow_root, tmp_path):
+    import shutil
+
+    out = tmp_path / "out" / ("run" if folder else "pairs.jsonl")
+    held = OutputLock(out, folder=folder).acquire()
+    shadows = shadow_root / f"savi-locks-{os.getuid()}"
+    assert held._shadow.parent == shadows
+    for remove in (lambda: held.path.unlink(), lambda: shutil.rmtree(out) if folder else out.unlink(missing_ok=True)):
+        remove()
+        with pytest.raises(OutputLockedError, match=rf"pid {os.getpid()} .*removed while that job runs"):
+            OutputLock(out, folder=folder).acquire()
+        assert not held.path.exists()  # the refused attempt left no lock file in the holder's place
+    held.release()
+    assert not held.path.exists() and os.listdir(shadows) == []  # released: no shadow file left behind
+    OutputLock(out, folder=folder).acquire().release()  # free again
+
+
+def test_the_shadow_lock_names_an_output_by_identity_not_spelling(shadow_root, tmp_path):
+    """Every spelling (a symlinked or moved parent) names one shadow lock; a folder replaced whole keeps it."""
+    (tmp_path / "real").mkdir()
+    (tmp_path / "alias").symlink_to(tmp_path / "real", target_is_directory=True)
+    key = outputs.shadow_lock_path(outputs._real(tmp_path / "real" / "site"))
+    assert key == outputs.shadow_lock_path(outputs._real(tmp_path / "alias" / "site"))
+    assert key != outputs.shadow_lock_path(outputs._real(tmp_path / "real" / "site2"))
+    with outputs.replace_folder(tmp_path / "real" / "site") as tmp:
+        (tmp / "index.html").write_text("x")
+    assert outputs.shadow_lock_path(tmp_path / "real" / "site") == key
+    (tmp_path / "real").rename(tmp_path / "moved")  # the parent folder moved: the same folder, the same lock
+    assert outputs.shadow_lock_path(tmp_path / "moved" / "site") == key
+
+
+@pytest.mark.parametrize("bad", ["a file", "another user's mode"])
+def test_without_a_private_shadow_folder_the_visible_lock_alone_holds(bad, shadow_root, tmp_path, caplog):
+    target = shadow_root / f"savi-locks-{os.getuid()}"
+    if bad == "a file":
+        target.write_text("")
+    else:
+        target.mkdir(mode=0o777)
+        os.chmod(target, 0o777)  # others could remove our shadow files: not used
+    caplog.set_level("DEBUG", logger="savi_plugin.data.outputs")
+    out = tmp_path / "pairs.jsonl"
+    with OutputLock(out) as held:
+        assert held._shadow is None
+        with pytest.raises(OutputLockedError, match=f"pid {os.getpid()}"):
+            OutputLock(out).acquire()
+    assert ("not a folder" if bad == "a file" else "mode 0o777") in caplog.text
+    assert "no shadow lock" in caplog.text
+
+
+def test_stale_shadow_files_are_swept_and_held_ones_kept(shadow_root, tmp_path, monkeypatch):
+    import fcntl
+
+    folder = outputs.shadow_lock_folder()
+    stale, held_by_other = folder / ("a" * 40 + ".lock"), folder / ("b" * 40 + ".lock")
+    stale.write_text("{}")
+    held_by_other.write_text("{}")
+    fd = os.open(held_by_other, os.O_RDWR)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
+        old = 0
+        for path in (stale, held_by_other):
+            os.utime(path, (old, old))
+        with OutputLock(tmp_path / "x.jsonl") as lock:
+            assert sorted(os.listdir(folder)) == sorted([held_by_other.name, lock._shadow.name])
+    finally:
+        os.close(fd)

@@ -173,7 +173,7 @@ def test_an_adapter_trained_on_another_base_is_refused_before_lmms_eval(tmp_path
     (adapter / "adapter_config.json").write_text(json.dumps({"peft_type": "LORA"}))
     write_adapter_identity(adapter, tiny_qwen2_vl, None)
     code, _, err = _suite(["savi_perceptiontest", "--model", str(tiny_llava_onevision), "--adapter", str(adapter),
-                           "--out", str(tmp_path / "s")])
+                           "--data-root", str(tmp_path), "--out", str(tmp_path / "s")])  # data: not what fails
     assert code == 2 and "the adapter was trained on" in err and not (tmp_path / "s").exists()
 
 
@@ -380,3 +380,16 @@ def test_a_suite_continues_from_another_working_folder_with_other_spellings(suit
     assert result["rows"] == table["rows"]
     err = capsys.readouterr().err
     assert "base: kept from an earlier run" in err and "aligned: kept from an earlier run" in err
+    # what it stores names the model, adapter and data root from the suite folder, not from the working folder
+    # (red team 7: card.json, table.json's card, suite.json and the mark held "tiny" and "./aligned" as typed)
+    from tests.test_paths_relative import every_json_stores_paths_by_the_rule
+
+    card = json.loads((out / "card.json").read_text())
+    assert card["base_model"]["path"] == str(tmp / "tiny")  # outside the suite folder: absolute
+    assert card["adapters"]["aligned"]["path"] == str(tmp / "aligned")
+    assert json.loads((out / "table.json").read_text())["card"]["base_model"] == card["base_model"]
+    suite_json = json.loads((out / "suite.json").read_text())
+    assert (suite_json["model"], suite_json["adapters"], suite_json["data_root"]) == (
+        str(tmp / "tiny"), {"aligned": str(tmp / "aligned")}, str(tmp / "data"))
+    every_json_stores_paths_by_the_rule(out, "card.json", "table.json", "suite.json", ".savi-output.json",
+                                        "done.json")

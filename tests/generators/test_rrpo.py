@@ -236,14 +236,14 @@ def test_rrpo_scripted_pairs_skips_and_tagging(qa_manifest, tmp_path):
     check_tagged_pairs(list(records.values()))
 
     c = report["counts"]
-    assert c["by_reason"] == {"correct_answer": 1, "unmapped_answer": 1, "decode_error": 1, "written": 4}
+    assert c["by_reason"] == {"correct_answer": 1, "unmapped_answer": 1, "missing_video": 1, "written": 4}
     assert c["tagging"] == {"model": 1, "rule": 2, "rule_fallback": 1}
-    assert (c["pairs"], c["skipped"], c["failed"]) == (4, 2, 1)
-    failed = report["failed"]
-    assert [(f["item"], f["reason"]) for f in failed] == [("missing-video", "decode_error")]
-    assert "/nonexistent/clip.mp4" in failed[0]["detail"]
-    assert {(s["id"], s["reason"]) for s in report["skipped"]} == {("mcq-right-rrpo-0", "correct_answer"),
-                                                                    ("mcq-garbage-rrpo-0", "unmapped_answer")}
+    assert (c["pairs"], c["skipped"], c["failed"]) == (4, 3, 0)  # a video not there is skipped, not failed
+    assert report["failed"] == []
+    missing = [s for s in report["skipped"] if s["reason"] == "missing_video"]
+    assert [s["item"] for s in missing] == ["missing-video"] and "/nonexistent/clip.mp4" in missing[0]["detail"]
+    assert {(s["id"], s["reason"]) for s in report["skipped"] if s["reason"] != "missing_video"} == {
+        ("mcq-right-rrpo-0", "correct_answer"), ("mcq-garbage-rrpo-0", "unmapped_answer")}
     # Batches of at most 3 sequences; the model saw the perturbed frames drawn from (seed, item, k).
     assert max(lm.batch_sizes) <= 3
     prompt, frames = next((q, f) for q, f in lm.seen if "Where does it go?" in q)
@@ -277,8 +277,8 @@ def test_generation_error_costs_only_its_item_and_config_change_is_refused(qa_ma
     out = tmp_path / "pairs.jsonl"
     report = run_generation(generator="rrpo", model=lm, inputs=qa_manifest, output=out, batch_size=4,
                             progress=False, options={"tagging": "rule"})
-    assert [(f["item"], f["reason"]) for f in report["failed"]] == [("yes-no", "generation_error"),
-                                                                     ("missing-video", "decode_error")]
+    assert [(f["item"], f["reason"]) for f in report["failed"]] == [("yes-no", "generation_error")]
+    assert ("missing-video", "missing_video") in {(s["item"], s["reason"]) for s in report["skipped"]}
     assert "CUDA out of memory" in report["failed"][0]["detail"]
     assert report["counts"]["pairs"] == 3  # the other items of the failed batch were retried one by one
     with pytest.raises(ValueError, match="different configuration.*seed"):

@@ -169,8 +169,6 @@ def test_chromium_renders_the_index_and_a_pair_page_from_disk(site, tmp_path):
     ("--run-report", "folder", "folder: --run-report: is a directory, not a run report"),
     ("--run-report", "bad.json", "bad.json:1: run report: invalid JSON"),
     ("--diagnostics", "folder", "folder: --diagnostics: is a directory, not a diagnostics file"),
-    ("--diagnostics", "deep.jsonl", "deep.jsonl:1:-: nested deeper than 64 levels"),  # red team 4: no file named
-    ("--diagnostics", "nan.jsonl", "nan.jsonl:1:-: NaN is not a JSON number"),
     ("--run-report", "deep.json", "deep.json: run report: nested deeper than 64 levels"),
 ])
 def test_a_named_report_that_is_not_there_or_not_json_is_one_line(flag, given, line, tmp_path, monkeypatch, capsys):
@@ -189,3 +187,55 @@ def test_a_named_report_that_is_not_there_or_not_json_is_one_line(flag, given, l
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(f"error: {line}"), err
     assert not (tmp_path / "site").exists()
+
+
+@pytest.mark.parametrize("lines, problems", [
+    (['{"torn', "ROW", "ROW"], ["dg.jsonl:1:-: invalid JSON"]),
+    (["ROW", "[" * 100_000 + "]" * 100_000, "ROW"], ["dg.jsonl:2:-: nested deeper than 64 levels"]),  # red team 4
+    (["ROW", '{"id": "a", "margin": NaN}', "ROW"], ["dg.jsonl:2:-: NaN is not a JSON number"]),
+    (["ROW", "ROW", "ROW"[:2]], ["dg.jsonl:3:-: torn last line (no line feed at its end"]),  # a killed training
+    (["ROW", '{"step": 1}', '{"id": "a", "step": "x"}', "ROW"],
+     ["dg.jsonl:2:-: not a diagnostics row", "dg.jsonl:3:-: not a diagnostics row"]),
+])
+def test_a_bad_diagnostics_line_is_one_problem_and_the_site_is_built(lines, problems, tmp_path, monkeypatch, capsys):
+    """Red team B49: the diagnostics of a training killed while appending (a torn last line), or a torn line in the
+    middle, follow the one JSONL rule: each bad line is named at its file:line, the other rows are shown."""
+    from savi_plugin.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "p.jsonl").write_text('{"id": "a", "video": "v.mp4", "question": "q?", "chosen": "A", '
+                                      '"rejected": "B", "source": "x"}\n')
+    row = '{"id": "a", "step": 1, "margin": -0.5}'
+    text = "\n".join(row if line == "ROW" else '{"' if line == "RO" else line for line in lines)
+    (tmp_path / "dg.jsonl").write_text(text + ("" if lines[-1] == "RO" else "\n"))
+    capsys.readouterr()
+    assert main(["inspect", "p.jsonl", "--out", "site", "--diagnostics", "dg.jsonl", "--no-progress"]) == 0
+    out = capsys.readouterr()
+    assert f"{len(problems)} bad diagnostics line(s)" in out.out
+    assert "diagnostics for 1 pair(s), 1 never learned" in out.out
+    listed = [line.strip() for line in out.err.splitlines() if line.startswith("  ")]
+    assert len(listed) == len(problems) and all(g.startswith(w) for g, w in zip(listed, problems)), listed
+    bad = json.loads(re.search(r"window\.SAVI_BAD=(.*);", (tmp_path / "site/index-data.js").read_text()).group(1))
+    assert [w for w, _ in bad] == [p.split(":-:")[0] + ":" for p in problems]
+
+
+def test_a_perturbation_record_that_does_not_fit_its_clip_is_said_on_its_page(pair_file, tmp_path):
+    """Red team B48: a shuffle order of 10^5 entries and a drop of frames [-5, 99] are named on the pair's page
+    (as a blur without a factor is), and the other pages are built; nothing is drawn from them."""
+    from savi_plugin.inspection.site import build_site
+
+    base = {"video": str(pair_file.parent / "v0.mp4"), "question": "Which way?", "chosen": "up", "rejected": "left",
+            "source": "rrpo"}
+    bad = {"order": [{"name": "shuffle", "order": [0] * 10**5}], "drop": [{"name": "drop", "frames": [-5, 99]}],
+           "blur": [{"name": "blur"}]}
+    records = [{**base, "id": name, "meta": {"num_frames": 4, "perturbation": p}} for name, p in bad.items()]
+    records.append({**base, "id": "fine", "meta": {"num_frames": 4, "perturbation": [{"name": "reverse"}]}})
+    pairs = write_jsonl(tmp_path / "pi.jsonl", records)
+    summary = build_site(pairs, tmp_path / "site", frames=2, progress=False)
+    assert summary.pairs == 4 and summary.bad_records == 0
+    pages = [(tmp_path / "site" / f"pairs/0/{n}.html").read_text() for n in range(1, 5)]
+    assert "order (100000) is not a permutation of the 4 frames" in pages[0]
+    assert len(pages[0]) < 100_000  # the page shows the start of so long a meta
+    assert "frames holds -5, not a frame index in 0..3" in pages[1]
+    assert "factor None is not a whole number" in pages[2]
+    assert 'id="perturbed"' in pages[3] and "does not fit" not in pages[3]

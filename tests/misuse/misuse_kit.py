@@ -137,17 +137,21 @@ def savi_process(*argv: str, cwd: Path | None = None, env: dict | None = None, *
 
 
 HOLD_LOCK = """
-import sys, time
-from savi_plugin.data.outputs import OutputLock
-lock = OutputLock(sys.argv[1], folder=sys.argv[2] == "folder").acquire()
+import logging, sys, time
+from savi_plugin.data import outputs
+logging.basicConfig(level=logging.WARNING)
+outputs.LOCK_CHECK_SECONDS = float(sys.argv[3])
+lock = outputs.OutputLock(sys.argv[1], folder=sys.argv[2] == "folder").acquire()
 print("locked", flush=True)
 time.sleep(120)
 """
 
 
-def hold_lock(path: Path, folder: bool) -> subprocess.Popen:
-    """Another process holding ``path``'s output lock until killed (waits until it holds it)."""
-    proc = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(path), "folder" if folder else "file"],
-                            stdout=subprocess.PIPE, text=True)
+def hold_lock(path: Path, folder: bool, check_seconds: float = 2.0) -> subprocess.Popen:
+    """Another process holding ``path``'s output lock until killed (waits until it holds it); it checks its lock
+    files every ``check_seconds`` (:meth:`~savi_plugin.data.outputs.OutputLock.check`)."""
+    proc = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(path), "folder" if folder else "file",
+                             str(check_seconds)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert proc.stdout.readline().strip() == "locked"
     return proc

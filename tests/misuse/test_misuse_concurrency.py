@@ -16,6 +16,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -39,7 +40,7 @@ def manifest(synthetic_samples) -> Path:
 
 # ------------------------------------------------------------------------------------------------ locks
 def _held_output(kind: str, tmp_path: Path, model, manifest) -> tuple[Path, bool, list[str]]:
-    """The output a ``kind`` command writes, whether it is a folder, and the command."""
+    """The output a ``kind`` command writes, whether its lock lies inside it (a folder), and the command."""
     if kind == "generate":
         out = tmp_path / "pairs.jsonl"
         return out, False, generate_argv(model, manifest, out)
@@ -51,26 +52,60 @@ def _held_output(kind: str, tmp_path: Path, model, manifest) -> tuple[Path, bool
     if kind == "align":
         out = tmp_path / "run"
         return out, True, ["align", "tiny_demo", f"data.qa={manifest}", "--out", str(out)]
+    if kind == "inspect":  # a folder replaced whole: its lock lies beside it, site.lock
+        out = tmp_path / "site"
+        pairs = tmp_path / "pairs.jsonl"
+        pairs.write_text("{}\n")
+        return out, False, ["inspect", str(pairs), "--out", str(out), "--no-progress"]
     out = tmp_path / "merged.jsonl"
     shard = tmp_path / "a.jsonl"
     shard.write_text("")
     return out, False, ["generate", "merge", str(out), str(shard)]
 
 
-@pytest.mark.parametrize("kind", ["generate", "train", "align", "merge"])
-def test_a_second_job_on_a_locked_output_is_refused_naming_the_holder(kind, tmp_path, tiny_llava_onevision,
+WRITERS = ["generate", "train", "align", "merge", "inspect"]
+
+
+@pytest.mark.parametrize("removed", [False, True], ids=["lock-file-kept", "lock-file-removed"])
+@pytest.mark.parametrize("kind", WRITERS)
+def test_a_second_job_on_a_locked_output_is_refused_naming_the_holder(kind, removed, tmp_path, tiny_llava_onevision,
                                                                       manifest, capsys):
+    """Removing the lock file of a running job (a "stale-looking" ``.lock``) does not free its output: the
+    holder's shadow lock still refuses the second job (red team 7, A1: two generations appended 532 duplicates;
+    A26: two trainers shared one folder, both exit 0)."""
     out, folder, argv = _held_output(kind, tmp_path, tiny_llava_onevision, manifest)
-    holder = hold_lock(out, folder)
+    holder = hold_lock(out, folder, check_seconds=3600)  # it does not put its lock file back during the test
     try:
+        if removed:
+            lock_path(out, folder).unlink()
         code, _, err = savi(capsys, *argv)
     finally:
         holder.kill()
         holder.wait()
     assert code == 1
-    assert_one_line_error(err, str(out), f"pid {holder.pid}", f"host {socket.gethostname()}", "in use")
-    if kind == "generate":
+    line = assert_one_line_error(err, str(out), f"pid {holder.pid}", f"host {socket.gethostname()}", "in use")
+    assert ("removed while that job runs" in line) == removed
+    if kind in ("generate", "merge"):
         assert not out.exists()  # nothing was written beside the other job's work
+    assert not lock_path(out, folder).exists() or not removed  # the refused job left no lock file of its own
+
+
+def test_a_running_job_puts_back_its_removed_lock_file_and_warns_once(tmp_path):
+    out = tmp_path / "pairs.jsonl"
+    holder = hold_lock(out, folder=False, check_seconds=0.1)
+    try:
+        for _ in range(2):  # removed twice: put back each time, one warning
+            lock_path(out).unlink()
+            deadline = time.monotonic() + 10
+            while not lock_path(out).exists() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert json.loads(lock_path(out).read_text())["pid"] == holder.pid
+        with pytest.raises(OutputLockedError, match=rf"pid {holder.pid} .*\(lock file {lock_path(out)}\)"):
+            OutputLock(out).acquire()
+    finally:
+        holder.terminate()
+        _, err = holder.communicate()
+    assert err.count("was removed while this job runs; put back") == 1, err
 
 
 def test_the_lock_of_a_killed_job_is_taken_over_and_released_at_exit(tmp_path, tiny_llava_onevision, manifest,

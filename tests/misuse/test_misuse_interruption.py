@@ -300,7 +300,7 @@ def test_ctrl_c_in_train_is_one_line_naming_resume(tiny_llava_onevision, synthet
     proc = savi_process("train", recipe, "--data", data, "--output-dir", out)
     code, err = _interrupt(proc, lambda: (out / "checkpoint-1" / "trainer_state.json").exists())
     assert code == 130 and "Traceback" not in err, err[-3000:]
-    assert "re-run the same command with --resume" in err.strip().splitlines()[-1]
+    assert "re-run the same command to continue" in err.strip().splitlines()[-1]
     assert not (out / "train_report.json").exists() and not (out / ".savi.lock").exists()
 
 

@@ -156,9 +156,9 @@ def test_extending_a_run_after_a_video_its_manifest_names_changed_is_refused(tmp
 def _finished_run(run_dir, recipe, monkeypatch):
     """A run folder claimed by ``savi align`` whose two iterations finished generation, training and merge (the
     steps themselves are tested above; here only which ones a re-run repeats)."""
-    from savi_plugin.config.values import to_dict
     from savi_plugin.data.outputs import write_json
     from savi_plugin.pipeline import align
+    from savi_plugin.recipe import recipe_for_file
 
     def fabricate(recipe, run_dir, iterations, evaluate):
         iterations = []
@@ -168,7 +168,8 @@ def _finished_run(run_dir, recipe, monkeypatch):
             iterations.append({"iteration": i, "model": "tiny", "processes": 1, "data": f"iter_{i}/pairs.jsonl",
                                "data_report": {"counts": {"pairs": 3}}, "adapter": f"iter_{i}/train",
                                "train": {"steps": 3}, "next_model": f"iter_{i}/model"})
-        write_json(run_dir / "manifest.json", {"recipe": to_dict(recipe), "iterations": iterations}, indent=1)
+        stored = recipe_for_file(recipe, run_dir / "manifest.json")  # as run_align stores it
+        write_json(run_dir / "manifest.json", {"recipe": stored, "iterations": iterations}, indent=1)
         return {}
 
     with monkeypatch.context() as patch:
@@ -254,3 +255,29 @@ def test_an_unreachable_hub_stops_align_before_anything_is_written(tmp_path, cap
     assert main(argv + ["align.eval_every_iteration=false", "--dry-run"]) == 0
     assert "stops here" not in capsys.readouterr().out
     assert not (tmp_path / "run").exists()
+
+
+def test_an_iteration_whose_generation_made_no_pair_stops_before_training_naming_the_reasons(tmp_path, monkeypatch,
+                                                                                               capsys):
+    """Every candidate skipped (a model whose answers pick no option): the run stops with one line naming the
+    generation's reasons and report, not training's "no usable preference pair (0 skipped)"."""
+    from savi_plugin.cli import main
+    from savi_plugin.pipeline import steps
+
+    def no_pairs(recipe, *, output, **kwargs):
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text("")
+        return {"complete": True, "report": f"{output}.report.json",
+                "counts": {"items_done": 8, "pairs": 0, "by_reason": {"unmapped_answer": 12}}}
+
+    def train(*args, **kwargs):
+        raise AssertionError("training ran on no pairs")
+
+    monkeypatch.setattr(steps, "generate_step", no_pairs)
+    monkeypatch.setattr(steps, "train_step", train)
+    monkeypatch.chdir(tmp_path)
+    qa = synthetic_qa(tmp_path / "videos", 2)
+    assert main(["align", "tiny_demo", "--out", "run", *OVERRIDES, qa]) == 1
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err == ("error: run/iter_0/pairs.jsonl: generation made no preference pair from 8 item(s) (candidates: "
+                   "12 unmapped_answer; see run/iter_0/pairs.jsonl.report.json); training needs pairs"), err

@@ -109,6 +109,29 @@ def test_missing_video_and_bad_records_name_file_line_field(backend, synthetic_s
     assert {(r["line"], r["field"]) for r in report["skipped_records"]} == {(2, "video"), (3, "question")}
 
 
+def test_unreadable_lines_are_counted_as_such_in_line_order(backend, synthetic_samples, tmp_path, caplog):
+    """Red team B35: a ``null`` line, a non-UTF-8 line and two records glued on one line are skipped under the
+    readers' own reasons (never as "bad or missing video"), named ``file:line:-`` (never ``None``), in line order."""
+    import json
+    import logging
+
+    s = synthetic_samples[0]
+    g = [json.dumps(_record(s, i)).encode() for i in range(4)]
+    data = tmp_path / "p16.jsonl"
+    data.write_bytes(b"\n".join([g[0], b"null", g[1], b'\xff\xfe{"id": 1}', g[2], g[2] + g[3], g[3]]) + b"\n")
+    with caplog.at_level(logging.WARNING, logger="savi_plugin.training.dataset"):
+        dataset = _dataset(backend, data, bad_records="skip")
+    assert len(dataset) == 4
+    report = dataset.report()
+    assert report["skipped_by_reason"] == {"bad_record": 1, "unreadable_line": 2}
+    assert [(r["line"], r["reason"]) for r in report["skipped_records"]] == [
+        (2, "bad_record"), (4, "unreadable_line"), (6, "unreadable_line")]
+    warning = next(r.getMessage() for r in caplog.records if "skipped" in r.getMessage())
+    assert "3 pair(s) skipped (1 bad_record, 2 unreadable_line); first: " in warning
+    assert f"first: {data}:2:-: expected a JSON object, got null" in warning
+    assert "None" not in warning and "video" not in warning
+
+
 def test_untagged_pairs_are_skipped_and_counted_under_rrpo(backend, synthetic_samples, tmp_path, caplog):
     s = synthetic_samples[0]
     data = write_jsonl(tmp_path / "p.jsonl", [_record(s, 0), _record(s, 1, tagged=False), _record(s, 2, tagged=False)])

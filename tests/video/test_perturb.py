@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import re
+
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from savi_plugin.video.perturb import (DEFAULT_PERTURBATIONS, PERTURBATIONS, apply_perturbations, blur_frames,
                                        drop_frames, mask_frames, normalize_specs, occlude_frames, parse_spec,
@@ -127,3 +132,54 @@ def test_every_parameter_of_every_perturbation_refuses_every_bad_value_when_conf
     with pytest.raises(ValueError) as info:
         normalize_specs([{"name": name, parameter: value}])
     assert name in str(info.value)
+
+
+_REPLAY_FRAMES = np.random.default_rng(5).integers(0, 256, size=(8, 24, 32, 3), dtype=np.uint8)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.sampled_from(sorted(PERTURBATIONS)), min_size=1, max_size=4), st.integers(0, 2**32 - 1))
+def test_every_pipeline_the_generator_stores_replays_exactly(names, seed):
+    """What :func:`apply_perturbations` stores passes :func:`replay_problem` and replays to the same frames."""
+    from savi_plugin.video.perturb import replay_perturbations, replay_problem
+
+    out, applied = apply_perturbations(_REPLAY_FRAMES, names, np.random.default_rng(seed))
+    applied = json.loads(json.dumps(applied))  # as a record stores it
+    assert replay_problem(applied, 8, 24, 32) is None
+    assert np.array_equal(replay_perturbations(_REPLAY_FRAMES, applied), out)
+
+
+@pytest.mark.parametrize("applied, says", [
+    ([{"name": "shuffle", "order": [0] * 10**6}], "order (1000000) is not a permutation of the 8 frames"),  # B48
+    ([{"name": "shuffle", "order": [0, 0, 1, 2, 3, 4, 5, 6]}], "order is not a permutation of 0..7"),
+    ([{"name": "shuffle", "order": [0, 1, 2, 3, 4, 5, 6, 7.0]}], "not a permutation"),
+    ([{"name": "drop", "frames": [-5, 99]}], "frames holds -5, not a frame index in 0..7"),  # B48
+    ([{"name": "mask", "frames": [1, 1], "fill": 0}], "names a frame twice"),
+    ([{"name": "mask", "frames": list(range(10**6)), "fill": 0}], "frames lists 1000000 frames"),
+    ([{"name": "mask", "frames": [1], "fill": 300}], "fill 300 is not a byte value"),
+    ([{"name": "occlude", "frames": [1], "fill": 0, "box": [0, 0, 99, 5]}], "is not inside the frame"),
+    ([{"name": "occlude", "frames": [1, 2], "fill": 0, "box": [[0, 0, 2, 2]]}], "one per occluded frame"),
+    ([{"name": "blur", "factor": 10**9}], "factor 1000000000 is not a whole number of pixels in 1..32"),
+    ([{"name": "blur"}], "factor None"),
+    ([{"name": "reverse"}] * 65, "65 steps, more than 64"),
+    ([{"name": "__class__"}], "unknown perturbation '__class__'"),
+    (["shuffle"], "a str, not an object"),
+    ({"name": "reverse"}, "a dict, not a list of steps"),
+])
+def test_a_stored_pipeline_that_does_not_fit_is_refused_before_any_frame_is_built(applied, says):
+    """Red team B48: a record's ``meta.perturbation`` is checked against its clip before frames are rebuilt, so a
+    shuffle order of 10^6 entries costs no memory and out-of-range indices are never drawn."""
+    import tracemalloc
+
+    from savi_plugin.video.perturb import replay_perturbations, replay_problem
+
+    problem = replay_problem(applied, 8, 24, 32)
+    assert problem is not None and says in problem, problem
+    tracemalloc.start()
+    try:
+        with pytest.raises(ValueError, match=re.escape(problem)):
+            replay_perturbations(_REPLAY_FRAMES, applied)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 2**20

@@ -1,0 +1,160 @@
+"""Training checkpoints: which run wrote each ``checkpoint-N``, whether it is complete, where a run resumes.
+
+Every ``checkpoint-N`` a ``savi train`` run saves carries the identity of that run, ``savi_checkpoint.json``: the
+fingerprint of its configuration (:func:`savi_plugin.data.fingerprint.config_fingerprint` of what the output
+folder's mark stores, without the keys a continuation may change) and that configuration. It is written by
+:func:`identity_callback`, atomically, when the Trainer decides to save (before the first weight file) and
+again once the save is done, so a checkpoint torn by a kill or a full disk still says whose it is.
+
+A checkpoint is *complete* when its ``trainer_state.json`` (the Trainer writes it last) parses and names step N.
+:func:`resume_point` sorts a folder's checkpoints:
+
+* one whose state or identity names another step than its name (renamed, or copied from elsewhere): refused;
+* complete and of this run: the newest is where the run resumes;
+* of another run (another fingerprint), or complete and carrying no identity (another tool's, or copied from
+  elsewhere): refused in one line naming it -- resuming from it would continue another run's weights, optimizer
+  and schedule under this run's configuration, and training anew would overwrite or rotate it away;
+* torn and of this run: removed before training (the Trainer would write its step into it again);
+* torn with no identity (a kill between creating the folder and writing the file): skipped with a warning.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from pathlib import Path
+from typing import Any
+
+from savi_plugin.data.outputs import remove_tree, write_json
+from savi_plugin.errors import ConfigurationError
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_FILE = "savi_checkpoint.json"
+_NAME = re.compile(r"checkpoint-(\d+)")
+
+
+class ForeignCheckpointError(ConfigurationError):
+    """A ``checkpoint-N`` in a run's output folder was not written by this run (exit status 2, nothing touched)."""
+
+
+def checkpoint_folders(output_dir: str | Path) -> list[tuple[int, Path]]:
+    """``(N, path)`` of every ``checkpoint-N`` folder in ``output_dir``, newest first."""
+    output_dir = Path(output_dir)
+    if not output_dir.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in output_dir.iterdir()
+             if (m := _NAME.fullmatch(p.name)) and p.is_dir()]
+    return sorted(found, reverse=True)
+
+
+def read_identity(checkpoint: str | Path) -> dict[str, Any] | None:
+    """The run identity stored in ``checkpoint`` (None: none, or not readable as ours)."""
+    try:
+        data = json.loads((Path(checkpoint) / CHECKPOINT_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) and isinstance(data.get("run"), str) else None
+
+
+def state_step(checkpoint: str | Path) -> int | None:
+    """The step ``checkpoint``'s ``trainer_state.json`` (written last by the Trainer) names, or None (absent or
+    torn)."""
+    try:
+        state = json.loads((Path(checkpoint) / "trainer_state.json").read_text(encoding="utf-8"))
+        return int(state["global_step"])
+    except (OSError, ValueError, TypeError, KeyError):
+        return None
+
+
+def write_identity(checkpoint: str | Path, fingerprint: str, config: dict[str, Any], step: int) -> None:
+    """Store the run identity in ``checkpoint`` (created if needed), atomically."""
+    checkpoint = Path(checkpoint)
+    checkpoint.mkdir(parents=True, exist_ok=True)
+    write_json(checkpoint / CHECKPOINT_FILE, {"written_by": "savi train", "run": fingerprint, "step": step,
+                                              "config": config})
+
+
+def _why_not_ours(identity: dict | None, config: dict | None, ignore: tuple[str, ...]) -> str:
+    from savi_plugin.data.fingerprint import config_changes, describe_changes
+
+    if identity is None:
+        return f"carries no savi run identity ({CHECKPOINT_FILE}): it was not written by this run"
+    changes = (config_changes(identity.get("config") or {}, config, ignore)
+               if isinstance(identity.get("config"), dict) and config is not None else [])
+    what = f" ({describe_changes(changes)})" if changes else ""
+    return f"was written by a run with another configuration{what}, not by the run of this folder"
+
+
+def resume_point(output_dir: str | Path, fingerprint: str | None, *, config: dict[str, Any] | None = None,
+                 ignore: tuple[str, ...] = (), clean: bool = False) -> str | None:
+    """The newest complete checkpoint of the run ``fingerprint`` in ``output_dir``, or None (the rules above).
+
+    Args:
+        output_dir: the run's output folder.
+        fingerprint: the run's identity (None: the folder has no run, so every checkpoint is another's).
+        config: the run's configuration, to name what differs in another run's checkpoint.
+        ignore: the keys a continuation may change (as the fingerprint leaves them out).
+        clean: remove this run's torn checkpoints (the caller is about to train into the folder).
+
+    Raises:
+        ForeignCheckpointError: a checkpoint of another run, or a complete one with no identity, naming it.
+    """
+    newest, torn = None, []
+    for step, path in checkpoint_folders(output_dir):  # every one is judged before anything is removed
+        identity, saved = read_identity(path), state_step(path)
+        held = {saved, identity.get("step") if identity else None} - {None}
+        if held - {step}:
+            raise ForeignCheckpointError(
+                f"{path}: holds step {min(held - {step})}, not {step} (renamed, or copied from elsewhere); resuming "
+                f"from it would continue at the wrong step: move it out of {output_dir}, or choose another "
+                f"--output-dir")
+        ours = identity is not None and identity["run"] == fingerprint
+        complete = saved == step
+        if not ours and (identity is not None or complete):
+            raise ForeignCheckpointError(
+                f"{path}: {_why_not_ours(identity, config, ignore)}; resuming from it would continue another "
+                f"run's weights and schedule, and training would overwrite it: move it out of {output_dir}, or "
+                f"choose another --output-dir")
+        if ours and complete:
+            newest = newest or str(path)
+        elif ours:
+            torn.append(path)
+        else:
+            log.warning("%s is incomplete and carries no run identity (the run was stopped as it began saving "
+                        "it); not used", path)
+    for path in torn:
+        log.warning("%s is incomplete (the run was stopped while saving it); %s", path,
+                    "removed" if clean else "not used")
+        if clean:
+            remove_tree(path)
+    return newest
+
+
+def identity_callback(fingerprint: str, config: dict[str, Any]):
+    """A ``TrainerCallback`` that writes the run identity into every checkpoint the Trainer saves (rank 0).
+
+    Written when the Trainer has decided to save (``control.should_save`` after a step or an epoch), before its
+    first file, and again after the save (``on_save``, also covering a save decided after evaluation).
+    """
+    from transformers import TrainerCallback
+
+    class CheckpointIdentity(TrainerCallback):
+        def _write(self, args, state) -> None:
+            if state.is_world_process_zero:
+                write_identity(Path(args.output_dir) / f"checkpoint-{state.global_step}", fingerprint, config,
+                               state.global_step)
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if control.should_save:
+                self._write(args, state)
+
+        def on_epoch_end(self, args, state, control, **kwargs):
+            if control.should_save:
+                self._write(args, state)
+
+        def on_save(self, args, state, control, **kwargs):
+            self._write(args, state)
+
+    return CheckpointIdentity()

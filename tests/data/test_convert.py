@@ -1,0 +1,85 @@
+"""``savi data convert`` keeps every record's video: a stored path is relative to the folder of the file that holds
+it (README "Paths, everywhere"), so a conversion into another folder rewrites it for the new file (red team B38).
+
+Generated over where the output lies (same folder, sibling, nested, parent) x the working folder x each pair of
+formats, each file holding a video under its folder, one beside it (``..``) and one absolute; a decoy video of
+the same relative name lies beside every output, so a path copied verbatim would name another file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from savi_plugin.cli import main
+from savi_plugin.data.paths import path_from_file
+from savi_plugin.data.readers import read_records, record_to_rrpo, record_to_trl
+from savi_plugin.data.record import validate_record
+
+LAYOUTS = {"same": "a/dst", "sibling": "s/dst", "nested": "a/deep/er/dst", "parent": "dst"}
+CONVERSIONS = [("savi", "savi"), ("savi", "trl"), ("savi", "rrpo"), ("trl", "savi"), ("rrpo", "savi")]
+SUFFIX = {"savi": ".jsonl", "trl": ".jsonl", "rrpo": ".json"}
+
+
+def _videos(root: Path) -> dict[str, Path]:
+    """The stored path of each video in ``a/src.*`` -> the file it names; decoys beside every output."""
+    videos = {"vids/x.mp4": root / "a/vids/x.mp4", "../b/y.mp4": root / "b/y.mp4"}
+    videos[str(root / "c/z.mp4")] = root / "c/z.mp4"
+    for layout in LAYOUTS.values():
+        for stored in ("vids/x.mp4", "../b/y.mp4"):
+            decoy = (root / layout).parent / stored
+            decoy.parent.mkdir(parents=True, exist_ok=True)
+            decoy.touch()
+    for path in videos.values():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch()
+    return videos
+
+
+def _source(root: Path, fmt: str, videos: dict[str, Path]) -> Path:
+    records = [validate_record({"id": f"r{i}", "video": stored, "question": "What moves?", "chosen": "the red ball",
+                                "rejected": "the blue ball", "source": "test"}) for i, stored in enumerate(videos)]
+    src = root / f"a/src{SUFFIX[fmt]}"
+    if fmt == "rrpo":
+        src.write_text(json.dumps([record_to_rrpo(r) for r in records]))
+    else:
+        to = record_to_trl if fmt == "trl" else (lambda r: r.to_json())
+        src.write_text("".join(json.dumps(to(r)) + "\n" for r in records))
+    return src
+
+
+@pytest.mark.parametrize("cwd", ["root", "output"])
+@pytest.mark.parametrize("src_fmt, dst_fmt", CONVERSIONS)
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_a_converted_file_names_the_same_videos(layout, src_fmt, dst_fmt, cwd, tmp_path, monkeypatch, capsys):
+    root = tmp_path / "w"
+    videos = _videos(root)
+    src = _source(root, src_fmt, videos)
+    dst = root / (LAYOUTS[layout] + SUFFIX[dst_fmt])
+    here = root if cwd == "root" else dst.parent
+    monkeypatch.chdir(here)
+    assert main(["data", "convert", os.path.relpath(src, here), os.path.relpath(dst, here),
+                 "--from", src_fmt, "--to", dst_fmt]) == 0
+    got = [r.video for _, r in read_records(dst, dst_fmt)]
+    assert [os.path.realpath(path_from_file(v, dst)) for v in got] == [os.path.realpath(p) for p in videos.values()]
+    for stored, path, value in zip(videos, videos.values(), got):  # kept when it names the same file from dst,
+        same = os.path.abspath(path_from_file(stored, dst)) == os.path.abspath(path)  # else relative when under
+        under = dst.parent in path.parents  # dst's folder, else absolute
+        want = stored if same else path.relative_to(dst.parent).as_posix() if under else str(path)
+        assert value == want, (stored, value)
+    if layout == "same":
+        assert got == list(videos)
+
+
+def test_with_a_data_root_relative_paths_are_kept(tmp_path, monkeypatch):
+    """Paths read against ``--data-root`` start at the root, not at the file: they are kept as written."""
+    root = tmp_path / "w"
+    videos = _videos(root)
+    src = _source(root, "savi", videos)
+    monkeypatch.chdir(root)
+    assert main(["data", "convert", str(src), "s/dst.jsonl", "--data-root", "a", "--to", "trl"]) == 0
+    assert [r.video for _, r in read_records(root / "s/dst.jsonl", "trl")] == list(videos)
+    assert main(["data", "convert", str(src), "s/dst2.jsonl", "--data-root", "missing"]) == 2

@@ -1,0 +1,201 @@
+"""The one rule for a bad JSONL line, held by every reader of JSONL: generated over readers x bad-line kinds.
+
+A line that is torn, not JSON, not UTF-8, too long (:data:`~savi_plugin.data.readers.MAX_LINE_BYTES`, read with
+bounded memory) or not a valid record is one problem at its own ``file:line``; a skipping reader still reads
+every line after it, and a strict one (lmms-eval's samples, a benchmark's annotations, a generation manifest)
+refuses naming that line. README "One rule for bad JSONL lines".
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import tracemalloc
+from pathlib import Path
+
+import pytest
+
+from savi_plugin.data import readers
+from savi_plugin.data.record import DataError
+
+GOOD = [{"id": f"ok{i}", "video": "v.mp4", "question": "What moves?", "chosen": "the red ball",
+         "rejected": "the blue ball", "source": "test"} for i in range(3)]
+SMALL_CAP = 4096  # the cap the generated cases run under (the real one is checked once, below)
+
+#: bad-line kinds: (bytes of the line, or None for a torn last line; what the problem says; a line-level kind)
+KINDS = {
+    "torn": (b'{"id": "torn", "vid', "invalid JSON", True),
+    "not_json": (b"not json", "invalid JSON", True),
+    "not_utf8": (b'\xff\xfe{"id": 1}', "not UTF-8 text", True),
+    "glued": (json.dumps(GOOD[0]).encode() + json.dumps({**GOOD[0], "id": "g"}).encode(), "invalid JSON", True),
+    "too_long": (b'{"id": "long", "question": "' + b"a" * SMALL_CAP + b'"}', "line too long: more than 4096", True),
+    "torn_last": (None, "torn last line", True),
+    "null": (b"null", "", False),
+}
+
+
+def _file(tmp_path: Path, kind: str, suffix: str = ".jsonl") -> tuple[Path, int]:
+    """Three good lines around one bad line of ``kind``; returns the file and the bad line's number."""
+    bad, _, _ = KINDS[kind]
+    good = [json.dumps(r).encode() for r in GOOD]
+    path = tmp_path / f"data{suffix}"
+    if bad is None:  # a run killed while appending: the last line has no line feed
+        path.write_bytes(b"\n".join(good) + b"\n" + json.dumps({**GOOD[0], "id": "cut"}).encode()[:-9])
+        return path, 4
+    path.write_bytes(b"\n".join([good[0], bad, good[1], good[2]]) + b"\n")
+    return path, 2
+
+
+def _where(text: str) -> int:
+    return int(re.match(r"[^:]*:(\d+):", text).group(1))
+
+
+# Each skipping reader: (valid records or rows, [(line, message)] of the problems it reports).
+def _validate(path, tmp_path, capsys):
+    from savi_plugin.cli import main
+
+    capsys.readouterr()
+    main(["data", "validate", str(path)])
+    out = capsys.readouterr()
+    valid = int(re.search(r"(\d+) valid record", out.err).group(1))
+    return valid, [(_where(p), p) for p in out.out.splitlines()]
+
+
+def _read_records(path, tmp_path, capsys):
+    problems: list[DataError] = []
+    valid = sum(1 for _ in readers.read_records(path, errors="collect", collected=problems))
+    return valid, [(p.line, str(p)) for p in problems]
+
+
+def _convert(path, tmp_path, capsys):
+    from savi_plugin.data.convert import convert_file
+
+    skipped: list[DataError] = []
+    n = convert_file(path, tmp_path / "out" / "conv.jsonl", "savi", "trl", bad_records="skip", skipped=skipped)
+    return n, [(p.line, str(p)) for p in skipped]
+
+
+def _inspect(path, tmp_path, capsys):
+    from savi_plugin.inspection.site import build_site
+
+    summary = build_site(path, tmp_path / "site", frames=0, progress=False)
+    data = (tmp_path / "site" / "index-data.js").read_text()
+    bad = json.loads(re.search(r"window\.SAVI_BAD=(.*);", data).group(1))
+    return summary.pairs, [(_where(where), f"{where}: {message}") for where, message in bad]
+
+
+def _diagnostics(path, tmp_path, capsys):
+    from savi_plugin.inspection.site import read_diagnostics
+
+    problems: list[DataError] = []
+    rows = read_diagnostics(path, problems)
+    return sum(len(r) for r in rows.values()), [(p.line, str(p)) for p in problems]
+
+
+def _resuming_writer(path, tmp_path, capsys):
+    from savi_plugin.data.writer import existing_ids
+
+    return len(existing_ids(path)), None  # it reports nothing: a resumed run refuses such a file (runner)
+
+
+SKIPPING = {"validate": _validate, "read_records": _read_records, "convert": _convert, "inspect": _inspect,
+            "diagnostics": _diagnostics, "resuming_writer": _resuming_writer}
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("reader", SKIPPING)
+def test_a_bad_line_is_one_problem_and_the_rest_is_read(reader, kind, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(readers, "MAX_LINE_BYTES", SMALL_CAP)
+    monkeypatch.chdir(tmp_path)
+    path, line = _file(tmp_path, kind)
+    valid, problems = SKIPPING[reader](path, tmp_path, capsys)
+    assert valid == 3
+    if problems is not None:
+        assert [n for n, _ in problems] == [line], problems
+        assert KINDS[kind][1] in problems[0][1]
+        assert "None" not in problems[0][1].split(": ")[0]
+
+
+def _eval_samples(path):
+    from savi_plugin.eval.results import _jsonl
+
+    return _jsonl(path)
+
+
+def _eval_annotations(path):
+    from savi_plugin.eval.data import read_annotation_file
+
+    return read_annotation_file(path)
+
+
+def _manifest(path):
+    from savi_plugin.generators.inputs import load_inputs
+
+    return load_inputs(path)
+
+
+STRICT = {"eval_samples": _eval_samples, "eval_annotations": _eval_annotations, "generation_manifest": _manifest}
+
+
+@pytest.mark.parametrize("kind", [k for k, (_, _, line_level) in KINDS.items() if line_level])
+@pytest.mark.parametrize("reader", STRICT)
+def test_a_strict_reader_refuses_naming_the_bad_line(reader, kind, tmp_path, monkeypatch):
+    monkeypatch.setattr(readers, "MAX_LINE_BYTES", SMALL_CAP)
+    path, line = _file(tmp_path, kind)
+    with pytest.raises(Exception) as info:
+        STRICT[reader](path)
+    assert str(info.value).startswith(f"{path}:{line}:"), str(info.value)
+    assert KINDS[kind][1] in str(info.value)
+
+
+def test_one_huge_line_is_skipped_with_bounded_memory(tmp_path, capsys):
+    """A valid record, then one line of 64 MiB of NUL bytes (a sparse file: no disk used): the line is one
+    problem, the record counts, and the reader never holds much more than the cap (red team B23)."""
+    from savi_plugin.cli import main
+
+    path = tmp_path / "sparse.jsonl"
+    path.write_bytes(json.dumps(GOOD[0]).encode() + b"\n")
+    with open(path, "r+b") as fh:
+        fh.truncate(64 * 2**20)
+    capsys.readouterr()
+    tracemalloc.start()
+    try:
+        assert main(["data", "validate", str(path)]) == 1
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    out = capsys.readouterr()
+    assert out.out.strip() == f"{path}:2:-: line too long: more than {readers.MAX_LINE_BYTES} bytes (a record's " \
+                              f"texts are capped at 65536 characters each)"
+    assert "1 valid record(s), 1 problem(s)" in out.err
+    assert peak < 2 * readers.MAX_LINE_BYTES + 8 * 2**20, peak  # the line read once, and copied once
+
+
+def test_the_cap_holds_the_largest_valid_record(tmp_path):
+    """A text at the text cap, each character in a 6-byte JSON escape, reads as one valid record; five such texts
+    of escaped surrogate pairs (12 bytes a character) fit the cap too."""
+    from savi_plugin.untrusted import MAX_TEXT_CHARS
+
+    record = {**GOOD[0], "question": "é" * MAX_TEXT_CHARS}
+    path = tmp_path / "big.jsonl"
+    path.write_text(json.dumps(record) + "\n")  # ensure_ascii: \u00e9 for each
+    assert path.stat().st_size > 6 * MAX_TEXT_CHARS
+    assert [r.id for _, r in readers.read_records(path)] == ["ok0"]
+    assert 5 * MAX_TEXT_CHARS * 12 < readers.MAX_LINE_BYTES
+
+
+def test_problems_are_listed_in_line_order(tmp_path, capsys):
+    """Red team B35's file: null, not UTF-8, two records glued on one line, a duplicate id: listed 2, 4, 6, 7."""
+    from savi_plugin.cli import main
+
+    g = [json.dumps({**GOOD[0], "id": f"g{i}"}).encode() for i in range(4)]
+    path = tmp_path / "p16.jsonl"
+    path.write_bytes(b"\n".join([g[0], b"null", g[1], b'\xff\xfe{"id": 1}', g[2], g[2] + g[3], g[3], g[0]]) + b"\n")
+    capsys.readouterr()
+    assert main(["data", "validate", str(path)]) == 1
+    out = capsys.readouterr()
+    assert [_where(p) for p in out.out.splitlines()] == [2, 4, 6, 8]
+    assert "4 valid record(s), 4 problem(s)" in out.err
+    problems: list[DataError] = []
+    list(readers.read_records(path, errors="collect", collected=problems))
+    assert [p.reason for p in problems] == ["bad_record", "unreadable_line", "unreadable_line", "bad_record"]

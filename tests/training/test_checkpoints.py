@@ -1,0 +1,173 @@
+"""Checkpoints carry their run's identity: a re-run continues an unfinished run of the same configuration from its
+last complete checkpoint (a torn one is removed, never used), and a checkpoint of another run is refused by name.
+
+Every case goes through ``savi train`` (``savi_plugin.cli.main``) on the tiny real model; the interrupted states
+(stopped after a checkpoint, stopped while saving one as a full disk stops it) are made from a finished run by
+removing what a stop would not have written: its report, the later checkpoints, and a torn checkpoint's state.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.builders import write_answer_pairs
+
+STEPS = 3
+
+
+def _recipe(path: Path, model: Path) -> Path:
+    path.write_text(yaml.safe_dump({
+        "model": {"path": str(model), "num_frames": 4}, "lora": {"r": 4, "alpha": 8, "dropout": 0.0},
+        "train": {"loss_type": "rrpo", "learning_rate": 1.0e-3, "max_steps": STEPS, "per_device_train_batch_size": 2,
+                  "save_strategy": "steps", "save_steps": 1, "use_cpu": True, "logging_steps": 1,
+                  "disable_tqdm": True, "seed": 0}}))
+    return path
+
+
+def _savi(capsys, *argv) -> tuple[int, str]:
+    from savi_plugin.cli import main
+
+    capsys.readouterr()
+    code = main([str(a) for a in argv])
+    return code, capsys.readouterr().err
+
+
+def _losses(report: Path) -> dict[int, float]:
+    history = json.loads(report.read_text())["log_history"]
+    return {h["step"]: h["loss"] for h in history if "loss" in h}
+
+
+def _files(folder: Path) -> dict[str, int]:
+    """Every file under ``folder`` with its modification time (ns): what a command rewrote, and what it left."""
+    return {str(p.relative_to(folder)): p.stat().st_mtime_ns for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory, tiny_llava_onevision, synthetic_samples):
+    """A finished 3-step run (a checkpoint at every step) and the command that made it."""
+    root = tmp_path_factory.mktemp("ckpt")
+    data = write_answer_pairs(root / "pairs.jsonl", synthetic_samples[:6])
+    recipe = _recipe(root / "r.yaml", tiny_llava_onevision)
+    out = root / "run"
+    argv = ["train", recipe, "--data", data, "--output-dir", out]
+    from savi_plugin.cli import main
+
+    assert main([str(a) for a in argv]) == 0
+    return out, argv
+
+
+def _copy(finished, tmp_path) -> tuple[Path, list]:
+    out, argv = finished
+    shutil.copytree(out, tmp_path / "run")
+    return tmp_path / "run", [tmp_path / "run" if a == out else a for a in argv]
+
+
+def test_every_checkpoint_carries_the_run_identity_of_the_folder(finished):
+    from savi_plugin.training.checkpoints import read_identity
+    from savi_plugin.training.run import last_complete_checkpoint
+
+    out, _ = finished
+    runs = {read_identity(out / f"checkpoint-{n}")["run"] for n in range(1, STEPS + 1)}
+    assert len(runs) == 1 and len(runs.pop()) == 64
+    assert last_complete_checkpoint(out) == str(out / f"checkpoint-{STEPS}")  # judged by the folder's mark
+
+
+def test_an_interrupted_run_rerun_as_typed_continues_from_its_last_complete_checkpoint(finished, tmp_path, capsys,
+                                                                                      caplog):
+    """Stopped while saving checkpoint-2 (a full disk, or Ctrl-C): the command as typed, no --resume, continues
+    from checkpoint-1, which it leaves as it was, and removes the torn checkpoint-2 before writing it again."""
+    out, argv = _copy(finished, tmp_path)
+    expected = _losses(out / "train_report.json")
+    (out / "train_report.json").unlink()
+    shutil.rmtree(out / "checkpoint-3")
+    for name in ("trainer_state.json", "optimizer.pt"):  # torn: its state never written
+        (out / "checkpoint-2" / name).unlink()
+    (out / "checkpoint-2" / "stale.bin").write_bytes(b"half")  # what the stopped save left
+    kept = _files(out / "checkpoint-1")
+
+    caplog.set_level("INFO")
+    code, err = _savi(capsys, *argv)
+    assert code == 0, err
+    assert f"continuing from {out / 'checkpoint-1'}" in caplog.text and "checkpoint-2 is incomplete" in caplog.text
+    assert _files(out / "checkpoint-1") == kept  # not trained again
+    assert not (out / "checkpoint-2" / "stale.bin").exists()
+    assert (out / "checkpoint-2" / "trainer_state.json").is_file()
+    got = _losses(out / "train_report.json")
+    assert sorted(got) == list(range(1, STEPS + 1))
+    for step in got:
+        assert abs(got[step] - expected[step]) <= 1e-6, (step, got, expected)
+
+
+def test_a_finished_run_rerun_trains_anew_and_resume_continues_it(finished, tmp_path, capsys):
+    """A finished run re-run as typed is trained again (as before); with --resume it continues from its last
+    checkpoint (here after raising max_steps, which a continuation may change)."""
+    out, argv = _copy(finished, tmp_path)
+    code, err = _savi(capsys, *argv, "--resume", f"train.max_steps={STEPS + 1}")
+    assert code == 0, err
+    assert json.loads((out / "train_report.json").read_text())["global_step"] == STEPS + 1
+    assert sorted(_losses(out / "train_report.json")) == list(range(1, STEPS + 2))
+
+
+def test_a_checkpoint_of_another_configuration_is_refused_with_or_without_resume(finished, tmp_path, capsys):
+    """``cp -r other/checkpoint-N run/``: refused in one line naming it and what differs, nothing touched;
+    without its identity file it is refused as not this run's."""
+    from savi_plugin.training.checkpoints import CHECKPOINT_FILE, ForeignCheckpointError
+    from savi_plugin.training.run import last_complete_checkpoint
+
+    out, argv = _copy(finished, tmp_path)
+    other = tmp_path / "other"
+    code, err = _savi(capsys, *[other if a == out else a for a in argv], "train.learning_rate=1e-5",
+                      "train.max_steps=4", "train.save_steps=4")
+    assert code == 0, err
+    shutil.copytree(other / "checkpoint-4", out / "checkpoint-4")
+    (out / "train_report.json").unlink()  # unfinished: the re-run would resume from the newest checkpoint
+    before = _files(out)
+    for extra in ((), ("--resume",)):
+        code, err = _savi(capsys, *argv, *extra)
+        lines = [line for line in err.splitlines() if line.startswith("error: ")]
+        assert code == 2 and len(lines) == 1 and "Traceback" not in err, err
+        assert str(out / "checkpoint-4") in lines[0] and "another configuration" in lines[0]
+        assert "learning_rate" in lines[0]
+        assert _files(out) == before
+    (out / "checkpoint-4" / CHECKPOINT_FILE).unlink()
+    before = _files(out)
+    code, err = _savi(capsys, *argv)
+    assert code == 2 and "carries no savi run identity" in err and _files(out) == before
+    with pytest.raises(ForeignCheckpointError, match="checkpoint-4"):  # savi align's resume decision agrees
+        last_complete_checkpoint(out)
+
+
+def test_resume_point_sorts_a_folder_by_identity_and_completeness(tmp_path, caplog):
+    """No training: folders as a stop leaves them. A torn checkpoint of this run is removed only with ``clean``;
+    one torn before its identity was written is left and named; neither is resumed from."""
+    from savi_plugin.training.checkpoints import (
+        ForeignCheckpointError,
+        resume_point,
+        write_identity,
+    )
+
+    def checkpoint(step, run, complete):
+        folder = tmp_path / f"checkpoint-{step}"
+        if run is not None:
+            write_identity(folder, run, {"training": {"learning_rate": 1e-3}}, step)
+        folder.mkdir(exist_ok=True)
+        if complete:
+            (folder / "trainer_state.json").write_text(json.dumps({"global_step": step}))
+
+    checkpoint(1, "ours", True)
+    checkpoint(2, "ours", True)
+    checkpoint(3, "ours", False)
+    checkpoint(4, None, False)
+    assert resume_point(tmp_path, "ours") == str(tmp_path / "checkpoint-2")
+    assert (tmp_path / "checkpoint-3").is_dir() and "checkpoint-4 is incomplete and carries no" in caplog.text
+    assert resume_point(tmp_path, "ours", clean=True) == str(tmp_path / "checkpoint-2")
+    assert not (tmp_path / "checkpoint-3").exists() and (tmp_path / "checkpoint-4").is_dir()
+    shutil.copytree(tmp_path / "checkpoint-2", tmp_path / "checkpoint-7")  # a renamed copy: refused by name
+    with pytest.raises(ForeignCheckpointError, match="checkpoint-7: holds step 2, not 7"):
+        resume_point(tmp_path, "ours", clean=True)
+    assert (tmp_path / "checkpoint-7").is_dir() and (tmp_path / "checkpoint-4").is_dir()
