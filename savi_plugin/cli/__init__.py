@@ -154,20 +154,12 @@ def run_guarded(command: Callable[[], int | None], name: str | None = None, *, v
 def user_error_message(exc: BaseException) -> str | None:
     """The one-line message of an error the user can act on (bad input, value, path, lock, full disk), or None
     for an error that says nothing the user can act on (a bug: :func:`error_message` names its type)."""
-    import errno
-
+    from savi_plugin.data.outputs import DISK_FULL_ERRNOS, disk_full_message
     from savi_plugin.errors import ConfigurationError, InputError, RunError
     from savi_plugin.registry import PluginNotFoundError
 
-    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
-        reason = {errno.ENOSPC: "no space left on the device", errno.EDQUOT: "disk quota exceeded",
-                  errno.EFBIG: "file too large (file size limit)"}[exc.errno]
-        where = f"{exc.filename}: " if exc.filename else ""
-        unnamed = "" if exc.filename else " (the system named no file; see the command's output folder)"
-        remedy = {errno.ENOSPC: "free space", errno.EDQUOT: "free space or raise the quota",
-                  errno.EFBIG: "raise the file size limit (ulimit -f) or write to a file system that allows it"}[
-            exc.errno]
-        return f"{where}{reason} while writing{unnamed}; {remedy} and re-run the same command to resume"
+    if isinstance(exc, OSError) and exc.errno in DISK_FULL_ERRNOS:
+        return disk_full_message(exc.errno, exc.filename)
     if isinstance(exc, OSError) and exc.filename:
         return f"{exc.filename}: {exc.strerror or exc}"
     if isinstance(exc, UnicodeEncodeError) and "surrogates not allowed" in str(exc):

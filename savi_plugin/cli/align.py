@@ -70,12 +70,13 @@ def run(args) -> int:
 
     if not current().is_main:  # one summary per run, printed by rank 0
         return 0
+    from savi_plugin.eval.compare import format_delta
+
     for it in manifest["iterations"]:
         counts = it.get("data_report", {}).get("counts", {})
         ev = it.get("eval", {})
         deltas = ev.get("vs_base") or {}
-        shown = "; ".join(f"{task} Δ {d['delta']:+.2f} [{d['low']:+.2f}, {d['high']:+.2f}] (base {d['base']:.2f}, "
-                          f"n={d['n']})" for task, d in deltas.items()) or json.dumps(ev)
+        shown = "; ".join(f"{task} {format_delta(d)}" for task, d in deltas.items()) or json.dumps(ev)
         print(f"iteration {it['iteration']}: pairs {counts.get('pairs', '?')}, adapter {it.get('adapter')}, "
               f"eval vs base (paired bootstrap 95% CI): {shown}" if deltas else
               f"iteration {it['iteration']}: pairs {counts.get('pairs', '?')}, adapter {it.get('adapter')}, eval {shown}")

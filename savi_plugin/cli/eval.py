@@ -233,7 +233,8 @@ def run_suite(args) -> int:
     from savi_plugin.eval.suite import format_table
 
     print(format_table(table["rows"], table["missing"]), end="")
-    print(f"wrote {os.path.join(args.out, 'table.md')}, table.json, card.json, delta.png")
+    plotted = ", delta.png" if any(r["n"] for r in table["rows"]) else ""  # no Δ to draw: no usable item
+    print(f"wrote {os.path.join(args.out, 'table.md')}, table.json, card.json{plotted}")
     return 0
 
 
@@ -253,13 +254,23 @@ def run_compare(args) -> int:
         for line in diff:
             print(f"  {line}", file=sys.stderr)
         return 1
+    from savi_plugin.eval.compare import format_delta
+    from savi_plugin.eval.suite import unusable_rows
+
     rows_b = {(r["task"], r["adapter"]): r for r in b["rows"]}
-    print("| task | adapter | Δ A [95% CI] | Δ B [95% CI] |\n|---|---|---|---|")
+    keys_a = {(r["task"], r["adapter"]) for r in a["rows"]}
+    print("| task | adapter | A | B |\n|---|---|---|---|")
     for r in a["rows"]:
         o = rows_b.get((r["task"], r["adapter"]))
-        right = f"{o['delta']:+.2f} [{o['low']:+.2f}, {o['high']:+.2f}]" if o else "-"
-        print(f"| {r['task']} | {r['adapter']} | {r['delta']:+.2f} [{r['low']:+.2f}, {r['high']:+.2f}] | {right} |")
+        print(f"| {r['task']} | {r['adapter']} | {format_delta(r)} | {format_delta(o) if o else '-'} |")
     for key, o in rows_b.items():
-        if not any((r["task"], r["adapter"]) == key for r in a["rows"]):
-            print(f"| {key[0]} | {key[1]} | - | {o['delta']:+.2f} [{o['low']:+.2f}, {o['high']:+.2f}] |")
+        if key not in keys_a:
+            print(f"| {key[0]} | {key[1]} | - | {format_delta(o)} |")
+    # a row over items none of which had a usable video is no result: flagged, and the exit status says so
+    flagged = [f"{name} {', '.join(rows)}" for name, rows in (("A", unusable_rows(a)), ("B", unusable_rows(b)))
+               if rows]
+    if flagged:
+        print(f"error: savi eval compare: no item had a usable video in {'; '.join(flagged)}: no Δ to compare "
+              f"there (see each suite's lmms_eval.log)", file=sys.stderr)
+        return 1
     return 0

@@ -145,6 +145,37 @@ def _temp_name(path: Path, suffix: str = "") -> Path:
 
 
 # --------------------------------------------------------------------------------------------- disk full
+#: errno -> (what is full, what frees it); ``None``: one of the three, the system did not say which
+_DISK_FULL_WORDS = {
+    errno.ENOSPC: ("no space left on the device", "free space"),
+    errno.EDQUOT: ("disk quota exceeded", "free space or raise the quota"),
+    errno.EFBIG: ("file too large (file size limit)",
+                  "raise the file size limit (ulimit -f) or write to a file system that allows it"),
+    None: ("the disk, a disk quota or the file size limit was full", "free space (or raise the quota or ulimit -f)"),
+}
+
+
+def disk_full_message(code: int | None, filename: str | Path | None, doing: str = "writing") -> str:
+    """The one line every command prints for a full disk, a quota or a file size limit (``code``: ``ENOSPC``,
+    ``EDQUOT``, ``EFBIG``, or None when the writer did not say which) met while ``doing`` ``filename``."""
+    reason, remedy = _DISK_FULL_WORDS[code if code in _DISK_FULL_WORDS else None]
+    where = f"{filename}: " if filename else ""
+    unnamed = "" if filename else " (the system named no file; see the command's output folder)"
+    return f"{where}{reason} while {doing}{unnamed}; {remedy} and re-run the same command to resume"
+
+
+def disk_full_errno(text: str) -> int | None:
+    """The errno a message shows for a full disk, quota or file size limit (Python's ``[Errno 28] No space left on
+    device``, Rust's ``os error 28``, torch's ``iostream error``), or None."""
+    if "File too large" in text or "os error 27" in text or "[Errno 27]" in text:
+        return errno.EFBIG
+    if "Disk quota exceeded" in text or "[Errno 122]" in text or "os error 122" in text:
+        return errno.EDQUOT
+    if any(s in text for s in ("No space left", "os error 28", "[Errno 28]", "iostream error", "file write failed")):
+        return errno.ENOSPC
+    return None
+
+
 def disk_error(exc: BaseException, destination: str | Path) -> OSError | None:
     """An ``OSError`` naming ``destination`` when ``exc`` (or its cause) is a full disk or a too-large file.
 
@@ -155,10 +186,10 @@ def disk_error(exc: BaseException, destination: str | Path) -> OSError | None:
     while exc is not None and seen < 10:
         if isinstance(exc, OSError) and exc.errno in DISK_FULL_ERRNOS:
             return OSError(exc.errno, exc.strerror or os.strerror(exc.errno), str(destination))
-        text = str(exc)
-        if "File too large" in text or "os error 27" in text:
-            return OSError(errno.EFBIG, "file too large (file size limit)", str(destination))
-        if any(s in text for s in ("No space left", "os error 28", "iostream error", "file write failed")):
+        code = disk_full_errno(str(exc))
+        if code in (errno.EFBIG, errno.EDQUOT):
+            return OSError(code, _DISK_FULL_WORDS[code][0], str(destination))
+        if code == errno.ENOSPC:
             where = Path(destination)
             try:
                 free = shutil.disk_usage(where if where.exists() else where.parent).free

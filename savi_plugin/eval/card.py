@@ -14,10 +14,11 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from savi_plugin.data.identity import unfinished_training
+from savi_plugin.environment import item_limits
 
 #: Card fields two tables must share to be compared (the models under test may differ).
 MUST_MATCH = ("lmms_eval", "tasks", "limit", "num_frames", "generation", "prompts_sha256", "targets_sha256",
-              "base_model")
+              "base_model", "decode_limits")
 #: Files up to this size are hashed whole; larger weight files are fingerprinted (size + first and last MiB).
 WHOLE_HASH_BYTES = 64 << 20
 _EDGE = 1 << 20
@@ -122,6 +123,8 @@ def build_card(run, tasks: list[str], *, model: str, adapters: dict[str, str | N
         "num_frames": num_frames,
         "generation": gen_kwargs or "",
         "items": len(samples),
+        # the decode caps (SAVI_MAX_* variables) decide which items have no usable video
+        "decode_limits": item_limits(),
         "prompts_sha256": texts_sha256([str(s.get("input", "")) for s in samples]),
         "targets_sha256": texts_sha256([json.dumps(s.get("target"), sort_keys=True) for s in samples]),
         "base_model": {"path": str(model), "sha256": model_hash(model)},

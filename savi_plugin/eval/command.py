@@ -14,6 +14,7 @@ step run -- links its paths before building the command.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import tempfile
@@ -21,6 +22,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from savi_plugin.config.values import ConfigError
+from savi_plugin.data.outputs import disk_full_errno
 from savi_plugin.errors import RunError
 from savi_plugin.eval.results import ResultsFileError, read_json_object
 
@@ -277,17 +279,71 @@ def savi_video_command(model: str | Path, tasks: list[str], output_path: str | P
                                 + list(extra_args), tasks_path)
 
 
-def results_problem(output_path: str | Path, tasks: list[str], since: float = 0.0) -> str | None:
+def _cut_short(path: Path) -> bool:
+    """Whether ``path`` is empty or its JSON stops before its end (a write that failed part way)."""
+    import json
+
+    try:
+        text = path.read_bytes().decode("utf-8", "replace")
+        json.loads(text)
+    except json.JSONDecodeError as exc:
+        # the parser stopped at the end of the text, or inside a string that the end cut
+        return not text.strip() or exc.pos >= len(text.rstrip()) or exc.msg.startswith("Unterminated string")
+    except (OSError, ValueError):
+        return False
+    return False
+
+
+def disk_full_problem(results: Path, disk_sign: int | None) -> str | None:
+    """The one line for a results file lmms-eval could not write in full, or None.
+
+    lmms-eval 0.7.3 writes ``*_results.json`` with ``path.open("w").write(text)`` and never closes the file itself:
+    when the disk, a quota or the file size limit is full, the failed flush at garbage collection is silently
+    ignored by Python and an empty (or cut short) file stays. Such a file, or lmms-eval's output showing a full disk
+    (``disk_sign``: :func:`~savi_plugin.data.outputs.disk_full_errno` of a line), is reported as the full disk
+    (:func:`~savi_plugin.data.outputs.disk_full_message`, naming the file), and the file, written by this run, is
+    removed."""
+    import errno
+    import resource
+    import shutil
+
+    from savi_plugin.data.outputs import disk_full_message
+
+    if disk_sign is None and not _cut_short(results):
+        return None
+    code, free = disk_sign, ""
+    try:
+        room = shutil.disk_usage(results.parent).free
+        free = f", {room // 2**20} MiB free there"
+        if code is None and room < 2**20:
+            code = errno.ENOSPC
+    except OSError:
+        pass
+    limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]  # lmms-eval's, when it inherited ours
+    with contextlib.suppress(OSError):
+        if code is None and limit != resource.RLIM_INFINITY and results.stat().st_size >= limit:
+            code = errno.EFBIG
+        results.unlink()
+    return disk_full_message(code, results, f"lmms-eval wrote it (removed{free})")
+
+
+def results_problem(output_path: str | Path, tasks: list[str], since: float = 0.0,
+                    disk_sign: int | None = None) -> str | None:
     """Why the newest ``*_results.json`` under ``output_path`` written after ``since`` does not show a finished run
-    of every task in ``tasks``, or None when it does."""
+    of every task in ``tasks``, or None when it does. ``disk_sign``: the errno of a full disk lmms-eval's output
+    showed (:func:`~savi_plugin.data.outputs.disk_full_errno`), for :func:`disk_full_problem`."""
     files = [p for p in Path(output_path).rglob("*_results.json") if p.stat().st_mtime >= since - 1]
     if not files:
+        if disk_sign is not None:
+            from savi_plugin.data.outputs import disk_full_message
+
+            return disk_full_message(disk_sign, output_path, "lmms-eval wrote its results there")
         return "lmms-eval wrote no results file"
     newest = max(files, key=lambda p: p.stat().st_mtime)
     try:
         data = read_json_object(newest)
     except ResultsFileError as exc:
-        return str(exc)
+        return disk_full_problem(newest, disk_sign) or str(exc)
     found = {**(data.get("results") or {}), **(data.get("groups") or {})}
     missing = [t for t in tasks if t not in found]
     if missing:
@@ -342,6 +398,15 @@ def last_error(log_path: str | Path) -> str | None:
     return filt.last_error
 
 
+def log_disk_sign(log_path: str | Path) -> int | None:
+    """The errno of the first full disk, quota or file size limit lmms-eval's log ``log_path`` shows, or None."""
+    try:
+        with open(log_path, encoding="utf-8", errors="replace") as log:
+            return next((code for code in map(disk_full_errno, log) if code is not None), None)
+    except OSError:
+        return None
+
+
 def run_judged(command: list[str], *, env: dict, output_path: str | Path, tasks: list[str],
                log_path: str | Path | None = None, verbose: bool = False) -> Path:
     """Run an lmms-eval command and judge it by its results file, not its exit status (0 on any error).
@@ -358,6 +423,7 @@ def run_judged(command: list[str], *, env: dict, output_path: str | Path, tasks:
     start = time.time()
     shown = not (verbose or log_path)  # the filtered output goes to stderr; else nowhere (only tracked)
     filt = TracebackFilter(sys.stderr.write if shown else (lambda _line: None))
+    disk_sign = None
     with subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                           errors="replace") as proc, \
             (open(log_path, "w", encoding="utf-8") if log_path else _NullFile()) as log:
@@ -366,8 +432,9 @@ def run_judged(command: list[str], *, env: dict, output_path: str | Path, tasks:
             if verbose and not log_path:
                 sys.stderr.write(line)
             filt(line)
+            disk_sign = disk_sign or disk_full_errno(line)
         code = proc.wait()
-    problem = results_problem(output_path, tasks, start)
+    problem = results_problem(output_path, tasks, start, disk_sign)
     if problem is None and code == 0:
         return Path(output_path)
     where = f"; full log: {log_path}" if log_path else ("" if verbose else "; re-run with -v for lmms-eval's traceback")

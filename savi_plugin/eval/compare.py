@@ -22,17 +22,32 @@ LEVEL = 0.95
 
 @dataclass(frozen=True)
 class Delta:
-    """One benchmark's comparison: mean scores, Δ = aligned - base, and the interval of Δ (same unit)."""
+    """One benchmark's comparison: mean scores, Δ = aligned - base, and the interval of Δ (same unit), over the
+    ``n`` paired items; ``excluded``: the items left out because their video was unusable in either run
+    (:func:`compare_usable`). With no usable item (``n`` 0) there is no comparison: the numbers are None."""
 
     n: int
-    base: float
-    aligned: float
-    delta: float
-    low: float
-    high: float
+    base: float | None
+    aligned: float | None
+    delta: float | None
+    low: float | None
+    high: float | None
+    excluded: int = 0
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def format_delta(d: Delta | Mapping) -> str:
+    """One comparison as every report shows it (``savi align``'s summary line, ``savi eval compare``):
+    ``Δ +1.00 [-2.00, +4.00] (base 40.00, n=18, 2 left out: no usable video)``, or ``no usable video (20 items):
+    no Δ`` when no item had a usable video in both runs."""
+    d = d.to_dict() if isinstance(d, Delta) else d
+    excluded = int(d.get("excluded") or 0)
+    if not d["n"]:
+        return f"no usable video ({excluded} items): no Δ"
+    left = f", {excluded} left out: no usable video" if excluded else ""
+    return f"Δ {d['delta']:+.2f} [{d['low']:+.2f}, {d['high']:+.2f}] (base {d['base']:.2f}, n={d['n']}{left})"
 
 
 def paired_items(base: Mapping[str, float], aligned: Mapping[str, float]) -> tuple[list[str], np.ndarray, np.ndarray]:
@@ -68,3 +83,19 @@ def compare_items(base: Mapping[str, float], aligned: Mapping[str, float], **boo
     """:func:`paired_bootstrap` over the items (by id) both runs scored."""
     _, b, a = paired_items(base, aligned)
     return paired_bootstrap(b, a, **bootstrap)
+
+
+def compare_usable(base: Mapping[str, float], aligned: Mapping[str, float], unusable: set[str],
+                   **bootstrap) -> Delta:
+    """:func:`compare_items` over the items whose video was usable in both runs; ``unusable``: the ids of the others.
+
+    An item with no usable video (missing, undecodable, too short, over a decode budget) is scored 0 by the task
+    whatever the model: paired with the other run's score it would add a difference that says nothing of the
+    model, and with every item unusable the comparison would be Δ 0 with a zero-width interval. Such items are left
+    out and counted (``excluded``); with none left there is no comparison (``n`` 0, numbers None)."""
+    excluded = set(unusable) & (set(base) | set(aligned))
+    kept = [i for i in base if i not in excluded]
+    if not kept:
+        return Delta(n=0, base=None, aligned=None, delta=None, low=None, high=None, excluded=len(excluded))
+    found = compare_items({i: base[i] for i in kept}, {i: aligned[i] for i in kept if i in aligned}, **bootstrap)
+    return Delta(**{**found.to_dict(), "excluded": len(excluded)})

@@ -29,6 +29,7 @@ as with lmms-eval's own models.
 
 from __future__ import annotations
 
+import inspect
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -157,7 +158,8 @@ class SaviVideo(lmms):
     def create_from_arg_string(cls, arg_string: str, additional_config: dict | None = None) -> SaviVideo:
         """lmms-eval's constructor from ``--model_args``, refusing a key lmms-eval also passes from its own flags
         (``batch_size=`` with ``--batch_size``, ``device=`` with ``--device``): Python would stop the call with a
-        ``TypeError`` (multiple values for one keyword) before any check here.
+        ``TypeError`` (multiple values for one keyword) before any check here. A missing ``pretrained=`` and an
+        unknown key are refused by ``__init__`` (one :class:`SettingError` each).
 
         Raises:
             SettingError: naming the key and lmms-eval's flag.
@@ -170,9 +172,13 @@ class SaviVideo(lmms):
         if both:
             raise SettingError(f"savi_video: {', '.join(f'{k}=' for k in both)} in --model_args is also set by "
                                f"lmms-eval's {', '.join(f'--{k}' for k in both)}: give it once, as lmms-eval's flag")
+        try:  # a keyword Python itself would refuse: one line, not a TypeError traceback
+            inspect.signature(cls).bind(**args, **given)
+        except TypeError as exc:
+            raise SettingError(f"savi_video: --model_args {arg_string!r}: {exc}") from None
         return cls(**args, **given)
 
-    def __init__(self, pretrained: str, adapter: str | None = None, backend: str | None = None,
+    def __init__(self, pretrained: str | None = None, adapter: str | None = None, backend: str | None = None,
                  dtype: str | None = None, device: str | None = None, num_frames: int = DEFAULT_NUM_FRAMES,
                  fps: float | None = None, max_frames: int | None = None, video_backend: str | None = None,
                  batch_size: int | str = 1, max_new_tokens: int = 16, trust_remote_code: bool = False,
@@ -182,6 +188,8 @@ class SaviVideo(lmms):
         if unknown:
             raise SettingError(f"savi_video: unknown model_args {', '.join(unknown)}; see "
                                f"savi_plugin.eval.model.SaviVideo for the accepted ones")
+        if _none(pretrained) is None:  # the one required argument: a SettingError, not Python's TypeError
+            raise SettingError("savi_video: model_args needs pretrained=<model path or hub id>")
         from savi_plugin.environment import check_environment
 
         try:  # a bad SAVI_* variable: stop before the model loads, not per document

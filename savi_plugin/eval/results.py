@@ -137,6 +137,27 @@ class LmmsEvalRun:
         return scores
 
 
+def _unusable(sample: dict) -> bool:
+    return bool(sample.get("missing_video")) or bool(sample.get("bad_video"))
+
+
+def unusable_items(run: LmmsEvalRun, task: str, metric: str = "accuracy") -> set[str]:
+    """The items of ``task`` (ids as :meth:`LmmsEvalRun.item_scores` names them: ``"<leaf>/<doc_id>"``, or
+    ``"<leaf>/<group>"`` for a multi-document item) of which a logged sample had no usable video (its
+    ``missing_video`` or ``bad_video`` is 1: a missing, undecodable, too short or over-budget clip, or one that
+    does not fit the context; the savi tasks score such a sample 0 and count it). Empty for a task that logs
+    neither: lmms-eval's own tasks (the built-ins) score the empty answer ``savi_video`` gives for such a clip as a
+    wrong answer and do not mark it."""
+    items = set()
+    for leaf in run.leaves(task):
+        for sample in run.samples.get(leaf, []):
+            if _unusable(sample):
+                value = sample.get(metric)
+                group = value.get("group") if isinstance(value, dict) else None
+                items.add(f"{leaf}/{sample.get('doc_id') if group is None else group}")
+    return items
+
+
 def unscored_items(run: LmmsEvalRun, task: str) -> int:
     """How many of ``task``'s logged samples had no usable video (``missing_video`` or ``bad_video``: a missing,
     undecodable, too short or over-budget clip), which the savi tasks score 0 and count; 0 for a task that logs
@@ -144,7 +165,7 @@ def unscored_items(run: LmmsEvalRun, task: str) -> int:
     count = 0
     for leaf in run.leaves(task):
         for sample in run.samples.get(leaf, []):
-            count += int(bool(sample.get("missing_video")) or bool(sample.get("bad_video")))
+            count += int(_unusable(sample))
     return count
 
 

@@ -34,9 +34,9 @@ from savi_plugin.environment import item_limits
 from savi_plugin.eval.hub_check import eval_data_env
 from savi_plugin.eval.builtin_tasks import BUILTINS
 from savi_plugin.eval.card import build_card, card_for_file
-from savi_plugin.eval.command import last_error, results_problem, savi_video_command
-from savi_plugin.eval.compare import Delta, compare_items
-from savi_plugin.eval.results import read_run, unscored_items
+from savi_plugin.eval.command import last_error, log_disk_sign, results_problem, savi_video_command
+from savi_plugin.eval.compare import Delta, compare_usable
+from savi_plugin.eval.results import read_run, unscored_items, unusable_items
 
 #: The papers' benchmark lists -> the task that runs each here (None: not offered by savi-plugin yet).
 #: RRPO (arXiv 2504.12083) Table 2; VideoSAVi (arXiv 2412.00624) Tables 1-2, through lmms-eval 0.7.3's protocol.
@@ -161,7 +161,7 @@ def run_model(plan: SuitePlan, label: str, out: Path, env: dict, progress=_print
         start = time.time()
         code = _stream(command, env, folder / "lmms_eval.log", label, progress)
     # judged by its results file: lmms-eval exits 0 on every error
-    problem = results_problem(folder / "lmms_eval", plan.tasks, start)
+    problem = results_problem(folder / "lmms_eval", plan.tasks, start, log_disk_sign(folder / "lmms_eval.log"))
     if code != 0 or problem:
         cause = last_error(folder / "lmms_eval.log")
         raise SuiteError(f"{label}: evaluation did not finish{f' (exit status {code})' if code else ''}: "
@@ -182,14 +182,16 @@ def _plan_inputs(plan: SuitePlan) -> dict[str, str]:
 
 def compare_runs(base_run, run, tasks: list[str], label: str = "aligned") -> dict[str, Delta]:
     """Per task: the paired comparison of ``run``'s item scores with ``base_run``'s (the same items, or
-    :class:`SuiteError`)."""
+    :class:`SuiteError`), over the items whose video was usable in both runs; the others are left out and counted
+    (:func:`~savi_plugin.eval.compare.compare_usable`; a task with none left has no Δ). The one place every
+    reported Δ is computed (``savi eval suite``, ``savi align``'s eval step)."""
     out = {}
     for task in tasks:
         base, aligned = base_run.item_scores(task), run.item_scores(task)
         if set(base) != set(aligned):
             raise SuiteError(f"{task}: {label} scored other items than the base model ({len(aligned)} vs "
                              f"{len(base)}); the runs are not paired")
-        out[task] = compare_items(base, aligned)
+        out[task] = compare_usable(base, aligned, unusable_items(base_run, task) | unusable_items(run, task))
     return out
 
 
@@ -204,17 +206,21 @@ def comparison_rows(base_run, runs: dict, tasks: list[str]) -> list[dict]:
 
 def format_table(rows: list[dict], missing: list[str], unfinished: dict[str, str] | None = None) -> str:
     """The Markdown table (accuracy in percent points; Δ = aligned - base with its paired bootstrap 95% interval)."""
-    lines = ["| task | adapter | items | no video (base / aligned) | base | aligned | Δ | 95% CI of Δ (paired "
-             "bootstrap) |", "|---|---|---:|---:|---:|---:|---:|---|"]
+    lines = ["| task | adapter | items compared | left out: no usable video (base / aligned) | base | aligned | Δ | "
+             "95% CI of Δ (paired bootstrap) |", "|---|---|---:|---:|---:|---:|---:|---|"]
     for r in rows:
-        lines.append(f"| {r['task']} | {r['adapter']} | {r['n']} | {r.get('no_video_base', 0)} / "
-                     f"{r.get('no_video_aligned', 0)} | {r['base']:.2f} | {r['aligned']:.2f} | "
+        left = f"{r.get('excluded', 0)} ({r.get('no_video_base', 0)} / {r.get('no_video_aligned', 0)})"
+        if not r["n"]:
+            lines.append(f"| {r['task']} | {r['adapter']} | 0 | {left} | - | - | no usable video | - |")
+            continue
+        lines.append(f"| {r['task']} | {r['adapter']} | {r['n']} | {left} | {r['base']:.2f} | {r['aligned']:.2f} | "
                      f"{r['delta']:+.2f} | [{r['low']:+.2f}, {r['high']:+.2f}] |")
-    unusable = [r for r in rows if r.get("no_video_base") or r.get("no_video_aligned")]
-    if unusable:
+    if any(r.get("excluded") or r.get("no_video_base") or r.get("no_video_aligned") for r in rows):
         lines.append("")
-        lines.append("Items with no usable video (missing, undecodable, fewer frames than num_frames, over a decode "
-                     "budget) are scored 0 in both runs and counted above; see each run's lmms_eval.log.")
+        lines.append("Items with no usable video in either run (missing, undecodable, fewer frames than num_frames, "
+                     "over a decode budget, longer than the context) are scored 0 by the task whatever the model: "
+                     "they are left out of the comparison and counted above; a task with none left has no Δ (not "
+                     "a result). See each run's lmms_eval.log.")
     if missing:
         lines.append("")
         lines.append(f"Not run (no savi-plugin task yet): {', '.join(missing)}.")
@@ -232,6 +238,7 @@ def plot_deltas(rows: list[dict], path: Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    rows = [r for r in rows if r["n"]]  # a task with no usable item has no Δ to draw
     tasks = list(dict.fromkeys(r["task"] for r in rows))
     adapters = list(dict.fromkeys(r["adapter"] for r in rows))
     fig, ax = plt.subplots(figsize=(max(4.0, 1.2 * len(tasks) + 2), 3.5))
@@ -294,7 +301,7 @@ def _run_claimed(plan: SuitePlan, out: Path, env: dict, missing, progress) -> di
     write_json(out / "table.json", {**table, "card": card_for_file(card, out / "table.json")}, indent=1)
     unfinished = {label: entry["path"] for label, entry in card["adapters"].items() if entry.get("unfinished")}
     write_text(out / "table.md", format_table(rows, list(missing), unfinished))
-    if rows:
+    if any(r["n"] for r in rows):
         plot_deltas(rows, out / "delta.png")
     return table
 
@@ -341,7 +348,9 @@ def read_table(path: str | Path) -> dict:
         for key in ("task", "adapter"):
             if not isinstance(row.get(key), str):
                 raise refuse(f"rows[{n}].{key}: not a string")
-        for key in ROW_NUMBERS:
+        row.setdefault("excluded", 0)  # a table written before items were left out
+        # with no usable item (n 0) a row has no numbers but its counts
+        for key in ROW_NUMBERS if row.get("n") != 0 else ("n", "excluded"):
             if isinstance(row.get(key), bool) or not isinstance(row.get(key), (int, float)):
                 raise refuse(f"rows[{n}].{key}: not a number")
     return table
@@ -349,3 +358,8 @@ def read_table(path: str | Path) -> dict:
 
 def delta_of(row: dict) -> Delta:
     return Delta(**{k: row[k] for k in Delta.__dataclass_fields__})
+
+
+def unusable_rows(table: dict) -> list[str]:
+    """``task (adapter)`` of each row of ``table`` with no usable item: no Δ, not a result."""
+    return [f"{r['task']} ({r['adapter']})" for r in table["rows"] if not r["n"]]

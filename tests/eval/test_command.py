@@ -130,5 +130,58 @@ def test_a_folder_named_like_a_value_reaches_savi_video_unchanged(name, tmp_path
         parsed = simple_parse_args_string(flag_value(command, "--model_args"))
         tracker = simple_parse_args_string(f",output_path={flag_value(command, '--output_path')}")
         assert parsed["num_frames"] == 4 and isinstance(parsed["pretrained"], str)
-        for given in (parsed["pretrained"], parsed["adapter"], tracker["output_path"]):
-            assert os.path.realpath(given) == os.path.realpath(tmp_path / name), (name, given)
+        for got in (parsed["pretrained"], parsed["adapter"], tracker["output_path"]):
+            assert os.path.realpath(got) == os.path.realpath(tmp_path / name), (name, got)
+
+
+#: lmms-eval's own writer of ``*_results.json`` (EvaluationTracker.save_results_aggregated), run under a file size
+#: limit: Python ignores SIGXFSZ, so a write past the limit fails as a full disk does (EFBIG)
+_WRITE_UNDER_LIMIT = """
+import resource, sys
+from lmms_eval.loggers.evaluation_tracker import EvaluationTracker
+tracker = EvaluationTracker(output_path=sys.argv[1])
+tracker.general_config_tracker.model_name_sanitized = "m"
+resource.setrlimit(resource.RLIMIT_FSIZE, (int(sys.argv[2]), resource.RLIM_INFINITY))
+results = {"results": {"t": {"accuracy,none": 50.0}}, "pad": "x" * int(sys.argv[3])}
+tracker.save_results_aggregated(results=results, samples=None, datetime_str="2026-01-01T00-00-00")
+"""
+
+
+@pytest.mark.parametrize("limit, pad, reason", [
+    (0, 0, "the disk, a disk quota or the file size limit was full"),  # the failed flush is silent: empty file
+    (200, 20000, "file too large (file size limit)"),  # a write past the buffer fails; lmms-eval logs OSError(27)
+])
+def test_a_results_file_lmms_eval_could_not_write_is_a_full_disk_naming_it(limit, pad, reason, tmp_path):
+    """lmms-eval writes its results file without closing it, so a full disk leaves an empty or cut-short file and
+    (for a small file) no message at all: the one line names the file and the full disk (or limit), the file is
+    removed, and the run is not reported as a foreign results file."""
+    import sys
+
+    from savi_plugin.eval.command import EvalRunError, run_judged
+
+    out = tmp_path / "out"
+    command = [sys.executable, "-c", _WRITE_UNDER_LIMIT, str(out), str(limit), str(pad)]
+    with pytest.raises(EvalRunError) as err:
+        run_judged(command, env=dict(os.environ), output_path=out, tasks=["t"], log_path=tmp_path / "log")
+    message = str(err.value)
+    results = out / "m" / "2026-01-01T00-00-00_results.json"
+    assert f"{results}: {reason} while lmms-eval wrote it (removed, " in message, message
+    assert "\n" not in message and "not a results file" not in message and not results.exists()
+
+
+@pytest.mark.parametrize("text, sign, full", [('{"results": {"t": {"accuracy', None, True),  # cut short
+                                              ("", None, True), ('{"results": 1} trailing', None, False),  # foreign
+                                              ('{"results": {"t"', 28, True)])
+def test_only_an_empty_or_cut_short_results_file_or_a_logged_full_disk_is_called_a_full_disk(text, sign, full,
+                                                                                             tmp_path):
+    """A results file that is complete JSON but not lmms-eval's stays "not a results file", kept; an empty or cut
+    short one (or any, when lmms-eval's output showed ENOSPC) is the full disk, removed."""
+    from savi_plugin.eval.command import results_problem
+
+    results = tmp_path / "m" / "x_results.json"
+    results.parent.mkdir()
+    results.write_text(text)
+    problem = results_problem(tmp_path, ["t"], 0.0, sign)
+    reason = "no space left on the device" if sign else "the disk, a disk quota or the file size limit was full"
+    assert (f"{results}: {reason} while lmms-eval wrote it" in problem) is full, problem
+    assert results.exists() is not full and ("not a results file" in problem) is not full

@@ -60,3 +60,30 @@ def test_seeded_and_paired_by_item_id():
         compare_items({"a": 1.0}, {"b": 1.0})
     with pytest.raises(ValueError, match="equal-length"):
         paired_bootstrap([1.0, 2.0], [1.0])
+
+
+def test_items_without_a_usable_video_are_left_out_and_counted():
+    """For every subset of unusable items (generated, seeded): Δ and its interval are those of the other items
+    alone, ``excluded`` counts the subset; with none left there is no Δ (n 0, numbers None), and every report's
+    line (:func:`format_delta`) says so instead of a Δ."""
+    from savi_plugin.eval.compare import compare_usable, format_delta
+
+    rng = np.random.default_rng(3)
+    ids = [f"t/{i}" for i in range(8)]
+    base = dict(zip(ids, rng.choice([0.0, 100.0], 8)))
+    aligned = dict(zip(ids, rng.choice([0.0, 100.0], 8)))
+    for mask in range(2 ** len(ids)):
+        unusable = {i for k, i in enumerate(ids) if mask >> k & 1}
+        got = compare_usable(base, aligned, unusable | {"other/9"}, n_resamples=200)  # ids of no item: ignored
+        kept = [i for i in ids if i not in unusable]
+        assert got.excluded == len(unusable) and got.n == len(kept)
+        if kept:
+            want = paired_bootstrap([base[i] for i in kept], [aligned[i] for i in kept], n_resamples=200)
+            assert (got.delta, got.low, got.high, got.base) == pytest.approx((want.delta, want.low, want.high,
+                                                                             want.base))
+            line = format_delta(got.to_dict())
+            assert line.startswith(f"Δ {want.delta:+.2f} [") and f"n={len(kept)}" in line
+            assert (f"{len(unusable)} left out: no usable video" in line) is bool(unusable)
+        else:
+            assert (got.delta, got.low, got.high, got.base, got.aligned) == (None,) * 5
+            assert format_delta(got) == "no usable video (8 items): no Δ"

@@ -19,7 +19,7 @@ from savi_plugin.data.yes_no import yes_no_answer
 from savi_plugin.eval import videohallucer as vh
 from savi_plugin.eval import vidhalluc as vl
 from savi_plugin.eval.fixtures import build_fixture, offline_env
-from savi_plugin.eval.results import read_run
+from savi_plugin.eval.results import read_run, unusable_items
 from savi_plugin.eval.suite import compare_runs
 from savi_plugin.models.tiny import build_tiny_model
 from tests.builders import REPO_ROOT, install_distribution
@@ -137,7 +137,11 @@ def test_tiny_savi_video_figures_are_the_scoring_functions_on_its_replies(runs):
     assert len(items) == 5 * LIMIT // 2 and all(v in (0.0, 100.0) for v in items.values())
     assert "savi_videohallucer_temporal/temporal/1" in items
     delta = compare_runs(run, run, ["savi_videohallucer", "savi_vidhalluc"])  # what `savi eval suite` pairs
-    assert delta["savi_videohallucer"].n == 5 * LIMIT // 2 and delta["savi_videohallucer"].delta == 0.0
+    # the pair whose video is missing is left out of the comparison and counted
+    (gone,) = unusable_items(run, "savi_videohallucer")
+    assert gone.startswith("savi_videohallucer_temporal/") and gone in items
+    assert (delta["savi_videohallucer"].n, delta["savi_videohallucer"].excluded) == (5 * LIMIT // 2 - 1, 1)
+    assert delta["savi_videohallucer"].delta == 0.0
     for task in PARTS:
         samples = run.samples[task]
         graded = [vl.grade(docs[task][s["doc_id"]], _reply(s)) for s in samples]

@@ -95,6 +95,34 @@ def test_unknown_model_args_are_refused(setup):
         SaviVideo(pretrained="unused", num_frame=4)
 
 
+def _model_args_variants():
+    """Every way to leave out the required argument, and an unknown key next to each accepted one (a misspelling
+    of it), generated from ``SaviVideo.__init__``'s signature."""
+    import inspect
+
+    params = [p for p in inspect.signature(SaviVideo).parameters.values() if p.kind is p.POSITIONAL_OR_KEYWORD]
+    missing = [("num_frames=4", "model_args needs pretrained="), ("", "model_args needs pretrained="),
+               ("pretrained=,num_frames=4", "model_args needs pretrained="),
+               ("pretrained=none", "model_args needs pretrained=")]
+    unknown = [(f"pretrained=m,{p.name}x=1", f"unknown model_args {p.name}x") for p in params]
+    unknown += [(f"{p.name.upper()}=1", f"unknown model_args {p.name.upper()}") for p in params]
+    return missing + unknown
+
+
+@pytest.mark.parametrize("model_args, message", _model_args_variants())
+def test_model_args_without_pretrained_or_with_an_unknown_key_are_one_setting_error(model_args, message):
+    """Through the path lmms-eval takes (its registry's class, ``create_from_arg_string`` with the flags it adds):
+    a missing ``pretrained=`` or an unknown key is one SettingError line, before anything loads (no TypeError)."""
+    from lmms_eval import models
+
+    from savi_plugin.eval.model import SettingError
+
+    cls = models.get_model("savi_video")
+    with pytest.raises(SettingError) as err:
+        cls.create_from_arg_string(model_args, {"batch_size": 1, "max_batch_size": None, "device": None})
+    assert str(err.value).startswith("savi_video: ") and message in str(err.value) and "\n" not in str(err.value)
+
+
 @pytest.mark.parametrize("value", ["maybe", "2", "tru", 5])
 def test_a_bool_model_arg_that_is_no_bool_is_one_setting_error(value):
     """``trust_remote_code=maybe``: one line naming the key and the value, before anything is loaded."""

@@ -195,6 +195,75 @@ def test_compare_refuses_incomparable_tables(suite, tmp_path):
     assert lines[1].strip().startswith("limit: 3") and lines[2].strip().startswith("prompts_sha256:")
 
 
+def test_compare_refuses_tables_made_under_other_decode_caps(suite, tmp_path):
+    """The decode caps decide which items have no usable video (red team A40: a cap left in the shell refused
+    every video of one suite): the card records them and `savi eval compare` refuses other ones by name."""
+    tmp, table, _, _, _, _ = suite
+    from savi_plugin.environment import item_limits
+
+    assert table["card"]["decode_limits"] == item_limits()
+    other = tmp_path / "other"
+    other.mkdir()
+    card = dict(table["card"], decode_limits=dict(table["card"]["decode_limits"], SAVI_MAX_FRAME_PIXELS=64))
+    (other / "table.json").write_text(json.dumps(dict(table, card=card)))
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        assert main(["eval", "compare", str(tmp / "suite"), str(other)]) == 1
+    assert "(1 eval-card field(s) differ)" in err.getvalue() and "decode_limits: " in err.getvalue()
+
+
+def _mark_unusable(run: Path, task: str, docs: dict[int, str]) -> None:
+    """The logged samples of ``task`` in the lmms-eval output ``run`` as the task logs a doc whose video was
+    unusable (``docs``: doc id -> ``bad_video`` or ``missing_video``): flagged, scored 0."""
+    (path,) = run.rglob(f"*_samples_{task}.jsonl")
+    samples = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    for sample in samples:
+        if sample["doc_id"] in docs:
+            sample[docs[sample["doc_id"]]] = 1
+            sample["accuracy"]["score"] = 0.0
+    path.write_text("".join(json.dumps(sample) + "\n" for sample in samples))
+
+
+def test_items_without_a_usable_video_are_left_out_and_a_task_with_none_has_no_delta(suite, tmp_path):
+    """On the suite's own lmms-eval output: a doc whose video was unusable in either run is left out of the paired
+    comparison and counted; a task with none left has no Δ in table.md, and `savi eval compare` shows it as no
+    usable video and exits 1 (red team A40, B42)."""
+    from savi_plugin.eval.results import read_run
+    from savi_plugin.eval.suite import comparison_rows, format_table
+
+    tmp, table, _, _, _, _ = suite
+    runs = tmp_path / "runs"
+    shutil.copytree(tmp / "suite" / "runs", runs)
+    _mark_unusable(runs / "base" / "lmms_eval", "savi_perceptiontest", {0: "bad_video"})
+    _mark_unusable(runs / "aligned" / "lmms_eval", "savi_perceptiontest", {1: "missing_video"})
+    for label in ("base", "aligned"):  # every video of toybench_qa refused in both runs
+        _mark_unusable(runs / label / "lmms_eval", "toybench_qa", dict.fromkeys(range(LIMIT), "bad_video"))
+    base, aligned = read_run(runs / "base" / "lmms_eval"), read_run(runs / "aligned" / "lmms_eval")
+    rows = {r["task"]: r for r in comparison_rows(base, {"aligned": aligned}, list(TASKS))}
+    pt = rows["savi_perceptiontest"]
+    b = [s["accuracy"]["score"] for s in _samples(runs / "base", "savi_perceptiontest")][2:]
+    a = [s["accuracy"]["score"] for s in _samples(runs / "aligned", "savi_perceptiontest")][2:]
+    direct = paired_bootstrap(b, a)  # doc 2 alone: the only one usable in both runs
+    assert (pt["n"], pt["excluded"], pt["no_video_base"], pt["no_video_aligned"]) == (1, 2, 1, 1)
+    assert (pt["delta"], pt["low"], pt["high"]) == pytest.approx((direct.delta, direct.low, direct.high))
+    toy = rows["toybench_qa"]
+    assert (toy["n"], toy["excluded"], toy["delta"], toy["low"], toy["high"]) == (0, LIMIT, None, None, None)
+    md = format_table(list(rows.values()), [])
+    assert f"| toybench_qa | aligned | 0 | {LIMIT} ({LIMIT} / {LIMIT}) | - | - | no usable video | - |" in md
+    assert "| savi_perceptiontest | aligned | 1 | 2 (1 / 1) |" in md and "left out of the comparison" in md
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "table.json").write_text(json.dumps(dict(table, rows=list(rows.values()))))
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        assert main(["eval", "compare", str(tmp / "suite"), str(other)]) == 1
+    assert f"| toybench_qa | aligned | Δ {table['rows'][1]['delta']:+.2f} [" in out.getvalue()
+    assert f"| no usable video ({LIMIT} items): no Δ |" in out.getvalue()
+    assert "n=1, 2 left out: no usable video" in out.getvalue()
+    assert err.getvalue().startswith("error: savi eval compare: no item had a usable video in B toybench_qa "
+                                     "(aligned)") and len(err.getvalue().splitlines()) == 1
+
+
 def test_named_suites_say_what_they_leave_out_and_labels_are_unique(tmp_path):
     from savi_plugin.eval.suite import adapter_labels, suite_tasks
 
