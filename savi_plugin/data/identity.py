@@ -229,6 +229,10 @@ def pair_digest(record) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
+#: the run identity a ``savi train`` run writes into every ``checkpoint-N`` (:mod:`savi_plugin.training.checkpoints`);
+#: its ``config`` holds the base model's path and identity, so a checkpoint used as an adapter is checked too
+CHECKPOINT_FILE = "savi_checkpoint.json"
+
 #: the training report a finished ``savi train`` run writes last (a run removes it when it starts)
 TRAIN_REPORT = "train_report.json"
 _WARNED_UNFINISHED: set[str] = set()
@@ -290,10 +294,14 @@ def check_adapter_base(adapter_dir: str | Path, base: str | Path) -> None:
         log.warning("%s", unfinished)
     record = Path(adapter_dir) / ADAPTER_FILE
     if not record.is_file():
-        _check_peft_base_class(Path(adapter_dir), base)
-        return
+        record = Path(adapter_dir) / CHECKPOINT_FILE  # a training run's checkpoint-N: its run's base
+        if not record.is_file():
+            _check_peft_base_class(Path(adapter_dir), base)
+            return
     try:
         stored = json.loads(record.read_text(encoding="utf-8"))
+        if record.name == CHECKPOINT_FILE:
+            stored = {"base_model": stored["config"]["model"], "base_identity": stored["config"]["identity"]["model"]}
         trained_on = stored["base_identity"]
     except (OSError, ValueError, KeyError, TypeError):
         return

@@ -26,12 +26,12 @@ import re
 from pathlib import Path
 from typing import Any
 
+from savi_plugin.data.identity import CHECKPOINT_FILE
 from savi_plugin.data.outputs import remove_tree, write_json
 from savi_plugin.errors import ConfigurationError
 
 log = logging.getLogger(__name__)
 
-CHECKPOINT_FILE = "savi_checkpoint.json"
 _NAME = re.compile(r"checkpoint-(\d+)")
 
 

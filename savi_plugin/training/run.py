@@ -456,7 +456,8 @@ def _train(*, model, data, output_dir: Path, backend, lora, options, config, res
         "model": str(model), "data": str(data), "output_dir": str(output_dir), "adapter": str(output_dir),
         "loss_type": config.loss_type, "reference": config.reference, "packing": trainer.packing,
         "num_frames": config.num_frames, "lora": {**DEFAULT_LORA, **(lora or {})},
-        "train_metrics": result.metrics, "eval_metrics": eval_metrics,
+        "train_metrics": whole_run_metrics(result.metrics, trainer.state.log_history, resumed=resume_from is not None),
+        "eval_metrics": eval_metrics,
         "global_step": trainer.state.global_step, "nonfinite_steps": trainer.nonfinite_steps,
         "dataset": every_rank_report(trainer.train_dataset),
         "eval_dataset": every_rank_report(trainer.eval_dataset) if eval_data is not None else None,
@@ -471,3 +472,25 @@ def _train(*, model, data, output_dir: Path, backend, lora, options, config, res
                                    "train_metrics", "eval_metrics", "seconds")} | {
         "pairs": report["dataset"]["pairs"], "skipped": report["dataset"]["skipped"],
         "report": str(output_dir / "train_report.json")}
+
+
+def whole_run_metrics(metrics: dict[str, Any], log_history: list[dict], *, resumed: bool) -> dict[str, Any]:
+    """The Trainer's ``train_metrics``, with ``train_loss`` over the whole run when this session resumed one.
+
+    transformers' ``train_loss`` is the loss summed over *this session's* steps divided by the run's global step,
+    so a resumed run reports a diluted mean (0 when it resumed from its final checkpoint). The logged losses of
+    ``log_history`` (kept across resumes in ``trainer_state.json``) cover every session: each is the mean over the
+    steps since the previous log, so their step-weighted mean is the run's. The session's own value is kept as
+    ``session_train_loss``.
+    """
+    if not resumed:
+        return metrics
+    total = weight = 0.0
+    previous = 0
+    for entry in log_history:
+        if "loss" in entry and "step" in entry:
+            steps = max(int(entry["step"]) - previous, 0)
+            total, weight, previous = total + float(entry["loss"]) * steps, weight + steps, int(entry["step"])
+    if not weight:
+        return metrics
+    return {**metrics, "train_loss": total / weight, "session_train_loss": metrics.get("train_loss")}

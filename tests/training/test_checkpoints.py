@@ -101,6 +101,23 @@ def test_an_interrupted_run_rerun_as_typed_continues_from_its_last_complete_chec
     assert sorted(got) == list(range(1, STEPS + 1))
     for step in got:
         assert abs(got[step] - expected[step]) <= 1e-6, (step, got, expected)
+    # the report's train_loss is the whole run's (transformers' is this session's sum over the run's steps)
+    whole = json.loads((finished[0] / "train_report.json").read_text())["train_metrics"]["train_loss"]
+    metrics = json.loads((out / "train_report.json").read_text())["train_metrics"]
+    assert abs(metrics["train_loss"] - sum(expected.values()) / STEPS) <= 1e-6, (metrics, expected)
+    assert abs(metrics["train_loss"] - whole) <= 1e-5, (metrics, whole)
+    assert "session_train_loss" in metrics  # transformers' own value for this session, kept beside it
+
+
+def test_a_checkpoint_used_as_an_adapter_meets_only_its_run_s_base(finished, tiny_qwen2_vl):
+    """``--adapter run/checkpoint-N``: the checkpoint's run identity names the base it was trained on, so another
+    base is refused as it is for the run's final adapter."""
+    from savi_plugin.data.identity import IdentityMismatchError, check_adapter_base
+
+    out, _ = finished
+    check_adapter_base(out / "checkpoint-1", json.loads((out / "train_report.json").read_text())["model"])
+    with pytest.raises(IdentityMismatchError, match="checkpoint-1: the adapter was trained on"):
+        check_adapter_base(out / "checkpoint-1", tiny_qwen2_vl)
 
 
 def test_a_finished_run_rerun_trains_anew_and_resume_continues_it(finished, tmp_path, capsys):
