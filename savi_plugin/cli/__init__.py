@@ -112,6 +112,32 @@ RESUME_HINTS = {
 }
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (``kill``, a scheduler's stop, a launcher stopping its workers), raised where the command runs so
+    that it stops as Ctrl-C stops it: its outputs' cleanup runs (locks released, temporary files removed, finished
+    work kept), and the boundary says what is kept; exit status 143 (128 + SIGTERM)."""
+
+
+@contextlib.contextmanager
+def terminate_as_interrupt():
+    """While the command runs, SIGTERM raises :class:`Terminated` in the main thread (elsewhere: unchanged)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum, frame):
+        raise Terminated()
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def run_guarded(command: Callable[[], int | None], name: str | None = None, *, verbose: bool = False) -> int:
     """The error boundary of every ``savi`` command: run ``command`` and return its exit status.
 
@@ -129,19 +155,21 @@ def run_guarded(command: Callable[[], int | None], name: str | None = None, *, v
         from savi_plugin.environment import check_environment
 
         check_environment()
-        return int(command() or 0)
+        with terminate_as_interrupt():
+            return int(command() or 0)
     except SystemExit:
         raise
     except BrokenPipeError:  # the reader of our output left (`savi recipes show x | head -1`): nothing to say
         with contextlib.suppress(OSError):
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit's flush
         return 141  # 128 + SIGPIPE, what a shell reports for a command whose reader closed the pipe
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         if verbose:
             traceback.print_exc()
-        print(f"interrupted: {RESUME_HINTS.get(name, 'stopped before finishing; re-run the command')}",
+        stopped = "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted"
+        print(f"{stopped}: {RESUME_HINTS.get(name, 'stopped before finishing; re-run the command')}",
               file=sys.stderr)
-        return 130
+        return 143 if isinstance(exc, Terminated) else 130
     except BaseException as exc:  # noqa: BLE001 - the boundary: every error type ends in one line
         if verbose:
             traceback.print_exc()

@@ -257,17 +257,21 @@ def test_a_non_finite_step_is_skipped_counted_and_never_reaches_the_weights(pois
 
 
 # ------------------------------------------------------------------------------------------------ Ctrl-C
-def _interrupt(proc, ready, timeout: float = 300.0) -> tuple[int, str]:
+def _interrupt(proc, ready, timeout: float = 300.0, signum=signal.SIGINT) -> tuple[int, str]:
     deadline = time.time() + timeout
     while not ready() and proc.poll() is None and time.time() < deadline:
         time.sleep(0.05)
     assert proc.poll() is None, f"the run ended before it could be interrupted: {proc.communicate()[1][-2000:]}"
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signum)
     _, err = proc.communicate(timeout=120)
     return proc.returncode, err
 
 
-def test_ctrl_c_in_generate_is_one_line_saying_how_to_resume(tiny_llava_onevision, synthetic_samples, tmp_path):
+@pytest.mark.parametrize("signum, code, said", [(signal.SIGINT, 130, "interrupted"),
+                                                 (signal.SIGTERM, 143, "terminated (SIGTERM)")], ids=["INT", "TERM"])
+def test_ctrl_c_in_generate_is_one_line_saying_how_to_resume(signum, code, said, tiny_llava_onevision,
+                                                             synthetic_samples, tmp_path):
+    """Ctrl-C, and SIGTERM (``kill``, a scheduler's stop) alike: one line, the lock released, a re-run resumes."""
     from misuse_kit import savi_process
 
     manifest = Path(synthetic_samples[0].video).parent / "samples.jsonl"
@@ -275,10 +279,10 @@ def test_ctrl_c_in_generate_is_one_line_saying_how_to_resume(tiny_llava_onevisio
     argv = ["generate", "--generator", "rrpo", "--model", tiny_llava_onevision, "--input", manifest, "--output",
             out, "--num-frames", "4", "--batch-size", "1", "--no-progress", "--option", "answer_format=raw",
             "--option", "max_new_tokens=6"]
-    code, err = _interrupt(savi_process(*argv), lambda: complete_lines(out.with_name("pairs.jsonl.progress.jsonl")) >= 2)
-    assert code == 130 and "Traceback" not in err, err[-3000:]
-    assert err.strip().splitlines()[-1] == ("interrupted: finished records are kept; re-run the same command to "
-                                            "resume")
+    got, err = _interrupt(savi_process(*argv), lambda: complete_lines(out.with_name("pairs.jsonl.progress.jsonl")) >= 2,
+                          signum=signum)
+    assert got == code and "Traceback" not in err, err[-3000:]
+    assert err.strip().splitlines()[-1] == f"{said}: finished records are kept; re-run the same command to resume"
     assert not (tmp_path / "pairs.jsonl.lock").exists()
     done = complete_lines(out.with_name("pairs.jsonl.progress.jsonl")) - 1
     proc = savi_process(*argv)
