@@ -225,4 +225,29 @@ def close_process_group() -> None:
     if not (dist.is_available() and dist.is_initialized() and current().distributed):
         return
     dist.barrier()
+    release_deepspeed_shm()  # after the barrier every peer has long mapped it
     dist.destroy_process_group()
+
+
+def release_deepspeed_shm(env=None) -> bool:
+    """Unlink this rank's DeepSpeed shared-memory allreduce buffer, if it made one; True when it did.
+
+    DeepSpeed's CPU communication (``ops/csrc/cpu/comm/shm.cpp``, 0.19) creates one POSIX shared-memory segment per
+    rank, ``/dev/shm/deepspeed_allreduce_buffer_<uid>_<MASTER_ADDR>_<MASTER_PORT>_<RANK>`` (about 66 MB), and never
+    unlinks it: every CPU run under DeepSpeed left its segments in RAM-backed ``/dev/shm`` until the machine filled.
+    Unlinking removes the name only; the mappings of processes still using it stay valid. Call it when no peer can
+    still be opening it: after a barrier, or in a run of one process.
+    """
+    import os
+    from pathlib import Path
+
+    env = os.environ if env is None else env
+    addr, port, rank = env.get("MASTER_ADDR"), env.get("MASTER_PORT"), env.get("RANK", "0")
+    if not addr or not port:
+        return False
+    segment = Path("/dev/shm") / f"deepspeed_allreduce_buffer_{os.getuid()}_{addr}_{port}_{rank}"
+    try:
+        segment.unlink()
+    except OSError:
+        return False
+    return True
