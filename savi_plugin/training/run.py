@@ -451,10 +451,10 @@ def _train(*, model, data, output_dir: Path, backend, lora, options, config, res
             raise
         raise full from exc
     finally:
-        from savi_plugin.launch import current
+        from savi_plugin.launch import current as this_process
         from savi_plugin.training.distributed import release_deepspeed_shm
 
-        if options.get("deepspeed") and current().world_size == 1:  # no peer to wait for (else: at the group's close)
+        if options.get("deepspeed") and this_process().world_size == 1:  # no peer waits (else: at the group's close)
             release_deepspeed_shm()
     eval_metrics = trainer.evaluate() if eval_data is not None and failure is None else {}
 

@@ -39,8 +39,9 @@ RUN = textwrap.dedent("""
     trainer.train()
     trainer.save_model(out)
     print("LOSSES", json.dumps([h["loss"] for h in trainer.state.log_history if "rewards/chosen" in h]))
-    from savi_plugin.training.distributed import close_process_group
+    from savi_plugin.training.distributed import close_process_group, release_deepspeed_shm
     close_process_group()  # as PyTorch advises: left to exit, a rank can abort (SIGABRT)
+    release_deepspeed_shm()  # one process: DeepSpeed's CPU allreduce segment, which it never unlinks
 """)
 
 
@@ -120,8 +121,9 @@ SKIPPED_BY_DEEPSPEED = textwrap.dedent("""
                                 "losses": [h.get("loss") for h in trainer.state.log_history if "rewards/chosen" in h],
                                 "logged_nonfinite": [h.get("nonfinite_steps") for h in trainer.state.log_history
                                                      if "rewards/chosen" in h]}))
-    from savi_plugin.training.distributed import close_process_group
+    from savi_plugin.training.distributed import close_process_group, release_deepspeed_shm
     close_process_group()  # as PyTorch advises: left to exit, a rank can abort (SIGABRT)
+    release_deepspeed_shm()  # one process: DeepSpeed's CPU allreduce segment, which it never unlinks
 """)
 
 
