@@ -222,8 +222,8 @@ def estimate_clip_bytes(path: str | Path, frames: int) -> int:
     ``path`` is not a regular file: a FIFO is never opened, :func:`read_frames` names what it is)."""
     if path_problem(path) is not None:
         return 0
-    size = declared_frame_size(path)
-    return decoded_bytes(frames, *size) if size else 0
+    stream = declared_stream(path)
+    return decoded_bytes(frames_to_decode(frames, stream[2]), *stream[:2]) if stream else 0
 
 
 def batch_budget_message(count: int, first: str | Path, need: int, frames: int, budget: int, copies: int = 1,
@@ -267,8 +267,9 @@ def check_batch_budget(paths: list[str | Path], frames: int, budget: int | None 
                                                     copies_key or "copies"))
 
 
-def declared_frame_size(path: str | Path) -> tuple[int, int] | None:
-    """``(width, height)`` of the first video stream as the container declares it, without decoding a frame.
+def declared_stream(path: str | Path) -> tuple[int, int, int] | None:
+    """``(width, height, frames)`` of the first video stream as the container declares them, without decoding a
+    frame (``frames`` 0 when it declares no count, as Matroska/WebM usually do).
 
     None when FFmpeg (through PyAV) cannot open the file or names no size; the decoder then reports its own
     error. Opening only reads headers (a 16000 x 16000 file probes in ~40 MB).
@@ -279,10 +280,27 @@ def declared_frame_size(path: str | Path) -> tuple[int, int] | None:
         with av.open(str(path)) as container:
             if not container.streams.video:
                 return None
-            ctx = container.streams.video[0].codec_context
-            return (int(ctx.width or 0), int(ctx.height or 0)) if ctx.width and ctx.height else None
+            stream = container.streams.video[0]
+            ctx = stream.codec_context
+            if not (ctx.width and ctx.height):
+                return None
+            return int(ctx.width), int(ctx.height), max(int(stream.frames or 0), 0)
     except Exception:  # not a video, truncated header, PyAV missing: the decoder names the problem
         return None
+
+
+def declared_frame_size(path: str | Path) -> tuple[int, int] | None:
+    """``(width, height)`` of :func:`declared_stream`."""
+    stream = declared_stream(path)
+    return stream[:2] if stream else None
+
+
+def frames_to_decode(requested: int, declared: int) -> int:
+    """How many frames a call asking for ``requested`` can decode from a stream declaring ``declared`` (0: no
+    count declared): never more than the stream holds, since frames are never repeated to pad a clip (a clip with
+    fewer frames is ``too_few_frames``, not over a memory budget). A header that understates its count is caught
+    while decoding (the picked frames are checked again)."""
+    return min(requested, declared) if declared > 0 else requested
 
 
 def probe_video(path: str | Path, *, max_pixels: int | None = None) -> tuple[int, int, int]:
@@ -383,11 +401,12 @@ def read_frames(path: str | Path, num_frames: int = DEFAULT_NUM_FRAMES, *, fps: 
         raise VideoDecodeError(path, "file is empty (0 bytes)", final=True)
     cap = frame_pixel_cap(max_pixels)
     budget = decoded_bytes_budget(max_bytes)
-    size = declared_frame_size(path)
+    stream = declared_stream(path)
+    size = stream[:2] if stream else None
     if size is not None and size[0] * size[1] > cap:
         raise _cap_error(path, *size, cap, "the stream header's size; refused before decoding")
-    if size is not None and fps is None:  # uniform or midpoints: exactly num_frames frames come back
-        check_clip_budget(path, num_frames, *size, budget)
+    if size is not None and fps is None:  # uniform or midpoints: num_frames frames, or all a shorter clip has
+        check_clip_budget(path, frames_to_decode(num_frames, stream[2]), *size, budget)
     pick = _picker(path, num_frames, fps, max_frames, sampling, bound, size, budget)
     order = [backend] + [b for b in BACKENDS if b != backend and (b != "decord" or decord_installed())]
     failures: list[str] = []

@@ -597,8 +597,11 @@ def test_every_item_refused_for_one_reason_is_said_once_with_the_setting_to_chec
     (tmp_path / "qa.jsonl").write_text("\n".join(lines) + "\n")
     (tmp_path / "gone.jsonl").write_text(json.dumps(qa_item("m", tmp_path / "gone.mp4")) + "\n")
     for manifest, frames, reason, said in [("qa.jsonl", "17", "too_few_frames", "model.num_frames=17"),
+                                           # within the budget's bound, beyond it for that many frames of the
+                                           # clip's size: the clip has 8, so too few, not over the budget
+                                           ("qa.jsonl", "1000000", "too_few_frames", "model.num_frames=1000000"),
                                            ("gone.jsonl", "4", "missing_video", "manifest's paths")]:
-        out = tmp_path / f"{manifest}.pairs.jsonl"
+        out = tmp_path / f"{manifest}.{frames}.pairs.jsonl"
         caplog.clear()
         code, _, err = savi(capsys, "generate", "--generator", "rrpo", "--model", tiny_llava_onevision, "--input",
                             tmp_path / manifest, "--output", out, "--num-frames", frames, "--no-progress")
