@@ -473,18 +473,25 @@ def parse_spec(text: str) -> list[dict[str, Any]]:
     """
     out: list[dict[str, Any]] = []
     for part in filter(None, (p.strip() for p in text.split(","))):
-        name, _, value = part.partition(":")
+        head, *extras = part.split(";")  # blur:8;x=1 and blur;factor=8 alike
+        name, _, value = head.partition(":")
         name = name.strip()
-        value, *extras = value.split(";")
         spec: dict[str, Any] = {"name": name}
         for extra in extras:
             key, sep, raw = extra.partition("=")
             if not sep or not key.strip():
                 raise ValueError(f"perturbation parameter must be name=value, got {extra!r} in {part!r}")
+            if key.strip() in spec:
+                raise ValueError(f"perturbation {name!r}: {key.strip()} is set twice in {part!r}")
             spec[key.strip()] = _scalar(raw.strip())
         value = value.strip()
         if value:
-            spec.update(_main_value(name, value, part))
+            main = _main_value(name, value, part)
+            if main.keys() & spec.keys():
+                key = next(iter(main.keys() & spec.keys()))
+                raise ValueError(f"perturbation {name!r}: {key} is set twice in {part!r} (the value after ':' is "
+                                 f"the {key})")
+            spec.update(main)
         out.append(spec)
     return out
 

@@ -99,6 +99,14 @@ def test_pipeline_spec_and_errors(frames):
     masked = set(applied[0]["frames"])
     assert [i for i, src in enumerate(applied[1]["order"]) if src in masked] == \
         [i for i in range(16) if (out[i] == 128).all()]
+    # a parameter named after ';' is the parameter, whether or not a value follows ':'; never silently dropped
+    assert parse_spec("blur;factor=8") == parse_spec("blur:8") == [{"name": "blur", "factor": 8}]
+    with pytest.raises(ValueError, match=r"'blur': factor is set twice in 'blur:1;factor=8'"):
+        parse_spec("blur:1;factor=8")
+    with pytest.raises(ValueError, match=r"'occlude': area is set twice"):
+        parse_spec("occlude:1;area=0.2;area=0.3")
+    with pytest.raises(ValueError, match="blur factor must be a whole number in 1..4096"):
+        normalize_specs(parse_spec("blur;factor=4294967295"))
     with pytest.raises(ValueError, match="unknown perturbation 'flip'"):
         normalize_specs([{"name": "flip"}])
     with pytest.raises(ValueError, match="has no parameter 'fraction'"):
