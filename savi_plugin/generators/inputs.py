@@ -31,7 +31,7 @@ from savi_plugin.data.paths import resolve_video_path
 from savi_plugin.data.readers import iter_json_objects
 from savi_plugin.data.record import DataError, json_kind
 from savi_plugin.generators.text import normalize_answer
-from savi_plugin.untrusted import equality_key, length_problem, text_problem
+from savi_plugin.untrusted import equality_key, length_problem, mixed_script_word, text_problem
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg", ".flv", ".gif")
 
@@ -140,6 +140,10 @@ def _item_from_object(obj: Any, file: str, line: int, index: int, root: Path, co
         twins = duplicate_options(options)
         if twins:
             raise DataError(file, line, options_key, duplicate_options_message(options, twins))
+        for at, option in enumerate(options):  # an option no answer can spell back (TR39 mixed-script)
+            problem = mixed_script_word(option, "")
+            if problem:
+                raise DataError(file, line, f"{options_key}[{at}]", problem)
         if answer_index is not None:
             if isinstance(answer_index, bool) or not isinstance(answer_index, int) or not 0 <= answer_index < len(options):
                 raise DataError(file, line, "answer_index", f"expected an integer in [0, {len(options) - 1}]")

@@ -227,3 +227,20 @@ def test_a_multiple_choice_question_may_not_forge_option_lines(tmp_path):
     manifest.write_text(json.dumps({"id": "b", "video": "b.mp4", "question": "Watch closely.\nWhat happens?",
                                     "answer": "A door opens."}) + "\n")
     assert load_inputs(manifest)[0].question == "Watch closely.\nWhat happens?"
+
+
+def test_an_option_word_mixing_latin_with_look_alikes_is_refused(tmp_path):
+    """``rеd`` (Cyrillic ``е``) as an option reads as "red" but no answer "red" can pick it (Unicode TR39
+    mixed-script), refused as it is in a pair's rejected; an option wholly in another script is kept."""
+    import json
+
+    from savi_plugin.data.record import DataError
+    from savi_plugin.generators.inputs import load_inputs
+
+    manifest = tmp_path / "qa.jsonl"
+    item = {"id": "a", "video": "a.mp4", "question": "Which colour?", "answer_index": 0}
+    manifest.write_text(json.dumps({**item, "options": ["blue", "r\u0435d"]}) + "\n")
+    with pytest.raises(DataError, match=r"qa\.jsonl:1:options\[1\]: the word 'r\u0435d' mixes Latin letters"):
+        load_inputs(manifest)
+    manifest.write_text(json.dumps({**item, "options": ["синий", "красный"]}) + "\n")
+    assert load_inputs(manifest)[0].options == ("синий", "красный")
