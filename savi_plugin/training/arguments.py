@@ -36,6 +36,9 @@ from savi_plugin.training.scoring import load_loss
 #: ``train`` keys that hold paths (resolved against the recipe file's folder like the sections' path fields)
 TRAIN_PATHS = ("output_dir", "logging_dir", "reference_model_path", "data_root")
 
+#: most data-loader worker processes a run may ask for (``train.dataloader_num_workers``)
+MAX_DATALOADER_WORKERS = 256
+
 
 def shipped_recipes_dir() -> Path:
     """The folder of recipes installed with the package (``recipes/`` in a source checkout)."""
@@ -115,6 +118,8 @@ def config_class() -> type:
     from savi_plugin.video.sampling import SAMPLING_RULES
 
     steps = Check(lambda v: v == -1 or v >= 1, "must be -1 (off) or >= 1")
+    # each data-loader worker is a process decoding clips with its own copy of the dataset: more than the largest
+    # machines have cores only forks until memory runs out (4294967295 ran until killed and left orphans)
     register_rules(TrainingArguments, {
         "per_device_train_batch_size": [AtLeast(1)], "per_device_eval_batch_size": [AtLeast(1)],
         "gradient_accumulation_steps": [AtLeast(1)], "eval_accumulation_steps": [AtLeast(1)],
@@ -123,7 +128,8 @@ def config_class() -> type:
         "adam_beta1": [Range(0, 1, open_high=True)], "adam_beta2": [Range(0, 1, open_high=True)],
         "adam_epsilon": [Positive()], "max_grad_norm": [NonNegative()], "logging_steps": [Positive()],
         "save_steps": [Positive()], "eval_steps": [Positive()], "save_total_limit": [AtLeast(1)],
-        "seed": [AtLeast(0)], "data_seed": [AtLeast(0)], "dataloader_num_workers": [AtLeast(0)],
+        "seed": [AtLeast(0)], "data_seed": [AtLeast(0)],
+        "dataloader_num_workers": [Range(0, MAX_DATALOADER_WORKERS)],
         "deepspeed": [DeepSpeedConfig()],
     })
     # PreferenceConfig's own fields; a field that declares rules in its metadata keeps those instead. The loss's

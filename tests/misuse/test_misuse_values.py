@@ -58,6 +58,9 @@ RECIPE_CASES = [
      "generate.options.questions_per_video", "unknown option"),
     ("train:\n  reference: model", "train.reference", "reference='model' needs reference_model_path"),
     ("train:\n  deepspeed: bad.yaml", "train.deepspeed", "not a DeepSpeed JSON config"),
+    # a count with its own maximum: 4294967295 workers forked until killed and left orphans (red team 8)
+    ("train:\n  dataloader_num_workers: 4294967295", "train.dataloader_num_workers",
+     "must be >= 0 and <= 256, got 4294967295"),
     ("eval:\n  batch_size: 0", "eval.batch_size", "must be >= 1, got 0"),
     ("eval:\n  limit: -1", "eval.limit", "must be > 0"),
     ("eval:\n  tasks: savi_mvbench", "eval.tasks", "expected list, got str"),
