@@ -367,3 +367,13 @@ def test_run_generation_api_applies_the_same_rules(kwargs, message, tmp_path):
     assert message in str(err.value)
     assert list(tmp_path.iterdir()) == []
 
+
+
+def test_a_bad_decode_budget_is_the_variable_s_error_not_the_frame_count_s(tmp_path, capsys, monkeypatch):
+    """The frame-count bound reads the budget; a budget outside its own range is named as the variable's error
+    (it was reported as an error of --num-frames)."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SAVI_MAX_DECODED_BYTES", "1000TiB")
+    assert main(GENERATE + ["--num-frames", "4"]) == 2
+    assert _one_error_line(capsys).startswith("error: $SAVI_MAX_DECODED_BYTES: must be >= 1 and <= ")
+    assert list(tmp_path.iterdir()) == []
