@@ -216,7 +216,8 @@ def test_merge_refuses_an_output_that_is_one_of_its_shards(tmp_path, capsys):
                         [{"id": "a", "video": "v.mp4", "question": "q", "chosen": "x", "rejected": "y"}])
     before = shard.read_bytes()
     code, _, err = savi(capsys, "generate", "merge", shard, shard)
-    assert code == 1 and shard.read_bytes() == before
+    # a configuration error, exit 2, as convert's refusal below
+    assert code == 2 and shard.read_bytes() == before
     assert_one_line_error(err, "the merge output")
 
 
