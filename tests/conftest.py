@@ -117,3 +117,18 @@ def _restore_environment():
     hf_deepspeed = sys.modules.get("transformers.integrations.deepspeed")
     if hf_deepspeed is not None:
         hf_deepspeed.unset_hf_deepspeed_config()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_deepspeed_segments_left():
+    """DeepSpeed's CPU allreduce segments (66 MB each, RAM-backed ``/dev/shm``) that a test's failing or killed
+    multi-process run could not unlink (``savi train`` unlinks them when a run ends:
+    :func:`savi_plugin.training.distributed.release_deepspeed_shm`) are removed when the session ends, so repeated
+    runs on one machine do not fill its memory."""
+    from pathlib import Path
+
+    pattern = f"deepspeed_allreduce_buffer_{os.getuid()}_*"
+    before = set(Path("/dev/shm").glob(pattern))
+    yield
+    for segment in set(Path("/dev/shm").glob(pattern)) - before:
+        segment.unlink(missing_ok=True)
