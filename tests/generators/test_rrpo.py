@@ -62,9 +62,13 @@ def test_rrpo_with_tiny_model_writes_valid_tagged_pairs(request, family, synthet
                             num_frames=4, batch_size=4, seed=0, options=TINY_OPTIONS, progress=False)
     records = read_jsonl(out)
     c = report["counts"]
-    # A random-weight model answers garbage: every answer is wrong, so every attempt becomes a pair.
+    # A random-weight model answers garbage: every answer is wrong, so every attempt becomes a pair, unless its
+    # garbage holds a word mixing Latin with look-alikes of another script (Unicode TR39), a counted invalid_record
+    # (which tokens a random model draws depends on the torch/transformers versions).
     assert c["items"] == c["items_done"] == 10 and c["pairs"] + c["skipped"] + c["failed"] == 20
-    assert c["pairs"] == len(records) == report["records_in_output"] >= 18
+    mixed = [s for s in report["skipped"] if s["reason"] == "invalid_record"]
+    assert all("mixes Latin letters with" in s["detail"] for s in mixed), mixed
+    assert c["pairs"] == len(records) == report["records_in_output"] and c["pairs"] + len(mixed) >= 18
     assert report["complete"] and report["throughput"]["pairs"] == c["pairs"] > 0
     assert sorted(r["id"] for r in records) == sorted(f"{s.id}-rrpo-{k}" for s in synthetic_samples for k in (0, 1)
                                                        if f"{s.id}-rrpo-{k}" in {r["id"] for r in records})
@@ -116,7 +120,7 @@ def test_rrpo_sigkill_mid_run_then_resume_gives_exactly_the_full_set(tiny_llava_
     run_generation(generator="rrpo", output=reference, progress=False, **args)
     expected = reference.read_bytes()
     n_expected = expected.count(b"\n")
-    assert n_expected >= 18
+    assert n_expected >= 12  # of 20 attempts (see above: a garbage answer mixing scripts is a counted skip)
 
     script = tmp_path / "gen.py"
     script.write_text(KILL_SCRIPT)
