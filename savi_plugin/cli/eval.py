@@ -106,7 +106,9 @@ def run_lmms_eval(args) -> int:
     exits 0 on every error: every requested task must have results, else one ``error:`` line and exit 1. An
     ``--output_path`` that is, lies inside or holds what the evaluation reads (``pretrained=``, ``adapter=``, the
     data root) is refused before lmms-eval starts; one lmms-eval would re-parse (a ``,`` or ``=`` in it) is passed
-    as a link without them; without ``--output_path`` the results go to a temporary folder, read, then removed."""
+    as a link without them, and so are ``savi_video``'s path values lmms-eval would misread (``pretrained=1e5``,
+    :func:`~savi_plugin.eval.command.safe_model_args`); without ``--output_path`` the results go to a temporary
+    folder, read, then removed."""
     import tempfile
 
     from savi_plugin.data.outputs import check_distinct
@@ -117,6 +119,7 @@ def run_lmms_eval(args) -> int:
         lmms_eval_command,
         read_paths,
         run_judged,
+        safe_model_args,
         safe_paths,
         with_flag,
     )
@@ -148,7 +151,11 @@ def run_lmms_eval(args) -> int:
     with tempfile.TemporaryDirectory(prefix="savi-eval-results-") as scratch:
         output = output or scratch
         os.makedirs(output, exist_ok=True)
-        with safe_paths(output) as (safe_output,):
+        model_args = flag_value(lmms_args, "--model_args")
+        with safe_paths(output) as (safe_output,), \
+                safe_model_args(flag_value(lmms_args, "--model"), model_args) as safe_args:
+            if model_args is not None:
+                lmms_args = with_flag(lmms_args, "--model_args", safe_args)
             command = lmms_eval_command(with_flag(lmms_args, "--output_path", str(safe_output)), tasks_path())
             print("+", " ".join(command), file=sys.stderr)
             run_judged(command, env=env, output_path=output, tasks=requested, verbose=args.verbose)
