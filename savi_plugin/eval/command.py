@@ -326,30 +326,48 @@ def safe_paths(*paths: str | Path | None):
 SPLIT_SYNTAX = PATH_SYNTAX - {"="}
 
 
-@contextmanager
-def safe_model_args(model: str | None, model_args: str | None):
-    """``--model_args`` of a user's lmms-eval run whose path values lmms-eval reads as given, valid for the ``with``
-    block: for ``--model savi_video``, the :data:`READ_PATH_ARGS` values (split as lmms-eval splits them,
-    :func:`split_model_args`) go through :func:`safe_paths` -- a ``pretrained=1e5`` becomes a temporary link that
-    lmms-eval does not retype -- and the other items stay as written. Other models' arguments, and None, are
-    returned as given.
+def check_model_args(model: str | None, model_args: str | None) -> list[tuple[str, str]]:
+    """The items of a user's ``--model_args`` (:func:`split_model_args`), checked for ``--model savi_video``: its
+    :data:`READ_PATH_ARGS` values must be paths lmms-eval can be given, as written or as a link
+    (:func:`safe_model_args`).
 
     Raises:
         ConfigError: a value that lmms-eval's split cannot carry (an item cut at a ``,``; a path value holding one
-            of :data:`SPLIT_SYNTAX`), or a path it would misread that names nothing (exit status 2).
+            of :data:`SPLIT_SYNTAX`), or a path value lmms-eval would type (``1e5``) that names nothing (exit 2).
     """
-    if model != "savi_video" or model_args is None:
-        yield model_args
-        return
-    pairs = split_model_args(model_args)
+    pairs = split_model_args(model_args or "")
+    if model != "savi_video":
+        return pairs
     for key, value in pairs:
-        if key in READ_PATH_ARGS and SPLIT_SYNTAX & set(value):
+        if key not in READ_PATH_ARGS:
+            continue
+        if SPLIT_SYNTAX & set(value):
             raise ConfigError("", f"--model_args {key}={value}: lmms-eval's --model_args split cannot carry this "
                                   f"path (it splits at ',' outside quotes and brackets, and passes quotes on as part "
                                   f"of the value); link it under a name without {' '.join(sorted(SPLIT_SYNTAX))}")
-    # what is left to misread inside --model_args is the typing (the split stripped each item; '=' after the key,
-    # a leading '-' are carried as text)
-    paths = [n for n, (key, value) in enumerate(pairs) if key in READ_PATH_ARGS and retyped(value) is not None]
+        typed = retyped(value) if value else None
+        if typed is not None and not os.path.exists(value):
+            raise ConfigError("", f"--model_args {key}={value}: no such file or folder (and lmms-eval would read "
+                                  f"this value as {typed!r}, not as a path)")
+    return pairs
+
+
+@contextmanager
+def safe_model_args(model: str | None, model_args: str | None):
+    """``--model_args`` of a user's lmms-eval run whose path values lmms-eval reads as given, valid for the ``with``
+    block: for ``--model savi_video``, the :data:`READ_PATH_ARGS` values that lmms-eval would type (:func:`retyped`;
+    the split has stripped each item, and ``=`` after the key is carried as text) go through :func:`safe_paths` --
+    a ``pretrained=1e5`` becomes a temporary link that lmms-eval does not retype -- and the other items stay as
+    written. Other models' arguments, and None, are returned as given.
+
+    Raises:
+        ConfigError: as :func:`check_model_args`.
+    """
+    pairs = check_model_args(model, model_args)
+    if model != "savi_video" or model_args is None:
+        yield model_args
+        return
+    paths = [n for n, (key, value) in enumerate(pairs) if key in READ_PATH_ARGS and value and retyped(value) is not None]
     with safe_paths(*(pairs[n][1] for n in paths)) as linked:
         for n, path in zip(paths, linked):
             pairs[n] = (pairs[n][0], str(path))
