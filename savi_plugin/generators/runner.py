@@ -412,12 +412,13 @@ def run_generation(*, generator: str | type | Generator, model: Any, inputs: str
                ignore=_RESUMABLE_CHANGES + _BY_IDENTITY, every_rank=True) as claimed:
         result = _run_locked(gen, model, mine, config, base_meta, out_path, prog_path, index, count, frames,
                              backend_name, adapter, dtype, device, seed, batch_size, progress, data_root,
-                             claimed)
+                             claimed, len(items))
         return result
 
 
 def _run_locked(gen, model, mine, config, base_meta, out_path, prog_path, index, count, frames, backend_name,
-                adapter, dtype, device, seed, batch_size, progress, data_root, claimed) -> dict[str, Any]:
+                adapter, dtype, device, seed, batch_size, progress, data_root, claimed,
+                split_items) -> dict[str, Any]:
     """The body of :func:`run_generation` once the output is claimed (:func:`~savi_plugin.data.outputs.claim`)."""
     repair_truncated_tail(prog_path)
     stored, rows = _read_progress(prog_path)
@@ -486,6 +487,8 @@ def _run_locked(gen, model, mine, config, base_meta, out_path, prog_path, index,
 
     result = build_report(prog_path, out_path, total_items)
     result["config"] = config
+    if count > 1:  # the items split among all shards: a merge refuses shards that split different item counts
+        result["split"] = {"scheme": SHARD_SPLIT, "shard": [index, count], "items": split_items}
     result["throughput"] = {
         "seconds": round(seconds, 4), "items": run_items, "pairs": run_pairs,
         "items_per_s": round(run_items / seconds, 4) if seconds > 0 else None,

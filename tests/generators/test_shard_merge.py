@@ -12,6 +12,7 @@ import pytest
 from savi_plugin.cli import main
 from savi_plugin.data.fingerprint import ConfigMismatchError
 from savi_plugin.generators import find_shards, merge_shards, run_generation, shard_output_path
+from savi_plugin.generators.merge import IncompleteShardsError
 
 
 def test_rrpo_two_shards_via_cli_merge_equal_unsharded(tiny_qwen2_vl, synthetic_samples, tmp_path, capsys):
@@ -155,6 +156,18 @@ def test_a_shard_made_under_another_split_is_refused_not_continued(tiny_qwen2_vl
         _rrpo(tiny_qwen2_vl, inputs, out, batch_size=2, limit=4, shard=(1, 2))
     assert progress.read_text().splitlines()[1:] == lines[1:]  # nothing added to the old shard
 
+
+def test_shards_run_with_different_limits_are_an_incomplete_set(tiny_qwen2_vl, synthetic_samples, tmp_path):
+    """Each shard finished its share, but shard 1 split 2 items and shard 0 split 4: item 3 was nobody's."""
+    inputs = Path(synthetic_samples[0].video).parent / "samples.jsonl"
+    out = tmp_path / "p.jsonl"
+    for i, limit in ((0, 4), (1, 2)):
+        assert _rrpo(tiny_qwen2_vl, inputs, out, batch_size=2, limit=limit, shard=(i, 2))["complete"]
+    with pytest.raises(IncompleteShardsError, match=r"p.shard-00001-of-00002.jsonl: its run split 2 item\(s\) among "
+                                                    r"the shards, p.shard-00000-of-00002.jsonl's 4 \(another --limit\)"):
+        merge_shards(find_shards(out), out)
+    _rrpo(tiny_qwen2_vl, inputs, out, batch_size=2, limit=4, shard=(1, 2))  # the same --limit: item 3 is done
+    assert merge_shards(find_shards(out), out)["run"]["counts"]["items_done"] == 4
 
 def test_a_converted_file_named_like_a_shard_is_not_counted_into_a_shard_set(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
