@@ -119,6 +119,22 @@ def clean_stray_launcher_env(env: dict | None = None) -> list[str]:
     return stray
 
 
+#: what a launcher (or :func:`single_process_env`) sets beside :data:`PROCESS_VARIABLES` for the rendezvous
+RENDEZVOUS_VARIABLES = ("MASTER_ADDR", "MASTER_PORT", "LOCAL_SIZE", "GROUP_RANK", "GROUP_WORLD_SIZE", "ROLE_RANK",
+                        "ROLE_WORLD_SIZE", "ROLE_NAME", "CROSS_RANK", "CROSS_SIZE")
+
+
+def child_env(env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """A copy of ``env`` (default: ``os.environ``) for a child process that is a job of its own (the lmms-eval run
+    of ``savi align``'s eval step, made by rank 0 alone): without this process's :data:`PROCESS_VARIABLES`,
+    :data:`RENDEZVOUS_VARIABLES` and ``TORCHELASTIC_*``. Passed on, they would make the child join this job's
+    rendezvous: accelerate, built by lmms-eval before any model, binds ``MASTER_PORT`` as rank 0, which this
+    process (a DeepSpeed recipe run as rank 0 of 1, :func:`single_process_env`) already holds."""
+    env = os.environ if env is None else env
+    drop = set(PROCESS_VARIABLES) | set(RENDEZVOUS_VARIABLES)
+    return {k: v for k, v in env.items() if k not in drop and not k.startswith("TORCHELASTIC_")}
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
