@@ -313,11 +313,19 @@ def test_demo_with_a_relative_run_folder_that_moves_whole(tmp_path, monkeypatch,
     nothing_names_the_old_place(tmp_path / "elsewhere/d", tmp_path / "runs/d", ".savi-output.json",
                                 "savi_train_config.json", "savi_checkpoint.json", "train_report.json",
                                 "savi_adapter.json", "results.json",
+                                # not yet by the rule: the generation run's configuration (its model, inputs)
                                 skip=("rrpo_pairs.jsonl.report.json", "rrpo_pairs.jsonl.savi-output.json"))
     from savi_plugin.training.run import last_complete_checkpoint
 
     # its checkpoints are still this run's, judged by the configuration its moved mark stores
     assert last_complete_checkpoint("elsewhere/d/rrpo") == "elsewhere/d/rrpo/checkpoint-2"
+    capsys.readouterr()  # another configuration into the moved training folder is still refused, nothing touched
+    before = sorted((p, p.stat().st_mtime_ns) for p in Path("elsewhere/d/rrpo").rglob("*"))
+    assert main(["train", "tiny_demo", "--data", "elsewhere/d/data/rrpo_pairs.jsonl", "--model",
+                 "elsewhere/d/models/warm", "--output-dir", "elsewhere/d/rrpo", "train.learning_rate=1e-5"]) == 1
+    assert "was made with a different configuration (training.learning_rate: 0.0003 -> 1e-05;" in \
+        capsys.readouterr().err  # only what changed: the paths, relative at the new place, name the same files
+    assert sorted((p, p.stat().st_mtime_ns) for p in Path("elsewhere/d/rrpo").rglob("*")) == before
     capsys.readouterr()
     assert main(["train", "tiny_demo", "--data", "elsewhere/d/data/rrpo_pairs.jsonl", "--model",
                  "elsewhere/d/models/warm", "--output-dir", "t", "train.max_steps=1"]) == 0
