@@ -39,6 +39,8 @@ VARIABLES = {v.name: v for v in (
              "largest decoded clip (all its sampled frames as RGB), in bytes"),
     Variable("SAVI_MAX_BATCH_DECODED_BYTES", 8 * GiB, "bytes", 1, 2**42,
              "largest decoded batch of clips (a generation or training batch), in bytes"),
+    Variable("SAVI_MAX_DOCUMENT_BYTES", 256 * 2**20, "bytes", 1, 2**40,
+             "largest JSON document read whole (a run report, a trainer_state.json), in bytes"),
     Variable("SAVI_LMMS_EVAL_AUTOLOAD", True, "switch", help="register savi_video and the savi tasks in lmms-eval"),
 )}
 

@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from savi_plugin.untrusted import load_json
+from savi_plugin.untrusted import load_json, read_document
 
 #: panels: title -> the metric names drawn in it (training and evaluation)
 PANELS = {
@@ -41,7 +41,7 @@ def read_log_history(run_dir: str | Path) -> tuple[list[dict[str, Any]], Path]:
         def refuse(message, line=None, path=path):  # the untrusted-input boundary's limits, naming the file
             return NoLogHistory(f"{path}{f':{line}' if line else ''}: {message}")
 
-        document = load_json(path.read_bytes(), str(path), error=refuse)
+        document = load_json(read_document(path, refuse), str(path), error=refuse)
         if not isinstance(document, dict):
             raise NoLogHistory(f"{path}: not a JSON object with a log_history ({type(document).__name__})")
         history = document.get("log_history")
