@@ -42,7 +42,7 @@ import torch
 from savi_plugin.config.sections import LoraSection
 from savi_plugin.data.identity import ADAPTER_FILE, input_identity, model_identity, same_identity, write_adapter_identity
 from savi_plugin.data.outputs import check_live_outputs, claim, disk_error, move_into, remove_tree, write_json
-from savi_plugin.data.paths import name_for_file, path_for_file, path_for_peft
+from savi_plugin.data.paths import file_folder, name_for_file, path_for_file, path_for_peft
 from savi_plugin.errors import RunError
 from savi_plugin.launch import current
 from savi_plugin.training.checkpoints import (
@@ -255,7 +255,7 @@ def pair_videos_identity(data, options: dict[str, Any]) -> dict[str, Any] | None
 
     if not Path(data).is_file():
         return None
-    root = Path(options.get("data_root") or Path(data).parent)
+    root = Path(options.get("data_root") or file_folder(data))
     rows = read_records(data, options.get("data_format") or "savi", errors="collect", collected=[])
     return files_identity(dict.fromkeys(str(root / record.video) for _, record in rows))
 
