@@ -99,12 +99,12 @@ def test_launch_line_matches_the_one_process_run(kind, deepspeed, reference, one
     if reference == "model":
         extra += ["train.reference=model", f"train.reference_model_path={tiny_llava_onevision}"]
     # left in the shell by an earlier job: a plain run must ignore them (not wait for a rank 0, not skip the lock)
-    env = _env(RANK="1", WORLD_SIZE="2", LOCAL_RANK="1") if kind == "none" else None
-    shm_before = set(Path("/dev/shm").glob("deepspeed_allreduce_buffer_*"))
-    proc, report = _run(_launch(kind, free_port()) + _train_args(tiny_llava_onevision, data, out, batch, *extra),
-                        out, env)
-    # DeepSpeed's CPU allreduce segments (66 MB each, in RAM) are unlinked when the run ends, not left behind
-    assert set(Path("/dev/shm").glob("deepspeed_allreduce_buffer_*")) <= shm_before
+    port = free_port()
+    env = _env(RANK="1", WORLD_SIZE="2", LOCAL_RANK="1", MASTER_PORT=str(port)) if kind == "none" else None
+    proc, report = _run(_launch(kind, port) + _train_args(tiny_llava_onevision, data, out, batch, *extra), out, env)
+    # DeepSpeed's CPU allreduce segments (66 MB each, in RAM) are unlinked when the run ends, not left behind; the
+    # run's segments carry its port (another job on this machine may hold segments of its own meanwhile)
+    assert not list(Path("/dev/shm").glob(f"deepspeed_allreduce_buffer_*_{port}_*"))
     assert report["global_step"] == 2 and report["train_metrics"]["epoch"] == 1.0  # 2 x 4 pairs: both ranks
     assert _losses(report) == pytest.approx(_losses(plain), abs=2e-5)
     adapter = _adapter(out)
