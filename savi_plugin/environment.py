@@ -48,6 +48,15 @@ _SIZE = re.compile(r"\s*(\d+)\s*([KMGT]?)(i?B)?\s*", re.IGNORECASE)
 _SWITCH = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
 
 
+def format_bytes(n: int) -> str:
+    """A byte count in the largest binary unit that keeps it at 1 or more (``12.00 KiB``, ``2.15 GiB``), so a small
+    budget never reads ``0.00 GiB``."""
+    for unit, scale in (("TiB", 1024**4), ("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):
+        if n >= scale:
+            return f"{n / scale:.2f} {unit}"
+    return f"{n} bytes"
+
+
 def env_value(name: str) -> Any:
     """The checked value of variable ``name`` (its default when unset or empty).
 

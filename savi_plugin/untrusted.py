@@ -36,7 +36,6 @@ import functools
 import itertools
 import json
 import math
-import os
 import re
 import reprlib
 import unicodedata
@@ -57,9 +56,6 @@ MAX_EXPANDED_CHARS = 16 * 2**20
 #: most digits of a JSON integer (CPython's own default limit on int/str conversion, held whatever the interpreter's
 #: setting, so a 5000-digit number is refused naming its file and line instead of by ``int()``)
 MAX_INT_DIGITS = 4300
-#: the variable that caps a JSON document read whole (:func:`read_document`; default 256 MiB, in bytes like the
-#: other ``SAVI_MAX_*`` caps: :mod:`savi_plugin.environment`)
-DOCUMENT_BYTES_ENV = "SAVI_MAX_DOCUMENT_BYTES"
 
 
 class StructureError(ValueError):
@@ -260,34 +256,6 @@ def load_json(text: str | bytes, source: str | None = None,
     except StructureError as exc:
         raise error(str(exc)) from None
     return value
-
-
-def read_document(path: str | os.PathLike, error: Callable[..., Exception] | None = None) -> bytes:
-    """The bytes of ``path``, a document to be parsed whole, at most ``$SAVI_MAX_DOCUMENT_BYTES``: a larger file is
-    refused from its size before it is read (a 3 GiB ``trainer_state.json`` was read into memory), and a stream
-    that grows past the cap while read is refused too.
-
-    Raises:
-        ``error(message)`` (default: a ``ConfigError`` at ``path``) naming the size, the cap and its variable.
-    """
-    from savi_plugin.environment import env_value
-    from savi_plugin.video.decode import format_bytes
-
-    error = error or _config_error(str(path))
-    cap = env_value(DOCUMENT_BYTES_ENV)
-
-    def too_large(size: str) -> Exception:
-        return error(f"{size}, above the {format_bytes(cap)} cap on a document read whole (${DOCUMENT_BYTES_ENV}; "
-                     f"raise it if the file is meant to be this large)")
-
-    with open(path, "rb") as fh:
-        size = os.fstat(fh.fileno()).st_size
-        if size > cap:
-            raise too_large(format_bytes(size))
-        data = fh.read(cap + 1)
-    if len(data) > cap:
-        raise too_large(f"more than {format_bytes(cap)}")
-    return data
 
 
 def _refuse_constant(name: str) -> Any:

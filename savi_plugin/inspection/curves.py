@@ -12,7 +12,8 @@ import re
 from pathlib import Path
 from typing import Any
 
-from savi_plugin.untrusted import load_json, read_document
+from savi_plugin.data.files import read_document
+from savi_plugin.untrusted import load_json
 
 #: panels: title -> the metric names drawn in it (training and evaluation)
 PANELS = {
