@@ -10,7 +10,8 @@ sharded and reported.
 from savi_plugin.generators.base import BatchContext, Generator, Outcome, WorkItem
 from savi_plugin.generators.inputs import InputItem, load_inputs
 from savi_plugin.generators.merge import merge_shards
-from savi_plugin.generators.runner import find_shards, parse_shard, run_generation, shard_output_path
+from savi_plugin.generators.runner import (find_shards, parse_shard, run_generation, shard_items,
+                                          shard_output_path)
 
 __all__ = ["BatchContext", "Generator", "Outcome", "WorkItem", "InputItem", "load_inputs", "find_shards",
-           "merge_shards", "parse_shard", "run_generation", "shard_output_path"]
+           "merge_shards", "parse_shard", "run_generation", "shard_items", "shard_output_path"]

@@ -70,7 +70,8 @@ class BatchContext:
 
     Attributes:
         seed: the run's seed.
-        batch_index: index of this batch among the run's global batches (sharding keeps it).
+        batch_index: this batch's global index, unique across the shards of a run (batch ``j`` of shard ``i`` of
+            ``n``: ``j*n + i``, :func:`~savi_plugin.generators.runner.shard_items`).
         batch_size: the most sequences one ``generate`` call may take.
         meta: provenance every record's ``meta`` starts from (model, backend, seed, prompts version ...).
     """

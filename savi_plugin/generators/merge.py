@@ -2,7 +2,8 @@
 
 A shard set is complete when every shard ``i`` of ``n`` (named by :func:`~savi_plugin.generators.runner.
 shard_output_path`) is present and each shard's run finished: its run report says ``complete`` (every item
-has a final outcome, none waits for a retry), its output has no torn last line, every line is a valid record
+has a final outcome, none waits for a retry), the shards' runs split one number of items (each shard is complete
+over its own share), its output has no torn last line, every line is a valid record
 and no id has different content in two shards (a shard damaged or edited after its run). Merging an incomplete set
 would silently produce a file with part of the data, so it is refused, naming what is missing, unless the
 caller asks for it (``allow_incomplete``, ``savi generate merge --allow-incomplete``); the merge report then
@@ -55,9 +56,11 @@ def _shard_run_problem(path: Path) -> str | None:
 
 
 def shard_set_problems(paths: Sequence[Path]) -> list[str]:
-    """What keeps ``paths`` from being a complete shard set: missing shards and unfinished runs."""
+    """What keeps ``paths`` from being a complete shard set: missing shards, unfinished runs, and shards whose runs
+    split different numbers of items (another ``--limit``: each is complete over its share, the set is not)."""
     problems = []
     groups: dict[tuple[Path, str, str, int], set[int]] = {}
+    split: dict[tuple[Path, str, str, int], dict[int, tuple[Path, int]]] = {}
     for path in paths:
         problem = _shard_run_problem(path)
         if problem:
@@ -69,6 +72,15 @@ def shard_set_problems(paths: Sequence[Path]) -> list[str]:
         if match:
             key = (path.parent, match["stem"], match["suffix"] or "", int(match["count"]))
             groups.setdefault(key, set()).add(int(match["index"]))
+            items = (report or {}).get("split", {}).get("items") if isinstance(report, dict) else None
+            if isinstance(items, int):
+                split.setdefault(key, {})[int(match["index"])] = (path, items)
+    for shards in split.values():  # each shard is complete over its share of N items: one N for the whole set
+        (first, n_first), *others = [shards[i] for i in sorted(shards)]
+        for path, n_items in others:
+            if n_items != n_first:
+                problems.append(f"{path}: its run split {n_items} item(s) among the shards, {first.name}'s "
+                                f"{n_first} (another --limit): re-run the shards with one --limit")
     for (parent, stem, suffix, count), present in sorted(groups.items(), key=lambda kv: str(kv[0])):
         for index in range(count):
             if index not in present:

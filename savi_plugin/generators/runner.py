@@ -2,9 +2,16 @@
 
 How a run stays exact across crashes, re-runs and shards:
 
-- The inputs are cut into **global batches** of ``batch_size`` items, in input order. Shard ``i`` of ``n``
-  takes batches ``i, i+n, i+2n, ...``, so a batch contains the same items, padded the same way, whether
-  the run is sharded or not: sharded + merged output equals the unsharded output.
+- Shard ``i`` of ``n`` takes items ``i, i+n, i+2n, ...`` of the input (:func:`shard_items`, as torchrun /
+  accelerate users expect: shard sizes differ by at most one item, and no shard is idle while another has two
+  items) and cuts them into batches of ``batch_size`` in input order. An item's shard depends on its position
+  only, not on how many items there are, so a re-run with another ``--limit`` keeps every item on its shard.
+  Batch ``j`` of shard ``i`` has the global index ``j*n + i`` (unique across shards; the unsharded run's batch
+  index when ``n`` is 1). A shard's batches hold other items than the unsharded run's: with ``batch_size`` 1
+  sharded + merged output equals the unsharded output by construction; with larger batches, sampling (seeded
+  per batch) draws differently, and greedy answers can differ only where padding another batch changes a
+  near-tie (``tests/generators/test_shard_merge.py`` finds the bytes equal). The split scheme
+  (:data:`SHARD_SPLIT`) is part of a shard's configuration: an output made under another scheme is refused.
 - Every record id is deterministic (``<item id>-<generator>-<k>``) and every random draw is seeded by the
   run seed plus the item id (perturbations) or the global batch index (sampling).
 - Records are appended with one ``write`` per line (:class:`~savi_plugin.data.PreferenceWriter`); after a
@@ -73,6 +80,9 @@ from savi_plugin.video.decode import DEFAULT_NUM_FRAMES
 log = logging.getLogger(__name__)
 
 CONFIG_ID = "__config__"
+#: how the items are split between shards (:func:`shard_items`), stored in a sharded run's configuration: a shard
+#: output made under another scheme (e.g. one giving each shard whole batches) holds other items: refused, not continued
+SHARD_SPLIT = "items-round-robin"
 #: configuration keys that may change between a run and its resumption
 _RESUMABLE_CHANGES = ("limit", "device")
 #: paths compared by what they name (``identity``: the inputs, their videos, the model and adapter by content), not
@@ -108,6 +118,14 @@ def parse_shard(shard: str | Sequence[int] | None) -> tuple[int, int] | None:
     if count < 1 or not 0 <= index < count:
         raise ValueError(f"shard index must satisfy 0 <= i < n, got {index}/{count}")
     return index, count
+
+
+def shard_items(items: Sequence[Any], index: int, count: int, batch_size: int) -> list[tuple[int, list[Any]]]:
+    """Shard ``index`` of ``count``'s batches as ``(global batch index, items)``: items ``index, index+count,
+    ...`` of ``items`` (:data:`SHARD_SPLIT`), in input order, cut into batches of ``batch_size``; batch ``j`` has the
+    global index ``j*count + index``."""
+    mine = list(items[index::count])
+    return [(j * count + index, mine[s:s + batch_size]) for j, s in enumerate(range(0, len(mine), batch_size))]
 
 
 def shard_output_path(output: str | Path, index: int, count: int) -> Path:
@@ -290,8 +308,9 @@ def run_generation(*, generator: str | type | Generator, model: Any, inputs: str
         num_frames: frames decoded per video (default: the loaded backend's ``num_frames``, else
             :data:`~savi_plugin.video.decode.DEFAULT_NUM_FRAMES`).
         batch_size: items per batch and sequences per ``generate`` call.
-        seed: the run's seed; the output is a function of (inputs, model, options, seed, batch_size).
-        shard: ``(i, n)`` or ``"i/n"``; None uses torchrun's ``RANK``/``WORLD_SIZE`` when ``WORLD_SIZE > 1``.
+        seed: the run's seed; the output is a function of (inputs, model, options, seed, batch_size, shard count).
+        shard: ``(i, n)`` or ``"i/n"``: items ``i, i+n, ...`` (:func:`shard_items`); None uses torchrun's
+            ``RANK``/``WORLD_SIZE`` when ``WORLD_SIZE > 1``.
         limit: use only the first ``limit`` inputs.
         options: the generator's options (see ``RRPOConfig`` / ``VideoSAViConfig``).
         adapter: a LoRA adapter directory applied on top of ``model``.
@@ -333,11 +352,10 @@ def run_generation(*, generator: str | type | Generator, model: Any, inputs: str
     if shard_ix is not None and shard_ix[1] > 1:
         out_path = shard_output_path(output, *shard_ix)
     index, count = shard_ix or (0, 1)
-    batches = [(b, items[s:s + batch_size]) for b, s in enumerate(range(0, len(items), batch_size))]
-    mine = [(b, chunk) for b, chunk in batches if b % count == index]
+    mine = shard_items(items, index, count, batch_size)
     if count > 1 and not mine:
-        log.warning("shard %d/%d has no item: shards take whole batches in turn, and the %d item(s) make %d batch(es) "
-                    "of --batch-size %d", index, count, len(items), len(batches), batch_size)
+        log.warning("shard %d/%d has no item: items go to the shards in turn, and there are %d item(s) for %d shards",
+                    index, count, len(items), count)
 
     by_path = isinstance(model, (str, Path))
     if by_path:  # the model is loaded only if there is work left (a finished run is re-run for free)
@@ -360,6 +378,7 @@ def run_generation(*, generator: str | type | Generator, model: Any, inputs: str
         "batch_size": batch_size,
         "seed": seed,
         "shard": [index, count],
+        "shard_split": SHARD_SPLIT if count > 1 else None,  # one process: no split (an unsharded output resumes)
         "limit": limit,
         "inputs": str(Path(inputs).resolve()) if isinstance(inputs, (str, Path)) else f"<{len(items)} items>",
         "data_root": str(Path(data_root).resolve()) if data_root is not None else None,
@@ -393,12 +412,13 @@ def run_generation(*, generator: str | type | Generator, model: Any, inputs: str
                ignore=_RESUMABLE_CHANGES + _BY_IDENTITY, every_rank=True) as claimed:
         result = _run_locked(gen, model, mine, config, base_meta, out_path, prog_path, index, count, frames,
                              backend_name, adapter, dtype, device, seed, batch_size, progress, data_root,
-                             claimed)
+                             claimed, len(items))
         return result
 
 
 def _run_locked(gen, model, mine, config, base_meta, out_path, prog_path, index, count, frames, backend_name,
-                adapter, dtype, device, seed, batch_size, progress, data_root, claimed) -> dict[str, Any]:
+                adapter, dtype, device, seed, batch_size, progress, data_root, claimed,
+                split_items) -> dict[str, Any]:
     """The body of :func:`run_generation` once the output is claimed (:func:`~savi_plugin.data.outputs.claim`)."""
     repair_truncated_tail(prog_path)
     stored, rows = _read_progress(prog_path)
@@ -467,6 +487,8 @@ def _run_locked(gen, model, mine, config, base_meta, out_path, prog_path, index,
 
     result = build_report(prog_path, out_path, total_items)
     result["config"] = config
+    if count > 1:  # the items split among all shards: a merge refuses shards that split different item counts
+        result["split"] = {"scheme": SHARD_SPLIT, "shard": [index, count], "items": split_items}
     result["throughput"] = {
         "seconds": round(seconds, 4), "items": run_items, "pairs": run_pairs,
         "items_per_s": round(run_items / seconds, 4) if seconds > 0 else None,

@@ -1,4 +1,5 @@
-"""Data-parallel sharding: 2 shards + merge reproduce the unsharded output byte for byte (CLI and API)."""
+"""Data-parallel sharding by item (item k to shard k mod n): shards + merge reproduce the unsharded output (greedy
+decoding, or any decoding with one item per batch), and a shard made under another split is refused."""
 
 from __future__ import annotations
 
@@ -6,8 +7,12 @@ import json
 import shutil
 from pathlib import Path
 
+import pytest
+
 from savi_plugin.cli import main
+from savi_plugin.data.fingerprint import ConfigMismatchError
 from savi_plugin.generators import find_shards, merge_shards, run_generation, shard_output_path
+from savi_plugin.generators.merge import IncompleteShardsError
 
 
 def test_rrpo_two_shards_via_cli_merge_equal_unsharded(tiny_qwen2_vl, synthetic_samples, tmp_path, capsys):
@@ -69,17 +74,100 @@ def test_torchrun_ranks_and_videosavi_shards(tiny_llava_onevision, synthetic_sam
     assert out.read_bytes() == full.read_bytes()
 
 
-def test_a_shard_with_no_batch_says_why(tiny_qwen2_vl, synthetic_samples, tmp_path, caplog):
-    """Shards take whole batches in turn: two items in one batch leave shard 1/2 idle, which it says (red team 5
-    saw "0 pair(s) from 0 item(s)" with no word)."""
+def _rrpo(tiny_qwen2_vl, inputs, output, **kwargs):
+    options = {"answer_format": "raw", "num_perturbations": 1, "max_new_tokens": 6, **kwargs.pop("options", {})}
+    return run_generation(generator="rrpo", model=tiny_qwen2_vl, inputs=inputs, output=output, num_frames=4,
+                          seed=2, options=options, progress=False, **kwargs)
+
+
+def test_shards_split_items_not_batches(tiny_qwen2_vl, synthetic_samples, tmp_path):
+    """5 items, batches of 4, 3 shards: 2/2/1 items (none idle; by whole batches two shards had nothing), and the
+    merge holds every item's records once, in input order."""
+    inputs = Path(synthetic_samples[0].video).parent / "samples.jsonl"
+    ids = [s.id for s in synthetic_samples[:5]]
+    out = tmp_path / "p.jsonl"
+    reports = [_rrpo(tiny_qwen2_vl, inputs, out, batch_size=4, limit=5, shard=(i, 3)) for i in range(3)]
+    assert [r["counts"]["items"] for r in reports] == [2, 2, 1]
+    assert [r["throughput"]["batches"] for r in reports] == [1, 1, 1]
+    for i, report in enumerate(reports):  # shard i did items i, i+3 and nothing else
+        rows = [json.loads(line) for line in Path(report["progress"]).read_text().splitlines()][1:]
+        assert [row["id"] for row in rows] == ids[i::3] and {row["batch"] for row in rows} == {i}
+        assert report["complete"] and report["config"]["shard_split"] == "items-round-robin"
+    result = merge_shards(find_shards(out), out)
+    assert result["complete"] and (result["duplicates"], result["conflicts"]) == (0, [])
+    assert result["run"]["counts"]["items"] == result["run"]["counts"]["items_done"] == 5
+    merged = [json.loads(line) for line in out.read_text().splitlines()]
+    shard_ids = [json.loads(line)["id"] for path in find_shards(out) for line in path.read_text().splitlines()]
+    assert len(merged) == result["records"] == len(shard_ids) > 0
+    assert sorted(r["id"] for r in merged) == sorted(shard_ids)  # each record exactly once
+    assert [r["meta"]["order"] for r in merged] == sorted(r["meta"]["order"] for r in merged)  # input order
+    assert {ids[r["meta"]["order"][0]] for r in merged} <= set(ids)
+    # greedy decoding here: the shards' other batches give the one-process run's bytes
+    full = tmp_path / "full.jsonl"
+    _rrpo(tiny_qwen2_vl, inputs, full, batch_size=4, limit=5)
+    assert out.read_bytes() == full.read_bytes()
+
+
+def test_sampled_shards_of_batch_size_one_equal_the_unsharded_run(tiny_qwen2_vl, synthetic_samples, tmp_path):
+    """A shard's batch keeps its global index (batch j of shard i of n: j*n + i), which seeds its sampling: with
+    one item per batch, sampled shards merge into the unsharded run's bytes."""
+    inputs = Path(synthetic_samples[0].video).parent / "samples.jsonl"
+    kwargs = dict(batch_size=1, limit=4, options={"do_sample": True, "temperature": 1.5})
+    full, out = tmp_path / "full.jsonl", tmp_path / "sharded.jsonl"
+    _rrpo(tiny_qwen2_vl, inputs, full, **kwargs)
+    for i in range(2):
+        _rrpo(tiny_qwen2_vl, inputs, out, shard=(i, 2), **kwargs)
+    merge_shards(find_shards(out), out)
+    assert out.read_bytes() == full.read_bytes() and out.stat().st_size > 0
+
+
+def test_a_shard_with_no_item_says_why(tiny_qwen2_vl, synthetic_samples, tmp_path, caplog):
+    """Fewer items than shards leave the last shards idle, which they say (red team 5 saw "0 pair(s) from 0
+    item(s)" with no word)."""
     inputs = Path(synthetic_samples[0].video).parent / "samples.jsonl"
     report = run_generation(generator="rrpo", model=tiny_qwen2_vl, inputs=inputs, output=tmp_path / "p.jsonl",
-                            num_frames=4, batch_size=8, limit=2, shard=(1, 2), progress=False)
+                            num_frames=4, batch_size=8, limit=2, shard=(2, 3), progress=False)
     assert report["counts"]["items"] == 0 and report["complete"]
     warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
-    assert warnings == ["shard 1/2 has no item: shards take whole batches in turn, and the 2 item(s) make 1 batch(es) "
-                        "of --batch-size 8"]
+    assert warnings == ["shard 2/3 has no item: items go to the shards in turn, and there are 2 item(s) for 3 shards"]
 
+
+def test_a_shard_made_under_another_split_is_refused_not_continued(tiny_qwen2_vl, synthetic_samples, tmp_path):
+    """A shard output whose configuration names no split (made when shards took whole batches) holds other items
+    than this split gives the shard: resuming it, or merging it with shards of this split, is refused."""
+    inputs = Path(synthetic_samples[0].video).parent / "samples.jsonl"
+    out = tmp_path / "p.jsonl"
+    for i in range(2):
+        _rrpo(tiny_qwen2_vl, inputs, out, batch_size=2, limit=3, shard=(i, 2))
+    old = shard_output_path(out, 1, 2)
+    progress = old.with_name(old.name + ".progress.jsonl")
+    mark = old.with_name(old.name + ".savi-output.json")
+    lines = progress.read_text().splitlines()
+    head = json.loads(lines[0])
+    del head["config"]["shard_split"]  # the configuration the earlier split stored
+    progress.write_text("\n".join([json.dumps(head)] + lines[1:]) + "\n")
+    stored = json.loads(mark.read_text())
+    del stored["config"]["shard_split"]
+    mark.write_text(json.dumps(stored))
+    with pytest.raises(ConfigMismatchError, match="shard_split: \"items-round-robin\" -> null"):
+        merge_shards(find_shards(out), out)
+    assert not out.exists()
+    with pytest.raises(ConfigMismatchError, match="shard_split: null -> \"items-round-robin\""):
+        _rrpo(tiny_qwen2_vl, inputs, out, batch_size=2, limit=4, shard=(1, 2))
+    assert progress.read_text().splitlines()[1:] == lines[1:]  # nothing added to the old shard
+
+
+def test_shards_run_with_different_limits_are_an_incomplete_set(tiny_qwen2_vl, synthetic_samples, tmp_path):
+    """Each shard finished its share, but shard 1 split 2 items and shard 0 split 4: item 3 was nobody's."""
+    inputs = Path(synthetic_samples[0].video).parent / "samples.jsonl"
+    out = tmp_path / "p.jsonl"
+    for i, limit in ((0, 4), (1, 2)):
+        assert _rrpo(tiny_qwen2_vl, inputs, out, batch_size=2, limit=limit, shard=(i, 2))["complete"]
+    with pytest.raises(IncompleteShardsError, match=r"p.shard-00001-of-00002.jsonl: its run split 2 item\(s\) among "
+                                                    r"the shards, p.shard-00000-of-00002.jsonl's 4 \(another --limit\)"):
+        merge_shards(find_shards(out), out)
+    _rrpo(tiny_qwen2_vl, inputs, out, batch_size=2, limit=4, shard=(1, 2))  # the same --limit: item 3 is done
+    assert merge_shards(find_shards(out), out)["run"]["counts"]["items_done"] == 4
 
 def test_a_converted_file_named_like_a_shard_is_not_counted_into_a_shard_set(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)

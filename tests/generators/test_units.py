@@ -13,7 +13,7 @@ from savi_plugin.generators.inputs import load_inputs
 from savi_plugin.generators.judge import judge_answer
 from savi_plugin.generators.parsing import clean_revision, critique_finds_error, parse_questions
 from savi_plugin.generators.prompts import PromptError, default_prompts, load_prompts
-from savi_plugin.generators.runner import find_shards, parse_shard, shard_output_path
+from savi_plugin.generators.runner import find_shards, parse_shard, shard_items, shard_output_path
 from savi_plugin.generators.tagging import check_model_tagging, rule_tag
 from savi_plugin.generators.text import normalized_edit_distance
 from tests.builders import outside_tokens
@@ -184,6 +184,24 @@ def test_shard_helpers(tmp_path, monkeypatch):
     for p in paths + [tmp_path / "pairs.shard-00000-of-00002.jsonl.progress.jsonl"]:
         p.write_text("")
     assert find_shards(out) == sorted(paths)
+
+
+def test_shards_split_items_in_turn_and_batch_their_own():
+    """Item k goes to shard k mod n; each shard batches its own items; a batch's global index is unique."""
+    assert [shard_items(range(5), i, 3, 4) for i in range(3)] == [[(0, [0, 3])], [(1, [1, 4])], [(2, [2])]]
+    for total, count, batch in ((23, 4, 3), (3, 5, 2), (10, 1, 4)):
+        shards = [shard_items(list(range(total)), i, count, batch) for i in range(count)]
+        sizes = [sum(len(chunk) for _, chunk in shard) for shard in shards]
+        assert max(sizes) - min(sizes) <= 1 and sum(sizes) == total  # balanced to one item, nothing idle before
+        items = sorted(k for shard in shards for _, chunk in shard for k in chunk)
+        assert items == list(range(total))  # every item exactly once
+        indices = [b for shard in shards for b, _ in shard]
+        assert len(indices) == len(set(indices))  # no two batches share a seed index
+        assert all(len(chunk) <= batch for shard in shards for _, chunk in shard)
+    # one process: the batches and indices of an unsharded run
+    assert shard_items(list(range(5)), 0, 1, 2) == [(0, [0, 1]), (1, [2, 3]), (2, [4])]
+    # an item keeps its shard and batch when more items follow it (a re-run with a larger --limit)
+    assert shard_items(list(range(20)), 1, 3, 2)[:3] == shard_items(list(range(18)), 1, 3, 2)[:3]
 
 
 def test_yaml_prompt_files_are_safe_yaml():
