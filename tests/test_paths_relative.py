@@ -76,9 +76,16 @@ def test_generate_then_train_with_outputs_in_subfolders(tiny_llava_onevision, tm
 
     model = os.path.relpath(tiny_llava_onevision)  # a model named relative to the working folder
     rc = main(["train", "tiny_demo", "--model", model, "--data", "out/pairs.jsonl", "--output-dir", "out/train",
-               *TRAIN])
+               *TRAIN, "train.save_strategy='steps'", "train.save_steps=1"])
     assert rc == 0
     assert Path("out/train/adapter_model.safetensors").is_file()
+    # no run folder: the run's configuration names the model and the pairs (outside the output folder) absolute in
+    # each file that holds it -- the folder's mark, savi_train_config.json, every checkpoint's identity
+    for holder in ("out/train/.savi-output.json", "out/train/savi_train_config.json",
+                   "out/train/checkpoint-1/savi_checkpoint.json"):
+        stored = json.loads(Path(holder).read_text())
+        stored = stored.get("config", stored)
+        assert (stored["model"], stored["data"]) == (str(tiny_llava_onevision), str(work / "out" / "pairs.jsonl"))
     report = json.loads(Path("out/train/train_report.json").read_text())
     assert report["data"] == str(work / "out" / "pairs.jsonl") and report["output_dir"] == report["adapter"] == "."
     assert report["dataset"]["path"] == str(work / "out" / "pairs.jsonl")
@@ -122,6 +129,21 @@ def strings(value, skip: tuple[str, ...] = ()):
             yield from strings(v, skip)
     elif isinstance(value, str):
         yield value
+
+
+def nothing_names_the_old_place(moved: Path, old: Path, *expected: str, skip: tuple[str, ...] = ()) -> None:
+    """A run folder moved whole from ``old`` to ``moved``: no string in any JSON file under it names anything at the
+    old place (every path into the run folder is stored relative; the user's files outside it stay absolute).
+    peft's ``adapter_config.json`` is not ours: it keeps its base absolute (README, "Paths, everywhere": peft reads
+    it against the working folder of the process that loads the adapter). ``expected``: file names that must be
+    among those scanned; ``skip``: names of files not checked."""
+    holders = sorted(p for p in moved.rglob("*.json") if p.is_file() and p.name not in ("adapter_config.json", *skip))
+    assert set(expected) <= {p.name for p in holders}, (expected, holders)
+    places = {str(old), os.path.realpath(old)}
+    for holder in holders:
+        for value in strings(json.loads(holder.read_text())):
+            assert not any(value == place or place + os.sep in value for place in places), \
+                f"{holder}: {value!r} names the run folder's old place"
 
 
 def test_an_adapter_names_its_base_from_where_the_user_stands(tiny_llava_onevision, tmp_path, monkeypatch, capsys):
@@ -238,6 +260,8 @@ def test_align_relative_out_then_resumed_from_another_folder(tiny_llava_onevisio
     moved = tmp_path / "moved"
     shutil.move(str(first / "runs/a"), str(moved))
     shutil.rmtree(first)
+    nothing_names_the_old_place(moved, first / "runs/a", "manifest.json", "savi_train_config.json",
+                                ".savi-output.json", "train_report.json")
     manifest_path = moved / "manifest.json"
     manifest = json.loads(manifest_path.read_text())
     for key in ("adapter", "train", "next_model"):
@@ -253,14 +277,15 @@ def test_align_relative_out_then_resumed_from_another_folder(tiny_llava_onevisio
     every_json_stores_paths_by_the_rule(moved, "manifest.json", "savi_adapter.json", "train_report.json")
 
 
-def test_demo_with_a_relative_run_folder_that_moves_whole(tmp_path, monkeypatch, capsys):
+def test_demo_with_a_relative_run_folder_that_moves_whole(tmp_path, monkeypatch, capsys, caplog):
     """``savi demo --out runs/d`` (a small world): generation finds the videos, training gets pairs; the run folder
-    moved elsewhere (the old place gone) still trains from its pairs, and the demo resumes there."""
+    moved elsewhere (the old place gone) names nothing at its old place, still trains from its pairs, and the demo
+    killed during training continues there from its checkpoint."""
     import shutil
 
     monkeypatch.chdir(tmp_path)
     small = ["demo.align_videos=16", "demo.heldout_videos=8", "demo.warmup_videos=16", "demo.warmup_steps=60",
-             "demo.compare_dpo=false", "train.max_steps=1"]
+             "demo.compare_dpo=false", "train.max_steps=2", "train.save_steps=1"]
     rc = main(["demo", "--out", "runs/d", *small])
     assert rc == 0
     report = json.loads(Path("runs/d/data/rrpo_pairs.jsonl.report.json").read_text())
@@ -275,16 +300,45 @@ def test_demo_with_a_relative_run_folder_that_moves_whole(tmp_path, monkeypatch,
     pairs = [json.loads(line) for line in Path("runs/d/data/rrpo_pairs.jsonl").read_text().splitlines()]
     assert pairs and all(rec["video"].startswith("../videos/align/") for rec in pairs)
     assert "/runs/d/" not in Path("runs/d/rrpo/savi_adapter.json").read_text()
+    # the training run's configuration, in each file that holds it, names the model and the pairs relative to itself
+    mark = json.loads(Path("runs/d/rrpo/.savi-output.json").read_text())["config"]
+    config = json.loads(Path("runs/d/rrpo/savi_train_config.json").read_text())
+    checkpoint = json.loads(Path("runs/d/rrpo/checkpoint-1/savi_checkpoint.json").read_text())["config"]
+    assert (mark["model"], mark["data"]) == (config["model"], config["data"]) == (
+        "../models/warm", "../data/rrpo_pairs.jsonl")
+    assert (checkpoint["model"], checkpoint["data"]) == ("../../models/warm", "../../data/rrpo_pairs.jsonl")
 
     shutil.move("runs/d", "elsewhere/d")  # the run folder moved whole, the old place gone
     Path("runs").rmdir()
+    nothing_names_the_old_place(tmp_path / "elsewhere/d", tmp_path / "runs/d", ".savi-output.json",
+                                "savi_train_config.json", "savi_checkpoint.json", "train_report.json",
+                                "savi_adapter.json", "results.json",
+                                # not yet by the rule: the generation run's configuration (its model, inputs)
+                                skip=("rrpo_pairs.jsonl.report.json", "rrpo_pairs.jsonl.savi-output.json"))
+    from savi_plugin.training.run import last_complete_checkpoint
+
+    # its checkpoints are still this run's, judged by the configuration its moved mark stores
+    assert last_complete_checkpoint("elsewhere/d/rrpo") == "elsewhere/d/rrpo/checkpoint-2"
+    capsys.readouterr()  # another configuration into the moved training folder is still refused, nothing touched
+    before = sorted((p, p.stat().st_mtime_ns) for p in Path("elsewhere/d/rrpo").rglob("*"))
+    assert main(["train", "tiny_demo", "--data", "elsewhere/d/data/rrpo_pairs.jsonl", "--model",
+                 "elsewhere/d/models/warm", "--output-dir", "elsewhere/d/rrpo", "train.learning_rate=1e-5"]) == 1
+    assert "was made with a different configuration (training.learning_rate: 0.0003 -> 1e-05;" in \
+        capsys.readouterr().err  # only what changed: the paths, relative at the new place, name the same files
+    assert sorted((p, p.stat().st_mtime_ns) for p in Path("elsewhere/d/rrpo").rglob("*")) == before
     capsys.readouterr()
     assert main(["train", "tiny_demo", "--data", "elsewhere/d/data/rrpo_pairs.jsonl", "--model",
                  "elsewhere/d/models/warm", "--output-dir", "t", "train.max_steps=1"]) == 0
     printed = capsys.readouterr().out
     summary = json.loads(printed[printed.index("\n{\n") + 1:])  # the run's summary, after the trainer's lines
     assert summary["pairs"] == len(pairs) and summary["skipped"] == 0  # every video found at the new place
+    Path("elsewhere/d/rrpo/train_report.json").unlink()  # as if killed after its first checkpoint: continued
+    shutil.rmtree("elsewhere/d/rrpo/checkpoint-2")
+    caplog.set_level("INFO")
     assert main(["demo", "--out", "elsewhere/d", *small]) == 0  # resumed: the same demo, moved
+    assert "holds an unfinished run of this configuration: continuing from elsewhere/d/rrpo/checkpoint-1" in \
+        caplog.text, caplog.text[-3000:]
+    assert json.loads(Path("elsewhere/d/rrpo/train_report.json").read_text())["global_step"] == 2
     report = json.loads(Path("elsewhere/d/data/rrpo_pairs.jsonl.report.json").read_text())
     assert report["counts"]["failed"] == 0 and report["counts"]["pairs"] == len(pairs)
     assert not Path("runs").exists()

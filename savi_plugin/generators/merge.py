@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from savi_plugin.data.outputs import OutputLock, atomic_open, claim, write_json
-from savi_plugin.data.paths import path_for_file, path_from_file
+from savi_plugin.data.paths import file_folder, path_for_file, path_from_file
 from savi_plugin.data.provenance import CHANGED, report_kind, run_problem, run_report, unvouched_copy, vouch
 from savi_plugin.data.readers import iter_lines, parse_line
 from savi_plugin.data.record import DataError, validate_record
@@ -188,7 +188,7 @@ def merge_shards(paths: Sequence[str | Path], output: str | Path, *, allow_incom
 def _video_for_output(video: str, shard: Path, output: Path) -> str:
     """A shard record's ``video`` as ``output`` stores it (:mod:`savi_plugin.data.paths`' rule): unchanged when
     both files share a folder or the path is absolute, else re-expressed for ``output``'s folder."""
-    if os.path.isabs(video) or os.path.abspath(shard.parent) == os.path.abspath(output.parent):
+    if os.path.isabs(video) or os.path.abspath(file_folder(shard)) == os.path.abspath(output.parent):
         return video
     return path_for_file(path_from_file(video, shard), output)
 

@@ -2,7 +2,9 @@
 
 Every ``checkpoint-N`` a ``savi train`` run saves carries the identity of that run, ``savi_checkpoint.json``: the
 fingerprint of its configuration (:func:`savi_plugin.data.fingerprint.config_fingerprint` of what the output
-folder's mark stores, without the keys a continuation may change) and that configuration. It is written by
+folder's mark stores, without the keys a continuation may change) and that configuration, its paths stored for the
+checkpoint's own file (:func:`savi_plugin.training.stored_config.stored_configuration`: relative inside a declared
+run folder, so a run folder moved whole still names its model and pairs; absolute otherwise). It is written by
 :func:`identity_callback`, atomically, when the Trainer decides to save (before the first weight file) and
 again once the save is done, so a checkpoint torn by a kill or a full disk still says whose it is.
 
@@ -29,6 +31,10 @@ from typing import Any
 from savi_plugin.data.identity import CHECKPOINT_FILE
 from savi_plugin.data.outputs import remove_tree, write_json
 from savi_plugin.errors import ConfigurationError
+from savi_plugin.training.stored_config import (
+    configuration_from_file,
+    stored_configuration,
+)
 
 log = logging.getLogger(__name__)
 
@@ -69,20 +75,24 @@ def state_step(checkpoint: str | Path) -> int | None:
 
 
 def write_identity(checkpoint: str | Path, fingerprint: str, config: dict[str, Any], step: int) -> None:
-    """Store the run identity in ``checkpoint`` (created if needed), atomically."""
+    """Store the run identity in ``checkpoint`` (created if needed), atomically; ``config`` (the run's, paths
+    absolute) is stored with its paths for that file
+    (:func:`~savi_plugin.training.stored_config.stored_configuration`)."""
     checkpoint = Path(checkpoint)
     checkpoint.mkdir(parents=True, exist_ok=True)
-    write_json(checkpoint / CHECKPOINT_FILE, {"written_by": "savi train", "run": fingerprint, "step": step,
-                                              "config": config})
+    record = checkpoint / CHECKPOINT_FILE
+    write_json(record, {"written_by": "savi train", "run": fingerprint, "step": step,
+                        "config": stored_configuration(config, record)})
 
 
-def _why_not_ours(identity: dict | None, config: dict | None, ignore: tuple[str, ...]) -> str:
+def _why_not_ours(identity: dict | None, config: dict | None, ignore: tuple[str, ...], record: Path) -> str:
     from savi_plugin.data.fingerprint import config_changes, describe_changes
 
     if identity is None:
         return f"carries no savi run identity ({CHECKPOINT_FILE}): it was not written by this run"
-    changes = (config_changes(identity.get("config") or {}, config, ignore)
-               if isinstance(identity.get("config"), dict) and config is not None else [])
+    stored = identity.get("config")
+    changes = (config_changes(configuration_from_file(stored, record), config, ignore)
+               if isinstance(stored, dict) and config is not None else [])
     what = f" ({describe_changes(changes)})" if changes else ""
     return f"was written by a run with another configuration{what}, not by the run of this folder"
 
@@ -94,7 +104,7 @@ def resume_point(output_dir: str | Path, fingerprint: str | None, *, config: dic
     Args:
         output_dir: the run's output folder.
         fingerprint: the run's identity (None: the folder has no run, so every checkpoint is another's).
-        config: the run's configuration, to name what differs in another run's checkpoint.
+        config: the run's configuration (paths absolute), to name what differs in another run's checkpoint.
         ignore: the keys a continuation may change (as the fingerprint leaves them out).
         clean: remove this run's torn checkpoints (the caller is about to train into the folder).
 
@@ -114,9 +124,9 @@ def resume_point(output_dir: str | Path, fingerprint: str | None, *, config: dic
         complete = saved == step
         if not ours and (identity is not None or complete):
             raise ForeignCheckpointError(
-                f"{path}: {_why_not_ours(identity, config, ignore)}; resuming from it would continue another "
-                f"run's weights and schedule, and training would overwrite it: move it out of {output_dir}, or "
-                f"choose another --output-dir")
+                f"{path}: {_why_not_ours(identity, config, ignore, path / CHECKPOINT_FILE)}; resuming from it would "
+                f"continue another run's weights and schedule, and training would overwrite it: move it out of "
+                f"{output_dir}, or choose another --output-dir")
         if ours and complete:
             newest = newest or str(path)
         elif ours:
@@ -130,6 +140,23 @@ def resume_point(output_dir: str | Path, fingerprint: str | None, *, config: dic
         if clean:
             remove_tree(path)
     return newest
+
+
+def outputs_intact_callback():
+    """A ``TrainerCallback`` that checks, after every step and epoch (before the Trainer saves a checkpoint), that
+    the outputs this job holds were not removed or replaced (:func:`~savi_plugin.data.outputs.check_live_outputs`):
+    the Trainer writes its checkpoints by its own route, which would recreate a removed output folder."""
+    from transformers import TrainerCallback
+
+    from savi_plugin.data.outputs import check_live_outputs
+
+    class OutputsIntact(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            check_live_outputs()
+
+        on_epoch_end = on_step_end
+
+    return OutputsIntact()
 
 
 def identity_callback(fingerprint: str, config: dict[str, Any]):

@@ -40,17 +40,42 @@ from typing import Any
 import torch
 
 from savi_plugin.config.sections import LoraSection
-from savi_plugin.data.identity import ADAPTER_FILE, input_identity, model_identity, same_identity, write_adapter_identity
-from savi_plugin.data.outputs import claim, disk_error, move_into, remove_tree, write_json
-from savi_plugin.data.paths import name_for_file, path_for_file, path_for_peft
+from savi_plugin.data.identity import (
+    ADAPTER_FILE,
+    input_identity,
+    model_identity,
+    same_identity,
+    write_adapter_identity,
+)
+from savi_plugin.data.outputs import (
+    check_live_outputs,
+    claim,
+    disk_error,
+    mark_path,
+    move_into,
+    remove_tree,
+    write_json,
+)
+from savi_plugin.data.paths import (
+    file_folder,
+    name_for_file,
+    path_for_file,
+    path_for_peft,
+)
 from savi_plugin.errors import RunError
 from savi_plugin.launch import current
 from savi_plugin.training.checkpoints import (
     CHECKPOINT_FILE,
     ForeignCheckpointError,
     identity_callback,
+    outputs_intact_callback,
     read_identity,
     resume_point,
+)
+from savi_plugin.training.stored_config import (
+    configuration_from_file,
+    held_configuration,
+    stored_configuration,
 )
 
 log = logging.getLogger(__name__)
@@ -63,9 +88,10 @@ REPORT_FILE = "train_report.json"
 RESUMABLE_CHANGES = ("data",) + tuple(f"training.{k}" for k in (
     "max_steps", "num_train_epochs", "logging_steps", "save_steps", "save_total_limit", "disable_tqdm", "report_to",
     "logging_dir", "run_name", "dataloader_num_workers", "use_cpu", "eval_steps", "max_nonfinite_fraction"))
-#: paths compared by what they name (``data_sha256`` and ``identity``: the model, held-out data and reference model by
-#: content), not as spelled: a run folder moved whole, or the same files named from another working folder, resumes
-BY_IDENTITY = ("model", "eval_data", "training.reference_model_path")
+#: paths compared by what they name (``data_sha256`` and ``identity``: the model, held-out data, reference model and
+#: the videos the data root resolves by content), not as spelled: a run folder moved whole, or the same files named
+#: from another working folder, resumes
+BY_IDENTITY = ("model", "eval_data", "training.reference_model_path", "training.data_root")
 
 
 class TrainingFailedError(RunError):
@@ -168,7 +194,8 @@ def last_complete_checkpoint(output_dir: str | Path, run_config: dict[str, Any] 
 
     if run_config is None:
         mark = read_mark(output_dir, True) if Path(output_dir).is_dir() else None
-        run_config = mark.get("config") if isinstance(mark, dict) and isinstance(mark.get("config"), dict) else None
+        stored = mark.get("config") if isinstance(mark, dict) else None
+        run_config = configuration_from_file(stored, mark_path(output_dir, True)) if isinstance(stored, dict) else None
     fingerprint = run_fingerprint(run_config) if run_config is not None else None
     return resume_point(output_dir, fingerprint, config=run_config, ignore=RESUMABLE_CHANGES + BY_IDENTITY,
                         clean=clean)
@@ -221,28 +248,29 @@ def file_digest(path: str | Path) -> str:
 
 
 def run_configuration(model, data, backend, lora, options, eval_data) -> dict[str, Any]:
-    """What a training run's result depends on, as stored in ``savi_train_config.json`` and the folder's mark.
+    """What a training run's result depends on, as the folder's mark, ``savi_train_config.json`` and every
+    checkpoint's ``savi_checkpoint.json`` store it, each by
+    :func:`~savi_plugin.training.stored_config.stored_configuration` for its own file.
 
-    Paths are kept for the reader; the data, the model and the reference model are compared by content
+    Its paths are absolute here (:func:`~savi_plugin.training.stored_config.held_configuration`) and kept for the
+    reader; the data, the model, the reference model and the videos are compared by content
     (:mod:`savi_plugin.data.identity`), so a run folder may move with its data, and weights replaced at the same
     path are another model.
     """
-    def where(path):
-        return None if path is None else (os.path.realpath(path) if Path(path).exists() else str(path))
-
     from savi_plugin.environment import item_limits
 
     reference = options.get("reference_model_path")
-    return {"model": where(model), "data": where(data),
-            "data_sha256": file_digest(data) if Path(data).is_file() else None,
-            "eval_data": where(eval_data), "backend": backend, "lora": {**DEFAULT_LORA, **(lora or {})},
-            "training": {k: v for k, v in options.items() if k not in ("output_dir",)},
-            "limits": item_limits(),  # the decode caps decide which pairs are skipped
-            # accelerate launch's precision, which the Trainer applies over the recipe's (launch.py)
-            "accelerate_mixed_precision": os.environ.get("ACCELERATE_MIXED_PRECISION"),
-            "identity": {"model": model_identity(model), "eval_data": input_identity(eval_data),
-                         "videos": pair_videos_identity(data, options),
-                         "reference_model": model_identity(reference) if reference else None}}
+    return held_configuration({
+        "model": str(model), "data": str(data), "data_sha256": file_digest(data) if Path(data).is_file() else None,
+        "eval_data": None if eval_data is None else str(eval_data), "backend": backend,
+        "lora": {**DEFAULT_LORA, **(lora or {})},
+        "training": {k: v for k, v in options.items() if k not in ("output_dir",)},
+        "limits": item_limits(),  # the decode caps decide which pairs are skipped
+        # accelerate launch's precision, which the Trainer applies over the recipe's (launch.py)
+        "accelerate_mixed_precision": os.environ.get("ACCELERATE_MIXED_PRECISION"),
+        "identity": {"model": model_identity(model), "eval_data": input_identity(eval_data),
+                     "videos": pair_videos_identity(data, options),
+                     "reference_model": model_identity(reference) if reference else None}})
 
 
 def pair_videos_identity(data, options: dict[str, Any]) -> dict[str, Any] | None:
@@ -254,7 +282,7 @@ def pair_videos_identity(data, options: dict[str, Any]) -> dict[str, Any] | None
 
     if not Path(data).is_file():
         return None
-    root = Path(options.get("data_root") or Path(data).parent)
+    root = Path(options.get("data_root") or file_folder(data))
     rows = read_records(data, options.get("data_format") or "savi", errors="collect", collected=[])
     return files_identity(dict.fromkeys(str(root / record.video) for _, record in rows))
 
@@ -318,6 +346,7 @@ def _save_adapter_atomically(trainer, output_dir: Path, base: str | Path, backen
     folder, so its name is this job's own, and it is removed on every exit."""
     tmp = output_dir / ".adapter.tmp"
     main = trainer.is_world_process_zero()
+    check_live_outputs(output_dir)  # save_model would recreate a removed output folder
     if main and tmp.exists():
         remove_tree(tmp)
     try:
@@ -377,7 +406,8 @@ def run_training(*, model: str | Path, data: str | Path, output_dir: str | Path,
     run_config = run_configuration(model, data, backend, lora, options, eval_data)
     inputs = {"the model": model, "the data": data, "the reference model": reference_model,
               "the eval data": eval_data}
-    with claim(output_dir, command="savi train", config=run_config, folder=True, inputs=inputs,
+    stored = stored_configuration(run_config, mark_path(output_dir, True))  # as the mark stores it, compared with it
+    with claim(output_dir, command="savi train", config=stored, folder=True, inputs=inputs,
                output_name="output_dir", what="training output folder", ignore=RESUMABLE_CHANGES + BY_IDENTITY,
                records=(CONFIG_FILE,)) as claimed:
         return _train(model=model, data=data, output_dir=output_dir, backend=backend, lora=lora, options=options,
@@ -429,7 +459,7 @@ def _train(*, model, data, output_dir: Path, backend, lora, options, config, res
         claimed.write_mark()
         (output_dir / REPORT_FILE).unlink(missing_ok=True)  # written again, last, when this run has finished
         if resume_from is None or not config_path.exists():
-            write_json(config_path, run_config)
+            write_json(config_path, stored_configuration(run_config, config_path))
     dtype = "bfloat16" if config.bf16 else ("float16" if config.fp16 else "float32")
     started = time.time()
     # Loaded on the CPU; the Trainer (or DeepSpeed, which partitions it first under ZeRO-3) places it.
@@ -437,6 +467,7 @@ def _train(*, model, data, output_dir: Path, backend, lora, options, config, res
     apply_lora(policy, lora, seed=config.seed)
     trainer = trainer_class(config.trainer)(policy, config, train_dataset=str(data),
                                 eval_dataset=str(eval_data) if eval_data is not None else None)
+    trainer.add_callback(outputs_intact_callback())  # before the identity: a removed folder is not written into
     trainer.add_callback(identity_callback(run_fingerprint(run_config), run_config))
     if not print_logs:
         _bar_only(trainer)
