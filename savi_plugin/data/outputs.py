@@ -900,6 +900,25 @@ def _inside(child: Path, folder: Path) -> bool:
     return False
 
 
+def _inode_chain(path: Path) -> list[tuple[int, int]]:
+    """``(st_dev, st_ino)`` of ``path`` and of each of its ancestors that exists, nearest first.
+
+    One folder seen under two paths -- a bind mount, a symlinked folder, a hard-linked file -- has one device and
+    inode, so comparing these finds an output inside an input whatever path named either of them."""
+    chain = []
+    for p in (path, *path.parents):
+        with contextlib.suppress(OSError):
+            st = os.stat(p)
+            chain.append((st.st_dev, st.st_ino))
+    return chain
+
+
+def _ancestor_inodes(path: Path) -> list[tuple[int, int]]:
+    """:func:`_inode_chain` of the folders that hold ``path`` (``path`` itself left out when it exists)."""
+    chain = _inode_chain(path)
+    return chain[1:] if path.exists() else chain
+
+
 def check_distinct(output: str | Path, inputs: Mapping[str, str | Path | None], *, output_name: str = "output",
                    folder: bool = False) -> None:
     """Refuse an ``output`` that is, lies inside, or (``folder=True``) holds one of ``inputs``.
@@ -925,7 +944,13 @@ def check_distinct(output: str | Path, inputs: Mapping[str, str | Path | None], 
         if _inside(out, src):
             raise OutputIsInputError(f"{output}: {output_name} lies inside {name} ({value}); the job would write "
                                      f"into its input: choose {another(output_name)}")
-        if folder and _inside(src, out):
+        with contextlib.suppress(OSError):
+            st = os.stat(src)
+            if (st.st_dev, st.st_ino) in _ancestor_inodes(out):
+                raise OutputIsInputError(f"{output}: {output_name} lies inside {name} ({value}), the same folder "
+                                         f"under another path (a bind mount or a link: one device and inode); "
+                                         f"the job would write into its input: choose {another(output_name)}")
+        if folder and (_inside(src, out) or (_identity(out) is not None and _identity(out) in _ancestor_inodes(src))):
             raise OutputIsInputError(f"{output}: {output_name} contains {name} ({value}); the job would write into "
                                      f"its input's folder: choose {another(output_name)}")
 
@@ -953,11 +978,7 @@ def check_not_any(outputs: Mapping[str, str | Path], files: Iterable[str | Path]
     for output_name, output in outputs.items():
         out = _real(output)
         hit = next((by_path[p] for p in (out, *out.parents) if p in by_path), None)
-        try:
-            st = os.stat(out)
-            hit = hit or by_inode.get((st.st_dev, st.st_ino))
-        except OSError:
-            pass
+        hit = hit or next((by_inode[k] for k in _inode_chain(out) if k in by_inode), None)
         if hit is not None:
             raise OutputIsInputError(f"{output}: {output_name} is {what} ({hit}), or a link to it; the job would "
                                      f"write into its own input: choose {another(output_name)}")

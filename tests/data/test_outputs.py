@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -160,6 +161,45 @@ def test_claim_refuses_an_output_inside_around_or_linked_to_an_input(tmp_path):
                            (model / "sub" / "x", True)):
         with pytest.raises(OutputIsInputError):
             claim(output, command="savi x", folder=folder, inputs={"the model": model, "the data": data})
+
+
+def _bind_mount(source, target) -> bool:
+    """``mount --bind source target`` (root or a user namespace's privileges); False where it is not allowed."""
+    target.mkdir()
+    done = subprocess.run(["mount", "--bind", str(source), str(target)], capture_output=True)
+    return done.returncode == 0
+
+
+@pytest.mark.parametrize("view", ["bind-mount", "unresolved-path"])
+def test_an_output_inside_an_input_seen_under_another_path_is_refused_by_inode(view, tmp_path, monkeypatch):
+    """One folder under two paths (a cluster's bind mount): the output's folder and each of its ancestors are
+    compared with the inputs by device and inode, which a second path does not change. Where mounting is not
+    allowed, the same second path is made by taking paths as written (``_real`` without resolving links): the
+    inode comparison is then the only one that can see it."""
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_text("{}")
+    other = tmp_path / "bm"
+    if view == "bind-mount":
+        if not _bind_mount(model, other):
+            pytest.skip("mount --bind is not allowed here (the unresolved-path case checks the same comparison)")
+    else:
+        other.symlink_to(model, target_is_directory=True)
+        monkeypatch.setattr(outputs, "_real", lambda p: Path(os.path.abspath(Path(p).expanduser())))
+    try:
+        for output, folder, inputs in ((model / "x.jsonl", False, {"--model": other}),
+                                       (other / "sub" / "x.jsonl", False, {"--model": model}),
+                                       (tmp_path, True, {"--model": other / "config.json"}),
+                                       (model / "config.json", False, {"--model": other / "config.json"})):
+            with pytest.raises(OutputIsInputError, match="x.jsonl|config.json|contains|same"):
+                claim(output, command="savi x", folder=folder, inputs=inputs)
+        assert not (model / "x.jsonl").exists() and not (model / "sub").exists()
+        outputs.check_not_any({"--output": other / "y.jsonl"}, [tmp_path / "elsewhere.mp4"], what="a video")
+        with pytest.raises(OutputIsInputError, match="a video"):  # a video's folder named under another path
+            outputs.check_not_any({"--output": other / "y" / "z.jsonl"}, [model], what="a video")
+    finally:
+        if view == "bind-mount":
+            subprocess.run(["umount", str(other)], check=True)
 
 
 #: how a job leaves its claimed output: (error raised inside the block, what it wrote, whether the output stays)
