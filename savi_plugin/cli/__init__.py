@@ -118,24 +118,45 @@ class Terminated(KeyboardInterrupt):
     work kept), and the boundary says what is kept; exit status 143 (128 + SIGTERM)."""
 
 
+#: the stop signal (SIGINT or SIGTERM) that reached the running command, None before one did
+_stop_signal: int | None = None
+
+
 @contextlib.contextmanager
 def terminate_as_interrupt():
-    """While the command runs, SIGTERM raises :class:`Terminated` in the main thread (elsewhere: unchanged)."""
+    """While the command runs, SIGTERM raises :class:`Terminated` and Ctrl-C ``KeyboardInterrupt`` in the main
+    thread (elsewhere: unchanged), and each records that it arrived (:func:`stop_requested`): an interrupt raised
+    inside code that turns it into another exception (an import that fails as ``ImportError: initialization
+    failed`` when Ctrl-C lands in it) is still reported as the interruption."""
     import signal
     import threading
 
+    global _stop_signal
+    _stop_signal = None
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
     def stop(signum, frame):
-        raise Terminated()
+        global _stop_signal
+        _stop_signal = signum
+        raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
 
-    previous = signal.signal(signal.SIGTERM, stop)
+    previous_term = signal.signal(signal.SIGTERM, stop)
+    previous_int = signal.getsignal(signal.SIGINT)
+    if previous_int is signal.default_int_handler:  # a handler someone else installed is theirs
+        signal.signal(signal.SIGINT, stop)
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGTERM, previous_term)
+        if previous_int is signal.default_int_handler:
+            signal.signal(signal.SIGINT, previous_int)
+
+
+def stop_requested() -> int | None:
+    """The signal (SIGINT, SIGTERM) that asked the running command to stop, or None."""
+    return _stop_signal
 
 
 def run_guarded(command: Callable[[], int | None], name: str | None = None, *, verbose: bool = False) -> int:
@@ -143,7 +164,8 @@ def run_guarded(command: Callable[[], int | None], name: str | None = None, *, v
 
     Whatever it raises -- any ``Exception``, ``RecursionError``, ``MemoryError``, ``KeyboardInterrupt`` -- ends
     in ONE ``error:`` line on stderr (:func:`error_message`) and a non-zero status: 2 for a configuration error
-    (:class:`~savi_plugin.errors.ConfigurationError`, argparse's status for a usage error), 130 for Ctrl-C, 1
+    (:class:`~savi_plugin.errors.ConfigurationError`, argparse's status for a usage error), 130 for Ctrl-C and
+    143 for SIGTERM (also when the stop became another exception on its way up, :func:`terminate_as_interrupt`), 1
     otherwise. The traceback is printed only with ``savi -v``. ``SystemExit`` passes through (argparse's own
     one-line refusals and a command's explicit exit status). The environment is checked first
     (:func:`savi_plugin.environment.check_environment`): a bad ``SAVI_*`` value stops every command before it
@@ -151,6 +173,8 @@ def run_guarded(command: Callable[[], int | None], name: str | None = None, *, v
     """
     from savi_plugin.errors import ConfigurationError
 
+    global _stop_signal
+    _stop_signal = None
     try:
         from savi_plugin.environment import check_environment
 
@@ -166,17 +190,25 @@ def run_guarded(command: Callable[[], int | None], name: str | None = None, *, v
     except KeyboardInterrupt as exc:
         if verbose:
             traceback.print_exc()
-        stopped = "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted"
-        print(f"{stopped}: {RESUME_HINTS.get(name, 'stopped before finishing; re-run the command')}",
-              file=sys.stderr)
-        return 143 if isinstance(exc, Terminated) else 130
+        return _stopped(name, terminated=isinstance(exc, Terminated))
     except BaseException as exc:  # noqa: BLE001 - the boundary: every error type ends in one line
         if verbose:
             traceback.print_exc()
+        if stop_requested() is not None:  # the stop became another error on its way up (e.g. inside an import)
+            import signal
+
+            return _stopped(name, terminated=stop_requested() == signal.SIGTERM)
         print(f"error: {error_message(exc)}", file=sys.stderr)
         if isinstance(exc, ConfigurationError):
             return int(getattr(exc, "exit_code", 2))
         return int(getattr(exc, "exit_code", 1) or 1)
+
+
+def _stopped(name: str | None, *, terminated: bool) -> int:
+    """Say what a stopped command keeps (one line) and return its status: 143 for SIGTERM, 130 for Ctrl-C."""
+    print(f"{'terminated (SIGTERM)' if terminated else 'interrupted'}: "
+          f"{RESUME_HINTS.get(name, 'stopped before finishing; re-run the command')}", file=sys.stderr)
+    return 143 if terminated else 130
 
 
 def user_error_message(exc: BaseException) -> str | None:

@@ -292,6 +292,30 @@ def test_ctrl_c_in_generate_is_one_line_saying_how_to_resume(signum, code, said,
     assert report["complete"] and report["throughput"]["items"] == len(synthetic_samples) - done
 
 
+@pytest.mark.parametrize("signum, code, said", [(signal.SIGINT, 130, "interrupted"),
+                                                 (signal.SIGTERM, 143, "terminated (SIGTERM)")], ids=["INT", "TERM"])
+def test_a_stop_that_lands_inside_an_import_is_still_the_stop(signum, code, said, capsys):
+    """A signal that arrives inside an import which turns it into another exception (what a C extension's
+    initialisation does: ``ImportError: initialization failed``) is reported as the stop it was, not as an
+    unexpected error; an error with no signal before it stays an error."""
+    from savi_plugin.cli import run_guarded
+
+    def loading_model():
+        try:  # the signal really arrives: the boundary's handler runs, then the import masks it
+            os.kill(os.getpid(), signum)
+            time.sleep(5)
+        except BaseException as exc:  # noqa: BLE001 - what the failing import does
+            raise ImportError("initialization failed") from exc
+        raise AssertionError("the signal did not arrive")
+
+    assert run_guarded(loading_model, "generate") == code
+    err = capsys.readouterr().err
+    assert err.strip().splitlines() == [f"{said}: finished records are kept; re-run the same command to resume"]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the boundary's handlers are gone
+    assert run_guarded(lambda: (_ for _ in ()).throw(ImportError("initialization failed")), "generate") == 1
+    assert "error: ImportError: initialization failed" in capsys.readouterr().err
+
+
 def test_ctrl_c_in_train_is_one_line_naming_resume(tiny_llava_onevision, synthetic_samples, tmp_path):
     from misuse_kit import savi_process
 
