@@ -9,7 +9,9 @@ check names what changed.
 * :func:`file_identity` -- a data file (manifest, preference pairs, recipe): ``size`` and the SHA-256 of its
   whole content.
 * :func:`model_identity` -- a model or adapter folder: its ``family`` (``model_type`` of ``config.json``) and one
-  digest over every file in it, each hashed whole (SHA-256). Sampling a weight file is not enough: a LoRA merged
+  digest over the files a loader reads (configuration, weights, tokenizer and processor files:
+  :data:`MODEL_FILE_SUFFIXES`; a user's notes beside them are not the model), each listed with its size and
+  digest so that a mismatch names the file that differs, each hashed whole (SHA-256). Sampling a weight file is not enough: a LoRA merged
   into the middle layers keeps the safetensors header (shapes and offsets) and the first and last tensors. A
   file larger than :data:`FULL_HASH_LIMIT` is hashed once per version and its digest kept in a cache
   (:func:`cached_digest`, ``$XDG_CACHE_HOME/savi/digests``) keyed by its device, inode, size, modification and
@@ -164,26 +166,63 @@ def files_identity(paths: Iterable[str | Path], *, edge: int = 4 * 2**10) -> dic
     return {"files": count, "sha256": digest.hexdigest()}
 
 
-def model_identity(path: str | Path | None) -> dict[str, Any] | None:
-    """The identity of a model or adapter folder (see the module docstring); ``{"name": ...}`` for a hub id."""
+#: the files of a model or adapter folder that a loader reads (transformers, peft, tokenizers, processors):
+#: configuration, weights, tokenizer and processor files, chat templates, remote code. Anything else in the folder
+#: (a user's NOTES.md, a README, plots) does not change what loads, so it is not part of the identity.
+MODEL_FILE_SUFFIXES = (".json", ".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".msgpack", ".h5", ".gguf",
+                       ".model", ".tiktoken", ".jinja", ".py")
+MODEL_FILE_NAMES = ("merges.txt", "vocab.txt")
+
+
+def _model_members(folder: Path) -> list[Path]:
+    """:func:`_members` of ``folder`` that a loader reads (:data:`MODEL_FILE_SUFFIXES`, :data:`MODEL_FILE_NAMES`)."""
+    return [p for p in _members(folder) if p.name.endswith(MODEL_FILE_SUFFIXES) or p.name in MODEL_FILE_NAMES]
+
+
+def model_identity(path: str | Path | None, *, every_file: bool = False) -> dict[str, Any] | None:
+    """The identity of a model or adapter folder (see the module docstring); ``{"name": ...}`` for a hub id.
+
+    ``members`` lists each loader file (:data:`MODEL_FILE_SUFFIXES`) with its size and digest, so a mismatch can
+    name the file that differs (:func:`identity_differences`); ``sha256`` is one digest over them all.
+    ``every_file``: over every file of the folder, loader's or not (the identity stored before ``members``
+    existed, which :func:`check_adapter_base` still compares)."""
     if path is None:
         return None
     folder = Path(path)
     if not folder.is_dir():
         return {"name": str(path)}
     digest = hashlib.sha256()
-    members = _members(folder)
+    members = _members(folder) if every_file else _model_members(folder)
+    listed = []
     for member in members:
         size = member.stat().st_size
-        digest.update(f"{member.relative_to(folder).as_posix()}\0{size}\0".encode())
-        digest.update(cached_digest(member).encode())
+        name = member.relative_to(folder).as_posix()
+        part = cached_digest(member)
+        digest.update(f"{name}\0{size}\0".encode())
+        digest.update(part.encode())
+        listed.append([name, f"{size}:{part}"])
     family = None
     try:
         config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
         family = config.get("model_type") if isinstance(config, dict) else None
     except (OSError, ValueError):
         pass
-    return {"family": family, "files": len(members), "sha256": digest.hexdigest()}
+    found = {"family": family, "files": len(members), "sha256": digest.hexdigest()}
+    return found if every_file else {**found, "members": listed}
+
+
+def identity_differences(stored: dict | None, current: dict | None, limit: int = 4) -> str | None:
+    """Which files differ between two :func:`model_identity` values (``"model.safetensors changed,
+    tokenizer.json removed"``, at most ``limit``, then a count), or None when either lists no ``members``."""
+    try:
+        a, b = dict((stored or {})["members"]), dict((current or {})["members"])
+    except (KeyError, TypeError, ValueError):
+        return None
+    parts = [f"{n} {'removed' if n not in b else 'added' if n not in a else 'changed'}"
+             for n in sorted(set(a) | set(b)) if a.get(n) != b.get(n)]
+    if len(parts) > limit:
+        parts = parts[:limit] + [f"and {len(parts) - limit} more"]
+    return ", ".join(parts) or None
 
 
 def input_identity(path: str | Path | None) -> dict[str, Any] | None:
@@ -308,6 +347,9 @@ def check_adapter_base(adapter_dir: str | Path, base: str | Path) -> None:
     current = model_identity(base)
     if same_identity(trained_on, current):
         return
+    if (trained_on or {}).get("sha256") and "members" not in trained_on and same_identity(
+            trained_on, model_identity(base, every_file=True)):  # recorded over every file, before `members`
+        return
     from savi_plugin.data.paths import shown_from_file
 
     trained_base = shown_from_file(stored.get("base_model"), record)  # named from where the user stands
@@ -317,8 +359,9 @@ def check_adapter_base(adapter_dir: str | Path, base: str | Path) -> None:
                     "local folder", adapter_dir, base, trained_base)
         return
     family_a, family_b = (trained_on or {}).get("family"), (current or {}).get("family")
+    differs = identity_differences(trained_on, current) or "by content"
     what = (f"another model family ({family_a} -> {family_b})" if family_a and family_b and family_a != family_b
-            else "another base model (its files differ)")
+            else f"another base model (its files differ: {differs})")
     same_place = False
     with contextlib.suppress(OSError, TypeError):
         same_place = os.path.samefile(trained_base, base)

@@ -109,5 +109,49 @@ def test_a_base_replaced_where_it_lies_is_named_once_as_changed(tiny_llava_onevi
     with pytest.raises(identity.IdentityMismatchError) as err:
         identity.check_adapter_base(adapter, base)
     assert str(err.value) == (f"{adapter}: the adapter was trained on the model at {base}, whose files have changed "
-                              f"since: another base model (its files differ); load it onto the model it was "
+                              f"since: another base model (its files differ: config.json changed); load it onto the "
+                              f"model it was "
                               f"trained on")
+
+
+def test_a_copy_of_the_base_with_a_users_notes_is_the_same_model_and_a_changed_file_is_named(tiny_llava_onevision,
+                                                                                           tmp_path):
+    """Identity covers what a loader reads (config, weights, tokenizer, processor): a byte-identical copy with a
+    NOTES.md added is the base the adapter was trained on; a weight file changed, added or removed is named."""
+    import shutil
+
+    base, copy = tmp_path / "base", tmp_path / "copy"
+    shutil.copytree(tiny_llava_onevision, base)
+    shutil.copytree(tiny_llava_onevision, copy)
+    (copy / "NOTES.md").write_text("my notes")
+    adapter = tmp_path / "ad"
+    adapter.mkdir()
+    (adapter / "adapter_config.json").write_text('{"peft_type": "LORA"}')
+    identity.write_adapter_identity(adapter, base, "llava_onevision")
+    identity.check_adapter_base(adapter, copy)  # loads: the same model
+    assert identity.same_identity(identity.model_identity(base), identity.model_identity(copy))
+    weights = sorted(p.name for p in copy.glob("*.safetensors"))[0]
+    with open(copy / weights, "r+b") as fh:
+        fh.seek(-1, os.SEEK_END)
+        last = fh.read(1)
+        fh.seek(-1, os.SEEK_END)
+        fh.write(bytes([last[0] ^ 1]))
+    (copy / "added_tokens.json").write_text("{}")
+    (copy / "processor_config.json").unlink()
+    with pytest.raises(identity.IdentityMismatchError) as err:
+        identity.check_adapter_base(adapter, copy)
+    assert (f"another base model (its files differ: added_tokens.json added, {weights} changed, "
+            f"processor_config.json removed)") in str(err.value)
+
+
+def test_an_identity_recorded_over_every_file_still_matches_its_base(tiny_llava_onevision, tmp_path):
+    """An adapter whose savi_adapter.json holds the identity over every file of the folder (before ``members``)
+    still loads onto the unchanged base."""
+    adapter = tmp_path / "ad"
+    adapter.mkdir()
+    (adapter / "adapter_config.json").write_text('{"peft_type": "LORA"}')
+    record = identity.write_adapter_identity(adapter, tiny_llava_onevision, "llava_onevision")
+    stored = json.loads(record.read_text())
+    stored["base_identity"] = identity.model_identity(tiny_llava_onevision, every_file=True)
+    record.write_text(json.dumps(stored))
+    identity.check_adapter_base(adapter, tiny_llava_onevision)
