@@ -11,6 +11,23 @@ variables each launcher sets beside them:
   stray). ``ACCELERATE_*`` settings without the three are stray too: transformers would apply them (mixed
   precision) to a plain run.
 
+Variables alone are not proof: a debug dump of a torchrun worker's environment (``RANK``, ``WORLD_SIZE``,
+``GROUP_RANK``, ``TORCHELASTIC_*``, ``MASTER_ADDR``/``MASTER_PORT``) exported into a shell carries every companion
+variable, and torch's elastic agent sets none that names the agent itself. So on Linux the launcher must also
+be there: an ancestor of this process (:func:`launcher_ancestor`, up to :data:`ANCESTOR_LEVELS` parents through
+``/proc/<pid>/stat`` and ``/proc/<pid>/cmdline``) is a launcher's program -- ``torchrun``,
+``python -m torch.distributed.run`` / ``torch.distributed.launch``, ``deepspeed`` or
+``deepspeed.launcher.launch``, ``accelerate launch``, or a job starter that runs the processes itself
+(``srun``/``slurmstepd``, ``mpirun``/``mpiexec`` and their node daemons). Where ``/proc`` cannot be read the
+variables decide alone. A launcher's variables without its process are a dump: all of them are dropped
+(:func:`clean_stray_launcher_env`), and the run is one process.
+
+A launched process that connects to a rendezvous someone else hosts (every rank but 0; rank 0 too when the
+torchrun agent hosts the store, ``TORCHELASTIC_USE_AGENT_STORE=True``) first waits for ``MASTER_ADDR:MASTER_PORT``
+to accept a connection (:func:`wait_for_rendezvous`, at most ``SAVI_RENDEZVOUS_TIMEOUT`` seconds, 300 by
+default), in Python: torch's own connect loop runs in C++ for 30 minutes, where neither Ctrl-C nor SIGTERM
+stops it.
+
 The same variables left in a shell (``export RANK=1 WORLD_SIZE=2``, then a plain ``savi train``) would
 otherwise shard a plain run, skip the output lock on a "rank 1", or make torch wait for a rendezvous that never
 comes; :func:`clean_stray_launcher_env` (called by the ``savi`` command before anything else) drops them with one
@@ -23,7 +40,9 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Mapping
 
 log = logging.getLogger(__name__)
@@ -54,10 +73,59 @@ class Process:
         return self.world_size > 1
 
 
-def launcher_name(env: Mapping[str, str] | None = None) -> str | None:
-    """``"torchrun"``, ``"deepspeed"``, ``"accelerate"`` when ``env`` (default: ``os.environ``) is a launcher's
-    process environment, else None (see the module docstring for the companion variables)."""
-    env = os.environ if env is None else env
+#: how many parents up :func:`launcher_ancestor` looks (a launcher, a shell script, ``python -m savi_plugin``)
+ANCESTOR_LEVELS = 8
+#: programs (the name of a command line's first words) that start the processes of a job
+LAUNCHER_PROGRAMS = frozenset({"torchrun", "deepspeed", "accelerate", "srun", "slurmstepd", "mpirun", "mpiexec",
+                               "orterun", "orted", "prterun", "prted", "hydra_pmi_proxy", "mpiexec.hydra"})
+#: the same launchers run as ``python -m MODULE``
+LAUNCHER_MODULES = frozenset({"torch.distributed.run", "torch.distributed.launch", "deepspeed.launcher.launch",
+                              "deepspeed.launcher.runner", "accelerate.commands.launch",
+                              "accelerate.commands.accelerate_cli"})
+#: no ancestor could be read (no ``/proc``): the variables decide alone
+UNKNOWN = "unknown"
+
+
+def _launcher_in(argv: list[str]) -> str | None:
+    """The launcher a command line runs (``/usr/bin/python3 /venv/bin/torchrun ...`` -> ``"torchrun"``), or None."""
+    for i, word in enumerate(argv[:4]):
+        if word == "-m" and i + 1 < len(argv) and argv[i + 1] in LAUNCHER_MODULES:
+            return argv[i + 1]
+        name = os.path.basename(word.split(" ")[0]).rstrip(":")  # slurmstepd names itself "slurmstepd: [1.0]"
+        if name in LAUNCHER_PROGRAMS:
+            return name
+    return None
+
+
+def launcher_ancestor(pid: int | None = None, proc: str | Path = "/proc") -> str | None:
+    """The launcher among the first :data:`ANCESTOR_LEVELS` ancestors of process ``pid`` (default: this one), by
+    their command lines; None when none is one; :data:`UNKNOWN` when ``proc`` cannot be read."""
+    proc = Path(proc)
+    pid = os.getpid() if pid is None else pid
+    try:
+        stat = (proc / str(pid) / "stat").read_text()
+    except OSError:
+        return UNKNOWN
+    for _ in range(ANCESTOR_LEVELS):
+        try:
+            pid = int(stat.rsplit(")", 1)[1].split()[1])  # the field after the "(name)", which may hold spaces
+        except (IndexError, ValueError):
+            return None
+        if pid <= 0:
+            return None
+        try:
+            argv = (proc / str(pid) / "cmdline").read_bytes().decode("utf-8", "replace").split("\0")
+            found = _launcher_in([a for a in argv if a])
+            if found or pid == 1:
+                return found
+            stat = (proc / str(pid) / "stat").read_text()
+        except OSError:  # the parent ended (or hides itself): nothing above it can be followed
+            return None
+    return None
+
+
+def _claimed_launcher(env: Mapping[str, str]) -> str | None:
+    """The launcher ``env``'s variables claim (the module docstring's companions), whether or not it is there."""
     rendezvous = bool(env.get("MASTER_ADDR")) and bool(env.get("MASTER_PORT"))
     if env.get("TORCHELASTIC_RUN_ID") and "GROUP_RANK" in env and rendezvous:
         return "torchrun"
@@ -66,6 +134,19 @@ def launcher_name(env: Mapping[str, str] | None = None) -> str | None:
     if all(k in env for k in ACCELERATE_LAUNCH_VARIABLES):  # accelerate's one-process launcher (N: torchrun)
         return "accelerate"
     return None
+
+
+def launcher_name(env: Mapping[str, str] | None = None) -> str | None:
+    """``"torchrun"``, ``"deepspeed"``, ``"accelerate"`` when ``env`` (default: ``os.environ``) is a launcher's
+    process environment, else None (see the module docstring for the companion variables). For this process's
+    own environment the launcher must also be an ancestor (:func:`launcher_ancestor`) where ``/proc`` tells; a
+    mapping passed in describes another process, judged by its variables."""
+    own = env is None or env is os.environ
+    env = os.environ if env is None else env
+    claimed = _claimed_launcher(env)
+    if claimed is None or not own:
+        return claimed
+    return claimed if launcher_ancestor() is not None else None
 
 
 def _int(env: Mapping[str, str], name: str, default: int) -> int:
@@ -106,10 +187,15 @@ def clean_stray_launcher_env(env: dict | None = None) -> list[str]:
     Returns the names dropped (a warning names them once). Torch and transformers read these variables
     themselves, so leaving them would make a plain run wait for a rendezvous or believe it is rank 1.
     """
+    own = env is None or env is os.environ
     env = os.environ if env is None else env
     stray = stray_process_variables(env)
     if launcher_name(env) is None:  # accelerate's settings without its launcher
         stray += sorted(k for k in env if k.startswith("ACCELERATE_"))
+        if own and _claimed_launcher(env) is not None:  # a launcher's whole environment, no launcher: a dump
+            stray += [k for k in RENDEZVOUS_VARIABLES if k in env]
+            stray += sorted(k for k in env if k.startswith("TORCHELASTIC_"))
+    stray = list(dict.fromkeys(stray))
     if stray:
         values = ", ".join(f"{k}={env[k]}" for k in stray)
         log.warning("ignoring %s: no launcher (torchrun, deepspeed, accelerate) started this process, so it runs "
@@ -173,3 +259,47 @@ def accelerate_single_process_warning(env: Mapping[str, str] | None = None, cuda
     return ("accelerate launch started one process: on a machine without several GPUs it ignores --num_processes "
             "unless --multi_gpu is given; for N processes run `accelerate launch --multi_gpu --num_processes N "
             "-m savi_plugin ...` (on CPU add train.use_cpu=true)")
+
+
+def wait_for_rendezvous(env: Mapping[str, str] | None = None, timeout: float | None = None,
+                        interval: float = 0.5) -> None:
+    """Wait until ``MASTER_ADDR:MASTER_PORT`` accepts a connection, when this launched process connects to a
+    rendezvous another process hosts (see the module docstring); at once otherwise.
+
+    The wait polls in Python, so Ctrl-C and SIGTERM stop it (the ``savi`` command's boundary: 130, 143); torch's
+    own connect (``TCPStore``) retries in C++ for ``ddp_timeout`` (30 minutes), deaf to both.
+
+    Args:
+        timeout: seconds before giving up (default: ``SAVI_RENDEZVOUS_TIMEOUT``, 300).
+
+    Raises:
+        RunError: one line naming the address, the seconds waited and the variables that asked for it.
+    """
+    env = os.environ if env is None else env
+    process = current(env)
+    if not process.distributed:
+        return
+    agent_store = env.get("TORCHELASTIC_USE_AGENT_STORE", "").lower() == "true"
+    if process.is_main and not agent_store:  # rank 0 hosts the store itself
+        return
+    if timeout is None:
+        from savi_plugin.environment import env_value
+
+        timeout = env_value("SAVI_RENDEZVOUS_TIMEOUT")
+    host, port = env.get("MASTER_ADDR", ""), _int(env, "MASTER_PORT", 0)
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with socket.create_connection((host, port), timeout=min(2.0, max(timeout, 0.1))):
+                return
+        except OSError as exc:
+            error = exc
+        if time.monotonic() >= deadline:
+            break
+        time.sleep(interval)
+    from savi_plugin.errors import RunError
+
+    raise RunError(f"{process.launcher}: no rendezvous at MASTER_ADDR={host} MASTER_PORT={port} after {timeout:g} s "
+                   f"(rank {process.rank} of {process.world_size}; {error.strerror or error}): is rank 0 (or the "
+                   f"launcher) running? Variables left in a shell are ignored only where no launcher runs this "
+                   f"process; raise SAVI_RENDEZVOUS_TIMEOUT for a slow start")

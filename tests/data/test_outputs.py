@@ -128,6 +128,7 @@ def test_only_rank_0_judges_a_folder_its_ranks_share(tmp_path, monkeypatch):
     (out / "..savi-output.json.4242.c3232e8b.tmp").write_text("{")  # rank 0 storing its mark right now
     (out / "manifest.json").write_text("{}")  # ... and already writing the run's files
     monkeypatch.setattr(os, "environ", {**os.environ, **TORCHRUN_RANK_1})
+    monkeypatch.setattr("savi_plugin.launch.launcher_ancestor", lambda: "torchrun")  # and torchrun is there
     with claim(out, command="savi x", config={"lr": 1}, folder=True) as c:
         assert c.previous is None
     assert not (out / ".savi.lock").exists()  # rank 0 holds the job's lock

@@ -62,6 +62,7 @@ def test_torchrun_ranks_and_videosavi_shards(tiny_llava_onevision, synthetic_sam
     full = tmp_path / "full.jsonl"
     run_generation(output=full, **kwargs)
     out = tmp_path / "ranked.jsonl"
+    monkeypatch.setattr("savi_plugin.launch.launcher_ancestor", lambda: "torchrun")  # the launcher is there
     for rank in (0, 1):  # what torchrun --nproc_per_node 2 sets in each process
         for key, value in {"WORLD_SIZE": "2", "RANK": str(rank), "TORCHELASTIC_RUN_ID": "none", "GROUP_RANK": "0",
                            "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "29500"}.items():

@@ -177,6 +177,9 @@ def test_shard_helpers(tmp_path, monkeypatch):
     for key, value in {"TORCHELASTIC_RUN_ID": "none", "GROUP_RANK": "0", "MASTER_ADDR": "127.0.0.1",
                        "MASTER_PORT": "29500"}.items():  # what torchrun sets beside them
         monkeypatch.setenv(key, value)
+    monkeypatch.setattr("savi_plugin.launch.launcher_ancestor", lambda: None)  # ... and no torchrun: a dump
+    assert parse_shard(None) is None
+    monkeypatch.setattr("savi_plugin.launch.launcher_ancestor", lambda: "torchrun")  # torchrun runs this process
     assert parse_shard(None) == (2, 3)
     out = tmp_path / "pairs.jsonl"
     paths = [shard_output_path(out, i, 2) for i in (1, 0)]
