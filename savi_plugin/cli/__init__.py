@@ -72,12 +72,26 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 0
-    code = run_guarded(lambda: args.func(args), args.command, verbose=args.verbose)
+    code = run_guarded(lambda: _run(args), args.command, verbose=args.verbose)
     if code == 0:  # under a launcher: every rank finished; close the group before the interpreter exits
         from savi_plugin.training.distributed import close_process_group
 
         close_process_group()
     return code
+
+
+#: the commands that join a launcher's process group (their training arguments start ``torch.distributed``)
+PROCESS_GROUP_COMMANDS = ("train", "align", "ablate")
+
+
+def _run(args: argparse.Namespace) -> int | None:
+    """Run the parsed command; a launched process of a training command first waits for its rendezvous in Python
+    (:func:`savi_plugin.launch.wait_for_rendezvous`), where Ctrl-C and SIGTERM stop it."""
+    if args.command in PROCESS_GROUP_COMMANDS:
+        from savi_plugin.launch import wait_for_rendezvous
+
+        wait_for_rendezvous()
+    return args.func(args)
 
 
 def launcher_arguments(argv: list[str]) -> list[str]:
