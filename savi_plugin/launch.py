@@ -261,8 +261,7 @@ def accelerate_single_process_warning(env: Mapping[str, str] | None = None, cuda
             "-m savi_plugin ...` (on CPU add train.use_cpu=true)")
 
 
-def wait_for_rendezvous(env: Mapping[str, str] | None = None, timeout: float | None = None,
-                        interval: float = 0.5) -> None:
+def wait_for_rendezvous(timeout: float, env: Mapping[str, str] | None = None, interval: float = 0.5) -> None:
     """Wait until ``MASTER_ADDR:MASTER_PORT`` accepts a connection, when this launched process connects to a
     rendezvous another process hosts (see the module docstring); at once otherwise.
 
@@ -270,7 +269,7 @@ def wait_for_rendezvous(env: Mapping[str, str] | None = None, timeout: float | N
     own connect (``TCPStore``) retries in C++ for ``ddp_timeout`` (30 minutes), deaf to both.
 
     Args:
-        timeout: seconds before giving up (default: ``SAVI_RENDEZVOUS_TIMEOUT``, 300).
+        timeout: seconds before giving up (the callers pass ``SAVI_RENDEZVOUS_TIMEOUT``, 300 by default).
 
     Raises:
         RunError: one line naming the address, the seconds waited and the variables that asked for it.
@@ -282,10 +281,6 @@ def wait_for_rendezvous(env: Mapping[str, str] | None = None, timeout: float | N
     agent_store = env.get("TORCHELASTIC_USE_AGENT_STORE", "").lower() == "true"
     if process.is_main and not agent_store:  # rank 0 hosts the store itself
         return
-    if timeout is None:
-        from savi_plugin.environment import env_value
-
-        timeout = env_value("SAVI_RENDEZVOUS_TIMEOUT")
     host, port = env.get("MASTER_ADDR", ""), _int(env, "MASTER_PORT", 0)
     deadline = time.monotonic() + timeout
     while True:

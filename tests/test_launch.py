@@ -174,16 +174,16 @@ def test_the_rendezvous_wait_is_bounded_and_stops_on_sigterm(monkeypatch, capsys
     env = {**TORCHRUN, "MASTER_PORT": str(free_port())}  # nothing listens there
     start = time.monotonic()
     with pytest.raises(RunError, match=r"torchrun: no rendezvous at MASTER_ADDR=127.0.0.1 MASTER_PORT=\d+ after 1 s"):
-        wait_for_rendezvous(env, timeout=1, interval=0.1)
+        wait_for_rendezvous(1, env, interval=0.1)
     assert time.monotonic() - start < 5
-    wait_for_rendezvous({**env, "RANK": "0"}, timeout=1)  # rank 0 hosts it: no wait
+    wait_for_rendezvous(1, {**env, "RANK": "0"})  # rank 0 hosts it: no wait
     with socket.socket() as server:  # hosted: returns at once
         server.bind(("127.0.0.1", 0))
         server.listen()
-        wait_for_rendezvous({**env, "MASTER_PORT": str(server.getsockname()[1])}, timeout=1)
+        wait_for_rendezvous(1, {**env, "MASTER_PORT": str(server.getsockname()[1])})
     timer = threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGTERM))
     timer.start()
     start = time.monotonic()
-    assert run_guarded(lambda: wait_for_rendezvous(env, timeout=60), "train") == 143
+    assert run_guarded(lambda: wait_for_rendezvous(60, env), "train") == 143
     assert time.monotonic() - start < 10
     assert capsys.readouterr().err.strip().splitlines()[-1].startswith("terminated (SIGTERM): checkpoints are kept")

@@ -88,9 +88,10 @@ def _run(args: argparse.Namespace) -> int | None:
     """Run the parsed command; a launched process of a training command first waits for its rendezvous in Python
     (:func:`savi_plugin.launch.wait_for_rendezvous`), where Ctrl-C and SIGTERM stop it."""
     if args.command in PROCESS_GROUP_COMMANDS:
+        from savi_plugin.environment import env_value
         from savi_plugin.launch import wait_for_rendezvous
 
-        wait_for_rendezvous()
+        wait_for_rendezvous(env_value("SAVI_RENDEZVOUS_TIMEOUT"))
     return args.func(args)
 
 
