@@ -400,7 +400,7 @@ def run_training(*, model: str | Path, data: str | Path, output_dir: str | Path,
     from savi_plugin.training.config import PreferenceConfig
 
     clean_stray_launcher_env()
-    wait_for_rendezvous(env_value("SAVI_RENDEZVOUS_TIMEOUT"))  # in Python, where Ctrl-C and SIGTERM stop it, before torch's connect loop in C++
+    wait_for_rendezvous(env_value("SAVI_RENDEZVOUS_TIMEOUT"))  # in Python, where Ctrl-C and SIGTERM stop it
     if options.get("deepspeed") and single_process_env():  # DeepSpeed needs a process group even for one process
         log.info("no launcher: DeepSpeed runs as one process (rank 0 of 1 on 127.0.0.1)")
     config = PreferenceConfig(output_dir=str(output_dir), **options)  # a bad value fails before anything is made
