@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -70,33 +71,76 @@ def _video_path(record: PreferenceRecord, pairs: Path, data_root: str | None) ->
         return None
 
 
-def read_run_report(path: Path | None) -> dict[str, Any]:
-    """A generation report (``skipped``/``failed`` lists) or a training report (``dataset.skipped_records``),
-    as ``{"skipped": [{"id", "reason", "detail"}, ...]}``; {} when there is none."""
-    if path is None or not path.is_file():
-        return {}
+def read_run_report(path: Path | None, pairs: Path) -> list[dict[str, Any]]:
+    """The items a run report lists as skipped or failed, each a dict with ``status``: a generation report's
+    ``skipped``/``failed`` lists, or a training report's ``dataset.skipped_records``; [] when there is none.
+
+    The report is read by the one reader of run reports (:func:`savi_plugin.data.provenance.load_report`) and must
+    vouch for ``pairs``: a report whose stored content (size and SHA-256; a training report's ``dataset.content``)
+    is not ``pairs``'s, or a training report of another data file, is refused -- its items are another file's.
+
+    Raises:
+        RunError: one line naming the report (and the line or field) or the pair file.
+    """
+    from savi_plugin.data.identity import file_identity, same_identity
+    from savi_plugin.data.paths import path_from_file
+    from savi_plugin.data.provenance import CHANGED, RunReportError, load_report
     from savi_plugin.errors import RunError
-    from savi_plugin.untrusted import load_json
 
-    def refuse(message: str, line: int | None = None) -> RunError:
-        return RunError(f"{path}{f':{line}' if line else ''}: run report: {message}")
+    if path is None:
+        return []
+    try:
+        data = load_report(path)
+    except RunReportError as exc:
+        raise RunError(str(exc)) from None
 
-    data = load_json(path.read_text(encoding="utf-8"), str(path), error=refuse)
-    if not isinstance(data, dict):
-        raise refuse(f"expected a JSON object, got {type(data).__name__}")
-    listed = [dict(entry, status=status) for status in ("skipped", "failed") for entry in data.get(status, [])
-              if isinstance(entry, dict)]
-    dataset = data.get("dataset") if isinstance(data.get("dataset"), dict) else {}
-    listed += [dict(entry, status="skipped in training") for entry in dataset.get("skipped_records", [])]
-    return {"skipped": listed}
+    def refuse(field: str, message: str) -> RunError:
+        return RunError(f"{path}: run report: {field}: {message}")
+
+    def entries(value: Any, field: str) -> list[dict[str, Any]]:
+        if value is None:
+            return []
+        if not isinstance(value, list):
+            raise refuse(field, f"expected a list of items, got {type(value).__name__}")
+        for k, entry in enumerate(value):
+            if not isinstance(entry, dict):
+                raise refuse(f"{field}[{k}]", f"expected an object, got {type(entry).__name__}")
+            for key in ("id", "item", "reason", "detail"):
+                if entry.get(key) is not None and (not isinstance(entry[key], (str, int))
+                                                   or isinstance(entry[key], bool)):
+                    raise refuse(f"{field}[{k}].{key}", f"expected text, got {type(entry[key]).__name__}")
+        return value
+
+    training = "dataset" in data or "log_history" in data
+    if training:
+        dataset = data.get("dataset")
+        if not isinstance(dataset, dict):
+            raise refuse("dataset", f"expected an object, got {type(dataset).__name__}")
+        stored = dataset.get("content")
+        named = dataset.get("path")
+        if stored is None and isinstance(named, str):  # a report without the digest: the file it names
+            other = path_from_file(named, path)
+            if not (other.is_file() and pairs.is_file() and os.path.samefile(other, pairs)):
+                raise RunError(f"{pairs}: {path} is the report of a training on {other}, not on this file; give "
+                               f"--run-report the report of this file's own run")
+        listed = [dict(e, status="skipped in training") for e in entries(dataset.get("skipped_records"),
+                                                                          "dataset.skipped_records")]
+    else:
+        stored = data.get("content")
+        listed = [dict(e, status=status) for status in ("skipped", "failed")
+                  for e in entries(data.get(status), status)]
+    if isinstance(stored, dict) and not same_identity(stored, file_identity(pairs)):
+        raise RunError(f"{pairs}: {CHANGED}: {path}; give --run-report the report of this file's own run (or "
+                       f"regenerate the file)")
+    return listed
 
 
 def default_run_report(pairs: Path) -> Path | None:
-    """The generation report beside a pairs file, under the names the generator has used."""
-    for name in (f"{pairs.name}.report.json", f"{pairs.stem}.report.json"):
-        if (pairs.parent / name).is_file():
-            return pairs.parent / name
-    return None
+    """The run report beside a pairs file (``<pairs>.report.json``, the one place a run report has), or None."""
+    from savi_plugin.data.outputs import sidecar
+
+    path = sidecar(pairs, "report.json")
+    return path if os.path.lexists(path) else None
 
 
 def read_diagnostics(path: Path | None, problems: list[DataError] | None = None) -> dict[str, list[dict[str, Any]]]:
@@ -289,7 +333,7 @@ def build_site(pairs: str | Path, out: str | Path, *, fmt: str = "savi", data_ro
     bad: list[DataError] = []
     records = list(read_records(pairs, fmt, errors="collect", collected=bad))
     report_path = Path(run_report) if run_report is not None else default_run_report(pairs)
-    skipped = read_run_report(report_path).get("skipped", [])
+    skipped = read_run_report(report_path, pairs)
     diag_problems: list[DataError] = []
     diag = read_diagnostics(Path(diagnostics) if diagnostics is not None else None, diag_problems)
     thumbs = ThumbnailWriter(out, limit=frames)

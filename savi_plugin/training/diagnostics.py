@@ -19,7 +19,6 @@ point (``benchmarks/README.md``).
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 from pathlib import Path
@@ -108,6 +107,22 @@ class DiagnosticsCallback(TrainerCallback):
         self.trainer, self.every = trainer, every
         self.path = Path(trainer.args.output_dir) / DIAGNOSTICS_FILE
         self._done: set[int] = set()
+        self._writer = None
+
+    def _append(self, rows: list[dict[str, Any]]) -> int:
+        """Append ``rows`` through the one JSONL appender (:class:`savi_plugin.data.writer.JsonlAppender`), keyed
+        by pair and step: opened once, it cuts a torn last line a killed run left, and a resumed run does not write
+        again the rows of a step the interrupted run already wrote. Returns the rows written."""
+        from savi_plugin.data.writer import JsonlAppender
+
+        if self._writer is None:
+            self._writer = JsonlAppender(self.path, key=("id", "step"))
+        return sum(self._writer.write_object(row) for row in rows)
+
+    def _close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
 
     def _run(self, step: int) -> None:
         if step in self._done:
@@ -115,11 +130,9 @@ class DiagnosticsCallback(TrainerCallback):
         self._done.add(step)
         rows = diagnose(self.trainer, step)
         if self.trainer.is_world_process_zero():
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            with open(self.path, "a", encoding="utf-8") as fh:  # one write per line: a kill leaves whole lines
-                for row in rows:
-                    fh.write(json.dumps(row) + "\n")
-            log.info("diagnostics for %d pairs at step %d -> %s", len(rows), step, self.path)
+            written = self._append(rows)
+            log.info("diagnostics for %d pairs at step %d -> %s%s", len(rows), step, self.path,
+                     f" ({len(rows) - written} already there)" if written < len(rows) else "")
 
     def on_train_begin(self, args, state, control, **kwargs):
         self._run(state.global_step)
@@ -129,4 +142,7 @@ class DiagnosticsCallback(TrainerCallback):
             self._run(state.global_step)
 
     def on_train_end(self, args, state, control, **kwargs):
-        self._run(state.global_step)
+        try:
+            self._run(state.global_step)
+        finally:
+            self._close()
