@@ -28,7 +28,6 @@ from savi_plugin.data.paths import PathEscapeError, path_from_file, resolve_vide
 from savi_plugin.data.readers import (
     BAD_RECORD,
     iter_json_objects,
-    line_problem,
     read_records,
 )
 from savi_plugin.data.record import DataError, PreferenceRecord
@@ -143,33 +142,71 @@ def default_run_report(pairs: Path) -> Path | None:
     return path if os.path.lexists(path) else None
 
 
+#: the largest step a diagnostics row may name (README: every count at most 2^32-1)
+MAX_STEP = 2**32 - 1
+#: the largest magnitude of a diagnostics value: training scores in float32 at most, so a value beyond float32's
+#: largest finite number was not written by it
+MAX_VALUE = 3.4028234663852886e38
+#: the numeric fields of a diagnostics row (:mod:`savi_plugin.training.diagnostics`); each a number or null
+_VALUES = ("loss", "margin", "reward_chosen", "reward_rejected", "logratio_chosen", "logratio_rejected", "kl_chosen")
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def diagnostics_row_problem(row: Any) -> tuple[str, str] | None:
+    """Why ``row`` is not a diagnostics row as ``savi train`` writes it, as ``(field, message)``, or None: an object
+    with an ``id``, a ``step`` that is a whole number in [0, :data:`MAX_STEP`], each value of :data:`_VALUES` null
+    or a finite number within :data:`MAX_VALUE`, ``chosen_tokens`` texts and ``chosen_token_kl`` numbers, one per
+    token."""
+    if not isinstance(row, dict):
+        return "-", f"not a diagnostics row (expected a JSON object, got {type(row).__name__})"
+    if not isinstance(row.get("id"), (str, int)) or isinstance(row.get("id"), bool):
+        return "id", "not a diagnostics row (expected a JSON object with an \"id\")"
+    step = row.get("step")
+    if not isinstance(step, int) or isinstance(step, bool) or not 0 <= step <= MAX_STEP:
+        return "step", f"must be a whole number of steps in [0, {MAX_STEP}], got {step!r:.40}"
+    for key in _VALUES:
+        value = row.get(key)
+        if value is not None and not (_number(value) and abs(value) <= MAX_VALUE):
+            return key, (f"must be a number within +-{MAX_VALUE:.4g} (float32's range) or null, got {value!r:.40}")
+    tokens, kl = row.get("chosen_tokens"), row.get("chosen_token_kl")
+    if tokens is not None and not (isinstance(tokens, list) and all(isinstance(t, str) for t in tokens)):
+        return "chosen_tokens", "must be a list of texts"
+    if kl is not None:
+        if not (isinstance(kl, list) and all(_number(v) and abs(v) <= MAX_VALUE for v in kl)):
+            return "chosen_token_kl", f"must be a list of numbers within +-{MAX_VALUE:.4g}"
+        if len(kl) != len(tokens or []):
+            return "chosen_token_kl", (f"has {len(kl)} value(s) for {len(tokens or [])} chosen token(s): one per "
+                                       f"token")
+    return None
+
+
 def read_diagnostics(path: Path | None, problems: list[DataError] | None = None) -> dict[str, list[dict[str, Any]]]:
     """Per-pair training diagnostics (JSONL, one line per pair and evaluation point), by pair id, in step order.
 
     Read by the readers' one rule (:func:`savi_plugin.data.readers.iter_json_objects`): a bad line -- torn (the
-    last line of a training killed while appending), not JSON, not UTF-8, too long, or not a diagnostics row --
-    is one problem at its own ``file:line``, appended to ``problems``, and the rows after it are still read
-    (without ``problems``, the first one raises :class:`DataError`).
+    last line of a training killed while appending), not JSON, not UTF-8, too long, or not a diagnostics row as
+    training writes it (:func:`diagnostics_row_problem`: a value of the wrong type, a step or value out of range)
+    -- is one problem at its own ``file:line:field``, appended to ``problems``, and the rows after it are still
+    read (without ``problems``, the first one raises :class:`DataError`).
     """
     if path is None:
         return {}
     by_id: dict[str, list[dict[str, Any]]] = {}
     for number, row in iter_json_objects(path, problems, array=False):  # JSONL only
-        step = row.get("step", 0) if isinstance(row, dict) else None
-        if not isinstance(row, dict) or not isinstance(row.get("id"), (str, int)) or isinstance(row["id"], bool):
-            problem = line_problem(path, number, "not a diagnostics row (expected a JSON object with an \"id\")",
-                                   BAD_RECORD)
-        elif not isinstance(step, (int, float)) or isinstance(step, bool):
-            problem = line_problem(path, number, f"not a diagnostics row (\"step\" is {step!r}, not a number)",
-                                   BAD_RECORD)
-        else:
+        bad = diagnostics_row_problem(row)
+        if bad is None:
             by_id.setdefault(str(row["id"]), []).append(row)
             continue
+        problem = DataError(str(path), number, None if bad[0] == "-" else bad[0], bad[1])
+        problem.reason = BAD_RECORD
         if problems is None:
             raise problem
         problems.append(problem)
     for rows in by_id.values():
-        rows.sort(key=lambda r: r.get("step", 0))
+        rows.sort(key=lambda r: r["step"])
     return by_id
 
 
@@ -180,8 +217,7 @@ def never_learned(rows: list[dict[str, Any]]) -> bool:
 
 
 def _margin_svg(rows: list[dict[str, Any]]) -> str:
-    points = [(r.get("step", 0), r["margin"]) for r in rows if isinstance(r.get("margin"), (int, float))
-              and math.isfinite(r["margin"])]
+    points = [(r["step"], float(r["margin"])) for r in rows if _number(r.get("margin"))]
     if not points:
         return ""
     w, h, pad = 420, 140, 24

@@ -99,30 +99,39 @@ def diagnose(trainer, step: int) -> list[dict[str, Any]]:
     return rows
 
 
-class DiagnosticsCallback(TrainerCallback):
-    """Runs :func:`diagnose` at the start, every ``every`` optimizer steps (None: never in between) and at the end,
-    appending the rows to ``<output_dir>/diagnostics.jsonl`` (rank 0)."""
+class DiagnosticsFile:
+    """``diagnostics.jsonl``, appended through the one JSONL appender
+    (:class:`savi_plugin.data.writer.JsonlAppender`) keyed by pair and step: opened once (at the first rows), it
+    cuts a torn last line a killed run left, and a resumed run does not write again the rows of a step the
+    interrupted run already wrote."""
 
-    def __init__(self, trainer, every: int | None = None):
-        self.trainer, self.every = trainer, every
-        self.path = Path(trainer.args.output_dir) / DIAGNOSTICS_FILE
-        self._done: set[int] = set()
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
         self._writer = None
 
-    def _append(self, rows: list[dict[str, Any]]) -> int:
-        """Append ``rows`` through the one JSONL appender (:class:`savi_plugin.data.writer.JsonlAppender`), keyed
-        by pair and step: opened once, it cuts a torn last line a killed run left, and a resumed run does not write
-        again the rows of a step the interrupted run already wrote. Returns the rows written."""
+    def append(self, rows: list[dict[str, Any]]) -> int:
+        """Append ``rows``; return how many were new."""
         from savi_plugin.data.writer import JsonlAppender
 
         if self._writer is None:
             self._writer = JsonlAppender(self.path, key=("id", "step"))
         return sum(self._writer.write_object(row) for row in rows)
 
-    def _close(self) -> None:
+    def close(self) -> None:
         if self._writer is not None:
             self._writer.close()
             self._writer = None
+
+
+class DiagnosticsCallback(TrainerCallback):
+    """Runs :func:`diagnose` at the start, every ``every`` optimizer steps (None: never in between) and at the end,
+    appending the rows to ``<output_dir>/diagnostics.jsonl`` (rank 0, :class:`DiagnosticsFile`)."""
+
+    def __init__(self, trainer, every: int | None = None):
+        self.trainer, self.every = trainer, every
+        self.file = DiagnosticsFile(Path(trainer.args.output_dir) / DIAGNOSTICS_FILE)
+        self.path = self.file.path
+        self._done: set[int] = set()
 
     def _run(self, step: int) -> None:
         if step in self._done:
@@ -130,7 +139,7 @@ class DiagnosticsCallback(TrainerCallback):
         self._done.add(step)
         rows = diagnose(self.trainer, step)
         if self.trainer.is_world_process_zero():
-            written = self._append(rows)
+            written = self.file.append(rows)
             log.info("diagnostics for %d pairs at step %d -> %s%s", len(rows), step, self.path,
                      f" ({len(rows) - written} already there)" if written < len(rows) else "")
 
@@ -145,4 +154,4 @@ class DiagnosticsCallback(TrainerCallback):
         try:
             self._run(state.global_step)
         finally:
-            self._close()
+            self.file.close()
