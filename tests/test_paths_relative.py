@@ -312,9 +312,8 @@ def test_demo_with_a_relative_run_folder_that_moves_whole(tmp_path, monkeypatch,
     Path("runs").rmdir()
     nothing_names_the_old_place(tmp_path / "elsewhere/d", tmp_path / "runs/d", ".savi-output.json",
                                 "savi_train_config.json", "savi_checkpoint.json", "train_report.json",
-                                "savi_adapter.json", "results.json",
-                                # not yet by the rule: the generation run's configuration (its model, inputs)
-                                skip=("rrpo_pairs.jsonl.report.json", "rrpo_pairs.jsonl.savi-output.json"))
+                                "savi_adapter.json", "results.json", "rrpo_pairs.jsonl.report.json",
+                                "rrpo_pairs.jsonl.savi-output.json")
     from savi_plugin.training.run import last_complete_checkpoint
 
     # its checkpoints are still this run's, judged by the configuration its moved mark stores
