@@ -307,6 +307,13 @@ def test_demo_with_a_relative_run_folder_that_moves_whole(tmp_path, monkeypatch,
     assert (mark["model"], mark["data"]) == (config["model"], config["data"]) == (
         "../models/warm", "../data/rrpo_pairs.jsonl")
     assert (checkpoint["model"], checkpoint["data"]) == ("../../models/warm", "../../data/rrpo_pairs.jsonl")
+    # so does the generation run's, in its mark, its progress file's first line and its report; each pair names its model
+    gen_files = [Path("runs/d/data/rrpo_pairs.jsonl" + suffix) for suffix in (".savi-output.json", ".report.json")]
+    stored = [json.loads(f.read_text())["config"] for f in gen_files]
+    stored.append(json.loads(Path("runs/d/data/rrpo_pairs.jsonl.progress.jsonl").read_text().splitlines()[0])["config"])
+    assert {(c["model"], c["inputs"], c["adapter"], c["data_root"]) for c in stored} == {
+        ("../models/warm", "../videos/align/samples.jsonl", None, None)}
+    assert {rec["meta"]["model"] for rec in pairs} == {"../models/warm"}
 
     shutil.move("runs/d", "elsewhere/d")  # the run folder moved whole, the old place gone
     Path("runs").rmdir()
