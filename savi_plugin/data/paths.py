@@ -16,6 +16,12 @@ models and data outside the run folder) is stored absolute, so it is found where
 root (below) is the one exception a user asks for: then a record's relative path starts from the data root
 instead, and one that leaves it (``..``) is refused like any other.
 
+A job's configuration names its inputs by path too; :func:`configuration_for_file` stores the paths at given keys
+of it by this rule for one file, :func:`configuration_from_file` reads them back absolute, and
+:func:`held_configuration` is how the job holds them (absolute) -- one conversion for a training run's records
+(:mod:`savi_plugin.training.stored_config`) and a generation run's mark, progress file and report
+(:mod:`savi_plugin.generators.runner`). Whether two runs are one is decided by content, not by these spellings.
+
 Preference files, generation manifests and benchmark annotations name their videos by path. Such files
 are often downloaded or produced by someone else, so a record must not be able to make a job read an
 arbitrary file of the machine (``"../../home/me/.ssh/id_rsa"``, ``"/etc/shadow"``, or a symlink in an
