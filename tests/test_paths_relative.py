@@ -261,7 +261,8 @@ def test_align_relative_out_then_resumed_from_another_folder(tiny_llava_onevisio
     shutil.move(str(first / "runs/a"), str(moved))
     shutil.rmtree(first)
     nothing_names_the_old_place(moved, first / "runs/a", "manifest.json", "savi_train_config.json",
-                                ".savi-output.json", "train_report.json")
+                                ".savi-output.json", "train_report.json", "pairs.jsonl.report.json",
+                                "pairs.jsonl.savi-output.json")
     manifest_path = moved / "manifest.json"
     manifest = json.loads(manifest_path.read_text())
     for key in ("adapter", "train", "next_model"):
