@@ -39,11 +39,22 @@ VARIABLES = {v.name: v for v in (
              "largest decoded clip (all its sampled frames as RGB), in bytes"),
     Variable("SAVI_MAX_BATCH_DECODED_BYTES", 8 * GiB, "bytes", 1, 2**42,
              "largest decoded batch of clips (a generation or training batch), in bytes"),
+    Variable("SAVI_MAX_DOCUMENT_BYTES", 256 * 2**20, "bytes", 1, 2**40,
+             "largest JSON document read whole (a run report, a trainer_state.json), in bytes"),
     Variable("SAVI_LMMS_EVAL_AUTOLOAD", True, "switch", help="register savi_video and the savi tasks in lmms-eval"),
 )}
 
 _SIZE = re.compile(r"\s*(\d+)\s*([KMGT]?)(i?B)?\s*", re.IGNORECASE)
 _SWITCH = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
+
+
+def format_bytes(n: int) -> str:
+    """A byte count in the largest binary unit that keeps it at 1 or more (``12.00 KiB``, ``2.15 GiB``), so a small
+    budget never reads ``0.00 GiB``."""
+    for unit, scale in (("TiB", 1024**4), ("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):
+        if n >= scale:
+            return f"{n / scale:.2f} {unit}"
+    return f"{n} bytes"
 
 
 def env_value(name: str) -> Any:

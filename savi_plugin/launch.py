@@ -89,19 +89,26 @@ def current(env: Mapping[str, str] | None = None) -> Process:
     return process
 
 
+def stray_process_variables(env: Mapping[str, str] | None = None) -> list[str]:
+    """The :data:`PROCESS_VARIABLES` set in ``env`` (default: ``os.environ``) although no launcher started this
+    process (:func:`launcher_name`; accelerate's one-process launcher sets none of them), in that order."""
+    env = os.environ if env is None else env
+    if launcher_name(env) not in (None, "accelerate"):
+        return []
+    return [k for k in PROCESS_VARIABLES if k in env]
+
+
 def clean_stray_launcher_env(env: dict | None = None) -> list[str]:
-    """Drop ``RANK``/``WORLD_SIZE``/``LOCAL_RANK``/``LOCAL_WORLD_SIZE`` when no launcher started this process, and
-    ``ACCELERATE_*`` when ``accelerate launch`` did not (:data:`ACCELERATE_LAUNCH_VARIABLES`).
+    """Drop ``RANK``/``WORLD_SIZE``/``LOCAL_RANK``/``LOCAL_WORLD_SIZE`` when no launcher started this process
+    (:func:`stray_process_variables`), and ``ACCELERATE_*`` when ``accelerate launch`` did not
+    (:data:`ACCELERATE_LAUNCH_VARIABLES`).
 
     Returns the names dropped (a warning names them once). Torch and transformers read these variables
     themselves, so leaving them would make a plain run wait for a rendezvous or believe it is rank 1.
     """
     env = os.environ if env is None else env
-    name = launcher_name(env)
-    if name not in (None, "accelerate"):  # accelerate's one-process launcher sets none of them
-        return []
-    stray = [k for k in PROCESS_VARIABLES if k in env]
-    if name is None:  # accelerate's settings without its launcher
+    stray = stray_process_variables(env)
+    if launcher_name(env) is None:  # accelerate's settings without its launcher
         stray += sorted(k for k in env if k.startswith("ACCELERATE_"))
     if stray:
         values = ", ".join(f"{k}={env[k]}" for k in stray)
@@ -110,6 +117,22 @@ def clean_stray_launcher_env(env: dict | None = None) -> list[str]:
         for k in stray:
             del env[k]
     return stray
+
+
+#: what a launcher (or :func:`single_process_env`) sets beside :data:`PROCESS_VARIABLES` for the rendezvous
+RENDEZVOUS_VARIABLES = ("MASTER_ADDR", "MASTER_PORT", "LOCAL_SIZE", "GROUP_RANK", "GROUP_WORLD_SIZE", "ROLE_RANK",
+                        "ROLE_WORLD_SIZE", "ROLE_NAME", "CROSS_RANK", "CROSS_SIZE")
+
+
+def child_env(env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """A copy of ``env`` (default: ``os.environ``) for a child process that is a job of its own (the lmms-eval run
+    of ``savi align``'s eval step, made by rank 0 alone): without this process's :data:`PROCESS_VARIABLES`,
+    :data:`RENDEZVOUS_VARIABLES` and ``TORCHELASTIC_*``. Passed on, they would make the child join this job's
+    rendezvous: accelerate, built by lmms-eval before any model, binds ``MASTER_PORT`` as rank 0, which this
+    process (a DeepSpeed recipe run as rank 0 of 1, :func:`single_process_env`) already holds."""
+    env = os.environ if env is None else env
+    drop = set(PROCESS_VARIABLES) | set(RENDEZVOUS_VARIABLES)
+    return {k: v for k, v in env.items() if k not in drop and not k.startswith("TORCHELASTIC_")}
 
 
 def free_port() -> int:

@@ -74,3 +74,17 @@ def test_accelerate_single_process_is_named():
     assert message is not None and "--multi_gpu" in message and "one process" in message
     assert accelerate_single_process_warning({**env, "WORLD_SIZE": "2"}, cuda_devices=0) is None
     assert accelerate_single_process_warning({}, cuda_devices=0) is None
+
+
+def test_a_child_job_gets_no_launcher_variables_of_its_parent():
+    """``savi align``'s eval step starts lmms-eval as a job of its own: neither a DeepSpeed recipe's one-process
+    rendezvous (single_process_env) nor torchrun's variables reach it, so it is no launcher's process and binds no
+    port its parent holds."""
+    from savi_plugin.launch import RENDEZVOUS_VARIABLES, child_env, launcher_name, single_process_env
+
+    for parent in ({"PATH": "/bin"}, {**TORCHRUN, "TORCHELASTIC_RUN_ID": "x", "PATH": "/bin"}, {**DEEPSPEED, "PATH": "/bin"}):
+        env = dict(parent)
+        single_process_env(env)
+        child = child_env(env)
+        assert child == {"PATH": "/bin"} and launcher_name(child) is None
+        assert not set(RENDEZVOUS_VARIABLES) & set(child)

@@ -106,17 +106,21 @@ def run_lmms_eval(args) -> int:
     exits 0 on every error: every requested task must have results, else one ``error:`` line and exit 1. An
     ``--output_path`` that is, lies inside or holds what the evaluation reads (``pretrained=``, ``adapter=``, the
     data root) is refused before lmms-eval starts; one lmms-eval would re-parse (a ``,`` or ``=`` in it) is passed
-    as a link without them; without ``--output_path`` the results go to a temporary folder, read, then removed."""
+    as a link without them, and so are ``savi_video``'s path values lmms-eval would misread (``pretrained=1e5``,
+    :func:`~savi_plugin.eval.command.safe_model_args`); without ``--output_path`` the results go to a temporary
+    folder, read, then removed."""
     import tempfile
 
     from savi_plugin.data.outputs import check_distinct
     from savi_plugin.eval.command import (
         check_devices,
         check_full_flags,
+        check_model_args,
         flag_value,
         lmms_eval_command,
         read_paths,
         run_judged,
+        safe_model_args,
         safe_paths,
         with_flag,
     )
@@ -140,12 +144,18 @@ def run_lmms_eval(args) -> int:
     # a misspelt task: one line now, not after lmms-eval loaded the model; the user's own task folders count
     check_task_names(requested, "--tasks", include=include_folders(flag_value(lmms_args, "--include_path"), env))
     check_devices(lmms_args)  # meta, xla, a GPU that is not here: one line now, not per document
+    check_model_args(flag_value(lmms_args, "--model"), flag_value(lmms_args, "--model_args"))  # a path lmms-eval
+    # cannot be given (pretrained=/a,b; a typed name that is no folder): one line now, not after it loaded
     env = eval_data_env(requested, env)  # data that cannot be had: one line, before lmms-eval loads the model
     output = flag_value(lmms_args, "--output_path")
     if output:  # the output layer's rule: an output is never an input, nor inside one (OutputIsInputError, exit 2)
         check_distinct(output, read_paths(flag_value(lmms_args, "--model_args"), env.get("SAVI_DATA_ROOT")),
                        output_name="--output_path", folder=True)
-    with tempfile.TemporaryDirectory(prefix="savi-eval-results-") as scratch:
+    model_args = flag_value(lmms_args, "--model_args")
+    with safe_model_args(flag_value(lmms_args, "--model"), model_args) as safe_args, \
+            tempfile.TemporaryDirectory(prefix="savi-eval-results-") as scratch:
+        if model_args is not None:  # pretrained=1e5: a link lmms-eval does not read as the float 100000.0
+            lmms_args = with_flag(lmms_args, "--model_args", safe_args)
         output = output or scratch
         os.makedirs(output, exist_ok=True)
         with safe_paths(output) as (safe_output,):

@@ -6,7 +6,12 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
+
+#: the variable that caps a document read whole (:func:`read_document`; a size in bytes like the other
+#: ``SAVI_MAX_*`` caps of :mod:`savi_plugin.environment`, default 256 MiB)
+DOCUMENT_BYTES_ENV = "SAVI_MAX_DOCUMENT_BYTES"
 
 
 def file_problem(path: str | Path, what: str = "file") -> str | None:
@@ -33,3 +38,32 @@ def file_problem(path: str | Path, what: str = "file") -> str | None:
              (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"))
     kind = next((name for test, name in kinds if test(mode)), "not a regular file")
     return f"is {kind}, not a {what}"
+
+
+def read_document(path: str | Path, error: Callable[..., Exception] | None = None) -> bytes:
+    """The bytes of ``path``, a document to be parsed whole, at most ``$SAVI_MAX_DOCUMENT_BYTES``: a larger file is
+    refused from its size before it is read (a 3 GiB ``trainer_state.json`` was read into memory), and a stream
+    that grows past the cap while read is refused too.
+
+    Raises:
+        ``error(message)`` (default: a ``ConfigError`` at ``path``) naming the size, the cap and its variable;
+        an unreadable path raises the ``OSError`` of ``open``.
+    """
+    from savi_plugin.environment import env_value, format_bytes
+    from savi_plugin.errors import ConfigError
+
+    error = error or (lambda message, line=None: ConfigError("", message, str(path)))
+    cap = env_value(DOCUMENT_BYTES_ENV)
+
+    def too_large(size: str) -> Exception:
+        return error(f"{size}, above the {format_bytes(cap)} cap on a document read whole (${DOCUMENT_BYTES_ENV}; "
+                     f"raise it if the file is meant to be this large)")
+
+    with open(path, "rb") as fh:
+        size = os.fstat(fh.fileno()).st_size
+        if size > cap:
+            raise too_large(format_bytes(size))
+        data = fh.read(cap + 1)
+    if len(data) > cap:
+        raise too_large(f"more than {format_bytes(cap)}")
+    return data

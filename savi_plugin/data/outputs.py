@@ -38,6 +38,12 @@ What holds for every output, by construction (README "Guarantees"):
   before the first result (the job added only its mark and empty files) -- leaves the ``with claim(...)`` block of
   an output that was new, what the job created there (mark, sidecars, files, the folder) is removed, so the
   corrected command is not refused as "another configuration".
+* **An output removed or replaced under a running job stops it** (:meth:`Output.check_intact`): from its mark
+  on, a job's output is known by its identity (a folder's device and inode, a file's folder and mark); the next
+  write through this module into it (:func:`atomic_path`, :func:`move_into`, an appender's next line,
+  :func:`check_live_outputs` at a training step) and the end of the ``with claim(...)`` block find it removed,
+  replaced or without our mark, and the job stops with one line naming the output (:class:`OutputRemovedError`),
+  writing nothing more there -- never a finished job in a recreated folder no mark claims.
 * **A full disk names the destination** (:func:`disk_error`): ``ENOSPC``, ``EDQUOT`` and ``EFBIG`` become one
   ``OSError`` naming the file the user asked for, never a temporary name, and no temporary file is left.
 
@@ -84,6 +90,10 @@ class OutputLockedError(RunError):
 class OutputIsInputError(ConfigurationError):
     """An output would overwrite or write into one of the job's inputs: a configuration error (exit status 2),
     found before the job starts."""
+
+
+class OutputRemovedError(RunError):
+    """An output this job holds was removed or replaced while the job ran (:meth:`Output.check_intact`)."""
 
 
 class ForeignOutputError(ValueError):
@@ -221,6 +231,7 @@ def atomic_path(path: str | Path, suffix: str = "") -> Iterator[Path]:
     tmp = _temp_name(path, suffix)
     try:
         yield tmp
+        check_live_outputs(path)
         os.replace(tmp, path)
     except BaseException as exc:
         with contextlib.suppress(OSError):
@@ -277,6 +288,7 @@ def copy_file(src: str | Path, dst: str | Path) -> Path:
 
 def move_into(src: str | Path, dst: str | Path) -> Path:
     """Move a file this job wrote (a temporary) to ``dst`` by one rename (same file system)."""
+    check_live_outputs(dst)
     try:
         os.replace(src, dst)
     except OSError as exc:
@@ -533,9 +545,9 @@ def _watch_locks() -> None:
 
 
 def _forget_locks_in_child() -> None:
-    """A forked child (a data loader worker) holds none of its parent's locks and runs no watcher."""
-    global _held, _held_guard, _watcher
-    _held, _held_guard, _watcher = [], threading.Lock(), None
+    """A forked child (a data loader worker) holds none of its parent's locks or outputs and runs no watcher."""
+    global _held, _held_guard, _watcher, _live
+    _held, _held_guard, _watcher, _live = [], threading.Lock(), None, []
 
 
 os.register_at_fork(after_in_child=_forget_locks_in_child)
@@ -619,6 +631,7 @@ class OutputLock:
         self.real = Path(os.path.realpath(self.output))
         self.path = lock_path(self.real, folder)  # one lock file for every spelling
         self._fd = -1
+        self._where: tuple[int, int] | None = None  #: the lock file's folder when it was taken
         self._excl: Path | None = None
         self._shadow: Path | None = None
         self._shadow_fd = -1
@@ -739,6 +752,7 @@ class OutputLock:
                 os.close(fd)
                 raise (disk_error(exc, self.output) or exc) from None
             self._fd = fd
+            self._where = _identity(self.path.parent)
             return
         raise OutputLockedError(f"{self.output}: could not take the lock {self.path} (it keeps being replaced)")
 
@@ -779,7 +793,11 @@ class OutputLock:
         the shadow one, e.g. removed by a cleaner of the temporary folder), with one warning each; a path that
         names something else now is left alone (the other lock still refuses a second job)."""
         with self._guard:
-            if self._fd >= 0 and not _names(self.path, self._fd):
+            if self._fd >= 0 and not _names(self.path, self._fd) and _identity(self.path.parent) != self._where:
+                self._warn_once("visible", "%s: the folder of its lock file %s was removed or replaced while this "
+                                "job runs; the lock is not put back there (the job stops at its next write)",
+                                self.output, self.path)
+            elif self._fd >= 0 and not _names(self.path, self._fd):
                 fd = self._put_back(self.path, self._info, 0o644)
                 if fd >= 0:
                     os.close(self._fd)
@@ -1132,6 +1150,34 @@ def _our_mark_temp(name: str) -> bool:
     return name.startswith(f".{MARK_NAME}.") and name.endswith(".tmp")
 
 
+#: the outputs this process has marked and still holds (:meth:`Output.write_mark`, :func:`check_live_outputs`)
+_live: list["Output"] = []
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    """``(st_dev, st_ino)`` of ``path`` (links followed), None when nothing is there."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+def check_live_outputs(path: str | Path | None = None) -> None:
+    """Check every output this process holds (or only those that ``path`` is, lies inside or is a sidecar of)
+    with :meth:`Output.check_intact`, before a write.
+
+    Raises:
+        OutputRemovedError: naming the output that was removed or replaced while the job ran.
+    """
+    if not _live:
+        return
+    target = os.path.abspath(path) if path is not None else None
+    for output in list(_live):
+        if target is None or output.covers(target):
+            output.check_intact()
+
+
 class Output:
     """A claimed output: locked for the job, checked against the inputs, and marked as ours (see :func:`claim`)."""
 
@@ -1139,6 +1185,8 @@ class Output:
                  previous: dict | None):
         self.path, self.folder, self.command, self.config = path, folder, command, dict(config)
         self.lock = lock
+        #: the output's identity once marked (:meth:`check_intact`): a folder's, or a file output's folder's
+        self._identity: tuple[int, int] | None = None
         self.previous = previous  #: the mark found on the output (None: the output was new)
         #: what existed before the job (None: the output was not new); a configuration error removes the rest
         self._before: set[str] | None = None
@@ -1146,6 +1194,7 @@ class Output:
         self.replaced_whole = False
         #: names (relative to the output's parent) that record the configuration, not a result (:func:`claim`)
         self.records: set[str] = set()
+        self.what = "output"  #: how messages name it (:func:`claim`'s ``what``)
 
     @property
     def mark(self) -> Path:
@@ -1171,8 +1220,47 @@ class Output:
             if named is None:
                 raise
             raise named from exc
+        if into is None and self._identity is None and (_is_main_rank() or self.lock.every_rank):
+            self._identity = _identity(self.path if self.folder else _parent(self.path))
+            with _held_guard:
+                _live.append(self)
+
+    def covers(self, target: str) -> bool:
+        """Whether absolute path ``target`` is this output, inside this folder output, or one of its sidecars."""
+        own = os.path.abspath(self.path)
+        return target == own or target.startswith(own + ("/" if self.folder else "."))
+
+    def removed(self) -> str | None:
+        """How the marked output was removed or replaced since :meth:`write_mark` (None: it was not): its folder
+        gone or another one at its path (device and inode differ), or our mark gone from it."""
+        if self._identity is None:
+            return None
+        where = self.path if self.folder else _parent(self.path)
+        now = _identity(where)
+        if now is None:
+            return f"{'it' if self.folder else 'its folder ' + str(where)} was removed"
+        if now != self._identity:
+            return f"{'it' if self.folder else 'its folder ' + str(where)} was replaced by another folder"
+        if read_mark(self.path, self.folder) is None:
+            return f"its mark {self.mark} was removed"
+        return None
+
+    def check_intact(self) -> None:
+        """Stop the job when its output was removed or replaced while it ran (:meth:`removed`): what it would
+        write next would land in a folder no mark claims, and its result would be lost or foreign.
+
+        Raises:
+            OutputRemovedError: one line naming the output.
+        """
+        why = self.removed()
+        if why is not None:
+            raise OutputRemovedError(f"{self.path}: {self.what} was removed or replaced during the run ({why}); "
+                                     f"{self.command} stopped and wrote nothing more there: run it again to start "
+                                     f"over")
 
     def release(self) -> None:
+        with _held_guard, contextlib.suppress(ValueError):
+            _live.remove(self)
         self.lock.release()
 
     def record_content(self) -> None:
@@ -1234,6 +1322,15 @@ class Output:
     def __exit__(self, exc_type, exc, tb) -> None:
         from savi_plugin.errors import ConfigurationError
 
+        why = None if exc_type is OutputRemovedError else self.removed()
+        if why is not None or exc_type is OutputRemovedError:  # what stands there now is not this job's:
+            self.release()  # nothing is undone, recorded or marked there
+            if why is not None:
+                try:
+                    self.check_intact()
+                except OutputRemovedError as removed:
+                    raise removed from exc
+            return
         undo = exc_type is not None and (issubclass(exc_type, ConfigurationError) or self._holds_no_result())
         try:
             if undo:
@@ -1337,7 +1434,7 @@ def claim(output: str | Path, *, command: str, config: Mapping[str, Any] | None 
         # marks it). Another rank checking too would race with rank 0's own writes, and on a node-local disk it
         # would judge a folder rank 0 never sees; node-local folders are refused by the collective checks that
         # need them (training.distributed.shared_resume_point).
-        return Output(path, folder, command, config, held, read_mark(path, folder))
+        return Output(path, folder, command, config, held, read_mark(path, folder))  # unchecked: rank 0 decides
     before = _existing_names(path, folder)  # before the lock file exists (it may create the folder)
     foreign = foreign_mark_error(path, folder, output_name)  # a user's file or folder at our mark's name
     if foreign is not None:
@@ -1398,6 +1495,7 @@ def claim(output: str | Path, *, command: str, config: Mapping[str, Any] | None 
         held.release()
         raise
     claimed = Output(path, folder, command, config, held, previous)
+    claimed.what = what or output_name
     claimed._before = before if previous is None else None
     claimed.replaced_whole = folder and replace_ours
     claimed.records = {f"{path.name}/{name}" if folder else name for name in records}

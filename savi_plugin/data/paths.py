@@ -1,7 +1,10 @@
 """Paths stored in files, and a record's video path resolved against a data root that it may not escape.
 
 **The one rule for a path stored in a file** (preference pairs, generation manifests, align manifests, run
-reports): it is relative to the folder of the file that holds it, or absolute. :func:`path_for_file` writes
+reports): it is relative to the folder of the file that holds it, or absolute. The file that holds it is the
+file itself, not a symlink naming it (:func:`file_folder`): ``proj/pairs.jsonl -> /data/ds/pairs.jsonl`` reads
+``videos/a.mp4`` as ``/data/ds/videos/a.mp4``, the video its writer stored beside it -- as a recipe reached
+through a link reads its paths from the recipe's own folder. :func:`path_for_file` writes
 a path that way and :func:`path_from_file` reads it back; a path given on the command line is relative to
 the working folder, so a path is made absolute before it is stored. Reading the same file from another
 working folder therefore names the same files. It is stored relative when
@@ -153,14 +156,26 @@ def path_for_file(path: str | Path, holder: str | Path) -> str:
     return str(absolute)
 
 
+def file_folder(holder: str | Path) -> Path:
+    """The folder the relative paths stored in file ``holder`` start from: the folder of the file itself.
+
+    A symlink is followed to the file it names (a pair file linked into a project names the videos its writer
+    stored beside the real file, which is where every savi writer puts them); a file that is not a link keeps
+    the folder as named (relative to the working folder exactly when ``holder`` is).
+    """
+    holder = Path(holder).expanduser()
+    return Path(os.path.realpath(holder)).parent if holder.is_symlink() else holder.parent
+
+
 def path_from_file(stored: str | Path, holder: str | Path) -> Path:
     """The path a file ``holder`` names with ``stored`` (the inverse of :func:`path_for_file`).
 
-    A relative ``stored`` is joined to ``holder``'s folder; an absolute one (or one starting with ``~``)
-    is kept. The result is relative to the working folder exactly when ``holder`` is.
+    A relative ``stored`` is joined to ``holder``'s folder (:func:`file_folder`: a symlink is followed to its
+    file); an absolute one (or one starting with ``~``) is kept. The result is relative to the working folder
+    exactly when ``holder`` is (and is not a link).
     """
     path = Path(stored).expanduser()
-    return path if path.is_absolute() else Path(holder).expanduser().parent / path
+    return path if path.is_absolute() else file_folder(holder) / path
 
 
 def name_for_file(name: str | Path, holder: str | Path) -> str:

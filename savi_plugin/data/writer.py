@@ -4,7 +4,10 @@ Guarantees, relied on by every long job:
 - one ``write`` system call per record, of one complete line, on a file opened with ``O_APPEND``;
 - on open, a trailing partial line (a crash mid-write) is cut off and logged, never kept;
 - ids already in the file are known (``id in writer``), so a re-run skips finished work;
-- ``fsync=True`` makes each line durable before ``write`` returns.
+- ``fsync=True`` makes each line durable before ``write`` returns;
+- a file removed or replaced while it is appended to stops the job before its next line
+  (:class:`~savi_plugin.data.outputs.OutputRemovedError`): the line would go to a file no one can read, or to a
+  new file without the earlier lines its progress counts as done.
 """
 
 from __future__ import annotations
@@ -97,6 +100,7 @@ class JsonlAppender:
         except UnicodeEncodeError as exc:
             raise ValueError(f"{self.path}: record {item_id!r} holds text that is not valid Unicode ({exc.reason}: "
                              f"{exc.object[exc.start:exc.end]!r}); nothing was written") from None
+        self._check_same_file()
         start = os.lseek(self._fd, 0, os.SEEK_END)
         try:
             written = os.write(self._fd, data)
@@ -112,6 +116,21 @@ class JsonlAppender:
             os.fsync(self._fd)
         self.ids.add(item_id)
         return True
+
+    def _check_same_file(self) -> None:
+        """Stop when :attr:`path` no longer names the file this appender opened (removed, or replaced)."""
+        from savi_plugin.data.outputs import OutputRemovedError, check_live_outputs
+
+        opened = os.fstat(self._fd)
+        try:
+            now = os.stat(self.path)
+        except FileNotFoundError:
+            now = None
+        if now is None or (now.st_dev, now.st_ino) != (opened.st_dev, opened.st_ino):
+            raise OutputRemovedError(f"{self.path}: was {'removed' if now is None else 'replaced'} during the run, "
+                                     f"while this job was appending to it; the job stopped and wrote nothing more "
+                                     f"there: run it again to start over")
+        check_live_outputs(self.path)
 
     def close(self) -> None:
         if self._fd >= 0:

@@ -9,7 +9,9 @@ inject a keyword), and types every value (a model folder ``1e5`` arrives as the 
 as given (:func:`safe_paths`), and by construction no caller can skip that: the builders of the command
 line (:func:`savi_video_args` for every path value, :func:`lmms_eval_command` for ``--output_path``) refuse such a
 path, and :func:`savi_video_command` -- the evaluation of a model (+ adapter) that the suite and the recipes' eval
-step run -- links its paths before building the command.
+step run -- links its paths before building the command. A user's own ``--model_args`` (``savi eval run``) goes
+through the same links (:func:`safe_model_args`), after lmms-eval's own split (:func:`split_model_args`), which
+refuses a value that split cannot carry.
 """
 
 from __future__ import annotations
@@ -56,6 +58,55 @@ def retyped(text: str) -> object | None:
         return float(text)
     except ValueError:
         return None
+
+
+def split_args_string(text: str) -> list[str]:
+    """The ``k=v`` items of a ``k=v,k=v`` string as lmms-eval 0.7.3 splits it (``lmms_eval/utils.py``
+    ``_smart_comma_split``, called by ``simple_parse_args_string``): at each ``,`` outside quotes (a quote
+    preceded by a backslash does not count) and outside ``{}``/``[]``, each item stripped, empty items dropped.
+    The quotes stay in the items. Described here for the reason :func:`retyped` gives; ``tests/eval/test_command.py``
+    checks it against lmms-eval's own function."""
+    text = text.strip()
+    items, current, depth, quote = [], [], 0, None
+    for i, char in enumerate(text):
+        if char in "\"'" and (i == 0 or text[i - 1] != "\\"):
+            if quote is None:
+                quote = char
+            elif char == quote:
+                quote = None
+        elif quote is None:
+            if char in "{[":
+                depth += 1
+            elif char in "}]":
+                depth -= 1
+            elif char == "," and depth == 0:
+                if "".join(current).strip():
+                    items.append("".join(current).strip())
+                current = []
+                continue
+        current.append(char)
+    if "".join(current).strip():
+        items.append("".join(current).strip())
+    return items
+
+
+def split_model_args(text: str, flag: str = "--model_args") -> list[tuple[str, str]]:
+    """``(key, value)`` of each item of a ``k=v,k=v`` string, split as lmms-eval splits it
+    (:func:`split_args_string`, then each item at its first ``=``), values as text (lmms-eval then types them:
+    :func:`retyped`).
+
+    Raises:
+        ConfigError: an item without ``=`` -- lmms-eval would stop on it (``ValueError: not enough values to
+            unpack``); it is a value cut at a ``,``, which lmms-eval's split cannot carry in a value.
+    """
+    pairs = []
+    for item in split_args_string(text):
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ConfigError("", f"{flag} {text!r}: {item!r} is no key=value: lmms-eval splits {flag} at every "
+                                  f"',', so a value (a path) cannot hold one; link the path under a name without ','")
+        pairs.append((key, value))
+    return pairs
 
 
 def misread_reason(path: object) -> str | None:
@@ -193,13 +244,12 @@ READ_PATH_ARGS = ("pretrained", "adapter")
 
 def read_paths(model_args: str | None, data_root: str | None) -> dict[str, str]:
     """What an lmms-eval evaluation reads on this machine, by the name the user gave it: the ``pretrained=`` and
-    ``adapter=`` of ``--model_args`` (split as lmms-eval splits them: ``,`` then the first ``=``) and the data root;
+    ``adapter=`` of ``--model_args`` (split as lmms-eval splits them: :func:`split_model_args`) and the data root;
     only those that exist (a hub id names nothing here)."""
     found = {}
-    for item in (model_args or "").split(","):
-        key, _, value = item.partition("=")
-        if key.strip() in READ_PATH_ARGS and value.strip():
-            found[f"{key.strip()}= of --model_args"] = value.strip()
+    for key, value in split_model_args(model_args or ""):
+        if key in READ_PATH_ARGS and value:
+            found[f"{key}= of --model_args"] = value
     if data_root:
         found["the data root (SAVI_DATA_ROOT)"] = data_root
     return {name: path for name, path in found.items() if os.path.exists(path)}
@@ -220,10 +270,9 @@ def check_devices(lmms_args: list[str]) -> None:
     device = flag_value(lmms_args, "--device")
     if device is not None:
         resolve_device(device, "--device")
-    for item in (flag_value(lmms_args, "--model_args") or "").split(","):
-        key, sep, value = item.partition("=")
-        if sep and key.strip() == "device" and value.strip():
-            resolve_device(value.strip(), "--model_args device")
+    for key, value in split_model_args(flag_value(lmms_args, "--model_args") or ""):
+        if key == "device" and value:
+            resolve_device(value, "--model_args device")
 
 
 def with_flag(args: list[str], flag: str, value: str) -> list[str]:
@@ -256,14 +305,73 @@ def safe_paths(*paths: str | Path | None):
                 if not os.path.exists(path):
                     raise ConfigError("", f"{path}: no such file or folder (and lmms-eval could not be given this "
                                           f"name as it is: {reason})")
-                link = Path(links) / f"path{n}"
-                link.symlink_to(Path(path).resolve(), target_is_directory=Path(path).is_dir())
+                target = Path(path).resolve()
+                # named as the path's last two parts, which lmms-eval names its results folder by
+                # (EvaluationTracker's model_name_sanitized): the same folder as for the path itself
+                link = Path(links) / str(n) / target.parent.name / target.name
+                if misread(link):
+                    link = Path(links) / f"path{n}"
+                link.parent.mkdir(parents=True, exist_ok=True)
+                link.symlink_to(target, target_is_directory=target.is_dir())
                 if misread(link):
                     raise ConfigError("", f"{path}: lmms-eval cannot be given this path ({reason}), nor the "
                                           f"temporary folder {links} ({misread_reason(link)})")
                 path = link
             out.append(path)
         yield out
+
+
+#: characters lmms-eval's ``--model_args`` split reads as structure (:func:`split_args_string`): a path value
+#: holding one is cut or keeps quotes lmms-eval passes on; ``=`` after the key is carried as text
+SPLIT_SYNTAX = PATH_SYNTAX - {"="}
+
+
+def check_model_args(model: str | None, model_args: str | None) -> list[tuple[str, str]]:
+    """The items of a user's ``--model_args`` (:func:`split_model_args`), checked for ``--model savi_video``: its
+    :data:`READ_PATH_ARGS` values must be paths lmms-eval can be given, as written or as a link
+    (:func:`safe_model_args`).
+
+    Raises:
+        ConfigError: a value that lmms-eval's split cannot carry (an item cut at a ``,``; a path value holding one
+            of :data:`SPLIT_SYNTAX`), or a path value lmms-eval would type (``1e5``) that names nothing (exit 2).
+    """
+    pairs = split_model_args(model_args or "")
+    if model != "savi_video":
+        return pairs
+    for key, value in pairs:
+        if key not in READ_PATH_ARGS:
+            continue
+        if SPLIT_SYNTAX & set(value):
+            raise ConfigError("", f"--model_args {key}={value}: lmms-eval's --model_args split cannot carry this "
+                                  f"path (it splits at ',' outside quotes and brackets, and passes quotes on as part "
+                                  f"of the value); link it under a name without {' '.join(sorted(SPLIT_SYNTAX))}")
+        typed = retyped(value) if value else None
+        if typed is not None and not os.path.exists(value):
+            raise ConfigError("", f"--model_args {key}={value}: no such file or folder (and lmms-eval would read "
+                                  f"this value as {typed!r}, not as a path)")
+    return pairs
+
+
+@contextmanager
+def safe_model_args(model: str | None, model_args: str | None):
+    """``--model_args`` of a user's lmms-eval run whose path values lmms-eval reads as given, valid for the ``with``
+    block: for ``--model savi_video``, the :data:`READ_PATH_ARGS` values that lmms-eval would type (:func:`retyped`;
+    the split has stripped each item, and ``=`` after the key is carried as text) go through :func:`safe_paths` --
+    a ``pretrained=1e5`` becomes a temporary link that lmms-eval does not retype -- and the other items stay as
+    written. Other models' arguments, and None, are returned as given.
+
+    Raises:
+        ConfigError: as :func:`check_model_args`.
+    """
+    pairs = check_model_args(model, model_args)
+    if model != "savi_video" or model_args is None:
+        yield model_args
+        return
+    paths = [n for n, (key, value) in enumerate(pairs) if key in READ_PATH_ARGS and value and retyped(value) is not None]
+    with safe_paths(*(pairs[n][1] for n in paths)) as linked:
+        for n, path in zip(paths, linked):
+            pairs[n] = (pairs[n][0], str(path))
+        yield ",".join(f"{key}={value}" for key, value in pairs)
 
 
 @contextmanager

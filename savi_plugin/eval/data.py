@@ -99,9 +99,20 @@ _VIDEO_FIELDS = ("video", "video_idx", "video_name")
 
 
 class EvalDataError(ValueError):
-    """A benchmark file or record is unusable; printed as ``file:record:field: message``."""
+    """A benchmark file or record is unusable; printed as ``file:record:field: message``.
 
-    def __init__(self, file: str | Path, record: int | str | None, field: str | None, message: str):
+    ``record`` is where in the file: an ``int`` is the record's position as the code counts it (0-based, what
+    ``enumerate`` gives) and is printed 1-based, as every data error numbers records and lines (the pair
+    readers' ``file:line``, a JSON list's first record is 1); a ``str`` is a record's key, printed as given.
+    ``line`` is a JSONL file's line number (1-based, printed as given) where no record exists yet.
+    """
+
+    def __init__(self, file: str | Path, record: int | str | None, field: str | None, message: str, *,
+                 line: int | None = None):
+        if isinstance(record, int) and not isinstance(record, bool):
+            record += 1
+        elif record is None and line is not None:
+            record = line
         self.file, self.record, self.field, self.message = str(file), record, field, message
         where = ":".join(str(p) for p in (file, record, field) if p is not None)
         super().__init__(f"{where}: {message}")
@@ -311,7 +322,7 @@ def read_annotation_file(path: Path) -> list[dict[str, Any]]:
                     continue
                 record, problem = parse_line(path, line_no, raw, ended)
                 if problem is not None:
-                    raise EvalDataError(path, line_no, None, problem.message)
+                    raise EvalDataError(path, None, None, problem.message, line=line_no)
                 records.append(record)
             return records
         with open(path, encoding="utf-8") as fh:

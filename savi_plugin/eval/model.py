@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -128,6 +129,35 @@ FAMILY_FRAME_RULES = {"llava_onevision": "lmms_llava_onevision", "llava_video": 
                       "qwen2_vl": "lmms_qwen2_vl", "internvl": "lmms_internvl2"}
 
 
+def _refuse_stray_launcher_env() -> None:
+    """Refuse to evaluate in a process whose ``RANK``/``WORLD_SIZE``/``LOCAL_RANK``/``LOCAL_WORLD_SIZE`` no launcher
+    set (:func:`savi_plugin.launch.stray_process_variables`, the rule the ``savi`` command applies).
+
+    lmms-eval 0.7.3 reads ``RANK`` and ``WORLD_SIZE`` from the environment after the model is built
+    (``evaluator.py`` ``simple_evaluate`` and ``evaluate``: it gives the model its rank and world size and
+    evaluates that rank's share of the documents), so refusing here, in the constructor, stops the run before any
+    document. Its ``cli_evaluate`` has built ``accelerate.Accelerator()`` before this: without ``LOCAL_RANK`` (on a
+    GPU machine) and ``ACCELERATE_USE_CPU`` that stays one process and nothing was joined; with them accelerate
+    tried to join the job, and either failed before this point or its rendezvous succeeded -- an initialised process
+    group means the other processes exist (a launcher savi does not recognise, such as a script under ``srun``),
+    and the run goes on as that job.
+
+    Raises:
+        SettingError: one line naming the variables and how to clear them.
+    """
+    import torch.distributed as dist
+
+    from savi_plugin.launch import stray_process_variables
+
+    stray = stray_process_variables()
+    if not stray or (dist.is_available() and dist.is_initialized()):
+        return
+    values = ", ".join(f"{k}={os.environ[k]}" for k in stray)
+    raise SettingError(f"savi_video: {values} set but no launcher (torchrun, deepspeed, accelerate launch) started "
+                       f"this process, and lmms-eval would evaluate only its rank's share of the documents: unset "
+                       f"them (unset {' '.join(stray)}) or start lmms-eval under a launcher")
+
+
 class SaviVideo(lmms):
     """An lmms-eval "simple" model backed by a savi-plugin :class:`~savi_plugin.models.backends.base.VideoLM`.
 
@@ -190,6 +220,12 @@ class SaviVideo(lmms):
                                f"savi_plugin.eval.model.SaviVideo for the accepted ones")
         if _none(pretrained) is None:  # the one required argument: a SettingError, not Python's TypeError
             raise SettingError("savi_video: model_args needs pretrained=<model path or hub id>")
+        for key, value in (("pretrained", pretrained), ("adapter", adapter)):
+            if value is not None and not isinstance(value, (str, Path)):  # lmms-eval's typing: 1e5 -> 100000.0
+                raise SettingError(f"savi_video: {key}={value!r}: lmms-eval reads this model_args value as a "
+                                   f"{type(value).__name__}, not as a path; name the folder so that it is no number or "
+                                   f"true/false (./NAME or an absolute path), or run `savi eval run`, which links it")
+        _refuse_stray_launcher_env()
         from savi_plugin.environment import check_environment
 
         try:  # a bad SAVI_* variable: stop before the model loads, not per document

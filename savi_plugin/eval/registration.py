@@ -67,30 +67,25 @@ def autoload_enabled() -> bool:
     return os.environ.get(AUTOLOAD_ENV, "1").strip().lower() not in ("0", "false", "no", "off")
 
 
-def stray_launcher_env(env=None) -> list[str]:
-    """``RANK``/``WORLD_SIZE``/``LOCAL_RANK``/``LOCAL_WORLD_SIZE`` set in ``env`` (default: ``os.environ``) although
-    no launcher started the process (:func:`savi_plugin.launch.launcher_name`); empty when none is."""
-    from savi_plugin.launch import PROCESS_VARIABLES, launcher_name
-
-    env = os.environ if env is None else env
-    if launcher_name(env) not in (None, "accelerate"):  # accelerate's one-process launcher sets none of them
-        return []
-    return [name for name in PROCESS_VARIABLES if name in env]
-
-
 def warn_stray_launcher_env() -> None:
-    """One stderr line when launcher variables are left in a shell that starts lmms-eval: lmms-eval 0.7.3
-    (``__main__.py`` ``cli_evaluate``) builds ``accelerate.Accelerator()``, which tries to join the distributed job
-    they describe and fails before ``savi_video`` exists. Runs when ``lmms_eval.tasks`` is imported (at the top
-    of lmms-eval's ``__main__``, before that); never raises."""
+    """One stderr line when launcher variables are left in a shell that starts lmms-eval
+    (:func:`savi_plugin.launch.stray_process_variables`, the rule ``savi`` applies). lmms-eval 0.7.3 reads
+    ``RANK``/``WORLD_SIZE`` as this process's place in a distributed job (``evaluator.py``: it evaluates its share
+    of the documents), and its ``cli_evaluate`` builds ``accelerate.Accelerator()`` before any model: with
+    ``LOCAL_RANK`` on a GPU machine (or ``ACCELERATE_USE_CPU``) that tries to join the job they describe and fails or
+    waits before ``savi_video`` exists, so this line, printed when ``lmms_eval.tasks`` is imported (at the top of
+    lmms-eval's ``__main__``), comes first; ``savi_video`` itself then refuses to run
+    (:meth:`savi_plugin.eval.model.SaviVideo.__init__`). Never raises: other models' runs are lmms-eval's."""
     try:
-        stray = stray_launcher_env()
+        from savi_plugin.launch import stray_process_variables
+
+        stray = stray_process_variables()
     except Exception:  # noqa: BLE001 - a registration hook must never stop lmms-eval
         return
     if stray:
         values = ", ".join(f"{k}={os.environ[k]}" for k in stray)
         print(f"savi-plugin: warning: {values} set but no launcher (torchrun, deepspeed, accelerate launch) started "
-              f"this process; lmms-eval will try to join that distributed job and fail: unset them "
+              f"this process; lmms-eval reads them as this process's place in a distributed job: unset them "
               f"(unset {' '.join(stray)}) or start lmms-eval under a launcher", file=sys.stderr)
 
 

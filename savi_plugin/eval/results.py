@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from savi_plugin.errors import RunError
+from savi_plugin.data.files import read_document
 from savi_plugin.untrusted import load_json
 
 #: Samples scored wrong for a reason other than a wrong answer (metrics of every savi_ task).
@@ -49,7 +50,7 @@ def read_json_object(path: str | Path, what: str = "results file") -> dict:
     or :class:`ResultsFileError` naming the file."""
     path = Path(path)
     try:
-        data = load_json(path.read_bytes(), str(path), _error(path, what))
+        data = load_json(read_document(path, _error(path, what)), str(path), _error(path, what))
     except OSError as exc:
         raise ResultsFileError(f"{path}: cannot be read ({exc.strerror or exc})") from None
     if not isinstance(data, dict):

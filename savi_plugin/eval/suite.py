@@ -27,6 +27,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from savi_plugin.data.files import read_document
 from savi_plugin.data.identity import check_adapter_base, input_identity, model_identity
 from savi_plugin.data.outputs import atomic_path, claim, disk_error, remove_tree, write_json, write_text
 from savi_plugin.data.paths import name_for_file, path_for_file
@@ -328,7 +329,7 @@ def read_table(path: str | Path) -> dict:
         return SuiteError(f"{path}{f':{line}' if line else ''}: {message} (not a table savi eval suite wrote)")
 
     try:
-        table = load_json(path.read_bytes(), str(path), refuse)
+        table = load_json(read_document(path, refuse), str(path), refuse)
     except OSError as exc:
         raise SuiteError(f"{path}: cannot be read ({exc.strerror or exc})") from None
     if not isinstance(table, dict):

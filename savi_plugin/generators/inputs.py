@@ -27,7 +27,7 @@ from savi_plugin.data.choices import (
     duplicate_options_message,
 )
 from savi_plugin.data.files import file_problem
-from savi_plugin.data.paths import resolve_video_path
+from savi_plugin.data.paths import file_folder, resolve_video_path
 from savi_plugin.data.readers import iter_json_objects
 from savi_plugin.data.record import DataError, json_kind
 from savi_plugin.generators.text import normalize_answer
@@ -189,7 +189,7 @@ def load_inputs(source: str | Path, data_root: str | Path | None = None) -> list
             path leaves the data root.
     """
     source = Path(source)
-    base = Path(data_root) if data_root is not None else source.parent
+    base = Path(data_root) if data_root is not None else file_folder(source)
     if source.is_dir():
         items = _items_from_folder(source)
     elif source.is_file():

@@ -22,7 +22,13 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from savi_plugin.data.outputs import OutputLock, atomic_open, claim, mark_path, write_json
-from savi_plugin.data.paths import configuration_for_file, name_for_file, path_for_file, path_from_file
+from savi_plugin.data.paths import (
+    configuration_for_file,
+    file_folder,
+    name_for_file,
+    path_for_file,
+    path_from_file,
+)
 from savi_plugin.data.provenance import CHANGED, report_kind, run_problem, run_report, unvouched_copy, vouch
 from savi_plugin.data.readers import iter_lines, parse_line
 from savi_plugin.data.record import DataError, validate_record
@@ -198,7 +204,7 @@ def merge_shards(paths: Sequence[str | Path], output: str | Path, *, allow_incom
 def _video_for_output(video: str, shard: Path, output: Path) -> str:
     """A shard record's ``video`` as ``output`` stores it (:mod:`savi_plugin.data.paths`' rule): unchanged when
     both files share a folder or the path is absolute, else re-expressed for ``output``'s folder."""
-    if os.path.isabs(video) or os.path.abspath(shard.parent) == os.path.abspath(output.parent):
+    if os.path.isabs(video) or os.path.abspath(file_folder(shard)) == os.path.abspath(output.parent):
         return video
     return path_for_file(path_from_file(video, shard), output)
 
@@ -208,7 +214,7 @@ def _record_for_output(obj: dict[str, Any], shard: Path, output: Path) -> dict[s
     its ``meta`` names (a local path re-expressed for ``output``'s folder, a hub id as given)."""
     moved = {**obj, "video": _video_for_output(obj["video"], shard, output)}
     meta = obj.get("meta")
-    if isinstance(meta, dict) and os.path.abspath(shard.parent) != os.path.abspath(output.parent):
+    if isinstance(meta, dict) and os.path.abspath(file_folder(shard)) != os.path.abspath(output.parent):
         names = {}
         for key in ("model", "adapter"):
             value = meta.get(key)

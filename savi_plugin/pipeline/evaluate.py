@@ -170,14 +170,15 @@ def evaluate_step(recipe, model: str | Path, out_dir: str | Path, adapter: str |
 def _lmms_eval(recipe, model: str | Path, out_dir: Path, run_dir: Path, adapter: str | Path | None = None) -> dict:
     """One lmms-eval run of the recipe's eval into ``out_dir`` (``results.json`` beside lmms-eval's output)."""
     from savi_plugin.eval.fixtures import offline_env, offline_eval_root
+    from savi_plugin.launch import child_env
 
     out_dir.mkdir(parents=True, exist_ok=True)
     data_root = recipe.eval.data_root
-    env = dict(os.environ)
+    env = child_env()  # a one-process lmms-eval, not a member of this job's rendezvous
     offline_root = offline_eval_root(recipe, run_dir)
     if offline_root is not None:
         data_root = offline_root
-        env = offline_env(data_root, run_dir / "hf_home")
+        env = offline_env(data_root, run_dir / "hf_home", base=env)
     elif data_root is not None:
         env["SAVI_DATA_ROOT"] = str(data_root)
     with savi_video_command(model, list(recipe.eval.tasks), out_dir / "lmms_eval", adapter=adapter,

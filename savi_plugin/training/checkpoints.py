@@ -142,6 +142,23 @@ def resume_point(output_dir: str | Path, fingerprint: str | None, *, config: dic
     return newest
 
 
+def outputs_intact_callback():
+    """A ``TrainerCallback`` that checks, after every step and epoch (before the Trainer saves a checkpoint), that
+    the outputs this job holds were not removed or replaced (:func:`~savi_plugin.data.outputs.check_live_outputs`):
+    the Trainer writes its checkpoints by its own route, which would recreate a removed output folder."""
+    from transformers import TrainerCallback
+
+    from savi_plugin.data.outputs import check_live_outputs
+
+    class OutputsIntact(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            check_live_outputs()
+
+        on_epoch_end = on_step_end
+
+    return OutputsIntact()
+
+
 def identity_callback(fingerprint: str, config: dict[str, Any]):
     """A ``TrainerCallback`` that writes the run identity into every checkpoint the Trainer saves (rank 0).
 

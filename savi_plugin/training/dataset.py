@@ -36,7 +36,7 @@ from typing import Any
 from torch.utils.data import Dataset
 
 from savi_plugin.data import DataError, PreferenceRecord, read_records
-from savi_plugin.data.paths import check_data_root, resolve_video_path
+from savi_plugin.data.paths import check_data_root, file_folder, resolve_video_path
 from savi_plugin.data.readers import BAD_RECORD
 from savi_plugin.models.backends.tokens import (
     ControlTextError,
@@ -106,7 +106,7 @@ class PreferenceDataset(Dataset):
             raise ValueError(f"bad_records must be 'raise' or 'skip', got {bad_records!r}")
         self.path = Path(path)
         check_data_root(data_root, "data_root")
-        self.data_root = Path(data_root) if data_root is not None else self.path.parent
+        self.data_root = Path(data_root) if data_root is not None else file_folder(self.path)
         self.confine = data_root is not None
         self.require_tags = require_tags
         self.token_budget = token_budget

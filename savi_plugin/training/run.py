@@ -40,15 +40,35 @@ from typing import Any
 import torch
 
 from savi_plugin.config.sections import LoraSection
-from savi_plugin.data.identity import ADAPTER_FILE, input_identity, model_identity, same_identity, write_adapter_identity
-from savi_plugin.data.outputs import claim, disk_error, mark_path, move_into, remove_tree, write_json
-from savi_plugin.data.paths import name_for_file, path_for_file, path_for_peft
+from savi_plugin.data.identity import (
+    ADAPTER_FILE,
+    input_identity,
+    model_identity,
+    same_identity,
+    write_adapter_identity,
+)
+from savi_plugin.data.outputs import (
+    check_live_outputs,
+    claim,
+    disk_error,
+    mark_path,
+    move_into,
+    remove_tree,
+    write_json,
+)
+from savi_plugin.data.paths import (
+    file_folder,
+    name_for_file,
+    path_for_file,
+    path_for_peft,
+)
 from savi_plugin.errors import RunError
 from savi_plugin.launch import current
 from savi_plugin.training.checkpoints import (
     CHECKPOINT_FILE,
     ForeignCheckpointError,
     identity_callback,
+    outputs_intact_callback,
     read_identity,
     resume_point,
 )
@@ -262,7 +282,7 @@ def pair_videos_identity(data, options: dict[str, Any]) -> dict[str, Any] | None
 
     if not Path(data).is_file():
         return None
-    root = Path(options.get("data_root") or Path(data).parent)
+    root = Path(options.get("data_root") or file_folder(data))
     rows = read_records(data, options.get("data_format") or "savi", errors="collect", collected=[])
     return files_identity(dict.fromkeys(str(root / record.video) for _, record in rows))
 
@@ -326,6 +346,7 @@ def _save_adapter_atomically(trainer, output_dir: Path, base: str | Path, backen
     folder, so its name is this job's own, and it is removed on every exit."""
     tmp = output_dir / ".adapter.tmp"
     main = trainer.is_world_process_zero()
+    check_live_outputs(output_dir)  # save_model would recreate a removed output folder
     if main and tmp.exists():
         remove_tree(tmp)
     try:
@@ -446,6 +467,7 @@ def _train(*, model, data, output_dir: Path, backend, lora, options, config, res
     apply_lora(policy, lora, seed=config.seed)
     trainer = trainer_class(config.trainer)(policy, config, train_dataset=str(data),
                                 eval_dataset=str(eval_data) if eval_data is not None else None)
+    trainer.add_callback(outputs_intact_callback())  # before the identity: a removed folder is not written into
     trainer.add_callback(identity_callback(run_fingerprint(run_config), run_config))
     if not print_logs:
         _bar_only(trainer)

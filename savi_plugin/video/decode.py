@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from savi_plugin.constants import DEFAULT_NUM_FRAMES
+from savi_plugin.environment import format_bytes
 from savi_plugin.errors import InputError
 from savi_plugin.video.sampling import (  # noqa: F401 - uniform_indices/fps_indices are part of this module's API
     SAMPLING_RULES,
@@ -195,15 +196,6 @@ def frames_in_budget(budget: int) -> int:
     """The most frames a clip of the smallest size (1x1 pixels) may sample within ``budget`` decoded bytes: a
     larger count fails on every clip, so it is a configuration error (:class:`savi_plugin.config.values.FrameCount`)."""
     return int(budget) // decoded_bytes(1, 1, 1)
-
-
-def format_bytes(n: int) -> str:
-    """A byte count in the largest binary unit that keeps it at 1 or more (``12.00 KiB``, ``2.15 GiB``), so a small
-    budget never reads ``0.00 GiB``."""
-    for unit, scale in (("TiB", 1024**4), ("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):
-        if n >= scale:
-            return f"{n / scale:.2f} {unit}"
-    return f"{n} bytes"
 
 
 def check_clip_budget(path: str | Path, frames: int, width: int, height: int, budget: int | None = None) -> None:

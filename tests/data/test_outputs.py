@@ -412,3 +412,37 @@ def test_stale_shadow_files_are_swept_and_held_ones_kept(shadow_root, tmp_path, 
             assert sorted(os.listdir(folder)) == sorted([held_by_other.name, lock._shadow.name])
     finally:
         os.close(fd)
+
+
+# --------------------------------------------------------------------------------------------- removed under a job
+@pytest.mark.parametrize("change", ["removed", "replaced", "mark-removed"])
+@pytest.mark.parametrize("folder", [True, False], ids=["folder", "file"])
+def test_an_output_removed_or_replaced_under_its_job_stops_the_next_write_and_the_claim(change, folder, tmp_path):
+    """The layer, for every writer: after its mark, a job's output that was removed (``rm -rf``), replaced by
+    another folder at the same path, or stripped of our mark stops the job at its next write through the layer,
+    and at the claim's end, naming the output; nothing is written there."""
+    import shutil
+
+    from savi_plugin.data.outputs import OutputRemovedError, mark_path, write_json
+    from savi_plugin.data.writer import JsonlAppender
+
+    where = tmp_path / "run"
+    out = where if folder else where / "pairs.jsonl"
+    inside = where / "result.json"
+    with pytest.raises(OutputRemovedError, match=rf"^{out}: .*removed or replaced during the run"):
+        with claim(out, command="savi test", folder=folder) as claimed:
+            claimed.write_mark()
+            write_json(inside, {"step": 1})  # intact: written
+            if change == "mark-removed":
+                mark_path(out, folder).unlink()
+            else:
+                shutil.rmtree(where)
+                if change == "replaced":
+                    where.mkdir()
+            with pytest.raises(OutputRemovedError):
+                write_json(out if not folder else inside, {"step": 2})
+            if not folder:
+                with pytest.raises(OutputRemovedError):
+                    JsonlAppender(out).write_object({"id": "x"})
+                out.unlink(missing_ok=True)  # what the appender's open created
+    assert change == "mark-removed" or sorted(os.listdir(where) if where.exists() else []) == []

@@ -134,6 +134,64 @@ def test_a_folder_named_like_a_value_reaches_savi_video_unchanged(name, tmp_path
             assert os.path.realpath(got) == os.path.realpath(tmp_path / name), (name, got)
 
 
+@settings(max_examples=200, deadline=None)
+@given(st.text(",=\"'{}[]\\ ab", max_size=14))
+def test_split_model_args_agrees_with_lmms_eval_s_own_split(text):
+    """:func:`split_args_string` is lmms-eval 0.7.3's split of ``--model_args`` (``_smart_comma_split``), on every
+    arrangement of its structure characters."""
+    from lmms_eval.utils import _smart_comma_split
+
+    from savi_plugin.eval.command import split_args_string
+
+    assert split_args_string(text) == _smart_comma_split(text)
+
+
+@pytest.mark.parametrize("name", ["1e5", "True", "07"])
+def test_savi_eval_run_links_a_model_args_path_lmms_eval_would_retype(name, tmp_path, monkeypatch):
+    """The user's own ``--model_args pretrained=1e5,adapter=True`` (folders so named, given relative): through
+    :func:`safe_model_args`, lmms-eval's own parser reads back the folders, the other items as written; a path
+    lmms-eval reads as text is left as it is."""
+    from lmms_eval.utils import simple_parse_args_string
+
+    from savi_plugin.eval.command import safe_model_args
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / name).mkdir()
+    given = f"pretrained={name},adapter={name},num_frames=4,device=cpu"
+    with safe_model_args("savi_video", given) as args:
+        parsed = simple_parse_args_string(args)
+        assert parsed["num_frames"] == 4 and parsed["device"] == "cpu"
+        for key in ("pretrained", "adapter"):
+            assert isinstance(parsed[key], str) and os.path.samefile(parsed[key], tmp_path / name)
+            # lmms-eval names its results folder by the path's last two parts: the same as for the folder itself
+            assert parsed[key].split("/")[-2:] == [tmp_path.name, name]
+    with safe_model_args("savi_video", "pretrained=org/model,adapter=./1e5") as args:
+        assert args == "pretrained=org/model,adapter=./1e5"
+    with safe_model_args("other_model", given) as args:
+        assert args == given
+
+
+@pytest.mark.parametrize("model_args, message", [
+    ("pretrained={tmp}/a,b/model,num_frames=4", "'b/model' is no key=value: lmms-eval splits --model_args at every ','"),
+    ("pretrained=\"{tmp}/a,b/model\",num_frames=4", "lmms-eval's --model_args split cannot carry this path"),
+    ("pretrained={tmp}/m,adapter=[x]", "adapter=[x]: lmms-eval's --model_args split cannot carry"),
+    ("pretrained=1e6,num_frames=4", "pretrained=1e6: no such file or folder (and lmms-eval would read this value as "
+                                    "1000000.0, not as a path)"),
+])
+def test_savi_eval_run_refuses_a_model_args_value_lmms_eval_cannot_carry(model_args, message, tmp_path, capsys,
+                                                                          monkeypatch):
+    """A path with a ``,`` (bare or quoted) or quotes/brackets in ``--model_args``, or a missing folder lmms-eval would
+    retype: one line and exit 2 before lmms-eval starts or the output folder is made."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "a,b" / "model").mkdir(parents=True)
+    capsys.readouterr()
+    code = main(["eval", "run", "--", "--model", "savi_video", "--model_args", model_args.format(tmp=tmp_path),
+                 "--tasks", "savi_mvbench_action_antonym", "--limit", "1", "--output_path", str(tmp_path / "out")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and message in err, err
+    assert not (tmp_path / "out").exists()
+
+
 #: lmms-eval's own writer of ``*_results.json`` (EvaluationTracker.save_results_aggregated), run under a file size
 #: limit: Python ignores SIGXFSZ, so a write past the limit fails as a full disk does (EFBIG)
 _WRITE_UNDER_LIMIT = """

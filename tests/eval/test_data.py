@@ -96,12 +96,27 @@ def test_bad_records_name_file_record_and_field(tmp_path):
     path.write_text(json.dumps(records))
     with pytest.raises(EvalDataError) as err:
         load_local_records(tmp_path, benchmark("mvbench"), "moving_direction", "train")
-    assert str(err.value).startswith(f"{path}:1:answer: answer 'sideways' is not one of the candidates")
+    assert str(err.value).startswith(f"{path}:2:answer: answer 'sideways' is not one of the candidates")
 
     del records[0]["question"]
     path.write_text(json.dumps(records))
-    with pytest.raises(EvalDataError, match=r"moving_direction.json:0:question: missing"):
+    with pytest.raises(EvalDataError, match=r"moving_direction.json:1:question: missing"):
         load_local_records(tmp_path, benchmark("mvbench"), "moving_direction", "train")
+
+
+@pytest.mark.parametrize("fmt", ["json", "jsonl"])
+def test_a_json_list_and_a_jsonl_file_number_the_same_bad_record_alike(fmt, tmp_path):
+    """Records and lines are numbered from 1 in every data error: the second record of a JSON list and the second
+    line of a JSONL file are both ``:2:`` (a JSON list's records were numbered from 0)."""
+    build_fixture(tmp_path, "perceptiontest", 3, annotation_format=fmt)
+    (path,) = (tmp_path / "perceptiontest/mc_question_val").glob(f"*.{fmt}")
+    records = ([json.loads(line) for line in path.read_text().splitlines()] if fmt == "jsonl"
+               else json.loads(path.read_text()))
+    records[1]["answer_id"] = 99
+    path.write_text("".join(json.dumps(r) + "\n" for r in records) if fmt == "jsonl" else json.dumps(records))
+    with pytest.raises(EvalDataError) as err:
+        load_local_records(tmp_path, benchmark("perceptiontest"), "mc_question_val", "validation")
+    assert str(err.value).startswith(f"{path}:2:answer: answer_id=99"), err.value
 
 
 def test_egoschema_without_answers_is_refused(tmp_path):
@@ -110,7 +125,7 @@ def test_egoschema_without_answers_is_refused(tmp_path):
     records = json.loads(path.read_text())
     records[0]["answer"] = None  # the full (GENERATION) set ships no answers
     path.write_text(json.dumps(records))
-    with pytest.raises(EvalDataError, match=r":0:answer: missing \(EgoSchema: only the Subset config has answers\)"):
+    with pytest.raises(EvalDataError, match=r":1:answer: missing \(EgoSchema: only the Subset config has answers\)"):
         load_local_records(tmp_path, benchmark("egoschema"), "Subset", "test")
 
 

@@ -107,7 +107,7 @@ def test_bad_record_bounds_name_file_record_and_field(tmp_path, change, where, m
     path.write_text(json.dumps(records))
     with pytest.raises(EvalDataError) as info:
         load_local_records(tmp_path, benchmark("mvbench"), "action_sequence", None)
-    assert re.fullmatch(f"{re.escape(str(path))}:1:{where}: (bound .*: )?{message}", str(info.value)), info.value
+    assert re.fullmatch(f"{re.escape(str(path))}:2:{where}: (bound .*: )?{message}", str(info.value)), info.value
 
 
 def test_records_without_bounds_still_load(tmp_path):

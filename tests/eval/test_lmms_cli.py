@@ -117,16 +117,41 @@ def test_bad_num_frames_is_one_line_before_any_document(tmp_path):
 def test_savi_eval_run_adds_the_include_path(run):
     """eval_tasks/README.md's `savi eval run -- --model savi_video ... --tasks savi_mvbench` where lmms-eval does not
     register our tasks itself (SAVI_LMMS_EVAL_AUTOLOAD=0): `savi eval run` passes our task folder and the real
-    lmms-eval evaluates (the run fixture's model for `...`, one document per subtask)."""
+    lmms-eval evaluates (the run fixture's model for `...`, one document per subtask). The model folder is named
+    ``1e5`` and given relative, as a user types it: lmms-eval's parser would read it as the float 100000.0, so it
+    goes as a link (:func:`savi_plugin.eval.command.safe_model_args`), and lmms-eval names its results folder as it
+    would for the folder itself."""
+    import shutil
+
     *_, tmp = run
+    if not (tmp / "1e5").exists():
+        shutil.copytree(tmp / "tiny", tmp / "1e5")
     env = {**offline_env(tmp / "data", tmp / "hf"), "SAVI_LMMS_EVAL_AUTOLOAD": "0", "PYTHONPATH": repo_pythonpath()}
     proc = subprocess.run(
         [sys.executable, "-m", "savi_plugin", "eval", "run", "--", "--model", "savi_video", "--model_args",
-         f"pretrained={tmp / 'tiny'},num_frames=4", "--tasks", "savi_mvbench", "--limit", "1",
+         "pretrained=1e5,num_frames=4", "--tasks", "savi_mvbench", "--limit", "1",
          "--output_path", str(tmp / "eval_run")],
-        env=env, capture_output=True, text=True, timeout=400, check=False)
+        env=env, cwd=tmp, capture_output=True, text=True, timeout=400, check=False)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "--include_path" in proc.stderr  # the command it ran, printed
     (results,) = glob.glob(str(tmp / "eval_run" / "**" / "*_results.json"), recursive=True)
+    assert Path(results).parent.name == f"{tmp.name}__1e5"  # lmms-eval's name for {tmp}/1e5: its last two parts
     res = json.loads(Path(results).read_text())["results"]
     assert len([t for t in res if t.startswith("savi_mvbench_")]) == 20 and "savi_mvbench" in res
+
+
+def test_launcher_variables_left_in_the_shell_stop_savi_video_in_one_line(run):
+    """``RANK=1 WORLD_SIZE=2 python -m lmms_eval --model savi_video ...`` with no launcher: lmms-eval 0.7.3 would
+    evaluate as rank 1 of 2 (it reads them after the model is built); savi_video's constructor refuses, naming the
+    variables, with a non-zero exit and no results file (our task hook's warning comes first)."""
+    *_, tmp = run
+    env = {k: v for k, v in offline_env(tmp / "data", tmp / "hf").items()
+           if k not in ("LOCAL_RANK", "LOCAL_WORLD_SIZE", "TORCHELASTIC_RUN_ID", "LOCAL_SIZE", "GROUP_RANK")}
+    proc = subprocess.run(
+        [*LMMS_EVAL, "--model", "savi_video", "--model_args", f"pretrained={tmp / 'tiny'},num_frames=4",
+         "--tasks", "savi_perceptiontest", "--limit", "1", "--output_path", str(tmp / "stray")],
+        env={**env, "RANK": "1", "WORLD_SIZE": "2"}, capture_output=True, text=True, timeout=300, check=False)
+    last = proc.stderr.strip().splitlines()[-1]
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    assert last.startswith("savi_video: RANK=1, WORLD_SIZE=2 set but no launcher") and "unset RANK WORLD_SIZE" in last
+    assert not glob.glob(str(tmp / "stray" / "**" / "*_results.json"), recursive=True)

@@ -228,3 +228,38 @@ def test_a_protocols_frame_count_overrides_num_frames_for_its_documents(setup):
     assert model.num_frames == 4
     assert model._visual_for(_visual, "f", "validation", 0, "-").shape[0] == 6  # e.g. savi_mvbench_official: 16
     assert model._visual_for(_visual, "f", "validation", 1, "-").shape[0] == 4  # default tasks: num_frames
+
+
+@pytest.mark.parametrize("model_args, message", [("pretrained=1e5", "pretrained=100000.0: lmms-eval reads this "
+                                                                    "model_args value as a float"),
+                                                 ("pretrained=True", "pretrained=True: lmms-eval reads this model_args "
+                                                                     "value as a bool"),
+                                                 ("pretrained=m,adapter=07", "adapter=7: lmms-eval reads this model_args "
+                                                                             "value as a int")])
+def test_a_path_model_arg_lmms_eval_typed_is_one_setting_error(model_args, message):
+    """``python -m lmms_eval --model_args pretrained=1e5``: lmms-eval's own parser types the folder name; savi_video
+    says so in one line (``savi eval run`` links such a folder instead, tests/eval/test_command.py)."""
+    from lmms_eval import models
+
+    from savi_plugin.eval.model import SettingError
+
+    with pytest.raises(SettingError) as err:
+        models.get_model("savi_video").create_from_arg_string(model_args, {"batch_size": 1, "device": None})
+    assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_stray_launcher_variables_are_one_setting_error_before_anything_loads(monkeypatch):
+    """RANK/WORLD_SIZE left in the shell, no launcher (launch.py's rule): lmms-eval would read them after the model
+    is built and evaluate a share of the documents; savi_video refuses in its constructor, naming them."""
+    from lmms_eval import models
+
+    from savi_plugin.eval.model import SettingError
+
+    for var in ("LOCAL_RANK", "LOCAL_WORLD_SIZE", "TORCHELASTIC_RUN_ID", "LOCAL_SIZE", "GROUP_RANK"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(SettingError) as err:
+        models.get_model("savi_video").create_from_arg_string("pretrained=/nonexistent", {"batch_size": 1})
+    assert str(err.value).startswith("savi_video: RANK=1, WORLD_SIZE=2 set but no launcher")
+    assert "unset RANK WORLD_SIZE" in str(err.value) and "\n" not in str(err.value)

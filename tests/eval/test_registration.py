@@ -139,7 +139,8 @@ def test_plain_lmms_eval_tasks_list_shows_our_tasks():
 def test_launcher_variables_left_in_the_shell_are_named_when_lmms_eval_loads_its_tasks(capsys, monkeypatch):
     """lmms-eval builds accelerate's Accelerator before savi_video exists: our task hook, which runs first (when
     lmms_eval.tasks is imported), names the stray variables in one line; a launcher's own are left alone."""
-    from savi_plugin.eval.registration import stray_launcher_env, warn_stray_launcher_env
+    from savi_plugin.eval.registration import warn_stray_launcher_env
+    from savi_plugin.launch import stray_process_variables as stray_launcher_env
 
     assert stray_launcher_env({"RANK": "1", "WORLD_SIZE": "2"}) == ["RANK", "WORLD_SIZE"]
     torchrun = {"RANK": "1", "WORLD_SIZE": "2", "TORCHELASTIC_RUN_ID": "x", "GROUP_RANK": "0",

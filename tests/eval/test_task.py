@@ -63,7 +63,7 @@ def test_hub_records_are_validated_too(monkeypatch, tmp_path):
             {"question_idx": "q", "question": "?", "video_idx": "v", "option": ["A. x", "B. y"], "answer": "7"}])})
 
     monkeypatch.setattr(ConfigurableTask, "download", fake_hub_download)
-    with pytest.raises(EvalDataError, match=r"lmms-eval/egoschema:Subset/test:0:answer: answer=7 is outside 0..1"):
+    with pytest.raises(EvalDataError, match=r"lmms-eval/egoschema:Subset/test:1:answer: answer=7 is outside 0..1"):
         SaviVideoTask(config=_config("egoschema/savi_egoschema.yaml"))
 
 

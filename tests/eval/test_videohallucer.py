@@ -121,12 +121,12 @@ def test_prompt_is_the_official_one():
 
 def test_bad_records_are_one_line_errors(tmp_path):
     path = tmp_path / "temporal.json"
-    with pytest.raises(EvalDataError, match=r"temporal.json:1:hallucination.answer: expected yes or no"):
+    with pytest.raises(EvalDataError, match=r"temporal.json:2:hallucination.answer: expected yes or no"):
         vh.flatten([{"basic": {"video": "a.mp4", "question": "q", "answer": "yes"},
                      "hallucination": {"video": "a.mp4", "question": "q", "answer": "no"}},
                     {"basic": {"video": "a.mp4", "question": "q", "answer": "yes"},
                      "hallucination": {"video": "a.mp4", "question": "q", "answer": "maybe"}}], path)
-    with pytest.raises(EvalDataError, match=r"temporal.json:0:basic.video: missing"):
+    with pytest.raises(EvalDataError, match=r"temporal.json:1:basic.video: missing"):
         vh.flatten([{"basic": {"question": "q", "answer": "yes"}, "hallucination": {}}], path)
     with pytest.raises(EvalDataError, match="expected a JSON list of pairs"):
         vh.flatten({"a": 1}, path)

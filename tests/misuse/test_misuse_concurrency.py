@@ -24,6 +24,8 @@ import pytest
 from misuse_kit import assert_one_line_error, hold_lock, savi
 
 from savi_plugin.data.outputs import OutputLock, OutputLockedError, lock_path
+from savi_plugin.generators.runner import report_path
+from tests.builders import write_answer_pairs
 
 GEN = ["--generator", "rrpo", "--num-frames", "4", "--batch-size", "2", "--no-progress",
        "--option", "answer_format=raw", "--option", "num_perturbations=1", "--option", "max_new_tokens=6"]
@@ -254,3 +256,53 @@ def test_a_shard_still_being_generated_is_not_merged(two_shards, tmp_path, capsy
         holder.wait()
     assert code == 1 and not (folder / "pairs.jsonl").exists()
     assert_one_line_error(err, str(shard), f"pid {holder.pid}")
+
+
+# ------------------------------------------------------------------------------------------------ removed outputs
+def test_a_training_folder_removed_mid_run_stops_the_job_naming_it(tmp_path, tiny_llava_onevision, synthetic_samples,
+                                                                    capsys, monkeypatch):
+    """``rm -rf`` of a running ``savi train`` output folder stops the job at its next step with one line; it does
+    not finish (exit 0) into a recreated folder no mark claims (red team 8, A5)."""
+    from transformers import TrainerCallback
+
+    from savi_plugin.training import run
+
+    class RemoveAtFirstStep(TrainerCallback):  # the user's rm -rf, between two steps
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step == 1:
+                shutil.rmtree(args.output_dir)
+
+    monkeypatch.setattr(run, "identity_callback", lambda *a: RemoveAtFirstStep())
+    pairs = write_answer_pairs(tmp_path / "pairs.jsonl", synthetic_samples[:4])
+    out = tmp_path / "train_out"
+    code, _, err = savi(capsys, "train", "tiny_demo", "--model", tiny_llava_onevision, "--data", pairs,
+                        "--output-dir", out, "train.max_steps=3", "train.per_device_train_batch_size=1",
+                        "train.disable_tqdm=true")
+    assert code == 1
+    assert_one_line_error(err, str(out), "removed or replaced during the run", "it was removed")
+    assert not out.exists()  # nothing more was written there
+
+
+@pytest.mark.parametrize("removed", ["folder", "mark"])
+def test_a_pairs_file_removed_mid_run_stops_the_generation_naming_it(removed, tmp_path, tiny_llava_onevision,
+                                                                     manifest, capsys, monkeypatch):
+    """The output layer, not the command: an appender's next line and the job's end find the output gone."""
+    from savi_plugin.data.outputs import mark_path
+    from savi_plugin.generators import runner
+
+    out = tmp_path / "gen" / "pairs.jsonl"
+    process = runner._process
+
+    def remove_then_process(*args, **kwargs):
+        if (tmp_path / "gen").exists():
+            shutil.rmtree(tmp_path / "gen") if removed == "folder" else mark_path(out, False).unlink(missing_ok=True)
+        return process(*args, **kwargs)
+
+    monkeypatch.setattr(runner, "_process", remove_then_process)
+    code, _, err = savi(capsys, *generate_argv(tiny_llava_onevision, manifest, out, "--limit", "4"))
+    assert code == 1
+    assert_one_line_error(err, str(out), "during the run")
+    if removed == "folder":
+        assert not (tmp_path / "gen").exists()
+    else:
+        assert not report_path(out).exists()  # no report vouches for an output that is not ours any more

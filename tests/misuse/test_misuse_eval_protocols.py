@@ -78,7 +78,7 @@ def test_a_record_whose_video_names_no_file_stops_the_load_naming_it(bench, fiel
     record[field] = name
     with pytest.raises(EvalDataError) as err:
         validate_records([record], spec, "data.json")
-    assert str(err.value) == f"data.json:0:{field}: not a video file name: {name!r}"
+    assert str(err.value) == f"data.json:1:{field}: not a video file name: {name!r}"
 
 
 def test_a_video_name_the_file_system_refuses_is_one_error(tmp_path):
@@ -88,7 +88,7 @@ def test_a_video_name_the_file_system_refuses_is_one_error(tmp_path):
     doc = {"video": "x" * 5000 + ".mp4", "question": "q", "candidates": ["a", "b"], "answer": "a"}
     with pytest.raises(EvalDataError) as err:
         locate_video(benchmark("mvbench"), doc, base, "action_sequence", root=root, source="as.json", record=3)
-    assert str(err.value).startswith("as.json:3:video: ") and "too long" in str(err.value)
+    assert str(err.value).startswith("as.json:4:video: ") and "too long" in str(err.value)
 
 
 # ------------------------------------------------------------------------------------------ frame folders
@@ -144,7 +144,7 @@ def test_a_frame_folder_symlink_out_of_the_data_root_is_refused_at_load(tmp_path
     spec = benchmark("mvbench")
     with pytest.raises(EvalDataError) as err:
         locate_video(spec, doc, base, "episodic_reasoning", root=root, bounds=True, source="er.json", record=7)
-    assert str(err.value).startswith("er.json:7:video: ") and "00003.jpg" in str(err.value)
+    assert str(err.value).startswith("er.json:8:video: ") and "00003.jpg" in str(err.value)
     assert "symlinks in a frame folder may not leave it" in str(err.value)
     (folder / "00003.jpg").unlink()
     found = locate_video(spec, doc, base, "episodic_reasoning", root=root, bounds=True)

@@ -6,6 +6,7 @@ the resolved values. A user's recipe resolves its relative paths against its own
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -170,3 +171,22 @@ def test_a_missing_data_root_is_refused_before_any_step(key, dry_run, tmp_path, 
     assert err == [f"error: {key}: nonexistent_root does not exist (a data root is the folder relative video paths "
                    f"start from)"], err
     assert list(tmp_path.iterdir()) == []  # nothing claimed
+
+
+def test_stray_launcher_variables_are_named_once_per_job(tmp_path, monkeypatch, capsys, caplog):
+    """``RANK=1 WORLD_SIZE=2 savi align R`` with no launcher: the variables are dropped before any step, with one
+    warning (the ``savi`` command's; run_training's own check then finds none), and every step of the job is
+    built as one process."""
+    import logging
+
+    monkeypatch.chdir(tmp_path)
+    for var in ("LOCAL_RANK", "LOCAL_WORLD_SIZE", "TORCHELASTIC_RUN_ID", "LOCAL_SIZE", "GROUP_RANK"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with caplog.at_level(logging.WARNING):
+        assert main(["align", "tiny_demo", "--dry-run", "--out", "run"]) == 0
+    shown = capsys.readouterr()
+    lines = [r.getMessage() for r in caplog.records] + (shown.out + shown.err).splitlines()
+    assert sum("RANK=1, WORLD_SIZE=2" in line for line in lines) == 1, lines
+    assert "RANK" not in os.environ and "WORLD_SIZE" not in os.environ

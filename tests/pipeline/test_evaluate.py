@@ -31,3 +31,28 @@ def test_an_eval_folder_of_another_configuration_is_replaced_whole_and_a_foreign
     with pytest.raises(ForeignOutputError, match="not written by savi align eval"), fresh_eval_folder(user, first):
         pass
     assert (user / "results.json").read_text() == "{}"
+
+
+def test_the_eval_step_starts_lmms_eval_outside_this_job_s_rendezvous(tmp_path, monkeypatch):
+    """A DeepSpeed recipe run with no launcher is rank 0 of 1 on 127.0.0.1 (single_process_env): the lmms-eval it
+    starts gets none of those variables (its accelerate would bind the same MASTER_PORT and fail), nor a launcher's."""
+    from savi_plugin.launch import PROCESS_VARIABLES, RENDEZVOUS_VARIABLES, single_process_env
+    from savi_plugin.pipeline import evaluate
+    from savi_plugin.recipe import load_recipe
+
+    for var in (*PROCESS_VARIABLES, *RENDEZVOUS_VARIABLES):  # recorded as they are, so that teardown restores them
+        monkeypatch.setenv(var, "0")
+        monkeypatch.delenv(var)
+    assert single_process_env()
+    seen = {}
+
+    def judged(command, *, env, **_):
+        seen.update(env)
+        raise RuntimeError("stop")
+
+    monkeypatch.setattr(evaluate, "run_judged", judged)
+    recipe = load_recipe("tiny_demo", ["eval.data_root=" + str(tmp_path)])
+    with pytest.raises(RuntimeError, match="stop"):
+        evaluate._lmms_eval(recipe, tmp_path / "model", tmp_path / "out", tmp_path)
+    assert seen and not {*PROCESS_VARIABLES, *RENDEZVOUS_VARIABLES} & set(seen)
+    assert seen["SAVI_DATA_ROOT"] == str(tmp_path)
