@@ -97,14 +97,21 @@ def split_model_args(text: str, flag: str = "--model_args") -> list[tuple[str, s
 
     Raises:
         ConfigError: an item without ``=`` -- lmms-eval would stop on it (``ValueError: not enough values to
-            unpack``); it is a value cut at a ``,``, which lmms-eval's split cannot carry in a value.
+            unpack``); it is a value cut at a ``,``, which lmms-eval's split cannot carry in a value. A key given
+            twice -- lmms-eval's dict keeps the last value, but its results folder is named by the first
+            ``pretrained=`` (``EvaluationTracker._get_model_name`` reads the raw string), so one model's scores
+            would be filed under another's name.
     """
-    pairs = []
+    pairs: list[tuple[str, str]] = []
     for item in split_args_string(text):
         key, sep, value = item.partition("=")
         if not sep:
             raise ConfigError("", f"{flag} {text!r}: {item!r} is no key=value: lmms-eval splits {flag} at every "
                                   f"',', so a value (a path) cannot hold one; link the path under a name without ','")
+        first = next((v for k, v in pairs if k == key), None)
+        if first is not None:
+            raise ConfigError("", f"{flag}: {key}= is given twice ({key}={first} and {key}={value}); give each key "
+                                  f"once (lmms-eval would use the last and name its results after the first)")
         pairs.append((key, value))
     return pairs
 

@@ -186,7 +186,9 @@ class SaviVideo(lmms):
 
     @classmethod
     def create_from_arg_string(cls, arg_string: str, additional_config: dict | None = None) -> SaviVideo:
-        """lmms-eval's constructor from ``--model_args``, refusing a key lmms-eval also passes from its own flags
+        """lmms-eval's constructor from ``--model_args``, refusing a key given twice in it (split by the one
+        ``model_args`` parser, :func:`savi_plugin.eval.command.split_model_args`: lmms-eval's own parse collapses the
+        string into a dict, so only the raw string shows the repeat) and a key lmms-eval also passes from its own flags
         (``batch_size=`` with ``--batch_size``, ``device=`` with ``--device``): Python would stop the call with a
         ``TypeError`` (multiple values for one keyword) before any check here. A missing ``pretrained=`` and an
         unknown key are refused by ``__init__`` (one :class:`SettingError` each).
@@ -196,7 +198,14 @@ class SaviVideo(lmms):
         """
         from lmms_eval.utils import simple_parse_args_string
 
+        from savi_plugin.config.values import ConfigError
+        from savi_plugin.eval.command import split_model_args
+
         given = {k: v for k, v in (additional_config or {}).items() if v is not None}
+        try:  # a key given twice (lmms-eval's dict would keep the last silently), an item without "="
+            split_model_args(arg_string or "")
+        except ConfigError as exc:
+            raise SettingError(f"savi_video: {exc}") from None
         args = simple_parse_args_string(arg_string)
         both = sorted(set(args) & set(given))
         if both:

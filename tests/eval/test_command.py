@@ -177,6 +177,10 @@ def test_savi_eval_run_links_a_model_args_path_lmms_eval_would_retype(name, tmp_
     ("pretrained={tmp}/m,adapter=[x]", "adapter=[x]: lmms-eval's --model_args split cannot carry"),
     ("pretrained=1e6,num_frames=4", "pretrained=1e6: no such file or folder (and lmms-eval would read this value as "
                                     "1000000.0, not as a path)"),
+    # a key given twice: lmms-eval evaluates the last and files the results under the first's name
+    ("pretrained={tmp}/m,num_frames=2,pretrained={tmp}/n,num_frames=4",
+     "--model_args: pretrained= is given twice (pretrained={tmp}/m and pretrained={tmp}/n)"),
+    ("pretrained={tmp}/m,num_frames=2, num_frames=2", "--model_args: num_frames= is given twice (num_frames=2 and num_frames=2)"),
 ])
 def test_savi_eval_run_refuses_a_model_args_value_lmms_eval_cannot_carry(model_args, message, tmp_path, capsys,
                                                                           monkeypatch):
@@ -188,7 +192,7 @@ def test_savi_eval_run_refuses_a_model_args_value_lmms_eval_cannot_carry(model_a
     code = main(["eval", "run", "--", "--model", "savi_video", "--model_args", model_args.format(tmp=tmp_path),
                  "--tasks", "savi_mvbench_action_antonym", "--limit", "1", "--output_path", str(tmp_path / "out")])
     err = capsys.readouterr().err.strip()
-    assert code == 2 and len(err.splitlines()) == 1 and message in err, err
+    assert code == 2 and len(err.splitlines()) == 1 and message.format(tmp=tmp_path) in err, err
     assert not (tmp_path / "out").exists()
 
 

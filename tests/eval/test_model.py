@@ -145,6 +145,17 @@ def test_a_model_arg_lmms_eval_also_passes_is_refused_in_one_line(model_args, co
         SaviVideo.create_from_arg_string(model_args, config)
 
 
+@pytest.mark.parametrize("model_args, key", [("pretrained=a,num_frames=2,pretrained=b", "pretrained"),
+                                             ("pretrained=a,num_frames=4,num_frames=4", "num_frames")])
+def test_a_model_arg_given_twice_is_refused_by_savi_video_itself(model_args, key):
+    """``lmms-eval --model_args pretrained=a,pretrained=b`` by hand: lmms-eval's parse keeps the last value (and its
+    results folder is named by the first), so savi_video reads the raw string and refuses the repeat."""
+    from savi_plugin.eval.model import SettingError
+
+    with pytest.raises(SettingError, match=f"^savi_video: --model_args: {key}= is given twice"):
+        SaviVideo.create_from_arg_string(model_args, {"batch_size": 1})
+
+
 def test_bad_settings_stop_before_any_document_is_answered(setup, monkeypatch):
     from savi_plugin.eval.model import SettingError
 
