@@ -55,6 +55,7 @@ from savi_plugin.eval.settings import (
     SettingError,
     check_gen_kwargs,
     checked_settings,
+    exits_as_configuration_error,
 )
 from savi_plugin.models.backends.base import PromptTooLongError
 from savi_plugin.models.backends.tokens import ControlTextError
@@ -196,6 +197,11 @@ class SaviVideo(lmms):
         Raises:
             SettingError: naming the key and lmms-eval's flag.
         """
+        with exits_as_configuration_error():  # lmms-eval's process ends with exit status 2 and one line
+            return cls._from_arg_string(arg_string, additional_config)
+
+    @classmethod
+    def _from_arg_string(cls, arg_string: str, additional_config: dict | None) -> SaviVideo:
         from lmms_eval.utils import simple_parse_args_string
 
         from savi_plugin.config.values import ConfigError
@@ -353,8 +359,10 @@ class SaviVideo(lmms):
     def generate_until(self, requests: list[Instance]) -> list[str]:
         """Answer each request; requests with equal generation settings and equal system turn and reply pre-fill
         (their task's protocol, :func:`prompt_framing`) are batched (``--batch_size``)."""
-        # every setting is checked (and parsed once) before the first document is answered
-        settings = [check_gen_kwargs(dict(request.args[1])) for request in requests]
+        # every setting is checked (and parsed once) before the first document is answered; a bad one ends
+        # lmms-eval's process with exit status 2 and one line
+        with exits_as_configuration_error():
+            settings = [check_gen_kwargs(dict(request.args[1])) for request in requests]
         self._warn_length_overrides(requests, settings)
         results: list[str | None] = [None] * len(requests)
         framings = [self._framing(request) for request in requests]
