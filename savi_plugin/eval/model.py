@@ -46,7 +46,7 @@ from loguru import (
 )
 from tqdm import tqdm
 
-from savi_plugin.eval.bad_videos import mark_bad
+from savi_plugin.eval.bad_videos import mark_bad, mark_control_text
 from savi_plugin.eval.benchmarks import get as get_benchmark
 from savi_plugin.eval.data import MVBENCH_FRAME_FOLDER_FPS
 from savi_plugin.eval.protocols import Protocol
@@ -415,11 +415,15 @@ class SaviVideo(lmms):
                     except (PromptTooLongError, ControlTextError) as exc:
                         request = chunk[j]
                         _, _, doc_to_visual, doc_id, task, split = request.args[:6]
-                        counted = isinstance(exc, PromptTooLongError) and self._count_unfit(doc_to_visual, task,
-                                                                                           split, doc_id)
+                        if isinstance(exc, ControlTextError):  # counted under its reason, not as unparsed
+                            mark_control_text(self._doc(task, split, doc_id))
+                            counted = "counted in control_token_in_text"
+                        elif self._count_unfit(doc_to_visual, task, split, doc_id):
+                            counted = "counted in bad_video: the video does not fit the model's context at these frames"
+                        else:
+                            counted = "scored wrong"
                         log.error("savi_video: {} doc {}: {}; answered with an empty response ({})", task, doc_id,
-                                  exc, "counted in bad_video: the video does not fit the model's context at these "
-                                       "frames" if counted else "scored wrong")
+                                  exc, counted)
                         texts.append("")
             for (j, _, _), text in zip(items, texts):
                 out[j] = truncate_at_stop(text, gen_kwargs.get("until"))
