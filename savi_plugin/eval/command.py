@@ -218,7 +218,7 @@ class EvalRunError(RunError):
 
     def log_moved(self, path: str | Path) -> EvalRunError:
         """The same error naming the log at ``path``, where it was moved."""
-        return EvalRunError(self.problem, path)
+        return type(self)(self.problem, path)
 
 
 class EvalSettingError(EvalRunError, ConfigurationError):

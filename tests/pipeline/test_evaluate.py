@@ -37,7 +37,7 @@ def test_a_failed_eval_keeps_lmms_eval_s_log_where_the_error_names_it(tmp_path):
     """The eval folder is a temporary one removed with a failure (red team B44: the line named a removed
     ``.eval.<pid>.<rand>.tmp/``): the log is moved beside the folder, the error names it there, and a later
     success removes it."""
-    from savi_plugin.eval.command import EvalRunError
+    from savi_plugin.eval.command import EvalRunError, EvalSettingError
     from savi_plugin.pipeline.evaluate import fresh_eval_folder
 
     folder = tmp_path / "iter_0" / "eval"
@@ -47,6 +47,10 @@ def test_a_failed_eval_keeps_lmms_eval_s_log_where_the_error_names_it(tmp_path):
     kept = tmp_path / "iter_0" / "eval.failed.log"
     assert str(err.value).endswith(f"; full log: {kept}") and "options C and D" in kept.read_text()
     assert sorted(p.name for p in kept.parent.iterdir()) == ["eval.failed.log"]  # no temporary folder left
+    with pytest.raises(EvalSettingError) as err, fresh_eval_folder(folder, {"limit": 1}) as tmp:
+        (tmp / "lmms_eval.log").write_text("savi_video: dtype='int8' is unknown\n")
+        raise EvalSettingError("evaluation did not finish (exit status 2)", tmp / "lmms_eval.log")
+    assert err.value.exit_code == 2 and "dtype='int8'" in kept.read_text()  # still a configuration error
     with fresh_eval_folder(folder, {"limit": 1}) as tmp:
         (tmp / "results.json").write_text("{}")
     assert sorted(p.name for p in kept.parent.iterdir()) == ["eval"]
