@@ -54,6 +54,8 @@ class SiteSummary:
     diagnostics_mismatched: int = 0
     #: bad lines of the diagnostics file (each at its ``file:line``, listed with the bad records)
     diagnostics_problems: list[str] = field(default_factory=list)
+    #: why the pair file's generation run is unfinished (shown at the top of the index), or None
+    unfinished: str | None = None
 
 
 def pair_page_path(number: int) -> str:
@@ -332,8 +334,16 @@ draw();
 """
 
 
-def _index_page(title: str) -> str:
-    body = [f"<h1>{escape(title)}</h1>", '<div id="filters">',
+def _unfinished_note(why: str | None) -> list[str]:
+    """The line at the top of the index for a pair file whose generation run did not finish."""
+    if why is None:
+        return []
+    return [f'<p id="unfinished"><strong>The generation run of this file did not finish</strong>: {escape(why)}. '
+            f"These pages show the pairs written so far.</p>"]
+
+
+def _index_page(title: str, unfinished: str | None = None) -> str:
+    body = [f"<h1>{escape(title)}</h1>", *_unfinished_note(unfinished), '<div id="filters">',
             '<label>show <select id="view"><option value="pairs">pairs</option>'
             '<option value="never">pairs never learned</option><option value="skipped">skipped items</option>'
             '<option value="bad">bad records</option></select></label>',
@@ -368,6 +378,12 @@ def build_site(pairs: str | Path, out: str | Path, *, fmt: str = "savi", data_ro
     pairs, out = Path(pairs), Path(out)
     bad: list[DataError] = []
     records = list(read_records(pairs, fmt, errors="collect", collected=bad))
+    from savi_plugin.data.provenance import unfinished_run
+
+    unfinished = unfinished_run(pairs)
+    if unfinished is not None:
+        log.warning("%s: the generation run of this file did not finish: %s (the site says so at its top)", pairs,
+                    unfinished)
     report_path = Path(run_report) if run_report is not None else default_run_report(pairs)
     skipped = read_run_report(report_path, pairs)
     diag_problems: list[DataError] = []
@@ -410,11 +426,11 @@ def build_site(pairs: str | Path, out: str | Path, *, fmt: str = "savi", data_ro
             + json.dumps(bad_rows, separators=(",", ":")) + ";\n")
     (out / "index-data.js").write_text(data, encoding="utf-8")
     (out / "index.js").write_text(INDEX_JS, encoding="utf-8")
-    (out / "index.html").write_text(_index_page(f"preference pairs: {pairs.name}"), encoding="utf-8")
+    (out / "index.html").write_text(_index_page(f"preference pairs: {pairs.name}", unfinished), encoding="utf-8")
     if mismatched:
         log.warning("%s: %d row(s) were written for other pairs of the same ids (their text differs from %s): "
                     "not shown", diagnostics, mismatched, pairs)
     return SiteSummary(out=out, pairs=total, bad_records=len(bad), skipped_items=len(skipped),
                        with_diagnostics=len({r.id for _, r in records if joined.get(r.id)}),
                        never_learned=learned_never, diagnostics_mismatched=mismatched,
-                       diagnostics_problems=[str(p) for p in diag_problems])
+                       diagnostics_problems=[str(p) for p in diag_problems], unfinished=unfinished)

@@ -19,6 +19,7 @@ point (``benchmarks/README.md``).
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 from pathlib import Path
@@ -99,6 +100,35 @@ def diagnose(trainer, step: int) -> list[dict[str, Any]]:
     return rows
 
 
+def cut_from_step(path: str | Path, start: int) -> int:
+    """Keep only the rows of ``path`` (a ``diagnostics.jsonl``) measured before ``start``, the step training
+    (re)starts from, so a run that starts over (``start`` 0: the file starts afresh) or resumes from checkpoint-N
+    never mixes a failed attempt's rows with its own; lines that are not a JSON object with an integer ``step``
+    (a torn last line) go too. The file is replaced by one rename; returns the number of lines dropped."""
+    from savi_plugin.data.outputs import atomic_open
+
+    path = Path(path)
+    if not path.is_file():
+        return 0
+    kept, dropped = [], 0
+    with open(path, "rb") as fh:
+        for line in fh:
+            try:
+                step = json.loads(line).get("step")
+            except (ValueError, AttributeError):
+                step = None
+            if isinstance(step, int) and not isinstance(step, bool) and step < start and line.endswith(b"\n"):
+                kept.append(line)
+            else:
+                dropped += 1
+    if dropped:
+        with atomic_open(path, "wb") as out:
+            out.writelines(kept)
+        log.info("%s: dropped %d line(s) from step %d on (an earlier attempt's), kept %d", path, dropped, start,
+                 len(kept))
+    return dropped
+
+
 class DiagnosticsFile:
     """``diagnostics.jsonl``, appended through the one JSONL appender
     (:class:`savi_plugin.data.writer.JsonlAppender`) keyed by pair and step: opened once (at the first rows), it
@@ -144,6 +174,8 @@ class DiagnosticsCallback(TrainerCallback):
                      f" ({len(rows) - written} already there)" if written < len(rows) else "")
 
     def on_train_begin(self, args, state, control, **kwargs):
+        if self.trainer.is_world_process_zero():  # before the appender opens the file
+            cut_from_step(self.path, state.global_step)  # 0 when starting over, N when resuming checkpoint-N
         self._run(state.global_step)
 
     def on_step_end(self, args, state, control, **kwargs):

@@ -150,7 +150,7 @@ class PreferenceTrainer(Trainer):
         if args.disable_dropout:
             _disable_dropout(backend.model)
         if needs.reference and args.reference == "model":
-            _check_same_tokenizer(backend, reference_backend)
+            _check_same_tokenizer(backend, reference_backend, args.reference_model_path)
 
         from savi_plugin.training.distributed import setup_process_group
 
@@ -429,10 +429,15 @@ def _disable_dropout(model: torch.nn.Module) -> None:
             module.p = 0.0
 
 
-def _check_same_tokenizer(policy, reference) -> None:
+def _check_same_tokenizer(policy, reference, path: str | Path | None = None) -> None:
+    """A reference of another vocabulary is a configuration error (exit status 2), raised before the first step."""
+    from savi_plugin.errors import ConfigurationError
+
     if policy.tokenizer.get_vocab() != reference.tokenizer.get_vocab():
-        raise ValueError("the reference model's tokenizer differs from the policy's; the reference must score the "
-                         "same tokens")
+        where = f"{path}: " if path else ""
+        raise ConfigurationError(f"{where}train.reference_model_path: the reference model's tokenizer differs from "
+                                 f"the policy's; the reference must score the same tokens (give a model of the "
+                                 f"policy's family and tokenizer)")
 
 
 class DPOTrainer(PreferenceTrainer):

@@ -51,10 +51,11 @@ def test_plot_refuses_what_is_not_a_run_in_one_line(run_dir, tmp_path, capsys):
     empty.mkdir()
     (tmp_path / "taken.png").write_bytes(b"user's")
     (tmp_path / "pairs.jsonl").write_text("{}\n")  # a file given as RUN_DIR: named, never locked beside
-    for argv in (["plot", str(empty)], ["plot", str(run_dir), "--out", str(tmp_path / "x.jpg")],
-                 ["plot", str(run_dir), "--out", str(tmp_path / "taken.png")], ["plot", str(tmp_path / "pairs.jsonl")],
-                 ["plot", str(tmp_path / "absent")]):
-        assert main(argv) == 1
+    for argv, code in ((["plot", str(empty)], 1), (["plot", str(run_dir), "--out", str(tmp_path / "x.jpg")], 2),
+                       (["plot", str(run_dir), "--out", str(tmp_path / "x.jsonl")], 2),  # a wrong suffix: exit 2
+                       (["plot", str(run_dir), "--out", str(tmp_path / "taken.png")], 1),
+                       (["plot", str(tmp_path / "pairs.jsonl")], 1), (["plot", str(tmp_path / "absent")], 1)):
+        assert main(argv) == code, argv
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and err[0].startswith("error: ")
     assert (tmp_path / "taken.png").read_bytes() == b"user's"

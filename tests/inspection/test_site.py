@@ -251,3 +251,21 @@ def test_a_perturbation_record_that_does_not_fit_its_clip_is_said_on_its_page(pa
     assert "frames holds -5, not a frame index in 0..3" in pages[1]
     assert "factor None is not a whole number" in pages[2]
     assert 'id="perturbed"' in pages[3] and "does not fit" not in pages[3]
+
+
+def test_the_index_of_an_unfinished_generation_says_so_at_its_top(site, pair_file, tmp_path, caplog):
+    """Red team 9 #25: a generation stopped by SIGTERM (progress, no report) drew a site that never said the run
+    did not finish. The index's first line after its title says it; a finished run's index does not."""
+    assert 'id="unfinished"' not in (site / "index.html").read_text()
+    folder = tmp_path / "stopped"
+    folder.mkdir()
+    for name in ("v0.mp4", "v1.mp4"):
+        shutil.copy(pair_file.parent / name, folder / name)
+    stopped = folder / "pairs.jsonl"
+    shutil.copy(pair_file, stopped)
+    (folder / "pairs.jsonl.progress.jsonl").write_text("")  # a run's progress beside it, no report: unfinished
+    assert main(["inspect", str(stopped), "--out", str(tmp_path / "s"), "--frames", "0", "--no-progress"]) == 0
+    index = (tmp_path / "s" / "index.html").read_text()
+    note = re.search(r'<h1>[^<]*</h1>\s*<p id="unfinished">(.*?)</p>', index, re.S)
+    assert note and "did not finish" in note.group(1) and "pairs.jsonl.report.json" in note.group(1)
+    assert "did not finish" in caplog.text

@@ -104,6 +104,24 @@ def test_inspect_never_colours_a_pair_with_the_rows_of_another_pair_of_the_same_
     assert 'class="tok"' in (tmp_path / "site" / "pairs/0/1.html").read_text()
 
 
+def test_a_restart_drops_the_earlier_attempts_rows_from_its_step_on(tmp_path):
+    """Red team 9 #16: a run stopped by a full disk (no checkpoint) was re-run from step 0 and appended to the
+    failed attempt's rows (and its torn line), so one (pair, step) held two runs' values. On train begin the file
+    keeps only the rows measured before the step training starts from: none from step 0, steps < N on resume."""
+    from savi_plugin.training.diagnostics import cut_from_step
+
+    path = tmp_path / "diagnostics.jsonl"
+    rows = [{"id": f"p{i}", "step": s, "margin": float(s)} for s in (0, 1, 2, 3) for i in range(2)]
+    text = "".join(json.dumps(r) + "\n" for r in rows) + '{"id": "p0", "st'  # a torn last line
+    path.write_text(text)
+    assert cut_from_step(path, 2) == 5  # steps 2, 3 (4 rows) and the torn line
+    assert [(r["id"], r["step"]) for r in read_jsonl(path)] == [(f"p{i}", s) for s in (0, 1) for i in range(2)]
+    assert cut_from_step(path, 2) == 0  # nothing left to drop: the file is not rewritten
+    assert cut_from_step(path, 0) == 4 and path.read_text() == ""  # starting over: the file starts afresh
+    assert cut_from_step(tmp_path / "absent.jsonl", 0) == 0
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
 def test_inspect_lists_a_real_training_reports_skipped_pairs_and_refuses_another_files(run, tmp_path, capsys):
     """Red team 9, rows 46 and 62: ``--run-report`` with the ``train_report.json`` of a real run (``"failed":
     null``) builds the site; the same report given for another pair file is refused in one line, by the content
