@@ -3,7 +3,7 @@ and eval tasks of one run (torchtune-style: copy one, edit it, run it), read int
 :class:`~savi_plugin.config.sections.Recipe`.
 
 - ``extends: other.yaml`` inherits another recipe (a path relative to this one's folder, or a shipped recipe
-  name); mappings merge key by key, anything else is replaced.
+  name); mappings merge key by key, anything else is replaced. A chain holds at most :data:`MAX_EXTENDS` files.
 - ``key.sub=value`` overrides on the command line (the value is parsed as YAML: ``train.beta=0.2``).
 - Every key and value is checked at load, by the rules in :mod:`savi_plugin.config` (sections, ``train`` against
   ``PreferenceConfig``, ``generate.options`` against the generator's own options): a problem is one
@@ -203,6 +203,11 @@ def _resolve_paths(data: dict, file: Path) -> dict:
     return out
 
 
+#: the most recipe files one ``extends:`` chain holds (the recipe itself included): deeper than any real layering
+#: of recipes, and found before Python's recursion limit, which a chain of ~1000 files would reach
+MAX_EXTENDS = 32
+
+
 def _section_class(name: str) -> type | None:
     import typing
 
@@ -215,6 +220,10 @@ def _read(path: Path, seen: tuple[Path, ...] = (), origins: dict[str, str] | Non
     key path (:func:`~savi_plugin.config.origins.set_origin`)."""
     if path.resolve() in seen:
         raise RecipeError("extends", f"circular ({' -> '.join(str(p) for p in seen)})", str(path))
+    if len(seen) >= MAX_EXTENDS:
+        raise RecipeError("extends", f"a chain of more than {MAX_EXTENDS} recipe files (file {MAX_EXTENDS + 1} is "
+                                     f"{path}); savi follows at most {MAX_EXTENDS}: extend a shorter chain",
+                          str(seen[0]))
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:

@@ -43,7 +43,8 @@ def add_parser(subparsers) -> None:
     add_flag(parser, "--num-frames", ModelSection, "num_frames", help="frames per video")
     add_flag(parser, "--batch-size", GenerateSection, "batch_size")
     add_flag(parser, "--seed", GenerateSection, "seed")
-    parser.add_argument("--shard", help="i/n: process shard i of n (default: torchrun's RANK/WORLD_SIZE)")
+    parser.add_argument("--shard", type=shard_spec,
+                        help="i/n: process shard i of n, n at most 4096 (default: torchrun's RANK/WORLD_SIZE)")
     add_flag(parser, "--limit", GenerateSection, "limit")
     add_flag(parser, "--dtype", ModelSection, "dtype")
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, auto (cuda:LOCAL_RANK if available)")
@@ -163,6 +164,18 @@ def run_generate(args) -> int:
               f"{report['report']}); re-run the same command to retry them", file=sys.stderr)
         return 1
     return 0
+
+
+def shard_spec(text: str) -> str:
+    """``--shard``'s type: ``text`` when :func:`~savi_plugin.generators.runner.parse_shard` accepts it (``i/n``,
+    ``0 <= i < n <= MAX_SHARDS``), else argparse's one-line refusal at the flag (exit status 2)."""
+    from savi_plugin.generators.runner import parse_shard
+
+    try:
+        parse_shard(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
 
 
 def run_merge(args) -> int:
