@@ -33,6 +33,7 @@ from typing import Any
 from savi_plugin.config.origins import KeySources, set_origin
 from savi_plugin.config.sections import Recipe
 from savi_plugin.config.values import ConfigError, build, check_key_path
+from savi_plugin.data.files import read_document_text
 from savi_plugin.errors import ConfigurationError
 from savi_plugin.training.arguments import (
     TRAIN_PATHS,
@@ -225,7 +226,7 @@ def _read(path: Path, seen: tuple[Path, ...] = (), origins: dict[str, str] | Non
                                      f"{path}); savi follows at most {MAX_EXTENDS}: extend a shorter chain",
                           str(seen[0]))
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_document_text(path)  # a ConfigError at the file when above $SAVI_MAX_DOCUMENT_BYTES
     except (OSError, UnicodeDecodeError) as exc:
         raise RecipeError("", f"cannot read: {exc}", str(path)) from None
     data = load_yaml(text, str(path)) or {}  # the untrusted-input limits: depth, aliases, safe tags

@@ -67,12 +67,13 @@ def add_parser(subparsers) -> None:
 def parse_options(args) -> dict:
     """Generator options from ``--options`` (YAML file), ``--option k=v``, ``--prompts`` and ``--perturb``."""
     from savi_plugin.config.values import ConfigError
+    from savi_plugin.data.files import read_document_text
     from savi_plugin.untrusted import load_yaml
 
     options: dict = {}
     if args.options:
         try:
-            text = Path(args.options).read_text(encoding="utf-8")
+            text = read_document_text(args.options)
         except (OSError, UnicodeDecodeError) as exc:
             raise ConfigError("", f"cannot read: {exc}", args.options) from None
         loaded = load_yaml(text, args.options) or {}

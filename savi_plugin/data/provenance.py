@@ -32,6 +32,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from savi_plugin.data.files import read_document_text
 from savi_plugin.data.identity import file_identity, same_identity
 from savi_plugin.data.outputs import sidecar, writer_now
 from savi_plugin.data.paths import name_for_file, path_from_file
@@ -49,7 +50,7 @@ class UnfinishedDataError(ValueError):
 def run_report(data: str | Path) -> dict[str, Any] | None:
     """The generation run report stored beside ``data``, or None (none, unreadable, or not an object)."""
     try:
-        report = json.loads(sidecar(data, "report.json").read_text(encoding="utf-8"))
+        report = json.loads(read_document_text(sidecar(data, "report.json")))
     except (OSError, ValueError):
         return None
     return report if isinstance(report, dict) else None

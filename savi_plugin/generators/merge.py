@@ -21,12 +21,13 @@ from glob import escape as glob_escape
 from pathlib import Path
 from typing import Any, Sequence
 
+from savi_plugin.data.files import read_document_text
+from savi_plugin.data.fingerprint import ConfigMismatchError, config_changes, describe_changes
 from savi_plugin.data.outputs import OutputLock, atomic_open, claim, write_json
 from savi_plugin.data.paths import file_folder, path_for_file, path_from_file
 from savi_plugin.data.provenance import CHANGED, report_kind, run_problem, run_report, unvouched_copy, vouch
 from savi_plugin.data.readers import iter_lines, parse_line
 from savi_plugin.data.record import DataError, validate_record
-from savi_plugin.data.fingerprint import ConfigMismatchError, config_changes, describe_changes
 from savi_plugin.errors import ConfigError
 from savi_plugin.generators.runner import (_RESUMABLE_CHANGES, _read_progress, parse_shard, progress_path,
                                            report_path, shard_output_path)
@@ -293,7 +294,7 @@ def _combine_reports(paths: list[Path]) -> dict[str, Any] | None:
     reports = []
     for path in paths:
         try:
-            report = json.loads(path.read_text(encoding="utf-8"))
+            report = json.loads(read_document_text(path))
         except (OSError, ValueError):
             return None
         if not isinstance(report, dict) or report_kind(report) != "savi generate":

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from savi_plugin.data.files import read_document
 from savi_plugin.data.identity import pair_digest
 from savi_plugin.data.paths import PathEscapeError, path_from_file, resolve_video_path
 from savi_plugin.data.readers import (
@@ -81,7 +82,7 @@ def read_run_report(path: Path | None) -> dict[str, Any]:
     def refuse(message: str, line: int | None = None) -> RunError:
         return RunError(f"{path}{f':{line}' if line else ''}: run report: {message}")
 
-    data = load_json(path.read_text(encoding="utf-8"), str(path), error=refuse)
+    data = load_json(read_document(path, refuse), str(path), error=refuse)
     if not isinstance(data, dict):
         raise refuse(f"expected a JSON object, got {type(data).__name__}")
     listed = [dict(entry, status=status) for status in ("skipped", "failed") for entry in data.get(status, [])
