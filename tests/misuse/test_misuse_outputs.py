@@ -1099,3 +1099,19 @@ def test_a_training_stopped_before_its_first_step_leaves_nothing_that_refuses_th
     code, _, err = savi(capsys, *argv, "train.bad_records=skip")
     assert code == 0, err
     assert (out / "train_report.json").is_file()
+
+
+@pytest.mark.parametrize("writer", list(WRITERS))
+def test_an_output_whose_sidecar_names_exceed_name_max_is_refused_naming_the_length(writer, world, tmp_path,
+                                                                                  capsys):
+    """A name the file system takes for the output itself but not for a file beside it (``NAME.savi-output.json``,
+    a temporary): one line saying the name is too long and by how much, the reason kept whole however long the
+    path; nothing written."""
+    spec = WRITERS[writer]
+    out = tmp_path / ("a" * (240 if spec.folder else 245) + ("" if spec.folder else ".jsonl"))
+    code, _, err = savi(capsys, *spec.argv(world, out))
+    assert code == 2, (writer, err)
+    line = assert_one_line_error(err)
+    assert "name is too long" in line and "bytes over this file system's" in line and "NAME_MAX" in line, line
+    assert line.endswith("bytes"), line  # the reason, last, is never what a cut removes
+    assert list(tmp_path.iterdir()) == []
