@@ -728,6 +728,31 @@ def test_a_lora_rank_above_every_layer_is_refused_before_allocation_and_marks_no
     assert not out.exists() and list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("targets, fragment", [
+    ("[]", "lora.target_modules: must not be empty"),
+    ("''", "lora.target_modules: must not be empty"),
+    ("[nosuch]", "names no module of the model (LlavaOnevisionForConditionalGeneration): 'nosuch'; its linear "
+                 "layers include: "),
+    ("[q_proj, nosuch]", "names no module of the model (LlavaOnevisionForConditionalGeneration): 'nosuch';"),
+    ("nosuch.*", "names no module of the model (LlavaOnevisionForConditionalGeneration): 'nosuch.*';"),
+])
+def test_lora_target_modules_naming_nothing_is_a_configuration_error_that_marks_nothing(targets, fragment, world,
+                                                                                       tmp_path, capsys):
+    """An empty ``lora.target_modules`` is refused by the value rules (the dry run too); names that match no
+    module of the loaded model are refused after it loads, before peft and training, naming the key and listing
+    modules that exist -- never peft's own sentence, never exit 1."""
+    out = tmp_path / "run"
+    argv = [*WRITERS["train"].argv(world, out), f"lora.target_modules={targets}"]
+    code, _, err = savi(capsys, *argv)
+    assert code == 2, err
+    line = assert_one_line_error(err, fragment)
+    assert "k_proj, " in line or "empty" in line, line
+    assert not out.exists() and list(tmp_path.iterdir()) == []
+    if "empty" in fragment:
+        code, _, err = savi(capsys, *argv, "--dry-run")
+        assert code == 2 and fragment in assert_one_line_error(err), err
+
+
 #: how a video a manifest names can change while the manifest stays byte-identical
 VIDEO_CHANGES = ("copied-over", "symlink-retargeted", "one-byte-appended")
 
