@@ -119,7 +119,7 @@ def parse_shard(shard: str | Sequence[int] | None) -> tuple[int, int] | None:
         process = current()
         return (process.rank, process.world_size) if process.distributed else None
     if isinstance(shard, str):
-        m = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", shard)
+        m = re.fullmatch(r"\s*([0-9]+)\s*/\s*([0-9]+)\s*", shard)
         if not m:
             raise ValueError(f"shard must look like 'i/n' (e.g. 0/4), got {shard!r}")
         shard = (int(m.group(1)), int(m.group(2)))
