@@ -36,6 +36,7 @@ from typing import Any
 from torch.utils.data import Dataset
 
 from savi_plugin.data import DataError, PreferenceRecord, read_records
+from savi_plugin.data.identity import file_identity
 from savi_plugin.data.paths import check_data_root, file_folder, resolve_video_path
 from savi_plugin.data.readers import BAD_RECORD
 from savi_plugin.models.backends.tokens import (
@@ -105,6 +106,9 @@ class PreferenceDataset(Dataset):
         if bad_records not in ("raise", "skip"):
             raise ValueError(f"bad_records must be 'raise' or 'skip', got {bad_records!r}")
         self.path = Path(path)
+        #: the content these pairs were read from (size, SHA-256): what the training report's skipped records
+        #: vouch for (``savi inspect --run-report`` compares it)
+        self.content = file_identity(self.path)
         check_data_root(data_root, "data_root")
         self.data_root = Path(data_root) if data_root is not None else file_folder(self.path)
         self.confine = data_root is not None
@@ -224,6 +228,7 @@ class PreferenceDataset(Dataset):
         reasons: dict[str, int] = {}
         for s in self.skipped:
             reasons[s["reason"]] = reasons.get(s["reason"], 0) + 1
-        return {"path": str(self.path), "pairs": len(self.items), "skipped": len(self.skipped),
+        return {"path": str(self.path), "content": self.content, "pairs": len(self.items),
+                "skipped": len(self.skipped),
                 "skipped_by_reason": reasons,
                 "skipped_records": [{k: v for k, v in s.items() if k != "where"} for s in self.skipped]}

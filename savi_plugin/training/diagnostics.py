@@ -19,7 +19,6 @@ point (``benchmarks/README.md``).
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 from pathlib import Path
@@ -100,13 +99,38 @@ def diagnose(trainer, step: int) -> list[dict[str, Any]]:
     return rows
 
 
+class DiagnosticsFile:
+    """``diagnostics.jsonl``, appended through the one JSONL appender
+    (:class:`savi_plugin.data.writer.JsonlAppender`) keyed by pair and step: opened once (at the first rows), it
+    cuts a torn last line a killed run left, and a resumed run does not write again the rows of a step the
+    interrupted run already wrote."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self._writer = None
+
+    def append(self, rows: list[dict[str, Any]]) -> int:
+        """Append ``rows``; return how many were new."""
+        from savi_plugin.data.writer import JsonlAppender
+
+        if self._writer is None:
+            self._writer = JsonlAppender(self.path, key=("id", "step"))
+        return sum(self._writer.write_object(row) for row in rows)
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+
 class DiagnosticsCallback(TrainerCallback):
     """Runs :func:`diagnose` at the start, every ``every`` optimizer steps (None: never in between) and at the end,
-    appending the rows to ``<output_dir>/diagnostics.jsonl`` (rank 0)."""
+    appending the rows to ``<output_dir>/diagnostics.jsonl`` (rank 0, :class:`DiagnosticsFile`)."""
 
     def __init__(self, trainer, every: int | None = None):
         self.trainer, self.every = trainer, every
-        self.path = Path(trainer.args.output_dir) / DIAGNOSTICS_FILE
+        self.file = DiagnosticsFile(Path(trainer.args.output_dir) / DIAGNOSTICS_FILE)
+        self.path = self.file.path
         self._done: set[int] = set()
 
     def _run(self, step: int) -> None:
@@ -115,11 +139,9 @@ class DiagnosticsCallback(TrainerCallback):
         self._done.add(step)
         rows = diagnose(self.trainer, step)
         if self.trainer.is_world_process_zero():
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            with open(self.path, "a", encoding="utf-8") as fh:  # one write per line: a kill leaves whole lines
-                for row in rows:
-                    fh.write(json.dumps(row) + "\n")
-            log.info("diagnostics for %d pairs at step %d -> %s", len(rows), step, self.path)
+            written = self.file.append(rows)
+            log.info("diagnostics for %d pairs at step %d -> %s%s", len(rows), step, self.path,
+                     f" ({len(rows) - written} already there)" if written < len(rows) else "")
 
     def on_train_begin(self, args, state, control, **kwargs):
         self._run(state.global_step)
@@ -129,4 +151,7 @@ class DiagnosticsCallback(TrainerCallback):
             self._run(state.global_step)
 
     def on_train_end(self, args, state, control, **kwargs):
-        self._run(state.global_step)
+        try:
+            self._run(state.global_step)
+        finally:
+            self.file.close()
