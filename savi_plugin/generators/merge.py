@@ -21,26 +21,16 @@ from glob import escape as glob_escape
 from pathlib import Path
 from typing import Any, Sequence
 
+from savi_plugin.data.files import read_document_text
+from savi_plugin.data.fingerprint import ConfigMismatchError, config_changes, describe_changes
 from savi_plugin.data.outputs import OutputLock, atomic_open, claim, mark_path, write_json
-from savi_plugin.data.paths import (
-    configuration_for_file,
-    file_folder,
-    name_for_file,
-    path_for_file,
-    path_from_file,
-)
+from savi_plugin.data.paths import configuration_for_file, file_folder, name_for_file, path_for_file, path_from_file
 from savi_plugin.data.provenance import CHANGED, report_kind, run_problem, run_report, unvouched_copy, vouch
 from savi_plugin.data.readers import iter_lines, parse_line
 from savi_plugin.data.record import DataError, validate_record
-from savi_plugin.data.fingerprint import ConfigMismatchError, config_changes, describe_changes
-from savi_plugin.generators.runner import (
-    _RESUMABLE_CHANGES,
-    PATH_KEYS,
-    _read_progress,
-    progress_path,
-    report_path,
-    shard_output_path,
-)
+from savi_plugin.errors import ConfigError
+from savi_plugin.generators.runner import (_RESUMABLE_CHANGES, PATH_KEYS, _read_progress, parse_shard, progress_path,
+                                           report_path, shard_output_path)
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +55,25 @@ def _shard_run_problem(path: Path) -> str | None:
         return None
     return problem + (": restore the file its report was written for, or regenerate it" if problem.startswith(CHANGED)
                       else ": re-run the same savi generate command")
+
+
+def check_shard_names(paths: Sequence[Path]) -> None:
+    """Refuse a file named as shard ``i`` of ``n`` where ``--shard i/n`` is refused (``n`` above
+    :data:`~savi_plugin.generators.runner.MAX_SHARDS`, ``i >= n``), before any work: the set's missing shards
+    are listed one by one.
+
+    Raises:
+        ConfigError: at the first such file, naming it and the rule.
+    """
+    for path in paths:
+        match = _SHARD_NAME.match(path.name)
+        if match is None:
+            continue
+        try:
+            parse_shard((int(match["index"]), int(match["count"])))
+        except ValueError as exc:
+            raise ConfigError("", f"named as a shard that --shard refuses ({exc}); not a shard of one run",
+                              str(path)) from None
 
 
 def shard_set_problems(paths: Sequence[Path]) -> list[str]:
@@ -185,6 +194,7 @@ def merge_shards(paths: Sequence[str | Path], output: str | Path, *, allow_incom
     for path in paths:
         if not path.is_file():
             raise DataError(str(path), None, None, "shard file not found")
+    check_shard_names(paths)
     check_same_run(paths)
     inputs = {f"the shard {p.name}": p for p in paths}
     inputs.update({f"the shard's {progress_path(p).name}": progress_path(p) for p in paths})
@@ -306,7 +316,7 @@ def _combine_reports(paths: list[Path]) -> dict[str, Any] | None:
     reports = []
     for path in paths:
         try:
-            report = json.loads(path.read_text(encoding="utf-8"))
+            report = json.loads(read_document_text(path))
         except (OSError, ValueError):
             return None
         if not isinstance(report, dict) or report_kind(report) != "savi generate":

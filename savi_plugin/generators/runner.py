@@ -99,6 +99,11 @@ CONFIG_ID = "__config__"
 #: how the items are split between shards (:func:`shard_items`), stored in a sharded run's configuration: a shard
 #: output made under another scheme (e.g. one giving each shard whole batches) holds other items: refused, not continued
 SHARD_SPLIT = "items-round-robin"
+
+#: the most shards one generation run is split into (``--shard i/n`` and a launcher's ``WORLD_SIZE``; a merge
+#: refuses a shard name with a larger ``n`` before any work): far above any one job's process count, and small
+#: enough that a merge lists every missing shard of a set in well under a second
+MAX_SHARDS = 4096
 #: configuration keys that may change between a run and its resumption
 _RESUMABLE_CHANGES = ("limit", "device")
 #: paths compared by what they name (``identity``: the inputs, their videos, the model and adapter by content), not
@@ -125,18 +130,24 @@ VIDEO_REASONS = {
 
 # --------------------------------------------------------------------------- paths and shards
 def parse_shard(shard: str | Sequence[int] | None) -> tuple[int, int] | None:
-    """``"1/4"`` or ``(1, 4)`` -> ``(1, 4)``; None -> the torchrun rank (``RANK``/``WORLD_SIZE``) or None."""
+    """``"1/4"`` or ``(1, 4)`` -> ``(1, 4)``; None -> the torchrun rank (``RANK``/``WORLD_SIZE``) or None.
+
+    Raises:
+        ValueError: not ``i/n``, ``n`` outside ``1..MAX_SHARDS``, or ``i`` outside ``0..n-1``.
+    """
     if shard is None:
         from savi_plugin.launch import current  # RANK/WORLD_SIZE count only inside a launcher
 
         process = current()
         return (process.rank, process.world_size) if process.distributed else None
     if isinstance(shard, str):
-        m = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", shard)
+        m = re.fullmatch(r"\s*([0-9]+)\s*/\s*([0-9]+)\s*", shard)
         if not m:
             raise ValueError(f"shard must look like 'i/n' (e.g. 0/4), got {shard!r}")
         shard = (int(m.group(1)), int(m.group(2)))
     index, count = (int(v) for v in shard)
+    if count > MAX_SHARDS:
+        raise ValueError(f"shard count must be at most {MAX_SHARDS}, got {count}")
     if count < 1 or not 0 <= index < count:
         raise ValueError(f"shard index must satisfy 0 <= i < n, got {index}/{count}")
     return index, count

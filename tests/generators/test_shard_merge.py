@@ -186,6 +186,25 @@ def test_a_converted_file_named_like_a_shard_is_not_counted_into_a_shard_set(tmp
     assert "pairs.shard-0-of-2.jsonl: shard 0 of 2 is not given" in err and "00000" not in err, err
 
 
+def test_a_shard_count_beyond_the_bound_is_refused_at_the_flag_and_by_merge(tmp_path, capsys, monkeypatch):
+    from savi_plugin.generators.runner import MAX_SHARDS, parse_shard
+
+    monkeypatch.chdir(tmp_path)
+    assert parse_shard(f"0/{MAX_SHARDS}") == (0, MAX_SHARDS)
+    with pytest.raises(SystemExit) as exit_:
+        main(["generate", "--output", "gx.jsonl", "--shard", f"0/{10**30}"])
+    assert exit_.value.code == 2
+    assert f"argument --shard: shard count must be at most {MAX_SHARDS}, got {10**30}" in capsys.readouterr().err
+    # a file named as shard 0 of 10^30 (made by hand or by an older savi): refused before any work, in no time
+    name = f"gx.shard-00000-of-{10**30}.jsonl"
+    (tmp_path / name).write_text(json.dumps({"id": "p0", "video": "v.mp4", "question": "q?", "chosen": "a red car",
+                                             "rejected": "a blue car"}) + "\n")
+    assert main(["generate", "merge", "gm.jsonl", name]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: {name}: named as a shard that --shard refuses"), err
+    assert not (tmp_path / "gm.jsonl").exists()
+
+
 def test_shards_in_run_folders_store_paths_by_the_rule_and_merge_by_what_they_name(tiny_qwen2_vl, synthetic_samples,
                                                                                     tmp_path):
     """Inside a declared run folder a shard's configuration (mark, progress line, report) and each pair's

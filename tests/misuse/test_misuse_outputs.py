@@ -733,6 +733,31 @@ def test_a_lora_rank_above_every_layer_is_refused_before_allocation_and_marks_no
     assert not out.exists() and list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("targets, fragment", [
+    ("[]", "lora.target_modules: must not be empty"),
+    ("''", "lora.target_modules: must not be empty"),
+    ("[nosuch]", "names no module of the model (LlavaOnevisionForConditionalGeneration): 'nosuch'; its linear "
+                 "layers include: "),
+    ("[q_proj, nosuch]", "names no module of the model (LlavaOnevisionForConditionalGeneration): 'nosuch';"),
+    ("nosuch.*", "names no module of the model (LlavaOnevisionForConditionalGeneration): 'nosuch.*';"),
+])
+def test_lora_target_modules_naming_nothing_is_a_configuration_error_that_marks_nothing(targets, fragment, world,
+                                                                                       tmp_path, capsys):
+    """An empty ``lora.target_modules`` is refused by the value rules (the dry run too); names that match no
+    module of the loaded model are refused after it loads, before peft and training, naming the key and listing
+    modules that exist -- never peft's own sentence, never exit 1."""
+    out = tmp_path / "run"
+    argv = [*WRITERS["train"].argv(world, out), f"lora.target_modules={targets}"]
+    code, _, err = savi(capsys, *argv)
+    assert code == 2, err
+    line = assert_one_line_error(err, fragment)
+    assert "k_proj, " in line or "empty" in line, line
+    assert not out.exists() and list(tmp_path.iterdir()) == []
+    if "empty" in fragment:
+        code, _, err = savi(capsys, *argv, "--dry-run")
+        assert code == 2 and fragment in assert_one_line_error(err), err
+
+
 #: how a video a manifest names can change while the manifest stays byte-identical
 VIDEO_CHANGES = ("copied-over", "symlink-retargeted", "one-byte-appended")
 
@@ -1108,3 +1133,19 @@ def test_a_training_stopped_before_its_first_step_leaves_nothing_that_refuses_th
     code, _, err = savi(capsys, *argv, "train.bad_records=skip")
     assert code == 0, err
     assert (out / "train_report.json").is_file()
+
+
+@pytest.mark.parametrize("writer", list(WRITERS))
+def test_an_output_whose_sidecar_names_exceed_name_max_is_refused_naming_the_length(writer, world, tmp_path,
+                                                                                  capsys):
+    """A name the file system takes for the output itself but not for a file beside it (``NAME.savi-output.json``,
+    a temporary): one line saying the name is too long and by how much, the reason kept whole however long the
+    path; nothing written."""
+    spec = WRITERS[writer]
+    out = tmp_path / ("a" * (240 if spec.folder else 245) + ("" if spec.folder else ".jsonl"))
+    code, _, err = savi(capsys, *spec.argv(world, out))
+    assert code == 2, (writer, err)
+    line = assert_one_line_error(err)
+    assert "name is too long" in line and "bytes over this file system's" in line and "NAME_MAX" in line, line
+    assert line.endswith("bytes"), line  # the reason, last, is never what a cut removes
+    assert list(tmp_path.iterdir()) == []
