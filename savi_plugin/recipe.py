@@ -3,7 +3,7 @@ and eval tasks of one run (torchtune-style: copy one, edit it, run it), read int
 :class:`~savi_plugin.config.sections.Recipe`.
 
 - ``extends: other.yaml`` inherits another recipe (a path relative to this one's folder, or a shipped recipe
-  name); mappings merge key by key, anything else is replaced.
+  name); mappings merge key by key, anything else is replaced. A chain holds at most :data:`MAX_EXTENDS` files.
 - ``key.sub=value`` overrides on the command line (the value is parsed as YAML: ``train.beta=0.2``).
 - Every key and value is checked at load, by the rules in :mod:`savi_plugin.config` (sections, ``train`` against
   ``PreferenceConfig``, ``generate.options`` against the generator's own options): a problem is one
@@ -33,6 +33,7 @@ from typing import Any
 from savi_plugin.config.origins import KeySources, set_origin
 from savi_plugin.config.sections import Recipe
 from savi_plugin.config.values import ConfigError, build, check_key_path
+from savi_plugin.data.files import read_document_text
 from savi_plugin.errors import ConfigurationError
 from savi_plugin.training.arguments import (
     TRAIN_PATHS,
@@ -203,6 +204,11 @@ def _resolve_paths(data: dict, file: Path) -> dict:
     return out
 
 
+#: the most recipe files one ``extends:`` chain holds (the recipe itself included): deeper than any real layering
+#: of recipes, and found before Python's recursion limit, which a chain of ~1000 files would reach
+MAX_EXTENDS = 32
+
+
 def _section_class(name: str) -> type | None:
     import typing
 
@@ -215,8 +221,12 @@ def _read(path: Path, seen: tuple[Path, ...] = (), origins: dict[str, str] | Non
     key path (:func:`~savi_plugin.config.origins.set_origin`)."""
     if path.resolve() in seen:
         raise RecipeError("extends", f"circular ({' -> '.join(str(p) for p in seen)})", str(path))
+    if len(seen) >= MAX_EXTENDS:
+        raise RecipeError("extends", f"a chain of more than {MAX_EXTENDS} recipe files (file {MAX_EXTENDS + 1} is "
+                                     f"{path}); savi follows at most {MAX_EXTENDS}: extend a shorter chain",
+                          str(seen[0]))
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_document_text(path)  # a ConfigError at the file when above $SAVI_MAX_DOCUMENT_BYTES
     except (OSError, UnicodeDecodeError) as exc:
         raise RecipeError("", f"cannot read: {exc}", str(path)) from None
     data = load_yaml(text, str(path)) or {}  # the untrusted-input limits: depth, aliases, safe tags

@@ -184,8 +184,34 @@ def run_guarded(command: Callable[[], int | None], name: str | None = None, *, v
     otherwise. The traceback is printed only with ``savi -v``. ``SystemExit`` passes through (argparse's own
     one-line refusals and a command's explicit exit status). The environment is checked first
     (:func:`savi_plugin.environment.check_environment`): a bad ``SAVI_*`` value stops every command before it
-    starts, never per item.
+    starts, never per item. What the command and the boundary print is escaped where the terminal's encoding
+    lacks a character (:func:`escaped_output`).
     """
+    with escaped_output():
+        return _run(command, name, verbose)
+
+
+@contextlib.contextmanager
+def escaped_output():
+    """While the command runs, standard output and error write a character their encoding lacks as a backslash
+    escape (``\\xfc`` under ``PYTHONIOENCODING=ascii`` or a C locale) instead of raising: a message (a file's
+    problem naming ``ü.jsonl``) always prints, escaped, never replaced by the codec's error."""
+    changed = []
+    for stream in (sys.stdout, sys.stderr):
+        errors = getattr(stream, "errors", None)
+        if errors not in (None, "backslashreplace") and hasattr(stream, "reconfigure"):
+            with contextlib.suppress(Exception):  # a stream that cannot change its handler keeps it
+                stream.reconfigure(errors="backslashreplace")
+                changed.append((stream, errors))
+    try:
+        yield
+    finally:
+        for stream, errors in changed:
+            with contextlib.suppress(Exception):
+                stream.reconfigure(errors=errors)
+
+
+def _run(command: Callable[[], int | None], name: str | None, verbose: bool) -> int:
     from savi_plugin.errors import ConfigurationError
 
     global _stop_signal

@@ -43,7 +43,8 @@ def add_parser(subparsers) -> None:
     add_flag(parser, "--num-frames", ModelSection, "num_frames", help="frames per video")
     add_flag(parser, "--batch-size", GenerateSection, "batch_size")
     add_flag(parser, "--seed", GenerateSection, "seed")
-    parser.add_argument("--shard", help="i/n: process shard i of n (default: torchrun's RANK/WORLD_SIZE)")
+    parser.add_argument("--shard", type=shard_spec,
+                        help="i/n: process shard i of n, n at most 4096 (default: torchrun's RANK/WORLD_SIZE)")
     add_flag(parser, "--limit", GenerateSection, "limit")
     add_flag(parser, "--dtype", ModelSection, "dtype")
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, auto (cuda:LOCAL_RANK if available)")
@@ -66,12 +67,13 @@ def add_parser(subparsers) -> None:
 def parse_options(args) -> dict:
     """Generator options from ``--options`` (YAML file), ``--option k=v``, ``--prompts`` and ``--perturb``."""
     from savi_plugin.config.values import ConfigError
+    from savi_plugin.data.files import read_document_text
     from savi_plugin.untrusted import load_yaml
 
     options: dict = {}
     if args.options:
         try:
-            text = Path(args.options).read_text(encoding="utf-8")
+            text = read_document_text(args.options)
         except (OSError, UnicodeDecodeError) as exc:
             raise ConfigError("", f"cannot read: {exc}", args.options) from None
         loaded = load_yaml(text, args.options) or {}
@@ -163,6 +165,18 @@ def run_generate(args) -> int:
               f"{report['report']}); re-run the same command to retry them", file=sys.stderr)
         return 1
     return 0
+
+
+def shard_spec(text: str) -> str:
+    """``--shard``'s type: ``text`` when :func:`~savi_plugin.generators.runner.parse_shard` accepts it (``i/n``,
+    ``0 <= i < n <= MAX_SHARDS``), else argparse's one-line refusal at the flag (exit status 2)."""
+    from savi_plugin.generators.runner import parse_shard
+
+    try:
+        parse_shard(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
 
 
 def run_merge(args) -> int:

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from savi_plugin.config.values import ConfigError
+from savi_plugin.data.files import read_document_text
 
 
 def checkpoint_model_type(path: str | Path) -> str | None:
@@ -15,7 +16,7 @@ def checkpoint_model_type(path: str | Path) -> str | None:
     if "://" in str(path) or not config.is_file():
         return None
     try:
-        return json.loads(config.read_text(encoding="utf-8")).get("model_type")
+        return json.loads(read_document_text(config)).get("model_type")
     except (OSError, ValueError) as exc:
         raise ConfigError("", f"unreadable config.json: {exc}", str(config)) from None
 

@@ -26,8 +26,10 @@ from typing import Any
 from savi_plugin import registry
 from savi_plugin.config.values import (
     AtLeast,
+    Each,
     FrameCount,
     Fraction,
+    NonEmpty,
     OneOf,
     Positive,
     Range,
@@ -98,8 +100,9 @@ class LoraSection:
     r: int = checked(8, AtLeast(1), help="rank")
     alpha: int = checked(16, Positive(), help="scaling numerator (lora_alpha)")
     dropout: float = checked(0.05, Fraction(), help="dropout on the adapter's input")
-    target_modules: str | list[str] = checked(ALL_LM_LINEAR, help=f"peft target_modules; {ALL_LM_LINEAR!r}: every "
-                                                                 "linear layer of the language model")
+    target_modules: str | list[str] = checked(ALL_LM_LINEAR, NonEmpty(), Each(NonEmpty()),
+                                              help=f"peft target_modules (module names, or a regex); "
+                                                   f"{ALL_LM_LINEAR!r}: every linear layer of the language model")
     modules_to_save: list[str] | None = checked(None, help="modules trained in full beside the adapter")
 
     def peft_kwargs(self) -> dict[str, Any]:

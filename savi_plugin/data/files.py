@@ -40,6 +40,12 @@ def file_problem(path: str | Path, what: str = "file") -> str | None:
     return f"is {kind}, not a {what}"
 
 
+def read_document_text(path: str | Path, error: Callable[..., Exception] | None = None) -> str:
+    """:func:`read_document` decoded as UTF-8 (``UnicodeDecodeError`` as ``bytes.decode`` raises it): what every
+    reader of a whole JSON or YAML document a user gives reads it with."""
+    return read_document(path, error).decode("utf-8")
+
+
 def read_document(path: str | Path, error: Callable[..., Exception] | None = None) -> bytes:
     """The bytes of ``path``, a document to be parsed whole, at most ``$SAVI_MAX_DOCUMENT_BYTES``: a larger file is
     refused from its size before it is read (a 3 GiB ``trainer_state.json`` was read into memory), and a stream

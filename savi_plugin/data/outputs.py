@@ -130,6 +130,51 @@ def sidecar_clash(output: str | Path) -> str | None:
     return None
 
 
+#: what a temporary file adds to the name it stands in for (:func:`_temp_name`: ``.NAME.<pid>.<8 hex>.tmp``, a pid
+#: of at most 7 digits)
+_TEMP_NAME_EXTRA = len(".") + len(".1234567.01234567.tmp")
+
+
+def _name_max(path: Path) -> int:
+    """The longest file name, in bytes, the file system holding ``path`` (its nearest existing folder) allows."""
+    folder = path.absolute().parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    try:
+        return int(os.pathconf(folder, "PC_NAME_MAX"))
+    except (OSError, ValueError):
+        return 255
+
+
+def short_path(path: str | Path, keep: int = 60) -> str:
+    """``path`` as written, its middle replaced by ``...`` when it is longer than ``keep`` characters: a message
+    names a long path this way so that the reason after it is never what a length limit cuts."""
+    text = str(path)
+    return text if len(text) <= keep else f"{text[:keep // 2]}...{text[-(keep - keep // 2 - 3):]}"
+
+
+def name_length_error(output: str | Path, folder: bool, output_name: str = "output") -> ConfigurationError | None:
+    """The one-line refusal of an output whose own name, or the name of a file savi writes beside it (its
+    sidecars, :data:`SIDECAR_KINDS`, and their temporary files), is longer than the file system allows
+    (``NAME_MAX`` bytes, usually 255), or None. Asked before anything else of an output, so that the system's
+    ``File name too long`` is never met half way through a job or mistaken for something at that name."""
+    path = Path(output)
+    name = os.fsencode(path.name)
+    if not name:
+        return None
+    extras = ([len(".lock")] if folder else [len("." + kind) for kind in SIDECAR_KINDS])
+    longest = len(name) + max(extras) + _TEMP_NAME_EXTRA
+    limit = _name_max(path)
+    if longest <= limit:
+        return None
+    most = limit - (longest - len(name))
+    return ConfigurationError(
+        f"{short_path(output)}: {output_name}'s name is too long: {len(name)} bytes, and savi writes files beside it "
+        f"whose names are up to {longest - len(name)} bytes longer (its sidecars and their temporary files), "
+        f"{longest - limit} bytes over this file system's {limit}-byte limit on a name (NAME_MAX): choose "
+        f"{another(output_name)} whose name is at most {most} bytes")
+
+
 def another(name: str, adjective: str = "another") -> str:
     """``another --output`` for a flag or a noun, ``another path for the output's report.json`` for a name that
     already has its article (messages read ``choose another ...`` either way)."""
@@ -1434,6 +1479,9 @@ def claim(output: str | Path, *, command: str, config: Mapping[str, Any] | None 
 
     path = Path(output)
     config = dict(config or {})
+    too_long = name_length_error(path, folder, output_name)
+    if too_long is not None:
+        raise too_long
     check_distinct(path, inputs or {}, output_name=output_name, folder=folder)
     special = special_kind(path)
     if special is not None:

@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from savi_plugin.data.files import file_problem
+from savi_plugin.data.files import file_problem, read_document
 from savi_plugin.data.record import (
     DataError,
     PreferenceRecord,
@@ -136,7 +136,7 @@ def iter_json_objects(path: str | Path, errors: list[DataError] | None = None, l
     if problem:
         raise DataError(str(path), None, None, problem)
     if array and _first_byte(path) == b"[":  # one JSON array (the RRPO release)
-        raw = path.read_bytes()
+        raw = read_document(path, lambda message, line=None: DataError(str(path), None, None, message))
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:

@@ -45,6 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from savi_plugin.data.choices import duplicate_options, duplicate_options_message
+from savi_plugin.data.files import read_document_text
 
 log = logging.getLogger(__name__)
 
@@ -325,8 +326,7 @@ def read_annotation_file(path: Path) -> list[dict[str, Any]]:
                     raise EvalDataError(path, None, None, problem.message, line=line_no)
                 records.append(record)
             return records
-        with open(path, encoding="utf-8") as fh:
-            data = json.load(fh)
+        data = json.loads(read_document_text(path))
     except EvalDataError:
         raise
     except Exception as exc:  # noqa: BLE001 - unreadable parquet / JSON (many error types): name the file
@@ -339,7 +339,7 @@ def read_annotation_file(path: Path) -> list[dict[str, Any]]:
 def _read_official(path: Path, spec: BenchmarkSpec) -> list[dict]:
     """One official JSON annotation file (any JSON shape), flattened by ``spec.flatten`` into records."""
     try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
+        raw = json.loads(read_document_text(path, lambda message, line=None: EvalDataError(path, None, None, message)))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise EvalDataError(path, None, None, f"cannot read: {type(exc).__name__}: {exc}") from None
     return spec.flatten(raw, path)

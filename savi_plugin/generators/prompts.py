@@ -22,6 +22,7 @@ from typing import Any
 
 import yaml
 
+from savi_plugin.data.files import read_document_text
 from savi_plugin.errors import ConfigurationError
 
 
@@ -118,7 +119,7 @@ def load_prompts(name: str, override: str | Path | Mapping[str, Any] | None = No
         if problem is not None:
             raise PromptError(f"{path}: {'prompt file not found' if problem == 'file not found' else problem}")
         try:
-            text = path.read_text(encoding="utf-8")
+            text = read_document_text(path, lambda message, line=None: PromptError(f"{path}: {message}"))
         except (OSError, UnicodeDecodeError) as exc:
             raise PromptError(f"{path}: cannot read the prompt file: {exc}") from None
         origin, data = str(path), _read_yaml(text, str(path))

@@ -54,8 +54,24 @@ from typing import Any
 from savi_plugin import registry
 from savi_plugin.data.fingerprint import check_same_config
 from savi_plugin.data.identity import files_identity, input_identity, model_identity
-from savi_plugin.data.outputs import ForeignOutputError, check_distinct, check_not_any, claim, sidecar, write_json
-from savi_plugin.data.paths import check_data_root, is_within, path_for_file, path_from_file
+from savi_plugin.data.outputs import (
+    ForeignOutputError,
+    check_distinct,
+    check_not_any,
+    claim,
+    mark_path,
+    sidecar,
+    write_json,
+)
+from savi_plugin.data.paths import (
+    check_data_root,
+    configuration_for_file,
+    configuration_from_file,
+    held_configuration,
+    is_within,
+    name_for_file,
+    path_for_file,
+)
 from savi_plugin.data.record import DataError, check_encodable
 from savi_plugin.data.writer import (
     JsonlAppender,
@@ -83,11 +99,22 @@ CONFIG_ID = "__config__"
 #: how the items are split between shards (:func:`shard_items`), stored in a sharded run's configuration: a shard
 #: output made under another scheme (e.g. one giving each shard whole batches) holds other items: refused, not continued
 SHARD_SPLIT = "items-round-robin"
+
+#: the most shards one generation run is split into (``--shard i/n`` and a launcher's ``WORLD_SIZE``; a merge
+#: refuses a shard name with a larger ``n`` before any work): far above any one job's process count, and small
+#: enough that a merge lists every missing shard of a set in well under a second
+MAX_SHARDS = 4096
 #: configuration keys that may change between a run and its resumption
 _RESUMABLE_CHANGES = ("limit", "device")
 #: paths compared by what they name (``identity``: the inputs, their videos, the model and adapter by content), not
 #: as spelled: a run folder moved whole, or the same files named from another working folder, resumes
 _BY_IDENTITY = ("model", "adapter", "inputs", "data_root")
+#: ``(key, may be a hub id or a label)`` of the paths in a run's configuration: held absolute
+#: (:func:`~savi_plugin.data.paths.held_configuration`), stored by the paths rule in each file that holds the
+#: configuration -- the output's mark, the progress file's first line, the run report
+#: (:func:`~savi_plugin.data.paths.configuration_for_file`) -- and read back by it; ``inputs`` may be a label
+#: (``<6 items>``) and the model or adapter a hub id: kept as given
+PATH_KEYS = (("model", True), ("adapter", True), ("inputs", True), ("data_root", False))
 #: failure reasons of machine errors, which do not describe the input: the item is retried by the next run
 RETRIED_REASONS = ("generation_error", "io_error")
 #: reasons an item's video is refused under, and what to check when every item of a run is refused under one
@@ -103,18 +130,24 @@ VIDEO_REASONS = {
 
 # --------------------------------------------------------------------------- paths and shards
 def parse_shard(shard: str | Sequence[int] | None) -> tuple[int, int] | None:
-    """``"1/4"`` or ``(1, 4)`` -> ``(1, 4)``; None -> the torchrun rank (``RANK``/``WORLD_SIZE``) or None."""
+    """``"1/4"`` or ``(1, 4)`` -> ``(1, 4)``; None -> the torchrun rank (``RANK``/``WORLD_SIZE``) or None.
+
+    Raises:
+        ValueError: not ``i/n``, ``n`` outside ``1..MAX_SHARDS``, or ``i`` outside ``0..n-1``.
+    """
     if shard is None:
         from savi_plugin.launch import current  # RANK/WORLD_SIZE count only inside a launcher
 
         process = current()
         return (process.rank, process.world_size) if process.distributed else None
     if isinstance(shard, str):
-        m = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", shard)
+        m = re.fullmatch(r"\s*([0-9]+)\s*/\s*([0-9]+)\s*", shard)
         if not m:
             raise ValueError(f"shard must look like 'i/n' (e.g. 0/4), got {shard!r}")
         shard = (int(m.group(1)), int(m.group(2)))
     index, count = (int(v) for v in shard)
+    if count > MAX_SHARDS:
+        raise ValueError(f"shard count must be at most {MAX_SHARDS}, got {count}")
     if count < 1 or not 0 <= index < count:
         raise ValueError(f"shard index must satisfy 0 <= i < n, got {index}/{count}")
     return index, count
@@ -199,13 +232,15 @@ def _check_output_lines(out_path: Path) -> None:
 
 # --------------------------------------------------------------------------- progress file
 def _read_progress(path: Path) -> tuple[dict[str, Any] | None, dict[str, dict[str, Any]]]:
-    """The stored configuration and ``item id -> progress row`` of a progress file (complete lines only)."""
+    """The stored configuration (its paths read back absolute: :data:`PATH_KEYS`) and ``item id -> progress row``
+    of a progress file (complete lines only)."""
     config, rows = None, {}
     for obj in iter_complete_objects(path):
         if "id" not in obj:
             continue
         if obj["id"] == CONFIG_ID:
             config = obj.get("config")
+            config = configuration_from_file(config, path, PATH_KEYS) if isinstance(config, dict) else config
         else:
             rows[str(obj["id"])] = obj  # a retried item's later row replaces the earlier one
     return config, rows
@@ -363,16 +398,16 @@ def run_generation(*, generator: str | type | Generator, model: Any, inputs: str
 
         backend_name = backend or detect_backend(model)
         frames = int(num_frames or DEFAULT_NUM_FRAMES)
-        model_name = str(Path(model).resolve()) if Path(model).exists() else str(model)
+        model_name = str(model)
     else:
         backend_name = getattr(model, "family", backend)
         frames = int(num_frames or getattr(model, "num_frames", None) or DEFAULT_NUM_FRAMES)
         model_name = str(getattr(model, "name_or_path", type(model).__name__))
-    config = {
+    config = held_configuration({
         "generator": gen.name,
         "options": gen.describe(),
         "model": model_name,
-        "adapter": (str(Path(adapter).resolve()) if Path(adapter).exists() else str(adapter)) if adapter else None,
+        "adapter": str(adapter) if adapter else None,
         "backend": backend_name,
         "num_frames": frames,
         "batch_size": batch_size,
@@ -380,8 +415,8 @@ def run_generation(*, generator: str | type | Generator, model: Any, inputs: str
         "shard": [index, count],
         "shard_split": SHARD_SPLIT if count > 1 else None,  # one process: no split (an unsharded output resumes)
         "limit": limit,
-        "inputs": str(Path(inputs).resolve()) if isinstance(inputs, (str, Path)) else f"<{len(items)} items>",
-        "data_root": str(Path(data_root).resolve()) if data_root is not None else None,
+        "inputs": str(inputs) if isinstance(inputs, (str, Path)) else f"<{len(items)} items>",
+        "data_root": str(data_root) if data_root is not None else None,
         "device": resolve_device(device) if by_path else str(getattr(model, "device", device)),
         "dtype": dtype,
         "limits": item_limits(),  # the decode caps decide which items fail (final under these caps)
@@ -390,11 +425,13 @@ def run_generation(*, generator: str | type | Generator, model: Any, inputs: str
                      "videos": videos,
                      "model": model_identity(model if by_path else getattr(model, "name_or_path", None)),
                      "adapter": model_identity(adapter) if adapter else None},
-    }
-    base_meta = {"generator": gen.name, "prompts_version": gen.prompts_version, "model": model_name,
-                 "backend": backend_name, "num_frames": frames, "seed": seed}
+    }, PATH_KEYS)
+    # each pair names its model (and adapter) by the paths rule for the output that holds it
+    base_meta = {"generator": gen.name, "prompts_version": gen.prompts_version,
+                 "model": name_for_file(config["model"], out_path), "backend": backend_name, "num_frames": frames,
+                 "seed": seed}
     if adapter:
-        base_meta["adapter"] = str(adapter)
+        base_meta["adapter"] = name_for_file(config["adapter"], out_path)
 
     prog_path = progress_path(out_path)
     named_inputs = {"--input": inputs if isinstance(inputs, (str, Path)) else None,
@@ -408,7 +445,8 @@ def run_generation(*, generator: str | type | Generator, model: Any, inputs: str
     for name, path in written.items():
         check_distinct(path, named_inputs, output_name=name)
     check_not_any(written, (item.video for item in items), what="a video the input names")
-    with claim(out_path, command="savi generate", config=config, inputs=named_inputs, output_name="--output",
+    stored = configuration_for_file(config, mark_path(out_path, False), PATH_KEYS)  # as the mark stores it
+    with claim(out_path, command="savi generate", config=stored, inputs=named_inputs, output_name="--output",
                ignore=_RESUMABLE_CHANGES + _BY_IDENTITY, every_rank=True) as claimed:
         result = _run_locked(gen, model, mine, config, base_meta, out_path, prog_path, index, count, frames,
                              backend_name, adapter, dtype, device, seed, batch_size, progress, data_root,
@@ -435,7 +473,7 @@ def _run_locked(gen, model, mine, config, base_meta, out_path, prog_path, index,
     progress_log = JsonlAppender(prog_path)
     progress_log.ids -= set(rows) - done  # failed for a transient reason: this run writes their new rows
     if stored is None:
-        progress_log.write_object({"id": CONFIG_ID, "config": config})
+        progress_log.write_object({"id": CONFIG_ID, "config": configuration_for_file(config, prog_path, PATH_KEYS)})
 
     todo = [(b, chunk) for b, chunk in mine if not all(item.id in done for item in chunk)]
     if todo:  # the earlier run's report vouches for what it wrote; this run writes more, and its own report last
@@ -498,6 +536,7 @@ def _run_locked(gen, model, mine, config, base_meta, out_path, prog_path, index,
     rpath = report_path(out_path)
     result["report"] = str(rpath)
     stored = {k: path_for_file(result[k], rpath) for k in ("output", "progress", "report")}  # the paths rule
+    stored["config"] = configuration_for_file(config, rpath, PATH_KEYS)
     from savi_plugin.data.provenance import vouch
 
     result.update(vouch(out_path))  # the bytes it vouches for: an edit, a truncation or a foreign copy is seen

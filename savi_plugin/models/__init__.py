@@ -7,6 +7,7 @@ import logging
 from pathlib import Path
 
 from savi_plugin import registry
+from savi_plugin.data.files import read_document_text
 
 log = logging.getLogger(__name__)
 
@@ -16,7 +17,7 @@ def detect_backend(path: str | Path) -> str:
     config = Path(path) / "config.json"
     if not config.is_file():
         raise FileNotFoundError(f"{config}: no config.json; pass backend=... explicitly for hub ids")
-    model_type = json.loads(config.read_text()).get("model_type")
+    model_type = json.loads(read_document_text(config)).get("model_type")
     for name in registry.available(registry.BACKENDS):
         try:
             cls = registry.load(registry.BACKENDS, name)

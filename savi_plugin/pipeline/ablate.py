@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from savi_plugin.config.values import ConfigError
+from savi_plugin.data.files import read_document_text
 
 log = logging.getLogger(__name__)
 
@@ -218,7 +219,7 @@ def _cached(path: Path, compute: Callable[[], dict]) -> dict:
     """``compute()``, stored at ``path``; a stored result is returned instead (a re-run resumes)."""
     if path.is_file():
         log.info("ablation: %s exists; kept", path)
-        return json.loads(path.read_text(encoding="utf-8"))
+        return json.loads(read_document_text(path))
     from savi_plugin.data.outputs import write_json
     from savi_plugin.data.paths import paths_for_file
 

@@ -24,6 +24,7 @@ import logging
 import os
 from pathlib import Path
 
+from savi_plugin.data.files import read_document_text
 from savi_plugin.data.fingerprint import check_same_config
 from savi_plugin.data.identity import input_identity, model_identity
 from savi_plugin.data.outputs import claim, replace_folder, write_json
@@ -39,7 +40,7 @@ class Manifest:
     def __init__(self, run_dir: Path, recipe: dict):
         self.path = run_dir / "manifest.json"
         if self.path.exists():
-            self.data = json.loads(self.path.read_text(encoding="utf-8"))
+            self.data = json.loads(read_document_text(self.path))
         else:
             self.data = {"recipe": recipe, "iterations": []}
 

@@ -30,6 +30,7 @@ from savi_plugin.config.values import (
     check_mapping,
     register_rules,
 )
+from savi_plugin.data.files import read_document_text
 from savi_plugin.losses.base import SHARED_FIELDS
 from savi_plugin.training.scoring import load_loss
 
@@ -202,7 +203,8 @@ def _read_deepspeed(config: str | dict, prefix: str, source: str | None) -> None
         if problem is not None:
             raise ConfigError(f"{prefix}.deepspeed", f"{config}: {problem}", source)
         try:
-            text = Path(resolve_deepspeed(config)).read_text(encoding="utf-8")
+            text = read_document_text(resolve_deepspeed(config), lambda message, line=None: ConfigError(
+                f"{prefix}.deepspeed", f"{config}: {message}", source))
         except (OSError, UnicodeDecodeError) as exc:
             raise ConfigError(f"{prefix}.deepspeed", f"{config}: not a DeepSpeed JSON config ({exc})", source) from None
 

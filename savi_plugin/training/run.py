@@ -131,6 +131,7 @@ def apply_lora(backend, lora: dict[str, Any] | None = None, *, seed: int | None 
     from peft import get_peft_model
 
     config = lora_config(lora, backend)
+    check_lora_targets(backend.model, config)
     check_lora_rank(backend.model, config)
     if seed is not None:
         torch.manual_seed(seed)
@@ -138,6 +139,36 @@ def apply_lora(backend, lora: dict[str, Any] | None = None, *, seed: int | None 
     for peft_config in backend.model.peft_config.values():  # adapter_config.json's base, as peft reads it
         peft_config.base_model_name_or_path = path_for_peft(peft_config.base_model_name_or_path)
     return backend.model
+
+
+def check_lora_targets(model, config) -> None:
+    """Refuse ``lora.target_modules`` that name no module of the loaded model, before peft builds the adapter
+    (peft's own refusal names neither the key nor what exists). A list is matched name by name as peft matches it
+    (the module's name, or its last dotted parts), so one misspelt name among good ones is refused too; a regex
+    must match some module's full name.
+
+    Raises:
+        ConfigError: at ``lora.target_modules``, naming what matched nothing and a few linear layers that exist.
+    """
+    from peft.tuners.tuners_utils import check_target_module_exists
+
+    from savi_plugin.errors import ConfigError
+
+    targets = config.target_modules
+    if not targets:
+        raise ConfigError("lora.target_modules", "must not be empty")
+    names = [name for name, _ in model.named_modules() if name]
+    if isinstance(targets, str):
+        unmatched = [] if any(check_target_module_exists(config, name) for name in names) else [targets]
+    else:
+        unmatched = sorted(t for t in targets if not any(name == t or name.endswith("." + t) for name in names))
+    if not unmatched:
+        return
+    linear = sorted({name.rsplit(".", 1)[-1] for name, module in model.named_modules()
+                     if isinstance(getattr(module, "in_features", None), int)})
+    shown = ", ".join(linear[:16]) + (", ..." if len(linear) > 16 else "")
+    raise ConfigError("lora.target_modules", f"names no module of the model ({type(model).__name__}): "
+                                             f"{', '.join(map(repr, unmatched))}; its linear layers include: {shown}")
 
 
 def check_lora_rank(model, config) -> None:

@@ -78,6 +78,21 @@ def test_extends_and_cli(tmp_path):
     loop.write_text("extends: loop.yaml\n")
     with pytest.raises(RecipeError, match="circular"):
         load_recipe(loop)
+
+
+def test_an_extends_chain_longer_than_the_bound_is_one_line_naming_its_start(tmp_path):
+    from savi_plugin.recipe import MAX_EXTENDS
+
+    for i in range(MAX_EXTENDS + 1):
+        (tmp_path / f"c{i}.yaml").write_text(f"extends: c{i + 1}.yaml\n")
+    (tmp_path / f"c{MAX_EXTENDS + 1}.yaml").write_text("extends: tiny_demo\n")
+    assert load_recipe(tmp_path / "c3.yaml").train  # MAX_EXTENDS files (tiny_demo the last): read
+    with pytest.raises(RecipeError) as error:
+        load_recipe(tmp_path / "c0.yaml")
+    assert str(error.value).startswith(f"{(tmp_path / 'c0.yaml').resolve()}: extends: a chain of more than "
+                                       f"{MAX_EXTENDS} recipe files (file {MAX_EXTENDS + 1} is ")
+    assert str(error.value).endswith(f"c{MAX_EXTENDS}.yaml); savi follows at most {MAX_EXTENDS}: extend a shorter "
+                                     f"chain")
     out = subprocess.run([sys.executable, "-m", "savi_plugin", "recipes", "cp", "tiny_demo", str(tmp_path)],
                          capture_output=True, text=True)
     assert out.returncode == 0 and (tmp_path / "tiny_demo.yaml").is_file()

@@ -47,3 +47,25 @@ def test_convert_skips_and_lists_records_whose_tags_do_not_strip(tmp_path, capsy
     assert convert_file(src, tmp_path / "again.json", "rrpo", "rrpo", bad_records="skip", skipped=skipped) == 2
     assert [(e.line, e.field) for e in skipped] == [(2, "answer_masked"), (3, "answer_masked")]
     assert json.loads((tmp_path / "again.json").read_text()) == [RELEASE[0], RELEASE[3]]
+
+
+def test_a_release_json_above_the_document_cap_is_refused_from_its_size_before_it_is_read(tmp_path, capsys,
+                                                                                          monkeypatch):
+    """A pair file in RRPO's release format is one JSON document, read whole: its bytes are capped by
+    ``$SAVI_MAX_DOCUMENT_BYTES`` (default 256 MiB) like every whole document, as the JSONL reader caps a line."""
+    import os
+
+    monkeypatch.chdir(tmp_path)
+    with open("big_rrpo.json", "wb") as fh:  # sparse: 300 MiB on paper, nothing on disk
+        fh.write(b"[")
+        fh.truncate(300 * 2**20)
+    assert main(["data", "validate", "--format", "rrpo", "big_rrpo.json"]) == 1
+    out = capsys.readouterr().out.strip().splitlines()
+    assert out == ["big_rrpo.json:-:-: 300.00 MiB, above the 256.00 MiB cap on a document read whole "
+                   "($SAVI_MAX_DOCUMENT_BYTES; raise it if the file is meant to be this large)"], out
+    # the same cap for every whole document a user gives: a recipe file too
+    monkeypatch.setenv("SAVI_MAX_DOCUMENT_BYTES", "1KiB")
+    (tmp_path / "r.yaml").write_text("extends: tiny_demo\n" + "# padding\n" * 200)
+    assert main(["recipes", "show", os.path.join(".", "r.yaml")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: r.yaml: ") and "$SAVI_MAX_DOCUMENT_BYTES" in err[0], err

@@ -191,6 +191,48 @@ def test_every_numeric_flag_refuses_non_finite_huge_and_wrong_values(path, flag,
     assert list(tmp_path.iterdir()) == []
 
 
+def _fraction_flags() -> list[tuple[list[str], str]]:
+    """Flags that take an ``i/n`` pair (``--shard``): found by their type's name, as the numeric walk finds
+    numbers."""
+    found = []
+
+    def walk(parser, path):
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    walk(sub, path + [name])
+            elif action.option_strings and "shard" in getattr(action.type, "__name__", ""):
+                found.append((path, action.option_strings[-1]))
+
+    walk(_BUILD_PARSER(), [])
+    return found
+
+
+FRACTION_FLAGS = _fraction_flags()
+
+
+def test_the_flag_walk_sees_the_shard_flag():
+    assert (["generate"], "--shard") in FRACTION_FLAGS
+
+
+@pytest.mark.parametrize("path, flag", FRACTION_FLAGS, ids=[" ".join(p) + " " + f for p, f in FRACTION_FLAGS])
+def test_every_i_of_n_flag_refuses_out_of_range_huge_and_malformed_values(path, flag, tmp_path, capsys, monkeypatch):
+    from savi_plugin.cli import main
+    from savi_plugin.generators.runner import MAX_SHARDS
+
+    monkeypatch.chdir(tmp_path)
+    for value in ("0/0", "1/1", "-1/2", "2/2", f"0/{MAX_SHARDS + 1}", "0/4294967296", f"0/{10**30}",
+                  f"{10**30}/{10**30 + 1}", "inf/nan", "1/2/3", "1.5/2", "0/1e3", "abc", "", "0/２"):
+        capsys.readouterr()
+        with pytest.raises(SystemExit) as exit_:
+            main([*path, f"{flag}={value}"])
+        err = capsys.readouterr().err
+        assert exit_.value.code == 2, (flag, value, err)
+        assert f"argument {flag}: " in err.strip().splitlines()[-1], (flag, value, err)
+        assert "Traceback" not in err
+    assert list(tmp_path.iterdir()) == []
+
+
 # ------------------------------------------------------------------------------------------------ nesting and aliases
 BILLION_LAUGHS = "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
     f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join(['*' + chr(97 + i)] * 10)}]\n" for i in range(8))

@@ -610,3 +610,19 @@ def test_every_item_refused_for_one_reason_is_said_once_with_the_setting_to_chec
         assert set(report["counts"]["by_reason"]) == {reason} and report["counts"]["skipped"] >= 1
         warned = [r.getMessage() for r in caplog.records if "every item" in r.getMessage()]
         assert len(warned) == 1 and f"refused under {reason}" in warned[0] and said in warned[0], warned
+
+
+def test_a_message_prints_escaped_where_the_terminal_encoding_lacks_a_character(tmp_path, monkeypatch):
+    """``PYTHONIOENCODING=ascii savi data validate ü.jsonl``: the file's problem, escaped, not the codec's error."""
+    import io
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "ü.jsonl").write_text('{"x": 1}\n')
+    out, err = (io.TextIOWrapper(io.BytesIO(), encoding="ascii", errors="strict") for _ in range(2))
+    monkeypatch.setattr(sys, "stdout", out)
+    monkeypatch.setattr(sys, "stderr", err)
+    assert cli.main(["data", "validate", "ü.jsonl"]) == 1
+    out.flush(), err.flush()
+    printed = (out.buffer.getvalue() + err.buffer.getvalue()).decode("ascii")
+    assert "\\xfc.jsonl:1:x: unknown field" in printed and "codec" not in printed, printed
+    assert out.errors == err.errors == "strict"  # the streams are given back as they were

@@ -75,8 +75,7 @@ def _source_shards(src: str) -> list[str]:
     for index_name in ("model.safetensors.index.json", "pytorch_model.bin.index.json"):
         index = os.path.join(src, index_name)
         if os.path.exists(index):
-            with open(index) as f:
-                files = sorted(set(json.load(f)["weight_map"].values()))
+            files = sorted(set(_read_json(index)["weight_map"].values()))
             return [os.path.join(src, name) for name in files]
     for name in ("model.safetensors", "pytorch_model.bin"):
         if os.path.exists(os.path.join(src, name)):
@@ -103,9 +102,10 @@ def _shard_shapes(path: str) -> dict[str, tuple[int, ...]]:
 
 
 def _read_json(path: str) -> dict:
+    from savi_plugin.data.files import read_document_text
+
     try:
-        with open(path) as f:
-            return json.load(f)
+        return json.loads(read_document_text(path, lambda message, line=None: ConversionError(f"{path}: {message}")))
     except FileNotFoundError:
         raise ConversionError(f"{path}: not found") from None
     except json.JSONDecodeError as exc:
