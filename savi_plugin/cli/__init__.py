@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 0
-    code = run_guarded(lambda: _run(args), args.command, verbose=args.verbose)
+    code = run_guarded(lambda: _run_command(args), args.command, verbose=args.verbose)
     if code == 0:  # under a launcher: every rank finished; close the group before the interpreter exits
         from savi_plugin.training.distributed import close_process_group
 
@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
 PROCESS_GROUP_COMMANDS = ("train", "align", "ablate")
 
 
-def _run(args: argparse.Namespace) -> int | None:
+def _run_command(args: argparse.Namespace) -> int | None:
     """Run the parsed command; a launched process of a training command first waits for its rendezvous in Python
     (:func:`savi_plugin.launch.wait_for_rendezvous`), where Ctrl-C and SIGTERM stop it."""
     if args.command in PROCESS_GROUP_COMMANDS:
