@@ -130,7 +130,7 @@ def test_a_copy_of_the_base_with_a_users_notes_is_the_same_model_and_a_changed_f
     identity.write_adapter_identity(adapter, base, "llava_onevision")
     identity.check_adapter_base(adapter, copy)  # loads: the same model
     assert identity.same_identity(identity.model_identity(base), identity.model_identity(copy))
-    weights = sorted(p.name for p in copy.glob("*.safetensors"))[0]
+    weights = min(p.name for p in copy.glob("*.safetensors"))
     with open(copy / weights, "r+b") as fh:
         fh.seek(-1, os.SEEK_END)
         last = fh.read(1)

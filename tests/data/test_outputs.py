@@ -167,7 +167,7 @@ def test_claim_refuses_an_output_inside_around_or_linked_to_an_input(tmp_path):
 def _bind_mount(source, target) -> bool:
     """``mount --bind source target`` (root or a user namespace's privileges); False where it is not allowed."""
     target.mkdir()
-    done = subprocess.run(["mount", "--bind", str(source), str(target)], capture_output=True)
+    done = subprocess.run(["mount", "--bind", str(source), str(target)], capture_output=True, check=False)
     return done.returncode == 0
 
 
