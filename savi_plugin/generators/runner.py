@@ -214,7 +214,7 @@ def _check_output_lines(out_path: Path) -> None:
 # --------------------------------------------------------------------------- output vs progress
 def _output_lines(out_path: Path) -> tuple[dict[str, tuple[int, str, Any]], int]:
     """``record id -> (line number, SHA-256 of the line, its stored video)`` of the output's complete record
-    lines (the first line of an id), and how many such lines there are."""
+    lines (the first line of an id), and how many complete lines the output has (records or not)."""
     from savi_plugin.data.readers import iter_lines, parse_line
 
     found: dict[str, tuple[int, str, Any]] = {}
@@ -222,11 +222,13 @@ def _output_lines(out_path: Path) -> tuple[dict[str, tuple[int, str, Any]], int]
     if not out_path.is_file():
         return found, 0
     for number, raw, ended in iter_lines(out_path):
-        if not ended or raw is None:
+        if not ended:
+            continue
+        count += 1
+        if raw is None:
             continue
         obj, problem = parse_line(out_path, number, raw)
         if problem is None and isinstance(obj, dict) and "id" in obj:
-            count += 1
             found.setdefault(str(obj["id"]), (number, line_digest(raw), obj.get("video")))
     return found, count
 
