@@ -261,7 +261,8 @@ def test_align_relative_out_then_resumed_from_another_folder(tiny_llava_onevisio
     shutil.move(str(first / "runs/a"), str(moved))
     shutil.rmtree(first)
     nothing_names_the_old_place(moved, first / "runs/a", "manifest.json", "savi_train_config.json",
-                                ".savi-output.json", "train_report.json")
+                                ".savi-output.json", "train_report.json", "pairs.jsonl.report.json",
+                                "pairs.jsonl.savi-output.json")
     manifest_path = moved / "manifest.json"
     manifest = json.loads(manifest_path.read_text())
     for key in ("adapter", "train", "next_model"):
@@ -307,14 +308,20 @@ def test_demo_with_a_relative_run_folder_that_moves_whole(tmp_path, monkeypatch,
     assert (mark["model"], mark["data"]) == (config["model"], config["data"]) == (
         "../models/warm", "../data/rrpo_pairs.jsonl")
     assert (checkpoint["model"], checkpoint["data"]) == ("../../models/warm", "../../data/rrpo_pairs.jsonl")
+    # so does the generation run's, in its mark, its progress file's first line and its report; each pair names its model
+    gen_files = [Path("runs/d/data/rrpo_pairs.jsonl" + suffix) for suffix in (".savi-output.json", ".report.json")]
+    stored = [json.loads(f.read_text())["config"] for f in gen_files]
+    stored.append(json.loads(Path("runs/d/data/rrpo_pairs.jsonl.progress.jsonl").read_text().splitlines()[0])["config"])
+    assert {(c["model"], c["inputs"], c["adapter"], c["data_root"]) for c in stored} == {
+        ("../models/warm", "../videos/align/samples.jsonl", None, None)}
+    assert {rec["meta"]["model"] for rec in pairs} == {"../models/warm"}
 
     shutil.move("runs/d", "elsewhere/d")  # the run folder moved whole, the old place gone
     Path("runs").rmdir()
     nothing_names_the_old_place(tmp_path / "elsewhere/d", tmp_path / "runs/d", ".savi-output.json",
                                 "savi_train_config.json", "savi_checkpoint.json", "train_report.json",
-                                "savi_adapter.json", "results.json",
-                                # not yet by the rule: the generation run's configuration (its model, inputs)
-                                skip=("rrpo_pairs.jsonl.report.json", "rrpo_pairs.jsonl.savi-output.json"))
+                                "savi_adapter.json", "results.json", "rrpo_pairs.jsonl.report.json",
+                                "rrpo_pairs.jsonl.savi-output.json")
     from savi_plugin.training.run import last_complete_checkpoint
 
     # its checkpoints are still this run's, judged by the configuration its moved mark stores

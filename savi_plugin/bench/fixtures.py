@@ -11,7 +11,7 @@ import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from savi_plugin.data.outputs import atomic_path, claim, write_json
+from savi_plugin.data.outputs import atomic_path, claim, replace_folder, write_json
 
 #: LoRA targets of the official RRPO recipe: every linear layer of the language model (attention and MLP);
 #: not the vision tower, not the projector, not the LM head (research/rrpo.md, section 3).
@@ -90,8 +90,6 @@ def work_folder(work_dir: str | Path | None, name: str) -> Path:
 
 def build_bench_model(work_dir: str | Path, shape: ModelShape) -> Path:
     """Build (or reuse) the benchmark checkpoint for ``shape``; returns its folder."""
-    from savi_plugin.models.tiny import build_tiny_model
-
     from savi_plugin.data.identity import file_identity
 
     out = Path(work_dir) / f"model_{shape.key()}"
@@ -102,6 +100,17 @@ def build_bench_model(work_dir: str | Path, shape: ModelShape) -> Path:
             return out
     except (OSError, ValueError):
         pass
+    with replace_folder(out) as building:  # published whole by one rename; a kill leaves only a temporary
+        _build_bench_model(building, shape)
+    return out
+
+
+def _build_bench_model(out: Path, shape: ModelShape) -> None:
+    """:func:`build_bench_model` into the empty folder ``out``, its marker written last."""
+    from savi_plugin.data.identity import file_identity
+    from savi_plugin.models.tiny import build_tiny_model
+
+    weights = out / "model.safetensors"
     build_tiny_model(out, "llava_onevision", seed=shape.seed, hidden_size=shape.hidden_size,
                      num_layers=shape.num_layers, image_size=shape.image_size)
     if shape.resized():
@@ -126,8 +135,7 @@ def build_bench_model(work_dir: str | Path, shape: ModelShape) -> Path:
         model = LlavaOnevisionForConditionalGeneration(config).eval()
         model.generation_config = GenerationConfig.from_pretrained(str(out))  # keep the tiny model's eos/pad
         model.save_pretrained(str(out))
-    write_json(marker, {**asdict(shape), "weights": file_identity(weights)})
-    return out
+    write_json(out / "savi_bench.json", {**asdict(shape), "weights": file_identity(weights)})
 
 
 def make_video(work_dir: str | Path, *, num_frames: int, size: int, seed: int = 0, noise: float = 0.0,
@@ -233,5 +241,6 @@ def make_adapter(work_dir: str | Path, model_path: str | Path, *, rank: int = 16
         for name, param in peft_model.named_parameters():
             if "lora_B" in name:
                 param.copy_(torch.randn(param.shape, generator=generator) * init_std)
-    peft_model.save_pretrained(str(out))
+    with replace_folder(out) as building:  # a kill while saving leaves no folder that looks finished
+        peft_model.save_pretrained(str(building))
     return out

@@ -14,7 +14,7 @@ def add_parser(subparsers) -> None:
 
 def run(args) -> int:
     from savi_plugin.data.outputs import atomic_path, claim
-    from savi_plugin.errors import RunError
+    from savi_plugin.errors import ConfigurationError, RunError
     from savi_plugin.inspection.curves import NoLogHistory, plot_training
 
     if not Path(args.run_dir).is_dir():
@@ -22,7 +22,7 @@ def run(args) -> int:
         raise RunError(f"{args.run_dir}: RUN_DIR {what}; give a `savi train` output folder")
     out = Path(args.out) if args.out else Path(args.run_dir) / "training_curves.png"
     if out.suffix.lower() != ".png":
-        raise RunError(f"{out}: --out must be a .png file")
+        raise ConfigurationError(f"{out}: --out must be a .png file")
     if out.exists() and args.out:
         raise RunError(f"{out}: exists; `savi plot` writes only a new file (or RUN_DIR/training_curves.png)")
     run = Path(args.run_dir)

@@ -8,6 +8,7 @@ Multi-GPU: launch the same command under torchrun, accelerate or deepspeed, e.g.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 
 def add_parser(subparsers) -> None:
@@ -31,6 +32,7 @@ def run(args) -> int:
     from savi_plugin.config.checkpoint import check_backend_fits
     from savi_plugin.training.arguments import forget_deepspeed, recipe_training_args
     from savi_plugin.config.values import ConfigError
+    from savi_plugin.errors import ConfigurationError
     from savi_plugin.recipe import load_recipe
 
     recipe = load_recipe(args.recipe, args.overrides)
@@ -48,6 +50,11 @@ def run(args) -> int:
         return 0
     if not data:
         raise ConfigError("data.pairs", "required (or --data)", recipe.source)
+    if not Path(data).is_file():  # named by the flag or key that gave it, before anything loads
+        what = "not found" if not Path(data).exists() else "is not a file"
+        if args.data:
+            raise ConfigurationError(f"{data}: --data {what}; give a preference JSONL")
+        raise ConfigError("data.pairs", f"{data}: {what}; give a preference JSONL (or --data)", recipe.source)
     if not output_dir:
         raise ConfigError("train.output_dir", "required (or --output-dir)", recipe.source)
     check_backend_fits(model, recipe.model.backend, "model.backend", recipe.source)

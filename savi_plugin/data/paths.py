@@ -19,6 +19,12 @@ models and data outside the run folder) is stored absolute, so it is found where
 root (below) is the one exception a user asks for: then a record's relative path starts from the data root
 instead, and one that leaves it (``..``) is refused like any other.
 
+A job's configuration names its inputs by path too; :func:`configuration_for_file` stores the paths at given keys
+of it by this rule for one file, :func:`configuration_from_file` reads them back absolute, and
+:func:`held_configuration` is how the job holds them (absolute) -- one conversion for a training run's records
+(:mod:`savi_plugin.training.stored_config`) and a generation run's mark, progress file and report
+(:mod:`savi_plugin.generators.runner`). Whether two runs are one is decided by content, not by these spellings.
+
 Preference files, generation manifests and benchmark annotations name their videos by path. Such files
 are often downloaded or produced by someone else, so a record must not be able to make a job read an
 arbitrary file of the machine (``"../../home/me/.ssh/id_rsa"``, ``"/etc/shadow"``, or a symlink in an
@@ -37,8 +43,9 @@ Existence is not checked here (callers count a missing video in their own way).
 
 from __future__ import annotations
 
+import copy
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
@@ -217,6 +224,58 @@ def paths_for_file(value, holder: str | Path):
                                    and os.path.exists(value)):
         return path_for_file(value, holder)
     return value
+
+
+#: ``(key path, may be a hub id)`` pairs naming the paths of a job's configuration (``"training.data_root"``: key
+#: ``data_root`` of the dict at key ``training``); a hub id (``org/model``, nothing on this machine) is kept as given
+PathKeys = Sequence[tuple[str, bool]]
+
+
+def _with_paths(config: dict[str, Any], keys: PathKeys, convert: Callable[[str, bool], str]) -> dict[str, Any]:
+    """A copy of ``config`` with each string at a ``keys`` key replaced by ``convert(value, is_name)`` (absent keys,
+    None and other values, e.g. an inline DeepSpeed dict, are kept)."""
+    out = copy.deepcopy(config)
+    for key, is_name in keys:
+        *parents, last = key.split(".")
+        node = out
+        for part in parents:
+            node = node.get(part) if isinstance(node, dict) else None
+        if isinstance(node, dict) and isinstance(node.get(last), (str, Path)) and str(node[last]):
+            node[last] = convert(str(node[last]), is_name)
+    return out
+
+
+def held_configuration(config: dict[str, Any], keys: PathKeys) -> dict[str, Any]:
+    """``config`` with every local path at ``keys`` absolute (``..`` collapsed, symlinks kept: the path the user
+    named), a hub id as given: how a job holds its configuration, whatever the working folder."""
+    def absolute(value: str, is_name: bool) -> str:
+        if is_name and not os.path.exists(Path(value).expanduser()):
+            return value
+        return os.path.normpath(os.path.abspath(Path(value).expanduser()))
+
+    return _with_paths(config, keys, absolute)
+
+
+def configuration_for_file(config: dict[str, Any], holder: str | Path, keys: PathKeys) -> dict[str, Any]:
+    """``config`` as the file ``holder`` stores it: each path at ``keys`` by :func:`path_for_file` (one that may be a
+    hub id by :func:`name_for_file`, so a hub id stays as given). The one conversion every writer of a job's
+    configuration uses (a training run's mark, config file and checkpoints; a generation run's mark, progress file
+    and report): relative inside a declared run folder, absolute outside it as before."""
+    return _with_paths(config, keys, lambda value, is_name: name_for_file(value, holder) if is_name
+                       else path_for_file(value, holder))
+
+
+def configuration_from_file(stored: dict[str, Any], holder: str | Path, keys: PathKeys) -> dict[str, Any]:
+    """The configuration the file ``holder`` stores, each path at ``keys`` read back by :func:`path_from_file` and
+    made absolute (the inverse of :func:`configuration_for_file` up to :func:`held_configuration`). A relative name
+    that may be a hub id and names nothing beside ``holder`` is kept as stored."""
+    def read(value: str, is_name: bool) -> str:
+        found = os.path.normpath(os.path.abspath(path_from_file(value, holder)))
+        if is_name and not Path(value).expanduser().is_absolute() and not os.path.exists(found):
+            return value
+        return found
+
+    return _with_paths(stored, keys, read)
 
 
 def check_data_root(root: str | Path | None, name: str = "--data-root") -> None:

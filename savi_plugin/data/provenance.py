@@ -9,8 +9,9 @@ SHA-256 of its bytes, :func:`savi_plugin.data.identity.file_identity`) when it i
 these states:
 
 * **unfinished** (:func:`unfinished_run`): a savi job is writing it, its run has a progress file and no report,
-  its report says incomplete, or its content is not what its report vouches for (edited, truncated in place, or
-  another file's report copied beside it). Consumers refuse it unless asked (``--allow-incomplete-data``,
+  its report says incomplete, its content is not what its report vouches for (edited, truncated in place, or
+  another file's report copied beside it), or its report is there but unreadable (torn, damaged: named at its
+  ``file:line``, never taken for "no report"). Consumers refuse it unless asked (``--allow-incomplete-data``,
   ``--allow-incomplete``). A report written by an older savi (no ``content``) is not compared.
 * **unverified** (:func:`unvouched_copy`): no report or progress beside it, but its records name the generator
   that wrote them (``meta.generator``): a copy that left its report behind; or a conversion or merge of such a
@@ -40,19 +41,60 @@ log = logging.getLogger(__name__)
 
 #: the reason a file whose bytes differ from what its report vouches for is refused
 CHANGED = "its content is not what its run report vouches for (edited, truncated or another file's report)"
+#: the reason a file whose run report is there but unreadable (torn by a kill, damaged) is refused
+UNREADABLE = "its run report is there but unreadable, so it vouches for nothing"
 
 
 class UnfinishedDataError(ValueError):
     """The preference file comes from a generation run that has not finished (one line naming its report)."""
 
 
-def run_report(data: str | Path) -> dict[str, Any] | None:
-    """The generation run report stored beside ``data``, or None (none, unreadable, or not an object)."""
+class RunReportError(ValueError):
+    """A run report that is there but cannot be read: ``<report>[:<line>]: run report: <why>`` (one line)."""
+
+
+def load_report(path: str | Path) -> dict[str, Any]:
+    """The run report at ``path``, read whole within ``$SAVI_MAX_DOCUMENT_BYTES`` and the untrusted-JSON limits:
+    the one reader of a run report (the report beside a pair file, or one named by ``--run-report``).
+
+    Raises:
+        RunReportError: unreadable, torn or not JSON (at its line), too deep, too large, or not a JSON object.
+    """
+    from savi_plugin.data.files import read_document
+    from savi_plugin.untrusted import load_json
+
+    def refuse(message: str, line: int | None = None) -> RunReportError:
+        return RunReportError(f"{path}{f':{line}' if line else ''}: run report: {message}")
+
     try:
-        report = json.loads(sidecar(data, "report.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        report = load_json(read_document(path, error=refuse), str(path), error=refuse)
+    except OSError as exc:
+        raise refuse(f"cannot be read ({exc.strerror or exc})") from None
+    if not isinstance(report, dict):
+        raise refuse(f"expected a JSON object, got {type(report).__name__}")
+    return report
+
+
+def report_problem(data: str | Path) -> str | None:
+    """Why the run report beside ``data`` is there but unreadable (its :class:`RunReportError` text), or None
+    (absent, or read)."""
+    path = sidecar(data, "report.json")
+    if not os.path.lexists(path):
         return None
-    return report if isinstance(report, dict) else None
+    try:
+        load_report(path)
+    except RunReportError as exc:
+        return str(exc)
+    return None
+
+
+def run_report(data: str | Path) -> dict[str, Any] | None:
+    """The run report stored beside ``data``, or None (none, or unreadable: :func:`report_problem` says why, and
+    :func:`run_problem` refuses the file for it)."""
+    try:
+        return load_report(sidecar(data, "report.json"))
+    except RunReportError:
+        return None
 
 
 def report_kind(report: dict[str, Any]) -> str | None:
@@ -83,6 +125,9 @@ def run_problem(data: str | Path) -> str | None:
     report's content mismatch, no report beside a progress file, or a report that says incomplete. Does not
     look for a live writer (:func:`unfinished_run` does)."""
     data = Path(data)
+    unreadable = report_problem(data)
+    if unreadable is not None:  # there, but torn or damaged: it vouches for nothing, and is not "no report"
+        return f"{UNREADABLE}: {unreadable}"
     report = run_report(data)
     if report is None:
         if sidecar(data, "progress.jsonl").exists():
@@ -132,6 +177,8 @@ def unvouched_copy(data: str | Path) -> str | None:
     behind, or a file edited out of one); or a file whose convert or merge report carries that reason forward
     from its input (``unverified``)."""
     data = Path(data)
+    if report_problem(data) is not None:  # a report is there, unreadable: run_problem's to name, not "none beside"
+        return None
     report = run_report(data)
     if report is not None and isinstance(report.get("unverified"), str):
         return report["unverified"]
@@ -270,6 +317,7 @@ def check_finished(data: str | Path, *, allow_incomplete: bool = False, flag: st
         allow = f", or pass {flag} to {use}" if flag else ""
         report = run_report(data) or {}
         remedy = ("restore the file its report was written for, or regenerate it" if why.startswith(CHANGED) else
+                  "restore its run report, or regenerate the file" if why.startswith(UNREADABLE) else
                   "restore or regenerate the shards it names and merge again" if "inputs" in report and "missing"
                   in report else "wait for it to finish" if why.startswith("a savi job") else
                   "re-run the same savi generate command to finish it")

@@ -86,15 +86,29 @@ def line_digest(line: bytes) -> str:
     return hashlib.sha256(line).hexdigest()
 
 
-def existing_ids(path: Path, key: str = "id") -> set[str]:
+def item_key(obj: dict[str, Any], key: str | tuple[str, ...]) -> str | None:
+    """The identity of ``obj`` under ``key`` (one field, or several: a diagnostics row is one per pair and step),
+    or None when a field is missing."""
+    if isinstance(key, str):
+        return str(obj[key]) if key in obj else None
+    if not all(k in obj for k in key):
+        return None
+    return json.dumps([obj[k] for k in key], ensure_ascii=False, default=str)
+
+
+def existing_ids(path: Path, key: str | tuple[str, ...] = "id") -> set[str]:
     """Ids of the complete lines already in ``path`` (lines that are not JSON objects are ignored)."""
-    return {str(obj[key]) for obj in iter_complete_objects(path) if key in obj}
+    return {found for obj in iter_complete_objects(path) if (found := item_key(obj, key)) is not None}
 
 
 class JsonlAppender:
-    """Append JSON objects to ``path``, one complete line per ``os.write``; resumable by ``key``."""
+    """Append JSON objects to ``path``, one complete line per ``os.write``; resumable by ``key`` (a field, or a
+    tuple of fields that together identify a line).
 
-    def __init__(self, path: str | Path, *, fsync: bool = False, key: str = "id"):
+    Every JSONL output is appended through this class (``tests/data/test_write_routes.py`` refuses an append
+    anywhere else), so every one cuts a torn last line on reopen and skips what a resumed job already wrote."""
+
+    def __init__(self, path: str | Path, *, fsync: bool = False, key: str | tuple[str, ...] = "id"):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.fsync = fsync
@@ -106,6 +120,9 @@ class JsonlAppender:
         self._end = os.fstat(self._fd).st_size
 
     def __contains__(self, item_id: object) -> bool:
+        """Whether ``item_id`` (an id, or for a tuple ``key`` an object holding its fields) was written."""
+        if isinstance(item_id, dict):
+            return item_key(item_id, self.key) in self.ids
         return str(item_id) in self.ids
 
     def __len__(self) -> int:
@@ -113,7 +130,9 @@ class JsonlAppender:
 
     def write_object(self, obj: dict[str, Any]) -> bool:
         """Append ``obj``; return False (and write nothing) if its id is already present."""
-        item_id = str(obj[self.key])
+        item_id = item_key(obj, self.key)
+        if item_id is None:
+            raise KeyError(f"{self.path}: a line to append has no {self.key!r}")
         if item_id in self.ids:
             return False
         try:

@@ -55,7 +55,10 @@ def supervised_warmup(lm, videos: Sequence[np.ndarray], prompts: Sequence[str], 
         losses.append(float(loss.detach()))
     model.eval()
     log.info("warm-up: loss %.3f -> %.3f over %d steps", losses[0], float(np.mean(losses[-5:])), steps)
+    from savi_plugin.data.outputs import replace_folder
+
     out_dir = Path(out_dir)
-    model.save_pretrained(out_dir)
-    lm.processor.save_pretrained(out_dir)
+    with replace_folder(out_dir) as tmp:  # a kill while saving leaves the previous folder (or none), never a part
+        model.save_pretrained(tmp)
+        lm.processor.save_pretrained(tmp)
     return out_dir

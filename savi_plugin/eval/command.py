@@ -25,7 +25,7 @@ from pathlib import Path
 
 from savi_plugin.config.values import ConfigError
 from savi_plugin.data.outputs import disk_full_errno
-from savi_plugin.errors import RunError
+from savi_plugin.errors import ConfigurationError, RunError
 from savi_plugin.eval.results import ResultsFileError, read_json_object
 
 _SUBCOMMANDS_WITHOUT_TASKS = ("models", "version", "ui", "serve", "power", "tui", "mcp")
@@ -97,14 +97,21 @@ def split_model_args(text: str, flag: str = "--model_args") -> list[tuple[str, s
 
     Raises:
         ConfigError: an item without ``=`` -- lmms-eval would stop on it (``ValueError: not enough values to
-            unpack``); it is a value cut at a ``,``, which lmms-eval's split cannot carry in a value.
+            unpack``); it is a value cut at a ``,``, which lmms-eval's split cannot carry in a value. A key given
+            twice -- lmms-eval's dict keeps the last value, but its results folder is named by the first
+            ``pretrained=`` (``EvaluationTracker._get_model_name`` reads the raw string), so one model's scores
+            would be filed under another's name.
     """
-    pairs = []
+    pairs: list[tuple[str, str]] = []
     for item in split_args_string(text):
         key, sep, value = item.partition("=")
         if not sep:
             raise ConfigError("", f"{flag} {text!r}: {item!r} is no key=value: lmms-eval splits {flag} at every "
                                   f"',', so a value (a path) cannot hold one; link the path under a name without ','")
+        first = next((v for k, v in pairs if k == key), None)
+        if first is not None:
+            raise ConfigError("", f"{flag}: {key}= is given twice ({key}={first} and {key}={value}); give each key "
+                                  f"once (lmms-eval would use the last and name its results after the first)")
         pairs.append((key, value))
     return pairs
 
@@ -200,7 +207,26 @@ def savi_video_args(model: str | Path, tasks: list[str], output_path: str | Path
 
 # ------------------------------------------------------------------------------------------ judging a run
 class EvalRunError(RunError):
-    """lmms-eval ran but its results file is missing or incomplete (lmms-eval itself exits 0 on any error)."""
+    """lmms-eval ran but its results file is missing or incomplete (lmms-eval itself exits 0 on any error).
+
+    ``problem``: the one line without the log; ``log_path``: lmms-eval's full log, named at the end of ``str()``
+    (a caller that moves the log out of a folder about to be removed names the new place: :meth:`log_moved`)."""
+
+    def __init__(self, problem: str, log_path: str | Path | None = None) -> None:
+        self.problem, self.log_path = problem, (Path(log_path) if log_path is not None else None)
+        super().__init__(problem + (f"; full log: {log_path}" if log_path is not None else ""))
+
+    def log_moved(self, path: str | Path) -> EvalRunError:
+        """The same error naming the log at ``path``, where it was moved."""
+        return type(self)(self.problem, path)
+
+
+class EvalSettingError(EvalRunError, ConfigurationError):
+    """lmms-eval stopped with exit status 2: a configuration error (``savi_video``'s :class:`~savi_plugin.eval.
+    settings.SettingError`, or lmms-eval's own argument parser refusing a flag), found once lmms-eval started;
+    ``savi`` exits 2 for it, as for the same error found before (:class:`~savi_plugin.errors.ConfigurationError`)."""
+
+    exit_code = 2
 
 
 #: the lmms-eval flags savi reads or sets by their full name (``savi eval run``'s checks, :func:`with_flag`,
@@ -515,6 +541,11 @@ def log_disk_sign(log_path: str | Path) -> int | None:
         return None
 
 
+#: the exit status of a configuration error, in lmms-eval's process as in ``savi``'s
+#: (:class:`~savi_plugin.errors.ConfigurationError`; :class:`~savi_plugin.eval.settings.SettingError`)
+CONFIGURATION_EXIT = ConfigurationError.exit_code
+
+
 def run_judged(command: list[str], *, env: dict, output_path: str | Path, tasks: list[str],
                log_path: str | Path | None = None, verbose: bool = False) -> Path:
     """Run an lmms-eval command and judge it by its results file, not its exit status (0 on any error).
@@ -545,10 +576,12 @@ def run_judged(command: list[str], *, env: dict, output_path: str | Path, tasks:
     problem = results_problem(output_path, tasks, start, disk_sign)
     if problem is None and code == 0:
         return Path(output_path)
-    where = f"; full log: {log_path}" if log_path else ("" if verbose else "; re-run with -v for lmms-eval's traceback")
+    hint = "" if log_path or verbose else "; re-run with -v for lmms-eval's traceback"
     cause = f"; lmms-eval's error: {filt.last_error}" if filt.last_error else ""
     status = f" (exit status {code})" if code != 0 else ""
-    raise EvalRunError(f"evaluation did not finish{status}: {problem or 'lmms-eval failed'}{cause}{where}")
+    # exit status 2: a configuration error (savi_video's SettingError, lmms-eval's argument parser), exit 2 here too
+    error = EvalSettingError if code == CONFIGURATION_EXIT else EvalRunError
+    raise error(f"evaluation did not finish{status}: {problem or 'lmms-eval failed'}{cause}{hint}", log_path)
 
 
 class _NullFile:

@@ -46,7 +46,7 @@ from loguru import (
 )
 from tqdm import tqdm
 
-from savi_plugin.eval.bad_videos import mark_bad
+from savi_plugin.eval.bad_videos import mark_bad, mark_control_text
 from savi_plugin.eval.benchmarks import get as get_benchmark
 from savi_plugin.eval.data import MVBENCH_FRAME_FOLDER_FPS
 from savi_plugin.eval.protocols import Protocol
@@ -55,6 +55,7 @@ from savi_plugin.eval.settings import (
     SettingError,
     check_gen_kwargs,
     checked_settings,
+    exits_as_configuration_error,
 )
 from savi_plugin.models.backends.base import PromptTooLongError
 from savi_plugin.models.backends.tokens import ControlTextError
@@ -186,7 +187,9 @@ class SaviVideo(lmms):
 
     @classmethod
     def create_from_arg_string(cls, arg_string: str, additional_config: dict | None = None) -> SaviVideo:
-        """lmms-eval's constructor from ``--model_args``, refusing a key lmms-eval also passes from its own flags
+        """lmms-eval's constructor from ``--model_args``, refusing a key given twice in it (split by the one
+        ``model_args`` parser, :func:`savi_plugin.eval.command.split_model_args`: lmms-eval's own parse collapses the
+        string into a dict, so only the raw string shows the repeat) and a key lmms-eval also passes from its own flags
         (``batch_size=`` with ``--batch_size``, ``device=`` with ``--device``): Python would stop the call with a
         ``TypeError`` (multiple values for one keyword) before any check here. A missing ``pretrained=`` and an
         unknown key are refused by ``__init__`` (one :class:`SettingError` each).
@@ -194,9 +197,21 @@ class SaviVideo(lmms):
         Raises:
             SettingError: naming the key and lmms-eval's flag.
         """
+        with exits_as_configuration_error():  # lmms-eval's process ends with exit status 2 and one line
+            return cls._from_arg_string(arg_string, additional_config)
+
+    @classmethod
+    def _from_arg_string(cls, arg_string: str, additional_config: dict | None) -> SaviVideo:
         from lmms_eval.utils import simple_parse_args_string
 
+        from savi_plugin.config.values import ConfigError
+        from savi_plugin.eval.command import split_model_args
+
         given = {k: v for k, v in (additional_config or {}).items() if v is not None}
+        try:  # a key given twice (lmms-eval's dict would keep the last silently), an item without "="
+            split_model_args(arg_string or "")
+        except ConfigError as exc:
+            raise SettingError(f"savi_video: {exc}") from None
         args = simple_parse_args_string(arg_string)
         both = sorted(set(args) & set(given))
         if both:
@@ -344,8 +359,10 @@ class SaviVideo(lmms):
     def generate_until(self, requests: list[Instance]) -> list[str]:
         """Answer each request; requests with equal generation settings and equal system turn and reply pre-fill
         (their task's protocol, :func:`prompt_framing`) are batched (``--batch_size``)."""
-        # every setting is checked (and parsed once) before the first document is answered
-        settings = [check_gen_kwargs(dict(request.args[1])) for request in requests]
+        # every setting is checked (and parsed once) before the first document is answered; a bad one ends
+        # lmms-eval's process with exit status 2 and one line
+        with exits_as_configuration_error():
+            settings = [check_gen_kwargs(dict(request.args[1])) for request in requests]
         self._warn_length_overrides(requests, settings)
         results: list[str | None] = [None] * len(requests)
         framings = [self._framing(request) for request in requests]
@@ -398,11 +415,15 @@ class SaviVideo(lmms):
                     except (PromptTooLongError, ControlTextError) as exc:
                         request = chunk[j]
                         _, _, doc_to_visual, doc_id, task, split = request.args[:6]
-                        counted = isinstance(exc, PromptTooLongError) and self._count_unfit(doc_to_visual, task,
-                                                                                           split, doc_id)
+                        if isinstance(exc, ControlTextError):  # counted under its reason, not as unparsed
+                            mark_control_text(self._doc(task, split, doc_id))
+                            counted = "counted in control_token_in_text"
+                        elif self._count_unfit(doc_to_visual, task, split, doc_id):
+                            counted = "counted in bad_video: the video does not fit the model's context at these frames"
+                        else:
+                            counted = "scored wrong"
                         log.error("savi_video: {} doc {}: {}; answered with an empty response ({})", task, doc_id,
-                                  exc, "counted in bad_video: the video does not fit the model's context at these "
-                                       "frames" if counted else "scored wrong")
+                                  exc, counted)
                         texts.append("")
             for (j, _, _), text in zip(items, texts):
                 out[j] = truncate_at_stop(text, gen_kwargs.get("until"))

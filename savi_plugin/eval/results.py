@@ -11,7 +11,7 @@ from savi_plugin.data.files import read_document
 from savi_plugin.untrusted import load_json
 
 #: Samples scored wrong for a reason other than a wrong answer (metrics of every savi_ task).
-COUNTS = ("unparsed", "missing_video", "bad_video")
+COUNTS = ("unparsed", "missing_video", "bad_video", "control_token_in_text")
 
 
 def overall_counts(results_json: dict) -> dict[str, int]:
@@ -139,7 +139,8 @@ class LmmsEvalRun:
 
 
 def _unusable(sample: dict) -> bool:
-    return bool(sample.get("missing_video")) or bool(sample.get("bad_video"))
+    """Whether a logged sample is one the model could not use (:func:`savi_plugin.eval.bad_videos.unusable_counts`)."""
+    return any(bool(sample.get(count)) for count in ("missing_video", "bad_video", "control_token_in_text"))
 
 
 def unusable_items(run: LmmsEvalRun, task: str, metric: str = "accuracy") -> set[str]:

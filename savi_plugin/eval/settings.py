@@ -9,6 +9,7 @@ lmms-eval hands values over as its own parser made them: ``num_frames=32`` arriv
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import typing
@@ -37,7 +38,9 @@ _FALSE_WORDS = (False, 0, "false", "no", "off", "0")
 
 class SettingError(SystemExit):
     """A bad ``--model_args`` / ``--gen_kwargs`` value. A SystemExit, so that lmms-eval (which prints a traceback
-    for any Exception) stops with this one line and exit code 1 before any document is answered."""
+    for any Exception) stops with this one line before any document is answered: with exit status 2, a
+    configuration error's (:class:`~savi_plugin.errors.ConfigurationError`), where it leaves ``savi_video``'s
+    methods lmms-eval calls (:func:`exits_as_configuration_error`); raised elsewhere, Python prints it and exits 1."""
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -45,6 +48,26 @@ class SettingError(SystemExit):
 
     def __str__(self) -> str:
         return self.message
+
+
+@contextlib.contextmanager
+def exits_as_configuration_error():
+    """Around the ``savi_video`` methods lmms-eval calls: a :class:`SettingError` leaving the block prints its one
+    line on stderr and ends the process with exit status 2 (``ConfigurationError.exit_code``), so a configuration
+    error found inside lmms-eval ends as one found before it starts (``savi eval run`` maps lmms-eval's 2 to its
+    own 2, :class:`savi_plugin.eval.command.EvalSettingError`). Python prints nothing for an integer exit status,
+    hence the line printed here."""
+    import sys
+
+    from savi_plugin.errors import ConfigurationError
+
+    try:
+        yield
+    except SettingError as exc:
+        if exc.code != ConfigurationError.exit_code:  # not yet printed by an enclosing block
+            print(exc.message, file=sys.stderr, flush=True)
+            exc.code = ConfigurationError.exit_code
+        raise
 
 
 @dataclass(frozen=True)

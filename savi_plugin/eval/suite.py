@@ -205,17 +205,40 @@ def comparison_rows(base_run, runs: dict, tasks: list[str]) -> list[dict]:
             for task in tasks for label in runs]
 
 
+def markdown_cell(value: object) -> str:
+    """``value`` as the text of one Markdown table cell: ``\\`` and ``|`` escaped, and every character that ends a
+    line (``str.splitlines``' separators) or is a control character written as its ``\\n``/``\\xNN`` escape, so a
+    name read from a file (a task in a ``table.json``) cannot end its cell or its row."""
+    import unicodedata
+
+    out = []
+    for char in str(value):
+        if char in "\\|":
+            out.append("\\" + char)
+        elif unicodedata.category(char) in ("Cc", "Zl", "Zp"):
+            out.append(char.encode("unicode_escape").decode("ascii"))
+        else:
+            out.append(char)
+    return "".join(out)
+
+
+def markdown_row(cells: list) -> str:
+    """One Markdown table row, each cell through :func:`markdown_cell` (the one writer of the suite's tables:
+    ``table.md``, ``savi eval suite``'s and ``savi eval compare``'s output)."""
+    return "| " + " | ".join(markdown_cell(c) for c in cells) + " |"
+
+
 def format_table(rows: list[dict], missing: list[str], unfinished: dict[str, str] | None = None) -> str:
     """The Markdown table (accuracy in percent points; Δ = aligned - base with its paired bootstrap 95% interval)."""
-    lines = ["| task | adapter | items compared | left out: no usable video (base / aligned) | base | aligned | Δ | "
-             "95% CI of Δ (paired bootstrap) |", "|---|---|---:|---:|---:|---:|---:|---|"]
+    lines = [markdown_row(["task", "adapter", "items compared", "left out: no usable video (base / aligned)", "base",
+                           "aligned", "Δ", "95% CI of Δ (paired bootstrap)"]), "|---|---|---:|---:|---:|---:|---:|---|"]
     for r in rows:
         left = f"{r.get('excluded', 0)} ({r.get('no_video_base', 0)} / {r.get('no_video_aligned', 0)})"
         if not r["n"]:
-            lines.append(f"| {r['task']} | {r['adapter']} | 0 | {left} | - | - | no usable video | - |")
+            lines.append(markdown_row([r["task"], r["adapter"], 0, left, "-", "-", "no usable video", "-"]))
             continue
-        lines.append(f"| {r['task']} | {r['adapter']} | {r['n']} | {left} | {r['base']:.2f} | {r['aligned']:.2f} | "
-                     f"{r['delta']:+.2f} | [{r['low']:+.2f}, {r['high']:+.2f}] |")
+        lines.append(markdown_row([r["task"], r["adapter"], r["n"], left, f"{r['base']:.2f}", f"{r['aligned']:.2f}",
+                                   f"{r['delta']:+.2f}", f"[{r['low']:+.2f}, {r['high']:+.2f}]"]))
     if any(r.get("excluded") or r.get("no_video_base") or r.get("no_video_aligned") for r in rows):
         lines.append("")
         lines.append("Items with no usable video in either run (missing, undecodable, fewer frames than num_frames, "
@@ -343,18 +366,64 @@ def read_table(path: str | Path) -> dict:
         raise refuse("card.base_model: not an object")
     if not isinstance(table.get("missing", []), list):
         raise refuse("missing: not a list")
+    seen: dict[tuple[str, str], int] = {}
     for n, row in enumerate(rows):
         if not isinstance(row, dict):
             raise refuse(f"rows[{n}]: {type(row).__name__}, not an object")
         for key in ("task", "adapter"):
             if not isinstance(row.get(key), str):
                 raise refuse(f"rows[{n}].{key}: not a string")
+        key = (row["task"], row["adapter"])
+        if key in seen:  # two results for one comparison: neither can be shown as the table's
+            raise refuse(f"rows[{n}]: task {row['task']!r} with adapter {row['adapter']!r} is given twice (first at "
+                         f"rows[{seen[key]}])")
+        seen[key] = n
         row.setdefault("excluded", 0)  # a table written before items were left out
-        # with no usable item (n 0) a row has no numbers but its counts
-        for key in ROW_NUMBERS if row.get("n") != 0 else ("n", "excluded"):
-            if isinstance(row.get(key), bool) or not isinstance(row.get(key), (int, float)):
-                raise refuse(f"rows[{n}].{key}: not a number")
+        problem = row_problem(row)
+        if problem:
+            raise refuse(f"rows[{n}].{problem}")
     return table
+
+
+#: a score's range: accuracy in percent points (every per-item score is 0 or 100); Δ and its bounds lie within
+#: ``±(high - low)`` of it
+SCORE_RANGE = (0.0, 100.0)
+
+#: how far a stored Δ may be from ``aligned - base`` and still agree: the two decimals every report prints (a table
+#: whose numbers were rounded to them still reads; Δ 5 with base = aligned does not)
+DELTA_TOLERANCE = 0.01
+
+
+def row_problem(row: dict) -> str | None:
+    """What is wrong with the numbers of one table row (``field: message``), or None: the counts (``n``,
+    ``excluded``, ``no_video_base``, ``no_video_aligned``) are non-negative whole numbers; with ``n`` above 0 the
+    scores ``base`` and ``aligned`` lie in :data:`SCORE_RANGE`, ``delta`` is ``aligned - base`` (to
+    :data:`DELTA_TOLERANCE`), and ``low <= high`` lie within ``±`` the range's width; with ``n`` 0 (no usable item)
+    the scores are absent (null)."""
+    for key in ("n", "excluded", "no_video_base", "no_video_aligned"):
+        value = row.get(key, 0)
+        if isinstance(value, bool) or not isinstance(value, int):
+            return f"{key}: not a whole number ({value!r})" if isinstance(value, (int, float)) else \
+                f"{key}: not a number"
+        if value < 0:
+            return f"{key}: a count below 0 ({value})"
+    lo, hi = SCORE_RANGE
+    if row["n"] == 0:
+        given = [k for k in ("base", "aligned", "delta", "low", "high") if row.get(k) is not None]
+        return f"{given[0]}: set although n is 0 (no usable item, no score)" if given else None
+    for key in ("base", "aligned", "delta", "low", "high"):
+        value = row.get(key)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return f"{key}: not a number"
+        low, high = (lo, hi) if key in ("base", "aligned") else (lo - hi, hi - lo)
+        if not low <= value <= high:
+            return f"{key}: {value!r} is outside [{low:g}, {high:g}] (accuracy in percent points)"
+    if abs(row["delta"] - (row["aligned"] - row["base"])) > DELTA_TOLERANCE:
+        return (f"delta: {row['delta']!r} is not aligned - base ({row['aligned']!r} - {row['base']!r} = "
+                f"{row['aligned'] - row['base']!r})")
+    if row["low"] > row["high"]:
+        return f"low: {row['low']!r} is above high ({row['high']!r})"
+    return None
 
 
 def delta_of(row: dict) -> Delta:

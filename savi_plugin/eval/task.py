@@ -20,8 +20,9 @@ The task YAMLs use ``class: !function savi_plugin.eval.task.SaviVideoTask``, so 
 these tasks for "simple" models (``savi_video`` and lmms-eval's simple video models; dual models
 with ``--force_simple``). Metrics per task: ``accuracy`` (percent, the papers' unit,
 by the protocol's own grading rule), and the counts of samples scored wrong for a reason other than a wrong
-answer: ``unparsed`` (the answer names no option), ``missing_video`` (no file) and ``bad_video`` (a file the
-model could not decode). Groups report the accuracy over all their samples and the summed counts.
+answer: ``unparsed`` (the answer names no option), ``missing_video`` (no file), ``bad_video`` (a file the
+model could not decode) and ``control_token_in_text`` (a question or option holding the model's control tokens,
+refused unread). Groups report the accuracy over all their samples and the summed counts.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from loguru import (
 from savi_plugin.data.choices import LETTERS, parse_choice
 from savi_plugin.eval import benchmarks, data
 from savi_plugin.eval.answers import format_mcq
-from savi_plugin.eval.bad_videos import is_bad
+from savi_plugin.eval.bad_videos import unusable_counts
 from savi_plugin.eval.protocols import Protocol
 
 
@@ -175,22 +176,21 @@ def process_mcq(spec: data.BenchmarkSpec, doc: dict, response: str) -> dict[str,
         ``accuracy``: a dict with ``score`` (0 or 100: percent points, so lmms-eval's CLT stderr is in
         the same unit as the aggregate), ``pred`` (the option the careful parser reads, None when unparsed; the
         score follows the protocol's own rule, which for ``savi`` is that parser), ``answered`` (the response is
-        not empty), ``target`` (option index) and ``id``; ``missing_video``, ``bad_video`` and ``unparsed``: 0/1,
-        at most one of them 1.
+        not empty), ``target`` (option index) and ``id``; ``missing_video``, ``bad_video``,
+        ``control_token_in_text`` (:func:`~savi_plugin.eval.bad_videos.unusable_counts`) and ``unparsed``: 0/1, at
+        most one of them 1.
     """
     target = spec.target(doc)
-    found = bool(doc.get("savi_video_found", True))
-    bad = found and is_bad(doc.get("savi_video", ""))
+    unusable = unusable_counts(doc)
     correct, parsed, pred = False, True, None
-    if found and not bad:
+    if not any(unusable.values()):
         options = spec.options(doc)
         correct, parsed = _protocol(doc, spec.name).grade(response, options, target)
         pred = parse_choice(response, options).index
     return {
         "accuracy": {"score": 100.0 * correct, "pred": pred, "answered": bool(response), "target": target,
                      "id": spec.record_id(doc)},
-        "missing_video": int(not found),
-        "bad_video": int(bad),
+        **unusable,
         "unparsed": int(not parsed),
     }
 

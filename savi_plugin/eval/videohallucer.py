@@ -30,7 +30,7 @@ from typing import Any
 from savi_plugin.data.yes_no import yes_no_answer
 from savi_plugin.eval import data
 from savi_plugin.eval.answers import PromptFormat
-from savi_plugin.eval.bad_videos import is_bad
+from savi_plugin.eval.bad_videos import unusable_counts
 from savi_plugin.eval.protocols import Protocol
 
 #: The subsets (official file and folder names); the overall score averages the first five.
@@ -171,8 +171,8 @@ def process_results(doc: dict, results: list[str]) -> dict[str, Any]:
     of the reply (for the bias figures); a missing or undecodable video is wrong and says neither.
     """
     response = results[0] if results else ""
-    found = bool(doc.get("savi_video_found", True))
-    bad = found and is_bad(doc.get("savi_video", ""))
+    unusable = unusable_counts(doc)
+    found, bad = not unusable["missing_video"], any(unusable.values())
     proto = _protocol(doc)
     correct = parsed = says_yes = says_no = False
     if found and not bad:
@@ -182,7 +182,7 @@ def process_results(doc: dict, results: list[str]) -> dict[str, Any]:
     item = {"score": 100.0 * correct, "group": f"{doc['subset']}/{doc['group']}", "group_size": 2,
             "role": doc["role"], "answer": doc["answer"], "says_yes": says_yes, "says_no": says_no}
     out = {name: item for name in (FACT_METRICS if doc["subset"] == "fact_detect" else METRICS)}
-    out.update(missing_video=int(not found), bad_video=int(bad), unparsed=int(found and not bad and not parsed))
+    out.update(unusable, unparsed=int(not bad and not parsed))
     return out
 
 

@@ -31,7 +31,7 @@ from typing import Any
 
 from savi_plugin.eval import data
 from savi_plugin.eval.answers import PromptFormat
-from savi_plugin.eval.bad_videos import is_bad
+from savi_plugin.eval.bad_videos import unusable_counts
 from savi_plugin.eval.protocols import Protocol
 
 PARTS = ("ach_binaryqa", "ach_mcq", "tsh", "sth")
@@ -265,8 +265,8 @@ def process_results(doc: dict, results: list[str]) -> dict[str, Any]:
     """Per clip: one record for every metric; ``group``/``group_size`` make the BQA question (all its clips) the
     item of paired comparisons; STH records the truth and the official reading for the MCC."""
     response = results[0] if results else ""
-    found = bool(doc.get("savi_video_found", True))
-    bad = found and is_bad(doc.get("savi_video", ""))
+    unusable = unusable_counts(doc)
+    found, bad = not unusable["missing_video"], any(unusable.values())
     right = read = False
     if found and not bad:
         right, read = grade(doc, response)
@@ -274,7 +274,7 @@ def process_results(doc: dict, results: list[str]) -> dict[str, Any]:
             or 1), "truth": doc["answer"].strip().lower() == "yes",
             "says_change": found and not bad and sth_says_change(response)}
     out = {name: item for name in METRICS[doc["part"]]}
-    out.update(missing_video=int(not found), bad_video=int(bad), unparsed=int(found and not bad and not read))
+    out.update(unusable, unparsed=int(not bad and not read))
     return out
 
 

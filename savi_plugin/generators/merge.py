@@ -21,14 +21,26 @@ from glob import escape as glob_escape
 from pathlib import Path
 from typing import Any, Sequence
 
-from savi_plugin.data.outputs import OutputLock, atomic_open, claim, write_json
-from savi_plugin.data.paths import file_folder, path_for_file, path_from_file
+from savi_plugin.data.outputs import OutputLock, atomic_open, claim, mark_path, write_json
+from savi_plugin.data.paths import (
+    configuration_for_file,
+    file_folder,
+    name_for_file,
+    path_for_file,
+    path_from_file,
+)
 from savi_plugin.data.provenance import CHANGED, report_kind, run_problem, run_report, unvouched_copy, vouch
 from savi_plugin.data.readers import iter_lines, parse_line
 from savi_plugin.data.record import DataError, validate_record
 from savi_plugin.data.fingerprint import ConfigMismatchError, config_changes, describe_changes
-from savi_plugin.generators.runner import (_RESUMABLE_CHANGES, _read_progress, progress_path, report_path,
-                                           shard_output_path)
+from savi_plugin.generators.runner import (
+    _RESUMABLE_CHANGES,
+    PATH_KEYS,
+    _read_progress,
+    progress_path,
+    report_path,
+    shard_output_path,
+)
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +123,9 @@ def _shard_on_disk(parent: Path, stem: str, suffix: str, index: int, count: int)
 def check_same_run(paths: Sequence[Path]) -> None:
     """Refuse shards that were generated with different configurations (another seed, model, options ...).
 
+    Each shard's stored paths are read back from its own progress file (:func:`_read_progress`), so shards in
+    different folders that name the same model and inputs (relative inside a run folder) are one run.
+
     Raises:
         ConfigMismatchError: naming the two shards and what differs.
     """
@@ -173,7 +188,8 @@ def merge_shards(paths: Sequence[str | Path], output: str | Path, *, allow_incom
     check_same_run(paths)
     inputs = {f"the shard {p.name}": p for p in paths}
     inputs.update({f"the shard's {progress_path(p).name}": progress_path(p) for p in paths})
-    config = {"shards": [_shard_config(p) for p in paths]}
+    mark = mark_path(output, False)  # the shards' configurations, their paths as the merge's mark stores them
+    config = {"shards": [configuration_for_file(_shard_config(p), mark, PATH_KEYS) for p in paths]}
     with ExitStack() as locks:  # the output, and every shard: a shard still being generated is not merged
         claimed = locks.enter_context(claim(output, command="savi generate merge", config=config, inputs=inputs,
                                             output_name="the merge output", every_rank=True, replace_ours=True))
@@ -191,6 +207,24 @@ def _video_for_output(video: str, shard: Path, output: Path) -> str:
     if os.path.isabs(video) or os.path.abspath(file_folder(shard)) == os.path.abspath(output.parent):
         return video
     return path_for_file(path_from_file(video, shard), output)
+
+
+def _record_for_output(obj: dict[str, Any], shard: Path, output: Path) -> dict[str, Any]:
+    """A shard record as ``output`` stores it: its ``video`` (:func:`_video_for_output`) and the model and adapter
+    its ``meta`` names (a local path re-expressed for ``output``'s folder, a hub id as given)."""
+    moved = {**obj, "video": _video_for_output(obj["video"], shard, output)}
+    meta = obj.get("meta")
+    if isinstance(meta, dict) and os.path.abspath(file_folder(shard)) != os.path.abspath(output.parent):
+        names = {}
+        for key in ("model", "adapter"):
+            value = meta.get(key)
+            if isinstance(value, str) and value and not os.path.isabs(value):
+                found = path_from_file(value, shard)
+                if os.path.exists(found):  # a relative name naming nothing beside the shard is a hub id: kept
+                    names[key] = name_for_file(found, output)
+        if names:
+            moved["meta"] = {**meta, **names}
+    return moved
 
 
 def _shard_config(path: Path) -> dict[str, Any]:
@@ -219,15 +253,15 @@ def _merge(paths: list[Path], output: Path, allow_incomplete: bool, claimed) -> 
                 invalid.append(str(exc))
                 continue
             text = raw.decode("utf-8")
-            if obj["id"] in records:
+            moved = _record_for_output(obj, path, output)
+            if moved != obj:  # another folder: its paths stay relative to the file holding them
+                obj = moved
+                text = json.dumps(obj, ensure_ascii=False)
+            if obj["id"] in records:  # compared as the output stores both: shards in two folders agree
                 duplicates += 1
                 if obj != records[obj["id"]]:
                     conflicts.append(obj["id"])
                 continue
-            moved = _video_for_output(obj["video"], path, output)
-            if moved != obj["video"]:  # another folder: the path stays relative to the file holding it
-                obj = {**obj, "video": moved}
-                text = json.dumps(obj, ensure_ascii=False)
             records[obj["id"]] = obj
             raw_lines[obj["id"]] = text.rstrip("\n")
     # a shard line that is not a valid record, or an id two shards give different content, was damaged or edited

@@ -66,8 +66,25 @@ from typing import Any
 from savi_plugin import registry
 from savi_plugin.data.fingerprint import check_same_config
 from savi_plugin.data.identity import files_identity, input_identity, model_identity
-from savi_plugin.data.outputs import ForeignOutputError, check_distinct, check_not_any, claim, sidecar, write_json
-from savi_plugin.data.paths import check_data_root, is_within, path_for_file, path_from_file
+from savi_plugin.data.outputs import (
+    ForeignOutputError,
+    check_distinct,
+    check_not_any,
+    claim,
+    mark_path,
+    sidecar,
+    write_json,
+)
+from savi_plugin.data.paths import (
+    check_data_root,
+    configuration_for_file,
+    configuration_from_file,
+    held_configuration,
+    is_within,
+    name_for_file,
+    path_for_file,
+    path_from_file,
+)
 from savi_plugin.data.record import DataError, check_encodable
 from savi_plugin.data.writer import (
     JsonlAppender,
@@ -102,6 +119,12 @@ _RESUMABLE_CHANGES = ("limit", "device")
 #: paths compared by what they name (``identity``: the inputs, their videos, the model and adapter by content), not
 #: as spelled: a run folder moved whole, or the same files named from another working folder, resumes
 _BY_IDENTITY = ("model", "adapter", "inputs", "data_root")
+#: ``(key, may be a hub id or a label)`` of the paths in a run's configuration: held absolute
+#: (:func:`~savi_plugin.data.paths.held_configuration`), stored by the paths rule in each file that holds the
+#: configuration -- the output's mark, the progress file's first line, the run report
+#: (:func:`~savi_plugin.data.paths.configuration_for_file`) -- and read back by it; ``inputs`` may be a label
+#: (``<6 items>``) and the model or adapter a hub id: kept as given
+PATH_KEYS = (("model", True), ("adapter", True), ("inputs", True), ("data_root", False))
 #: failure reasons of machine errors, which do not describe the input: the item is retried by the next run
 RETRIED_REASONS = ("generation_error", "io_error")
 #: reasons an item's video is refused under, and what to check when every item of a run is refused under one
@@ -297,13 +320,15 @@ def _check_not_moved(out_path: Path, present: dict[str, tuple[int, str, Any]], r
 
 # --------------------------------------------------------------------------- progress file
 def _read_progress(path: Path) -> tuple[dict[str, Any] | None, dict[str, dict[str, Any]]]:
-    """The stored configuration and ``item id -> progress row`` of a progress file (complete lines only)."""
+    """The stored configuration (its paths read back absolute: :data:`PATH_KEYS`) and ``item id -> progress row``
+    of a progress file (complete lines only)."""
     config, rows = None, {}
     for obj in iter_complete_objects(path):
         if "id" not in obj:
             continue
         if obj["id"] == CONFIG_ID:
             config = obj.get("config")
+            config = configuration_from_file(config, path, PATH_KEYS) if isinstance(config, dict) else config
         else:
             rows[str(obj["id"])] = obj  # a retried item's later row replaces the earlier one
     return config, rows
@@ -461,16 +486,16 @@ def run_generation(*, generator: str | type | Generator, model: Any, inputs: str
 
         backend_name = backend or detect_backend(model)
         frames = int(num_frames or DEFAULT_NUM_FRAMES)
-        model_name = str(Path(model).resolve()) if Path(model).exists() else str(model)
+        model_name = str(model)
     else:
         backend_name = getattr(model, "family", backend)
         frames = int(num_frames or getattr(model, "num_frames", None) or DEFAULT_NUM_FRAMES)
         model_name = str(getattr(model, "name_or_path", type(model).__name__))
-    config = {
+    config = held_configuration({
         "generator": gen.name,
         "options": gen.describe(),
         "model": model_name,
-        "adapter": (str(Path(adapter).resolve()) if Path(adapter).exists() else str(adapter)) if adapter else None,
+        "adapter": str(adapter) if adapter else None,
         "backend": backend_name,
         "num_frames": frames,
         "batch_size": batch_size,
@@ -478,8 +503,8 @@ def run_generation(*, generator: str | type | Generator, model: Any, inputs: str
         "shard": [index, count],
         "shard_split": SHARD_SPLIT if count > 1 else None,  # one process: no split (an unsharded output resumes)
         "limit": limit,
-        "inputs": str(Path(inputs).resolve()) if isinstance(inputs, (str, Path)) else f"<{len(items)} items>",
-        "data_root": str(Path(data_root).resolve()) if data_root is not None else None,
+        "inputs": str(inputs) if isinstance(inputs, (str, Path)) else f"<{len(items)} items>",
+        "data_root": str(data_root) if data_root is not None else None,
         "device": resolve_device(device) if by_path else str(getattr(model, "device", device)),
         "dtype": dtype,
         "limits": item_limits(),  # the decode caps decide which items fail (final under these caps)
@@ -488,11 +513,13 @@ def run_generation(*, generator: str | type | Generator, model: Any, inputs: str
                      "videos": videos,
                      "model": model_identity(model if by_path else getattr(model, "name_or_path", None)),
                      "adapter": model_identity(adapter) if adapter else None},
-    }
-    base_meta = {"generator": gen.name, "prompts_version": gen.prompts_version, "model": model_name,
-                 "backend": backend_name, "num_frames": frames, "seed": seed}
+    }, PATH_KEYS)
+    # each pair names its model (and adapter) by the paths rule for the output that holds it
+    base_meta = {"generator": gen.name, "prompts_version": gen.prompts_version,
+                 "model": name_for_file(config["model"], out_path), "backend": backend_name, "num_frames": frames,
+                 "seed": seed}
     if adapter:
-        base_meta["adapter"] = str(adapter)
+        base_meta["adapter"] = name_for_file(config["adapter"], out_path)
 
     prog_path = progress_path(out_path)
     named_inputs = {"--input": inputs if isinstance(inputs, (str, Path)) else None,
@@ -506,7 +533,8 @@ def run_generation(*, generator: str | type | Generator, model: Any, inputs: str
     for name, path in written.items():
         check_distinct(path, named_inputs, output_name=name)
     check_not_any(written, (item.video for item in items), what="a video the input names")
-    with claim(out_path, command="savi generate", config=config, inputs=named_inputs, output_name="--output",
+    stored = configuration_for_file(config, mark_path(out_path, False), PATH_KEYS)  # as the mark stores it
+    with claim(out_path, command="savi generate", config=stored, inputs=named_inputs, output_name="--output",
                ignore=_RESUMABLE_CHANGES + _BY_IDENTITY, every_rank=True,
                own_content=lambda path: _holds_only_own_records(path, prog_path)) as claimed:
         result = _run_locked(gen, model, mine, config, base_meta, out_path, prog_path, index, count, frames,
@@ -541,7 +569,7 @@ def _run_locked(gen, model, mine, config, base_meta, out_path, prog_path, index,
     progress_log = JsonlAppender(prog_path)
     progress_log.ids -= set(rows) - done  # failed for a transient reason: this run writes their new rows
     if stored is None:
-        progress_log.write_object({"id": CONFIG_ID, "config": config})
+        progress_log.write_object({"id": CONFIG_ID, "config": configuration_for_file(config, prog_path, PATH_KEYS)})
 
     todo = [(b, chunk) for b, chunk in mine if not all(item.id in done for item in chunk)]
     if todo:  # the earlier run's report vouches for what it wrote; this run writes more, and its own report last
@@ -611,6 +639,7 @@ def _run_locked(gen, model, mine, config, base_meta, out_path, prog_path, index,
     rpath = report_path(out_path)
     result["report"] = str(rpath)
     stored = {k: path_for_file(result[k], rpath) for k in ("output", "progress", "report")}  # the paths rule
+    stored["config"] = configuration_for_file(config, rpath, PATH_KEYS)
     from savi_plugin.data.provenance import vouch
 
     result.update(vouch(out_path))  # the bytes it vouches for: an edit, a truncation or a foreign copy is seen

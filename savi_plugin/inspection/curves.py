@@ -52,6 +52,34 @@ def read_log_history(run_dir: str | Path) -> tuple[list[dict[str, Any]], Path]:
                        f"with a log history (is it a `savi train` output folder?)")
 
 
+#: the largest step a log history row may name (README: every count at most 2^32-1)
+MAX_STEP = 2**32 - 1
+#: the largest magnitude of a plotted value: the Trainer logs float32 statistics, so a value beyond float32's
+#: largest finite number was not logged by it (and two such values of opposite sign overflow an axis' span)
+MAX_VALUE = 3.4028234663852886e38
+
+
+def check_history(history: list[dict[str, Any]], source: str | Path) -> None:
+    """Refuse a log history that no Trainer wrote: a row's ``step`` not a whole number in [0, :data:`MAX_STEP`],
+    or a plotted metric (:data:`PANELS`) that is not a number within +-:data:`MAX_VALUE` (null: not logged).
+
+    Raises:
+        NoLogHistory: ``<file>: log_history[<i>].<field>: <why>`` (one line).
+    """
+    names = {n for names in PANELS.values() for n in names}
+    for i, row in enumerate(history):
+        step = row.get("step", 0)
+        if not isinstance(step, int) or isinstance(step, bool) or not 0 <= step <= MAX_STEP:
+            raise NoLogHistory(f"{source}: log_history[{i}].step: must be a whole number of steps in [0, {MAX_STEP}], "
+                               f"got {step!r:.40}")
+        for name in names & row.keys():
+            value = row[name]
+            if value is not None and not (isinstance(value, (int, float)) and not isinstance(value, bool)
+                                          and abs(value) <= MAX_VALUE):
+                raise NoLogHistory(f"{source}: log_history[{i}].{name}: must be a number within +-{MAX_VALUE:.4g} "
+                                   f"(float32's range, what the Trainer logs) or null, got {value!r:.40}")
+
+
 def series(history: list[dict[str, Any]], name: str) -> list[tuple[int, float]]:
     """``(step, value)`` of metric ``name``, finite values only."""
     import math
@@ -68,6 +96,7 @@ def plot_training(run_dir: str | Path, out: str | Path) -> tuple[Path, list[str]
     import matplotlib.pyplot as plt
 
     history, source = read_log_history(run_dir)
+    check_history(history, source)
     panels = {title: {n: series(history, n) for n in names} for title, names in PANELS.items()}
     panels = {title: lines for title, lines in panels.items() if any(lines.values())}
     if not panels:

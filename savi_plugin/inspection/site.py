@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,6 @@ from savi_plugin.data.paths import PathEscapeError, path_from_file, resolve_vide
 from savi_plugin.data.readers import (
     BAD_RECORD,
     iter_json_objects,
-    line_problem,
     read_records,
 )
 from savi_plugin.data.record import DataError, PreferenceRecord
@@ -54,6 +54,8 @@ class SiteSummary:
     diagnostics_mismatched: int = 0
     #: bad lines of the diagnostics file (each at its ``file:line``, listed with the bad records)
     diagnostics_problems: list[str] = field(default_factory=list)
+    #: why the pair file's generation run is unfinished (shown at the top of the index), or None
+    unfinished: str | None = None
 
 
 def pair_page_path(number: int) -> str:
@@ -70,32 +72,116 @@ def _video_path(record: PreferenceRecord, pairs: Path, data_root: str | None) ->
         return None
 
 
-def read_run_report(path: Path | None) -> dict[str, Any]:
-    """A generation report (``skipped``/``failed`` lists) or a training report (``dataset.skipped_records``),
-    as ``{"skipped": [{"id", "reason", "detail"}, ...]}``; {} when there is none."""
-    if path is None or not path.is_file():
-        return {}
+def read_run_report(path: Path | None, pairs: Path) -> list[dict[str, Any]]:
+    """The items a run report lists as skipped or failed, each a dict with ``status``: a generation report's
+    ``skipped``/``failed`` lists, or a training report's ``dataset.skipped_records``; [] when there is none.
+
+    The report is read by the one reader of run reports (:func:`savi_plugin.data.provenance.load_report`) and must
+    vouch for ``pairs``: a report whose stored content (size and SHA-256; a training report's ``dataset.content``)
+    is not ``pairs``'s, or a training report of another data file, is refused -- its items are another file's.
+
+    Raises:
+        RunError: one line naming the report (and the line or field) or the pair file.
+    """
+    from savi_plugin.data.identity import file_identity, same_identity
+    from savi_plugin.data.paths import path_from_file
+    from savi_plugin.data.provenance import CHANGED, RunReportError, load_report
     from savi_plugin.errors import RunError
-    from savi_plugin.untrusted import load_json
 
-    def refuse(message: str, line: int | None = None) -> RunError:
-        return RunError(f"{path}{f':{line}' if line else ''}: run report: {message}")
+    if path is None:
+        return []
+    try:
+        data = load_report(path)
+    except RunReportError as exc:
+        raise RunError(str(exc)) from None
 
-    data = load_json(path.read_text(encoding="utf-8"), str(path), error=refuse)
-    if not isinstance(data, dict):
-        raise refuse(f"expected a JSON object, got {type(data).__name__}")
-    listed = [dict(entry, status=status) for status in ("skipped", "failed") for entry in data.get(status, [])
-              if isinstance(entry, dict)]
-    dataset = data.get("dataset") if isinstance(data.get("dataset"), dict) else {}
-    listed += [dict(entry, status="skipped in training") for entry in dataset.get("skipped_records", [])]
-    return {"skipped": listed}
+    def refuse(field: str, message: str) -> RunError:
+        return RunError(f"{path}: run report: {field}: {message}")
+
+    def entries(value: Any, field: str) -> list[dict[str, Any]]:
+        if value is None:
+            return []
+        if not isinstance(value, list):
+            raise refuse(field, f"expected a list of items, got {type(value).__name__}")
+        for k, entry in enumerate(value):
+            if not isinstance(entry, dict):
+                raise refuse(f"{field}[{k}]", f"expected an object, got {type(entry).__name__}")
+            for key in ("id", "item", "reason", "detail"):
+                if entry.get(key) is not None and (not isinstance(entry[key], (str, int))
+                                                   or isinstance(entry[key], bool)):
+                    raise refuse(f"{field}[{k}].{key}", f"expected text, got {type(entry[key]).__name__}")
+        return value
+
+    training = "dataset" in data or "log_history" in data
+    if training:
+        dataset = data.get("dataset")
+        if not isinstance(dataset, dict):
+            raise refuse("dataset", f"expected an object, got {type(dataset).__name__}")
+        stored = dataset.get("content")
+        named = dataset.get("path")
+        if stored is None and isinstance(named, str):  # a report without the digest: the file it names
+            other = path_from_file(named, path)
+            if not (other.is_file() and pairs.is_file() and os.path.samefile(other, pairs)):
+                raise RunError(f"{pairs}: {path} is the report of a training on {other}, not on this file; give "
+                               f"--run-report the report of this file's own run")
+        listed = [dict(e, status="skipped in training") for e in entries(dataset.get("skipped_records"),
+                                                                          "dataset.skipped_records")]
+    else:
+        stored = data.get("content")
+        listed = [dict(e, status=status) for status in ("skipped", "failed")
+                  for e in entries(data.get(status), status)]
+    if isinstance(stored, dict) and not same_identity(stored, file_identity(pairs)):
+        raise RunError(f"{pairs}: {CHANGED}: {path}; give --run-report the report of this file's own run (or "
+                       f"regenerate the file)")
+    return listed
 
 
 def default_run_report(pairs: Path) -> Path | None:
-    """The generation report beside a pairs file, under the names the generator has used."""
-    for name in (f"{pairs.name}.report.json", f"{pairs.stem}.report.json"):
-        if (pairs.parent / name).is_file():
-            return pairs.parent / name
+    """The run report beside a pairs file (``<pairs>.report.json``, the one place a run report has), or None."""
+    from savi_plugin.data.outputs import sidecar
+
+    path = sidecar(pairs, "report.json")
+    return path if os.path.lexists(path) else None
+
+
+#: the largest step a diagnostics row may name (README: every count at most 2^32-1)
+MAX_STEP = 2**32 - 1
+#: the largest magnitude of a diagnostics value: training scores in float32 at most, so a value beyond float32's
+#: largest finite number was not written by it
+MAX_VALUE = 3.4028234663852886e38
+#: the numeric fields of a diagnostics row (:mod:`savi_plugin.training.diagnostics`); each a number or null
+_VALUES = ("loss", "margin", "reward_chosen", "reward_rejected", "logratio_chosen", "logratio_rejected", "kl_chosen")
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def diagnostics_row_problem(row: Any) -> tuple[str, str] | None:
+    """Why ``row`` is not a diagnostics row as ``savi train`` writes it, as ``(field, message)``, or None: an object
+    with an ``id``, a ``step`` that is a whole number in [0, :data:`MAX_STEP`], each value of :data:`_VALUES` null
+    or a finite number within :data:`MAX_VALUE`, ``chosen_tokens`` texts and ``chosen_token_kl`` numbers, one per
+    token."""
+    if not isinstance(row, dict):
+        return "-", f"not a diagnostics row (expected a JSON object, got {type(row).__name__})"
+    if not isinstance(row.get("id"), (str, int)) or isinstance(row.get("id"), bool):
+        return "id", "not a diagnostics row (expected a JSON object with an \"id\")"
+    step = row.get("step")
+    if not isinstance(step, int) or isinstance(step, bool) or not 0 <= step <= MAX_STEP:
+        return "step", f"must be a whole number of steps in [0, {MAX_STEP}], got {step!r:.40}"
+    for key in _VALUES:
+        value = row.get(key)
+        if value is not None and not (_number(value) and abs(value) <= MAX_VALUE):
+            return key, (f"must be a number within +-{MAX_VALUE:.4g} (float32's range) or null, got {value!r:.40}")
+    tokens, kl = row.get("chosen_tokens"), row.get("chosen_token_kl")
+    if tokens is not None and not (isinstance(tokens, list) and all(isinstance(t, str) for t in tokens)):
+        return "chosen_tokens", "must be a list of texts"
+    if kl is not None:
+        if not (isinstance(kl, list) and all(_number(v) and abs(v) <= MAX_VALUE for v in kl)):
+            return "chosen_token_kl", f"must be a list of numbers within +-{MAX_VALUE:.4g}"
+        if len(kl) != len(tokens or []):
+            return "chosen_token_kl", (f"has {len(kl)} value(s) for {len(tokens or [])} chosen token(s): one per "
+                                       f"token")
     return None
 
 
@@ -103,29 +189,26 @@ def read_diagnostics(path: Path | None, problems: list[DataError] | None = None)
     """Per-pair training diagnostics (JSONL, one line per pair and evaluation point), by pair id, in step order.
 
     Read by the readers' one rule (:func:`savi_plugin.data.readers.iter_json_objects`): a bad line -- torn (the
-    last line of a training killed while appending), not JSON, not UTF-8, too long, or not a diagnostics row --
-    is one problem at its own ``file:line``, appended to ``problems``, and the rows after it are still read
-    (without ``problems``, the first one raises :class:`DataError`).
+    last line of a training killed while appending), not JSON, not UTF-8, too long, or not a diagnostics row as
+    training writes it (:func:`diagnostics_row_problem`: a value of the wrong type, a step or value out of range)
+    -- is one problem at its own ``file:line:field``, appended to ``problems``, and the rows after it are still
+    read (without ``problems``, the first one raises :class:`DataError`).
     """
     if path is None:
         return {}
     by_id: dict[str, list[dict[str, Any]]] = {}
     for number, row in iter_json_objects(path, problems, array=False):  # JSONL only
-        step = row.get("step", 0) if isinstance(row, dict) else None
-        if not isinstance(row, dict) or not isinstance(row.get("id"), (str, int)) or isinstance(row["id"], bool):
-            problem = line_problem(path, number, "not a diagnostics row (expected a JSON object with an \"id\")",
-                                   BAD_RECORD)
-        elif not isinstance(step, (int, float)) or isinstance(step, bool):
-            problem = line_problem(path, number, f"not a diagnostics row (\"step\" is {step!r}, not a number)",
-                                   BAD_RECORD)
-        else:
+        bad = diagnostics_row_problem(row)
+        if bad is None:
             by_id.setdefault(str(row["id"]), []).append(row)
             continue
+        problem = DataError(str(path), number, None if bad[0] == "-" else bad[0], bad[1])
+        problem.reason = BAD_RECORD
         if problems is None:
             raise problem
         problems.append(problem)
     for rows in by_id.values():
-        rows.sort(key=lambda r: r.get("step", 0))
+        rows.sort(key=lambda r: r["step"])
     return by_id
 
 
@@ -136,8 +219,7 @@ def never_learned(rows: list[dict[str, Any]]) -> bool:
 
 
 def _margin_svg(rows: list[dict[str, Any]]) -> str:
-    points = [(r.get("step", 0), r["margin"]) for r in rows if isinstance(r.get("margin"), (int, float))
-              and math.isfinite(r["margin"])]
+    points = [(r["step"], float(r["margin"])) for r in rows if _number(r.get("margin"))]
     if not points:
         return ""
     w, h, pad = 420, 140, 24
@@ -252,8 +334,16 @@ draw();
 """
 
 
-def _index_page(title: str) -> str:
-    body = [f"<h1>{escape(title)}</h1>", '<div id="filters">',
+def _unfinished_note(why: str | None) -> list[str]:
+    """The line at the top of the index for a pair file whose generation run did not finish."""
+    if why is None:
+        return []
+    return [f'<p id="unfinished"><strong>The generation run of this file did not finish</strong>: {escape(why)}. '
+            f"These pages show the pairs written so far.</p>"]
+
+
+def _index_page(title: str, unfinished: str | None = None) -> str:
+    body = [f"<h1>{escape(title)}</h1>", *_unfinished_note(unfinished), '<div id="filters">',
             '<label>show <select id="view"><option value="pairs">pairs</option>'
             '<option value="never">pairs never learned</option><option value="skipped">skipped items</option>'
             '<option value="bad">bad records</option></select></label>',
@@ -288,8 +378,14 @@ def build_site(pairs: str | Path, out: str | Path, *, fmt: str = "savi", data_ro
     pairs, out = Path(pairs), Path(out)
     bad: list[DataError] = []
     records = list(read_records(pairs, fmt, errors="collect", collected=bad))
+    from savi_plugin.data.provenance import unfinished_run
+
+    unfinished = unfinished_run(pairs)
+    if unfinished is not None:
+        log.warning("%s: the generation run of this file did not finish: %s (the site says so at its top)", pairs,
+                    unfinished)
     report_path = Path(run_report) if run_report is not None else default_run_report(pairs)
-    skipped = read_run_report(report_path).get("skipped", [])
+    skipped = read_run_report(report_path, pairs)
     diag_problems: list[DataError] = []
     diag = read_diagnostics(Path(diagnostics) if diagnostics is not None else None, diag_problems)
     thumbs = ThumbnailWriter(out, limit=frames)
@@ -330,11 +426,11 @@ def build_site(pairs: str | Path, out: str | Path, *, fmt: str = "savi", data_ro
             + json.dumps(bad_rows, separators=(",", ":")) + ";\n")
     (out / "index-data.js").write_text(data, encoding="utf-8")
     (out / "index.js").write_text(INDEX_JS, encoding="utf-8")
-    (out / "index.html").write_text(_index_page(f"preference pairs: {pairs.name}"), encoding="utf-8")
+    (out / "index.html").write_text(_index_page(f"preference pairs: {pairs.name}", unfinished), encoding="utf-8")
     if mismatched:
         log.warning("%s: %d row(s) were written for other pairs of the same ids (their text differs from %s): "
                     "not shown", diagnostics, mismatched, pairs)
     return SiteSummary(out=out, pairs=total, bad_records=len(bad), skipped_items=len(skipped),
                        with_diagnostics=len({r.id for _, r in records if joined.get(r.id)}),
                        never_learned=learned_never, diagnostics_mismatched=mismatched,
-                       diagnostics_problems=[str(p) for p in diag_problems])
+                       diagnostics_problems=[str(p) for p in diag_problems], unfinished=unfinished)

@@ -15,6 +15,9 @@ from pathlib import Path
 
 from savi_plugin.video.synthetic import COLORS, DIRECTIONS, SHAPES
 
+#: written last into a tiny model's folder: its presence says the build finished
+TINY_MARK = "savi_tiny.json"
+
 FAMILIES = ("llava_onevision", "qwen2_vl", "qwen2_5_vl", "qwen3_vl", "internvl")
 
 # The Qwen2 chat format (what LLaVA-OneVision-Qwen2 and Qwen2-VL checkpoints use), with video parts.
@@ -89,8 +92,11 @@ def build_tiny_model(out_dir: str | Path, family: str = "llava_onevision", seed:
 
     if family not in FAMILIES:
         raise ValueError(f"unknown tiny model family {family!r}; choose one of {', '.join(FAMILIES)}")
+    from savi_plugin.data.outputs import replace_folder
+
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    if out_dir.is_dir() and any(out_dir.iterdir()) and not (out_dir / TINY_MARK).is_file():
+        raise ValueError(f"{out_dir}: holds files and is not a finished tiny model; choose a new or empty folder")
     torch.manual_seed(seed)
     tokenizer = build_tokenizer(named_tokens=_INTERNVL_TOKENS if family == "internvl" else None)
     builders = {"llava_onevision": _llava_onevision, "qwen2_vl": _qwen2_vl, "qwen2_5_vl": _qwen2_5_vl,
@@ -100,9 +106,10 @@ def build_tiny_model(out_dir: str | Path, family: str = "llava_onevision", seed:
     model.generation_config.eos_token_id = tokenizer.convert_tokens_to_ids("<|im_end|>")
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     model.generation_config.do_sample = False
-    model.save_pretrained(out_dir)
-    processor.save_pretrained(out_dir)
-    (out_dir / "savi_tiny.json").write_text(json.dumps({"family": family, "seed": seed}))
+    with replace_folder(out_dir) as tmp:  # a kill while saving leaves a temporary folder, never a partial model
+        model.save_pretrained(tmp)
+        processor.save_pretrained(tmp)
+        (tmp / TINY_MARK).write_text(json.dumps({"family": family, "seed": seed}))
     return out_dir
 
 
@@ -201,11 +208,22 @@ def is_tiny(path: str | Path) -> bool:
 
 
 def resolve_model_path(path: str | Path, run_dir: str | Path, seed: int = 0) -> str:
-    """A loadable model path: ``tiny://<family>`` is built once into ``run_dir/models/tiny``; others unchanged."""
+    """A loadable model path: ``tiny://<family>`` is built once into ``run_dir/models/tiny``; others unchanged.
+
+    The folder counts as built when it holds :data:`TINY_MARK` (written last, inside the temporary folder that
+    becomes it by one rename); a folder without it (a build killed part-way) is removed and built again."""
     if not is_tiny(path):
         return str(path)
     out = Path(run_dir) / "models" / "tiny"
-    if not (out / "config.json").exists():
+    if not (out / TINY_MARK).is_file():
+        if out.exists():  # a build stopped part-way (no mark): the run folder is ours, so build it again
+            import logging
+
+            from savi_plugin.data.outputs import remove_tree
+
+            logging.getLogger(__name__).warning("%s: an unfinished tiny model (no %s): building it again", out,
+                                                TINY_MARK)
+            remove_tree(out)
         build_tiny_model(out, str(path).removeprefix(SCHEME), seed=seed)
     return str(out)
 

@@ -26,7 +26,7 @@ import torch
 
 from savi_plugin.constants import DEFAULT_NUM_FRAMES
 from savi_plugin.data import DataError
-from savi_plugin.errors import INPUT, ConfigError, classify
+from savi_plugin.errors import INPUT, ConfigError, classify, reason_of
 from savi_plugin.training.batch import (
     PreferenceBatch,
     build_batch,
@@ -138,7 +138,7 @@ class PreferenceCollator:
             if classify(exc) != INPUT:  # the machine failed (I/O, memory): stop; the pair is not at fault
                 raise
             error = DataError(item.file, item.line, "video", str(exc))
-            error.reason = "bad_video"
+            error.reason = reason_of(exc, "bad_video")  # the decoder's: missing_video when the file is gone now
             raise error from exc
         self.videos_decoded += 1
         if len(frames) < self.num_frames:  # the header promised more (or nothing); never repeated to fill

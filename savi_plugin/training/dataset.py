@@ -36,6 +36,7 @@ from typing import Any
 from torch.utils.data import Dataset
 
 from savi_plugin.data import DataError, PreferenceRecord, read_records
+from savi_plugin.data.identity import file_identity
 from savi_plugin.data.paths import check_data_root, file_folder, resolve_video_path
 from savi_plugin.data.readers import BAD_RECORD
 from savi_plugin.models.backends.tokens import (
@@ -105,6 +106,9 @@ class PreferenceDataset(Dataset):
         if bad_records not in ("raise", "skip"):
             raise ValueError(f"bad_records must be 'raise' or 'skip', got {bad_records!r}")
         self.path = Path(path)
+        #: the content these pairs were read from (size, SHA-256): what the training report's skipped records
+        #: vouch for (``savi inspect --run-report`` compares it)
+        self.content = file_identity(self.path)
         check_data_root(data_root, "data_root")
         self.data_root = Path(data_root) if data_root is not None else file_folder(self.path)
         self.confine = data_root is not None
@@ -119,7 +123,12 @@ class PreferenceDataset(Dataset):
         self.items: list[PairItem] = []
         errors: list[DataError] = []
         mode = "collect" if bad_records == "skip" else "raise"
+        if not self.path.is_file():
+            raise DataError(str(self.path), None, None, "the preference file is not found"
+                            if not self.path.exists() else "the preference file is not a file")
+        read = 0
         for line, record in read_records(self.path, fmt, errors=mode, collected=errors):
+            read += 1
             try:
                 item = self._item(record, str(self.path), line, tokenizer, end_of_turn)
             except DataError as exc:
@@ -139,6 +148,9 @@ class PreferenceDataset(Dataset):
             log.warning("%s: %d pair(s) skipped (%s); first: %s: %s", self.path, len(self.skipped),
                         ", ".join(f"{n} {reason}" for reason, n in by_reason.items()),
                         self.skipped[0]["where"], self.skipped[0]["message"])
+        if not self.items and not read and not errors:
+            raise DataError(str(self.path), None, None, "the preference file holds no record (it is empty); "
+                            "generate or convert pairs into it first")
         if not self.items:
             raise DataError(str(self.path), None, None,
                             f"no usable preference pair ({len(self.skipped)} skipped"
@@ -224,6 +236,7 @@ class PreferenceDataset(Dataset):
         reasons: dict[str, int] = {}
         for s in self.skipped:
             reasons[s["reason"]] = reasons.get(s["reason"], 0) + 1
-        return {"path": str(self.path), "pairs": len(self.items), "skipped": len(self.skipped),
+        return {"path": str(self.path), "content": self.content, "pairs": len(self.items),
+                "skipped": len(self.skipped),
                 "skipped_by_reason": reasons,
                 "skipped_records": [{k: v for k, v in s.items() if k != "where"} for s in self.skipped]}

@@ -100,13 +100,67 @@ def diagnose(trainer, step: int) -> list[dict[str, Any]]:
     return rows
 
 
+def cut_from_step(path: str | Path, start: int) -> int:
+    """Keep only the rows of ``path`` (a ``diagnostics.jsonl``) measured before ``start``, the step training
+    (re)starts from, so a run that starts over (``start`` 0: the file starts afresh) or resumes from checkpoint-N
+    never mixes a failed attempt's rows with its own; lines that are not a JSON object with an integer ``step``
+    (a torn last line) go too. The file is replaced by one rename; returns the number of lines dropped."""
+    from savi_plugin.data.outputs import atomic_open
+
+    path = Path(path)
+    if not path.is_file():
+        return 0
+    kept, dropped = [], 0
+    with open(path, "rb") as fh:
+        for line in fh:
+            try:
+                step = json.loads(line).get("step")
+            except (ValueError, AttributeError):
+                step = None
+            if isinstance(step, int) and not isinstance(step, bool) and step < start and line.endswith(b"\n"):
+                kept.append(line)
+            else:
+                dropped += 1
+    if dropped:
+        with atomic_open(path, "wb") as out:
+            out.writelines(kept)
+        log.info("%s: dropped %d line(s) from step %d on (an earlier attempt's), kept %d", path, dropped, start,
+                 len(kept))
+    return dropped
+
+
+class DiagnosticsFile:
+    """``diagnostics.jsonl``, appended through the one JSONL appender
+    (:class:`savi_plugin.data.writer.JsonlAppender`) keyed by pair and step: opened once (at the first rows), it
+    cuts a torn last line a killed run left, and a resumed run does not write again the rows of a step the
+    interrupted run already wrote."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self._writer = None
+
+    def append(self, rows: list[dict[str, Any]]) -> int:
+        """Append ``rows``; return how many were new."""
+        from savi_plugin.data.writer import JsonlAppender
+
+        if self._writer is None:
+            self._writer = JsonlAppender(self.path, key=("id", "step"))
+        return sum(self._writer.write_object(row) for row in rows)
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+
 class DiagnosticsCallback(TrainerCallback):
     """Runs :func:`diagnose` at the start, every ``every`` optimizer steps (None: never in between) and at the end,
-    appending the rows to ``<output_dir>/diagnostics.jsonl`` (rank 0)."""
+    appending the rows to ``<output_dir>/diagnostics.jsonl`` (rank 0, :class:`DiagnosticsFile`)."""
 
     def __init__(self, trainer, every: int | None = None):
         self.trainer, self.every = trainer, every
-        self.path = Path(trainer.args.output_dir) / DIAGNOSTICS_FILE
+        self.file = DiagnosticsFile(Path(trainer.args.output_dir) / DIAGNOSTICS_FILE)
+        self.path = self.file.path
         self._done: set[int] = set()
 
     def _run(self, step: int) -> None:
@@ -115,13 +169,13 @@ class DiagnosticsCallback(TrainerCallback):
         self._done.add(step)
         rows = diagnose(self.trainer, step)
         if self.trainer.is_world_process_zero():
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            with open(self.path, "a", encoding="utf-8") as fh:  # one write per line: a kill leaves whole lines
-                for row in rows:
-                    fh.write(json.dumps(row) + "\n")
-            log.info("diagnostics for %d pairs at step %d -> %s", len(rows), step, self.path)
+            written = self.file.append(rows)
+            log.info("diagnostics for %d pairs at step %d -> %s%s", len(rows), step, self.path,
+                     f" ({len(rows) - written} already there)" if written < len(rows) else "")
 
     def on_train_begin(self, args, state, control, **kwargs):
+        if self.trainer.is_world_process_zero():  # before the appender opens the file
+            cut_from_step(self.path, state.global_step)  # 0 when starting over, N when resuming checkpoint-N
         self._run(state.global_step)
 
     def on_step_end(self, args, state, control, **kwargs):
@@ -129,4 +183,7 @@ class DiagnosticsCallback(TrainerCallback):
             self._run(state.global_step)
 
     def on_train_end(self, args, state, control, **kwargs):
-        self._run(state.global_step)
+        try:
+            self._run(state.global_step)
+        finally:
+            self.file.close()

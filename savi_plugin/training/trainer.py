@@ -24,6 +24,9 @@ resume and logging callbacks working as users expect. What this class adds:
   ``optimizer.step()``, so neither the weights nor the optimizer state change; ``nonfinite_steps`` counts them.
   ``skip_nonfinite=False`` raises ``FloatingPointError`` instead. Under DeepSpeed (which owns the gradients)
   a non-finite loss always raises.
+* No step past ``max_steps``: a run resumed from a checkpoint at (or past) ``max_steps`` -- killed after saving
+  its last checkpoint, before its report -- trains nothing more (:meth:`PreferenceTrainer.get_batch_samples`);
+  transformers' loop checks ``max_steps`` only after a step, so it would train one step more and save it.
 * Packing falls back to unpacked rows (logged once) where the attention implementation or the model family
   cannot take the block mask (:func:`savi_plugin.training.packing.packing_support`).
 
@@ -147,7 +150,7 @@ class PreferenceTrainer(Trainer):
         if args.disable_dropout:
             _disable_dropout(backend.model)
         if needs.reference and args.reference == "model":
-            _check_same_tokenizer(backend, reference_backend)
+            _check_same_tokenizer(backend, reference_backend, args.reference_model_path)
 
         from savi_plugin.training.distributed import setup_process_group
 
@@ -189,6 +192,7 @@ class PreferenceTrainer(Trainer):
         self._metric_counts: dict[str, dict[str, torch.Tensor]] = {"train": {}, "eval": {}}
         self.nonfinite_steps = 0
         self._step_nonfinite = False
+        self._past_max_steps_said = False  # the resume past max_steps is said once (get_batch_samples)
         # Losses of the optimizer steps that were applied: a skipped step is in neither `loss` nor `train_loss`.
         self._step_losses: list[torch.Tensor] = []
         self._decode_skips: set[tuple] = set()  # pairs the collator dropped, listed once in the dataset's report
@@ -331,6 +335,22 @@ class PreferenceTrainer(Trainer):
         log.warning("optimizer step %d skipped: non-finite loss or gradient (%d so far)", self.state.global_step + 1,
                     self.nonfinite_steps)
 
+    def get_batch_samples(self, *args, **kwargs):
+        """The micro-batches of the next optimizer step; none once ``global_step`` has reached ``max_steps``.
+
+        transformers' loop (``Trainer._run_epoch``) asks whether to stop only after a step ends, so a run resumed
+        from a checkpoint at ``max_steps`` inside an epoch (killed after saving its last checkpoint, before its
+        report) would train one step past ``max_steps`` and save a checkpoint of it. With no micro-batch the
+        remaining updates of the epoch do nothing, and the run ends at the checkpoint's step.
+        """
+        if 0 < self.args.max_steps <= self.state.global_step:
+            if not self._past_max_steps_said:
+                self._past_max_steps_said = True
+                log.info("step %d: max_steps=%d is reached (resumed from its last checkpoint): nothing left to train",
+                         self.state.global_step, self.args.max_steps)
+            return [], None
+        return super().get_batch_samples(*args, **kwargs)
+
     def _count_decode_skips(self, model, skipped) -> None:
         """List pairs the collator dropped (video failed only when decoded) in the dataset's report, once each."""
         dataset = self.train_dataset if model.training else self.eval_dataset
@@ -409,10 +429,15 @@ def _disable_dropout(model: torch.nn.Module) -> None:
             module.p = 0.0
 
 
-def _check_same_tokenizer(policy, reference) -> None:
+def _check_same_tokenizer(policy, reference, path: str | Path | None = None) -> None:
+    """A reference of another vocabulary is a configuration error (exit status 2), raised before the first step."""
+    from savi_plugin.errors import ConfigurationError
+
     if policy.tokenizer.get_vocab() != reference.tokenizer.get_vocab():
-        raise ValueError("the reference model's tokenizer differs from the policy's; the reference must score the "
-                         "same tokens")
+        where = f"{path}: " if path else ""
+        raise ConfigurationError(f"{where}train.reference_model_path: the reference model's tokenizer differs from "
+                                 f"the policy's; the reference must score the same tokens (give a model of the "
+                                 f"policy's family and tokenizer)")
 
 
 class DPOTrainer(PreferenceTrainer):

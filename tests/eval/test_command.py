@@ -177,6 +177,10 @@ def test_savi_eval_run_links_a_model_args_path_lmms_eval_would_retype(name, tmp_
     ("pretrained={tmp}/m,adapter=[x]", "adapter=[x]: lmms-eval's --model_args split cannot carry"),
     ("pretrained=1e6,num_frames=4", "pretrained=1e6: no such file or folder (and lmms-eval would read this value as "
                                     "1000000.0, not as a path)"),
+    # a key given twice: lmms-eval evaluates the last and files the results under the first's name
+    ("pretrained={tmp}/m,num_frames=2,pretrained={tmp}/n,num_frames=4",
+     "--model_args: pretrained= is given twice (pretrained={tmp}/m and pretrained={tmp}/n)"),
+    ("pretrained={tmp}/m,num_frames=2, num_frames=2", "--model_args: num_frames= is given twice (num_frames=2 and num_frames=2)"),
 ])
 def test_savi_eval_run_refuses_a_model_args_value_lmms_eval_cannot_carry(model_args, message, tmp_path, capsys,
                                                                           monkeypatch):
@@ -188,7 +192,7 @@ def test_savi_eval_run_refuses_a_model_args_value_lmms_eval_cannot_carry(model_a
     code = main(["eval", "run", "--", "--model", "savi_video", "--model_args", model_args.format(tmp=tmp_path),
                  "--tasks", "savi_mvbench_action_antonym", "--limit", "1", "--output_path", str(tmp_path / "out")])
     err = capsys.readouterr().err.strip()
-    assert code == 2 and len(err.splitlines()) == 1 and message in err, err
+    assert code == 2 and len(err.splitlines()) == 1 and message.format(tmp=tmp_path) in err, err
     assert not (tmp_path / "out").exists()
 
 
@@ -243,3 +247,28 @@ def test_only_an_empty_or_cut_short_results_file_or_a_logged_full_disk_is_called
     reason = "no space left on the device" if sign else "the disk, a disk quota or the file size limit was full"
     assert (f"{results}: {reason} while lmms-eval wrote it" in problem) is full, problem
     assert results.exists() is not full and ("not a results file" in problem) is not full
+
+
+def test_a_configuration_error_inside_savi_video_ends_savi_eval_run_with_exit_status_2(tmp_path, capsys):
+    """A SettingError leaving savi_video's constructor ends lmms-eval's process with exit status 2 and one line,
+    and savi, judging the run, reports it as a configuration error (exit 2), as when found before lmms-eval starts
+    (red team B, "exit codes depend on where the check runs"). The process is savi_video's constructor as lmms-eval
+    calls it; lmms-eval's own start (~20 s) is left out."""
+    import subprocess
+    import sys
+
+    from savi_plugin.errors import ConfigurationError
+    from savi_plugin.eval.command import EvalSettingError, run_judged
+
+    command = [sys.executable, "-c", "from savi_plugin.eval.model import SaviVideo\n"
+               "SaviVideo.create_from_arg_string('pretrained=a,pretrained=b', {'batch_size': 1})"]
+    done = subprocess.run(command, capture_output=True, text=True)
+    assert done.returncode == 2 and done.stderr.strip().splitlines() == [
+        "savi_video: --model_args: pretrained= is given twice (pretrained=a and pretrained=b); give each key once "
+        "(lmms-eval would use the last and name its results after the first)"], done.stderr
+    with pytest.raises(EvalSettingError) as err:
+        run_judged(command, env=dict(os.environ), output_path=tmp_path / "out", tasks=["t"],
+                   log_path=tmp_path / "log")
+    assert isinstance(err.value, ConfigurationError) and err.value.exit_code == 2
+    assert str(err.value).startswith("evaluation did not finish (exit status 2): lmms-eval wrote no results file")
+    assert "pretrained= is given twice" in (tmp_path / "log").read_text()

@@ -296,7 +296,7 @@ def test_a_misspelt_task_is_one_line_before_lmms_eval_starts(argv, tmp_path):
 
 # ------------------------------------------------------------------------------------- reading what a suite wrote
 def _table() -> dict:
-    row = {"task": "savi_egoschema", "adapter": "aligned", "n": 3, "base": 33.3, "aligned": 66.7, "delta": 33.3,
+    row = {"task": "savi_egoschema", "adapter": "aligned", "n": 3, "base": 33.3, "aligned": 66.7, "delta": 33.4,
            "low": 0.0, "high": 66.7}
     return {"rows": [row], "missing": [], "card": {"lmms_eval": "0.7.3", "limit": 3, "base_model": {"sha256": "0"}}}
 
@@ -320,6 +320,17 @@ def _broken_tables() -> dict[str, bytes]:
             inner = inner[key]
         inner[path[-1]] = bad
         out["-".join(map(str, path)) + f"-{type(bad).__name__}"] = json.dumps(table).encode()
+    # numbers of the right type outside what a suite can write (red team B34), and one comparison given twice (B33)
+    for name, change in [("n-negative", {"n": -5}), ("n-fraction", {"n": 2.5}), ("excluded-negative", {"excluded": -1}),
+                         ("low-huge", {"low": 1e300}), ("base-above-100", {"base": 150.0, "delta": -83.3}),
+                         ("delta-not-aligned-minus-base", {"base": 0.0, "aligned": 0.0, "delta": 5.0}),
+                         ("low-above-high", {"low": 50.0, "high": 10.0}), ("n-zero-with-scores", {"n": 0})]:
+        table = _table()
+        table["rows"][0].update(change)
+        out[name] = json.dumps(table).encode()
+    table = _table()
+    table["rows"].append(dict(table["rows"][0], base=50.0, aligned=90.0, delta=40.0, low=30.0, high=50.0))
+    out["row-twice"] = json.dumps(table).encode()
     return out
 
 
@@ -340,6 +351,26 @@ def test_compare_names_the_table_file_that_cannot_be_read(case, side, tmp_path):
     lines = err.getvalue().strip().splitlines()
     assert code == 1 and len(lines) == 1 and not out.getvalue(), err.getvalue()
     assert lines[0].startswith("error: ") and str(bad / "table.json") in lines[0], lines[0]
+
+
+def test_a_name_read_from_a_table_cannot_forge_a_markdown_row(tmp_path):
+    """A task name holding ``|`` and line ends (red team B35): escaped in the one Markdown writer, so every row
+    printed is one line with the table's four cells."""
+    from savi_plugin.eval.suite import format_table, markdown_cell
+
+    name = "savi_x | fake | 1 | 2\n| x\r\u2028\\"
+    assert markdown_cell(name) == "savi_x \\| fake \\| 1 \\| 2\\n\\| x\\r\\u2028\\\\"
+    table = _table()
+    table["rows"][0]["task"] = name
+    for side in ("a", "b"):
+        (tmp_path / side).mkdir()
+        (tmp_path / side / "table.json").write_text(json.dumps(table))
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert main(["eval", "compare", str(tmp_path / "a"), str(tmp_path / "b")]) == 0
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 3 and lines[2].startswith(f"| {markdown_cell(name)} | aligned | Δ +33.40"), lines
+    assert len(format_table(table["rows"], []).splitlines()) == 3
 
 
 def test_a_resumed_suite_names_a_kept_run_file_that_cannot_be_read(suite, tmp_path):

@@ -184,3 +184,51 @@ def test_a_converted_file_named_like_a_shard_is_not_counted_into_a_shard_set(tmp
     assert main(["generate", "merge", "merged.jsonl", "pairs.shard-1-of-2.jsonl"]) == 1
     err = capsys.readouterr().err
     assert "pairs.shard-0-of-2.jsonl: shard 0 of 2 is not given" in err and "00000" not in err, err
+
+
+def test_shards_in_run_folders_store_paths_by_the_rule_and_merge_by_what_they_name(tiny_qwen2_vl, synthetic_samples,
+                                                                                    tmp_path):
+    """Inside a declared run folder a shard's configuration (mark, progress line, report) and each pair's
+    ``meta.model`` name the run folder's model and inputs relative to their own file, outside one absolute as
+    always; shards spelling them differently (another folder, or no run folder) are one run -- read back, they name
+    the same files -- and a shard of another configuration is refused naming only what changed."""
+    from savi_plugin.data.paths import run_folder
+    from savi_plugin.generators.merge import check_same_run
+
+    run = tmp_path / "run"
+    (run / "models").mkdir(parents=True)
+    (run / "models" / "m").symlink_to(tiny_qwen2_vl)
+    (run / "videos").symlink_to(Path(synthetic_samples[0].video).parent)
+    model, inputs = run / "models" / "m", run / "videos" / "samples.jsonl"
+    kwargs = dict(batch_size=2, limit=3)
+    near, deep, other = run / "a" / "p.jsonl", run / "b" / "deep" / "p.jsonl", tmp_path / "d" / "p.jsonl"
+    with run_folder(run):
+        _rrpo(model, inputs, near, shard=(0, 2), **kwargs)
+        _rrpo(model, inputs, deep, shard=(1, 2), **kwargs)
+    _rrpo(model, inputs, near, shard=(1, 2), **kwargs)  # beside shard 0, with no run folder declared: absolute
+    _rrpo(model, inputs, other, shard=(1, 2), **{**kwargs, "batch_size": 1})
+    near0, near1, deep1 = shard_output_path(near, 0, 2), shard_output_path(near, 1, 2), shard_output_path(deep, 1, 2)
+
+    def stored(shard: Path) -> list[dict]:
+        return [json.loads(shard.with_name(shard.name + ".savi-output.json").read_text())["config"],
+                json.loads(shard.with_name(shard.name + ".report.json").read_text())["config"],
+                json.loads(shard.with_name(shard.name + ".progress.jsonl").read_text().splitlines()[0])["config"],
+                *({"model": json.loads(line)["meta"]["model"]} for line in shard.read_text().splitlines())]
+
+    for shard, model_named, inputs_named in ((near0, "../models/m", "../videos/samples.jsonl"),
+                                             (deep1, "../../models/m", "../../videos/samples.jsonl"),
+                                             (near1, str(model), str(inputs))):
+        assert len(stored(shard)) > 3 and {c["model"] for c in stored(shard)} == {model_named}
+        assert {c["inputs"] for c in stored(shard)[:3]} == {inputs_named}
+
+    check_same_run([near0, deep1])  # one configuration, spelled from two folders
+    with run_folder(run):
+        merged = merge_shards([near0, near1], run / "merged" / "all.jsonl")
+    assert merged["complete"] and merged["records"] > 0 and merged["conflicts"] == []
+    records = [json.loads(line) for line in (run / "merged" / "all.jsonl").read_text().splitlines()]
+    assert {r["meta"]["model"] for r in records} == {"../models/m", str(model)}  # re-expressed, or absolute
+    mark = json.loads((run / "merged" / "all.jsonl.savi-output.json").read_text())["config"]
+    assert {s["model"] for s in mark["shards"]} == {"../models/m"}
+    with pytest.raises(ConfigMismatchError, match=r"a different configuration than .*\(batch_size: 2 -> 1\)"):
+        merge_shards([near0, shard_output_path(other, 1, 2)], tmp_path / "refused.jsonl")
+    assert not (tmp_path / "refused.jsonl").exists()

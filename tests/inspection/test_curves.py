@@ -51,10 +51,11 @@ def test_plot_refuses_what_is_not_a_run_in_one_line(run_dir, tmp_path, capsys):
     empty.mkdir()
     (tmp_path / "taken.png").write_bytes(b"user's")
     (tmp_path / "pairs.jsonl").write_text("{}\n")  # a file given as RUN_DIR: named, never locked beside
-    for argv in (["plot", str(empty)], ["plot", str(run_dir), "--out", str(tmp_path / "x.jpg")],
-                 ["plot", str(run_dir), "--out", str(tmp_path / "taken.png")], ["plot", str(tmp_path / "pairs.jsonl")],
-                 ["plot", str(tmp_path / "absent")]):
-        assert main(argv) == 1
+    for argv, code in ((["plot", str(empty)], 1), (["plot", str(run_dir), "--out", str(tmp_path / "x.jpg")], 2),
+                       (["plot", str(run_dir), "--out", str(tmp_path / "x.jsonl")], 2),  # a wrong suffix: exit 2
+                       (["plot", str(run_dir), "--out", str(tmp_path / "taken.png")], 1),
+                       (["plot", str(tmp_path / "pairs.jsonl")], 1), (["plot", str(tmp_path / "absent")], 1)):
+        assert main(argv) == code, argv
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and err[0].startswith("error: ")
     assert (tmp_path / "taken.png").read_bytes() == b"user's"
@@ -64,7 +65,14 @@ def test_plot_refuses_what_is_not_a_run_in_one_line(run_dir, tmp_path, capsys):
 
 @pytest.mark.parametrize("text, fragment", [("[" * 100_000 + "]" * 100_000, "nested deeper than 64 levels"),
                                             ('{"log_history": [{"step": 1, "loss": NaN}]}', "NaN is not a JSON number"),
-                                            ("[1, 2]", "not a JSON object")])
+                                            ("[1, 2]", "not a JSON object"),
+                                            # red team 9, row 31: numpy's "arange: cannot compute length"
+                                            ('{"log_history": [{"step": 1, "loss": -1e308}, {"step": 2, "loss": '
+                                             '1e308}]}', "log_history[0].loss: must be a number within +-3.403e+38"),
+                                            ('{"log_history": [{"step": 1, "loss": 1}, {"step": 1000000000000000000, '
+                                             '"loss": 1}]}', "log_history[1].step: must be a whole number of steps"),
+                                            ('{"log_history": [{"step": 1, "rewards/margins": "x"}]}',
+                                             "log_history[0].rewards/margins: must be a number")])
 def test_a_run_report_beyond_the_input_limits_is_named_in_one_line(text, fragment, tmp_path, capsys):
     """A 100,000-deep train_report.json said 'input nested too deeply (RecursionError)', naming no file
     (red team 4): the report is read through the untrusted-input boundary."""

@@ -45,7 +45,7 @@ def pair_file(tmp_path_factory) -> Path:
     path = write_jsonl(folder / "pairs.jsonl", records)
     with open(path, "a") as fh:
         fh.write('{"id": "bad", "video": 3, "question": "Q", "chosen": "a", "rejected": "b"}\n')
-    (folder / "pairs.report.json").write_text(json.dumps({"skipped": [
+    (folder / "pairs.jsonl.report.json").write_text(json.dumps({"skipped": [
         {"item": "v9", "id": "v9-rrpo-0", "reason": "correct_answer", "detail": "the model was right"}],
         "failed": []}))
     return path
@@ -195,7 +195,16 @@ def test_a_named_report_that_is_not_there_or_not_json_is_one_line(flag, given, l
     (["ROW", '{"id": "a", "margin": NaN}', "ROW"], ["dg.jsonl:2:-: NaN is not a JSON number"]),
     (["ROW", "ROW", "ROW"[:2]], ["dg.jsonl:3:-: torn last line (no line feed at its end"]),  # a killed training
     (["ROW", '{"step": 1}', '{"id": "a", "step": "x"}', "ROW"],
-     ["dg.jsonl:2:-: not a diagnostics row", "dg.jsonl:3:-: not a diagnostics row"]),
+     ["dg.jsonl:2:id: not a diagnostics row", "dg.jsonl:3:step: must be a whole number"]),
+    # red team 9 row 37: a value of the wrong type is listed, not dropped; steps and values out of range are
+    # listed, never drawn (a step of 10^18 became the pair's "latest")
+    (["ROW", '{"id": "a", "step": 2, "margin": "x"}', '{"id": "a", "step": -1e308}',
+      '{"id": "a", "step": 1000000000000000000}', '{"id": "a", "step": 3, "margin": 1e308}',
+      '{"id": "a", "step": 4, "chosen_tokens": ["x"], "chosen_token_kl": [1.0, 1.0]}', '{"id": "a", "step": 1.5}',
+      "ROW"],
+     ["dg.jsonl:2:margin: must be a number", "dg.jsonl:3:step: must be a whole number of steps in [0, 4294967295]",
+      "dg.jsonl:4:step: must be a whole number", "dg.jsonl:5:margin: must be a number within +-3.403e+38",
+      "dg.jsonl:6:chosen_token_kl: has 2 value(s) for 1 chosen token(s)", "dg.jsonl:7:step: must be a whole"]),
 ])
 def test_a_bad_diagnostics_line_is_one_problem_and_the_site_is_built(lines, problems, tmp_path, monkeypatch, capsys):
     """Red team B49: the diagnostics of a training killed while appending (a torn last line), or a torn line in the
@@ -216,7 +225,10 @@ def test_a_bad_diagnostics_line_is_one_problem_and_the_site_is_built(lines, prob
     listed = [line.strip() for line in out.err.splitlines() if line.startswith("  ")]
     assert len(listed) == len(problems) and all(g.startswith(w) for g, w in zip(listed, problems)), listed
     bad = json.loads(re.search(r"window\.SAVI_BAD=(.*);", (tmp_path / "site/index-data.js").read_text()).group(1))
-    assert [w for w, _ in bad] == [p.split(":-:")[0] + ":" for p in problems]
+    assert [w for w, _ in bad] == [":".join(p.split(":")[:2] + [p.split(":")[2].replace("-", "")])
+                                   for p in problems]
+    page = (tmp_path / "site/pairs/0/1.html").read_text()
+    assert "step: 1 " in page and "1000000000000000000" not in page  # the latest row drawn is a good one
 
 
 def test_a_perturbation_record_that_does_not_fit_its_clip_is_said_on_its_page(pair_file, tmp_path):
@@ -239,3 +251,21 @@ def test_a_perturbation_record_that_does_not_fit_its_clip_is_said_on_its_page(pa
     assert "frames holds -5, not a frame index in 0..3" in pages[1]
     assert "factor None is not a whole number" in pages[2]
     assert 'id="perturbed"' in pages[3] and "does not fit" not in pages[3]
+
+
+def test_the_index_of_an_unfinished_generation_says_so_at_its_top(site, pair_file, tmp_path, caplog):
+    """Red team 9 #25: a generation stopped by SIGTERM (progress, no report) drew a site that never said the run
+    did not finish. The index's first line after its title says it; a finished run's index does not."""
+    assert 'id="unfinished"' not in (site / "index.html").read_text()
+    folder = tmp_path / "stopped"
+    folder.mkdir()
+    for name in ("v0.mp4", "v1.mp4"):
+        shutil.copy(pair_file.parent / name, folder / name)
+    stopped = folder / "pairs.jsonl"
+    shutil.copy(pair_file, stopped)
+    (folder / "pairs.jsonl.progress.jsonl").write_text("")  # a run's progress beside it, no report: unfinished
+    assert main(["inspect", str(stopped), "--out", str(tmp_path / "s"), "--frames", "0", "--no-progress"]) == 0
+    index = (tmp_path / "s" / "index.html").read_text()
+    note = re.search(r'<h1>[^<]*</h1>\s*<p id="unfinished">(.*?)</p>', index, re.S)
+    assert note and "did not finish" in note.group(1) and "pairs.jsonl.report.json" in note.group(1)
+    assert "did not finish" in caplog.text

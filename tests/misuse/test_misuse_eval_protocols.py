@@ -252,7 +252,9 @@ def test_answers_that_rescan_themselves_parse_in_linear_time(unit):
     assert long < 10, long  # and never the minutes a quadratic scan of 80,000 characters took
 
 
-def test_a_rambling_answer_of_4000_characters_parses_well_under_50_ms():
+def test_a_rambling_answer_of_4000_characters_parses_in_linear_time_not_by_backtracking():
+    """A guard against a runaway parse (a backtracking pattern takes minutes on such text), not a speed test: the
+    bound is about 50 times an unloaded 2-core machine's time, so a busy machine does not fail it."""
     import random
 
     from savi_plugin.data.choices import parse_choice
@@ -262,7 +264,7 @@ def test_a_rambling_answer_of_4000_characters_parses_well_under_50_ms():
     ramble = " ".join(rng.choice(words) for _ in range(1200))[:4000]
     parse_choice(ramble, MOVES)
     best = min(_timed(parse_choice, ramble, MOVES) for _ in range(3))
-    assert best < 0.05
+    assert best < 1.0
 
 
 def _timed(function, *args) -> float:

@@ -94,6 +94,16 @@ def where(case: dict) -> tuple:
     return case.get("line", case.get("record")), case.get("field")
 
 
+def eval_where(case: dict) -> tuple:
+    """:func:`where` for benchmark records: the corpus names a record by its index in the file (``record: 1`` is
+    the second record, or the JSONL line it gives as ``line``), and an eval data error prints and carries the
+    record's position counting from 1, as every data error numbers records and lines."""
+    record, field = where(case)
+    if "line" not in case and isinstance(record, int):
+        record += 1
+    return record, field
+
+
 # --------------------------------------------------------------------------------------------- data files
 @pytest.mark.parametrize("case", params("read_records"))
 def test_preference_files(case, corpus, capsys):
@@ -250,7 +260,7 @@ def test_eval_records(case, corpus):
         _eval_records(case, corpus)
     exc = err.value
     assert Path(exc.file).is_relative_to(corpus / case["file"]), exc.file
-    assert (exc.record, exc.field) == where(case), str(exc)
+    assert (exc.record, exc.field) == eval_where(case), str(exc)
     assert case["fragment"] in exc.message
 
 
@@ -269,7 +279,7 @@ def test_eval_videos_stay_under_the_data_root(case, corpus, monkeypatch):
     with pytest.raises(EvalDataError) as err:
         for index, doc in enumerate(records):
             resolve_video(spec, doc, base, subtask, root=root, record=index)
-    assert (err.value.record, err.value.field) == where(case)
+    assert (err.value.record, err.value.field) == eval_where(case)
     assert case["fragment"] in err.value.message
     # Without a data root (lmms-eval's hub cache) nothing is confined: the path is returned as written.
     assert resolve_video(spec, records[1], base, subtask)[0].endswith("../outside/secret.mp4")
@@ -279,7 +289,7 @@ def test_eval_videos_stay_under_the_data_root(case, corpus, monkeypatch):
     config = load_yaml_config(f"{tasks_path()}/{case['options']['benchmark']}/savi_mvbench_{subtask}.yaml", mode="full")
     with pytest.raises(EvalDataError) as err:
         SaviVideoTask(config=config)
-    assert (err.value.record, err.value.field) == where(case)
+    assert (err.value.record, err.value.field) == eval_where(case)
     assert case["fragment"] in err.value.message and "savi_mvbench_" in err.value.file
 
 

@@ -33,6 +33,29 @@ def test_an_eval_folder_of_another_configuration_is_replaced_whole_and_a_foreign
     assert (user / "results.json").read_text() == "{}"
 
 
+def test_a_failed_eval_keeps_lmms_eval_s_log_where_the_error_names_it(tmp_path):
+    """The eval folder is a temporary one removed with a failure (red team B44: the line named a removed
+    ``.eval.<pid>.<rand>.tmp/``): the log is moved beside the folder, the error names it there, and a later
+    success removes it."""
+    from savi_plugin.eval.command import EvalRunError, EvalSettingError
+    from savi_plugin.pipeline.evaluate import fresh_eval_folder
+
+    folder = tmp_path / "iter_0" / "eval"
+    with pytest.raises(EvalRunError) as err, fresh_eval_folder(folder, {"limit": 1}) as tmp:
+        (tmp / "lmms_eval.log").write_text("EvalDataError: options C and D are the same\n")
+        raise EvalRunError("evaluation did not finish: lmms-eval wrote no results file", tmp / "lmms_eval.log")
+    kept = tmp_path / "iter_0" / "eval.failed.log"
+    assert str(err.value).endswith(f"; full log: {kept}") and "options C and D" in kept.read_text()
+    assert sorted(p.name for p in kept.parent.iterdir()) == ["eval.failed.log"]  # no temporary folder left
+    with pytest.raises(EvalSettingError) as err, fresh_eval_folder(folder, {"limit": 1}) as tmp:
+        (tmp / "lmms_eval.log").write_text("savi_video: dtype='int8' is unknown\n")
+        raise EvalSettingError("evaluation did not finish (exit status 2)", tmp / "lmms_eval.log")
+    assert err.value.exit_code == 2 and "dtype='int8'" in kept.read_text()  # still a configuration error
+    with fresh_eval_folder(folder, {"limit": 1}) as tmp:
+        (tmp / "results.json").write_text("{}")
+    assert sorted(p.name for p in kept.parent.iterdir()) == ["eval"]
+
+
 def test_the_eval_step_starts_lmms_eval_outside_this_job_s_rendezvous(tmp_path, monkeypatch):
     """A DeepSpeed recipe run with no launcher is rank 0 of 1 on 127.0.0.1 (single_process_env): the lmms-eval it
     starts gets none of those variables (its accelerate would bind the same MASTER_PORT and fail), nor a launcher's."""

@@ -13,6 +13,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 from tests.builders import write_answer_pairs
@@ -107,6 +108,31 @@ def test_an_interrupted_run_rerun_as_typed_continues_from_its_last_complete_chec
     assert abs(metrics["train_loss"] - sum(expected.values()) / STEPS) <= 1e-6, (metrics, expected)
     assert abs(metrics["train_loss"] - whole) <= 1e-5, (metrics, whole)
     assert "session_train_loss" in metrics  # transformers' own value for this session, kept beside it
+
+
+def test_a_run_killed_after_its_last_checkpoint_resumes_without_a_step_past_max_steps(finished, tmp_path, capsys,
+                                                                                      caplog):
+    """Killed after saving checkpoint-1 of a 1-step run, before its report: the re-run continues from it and trains
+    nothing more (transformers' loop would train step 2, past max_steps, and save checkpoint-2); the adapter it
+    saves is checkpoint-1's."""
+    from safetensors.torch import load_file
+
+    out, argv = _copy(finished, tmp_path)
+    (out / "train_report.json").unlink()
+    for n in range(2, STEPS + 1):
+        shutil.rmtree(out / f"checkpoint-{n}")
+    kept = _files(out / "checkpoint-1")
+    caplog.set_level("INFO")
+    code, err = _savi(capsys, *argv, "train.max_steps=1")
+    assert code == 0, err
+    assert f"continuing from {out / 'checkpoint-1'}" in caplog.text
+    report = json.loads((out / "train_report.json").read_text())
+    assert report["global_step"] == 1 and sorted(_losses(out / "train_report.json")) == [1]
+    assert sorted(p.name for p in out.glob("checkpoint-*")) == ["checkpoint-1"]
+    assert "step 1: max_steps=1 is reached (resumed from its last checkpoint): nothing left to train" in caplog.text
+    assert _files(out / "checkpoint-1") == kept
+    saved, at_one = (load_file(folder / "adapter_model.safetensors") for folder in (out, out / "checkpoint-1"))
+    assert saved.keys() == at_one.keys() and all(torch.equal(saved[k], at_one[k]) for k in saved)
 
 
 def test_a_checkpoint_used_as_an_adapter_meets_only_its_run_s_base(finished, tiny_qwen2_vl):

@@ -164,6 +164,24 @@ def test_a_corrupt_video_is_a_data_error(backend, synthetic_samples, tmp_path):
         PreferenceCollator(backend, num_frames=4)([item])
 
 
+def test_a_video_gone_after_loading_is_counted_as_missing_not_bad(backend, synthetic_samples, tmp_path):
+    """Red team 9 #20: a video moved away while training ran was skipped as bad_video; README's reason for a
+    video that is not there is missing_video. The decoder's reason is kept (a torn file stays bad_video)."""
+    import shutil
+
+    from savi_plugin.training.collator import PreferenceCollator
+
+    videos = [tmp_path / "gone.mp4", tmp_path / "torn.mp4"]
+    for video in videos:
+        shutil.copy(synthetic_samples[0].video, video)
+    data = write_jsonl(tmp_path / "p.jsonl", [_record(synthetic_samples[0], i, video=str(v)) for i, v in enumerate(videos)])
+    items = list(_dataset(backend, data))
+    videos[0].unlink()
+    videos[1].write_bytes(b"torn")
+    kept, _, skipped = PreferenceCollator(backend, num_frames=4, bad_records="skip")._decode_batch(items)
+    assert kept == [] and [(s["line"], s["reason"]) for s in skipped] == [(1, "missing_video"), (2, "bad_video")]
+
+
 def test_relative_videos_resolve_against_the_data_root(backend, synthetic_samples, tmp_path):
     from pathlib import Path
 

@@ -102,3 +102,59 @@ def test_inspect_never_colours_a_pair_with_the_rows_of_another_pair_of_the_same_
     page = (tmp_path / "site" / "pairs/0/2.html").read_text()
     assert 'class="tok"' not in page and "<svg" not in page  # p1: no tokens of the other text
     assert 'class="tok"' in (tmp_path / "site" / "pairs/0/1.html").read_text()
+
+
+def test_a_restart_drops_the_earlier_attempts_rows_from_its_step_on(tmp_path):
+    """Red team 9 #16: a run stopped by a full disk (no checkpoint) was re-run from step 0 and appended to the
+    failed attempt's rows (and its torn line), so one (pair, step) held two runs' values. On train begin the file
+    keeps only the rows measured before the step training starts from: none from step 0, steps < N on resume."""
+    from savi_plugin.training.diagnostics import cut_from_step
+
+    path = tmp_path / "diagnostics.jsonl"
+    rows = [{"id": f"p{i}", "step": s, "margin": float(s)} for s in (0, 1, 2, 3) for i in range(2)]
+    text = "".join(json.dumps(r) + "\n" for r in rows) + '{"id": "p0", "st'  # a torn last line
+    path.write_text(text)
+    assert cut_from_step(path, 2) == 5  # steps 2, 3 (4 rows) and the torn line
+    assert [(r["id"], r["step"]) for r in read_jsonl(path)] == [(f"p{i}", s) for s in (0, 1) for i in range(2)]
+    assert cut_from_step(path, 2) == 0  # nothing left to drop: the file is not rewritten
+    assert cut_from_step(path, 0) == 4 and path.read_text() == ""  # starting over: the file starts afresh
+    assert cut_from_step(tmp_path / "absent.jsonl", 0) == 0
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_inspect_lists_a_real_training_reports_skipped_pairs_and_refuses_another_files(run, tmp_path, capsys):
+    """Red team 9, rows 46 and 62: ``--run-report`` with the ``train_report.json`` of a real run (``"failed":
+    null``) builds the site; the same report given for another pair file is refused in one line, by the content
+    the report vouches for (``dataset.content``), never listed as that file's skipped items."""
+    report = run / "out" / "train_report.json"
+    stored = json.loads(report.read_text())
+    assert stored["failed"] is None and stored["dataset"]["content"]["size"] == (run / "pairs.jsonl").stat().st_size
+    assert main(["inspect", str(run / "pairs.jsonl"), "--out", str(tmp_path / "site"), "--run-report", str(report),
+                 "--frames", "0", "--no-progress"]) == 0
+    assert "3 pair page(s), 0 bad record(s), 0 skipped item(s)" in capsys.readouterr().out
+    other = tmp_path / "other.jsonl"
+    write_jsonl(other, read_jsonl(run / "pairs.jsonl")[:2])
+    assert main(["inspect", str(other), "--out", str(tmp_path / "site2"), "--run-report", str(report),
+                 "--no-progress"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"error: {other}: its content is not what its run report vouches for (edited, truncated or "
+                   f"another file's report): {report}; give --run-report the report of this file's own run (or "
+                   f"regenerate the file)"]
+    assert not (tmp_path / "site2").exists()
+
+
+def test_a_resumed_run_cuts_the_torn_row_a_kill_left_and_writes_no_step_twice(run, tmp_path):
+    """Red team 9, row 48: diagnostics are appended through the one JSONL appender, keyed by pair and step, so a
+    run resumed after a kill mid-line cuts the half line (the first new row is not glued onto it) and does not
+    write again the rows of a step the killed run wrote."""
+    from savi_plugin.training.diagnostics import DiagnosticsFile
+
+    rows = read_jsonl(run / "out" / "diagnostics.jsonl")
+    path = tmp_path / "diagnostics.jsonl"
+    path.write_bytes((run / "out" / "diagnostics.jsonl").read_bytes() + b'{"id": "p0", "pair_sha256": "4031')
+    diagnostics = DiagnosticsFile(path)
+    again = [r for r in rows if r["step"] == 4]  # the resumed run scores its first step again
+    new = [dict(r, step=6) for r in again]
+    assert diagnostics.append(again) == 0 and diagnostics.append(new) == 3
+    diagnostics.close()
+    assert read_jsonl(path) == rows + new  # every line whole, each (pair, step) once

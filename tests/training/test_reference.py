@@ -66,3 +66,20 @@ def test_a_separate_reference_is_placed_where_the_policy_and_batches_are(setup, 
     trainer = DPOTrainer(policy, config, train_dataset=str(setup["data"]))
     assert {p.device.type for p in trainer.model.parameters()} == {"meta"}  # the Trainer placed the policy
     assert {p.device.type for p in trainer.reference_backend.model.parameters()} == {"meta"}
+
+
+def test_a_reference_of_another_tokenizer_is_a_configuration_error_naming_the_key(setup, tiny_internvl):
+    """Red team 9 #10: README gives exit status 2 to a configuration error; this one ended with 1."""
+    from types import SimpleNamespace
+
+    from transformers import AutoTokenizer
+
+    from savi_plugin.errors import ConfigurationError
+    from savi_plugin.training.trainer import _check_same_tokenizer
+
+    other = SimpleNamespace(tokenizer=AutoTokenizer.from_pretrained(tiny_internvl))
+    assert other.tokenizer.get_vocab() != setup["policy"].tokenizer.get_vocab()
+    with pytest.raises(ConfigurationError, match=r"^ref: train\.reference_model_path: .*tokenizer differs") as info:
+        _check_same_tokenizer(setup["policy"], other, "ref")
+    assert info.value.exit_code == 2
+    _check_same_tokenizer(setup["policy"], SimpleNamespace(tokenizer=setup["policy"].tokenizer), "ref")  # same: fine

@@ -248,3 +248,27 @@ def test_a_zero_learning_rate_is_run_and_said(tiny_llava_onevision, synthetic_sa
     assert "learning_rate is 0: the adapter's weights will not change" in caplog.text
     adapter = load_file(str(folder / "out" / "adapter_model.safetensors"))
     assert all(t.abs().max().item() == 0 for name, t in adapter.items() if "lora_B" in name)  # lora_B starts at 0
+
+
+def test_a_missing_or_empty_pair_file_is_named_in_one_line(tiny_llava_onevision, synthetic_samples, tmp_path, capsys):
+    """Red team 9: a pair file that does not exist, or holds no record, was reported as `no usable preference
+    pair (0 skipped)`. Missing: a configuration error (exit 2) naming the flag or key; empty: said so."""
+    import yaml
+
+    from savi_plugin.cli import main
+    from tests.builders import tiny_rrpo_files
+
+    _, recipe = tiny_rrpo_files(tmp_path, tiny_llava_onevision, synthetic_samples[:1], max_steps=1)
+    recipe["data"] = {"pairs": str(tmp_path / "gone.jsonl")}
+    (tmp_path / "r.yaml").write_text(yaml.safe_dump(recipe))
+    for argv, expected in (([], "data.pairs: " + str(tmp_path / "gone.jsonl") + ": not found"),
+                           (["--data", str(tmp_path / "absent.jsonl")], "absent.jsonl: --data not found")):
+        assert main(["train", str(tmp_path / "r.yaml"), "--output-dir", str(tmp_path / "out"), *argv]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and expected in err[0], err
+    (tmp_path / "empty.jsonl").write_text("")
+    assert main(["train", str(tmp_path / "r.yaml"), "--output-dir", str(tmp_path / "out"),
+                 "--data", str(tmp_path / "empty.jsonl")]) != 0
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]  # no progress bars
+    assert len(err) == 1 and "empty.jsonl:-:-: the preference file holds no record (it is empty)" in err[0], err
+    assert not (tmp_path / "out" / "adapter_model.safetensors").exists()
