@@ -27,9 +27,10 @@ ITEMS = 4
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory, tiny_llava_onevision):
     """A loaded tiny model, a manifest of :data:`ITEMS` real clips, and an undisturbed run's output lines."""
+    import numpy as np
+
     from savi_plugin.models import load_backend
     from savi_plugin.video.synthetic import render_sample, write_mp4
-    import numpy as np
 
     root = tmp_path_factory.mktemp("gen")
     rows = []
