@@ -1440,7 +1440,7 @@ def claim(output: str | Path, *, command: str, config: Mapping[str, Any] | None 
           inputs: Mapping[str, str | Path | None] | None = None, output_name: str = "output",
           ignore: Iterable[str] = (), own_files: Iterable[str] = (), what: str | None = None,
           every_rank: bool = False, lock: bool = True, replace_ours: bool = False, lock_beside: bool = False,
-          records: Iterable[str] = ()) -> Output:
+          records: Iterable[str] = (), own_content: Callable[[Path], bool] | None = None) -> Output:
     """Check and lock ``output`` for ``command``; the gate every ``savi`` writer passes before it writes (except
     ``savi eval fixture``, whose folder check, :mod:`savi_plugin.eval.fixture_folder`, takes the same lock).
 
@@ -1470,6 +1470,9 @@ def claim(output: str | Path, *, command: str, config: Mapping[str, Any] | None 
         records: names inside a folder output that record the job's configuration before its first result
             (``savi_train_config.json``): a new output that holds only them after an error holds no result, and is
             removed like one, so the corrected command is not refused as "another configuration".
+        own_content: for a file output whose content changed since the mark recorded it: whether it still holds
+            only what the job itself wrote (e.g. a generation output with lines lost, each remaining line verified
+            against the job's progress file); then the job may resume and redo what was lost instead of refusing.
 
     Returns:
         The :class:`Output`, locked; call :meth:`Output.write_mark` once the configuration is final (before the
@@ -1530,7 +1533,8 @@ def claim(output: str | Path, *, command: str, config: Mapping[str, Any] | None 
                 raise ForeignOutputError(f"{output}: {output_name} was written by {previous.get('command')}, not "
                                          f"{command}: choose {another(output_name)}")
             stored = previous.get("content")
-            if not folder and stored and path.is_file() and content_signature(path) != stored:
+            if not folder and stored and path.is_file() and content_signature(path) != stored and not (
+                    own_content is not None and own_content(path)):
                 raise ForeignOutputError(f"{output}: {output_name} was changed after {command} wrote it; it may be "
                                          f"your own data now: move it away or choose {another(output_name)}")
             if folder and replace_ours and isinstance(stored, dict) and path.is_dir():

@@ -140,9 +140,12 @@ def run_problem(data: str | Path) -> str | None:
     counts = report.get("counts") or {}
     if "items" in counts:
         retry = counts.get("items_to_retry") or 0
+        missing = counts.get("pairs_missing") or 0
         return (f"its run report says incomplete ({counts.get('items_final', counts.get('items_done'))} of "
                 f"{counts.get('items')} items finished" + (f", {retry} failed for a transient reason and will be "
-                                                            f"retried" if retry else "") + ")")
+                                                            f"retried" if retry else "")
+                + (f", {missing} pair(s) it wrote are not in the file and will be generated again" if missing
+                   else "") + ")")
     return f"its run report says incomplete ({'; '.join(map(str, report.get('missing') or [])) or 'see the report'})"
 
 

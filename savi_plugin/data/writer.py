@@ -5,14 +5,18 @@ Guarantees, relied on by every long job:
 - on open, a trailing partial line (a crash mid-write) is cut off and logged, never kept;
 - ids already in the file are known (``id in writer``), so a re-run skips finished work;
 - ``fsync=True`` makes each line durable before ``write`` returns;
-- a file removed or replaced while it is appended to stops the job before its next line
-  (:class:`~savi_plugin.data.outputs.OutputRemovedError`): the line would go to a file no one can read, or to a
-  new file without the earlier lines its progress counts as done.
+- a file removed, replaced or cut shorter (emptied, truncated in place) while it is appended to stops the job
+  before its next line (:class:`~savi_plugin.data.outputs.OutputRemovedError`), and :meth:`JsonlAppender.check_intact`
+  says the same after the last line: the line would go to a file no one can read, or to a file without the
+  earlier lines its progress counts as done;
+- :func:`encode_line` is the one encoding of a line, so a caller can store the digest (:func:`line_digest`) of
+  what it wrote and later verify the file against it.
 """
 
 from __future__ import annotations
 
 import errno
+import hashlib
 import json
 import logging
 import os
@@ -67,6 +71,21 @@ def iter_complete_objects(path: Path) -> Iterator[dict[str, Any]]:
             yield obj
 
 
+def encode_line(obj: dict[str, Any]) -> bytes:
+    """The bytes of ``obj``'s line as :class:`JsonlAppender` writes it, without the line feed.
+
+    Raises:
+        UnicodeEncodeError: ``obj`` holds text that is not valid Unicode.
+    """
+    return json.dumps(obj, ensure_ascii=False).encode("utf-8")
+
+
+def line_digest(line: bytes) -> str:
+    """The SHA-256 (hex) of one line's bytes, without its line feed: what a progress file stores of a written
+    record, to verify the output against it."""
+    return hashlib.sha256(line).hexdigest()
+
+
 def item_key(obj: dict[str, Any], key: str | tuple[str, ...]) -> str | None:
     """The identity of ``obj`` under ``key`` (one field, or several: a diagnostics row is one per pair and step),
     or None when a field is missing."""
@@ -97,6 +116,8 @@ class JsonlAppender:
         repair_truncated_tail(self.path)
         self.ids = existing_ids(self.path, key)
         self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        #: where this appender's last line ended: the file is never shorter while the job holds it
+        self._end = os.fstat(self._fd).st_size
 
     def __contains__(self, item_id: object) -> bool:
         """Whether ``item_id`` (an id, or for a tuple ``key`` an object holding its fields) was written."""
@@ -115,11 +136,11 @@ class JsonlAppender:
         if item_id in self.ids:
             return False
         try:
-            data = (json.dumps(obj, ensure_ascii=False) + "\n").encode("utf-8")
+            data = encode_line(obj) + b"\n"
         except UnicodeEncodeError as exc:
             raise ValueError(f"{self.path}: record {item_id!r} holds text that is not valid Unicode ({exc.reason}: "
                              f"{exc.object[exc.start:exc.end]!r}); nothing was written") from None
-        self._check_same_file()
+        self.check_intact()
         start = os.lseek(self._fd, 0, os.SEEK_END)
         try:
             written = os.write(self._fd, data)
@@ -133,11 +154,17 @@ class JsonlAppender:
             raise OSError(exc.errno, exc.strerror, str(self.path)) from None
         if self.fsync:
             os.fsync(self._fd)
+        self._end = start + written
         self.ids.add(item_id)
         return True
 
-    def _check_same_file(self) -> None:
-        """Stop when :attr:`path` no longer names the file this appender opened (removed, or replaced)."""
+    def check_intact(self) -> None:
+        """Stop when :attr:`path` no longer holds every line this appender wrote or found: the file removed,
+        replaced by another one, or cut shorter in place (emptied with ``: >``, truncated).
+
+        Raises:
+            OutputRemovedError: one line naming the file and what happened to it.
+        """
         from savi_plugin.data.outputs import OutputRemovedError, check_live_outputs
 
         opened = os.fstat(self._fd)
@@ -149,6 +176,11 @@ class JsonlAppender:
             raise OutputRemovedError(f"{self.path}: was {'removed' if now is None else 'replaced'} during the run, "
                                      f"while this job was appending to it; the job stopped and wrote nothing more "
                                      f"there: run it again to start over")
+        if self._fd >= 0 and opened.st_size < self._end:
+            raise OutputRemovedError(f"{self.path}: was cut from {self._end} to {opened.st_size} bytes during the "
+                                     f"run, while this job was appending to it (lines it had written are gone); "
+                                     f"the job stopped and wrote nothing more there: run it again to redo what "
+                                     f"was lost")
         check_live_outputs(self.path)
 
     def close(self) -> None:

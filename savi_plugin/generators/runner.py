@@ -15,10 +15,22 @@ How a run stays exact across crashes, re-runs and shards:
 - Every record id is deterministic (``<item id>-<generator>-<k>``) and every random draw is seeded by the
   run seed plus the item id (perturbations) or the global batch index (sampling).
 - Records are appended with one ``write`` per line (:class:`~savi_plugin.data.PreferenceWriter`); after a
-  batch's records, one line per item goes to a *progress* file next to the output, with every outcome and
-  its reason. A re-run skips batches whose items are all in the progress file and recomputes the others
-  whole (same composition, same outputs); the writer drops ids it already has, so a batch interrupted
-  half-way is completed without duplicates. A line torn by a kill is cut off when the files are reopened.
+  batch's records, one line per item goes to a *progress* file next to the output, with every outcome, its
+  reason, and the SHA-256 of each pair's line. A re-run skips batches whose items are all in the progress file and
+  recomputes the others whole (same composition, same outputs); the writer drops ids it already has, so a batch
+  interrupted half-way is completed without duplicates. A line torn by a kill is cut off when the files are
+  reopened.
+- The output is the truth about which items are done; the progress file is a cache of it that must agree
+  (:func:`_reconcile`). On every run an item counts as done only while each pair its progress row records is in
+  the output, byte for byte: pairs lost since (the output removed, emptied, cut, a line deleted) are generated
+  again with one warning; a line whose bytes differ from the pair written there stops the run naming it. A
+  progress file that is gone while the output and its mark remain is rebuilt by running every item again (the
+  writer writes no record twice). While the run goes on, the writers stop at their next line when their file
+  was removed, replaced or cut shorter (:meth:`~savi_plugin.data.writer.JsonlAppender.check_intact`), and once
+  more before the report; the report's ``complete`` counts only pairs that are in the output.
+- An output holds video paths relative to its own folder (:func:`_stored_video`): resuming it from another
+  folder (moved without its videos) would mix lines naming the old place with lines naming the new one, so it is
+  refused naming the first line whose video no longer resolves to the input's (:func:`_check_not_moved`).
 - A re-run with a different configuration (generator options, prompts, model, seed, frames, batch size,
   shard) into the same output is refused: mixing two configurations in one file would be silent corruption
   (:mod:`savi_plugin.data.fingerprint`, the check every resumable job uses).
@@ -71,12 +83,15 @@ from savi_plugin.data.paths import (
     is_within,
     name_for_file,
     path_for_file,
+    path_from_file,
 )
 from savi_plugin.data.record import DataError, check_encodable
 from savi_plugin.data.writer import (
     JsonlAppender,
     PreferenceWriter,
+    encode_line,
     iter_complete_objects,
+    line_digest,
     repair_truncated_tail,
 )
 from savi_plugin.device import resolve_device
@@ -228,6 +243,90 @@ def _check_output_lines(out_path: Path) -> None:
         raise DataError(bad[0].file, bad[0].line, bad[0].field,
                         f"{bad[0].message} -- this output's line was edited or damaged after savi wrote it "
                         f"({len(bad)} such line(s)); restore it, or write to a new output")
+
+
+# --------------------------------------------------------------------------- output vs progress
+def _output_lines(out_path: Path) -> tuple[dict[str, tuple[int, str, Any]], int]:
+    """``record id -> (line number, SHA-256 of the line, its stored video)`` of the output's complete record
+    lines (the first line of an id), and how many complete lines the output has (records or not)."""
+    from savi_plugin.data.readers import iter_lines, parse_line
+
+    found: dict[str, tuple[int, str, Any]] = {}
+    count = 0
+    if not out_path.is_file():
+        return found, 0
+    for number, raw, ended in iter_lines(out_path):
+        if not ended:
+            continue
+        count += 1
+        if raw is None:
+            continue
+        obj, problem = parse_line(out_path, number, raw)
+        if problem is None and isinstance(obj, dict) and "id" in obj:
+            found.setdefault(str(obj["id"]), (number, line_digest(raw), obj.get("video")))
+    return found, count
+
+
+def _written_pairs(rows: dict[str, dict[str, Any]]) -> dict[str, tuple[str, str | None]]:
+    """``record id -> (item id, SHA-256 of its line or None)`` of every pair the progress rows count as written."""
+    return {str(o["id"]): (item_id, o.get("sha256")) for item_id, row in rows.items()
+            for o in row.get("outcomes", []) if o.get("status") == PAIR and o.get("id") is not None}
+
+
+def _holds_only_own_records(out_path: Path, prog_path: Path) -> bool:
+    """Whether every record line of ``out_path`` is, byte for byte, a pair its progress file records as written
+    (once each): the output lost lines since the run, but holds nothing that another hand wrote."""
+    _, rows = _read_progress(prog_path)
+    pairs = _written_pairs(rows)
+    if not pairs or any(digest is None for _, digest in pairs.values()):
+        return False  # a progress file without digests cannot vouch for the lines
+    present, count = _output_lines(out_path)
+    return count == len(present) and all(rid in pairs and pairs[rid][1] == digest
+                                         for rid, (_, digest, _) in present.items())
+
+
+def _reconcile(out_path: Path, prog_path: Path, rows: dict[str, dict[str, Any]],
+               present: dict[str, tuple[int, str, Any]]) -> set[str]:
+    """The items whose recorded pairs are not all in the output (to be generated again, with one warning).
+
+    Raises:
+        DataError: an output line holds a recorded pair's id with other bytes than the run wrote there.
+    """
+    lost: dict[str, int] = {}
+    for rid, (item_id, digest) in _written_pairs(rows).items():
+        if rid not in present:
+            lost[item_id] = lost.get(item_id, 0) + 1
+        elif digest is not None and present[rid][1] != digest:
+            raise DataError(str(out_path), present[rid][0], None,
+                            f"record {rid!r} differs from the line savi generate wrote there (its SHA-256 is in "
+                            f"{prog_path.name}): it was edited after the run; restore it, or write to a new output")
+    if lost:
+        log.warning("%s: %d pair(s) of %d item(s) that %s counts as written are not in the output (it was removed, "
+                    "emptied, cut or edited since): generating those items again", out_path, sum(lost.values()),
+                    len(lost), prog_path.name)
+    return set(lost)
+
+
+def _check_not_moved(out_path: Path, present: dict[str, tuple[int, str, Any]], rows: dict[str, dict[str, Any]],
+                     items: dict[str, InputItem]) -> None:
+    """Refuse to resume an output whose stored video paths no longer name the videos its items read: it was
+    moved away from the folder it was written in (relative paths start from the output's folder), and the lines
+    written now would name the videos another way than the lines before.
+
+    Raises:
+        ValueError: one line naming the output's first such line.
+    """
+    item_of = {rid: item_id for rid, (item_id, _) in _written_pairs(rows).items()}
+    for rid, (number, _, video) in sorted(present.items(), key=lambda kv: kv[1][0]):
+        item = items.get(item_of.get(rid, ""))
+        if item is None or not isinstance(video, str):
+            continue
+        named = path_from_file(video, out_path)
+        if os.path.realpath(named) != os.path.realpath(item.video):
+            raise ValueError(f"{out_path}:{number}: video {video!r} now names {named}, not the input's {item.video}: "
+                             f"the output was moved away from the folder it was written in (its relative video "
+                             f"paths start from that folder); move it back there to resume it, or write to a new "
+                             f"output")
 
 
 # --------------------------------------------------------------------------- progress file
@@ -447,7 +546,8 @@ def run_generation(*, generator: str | type | Generator, model: Any, inputs: str
     check_not_any(written, (item.video for item in items), what="a video the input names")
     stored = configuration_for_file(config, mark_path(out_path, False), PATH_KEYS)  # as the mark stores it
     with claim(out_path, command="savi generate", config=stored, inputs=named_inputs, output_name="--output",
-               ignore=_RESUMABLE_CHANGES + _BY_IDENTITY, every_rank=True) as claimed:
+               ignore=_RESUMABLE_CHANGES + _BY_IDENTITY, every_rank=True,
+               own_content=lambda path: _holds_only_own_records(path, prog_path)) as claimed:
         result = _run_locked(gen, model, mine, config, base_meta, out_path, prog_path, index, count, frames,
                              backend_name, adapter, dtype, device, seed, batch_size, progress, data_root,
                              claimed, len(items))
@@ -460,15 +560,22 @@ def _run_locked(gen, model, mine, config, base_meta, out_path, prog_path, index,
     """The body of :func:`run_generation` once the output is claimed (:func:`~savi_plugin.data.outputs.claim`)."""
     repair_truncated_tail(prog_path)
     stored, rows = _read_progress(prog_path)
-    if stored is None and (rows or (out_path.is_file() and out_path.stat().st_size > 0)):
+    has_output = out_path.is_file() and out_path.stat().st_size > 0
+    if stored is None and (rows or (has_output and claimed.previous is None)):
         raise ValueError(f"{out_path}: {prog_path.name} holds no stored configuration (it was removed or edited); "
                          f"resuming could mix two configurations: write to a new output or delete the old files")
     check_same_config(stored, config, output=out_path, stored_at=prog_path, ignore=_RESUMABLE_CHANGES + _BY_IDENTITY,
                       remedy="write to a new output or delete the old files")
     repair_truncated_tail(out_path)  # a torn last line is a crash's, cut as the writer does
     _check_output_lines(out_path)
+    if stored is None and has_output:  # our mark holds the configuration (claim compared it): rebuild the cache
+        log.warning("%s: its progress file %s is gone; the output's records are kept and every item is run again "
+                    "to rebuild it (no record is written twice)", out_path, prog_path.name)
+    present, _ = _output_lines(out_path)
+    lost = _reconcile(out_path, prog_path, rows, present)
+    _check_not_moved(out_path, present, rows, {item.id: item for _, chunk in mine for item in chunk})
     claimed.write_mark()
-    done = {item_id for item_id, row in rows.items() if not to_retry(row)}
+    done = {item_id for item_id, row in rows.items() if not to_retry(row) and item_id not in lost}
     writer = PreferenceWriter(out_path)
     progress_log = JsonlAppender(prog_path)
     progress_log.ids -= set(rows) - done  # failed for a transient reason: this run writes their new rows
@@ -499,23 +606,30 @@ def _run_locked(gen, model, mine, config, base_meta, out_path, prog_path, index,
                 ctx = BatchContext(seed=seed, batch_index=b, batch_size=batch_size, meta=base_meta)
                 outcomes = outcomes + _process(gen, lm, work, ctx)
                 by_item: dict[str, list[Outcome]] = {item.id: [] for item in chunk}
+                digests: dict[str, str | None] = {}  # record id -> SHA-256 of its line in the output
                 for o in outcomes:
                     by_item[o.item_id].append(o)
                     if o.status == PAIR:
-                        if writer.write(_stored_video(o.record, out_path, data_root)):
+                        record = _stored_video(o.record, out_path, data_root)
+                        if writer.write(record):
                             run_pairs += 1
+                            digests[o.record_id] = line_digest(encode_line(record.to_json()))
+                        else:  # written by an earlier, interrupted run: the line that is there
+                            digests[o.record_id] = present.get(str(record.id), (0, None, None))[1]
                     elif o.status == FAILED and o.item_id not in done:  # a done item's batch is re-run whole
                         log.warning("%s: %s: %s", o.record_id or o.item_id, o.reason, o.detail)
                     else:
                         log.debug("%s: skipped (%s): %s", o.record_id or o.item_id, o.reason, o.detail)
                 for item in chunk:  # after the records: an item is "done" only once its records are on disk
                     progress_log.write_object({"id": item.id, "batch": b,
-                                               "outcomes": [o.to_json() for o in by_item[item.id]]})
+                                               "outcomes": [_outcome_row(o, digests) for o in by_item[item.id]]})
                 run_items += len(chunk)
                 if bar is not None:
                     elapsed = max(time.perf_counter() - start, 1e-9)
                     bar.update(len(chunk))
                     bar.set_postfix(pairs=run_pairs, pairs_per_s=f"{run_pairs / elapsed:.2f}")
+        writer.check_intact()  # removed, replaced or cut after its last line: stop before a report vouches for it
+        progress_log.check_intact()
     finally:
         if bar is not None:
             bar.close()
@@ -554,6 +668,14 @@ def _run_locked(gen, model, mine, config, base_meta, out_path, prog_path, index,
     return result
 
 
+def _outcome_row(outcome: Outcome, digests: dict[str, str | None]) -> dict[str, Any]:
+    """An outcome as its progress row stores it; a pair with the SHA-256 of its line in the output."""
+    row = outcome.to_json()
+    if digests.get(outcome.record_id):
+        row["sha256"] = digests[outcome.record_id]
+    return row
+
+
 def _stored_video(record, out_path: Path, data_root) -> Any:
     """``record`` with its video path as the pairs file stores it (:mod:`savi_plugin.data.paths`' rule).
 
@@ -587,12 +709,14 @@ def build_report(prog_path: Path, out_path: Path, total_items: int | None = None
         from savi_plugin.data.readers import iter_lines
 
         lines = sum(1 for _, _, ended in iter_lines(out_path) if ended)  # bounded per line
+    present, _ = _output_lines(out_path)
+    missing = sum(1 for rid in _written_pairs(rows) if rid not in present)  # the output is the truth
     report = {
         "output": str(out_path),
         "progress": str(prog_path),
-        "complete": total_items is not None and final >= total_items,
+        "complete": total_items is not None and final >= total_items and not missing,
         "counts": {"items": total_items, "items_done": len(rows), "items_final": final,
-                   "items_to_retry": len(rows) - final, "pairs": counts[PAIR],
+                   "items_to_retry": len(rows) - final, "pairs": counts[PAIR], "pairs_missing": missing,
                    "skipped": counts[SKIPPED], "failed": counts[FAILED], "by_reason": dict(sorted(by_reason.items())),
                    "tagging": dict(sorted(tagging.items()))},
         "records_in_output": lines,

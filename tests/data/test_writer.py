@@ -1,0 +1,36 @@
+"""The appender stops when the file it appends to no longer holds what it wrote (cut shorter in place)."""
+
+from __future__ import annotations
+
+import pytest
+
+from savi_plugin.data.outputs import OutputRemovedError
+from savi_plugin.data.writer import JsonlAppender, encode_line, line_digest
+
+
+@pytest.mark.parametrize("cut", [0, 5, -1])
+def test_a_file_cut_shorter_under_the_appender_stops_it_before_its_next_line(cut, tmp_path):
+    path = tmp_path / "out.jsonl"
+    with JsonlAppender(path) as appender:
+        appender.write_object({"id": "a"})
+        appender.write_object({"id": "b"})
+        size = path.stat().st_size
+        with open(path, "r+b") as fh:  # in place: the same inode, as `: > out.jsonl` or an editor that keeps it
+            fh.truncate(size + cut if cut < 0 else cut)
+        with pytest.raises(OutputRemovedError, match=f"was cut from {size} to"):
+            appender.check_intact()
+        with pytest.raises(OutputRemovedError):
+            appender.write_object({"id": "c"})
+    assert b'"c"' not in path.read_bytes()
+
+
+def test_a_reopened_appender_accepts_the_file_as_it_finds_it_and_digests_match_its_lines(tmp_path):
+    path = tmp_path / "out.jsonl"
+    with JsonlAppender(path) as appender:
+        appender.write_object({"id": "a", "text": "é"})
+    path.write_bytes(b"")  # emptied between two jobs: the next one starts from what is there
+    with JsonlAppender(path) as appender:
+        appender.write_object({"id": "b", "text": "é"})
+        appender.check_intact()
+    assert path.read_bytes() == encode_line({"id": "b", "text": "é"}) + b"\n"
+    assert line_digest(path.read_bytes()[:-1]) == line_digest(encode_line({"id": "b", "text": "é"}))

@@ -1,0 +1,161 @@
+"""The output is the truth about a generation run: every way of losing its lines, or its progress file, during
+the run or after it ends with every item in the output exactly once and a report that agrees with the file.
+
+Generated variants: {emptied, deleted, truncated mid-line, one line removed, progress file deleted} x {during the
+run (between two batches), after the run}. Each runs the real RRPO generator on a real tiny model (loaded once)
+over real videos, in-process, and compares the final output with an undisturbed run's, line for line.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from pathlib import Path
+
+import pytest
+
+from savi_plugin.data.outputs import OutputRemovedError
+from savi_plugin.generators import run_generation
+from savi_plugin.generators.runner import progress_path, report_path, resolve_generator
+from tests.builders import write_jsonl
+
+OPTIONS = {"answer_format": "raw", "max_new_tokens": 6, "num_perturbations": 1}
+ITEMS = 4
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory, tiny_llava_onevision):
+    """A loaded tiny model, a manifest of :data:`ITEMS` real clips, and an undisturbed run's output lines."""
+    import numpy as np
+
+    from savi_plugin.models import load_backend
+    from savi_plugin.video.synthetic import render_sample, write_mp4
+
+    root = tmp_path_factory.mktemp("gen")
+    rows = []
+    for i in range(ITEMS):
+        frames = render_sample(np.random.default_rng(i), "moving_direction", size=32, num_frames=8)[0]
+        video = root / "videos" / f"v{i}.mp4"
+        video.parent.mkdir(exist_ok=True)
+        write_mp4(video, frames)
+        rows.append({"id": f"q{i}", "video": str(video), "question": "Which way does the shape move?",
+                     "options": ["left", "right", "up", "down"], "answer": "left"})
+    manifest = write_jsonl(root / "qa.jsonl", rows)
+    lm = load_backend(tiny_llava_onevision, num_frames=4)
+    reference = root / "ref" / "reference.jsonl"  # outside the videos' folder: absolute video paths, as below
+    generate(lm, manifest, reference)
+    lines = sorted(reference.read_text().splitlines())
+    assert len(lines) >= 3, "the undisturbed run makes a pair for most items"
+    return lm, manifest, lines
+
+
+def generate(lm, manifest, out, hook=None):
+    gen = resolve_generator("rrpo", OPTIONS)
+    if hook is not None:
+        process = gen.process
+
+        def hooked(model, batch, ctx):
+            if ctx.batch_index == 2:  # two batches written: their records and progress rows are on disk
+                hook(out)
+            return process(model, batch, ctx)
+
+        gen.process = hooked
+    return run_generation(generator=gen, model=lm, inputs=manifest, output=out, batch_size=1, progress=False)
+
+
+def _empty(out: Path):
+    with open(out, "r+b") as fh:
+        fh.truncate(0)
+
+
+def _cut_mid_line(out: Path):
+    with open(out, "r+b") as fh:
+        fh.truncate(out.stat().st_size - 10)
+
+
+def _remove_first_line(out: Path):
+    data = out.read_bytes()
+    with open(out, "r+b") as fh:  # in place, as an editor that keeps the file's inode
+        fh.write(data[data.index(b"\n") + 1:])
+        fh.truncate()
+
+
+DAMAGE = {
+    "emptied": _empty,
+    "deleted": lambda out: out.unlink(),
+    "truncated mid-line": _cut_mid_line,
+    "one line removed": _remove_first_line,
+    "progress deleted": lambda out: progress_path(out).unlink(),
+}
+
+
+def assert_whole(out: Path, reference: list[str], result: dict):
+    lines = out.read_text().splitlines()
+    assert sorted(lines) == reference  # every item's pairs exactly once, byte for byte the undisturbed run's
+    report = json.loads(report_path(out).read_text())
+    assert report["complete"] is True and result["complete"] is True
+    assert report["counts"]["pairs"] == report["records_in_output"] == len(lines)
+    assert report["counts"]["pairs_missing"] == 0
+
+
+@pytest.mark.parametrize("damage", DAMAGE)
+@pytest.mark.parametrize("when", ["during the run", "after the run"])
+def test_lost_output_lines_or_progress_are_generated_again_never_reported_complete(damage, when, setup, tmp_path,
+                                                                                   caplog):
+    lm, manifest, reference = setup
+    out = tmp_path / "pairs.jsonl"
+    if when == "during the run":
+        with pytest.raises(OutputRemovedError) as stopped:  # the writer's next line notices
+            generate(lm, manifest, out, hook=DAMAGE[damage])
+        assert str(out) in str(stopped.value) and "\n" not in str(stopped.value)
+        assert not report_path(out).exists()  # nothing vouches for the damaged file
+    else:
+        generate(lm, manifest, out)
+        DAMAGE[damage](out)
+    with caplog.at_level(logging.WARNING):
+        result = generate(lm, manifest, out)
+    assert_whole(out, reference, result)
+    if when == "after the run" and damage != "progress deleted":
+        assert any("generating those items again" in r.getMessage() for r in caplog.records)
+
+
+def test_a_line_edited_after_the_run_is_refused_naming_it(setup, tmp_path):
+    from savi_plugin.data.record import DataError
+
+    lm, manifest, _ = setup
+    out = tmp_path / "pairs.jsonl"
+    generate(lm, manifest, out)
+    lines = out.read_text().splitlines()
+    record = json.loads(lines[1])
+    lines[1] = json.dumps({**record, "rejected": record["rejected"] + " indeed"}, ensure_ascii=False)
+    out.write_text("\n".join(lines) + "\n")
+    edited = out.read_bytes()
+    with pytest.raises(Exception) as refused:  # the mark's content check or the progress digests: one line
+        generate(lm, manifest, out)
+    assert isinstance(refused.value, (DataError, ValueError)) and str(out) in str(refused.value)
+    assert out.read_bytes() == edited
+
+
+def test_an_output_moved_away_from_its_videos_is_refused_never_mixed(setup, tmp_path):
+    lm, manifest, _ = setup
+    work = tmp_path / "work"
+    shutil.copytree(manifest.parent / "videos", work)
+    rows = [json.loads(line) for line in manifest.read_text().splitlines()]
+    for row in rows:  # videos beside the output: stored relative to its folder
+        row["video"] = Path(row["video"]).name
+    write_jsonl(work / "qa.jsonl", rows)
+    out = work / "pairs.jsonl"
+    run_generation(generator=resolve_generator("rrpo", OPTIONS), model=lm, inputs=work / "qa.jsonl", output=out,
+                   batch_size=1, progress=False, limit=2)
+    assert not json.loads(out.read_text().splitlines()[0])["video"].startswith("/")
+    (work / "moved").mkdir()
+    for f in work.glob("pairs.jsonl*"):
+        f.rename(work / "moved" / f.name)
+    moved = work / "moved" / "pairs.jsonl"
+    before = moved.read_bytes()
+    with pytest.raises(ValueError, match="moved away from the folder it was written in") as refused:
+        run_generation(generator=resolve_generator("rrpo", OPTIONS), model=lm, inputs=work / "qa.jsonl",
+                       output=moved, batch_size=1, progress=False, limit=4)
+    assert f"{moved}:1:" in str(refused.value)
+    assert moved.read_bytes() == before
