@@ -117,6 +117,11 @@ def _restore_environment():
     hf_deepspeed = sys.modules.get("transformers.integrations.deepspeed")
     if hf_deepspeed is not None:
         hf_deepspeed.unset_hf_deepspeed_config()
+    # The one-process group such a TrainingArguments starts (rank 0 of 1) outlives the variables removed above; a
+    # later test would see an initialised group and take it for a launcher's rendezvous.
+    dist = sys.modules.get("torch.distributed")
+    if dist is not None and dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
 
 
 @pytest.fixture(scope="session", autouse=True)

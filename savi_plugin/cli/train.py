@@ -50,15 +50,15 @@ def run(args) -> int:
         return 0
     if not data:
         raise ConfigError("data.pairs", "required (or --data)", recipe.source)
-    if not Path(data).is_file():  # named by the flag or key that gave it, before anything loads
-        what = "not found" if not Path(data).exists() else "is not a file"
-        if args.data:
-            raise ConfigurationError(f"{data}: --data {what}; give a preference JSONL")
-        raise ConfigError("data.pairs", f"{data}: {what}; give a preference JSONL (or --data)", recipe.source)
     if not output_dir:
         raise ConfigError("train.output_dir", "required (or --output-dir)", recipe.source)
     check_backend_fits(model, recipe.model.backend, "model.backend", recipe.source)
     forget_deepspeed(recipe_training_args(recipe, output_dir, strict=True))  # what this machine lacks fails now
+    if not Path(data).is_file():  # named by the flag or key that gave it: after the recipe's checks, before loading
+        what = "not found" if not Path(data).exists() else "is not a file"
+        if args.data:
+            raise ConfigurationError(f"{data}: --data {what}; give a preference JSONL")
+        raise ConfigError("data.pairs", f"{data}: {what}; give a preference JSONL (or --data)", recipe.source)
     from savi_plugin.data.outputs import check_distinct
     from savi_plugin.pipeline.steps import train_step
 
