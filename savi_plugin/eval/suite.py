@@ -27,6 +27,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from savi_plugin.config.values import MAX_NUMBER
 from savi_plugin.data.files import read_document
 from savi_plugin.data.identity import check_adapter_base, input_identity, model_identity
 from savi_plugin.data.outputs import atomic_path, claim, disk_error, remove_tree, write_json, write_text
@@ -38,6 +39,7 @@ from savi_plugin.eval.card import build_card, card_for_file
 from savi_plugin.eval.command import last_error, log_disk_sign, results_problem, savi_video_command
 from savi_plugin.eval.compare import Delta, compare_usable
 from savi_plugin.eval.results import read_run, unscored_items, unusable_items
+from savi_plugin.untrusted import shown
 
 #: The papers' benchmark lists -> the task that runs each here (None: not offered by savi-plugin yet).
 #: RRPO (arXiv 2504.12083) Table 2; VideoSAVi (arXiv 2412.00624) Tables 1-2, through lmms-eval 0.7.3's protocol.
@@ -67,6 +69,12 @@ def suite_tasks(spec: str) -> tuple[list[str], list[str]]:
     tasks = [t.strip() for t in spec.split(",") if t.strip()]
     if not tasks:
         raise SuiteError(f"suite {spec!r}: name one of {', '.join(SUITES)} or a comma-separated task list")
+    twice = sorted({t for t in tasks if tasks.count(t) > 1})
+    if twice:  # one comparison per task: a second run of it would be a second row for the same comparison
+        from savi_plugin.errors import ConfigurationError
+
+        raise ConfigurationError(f"savi eval suite: {spec!r}: {', '.join(twice)} listed more than once; list each "
+                                 "task once")
     return tasks, []
 
 
@@ -373,6 +381,8 @@ def read_table(path: str | Path) -> dict:
         for key in ("task", "adapter"):
             if not isinstance(row.get(key), str):
                 raise refuse(f"rows[{n}].{key}: not a string")
+            if not row[key] or row[key] != row[key].strip():  # 'mvbench ' would pass as another task than 'mvbench'
+                raise refuse(f"rows[{n}].{key}: {row[key]!r} is empty or has spaces around it")
         key = (row["task"], row["adapter"])
         if key in seen:  # two results for one comparison: neither can be shown as the table's
             raise refuse(f"rows[{n}]: task {row['task']!r} with adapter {row['adapter']!r} is given twice (first at "
@@ -407,6 +417,8 @@ def row_problem(row: dict) -> str | None:
                 f"{key}: not a number"
         if value < 0:
             return f"{key}: a count below 0 ({value})"
+        if value > MAX_NUMBER:
+            return f"{key}: {shown(value)} is above {MAX_NUMBER} (at most 2^32-1 items)"
     lo, hi = SCORE_RANGE
     if row["n"] == 0:
         given = [k for k in ("base", "aligned", "delta", "low", "high") if row.get(k) is not None]

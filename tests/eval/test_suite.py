@@ -324,13 +324,18 @@ def _broken_tables() -> dict[str, bytes]:
     for name, change in [("n-negative", {"n": -5}), ("n-fraction", {"n": 2.5}), ("excluded-negative", {"excluded": -1}),
                          ("low-huge", {"low": 1e300}), ("base-above-100", {"base": 150.0, "delta": -83.3}),
                          ("delta-not-aligned-minus-base", {"base": 0.0, "aligned": 0.0, "delta": 5.0}),
-                         ("low-above-high", {"low": 50.0, "high": 10.0}), ("n-zero-with-scores", {"n": 0})]:
+                         ("low-above-high", {"low": 50.0, "high": 10.0}), ("n-zero-with-scores", {"n": 0}),
+                         ("n-huge", {"n": 10**30})]:
         table = _table()
         table["rows"][0].update(change)
         out[name] = json.dumps(table).encode()
     table = _table()
     table["rows"].append(dict(table["rows"][0], base=50.0, aligned=90.0, delta=40.0, low=30.0, high=50.0))
     out["row-twice"] = json.dumps(table).encode()
+    table = _table()  # the same comparison once more under a name with a space after it (red team pass 10, B24)
+    table["rows"].append(dict(table["rows"][0], task=table["rows"][0]["task"] + " ", base=50.0, aligned=90.0,
+                              delta=40.0, low=30.0, high=50.0))
+    out["row-twice-spaced-name"] = json.dumps(table).encode()
     return out
 
 
@@ -424,3 +429,13 @@ def test_a_suite_continues_from_another_working_folder_with_other_spellings(suit
         str(tmp / "tiny"), {"aligned": str(tmp / "aligned")}, str(tmp / "data"))
     every_json_stores_paths_by_the_rule(out, "card.json", "table.json", "suite.json", ".savi-output.json",
                                         "done.json")
+
+
+def test_a_task_listed_twice_is_a_usage_error_before_anything_runs(tmp_path, capsys):
+    """One comparison per task (red team pass 10, B43): a task listed twice would write two rows for one
+    comparison, a table `savi eval compare` refuses."""
+    code = main(["eval", "suite", "savi_mvbench_action_antonym,savi_mvbench_action_antonym", "--model",
+                 str(tmp_path / "m"), "--adapter", str(tmp_path / "a"), "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "listed more than once" in err[0], err
+    assert not (tmp_path / "out").exists()
