@@ -90,7 +90,6 @@ from savi_plugin.data.writer import (
     JsonlAppender,
     PreferenceWriter,
     encode_line,
-    iter_complete_objects,
     line_digest,
     repair_truncated_tail,
 )
@@ -333,16 +332,41 @@ def _check_not_moved(out_path: Path, present: dict[str, tuple[int, str, Any]], r
 def _read_progress(path: Path) -> tuple[dict[str, Any] | None, dict[str, dict[str, Any]]]:
     """The stored configuration (its paths read back absolute: :data:`PATH_KEYS`) and ``item id -> progress row``
     of a progress file (complete lines only)."""
+    from savi_plugin.data.readers import iter_lines, parse_line
+
     config, rows = None, {}
-    for obj in iter_complete_objects(path):
-        if "id" not in obj:
-            continue
+    if not path.exists():
+        return config, rows
+    for number, raw, ended in iter_lines(path):  # at most MAX_LINE_BYTES of one line held
+        if not ended:
+            break  # a torn last line: the writer cuts it on reopen
+        obj, problem = parse_line(path, number, raw)
+        why = problem.message if problem is not None else progress_row_problem(obj)
+        if why is not None:  # the file is the run's own: a line it did not write means it was edited
+            raise DataError(str(path), number, None, f"{why}: not a line this run wrote (the progress file was "
+                                                      f"edited); remove the line, or remove the file to redo every item")
         if obj["id"] == CONFIG_ID:
             config = obj.get("config")
             config = configuration_from_file(config, path, PATH_KEYS) if isinstance(config, dict) else config
         else:
-            rows[str(obj["id"])] = obj  # a retried item's later row replaces the earlier one
+            rows[obj["id"]] = obj  # a retried item's later row replaces the earlier one
     return config, rows
+
+
+def progress_row_problem(obj: Any) -> str | None:
+    """What makes ``obj`` something other than a progress line the runner writes (the configuration line, or
+    ``{"id": item id, "batch": n, "outcomes": [{"id", "status", "reason", ...}, ...]}``), or None."""
+    if not isinstance(obj, dict) or not isinstance(obj.get("id"), str):
+        return "no item id (text)"
+    if obj["id"] == CONFIG_ID:
+        return None
+    batch, outcomes = obj.get("batch"), obj.get("outcomes")
+    if isinstance(batch, bool) or not isinstance(batch, int) or batch < 0:
+        return "batch: not a batch number"
+    if not isinstance(outcomes, list) or not all(isinstance(o, dict) and isinstance(o.get("status"), str)
+                                                   for o in outcomes):
+        return "outcomes: not a list of outcomes"
+    return None
 
 
 def to_retry(row: dict[str, Any]) -> bool:

@@ -159,3 +159,26 @@ def test_an_output_moved_away_from_its_videos_is_refused_never_mixed(setup, tmp_
                        output=moved, batch_size=1, progress=False, limit=4)
     assert f"{moved}:1:" in str(refused.value)
     assert moved.read_bytes() == before
+
+
+@pytest.mark.parametrize("line", ['{"id": 5, "status": ["x"]}', '{"id": "q1", "batch": "x", "outcomes": 7}',
+                                  'not json', '[1, 2]'])
+def test_a_progress_line_the_run_did_not_write_is_refused_naming_it(line, setup, tmp_path):
+    """The progress file is the run's own: an edited line is not counted as a finished item (red team pass 10,
+    B17: a garbage line made ``items_done`` 5 of 4 items and the report complete) nor passed over in silence."""
+    from savi_plugin.data.record import DataError
+    from savi_plugin.generators.runner import progress_path
+
+    lm, manifest, _ = setup
+    out = tmp_path / "pairs.jsonl"
+    generate(lm, manifest, out)
+    progress = progress_path(out)
+    lines = progress.read_text().splitlines()
+    lines.insert(2, line)
+    progress.write_text("\n".join(lines) + "\n")
+    before = out.read_bytes(), out.with_name(out.name + ".report.json").read_bytes()
+    with pytest.raises(DataError) as refused:
+        generate(lm, manifest, out)
+    assert (refused.value.file, refused.value.line) == (str(progress), 3), str(refused.value)
+    assert "not a line this run wrote" in str(refused.value) and "\n" not in str(refused.value)
+    assert (out.read_bytes(), out.with_name(out.name + ".report.json").read_bytes()) == before
