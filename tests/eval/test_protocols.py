@@ -127,7 +127,8 @@ def test_variant_yamls_name_their_protocol(folder, protocol_name, tokens):
     assert config["metadata"]["protocol"] == protocol_name
     assert config["generation_kwargs"]["max_new_tokens"] == tokens
     extra = {"accuracy_all"} if protocol_name == "lmms" else set()  # beside lmms-eval's answered-only accuracy
-    assert {m["metric"] for m in config["metric_list"]} == {"accuracy", "unparsed", "missing_video", "bad_video"} | extra
+    assert {m["metric"] for m in config["metric_list"]} == {"accuracy", "unparsed", "missing_video", "bad_video",
+                                                            "control_token_in_text"} | extra
 
 
 def test_perceptiontest_lmms_sets_no_answer_length_as_lmms_eval():
