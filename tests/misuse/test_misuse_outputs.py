@@ -1149,3 +1149,21 @@ def test_an_output_whose_sidecar_names_exceed_name_max_is_refused_naming_the_len
     assert "name is too long" in line and "bytes over this file system's" in line and "NAME_MAX" in line, line
     assert line.endswith("bytes"), line  # the reason, last, is never what a cut removes
     assert list(tmp_path.iterdir()) == []
+
+
+def test_pairs_whose_relative_model_names_nothing_from_their_folder_say_so(generated, tmp_path, caplog):
+    """Pairs written inside a run folder store their model relative (``../models/warm``); copied elsewhere, that
+    names nothing from the copy's folder, and the warning says so instead of naming another model (red team pass
+    10, B19)."""
+    from savi_plugin.training.run import check_pairs_source
+
+    out, model = generated
+    copy = tmp_path / "elsewhere" / "pairs.jsonl"
+    copy.parent.mkdir()
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    copy.write_text("".join(json.dumps({**r, "meta": {**r["meta"], "model": "../models/warm"}}) + "\n"
+                            for r in lines))
+    caplog.clear()
+    check_pairs_source(copy, model)
+    warned = [r.getMessage() for r in caplog.records if "not by the model being trained" in r.getMessage()]
+    assert len(warned) == 1 and "../models/warm: stored relative to the folder the pairs were written in" in warned[0]
