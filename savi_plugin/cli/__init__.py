@@ -22,9 +22,18 @@ COMMANDS = ("demo", "recipes", "generate", "train", "eval", "align", "ablate", "
             "bench", "plugins", "doctor")
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse's parser, except that help, version and usage text that cannot be written is an error: argparse
+    drops an ``OSError`` of its own prints (``savi --help >/dev/full`` exited 0 with its text lost)."""
+
+    def _print_message(self, message: str, file=None) -> None:
+        if message:
+            (file or sys.stderr).write(message)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    """The top-level parser with every sub-command that is installed."""
-    parser = argparse.ArgumentParser(
+    """The top-level parser with every sub-command that is installed (sub-parsers are of its class)."""
+    parser = Parser(
         prog="savi",
         description="Self-aligning video language models: VideoSAVi and RRPO data, training and evaluation.",
     )
@@ -46,7 +55,14 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``savi`` console script; returns the process exit code."""
     parser = build_parser()
     argv = launcher_arguments(sys.argv[1:] if argv is None else list(argv))
-    args, extra = parser.parse_known_args(argv)
+    try:
+        args, extra = parser.parse_known_args(argv)
+    except SystemExit:  # --help, --version, or a usage error: argparse printed its text and stops, as it does
+        if _flushed(0):
+            return 1
+        raise
+    except OSError as exc:  # its text could not be written
+        return _flushed(1, exc)
     # argparse gives a `nargs="*"` positional only the words right after the one before it, so
     # `savi train R --data D key=value` would leave key=value unparsed: recipe overrides may stand anywhere.
     overrides = [a for a in extra if "=" in a and not a.startswith("-")]
@@ -93,6 +109,23 @@ def _run_command(args: argparse.Namespace) -> int | None:
 
         wait_for_rendezvous(env_value("SAVI_RENDEZVOUS_TIMEOUT"))
     return args.func(args)
+
+
+def _flushed(code: int, failed: OSError | None = None) -> int:
+    """``code``, once what was printed has reached standard output; 1 with one line on standard error when it
+    cannot (``savi --help >/dev/full`` reported success with its text lost)."""
+    try:
+        if failed is not None:
+            raise failed
+        sys.stdout.flush()
+    except OSError as exc:
+        print(f"error: standard output: {exc.strerror or exc}: the text was not written", file=sys.stderr)
+        try:  # what is still buffered goes nowhere, so the interpreter's last flush does not fail again
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError, AttributeError):  # an in-process stream without a descriptor
+            pass
+        return 1
+    return code
 
 
 def launcher_arguments(argv: list[str]) -> list[str]:

@@ -1320,9 +1320,11 @@ class Output:
         """
         why = self.removed()
         if why is not None:
+            # with its mark gone, what is left there is no longer known as ours: a re-run would refuse it
+            again = ("move it away (or remove it) and run again to start over" if why.startswith("its mark") and
+                     os.path.lexists(self.path) else "run it again to start over")
             raise OutputRemovedError(f"{self.path}: {self.what} was removed or replaced during the run ({why}); "
-                                     f"{self.command} stopped and wrote nothing more there: run it again to start "
-                                     f"over")
+                                     f"{self.command} stopped and wrote nothing more there: {again}")
 
     def release(self) -> None:
         with _held_guard, contextlib.suppress(ValueError):

@@ -470,7 +470,7 @@ def test_an_output_removed_or_replaced_under_its_job_stops_the_next_write_and_th
     where = tmp_path / "run"
     out = where if folder else where / "pairs.jsonl"
     inside = where / "result.json"
-    with pytest.raises(OutputRemovedError, match=rf"^{out}: .*removed or replaced during the run"):
+    with pytest.raises(OutputRemovedError, match=rf"^{out}: .*removed or replaced during the run") as stopped:
         with claim(out, command="savi test", folder=folder) as claimed:
             claimed.write_mark()
             write_json(inside, {"step": 1})  # intact: written
@@ -487,3 +487,6 @@ def test_an_output_removed_or_replaced_under_its_job_stops_the_next_write_and_th
                     JsonlAppender(out).write_object({"id": "x"})
                 out.unlink(missing_ok=True)  # what the appender's open created
     assert change == "mark-removed" or sorted(os.listdir(where) if where.exists() else []) == []
+    # what is left without our mark is no longer known as this job's: the advice is to move it, as a re-run refuses it
+    left = change == "mark-removed" and os.path.lexists(out)
+    assert ("move it away" in str(stopped.value)) == left and ("run it again" in str(stopped.value)) != left

@@ -626,3 +626,21 @@ def test_a_message_prints_escaped_where_the_terminal_encoding_lacks_a_character(
     printed = (out.buffer.getvalue() + err.buffer.getvalue()).decode("ascii")
     assert "\\xfc.jsonl:1:x: unknown field" in printed and "codec" not in printed, printed
     assert out.errors == err.errors == "strict"  # the streams are given back as they were
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+@pytest.mark.parametrize("unbuffered", ["1", ""], ids=["PYTHONUNBUFFERED", "buffered"])
+@pytest.mark.parametrize("argv", [["--help"], ["--version"], ["recipes", "--help"]])
+def test_help_and_version_that_cannot_be_written_are_an_error(argv, unbuffered):
+    """argparse drops an OSError of its own prints: `savi --help >/dev/full` exited 0 with nothing written (red
+    team pass 10, B4). Its own process: the text goes to a full device's descriptor."""
+    import subprocess
+
+    from tests.builders import repo_pythonpath
+
+    env = {**os.environ, "PYTHONPATH": repo_pythonpath(), "PYTHONUNBUFFERED": unbuffered}
+    with open("/dev/full", "w") as full:
+        proc = subprocess.run([sys.executable, "-m", "savi_plugin", *argv], stdout=full, stderr=subprocess.PIPE,
+                              text=True, env=env, timeout=120)
+    assert proc.returncode == 1 and proc.stderr.splitlines() == [
+        "error: standard output: No space left on device: the text was not written"], proc.stderr
