@@ -143,6 +143,7 @@ class PreferenceTrainer(Trainer):
             args.label_names = []
 
         if needs.reference and args.reference == "model" and reference_backend is None:
+            _check_reference_path(args.reference_model_path)
             reference_backend = load_reference_backend(
                 args.reference_model_path, dtype=str(next(backend.model.parameters()).dtype).replace("torch.", ""),
                 device=str(backend.device), num_frames=args.num_frames)
@@ -427,6 +428,25 @@ def _disable_dropout(model: torch.nn.Module) -> None:
     for module in model.modules():
         if isinstance(module, torch.nn.Dropout):
             module.p = 0.0
+
+
+def _check_reference_path(path: str | Path | None) -> None:
+    """A local reference that is not a whole model checkpoint is a configuration error (exit status 2) naming
+    ``train.reference_model_path``, before anything loads: a missing folder, or a LoRA adapter folder (the
+    reference is a whole frozen model; an adapter's base is ``--model``'s job)."""
+    from savi_plugin.errors import ConfigurationError
+
+    if not path:
+        return
+    folder = Path(path)
+    if (folder / "config.json").is_file():
+        return
+    if (folder / "adapter_config.json").is_file():
+        raise ConfigurationError(f"train.reference_model_path: {path}: a LoRA adapter folder, not a model; the "
+                                 f"reference is a whole model checkpoint (the base model, or a merged model)")
+    if folder.exists() or str(path).startswith((".", "/", "~")):
+        what = "not a model folder (no config.json)" if folder.exists() else "not found"
+        raise ConfigurationError(f"train.reference_model_path: {path}: {what}")
 
 
 def _check_same_tokenizer(policy, reference, path: str | Path | None = None) -> None:

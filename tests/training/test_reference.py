@@ -83,3 +83,22 @@ def test_a_reference_of_another_tokenizer_is_a_configuration_error_naming_the_ke
         _check_same_tokenizer(setup["policy"], other, "ref")
     assert info.value.exit_code == 2
     _check_same_tokenizer(setup["policy"], SimpleNamespace(tokenizer=setup["policy"].tokenizer), "ref")  # same: fine
+
+
+def test_a_reference_that_is_no_model_checkpoint_is_a_configuration_error(setup, tmp_path):
+    """An adapter folder or a missing path as ``train.reference_model_path`` is exit status 2 naming the key (red
+    team pass 10, A27/A28: exit 1 with a FileNotFoundError and advice meant for hub ids); a model folder and a
+    hub id pass to the loader."""
+    from savi_plugin.errors import ConfigurationError
+    from savi_plugin.training.trainer import _check_reference_path
+
+    adapter = tmp_path / "adapter"
+    adapter.mkdir()
+    (adapter / "adapter_config.json").write_text("{}")
+    for path, why in [(adapter, "a LoRA adapter folder, not a model"), (tmp_path / "nowhere", "not found"),
+                      (tmp_path, "not a model folder")]:
+        with pytest.raises(ConfigurationError, match=rf"^train\.reference_model_path: .*{why}") as info:
+            _check_reference_path(str(path))
+        assert info.value.exit_code == 2
+    _check_reference_path(setup["model"])
+    _check_reference_path("org/some-model")  # a hub id: the loader's to judge
