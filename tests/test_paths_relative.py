@@ -28,7 +28,8 @@ def stored_paths_are_by_the_rule(value, holder: Path, found: list[str]) -> None:
     """Every string of ``value`` that names a path: absolute, or an existing path relative to ``holder``'s
     folder (never one relative to the working folder the file was written from)."""
     if isinstance(value, (dict, list)):
-        for v in value.values() if isinstance(value, dict) else value:
+        # a model identity's ``members`` are file names inside the model folder, not paths stored by the rule
+        for v in ([v for k, v in value.items() if k != "members"] if isinstance(value, dict) else value):
             stored_paths_are_by_the_rule(v, holder, found)
     elif isinstance(value, str) and ("/" in value or value.endswith((".json", ".jsonl", ".mp4"))):
         if not os.path.isabs(value):
