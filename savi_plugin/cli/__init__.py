@@ -120,12 +120,17 @@ def _flushed(code: int, failed: OSError | None = None) -> int:
         sys.stdout.flush()
     except OSError as exc:
         print(f"error: standard output: {exc.strerror or exc}: the text was not written", file=sys.stderr)
-        try:  # what is still buffered goes nowhere, so the interpreter's last flush does not fail again
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        except (OSError, ValueError, AttributeError):  # an in-process stream without a descriptor
-            pass
+        _stdout_to_null()
         return 1
     return code
+
+
+def _stdout_to_null() -> None:
+    """Put the null device under standard output's descriptor: what is still buffered goes nowhere, so the
+    interpreter's last flush does not fail a second time (a closed pipe, a full device). An in-process stream
+    without a descriptor is left as it is."""
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 def launcher_arguments(argv: list[str]) -> list[str]:
@@ -258,8 +263,7 @@ def _run(command: Callable[[], int | None], name: str | None, verbose: bool) -> 
     except SystemExit:
         raise
     except BrokenPipeError:  # the reader of our output left (`savi recipes show x | head -1`): nothing to say
-        with contextlib.suppress(OSError):
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit's flush
+        _stdout_to_null()  # no second error at exit's flush
         return 141  # 128 + SIGPIPE, what a shell reports for a command whose reader closed the pipe
     except KeyboardInterrupt as exc:
         if verbose:

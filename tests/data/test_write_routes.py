@@ -30,8 +30,8 @@ _ATOMIC = "writes to the temporary path of data.outputs.atomic_path (renamed ont
 
 #: (module, enclosing function, call) -> why the direct write is safe
 ALLOWED: dict[tuple[str, str, str], str] = {
-    ("cli/__init__.py", "_run", "os.open"): "opens the null device to put under stdout once its reader has "
-                                                   "closed the pipe (writes no file)",
+    ("cli/__init__.py", "_stdout_to_null", "os.open"): "opens the null device to put under stdout once its "
+                                                       "reader closed the pipe or its device is full (writes no file)",
     ("pipeline/align.py", "merge_adapter", "save_pretrained"): _TEMP,
     ("models/llava_next/convert.py", "convert_llava_next", "save_file"): _TEMP,
     ("models/llava_next/convert.py", "convert_llava_next", "save_pretrained"): _TEMP,
