@@ -41,6 +41,8 @@ VARIABLES = {v.name: v for v in (
              "largest decoded batch of clips (a generation or training batch), in bytes"),
     Variable("SAVI_MAX_DOCUMENT_BYTES", 256 * 2**20, "bytes", 1, 2**40,
              "largest JSON document read whole (a run report, a trainer_state.json), in bytes"),
+    Variable("SAVI_MAX_DOCUMENT_VALUES", 8_000_000, "int", 1000, 2**40,
+             "most values (objects, lists, their items) in one JSON document or line"),
     Variable("SAVI_RENDEZVOUS_TIMEOUT", 300, "int", 1, 86400,
              "seconds a launched process waits for its launcher's rendezvous (MASTER_ADDR:MASTER_PORT) to answer"),
     Variable("SAVI_LMMS_EVAL_AUTOLOAD", True, "switch", help="register savi_video and the savi tasks in lmms-eval"),

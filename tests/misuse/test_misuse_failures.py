@@ -644,3 +644,38 @@ def test_help_and_version_that_cannot_be_written_are_an_error(argv, unbuffered):
                               text=True, env=env, timeout=120)
     assert proc.returncode == 1 and proc.stderr.splitlines() == [
         "error: standard output: No space left on device: the text was not written"], proc.stderr
+
+
+def test_what_a_command_held_when_memory_ran_out_is_freed_before_its_line_is_built(monkeypatch, capsys):
+    """B #16 (pass 10): a command out of memory kept its frames alive through the traceback, so building the one
+    line raised ``MemoryError`` again and again (a chained traceback, no ``error:`` line)."""
+    import weakref
+
+    class Held:
+        pass
+
+    refs, alive = [], []
+
+    def command():
+        held = Held()  # what the failed work holds, alive only through this frame
+        refs.append(weakref.ref(held))
+        raise MemoryError
+
+    real = cli.error_message
+    monkeypatch.setattr(cli, "error_message", lambda exc: alive.append(refs[0]() is not None) or real(exc))
+    assert cli.run_guarded(command) == 1
+    assert alive == [False]
+    assert capsys.readouterr().err.startswith("error: out of memory")
+
+
+def test_a_line_that_cannot_be_built_for_lack_of_memory_is_a_fixed_one(monkeypatch, capfd):
+    def no_memory(exc):
+        raise MemoryError
+
+    def command():
+        raise MemoryError
+
+    monkeypatch.setattr(cli, "error_message", no_memory)
+    assert cli.run_guarded(command) == 1
+    err = capfd.readouterr().err
+    assert err.splitlines() == [cli._OUT_OF_MEMORY_LINE.decode().strip()] and "Traceback" not in err
