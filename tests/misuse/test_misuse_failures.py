@@ -313,6 +313,24 @@ def test_items_refused_under_a_cap_are_not_skipped_forever_by_a_run_under_anothe
     monkeypatch.delenv(variable)
     with pytest.raises(ConfigMismatchError, match=rf"limits\.{variable}: \d+ -> \d+"):
         run_generation(**kwargs)
+    # the variables that decide no item may change between a run and its continuation
+    monkeypatch.setenv(variable, value)
+    for other, setting in (("SAVI_RENDEZVOUS_TIMEOUT", "17"), ("SAVI_MAX_DOCUMENT_VALUES", "5000"),
+                           ("SAVI_MAX_DOCUMENT_BYTES", "1MiB")):
+        monkeypatch.setenv(other, setting)
+    assert run_generation(**kwargs)["counts"]["by_reason"] == {"decode_error": 1}
+
+
+def test_a_configuration_stored_with_the_limits_that_decide_no_item_compares_by_the_decode_caps():
+    from savi_plugin.data.fingerprint import config_changes
+    from savi_plugin.environment import VARIABLES, item_limits
+
+    assert set(item_limits()) == {"SAVI_MAX_FRAME_PIXELS", "SAVI_MAX_DECODED_BYTES", "SAVI_MAX_BATCH_DECODED_BYTES"}
+    older = {"limits": {**item_limits(), **{name: 1 for name, var in VARIABLES.items() if var.kind != "switch"
+                                            and name not in item_limits()}}}
+    assert config_changes(older, {"limits": item_limits()}) == []
+    assert [key for key, _, _ in config_changes({"limits": {**item_limits(), "SAVI_MAX_FRAME_PIXELS": 1}},
+                                                {"limits": item_limits()})] == ["limits.SAVI_MAX_FRAME_PIXELS"]
 
 
 # ------------------------------------------------------------------------------------------------ lmms-eval judged
