@@ -234,9 +234,11 @@ def _yaml_problem(exc: yaml.YAMLError) -> str:
 
 
 def load_json(text: str | bytes, source: str | None = None,
-              error: Callable[..., Exception] | None = None) -> Any:
-    """``json.loads(text)`` within this module's limits: depth, no ``NaN``/``Infinity`` or out-of-range number, no
-    integer above :data:`MAX_INT_DIGITS` digits, no duplicate key.
+              error: Callable[..., Exception] | None = None, *, strict: bool = True) -> Any:
+    """``json.loads(text)`` within this module's limits: at most ``$SAVI_MAX_DOCUMENT_VALUES`` values, depth, no
+    integer above :data:`MAX_INT_DIGITS` digits, and (``strict``, for a user's data and configuration) no
+    ``NaN``/``Infinity`` or out-of-range number and no duplicate key. ``strict=False`` reads what other tools
+    write as ``json`` does (a ``trainer_state.json`` logs a ``NaN`` gradient norm as ``NaN``).
 
     Raises:
         ``error(message, line)`` (default: a ``ConfigError`` at ``source``) for invalid JSON (``line``: where in
@@ -251,8 +253,8 @@ def load_json(text: str | bytes, source: str | None = None,
             raise error(f"holds more than {cap} values (objects, lists and their items), the cap on one JSON "
                         f"document (${VALUES_ENV}; raise it if the document is meant to be this large)")
     try:
-        value = json.loads(text, parse_constant=_refuse_constant, parse_int=_parse_int, parse_float=_parse_float,
-                           object_pairs_hook=_unique_keys)
+        value = (json.loads(text, parse_constant=_refuse_constant, parse_int=_parse_int, parse_float=_parse_float,
+                            object_pairs_hook=_unique_keys) if strict else json.loads(text, parse_int=_parse_int))
     except StructureError as exc:
         raise error(str(exc)) from None
     except RecursionError:

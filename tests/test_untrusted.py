@@ -266,3 +266,37 @@ def test_the_values_cap_is_a_checked_environment_value(monkeypatch):
 
     monkeypatch.setenv("SAVI_MAX_DOCUMENT_VALUES", "10")  # below the variable's lowest value, 1000
     assert main(["recipes", "ls"]) == 2
+
+
+def test_every_whole_json_document_is_parsed_within_the_caps():
+    """A document read whole is parsed by ``load_json`` (directly or through ``data.files.read_json``), so the caps
+    on values and depth hold for all of them, not for the readers someone thought of."""
+    import re
+    from pathlib import Path
+
+    import savi_plugin
+
+    root = Path(savi_plugin.__file__).parent
+    bypass = re.compile(r"json\.loads?\((?:[^()]|\([^()]*\))*read_document|json\.load\(")
+    found = [f"{path.relative_to(root)}:{number}" for path in root.rglob("*.py") if path.parts[-2] != "bench"
+             for number, line in enumerate(path.read_text().splitlines(), 1) if bypass.search(line)]
+    assert found == []
+
+
+@pytest.mark.parametrize("text, fragment", [
+    ("[" + ",".join(["[]"] * 1000) + "]", "holds more than 1000 values"),
+    ("[" * 100 + "]" * 100, "nested deeper than 64 levels"),
+    ("{\n\"a\": 1,\n}", ":3: invalid JSON"),
+])
+def test_a_whole_document_above_a_cap_is_one_line_naming_the_file(text, fragment, tmp_path, monkeypatch):
+    from savi_plugin.data.files import read_json
+
+    monkeypatch.setenv("SAVI_MAX_DOCUMENT_VALUES", "1000")
+    path = tmp_path / "config.json"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        read_json(path)
+    assert str(path) in str(info.value) and fragment in str(info.value) and "\n" not in str(info.value)
+    other = tmp_path / "trainer_state.json"  # what other tools write is read as json reads it, within the caps
+    other.write_text('{"x": NaN, "x": 1}')
+    assert read_json(other) == {"x": 1}
