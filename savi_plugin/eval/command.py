@@ -23,7 +23,7 @@ import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
-from savi_plugin.config.values import ConfigError
+from savi_plugin.config.values import ConfigError, EvalLimit
 from savi_plugin.data.outputs import disk_full_errno
 from savi_plugin.errors import ConfigurationError, RunError
 from savi_plugin.eval.results import ResultsFileError, read_json_object
@@ -199,6 +199,7 @@ def savi_video_args(model: str | Path, tasks: list[str], output_path: str | Path
     args = ["--model", "savi_video", "--model_args", ",".join(model_args), "--tasks", ",".join(tasks),
             "--batch_size", str(batch_size), "--output_path", _refuse_path("--output_path", output_path)]
     if limit is not None:
+        check_limit(limit, "limit")
         args += ["--limit", str(limit)]
     if device:
         args += ["--device", device]
@@ -232,7 +233,7 @@ class EvalSettingError(EvalRunError, ConfigurationError):
 #: the lmms-eval flags savi reads or sets by their full name (``savi eval run``'s checks, :func:`with_flag`,
 #: :func:`lmms_eval_command`); lmms-eval's argparse also takes any unique prefix of a long option, which would
 #: slip past those checks, so :func:`check_full_flags` refuses one
-INSPECTED_FLAGS = ("--model", "--model_args", "--tasks", "--output_path", "--device", "--include_path")
+INSPECTED_FLAGS = ("--model", "--model_args", "--tasks", "--output_path", "--device", "--include_path", "--limit")
 
 
 def check_full_flags(args: list[str]) -> None:
@@ -251,6 +252,30 @@ def check_full_flags(args: list[str]) -> None:
         if full:
             raise ConfigError("", f"{name}: write lmms-eval's flag in full ({' or '.join(full)}); savi checks it by "
                                   f"its full name")
+
+
+def check_limit(value: int | float | str, name: str = "--limit") -> None:
+    """An eval limit by its one rule (:class:`~savi_plugin.config.values.EvalLimit`); the text of a flag is read
+    as lmms-eval reads it (a number), a whole number written without a point as an int (``1`` is one item, ``1.0``
+    ambiguous). lmms-eval's own ``-1`` ("every item", as with no limit) passes.
+
+    Raises:
+        ConfigError: at ``name`` (exit status 2), before lmms-eval starts.
+    """
+    if isinstance(value, str):
+        text = value.strip()
+        if text == "-1":
+            return
+        try:
+            value = int(text)
+        except ValueError:
+            try:
+                value = float(text)
+            except ValueError:
+                raise ConfigError(name, f"must be a number, got {value!r}") from None
+    problem = EvalLimit().problem(value)
+    if problem:
+        raise ConfigError(name, problem)
 
 
 def flag_value(args: list[str], flag: str) -> str | None:
