@@ -604,9 +604,19 @@ def run_judged(command: list[str], *, env: dict, output_path: str | Path, tasks:
     hint = "" if log_path or verbose else "; re-run with -v for lmms-eval's traceback"
     cause = f"; lmms-eval's error: {filt.last_error}" if filt.last_error else ""
     status = f" (exit status {code})" if code != 0 else ""
-    # exit status 2: a configuration error (savi_video's SettingError, lmms-eval's argument parser), exit 2 here too
-    error = EvalSettingError if code == CONFIGURATION_EXIT else EvalRunError
-    raise error(f"evaluation did not finish{status}: {problem or 'lmms-eval failed'}{cause}{hint}", log_path)
+    raise run_failure(code, f"evaluation did not finish{status}: {problem or 'lmms-eval failed'}{cause}{hint}",
+                      log_path)
+
+
+def run_failure(code: int, problem: str, log_path: str | Path | None = None, *, retry_hint: str = "") -> EvalRunError:
+    """The error of an lmms-eval run that did not finish, by its exit status: the one place every caller
+    (``savi eval run``, ``savi eval suite``, ``savi align``'s eval step) reads it. Exit status 2 is a configuration
+    error (``savi_video``'s :class:`~savi_plugin.eval.settings.SettingError`, lmms-eval's argument parser):
+    :class:`EvalSettingError`, so ``savi`` exits 2 as for the same error found before lmms-eval starts; any other
+    status is :class:`EvalRunError` (exit 1), its message followed by ``retry_hint`` (a re-run may finish it)."""
+    if code == CONFIGURATION_EXIT:
+        return EvalSettingError(problem, log_path)
+    return EvalRunError(problem + retry_hint, log_path)
 
 
 class _NullFile:

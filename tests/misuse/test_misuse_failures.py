@@ -323,6 +323,9 @@ out = args[args.index("--output_path") + 1]
 tasks = args[args.index("--tasks") + 1].split(",")
 mode = os.environ["FAKE_MODE"]
 print("args", json.dumps(args), flush=True)
+if mode == "usage":  # lmms-eval's argparse refusing a flag (or savi_video's SettingError): exit status 2
+    print("__main__.py: error: argument --limit: invalid float value: 'x'", flush=True)
+    sys.exit(2)
 if mode == "crash":
     try:
         try:
@@ -355,37 +358,41 @@ def fake_lmms_eval(tmp_path, monkeypatch):
     return script
 
 
-@pytest.mark.parametrize("mode, fragment", [
-    ("crash", "lmms-eval wrote no results file; lmms-eval's error: ValueError: task savi_mvbench: its data"),
-    ("partial", "no results for task(s) savi_egoschema"),
+@pytest.mark.parametrize("mode, fragment, status", [
+    ("crash", "lmms-eval wrote no results file; lmms-eval's error: ValueError: task savi_mvbench: its data", 1),
+    ("partial", "no results for task(s) savi_egoschema", 1),
+    ("usage", "(exit status 2): lmms-eval wrote no results file", 2),
 ])
-def test_savi_eval_run_judges_lmms_eval_by_its_results_file(mode, fragment, fake_lmms_eval, tmp_path, capsys,
+def test_savi_eval_run_judges_lmms_eval_by_its_results_file(mode, fragment, status, fake_lmms_eval, tmp_path, capsys,
                                                             monkeypatch):
     from misuse_kit import savi
 
     monkeypatch.setenv("FAKE_MODE", mode)
     code, _, err = savi(capsys, "eval", "run", "--", "--model", "savi_video", "--tasks",
                         "savi_mvbench,savi_egoschema", "--output_path", str(tmp_path / "res"))
-    assert code == 1 and "Traceback" not in err, err
+    assert code == status and "Traceback" not in err, err
     lines = [line for line in err.splitlines() if line.startswith("error: ")]
     assert len(lines) == 1 and fragment in lines[0], err
 
 
-@pytest.mark.parametrize("mode, fragment", [
+@pytest.mark.parametrize("mode, fragment, status", [
     ("crash", "base: evaluation did not finish: lmms-eval wrote no results file; lmms-eval said: ValueError: task "
-              "savi_mvbench: its data"),
-    ("partial", "no results for task(s) savi_egoschema"),
+              "savi_mvbench: its data", 1),
+    ("partial", "no results for task(s) savi_egoschema", 1),
+    ("usage", "base: evaluation did not finish (exit status 2): lmms-eval wrote no results file", 2),
 ])
-def test_savi_eval_suite_judges_lmms_eval_by_its_results_file(mode, fragment, fake_lmms_eval, tmp_path, capsys,
-                                                              monkeypatch):
+def test_savi_eval_suite_judges_lmms_eval_by_its_results_file(mode, fragment, status, fake_lmms_eval, tmp_path,
+                                                              capsys, monkeypatch):
     """lmms-eval exits 0 on every error: the suite says what is missing and lmms-eval's own last error, not only
-    that no results file was found."""
+    that no results file was found; its exit status 2 (a configuration error: its argument parser, savi_video's
+    SettingError) is savi's 2, as for ``savi eval run`` (one rule: ``run_failure``)."""
     from misuse_kit import savi
 
     monkeypatch.setenv("FAKE_MODE", mode)
     code, _, err = savi(capsys, "eval", "suite", "savi_mvbench,savi_egoschema", "--model", "m", "--adapter", "a",
                         "--out", str(tmp_path / "suite"), "--num-frames", "4")
-    assert code == 1 and "Traceback" not in err, err
+    assert code == status and "Traceback" not in err, err
+    assert ("re-run the same command to continue the suite" in err) is (status == 1), err
     lines = [line for line in err.splitlines() if line.startswith("error: ")]
     assert len(lines) == 1 and fragment in lines[0], err
     assert not (tmp_path / "suite" / "runs" / "base" / "done.json").exists()
