@@ -121,6 +121,7 @@ def run_lmms_eval(args) -> int:
         check_model_args,
         flag_value,
         lmms_eval_command,
+        name_linked_paths,
         read_paths,
         run_judged,
         safe_model_args,
@@ -167,6 +168,7 @@ def run_lmms_eval(args) -> int:
             command = lmms_eval_command(with_flag(lmms_args, "--output_path", str(safe_output)), tasks_path())
             print("+", " ".join(command), file=sys.stderr)
             run_judged(command, env=env, output_path=output, tasks=requested, verbose=args.verbose)
+            name_linked_paths(output)  # the kept results name the model, not a link removed below
     return 0
 
 

@@ -342,34 +342,93 @@ def with_flag(args: list[str], flag: str, value: str) -> list[str]:
     return out + [flag, value]
 
 
+#: the temporary links :func:`safe_paths` holds now: the link -> the path it stands for (as given, made absolute);
+#: :func:`name_linked_paths` writes the latter into lmms-eval's kept results in place of the former
+_LIVE_LINKS: dict[str, str] = {}
+
+
 @contextmanager
 def safe_paths(*paths: str | Path | None):
     """Paths lmms-eval cannot misread: a path it would misread (:func:`misread`) is replaced, for the duration of
     the call, by a symbolic link to it in a fresh temporary folder (an output folder is created first, so
     lmms-eval's output lands in it through the link). Such a path that names nothing is refused
-    (:class:`ConfigError`): as given, lmms-eval would read it as other arguments."""
+    (:class:`ConfigError`): as given, lmms-eval would read it as other arguments. While the block runs, the links
+    are known to :func:`name_linked_paths`, which names the real paths in lmms-eval's results instead."""
+    made: list[str] = []
     with tempfile.TemporaryDirectory(prefix="savi-lmms-eval-") as links:
-        out = []
-        for n, path in enumerate(paths):
-            reason = misread_reason(path) if path is not None else None
-            if reason:
-                if not os.path.exists(path):
-                    raise ConfigError("", f"{path}: no such file or folder (and lmms-eval could not be given this "
-                                          f"name as it is: {reason})")
-                target = Path(path).resolve()
-                # named as the path's last two parts, which lmms-eval names its results folder by
-                # (EvaluationTracker's model_name_sanitized): the same folder as for the path itself
-                link = Path(links) / str(n) / target.parent.name / target.name
-                if misread(link):
-                    link = Path(links) / f"path{n}"
-                link.parent.mkdir(parents=True, exist_ok=True)
-                link.symlink_to(target, target_is_directory=target.is_dir())
-                if misread(link):
-                    raise ConfigError("", f"{path}: lmms-eval cannot be given this path ({reason}), nor the "
-                                          f"temporary folder {links} ({misread_reason(link)})")
-                path = link
-            out.append(path)
-        yield out
+        try:
+            yield [_linked(path, n, Path(links), made) for n, path in enumerate(paths)]
+        finally:
+            for link in made:
+                _LIVE_LINKS.pop(link, None)
+
+
+def _linked(path: str | Path | None, n: int, links: Path, made: list[str]) -> str | Path | None:
+    """``path`` as :func:`safe_paths` gives it to lmms-eval: as given, or a link ``links/n/...`` to it (recorded in
+    :data:`_LIVE_LINKS` and ``made``)."""
+    reason = misread_reason(path) if path is not None else None
+    if not reason:
+        return path
+    if not os.path.exists(path):
+        raise ConfigError("", f"{path}: no such file or folder (and lmms-eval could not be given this "
+                              f"name as it is: {reason})")
+    target = Path(path).resolve()
+    # named as the path's last two parts, which lmms-eval names its results folder by
+    # (EvaluationTracker's model_name_sanitized): the same folder as for the path itself
+    link = links / str(n) / target.parent.name / target.name
+    if misread(link):
+        link = links / f"path{n}"
+    link.parent.mkdir(parents=True, exist_ok=True)
+    link.symlink_to(target, target_is_directory=target.is_dir())
+    if misread(link):
+        raise ConfigError("", f"{path}: lmms-eval cannot be given this path ({reason}), nor the "
+                              f"temporary folder {links} ({misread_reason(link)})")
+    _LIVE_LINKS[str(link)] = os.path.normpath(os.path.abspath(Path(path).expanduser()))
+    made.append(str(link))
+    return link
+
+
+def name_linked_paths(output_path: str | Path) -> list[Path]:
+    """lmms-eval's ``*_results.json`` under ``output_path`` naming what was evaluated, not the temporary links of
+    :func:`safe_paths` it was given (removed when the block ends): lmms-eval stores its ``--model_args`` as given
+    (``model_name``, ``config.model_args``: ``pretrained=/tmp/savi-lmms-eval-.../model``). Every text of the file
+    holding a live link has it replaced by the path it stands for, stored by the one rule for a path in a file
+    (:func:`~savi_plugin.data.paths.path_for_file`: relative inside a run folder, else absolute); the file is
+    rewritten atomically through the output layer. A file that is no JSON object (cut short by a full disk) is
+    left for :func:`results_problem` to judge. Returns the files rewritten."""
+    import json
+
+    from savi_plugin.data.outputs import write_json
+    from savi_plugin.data.paths import path_for_file
+
+    links = sorted(_LIVE_LINKS.items(), key=lambda item: -len(item[0]))  # a link inside another's folder: longest
+    if not links or not Path(output_path).is_dir():
+        return []
+
+    def named(value, results: Path):
+        if isinstance(value, str):
+            for link, real in links:
+                if link in value:
+                    value = value.replace(link, path_for_file(real, results))
+            return value
+        if isinstance(value, dict):
+            return {named(k, results): named(v, results) for k, v in value.items()}
+        if isinstance(value, list):
+            return [named(v, results) for v in value]
+        return value
+
+    rewritten = []
+    for results in sorted(Path(output_path).rglob("*_results.json")):
+        try:
+            text = results.read_text(encoding="utf-8")
+            data = json.loads(text)
+        except (OSError, ValueError):
+            continue
+        if not isinstance(data, dict) or not any(link in text for link, _ in links):
+            continue
+        write_json(results, named(data, results), indent=2)
+        rewritten.append(results)
+    return rewritten
 
 
 #: characters lmms-eval's ``--model_args`` split reads as structure (:func:`split_args_string`): a path value
@@ -436,6 +495,7 @@ def savi_video_command(model: str | Path, tasks: list[str], output_path: str | P
     with safe_paths(model, adapter, output_path) as (model_arg, adapter_arg, output_arg):
         yield lmms_eval_command(savi_video_args(model_arg, tasks, output_arg, adapter=adapter_arg, **settings)
                                 + list(extra_args), tasks_path)
+        name_linked_paths(output_path)  # the kept results name the model, not a link removed at the block's end
 
 
 def _cut_short(path: Path) -> bool:

@@ -318,3 +318,33 @@ def test_an_eval_limit_is_a_whole_count_or_a_fraction_as_lmms_eval_reads_it():
         savi_video_args("m", ["t"], "o", num_frames=4, limit=2.5)
     with pytest.raises(ConfigError, match="must be a number, got 'x'"):
         check_limit("x")
+
+
+def test_kept_results_name_a_linked_model_by_the_stored_path_rule(tmp_path, monkeypatch):
+    """``savi align --out=-al``'s eval step passes ``-al/iter_0/model`` as a temporary link (a leading ``-`` is an
+    option to lmms-eval); lmms-eval's kept ``*_results.json`` stores what it was given. After the run it names the
+    model as a file inside the run folder names a path inside it (relative, so the folder moves whole: tester B
+    #45), and nothing else in the file changes."""
+    import json
+
+    from savi_plugin.data.paths import path_from_file, run_folder
+    from savi_plugin.eval.command import name_linked_paths, safe_paths
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "-al" / "iter_0" / "model").mkdir(parents=True)
+    out = tmp_path / "-al" / "iter_0" / "eval" / "lmms_eval"
+    (out / "m").mkdir(parents=True)
+    with run_folder("-al"), safe_paths("-al/iter_0/model") as (link,):
+        assert str(link) != "-al/iter_0/model" and os.path.samefile(link, "-al/iter_0/model")
+        results = out / "m" / "x_results.json"
+        kept = {"results": {"t": {"acc,none": 0.5}}, "model_name": str(link),
+                "config": {"model_args": f"pretrained={link},num_frames=4", "limit": 1.0}}
+        results.write_text(json.dumps(kept))
+        (out / "m" / "other_results.json").write_text('{"results": {"t"')  # cut short: left to the judge
+        assert name_linked_paths(out) == [results]
+    data = json.loads(results.read_text())
+    assert data["model_name"] == "../../../model" and path_from_file(data["model_name"], results).samefile(
+        tmp_path / "-al" / "iter_0" / "model")
+    assert data["config"] == {"model_args": "pretrained=../../../model,num_frames=4", "limit": 1.0}
+    assert data["results"] == kept["results"] and (out / "m" / "other_results.json").read_text() == '{"results": {"t"'
+    assert name_linked_paths(out) == []  # no live link: nothing to name

@@ -337,9 +337,11 @@ if mode == "crash":
         print(f"ERROR Error during evaluation: {e}. Please set `--verbosity=DEBUG`", flush=True)
     sys.exit(0)
 done = tasks if mode == "ok" else tasks[:1]
+model_args = args[args.index("--model_args") + 1] if "--model_args" in args else ""
 os.makedirs(os.path.join(out, "m"), exist_ok=True)
-with open(os.path.join(out, "m", "x_results.json"), "w") as f:
-    json.dump({"results": {t: {"acc,none": 0.5} for t in done}}, f)
+with open(os.path.join(out, "m", "x_results.json"), "w") as f:  # lmms-eval stores its --model_args as given
+    json.dump({"results": {t: {"acc,none": 0.5} for t in done}, "config": {"model_args": model_args},
+               "model_name": model_args.split("pretrained=")[-1].split(",")[0]}, f)
 """
 
 
@@ -405,6 +407,31 @@ def test_savi_eval_run_passes_when_every_task_has_results(fake_lmms_eval, tmp_pa
     code, _, err = savi(capsys, "eval", "run", "--", "--model", "savi_video", "--tasks", "savi_mvbench",
                         "--output_path", str(tmp_path / "res"))
     assert code == 0, err
+
+
+def test_lmms_eval_s_kept_results_name_the_paths_savi_passed_as_links(fake_lmms_eval, tmp_path, capsys, monkeypatch):
+    """A path lmms-eval would misread goes as a temporary link, removed at exit; lmms-eval stores the link in its
+    results (``model_name``, ``config.model_args``): the kept file names the real path instead (tester B #45), for
+    ``savi eval run`` (``pretrained=1e5``, read as a float) and for ``savi eval suite`` and ``savi align``
+    (:func:`savi_plugin.eval.command.savi_video_command`; a model folder with a comma)."""
+    from misuse_kit import savi
+
+    monkeypatch.setenv("FAKE_MODE", "ok")
+    monkeypatch.chdir(tmp_path)
+    for name in ("1e5", "with,comma"):
+        (tmp_path / name).mkdir()
+    code, _, err = savi(capsys, "eval", "run", "--", "--model", "savi_video", "--model_args", "pretrained=1e5",
+                        "--tasks", "savi_mvbench", "--output_path", "runs,x=1")
+    assert code == 0, err
+    savi(capsys, "eval", "suite", "savi_mvbench", "--model", "with,comma", "--adapter", "a", "--out", "suite",
+         "--num-frames", "4")  # the fake writes no samples: the suite stops after the base model's run
+    for results, model in ((tmp_path / "runs,x=1" / "m" / "x_results.json", tmp_path / "1e5"),
+                           (tmp_path / "suite" / "runs" / "base" / "lmms_eval" / "m" / "x_results.json",
+                            tmp_path / "with,comma")):
+        text = results.read_text()
+        data = json.loads(text)
+        assert "savi-lmms-eval-" not in text and data["model_name"] == str(model), text
+        assert data["config"]["model_args"].startswith(f"pretrained={model}"), text
 
 
 @pytest.mark.parametrize("folder", ["runs,x=1", "a=b", "with,comma"])
