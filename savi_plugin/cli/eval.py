@@ -16,7 +16,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 
-from savi_plugin.config.values import AtLeast, FrameCount, OneOf, Positive, Range, add_flag, checked
+from savi_plugin.config.values import AtLeast, EvalLimit, FrameCount, OneOf, Range, add_flag, checked
 from savi_plugin.data.paths import check_data_root
 from savi_plugin.video.decode import DEFAULT_NUM_FRAMES
 
@@ -42,7 +42,9 @@ class SuiteOptions:
     """The options of ``savi eval suite``."""
 
     num_frames: int = checked(DEFAULT_NUM_FRAMES, FrameCount(), help="frames per video for the default tasks")
-    limit: float | None = checked(None, Positive(), help="lmms-eval --limit: items per task, or a fraction < 1 (testing only)")
+    limit: int | float | None = checked(None, EvalLimit(),
+                                        help="lmms-eval --limit: items per task (>= 1), or a fraction of them "
+                                             "between 0 and 1 (testing only)")
     batch_size: int = checked(1, AtLeast(1), help="lmms-eval --batch_size")
     dtype: str = checked("float32", OneOf("float32", "bfloat16", "float16", what="dtype"))
 
@@ -115,9 +117,11 @@ def run_lmms_eval(args) -> int:
     from savi_plugin.eval.command import (
         check_devices,
         check_full_flags,
+        check_limit,
         check_model_args,
         flag_value,
         lmms_eval_command,
+        name_linked_paths,
         read_paths,
         run_judged,
         safe_model_args,
@@ -144,6 +148,8 @@ def run_lmms_eval(args) -> int:
     # a misspelt task: one line now, not after lmms-eval loaded the model; the user's own task folders count
     check_task_names(requested, "--tasks", include=include_folders(flag_value(lmms_args, "--include_path"), env))
     check_devices(lmms_args)  # meta, xla, a GPU that is not here: one line now, not per document
+    if flag_value(lmms_args, "--limit") is not None:  # 1.5: lmms-eval would evaluate int(1.5) = 1 item, no word
+        check_limit(flag_value(lmms_args, "--limit"))
     check_model_args(flag_value(lmms_args, "--model"), flag_value(lmms_args, "--model_args"))  # a path lmms-eval
     # cannot be given (pretrained=/a,b; a typed name that is no folder): one line now, not after it loaded
     env = eval_data_env(requested, env)  # data that cannot be had: one line, before lmms-eval loads the model
@@ -162,6 +168,7 @@ def run_lmms_eval(args) -> int:
             command = lmms_eval_command(with_flag(lmms_args, "--output_path", str(safe_output)), tasks_path())
             print("+", " ".join(command), file=sys.stderr)
             run_judged(command, env=env, output_path=output, tasks=requested, verbose=args.verbose)
+            name_linked_paths(output)  # the kept results name the model, not a link removed below
     return 0
 
 

@@ -27,12 +27,12 @@ from savi_plugin import registry
 from savi_plugin.config.values import (
     AtLeast,
     Each,
+    EvalLimit,
     FrameCount,
     Fraction,
     NonEmpty,
     OneOf,
     Positive,
-    Range,
     checked,
     rules,
 )
@@ -121,7 +121,7 @@ class EvalSection:
 
     tasks: list[str] = field(default_factory=lambda: ["savi_mvbench"], metadata=rules(help="lmms-eval task names"))
     num_frames: int | None = checked(None, FrameCount(), help="frames per video; None: model.num_frames")
-    limit: int | float | None = checked(None, Range(0, open_low=True),
+    limit: int | float | None = checked(None, EvalLimit(),
                                         help="lmms-eval --limit: N documents per task, or a fraction below 1")
     batch_size: int = checked(1, AtLeast(1), help="lmms-eval --batch_size")
     data_root: str | None = path_field(kind="dir", help="benchmark data in the SAVI_DATA_ROOT layout")

@@ -155,6 +155,36 @@ class FrameCount(Rule):
         return None
 
 
+class EvalLimit(Rule):
+    """lmms-eval's ``--limit``: a whole number of items per task (``>= 1``), or a fraction of each task's items
+    strictly between 0 and 1 -- the one rule of every eval limit (``savi eval suite --limit``, ``eval.limit`` of a
+    recipe, ``--limit`` passed to ``savi eval run``, :func:`savi_plugin.eval.command.savi_video_args`).
+
+    lmms-eval 0.7.3 (``evaluator_utils.get_sample_size``) reads a limit below 1 as a fraction and any other as
+    ``int(limit)``, with no word: ``1.5`` would evaluate 1 item, and ``0`` every item. ``1.0`` is refused as
+    ambiguous: lmms-eval evaluates 1 item, while as a fraction it reads "every item"."""
+
+    def problem(self, value: Any) -> str | None:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return f"must be a number, got {shown(value)}"
+        if isinstance(value, float) and not math.isfinite(value):
+            return "must be a number, got nan" if math.isnan(value) else f"must be a finite number, got {shown(value)}"
+        if 0 < value < 1:
+            return None
+        if isinstance(value, float) and value == 1:
+            return ("1.0 is ambiguous (lmms-eval reads it as 1 item, a fraction 1.0 would be every item): write 1 "
+                    "for one item per task, or give no limit for every item")
+        whole = "a whole number of items per task (>= 1) or a fraction of them strictly between 0 and 1"
+        if value < 1:
+            return f"must be {whole}, got {shown(value)}" + (" (lmms-eval would evaluate every item)" if value == 0
+                                                              else "")
+        if not float(value).is_integer():
+            return f"must be {whole}, got {shown(value)} (lmms-eval would cut it to {int(value)} per task)"
+        if value > MAX_NUMBER:
+            return f"must be at most {MAX_NUMBER}, got {shown(value)}"
+        return None
+
+
 class OneOf(Rule):
     """The value is one of ``choices`` (or of what ``choices()`` returns, read when checked: e.g. a registry)."""
 
@@ -562,6 +592,8 @@ def _from_text(text: str, annotation: Any) -> Any:
         try:
             return int(text)
         except ValueError:
+            if float in simple:  # `int | float`: "0.5" is the float the annotation allows (widened by coerce)
+                return text
             raise ConfigError("", f"expected an integer, got {text!r}") from None
     if simple and simple[0] is bool:
         return {"true": True, "false": False, "1": True, "0": False}.get(text.lower(), text)

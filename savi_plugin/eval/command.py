@@ -23,7 +23,7 @@ import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
-from savi_plugin.config.values import ConfigError
+from savi_plugin.config.values import ConfigError, EvalLimit
 from savi_plugin.data.outputs import disk_full_errno
 from savi_plugin.errors import ConfigurationError, RunError
 from savi_plugin.eval.results import ResultsFileError, read_json_object
@@ -199,6 +199,7 @@ def savi_video_args(model: str | Path, tasks: list[str], output_path: str | Path
     args = ["--model", "savi_video", "--model_args", ",".join(model_args), "--tasks", ",".join(tasks),
             "--batch_size", str(batch_size), "--output_path", _refuse_path("--output_path", output_path)]
     if limit is not None:
+        check_limit(limit, "limit")
         args += ["--limit", str(limit)]
     if device:
         args += ["--device", device]
@@ -232,7 +233,7 @@ class EvalSettingError(EvalRunError, ConfigurationError):
 #: the lmms-eval flags savi reads or sets by their full name (``savi eval run``'s checks, :func:`with_flag`,
 #: :func:`lmms_eval_command`); lmms-eval's argparse also takes any unique prefix of a long option, which would
 #: slip past those checks, so :func:`check_full_flags` refuses one
-INSPECTED_FLAGS = ("--model", "--model_args", "--tasks", "--output_path", "--device", "--include_path")
+INSPECTED_FLAGS = ("--model", "--model_args", "--tasks", "--output_path", "--device", "--include_path", "--limit")
 
 
 def check_full_flags(args: list[str]) -> None:
@@ -251,6 +252,30 @@ def check_full_flags(args: list[str]) -> None:
         if full:
             raise ConfigError("", f"{name}: write lmms-eval's flag in full ({' or '.join(full)}); savi checks it by "
                                   f"its full name")
+
+
+def check_limit(value: int | float | str, name: str = "--limit") -> None:
+    """An eval limit by its one rule (:class:`~savi_plugin.config.values.EvalLimit`); the text of a flag is read
+    as lmms-eval reads it (a number), a whole number written without a point as an int (``1`` is one item, ``1.0``
+    ambiguous). lmms-eval's own ``-1`` ("every item", as with no limit) passes.
+
+    Raises:
+        ConfigError: at ``name`` (exit status 2), before lmms-eval starts.
+    """
+    if isinstance(value, str):
+        text = value.strip()
+        if text == "-1":
+            return
+        try:
+            value = int(text)
+        except ValueError:
+            try:
+                value = float(text)
+            except ValueError:
+                raise ConfigError(name, f"must be a number, got {value!r}") from None
+    problem = EvalLimit().problem(value)
+    if problem:
+        raise ConfigError(name, problem)
 
 
 def flag_value(args: list[str], flag: str) -> str | None:
@@ -317,34 +342,93 @@ def with_flag(args: list[str], flag: str, value: str) -> list[str]:
     return out + [flag, value]
 
 
+#: the temporary links :func:`safe_paths` holds now: the link -> the path it stands for (as given, made absolute);
+#: :func:`name_linked_paths` writes the latter into lmms-eval's kept results in place of the former
+_LIVE_LINKS: dict[str, str] = {}
+
+
 @contextmanager
 def safe_paths(*paths: str | Path | None):
     """Paths lmms-eval cannot misread: a path it would misread (:func:`misread`) is replaced, for the duration of
     the call, by a symbolic link to it in a fresh temporary folder (an output folder is created first, so
     lmms-eval's output lands in it through the link). Such a path that names nothing is refused
-    (:class:`ConfigError`): as given, lmms-eval would read it as other arguments."""
+    (:class:`ConfigError`): as given, lmms-eval would read it as other arguments. While the block runs, the links
+    are known to :func:`name_linked_paths`, which names the real paths in lmms-eval's results instead."""
+    made: list[str] = []
     with tempfile.TemporaryDirectory(prefix="savi-lmms-eval-") as links:
-        out = []
-        for n, path in enumerate(paths):
-            reason = misread_reason(path) if path is not None else None
-            if reason:
-                if not os.path.exists(path):
-                    raise ConfigError("", f"{path}: no such file or folder (and lmms-eval could not be given this "
-                                          f"name as it is: {reason})")
-                target = Path(path).resolve()
-                # named as the path's last two parts, which lmms-eval names its results folder by
-                # (EvaluationTracker's model_name_sanitized): the same folder as for the path itself
-                link = Path(links) / str(n) / target.parent.name / target.name
-                if misread(link):
-                    link = Path(links) / f"path{n}"
-                link.parent.mkdir(parents=True, exist_ok=True)
-                link.symlink_to(target, target_is_directory=target.is_dir())
-                if misread(link):
-                    raise ConfigError("", f"{path}: lmms-eval cannot be given this path ({reason}), nor the "
-                                          f"temporary folder {links} ({misread_reason(link)})")
-                path = link
-            out.append(path)
-        yield out
+        try:
+            yield [_linked(path, n, Path(links), made) for n, path in enumerate(paths)]
+        finally:
+            for link in made:
+                _LIVE_LINKS.pop(link, None)
+
+
+def _linked(path: str | Path | None, n: int, links: Path, made: list[str]) -> str | Path | None:
+    """``path`` as :func:`safe_paths` gives it to lmms-eval: as given, or a link ``links/n/...`` to it (recorded in
+    :data:`_LIVE_LINKS` and ``made``)."""
+    reason = misread_reason(path) if path is not None else None
+    if not reason:
+        return path
+    if not os.path.exists(path):
+        raise ConfigError("", f"{path}: no such file or folder (and lmms-eval could not be given this "
+                              f"name as it is: {reason})")
+    target = Path(path).resolve()
+    # named as the path's last two parts, which lmms-eval names its results folder by
+    # (EvaluationTracker's model_name_sanitized): the same folder as for the path itself
+    link = links / str(n) / target.parent.name / target.name
+    if misread(link):
+        link = links / f"path{n}"
+    link.parent.mkdir(parents=True, exist_ok=True)
+    link.symlink_to(target, target_is_directory=target.is_dir())
+    if misread(link):
+        raise ConfigError("", f"{path}: lmms-eval cannot be given this path ({reason}), nor the "
+                              f"temporary folder {links} ({misread_reason(link)})")
+    _LIVE_LINKS[str(link)] = os.path.normpath(os.path.abspath(Path(path).expanduser()))
+    made.append(str(link))
+    return link
+
+
+def name_linked_paths(output_path: str | Path) -> list[Path]:
+    """lmms-eval's ``*_results.json`` under ``output_path`` naming what was evaluated, not the temporary links of
+    :func:`safe_paths` it was given (removed when the block ends): lmms-eval stores its ``--model_args`` as given
+    (``model_name``, ``config.model_args``: ``pretrained=/tmp/savi-lmms-eval-.../model``). Every text of the file
+    holding a live link has it replaced by the path it stands for, stored by the one rule for a path in a file
+    (:func:`~savi_plugin.data.paths.path_for_file`: relative inside a run folder, else absolute); the file is
+    rewritten atomically through the output layer. A file that is no JSON object (cut short by a full disk) is
+    left for :func:`results_problem` to judge. Returns the files rewritten."""
+    import json
+
+    from savi_plugin.data.outputs import write_json
+    from savi_plugin.data.paths import path_for_file
+
+    links = sorted(_LIVE_LINKS.items(), key=lambda item: -len(item[0]))  # a link inside another's folder: longest
+    if not links or not Path(output_path).is_dir():
+        return []
+
+    def named(value, results: Path):
+        if isinstance(value, str):
+            for link, real in links:
+                if link in value:
+                    value = value.replace(link, path_for_file(real, results))
+            return value
+        if isinstance(value, dict):
+            return {named(k, results): named(v, results) for k, v in value.items()}
+        if isinstance(value, list):
+            return [named(v, results) for v in value]
+        return value
+
+    rewritten = []
+    for results in sorted(Path(output_path).rglob("*_results.json")):
+        try:
+            text = results.read_text(encoding="utf-8")
+            data = json.loads(text)
+        except (OSError, ValueError):
+            continue
+        if not isinstance(data, dict) or not any(link in text for link, _ in links):
+            continue
+        write_json(results, named(data, results), indent=2)
+        rewritten.append(results)
+    return rewritten
 
 
 #: characters lmms-eval's ``--model_args`` split reads as structure (:func:`split_args_string`): a path value
@@ -411,6 +495,7 @@ def savi_video_command(model: str | Path, tasks: list[str], output_path: str | P
     with safe_paths(model, adapter, output_path) as (model_arg, adapter_arg, output_arg):
         yield lmms_eval_command(savi_video_args(model_arg, tasks, output_arg, adapter=adapter_arg, **settings)
                                 + list(extra_args), tasks_path)
+        name_linked_paths(output_path)  # the kept results name the model, not a link removed at the block's end
 
 
 def _cut_short(path: Path) -> bool:
@@ -579,9 +664,19 @@ def run_judged(command: list[str], *, env: dict, output_path: str | Path, tasks:
     hint = "" if log_path or verbose else "; re-run with -v for lmms-eval's traceback"
     cause = f"; lmms-eval's error: {filt.last_error}" if filt.last_error else ""
     status = f" (exit status {code})" if code != 0 else ""
-    # exit status 2: a configuration error (savi_video's SettingError, lmms-eval's argument parser), exit 2 here too
-    error = EvalSettingError if code == CONFIGURATION_EXIT else EvalRunError
-    raise error(f"evaluation did not finish{status}: {problem or 'lmms-eval failed'}{cause}{hint}", log_path)
+    raise run_failure(code, f"evaluation did not finish{status}: {problem or 'lmms-eval failed'}{cause}{hint}",
+                      log_path)
+
+
+def run_failure(code: int, problem: str, log_path: str | Path | None = None, *, retry_hint: str = "") -> EvalRunError:
+    """The error of an lmms-eval run that did not finish, by its exit status: the one place every caller
+    (``savi eval run``, ``savi eval suite``, ``savi align``'s eval step) reads it. Exit status 2 is a configuration
+    error (``savi_video``'s :class:`~savi_plugin.eval.settings.SettingError`, lmms-eval's argument parser):
+    :class:`EvalSettingError`, so ``savi`` exits 2 as for the same error found before lmms-eval starts; any other
+    status is :class:`EvalRunError` (exit 1), its message followed by ``retry_hint`` (a re-run may finish it)."""
+    if code == CONFIGURATION_EXIT:
+        return EvalSettingError(problem, log_path)
+    return EvalRunError(problem + retry_hint, log_path)
 
 
 class _NullFile:

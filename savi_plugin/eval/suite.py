@@ -36,7 +36,7 @@ from savi_plugin.environment import item_limits
 from savi_plugin.eval.hub_check import eval_data_env
 from savi_plugin.eval.builtin_tasks import BUILTINS
 from savi_plugin.eval.card import build_card, card_for_file
-from savi_plugin.eval.command import last_error, log_disk_sign, results_problem, savi_video_command
+from savi_plugin.eval.command import last_error, log_disk_sign, results_problem, run_failure, savi_video_command
 from savi_plugin.eval.compare import Delta, compare_usable
 from savi_plugin.eval.results import read_run, unscored_items, unusable_items
 from savi_plugin.untrusted import shown
@@ -171,11 +171,11 @@ def run_model(plan: SuitePlan, label: str, out: Path, env: dict, progress=_print
         code = _stream(command, env, folder / "lmms_eval.log", label, progress)
     # judged by its results file: lmms-eval exits 0 on every error
     problem = results_problem(folder / "lmms_eval", plan.tasks, start, log_disk_sign(folder / "lmms_eval.log"))
-    if code != 0 or problem:
+    if code != 0 or problem:  # lmms-eval's exit status 2 (a configuration error) is savi's 2: run_failure
         cause = last_error(folder / "lmms_eval.log")
-        raise SuiteError(f"{label}: evaluation did not finish{f' (exit status {code})' if code else ''}: "
-                         f"{problem or 'lmms-eval failed'}{f'; lmms-eval said: {cause}' if cause else ''}; full log: "
-                         f"{folder / 'lmms_eval.log'} (re-run the same command to continue the suite)")
+        raise run_failure(code, f"{label}: evaluation did not finish{f' (exit status {code})' if code else ''}: "
+                                f"{problem or 'lmms-eval failed'}{f'; lmms-eval said: {cause}' if cause else ''}",
+                          folder / "lmms_eval.log", retry_hint=" (re-run the same command to continue the suite)")
     read_run(folder / "lmms_eval")  # results and samples are there before the run counts as done
     adapter = plan.models()[label]
     write_json(done, {"label": label, "adapter": path_for_file(adapter, done) if adapter else None})

@@ -272,3 +272,79 @@ def test_a_configuration_error_inside_savi_video_ends_savi_eval_run_with_exit_st
     assert isinstance(err.value, ConfigurationError) and err.value.exit_code == 2
     assert str(err.value).startswith("evaluation did not finish (exit status 2): lmms-eval wrote no results file")
     assert "pretrained= is given twice" in (tmp_path / "log").read_text()
+
+
+def _exit_status(argv: list[str]) -> int:
+    try:
+        return main(argv)
+    except SystemExit as exc:  # argparse's refusal of a flag
+        return exc.code
+
+
+LIMIT_COMMANDS = {
+    "savi eval suite": lambda out, v: ["eval", "suite", "savi_mvbench_action_antonym", "--model", "m", "--adapter", "a",
+                                       "--out", str(out), "--limit", v],
+    "savi eval run": lambda out, v: ["eval", "run", "--", "--model", "savi_video", "--model_args", "pretrained=m",
+                                     "--tasks", "savi_mvbench_action_antonym", "--output_path", str(out), f"--limit={v}"],
+    "savi align": lambda out, v: ["align", "tiny_demo", "--dry-run", "--out", str(out), f"eval.limit={v}"],
+}
+
+
+@pytest.mark.parametrize("command", list(LIMIT_COMMANDS))
+@pytest.mark.parametrize("value, says", [("1.5", "got 1.5 (lmms-eval would cut it to 1 per task)"),
+                                         ("1.0", "1.0 is ambiguous"), ("1e0", "1.0 is ambiguous"),
+                                         ("0", "(lmms-eval would evaluate every item)"), ("-2", "got -2"),
+                                         ("inf", "finite"), ("nan", "nan")])
+def test_an_eval_limit_lmms_eval_would_cut_or_misread_is_a_configuration_error(command, value, says, tmp_path,
+                                                                                capsys):
+    """lmms-eval reads a --limit below 1 as a fraction and any other as int(limit) (evaluator_utils.
+    get_sample_size): 1.5 evaluated 1 item with no word (tester B #47). Every place an eval limit enters refuses it
+    by one rule, naming the flag or key (exit 2, one line, nothing written)."""
+    capsys.readouterr()
+    assert _exit_status(LIMIT_COMMANDS[command](tmp_path / "out", value)) == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]  # argparse: usage, then it
+    assert len(err) == 1 and says in err[0] and ("eval.limit" if command == "savi align" else "--limit") in err[0], err
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_eval_limit_is_a_whole_count_or_a_fraction_as_lmms_eval_reads_it():
+    from savi_plugin.config.values import ConfigError
+    from savi_plugin.eval.command import check_limit, savi_video_args
+
+    for good in ("1", "3", "2.0", "0.5", "1e-3", "-1", 1, 0.25, 7):  # -1: lmms-eval's own "every item"
+        check_limit(good)
+    assert flag_value(savi_video_args("m", ["t"], "o", num_frames=4, limit=2), "--limit") == "2"
+    with pytest.raises(ConfigError, match="^limit: .*got 2.5"):  # the builder every savi caller goes through
+        savi_video_args("m", ["t"], "o", num_frames=4, limit=2.5)
+    with pytest.raises(ConfigError, match="must be a number, got 'x'"):
+        check_limit("x")
+
+
+def test_kept_results_name_a_linked_model_by_the_stored_path_rule(tmp_path, monkeypatch):
+    """``savi align --out=-al``'s eval step passes ``-al/iter_0/model`` as a temporary link (a leading ``-`` is an
+    option to lmms-eval); lmms-eval's kept ``*_results.json`` stores what it was given. After the run it names the
+    model as a file inside the run folder names a path inside it (relative, so the folder moves whole: tester B
+    #45), and nothing else in the file changes."""
+    import json
+
+    from savi_plugin.data.paths import path_from_file, run_folder
+    from savi_plugin.eval.command import name_linked_paths, safe_paths
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "-al" / "iter_0" / "model").mkdir(parents=True)
+    out = tmp_path / "-al" / "iter_0" / "eval" / "lmms_eval"
+    (out / "m").mkdir(parents=True)
+    with run_folder("-al"), safe_paths("-al/iter_0/model") as (link,):
+        assert str(link) != "-al/iter_0/model" and os.path.samefile(link, "-al/iter_0/model")
+        results = out / "m" / "x_results.json"
+        kept = {"results": {"t": {"acc,none": 0.5}}, "model_name": str(link),
+                "config": {"model_args": f"pretrained={link},num_frames=4", "limit": 1.0}}
+        results.write_text(json.dumps(kept))
+        (out / "m" / "other_results.json").write_text('{"results": {"t"')  # cut short: left to the judge
+        assert name_linked_paths(out) == [results]
+    data = json.loads(results.read_text())
+    assert data["model_name"] == "../../../model" and path_from_file(data["model_name"], results).samefile(
+        tmp_path / "-al" / "iter_0" / "model")
+    assert data["config"] == {"model_args": "pretrained=../../../model,num_frames=4", "limit": 1.0}
+    assert data["results"] == kept["results"] and (out / "m" / "other_results.json").read_text() == '{"results": {"t"'
+    assert name_linked_paths(out) == []  # no live link: nothing to name

@@ -136,7 +136,9 @@ def test_savi_eval_run_adds_the_include_path(run):
     assert "--include_path" in proc.stderr  # the command it ran, printed
     (results,) = glob.glob(str(tmp / "eval_run" / "**" / "*_results.json"), recursive=True)
     assert Path(results).parent.name == f"{tmp.name}__1e5"  # lmms-eval's name for {tmp}/1e5: its last two parts
-    res = json.loads(Path(results).read_text())["results"]
+    kept = json.loads(Path(results).read_text())  # names the model evaluated, not the link removed at exit
+    assert kept["model_name"] == str(tmp / "1e5") and kept["config"]["model_args"].startswith(f"pretrained={tmp}/1e5,")
+    res = kept["results"]
     assert len([t for t in res if t.startswith("savi_mvbench_")]) == 20 and "savi_mvbench" in res
 
 

@@ -150,6 +150,19 @@ def test_card_png_and_progress(suite):
     assert f"base: items {2 * LIMIT}/{2 * LIMIT}" in err  # the progress line over items, per model
 
 
+def test_lmms_eval_s_kept_results_name_the_model_and_adapter_not_their_links(suite):
+    """Every path of the suite holds ``,output_path=...``, so lmms-eval was given temporary links (removed at exit);
+    its kept ``*_results.json`` names the real model and adapter (absolute: outside a run folder; tester B #45)."""
+    tmp = suite[0]
+    for label, adapter in (("base", None), ("aligned", tmp / "aligned")):
+        (results,) = (tmp / "suite" / "runs" / label / "lmms_eval").rglob("*_results.json")
+        text = results.read_text()
+        kept = json.loads(text)
+        assert "savi-lmms-eval-" not in text and kept["model_name"] == str(tmp / "tiny"), text[:2000]
+        assert kept["config"]["model_args"].startswith(f"pretrained={tmp / 'tiny'},")
+        assert (f"adapter={adapter}" in kept["config"]["model_args"]) is (adapter is not None)
+
+
 def test_a_killed_suite_continues_and_other_settings_are_refused(suite):
     tmp, table, _, err2, refused, changed = suite
     assert "base: kept from an earlier run" in err2 and "aligned: kept" not in err2

@@ -341,6 +341,9 @@ out = args[args.index("--output_path") + 1]
 tasks = args[args.index("--tasks") + 1].split(",")
 mode = os.environ["FAKE_MODE"]
 print("args", json.dumps(args), flush=True)
+if mode == "usage":  # lmms-eval's argparse refusing a flag (or savi_video's SettingError): exit status 2
+    print("__main__.py: error: argument --limit: invalid float value: 'x'", flush=True)
+    sys.exit(2)
 if mode == "crash":
     try:
         try:
@@ -352,9 +355,11 @@ if mode == "crash":
         print(f"ERROR Error during evaluation: {e}. Please set `--verbosity=DEBUG`", flush=True)
     sys.exit(0)
 done = tasks if mode == "ok" else tasks[:1]
+model_args = args[args.index("--model_args") + 1] if "--model_args" in args else ""
 os.makedirs(os.path.join(out, "m"), exist_ok=True)
-with open(os.path.join(out, "m", "x_results.json"), "w") as f:
-    json.dump({"results": {t: {"acc,none": 0.5} for t in done}}, f)
+with open(os.path.join(out, "m", "x_results.json"), "w") as f:  # lmms-eval stores its --model_args as given
+    json.dump({"results": {t: {"acc,none": 0.5} for t in done}, "config": {"model_args": model_args},
+               "model_name": model_args.split("pretrained=")[-1].split(",")[0]}, f)
 """
 
 
@@ -373,37 +378,41 @@ def fake_lmms_eval(tmp_path, monkeypatch):
     return script
 
 
-@pytest.mark.parametrize("mode, fragment", [
-    ("crash", "lmms-eval wrote no results file; lmms-eval's error: ValueError: task savi_mvbench: its data"),
-    ("partial", "no results for task(s) savi_egoschema"),
+@pytest.mark.parametrize("mode, fragment, status", [
+    ("crash", "lmms-eval wrote no results file; lmms-eval's error: ValueError: task savi_mvbench: its data", 1),
+    ("partial", "no results for task(s) savi_egoschema", 1),
+    ("usage", "(exit status 2): lmms-eval wrote no results file", 2),
 ])
-def test_savi_eval_run_judges_lmms_eval_by_its_results_file(mode, fragment, fake_lmms_eval, tmp_path, capsys,
+def test_savi_eval_run_judges_lmms_eval_by_its_results_file(mode, fragment, status, fake_lmms_eval, tmp_path, capsys,
                                                             monkeypatch):
     from misuse_kit import savi
 
     monkeypatch.setenv("FAKE_MODE", mode)
     code, _, err = savi(capsys, "eval", "run", "--", "--model", "savi_video", "--tasks",
                         "savi_mvbench,savi_egoschema", "--output_path", str(tmp_path / "res"))
-    assert code == 1 and "Traceback" not in err, err
+    assert code == status and "Traceback" not in err, err
     lines = [line for line in err.splitlines() if line.startswith("error: ")]
     assert len(lines) == 1 and fragment in lines[0], err
 
 
-@pytest.mark.parametrize("mode, fragment", [
+@pytest.mark.parametrize("mode, fragment, status", [
     ("crash", "base: evaluation did not finish: lmms-eval wrote no results file; lmms-eval said: ValueError: task "
-              "savi_mvbench: its data"),
-    ("partial", "no results for task(s) savi_egoschema"),
+              "savi_mvbench: its data", 1),
+    ("partial", "no results for task(s) savi_egoschema", 1),
+    ("usage", "base: evaluation did not finish (exit status 2): lmms-eval wrote no results file", 2),
 ])
-def test_savi_eval_suite_judges_lmms_eval_by_its_results_file(mode, fragment, fake_lmms_eval, tmp_path, capsys,
-                                                              monkeypatch):
+def test_savi_eval_suite_judges_lmms_eval_by_its_results_file(mode, fragment, status, fake_lmms_eval, tmp_path,
+                                                              capsys, monkeypatch):
     """lmms-eval exits 0 on every error: the suite says what is missing and lmms-eval's own last error, not only
-    that no results file was found."""
+    that no results file was found; its exit status 2 (a configuration error: its argument parser, savi_video's
+    SettingError) is savi's 2, as for ``savi eval run`` (one rule: ``run_failure``)."""
     from misuse_kit import savi
 
     monkeypatch.setenv("FAKE_MODE", mode)
     code, _, err = savi(capsys, "eval", "suite", "savi_mvbench,savi_egoschema", "--model", "m", "--adapter", "a",
                         "--out", str(tmp_path / "suite"), "--num-frames", "4")
-    assert code == 1 and "Traceback" not in err, err
+    assert code == status and "Traceback" not in err, err
+    assert ("re-run the same command to continue the suite" in err) is (status == 1), err
     lines = [line for line in err.splitlines() if line.startswith("error: ")]
     assert len(lines) == 1 and fragment in lines[0], err
     assert not (tmp_path / "suite" / "runs" / "base" / "done.json").exists()
@@ -416,6 +425,31 @@ def test_savi_eval_run_passes_when_every_task_has_results(fake_lmms_eval, tmp_pa
     code, _, err = savi(capsys, "eval", "run", "--", "--model", "savi_video", "--tasks", "savi_mvbench",
                         "--output_path", str(tmp_path / "res"))
     assert code == 0, err
+
+
+def test_lmms_eval_s_kept_results_name_the_paths_savi_passed_as_links(fake_lmms_eval, tmp_path, capsys, monkeypatch):
+    """A path lmms-eval would misread goes as a temporary link, removed at exit; lmms-eval stores the link in its
+    results (``model_name``, ``config.model_args``): the kept file names the real path instead (tester B #45), for
+    ``savi eval run`` (``pretrained=1e5``, read as a float) and for ``savi eval suite`` and ``savi align``
+    (:func:`savi_plugin.eval.command.savi_video_command`; a model folder with a comma)."""
+    from misuse_kit import savi
+
+    monkeypatch.setenv("FAKE_MODE", "ok")
+    monkeypatch.chdir(tmp_path)
+    for name in ("1e5", "with,comma"):
+        (tmp_path / name).mkdir()
+    code, _, err = savi(capsys, "eval", "run", "--", "--model", "savi_video", "--model_args", "pretrained=1e5",
+                        "--tasks", "savi_mvbench", "--output_path", "runs,x=1")
+    assert code == 0, err
+    savi(capsys, "eval", "suite", "savi_mvbench", "--model", "with,comma", "--adapter", "a", "--out", "suite",
+         "--num-frames", "4")  # the fake writes no samples: the suite stops after the base model's run
+    for results, model in ((tmp_path / "runs,x=1" / "m" / "x_results.json", tmp_path / "1e5"),
+                           (tmp_path / "suite" / "runs" / "base" / "lmms_eval" / "m" / "x_results.json",
+                            tmp_path / "with,comma")):
+        text = results.read_text()
+        data = json.loads(text)
+        assert "savi-lmms-eval-" not in text and data["model_name"] == str(model), text
+        assert data["config"]["model_args"].startswith(f"pretrained={model}"), text
 
 
 @pytest.mark.parametrize("folder", ["runs,x=1", "a=b", "with,comma"])

@@ -62,7 +62,8 @@ RECIPE_CASES = [
     ("train:\n  dataloader_num_workers: 4294967295", "train.dataloader_num_workers",
      "must be >= 0 and <= 256, got 4294967295"),
     ("eval:\n  batch_size: 0", "eval.batch_size", "must be >= 1, got 0"),
-    ("eval:\n  limit: -1", "eval.limit", "must be > 0"),
+    ("eval:\n  limit: -1", "eval.limit", "must be a whole number of items per task (>= 1) or a fraction of them "
+                                         "strictly between 0 and 1, got -1"),
     ("eval:\n  tasks: savi_mvbench", "eval.tasks", "expected list, got str"),
     ("align:\n  iterations: 0", "align.iterations", "must be >= 1, got 0"),
     # the demo's settings are savi demo's own arguments (savi_plugin/demo/settings.py), not recipe keys
