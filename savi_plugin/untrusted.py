@@ -234,11 +234,13 @@ def _yaml_problem(exc: yaml.YAMLError) -> str:
 
 
 def load_json(text: str | bytes, source: str | None = None,
-              error: Callable[..., Exception] | None = None, *, strict: bool = True) -> Any:
+              error: Callable[..., Exception] | None = None, *, strict: bool = True,
+              max_values: int | None = None) -> Any:
     """``json.loads(text)`` within this module's limits: at most ``$SAVI_MAX_DOCUMENT_VALUES`` values, depth, no
     integer above :data:`MAX_INT_DIGITS` digits, and (``strict``, for a user's data and configuration) no
     ``NaN``/``Infinity`` or out-of-range number and no duplicate key. ``strict=False`` reads what other tools
-    write as ``json`` does (a ``trainer_state.json`` logs a ``NaN`` gradient norm as ``NaN``).
+    write as ``json`` does (a ``trainer_state.json`` logs a ``NaN`` gradient norm as ``NaN``). ``max_values``
+    replaces the variable's cap where a smaller unit is read (a record: :data:`MAX_RECORD_VALUES`).
 
     Raises:
         ``error(message, line)`` (default: a ``ConfigError`` at ``source``) for invalid JSON (``line``: where in
@@ -248,10 +250,11 @@ def load_json(text: str | bytes, source: str | None = None,
     if json_value_count(text, _VALUES_FLOOR) > _VALUES_FLOOR:  # a line of a JSONL file rarely gets past here
         from savi_plugin.environment import env_value
 
-        cap = env_value(VALUES_ENV)
+        cap = env_value(VALUES_ENV) if max_values is None else max_values
         if json_value_count(text, cap) > cap:
-            raise error(f"holds more than {cap} values (objects, lists and their items), the cap on one JSON "
-                        f"document (${VALUES_ENV}; raise it if the document is meant to be this large)")
+            raise error(f"holds more than {cap} values (objects, lists and their items), the cap on one JSON " + (
+                f"document (${VALUES_ENV}; raise it if the document is meant to be this large)" if max_values is None
+                else "record (one line)"))
     try:
         value = (json.loads(text, parse_constant=_refuse_constant, parse_int=_parse_int, parse_float=_parse_float,
                             object_pairs_hook=_unique_keys) if strict else json.loads(text, parse_int=_parse_int))
@@ -271,6 +274,9 @@ def load_json(text: str | bytes, source: str | None = None,
     return value
 
 
+#: most values in one record, a line of a JSON Lines file (a pair holds a few dozen): the line cap of 16 MiB alone
+#: let one line of 7.5 million zeros cost 673 MB
+MAX_RECORD_VALUES = 10**6
 #: the variable that caps the values of one JSON document (:func:`load_json`)
 VALUES_ENV = "SAVI_MAX_DOCUMENT_VALUES"
 #: the variable's lowest value: a text whose quick bound is at most this is not looked at further

@@ -28,7 +28,7 @@ from savi_plugin.data.record import (
     json_kind,
     validate_record,
 )
-from savi_plugin.untrusted import MAX_TEXT_CHARS, load_json
+from savi_plugin.untrusted import MAX_RECORD_VALUES, MAX_TEXT_CHARS, load_json
 
 FORMATS = ("savi", "rrpo", "trl")
 # RRPO's questions start with LLaVA's image placeholder; we keep the question clean and remember the prefix.
@@ -102,7 +102,8 @@ def parse_line(path: str | Path, number: int, raw: bytes | None, ended: bool = T
     except UnicodeDecodeError as exc:
         return None, line_problem(path, number, f"not UTF-8 text (byte {exc.start})")
     try:
-        return load_json(text, error=lambda message, _=None: line_problem(path, number, message)), None
+        return load_json(text, error=lambda message, _=None: line_problem(path, number, message),
+                         max_values=MAX_RECORD_VALUES), None
     except DataError as exc:
         if not ended:  # the last line with no line feed: what a run killed while writing leaves
             exc = line_problem(path, number, f"torn last line (no line feed at its end, as a run killed while "

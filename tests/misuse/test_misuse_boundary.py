@@ -505,3 +505,16 @@ def test_a_batch_above_its_budget_stops_the_run_with_nothing_marked(tmp_path, ca
         _decode(items, 8)
     work, failed = _decode(items[:2], 8)  # two fit
     assert len(work) == 2 and failed == []
+
+
+def test_a_record_of_more_values_than_the_record_cap_is_a_problem_of_its_line(tmp_path, capsys):
+    """Pass 11 B #23: one 14 MiB line of 7.5 million zeros, under the line cap, took 673 MB to validate."""
+    from savi_plugin.untrusted import MAX_RECORD_VALUES
+
+    good = {"id": "p", "video": "v.mp4", "question": "q?", "chosen": "It is red.", "rejected": "It is blue."}
+    path = tmp_path / "pairs.jsonl"
+    path.write_text(json.dumps(good) + "\n" + json.dumps({**good, "id": "q", "meta": {"note": [0] * MAX_RECORD_VALUES}})
+                    + "\n")
+    code, out, err = savi(capsys, "data", "validate", str(path))
+    assert code == 1 and "Traceback" not in out + err
+    assert f"{path}:2:" in out + err and f"holds more than {MAX_RECORD_VALUES} values" in out + err
