@@ -151,7 +151,8 @@ def run_lmms_eval(args) -> int:
             _run_evaluation(run, args.verbose)
         return 0
     with config_runs(config, lmms_args, env) as (plans, env):
-        runs = [_check_evaluation(plan.args, env, plan.names, plan.label) for plan in plans]  # all before any runs
+        runs = [_check_evaluation(plan.args, env, plan.names(), plan.label, plan.phrases())
+                for plan in plans]  # every run checked before the first starts
         for run in runs:
             _run_evaluation(run, args.verbose)
     return 0
@@ -181,9 +182,10 @@ class _Evaluation:
 
 
 def _check_evaluation(lmms_args: list[str], env: dict, names: dict[str, str] | None = None,
-                      label: str | None = None) -> _Evaluation:
+                      label: str | None = None, phrases: dict[str, str] | None = None) -> _Evaluation:
     """Every check ``savi eval run`` makes on one evaluation's lmms-eval arguments, before lmms-eval starts.
-    ``names``: how a flag's value was given when not as the flag (``cfg.yaml: tasks``), for messages.
+    ``names``/``phrases``: how a flag's value was given when not as the flag, in an error's location
+    (``cfg.yaml: tasks``) and in a sentence (``output_path of cfg.yaml``).
 
     Raises:
         ConfigError, OutputIsInputError, EvalDataUnavailableError: one line (exit status 2).
@@ -194,7 +196,7 @@ def _check_evaluation(lmms_args: list[str], env: dict, names: dict[str, str] | N
     from savi_plugin.eval.hub_check import eval_data_env
     from savi_plugin.eval.task_names import check_task_names, include_folders
 
-    names = names or {}
+    names, phrases = names or {}, phrases or {}
     model = flag_value(lmms_args, "--model") or "hf"  # lmms-eval's default model
     requested = [t.strip() for t in (flag_value(lmms_args, "--tasks") or "").split(",") if t.strip()]
     if not requested:  # lmms-eval: "Need to specify task to evaluate." and exit status 0
@@ -216,8 +218,8 @@ def _check_evaluation(lmms_args: list[str], env: dict, names: dict[str, str] | N
     output = flag_value(lmms_args, "--output_path")
     if output:  # the output layer's rule: an output is never an input, nor inside one (OutputIsInputError, exit 2)
         check_distinct(output, read_paths(flag_value(lmms_args, "--model_args"), env.get("SAVI_DATA_ROOT"),
-                                          model_args_name),
-                       output_name=names.get("--output_path", "--output_path"), folder=True)
+                                          phrases.get("--model_args", "--model_args")),
+                       output_name=phrases.get("--output_path", "--output_path"), folder=True)
     return _Evaluation(lmms_args, env, requested, label)
 
 

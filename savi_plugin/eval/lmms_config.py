@@ -45,12 +45,20 @@ _VARIABLE = re.compile(r"\$(\w+|\{[^}]*\})", re.ASCII)
 @dataclass
 class ConfigRun:
     """One run of a ``--config`` file: lmms-eval's argument list for it alone (the checked keys as flags, its other
-    keys in a one-run ``--config`` file), how each checked flag's value was given (``names``: flag -> name in
-    messages; a flag absent there came from the command line) and the run's place in the file (``label``)."""
+    keys in a one-run ``--config`` file), where each checked flag's value was given (``keys``: flag -> (file, key
+    path); a flag absent there came from the command line) and the run's place in the file (``label``)."""
 
     args: list[str]
     label: str
-    names: dict[str, str] = field(default_factory=dict)
+    keys: dict[str, tuple[str, str]] = field(default_factory=dict)
+
+    def names(self) -> dict[str, str]:
+        """flag -> its name in a one-line error's location (``cfg.yaml: [1].tasks``)."""
+        return {flag: f"{file}: {key}" for flag, (file, key) in self.keys.items()}
+
+    def phrases(self) -> dict[str, str]:
+        """flag -> its name inside a sentence (``[1].output_path of cfg.yaml``)."""
+        return {flag: f"{key} of {file}" for flag, (file, key) in self.keys.items()}
 
 
 def expand_variables(text: str, env: dict[str, str]) -> str:
@@ -182,7 +190,7 @@ def config_runs(path: str, cli_args: list[str], env: dict[str, str]) -> Iterator
                 values[flag] = given
             elif run.get(key) is not None:
                 values[flag] = _checked_value(path, where, key, run[key])
-                names[flag] = f"{path}: {where}{key}"
+                names[flag] = (path, f"{where}{key}")
             elif key == "model" and key in run:  # lmms-eval would look up the model None
                 raise ConfigError(f"{where}model", "must be a model name, got None", path)
         rest = {k: v for k, v in run.items() if k not in CHECKED_KEYS and k != "env"}
