@@ -203,6 +203,6 @@ def config_runs(path: str, cli_args: list[str], env: dict[str, str]) -> Iterator
                 one = write_text(Path(folder) / f"run{n}.yaml", yaml.safe_dump(rest, sort_keys=False))
                 args += ["--config", str(one)]
             for flag, value in values.items():
-                args.append(f"{flag}={value}")
+                args += [flag, value]
             result.append(ConfigRun(args, label, names))
         yield result, env
