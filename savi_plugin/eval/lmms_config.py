@@ -35,6 +35,19 @@ from savi_plugin.errors import ConfigError
 CHECKED_KEYS: dict[str, object] = {"model": "hf", "model_args": "", "tasks": None, "output_path": None,
                                    "limit": None, "device": None, "include_path": None, "gen_kwargs": ""}
 
+#: the keys lmms-eval 0.7.3 takes in a ``--config`` run: the ``dest`` of each of its flags (``parse_eval_args``;
+#: ``help`` included, as lmms-eval's own check lets it pass); ``tests/eval/test_lmms_config.py`` reads them from its
+#: source. Another key is refused before any run starts (lmms-eval refuses it too, after the runs before it)
+LMMS_EVAL_KEYS = frozenset({
+    "agentic_trace_mode", "alpha", "apply_chat_template", "baseline", "batch_size", "cache_requests",
+    "check_integrity", "config", "correlation", "device", "effect_size", "fewshot_as_multiturn", "force_simple",
+    "gen_kwargs", "help", "hf_hub_log_args", "include_path", "launcher_args", "limit", "log_samples",
+    "log_samples_suffix", "max_batch_size", "max_tokens", "model", "model_args", "num_fewshot", "offset",
+    "output_path", "power", "power_analysis", "predict_only", "process_docs_parallel", "process_with_media",
+    "reasoning_tags", "repeats", "seed", "show_config", "std_a", "std_b", "swanlab_args", "swanlab_log_samples",
+    "system_instruction", "tasks", "timezone", "trust_remote_code", "tui", "use_cache", "verbosity", "wandb_args",
+    "wandb_log_samples", "write_out"})
+
 #: the subset of :data:`CHECKED_KEYS` lmms-eval reads as text (``str.split``, ``simple_parse_args_string``, a path)
 _TEXT_KEYS = ("model", "model_args", "tasks", "output_path", "device", "include_path", "gen_kwargs")
 
@@ -103,6 +116,15 @@ def read_config(path: str) -> list[dict]:
         bad = next((k for k in run if not isinstance(k, str)), None)
         if bad is not None:
             raise ConfigError(where, f"key {bad!r} is no argument name (lmms-eval's keys are its flags' names)", path)
+        unknown = next((k for k in run if k not in LMMS_EVAL_KEYS and k != "env"), None)
+        if unknown is not None:
+            import difflib
+
+            close = difflib.get_close_matches(unknown, sorted(LMMS_EVAL_KEYS), n=1)
+            hint = f"; did you mean {close[0]}?" if close else ""
+            raise ConfigError(f"{where}.{unknown}" if where else unknown,
+                              f"unknown key: lmms-eval 0.7.3 takes the names of its flags (--{unknown} is none){hint}",
+                              path)
     return runs
 
 

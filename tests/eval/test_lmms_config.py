@@ -9,7 +9,7 @@ import yaml
 
 from savi_plugin.cli import main
 from savi_plugin.eval import command
-from savi_plugin.eval.lmms_config import CHECKED_KEYS, expand_variables
+from savi_plugin.eval.lmms_config import CHECKED_KEYS, LMMS_EVAL_KEYS, expand_variables
 
 TASK = "savi_mvbench_action_antonym"
 
@@ -96,6 +96,9 @@ def test_the_config_s_env_is_the_environment_checked(place, capsys):
 @pytest.mark.parametrize("config, fragment", [
     ("", "holds no run"), ("[]", "holds no run"), ("- 3\n", "cfg.yaml: [0]: a run must be a mapping"),
     ("a: [", "cfg.yaml: invalid YAML"), ("{1: x}", "key 1 is no argument name"),
+    ("tasks: x\noutput-path: o\n", "cfg.yaml: output-path: unknown key: lmms-eval 0.7.3 takes the names of its flags "
+                                   "(--output-path is none); did you mean output_path?"),
+    ("- {tasks: x}\n- {limitt: 2}\n", "cfg.yaml: [1].limitt: unknown key"),
 ])
 def test_a_config_savi_cannot_read_is_refused_in_one_line(config, fragment, place, capsys):
     assert fragment in _refused(capsys, config)
@@ -139,14 +142,17 @@ def test_the_checked_keys_and_defaults_are_lmms_eval_s():
     source = Path(importlib.util.find_spec("lmms_eval").submodule_search_locations[0]) / "__main__.py"
     tree = ast.parse(source.read_text(encoding="utf-8"))
     function = next(n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef) and n.name == "parse_eval_args")
-    defaults = {}
+    defaults, dests = {}, {"help"}
     for call in ast.walk(function):
         if isinstance(call, ast.Call) and getattr(call.func, "attr", "") == "add_argument" and call.args:
             flag = call.args[0].value
-            default = next((k.value for k in call.keywords if k.arg == "default"), None)
+            keywords = {k.arg: k.value for k in call.keywords}
+            dests.add(keywords["dest"].value if "dest" in keywords else flag.lstrip("-").replace("-", "_"))
+            default = keywords.get("default")
             if default is None or isinstance(default, ast.Constant):
                 defaults[flag.lstrip("-")] = default.value if default is not None else None
     assert {key: defaults[key] for key in CHECKED_KEYS} == CHECKED_KEYS
+    assert dests == LMMS_EVAL_KEYS
     assert {f"--{key}" for key in CHECKED_KEYS} | {"--config"} <= set(command.INSPECTED_FLAGS)
 
 
