@@ -192,7 +192,13 @@ def _check_evaluation(lmms_args: list[str], env: dict, names: dict[str, str] | N
     """
     from savi_plugin.config.values import ConfigError
     from savi_plugin.data.outputs import check_distinct
-    from savi_plugin.eval.command import check_devices, check_limit, check_model_args, flag_value, read_paths
+    from savi_plugin.eval.command import (
+        check_devices,
+        check_limit,
+        check_model_args,
+        flag_value,
+        read_paths,
+    )
     from savi_plugin.eval.hub_check import eval_data_env
     from savi_plugin.eval.task_names import check_task_names, include_folders
 

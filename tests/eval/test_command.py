@@ -70,8 +70,8 @@ def test_a_bad_suite_gen_kwargs_is_refused_before_the_suite_folder_is_claimed(ge
 
 
 @pytest.mark.parametrize("gen_kwargs, message", [("num_beams=4294967295", "num_beams (gen_kwargs) must be 1"),
-                                                 ("num_beams=0", "must be 1"), ("top_k=3", "top_k (gen_kwargs): not "
-                                                                                          "applied by savi_video"),
+                                                 ("num_beams=0", "must be 1"),
+                                                 ("top_k=3", "top_k (gen_kwargs): not applied by savi_video"),
                                                  ("until=5", "until (gen_kwargs) must be a stop string")])
 def test_a_gen_kwargs_savi_video_would_not_apply_is_refused_before_lmms_eval_starts(gen_kwargs, message, tmp_path,
                                                                                    capsys, monkeypatch):

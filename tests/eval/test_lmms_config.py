@@ -96,8 +96,8 @@ def test_the_config_s_env_is_the_environment_checked(place, capsys):
 @pytest.mark.parametrize("config, fragment", [
     ("", "holds no run"), ("[]", "holds no run"), ("- 3\n", "cfg.yaml: [0]: a run must be a mapping"),
     ("a: [", "cfg.yaml: invalid YAML"), ("{1: x}", "key 1 is no argument name"),
-    ("tasks: x\noutput-path: o\n", "cfg.yaml: output-path: unknown key: lmms-eval 0.7.3 takes the names of its flags "
-                                   "(--output-path is none); did you mean output_path?"),
+    ("tasks: x\noutput-path: o\n", ("cfg.yaml: output-path: unknown key: lmms-eval 0.7.3 takes the names of its "
+                                    "flags (--output-path is none); did you mean output_path?")),
     ("- {tasks: x}\n- {limitt: 2}\n", "cfg.yaml: [1].limitt: unknown key"),
 ])
 def test_a_config_savi_cannot_read_is_refused_in_one_line(config, fragment, place, capsys):

@@ -260,14 +260,14 @@ def test_savi_video_model_args_as_lmms_eval_parses_them(load_backend_calls):
     ({"top_p": 0}, "top_p (gen_kwargs) must be > 0 and <= 1, got 0.0"),
     ({"top_p": 1.5}, "top_p (gen_kwargs) must be > 0 and <= 1, got 1.5"),
     # tester B pass 11 #18: accepted, not applied, recorded by lmms-eval as the setting used
-    ({"num_beams": 4294967295}, "num_beams (gen_kwargs) must be 1 (savi_video decodes one sequence: greedy, or "
-                                "sampled with do_sample), got 4294967295"),
-    ({"num_beams": 0}, "num_beams (gen_kwargs) must be 1 (savi_video decodes one sequence: greedy, or sampled with "
-                       "do_sample), got 0"),
-    ({"top_k": 5, "repetition_penalty": 1.2}, "top_k, repetition_penalty (gen_kwargs): not applied by savi_video, "
-                                              "which applies only max_new_tokens, temperature, top_p, do_sample, "
-                                              "num_beams, until; remove them (lmms-eval would record them as the "
-                                              "setting used)"),
+    ({"num_beams": 4294967295}, ("num_beams (gen_kwargs) must be 1 (savi_video decodes one sequence: greedy, or "
+                                 "sampled with do_sample), got 4294967295")),
+    ({"num_beams": 0}, ("num_beams (gen_kwargs) must be 1 (savi_video decodes one sequence: greedy, or sampled with "
+                        "do_sample), got 0")),
+    ({"top_k": 5, "repetition_penalty": 1.2}, ("top_k, repetition_penalty (gen_kwargs): not applied by savi_video, "
+                                               "which applies only max_new_tokens, temperature, top_p, do_sample, "
+                                               "num_beams, until; remove them (lmms-eval would record them as the "
+                                               "setting used)")),
     ({"until": 5}, "until (gen_kwargs) must be a stop string or a list of them, got int 5"),
     ({"until": ["a", None]}, "until (gen_kwargs) must be a stop string or a list of them, got list ['a', None]"),
 ])
