@@ -109,7 +109,7 @@ def read_config(path: str) -> list[dict]:
         raise ConfigError("", "lmms-eval's --config file holds no run (a mapping of lmms-eval's arguments, or a "
                               "list of them)", path)
     for n, run in enumerate(runs):
-        where = f"[{n}]" if isinstance(data, list) else ""
+        where = f"[{n}]" if len(runs) > 1 else ""  # as every message about a run names it
         if not isinstance(run, dict):
             raise ConfigError(where, f"a run must be a mapping of lmms-eval's arguments, got {type(run).__name__}",
                               path)

@@ -94,7 +94,7 @@ def test_the_config_s_env_is_the_environment_checked(place, capsys):
 
 
 @pytest.mark.parametrize("config, fragment", [
-    ("", "holds no run"), ("[]", "holds no run"), ("- 3\n", "cfg.yaml: [0]: a run must be a mapping"),
+    ("", "holds no run"), ("[]", "holds no run"), ("- {tasks: x}\n- 3\n", "cfg.yaml: [1]: a run must be a mapping"), ("- 3\n", "cfg.yaml: a run must be"),
     ("a: [", "cfg.yaml: invalid YAML"), ("{1: x}", "key 1 is no argument name"),
     ("tasks: x\noutput-path: o\n", ("cfg.yaml: output-path: unknown key: lmms-eval 0.7.3 takes the names of its "
                                     "flags (--output-path is none); did you mean output_path?")),
