@@ -146,9 +146,7 @@ def run_lmms_eval(args) -> int:
         print("+", " ".join(command), file=sys.stderr)
         return subprocess.call(command, env=env)
     if not config:
-        runs = [_check_evaluation(lmms_args, env)]
-        for run in runs:
-            _run_evaluation(run, args.verbose)
+        _run_evaluation(_check_evaluation(lmms_args, env), args.verbose)
         return 0
     with config_runs(config, lmms_args, env) as (plans, env):
         runs = [_check_evaluation(plan.args, env, plan.names(), plan.label, plan.phrases())
