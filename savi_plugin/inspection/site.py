@@ -52,6 +52,8 @@ class SiteSummary:
     never_learned: list[str] = field(default_factory=list)
     #: diagnostics rows dropped: written for a pair of the same id and other content (another pair file)
     diagnostics_mismatched: int = 0
+    #: diagnostics rows dropped: their id names no (valid) pair of the pair file
+    diagnostics_unmatched: int = 0
     #: bad lines of the diagnostics file (each at its ``file:line``, listed with the bad records)
     diagnostics_problems: list[str] = field(default_factory=list)
     #: why the pair file's generation run is unfinished (shown at the top of the index), or None
@@ -430,7 +432,12 @@ def build_site(pairs: str | Path, out: str | Path, *, fmt: str = "savi", data_ro
     if mismatched:
         log.warning("%s: %d row(s) were written for other pairs of the same ids (their text differs from %s): "
                     "not shown", diagnostics, mismatched, pairs)
+    ids = {r.id for _, r in records}
+    unmatched = sum(len(rows) for pair_id, rows in diag.items() if pair_id not in ids)
+    if unmatched:
+        log.warning("%s: %d row(s) name an id of no pair in %s: not shown", diagnostics, unmatched, pairs)
     return SiteSummary(out=out, pairs=total, bad_records=len(bad), skipped_items=len(skipped),
                        with_diagnostics=len({r.id for _, r in records if joined.get(r.id)}),
                        never_learned=learned_never, diagnostics_mismatched=mismatched,
+                       diagnostics_unmatched=unmatched,
                        diagnostics_problems=[str(p) for p in diag_problems], unfinished=unfinished)
