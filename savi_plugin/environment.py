@@ -29,18 +29,22 @@ class Variable:
     low: int = 1
     high: int = 2**62
     help: str = ""
+    #: whether the value decides which items of a run fail (a decode cap): part of a resumable run's configuration
+    decides_items: bool = False
 
 
 #: The declared variables (``SAVI_DATA_ROOT`` is a path, checked where a task reads its data).
 VARIABLES = {v.name: v for v in (
     Variable("SAVI_MAX_FRAME_PIXELS", 4096 * 4096, "int", 1, 2**31,
-             "largest decoded frame, in pixels (width x height)"),
+             "largest decoded frame, in pixels (width x height)", decides_items=True),
     Variable("SAVI_MAX_DECODED_BYTES", 2 * GiB, "bytes", 1, 2**40,
-             "largest decoded clip (all its sampled frames as RGB), in bytes"),
+             "largest decoded clip (all its sampled frames as RGB), in bytes", decides_items=True),
     Variable("SAVI_MAX_BATCH_DECODED_BYTES", 8 * GiB, "bytes", 1, 2**42,
-             "largest decoded batch of clips (a generation or training batch), in bytes"),
+             "largest decoded batch of clips (a generation or training batch), in bytes", decides_items=True),
     Variable("SAVI_MAX_DOCUMENT_BYTES", 256 * 2**20, "bytes", 1, 2**40,
              "largest JSON document read whole (a run report, a trainer_state.json), in bytes"),
+    Variable("SAVI_MAX_DOCUMENT_VALUES", 8_000_000, "int", 1000, 2**40,
+             "most values (objects, lists, their items) in one JSON document or line"),
     Variable("SAVI_RENDEZVOUS_TIMEOUT", 300, "int", 1, 86400,
              "seconds a launched process waits for its launcher's rendezvous (MASTER_ADDR:MASTER_PORT) to answer"),
     Variable("SAVI_LMMS_EVAL_AUTOLOAD", True, "switch", help="register savi_video and the savi tasks in lmms-eval"),
@@ -101,5 +105,11 @@ def item_limits() -> dict[str, int]:
     final for that run, so a later run under another cap is another configuration -- refused naming the
     variable -- instead of silently skipping, forever, items the new cap would accept.
     """
-    return {name: env_value(name) for name, var in VARIABLES.items() if var.kind != "switch"}
+    return {name: env_value(name) for name, var in VARIABLES.items() if var.decides_items}
+
+
+#: the key paths ``limits.<NAME>`` of the variables that decide no item (a document cap, the rendezvous timeout):
+#: configurations stored before :func:`item_limits` held the decode caps only hold them too, and a resume compares
+#: the decode caps alone (:func:`savi_plugin.data.fingerprint.config_changes` ignores these keys)
+NOT_ITEM_LIMITS = tuple(f"limits.{name}" for name, var in VARIABLES.items() if not var.decides_items)
 

@@ -17,6 +17,10 @@ are parsed here, with limits that hold whatever the document's shape:
   are compared as the values they construct to (``1``, ``1.0`` and ``true`` are one dict key). YAML's merge key
   ``<<: *base`` stays the way to inherit and override: the mapping's own keys win over merged ones (YAML's rule),
   and ``<<`` itself may appear once, like any key;
+- **JSON size in values**: at most ``$SAVI_MAX_DOCUMENT_VALUES`` values (objects, lists and their items; default
+  8 million) in one document, counted on the text before it is parsed (:func:`json_value_count`). The byte cap
+  (``$SAVI_MAX_DOCUMENT_BYTES``) bounds the text, not what it parses into: 60 MB of ``[{},{},...]`` took about 65
+  times its size in memory; 8 million of the costliest values take about 1 GB;
 - **JSON values**: no ``NaN``/``Infinity``, no number beyond a float's range (``1e999``), no integer of more than
   :data:`MAX_INT_DIGITS` digits, no key given twice in one object (``json`` would keep the last one silently).
 
@@ -230,18 +234,27 @@ def _yaml_problem(exc: yaml.YAMLError) -> str:
 
 
 def load_json(text: str | bytes, source: str | None = None,
-              error: Callable[..., Exception] | None = None) -> Any:
-    """``json.loads(text)`` within this module's limits: depth, no ``NaN``/``Infinity`` or out-of-range number, no
-    integer above :data:`MAX_INT_DIGITS` digits, no duplicate key.
+              error: Callable[..., Exception] | None = None, *, strict: bool = True) -> Any:
+    """``json.loads(text)`` within this module's limits: at most ``$SAVI_MAX_DOCUMENT_VALUES`` values, depth, no
+    integer above :data:`MAX_INT_DIGITS` digits, and (``strict``, for a user's data and configuration) no
+    ``NaN``/``Infinity`` or out-of-range number and no duplicate key. ``strict=False`` reads what other tools
+    write as ``json`` does (a ``trainer_state.json`` logs a ``NaN`` gradient norm as ``NaN``).
 
     Raises:
         ``error(message, line)`` (default: a ``ConfigError`` at ``source``) for invalid JSON (``line``: where in
         ``text``) or too deep a document (``line`` None).
     """
     error = error or _config_error(source)
+    if json_value_count(text, _VALUES_FLOOR) > _VALUES_FLOOR:  # a line of a JSONL file rarely gets past here
+        from savi_plugin.environment import env_value
+
+        cap = env_value(VALUES_ENV)
+        if json_value_count(text, cap) > cap:
+            raise error(f"holds more than {cap} values (objects, lists and their items), the cap on one JSON "
+                        f"document (${VALUES_ENV}; raise it if the document is meant to be this large)")
     try:
-        value = json.loads(text, parse_constant=_refuse_constant, parse_int=_parse_int, parse_float=_parse_float,
-                           object_pairs_hook=_unique_keys)
+        value = (json.loads(text, parse_constant=_refuse_constant, parse_int=_parse_int, parse_float=_parse_float,
+                            object_pairs_hook=_unique_keys) if strict else json.loads(text, parse_int=_parse_int))
     except StructureError as exc:
         raise error(str(exc)) from None
     except RecursionError:
@@ -256,6 +269,33 @@ def load_json(text: str | bytes, source: str | None = None,
     except StructureError as exc:
         raise error(str(exc)) from None
     return value
+
+
+#: the variable that caps the values of one JSON document (:func:`load_json`)
+VALUES_ENV = "SAVI_MAX_DOCUMENT_VALUES"
+#: the variable's lowest value: a text whose quick bound is at most this is not looked at further
+_VALUES_FLOOR = 1000
+_JSON_STRING = {str: re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"'), bytes: re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')}
+_JSON_SPACE = {str: re.compile(r"\s+"), bytes: re.compile(rb"\s+")}
+
+
+def json_value_count(text: str | bytes, bound: int) -> int:
+    """The number of values in the JSON ``text`` (objects, lists, and every item and member value in them), counted
+    on the text without parsing it: ``1 + commas + non-empty containers``, with each string read as one scalar and
+    white space left out.
+
+    A quick upper bound (every ``,``, ``{`` and ``[``, also inside strings) is returned when it is at most
+    ``bound``; only a text above it is counted exactly. Exact for valid JSON; for invalid JSON a number the parser's
+    own refusal makes moot.
+    """
+    kind = type(text)
+    comma, brace, bracket = (",", "{", "[") if kind is str else (b",", b"{", b"[")
+    quick = 1 + text.count(comma) + text.count(brace) + text.count(bracket)
+    if quick <= bound:
+        return quick
+    bare = _JSON_SPACE[kind].sub(comma[:0], _JSON_STRING[kind].sub("0" if kind is str else b"0", text))
+    empty = bare.count(brace + (b"}" if kind is bytes else "}")) + bare.count(bracket + (b"]" if kind is bytes else "]"))
+    return 1 + bare.count(comma) + bare.count(brace) + bare.count(bracket) - empty
 
 
 def _refuse_constant(name: str) -> Any:

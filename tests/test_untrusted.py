@@ -5,6 +5,8 @@ given twice anywhere in a mapping is refused naming its line and key path, and a
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import yaml
 from hypothesis import given, settings
@@ -219,3 +221,82 @@ def test_the_look_alike_table_is_unicode_data_and_ships_with_the_package():
     table = _lookalikes()
     assert table["\u0435"] == "e" and table["\u03bf"] == "o" and 900 < len(table) < 1100
     assert not any(ch.isascii() for ch in table)
+
+
+_JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.text(alphabet=',{}[]"\\ ab\n', max_size=6),
+                     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(',{[" ', max_size=3), inner,
+                                                                                 max_size=4), max_leaves=30)
+
+
+def _values(value) -> int:
+    if isinstance(value, dict):
+        return 1 + sum(map(_values, value.values()))
+    if isinstance(value, list):
+        return 1 + sum(map(_values, value))
+    return 1
+
+
+@given(_JSON, st.sampled_from([None, 1, "\t"]), st.booleans())
+@settings(max_examples=200, deadline=None)
+def test_the_value_count_read_from_the_text_is_the_parsed_documents(value, indent, as_bytes):
+    from savi_plugin.untrusted import json_value_count
+
+    text = json.dumps(value, indent=indent, ensure_ascii=False)
+    text = text.encode() if as_bytes else text
+    assert json_value_count(text, 0) == _values(value)
+    assert json_value_count(text, 10**9) >= _values(value)  # the quick bound never under-counts
+
+
+@pytest.mark.parametrize("as_bytes", [False, True])
+def test_a_json_document_of_more_values_than_the_cap_is_refused_before_it_is_parsed(monkeypatch, as_bytes):
+    """B #16 (pass 10): 60 MB of ``[{},{},...]`` is under the byte cap and took ~65x its size in memory."""
+    from savi_plugin.untrusted import VALUES_ENV, load_json
+
+    monkeypatch.setenv(VALUES_ENV, "1000")
+    at_cap = "[" + ",".join(["{}"] * 999) + "]"  # 1000 values, commas inside strings not counted
+    assert len(load_json(at_cap + " " if not as_bytes else at_cap.encode())) == 999
+    assert load_json('["' + "," * 5000 + '"]') == ["," * 5000]
+    over = "[" + ",".join(["[]"] * 1000) + "]"
+    with pytest.raises(ConfigError, match=r"holds more than 1000 values .*\$SAVI_MAX_DOCUMENT_VALUES"):
+        load_json(over.encode() if as_bytes else over, "doc.json")
+
+
+def test_the_values_cap_is_a_checked_environment_value(monkeypatch):
+    from savi_plugin.cli import main
+
+    monkeypatch.setenv("SAVI_MAX_DOCUMENT_VALUES", "10")  # below the variable's lowest value, 1000
+    assert main(["recipes", "ls"]) == 2
+
+
+def test_every_whole_json_document_is_parsed_within_the_caps():
+    """A document read whole is parsed by ``load_json`` (directly or through ``data.files.read_json``), so the caps
+    on values and depth hold for all of them, not for the readers someone thought of."""
+    import re
+    from pathlib import Path
+
+    import savi_plugin
+
+    root = Path(savi_plugin.__file__).parent
+    bypass = re.compile(r"json\.loads?\((?:[^()]|\([^()]*\))*read_document|json\.load\(")
+    found = [f"{path.relative_to(root)}:{number}" for path in root.rglob("*.py") if path.parts[-2] != "bench"
+             for number, line in enumerate(path.read_text().splitlines(), 1) if bypass.search(line)]
+    assert found == []
+
+
+@pytest.mark.parametrize("text, fragment", [
+    ("[" + ",".join(["[]"] * 1000) + "]", "holds more than 1000 values"),
+    ("[" * 100 + "]" * 100, "nested deeper than 64 levels"),
+    ("{\n\"a\": 1,\n}", ":3: invalid JSON"),
+])
+def test_a_whole_document_above_a_cap_is_one_line_naming_the_file(text, fragment, tmp_path, monkeypatch):
+    from savi_plugin.data.files import read_json
+
+    monkeypatch.setenv("SAVI_MAX_DOCUMENT_VALUES", "1000")
+    path = tmp_path / "config.json"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        read_json(path)
+    assert str(path) in str(info.value) and fragment in str(info.value) and "\n" not in str(info.value)
+    other = tmp_path / "trainer_state.json"  # what other tools write is read as json reads it, within the caps
+    other.write_text('{"x": NaN, "x": 1}')
+    assert read_json(other) == {"x": 1}

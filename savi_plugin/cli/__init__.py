@@ -301,8 +301,6 @@ def escaped_output():
 
 
 def _run(command: Callable[[], int | None], name: str | None, verbose: bool) -> int:
-    from savi_plugin.errors import ConfigurationError
-
     global _stop_signal
     _stop_signal = None
     try:
@@ -324,18 +322,49 @@ def _run(command: Callable[[], int | None], name: str | None, verbose: bool) -> 
             traceback.print_exc()
         return _stopped(name, terminated=isinstance(exc, Terminated))
     except BaseException as exc:  # noqa: BLE001 - the boundary: every error type ends in one line
-        if verbose:
-            traceback.print_exc()
-        if stop_requested() is not None:  # the stop became another error on its way up (e.g. inside an import)
-            import signal
+        if isinstance(exc, MemoryError) and not verbose:
+            _release_frames(exc)
+        try:
+            return _report(exc, name, verbose)
+        except MemoryError:  # even the message could not be built: a fixed line, written without allocating
+            _release_frames(exc)
+            os.write(2, _OUT_OF_MEMORY_LINE)
+            return 1
 
-            return _stopped(name, terminated=stop_requested() == signal.SIGTERM)
-        if _stdout_full(exc):  # `savi plugins >/dev/full`: standard output is named, as for help text
-            return _flushed(1, exc)
-        print(f"error: {error_message(exc)}", file=sys.stderr)
-        if isinstance(exc, ConfigurationError):
-            return int(getattr(exc, "exit_code", 2))
-        return int(getattr(exc, "exit_code", 1) or 1)
+
+#: the line printed when memory is exhausted even after what the failed command held is freed
+_OUT_OF_MEMORY_LINE = b"error: out of memory (MemoryError: the allocator refused); use smaller inputs or a larger machine\n"
+
+
+def _release_frames(exc: BaseException) -> None:
+    """Free what a command that ran out of memory held: its frames stay alive through the traceback of the
+    exception (and of the ones it was raised while handling) until the boundary lets go of it, so the one-line
+    message would otherwise be built with no memory left (a chained ``MemoryError`` traceback instead of a line)."""
+    import gc
+
+    seen = 0
+    while exc is not None and seen < 100:
+        exc.__traceback__ = None
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    gc.collect()
+
+
+def _report(exc: BaseException, name: str | None, verbose: bool) -> int:
+    """The one line (or the stop's line) for an exception that ended a command, and its exit status."""
+    from savi_plugin.errors import ConfigurationError
+
+    if verbose:
+        traceback.print_exception(exc)
+    if stop_requested() is not None:  # the stop became another error on its way up (e.g. inside an import)
+        import signal
+
+        return _stopped(name, terminated=stop_requested() == signal.SIGTERM)
+    if _stdout_full(exc):  # `savi plugins >/dev/full`: standard output is named, as for help text
+        return _flushed(1, exc)
+    print(f"error: {error_message(exc)}", file=sys.stderr)
+    if isinstance(exc, ConfigurationError):
+        return int(getattr(exc, "exit_code", 2))
+    return int(getattr(exc, "exit_code", 1) or 1)
 
 
 def _stopped(name: str | None, *, terminated: bool) -> int:

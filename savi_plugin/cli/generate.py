@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 
 from savi_plugin.config.sections import GenerateSection, ModelSection
 from savi_plugin.config.values import add_flag

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from savi_plugin.config.values import ConfigError
-from savi_plugin.data.files import read_document_text
+from savi_plugin.data.files import read_json
 
 
 def checkpoint_model_type(path: str | Path) -> str | None:
@@ -16,7 +15,7 @@ def checkpoint_model_type(path: str | Path) -> str | None:
     if "://" in str(path) or not config.is_file():
         return None
     try:
-        return json.loads(read_document_text(config)).get("model_type")
+        return read_json(config).get("model_type")
     except (OSError, ValueError) as exc:
         raise ConfigError("", f"unreadable config.json: {exc}", str(config)) from None
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 #: the variable that caps a document read whole (:func:`read_document`; a size in bytes like the other
 #: ``SAVI_MAX_*`` caps of :mod:`savi_plugin.environment`, default 256 MiB)
@@ -44,6 +45,20 @@ def read_document_text(path: str | Path, error: Callable[..., Exception] | None 
     """:func:`read_document` decoded as UTF-8 (``UnicodeDecodeError`` as ``bytes.decode`` raises it): what every
     reader of a whole JSON or YAML document a user gives reads it with."""
     return read_document(path, error).decode("utf-8")
+
+
+def read_json(path: str | Path, error: Callable[..., Exception] | None = None, *, strict: bool = False) -> Any:
+    """The JSON document at ``path``, read whole: :func:`read_document`'s byte cap, then
+    :func:`savi_plugin.untrusted.load_json`'s caps on values and depth (``strict``: and its value checks). Every
+    whole JSON document savi reads is read here or through ``load_json``.
+
+    Raises:
+        ``error(message, line)`` (default: a ``ConfigError`` at ``path[:line]``) for a document above a cap or
+        invalid JSON; an unreadable path raises the ``OSError`` of ``open``.
+    """
+    from savi_plugin.untrusted import load_json
+
+    return load_json(read_document(path, error), str(path), error, strict=strict)
 
 
 def read_document(path: str | Path, error: Callable[..., Exception] | None = None) -> bytes:

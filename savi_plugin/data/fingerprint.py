@@ -49,9 +49,12 @@ def config_changes(stored: Mapping[str, Any], current: Mapping[str, Any],
     Args:
         stored: the configuration the output was made with.
         current: this run's configuration.
-        ignore: key paths (and everything under them) that may change between runs.
+        ignore: key paths (and everything under them) that may change between runs; the environment variables
+            that decide no item (:data:`~savi_plugin.environment.NOT_ITEM_LIMITS`) are never compared.
     """
-    ignore = tuple(ignore)
+    from savi_plugin.environment import NOT_ITEM_LIMITS
+
+    ignore = (*ignore, *NOT_ITEM_LIMITS)
     old, new = flatten(_normal(dict(stored))), flatten(_normal(dict(current)))
     missing = object()
     out = []

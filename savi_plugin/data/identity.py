@@ -36,7 +36,7 @@ import stat
 from pathlib import Path
 from typing import Any, Iterable
 
-from savi_plugin.data.files import read_document_text
+from savi_plugin.data.files import read_json
 from savi_plugin.errors import ConfigurationError
 
 log = logging.getLogger(__name__)
@@ -204,7 +204,7 @@ def model_identity(path: str | Path | None, *, every_file: bool = False) -> dict
         listed.append([name, f"{size}:{part}"])
     family = None
     try:
-        config = json.loads(read_document_text(folder / "config.json"))
+        config = read_json(folder / "config.json")
         family = config.get("model_type") if isinstance(config, dict) else None
     except (OSError, ValueError):
         pass
@@ -339,7 +339,7 @@ def check_adapter_base(adapter_dir: str | Path, base: str | Path) -> None:
             _check_peft_base_class(Path(adapter_dir), base)
             return
     try:
-        stored = json.loads(read_document_text(record))
+        stored = read_json(record)
         if record.name == CHECKPOINT_FILE:
             stored = {"base_model": stored["config"]["model"], "base_identity": stored["config"]["identity"]["model"]}
         trained_on = stored["base_identity"]
@@ -375,7 +375,7 @@ def check_adapter_base(adapter_dir: str | Path, base: str | Path) -> None:
 
 def _json_field(path: Path, key: str) -> Any:
     try:
-        data = json.loads(read_document_text(path))
+        data = read_json(path)
     except (OSError, ValueError):
         return None
     return data.get(key) if isinstance(data, dict) else None

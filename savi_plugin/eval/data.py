@@ -36,7 +36,6 @@ segment folder; third-party code lists hub segment files named ``<stem>_<start>_
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from collections.abc import Callable
@@ -45,7 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from savi_plugin.data.choices import duplicate_options, duplicate_options_message
-from savi_plugin.data.files import read_document_text
+from savi_plugin.data.files import read_json
 
 log = logging.getLogger(__name__)
 
@@ -326,7 +325,7 @@ def read_annotation_file(path: Path) -> list[dict[str, Any]]:
                     raise EvalDataError(path, None, None, problem.message, line=line_no)
                 records.append(record)
             return records
-        data = json.loads(read_document_text(path))
+        data = read_json(path, lambda message, line=None: EvalDataError(path, None, None, message, line=line))
     except EvalDataError:
         raise
     except Exception as exc:  # noqa: BLE001 - unreadable parquet / JSON (many error types): name the file
@@ -339,8 +338,8 @@ def read_annotation_file(path: Path) -> list[dict[str, Any]]:
 def _read_official(path: Path, spec: BenchmarkSpec) -> list[dict]:
     """One official JSON annotation file (any JSON shape), flattened by ``spec.flatten`` into records."""
     try:
-        raw = json.loads(read_document_text(path, lambda message, line=None: EvalDataError(path, None, None, message)))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raw = read_json(path, lambda message, line=None: EvalDataError(path, None, None, message, line=line))
+    except (OSError, UnicodeDecodeError) as exc:
         raise EvalDataError(path, None, None, f"cannot read: {type(exc).__name__}: {exc}") from None
     return spec.flatten(raw, path)
 

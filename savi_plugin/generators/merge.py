@@ -21,7 +21,7 @@ from glob import escape as glob_escape
 from pathlib import Path
 from typing import Any, Sequence
 
-from savi_plugin.data.files import read_document_text
+from savi_plugin.data.files import read_json
 from savi_plugin.data.fingerprint import ConfigMismatchError, config_changes, describe_changes
 from savi_plugin.data.outputs import OutputLock, atomic_open, claim, mark_path, write_json
 from savi_plugin.data.paths import configuration_for_file, file_folder, name_for_file, path_for_file, path_from_file
@@ -327,7 +327,7 @@ def _combine_reports(paths: list[Path]) -> dict[str, Any] | None:
     reports = []
     for path in paths:
         try:
-            report = json.loads(read_document_text(path))
+            report = read_json(path)
         except (OSError, ValueError):
             return None
         if not isinstance(report, dict) or report_kind(report) != "savi generate":

@@ -52,7 +52,6 @@ describes the whole output, including the parts made by interrupted runs.
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import os
 import re
@@ -67,7 +66,6 @@ from savi_plugin import registry
 from savi_plugin.data.fingerprint import check_same_config
 from savi_plugin.data.identity import files_identity, input_identity, model_identity
 from savi_plugin.data.outputs import (
-    ForeignOutputError,
     check_distinct,
     check_not_any,
     claim,

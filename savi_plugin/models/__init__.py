@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 
 from savi_plugin import registry
-from savi_plugin.data.files import read_document_text
+from savi_plugin.data.files import read_json
 
 log = logging.getLogger(__name__)
 
@@ -17,7 +16,7 @@ def detect_backend(path: str | Path) -> str:
     config = Path(path) / "config.json"
     if not config.is_file():
         raise FileNotFoundError(f"{config}: no config.json; pass backend=... explicitly for hub ids")
-    model_type = json.loads(read_document_text(config)).get("model_type")
+    model_type = read_json(config).get("model_type")
     for name in registry.available(registry.BACKENDS):
         try:
             cls = registry.load(registry.BACKENDS, name)

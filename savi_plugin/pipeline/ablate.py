@@ -19,14 +19,13 @@ same pairs with the same model, adapter and schedule. :func:`run_ablation` does 
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from savi_plugin.config.values import ConfigError
-from savi_plugin.data.files import read_document_text
+from savi_plugin.data.files import read_json
 
 log = logging.getLogger(__name__)
 
@@ -219,7 +218,7 @@ def _cached(path: Path, compute: Callable[[], dict]) -> dict:
     """``compute()``, stored at ``path``; a stored result is returned instead (a re-run resumes)."""
     if path.is_file():
         log.info("ablation: %s exists; kept", path)
-        return json.loads(read_document_text(path))
+        return read_json(path)
     from savi_plugin.data.outputs import write_json
     from savi_plugin.data.paths import paths_for_file
 

@@ -19,12 +19,11 @@ and keeps every pair, adapter and merged model. One ``savi align`` at a time wor
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from pathlib import Path
 
-from savi_plugin.data.files import read_document_text
+from savi_plugin.data.files import read_json
 from savi_plugin.data.fingerprint import check_same_config
 from savi_plugin.data.identity import input_identity, model_identity
 from savi_plugin.data.outputs import claim, replace_folder, write_json
@@ -40,7 +39,7 @@ class Manifest:
     def __init__(self, run_dir: Path, recipe: dict):
         self.path = run_dir / "manifest.json"
         if self.path.exists():
-            self.data = json.loads(read_document_text(self.path))
+            self.data = read_json(self.path)
         else:
             self.data = {"recipe": recipe, "iterations": []}
 

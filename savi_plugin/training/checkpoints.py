@@ -22,13 +22,12 @@ A checkpoint is *complete* when its ``trainer_state.json`` (the Trainer writes i
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from pathlib import Path
 from typing import Any
 
-from savi_plugin.data.files import read_document_text
+from savi_plugin.data.files import read_json
 from savi_plugin.data.identity import CHECKPOINT_FILE
 from savi_plugin.data.outputs import remove_tree, write_json
 from savi_plugin.errors import ConfigurationError
@@ -59,7 +58,7 @@ def checkpoint_folders(output_dir: str | Path) -> list[tuple[int, Path]]:
 def read_identity(checkpoint: str | Path) -> dict[str, Any] | None:
     """The run identity stored in ``checkpoint`` (None: none, or not readable as ours)."""
     try:
-        data = json.loads(read_document_text(Path(checkpoint) / CHECKPOINT_FILE))
+        data = read_json(Path(checkpoint) / CHECKPOINT_FILE)
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) and isinstance(data.get("run"), str) else None
@@ -69,7 +68,7 @@ def state_step(checkpoint: str | Path) -> int | None:
     """The step ``checkpoint``'s ``trainer_state.json`` (written last by the Trainer) names, or None (absent or
     torn)."""
     try:
-        state = json.loads(read_document_text(Path(checkpoint) / "trainer_state.json"))
+        state = read_json(Path(checkpoint) / "trainer_state.json")
         return int(state["global_step"])
     except (OSError, ValueError, TypeError, KeyError):
         return None

@@ -210,6 +210,13 @@ def test_compare_refuses_tables_made_under_other_decode_caps(suite, tmp_path):
     with contextlib.redirect_stderr(err):
         assert main(["eval", "compare", str(tmp / "suite"), str(other)]) == 1
     assert "(1 eval-card field(s) differ)" in err.getvalue() and "decode_limits: " in err.getvalue()
+    # a card that also records the caps that decide no video (as cards did before) is comparable
+    older = tmp_path / "older"
+    older.mkdir()
+    card = dict(table["card"], decode_limits=dict(table["card"]["decode_limits"], SAVI_RENDEZVOUS_TIMEOUT=300,
+                                                  SAVI_MAX_DOCUMENT_BYTES=1))
+    (older / "table.json").write_text(json.dumps(dict(table, card=card)))
+    assert main(["eval", "compare", str(tmp / "suite"), str(older)]) == 0
 
 
 def _mark_unusable(run: Path, task: str, docs: dict[int, str]) -> None:

@@ -313,6 +313,24 @@ def test_items_refused_under_a_cap_are_not_skipped_forever_by_a_run_under_anothe
     monkeypatch.delenv(variable)
     with pytest.raises(ConfigMismatchError, match=rf"limits\.{variable}: \d+ -> \d+"):
         run_generation(**kwargs)
+    # the variables that decide no item may change between a run and its continuation
+    monkeypatch.setenv(variable, value)
+    for other, setting in (("SAVI_RENDEZVOUS_TIMEOUT", "17"), ("SAVI_MAX_DOCUMENT_VALUES", "5000"),
+                           ("SAVI_MAX_DOCUMENT_BYTES", "1MiB")):
+        monkeypatch.setenv(other, setting)
+    assert run_generation(**kwargs)["counts"]["by_reason"] == {"decode_error": 1}
+
+
+def test_a_configuration_stored_with_the_limits_that_decide_no_item_compares_by_the_decode_caps():
+    from savi_plugin.data.fingerprint import config_changes
+    from savi_plugin.environment import VARIABLES, item_limits
+
+    assert set(item_limits()) == {"SAVI_MAX_FRAME_PIXELS", "SAVI_MAX_DECODED_BYTES", "SAVI_MAX_BATCH_DECODED_BYTES"}
+    older = {"limits": {**item_limits(), **{name: 1 for name, var in VARIABLES.items() if var.kind != "switch"
+                                            and name not in item_limits()}}}
+    assert config_changes(older, {"limits": item_limits()}) == []
+    assert [key for key, _, _ in config_changes({"limits": {**item_limits(), "SAVI_MAX_FRAME_PIXELS": 1}},
+                                                {"limits": item_limits()})] == ["limits.SAVI_MAX_FRAME_PIXELS"]
 
 
 # ------------------------------------------------------------------------------------------------ lmms-eval judged
@@ -670,3 +688,38 @@ def test_a_full_standard_output_is_named_with_no_output_folder_or_resume(argv, m
     assert cli.run_guarded(a_file_write_fails) == 1
     err = capsys.readouterr().err
     assert "standard output" not in err and "see the command's output folder" in err
+
+
+def test_what_a_command_held_when_memory_ran_out_is_freed_before_its_line_is_built(monkeypatch, capsys):
+    """B #16 (pass 10): a command out of memory kept its frames alive through the traceback, so building the one
+    line raised ``MemoryError`` again and again (a chained traceback, no ``error:`` line)."""
+    import weakref
+
+    class Held:
+        pass
+
+    refs, alive = [], []
+
+    def command():
+        held = Held()  # what the failed work holds, alive only through this frame
+        refs.append(weakref.ref(held))
+        raise MemoryError
+
+    real = cli.error_message
+    monkeypatch.setattr(cli, "error_message", lambda exc: alive.append(refs[0]() is not None) or real(exc))
+    assert cli.run_guarded(command) == 1
+    assert alive == [False]
+    assert capsys.readouterr().err.startswith("error: out of memory")
+
+
+def test_a_line_that_cannot_be_built_for_lack_of_memory_is_a_fixed_one(monkeypatch, capfd):
+    def no_memory(exc):
+        raise MemoryError
+
+    def command():
+        raise MemoryError
+
+    monkeypatch.setattr(cli, "error_message", no_memory)
+    assert cli.run_guarded(command) == 1
+    err = capfd.readouterr().err
+    assert err.splitlines() == [cli._OUT_OF_MEMORY_LINE.decode().strip()] and "Traceback" not in err

@@ -18,7 +18,6 @@ Source weights that no rule maps stop the conversion (``ConversionError`` listin
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from dataclasses import asdict, dataclass, field
@@ -102,14 +101,15 @@ def _shard_shapes(path: str) -> dict[str, tuple[int, ...]]:
 
 
 def _read_json(path: str) -> dict:
-    from savi_plugin.data.files import read_document_text
+    from savi_plugin.data.files import read_json
 
     try:
-        return json.loads(read_document_text(path, lambda message, line=None: ConversionError(f"{path}: {message}")))
+        return read_json(path, lambda message, line=None: ConversionError(f"{path}{f':{line}' if line else ''}: "
+                                                                          f"{message}"))
     except FileNotFoundError:
         raise ConversionError(f"{path}: not found") from None
-    except json.JSONDecodeError as exc:
-        raise ConversionError(f"{path}:{exc.lineno}: invalid JSON: {exc.msg}") from None
+    except UnicodeDecodeError as exc:
+        raise ConversionError(f"{path}: not UTF-8 text: {exc}") from None
 
 
 def build_processor(tokenizer, vision: dict, src_config: dict, options: dict, plain: bool):
