@@ -318,7 +318,8 @@ def test_a_misspelt_task_is_one_line_before_lmms_eval_starts(argv, tmp_path):
 def _table() -> dict:
     row = {"task": "savi_egoschema", "adapter": "aligned", "n": 3, "base": 33.3, "aligned": 66.7, "delta": 33.4,
            "low": 0.0, "high": 66.7}
-    return {"rows": [row], "missing": [], "card": {"lmms_eval": "0.7.3", "limit": 3, "base_model": {"sha256": "0"}}}
+    return {"rows": [row], "missing": [], "card": {"lmms_eval": "0.7.3", "limit": 3, "base_model": {"sha256": "0"},
+                                                   "suite_tasks": ["savi_egoschema"], "adapters": {"aligned": {}}}}
 
 
 def _broken_tables() -> dict[str, bytes]:
@@ -356,6 +357,25 @@ def _broken_tables() -> dict[str, bytes]:
     table["rows"].append(dict(table["rows"][0], task=table["rows"][0]["task"] + " ", base=50.0, aligned=90.0,
                               delta=40.0, low=30.0, high=50.0))
     out["row-twice-spaced-name"] = json.dumps(table).encode()
+    # red team pass 11, B8: the second row's task is the first's with a Cyrillic 'а' (two rows that read as one),
+    # whether or not the card's task list was edited to hold it too; B9: no row at all, the card intact
+    cyrillic = "savi_egoschem\u0430"
+    for name, tasks in [("row-twice-lookalike-name", ["savi_egoschema"]),
+                        ("card-task-twice-lookalike-name", ["savi_egoschema", cyrillic])]:
+        table = _table()
+        table["card"]["suite_tasks"] = tasks
+        table["rows"].append(dict(table["rows"][0], task=cyrillic, base=50.0, aligned=90.0, delta=40.0, low=30.0,
+                                  high=50.0))
+        out[name] = json.dumps(table).encode()
+    for name, change in [("rows-empty", {"rows": []}), ("card-no-suite-tasks", {"card": {"suite_tasks": []}}),
+                         ("card-no-adapters", {"card": {"adapters": None}}),
+                         ("row-not-a-task-of-the-card", {"card": {"suite_tasks": ["savi_mvbench"]}}),
+                         ("row-missing", {"card": {"suite_tasks": ["savi_egoschema", "savi_mvbench"]}}),
+                         ("task-bidi-override", {"card": {"suite_tasks": ["savi_\u202eamehcsoge"]}})]:
+        table = _table()
+        table.update({k: v for k, v in change.items() if k != "card"})
+        table["card"].update(change.get("card", {}))
+        out[name] = json.dumps(table).encode()
     return out
 
 
@@ -387,6 +407,7 @@ def test_a_name_read_from_a_table_cannot_forge_a_markdown_row(tmp_path):
     assert markdown_cell(name) == "savi_x \\| fake \\| 1 \\| 2\\n\\| x\\r\\u2028\\\\"
     table = _table()
     table["rows"][0]["task"] = name
+    table["card"]["suite_tasks"] = [name]
     for side in ("a", "b"):
         (tmp_path / side).mkdir()
         (tmp_path / side / "table.json").write_text(json.dumps(table))
