@@ -427,8 +427,13 @@ def test_a_resumed_suite_names_a_kept_run_file_that_cannot_be_read(suite, tmp_pa
 
     tmp, _, _, _, _, _ = suite
     plan = SuitePlan(**json.loads((tmp / "suite" / "suite.json").read_text()))
+    def again(path):  # red team pass 11, B13: doc 0 logged once more, right this time: it replaced the first line
+        first = json.loads(path.read_text().splitlines()[0])
+        first["accuracy"]["score"] = 100.0 - first["accuracy"]["score"]
+        path.write_text(path.read_text() + json.dumps(first) + "\n")
+
     for name, damage in [("results", lambda p: p.write_text(p.read_text()[:40])),
-                         ("samples", lambda p: p.write_text(p.read_text() + "[1, 2]\n"))]:
+                         ("samples", lambda p: p.write_text(p.read_text() + "[1, 2]\n")), ("doc-twice", again)]:
         out = tmp_path / name
         shutil.copytree(tmp / "suite", out)
         (target,) = (out / "runs" / "base").rglob("*_results.json" if name == "results" else
@@ -440,6 +445,44 @@ def test_a_resumed_suite_names_a_kept_run_file_that_cannot_be_read(suite, tmp_pa
         assert str(target) in message and "\n" not in message, message
         if name == "samples":
             assert f"{target}:{LIMIT + 1}: a JSON list, not an object" in message
+        if name == "doc-twice":
+            assert f"{target}:{LIMIT + 1}: doc_id 0 is given twice (first at line 1)" in message
+
+
+#: a logged sample of a savi task as its process_results writes it (task.process_mcq), and lines no task writes
+_SAMPLE = {"doc_id": 0, "accuracy": {"score": 100.0, "pred": 1, "answered": True, "target": 1, "id": "a"},
+           "unparsed": 0, "missing_video": 0, "bad_video": 0, "control_token_in_text": 0}
+BAD_SAMPLES = {"score-1.0": ({"accuracy": dict(_SAMPLE["accuracy"], score=1.0)}, "accuracy.score: 1.0 is not 0 or 100"),
+               "score-true": ({"accuracy": dict(_SAMPLE["accuracy"], score=True)}, "accuracy.score: True is not"),
+               "score-plain-50": ({"accuracy": 50}, "accuracy: 50 is not 0 or 100"),
+               "group-size-0": ({"accuracy": dict(_SAMPLE["accuracy"], group="g", group_size=0)},
+                                "accuracy.group_size: 0 is not a whole number >= 1"),
+               "count-2": ({"unparsed": 2}, "unparsed: 2 is not 0 or 1"),
+               "doc-id-string": ({"doc_id": "0"}, "doc_id: '0' is not a whole number >= 0"),
+               "doc-id-negative": ({"doc_id": -1}, "doc_id: -1 is not a whole number >= 0"),
+               "doc-twice": ({"doc_id": 0}, "doc_id 0 is given twice (first at line 1)")}
+
+
+@pytest.mark.parametrize("case", list(BAD_SAMPLES))
+def test_a_logged_sample_no_task_writes_is_refused_naming_file_and_line(case, tmp_path):
+    """The one samples reader (results.read_run) refuses what the task's process_results cannot have written (red
+    team pass 11, B13: a score of 1.0, a doc_id logged twice whose later line silently replaced the first), naming
+    file:line; an lmms-eval built-in's samples keep their own verdict keys (only doc_id is checked)."""
+    from savi_plugin.eval.results import ResultsFileError, read_run
+
+    change, message = BAD_SAMPLES[case]
+    (tmp_path / "x_results.json").write_text("{}")
+    path = tmp_path / "x_samples_savi_perceptiontest.jsonl"
+    path.write_text("".join(json.dumps(s) + "\n" for s in (_SAMPLE, dict(_SAMPLE, doc_id=1), {**_SAMPLE, **change})))
+    with pytest.raises(ResultsFileError) as caught:
+        read_run(tmp_path)
+    assert str(caught.value).startswith(f"{path}:3: {message}"), caught.value
+    path.write_text("".join(json.dumps(s) + "\n" for s in (_SAMPLE, dict(_SAMPLE, doc_id=1))))
+    assert read_run(tmp_path).item_scores("savi_perceptiontest") == {"savi_perceptiontest/0": 100.0,
+                                                                      "savi_perceptiontest/1": 100.0}
+    builtin = tmp_path / "x_samples_mvbench_action_antonym.jsonl"
+    builtin.write_text(json.dumps({"doc_id": 0, "mvbench_accuracy": {"score": 1}}) + "\n")
+    assert read_run(tmp_path).samples["mvbench_action_antonym"][0]["mvbench_accuracy"] == {"score": 1}
 
 
 def test_a_suite_continues_from_another_working_folder_with_other_spellings(suite, tmp_path, monkeypatch, capsys):
