@@ -205,6 +205,20 @@ def test_a_named_report_that_is_not_there_or_not_json_is_one_line(flag, given, l
      ["dg.jsonl:2:margin: must be a number", "dg.jsonl:3:step: must be a whole number of steps in [0, 4294967295]",
       "dg.jsonl:4:step: must be a whole number", "dg.jsonl:5:margin: must be a number within +-3.403e+38",
       "dg.jsonl:6:chosen_token_kl: has 2 value(s) for 1 chosen token(s)", "dg.jsonl:7:step: must be a whole"]),
+    # red team 11 B#46: finite but impossible values (a negative KL, a negative or fractional token count)
+    (["ROW", '{"id": "a", "step": 2, "kl_chosen": -5.0}',
+      '{"id": "a", "step": 3, "chosen_tokens": ["x", "y"], "chosen_token_kl": [0.5, -1.0]}',
+      '{"id": "a", "step": 4, "tagged_tokens": {"chosen": -3, "rejected": 1}}',
+      '{"id": "a", "step": 5, "tagged_tokens": {"chosen": 1, "rejected": 2.5}}',
+      '{"id": "a", "step": 6, "tagged_tokens": {"chosen": 1, "kept": 2}}', "ROW"],
+     ["dg.jsonl:2:kl_chosen: must be a number in [-0.001, 3.403e+38] or null (a KL divergence is never negative",
+      "dg.jsonl:3:chosen_token_kl[1]: must be a number in [-0.001,",
+      "dg.jsonl:4:tagged_tokens.chosen: must be a whole number of tokens in [0, 4294967295] or null, got -3",
+      "dg.jsonl:5:tagged_tokens.rejected: must be a whole number of tokens", "dg.jsonl:6:tagged_tokens: must be"]),
+    # red team 11 B#45: a second row for one pair and step (line 1 appended again with other values)
+    (["ROW", "ROW", '{"id": "a", "step": 0, "margin": 123.0}'],
+     ["dg.jsonl:3:step: a second row for pair 'a' at step 0 (line 1 holds the first): training writes one row per "
+      "pair and step"]),
 ])
 def test_a_bad_diagnostics_line_is_one_problem_and_the_site_is_built(lines, problems, tmp_path, monkeypatch, capsys):
     """Red team B49: the diagnostics of a training killed while appending (a torn last line), or a torn line in the
@@ -214,8 +228,9 @@ def test_a_bad_diagnostics_line_is_one_problem_and_the_site_is_built(lines, prob
     monkeypatch.chdir(tmp_path)
     (tmp_path / "p.jsonl").write_text('{"id": "a", "video": "v.mp4", "question": "q?", "chosen": "A", '
                                       '"rejected": "B", "source": "x"}\n')
-    row = '{"id": "a", "step": 1, "margin": -0.5}'
-    text = "\n".join(row if line == "ROW" else '{"' if line == "RO" else line for line in lines)
+    steps = iter(range(len(lines)))  # one row per pair and step: each ROW at the next step (0, 1)
+    text = "\n".join(f'{{"id": "a", "step": {next(steps)}, "margin": -0.5}}' if line == "ROW" else '{"' if line == "RO"
+                     else line for line in lines)
     (tmp_path / "dg.jsonl").write_text(text + ("" if lines[-1] == "RO" else "\n"))
     capsys.readouterr()
     assert main(["inspect", "p.jsonl", "--out", "site", "--diagnostics", "dg.jsonl", "--no-progress"]) == 0
@@ -229,6 +244,31 @@ def test_a_bad_diagnostics_line_is_one_problem_and_the_site_is_built(lines, prob
                                    for p in problems]
     page = (tmp_path / "site/pairs/0/1.html").read_text()
     assert "step: 1 " in page and "1000000000000000000" not in page  # the latest row drawn is a good one
+    assert re.findall(r"<title>(step [^<]*)</title>", page) == ["step 0: -0.5", "step 1: -0.5"]  # only good rows
+
+
+def test_each_diagnostics_number_is_checked_against_its_own_range(tmp_path):
+    """Red team 11 B#46, the edges of the ranges: a KL may read below 0 by float32 rounding only (1e-3 nats per
+    token, a summed KL that much per chosen token), a loss may be negative (a plugin's loss is not bounded by the
+    loss contract), a token count is a whole number >= 0."""
+    from savi_plugin.data.diagnostics_rows import KL_TOLERANCE
+    from savi_plugin.inspection.site import read_diagnostics
+
+    tokens = {"chosen_tokens": ["x", "y"], "chosen_token_kl": [-0.9 * KL_TOLERANCE, 0.25]}
+    rows = [dict(tokens, id="a", step=0, loss=-7.0, kl_chosen=-1.9 * KL_TOLERANCE,
+                 tagged_tokens={"chosen": 0, "rejected": None}),
+            dict(tokens, id="a", step=1, kl_chosen=-2.1 * KL_TOLERANCE),  # below 2 tokens' rounding
+            dict(tokens, id="a", step=2, chosen_token_kl=[-1.1 * KL_TOLERANCE, 0.25]),
+            {"id": "a", "step": 3, "tagged_tokens": {"chosen": 2.0, "rejected": 1}},
+            {"id": "a", "step": 4, "tagged_tokens": {"chosen": True}}]
+    path = tmp_path / "dg.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    problems: list = []
+    drawn = read_diagnostics(path, problems)
+    assert [r["step"] for r in drawn["a"]] == [0]
+    assert [(p.line, p.field) for p in problems] == [(2, "kl_chosen"), (3, "chosen_token_kl[0]"),
+                                                     (4, "tagged_tokens.chosen"), (5, "tagged_tokens.chosen")]
+    assert "must be a number in [-0.002," in str(problems[0])
 
 
 def test_a_diagnostics_row_whose_id_names_no_pair_is_counted_and_said(tmp_path, monkeypatch, capsys, caplog):
