@@ -438,6 +438,16 @@ def length_problem(text: str) -> str | None:
     return None
 
 
+def line_break_problem(text: str) -> str | None:
+    """Why ``text`` may not fill a one-line slot of a prompt (an answer option, a multiple-choice question): the
+    first :data:`LINE_BREAKS` character in it, or None."""
+    for at, ch in enumerate(text):
+        if ch in LINE_BREAKS:
+            return (f"contains {LINE_BREAKS[ch]} at character {at}; it is shown as one line of the prompt, where a "
+                    f"line break would start a line that is not this field's (write it on one line)")
+    return None
+
+
 def text_problem(text: str, *, one_line: bool = False) -> str | None:
     """Why ``text`` may not be data text (a question, answer, option or response), or None: longer than
     :data:`MAX_TEXT_CHARS` characters, control markup a chat template would obey (:func:`control_markup`) or a
@@ -447,11 +457,9 @@ def text_problem(text: str, *, one_line: bool = False) -> str | None:
     too_long = length_problem(text)
     if too_long:
         return too_long
-    if one_line:
-        for at, ch in enumerate(text):
-            if ch in LINE_BREAKS:
-                return (f"contains {LINE_BREAKS[ch]} at character {at}; it is shown as one line of the prompt, where "
-                        f"a line break would start a line that is not this field's (write it on one line)")
+    broken = line_break_problem(text) if one_line else None
+    if broken:
+        return broken
     found = control_markup(text)
     if found:
         return (f"contains {found!r}, a model control token or placeholder; data text may not contain chat or "

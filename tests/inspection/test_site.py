@@ -217,8 +217,7 @@ def test_a_named_report_that_is_not_there_or_not_json_is_one_line(flag, given, l
       "dg.jsonl:5:tagged_tokens.rejected: must be a whole number of tokens", "dg.jsonl:6:tagged_tokens: must be"]),
     # red team 11 B#45: a second row for one pair and step (line 1 appended again with other values)
     (["ROW", "ROW", '{"id": "a", "step": 0, "margin": 123.0}'],
-     ["dg.jsonl:3:step: a second row for pair 'a' at step 0 (line 1 holds the first): training writes one row per "
-      "pair and step"]),
+     ["dg.jsonl:3:step: a second row for pair 'a' at step 0 (line 1 holds the first): training writes one row"]),
 ])
 def test_a_bad_diagnostics_line_is_one_problem_and_the_site_is_built(lines, problems, tmp_path, monkeypatch, capsys):
     """Red team B49: the diagnostics of a training killed while appending (a torn last line), or a torn line in the
