@@ -41,8 +41,8 @@ class Field(NamedTuple):
 
 _ANY = (-MAX_VALUE, MAX_VALUE, "float32's range, what the Trainer logs")
 _LOSS = (-KL_ROUNDING, MAX_VALUE, "a preference loss is never negative (-log sigma, a square, alpha * KL)")
-_KL = (-KL_ROUNDING, MAX_VALUE, "a KL divergence is never negative (Gibbs' inequality; RRPO eq. 6), "
-       f"{KL_ROUNDING} for float32 rounding")
+_KL = (-KL_ROUNDING, MAX_VALUE, (f"a KL divergence is never negative (Gibbs' inequality; RRPO eq. 6), "
+                                 f"{KL_ROUNDING} for float32 rounding"))
 _SHARE = (0.0, 1.0, "the share of pairs whose chosen reward is strictly greater")
 #: every checked number of a log history row (the one table: what is drawn where, and each value's range).
 #: ``loss``'s range holds for :data:`NONNEGATIVE_LOSSES` (``train_report.json``'s ``loss_type``); the
@@ -170,7 +170,8 @@ def check_history(history: list[dict[str, Any]], source: str | Path, loss_type: 
             low = field.low if name not in ("loss", "eval_loss") or loss_type in NONNEGATIVE_LOSSES else -MAX_VALUE
             if value is not None and not (isinstance(value, (int, float)) and not isinstance(value, bool)
                                           and low <= value <= field.high):
-                within = (f"in [{low:.4g}, {field.high:.4g}] ({field.why})" if -low < field.high or field.high < MAX_VALUE
+                bounded = -low < field.high or field.high < MAX_VALUE
+                within = (f"in [{low:.4g}, {field.high:.4g}] ({field.why})" if bounded
                           else f"within +-{MAX_VALUE:.4g} ({_ANY[2]})")
                 raise NoLogHistory(f"{source}: log_history[{i}].{name}: must be a number {within} or null, "
                                    f"got {value!r:.40}")
