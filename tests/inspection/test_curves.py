@@ -44,6 +44,7 @@ def test_plot_reads_a_killed_run_from_its_last_checkpoint(run_dir, tmp_path, cap
     assert source == killed / "checkpoint-3" / "trainer_state.json" and series(history, "rewards/margins")
     assert main(["plot", str(killed), "--out", str(tmp_path / "c.png")]) == 0
     assert (tmp_path / "c.png").is_file()
+    assert main(["plot", str(killed), "--out", str(tmp_path / "c.png")]) == 0  # its own earlier plot is replaced
 
 
 def test_plot_refuses_what_is_not_a_run_in_one_line(run_dir, tmp_path, capsys):
