@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from savi_plugin.data.identity import file_identity, same_identity
-from savi_plugin.data.outputs import sidecar, writer_now
+from savi_plugin.data.outputs import sidecar, sidecar_shown, writer_now
 from savi_plugin.data.paths import name_for_file, path_from_file
 
 log = logging.getLogger(__name__)
@@ -131,10 +131,10 @@ def run_problem(data: str | Path) -> str | None:
     report = run_report(data)
     if report is None:
         if sidecar(data, "progress.jsonl").exists():
-            return f"its generation run has not finished (no {sidecar(data, 'report.json').name})"
+            return f"its generation run has not finished (no {sidecar_shown(data, 'report.json')})"
         return None
     if content_changed(data, report):
-        return f"{CHANGED}: {sidecar(data, 'report.json').name}"
+        return f"{CHANGED}: {sidecar_shown(data, 'report.json')}"
     if report.get("complete", True) is not False:  # true; or no claim (null: a merge of unverified files)
         return None
     counts = report.get("counts") or {}
@@ -192,7 +192,7 @@ def unvouched_copy(data: str | Path) -> str | None:
         return (f"its records were written by {len(runs)} savi generate runs (their settings differ: "
                 f"{'; '.join(runs[:3])}{'; ...' if len(runs) > 3 else ''}), joined without a report")
     return (f"its records were written by savi generate (generator {generator}) but no run report is beside it "
-            f"({sidecar(data, 'report.json').name})")
+            f"({sidecar_shown(data, 'report.json')})")
 
 
 #: the record ``meta`` keys every record of one generation run shares (``runner.run_generation``'s base meta)

@@ -68,6 +68,7 @@ from savi_plugin.data.identity import files_identity, input_identity, model_iden
 from savi_plugin.data.outputs import (
     check_distinct,
     check_not_any,
+    check_own_file,
     claim,
     mark_path,
     sidecar,
@@ -329,9 +330,11 @@ def _check_not_moved(out_path: Path, present: dict[str, tuple[int, str, Any]], r
 # --------------------------------------------------------------------------- progress file
 def _read_progress(path: Path) -> tuple[dict[str, Any] | None, dict[str, dict[str, Any]]]:
     """The stored configuration (its paths read back absolute: :data:`PATH_KEYS`) and ``item id -> progress row``
-    of a progress file (complete lines only)."""
+    of a progress file (complete lines only). A link, folder or FIFO at its name is not the run's
+    (:func:`savi_plugin.data.outputs.check_own_file` refuses it, naming what it is)."""
     from savi_plugin.data.readers import iter_lines, parse_line
 
+    check_own_file(path)
     config, rows = None, {}
     if not path.exists():
         return config, rows
