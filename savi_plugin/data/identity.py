@@ -345,14 +345,14 @@ def check_adapter_base(adapter_dir: str | Path, base: str | Path) -> None:
         trained_on = stored["base_identity"]
     except (OSError, ValueError, KeyError, TypeError):
         return
-    from savi_plugin.data.paths import shown_from_file
-
     current = model_identity(base)
     if same_identity(trained_on, current):
         return
     if (trained_on or {}).get("sha256") and "members" not in trained_on and same_identity(
             trained_on, model_identity(base, every_file=True)):  # recorded over every file, before `members`
         return
+    from savi_plugin.data.paths import shown_from_file
+
     trained_base = shown_from_file(stored.get("base_model"), record)  # named from where the user stands
     if not (trained_on or {}).get("sha256") or not (current or {}).get("sha256"):
         # a hub id on one side: its files are not here to compare; say so once instead of guessing

@@ -3,7 +3,8 @@ what that run wrote, and which model made it. The one rule every consumer of a p
 conversion, merging), so each gives the same answer.
 
 ``savi generate`` writes a run report beside its output (``<pairs>.report.json``) when it ends, and a progress
-file while it runs; ``savi generate merge`` and ``savi data convert`` write a report that carries their inputs'
+file while it runs (looked for beside the file itself, a symlink followed: :func:`savi_plugin.data.outputs.sidecar`,
+so a link to an unfinished run's output is that run's); ``savi generate merge`` and ``savi data convert`` write a report that carries their inputs'
 state forward. Every such report stores the content identity of the file it vouches for (``content``: size and
 SHA-256 of its bytes, :func:`savi_plugin.data.identity.file_identity`) when it is written. A file is in one of
 these states:

@@ -182,3 +182,25 @@ def test_a_progress_line_the_run_did_not_write_is_refused_naming_it(line, setup,
     assert (refused.value.file, refused.value.line) == (str(progress), 3), str(refused.value)
     assert "not a line this run wrote" in str(refused.value) and "\n" not in str(refused.value)
     assert (out.read_bytes(), out.with_name(out.name + ".report.json").read_bytes()) == before
+
+
+def test_a_progress_file_replaced_by_a_link_to_a_users_file_is_named_as_a_link_savi_did_not_write(setup, tmp_path):
+    """Red team 11, A1: the progress file replaced by a symlink to the user's file; the re-run said "<progress>:1:
+    ... not a line this run wrote; remove the line" -- a line of the user's own file. It says the name is a link to
+    a file savi did not write, and neither that file, the output nor its report is touched."""
+    from savi_plugin.data.outputs import ForeignOutputError
+
+    lm, manifest, _ = setup
+    out = tmp_path / "S1.jsonl"
+    generate(lm, manifest, out)
+    user = tmp_path / "user1.txt"
+    user.write_bytes(b"my own notes\nno newline at the end")
+    progress_path(out).unlink()
+    progress_path(out).symlink_to("user1.txt")
+    before = out.read_bytes(), report_path(out).read_bytes()
+    with pytest.raises(ForeignOutputError) as refused:
+        generate(lm, manifest, out)
+    assert str(refused.value) == (f"{progress_path(out)}: is a symbolic link to user1.txt, which savi did not write "
+                                  f"(savi keeps its progress file at that name); remove the link to redo every item")
+    assert user.read_bytes() == b"my own notes\nno newline at the end"
+    assert (out.read_bytes(), report_path(out).read_bytes()) == before
