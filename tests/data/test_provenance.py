@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import logging
 
+import pytest
+
 from tests.builders import write_jsonl
 
 
@@ -96,6 +98,9 @@ def test_a_link_to_an_unfinished_runs_output_is_that_run_for_every_reader(tmp_pa
     assert capsys.readouterr().err.startswith(f"error: {unfinished}")
     assert main(["generate", "merge", "merged.jsonl", "proj/uf.jsonl"]) == 1
     assert "its generation run has not finished" in capsys.readouterr().err
+    with caplog.at_level(logging.WARNING):
+        assert main(["inspect", "proj/uf.jsonl", "--out", "site", "--frames", "0", "--no-progress"]) == 0
+    assert f"{unfinished.replace(': its', ': the generation run of this file did not finish: its')}" in caplog.text
     assert not os.path.exists("out.jsonl") and not os.path.exists("merged.jsonl")
 
     (tmp_path / "gen/uf.jsonl.progress.jsonl").unlink()
@@ -125,3 +130,31 @@ def test_a_model_a_copy_names_relative_to_its_new_folder_is_named_from_where_the
                              "names it; nothing of that name beside it, at sub/demo/models/tiny: a hub id, or a path "
                              "stored relative to another folder), not by the model being trained "
                              "(demo/models/tiny)"), warned
+
+
+@pytest.mark.parametrize("command", ["data convert", "generate merge"])
+def test_a_product_whose_command_stopped_before_its_report_is_unfinished_not_a_copy(command, tmp_path, capsys,
+                                                                                    monkeypatch):
+    """Red team 11, A25/A26: a full disk between a conversion's (or merge's) data and its report left the file and
+    our mark with no report; training took it for a plain copy and trained (rc 0). The mark of a command that
+    writes its report last, with no report, is an unfinished run of that command; re-running it finishes it."""
+    from savi_plugin.cli import main
+    from savi_plugin.data.provenance import UnfinishedDataError
+    from savi_plugin.training.run import check_pairs_source
+
+    monkeypatch.chdir(tmp_path)
+    write_jsonl(tmp_path / "p.jsonl", _run_records(0, range(2)))
+    argv = ["data", "convert", "p.jsonl", "o.jsonl"] if command == "data convert" else \
+        ["generate", "merge", "o.jsonl", "p.jsonl"]
+    assert main(argv) == 0
+    (tmp_path / "o.jsonl.report.json").unlink()  # what the full disk left: the data and our mark
+    with pytest.raises(UnfinishedDataError) as err:
+        check_pairs_source("o.jsonl", "m")
+    assert str(err.value) == (f"o.jsonl: the savi {command} run that wrote it has not finished (its mark "
+                              f"o.jsonl.savi-output.json is there, no o.jsonl.report.json: it stopped before writing "
+                              f"its report, e.g. killed or on a full disk); re-run the same savi {command} command "
+                              f"to finish it, or pass --allow-incomplete-data to train on what is there")
+    assert main(argv) == 0 and (tmp_path / "o.jsonl.report.json").is_file()
+    from savi_plugin.data.provenance import unfinished_run
+
+    assert unfinished_run("o.jsonl") is None
