@@ -11,6 +11,7 @@ import contextlib
 import importlib
 import logging
 import os
+import signal
 import sys
 import traceback
 from collections.abc import Callable
@@ -119,10 +120,61 @@ def _flushed(code: int, failed: OSError | None = None) -> int:
             raise failed
         sys.stdout.flush()
     except OSError as exc:
-        print(f"error: standard output: {exc.strerror or exc}: the text was not written", file=sys.stderr)
+        from savi_plugin.data.outputs import DISK_FULL_ERRNOS, disk_full_message
+
+        message = (disk_full_message(exc.errno, None, stdout=True) if exc.errno in DISK_FULL_ERRNOS else
+                   f"standard output: {exc.strerror or exc}: the text was not written")
+        print(f"error: {message}", file=sys.stderr)
         _stdout_to_null()
         return 1
     return code
+
+
+def _stdout_full(exc: BaseException) -> bool:
+    """Whether ``exc`` is a full disk (quota, file size limit) met writing standard output
+    (:class:`_MarkedStdout`), not a file of the command's."""
+    from savi_plugin.data.outputs import DISK_FULL_ERRNOS
+
+    return isinstance(exc, OSError) and exc.errno in DISK_FULL_ERRNOS and getattr(exc, "savi_stdout", False)
+
+
+class _MarkedStdout:
+    """Standard output while a command runs: an ``OSError`` of its ``write`` or ``flush`` is marked as standard
+    output's (``savi_stdout``), since the system names no file for either (nor for a file's own write), so the
+    boundary names the destination. Everything else is the stream's own."""
+
+    def __init__(self, stream):
+        self._stream = stream
+
+    def _marked(self, call, *args):
+        try:
+            return call(*args)
+        except OSError as exc:
+            exc.savi_stdout = True
+            raise
+
+    def write(self, text):
+        return self._marked(self._stream.write, text)
+
+    def flush(self):
+        return self._marked(self._stream.flush)
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
+
+
+@contextlib.contextmanager
+def _marked_stdout():
+    stream = sys.stdout
+    if stream is None:
+        yield
+        return
+    sys.stdout = _MarkedStdout(stream)
+    try:
+        yield
+    finally:
+        if isinstance(sys.stdout, _MarkedStdout):  # a command that replaced it put it back
+            sys.stdout = stream
 
 
 def _stdout_to_null() -> None:
@@ -166,22 +218,26 @@ RESUME_HINTS = {
 
 
 class Terminated(KeyboardInterrupt):
-    """SIGTERM (``kill``, a scheduler's stop, a launcher stopping its workers), raised where the command runs so
-    that it stops as Ctrl-C stops it: its outputs' cleanup runs (locks released, temporary files removed, finished
-    work kept), and the boundary says what is kept; exit status 143 (128 + SIGTERM)."""
+    """SIGTERM (``kill``, a scheduler's stop, a launcher stopping its workers) or SIGHUP (the terminal closed, an
+    ssh session dropped), raised where the command runs so that it stops as Ctrl-C stops it: its outputs' cleanup
+    runs (locks released, temporary files removed, finished work kept), and the boundary says what is kept; exit
+    status 128 + the signal (143, 129)."""
 
 
-#: the stop signal (SIGINT or SIGTERM) that reached the running command, None before one did
+#: the stop signal (SIGINT, SIGTERM or SIGHUP) that reached the running command, None before one did
 _stop_signal: int | None = None
+
+#: what the boundary's line calls each stop signal (by name: ``signal`` is imported where a command runs)
+_STOP_WORDS = {"SIGINT": "interrupted", "SIGTERM": "terminated (SIGTERM)", "SIGHUP": "hung up (SIGHUP)"}
 
 
 @contextlib.contextmanager
 def terminate_as_interrupt():
-    """While the command runs, SIGTERM raises :class:`Terminated` and Ctrl-C ``KeyboardInterrupt`` in the main
-    thread (elsewhere: unchanged), and each records that it arrived (:func:`stop_requested`): an interrupt raised
-    inside code that turns it into another exception (an import that fails as ``ImportError: initialization
-    failed`` when Ctrl-C lands in it) is still reported as the interruption."""
-    import signal
+    """While the command runs, SIGTERM and SIGHUP raise :class:`Terminated` and Ctrl-C ``KeyboardInterrupt`` in the
+    main thread (elsewhere: unchanged), and each records that it arrived (:func:`stop_requested`): an interrupt
+    raised inside code that turns it into another exception (an import that fails as ``ImportError:
+    initialization failed`` when Ctrl-C lands in it) is still reported as the interruption. A SIGHUP that is
+    ignored when the command starts (``nohup savi train ...``) stays ignored."""
     import threading
 
     global _stop_signal
@@ -193,22 +249,27 @@ def terminate_as_interrupt():
     def stop(signum, frame):
         global _stop_signal
         _stop_signal = signum
-        raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+        raise KeyboardInterrupt() if signum == signal.SIGINT else Terminated()
 
     previous_term = signal.signal(signal.SIGTERM, stop)
     previous_int = signal.getsignal(signal.SIGINT)
     if previous_int is signal.default_int_handler:  # a handler someone else installed is theirs
         signal.signal(signal.SIGINT, stop)
+    previous_hup = signal.getsignal(signal.SIGHUP)
+    if previous_hup is signal.SIG_DFL:  # ignored under nohup, someone else's when installed: left as it is
+        signal.signal(signal.SIGHUP, stop)
     try:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous_term)
         if previous_int is signal.default_int_handler:
             signal.signal(signal.SIGINT, previous_int)
+        if previous_hup is signal.SIG_DFL:
+            signal.signal(signal.SIGHUP, previous_hup)
 
 
 def stop_requested() -> int | None:
-    """The signal (SIGINT, SIGTERM) that asked the running command to stop, or None."""
+    """The signal (SIGINT, SIGTERM, SIGHUP) that asked the running command to stop, or None."""
     return _stop_signal
 
 
@@ -225,7 +286,7 @@ def run_guarded(command: Callable[[], int | None], name: str | None = None, *, v
     starts, never per item. What the command and the boundary print is escaped where the terminal's encoding
     lacks a character (:func:`escaped_output`).
     """
-    with escaped_output():
+    with escaped_output(), _marked_stdout():
         return _run(command, name, verbose)
 
 
@@ -257,7 +318,10 @@ def _run(command: Callable[[], int | None], name: str | None, verbose: bool) -> 
 
         check_environment()
         with terminate_as_interrupt():
-            return int(command() or 0)
+            code = int(command() or 0)
+            if sys.stdout is not None:  # what it printed reaches standard output here, or its failure is the command's
+                sys.stdout.flush()
+            return code
     except SystemExit:
         raise
     except BrokenPipeError:  # the reader of our output left (`savi recipes show x | head -1`): nothing to say
@@ -266,7 +330,7 @@ def _run(command: Callable[[], int | None], name: str | None, verbose: bool) -> 
     except KeyboardInterrupt as exc:
         if verbose:
             traceback.print_exc()
-        return _stopped(name, terminated=isinstance(exc, Terminated))
+        return _stopped(name, stop_requested() or (signal.SIGTERM if isinstance(exc, Terminated) else signal.SIGINT))
     except BaseException as exc:  # noqa: BLE001 - the boundary: every error type ends in one line
         if isinstance(exc, MemoryError) and not verbose:
             _release_frames(exc)
@@ -302,20 +366,22 @@ def _report(exc: BaseException, name: str | None, verbose: bool) -> int:
     if verbose:
         traceback.print_exception(exc)
     if stop_requested() is not None:  # the stop became another error on its way up (e.g. inside an import)
-        import signal
-
-        return _stopped(name, terminated=stop_requested() == signal.SIGTERM)
+        return _stopped(name, stop_requested())
+    if _stdout_full(exc):  # `savi plugins >/dev/full`: standard output is named, as for help text
+        return _flushed(1, exc)
     print(f"error: {error_message(exc)}", file=sys.stderr)
     if isinstance(exc, ConfigurationError):
         return int(getattr(exc, "exit_code", 2))
     return int(getattr(exc, "exit_code", 1) or 1)
 
 
-def _stopped(name: str | None, *, terminated: bool) -> int:
-    """Say what a stopped command keeps (one line) and return its status: 143 for SIGTERM, 130 for Ctrl-C."""
-    print(f"{'terminated (SIGTERM)' if terminated else 'interrupted'}: "
-          f"{RESUME_HINTS.get(name, 'stopped before finishing; re-run the command')}", file=sys.stderr)
-    return 143 if terminated else 130
+def _stopped(name: str | None, signum: int) -> int:
+    """Say what a stopped command keeps (one line) and return its status, 128 + the signal: 130 for Ctrl-C, 143 for
+    SIGTERM, 129 for SIGHUP. The line is not written when standard error went with the terminal that hung up."""
+    word = _STOP_WORDS.get(signal.Signals(signum).name, f"stopped ({signal.Signals(signum).name})")
+    with contextlib.suppress(OSError):
+        print(f"{word}: {RESUME_HINTS.get(name, 'stopped before finishing; re-run the command')}", file=sys.stderr)
+    return 128 + int(signum)
 
 
 def user_error_message(exc: BaseException) -> str | None:

@@ -60,13 +60,14 @@ def retyped(text: str) -> object | None:
         return None
 
 
-def split_args_string(text: str) -> list[str]:
+def split_args_string(text: str, *, strip: bool = True) -> list[str]:
     """The ``k=v`` items of a ``k=v,k=v`` string as lmms-eval 0.7.3 splits it (``lmms_eval/utils.py``
     ``_smart_comma_split``, called by ``simple_parse_args_string``): at each ``,`` outside quotes (a quote
     preceded by a backslash does not count) and outside ``{}``/``[]``, each item stripped, empty items dropped.
     The quotes stay in the items. Described here for the reason :func:`retyped` gives; ``tests/eval/test_command.py``
-    checks it against lmms-eval's own function."""
-    text = text.strip()
+    checks it against lmms-eval's own function. ``strip=False``: the same items with the white space lmms-eval
+    strips kept, for saying what it strips."""
+    text = text.strip() if strip else text
     items, current, depth, quote = [], [], 0, None
     for i, char in enumerate(text):
         if char in "\"'" and (i == 0 or text[i - 1] != "\\"):
@@ -81,12 +82,12 @@ def split_args_string(text: str) -> list[str]:
                 depth -= 1
             elif char == "," and depth == 0:
                 if "".join(current).strip():
-                    items.append("".join(current).strip())
+                    items.append("".join(current).strip() if strip else "".join(current))
                 current = []
                 continue
         current.append(char)
     if "".join(current).strip():
-        items.append("".join(current).strip())
+        items.append("".join(current).strip() if strip else "".join(current))
     return items
 
 
@@ -100,11 +101,18 @@ def split_model_args(text: str, flag: str = "--model_args") -> list[tuple[str, s
             unpack``); it is a value cut at a ``,``, which lmms-eval's split cannot carry in a value. A key given
             twice -- lmms-eval's dict keeps the last value, but its results folder is named by the first
             ``pretrained=`` (``EvaluationTracker._get_model_name`` reads the raw string), so one model's scores
-            would be filed under another's name.
+            would be filed under another's name. A value with white space at its end that names an existing
+            path (``pretrained=mw ``): lmms-eval strips it and would load ``mw``, another folder or none.
     """
     pairs: list[tuple[str, str]] = []
-    for item in split_args_string(text):
+    for raw in split_args_string(text, strip=False):
+        item = raw.strip()
         key, sep, value = item.partition("=")
+        written = raw.lstrip().partition("=")[2]
+        if sep and written != value and os.path.lexists(written):
+            raise ConfigError("", f"{flag}: {key}={written!r} names a path whose name ends in white space, which "
+                                  f"lmms-eval strips: it would read {key}={value!r}; link the path under a name "
+                                  f"without surrounding white space")
         if not sep:
             raise ConfigError("", f"{flag} {text!r}: {item!r} is no key=value: lmms-eval splits {flag} at every "
                                   f"',', so a value (a path) cannot hold one; link the path under a name without ','")

@@ -144,6 +144,24 @@ def test_split_model_args_agrees_with_lmms_eval_s_own_split(text):
     from savi_plugin.eval.command import split_args_string
 
     assert split_args_string(text) == _smart_comma_split(text)
+    assert [item.strip() for item in split_args_string(text, strip=False)] == _smart_comma_split(text)
+
+
+@pytest.mark.parametrize("model_args", ["num_frames=4,pretrained=mw ", "pretrained=mw ,num_frames=4"])
+def test_a_model_args_path_whose_name_ends_in_white_space_is_refused(model_args, tmp_path, monkeypatch, capsys):
+    """Pass 11 B #30: ``pretrained=mw `` beside a folder ``mw``: lmms-eval strips the value and evaluated the other
+    folder with no word."""
+    from savi_plugin.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "mw ").mkdir()
+    (tmp_path / "mw").mkdir()
+    code = main(["eval", "run", "--data-root", str(tmp_path), "--", "--model", "savi_video", "--tasks",
+                 "savi_mvbench_action_antonym", "--model_args", model_args, "--output_path", "out"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1, err
+    assert "pretrained='mw ' names a path whose name ends in white space" in err[0] and "pretrained='mw'" in err[0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mw", "mw "]
 
 
 @pytest.mark.parametrize("name", ["1e5", "True", "07"])

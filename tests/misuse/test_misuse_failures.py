@@ -694,8 +694,34 @@ def test_help_and_version_that_cannot_be_written_are_an_error(argv, unbuffered):
     with open("/dev/full", "w") as full:
         proc = subprocess.run([sys.executable, "-m", "savi_plugin", *argv], stdout=full, stderr=subprocess.PIPE,
                               text=True, env=env, timeout=120)
-    assert proc.returncode == 1 and proc.stderr.splitlines() == [
-        "error: standard output: No space left on device: the text was not written"], proc.stderr
+    assert proc.returncode == 1 and proc.stderr.splitlines() == [f"error: {STDOUT_FULL}"], proc.stderr
+
+
+#: the one line for a full device under standard output (data.outputs.disk_full_message)
+STDOUT_FULL = ("standard output: no space left on the device while writing the command's output; free space, or "
+               "send it elsewhere, and re-run the command")
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+@pytest.mark.parametrize("argv", [["plugins"], ["recipes", "show", "tiny_demo"]])
+def test_a_full_standard_output_is_named_with_no_output_folder_or_resume(argv, monkeypatch, capsys):
+    """Red team 10 B#3: `savi recipes show tiny_demo >/dev/full` said "the system named no file; see the command's
+    output folder ... re-run the same command to resume": these commands have no output folder and nothing to
+    resume. The boundary names standard output; a file's own full write keeps the output-folder line."""
+    import io
+
+    with open("/dev/full", "wb") as full:
+        monkeypatch.setattr(sys, "stdout", io.TextIOWrapper(full, write_through=True))
+        assert cli.main(argv) == 1
+        monkeypatch.undo()
+    assert capsys.readouterr().err.splitlines() == [f"error: {STDOUT_FULL}"]
+
+    def a_file_write_fails():
+        raise OSError(errno.ENOSPC, "No space left on device")  # os.write names no file either
+
+    assert cli.run_guarded(a_file_write_fails) == 1
+    err = capsys.readouterr().err
+    assert "standard output" not in err and "see the command's output folder" in err
 
 
 def test_what_a_command_held_when_memory_ran_out_is_freed_before_its_line_is_built(monkeypatch, capsys):

@@ -293,7 +293,8 @@ def test_ctrl_c_in_generate_is_one_line_saying_how_to_resume(signum, code, said,
 
 
 @pytest.mark.parametrize("signum, code, said", [(signal.SIGINT, 130, "interrupted"),
-                                                 (signal.SIGTERM, 143, "terminated (SIGTERM)")], ids=["INT", "TERM"])
+                                                 (signal.SIGTERM, 143, "terminated (SIGTERM)"),
+                                                 (signal.SIGHUP, 129, "hung up (SIGHUP)")], ids=["INT", "TERM", "HUP"])
 def test_a_stop_that_lands_inside_an_import_is_still_the_stop(signum, code, said, capsys):
     """A signal that arrives inside an import which turns it into another exception (what a C extension's
     initialisation does: ``ImportError: initialization failed``) is reported as the stop it was, not as an
@@ -314,6 +315,20 @@ def test_a_stop_that_lands_inside_an_import_is_still_the_stop(signum, code, said
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the boundary's handlers are gone
     assert run_guarded(lambda: (_ for _ in ()).throw(ImportError("initialization failed")), "generate") == 1
     assert "error: ImportError: initialization failed" in capsys.readouterr().err
+
+
+def test_a_hangup_ignored_when_the_command_starts_stays_ignored():
+    """``nohup savi train ...``: the terminal closing must not stop a command its user detached from it."""
+    from savi_plugin.cli import run_guarded
+
+    previous = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        seen = []
+        assert run_guarded(lambda: seen.append(signal.getsignal(signal.SIGHUP)) or os.kill(os.getpid(), signal.SIGHUP),
+                           "train") == 0
+        assert seen == [signal.SIG_IGN] and signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGHUP, previous)
 
 
 def test_ctrl_c_in_train_is_one_line_naming_resume(tiny_llava_onevision, synthetic_samples, tmp_path):
