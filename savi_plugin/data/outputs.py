@@ -177,8 +177,7 @@ def check_own_file(path: str | Path) -> None:
         remove = "move it away"
     named = {"progress.jsonl": "progress file", "report.json": "run report", "lock": "lock file"}.get(kind or "", "mark")
     own = f"savi keeps its {named} at that name" if kind else "savi writes only files of its own"
-    raise ForeignOutputError(f"{path}: is {what}, which savi did not write ({own}); {remove}{redo}"
-                             + ("" if kind else ", or choose another output"))
+    raise ForeignOutputError(f"{path}: is {what}, which savi did not write ({own}); {remove}{redo}")
 
 
 #: what a temporary file adds to the name it stands in for (:func:`_temp_name`: ``.NAME.<pid>.<8 hex>.tmp``, a pid
