@@ -246,6 +246,10 @@ def test_a_diagnostics_row_whose_id_names_no_pair_is_counted_and_said(tmp_path, 
         in capsys.readouterr().out
     assert [r.getMessage() for r in caplog.records if "of no pair" in r.getMessage()] == [
         "dg.jsonl: 2 row(s) name an id of no pair in p.jsonl: not shown"]
+    # the site's mark names the pair file by the paths rule (absolute outside a run folder), not from where the
+    # command ran (pass 11 B: "pairs": "p.jsonl" named a file relative to the working folder)
+    mark = json.loads((tmp_path / "site" / ".savi-output.json").read_text())
+    assert mark["config"]["pairs"] == str(tmp_path / "p.jsonl")
 
 
 def test_a_perturbation_record_that_does_not_fit_its_clip_is_said_on_its_page(pair_file, tmp_path):
