@@ -8,6 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from savi_plugin.data.step_order import StepOrder
+
 #: the largest step a diagnostics row may name (README: every count at most 2^32-1)
 MAX_STEP = 2**32 - 1
 #: the largest token count a diagnostics row may hold (the same cap)
@@ -134,21 +136,18 @@ def diagnostics_row_problem(row: Any) -> tuple[str, str] | None:
 
 class DiagnosticsLines:
     """The rule for the lines of one diagnostics file, given in file order: each a row as training writes it
-    (:func:`diagnostics_row_problem`) and none a second row for a pair and step (:data:`ROW_KEY`; ids compared as
-    texts, as a reader joins them to pairs). One key per good row is held (a tuple and an int: far less than the
-    rows a reader keeps)."""
+    (:func:`diagnostics_row_problem`), in training's step order
+    (:class:`~savi_plugin.data.step_order.StepOrder`): no step before an earlier row's, and no second row for a
+    pair and step (:data:`ROW_KEY`; ids compared as texts, as a reader joins them to pairs), named with the line
+    that holds the first."""
 
     def __init__(self) -> None:
-        self._first: dict[tuple[str, int], int] = {}
+        self._order = StepOrder()
 
     def problem(self, row: Any, line: int) -> tuple[str, str] | None:
         """``(field, message)`` for the row at ``line``, or None."""
         bad = diagnostics_row_problem(row)
         if bad is not None:
             return bad
-        key = (str(row["id"]), row["step"])
-        first = self._first.setdefault(key, line)
-        if first != line:
-            return "step", (f"a second row for pair {row['id']!r:.60} at step {row['step']} (line {first} holds the "
-                            f"first): training writes one row per pair and step")
-        return None
+        late = self._order.problem(row["step"], f"line {line}", str(row["id"]), "a pair's diagnostics row")
+        return ("step", late) if late else None

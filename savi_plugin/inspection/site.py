@@ -153,9 +153,9 @@ def read_diagnostics(path: Path | None, problems: list[DataError] | None = None)
     Read by the readers' one rule (:func:`savi_plugin.data.readers.iter_json_objects`): a bad line -- torn (the
     last line of a training killed while appending), not JSON, not UTF-8, too long, or not a diagnostics row as
     training writes it (:class:`~savi_plugin.data.diagnostics_rows.DiagnosticsLines`: a value of the wrong type,
-    a step or value out of its range, a second row for a pair and step) -- is one problem at its own
-    ``file:line:field``, appended to ``problems``, and the rows after it are still read (without ``problems``, the
-    first one raises :class:`DataError`).
+    a step or value out of its range, a step before an earlier row's, a pair's step twice) -- is one problem at
+    its own ``file:line:field``, appended to ``problems``, and the rows after it are still read (without
+    ``problems``, the first one raises :class:`DataError`).
     """
     if path is None:
         return {}

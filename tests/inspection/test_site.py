@@ -205,19 +205,21 @@ def test_a_named_report_that_is_not_there_or_not_json_is_one_line(flag, given, l
      ["dg.jsonl:2:margin: must be a number", "dg.jsonl:3:step: must be a whole number of steps in [0, 4294967295]",
       "dg.jsonl:4:step: must be a whole number", "dg.jsonl:5:margin: must be a number within +-3.403e+38",
       "dg.jsonl:6:chosen_token_kl: has 2 value(s) for 1 chosen token(s)", "dg.jsonl:7:step: must be a whole"]),
+    # pass 11, B34: training appends a pair's rows once per step, in step order; a row repeating its pair's step
+    # (margin 9) or going back is listed, never drawn
+    (["ROW", '{"id": "a", "step": 101, "margin": 9.0}', '{"id": "a", "step": 50, "margin": 9.0}', "ROW"],
+     ["dg.jsonl:2:step: step 101 repeats the step of line 1", "dg.jsonl:3:step: step 50 comes after step 101 of "
+      "line 1"]),
     # red team 11 B#46: finite but impossible values (a negative KL, a negative or fractional token count)
-    (["ROW", '{"id": "a", "step": 2, "kl_chosen": -5.0}',
-      '{"id": "a", "step": 3, "chosen_tokens": ["x", "y"], "chosen_token_kl": [0.5, -1.0]}',
-      '{"id": "a", "step": 4, "tagged_tokens": {"chosen": -3, "rejected": 1}}',
-      '{"id": "a", "step": 5, "tagged_tokens": {"chosen": 1, "rejected": 2.5}}',
-      '{"id": "a", "step": 6, "tagged_tokens": {"chosen": 1, "kept": 2}}', "ROW"],
+    (["ROW", '{"id": "a", "step": 102, "kl_chosen": -5.0}',
+      '{"id": "a", "step": 103, "chosen_tokens": ["x", "y"], "chosen_token_kl": [0.5, -1.0]}',
+      '{"id": "a", "step": 104, "tagged_tokens": {"chosen": -3, "rejected": 1}}',
+      '{"id": "a", "step": 105, "tagged_tokens": {"chosen": 1, "rejected": 2.5}}',
+      '{"id": "a", "step": 106, "tagged_tokens": {"chosen": 1, "kept": 2}}', "ROW"],
      ["dg.jsonl:2:kl_chosen: must be a number in [-0.001, 3.403e+38] or null (a KL divergence is never negative",
       "dg.jsonl:3:chosen_token_kl[1]: must be a number in [-0.001,",
       "dg.jsonl:4:tagged_tokens.chosen: must be a whole number of tokens in [0, 4294967295] or null, got -3",
       "dg.jsonl:5:tagged_tokens.rejected: must be a whole number of tokens", "dg.jsonl:6:tagged_tokens: must be"]),
-    # red team 11 B#45: a second row for one pair and step (line 1 appended again with other values)
-    (["ROW", "ROW", '{"id": "a", "step": 0, "margin": 123.0}'],
-     ["dg.jsonl:3:step: a second row for pair 'a' at step 0 (line 1 holds the first): training writes one row"]),
 ])
 def test_a_bad_diagnostics_line_is_one_problem_and_the_site_is_built(lines, problems, tmp_path, monkeypatch, capsys):
     """Red team B49: the diagnostics of a training killed while appending (a torn last line), or a torn line in the
@@ -227,9 +229,9 @@ def test_a_bad_diagnostics_line_is_one_problem_and_the_site_is_built(lines, prob
     monkeypatch.chdir(tmp_path)
     (tmp_path / "p.jsonl").write_text('{"id": "a", "video": "v.mp4", "question": "q?", "chosen": "A", '
                                       '"rejected": "B", "source": "x"}\n')
-    steps = iter(range(len(lines)))  # one row per pair and step: each ROW at the next step (0, 1)
-    text = "\n".join(f'{{"id": "a", "step": {next(steps)}, "margin": -0.5}}' if line == "ROW" else '{"' if line == "RO"
-                     else line for line in lines)
+    row = '{{"id": "a", "step": {}, "margin": -0.5}}'  # line k at step 100 + k: a pair's rows in step order
+    text = "\n".join(row.format(100 + k) if line == "ROW" else '{"' if line == "RO" else line
+                     for k, line in enumerate(lines, 1))
     (tmp_path / "dg.jsonl").write_text(text + ("" if lines[-1] == "RO" else "\n"))
     capsys.readouterr()
     assert main(["inspect", "p.jsonl", "--out", "site", "--diagnostics", "dg.jsonl", "--no-progress"]) == 0
@@ -242,8 +244,9 @@ def test_a_bad_diagnostics_line_is_one_problem_and_the_site_is_built(lines, prob
     assert [w for w, _ in bad] == [":".join(p.split(":")[:2] + [p.split(":")[2].replace("-", "")])
                                    for p in problems]
     page = (tmp_path / "site/pairs/0/1.html").read_text()
-    assert "step: 1 " in page and "1000000000000000000" not in page  # the latest row drawn is a good one
-    assert re.findall(r"<title>(step [^<]*)</title>", page) == ["step 0: -0.5", "step 1: -0.5"]  # only good rows
+    latest = 100 + max(k for k, line in enumerate(lines, 1) if line == "ROW")
+    assert f"step: {latest} " in page and "1000000000000000000" not in page  # the latest row drawn is a good one
+    assert ": 9</title>" not in page and ": -0.5</title>" in page  # a listed row's margin is never drawn
 
 
 def test_each_diagnostics_number_is_checked_against_its_own_range(tmp_path):
@@ -285,6 +288,10 @@ def test_a_diagnostics_row_whose_id_names_no_pair_is_counted_and_said(tmp_path, 
         in capsys.readouterr().out
     assert [r.getMessage() for r in caplog.records if "of no pair" in r.getMessage()] == [
         "dg.jsonl: 2 row(s) name an id of no pair in p.jsonl: not shown"]
+    # the site's mark names the pair file by the paths rule (absolute outside a run folder), not from where the
+    # command ran (pass 11 B: "pairs": "p.jsonl" named a file relative to the working folder)
+    mark = json.loads((tmp_path / "site" / ".savi-output.json").read_text())
+    assert mark["config"]["pairs"] == str(tmp_path / "p.jsonl")
 
 
 def test_a_perturbation_record_that_does_not_fit_its_clip_is_said_on_its_page(pair_file, tmp_path):
