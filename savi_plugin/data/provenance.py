@@ -67,7 +67,7 @@ def load_report(path: str | Path) -> dict[str, Any]:
         return RunReportError(f"{path}{f':{line}' if line else ''}: run report: {message}")
 
     try:
-        report = load_json(read_document(path, error=refuse), str(path), error=refuse)
+        report = load_json(read_document(path), str(path), error=refuse)
     except OSError as exc:
         raise refuse(f"cannot be read ({exc.strerror or exc})") from None
     if not isinstance(report, dict):

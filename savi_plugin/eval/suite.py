@@ -360,7 +360,7 @@ def read_table(path: str | Path) -> dict:
         return SuiteError(f"{path}{f':{line}' if line else ''}: {message} (not a table savi eval suite wrote)")
 
     try:
-        table = load_json(read_document(path, refuse), str(path), refuse)
+        table = load_json(read_document(path), str(path), refuse)
     except OSError as exc:
         raise SuiteError(f"{path}: cannot be read ({exc.strerror or exc})") from None
     if not isinstance(table, dict):

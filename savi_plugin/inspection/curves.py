@@ -42,7 +42,7 @@ def read_log_history(run_dir: str | Path) -> tuple[list[dict[str, Any]], Path]:
         def refuse(message, line=None, path=path):  # the untrusted-input boundary's limits, naming the file
             return NoLogHistory(f"{path}{f':{line}' if line else ''}: {message}")
 
-        document = load_json(read_document(path, refuse), str(path), error=refuse)
+        document = load_json(read_document(path), str(path), error=refuse)
         if not isinstance(document, dict):
             raise NoLogHistory(f"{path}: not a JSON object with a log_history ({type(document).__name__})")
         history = document.get("log_history")
