@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from savi_plugin.data.files import read_document
+from savi_plugin.data.files import file_problem, read_document
 from savi_plugin.untrusted import load_json
 
 #: panels: title -> the metric names drawn in it (training and evaluation)
@@ -37,8 +37,11 @@ def read_log_history(run_dir: str | Path) -> tuple[list[dict[str, Any]], Path]:
                          key=lambda p: int(p.name.split("-")[1]), reverse=True)
     candidates += [p / "trainer_state.json" for p in checkpoints] + [run_dir / "trainer_state.json"]
     for path in candidates:
-        if not path.is_file():
+        problem = file_problem(path, "log history file")  # a FIFO or folder is named as what it is, never opened
+        if problem == "file not found":
             continue
+        if problem is not None:
+            raise NoLogHistory(f"{path}: {problem}")
         def refuse(message, line=None, path=path):  # the untrusted-input boundary's limits, naming the file
             return NoLogHistory(f"{path}{f':{line}' if line else ''}: {message}")
 
