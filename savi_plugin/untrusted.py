@@ -62,8 +62,8 @@ MAX_NODES = 1_000_000
 #: text (characters of every scalar) a YAML document may hold once its aliases are expanded
 MAX_EXPANDED_CHARS = 16 * 2**20
 #: most characters of one YAML document, checked before it is parsed. Every YAML document is a configuration (a
-#: recipe, an override, an ``--option`` value, an ``--options`` or prompt file); the largest savi ships is 3.6 KB
-#: (``generators/prompts/videosavi.yaml``), 1/72 of this. PyYAML's loader is pure Python: a 6.9 MB recipe (a list
+#: recipe, an override, an ``--option`` value, an ``--options`` or prompt file); the largest savi ships is 3642
+#: characters (``generators/prompts/videosavi.yaml``), 1/72 of this. PyYAML's loader is pure Python: a 6.9 MB recipe (a list
 #: of 990 000 short items, under :data:`MAX_NODES`) took 69 s and 1.38 GB before anything was said; 256 KiB of the
 #: same takes a few seconds.
 MAX_YAML_CHARS = 256 * 1024
@@ -218,9 +218,9 @@ def load_yaml(text: str, source: str | None = None, prefix: str = "") -> Any:
                            message, where)
 
     if len(text) > MAX_YAML_CHARS:
-        raise refuse(f"{len(text)} characters of YAML, above the {MAX_YAML_CHARS // 1024} KiB cap on one "
-                     f"configuration document (the largest recipe or prompt file savi ships is 3.6 KB; a list or "
-                     f"text this long belongs in a data file)")
+        raise refuse(f"{len(text)} characters of YAML, above the cap of {MAX_YAML_CHARS} on one configuration "
+                     f"document (savi's own recipes and prompt files are under 4096; a list or text this long "
+                     f"belongs in a data file)")
     loader = _LimitedLoader(text)
     try:
         return loader.get_single_data()
