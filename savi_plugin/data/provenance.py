@@ -36,6 +36,7 @@ from typing import Any
 from savi_plugin.data.identity import file_identity, same_identity
 from savi_plugin.data.outputs import sidecar, writer_now
 from savi_plugin.data.paths import name_for_file, path_from_file
+from savi_plugin.errors import DocumentTooLarge
 
 log = logging.getLogger(__name__)
 
@@ -210,6 +211,8 @@ def _run_settings(data: Path) -> list[str]:
             meta = obj.get("meta") if isinstance(obj, dict) else None
             if isinstance(meta, dict) and "generator" in meta:
                 seen.setdefault(", ".join(f"{k}={meta[k]}" for k in _RUN_META if k in meta), None)
+    except DocumentTooLarge:
+        raise
     except (OSError, ValueError):
         return []
     return list(seen)
@@ -282,6 +285,8 @@ def record_models(data: str | Path) -> dict[str, int]:
     try:
         for _, obj in iter_json_objects(data, errors=[]):  # a JSON array or JSONL; bad lines left to the readers
             count(obj)
+    except DocumentTooLarge:
+        raise
     except (OSError, ValueError):
         return {}
     return counts
