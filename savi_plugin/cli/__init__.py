@@ -120,10 +120,61 @@ def _flushed(code: int, failed: OSError | None = None) -> int:
             raise failed
         sys.stdout.flush()
     except OSError as exc:
-        print(f"error: standard output: {exc.strerror or exc}: the text was not written", file=sys.stderr)
+        from savi_plugin.data.outputs import DISK_FULL_ERRNOS, disk_full_message
+
+        message = (disk_full_message(exc.errno, None, stdout=True) if exc.errno in DISK_FULL_ERRNOS else
+                   f"standard output: {exc.strerror or exc}: the text was not written")
+        print(f"error: {message}", file=sys.stderr)
         _stdout_to_null()
         return 1
     return code
+
+
+def _stdout_full(exc: BaseException) -> bool:
+    """Whether ``exc`` is a full disk (quota, file size limit) met writing standard output
+    (:class:`_MarkedStdout`), not a file of the command's."""
+    from savi_plugin.data.outputs import DISK_FULL_ERRNOS
+
+    return isinstance(exc, OSError) and exc.errno in DISK_FULL_ERRNOS and getattr(exc, "savi_stdout", False)
+
+
+class _MarkedStdout:
+    """Standard output while a command runs: an ``OSError`` of its ``write`` or ``flush`` is marked as standard
+    output's (``savi_stdout``), since the system names no file for either (nor for a file's own write), so the
+    boundary names the destination. Everything else is the stream's own."""
+
+    def __init__(self, stream):
+        self._stream = stream
+
+    def _marked(self, call, *args):
+        try:
+            return call(*args)
+        except OSError as exc:
+            exc.savi_stdout = True
+            raise
+
+    def write(self, text):
+        return self._marked(self._stream.write, text)
+
+    def flush(self):
+        return self._marked(self._stream.flush)
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
+
+
+@contextlib.contextmanager
+def _marked_stdout():
+    stream = sys.stdout
+    if stream is None:
+        yield
+        return
+    sys.stdout = _MarkedStdout(stream)
+    try:
+        yield
+    finally:
+        if isinstance(sys.stdout, _MarkedStdout):  # a command that replaced it put it back
+            sys.stdout = stream
 
 
 def _stdout_to_null() -> None:
@@ -235,7 +286,7 @@ def run_guarded(command: Callable[[], int | None], name: str | None = None, *, v
     starts, never per item. What the command and the boundary print is escaped where the terminal's encoding
     lacks a character (:func:`escaped_output`).
     """
-    with escaped_output():
+    with escaped_output(), _marked_stdout():
         return _run(command, name, verbose)
 
 
@@ -267,7 +318,10 @@ def _run(command: Callable[[], int | None], name: str | None, verbose: bool) -> 
 
         check_environment()
         with terminate_as_interrupt():
-            return int(command() or 0)
+            code = int(command() or 0)
+            if sys.stdout is not None:  # what it printed reaches standard output here, or its failure is the command's
+                sys.stdout.flush()
+            return code
     except SystemExit:
         raise
     except BrokenPipeError:  # the reader of our output left (`savi recipes show x | head -1`): nothing to say
@@ -313,6 +367,8 @@ def _report(exc: BaseException, name: str | None, verbose: bool) -> int:
         traceback.print_exception(exc)
     if stop_requested() is not None:  # the stop became another error on its way up (e.g. inside an import)
         return _stopped(name, stop_requested())
+    if _stdout_full(exc):  # `savi plugins >/dev/full`: standard output is named, as for help text
+        return _flushed(1, exc)
     print(f"error: {error_message(exc)}", file=sys.stderr)
     if isinstance(exc, ConfigurationError):
         return int(getattr(exc, "exit_code", 2))
@@ -322,7 +378,6 @@ def _report(exc: BaseException, name: str | None, verbose: bool) -> int:
 def _stopped(name: str | None, signum: int) -> int:
     """Say what a stopped command keeps (one line) and return its status, 128 + the signal: 130 for Ctrl-C, 143 for
     SIGTERM, 129 for SIGHUP. The line is not written when standard error went with the terminal that hung up."""
-
     word = _STOP_WORDS.get(signal.Signals(signum).name, f"stopped ({signal.Signals(signum).name})")
     with contextlib.suppress(OSError):
         print(f"{word}: {RESUME_HINTS.get(name, 'stopped before finishing; re-run the command')}", file=sys.stderr)

@@ -71,6 +71,8 @@ def run(args) -> int:
              if args.diagnostics else "")
           + (f", {summary.diagnostics_mismatched} diagnostics row(s) of other pairs with the same ids not shown"
              if summary.diagnostics_mismatched else "")
+          + (f", {summary.diagnostics_unmatched} diagnostics row(s) naming an id of no pair not shown"
+             if summary.diagnostics_unmatched else "")
           + (f", {len(summary.diagnostics_problems)} bad diagnostics line(s) (listed with the bad records)"
              if summary.diagnostics_problems else ""))
     for problem in summary.diagnostics_problems:  # one rule for a bad line: named, the rest read

@@ -210,10 +210,16 @@ _DISK_FULL_WORDS = {
 }
 
 
-def disk_full_message(code: int | None, filename: str | Path | None, doing: str = "writing") -> str:
+def disk_full_message(code: int | None, filename: str | Path | None, doing: str = "writing", *,
+                      stdout: bool = False) -> str:
     """The one line every command prints for a full disk, a quota or a file size limit (``code``: ``ENOSPC``,
-    ``EDQUOT``, ``EFBIG``, or None when the writer did not say which) met while ``doing`` ``filename``."""
+    ``EDQUOT``, ``EFBIG``, or None when the writer did not say which) met while ``doing`` ``filename``; ``stdout``:
+    the write that failed was to standard output (``savi plugins >file`` on a full device), which is named, with
+    no output folder and nothing to resume."""
     reason, remedy = _DISK_FULL_WORDS[code if code in _DISK_FULL_WORDS else None]
+    if stdout:
+        return (f"standard output: {reason} while {doing} the command's output; {remedy}, or send it elsewhere, "
+                f"and re-run the command")
     where = f"{filename}: " if filename else ""
     unnamed = "" if filename else " (the system named no file; see the command's output folder)"
     return f"{where}{reason} while {doing}{unnamed}; {remedy} and re-run the same command to resume"

@@ -230,7 +230,14 @@ def carried_state(src: str | Path, why: str | None, command: str) -> dict[str, A
         carried = (run_report(src) or {}).get("unverified") == unverified
         return {"unverified": unverified if carried else f"made by {command} from {os.path.abspath(src)}, where "
                                                           f"{unverified}"}
-    return {"complete": True} if (run_report(src) or {}).get("complete") is True else {}
+    return {"complete": True} if vouched_finished(src) else {}
+
+
+def vouched_finished(src: str | Path) -> bool:
+    """Whether a finished run's report beside ``src`` vouches for it (``complete: true``; a report whose content
+    is not ``src``'s is :func:`unfinished_run`'s to name). A copy without its report, or a file no run wrote
+    (hand-made, an empty plain file), is vouched for by nothing: a file made from it cannot say complete."""
+    return (run_report(src) or {}).get("complete") is True
 
 
 def _resolved(stored: Any, holder: str | Path) -> str | None:

@@ -326,7 +326,7 @@ def read_annotation_file(path: Path) -> list[dict[str, Any]]:
                     raise EvalDataError(path, None, None, problem.message, line=line_no)
                 records.append(record)
             return records
-        data = read_json(path, lambda message, line=None: EvalDataError(path, None, None, message, line=line))
+        data = read_json(path, _document_error(path))
     except (EvalDataError, DocumentTooLarge):
         raise
     except Exception as exc:  # noqa: BLE001 - unreadable parquet / JSON (many error types): name the file
@@ -336,10 +336,17 @@ def read_annotation_file(path: Path) -> list[dict[str, Any]]:
     return data
 
 
+def _document_error(path: Path) -> Callable[..., EvalDataError]:
+    """The error of a whole annotation document that cannot be read (invalid JSON, above a cap): the file, and the
+    line in the message (a document's line is not a record's position)."""
+    return lambda message, line=None: EvalDataError(path, None, None, f"cannot read: {message}"
+                                                    + (f" (line {line})" if line else ""))
+
+
 def _read_official(path: Path, spec: BenchmarkSpec) -> list[dict]:
     """One official JSON annotation file (any JSON shape), flattened by ``spec.flatten`` into records."""
     try:
-        raw = read_json(path, lambda message, line=None: EvalDataError(path, None, None, message, line=line))
+        raw = read_json(path, _document_error(path))
     except (OSError, UnicodeDecodeError) as exc:
         raise EvalDataError(path, None, None, f"cannot read: {type(exc).__name__}: {exc}") from None
     return spec.flatten(raw, path)

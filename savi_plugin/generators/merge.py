@@ -25,7 +25,15 @@ from savi_plugin.data.files import read_json
 from savi_plugin.data.fingerprint import ConfigMismatchError, config_changes, describe_changes
 from savi_plugin.data.outputs import OutputLock, atomic_open, claim, mark_path, write_json
 from savi_plugin.data.paths import configuration_for_file, file_folder, name_for_file, path_for_file, path_from_file
-from savi_plugin.data.provenance import CHANGED, report_kind, run_problem, run_report, unvouched_copy, vouch
+from savi_plugin.data.provenance import (
+    CHANGED,
+    report_kind,
+    run_problem,
+    run_report,
+    unvouched_copy,
+    vouch,
+    vouched_finished,
+)
 from savi_plugin.data.readers import iter_lines, parse_line
 from savi_plugin.data.record import DataError, validate_record
 from savi_plugin.errors import ConfigError, DocumentTooLarge
@@ -176,9 +184,10 @@ def merge_shards(paths: Sequence[str | Path], output: str | Path, *, allow_incom
     Returns:
         The merge report: records written, duplicates dropped, conflicts, invalid lines, truncated tails,
         ``complete`` and ``missing`` (every missing shard, unfinished run, shard whose content is not what its run
-        report vouches for, or torn file), the merged file's ``content`` identity, and ``unverified`` (with
-        ``complete`` null) when an input is a copy whose run's end cannot be checked
-        (:func:`savi_plugin.data.provenance.unvouched_copy`).
+        report vouches for, or torn file), the merged file's ``content`` identity, and ``unverified`` when an
+        input is a copy whose run's end cannot be checked (:func:`savi_plugin.data.provenance.unvouched_copy`).
+        ``complete`` is true only when every input's finished run vouches for it
+        (:func:`~savi_plugin.data.provenance.vouched_finished`), false when something is missing, else null.
 
     Raises:
         IncompleteShardsError: the set is incomplete and ``allow_incomplete`` is False (nothing is written).
@@ -290,11 +299,13 @@ def _merge(paths: list[Path], output: Path, allow_incomplete: bool, claimed) -> 
     with atomic_open(output) as fh:  # a full disk names the output and leaves no temporary file
         for obj in ordered:
             fh.write(raw_lines[obj["id"]] + "\n")  # byte-for-byte the shard's line
-    # an input whose run's end cannot be checked (a copy without its report) leaves the merged file unchecked too:
-    # complete is then null, not true, and the reason is carried forward (savi_plugin.data.provenance)
+    # complete is true only when every input's finished run vouches for it (savi_plugin.data.provenance); an
+    # input whose run's end cannot be checked (a copy without its report) leaves it null and its reason is carried
+    # forward; so does an input no run wrote (hand-made, an empty plain file), which vouches for nothing
     unverified = [f"{os.path.abspath(p)}, where {why}" for p in paths if (why := unvouched_copy(p)) is not None]
+    complete = False if missing else True if all(vouched_finished(p) for p in paths) else None
     result: dict[str, Any] = {"output": str(output), "inputs": [str(p) for p in paths], "records": len(ordered),
-                              "complete": not missing if missing or not unverified else None, "missing": missing,
+                              "complete": complete, "missing": missing,
                               "duplicates": duplicates, "conflicts": conflicts, "invalid": invalid,
                               "truncated": truncated}
     if unverified:

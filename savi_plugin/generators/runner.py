@@ -351,6 +351,27 @@ def _read_progress(path: Path) -> tuple[dict[str, Any] | None, dict[str, dict[st
     return config, rows
 
 
+def _check_known_items(path: Path, rows: dict[str, dict[str, Any]], input_ids: set[str]) -> None:
+    """Refuse a progress file with a row for an item the input does not hold: the run writes rows for its own
+    items only (the input's content is part of its configuration, compared before), so such a row was written by
+    another hand, and counting it would report items done that the input never had.
+
+    Raises:
+        DataError: ``progress file:line``, the first such row.
+    """
+    foreign = set(rows) - input_ids
+    if not foreign:
+        return
+    from savi_plugin.data.readers import iter_lines, parse_line
+
+    for number, raw, ended in iter_lines(path):
+        obj, _ = parse_line(path, number, raw) if ended else (None, None)
+        if isinstance(obj, dict) and obj.get("id") in foreign:
+            raise DataError(str(path), number, None, f"item {obj['id']!r} is not among the input's items: not a line "
+                                                      f"this run wrote (the progress file was edited); remove the "
+                                                      f"line, or remove the file to redo every item")
+
+
 def progress_row_problem(obj: Any) -> str | None:
     """What makes ``obj`` something other than a progress line the runner writes (the configuration line, or
     ``{"id": item id, "batch": n, "outcomes": [{"id", "status", "reason", ...}, ...]}``), or None."""
@@ -497,6 +518,7 @@ def run_generation(*, generator: str | type | Generator, model: Any, inputs: str
         check_adapter_folder(adapter)
     items = list(inputs) if not isinstance(inputs, (str, Path)) else load_inputs(inputs, data_root)
     check_inputs_encodable(items)
+    input_ids = {item.id for item in items}  # every item a progress row may name, whatever the limit
     # the videos a manifest names, by content (a folder input's identity covers its files already)
     videos = files_identity(item.video for item in items) if isinstance(inputs, (str, Path)) and Path(
         inputs).is_file() else None
@@ -572,13 +594,13 @@ def run_generation(*, generator: str | type | Generator, model: Any, inputs: str
                own_content=lambda path: _holds_only_own_records(path, prog_path)) as claimed:
         result = _run_locked(gen, model, mine, config, base_meta, out_path, prog_path, index, count, frames,
                              backend_name, adapter, dtype, device, seed, batch_size, progress, data_root,
-                             claimed, len(items))
+                             claimed, len(items), input_ids)
         return result
 
 
 def _run_locked(gen, model, mine, config, base_meta, out_path, prog_path, index, count, frames, backend_name,
                 adapter, dtype, device, seed, batch_size, progress, data_root, claimed,
-                split_items) -> dict[str, Any]:
+                split_items, input_ids) -> dict[str, Any]:
     """The body of :func:`run_generation` once the output is claimed (:func:`~savi_plugin.data.outputs.claim`)."""
     repair_truncated_tail(prog_path)
     stored, rows = _read_progress(prog_path)
@@ -588,6 +610,7 @@ def _run_locked(gen, model, mine, config, base_meta, out_path, prog_path, index,
                          f"resuming could mix two configurations: write to a new output or delete the old files")
     check_same_config(stored, config, output=out_path, stored_at=prog_path, ignore=_RESUMABLE_CHANGES + _BY_IDENTITY,
                       remedy="write to a new output or delete the old files")
+    _check_known_items(prog_path, rows, input_ids)
     repair_truncated_tail(out_path)  # a torn last line is a crash's, cut as the writer does
     _check_output_lines(out_path)
     if stored is None and has_output:  # our mark holds the configuration (claim compared it): rebuild the cache

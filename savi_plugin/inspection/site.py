@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from savi_plugin.data.diagnostics_rows import diagnostics_row_problem, is_number
 from savi_plugin.data.identity import pair_digest
 from savi_plugin.data.paths import PathEscapeError, path_from_file, resolve_video_path
 from savi_plugin.data.readers import (
@@ -52,6 +53,8 @@ class SiteSummary:
     never_learned: list[str] = field(default_factory=list)
     #: diagnostics rows dropped: written for a pair of the same id and other content (another pair file)
     diagnostics_mismatched: int = 0
+    #: diagnostics rows dropped: their id names no (valid) pair of the pair file
+    diagnostics_unmatched: int = 0
     #: bad lines of the diagnostics file (each at its ``file:line``, listed with the bad records)
     diagnostics_problems: list[str] = field(default_factory=list)
     #: why the pair file's generation run is unfinished (shown at the top of the index), or None
@@ -144,47 +147,6 @@ def default_run_report(pairs: Path) -> Path | None:
     return path if os.path.lexists(path) else None
 
 
-#: the largest step a diagnostics row may name (README: every count at most 2^32-1)
-MAX_STEP = 2**32 - 1
-#: the largest magnitude of a diagnostics value: training scores in float32 at most, so a value beyond float32's
-#: largest finite number was not written by it
-MAX_VALUE = 3.4028234663852886e38
-#: the numeric fields of a diagnostics row (:mod:`savi_plugin.training.diagnostics`); each a number or null
-_VALUES = ("loss", "margin", "reward_chosen", "reward_rejected", "logratio_chosen", "logratio_rejected", "kl_chosen")
-
-
-def _number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def diagnostics_row_problem(row: Any) -> tuple[str, str] | None:
-    """Why ``row`` is not a diagnostics row as ``savi train`` writes it, as ``(field, message)``, or None: an object
-    with an ``id``, a ``step`` that is a whole number in [0, :data:`MAX_STEP`], each value of :data:`_VALUES` null
-    or a finite number within :data:`MAX_VALUE`, ``chosen_tokens`` texts and ``chosen_token_kl`` numbers, one per
-    token."""
-    if not isinstance(row, dict):
-        return "-", f"not a diagnostics row (expected a JSON object, got {type(row).__name__})"
-    if not isinstance(row.get("id"), (str, int)) or isinstance(row.get("id"), bool):
-        return "id", "not a diagnostics row (expected a JSON object with an \"id\")"
-    step = row.get("step")
-    if not isinstance(step, int) or isinstance(step, bool) or not 0 <= step <= MAX_STEP:
-        return "step", f"must be a whole number of steps in [0, {MAX_STEP}], got {step!r:.40}"
-    for key in _VALUES:
-        value = row.get(key)
-        if value is not None and not (_number(value) and abs(value) <= MAX_VALUE):
-            return key, (f"must be a number within +-{MAX_VALUE:.4g} (float32's range) or null, got {value!r:.40}")
-    tokens, kl = row.get("chosen_tokens"), row.get("chosen_token_kl")
-    if tokens is not None and not (isinstance(tokens, list) and all(isinstance(t, str) for t in tokens)):
-        return "chosen_tokens", "must be a list of texts"
-    if kl is not None:
-        if not (isinstance(kl, list) and all(_number(v) and abs(v) <= MAX_VALUE for v in kl)):
-            return "chosen_token_kl", f"must be a list of numbers within +-{MAX_VALUE:.4g}"
-        if len(kl) != len(tokens or []):
-            return "chosen_token_kl", (f"has {len(kl)} value(s) for {len(tokens or [])} chosen token(s): one per "
-                                       f"token")
-    return None
-
-
 def read_diagnostics(path: Path | None, problems: list[DataError] | None = None) -> dict[str, list[dict[str, Any]]]:
     """Per-pair training diagnostics (JSONL, one line per pair and evaluation point), by pair id, in step order.
 
@@ -219,7 +181,7 @@ def never_learned(rows: list[dict[str, Any]]) -> bool:
 
 
 def _margin_svg(rows: list[dict[str, Any]]) -> str:
-    points = [(r["step"], float(r["margin"])) for r in rows if _number(r.get("margin"))]
+    points = [(r["step"], float(r["margin"])) for r in rows if is_number(r.get("margin"))]
     if not points:
         return ""
     w, h, pad = 420, 140, 24
@@ -430,7 +392,12 @@ def build_site(pairs: str | Path, out: str | Path, *, fmt: str = "savi", data_ro
     if mismatched:
         log.warning("%s: %d row(s) were written for other pairs of the same ids (their text differs from %s): "
                     "not shown", diagnostics, mismatched, pairs)
+    ids = {r.id for _, r in records}
+    unmatched = sum(len(rows) for pair_id, rows in diag.items() if pair_id not in ids)
+    if unmatched:
+        log.warning("%s: %d row(s) name an id of no pair in %s: not shown", diagnostics, unmatched, pairs)
     return SiteSummary(out=out, pairs=total, bad_records=len(bad), skipped_items=len(skipped),
                        with_diagnostics=len({r.id for _, r in records if joined.get(r.id)}),
                        never_learned=learned_never, diagnostics_mismatched=mismatched,
+                       diagnostics_unmatched=unmatched,
                        diagnostics_problems=[str(p) for p in diag_problems], unfinished=unfinished)

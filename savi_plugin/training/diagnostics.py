@@ -19,9 +19,9 @@ point (``benchmarks/README.md``).
 
 from __future__ import annotations
 
-import json
 import logging
 import math
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -100,27 +100,57 @@ def diagnose(trainer, step: int) -> list[dict[str, Any]]:
     return rows
 
 
+def written_rows(path: str | Path) -> Iterator[tuple[bytes, int | None]]:
+    """``(line, step)`` for each line of ``path`` (a ``diagnostics.jsonl``, which must exist), the line without its
+    line feed; ``step`` None for a torn last line (a run killed while appending). Only training writes this file:
+    a complete line that is not a row as training writes it
+    (:func:`~savi_plugin.data.diagnostics_rows.diagnostics_row_problem`) was put there by someone else.
+
+    Raises:
+        DataError: ``diagnostics.jsonl:LINE:FIELD``, the first complete line that is not a diagnostics row.
+    """
+    from savi_plugin.data.diagnostics_rows import diagnostics_row_problem
+    from savi_plugin.data.readers import iter_lines, parse_line
+    from savi_plugin.data.record import DataError
+
+    for number, raw, ended in iter_lines(path):  # at most MAX_LINE_BYTES of one line held
+        if not ended:  # only the last line can be torn
+            yield raw or b"", None
+            return
+        row, problem = parse_line(path, number, raw)
+        bad = diagnostics_row_problem(row) if problem is None else ("-", problem.message)
+        if bad is not None:
+            raise DataError(str(path), number, None if bad[0] == "-" else bad[0],
+                            f"{bad[1]}: not a line training wrote (the file was edited); remove the line, or remove "
+                            f"the file to measure every step again")
+        yield raw, row["step"]
+
+
+def check_rows(path: str | Path) -> None:
+    """Refuse (:func:`written_rows`) a ``diagnostics.jsonl`` holding a complete line training did not write, before
+    a run that appends to it loads anything; an absent file passes."""
+    if Path(path).is_file():
+        for _ in written_rows(path):
+            pass
+
+
 def cut_from_step(path: str | Path, start: int) -> int:
     """Keep only the rows of ``path`` (a ``diagnostics.jsonl``) measured before ``start``, the step training
     (re)starts from, so a run that starts over (``start`` 0: the file starts afresh) or resumes from checkpoint-N
-    never mixes a failed attempt's rows with its own; lines that are not a JSON object with an integer ``step``
-    (a torn last line) go too. The file is replaced by one rename; returns the number of lines dropped."""
+    never mixes a failed attempt's rows with its own; a torn last line goes too, and a complete line training did
+    not write is refused (:func:`written_rows`), never dropped as an earlier attempt's row. The file is replaced
+    by one rename; returns the number of lines dropped."""
     from savi_plugin.data.outputs import atomic_open
 
     path = Path(path)
     if not path.is_file():
         return 0
     kept, dropped = [], 0
-    with open(path, "rb") as fh:
-        for line in fh:
-            try:
-                step = json.loads(line).get("step")
-            except (ValueError, AttributeError):
-                step = None
-            if isinstance(step, int) and not isinstance(step, bool) and step < start and line.endswith(b"\n"):
-                kept.append(line)
-            else:
-                dropped += 1
+    for line, step in written_rows(path):
+        if step is not None and step < start:
+            kept.append(line + b"\n")
+        else:
+            dropped += 1
     if dropped:
         with atomic_open(path, "wb") as out:
             out.writelines(kept)

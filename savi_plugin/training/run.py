@@ -468,7 +468,9 @@ def _bar_only(trainer) -> None:
 def _train(*, model, data, output_dir: Path, backend, lora, options, config, resume, eval_data, run_config, claimed,
            print_logs: bool = True) -> dict[str, Any]:
     """:func:`run_training` once the output folder is claimed (checked, locked; :mod:`savi_plugin.data.outputs`)."""
+    from savi_plugin.data.record import DataError
     from savi_plugin.models import load_backend
+    from savi_plugin.training.diagnostics import DIAGNOSTICS_FILE, check_rows
     from savi_plugin.training.distributed import (
         broadcast,
         every_rank_report,
@@ -481,15 +483,22 @@ def _train(*, model, data, output_dir: Path, backend, lora, options, config, res
     if config.learning_rate == 0 and config.max_steps != 0:  # allowed (a run that only measures the loss), and said
         log.warning("train.learning_rate is 0: the adapter's weights will not change; the run measures the loss only")
     config_path = output_dir / CONFIG_FILE
-    chosen, refused = None, None
+    chosen, refused, edited = None, None, None
     if current().is_main:  # rank 0 judges the folder; a refusal stops every rank (none waits in a collective)
         try:
             chosen = _resume_argument(resume, output_dir, run_config)
         except ForeignCheckpointError as exc:
             refused = str(exc)
-    refused = broadcast(refused)
+        if config.diagnostics and refused is None:
+            try:  # before anything loads or is marked: a line training did not write is refused, not dropped
+                check_rows(output_dir / DIAGNOSTICS_FILE)
+            except DataError as exc:
+                edited = str(exc)
+    refused, edited = broadcast((refused, edited))
     if refused is not None:
         raise ForeignCheckpointError(refused)
+    if edited is not None:
+        raise RunError(edited)
     resume_from = shared_resume_point(chosen, output_dir)
     main_process = current().is_main
     if main_process:  # the mark (checked by claim) holds the configuration a later resume is compared with

@@ -27,6 +27,7 @@ resume and logging callbacks working as users expect. What this class adds:
 * No step past ``max_steps``: a run resumed from a checkpoint at (or past) ``max_steps`` -- killed after saving
   its last checkpoint, before its report -- trains nothing more (:meth:`PreferenceTrainer.get_batch_samples`);
   transformers' loop checks ``max_steps`` only after a step, so it would train one step more and save it.
+* A resumed run logs, evaluates and saves at its own intervals (``_CurrentIntervals``), not at the checkpoint's.
 * Packing falls back to unpacked rows (logged once) where the attention implementation or the model family
   cannot take the block mask (:func:`savi_plugin.training.packing.packing_support`).
 
@@ -105,6 +106,15 @@ class _NonFiniteGuard(TrainerCallback):
 
     def on_pre_optimizer_step(self, args, state, control, **kwargs):
         self.trainer._guard_optimizer_step()
+
+
+class _CurrentIntervals(TrainerCallback):
+    """The run's own ``logging_steps``, ``eval_steps`` and ``save_steps`` on a resume: transformers takes them from
+    the checkpoint's ``trainer_state.json`` and only logs that they differ, so ``train.save_steps=20`` given to
+    extend a finished run was not applied (a kill then lost every step since its last checkpoint)."""
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        state.compute_steps(args, state.max_steps)
 
 
 class PreferenceTrainer(Trainer):
@@ -200,6 +210,7 @@ class PreferenceTrainer(Trainer):
         self._applied = {"window": [0.0, 0], "total": [0.0, 0]}  # [sum of step losses, steps]
         self.vision_calls = 0
         self.add_callback(_NonFiniteGuard(self))
+        self.add_callback(_CurrentIntervals())
         if args.diagnostics:
             from savi_plugin.training.diagnostics import DiagnosticsCallback
 

@@ -167,6 +167,11 @@ def _options(pad, cap):
     return [*GENERATE, "--options", "o.yaml"]
 
 
+def _lmms_config(pad, cap):
+    _yaml("c.yaml", "model: savi_video\ntasks: savi_egoschema\n", cap)
+    return ["eval", "run", "--", "--config", "c.yaml"]
+
+
 def _release(pad, cap):
     _json("rel.json", [pad(PAIR)])
     return ["data", "validate", "--format", "rrpo", "rel.json"]
@@ -239,6 +244,7 @@ CASES = {
     "models:detect_backend": [(_detect_backend, "m/config.json")],
     "models.llava_next.convert:_read_json": [(_convert, "m/config.json")],
     "cli.generate:parse_options": [(_options, "o.yaml")],
+    "eval.lmms_config:read_config": [(_lmms_config, "c.yaml")],
     "data.readers:iter_json_objects": [(_release, "rel.json")],
     "data.provenance:load_report": [(_report("data", "convert", "p.jsonl", "out.jsonl"), "p.jsonl.report.json"),
                                     (_report("inspect", "p.jsonl", "--out", "site", "--no-progress"),
@@ -253,7 +259,8 @@ CASES = {
     "eval.data:read_annotation_file": [(_annotations(False), "ann/test.json")],
     "eval.data:_read_official": [(_annotations(True), "ann/test.json")],
 }
-YAML_READERS = {"recipe:_read", "generators.prompts:load_prompts", "cli.generate:parse_options"}
+YAML_READERS = {"recipe:_read", "generators.prompts:load_prompts", "cli.generate:parse_options",
+                "eval.lmms_config:read_config"}
 
 
 def test_every_reader_of_a_whole_document_has_a_case():

@@ -162,7 +162,10 @@ def test_an_output_moved_away_from_its_videos_is_refused_never_mixed(setup, tmp_
 
 
 @pytest.mark.parametrize("line", ['{"id": 5, "status": ["x"]}', '{"id": "q1", "batch": "x", "outcomes": 7}',
-                                  'not json', '[1, 2]'])
+                                  'not json', '[1, 2]',
+                                  # well formed, for an item the input does not hold (pass 11 B #31: counted as done)
+                                  '{"id": "zz-foreign", "batch": 0, "outcomes": [{"id": "zz-foreign", "status": '
+                                  '"skipped", "reason": "missing_video"}]}'])
 def test_a_progress_line_the_run_did_not_write_is_refused_naming_it(line, setup, tmp_path):
     """The progress file is the run's own: an edited line is not counted as a finished item (red team pass 10,
     B17: a garbage line made ``items_done`` 5 of 4 items and the report complete) nor passed over in silence."""

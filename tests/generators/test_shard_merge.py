@@ -252,3 +252,20 @@ def test_shards_in_run_folders_store_paths_by_the_rule_and_merge_by_what_they_na
     with pytest.raises(ConfigMismatchError, match=r"a different configuration than .*\(batch_size: 2 -> 1\)"):
         merge_shards([near0, shard_output_path(other, 1, 2)], tmp_path / "refused.jsonl")
     assert not (tmp_path / "refused.jsonl").exists()
+
+
+@pytest.mark.parametrize("lines, unverified", [
+    ([], False),  # an empty plain file: no run report, no record
+    (['{"id": "h0", "video": "v.mp4", "question": "q?", "chosen": "a", "rejected": "b"}'], False),  # hand-made
+    (['{"id": "c0", "video": "v.mp4", "question": "q?", "chosen": "a", "rejected": "b", '
+      '"meta": {"generator": "rrpo", "model": "m"}}'], True),  # a copy of a run's pairs without its report
+])
+def test_a_merge_of_files_no_finished_run_vouches_for_says_complete_null(lines, unverified, tmp_path, capsys):
+    """Red team 10 A#35: a merge of an empty plain file (no sidecars, no savi output) said complete: true, while a
+    plain copy of a run's lines said null. complete is true only when every input's finished run vouches for it."""
+    plain = tmp_path / "plain.jsonl"
+    plain.write_text("".join(line + "\n" for line in lines))
+    assert main(["generate", "merge", str(tmp_path / "m.jsonl"), str(plain)]) == 0
+    report = json.loads((tmp_path / "m.jsonl.report.json").read_text())
+    assert report["complete"] is None and report["records"] == len(lines) and report["missing"] == []
+    assert ("unverified" in report) is unverified

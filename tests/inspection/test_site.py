@@ -231,6 +231,23 @@ def test_a_bad_diagnostics_line_is_one_problem_and_the_site_is_built(lines, prob
     assert "step: 1 " in page and "1000000000000000000" not in page  # the latest row drawn is a good one
 
 
+def test_a_diagnostics_row_whose_id_names_no_pair_is_counted_and_said(tmp_path, monkeypatch, capsys, caplog):
+    """Red team 10 B#30: a diagnostics row whose id is in no pair of the file was dropped with no word. It is
+    counted in one warning naming the diagnostics file and in the summary, as the rows of other pairs are."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "p.jsonl").write_text('{"id": "a", "video": "v.mp4", "question": "q?", "chosen": "A", '
+                                      '"rejected": "B", "source": "x"}\n')
+    (tmp_path / "dg.jsonl").write_text('{"id": "a", "step": 1, "margin": -0.5}\n{"id": "nope", "step": 1}\n'
+                                       '{"id": "nope", "step": 2}\n')
+    capsys.readouterr()
+    with caplog.at_level("WARNING"):
+        assert main(["inspect", "p.jsonl", "--out", "site", "--diagnostics", "dg.jsonl", "--no-progress"]) == 0
+    assert "diagnostics for 1 pair(s), 1 never learned, 2 diagnostics row(s) naming an id of no pair not shown" \
+        in capsys.readouterr().out
+    assert [r.getMessage() for r in caplog.records if "of no pair" in r.getMessage()] == [
+        "dg.jsonl: 2 row(s) name an id of no pair in p.jsonl: not shown"]
+
+
 def test_a_perturbation_record_that_does_not_fit_its_clip_is_said_on_its_page(pair_file, tmp_path):
     """Red team B48: a shuffle order of 10^5 entries and a drop of frames [-5, 99] are named on the pair's page
     (as a blur without a factor is), and the other pages are built; nothing is drawn from them."""

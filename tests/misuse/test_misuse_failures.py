@@ -427,6 +427,30 @@ def test_savi_eval_run_passes_when_every_task_has_results(fake_lmms_eval, tmp_pa
     assert code == 0, err
 
 
+def test_each_run_of_lmms_eval_s_config_file_is_judged_by_its_results_file(fake_lmms_eval, tmp_path, capsys,
+                                                                          monkeypatch):
+    """``savi eval run -- --config cfg.yaml`` (tester B pass 11 #3: lmms-eval exits 0 having written nothing): each
+    run of the file is an lmms-eval run of its own, judged by its results file; the file's ``env`` reaches lmms-eval
+    (here the fake's mode), and its other keys reach lmms-eval in a one-run file."""
+    from misuse_kit import savi
+
+    monkeypatch.setenv("FAKE_MODE", "ok")
+    monkeypatch.chdir(tmp_path)
+    run = {"model": "savi_video", "tasks": "savi_mvbench,savi_egoschema", "batch_size": 1}
+    (tmp_path / "ok.yaml").write_text(json.dumps([{**run, "output_path": "r1"}, {**run, "output_path": "r2"}]))
+    code, _, err = savi(capsys, "eval", "run", "--", "--config", "ok.yaml")
+    assert code == 0, err
+    assert (tmp_path / "r1" / "m" / "x_results.json").is_file() and (tmp_path / "r2" / "m" / "x_results.json").is_file()
+    args = json.loads(next(line for line in err.splitlines() if line.startswith("args "))[5:])
+    assert "--config" in args and "--batch_size" not in args  # the rest of the run, for lmms-eval to read
+    (tmp_path / "bad.yaml").write_text(json.dumps({**run, "output_path": "r3", "env": {"FAKE_MODE": "partial"}}))
+    code, _, err = savi(capsys, "eval", "run", "--", "--config", "bad.yaml")
+    assert code == 1 and "Traceback" not in err, err
+    lines = [line for line in err.splitlines() if line.startswith("error: ")]
+    assert len(lines) == 1 and lines[0].startswith("error: bad.yaml: evaluation did not finish"), err
+    assert "no results for task(s) savi_egoschema" in lines[0], err
+
+
 def test_lmms_eval_s_kept_results_name_the_paths_savi_passed_as_links(fake_lmms_eval, tmp_path, capsys, monkeypatch):
     """A path lmms-eval would misread goes as a temporary link, removed at exit; lmms-eval stores the link in its
     results (``model_name``, ``config.model_args``): the kept file names the real path instead (tester B #45), for
@@ -694,8 +718,34 @@ def test_help_and_version_that_cannot_be_written_are_an_error(argv, unbuffered):
     with open("/dev/full", "w") as full:
         proc = subprocess.run([sys.executable, "-m", "savi_plugin", *argv], stdout=full, stderr=subprocess.PIPE,
                               text=True, env=env, timeout=120)
-    assert proc.returncode == 1 and proc.stderr.splitlines() == [
-        "error: standard output: No space left on device: the text was not written"], proc.stderr
+    assert proc.returncode == 1 and proc.stderr.splitlines() == [f"error: {STDOUT_FULL}"], proc.stderr
+
+
+#: the one line for a full device under standard output (data.outputs.disk_full_message)
+STDOUT_FULL = ("standard output: no space left on the device while writing the command's output; free space, or "
+               "send it elsewhere, and re-run the command")
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+@pytest.mark.parametrize("argv", [["plugins"], ["recipes", "show", "tiny_demo"]])
+def test_a_full_standard_output_is_named_with_no_output_folder_or_resume(argv, monkeypatch, capsys):
+    """Red team 10 B#3: `savi recipes show tiny_demo >/dev/full` said "the system named no file; see the command's
+    output folder ... re-run the same command to resume": these commands have no output folder and nothing to
+    resume. The boundary names standard output; a file's own full write keeps the output-folder line."""
+    import io
+
+    with open("/dev/full", "wb") as full:
+        monkeypatch.setattr(sys, "stdout", io.TextIOWrapper(full, write_through=True))
+        assert cli.main(argv) == 1
+        monkeypatch.undo()
+    assert capsys.readouterr().err.splitlines() == [f"error: {STDOUT_FULL}"]
+
+    def a_file_write_fails():
+        raise OSError(errno.ENOSPC, "No space left on device")  # os.write names no file either
+
+    assert cli.run_guarded(a_file_write_fails) == 1
+    err = capsys.readouterr().err
+    assert "standard output" not in err and "see the command's output folder" in err
 
 
 def test_what_a_command_held_when_memory_ran_out_is_freed_before_its_line_is_built(monkeypatch, capsys):

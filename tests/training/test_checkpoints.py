@@ -156,6 +156,18 @@ def test_a_finished_run_rerun_trains_anew_and_resume_continues_it(finished, tmp_
     assert sorted(_losses(out / "train_report.json")) == list(range(1, STEPS + 2))
 
 
+def test_a_resumed_run_saves_and_logs_at_its_own_intervals(finished, tmp_path, capsys):
+    """Pass 11 A #14: ``train.save_steps=20`` given with --resume to extend a run was accepted and not applied
+    (transformers keeps the checkpoint's intervals), so a kill lost every step since the resume."""
+    out, argv = _copy(finished, tmp_path)
+    code, err = _savi(capsys, *argv, "--resume", f"train.max_steps={STEPS + 4}", "train.save_steps=2",
+                      "train.logging_steps=2")
+    assert code == 0, err
+    new = sorted(int(p.name.split("-")[1]) for p in out.glob("checkpoint-*") if int(p.name.split("-")[1]) > STEPS)
+    assert new == [4, 6, 7], new  # every 2 steps and the last; the checkpoint's save_steps=1 would add 5
+    assert sorted(step for step in _losses(out / "train_report.json") if step > STEPS) == [4, 6]
+
+
 def test_a_checkpoint_of_another_configuration_is_refused_with_or_without_resume(finished, tmp_path, capsys):
     """``cp -r other/checkpoint-N run/``: refused in one line naming it and what differs, nothing touched;
     without its identity file it is refused as not this run's."""

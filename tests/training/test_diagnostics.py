@@ -122,6 +122,50 @@ def test_a_restart_drops_the_earlier_attempts_rows_from_its_step_on(tmp_path):
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
 
 
+@pytest.mark.parametrize("line, where", [('{"id": 5, "garbage": true}', "3:step: must be a whole number"),
+                                         ('{"id": "p0", "st', "3:-: invalid JSON"),
+                                         ("[1]", "3:-: not a diagnostics row")])
+def test_a_restart_refuses_a_complete_line_training_did_not_write(line, where, tmp_path, capsys):
+    """Red team 10 B#36: a complete bad line in the middle of diagnostics.jsonl was dropped on --resume as an
+    earlier attempt's row, with one INFO line. The JSONL rule: only a torn last line is cut; a bad complete line
+    is refused at its file:line:field (as the generation's progress file refuses one), and the file is kept."""
+    from savi_plugin.cli import run_guarded
+    from savi_plugin.training.diagnostics import cut_from_step
+
+    path = tmp_path / "diagnostics.jsonl"
+    rows = [json.dumps({"id": f"p{i}", "step": s, "margin": 0.0}) for s in (0, 1) for i in range(2)]
+    text = "\n".join(rows[:2] + [line] + rows[2:]) + "\n"
+    path.write_text(text)
+    capsys.readouterr()
+    assert run_guarded(lambda: cut_from_step(path, 1), "train") == 1
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: {path}:{where}"), err
+    assert err[0].endswith("not a line training wrote (the file was edited); remove the line, or remove the file to "
+                           "measure every step again")
+    assert path.read_text() == text and not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_train_resume_refuses_an_edited_diagnostics_file_before_it_loads_anything(run, tmp_path, capsys):
+    """Red team 10 B#36 through `savi train --resume`: one line naming diagnostics.jsonl:3, exit 1, before the
+    model loads; the file and the finished run's report are kept."""
+    import shutil
+
+    folder = tmp_path / "copy"
+    shutil.copytree(run, folder)
+    path = folder / "out" / "diagnostics.jsonl"
+    lines = path.read_text().splitlines(keepends=True)
+    text = "".join(lines[:2] + ['{"id": 5, "garbage": true}\n'] + lines[3:])
+    path.write_text(text)
+    capsys.readouterr()
+    assert main(["train", str(folder / "r.yaml"), "--data", str(folder / "pairs.jsonl"), "--output-dir",
+                 str(folder / "out"), "--resume"]) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert err == [f"error: {path}:3:step: must be a whole number of steps in [0, 4294967295], got None: not a line "
+                   f"training wrote (the file was edited); remove the line, or remove the file to measure every "
+                   f"step again"], err
+    assert path.read_text() == text and (folder / "out" / "train_report.json").is_file()
+
+
 def test_inspect_lists_a_real_training_reports_skipped_pairs_and_refuses_another_files(run, tmp_path, capsys):
     """Red team 9, rows 46 and 62: ``--run-report`` with the ``train_report.json`` of a real run (``"failed":
     null``) builds the site; the same report given for another pair file is refused in one line, by the content
