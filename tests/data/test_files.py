@@ -238,7 +238,7 @@ CASES = {
                                          "checkpoint-1/trainer_state.json")],
     "generators.prompts:load_prompts": [(_prompts, "p.yaml")],
     "generators.merge:_combine_reports": [(_shard_reports, "s.jsonl.report.json")],
-    "inspection.curves:read_log_history": [(_plot, "run/train_report.json")],
+    "inspection.curves:read_run_history": [(_plot, "run/train_report.json")],
     "pipeline.ablate:_cached": [(_ablation_summary, "abl/summary.json")],
     "pipeline.align:Manifest.__init__": [(_align_manifest, "run/manifest.json")],
     "models:detect_backend": [(_detect_backend, "m/config.json")],
