@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from savi_plugin.data.files import read_document
+from savi_plugin.data.files import file_problem, read_document
 from savi_plugin.data.step_order import StepOrder
 from savi_plugin.untrusted import load_json
 
@@ -89,12 +89,15 @@ def read_run_history(run_dir: str | Path) -> tuple[list[dict[str, Any]], Path, s
                          key=lambda p: int(p.name.split("-")[1]), reverse=True)
     candidates += [p / "trainer_state.json" for p in checkpoints] + [run_dir / "trainer_state.json"]
     for path in candidates:
-        if not path.is_file():
+        problem = file_problem(path, "log history file")  # a FIFO or folder is named as what it is, never opened
+        if problem == "file not found":
             continue
+        if problem is not None:
+            raise NoLogHistory(f"{path}: {problem}")
         def refuse(message, line=None, path=path):  # the untrusted-input boundary's limits, naming the file
             return NoLogHistory(f"{path}{f':{line}' if line else ''}: {message}")
 
-        document = load_json(read_document(path, refuse), str(path), error=refuse)
+        document = load_json(read_document(path), str(path), error=refuse)
         if not isinstance(document, dict):
             raise NoLogHistory(f"{path}: not a JSON object with a log_history ({type(document).__name__})")
         history = document.get("log_history")
