@@ -204,6 +204,8 @@ def resume_point(output_dir: str | Path, fingerprint: str | None, *, config: dic
         else:
             log.warning("%s is incomplete and carries no run identity (the run was stopped as it began saving "
                         "it); not used", path)
+    if newest is not None and verify:  # before anything is removed: a refusal leaves the folder as it was
+        check_contents(newest, newest_identity)
     for path in torn:
         log.warning("%s is incomplete (the run was stopped while saving it); %s", path,
                     "removed" if clean else "not used")
