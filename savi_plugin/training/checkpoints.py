@@ -37,7 +37,11 @@ from pathlib import Path
 from typing import Any
 
 from savi_plugin.data.files import read_json
-from savi_plugin.data.identity import CHECKPOINT_FILE, cached_digest, identity_differences
+from savi_plugin.data.identity import (
+    CHECKPOINT_FILE,
+    cached_digest,
+    identity_differences,
+)
 from savi_plugin.data.outputs import remove_tree, write_json
 from savi_plugin.errors import ConfigurationError
 from savi_plugin.training.stored_config import (
