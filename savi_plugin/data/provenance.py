@@ -3,12 +3,14 @@ what that run wrote, and which model made it. The one rule every consumer of a p
 conversion, merging), so each gives the same answer.
 
 ``savi generate`` writes a run report beside its output (``<pairs>.report.json``) when it ends, and a progress
-file while it runs; ``savi generate merge`` and ``savi data convert`` write a report that carries their inputs'
+file while it runs (looked for beside the file itself, a symlink followed: :func:`savi_plugin.data.outputs.sidecar`,
+so a link to an unfinished run's output is that run's); ``savi generate merge`` and ``savi data convert`` write a report that carries their inputs'
 state forward. Every such report stores the content identity of the file it vouches for (``content``: size and
 SHA-256 of its bytes, :func:`savi_plugin.data.identity.file_identity`) when it is written. A file is in one of
 these states:
 
-* **unfinished** (:func:`unfinished_run`): a savi job is writing it, its run has a progress file and no report,
+* **unfinished** (:func:`unfinished_run`): a savi job is writing it, its run has a progress file and no report
+  (or the mark of a command that writes a report last, and no report: killed, or a full disk between the two),
   its report says incomplete, its content is not what its report vouches for (edited, truncated in place, or
   another file's report copied beside it), or its report is there but unreadable (torn, damaged: named at its
   ``file:line``, never taken for "no report"). Consumers refuse it unless asked (``--allow-incomplete-data``,
@@ -34,8 +36,9 @@ from pathlib import Path
 from typing import Any
 
 from savi_plugin.data.identity import file_identity, same_identity
-from savi_plugin.data.outputs import sidecar, writer_now
+from savi_plugin.data.outputs import MARK_NAME, read_mark, sidecar, sidecar_shown, writer_now
 from savi_plugin.data.paths import name_for_file, path_from_file
+from savi_plugin.errors import DocumentTooLarge
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +70,7 @@ def load_report(path: str | Path) -> dict[str, Any]:
         return RunReportError(f"{path}{f':{line}' if line else ''}: run report: {message}")
 
     try:
-        report = load_json(read_document(path, error=refuse), str(path), error=refuse)
+        report = load_json(read_document(path), str(path), error=refuse)
     except OSError as exc:
         raise refuse(f"cannot be read ({exc.strerror or exc})") from None
     if not isinstance(report, dict):
@@ -131,10 +134,15 @@ def run_problem(data: str | Path) -> str | None:
     report = run_report(data)
     if report is None:
         if sidecar(data, "progress.jsonl").exists():
-            return f"its generation run has not finished (no {sidecar(data, 'report.json').name})"
+            return f"its generation run has not finished (no {sidecar_shown(data, 'report.json')})"
+        command = _unreported(data)
+        if command is not None:
+            return (f"the {command} run that wrote it has not finished (its mark {sidecar_shown(data, _MARK)} is "
+                    f"there, no {sidecar_shown(data, 'report.json')}: it stopped before writing its report, e.g. "
+                    f"killed or on a full disk)")
         return None
     if content_changed(data, report):
-        return f"{CHANGED}: {sidecar(data, 'report.json').name}"
+        return f"{CHANGED}: {sidecar_shown(data, 'report.json')}"
     if report.get("complete", True) is not False:  # true; or no claim (null: a merge of unverified files)
         return None
     counts = report.get("counts") or {}
@@ -147,6 +155,19 @@ def run_problem(data: str | Path) -> str | None:
                 + (f", {missing} pair(s) it wrote are not in the file and will be generated again" if missing
                    else "") + ")")
     return f"its run report says incomplete ({'; '.join(map(str, report.get('missing') or [])) or 'see the report'})"
+
+
+#: the commands that write a run report beside their file output last, once it is complete
+REPORTING = ("savi generate", "savi generate merge", "savi data convert")
+_MARK = MARK_NAME.lstrip(".")
+
+
+def _unreported(data: str | Path) -> str | None:
+    """The command (:data:`REPORTING`) whose mark stands beside ``data`` with no run report: the file is where that
+    command wrote it, and the report it writes last is missing (a kill, a full disk between data and report)."""
+    mark = read_mark(data, False)
+    command = mark.get("command") if isinstance(mark, dict) else None
+    return command if command in REPORTING and not os.path.lexists(sidecar(data, "report.json")) else None
 
 
 def unfinished_run(data: str | Path) -> str | None:
@@ -192,7 +213,7 @@ def unvouched_copy(data: str | Path) -> str | None:
         return (f"its records were written by {len(runs)} savi generate runs (their settings differ: "
                 f"{'; '.join(runs[:3])}{'; ...' if len(runs) > 3 else ''}), joined without a report")
     return (f"its records were written by savi generate (generator {generator}) but no run report is beside it "
-            f"({sidecar(data, 'report.json').name})")
+            f"({sidecar_shown(data, 'report.json')})")
 
 
 #: the record ``meta`` keys every record of one generation run shares (``runner.run_generation``'s base meta)
@@ -210,6 +231,8 @@ def _run_settings(data: Path) -> list[str]:
             meta = obj.get("meta") if isinstance(obj, dict) else None
             if isinstance(meta, dict) and "generator" in meta:
                 seen.setdefault(", ".join(f"{k}={meta[k]}" for k in _RUN_META if k in meta), None)
+    except DocumentTooLarge:
+        raise
     except (OSError, ValueError):
         return []
     return list(seen)
@@ -289,6 +312,8 @@ def record_models(data: str | Path) -> dict[str, int]:
     try:
         for _, obj in iter_json_objects(data, errors=[]):  # a JSON array or JSONL; bad lines left to the readers
             count(obj)
+    except DocumentTooLarge:
+        raise
     except (OSError, ValueError):
         return {}
     return counts
@@ -327,7 +352,7 @@ def check_finished(data: str | Path, *, allow_incomplete: bool = False, flag: st
                   "restore its run report, or regenerate the file" if why.startswith(UNREADABLE) else
                   "restore or regenerate the shards it names and merge again" if "inputs" in report and "missing"
                   in report else "wait for it to finish" if why.startswith("a savi job") else
-                  "re-run the same savi generate command to finish it")
+                  f"re-run the same {_unreported(data) or 'savi generate'} command to finish it")
         raise UnfinishedDataError(f"{data}: {why}; {remedy}{allow}")
     unverified = unvouched_copy(data) if why is None else None
     if unverified is not None:

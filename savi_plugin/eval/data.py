@@ -45,6 +45,7 @@ from typing import Any
 
 from savi_plugin.data.choices import duplicate_options, duplicate_options_message
 from savi_plugin.data.files import read_json
+from savi_plugin.errors import DocumentTooLarge
 
 log = logging.getLogger(__name__)
 
@@ -326,7 +327,7 @@ def read_annotation_file(path: Path) -> list[dict[str, Any]]:
                 records.append(record)
             return records
         data = read_json(path, _document_error(path))
-    except EvalDataError:
+    except (EvalDataError, DocumentTooLarge):
         raise
     except Exception as exc:  # noqa: BLE001 - unreadable parquet / JSON (many error types): name the file
         raise EvalDataError(path, None, None, f"cannot read: {type(exc).__name__}: {exc}") from None

@@ -30,7 +30,7 @@ from typing import Any
 from savi_plugin.data.files import read_json
 from savi_plugin.data.identity import CHECKPOINT_FILE
 from savi_plugin.data.outputs import remove_tree, write_json
-from savi_plugin.errors import ConfigurationError
+from savi_plugin.errors import ConfigurationError, DocumentTooLarge
 from savi_plugin.training.stored_config import (
     configuration_from_file,
     stored_configuration,
@@ -59,6 +59,8 @@ def read_identity(checkpoint: str | Path) -> dict[str, Any] | None:
     """The run identity stored in ``checkpoint`` (None: none, or not readable as ours)."""
     try:
         data = read_json(Path(checkpoint) / CHECKPOINT_FILE)
+    except DocumentTooLarge:
+        raise
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) and isinstance(data.get("run"), str) else None
@@ -70,6 +72,8 @@ def state_step(checkpoint: str | Path) -> int | None:
     try:
         state = read_json(Path(checkpoint) / "trainer_state.json")
         return int(state["global_step"])
+    except DocumentTooLarge:
+        raise
     except (OSError, ValueError, TypeError, KeyError):
         return None
 

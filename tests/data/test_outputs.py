@@ -456,12 +456,13 @@ def test_stale_shadow_files_are_swept_and_held_ones_kept(shadow_root, tmp_path, 
 
 
 # --------------------------------------------------------------------------------------------- removed under a job
-@pytest.mark.parametrize("change", ["removed", "replaced", "mark-removed"])
+@pytest.mark.parametrize("change", ["removed", "replaced", "mark-removed", "mark-replaced"])
 @pytest.mark.parametrize("folder", [True, False], ids=["folder", "file"])
 def test_an_output_removed_or_replaced_under_its_job_stops_the_next_write_and_the_claim(change, folder, tmp_path):
     """The layer, for every writer: after its mark, a job's output that was removed (``rm -rf``), replaced by
-    another folder at the same path, or stripped of our mark stops the job at its next write through the layer,
-    and at the claim's end, naming the output; nothing is written there."""
+    another folder at the same path, stripped of our mark, or given another run's mark (pass 11 A #37/#38: the job
+    went on and exited 0) stops the job at its next write through the layer, and at the claim's end, naming the
+    output; nothing is written there."""
     import shutil
 
     from savi_plugin.data.outputs import OutputRemovedError, mark_path, write_json
@@ -476,6 +477,8 @@ def test_an_output_removed_or_replaced_under_its_job_stops_the_next_write_and_th
             write_json(inside, {"step": 1})  # intact: written
             if change == "mark-removed":
                 mark_path(out, folder).unlink()
+            elif change == "mark-replaced":
+                write_json(mark_path(out, folder), {"written_by": "savi", "command": "savi test", "config": {"x": 1}})
             else:
                 shutil.rmtree(where)
                 if change == "replaced":
@@ -486,7 +489,34 @@ def test_an_output_removed_or_replaced_under_its_job_stops_the_next_write_and_th
                 with pytest.raises(OutputRemovedError):
                     JsonlAppender(out).write_object({"id": "x"})
                 out.unlink(missing_ok=True)  # what the appender's open created
-    assert change == "mark-removed" or sorted(os.listdir(where) if where.exists() else []) == []
+    marked = change.startswith("mark-")
+    assert marked or sorted(os.listdir(where) if where.exists() else []) == []
     # what is left without our mark is no longer known as this job's: the advice is to move it, as a re-run refuses it
-    left = change == "mark-removed" and os.path.lexists(out)
+    left = marked and os.path.lexists(out)
     assert ("move it away" in str(stopped.value)) == left and ("run it again" in str(stopped.value)) != left
+
+
+@pytest.mark.parametrize("opener", ["claim", "appender", "progress reader"])
+def test_a_sidecar_that_is_a_link_to_a_users_file_is_named_as_not_ours_and_never_touched(opener, tmp_path):
+    """Red team 11, A1: a generation's progress file replaced by a symlink to the user's file; the re-run told them
+    to "remove the line" (of their own file). Every opener of a sidecar -- the output's claim, the one appender, the
+    progress reader -- says it is a link savi did not write, and nothing is cut, appended or read as the run's."""
+    from savi_plugin.data.writer import JsonlAppender
+    from savi_plugin.generators.runner import _read_progress
+
+    user = tmp_path / "user1.txt"
+    user.write_bytes(b"my notes\nno newline at the end")  # an appender would cut this "torn" last line
+    out = tmp_path / "S1.jsonl"
+    progress = sidecar(out, "progress.jsonl")
+    progress.symlink_to("user1.txt")
+    with pytest.raises(ForeignOutputError) as err:
+        if opener == "claim":
+            claim(out, command="savi generate", config={})
+        elif opener == "appender":
+            JsonlAppender(progress)
+        else:
+            _read_progress(progress)
+    assert str(err.value) == (f"{progress}: is a symbolic link to user1.txt, which savi did not write (savi keeps "
+                              f"its progress file at that name); remove the link to redo every item")
+    assert user.read_bytes() == b"my notes\nno newline at the end"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["S1.jsonl.progress.jsonl", "user1.txt"]
