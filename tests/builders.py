@@ -214,6 +214,43 @@ def random_lora_adapter(model_path, out_dir, *, seed: int = 0) -> Path:
     return Path(out_dir)
 
 
+def trained_adapter(model_path, out_dir, *, seed: int = 0) -> Path:
+    """:func:`random_lora_adapter` with the record ``savi train`` writes beside it (``savi_adapter.json``: the
+    identity of its base, ``model_path``)."""
+    from savi_plugin.data.identity import write_adapter_identity
+
+    adapter = random_lora_adapter(model_path, out_dir, seed=seed)
+    write_adapter_identity(adapter, model_path, None)
+    return adapter
+
+
+#: ways an adapter folder's file is damaged: (the file, how); :func:`damaged_adapter` applies one
+ADAPTER_DAMAGES = {
+    "torn record": ("savi_adapter.json", '{"written_by": '),
+    "record not an object": ("savi_adapter.json", "[]"),
+    "record without its base": ("savi_adapter.json", '{"backend": null}'),
+    "torn peft config": ("adapter_config.json", '{"peft_type": '),
+    "truncated weights": ("adapter_model.safetensors", 1000),
+    "weights short of their end": ("adapter_model.safetensors", -10),
+    "no weights": ("adapter_model.safetensors", None),
+}
+
+
+def damaged_adapter(adapter, out_dir, damage: str) -> tuple[Path, Path]:
+    """A copy of ``adapter`` in ``out_dir`` with one file damaged as :data:`ADAPTER_DAMAGES` says: a text written
+    over it, a size it is cut to (negative: bytes cut off its end), or None: removed. Returns the copy and the file."""
+    name, how = ADAPTER_DAMAGES[damage]
+    shutil.copytree(adapter, out_dir)
+    path = Path(out_dir) / name
+    if how is None:
+        path.unlink()
+    elif isinstance(how, str):
+        path.write_text(how)
+    else:
+        os.truncate(path, how if how > 0 else path.stat().st_size + how)
+    return Path(out_dir), path
+
+
 #: A third party's benchmark module: a BenchmarkSpec for records {id, clip, question, choices, answer} and our
 #: default protocol; its task YAMLs sit in ``tasks/`` next to it.
 THIRD_PARTY_BENCHMARK = '''

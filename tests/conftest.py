@@ -37,6 +37,15 @@ def tiny_llava_onevision(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def tiny_adapter(tmp_path_factory, tiny_llava_onevision):
+    """A saved random LoRA adapter of :func:`tiny_llava_onevision` with its ``savi_adapter.json`` (copy it to
+    change it)."""
+    from tests.builders import trained_adapter
+
+    return trained_adapter(tiny_llava_onevision, tmp_path_factory.mktemp("tiny_adapter") / "adapter")
+
+
+@pytest.fixture(scope="session")
 def tiny_qwen2_vl(tmp_path_factory):
     """Path of a saved tiny random-weight Qwen2-VL with its processor."""
     from savi_plugin.models.tiny import build_tiny_model

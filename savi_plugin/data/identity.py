@@ -21,8 +21,13 @@ check names what changed.
   and last 4 KiB.
 
 An adapter records the identity of the base model it was trained on in ``savi_adapter.json``
-(:func:`write_adapter_identity`); :func:`check_adapter_base` refuses to apply it to another base, and warns
-once when the folder's ``savi train`` run has not finished (:func:`unfinished_training`).
+(:func:`write_adapter_identity`). :func:`check_adapter` is the one check every load of an adapter passes before
+anything is loaded (``savi generate`` before its output is claimed, ``savi eval suite`` before lmms-eval runs,
+``savi_video`` and every other load through :meth:`VideoLM.from_pretrained`): the folder is a peft adapter
+(:func:`check_adapter_folder`), it was trained on this base (:func:`check_adapter_base`; a record that is there
+but cannot be read is refused, never taken for "no record"), and its weight file is whole
+(:func:`check_adapter_weights`). It warns once when the folder's ``savi train`` run has not finished
+(:func:`unfinished_training`).
 """
 
 from __future__ import annotations
@@ -51,6 +56,12 @@ _NOT_CONTENT = (".savi.lock", ".savi-output.json", ADAPTER_FILE, "train_report.j
 class IdentityMismatchError(ConfigurationError):
     """An adapter meets another model than it was made with (one line): the job cannot run as configured, so it
     stops before its first item with nothing marked (exit status 2)."""
+
+
+class AdapterFileError(ConfigurationError):
+    """A file of an adapter folder that is there but cannot be read (``<file>[:<line>]: <why>``, one line): a torn
+    ``savi_adapter.json``, a damaged ``adapter_config.json`` or weight file. The adapter the user named cannot be
+    applied as asked, so the job stops before its first item with nothing marked (exit status 2)."""
 
 
 def _digest_file(path: Path, size: int, edge: int | None = None) -> str:
@@ -277,7 +288,15 @@ CHECKPOINT_FILE = "savi_checkpoint.json"
 
 #: the training report a finished ``savi train`` run writes last (a run removes it when it starts)
 TRAIN_REPORT = "train_report.json"
-_WARNED_UNFINISHED: set[str] = set()
+#: what :func:`check_adapter_base` has warned of in this process: said once, though a job checks before it claims
+#: its output and again as it loads
+_WARNED: set[str] = set()
+
+
+def _warn_once(message: str) -> None:
+    if message not in _WARNED:
+        _WARNED.add(message)
+        log.warning("%s", message)
 
 
 def unfinished_training(adapter_dir: str | Path) -> str | None:
@@ -301,22 +320,110 @@ def unfinished_training(adapter_dir: str | Path) -> str | None:
             f"checkpoint-* folders may hold later states)")
 
 
-def check_adapter_folder(adapter_dir: str | Path) -> None:
-    """Refuse an ``adapter`` that is not a peft adapter folder (one holding ``adapter_config.json``), before any
-    output is claimed or model loaded: peft would fail only after the base model is loaded, with its own message.
+#: the weight files peft's ``PeftModel.from_pretrained`` reads from an adapter folder, in its order of preference
+ADAPTER_WEIGHT_FILES = ("adapter_model.safetensors", "adapter_model.bin")
+
+
+def check_adapter(adapter_dir: str | Path, base: str | Path | None) -> None:
+    """The one check of an adapter before anything is loaded: :func:`check_adapter_folder`, then (``base`` given)
+    :func:`check_adapter_base`, then :func:`check_adapter_weights` -- the base first, since an adapter meant for
+    another model is refused whatever state its weights are in.
 
     Raises:
-        ConfigurationError: naming the path and what it is instead.
+        ConfigurationError: naming the path (exit status 2); :class:`IdentityMismatchError` for another base,
+            :class:`AdapterFileError` for a file that is there but cannot be read.
     """
-    from savi_plugin.errors import ConfigurationError
+    check_adapter_folder(adapter_dir)
+    if base is not None:
+        check_adapter_base(adapter_dir, base)
+    check_adapter_weights(adapter_dir)
 
+
+def _adapter_file_error(path: Path, what: str, remedy: str):
+    """The ``error(message, line)`` of :func:`savi_plugin.data.files.read_json` for a file of an adapter folder."""
+    def refuse(message: str, line: int | None = None) -> AdapterFileError:
+        return AdapterFileError(f"{path}{f':{line}' if line else ''}: {what}: {message}; {remedy}")
+    return refuse
+
+
+def _read_adapter_json(path: Path, what: str, remedy: str) -> dict:
+    """The JSON object at ``path`` (a file of an adapter folder), or :class:`AdapterFileError` naming it."""
+    refuse = _adapter_file_error(path, what, remedy)
+    try:
+        data = read_json(path, refuse)
+    except OSError as exc:
+        raise refuse(f"cannot be read ({exc.strerror or exc})") from None
+    if not isinstance(data, dict):
+        raise refuse(f"expected a JSON object, got {type(data).__name__}")
+    return data
+
+
+def check_adapter_folder(adapter_dir: str | Path) -> None:
+    """Refuse an ``adapter`` that is not a peft adapter folder (one holding ``adapter_config.json``, a JSON object),
+    before any output is claimed or model loaded: peft would fail only after the base model is loaded, with its own
+    message.
+
+    Raises:
+        ConfigurationError: naming the path and what it is instead; :class:`AdapterFileError` for an
+            ``adapter_config.json`` that is torn or not an object.
+    """
     path = Path(adapter_dir)
-    if (path / "adapter_config.json").is_file():
-        return
-    what = ("no such folder" if not path.exists() else "a file, not a folder" if not path.is_dir()
-            else "a folder without adapter_config.json")
-    raise ConfigurationError(f"adapter {adapter_dir}: {what}; an adapter is the folder `savi train` (or peft's "
-                             f"save_pretrained) writes, holding adapter_config.json")
+    if not (path / "adapter_config.json").is_file():
+        what = ("no such folder" if not path.exists() else "a file, not a folder" if not path.is_dir()
+                else "a folder without adapter_config.json")
+        raise ConfigurationError(f"adapter {adapter_dir}: {what}; an adapter is the folder `savi train` (or peft's "
+                                 f"save_pretrained) writes, holding adapter_config.json")
+    _read_adapter_json(path / "adapter_config.json", "the adapter's peft configuration",
+                       "the adapter folder is damaged: restore it from its training run, or train it again")
+
+
+def safetensors_problem(path: str | Path) -> str | None:
+    """Why the safetensors file at ``path`` cannot be loaded (safetensors' own reader of its header, which also
+    checks that the file holds every byte the header names: a truncated or partly written file), or None. Reads
+    the header only (the file is mapped, not read)."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            fh.keys()
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror or exc})"
+    except Exception as exc:  # noqa: BLE001 - safetensors' SafetensorError derives from Exception only
+        text = str(exc).strip().splitlines()
+        return f"damaged ({text[0] if text else type(exc).__name__})"
+    return None
+
+
+def damaged_weight_file(folder: str | Path) -> str | None:
+    """``"<file>: damaged (...)"`` for the first ``*.safetensors`` file of ``folder`` that cannot be loaded, or
+    None: names the file when a load of the folder failed on one (safetensors' error names no file)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return None
+    for path in sorted(folder.glob("*.safetensors")):
+        problem = safetensors_problem(path)
+        if problem:
+            return f"{path}: {problem}"
+    return None
+
+
+def check_adapter_weights(adapter_dir: str | Path) -> None:
+    """Refuse an adapter folder without a weight file peft reads (:data:`ADAPTER_WEIGHT_FILES`), or whose
+    ``adapter_model.safetensors`` (the one peft prefers) cannot be loaded: truncated, torn, not safetensors.
+
+    Raises:
+        AdapterFileError: naming the file (exit status 2).
+    """
+    folder = Path(adapter_dir)
+    present = [folder / name for name in ADAPTER_WEIGHT_FILES if (folder / name).is_file()]
+    if not present:
+        raise AdapterFileError(f"{folder}: the adapter holds no weights (none of {', '.join(ADAPTER_WEIGHT_FILES)}); "
+                               f"an adapter is the folder `savi train` (or peft's save_pretrained) writes")
+    if present[0].name.endswith(".safetensors"):
+        problem = safetensors_problem(present[0])
+        if problem:
+            raise AdapterFileError(f"{present[0]}: the adapter's weights are {problem}; restore the folder from "
+                                   f"its training run, or train it again")
 
 
 def check_adapter_base(adapter_dir: str | Path, base: str | Path) -> None:
@@ -331,24 +438,28 @@ def check_adapter_base(adapter_dir: str | Path, base: str | Path) -> None:
         IdentityMismatchError: naming the adapter, the base it was trained on and the model it meets.
     """
     unfinished = unfinished_training(adapter_dir)
-    if unfinished and str(adapter_dir) not in _WARNED_UNFINISHED:
-        _WARNED_UNFINISHED.add(str(adapter_dir))
-        log.warning("%s", unfinished)
+    if unfinished:
+        _warn_once(unfinished)
     record = Path(adapter_dir) / ADAPTER_FILE
     if not record.is_file():
         record = Path(adapter_dir) / CHECKPOINT_FILE  # a training run's checkpoint-N: its run's base
         if not record.is_file():
             _check_peft_base_class(Path(adapter_dir), base)
             return
+    # there but unreadable (torn by a kill, edited): it vouches for nothing, and is not "no record" -- the
+    # fallback on peft's class record would apply the adapter to any model of the family with no word
+    remedy = (f"it records the base model the adapter was trained on, so the adapter cannot be checked against "
+              f"{base}: restore the file from the adapter's training run")
+    stored = _read_adapter_json(record, "adapter record", remedy)
     try:
-        stored = read_json(record)
         if record.name == CHECKPOINT_FILE:
             stored = {"base_model": stored["config"]["model"], "base_identity": stored["config"]["identity"]["model"]}
         trained_on = stored["base_identity"]
-    except DocumentTooLarge:
-        raise
-    except (OSError, ValueError, KeyError, TypeError):
-        return
+        if not isinstance(trained_on, dict):
+            raise TypeError
+    except (KeyError, TypeError):
+        field = "config.identity.model" if record.name == CHECKPOINT_FILE else "base_identity"
+        raise _adapter_file_error(record, "adapter record", remedy)(f"{field}: missing or not an object") from None
     current = model_identity(base)
     if same_identity(trained_on, current):
         return
@@ -360,8 +471,8 @@ def check_adapter_base(adapter_dir: str | Path, base: str | Path) -> None:
     trained_base = shown_from_file(stored.get("base_model"), record)  # named from where the user stands
     if not (trained_on or {}).get("sha256") or not (current or {}).get("sha256"):
         # a hub id on one side: its files are not here to compare; say so once instead of guessing
-        log.warning("%s: cannot verify that %s is the base the adapter was trained on (%s): one of them is not a "
-                    "local folder", adapter_dir, base, trained_base)
+        _warn_once(f"{adapter_dir}: cannot verify that {base} is the base the adapter was trained on "
+                   f"({trained_base}): one of them is not a local folder")
         return
     _refuse_other_base(adapter_dir, trained_on, trained_base, base, current)
 
@@ -427,8 +538,8 @@ def _check_peft_base_class(adapter_dir: Path, base: str | Path) -> None:
         _refuse_other_base(adapter_dir, recorded, from_here(trained_on), base, current,
                            " (as peft's adapter_config.json names it)")
     if not isinstance(trained_class, str) or not isinstance(architectures, list) or not architectures:
-        log.warning("%s: the adapter has no %s and its base cannot be compared with %s; applying it as it is",
-                    adapter_dir, ADAPTER_FILE, base)
+        _warn_once(f"{adapter_dir}: the adapter has no {ADAPTER_FILE} and its base cannot be compared with {base}; "
+                   f"applying it as it is")
         return
     if trained_class in architectures:
         return

@@ -302,6 +302,17 @@ def flag_value(args: list[str], flag: str) -> str | None:
 READ_PATH_ARGS = ("pretrained", "adapter")
 
 
+def empty_path_problem(key: str, value: object) -> str | None:
+    """Why a :data:`READ_PATH_ARGS` value is refused for being empty, or None: ``adapter=`` is what
+    ``adapter=$ADAPTER`` gives when the variable is unset, and read as "no adapter" it evaluated the base model
+    under the adapter's label with no word. ``none`` says "no adapter" on purpose; leaving the key out too."""
+    if key not in READ_PATH_ARGS or not isinstance(value, str) or value.strip():
+        return None
+    return (f"{key}= is empty (what {key}=$VAR gives when the variable is unset): name the "
+            f"{'adapter folder' if key == 'adapter' else 'model folder or hub id'}"
+            + (", or leave adapter= out (or write adapter=none) to evaluate the base model" if key == "adapter" else ""))
+
+
 def read_paths(model_args: str | None, data_root: str | None, flag: str = "--model_args") -> dict[str, str]:
     """What an lmms-eval evaluation reads on this machine, by the name the user gave it: the ``pretrained=`` and
     ``adapter=`` of ``--model_args`` (split as lmms-eval splits them: :func:`split_model_args`) and the data root;
@@ -455,7 +466,8 @@ def check_model_args(model: str | None, model_args: str | None, flag: str = "--m
 
     Raises:
         ConfigError: a value that lmms-eval's split cannot carry (an item cut at a ``,``; a path value holding one
-            of :data:`SPLIT_SYNTAX`), or a path value lmms-eval would type (``1e5``) that names nothing (exit 2).
+            of :data:`SPLIT_SYNTAX`), an empty path value (:func:`empty_path_problem`), or a path value lmms-eval
+            would type (``1e5``) that names nothing (exit 2).
     """
     pairs = split_model_args(model_args or "", flag)
     if model != "savi_video":
@@ -463,6 +475,9 @@ def check_model_args(model: str | None, model_args: str | None, flag: str = "--m
     for key, value in pairs:
         if key not in READ_PATH_ARGS:
             continue
+        empty = empty_path_problem(key, value)
+        if empty:
+            raise ConfigError("", f"{flag} {empty}")
         if SPLIT_SYNTAX & set(value):
             raise ConfigError("", f"{flag} {key}={value}: lmms-eval's --model_args split cannot carry this "
                                   f"path (it splits at ',' outside quotes and brackets, and passes quotes on as part "

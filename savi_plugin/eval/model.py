@@ -235,7 +235,11 @@ class SaviVideo(lmms):
                                f"savi_plugin.eval.model.SaviVideo for the accepted ones")
         if _none(pretrained) is None:  # the one required argument: a SettingError, not Python's TypeError
             raise SettingError("savi_video: model_args needs pretrained=<model path or hub id>")
+        from savi_plugin.eval.command import empty_path_problem
+
         for key, value in (("pretrained", pretrained), ("adapter", adapter)):
+            if empty_path_problem(key, value):  # adapter=$ADAPTER with the variable unset: not "no adapter"
+                raise SettingError(f"savi_video: {empty_path_problem(key, value)}")
             if value is not None and not isinstance(value, (str, Path)):  # lmms-eval's typing: 1e5 -> 100000.0
                 raise SettingError(f"savi_video: {key}={value!r}: lmms-eval reads this model_args value as a "
                                    f"{type(value).__name__}, not as a path; name the folder so that it is no number or "

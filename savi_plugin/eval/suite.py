@@ -29,7 +29,7 @@ from pathlib import Path
 
 from savi_plugin.config.values import MAX_NUMBER
 from savi_plugin.data.files import file_problem, read_document
-from savi_plugin.data.identity import check_adapter_base, input_identity, model_identity
+from savi_plugin.data.identity import check_adapter, input_identity, model_identity
 from savi_plugin.data.outputs import atomic_path, claim, disk_error, remove_tree, write_json, write_text
 from savi_plugin.data.paths import name_for_file, path_for_file
 from savi_plugin.environment import item_limits
@@ -301,8 +301,8 @@ def run_suite(plan: SuitePlan, out: str | Path, *, env: dict | None = None, miss
     if plan.data_root:
         env["SAVI_DATA_ROOT"] = str(Path(plan.data_root).resolve())
     env = eval_data_env(plan.tasks, env)  # data that cannot be had: one line before any folder or model
-    for adapter in plan.adapters.values():  # an adapter trained on another base: one line before lmms-eval runs
-        check_adapter_base(adapter, plan.model)
+    for adapter in plan.adapters.values():  # another base, a torn record, damaged weights: one line before
+        check_adapter(adapter, plan.model)  # lmms-eval runs (where it would end as "did not finish", exit 1)
     # what the model and adapters are by content: a run kept from an earlier suite is theirs only if unchanged
     identity = {"model": model_identity(plan.model), **{f"adapter {label}": model_identity(path)
                                                         for label, path in plan.adapters.items()},

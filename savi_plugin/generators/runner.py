@@ -539,9 +539,9 @@ def run_generation(*, generator: str | type | Generator, model: Any, inputs: str
     gen = resolve_generator(generator, options)
     check_data_root(data_root)
     if adapter is not None:  # before the output is claimed: peft would refuse it only after the model loaded
-        from savi_plugin.data.identity import check_adapter_folder
+        from savi_plugin.data.identity import check_adapter
 
-        check_adapter_folder(adapter)
+        check_adapter(adapter, model if isinstance(model, (str, Path)) else None)
     items = list(inputs) if not isinstance(inputs, (str, Path)) else load_inputs(inputs, data_root)
     check_inputs_encodable(items)
     input_ids = {item.id for item in items}  # every item a progress row may name, whatever the limit

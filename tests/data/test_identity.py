@@ -157,6 +157,54 @@ def test_an_identity_recorded_over_every_file_still_matches_its_base(tiny_llava_
     identity.check_adapter_base(adapter, tiny_llava_onevision)
 
 
+@pytest.mark.parametrize("damage", ["torn record", "record not an object", "record without its base",
+                                    "torn peft config", "truncated weights", "weights short of their end",
+                                    "no weights"])
+def test_an_adapter_file_there_but_unreadable_is_refused_naming_it(damage, tiny_adapter, tiny_llava_onevision,
+                                                                    tmp_path):
+    """A torn ``savi_adapter.json`` was taken for "no record" (peft's class record then let the adapter onto another
+    base of the family with no word), and truncated weights reached peft (a SafetensorError traceback): each is
+    one :class:`AdapterFileError` line naming the file, before anything loads."""
+    from tests.builders import damaged_adapter
+
+    identity.check_adapter(tiny_adapter, tiny_llava_onevision)  # the intact adapter on its base: accepted
+    adapter, damaged = damaged_adapter(tiny_adapter, tmp_path / "ad", damage)
+    with pytest.raises(identity.AdapterFileError) as err:
+        identity.check_adapter(adapter, tiny_llava_onevision)
+    text = str(err.value)
+    assert (str(damaged) in text if damage != "no weights" else f"{adapter}: the adapter holds no weights" in text)
+    assert "\n" not in text and err.value.exit_code == 2
+    if damage == "torn record":
+        assert text.startswith(f"{damaged}:1: adapter record: invalid JSON")
+
+
+def test_a_torn_checkpoint_record_is_refused_not_taken_for_none(tiny_adapter, tiny_llava_onevision, tmp_path):
+    """A ``checkpoint-N`` used as an adapter is checked by its ``savi_checkpoint.json``; torn, it is named."""
+    import shutil
+
+    checkpoint = tmp_path / "checkpoint-2"
+    shutil.copytree(tiny_adapter, checkpoint, ignore=shutil.ignore_patterns(identity.ADAPTER_FILE))
+    (checkpoint / identity.CHECKPOINT_FILE).write_text('{"config": {"model": ')
+    with pytest.raises(identity.AdapterFileError, match=rf"^{checkpoint / identity.CHECKPOINT_FILE}:1: adapter record"):
+        identity.check_adapter_base(checkpoint, tiny_llava_onevision)
+
+
+def test_a_damaged_model_weight_file_is_named_when_its_load_fails(tiny_llava_onevision, tmp_path):
+    """safetensors' own error names no file: the load's one line names the damaged one."""
+    import shutil
+
+    from savi_plugin.models import load_backend
+    from savi_plugin.models.backends.base import ModelLoadError
+
+    model = tmp_path / "m"
+    shutil.copytree(tiny_llava_onevision, model)
+    weights = min(model.glob("*.safetensors"))
+    os.truncate(weights, weights.stat().st_size - 10)
+    with pytest.raises(ModelLoadError) as err:
+        load_backend(model, num_frames=4)
+    assert str(err.value).startswith(f"{model}: the model cannot be loaded: {weights}: damaged (")
+
+
 @pytest.mark.parametrize("named", ["another base of the family", "a copy of the base", "a hub id", "a missing path"])
 def test_an_adapter_without_savis_record_is_compared_with_the_local_base_peft_names(named, tiny_llava_onevision,
                                                                                    tmp_path, caplog):

@@ -220,6 +220,10 @@ def test_savi_eval_run_links_a_model_args_path_lmms_eval_would_retype(name, tmp_
     ("pretrained={tmp}/m,num_frames=2,pretrained={tmp}/n,num_frames=4",
      "--model_args: pretrained= is given twice (pretrained={tmp}/m and pretrained={tmp}/n)"),
     ("pretrained={tmp}/m,num_frames=2, num_frames=2", "--model_args: num_frames= is given twice (num_frames=2 and num_frames=2)"),
+    # adapter=$ADAPTER with the variable unset: the base model was evaluated under the adapter's label
+    ("pretrained={tmp}/m,num_frames=4,adapter=", "--model_args adapter= is empty (what adapter=$VAR gives when the "
+                                                 "variable is unset)"),
+    ("pretrained=,num_frames=4", "--model_args pretrained= is empty"),
 ])
 def test_savi_eval_run_refuses_a_model_args_value_lmms_eval_cannot_carry(model_args, message, tmp_path, capsys,
                                                                           monkeypatch):

@@ -300,3 +300,37 @@ def test_stray_launcher_variables_are_one_setting_error_before_anything_loads(mo
         models.get_model("savi_video").create_from_arg_string("pretrained=/nonexistent", {"batch_size": 1})
     assert str(err.value).startswith("savi_video: RANK=1, WORLD_SIZE=2 set but no launcher")
     assert "unset RANK WORLD_SIZE" in str(err.value) and "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("damage", ["truncated weights", "torn record"])
+def test_a_damaged_adapter_is_one_setting_error_naming_its_file(damage, tiny_adapter, tiny_llava_onevision, tmp_path):
+    """``--model_args ...,adapter=rr_trunc`` (weights cut to 1000 bytes) escaped savi_video as a SafetensorError
+    traceback and lmms-eval exited 0; a torn ``savi_adapter.json`` was taken for "no record" and the adapter applied
+    with no word. Through lmms-eval's registry: one SettingError line naming the file, before the model loads."""
+    from lmms_eval import models
+
+    from savi_plugin.eval.model import SettingError
+    from tests.builders import damaged_adapter
+
+    adapter, damaged = damaged_adapter(tiny_adapter, tmp_path / "rr", damage)
+    with pytest.raises(SettingError) as err:
+        models.get_model("savi_video").create_from_arg_string(
+            f"pretrained={tiny_llava_onevision},num_frames=4,adapter={adapter}", {"batch_size": 1, "device": None})
+    text = str(err.value)
+    assert text.startswith(f"savi_video: cannot load pretrained={tiny_llava_onevision}, adapter={adapter}: "
+                           f"AdapterFileError: {damaged}") and "\n" not in text
+    assert err.value.code == 2  # lmms-eval's process ends with the configuration error's status
+
+
+@pytest.mark.parametrize("model_args", ["pretrained=m,num_frames=4,adapter=", "pretrained=m,adapter= ,num_frames=4"])
+def test_an_empty_adapter_is_one_setting_error_not_the_base_model(model_args):
+    """``adapter=$ADAPTER`` with the variable unset gives ``adapter=``: the base model was evaluated under the
+    adapter's label with no word."""
+    from lmms_eval import models
+
+    from savi_plugin.eval.model import SettingError
+
+    with pytest.raises(SettingError) as err:
+        models.get_model("savi_video").create_from_arg_string(model_args, {"batch_size": 1, "device": None})
+    assert str(err.value).startswith("savi_video: adapter= is empty (what adapter=$VAR gives when the variable is "
+                                     "unset)") and "\n" not in str(err.value)

@@ -190,6 +190,22 @@ def test_an_adapter_trained_on_another_base_is_refused_before_lmms_eval(tmp_path
     assert code == 2 and "the adapter was trained on" in err and not (tmp_path / "s").exists()
 
 
+@pytest.mark.parametrize("damage, base", [("truncated weights", "its own"), ("torn record", "another family's")])
+def test_a_damaged_adapter_is_refused_before_lmms_eval_naming_its_file(damage, base, tmp_path, tiny_adapter,
+                                                                       tiny_llava_onevision, tiny_qwen2_vl):
+    """Truncated weights on the adapter's own base ended as "evaluation did not finish ... re-run the same command"
+    (exit 1) after the base model was evaluated; a torn savi_adapter.json let the adapter onto another base with no
+    word. Both are one line naming the file, exit 2, before any folder is made."""
+    from tests.builders import damaged_adapter
+
+    adapter, damaged = damaged_adapter(tiny_adapter, tmp_path / "rr", damage)
+    model = tiny_llava_onevision if base == "its own" else tiny_qwen2_vl
+    code, _, err = _suite(["savi_perceptiontest", "--model", str(model), "--adapter", str(adapter),
+                           "--data-root", str(tmp_path), "--out", str(tmp_path / "s")])
+    assert code == 2 and len(err.strip().splitlines()) == 1 and str(damaged) in err, err
+    assert "re-run" not in err and not (tmp_path / "s").exists()
+
+
 def test_compare_refuses_incomparable_tables(suite, tmp_path):
     tmp, table, _, _, _, _ = suite
     other = tmp_path / "other"

@@ -329,6 +329,26 @@ def test_an_adapter_that_is_not_an_adapter_folder_is_refused_before_the_output_i
     assert sorted(p.name for p in tmp_path.iterdir()) == ["qa.jsonl", "videos"]  # nothing claimed
 
 
+@pytest.mark.parametrize("damage", ["torn record", "truncated weights", "torn peft config"])
+def test_a_damaged_adapter_is_refused_naming_its_file_before_the_output_is_claimed(damage, tiny_adapter, tmp_path,
+                                                                                   capsys, monkeypatch):
+    """A torn savi_adapter.json was taken for "no record" and the adapter applied to another base with no word
+    (blind test pass 11, B #40); truncated weights failed in peft after the model loaded. One line naming the file,
+    exit 2, nothing claimed."""
+    from misuse_kit import clip
+
+    from tests.builders import damaged_adapter
+
+    monkeypatch.chdir(tmp_path)
+    video = clip(tmp_path / "videos" / "v.mp4")
+    Path("qa.jsonl").write_text(json.dumps({"id": "q1", "video": str(video), "question": "Which way?",
+                                            "options": ["left", "right"], "answer": "left"}) + "\n")
+    adapter, damaged = damaged_adapter(tiny_adapter, tmp_path / "rr", damage)
+    assert main(GENERATE + ["--adapter", str(adapter), "--num-frames", "4", "--no-progress"]) == 2
+    assert _one_error_line(capsys).startswith(f"error: {damaged}")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["qa.jsonl", "rr", "videos"]  # nothing claimed
+
+
 def test_videosavi_option_name_from_options_file(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "opts.yaml").write_text("questions_per_video: 6\n")

@@ -94,11 +94,10 @@ class VideoLM:
         """
         from transformers import AutoProcessor
 
-        if adapter is not None:  # an adapter trained on another base is refused, naming both, before any loading
-            from savi_plugin.data.identity import check_adapter_base, check_adapter_folder
+        if adapter is not None:  # another base, a torn record, damaged weights: one line before any loading
+            from savi_plugin.data.identity import check_adapter
 
-            check_adapter_folder(adapter)
-            check_adapter_base(adapter, path)
+            check_adapter(adapter, path)
         kwargs: dict[str, Any] = {"dtype": resolve_dtype(dtype), "trust_remote_code": trust_remote_code}
         if attn_implementation:
             kwargs["attn_implementation"] = attn_implementation
@@ -109,7 +108,8 @@ class VideoLM:
         if adapter is not None:
             from peft import PeftModel
 
-            model = PeftModel.from_pretrained(model, str(adapter), is_trainable=is_trainable)
+            with model_files_read(adapter, "adapter"):
+                model = PeftModel.from_pretrained(model, str(adapter), is_trainable=is_trainable)
         model.to(device)
         if not is_trainable:
             model.eval()
@@ -486,11 +486,14 @@ class ModelLoadError(ConfigurationError):
 
 
 @contextlib.contextmanager
-def model_files_read(path: str | Path) -> Iterator[None]:
-    """Turn what transformers and safetensors raise on a broken checkpoint into one :class:`ModelLoadError` line
-    naming it; a failing machine (out of memory, an I/O error of the disk) stays what it is."""
+def model_files_read(path: str | Path, what: str = "model") -> Iterator[None]:
+    """Turn what transformers, peft and safetensors raise on a broken checkpoint (``what``: ``model`` or
+    ``adapter``) into one :class:`ModelLoadError` line naming it -- and the damaged weight file, where one is
+    (:func:`savi_plugin.data.identity.damaged_weight_file`; safetensors' own error names none); a failing
+    machine (out of memory, an I/O error of the disk) stays what it is."""
     import torch
 
+    from savi_plugin.data.identity import damaged_weight_file
     from savi_plugin.errors import MACHINE_ERRNOS
 
     try:
@@ -500,14 +503,17 @@ def model_files_read(path: str | Path) -> Iterator[None]:
     except OSError as exc:
         if exc.errno in MACHINE_ERRNOS:
             raise
-        raise ModelLoadError(f"{path}: the model cannot be loaded: {_first_line(exc)}") from exc
+        raise ModelLoadError(f"{path}: the {what} cannot be loaded: {_first_line(exc)}") from exc
     except Exception as exc:  # noqa: BLE001 - safetensors' SafetensorError derives from Exception only
         if not isinstance(exc, (ValueError, KeyError, RuntimeError, EOFError, TypeError, AttributeError)) and \
                 type(exc).__name__ != "SafetensorError":
             raise
         if isinstance(exc, ConfigurationError):
             raise
-        raise ModelLoadError(f"{path}: the model cannot be loaded ({type(exc).__name__}: {_first_line(exc)})") \
+        damaged = damaged_weight_file(path)
+        if damaged:
+            raise ModelLoadError(f"{path}: the {what} cannot be loaded: {damaged}") from exc
+        raise ModelLoadError(f"{path}: the {what} cannot be loaded ({type(exc).__name__}: {_first_line(exc)})") \
             from exc
 
 
