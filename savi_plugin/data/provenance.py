@@ -10,8 +10,9 @@ these states:
 
 * **unfinished** (:func:`unfinished_run`): a savi job is writing it, its run has a progress file and no report,
   its report says incomplete, its content is not what its report vouches for (edited, truncated in place, or
-  another file's report copied beside it), or its report is there but unreadable (torn, damaged: named at its
-  ``file:line``, never taken for "no report"). Consumers refuse it unless asked (``--allow-incomplete-data``,
+  another file's report copied beside it), its report is there but unreadable (torn, damaged: named at its
+  ``file:line``, never taken for "no report"), or our mark beside it says a command that writes a report made it
+  and no report is there (:func:`unreported_writer`: a full disk or a kill before its report). Consumers refuse it unless asked (``--allow-incomplete-data``,
   ``--allow-incomplete``). A report written by an older savi (no ``content``) is not compared.
 * **unverified** (:func:`unvouched_copy`): no report or progress beside it, but its records name the generator
   that wrote them (``meta.generator``): a copy that left its report behind; or a conversion or merge of such a
@@ -34,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from savi_plugin.data.identity import file_identity, same_identity
-from savi_plugin.data.outputs import sidecar, writer_now
+from savi_plugin.data.outputs import mark_path, read_mark, sidecar, writer_now
 from savi_plugin.data.paths import name_for_file, path_from_file
 
 log = logging.getLogger(__name__)
@@ -43,6 +44,11 @@ log = logging.getLogger(__name__)
 CHANGED = "its content is not what its run report vouches for (edited, truncated or another file's report)"
 #: the reason a file whose run report is there but unreadable (torn by a kill, damaged) is refused
 UNREADABLE = "its run report is there but unreadable, so it vouches for nothing"
+#: the reason a file our mark says one of :data:`REPORT_WRITERS` wrote, with no run report beside it, is refused
+UNREPORTED = "its run report is missing"
+#: the commands whose file output is described by a run report beside it, written before the file takes its name
+#: (:func:`savi_plugin.data.outputs.write_reported`) or, for a generation, at its end (a progress file says it runs)
+REPORT_WRITERS = ("savi generate", "savi generate merge", "savi data convert")
 
 
 class UnfinishedDataError(ValueError):
@@ -132,6 +138,11 @@ def run_problem(data: str | Path) -> str | None:
     if report is None:
         if sidecar(data, "progress.jsonl").exists():
             return f"its generation run has not finished (no {sidecar(data, 'report.json').name})"
+        writer = unreported_writer(data)
+        if writer is not None:
+            return (f"{UNREPORTED}: {mark_path(data, False).name} says {writer} wrote it, and "
+                    f"{sidecar(data, 'report.json').name} is not beside it (that run did not finish, or its report "
+                    f"was removed)")
         return None
     if content_changed(data, report):
         return f"{CHANGED}: {sidecar(data, 'report.json').name}"
@@ -147,6 +158,18 @@ def run_problem(data: str | Path) -> str | None:
                 + (f", {missing} pair(s) it wrote are not in the file and will be generated again" if missing
                    else "") + ")")
     return f"its run report says incomplete ({'; '.join(map(str, report.get('missing') or [])) or 'see the report'})"
+
+
+def unreported_writer(data: str | Path) -> str | None:
+    """The command (one of :data:`REPORT_WRITERS`) that our mark beside ``data`` says wrote it, when no run report
+    is beside it; else None. Convert and merge give the file its name only once its report is written, a
+    generation writes its report at its end: such a file is what an unfinished run left (a full disk at its
+    report, a kill) or a product whose report was removed, never a plain copy (a copy does not carry our mark)."""
+    if os.path.lexists(sidecar(data, "report.json")):
+        return None
+    mark = read_mark(data, False)
+    command = mark.get("command") if mark is not None else None
+    return command if command in REPORT_WRITERS else None
 
 
 def unfinished_run(data: str | Path) -> str | None:
@@ -325,6 +348,8 @@ def check_finished(data: str | Path, *, allow_incomplete: bool = False, flag: st
         report = run_report(data) or {}
         remedy = ("restore the file its report was written for, or regenerate it" if why.startswith(CHANGED) else
                   "restore its run report, or regenerate the file" if why.startswith(UNREADABLE) else
+                  f"re-run the same {unreported_writer(data)} command to finish it, or restore its run report"
+                  if why.startswith(UNREPORTED) else
                   "restore or regenerate the shards it names and merge again" if "inputs" in report and "missing"
                   in report else "wait for it to finish" if why.startswith("a savi job") else
                   "re-run the same savi generate command to finish it")
