@@ -103,73 +103,170 @@ def run_tasks_path(args) -> int:
     return 0
 
 
-def run_lmms_eval(args) -> int:
-    """Run lmms-eval; an evaluation (``--model`` and ``--tasks``) is judged by its results file, since lmms-eval
-    exits 0 on every error: every requested task must have results, else one ``error:`` line and exit 1. An
-    ``--output_path`` that is, lies inside or holds what the evaluation reads (``pretrained=``, ``adapter=``, the
-    data root) is refused before lmms-eval starts; one lmms-eval would re-parse (a ``,`` or ``=`` in it) is passed
-    as a link without them, and so are ``savi_video``'s path values lmms-eval would misread (``pretrained=1e5``,
-    :func:`~savi_plugin.eval.command.safe_model_args`); without ``--output_path`` the results go to a temporary
-    folder, read, then removed."""
-    import tempfile
+#: lmms-eval's ``--tasks`` values that list tasks instead of evaluating them (``cli_evaluate_single``)
+LISTINGS = ("list", "list_groups", "list_tags", "list_subtasks")
 
-    from savi_plugin.data.outputs import check_distinct
-    from savi_plugin.eval.command import (
-        check_devices,
-        check_full_flags,
-        check_limit,
-        check_model_args,
-        flag_value,
-        lmms_eval_command,
-        name_linked_paths,
-        read_paths,
-        run_judged,
-        safe_model_args,
-        safe_paths,
-        with_flag,
-    )
-    from savi_plugin.eval.hub_check import eval_data_env
+
+def run_lmms_eval(args) -> int:
+    """Run lmms-eval; an evaluation is judged by its results file, since lmms-eval exits 0 on every error: every
+    requested task must have results, else one ``error:`` line and exit 1.
+
+    Every route to an evaluation meets the same checks (:func:`_check_evaluation`) before lmms-eval starts: flags
+    (``--tasks`` given, not a listing; ``--model`` defaults to lmms-eval's ``hf``), the same after lmms-eval's
+    ``eval`` sub-command, and each run of lmms-eval's own ``--config`` file (:mod:`savi_plugin.eval.lmms_config`:
+    its keys and the flags that override them, by lmms-eval's rule). An ``--output_path`` that is, lies inside or
+    holds what the evaluation reads (``pretrained=``, ``adapter=``, the data root) is refused; one lmms-eval would
+    re-parse (a ``,`` or ``=`` in it) is passed as a link without them, and so are ``savi_video``'s path values
+    lmms-eval would misread (``pretrained=1e5``, :func:`~savi_plugin.eval.command.safe_model_args`); without
+    ``--output_path`` the results go to a temporary folder, read, then removed. Runs that savi cannot see
+    (lmms-eval's interactive wizard and terminal UI) are refused."""
+    from savi_plugin.eval.command import check_full_flags, flag_value, lmms_eval_command
+    from savi_plugin.eval.lmms_config import config_runs
     from savi_plugin.eval.registration import tasks_path
-    from savi_plugin.eval.task_names import check_task_names, include_folders
 
     env = dict(os.environ)
     check_data_root(args.data_root)
     if args.data_root:
         env["SAVI_DATA_ROOT"] = os.path.abspath(args.data_root)
     lmms_args = list(args.lmms_eval_args)
-    if not (lmms_args and not lmms_args[0].startswith("-")):
+    unseen = _unchecked_form(lmms_args)
+    if unseen:
+        from savi_plugin.config.values import ConfigError
+
+        raise ConfigError("", unseen)
+    if lmms_args and lmms_args[0] == "eval":  # lmms-eval's `eval` sub-command: the flat form after it
+        lmms_args = lmms_args[1:]
+    sub_command = bool(lmms_args) and not lmms_args[0].startswith("-")
+    if not sub_command:
         check_full_flags(lmms_args)  # `--output X` is lmms-eval's --output_path, unseen by the checks below
+    config = flag_value(lmms_args, "--config")
     tasks = flag_value(lmms_args, "--tasks")
-    if not tasks or not flag_value(lmms_args, "--model") or (lmms_args and not lmms_args[0].startswith("-")):
+    if sub_command or not (config or (tasks and tasks not in LISTINGS)):
         command = lmms_eval_command(lmms_args, tasks_path())  # a listing or another sub-command: passed through
         print("+", " ".join(command), file=sys.stderr)
         return subprocess.call(command, env=env)
-    requested = [t.strip() for t in tasks.split(",") if t.strip()]
+    if not config:
+        _run_evaluation(_check_evaluation(lmms_args, env), args.verbose)
+        return 0
+    with config_runs(config, lmms_args, env) as (plans, env):
+        runs = [_check_evaluation(plan.args, env, plan.names(), plan.label, plan.phrases())
+                for plan in plans]  # every run checked before the first starts
+        for run in runs:
+            _run_evaluation(run, args.verbose)
+    return 0
+
+
+def _unchecked_form(lmms_args: list[str]) -> str | None:
+    """Why savi cannot check the evaluation ``lmms_args`` would start, or None: lmms-eval's interactive wizard
+    (``eval`` alone) and terminal UI (``--tui`` anywhere, ``lmms_eval/cli/dispatch.py``) take their settings after
+    lmms-eval starts."""
+    if lmms_args == ["eval"]:
+        return ("lmms-eval's interactive wizard (`eval` with no argument) takes its settings after it starts, where "
+                "savi cannot check them: give lmms-eval's flags or its --config file")
+    if "--tui" in lmms_args:
+        return ("--tui: lmms-eval's terminal UI takes its settings after it starts, where savi cannot check them: "
+                "give lmms-eval's flags or its --config file")
+    return None
+
+
+@dataclass
+class _Evaluation:
+    """One checked lmms-eval evaluation: its arguments, environment, tasks and label (a --config run's place)."""
+
+    args: list[str]
+    env: dict
+    tasks: list[str]
+    label: str | None = None
+
+
+def _check_evaluation(lmms_args: list[str], env: dict, names: dict[str, str] | None = None,
+                      label: str | None = None, phrases: dict[str, str] | None = None) -> _Evaluation:
+    """Every check ``savi eval run`` makes on one evaluation's lmms-eval arguments, before lmms-eval starts.
+    ``names``/``phrases``: how a flag's value was given when not as the flag, in an error's location
+    (``cfg.yaml: tasks``) and in a sentence (``output_path of cfg.yaml``).
+
+    Raises:
+        ConfigError, OutputIsInputError, EvalDataUnavailableError: one line (exit status 2).
+    """
+    from savi_plugin.config.values import ConfigError
+    from savi_plugin.data.outputs import check_distinct
+    from savi_plugin.eval.command import (
+        check_devices,
+        check_limit,
+        check_model_args,
+        flag_value,
+        read_paths,
+    )
+    from savi_plugin.eval.hub_check import eval_data_env
+    from savi_plugin.eval.task_names import check_task_names, include_folders
+
+    names, phrases = names or {}, phrases or {}
+    model = flag_value(lmms_args, "--model") or "hf"  # lmms-eval's default model
+    requested = [t.strip() for t in (flag_value(lmms_args, "--tasks") or "").split(",") if t.strip()]
+    if not requested:  # lmms-eval: "Need to specify task to evaluate." and exit status 0
+        raise ConfigError("", "no task to evaluate: give tasks (--tasks, or tasks: in the --config file)",
+                          label)
     # a misspelt task: one line now, not after lmms-eval loaded the model; the user's own task folders count
-    check_task_names(requested, "--tasks", include=include_folders(flag_value(lmms_args, "--include_path"), env))
-    check_devices(lmms_args)  # meta, xla, a GPU that is not here: one line now, not per document
+    check_task_names(requested, names.get("--tasks", "--tasks"),
+                     include=include_folders(flag_value(lmms_args, "--include_path"), env))
+    check_devices(lmms_args, names)  # meta, xla, a GPU that is not here: one line now, not per document
     if flag_value(lmms_args, "--limit") is not None:  # 1.5: lmms-eval would evaluate int(1.5) = 1 item, no word
-        check_limit(flag_value(lmms_args, "--limit"))
-    check_model_args(flag_value(lmms_args, "--model"), flag_value(lmms_args, "--model_args"))  # a path lmms-eval
+        check_limit(flag_value(lmms_args, "--limit"), names.get("--limit", "--limit"))
+    model_args_name = names.get("--model_args", "--model_args")
+    check_model_args(model, flag_value(lmms_args, "--model_args"), model_args_name)  # a path lmms-eval
     # cannot be given (pretrained=/a,b; a typed name that is no folder): one line now, not after it loaded
+    gen_kwargs = flag_value(lmms_args, "--gen_kwargs")
+    if model == "savi_video" and gen_kwargs:  # what savi_video would refuse at its first request: now
+        check_gen_kwargs_text(gen_kwargs, names.get("--gen_kwargs", "--gen_kwargs"))
     env = eval_data_env(requested, env)  # data that cannot be had: one line, before lmms-eval loads the model
     output = flag_value(lmms_args, "--output_path")
     if output:  # the output layer's rule: an output is never an input, nor inside one (OutputIsInputError, exit 2)
-        check_distinct(output, read_paths(flag_value(lmms_args, "--model_args"), env.get("SAVI_DATA_ROOT")),
-                       output_name="--output_path", folder=True)
+        check_distinct(output, read_paths(flag_value(lmms_args, "--model_args"), env.get("SAVI_DATA_ROOT"),
+                                          phrases.get("--model_args", "--model_args")),
+                       output_name=phrases.get("--output_path", "--output_path"), folder=True)
+    return _Evaluation(lmms_args, env, requested, label)
+
+
+def _run_evaluation(run: _Evaluation, verbose: bool) -> None:
+    """Run one checked evaluation and judge it by its results file (:func:`~savi_plugin.eval.command.run_judged`);
+    its paths lmms-eval would misread go as temporary links.
+
+    Raises:
+        EvalRunError: one line, led by the run's label when it came from a --config file.
+    """
+    import tempfile
+
+    from savi_plugin.eval.command import (
+        EvalRunError,
+        flag_value,
+        lmms_eval_command,
+        name_linked_paths,
+        run_judged,
+        safe_model_args,
+        safe_paths,
+        with_flag,
+    )
+    from savi_plugin.eval.registration import tasks_path
+
+    lmms_args = run.args
+    output = flag_value(lmms_args, "--output_path")
     model_args = flag_value(lmms_args, "--model_args")
-    with safe_model_args(flag_value(lmms_args, "--model"), model_args) as safe_args, \
-            tempfile.TemporaryDirectory(prefix="savi-eval-results-") as scratch:
-        if model_args is not None:  # pretrained=1e5: a link lmms-eval does not read as the float 100000.0
-            lmms_args = with_flag(lmms_args, "--model_args", safe_args)
-        output = output or scratch
-        os.makedirs(output, exist_ok=True)
-        with safe_paths(output) as (safe_output,):
-            command = lmms_eval_command(with_flag(lmms_args, "--output_path", str(safe_output)), tasks_path())
-            print("+", " ".join(command), file=sys.stderr)
-            run_judged(command, env=env, output_path=output, tasks=requested, verbose=args.verbose)
-            name_linked_paths(output)  # the kept results name the model, not a link removed below
-    return 0
+    try:
+        with safe_model_args(flag_value(lmms_args, "--model"), model_args) as safe_args, \
+                tempfile.TemporaryDirectory(prefix="savi-eval-results-") as scratch:
+            if model_args is not None:  # pretrained=1e5: a link lmms-eval does not read as the float 100000.0
+                lmms_args = with_flag(lmms_args, "--model_args", safe_args)
+            output = output or scratch
+            os.makedirs(output, exist_ok=True)
+            with safe_paths(output) as (safe_output,):
+                command = lmms_eval_command(with_flag(lmms_args, "--output_path", str(safe_output)), tasks_path())
+                print("+", " ".join(command), file=sys.stderr)
+                run_judged(command, env=run.env, output_path=output, tasks=run.tasks, verbose=verbose)
+                name_linked_paths(output)  # the kept results name the model, not a link removed below
+    except EvalRunError as exc:
+        if run.label is None:
+            raise
+        raise type(exc)(f"{run.label}: {exc.problem}", exc.log_path) from None
 
 
 def run_fixture(args) -> int:
@@ -189,13 +286,14 @@ def run_fixture(args) -> int:
     return 0
 
 
-def check_suite_gen_kwargs(text: str) -> None:
-    """``savi eval suite --gen-kwargs``, parsed as lmms-eval parses ``--gen_kwargs`` and checked by the rules
-    ``savi_video`` applies to every request (:func:`savi_plugin.eval.settings.check_gen_kwargs`: finite numbers,
-    1 <= max_new_tokens <= 2**20, temperature >= 0, top_p in (0, 1]).
+def check_gen_kwargs_text(text: str, flag: str = "--gen-kwargs") -> None:
+    """An lmms-eval ``--gen_kwargs`` text (``savi eval suite --gen-kwargs``, ``savi eval run``'s ``--gen_kwargs``
+    or ``gen_kwargs:`` of its ``--config`` file for ``savi_video``), parsed as lmms-eval parses it and checked by
+    the rules ``savi_video`` applies to every request (:func:`savi_plugin.eval.settings.check_gen_kwargs`: only
+    the settings it applies, each in a finite range).
 
     Raises:
-        ConfigError: one line naming the setting and its value (exit status 2).
+        ConfigError: one line naming ``flag``, the setting and its value (exit status 2).
     """
     from lmms_eval.utils import simple_parse_args_string
 
@@ -205,11 +303,11 @@ def check_suite_gen_kwargs(text: str) -> None:
     try:
         parsed = simple_parse_args_string(text)
     except (ValueError, SyntaxError) as exc:
-        raise ConfigError("", f"--gen-kwargs {text!r}: {exc}") from None
+        raise ConfigError("", f"{flag} {text!r}: {exc}") from None
     try:
         check_gen_kwargs(parsed)
     except SettingError as exc:
-        raise ConfigError("", f"--gen-kwargs {text!r}: {exc.message.removeprefix('savi_video: ')}") from None
+        raise ConfigError("", f"{flag} {text!r}: {exc.message.removeprefix('savi_video: ')}") from None
 
 
 def run_suite(args) -> int:
@@ -228,7 +326,7 @@ def run_suite(args) -> int:
 
         resolve_device(args.device, "--device")  # ConfigError (exit 2) before any model is evaluated
     if args.gen_kwargs:
-        check_suite_gen_kwargs(args.gen_kwargs)  # ConfigError (exit 2) before the suite folder is claimed
+        check_gen_kwargs_text(args.gen_kwargs)  # ConfigError (exit 2) before the suite folder is claimed
     try:
         tasks, missing = suite_tasks(args.suite)
         check_data_root(args.data_root)

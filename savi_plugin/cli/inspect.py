@@ -40,9 +40,9 @@ def _count(low: int, high: int):
 
 
 def run(args) -> int:
-    from savi_plugin.data.outputs import claim, replace_folder
     from savi_plugin.data.files import file_problem
-    from savi_plugin.data.paths import check_data_root
+    from savi_plugin.data.outputs import claim, mark_path, replace_folder
+    from savi_plugin.data.paths import check_data_root, configuration_for_file
     from savi_plugin.inspection.site import build_site
 
     out = Path(args.out)
@@ -58,7 +58,8 @@ def run(args) -> int:
         if problem:  # asked for by name: a missing or odd file is said, never an empty section
             raise RunError(f"{path}: {flag}: {f'{what} not found' if problem == 'file not found' else problem}")
     # new, or a site this command wrote (replaced whole, never merged with the old one); a user's folder is refused
-    with claim(out, command="savi inspect", config={"pairs": str(args.pairs)}, folder=True, inputs=inputs,
+    config = configuration_for_file({"pairs": str(args.pairs)}, mark_path(out, True), (("pairs", False),))
+    with claim(out, command="savi inspect", config=config, folder=True, inputs=inputs,
                output_name="--out", what="inspection site", replace_ours=True, lock_beside=True) as claimed:
         with replace_folder(out) as building:
             summary = build_site(args.pairs, building, fmt=args.format, data_root=args.data_root,

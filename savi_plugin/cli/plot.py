@@ -23,11 +23,9 @@ def run(args) -> int:
     out = Path(args.out) if args.out else Path(args.run_dir) / "training_curves.png"
     if out.suffix.lower() != ".png":
         raise ConfigurationError(f"{out}: --out must be a .png file")
-    if out.exists() and args.out:
-        raise RunError(f"{out}: exists; `savi plot` writes only a new file (or RUN_DIR/training_curves.png)")
     run = Path(args.run_dir)
     inputs = {f"RUN_DIR's {name}": run / name for name in ("train_report.json", "trainer_state.json")}
-    # the default RUN_DIR/training_curves.png is new or an earlier plot of ours; never a file the run needs
+    # new, or an earlier plot of ours (marked); never a user's file or a file the run needs
     with claim(out, command="savi plot", inputs=inputs, output_name="--out", replace_ours=True) as claimed:
         try:
             with atomic_path(out, suffix=".png") as tmp:

@@ -359,6 +359,17 @@ def check_adapter_base(adapter_dir: str | Path, base: str | Path) -> None:
         log.warning("%s: cannot verify that %s is the base the adapter was trained on (%s): one of them is not a "
                     "local folder", adapter_dir, base, trained_base)
         return
+    _refuse_other_base(adapter_dir, trained_on, trained_base, base, current)
+
+
+def _refuse_other_base(adapter_dir: str | Path, trained_on: dict, trained_base: str, base: str | Path,
+                       current: dict, source: str = "") -> None:
+    """The one refusal of an adapter whose recorded base (identity ``trained_on``, named ``trained_base`` where the
+    user stands; ``source``: which record names it) differs by content from ``base`` (identity ``current``).
+
+    Raises:
+        IdentityMismatchError: naming the family change, or the files that differ.
+    """
     family_a, family_b = (trained_on or {}).get("family"), (current or {}).get("family")
     differs = identity_differences(trained_on, current) or "by content"
     what = (f"another model family ({family_a} -> {family_b})" if family_a and family_b and family_a != family_b
@@ -367,9 +378,9 @@ def check_adapter_base(adapter_dir: str | Path, base: str | Path) -> None:
     with contextlib.suppress(OSError, TypeError):
         same_place = os.path.samefile(trained_base, base)
     if same_place:  # the base was replaced where it lies: name that, not two equal paths
-        raise IdentityMismatchError(f"{adapter_dir}: the adapter was trained on the model at {base}, whose files "
-                                    f"have changed since: {what}; load it onto the model it was trained on")
-    raise IdentityMismatchError(f"{adapter_dir}: the adapter was trained on {trained_base} and would be "
+        raise IdentityMismatchError(f"{adapter_dir}: the adapter was trained on the model at {base}{source}, whose "
+                                    f"files have changed since: {what}; load it onto the model it was trained on")
+    raise IdentityMismatchError(f"{adapter_dir}: the adapter was trained on {trained_base}{source} and would be "
                                 f"applied to {base}, {what}; load it onto the model it was trained on")
 
 
@@ -382,7 +393,11 @@ def _json_field(path: Path, key: str) -> Any:
 
 
 def _check_peft_base_class(adapter_dir: Path, base: str | Path) -> None:
-    """An adapter without our record: refuse a base whose architecture is not the class peft recorded."""
+    """An adapter without our record: when peft's ``base_model_name_or_path`` names an existing local model folder,
+    compare that folder's identity with ``base`` (another content is refused as with our record, a copy loads);
+    otherwise refuse a base whose architecture is not the class peft recorded."""
+    from savi_plugin.data.paths import from_here
+
     mapping = _json_field(adapter_dir / "adapter_config.json", "auto_mapping")  # peft's record of the base class
     trained_class = mapping.get("base_model_class") if isinstance(mapping, dict) else None
     architectures = _json_field(Path(base) / "config.json", "architectures") if Path(base).is_dir() else None
@@ -397,6 +412,14 @@ def _check_peft_base_class(adapter_dir: Path, base: str | Path) -> None:
                 f"{adapter_dir}: the adapter was trained on {trained_on} (per its adapter_config.json), a "
                 f"{family_a} model, and would be applied to {base}, a {family_b} model; load it onto a model of "
                 f"the family it was trained on")
+    if (isinstance(trained_on, str) and trained_on and (Path(trained_on) / "config.json").is_file()
+            and (Path(base) / "config.json").is_file()):
+        # peft names a local model folder (read, as peft reads it, from the working folder): compare by content
+        recorded, current = model_identity(trained_on), model_identity(base)
+        if same_identity(recorded, current):
+            return
+        _refuse_other_base(adapter_dir, recorded, from_here(trained_on), base, current,
+                           " (as peft's adapter_config.json names it)")
     if not isinstance(trained_class, str) or not isinstance(architectures, list) or not architectures:
         log.warning("%s: the adapter has no %s and its base cannot be compared with %s; applying it as it is",
                     adapter_dir, ADAPTER_FILE, base)

@@ -107,9 +107,25 @@ class ForeignOutputError(ValueError):
 # --------------------------------------------------------------------------------------------- names
 def sidecar(output: str | Path, kind: str) -> Path:
     """``<output>.<kind>``: a file that belongs to ``output`` (progress, report, lock, mark), named by its full
-    name, so ``pairs.jsonl`` and ``pairs.json`` have separate sidecars."""
+    name, so ``pairs.jsonl`` and ``pairs.json`` have separate sidecars. They belong to the file itself: for a
+    symlink (``proj/pairs.jsonl -> ../gen/pairs.jsonl``) they are the linked file's (``../gen/pairs.jsonl.<kind>``,
+    where its writer put them; :func:`savi_plugin.data.paths.file_itself`), so every reader of a file -- training,
+    conversion, inspection, merging -- finds its run report and progress whichever name it is given by."""
+    from savi_plugin.data.paths import file_itself
+
     output = Path(output)
+    if os.path.islink(output):
+        output = file_itself(output)
     return output.with_name(f"{output.name}.{kind}")
+
+
+def sidecar_shown(output: str | Path, kind: str) -> str:
+    """How a message next to ``output`` names its :func:`sidecar`: by its name beside ``output``, by its path from
+    the working folder when it lies beside the file a link names."""
+    from savi_plugin.data.paths import from_here
+
+    side = sidecar(output, kind)
+    return side.name if os.path.abspath(side.parent) == os.path.abspath(Path(output).parent) else from_here(side)
 
 
 #: the sidecars a file output may have (:func:`sidecar` kinds): progress, run report, lock, our mark
@@ -132,6 +148,40 @@ def sidecar_clash(output: str | Path) -> str | None:
             return (f"would use {side} as its {kind}, but that file is an output of "
                     f"{read_mark(side, False).get('command')}")
     return None
+
+
+def check_own_file(path: str | Path) -> None:
+    """Refuse to open ``path`` -- an output's sidecar (progress file, run report) or a file savi appends to -- when
+    what stands at its name is not a regular file savi could have written: a symbolic link (savi writes its own
+    files at their names, never through a link, so a link there names someone else's file: appending to it,
+    cutting its "torn" last line or reading it as savi's progress would touch or misjudge that file), a folder, a
+    FIFO, socket or device. The one check every opener of such a file asks: :func:`claim` for a file output's
+    sidecars, the appender (:class:`savi_plugin.data.writer.JsonlAppender`) and the progress reader.
+
+    Raises:
+        ForeignOutputError: ``<path>: is a symbolic link to <target>, which savi did not write; remove the link to
+            redo every item`` (the remedy by what the file is).
+    """
+    import stat
+
+    path = Path(path)
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return  # nothing there (or nothing to open): the opener says what it finds
+    if stat.S_ISREG(st.st_mode):
+        return
+    kind = next((k for k in SIDECAR_KINDS if path.name.endswith("." + k) and len(path.name) > len(k) + 1), None)
+    redo = {"progress.jsonl": " to redo every item", "report.json": " (the run writes its report there when it "
+                                                                    "ends)"}.get(kind or "", "")
+    if stat.S_ISLNK(st.st_mode):
+        what, remove = f"a symbolic link to {os.readlink(path)}", "remove the link"
+    else:
+        what = "a folder" if stat.S_ISDIR(st.st_mode) else special_kind(path) or "not a regular file"
+        remove = "move it away"
+    named = {"progress.jsonl": "progress file", "report.json": "run report", "lock": "lock file"}.get(kind or "", "mark")
+    own = f"savi keeps its {named} at that name" if kind else "savi writes only files of its own"
+    raise ForeignOutputError(f"{path}: is {what}, which savi did not write ({own}); {remove}{redo}")
 
 
 #: what a temporary file adds to the name it stands in for (:func:`_temp_name`: ``.NAME.<pid>.<8 hex>.tmp``, a pid
@@ -1554,6 +1604,9 @@ def claim(output: str | Path, *, command: str, config: Mapping[str, Any] | None 
     foreign = foreign_mark_error(path, folder, output_name)  # a user's file or folder at our mark's name
     if foreign is not None:
         raise foreign
+    if not folder:  # a link, folder or FIFO at a sidecar's name is not ours to append to, cut or replace
+        for kind in ("progress.jsonl", "report.json"):
+            check_own_file(sidecar(path, kind))
     if folder and lock_beside and path.is_dir():  # the folder is replaced whole: a lock inside must be a savi lock
         for inner in (path / LOCK_NAME, path / (LOCK_NAME + ".excl")):
             if os.path.lexists(inner) and not _savi_lock_file(inner):

@@ -156,15 +156,24 @@ def path_for_file(path: str | Path, holder: str | Path) -> str:
     return str(absolute)
 
 
+def file_itself(holder: str | Path) -> Path:
+    """The file a name ``holder`` stands for: a symlink followed to the file it names (its real path), a name that
+    is not a link as given (relative to the working folder exactly when ``holder`` is). What a file stores and
+    what lies beside it (its run report, progress file, mark: :func:`savi_plugin.data.outputs.sidecar`) belong to
+    the file itself, where its writer put them, not to a link naming it."""
+    holder = Path(holder).expanduser()
+    return Path(os.path.realpath(holder)) if holder.is_symlink() else holder
+
+
 def file_folder(holder: str | Path) -> Path:
-    """The folder the relative paths stored in file ``holder`` start from: the folder of the file itself.
+    """The folder the relative paths stored in file ``holder`` start from: the folder of the file itself
+    (:func:`file_itself`).
 
     A symlink is followed to the file it names (a pair file linked into a project names the videos its writer
     stored beside the real file, which is where every savi writer puts them); a file that is not a link keeps
     the folder as named (relative to the working folder exactly when ``holder`` is).
     """
-    holder = Path(holder).expanduser()
-    return Path(os.path.realpath(holder)).parent if holder.is_symlink() else holder.parent
+    return file_itself(holder).parent
 
 
 def path_from_file(stored: str | Path, holder: str | Path) -> Path:
@@ -202,9 +211,15 @@ def shown_from_file(stored: Any, holder: str | Path) -> str:
         return repr(stored)
     found = path_from_file(stored, holder)
     if not Path(str(stored)).expanduser().is_absolute() and not os.path.exists(found):
-        return (f"{stored} (as {holder} names it; nothing of that name beside it, at {os.path.abspath(found)}: "
-                f"a hub id, or a path stored relative to another folder)")
-    absolute = os.path.abspath(found)
+        return (f"{stored} (as {holder} names it; nothing of that name beside it, at {from_here(found)}: a hub "
+                f"id, or a path stored relative to another folder)")
+    return from_here(found)
+
+
+def from_here(path: str | Path) -> str:
+    """``path`` as a message names it to the user where they stand: relative to the working folder when it lies
+    under it, else absolute."""
+    absolute = os.path.abspath(path)
     relative = os.path.relpath(absolute)
     return relative if not relative.startswith("..") else absolute
 

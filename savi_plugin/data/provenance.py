@@ -3,16 +3,17 @@ what that run wrote, and which model made it. The one rule every consumer of a p
 conversion, merging), so each gives the same answer.
 
 ``savi generate`` writes a run report beside its output (``<pairs>.report.json``) when it ends, and a progress
-file while it runs; ``savi generate merge`` and ``savi data convert`` write a report that carries their inputs'
+file while it runs (looked for beside the file itself, a symlink followed: :func:`savi_plugin.data.outputs.sidecar`,
+so a link to an unfinished run's output is that run's); ``savi generate merge`` and ``savi data convert`` write a report that carries their inputs'
 state forward. Every such report stores the content identity of the file it vouches for (``content``: size and
 SHA-256 of its bytes, :func:`savi_plugin.data.identity.file_identity`) when it is written. A file is in one of
 these states:
 
-* **unfinished** (:func:`unfinished_run`): a savi job is writing it, its run has a progress file and no report,
+* **unfinished** (:func:`unfinished_run`): a savi job is writing it, its run has a progress file and no report
+  (or the mark of a command that writes a report last, and no report: killed, or a full disk between the two),
   its report says incomplete, its content is not what its report vouches for (edited, truncated in place, or
-  another file's report copied beside it), its report is there but unreadable (torn, damaged: named at its
-  ``file:line``, never taken for "no report"), or our mark beside it says a command that writes a report made it
-  and no report is there (:func:`unreported_writer`: a full disk or a kill before its report). Consumers refuse it unless asked (``--allow-incomplete-data``,
+  another file's report copied beside it), or its report is there but unreadable (torn, damaged: named at its
+  ``file:line``, never taken for "no report"). Consumers refuse it unless asked (``--allow-incomplete-data``,
   ``--allow-incomplete``). A report written by an older savi (no ``content``) is not compared.
 * **unverified** (:func:`unvouched_copy`): no report or progress beside it, but its records name the generator
   that wrote them (``meta.generator``): a copy that left its report behind; or a conversion or merge of such a
@@ -35,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from savi_plugin.data.identity import file_identity, same_identity
-from savi_plugin.data.outputs import mark_path, read_mark, sidecar, writer_now
+from savi_plugin.data.outputs import MARK_NAME, read_mark, sidecar, sidecar_shown, writer_now
 from savi_plugin.data.paths import name_for_file, path_from_file
 
 log = logging.getLogger(__name__)
@@ -44,11 +45,6 @@ log = logging.getLogger(__name__)
 CHANGED = "its content is not what its run report vouches for (edited, truncated or another file's report)"
 #: the reason a file whose run report is there but unreadable (torn by a kill, damaged) is refused
 UNREADABLE = "its run report is there but unreadable, so it vouches for nothing"
-#: the reason a file our mark says one of :data:`REPORT_WRITERS` wrote, with no run report beside it, is refused
-UNREPORTED = "its run report is missing"
-#: the commands whose file output is described by a run report beside it, written before the file takes its name
-#: (:func:`savi_plugin.data.outputs.write_reported`) or, for a generation, at its end (a progress file says it runs)
-REPORT_WRITERS = ("savi generate", "savi generate merge", "savi data convert")
 
 
 class UnfinishedDataError(ValueError):
@@ -137,15 +133,15 @@ def run_problem(data: str | Path) -> str | None:
     report = run_report(data)
     if report is None:
         if sidecar(data, "progress.jsonl").exists():
-            return f"its generation run has not finished (no {sidecar(data, 'report.json').name})"
-        writer = unreported_writer(data)
-        if writer is not None:
-            return (f"{UNREPORTED}: {mark_path(data, False).name} says {writer} wrote it, and "
-                    f"{sidecar(data, 'report.json').name} is not beside it (that run did not finish, or its report "
-                    f"was removed)")
+            return f"its generation run has not finished (no {sidecar_shown(data, 'report.json')})"
+        command = _unreported(data)
+        if command is not None:
+            return (f"the {command} run that wrote it has not finished (its mark {sidecar_shown(data, _MARK)} is "
+                    f"there, no {sidecar_shown(data, 'report.json')}: it stopped before writing its report, e.g. "
+                    f"killed or on a full disk)")
         return None
     if content_changed(data, report):
-        return f"{CHANGED}: {sidecar(data, 'report.json').name}"
+        return f"{CHANGED}: {sidecar_shown(data, 'report.json')}"
     if report.get("complete", True) is not False:  # true; or no claim (null: a merge of unverified files)
         return None
     counts = report.get("counts") or {}
@@ -160,16 +156,17 @@ def run_problem(data: str | Path) -> str | None:
     return f"its run report says incomplete ({'; '.join(map(str, report.get('missing') or [])) or 'see the report'})"
 
 
-def unreported_writer(data: str | Path) -> str | None:
-    """The command (one of :data:`REPORT_WRITERS`) that our mark beside ``data`` says wrote it, when no run report
-    is beside it; else None. Convert and merge give the file its name only once its report is written, a
-    generation writes its report at its end: such a file is what an unfinished run left (a full disk at its
-    report, a kill) or a product whose report was removed, never a plain copy (a copy does not carry our mark)."""
-    if os.path.lexists(sidecar(data, "report.json")):
-        return None
+#: the commands that write a run report beside their file output last, once it is complete
+REPORTING = ("savi generate", "savi generate merge", "savi data convert")
+_MARK = MARK_NAME.lstrip(".")
+
+
+def _unreported(data: str | Path) -> str | None:
+    """The command (:data:`REPORTING`) whose mark stands beside ``data`` with no run report: the file is where that
+    command wrote it, and the report it writes last is missing (a kill, a full disk between data and report)."""
     mark = read_mark(data, False)
-    command = mark.get("command") if mark is not None else None
-    return command if command in REPORT_WRITERS else None
+    command = mark.get("command") if isinstance(mark, dict) else None
+    return command if command in REPORTING and not os.path.lexists(sidecar(data, "report.json")) else None
 
 
 def unfinished_run(data: str | Path) -> str | None:
@@ -215,7 +212,7 @@ def unvouched_copy(data: str | Path) -> str | None:
         return (f"its records were written by {len(runs)} savi generate runs (their settings differ: "
                 f"{'; '.join(runs[:3])}{'; ...' if len(runs) > 3 else ''}), joined without a report")
     return (f"its records were written by savi generate (generator {generator}) but no run report is beside it "
-            f"({sidecar(data, 'report.json').name})")
+            f"({sidecar_shown(data, 'report.json')})")
 
 
 #: the record ``meta`` keys every record of one generation run shares (``runner.run_generation``'s base meta)
@@ -348,11 +345,9 @@ def check_finished(data: str | Path, *, allow_incomplete: bool = False, flag: st
         report = run_report(data) or {}
         remedy = ("restore the file its report was written for, or regenerate it" if why.startswith(CHANGED) else
                   "restore its run report, or regenerate the file" if why.startswith(UNREADABLE) else
-                  f"re-run the same {unreported_writer(data)} command to finish it, or restore its run report"
-                  if why.startswith(UNREPORTED) else
                   "restore or regenerate the shards it names and merge again" if "inputs" in report and "missing"
                   in report else "wait for it to finish" if why.startswith("a savi job") else
-                  "re-run the same savi generate command to finish it")
+                  f"re-run the same {_unreported(data) or 'savi generate'} command to finish it")
         raise UnfinishedDataError(f"{data}: {why}; {remedy}{allow}")
     unverified = unvouched_copy(data) if why is None else None
     if unverified is not None:

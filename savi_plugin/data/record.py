@@ -91,8 +91,9 @@ def check_encodable(value: Any, file: str, line: int | None, field: str) -> None
 
 def check_plain_text(value: str, file: str, line: int | None, field: str) -> None:
     """Refuse data text holding control markup (``<|im_start|>``, ``<video>``), which a chat template or video
-    processor would read as control, or a hidden control character (NUL, a bidi override):
-    :func:`savi_plugin.untrusted.text_problem`."""
+    processor would read as control, or a hidden control character (NUL, a terminal escape, a bidi override):
+    :func:`savi_plugin.untrusted.text_problem`. :func:`validate_record` applies it to every string field of a
+    record (``id``, ``video`` and ``source`` too: a page of ``savi inspect`` shows each of them)."""
     problem = text_problem(value)
     if problem:
         raise DataError(file, line, field, problem)
@@ -138,8 +139,8 @@ def validate_record(obj: Any, file: str = "<memory>", line: int | None = None) -
             raise DataError(file, line, "weight", f"must be a finite number > 0, got {weight!r}")
     if "meta" in obj and not isinstance(obj["meta"], dict):
         raise DataError(file, line, "meta", f"expected an object, got {type(obj['meta']).__name__}")
-    for name in ("question", "chosen", "rejected", "chosen_tagged", "rejected_tagged"):
-        if isinstance(obj.get(name), str):
+    for name in (*REQUIRED_FIELDS, *OPTIONAL_STR_FIELDS):  # every text of the record, ids and paths included:
+        if isinstance(obj.get(name), str):  # `savi inspect` shows them all (an id is a page's title and heading)
             check_plain_text(obj[name], file, line, name)
     same = sameness(obj["rejected"], obj["chosen"], "chosen")
     if same:

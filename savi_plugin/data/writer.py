@@ -29,7 +29,15 @@ log = logging.getLogger(__name__)
 
 
 def repair_truncated_tail(path: Path) -> int:
-    """Cut a partial last line (no trailing newline) from ``path``; return the bytes removed."""
+    """Cut a partial last line (no trailing newline) from ``path``; return the bytes removed.
+
+    Raises:
+        ForeignOutputError: ``path`` is a symbolic link, folder or FIFO, not a file savi wrote
+            (:func:`savi_plugin.data.outputs.check_own_file`): nothing is cut or appended through it.
+    """
+    from savi_plugin.data.outputs import check_own_file
+
+    check_own_file(path)
     if not path.exists():
         return 0
     size = path.stat().st_size

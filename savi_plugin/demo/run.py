@@ -142,6 +142,11 @@ def _run(cfg, demo, out: Path, wall0: float, cpu0: float) -> dict:
     pairs = out / "data" / "rrpo_pairs.jsonl"
     gen_report = generate_step(cfg, model=warm, inputs=out / "videos" / "align" / "samples.jsonl", output=pairs)
     lap("RRPO pair generation", t0)
+    if not gen_report["counts"]["pairs"]:  # the warm model erred on no video: nothing to prefer, nothing to train
+        from savi_plugin.errors import RunError
+
+        raise RunError(f"{pairs}: the warmed-up model made no error on the {demo.align_videos} alignment video(s) "
+                       f"(demo.align_videos), so RRPO found no pair to train on; give it more videos")
 
     results: dict = {"before": before, "generation": gen_report,
                      "pairs_by_group": _pairs_by_group(pairs, sets["align"]), "sets": sizes}

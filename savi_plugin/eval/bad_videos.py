@@ -46,7 +46,8 @@ def has_control_text(doc: dict) -> bool:
 def unusable_counts(doc: dict) -> dict[str, int]:
     """The counts every savi task logs for a document the model could not use: ``missing_video`` (no file),
     ``bad_video`` (a file the model could not decode, or too long for its context) and ``control_token_in_text``
-    (a question or option holding the model's control tokens), at most one of them 1; such a document is scored
+    (a question or option holding the model's control tokens, a control character or a bidi override), at most
+    one of them 1; such a document is scored
     0 and left out of paired comparisons (:func:`savi_plugin.eval.results.unusable_items`)."""
     found = bool(doc.get("savi_video_found", True))
     bad = found and is_bad(doc.get("savi_video", ""))

@@ -241,7 +241,8 @@ class EvalSettingError(EvalRunError, ConfigurationError):
 #: the lmms-eval flags savi reads or sets by their full name (``savi eval run``'s checks, :func:`with_flag`,
 #: :func:`lmms_eval_command`); lmms-eval's argparse also takes any unique prefix of a long option, which would
 #: slip past those checks, so :func:`check_full_flags` refuses one
-INSPECTED_FLAGS = ("--model", "--model_args", "--tasks", "--output_path", "--device", "--include_path", "--limit")
+INSPECTED_FLAGS = ("--model", "--model_args", "--tasks", "--output_path", "--device", "--include_path", "--limit",
+                   "--gen_kwargs", "--config")
 
 
 def check_full_flags(args: list[str]) -> None:
@@ -301,23 +302,24 @@ def flag_value(args: list[str], flag: str) -> str | None:
 READ_PATH_ARGS = ("pretrained", "adapter")
 
 
-def read_paths(model_args: str | None, data_root: str | None) -> dict[str, str]:
+def read_paths(model_args: str | None, data_root: str | None, flag: str = "--model_args") -> dict[str, str]:
     """What an lmms-eval evaluation reads on this machine, by the name the user gave it: the ``pretrained=`` and
     ``adapter=`` of ``--model_args`` (split as lmms-eval splits them: :func:`split_model_args`) and the data root;
     only those that exist (a hub id names nothing here)."""
     found = {}
     for key, value in split_model_args(model_args or ""):
         if key in READ_PATH_ARGS and value:
-            found[f"{key}= of --model_args"] = value
+            found[f"{key}= of {flag}"] = value
     if data_root:
         found["the data root (SAVI_DATA_ROOT)"] = data_root
     return {name: path for name, path in found.items() if os.path.exists(path)}
 
 
-def check_devices(lmms_args: list[str]) -> None:
+def check_devices(lmms_args: list[str], names: dict[str, str] | None = None) -> None:
     """Refuse, before lmms-eval starts, a ``savi_video`` device this machine cannot run on: lmms-eval's
     ``--device`` and the ``device=`` of ``--model_args`` (split as lmms-eval splits them), through
-    :func:`savi_plugin.device.resolve_device`.
+    :func:`savi_plugin.device.resolve_device`. ``names``: how a flag's value was given, when not as the flag
+    (a key of lmms-eval's ``--config`` file).
 
     Raises:
         ConfigError: naming the flag or the model_args key (exit status 2).
@@ -326,12 +328,14 @@ def check_devices(lmms_args: list[str]) -> None:
 
     if flag_value(lmms_args, "--model") != "savi_video":
         return
+    names = names or {}
     device = flag_value(lmms_args, "--device")
     if device is not None:
-        resolve_device(device, "--device")
-    for key, value in split_model_args(flag_value(lmms_args, "--model_args") or ""):
+        resolve_device(device, names.get("--device", "--device"))
+    flag = names.get("--model_args", "--model_args")
+    for key, value in split_model_args(flag_value(lmms_args, "--model_args") or "", flag):
         if key == "device" and value:
-            resolve_device(value, "--model_args device")
+            resolve_device(value, f"{flag} device")
 
 
 def with_flag(args: list[str], flag: str, value: str) -> list[str]:
@@ -444,7 +448,7 @@ def name_linked_paths(output_path: str | Path) -> list[Path]:
 SPLIT_SYNTAX = PATH_SYNTAX - {"="}
 
 
-def check_model_args(model: str | None, model_args: str | None) -> list[tuple[str, str]]:
+def check_model_args(model: str | None, model_args: str | None, flag: str = "--model_args") -> list[tuple[str, str]]:
     """The items of a user's ``--model_args`` (:func:`split_model_args`), checked for ``--model savi_video``: its
     :data:`READ_PATH_ARGS` values must be paths lmms-eval can be given, as written or as a link
     (:func:`safe_model_args`).
@@ -453,19 +457,19 @@ def check_model_args(model: str | None, model_args: str | None) -> list[tuple[st
         ConfigError: a value that lmms-eval's split cannot carry (an item cut at a ``,``; a path value holding one
             of :data:`SPLIT_SYNTAX`), or a path value lmms-eval would type (``1e5``) that names nothing (exit 2).
     """
-    pairs = split_model_args(model_args or "")
+    pairs = split_model_args(model_args or "", flag)
     if model != "savi_video":
         return pairs
     for key, value in pairs:
         if key not in READ_PATH_ARGS:
             continue
         if SPLIT_SYNTAX & set(value):
-            raise ConfigError("", f"--model_args {key}={value}: lmms-eval's --model_args split cannot carry this "
+            raise ConfigError("", f"{flag} {key}={value}: lmms-eval's --model_args split cannot carry this "
                                   f"path (it splits at ',' outside quotes and brackets, and passes quotes on as part "
                                   f"of the value); link it under a name without {' '.join(sorted(SPLIT_SYNTAX))}")
         typed = retyped(value) if value else None
         if typed is not None and not os.path.exists(value):
-            raise ConfigError("", f"--model_args {key}={value}: no such file or folder (and lmms-eval would read "
+            raise ConfigError("", f"{flag} {key}={value}: no such file or folder (and lmms-eval would read "
                                   f"this value as {typed!r}, not as a path)")
     return pairs
 

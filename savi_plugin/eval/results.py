@@ -8,10 +8,15 @@ from pathlib import Path
 
 from savi_plugin.errors import RunError
 from savi_plugin.data.files import read_document
-from savi_plugin.untrusted import load_json
+from savi_plugin.untrusted import load_json, shown
 
 #: Samples scored wrong for a reason other than a wrong answer (metrics of every savi_ task).
 COUNTS = ("unparsed", "missing_video", "bad_video", "control_token_in_text")
+#: The per-document ``accuracy`` a savi task's ``process_results`` logs (``score`` of its dict): 0 or 100 percent
+#: points (:func:`savi_plugin.eval.task.process_mcq`, ``videohallucer.process_results``,
+#: ``vidhalluc.process_results``); each of :data:`COUNTS` is 0 or 1.
+ITEM_SCORES = (0, 100)
+SCORED_METRICS = ("accuracy", "accuracy_all")
 
 
 def overall_counts(results_json: dict) -> dict[str, int]:
@@ -58,21 +63,69 @@ def read_json_object(path: str | Path, what: str = "results file") -> dict:
     return data
 
 
-def _jsonl(path: Path) -> list[dict]:
-    """lmms-eval's ``--log_samples`` file: one JSON object per line, read by the readers' rule
-    (:func:`savi_plugin.data.readers.parse_line`: bounded per line). A bad line is refused naming ``file:line``:
-    a score is never computed over the samples that happen to parse."""
-    from savi_plugin.data.readers import iter_lines, parse_line
+def _whole(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
+
+def sample_problem(sample: dict, savi_task: bool) -> str | None:
+    """What is wrong with one logged sample (``field: message``), or None: its ``doc_id`` is a whole number >= 0
+    (lmms-eval's index of the document); for a savi task (``savi_task``; not an lmms-eval built-in, whose own
+    verdict :func:`~savi_plugin.eval.builtin_tasks.sample_score` reads), the values its ``process_results``
+    writes: :data:`SCORED_METRICS`' score in :data:`ITEM_SCORES`, a ``group_size`` >= 1, each of :data:`COUNTS`
+    0 or 1. A value outside them (a score of 1.0) is no score of the task, and would move a Δ."""
+    doc_id = sample.get("doc_id")
+    if not _whole(doc_id) or doc_id < 0:
+        return f"doc_id: {shown(doc_id)} is not a whole number >= 0 (lmms-eval's index of the document)"
+    if not savi_task:
+        return None
+    for metric in SCORED_METRICS:
+        if metric not in sample:
+            continue
+        value = sample[metric]
+        field = metric
+        if isinstance(value, dict):
+            size = value.get("group_size", 1)
+            if not _whole(size) or size < 1:
+                return f"{metric}.group_size: {shown(size)} is not a whole number >= 1"
+            value, field = value.get("score"), f"{metric}.score"
+        if isinstance(value, bool) or value not in ITEM_SCORES:
+            return (f"{field}: {shown(value)} is not {' or '.join(map(str, ITEM_SCORES))} (the percent points the "
+                    f"task's process_results writes for one document)")
+    for count in COUNTS:
+        if count in sample and (not _whole(sample[count]) or sample[count] not in (0, 1)):
+            return f"{count}: {shown(sample[count])} is not 0 or 1 (the task counts a document once)"
+    return None
+
+
+def _jsonl(path: Path, task: str | None = None) -> list[dict]:
+    """lmms-eval's ``--log_samples`` file of ``task``: one JSON object per line, read by the readers' rule
+    (:func:`savi_plugin.data.readers.parse_line`: bounded per line), each sample checked by
+    :func:`sample_problem`, each ``doc_id`` once. A bad line is refused naming ``file:line`` (and, for a document
+    given twice, the line of its first): a score is never computed over the samples that happen to parse, nor
+    taken from whichever of two lines comes last."""
+    from savi_plugin.data.readers import iter_lines, parse_line
+    from savi_plugin.eval.builtin_tasks import LEAVES
+
+    error = _error(path, "samples file")
+    savi_task = task not in LEAVES
     out = []
+    first: dict[int, int] = {}
     for n, raw, ended in iter_lines(path):
         if raw is not None and not raw.strip():
             continue
         sample, problem = parse_line(path, n, raw, ended)
         if problem is not None:
-            raise _error(path, "samples file")(problem.message, n)
+            raise error(problem.message, n)
         if not isinstance(sample, dict):
-            raise _error(path, "samples file")(f"a JSON {type(sample).__name__}, not an object", n)
+            raise error(f"a JSON {type(sample).__name__}, not an object", n)
+        problem = sample_problem(sample, savi_task)
+        if problem:
+            raise error(problem, n)
+        doc_id = sample["doc_id"]
+        if doc_id in first:
+            raise error(f"doc_id {doc_id} is given twice (first at line {first[doc_id]}): lmms-eval logs a document "
+                        f"once", n)
+        first[doc_id] = n
         out.append(sample)
     return out
 
@@ -180,5 +233,6 @@ def read_run(output_path: str | Path) -> LmmsEvalRun:
     stamp = newest.name[: -len("_results.json")]
     samples = {}
     for path in newest.parent.glob(f"{stamp}_samples_*.jsonl"):
-        samples[path.name[len(f"{stamp}_samples_"): -len(".jsonl")]] = _jsonl(path)
+        task = path.name[len(f"{stamp}_samples_"): -len(".jsonl")]
+        samples[task] = _jsonl(path, task)
     return LmmsEvalRun(read_json_object(newest), samples)

@@ -18,6 +18,7 @@ from typing import Any
 
 from savi_plugin.config.values import (
     AtLeast,
+    Check,
     ConfigError,
     FrameCount,
     NonNegative,
@@ -92,12 +93,36 @@ MAX_NEW_TOKENS = 2**20
 
 @dataclass(frozen=True)
 class GenerationSettings:
-    """The checked generation settings of a request (``--gen_kwargs`` and the task's ``generation_kwargs``)."""
+    """The checked generation settings of a request (``--gen_kwargs`` and the task's ``generation_kwargs``): the
+    ones ``savi_video`` applies, each in a finite range. It decodes one sequence (greedy, or sampled with
+    ``do_sample`` and a temperature above 0), so ``num_beams`` is applied only as 1; ``until`` (stop strings) is
+    checked apart (:func:`until_problem`)."""
 
     max_new_tokens: int | None = checked(None, Range(1, MAX_NEW_TOKENS))
     temperature: float | None = checked(None, NonNegative())
     top_p: float | None = checked(None, Range(0, 1, open_low=True))
     do_sample: bool | None = checked(None)
+    num_beams: int | None = checked(None, Check(lambda beams: beams == 1, "must be 1 (savi_video decodes one "
+                                                                      "sequence: greedy, or sampled with do_sample)"))
+
+
+#: every generation setting ``savi_video`` applies (:class:`GenerationSettings` and the stop strings ``until``);
+#: another key (``top_k``, ``repetition_penalty`` ...) would be recorded by lmms-eval as the setting used while
+#: nothing applied it, so it is refused
+APPLIED_GEN_KWARGS = tuple(f.name for f in dataclasses.fields(GenerationSettings)) + ("until",)
+
+
+def until_problem(until: Any) -> str | None:
+    """What is wrong with the stop strings ``until``, or None. As lmms-eval 0.7.3's own models read it
+    (``lmms_eval/models/simple/qwen2_5_vl.py``: a text is one stop string, a list holds several, an empty one
+    stops nothing, anything else is a ``ValueError``): None, a text or a list of texts. lmms-eval's
+    ``--gen_kwargs`` parser reads no list, so ``until=[]`` there is the one stop string ``"[]"`` for every
+    lmms-eval model; an empty list is written in a task's ``generation_kwargs``."""
+    if until is None or isinstance(until, str):
+        return None
+    if isinstance(until, (list, tuple)) and all(isinstance(stop, str) for stop in until):
+        return None
+    return f"must be a stop string or a list of them, got {type(until).__name__} {until!r}"
 
 
 def parse_setting(cls: type, name: str, value: Any, label: str) -> Any:
@@ -152,6 +177,16 @@ def checked_settings(cls: type, values: dict[str, Any], suffix: str = ""):
 
 def check_gen_kwargs(gen_kwargs: dict) -> GenerationSettings:
     """The generation settings parsed (``"None"``/``"none"``: unset; ``do_sample="false"``: False) and checked:
-    refuse those no model can honour (``max_new_tokens`` < 1, negative temperature, top_p outside (0, 1], a
-    ``do_sample`` that is no yes/no); other keys (``until`` ...) are left to the model."""
+    a key ``savi_video`` does not apply (:data:`APPLIED_GEN_KWARGS`) is refused by name, and so is a value out of
+    its range (``max_new_tokens`` < 1, negative temperature, top_p outside (0, 1], ``num_beams`` other than 1, a
+    ``do_sample`` that is no yes/no, ``until`` that is no stop string or list of them)."""
+    unknown = [key for key in gen_kwargs if key not in APPLIED_GEN_KWARGS]
+    if unknown:
+        raise SettingError(f"savi_video: {', '.join(map(str, unknown))} (gen_kwargs): not applied by savi_video, "
+                           f"which applies only {', '.join(APPLIED_GEN_KWARGS)}; remove "
+                           f"{'it' if len(unknown) == 1 else 'them'} (lmms-eval would record "
+                           f"{'it' if len(unknown) == 1 else 'them'} as the setting used)")
+    problem = until_problem(gen_kwargs.get("until"))
+    if problem:
+        raise SettingError(f"savi_video: until (gen_kwargs) {problem}")
     return checked_settings(GenerationSettings, dict(gen_kwargs), " (gen_kwargs)")

@@ -374,15 +374,17 @@ def read_table(path: str | Path) -> dict:
         raise refuse("card.base_model: not an object")
     if not isinstance(table.get("missing", []), list):
         raise refuse("missing: not a list")
+    # the rows a suite writes: one per task it ran (card.suite_tasks) and adapter (card.adapters), no other
+    names = {"task": _card_names(card.get("suite_tasks"), "card.suite_tasks", refuse),
+             "adapter": _card_names(card.get("adapters"), "card.adapters", refuse)}
     seen: dict[tuple[str, str], int] = {}
     for n, row in enumerate(rows):
         if not isinstance(row, dict):
             raise refuse(f"rows[{n}]: {type(row).__name__}, not an object")
-        for key in ("task", "adapter"):
-            if not isinstance(row.get(key), str):
-                raise refuse(f"rows[{n}].{key}: not a string")
-            if not row[key] or row[key] != row[key].strip():  # 'mvbench ' would pass as another task than 'mvbench'
-                raise refuse(f"rows[{n}].{key}: {row[key]!r} is empty or has spaces around it")
+        for key, known in names.items():
+            problem = _name_problem(row.get(key), known, f"card.{'suite_tasks' if key == 'task' else 'adapters'}")
+            if problem:
+                raise refuse(f"rows[{n}].{key}: {problem}")
         key = (row["task"], row["adapter"])
         if key in seen:  # two results for one comparison: neither can be shown as the table's
             raise refuse(f"rows[{n}]: task {row['task']!r} with adapter {row['adapter']!r} is given twice (first at "
@@ -392,7 +394,58 @@ def read_table(path: str | Path) -> dict:
         problem = row_problem(row)
         if problem:
             raise refuse(f"rows[{n}].{problem}")
+    absent = [(task, label) for task in names["task"] for label in names["adapter"] if (task, label) not in seen]
+    if absent:  # a result left out would read as "not run" (every cell '-')
+        counts = f"{len(names['task'])} task(s) x {len(names['adapter'])} adapter(s)"
+        if not rows:
+            raise refuse(f"rows: no row at all, though its card names {counts}; a suite writes one row for each")
+        raise refuse(f"rows: no row for task {absent[0][0]!r} with adapter {absent[0][1]!r} ({len(absent)} of the "
+                     f"card's {counts} missing; a suite writes one row for each)")
     return table
+
+
+def _name_problem(name, known: list[str] | None, where: str) -> str | None:
+    """What is wrong with a task or adapter name read from a table (``known``: the card's names it must be one
+    of), or None: not a string, empty or spaced (``'mvbench '`` would pass as another task than ``'mvbench'``),
+    holding what data text may not (:func:`savi_plugin.untrusted.text_problem`: a bidi override would draw it in
+    another order), or not one of ``known`` -- named when it reads as one of them (:func:`~savi_plugin.untrusted.
+    sameness`: a Cyrillic ``а`` in ``savi_mvbench_аction_antonym``)."""
+    from savi_plugin.untrusted import sameness, text_problem
+
+    if not isinstance(name, str):
+        return "not a string"
+    if not name or name != name.strip():
+        return f"{shown(name)} is empty or has spaces around it"
+    problem = text_problem(name)
+    if problem:
+        return problem
+    if known is None or name in known:
+        return None
+    alike = next((same for other in known if (same := sameness(name, other, repr(other)))), None)
+    return f"{shown(name)} is not one of {where} " + (f"(it {alike})" if alike else shown(known))
+
+
+def _card_names(value, where: str, refuse) -> list[str]:
+    """The card's task names (``suite_tasks``, a list) or adapter labels (``adapters``, an object): non-empty (a
+    suite runs at least one task and one adapter), each a name by :func:`_name_problem`, no two the same text to a
+    reader (:func:`~savi_plugin.untrusted.equality_key`)."""
+    from savi_plugin.untrusted import sameness
+
+    kind = list if where.endswith("suite_tasks") else dict
+    if not isinstance(value, kind):
+        raise refuse(f"{where}: {type(value).__name__}, not {'a list' if kind is list else 'an object'}")
+    if not value:
+        raise refuse(f"{where}: empty; a suite runs at least one task and one adapter")
+    names = list(value)
+    for i, name in enumerate(names):
+        at = f"{where}[{i}]" if isinstance(value, list) else f"{where}: {shown(name)}"
+        problem = _name_problem(name, None, where)
+        if problem:
+            raise refuse(f"{at}: {problem}")
+        same = next((s for other in names[:i] if (s := sameness(name, other, repr(other)))), None)
+        if same:
+            raise refuse(f"{at}: {shown(name)} {same}: one name given twice")
+    return names
 
 
 #: a score's range: accuracy in percent points (every per-item score is 0 or 100); Δ and its bounds lie within

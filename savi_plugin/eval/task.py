@@ -22,7 +22,7 @@ with ``--force_simple``). Metrics per task: ``accuracy`` (percent, the papers' u
 by the protocol's own grading rule), and the counts of samples scored wrong for a reason other than a wrong
 answer: ``unparsed`` (the answer names no option), ``missing_video`` (no file), ``bad_video`` (a file the
 model could not decode) and ``control_token_in_text`` (a question or option holding the model's control tokens,
-refused unread). Groups report the accuracy over all their samples and the summed counts.
+a control character or a bidi override: refused unread). Groups report the accuracy over all their samples and the summed counts.
 """
 
 from __future__ import annotations

@@ -68,6 +68,7 @@ from savi_plugin.data.identity import files_identity, input_identity, model_iden
 from savi_plugin.data.outputs import (
     check_distinct,
     check_not_any,
+    check_own_file,
     claim,
     mark_path,
     sidecar,
@@ -220,6 +221,29 @@ def _load_model(model, backend, num_frames, adapter, dtype, device):
     return lm, time.perf_counter() - start
 
 
+def _check_loaded_identity(config: dict[str, Any], model: Any, adapter: Any) -> None:
+    """Refuse when the model or adapter folder changed content between the claim, whose mark and progress file
+    record its identity, and the load: the pairs would be the loaded weights' work stored under another model's
+    identity (red team 11, A35: weights copied in while the job started). A configuration error, so a new output
+    is left unmarked and the re-run records what it loads.
+
+    Raises:
+        IdentityMismatchError: naming the folder and the files that changed.
+    """
+    from savi_plugin.data.identity import IdentityMismatchError, identity_differences, same_identity
+
+    for key, path in (("model", model), ("adapter", adapter)):
+        if not isinstance(path, (str, Path)) or not Path(path).is_dir():
+            continue
+        recorded, now = (config.get("identity") or {}).get(key), model_identity(path)
+        if recorded is not None and not same_identity(recorded, now):
+            raise IdentityMismatchError(
+                f"{path}: the {key}'s files changed while this job loaded it "
+                f"({identity_differences(recorded, now) or 'by content'}); "
+                f"the pairs would be another {key}'s than the run records, so nothing was generated: re-run the "
+                f"command once the {key} is no longer being changed")
+
+
 def _check_output_lines(out_path: Path) -> None:
     """Refuse to resume an output holding a complete line that is not a valid record: the writer writes only
     whole valid lines (a torn last line is cut), so such a line was edited or damaged after the run wrote it, and
@@ -329,9 +353,11 @@ def _check_not_moved(out_path: Path, present: dict[str, tuple[int, str, Any]], r
 # --------------------------------------------------------------------------- progress file
 def _read_progress(path: Path) -> tuple[dict[str, Any] | None, dict[str, dict[str, Any]]]:
     """The stored configuration (its paths read back absolute: :data:`PATH_KEYS`) and ``item id -> progress row``
-    of a progress file (complete lines only)."""
+    of a progress file (complete lines only). A link, folder or FIFO at its name is not the run's
+    (:func:`savi_plugin.data.outputs.check_own_file` refuses it, naming what it is)."""
     from savi_plugin.data.readers import iter_lines, parse_line
 
+    check_own_file(path)
     config, rows = None, {}
     if not path.exists():
         return config, rows
@@ -631,6 +657,8 @@ def _run_locked(gen, model, mine, config, base_meta, out_path, prog_path, index,
     if todo:  # the earlier run's report vouches for what it wrote; this run writes more, and its own report last
         report_path(out_path).unlink(missing_ok=True)
     lm, load_seconds = _load_model(model, backend_name, frames, adapter, dtype, device) if todo else (model, 0.0)
+    if todo:
+        _check_loaded_identity(config, model, adapter)
     if todo:  # the templates meet the model's control tokens: a configuration error now, not a failure per item
         gen.check_prompts(getattr(lm, "tokenizer", None))
     total_items = sum(len(chunk) for _, chunk in mine)

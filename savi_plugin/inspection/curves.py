@@ -10,19 +10,62 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from savi_plugin.data.files import read_document
 from savi_plugin.untrusted import load_json
 
-#: panels: title -> the metric names drawn in it (training and evaluation)
-PANELS = {
-    "loss": ("loss", "eval_loss"),
-    "reward margin (chosen - rejected)": ("rewards/margins", "eval_rewards/margins"),
-    "rewards": ("rewards/chosen", "rewards/rejected"),
-    "KL(ref || policy) on the chosen response": ("kl/chosen", "eval_kl/chosen"),
-    "accuracy of the margin's sign": ("rewards/accuracies", "eval_rewards/accuracies"),
+#: the largest magnitude of a logged value: the Trainer logs float32 statistics, so a value beyond float32's
+#: largest finite number was not logged by it (and two such values of opposite sign overflow an axis' span)
+MAX_VALUE = 3.4028234663852886e38
+#: how far below 0 a logged KL (and a loss that adds one) may lie: ``token_kl`` sums ``p * (log p - log q)`` over
+#: the vocabulary in float32, so a KL that is 0 (policy == reference, the first step) is logged as a small
+#: rounding error of either sign (-3.3e-7 in a tiny run); -0.01 nats is no rounding error
+KL_ROUNDING = 0.01
+#: the losses savi ships whose value is never negative: each is a mean (pair weights > 0) of ``-log sigma(.)``
+#: terms -- DPO/cDPO (Rafailov et al. 2023, eq. 7; Mitchell 2023), SimPO (Meng et al. 2024, eq. 6), TDPO (Zeng et
+#: al. 2024, eqs. 19/21), DDPO (Yu et al. 2024), DPA's alignment term (Sarkar et al. 2025, HALVA) -- or a square
+#: (IPO, Azar et al. 2024, eq. 17), plus ``alpha >= 0`` times a KL (RRPO, Sarkar et al. 2025, eq. 6; DPA). A loss
+#: registered by another package has no lower bound here.
+NONNEGATIVE_LOSSES = frozenset({"dpo", "ipo", "rrpo", "simpo", "tdpo", "dpa", "ddpo"})
+
+
+class Field(NamedTuple):
+    """A number of a log history row: the panel that draws it (None: checked, not drawn) and its range."""
+
+    panel: str | None
+    low: float
+    high: float
+    why: str
+
+
+_ANY = (-MAX_VALUE, MAX_VALUE, "float32's range, what the Trainer logs")
+_LOSS = (-KL_ROUNDING, MAX_VALUE, "a preference loss is never negative (-log sigma, a square, alpha * KL)")
+_KL = (-KL_ROUNDING, MAX_VALUE, (f"a KL divergence is never negative (Gibbs' inequality; RRPO eq. 6), "
+                                 f"{KL_ROUNDING} for float32 rounding"))
+_SHARE = (0.0, 1.0, "the share of pairs whose chosen reward is strictly greater")
+#: every checked number of a log history row (the one table: what is drawn where, and each value's range).
+#: ``loss``'s range holds for :data:`NONNEGATIVE_LOSSES` (``train_report.json``'s ``loss_type``); the
+#: ``step`` is checked by :func:`check_history` (a whole number in [0, :data:`MAX_STEP`]).
+FIELDS = {
+    "loss": Field("loss", *_LOSS),
+    "eval_loss": Field("loss", *_LOSS),
+    "rewards/margins": Field("reward margin (chosen - rejected)", *_ANY),
+    "eval_rewards/margins": Field("reward margin (chosen - rejected)", *_ANY),
+    "rewards/chosen": Field("rewards", *_ANY),
+    "rewards/rejected": Field("rewards", *_ANY),
+    "kl/chosen": Field("KL(ref || policy) on the chosen response", *_KL),
+    "eval_kl/chosen": Field("KL(ref || policy) on the chosen response", *_KL),
+    "rewards/accuracies": Field("accuracy of the margin's sign", *_SHARE),
+    "eval_rewards/accuracies": Field("accuracy of the margin's sign", *_SHARE),
+    "learning_rate": Field(None, 0.0, MAX_VALUE, "a learning rate is never negative"),
+    "epoch": Field(None, 0.0, MAX_VALUE, "epochs done are never negative"),
 }
+#: panels: title -> the metric names drawn in it (training and evaluation), in :data:`FIELDS`' order
+PANELS: dict[str, tuple[str, ...]] = {}
+for _name, _field in FIELDS.items():
+    if _field.panel:
+        PANELS[_field.panel] = PANELS.get(_field.panel, ()) + (_name,)
 
 
 class NoLogHistory(ValueError):
@@ -31,6 +74,14 @@ class NoLogHistory(ValueError):
 
 def read_log_history(run_dir: str | Path) -> tuple[list[dict[str, Any]], Path]:
     """The run's log history and the file it came from."""
+    history, path, _ = read_run_history(run_dir)
+    return history, path
+
+
+def read_run_history(run_dir: str | Path) -> tuple[list[dict[str, Any]], Path, str | None]:
+    """The run's log history, the file it came from and the run's loss type where the run names it
+    (``train_report.json``'s ``loss_type``, or the stored configuration beside a checkpoint's
+    ``trainer_state.json``), else None."""
     run_dir = Path(run_dir)
     candidates = [run_dir / "train_report.json"]
     checkpoints = sorted((p for p in run_dir.glob("checkpoint-*") if re.fullmatch(r"checkpoint-\d+", p.name)),
@@ -47,37 +98,83 @@ def read_log_history(run_dir: str | Path) -> tuple[list[dict[str, Any]], Path]:
             raise NoLogHistory(f"{path}: not a JSON object with a log_history ({type(document).__name__})")
         history = document.get("log_history")
         if isinstance(history, list) and history:
-            return [row for row in history if isinstance(row, dict)], path
+            if path.name == "train_report.json":
+                loss_type = document.get("loss_type")
+            else:
+                from savi_plugin.training.checkpoints import read_identity
+
+                config = (read_identity(path.parent) or {}).get("config")
+                training = config.get("training") if isinstance(config, dict) else None
+                loss_type = training.get("loss_type") if isinstance(training, dict) else None
+            return ([row for row in history if isinstance(row, dict)], path,
+                    loss_type if isinstance(loss_type, str) else None)
     raise NoLogHistory(f"{run_dir}: no train_report.json, checkpoint-*/trainer_state.json or trainer_state.json "
                        f"with a log history (is it a `savi train` output folder?)")
 
 
 #: the largest step a log history row may name (README: every count at most 2^32-1)
 MAX_STEP = 2**32 - 1
-#: the largest magnitude of a plotted value: the Trainer logs float32 statistics, so a value beyond float32's
-#: largest finite number was not logged by it (and two such values of opposite sign overflow an axis' span)
-MAX_VALUE = 3.4028234663852886e38
 
 
-def check_history(history: list[dict[str, Any]], source: str | Path) -> None:
-    """Refuse a log history that no Trainer wrote: a row's ``step`` not a whole number in [0, :data:`MAX_STEP`],
-    or a plotted metric (:data:`PANELS`) that is not a number within +-:data:`MAX_VALUE` (null: not logged).
+class StepOrder:
+    """The order in which steps are written, one rule for every reader of logged steps.
+
+    Every row carries the step it was written at, and steps never go back (transformers' ``Trainer.log`` stamps
+    each row with ``state.global_step``, which only grows; a resumed run continues the checkpoint's history from
+    its step). A row of a kind written once per step (``once``: a Trainer's training row, logged only when
+    ``global_step > _globalstep_last_logged``; a diagnostics row of one pair, keyed by pair and step) never
+    repeats the step of an earlier row of its kind. Other rows may share a step: the evaluation row of a periodic
+    evaluation and of ``evaluate()`` after training, and the final summary row, at the last training row's step.
+    """
+
+    def __init__(self):
+        self._last: tuple[int, str] | None = None
+        self._kinds: dict[Any, tuple[int, str]] = {}
+
+    def problem(self, step: int, where: str, kind: Any = None, what: str = "a row") -> str | None:
+        """Why ``step`` (of the row at ``where``) breaks the order, naming the earlier row, or None; ``kind``:
+        the row's kind when it is written once per step."""
+        if self._last is not None and step < self._last[0]:
+            return (f"step {step} comes after step {self._last[0]} of {self._last[1]}: steps are written in "
+                    f"increasing order")
+        if kind is not None and kind in self._kinds and self._kinds[kind][0] == step:
+            return f"step {step} repeats the step of {self._kinds[kind][1]}: {what} is written once per step"
+        self._last = (step, where)
+        if kind is not None:
+            self._kinds[kind] = (step, where)
+        return None
+
+
+def check_history(history: list[dict[str, Any]], source: str | Path, loss_type: str | None = None) -> None:
+    """Refuse a log history that no Trainer wrote: a row's ``step`` not a whole number in [0, :data:`MAX_STEP`]
+    or out of the Trainer's order (:class:`StepOrder`: a training row is one with a ``loss``), or a number of
+    :data:`FIELDS` out of its range (null: not logged). ``loss``'s range is checked for a run whose
+    ``loss_type`` is one of :data:`NONNEGATIVE_LOSSES`.
 
     Raises:
         NoLogHistory: ``<file>: log_history[<i>].<field>: <why>`` (one line).
     """
-    names = {n for names in PANELS.values() for n in names}
+    order = StepOrder()
     for i, row in enumerate(history):
         step = row.get("step", 0)
         if not isinstance(step, int) or isinstance(step, bool) or not 0 <= step <= MAX_STEP:
             raise NoLogHistory(f"{source}: log_history[{i}].step: must be a whole number of steps in [0, {MAX_STEP}], "
                                f"got {step!r:.40}")
-        for name in names & row.keys():
-            value = row[name]
+        if "step" in row:
+            bad = order.problem(step, f"log_history[{i}]", "train" if "loss" in row else None,
+                                "a Trainer's training row (with a loss)")
+            if bad:
+                raise NoLogHistory(f"{source}: log_history[{i}].step: {bad}")
+        for name in FIELDS.keys() & row.keys():
+            value, field = row[name], FIELDS[name]
+            low = field.low if name not in ("loss", "eval_loss") or loss_type in NONNEGATIVE_LOSSES else -MAX_VALUE
             if value is not None and not (isinstance(value, (int, float)) and not isinstance(value, bool)
-                                          and abs(value) <= MAX_VALUE):
-                raise NoLogHistory(f"{source}: log_history[{i}].{name}: must be a number within +-{MAX_VALUE:.4g} "
-                                   f"(float32's range, what the Trainer logs) or null, got {value!r:.40}")
+                                          and low <= value <= field.high):
+                bounded = -low < field.high or field.high < MAX_VALUE
+                within = (f"in [{low:.4g}, {field.high:.4g}] ({field.why})" if bounded
+                          else f"within +-{MAX_VALUE:.4g} ({_ANY[2]})")
+                raise NoLogHistory(f"{source}: log_history[{i}].{name}: must be a number {within} or null, "
+                                   f"got {value!r:.40}")
 
 
 def series(history: list[dict[str, Any]], name: str) -> list[tuple[int, float]]:
@@ -95,8 +192,8 @@ def plot_training(run_dir: str | Path, out: str | Path) -> tuple[Path, list[str]
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    history, source = read_log_history(run_dir)
-    check_history(history, source)
+    history, source, loss_type = read_run_history(run_dir)
+    check_history(history, source, loss_type)
     panels = {title: {n: series(history, n) for n in names} for title, names in PANELS.items()}
     panels = {title: lines for title, lines in panels.items() if any(lines.values())}
     if not panels:

@@ -152,15 +152,22 @@ def read_diagnostics(path: Path | None, problems: list[DataError] | None = None)
 
     Read by the readers' one rule (:func:`savi_plugin.data.readers.iter_json_objects`): a bad line -- torn (the
     last line of a training killed while appending), not JSON, not UTF-8, too long, or not a diagnostics row as
-    training writes it (:func:`diagnostics_row_problem`: a value of the wrong type, a step or value out of range)
+    training writes it (:func:`diagnostics_row_problem`: a value of the wrong type, a step or value out of range;
+    :class:`~savi_plugin.inspection.curves.StepOrder`: a step before an earlier row's, or a pair's step twice)
     -- is one problem at its own ``file:line:field``, appended to ``problems``, and the rows after it are still
     read (without ``problems``, the first one raises :class:`DataError`).
     """
     if path is None:
         return {}
+    from savi_plugin.inspection.curves import StepOrder
+
     by_id: dict[str, list[dict[str, Any]]] = {}
+    order = StepOrder()
     for number, row in iter_json_objects(path, problems, array=False):  # JSONL only
         bad = diagnostics_row_problem(row)
+        if bad is None:
+            late = order.problem(row["step"], f"line {number}", str(row["id"]), "a pair's diagnostics row")
+            bad = ("step", late) if late else None
         if bad is None:
             by_id.setdefault(str(row["id"]), []).append(row)
             continue

@@ -128,7 +128,11 @@ def written_rows(path: str | Path) -> Iterator[tuple[bytes, int | None]]:
 
 def check_rows(path: str | Path) -> None:
     """Refuse (:func:`written_rows`) a ``diagnostics.jsonl`` holding a complete line training did not write, before
-    a run that appends to it loads anything; an absent file passes."""
+    a run that appends to it loads anything; an absent file passes, and a link, folder or FIFO at its name is named
+    as not savi's (:func:`savi_plugin.data.outputs.check_own_file`), never read as rows training wrote."""
+    from savi_plugin.data.outputs import check_own_file
+
+    check_own_file(path)
     if Path(path).is_file():
         for _ in written_rows(path):
             pass
@@ -140,9 +144,10 @@ def cut_from_step(path: str | Path, start: int) -> int:
     never mixes a failed attempt's rows with its own; a torn last line goes too, and a complete line training did
     not write is refused (:func:`written_rows`), never dropped as an earlier attempt's row. The file is replaced
     by one rename; returns the number of lines dropped."""
-    from savi_plugin.data.outputs import atomic_open
+    from savi_plugin.data.outputs import atomic_open, check_own_file
 
     path = Path(path)
+    check_own_file(path)  # a link there is someone's file: never rewritten, nor its link replaced
     if not path.is_file():
         return 0
     kept, dropped = [], 0

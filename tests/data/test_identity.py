@@ -155,3 +155,42 @@ def test_an_identity_recorded_over_every_file_still_matches_its_base(tiny_llava_
     stored["base_identity"] = identity.model_identity(tiny_llava_onevision, every_file=True)
     record.write_text(json.dumps(stored))
     identity.check_adapter_base(adapter, tiny_llava_onevision)
+
+
+@pytest.mark.parametrize("named", ["another base of the family", "a copy of the base", "a hub id", "a missing path"])
+def test_an_adapter_without_savis_record_is_compared_with_the_local_base_peft_names(named, tiny_llava_onevision,
+                                                                                   tmp_path, caplog):
+    """Red team 11, A5: a copied ``checkpoint-N`` without ``savi_checkpoint.json`` loaded onto another base of its
+    family with no word, though peft's ``base_model_name_or_path`` named an existing local folder of other content.
+    That folder is compared by identity with the model the adapter meets: other content is refused as with savi's
+    record, a copy loads silently; a hub id or a missing path leaves the family check (here: a warning)."""
+    import shutil
+
+    trained_on, base = tmp_path / "tiny", tmp_path / "warm"
+    shutil.copytree(tiny_llava_onevision, trained_on)
+    shutil.copytree(tiny_llava_onevision, base)
+    if named == "another base of the family":
+        weights = min(p.name for p in base.glob("*.safetensors"))
+        with open(base / weights, "r+b") as fh:
+            fh.seek(-1, os.SEEK_END)
+            last = fh.read(1)
+            fh.seek(-1, os.SEEK_END)
+            fh.write(bytes([last[0] ^ 1]))
+    recorded = {"a hub id": "org/tiny", "a missing path": str(tmp_path / "gone")}.get(named, str(trained_on))
+    adapter = tmp_path / "ck2"
+    adapter.mkdir()
+    (adapter / "adapter_config.json").write_text(json.dumps({"peft_type": "LORA",
+                                                             "base_model_name_or_path": recorded}))
+    if named == "another base of the family":
+        with pytest.raises(identity.IdentityMismatchError) as err:
+            identity.check_adapter_base(adapter, base)
+        assert str(err.value) == (f"{adapter}: the adapter was trained on {trained_on} (as peft's adapter_config.json "
+                                  f"names it) and would be applied to {base}, another base model (its files differ: "
+                                  f"{weights} changed); load it onto the model it was trained on")
+        return
+    with caplog.at_level("WARNING"):
+        identity.check_adapter_base(adapter, base)
+    said = [r.getMessage() for r in caplog.records]
+    assert said == ([] if named == "a copy of the base" else
+                    [f"{adapter}: the adapter has no savi_adapter.json and its base cannot be compared with {base}; "
+                     f"applying it as it is"])

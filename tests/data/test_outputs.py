@@ -490,3 +490,29 @@ def test_an_output_removed_or_replaced_under_its_job_stops_the_next_write_and_th
     # what is left without our mark is no longer known as this job's: the advice is to move it, as a re-run refuses it
     left = change == "mark-removed" and os.path.lexists(out)
     assert ("move it away" in str(stopped.value)) == left and ("run it again" in str(stopped.value)) != left
+
+
+@pytest.mark.parametrize("opener", ["claim", "appender", "progress reader"])
+def test_a_sidecar_that_is_a_link_to_a_users_file_is_named_as_not_ours_and_never_touched(opener, tmp_path):
+    """Red team 11, A1: a generation's progress file replaced by a symlink to the user's file; the re-run told them
+    to "remove the line" (of their own file). Every opener of a sidecar -- the output's claim, the one appender, the
+    progress reader -- says it is a link savi did not write, and nothing is cut, appended or read as the run's."""
+    from savi_plugin.data.writer import JsonlAppender
+    from savi_plugin.generators.runner import _read_progress
+
+    user = tmp_path / "user1.txt"
+    user.write_bytes(b"my notes\nno newline at the end")  # an appender would cut this "torn" last line
+    out = tmp_path / "S1.jsonl"
+    progress = sidecar(out, "progress.jsonl")
+    progress.symlink_to("user1.txt")
+    with pytest.raises(ForeignOutputError) as err:
+        if opener == "claim":
+            claim(out, command="savi generate", config={})
+        elif opener == "appender":
+            JsonlAppender(progress)
+        else:
+            _read_progress(progress)
+    assert str(err.value) == (f"{progress}: is a symbolic link to user1.txt, which savi did not write (savi keeps "
+                              f"its progress file at that name); remove the link to redo every item")
+    assert user.read_bytes() == b"my notes\nno newline at the end"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["S1.jsonl.progress.jsonl", "user1.txt"]

@@ -121,6 +121,9 @@ def test_a_bad_line_is_one_problem_and_the_rest_is_read(reader, kind, tmp_path, 
 def _eval_samples(path):
     from savi_plugin.eval.results import _jsonl
 
+    # the good lines as lmms-eval logs a sample: with its doc_id (which the samples reader checks, once each)
+    good = {json.dumps(r).encode(): json.dumps({"doc_id": i, **r}).encode() for i, r in enumerate(GOOD)}
+    path.write_bytes(b"\n".join(good.get(line, line) for line in path.read_bytes().split(b"\n")))
     return _jsonl(path)
 
 

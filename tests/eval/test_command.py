@@ -69,6 +69,27 @@ def test_a_bad_suite_gen_kwargs_is_refused_before_the_suite_folder_is_claimed(ge
     assert not out.exists()
 
 
+@pytest.mark.parametrize("gen_kwargs, message", [("num_beams=4294967295", "num_beams (gen_kwargs) must be 1"),
+                                                 ("num_beams=0", "must be 1"),
+                                                 ("top_k=3", "top_k (gen_kwargs): not applied by savi_video"),
+                                                 ("until=5", "until (gen_kwargs) must be a stop string")])
+def test_a_gen_kwargs_savi_video_would_not_apply_is_refused_before_lmms_eval_starts(gen_kwargs, message, tmp_path,
+                                                                                   capsys, monkeypatch):
+    """tester B pass 11 #18: ``--gen_kwargs num_beams=4294967295`` ran with exit 0, neither checked nor applied,
+    while lmms-eval recorded it as the setting used; refused (exit 2, one line) before lmms-eval starts."""
+    from savi_plugin.eval import command
+
+    monkeypatch.setattr(command, "lmms_eval_command", lambda *a, **k: pytest.fail("lmms-eval was started"))
+    (tmp_path / "data").mkdir()
+    monkeypatch.setenv("SAVI_DATA_ROOT", str(tmp_path / "data"))
+    capsys.readouterr()
+    code = main(["eval", "run", "--", "--model", "savi_video", "--model_args", f"pretrained={tmp_path}",
+                 "--tasks", "savi_mvbench_action_antonym", "--output_path", str(tmp_path / "out"),
+                 "--gen_kwargs", gen_kwargs])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and message in err and f"--gen_kwargs {gen_kwargs!r}" in err, err
+
+
 @pytest.mark.parametrize("out", ["-al14", "r,x=1"])
 def test_a_dry_run_shows_the_link_the_real_run_passes(out, tmp_path, monkeypatch, capsys):
     """``savi align --dry-run --out=-al14``: the eval step's command shows the temporary link, not a path lmms-eval

@@ -120,20 +120,25 @@ def test_savi_eval_run_adds_the_include_path(run):
     lmms-eval evaluates (the run fixture's model for `...`, one document per subtask). The model folder is named
     ``1e5`` and given relative, as a user types it: lmms-eval's parser would read it as the float 100000.0, so it
     goes as a link (:func:`savi_plugin.eval.command.safe_model_args`), and lmms-eval names its results folder as it
-    would for the folder itself."""
+    would for the folder itself. The model and tasks come from lmms-eval's own ``--config`` file, whose checked keys
+    take the same route as flags (:mod:`savi_plugin.eval.lmms_config`)."""
     import shutil
 
     *_, tmp = run
     if not (tmp / "1e5").exists():
         shutil.copytree(tmp / "tiny", tmp / "1e5")
     env = {**offline_env(tmp / "data", tmp / "hf"), "SAVI_LMMS_EVAL_AUTOLOAD": "0", "PYTHONPATH": repo_pythonpath()}
+    # the model, its arguments and the tasks in lmms-eval's own --config file (keys savi checks, given to lmms-eval
+    # as flags), log_samples left for lmms-eval to read from the file; --limit and --output_path as flags
+    (tmp / "run.yaml").write_text("model: savi_video\nmodel_args: pretrained=1e5,num_frames=4\ntasks: savi_mvbench\n"
+                                  "log_samples: true\n")
     proc = subprocess.run(
-        [sys.executable, "-m", "savi_plugin", "eval", "run", "--", "--model", "savi_video", "--model_args",
-         "pretrained=1e5,num_frames=4", "--tasks", "savi_mvbench", "--limit", "1",
+        [sys.executable, "-m", "savi_plugin", "eval", "run", "--", "--config", "run.yaml", "--limit", "1",
          "--output_path", str(tmp / "eval_run")],
         env=env, cwd=tmp, capture_output=True, text=True, timeout=400, check=False)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "--include_path" in proc.stderr  # the command it ran, printed
+    assert glob.glob(str(tmp / "eval_run" / "**" / "*_samples_savi_mvbench_*.jsonl"), recursive=True)
     (results,) = glob.glob(str(tmp / "eval_run" / "**" / "*_results.json"), recursive=True)
     assert Path(results).parent.name == f"{tmp.name}__1e5"  # lmms-eval's name for {tmp}/1e5: its last two parts
     kept = json.loads(Path(results).read_text())  # names the model evaluated, not the link removed at exit

@@ -318,7 +318,8 @@ def test_a_misspelt_task_is_one_line_before_lmms_eval_starts(argv, tmp_path):
 def _table() -> dict:
     row = {"task": "savi_egoschema", "adapter": "aligned", "n": 3, "base": 33.3, "aligned": 66.7, "delta": 33.4,
            "low": 0.0, "high": 66.7}
-    return {"rows": [row], "missing": [], "card": {"lmms_eval": "0.7.3", "limit": 3, "base_model": {"sha256": "0"}}}
+    return {"rows": [row], "missing": [], "card": {"lmms_eval": "0.7.3", "limit": 3, "base_model": {"sha256": "0"},
+                                                   "suite_tasks": ["savi_egoschema"], "adapters": {"aligned": {}}}}
 
 
 def _broken_tables() -> dict[str, bytes]:
@@ -356,6 +357,25 @@ def _broken_tables() -> dict[str, bytes]:
     table["rows"].append(dict(table["rows"][0], task=table["rows"][0]["task"] + " ", base=50.0, aligned=90.0,
                               delta=40.0, low=30.0, high=50.0))
     out["row-twice-spaced-name"] = json.dumps(table).encode()
+    # red team pass 11, B8: the second row's task is the first's with a Cyrillic 'а' (two rows that read as one),
+    # whether or not the card's task list was edited to hold it too; B9: no row at all, the card intact
+    cyrillic = "savi_egoschem\u0430"
+    for name, tasks in [("row-twice-lookalike-name", ["savi_egoschema"]),
+                        ("card-task-twice-lookalike-name", ["savi_egoschema", cyrillic])]:
+        table = _table()
+        table["card"]["suite_tasks"] = tasks
+        table["rows"].append(dict(table["rows"][0], task=cyrillic, base=50.0, aligned=90.0, delta=40.0, low=30.0,
+                                  high=50.0))
+        out[name] = json.dumps(table).encode()
+    for name, change in [("rows-empty", {"rows": []}), ("card-no-suite-tasks", {"card": {"suite_tasks": []}}),
+                         ("card-no-adapters", {"card": {"adapters": None}}),
+                         ("row-not-a-task-of-the-card", {"card": {"suite_tasks": ["savi_mvbench"]}}),
+                         ("row-missing", {"card": {"suite_tasks": ["savi_egoschema", "savi_mvbench"]}}),
+                         ("task-bidi-override", {"card": {"suite_tasks": ["savi_\u202eamehcsoge"]}})]:
+        table = _table()
+        table.update({k: v for k, v in change.items() if k != "card"})
+        table["card"].update(change.get("card", {}))
+        out[name] = json.dumps(table).encode()
     return out
 
 
@@ -387,6 +407,7 @@ def test_a_name_read_from_a_table_cannot_forge_a_markdown_row(tmp_path):
     assert markdown_cell(name) == "savi_x \\| fake \\| 1 \\| 2\\n\\| x\\r\\u2028\\\\"
     table = _table()
     table["rows"][0]["task"] = name
+    table["card"]["suite_tasks"] = [name]
     for side in ("a", "b"):
         (tmp_path / side).mkdir()
         (tmp_path / side / "table.json").write_text(json.dumps(table))
@@ -406,8 +427,13 @@ def test_a_resumed_suite_names_a_kept_run_file_that_cannot_be_read(suite, tmp_pa
 
     tmp, _, _, _, _, _ = suite
     plan = SuitePlan(**json.loads((tmp / "suite" / "suite.json").read_text()))
+    def again(path):  # red team pass 11, B13: doc 0 logged once more, right this time: it replaced the first line
+        first = json.loads(path.read_text().splitlines()[0])
+        first["accuracy"]["score"] = 100.0 - first["accuracy"]["score"]
+        path.write_text(path.read_text() + json.dumps(first) + "\n")
+
     for name, damage in [("results", lambda p: p.write_text(p.read_text()[:40])),
-                         ("samples", lambda p: p.write_text(p.read_text() + "[1, 2]\n"))]:
+                         ("samples", lambda p: p.write_text(p.read_text() + "[1, 2]\n")), ("doc-twice", again)]:
         out = tmp_path / name
         shutil.copytree(tmp / "suite", out)
         (target,) = (out / "runs" / "base").rglob("*_results.json" if name == "results" else
@@ -419,6 +445,44 @@ def test_a_resumed_suite_names_a_kept_run_file_that_cannot_be_read(suite, tmp_pa
         assert str(target) in message and "\n" not in message, message
         if name == "samples":
             assert f"{target}:{LIMIT + 1}: a JSON list, not an object" in message
+        if name == "doc-twice":
+            assert f"{target}:{LIMIT + 1}: doc_id 0 is given twice (first at line 1)" in message
+
+
+#: a logged sample of a savi task as its process_results writes it (task.process_mcq), and lines no task writes
+_SAMPLE = {"doc_id": 0, "accuracy": {"score": 100.0, "pred": 1, "answered": True, "target": 1, "id": "a"},
+           "unparsed": 0, "missing_video": 0, "bad_video": 0, "control_token_in_text": 0}
+BAD_SAMPLES = {"score-1.0": ({"accuracy": dict(_SAMPLE["accuracy"], score=1.0)}, "accuracy.score: 1.0 is not 0 or 100"),
+               "score-true": ({"accuracy": dict(_SAMPLE["accuracy"], score=True)}, "accuracy.score: True is not"),
+               "score-plain-50": ({"accuracy": 50}, "accuracy: 50 is not 0 or 100"),
+               "group-size-0": ({"accuracy": dict(_SAMPLE["accuracy"], group="g", group_size=0)},
+                                "accuracy.group_size: 0 is not a whole number >= 1"),
+               "count-2": ({"unparsed": 2}, "unparsed: 2 is not 0 or 1"),
+               "doc-id-string": ({"doc_id": "0"}, "doc_id: '0' is not a whole number >= 0"),
+               "doc-id-negative": ({"doc_id": -1}, "doc_id: -1 is not a whole number >= 0"),
+               "doc-twice": ({"doc_id": 0}, "doc_id 0 is given twice (first at line 1)")}
+
+
+@pytest.mark.parametrize("case", list(BAD_SAMPLES))
+def test_a_logged_sample_no_task_writes_is_refused_naming_file_and_line(case, tmp_path):
+    """The one samples reader (results.read_run) refuses what the task's process_results cannot have written (red
+    team pass 11, B13: a score of 1.0, a doc_id logged twice whose later line silently replaced the first), naming
+    file:line; an lmms-eval built-in's samples keep their own verdict keys (only doc_id is checked)."""
+    from savi_plugin.eval.results import ResultsFileError, read_run
+
+    change, message = BAD_SAMPLES[case]
+    (tmp_path / "x_results.json").write_text("{}")
+    path = tmp_path / "x_samples_savi_perceptiontest.jsonl"
+    path.write_text("".join(json.dumps(s) + "\n" for s in (_SAMPLE, dict(_SAMPLE, doc_id=1), {**_SAMPLE, **change})))
+    with pytest.raises(ResultsFileError) as caught:
+        read_run(tmp_path)
+    assert str(caught.value).startswith(f"{path}:3: {message}"), caught.value
+    path.write_text("".join(json.dumps(s) + "\n" for s in (_SAMPLE, dict(_SAMPLE, doc_id=1))))
+    assert read_run(tmp_path).item_scores("savi_perceptiontest") == {"savi_perceptiontest/0": 100.0,
+                                                                      "savi_perceptiontest/1": 100.0}
+    builtin = tmp_path / "x_samples_mvbench_action_antonym.jsonl"
+    builtin.write_text(json.dumps({"doc_id": 0, "mvbench_accuracy": {"score": 1}}) + "\n")
+    assert read_run(tmp_path).samples["mvbench_action_antonym"][0]["mvbench_accuracy"] == {"score": 1}
 
 
 def test_a_suite_continues_from_another_working_folder_with_other_spellings(suite, tmp_path, monkeypatch, capsys):

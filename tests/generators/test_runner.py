@@ -185,3 +185,66 @@ def test_a_progress_line_the_run_did_not_write_is_refused_naming_it(line, setup,
     assert (refused.value.file, refused.value.line) == (str(progress), 3), str(refused.value)
     assert "not a line this run wrote" in str(refused.value) and "\n" not in str(refused.value)
     assert (out.read_bytes(), out.with_name(out.name + ".report.json").read_bytes()) == before
+
+
+def test_a_progress_file_replaced_by_a_link_to_a_users_file_is_named_as_a_link_savi_did_not_write(setup, tmp_path):
+    """Red team 11, A1: the progress file replaced by a symlink to the user's file; the re-run said "<progress>:1:
+    ... not a line this run wrote; remove the line" -- a line of the user's own file. It says the name is a link to
+    a file savi did not write, and neither that file, the output nor its report is touched."""
+    from savi_plugin.data.outputs import ForeignOutputError
+
+    lm, manifest, _ = setup
+    out = tmp_path / "S1.jsonl"
+    generate(lm, manifest, out)
+    user = tmp_path / "user1.txt"
+    user.write_bytes(b"my own notes\nno newline at the end")
+    progress_path(out).unlink()
+    progress_path(out).symlink_to("user1.txt")
+    before = out.read_bytes(), report_path(out).read_bytes()
+    with pytest.raises(ForeignOutputError) as refused:
+        generate(lm, manifest, out)
+    assert str(refused.value) == (f"{progress_path(out)}: is a symbolic link to user1.txt, which savi did not write "
+                                  f"(savi keeps its progress file at that name); remove the link to redo every item")
+    assert user.read_bytes() == b"my own notes\nno newline at the end"
+    assert (out.read_bytes(), report_path(out).read_bytes()) == before
+
+
+def test_model_weights_replaced_while_the_job_loads_them_are_refused_and_leave_nothing_marked(setup, tmp_path,
+                                                                                           tiny_llava_onevision,
+                                                                                           monkeypatch):
+    """Red team 11, A35: the weights copied into the model folder between the claim (which records the model's
+    identity) and the load: the pairs were the new weights' work under the old identity, and training on them
+    named no other model. The identity is checked again once the model is loaded; a new output is left unmarked,
+    so the re-run records what it loads."""
+    import os
+
+    import savi_plugin.models as models
+    from savi_plugin.data.identity import IdentityMismatchError
+    from savi_plugin.data.outputs import read_mark
+
+    lm, manifest, _ = setup
+    model = tmp_path / "mswap"
+    shutil.copytree(tiny_llava_onevision, model)
+    weights = min(p.name for p in model.glob("*.safetensors"))
+
+    def swap_then_load(*args, **kwargs):  # what `cp warm/model.safetensors mswap/` does while the job starts
+        with open(model / weights, "r+b") as fh:
+            fh.seek(-1, os.SEEK_END)
+            last = fh.read(1)
+            fh.seek(-1, os.SEEK_END)
+            fh.write(bytes([last[0] ^ 1]))
+        return lm
+
+    monkeypatch.setattr(models, "load_backend", swap_then_load)
+    out = tmp_path / "SW.jsonl"
+    gen = resolve_generator("rrpo", OPTIONS)
+    with pytest.raises(IdentityMismatchError) as refused:
+        run_generation(generator=gen, model=model, inputs=manifest, output=out, batch_size=1, progress=False,
+                       num_frames=4)
+    assert str(refused.value).startswith(f"{model}: the model's files changed while this job loaded it ({weights} "
+                                         f"changed)")
+    assert read_mark(out, False) is None and not progress_path(out).exists() and not out.exists()
+    monkeypatch.setattr(models, "load_backend", lambda *args, **kwargs: lm)  # the same weights from now on
+    result = run_generation(generator=resolve_generator("rrpo", OPTIONS), model=model, inputs=manifest, output=out,
+                            batch_size=1, progress=False, num_frames=4)
+    assert result["complete"] and out.read_bytes(), result

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from savi_plugin.cli import main
-from savi_plugin.inspection.curves import read_log_history, series
+from savi_plugin.inspection.curves import check_history, read_log_history, series
 from tests.builders import tiny_rrpo_run
 
 
@@ -44,6 +44,7 @@ def test_plot_reads_a_killed_run_from_its_last_checkpoint(run_dir, tmp_path, cap
     assert source == killed / "checkpoint-3" / "trainer_state.json" and series(history, "rewards/margins")
     assert main(["plot", str(killed), "--out", str(tmp_path / "c.png")]) == 0
     assert (tmp_path / "c.png").is_file()
+    assert main(["plot", str(killed), "--out", str(tmp_path / "c.png")]) == 0  # its own earlier plot is replaced
 
 
 def test_plot_refuses_what_is_not_a_run_in_one_line(run_dir, tmp_path, capsys):
@@ -102,3 +103,82 @@ def test_a_trainer_state_above_the_document_cap_is_refused_before_it_is_read(tmp
     state.write_text(json.dumps({"log_history": [{"step": 1, "loss": 0.5, "pad": "x" * 2000}]}))
     assert main(["plot", str(run)]) == 1
     assert "2.01 KiB, above the 1.00 KiB cap" in capsys.readouterr().err
+
+
+def _report(run: Path, rows: list[dict], loss_type: str = "rrpo") -> None:
+    run.mkdir()
+    (run / "train_report.json").write_text(json.dumps({"loss_type": loss_type, "log_history": rows}))
+
+
+_TRAIN = {"loss": 0.69, "learning_rate": 1e-4, "epoch": 0.5, "rewards/accuracies": 0.5, "kl/chosen": 0.1}
+
+
+@pytest.mark.parametrize("rows, fragment", [
+    # pass 11, B33: an accuracy of -5 and 7 was drawn; each plotted field has its own range, from FIELDS
+    ([{**_TRAIN, "rewards/accuracies": -5.0, "step": 1}, {**_TRAIN, "rewards/accuracies": 7.0, "step": 2}],
+     "log_history[0].rewards/accuracies: must be a number in [0, 1]"),
+    ([{**_TRAIN, "step": 1}, {**_TRAIN, "rewards/accuracies": 7.0, "step": 2}],
+     "log_history[1].rewards/accuracies: must be a number in [0, 1]"),
+    ([{**_TRAIN, "step": 1}, {"eval_loss": 0.7, "eval_rewards/accuracies": 1.5, "eval_runtime": 1.0, "step": 1}],
+     "log_history[1].eval_rewards/accuracies: must be a number in [0, 1]"),
+    ([{**_TRAIN, "kl/chosen": -0.5, "step": 1}], "log_history[0].kl/chosen: must be a number in [-0.01, "),
+    ([{**_TRAIN, "loss": -2.0, "step": 1}], "log_history[0].loss: must be a number in [-0.01, "),
+    ([{**_TRAIN, "learning_rate": -1e-4, "step": 1}], "log_history[0].learning_rate: must be a number in [0, "),
+    ([{**_TRAIN, "epoch": -1, "step": 1}], "log_history[0].epoch: must be a number in [0, "),
+    # pass 11, B34: a Trainer logs a training row once per step, and steps never go back
+    ([{**_TRAIN, "step": 1}, {**_TRAIN, "loss": 99.0, "step": 1}],
+     "log_history[1].step: step 1 repeats the step of log_history[0]"),
+    ([{**_TRAIN, "step": 10 - i} for i in range(4)],
+     "log_history[1].step: step 9 comes after step 10 of log_history[0]"),
+    ([{**_TRAIN, "step": 2}, {"eval_loss": 0.7, "eval_runtime": 1.0, "step": 1}],
+     "log_history[1].step: step 1 comes after step 2 of log_history[0]"),
+])
+def test_a_logged_value_out_of_its_range_or_order_is_named_in_one_line(rows, fragment, tmp_path, capsys):
+    _report(tmp_path / "run", rows)
+    capsys.readouterr()
+    assert main(["plot", str(tmp_path / "run")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: {tmp_path / 'run' / 'train_report.json'}: {fragment}"), err
+    assert not (tmp_path / "run" / "training_curves.png").exists()
+
+
+def test_what_a_trainer_writes_is_plotted(tmp_path, capsys):
+    """What transformers' Trainer writes passes: a KL of float32 rounding below 0 at the first step (-3.3e-7 in a
+    real tiny run), a periodic evaluation and ``evaluate()`` after training at one step, the summary row at the
+    last training row's step; a loss registered by another package has no lower bound."""
+    rows = [{"eval_loss": 0.69, "eval_runtime": 1.0, "step": 0},
+            {**_TRAIN, "kl/chosen": -3.3e-7, "learning_rate": 0.0, "step": 1}, {**_TRAIN, "step": 2},
+            {"eval_loss": 0.6, "eval_rewards/accuracies": 1.0, "eval_runtime": 1.0, "step": 2},
+            {"eval_loss": 0.6, "eval_rewards/accuracies": 1.0, "eval_runtime": 1.0, "step": 2},
+            {"train_runtime": 3.0, "train_loss": 0.65, "epoch": 1.0, "step": 2}]
+    _report(tmp_path / "run", rows)
+    assert main(["plot", str(tmp_path / "run")]) == 0
+    assert "accuracy of the margin's sign" in capsys.readouterr().out
+    check_history([{**_TRAIN, "loss": -2.0, "step": 1}], "mine.json", loss_type="a_plugin_loss")  # no raise
+
+
+def test_the_shipped_losses_are_those_whose_range_is_known():
+    """Every loss savi registers (setup.cfg) is in :data:`NONNEGATIVE_LOSSES`, so a new one is a decision."""
+    import configparser
+
+    from savi_plugin.inspection.curves import NONNEGATIVE_LOSSES
+
+    setup = configparser.ConfigParser()
+    setup.read(Path(__file__).resolve().parents[2] / "setup.cfg")
+    shipped = {line.split("=")[0].strip() for line in setup["options.entry_points"]["savi_plugin.losses"].split("\n")
+               if line.strip()}
+    assert shipped == NONNEGATIVE_LOSSES
+
+
+def test_a_killed_runs_loss_is_checked_by_the_loss_its_checkpoint_names(tmp_path, capsys):
+    """A checkpoint's trainer_state.json has no loss type: the run's configuration stored beside it names it."""
+    from savi_plugin.data.identity import CHECKPOINT_FILE
+
+    checkpoint = tmp_path / "run" / "checkpoint-1"
+    checkpoint.mkdir(parents=True)
+    (checkpoint / "trainer_state.json").write_text(json.dumps({"log_history": [{**_TRAIN, "loss": -2.0, "step": 1}]}))
+    (checkpoint / CHECKPOINT_FILE).write_text(json.dumps({"run": "r", "config": {"training": {"loss_type": "dpo"}}}))
+    capsys.readouterr()
+    assert main(["plot", str(tmp_path / "run"), "--out", str(tmp_path / "c.png")]) == 1
+    assert f"{checkpoint / 'trainer_state.json'}: log_history[0].loss: must be a number in [-0.01" in \
+        capsys.readouterr().err

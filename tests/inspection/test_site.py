@@ -205,6 +205,11 @@ def test_a_named_report_that_is_not_there_or_not_json_is_one_line(flag, given, l
      ["dg.jsonl:2:margin: must be a number", "dg.jsonl:3:step: must be a whole number of steps in [0, 4294967295]",
       "dg.jsonl:4:step: must be a whole number", "dg.jsonl:5:margin: must be a number within +-3.403e+38",
       "dg.jsonl:6:chosen_token_kl: has 2 value(s) for 1 chosen token(s)", "dg.jsonl:7:step: must be a whole"]),
+    # pass 11, B34: training appends a pair's rows once per step, in step order; a row repeating its pair's step
+    # (margin 9) or going back is listed, never drawn
+    (["ROW", '{"id": "a", "step": 101, "margin": 9.0}', '{"id": "a", "step": 50, "margin": 9.0}', "ROW"],
+     ["dg.jsonl:2:step: step 101 repeats the step of line 1", "dg.jsonl:3:step: step 50 comes after step 101 of "
+      "line 1"]),
 ])
 def test_a_bad_diagnostics_line_is_one_problem_and_the_site_is_built(lines, problems, tmp_path, monkeypatch, capsys):
     """Red team B49: the diagnostics of a training killed while appending (a torn last line), or a torn line in the
@@ -214,8 +219,9 @@ def test_a_bad_diagnostics_line_is_one_problem_and_the_site_is_built(lines, prob
     monkeypatch.chdir(tmp_path)
     (tmp_path / "p.jsonl").write_text('{"id": "a", "video": "v.mp4", "question": "q?", "chosen": "A", '
                                       '"rejected": "B", "source": "x"}\n')
-    row = '{"id": "a", "step": 1, "margin": -0.5}'
-    text = "\n".join(row if line == "ROW" else '{"' if line == "RO" else line for line in lines)
+    row = '{{"id": "a", "step": {}, "margin": -0.5}}'  # line k at step 100 + k: a pair's rows in step order
+    text = "\n".join(row.format(100 + k) if line == "ROW" else '{"' if line == "RO" else line
+                     for k, line in enumerate(lines, 1))
     (tmp_path / "dg.jsonl").write_text(text + ("" if lines[-1] == "RO" else "\n"))
     capsys.readouterr()
     assert main(["inspect", "p.jsonl", "--out", "site", "--diagnostics", "dg.jsonl", "--no-progress"]) == 0
@@ -228,7 +234,9 @@ def test_a_bad_diagnostics_line_is_one_problem_and_the_site_is_built(lines, prob
     assert [w for w, _ in bad] == [":".join(p.split(":")[:2] + [p.split(":")[2].replace("-", "")])
                                    for p in problems]
     page = (tmp_path / "site/pairs/0/1.html").read_text()
-    assert "step: 1 " in page and "1000000000000000000" not in page  # the latest row drawn is a good one
+    latest = 100 + max(k for k, line in enumerate(lines, 1) if line == "ROW")
+    assert f"step: {latest} " in page and "1000000000000000000" not in page  # the latest row drawn is a good one
+    assert ": 9</title>" not in page and ": -0.5</title>" in page  # a listed row's margin is never drawn
 
 
 def test_a_diagnostics_row_whose_id_names_no_pair_is_counted_and_said(tmp_path, monkeypatch, capsys, caplog):
@@ -246,6 +254,10 @@ def test_a_diagnostics_row_whose_id_names_no_pair_is_counted_and_said(tmp_path, 
         in capsys.readouterr().out
     assert [r.getMessage() for r in caplog.records if "of no pair" in r.getMessage()] == [
         "dg.jsonl: 2 row(s) name an id of no pair in p.jsonl: not shown"]
+    # the site's mark names the pair file by the paths rule (absolute outside a run folder), not from where the
+    # command ran (pass 11 B: "pairs": "p.jsonl" named a file relative to the working folder)
+    mark = json.loads((tmp_path / "site" / ".savi-output.json").read_text())
+    assert mark["config"]["pairs"] == str(tmp_path / "p.jsonl")
 
 
 def test_a_perturbation_record_that_does_not_fit_its_clip_is_said_on_its_page(pair_file, tmp_path):

@@ -376,6 +376,28 @@ def test_hidden_control_characters_in_pair_text_are_refused_naming_the_field(cha
     assert str(err.value).startswith(f"pairs.jsonl:3:{field}: contains ") and f"U+{ord(char):04X}" in str(err.value)
 
 
+@pytest.mark.parametrize("field", ["id", "video", "source"])
+@pytest.mark.parametrize("char", ["\u202e", "\x1b"])
+def test_hidden_control_characters_in_any_text_field_of_a_pair_are_refused(field, char, tmp_path, capsys):
+    """Red team pass 11, B20: an ``id`` holding U+202E passed validate and convert, and `savi inspect` showed it
+    raw as a page's title and heading (drawn reversed). The rule holds for every string field of a record, through
+    every reader (here the TRL one, as the tester ran it)."""
+    from savi_plugin.cli import main
+    from savi_plugin.data.record import DataError, validate_record
+
+    value = "x" + char + "evil"
+    with pytest.raises(DataError) as err:
+        validate_record(_pair(**{field: value}), "pairs.jsonl", 3)
+    assert str(err.value).startswith(f"pairs.jsonl:3:{field}: contains ") and f"U+{ord(char):04X}" in str(err.value)
+    if field == "id":
+        trl = tmp_path / "t.jsonl"
+        trl.write_text(json.dumps({"id": value, "prompt": "What colour?", "chosen": "It is red.",
+                                   "rejected": "It is blue.", "video": "v.mp4"}) + "\n")
+        assert main(["data", "validate", "--format", "trl", str(trl)]) == 1
+        shown = capsys.readouterr().out
+        assert shown.startswith(f"{trl}:1:id: contains ") and f"U+{ord(char):04X}" in shown, shown
+
+
 @pytest.mark.parametrize("text", ["line one\nline two", "tab\there", "crlf\r\n", "\u05e9\u05dc\u05d5\u05dd \u200fok",
                                   "\u05e9\u05dc\u05d5\u05dd x \u200e(1)", "caf\u00e9 \u00bd"])
 def test_ordinary_whitespace_and_right_to_left_text_stay_allowed(text):

@@ -427,6 +427,30 @@ def test_savi_eval_run_passes_when_every_task_has_results(fake_lmms_eval, tmp_pa
     assert code == 0, err
 
 
+def test_each_run_of_lmms_eval_s_config_file_is_judged_by_its_results_file(fake_lmms_eval, tmp_path, capsys,
+                                                                          monkeypatch):
+    """``savi eval run -- --config cfg.yaml`` (tester B pass 11 #3: lmms-eval exits 0 having written nothing): each
+    run of the file is an lmms-eval run of its own, judged by its results file; the file's ``env`` reaches lmms-eval
+    (here the fake's mode), and its other keys reach lmms-eval in a one-run file."""
+    from misuse_kit import savi
+
+    monkeypatch.setenv("FAKE_MODE", "ok")
+    monkeypatch.chdir(tmp_path)
+    run = {"model": "savi_video", "tasks": "savi_mvbench,savi_egoschema", "batch_size": 1}
+    (tmp_path / "ok.yaml").write_text(json.dumps([{**run, "output_path": "r1"}, {**run, "output_path": "r2"}]))
+    code, _, err = savi(capsys, "eval", "run", "--", "--config", "ok.yaml")
+    assert code == 0, err
+    assert (tmp_path / "r1" / "m" / "x_results.json").is_file() and (tmp_path / "r2" / "m" / "x_results.json").is_file()
+    args = json.loads(next(line for line in err.splitlines() if line.startswith("args "))[5:])
+    assert "--config" in args and "--batch_size" not in args  # the rest of the run, for lmms-eval to read
+    (tmp_path / "bad.yaml").write_text(json.dumps({**run, "output_path": "r3", "env": {"FAKE_MODE": "partial"}}))
+    code, _, err = savi(capsys, "eval", "run", "--", "--config", "bad.yaml")
+    assert code == 1 and "Traceback" not in err, err
+    lines = [line for line in err.splitlines() if line.startswith("error: ")]
+    assert len(lines) == 1 and lines[0].startswith("error: bad.yaml: evaluation did not finish"), err
+    assert "no results for task(s) savi_egoschema" in lines[0], err
+
+
 def test_lmms_eval_s_kept_results_name_the_paths_savi_passed_as_links(fake_lmms_eval, tmp_path, capsys, monkeypatch):
     """A path lmms-eval would misread goes as a temporary link, removed at exit; lmms-eval stores the link in its
     results (``model_name``, ``config.model_args``): the kept file names the real path instead (tester B #45), for

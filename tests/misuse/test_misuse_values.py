@@ -259,6 +259,17 @@ def test_savi_video_model_args_as_lmms_eval_parses_them(load_backend_calls):
     ({"temperature": "-1"}, "temperature (gen_kwargs) must be >= 0, got -1.0"),
     ({"top_p": 0}, "top_p (gen_kwargs) must be > 0 and <= 1, got 0.0"),
     ({"top_p": 1.5}, "top_p (gen_kwargs) must be > 0 and <= 1, got 1.5"),
+    # tester B pass 11 #18: accepted, not applied, recorded by lmms-eval as the setting used
+    ({"num_beams": 4294967295}, ("num_beams (gen_kwargs) must be 1 (savi_video decodes one sequence: greedy, or "
+                                 "sampled with do_sample), got 4294967295")),
+    ({"num_beams": 0}, ("num_beams (gen_kwargs) must be 1 (savi_video decodes one sequence: greedy, or sampled with "
+                        "do_sample), got 0")),
+    ({"top_k": 5, "repetition_penalty": 1.2}, ("top_k, repetition_penalty (gen_kwargs): not applied by savi_video, "
+                                               "which applies only max_new_tokens, temperature, top_p, do_sample, "
+                                               "num_beams, until; remove them (lmms-eval would record them as the "
+                                               "setting used)")),
+    ({"until": 5}, "until (gen_kwargs) must be a stop string or a list of them, got int 5"),
+    ({"until": ["a", None]}, "until (gen_kwargs) must be a stop string or a list of them, got list ['a', None]"),
 ])
 def test_savi_video_gen_kwargs(gen_kwargs, message):
     from savi_plugin.eval.model import SettingError, check_gen_kwargs
@@ -267,6 +278,11 @@ def test_savi_video_gen_kwargs(gen_kwargs, message):
         check_gen_kwargs({"until": ["\n\n"], "do_sample": False, **gen_kwargs})
     assert str(err.value) == f"savi_video: {message}"
     check_gen_kwargs({"until": ["\n\n"], "max_new_tokens": None, "temperature": 0, "top_p": 1})  # all fine
+    # our tasks' generation_kwargs, and lmms-eval's reading of `until=[]` on the command line: the stop text "[]",
+    # as lmms-eval's own models take a text (an empty list, from a task's YAML, stops nothing)
+    check_gen_kwargs({"max_new_tokens": 16, "temperature": 0, "top_p": 1.0, "num_beams": 1, "do_sample": False,
+                      "until": "[]"})
+    check_gen_kwargs({"until": []})
 
 
 # --------------------------------------------------------------------------------------------- generator options

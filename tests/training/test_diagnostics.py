@@ -202,3 +202,23 @@ def test_a_resumed_run_cuts_the_torn_row_a_kill_left_and_writes_no_step_twice(ru
     assert diagnostics.append(again) == 0 and diagnostics.append(new) == 3
     diagnostics.close()
     assert read_jsonl(path) == rows + new  # every line whole, each (pair, step) once
+
+
+@pytest.mark.parametrize("opener", ["check_rows", "cut_from_step"])
+def test_a_diagnostics_file_that_is_a_link_to_a_users_file_is_named_as_not_savis(opener, tmp_path):
+    """Red team 11, A3 (as A1 for the progress file): ``diagnostics.jsonl`` replaced by a symlink to the user's
+    file is named as a link savi did not write, before its lines are judged as rows training wrote; the user's
+    file and the link are kept."""
+    from savi_plugin.data.outputs import ForeignOutputError
+    from savi_plugin.training import diagnostics
+
+    user = tmp_path / "user3.txt"
+    user.write_text("my notes\n")
+    path = tmp_path / "out" / "diagnostics.jsonl"
+    path.parent.mkdir()
+    path.symlink_to("../user3.txt")
+    with pytest.raises(ForeignOutputError) as err:
+        getattr(diagnostics, opener)(path, *([0] if opener == "cut_from_step" else []))
+    assert str(err.value) == (f"{path}: is a symbolic link to ../user3.txt, which savi did not write (savi writes "
+                              f"only files of its own); remove the link")
+    assert user.read_text() == "my notes\n" and path.is_symlink()

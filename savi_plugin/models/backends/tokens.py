@@ -16,14 +16,15 @@ from collections.abc import Sequence
 import torch
 
 from savi_plugin.errors import InputError
-from savi_plugin.untrusted import without_hidden_controls
+from savi_plugin.untrusted import hidden_control, without_hidden_controls
 
 #: Label value of a position that is not scored (prompt, video, padding): PyTorch's cross-entropy default.
 IGNORE_INDEX = -100
 
 
 class ControlTextError(InputError):
-    """Data text holds one of the model's control tokens or placeholders; the item is refused (final)."""
+    """Data text holds one of the model's control tokens or placeholders, or a control character or bidi override
+    (:func:`savi_plugin.untrusted.hidden_control`); the item is refused (final)."""
 
     skip_reason = "control_token_in_text"
 
@@ -61,7 +62,10 @@ def check_plain_text(tokenizer, text: str, field: str) -> None:
     """The one rule for data text that meets a tokenizer (questions and responses): it may not contain one of
     the tokenizer's control strings (:func:`control_strings`), since the chat template, the video processor and
     the tokenizer would read it as a turn marker or a placeholder instead of text. Refused, not escaped: a
-    placeholder inside a question would make the processor expand it into video tokens.
+    placeholder inside a question would make the processor expand it into video tokens. Nor may it hold a
+    control character or a bidi override (:func:`savi_plugin.untrusted.hidden_control`, the rule every pair and
+    manifest text is read under): an eval document reaches the model here without passing a pair reader, and a
+    terminal escape or U+202E in its question would be read by the model and shown in the logs as it is.
 
     Raises:
         ControlTextError: naming the field and the control string (an input failure: final, counted).
@@ -70,6 +74,10 @@ def check_plain_text(tokenizer, text: str, field: str) -> None:
         if control in text:
             raise ControlTextError(f"{field} contains {control!r}, a control token of this model's tokenizer; data "
                                    f"text may not contain the model's special tokens or placeholders")
+    hidden = hidden_control(text)
+    if hidden:
+        raise ControlTextError(f"{field} contains {hidden}; data text may not hold control characters or bidi "
+                               f"overrides")
 
 
 def tokenize_response(tokenizer, text: str, end_of_turn: str = "") -> tuple[list[int], list[tuple[int, int]]]:

@@ -1,0 +1,167 @@
+"""lmms-eval's own ``--config`` file through ``savi eval run`` (:mod:`savi_plugin.eval.lmms_config`): each run in it
+meets every check the same arguments meet as flags, before lmms-eval starts; a form savi cannot check is refused.
+In-process through ``main(argv)``; lmms-eval is never started here (a start fails the test)."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from savi_plugin.cli import main
+from savi_plugin.eval import command
+from savi_plugin.eval.lmms_config import CHECKED_KEYS, LMMS_EVAL_KEYS, expand_variables
+
+TASK = "savi_mvbench_action_antonym"
+
+
+@pytest.fixture()
+def place(tmp_path, monkeypatch):
+    """A model folder, a local data root, and lmms-eval replaced by a failure: nothing here may start it."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "model").mkdir()
+    (tmp_path / "data").mkdir()
+    monkeypatch.setenv("SAVI_DATA_ROOT", str(tmp_path / "data"))
+
+    def started(args, tasks_path=None):
+        raise AssertionError(f"lmms-eval was started: {args}")
+
+    monkeypatch.setattr(command, "lmms_eval_command", started)
+    return tmp_path
+
+
+def _refused(capsys, config, *flags: str) -> str:
+    path = "cfg.yaml"
+    with open(path, "w") as fh:
+        fh.write(config if isinstance(config, str) else yaml.safe_dump(config))
+    capsys.readouterr()
+    code = main(["eval", "run", "--", "--config", path, *flags])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "Traceback" not in err, err
+    assert len(err.splitlines()) == 1 and err.startswith("error: "), err
+    return err
+
+
+RUN = {"model": "savi_video", "model_args": "pretrained=model,num_frames=4", "tasks": TASK, "limit": 1,
+       "batch_size": 1, "output_path": "out"}
+
+
+@pytest.mark.parametrize("change, fragments", [
+    # tester B pass 11 #2: an output_path inside the model folder was written into
+    ({"output_path": "model/evalout"}, ["output_path of cfg.yaml lies inside pretrained= of model_args of cfg.yaml"]),
+    # #3: an unknown task (lmms-eval logs "Tasks not found" and exits 0)
+    ({"tasks": f"{TASK},no_such_task_zz"}, ["cfg.yaml: tasks[1]: unknown lmms-eval task 'no_such_task_zz'"]),
+    ({"limit": 1.5}, ["cfg.yaml: limit:", "cut it to 1"]),
+    ({"limit": 0}, ["cfg.yaml: limit:", "every item"]),
+    ({"limit": "2"}, ["cfg.yaml: limit: must be a number"]),
+    ({"model_args": "pretrained=model,pretrained=other"}, ["cfg.yaml: model_args: pretrained= is given twice"]),
+    ({"model_args": "pretrained=model,device=meta"}, ["cfg.yaml: model_args device"]),
+    ({"gen_kwargs": "num_beams=4294967295"}, ["cfg.yaml: gen_kwargs", "num_beams (gen_kwargs) must be 1"]),
+    ({"tasks": [TASK]}, ["cfg.yaml: tasks: lmms-eval reads it as text"]),
+    ({"model": None}, ["cfg.yaml: model: must be a model name"]),
+    ({"tasks": None}, ["no task to evaluate"]),
+    ({"env": "x"}, ["cfg.yaml: env: must be a mapping"]),
+])
+def test_a_config_run_meets_the_checks_of_the_same_flags(change, fragments, place, capsys):
+    err = _refused(capsys, {**RUN, **change})
+    for fragment in fragments:
+        assert fragment in err, err
+    assert not (place / "model" / "evalout").exists()
+
+
+def test_every_run_of_a_config_list_is_checked_before_the_first_starts(place, capsys):
+    """lmms-eval runs a list's items in order in one process; a bad second run is refused before the first runs."""
+    err = _refused(capsys, [RUN, {**RUN, "tasks": "no_such_task_zz"}])
+    assert "cfg.yaml: [1].tasks[0]: unknown lmms-eval task" in err
+
+
+def test_command_line_flags_override_the_file_as_lmms_eval_does(place, capsys):
+    """lmms-eval: a flag given with a value other than its default overrides the file; one equal to its default
+    (``--model hf``) does not."""
+    err = _refused(capsys, {**RUN, "output_path": "fine"}, "--output_path", "model/x")
+    assert "model/x: --output_path lies inside pretrained= of model_args of cfg.yaml" in err
+    err = _refused(capsys, {**RUN, "tasks": "no_such_task_zz"}, "--model", "hf", "--gen_kwargs", "top_k=3")
+    assert "cfg.yaml: tasks[0]: unknown" in err  # the file's savi_video is checked, not the default hf
+    err = _refused(capsys, RUN, "--gen_kwargs", "top_k=3")
+    assert "--gen_kwargs 'top_k=3': top_k (gen_kwargs): not applied by savi_video" in err
+
+
+def test_the_config_s_env_is_the_environment_checked(place, capsys):
+    """``env: {SAVI_DATA_ROOT: ...}`` is set by lmms-eval before its runs: the output check compares with it."""
+    (place / "data" / "sub").mkdir()
+    err = _refused(capsys, {**RUN, "env": {"ROOT_X": str(place), "SAVI_DATA_ROOT": "${ROOT_X}/data"},
+                            "output_path": "data/sub/out"})
+    assert "lies inside the data root (SAVI_DATA_ROOT)" in err, err
+
+
+@pytest.mark.parametrize("config, fragment", [
+    ("", "holds no run"), ("[]", "holds no run"), ("- {tasks: x}\n- 3\n", "cfg.yaml: [1]: a run must be a mapping"), ("- 3\n", "cfg.yaml: a run must be"),
+    ("a: [", "cfg.yaml: invalid YAML"), ("{1: x}", "key 1 is no argument name"),
+    ("tasks: x\noutput-path: o\n", ("cfg.yaml: output-path: unknown key: lmms-eval 0.7.3 takes the names of its "
+                                    "flags (--output-path is none); did you mean output_path?")),
+    ("- {tasks: x}\n- {limitt: 2}\n", "cfg.yaml: [1].limitt: unknown key"),
+])
+def test_a_config_savi_cannot_read_is_refused_in_one_line(config, fragment, place, capsys):
+    assert fragment in _refused(capsys, config)
+
+
+def test_a_config_that_is_a_fifo_is_named_not_opened(place, capsys):
+    import os
+
+    os.mkfifo("cfg.fifo")
+    capsys.readouterr()
+    assert main(["eval", "run", "--", "--config", "cfg.fifo"]) == 2
+    assert "cfg.fifo: is a FIFO (named pipe)" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, fragment", [
+    (["eval"], "interactive wizard"),
+    (["--tui"], "terminal UI"),
+    (["--conf", "cfg.yaml"], "--conf: write lmms-eval's flag in full (--config)"),
+    (["--gen", "top_k=1", "--model", "savi_video", "--tasks", TASK], "--gen: write lmms-eval's flag in full"),
+    # lmms-eval's `eval` sub-command is the flat form: the same checks
+    (["eval", "--model", "savi_video", "--model_args", "pretrained=model", "--tasks", TASK, "--output_path",
+      "model/x"], "--output_path lies inside pretrained= of --model_args"),
+    # no --model: lmms-eval's default hf evaluates, so the checks hold too
+    (["--model_args", "pretrained=model", "--tasks", TASK, "--output_path", "model/x"], "lies inside pretrained="),
+])
+def test_every_route_to_an_evaluation_is_checked_or_refused(argv, fragment, place, capsys):
+    capsys.readouterr()
+    assert main(["eval", "run", "--", *argv]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and fragment in err, err
+
+
+def test_the_checked_keys_and_defaults_are_lmms_eval_s():
+    """:data:`CHECKED_KEYS` holds lmms-eval 0.7.3's own defaults of those flags (a flag equal to its default does
+    not override the file), read from its ``parse_eval_args`` source (importing it loads torch and accelerate), and
+    each key is a flag savi reads by its full name."""
+    import ast
+    import importlib.util
+    from pathlib import Path
+
+    source = Path(importlib.util.find_spec("lmms_eval").submodule_search_locations[0]) / "__main__.py"
+    tree = ast.parse(source.read_text(encoding="utf-8"))
+    function = next(n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef) and n.name == "parse_eval_args")
+    defaults, dests = {}, {"help"}
+    for call in ast.walk(function):
+        if isinstance(call, ast.Call) and getattr(call.func, "attr", "") == "add_argument" and call.args:
+            flag = call.args[0].value
+            keywords = {k.arg: k.value for k in call.keywords}
+            dests.add(keywords["dest"].value if "dest" in keywords else flag.lstrip("-").replace("-", "_"))
+            default = keywords.get("default")
+            if default is None or isinstance(default, ast.Constant):
+                defaults[flag.lstrip("-")] = default.value if default is not None else None
+    assert {key: defaults[key] for key in CHECKED_KEYS} == CHECKED_KEYS
+    assert dests == LMMS_EVAL_KEYS
+    assert {f"--{key}" for key in CHECKED_KEYS} | {"--config"} <= set(command.INSPECTED_FLAGS)
+
+
+def test_env_values_are_expanded_as_os_path_expandvars_does(monkeypatch):
+    import os
+
+    env = {"A": "1", "B_2": "x y"}
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("NOPE", raising=False)
+    for text in ["$A", "${A}/$B_2", "$NOPE/x", "${NOPE", "a$", "$$A", "${}", "plain"]:
+        assert expand_variables(text, env) == os.path.expandvars(text), text
