@@ -65,6 +65,23 @@ class ConfigError(ConfigurationError):
         return ConfigError(path, self.message, self.source or source)
 
 
+class DocumentTooLarge(ConfigurationError):
+    """A document above a cap that an environment variable sets -- its bytes (``$SAVI_MAX_DOCUMENT_BYTES``,
+    :func:`savi_plugin.data.files.read_document`) or its JSON values (``$SAVI_MAX_DOCUMENT_VALUES``,
+    :func:`savi_plugin.untrusted.load_json`); ``str()`` is one line naming the file, its size, the cap and the
+    variable.
+
+    The document is not damaged and may well be ours: the variable is what to correct (or the file is not the one
+    meant), so this is a configuration error (exit status 2), raised by the cap check itself and never through a
+    reader's own error class. Readers that report their errors as a damaged, unreadable or foreign file let it
+    through (``except DocumentTooLarge: raise`` before a broad ``except``)."""
+
+    def __init__(self, source: str | os.PathLike | None, size: str, cap: str, variable: str, what: str):
+        self.source, self.variable = (str(source) if source is not None else None), variable
+        message = f"{size}, above the {cap} cap on {what} (${variable}; raise it if the file is meant to be this large)"
+        super().__init__(f"{self.source}: {message}" if self.source else message)
+
+
 class InputError(ValueError):
     """One input item is bad; its failure is final (counted under the error's ``skip_reason`` when it has one)."""
 

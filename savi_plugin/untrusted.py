@@ -11,6 +11,8 @@ are parsed here, with limits that hold whatever the document's shape:
   (the "billion laughs", ~10**9 nodes) are refused in microseconds instead of being expanded by a later
   deep copy, merge or ``json.dumps``; likewise at most :data:`MAX_EXPANDED_CHARS` characters of text once
   expanded (200 aliases of one 2 MB string would be stored 400 MB deep in every copy of the configuration);
+- **YAML size**: at most :data:`MAX_YAML_CHARS` characters in one document, refused before it is parsed (PyYAML
+  parses in pure Python, about 10 s and 200 MB per MB of a long list);
 - only YAML's safe tags (``yaml.SafeLoader``): no Python objects;
 - **no YAML key given twice in one mapping** (flow ``{beta: 0.1, beta: 0.9}``, block style, two ``train:``
   sections): YAML keeps the last value silently; the refusal names the file, the line and the key path. Keys
@@ -27,7 +29,9 @@ are parsed here, with limits that hold whatever the document's shape:
 Every YAML document is a configuration (a recipe, an override, an ``--option`` value, an ``--options`` or prompt
 file), so a YAML refusal is always a :class:`~savi_plugin.errors.ConfigError` (exit status 2, stop before the first
 item) naming the source, the line and the key path. A JSON refusal raises the caller's error class (a
-``ConfigError`` by default; the data readers pass their ``DataError``, an input failure of one record).
+``ConfigError`` by default; the data readers pass their ``DataError``, an input failure of one record), except
+one above ``$SAVI_MAX_DOCUMENT_VALUES``: that is a :class:`~savi_plugin.errors.DocumentTooLarge` (exit 2) whoever
+reads, since the variable is what to correct.
 
 Text equality under Unicode normalisation and look-alike folding (:func:`equality_key`, :func:`same_text`; TR39
 confusables from ``confusables.txt``) lives here too: it decides when two pieces of
@@ -57,6 +61,12 @@ MAX_ALIASES = 256
 MAX_NODES = 1_000_000
 #: text (characters of every scalar) a YAML document may hold once its aliases are expanded
 MAX_EXPANDED_CHARS = 16 * 2**20
+#: most characters of one YAML document, checked before it is parsed. Every YAML document is a configuration (a
+#: recipe, an override, an ``--option`` value, an ``--options`` or prompt file); the largest savi ships is 3642
+#: characters (``generators/prompts/videosavi.yaml``), 1/72 of this. PyYAML's loader is pure Python: a 6.9 MB recipe (a list
+#: of 990 000 short items, under :data:`MAX_NODES`) took 69 s and 1.38 GB before anything was said; 256 KiB of the
+#: same takes a few seconds.
+MAX_YAML_CHARS = 256 * 1024
 #: most digits of a JSON integer (CPython's own default limit on int/str conversion, held whatever the interpreter's
 #: setting, so a 5000-digit number is refused naming its file and line instead of by ``int()``)
 MAX_INT_DIGITS = 4300
@@ -197,8 +207,8 @@ def load_yaml(text: str, source: str | None = None, prefix: str = "") -> Any:
             path found inside it.
 
     Raises:
-        ConfigError: ``source[:line]: prefix.key.path: message`` for invalid YAML or a document beyond a limit;
-        the message is one line (the line is given for a document of lines, not for a one-line value).
+        ConfigError: ``source[:line]: prefix.key.path: message`` for invalid YAML or a document beyond a limit
+        (longer than :data:`MAX_YAML_CHARS` characters, refused before it is parsed); the message is one line (the line is given for a document of lines, not for a one-line value).
     """
     from savi_plugin.errors import ConfigError
 
@@ -207,6 +217,10 @@ def load_yaml(text: str, source: str | None = None, prefix: str = "") -> Any:
         return ConfigError(f"{prefix}{path}" if path.startswith("[") else ".".join(p for p in (prefix, path) if p),
                            message, where)
 
+    if len(text) > MAX_YAML_CHARS:
+        raise refuse(f"{len(text)} characters of YAML, above the cap of {MAX_YAML_CHARS} on one configuration "
+                     f"document (savi's own recipes and prompt files are under 4096; a list or text this long "
+                     f"belongs in a data file)")
     loader = _LimitedLoader(text)
     try:
         return loader.get_single_data()
@@ -243,18 +257,25 @@ def load_json(text: str | bytes, source: str | None = None,
     replaces the variable's cap where a smaller unit is read (a record: :data:`MAX_RECORD_VALUES`).
 
     Raises:
+        DocumentTooLarge: more values than ``$SAVI_MAX_DOCUMENT_VALUES`` (a configuration error naming ``source``,
+        the count, the cap and the variable, whatever ``error`` is).
         ``error(message, line)`` (default: a ``ConfigError`` at ``source``) for invalid JSON (``line``: where in
-        ``text``) or too deep a document (``line`` None).
+        ``text``), too deep a document or a record above ``max_values`` (``line`` None).
     """
     error = error or _config_error(source)
     if json_value_count(text, _VALUES_FLOOR) > _VALUES_FLOOR:  # a line of a JSONL file rarely gets past here
         from savi_plugin.environment import env_value
 
         cap = env_value(VALUES_ENV) if max_values is None else max_values
-        if json_value_count(text, cap) > cap:
-            raise error(f"holds more than {cap} values (objects, lists and their items), the cap on one JSON " + (
-                f"document (${VALUES_ENV}; raise it if the document is meant to be this large)" if max_values is None
-                else "record (one line)"))
+        count = json_value_count(text, cap)
+        if count > cap and max_values is None:  # the variable's cap: the variable is what to correct
+            from savi_plugin.errors import DocumentTooLarge
+
+            raise DocumentTooLarge(source, f"{count} values (objects, lists and their items)", str(cap), VALUES_ENV,
+                                   "one JSON document")
+        if count > cap:
+            raise error(f"holds more than {cap} values (objects, lists and their items), the cap on one JSON "
+                        f"record (one line)")
     try:
         value = (json.loads(text, parse_constant=_refuse_constant, parse_int=_parse_int, parse_float=_parse_float,
                             object_pairs_hook=_unique_keys) if strict else json.loads(text, parse_int=_parse_int))
@@ -438,6 +459,16 @@ def length_problem(text: str) -> str | None:
     return None
 
 
+def line_break_problem(text: str) -> str | None:
+    """Why ``text`` may not fill a one-line slot of a prompt (an answer option, a multiple-choice question): the
+    first :data:`LINE_BREAKS` character in it, or None."""
+    for at, ch in enumerate(text):
+        if ch in LINE_BREAKS:
+            return (f"contains {LINE_BREAKS[ch]} at character {at}; it is shown as one line of the prompt, where a "
+                    f"line break would start a line that is not this field's (write it on one line)")
+    return None
+
+
 def text_problem(text: str, *, one_line: bool = False) -> str | None:
     """Why ``text`` may not be data text (a question, answer, option or response), or None: longer than
     :data:`MAX_TEXT_CHARS` characters, control markup a chat template would obey (:func:`control_markup`) or a
@@ -447,11 +478,9 @@ def text_problem(text: str, *, one_line: bool = False) -> str | None:
     too_long = length_problem(text)
     if too_long:
         return too_long
-    if one_line:
-        for at, ch in enumerate(text):
-            if ch in LINE_BREAKS:
-                return (f"contains {LINE_BREAKS[ch]} at character {at}; it is shown as one line of the prompt, where "
-                        f"a line break would start a line that is not this field's (write it on one line)")
+    broken = line_break_problem(text) if one_line else None
+    if broken:
+        return broken
     found = control_markup(text)
     if found:
         return (f"contains {found!r}, a model control token or placeholder; data text may not contain chat or "

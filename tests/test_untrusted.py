@@ -12,7 +12,7 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from savi_plugin.errors import ConfigError
+from savi_plugin.errors import ConfigError, ConfigurationError, DocumentTooLarge
 from savi_plugin.untrusted import load_yaml
 
 #: a mapping is a list of (key, value) pairs (so a key may repeat); a value is a number or a mapping
@@ -98,13 +98,50 @@ def test_merged_keys_may_be_overridden_by_the_mapping_own_keys():
     assert load_yaml("b: &b {x: 1}\nc: &c {x: 2}\nt: {<<: [*b, *c]}\n")["t"] == {"x": 1}  # the first merged wins
 
 
-@pytest.mark.parametrize("copies, refused", [(7, False), (9, True)])
+@pytest.mark.parametrize("over", [1, 6_900_000])
+def test_a_yaml_document_longer_than_the_cap_is_refused_before_it_is_parsed(over, monkeypatch):
+    """Pass 11, B #26: a 6.9 MB recipe (990 000 list items, under the node cap) took 69 s and 1.38 GB in PyYAML's
+    pure-Python loader before anything was said. A YAML document (always a configuration) longer than
+    ``MAX_YAML_CHARS`` is one line naming it, refused before a loader is made; one at the cap is parsed."""
+    from savi_plugin import untrusted
+
+    monkeypatch.setattr(untrusted, "MAX_YAML_CHARS", 1024)  # a parse at the real cap takes seconds
+    at_cap = "[ " + "0," * 510 + "0]"
+    assert len(at_cap) == 1024 and load_yaml(at_cap, "r.yaml") == [0] * 511
+
+    def no_loader(*_):
+        raise AssertionError("a document above the cap was handed to the YAML loader")
+
+    monkeypatch.setattr(untrusted, "_LimitedLoader", no_loader)
+    text = "lora:\n  target_modules: [" + "q_proj," * ((1024 + over) // 7) + "q_proj]\n"
+    with pytest.raises(ConfigError) as info:
+        load_yaml(text, "r.yaml")
+    assert str(info.value) == (f"r.yaml: {len(text)} characters of YAML, above the cap of 1024 on one configuration "
+                               f"document (savi's own recipes and prompt files are under 4096; a list or text "
+                               f"this long belongs in a data file)")
+
+
+def test_the_yaml_length_cap_is_far_above_every_shipped_yaml_file():
+    from pathlib import Path
+
+    import savi_plugin
+    from savi_plugin.recipe import shipped_recipes_dir
+    from savi_plugin.untrusted import MAX_YAML_CHARS
+
+    shipped = [*shipped_recipes_dir().rglob("*.yaml"), *Path(savi_plugin.__file__).parent.rglob("*.yaml")]
+    largest = max(len(p.read_text(encoding="utf-8")) for p in shipped)
+    assert largest < 4096 and largest < MAX_YAML_CHARS / 50, largest  # the refusal says "under 4096"
+
+
+@pytest.mark.parametrize("copies, refused", [(99, False), (101, True)])
 def test_aliases_of_a_long_string_are_capped_in_characters_not_only_values(copies, refused):
     """200 aliases of one 2 MB string stayed under the alias and value caps and were written 400 MB deep into the
-    run's mark (red team 6): the expanded text has a cap too (16 Mi characters)."""
-    from savi_plugin.untrusted import MAX_EXPANDED_CHARS
+    run's mark (red team 6): the expanded text has a cap too (16 Mi characters), for a document under the length
+    cap (100 copies of a 164 KiB string)."""
+    from savi_plugin.untrusted import MAX_EXPANDED_CHARS, MAX_YAML_CHARS
 
-    text = "x" * (MAX_EXPANDED_CHARS // 8)
+    text = "x" * (MAX_EXPANDED_CHARS // 100)
+    assert len(text) < MAX_YAML_CHARS
     doc = f"a: &s {text}\nb: [{', '.join(['*s'] * (copies - 1))}]\n"
     if refused:
         with pytest.raises(ConfigError, match="Mi characters of text"):
@@ -257,8 +294,8 @@ def test_a_json_document_of_more_values_than_the_cap_is_refused_before_it_is_par
     assert len(load_json(at_cap + " " if not as_bytes else at_cap.encode())) == 999
     assert load_json('["' + "," * 5000 + '"]') == ["," * 5000]
     over = "[" + ",".join(["[]"] * 1000) + "]"
-    with pytest.raises(ConfigError, match=r"holds more than 1000 values .*\$SAVI_MAX_DOCUMENT_VALUES"):
-        load_json(over.encode() if as_bytes else over, "doc.json")
+    with pytest.raises(DocumentTooLarge, match=r"^doc.json: 1001 values .*above the 1000 cap .*\$SAVI_MAX_DOCUMENT_VALUES"):
+        load_json(over.encode() if as_bytes else over, "doc.json", error=lambda message, line=None: ValueError())
 
 
 def test_the_values_cap_is_a_checked_environment_value(monkeypatch):
@@ -284,7 +321,7 @@ def test_every_whole_json_document_is_parsed_within_the_caps():
 
 
 @pytest.mark.parametrize("text, fragment", [
-    ("[" + ",".join(["[]"] * 1000) + "]", "holds more than 1000 values"),
+    ("[" + ",".join(["[]"] * 1000) + "]", "1001 values (objects, lists and their items), above the 1000 cap"),
     ("[" * 100 + "]" * 100, "nested deeper than 64 levels"),
     ("{\n\"a\": 1,\n}", ":3: invalid JSON"),
 ])
@@ -294,7 +331,7 @@ def test_a_whole_document_above_a_cap_is_one_line_naming_the_file(text, fragment
     monkeypatch.setenv("SAVI_MAX_DOCUMENT_VALUES", "1000")
     path = tmp_path / "config.json"
     path.write_text(text)
-    with pytest.raises(ConfigError) as info:
+    with pytest.raises(ConfigurationError) as info:
         read_json(path)
     assert str(path) in str(info.value) and fragment in str(info.value) and "\n" not in str(info.value)
     other = tmp_path / "trainer_state.json"  # what other tools write is read as json reads it, within the caps

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from savi_plugin.config.values import ConfigError
 from savi_plugin.data.files import read_json
+from savi_plugin.errors import DocumentTooLarge
 
 
 def checkpoint_model_type(path: str | Path) -> str | None:
@@ -16,6 +17,8 @@ def checkpoint_model_type(path: str | Path) -> str | None:
         return None
     try:
         return read_json(config).get("model_type")
+    except DocumentTooLarge:
+        raise
     except (OSError, ValueError) as exc:
         raise ConfigError("", f"unreadable config.json: {exc}", str(config)) from None
 

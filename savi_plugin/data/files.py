@@ -41,10 +41,10 @@ def file_problem(path: str | Path, what: str = "file") -> str | None:
     return f"is {kind}, not a {what}"
 
 
-def read_document_text(path: str | Path, error: Callable[..., Exception] | None = None) -> str:
+def read_document_text(path: str | Path) -> str:
     """:func:`read_document` decoded as UTF-8 (``UnicodeDecodeError`` as ``bytes.decode`` raises it): what every
     reader of a whole JSON or YAML document a user gives reads it with."""
-    return read_document(path, error).decode("utf-8")
+    return read_document(path).decode("utf-8")
 
 
 def read_json(path: str | Path, error: Callable[..., Exception] | None = None, *, strict: bool = False) -> Any:
@@ -53,32 +53,32 @@ def read_json(path: str | Path, error: Callable[..., Exception] | None = None, *
     whole JSON document savi reads is read here or through ``load_json``.
 
     Raises:
-        ``error(message, line)`` (default: a ``ConfigError`` at ``path[:line]``) for a document above a cap or
-        invalid JSON; an unreadable path raises the ``OSError`` of ``open``.
+        DocumentTooLarge: above ``$SAVI_MAX_DOCUMENT_BYTES`` or ``$SAVI_MAX_DOCUMENT_VALUES`` (whatever ``error``).
+        ``error(message, line)`` (default: a ``ConfigError`` at ``path[:line]``) for a document too deep or invalid
+        JSON; an unreadable path raises the ``OSError`` of ``open``.
     """
     from savi_plugin.untrusted import load_json
 
-    return load_json(read_document(path, error), str(path), error, strict=strict)
+    return load_json(read_document(path), str(path), error, strict=strict)
 
 
-def read_document(path: str | Path, error: Callable[..., Exception] | None = None) -> bytes:
+def read_document(path: str | Path) -> bytes:
     """The bytes of ``path``, a document to be parsed whole, at most ``$SAVI_MAX_DOCUMENT_BYTES``: a larger file is
     refused from its size before it is read (a 3 GiB ``trainer_state.json`` was read into memory), and a stream
     that grows past the cap while read is refused too.
 
     Raises:
-        ``error(message)`` (default: a ``ConfigError`` at ``path``) naming the size, the cap and its variable;
-        an unreadable path raises the ``OSError`` of ``open``.
+        DocumentTooLarge: naming the file, its size, the cap and the variable -- a configuration error (exit 2)
+        whoever reads the document, never one of the reader's own "damaged file" errors.
+        An unreadable path raises the ``OSError`` of ``open``.
     """
     from savi_plugin.environment import env_value, format_bytes
-    from savi_plugin.errors import ConfigError
+    from savi_plugin.errors import DocumentTooLarge
 
-    error = error or (lambda message, line=None: ConfigError("", message, str(path)))
     cap = env_value(DOCUMENT_BYTES_ENV)
 
-    def too_large(size: str) -> Exception:
-        return error(f"{size}, above the {format_bytes(cap)} cap on a document read whole (${DOCUMENT_BYTES_ENV}; "
-                     f"raise it if the file is meant to be this large)")
+    def too_large(size: str) -> DocumentTooLarge:
+        return DocumentTooLarge(path, size, format_bytes(cap), DOCUMENT_BYTES_ENV, "a document read whole")
 
     with open(path, "rb") as fh:
         size = os.fstat(fh.fileno()).st_size

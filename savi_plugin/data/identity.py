@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from savi_plugin.data.files import read_json
-from savi_plugin.errors import ConfigurationError
+from savi_plugin.errors import ConfigurationError, DocumentTooLarge
 
 log = logging.getLogger(__name__)
 
@@ -206,6 +206,8 @@ def model_identity(path: str | Path | None, *, every_file: bool = False) -> dict
     try:
         config = read_json(folder / "config.json")
         family = config.get("model_type") if isinstance(config, dict) else None
+    except DocumentTooLarge:
+        raise
     except (OSError, ValueError):
         pass
     found = {"family": family, "files": len(members), "sha256": digest.hexdigest()}
@@ -343,6 +345,8 @@ def check_adapter_base(adapter_dir: str | Path, base: str | Path) -> None:
         if record.name == CHECKPOINT_FILE:
             stored = {"base_model": stored["config"]["model"], "base_identity": stored["config"]["identity"]["model"]}
         trained_on = stored["base_identity"]
+    except DocumentTooLarge:
+        raise
     except (OSError, ValueError, KeyError, TypeError):
         return
     current = model_identity(base)
@@ -387,6 +391,8 @@ def _refuse_other_base(adapter_dir: str | Path, trained_on: dict, trained_base: 
 def _json_field(path: Path, key: str) -> Any:
     try:
         data = read_json(path)
+    except DocumentTooLarge:
+        raise
     except (OSError, ValueError):
         return None
     return data.get(key) if isinstance(data, dict) else None

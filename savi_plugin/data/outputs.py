@@ -1344,6 +1344,7 @@ class Output:
         self.lock = lock
         #: the output's identity once marked (:meth:`check_intact`): a folder's, or a file output's folder's
         self._identity: tuple[int, int] | None = None
+        self._marked: tuple[str, Any] | None = None  # the command and configuration our mark holds (write_mark)
         self.previous = previous  #: the mark found on the output (None: the output was new)
         #: what existed before the job (None: the output was not new); a configuration error removes the rest
         self._before: set[str] | None = None
@@ -1377,6 +1378,8 @@ class Output:
             if named is None:
                 raise
             raise named from exc
+        if into is None:
+            self._marked = (self.command, json.loads(json.dumps(self.config, default=str)))
         if into is None and self._identity is None and (_is_main_rank() or self.lock.every_rank):
             self._identity = _identity(self.path if self.folder else _parent(self.path))
             with _held_guard:
@@ -1389,7 +1392,8 @@ class Output:
 
     def removed(self) -> str | None:
         """How the marked output was removed or replaced since :meth:`write_mark` (None: it was not): its folder
-        gone or another one at its path (device and inode differ), or our mark gone from it."""
+        gone or another one at its path (device and inode differ), our mark gone from it, or another run's mark
+        (another command or configuration) in its place."""
         if self._identity is None:
             return None
         where = self.path if self.folder else _parent(self.path)
@@ -1398,8 +1402,11 @@ class Output:
             return f"{'it' if self.folder else 'its folder ' + str(where)} was removed"
         if now != self._identity:
             return f"{'it' if self.folder else 'its folder ' + str(where)} was replaced by another folder"
-        if read_mark(self.path, self.folder) is None:
+        mark = read_mark(self.path, self.folder)
+        if mark is None:
             return f"its mark {self.mark} was removed"
+        if self._marked is not None and (mark.get("command"), mark.get("config")) != self._marked:
+            return f"its mark {self.mark} was replaced by the mark of another run"
         return None
 
     def check_intact(self) -> None:

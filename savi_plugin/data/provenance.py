@@ -38,6 +38,7 @@ from typing import Any
 from savi_plugin.data.identity import file_identity, same_identity
 from savi_plugin.data.outputs import MARK_NAME, read_mark, sidecar, sidecar_shown, writer_now
 from savi_plugin.data.paths import name_for_file, path_from_file
+from savi_plugin.errors import DocumentTooLarge
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +70,7 @@ def load_report(path: str | Path) -> dict[str, Any]:
         return RunReportError(f"{path}{f':{line}' if line else ''}: run report: {message}")
 
     try:
-        report = load_json(read_document(path, error=refuse), str(path), error=refuse)
+        report = load_json(read_document(path), str(path), error=refuse)
     except OSError as exc:
         raise refuse(f"cannot be read ({exc.strerror or exc})") from None
     if not isinstance(report, dict):
@@ -230,6 +231,8 @@ def _run_settings(data: Path) -> list[str]:
             meta = obj.get("meta") if isinstance(obj, dict) else None
             if isinstance(meta, dict) and "generator" in meta:
                 seen.setdefault(", ".join(f"{k}={meta[k]}" for k in _RUN_META if k in meta), None)
+    except DocumentTooLarge:
+        raise
     except (OSError, ValueError):
         return []
     return list(seen)
@@ -309,6 +312,8 @@ def record_models(data: str | Path) -> dict[str, int]:
     try:
         for _, obj in iter_json_objects(data, errors=[]):  # a JSON array or JSONL; bad lines left to the readers
             count(obj)
+    except DocumentTooLarge:
+        raise
     except (OSError, ValueError):
         return {}
     return counts

@@ -137,12 +137,12 @@ def iter_json_objects(path: str | Path, errors: list[DataError] | None = None, l
     if problem:
         raise DataError(str(path), None, None, problem)
     if array and _first_byte(path) == b"[":  # one JSON array (the RRPO release)
-        raw = read_document(path, lambda message, line=None: DataError(str(path), None, None, message))
+        raw = read_document(path)
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise DataError(str(path), None, None, f"not UTF-8 text (byte {exc.start})") from None
-        items = load_json(text, error=lambda message, line=None: DataError(str(path), line, None, message))
+        items = load_json(text, str(path), lambda message, line=None: DataError(str(path), line, None, message))
         yield from enumerate(items, start=1)
         return
     for number, raw, ended in iter_lines(path, limit):

@@ -45,6 +45,8 @@ from typing import Any
 
 from savi_plugin.data.choices import duplicate_options, duplicate_options_message
 from savi_plugin.data.files import read_json
+from savi_plugin.errors import DocumentTooLarge
+from savi_plugin.untrusted import line_break_problem
 
 log = logging.getLogger(__name__)
 
@@ -326,7 +328,7 @@ def read_annotation_file(path: Path) -> list[dict[str, Any]]:
                 records.append(record)
             return records
         data = read_json(path, _document_error(path))
-    except EvalDataError:
+    except (EvalDataError, DocumentTooLarge):
         raise
     except Exception as exc:  # noqa: BLE001 - unreadable parquet / JSON (many error types): name the file
         raise EvalDataError(path, None, None, f"cannot read: {type(exc).__name__}: {exc}") from None
@@ -369,6 +371,7 @@ def validate_records(records: list[dict], spec: BenchmarkSpec, source: str | Pat
         twins = duplicate_options(options)
         if twins:
             raise EvalDataError(source, i, "options", duplicate_options_message(options, twins))
+        _check_one_line(record["question"], options, source, i)
         try:
             spec.target(record)
         except (ValueError, TypeError) as exc:
@@ -376,6 +379,22 @@ def validate_records(records: list[dict], spec: BenchmarkSpec, source: str | Pat
         _check_video_name(record, spec, source, i)
         if spec.name == "mvbench":
             _check_record_bound(record, source, i)
+
+
+def _check_one_line(question: Any, options: list[str], source: str | Path, i: int) -> None:
+    """The question and each option are one line of the prompt (``Question: ...``, ``(A) ...``): a line break in
+    either (:data:`savi_plugin.untrusted.LINE_BREAKS`, U+0085 too) would forge an option line or a second
+    ``Options:`` block that is not the record's (else EvalDataError at ``question`` / ``options[k]``)."""
+    if not isinstance(question, str):
+        raise EvalDataError(source, i, "question", f"must be a text, got {type(question).__name__}")
+    problem = line_break_problem(question)
+    if problem:
+        raise EvalDataError(source, i, "question", f"{problem}; the option lines come from the record's options "
+                                                   f"only")
+    for k, option in enumerate(options):
+        problem = line_break_problem(option)
+        if problem:
+            raise EvalDataError(source, i, f"options[{k}]", problem)
 
 
 def _check_video_name(record: dict, spec: BenchmarkSpec, source: str | Path, i: int) -> None:

@@ -55,7 +55,7 @@ def read_json_object(path: str | Path, what: str = "results file") -> dict:
     or :class:`ResultsFileError` naming the file."""
     path = Path(path)
     try:
-        data = load_json(read_document(path, _error(path, what)), str(path), _error(path, what))
+        data = load_json(read_document(path), str(path), _error(path, what))
     except OSError as exc:
         raise ResultsFileError(f"{path}: cannot be read ({exc.strerror or exc})") from None
     if not isinstance(data, dict):

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from savi_plugin.config.values import MAX_NUMBER
-from savi_plugin.data.files import read_document
+from savi_plugin.data.files import file_problem, read_document
 from savi_plugin.data.identity import check_adapter_base, input_identity, model_identity
 from savi_plugin.data.outputs import atomic_path, claim, disk_error, remove_tree, write_json, write_text
 from savi_plugin.data.paths import name_for_file, path_for_file
@@ -352,15 +352,19 @@ def read_table(path: str | Path) -> dict:
     from savi_plugin.untrusted import load_json
 
     path = Path(path)
-    path = path / "table.json" if path.is_dir() else path
-    if not path.is_file():
+    if path.is_dir() and not (path.name == "table.json" and not os.path.lexists(path / "table.json")):
+        path = path / "table.json"  # a suite folder (a folder named table.json holding none is named as a folder)
+    problem = file_problem(path, "suite table")  # a FIFO or folder is named as what it is, never opened
+    if problem == "file not found":
         raise SuiteError(f"{path}: no suite table here (savi eval suite writes table.json)")
+    if problem is not None:
+        raise SuiteError(f"{path}: {problem}")
 
     def refuse(message: str, line: int | None = None) -> SuiteError:
         return SuiteError(f"{path}{f':{line}' if line else ''}: {message} (not a table savi eval suite wrote)")
 
     try:
-        table = load_json(read_document(path, refuse), str(path), refuse)
+        table = load_json(read_document(path), str(path), refuse)
     except OSError as exc:
         raise SuiteError(f"{path}: cannot be read ({exc.strerror or exc})") from None
     if not isinstance(table, dict):

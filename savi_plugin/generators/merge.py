@@ -36,7 +36,7 @@ from savi_plugin.data.provenance import (
 )
 from savi_plugin.data.readers import iter_lines, parse_line
 from savi_plugin.data.record import DataError, validate_record
-from savi_plugin.errors import ConfigError
+from savi_plugin.errors import ConfigError, DocumentTooLarge
 from savi_plugin.generators.runner import (_RESUMABLE_CHANGES, PATH_KEYS, _read_progress, parse_shard, progress_path,
                                            report_path, shard_output_path)
 
@@ -336,6 +336,8 @@ def _combine_reports(paths: list[Path]) -> dict[str, Any] | None:
     for path in paths:
         try:
             report = read_json(path)
+        except DocumentTooLarge:
+            raise
         except (OSError, ValueError):
             return None
         if not isinstance(report, dict) or report_kind(report) != "savi generate":

@@ -119,7 +119,7 @@ def load_prompts(name: str, override: str | Path | Mapping[str, Any] | None = No
         if problem is not None:
             raise PromptError(f"{path}: {'prompt file not found' if problem == 'file not found' else problem}")
         try:
-            text = read_document_text(path, lambda message, line=None: PromptError(f"{path}: {message}"))
+            text = read_document_text(path)
         except (OSError, UnicodeDecodeError) as exc:
             raise PromptError(f"{path}: cannot read the prompt file: {exc}") from None
         origin, data = str(path), _read_yaml(text, str(path))

@@ -12,7 +12,8 @@ import re
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from savi_plugin.data.files import read_document
+from savi_plugin.data.files import file_problem, read_document
+from savi_plugin.data.step_order import StepOrder
 from savi_plugin.untrusted import load_json
 
 #: the largest magnitude of a logged value: the Trainer logs float32 statistics, so a value beyond float32's
@@ -88,12 +89,15 @@ def read_run_history(run_dir: str | Path) -> tuple[list[dict[str, Any]], Path, s
                          key=lambda p: int(p.name.split("-")[1]), reverse=True)
     candidates += [p / "trainer_state.json" for p in checkpoints] + [run_dir / "trainer_state.json"]
     for path in candidates:
-        if not path.is_file():
+        problem = file_problem(path, "log history file")  # a FIFO or folder is named as what it is, never opened
+        if problem == "file not found":
             continue
+        if problem is not None:
+            raise NoLogHistory(f"{path}: {problem}")
         def refuse(message, line=None, path=path):  # the untrusted-input boundary's limits, naming the file
             return NoLogHistory(f"{path}{f':{line}' if line else ''}: {message}")
 
-        document = load_json(read_document(path, refuse), str(path), error=refuse)
+        document = load_json(read_document(path), str(path), error=refuse)
         if not isinstance(document, dict):
             raise NoLogHistory(f"{path}: not a JSON object with a log_history ({type(document).__name__})")
         history = document.get("log_history")
@@ -114,35 +118,6 @@ def read_run_history(run_dir: str | Path) -> tuple[list[dict[str, Any]], Path, s
 
 #: the largest step a log history row may name (README: every count at most 2^32-1)
 MAX_STEP = 2**32 - 1
-
-
-class StepOrder:
-    """The order in which steps are written, one rule for every reader of logged steps.
-
-    Every row carries the step it was written at, and steps never go back (transformers' ``Trainer.log`` stamps
-    each row with ``state.global_step``, which only grows; a resumed run continues the checkpoint's history from
-    its step). A row of a kind written once per step (``once``: a Trainer's training row, logged only when
-    ``global_step > _globalstep_last_logged``; a diagnostics row of one pair, keyed by pair and step) never
-    repeats the step of an earlier row of its kind. Other rows may share a step: the evaluation row of a periodic
-    evaluation and of ``evaluate()`` after training, and the final summary row, at the last training row's step.
-    """
-
-    def __init__(self):
-        self._last: tuple[int, str] | None = None
-        self._kinds: dict[Any, tuple[int, str]] = {}
-
-    def problem(self, step: int, where: str, kind: Any = None, what: str = "a row") -> str | None:
-        """Why ``step`` (of the row at ``where``) breaks the order, naming the earlier row, or None; ``kind``:
-        the row's kind when it is written once per step."""
-        if self._last is not None and step < self._last[0]:
-            return (f"step {step} comes after step {self._last[0]} of {self._last[1]}: steps are written in "
-                    f"increasing order")
-        if kind is not None and kind in self._kinds and self._kinds[kind][0] == step:
-            return f"step {step} repeats the step of {self._kinds[kind][1]}: {what} is written once per step"
-        self._last = (step, where)
-        if kind is not None:
-            self._kinds[kind] = (step, where)
-        return None
 
 
 def check_history(history: list[dict[str, Any]], source: str | Path, loss_type: str | None = None) -> None:

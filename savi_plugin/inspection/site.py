@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from savi_plugin.data.diagnostics_rows import diagnostics_row_problem, is_number
+from savi_plugin.data.diagnostics_rows import DiagnosticsLines, is_number
 from savi_plugin.data.identity import pair_digest
 from savi_plugin.data.paths import PathEscapeError, path_from_file, resolve_video_path
 from savi_plugin.data.readers import (
@@ -152,22 +152,17 @@ def read_diagnostics(path: Path | None, problems: list[DataError] | None = None)
 
     Read by the readers' one rule (:func:`savi_plugin.data.readers.iter_json_objects`): a bad line -- torn (the
     last line of a training killed while appending), not JSON, not UTF-8, too long, or not a diagnostics row as
-    training writes it (:func:`diagnostics_row_problem`: a value of the wrong type, a step or value out of range;
-    :class:`~savi_plugin.inspection.curves.StepOrder`: a step before an earlier row's, or a pair's step twice)
-    -- is one problem at its own ``file:line:field``, appended to ``problems``, and the rows after it are still
-    read (without ``problems``, the first one raises :class:`DataError`).
+    training writes it (:class:`~savi_plugin.data.diagnostics_rows.DiagnosticsLines`: a value of the wrong type,
+    a step or value out of its range, a step before an earlier row's, a pair's step twice) -- is one problem at
+    its own ``file:line:field``, appended to ``problems``, and the rows after it are still read (without
+    ``problems``, the first one raises :class:`DataError`).
     """
     if path is None:
         return {}
-    from savi_plugin.inspection.curves import StepOrder
-
     by_id: dict[str, list[dict[str, Any]]] = {}
-    order = StepOrder()
+    lines = DiagnosticsLines()
     for number, row in iter_json_objects(path, problems, array=False):  # JSONL only
-        bad = diagnostics_row_problem(row)
-        if bad is None:
-            late = order.problem(row["step"], f"line {number}", str(row["id"]), "a pair's diagnostics row")
-            bad = ("step", late) if late else None
+        bad = lines.problem(row, number)
         if bad is None:
             by_id.setdefault(str(row["id"]), []).append(row)
             continue

@@ -203,8 +203,7 @@ def _read_deepspeed(config: str | dict, prefix: str, source: str | None) -> None
         if problem is not None:
             raise ConfigError(f"{prefix}.deepspeed", f"{config}: {problem}", source)
         try:
-            text = read_document_text(resolve_deepspeed(config), lambda message, line=None: ConfigError(
-                f"{prefix}.deepspeed", f"{config}: {message}", source))
+            text = read_document_text(resolve_deepspeed(config))
         except (OSError, UnicodeDecodeError) as exc:
             raise ConfigError(f"{prefix}.deepspeed", f"{config}: not a DeepSpeed JSON config ({exc})", source) from None
 
@@ -213,7 +212,7 @@ def _read_deepspeed(config: str | dict, prefix: str, source: str | None) -> None
             return ConfigError(f"{prefix}.deepspeed", f"{config}{where}: not a DeepSpeed JSON config ({message})",
                                source)
 
-        load_json(text, error=refuse)
+        load_json(text, config, error=refuse)
 
 
 def build_training_args(kwargs: dict[str, Any], output_dir: str, source: str | None = None, prefix: str = "train"):

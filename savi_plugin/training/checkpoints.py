@@ -6,13 +6,22 @@ folder's mark stores, without the keys a continuation may change) and that confi
 checkpoint's own file (:func:`savi_plugin.training.stored_config.stored_configuration`: relative inside a declared
 run folder, so a run folder moved whole still names its model and pairs; absolute otherwise). It is written by
 :func:`identity_callback`, atomically, when the Trainer decides to save (before the first weight file) and
-again once the save is done, so a checkpoint torn by a kill or a full disk still says whose it is.
+again once the save is done, so a checkpoint torn by a kill or a full disk still says whose it is. The second
+write adds ``contents``: every file a resume loads from the checkpoint with its size and SHA-256
+(:func:`checkpoint_contents`), so weights or optimizer state replaced at the same path are not resumed from.
 
 A checkpoint is *complete* when its ``trainer_state.json`` (the Trainer writes it last) parses and names step N.
 :func:`resume_point` sorts a folder's checkpoints:
 
 * one whose state or identity names another step than its name (renamed, or copied from elsewhere): refused;
-* complete and of this run: the newest is where the run resumes;
+* complete and of this run: the newest is where the run resumes, once its files are checked against its
+  ``contents`` (:func:`check_contents`): a file changed, removed or added since the run wrote it is refused in one
+  line naming the checkpoint and the file. It is refused, not skipped for the checkpoint before it (as a torn one
+  is): it is complete and someone put those files there, and a run continued from the one before would write
+  over them when it saves that step again. A checkpoint recorded before ``contents`` existed resumes unchecked,
+  said at INFO; one whose run was stopped between its ``trainer_state.json`` and its record (``contents`` null)
+  resumes unchecked with a warning (removing it could leave no checkpoint: the Trainer has rotated older ones
+  away by then);
 * of another run (another fingerprint), or complete and carrying no identity (another tool's, or copied from
   elsewhere): refused in one line naming it -- resuming from it would continue another run's weights, optimizer
   and schedule under this run's configuration, and training anew would overwrite or rotate it away;
@@ -28,9 +37,13 @@ from pathlib import Path
 from typing import Any
 
 from savi_plugin.data.files import read_json
-from savi_plugin.data.identity import CHECKPOINT_FILE
+from savi_plugin.data.identity import (
+    CHECKPOINT_FILE,
+    cached_digest,
+    identity_differences,
+)
 from savi_plugin.data.outputs import remove_tree, write_json
-from savi_plugin.errors import ConfigurationError
+from savi_plugin.errors import ConfigurationError, DocumentTooLarge
 from savi_plugin.training.stored_config import (
     configuration_from_file,
     stored_configuration,
@@ -39,6 +52,9 @@ from savi_plugin.training.stored_config import (
 log = logging.getLogger(__name__)
 
 _NAME = re.compile(r"checkpoint-(\d+)")
+#: a file another process writes into the checkpoint while rank 0 records it (its RNG state; the others, weights,
+#: optimizer and DeepSpeed shards included, are complete when the Trainer calls ``on_save`` on rank 0)
+_OTHER_PROCESS = re.compile(r"rng_state_([1-9]\d*)\.pth")
 
 
 class ForeignCheckpointError(ConfigurationError):
@@ -59,6 +75,8 @@ def read_identity(checkpoint: str | Path) -> dict[str, Any] | None:
     """The run identity stored in ``checkpoint`` (None: none, or not readable as ours)."""
     try:
         data = read_json(Path(checkpoint) / CHECKPOINT_FILE)
+    except DocumentTooLarge:
+        raise
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) and isinstance(data.get("run"), str) else None
@@ -70,19 +88,75 @@ def state_step(checkpoint: str | Path) -> int | None:
     try:
         state = read_json(Path(checkpoint) / "trainer_state.json")
         return int(state["global_step"])
+    except DocumentTooLarge:
+        raise
     except (OSError, ValueError, TypeError, KeyError):
         return None
 
 
-def write_identity(checkpoint: str | Path, fingerprint: str, config: dict[str, Any], step: int) -> None:
+def checkpoint_contents(checkpoint: str | Path) -> dict[str, Any]:
+    """What a resume loads from ``checkpoint``, by content: every file under it with its size and SHA-256
+    (``{"files": n, "members": [[name, "size:sha256"], ...]}``, as
+    :func:`~savi_plugin.data.identity.model_identity` lists a model's files).
+
+    Every file, not a list of names: transformers' resume reads the weights (``adapter_model.safetensors`` or
+    ``.bin`` with ``adapter_config.json``, or ``model.safetensors``, ``pytorch_model.bin`` and their shard index,
+    whichever is there, so a full model's weights copied beside an adapter change what loads), ``optimizer.pt``,
+    ``scheduler.pt``, ``scaler.pt``, the RNG states and ``trainer_state.json``; DeepSpeed its ``global_stepN``
+    shards and ``latest``. Not listed: our record, hidden files (temporaries) and another process's RNG state
+    (:data:`_OTHER_PROCESS`). Files above :data:`~savi_plugin.data.identity.FULL_HASH_LIMIT` are hashed once per
+    version (:func:`~savi_plugin.data.identity.cached_digest`), so the check on resume reads again only the small
+    ones.
+    """
+    folder = Path(checkpoint)
+    members = []
+    for path in sorted(folder.rglob("*")):
+        name = path.relative_to(folder).as_posix()
+        if (name == CHECKPOINT_FILE or any(part.startswith(".") for part in name.split("/"))
+                or _OTHER_PROCESS.fullmatch(path.name) or not path.is_file()):
+            continue
+        members.append([name, f"{path.stat().st_size}:{cached_digest(path)}"])
+    return {"files": len(members), "members": members}
+
+
+def write_identity(checkpoint: str | Path, fingerprint: str, config: dict[str, Any], step: int, *,
+                   contents: dict[str, Any] | None = None) -> None:
     """Store the run identity in ``checkpoint`` (created if needed), atomically; ``config`` (the run's, paths
     absolute) is stored with its paths for that file
-    (:func:`~savi_plugin.training.stored_config.stored_configuration`)."""
+    (:func:`~savi_plugin.training.stored_config.stored_configuration`). ``contents``: the checkpoint's
+    :func:`checkpoint_contents` once the save is done (None, stored as null, before it)."""
     checkpoint = Path(checkpoint)
     checkpoint.mkdir(parents=True, exist_ok=True)
     record = checkpoint / CHECKPOINT_FILE
     write_json(record, {"written_by": "savi train", "run": fingerprint, "step": step,
-                        "config": stored_configuration(config, record)})
+                        "config": stored_configuration(config, record), "contents": contents})
+
+
+def check_contents(checkpoint: str | Path, identity: dict[str, Any]) -> None:
+    """Refuse to resume from ``checkpoint`` when its files differ from the ``contents`` its record (``identity``)
+    holds; resume unchecked, and say so, when it holds none (the rules in the module docstring).
+
+    Raises:
+        ForeignCheckpointError: naming the checkpoint and the first file that differs.
+    """
+    if "contents" not in identity:
+        log.info("%s was saved before savi recorded what a checkpoint holds (no contents in its %s): its files "
+                 "cannot be checked against what the run wrote", checkpoint, CHECKPOINT_FILE)
+        return
+    stored = identity["contents"]
+    if stored is None:
+        log.warning("%s: the run was stopped before it recorded the checkpoint's contents (its %s holds none): its "
+                    "files cannot be checked against what the run wrote; resuming from it as it is", checkpoint,
+                    CHECKPOINT_FILE)
+        return
+    current = checkpoint_contents(checkpoint)
+    if isinstance(stored, dict) and stored.get("members") == current["members"]:
+        return
+    differs = identity_differences(stored, current, limit=1) or f"its {CHECKPOINT_FILE} contents are not readable"
+    raise ForeignCheckpointError(
+        f"{checkpoint}: {differs} after the run wrote it (its {CHECKPOINT_FILE} holds each file's size and SHA-256 "
+        f"as saved); resuming would continue from weights or state this run did not write: remove the checkpoint "
+        f"to resume from the one before it, restore its files, or choose another --output-dir")
 
 
 def _why_not_ours(identity: dict | None, config: dict | None, ignore: tuple[str, ...], record: Path) -> str:
@@ -98,7 +172,7 @@ def _why_not_ours(identity: dict | None, config: dict | None, ignore: tuple[str,
 
 
 def resume_point(output_dir: str | Path, fingerprint: str | None, *, config: dict[str, Any] | None = None,
-                 ignore: tuple[str, ...] = (), clean: bool = False) -> str | None:
+                 ignore: tuple[str, ...] = (), clean: bool = False, verify: bool = True) -> str | None:
     """The newest complete checkpoint of the run ``fingerprint`` in ``output_dir``, or None (the rules above).
 
     Args:
@@ -107,11 +181,14 @@ def resume_point(output_dir: str | Path, fingerprint: str | None, *, config: dic
         config: the run's configuration (paths absolute), to name what differs in another run's checkpoint.
         ignore: the keys a continuation may change (as the fingerprint leaves them out).
         clean: remove this run's torn checkpoints (the caller is about to train into the folder).
+        verify: check the newest one's files against its record (:func:`check_contents`; off when the caller
+            resumes from another checkpoint it names).
 
     Raises:
-        ForeignCheckpointError: a checkpoint of another run, or a complete one with no identity, naming it.
+        ForeignCheckpointError: a checkpoint of another run, or a complete one with no identity, or the newest
+            one with files changed since the run wrote them, naming it.
     """
-    newest, torn = None, []
+    newest, newest_identity, torn = None, None, []
     for step, path in checkpoint_folders(output_dir):  # every one is judged before anything is removed
         identity, saved = read_identity(path), state_step(path)
         held = {saved, identity.get("step") if identity else None} - {None}
@@ -128,12 +205,15 @@ def resume_point(output_dir: str | Path, fingerprint: str | None, *, config: dic
                 f"continue another run's weights and schedule, and training would overwrite it: move it out of "
                 f"{output_dir}, or choose another --output-dir")
         if ours and complete:
-            newest = newest or str(path)
+            if newest is None:
+                newest, newest_identity = str(path), identity
         elif ours:
             torn.append(path)
         else:
             log.warning("%s is incomplete and carries no run identity (the run was stopped as it began saving "
                         "it); not used", path)
+    if newest is not None and verify:  # before anything is removed: a refusal leaves the folder as it was
+        check_contents(newest, newest_identity)
     for path in torn:
         log.warning("%s is incomplete (the run was stopped while saving it); %s", path,
                     "removed" if clean else "not used")
@@ -163,15 +243,18 @@ def identity_callback(fingerprint: str, config: dict[str, Any]):
     """A ``TrainerCallback`` that writes the run identity into every checkpoint the Trainer saves (rank 0).
 
     Written when the Trainer has decided to save (``control.should_save`` after a step or an epoch), before its
-    first file, and again after the save (``on_save``, also covering a save decided after evaluation).
+    first file, and again after the save (``on_save``, also covering a save decided after evaluation) with the
+    checkpoint's :func:`checkpoint_contents`: the Trainer calls ``on_save`` after ``_save_checkpoint`` has written
+    the weights, optimizer, scheduler, RNG state and, last, ``trainer_state.json``.
     """
     from transformers import TrainerCallback
 
     class CheckpointIdentity(TrainerCallback):
-        def _write(self, args, state) -> None:
+        def _write(self, args, state, saved: bool = False) -> None:
             if state.is_world_process_zero:
-                write_identity(Path(args.output_dir) / f"checkpoint-{state.global_step}", fingerprint, config,
-                               state.global_step)
+                folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+                write_identity(folder, fingerprint, config, state.global_step,
+                               contents=checkpoint_contents(folder) if saved else None)
 
         def on_step_end(self, args, state, control, **kwargs):
             if control.should_save:
@@ -182,6 +265,6 @@ def identity_callback(fingerprint: str, config: dict[str, Any]):
                 self._write(args, state)
 
         def on_save(self, args, state, control, **kwargs):
-            self._write(args, state)
+            self._write(args, state, saved=True)
 
     return CheckpointIdentity()

@@ -103,22 +103,23 @@ def diagnose(trainer, step: int) -> list[dict[str, Any]]:
 def written_rows(path: str | Path) -> Iterator[tuple[bytes, int | None]]:
     """``(line, step)`` for each line of ``path`` (a ``diagnostics.jsonl``, which must exist), the line without its
     line feed; ``step`` None for a torn last line (a run killed while appending). Only training writes this file:
-    a complete line that is not a row as training writes it
-    (:func:`~savi_plugin.data.diagnostics_rows.diagnostics_row_problem`) was put there by someone else.
+    a complete line that is not a row as training writes it, or a second row for a pair and step
+    (:class:`~savi_plugin.data.diagnostics_rows.DiagnosticsLines`), was put there by someone else.
 
     Raises:
         DataError: ``diagnostics.jsonl:LINE:FIELD``, the first complete line that is not a diagnostics row.
     """
-    from savi_plugin.data.diagnostics_rows import diagnostics_row_problem
+    from savi_plugin.data.diagnostics_rows import DiagnosticsLines
     from savi_plugin.data.readers import iter_lines, parse_line
     from savi_plugin.data.record import DataError
 
+    lines = DiagnosticsLines()
     for number, raw, ended in iter_lines(path):  # at most MAX_LINE_BYTES of one line held
         if not ended:  # only the last line can be torn
             yield raw or b"", None
             return
         row, problem = parse_line(path, number, raw)
-        bad = diagnostics_row_problem(row) if problem is None else ("-", problem.message)
+        bad = lines.problem(row, number) if problem is None else ("-", problem.message)
         if bad is not None:
             raise DataError(str(path), number, None if bad[0] == "-" else bad[0],
                             f"{bad[1]}: not a line training wrote (the file was edited); remove the line, or remove "
@@ -176,10 +177,11 @@ class DiagnosticsFile:
 
     def append(self, rows: list[dict[str, Any]]) -> int:
         """Append ``rows``; return how many were new."""
+        from savi_plugin.data.diagnostics_rows import ROW_KEY
         from savi_plugin.data.writer import JsonlAppender
 
         if self._writer is None:
-            self._writer = JsonlAppender(self.path, key=("id", "step"))
+            self._writer = JsonlAppender(self.path, key=ROW_KEY)
         return sum(self._writer.write_object(row) for row in rows)
 
     def close(self) -> None:

@@ -21,8 +21,8 @@ What holds for ``output_dir``:
 * the adapter records its base model's identity in ``savi_adapter.json`` (:mod:`savi_plugin.data.identity`);
 * every ``checkpoint-N`` carries the run's identity (``savi_checkpoint.json``,
   :mod:`savi_plugin.training.checkpoints`); a re-run continues an unfinished run of the same configuration from
-  its last complete checkpoint (with or without ``--resume``), and a checkpoint of another run in the folder is
-  refused naming it;
+  its last complete checkpoint (with or without ``--resume``), and a checkpoint of another run in the folder, or
+  the one resumed from with a file changed since the run saved it, is refused naming it;
 * the final adapter is saved to a temporary folder and moved in file by file, and ``train_report.json`` -- the
   mark of a finished run -- is removed at the start and written last, atomically, so a kill never leaves a
   report beside a torn or older adapter;
@@ -68,6 +68,7 @@ from savi_plugin.launch import current
 from savi_plugin.training.checkpoints import (
     CHECKPOINT_FILE,
     ForeignCheckpointError,
+    check_contents,
     identity_callback,
     outputs_intact_callback,
     read_identity,
@@ -208,7 +209,7 @@ def run_fingerprint(run_config: dict[str, Any]) -> str:
 
 
 def last_complete_checkpoint(output_dir: str | Path, run_config: dict[str, Any] | None = None, *,
-                             clean: bool = False) -> str | None:
+                             clean: bool = False, verify: bool = True) -> str | None:
     """The newest ``checkpoint-N`` of ``output_dir`` that was completely written by the run of ``run_config``
     (default: the configuration the folder's mark stores), or None.
 
@@ -217,7 +218,8 @@ def last_complete_checkpoint(output_dir: str | Path, run_config: dict[str, Any] 
     resume would then fail on, again at every restart. A checkpoint counts when its ``trainer_state.json`` names
     step N and its ``savi_checkpoint.json`` names this run; torn ones of this run are skipped with a warning
     (removed with ``clean``), and one of another run, or a complete one with no identity, is refused
-    (:func:`savi_plugin.training.checkpoints.resume_point`).
+    (:func:`savi_plugin.training.checkpoints.resume_point`), as is the newest one when its files differ from the
+    size and SHA-256 its ``savi_checkpoint.json`` recorded as saved (``verify``).
 
     Raises:
         ForeignCheckpointError: naming a checkpoint this run did not write.
@@ -230,7 +232,7 @@ def last_complete_checkpoint(output_dir: str | Path, run_config: dict[str, Any] 
         run_config = configuration_from_file(stored, mark_path(output_dir, True)) if isinstance(stored, dict) else None
     fingerprint = run_fingerprint(run_config) if run_config is not None else None
     return resume_point(output_dir, fingerprint, config=run_config, ignore=RESUMABLE_CHANGES + BY_IDENTITY,
-                        clean=clean)
+                        clean=clean, verify=verify)
 
 
 def _nonfinite_failure(trainer, config) -> str | None:
@@ -255,14 +257,17 @@ def _resume_argument(resume: bool | str | None, output_dir: Path, run_config: di
     interrupted, stopped by a full disk) continues from its last complete checkpoint, as a re-run of ``savi
     generate``, ``savi align`` or ``savi ablate`` continues; a finished run is trained anew. ``resume=True`` also
     continues a finished run (e.g. with a larger ``max_steps``); a path resumes from that checkpoint, which must
-    be this run's. Checkpoints of another run in the folder are refused either way (:func:`last_complete_checkpoint`).
+    be this run's. Checkpoints of another run in the folder are refused either way (:func:`last_complete_checkpoint`),
+    and the checkpoint resumed from is refused when its files differ from what the run recorded as saved
+    (:func:`~savi_plugin.training.checkpoints.check_contents`).
     """
-    last = last_complete_checkpoint(output_dir, run_config, clean=True)
+    last = last_complete_checkpoint(output_dir, run_config, clean=True, verify=not isinstance(resume, str))
     if isinstance(resume, str):
         identity = read_identity(resume)
         if identity is None or identity["run"] != run_fingerprint(run_config):
             raise ForeignCheckpointError(f"{resume}: not a checkpoint of this run (its {CHECKPOINT_FILE} is missing "
                                          f"or names another configuration); resume from one of {output_dir}")
+        check_contents(resume, identity)
         return resume
     if resume:
         if last is None:

@@ -456,12 +456,13 @@ def test_stale_shadow_files_are_swept_and_held_ones_kept(shadow_root, tmp_path, 
 
 
 # --------------------------------------------------------------------------------------------- removed under a job
-@pytest.mark.parametrize("change", ["removed", "replaced", "mark-removed"])
+@pytest.mark.parametrize("change", ["removed", "replaced", "mark-removed", "mark-replaced"])
 @pytest.mark.parametrize("folder", [True, False], ids=["folder", "file"])
 def test_an_output_removed_or_replaced_under_its_job_stops_the_next_write_and_the_claim(change, folder, tmp_path):
     """The layer, for every writer: after its mark, a job's output that was removed (``rm -rf``), replaced by
-    another folder at the same path, or stripped of our mark stops the job at its next write through the layer,
-    and at the claim's end, naming the output; nothing is written there."""
+    another folder at the same path, stripped of our mark, or given another run's mark (pass 11 A #37/#38: the job
+    went on and exited 0) stops the job at its next write through the layer, and at the claim's end, naming the
+    output; nothing is written there."""
     import shutil
 
     from savi_plugin.data.outputs import OutputRemovedError, mark_path, write_json
@@ -476,6 +477,8 @@ def test_an_output_removed_or_replaced_under_its_job_stops_the_next_write_and_th
             write_json(inside, {"step": 1})  # intact: written
             if change == "mark-removed":
                 mark_path(out, folder).unlink()
+            elif change == "mark-replaced":
+                write_json(mark_path(out, folder), {"written_by": "savi", "command": "savi test", "config": {"x": 1}})
             else:
                 shutil.rmtree(where)
                 if change == "replaced":
@@ -486,9 +489,10 @@ def test_an_output_removed_or_replaced_under_its_job_stops_the_next_write_and_th
                 with pytest.raises(OutputRemovedError):
                     JsonlAppender(out).write_object({"id": "x"})
                 out.unlink(missing_ok=True)  # what the appender's open created
-    assert change == "mark-removed" or sorted(os.listdir(where) if where.exists() else []) == []
+    marked = change.startswith("mark-")
+    assert marked or sorted(os.listdir(where) if where.exists() else []) == []
     # what is left without our mark is no longer known as this job's: the advice is to move it, as a re-run refuses it
-    left = change == "mark-removed" and os.path.lexists(out)
+    left = marked and os.path.lexists(out)
     assert ("move it away" in str(stopped.value)) == left and ("run it again" in str(stopped.value)) != left
 
 

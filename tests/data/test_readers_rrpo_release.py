@@ -59,10 +59,10 @@ def test_a_release_json_above_the_document_cap_is_refused_from_its_size_before_i
     with open("big_rrpo.json", "wb") as fh:  # sparse: 300 MiB on paper, nothing on disk
         fh.write(b"[")
         fh.truncate(300 * 2**20)
-    assert main(["data", "validate", "--format", "rrpo", "big_rrpo.json"]) == 1
-    out = capsys.readouterr().out.strip().splitlines()
-    assert out == ["big_rrpo.json:-:-: 300.00 MiB, above the 256.00 MiB cap on a document read whole "
-                   "($SAVI_MAX_DOCUMENT_BYTES; raise it if the file is meant to be this large)"], out
+    assert main(["data", "validate", "--format", "rrpo", "big_rrpo.json"]) == 2  # the variable is what to correct
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["error: big_rrpo.json: 300.00 MiB, above the 256.00 MiB cap on a document read whole "
+                   "($SAVI_MAX_DOCUMENT_BYTES; raise it if the file is meant to be this large)"], err
     # the same cap for every whole document a user gives: a recipe file too
     monkeypatch.setenv("SAVI_MAX_DOCUMENT_BYTES", "1KiB")
     (tmp_path / "r.yaml").write_text("extends: tiny_demo\n" + "# padding\n" * 200)

@@ -88,20 +88,21 @@ def test_a_run_report_beyond_the_input_limits_is_named_in_one_line(text, fragmen
 
 def test_a_trainer_state_above_the_document_cap_is_refused_before_it_is_read(tmp_path, capsys, monkeypatch):
     """A 3 GiB trainer_state.json was read whole (red team 8, B33): a document is refused from its size, naming
-    the file, the cap and its variable. The file is sparse: nothing is written."""
+    the file, the cap and its variable, exit 2 (the variable is what to correct). The file is sparse: nothing is
+    written."""
     run = tmp_path / "run"
     (run / "checkpoint-1").mkdir(parents=True)
     state = run / "checkpoint-1" / "trainer_state.json"
     with open(state, "wb") as fh:
         fh.truncate(3 * 2**30)  # sparse: no block is written
     capsys.readouterr()
-    assert main(["plot", str(run)]) == 1
+    assert main(["plot", str(run)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(f"error: {state}: 3.00 GiB, above the 256.00 MiB cap"), err
     assert "$SAVI_MAX_DOCUMENT_BYTES" in err[0]
     monkeypatch.setenv("SAVI_MAX_DOCUMENT_BYTES", "1KiB")  # the cap is the variable's; a small file over it too
     state.write_text(json.dumps({"log_history": [{"step": 1, "loss": 0.5, "pad": "x" * 2000}]}))
-    assert main(["plot", str(run)]) == 1
+    assert main(["plot", str(run)]) == 2
     assert "2.01 KiB, above the 1.00 KiB cap" in capsys.readouterr().err
 
 

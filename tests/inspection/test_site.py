@@ -210,6 +210,16 @@ def test_a_named_report_that_is_not_there_or_not_json_is_one_line(flag, given, l
     (["ROW", '{"id": "a", "step": 101, "margin": 9.0}', '{"id": "a", "step": 50, "margin": 9.0}', "ROW"],
      ["dg.jsonl:2:step: step 101 repeats the step of line 1", "dg.jsonl:3:step: step 50 comes after step 101 of "
       "line 1"]),
+    # red team 11 B#46: finite but impossible values (a negative KL, a negative or fractional token count)
+    (["ROW", '{"id": "a", "step": 102, "kl_chosen": -5.0}',
+      '{"id": "a", "step": 103, "chosen_tokens": ["x", "y"], "chosen_token_kl": [0.5, -1.0]}',
+      '{"id": "a", "step": 104, "tagged_tokens": {"chosen": -3, "rejected": 1}}',
+      '{"id": "a", "step": 105, "tagged_tokens": {"chosen": 1, "rejected": 2.5}}',
+      '{"id": "a", "step": 106, "tagged_tokens": {"chosen": 1, "kept": 2}}', "ROW"],
+     ["dg.jsonl:2:kl_chosen: must be a number in [-0.001, 3.403e+38] or null (a KL divergence is never negative",
+      "dg.jsonl:3:chosen_token_kl[1]: must be a number in [-0.001,",
+      "dg.jsonl:4:tagged_tokens.chosen: must be a whole number of tokens in [0, 4294967295] or null, got -3",
+      "dg.jsonl:5:tagged_tokens.rejected: must be a whole number of tokens", "dg.jsonl:6:tagged_tokens: must be"]),
 ])
 def test_a_bad_diagnostics_line_is_one_problem_and_the_site_is_built(lines, problems, tmp_path, monkeypatch, capsys):
     """Red team B49: the diagnostics of a training killed while appending (a torn last line), or a torn line in the
@@ -237,6 +247,30 @@ def test_a_bad_diagnostics_line_is_one_problem_and_the_site_is_built(lines, prob
     latest = 100 + max(k for k, line in enumerate(lines, 1) if line == "ROW")
     assert f"step: {latest} " in page and "1000000000000000000" not in page  # the latest row drawn is a good one
     assert ": 9</title>" not in page and ": -0.5</title>" in page  # a listed row's margin is never drawn
+
+
+def test_each_diagnostics_number_is_checked_against_its_own_range(tmp_path):
+    """Red team 11 B#46, the edges of the ranges: a KL may read below 0 by float32 rounding only (1e-3 nats per
+    token, a summed KL that much per chosen token), a loss may be negative (a plugin's loss is not bounded by the
+    loss contract), a token count is a whole number >= 0."""
+    from savi_plugin.data.diagnostics_rows import KL_TOLERANCE
+    from savi_plugin.inspection.site import read_diagnostics
+
+    tokens = {"chosen_tokens": ["x", "y"], "chosen_token_kl": [-0.9 * KL_TOLERANCE, 0.25]}
+    rows = [dict(tokens, id="a", step=0, loss=-7.0, kl_chosen=-1.9 * KL_TOLERANCE,
+                 tagged_tokens={"chosen": 0, "rejected": None}),
+            dict(tokens, id="a", step=1, kl_chosen=-2.1 * KL_TOLERANCE),  # below 2 tokens' rounding
+            dict(tokens, id="a", step=2, chosen_token_kl=[-1.1 * KL_TOLERANCE, 0.25]),
+            {"id": "a", "step": 3, "tagged_tokens": {"chosen": 2.0, "rejected": 1}},
+            {"id": "a", "step": 4, "tagged_tokens": {"chosen": True}}]
+    path = tmp_path / "dg.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    problems: list = []
+    drawn = read_diagnostics(path, problems)
+    assert [r["step"] for r in drawn["a"]] == [0]
+    assert [(p.line, p.field) for p in problems] == [(2, "kl_chosen"), (3, "chosen_token_kl[0]"),
+                                                     (4, "tagged_tokens.chosen"), (5, "tagged_tokens.chosen")]
+    assert "must be a number in [-0.002," in str(problems[0])
 
 
 def test_a_diagnostics_row_whose_id_names_no_pair_is_counted_and_said(tmp_path, monkeypatch, capsys, caplog):

@@ -86,6 +86,8 @@ BAD_VALUES = {
     "alias bomb": ("[&a [0,0,0,0,0,0,0,0,0,0], &b [" + ",".join(["*a"] * 10) + "], &c [" + ",".join(["*b"] * 10)
                    + "], &d [" + ",".join(["*c"] * 10) + "], &e [" + ",".join(["*d"] * 10) + "], &f ["
                    + ",".join(["*e"] * 10) + "]]", "expands to more than 1000000 values"),
+    # pass 11, B #26: 6.9 MB of YAML under the node cap took 69 s and 1.38 GB to parse; refused from its length
+    "too long": ("[" + "0," * 140_000 + "0]", "characters of YAML, above the cap of 262144 on one configuration"),
 }
 
 

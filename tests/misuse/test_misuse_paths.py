@@ -102,6 +102,48 @@ def test_the_training_dataset_names_a_non_file_video(kind, specials, tiny_llava_
     assert [i.record.id for i in dataset.items] == ["ok"] and NAMED[kind] in dataset.skipped[0]["message"]
 
 
+# ------------------------------------------------------------------------------------------------ a file looked up
+#: commands that look for a file of a known name in a folder they are given: (what the special node stands in for,
+#: the argv given the folder, the words said when no such file is there at all)
+LOOKUPS = {
+    "suite folder's table.json": ("s/table.json", lambda d: ["eval", "compare", d / "s", d / "s"],
+                                  "no suite table here"),
+    "table.json named": ("s/table.json", lambda d: ["eval", "compare", d / "s" / "table.json", d / "s"],
+                         "no suite table here"),
+    "run's trainer_state.json": ("run/trainer_state.json", lambda d: ["plot", d / "run"], "no train_report.json"),
+    "checkpoint's trainer_state.json": ("run/checkpoint-2/trainer_state.json", lambda d: ["plot", d / "run"],
+                                        "no train_report.json"),
+}
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("lookup", LOOKUPS)
+def test_a_file_looked_up_by_name_is_named_as_what_it_is(lookup, kind, tmp_path_factory, capsys):
+    """Pass 11, B #24: ``savi eval compare s1 ff`` with ``ff/table.json`` a FIFO or a folder said "no suite table
+    here", and ``savi plot`` "no train_report.json, ... or trainer_state.json" with a FIFO ``trainer_state.json``
+    there: what is there is named (``data.files.file_problem``) and never opened (a FIFO would block)."""
+    import signal
+
+    folder = tmp_path_factory.mktemp("lk")  # short: a socket path is limited to ~100 bytes
+    where, argv, absent = LOOKUPS[lookup]
+    (folder / where).parent.mkdir(parents=True)
+    make_special(kind, folder / where)
+
+    def opened(*_):
+        raise AssertionError("a FIFO was opened (blocked)")
+
+    old = signal.signal(signal.SIGALRM, opened)
+    signal.alarm(20)
+    try:
+        code, _, err = savi(capsys, *argv(folder))
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
+    assert code == 1, err
+    line = assert_one_line_error(err, str(folder / where), NAMED[kind])
+    assert absent not in line, line
+
+
 # ------------------------------------------------------------------------------------------------ data root
 @pytest.mark.parametrize("command", ["generate", "train", "inspect", "eval-run", "eval-suite"])
 @pytest.mark.parametrize("root", ["missing", "a file"])

@@ -4,10 +4,12 @@ last complete checkpoint (a torn one is removed, never used), and a checkpoint o
 Every case goes through ``savi train`` (``savi_plugin.cli.main``) on the tiny real model; the interrupted states
 (stopped after a checkpoint, stopped while saving one as a full disk stops it) are made from a finished run by
 removing what a stop would not have written: its report, the later checkpoints, and a torn checkpoint's state.
+Each checkpoint records the size and SHA-256 of every file a resume loads from it; the one resumed from is checked.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -226,3 +228,106 @@ def test_resume_point_sorts_a_folder_by_identity_and_completeness(tmp_path, capl
     with pytest.raises(ForeignCheckpointError, match="checkpoint-7: holds step 2, not 7"):
         resume_point(tmp_path, "ours", clean=True)
     assert (tmp_path / "checkpoint-7").is_dir() and (tmp_path / "checkpoint-4").is_dir()
+
+
+def _error_lines(err: str) -> list[str]:
+    return [line for line in err.splitlines() if line.startswith("error: ")]
+
+
+def test_every_checkpoint_records_the_size_and_sha256_of_every_file_a_resume_loads(finished):
+    """Recorded once the save is done: every file as it is on disk, ``trainer_state.json`` (the Trainer's last
+    file) with its final content, the files transformers' resume reads among them."""
+    from savi_plugin.training.checkpoints import CHECKPOINT_FILE, read_identity
+
+    out, _ = finished
+    for n in range(1, STEPS + 1):
+        folder = out / f"checkpoint-{n}"
+        recorded = dict(read_identity(folder)["contents"]["members"])
+        on_disk = {p.relative_to(folder).as_posix(): f"{p.stat().st_size}:{hashlib.sha256(p.read_bytes()).hexdigest()}"
+                   for p in folder.rglob("*") if p.is_file() and p.name != CHECKPOINT_FILE}
+        assert recorded == on_disk, n
+        assert {"adapter_model.safetensors", "adapter_config.json", "optimizer.pt", "scheduler.pt", "rng_state.pth",
+                "trainer_state.json"} <= set(recorded), sorted(recorded)
+
+
+def test_a_killed_run_s_last_checkpoint_with_replaced_weights_is_refused_naming_the_file(finished, tmp_path, capsys):
+    """Pass 11 A #27: a killed run's last checkpoint's adapter replaced by other weights of the same shape
+    (``savi_checkpoint.json`` untouched), then the same command: refused in one line naming the checkpoint and the
+    file, with or without --resume, nothing touched (it resumed from the other weights with no word)."""
+    out, argv = _copy(finished, tmp_path)
+    (out / "train_report.json").unlink()  # killed after its last checkpoint: the command as typed continues it
+    last = out / f"checkpoint-{STEPS}"
+    other = out / "checkpoint-1" / "adapter_model.safetensors"  # the same tensors' shapes, other values
+    assert other.read_bytes() != (last / "adapter_model.safetensors").read_bytes()
+    shutil.copyfile(other, last / "adapter_model.safetensors")
+    before = _files(out)
+    for extra in ((), ("--resume",)):
+        code, err = _savi(capsys, *argv, *extra)
+        lines = _error_lines(err)
+        assert code == 2 and len(lines) == 1 and "Traceback" not in err, err
+        assert f"{last}: adapter_model.safetensors changed after the run wrote it" in lines[0], lines[0]
+        assert "remove the checkpoint to resume from the one before it" in lines[0]
+        assert _files(out) == before
+
+
+def test_the_checkpoint_resumed_from_is_checked_for_files_added_removed_or_changed(finished, tmp_path, caplog):
+    """No training: the newest checkpoint with a full model's weights added beside its adapter (transformers'
+    resume loads ``model.safetensors`` first), its optimizer state removed, or its RNG state rewritten at the same
+    size is refused naming that file; a changed older checkpoint is not what the resume loads; a resume from a
+    checkpoint named by path is checked the same way; a record stopped before its contents resumes with a warning."""
+    from savi_plugin.data.outputs import mark_path, read_mark
+    from savi_plugin.training.checkpoints import CHECKPOINT_FILE, ForeignCheckpointError
+    from savi_plugin.training.run import _resume_argument, last_complete_checkpoint
+    from savi_plugin.training.stored_config import configuration_from_file
+
+    out, _ = _copy(finished, tmp_path)
+    last = out / f"checkpoint-{STEPS}"
+    kept = tmp_path / "kept"
+    shutil.copytree(last, kept)
+
+    def rewrite(path):
+        data = path.read_bytes()
+        path.write_bytes(data[:-1] + bytes([data[-1] ^ 1]))
+
+    cases = {"model.safetensors added": lambda: shutil.copyfile(last / "adapter_model.safetensors",
+                                                                last / "model.safetensors"),
+             "optimizer.pt removed": lambda: (last / "optimizer.pt").unlink(),
+             "rng_state.pth changed": lambda: rewrite(last / "rng_state.pth")}
+    for what, change in cases.items():
+        change()
+        with pytest.raises(ForeignCheckpointError, match=f"checkpoint-{STEPS}: {what} after the run wrote it"):
+            last_complete_checkpoint(out, clean=True)
+        shutil.rmtree(last)
+        shutil.copytree(kept, last)
+    rewrite(out / "checkpoint-1" / "adapter_model.safetensors")
+    assert last_complete_checkpoint(out) == str(last)
+    mark = read_mark(out, True)
+    run_config = configuration_from_file(mark["config"], mark_path(out, True))
+    with pytest.raises(ForeignCheckpointError, match="checkpoint-1: adapter_model.safetensors changed"):
+        _resume_argument(str(out / "checkpoint-1"), out, run_config)
+
+    record = json.loads((last / CHECKPOINT_FILE).read_text())
+    (last / CHECKPOINT_FILE).write_text(json.dumps({**record, "contents": None}))  # stopped before the record
+    (last / "optimizer.pt").unlink()
+    assert last_complete_checkpoint(out) == str(last)
+    assert "the run was stopped before it recorded the checkpoint's contents" in caplog.text
+
+
+def test_a_checkpoint_saved_before_contents_were_recorded_resumes_and_says_it_is_unchecked(finished, tmp_path, capsys,
+                                                                                          caplog):
+    """A checkpoint whose ``savi_checkpoint.json`` has no ``contents`` (written by savi before they were recorded)
+    resumes as it did, with one INFO line that its files cannot be checked."""
+    from savi_plugin.training.checkpoints import CHECKPOINT_FILE
+
+    out, argv = _copy(finished, tmp_path)
+    (out / "train_report.json").unlink()
+    last = out / f"checkpoint-{STEPS}"
+    record = json.loads((last / CHECKPOINT_FILE).read_text())
+    record.pop("contents", None)
+    (last / CHECKPOINT_FILE).write_text(json.dumps(record))
+    caplog.set_level("INFO")
+    code, err = _savi(capsys, *argv)
+    assert code == 0, err
+    assert f"continuing from {last}" in caplog.text
+    assert f"{last} was saved before savi recorded what a checkpoint holds" in caplog.text
+    assert json.loads((out / "train_report.json").read_text())["global_step"] == STEPS

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from savi_plugin.cli import main
+from savi_plugin.data.diagnostics_rows import KL_TOLERANCE, DiagnosticsLines
 from tests.builders import read_jsonl, tiny_rrpo_files, tiny_rrpo_run, write_jsonl
 
 
@@ -34,6 +35,8 @@ def test_one_row_per_pair_and_point_with_consistent_numbers(run, tiny_llava_onev
         assert row["tagged_tokens"]["chosen"] == len(tokenizer(" " + answer, add_special_tokens=False).input_ids)
         if row["step"] == 0:  # the LoRA adapter starts at zero: the policy is the reference
             assert row["margin"] == 0 and row["kl_chosen"] == 0 and row["logratio_chosen"] == 0
+    lines = DiagnosticsLines()  # every row training wrote is one the readers take
+    assert [lines.problem(row, n) for n, row in enumerate(rows, 1)] == [None] * len(rows)
     mean = {step: sum(r["margin"] for r in rows if r["step"] == step) / 3 for step in (0, 2, 4)}
     assert mean[0] == 0 < mean[2] < mean[4]  # the pairs are learned, point by point
     logged = json.loads((run / "out" / "train_report.json").read_text())["log_history"]
@@ -104,6 +107,24 @@ def test_inspect_never_colours_a_pair_with_the_rows_of_another_pair_of_the_same_
     assert 'class="tok"' in (tmp_path / "site" / "pairs/0/1.html").read_text()
 
 
+def test_the_kl_tolerance_holds_the_rounding_of_trainings_exact_token_kl():
+    """A row's KL may read below 0 by :data:`KL_TOLERANCE` per token: the float32 rounding of training's own
+    full-vocabulary KL (token_kl) between two log-softmaxes of the same logits summed in another order, over a
+    Qwen2-sized vocabulary, stays far inside it (measured: at most 1.5e-5 nats), and it is below 0 there."""
+    import torch
+
+    from savi_plugin.training.token_logprobs import token_kl
+
+    generator = torch.Generator().manual_seed(0)
+    lowest = 0.0
+    for scale in (3.0, 5.0):
+        logits = torch.randn(4, 152_064, generator=generator) * scale
+        p = torch.log_softmax(logits, -1)
+        q = torch.log_softmax(logits.flip(-1), -1).flip(-1)
+        lowest = min(lowest, float(token_kl(p, q).min()), float(token_kl(q, p).min()))
+    assert -KL_TOLERANCE / 20 < lowest < 0
+
+
 def test_a_restart_drops_the_earlier_attempts_rows_from_its_step_on(tmp_path):
     """Red team 9 #16: a run stopped by a full disk (no checkpoint) was re-run from step 0 and appended to the
     failed attempt's rows (and its torn line), so one (pair, step) held two runs' values. On train begin the file
@@ -124,7 +145,12 @@ def test_a_restart_drops_the_earlier_attempts_rows_from_its_step_on(tmp_path):
 
 @pytest.mark.parametrize("line, where", [('{"id": 5, "garbage": true}', "3:step: must be a whole number"),
                                          ('{"id": "p0", "st', "3:-: invalid JSON"),
-                                         ("[1]", "3:-: not a diagnostics row")])
+                                         ("[1]", "3:-: not a diagnostics row"),
+                                         # red team 11 B#45, B#46: one rule with `savi inspect`
+                                         ('{"id": "p0", "step": 0, "margin": 123.0}',
+                                          "3:step: step 0 repeats the step of line 1: a pair's diagnostics row"),
+                                         ('{"id": "p0", "step": 5, "kl_chosen": -5.0}',
+                                          "3:kl_chosen: must be a number in [-0.001,")])
 def test_a_restart_refuses_a_complete_line_training_did_not_write(line, where, tmp_path, capsys):
     """Red team 10 B#36: a complete bad line in the middle of diagnostics.jsonl was dropped on --resume as an
     earlier attempt's row, with one INFO line. The JSONL rule: only a torn last line is cut; a bad complete line
