@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from dataclasses import replace
 from pathlib import Path
 
 from savi_plugin.data.identity import input_identity
-from savi_plugin.data.outputs import claim, sidecar, write_json, write_jsonl
+from savi_plugin.data.outputs import claim, sidecar, write_reported
 from savi_plugin.data.paths import path_for_file, path_from_file
 from savi_plugin.data.provenance import carried_model, carried_state, check_finished, vouch
 from savi_plugin.data.readers import FORMATS, read_records, record_to_rrpo, record_to_trl
@@ -89,12 +90,17 @@ def convert_file(src: str | Path, dst: str | Path, src_format: str, dst_format: 
     with claim(dst, command="savi data convert", config=config, inputs={"SRC": src}, output_name="DST",
                replace_ours=True) as claimed:  # one writer; never the source; never a file we did not write
         claimed.write_mark()
-        if dst.suffix == ".json":  # atomic: a crash never leaves a half-converted file under the final name
-            write_json(dst, objects, indent=1)
-        else:
-            write_jsonl(dst, objects)
         report = sidecar(dst, "report.json")  # the source's state and model carried forward (data/provenance.py)
-        write_json(report, {**carried_state(src, why, "savi data convert"),
-                            "converted_from": path_for_file(src, report), **carried_model(src, report),
-                            **vouch(dst)})
+        carried = {**carried_state(src, why, "savi data convert"), "converted_from": path_for_file(src, report),
+                   **carried_model(src, report)}
+
+        def write(fh) -> None:  # a ``.json`` destination is one JSON array (as the RRPO release ships), else JSONL
+            if dst.suffix == ".json":
+                fh.write(json.dumps(objects, indent=1, ensure_ascii=False, default=str) + "\n")
+            else:
+                for obj in objects:
+                    fh.write(json.dumps(obj, ensure_ascii=False) + "\n")
+
+        # the converted file takes its name only once its report is written: never a file without what it carries
+        write_reported(dst, report, write, lambda written: {**carried, **vouch(written)})
     return len(objects)

@@ -34,6 +34,10 @@ What holds for every output, by construction (README "Guarantees"):
   :func:`atomic_path`, :func:`temp_folder`): a temporary file is named ``.<name>.<pid>.<random>.tmp`` beside the
   destination and removed on every exit (success, exception, Ctrl-C); the destination is replaced by one
   ``rename``.
+* **A file described by a run report never stands without it** (:func:`write_reported`): ``savi data convert``
+  and ``savi generate merge`` write the data under a temporary name, write its report (the content identity is
+  computed from the temporary), and only then rename the data into place; a failure at any point (a full disk at
+  the report) leaves the data's name as it was.
 * **A configuration error marks nothing** (:meth:`Output.undo`): when a ``ConfigurationError`` -- or any error
   before the first result (the job added only its mark and empty files) -- leaves the ``with claim(...)`` block of
   an output that was new, what the job created there (mark, sidecars, files, the folder) is removed, so the
@@ -377,6 +381,37 @@ def write_jsonl(path: str | Path, objects: Iterable[Any]) -> Path:
     with atomic_open(path, "w") as fh:
         for obj in objects:
             fh.write(json.dumps(obj, ensure_ascii=False) + "\n")
+    return Path(path)
+
+
+def write_reported(path: str | Path, report: str | Path, write: Callable[[Any], None],
+                   describe: Callable[[Path], Any]) -> Path:
+    """Write data file ``path`` and the run report ``report`` that describes it, so that ``path`` never stands
+    under its name without that report (a report is what says a product is incomplete or unverified; a data file
+    without it would be taken as a plain copy).
+
+    ``write(fh)`` writes the data to an open text file (UTF-8) at a unique temporary beside ``path``;
+    ``describe(tmp)`` builds the report from that temporary (its content identity is the data's, size and
+    SHA-256); the report is written (atomically) and only then is the temporary renamed onto ``path``. On any
+    failure -- a full disk while writing the data or the report, an interrupt -- ``path`` is left as it was and
+    the temporary is removed; a report already written for data that never took its name is removed too. A full
+    disk names ``path``.
+    """
+    report = Path(report)
+    reported = False
+    try:
+        with atomic_path(path) as tmp:
+            with open(tmp, "w", encoding="utf-8") as fh:
+                write(fh)
+                fh.flush()
+                os.fsync(fh.fileno())
+            write_json(report, describe(tmp))
+            reported = True
+    except BaseException:
+        if reported:  # it vouches for bytes that are not at ``path``
+            with contextlib.suppress(OSError):
+                report.unlink()
+        raise
     return Path(path)
 
 

@@ -23,7 +23,7 @@ from typing import Any, Sequence
 
 from savi_plugin.data.files import read_json
 from savi_plugin.data.fingerprint import ConfigMismatchError, config_changes, describe_changes
-from savi_plugin.data.outputs import OutputLock, atomic_open, claim, mark_path, write_json
+from savi_plugin.data.outputs import OutputLock, claim, mark_path, write_reported
 from savi_plugin.data.paths import configuration_for_file, file_folder, name_for_file, path_for_file, path_from_file
 from savi_plugin.data.provenance import (
     CHANGED,
@@ -295,10 +295,6 @@ def _merge(paths: list[Path], output: Path, allow_incomplete: bool, claimed) -> 
     ordered = list(records.values())
     if ordered and all(isinstance(o.get("meta", {}).get("order"), list) for o in ordered):
         ordered.sort(key=_sort_key)
-    claimed.write_mark()
-    with atomic_open(output) as fh:  # a full disk names the output and leaves no temporary file
-        for obj in ordered:
-            fh.write(raw_lines[obj["id"]] + "\n")  # byte-for-byte the shard's line
     # complete is true only when every input's finished run vouches for it (savi_plugin.data.provenance); an
     # input whose run's end cannot be checked (a copy without its report) leaves it null and its reason is carried
     # forward; so does an input no run wrote (hand-made, an empty plain file), which vouches for nothing
@@ -313,10 +309,22 @@ def _merge(paths: list[Path], output: Path, allow_incomplete: bool, claimed) -> 
     run = _combine_reports([report_path(p) for p in paths])
     if run is not None:
         result["run"] = run
-    result.update(vouch(output))  # the bytes it vouches for
     stored = report_path(output)  # paths as the report stores them (savi_plugin.data.paths' rule)
-    write_json(stored, {**result, "output": path_for_file(output, stored),
-                        "inputs": [path_for_file(p, stored) for p in paths]})
+    as_stored = {**result, "output": path_for_file(output, stored),
+                 "inputs": [path_for_file(p, stored) for p in paths]}
+
+    def write(fh) -> None:
+        for obj in ordered:
+            fh.write(raw_lines[obj["id"]] + "\n")  # byte-for-byte the shard's line
+
+    def describe(written: Path) -> dict[str, Any]:
+        result.update(vouch(written))  # the bytes it vouches for
+        return {**as_stored, **vouch(written)}
+
+    claimed.write_mark()
+    # the merged file takes its name only once its report is written (a full disk names the output and leaves no
+    # temporary file): never a file without the report that says whether it is complete
+    write_reported(output, stored, write, describe)
     for problem in missing:
         log.warning("merge: %s", problem)
     return result

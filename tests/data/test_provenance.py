@@ -158,3 +158,55 @@ def test_a_product_whose_command_stopped_before_its_report_is_unfinished_not_a_c
     from savi_plugin.data.provenance import unfinished_run
 
     assert unfinished_run("o.jsonl") is None
+
+
+def _unfinished_product(tmp_path, writer: str) -> tuple[list[str], str]:
+    """``savi data convert`` of an unfinished run's file, or ``savi generate merge`` of shard 0 of 2 (shard 1
+    missing), each with ``--allow-incomplete``: the argv and its output's name."""
+    if writer == "convert":
+        write_jsonl(tmp_path / "run.jsonl", _run_records(0, range(6)))
+        (tmp_path / "run.jsonl.progress.jsonl").write_text("")  # a generation run that has not finished
+        return ["data", "convert", "run.jsonl", "out.jsonl", "--allow-incomplete"], "out.jsonl"
+    write_jsonl(tmp_path / "sh.shard-00000-of-00002.jsonl", _run_records(0, range(6)))
+    return ["generate", "merge", "out.jsonl", "sh.shard-00000-of-00002.jsonl", "--allow-incomplete"], "out.jsonl"
+
+
+def _disk_full_at_reports(monkeypatch) -> None:
+    """A device that fills up when a run report is written (the last write of convert and merge)."""
+    import errno
+    import os
+
+    real = os.replace
+
+    def replace(src, dst, *args, **kwargs):
+        if str(dst).endswith(".report.json"):
+            raise OSError(errno.ENOSPC, "No space left on device", str(src))
+        return real(src, dst, *args, **kwargs)
+
+    monkeypatch.setattr(os, "replace", replace)
+
+
+@pytest.mark.parametrize("writer", ["convert", "merge"])
+def test_a_full_disk_at_the_report_leaves_no_data_without_it(writer, tmp_path, capsys, monkeypatch):
+    """Red team 11, rows 25-26: a full disk between the data and its report left the data (and its mark) with no
+    report saying "incomplete", and training took it as a plain copy. The data takes its name only after its
+    report: the failed run leaves nothing under the output's name, no temporary, and the re-run with room writes
+    both (complete: false), which training refuses."""
+    from savi_plugin.cli import main
+    from savi_plugin.data.provenance import UnfinishedDataError
+    from savi_plugin.training.run import check_pairs_source
+
+    monkeypatch.chdir(tmp_path)
+    argv, out = _unfinished_product(tmp_path, writer)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    with monkeypatch.context() as full:
+        _disk_full_at_reports(full)
+        assert main(argv) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: {out}") and "no space left" in err[0], err
+    assert not (tmp_path / out).exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # no mark, temporary or report left
+    assert main(argv) == 0
+    assert json.loads((tmp_path / f"{out}.report.json").read_text())["complete"] is False
+    with pytest.raises(UnfinishedDataError, match="its run report says incomplete"):
+        check_pairs_source(tmp_path / out, "m")
