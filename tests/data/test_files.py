@@ -250,7 +250,7 @@ CASES = {
                                     (_report("inspect", "p.jsonl", "--out", "site", "--no-progress"),
                                      "p.jsonl.report.json")],
     "data.identity:model_identity": [(_identity, "m/config.json")],
-    "data.identity:check_adapter_base": [(_adapter("savi_adapter.json", {"base_identity": {}}),
+    "data.identity:_read_adapter_json": [(_adapter("savi_adapter.json", {"base_identity": {}}),
                                           "ad/savi_adapter.json")],
     "data.identity:_json_field": [(_adapter("adapter_config.json", {"auto_mapping": {}}),
                                    "ad/adapter_config.json")],
