@@ -18,6 +18,7 @@ import json
 import os
 import pickle
 import sys
+from pathlib import Path
 
 import pytest
 import yaml
@@ -363,6 +364,18 @@ with open(os.path.join(out, "m", "x_results.json"), "w") as f:  # lmms-eval stor
 """
 
 
+def _peft_adapter(folder: Path) -> Path:
+    """A minimal adapter folder as peft writes one (its config, a readable weight file), with no savi record: what
+    the suite checks before lmms-eval starts (the fake lmms-eval never loads it)."""
+    import torch
+    from safetensors.torch import save_file
+
+    folder.mkdir()
+    (folder / "adapter_config.json").write_text(json.dumps({"peft_type": "LORA"}))
+    save_file({"w": torch.zeros(1)}, str(folder / "adapter_model.safetensors"))
+    return folder
+
+
 @pytest.fixture()
 def fake_lmms_eval(tmp_path, monkeypatch):
     """``savi eval run`` with lmms-eval replaced by a script that behaves as lmms-eval 0.7.3 does on failure
@@ -409,8 +422,8 @@ def test_savi_eval_suite_judges_lmms_eval_by_its_results_file(mode, fragment, st
     from misuse_kit import savi
 
     monkeypatch.setenv("FAKE_MODE", mode)
-    code, _, err = savi(capsys, "eval", "suite", "savi_mvbench,savi_egoschema", "--model", "m", "--adapter", "a",
-                        "--out", str(tmp_path / "suite"), "--num-frames", "4")
+    code, _, err = savi(capsys, "eval", "suite", "savi_mvbench,savi_egoschema", "--model", "m", "--adapter",
+                        str(_peft_adapter(tmp_path / "a")), "--out", str(tmp_path / "suite"), "--num-frames", "4")
     assert code == status and "Traceback" not in err, err
     assert ("re-run the same command to continue the suite" in err) is (status == 1), err
     lines = [line for line in err.splitlines() if line.startswith("error: ")]
@@ -465,8 +478,8 @@ def test_lmms_eval_s_kept_results_name_the_paths_savi_passed_as_links(fake_lmms_
     code, _, err = savi(capsys, "eval", "run", "--", "--model", "savi_video", "--model_args", "pretrained=1e5",
                         "--tasks", "savi_mvbench", "--output_path", "runs,x=1")
     assert code == 0, err
-    savi(capsys, "eval", "suite", "savi_mvbench", "--model", "with,comma", "--adapter", "a", "--out", "suite",
-         "--num-frames", "4")  # the fake writes no samples: the suite stops after the base model's run
+    savi(capsys, "eval", "suite", "savi_mvbench", "--model", "with,comma", "--adapter", str(_peft_adapter(tmp_path / "a")),
+         "--out", "suite", "--num-frames", "4")  # the fake writes no samples: the suite stops after the base model's run
     for results, model in ((tmp_path / "runs,x=1" / "m" / "x_results.json", tmp_path / "1e5"),
                            (tmp_path / "suite" / "runs" / "base" / "lmms_eval" / "m" / "x_results.json",
                             tmp_path / "with,comma")):
