@@ -681,6 +681,8 @@ def _run_locked(gen, model, mine, config, base_meta, out_path, prog_path, index,
                 by_item: dict[str, list[Outcome]] = {item.id: [] for item in chunk}
                 digests: dict[str, str | None] = {}  # record id -> SHA-256 of its line in the output
                 for o in outcomes:
+                    if o.item_id in done:  # a done item's batch is re-run whole; what its progress row says stands
+                        continue
                     by_item[o.item_id].append(o)
                     if o.status == PAIR:
                         record = _stored_video(o.record, out_path, data_root)
@@ -689,7 +691,7 @@ def _run_locked(gen, model, mine, config, base_meta, out_path, prog_path, index,
                             digests[o.record_id] = line_digest(encode_line(record.to_json()))
                         else:  # written by an earlier, interrupted run: the line that is there
                             digests[o.record_id] = present.get(str(record.id), (0, None, None))[1]
-                    elif o.status == FAILED and o.item_id not in done:  # a done item's batch is re-run whole
+                    elif o.status == FAILED:
                         log.warning("%s: %s: %s", o.record_id or o.item_id, o.reason, o.detail)
                     else:
                         log.debug("%s: skipped (%s): %s", o.record_id or o.item_id, o.reason, o.detail)

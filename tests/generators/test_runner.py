@@ -8,6 +8,7 @@ over real videos, in-process, and compares the final output with an undisturbed 
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import shutil
@@ -248,3 +249,24 @@ def test_model_weights_replaced_while_the_job_loads_them_are_refused_and_leave_n
     result = run_generation(generator=resolve_generator("rrpo", OPTIONS), model=model, inputs=manifest, output=out,
                             batch_size=1, progress=False, num_frames=4)
     assert result["complete"] and out.read_bytes(), result
+
+
+def test_a_done_item_in_a_batch_run_again_keeps_what_its_progress_row_says(setup, tmp_path):
+    """Pass 12 B #28: a batch holding a done item is run again whole; the done item's new pair was written while
+    its progress row (here a forged "skipped") stayed, so the report counted 3 pairs of an output holding 4. What a
+    done item's row says stands: nothing of it is written again."""
+    lm, manifest, _ = setup
+    out = tmp_path / "pairs.jsonl"
+    run = functools.partial(run_generation, generator=resolve_generator("rrpo", OPTIONS), model=lm, inputs=manifest,
+                            output=out, batch_size=2, progress=False)
+    run(limit=2)
+    ids = [json.loads(line)["id"] for line in manifest.read_text().splitlines()]
+    progress = out.with_name(out.name + ".progress.jsonl")
+    with open(progress, "a") as fh:
+        fh.write(json.dumps({"id": ids[3], "batch": 1, "outcomes": [{"id": ids[3], "status": "skipped",
+                                                                      "reason": "missing_video"}]}) + "\n")
+    report = run(limit=4)
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert report["counts"]["pairs"] == len(lines) and report["counts"]["pairs_missing"] == 0
+    assert not [r for r in lines if r["id"].startswith(ids[3] + "-")]
+    assert report["counts"]["by_reason"].get("missing_video") == 1
