@@ -293,13 +293,22 @@ def check_gen_kwargs_text(text: str, flag: str = "--gen-kwargs") -> None:
     the settings it applies, each in a finite range).
 
     Raises:
-        ConfigError: one line naming ``flag``, the setting and its value (exit status 2).
+        ConfigError: one line naming ``flag``, the setting and its value (exit status 2); a setting given twice.
     """
     from lmms_eval.utils import simple_parse_args_string
 
     from savi_plugin.config.values import ConfigError
     from savi_plugin.eval.settings import SettingError, check_gen_kwargs
 
+    from savi_plugin.eval.command import split_args_string
+
+    seen: dict[str, str] = {}
+    for item in split_args_string(text):
+        key, _, value = item.partition("=")
+        if key in seen:  # lmms-eval's dict keeps the last value silently
+            raise ConfigError("", f"{flag} {text!r}: {key}= is given twice ({key}={seen[key]} and {key}={value}); "
+                                  f"give each setting once (lmms-eval would use the last)")
+        seen[key] = value
     try:
         parsed = simple_parse_args_string(text)
     except (ValueError, SyntaxError) as exc:

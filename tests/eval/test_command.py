@@ -57,7 +57,9 @@ def test_a_path_starting_with_a_dash_reaches_lmms_eval_as_a_link(name, tmp_path,
                                                  ("max_new_tokens=0", "must be >= 1"),
                                                  ("temperature=inf", "must be a finite number, got inf"),
                                                  ("temperature=-0.5", "temperature (gen_kwargs) must be >= 0"),
-                                                 ("top_p=0", "must be > 0 and <= 1"), ("top_p=1.5", "got 1.5")])
+                                                 ("top_p=0", "must be > 0 and <= 1"), ("top_p=1.5", "got 1.5"),
+                                                 # pass 12 B #52: the last of the two was used with no word
+                                                 ("max_new_tokens=16,max_new_tokens=1", "max_new_tokens= is given twice")])
 def test_a_bad_suite_gen_kwargs_is_refused_before_the_suite_folder_is_claimed(gen_kwargs, message, tmp_path,
                                                                              capsys):
     out = tmp_path / "suite"
@@ -72,7 +74,8 @@ def test_a_bad_suite_gen_kwargs_is_refused_before_the_suite_folder_is_claimed(ge
 @pytest.mark.parametrize("gen_kwargs, message", [("num_beams=4294967295", "num_beams (gen_kwargs) must be 1"),
                                                  ("num_beams=0", "must be 1"),
                                                  ("top_k=3", "top_k (gen_kwargs): not applied by savi_video"),
-                                                 ("until=5", "until (gen_kwargs) must be a stop string")])
+                                                 ("until=5", "until (gen_kwargs) must be a stop string"),
+                                                 ("max_new_tokens=16,max_new_tokens=1", "is given twice")])
 def test_a_gen_kwargs_savi_video_would_not_apply_is_refused_before_lmms_eval_starts(gen_kwargs, message, tmp_path,
                                                                                    capsys, monkeypatch):
     """tester B pass 11 #18: ``--gen_kwargs num_beams=4294967295`` ran with exit 0, neither checked nor applied,
