@@ -28,7 +28,7 @@ from savi_plugin.data.record import (
     json_kind,
     validate_record,
 )
-from savi_plugin.untrusted import MAX_RECORD_VALUES, MAX_TEXT_CHARS, load_json
+from savi_plugin.untrusted import MAX_RECORD_VALUES, MAX_TEXT_CHARS, equality_key, load_json
 
 FORMATS = ("savi", "rrpo", "trl")
 # RRPO's questions start with LLaVA's image placeholder; we keep the question clean and remember the prefix.
@@ -270,7 +270,7 @@ def read_records(path: str | Path, fmt: str = "savi", errors: str = "raise",
     if errors not in ("raise", "collect"):
         raise ValueError("errors must be 'raise' or 'collect'")
     to_record = _TO_RECORD[fmt]
-    seen: dict[str, int] = {}
+    seen: dict[str, tuple[str, int]] = {}
     collect = errors == "collect" and collected is not None
     objects = iter_json_objects(path, collected if collect else None)
     try:  # lazily, so problems are listed in line order and one line at a time is held
@@ -285,9 +285,13 @@ def read_records(path: str | Path, fmt: str = "savi", errors: str = "raise",
     for line, obj in itertools.chain([first], objects):
         try:
             record = to_record(obj, str(path), line)
-            if record.id in seen:
-                raise DataError(str(path), line, "id", f"duplicate id {record.id!r} (first at line {seen[record.id]})")
-            seen[record.id] = line
+            key = equality_key(record.id)  # ids that read the same are one id (a zero-width space, a look-alike)
+            if key in seen:
+                first, at = seen[key]
+                raise DataError(str(path), line, "id", f"duplicate id {record.id!r} (first at line {at})" if first ==
+                                record.id else f"id {record.id!r} reads the same as id {first!r} (first at line {at}): "
+                                f"they differ only by invisible or look-alike characters; ids must be unique")
+            seen[key] = (record.id, line)
         except DataError as exc:
             if getattr(exc, "reason", None) is None:
                 exc.reason = BAD_RECORD

@@ -201,9 +201,15 @@ def load_inputs(source: str | Path, data_root: str | Path | None = None) -> list
         problem = file_problem(source, "folder of videos or a JSONL manifest")
         raise DataError(str(source), None, None, "input not found (expected a folder of videos or a JSONL manifest)"
                         if problem == "file not found" else problem)
-    seen: dict[str, str] = {}
+    from savi_plugin.untrusted import equality_key
+
+    seen: dict[str, tuple[str, str]] = {}
     for item in items:
-        if item.id in seen:
-            raise item.error("id", f"duplicate id {item.id!r} (first at {seen[item.id]}); ids must be unique")
-        seen[item.id] = item.origin
+        key = equality_key(item.id)  # ids that read the same are one id (a zero-width space, a look-alike)
+        if key in seen:
+            first, at = seen[key]
+            raise item.error("id", f"duplicate id {item.id!r} (first at {at}); ids must be unique" if first == item.id
+                             else f"id {item.id!r} reads the same as id {first!r} (first at {at}): they differ only "
+                             f"by invisible or look-alike characters; ids must be unique")
+        seen[key] = (item.id, item.origin)
     return items

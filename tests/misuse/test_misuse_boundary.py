@@ -540,3 +540,14 @@ def test_a_record_of_more_values_than_the_record_cap_is_a_problem_of_its_line(tm
     code, out, err = savi(capsys, "data", "validate", str(path))
     assert code == 1 and "Traceback" not in out + err
     assert f"{path}:2:" in out + err and f"holds more than {MAX_RECORD_VALUES} values" in out + err
+
+
+@pytest.mark.parametrize("other", ["pair-a\u200b", "pair-\u0430"], ids=["zero-width-space", "cyrillic-look-alike"])
+def test_pair_ids_that_read_the_same_are_one_id(other, tmp_path, capsys):
+    """Pass 12 B #14: ids differing by a zero-width space or a look-alike letter passed; inspect drew two pages that
+    read the same."""
+    good = {"video": "v.mp4", "question": "q?", "chosen": "It is red.", "rejected": "It is blue."}
+    path = tmp_path / "pairs.jsonl"
+    path.write_text(json.dumps({**good, "id": "pair-a"}) + "\n" + json.dumps({**good, "id": other}) + "\n")
+    code, out, err = savi(capsys, "data", "validate", str(path))
+    assert code == 1 and f"{path}:2:id: id {other!r} reads the same as id 'pair-a' (first at line 1)" in out + err
