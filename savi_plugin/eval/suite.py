@@ -153,12 +153,28 @@ def _print_progress(label: str, done: int, total: int) -> None:
           file=sys.stderr, flush=True)
 
 
+def _check_kept(folder: Path, label: str, tasks: list[str]) -> None:
+    """Refuse a kept run whose lmms-eval files are gone (a samples or results file removed since it finished),
+    naming its folder and the way out: the suite keeps a run whole or runs it again."""
+    from savi_plugin.errors import RunError
+
+    try:
+        run = read_run(folder / "lmms_eval")  # a file that is there but wrong is named at its line by the reader
+        for task in tasks:
+            run.item_scores(task)
+    except FileNotFoundError as exc:
+        text = " ".join(str(exc).split()).replace(" (run with --log_samples)", "")
+        raise RunError(f"{folder}: the kept run of {label} cannot be read ({text}); remove {folder} to evaluate "
+                       f"it again") from None
+
+
 def run_model(plan: SuitePlan, label: str, out: Path, env: dict, progress=_print_progress) -> Path:
     """One model's lmms-eval run (skipped when ``runs/<label>/done.json`` exists); returns its output folder."""
     folder = out / "runs" / label
     done = folder / "done.json"
     if done.is_file():
         print(f"{label}: kept from an earlier run ({folder})", file=sys.stderr)
+        _check_kept(folder, label, plan.tasks)
         return folder / "lmms_eval"
     if (folder / "lmms_eval").exists():  # a killed run: its partial output must not mix with the new one
         remove_tree(folder / "lmms_eval")

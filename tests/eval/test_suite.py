@@ -465,6 +465,27 @@ def test_a_resumed_suite_names_a_kept_run_file_that_cannot_be_read(suite, tmp_pa
             assert f"{target}:{LIMIT + 1}: doc_id 0 is given twice (first at line 1)" in message
 
 
+@pytest.mark.parametrize("gone", ["*_results.json", "*_samples_savi_perceptiontest.jsonl"])
+def test_a_resumed_suite_names_the_kept_run_whose_file_is_gone(gone, suite, tmp_path):
+    """Pass 12 B #48: a kept run missing its samples or results file ended in ``error: FileNotFoundError: ...``
+    naming no run folder, with advice (``--log_samples``) the suite already follows; the run's folder is named
+    with the way out."""
+    from savi_plugin.errors import RunError
+    from savi_plugin.eval.suite import SuitePlan, run_suite
+
+    tmp, _, _, _, _, _ = suite
+    plan = SuitePlan(**json.loads((tmp / "suite" / "suite.json").read_text()))
+    out = tmp_path / "suite"
+    shutil.copytree(tmp / "suite", out)
+    (target,) = (out / "runs" / "base").rglob(gone)
+    target.unlink()
+    with pytest.raises(RunError) as caught:
+        run_suite(plan, out)
+    folder = out / "runs" / "base"
+    assert str(caught.value).startswith(f"{folder}: the kept run of base cannot be read")
+    assert str(caught.value).endswith(f"remove {folder} to evaluate it again") and "--log_samples" not in str(caught.value)
+
+
 #: a logged sample of a savi task as its process_results writes it (task.process_mcq), and lines no task writes
 _SAMPLE = {"doc_id": 0, "accuracy": {"score": 100.0, "pred": 1, "answered": True, "target": 1, "id": "a"},
            "unparsed": 0, "missing_video": 0, "bad_video": 0, "control_token_in_text": 0}
