@@ -154,8 +154,10 @@ def _print_progress(label: str, done: int, total: int) -> None:
 
 
 def _check_kept(folder: Path, label: str, tasks: list[str]) -> None:
-    """Refuse a kept run whose lmms-eval files are gone (a samples or results file removed since it finished),
-    naming its folder and the way out: the suite keeps a run whole or runs it again."""
+    """Refuse a kept run whose lmms-eval files changed or are gone since it finished (``done.json`` holds their
+    SHA-256: an edited samples line changed a Δ while lmms-eval's own results file still said otherwise), naming
+    its folder and the way out: the suite keeps a run whole or runs it again."""
+    from savi_plugin.data.files import read_json
     from savi_plugin.errors import RunError
 
     try:
@@ -166,6 +168,15 @@ def _check_kept(folder: Path, label: str, tasks: list[str]) -> None:
         text = " ".join(str(exc).split()).replace(" (run with --log_samples)", "")
         raise RunError(f"{folder}: the kept run of {label} cannot be read ({text}); remove {folder} to evaluate "
                        f"it again") from None
+    stored = read_json(folder / "done.json")
+    recorded = stored.get("files") if isinstance(stored, dict) else None
+    if isinstance(recorded, dict):  # written by a suite that records them; an older done.json has none to compare
+        now = _run_files(folder)
+        changed = sorted(name for name in set(recorded) | set(now) if recorded.get(name) != now.get(name))
+        if changed:
+            raise RunError(f"{folder}: the kept run of {label} was changed after it finished ({changed[0]}"
+                           f"{f' and {len(changed) - 1} more' if len(changed) > 1 else ''}); remove {folder} to "
+                           f"evaluate it again")
 
 
 def run_model(plan: SuitePlan, label: str, out: Path, env: dict, progress=_print_progress) -> Path:
@@ -194,8 +205,17 @@ def run_model(plan: SuitePlan, label: str, out: Path, env: dict, progress=_print
                           folder / "lmms_eval.log", retry_hint=" (re-run the same command to continue the suite)")
     read_run(folder / "lmms_eval")  # results and samples are there before the run counts as done
     adapter = plan.models()[label]
-    write_json(done, {"label": label, "adapter": path_for_file(adapter, done) if adapter else None})
+    write_json(done, {"label": label, "adapter": path_for_file(adapter, done) if adapter else None,
+                      "files": _run_files(folder)})
     return folder / "lmms_eval"
+
+
+def _run_files(folder: Path) -> dict[str, str]:
+    """``{path under folder: SHA-256}`` of a finished run's lmms-eval files (results and logged samples)."""
+    import hashlib
+
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted((folder / "lmms_eval").rglob("*")) if p.is_file() and p.suffix in (".json", ".jsonl")}
 
 
 def _plan_inputs(plan: SuitePlan) -> dict[str, str]:

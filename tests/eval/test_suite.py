@@ -486,6 +486,28 @@ def test_a_resumed_suite_names_the_kept_run_whose_file_is_gone(gone, suite, tmp_
     assert str(caught.value).endswith(f"remove {folder} to evaluate it again") and "--log_samples" not in str(caught.value)
 
 
+def test_a_resumed_suite_refuses_a_kept_run_edited_after_it_finished(suite, tmp_path):
+    """Pass 12 B #10: a samples line of a kept run replaced by a valid "correct" one changed the table's Δ while
+    lmms-eval's own results file still said otherwise; ``done.json`` holds the files' SHA-256."""
+    from savi_plugin.errors import RunError
+    from savi_plugin.eval.suite import SuitePlan, run_suite
+
+    tmp, _, _, _, _, _ = suite
+    plan = SuitePlan(**json.loads((tmp / "suite" / "suite.json").read_text()))
+    out = tmp_path / "suite"
+    shutil.copytree(tmp / "suite", out)
+    (target,) = (out / "runs" / "aligned").rglob("*_samples_savi_perceptiontest.jsonl")
+    lines = target.read_text().splitlines()
+    first = json.loads(lines[0])
+    first["accuracy"]["score"] = 100.0 - first["accuracy"]["score"]
+    target.write_text("\n".join([json.dumps(first), *lines[1:]]) + "\n")
+    with pytest.raises(RunError) as caught:
+        run_suite(plan, out)
+    folder = out / "runs" / "aligned"
+    assert str(caught.value).startswith(f"{folder}: the kept run of aligned was changed after it finished "
+                                        f"({target.relative_to(folder)})"), str(caught.value)
+
+
 #: a logged sample of a savi task as its process_results writes it (task.process_mcq), and lines no task writes
 _SAMPLE = {"doc_id": 0, "accuracy": {"score": 100.0, "pred": 1, "answered": True, "target": 1, "id": "a"},
            "unparsed": 0, "missing_video": 0, "bad_video": 0, "control_token_in_text": 0}
