@@ -322,6 +322,28 @@ def test_a_damaged_adapter_is_one_setting_error_naming_its_file(damage, tiny_ada
     assert err.value.code == 2  # lmms-eval's process ends with the configuration error's status
 
 
+def test_an_adapter_whose_weights_hold_nan_is_one_setting_error(tiny_adapter, tiny_llava_onevision, tmp_path):
+    """Pass 12 B #46: weights with NaN values and an intact header were evaluated with no word."""
+    import shutil
+
+    import torch
+    from lmms_eval import models
+    from safetensors.torch import load_file, save_file
+
+    from savi_plugin.eval.model import SettingError
+
+    adapter = tmp_path / "nan"
+    shutil.copytree(tiny_adapter, adapter)
+    weights = load_file(str(adapter / "adapter_model.safetensors"))
+    name = sorted(weights)[0]
+    weights[name] = torch.full_like(weights[name], float("nan"))
+    save_file(weights, str(adapter / "adapter_model.safetensors"))
+    with pytest.raises(SettingError) as err:
+        models.get_model("savi_video").create_from_arg_string(
+            f"pretrained={tiny_llava_onevision},num_frames=4,adapter={adapter}", {"batch_size": 1, "device": None})
+    assert "holds NaN or infinity" in str(err.value) and err.value.code == 2 and "\n" not in str(err.value)
+
+
 @pytest.mark.parametrize("model_args", ["pretrained=m,num_frames=4,adapter=", "pretrained=m,adapter= ,num_frames=4"])
 def test_an_empty_adapter_is_one_setting_error_not_the_base_model(model_args):
     """``adapter=$ADAPTER`` with the variable unset gives ``adapter=``: the base model was evaluated under the

@@ -110,6 +110,7 @@ class VideoLM:
 
             with model_files_read(adapter, "adapter"):
                 model = PeftModel.from_pretrained(model, str(adapter), is_trainable=is_trainable)
+            _check_adapter_finite(model, adapter)
         model.to(device)
         if not is_trainable:
             model.eval()
@@ -483,6 +484,21 @@ def import_model_classes(path: str, *, trust_remote_code: bool = False) -> None:
 class ModelLoadError(ConfigurationError):
     """A checkpoint that cannot be loaded (a truncated weight file, a config that lies): the job cannot run as
     asked, so it stops before its first item with nothing marked (:mod:`savi_plugin.errors`)."""
+
+
+def _check_adapter_finite(model, adapter: str | Path) -> None:
+    """Refuse an adapter whose loaded weights hold NaN or infinity (a file intact in its header, damaged or
+    diverged in its values): every answer it gave would be scored as the model's.
+
+    Raises:
+        AdapterFileError: naming the adapter and the first such weight (exit status 2).
+    """
+    from savi_plugin.data.identity import AdapterFileError
+
+    for name, param in model.named_parameters():
+        if "lora_" in name and not bool(torch.isfinite(param).all()):
+            raise AdapterFileError(f"{adapter}: the adapter's weight {name} holds NaN or infinity; restore the folder "
+                                   f"from its training run, or train it again")
 
 
 @contextlib.contextmanager
