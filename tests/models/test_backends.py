@@ -175,3 +175,25 @@ def test_generated_text_becomes_data_text_without_control_characters(tiny_llava_
         assert hidden_control(clean) is None and clean == clean.strip()
 
     every_text()
+
+
+def test_a_loaded_model_does_not_change_when_its_weight_file_is_overwritten(tiny_llava_onevision, tmp_path):
+    """Pass 12 A #13/#14: transformers maps ``model.safetensors`` and CPU tensors read the mapped pages; weights
+    overwritten in place (``dd conv=notrunc``) while a job ran changed the model mid-run with no word."""
+    import os
+    import shutil
+
+    import torch
+
+    from savi_plugin.models import load_backend
+
+    folder = tmp_path / "m"
+    shutil.copytree(tiny_llava_onevision, folder)
+    lm = load_backend(str(folder))
+    before = {n: t.detach().clone() for n, t in lm.model.state_dict().items()}
+    weights = folder / "model.safetensors"
+    with open(weights, "r+b") as fh:  # the same file, its bytes after the header replaced
+        fh.seek(4096)
+        fh.write(os.urandom(weights.stat().st_size - 4096 - 16))
+    after = lm.model.state_dict()
+    assert [n for n in before if not torch.equal(before[n], after[n])] == []

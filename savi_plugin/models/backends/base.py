@@ -112,6 +112,7 @@ class VideoLM:
                 model = PeftModel.from_pretrained(model, str(adapter), is_trainable=is_trainable)
             _check_adapter_finite(model, adapter)
         model.to(device)
+        _own_memory(model)
         if not is_trainable:
             model.eval()
         return cls(model, processor, num_frames=num_frames, name_or_path=str(path))
@@ -484,6 +485,20 @@ def import_model_classes(path: str, *, trust_remote_code: bool = False) -> None:
 class ModelLoadError(ConfigurationError):
     """A checkpoint that cannot be loaded (a truncated weight file, a config that lies): the job cannot run as
     asked, so it stops before its first item with nothing marked (:mod:`savi_plugin.errors`)."""
+
+
+def _own_memory(model) -> None:
+    """Give the model's CPU tensors memory of their own: transformers maps a ``.safetensors`` file and its CPU
+    tensors read the mapped pages, so weights overwritten in place while a job runs changed the model mid-run
+    (pass 12 A #13/#14: pairs 1-3 from one model, 4-20 from another) and a file truncated under it killed the
+    process (SIGBUS). A copy to a GPU owns its memory already; this copies each CPU tensor once."""
+    for param in model.parameters():
+        if param.device.type == "cpu":
+            param.data = param.data.clone()
+    for module in model.modules():
+        for name, buffer in module._buffers.items():
+            if buffer is not None and buffer.device.type == "cpu":
+                module._buffers[name] = buffer.clone()
 
 
 def _check_adapter_finite(model, adapter: str | Path) -> None:
