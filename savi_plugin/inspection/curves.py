@@ -63,6 +63,10 @@ FIELDS = {
     "epoch": Field(None, 0.0, MAX_VALUE, "epochs done are never negative"),
 }
 #: panels: title -> the metric names drawn in it (training and evaluation), in :data:`FIELDS`' order
+#: the plotted keys only a training row carries (an evaluation row's are ``eval_``-prefixed, the summary row's
+#: ``train_``-prefixed): a row with one of them is the step's training row, written once per step
+TRAINING_KEYS = frozenset(name for name, field in FIELDS.items() if field.panel and not name.startswith("eval_"))
+
 PANELS: dict[str, tuple[str, ...]] = {}
 for _name, _field in FIELDS.items():
     if _field.panel:
@@ -122,7 +126,7 @@ MAX_STEP = 2**32 - 1
 
 def check_history(history: list[dict[str, Any]], source: str | Path, loss_type: str | None = None) -> None:
     """Refuse a log history that no Trainer wrote: a row's ``step`` not a whole number in [0, :data:`MAX_STEP`]
-    or out of the Trainer's order (:class:`StepOrder`: a training row is one with a ``loss``), or a number of
+    or out of the Trainer's order (:class:`StepOrder`: a training row is one with a key of :data:`TRAINING_KEYS`), or a number of
     :data:`FIELDS` out of its range (null: not logged). ``loss``'s range is checked for a run whose
     ``loss_type`` is one of :data:`NONNEGATIVE_LOSSES`.
 
@@ -136,8 +140,8 @@ def check_history(history: list[dict[str, Any]], source: str | Path, loss_type: 
             raise NoLogHistory(f"{source}: log_history[{i}].step: must be a whole number of steps in [0, {MAX_STEP}], "
                                f"got {step!r:.40}")
         if "step" in row:
-            bad = order.problem(step, f"log_history[{i}]", "train" if "loss" in row else None,
-                                "a Trainer's training row (with a loss)")
+            bad = order.problem(step, f"log_history[{i}]", "train" if row.keys() & TRAINING_KEYS else None,
+                                "a Trainer's training row (with a loss or a training metric)")
             if bad:
                 raise NoLogHistory(f"{source}: log_history[{i}].step: {bad}")
         for name in FIELDS.keys() & row.keys():

@@ -133,6 +133,9 @@ _TRAIN = {"loss": 0.69, "learning_rate": 1e-4, "epoch": 0.5, "rewards/accuracies
      "log_history[1].step: step 9 comes after step 10 of log_history[0]"),
     ([{**_TRAIN, "step": 2}, {"eval_loss": 0.7, "eval_runtime": 1.0, "step": 1}],
      "log_history[1].step: step 1 comes after step 2 of log_history[0]"),
+    # pass 12, B32: a row without a loss but with a training metric is the step's training row too
+    ([{**_TRAIN, "step": 1}, {"rewards/margins": 55.0, "step": 1}, {**_TRAIN, "step": 2}],
+     "log_history[1].step: step 1 repeats the step of log_history[0]"),
 ])
 def test_a_logged_value_out_of_its_range_or_order_is_named_in_one_line(rows, fragment, tmp_path, capsys):
     _report(tmp_path / "run", rows)
