@@ -363,6 +363,9 @@ def validate_records(records: list[dict], spec: BenchmarkSpec, source: str | Pat
                 raise EvalDataError(source, i, field, "missing (EgoSchema: only the Subset config has answers)"
                                     if spec.name == "egoschema" and field == "answer" else "missing")
         if spec.flatten is not None:  # checked by the benchmark's own flatten (official format)
+            problem = line_break_problem(record["question"]) if isinstance(record.get("question"), str) else None
+            if problem:  # a prompt's line (VideoHallucer's yes/no question): a line break forges an answer line
+                raise EvalDataError(source, i, "question", problem)
             _check_video_name(record, spec, source, i)
             continue
         options = spec.options(record)
