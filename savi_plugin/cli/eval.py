@@ -16,7 +16,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 
-from savi_plugin.config.values import AtLeast, EvalLimit, FrameCount, OneOf, Range, add_flag, checked
+from savi_plugin.config.values import AtLeast, ConfigError, EvalLimit, FrameCount, OneOf, Range, add_flag, checked
 from savi_plugin.data.paths import check_data_root
 from savi_plugin.video.decode import DEFAULT_NUM_FRAMES
 
@@ -344,6 +344,10 @@ def run_suite(args) -> int:
             print("error: savi eval suite: at least one --adapter is needed, to compare with the base model",
                   file=sys.stderr)
             return 2
+        for flag, value in [("--model", args.model)] + [("--adapter", a) for a in args.adapter]:
+            if not str(value).strip():  # what --adapter "$VAR" gives when the variable is unset
+                raise ConfigError("", f"savi eval suite: {flag} is empty (what {flag} \"$VAR\" gives when the "
+                                      f"variable is unset): name the {'adapter folder' if flag == '--adapter' else 'model'}")
         if missing:
             print(f"suite {args.suite}: not offered by savi-plugin yet, left out: {', '.join(missing)}", file=sys.stderr)
         plan = SuitePlan(model=args.model, adapters=adapter_labels(args.adapter), tasks=tasks,

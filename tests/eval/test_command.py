@@ -394,3 +394,16 @@ def test_kept_results_name_a_linked_model_by_the_stored_path_rule(tmp_path, monk
     assert data["config"] == {"model_args": "pretrained=../../../model,num_frames=4", "limit": 1.0}
     assert data["results"] == kept["results"] and (out / "m" / "other_results.json").read_text() == '{"results": {"t"'
     assert name_linked_paths(out) == []  # no live link: nothing to name
+
+
+@pytest.mark.parametrize("flag", ["--adapter", "--model"])
+def test_an_empty_suite_model_or_adapter_is_refused_as_empty(flag, tmp_path, capsys):
+    """Pass 12 B #51: ``--adapter ''`` (an unset variable) was read as the working folder and named ``adapter ``."""
+    argv = {"--model": str(tmp_path / "m"), "--adapter": str(tmp_path / "a")}
+    argv[flag] = ""
+    capsys.readouterr()
+    code = main(["eval", "suite", "savi_mvbench_action_antonym", "--model", argv["--model"], "--adapter",
+                 argv["--adapter"], "--out", str(tmp_path / "suite")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and f"{flag} is empty" in err[0], err
+    assert not (tmp_path / "suite").exists()
