@@ -160,6 +160,7 @@ def _check_kept(folder: Path, label: str, tasks: list[str]) -> None:
     from savi_plugin.data.files import read_json
     from savi_plugin.errors import RunError
 
+    stored = read_json(folder / "done.json")
     try:
         run = read_run(folder / "lmms_eval")  # a file that is there but wrong is named at its line by the reader
         for task in tasks:
@@ -168,7 +169,6 @@ def _check_kept(folder: Path, label: str, tasks: list[str]) -> None:
         text = " ".join(str(exc).split()).replace(" (run with --log_samples)", "")
         raise RunError(f"{folder}: the kept run of {label} cannot be read ({text}); remove {folder} to evaluate "
                        f"it again") from None
-    stored = read_json(folder / "done.json")
     recorded = stored.get("files") if isinstance(stored, dict) else None
     if isinstance(recorded, dict):  # written by a suite that records them; an older done.json has none to compare
         now = _run_files(folder)

@@ -209,6 +209,13 @@ def _results(pad, cap):
     return _guarded(lambda: read_json_object(Path("res/x_results.json")))
 
 
+def _kept_run(pad, cap):
+    from savi_plugin.eval.suite import _check_kept
+
+    _json("s/runs/base/done.json", pad({"label": "base", "adapter": None, "files": {}}))
+    return _guarded(lambda: _check_kept(Path("s/runs/base"), "base", []))
+
+
 def _compare(pad, cap):
     _json("s1/table.json", pad({"rows": [], "card": {}, "missing": []}))
     return ["eval", "compare", "s1", "s1"]
@@ -256,6 +263,7 @@ CASES = {
                                    "ad/adapter_config.json")],
     "eval.results:read_json_object": [(_results, "res/x_results.json")],
     "eval.suite:read_table": [(_compare, "s1/table.json")],
+    "eval.suite:_check_kept": [(_kept_run, "s/runs/base/done.json")],
     "eval.data:read_annotation_file": [(_annotations(False), "ann/test.json")],
     "eval.data:_read_official": [(_annotations(True), "ann/test.json")],
 }
