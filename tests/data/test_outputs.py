@@ -394,11 +394,13 @@ def test_removing_the_lock_file_or_the_output_does_not_free_it(folder, shadow_ro
     held = OutputLock(out, folder=folder).acquire()
     shadows = shadow_root / f"savi-locks-{os.getuid()}"
     assert held._shadow.parent == shadows
-    for remove in (lambda: held.path.unlink(), lambda: shutil.rmtree(out) if folder else out.unlink(missing_ok=True)):
-        remove()
-        with pytest.raises(OutputLockedError, match=rf"pid {os.getpid()} .*removed while that job runs"):
-            OutputLock(out, folder=folder).acquire()
-        assert not held.path.exists()  # the refused attempt left no lock file in the holder's place
+    with held._guard:  # this process's lock watcher puts a removed lock file back: kept out meanwhile
+        for remove in (lambda: held.path.unlink(),
+                       lambda: shutil.rmtree(out) if folder else out.unlink(missing_ok=True)):
+            remove()
+            with pytest.raises(OutputLockedError, match=rf"pid {os.getpid()} .*removed while that job runs"):
+                OutputLock(out, folder=folder).acquire()
+            assert not held.path.exists()  # the refused attempt left no lock file in the holder's place
     held.release()
     assert not held.path.exists() and os.listdir(shadows) == []  # released: no shadow file left behind
     OutputLock(out, folder=folder).acquire().release()  # free again
