@@ -1091,18 +1091,24 @@ def check_distinct(output: str | Path, inputs: Mapping[str, str | Path | None], 
                                      f"its input's folder: choose {another(output_name)}")
 
 
-def check_not_any(outputs: Mapping[str, str | Path], files: Iterable[str | Path], *, what: str) -> None:
-    """Refuse an output that is (or lies inside) one of many ``files`` (e.g. the videos a manifest names).
+def check_not_any(outputs: Mapping[str, str | Path], files: Iterable[str | Path], *, what: str,
+                  folder: bool = False) -> None:
+    """Refuse an output that is (or lies inside) one of many ``files`` (e.g. the videos a manifest names), or,
+    for a folder output (``folder=True``), holds one of them.
 
     Args:
-        outputs: ``{how the user names it: path}`` of every file the job writes.
-        files: the inputs; each is resolved once, so 10^5 videos cost one ``realpath`` and one ``stat`` each.
+        outputs: ``{how the user names it: path}`` of every file (or folder) the job writes.
+        files: the inputs; each is resolved once, so 10^5 videos cost one ``realpath`` and one ``stat`` each (and
+            one ``stat`` per distinct folder holding them, for ``folder``).
         what: how the message names an input (``"a video the input names"``).
+        folder: the outputs are folders the job writes into: one around an input (the videos' own folder, its
+            parent, a link to either) is refused too.
 
-    Compared by real path and by inode, so a hard link or symlink to a video is caught too.
+    Compared by real path and by inode, so a hard link or symlink to a video (or to its folder) is caught too.
     """
     by_path: dict[Path, str] = {}
     by_inode: dict[tuple[int, int], str] = {}
+    holders: dict[Path, str] = {}  # each folder that holds an input (real path) -> that input
     for value in files:
         src = _real(value)
         by_path.setdefault(src, str(value))
@@ -1111,13 +1117,31 @@ def check_not_any(outputs: Mapping[str, str | Path], files: Iterable[str | Path]
             by_inode.setdefault((st.st_dev, st.st_ino), str(value))
         except OSError:
             pass
+        if folder:
+            holders.setdefault(src.parent, str(value))
+    around: dict[Path, str] = {}
+    around_inode: dict[tuple[int, int], str] = {}
+    for parent, value in holders.items():
+        for p in (parent, *parent.parents):
+            around.setdefault(p, value)
+        for key in _inode_chain(parent):
+            around_inode.setdefault(key, value)
     for output_name, output in outputs.items():
         out = _real(output)
-        hit = next((by_path[p] for p in (out, *out.parents) if p in by_path), None)
-        hit = hit or next((by_inode[k] for k in _inode_chain(out) if k in by_inode), None)
+        hit = by_path.get(out) or by_inode.get(_identity(out) or (-1, -1))
         if hit is not None:
             raise OutputIsInputError(f"{output}: {output_name} is {what} ({hit}), or a link to it; the job would "
                                      f"write into its own input: choose {another(output_name)}")
+        hit = next((by_path[p] for p in out.parents if p in by_path), None)
+        hit = hit or next((by_inode[k] for k in _ancestor_inodes(out) if k in by_inode), None)
+        if hit is not None:
+            raise OutputIsInputError(f"{output}: {output_name} lies inside {what} ({hit}); the job would write "
+                                     f"into its own input: choose {another(output_name)}")
+        if folder:
+            hit = around.get(out) or around_inode.get(_identity(out) or (-1, -1))
+            if hit is not None:
+                raise OutputIsInputError(f"{output}: {output_name} holds {what} ({hit}); the job would write into "
+                                         f"its input's folder: choose {another(output_name)}")
 
 
 # --------------------------------------------------------------------------------------------- claiming
@@ -1540,7 +1564,8 @@ def claim(output: str | Path, *, command: str, config: Mapping[str, Any] | None 
           inputs: Mapping[str, str | Path | None] | None = None, output_name: str = "output",
           ignore: Iterable[str] = (), own_files: Iterable[str] = (), what: str | None = None,
           every_rank: bool = False, lock: bool = True, replace_ours: bool = False, lock_beside: bool = False,
-          records: Iterable[str] = (), own_content: Callable[[Path], bool] | None = None) -> Output:
+          records: Iterable[str] = (), own_content: Callable[[Path], bool] | None = None,
+          input_files: Mapping[str, Iterable[str | Path]] | None = None) -> Output:
     """Check and lock ``output`` for ``command``; the gate every ``savi`` writer passes before it writes (except
     ``savi eval fixture``, whose folder check, :mod:`savi_plugin.eval.fixture_folder`, takes the same lock).
 
@@ -1557,6 +1582,10 @@ def claim(output: str | Path, *, command: str, config: Mapping[str, Any] | None 
         config: what the result depends on (compared with the mark's, key by key).
         folder: the output is a folder.
         inputs: ``{name: path}`` of everything the job reads (:func:`check_distinct`).
+        input_files: ``{what: paths}`` of inputs too many to name one by one (the videos the pairs name), each
+            group checked the same way (:func:`check_not_any`); like ``inputs``, before anything at the output is
+            looked at, so a folder holding them is refused as a configuration error, not as a folder of files
+            that are not ours.
         output_name: how the user named the output (``--output-dir``).
         ignore: configuration keys that may change between a run and its continuation.
         own_files: names in a folder output that count as ours without a mark (none by default).
@@ -1586,6 +1615,8 @@ def claim(output: str | Path, *, command: str, config: Mapping[str, Any] | None 
     if too_long is not None:
         raise too_long
     check_distinct(path, inputs or {}, output_name=output_name, folder=folder)
+    for group, files in (input_files or {}).items():
+        check_not_any({output_name: path}, files, what=group, folder=folder)
     special = special_kind(path)
     if special is not None:
         raise ForeignOutputError(f"{output}: {output_name} exists and is {special}; savi writes only regular files "
