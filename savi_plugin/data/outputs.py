@@ -120,12 +120,13 @@ def sidecar(output: str | Path, kind: str) -> Path:
 
 
 def sidecar_shown(output: str | Path, kind: str) -> str:
-    """How a message next to ``output`` names its :func:`sidecar`: by its name beside ``output``, by its path from
-    the working folder when it lies beside the file a link names."""
+    """How a message names the :func:`sidecar` of ``output``: by its path from where the user stands (relative to
+    the working folder, else absolute), as every message names a file -- never by its bare name, which from
+    another folder names another file (``sub/c1.jsonl``'s report is ``sub/c1.jsonl.report.json``, not a
+    ``c1.jsonl.report.json`` the working folder may hold), and for a link, the sidecar beside the file it names."""
     from savi_plugin.data.paths import from_here
 
-    side = sidecar(output, kind)
-    return side.name if os.path.abspath(side.parent) == os.path.abspath(Path(output).parent) else from_here(side)
+    return from_here(sidecar(output, kind))
 
 
 #: the sidecars a file output may have (:func:`sidecar` kinds): progress, run report, lock, our mark
