@@ -156,8 +156,12 @@ def check_own_file(path: str | Path) -> None:
     what stands at its name is not a regular file savi could have written: a symbolic link (savi writes its own
     files at their names, never through a link, so a link there names someone else's file: appending to it,
     cutting its "torn" last line or reading it as savi's progress would touch or misjudge that file), a folder, a
-    FIFO, socket or device. The one check every opener of such a file asks: :func:`claim` for a file output's
-    sidecars, the appender (:class:`savi_plugin.data.writer.JsonlAppender`) and the progress reader.
+    FIFO, socket or device; and a sidecar (or lock file) that is a hard link, a regular file with another name
+    too (``st_nlink > 1``): savi creates its sidecars under their own names and replaces them by renames, never
+    linking them, so another name is someone's file -- appending to it or removing a line of it would edit that
+    file. The one check every opener of such a file asks: :func:`claim` for a file output's sidecars, the lock
+    (:class:`OutputLock`), the appender (:class:`savi_plugin.data.writer.JsonlAppender`) and the progress reader.
+    (A data output itself may have other names: claim's mark and content checks decide whose it is.)
 
     Raises:
         ForeignOutputError: ``<path>: is a symbolic link to <target>, which savi did not write; remove the link to
@@ -170,12 +174,17 @@ def check_own_file(path: str | Path) -> None:
         st = os.lstat(path)
     except OSError:
         return  # nothing there (or nothing to open): the opener says what it finds
-    if stat.S_ISREG(st.st_mode):
-        return
     kind = next((k for k in SIDECAR_KINDS if path.name.endswith("." + k) and len(path.name) > len(k) + 1), None)
+    if path.name == LOCK_NAME:
+        kind = "lock"
+    if stat.S_ISREG(st.st_mode) and (st.st_nlink <= 1 or kind is None):
+        return
     redo = {"progress.jsonl": " to redo every item", "report.json": " (the run writes its report there when it "
                                                                     "ends)"}.get(kind or "", "")
-    if stat.S_ISLNK(st.st_mode):
+    if stat.S_ISREG(st.st_mode):
+        what = f"a hard link shared with another name ({st.st_nlink} links)"
+        remove = "remove this name (the file stays under its other name)"
+    elif stat.S_ISLNK(st.st_mode):
         what, remove = f"a symbolic link to {os.readlink(path)}", "remove the link"
     else:
         what = "a folder" if stat.S_ISDIR(st.st_mode) else special_kind(path) or "not a regular file"
@@ -786,6 +795,7 @@ class OutputLock:
     def _check_not_foreign(self) -> None:
         """Refuse a lock path that holds something other than a savi lock (a user's ``e.jsonl.lock``, a folder):
         taking the lock would empty that file, and releasing it would delete it."""
+        check_own_file(self.path)  # a hard link: emptying it would empty the file under its other name
         if os.path.islink(self.path) or self.path.is_dir():
             raise ForeignOutputError(f"{self.output}: {self.path} exists and is not a savi lock file (a "
                                      f"{'link' if os.path.islink(self.path) else 'folder'}); savi needs that name for "
