@@ -795,11 +795,11 @@ class OutputLock:
     def _check_not_foreign(self) -> None:
         """Refuse a lock path that holds something other than a savi lock (a user's ``e.jsonl.lock``, a folder):
         taking the lock would empty that file, and releasing it would delete it."""
-        check_own_file(self.path)  # a hard link: emptying it would empty the file under its other name
         if os.path.islink(self.path) or self.path.is_dir():
             raise ForeignOutputError(f"{self.output}: {self.path} exists and is not a savi lock file (a "
                                      f"{'link' if os.path.islink(self.path) else 'folder'}); savi needs that name for "
                                      f"the {self.what}'s lock: move it away or choose another {self.what}")
+        check_own_file(self.path)  # a hard link: emptying it would empty the file under its other name
         try:
             size = self.path.stat().st_size
         except FileNotFoundError:
@@ -1139,17 +1139,18 @@ def check_not_any(outputs: Mapping[str, str | Path], files: Iterable[str | Path]
             around_inode.setdefault(key, value)
     for output_name, output in outputs.items():
         out = _real(output)
-        hit = by_path.get(out) or by_inode.get(_identity(out) or (-1, -1))
+        own = _identity(out)  # None when nothing is there, or its name is too long to look up
+        hit = by_path.get(out) or by_inode.get(own or (-1, -1))
         if hit is not None:
             raise OutputIsInputError(f"{output}: {output_name} is {what} ({hit}), or a link to it; the job would "
                                      f"write into its own input: choose {another(output_name)}")
         hit = next((by_path[p] for p in out.parents if p in by_path), None)
-        hit = hit or next((by_inode[k] for k in _ancestor_inodes(out) if k in by_inode), None)
+        hit = hit or next((by_inode[k] for k in _inode_chain(out)[own is not None:] if k in by_inode), None)
         if hit is not None:
             raise OutputIsInputError(f"{output}: {output_name} lies inside {what} ({hit}); the job would write "
                                      f"into its own input: choose {another(output_name)}")
         if folder:
-            hit = around.get(out) or around_inode.get(_identity(out) or (-1, -1))
+            hit = around.get(out) or around_inode.get(own or (-1, -1))
             if hit is not None:
                 raise OutputIsInputError(f"{output}: {output_name} holds {what} ({hit}); the job would write into "
                                          f"its input's folder: choose {another(output_name)}")

@@ -1133,8 +1133,8 @@ def test_a_training_stopped_before_its_first_step_leaves_nothing_that_refuses_th
     (train.bad_records=skip) was refused as "a different configuration" (red team 6): a new folder holding only the
     job's record of its configuration holds no result and is removed like one."""
     pairs = tmp_path / "pairs.jsonl"
-    write_jsonl(pairs, [pair("a", world / "data/v0.mp4"), pair("b", tmp_path / "missing.mp4", "green"),
-                        pair("c", world / "data/v1.mp4", "yellow")])
+    write_jsonl(pairs, [pair("a", world / "data/videos/v0.mp4"), pair("b", tmp_path / "missing.mp4", "green"),
+                        pair("c", world / "data/videos/v1.mp4", "yellow")])
     out = tmp_path / "t"
     argv = ["train", world / "data/train.yaml", "--data", pairs, "--output-dir", out]
     code, _, err = savi(capsys, *argv)
