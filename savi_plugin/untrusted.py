@@ -411,12 +411,12 @@ _ALLOWED_CONTROLS = frozenset("\t\n\r")
 #: the characters :func:`hidden_control` finds, as one search: Unicode's ``Cc`` category is exactly U+0000-U+001F
 #: and U+007F-U+009F, less :data:`_ALLOWED_CONTROLS`, and the :data:`_BIDI_OVERRIDES` (a search in C, so a long
 #: text -- a pair's ``meta`` string has no length cap of its own -- is checked at memory speed)
-_HIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f" + "".join(_BIDI_OVERRIDES) + "]")
+HIDDEN_CONTROLS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f" + "".join(_BIDI_OVERRIDES) + "]")
 
 
 def hidden_control(text: str) -> str | None:
     """A one-line description of the first control character or bidi override in ``text``, or None."""
-    found = _HIDDEN.search(text)
+    found = HIDDEN_CONTROLS.search(text)
     if found is None:
         return None
     at, ch = found.start(), found.group()

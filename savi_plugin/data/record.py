@@ -14,8 +14,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from savi_plugin.errors import InputError
-from savi_plugin.untrusted import (equality_key, hidden_control_problem, length_problem, mixed_script_word, same_text,
-                                   sameness, text_problem)
+from savi_plugin.untrusted import (HIDDEN_CONTROLS, equality_key, hidden_control_problem, length_problem,
+                                   mixed_script_word, same_text, sameness, text_problem)
 
 REQUIRED_FIELDS = ("id", "video", "question", "chosen", "rejected")
 OPTIONAL_STR_FIELDS = ("chosen_tagged", "rejected_tagged", "source")
@@ -102,6 +102,11 @@ def check_plain_text(value: str, file: str, line: int | None, field: str) -> Non
         raise DataError(file, line, field, problem)
 
 
+#: what :func:`check_free_form` refuses, found in one search: the hidden controls
+#: (:func:`savi_plugin.untrusted.hidden_control`) and lone surrogates (:func:`check_encodable`)
+_HIDDEN_OR_SURROGATE = re.compile(HIDDEN_CONTROLS.pattern[:-1] + "\ud800-\udfff]")
+
+
 def _key_part(key: str) -> str:
     """One key of a path as a message names it: ``.name`` for a plain ASCII name, else ``["..."]`` in JSON with
     every non-ASCII character escaped (a key holding U+202E is named, never drawn)."""
@@ -117,26 +122,26 @@ def check_free_form(value: Any, file: str, line: int | None, root: str = "meta")
     path from ``root`` (``meta.k``, ``meta.a[0]``, ``meta["k\\u202ey"]``; ``root`` "": from the object's own keys).
     The model markup :func:`check_plain_text` also refuses is allowed here: these texts are never part of a
     prompt, and a converted RRPO file keeps its question's ``<image>\\n`` prefix in ``meta``."""
-    stack: list[tuple[str, Any]] = [(root, value)]
+    def refuse(text: str, where: str, what: str = "") -> None:
+        check_encodable(text, file, line, where)
+        raise DataError(file, line, where, what + hidden_control_problem(text))
+
+    if isinstance(value, str) and _HIDDEN_OR_SURROGATE.search(value):
+        refuse(value, root)
+    stack: list[tuple[str, Any]] = [(root, value)] if isinstance(value, (dict, list)) else []
     while stack:  # iterative: the depth is the reader's (untrusted.MAX_DEPTH), not Python's recursion limit
         path, value = stack.pop()
-        if isinstance(value, dict):
-            items = []
-            for key, inner in value.items():
-                where = (path + _key_part(key)).removeprefix(".")
-                check_encodable(key, file, line, where)
-                problem = hidden_control_problem(key)
-                if problem:
-                    raise DataError(file, line, where, f"the key {problem}")
-                items.append((where, inner))
-            stack.extend(reversed(items))
-        elif isinstance(value, list):
-            stack.extend(reversed([(f"{path}[{i}]", inner) for i, inner in enumerate(value)]))
-        elif isinstance(value, str):
-            check_encodable(value, file, line, path)
-            problem = hidden_control_problem(value)
-            if problem:
-                raise DataError(file, line, path, problem)
+        keyed = isinstance(value, dict)
+        for key, inner in (value.items() if keyed else enumerate(value)):
+            bad_key = keyed and _HIDDEN_OR_SURROGATE.search(key)
+            text = isinstance(inner, str)
+            if bad_key or (_HIDDEN_OR_SURROGATE.search(inner) if text else isinstance(inner, (dict, list))):
+                where = (path + _key_part(key)).removeprefix(".") if keyed else f"{path}[{key}]"
+                if bad_key:
+                    refuse(key, where, "the key ")
+                if text:
+                    refuse(inner, where)
+                stack.append((where, inner))
 
 
 def validate_record(obj: Any, file: str = "<memory>", line: int | None = None) -> PreferenceRecord:

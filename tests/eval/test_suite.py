@@ -423,8 +423,8 @@ def test_compare_names_the_table_file_that_cannot_be_read(case, side, tmp_path):
     ({"card": {"x": [0] * 100_000}}, "card.x: not a field of an eval card"),
     ({"card": {"k\u202ey": 1}}, "card.'k\\u202ey': not a field of an eval card"),
     # pass 12, B54: a task listed as not run that has its row (or is in the card's task list) says both
-    ({"missing": ["savi_egoschema"]}, "missing[0]: task 'savi_egoschema' is listed as not run, yet rows[0] holds "
-                                      "its result"),
+    ({"missing": ["savi_egoschema"]}, ("missing[0]: task 'savi_egoschema' is listed as not run, yet rows[0] holds "
+                                       "its result")),
     ({"missing": ["savi_mvbench", 5]}, "missing[1]: not a string"),
 ])
 def test_compare_refuses_a_card_key_or_a_missing_task_no_suite_writes(change, fragment, tmp_path, capsys):
