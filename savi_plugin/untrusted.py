@@ -408,13 +408,31 @@ _BIDI_OVERRIDES = {"\u202a": "LEFT-TO-RIGHT EMBEDDING", "\u202b": "RIGHT-TO-LEFT
 _ALLOWED_CONTROLS = frozenset("\t\n\r")
 
 
+#: the characters :func:`hidden_control` finds, as one search: Unicode's ``Cc`` category is exactly U+0000-U+001F
+#: and U+007F-U+009F, less :data:`_ALLOWED_CONTROLS`, and the :data:`_BIDI_OVERRIDES` (a search in C, so a long
+#: text -- a pair's ``meta`` string has no length cap of its own -- is checked at memory speed)
+HIDDEN_CONTROLS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f" + "".join(_BIDI_OVERRIDES) + "]")
+
+
 def hidden_control(text: str) -> str | None:
     """A one-line description of the first control character or bidi override in ``text``, or None."""
-    for at, ch in enumerate(text):
-        if ch in _BIDI_OVERRIDES:
-            return f"U+{ord(ch):04X} ({_BIDI_OVERRIDES[ch]}) at character {at}"
-        if unicodedata.category(ch) == "Cc" and ch not in _ALLOWED_CONTROLS:
-            return f"the control character U+{ord(ch):04X} at character {at}"
+    found = HIDDEN_CONTROLS.search(text)
+    if found is None:
+        return None
+    at, ch = found.start(), found.group()
+    if ch in _BIDI_OVERRIDES:
+        return f"U+{ord(ch):04X} ({_BIDI_OVERRIDES[ch]}) at character {at}"
+    return f"the control character U+{ord(ch):04X} at character {at}"
+
+
+def hidden_control_problem(text: str) -> str | None:
+    """Why ``text`` may not be stored with data (:func:`hidden_control`), as the message every check gives, or
+    None: the part of :func:`text_problem` that holds for every string of a record, including the free-form
+    ``meta`` a prompt never shows, where a model's markup is fine but a bidi override would still reorder what a
+    reader sees."""
+    hidden = hidden_control(text)
+    if hidden:
+        return f"contains {hidden}; data text may not hold control characters or bidi overrides (remove it)"
     return None
 
 
@@ -485,10 +503,7 @@ def text_problem(text: str, *, one_line: bool = False) -> str | None:
     if found:
         return (f"contains {found!r}, a model control token or placeholder; data text may not contain chat or "
                 f"video markup (remove or reword it)")
-    hidden = hidden_control(text)
-    if hidden:
-        return f"contains {hidden}; data text may not hold control characters or bidi overrides (remove it)"
-    return None
+    return hidden_control_problem(text)
 
 
 # --------------------------------------------------------------------------------------------- text equality

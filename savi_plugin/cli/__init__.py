@@ -218,26 +218,33 @@ RESUME_HINTS = {
 
 
 class Terminated(KeyboardInterrupt):
-    """SIGTERM (``kill``, a scheduler's stop, a launcher stopping its workers) or SIGHUP (the terminal closed, an
-    ssh session dropped), raised where the command runs so that it stops as Ctrl-C stops it: its outputs' cleanup
-    runs (locks released, temporary files removed, finished work kept), and the boundary says what is kept; exit
-    status 128 + the signal (143, 129)."""
+    """SIGTERM (``kill``, a scheduler's stop, a launcher stopping its workers), SIGHUP (the terminal closed, an
+    ssh session dropped) or SIGQUIT (Ctrl-\\ at a terminal), raised where the command runs so that it stops as
+    Ctrl-C stops it: its outputs' cleanup runs (locks released, temporary files removed, finished work kept), and
+    the boundary says what is kept; exit status 128 + the signal (143, 129, 131)."""
 
 
-#: the stop signal (SIGINT, SIGTERM or SIGHUP) that reached the running command, None before one did
+#: the stop signals the running command turns into a clean stop when their action is the default one (ignored
+#: or someone else's handler: left as they are); SIGINT is Python's own ``KeyboardInterrupt``, SIGTERM always ours
+_DEFAULT_STOPS = ("SIGHUP", "SIGQUIT")
+
+#: the stop signal (SIGINT, SIGTERM, SIGHUP or SIGQUIT) that reached the running command, None before one did
 _stop_signal: int | None = None
 
 #: what the boundary's line calls each stop signal (by name: ``signal`` is imported where a command runs)
-_STOP_WORDS = {"SIGINT": "interrupted", "SIGTERM": "terminated (SIGTERM)", "SIGHUP": "hung up (SIGHUP)"}
+_STOP_WORDS = {"SIGINT": "interrupted", "SIGTERM": "terminated (SIGTERM)", "SIGHUP": "hung up (SIGHUP)",
+               "SIGQUIT": "quit (SIGQUIT)"}
 
 
 @contextlib.contextmanager
 def terminate_as_interrupt():
-    """While the command runs, SIGTERM and SIGHUP raise :class:`Terminated` and Ctrl-C ``KeyboardInterrupt`` in the
-    main thread (elsewhere: unchanged), and each records that it arrived (:func:`stop_requested`): an interrupt
-    raised inside code that turns it into another exception (an import that fails as ``ImportError:
-    initialization failed`` when Ctrl-C lands in it) is still reported as the interruption. A SIGHUP that is
-    ignored when the command starts (``nohup savi train ...``) stays ignored."""
+    """While the command runs, SIGTERM, SIGHUP and SIGQUIT raise :class:`Terminated` and Ctrl-C
+    ``KeyboardInterrupt`` in the main thread (elsewhere: unchanged), and each records that it arrived
+    (:func:`stop_requested`): an interrupt raised inside code that turns it into another exception (an import that
+    fails as ``ImportError: initialization failed`` when Ctrl-C lands in it) is still reported as the
+    interruption. A SIGHUP that is ignored when the command starts (``nohup savi train ...``) stays ignored, and so
+    does a SIGHUP or SIGQUIT with a handler someone else installed; SIGQUIT's default action (a core dump, no line,
+    the lock file left) becomes the same clean stop as SIGTERM's."""
     import threading
 
     global _stop_signal
@@ -255,21 +262,23 @@ def terminate_as_interrupt():
     previous_int = signal.getsignal(signal.SIGINT)
     if previous_int is signal.default_int_handler:  # a handler someone else installed is theirs
         signal.signal(signal.SIGINT, stop)
-    previous_hup = signal.getsignal(signal.SIGHUP)
-    if previous_hup is signal.SIG_DFL:  # ignored under nohup, someone else's when installed: left as it is
-        signal.signal(signal.SIGHUP, stop)
+    # ignored (SIGHUP under nohup), or someone else's when installed: left as it is
+    defaults = [getattr(signal, name) for name in _DEFAULT_STOPS if hasattr(signal, name)]
+    defaults = [signum for signum in defaults if signal.getsignal(signum) is signal.SIG_DFL]
+    for signum in defaults:
+        signal.signal(signum, stop)
     try:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous_term)
         if previous_int is signal.default_int_handler:
             signal.signal(signal.SIGINT, previous_int)
-        if previous_hup is signal.SIG_DFL:
-            signal.signal(signal.SIGHUP, previous_hup)
+        for signum in defaults:
+            signal.signal(signum, signal.SIG_DFL)
 
 
 def stop_requested() -> int | None:
-    """The signal (SIGINT, SIGTERM, SIGHUP) that asked the running command to stop, or None."""
+    """The signal (SIGINT, SIGTERM, SIGHUP, SIGQUIT) that asked the running command to stop, or None."""
     return _stop_signal
 
 
@@ -278,9 +287,9 @@ def run_guarded(command: Callable[[], int | None], name: str | None = None, *, v
 
     Whatever it raises -- any ``Exception``, ``RecursionError``, ``MemoryError``, ``KeyboardInterrupt`` -- ends
     in ONE ``error:`` line on stderr (:func:`error_message`) and a non-zero status: 2 for a configuration error
-    (:class:`~savi_plugin.errors.ConfigurationError`, argparse's status for a usage error), 130 for Ctrl-C and
-    143 for SIGTERM (also when the stop became another exception on its way up, :func:`terminate_as_interrupt`), 1
-    otherwise. The traceback is printed only with ``savi -v``. ``SystemExit`` passes through (argparse's own
+    (:class:`~savi_plugin.errors.ConfigurationError`, argparse's status for a usage error), 130 for Ctrl-C,
+    143 for SIGTERM, 129 for SIGHUP and 131 for SIGQUIT (also when the stop became another exception on its way up,
+    :func:`terminate_as_interrupt`), 1 otherwise. The traceback is printed only with ``savi -v``. ``SystemExit`` passes through (argparse's own
     one-line refusals and a command's explicit exit status). The environment is checked first
     (:func:`savi_plugin.environment.check_environment`): a bad ``SAVI_*`` value stops every command before it
     starts, never per item. What the command and the boundary print is escaped where the terminal's encoding
@@ -377,7 +386,8 @@ def _report(exc: BaseException, name: str | None, verbose: bool) -> int:
 
 def _stopped(name: str | None, signum: int) -> int:
     """Say what a stopped command keeps (one line) and return its status, 128 + the signal: 130 for Ctrl-C, 143 for
-    SIGTERM, 129 for SIGHUP. The line is not written when standard error went with the terminal that hung up."""
+    SIGTERM, 129 for SIGHUP, 131 for SIGQUIT. The line is not written when standard error went with the terminal
+    that hung up."""
     word = _STOP_WORDS.get(signal.Signals(signum).name, f"stopped ({signal.Signals(signum).name})")
     with contextlib.suppress(OSError):
         print(f"{word}: {RESUME_HINTS.get(name, 'stopped before finishing; re-run the command')}", file=sys.stderr)

@@ -43,7 +43,7 @@ def run(args) -> int:
     from savi_plugin.data.files import file_problem
     from savi_plugin.data.outputs import claim, mark_path, replace_folder
     from savi_plugin.data.paths import check_data_root, configuration_for_file
-    from savi_plugin.inspection.site import build_site
+    from savi_plugin.inspection.site import build_site, pair_videos
 
     out = Path(args.out)
     inputs = {"PAIRS": args.pairs, "--run-report": args.run_report, "--diagnostics": args.diagnostics,
@@ -59,8 +59,10 @@ def run(args) -> int:
             raise RunError(f"{path}: {flag}: {f'{what} not found' if problem == 'file not found' else problem}")
     # new, or a site this command wrote (replaced whole, never merged with the old one); a user's folder is refused
     config = configuration_for_file({"pairs": str(args.pairs)}, mark_path(out, True), (("pairs", False),))
+    videos = pair_videos(args.pairs, args.format, args.data_root)  # inputs too: never the site nor in it
     with claim(out, command="savi inspect", config=config, folder=True, inputs=inputs,
-               output_name="--out", what="inspection site", replace_ours=True, lock_beside=True) as claimed:
+               output_name="--out", what="inspection site", replace_ours=True, lock_beside=True,
+               input_files={"a video the pairs name": videos}) as claimed:
         with replace_folder(out) as building:
             summary = build_site(args.pairs, building, fmt=args.format, data_root=args.data_root,
                                  run_report=args.run_report, diagnostics=args.diagnostics, frames=args.frames,

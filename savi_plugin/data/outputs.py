@@ -120,12 +120,13 @@ def sidecar(output: str | Path, kind: str) -> Path:
 
 
 def sidecar_shown(output: str | Path, kind: str) -> str:
-    """How a message next to ``output`` names its :func:`sidecar`: by its name beside ``output``, by its path from
-    the working folder when it lies beside the file a link names."""
+    """How a message names the :func:`sidecar` of ``output``: by its path from where the user stands (relative to
+    the working folder, else absolute), as every message names a file -- never by its bare name, which from
+    another folder names another file (``sub/c1.jsonl``'s report is ``sub/c1.jsonl.report.json``, not a
+    ``c1.jsonl.report.json`` the working folder may hold), and for a link, the sidecar beside the file it names."""
     from savi_plugin.data.paths import from_here
 
-    side = sidecar(output, kind)
-    return side.name if os.path.abspath(side.parent) == os.path.abspath(Path(output).parent) else from_here(side)
+    return from_here(sidecar(output, kind))
 
 
 #: the sidecars a file output may have (:func:`sidecar` kinds): progress, run report, lock, our mark
@@ -155,8 +156,12 @@ def check_own_file(path: str | Path) -> None:
     what stands at its name is not a regular file savi could have written: a symbolic link (savi writes its own
     files at their names, never through a link, so a link there names someone else's file: appending to it,
     cutting its "torn" last line or reading it as savi's progress would touch or misjudge that file), a folder, a
-    FIFO, socket or device. The one check every opener of such a file asks: :func:`claim` for a file output's
-    sidecars, the appender (:class:`savi_plugin.data.writer.JsonlAppender`) and the progress reader.
+    FIFO, socket or device; and a sidecar (or lock file) that is a hard link, a regular file with another name
+    too (``st_nlink > 1``): savi creates its sidecars under their own names and replaces them by renames, never
+    linking them, so another name is someone's file -- appending to it or removing a line of it would edit that
+    file. The one check every opener of such a file asks: :func:`claim` for a file output's sidecars, the lock
+    (:class:`OutputLock`), the appender (:class:`savi_plugin.data.writer.JsonlAppender`) and the progress reader.
+    (A data output itself may have other names: claim's mark and content checks decide whose it is.)
 
     Raises:
         ForeignOutputError: ``<path>: is a symbolic link to <target>, which savi did not write; remove the link to
@@ -169,12 +174,17 @@ def check_own_file(path: str | Path) -> None:
         st = os.lstat(path)
     except OSError:
         return  # nothing there (or nothing to open): the opener says what it finds
-    if stat.S_ISREG(st.st_mode):
-        return
     kind = next((k for k in SIDECAR_KINDS if path.name.endswith("." + k) and len(path.name) > len(k) + 1), None)
+    if path.name == LOCK_NAME:
+        kind = "lock"
+    if stat.S_ISREG(st.st_mode) and (st.st_nlink <= 1 or kind is None):
+        return
     redo = {"progress.jsonl": " to redo every item", "report.json": " (the run writes its report there when it "
                                                                     "ends)"}.get(kind or "", "")
-    if stat.S_ISLNK(st.st_mode):
+    if stat.S_ISREG(st.st_mode):
+        what = f"a hard link shared with another name ({st.st_nlink} links)"
+        remove = "remove this name (the file stays under its other name)"
+    elif stat.S_ISLNK(st.st_mode):
         what, remove = f"a symbolic link to {os.readlink(path)}", "remove the link"
     else:
         what = "a folder" if stat.S_ISDIR(st.st_mode) else special_kind(path) or "not a regular file"
@@ -789,6 +799,7 @@ class OutputLock:
             raise ForeignOutputError(f"{self.output}: {self.path} exists and is not a savi lock file (a "
                                      f"{'link' if os.path.islink(self.path) else 'folder'}); savi needs that name for "
                                      f"the {self.what}'s lock: move it away or choose another {self.what}")
+        check_own_file(self.path)  # a hard link: emptying it would empty the file under its other name
         try:
             size = self.path.stat().st_size
         except FileNotFoundError:
@@ -1091,18 +1102,24 @@ def check_distinct(output: str | Path, inputs: Mapping[str, str | Path | None], 
                                      f"its input's folder: choose {another(output_name)}")
 
 
-def check_not_any(outputs: Mapping[str, str | Path], files: Iterable[str | Path], *, what: str) -> None:
-    """Refuse an output that is (or lies inside) one of many ``files`` (e.g. the videos a manifest names).
+def check_not_any(outputs: Mapping[str, str | Path], files: Iterable[str | Path], *, what: str,
+                  folder: bool = False) -> None:
+    """Refuse an output that is (or lies inside) one of many ``files`` (e.g. the videos a manifest names), or,
+    for a folder output (``folder=True``), holds one of them.
 
     Args:
-        outputs: ``{how the user names it: path}`` of every file the job writes.
-        files: the inputs; each is resolved once, so 10^5 videos cost one ``realpath`` and one ``stat`` each.
+        outputs: ``{how the user names it: path}`` of every file (or folder) the job writes.
+        files: the inputs; each is resolved once, so 10^5 videos cost one ``realpath`` and one ``stat`` each (and
+            one ``stat`` per distinct folder holding them, for ``folder``).
         what: how the message names an input (``"a video the input names"``).
+        folder: the outputs are folders the job writes into: one around an input (the videos' own folder, its
+            parent, a link to either) is refused too.
 
-    Compared by real path and by inode, so a hard link or symlink to a video is caught too.
+    Compared by real path and by inode, so a hard link or symlink to a video (or to its folder) is caught too.
     """
     by_path: dict[Path, str] = {}
     by_inode: dict[tuple[int, int], str] = {}
+    holders: dict[Path, str] = {}  # each folder that holds an input (real path) -> that input
     for value in files:
         src = _real(value)
         by_path.setdefault(src, str(value))
@@ -1111,13 +1128,32 @@ def check_not_any(outputs: Mapping[str, str | Path], files: Iterable[str | Path]
             by_inode.setdefault((st.st_dev, st.st_ino), str(value))
         except OSError:
             pass
+        if folder:
+            holders.setdefault(src.parent, str(value))
+    around: dict[Path, str] = {}
+    around_inode: dict[tuple[int, int], str] = {}
+    for parent, value in holders.items():
+        for p in (parent, *parent.parents):
+            around.setdefault(p, value)
+        for key in _inode_chain(parent):
+            around_inode.setdefault(key, value)
     for output_name, output in outputs.items():
         out = _real(output)
-        hit = next((by_path[p] for p in (out, *out.parents) if p in by_path), None)
-        hit = hit or next((by_inode[k] for k in _inode_chain(out) if k in by_inode), None)
+        own = _identity(out)  # None when nothing is there, or its name is too long to look up
+        hit = by_path.get(out) or by_inode.get(own or (-1, -1))
         if hit is not None:
             raise OutputIsInputError(f"{output}: {output_name} is {what} ({hit}), or a link to it; the job would "
                                      f"write into its own input: choose {another(output_name)}")
+        hit = next((by_path[p] for p in out.parents if p in by_path), None)
+        hit = hit or next((by_inode[k] for k in _inode_chain(out)[own is not None:] if k in by_inode), None)
+        if hit is not None:
+            raise OutputIsInputError(f"{output}: {output_name} lies inside {what} ({hit}); the job would write "
+                                     f"into its own input: choose {another(output_name)}")
+        if folder:
+            hit = around.get(out) or around_inode.get(own or (-1, -1))
+            if hit is not None:
+                raise OutputIsInputError(f"{output}: {output_name} holds {what} ({hit}); the job would write into "
+                                         f"its input's folder: choose {another(output_name)}")
 
 
 # --------------------------------------------------------------------------------------------- claiming
@@ -1540,7 +1576,8 @@ def claim(output: str | Path, *, command: str, config: Mapping[str, Any] | None 
           inputs: Mapping[str, str | Path | None] | None = None, output_name: str = "output",
           ignore: Iterable[str] = (), own_files: Iterable[str] = (), what: str | None = None,
           every_rank: bool = False, lock: bool = True, replace_ours: bool = False, lock_beside: bool = False,
-          records: Iterable[str] = (), own_content: Callable[[Path], bool] | None = None) -> Output:
+          records: Iterable[str] = (), own_content: Callable[[Path], bool] | None = None,
+          input_files: Mapping[str, Iterable[str | Path]] | None = None) -> Output:
     """Check and lock ``output`` for ``command``; the gate every ``savi`` writer passes before it writes (except
     ``savi eval fixture``, whose folder check, :mod:`savi_plugin.eval.fixture_folder`, takes the same lock).
 
@@ -1557,6 +1594,10 @@ def claim(output: str | Path, *, command: str, config: Mapping[str, Any] | None 
         config: what the result depends on (compared with the mark's, key by key).
         folder: the output is a folder.
         inputs: ``{name: path}`` of everything the job reads (:func:`check_distinct`).
+        input_files: ``{what: paths}`` of inputs too many to name one by one (the videos the pairs name), each
+            group checked the same way (:func:`check_not_any`); like ``inputs``, before anything at the output is
+            looked at, so a folder holding them is refused as a configuration error, not as a folder of files
+            that are not ours.
         output_name: how the user named the output (``--output-dir``).
         ignore: configuration keys that may change between a run and its continuation.
         own_files: names in a folder output that count as ours without a mark (none by default).
@@ -1586,6 +1627,8 @@ def claim(output: str | Path, *, command: str, config: Mapping[str, Any] | None 
     if too_long is not None:
         raise too_long
     check_distinct(path, inputs or {}, output_name=output_name, folder=folder)
+    for group, files in (input_files or {}).items():
+        check_not_any({output_name: path}, files, what=group, folder=folder)
     special = special_kind(path)
     if special is not None:
         raise ForeignOutputError(f"{output}: {output_name} exists and is {special}; savi writes only regular files "

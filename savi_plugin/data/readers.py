@@ -203,7 +203,7 @@ def rrpo_to_record(obj: Any, file: str, line: int) -> PreferenceRecord:
         message = exc.message
         for ours, name in theirs.items():
             message = message.replace(repr(ours), repr(name))
-        raise DataError(file, line, theirs.get(exc.field, exc.field), message) from None
+        raise DataError(file, line, theirs.get(exc.field, _extra_field(exc.field, "rrpo")), message) from None
 
 
 def record_to_rrpo(record: PreferenceRecord) -> dict[str, Any]:
@@ -240,7 +240,19 @@ def trl_to_record(obj: Any, file: str, line: int) -> PreferenceRecord:
         "source": "trl",
         "meta": {"trl": {"extra": extra}} if extra else {},
     }
-    return validate_record(record, file, line)
+    try:
+        return validate_record(record, file, line)
+    except DataError as exc:  # a field kept in meta is named as the TRL file spells it
+        raise DataError(file, line, _extra_field(exc.field, "trl"), exc.message) from None
+
+
+def _extra_field(field: str | None, fmt: str) -> str | None:
+    """A field of ``meta.<fmt>.extra`` (another format's fields kept in meta) as the original file names it:
+    ``meta.rrpo.extra.note`` is ``note``, ``meta.trl.extra["k\\u202ey"]`` is ``["k\\u202ey"]``."""
+    prefix = f"meta.{fmt}.extra"
+    if field and field.startswith(prefix) and field != prefix:
+        return field[len(prefix):].removeprefix(".")
+    return field
 
 
 def record_to_trl(record: PreferenceRecord) -> dict[str, Any]:

@@ -7,12 +7,15 @@ Shared by both papers: VideoSAVi pairs are (revised answer, initial answer); RRP
 
 from __future__ import annotations
 
+import json
 import math
+import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from savi_plugin.errors import InputError
-from savi_plugin.untrusted import equality_key, length_problem, mixed_script_word, same_text, sameness, text_problem
+from savi_plugin.untrusted import (HIDDEN_CONTROLS, equality_key, hidden_control_problem, length_problem,
+                                   mixed_script_word, same_text, sameness, text_problem)
 
 REQUIRED_FIELDS = ("id", "video", "question", "chosen", "rejected")
 OPTIONAL_STR_FIELDS = ("chosen_tagged", "rejected_tagged", "source")
@@ -99,6 +102,48 @@ def check_plain_text(value: str, file: str, line: int | None, field: str) -> Non
         raise DataError(file, line, field, problem)
 
 
+#: what :func:`check_free_form` refuses, found in one search: the hidden controls
+#: (:func:`savi_plugin.untrusted.hidden_control`) and lone surrogates (:func:`check_encodable`)
+_HIDDEN_OR_SURROGATE = re.compile(HIDDEN_CONTROLS.pattern[:-1] + "\ud800-\udfff]")
+
+
+def _key_part(key: str) -> str:
+    """One key of a path as a message names it: ``.name`` for a plain ASCII name, else ``["..."]`` in JSON with
+    every non-ASCII character escaped (a key holding U+202E is named, never drawn)."""
+    if re.fullmatch(r"[A-Za-z0-9_\-]{1,60}", key):
+        return f".{key}"
+    return f"[{json.dumps(key[:60])}]" + ("..." if len(key) > 60 else "")
+
+
+def check_free_form(value: Any, file: str, line: int | None, root: str = "meta") -> None:
+    """Refuse a hidden control character or bidi override (:func:`savi_plugin.untrusted.hidden_control_problem`)
+    or a lone surrogate (:func:`check_encodable`) in any key or string value of a free-form JSON value -- a record's
+    ``meta``, a manifest item's other fields, which generation copies into ``meta`` -- at any depth, naming its
+    path from ``root`` (``meta.k``, ``meta.a[0]``, ``meta["k\\u202ey"]``; ``root`` "": from the object's own keys).
+    The model markup :func:`check_plain_text` also refuses is allowed here: these texts are never part of a
+    prompt, and a converted RRPO file keeps its question's ``<image>\\n`` prefix in ``meta``."""
+    def refuse(text: str, where: str, what: str = "") -> None:
+        check_encodable(text, file, line, where)
+        raise DataError(file, line, where, what + hidden_control_problem(text))
+
+    if isinstance(value, str) and _HIDDEN_OR_SURROGATE.search(value):
+        refuse(value, root)
+    stack: list[tuple[str, Any]] = [(root, value)] if isinstance(value, (dict, list)) else []
+    while stack:  # iterative: the depth is the reader's (untrusted.MAX_DEPTH), not Python's recursion limit
+        path, value = stack.pop()
+        keyed = isinstance(value, dict)
+        for key, inner in (value.items() if keyed else enumerate(value)):
+            bad_key = keyed and _HIDDEN_OR_SURROGATE.search(key)
+            text = isinstance(inner, str)
+            if bad_key or (_HIDDEN_OR_SURROGATE.search(inner) if text else isinstance(inner, (dict, list))):
+                where = (path + _key_part(key)).removeprefix(".") if keyed else f"{path}[{key}]"
+                if bad_key:
+                    refuse(key, where, "the key ")
+                if text:
+                    refuse(inner, where)
+                stack.append((where, inner))
+
+
 def validate_record(obj: Any, file: str = "<memory>", line: int | None = None) -> PreferenceRecord:
     """Check one decoded JSON object and build a :class:`PreferenceRecord`.
 
@@ -139,6 +184,8 @@ def validate_record(obj: Any, file: str = "<memory>", line: int | None = None) -
             raise DataError(file, line, "weight", f"must be a finite number > 0, got {weight!r}")
     if "meta" in obj and not isinstance(obj["meta"], dict):
         raise DataError(file, line, "meta", f"expected an object, got {type(obj['meta']).__name__}")
+    if isinstance(obj.get("meta"), dict):
+        check_free_form(obj["meta"], file, line)
     for name in (*REQUIRED_FIELDS, *OPTIONAL_STR_FIELDS):  # every text of the record, ids and paths included:
         if isinstance(obj.get(name), str):  # `savi inspect` shows them all (an id is a page's title and heading)
             check_plain_text(obj[name], file, line, name)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
@@ -19,6 +20,13 @@ from savi_plugin.environment import NOT_ITEM_LIMITS, item_limits
 #: Card fields two tables must share to be compared (the models under test may differ).
 MUST_MATCH = ("lmms_eval", "tasks", "limit", "num_frames", "generation", "prompts_sha256", "targets_sha256",
               "base_model", "decode_limits")
+#: Every field of a card, as :func:`build_card` writes it. A card is only ever written by ``savi eval suite``, so a
+#: key outside this set was put there by another hand (or by a savi-plugin newer than this one, whose card may hold
+#: what decides comparability here unread): :func:`card_problem` refuses it rather than compare two tables as the
+#: same card while they differ in a field no one checks. An older card lacking a field is read (``differences``
+#: compares what both hold).
+CARD_FIELDS = ("lmms_eval", "savi_plugin", "tasks", "suite_tasks", "limit", "num_frames", "generation", "items",
+               "decode_limits", "prompts_sha256", "targets_sha256", "base_model", "adapters")
 #: Files up to this size are hashed whole; larger weight files are fingerprinted (size + first and last MiB).
 WHOLE_HASH_BYTES = 64 << 20
 _EDGE = 1 << 20
@@ -148,6 +156,19 @@ def card_for_file(card: dict, holder) -> dict:
     out["adapters"] = {label: {**entry, "path": path_for_file(entry["path"], holder) if entry.get("path") else None}
                        for label, entry in (card.get("adapters") or {}).items()}
     return out
+
+
+def card_problem(card: dict) -> str | None:
+    """Why ``card`` is not a card ``savi eval suite`` wrote, as ``card.<key>: ...``, or None: a key that is not
+    one of :data:`CARD_FIELDS` (the first in sorted order, its name echoed within bounds)."""
+    from savi_plugin.untrusted import shown
+
+    unknown = sorted((key for key in card if key not in CARD_FIELDS), key=str)
+    if unknown:
+        name = unknown[0] if re.fullmatch(r"[A-Za-z0-9_]{1,60}", unknown[0]) else shown(unknown[0], 60)
+        return (f"card.{name}: not a field of an eval card (a card holds {', '.join(CARD_FIELDS)}; "
+                f"`savi eval compare` compares only cards it can read whole)")
+    return None
 
 
 def differences(a: dict, b: dict) -> list[str]:

@@ -35,7 +35,7 @@ from savi_plugin.data.paths import name_for_file, path_for_file
 from savi_plugin.environment import item_limits
 from savi_plugin.eval.hub_check import eval_data_env
 from savi_plugin.eval.builtin_tasks import BUILTINS
-from savi_plugin.eval.card import build_card, card_for_file
+from savi_plugin.eval.card import build_card, card_for_file, card_problem
 from savi_plugin.eval.command import last_error, log_disk_sign, results_problem, run_failure, savi_video_command
 from savi_plugin.eval.compare import Delta, compare_usable
 from savi_plugin.eval.results import read_run, unscored_items, unusable_items
@@ -410,6 +410,9 @@ def read_table(path: str | Path) -> dict:
         raise refuse(f"rows: {type(rows).__name__}, not a list")
     if not isinstance(card, dict):
         raise refuse(f"card: {type(card).__name__}, not an object")
+    problem = card_problem(card)
+    if problem:
+        raise refuse(problem)
     if not isinstance(card.get("base_model"), (dict, type(None))):
         raise refuse("card.base_model: not an object")
     if not isinstance(table.get("missing", []), list):
@@ -434,6 +437,17 @@ def read_table(path: str | Path) -> dict:
         problem = row_problem(row)
         if problem:
             raise refuse(f"rows[{n}].{problem}")
+    # ``missing``: the tasks the suite left out (no savi-plugin task yet), never one it ran: a task named there and
+    # in the card's task list (so with its rows) is a table that says both
+    for i, task in enumerate(table.get("missing", [])):
+        problem = _name_problem(task, None, "missing")
+        if problem:
+            raise refuse(f"missing[{i}]: {problem}")
+        ran = next((n for n, row in enumerate(rows) if row["task"] == task), None)
+        if ran is not None or task in names["task"]:
+            where = f"rows[{ran}] holds its result" if ran is not None else "card.suite_tasks names it as run"
+            raise refuse(f"missing[{i}]: task {shown(task)} is listed as not run, yet {where}; a suite lists a task "
+                         f"as run or as missing, never both")
     absent = [(task, label) for task in names["task"] for label in names["adapter"] if (task, label) not in seen]
     if absent:  # a result left out would read as "not run" (every cell '-')
         counts = f"{len(names['task'])} task(s) x {len(names['adapter'])} adapter(s)"

@@ -29,7 +29,7 @@ from savi_plugin.data.choices import (
 from savi_plugin.data.files import file_problem
 from savi_plugin.data.paths import file_folder, resolve_video_path
 from savi_plugin.data.readers import iter_json_objects
-from savi_plugin.data.record import DataError, json_kind
+from savi_plugin.data.record import DataError, check_free_form, json_kind
 from savi_plugin.generators.text import normalize_answer
 from savi_plugin.untrusted import equality_key, length_problem, mixed_script_word, text_problem
 
@@ -171,6 +171,7 @@ def _item_from_object(obj: Any, file: str, line: int, index: int, root: Path, co
                                                     f"come from {options_key!r} only")
     known = {"id", "sample_id", video_key, "question", "answer", options_key, "answer_index"}
     extra = {k: v for k, v in obj.items() if k not in known}
+    check_free_form(extra, file, line, "")  # copied into each pair's meta, whose rule it must pass
     return InputItem(id=item_id, video=str(path), index=index, question=question, answer=answer, options=options,
                      answer_index=answer_index, origin=f"{file}:{line}", extra=extra)
 

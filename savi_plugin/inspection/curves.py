@@ -10,67 +10,25 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 from savi_plugin.data.files import file_problem, read_document
+from savi_plugin.data.metric_ranges import MAX_STEP, logged_range
 from savi_plugin.data.step_order import StepOrder
 from savi_plugin.untrusted import load_json
 
-#: the largest magnitude of a logged value: the Trainer logs float32 statistics, so a value beyond float32's
-#: largest finite number was not logged by it (and two such values of opposite sign overflow an axis' span)
-MAX_VALUE = 3.4028234663852886e38
-#: how far below 0 a logged KL (and a loss that adds one) may lie: ``token_kl`` sums ``p * (log p - log q)`` over
-#: the vocabulary in float32, so a KL that is 0 (policy == reference, the first step) is logged as a small
-#: rounding error of either sign (-3.3e-7 in a tiny run); -0.01 nats is no rounding error
-KL_ROUNDING = 0.01
-#: the losses savi ships whose value is never negative: each is a mean (pair weights > 0) of ``-log sigma(.)``
-#: terms -- DPO/cDPO (Rafailov et al. 2023, eq. 7; Mitchell 2023), SimPO (Meng et al. 2024, eq. 6), TDPO (Zeng et
-#: al. 2024, eqs. 19/21), DDPO (Yu et al. 2024), DPA's alignment term (Sarkar et al. 2025, HALVA) -- or a square
-#: (IPO, Azar et al. 2024, eq. 17), plus ``alpha >= 0`` times a KL (RRPO, Sarkar et al. 2025, eq. 6; DPA). A loss
-#: registered by another package has no lower bound here.
-NONNEGATIVE_LOSSES = frozenset({"dpo", "ipo", "rrpo", "simpo", "tdpo", "dpa", "ddpo"})
-
-
-class Field(NamedTuple):
-    """A number of a log history row: the panel that draws it (None: checked, not drawn) and its range."""
-
-    panel: str | None
-    low: float
-    high: float
-    why: str
-
-
-_ANY = (-MAX_VALUE, MAX_VALUE, "float32's range, what the Trainer logs")
-_LOSS = (-KL_ROUNDING, MAX_VALUE, "a preference loss is never negative (-log sigma, a square, alpha * KL)")
-_KL = (-KL_ROUNDING, MAX_VALUE, (f"a KL divergence is never negative (Gibbs' inequality; RRPO eq. 6), "
-                                 f"{KL_ROUNDING} for float32 rounding"))
-_SHARE = (0.0, 1.0, "the share of pairs whose chosen reward is strictly greater")
-#: every checked number of a log history row (the one table: what is drawn where, and each value's range).
-#: ``loss``'s range holds for :data:`NONNEGATIVE_LOSSES` (``train_report.json``'s ``loss_type``); the
-#: ``step`` is checked by :func:`check_history` (a whole number in [0, :data:`MAX_STEP`]).
-FIELDS = {
-    "loss": Field("loss", *_LOSS),
-    "eval_loss": Field("loss", *_LOSS),
-    "rewards/margins": Field("reward margin (chosen - rejected)", *_ANY),
-    "eval_rewards/margins": Field("reward margin (chosen - rejected)", *_ANY),
-    "rewards/chosen": Field("rewards", *_ANY),
-    "rewards/rejected": Field("rewards", *_ANY),
-    "kl/chosen": Field("KL(ref || policy) on the chosen response", *_KL),
-    "eval_kl/chosen": Field("KL(ref || policy) on the chosen response", *_KL),
-    "rewards/accuracies": Field("accuracy of the margin's sign", *_SHARE),
-    "eval_rewards/accuracies": Field("accuracy of the margin's sign", *_SHARE),
-    "learning_rate": Field(None, 0.0, MAX_VALUE, "a learning rate is never negative"),
-    "epoch": Field(None, 0.0, MAX_VALUE, "epochs done are never negative"),
+#: the panels drawn: title -> the metric names drawn in it (training and evaluation); each number's range is
+#: :func:`savi_plugin.data.metric_ranges.logged_range`'s, the one table of what training logs
+PANELS: dict[str, tuple[str, ...]] = {
+    "loss": ("loss", "eval_loss"),
+    "reward margin (chosen - rejected)": ("rewards/margins", "eval_rewards/margins"),
+    "rewards": ("rewards/chosen", "rewards/rejected"),
+    "KL(ref || policy) on the chosen response": ("kl/chosen", "eval_kl/chosen"),
+    "accuracy of the margin's sign": ("rewards/accuracies", "eval_rewards/accuracies"),
 }
-#: panels: title -> the metric names drawn in it (training and evaluation), in :data:`FIELDS`' order
 #: the plotted keys only a training row carries (an evaluation row's are ``eval_``-prefixed, the summary row's
 #: ``train_``-prefixed): a row with one of them is the step's training row, written once per step
-TRAINING_KEYS = frozenset(name for name, field in FIELDS.items() if field.panel and not name.startswith("eval_"))
-
-PANELS: dict[str, tuple[str, ...]] = {}
-for _name, _field in FIELDS.items():
-    if _field.panel:
-        PANELS[_field.panel] = PANELS.get(_field.panel, ()) + (_name,)
+TRAINING_KEYS = frozenset(name for names in PANELS.values() for name in names if not name.startswith("eval_"))
 
 
 class NoLogHistory(ValueError):
@@ -120,15 +78,11 @@ def read_run_history(run_dir: str | Path) -> tuple[list[dict[str, Any]], Path, s
                        f"with a log history (is it a `savi train` output folder?)")
 
 
-#: the largest step a log history row may name (README: every count at most 2^32-1)
-MAX_STEP = 2**32 - 1
-
-
 def check_history(history: list[dict[str, Any]], source: str | Path, loss_type: str | None = None) -> None:
     """Refuse a log history that no Trainer wrote: a row's ``step`` not a whole number in [0, :data:`MAX_STEP`]
-    or out of the Trainer's order (:class:`StepOrder`: a training row is one with a key of :data:`TRAINING_KEYS`), or a number of
-    :data:`FIELDS` out of its range (null: not logged). ``loss``'s range is checked for a run whose
-    ``loss_type`` is one of :data:`NONNEGATIVE_LOSSES`.
+    or out of the Trainer's order (:class:`StepOrder`: a training row is one with a key of :data:`TRAINING_KEYS`),
+    or a logged number out of its range (:func:`~savi_plugin.data.metric_ranges.logged_range`, the one table;
+    null: not logged). ``loss_type``: the loss the run names (``loss`` is >= 0 for a loss savi ships).
 
     Raises:
         NoLogHistory: ``<file>: log_history[<i>].<field>: <why>`` (one line).
@@ -144,16 +98,11 @@ def check_history(history: list[dict[str, Any]], source: str | Path, loss_type: 
                                 "a Trainer's training row (with a loss or a training metric)")
             if bad:
                 raise NoLogHistory(f"{source}: log_history[{i}].step: {bad}")
-        for name in FIELDS.keys() & row.keys():
-            value, field = row[name], FIELDS[name]
-            low = field.low if name not in ("loss", "eval_loss") or loss_type in NONNEGATIVE_LOSSES else -MAX_VALUE
-            if value is not None and not (isinstance(value, (int, float)) and not isinstance(value, bool)
-                                          and low <= value <= field.high):
-                bounded = -low < field.high or field.high < MAX_VALUE
-                within = (f"in [{low:.4g}, {field.high:.4g}] ({field.why})" if bounded
-                          else f"within +-{MAX_VALUE:.4g} ({_ANY[2]})")
-                raise NoLogHistory(f"{source}: log_history[{i}].{name}: must be a number {within} or null, "
-                                   f"got {value!r:.40}")
+        for name, value in row.items():
+            rule = logged_range(name, loss_type) if name != "step" else None
+            bad = rule and rule.problem(value)
+            if bad:
+                raise NoLogHistory(f"{source}: log_history[{i}].{name}: {bad}")
 
 
 def series(history: list[dict[str, Any]], name: str) -> list[tuple[int, float]]:

@@ -75,6 +75,15 @@ def _video_path(record: PreferenceRecord, pairs: Path, data_root: str | None) ->
         return None
 
 
+def pair_videos(pairs: str | Path, fmt: str = "savi", data_root: str | None = None) -> list[Path]:
+    """The videos the site of ``pairs`` shows (resolved as its pages resolve them), once each: inputs of
+    ``savi inspect``, which its site folder may not be nor hold (:func:`savi_plugin.data.outputs.claim`)."""
+    pairs = Path(pairs)
+    videos = (_video_path(record, pairs, data_root) for _, record in read_records(pairs, fmt, errors="collect",
+                                                                                   collected=[]))
+    return list(dict.fromkeys(v for v in videos if v is not None))
+
+
 def read_run_report(path: Path | None, pairs: Path) -> list[dict[str, Any]]:
     """The items a run report lists as skipped or failed, each a dict with ``status``: a generation report's
     ``skipped``/``failed`` lists, or a training report's ``dataset.skipped_records``; [] when there is none.

@@ -148,7 +148,7 @@ def run_ablation(recipe_ref: str, losses: list[str], out: str | Path, *, pairs: 
     from savi_plugin.data.provenance import check_finished
     from savi_plugin.recipe import recipe_identity
     from savi_plugin.training.arguments import training_kwargs
-    from savi_plugin.training.run import pair_videos_identity
+    from savi_plugin.training.run import pair_video_paths, pair_videos_identity
 
     for pair_file in (data, eval_pairs):  # an unfinished generation run is not trained or judged on
         if pair_file:
@@ -167,7 +167,8 @@ def run_ablation(recipe_ref: str, losses: list[str], out: str | Path, *, pairs: 
     others = tuple(f"runs.{loss}" for loss in set(_stored_runs(read_mark(out, True) if out.is_dir() else None))
                    ^ set(runs))
     with claim(out, command="savi ablate", config=config, folder=True, inputs=inputs, output_name="--out",
-               what="ablation folder", ignore=others) as claimed:
+               what="ablation folder", ignore=others,
+               input_files={"a video the pairs name": pair_video_paths(data, training_kwargs(first))}) as claimed:
         claimed.config["runs"] = {**_stored_runs(claimed.previous), **runs}
         claimed.write_mark()
         with run_folder(out):  # every path its files store to its own files is relative: it moves whole

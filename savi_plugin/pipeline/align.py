@@ -25,7 +25,7 @@ from pathlib import Path
 
 from savi_plugin.data.files import read_json
 from savi_plugin.data.fingerprint import check_same_config
-from savi_plugin.data.identity import input_identity, model_identity
+from savi_plugin.data.identity import files_identity, input_identity, model_identity
 from savi_plugin.data.outputs import claim, replace_folder, write_json
 from savi_plugin.data.paths import path_for_file, path_from_file, paths_for_file, run_folder
 from savi_plugin.recipe import OUTPUT_KEYS, recipe_for_file
@@ -134,13 +134,15 @@ def run_align(recipe, run_dir: str | Path, iterations: int | None = None, evalua
     _, source = generation_source(recipe)  # a recipe with no generation input is refused before the claim
     inputs = recipe_inputs(recipe)
     identity = {name: _identity(name, path) for name, path in inputs.items() if name != "data.data_root"}
-    identity["videos"] = _manifest_videos(source, recipe.data.data_root)
+    videos = _manifest_videos(source, recipe.data.data_root)
+    identity["videos"] = files_identity(videos) if videos is not None else None
     # the recipe with its paths stored by the rule (relative to the run folder or absolute), so the same run from
     # another working folder, or the folder moved whole, is the same configuration
     config = {"recipe": recipe_for_file(recipe, run_dir / "manifest.json"), "identity": identity}
     join_process_group()  # under a launcher: generation shards, training runs on every rank (pipeline/ranks.py)
     with claim(run_dir, command="savi align", config=config, folder=True, inputs=inputs, output_name="--out",
-               what="align run folder", ignore=tuple(f"recipe.{k}" for k in RESUMABLE_RECIPE_KEYS)) as claimed:
+               what="align run folder", ignore=tuple(f"recipe.{k}" for k in RESUMABLE_RECIPE_KEYS),
+               input_files={"a video the manifest names": videos or ()}) as claimed:
         if current().is_main:  # rank 0 locks and marks the folder; the other ranks check it
             claimed.write_mark()
         with run_folder(run_dir):  # every path its files store to its own files is relative: it moves whole
@@ -161,15 +163,15 @@ def recipe_inputs(recipe) -> dict[str, Path]:
     return found
 
 
-def _manifest_videos(source: Path, data_root) -> dict | None:
-    """The identity of the videos a manifest names (a folder input's identity covers its files already): a video
-    replaced at the same path makes a later iteration another run's data, as in ``savi generate``."""
-    from savi_plugin.data.identity import files_identity
+def _manifest_videos(source: Path, data_root) -> list[str] | None:
+    """The videos a manifest names, None when ``source`` is not a file (a folder input's identity covers its files
+    already). Their identity is part of the run's: a video replaced at the same path makes a later iteration
+    another run's data, as in ``savi generate``; and they are inputs no output may be or hold."""
     from savi_plugin.generators.inputs import load_inputs
 
     if not source.is_file():
         return None
-    return files_identity(item.video for item in load_inputs(source, data_root))
+    return [item.video for item in load_inputs(source, data_root)]
 
 
 def _identity(key: str, path: Path):

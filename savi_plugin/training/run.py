@@ -315,13 +315,23 @@ def pair_videos_identity(data, options: dict[str, Any]) -> dict[str, Any] | None
     order), resolved as the training dataset resolves them: a video replaced at the same path is another run's
     data, as an edited pair file is. None when ``data`` is not a file."""
     from savi_plugin.data.identity import files_identity
-    from savi_plugin.data.readers import read_records
 
     if not Path(data).is_file():
         return None
+    return files_identity(pair_video_paths(data, options))
+
+
+def pair_video_paths(data, options: dict[str, Any]) -> list[str]:
+    """The videos the pairs in ``data`` name, once each in file order, resolved as the training dataset resolves
+    them (under ``data_root``, else beside the file); [] when ``data`` is not a file. Inputs of the job: an
+    output is never one of them nor a folder holding them (:func:`savi_plugin.data.outputs.claim`)."""
+    from savi_plugin.data.readers import read_records
+
+    if not Path(data).is_file():
+        return []
     root = Path(options.get("data_root") or file_folder(data))
     rows = read_records(data, options.get("data_format") or "savi", errors="collect", collected=[])
-    return files_identity(dict.fromkeys(str(root / record.video) for _, record in rows))
+    return list(dict.fromkeys(str(root / record.video) for _, record in rows))
 
 
 def check_pairs_source(data: str | Path, model: str | Path, *, allow_incomplete: bool = False) -> None:
@@ -454,7 +464,8 @@ def run_training(*, model: str | Path, data: str | Path, output_dir: str | Path,
     stored = stored_configuration(run_config, mark_path(output_dir, True))  # as the mark stores it, compared with it
     with claim(output_dir, command="savi train", config=stored, folder=True, inputs=inputs,
                output_name="output_dir", what="training output folder", ignore=RESUMABLE_CHANGES + BY_IDENTITY,
-               records=(CONFIG_FILE,)) as claimed:
+               records=(CONFIG_FILE,),
+               input_files={"a video the data names": pair_video_paths(data, options)}) as claimed:
         return _train(model=model, data=data, output_dir=output_dir, backend=backend, lora=lora, options=options,
                       config=config, resume=resume, eval_data=eval_data, print_logs=print_logs,
                       run_config=run_config, claimed=claimed)

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from savi_plugin.data import outputs
-from savi_plugin.data.outputs import (ForeignOutputError, OutputIsInputError, OutputLock, OutputLockedError, claim,
-                                      sidecar, write_json)
+from savi_plugin.data.outputs import (LOCK_NAME, ForeignOutputError, OutputIsInputError, OutputLock, OutputLockedError,
+                                      claim, sidecar, write_json)
 
 
 def test_sidecars_are_named_by_the_full_output_name(tmp_path):
@@ -522,3 +522,57 @@ def test_a_sidecar_that_is_a_link_to_a_users_file_is_named_as_not_ours_and_never
                               f"its progress file at that name); remove the link to redo every item")
     assert user.read_bytes() == b"my notes\nno newline at the end"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["S1.jsonl.progress.jsonl", "user1.txt"]
+
+
+HARD_LINK_CASES = [("progress.jsonl", "claim"), ("progress.jsonl", "appender"), ("progress.jsonl", "progress reader"),
+                   ("report.json", "claim"), ("lock", "claim"), ("folder lock", "claim")]
+
+
+@pytest.mark.parametrize("kind,opener", HARD_LINK_CASES)
+def test_a_sidecar_that_is_a_hard_link_to_a_users_file_is_named_as_not_ours_and_never_touched(kind, opener,
+                                                                                               tmp_path):
+    """Red team 12, row 25: a progress file that is a hard link to the user's file (``ln userh.txt
+    S1h.jsonl.progress.jsonl``) was read as the run's, and the advice "remove the line" would edit the user's file.
+    savi never links its sidecars (it creates them and replaces them by renames), so a second name makes any sidecar
+    -- progress, report, lock -- someone else's file, refused by the same check as a symbolic link."""
+    from savi_plugin.data.writer import JsonlAppender
+    from savi_plugin.generators.runner import _read_progress
+
+    user = tmp_path / "userh.txt"
+    user.write_bytes(b"my notes\nno newline at the end")
+    out = tmp_path / ("site" if kind == "folder lock" else "S1h.jsonl")
+    if kind == "folder lock":
+        out.mkdir()
+        side = out / LOCK_NAME
+    else:
+        side = sidecar(out, kind)
+    os.link(user, side)
+    with pytest.raises(ForeignOutputError) as err:
+        if opener == "claim":
+            claim(out, command="savi inspect" if kind == "folder lock" else "savi generate", config={},
+                  folder=kind == "folder lock")
+        elif opener == "appender":
+            JsonlAppender(side)
+        else:
+            _read_progress(side)
+    named = {"progress.jsonl": "progress file", "report.json": "run report"}.get(kind, "lock file")
+    assert str(err.value).startswith(f"{side}: is a hard link shared with another name (2 links), which savi did not "
+                                     f"write (savi keeps its {named} at that name); remove this name (the file stays "
+                                     f"under its other name)"), str(err.value)
+    assert user.read_bytes() == b"my notes\nno newline at the end" and os.stat(user).st_nlink == 2
+
+
+def test_savi_s_own_sidecars_are_never_hard_links(tmp_path):
+    """The rule above holds for savi's own files: an output claimed, marked, appended to and re-written (atomic
+    renames) leaves every sidecar with one name, so a resume passes the same check."""
+    from savi_plugin.data.writer import JsonlAppender
+
+    out = tmp_path / "p.jsonl"
+    for _ in range(2):  # the run, then its resume
+        with claim(out, command="savi generate", config={"a": 1}) as claimed:
+            claimed.write_mark()
+            with JsonlAppender(sidecar(out, "progress.jsonl")) as progress:
+                progress.write_object({"id": "x"})
+            write_json(sidecar(out, "report.json"), {"complete": True})
+            for kind in ("progress.jsonl", "report.json", "lock"):
+                assert os.stat(sidecar(out, kind)).st_nlink == 1

@@ -41,6 +41,22 @@ def test_a_copy_of_one_run_is_told_to_copy_its_report_or_merge_its_shards(tmp_pa
     assert "savi generate merge" in warning
 
 
+def test_a_copy_in_a_subfolder_names_its_missing_report_from_where_the_user_stands(tmp_path, caplog, monkeypatch):
+    """Red team 12, row 21: ``sub/c1.jsonl`` (a copy) was said to have no ``(c1.jsonl.report.json)`` beside it --
+    from the working folder that name is the original's report, which exists. A sidecar is named by its path."""
+    from savi_plugin.data.provenance import check_finished
+
+    monkeypatch.chdir(tmp_path)
+    write_jsonl(tmp_path / "c1.jsonl", _run_records(0, range(3)))
+    (tmp_path / "c1.jsonl.report.json").write_text("{}")  # the original's, in the working folder
+    (tmp_path / "sub").mkdir()
+    write_jsonl(tmp_path / "sub" / "c1.jsonl", _run_records(0, range(3)))
+    with caplog.at_level(logging.WARNING):
+        check_finished("sub/c1.jsonl")
+    (warning,) = [r.getMessage() for r in caplog.records]
+    assert "(sub/c1.jsonl.report.json)" in warning and "(c1.jsonl.report.json)" not in warning
+
+
 def test_a_torn_report_is_one_verdict_for_every_reader(tmp_path, capsys, monkeypatch):
     """Red team 9, row 58: a run report beside a pair file cut short (a kill while it was written) is not "no
     report": inspect, convert and train's check all refuse the file naming the report at its line, and convert

@@ -204,3 +204,19 @@ def test_problems_are_listed_in_line_order(tmp_path, capsys):
     problems: list[DataError] = []
     list(readers.read_records(path, errors="collect", collected=problems))
     assert [p.reason for p in problems] == ["bad_record", "unreadable_line", "unreadable_line", "bad_record"]
+
+
+@pytest.mark.parametrize("fmt, base", [
+    ("rrpo", {"sample_id": 1, "video": "v.mp4", "question": "<image>\nWhat?", "answer": "red", "pred": "blue"}),
+    ("trl", {"video": "v.mp4", "prompt": "What?", "chosen": "red", "rejected": "blue"}),
+])
+def test_another_formats_extra_field_with_a_hidden_control_is_named_as_its_file_spells_it(fmt, base):
+    """Another format's other fields are kept in ``meta`` and pass its rule (pass 12, B56), named as the file
+    names them, not by where they are kept."""
+    to_record = {"rrpo": readers.rrpo_to_record, "trl": readers.trl_to_record}[fmt]
+    for extra, field in [({"note": "x\u202eevil"}, "note"), ({"k\u202ey": 1}, '["k\\u202ey"]'),
+                         ({"tags": ["ok", "\x1b[2J"]}, "tags[1]")]:
+        with pytest.raises(DataError) as caught:
+            to_record({**base, **extra}, "f.jsonl", 3)
+        assert str(caught.value).startswith(f"f.jsonl:3:{field}: "), caught.value
+    assert to_record({**base, "note": "<video> fine"}, "f.jsonl", 3).meta[fmt]["extra"] == {"note": "<video> fine"}

@@ -63,6 +63,28 @@ def test_duplicate_ids_and_non_utf8(tmp_path):
         list(read_records(bad))
 
 
+@pytest.mark.parametrize("meta, field", [  # pass 12, B56: README's text rule holds for every string of a pair
+    ({"note": "x\u202eevil"}, "meta.note"),
+    ({"k\u202ey": 1}, 'meta["k\\u202ey"]'),
+    ({"a": {"b": [1, "ok", "\x1b[2J"]}}, "meta.a.b[2]"),
+    ({"a": [{"\u2066": "v"}]}, 'meta.a[0]["\\u2066"]'),
+    ({"s": "\ud800"}, "meta.s"),
+])
+def test_a_hidden_control_in_meta_is_refused_at_its_path(meta, field, tmp_path, capsys):
+    from savi_plugin.cli import main
+
+    path = tmp_path / "pairs.jsonl"
+    write_jsonl(path, [{**GOOD, "id": "ok"}, {**GOOD, "meta": meta}])
+    assert main(["data", "validate", str(path)]) == 1
+    out = "".join(capsys.readouterr())
+    assert f"{path}:2:{field}: " in out and "1 valid record(s), 1 problem(s)" in out, out
+    assert "\u202e" not in out and "\x1b" not in out and "\u2066" not in out
+    # a model's markup stays allowed in meta: a converted RRPO file keeps its question's prefix there
+    from savi_plugin.data import validate_record
+
+    assert validate_record({**GOOD, "meta": {"rrpo": {"question_prefix": "<image>\n", "tab": "a\tb"}}})
+
+
 def test_validate_cli_reports_every_problem(tmp_path):
     path = tmp_path / "mixed.jsonl"
     lines = [json.dumps({**GOOD, "id": f"ok{i}"}) for i in range(3)] + [line for line, _ in MALFORMED[2:]]

@@ -214,6 +214,9 @@ def test_compare_refuses_incomparable_tables(suite, tmp_path):
     with contextlib.redirect_stdout(out):
         assert main(["eval", "compare", str(tmp / "suite"), str(other)]) == 0
     assert "| toybench_qa | aligned |" in out.getvalue()
+    from savi_plugin.eval.card import CARD_FIELDS
+
+    assert tuple(table["card"]) == CARD_FIELDS  # the fields a card may hold are the ones a suite writes
     card = dict(table["card"], limit=10, prompts_sha256="0" * 64)
     (other / "table.json").write_text(json.dumps(dict(table, card=card)))
     err = io.StringIO()
@@ -412,6 +415,30 @@ def test_compare_names_the_table_file_that_cannot_be_read(case, side, tmp_path):
     lines = err.getvalue().strip().splitlines()
     assert code == 1 and len(lines) == 1 and not out.getvalue(), err.getvalue()
     assert lines[0].startswith("error: ") and str(bad / "table.json") in lines[0], lines[0]
+
+
+@pytest.mark.parametrize("change, fragment", [
+    # pass 12, B49: a key no suite writes was compared as the same card (small or 7.9 M zeros under the caps)
+    ({"card": {"x": 1}}, "card.x: not a field of an eval card (a card holds lmms_eval, "),
+    ({"card": {"x": [0] * 100_000}}, "card.x: not a field of an eval card"),
+    ({"card": {"k\u202ey": 1}}, "card.'k\\u202ey': not a field of an eval card"),
+    # pass 12, B54: a task listed as not run that has its row (or is in the card's task list) says both
+    ({"missing": ["savi_egoschema"]}, ("missing[0]: task 'savi_egoschema' is listed as not run, yet rows[0] holds "
+                                       "its result")),
+    ({"missing": ["savi_mvbench", 5]}, "missing[1]: not a string"),
+])
+def test_compare_refuses_a_card_key_or_a_missing_task_no_suite_writes(change, fragment, tmp_path, capsys):
+    table = _table()
+    table["card"].update(change.get("card", {}))
+    table.update({k: v for k, v in change.items() if k != "card"})
+    for side, content in (("a", _table()), ("b", table)):
+        (tmp_path / side).mkdir()
+        (tmp_path / side / "table.json").write_text(json.dumps(content))
+    assert main(["eval", "compare", str(tmp_path / "a"), str(tmp_path / "b")]) == 1
+    out, err = capsys.readouterr()
+    lines = err.strip().splitlines()
+    assert not out and len(lines) == 1, err
+    assert lines[0].startswith(f"error: savi eval compare: {tmp_path / 'b' / 'table.json'}: {fragment}"), lines[0]
 
 
 def test_a_name_read_from_a_table_cannot_forge_a_markdown_row(tmp_path):

@@ -250,6 +250,26 @@ def test_a_multiple_choice_question_may_not_forge_option_lines(tmp_path):
     assert load_inputs(manifest)[0].question == "Watch closely.\nWhat happens?"
 
 
+def test_a_manifest_field_copied_into_meta_passes_the_meta_rule(tmp_path):
+    """A manifest item's other fields become each pair's ``meta["input"]``: a bidi override in one is refused
+    where it is read, by the rule ``savi data validate`` applies to ``meta`` (pass 12, B56), not written into
+    pairs that validation then refuses."""
+    import json
+
+    from savi_plugin.data.record import DataError
+    from savi_plugin.generators.inputs import load_inputs
+
+    manifest = tmp_path / "m.jsonl"
+    for extra, field in [({"note": "x\u202eevil"}, "note"), ({"k\u202ey": 1}, '["k\\u202ey"]'),
+                         ({"tags": [{"a": "\x00"}]}, "tags[0].a")]:
+        manifest.write_text(json.dumps({"id": "a", "video": "a.mp4", "question": "Q?", **extra}) + "\n")
+        with pytest.raises(DataError) as caught:
+            load_inputs(manifest)
+        assert str(caught.value).startswith(f"{manifest}:1:{field}: "), caught.value
+    manifest.write_text(json.dumps({"id": "a", "video": "a.mp4", "note": "<video> is fine here\tand tabs"}) + "\n")
+    assert load_inputs(manifest)[0].extra == {"note": "<video> is fine here\tand tabs"}
+
+
 def test_an_option_word_mixing_latin_with_look_alikes_is_refused(tmp_path):
     """``rеd`` (Cyrillic ``е``) as an option reads as "red" but no answer "red" can pick it (Unicode TR39
     mixed-script), refused as it is in a pair's rejected; an option wholly in another script is kept."""

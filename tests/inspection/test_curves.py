@@ -33,6 +33,12 @@ def test_plot_draws_every_logged_metric_of_a_finished_run(run_dir, capsys):
         assert panel in out
     image = np.asarray(Image.open(png).convert("L"))
     assert image.shape[1] > 4 * image.shape[0] / 2 and image.std() > 10  # several panels, not a blank canvas
+    # every number a real run logs that has a range is within it, and each count it logs has a count's range
+    from savi_plugin.data.metric_ranges import logged_range
+
+    counted = {name for row in history for name, value in row.items() if name != "step" and isinstance(value, int)
+               and not isinstance(value, bool)}
+    assert "nonfinite_steps" in counted and all(logged_range(name) for name in counted), counted
 
 
 def test_plot_reads_a_killed_run_from_its_last_checkpoint(run_dir, tmp_path, capsys):
@@ -126,6 +132,16 @@ _TRAIN = {"loss": 0.69, "learning_rate": 1e-4, "epoch": 0.5, "rewards/accuracies
     ([{**_TRAIN, "loss": -2.0, "step": 1}], "log_history[0].loss: must be a number in [-0.01, "),
     ([{**_TRAIN, "learning_rate": -1e-4, "step": 1}], "log_history[0].learning_rate: must be a number in [0, "),
     ([{**_TRAIN, "epoch": -1, "step": 1}], "log_history[0].epoch: must be a number in [0, "),
+    # pass 12, B30: what is not drawn is checked too, each by its own range from the one table
+    ([{**_TRAIN, "grad_norm": -3.0, "step": 1}], "log_history[0].grad_norm: must be a number in [0, "),
+    ([{**_TRAIN, "rrpo/chosen_phrase_tokens": -4.5, "step": 1}],
+     "log_history[0].rrpo/chosen_phrase_tokens: must be a number in [0, "),
+    ([{**_TRAIN, "step": 1}, {"eval_loss": 0.7, "eval_ddpo/changed_tokens": -1.0, "step": 1}],
+     "log_history[1].eval_ddpo/changed_tokens: must be a number in [0, "),
+    ([{**_TRAIN, "nonfinite_steps": 2.5, "step": 1}],
+     "log_history[0].nonfinite_steps: must be a whole number of steps in [0, 4294967295]"),
+    ([{**_TRAIN, "step": 1}, {"train_loss": -7.0, "train_runtime": 1.0, "step": 1}],
+     "log_history[1].train_loss: must be a number in [-0.01, "),
     # pass 11, B34: a Trainer logs a training row once per step, and steps never go back
     ([{**_TRAIN, "step": 1}, {**_TRAIN, "loss": 99.0, "step": 1}],
      "log_history[1].step: step 1 repeats the step of log_history[0]"),
@@ -155,23 +171,12 @@ def test_what_a_trainer_writes_is_plotted(tmp_path, capsys):
             {"eval_loss": 0.6, "eval_rewards/accuracies": 1.0, "eval_runtime": 1.0, "step": 2},
             {"eval_loss": 0.6, "eval_rewards/accuracies": 1.0, "eval_runtime": 1.0, "step": 2},
             {"train_runtime": 3.0, "train_loss": 0.65, "epoch": 1.0, "step": 2}]
+    rows[1].update({"grad_norm": 0.0, "nonfinite_steps": 0, "truncated": 2.0, "rrpo/chosen_phrase_tokens": 4.5,
+                    "rrpo/kl": -3.3e-7, "rrpo/preference_loss": 0.69, "total_flos": 1e15})
     _report(tmp_path / "run", rows)
     assert main(["plot", str(tmp_path / "run")]) == 0
     assert "accuracy of the margin's sign" in capsys.readouterr().out
     check_history([{**_TRAIN, "loss": -2.0, "step": 1}], "mine.json", loss_type="a_plugin_loss")  # no raise
-
-
-def test_the_shipped_losses_are_those_whose_range_is_known():
-    """Every loss savi registers (setup.cfg) is in :data:`NONNEGATIVE_LOSSES`, so a new one is a decision."""
-    import configparser
-
-    from savi_plugin.inspection.curves import NONNEGATIVE_LOSSES
-
-    setup = configparser.ConfigParser()
-    setup.read(Path(__file__).resolve().parents[2] / "setup.cfg")
-    shipped = {line.split("=")[0].strip() for line in setup["options.entry_points"]["savi_plugin.losses"].split("\n")
-               if line.strip()}
-    assert shipped == NONNEGATIVE_LOSSES
 
 
 def test_a_killed_runs_loss_is_checked_by_the_loss_its_checkpoint_names(tmp_path, capsys):

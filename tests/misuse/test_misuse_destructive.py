@@ -206,8 +206,8 @@ def test_convert_never_writes_over_into_or_around_its_source(where, source_check
     dst = {"same": src, "inside": src / "converted", "parent": src.parent}[where]
     before = snapshot(src)
     code, _, err = savi(capsys, "convert", "llava-next", src, dst, "--overwrite")
-    assert code == 1
-    assert_one_line_error(err, "source checkpoint", "destroy the source")
+    assert code == 2  # a configuration error, as for every writer's output and input (the output layer's check)
+    assert_one_line_error(err, "DST", "SRC", str(src))
     assert snapshot(src) == before and not (src / "converted").exists()
 
 

@@ -292,6 +292,46 @@ def test_ctrl_c_in_generate_is_one_line_saying_how_to_resume(signum, code, said,
     assert report["complete"] and report["throughput"]["items"] == len(synthetic_samples) - done
 
 
+#: a job in its own process (no model: it starts in a second) holding a claimed output with a temporary file open,
+#: under the ``savi`` boundary; it prints ``ready`` once both exist
+_HELD_JOB = """
+import sys, time
+from savi_plugin.cli import run_guarded
+from savi_plugin.data.outputs import atomic_path, claim
+
+def job():
+    with claim(sys.argv[1], command="savi generate", config={}) as claimed:
+        claimed.write_mark()
+        with atomic_path(sys.argv[1]) as tmp:
+            tmp.write_text("half a result")
+            print("ready", flush=True)
+            time.sleep(120)
+
+sys.exit(run_guarded(job, "generate"))
+"""
+
+
+@pytest.mark.parametrize("signum, code, said", [(signal.SIGTERM, 143, "terminated (SIGTERM)"),
+                                                 (signal.SIGHUP, 129, "hung up (SIGHUP)"),
+                                                 (signal.SIGQUIT, 131, "quit (SIGQUIT)")], ids=["TERM", "HUP", "QUIT"])
+def test_every_stop_signal_is_one_line_with_its_temporaries_removed_and_lock_released(signum, code, said, tmp_path):
+    """Each signal that asks a command to stop (SIGTERM, SIGHUP, and SIGQUIT -- Ctrl-\\ at a terminal; red team 12,
+    row 34: Python's default action dumped core with no line and left the lock file) stops it as Ctrl-C does: one
+    line saying what is kept, exit 128 + the signal, the temporary file removed, the lock released."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "pairs.jsonl"
+    proc = subprocess.Popen([sys.executable, "-c", _HELD_JOB, str(out)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert proc.stdout.readline().strip() == "ready", proc.communicate()[1][-2000:]
+    proc.send_signal(signum)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == code, (proc.returncode, err[-2000:])
+    assert err.strip().splitlines() == [f"{said}: finished records are kept; re-run the same command to resume"]
+    assert list(tmp_path.iterdir()) == []  # no lock, no temporary (and no mark: the job held no result yet)
+
+
 @pytest.mark.parametrize("signum, code, said", [(signal.SIGINT, 130, "interrupted"),
                                                  (signal.SIGTERM, 143, "terminated (SIGTERM)"),
                                                  (signal.SIGHUP, 129, "hung up (SIGHUP)")], ids=["INT", "TERM", "HUP"])

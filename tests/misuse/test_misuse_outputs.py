@@ -63,7 +63,8 @@ def world(tmp_path_factory, tiny_llava_onevision) -> Path:
     shutil.copytree(tiny_llava_onevision, root / "model")
     data = root / "data"
     data.mkdir()
-    videos = [clip(data / f"v{i}.mp4", frames=8, seed=i) for i in range(2)]
+    (data / "videos").mkdir()  # a folder of videos alone: an output around it holds only what the pairs name
+    videos = [clip(data / "videos" / f"v{i}.mp4", frames=8, seed=i) for i in range(2)]
     write_jsonl(data / "qa.jsonl", [qa_item(f"q{i}", v) for i, v in enumerate(videos)])
     write_jsonl(data / "pairs.jsonl", [pair("a", videos[0]), pair("b", videos[1], "green")])
     write_jsonl(data / "p.shard-00000-of-00001.jsonl", [pair("a", videos[0])])
@@ -98,7 +99,7 @@ class Writer:
 WRITERS: dict[str, Writer] = {
     "generate": Writer(lambda w, out: ["generate", "--model", w / "model", "--input", w / "data/qa.jsonl",
                                        "--output", out, *GEN],
-                       {"model": "model", "manifest": "data/qa.jsonl", "video": "data/v0.mp4"}, False,
+                       {"model": "model", "manifest": "data/qa.jsonl", "video": "data/videos/v0.mp4"}, False,
                        "savi generate", cheap=True),
     "merge": Writer(lambda w, out: ["generate", "merge", out, w / "data/p.shard-00000-of-00001.jsonl"],
                     {"shard": "data/p.shard-00000-of-00001.jsonl"}, False, "savi generate merge",
@@ -107,13 +108,15 @@ WRITERS: dict[str, Writer] = {
                            {"pairs": "data/pairs.jsonl"}, False, "savi data convert", replaces_own=True, cheap=True),
     "train": Writer(lambda w, out: ["train", w / "data/train.yaml", "--data", w / "data/pairs.jsonl",
                                     "--output-dir", out],
-                    {"model": "model", "pairs": "data/pairs.jsonl", "recipe": "data/train.yaml"}, True, "savi train"),
+                    {"model": "model", "pairs": "data/pairs.jsonl", "recipe": "data/train.yaml",
+                     "video": "data/videos/v0.mp4"}, True, "savi train"),
     "align": Writer(lambda w, out: ["align", w / "data/align.yaml", "--out", out],
-                    {"model": "model", "recipe": "data/align.yaml"}, True, "savi align"),
+                    {"model": "model", "recipe": "data/align.yaml", "video": "data/videos/v0.mp4"}, True, "savi align"),
     "demo": Writer(lambda w, out: ["demo", "--recipe", w / "data/demo.yaml", "--out", out],
                    {"recipe": "data/demo.yaml"}, True, "savi demo"),
     "inspect": Writer(lambda w, out: ["inspect", w / "data/pairs.jsonl", "--out", out, "--no-progress"],
-                      {"pairs": "data/pairs.jsonl"}, True, "savi inspect", replaces_own=True),
+                      {"pairs": "data/pairs.jsonl", "video": "data/videos/v0.mp4"}, True, "savi inspect",
+                      replaces_own=True),
     "convert": Writer(lambda w, out: ["convert", "llava-next", w / "llava-src", out, "--overwrite"],
                       {"source": "llava-src"}, True, "savi convert llava-next", replaces_own=True),
     "bench": Writer(lambda w, out: ["bench", "generation", "--json", out], {}, False, "savi bench",
@@ -144,9 +147,10 @@ FOLDER_RELATIONS = ("equal", "dot", "symlink", "inside", "inside-symlink")
 
 
 def relations(input_rel: str, out_folder: bool) -> tuple[str, ...]:
-    """The relations an output can have to the input ``input_rel`` (``around``: an output folder holding it)."""
+    """The relations an output can have to the input ``input_rel`` (``around``: an output folder holding it;
+    ``around-symlink``: a link to that folder)."""
     base = FOLDER_RELATIONS if input_rel in FOLDER_INPUTS else FILE_RELATIONS
-    return base + (("around",) if out_folder else ())
+    return base + (("around", "around-symlink") if out_folder else ())
 
 
 def spelling(world: Path, tmp: Path, input_rel: str, relation: str, out_folder: bool) -> str:
@@ -169,6 +173,9 @@ def spelling(world: Path, tmp: Path, input_rel: str, relation: str, out_folder: 
         return f"./{target.name}/{inner}"
     if relation == "around":
         return str(target.parent)
+    if relation == "around-symlink":
+        (tmp / "link-around").symlink_to(target.parent)
+        return str(tmp / "link-around")
     if relation == "case":
         if not _case_folding(target.parent):
             pytest.skip("this file system tells cases apart: another case is another file")
@@ -191,6 +198,9 @@ def test_an_output_that_is_in_or_around_an_input_is_refused(writer, input_name, 
     code, _, err = savi(capsys, *spec.argv(world, output))
     assert code != 0, f"{writer} wrote to {output} ({relation} of {input_name})"
     assert_one_line_error(err)
+    # refused as what it is -- a configuration error (exit 2) -- before any check of what the output holds (a
+    # folder of videos is not "a user's files" to move away: it is what the job reads)
+    assert code == 2, (writer, relation, err)
     assert snapshot(world) == before  # no input touched, no lock or temporary file left in an input's folder
 
 
@@ -767,7 +777,7 @@ def test_resume_after_a_named_video_changed_at_the_same_path_is_refused(change, 
     videos = tmp_path / "videos"
     videos.mkdir()
     for name in ("v0.mp4", "v1.mp4"):
-        shutil.copyfile(world / "data" / name, videos / f"real-{name}")
+        shutil.copyfile(world / "data" / "videos" / name, videos / f"real-{name}")
         (videos / name).symlink_to(videos / f"real-{name}")
     manifest = tmp_path / "qa.jsonl"
     write_jsonl(manifest, [qa_item(f"q{i}", videos / f"v{i}.mp4") for i in range(2)])
@@ -793,7 +803,7 @@ def test_training_resume_after_a_video_the_pairs_name_changed_at_the_same_path_i
     data = tmp_path / "data"
     data.mkdir()
     for name in ("v0.mp4", "v1.mp4"):
-        shutil.copyfile(world / "data" / name, data / name)
+        shutil.copyfile(world / "data" / "videos" / name, data / name)
     write_jsonl(data / "pairs.jsonl", [pair("a", "v0.mp4"), pair("b", "v1.mp4", "green")])  # relative to the file
     out = tmp_path / "out"
     argv = ["train", world / "data/train.yaml", "--data", data / "pairs.jsonl", "--output-dir", out]
@@ -849,7 +859,7 @@ def test_a_merge_over_a_damaged_shard_is_incomplete_and_not_trained_on(damage, t
 
 def test_resume_that_extends_the_limit_over_unchanged_videos_is_accepted(world, tmp_path, capsys):
     manifest = tmp_path / "qa.jsonl"
-    write_jsonl(manifest, [qa_item(f"q{i}", world / "data" / f"v{i}.mp4") for i in range(2)])
+    write_jsonl(manifest, [qa_item(f"q{i}", world / "data" / "videos" / f"v{i}.mp4") for i in range(2)])
     out = tmp_path / "pairs.jsonl"
     argv = ["generate", "--model", world / "model", "--input", manifest, "--output", out, *GEN]
     assert savi(capsys, *argv, "--limit", "1")[0] == 0
@@ -1123,8 +1133,8 @@ def test_a_training_stopped_before_its_first_step_leaves_nothing_that_refuses_th
     (train.bad_records=skip) was refused as "a different configuration" (red team 6): a new folder holding only the
     job's record of its configuration holds no result and is removed like one."""
     pairs = tmp_path / "pairs.jsonl"
-    write_jsonl(pairs, [pair("a", world / "data/v0.mp4"), pair("b", tmp_path / "missing.mp4", "green"),
-                        pair("c", world / "data/v1.mp4", "yellow")])
+    write_jsonl(pairs, [pair("a", world / "data/videos/v0.mp4"), pair("b", tmp_path / "missing.mp4", "green"),
+                        pair("c", world / "data/videos/v1.mp4", "yellow")])
     out = tmp_path / "t"
     argv = ["train", world / "data/train.yaml", "--data", pairs, "--output-dir", out]
     code, _, err = savi(capsys, *argv)

@@ -22,7 +22,7 @@ import logging
 import os
 from dataclasses import asdict, dataclass, field
 
-from savi_plugin.data.outputs import claim, replace_folder, write_json
+from savi_plugin.data.outputs import check_distinct, claim, replace_folder, write_json
 from savi_plugin.data.paths import path_for_file
 from savi_plugin.models.llava_next.mapping import (
     ConversionError,
@@ -181,16 +181,13 @@ def convert_llava_next(
             path = os.path.join(path, "config.json")
         vision_config = _read_json(path)
         vision_config_path = path
-    real_src, real_dst = os.path.realpath(src), os.path.realpath(dst)
-    if real_dst == real_src or os.path.commonpath([real_src, real_dst]) in (real_src, real_dst):
-        # overwrite or not: the source would be destroyed (DST is SRC, inside it, or holds it)
-        raise ConversionError(f"{dst}: the output directory is, contains or lies inside the source checkpoint {src}; "
-                              f"converting would destroy the source: choose another output directory")
+    inputs = {"SRC": src, "--vision-config": vision_config_path}
+    # overwrite or not: DST being, holding or lying inside the source is a configuration error, said first
+    check_distinct(dst, inputs, output_name="DST", folder=True)
     if os.path.isdir(dst) and os.listdir(dst) and not overwrite:
         raise ConversionError(f"{dst}: output directory is not empty (pass overwrite=True to replace an earlier "
                               f"conversion)")
 
-    inputs = {"SRC": src, "--vision-config": vision_config_path}
     with claim(dst, command="savi convert llava-next", folder=True, inputs=inputs, output_name="DST",
                replace_ours=True, lock_beside=True) as claimed:
         if claimed.previous is not None and not overwrite:
