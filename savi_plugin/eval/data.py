@@ -45,6 +45,7 @@ from typing import Any
 
 from savi_plugin.data.choices import duplicate_options, duplicate_options_message
 from savi_plugin.data.files import read_document
+from savi_plugin.data.options import LETTERS, strip_option_prefix
 from savi_plugin.errors import DocumentTooLarge
 from savi_plugin.untrusted import (
     duplicate_key_path,
@@ -148,6 +149,8 @@ class BenchmarkSpec:
             model answers (raising :class:`EvalDataError` naming file, record and field on a bad one). Each record
             carries :data:`SOURCE_KEY` (see :func:`source_of`): where in the file it comes from, so that the
             checks of :func:`validate_records` name the file's record and field, not the flattened document.
+        options_field: the record field holding the options (``candidates``, ``option``, ``options``), named in
+            errors as the file spells it.
         record_depth: annotation file -> how many leading steps of a path in its JSON name one record (1: a list's
             item or an object's member; VidHalluc's ``ach_mcq``: ``<id>.<clip>``); the rest is the field path.
     """
@@ -164,6 +167,7 @@ class BenchmarkSpec:
     annotation_file: Callable[[str | None], str] | None = None
     flatten: Callable[[Any, Path], list[dict]] | None = None
     record_depth: Callable[[Path], int] = lambda path: 1
+    options_field: str = "options"
 
     @property
     def local_only(self) -> bool:
@@ -248,6 +252,7 @@ BENCHMARKS: dict[str, BenchmarkSpec] = {
         options=lambda doc: list(doc["candidates"]),
         target=_mvbench_target,
         record_id=lambda doc: str(doc["video"]),
+        options_field="candidates",
     ),
     "egoschema": BenchmarkSpec(
         name="egoschema", hub_cache_dir="egoschema", local_video_dir="",
@@ -256,6 +261,7 @@ BENCHMARKS: dict[str, BenchmarkSpec] = {
         options=lambda doc: list(doc["option"]),
         target=_index_target("answer", lambda doc: len(doc["option"])),
         record_id=lambda doc: str(doc["question_idx"]),
+        options_field="option",
     ),
     "perceptiontest": BenchmarkSpec(
         name="perceptiontest", hub_cache_dir="perceptiontest_val", local_video_dir="",
@@ -406,9 +412,8 @@ def read_annotation_file(path: Path) -> list[dict[str, Any]]:
         if path.suffix == ".parquet":
             import pyarrow.parquet as pq
 
-            table = pq.read_table(path)
-            _parquet_twice(path, table.schema)
-            return table.to_pylist()
+            _parquet_twice(path, pq.read_schema(path))
+            return pq.read_table(path).to_pylist()
         if path.suffix == ".jsonl":
             from savi_plugin.data.readers import iter_lines, parse_line
 
@@ -461,10 +466,11 @@ def validate_records(records: list[dict], spec: BenchmarkSpec, source: str | Pat
                                     if spec.name == "egoschema" and field == "answer" else "missing")
         located = record.get(SOURCE_KEY) if spec.flatten is not None else None
         where = located["record"] if located else i
-        names = located["fields"] if located else {}
+        names = located["fields"] if located else _option_names(spec.options_field, len(spec.options(record)))
         options = spec.options(record)
         if spec.flatten is None and (len(options) < 2 or not all(isinstance(o, str) and o.strip() for o in options)):
-            raise EvalDataError(source, i, "options", f"need at least two non-empty option strings, got {options!r}")
+            raise EvalDataError(source, i, names["options"], f"need at least two non-empty option strings, got "
+                                f"{options!r}")
         check_prompt_texts(record["question"], options if located is None or "options" in names else [],
                            source, where, names)
         if spec.flatten is None:
@@ -475,6 +481,11 @@ def validate_records(records: list[dict], spec: BenchmarkSpec, source: str | Pat
         _check_video_name(record, spec, source, where, names.get(spec.video_key or "", spec.video_key))
         if spec.name == "mvbench":
             _check_record_bound(record, source, i)
+
+
+def _option_names(field: str, n: int) -> dict[str, str]:
+    """Our option field names -> a native record's (``options[1]`` -> ``candidates[1]``)."""
+    return {"options": field, **{f"options[{k}]": f"{field}[{k}]" for k in range(n)}}
 
 
 def check_prompt_texts(question: Any, options: list[Any], source: str | Path, record: int | str,
@@ -490,7 +501,8 @@ def check_prompt_texts(question: Any, options: list[Any], source: str | Path, re
     * No hidden control character or bidi override (:func:`savi_plugin.untrusted.hidden_control_problem`, the
       pairs' rule) and at most :data:`savi_plugin.untrusted.MAX_TEXT_CHARS` characters.
     * Options are non-empty texts, no two the same after Unicode normalisation and case folding
-      (:func:`savi_plugin.data.choices.duplicate_options`): with two, the ground truth is ambiguous.
+      (:func:`savi_plugin.data.choices.duplicate_options`), their own labels aside (EgoSchema's ``A. ...``): with
+      two, the ground truth is ambiguous.
 
     A model's control tokens are the loaded tokenizer's (``check_plain_text``): counted per document in
     ``control_token_in_text`` when the prompt is built, not here.
@@ -513,9 +525,10 @@ def check_prompt_texts(question: Any, options: list[Any], source: str | Path, re
         problem = length_problem(option) or line_break_problem(option) or hidden_control_problem(option)
         if problem:
             raise fail(f"options[{k}]", problem)
-    twins = duplicate_options(options)
+    texts = [strip_option_prefix(o, LETTERS[k]) if k < len(LETTERS) else o for k, o in enumerate(options)]
+    twins = duplicate_options(texts)  # "A. left" and "B. ｌｅｆｔ" are one text under two labels
     if twins:
-        raise fail("options", duplicate_options_message(options, twins))
+        raise fail("options", duplicate_options_message(texts, twins))
 
 
 def _check_video_name(record: dict, spec: BenchmarkSpec, source: str | Path, where: int | str,
