@@ -465,9 +465,12 @@ def validate_records(records: list[dict], spec: BenchmarkSpec, source: str | Pat
                 raise EvalDataError(source, i, field, "missing (EgoSchema: only the Subset config has answers)"
                                     if spec.name == "egoschema" and field == "answer" else "missing")
         located = record.get(SOURCE_KEY) if spec.flatten is not None else None
-        where = located["record"] if located else i
-        names = located["fields"] if located else _option_names(spec.options_field, len(spec.options(record)))
+        if located is None and not isinstance(record.get(spec.options_field), (list, tuple)):
+            raise EvalDataError(source, i, spec.options_field, f"expected a list of option texts, got "
+                                f"{type(record.get(spec.options_field)).__name__}")
         options = spec.options(record)
+        where = located["record"] if located else i
+        names = located["fields"] if located else _option_names(spec.options_field, len(options))
         if spec.flatten is None and (len(options) < 2 or not all(isinstance(o, str) and o.strip() for o in options)):
             raise EvalDataError(source, i, names["options"], f"need at least two non-empty option strings, got "
                                 f"{options!r}")

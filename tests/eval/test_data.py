@@ -306,6 +306,18 @@ def test_a_key_given_twice_is_refused_at_file_record_field_in_every_benchmark(sh
     assert "appears twice" in _refused(load, path, where)
 
 
+@pytest.mark.parametrize("site", [s for s in OPTIONS if not s.startswith("vidhalluc")])
+@pytest.mark.parametrize("value", ["left right", 3, {"A": "left"}])
+def test_options_that_are_no_list_are_refused_naming_the_field(shipped, tmp_path, site, value):
+    steps, where = OPTIONS[site]
+
+    def change(doc):
+        _at(doc, steps[:-1])[steps[-1]] = value
+
+    path, load = _load(shipped, tmp_path, site, change)
+    assert "expected a list of option texts" in _refused(load, path, where)
+
+
 def test_a_parquet_column_given_twice_is_refused_naming_it(tmp_path):
     import pyarrow as pa
     import pyarrow.parquet as pq
