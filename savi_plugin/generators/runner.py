@@ -386,16 +386,35 @@ def _check_known_items(path: Path, rows: dict[str, dict[str, Any]], input_ids: s
         DataError: ``progress file:line``, the first such row.
     """
     foreign = set(rows) - input_ids
-    if not foreign:
-        return
+    if foreign:
+        _refuse_row(path, foreign, "is not among the input's items")
+
+
+def _check_skips_hold(path: Path, rows: dict[str, dict[str, Any]], items: dict[str, InputItem]) -> None:
+    """Refuse a progress row that says an item's video is missing while the video is there: the input's videos
+    are part of the run's identity (compared before), so a video that was missing when the row was written is
+    missing still, and such a row was written by another hand (counting it would skip the item forever).
+
+    Raises:
+        DataError: ``progress file:line``, the first such row.
+    """
+    contradicted = {item_id for item_id, row in rows.items() if item_id in items
+                    and any(o.get("reason") == "missing_video" for o in row.get("outcomes", []))
+                    and os.path.isfile(items[item_id].video)}
+    if contradicted:
+        _refuse_row(path, contradicted, "is counted as missing_video, yet its video is there")
+
+
+def _refuse_row(path: Path, ids: set[str], why: str) -> None:
+    """Raise the one-line refusal of the first progress line for one of ``ids``: not a line the run wrote."""
     from savi_plugin.data.readers import iter_lines, parse_line
 
     for number, raw, ended in iter_lines(path):
         obj, _ = parse_line(path, number, raw) if ended else (None, None)
-        if isinstance(obj, dict) and obj.get("id") in foreign:
-            raise DataError(str(path), number, None, f"item {obj['id']!r} is not among the input's items: not a line "
-                                                      f"this run wrote (the progress file was edited); remove the "
-                                                      f"line, or remove the file to redo every item")
+        if isinstance(obj, dict) and obj.get("id") in ids:
+            raise DataError(str(path), number, None, f"item {obj['id']!r} {why}: not a line this run wrote (the "
+                                                      f"progress file was edited); remove the line, or remove the "
+                                                      f"file to redo every item")
 
 
 def progress_row_problem(obj: Any) -> str | None:
@@ -637,6 +656,7 @@ def _run_locked(gen, model, mine, config, base_meta, out_path, prog_path, index,
     check_same_config(stored, config, output=out_path, stored_at=prog_path, ignore=_RESUMABLE_CHANGES + _BY_IDENTITY,
                       remedy="write to a new output or delete the old files")
     _check_known_items(prog_path, rows, input_ids)
+    _check_skips_hold(prog_path, rows, {item.id: item for _, chunk in mine for item in chunk})
     repair_truncated_tail(out_path)  # a torn last line is a crash's, cut as the writer does
     _check_output_lines(out_path)
     if stored is None and has_output:  # our mark holds the configuration (claim compared it): rebuild the cache

@@ -188,6 +188,33 @@ def test_a_progress_line_the_run_did_not_write_is_refused_naming_it(line, setup,
     assert (out.read_bytes(), out.with_name(out.name + ".report.json").read_bytes()) == before
 
 
+def test_a_forged_missing_video_row_for_an_item_whose_video_is_there_is_refused(setup, tmp_path):
+    """Red team 13, B4: a ``skipped missing_video`` row added to the progress file for an item not yet run (its
+    video there) was taken as final: the item was never generated. The videos are part of the run's identity, so
+    a video missing when the row was written is missing still; the row is refused at its line."""
+    import json
+
+    from savi_plugin.data.record import DataError
+
+    lm, manifest, _ = setup
+    out = tmp_path / "pairs.jsonl"
+
+    def stop(_out):  # Ctrl-C after two items
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        generate(lm, manifest, out, hook=stop)  # items q0, q1 done
+    progress = progress_path(out)
+    forged = {"id": "q3", "batch": 0, "outcomes": [{"id": "q3", "status": "skipped", "reason": "missing_video"}]}
+    with open(progress, "a") as fh:
+        fh.write(json.dumps(forged) + "\n")
+    number = len(progress.read_text().splitlines())
+    with pytest.raises(DataError) as refused:
+        generate(lm, manifest, out)
+    assert (refused.value.file, refused.value.line) == (str(progress), number), str(refused.value)
+    assert "'q3' is counted as missing_video, yet its video is there" in str(refused.value)
+
+
 def test_a_progress_file_replaced_by_a_link_to_a_users_file_is_named_as_a_link_savi_did_not_write(setup, tmp_path):
     """Red team 11, A1: the progress file replaced by a symlink to the user's file; the re-run said "<progress>:1:
     ... not a line this run wrote; remove the line" -- a line of the user's own file. It says the name is a link to
@@ -264,9 +291,9 @@ def test_a_done_item_in_a_batch_run_again_keeps_what_its_progress_row_says(setup
     progress = out.with_name(out.name + ".progress.jsonl")
     with open(progress, "a") as fh:
         fh.write(json.dumps({"id": ids[3], "batch": 1, "outcomes": [{"id": ids[3], "status": "skipped",
-                                                                      "reason": "missing_video"}]}) + "\n")
+                                                                      "reason": "too_few_frames"}]}) + "\n")
     report = run(limit=4)
     lines = [json.loads(line) for line in out.read_text().splitlines()]
     assert report["counts"]["pairs"] == len(lines) and report["counts"]["pairs_missing"] == 0
     assert not [r for r in lines if r["id"].startswith(ids[3] + "-")]
-    assert report["counts"]["by_reason"].get("missing_video") == 1
+    assert report["counts"]["by_reason"].get("too_few_frames") == 1
