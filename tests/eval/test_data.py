@@ -7,6 +7,8 @@ import unicodedata
 
 import pytest
 
+from savi_plugin.eval import videohallucer as vh
+from savi_plugin.eval import vidhalluc as vl
 from savi_plugin.eval.data import (
     BENCHMARKS,
     MVBENCH_SUBTASKS,
@@ -17,8 +19,6 @@ from savi_plugin.eval.data import (
     resolve_video,
     video_base,
 )
-from savi_plugin.eval import videohallucer as vh
-from savi_plugin.eval import vidhalluc as vl
 from savi_plugin.eval.fixtures import FIXTURE_BENCHMARKS, build_fixture
 from savi_plugin.untrusted import LINE_BREAKS
 from savi_plugin.video import read_frames
@@ -223,8 +223,9 @@ def _refused(load, path, where):
 
 @pytest.mark.parametrize("site", FILES)
 def test_every_shipped_annotation_file_loads_as_written(shipped, tmp_path, site):
-    path, load = _load(shipped, tmp_path, site, lambda doc: None)
-    assert load() and all(vl.data.SOURCE_KEY not in r for r in load())
+    _, load = _load(shipped, tmp_path, site, lambda doc: None)
+    records = load()
+    assert records and all(vl.data.SOURCE_KEY not in r for r in records)
 
 
 def _question_cases():
