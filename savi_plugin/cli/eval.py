@@ -387,13 +387,13 @@ def run_compare(args) -> int:
     # read_table refused a (task, adapter) given twice: each key is one row
     rows_b = {(r["task"], r["adapter"]): r for r in b["rows"]}
     keys_a = {(r["task"], r["adapter"]) for r in a["rows"]}
-    print(markdown_row(["task", "adapter", "A", "B"]) + "\n|---|---|---|---|")
+    say(markdown_row(["task", "adapter", "A", "B"]), "|---|---|---|---|")
     for r in a["rows"]:
         o = rows_b.get((r["task"], r["adapter"]))
-        print(markdown_row([r["task"], r["adapter"], format_delta(r), format_delta(o) if o else "-"]))
+        say(markdown_row([r["task"], r["adapter"], format_delta(r), format_delta(o) if o else "-"]))
     for key, o in rows_b.items():
         if key not in keys_a:
-            print(markdown_row([key[0], key[1], "-", format_delta(o)]))
+            say(markdown_row([key[0], key[1], "-", format_delta(o)]))
     # a row over items none of which had a usable video is no result: flagged, and the exit status says so
     flagged = [f"{name} {', '.join(rows)}" for name, rows in (("A", unusable_rows(a)), ("B", unusable_rows(b)))
                if rows]
