@@ -124,3 +124,16 @@ def test_every_line_a_command_builds_is_printed_through_the_one_printer():
                 if name not in DOCUMENTS and not (path.name == "__init__.py" and ast.unparse(first) == "printable(line)"):
                     found.append(f"{path.name}:{node.lineno}: print({ast.unparse(first)[:60]})")
     assert found == []
+
+
+@pytest.mark.parametrize("kind", list(CONTROLS))
+def test_savi_videos_one_line_inside_lmms_eval_stays_one_line(kind, capsys):
+    """``savi_video``'s refusal inside lmms-eval (:func:`savi_plugin.eval.settings.exits_as_configuration_error`)
+    is printed by the same rule: a path in ``model_args`` holding a line break is escaped."""
+    from savi_plugin.eval.settings import SettingError, exits_as_configuration_error
+
+    raw, escaped = CONTROLS[kind]
+    with pytest.raises(SettingError) as raised, exits_as_configuration_error():
+        raise SettingError(f"savi_video: pretrained=m{raw}error: x: not found")
+    assert raised.value.code == 2
+    assert lines(capsys.readouterr().err) == [f"savi_video: pretrained=m{escaped}error: x: not found"]
