@@ -239,6 +239,30 @@ def name_length_error(output: str | Path, folder: bool, output_name: str = "outp
         f"{another(output_name)} whose name is at most {most} bytes")
 
 
+def folder_above_problem(output: str | Path) -> str | None:
+    """What stands in the way of ``output``'s folder: ``"qa.jsonl is a file, not a folder"`` when the nearest
+    existing path above ``output`` is not a folder (``--out qa.jsonl/site``, where the system says only "Not a
+    directory" of every name below it), or None (every existing path above is a folder)."""
+    import stat
+
+    for above in Path(output).parents:
+        try:
+            mode = os.stat(above).st_mode
+        except OSError:  # absent, or itself below a file (ENOTDIR): look further up
+            continue
+        if stat.S_ISDIR(mode):
+            return None
+        return f"{above} is {'a file' if stat.S_ISREG(mode) else special_kind(above)}, not a folder"
+    return None
+
+
+def folder_above_error(output: str | Path, output_name: str = "output") -> ConfigurationError | None:
+    """The one-line refusal of an output below a file (:func:`folder_above_problem`), or None: a wrong flag value,
+    said before any name below the file (the output's mark, lock or sidecars) is looked at."""
+    problem = folder_above_problem(output)
+    return ConfigurationError(f"{output}: {problem}: choose {another(output_name)}") if problem else None
+
+
 def another(name: str, adjective: str = "another") -> str:
     """``another --output`` for a flag or a noun, ``another path for the output's report.json`` for a name that
     already has its article (messages read ``choose another ...`` either way)."""
@@ -1250,7 +1274,7 @@ def foreign_marker(path: str | Path, ours: Callable[[bytes], bool]) -> str | Non
     path = Path(path)
     try:
         st = os.lstat(path)
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):  # nothing can be there (a path above it is a file)
         return None
     except OSError as exc:
         return f"unreadable ({exc.strerror})"
@@ -1623,9 +1647,9 @@ def claim(output: str | Path, *, command: str, config: Mapping[str, Any] | None 
 
     path = Path(output)
     config = dict(config or {})
-    too_long = name_length_error(path, folder, output_name)
-    if too_long is not None:
-        raise too_long
+    refused = folder_above_error(path, output_name) or name_length_error(path, folder, output_name)
+    if refused is not None:
+        raise refused
     check_distinct(path, inputs or {}, output_name=output_name, folder=folder)
     for group, files in (input_files or {}).items():
         check_not_any({output_name: path}, files, what=group, folder=folder)
