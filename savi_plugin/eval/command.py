@@ -229,6 +229,17 @@ class EvalRunError(RunError):
         """The same error naming the log at ``path``, where it was moved."""
         return type(self)(self.problem, path)
 
+    def log_kept(self, removed: str | Path, output: str | Path) -> EvalRunError:
+        """The same error with its log moved out of ``removed``, a folder the same exit removes, to
+        :func:`~savi_plugin.data.outputs.failed_log_path` of ``output`` -- so the line never names a file that is
+        gone; unchanged when the log is elsewhere (or none was written)."""
+        from savi_plugin.data.outputs import failed_log_path, move_into
+
+        removed = Path(removed).resolve()
+        if self.log_path is None or not self.log_path.is_file() or removed not in self.log_path.resolve().parents:
+            return self
+        return self.log_moved(move_into(self.log_path, failed_log_path(output)))
+
 
 class EvalSettingError(EvalRunError, ConfigurationError):
     """lmms-eval stopped with exit status 2: a configuration error (``savi_video``'s :class:`~savi_plugin.eval.
