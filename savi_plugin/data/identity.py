@@ -428,8 +428,8 @@ def check_adapter_weights(adapter_dir: str | Path) -> None:
     name = nonfinite_weight(present[0])
     if name is not None:  # a file intact in its header, damaged or diverged in its values: every answer it gave
         # would be scored as the model's
-        raise AdapterFileError(f"{folder}: the adapter's weight {name} holds NaN or infinity; restore the folder "
-                               f"from its training run, or train it again")
+        raise AdapterFileError(f"{present[0]}: the adapter's weight {name} holds NaN or infinity; restore the "
+                               f"folder from its training run, or train it again")
 
 
 def nonfinite_weight(path: str | Path) -> str | None:
