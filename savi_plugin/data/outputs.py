@@ -129,6 +129,15 @@ def sidecar_shown(output: str | Path, kind: str) -> str:
     return from_here(sidecar(output, kind))
 
 
+def failed_log_path(output: str | Path) -> Path:
+    """Where the log of a failed job is kept beside its ``output`` (``iter_0/eval.failed.log``,
+    ``suite.failed.log``) when the failure removes the folder the log was written in (a temporary folder, or a new
+    output undone after a configuration error: :meth:`Output.undo` keeps this name); the job's next success
+    removes it."""
+    output = Path(output)
+    return output.with_name(f"{output.name}.failed.log")
+
+
 #: the sidecars a file output may have (:func:`sidecar` kinds): progress, run report, lock, our mark
 SIDECAR_KINDS = ("progress.jsonl", "report.json", "lock", MARK_NAME.lstrip("."))
 
@@ -1524,7 +1533,16 @@ class Output:
         """What the job added to the output (paths relative to its folder's parent), without the lock files."""
         name = self.path.name
         locks = {f"{name}/{LOCK_NAME}", f"{name}/{LOCK_NAME}.excl", f"{name}.lock", f"{name}.lock.excl"}
-        return _existing_names(self.path, self.folder) - (self._before or set()) - locks - {name}
+        kept = {failed_log_path(self.path).name}  # the failure's log, which the failure's line names
+        return _existing_names(self.path, self.folder) - (self._before or set()) - locks - kept - {name}
+
+    def undoes(self, exc_type: type[BaseException]) -> bool:
+        """Whether leaving the ``with`` block with ``exc_type`` removes what this job created (:meth:`undo`): a
+        new output, and a configuration error or nothing written yet but the mark and empty files. A caller whose
+        error names a file inside the output moves it out first (:func:`failed_log_path`)."""
+        from savi_plugin.errors import ConfigurationError
+
+        return self._before is not None and (issubclass(exc_type, ConfigurationError) or self._holds_no_result())
 
     def _holds_no_result(self) -> bool:
         """Whether what this job added to a new output is only its mark and empty files (nothing to resume)."""
@@ -1546,8 +1564,6 @@ class Output:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        from savi_plugin.errors import ConfigurationError
-
         why = None if exc_type is OutputRemovedError else self.removed()
         if why is not None or exc_type is OutputRemovedError:  # what stands there now is not this job's:
             self.release()  # nothing is undone, recorded or marked there
@@ -1557,7 +1573,7 @@ class Output:
                 except OutputRemovedError as removed:
                     raise removed from exc
             return
-        undo = exc_type is not None and (issubclass(exc_type, ConfigurationError) or self._holds_no_result())
+        undo = exc_type is not None and self.undoes(exc_type)
         try:
             if undo:
                 self.undo()
