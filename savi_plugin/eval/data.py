@@ -465,7 +465,9 @@ def validate_records(records: list[dict], spec: BenchmarkSpec, source: str | Pat
                 raise EvalDataError(source, i, field, "missing (EgoSchema: only the Subset config has answers)"
                                     if spec.name == "egoschema" and field == "answer" else "missing")
         located = record.get(SOURCE_KEY) if spec.flatten is not None else None
-        if located is None and not isinstance(record.get(spec.options_field), (list, tuple)):
+        # a spec whose options come from another field (a plugin's ``options`` function) is judged by what it reads
+        if located is None and spec.options_field in record and not isinstance(record[spec.options_field],
+                                                                                  (list, tuple)):
             raise EvalDataError(source, i, spec.options_field, f"expected a list of option texts, got "
                                 f"{type(record.get(spec.options_field)).__name__}")
         options = spec.options(record)
