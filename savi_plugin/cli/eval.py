@@ -300,11 +300,10 @@ def check_gen_kwargs_text(text: str, flag: str = "--gen-kwargs") -> None:
     from savi_plugin.config.values import ConfigError
     from savi_plugin.eval.settings import SettingError, check_gen_kwargs
 
-    from savi_plugin.eval.command import split_args_string
+    from savi_plugin.eval.command import args_items
 
     seen: dict[str, str] = {}
-    for item in split_args_string(text):
-        key, _, value = item.partition("=")
+    for _, key, value in args_items(text, flag):
         if key in seen:  # lmms-eval's dict keeps the last value silently
             raise ConfigError("", f"{flag} {text!r}: {key}= is given twice ({key}={seen[key]} and {key}={value}); "
                                   f"give each setting once (lmms-eval would use the last)")

@@ -407,3 +407,35 @@ def test_an_empty_suite_model_or_adapter_is_refused_as_empty(flag, tmp_path, cap
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and f"{flag} is empty" in err[0], err
     assert not (tmp_path / "suite").exists()
+
+
+_MALFORMED_ITEMS = {"max_new_tokens": "is no key=value", "=1": "has an empty key", " =1": "has an empty key",
+                    "==": "has an empty key", "temperature": "is no key=value"}
+
+
+@pytest.mark.parametrize("flag", ["--gen_kwargs", "--model_args"])
+@pytest.mark.parametrize("item", sorted(_MALFORMED_ITEMS))
+@pytest.mark.parametrize("shape", ["{item}", "max_new_tokens=2,{item}", "{item},num_beams=1"])
+def test_a_malformed_key_value_item_is_named_with_the_form_key_value(flag, item, shape):
+    """pass 13 B #59: ``--gen-kwargs max_new_tokens`` printed Python's ``not enough values to unpack``, ``'=1'`` an
+    empty key name: the one item check (:func:`args_items`) names the item and the form ``key=value``."""
+    from savi_plugin.config.values import ConfigError
+    from savi_plugin.eval.command import args_items
+
+    text = shape.format(item=item)
+    with pytest.raises(ConfigError) as err:
+        args_items(text, flag)
+    message = str(err.value)
+    assert len(message.splitlines()) == 1 and repr(item.strip()) in message and "key=value" in message
+    assert _MALFORMED_ITEMS[item] in message and flag in message and "unpack" not in message
+
+
+@pytest.mark.parametrize("item", ["max_new_tokens", "=1"])
+def test_a_malformed_suite_gen_kwargs_item_is_one_line_naming_it(item, tmp_path, capsys):
+    out = tmp_path / "suite"
+    capsys.readouterr()
+    code = main(["eval", "suite", "savi_mvbench_action_antonym", "--model", str(tmp_path / "m"), "--out", str(out),
+                 "--gen-kwargs", item])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and f"{item!r}" in err and "key=value" in err, err
+    assert "unpack" not in err and not out.exists()
