@@ -68,11 +68,26 @@ from savi_plugin.video.sampling import check_bound
 _LMMS_EVAL_KWARGS = ("batch_size", "max_batch_size", "device")
 
 
+#: model_args words read as "not given" (any case), the special values of ``savi_video``'s path arguments
+_NONE_WORDS = ("", "none", "null")
+
+
 def _none(value: Any) -> Any:
-    """model_args values are strings: treat ``""``/``none``/``null`` as None."""
-    if isinstance(value, str) and value.strip().lower() in ("", "none", "null"):
+    """model_args values are strings: treat ``""``/``none``/``null`` (any case) as None."""
+    if isinstance(value, str) and value.strip().lower() in _NONE_WORDS:
         return None
     return value
+
+
+def ambiguous_path_word(key: str, value: Any) -> str | None:
+    """Why ``key=value`` (``pretrained=``, ``adapter=``) is ambiguous, or None: ``value`` is one of the words read as
+    "not given" (:data:`_NONE_WORDS`, any case: ``adapter=NONE`` means no adapter) and also names an existing path in
+    the working folder, which the user may have meant. Refused rather than guessed: the folder is named ``./NONE``."""
+    if isinstance(value, str) and value.strip() and _none(value) is None and os.path.lexists(value):
+        return (f"{key}={value!r} is ambiguous: {value!r} means no {key} to savi_video, and it also names "
+                f"{'a folder' if os.path.isdir(value) else 'a file'} here; write {key}=./{value} for that path, or "
+                f"leave {key}= out for none")
+    return None
 
 
 def frames_from_directory(path: Path, num_frames: int, *, sampling: str = "uniform", bound=None,
@@ -233,6 +248,9 @@ class SaviVideo(lmms):
         if unknown:
             raise SettingError(f"savi_video: unknown model_args {', '.join(unknown)}; see "
                                f"savi_plugin.eval.model.SaviVideo for the accepted ones")
+        for key, value in (("pretrained", pretrained), ("adapter", adapter)):
+            if ambiguous_path_word(key, value):  # adapter=NONE beside a folder NONE: refused, not guessed
+                raise SettingError(f"savi_video: {ambiguous_path_word(key, value)}")
         if _none(pretrained) is None:  # the one required argument: a SettingError, not Python's TypeError
             raise SettingError("savi_video: model_args needs pretrained=<model path or hub id>")
         from savi_plugin.eval.command import empty_path_problem
@@ -292,7 +310,7 @@ class SaviVideo(lmms):
         except (OSError, ValueError, RuntimeError, ImportError, LookupError, TypeError) as exc:
             # a missing or foreign model or adapter, a family mismatch, a device that is not there: one line
             what = f"pretrained={pretrained}" + (f", adapter={adapter}" if _none(adapter) else "")
-            raise SettingError(f"savi_video: cannot load {what}: {type(exc).__name__}: {_first_line(exc)}") from None
+            raise SettingError(f"savi_video: cannot load {what}: {_first_line(exc)}") from None
         self.lmms_frame_rule = settings.frame_rule or FAMILY_FRAME_RULES.get(self.lm.family, "lmms_llava_onevision")
         log.info("savi_video: {} ({}{}) on {}, {}, {} frames, rank {}/{}", pretrained, type(self.lm).__name__,
                  f" + adapter {adapter}" if _none(adapter) else "", self._device, dtype, self.num_frames,
