@@ -236,6 +236,7 @@ def _run_evaluation(run: _Evaluation, verbose: bool) -> None:
     """
     import tempfile
 
+    from savi_plugin.data.outputs import made_folder
     from savi_plugin.eval.command import (
         EvalRunError,
         flag_value,
@@ -257,8 +258,7 @@ def _run_evaluation(run: _Evaluation, verbose: bool) -> None:
             if model_args is not None:  # pretrained=1e5: a link lmms-eval does not read as the float 100000.0
                 lmms_args = with_flag(lmms_args, "--model_args", safe_args)
             output = output or scratch
-            os.makedirs(output, exist_ok=True)
-            with safe_paths(output) as (safe_output,):
+            with made_folder(output), safe_paths(output) as (safe_output,):  # failed: a folder it made is removed
                 command = lmms_eval_command(with_flag(lmms_args, "--output_path", str(safe_output)), tasks_path())
                 print("+", " ".join(command), file=sys.stderr)
                 run_judged(command, env=run.env, output_path=output, tasks=run.tasks, verbose=verbose)

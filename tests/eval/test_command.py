@@ -439,3 +439,29 @@ def test_a_malformed_suite_gen_kwargs_item_is_one_line_naming_it(item, tmp_path,
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1 and f"{item!r}" in err and "key=value" in err, err
     assert "unpack" not in err and not out.exists()
+
+
+def test_savi_eval_run_removes_the_output_folder_it_made_when_savi_video_refuses_its_arguments(tmp_path, capsys,
+                                                                                            monkeypatch):
+    """pass 13 B #44: ``--batch_size 0`` was refused by savi_video (exit 2) and an empty ``bs0/`` (absent before)
+    was left behind. The process stands for lmms-eval ended by savi_video's refusal: its line and exit status 2
+    (that savi_video's constructor ends so: ``test_a_configuration_error_inside_savi_video_ends_...``; a Python
+    without imports keeps this case at ~0.1 s). The folder ``savi eval run`` made, with its missing parents, is
+    gone; the data root and model folder stay."""
+    import sys
+
+    from savi_plugin.eval import command
+
+    refused = [sys.executable, "-c", "import sys\n"
+               "print('savi_video: batch_size must be >= 1, got 0', file=sys.stderr)\nraise SystemExit(2)"]
+    monkeypatch.setattr(command, "lmms_eval_command", lambda *a, **k: refused)
+    (tmp_path / "data").mkdir()
+    monkeypatch.setenv("SAVI_DATA_ROOT", str(tmp_path / "data"))
+    (tmp_path / "m").mkdir()
+    out = tmp_path / "runs" / "bs0"
+    capsys.readouterr()
+    code = main(["eval", "run", "--", "--model", "savi_video", "--model_args", f"pretrained={tmp_path / 'm'}",
+                 "--tasks", "savi_mvbench_action_antonym", "--output_path", str(out)])
+    err = capsys.readouterr().err
+    assert code == 2 and "batch_size must be >= 1, got 0" in err, err
+    assert not (tmp_path / "runs").exists() and sorted(p.name for p in tmp_path.iterdir()) == ["data", "m"]
