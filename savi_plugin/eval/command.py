@@ -322,6 +322,23 @@ def flag_value(args: list[str], flag: str) -> str | None:
 READ_PATH_ARGS = ("pretrained", "adapter")
 
 
+#: the ``savi_video`` model_args words (any case) read as "not given": ``adapter=none`` is no adapter
+NONE_WORDS = ("", "none", "null")
+
+
+def ambiguous_path_problem(key: str, value: object) -> str | None:
+    """Why a :data:`READ_PATH_ARGS` value is ambiguous, or None: one of :data:`NONE_WORDS` (any case:
+    ``adapter=NONE`` means no adapter) that also names an existing path in the working folder, which the user may
+    have meant. Refused rather than guessed; the path is named ``./NONE``."""
+    if key not in READ_PATH_ARGS or not isinstance(value, str) or not value.strip():
+        return None
+    if value.strip().lower() not in NONE_WORDS or not os.path.lexists(value):
+        return None
+    return (f"{key}={value!r} is ambiguous: {value!r} means no {key} to savi_video, and it also names "
+            f"{'a folder' if os.path.isdir(value) else 'a file'} here; write {key}=./{value} for that path, or "
+            f"leave {key}= out for none")
+
+
 def empty_path_problem(key: str, value: object) -> str | None:
     """Why a :data:`READ_PATH_ARGS` value is refused for being empty, or None: ``adapter=`` is what
     ``adapter=$ADAPTER`` gives when the variable is unset, and read as "no adapter" it evaluated the base model
@@ -486,7 +503,8 @@ def check_model_args(model: str | None, model_args: str | None, flag: str = "--m
 
     Raises:
         ConfigError: a value that lmms-eval's split cannot carry (an item cut at a ``,``; a path value holding one
-            of :data:`SPLIT_SYNTAX`), an empty path value (:func:`empty_path_problem`), or a path value lmms-eval
+            of :data:`SPLIT_SYNTAX`), an empty or ambiguous path value (:func:`empty_path_problem`,
+            :func:`ambiguous_path_problem`: ``adapter=NONE`` beside a folder ``NONE``), or a path value lmms-eval
             would type (``1e5``) that names nothing (exit 2).
     """
     pairs = split_model_args(model_args or "", flag)
@@ -495,9 +513,9 @@ def check_model_args(model: str | None, model_args: str | None, flag: str = "--m
     for key, value in pairs:
         if key not in READ_PATH_ARGS:
             continue
-        empty = empty_path_problem(key, value)
-        if empty:
-            raise ConfigError("", f"{flag} {empty}")
+        problem = empty_path_problem(key, value) or ambiguous_path_problem(key, value)
+        if problem:
+            raise ConfigError("", f"{flag} {problem}")
         if SPLIT_SYNTAX & set(value):
             raise ConfigError("", f"{flag} {key}={value}: lmms-eval's --model_args split cannot carry this "
                                   f"path (it splits at ',' outside quotes and brackets, and passes quotes on as part "

@@ -68,26 +68,13 @@ from savi_plugin.video.sampling import check_bound
 _LMMS_EVAL_KWARGS = ("batch_size", "max_batch_size", "device")
 
 
-#: model_args words read as "not given" (any case), the special values of ``savi_video``'s path arguments
-_NONE_WORDS = ("", "none", "null")
-
-
 def _none(value: Any) -> Any:
-    """model_args values are strings: treat ``""``/``none``/``null`` (any case) as None."""
-    if isinstance(value, str) and value.strip().lower() in _NONE_WORDS:
+    """model_args values are strings: treat ``""``/``none``/``null`` (any case, :data:`NONE_WORDS`) as None."""
+    from savi_plugin.eval.command import NONE_WORDS
+
+    if isinstance(value, str) and value.strip().lower() in NONE_WORDS:
         return None
     return value
-
-
-def ambiguous_path_word(key: str, value: Any) -> str | None:
-    """Why ``key=value`` (``pretrained=``, ``adapter=``) is ambiguous, or None: ``value`` is one of the words read as
-    "not given" (:data:`_NONE_WORDS`, any case: ``adapter=NONE`` means no adapter) and also names an existing path in
-    the working folder, which the user may have meant. Refused rather than guessed: the folder is named ``./NONE``."""
-    if isinstance(value, str) and value.strip() and _none(value) is None and os.path.lexists(value):
-        return (f"{key}={value!r} is ambiguous: {value!r} means no {key} to savi_video, and it also names "
-                f"{'a folder' if os.path.isdir(value) else 'a file'} here; write {key}=./{value} for that path, or "
-                f"leave {key}= out for none")
-    return None
 
 
 def frames_from_directory(path: Path, num_frames: int, *, sampling: str = "uniform", bound=None,
@@ -248,12 +235,13 @@ class SaviVideo(lmms):
         if unknown:
             raise SettingError(f"savi_video: unknown model_args {', '.join(unknown)}; see "
                                f"savi_plugin.eval.model.SaviVideo for the accepted ones")
+        from savi_plugin.eval.command import ambiguous_path_problem, empty_path_problem
+
         for key, value in (("pretrained", pretrained), ("adapter", adapter)):
-            if ambiguous_path_word(key, value):  # adapter=NONE beside a folder NONE: refused, not guessed
-                raise SettingError(f"savi_video: {ambiguous_path_word(key, value)}")
+            if ambiguous_path_problem(key, value):  # adapter=NONE beside a folder NONE: refused, not guessed
+                raise SettingError(f"savi_video: {ambiguous_path_problem(key, value)}")
         if _none(pretrained) is None:  # the one required argument: a SettingError, not Python's TypeError
             raise SettingError("savi_video: model_args needs pretrained=<model path or hub id>")
-        from savi_plugin.eval.command import empty_path_problem
 
         for key, value in (("pretrained", pretrained), ("adapter", adapter)):
             if empty_path_problem(key, value):  # adapter=$ADAPTER with the variable unset: not "no adapter"

@@ -465,3 +465,28 @@ def test_savi_eval_run_removes_the_output_folder_it_made_when_savi_video_refuses
     err = capsys.readouterr().err
     assert code == 2 and "batch_size must be >= 1, got 0" in err, err
     assert not (tmp_path / "runs").exists() and sorted(p.name for p in tmp_path.iterdir()) == ["data", "m"]
+
+
+@pytest.mark.parametrize("word", ["NONE", "None", "null"])
+def test_savi_eval_run_refuses_a_none_word_that_names_a_folder_here_before_lmms_eval_starts(word, tmp_path, capsys,
+                                                                                         monkeypatch):
+    """pass 13 B #60: the check savi_video makes (:func:`ambiguous_path_problem`) is made before lmms-eval starts;
+    ``adapter=./NONE`` names the folder and passes it."""
+    from savi_plugin.eval import command
+    from savi_plugin.eval.command import check_model_args
+
+    monkeypatch.setattr(command, "lmms_eval_command", lambda *a, **k: pytest.fail("lmms-eval was started"))
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / word).mkdir()
+    (tmp_path / "data").mkdir()
+    monkeypatch.setenv("SAVI_DATA_ROOT", str(tmp_path / "data"))
+    capsys.readouterr()
+    code = main(["eval", "run", "--", "--model", "savi_video", "--model_args", f"pretrained={tmp_path},adapter={word}",
+                 "--tasks", "savi_mvbench_action_antonym", "--output_path", str(tmp_path / "out")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err == (f"error: --model_args adapter={word!r} is ambiguous: {word!r} means no adapter to "
+                                 f"savi_video, and it also names a folder here; write adapter=./{word} for that path, "
+                                 f"or leave adapter= out for none"), err
+    assert not (tmp_path / "out").exists()
+    assert check_model_args("savi_video", f"pretrained=m,adapter=./{word}") == [("pretrained", "m"),
+                                                                                  ("adapter", f"./{word}")]
