@@ -85,6 +85,7 @@ from savi_plugin.data.paths import (
     path_from_file,
 )
 from savi_plugin.data.record import DataError, check_encodable
+from savi_plugin.data.watched import WatchedFiles
 from savi_plugin.data.writer import (
     JsonlAppender,
     PreferenceWriter,
@@ -386,16 +387,35 @@ def _check_known_items(path: Path, rows: dict[str, dict[str, Any]], input_ids: s
         DataError: ``progress file:line``, the first such row.
     """
     foreign = set(rows) - input_ids
-    if not foreign:
-        return
+    if foreign:
+        _refuse_row(path, foreign, "is not among the input's items")
+
+
+def _check_skips_hold(path: Path, rows: dict[str, dict[str, Any]], items: dict[str, InputItem]) -> None:
+    """Refuse a progress row that says an item's video is missing while the video is there: the input's videos
+    are part of the run's identity (compared before), so a video that was missing when the row was written is
+    missing still, and such a row was written by another hand (counting it would skip the item forever).
+
+    Raises:
+        DataError: ``progress file:line``, the first such row.
+    """
+    contradicted = {item_id for item_id, row in rows.items() if item_id in items
+                    and any(o.get("reason") == "missing_video" for o in row.get("outcomes", []))
+                    and os.path.isfile(items[item_id].video)}
+    if contradicted:
+        _refuse_row(path, contradicted, "is counted as missing_video, yet its video is there")
+
+
+def _refuse_row(path: Path, ids: set[str], why: str) -> None:
+    """Raise the one-line refusal of the first progress line for one of ``ids``: not a line the run wrote."""
     from savi_plugin.data.readers import iter_lines, parse_line
 
     for number, raw, ended in iter_lines(path):
         obj, _ = parse_line(path, number, raw) if ended else (None, None)
-        if isinstance(obj, dict) and obj.get("id") in foreign:
-            raise DataError(str(path), number, None, f"item {obj['id']!r} is not among the input's items: not a line "
-                                                      f"this run wrote (the progress file was edited); remove the "
-                                                      f"line, or remove the file to redo every item")
+        if isinstance(obj, dict) and obj.get("id") in ids:
+            raise DataError(str(path), number, None, f"item {obj['id']!r} {why}: not a line this run wrote (the "
+                                                      f"progress file was edited); remove the line, or remove the "
+                                                      f"file to redo every item")
 
 
 def progress_row_problem(obj: Any) -> str | None:
@@ -545,8 +565,10 @@ def run_generation(*, generator: str | type | Generator, model: Any, inputs: str
     items = list(inputs) if not isinstance(inputs, (str, Path)) else load_inputs(inputs, data_root)
     check_inputs_encodable(items)
     input_ids = {item.id for item in items}  # every item a progress row may name, whatever the limit
-    # the videos a manifest names, by content (a folder input's identity covers its files already)
-    videos = files_identity(item.video for item in items) if isinstance(inputs, (str, Path)) and Path(
+    # the videos a manifest names, by content (a folder input's identity covers its files already); each one's
+    # signature is kept as it was hashed, so a video changed while the job runs stops it (data/watched.py)
+    watch = WatchedFiles("a video the input names")
+    videos = files_identity((item.video for item in items), watch=watch) if isinstance(inputs, (str, Path)) and Path(
         inputs).is_file() else None
     if limit is not None:
         items = items[:limit]
@@ -590,7 +612,7 @@ def run_generation(*, generator: str | type | Generator, model: Any, inputs: str
         "dtype": dtype,
         "limits": item_limits(),  # the decode caps decide which items fail (final under these caps)
         # what the inputs, model and adapter are by content: a resume after any of them changed is refused
-        "identity": {"inputs": input_identity(inputs) if isinstance(inputs, (str, Path)) else None,
+        "identity": {"inputs": input_identity(inputs, watch=watch) if isinstance(inputs, (str, Path)) else None,
                      "videos": videos,
                      "model": model_identity(model if by_path else getattr(model, "name_or_path", None)),
                      "adapter": model_identity(adapter) if adapter else None},
@@ -617,7 +639,7 @@ def run_generation(*, generator: str | type | Generator, model: Any, inputs: str
     stored = configuration_for_file(config, mark_path(out_path, False), PATH_KEYS)  # as the mark stores it
     with claim(out_path, command="savi generate", config=stored, inputs=named_inputs, output_name="--output",
                ignore=_RESUMABLE_CHANGES + _BY_IDENTITY, every_rank=True,
-               own_content=lambda path: _holds_only_own_records(path, prog_path)) as claimed:
+               own_content=lambda path: _holds_only_own_records(path, prog_path)) as claimed, watch:
         result = _run_locked(gen, model, mine, config, base_meta, out_path, prog_path, index, count, frames,
                              backend_name, adapter, dtype, device, seed, batch_size, progress, data_root,
                              claimed, len(items), input_ids)
@@ -637,6 +659,7 @@ def _run_locked(gen, model, mine, config, base_meta, out_path, prog_path, index,
     check_same_config(stored, config, output=out_path, stored_at=prog_path, ignore=_RESUMABLE_CHANGES + _BY_IDENTITY,
                       remedy="write to a new output or delete the old files")
     _check_known_items(prog_path, rows, input_ids)
+    _check_skips_hold(prog_path, rows, {item.id: item for _, chunk in mine for item in chunk})
     repair_truncated_tail(out_path)  # a torn last line is a crash's, cut as the writer does
     _check_output_lines(out_path)
     if stored is None and has_output:  # our mark holds the configuration (claim compared it): rebuild the cache

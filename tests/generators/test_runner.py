@@ -51,13 +51,13 @@ def setup(tmp_path_factory, tiny_llava_onevision):
     return lm, manifest, lines
 
 
-def generate(lm, manifest, out, hook=None):
+def generate(lm, manifest, out, hook=None, at=2):
     gen = resolve_generator("rrpo", OPTIONS)
     if hook is not None:
         process = gen.process
 
         def hooked(model, batch, ctx):
-            if ctx.batch_index == 2:  # two batches written: their records and progress rows are on disk
+            if ctx.batch_index == at:  # `at` batches written: their records and progress rows are on disk
                 hook(out)
             return process(model, batch, ctx)
 
@@ -188,6 +188,33 @@ def test_a_progress_line_the_run_did_not_write_is_refused_naming_it(line, setup,
     assert (out.read_bytes(), out.with_name(out.name + ".report.json").read_bytes()) == before
 
 
+def test_a_forged_missing_video_row_for_an_item_whose_video_is_there_is_refused(setup, tmp_path):
+    """Red team 13, B4: a ``skipped missing_video`` row added to the progress file for an item not yet run (its
+    video there) was taken as final: the item was never generated. The videos are part of the run's identity, so
+    a video missing when the row was written is missing still; the row is refused at its line."""
+    import json
+
+    from savi_plugin.data.record import DataError
+
+    lm, manifest, _ = setup
+    out = tmp_path / "pairs.jsonl"
+
+    def stop(_out):  # Ctrl-C after two items
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        generate(lm, manifest, out, hook=stop)  # items q0, q1 done
+    progress = progress_path(out)
+    forged = {"id": "q3", "batch": 0, "outcomes": [{"id": "q3", "status": "skipped", "reason": "missing_video"}]}
+    with open(progress, "a") as fh:
+        fh.write(json.dumps(forged) + "\n")
+    number = len(progress.read_text().splitlines())
+    with pytest.raises(DataError) as refused:
+        generate(lm, manifest, out)
+    assert (refused.value.file, refused.value.line) == (str(progress), number), str(refused.value)
+    assert "'q3' is counted as missing_video, yet its video is there" in str(refused.value)
+
+
 def test_a_progress_file_replaced_by_a_link_to_a_users_file_is_named_as_a_link_savi_did_not_write(setup, tmp_path):
     """Red team 11, A1: the progress file replaced by a symlink to the user's file; the re-run said "<progress>:1:
     ... not a line this run wrote; remove the line" -- a line of the user's own file. It says the name is a link to
@@ -264,9 +291,43 @@ def test_a_done_item_in_a_batch_run_again_keeps_what_its_progress_row_says(setup
     progress = out.with_name(out.name + ".progress.jsonl")
     with open(progress, "a") as fh:
         fh.write(json.dumps({"id": ids[3], "batch": 1, "outcomes": [{"id": ids[3], "status": "skipped",
-                                                                      "reason": "missing_video"}]}) + "\n")
+                                                                      "reason": "too_few_frames"}]}) + "\n")
     report = run(limit=4)
     lines = [json.loads(line) for line in out.read_text().splitlines()]
     assert report["counts"]["pairs"] == len(lines) and report["counts"]["pairs_missing"] == 0
     assert not [r for r in lines if r["id"].startswith(ids[3] + "-")]
-    assert report["counts"]["by_reason"].get("missing_video") == 1
+    assert report["counts"]["by_reason"].get("too_few_frames") == 1
+
+
+def test_a_video_replaced_while_the_job_runs_stops_it_and_the_output_holds_one_version(setup, tmp_path):
+    """Pass 13 A #5: a video the manifest names copied over (same path) while ``savi generate`` ran: items before
+    the copy used the old file, later ones the new, exit 0, under the one ``identity.videos`` taken at the start.
+    The loader compares the file with what the identity read: the job stops naming it, what it made before is the
+    old file's work (equal to an undisturbed run's lines) and is kept; a re-run with the new file is refused, and
+    with the file put back it finishes equal to the undisturbed run."""
+    from savi_plugin.data.fingerprint import ConfigMismatchError
+    from savi_plugin.errors import InputChangedError
+
+    lm, manifest, reference = setup
+    last = json.loads(manifest.read_text().splitlines()[-1])["video"]  # decoded only after batch 2 is under way
+    first = json.loads(manifest.read_text().splitlines()[0])["video"]
+    original = Path(last).read_bytes()
+    out = tmp_path / "VS.jsonl"
+
+    def swap(_):  # batch 1 is with the model, batch 2 being decoded: batch 3's video is copied over
+        shutil.copyfile(first, last)
+
+    try:
+        with pytest.raises(InputChangedError) as stopped:
+            generate(lm, manifest, out, hook=swap, at=1)
+        assert str(stopped.value).startswith(f"{last}: a video the input names was written to while the job runs; "
+                                             f"its identity was taken at start")
+        kept = out.read_text().splitlines()
+        assert kept and set(kept) <= set(reference), "only lines of the old videos, as an undisturbed run wrote them"
+        assert not any(json.loads(line)["id"].startswith(f"q{ITEMS - 1}-") for line in kept)
+        with pytest.raises(ConfigMismatchError, match="identity.videos"):  # the new file: another run's input
+            generate(lm, manifest, out)
+    finally:
+        Path(last).write_bytes(original)
+    generate(lm, manifest, out)  # the file as it was: the run continues and finishes
+    assert sorted(out.read_text().splitlines()) == reference
