@@ -499,6 +499,21 @@ def one_line(text: str) -> str:
     return re.sub("\r\n|[" + "".join(LINE_BREAKS) + "]", lambda m: "\\n", text)
 
 
+#: what :func:`printable` escapes: every C0 and C1 control character (line feed, carriage return, tab, escape
+#: sequences, NEL), Unicode's LINE and PARAGRAPH SEPARATOR, and the bidi overrides :func:`hidden_control` refuses
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029" + "".join(_BIDI_OVERRIDES) + "]")
+
+
+def printable(text: str) -> str:
+    """``text`` for one line of a message (an ``error:`` line, a problem line, a summary, a log record): each
+    character that would end the line or redraw it (:data:`_UNPRINTABLE`) written as its Python escape (``\\n``,
+    ``\\x1b``, ``\\u2028``), so a name read from the user (a file called ``bad\\nerror: all good``) stays inside
+    its line and cannot forge another. Backslashes are left as they are: the text is read, not parsed back."""
+    if _UNPRINTABLE.search(text) is None:
+        return text
+    return _UNPRINTABLE.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
+
+
 def length_problem(text: str) -> str | None:
     """Why ``text`` is too long to be data text (more than :data:`MAX_TEXT_CHARS` characters), or None. Checked
     before anything walks the text (Unicode normalisation of a 30 MB string alone takes minutes)."""
