@@ -97,10 +97,18 @@ def resolve_recipe_path(name_or_path: str | Path, named_in: Path | None = None) 
             _say_shadowed(str(name_or_path), folder, shipped, named_in)
             return shipped
         raise RecipeError("", f"no such recipe file or shipped recipe (shipped: {', '.join(list_recipes())})",
-                          str(name_or_path))
+                          as_typed(name_or_path))
     where = f" (looked in {folder}, the recipe's own folder)" if folder is not None else ""
     raise RecipeError("", f"no such recipe file{where}; only a bare name without folder or .yaml (e.g. "
-                          f"{(list_recipes() or ['tiny_demo'])[0]}) names a shipped recipe", str(name_or_path))
+                          f"{(list_recipes() or ['tiny_demo'])[0]}) names a shipped recipe", as_typed(name_or_path))
+
+
+def as_typed(name: str | Path) -> str:
+    """A recipe name or path as an error shows it: quoted as Python writes it (``'tiny_demo '``, ``'tiny_demo\\t'``)
+    when white space at an end or a character that does not print would hide what was typed -- printed raw, such
+    a name reads like a shipped one -- else as it is."""
+    text = str(name)
+    return repr(text) if text != text.strip() or not text.isprintable() else text
 
 
 def _say_shadowed(name: str, folder: Path | None, shipped: Path, named_in: Path | None) -> None:

@@ -320,8 +320,34 @@ def run_guarded(command: Callable[[], int | None], name: str | None = None, *, v
     starts, never per item. What the command and the boundary print is escaped where the terminal's encoding
     lacks a character (:func:`escaped_output`).
     """
-    with escaped_output(), _marked_stdout():
+    with escaped_output(), _marked_stdout(), one_line_warnings(verbose):
         return _run(command, name, verbose)
+
+
+@contextlib.contextmanager
+def one_line_warnings(verbose: bool = False):
+    """While the command runs, a Python warning (a library's ``FutureWarning``, ``UserWarning``) prints as one line,
+    ``warning: <category>: <message's first line>``, instead of Python's format, which adds the file, line number
+    and the source line of the ``warnings.warn(`` call (a bare ``warnings.warn(`` line beside the command's own
+    ``error:`` line). With ``savi -v`` Python's full format stays. Which warnings show is Python's filters' choice."""
+    import warnings
+
+    if verbose:
+        yield
+        return
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        text = next((part.strip() for part in str(message).splitlines() if part.strip()), "")
+        with contextlib.suppress(OSError, AttributeError, ValueError):  # no stderr, or it is closed: nothing shown
+            say(f"warning: {category.__name__}: {text}", file=file or sys.stderr)
+
+    saved = warnings.showwarning
+    warnings.showwarning = show
+    try:
+        yield
+    finally:
+        if warnings.showwarning is show:
+            warnings.showwarning = saved
 
 
 @contextlib.contextmanager

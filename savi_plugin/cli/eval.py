@@ -237,6 +237,7 @@ def _run_evaluation(run: _Evaluation, verbose: bool) -> None:
     """
     import tempfile
 
+    from savi_plugin.data.outputs import made_folder
     from savi_plugin.eval.command import (
         EvalRunError,
         flag_value,
@@ -258,8 +259,7 @@ def _run_evaluation(run: _Evaluation, verbose: bool) -> None:
             if model_args is not None:  # pretrained=1e5: a link lmms-eval does not read as the float 100000.0
                 lmms_args = with_flag(lmms_args, "--model_args", safe_args)
             output = output or scratch
-            os.makedirs(output, exist_ok=True)
-            with safe_paths(output) as (safe_output,):
+            with made_folder(output), safe_paths(output) as (safe_output,):  # failed: a folder it made is removed
                 command = lmms_eval_command(with_flag(lmms_args, "--output_path", str(safe_output)), tasks_path())
                 say("+ " + " ".join(command), file=sys.stderr)
                 run_judged(command, env=run.env, output_path=output, tasks=run.tasks, verbose=verbose)
@@ -299,12 +299,11 @@ def check_gen_kwargs_text(text: str, flag: str = "--gen-kwargs") -> None:
     from lmms_eval.utils import simple_parse_args_string
 
     from savi_plugin.config.values import ConfigError
-    from savi_plugin.eval.command import split_args_string
+    from savi_plugin.eval.command import args_items
     from savi_plugin.eval.settings import SettingError, check_gen_kwargs
 
     seen: dict[str, str] = {}
-    for item in split_args_string(text):
-        key, _, value = item.partition("=")
+    for _, key, value in args_items(text, flag):
         if key in seen:  # lmms-eval's dict keeps the last value silently
             raise ConfigError("", f"{flag} {text!r}: {key}= is given twice ({key}={seen[key]} and {key}={value}); "
                                   f"give each setting once (lmms-eval would use the last)")

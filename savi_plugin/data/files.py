@@ -41,6 +41,28 @@ def file_problem(path: str | Path, what: str = "file") -> str | None:
     return f"is {kind}, not a {what}"
 
 
+def folder_problem(path: str | Path, holds: str, what: str) -> str | None:
+    """Why ``path`` is not a ``what`` (a folder holding the file ``holds``) -- what it is instead -- or None when
+    it is one: ``"no such file or folder"``, ``"is a broken symbolic link (to ...)"``, ``"is a file, not
+    <what>"`` (a FIFO, socket or device named likewise, never opened), ``"is an empty folder, not <what>"``, or
+    ``"is a folder without <holds>, not <what>"`` (``what`` with its article: ``"a model folder"``). Asked of a model or adapter folder before it is loaded."""
+    path = Path(path)
+    if (path / holds).is_file():
+        return None
+    if not path.is_dir():
+        problem = file_problem(path, "file")
+        if problem is None:
+            return f"is a file, not {what}"
+        if problem == "file not found":
+            return "no such file or folder"
+        return problem.removesuffix(", not a file") + f", not {what}" if problem.endswith(", not a file") else problem
+    try:
+        empty = next(path.iterdir(), None) is None
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror or exc})"
+    return f"is an empty folder, not {what}" if empty else f"is a folder without {holds}, not {what}"
+
+
 def read_document_text(path: str | Path) -> str:
     """:func:`read_document` decoded as UTF-8 (``UnicodeDecodeError`` as ``bytes.decode`` raises it): what every
     reader of a whole JSON or YAML document a user gives reads it with."""

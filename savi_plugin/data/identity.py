@@ -390,12 +390,13 @@ def check_adapter_folder(adapter_dir: str | Path) -> None:
         ConfigurationError: naming the path and what it is instead; :class:`AdapterFileError` for an
             ``adapter_config.json`` that is torn or not an object.
     """
+    from savi_plugin.data.files import folder_problem
+
     path = Path(adapter_dir)
-    if not (path / "adapter_config.json").is_file():
-        what = ("no such folder" if not path.exists() else "a file, not a folder" if not path.is_dir()
-                else "a folder without adapter_config.json")
-        raise ConfigurationError(f"adapter {adapter_dir}: {what}; an adapter is the folder `savi train` (or peft's "
-                                 f"save_pretrained) writes, holding adapter_config.json")
+    problem = folder_problem(path, "adapter_config.json", "an adapter folder")
+    if problem:
+        raise ConfigurationError(f"adapter {adapter_dir}: {problem}; an adapter is the folder `savi train` (or "
+                                 f"peft's save_pretrained) writes, holding adapter_config.json")
     _read_adapter_json(path / "adapter_config.json", "the adapter's peft configuration",
                        "the adapter folder is damaged: restore it from its training run, or train it again")
 

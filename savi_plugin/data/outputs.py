@@ -498,6 +498,34 @@ def temp_folder(near: str | Path, keep: bool = False) -> Iterator[Path]:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+@contextlib.contextmanager
+def made_folder(path: str | Path) -> Iterator[Path]:
+    """``path`` made as a folder (its missing parents too) for a job another program fills (lmms-eval's
+    ``--output_path``). When the block fails, what it made is removed where it is still empty: the folders this
+    call created and the empty folders made inside them during the block, never a folder that existed before or
+    anything holding a file (nor a link)."""
+    path = Path(path)
+    made, probe = [], path
+    while not os.path.lexists(probe) and probe != probe.parent:
+        made.append(probe)
+        probe = probe.parent
+    path.mkdir(parents=True, exist_ok=True)
+    try:
+        yield path
+    except BaseException:
+        for folder in made:  # deepest first
+            if not folder.is_dir() or folder.is_symlink():
+                continue
+            for root, dirs, _ in os.walk(folder, topdown=False):  # empty folders made inside it during the block
+                for name in dirs:
+                    with contextlib.suppress(OSError):  # not empty, or a link: kept
+                        if not os.path.islink(os.path.join(root, name)):
+                            os.rmdir(os.path.join(root, name))
+            with contextlib.suppress(OSError):
+                os.rmdir(folder)
+        raise
+
+
 def remove_stale_temps(near: str | Path) -> list[Path]:
     """Remove the temporaries beside ``near`` (:func:`_temp_name`: ``.<name>.<pid>.<random>.tmp*``) whose process
     is gone from this host -- what a SIGKILL leaves -- and return them. A live process's are kept."""

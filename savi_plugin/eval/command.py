@@ -91,31 +91,51 @@ def split_args_string(text: str, *, strip: bool = True) -> list[str]:
     return items
 
 
+def args_items(text: str, flag: str) -> list[tuple[str, str, str]]:
+    """``(raw item, key, value)`` of each item of a ``k=v,k=v`` string (``--model_args``, ``--gen_kwargs``), split
+    as lmms-eval splits it (:func:`split_args_string`, then each stripped item at its first ``=``): the one check
+    of an item's form for every such flag.
+
+    Raises:
+        ConfigError: one line naming ``flag``, the item and the form ``key=value``: an item without ``=`` (lmms-eval
+            would stop on Python's ``not enough values to unpack``; with several items, a value cut at a ``,``,
+            which lmms-eval's split cannot carry in a value) or with an empty key (``=1``).
+    """
+    raws = split_args_string(text, strip=False)
+    items = []
+    for raw in raws:
+        item = raw.strip()
+        key, sep, value = item.partition("=")
+        if not sep:
+            why = (f"lmms-eval splits {flag} at every ',', so a value (a path) cannot hold one; link the path under "
+                   f"a name without ','") if len(raws) > 1 else f"write each item of {flag} as key=value"
+            raise ConfigError("", f"{flag} {text!r}: {item!r} is no key=value: {why}")
+        if not key.strip():
+            raise ConfigError("", f"{flag} {text!r}: {item!r} has an empty key (an empty name before '='); write "
+                                  f"each item of {flag} as key=value")
+        items.append((raw, key, value))
+    return items
+
+
 def split_model_args(text: str, flag: str = "--model_args") -> list[tuple[str, str]]:
     """``(key, value)`` of each item of a ``k=v,k=v`` string, split as lmms-eval splits it
     (:func:`split_args_string`, then each item at its first ``=``), values as text (lmms-eval then types them:
     :func:`retyped`).
 
     Raises:
-        ConfigError: an item without ``=`` -- lmms-eval would stop on it (``ValueError: not enough values to
-            unpack``); it is a value cut at a ``,``, which lmms-eval's split cannot carry in a value. A key given
+        ConfigError: an item not of the form ``key=value`` (:func:`args_items`). A key given
             twice -- lmms-eval's dict keeps the last value, but its results folder is named by the first
             ``pretrained=`` (``EvaluationTracker._get_model_name`` reads the raw string), so one model's scores
             would be filed under another's name. A value with white space at its end that names an existing
             path (``pretrained=mw ``): lmms-eval strips it and would load ``mw``, another folder or none.
     """
     pairs: list[tuple[str, str]] = []
-    for raw in split_args_string(text, strip=False):
-        item = raw.strip()
-        key, sep, value = item.partition("=")
+    for raw, key, value in args_items(text, flag):
         written = raw.lstrip().partition("=")[2]
-        if sep and written != value and os.path.lexists(written):
+        if written != value and os.path.lexists(written):
             raise ConfigError("", f"{flag}: {key}={written!r} names a path whose name ends in white space, which "
                                   f"lmms-eval strips: it would read {key}={value!r}; link the path under a name "
                                   f"without surrounding white space")
-        if not sep:
-            raise ConfigError("", f"{flag} {text!r}: {item!r} is no key=value: lmms-eval splits {flag} at every "
-                                  f"',', so a value (a path) cannot hold one; link the path under a name without ','")
         first = next((v for k, v in pairs if k == key), None)
         if first is not None:
             raise ConfigError("", f"{flag}: {key}= is given twice ({key}={first} and {key}={value}); give each key "
@@ -331,6 +351,19 @@ def flag_value(args: list[str], flag: str) -> str | None:
 READ_PATH_ARGS = ("pretrained", "adapter")
 
 
+def ambiguous_path_problem(key: str, value: object) -> str | None:
+    """Why a :data:`READ_PATH_ARGS` value is ambiguous, or None: read as no value (:func:`none_value`, any case:
+    ``adapter=NONE`` means no adapter) that also names an existing path in the working folder, which the user may
+    have meant. Refused rather than guessed; the path is named ``./NONE``."""
+    if key not in READ_PATH_ARGS or not isinstance(value, str) or not value.strip():
+        return None
+    if none_value(value) is not None or not os.path.lexists(value):
+        return None
+    return (f"{key}={value!r} is ambiguous: {value!r} means no {key} to savi_video, and it also names "
+            f"{'a folder' if os.path.isdir(value) else 'a file'} here; write {key}=./{value} for that path, or "
+            f"leave {key}= out for none")
+
+
 def empty_path_problem(key: str, value: object) -> str | None:
     """Why a :data:`READ_PATH_ARGS` value is refused for being empty, or None: ``adapter=`` is what
     ``adapter=$ADAPTER`` gives when the variable is unset, and read as "no adapter" it evaluated the base model
@@ -495,7 +528,8 @@ def check_model_args(model: str | None, model_args: str | None, flag: str = "--m
 
     Raises:
         ConfigError: a value that lmms-eval's split cannot carry (an item cut at a ``,``; a path value holding one
-            of :data:`SPLIT_SYNTAX`), an empty path value (:func:`empty_path_problem`), or a path value lmms-eval
+            of :data:`SPLIT_SYNTAX`), an empty or ambiguous path value (:func:`empty_path_problem`,
+            :func:`ambiguous_path_problem`: ``adapter=NONE`` beside a folder ``NONE``), or a path value lmms-eval
             would type (``1e5``) that names nothing (exit 2).
     """
     pairs = split_model_args(model_args or "", flag)
@@ -504,9 +538,9 @@ def check_model_args(model: str | None, model_args: str | None, flag: str = "--m
     for key, value in pairs:
         if key not in READ_PATH_ARGS:
             continue
-        empty = empty_path_problem(key, value)
-        if empty:
-            raise ConfigError("", f"{flag} {empty}")
+        problem = empty_path_problem(key, value) or ambiguous_path_problem(key, value)
+        if problem:
+            raise ConfigError("", f"{flag} {problem}")
         if SPLIT_SYNTAX & set(value):
             raise ConfigError("", f"{flag} {key}={value}: lmms-eval's --model_args split cannot carry this "
                                   f"path (it splits at ',' outside quotes and brackets, and passes quotes on as part "

@@ -232,9 +232,13 @@ class SaviVideo(lmms):
         if unknown:
             raise SettingError(f"savi_video: unknown model_args {', '.join(unknown)}; see "
                                f"savi_plugin.eval.model.SaviVideo for the accepted ones")
+        from savi_plugin.eval.command import ambiguous_path_problem, empty_path_problem
+
+        for key, value in (("pretrained", pretrained), ("adapter", adapter)):
+            if ambiguous_path_problem(key, value):  # adapter=NONE beside a folder NONE: refused, not guessed
+                raise SettingError(f"savi_video: {ambiguous_path_problem(key, value)}")
         if _none(pretrained) is None:  # the one required argument: a SettingError, not Python's TypeError
             raise SettingError("savi_video: model_args needs pretrained=<model path or hub id>")
-        from savi_plugin.eval.command import empty_path_problem
 
         for key, value in (("pretrained", pretrained), ("adapter", adapter)):
             if empty_path_problem(key, value):  # adapter=$ADAPTER with the variable unset: not "no adapter"
@@ -291,7 +295,7 @@ class SaviVideo(lmms):
         except (OSError, ValueError, RuntimeError, ImportError, LookupError, TypeError) as exc:
             # a missing or foreign model or adapter, a family mismatch, a device that is not there: one line
             what = f"pretrained={pretrained}" + (f", adapter={adapter}" if _none(adapter) else "")
-            raise SettingError(f"savi_video: cannot load {what}: {type(exc).__name__}: {_first_line(exc)}") from None
+            raise SettingError(f"savi_video: cannot load {what}: {_first_line(exc)}") from None
         self.lmms_frame_rule = settings.frame_rule or FAMILY_FRAME_RULES.get(self.lm.family, "lmms_llava_onevision")
         log.info("savi_video: {} ({}{}) on {}, {}, {} frames, rank {}/{}", pretrained, type(self.lm).__name__,
                  f" + adapter {adapter}" if _none(adapter) else "", self._device, dtype, self.num_frames,

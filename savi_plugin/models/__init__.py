@@ -13,9 +13,16 @@ log = logging.getLogger(__name__)
 
 def detect_backend(path: str | Path) -> str:
     """The registered backend whose ``model_types`` include the checkpoint's ``config.model_type``."""
+    from savi_plugin.data.files import folder_problem
+
     config = Path(path) / "config.json"
-    if not config.is_file():
-        raise FileNotFoundError(f"{config}: no config.json; pass backend=... explicitly for hub ids")
+    problem = folder_problem(path, "config.json", "a model folder")
+    if problem == "no such file or folder":
+        raise FileNotFoundError(f"{path}: no such file or folder (for a hub id, pass its backend explicitly)")
+    if problem and (Path(path) / "adapter_config.json").is_file():
+        problem = "is an adapter folder (adapter_config.json), not a model folder; give it as the adapter"
+    if problem:
+        raise FileNotFoundError(f"{path}: {problem}")
     model_type = read_json(config).get("model_type")
     for name in registry.available(registry.BACKENDS):
         try:

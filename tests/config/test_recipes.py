@@ -318,3 +318,19 @@ def test_a_file_a_recipe_names_that_is_a_fifo_is_named_and_never_opened(key, tmp
     with pytest.raises(RecipeError) as info:
         load_recipe("r.yaml")
     assert info.value.path == key and "is a FIFO (named pipe)" in str(info.value), info.value
+
+
+@pytest.mark.parametrize("command", [["recipes", "show"], ["recipes", "cp"]])
+@pytest.mark.parametrize("name", ["tiny_demo ", " tiny_demo", "tiny_demo\t", "tiny_demo\n", "tiny_demo\u00a0",
+                                  "tiny_demo\u200b", "tiny_demo \t"])
+def test_a_recipe_name_with_hidden_white_space_is_quoted_as_typed(name, command, tmp_path, monkeypatch, capsys):
+    """pass 13 B #9: ``savi recipes show 'tiny_demo '`` said ``error: tiny_demo : no such recipe ... (shipped: ...,
+    tiny_demo)``, the name printed raw so that it read like the shipped one: the name is quoted as typed."""
+    from savi_plugin.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    capsys.readouterr()
+    code = main([*command, name] + (["rc1.yaml"] if command[1] == "cp" else []))
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err.startswith(f"error: {name!r}: no such recipe file"), err
+    assert len(err.splitlines()) == 1 and list(tmp_path.iterdir()) == []

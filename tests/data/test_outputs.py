@@ -576,3 +576,40 @@ def test_savi_s_own_sidecars_are_never_hard_links(tmp_path):
             write_json(sidecar(out, "report.json"), {"complete": True})
             for kind in ("progress.jsonl", "report.json", "lock"):
                 assert os.stat(sidecar(out, kind)).st_nlink == 1
+
+
+@pytest.mark.parametrize("before", ["absent", "absent parents", "empty", "holding a file"])
+def test_a_failed_block_removes_only_the_empty_folders_made_folder_made(before, tmp_path):
+    """pass 13 B #44/#45: ``savi eval run`` left an empty ``--output_path`` folder behind when lmms-eval failed.
+    What ``made_folder`` made and is still empty goes (empty folders made inside it too); a folder that was there
+    before, or anything holding a file, stays."""
+    from savi_plugin.data.outputs import made_folder
+
+    out = tmp_path / "a" / "b" / "out" if before == "absent parents" else tmp_path / "out"
+    if before in ("empty", "holding a file"):
+        out.mkdir()
+    if before == "holding a file":
+        (out / "user.txt").write_text("mine")
+    with pytest.raises(RuntimeError), made_folder(out) as folder:
+        assert folder.is_dir()
+        if before.startswith("absent"):
+            (folder / "model_name" / "sub").mkdir(parents=True)  # what the failed job made inside, left empty
+        raise RuntimeError("the job failed")
+    kept = {"absent": [], "absent parents": [], "empty": ["out"], "holding a file": ["out", "out/user.txt"]}[before]
+    assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*")) == kept
+    with made_folder(out) as folder:  # a block that succeeds keeps it
+        pass
+    assert folder.is_dir()
+
+
+def test_a_failed_block_keeps_what_holds_a_file(tmp_path):
+    from savi_plugin.data.outputs import made_folder
+
+    out = tmp_path / "new" / "out"
+    with pytest.raises(RuntimeError), made_folder(out):
+        (out / "log").mkdir()
+        (out / "log" / "lmms.log").write_text("x")
+        (out / "empty").mkdir()
+        raise RuntimeError
+    assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*")) == [
+        "new", "new/out", "new/out/log", "new/out/log/lmms.log"]

@@ -414,3 +414,86 @@ def test_an_empty_suite_model_or_adapter_is_refused_as_empty(flag, tmp_path, cap
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and f"{flag} is empty" in err[0], err
     assert not (tmp_path / "suite").exists()
+
+
+_MALFORMED_ITEMS = {"max_new_tokens": "is no key=value", "=1": "has an empty key", " =1": "has an empty key",
+                    "==": "has an empty key", "temperature": "is no key=value"}
+
+
+@pytest.mark.parametrize("flag", ["--gen_kwargs", "--model_args"])
+@pytest.mark.parametrize("item", sorted(_MALFORMED_ITEMS))
+@pytest.mark.parametrize("shape", ["{item}", "max_new_tokens=2,{item}", "{item},num_beams=1"])
+def test_a_malformed_key_value_item_is_named_with_the_form_key_value(flag, item, shape):
+    """pass 13 B #59: ``--gen-kwargs max_new_tokens`` printed Python's ``not enough values to unpack``, ``'=1'`` an
+    empty key name: the one item check (:func:`args_items`) names the item and the form ``key=value``."""
+    from savi_plugin.config.values import ConfigError
+    from savi_plugin.eval.command import args_items
+
+    text = shape.format(item=item)
+    with pytest.raises(ConfigError) as err:
+        args_items(text, flag)
+    message = str(err.value)
+    assert len(message.splitlines()) == 1 and repr(item.strip()) in message and "key=value" in message
+    assert _MALFORMED_ITEMS[item] in message and flag in message and "unpack" not in message
+
+
+@pytest.mark.parametrize("item", ["max_new_tokens", "=1"])
+def test_a_malformed_suite_gen_kwargs_item_is_one_line_naming_it(item, tmp_path, capsys):
+    out = tmp_path / "suite"
+    capsys.readouterr()
+    code = main(["eval", "suite", "savi_mvbench_action_antonym", "--model", str(tmp_path / "m"), "--out", str(out),
+                 "--gen-kwargs", item])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and f"{item!r}" in err and "key=value" in err, err
+    assert "unpack" not in err and not out.exists()
+
+
+def test_savi_eval_run_removes_the_output_folder_it_made_when_savi_video_refuses_its_arguments(tmp_path, capsys,
+                                                                                            monkeypatch):
+    """pass 13 B #44: ``--batch_size 0`` was refused by savi_video (exit 2) and an empty ``bs0/`` (absent before)
+    was left behind. The process stands for lmms-eval ended by savi_video's refusal: its line and exit status 2
+    (that savi_video's constructor ends so: ``test_a_configuration_error_inside_savi_video_ends_...``; a Python
+    without imports keeps this case at ~0.1 s). The folder ``savi eval run`` made, with its missing parents, is
+    gone; the data root and model folder stay."""
+    import sys
+
+    from savi_plugin.eval import command
+
+    refused = [sys.executable, "-c", "import sys\n"
+               "print('savi_video: batch_size must be >= 1, got 0', file=sys.stderr)\nraise SystemExit(2)"]
+    monkeypatch.setattr(command, "lmms_eval_command", lambda *a, **k: refused)
+    (tmp_path / "data").mkdir()
+    monkeypatch.setenv("SAVI_DATA_ROOT", str(tmp_path / "data"))
+    (tmp_path / "m").mkdir()
+    out = tmp_path / "runs" / "bs0"
+    capsys.readouterr()
+    code = main(["eval", "run", "--", "--model", "savi_video", "--model_args", f"pretrained={tmp_path / 'm'}",
+                 "--tasks", "savi_mvbench_action_antonym", "--output_path", str(out)])
+    err = capsys.readouterr().err
+    assert code == 2 and "batch_size must be >= 1, got 0" in err, err
+    assert not (tmp_path / "runs").exists() and sorted(p.name for p in tmp_path.iterdir()) == ["data", "m"]
+
+
+@pytest.mark.parametrize("word", ["NONE", "None", "null"])
+def test_savi_eval_run_refuses_a_none_word_that_names_a_folder_here_before_lmms_eval_starts(word, tmp_path, capsys,
+                                                                                         monkeypatch):
+    """pass 13 B #60: the check savi_video makes (:func:`ambiguous_path_problem`) is made before lmms-eval starts;
+    ``adapter=./NONE`` names the folder and passes it."""
+    from savi_plugin.eval import command
+    from savi_plugin.eval.command import check_model_args
+
+    monkeypatch.setattr(command, "lmms_eval_command", lambda *a, **k: pytest.fail("lmms-eval was started"))
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / word).mkdir()
+    (tmp_path / "data").mkdir()
+    monkeypatch.setenv("SAVI_DATA_ROOT", str(tmp_path / "data"))
+    capsys.readouterr()
+    code = main(["eval", "run", "--", "--model", "savi_video", "--model_args", f"pretrained={tmp_path},adapter={word}",
+                 "--tasks", "savi_mvbench_action_antonym", "--output_path", str(tmp_path / "out")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err == (f"error: --model_args adapter={word!r} is ambiguous: {word!r} means no adapter to "
+                                 f"savi_video, and it also names a folder here; write adapter=./{word} for that path, "
+                                 f"or leave adapter= out for none"), err
+    assert not (tmp_path / "out").exists()
+    assert check_model_args("savi_video", f"pretrained=m,adapter=./{word}") == [("pretrained", "m"),
+                                                                                  ("adapter", f"./{word}")]

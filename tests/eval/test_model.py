@@ -318,7 +318,7 @@ def test_a_damaged_adapter_is_one_setting_error_naming_its_file(damage, tiny_ada
             f"pretrained={tiny_llava_onevision},num_frames=4,adapter={adapter}", {"batch_size": 1, "device": None})
     text = str(err.value)
     assert text.startswith(f"savi_video: cannot load pretrained={tiny_llava_onevision}, adapter={adapter}: "
-                           f"AdapterFileError: {damaged}") and "\n" not in text
+                           f"{damaged}") and "\n" not in text and "Error:" not in text
     assert err.value.code == 2  # lmms-eval's process ends with the configuration error's status
 
 
@@ -356,3 +356,98 @@ def test_an_empty_adapter_is_one_setting_error_not_the_base_model(model_args):
         models.get_model("savi_video").create_from_arg_string(model_args, {"batch_size": 1, "device": None})
     assert str(err.value).startswith("savi_video: adapter= is empty (what adapter=$VAR gives when the variable is "
                                      "unset)") and "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("word", ["NONE", "none", "None", "null", "NULL"])
+@pytest.mark.parametrize("key", ["adapter", "pretrained"])
+def test_a_none_word_that_also_names_a_folder_here_is_refused_as_ambiguous(word, key, tmp_path, monkeypatch):
+    """pass 13 B #60: ``adapter=NONE`` beside a folder ``NONE`` evaluated the base model with no word: a word that
+    means "not given" and names a path here is refused, saying to write ``./NONE``."""
+    from lmms_eval import models
+
+    from savi_plugin.eval.model import SettingError
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / word).mkdir()
+    args = {"pretrained": "m", "adapter": "a", key: word}
+    with pytest.raises(SettingError) as err:
+        models.get_model("savi_video").create_from_arg_string(
+            f"pretrained={args['pretrained']},adapter={args['adapter']},num_frames=4", {"batch_size": 1})
+    message = str(err.value)
+    assert message.startswith(f"savi_video: {key}={word!r} is ambiguous") and f"{key}=./{word}" in message
+    assert "\n" not in message and err.value.code == 2
+
+
+def test_a_none_word_with_no_such_folder_still_means_no_adapter_and_dot_slash_names_the_folder(
+        tiny_adapter, tiny_llava_onevision, tmp_path, monkeypatch):
+    """``adapter=NONE`` with no folder of that name is no adapter; ``adapter=./NONE`` loads the folder ``NONE``."""
+    import shutil
+
+    from lmms_eval import models
+
+    monkeypatch.chdir(tmp_path)
+    cls = models.get_model("savi_video")
+    plain = cls.create_from_arg_string(f"pretrained={tiny_llava_onevision},num_frames=4,adapter=NONE",
+                                       {"batch_size": 1, "device": None})
+    assert not hasattr(plain.lm.model, "peft_config")
+    shutil.copytree(tiny_adapter, tmp_path / "NONE")
+    adapted = cls.create_from_arg_string(f"pretrained={tiny_llava_onevision},num_frames=4,adapter=./NONE",
+                                         {"batch_size": 1, "device": None})
+    assert hasattr(adapted.lm.model, "peft_config")
+
+
+def _shape(tmp_path: Path, shape: str, holds: str) -> Path:
+    """A path of one shape that is not a model or adapter folder."""
+    import os
+
+    path = tmp_path / "p.jsonl"
+    if shape == "file":
+        path.write_text('{"id": 1}\n')
+    elif shape == "fifo":
+        os.mkfifo(path)
+    elif shape == "empty folder":
+        path.mkdir()
+    elif shape == "folder without":
+        path.mkdir()
+        (path / "README.md").write_text("x")
+    elif shape == "broken link":
+        path.symlink_to(tmp_path / "gone")
+    return path
+
+
+_SHAPES = {"file": "is a file, not {what}", "fifo": "is a FIFO (named pipe), not {what}",
+           "empty folder": "is an empty folder, not {what}", "folder without": "is a folder without {holds}, not {what}",
+           "broken link": "is a broken symbolic link", "missing": "no such file or folder"}
+
+
+@pytest.mark.parametrize("shape", sorted(_SHAPES))
+def test_a_pretrained_that_is_not_a_model_folder_is_one_line_saying_what_it_is(shape, tmp_path):
+    """pass 13 B #45: ``pretrained=p.jsonl`` (a file) printed ``FileNotFoundError: p.jsonl/config.json: no
+    config.json; pass backend=... explicitly for hub ids``: now what the path is, with no Python class name."""
+    from lmms_eval import models
+
+    from savi_plugin.eval.model import SettingError
+
+    path = _shape(tmp_path, shape, "config.json")
+    with pytest.raises(SettingError) as err:
+        models.get_model("savi_video").create_from_arg_string(f"pretrained={path},num_frames=4", {"batch_size": 1})
+    message = str(err.value)
+    expected = _SHAPES[shape].format(what="a model folder", holds="config.json")
+    assert message.startswith(f"savi_video: cannot load pretrained={path}: {path}: {expected}"), message
+    assert "\n" not in message and "Error" not in message and "config.json/" not in message
+
+
+@pytest.mark.parametrize("shape", sorted(_SHAPES))
+def test_an_adapter_that_is_not_an_adapter_folder_is_one_line_saying_what_it_is(shape, tiny_llava_onevision,
+                                                                               tmp_path):
+    from lmms_eval import models
+
+    from savi_plugin.eval.model import SettingError
+
+    path = _shape(tmp_path, shape, "adapter_config.json")
+    with pytest.raises(SettingError) as err:
+        models.get_model("savi_video").create_from_arg_string(
+            f"pretrained={tiny_llava_onevision},num_frames=4,adapter={path}", {"batch_size": 1})
+    message = str(err.value)
+    expected = _SHAPES[shape].format(what="an adapter folder", holds="adapter_config.json")
+    assert f"adapter {path}: {expected}" in message and "\n" not in message and "Error" not in message, message

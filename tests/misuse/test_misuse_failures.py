@@ -75,9 +75,16 @@ def _raising_parser():
 
 
 _RAISE: list[BaseException] = []
+#: (message, category) a handler warns with before it raises, as a library's call inside a command does
+_WARN: list[tuple[str, type[Warning]]] = []
 
 
 def _raise(args):
+    import warnings
+
+    for message, category in _WARN:
+        warnings.warn(
+            message, category)
     raise _RAISE[0]
 
 
@@ -171,6 +178,32 @@ def test_verbose_adds_the_traceback_and_keeps_the_line(name, exc, status, fragme
         err = capsys.readouterr().err
         assert code == status and "Traceback (most recent call last)" in err, (command, err)
         assert err.strip().splitlines()[-1].startswith(("error: ", "interrupted: "))
+
+
+@pytest.mark.parametrize("category", [FutureWarning, UserWarning, DeprecationWarning])
+def test_every_command_shows_a_library_warning_as_one_line_before_its_error(category, raising_cli, capsys):
+    """pass 13 B #37: a bare ``warnings.warn(`` line (Python's format prints the source line of the call;
+    transformers' ``is_gradient_checkpointing`` FutureWarning, reached through peft) preceded ``savi generate``'s
+    ``error:`` line. The boundary shows a warning as ``warning: <category>: <first line>``; ``-v`` keeps Python's
+    format."""
+    import warnings
+
+    for command in LEAVES:
+        raising_cli[:] = [ValueError("bad value")]
+        _WARN[:] = [("`is_gradient_checkpointing` is deprecated\n  and will be removed", category)]
+        capsys.readouterr()
+        with warnings.catch_warnings():
+            warnings.simplefilter("always")
+            code = cli.main(command.split())
+        lines = capsys.readouterr().err.strip().splitlines()
+        assert code == 1 and lines == [f"warning: {category.__name__}: `is_gradient_checkpointing` is deprecated",
+                                       "error: bad value"], (command, lines)
+    with warnings.catch_warnings(record=True) as shown:  # -v: Python's own display, which pytest records here
+        warnings.simplefilter("always")
+        cli.main(["-v", "doctor"])
+    assert "warning: " not in capsys.readouterr().err and [w.category for w in shown] == [category]
+    assert warnings.showwarning is warnings._showwarning_orig  # put back after the command
+    _WARN.clear()
 
 
 def test_system_exit_passes_through(raising_cli, capsys):

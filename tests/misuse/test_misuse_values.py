@@ -311,8 +311,9 @@ def test_generator_option_value(extra, message, tmp_path, capsys, monkeypatch):
     assert list(tmp_path.iterdir()) == []  # refused before any output, lock or progress file exists
 
 
-@pytest.mark.parametrize("adapter, what", [("missing", "no such folder"), ("videos", "a folder without adapter_config.json"),
-                                           ("qa.jsonl", "a file, not a folder")])
+@pytest.mark.parametrize("adapter, what", [("missing", "no such file or folder"),
+                                           ("videos", "is a folder without adapter_config.json, not an adapter folder"),
+                                           ("qa.jsonl", "is a file, not an adapter folder")])
 def test_an_adapter_that_is_not_an_adapter_folder_is_refused_before_the_output_is_claimed(adapter, what, tmp_path,
                                                                                           capsys, monkeypatch):
     """peft refused it only after the output was claimed and the model loaded (exit 1), and the corrected command
