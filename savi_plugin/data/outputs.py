@@ -39,9 +39,11 @@ What holds for every output, by construction (README "Guarantees"):
   computed from the temporary), and only then rename the data into place; a failure at any point (a full disk at
   the report) leaves the data's name as it was.
 * **A configuration error marks nothing** (:meth:`Output.undo`): when a ``ConfigurationError`` -- or any error
-  before the first result (the job added only its mark and empty files) -- leaves the ``with claim(...)`` block of
-  an output that was new, what the job created there (mark, sidecars, files, the folder) is removed, so the
-  corrected command is not refused as "another configuration".
+  or stop (Ctrl-C, SIGTERM, SIGHUP, SIGQUIT: a ``KeyboardInterrupt``) before the first result (the job added only
+  its mark, empty files and records of its configuration, :meth:`Output.wrote_record`) -- leaves the
+  ``with claim(...)`` block of an output that was new, what the job created there (mark, sidecars, files, the
+  folder) is removed, so the corrected command is not refused as "another configuration"; the boundary's line
+  then says that nothing was written (:func:`command_outputs`).
 * **An output removed or replaced under a running job stops it** (:meth:`Output.check_intact`): from its mark
   on, a job's output is known by its identity (a folder's device and inode, a file's folder and mark); the next
   write through this module into it (:func:`atomic_path`, :func:`move_into`, an appender's next line,
@@ -1389,6 +1391,9 @@ class Output:
         #: names (relative to the output's parent) that record the configuration, not a result (:func:`claim`)
         self.records: set[str] = set()
         self.what = "output"  #: how messages name it (:func:`claim`'s ``what``)
+        #: files (relative to the output's parent) that hold only the job's record of its configuration while
+        #: their size is the one noted here (:meth:`wrote_record`): a progress file's first row
+        self._record_sizes: dict[str, int] = {}
 
     @property
     def mark(self) -> Path:
@@ -1420,6 +1425,14 @@ class Output:
             self._identity = _identity(self.path if self.folder else _parent(self.path))
             with _held_guard:
                 _live.append(self)
+
+    def wrote_record(self, path: str | Path) -> None:
+        """Note that ``path`` (the output or a sidecar) now holds only the job's record of its configuration (a
+        progress file's configuration row): until it grows it is no result, so an error or a stop before the first
+        result still removes it with the rest of a new output (:meth:`undo`)."""
+        path = Path(path)
+        with contextlib.suppress(OSError):
+            self._record_sizes[str(path.relative_to(_parent(self.path)))] = path.stat().st_size
 
     def covers(self, target: str) -> bool:
         """Whether absolute path ``target`` is this output, inside this folder output, or one of its sidecars."""
@@ -1513,6 +1526,9 @@ class Output:
                 continue  # the folder itself: its entries decide
             if name in self.records:
                 continue  # the job's record of its configuration, written before its first result
+            if name in self._record_sizes and target.is_file() and not target.is_symlink() and \
+                    target.stat().st_size == self._record_sizes[name]:
+                continue  # still only the record it held when noted (wrote_record)
             if name != mark and os.path.lexists(target) and not (target.is_file() and not target.is_symlink()
                                                                  and target.stat().st_size == 0):
                 return False
@@ -1526,6 +1542,7 @@ class Output:
 
         why = None if exc_type is OutputRemovedError else self.removed()
         if why is not None or exc_type is OutputRemovedError:  # what stands there now is not this job's:
+            _ended[str(self.path)] = "removed"
             self.release()  # nothing is undone, recorded or marked there
             if why is not None:
                 try:
@@ -1533,7 +1550,9 @@ class Output:
                 except OutputRemovedError as removed:
                     raise removed from exc
             return
+        # any exception, a stop (Ctrl-C, SIGTERM: KeyboardInterrupt) included, before the first result
         undo = exc_type is not None and (issubclass(exc_type, ConfigurationError) or self._holds_no_result())
+        _ended[str(self.path)] = "undone" if undo and self._before is not None else "kept"
         try:
             if undo:
                 self.undo()
@@ -1544,6 +1563,22 @@ class Output:
         if undo and self._before is not None and self.path.name not in self._before:
             with contextlib.suppress(OSError):  # created by this job: a folder empty once undone, or the file
                 self.path.rmdir() if self.folder else self.path.unlink()
+
+
+#: what became of each output the running command claimed, by path: "undone" (new, nothing kept), "kept" (its
+#: results, or an earlier run's, stay) or "removed" (removed or replaced under the job); the ``savi`` boundary
+#: resets it per command and says, at a stop, whether anything was kept (:func:`command_outputs`)
+_ended: dict[str, str] = {}
+
+
+def reset_command_outputs() -> None:
+    """Forget the outputs of an earlier command run in this process (the ``savi`` boundary, per command)."""
+    _ended.clear()
+
+
+def command_outputs() -> dict[str, str]:
+    """``{output path: "undone" | "kept" | "removed"}`` for each output the running command claimed and left."""
+    return dict(_ended)
 
 
 def _parent(path: Path) -> Path:
