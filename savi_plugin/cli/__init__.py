@@ -405,7 +405,8 @@ def _kept_hint(name: str | None) -> str:
 
     ended = command_outputs()
     if all(state == "undone" for state in ended.values()):
-        undone = [path for path, state in ended.items() if state == "undone"]
+        undone = [path for path in ended  # an output inside another one removed is named by that one
+                  if not any(path.startswith(other.rstrip("/") + "/") for other in ended if other != path)]
         removed = (f" (the new output {undone[0]}{f' and {len(undone) - 1} more' if len(undone) > 1 else ''} held "
                    f"no result yet and was removed)") if undone else ""
         return f"nothing was written{removed}; re-run the command"

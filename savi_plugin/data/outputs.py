@@ -1529,6 +1529,8 @@ class Output:
             if name in self._record_sizes and target.is_file() and not target.is_symlink() and \
                     target.stat().st_size == self._record_sizes[name]:
                 continue  # still only the record it held when noted (wrote_record)
+            if target.is_dir() and not target.is_symlink() and _holds_only_empty_files(target):
+                continue  # a step's folder whose own output was undone (an inner claim) or not yet written
             if name != mark and os.path.lexists(target) and not (target.is_file() and not target.is_symlink()
                                                                  and target.stat().st_size == 0):
                 return False
@@ -1595,6 +1597,17 @@ def _existing_names(path: Path, folder: bool) -> set[str]:
     if folder and path.is_dir() and not path.is_symlink():
         names |= {f"{path.name}/{p.name}" for p in path.iterdir()}
     return names
+
+
+def _holds_only_empty_files(folder: Path) -> bool:
+    """Whether ``folder`` holds nothing but folders, empty files and savi lock files (no result)."""
+    for root, _, files in os.walk(folder):
+        for name in files:
+            path = Path(root) / name
+            if not (path.is_file() and not path.is_symlink() and (path.stat().st_size == 0 or (
+                    path.name.endswith((".lock", ".lock.excl")) and _savi_lock_file(path)))):
+                return False
+    return True
 
 
 def _stray_sidecar(path: Path) -> Path | None:
