@@ -1358,6 +1358,14 @@ def _identity(path: Path) -> tuple[int, int] | None:
     return st.st_dev, st.st_ino
 
 
+def check_write_landed(written: str | Path) -> None:
+    """:meth:`Output.check_write_landed` for every output this process holds that ``written`` lies inside."""
+    target = os.path.abspath(written)
+    for output in list(_live):
+        if output.covers(target):
+            output.check_write_landed(written)
+
+
 def check_live_outputs(path: str | Path | None = None) -> None:
     """Check every output this process holds (or only those that ``path`` is, lies inside or is a sidecar of)
     with :meth:`Output.check_intact`, before a write.
@@ -1467,11 +1475,42 @@ class Output:
         """
         why = self.removed()
         if why is not None:
-            # with its mark gone, what is left there is no longer known as ours: a re-run would refuse it
-            again = ("move it away (or remove it) and run again to start over" if why.startswith("its mark") and
-                     os.path.lexists(self.path) else "run it again to start over")
-            raise OutputRemovedError(f"{self.path}: {self.what} was removed or replaced during the run ({why}); "
-                                     f"{self.command} stopped and wrote nothing more there: {again}")
+            raise OutputRemovedError(self._removed_message(why))
+
+    def _removed_message(self, why: str, done: str = "wrote nothing more there") -> str:
+        # with its mark gone, what is left there is no longer known as ours: a re-run would refuse it
+        again = ("move it away (or remove it) and run again to start over" if why.startswith("its mark") and
+                 os.path.lexists(self.path) else "run it again to start over")
+        return (f"{self.path}: {self.what} was removed or replaced during the run ({why}); {self.command} stopped "
+                f"and {done}: {again}")
+
+    def check_write_landed(self, written: str | Path) -> None:
+        """After a write by a route outside this module (the Trainer saving ``written``, a checkpoint folder inside
+        this folder output), stop the job when the output was removed or replaced meanwhile -- the route recreated
+        the folder at its path, or wrote into the one that replaced it. What the write created there is removed
+        when the folder now at the path holds nothing else (it was created by that write); otherwise it is left,
+        and the message names it.
+
+        Raises:
+            OutputRemovedError: one line naming the output, and what was written where it now stands.
+        """
+        why = self.removed()
+        if why is None:
+            return
+        written = Path(written)
+        if not os.path.lexists(written):
+            raise OutputRemovedError(self._removed_message(why))
+        top = Path(os.path.relpath(written, self.path)).parts[0] if self.folder else written.name
+        holder = self.path if self.folder else _parent(self.path)
+        others = [p.name for p in holder.iterdir() if p.name != top] if holder.is_dir() else []
+        if self.folder and not others and self._identity is not None and _identity(holder) != self._identity:
+            remove_tree(holder / top)  # a folder the write itself created at the path: it leaves none of it
+            with contextlib.suppress(OSError):
+                holder.rmdir()
+            raise OutputRemovedError(self._removed_message(
+                why, f"removed the {top} it had begun to save there in a folder of its own; it wrote nothing more"))
+        raise OutputRemovedError(self._removed_message(
+            why, f"had already saved {written} there, which is left as it is (it is not part of this run: remove it)"))
 
     def release(self) -> None:
         with _held_guard, contextlib.suppress(ValueError):
