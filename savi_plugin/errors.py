@@ -20,6 +20,12 @@ Error`, and          raised
 :func:`classify`)
 ===================  ==========================================  ===============================================
 
+One more way a job ends is none of these: an input file changed while the job read it
+(:class:`InputChangedError`, raised by :func:`savi_plugin.data.watched.check_unchanged`). The job stops at once as
+for a configuration error (:func:`classify` says :data:`CONFIGURATION`, so no item is blamed or retried), but what
+it made before is kept -- it is the old file's work, as the identity stored with the output says -- and the exit
+status is 1.
+
 Errors defined next to the code that raises them subclass one of these (``ConfigError`` of the configuration
 rules, ``DataError`` of the record rules, ``VideoDecodeError`` of the decoder, ``PromptTooLongError`` of the
 backends), so :func:`classify` decides for every caller: the generators' runner, the training dataset and the
@@ -95,10 +101,18 @@ class RunError(RuntimeError):
     output is in use by another process, or a finished run's result is not usable."""
 
 
+class InputChangedError(RunError):
+    """An input file changed while the job read it (one line naming it; :mod:`savi_plugin.data.watched`). The job
+    stops at once: what it made before is the old file's work and matches the identity its output stores, so it
+    is kept (exit status 1); a re-run is compared with that identity (it continues once the file is as it was,
+    and is refused otherwise). :func:`classify` counts it as a reason to stop the job, never as an item's failure."""
+
+
 def classify(exc: BaseException) -> str:
     """:data:`CONFIGURATION`, :data:`INPUT` or :data:`MACHINE` for an error raised while working on an item.
 
-    The error's own class decides first (a ``ConfigurationError`` anywhere in the cause chain stops the job);
+    The error's own class decides first (a ``ConfigurationError`` or an :class:`InputChangedError` anywhere in the
+    cause chain stops the job);
     an ``OSError`` with a machine ``errno``, ``MemoryError`` and timeouts are the machine's; anything else the
     model or a library raised is the machine's too (retried, never marked final): a bug or a crash does not
     describe the input. A decoder's or a record check's error describes the input.
@@ -108,7 +122,7 @@ def classify(exc: BaseException) -> str:
         seen.add(id(exc))
         chain.append(exc)
         exc = exc.__cause__ or exc.__context__
-    if any(isinstance(e, ConfigurationError) for e in chain):
+    if any(isinstance(e, (ConfigurationError, InputChangedError)) for e in chain):
         return CONFIGURATION
     for e in chain:
         if isinstance(e, (MemoryError, TimeoutError, ConnectionError, MachineError)):

@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from savi_plugin.data.files import read_json
+from savi_plugin.data.watched import WatchedFiles
 from savi_plugin.errors import ConfigurationError, DocumentTooLarge
 
 log = logging.getLogger(__name__)
@@ -133,9 +134,11 @@ def _members(folder: Path) -> list[Path]:
                   and not p.relative_to(folder).parts[0].startswith("checkpoint-"))
 
 
-def folder_identity(folder: str | Path, *, edge: int = 4 * 2**10) -> dict[str, Any] | None:
+def folder_identity(folder: str | Path, *, edge: int = 4 * 2**10, watch: WatchedFiles | None = None
+                    ) -> dict[str, Any] | None:
     """One digest over every file of ``folder``: relative name, size and the digest of its edges (``edge``
-    bytes at each end; small files whole). None when ``folder`` is not a folder.
+    bytes at each end; small files whole). None when ``folder`` is not a folder. ``watch`` keeps each file's
+    signature as it was hashed (:mod:`savi_plugin.data.watched`).
 
     A folder of videos can hold 10^5 files: 8 KiB read per file keeps this to seconds, and a video re-encoded
     or replaced changes its size or its container header (first KiB) or index (last KiB, where mp4 writers put
@@ -147,33 +150,43 @@ def folder_identity(folder: str | Path, *, edge: int = 4 * 2**10) -> dict[str, A
     digest = hashlib.sha256()
     members = _members(folder)
     for path in members:
-        size = path.stat().st_size
+        st = path.stat()
+        size = st.st_size
+        if watch is not None:
+            watch.add(path, st)
         digest.update(f"{path.relative_to(folder).as_posix()}\0{size}\0".encode())
         digest.update(_digest_file(path, size, edge if size > edge * 2 else None).encode())
     return {"files": len(members), "sha256": digest.hexdigest()}
 
 
-def files_identity(paths: Iterable[str | Path], *, edge: int = 4 * 2**10) -> dict[str, Any]:
+def files_identity(paths: Iterable[str | Path], *, edge: int = 4 * 2**10, watch: WatchedFiles | None = None
+                   ) -> dict[str, Any]:
     """One digest over the files a manifest names, in its order: each one's size and the digest of its first and
     last ``edge`` bytes (8 KiB read per file, so 10^5 videos cost seconds; a missing file counts as size -1). A
     video replaced at the same path -- the manifest unchanged -- changes it, so a resume does not mix results of
     the old and the new file; where the files lie does not (the manifest's own identity holds what it names), so a
-    folder moved whole is the same input."""
+    folder moved whole is the same input. ``watch`` keeps each file's signature as it was hashed (the ``stat`` of
+    the file opened; None for a missing one), so a job can tell that a file changed after its identity was taken
+    (:mod:`savi_plugin.data.watched`)."""
     digest = hashlib.sha256()
     count = 0
     for path in paths:
         count += 1
+        st = None
         try:
             st = os.stat(path)
             if not stat.S_ISREG(st.st_mode):  # a FIFO or device is never opened (it would block or never end)
                 raise IsADirectoryError(path)
-            size = st.st_size
             with open(path, "rb") as fh:  # the edges only, whatever the size: 8 KiB per video
+                st = os.fstat(fh.fileno())  # the file read, even if another one took its name since the stat
+                size = st.st_size
                 head = fh.read(edge)
                 fh.seek(max(size - edge, 0))
                 part = hashlib.sha256(head + fh.read(edge)).hexdigest()
         except OSError:
             size, part = -1, ""
+        if watch is not None:
+            watch.add(path, st)
         digest.update(f"{size}\0{part}\0".encode())  # by content, not where: a folder moved whole is the same
     return {"files": count, "sha256": digest.hexdigest()}
 
@@ -191,13 +204,15 @@ def _model_members(folder: Path) -> list[Path]:
     return [p for p in _members(folder) if p.name.endswith(MODEL_FILE_SUFFIXES) or p.name in MODEL_FILE_NAMES]
 
 
-def model_identity(path: str | Path | None, *, every_file: bool = False) -> dict[str, Any] | None:
+def model_identity(path: str | Path | None, *, every_file: bool = False, watch: WatchedFiles | None = None
+                   ) -> dict[str, Any] | None:
     """The identity of a model or adapter folder (see the module docstring); ``{"name": ...}`` for a hub id.
 
     ``members`` lists each loader file (:data:`MODEL_FILE_SUFFIXES`) with its size and digest, so a mismatch can
     name the file that differs (:func:`identity_differences`); ``sha256`` is one digest over them all.
     ``every_file``: over every file of the folder, loader's or not (the identity stored before ``members``
-    existed, which :func:`check_adapter_base` still compares)."""
+    existed, which :func:`check_adapter_base` still compares). ``watch`` keeps each file's signature as it was
+    hashed (:mod:`savi_plugin.data.watched`): a training run tells from it whether its base changed on disk."""
     if path is None:
         return None
     folder = Path(path)
@@ -207,9 +222,12 @@ def model_identity(path: str | Path | None, *, every_file: bool = False) -> dict
     members = _members(folder) if every_file else _model_members(folder)
     listed = []
     for member in members:
-        size = member.stat().st_size
+        st = member.stat()
+        size = st.st_size
         name = member.relative_to(folder).as_posix()
         part = cached_digest(member)
+        if watch is not None:
+            watch.add(member, st)
         digest.update(f"{name}\0{size}\0".encode())
         digest.update(part.encode())
         listed.append([name, f"{size}:{part}"])
@@ -239,12 +257,13 @@ def identity_differences(stored: dict | None, current: dict | None, limit: int =
     return ", ".join(parts) or None
 
 
-def input_identity(path: str | Path | None) -> dict[str, Any] | None:
-    """A data input by content: a file's :func:`file_identity`, a folder's :func:`folder_identity`."""
+def input_identity(path: str | Path | None, *, watch: WatchedFiles | None = None) -> dict[str, Any] | None:
+    """A data input by content: a file's :func:`file_identity`, a folder's :func:`folder_identity` (``watch``
+    keeps the signature of each of its files)."""
     if path is None:
         return None
     path = Path(path)
-    return file_identity(path) if path.is_file() else folder_identity(path) if path.is_dir() else None
+    return file_identity(path) if path.is_file() else folder_identity(path, watch=watch) if path.is_dir() else None
 
 
 def same_identity(a: dict | None, b: dict | None) -> bool:
@@ -258,8 +277,12 @@ def same_identity(a: dict | None, b: dict | None) -> bool:
 
 # --------------------------------------------------------------------------------------------- adapters
 def write_adapter_identity(adapter_dir: str | Path, base: str | Path, backend: str | None, *,
-                           stored_at: str | Path | None = None) -> Path:
+                           stored_at: str | Path | None = None, identity: dict[str, Any] | None = None) -> Path:
     """Store the base model's identity in ``adapter_dir/savi_adapter.json`` (written by the training run).
+
+    ``identity``: the base's :func:`model_identity` as the run took it when it started, before loading it (the
+    training run passes it: the adapter was trained on those weights, even if the files at ``base`` were replaced
+    while it ran); default: computed now.
 
     ``base_model`` is stored by the paths rule for the file's final place ``stored_at`` (default: where it is
     written; the training run writes into a temporary folder and moves the file into the adapter folder):
@@ -269,7 +292,7 @@ def write_adapter_identity(adapter_dir: str | Path, base: str | Path, backend: s
     from savi_plugin.data.paths import name_for_file
 
     record = Path(adapter_dir) / ADAPTER_FILE
-    identity = model_identity(base)
+    identity = model_identity(base) if identity is None else identity
     return write_json(record, {"base_model": name_for_file(base, stored_at or record), "base_identity": identity,
                                "backend": backend})
 
@@ -408,8 +431,9 @@ def damaged_weight_file(folder: str | Path) -> str | None:
 
 
 def check_adapter_weights(adapter_dir: str | Path) -> None:
-    """Refuse an adapter folder without a weight file peft reads (:data:`ADAPTER_WEIGHT_FILES`), or whose
-    ``adapter_model.safetensors`` (the one peft prefers) cannot be loaded: truncated, torn, not safetensors.
+    """Refuse an adapter folder without a weight file peft reads (:data:`ADAPTER_WEIGHT_FILES`), whose
+    ``adapter_model.safetensors`` (the one peft prefers) cannot be loaded (truncated, torn, not safetensors), or
+    whose weights hold NaN or infinity (:func:`nonfinite_weight`; named by the file's key).
 
     Raises:
         AdapterFileError: naming the file (exit status 2).
@@ -424,6 +448,43 @@ def check_adapter_weights(adapter_dir: str | Path) -> None:
         if problem:
             raise AdapterFileError(f"{present[0]}: the adapter's weights are {problem}; restore the folder from "
                                    f"its training run, or train it again")
+    name = nonfinite_weight(present[0])
+    if name is not None:  # a file intact in its header, damaged or diverged in its values: every answer it gave
+        # would be scored as the model's
+        raise AdapterFileError(f"{present[0]}: the adapter's weight {name} holds NaN or infinity; restore the "
+                               f"folder from its training run, or train it again")
+
+
+def nonfinite_weight(path: str | Path) -> str | None:
+    """The name of the first floating-point tensor of the weight file at ``path`` (safetensors, or a torch
+    ``.bin`` read with ``weights_only=True``) holding NaN or infinity, or None. Reads one tensor at a time."""
+    import torch
+
+    path = Path(path)
+    if path.name.endswith(".safetensors"):
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as fh:
+            for key in fh.keys():
+                tensor = fh.get_tensor(key)
+                if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+                    return key
+        return None
+    try:
+        state = torch.load(str(path), map_location="cpu", weights_only=True, mmap=True)
+    except OSError:  # the machine's (a disk's I/O error): stays what it is
+        raise
+    except Exception as exc:  # noqa: BLE001 - a pickle torch refuses or cannot read: named, not a traceback
+        text = str(exc).strip().splitlines()
+        raise AdapterFileError(f"{path}: the adapter's weights cannot be read ({text[0] if text else type(exc).__name__})"
+                               f"; restore the folder from its training run, or train it again") from None
+    if not isinstance(state, dict):
+        raise AdapterFileError(f"{path}: the adapter's weights are a {type(state).__name__}, not a state dict; "
+                               f"restore the folder from its training run, or train it again")
+    for key, tensor in state.items():
+        if isinstance(tensor, torch.Tensor) and tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            return str(key)
+    return None
 
 
 def check_adapter_base(adapter_dir: str | Path, base: str | Path) -> None:

@@ -85,6 +85,7 @@ from savi_plugin.data.paths import (
     path_from_file,
 )
 from savi_plugin.data.record import DataError, check_encodable
+from savi_plugin.data.watched import WatchedFiles
 from savi_plugin.data.writer import (
     JsonlAppender,
     PreferenceWriter,
@@ -564,8 +565,10 @@ def run_generation(*, generator: str | type | Generator, model: Any, inputs: str
     items = list(inputs) if not isinstance(inputs, (str, Path)) else load_inputs(inputs, data_root)
     check_inputs_encodable(items)
     input_ids = {item.id for item in items}  # every item a progress row may name, whatever the limit
-    # the videos a manifest names, by content (a folder input's identity covers its files already)
-    videos = files_identity(item.video for item in items) if isinstance(inputs, (str, Path)) and Path(
+    # the videos a manifest names, by content (a folder input's identity covers its files already); each one's
+    # signature is kept as it was hashed, so a video changed while the job runs stops it (data/watched.py)
+    watch = WatchedFiles("a video the input names")
+    videos = files_identity((item.video for item in items), watch=watch) if isinstance(inputs, (str, Path)) and Path(
         inputs).is_file() else None
     if limit is not None:
         items = items[:limit]
@@ -609,7 +612,7 @@ def run_generation(*, generator: str | type | Generator, model: Any, inputs: str
         "dtype": dtype,
         "limits": item_limits(),  # the decode caps decide which items fail (final under these caps)
         # what the inputs, model and adapter are by content: a resume after any of them changed is refused
-        "identity": {"inputs": input_identity(inputs) if isinstance(inputs, (str, Path)) else None,
+        "identity": {"inputs": input_identity(inputs, watch=watch) if isinstance(inputs, (str, Path)) else None,
                      "videos": videos,
                      "model": model_identity(model if by_path else getattr(model, "name_or_path", None)),
                      "adapter": model_identity(adapter) if adapter else None},
@@ -636,7 +639,7 @@ def run_generation(*, generator: str | type | Generator, model: Any, inputs: str
     stored = configuration_for_file(config, mark_path(out_path, False), PATH_KEYS)  # as the mark stores it
     with claim(out_path, command="savi generate", config=stored, inputs=named_inputs, output_name="--output",
                ignore=_RESUMABLE_CHANGES + _BY_IDENTITY, every_rank=True,
-               own_content=lambda path: _holds_only_own_records(path, prog_path)) as claimed:
+               own_content=lambda path: _holds_only_own_records(path, prog_path)) as claimed, watch:
         result = _run_locked(gen, model, mine, config, base_meta, out_path, prog_path, index, count, frames,
                              backend_name, adapter, dtype, device, seed, batch_size, progress, data_root,
                              claimed, len(items), input_ids)

@@ -146,6 +146,7 @@ def run_ablation(recipe_ref: str, losses: list[str], out: str | Path, *, pairs: 
     from savi_plugin.data.outputs import claim, read_mark
     from savi_plugin.data.paths import run_folder
     from savi_plugin.data.provenance import check_finished
+    from savi_plugin.data.watched import WatchedFiles
     from savi_plugin.recipe import recipe_identity
     from savi_plugin.training.arguments import training_kwargs
     from savi_plugin.training.run import pair_video_paths, pair_videos_identity
@@ -157,10 +158,13 @@ def run_ablation(recipe_ref: str, losses: list[str], out: str | Path, *, pairs: 
     # its resolved recipe by content (recipe_identity): the same ablation from another working folder, or with
     # another spelling of the same files, continues; another file content, value or model is refused by key path
     runs = {loss: recipe_identity(recipe) for loss, recipe in plans.items()}
+    # each video's signature is kept as its identity read it: a video changed between (or during) the runs stops
+    # the ablation (data/watched.py), so every loss trains on the same videos
+    watch = WatchedFiles("a video the pairs name")
     config = {"runs": runs, "pairs": input_identity(data),
               "eval_pairs": input_identity(eval_pairs) if eval_pairs else None, "benchmarks": benchmarks,
               "identity": {"model": model_identity(first.model.path),
-                           "videos": pair_videos_identity(data, training_kwargs(first))}}
+                           "videos": pair_videos_identity(data, training_kwargs(first), watch=watch)}}
     inputs = {"the pairs": data, "the eval pairs": eval_pairs, "the model": first.model.path,
               "the recipe": first.source or None}
     # a loss run before but not now (or now only) is not compared: the mark keeps every loss's run
@@ -168,7 +172,8 @@ def run_ablation(recipe_ref: str, losses: list[str], out: str | Path, *, pairs: 
                    ^ set(runs))
     with claim(out, command="savi ablate", config=config, folder=True, inputs=inputs, output_name="--out",
                what="ablation folder", ignore=others,
-               input_files={"a video the pairs name": pair_video_paths(data, training_kwargs(first))}) as claimed:
+               input_files={"a video the pairs name": pair_video_paths(data, training_kwargs(first))}) as claimed, \
+            watch:
         claimed.config["runs"] = {**_stored_runs(claimed.previous), **runs}
         claimed.write_mark()
         with run_folder(out):  # every path its files store to its own files is relative: it moves whole

@@ -28,6 +28,7 @@ from savi_plugin.data.fingerprint import check_same_config
 from savi_plugin.data.identity import files_identity, input_identity, model_identity
 from savi_plugin.data.outputs import claim, replace_folder, write_json
 from savi_plugin.data.paths import path_for_file, path_from_file, paths_for_file, run_folder
+from savi_plugin.data.watched import WatchedFiles
 from savi_plugin.recipe import OUTPUT_KEYS, recipe_for_file
 
 log = logging.getLogger(__name__)
@@ -133,9 +134,12 @@ def run_align(recipe, run_dir: str | Path, iterations: int | None = None, evalua
     run_dir = Path(run_dir)
     _, source = generation_source(recipe)  # a recipe with no generation input is refused before the claim
     inputs = recipe_inputs(recipe)
-    identity = {name: _identity(name, path) for name, path in inputs.items() if name != "data.data_root"}
+    # each video's signature is kept as its identity read it: a video changed in any iteration stops the run
+    # (data/watched.py), so no iteration generates or trains on another version than the run records
+    watch = WatchedFiles("a video the recipe's input names")
+    identity = {name: _identity(name, path, watch) for name, path in inputs.items() if name != "data.data_root"}
     videos = _manifest_videos(source, recipe.data.data_root)
-    identity["videos"] = files_identity(videos) if videos is not None else None
+    identity["videos"] = files_identity(videos, watch=watch) if videos is not None else None
     # the recipe with its paths stored by the rule (relative to the run folder or absolute), so the same run from
     # another working folder, or the folder moved whole, is the same configuration
     config = {"recipe": recipe_for_file(recipe, run_dir / "manifest.json"), "identity": identity}
@@ -143,7 +147,7 @@ def run_align(recipe, run_dir: str | Path, iterations: int | None = None, evalua
     with claim(run_dir, command="savi align", config=config, folder=True, inputs=inputs, output_name="--out",
                what="align run folder", ignore=tuple(f"recipe.{k}" for k in RESUMABLE_RECIPE_KEYS),
                input_files={"a video the manifest names": videos or ()},
-               records=("manifest.json",)) as claimed:  # the recipe, and each step's results in its own folder
+               records=("manifest.json",)) as claimed, watch:  # the recipe; each step's results: its own folder
         if current().is_main:  # rank 0 locks and marks the folder; the other ranks check it
             claimed.write_mark()
         with run_folder(run_dir):  # every path its files store to its own files is relative: it moves whole
@@ -175,9 +179,12 @@ def _manifest_videos(source: Path, data_root) -> list[str] | None:
     return [item.video for item in load_inputs(source, data_root)]
 
 
-def _identity(key: str, path: Path):
-    """A model by its files (:func:`model_identity`), a data file or video folder by content."""
-    return model_identity(path) if key in ("model.path", "reference_model") else input_identity(path)
+def _identity(key: str, path: Path, watch: WatchedFiles | None = None):
+    """A model by its files (:func:`model_identity`), a data file or video folder by content (``watch`` keeps the
+    signature of each video of a folder)."""
+    if key in ("model.path", "reference_model"):
+        return model_identity(path)
+    return input_identity(path, watch=watch if key == "data.videos" else None)
 
 
 #: recipe keys that may change when a run folder is resumed: where the recipe was read from, more iterations, and

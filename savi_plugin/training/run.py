@@ -63,6 +63,7 @@ from savi_plugin.data.paths import (
     path_for_peft,
     shown_from_file,
 )
+from savi_plugin.data.watched import WatchedFiles
 from savi_plugin.errors import RunError
 from savi_plugin.launch import current
 from savi_plugin.training.checkpoints import (
@@ -284,7 +285,8 @@ def file_digest(path: str | Path) -> str:
     return input_identity(path)["sha256"]
 
 
-def run_configuration(model, data, backend, lora, options, eval_data) -> dict[str, Any]:
+def run_configuration(model, data, backend, lora, options, eval_data, *, model_watch: WatchedFiles | None = None,
+                      video_watch: WatchedFiles | None = None) -> dict[str, Any]:
     """What a training run's result depends on, as the folder's mark, ``savi_train_config.json`` and every
     checkpoint's ``savi_checkpoint.json`` store it, each by
     :func:`~savi_plugin.training.stored_config.stored_configuration` for its own file.
@@ -292,7 +294,8 @@ def run_configuration(model, data, backend, lora, options, eval_data) -> dict[st
     Its paths are absolute here (:func:`~savi_plugin.training.stored_config.held_configuration`) and kept for the
     reader; the data, the model, the reference model and the videos are compared by content
     (:mod:`savi_plugin.data.identity`), so a run folder may move with its data, and weights replaced at the same
-    path are another model.
+    path are another model. ``model_watch`` and ``video_watch`` keep the signatures of the model's files and of
+    the videos as their identity read them (:mod:`savi_plugin.data.watched`).
     """
     from savi_plugin.environment import item_limits
 
@@ -305,20 +308,22 @@ def run_configuration(model, data, backend, lora, options, eval_data) -> dict[st
         "limits": item_limits(),  # the decode caps decide which pairs are skipped
         # accelerate launch's precision, which the Trainer applies over the recipe's (launch.py)
         "accelerate_mixed_precision": os.environ.get("ACCELERATE_MIXED_PRECISION"),
-        "identity": {"model": model_identity(model), "eval_data": input_identity(eval_data),
-                     "videos": pair_videos_identity(data, options),
+        "identity": {"model": model_identity(model, watch=model_watch), "eval_data": input_identity(eval_data),
+                     "videos": pair_videos_identity(data, options, watch=video_watch),
                      "reference_model": model_identity(reference) if reference else None}})
 
 
-def pair_videos_identity(data, options: dict[str, Any]) -> dict[str, Any] | None:
+def pair_videos_identity(data, options: dict[str, Any], *, watch: WatchedFiles | None = None
+                         ) -> dict[str, Any] | None:
     """The identity of the videos the pairs name (:func:`savi_plugin.data.identity.files_identity`, in file
     order), resolved as the training dataset resolves them: a video replaced at the same path is another run's
-    data, as an edited pair file is. None when ``data`` is not a file."""
+    data, as an edited pair file is. None when ``data`` is not a file. ``watch`` keeps each video's signature as
+    it was hashed: a video changed while the run trains stops it (:mod:`savi_plugin.data.watched`)."""
     from savi_plugin.data.identity import files_identity
 
     if not Path(data).is_file():
         return None
-    return files_identity(pair_video_paths(data, options))
+    return files_identity(pair_video_paths(data, options), watch=watch)
 
 
 def pair_video_paths(data, options: dict[str, Any]) -> list[str]:
@@ -393,10 +398,16 @@ def stored_report(report: dict[str, Any], holder: Path) -> dict[str, Any]:
             "dataset": dataset(report["dataset"]), "eval_dataset": dataset(report["eval_dataset"])}
 
 
-def _save_adapter_atomically(trainer, output_dir: Path, base: str | Path, backend: str | None) -> None:
+def _save_adapter_atomically(trainer, output_dir: Path, base: str | Path, backend: str | None,
+                             base_identity: dict[str, Any] | None, base_watch: WatchedFiles | None = None) -> None:
     """Save the adapter into a temporary folder, record its base model (``savi_adapter.json``), then move its files
     into ``output_dir`` one ``rename`` each (weights last). The temporary folder lies inside the locked output
-    folder, so its name is this job's own, and it is removed on every exit."""
+    folder, so its name is this job's own, and it is removed on every exit.
+
+    The base is recorded by ``base_identity``, the identity the run took at its start and checked again once the
+    model was loaded (:func:`check_loaded_base`): the weights it trained on. When the base's files changed on disk
+    since (``base_watch``), the adapter still records the loaded base, and one warning says so: it loads onto the
+    model as it was, not onto what is at that path now."""
     tmp = output_dir / ".adapter.tmp"
     main = trainer.is_world_process_zero()
     check_live_outputs(output_dir)  # save_model would recreate a removed output folder
@@ -405,12 +416,43 @@ def _save_adapter_atomically(trainer, output_dir: Path, base: str | Path, backen
     try:
         trainer.save_model(str(tmp))
         if main:
-            write_adapter_identity(tmp, base, backend, stored_at=output_dir / ADAPTER_FILE)
+            changed = base_watch.changed() if base_watch is not None else []
+            if changed:
+                log.warning("%s: the base model's files changed on disk while the run trained (%s); the adapter "
+                            "records the base as it was loaded, so it loads onto that model, not onto what is at %s "
+                            "now", base, _names(changed, base), base)
+            write_adapter_identity(tmp, base, backend, stored_at=output_dir / ADAPTER_FILE, identity=base_identity)
             for path in sorted(tmp.iterdir(), key=lambda p: p.name.endswith(".safetensors")):  # weights last
                 move_into(path, output_dir / path.name)
     finally:
         if main:
             remove_tree(tmp)
+
+
+def _names(paths: list[str], folder: str | Path, limit: int = 4) -> str:
+    """``paths`` (absolute) named relative to ``folder``, at most ``limit``, then a count."""
+    root = os.path.abspath(folder)
+    names = [os.path.relpath(p, root) if p.startswith(root + os.sep) else p for p in paths]
+    return ", ".join(names[:limit] + ([f"and {len(names) - limit} more"] if len(names) > limit else []))
+
+
+def check_loaded_base(model: str | Path, recorded: dict[str, Any] | None, watch: WatchedFiles) -> None:
+    """Refuse a run whose base model's files changed between the start, which recorded their identity (in the
+    folder's mark, every checkpoint and, at the end, the adapter's record), and the end of their load: the run
+    would train other weights than it records. Compared by the files' signatures (one ``stat`` each, no hashing);
+    a configuration error, so a new output folder is left unmarked and the re-run records what it loads.
+
+    Raises:
+        IdentityMismatchError: naming the model folder and the files that changed.
+    """
+    from savi_plugin.data.identity import IdentityMismatchError
+
+    changed = watch.changed()
+    if recorded is not None and changed:
+        raise IdentityMismatchError(
+            f"{model}: the model's files changed while this job loaded it ({_names(changed, model)}); the run would "
+            f"train other weights than it records, so nothing was trained: re-run the command once the model is no "
+            f"longer being changed")
 
 
 def run_training(*, model: str | Path, data: str | Path, output_dir: str | Path, backend: str | None = None,
@@ -458,17 +500,21 @@ def run_training(*, model: str | Path, data: str | Path, output_dir: str | Path,
         log.info("no launcher: DeepSpeed runs as one process (rank 0 of 1 on 127.0.0.1)")
     config = PreferenceConfig(output_dir=str(output_dir), **options)  # a bad value fails before anything is made
     check_pairs_source(data, model, allow_incomplete=allow_incomplete_data)
-    run_config = run_configuration(model, data, backend, lora, options, eval_data)
+    # the identities are taken once, here; the signatures of the files they read are kept (data/watched.py): a
+    # video changed while the run trains stops it, and the adapter records the base as it was loaded
+    model_watch, video_watch = WatchedFiles("a file of the model"), WatchedFiles("a video the pairs name")
+    run_config = run_configuration(model, data, backend, lora, options, eval_data, model_watch=model_watch,
+                                   video_watch=video_watch)
     inputs = {"the model": model, "the data": data, "the reference model": reference_model,
               "the eval data": eval_data}
     stored = stored_configuration(run_config, mark_path(output_dir, True))  # as the mark stores it, compared with it
     with claim(output_dir, command="savi train", config=stored, folder=True, inputs=inputs,
                output_name="output_dir", what="training output folder", ignore=RESUMABLE_CHANGES + BY_IDENTITY,
                records=(CONFIG_FILE,),
-               input_files={"a video the data names": pair_video_paths(data, options)}) as claimed:
+               input_files={"a video the data names": pair_video_paths(data, options)}) as claimed, video_watch:
         return _train(model=model, data=data, output_dir=output_dir, backend=backend, lora=lora, options=options,
                       config=config, resume=resume, eval_data=eval_data, print_logs=print_logs,
-                      run_config=run_config, claimed=claimed)
+                      run_config=run_config, claimed=claimed, model_watch=model_watch)
 
 
 def _bar_only(trainer) -> None:
@@ -485,7 +531,7 @@ def _bar_only(trainer) -> None:
 
 
 def _train(*, model, data, output_dir: Path, backend, lora, options, config, resume, eval_data, run_config, claimed,
-           print_logs: bool = True) -> dict[str, Any]:
+           model_watch: WatchedFiles, print_logs: bool = True) -> dict[str, Any]:
     """:func:`run_training` once the output folder is claimed (checked, locked; :mod:`savi_plugin.data.outputs`)."""
     from savi_plugin.data.record import DataError
     from savi_plugin.models import load_backend
@@ -529,6 +575,8 @@ def _train(*, model, data, output_dir: Path, backend, lora, options, config, res
     started = time.time()
     # Loaded on the CPU; the Trainer (or DeepSpeed, which partitions it first under ZeRO-3) places it.
     policy = load_backend(model, backend, dtype=dtype, device="cpu", num_frames=config.num_frames)
+    base_identity = run_config["identity"]["model"]  # taken at the start; the loaded weights are those files'
+    check_loaded_base(model, base_identity, model_watch)
     apply_lora(policy, lora, seed=config.seed)
     trainer = trainer_class(config.trainer)(policy, config, train_dataset=str(data),
                                 eval_dataset=str(eval_data) if eval_data is not None else None)
@@ -540,7 +588,7 @@ def _train(*, model, data, output_dir: Path, backend, lora, options, config, res
         result = trainer.train(resume_from_checkpoint=resume_from)
         failure = _nonfinite_failure(trainer, config)
         if failure is None:
-            _save_adapter_atomically(trainer, output_dir, model, backend)
+            _save_adapter_atomically(trainer, output_dir, model, backend, base_identity, model_watch)
     except Exception as exc:  # torch, safetensors and the OS each report a full disk their own way
         full = disk_error(exc, output_dir)
         if full is None:

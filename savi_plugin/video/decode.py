@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from savi_plugin.constants import DEFAULT_NUM_FRAMES
+from savi_plugin.data.watched import check_unchanged
 from savi_plugin.environment import format_bytes
 from savi_plugin.errors import InputError
 from savi_plugin.video.sampling import (  # noqa: F401 - uniform_indices/fps_indices are part of this module's API
@@ -364,6 +365,8 @@ def read_frames(path: str | Path, num_frames: int = DEFAULT_NUM_FRAMES, *, fps: 
     Raises:
         VideoDecodeError: missing, empty, truncated or non-video file, frames above the pixel cap, or a
             bound that is malformed or outside the video, naming the file (and the bound).
+        InputChangedError: the file is an input of a running job that changed since the job took its identity
+            (:func:`savi_plugin.data.watched.check_unchanged`); the job stops.
         ConfigError: an unknown or uninstalled backend, an unknown frame rule, ``fps`` with ``midpoints`` or
             ``interval``, or a bad ``SAVI_*`` budget variable (configuration errors: the caller's job stops; the
             video is not at fault).
@@ -381,6 +384,18 @@ def read_frames(path: str | Path, num_frames: int = DEFAULT_NUM_FRAMES, *, fps: 
         raise ConfigError("", f"unknown frame sampling {sampling!r}; choose one of {', '.join(SAMPLING_RULES)}")
     if sampling != "uniform" and fps is not None:
         raise ConfigError("", f"frame sampling {sampling!r} takes a number of frames, not fps")
+    try:
+        video = _read_file(path, num_frames, fps, max_frames, backend, max_pixels, sampling, bound, max_bytes)
+    except Exception:
+        check_unchanged(path)  # a file replaced while it was read is an input that changed, not a bad video
+        raise
+    check_unchanged(path)  # the frames are the file's whose identity the job took at its start
+    return video
+
+
+def _read_file(path: Path, num_frames: int, fps, max_frames, backend: str, max_pixels, sampling: str, bound,
+               max_bytes) -> DecodedVideo:
+    """:func:`read_frames` once its settings are checked."""
     try:
         bound = check_bound(bound)
     except BoundError as exc:

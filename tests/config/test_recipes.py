@@ -1,8 +1,6 @@
 """Every shipped recipe loads, validates and builds its trainer config; bad recipes name the key path."""
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -80,7 +78,7 @@ def test_extends_and_cli(tmp_path):
         load_recipe(loop)
 
 
-def test_an_extends_chain_longer_than_the_bound_is_one_line_naming_its_start(tmp_path):
+def test_an_extends_chain_longer_than_the_bound_is_one_line_naming_its_start(tmp_path, capsys):
     from savi_plugin.recipe import MAX_EXTENDS
 
     for i in range(MAX_EXTENDS + 1):
@@ -93,12 +91,12 @@ def test_an_extends_chain_longer_than_the_bound_is_one_line_naming_its_start(tmp
                                        f"{MAX_EXTENDS} recipe files (file {MAX_EXTENDS + 1} is ")
     assert str(error.value).endswith(f"c{MAX_EXTENDS}.yaml); savi follows at most {MAX_EXTENDS}: extend a shorter "
                                      f"chain")
-    out = subprocess.run([sys.executable, "-m", "savi_plugin", "recipes", "cp", "tiny_demo", str(tmp_path)],
-                         capture_output=True, text=True)
-    assert out.returncode == 0 and (tmp_path / "tiny_demo.yaml").is_file()
-    out = subprocess.run([sys.executable, "-m", "savi_plugin", "recipes", "show", "tiny_demo", "train.bta=1"],
-                         capture_output=True, text=True)
-    assert out.returncode == 2 and "train.bta: unknown key" in out.stderr  # a configuration error: argparse's 2
+    from savi_plugin.cli import main
+
+    assert main(["recipes", "cp", "tiny_demo", str(tmp_path)]) == 0 and (tmp_path / "tiny_demo.yaml").is_file()
+    capsys.readouterr()
+    code = main(["recipes", "show", "tiny_demo", "train.bta=1"])
+    assert code == 2 and "train.bta: unknown key" in capsys.readouterr().err  # a configuration error: argparse's 2
 
 
 @pytest.mark.parametrize("typo", ["./tiny_dem.yaml", "./tiny_demo.yml", "recipes/tiny_demo.yaml", "sub/tiny_demo",

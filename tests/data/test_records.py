@@ -124,8 +124,9 @@ def test_rrpo_release_converts_to_ours_and_back_without_loss(tmp_path):
     src_jsonl = tmp_path / "rrpo.jsonl"
     write_jsonl(src_jsonl, RRPO_RELEASE)
     out = tmp_path / "via_cli.jsonl"
-    subprocess.run([sys.executable, "-m", "savi_plugin", "data", "convert", str(src_jsonl), str(out),
-                    "--from", "rrpo", "--to", "savi"], check=True, capture_output=True)
+    from savi_plugin.cli import main
+
+    assert main(["data", "convert", str(src_jsonl), str(out), "--from", "rrpo", "--to", "savi"]) == 0
     assert [r for _, r in read_records(out)] == records
 
 

@@ -37,6 +37,7 @@ def run(tmp_path_factory):
     model = build_tiny_model(tmp / "tiny", "llava_onevision")
     adapter = random_lora_adapter(model, tmp / "adapter")
     out = tmp / "out"
+    refusals = _start_refusals(tmp)  # their lmms-eval processes start (~15 s each) while this one runs
     # README's lines (README.md, eval_tasks/README.md "Running"): a model, its adapter, frames and dtype
     proc = subprocess.run(
         [*LMMS_EVAL, "--model", "savi_video", "--model_args",
@@ -44,10 +45,44 @@ def run(tmp_path_factory):
          "--tasks", "savi_mvbench,savi_egoschema,savi_perceptiontest", "--limit", str(LIMIT), "--batch_size", "4",
          "--output_path", str(out), "--log_samples"],
         env=offline_env(root, tmp / "hf"), capture_output=True, text=True, timeout=400, check=False)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    results = glob.glob(str(out / "**" / "*_results.json"), recursive=True)
-    assert len(results) == 1, proc.stdout[-2000:]
-    return json.loads(Path(results[0]).read_text()), out, proc.stdout + proc.stderr, gone, tmp
+    try:
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+        results = glob.glob(str(out / "**" / "*_results.json"), recursive=True)
+        assert len(results) == 1, proc.stdout[-2000:]
+        yield json.loads(Path(results[0]).read_text()), out, proc.stdout + proc.stderr, gone, tmp, refusals
+    finally:
+        for refusal in refusals.values():
+            if refusal.poll() is None:
+                refusal.kill()
+            refusal.communicate()
+
+
+def _start_refusals(tmp: Path) -> dict[str, subprocess.Popen]:
+    """The lmms-eval runs that savi_video stops before any document, started together (each spends its time
+    importing torch and lmms-eval): ``num_frames=0``, and launcher variables left in the shell (:func:`_finished`
+    gives each one's result)."""
+    model = tmp / "tiny"
+    bad = tmp / "bad_num_frames"
+    build_fixture(bad / "data", "perceptiontest", 1)
+    stray_env = {k: v for k, v in offline_env(tmp / "data", tmp / "hf").items()
+                 if k not in ("LOCAL_RANK", "LOCAL_WORLD_SIZE", "TORCHELASTIC_RUN_ID", "LOCAL_SIZE", "GROUP_RANK")}
+    runs = {
+        "bad_num_frames": ([*LMMS_EVAL, "--model", "savi_video", "--model_args", f"pretrained={model},num_frames=0",
+                            "--tasks", "savi_perceptiontest", "--limit", "1", "--output_path", str(bad / "out")],
+                           offline_env(bad / "data", bad / "hf")),
+        "stray": ([*LMMS_EVAL, "--model", "savi_video", "--model_args", f"pretrained={model},num_frames=4",
+                   "--tasks", "savi_perceptiontest", "--limit", "1", "--output_path", str(tmp / "stray")],
+                  {**stray_env, "RANK": "1", "WORLD_SIZE": "2"}),
+    }
+    return {name: subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for name, (cmd, env) in runs.items()}
+
+
+def _finished(run, name: str) -> subprocess.CompletedProcess:
+    """The finished refusal run ``name`` of the :func:`run` fixture."""
+    proc = run[-1][name]
+    out, err = proc.communicate(timeout=300)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 
 def test_results_json_holds_the_metrics(run):
@@ -64,7 +99,7 @@ def test_results_json_holds_the_metrics(run):
 
 
 def test_missing_video_is_a_counted_failure(run):
-    results, out, log, gone, _ = run
+    results, out, log, gone, *_ = run
     assert results["results"]["savi_egoschema"]["missing_video,none"] == 1
     assert results["results"]["savi_perceptiontest"]["missing_video,none"] == 0
     # the undecodable video is a bad video, not an unparsed answer
@@ -101,17 +136,14 @@ def test_prompts_frames_and_per_sample_scores(run):
             assert sample["accuracy"]["score"] == (100.0 if pred == sample["accuracy"]["target"] else 0.0)
 
 
-def test_bad_num_frames_is_one_line_before_any_document(tmp_path):
-    model = build_tiny_model(tmp_path / "tiny", "llava_onevision")
-    build_fixture(tmp_path / "data", "perceptiontest", 1)
-    proc = subprocess.run(
-        [*LMMS_EVAL, "--model", "savi_video", "--model_args", f"pretrained={model},num_frames=0",
-         "--tasks", "savi_perceptiontest", "--limit", "1", "--output_path", str(tmp_path / "out")],
-        env=offline_env(tmp_path / "data", tmp_path / "hf"), capture_output=True, text=True, timeout=300, check=False)
+def test_bad_num_frames_is_one_line_before_any_document(run):
+    """``num_frames=0`` (the run started by the :func:`run` fixture, on its own one-document data root)."""
+    tmp = run[-2] / "bad_num_frames"
+    proc = _finished(run, "bad_num_frames")
     assert proc.returncode != 0
     assert proc.stderr.strip().splitlines()[-1] == "savi_video: num_frames must be >= 1, got 0"
     assert "Traceback" not in proc.stderr
-    assert not glob.glob(str(tmp_path / "out" / "**" / "*_results.json"), recursive=True)
+    assert not glob.glob(str(tmp / "out" / "**" / "*_results.json"), recursive=True)
 
 
 def test_savi_eval_run_adds_the_include_path(run):
@@ -124,7 +156,7 @@ def test_savi_eval_run_adds_the_include_path(run):
     take the same route as flags (:mod:`savi_plugin.eval.lmms_config`)."""
     import shutil
 
-    *_, tmp = run
+    tmp = run[-2]
     if not (tmp / "1e5").exists():
         shutil.copytree(tmp / "tiny", tmp / "1e5")
     env = {**offline_env(tmp / "data", tmp / "hf"), "SAVI_LMMS_EVAL_AUTOLOAD": "0", "PYTHONPATH": repo_pythonpath()}
@@ -150,14 +182,10 @@ def test_savi_eval_run_adds_the_include_path(run):
 def test_launcher_variables_left_in_the_shell_stop_savi_video_in_one_line(run):
     """``RANK=1 WORLD_SIZE=2 python -m lmms_eval --model savi_video ...`` with no launcher: lmms-eval 0.7.3 would
     evaluate as rank 1 of 2 (it reads them after the model is built); savi_video's constructor refuses, naming the
-    variables, with a non-zero exit and no results file (our task hook's warning comes first)."""
-    *_, tmp = run
-    env = {k: v for k, v in offline_env(tmp / "data", tmp / "hf").items()
-           if k not in ("LOCAL_RANK", "LOCAL_WORLD_SIZE", "TORCHELASTIC_RUN_ID", "LOCAL_SIZE", "GROUP_RANK")}
-    proc = subprocess.run(
-        [*LMMS_EVAL, "--model", "savi_video", "--model_args", f"pretrained={tmp / 'tiny'},num_frames=4",
-         "--tasks", "savi_perceptiontest", "--limit", "1", "--output_path", str(tmp / "stray")],
-        env={**env, "RANK": "1", "WORLD_SIZE": "2"}, capture_output=True, text=True, timeout=300, check=False)
+    variables, with a non-zero exit and no results file (our task hook's warning comes first). The run is started
+    by the :func:`run` fixture."""
+    tmp = run[-2]
+    proc = _finished(run, "stray")
     last = proc.stderr.strip().splitlines()[-1]
     assert proc.returncode != 0 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
     assert last.startswith("savi_video: RANK=1, WORLD_SIZE=2 set but no launcher") and "unset RANK WORLD_SIZE" in last

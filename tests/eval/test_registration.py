@@ -33,12 +33,14 @@ def _listed(output: str) -> set[str]:
     return {line.strip() for line in output.splitlines() if line.startswith("  ")}
 
 
-def test_tasks_path_is_the_installed_yaml_folder():
+def test_tasks_path_is_the_installed_yaml_folder(capsys):
     path = Path(tasks_path())
     assert (path / "mvbench" / "savi_mvbench.yaml").is_file()
     assert len(list((path / "mvbench").glob("savi_mvbench_*.yaml"))) == 20
-    out = subprocess.run([sys.executable, "-m", "savi_plugin", "eval", "tasks-path"], capture_output=True, text=True, check=False)
-    assert out.returncode == 0 and out.stdout.strip() == str(path)
+    from savi_plugin.cli import main
+
+    capsys.readouterr()
+    assert main(["eval", "tasks-path"]) == 0 and capsys.readouterr().out.strip() == str(path)
 
 
 class _FakeTaskManager:

@@ -51,13 +51,13 @@ def setup(tmp_path_factory, tiny_llava_onevision):
     return lm, manifest, lines
 
 
-def generate(lm, manifest, out, hook=None):
+def generate(lm, manifest, out, hook=None, at=2):
     gen = resolve_generator("rrpo", OPTIONS)
     if hook is not None:
         process = gen.process
 
         def hooked(model, batch, ctx):
-            if ctx.batch_index == 2:  # two batches written: their records and progress rows are on disk
+            if ctx.batch_index == at:  # `at` batches written: their records and progress rows are on disk
                 hook(out)
             return process(model, batch, ctx)
 
@@ -297,3 +297,37 @@ def test_a_done_item_in_a_batch_run_again_keeps_what_its_progress_row_says(setup
     assert report["counts"]["pairs"] == len(lines) and report["counts"]["pairs_missing"] == 0
     assert not [r for r in lines if r["id"].startswith(ids[3] + "-")]
     assert report["counts"]["by_reason"].get("too_few_frames") == 1
+
+
+def test_a_video_replaced_while_the_job_runs_stops_it_and_the_output_holds_one_version(setup, tmp_path):
+    """Pass 13 A #5: a video the manifest names copied over (same path) while ``savi generate`` ran: items before
+    the copy used the old file, later ones the new, exit 0, under the one ``identity.videos`` taken at the start.
+    The loader compares the file with what the identity read: the job stops naming it, what it made before is the
+    old file's work (equal to an undisturbed run's lines) and is kept; a re-run with the new file is refused, and
+    with the file put back it finishes equal to the undisturbed run."""
+    from savi_plugin.data.fingerprint import ConfigMismatchError
+    from savi_plugin.errors import InputChangedError
+
+    lm, manifest, reference = setup
+    last = json.loads(manifest.read_text().splitlines()[-1])["video"]  # decoded only after batch 2 is under way
+    first = json.loads(manifest.read_text().splitlines()[0])["video"]
+    original = Path(last).read_bytes()
+    out = tmp_path / "VS.jsonl"
+
+    def swap(_):  # batch 1 is with the model, batch 2 being decoded: batch 3's video is copied over
+        shutil.copyfile(first, last)
+
+    try:
+        with pytest.raises(InputChangedError) as stopped:
+            generate(lm, manifest, out, hook=swap, at=1)
+        assert str(stopped.value).startswith(f"{last}: a video the input names was written to while the job runs; "
+                                             f"its identity was taken at start")
+        kept = out.read_text().splitlines()
+        assert kept and set(kept) <= set(reference), "only lines of the old videos, as an undisturbed run wrote them"
+        assert not any(json.loads(line)["id"].startswith(f"q{ITEMS - 1}-") for line in kept)
+        with pytest.raises(ConfigMismatchError, match="identity.videos"):  # the new file: another run's input
+            generate(lm, manifest, out)
+    finally:
+        Path(last).write_bytes(original)
+    generate(lm, manifest, out)  # the file as it was: the run continues and finishes
+    assert sorted(out.read_text().splitlines()) == reference

@@ -18,12 +18,16 @@ def synthetic_qa(folder, n: int) -> str:
     return f"data.qa={folder / 'samples.jsonl'}"
 
 
-def test_align_runs_two_iterations_and_resumes(tmp_path):
+def test_align_runs_two_iterations_and_resumes(tmp_path, capsys):
+    """In-process through the CLI's ``main`` (each eval step still runs the real lmms-eval in its own process)."""
+    from savi_plugin.cli import main
+
     run_dir = tmp_path / "run"
-    cmd = [sys.executable, "-m", "savi_plugin", "align", "tiny_demo", synthetic_qa(tmp_path / "qa", 12), *OVERRIDES,
-           "--out", str(run_dir)]
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
-    assert out.returncode == 0, out.stderr[-3000:]
+    argv = ["align", "tiny_demo", synthetic_qa(tmp_path / "qa", 12), *OVERRIDES, "--out", str(run_dir)]
+    capsys.readouterr()
+    code = main(argv)
+    out = capsys.readouterr()
+    assert code == 0, out.err[-3000:]
     manifest = json.loads((run_dir / "manifest.json").read_text())
     assert len(manifest["iterations"]) == 2
     for i, it in enumerate(manifest["iterations"]):
@@ -39,14 +43,13 @@ def test_align_runs_two_iterations_and_resumes(tmp_path):
         delta = it["eval"]["vs_base"]["savi_mvbench"]
         assert delta["n"] == 20 and delta["low"] <= delta["delta"] <= delta["high"]
         assert abs(delta["delta"] - (delta["aligned"] - delta["base"])) < 1e-9
-        assert f"savi_mvbench Δ {delta['delta']:+.2f} [{delta['low']:+.2f}, {delta['high']:+.2f}]" in out.stdout
+        assert f"savi_mvbench Δ {delta['delta']:+.2f} [{delta['low']:+.2f}, {delta['high']:+.2f}]" in out.out
     assert (run_dir / "eval_base" / "results.json").is_file()  # the base model is evaluated once
     # iteration 1 generated with iteration 0's merged model
     assert manifest["iterations"][1]["model"] == manifest["iterations"][0]["next_model"]
     # a re-run finds every step done and changes nothing
     before = (run_dir / "manifest.json").read_text()
-    again = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
-    assert again.returncode == 0, again.stderr[-3000:]
+    assert main(argv) == 0, capsys.readouterr().err[-3000:]
     assert (run_dir / "manifest.json").read_text() == before
 
 

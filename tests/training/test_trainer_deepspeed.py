@@ -14,6 +14,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -45,54 +46,71 @@ RUN = textwrap.dedent("""
 """)
 
 
-def _run(model, data, out, deepspeed: str) -> list[float]:
+def _start(model, data, out, deepspeed: str) -> subprocess.Popen:
+    """:data:`RUN` in its own one-process group (one thread: the runs started together share the machine's
+    cores, and every run computes with the same thread count)."""
     env = {**os.environ, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(free_port()), "RANK": "0",
-           "LOCAL_RANK": "0", "WORLD_SIZE": "1", "LOCAL_WORLD_SIZE": "1",
+           "LOCAL_RANK": "0", "WORLD_SIZE": "1", "LOCAL_WORLD_SIZE": "1", "OMP_NUM_THREADS": "1",
            "PYTHONPATH": repo_pythonpath()}
-    proc = subprocess.run([sys.executable, "-c", RUN, str(model), str(data), str(out), deepspeed], env=env,
-                          capture_output=True, text=True, timeout=400)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    line = next(l for l in proc.stdout.splitlines() if l.startswith("LOSSES "))
+    logs = Path(f"{out}.stdout"), Path(f"{out}.stderr")  # files beside the output folder: no pipe to fill
+    with open(logs[0], "w") as stdout, open(logs[1], "w") as stderr:
+        return subprocess.Popen([sys.executable, "-c", RUN, str(model), str(data), str(out), deepspeed], env=env,
+                                stdout=stdout, stderr=stderr)
+
+
+def _losses(proc: subprocess.Popen) -> list[float]:
+    """The loss curve a :func:`_start` run printed, once it finished."""
+    proc.wait(timeout=400)
+    out = proc.args[-2]
+    stdout, stderr = Path(f"{out}.stdout").read_text(), Path(f"{out}.stderr").read_text()
+    assert proc.returncode == 0, stdout[-3000:] + stderr[-3000:]
+    line = next(l for l in stdout.splitlines() if l.startswith("LOSSES "))
     return json.loads(line[len("LOSSES "):])
 
 
 @pytest.mark.parametrize("stage", [2, 3])
-def test_configs_are_accepted_by_training_arguments(stage, tiny_llava_onevision, tmp_path):
+def test_configs_are_accepted_by_training_arguments(stage, tiny_llava_onevision, tmp_path, monkeypatch):
+    """In-process, under a one-process launcher's variables (the process group it starts is closed after each test,
+    tests/conftest.py)."""
     pytest.importorskip("deepspeed")
+    from savi_plugin.models import load_backend
+    from savi_plugin.training.config import PreferenceConfig
 
     path = DEEPSPEED_CONFIGS / f"zero{stage}.json"
     config = json.loads(path.read_text())
     assert config["zero_optimization"]["stage"] == stage
     assert "optimizer" not in config and "scheduler" not in config  # HF's (cosine etc.) are used
-    env = {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(free_port()), "RANK": "0", "LOCAL_RANK": "0",
-           "WORLD_SIZE": "1"}
-    code = textwrap.dedent(f"""
-        from savi_plugin.models import load_backend
-        from savi_plugin.training.config import PreferenceConfig
-        model = load_backend({str(tiny_llava_onevision)!r}, num_frames=4).model
-        args = PreferenceConfig(output_dir={str(tmp_path)!r}, deepspeed={str(path)!r}, use_cpu=True,
-                                per_device_train_batch_size=2, gradient_accumulation_steps=4, bf16=False)
-        ds = args.hf_deepspeed_config
-        assert ds.is_zero3() == ({stage} == 3)
-        ds.trainer_config_finalize(args, model, 100)
-        print(ds.config["train_micro_batch_size_per_gpu"], ds.config["gradient_accumulation_steps"],
-              ds.config["bf16"]["enabled"], ds.config["zero_optimization"]["reduce_bucket_size"])
-    """)
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=200,
-                          env={**os.environ, **env, "PYTHONPATH": repo_pythonpath()})
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    micro, accumulation, bf16, bucket = proc.stdout.split()[-4:]
-    assert (micro, accumulation, bf16) == ("2", "4", "False")  # "auto" values filled from the arguments
-    assert bucket == str(64 * 64)  # ... and from the model (hidden size 64 of the tiny language model)
+    for name, value in {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(free_port()), "RANK": "0", "LOCAL_RANK": "0",
+                        "WORLD_SIZE": "1"}.items():
+        monkeypatch.setenv(name, value)
+    model = load_backend(str(tiny_llava_onevision), num_frames=4).model
+    args = PreferenceConfig(output_dir=str(tmp_path), deepspeed=str(path), use_cpu=True,
+                            per_device_train_batch_size=2, gradient_accumulation_steps=4, bf16=False)
+    ds = args.hf_deepspeed_config
+    assert ds.is_zero3() == (stage == 3)
+    ds.trainer_config_finalize(args, model, 100)
+    filled = (ds.config["train_micro_batch_size_per_gpu"], ds.config["gradient_accumulation_steps"],
+              ds.config["bf16"]["enabled"])
+    assert filled == (2, 4, False)  # "auto" values filled from the arguments
+    # ... and from the model (hidden size 64 of the tiny language model)
+    assert ds.config["zero_optimization"]["reduce_bucket_size"] == 64 * 64
 
 
 def test_zero2_and_zero3_one_process_cpu_runs_match_the_plain_run(tiny_llava_onevision, synthetic_samples, tmp_path):
     pytest.importorskip("deepspeed")
     data = write_answer_pairs(tmp_path / "pairs.jsonl", synthetic_samples[:4], rotate=False)
-    plain = _run(tiny_llava_onevision, data, tmp_path / "plain", "")
-    for stage in (2, 3):
-        config = str(DEEPSPEED_CONFIGS / f"zero{stage}.json")
-        losses = _run(tiny_llava_onevision, data, tmp_path / f"zero{stage}", config)
+    runs = {stage: _start(tiny_llava_onevision, data, tmp_path / f"zero{stage}",
+                          str(DEEPSPEED_CONFIGS / f"zero{stage}.json")) for stage in (2, 3)}
+    runs["plain"] = _start(tiny_llava_onevision, data, tmp_path / "plain", "")  # the three run together
+    try:
+        plain = _losses(runs["plain"])
+        staged = {stage: _losses(runs[stage]) for stage in (2, 3)}
+    finally:
+        for proc in runs.values():
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    for stage, losses in staged.items():
         assert len(losses) == 3
         assert losses == pytest.approx(plain, abs=1e-5), (stage, losses, plain)
         assert (tmp_path / f"zero{stage}" / "adapter_model.safetensors").is_file()

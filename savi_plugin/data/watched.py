@@ -1,0 +1,113 @@
+"""Input files a running job reads by the identity it took at its start: a file changed afterwards stops the job.
+
+A job stores the identity of its inputs (:mod:`savi_plugin.data.identity`) once, at its start, with its output.
+A video replaced at the same path while the job runs would make the items decoded after the change the new
+file's work, recorded under the old file's identity, with exit status 0. So when an identity is computed, each
+file's signature -- device, inode, size, modification and change times, taken from the file it hashed -- is kept
+in a :class:`WatchedFiles`; while the job holds it (``with watch:``), the one video loader
+(:func:`savi_plugin.video.decode.read_frames`) compares the file's signature after decoding it (and when the
+decode failed) with the kept one (:func:`check_unchanged`, one ``stat``), and a difference stops the job with one
+line naming the file (:class:`InputChangedError`). Every write changes the change time (``ctime``), which no user
+call can set back, so a ``cp`` over the file, a ``dd conv=notrunc`` into it, a rename over it or its removal is
+seen; what was done before is the old file's work, consistent with the stored identity, and is kept.
+
+The same signatures tell a training run whether its base model's files changed on disk while it ran
+(:meth:`WatchedFiles.changed`), so its adapter can say which base it records.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterable
+
+from savi_plugin.errors import InputChangedError
+
+_active: list[WatchedFiles] = []
+_guard = threading.Lock()
+
+
+__all__ = ["InputChangedError", "WatchedFiles", "check_unchanged", "signature_of"]
+
+
+def signature_of(st: os.stat_result | None) -> tuple[int, ...] | None:
+    """The parts of a ``stat`` result that every change of a file's content or place changes: (device, inode,
+    size, mode, modification and change times in nanoseconds); None for a file that is not there."""
+    if st is None:
+        return None
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mode, st.st_mtime_ns, st.st_ctime_ns)
+
+
+def _key(path: str | os.PathLike) -> str:
+    return os.path.abspath(os.path.expanduser(os.fspath(path)))
+
+
+def _stat(path: str | os.PathLike) -> os.stat_result | None:
+    try:
+        return os.stat(path)
+    except (OSError, ValueError):
+        return None
+
+
+class WatchedFiles:
+    """The signatures of a job's input files, as they were when their identity was computed.
+
+    ``what``: how a message names such a file (``"a video the manifest names"``). Enter it (``with watch:``) for
+    the part of the job that reads the files; watches nest (a pipeline's and each of its steps'), and a file is
+    checked against every watch that holds it.
+    """
+
+    def __init__(self, what: str = "an input file"):
+        self.what = what
+        self.signatures: dict[str, tuple[int, ...] | None] = {}
+
+    def add(self, path: str | os.PathLike, st: os.stat_result | None) -> None:
+        """Keep ``path``'s signature ``st`` (from the ``stat`` of the file its identity read; None: absent)."""
+        self.signatures.setdefault(_key(path), signature_of(st))
+
+    def add_paths(self, paths: Iterable[str | os.PathLike]) -> None:
+        """Keep each path's signature as it is now."""
+        for path in paths:
+            self.add(path, _stat(path))
+
+    def changed(self) -> list[str]:
+        """The watched files whose signature differs now (removed, replaced or written), in name order."""
+        return sorted(key for key, before in self.signatures.items() if signature_of(_stat(key)) != before)
+
+    def __enter__(self) -> WatchedFiles:
+        with _guard:
+            _active.append(self)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        with _guard:
+            if self in _active:
+                _active.remove(self)
+
+
+def check_unchanged(path: str | os.PathLike) -> None:
+    """Stop the job when ``path`` is a file a running job watches (:class:`WatchedFiles`) and it changed since its
+    identity was taken. Costs one ``stat``; nothing when no job watches the file.
+
+    Raises:
+        InputChangedError: naming the file and what happened to it.
+    """
+    if not _active:
+        return
+    key = _key(path)
+    with _guard:
+        held = [(watch, watch.signatures[key]) for watch in _active if key in watch.signatures]
+    if not held:
+        return
+    now = _stat(key)
+    for watch, before in held:
+        if signature_of(now) != before:
+            happened = ("was removed" if now is None else "appeared" if before is None else
+                        "was replaced by another file" if (now.st_dev, now.st_ino) != before[:2] else
+                        "was written to")
+            raise InputChangedError(
+                f"{path}: {watch.what} {happened} while the job runs; its identity was taken at start, so what "
+                f"the job made from it until now is kept and nothing more is made from it: put the file back as it "
+                f"was and re-run the same command to continue, or write to a new output to start over with the new "
+                f"file")
+

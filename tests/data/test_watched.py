@@ -1,0 +1,134 @@
+"""A job's input files are what their identity says while the job runs (:mod:`savi_plugin.data.watched`).
+
+Generated variants: every way a file changes at the same path ({``cp`` over it, a write in place of the same size
+that keeps its modification time, a rename over it, its removal, a file appearing where none was}) is seen by the
+one video loader, which stops the job naming the file; an untouched file, a file no running job watches, and a
+watch left (its job ended) are read as before. Real mp4 files, real decoding.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from savi_plugin.data.identity import files_identity
+from savi_plugin.data.watched import InputChangedError, WatchedFiles, check_unchanged
+from savi_plugin.errors import CONFIGURATION, classify
+from savi_plugin.video.decode import VideoDecodeError, read_frames
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory):
+    """Two different real clips (bytes) of the same frame count."""
+    from savi_plugin.video.synthetic import render_sample, write_mp4
+
+    root = tmp_path_factory.mktemp("watched")
+    found = []
+    for i in range(2):
+        frames = render_sample(np.random.default_rng(i), "moving_direction", size=32, num_frames=8)[0]
+        write_mp4(root / f"c{i}.mp4", frames)
+        found.append((root / f"c{i}.mp4").read_bytes())
+    return found
+
+
+def _cp_over(path: Path, other: bytes):
+    path.write_bytes(other)
+
+
+def _same_size_same_mtime(path: Path, other: bytes):
+    """``dd conv=notrunc`` of one byte, then the modification time set back (``touch -r``): only ``ctime`` tells."""
+    st = path.stat()
+    with open(path, "r+b") as fh:
+        fh.seek(st.st_size // 2)
+        byte = fh.read(1)
+        fh.seek(st.st_size // 2)
+        fh.write(bytes([byte[0] ^ 0xFF]))
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+
+def _renamed_over(path: Path, other: bytes):
+    new = path.with_name("new.tmp")
+    new.write_bytes(other)
+    os.replace(new, path)
+
+
+def _removed(path: Path, other: bytes):
+    path.unlink()
+
+
+CHANGES = {"cp over it": (_cp_over, "was written to"),
+           "one byte in the middle, modification time kept": (_same_size_same_mtime, "was written to"),
+           "renamed over it": (_renamed_over, "was replaced by another file"), "removed": (_removed, "was removed")}
+
+
+@pytest.mark.parametrize("change", list(CHANGES))
+def test_a_video_changed_after_its_identity_was_taken_stops_the_job_naming_it(change, clips, tmp_path):
+    video = tmp_path / "v.mp4"
+    video.write_bytes(clips[0])
+    watch = WatchedFiles("a video the manifest names")
+    files_identity([video], watch=watch)
+    damage, happened = CHANGES[change]
+    with watch:
+        assert len(read_frames(video, 4).frames) == 4  # untouched: read as before
+        damage(video, clips[1])
+        with pytest.raises(InputChangedError) as stopped:
+            read_frames(video, 4)
+    assert str(stopped.value).startswith(f"{video}: a video the manifest names {happened} while the job runs; its "
+                                         f"identity was taken at start")
+    assert classify(stopped.value) == CONFIGURATION  # a stop of the job, never one item's failure
+    if video.exists():
+        read_frames(video, 4)  # the watch ended with the job: read as any file
+
+
+def test_a_file_appearing_where_the_identity_saw_none_stops_the_job(clips, tmp_path):
+    video = tmp_path / "late.mp4"
+    watch = WatchedFiles("a video the manifest names")
+    files_identity([video], watch=watch)  # missing at the start: counted as missing, watched as absent
+    with watch:
+        with pytest.raises(VideoDecodeError):  # still missing: the item's own failure, as before
+            read_frames(video, 4)
+        video.write_bytes(clips[0])
+        with pytest.raises(InputChangedError, match="appeared while the job runs"):
+            read_frames(video, 4)
+
+
+def test_nested_watches_each_hold_and_a_file_no_job_watches_is_not_checked(clips, tmp_path):
+    video, other = tmp_path / "v.mp4", tmp_path / "o.mp4"
+    video.write_bytes(clips[0])
+    other.write_bytes(clips[0])
+    outer, inner = WatchedFiles("a video of the run"), WatchedFiles("a video of the step")
+    files_identity([video], watch=outer)
+    with outer:
+        _cp_over(video, clips[1])
+        files_identity([video], watch=inner)  # a step started after the change: its own identity is the new file
+        with inner, pytest.raises(InputChangedError, match="a video of the run was written to"):
+            read_frames(video, 4)  # the run's identity is the old file: the run stops
+        _cp_over(other, clips[1])
+        check_unchanged(other)  # not an input of this job
+    assert inner.changed() == [] and outer.changed() == [os.path.abspath(video)]
+    check_unchanged(video)  # no job runs
+
+
+def test_the_cli_ends_a_changed_input_with_one_line_and_status_1(capsys):
+    from savi_plugin.cli import _report
+
+    assert _report(InputChangedError("v.mp4: a video ... changed"), "generate", False) == 1
+    assert capsys.readouterr().err == "error: v.mp4: a video ... changed\n"
+
+
+def test_a_copy_of_a_folder_moved_whole_is_watched_by_its_own_paths(clips, tmp_path):
+    """Keys are the paths the job reads by (absolute): a relative spelling of the same file is the same file."""
+    video = tmp_path / "v.mp4"
+    video.write_bytes(clips[0])
+    watch = WatchedFiles()
+    files_identity([os.path.relpath(video)], watch=watch)
+    with watch:
+        shutil.copyfile(tmp_path / "v.mp4", tmp_path / "copy.mp4")  # reading or copying it changes nothing
+        check_unchanged(video)
+        _cp_over(video, clips[1])
+        with pytest.raises(InputChangedError, match="an input file was written to"):
+            check_unchanged(video)
