@@ -373,6 +373,9 @@ def escaped_output():
 def _run(command: Callable[[], int | None], name: str | None, verbose: bool) -> int:
     global _stop_signal
     _stop_signal = None
+    from savi_plugin.data.outputs import reset_command_outputs
+
+    reset_command_outputs()
     try:
         from savi_plugin.environment import check_environment
 
@@ -441,8 +444,24 @@ def _stopped(name: str | None, signum: int) -> int:
     that hung up."""
     word = _STOP_WORDS.get(signal.Signals(signum).name, f"stopped ({signal.Signals(signum).name})")
     with contextlib.suppress(OSError):
-        say(f"{word}: {RESUME_HINTS.get(name, 'stopped before finishing; re-run the command')}", file=sys.stderr)
+        say(f"{word}: {_kept_hint(name)}", file=sys.stderr)
     return 128 + int(signum)
+
+
+def _kept_hint(name: str | None) -> str:
+    """What a stopped command keeps: its resume hint (:data:`RESUME_HINTS`) when an output it claimed keeps
+    results; "nothing was written" when it claimed none, or the output layer removed each new one it claimed
+    because the stop came before its first result (:meth:`~savi_plugin.data.outputs.Output.undo`)."""
+    from savi_plugin.data.outputs import command_outputs
+
+    ended = command_outputs()
+    if all(state == "undone" for state in ended.values()):
+        undone = [path for path in ended  # an output inside another one removed is named by that one
+                  if not any(path.startswith(other.rstrip("/") + "/") for other in ended if other != path)]
+        removed = (f" (the new output {undone[0]}{f' and {len(undone) - 1} more' if len(undone) > 1 else ''} held "
+                   f"no result yet and was removed)") if undone else ""
+        return f"nothing was written{removed}; re-run the command"
+    return RESUME_HINTS.get(name, "stopped before finishing; re-run the command")
 
 
 def user_error_message(exc: BaseException) -> str | None:

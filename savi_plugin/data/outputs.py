@@ -39,9 +39,11 @@ What holds for every output, by construction (README "Guarantees"):
   computed from the temporary), and only then rename the data into place; a failure at any point (a full disk at
   the report) leaves the data's name as it was.
 * **A configuration error marks nothing** (:meth:`Output.undo`): when a ``ConfigurationError`` -- or any error
-  before the first result (the job added only its mark and empty files) -- leaves the ``with claim(...)`` block of
-  an output that was new, what the job created there (mark, sidecars, files, the folder) is removed, so the
-  corrected command is not refused as "another configuration".
+  or stop (Ctrl-C, SIGTERM, SIGHUP, SIGQUIT: a ``KeyboardInterrupt``) before the first result (the job added only
+  its mark, empty files and records of its configuration, :meth:`Output.wrote_record`) -- leaves the
+  ``with claim(...)`` block of an output that was new, what the job created there (mark, sidecars, files, the
+  folder) is removed, so the corrected command is not refused as "another configuration"; the boundary's line
+  then says that nothing was written (:func:`command_outputs`).
 * **An output removed or replaced under a running job stops it** (:meth:`Output.check_intact`): from its mark
   on, a job's output is known by its identity (a folder's device and inode, a file's folder and mark); the next
   write through this module into it (:func:`atomic_path`, :func:`move_into`, an appender's next line,
@@ -1417,6 +1419,14 @@ def _identity(path: Path) -> tuple[int, int] | None:
     return st.st_dev, st.st_ino
 
 
+def check_write_landed(written: str | Path) -> None:
+    """:meth:`Output.check_write_landed` for every output this process holds that ``written`` lies inside."""
+    target = os.path.abspath(written)
+    for output in list(_live):
+        if output.covers(target):
+            output.check_write_landed(written)
+
+
 def check_live_outputs(path: str | Path | None = None) -> None:
     """Check every output this process holds (or only those that ``path`` is, lies inside or is a sidecar of)
     with :meth:`Output.check_intact`, before a write.
@@ -1450,6 +1460,9 @@ class Output:
         #: names (relative to the output's parent) that record the configuration, not a result (:func:`claim`)
         self.records: set[str] = set()
         self.what = "output"  #: how messages name it (:func:`claim`'s ``what``)
+        #: files (relative to the output's parent) that hold only the job's record of its configuration while
+        #: their size is the one noted here (:meth:`wrote_record`): a progress file's first row
+        self._record_sizes: dict[str, int] = {}
 
     @property
     def mark(self) -> Path:
@@ -1481,6 +1494,14 @@ class Output:
             self._identity = _identity(self.path if self.folder else _parent(self.path))
             with _held_guard:
                 _live.append(self)
+
+    def wrote_record(self, path: str | Path) -> None:
+        """Note that ``path`` (the output or a sidecar) now holds only the job's record of its configuration (a
+        progress file's configuration row): until it grows it is no result, so an error or a stop before the first
+        result still removes it with the rest of a new output (:meth:`undo`)."""
+        path = Path(path)
+        with contextlib.suppress(OSError):
+            self._record_sizes[str(path.relative_to(_parent(self.path)))] = path.stat().st_size
 
     def covers(self, target: str) -> bool:
         """Whether absolute path ``target`` is this output, inside this folder output, or one of its sidecars."""
@@ -1515,11 +1536,42 @@ class Output:
         """
         why = self.removed()
         if why is not None:
-            # with its mark gone, what is left there is no longer known as ours: a re-run would refuse it
-            again = ("move it away (or remove it) and run again to start over" if why.startswith("its mark") and
-                     os.path.lexists(self.path) else "run it again to start over")
-            raise OutputRemovedError(f"{self.path}: {self.what} was removed or replaced during the run ({why}); "
-                                     f"{self.command} stopped and wrote nothing more there: {again}")
+            raise OutputRemovedError(self._removed_message(why))
+
+    def _removed_message(self, why: str, done: str = "wrote nothing more there") -> str:
+        # with its mark gone, what is left there is no longer known as ours: a re-run would refuse it
+        again = ("move it away (or remove it) and run again to start over" if why.startswith("its mark") and
+                 os.path.lexists(self.path) else "run it again to start over")
+        return (f"{self.path}: {self.what} was removed or replaced during the run ({why}); {self.command} stopped "
+                f"and {done}: {again}")
+
+    def check_write_landed(self, written: str | Path) -> None:
+        """After a write by a route outside this module (the Trainer saving ``written``, a checkpoint folder inside
+        this folder output), stop the job when the output was removed or replaced meanwhile -- the route recreated
+        the folder at its path, or wrote into the one that replaced it. What the write created there is removed
+        when the folder now at the path holds nothing else (it was created by that write); otherwise it is left,
+        and the message names it.
+
+        Raises:
+            OutputRemovedError: one line naming the output, and what was written where it now stands.
+        """
+        why = self.removed()
+        if why is None:
+            return
+        written = Path(written)
+        if not os.path.lexists(written):
+            raise OutputRemovedError(self._removed_message(why))
+        top = Path(os.path.relpath(written, self.path)).parts[0] if self.folder else written.name
+        holder = self.path if self.folder else _parent(self.path)
+        others = [p.name for p in holder.iterdir() if p.name != top] if holder.is_dir() else []
+        if self.folder and not others and self._identity is not None and _identity(holder) != self._identity:
+            remove_tree(holder / top)  # a folder the write itself created at the path: it leaves none of it
+            with contextlib.suppress(OSError):
+                holder.rmdir()
+            raise OutputRemovedError(self._removed_message(
+                why, f"removed the {top} it had begun to save there in a folder of its own; it wrote nothing more"))
+        raise OutputRemovedError(self._removed_message(
+            why, f"had already saved {written} there, which is left as it is (it is not part of this run: remove it)"))
 
     def release(self) -> None:
         with _held_guard, contextlib.suppress(ValueError):
@@ -1583,6 +1635,11 @@ class Output:
                 continue  # the folder itself: its entries decide
             if name in self.records:
                 continue  # the job's record of its configuration, written before its first result
+            if name in self._record_sizes and target.is_file() and not target.is_symlink() and \
+                    target.stat().st_size == self._record_sizes[name]:
+                continue  # still only the record it held when noted (wrote_record)
+            if target.is_dir() and not target.is_symlink() and _holds_only_empty_files(target):
+                continue  # a step's folder whose own output was undone (an inner claim) or not yet written
             if name != mark and os.path.lexists(target) and not (target.is_file() and not target.is_symlink()
                                                                  and target.stat().st_size == 0):
                 return False
@@ -1594,6 +1651,7 @@ class Output:
     def __exit__(self, exc_type, exc, tb) -> None:
         why = None if exc_type is OutputRemovedError else self.removed()
         if why is not None or exc_type is OutputRemovedError:  # what stands there now is not this job's:
+            _ended[str(self.path)] = "removed"
             self.release()  # nothing is undone, recorded or marked there
             if why is not None:
                 try:
@@ -1601,7 +1659,9 @@ class Output:
                 except OutputRemovedError as removed:
                     raise removed from exc
             return
+        # any exception, a stop (Ctrl-C, SIGTERM: KeyboardInterrupt) included, before the first result
         undo = exc_type is not None and self.undoes(exc_type)
+        _ended[str(self.path)] = "undone" if undo else "kept"
         try:
             if undo:
                 self.undo()
@@ -1612,6 +1672,22 @@ class Output:
         if undo and self._before is not None and self.path.name not in self._before:
             with contextlib.suppress(OSError):  # created by this job: a folder empty once undone, or the file
                 self.path.rmdir() if self.folder else self.path.unlink()
+
+
+#: what became of each output the running command claimed, by path: "undone" (new, nothing kept), "kept" (its
+#: results, or an earlier run's, stay) or "removed" (removed or replaced under the job); the ``savi`` boundary
+#: resets it per command and says, at a stop, whether anything was kept (:func:`command_outputs`)
+_ended: dict[str, str] = {}
+
+
+def reset_command_outputs() -> None:
+    """Forget the outputs of an earlier command run in this process (the ``savi`` boundary, per command)."""
+    _ended.clear()
+
+
+def command_outputs() -> dict[str, str]:
+    """``{output path: "undone" | "kept" | "removed"}`` for each output the running command claimed and left."""
+    return dict(_ended)
 
 
 def _parent(path: Path) -> Path:
@@ -1628,6 +1704,17 @@ def _existing_names(path: Path, folder: bool) -> set[str]:
     if folder and path.is_dir() and not path.is_symlink():
         names |= {f"{path.name}/{p.name}" for p in path.iterdir()}
     return names
+
+
+def _holds_only_empty_files(folder: Path) -> bool:
+    """Whether ``folder`` holds nothing but folders, empty files and savi lock files (no result)."""
+    for root, _, files in os.walk(folder):
+        for name in files:
+            path = Path(root) / name
+            if not (path.is_file() and not path.is_symlink() and (path.stat().st_size == 0 or (
+                    path.name.endswith((".lock", ".lock.excl")) and _savi_lock_file(path)))):
+                return False
+    return True
 
 
 def _stray_sidecar(path: Path) -> Path | None:

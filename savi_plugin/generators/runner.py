@@ -675,6 +675,7 @@ def _run_locked(gen, model, mine, config, base_meta, out_path, prog_path, index,
     progress_log.ids -= set(rows) - done  # failed for a transient reason: this run writes their new rows
     if stored is None:
         progress_log.write_object({"id": CONFIG_ID, "config": configuration_for_file(config, prog_path, PATH_KEYS)})
+        claimed.wrote_record(prog_path)  # no result yet: a stop before the first item removes a new output whole
 
     todo = [(b, chunk) for b, chunk in mine if not all(item.id in done for item in chunk)]
     if todo:  # the earlier run's report vouches for what it wrote; this run writes more, and its own report last

@@ -146,7 +146,8 @@ def run_align(recipe, run_dir: str | Path, iterations: int | None = None, evalua
     join_process_group()  # under a launcher: generation shards, training runs on every rank (pipeline/ranks.py)
     with claim(run_dir, command="savi align", config=config, folder=True, inputs=inputs, output_name="--out",
                what="align run folder", ignore=tuple(f"recipe.{k}" for k in RESUMABLE_RECIPE_KEYS),
-               input_files={"a video the manifest names": videos or ()}) as claimed, watch:
+               input_files={"a video the manifest names": videos or ()},
+               records=("manifest.json",)) as claimed, watch:  # the recipe; each step's results: its own folder
         if current().is_main:  # rank 0 locks and marks the folder; the other ranks check it
             claimed.write_mark()
         with run_folder(run_dir):  # every path its files store to its own files is relative: it moves whole

@@ -42,7 +42,7 @@ from savi_plugin.data.identity import (
     cached_digest,
     identity_differences,
 )
-from savi_plugin.data.outputs import remove_tree, write_json
+from savi_plugin.data.outputs import check_live_outputs, remove_tree, write_json
 from savi_plugin.errors import ConfigurationError, DocumentTooLarge
 from savi_plugin.training.stored_config import (
     configuration_from_file,
@@ -126,6 +126,7 @@ def write_identity(checkpoint: str | Path, fingerprint: str, config: dict[str, A
     (:func:`~savi_plugin.training.stored_config.stored_configuration`). ``contents``: the checkpoint's
     :func:`checkpoint_contents` once the save is done (None, stored as null, before it)."""
     checkpoint = Path(checkpoint)
+    check_live_outputs(checkpoint)  # a run folder moved away is not recreated for its checkpoint's record
     checkpoint.mkdir(parents=True, exist_ok=True)
     record = checkpoint / CHECKPOINT_FILE
     write_json(record, {"written_by": "savi train", "run": fingerprint, "step": step,

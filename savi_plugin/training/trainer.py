@@ -224,6 +224,33 @@ class PreferenceTrainer(Trainer):
         else:
             follow_device(self.reference_backend, self.args.device)
 
+    # ------------------------------------------------------------------ checkpoints
+    def _get_output_dir(self, trial) -> str:
+        """The Trainer's run folder, asked for just before it creates a checkpoint folder there: the outputs this
+        job holds are checked first (:func:`~savi_plugin.data.outputs.check_live_outputs`), so a folder removed or
+        moved away is not recreated by the save."""
+        from savi_plugin.data.outputs import check_live_outputs
+
+        run_dir = super()._get_output_dir(trial)
+        check_live_outputs(run_dir)
+        return run_dir
+
+    def _save_checkpoint(self, model, trial) -> None:
+        """The Trainer's checkpoint save, then a check that it landed in this job's output: an output folder
+        moved away while it saved was recreated by the save (then what it wrote is removed) or replaced by another
+        folder it wrote into (then the message names it) (:func:`~savi_plugin.data.outputs.check_write_landed`)."""
+        from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
+
+        from savi_plugin.data.outputs import check_write_landed
+
+        folder = Path(self._get_output_dir(trial)) / f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
+        try:
+            super()._save_checkpoint(model, trial)
+        except BaseException:
+            check_write_landed(folder)  # the save failed in a folder no longer ours: that is what to say
+            raise
+        check_write_landed(folder)
+
     # ------------------------------------------------------------------ data
     def _dataset(self, dataset, args: PreferenceConfig):
         if dataset is None or not isinstance(dataset, (str, Path)):

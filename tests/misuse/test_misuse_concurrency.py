@@ -283,6 +283,63 @@ def test_a_training_folder_removed_mid_run_stops_the_job_naming_it(tmp_path, tin
     assert not out.exists()  # nothing more was written there
 
 
+@pytest.mark.parametrize("when", ["before-the-save", "during-the-save", "replaced-during-the-save"])
+def test_a_training_folder_moved_as_a_checkpoint_save_begins_is_not_recreated(when, tmp_path, tiny_llava_onevision,
+                                                                              synthetic_samples, capsys, monkeypatch):
+    """``mv out out2`` as the Trainer begins to save a checkpoint (red team 13, row 38): the outputs are checked
+    just before the Trainer creates the checkpoint folder, and a move that lands after that check leaves no
+    recreated ``out/`` (the save's own folder is removed) -- the same command runs again there; a folder that
+    replaced ours keeps what the user put there, and the message names the checkpoint written into it."""
+    from savi_plugin.training import run
+    from savi_plugin.training.trainer import PreferenceTrainer
+
+    out, moved = tmp_path / "train_out", tmp_path / "train_out2"
+
+    def move():
+        out.rename(moved)
+        if when == "replaced-during-the-save":
+            out.mkdir()
+            (out / "notes.txt").write_text("the user's folder now\n")
+
+    if when == "before-the-save":  # after the step's checks, before the Trainer asks for its run folder
+        real = PreferenceTrainer._get_output_dir
+
+        def moved_first(self, trial):
+            if self.state.global_step == 1 and out.exists() and not moved.exists():
+                move()
+            return real(self, trial)
+
+        monkeypatch.setattr(PreferenceTrainer, "_get_output_dir", moved_first)
+    else:  # after the last check: the Trainer's save_model creates the checkpoint folder
+        real = PreferenceTrainer.save_model
+
+        def move_then_save(self, output_dir=None, _internal_call=False):
+            if _internal_call and "checkpoint-1" in str(output_dir) and not moved.exists():
+                move()
+            return real(self, output_dir, _internal_call)
+
+        monkeypatch.setattr(PreferenceTrainer, "save_model", move_then_save)
+    pairs = write_answer_pairs(tmp_path / "pairs.jsonl", synthetic_samples[:4])
+    argv = ["train", "tiny_demo", "--model", tiny_llava_onevision, "--data", pairs, "--output-dir", out,
+            "train.max_steps=2", "train.per_device_train_batch_size=1", "train.disable_tqdm=true",
+            "train.save_strategy=steps", "train.save_steps=1"]
+    code, _, err = savi(capsys, *argv)
+    assert code == 1
+    line = assert_one_line_error(err, str(out), "removed or replaced during the run")
+    assert (moved / ".savi-output.json").is_file()  # the moved run keeps its mark
+    if when == "replaced-during-the-save":
+        assert "it was replaced by another folder" in line
+        assert f"had already saved {out / 'checkpoint-1'} there" in line
+        assert (out / "notes.txt").read_text() == "the user's folder now\n"  # the user's file, untouched
+        return
+    assert not out.exists()  # no recreated folder, no checkpoint no mark claims
+    assert ("wrote nothing more there" if when == "before-the-save" else
+            "removed the checkpoint-1 it had begun to save there") in line
+    monkeypatch.undo()
+    code, _, err = savi(capsys, *argv[:-2], "train.max_steps=1")  # the same command at that path is not refused
+    assert code == 0, err
+
+
 @pytest.mark.parametrize("removed", ["folder", "mark"])
 def test_a_pairs_file_removed_mid_run_stops_the_generation_naming_it(removed, tmp_path, tiny_llava_onevision,
                                                                      manifest, capsys, monkeypatch):

@@ -328,7 +328,8 @@ def test_every_stop_signal_is_one_line_with_its_temporaries_removed_and_lock_rel
     proc.send_signal(signum)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == code, (proc.returncode, err[-2000:])
-    assert err.strip().splitlines() == [f"{said}: finished records are kept; re-run the same command to resume"]
+    assert err.strip().splitlines() == [f"{said}: nothing was written (the new output {out} held no result yet and "
+                                        f"was removed); re-run the command"]
     assert list(tmp_path.iterdir()) == []  # no lock, no temporary (and no mark: the job held no result yet)
 
 
@@ -351,7 +352,7 @@ def test_a_stop_that_lands_inside_an_import_is_still_the_stop(signum, code, said
 
     assert run_guarded(loading_model, "generate") == code
     err = capsys.readouterr().err
-    assert err.strip().splitlines() == [f"{said}: finished records are kept; re-run the same command to resume"]
+    assert err.strip().splitlines() == [f"{said}: nothing was written; re-run the command"]  # no output claimed yet
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the boundary's handlers are gone
     assert run_guarded(lambda: (_ for _ in ()).throw(ImportError("initialization failed")), "generate") == 1
     assert "error: ImportError: initialization failed" in capsys.readouterr().err

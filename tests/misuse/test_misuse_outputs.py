@@ -395,6 +395,66 @@ def test_a_new_target_is_written_and_the_same_run_again_is_accepted(writer, worl
     assert not leftovers
 
 
+#: where a stop lands before the first result: right after the output's mark (every writer), and each writer's
+#: last step before its first result (generate: loading the model, after its progress file's configuration row;
+#: train: the Trainer starting, after savi_train_config.json)
+STOP_POINTS = {"generate": "savi_plugin.generators.runner._load_model",
+               "train": "savi_plugin.training.trainer.PreferenceTrainer.train",
+               "align": "savi_plugin.generators.runner._load_model"}
+STOP_CASES = [(w, "mark", stop) for w in ("generate", "merge", "data-convert", "recipes-cp", "train")
+              for stop in ("ctrl-c",)] + [(w, "last-step", stop) for w in STOP_POINTS for stop in ("ctrl-c", "SIGTERM")]
+
+
+@pytest.mark.parametrize("writer,where,stop", STOP_CASES)
+def test_a_stop_before_the_first_result_leaves_nothing_and_the_corrected_command_runs(writer, where, stop, world,
+                                                                                      tmp_path, capsys, monkeypatch):
+    """Ctrl-C (or SIGTERM, SIGHUP, SIGQUIT: the same ``KeyboardInterrupt``) before a writer's first result at a new
+    output is undone like any other error there (``Output.undo``): the output, its mark and sidecars are gone, the
+    line says nothing was written, and the corrected command (another configuration) is not refused as "another
+    configuration" (red team 13, row 35)."""
+    import importlib
+
+    from savi_plugin.cli import Terminated
+    from savi_plugin.data.outputs import Output
+
+    spec = WRITERS[writer]
+    out = tmp_path / ("out" if spec.folder else "out.jsonl")
+    signal_exc, code, said = (KeyboardInterrupt, 130, "interrupted") if stop == "ctrl-c" else \
+        (Terminated, 143, "terminated (SIGTERM)")
+
+    def stopped(*args, **kwargs):
+        raise signal_exc()
+
+    if where == "mark":
+        write_mark = Output.write_mark
+
+        def mark_then_stop(self, *args, **kwargs):
+            write_mark(self, *args, **kwargs)
+            if Path(self.path) == out:
+                raise signal_exc()
+
+        monkeypatch.setattr(Output, "write_mark", mark_then_stop)
+    else:
+        owner, name = STOP_POINTS[writer].rsplit(".", 1)
+        module, _, cls = owner.rpartition(".") if owner.endswith("Trainer") else (owner, "", "")
+        target = getattr(importlib.import_module(module), cls) if cls else importlib.import_module(module)
+        monkeypatch.setattr(target, name, stopped)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    got, _, err = savi(capsys, *spec.argv(world, out))
+    assert got == code and "Traceback" not in err, err
+    assert err.strip().splitlines()[-1] == (f"{said}: nothing was written (the new output {out} held no result yet "
+                                            f"and was removed); re-run the command")
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # no output, mark, sidecar, lock or temporary
+    monkeypatch.undo()
+    if writer == "align":  # a whole iteration (generate, train, evaluate) is test_pipeline's: the folder is new again
+        return
+    corrected = {"generate": ["--num-frames", "6", "--limit", "1"], "train": ["train.learning_rate=1e-5"]}
+    got, _, err = savi(capsys, *spec.argv(world, out), *corrected.get(writer, []))
+    assert got == 0, err
+    assert json.loads((out / ".savi-output.json" if spec.folder else out.with_name("out.jsonl.savi-output.json"))
+                      .read_text())["command"] == spec.command
+
+
 @pytest.mark.parametrize("writer", [w for w, s in WRITERS.items() if s.cheap and s.replaces_own])
 def test_a_writer_that_replaces_its_own_output_leaves_nothing_of_the_earlier_one(writer, world, tmp_path, capsys):
     spec = WRITERS[writer]
