@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from savi_plugin.data.outputs import LOCK_NAME, OutputLock, foreign_marker, write_json
+from savi_plugin.data.outputs import LOCK_NAME, OutputLock, check_not_in_checkpoint, foreign_marker, write_json
 
 #: written into every folder ``savi eval fixture`` fills: what it wrote there
 MARKER = ".savi-eval-fixture"
@@ -102,6 +102,7 @@ class FixtureFolder:
         """
         if self.root.exists() and not self.root.is_dir():
             raise FixtureFolderError(f"{self.root}: exists and is not a folder")
+        check_not_in_checkpoint(self.root, "fixture folder")  # a training run's checkpoint: exit 2, nothing written
         foreign = foreign_marker(self.marker, lambda data: _parse_marker(data) is not None)
         if foreign is not None:
             raise FixtureFolderError(f"{self.marker}: exists and is {foreign}; savi eval fixture keeps its record "
