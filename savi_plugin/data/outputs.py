@@ -19,6 +19,9 @@ What holds for every output, by construction (README "Guarantees"):
   output, around) anything the job reads -- the model folder, a data file, the recipe, a video a manifest names.
   Paths are compared after ``..``, ``./`` and symlinks are resolved, by inode (a hard link is the same file), and
   case-insensitively where the file system is.
+* **An output never lies in a training checkpoint** (:func:`check_not_in_checkpoint`): a checkpoint's run checks
+  every file it holds when it resumes, so a plot, site or report written there would stop the run from being
+  continued; refused for every writer, whether or not it reads the run.
 * **One writer per output** (:class:`OutputLock`): an exclusive lock for the whole job, ``flock`` on
   ``<output>.lock`` (a file) or ``<folder>/.savi.lock`` (a folder), naming its holder, and first a *shadow*
   ``flock`` that removing that file (or the whole output) does not free: ``/tmp/savi-locks-<uid>/<digest>.lock``,
