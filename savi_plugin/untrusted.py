@@ -354,6 +354,37 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return out
 
 
+class _Members(list):
+    """A JSON object as the list of its ``(key, value)`` members, every one kept (:func:`duplicate_key_path`)."""
+
+
+def duplicate_key_path(text: str | bytes) -> list[str | int] | None:
+    """Where the first key given twice in the JSON ``text`` is: the path from the document's root to that key
+    (object keys and list positions, the key last), in the order the strict parser of :func:`load_json` meets it
+    (an object's members before the object), or None (no such key, or ``text`` is no JSON). For the reader that
+    must name a refused document's record and field; ``text`` is one :func:`load_json` has already read within
+    its limits."""
+    try:
+        root = json.loads(text, object_pairs_hook=_Members)
+    except (ValueError, RecursionError):
+        return None
+    stack: list[tuple[Any, list[str | int], bool]] = [(root, [], False)]
+    while stack:  # depth first, an object's members before the object itself (as json builds them)
+        value, path, visited = stack.pop()
+        if isinstance(value, _Members):
+            if visited:
+                seen: set[str] = set()
+                twice = next((k for k, _ in value if k in seen or seen.add(k)), None)
+                if twice is not None:
+                    return [*path, twice]
+                continue
+            stack.append((value, path, True))
+            stack.extend((v, [*path, k], False) for k, v in reversed(value))
+        elif isinstance(value, list):
+            stack.extend((v, [*path, i], False) for i, v in reversed(list(enumerate(value))))
+    return None
+
+
 # --------------------------------------------------------------------------------------------- echoing a value
 _ECHO = reprlib.Repr()
 _ECHO.maxlevel, _ECHO.maxstring, _ECHO.maxlong, _ECHO.maxother = 3, 60, 40, 60
@@ -466,6 +497,21 @@ def one_line(text: str) -> str:
     if not any(ch in text for ch in LINE_BREAKS):
         return text
     return re.sub("\r\n|[" + "".join(LINE_BREAKS) + "]", lambda m: "\\n", text)
+
+
+#: what :func:`printable` escapes: every C0 and C1 control character (line feed, carriage return, tab, escape
+#: sequences, NEL), Unicode's LINE and PARAGRAPH SEPARATOR, and the bidi overrides :func:`hidden_control` refuses
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029" + "".join(_BIDI_OVERRIDES) + "]")
+
+
+def printable(text: str) -> str:
+    """``text`` for one line of a message (an ``error:`` line, a problem line, a summary, a log record): each
+    character that would end the line or redraw it (:data:`_UNPRINTABLE`) written as its Python escape (``\\n``,
+    ``\\x1b``, ``\\u2028``), so a name read from the user (a file called ``bad\\nerror: all good``) stays inside
+    its line and cannot forge another. Backslashes are left as they are: the text is read, not parsed back."""
+    if _UNPRINTABLE.search(text) is None:
+        return text
+    return _UNPRINTABLE.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
 
 
 def length_problem(text: str) -> str | None:

@@ -233,17 +233,24 @@ ADAPTER_DAMAGES = {
     "truncated weights": ("adapter_model.safetensors", 1000),
     "weights short of their end": ("adapter_model.safetensors", -10),
     "no weights": ("adapter_model.safetensors", None),
+    # 200 bytes of 0xFF in the last tensor's data, the header intact: float32 NaNs (red team pass 13, B8)
+    "nan weights": ("adapter_model.safetensors", (-400, b"\xff" * 200)),
 }
 
 
 def damaged_adapter(adapter, out_dir, damage: str) -> tuple[Path, Path]:
     """A copy of ``adapter`` in ``out_dir`` with one file damaged as :data:`ADAPTER_DAMAGES` says: a text written
-    over it, a size it is cut to (negative: bytes cut off its end), or None: removed. Returns the copy and the file."""
+    over it, a size it is cut to (negative: bytes cut off its end), ``(offset from the end, bytes)`` written over
+    its bytes there, or None: removed. Returns the copy and the file."""
     name, how = ADAPTER_DAMAGES[damage]
     shutil.copytree(adapter, out_dir)
     path = Path(out_dir) / name
     if how is None:
         path.unlink()
+    elif isinstance(how, tuple):
+        with open(path, "r+b") as fh:
+            fh.seek(path.stat().st_size + how[0])
+            fh.write(how[1])
     elif isinstance(how, str):
         path.write_text(how)
     else:

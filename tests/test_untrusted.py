@@ -337,3 +337,17 @@ def test_a_whole_document_above_a_cap_is_one_line_naming_the_file(text, fragment
     other = tmp_path / "trainer_state.json"  # what other tools write is read as json reads it, within the caps
     other.write_text('{"x": NaN, "x": 1}')
     assert read_json(other) == {"x": 1}
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=40))
+def test_printable_text_is_one_line_with_every_control_escaped_and_other_text_unchanged(text):
+    from savi_plugin.untrusted import HIDDEN_CONTROLS, printable
+
+    shown = printable(text)
+    assert len(shown.splitlines()) <= 1 and HIDDEN_CONTROLS.search(shown) is None
+    assert not any(ch in shown for ch in "\t\n\r\u2028\u2029")
+    plain = "".join(ch for ch in text if not (ch in "\t\n\r\u2028\u2029" or HIDDEN_CONTROLS.match(ch)))
+    assert printable(plain) == plain and printable(shown) == shown
+    if text.isascii() and "\\" not in text:  # each escape reads back as the character it stands for
+        assert shown.encode().decode("unicode_escape") == text

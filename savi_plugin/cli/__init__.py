@@ -72,11 +72,9 @@ def main(argv: list[str] | None = None) -> int:
         extra = [a for a in extra if a not in overrides]
     if extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        datefmt="%H:%M:%S",
-    )
+    handler = logging.StreamHandler()
+    handler.setFormatter(OneLineFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S"))
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, handlers=[handler])
     from savi_plugin.launch import clean_stray_launcher_env
 
     clean_stray_launcher_env()  # RANK/WORLD_SIZE left in a shell do not shard a plain run
@@ -95,6 +93,33 @@ def main(argv: list[str] | None = None) -> int:
 
         close_process_group()
     return code
+
+
+def printable(text: object) -> str:
+    """``text`` as one line of what a command prints: :func:`savi_plugin.untrusted.printable` (a line feed, a
+    control character or a bidi override from a file name written as its escape)."""
+    from savi_plugin.untrusted import printable as escaped
+
+    return escaped(str(text))
+
+
+def say(*lines: object, file=None) -> None:
+    """Print each of ``lines`` as one line (:func:`printable`) on standard output, or on ``file``: the printer of
+    every ``savi`` command's problem, summary and ``error:`` lines, so a name read from the user cannot start a
+    line of its own. Text that is a document of its own (JSON, YAML, a Markdown table: their encoders escape what
+    they hold) is printed as it is."""
+    for line in lines:
+        print(printable(line), file=file)
+
+
+class OneLineFormatter(logging.Formatter):
+    """The log format of every ``savi`` command: each record's message is one line (:func:`printable`), so a
+    name in a warning cannot forge a log or ``error:`` line; a traceback (``-v``, ``logger.exception``) follows
+    it as Python writes it."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        record.message = printable(record.message)
+        return super().formatMessage(record)
 
 
 #: the commands that join a launcher's process group (their training arguments start ``torch.distributed``)
@@ -124,7 +149,7 @@ def _flushed(code: int, failed: OSError | None = None) -> int:
 
         message = (disk_full_message(exc.errno, None, stdout=True) if exc.errno in DISK_FULL_ERRNOS else
                    f"standard output: {exc.strerror or exc}: the text was not written")
-        print(f"error: {message}", file=sys.stderr)
+        say(f"error: {message}", file=sys.stderr)
         _stdout_to_null()
         return 1
     return code
@@ -378,7 +403,7 @@ def _report(exc: BaseException, name: str | None, verbose: bool) -> int:
         return _stopped(name, stop_requested())
     if _stdout_full(exc):  # `savi plugins >/dev/full`: standard output is named, as for help text
         return _flushed(1, exc)
-    print(f"error: {error_message(exc)}", file=sys.stderr)
+    say(f"error: {error_message(exc)}", file=sys.stderr)
     if isinstance(exc, ConfigurationError):
         return int(getattr(exc, "exit_code", 2))
     return int(getattr(exc, "exit_code", 1) or 1)
@@ -390,7 +415,7 @@ def _stopped(name: str | None, signum: int) -> int:
     that hung up."""
     word = _STOP_WORDS.get(signal.Signals(signum).name, f"stopped ({signal.Signals(signum).name})")
     with contextlib.suppress(OSError):
-        print(f"{word}: {RESUME_HINTS.get(name, 'stopped before finishing; re-run the command')}", file=sys.stderr)
+        say(f"{word}: {RESUME_HINTS.get(name, 'stopped before finishing; re-run the command')}", file=sys.stderr)
     return 128 + int(signum)
 
 
@@ -416,8 +441,16 @@ def user_error_message(exc: BaseException) -> str | None:
                 "safetensors with the tools of the project that wrote it")
     if isinstance(exc, (ValueError, PluginNotFoundError, RunError, FloatingPointError, ConfigurationError,
                         InputError)):
-        return _one_line(str(exc)) or type(exc).__name__
+        return _message_line(exc) or type(exc).__name__
     return None
+
+
+def _message_line(exc: BaseException) -> str:
+    """``exc``'s message as one line: savi's own messages are one line by construction, so a line break in one
+    comes from a name it quotes and is shown escaped (:func:`printable`); another library's lines are joined
+    (:func:`_one_line`)."""
+    text = str(exc)
+    return _one_line(printable(text) if type(exc).__module__.startswith("savi_plugin") else text)
 
 
 def error_message(exc: BaseException) -> str:

@@ -9,6 +9,8 @@ Re-running the same command resumes: finished runs are kept.
 
 from __future__ import annotations
 
+from savi_plugin.cli import say
+
 
 def add_parser(subparsers) -> None:
     from savi_plugin.pipeline.ablate import PAPER_LOSSES
@@ -33,11 +35,11 @@ def run(args) -> int:
 
     losses = [loss.strip() for loss in args.losses.split(",") if loss.strip()]
     if args.dry_run:
-        print("\n".join(dry_run_ablation(args.recipe, losses, args.out, args.pairs, args.overrides,
-                                         eval_pairs=args.eval_pairs, benchmarks=not args.no_benchmarks)))
+        say(*dry_run_ablation(args.recipe, losses, args.out, args.pairs, args.overrides,
+                                 eval_pairs=args.eval_pairs, benchmarks=not args.no_benchmarks))
         return 0
     table = run_ablation(args.recipe, losses, args.out, pairs=args.pairs, overrides=args.overrides,
                          eval_pairs=args.eval_pairs, benchmarks=not args.no_benchmarks)
     print(markdown(table), end="")
-    print(f"table: {args.out}/ablation.md ({args.out}/ablation.json)")
+    say(f"table: {args.out}/ablation.md ({args.out}/ablation.json)")
     return 0 if table["rows"] else 1

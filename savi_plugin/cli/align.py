@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import time
 
+from savi_plugin.cli import say
 from savi_plugin.config.sections import AlignSection
 from savi_plugin.config.values import add_flag
 
@@ -31,7 +32,9 @@ def run(args) -> int:
 
     recipe = load_recipe(args.recipe, args.overrides)
     if recipe.train.get("deepspeed"):  # building the training arguments starts DeepSpeed: one process without
-        from savi_plugin.launch import single_process_env  # a launcher, not MPI discovery (mpi4py)
+        from savi_plugin.launch import (
+            single_process_env,  # a launcher, not MPI discovery (mpi4py)
+        )
 
         single_process_env()
     out = args.out or f"savi_runs/align-{recipe.name}-{time.strftime('%Y%m%d-%H%M%S')}"
@@ -49,7 +52,9 @@ def run(args) -> int:
             if not args.dry_run:
                 raise
             notes.append(f"the real run stops here before any step: {exc}")
-    from savi_plugin.data.paths import check_data_root  # a data root that is not there: before any step runs
+    from savi_plugin.data.paths import (
+        check_data_root,  # a data root that is not there: before any step runs
+    )
 
     check_data_root(recipe.data.data_root, "data.data_root")
     if recipe.align.eval_every_iteration:  # not found only after generation, training and merge otherwise
@@ -57,11 +62,11 @@ def run(args) -> int:
     if args.dry_run:
         from savi_plugin.pipeline.dry_run import dry_run_align
 
-        print("\n".join(dry_run_align(recipe, out, iterations=args.iterations, notes=notes)))
+        say(*dry_run_align(recipe, out, iterations=args.iterations, notes=notes))
         return 0
     from savi_plugin.config.checkpoint import check_backend_fits
-    from savi_plugin.training.arguments import forget_deepspeed, recipe_training_args
     from savi_plugin.pipeline.align import run_align
+    from savi_plugin.training.arguments import forget_deepspeed, recipe_training_args
 
     check_backend_fits(recipe.model.path, recipe.model.backend, "model.backend", recipe.source)
     forget_deepspeed(recipe_training_args(recipe, f"{out}/iter_0/train", strict=True))  # fails before the run
@@ -77,8 +82,8 @@ def run(args) -> int:
         ev = it.get("eval", {})
         deltas = ev.get("vs_base") or {}
         shown = "; ".join(f"{task} {format_delta(d)}" for task, d in deltas.items()) or json.dumps(ev)
-        print(f"iteration {it['iteration']}: pairs {counts.get('pairs', '?')}, adapter {it.get('adapter')}, "
-              f"eval vs base (paired bootstrap 95% CI): {shown}" if deltas else
-              f"iteration {it['iteration']}: pairs {counts.get('pairs', '?')}, adapter {it.get('adapter')}, eval {shown}")
-    print(f"manifest: {out}/manifest.json")
+        say(f"iteration {it['iteration']}: pairs {counts.get('pairs', '?')}, adapter {it.get('adapter')}, "
+            f"eval vs base (paired bootstrap 95% CI): {shown}" if deltas else
+            f"iteration {it['iteration']}: pairs {counts.get('pairs', '?')}, adapter {it.get('adapter')}, eval {shown}")
+    say(f"manifest: {out}/manifest.json")
     return 0

@@ -10,6 +10,9 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import sys
+
+from savi_plugin.cli import say
 
 #: sub-command -> module in savi_plugin.bench
 MODULES = {"train-step": "train_step", "trl": "trl_dpo", "decode": "decode", "generation": "generation",
@@ -59,9 +62,10 @@ def run_all(args) -> int:
     status = 0
     for name in ALL:
         module_name = MODULES[name]
-        print(f"\n== savi bench {name}", flush=True)
+        say("", f"== savi bench {name}")
+        sys.stdout.flush()
         if name == "trl" and trl_version() is None:
-            print("skipped: trl is not installed (pip install 'savi-plugin[bench]')")
+            say("skipped: trl is not installed (pip install 'savi-plugin[bench]')")
             continue
         module = importlib.import_module(f"savi_plugin.bench.{module_name}")
         argv = ["--work-dir", os.path.join(args.work_dir, module_name)] if args.work_dir else []

@@ -6,6 +6,7 @@ import json
 import sys
 from dataclasses import dataclass
 
+from savi_plugin.cli import say
 from savi_plugin.config.values import Range, add_flag, checked
 from savi_plugin.constants import DTYPES
 
@@ -53,9 +54,9 @@ def run_llava_next(args) -> int:
             allow_unmapped=args.allow_unmapped, overwrite=args.overwrite,
         )
     except ConversionError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        say(f"error: {exc}", file=sys.stderr)
         return 1
     summary = {k: report.to_dict()[k] for k in ("model_class", "video_options", "num_mapped", "unmapped", "filled")}
     print(json.dumps(summary, indent=2))
-    print(f"wrote {args.dst} (details: {args.dst}/conversion_report.json)")
+    say(f"wrote {args.dst} (details: {args.dst}/conversion_report.json)")
     return 0

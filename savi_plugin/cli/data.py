@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 
+from savi_plugin.cli import say
 from savi_plugin.data.readers import FORMATS
 
 
@@ -45,19 +46,16 @@ def run_validate(args) -> int:
         if found == 0 and len(problems) == before:  # training refuses such a file, so validation does too
             problems.append(str(DataError(str(path), None, None, "no record")))
         good += found
-    for problem in problems:
-        print(problem)
-    print(f"{good} valid record(s), {len(problems)} problem(s)", file=sys.stderr)
+    say(*problems)
+    say(f"{good} valid record(s), {len(problems)} problem(s)", file=sys.stderr)
     return 1 if problems else 0
 
 
 def run_convert(args) -> int:
     from savi_plugin.data.convert import convert_file
-    from savi_plugin.data.record import DataError
-
     from savi_plugin.data.outputs import check_distinct
-
     from savi_plugin.data.paths import check_data_root
+    from savi_plugin.data.record import DataError
 
     check_data_root(getattr(args, "data_root", None))
     check_distinct(args.dst, {"SRC": args.src}, output_name="DST")  # converting in place would replace the source
@@ -68,11 +66,9 @@ def run_convert(args) -> int:
                          allow_incomplete=getattr(args, "allow_incomplete", False),
                          data_root=getattr(args, "data_root", None))
     except DataError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        say(f"error: {exc}", file=sys.stderr)
         return 1
-    print(f"wrote {n} record(s) to {args.dst}")
+    say(f"wrote {n} record(s) to {args.dst}")
     if skipped:
-        print(f"skipped {len(skipped)} bad record(s):", file=sys.stderr)
-        for problem in skipped:
-            print(f"  {problem}", file=sys.stderr)
+        say(f"skipped {len(skipped)} bad record(s):", *(f"  {problem}" for problem in skipped), file=sys.stderr)
     return 0

@@ -6,6 +6,7 @@ import dataclasses
 import time
 from dataclasses import dataclass
 
+from savi_plugin.cli import say
 from savi_plugin.config.values import AtLeast, Range, add_flag, checked
 
 
@@ -49,7 +50,8 @@ def run(args) -> int:
 
         summary = run_seeds(out, args.recipe, args.overrides, seeds=args.seeds)
         print()
-        print(format_seed_table(summary, summary["time_s"]) + f"\nresults: {out}/results.json; plot: {out}/demo.png")
+        print(format_seed_table(summary, summary["time_s"]))
+        say(f"results: {out}/results.json; plot: {out}/demo.png")
         return 0
     results = run_demo(out, args.recipe, args.overrides)
     print()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+from savi_plugin.cli import say
+
 
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser("doctor", help="check this installation: versions, training, lmms-eval")
@@ -18,10 +20,10 @@ def run(args) -> int:
 
     checks = run_checks()
     for check in checks:
-        print(json.dumps(check.__dict__) if args.json else check.line())
+        say(json.dumps(check.__dict__) if args.json else check.line())
     code = exit_code(checks, need_eval=args.eval)
     failed = [c.name for c in checks if c.status == FAIL]
     if not args.json:
         verdict = "cannot work" if code else ("works; evaluation does not" if failed else "all good")
-        print(f"savi doctor: {verdict}" + (f" ({', '.join(failed)} failed)" if failed else ""))
+        say(f"savi doctor: {verdict}" + (f" ({', '.join(failed)} failed)" if failed else ""))
     return code

@@ -16,6 +16,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 
+from savi_plugin.cli import say
 from savi_plugin.config.values import AtLeast, ConfigError, EvalLimit, FrameCount, OneOf, Range, add_flag, checked
 from savi_plugin.data.paths import check_data_root
 from savi_plugin.video.decode import DEFAULT_NUM_FRAMES
@@ -99,7 +100,7 @@ def add_parser(subparsers) -> None:
 def run_tasks_path(args) -> int:
     from savi_plugin.eval.registration import tasks_path
 
-    print(tasks_path())
+    say(tasks_path())
     return 0
 
 
@@ -143,7 +144,7 @@ def run_lmms_eval(args) -> int:
     tasks = flag_value(lmms_args, "--tasks")
     if sub_command or not (config or (tasks and tasks not in LISTINGS)):
         command = lmms_eval_command(lmms_args, tasks_path())  # a listing or another sub-command: passed through
-        print("+", " ".join(command), file=sys.stderr)
+        say("+ " + " ".join(command), file=sys.stderr)
         return subprocess.call(command, env=env)
     if not config:
         _run_evaluation(_check_evaluation(lmms_args, env), args.verbose)
@@ -260,7 +261,7 @@ def _run_evaluation(run: _Evaluation, verbose: bool) -> None:
             os.makedirs(output, exist_ok=True)
             with safe_paths(output) as (safe_output,):
                 command = lmms_eval_command(with_flag(lmms_args, "--output_path", str(safe_output)), tasks_path())
-                print("+", " ".join(command), file=sys.stderr)
+                say("+ " + " ".join(command), file=sys.stderr)
                 run_judged(command, env=run.env, output_path=output, tasks=run.tasks, verbose=verbose)
                 name_linked_paths(output)  # the kept results name the model, not a link removed below
     except EvalRunError as exc:
@@ -280,9 +281,9 @@ def run_fixture(args) -> int:
             folder.begin(name)
             fixture = build_fixture(folder.root, name, args.n, seed=args.seed)
             folder.done(name, fixture.files)
-            print(f"{name}: {sum(len(r) for r in fixture.records.values())} record(s) in {len(fixture.records)} "
-                  f"task(s)")
-    print(f"use it with: SAVI_DATA_ROOT={os.path.abspath(args.root)} lmms-eval --tasks ...")
+            say(f"{name}: {sum(len(r) for r in fixture.records.values())} record(s) in {len(fixture.records)} "
+                f"task(s)")
+    say(f"use it with: SAVI_DATA_ROOT={os.path.abspath(args.root)} lmms-eval --tasks ...")
     return 0
 
 
@@ -298,9 +299,8 @@ def check_gen_kwargs_text(text: str, flag: str = "--gen-kwargs") -> None:
     from lmms_eval.utils import simple_parse_args_string
 
     from savi_plugin.config.values import ConfigError
-    from savi_plugin.eval.settings import SettingError, check_gen_kwargs
-
     from savi_plugin.eval.command import split_args_string
+    from savi_plugin.eval.settings import SettingError, check_gen_kwargs
 
     seen: dict[str, str] = {}
     for item in split_args_string(text):
@@ -327,7 +327,6 @@ def run_suite(args) -> int:
         suite_tasks,
     )
     from savi_plugin.eval.suite import run_suite as run
-
     from savi_plugin.eval.task_names import check_task_names
 
     if args.device is not None:
@@ -341,28 +340,28 @@ def run_suite(args) -> int:
         check_data_root(args.data_root)
         check_task_names(tasks, "SUITE")  # a misspelt task: one line now, not after a model was evaluated
         if not args.adapter:  # a usage error: exit 2, as argparse's own
-            print("error: savi eval suite: at least one --adapter is needed, to compare with the base model",
-                  file=sys.stderr)
+            say("error: savi eval suite: at least one --adapter is needed, to compare with the base model",
+                file=sys.stderr)
             return 2
         for flag, value in [("--model", args.model)] + [("--adapter", a) for a in args.adapter]:
             if not str(value).strip():  # what --adapter "$VAR" gives when the variable is unset
                 raise ConfigError("", f"savi eval suite: {flag} is empty (what {flag} \"$VAR\" gives when the "
                                       f"variable is unset): name the {'adapter folder' if flag == '--adapter' else 'model'}")
         if missing:
-            print(f"suite {args.suite}: not offered by savi-plugin yet, left out: {', '.join(missing)}", file=sys.stderr)
+            say(f"suite {args.suite}: not offered by savi-plugin yet, left out: {', '.join(missing)}", file=sys.stderr)
         plan = SuitePlan(model=args.model, adapters=adapter_labels(args.adapter), tasks=tasks,
                          num_frames=args.num_frames, limit=args.limit, batch_size=args.batch_size, dtype=args.dtype,
                          device=args.device, gen_kwargs=args.gen_kwargs,
                          data_root=os.path.abspath(args.data_root) if args.data_root else None)
         table = run(plan, args.out, missing=missing)
     except SuiteError as exc:
-        print(f"error: savi eval suite: {exc}", file=sys.stderr)
+        say(f"error: savi eval suite: {exc}", file=sys.stderr)
         return 1
     from savi_plugin.eval.suite import format_table
 
     print(format_table(table["rows"], table["missing"]), end="")
     plotted = ", delta.png" if any(r["n"] for r in table["rows"]) else ""  # no Δ to draw: no usable item
-    print(f"wrote {os.path.join(args.out, 'table.md')}, table.json, card.json{plotted}")
+    say(f"wrote {os.path.join(args.out, 'table.md')}, table.json, card.json{plotted}")
     return 0
 
 
@@ -373,14 +372,14 @@ def run_compare(args) -> int:
     try:
         a, b = read_table(args.a), read_table(args.b)
     except SuiteError as exc:
-        print(f"error: savi eval compare: {exc}", file=sys.stderr)
+        say(f"error: savi eval compare: {exc}", file=sys.stderr)
         return 1
     diff = differences(a["card"], b["card"])
     if diff:
-        print(f"savi eval compare: the tables are not comparable ({len(diff)} eval-card field(s) differ):",
-              file=sys.stderr)
+        say(f"savi eval compare: the tables are not comparable ({len(diff)} eval-card field(s) differ):",
+            file=sys.stderr)
         for line in diff:
-            print(f"  {line}", file=sys.stderr)
+            say(f"  {line}", file=sys.stderr)
         return 1
     from savi_plugin.eval.compare import format_delta
     from savi_plugin.eval.suite import markdown_row, unusable_rows
@@ -388,18 +387,18 @@ def run_compare(args) -> int:
     # read_table refused a (task, adapter) given twice: each key is one row
     rows_b = {(r["task"], r["adapter"]): r for r in b["rows"]}
     keys_a = {(r["task"], r["adapter"]) for r in a["rows"]}
-    print(markdown_row(["task", "adapter", "A", "B"]) + "\n|---|---|---|---|")
+    say(markdown_row(["task", "adapter", "A", "B"]), "|---|---|---|---|")
     for r in a["rows"]:
         o = rows_b.get((r["task"], r["adapter"]))
-        print(markdown_row([r["task"], r["adapter"], format_delta(r), format_delta(o) if o else "-"]))
+        say(markdown_row([r["task"], r["adapter"], format_delta(r), format_delta(o) if o else "-"]))
     for key, o in rows_b.items():
         if key not in keys_a:
-            print(markdown_row([key[0], key[1], "-", format_delta(o)]))
+            say(markdown_row([key[0], key[1], "-", format_delta(o)]))
     # a row over items none of which had a usable video is no result: flagged, and the exit status says so
     flagged = [f"{name} {', '.join(rows)}" for name, rows in (("A", unusable_rows(a)), ("B", unusable_rows(b)))
                if rows]
     if flagged:
-        print(f"error: savi eval compare: no item had a usable video in {'; '.join(flagged)}: no Δ to compare "
-              f"there (see each suite's lmms_eval.log)", file=sys.stderr)
+        say(f"error: savi eval compare: no item had a usable video in {'; '.join(flagged)}: no Δ to compare "
+            f"there (see each suite's lmms_eval.log)", file=sys.stderr)
         return 1
     return 0

@@ -13,6 +13,7 @@ import argparse
 import json
 import sys
 
+from savi_plugin.cli import say
 from savi_plugin.config.sections import GenerateSection, ModelSection
 from savi_plugin.config.values import add_flag
 
@@ -128,7 +129,7 @@ FLAG_OPTIONS = {"perturbations": "--perturb", "prompts": "--prompts", "judge_mod
 def run_generate(args) -> int:
     missing = [f"--{name}" for name in ("generator", "model", "input", "output") if not getattr(args, name)]
     if missing:
-        print(f"error: savi generate needs {', '.join(missing)} (or the sub-command merge)", file=sys.stderr)
+        say(f"error: savi generate needs {', '.join(missing)} (or the sub-command merge)", file=sys.stderr)
         return 2
     from savi_plugin.config.checkpoint import check_backend_fits
     from savi_plugin.data.record import DataError
@@ -153,15 +154,15 @@ def run_generate(args) -> int:
     except ConfigurationError:
         raise  # the failure taxonomy's exit status 2 (savi_plugin.cli.run_guarded)
     except (DataError, PluginNotFoundError, ValueError, FileNotFoundError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        say(f"error: {exc}", file=sys.stderr)
         return 1
     c, t = report["counts"], report["throughput"]
     print(json.dumps({"output": report["output"], "report": report["report"], "pairs": c["pairs"],
                       "skipped": c["skipped"], "failed": c["failed"], "by_reason": c["by_reason"],
                       "pairs_per_s": t["pairs_per_s"]}, indent=2))
     if not report["complete"]:  # items that failed for a transient reason (out of memory, I/O) are not done
-        print(f"error: {report['output']}: {c['items_to_retry']} item(s) failed for a transient reason (see "
-              f"{report['report']}); re-run the same command to retry them", file=sys.stderr)
+        say(f"error: {report['output']}: {c['items_to_retry']} item(s) failed for a transient reason (see "
+            f"{report['report']}); re-run the same command to retry them", file=sys.stderr)
         return 1
     return 0
 
@@ -184,7 +185,7 @@ def run_merge(args) -> int:
 
     shards = args.shards or find_shards(args.output)
     if not shards:
-        print(f"error: no shard files given and none found next to {args.output}", file=sys.stderr)
+        say(f"error: no shard files given and none found next to {args.output}", file=sys.stderr)
         return 2
     # errors end at the command boundary (savi_plugin.cli): a configuration error exits 2, bad data 1
     result = merge_shards(shards, args.output, allow_incomplete=args.allow_incomplete)

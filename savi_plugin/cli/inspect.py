@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from savi_plugin.cli import say
 from savi_plugin.errors import RunError
 
 
@@ -68,16 +69,16 @@ def run(args) -> int:
                                  run_report=args.run_report, diagnostics=args.diagnostics, frames=args.frames,
                                  page_size=args.page_size, progress=not args.no_progress)
             claimed.write_mark(into=building)
-    print(f"{out / 'index.html'}: {summary.pairs} pair page(s), {summary.bad_records} bad record(s), "
-          f"{summary.skipped_items} skipped item(s)"
-          + (f", diagnostics for {summary.with_diagnostics} pair(s), {len(summary.never_learned)} never learned"
-             if args.diagnostics else "")
-          + (f", {summary.diagnostics_mismatched} diagnostics row(s) of other pairs with the same ids not shown"
-             if summary.diagnostics_mismatched else "")
-          + (f", {summary.diagnostics_unmatched} diagnostics row(s) naming an id of no pair not shown"
-             if summary.diagnostics_unmatched else "")
-          + (f", {len(summary.diagnostics_problems)} bad diagnostics line(s) (listed with the bad records)"
-             if summary.diagnostics_problems else ""))
+    say(f"{out / 'index.html'}: {summary.pairs} pair page(s), {summary.bad_records} bad record(s), "
+        f"{summary.skipped_items} skipped item(s)"
+        + (f", diagnostics for {summary.with_diagnostics} pair(s), {len(summary.never_learned)} never learned"
+           if args.diagnostics else "")
+        + (f", {summary.diagnostics_mismatched} diagnostics row(s) of other pairs with the same ids not shown"
+           if summary.diagnostics_mismatched else "")
+        + (f", {summary.diagnostics_unmatched} diagnostics row(s) naming an id of no pair not shown"
+           if summary.diagnostics_unmatched else "")
+        + (f", {len(summary.diagnostics_problems)} bad diagnostics line(s) (listed with the bad records)"
+           if summary.diagnostics_problems else ""))
     for problem in summary.diagnostics_problems:  # one rule for a bad line: named, the rest read
-        print(f"  {problem}", file=sys.stderr)
+        say(f"  {problem}", file=sys.stderr)
     return 0

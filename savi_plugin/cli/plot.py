@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from savi_plugin.cli import say
+
 
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser("plot", help="plot a training run's curves (loss, margins, KL, accuracy) to a PNG")
@@ -38,5 +40,5 @@ def run(args) -> int:
         except NoLogHistory as exc:
             raise RunError(str(exc)) from None
         claimed.write_mark()
-    print(f"{out}: {', '.join(panels)}")
+    say(f"{out}: {', '.join(panels)}")
     return 0

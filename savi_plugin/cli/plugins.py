@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from savi_plugin import registry
+from savi_plugin.cli import say
 
 
 def add_parser(subparsers) -> None:
@@ -13,10 +14,10 @@ def add_parser(subparsers) -> None:
 def run(args) -> int:
     for group in registry.GROUPS:
         found = registry.entries(group)
-        print(f"{group}:")
+        say(f"{group}:")
         if not found:
-            print("  (none)")
+            say("  (none)")
         for name, ep in sorted(found.items()):
             dist = ep.dist.name if ep.dist is not None else "?"
-            print(f"  {name:<18} {ep.value}  [{dist}]")
+            say(f"  {name:<18} {ep.value}  [{dist}]")
     return 0

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from savi_plugin.cli import say
+
 
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser("recipes", help="list, show or copy the shipped YAML recipes")
@@ -27,7 +29,7 @@ def run_ls(args) -> int:
         path = shipped_recipes_dir() / f"{name}.yaml"
         text = load_yaml(path.read_text(encoding="utf-8"), str(path)) or {}
         desc = " ".join(str(text.get("description", "")).split())
-        print(f"{name:<34} {desc[:90]}")
+        say(f"{name:<34} {desc[:90]}")
     return 0
 
 
@@ -38,16 +40,15 @@ def run_show(args) -> int:
     from savi_plugin.recipe import load_recipe
 
     recipe = load_recipe(args.recipe, args.overrides)
-    print(f"# {recipe.source}")
-    print("# resolved: every default filled in; train keys not listed take TrainingArguments' defaults")
+    say(f"# {recipe.source}")
+    say("# resolved: every default filled in; train keys not listed take TrainingArguments' defaults")
     print(yaml.safe_dump(resolved(recipe), sort_keys=False), end="")
     return 0
 
 
 def run_cp(args) -> int:
-    from savi_plugin.recipe import resolve_recipe_path
-
     from savi_plugin.data.outputs import claim, copy_file
+    from savi_plugin.recipe import resolve_recipe_path
 
     src = resolve_recipe_path(args.recipe)
     dest = Path(args.dest)
@@ -57,5 +58,5 @@ def run_cp(args) -> int:
     with claim(dest, command="savi recipes cp", inputs={"the recipe": src}, output_name="DEST") as claimed:
         claimed.write_mark()
         copy_file(src, dest)
-    print(f"copied {src.name} to {dest}")
+    say(f"copied {src.name} to {dest}")
     return 0

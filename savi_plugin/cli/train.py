@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from savi_plugin.cli import say
+
 
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser("train", help="train on preference pairs as a recipe says")
@@ -30,14 +32,16 @@ def add_parser(subparsers) -> None:
 
 def run(args) -> int:
     from savi_plugin.config.checkpoint import check_backend_fits
-    from savi_plugin.training.arguments import forget_deepspeed, recipe_training_args
     from savi_plugin.config.values import ConfigError
     from savi_plugin.errors import ConfigurationError
     from savi_plugin.recipe import load_recipe
+    from savi_plugin.training.arguments import forget_deepspeed, recipe_training_args
 
     recipe = load_recipe(args.recipe, args.overrides)
     if recipe.train.get("deepspeed"):  # building the training arguments starts DeepSpeed: one process without
-        from savi_plugin.launch import single_process_env  # a launcher, not MPI discovery (mpi4py)
+        from savi_plugin.launch import (
+            single_process_env,  # a launcher, not MPI discovery (mpi4py)
+        )
 
         single_process_env()
     model = args.model or recipe.model.path
@@ -46,7 +50,7 @@ def run(args) -> int:
     if args.dry_run:
         from savi_plugin.pipeline.dry_run import dry_run_train
 
-        print("\n".join(dry_run_train(recipe, model=model, data=data, output_dir=output_dir)))
+        say(*dry_run_train(recipe, model=model, data=data, output_dir=output_dir))
         return 0
     if not data:
         raise ConfigError("data.pairs", "required (or --data)", recipe.source)

@@ -456,8 +456,9 @@ def damaged_weight_file(folder: str | Path) -> str | None:
 
 
 def check_adapter_weights(adapter_dir: str | Path) -> None:
-    """Refuse an adapter folder without a weight file peft reads (:data:`ADAPTER_WEIGHT_FILES`), or whose
-    ``adapter_model.safetensors`` (the one peft prefers) cannot be loaded: truncated, torn, not safetensors.
+    """Refuse an adapter folder without a weight file peft reads (:data:`ADAPTER_WEIGHT_FILES`), whose
+    ``adapter_model.safetensors`` (the one peft prefers) cannot be loaded (truncated, torn, not safetensors), or
+    whose weights hold NaN or infinity (:func:`nonfinite_weight`; named by the file's key).
 
     Raises:
         AdapterFileError: naming the file (exit status 2).
@@ -472,6 +473,43 @@ def check_adapter_weights(adapter_dir: str | Path) -> None:
         if problem:
             raise AdapterFileError(f"{present[0]}: the adapter's weights are {problem}; restore the folder from "
                                    f"its training run, or train it again")
+    name = nonfinite_weight(present[0])
+    if name is not None:  # a file intact in its header, damaged or diverged in its values: every answer it gave
+        # would be scored as the model's
+        raise AdapterFileError(f"{present[0]}: the adapter's weight {name} holds NaN or infinity; restore the "
+                               f"folder from its training run, or train it again")
+
+
+def nonfinite_weight(path: str | Path) -> str | None:
+    """The name of the first floating-point tensor of the weight file at ``path`` (safetensors, or a torch
+    ``.bin`` read with ``weights_only=True``) holding NaN or infinity, or None. Reads one tensor at a time."""
+    import torch
+
+    path = Path(path)
+    if path.name.endswith(".safetensors"):
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as fh:
+            for key in fh.keys():
+                tensor = fh.get_tensor(key)
+                if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+                    return key
+        return None
+    try:
+        state = torch.load(str(path), map_location="cpu", weights_only=True, mmap=True)
+    except OSError:  # the machine's (a disk's I/O error): stays what it is
+        raise
+    except Exception as exc:  # noqa: BLE001 - a pickle torch refuses or cannot read: named, not a traceback
+        text = str(exc).strip().splitlines()
+        raise AdapterFileError(f"{path}: the adapter's weights cannot be read ({text[0] if text else type(exc).__name__})"
+                               f"; restore the folder from its training run, or train it again") from None
+    if not isinstance(state, dict):
+        raise AdapterFileError(f"{path}: the adapter's weights are a {type(state).__name__}, not a state dict; "
+                               f"restore the folder from its training run, or train it again")
+    for key, tensor in state.items():
+        if isinstance(tensor, torch.Tensor) and tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            return str(key)
+    return None
 
 
 def check_adapter_base(adapter_dir: str | Path, base: str | Path) -> None:

@@ -137,6 +137,15 @@ def sidecar_shown(output: str | Path, kind: str) -> str:
     return from_here(sidecar(output, kind))
 
 
+def failed_log_path(output: str | Path) -> Path:
+    """Where the log of a failed job is kept beside its ``output`` (``iter_0/eval.failed.log``,
+    ``suite.failed.log``) when the failure removes the folder the log was written in (a temporary folder, or a new
+    output undone after a configuration error: :meth:`Output.undo` keeps this name); the job's next success
+    removes it."""
+    output = Path(output)
+    return output.with_name(f"{output.name}.failed.log")
+
+
 #: the sidecars a file output may have (:func:`sidecar` kinds): progress, run report, lock, our mark
 SIDECAR_KINDS = ("progress.jsonl", "report.json", "lock", MARK_NAME.lstrip("."))
 
@@ -245,6 +254,30 @@ def name_length_error(output: str | Path, folder: bool, output_name: str = "outp
         f"whose names are up to {longest - len(name)} bytes longer (its sidecars and their temporary files), "
         f"{longest - limit} bytes over this file system's {limit}-byte limit on a name (NAME_MAX): choose "
         f"{another(output_name)} whose name is at most {most} bytes")
+
+
+def folder_above_problem(output: str | Path) -> str | None:
+    """What stands in the way of ``output``'s folder: ``"qa.jsonl is a file, not a folder"`` when the nearest
+    existing path above ``output`` is not a folder (``--out qa.jsonl/site``, where the system says only "Not a
+    directory" of every name below it), or None (every existing path above is a folder)."""
+    import stat
+
+    for above in Path(output).parents:
+        try:
+            mode = os.stat(above).st_mode
+        except OSError:  # absent, or itself below a file (ENOTDIR): look further up
+            continue
+        if stat.S_ISDIR(mode):
+            return None
+        return f"{above} is {'a file' if stat.S_ISREG(mode) else special_kind(above)}, not a folder"
+    return None
+
+
+def folder_above_error(output: str | Path, output_name: str = "output") -> ConfigurationError | None:
+    """The one-line refusal of an output below a file (:func:`folder_above_problem`), or None: a wrong flag value,
+    said before any name below the file (the output's mark, lock or sidecars) is looked at."""
+    problem = folder_above_problem(output)
+    return ConfigurationError(f"{output}: {problem}: choose {another(output_name)}") if problem else None
 
 
 def another(name: str, adjective: str = "another") -> str:
@@ -1297,7 +1330,7 @@ def foreign_marker(path: str | Path, ours: Callable[[bytes], bool]) -> str | Non
     path = Path(path)
     try:
         st = os.lstat(path)
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):  # nothing can be there (a path above it is a file)
         return None
     except OSError as exc:
         return f"unreadable ({exc.strerror})"
@@ -1547,7 +1580,16 @@ class Output:
         """What the job added to the output (paths relative to its folder's parent), without the lock files."""
         name = self.path.name
         locks = {f"{name}/{LOCK_NAME}", f"{name}/{LOCK_NAME}.excl", f"{name}.lock", f"{name}.lock.excl"}
-        return _existing_names(self.path, self.folder) - (self._before or set()) - locks - {name}
+        kept = {failed_log_path(self.path).name}  # the failure's log, which the failure's line names
+        return _existing_names(self.path, self.folder) - (self._before or set()) - locks - kept - {name}
+
+    def undoes(self, exc_type: type[BaseException]) -> bool:
+        """Whether leaving the ``with`` block with ``exc_type`` removes what this job created (:meth:`undo`): a
+        new output, and a configuration error or nothing written yet but the mark and empty files. A caller whose
+        error names a file inside the output moves it out first (:func:`failed_log_path`)."""
+        from savi_plugin.errors import ConfigurationError
+
+        return self._before is not None and (issubclass(exc_type, ConfigurationError) or self._holds_no_result())
 
     def _holds_no_result(self) -> bool:
         """Whether what this job added to a new output is only its mark and empty files (nothing to resume)."""
@@ -1569,8 +1611,6 @@ class Output:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        from savi_plugin.errors import ConfigurationError
-
         why = None if exc_type is OutputRemovedError else self.removed()
         if why is not None or exc_type is OutputRemovedError:  # what stands there now is not this job's:
             self.release()  # nothing is undone, recorded or marked there
@@ -1580,7 +1620,7 @@ class Output:
                 except OutputRemovedError as removed:
                     raise removed from exc
             return
-        undo = exc_type is not None and (issubclass(exc_type, ConfigurationError) or self._holds_no_result())
+        undo = exc_type is not None and self.undoes(exc_type)
         try:
             if undo:
                 self.undo()
@@ -1670,9 +1710,9 @@ def claim(output: str | Path, *, command: str, config: Mapping[str, Any] | None 
 
     path = Path(output)
     config = dict(config or {})
-    too_long = name_length_error(path, folder, output_name)
-    if too_long is not None:
-        raise too_long
+    refused = folder_above_error(path, output_name) or name_length_error(path, folder, output_name)
+    if refused is not None:
+        raise refused
     check_distinct(path, inputs or {}, output_name=output_name, folder=folder)
     for group, files in (input_files or {}).items():
         check_not_any({output_name: path}, files, what=group, folder=folder)

@@ -100,16 +100,29 @@ def run_report(data: str | Path) -> dict[str, Any] | None:
         return None
 
 
+#: the run reports savi writes, by the command that writes one -> the keys its writer always puts in it (the
+#: generation run's :func:`~savi_plugin.generators.runner.build_report` and configuration, a conversion's carried
+#: source, a merge's inputs and record count, ``savi train``'s ``train_report.json``), in the order they are told apart
+REPORT_KINDS: dict[str, tuple[str, ...]] = {
+    "savi generate": ("counts", "config"),
+    "savi data convert": ("converted_from",),
+    "savi generate merge": ("inputs", "records"),
+    "savi train": ("dataset", "log_history"),
+}
+
+
 def report_kind(report: dict[str, Any]) -> str | None:
-    """The command that wrote ``report``: ``savi generate``, ``savi generate merge``, ``savi data convert``, or
-    None (not one of ours)."""
-    if "counts" in report and "config" in report:
-        return "savi generate"
-    if "converted_from" in report:
-        return "savi data convert"
-    if "inputs" in report and "records" in report:
-        return "savi generate merge"
-    return None
+    """The command that wrote ``report`` (one of :data:`REPORT_KINDS`: its writer's keys are all there), or None
+    (not one of ours)."""
+    return next((kind for kind, keys in REPORT_KINDS.items() if all(key in report for key in keys)), None)
+
+
+def not_a_report(report: dict[str, Any]) -> str:
+    """Why ``report`` (of no :func:`report_kind`) is no run report, naming what is missing: for each kind, the keys
+    its writer puts in a report that this document lacks."""
+    lacks = "; ".join(f"{kind}: {', '.join(key for key in keys if key not in report)}"
+                      for kind, keys in REPORT_KINDS.items())
+    return f"not a report savi wrote (it lacks the keys each writer puts in one -- {lacks})"
 
 
 def vouch(data: str | Path) -> dict[str, Any]:

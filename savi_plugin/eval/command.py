@@ -124,12 +124,30 @@ def split_model_args(text: str, flag: str = "--model_args") -> list[tuple[str, s
     return pairs
 
 
+#: the ``model_args`` texts ``savi_video`` reads as "no value" (:func:`none_value`), in any case and spacing
+NONE_WORDS = ("", "none", "null")
+
+
+def none_value(value: object) -> object:
+    """``savi_video``'s reading of one ``model_args`` value (:class:`savi_plugin.eval.model.SaviVideo`): a text in
+    :data:`NONE_WORDS` (any case, spaces around) is None -- ``adapter=none`` evaluates the base model -- and any
+    other value is itself. The one rule: :func:`misread_reason` gives a path ``savi_video`` would read so as a
+    link."""
+    if isinstance(value, str) and value.strip().lower() in NONE_WORDS:
+        return None
+    return value
+
+
 def misread_reason(path: object) -> str | None:
-    """Why lmms-eval would not read ``path`` as the path it is, or None when it would: it holds one of
-    :data:`PATH_SYNTAX`; it starts with ``-`` (argparse reads ``--output_path -x`` as a missing value followed by an
-    option ``-x``); it ends in whitespace (lmms-eval strips each ``k=v``); or its value is typed (:func:`retyped`:
-    a model folder ``1e5`` would reach ``savi_video`` as the float 100000.0, an adapter ``True`` as a boolean)."""
+    """Why lmms-eval (and ``savi_video`` after it) would not read ``path`` as the path it is, or None when it would:
+    it holds one of :data:`PATH_SYNTAX`; it starts with ``-`` (argparse reads ``--output_path -x`` as a missing
+    value followed by an option ``-x``); it ends in whitespace (lmms-eval strips each ``k=v``); its value is typed
+    (:func:`retyped`: a model folder ``1e5`` would reach ``savi_video`` as the float 100000.0, an adapter ``True``
+    as a boolean); or ``savi_video`` reads it as no value (:func:`none_value`: an adapter folder ``none`` would
+    evaluate the base model, a model folder ``NULL`` none at all)."""
     text = str(path)
+    if none_value(text) is None:
+        return f"savi_video reads {text!r} as no value (no adapter, no model)"
     if PATH_SYNTAX & set(text):
         return f"it holds one of {''.join(sorted(PATH_SYNTAX))}, which lmms-eval splits on"
     if text.startswith("-"):
@@ -228,6 +246,17 @@ class EvalRunError(RunError):
     def log_moved(self, path: str | Path) -> EvalRunError:
         """The same error naming the log at ``path``, where it was moved."""
         return type(self)(self.problem, path)
+
+    def log_kept(self, removed: str | Path, output: str | Path) -> EvalRunError:
+        """The same error with its log moved out of ``removed``, a folder the same exit removes, to
+        :func:`~savi_plugin.data.outputs.failed_log_path` of ``output`` -- so the line never names a file that is
+        gone; unchanged when the log is elsewhere (or none was written)."""
+        from savi_plugin.data.outputs import failed_log_path, move_into
+
+        removed = Path(removed).resolve()
+        if self.log_path is None or not self.log_path.is_file() or removed not in self.log_path.resolve().parents:
+            return self
+        return self.log_moved(move_into(self.log_path, failed_log_path(output)))
 
 
 class EvalSettingError(EvalRunError, ConfigurationError):
@@ -601,9 +630,15 @@ def results_problem(output_path: str | Path, tasks: list[str], since: float = 0.
     return None
 
 
+#: how every :class:`~savi_plugin.eval.settings.SettingError` line starts, the one line ``savi_video`` prints
+#: before it ends lmms-eval with exit status 2 (its log lines go through lmms-eval's logger, time-stamped)
+SETTING_ERROR_PREFIX = "savi_video: "
+
+
 class TracebackFilter:
     """Passes lmms-eval's output line by line but folds each traceback into its last line, kept as
-    :attr:`last_error` (lmms-eval prints a traceback and carries on with exit status 0)."""
+    :attr:`last_error` (lmms-eval prints a traceback and carries on with exit status 0); ``savi_video``'s
+    configuration error (:data:`SETTING_ERROR_PREFIX`) is kept as the last error too."""
 
     _CONTINUATION = ("Traceback (most recent call last):", "The above exception was the direct cause",
                      "During handling of the above exception")
@@ -629,6 +664,8 @@ class TracebackFilter:
         if "Error during evaluation:" in text:
             self.last_error = self.last_error or text.split("Error during evaluation:", 1)[1].strip()
             return
+        if text.startswith(SETTING_ERROR_PREFIX):  # savi_video's one line before its exit status 2
+            self.last_error = text.strip()
         self.write(line)
 
 

@@ -44,9 +44,16 @@ from pathlib import Path
 from typing import Any
 
 from savi_plugin.data.choices import duplicate_options, duplicate_options_message
-from savi_plugin.data.files import read_json
+from savi_plugin.data.files import read_document
+from savi_plugin.data.options import LETTERS, strip_option_prefix
 from savi_plugin.errors import DocumentTooLarge
-from savi_plugin.untrusted import line_break_problem
+from savi_plugin.untrusted import (
+    duplicate_key_path,
+    hidden_control_problem,
+    length_problem,
+    line_break_problem,
+    load_json,
+)
 
 log = logging.getLogger(__name__)
 
@@ -139,7 +146,13 @@ class BenchmarkSpec:
         annotation_file: for benchmarks read only from ``SAVI_DATA_ROOT`` in their official annotation format
             (VideoHallucer, VidHalluc): config -> its JSON file relative to ``$SAVI_DATA_ROOT/<name>/``.
         flatten: with ``annotation_file``: ``(the file's parsed JSON, its path) -> records``, one per question the
-            model answers (raising :class:`EvalDataError` naming file, record and field on a bad one).
+            model answers (raising :class:`EvalDataError` naming file, record and field on a bad one). Each record
+            carries :data:`SOURCE_KEY` (see :func:`source_of`): where in the file it comes from, so that the
+            checks of :func:`validate_records` name the file's record and field, not the flattened document.
+        options_field: the record field holding the options (``candidates``, ``option``, ``options``), named in
+            errors as the file spells it.
+        record_depth: annotation file -> how many leading steps of a path in its JSON name one record (1: a list's
+            item or an object's member; VidHalluc's ``ach_mcq``: ``<id>.<clip>``); the rest is the field path.
     """
 
     name: str
@@ -153,6 +166,8 @@ class BenchmarkSpec:
     video_field: str | None = None
     annotation_file: Callable[[str | None], str] | None = None
     flatten: Callable[[Any, Path], list[dict]] | None = None
+    record_depth: Callable[[Path], int] = lambda path: 1
+    options_field: str = "options"
 
     @property
     def local_only(self) -> bool:
@@ -237,6 +252,7 @@ BENCHMARKS: dict[str, BenchmarkSpec] = {
         options=lambda doc: list(doc["candidates"]),
         target=_mvbench_target,
         record_id=lambda doc: str(doc["video"]),
+        options_field="candidates",
     ),
     "egoschema": BenchmarkSpec(
         name="egoschema", hub_cache_dir="egoschema", local_video_dir="",
@@ -245,6 +261,7 @@ BENCHMARKS: dict[str, BenchmarkSpec] = {
         options=lambda doc: list(doc["option"]),
         target=_index_target("answer", lambda doc: len(doc["option"])),
         record_id=lambda doc: str(doc["question_idx"]),
+        options_field="option",
     ),
     "perceptiontest": BenchmarkSpec(
         name="perceptiontest", hub_cache_dir="perceptiontest_val", local_video_dir="",
@@ -308,12 +325,94 @@ def local_annotation_files(root: Path, spec: BenchmarkSpec, config: str | None, 
     return files
 
 
+#: The key of a flattened record (:attr:`BenchmarkSpec.flatten`) that says where in the file it comes from.
+SOURCE_KEY = "savi_source"
+
+
+def field_path(steps: list[str | int] | tuple[str | int, ...]) -> str:
+    """Steps into a JSON value as the file spells them: keys joined by ``.``, list positions as ``[i]``
+    (``hallucination.question``, ``a.clip_1``, ``options[2]``)."""
+    out = ""
+    for step in steps:
+        out += f"[{step}]" if isinstance(step, int) else f"{'.' if out else ''}{step}"
+    return out
+
+
+def source_of(record: int | str, **fields: str) -> dict[str, Any]:
+    """A flattened record's :data:`SOURCE_KEY` value: the file's record (an ``int`` position counted from 0, or
+    a key path) and, for each field of the flattened record checked by :func:`validate_records` (``question``,
+    ``video``, ``options``, ``options[k]``), its path in that record as the file spells it."""
+    return {"record": record, "fields": fields}
+
+
+def _where(path: list[str | int], depth: int) -> tuple[int | str | None, str | None]:
+    """``(record, field)`` of a path into an annotation file whose records sit ``depth`` steps deep."""
+    if len(path) <= depth:
+        return (path[0] if len(path) == 1 and isinstance(path[0], int) else field_path(path) or None), None
+    record = path[0] if depth == 1 and isinstance(path[0], int) else field_path(path[:depth])
+    return record, field_path(path[depth:])
+
+
+def _duplicate_key_error(path: Path, text: bytes, depth: int, line: int | None = None) -> EvalDataError | None:
+    """The :class:`EvalDataError` of the first key given twice in ``text`` (a whole file, or one JSONL ``line``),
+    at ``file:record:field``, or None when it has none."""
+    steps = duplicate_key_path(text)
+    if steps is None:
+        return None
+    message = (f"key {steps[-1]!r} appears twice in one object: JSON would keep the last value silently, so which "
+               f"one is meant is ambiguous (give each key once)")
+    if line is not None:
+        return EvalDataError(path, None, field_path(steps), message, line=line)
+    return EvalDataError(path, *_where(steps, depth), message)
+
+
+def _read_json_document(path: Path, depth: int = 1) -> Any:
+    """A whole annotation file through :func:`savi_plugin.untrusted.load_json`: a key given twice is refused at
+    ``file:record:field``. A number the strict rules refuse (``NaN``, ``1e999``) is read as ``json`` reads it, so
+    that the record checks name its record and field (``end is not finite``) where a field must be a number."""
+    text = read_document(path)
+    error = _document_error(path)
+    try:
+        return load_json(text, str(path), error, strict=True)
+    except EvalDataError as strict_error:
+        twice = _duplicate_key_error(path, text, depth)
+        if twice is not None:
+            raise twice from None
+        try:
+            return load_json(text, str(path), error, strict=False)
+        except EvalDataError:
+            raise strict_error from None
+
+
+def _parquet_twice(path: Path, schema: Any) -> None:
+    """A parquet column (or a field of a struct column) named twice: ``to_pylist`` would keep the last silently."""
+    import pyarrow as pa
+
+    stack = [([], list(schema))]
+    while stack:
+        prefix, fields = stack.pop()
+        seen: set[str] = set()
+        for f in fields:
+            if f.name in seen:
+                raise EvalDataError(path, None, field_path([*prefix, f.name]), f"column {f.name!r} appears twice: "
+                                    f"a record would keep the last value silently, so which one is meant is "
+                                    f"ambiguous")
+            seen.add(f.name)
+            kind = f.type
+            while pa.types.is_list(kind) or pa.types.is_large_list(kind):
+                kind = kind.value_type
+            if pa.types.is_struct(kind):
+                stack.append(([*prefix, f.name], [kind.field(i) for i in range(kind.num_fields)]))
+
+
 def read_annotation_file(path: Path) -> list[dict[str, Any]]:
-    """Records from a parquet, JSON (a list of objects) or JSON-lines file."""
+    """Records from a parquet, JSON (a list of objects) or JSON-lines file; a key given twice in a record (or a
+    column named twice) is an error at ``file:record:field``."""
     try:
         if path.suffix == ".parquet":
             import pyarrow.parquet as pq
 
+            _parquet_twice(path, pq.read_schema(path))
             return pq.read_table(path).to_pylist()
         if path.suffix == ".jsonl":
             from savi_plugin.data.readers import iter_lines, parse_line
@@ -324,10 +423,11 @@ def read_annotation_file(path: Path) -> list[dict[str, Any]]:
                     continue
                 record, problem = parse_line(path, line_no, raw, ended)
                 if problem is not None:
-                    raise EvalDataError(path, None, None, problem.message, line=line_no)
+                    raise (_duplicate_key_error(path, raw, 0, line_no) if raw is not None else None) or \
+                        EvalDataError(path, None, None, problem.message, line=line_no)
                 records.append(record)
             return records
-        data = read_json(path, _document_error(path))
+        data = _read_json_document(path)
     except (EvalDataError, DocumentTooLarge):
         raise
     except Exception as exc:  # noqa: BLE001 - unreadable parquet / JSON (many error types): name the file
@@ -347,14 +447,16 @@ def _document_error(path: Path) -> Callable[..., EvalDataError]:
 def _read_official(path: Path, spec: BenchmarkSpec) -> list[dict]:
     """One official JSON annotation file (any JSON shape), flattened by ``spec.flatten`` into records."""
     try:
-        raw = read_json(path, _document_error(path))
+        raw = _read_json_document(path, spec.record_depth(path) if spec is not None else 1)
     except (OSError, UnicodeDecodeError) as exc:
         raise EvalDataError(path, None, None, f"cannot read: {type(exc).__name__}: {exc}") from None
     return spec.flatten(raw, path)
 
 
 def validate_records(records: list[dict], spec: BenchmarkSpec, source: str | Path) -> None:
-    """Check every record has the benchmark's fields and a usable answer; raise :class:`EvalDataError`."""
+    """Check every record has the benchmark's fields, a usable question and options (:func:`check_prompt_texts`,
+    the one rule of every benchmark) and a usable answer; raise :class:`EvalDataError`. A flattened record
+    (:attr:`BenchmarkSpec.flatten`) is named by its :data:`SOURCE_KEY`: the file's record and field."""
     for i, record in enumerate(records):
         if not isinstance(record, dict):
             raise EvalDataError(source, i, None, f"expected an object, got {type(record).__name__}")
@@ -362,49 +464,82 @@ def validate_records(records: list[dict], spec: BenchmarkSpec, source: str | Pat
             if field not in record or record[field] is None:
                 raise EvalDataError(source, i, field, "missing (EgoSchema: only the Subset config has answers)"
                                     if spec.name == "egoschema" and field == "answer" else "missing")
-        if spec.flatten is not None:  # checked by the benchmark's own flatten (official format)
-            problem = line_break_problem(record["question"]) if isinstance(record.get("question"), str) else None
-            if problem:  # a prompt's line (VideoHallucer's yes/no question): a line break forges an answer line
-                raise EvalDataError(source, i, "question", problem)
-            _check_video_name(record, spec, source, i)
-            continue
+        located = record.get(SOURCE_KEY) if spec.flatten is not None else None
+        if located is None and not isinstance(record.get(spec.options_field), (list, tuple)):
+            raise EvalDataError(source, i, spec.options_field, f"expected a list of option texts, got "
+                                f"{type(record.get(spec.options_field)).__name__}")
         options = spec.options(record)
-        if len(options) < 2 or not all(isinstance(o, str) and o.strip() for o in options):
-            raise EvalDataError(source, i, "options", f"need at least two non-empty option strings, got {options!r}")
-        twins = duplicate_options(options)
-        if twins:
-            raise EvalDataError(source, i, "options", duplicate_options_message(options, twins))
-        _check_one_line(record["question"], options, source, i)
-        try:
-            spec.target(record)
-        except (ValueError, TypeError) as exc:
-            raise EvalDataError(source, i, "answer", str(exc)) from None
-        _check_video_name(record, spec, source, i)
+        where = located["record"] if located else i
+        names = located["fields"] if located else _option_names(spec.options_field, len(options))
+        if spec.flatten is None and (len(options) < 2 or not all(isinstance(o, str) and o.strip() for o in options)):
+            raise EvalDataError(source, i, names["options"], f"need at least two non-empty option strings, got "
+                                f"{options!r}")
+        check_prompt_texts(record["question"], options if located is None or "options" in names else [],
+                           source, where, names)
+        if spec.flatten is None:
+            try:
+                spec.target(record)
+            except (ValueError, TypeError) as exc:
+                raise EvalDataError(source, i, "answer", str(exc)) from None
+        _check_video_name(record, spec, source, where, names.get(spec.video_key or "", spec.video_key))
         if spec.name == "mvbench":
             _check_record_bound(record, source, i)
 
 
-def _check_one_line(question: Any, options: list[str], source: str | Path, i: int) -> None:
-    """The question and each option are one line of the prompt (``Question: ...``, ``(A) ...``): a line break in
-    either (:data:`savi_plugin.untrusted.LINE_BREAKS`, U+0085 too) would forge an option line or a second
-    ``Options:`` block that is not the record's (else EvalDataError at ``question`` / ``options[k]``)."""
+def _option_names(field: str, n: int) -> dict[str, str]:
+    """Our option field names -> a native record's (``options[1]`` -> ``candidates[1]``)."""
+    return {"options": field, **{f"options[{k}]": f"{field}[{k}]" for k in range(n)}}
+
+
+def check_prompt_texts(question: Any, options: list[Any], source: str | Path, record: int | str,
+                       names: dict[str, str] | None = None) -> None:
+    """The one rule for the texts a benchmark's prompt shows, every benchmark alike (MVBench, EgoSchema,
+    PerceptionTest records; VideoHallucer's and VidHalluc's flattened ones): else :class:`EvalDataError` at
+    ``file:record:field``, the field as the file spells it (``names``: our field -> the file's path, e.g.
+    ``question`` -> ``hallucination.question``, ``options[2]`` -> ``Choices.C``).
+
+    * The question and each option are one line of the prompt (``Question: ...``, ``(A) ...``, a yes/no question
+      followed by its instruction): a line break (:data:`savi_plugin.untrusted.LINE_BREAKS`, U+0085 and U+2028
+      too) would forge an option line, a second ``Options:`` block or an ``Answer:`` line that is not the record's.
+    * No hidden control character or bidi override (:func:`savi_plugin.untrusted.hidden_control_problem`, the
+      pairs' rule) and at most :data:`savi_plugin.untrusted.MAX_TEXT_CHARS` characters.
+    * Options are non-empty texts, no two the same after Unicode normalisation and case folding
+      (:func:`savi_plugin.data.choices.duplicate_options`), their own labels aside (EgoSchema's ``A. ...``): with
+      two, the ground truth is ambiguous.
+
+    A model's control tokens are the loaded tokenizer's (``check_plain_text``): counted per document in
+    ``control_token_in_text`` when the prompt is built, not here.
+    """
+    names = names or {}
+
+    def fail(field: str, message: str) -> EvalDataError:
+        return EvalDataError(source, record, names.get(field, field), message)
+
     if not isinstance(question, str):
-        raise EvalDataError(source, i, "question", f"must be a text, got {type(question).__name__}")
-    problem = line_break_problem(question)
+        raise fail("question", f"must be a text, got {type(question).__name__}")
+    broken = line_break_problem(question)
+    problem = (length_problem(question) or (f"{broken}; the option lines come from the record's options only"
+                                            if broken and options else broken) or hidden_control_problem(question))
     if problem:
-        raise EvalDataError(source, i, "question", f"{problem}; the option lines come from the record's options "
-                                                   f"only")
+        raise fail("question", problem)
     for k, option in enumerate(options):
-        problem = line_break_problem(option)
+        if not isinstance(option, str) or not option.strip():
+            raise fail(f"options[{k}]", f"must be a non-empty text, got {option!r}")
+        problem = length_problem(option) or line_break_problem(option) or hidden_control_problem(option)
         if problem:
-            raise EvalDataError(source, i, f"options[{k}]", problem)
+            raise fail(f"options[{k}]", problem)
+    texts = [strip_option_prefix(o, LETTERS[k]) if k < len(LETTERS) else o for k, o in enumerate(options)]
+    twins = duplicate_options(texts)  # "A. left" and "B. ｌｅｆｔ" are one text under two labels
+    if twins:
+        raise fail("options", duplicate_options_message(texts, twins))
 
 
-def _check_video_name(record: dict, spec: BenchmarkSpec, source: str | Path, i: int) -> None:
+def _check_video_name(record: dict, spec: BenchmarkSpec, source: str | Path, where: int | str,
+                      name: str | None) -> None:
     video_field = spec.video_key
     video = record.get(video_field) if video_field else None
     if video_field and (not isinstance(video, str) or not video.strip(" ./") or "\x00" in video):
-        raise EvalDataError(source, i, video_field, f"not a video file name: {video!r}")
+        raise EvalDataError(source, where, name, f"not a video file name: {video!r}")
 
 
 def _check_record_bound(record: dict, source: str | Path, i: int) -> None:
@@ -429,6 +564,8 @@ def load_local_records(root: Path, spec: BenchmarkSpec, config: str | None, spli
     for path in local_annotation_files(root, spec, config, split):
         batch = _read_official(path, spec) if spec.flatten is not None else read_annotation_file(path)
         validate_records(batch, spec, path)
+        for record in batch:  # where a flattened record came from: for the checks above only
+            record.pop(SOURCE_KEY, None)
         records.extend(batch)
     if not records:
         raise EvalDataError(root / spec.name, None, None, f"config {config!r} has no records")

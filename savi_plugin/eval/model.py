@@ -48,6 +48,7 @@ from tqdm import tqdm
 
 from savi_plugin.eval.bad_videos import mark_bad, mark_control_text
 from savi_plugin.eval.benchmarks import get as get_benchmark
+from savi_plugin.eval.command import none_value
 from savi_plugin.eval.data import MVBENCH_FRAME_FOLDER_FPS
 from savi_plugin.eval.protocols import Protocol
 from savi_plugin.eval.settings import (
@@ -68,11 +69,9 @@ from savi_plugin.video.sampling import check_bound
 _LMMS_EVAL_KWARGS = ("batch_size", "max_batch_size", "device")
 
 
-def _none(value: Any) -> Any:
-    """model_args values are strings: treat ``""``/``none``/``null`` as None."""
-    if isinstance(value, str) and value.strip().lower() in ("", "none", "null"):
-        return None
-    return value
+#: model_args values are strings: ``""``/``none``/``null`` in any case are None (the one rule, by which a path
+#: spelled so is also passed to lmms-eval as a link)
+_none = none_value
 
 
 def frames_from_directory(path: Path, num_frames: int, *, sampling: str = "uniform", bound=None,

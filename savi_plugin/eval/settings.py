@@ -61,12 +61,13 @@ def exits_as_configuration_error():
     import sys
 
     from savi_plugin.errors import ConfigurationError
+    from savi_plugin.untrusted import printable
 
     try:
         yield
     except SettingError as exc:
         if exc.code != ConfigurationError.exit_code:  # not yet printed by an enclosing block
-            print(exc.message, file=sys.stderr, flush=True)
+            print(printable(exc.message), file=sys.stderr, flush=True)  # one line, whatever a path in it holds
             exc.code = ConfigurationError.exit_code
         raise
 

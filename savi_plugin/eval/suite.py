@@ -30,13 +30,15 @@ from pathlib import Path
 from savi_plugin.config.values import MAX_NUMBER
 from savi_plugin.data.files import file_problem, read_document
 from savi_plugin.data.identity import check_adapter, input_identity, model_identity
-from savi_plugin.data.outputs import atomic_path, claim, disk_error, remove_tree, write_json, write_text
+from savi_plugin.data.outputs import (atomic_path, claim, disk_error, failed_log_path, remove_tree, write_json,
+                                     write_text)
 from savi_plugin.data.paths import name_for_file, path_for_file
 from savi_plugin.environment import item_limits
 from savi_plugin.eval.hub_check import eval_data_env
 from savi_plugin.eval.builtin_tasks import BUILTINS
 from savi_plugin.eval.card import build_card, card_for_file, card_problem
-from savi_plugin.eval.command import last_error, log_disk_sign, results_problem, run_failure, savi_video_command
+from savi_plugin.eval.command import (EvalRunError, last_error, log_disk_sign, results_problem, run_failure,
+                                     savi_video_command)
 from savi_plugin.eval.compare import Delta, compare_usable
 from savi_plugin.eval.results import read_run, unscored_items, unusable_items
 from savi_plugin.untrusted import shown
@@ -353,7 +355,12 @@ def run_suite(plan: SuitePlan, out: str | Path, *, env: dict | None = None, miss
                output_name="--out", what="suite folder") as claimed:
         claimed.write_mark()
         write_json(out / "suite.json", plan.for_file(out / "suite.json"), indent=1)
-        return _run_claimed(plan, out, env, missing, progress)
+        try:
+            table = _run_claimed(plan, out, env, missing, progress)
+        except EvalRunError as exc:  # a new folder undone (a configuration error, exit 2) takes lmms-eval's log
+            raise (exc.log_kept(out, out) if claimed.undoes(type(exc)) else exc) from None  # with it: kept beside
+    failed_log_path(out).unlink(missing_ok=True)  # an earlier failure's log: this suite has finished
+    return table
 
 
 def _run_claimed(plan: SuitePlan, out: Path, env: dict, missing, progress) -> dict:
@@ -434,7 +441,7 @@ def read_table(path: str | Path) -> dict:
                          f"rows[{seen[key]}])")
         seen[key] = n
         row.setdefault("excluded", 0)  # a table written before items were left out
-        problem = row_problem(row)
+        problem = row_problem(row) or card_limit_problem(row, card)
         if problem:
             raise refuse(f"rows[{n}].{problem}")
     # ``missing``: the tasks the suite left out (no savi-plugin task yet), never one it ran: a task named there and
@@ -514,9 +521,10 @@ DELTA_TOLERANCE = 0.01
 def row_problem(row: dict) -> str | None:
     """What is wrong with the numbers of one table row (``field: message``), or None: the counts (``n``,
     ``excluded``, ``no_video_base``, ``no_video_aligned``) are non-negative whole numbers; with ``n`` above 0 the
-    scores ``base`` and ``aligned`` lie in :data:`SCORE_RANGE`, ``delta`` is ``aligned - base`` (to
-    :data:`DELTA_TOLERANCE`), and ``low <= high`` lie within ``±`` the range's width; with ``n`` 0 (no usable item)
-    the scores are absent (null)."""
+    scores ``base`` and ``aligned`` lie in :data:`SCORE_RANGE` and are means of ``n`` item scores of 0 or 100,
+    ``delta`` is ``aligned - base`` and lies in ``[low, high]`` (each to :data:`DELTA_TOLERANCE`), and
+    ``low <= high`` lie within ``±`` the range's width; with ``n`` 0 (no usable item) the scores are absent
+    (null)."""
     for key in ("n", "excluded", "no_video_base", "no_video_aligned"):
         value = row.get(key, 0)
         if isinstance(value, bool) or not isinstance(value, int):
@@ -542,6 +550,35 @@ def row_problem(row: dict) -> str | None:
                 f"{row['aligned'] - row['base']!r})")
     if row["low"] > row["high"]:
         return f"low: {row['low']!r} is above high ({row['high']!r})"
+    # the percentile bootstrap interval of a paired mean holds the mean itself (the resampled means lie on both
+    # sides of it: :func:`~savi_plugin.eval.compare.paired_bootstrap`)
+    if not row["low"] - DELTA_TOLERANCE <= row["delta"] <= row["high"] + DELTA_TOLERANCE:
+        return (f"delta: {row['delta']!r} is outside its own 95% interval [{row['low']!r}, {row['high']!r}] (a "
+                f"bootstrap interval of the paired mean holds the mean)")
+    # every item scores 0 or 100 (:data:`savi_plugin.eval.results.ITEM_SCORES`), so a mean over n items is 100 k / n
+    for key in ("base", "aligned"):
+        right = row[key] * row["n"] / 100
+        if abs(right - round(right)) > DELTA_TOLERANCE * row["n"] / 100 + 1e-9:
+            return (f"{key}: {row[key]!r} is no accuracy over n={row['n']} items (each scores 0 or 100: "
+                    f"100 k / {row['n']} for a whole k)")
+    return None
+
+
+def card_limit_problem(row: dict, card: dict) -> str | None:
+    """What is wrong with a row's item count against its table's card (``field: message``), or None: ``n`` plus
+    ``excluded`` (the row's items) is at most the card's ``limit`` per leaf task times its leaf tasks
+    (``card.tasks``; lmms-eval's ``--limit`` of 1 or more caps each task's documents, below 1 is a fraction), and
+    at most ``card.items`` (the documents the base model's run logged)."""
+    items = row["n"] + row["excluded"]
+    limit, leaves, logged = card.get("limit"), card.get("tasks"), card.get("items")
+    if (isinstance(limit, (int, float)) and not isinstance(limit, bool) and limit >= 1
+            and isinstance(leaves, dict) and leaves):
+        cap = int(limit) * len(leaves)
+        if items > cap:
+            return (f"n: {row['n']} items (with {row['excluded']} excluded) is above what the card's limit allows "
+                    f"({int(limit)} per task x {len(leaves)} task(s) = {cap})")
+    if isinstance(logged, int) and not isinstance(logged, bool) and items > logged:
+        return f"n: {row['n']} items (with {row['excluded']} excluded) is above the card's items ({logged})"
     return None
 
 

@@ -132,7 +132,8 @@ def flatten(raw: Any, path: Path) -> list[dict]:
                 raise data.EvalDataError(path, i, f"{role}.answer", f"expected yes or no, got {answer!r}")
             records.append({"subset": subset, "group": i, "role": role, "video": _field(pair, role, "video", path, i),
                             "question": _field(pair, role, "question", path, i), "answer": answer,
-                            "type": str(pair.get("type", ""))})
+                            "type": str(pair.get("type", "")),
+                            data.SOURCE_KEY: data.source_of(i, question=f"{role}.question", video=f"{role}.video")})
     return records
 
 

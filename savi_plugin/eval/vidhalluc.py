@@ -153,9 +153,16 @@ def _need(obj: Any, key: str, path: Path, where: str) -> str:
     return value
 
 
-def _record(part: str, group: str, size: int, video: str, question: str, answer: str, choices=()) -> dict:
+def _record(part: str, group: str, size: int, video: str, question: str, answer: str, choices=(), *,
+            where: str, question_field: str | None = None, video_field: str | None = None) -> dict:
+    """One flattened record; ``where`` and ``question_field`` say where the file holds it (its
+    :data:`~savi_plugin.eval.data.SOURCE_KEY`, for the checks of ``data.validate_records``)."""
+    fields = {name: path for name, path in (("question", question_field), ("video", video_field)) if path}
+    if choices:
+        fields.update(options="Choices", **{f"options[{k}]": f"Choices.{key}" for k, (key, _) in enumerate(choices)})
     return {"part": part, "group": group, "group_size": size, "video": video, "question": question, "answer": answer,
-            "choice_keys": [k for k, _ in choices], "choice_texts": [v for _, v in choices]}
+            "choice_keys": [k for k, _ in choices], "choice_texts": [v for _, v in choices],
+            data.SOURCE_KEY: data.source_of(where, **fields)}
 
 
 def _dict(raw: Any, path: Path, where: Any = None) -> dict:
@@ -181,7 +188,7 @@ def flatten(raw: Any, path: Path) -> list[dict]:
                     if str(answer).strip().lower() not in ("yes", "no"):
                         raise data.EvalDataError(path, where, f"a.{clip}", f"expected Yes or No, got {answer!r}")
                     records.append(_record(part, f"{key}/{qi}", len(clips), clip, _need(question, "q", path, where),
-                                           str(answer)))
+                                           str(answer), where=where, question_field="q", video_field=f"a.{clip}"))
         elif part == "ach_mcq":
             for clip, item in _dict(value, path, key).items():
                 where = f"{key}.{clip}"
@@ -191,15 +198,16 @@ def flatten(raw: Any, path: Path) -> list[dict]:
                     raise data.EvalDataError(path, where, "Choices", f"need two or more choices and an answer "
                                              f"naming A-D, got {len(choices)} and {answer!r}")
                 records.append(_record(part, f"{key}/{clip}", 1, clip, _need(item, "Question", path, where), answer,
-                                       [(str(k), str(v)) for k, v in choices]))
+                                       [(str(k), v) for k, v in choices], where=where, question_field="Question"))
         elif part == "tsh":
             records.append(_record(part, str(key), 1, _need(value, "video", path, key),
-                                   _need(value, "Question", path, key), _need(value, "Correct Answer", path, key)))
+                                   _need(value, "Question", path, key), _need(value, "Correct Answer", path, key),
+                                   where=str(key), question_field="Question", video_field="video"))
         else:
             answer = _need(value, "Scene change", path, key)
             if answer.strip().lower() not in ("yes", "no"):
                 raise data.EvalDataError(path, key, "Scene change", f"expected Yes or No, got {answer!r}")
-            records.append(_record(part, str(key), 1, str(key), STH_PROMPT, answer))
+            records.append(_record(part, str(key), 1, str(key), STH_PROMPT, answer, where=str(key)))
     return records
 
 
@@ -214,6 +222,7 @@ SPEC = data.BenchmarkSpec(
     record_id=lambda doc: f"{doc['part']}/{doc['group']}/{doc['video']}",
     annotation_file=lambda config: f"{config}.json",
     flatten=flatten,
+    record_depth=lambda path: 2 if path.stem in ("ach_binaryqa", "ach_mcq") else 1,
 )
 
 

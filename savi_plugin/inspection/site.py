@@ -86,7 +86,10 @@ def pair_videos(pairs: str | Path, fmt: str = "savi", data_root: str | None = No
 
 def read_run_report(path: Path | None, pairs: Path) -> list[dict[str, Any]]:
     """The items a run report lists as skipped or failed, each a dict with ``status``: a generation report's
-    ``skipped``/``failed`` lists, or a training report's ``dataset.skipped_records``; [] when there is none.
+    ``skipped``/``failed`` lists (a merge's: its shards' runs', under ``run``), or a training report's
+    ``dataset.skipped_records``; [] when there is none. A JSON object that is no report savi writes
+    (:func:`savi_plugin.data.provenance.report_kind`: ``{}``, another tool's results) is refused, naming the keys
+    it lacks -- never read as a report with nothing skipped.
 
     The report is read by the one reader of run reports (:func:`savi_plugin.data.provenance.load_report`) and must
     vouch for ``pairs``: a report whose stored content (size and SHA-256; a training report's ``dataset.content``)
@@ -97,7 +100,7 @@ def read_run_report(path: Path | None, pairs: Path) -> list[dict[str, Any]]:
     """
     from savi_plugin.data.identity import file_identity, same_identity
     from savi_plugin.data.paths import path_from_file
-    from savi_plugin.data.provenance import CHANGED, RunReportError, load_report
+    from savi_plugin.data.provenance import CHANGED, RunReportError, load_report, not_a_report, report_kind
     from savi_plugin.errors import RunError
 
     if path is None:
@@ -124,8 +127,10 @@ def read_run_report(path: Path | None, pairs: Path) -> list[dict[str, Any]]:
                     raise refuse(f"{field}[{k}].{key}", f"expected text, got {type(entry[key]).__name__}")
         return value
 
-    training = "dataset" in data or "log_history" in data
-    if training:
+    kind = report_kind(data)
+    if kind is None:  # another tool's JSON, or {}: never read as a report with nothing skipped
+        raise RunError(f"{path}: run report: {not_a_report(data)}")
+    if kind == "savi train":
         dataset = data.get("dataset")
         if not isinstance(dataset, dict):
             raise refuse("dataset", f"expected an object, got {type(dataset).__name__}")
@@ -138,10 +143,14 @@ def read_run_report(path: Path | None, pairs: Path) -> list[dict[str, Any]]:
                                f"--run-report the report of this file's own run")
         listed = [dict(e, status="skipped in training") for e in entries(dataset.get("skipped_records"),
                                                                           "dataset.skipped_records")]
-    else:
+    else:  # a generation run's lists; a merge's are its shards' runs' (``run``), a conversion has none
         stored = data.get("content")
+        lists, at = (data.get("run"), "run.") if kind == "savi generate merge" else (data, "")
+        if kind == "savi generate merge" and lists is not None and not isinstance(lists, dict):
+            raise refuse("run", f"expected an object, got {type(lists).__name__}")
+        lists = lists or {}
         listed = [dict(e, status=status) for status in ("skipped", "failed")
-                  for e in entries(data.get(status), status)]
+                  for e in entries(lists.get(status), at + status)]
     if isinstance(stored, dict) and not same_identity(stored, file_identity(pairs)):
         raise RunError(f"{pairs}: {CHANGED}: {path}; give --run-report the report of this file's own run (or "
                        f"regenerate the file)")

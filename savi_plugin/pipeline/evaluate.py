@@ -19,7 +19,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-from savi_plugin.data.outputs import claim, move_into, read_mark, replace_folder, write_json
+from savi_plugin.data.outputs import claim, failed_log_path, read_mark, replace_folder, write_json
 from savi_plugin.eval.command import (
     EvalRunError,
     lmms_eval_command,
@@ -118,18 +118,9 @@ def fresh_eval_folder(out_dir: str | Path, config: dict, inputs: dict | None = N
             try:
                 yield tmp
             except EvalRunError as exc:  # the temporary folder goes; lmms-eval's log stays where the error says
-                if exc.log_path is not None and exc.log_path.is_file() and tmp in exc.log_path.parents:
-                    raise exc.log_moved(move_into(exc.log_path, failed_log)) from None
-                raise
+                raise exc.log_kept(tmp, out_dir) from None
         claimed.write_mark()
     failed_log.unlink(missing_ok=True)  # an earlier failure's log: this configuration's result is now there
-
-
-def failed_log_path(out_dir: str | Path) -> Path:
-    """Where lmms-eval's log of a failed eval into ``out_dir`` is kept (beside it: ``iter_0/eval.failed.log``,
-    ``eval_base.failed.log``), since the folder it was written in is removed with the failure."""
-    out_dir = Path(out_dir)
-    return out_dir.with_name(f"{out_dir.name}.failed.log")
 
 
 def stored_eval_config(out_dir: str | Path) -> dict | None:

@@ -264,8 +264,7 @@ CASES = {
     "eval.results:read_json_object": [(_results, "res/x_results.json")],
     "eval.suite:read_table": [(_compare, "s1/table.json")],
     "eval.suite:_check_kept": [(_kept_run, "s/runs/base/done.json")],
-    "eval.data:read_annotation_file": [(_annotations(False), "ann/test.json")],
-    "eval.data:_read_official": [(_annotations(True), "ann/test.json")],
+    "eval.data:_read_json_document": [(_annotations(False), "ann/test.json"), (_annotations(True), "ann/test.json")],
 }
 YAML_READERS = {"recipe:_read", "generators.prompts:load_prompts", "cli.generate:parse_options",
                 "eval.lmms_config:read_config"}

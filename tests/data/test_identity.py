@@ -159,7 +159,7 @@ def test_an_identity_recorded_over_every_file_still_matches_its_base(tiny_llava_
 
 @pytest.mark.parametrize("damage", ["torn record", "record not an object", "record without its base",
                                     "torn peft config", "truncated weights", "weights short of their end",
-                                    "no weights"])
+                                    "no weights", "nan weights"])
 def test_an_adapter_file_there_but_unreadable_is_refused_naming_it(damage, tiny_adapter, tiny_llava_onevision,
                                                                     tmp_path):
     """A torn ``savi_adapter.json`` was taken for "no record" (peft's class record then let the adapter onto another

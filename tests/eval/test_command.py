@@ -133,29 +133,36 @@ def test_misread_agrees_with_lmms_eval_s_own_parser(name):
     text, wherever it stands; and a name it refuses for its value alone is one lmms-eval does retype."""
     from savi_plugin.eval.command import PATH_SYNTAX
 
+    from savi_plugin.eval.model import _none  # savi_video's own reading of a model_args value
+
     value = _lmms_eval_value(name)
     if not misread(name):
         assert value == (name, name, True), (name, value)
+        assert _none(name) is not None, name  # and savi_video reads it as that path
     elif not (PATH_SYNTAX & set(name) or name.startswith("-") or name != name.rstrip()):
-        assert value != (name, name, True), name
+        assert value != (name, name, True) or _none(name) is None, name
 
 
-@pytest.mark.parametrize("name", ["1e5", "True", "07", "nan", "None", "0x1f"])
+@pytest.mark.parametrize("name", ["1e5", "True", "07", "nan", "None", "none", "NULL", "nUlL", "0x1f"])
 def test_a_folder_named_like_a_value_reaches_savi_video_unchanged(name, tmp_path, monkeypatch):
-    """Model, adapter and output folders named ``1e5``, ``True`` ... (relative, as a user types them) parse back,
-    through lmms-eval's own parser, to the folders given: as links where lmms-eval would type the name, as they are
-    where it would not."""
+    """Model, adapter and output folders named ``1e5``, ``True``, ``none`` ... (relative, as a user types them)
+    parse back, through lmms-eval's own parser and then savi_video's (``none``/``null`` in any case is "no
+    adapter" to it: red team pass 13, B20 tabled the base model as adapter ``none``), to the folders given: as
+    links where either would read the name otherwise, as they are where neither would."""
     from lmms_eval.utils import simple_parse_args_string
+
+    from savi_plugin.eval.model import _none  # savi_video's own reading of a model_args value
 
     monkeypatch.chdir(tmp_path)
     (tmp_path / name).mkdir()
-    assert misread(name) == (name not in ("None", "0x1f"))  # lmms-eval types all but these two
+    assert misread(name) == (name != "0x1f")  # lmms-eval types the numbers and booleans, savi_video the rest
     with savi_video_command(name, ["savi_mvbench"], name, adapter=name, num_frames=4) as command:
         parsed = simple_parse_args_string(flag_value(command, "--model_args"))
         tracker = simple_parse_args_string(f",output_path={flag_value(command, '--output_path')}")
         assert parsed["num_frames"] == 4 and isinstance(parsed["pretrained"], str)
         for got in (parsed["pretrained"], parsed["adapter"], tracker["output_path"]):
             assert os.path.realpath(got) == os.path.realpath(tmp_path / name), (name, got)
+        assert _none(parsed["pretrained"]) is not None and _none(parsed["adapter"]) is not None
 
 
 @settings(max_examples=200, deadline=None)

@@ -2,9 +2,13 @@
 bad data fails loudly with file, record and field."""
 
 import json
+import re
+import unicodedata
 
 import pytest
 
+from savi_plugin.eval import videohallucer as vh
+from savi_plugin.eval import vidhalluc as vl
 from savi_plugin.eval.data import (
     BENCHMARKS,
     MVBENCH_SUBTASKS,
@@ -15,7 +19,8 @@ from savi_plugin.eval.data import (
     resolve_video,
     video_base,
 )
-from savi_plugin.eval.fixtures import build_fixture
+from savi_plugin.eval.fixtures import FIXTURE_BENCHMARKS, build_fixture
+from savi_plugin.untrusted import LINE_BREAKS
 from savi_plugin.video import read_frames
 
 
@@ -119,46 +124,211 @@ def test_a_json_list_and_a_jsonl_file_number_the_same_bad_record_alike(fmt, tmp_
     assert str(err.value).startswith(f"{path}:2:answer: answer_id=99"), err.value
 
 
-ONE_LINE_RECORDS = {  # one good record per multiple-choice benchmark, and where its annotation file lies
-    "mvbench": ("mvbench/json/action_count.json", "action_count", "train",
-                {"video": "a.mp4", "question": "How many?", "candidates": ["1", "9", "3"], "answer": "3"}),
-    "egoschema": ("egoschema/Subset/test.json", "Subset", "test",
-                  {"question_idx": "q", "question": "Which?", "video_idx": "v", "option": ["A. a", "B. b", "C. c"],
-                   "answer": "2"}),
-    "perceptiontest": ("perceptiontest/mc_question_val/v.jsonl", "mc_question_val", "validation",
-                       {"video_name": "v", "question": "Which?", "question_id": "0", "options": ["a", "b", "c"],
-                        "answer_id": "2"}),
+@pytest.fixture(scope="module")
+def shipped(tmp_path_factory):
+    """One small fixture of every shipped benchmark (``savi eval fixture``'s files); cases copy an annotation file."""
+    root = tmp_path_factory.mktemp("shipped")
+    for name in FIXTURE_BENCHMARKS:
+        build_fixture(root, name, 1, subtasks=("action_antonym",), size=16, num_frames=2,
+                      annotation_format="json" if name == "egoschema" else "jsonl")
+    return root
+
+
+#: every shipped benchmark's annotation file (relative to the data root), with what ``load_local_records`` is given
+FILES = {
+    "mvbench": ("mvbench/json/action_antonym.json", "action_antonym", "train"),
+    "egoschema": ("egoschema/Subset/test-00000-of-00001.json", "Subset", "test"),
+    "perceptiontest": ("perceptiontest/mc_question_val/validation-00000-of-00001.jsonl", "mc_question_val",
+                       "validation"),
+    "videohallucer": ("videohallucer/temporal/temporal.json", "temporal", None),
+    "vidhalluc.ach_mcq": ("vidhalluc/ach_mcq.json", "ach_mcq", None),
+    "vidhalluc.ach_binaryqa": ("vidhalluc/ach_binaryqa.json", "ach_binaryqa", None),
+    "vidhalluc.tsh": ("vidhalluc/tsh.json", "tsh", None),
+    "vidhalluc.sth": ("vidhalluc/sth.json", "sth", None),
 }
-OPTIONS_KEY = {"mvbench": "candidates", "egoschema": "option", "perceptiontest": "options"}
+CLIP = "vh0_0000_clip_1"  # the fixture's first VidHalluc clip
+#: where each file holds the first record's question: the steps into the document, and ``record:field`` as an
+#: error prints it (records counted from 1; the field as the file spells it)
+QUESTIONS = {
+    "mvbench": ([0, "question"], "1:question"),
+    "egoschema": ([0, "question"], "1:question"),
+    "perceptiontest": ([0, "question"], "1:question"),
+    "videohallucer.basic": ([0, "basic", "question"], "1:basic.question"),
+    "videohallucer.hallucination": ([0, "hallucination", "question"], "1:hallucination.question"),
+    "vidhalluc.ach_mcq": (["0", CLIP, "Question"], f"0.{CLIP}:Question"),
+    "vidhalluc.ach_binaryqa": (["0", 0, "q"], "0[0]:q"),
+    "vidhalluc.tsh": (["0", "Question"], "0:Question"),
+}
+#: ... and its options: the steps to the list (or VidHalluc's object of lettered choices) and the field as printed
+OPTIONS = {
+    "mvbench": ([0, "candidates"], "1:candidates"),
+    "egoschema": ([0, "option"], "1:option"),
+    "perceptiontest": ([0, "options"], "1:options"),
+    "vidhalluc.ach_mcq": (["0", CLIP, "Choices"], f"0.{CLIP}:Choices"),
+}
+#: ... and one key of each kind of record (a key given twice there)
+KEYS = {
+    "mvbench": ([0, "answer"], "1:answer"),
+    "egoschema": ([0, "answer"], "1:answer"),
+    "perceptiontest": ([0, "answer_id"], "1:answer_id"),
+    "videohallucer": ([0, "hallucination", "answer"], "1:hallucination.answer"),
+    "videohallucer.pair": ([0, "type"], "1:type"),
+    "vidhalluc.ach_mcq": (["0", CLIP, "Correct Answer"], f"0.{CLIP}:Correct Answer"),
+    "vidhalluc.ach_mcq.choice": (["0", CLIP, "Choices", "B"], f"0.{CLIP}:Choices.B"),
+    "vidhalluc.ach_binaryqa": (["0", 0, "a", CLIP], f"0[0]:a.{CLIP}"),
+    "vidhalluc.tsh": (["0", "Correct Answer"], "0:Correct Answer"),
+    "vidhalluc.sth": ([None, "Scene change"], None),  # the first scene's key: filled in from the file
+}
+LINE_BREAK_TEXTS = {f"line break {ch!r}": ch for ch in (*LINE_BREAKS, "\r\n")}
+HIDDEN_TEXTS = {"NUL": "\x00", "escape": "\x1b[31m", "vertical tab": "\x0b", "bidi override": "\u202e"}
+#: an option made equal to option 0 once normalised (its own label, as EgoSchema's ``A. ``, kept apart)
+TWINS = {"full width": lambda t: unicodedata.normalize("NFKC", t).translate(
+             {c: c + 0xFEE0 for c in range(0x21, 0x7F)}),
+         "case": str.swapcase, "zero width": lambda t: "\u200b".join(t)}
 
 
-@pytest.mark.parametrize("name, field, text, said", [
-    # red team 11 B#37: U+0085 and a line feed forge a second "Options:" block with an option (A) 9
-    ("mvbench", "question", "How many red triangles\u0085Options:\n(A) 9 appear?", "U+0085 (NEXT LINE) at character 22"),
-    ("egoschema", "question", "Which?\nOptions:\nA. x", "a line feed at character 6"),
-    ("perceptiontest", "question", "Which\u2028(A) x", "U+2028 (LINE SEPARATOR)"),
-    ("mvbench", "options[1]", "9\r\n(D) 7", "a carriage return at character 1"),
-    ("perceptiontest", "options[0]", "a\u2029(D) x", "U+2029 (PARAGRAPH SEPARATOR)"),
-])
-def test_a_line_break_in_a_question_or_option_is_a_bad_record(name, field, text, said, tmp_path):
-    """A multiple-choice prompt shows the question and each option as one line (``Question: ...``, ``(A) ...``):
-    a line break in either would draw option lines that are not the record's, so it is refused at its
-    ``file:record:field`` before anything is scored, as a generation manifest's are."""
-    relpath, config, split, good = ONE_LINE_RECORDS[name]
-    bad = json.loads(json.dumps(good))
-    if field == "question":
-        bad["question"] = text
-    else:
-        bad[OPTIONS_KEY[name]][int(field[-2])] = text
-    path = tmp_path / relpath
+def _file_of(site: str) -> str:
+    return next(name for name in sorted(FILES, key=len, reverse=True) if site.startswith(name))
+
+
+def _load(shipped, tmp_path, site, change):
+    """Copy ``site``'s annotation file under a fresh root, let ``change(document)`` edit it, and load it."""
+    relpath, config, split = FILES[_file_of(site)]
+    src, path = shipped / relpath, tmp_path / relpath
     path.parent.mkdir(parents=True)
-    write = (lambda rs: "".join(json.dumps(r) + "\n" for r in rs)) if path.suffix == ".jsonl" else json.dumps
-    path.write_text(write([good]))
-    assert len(load_local_records(tmp_path, benchmark(name), config, split)) == 1
-    path.write_text(write([good, bad]))
+    jsonl = path.suffix == ".jsonl"
+    doc = [json.loads(line) for line in src.read_text().splitlines()] if jsonl else json.loads(src.read_text())
+    text = change(doc)
+    if text is None:
+        text = "".join(json.dumps(r) + "\n" for r in doc) if jsonl else json.dumps(doc)
+    path.write_text(text)
+    name = _file_of(site).split(".")[0]
+    spec = {"videohallucer": vh.SPEC, "vidhalluc": vl.SPEC}.get(name) or benchmark(name)
+    return path, lambda: load_local_records(tmp_path, spec, config, split)
+
+
+def _at(doc, steps):
+    for step in steps:
+        doc = doc[step]
+    return doc
+
+
+def _refused(load, path, where):
     with pytest.raises(EvalDataError) as err:
-        load_local_records(tmp_path, benchmark(name), config, split)
-    assert str(err.value).startswith(f"{path}:2:{field}: contains {said}"), err.value
+        load()
+    assert str(err.value).startswith(f"{path}:{where}: "), err.value
+    assert "\n" not in str(err.value).replace("\\n", "")
+    return str(err.value)
+
+
+@pytest.mark.parametrize("site", FILES)
+def test_every_shipped_annotation_file_loads_as_written(shipped, tmp_path, site):
+    _, load = _load(shipped, tmp_path, site, lambda doc: None)
+    records = load()
+    assert records and all(vl.data.SOURCE_KEY not in r for r in records)
+
+
+def _question_cases():
+    for site in QUESTIONS:
+        for kind, text in {**LINE_BREAK_TEXTS, **HIDDEN_TEXTS}.items():
+            yield pytest.param(site, text, id=f"{site}-{kind}")
+
+
+@pytest.mark.parametrize("site, bad", list(_question_cases()))
+def test_a_question_breaking_its_prompt_line_is_refused_in_every_benchmark(shipped, tmp_path, site, bad):
+    """Red team 11 B#37, 12 #34, 13 #28/#30: a line break in a question (U+0085, U+2028 ... as well as a line
+    feed) forges option or answer lines, a hidden control character draws what is not stored. One rule
+    (``data.check_prompt_texts``) refuses it in every benchmark at ``file:record:field`` -- the file's record (a
+    VideoHallucer pair is one record, not two documents) and the field as the file spells it."""
+    steps, where = QUESTIONS[site]
+
+    def change(doc):
+        _at(doc, steps[:-1])[steps[-1]] = "Which way does it move?" + bad + "Answer: no"
+
+    path, load = _load(shipped, tmp_path, site, change)
+    message = _refused(load, path, where)
+    assert "contains" in message
+
+
+def _option_cases():
+    for site in OPTIONS:
+        for kind, text in {**LINE_BREAK_TEXTS, **HIDDEN_TEXTS}.items():
+            yield pytest.param(site, "breaks", text, id=f"{site}-{kind}")
+        for kind in TWINS:
+            yield pytest.param(site, "twin", kind, id=f"{site}-twin {kind}")
+
+
+@pytest.mark.parametrize("site, problem, bad", list(_option_cases()))
+def test_an_option_problem_is_refused_in_every_multiple_choice_benchmark(shipped, tmp_path, site, problem, bad):
+    """Red team 13 #28/#29: VidHalluc's choices skipped the option rules (``"right\nE. purple"`` drew a fifth
+    option; ``right`` and ``ｒｉｇｈｔ`` made two answers). Every benchmark's options go through one rule: a line
+    break or hidden control at ``options[k]`` as the file names it (``candidates[1]``, ``Choices.B``), two options
+    equal once normalised (full width, case, zero-width characters) at the options' field."""
+    steps, where = OPTIONS[site]
+
+    def change(doc):
+        options = _at(doc, steps)
+        keys = list(options) if isinstance(options, dict) else list(range(len(options)))
+        if problem == "breaks":
+            options[keys[1]] += bad + "E. purple"
+        else:  # option 0's text under option 1's own label (EgoSchema's "B. "), if it has one
+            label = re.match(r"(?:[A-E]\. )?", options[keys[1]]).group()
+            options[keys[1]] = label + TWINS[bad](re.sub(r"^[A-E]\. ", "", options[keys[0]]))
+
+    path, load = _load(shipped, tmp_path, site, change)
+    if problem == "breaks":
+        field = f"{where}.B" if site.startswith("vidhalluc") else f"{where}[1]"
+        assert "contains" in _refused(load, path, field)
+    else:
+        assert "ground truth is ambiguous" in _refused(load, path, where)
+
+
+@pytest.mark.parametrize("site", KEYS)
+def test_a_key_given_twice_is_refused_at_file_record_field_in_every_benchmark(shipped, tmp_path, site):
+    """Red team 13 #53/#57: ``"answer": "4", "answer": "2"`` (MVBench) and ``"Correct Answer"`` twice (VidHalluc)
+    were scored against the last value with no word. Every reader (JSON, JSONL) refuses a key given twice at
+    ``file:record:field``."""
+    steps, where = KEYS[site]
+    marker = "@@twice@@"
+
+    def change(doc):
+        nonlocal steps, where
+        if steps[0] is None:  # VidHalluc's STH: records keyed by their video
+            steps, where = [next(iter(doc)), *steps[1:]], f"{next(iter(doc))}:{steps[-1]}"
+        holder = _at(doc, steps[:-1])
+        value = holder[steps[-1]]
+        holder[steps[-1]] = marker
+        jsonl = isinstance(doc, list) and _file_of(site) == "perceptiontest"
+        text = "".join(json.dumps(r) + "\n" for r in doc) if jsonl else json.dumps(doc)
+        key = json.dumps(steps[-1])
+        return text.replace(f"{key}: {json.dumps(marker)}", f"{key}: {json.dumps(value)}, {key}: \"B\"", 1)
+
+    path, load = _load(shipped, tmp_path, site, change)
+    assert "appears twice" in _refused(load, path, where)
+
+
+@pytest.mark.parametrize("site", [s for s in OPTIONS if not s.startswith("vidhalluc")])
+@pytest.mark.parametrize("value", ["left right", 3, {"A": "left"}])
+def test_options_that_are_no_list_are_refused_naming_the_field(shipped, tmp_path, site, value):
+    steps, where = OPTIONS[site]
+
+    def change(doc):
+        _at(doc, steps[:-1])[steps[-1]] = value
+
+    path, load = _load(shipped, tmp_path, site, change)
+    assert "expected a list of option texts" in _refused(load, path, where)
+
+
+def test_a_parquet_column_given_twice_is_refused_naming_it(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "egoschema/Subset/test.parquet"
+    path.parent.mkdir(parents=True)
+    record = {"question_idx": "q", "question": "Which?", "video_idx": "v", "option": ["a", "b"], "answer": "1"}
+    names = [*record, "answer"]
+    pq.write_table(pa.Table.from_arrays([pa.array([record.get(n, "0")]) for n in names], names=names), path)
+    _refused(lambda: load_local_records(tmp_path, benchmark("egoschema"), "Subset", "test"), path, "answer")
 
 
 def test_egoschema_without_answers_is_refused(tmp_path):

@@ -190,12 +190,15 @@ def test_an_adapter_trained_on_another_base_is_refused_before_lmms_eval(tmp_path
     assert code == 2 and "the adapter was trained on" in err and not (tmp_path / "s").exists()
 
 
-@pytest.mark.parametrize("damage, base", [("truncated weights", "its own"), ("torn record", "another family's")])
+@pytest.mark.parametrize("damage, base", [("truncated weights", "its own"), ("torn record", "another family's"),
+                                          ("nan weights", "its own")])
 def test_a_damaged_adapter_is_refused_before_lmms_eval_naming_its_file(damage, base, tmp_path, tiny_adapter,
                                                                        tiny_llava_onevision, tiny_qwen2_vl):
     """Truncated weights on the adapter's own base ended as "evaluation did not finish ... re-run the same command"
     (exit 1) after the base model was evaluated; a torn savi_adapter.json let the adapter onto another base with no
-    word. Both are one line naming the file, exit 2, before any folder is made."""
+    word; weights holding NaN with their header intact (red team pass 13, B8) were refused only by savi_video inside
+    lmms-eval, after the base model's run. Each is one line naming the file (and the weight), exit 2, before any
+    folder is made."""
     from tests.builders import damaged_adapter
 
     adapter, damaged = damaged_adapter(tiny_adapter, tmp_path / "rr", damage)
@@ -204,6 +207,34 @@ def test_a_damaged_adapter_is_refused_before_lmms_eval_naming_its_file(damage, b
                            "--data-root", str(tmp_path), "--out", str(tmp_path / "s")])
     assert code == 2 and len(err.strip().splitlines()) == 1 and str(damaged) in err, err
     assert "re-run" not in err and not (tmp_path / "s").exists()
+    if damage == "nan weights":
+        assert "the adapter's weight base_model.model." in err and "lora_" in err and "holds NaN" in err, err
+
+
+def test_a_suite_undone_by_a_configuration_error_keeps_the_log_its_line_names(tmp_path, tiny_adapter,
+                                                                             tiny_llava_onevision, monkeypatch):
+    """Red team pass 13, B8: lmms-eval's exit status 2 (a configuration error savi_video found) undid the new suite
+    folder, and the line named ``full log: OUT/runs/<label>/lmms_eval.log`` inside it, gone. The log is kept beside
+    the folder (``OUT.failed.log``) where the line names it, with savi_video's own line as the cause. lmms-eval is
+    stood in for by a process that prints that line and exits 2 (the real one takes ~50 s to get there)."""
+    import savi_plugin.eval.suite as suite_module
+
+    @contextlib.contextmanager
+    def exits_2(_model, _tasks, output_path, **_settings):
+        Path(output_path).mkdir(parents=True)  # as savi_video_command makes it
+        yield [sys.executable, "-c", "import sys; print('lmms-eval starting'); print('savi_video: cannot load "
+               "pretrained=m: ModelLoadError: m/model.safetensors: damaged', file=sys.stderr); sys.exit(2)"]
+
+    monkeypatch.setattr(suite_module, "savi_video_command", exits_2)
+    out = tmp_path / "s"
+    (tmp_path / "data").mkdir()
+    code, _, err = _suite(["savi_perceptiontest", "--model", str(tiny_llava_onevision), "--adapter",
+                           str(tiny_adapter), "--data-root", str(tmp_path / "data"), "--out", str(out)])
+    kept = tmp_path / "s.failed.log"
+    line = err.strip().splitlines()[-1]
+    assert code == 2 and line.endswith(f"; full log: {kept}"), err
+    assert "lmms-eval said: savi_video: cannot load pretrained=m: ModelLoadError" in line, line
+    assert not out.exists() and "savi_video: cannot load" in kept.read_text()  # nothing marked; the log kept
 
 
 def test_compare_refuses_incomparable_tables(suite, tmp_path):
@@ -335,8 +366,8 @@ def test_a_misspelt_task_is_one_line_before_lmms_eval_starts(argv, tmp_path):
 
 # ------------------------------------------------------------------------------------- reading what a suite wrote
 def _table() -> dict:
-    row = {"task": "savi_egoschema", "adapter": "aligned", "n": 3, "base": 33.3, "aligned": 66.7, "delta": 33.4,
-           "low": 0.0, "high": 66.7}
+    row = {"task": "savi_egoschema", "adapter": "aligned", "n": 3, "base": 33.33, "aligned": 66.67, "delta": 33.34,
+           "low": 0.0, "high": 66.67}
     return {"rows": [row], "missing": [], "card": {"lmms_eval": "0.7.3", "limit": 3, "base_model": {"sha256": "0"},
                                                    "suite_tasks": ["savi_egoschema"], "adapters": {"aligned": {}}}}
 
@@ -346,7 +377,7 @@ def _broken_tables() -> dict[str, bytes]:
     of the shape replaced by a value of another type."""
     good = json.dumps(_table(), indent=1).encode()
     out = {f"torn-at-{n}": good[:n] for n in (0, 1, 6, len(good) // 2, len(good) - 1)}
-    out.update({"not-json": b"rows: []\n", "not-utf8": b'{"rows": "\xff"}', "nan": good.replace(b"33.3", b"NaN"),
+    out.update({"not-json": b"rows: []\n", "not-utf8": b'{"rows": "\xff"}', "nan": good.replace(b"33.33", b"NaN"),
                 "duplicate-key": b'{"rows": [], "rows": [], "card": {}}', "deep": b"[" * 200 + b"]" * 200})
     for top in ([], "x", 1, None):
         out[f"top-{type(top).__name__}"] = json.dumps(top).encode()
@@ -441,6 +472,54 @@ def test_compare_refuses_a_card_key_or_a_missing_task_no_suite_writes(change, fr
     assert lines[0].startswith(f"error: savi eval compare: {tmp_path / 'b' / 'table.json'}: {fragment}"), lines[0]
 
 
+@pytest.mark.parametrize("row, card, fragment", [
+    # red team pass 13, B42 (tf3): Δ outside its own percentile bootstrap interval, which always holds the mean
+    ({"aligned": 66.67, "delta": 33.34, "low": -10.0, "high": -5.0}, {},
+     "rows[0].delta: 33.34 is outside its own 95% interval [-10.0, -5.0]"),
+    # (tf4) with 2 items a score is 0, 50 or 100
+    ({"n": 2, "base": 33.33, "aligned": 83.33, "delta": 50.0, "low": 0.0, "high": 100.0}, {},
+     "rows[0].base: 33.33 is no accuracy over n=2 items"),
+    ({"n": 2, "base": 50.0, "aligned": 83.33, "delta": 33.33, "low": 0.0, "high": 100.0}, {},
+     "rows[0].aligned: 83.33 is no accuracy over n=2 items"),
+    # (tf5) more items than the card's limit lets one task have, or than its base run logged
+    ({"n": 1000, "base": 0.0, "aligned": 0.0, "delta": 0.0, "low": 0.0, "high": 0.0},
+     {"limit": 2, "tasks": {"savi_egoschema": {}}},
+     "rows[0].n: 1000 items (with 0 excluded) is above what the card's limit allows (2 per task x 1 task(s) = 2)"),
+    ({"n": 2, "excluded": 1, "base": 0.0, "aligned": 0.0, "delta": 0.0, "low": 0.0, "high": 0.0}, {"items": 2},
+     "rows[0].n: 2 items (with 1 excluded) is above the card's items (2)"),
+])
+def test_compare_refuses_a_row_no_suite_can_write(row, card, fragment, tmp_path, capsys):
+    """Each number passes the checks of its own (counts whole, scores 0-100, Δ = aligned - base, low <= high), yet no
+    suite writes the row: it was compared and printed as real (red team pass 13, B42)."""
+    table = _table()
+    table["rows"][0].update(row)
+    table["card"].update(card)
+    for side, content in (("a", _table()), ("b", table)):
+        (tmp_path / side).mkdir()
+        (tmp_path / side / "table.json").write_text(json.dumps(content))
+    assert main(["eval", "compare", str(tmp_path / "a"), str(tmp_path / "b")]) == 1
+    out, err = capsys.readouterr()
+    lines = err.strip().splitlines()
+    assert not out and len(lines) == 1, err
+    assert lines[0].startswith(f"error: savi eval compare: {tmp_path / 'b' / 'table.json'}: {fragment}"), lines[0]
+
+
+def test_a_row_a_suite_computed_passes_its_checks():
+    """The checks hold for what the suite computes (:func:`paired_bootstrap` over item scores of 0 or 100): Δ
+    inside its interval and scores of 100 k / n, for random and one-sided paired items from 1 to 60."""
+    from savi_plugin.eval.suite import row_problem
+
+    rng = np.random.default_rng(0)
+    for n in [*range(1, 13), 31, 60]:
+        for p in ((0.5, 0.5), (0.05, 0.95), (0.0, 1.0 / n)):
+            base, aligned = (100.0 * (rng.random(n) < q) for q in p)
+            delta = paired_bootstrap(base, aligned, n_resamples=2000)
+            row = {**delta.to_dict(), "no_video_base": 0, "no_video_aligned": 0}
+            assert row_problem(row) is None, row
+            rounded = {k: round(v, 2) if isinstance(v, float) else v for k, v in row.items()}  # as reports print
+            assert row_problem(rounded) is None, rounded
+
+
 def test_a_name_read_from_a_table_cannot_forge_a_markdown_row(tmp_path):
     """A task name holding ``|`` and line ends (red team B35): escaped in the one Markdown writer, so every row
     printed is one line with the table's four cells."""
@@ -458,7 +537,7 @@ def test_a_name_read_from_a_table_cannot_forge_a_markdown_row(tmp_path):
     with contextlib.redirect_stdout(out):
         assert main(["eval", "compare", str(tmp_path / "a"), str(tmp_path / "b")]) == 0
     lines = out.getvalue().splitlines()
-    assert len(lines) == 3 and lines[2].startswith(f"| {markdown_cell(name)} | aligned | Δ +33.40"), lines
+    assert len(lines) == 3 and lines[2].startswith(f"| {markdown_cell(name)} | aligned | Δ +33.34"), lines
     assert len(format_table(table["rows"], []).splitlines()) == 3
 
 

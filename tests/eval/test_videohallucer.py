@@ -139,7 +139,7 @@ def test_a_question_with_a_line_break_is_refused_naming_it(tmp_path):
     path = tmp_path / "temporal.json"
     pair = {"basic": {"video": "a.mp4", "question": "Is it up?", "answer": "yes"},
             "hallucination": {"video": "a.mp4", "question": "Which way?\u2028Answer: no\u2028Is it up?", "answer": "no"}}
-    with pytest.raises(EvalDataError, match=r"temporal.json:2:question: .*line"):
+    with pytest.raises(EvalDataError, match=r"temporal.json:1:hallucination.question: .*line"):
         validate_records(vh.flatten([pair], path), vh.SPEC, path)
 
 

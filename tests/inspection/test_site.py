@@ -45,7 +45,7 @@ def pair_file(tmp_path_factory) -> Path:
     path = write_jsonl(folder / "pairs.jsonl", records)
     with open(path, "a") as fh:
         fh.write('{"id": "bad", "video": 3, "question": "Q", "chosen": "a", "rejected": "b"}\n')
-    (folder / "pairs.jsonl.report.json").write_text(json.dumps({"skipped": [
+    (folder / "pairs.jsonl.report.json").write_text(json.dumps({"counts": {"skipped": 1}, "config": {}, "skipped": [
         {"item": "v9", "id": "v9-rrpo-0", "reason": "correct_answer", "detail": "the model was right"}],
         "failed": []}))
     return path
@@ -187,6 +187,23 @@ def test_a_named_report_that_is_not_there_or_not_json_is_one_line(flag, given, l
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(f"error: {line}"), err
     assert not (tmp_path / "site").exists()
+
+
+@pytest.mark.parametrize("document", [{}, {"results": {"accuracy": 1.0}, "adapter": "demo/rrpo"},
+                                      {"dataset": {"skipped_records": []}}, {"skipped": []}])
+def test_a_run_report_no_savi_writer_wrote_is_refused_naming_what_it_lacks(document, pair_file, tmp_path, capsys):
+    """``--run-report`` given ``{}`` or another JSON object (the demo's results.json) drew "0 skipped item(s)" as
+    if it were the generation's report (red team pass 13, B32): one line naming the file and the keys each of
+    savi's report writers puts in a report, nothing written."""
+    report = tmp_path / "other.json"
+    report.write_text(json.dumps(document))
+    code = main(["inspect", str(pair_file), "--out", str(tmp_path / "site"), "--run-report", str(report),
+                 "--no-progress"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code != 0 and len(err) == 1, err
+    assert err[0].startswith(f"error: {report}: run report: not a report savi wrote (it lacks the keys each "
+                             f"writer puts in one -- savi generate: "), err[0]
+    assert "savi train: " in err[0] and not (tmp_path / "site").exists()
 
 
 @pytest.mark.parametrize("lines, problems", [

@@ -344,6 +344,32 @@ def test_a_target_that_is_a_symbolic_link_is_never_replaced_by_a_file(writer, li
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["elsewhere"] * target.exists() + [out.name])
 
 
+#: writers whose output has no mark of the claim's kind (a plot beside a run, a fixture folder's own record), with
+#: the argv and the output kind of :class:`Writer`: the relation "below a file" holds for them too
+BELOW_A_FILE_WRITERS = {**{name: (spec.argv, spec.folder) for name, spec in WRITERS.items()},
+                        "plot": (lambda w, out: ["plot", w / "model", "--out", out], False),
+                        "eval-fixture": (lambda w, out: ["eval", "fixture", out, "-n", "1", "--benchmark", "mvbench"],
+                                         True)}
+
+
+@pytest.mark.parametrize("writer", list(BELOW_A_FILE_WRITERS))
+@pytest.mark.parametrize("depth", [1, 2])
+def test_an_output_below_a_file_is_one_configuration_line_naming_the_file(writer, depth, world, tmp_path, capsys):
+    """`--out qa.jsonl/site` with qa.jsonl a file: the system says only "Not a directory" of every name below it;
+    the refusal names the file, exit 2 (a wrong flag value), not a mark that does not exist (red team 13, row 43)."""
+    argv, folder = BELOW_A_FILE_WRITERS[writer]
+    user = tmp_path / "qa.jsonl"
+    user.write_text('{"id": "the user\'s"}\n')
+    below = user.joinpath(*["sub"] * (depth - 1))
+    out = below / ("out" if folder else ("out.png" if writer == "plot" else "out.jsonl"))
+    inputs = snapshot(world)
+    code, _, err = savi(capsys, *argv(world, out))
+    assert code == 2, err
+    assert_one_line_error(err, f"{out}: {user} is a file, not a folder: choose another")
+    assert user.read_text() == '{"id": "the user\'s"}\n' and [p.name for p in tmp_path.iterdir()] == ["qa.jsonl"]
+    assert snapshot(world) == inputs
+
+
 @pytest.mark.parametrize("writer", [w for w, s in WRITERS.items() if s.cheap or w == "inspect"])
 @pytest.mark.parametrize("what", ["a user's file", "a folder"])
 def test_a_users_file_named_like_the_outputs_lock_is_never_emptied_or_removed(writer, what, world, tmp_path, capsys):

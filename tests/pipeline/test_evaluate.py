@@ -56,6 +56,22 @@ def test_a_failed_eval_keeps_lmms_eval_s_log_where_the_error_names_it(tmp_path):
     assert sorted(p.name for p in kept.parent.iterdir()) == ["eval"]
 
 
+def test_a_first_configuration_error_keeps_the_log_its_line_names(tmp_path):
+    """A configuration error (lmms-eval's exit status 2) undoes what a new output's job made, and the undo took the
+    kept log beside the folder with it, though the line named it (red team pass 13, B8, in the suite): the output
+    layer keeps that name (:func:`savi_plugin.data.outputs.failed_log_path`)."""
+    from savi_plugin.eval.command import EvalSettingError
+    from savi_plugin.pipeline.evaluate import fresh_eval_folder
+
+    folder = tmp_path / "iter_0" / "eval"
+    with pytest.raises(EvalSettingError) as err, fresh_eval_folder(folder, {"limit": 1}) as tmp:
+        (tmp / "lmms_eval.log").write_text("savi_video: dtype='int8' is unknown\n")
+        raise EvalSettingError("evaluation did not finish (exit status 2)", tmp / "lmms_eval.log")
+    kept = tmp_path / "iter_0" / "eval.failed.log"
+    assert str(err.value).endswith(f"; full log: {kept}") and "dtype='int8'" in kept.read_text()
+    assert sorted(p.name for p in kept.parent.iterdir()) == ["eval.failed.log"]
+
+
 def test_the_eval_step_starts_lmms_eval_outside_this_job_s_rendezvous(tmp_path, monkeypatch):
     """A DeepSpeed recipe run with no launcher is rank 0 of 1 on 127.0.0.1 (single_process_env): the lmms-eval it
     starts gets none of those variables (its accelerate would bind the same MASTER_PORT and fail), nor a launcher's."""

@@ -110,7 +110,6 @@ class VideoLM:
 
             with model_files_read(adapter, "adapter"):
                 model = PeftModel.from_pretrained(model, str(adapter), is_trainable=is_trainable)
-            _check_adapter_finite(model, adapter)
         model.to(device)
         _own_memory(model)
         if not is_trainable:
@@ -499,21 +498,6 @@ def _own_memory(model) -> None:
         for name, buffer in module._buffers.items():
             if buffer is not None and buffer.device.type == "cpu":
                 module._buffers[name] = buffer.clone()
-
-
-def _check_adapter_finite(model, adapter: str | Path) -> None:
-    """Refuse an adapter whose loaded weights hold NaN or infinity (a file intact in its header, damaged or
-    diverged in its values): every answer it gave would be scored as the model's.
-
-    Raises:
-        AdapterFileError: naming the adapter and the first such weight (exit status 2).
-    """
-    from savi_plugin.data.identity import AdapterFileError
-
-    for name, param in model.named_parameters():
-        if "lora_" in name and not bool(torch.isfinite(param).all()):
-            raise AdapterFileError(f"{adapter}: the adapter's weight {name} holds NaN or infinity; restore the folder "
-                                   f"from its training run, or train it again")
 
 
 @contextlib.contextmanager

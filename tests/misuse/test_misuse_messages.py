@@ -1,0 +1,139 @@
+"""Misuse, generated: a name holding a line break, a control character or a bidi override, in every kind of line a
+command prints (its ``error:`` line, a ``savi data validate`` problem line, a summary line, a log warning).
+
+Every case runs the real command in-process (``savi_plugin.cli.main``) on a file or folder whose name holds the
+character after a forged ``error:`` text. What must hold: the command prints exactly the lines it prints for a
+plain name, none of them holds the raw character, and the name is shown with the character escaped
+(:func:`savi_plugin.untrusted.printable`, through the one printer :func:`savi_plugin.cli.say` and the log
+formatter :class:`savi_plugin.cli.OneLineFormatter`) -- red team 13, row 15.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+
+import pytest
+
+from misuse_kit import savi
+from tests.builders import write_jsonl
+
+#: each kind of character that ends or redraws a line, with the escape a message shows for it
+CONTROLS = {"line feed": ("\n", "\\n"), "carriage return": ("\r", "\\r"), "tab": ("\t", "\\t"),
+            "vertical tab": ("\x0b", "\\x0b"), "form feed": ("\x0c", "\\x0c"), "escape": ("\x1b", "\\x1b"),
+            "file separator": ("\x1c", "\\x1c"), "delete": ("\x7f", "\\x7f"), "next line (C1)": ("\x85", "\\x85"),
+            "CSI (C1)": ("\x9b", "\\x9b"), "line separator": ("\u2028", "\\u2028"),
+            "paragraph separator": ("\u2029", "\\u2029"), "right-to-left override": ("\u202e", "\\u202e"),
+            "right-to-left isolate": ("\u2067", "\\u2067")}
+
+#: every raw character of :data:`CONTROLS` but the line feed that ends each printed line
+RAW = re.compile("[" + "".join(ch for ch, _ in CONTROLS.values() if ch != "\n") + "]")
+
+
+def lines(text: str) -> list[str]:
+    """``text``'s lines as a terminal, an editor or a log reader splits them (``str.splitlines``' separators)."""
+    assert RAW.search(text) is None, repr(text)
+    return text.splitlines()
+
+
+@contextlib.contextmanager
+def own_log_handler():
+    """The log handler ``savi`` installs for itself: pytest's capture handlers (added as each test is called) are
+    set aside while the command runs (``logging.basicConfig`` adds none where a handler is present), then put
+    back."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    root.handlers.clear()
+    try:
+        yield
+    finally:
+        for handler in root.handlers[:]:
+            root.removeHandler(handler)
+        root.handlers.extend(handlers)
+        root.setLevel(level)
+
+
+def _error_line(name, tmp_path, capsys):
+    code, out, err = savi(capsys, "plot", name)
+    assert code == 1 and out == ""
+    return lines(err), ["error: {}: RUN_DIR not found; give a `savi train` output folder"]
+
+
+def _problem_line(name, tmp_path, capsys):
+    write_jsonl(tmp_path / name, [{"id": 1}])
+    code, out, err = savi(capsys, "data", "validate", name)
+    assert code == 1
+    assert lines(err) == ["0 valid record(s), 1 problem(s)"]
+    return lines(out), ["{}:1:id: expected a string, got int"]
+
+
+def _summary_line(name, tmp_path, capsys):
+    code, out, err = savi(capsys, "recipes", "cp", "tiny_demo", name + ".yaml")
+    assert code == 0 and lines(err) == []
+    return lines(out), ["copied tiny_demo.yaml to {}.yaml"]
+
+
+def _log_warning(name, tmp_path, capsys):
+    write_jsonl(tmp_path / "p.jsonl", [{"id": "a", "video": "v.mp4", "question": "q?", "chosen": "a cat",
+                                        "rejected": "a dog", "chosen_tagged": "a <MASK>cat</MASK>",
+                                        "rejected_tagged": "a <MASK>dog</MASK>"}])
+    write_jsonl(tmp_path / name, [{"id": "no such pair", "step": 1}])
+    code, out, err = savi(capsys, "inspect", "p.jsonl", "--out", "site", "--frames", "0", "--no-progress",
+                          "--diagnostics", name)
+    assert code == 0 and len(lines(out)) == 1
+    return [line.split(" ", 1)[1] for line in lines(err)], [
+        "WARNING savi_plugin.inspection.site: {}: 1 row(s) name an id of no pair in p.jsonl: not shown"]
+
+
+LINES = {"error line": _error_line, "validate problem line": _problem_line, "summary line": _summary_line,
+         "log warning": _log_warning}
+
+
+@pytest.mark.parametrize("where", list(LINES))
+@pytest.mark.parametrize("kind", list(CONTROLS))
+def test_a_name_holding_a_control_character_stays_inside_its_one_line(where, kind, tmp_path, capsys, monkeypatch):
+    raw, escaped = CONTROLS[kind]
+    monkeypatch.chdir(tmp_path)
+    name = f"bad{raw}error: all good"
+    with own_log_handler():
+        printed, expected = LINES[where](name, tmp_path, capsys)
+    assert printed == [line.format(f"bad{escaped}error: all good") for line in expected]
+
+
+#: what a command may hand to ``print`` as it is: documents whose encoders escape what they hold (JSON, YAML, the
+#: Markdown tables of :func:`savi_plugin.eval.suite.markdown_cell`, the demo's and ablation's number tables)
+DOCUMENTS = {"dumps", "safe_dump", "markdown", "format_table", "format_seed_table"}
+
+
+def test_every_line_a_command_builds_is_printed_through_the_one_printer():
+    """A line a command puts together (an f-string, a concatenation, a name) is printed by ``say``, never by
+    ``print``: the scan that keeps a command added tomorrow inside the rule."""
+    import ast
+    from pathlib import Path
+
+    import savi_plugin.cli as cli
+
+    found = []
+    for path in sorted(Path(cli.__file__).parent.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "print" and node.args:
+                first = node.args[0]
+                builder = first.func if isinstance(first, ast.Call) else None
+                name = getattr(builder, "attr", None) or getattr(builder, "id", None)
+                if name not in DOCUMENTS and not (path.name == "__init__.py" and ast.unparse(first) == "printable(line)"):
+                    found.append(f"{path.name}:{node.lineno}: print({ast.unparse(first)[:60]})")
+    assert found == []
+
+
+@pytest.mark.parametrize("kind", list(CONTROLS))
+def test_savi_videos_one_line_inside_lmms_eval_stays_one_line(kind, capsys):
+    """``savi_video``'s refusal inside lmms-eval (:func:`savi_plugin.eval.settings.exits_as_configuration_error`)
+    is printed by the same rule: a path in ``model_args`` holding a line break is escaped."""
+    from savi_plugin.eval.settings import SettingError, exits_as_configuration_error
+
+    raw, escaped = CONTROLS[kind]
+    with pytest.raises(SettingError) as raised, exits_as_configuration_error():
+        raise SettingError(f"savi_video: pretrained=m{raw}error: x: not found")
+    assert raised.value.code == 2
+    assert lines(capsys.readouterr().err) == [f"savi_video: pretrained=m{escaped}error: x: not found"]
