@@ -253,7 +253,7 @@ def test_a_run_plotted_where_savi_plot_writes_by_default_is_still_extended(finis
     continues (``max_steps`` 1 -> 2) from its checkpoint, which holds only what the run wrote."""
     run = tmp_path / "run"
     shutil.copytree(finished_run / "out", run, symlinks=True)
-    code, out, err = savi(capsys, "plot", run)
+    code, _, err = savi(capsys, "plot", run)
     assert code == 0 and (run / "training_curves.png").stat().st_size > 0, err
     code, _, err = savi(capsys, "plot", run, "--out", run / "curves" / "c.png")  # a new folder of the run: not read
     assert code == 0, err
