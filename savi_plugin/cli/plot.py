@@ -26,9 +26,14 @@ def run(args) -> int:
     if out.suffix.lower() != ".png":
         raise ConfigurationError(f"{out}: --out must be a .png file")
     run = Path(args.run_dir)
+    # what it reads: the run's report and trainer state, and every checkpoint-N folder (its trainer_state.json and
+    # savi_checkpoint.json); an --out equal to one or inside a checkpoint is an output inside an input. The run
+    # folder itself is not one: the default output lies in it, beside what it reads
     inputs = {f"RUN_DIR's {name}": run / name for name in ("train_report.json", "trainer_state.json")}
+    checkpoints = {"a checkpoint folder of RUN_DIR that savi plot reads": sorted(run.glob("checkpoint-*"))}
     # new, or an earlier plot of ours (marked); never a user's file or a file the run needs
-    with claim(out, command="savi plot", inputs=inputs, output_name="--out", replace_ours=True) as claimed:
+    with claim(out, command="savi plot", inputs=inputs, input_files=checkpoints, output_name="--out",
+               replace_ours=True) as claimed:
         try:
             with atomic_path(out, suffix=".png") as tmp:
                 _, panels = plot_training(args.run_dir, tmp)

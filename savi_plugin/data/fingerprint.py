@@ -77,34 +77,71 @@ def config_fingerprint(config: Mapping[str, Any], ignore: Iterable[str] = ()) ->
     return hashlib.sha256(json.dumps(leaves, sort_keys=True).encode("utf-8")).hexdigest()
 
 
+def _identity_key(key: str) -> tuple[str, str | None] | None:
+    """``(the identity's key path, its field)`` when ``key`` is (a field of) an identity stored in a
+    configuration, else None: ``identity.model.members`` -> ``("identity.model", "members")`` (the run's
+    ``identity`` mapping, by input name), ``model.path.identity.sha256`` -> ``("model.path.identity", "sha256")``
+    (a recipe's path replaced by its identity, :func:`savi_plugin.recipe.recipe_for_file`)."""
+    from savi_plugin.data.identity import IDENTITY_FIELDS
+
+    parts = key.split(".")
+    if "identity" not in parts:
+        return None
+    at = len(parts) - 1 - parts[::-1].index("identity")
+    rest = parts[at + 1:]
+    if len(rest) == 1 and rest[0] in IDENTITY_FIELDS:
+        return ".".join(parts[:at + 1]), rest[0]
+    if not rest:
+        return key, None
+    return ".".join(parts[:at + 2]), ".".join(rest[1:]) or None
+
+
 def describe_changes(changes: list[tuple[str, Any, Any]], limit: int = 6, *, same_path: bool | None = None) -> str:
     """``"learning_rate: 0.0001 -> 0.0002, data: a.jsonl -> b.jsonl"`` (at most ``limit``, then a count).
-    ``same_path``: whether nothing but contents changed (default: no other key among ``changes`` changed)."""
+    ``same_path``: whether nothing but contents changed (default: no other key among ``changes`` changed).
+
+    An identity (:mod:`savi_plugin.data.identity`) that changed is one entry naming the input and what tells its
+    two contents apart (:func:`~savi_plugin.data.identity.identity_differences`: the files added, removed or
+    changed in a model or adapter folder), never its digests: ``identity.model changed content
+    (preprocessor_config.json added)``."""
+    from savi_plugin.data.identity import identity_differences
+
     def short(value: Any) -> str:
         text = json.dumps(value, default=str)
         return text if len(text) <= 60 else text[:57] + "..."
 
     merged: list[tuple[str, Any, Any]] = []
-    for key, a, b in changes:  # an identity (data/identity.py) changed: one entry naming the input, not its digests
-        if key.startswith("identity.") or ".identity." in key:
-            head, _, rest = key.partition("identity.")
-            name = head + "identity." + rest.split(".", 1)[0]
-            if not any(k == name for k, _, _ in merged):
-                merged.append((name, "content", "changed"))
+    identities: dict[str, tuple[dict, dict]] = {}  # identity key path -> (its stored fields, its current fields)
+    for key, a, b in changes:
+        found = _identity_key(key)
+        if found is None:
+            merged.append((key, a, b))
             continue
-        merged.append((key, a, b))
+        name, field = found
+        if name not in identities:
+            identities[name] = ({}, {})
+            merged.append((name, "content", "changed"))
+        if field is not None:
+            for side, value in zip(identities[name], (a, b)):
+                if value is not None:
+                    side[field] = value
     changes = merged
     if same_path is None:
         same_path = not any(not _is_identity(key) for key, _, _ in changes)
-    parts = [f"{key}: {short(a)} -> {short(b)}" if a != "content" else
-             f"{key} changed content" + (" (same path)" if same_path else "") for key, a, b in changes[:limit]]
+
+    def content(key: str) -> str:
+        details = (["same path"] if same_path else []) + [
+            d for d in [identity_differences(*identities[key]) if all(identities[key]) else None] if d]
+        return f"{key} changed content" + (f" ({'; '.join(details)})" if details else "")
+
+    parts = [content(key) if key in identities else f"{key}: {short(a)} -> {short(b)}" for key, a, b in changes[:limit]]
     if len(changes) > limit:
         parts.append(f"and {len(changes) - limit} more")
     return ", ".join(parts)
 
 
 def _is_identity(key: str) -> bool:
-    return key.startswith("identity.") or ".identity." in key
+    return _identity_key(key) is not None
 
 
 def check_same_config(stored: Mapping[str, Any] | None, current: Mapping[str, Any], *, output: str | Path,

@@ -243,18 +243,43 @@ def model_identity(path: str | Path | None, *, every_file: bool = False, watch: 
     return found if every_file else {**found, "members": listed}
 
 
+#: the fields of an identity (:func:`file_identity`, :func:`folder_identity`, :func:`files_identity`,
+#: :func:`model_identity`, a hub id's ``name``): how a flattened configuration key tells an identity's own field
+#: from the name of an input it identifies
+IDENTITY_FIELDS = frozenset({"family", "files", "members", "name", "sha256", "size"})
+
+
 def identity_differences(stored: dict | None, current: dict | None, limit: int = 4) -> str | None:
-    """Which files differ between two :func:`model_identity` values (``"model.safetensors changed,
-    tokenizer.json removed"``, at most ``limit``, then a count), or None when either lists no ``members``."""
-    try:
-        a, b = dict((stored or {})["members"]), dict((current or {})["members"])
-    except (KeyError, TypeError, ValueError):
+    """What tells two identities of one input apart, in words, or None when nothing but their digests does (or
+    either is missing): the one wording of every identity comparison -- a run's continuation (model, adapter,
+    videos, manifest: :func:`savi_plugin.data.fingerprint.describe_changes`), an adapter and its base, a job and
+    the model it loaded, a checkpoint and what its run saved.
+
+    * identities that list ``members`` (a model or adapter folder, a checkpoint): each file added, removed or
+      changed, by name (``"model.safetensors changed, preprocessor_config.json added"``; at most ``limit``, then
+      a count);
+    * a folder of videos or the videos a manifest names: their number (``"files 2 -> 3"``);
+    * a data file: its size (``"size 1200 -> 1180 bytes"``);
+    * a hub id: its name (``"name org/a -> org/b"``).
+    """
+    if not isinstance(stored, dict) or not isinstance(current, dict):
         return None
-    parts = [f"{n} {'removed' if n not in b else 'added' if n not in a else 'changed'}"
-             for n in sorted(set(a) | set(b)) if a.get(n) != b.get(n)]
-    if len(parts) > limit:
-        parts = parts[:limit] + [f"and {len(parts) - limit} more"]
-    return ", ".join(parts) or None
+    a, b = stored.get("members"), current.get("members")
+    if isinstance(a, list) and isinstance(b, list):
+        try:
+            a, b = dict(a), dict(b)
+        except (TypeError, ValueError):
+            return None
+        parts = [f"{n} {'removed' if n not in b else 'added' if n not in a else 'changed'}"
+                 for n in sorted(set(a) | set(b)) if a.get(n) != b.get(n)]
+        if len(parts) > limit:
+            parts = parts[:limit] + [f"and {len(parts) - limit} more"]
+        return ", ".join(parts) or None
+    for field, unit in (("name", ""), ("files", ""), ("size", " bytes")):
+        before, now = stored.get(field), current.get(field)
+        if before is not None and now is not None and before != now:
+            return f"{field} {before} -> {now}{unit}"
+    return None
 
 
 def input_identity(path: str | Path | None, *, watch: WatchedFiles | None = None) -> dict[str, Any] | None:
@@ -609,27 +634,6 @@ def _check_peft_base_class(adapter_dir: Path, base: str | Path) -> None:
         f"{adapter_dir}: the adapter was trained on a {trained_class} ({trained_on or 'base not recorded'}, per its "
         f"adapter_config.json) and would be applied to {base}, a {'/'.join(map(str, architectures))}; load it onto "
         f"a model of the class it was trained on")
-
-
-def check_inputs_unchanged(stored: dict | None, current: dict | None, *, output: str | Path, stored_at: str | Path,
-                           remedy: str = "write to a new output, or delete the old one to start over") -> None:
-    """Refuse to continue ``output`` when an input's identity (``{name: identity}``) changed, naming the input."""
-    if not stored:
-        return
-    for name, before in stored.items():
-        after = (current or {}).get(name)
-        if before is not None and not same_identity(before, after):
-            why = "is gone" if after is None else "changed content at the same path"
-            from savi_plugin.data.fingerprint import ConfigMismatchError
-
-            raise ConfigMismatchError(f"{output}: {name} {why} since this output was made (identity stored in "
-                                      f"{stored_at}); {remedy}")
-
-
-def content_changed(stored: dict | None, current: dict | None) -> list[str]:
-    """Names whose identity differs between two ``{name: identity}`` mappings."""
-    names = set(stored or {}) | set(current or {})
-    return sorted(n for n in names if not same_identity((stored or {}).get(n), (current or {}).get(n)))
 
 
 def realpath_or_name(path: str | Path | None) -> str | None:

@@ -19,6 +19,9 @@ What holds for every output, by construction (README "Guarantees"):
   output, around) anything the job reads -- the model folder, a data file, the recipe, a video a manifest names.
   Paths are compared after ``..``, ``./`` and symlinks are resolved, by inode (a hard link is the same file), and
   case-insensitively where the file system is.
+* **An output never lies in a training checkpoint** (:func:`check_not_in_checkpoint`): a checkpoint's run checks
+  every file it holds when it resumes, so a plot, site or report written there would stop the run from being
+  continued; refused for every writer, whether or not it reads the run.
 * **One writer per output** (:class:`OutputLock`): an exclusive lock for the whole job, ``flock`` on
   ``<output>.lock`` (a file) or ``<folder>/.savi.lock`` (a folder), naming its holder, and first a *shadow*
   ``flock`` that removing that file (or the whole output) does not free: ``/tmp/savi-locks-<uid>/<digest>.lock``,
@@ -96,6 +99,11 @@ class OutputLockedError(RunError):
 class OutputIsInputError(ConfigurationError):
     """An output would overwrite or write into one of the job's inputs: a configuration error (exit status 2),
     found before the job starts."""
+
+
+class OutputInCheckpointError(ConfigurationError):
+    """An output would add files to a training checkpoint (:func:`checkpoint_holding`): its run's resume checks
+    every file the checkpoint holds, so the run could not be continued. A configuration error (exit status 2)."""
 
 
 class OutputRemovedError(RunError):
@@ -768,6 +776,45 @@ def writer_now(output: str | Path, folder: bool = False) -> str | None:
     real = _real(output)
     holder = _held_by_another_job(lock_path(real, folder), real)
     return _holder_text(holder) if holder else None
+
+
+def checkpoint_holding(output: str | Path) -> tuple[Path, Path] | None:
+    """``(checkpoint, run folder)`` when ``output`` is, or lies inside, a training checkpoint, else None.
+
+    A checkpoint is a folder holding ``savi train``'s record
+    (:data:`~savi_plugin.data.identity.CHECKPOINT_FILE`, ``savi_checkpoint.json``), or a ``checkpoint-N``
+    folder of a folder savi marked (a checkpoint the Trainer is still writing has no record yet). Its run's resume
+    checks every file it holds (:func:`savi_plugin.training.checkpoints.check_contents`): a file added there -- a
+    plot, a site, a report -- would stop the run from being continued. Compared by real path, so a link to the
+    checkpoint (or to a folder inside it) is found too."""
+    from savi_plugin.data.identity import CHECKPOINT_FILE
+
+    real = _real(output)
+    for folder in (real, *real.parents):
+        if not folder.name:
+            continue
+        record = folder / CHECKPOINT_FILE
+        named = folder.name.startswith("checkpoint-") and folder.name[len("checkpoint-"):].isdigit()
+        if os.path.isfile(record) or (named and os.path.lexists(folder.parent / MARK_NAME)):
+            return folder, folder.parent
+    return None
+
+
+def check_not_in_checkpoint(output: str | Path, output_name: str = "output") -> None:
+    """Refuse an output that is, or lies inside, a training checkpoint (:func:`checkpoint_holding`).
+
+    Raises:
+        OutputInCheckpointError: naming the checkpoint and its run.
+    """
+    from savi_plugin.data.paths import from_here
+
+    found = checkpoint_holding(output)
+    if found is not None:
+        checkpoint, run = found
+        raise OutputInCheckpointError(
+            f"{output}: {output_name} would add files to {checkpoint.name}, a checkpoint of the savi train run in "
+            f"{from_here(run)}, which its resume checks file by file (the run could not be continued): choose "
+            f"{another(output_name)} outside {from_here(checkpoint)}")
 
 
 def check_no_enclosing_job(output: str | Path, what: str = "output") -> None:
@@ -1784,6 +1831,7 @@ def claim(output: str | Path, *, command: str, config: Mapping[str, Any] | None 
     check_distinct(path, inputs or {}, output_name=output_name, folder=folder)
     for group, files in (input_files or {}).items():
         check_not_any({output_name: path}, files, what=group, folder=folder)
+    check_not_in_checkpoint(path, output_name)
     special = special_kind(path)
     if special is not None:
         raise ForeignOutputError(f"{output}: {output_name} exists and is {special}; savi writes only regular files "

@@ -23,7 +23,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from savi_plugin.data.outputs import LOCK_NAME, OutputLock, folder_above_error, foreign_marker, write_json
+from savi_plugin.data.outputs import (
+    LOCK_NAME,
+    OutputLock,
+    check_not_in_checkpoint,
+    folder_above_error,
+    foreign_marker,
+    write_json,
+)
 
 #: written into every folder ``savi eval fixture`` fills: what it wrote there
 MARKER = ".savi-eval-fixture"
@@ -99,13 +106,15 @@ class FixtureFolder:
 
         Raises:
             FixtureFolderError: the path is a file, or the folder holds a file the command did not write.
-            ConfigurationError: a path above it is a file (:func:`~savi_plugin.data.outputs.folder_above_error`).
+            ConfigurationError: a path above it is a file (:func:`~savi_plugin.data.outputs.folder_above_error`), or
+                it lies in a training checkpoint (:func:`~savi_plugin.data.outputs.check_not_in_checkpoint`).
         """
         above = folder_above_error(self.root, "root")
         if above is not None:
             raise above
         if self.root.exists() and not self.root.is_dir():
             raise FixtureFolderError(f"{self.root}: exists and is not a folder")
+        check_not_in_checkpoint(self.root, "fixture folder")  # a training run's checkpoint: exit 2, nothing written
         foreign = foreign_marker(self.marker, lambda data: _parse_marker(data) is not None)
         if foreign is not None:
             raise FixtureFolderError(f"{self.marker}: exists and is {foreign}; savi eval fixture keeps its record "

@@ -242,3 +242,50 @@ def test_an_adapter_without_savis_record_is_compared_with_the_local_base_peft_na
     assert said == ([] if named == "a copy of the base" else
                     [f"{adapter}: the adapter has no savi_adapter.json and its base cannot be compared with {base}; "
                      f"applying it as it is"])
+
+
+def _videos(folder, sizes):
+    folder.mkdir(exist_ok=True)
+    for old in folder.iterdir():
+        old.unlink()
+    for i, size in enumerate(sizes):
+        (folder / f"v{i}.mp4").write_bytes(bytes([i + 1]) * size)
+    return folder
+
+
+#: each kind of identity a run stores, before and after its input changed, and what the refusal names
+IDENTITY_KINDS = {
+    "model": (lambda p: (p.mkdir(), (p / "config.json").write_text('{"model_type": "x"}'),
+                         (p / "model.safetensors").write_bytes(b"w" * 64)),
+              lambda p: ((p / "model.safetensors").write_bytes(b"v" * 64),
+                         (p / "preprocessor_config.json").write_text("{}"), (p / "config.json").unlink()),
+              identity.model_identity,
+              "config.json removed, model.safetensors changed, preprocessor_config.json added"),
+    "videos": (lambda p: _videos(p, [10, 20]), lambda p: _videos(p, [10, 20, 30]), identity.input_identity,
+               "files 2 -> 3"),
+    "manifest": (lambda p: p.write_text('{"id": "q0"}\n'), lambda p: p.write_text('{"id": "q0"}\n{"id": "q1"}\n'),
+                 identity.input_identity, "size 13 -> 26 bytes"),
+}
+
+
+@pytest.mark.parametrize("kind", list(IDENTITY_KINDS))
+def test_a_continuation_refused_for_a_changed_input_names_what_changed_in_it(kind, tmp_path):
+    """Pass 13 A3/A4: ``identity.model changed content`` named no file. The one wording of every identity
+    comparison (:func:`identity.identity_differences`) names each file added, removed or changed where the stored
+    identity lists its files (a model or adapter folder), and the count or size where it holds only those."""
+    from savi_plugin.data.fingerprint import ConfigMismatchError, check_same_config
+
+    make, change, identify, named = IDENTITY_KINDS[kind]
+    path = tmp_path / kind
+    make(path)
+    stored = {"lr": 1, "identity": {kind: identify(path)}, "recipe": {"model": {"identity": identify(path)}}}
+    change(path)
+    current = {"lr": 1, "identity": {kind: identify(path)}, "recipe": {"model": {"identity": identify(path)}}}
+    assert identity.identity_differences(stored["identity"][kind], current["identity"][kind]) == named
+    with pytest.raises(ConfigMismatchError) as caught:
+        check_same_config(stored, current, output="out.jsonl", stored_at="out.jsonl.savi-output.json")
+    message = str(caught.value)
+    # one entry per identity, in the run's identity mapping and where a recipe's path became an identity
+    assert f"identity.{kind} changed content (same path; {named})" in message, message
+    assert f"recipe.model.identity changed content (same path; {named})" in message, message
+    assert "sha256" not in message and "\n" not in message

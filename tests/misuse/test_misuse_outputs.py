@@ -29,7 +29,7 @@ import pytest
 import yaml
 
 from misuse_kit import assert_one_line_error, clip, pair, qa_item, savi
-from tests.builders import random_lora_adapter, write_jsonl
+from tests.builders import random_lora_adapter, tiny_rrpo_run, write_jsonl
 
 GEN = ["--generator", "rrpo", "--num-frames", "4", "--no-progress", "--option", "answer_format=raw",
        "--option", "max_new_tokens=6", "--option", "num_perturbations=1", "--batch-size", "2"]
@@ -202,6 +202,65 @@ def test_an_output_that_is_in_or_around_an_input_is_refused(writer, input_name, 
     # folder of videos is not "a user's files" to move away: it is what the job reads)
     assert code == 2, (writer, relation, err)
     assert snapshot(world) == before  # no input touched, no lock or temporary file left in an input's folder
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory, tiny_llava_onevision, synthetic_samples) -> Path:
+    """A real finished ``savi train`` run (one step, its one checkpoint kept: ``out/checkpoint-1``), in
+    ``<folder>/out`` beside its recipe ``r.yaml`` and pairs."""
+    return tiny_rrpo_run(tmp_path_factory.mktemp("finished"), tiny_llava_onevision, synthetic_samples[:1],
+                         max_steps=1, save_strategy="steps", save_steps=1)
+
+
+#: every writer, the output layer's (:data:`WRITERS`) and the two that read a run or keep their own record: ``savi
+#: plot`` of the run itself (the checkpoint is its input) and ``savi eval fixture`` (its folder check)
+CHECKPOINT_WRITERS = {**{name: (lambda w, run, out, s=spec: s.argv(w, out), spec.folder)
+                         for name, spec in WRITERS.items()},
+                      "plot": (lambda w, run, out: ["plot", run, "--out", out], False),
+                      "eval-fixture": (lambda w, run, out: ["eval", "fixture", out, "-n", "1", "--benchmark",
+                                                            "mvbench"], True)}
+#: how an output names a place in the checkpoint: by its path, through a link to the checkpoint, the checkpoint
+CHECKPOINT_RELATIONS = ("inside", "inside-symlink", "equal")
+
+
+@pytest.mark.parametrize("relation", CHECKPOINT_RELATIONS)
+@pytest.mark.parametrize("writer", list(CHECKPOINT_WRITERS))
+def test_an_output_inside_a_checkpoint_of_a_finished_run_is_refused(writer, relation, finished_run, world, tmp_path,
+                                                                   capsys):
+    """Pass 13 A39/A41: ``savi plot RUN --out RUN/checkpoint-40/curves.png`` and ``savi inspect --out
+    RUN/checkpoint-40/site`` wrote into the checkpoint, and the run could no longer be extended (its resume checks
+    every file a checkpoint holds). Every writer refuses it in one line, exit 2, naming the checkpoint."""
+    argv, folder = CHECKPOINT_WRITERS[writer]
+    run = finished_run / "out"
+    checkpoint = run / "checkpoint-1"
+    inner = "sub" if folder else "curves.png" if writer == "plot" else "out.jsonl"
+    if relation == "inside-symlink":
+        (tmp_path / "link").symlink_to(checkpoint)
+        place = tmp_path / "link" / inner
+    else:
+        place = checkpoint / inner if relation == "inside" else checkpoint
+    before, inputs = snapshot(finished_run), snapshot(world)
+    code, _, err = savi(capsys, *argv(world, run, place))
+    assert code == 2, (writer, relation, err)
+    line = assert_one_line_error(err, "checkpoint-1")
+    if writer != "plot":  # savi plot reads the run: refused as an output inside its input (the checkpoint)
+        assert f"a checkpoint of the savi train run in {run}" in line, line
+    assert snapshot(finished_run) == before and snapshot(world) == inputs
+
+
+def test_a_run_plotted_where_savi_plot_writes_by_default_is_still_extended(finished_run, tmp_path, capsys):
+    """``savi plot RUN`` writes ``RUN/training_curves.png`` (beside what it reads, not inside it): the run then
+    continues (``max_steps`` 1 -> 2) from its checkpoint, which holds only what the run wrote."""
+    run = tmp_path / "run"
+    shutil.copytree(finished_run / "out", run, symlinks=True)
+    code, _, err = savi(capsys, "plot", run)
+    assert code == 0 and (run / "training_curves.png").stat().st_size > 0, err
+    code, _, err = savi(capsys, "plot", run, "--out", run / "curves" / "c.png")  # a new folder of the run: not read
+    assert code == 0, err
+    code, _, err = savi(capsys, "train", finished_run / "r.yaml", "--data", finished_run / "pairs.jsonl",
+                        "--output-dir", run, "train.max_steps=2")
+    assert code == 0, err
+    assert json.loads((run / "train_report.json").read_text())["global_step"] == 2
 
 
 #: ``savi eval run``'s inputs: what ``--model_args`` and ``--data-root`` name (its ``--output_path`` carries no mark:
@@ -545,15 +604,38 @@ def test_resume_after_the_manifest_was_edited_in_place_is_refused(generated, cap
     assert_one_line_error(err, str(out), "identity.inputs changed content")
 
 
-def test_resume_after_the_weights_were_replaced_at_the_same_path_is_refused(generated, capsys):
-    out, model = generated
-    weights = model / "model.safetensors"
-    data = bytearray(weights.read_bytes())
+def _flip_last_byte(path: Path) -> None:
+    data = bytearray(path.read_bytes())
     data[-1] ^= 0xFF  # another checkpoint, same path, same size
-    weights.write_bytes(bytes(data))
+    path.write_bytes(bytes(data))
+
+
+#: a model folder changed between a run and its continuation: how, and what the refusal names (None: not a file a
+#: loader reads, the run continues)
+MODEL_CHANGES = {
+    "weights replaced": (lambda m: _flip_last_byte(m / "model.safetensors"), "model.safetensors changed"),
+    "processor file added": (lambda m: (m / "preprocessor_config.json").write_text(json.dumps(
+        {"size": {"height": 16, "width": 16}})), "preprocessor_config.json added"),
+    "generation config removed": (lambda m: (m / "generation_config.json").unlink(), "generation_config.json removed"),
+    "notes added": (lambda m: (m / "NOTES.md").write_text("my notes\n"), None),
+}
+
+
+@pytest.mark.parametrize("change", list(MODEL_CHANGES))
+def test_resume_after_the_model_folder_changed_names_each_file_or_continues(change, generated, capsys):
+    """Pass 13 A3/A4: a file a loader reads added to (or changed in, or removed from) the model folder between a
+    run and its continuation is refused naming the file (README: "a refusal names each file added, removed or
+    changed"); a user's notes beside the model are not the model."""
+    out, model = generated
+    make, named = MODEL_CHANGES[change]
+    make(model)
+    before = out.read_bytes()
     code, _, err = _regenerate(out, capsys)
-    assert code == 1
-    assert_one_line_error(err, str(out), "identity.model changed content")
+    if named is None:
+        assert code == 0 and out.read_bytes() == before, err
+        return
+    assert code == 1 and out.read_bytes() == before
+    assert_one_line_error(err, str(out), f"identity.model changed content (same path; {named})")
 
 
 @pytest.mark.parametrize("damage", ["not JSON", "not a record", "torn last line"])
