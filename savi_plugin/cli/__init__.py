@@ -424,7 +424,7 @@ def _release_frames(exc: BaseException) -> None:
 
 def _report(exc: BaseException, name: str | None, verbose: bool) -> int:
     """The one line (or the stop's line) for an exception that ended a command, and its exit status."""
-    from savi_plugin.errors import ConfigurationError
+    from savi_plugin.errors import ConfigurationError, InputChangedError
 
     if verbose:
         traceback.print_exception(exc)
@@ -432,7 +432,11 @@ def _report(exc: BaseException, name: str | None, verbose: bool) -> int:
         return _stopped(name, stop_requested())
     if _stdout_full(exc):  # `savi plugins >/dev/full`: standard output is named, as for help text
         return _flushed(1, exc)
-    say(f"error: {error_message(exc)}", file=sys.stderr)
+    _end_progress_bars()
+    message = error_message(exc)
+    if isinstance(exc, InputChangedError):
+        message = f"{message}; {_changed_input_hint()}"
+    say(f"error: {message}", file=sys.stderr)
     if isinstance(exc, ConfigurationError):
         return int(getattr(exc, "exit_code", 2))
     return int(getattr(exc, "exit_code", 1) or 1)
@@ -450,18 +454,42 @@ def _stopped(name: str | None, signum: int) -> int:
 
 def _kept_hint(name: str | None) -> str:
     """What a stopped command keeps: its resume hint (:data:`RESUME_HINTS`) when an output it claimed keeps
-    results; "nothing was written" when it claimed none, or the output layer removed each new one it claimed
-    because the stop came before its first result (:meth:`~savi_plugin.data.outputs.Output.undo`)."""
+    results, else :func:`_nothing_written`."""
+    nothing = _nothing_written()
+    return f"{nothing}; re-run the command" if nothing else RESUME_HINTS.get(
+        name, "stopped before finishing; re-run the command")
+
+
+def _changed_input_hint() -> str:
+    """What a job stopped by an input changed under it (:class:`~savi_plugin.errors.InputChangedError`) keeps."""
+    nothing = _nothing_written()
+    if nothing:
+        return f"{nothing}; re-run the command"
+    return ("what the job made from it until now is kept: put the file back as it was and re-run the same command "
+            "to continue, or write to a new output to start over with the new file")
+
+
+def _nothing_written() -> str | None:
+    """"nothing was written" when the command claimed no output, or the output layer removed each new one it
+    claimed because it ended before its first result (:meth:`~savi_plugin.data.outputs.Output.undo`); else None."""
     from savi_plugin.data.outputs import command_outputs
 
     ended = command_outputs()
-    if all(state == "undone" for state in ended.values()):
-        undone = [path for path in ended  # an output inside another one removed is named by that one
-                  if not any(path.startswith(other.rstrip("/") + "/") for other in ended if other != path)]
-        removed = (f" (the new output {undone[0]}{f' and {len(undone) - 1} more' if len(undone) > 1 else ''} held "
-                   f"no result yet and was removed)") if undone else ""
-        return f"nothing was written{removed}; re-run the command"
-    return RESUME_HINTS.get(name, "stopped before finishing; re-run the command")
+    if not all(state == "undone" for state in ended.values()):
+        return None
+    undone = [path for path in ended  # an output inside another one removed is named by that one
+              if not any(path.startswith(other.rstrip("/") + "/") for other in ended if other != path)]
+    removed = (f" (the new output {undone[0]}{f' and {len(undone) - 1} more' if len(undone) > 1 else ''} held "
+               f"no result yet and was removed)") if undone else ""
+    return f"nothing was written{removed}"
+
+
+def _end_progress_bars() -> None:
+    """End the line of a progress bar the error interrupted, so the ``error:`` line starts a line of its own."""
+    tqdm = sys.modules.get("tqdm")
+    for bar in list(getattr(getattr(tqdm, "tqdm", None), "_instances", ()) if tqdm else ()):
+        with contextlib.suppress(Exception):
+            bar.close()
 
 
 def user_error_message(exc: BaseException) -> str | None:

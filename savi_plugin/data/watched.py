@@ -106,8 +106,6 @@ def check_unchanged(path: str | os.PathLike) -> None:
                         "was replaced by another file" if (now.st_dev, now.st_ino) != before[:2] else
                         "was written to")
             raise InputChangedError(
-                f"{path}: {watch.what} {happened} while the job runs; its identity was taken at start, so what "
-                f"the job made from it until now is kept and nothing more is made from it: put the file back as it "
-                f"was and re-run the same command to continue, or write to a new output to start over with the new "
-                f"file")
+                f"{path}: {watch.what} {happened} while the job runs; its identity was taken at start, so nothing "
+                f"more is made from it")  # what was kept is said by the CLI's one line (cli._changed_input_hint)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -113,11 +114,24 @@ def test_nested_watches_each_hold_and_a_file_no_job_watches_is_not_checked(clips
     check_unchanged(video)  # no job runs
 
 
-def test_the_cli_ends_a_changed_input_with_one_line_and_status_1(capsys):
+def test_the_cli_ends_a_changed_input_with_one_line_and_status_1_saying_what_was_kept(capsys, monkeypatch):
+    """Replay 14 A #7: a video replaced before training's first result said "what the job made ... is kept" while
+    the output layer had removed the new output; the line says what the command's outputs hold."""
     from savi_plugin.cli import _report
+    from savi_plugin.data import outputs
 
+    outputs.reset_command_outputs()
     assert _report(InputChangedError("v.mp4: a video ... changed"), "generate", False) == 1
-    assert capsys.readouterr().err == "error: v.mp4: a video ... changed\n"
+    assert capsys.readouterr().err == "error: v.mp4: a video ... changed; nothing was written; re-run the command\n"
+    monkeypatch.setitem(outputs._ended, "out", "undone")
+    assert _report(InputChangedError("v.mp4: a video ... changed"), "train", False) == 1
+    assert capsys.readouterr().err == ("error: v.mp4: a video ... changed; nothing was written (the new output out "
+                                       "held no result yet and was removed); re-run the command\n")
+    monkeypatch.setitem(outputs._ended, "pairs.jsonl", "kept")
+    assert _report(InputChangedError("v.mp4: a video ... changed"), "generate", False) == 1
+    assert capsys.readouterr().err.startswith("error: v.mp4: a video ... changed; what the job made from it until now "
+                                              "is kept: put the file back as it was and re-run the same command")
+    outputs.reset_command_outputs()
 
 
 def test_a_copy_of_a_folder_moved_whole_is_watched_by_its_own_paths(clips, tmp_path):
@@ -132,3 +146,19 @@ def test_a_copy_of_a_folder_moved_whole_is_watched_by_its_own_paths(clips, tmp_p
         _cp_over(video, clips[1])
         with pytest.raises(InputChangedError, match="an input file was written to"):
             check_unchanged(video)
+
+
+def test_the_error_line_starts_a_line_of_its_own_after_an_interrupted_progress_bar(capsys):
+    """Replay 14 A #7: the ``error:`` text was glued onto the progress bar's line."""
+    from tqdm import tqdm
+
+    from savi_plugin.cli import _report
+    from savi_plugin.data import outputs
+
+    outputs.reset_command_outputs()
+    bar = tqdm(total=10, desc="training", file=sys.stderr)
+    bar.update(3)
+    _report(InputChangedError("v.mp4: changed"), "train", False)
+    err = capsys.readouterr().err
+    assert "\nerror: v.mp4: changed" in err and err.endswith("\n"), repr(err)
+    assert bar not in getattr(tqdm, "_instances", ())  # ended

@@ -107,4 +107,5 @@ def test_a_video_copied_over_while_the_run_trains_stops_it_naming_the_video(worl
     err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
     assert len(err) == 1 and err[0].startswith(f"error: {samples[1].video}: a video the pairs name was written to "
                                                f"while the job runs; its identity was taken at start"), err
+    assert err[0].endswith("held no result yet and was removed); re-run the command"), err  # replay 14 A #7
     assert not (out / "adapter_model.safetensors").exists() and not (out / "train_report.json").exists()
