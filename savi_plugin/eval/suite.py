@@ -561,22 +561,34 @@ def row_problem(row: dict) -> str | None:
         if abs(right - round(right)) > DELTA_TOLERANCE * row["n"] / 100 + 1e-9:
             return (f"{key}: {row[key]!r} is no accuracy over n={row['n']} items (each scores 0 or 100: "
                     f"100 k / {row['n']} for a whole k)")
+    # a paired difference is -100 only for an item the base model answered right and the aligned one wrong (+100
+    # the other way round); with no such item no resampled mean lies below (above) 0
+    n = row["n"]
+    right_base, right_aligned = round(row["base"] * n / 100), round(row["aligned"] * n / 100)
+    if min(right_base, n - right_aligned) == 0 and row["low"] < -DELTA_TOLERANCE:
+        return (f"low: {row['low']!r} is below 0, yet no item can have lost its score (base {row['base']!r}, aligned "
+                f"{row['aligned']!r} over n={n}: no paired difference is negative)")
+    if min(right_aligned, n - right_base) == 0 and row["high"] > DELTA_TOLERANCE:
+        return (f"high: {row['high']!r} is above 0, yet no item can have gained a score (base {row['base']!r}, "
+                f"aligned {row['aligned']!r} over n={n}: no paired difference is positive)")
     return None
 
 
 def card_limit_problem(row: dict, card: dict) -> str | None:
     """What is wrong with a row's item count against its table's card (``field: message``), or None: ``n`` plus
-    ``excluded`` (the row's items) is at most the card's ``limit`` per leaf task times its leaf tasks
-    (``card.tasks``; lmms-eval's ``--limit`` of 1 or more caps each task's documents, below 1 is a fraction), and
+    ``excluded`` (the row's items) is at most the card's ``limit`` per leaf task times its leaf tasks (one for a
+    row of a leaf task of ``card.tasks``, else all of them; lmms-eval's ``--limit`` of 1 or more caps each task's
+    documents, below 1 is a fraction), and
     at most ``card.items`` (the documents the base model's run logged)."""
     items = row["n"] + row["excluded"]
     limit, leaves, logged = card.get("limit"), card.get("tasks"), card.get("items")
     if (isinstance(limit, (int, float)) and not isinstance(limit, bool) and limit >= 1
             and isinstance(leaves, dict) and leaves):
-        cap = int(limit) * len(leaves)
+        count = 1 if row.get("task") in leaves else len(leaves)  # a leaf task's row: its own documents only
+        cap = int(limit) * count
         if items > cap:
             return (f"n: {row['n']} items (with {row['excluded']} excluded) is above what the card's limit allows "
-                    f"({int(limit)} per task x {len(leaves)} task(s) = {cap})")
+                    f"({int(limit)} per task x {count} task(s) = {cap})")
     if isinstance(logged, int) and not isinstance(logged, bool) and items > logged:
         return f"n: {row['n']} items (with {row['excluded']} excluded) is above the card's items ({logged})"
     return None

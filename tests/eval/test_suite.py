@@ -487,6 +487,15 @@ def test_compare_refuses_a_card_key_or_a_missing_task_no_suite_writes(change, fr
      "rows[0].n: 1000 items (with 0 excluded) is above what the card's limit allows (2 per task x 1 task(s) = 2)"),
     ({"n": 2, "excluded": 1, "base": 0.0, "aligned": 0.0, "delta": 0.0, "low": 0.0, "high": 0.0}, {"items": 2},
      "rows[0].n: 2 items (with 1 excluded) is above the card's items (2)"),
+    # replay 14, B20: a leaf task's row is capped by the limit alone, not by the limit times every leaf of the card
+    ({"n": 4, "base": 25.0, "aligned": 50.0, "delta": 25.0, "low": 0.0, "high": 75.0},
+     {"limit": 2, "tasks": {"savi_egoschema": {}, "savi_perceptiontest": {}}},
+     "rows[0].n: 4 items (with 0 excluded) is above what the card's limit allows (2 per task x 1 task(s) = 2)"),
+    # replay 14, B21: base and aligned both 0: every paired difference is 0, so is every resampled mean
+    ({"n": 2, "base": 0.0, "aligned": 0.0, "delta": 0.0, "low": -100.0, "high": 100.0}, {},
+     "rows[0].low: -100.0 is below 0, yet no item can have lost its score"),
+    ({"n": 2, "base": 100.0, "aligned": 100.0, "delta": 0.0, "low": 0.0, "high": 100.0}, {},
+     "rows[0].high: 100.0 is above 0, yet no item can have gained a score"),
 ])
 def test_compare_refuses_a_row_no_suite_can_write(row, card, fragment, tmp_path, capsys):
     """Each number passes the checks of its own (counts whole, scores 0-100, Δ = aligned - base, low <= high), yet no
