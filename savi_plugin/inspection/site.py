@@ -84,7 +84,7 @@ def pair_videos(pairs: str | Path, fmt: str = "savi", data_root: str | None = No
     return list(dict.fromkeys(v for v in videos if v is not None))
 
 
-def read_run_report(path: Path | None, pairs: Path) -> list[dict[str, Any]]:
+def read_run_report(path: Path | None, pairs: Path, explicit: bool = True) -> list[dict[str, Any]]:
     """The items a run report lists as skipped or failed, each a dict with ``status``: a generation report's
     ``skipped``/``failed`` lists (a merge's: its shards' runs', under ``run``), or a training report's
     ``dataset.skipped_records``; [] when there is none. A JSON object that is no report savi writes
@@ -93,7 +93,9 @@ def read_run_report(path: Path | None, pairs: Path) -> list[dict[str, Any]]:
 
     The report is read by the one reader of run reports (:func:`savi_plugin.data.provenance.load_report`) and must
     vouch for ``pairs``: a report whose stored content (size and SHA-256; a training report's ``dataset.content``)
-    is not ``pairs``'s, or a training report of another data file, is refused -- its items are another file's.
+    is not ``pairs``'s, or a training report of another data file, is refused -- its items are another file's. A
+    report given by hand (``explicit``) that stores no content is refused too: nothing ties it to ``pairs``; the
+    report beside ``pairs`` (:func:`default_run_report`) is its own by name.
 
     Raises:
         RunError: one line naming the report (and the line or field) or the pair file.
@@ -141,6 +143,9 @@ def read_run_report(path: Path | None, pairs: Path) -> list[dict[str, Any]]:
             if not (other.is_file() and pairs.is_file() and os.path.samefile(other, pairs)):
                 raise RunError(f"{pairs}: {path} is the report of a training on {other}, not on this file; give "
                                f"--run-report the report of this file's own run")
+        elif stored is None:
+            raise refuse("dataset.content", "absent (and no dataset.path): the report names no data file, so it "
+                                            "cannot vouch for this one")
         listed = [dict(e, status="skipped in training") for e in entries(dataset.get("skipped_records"),
                                                                           "dataset.skipped_records")]
     else:  # a generation run's lists; a merge's are its shards' runs' (``run``), a conversion has none
@@ -151,6 +156,9 @@ def read_run_report(path: Path | None, pairs: Path) -> list[dict[str, Any]]:
         lists = lists or {}
         listed = [dict(e, status=status) for status in ("skipped", "failed")
                   for e in entries(lists.get(status), at + status)]
+    if stored is None and kind != "savi train" and explicit:  # nothing ties the report to this file
+        raise refuse("content", f"absent: the report records no content of the file it reports on, so it cannot "
+                                f"vouch for {pairs}; give --run-report the report of this file's own run")
     if isinstance(stored, dict) and not same_identity(stored, file_identity(pairs)):
         raise RunError(f"{pairs}: {CHANGED}: {path}; give --run-report the report of this file's own run (or "
                        f"regenerate the file)")
@@ -367,7 +375,7 @@ def build_site(pairs: str | Path, out: str | Path, *, fmt: str = "savi", data_ro
         log.warning("%s: the generation run of this file did not finish: %s (the site says so at its top)", pairs,
                     unfinished)
     report_path = Path(run_report) if run_report is not None else default_run_report(pairs)
-    skipped = read_run_report(report_path, pairs)
+    skipped = read_run_report(report_path, pairs, explicit=run_report is not None)
     diag_problems: list[DataError] = []
     diag = read_diagnostics(Path(diagnostics) if diagnostics is not None else None, diag_problems)
     thumbs = ThumbnailWriter(out, limit=frames)

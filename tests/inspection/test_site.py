@@ -206,6 +206,30 @@ def test_a_run_report_no_savi_writer_wrote_is_refused_naming_what_it_lacks(docum
     assert "savi train: " in err[0] and not (tmp_path / "site").exists()
 
 
+@pytest.mark.parametrize("document, field", [
+    ({"counts": {}, "config": {}}, "content"), ({"converted_from": "x"}, "content"),
+    ({"dataset": {}, "log_history": []}, "dataset.content"),
+    ({"counts": {"skipped": 1}, "config": {}, "skipped": []}, "content")])
+def test_a_run_report_given_by_hand_must_vouch_for_the_pair_file(document, field, pair_file, tmp_path, capsys):
+    """Replay 14, B18: an object with a writer's key names only, or a real report with its ``content`` removed and
+    its ``skipped`` emptied, drew "0 skipped item(s)". A report given by hand that stores no content of the file
+    it reports on is refused; one that does, and matches, is read."""
+    from savi_plugin.data.provenance import vouch
+
+    report = tmp_path / "by_hand.json"
+    report.write_text(json.dumps(document))
+    code = main(["inspect", str(pair_file), "--out", str(tmp_path / "site"), "--run-report", str(report),
+                 "--no-progress"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code != 0 and len(err) == 1 and err[0].startswith(f"error: {report}: run report: {field}: absent"), err
+    assert not (tmp_path / "site").exists()
+    vouching = {**json.loads((pair_file.parent / "pairs.jsonl.report.json").read_text()), **vouch(pair_file)}
+    report.write_text(json.dumps(vouching))
+    assert main(["inspect", str(pair_file), "--out", str(tmp_path / "site"), "--run-report", str(report),
+                 "--no-progress"]) == 0
+    assert "1 skipped item(s)" in capsys.readouterr().out
+
+
 @pytest.mark.parametrize("lines, problems", [
     (['{"torn', "ROW", "ROW"], ["dg.jsonl:1:-: invalid JSON"]),
     (["ROW", "[" * 100_000 + "]" * 100_000, "ROW"], ["dg.jsonl:2:-: nested deeper than 64 levels"]),  # red team 4
