@@ -723,6 +723,19 @@ def _sweep_stale_shadows(folder: Path, keep: Path) -> None:
                 os.close(fd)
 
 
+def _remove_empty_lock_file(path: Path) -> None:
+    """Remove the lock file a stopped :meth:`OutputLock.acquire` created and had not yet written its holder into:
+    only while nobody holds it and it names no holder (a holder writes its line right after it locks)."""
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_RDWR | os.O_NOFOLLOW)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            if os.fstat(fd).st_size == 0 and _names(path, fd):
+                os.unlink(path)
+        finally:
+            os.close(fd)
+
+
 # the locks this process holds, checked by one watcher thread (:func:`_watch_locks`)
 _held: list[OutputLock] = []
 _held_guard = threading.Lock()
@@ -928,10 +941,15 @@ class OutputLock:
         self._take_shadow()
         try:
             self._take_visible()
-        except BaseException:
+            _register(self)
+        except BaseException as exc:
+            if self._fd >= 0 or self._excl is not None:  # taken: given back whole
+                self.release()
+                raise
+            if not isinstance(exc, Exception):  # a stop (Ctrl-C, SIGTERM) between creating the file and locking it
+                _remove_empty_lock_file(self.path)
             self._drop_shadow()
             raise
-        _register(self)
         return self
 
     def _take_shadow(self) -> None:

@@ -613,3 +613,42 @@ def test_a_failed_block_keeps_what_holds_a_file(tmp_path):
         raise RuntimeError
     assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*")) == [
         "new", "new/out", "new/out/log", "new/out/log/lmms.log"]
+
+
+@pytest.mark.parametrize("stop", [KeyboardInterrupt, SystemExit])
+def test_a_stop_between_creating_the_lock_file_and_locking_it_leaves_no_lock_file(stop, shadow_root, tmp_path,
+                                                                                  monkeypatch):
+    """Replay 14, B3: SIGTERM as soon as ``<out>.lock`` existed left an empty lock file behind."""
+    import fcntl
+
+    out = tmp_path / "pairs.jsonl"
+    visible = outputs.lock_path(out)
+    real_flock = fcntl.flock
+
+    stops = [stop]
+
+    def stopped_flock(fd, op):  # the signal lands once, as the job takes its visible lock
+        if stops and os.readlink(f"/proc/self/fd/{fd}") == str(visible) and op & fcntl.LOCK_EX:
+            raise stops.pop()()
+        return real_flock(fd, op)
+
+    monkeypatch.setattr(outputs.fcntl, "flock", stopped_flock)
+    with pytest.raises(stop):
+        OutputLock(out).acquire()
+    monkeypatch.setattr(outputs.fcntl, "flock", real_flock)
+    assert not visible.exists() and os.listdir(shadow_root / f"savi-locks-{os.getuid()}") == []
+    OutputLock(out).acquire().release()  # free
+
+
+def test_a_stop_after_the_lock_is_taken_inside_acquire_gives_it_back(shadow_root, tmp_path, monkeypatch):
+    out = tmp_path / "pairs.jsonl"
+
+    def stopped(lock):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(outputs, "_register", stopped)
+    with pytest.raises(KeyboardInterrupt):
+        OutputLock(out).acquire()
+    monkeypatch.undo()
+    assert not outputs.lock_path(out).exists() and os.listdir(shadow_root / f"savi-locks-{os.getuid()}") == []
+    OutputLock(out).acquire().release()
