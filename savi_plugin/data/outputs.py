@@ -385,6 +385,7 @@ def atomic_path(path: str | Path, suffix: str = "") -> Iterator[Path]:
     linked = link_problem(path, folder=False)
     if linked is not None:  # the rename would replace the link, not write its target
         raise ForeignOutputError(f"{path}: {linked}")
+    check_live_outputs(path)  # an output moved away is not made again by the folder creation below
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = _temp_name(path, suffix)
     try:

@@ -487,10 +487,13 @@ def test_an_output_removed_or_replaced_under_its_job_stops_the_next_write_and_th
                     where.mkdir()
             with pytest.raises(OutputRemovedError):
                 write_json(out if not folder else inside, {"step": 2})
+            # replay 14, B7: the refused write does not make the removed folder again (an empty one was left)
+            there_after_write = where.exists()
             if not folder:
                 with pytest.raises(OutputRemovedError):
                     JsonlAppender(out).write_object({"id": "x"})
                 out.unlink(missing_ok=True)  # what the appender's open created
+    assert there_after_write == (change != "removed")
     marked = change.startswith("mark-")
     assert marked or sorted(os.listdir(where) if where.exists() else []) == []
     # what is left without our mark is no longer known as this job's: the advice is to move it, as a re-run refuses it
