@@ -649,9 +649,10 @@ def test_a_stop_after_the_lock_is_taken_inside_acquire_gives_it_back(shadow_root
     def stopped(lock):
         raise KeyboardInterrupt
 
+    register = outputs._register
     monkeypatch.setattr(outputs, "_register", stopped)
     with pytest.raises(KeyboardInterrupt):
         OutputLock(out).acquire()
-    monkeypatch.undo()
+    monkeypatch.setattr(outputs, "_register", register)
     assert not outputs.lock_path(out).exists() and os.listdir(shadow_root / f"savi-locks-{os.getuid()}") == []
     OutputLock(out).acquire().release()
