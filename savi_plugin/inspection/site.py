@@ -156,6 +156,14 @@ def read_run_report(path: Path | None, pairs: Path, explicit: bool = True) -> li
         lists = lists or {}
         listed = [dict(e, status=status) for status in ("skipped", "failed")
                   for e in entries(lists.get(status), at + status)]
+        if kind == "savi generate":  # its lists are whole: its counts count them
+            counts = data.get("counts") if isinstance(data.get("counts"), dict) else {}
+            for status in ("skipped", "failed"):
+                have, said = len(lists.get(status) or []), counts.get(status)
+                if isinstance(said, bool) or not isinstance(said, int) or said != have:
+                    raise refuse(f"counts.{status}", f"{said!r} does not count the report's {status} list ({have} "
+                                                     f"item(s)): the report was edited; give --run-report the "
+                                                     f"report its run wrote")
     if stored is None and kind != "savi train" and explicit:  # nothing ties the report to this file
         raise refuse("content", f"absent: the report records no content of the file it reports on, so it cannot "
                                 f"vouch for {pairs}; give --run-report the report of this file's own run")

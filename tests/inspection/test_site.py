@@ -45,7 +45,8 @@ def pair_file(tmp_path_factory) -> Path:
     path = write_jsonl(folder / "pairs.jsonl", records)
     with open(path, "a") as fh:
         fh.write('{"id": "bad", "video": 3, "question": "Q", "chosen": "a", "rejected": "b"}\n')
-    (folder / "pairs.jsonl.report.json").write_text(json.dumps({"counts": {"skipped": 1}, "config": {}, "skipped": [
+    (folder / "pairs.jsonl.report.json").write_text(json.dumps({"counts": {"skipped": 1, "failed": 0}, "config": {},
+                                                                "skipped": [
         {"item": "v9", "id": "v9-rrpo-0", "reason": "correct_answer", "detail": "the model was right"}],
         "failed": []}))
     return path
@@ -207,9 +208,9 @@ def test_a_run_report_no_savi_writer_wrote_is_refused_naming_what_it_lacks(docum
 
 
 @pytest.mark.parametrize("document, field", [
-    ({"counts": {}, "config": {}}, "content"), ({"converted_from": "x"}, "content"),
+    ({"counts": {"skipped": 0, "failed": 0}, "config": {}}, "content"), ({"converted_from": "x"}, "content"),
     ({"dataset": {}, "log_history": []}, "dataset.content"),
-    ({"counts": {"skipped": 1}, "config": {}, "skipped": []}, "content")])
+    ({"counts": {"skipped": 0, "failed": 0}, "config": {}, "skipped": []}, "content")])
 def test_a_run_report_given_by_hand_must_vouch_for_the_pair_file(document, field, pair_file, tmp_path, capsys):
     """Replay 14, B18: an object with a writer's key names only, or a real report with its ``content`` removed and
     its ``skipped`` emptied, drew "0 skipped item(s)". A report given by hand that stores no content of the file
@@ -228,6 +229,29 @@ def test_a_run_report_given_by_hand_must_vouch_for_the_pair_file(document, field
     assert main(["inspect", str(pair_file), "--out", str(tmp_path / "site"), "--run-report", str(report),
                  "--no-progress"]) == 0
     assert "1 skipped item(s)" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("edit", ["skipped list emptied", "counts emptied", "no lists"])
+def test_a_generation_report_whose_counts_do_not_count_its_lists_is_refused(edit, pair_file, tmp_path, capsys):
+    """Replay 14 C #11/#12: a report vouching for the file (its content right) with its skipped list emptied, or
+    with counts and no lists, drew "0 skipped item(s)" while the run skipped one."""
+    from savi_plugin.data.provenance import vouch
+
+    report = {**json.loads((pair_file.parent / "pairs.jsonl.report.json").read_text()), **vouch(pair_file)}
+    if edit == "skipped list emptied":
+        report["skipped"] = []
+    elif edit == "counts emptied":
+        report["counts"] = {}
+    else:
+        del report["skipped"], report["failed"]
+    path = tmp_path / "edited.json"
+    path.write_text(json.dumps(report))
+    code = main(["inspect", str(pair_file), "--out", str(tmp_path / "site"), "--run-report", str(path),
+                 "--no-progress"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code != 0 and len(err) == 1, err
+    assert err[0].startswith(f"error: {path}: run report: counts.") and "does not count the report's" in err[0], err
+    assert not (tmp_path / "site").exists()
 
 
 @pytest.mark.parametrize("lines, problems", [
