@@ -444,6 +444,9 @@ def read_table(path: str | Path) -> dict:
         problem = row_problem(row) or card_limit_problem(row, card)
         if problem:
             raise refuse(f"rows[{n}].{problem}")
+    problem = items_total_problem(rows, card)
+    if problem:
+        raise refuse(problem)
     # ``missing``: the tasks the suite left out (no savi-plugin task yet), never one it ran: a task named there and
     # in the card's task list (so with its rows) is a table that says both
     for i, task in enumerate(table.get("missing", [])):
@@ -591,6 +594,25 @@ def card_limit_problem(row: dict, card: dict) -> str | None:
                     f"({int(limit)} per task x {count} task(s) = {cap})")
     if isinstance(logged, int) and not isinstance(logged, bool) and items > logged:
         return f"n: {row['n']} items (with {row['excluded']} excluded) is above the card's items ({logged})"
+    return None
+
+
+def items_total_problem(rows: list[dict], card: dict) -> str | None:
+    """What is wrong with the rows' items taken together (``field: message``), or None: one adapter's rows of the
+    card's leaf tasks (``card.tasks``; a group's row repeats its leaves' items) hold at most ``card.items``, the
+    documents the base model's run logged over all of them."""
+    logged, leaves = card.get("items"), card.get("tasks")
+    if isinstance(logged, bool) or not isinstance(logged, int) or not isinstance(leaves, dict):
+        return None
+    by_adapter: dict[str, list[int]] = {}
+    for n, row in enumerate(rows):
+        if row["task"] in leaves:
+            by_adapter.setdefault(row["adapter"], []).append(n)
+    for label, at in by_adapter.items():
+        total = sum(rows[n]["n"] + rows[n]["excluded"] for n in at)
+        if total > logged:
+            return (f"rows: the rows of adapter {shown(label)} hold {total} items together (rows "
+                    f"{', '.join(map(str, at))}), above the card's items ({logged}), the documents its base run logged")
     return None
 
 

@@ -513,6 +513,26 @@ def test_compare_refuses_a_row_no_suite_can_write(row, card, fragment, tmp_path,
     assert lines[0].startswith(f"error: savi eval compare: {tmp_path / 'b' / 'table.json'}: {fragment}"), lines[0]
 
 
+def test_compare_refuses_rows_holding_more_items_together_than_the_card_logged(tmp_path, capsys):
+    """Replay 14 C #15: two leaf tasks' rows of 4 items each under a card whose base run logged 4 documents were
+    printed as real; each row alone was within the card's items."""
+    table = _table()
+    table["card"].update({"limit": 4, "items": 4, "suite_tasks": ["savi_egoschema", "savi_perceptiontest"],
+                          "tasks": {"savi_egoschema": {}, "savi_perceptiontest": {}}})
+    row = {"adapter": "aligned", "n": 4, "base": 25.0, "aligned": 50.0, "delta": 25.0, "low": 0.0, "high": 75.0}
+    table["rows"] = [{"task": "savi_egoschema", **row}, {"task": "savi_perceptiontest", **row}]
+    (tmp_path / "t").mkdir()
+    (tmp_path / "t" / "table.json").write_text(json.dumps(table))
+    assert main(["eval", "compare", str(tmp_path / "t"), str(tmp_path / "t")]) == 1
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(
+        f"error: savi eval compare: {tmp_path / 't' / 'table.json'}: rows: the rows of adapter 'aligned' hold 8 items "
+        f"together (rows 0, 1), above the card's items (4)"), lines
+    table["card"]["items"] = 8  # what the two tasks' base runs logged: read
+    (tmp_path / "t" / "table.json").write_text(json.dumps(table))
+    assert main(["eval", "compare", str(tmp_path / "t"), str(tmp_path / "t")]) == 0
+
+
 def test_a_row_a_suite_computed_passes_its_checks():
     """The checks hold for what the suite computes (:func:`paired_bootstrap` over item scores of 0 or 100): Δ
     inside its interval and scores of 100 k / n, for random and one-sided paired items from 1 to 60."""
