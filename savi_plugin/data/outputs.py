@@ -1606,8 +1606,13 @@ class Output:
 
     def _removed_message(self, why: str, done: str = "wrote nothing more there") -> str:
         # with its mark gone, what is left there is no longer known as ours: a re-run would refuse it
-        again = ("move it away (or remove it) and run again to start over" if why.startswith("its mark") and
-                 os.path.lexists(self.path) else "run it again to start over")
+        # a mark removed, or another folder now at the path: a re-run would refuse what stands there as not ours
+        there = os.path.lexists(self.path)
+        with contextlib.suppress(OSError):
+            there = there and (not os.path.isdir(self.path) or any(os.scandir(self.path)))  # an empty folder is new
+        again = ("move it away (or remove it) and run again to start over"
+                 if (why.startswith("its mark") or "replaced by another folder" in why) and there
+                 else "run it again to start over")
         return (f"{self.path}: {self.what} was removed or replaced during the run ({why}); {self.command} stopped "
                 f"and {done}: {again}")
 

@@ -331,6 +331,7 @@ def test_a_training_folder_moved_as_a_checkpoint_save_begins_is_not_recreated(wh
         assert "it was replaced by another folder" in line
         assert f"had already saved {out / 'checkpoint-1'} there" in line
         assert (out / "notes.txt").read_text() == "the user's folder now\n"  # the user's file, untouched
+        assert "move it away (or remove it) and run again" in line  # a re-run would refuse the user's folder
         return
     assert not out.exists()  # no recreated folder, no checkpoint no mark claims
     assert ("wrote nothing more there" if when == "before-the-save" else
