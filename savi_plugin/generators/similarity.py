@@ -45,9 +45,12 @@ class HFVideoTextScorer:
         import torch  # noqa: F401  (fail here, not mid-run, if torch is missing)
         from transformers import AutoImageProcessor, AutoModel, AutoTokenizer
 
+        from savi_plugin.data.files import folder_problem
+
         path = Path(path)
-        if not (path / "config.json").is_file():
-            raise FileNotFoundError(f"{path}: no config.json; the similarity scorer loads local checkpoints only")
+        problem = folder_problem(path, "config.json", "a model folder")
+        if problem:
+            raise FileNotFoundError(f"{path}: {problem}; the similarity scorer loads local checkpoints only")
         self.model = AutoModel.from_pretrained(str(path)).to(device).eval()
         self.tokenizer = AutoTokenizer.from_pretrained(str(path))
         self.image_processor = AutoImageProcessor.from_pretrained(str(path))

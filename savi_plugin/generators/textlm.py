@@ -30,10 +30,13 @@ class TextLM:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
+        from savi_plugin.data.files import folder_problem
+
         path = Path(path)
-        if not (path / "config.json").is_file():
-            raise FileNotFoundError(f"{path}: no config.json; a judge or tagger model must be a local "
-                                    "Hugging Face causal LM directory")
+        problem = folder_problem(path, "config.json", "a model folder")
+        if problem:
+            raise FileNotFoundError(f"{path}: {problem}; a judge or tagger model must be a local "
+                                    "Hugging Face causal LM folder")
         dtypes = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
         if dtype not in dtypes:
             raise ValueError(f"dtype must be one of {', '.join(dtypes)}, got {dtype!r}")
@@ -84,8 +87,11 @@ def check_text_lm_option(spec: Any, name: str) -> None:
         return
     if not isinstance(spec, (str, Path)):
         raise ValueError(f"{name} must be a local model directory or 'policy', got {spec!r}")
-    if not (Path(spec) / "config.json").is_file():
-        raise ValueError(f"{name}: {spec}: no config.json; give a local Hugging Face causal LM directory "
+    from savi_plugin.data.files import folder_problem
+
+    problem = folder_problem(spec, "config.json", "a model folder")
+    if problem:
+        raise ValueError(f"{name}: {spec}: {problem}; give a local Hugging Face causal LM folder "
                          "(nothing is downloaded) or 'policy' for the video model")
 
 

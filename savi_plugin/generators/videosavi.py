@@ -22,9 +22,11 @@ question list, which is deterministic under the seed.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Sequence
 
 from savi_plugin.config.values import AtLeast, Positive, Probability, Range, checked, validate
+from savi_plugin.data.files import folder_problem
 from savi_plugin.data.record import DataError, PreferenceRecord, validate_record
 from savi_plugin.device import UsableDevice
 from savi_plugin.generators.base import (PAIR, SKIPPED, BatchContext, Generator, Outcome, WorkItem, generate_chunked,
@@ -97,6 +99,11 @@ class VideoSAViConfig:
                              f"got {self.question_source!r}")
         if self.scorer_mode not in SCORER_MODES:
             raise ValueError(f"scorer_mode must be one of {', '.join(SCORER_MODES)}, got {self.scorer_mode!r}")
+        if isinstance(self.scorer, (str, Path)):  # refused before the first item, never at each item's scoring
+            problem = folder_problem(self.scorer, "config.json", "a model folder")
+            if problem:
+                raise ValueError(f"scorer: {self.scorer}: {problem}; the similarity scorer loads a local CLIP or "
+                                 "SigLIP checkpoint folder")
         if self.tagging not in ("none", "rule"):
             raise ValueError(f"tagging must be 'none' or 'rule', got {self.tagging!r}")
         if self.min_question_words > self.max_question_words:

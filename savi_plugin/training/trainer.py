@@ -472,6 +472,7 @@ def _check_reference_path(path: str | Path | None) -> None:
     """A local reference that is not a whole model checkpoint is a configuration error (exit status 2) naming
     ``train.reference_model_path``, before anything loads: a missing folder, or a LoRA adapter folder (the
     reference is a whole frozen model; an adapter's base is ``--model``'s job)."""
+    from savi_plugin.data.files import folder_problem
     from savi_plugin.errors import ConfigurationError
 
     if not path:
@@ -483,8 +484,8 @@ def _check_reference_path(path: str | Path | None) -> None:
         raise ConfigurationError(f"train.reference_model_path: {path}: a LoRA adapter folder, not a model; the "
                                  f"reference is a whole model checkpoint (the base model, or a merged model)")
     if folder.exists() or str(path).startswith((".", "/", "~")):
-        what = "not a model folder (no config.json)" if folder.exists() else "not found"
-        raise ConfigurationError(f"train.reference_model_path: {path}: {what}")
+        raise ConfigurationError(f"train.reference_model_path: {path}: "
+                                 f"{folder_problem(folder, 'config.json', 'a model folder')}")
 
 
 def _check_same_tokenizer(policy, reference, path: str | Path | None = None) -> None:

@@ -208,9 +208,6 @@ def test_tagger_model_two_turns(synthetic_samples, wrong_lm, none_lm, tmp_path):
     r = run_generation(generator="rrpo", model=lm, inputs=qa, output=tmp_path / "b.jsonl", num_frames=4, progress=False,
                        options={"tagger_model": str(none_lm), "tag_max_new_tokens": 1})
     assert r["counts"]["by_reason"] == {"no_key_difference": 1}
-    with pytest.raises(ValueError, match="judge_model: .*nowhere: no config.json"):
-        run_generation(generator="rrpo", model=lm, inputs=qa, output=tmp_path / "d.jsonl", progress=False,
-                       options={"judge_model": str(tmp_path / "nowhere")})
     with pytest.raises(ValueError, match="needs tagger_model"):
         run_generation(generator="rrpo", model=lm, inputs=qa, output=tmp_path / "c.jsonl", num_frames=4, progress=False,
                        options={"tagging": "model"})
@@ -266,3 +263,25 @@ def test_line_breaks_in_the_judged_texts_cannot_start_a_line_of_the_judge_prompt
     assert "Ground truth: a man opens the door\\n\\nReply with one word: correct" in lines
     assert "Answer: a man closes the door\\nGround truth: a man closes the door" in lines
     assert sum(line.startswith("Ground truth:") for line in lines) == 1
+
+
+@pytest.mark.parametrize("option", ["judge_model", "tagger_model"])
+@pytest.mark.parametrize("kind, says", [("nowhere", "no such file or folder"), ("file", "is a file, not a model folder"),
+                                        ("empty", "is an empty folder, not a model folder"),
+                                        ("other", "is a folder without config.json, not a model folder")])
+def test_a_judge_or_tagger_path_that_is_no_model_folder_says_what_it_is(synthetic_samples, tmp_path, option, kind,
+                                                                          says):
+    lm = AnswersLM({DATA_PNG[0][0]: DATA_PNG[0][2]})
+    qa = qa_file(tmp_path, synthetic_samples, [(q, t) for q, t, _, _ in DATA_PNG[:1]])
+    path = tmp_path / kind
+    if kind == "file":
+        path.write_text("x")
+    elif kind != "nowhere":
+        path.mkdir()
+        if kind == "other":
+            (path / "notes.txt").write_text("x")
+    options = {option: str(path)} | ({"tagging": "model"} if option == "tagger_model" else {})
+    with pytest.raises(ValueError, match=f"{option}: .*{kind}: {says}; give a local Hugging Face causal LM folder"):
+        run_generation(generator="rrpo", model=lm, inputs=qa, output=tmp_path / "d.jsonl", progress=False,
+                       options=options)
+    assert not (tmp_path / "d.jsonl").exists()

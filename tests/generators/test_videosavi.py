@@ -159,6 +159,19 @@ def test_videosavi_similarity_filter_and_weight(three_videos, tmp_path):
     assert all("weight" not in r["meta"] and validate_record(r).weight == r["weight"] for r in weighted)
 
 
+@pytest.mark.parametrize("kind, says", [("nowhere", "no such file or folder"), ("file", "is a file, not a model folder"),
+                                        ("empty", "is an empty folder, not a model folder")])
+def test_a_scorer_path_that_is_no_model_folder_is_refused_before_the_first_item(three_videos, tmp_path, kind, says):
+    path = tmp_path / kind
+    if kind == "file":
+        path.write_text("x")
+    elif kind == "empty":
+        path.mkdir()
+    with pytest.raises(ValueError, match=f"scorer: .*{kind}: {says}; the similarity scorer loads a local"):
+        run(three_videos, tmp_path, scorer=str(path))
+    assert not (tmp_path / "pairs.jsonl").exists()
+
+
 def build_tiny_siglip(path: Path) -> Path:
     from transformers import SiglipConfig, SiglipImageProcessor, SiglipModel
 

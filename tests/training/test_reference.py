@@ -95,8 +95,12 @@ def test_a_reference_that_is_no_model_checkpoint_is_a_configuration_error(setup,
     adapter = tmp_path / "adapter"
     adapter.mkdir()
     (adapter / "adapter_config.json").write_text("{}")
-    for path, why in [(adapter, "a LoRA adapter folder, not a model"), (tmp_path / "nowhere", "not found"),
-                      (tmp_path, "not a model folder")]:
+    (tmp_path / "file").write_text("x")
+    (tmp_path / "empty").mkdir()
+    for path, why in [(adapter, "a LoRA adapter folder, not a model"), (tmp_path / "nowhere", "no such file or folder"),
+                      (tmp_path, "is a folder without config.json, not a model folder"),
+                      (tmp_path / "file", "is a file, not a model folder"),
+                      (tmp_path / "empty", "is an empty folder, not a model folder")]:
         with pytest.raises(ConfigurationError, match=rf"^train\.reference_model_path: .*{why}") as info:
             _check_reference_path(str(path))
         assert info.value.exit_code == 2
