@@ -1583,7 +1583,7 @@ class Output:
         where = self.path if self.folder else _parent(self.path)
         now = _identity(where)
         if now is None:
-            return f"{'it' if self.folder else 'its folder ' + str(where)} was removed"
+            return f"{'it' if self.folder else 'its folder ' + str(where)} was removed or moved away"
         if now != self._identity:
             return f"{'it' if self.folder else 'its folder ' + str(where)} was replaced by another folder"
         mark = read_mark(self.path, self.folder)
