@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
         extra = [a for a in extra if a not in overrides]
     if extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
-    handler = logging.StreamHandler()
+    handler = ClearOfBarsHandler()
     handler.setFormatter(OneLineFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S"))
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, handlers=[handler])
     from savi_plugin.launch import clean_stray_launcher_env
@@ -108,8 +108,44 @@ def say(*lines: object, file=None) -> None:
     every ``savi`` command's problem, summary and ``error:`` lines, so a name read from the user cannot start a
     line of its own. Text that is a document of its own (JSON, YAML, a Markdown table: their encoders escape what
     they hold) is printed as it is."""
-    for line in lines:
-        print(printable(line), file=file)
+    with clear_of_progress_bars(file or sys.stdout):
+        for line in lines:
+            print(printable(line), file=file)
+
+
+#: the process that imported the CLI; a forked worker (a DataLoader's) writes its lines as they come
+_CLI_PID = os.getpid()
+
+
+@contextlib.contextmanager
+def clear_of_progress_bars(file):
+    """While a line is written to ``file``, the progress bars drawn on the terminal are cleared and drawn again
+    after it (tqdm's ``external_write_mode``), so a warning, a log line or a message never continues a bar's line.
+    Only in the process that draws them: a forked worker holds copies of the bars it must not redraw."""
+    tqdm = getattr(sys.modules.get("tqdm"), "tqdm", None)
+    if tqdm is None or not getattr(tqdm, "_instances", None) or os.getpid() != _CLI_PID:
+        yield
+        return
+    try:
+        mode = tqdm.external_write_mode(file=file)
+        mode.__enter__()
+    except Exception:  # a bar whose stream is closed: the line is written as it comes
+        yield
+        return
+    try:
+        yield
+    finally:
+        with contextlib.suppress(Exception):
+            mode.__exit__(None, None, None)
+
+
+class ClearOfBarsHandler(logging.StreamHandler):
+    """The log handler of every ``savi`` command: standard error's handler, writing each record clear of the
+    progress bars (:func:`clear_of_progress_bars`)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        with clear_of_progress_bars(self.stream):
+            super().emit(record)
 
 
 class OneLineFormatter(logging.Formatter):

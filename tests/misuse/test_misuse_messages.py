@@ -137,3 +137,38 @@ def test_savi_videos_one_line_inside_lmms_eval_stays_one_line(kind, capsys):
         raise SettingError(f"savi_video: pretrained=m{raw}error: x: not found")
     assert raised.value.code == 2
     assert lines(capsys.readouterr().err) == [f"savi_video: pretrained=m{escaped}error: x: not found"]
+
+
+def test_a_log_line_a_warning_or_a_message_never_continues_a_progress_bars_line(capsys):
+    """A warning or log line written while a progress bar is drawn started on the bar's line (``items: 25%|...|
+    WARNING ...``; left open since pass 12). The CLI's handler and printer clear the bars around each line they
+    write and draw them again after it; what a terminal shows of each line is what follows its last ``\\r``."""
+    import sys
+    import warnings
+
+    from tqdm import tqdm
+
+    from savi_plugin import cli
+
+    handler = cli.ClearOfBarsHandler(sys.stderr)
+    handler.setFormatter(cli.OneLineFormatter("%(levelname)s %(message)s"))
+    log = logging.getLogger("savi_plugin.tests.bars")
+    log.addHandler(handler)
+    log.propagate = False
+    try:
+        bar = tqdm(total=4, file=sys.stderr, desc="items", mininterval=0, miniters=1)
+        bar.update(1)
+        log.warning("a log line")
+        cli.say("a message", file=sys.stderr)
+        with warnings.catch_warnings():
+            warnings.simplefilter("always")
+            with cli.one_line_warnings():
+                warnings.warn("a library warning", UserWarning)
+        bar.update(1)
+        bar.close()
+    finally:
+        log.removeHandler(handler)
+    shown = [line.split("\r")[-1] for line in capsys.readouterr().err.split("\n")]
+    for text in ("WARNING a log line", "a message", "warning: UserWarning: a library warning"):
+        assert text in shown, shown
+    assert sum("items:" in line for line in shown) == 1, shown  # the bar, drawn again, ends on a line of its own
