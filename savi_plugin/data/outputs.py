@@ -126,6 +126,10 @@ def sidecar(output: str | Path, kind: str) -> Path:
     output = Path(output)
     if os.path.islink(output):
         output = file_itself(output)
+    if not output.name:  # `.` or `/`: the folder's own name (a reader asked of a folder finds no sidecar there)
+        output = Path(os.path.abspath(output))
+        if not output.name:
+            return output / f".{kind}"
     return output.with_name(f"{output.name}.{kind}")
 
 
@@ -1863,13 +1867,13 @@ def claim(output: str | Path, *, command: str, config: Mapping[str, Any] | None 
     linked = link_problem(path, folder)
     if linked is not None:
         raise ForeignOutputError(f"{output}: {output_name} {linked}: choose {another(output_name)}")
+    if path.exists() and path.is_dir() != folder:  # before any sidecar is named: `.` and `/` have no name
+        raise ForeignOutputError(f"{output}: {output_name} exists and is {'a file' if folder else 'a folder'}; "
+                                 f"a {'folder' if folder else 'file'} is needed here: choose {another(output_name)}")
     clash = None if folder else sidecar_clash(path)
     if clash is not None:
         raise ForeignOutputError(f"{output}: {output_name} {clash}; the two would overwrite each other's files: "
                                  f"choose {another(output_name)}")
-    if path.exists() and path.is_dir() != folder:
-        raise ForeignOutputError(f"{output}: {output_name} exists and is {'a file' if folder else 'a folder'}; "
-                                 f"a {'folder' if folder else 'file'} is needed here: choose {another(output_name)}")
     held = OutputLock(path, folder=folder and not lock_beside, what=what or output_name, every_rank=every_rank)
     if not (every_rank or _is_main_rank()):
         # One job's ranks share this output: rank 0 alone decides whether it may be written (it locks, checks and

@@ -560,6 +560,22 @@ def test_output_dir_dot_in_a_users_project_is_refused(world, tmp_path, capsys, m
     assert_one_line_error(err, "not written by savi train", "main.py")
 
 
+@pytest.mark.parametrize("writer", [w for w, s in WRITERS.items() if not s.folder and w != "recipes-cp"])  # cp
+@pytest.mark.parametrize("spelled", [".", "./", "..", "/"])  # into a folder writes the recipe's file in it, as cp
+def test_a_file_output_spelled_as_a_folder_with_no_name_is_refused_naming_it(writer, spelled, world, tmp_path,
+                                                                              capsys, monkeypatch):
+    """``--output .`` or ``--output /`` (pass 15 A #8): Python's ``PosixPath('.') has an empty name`` (naming its
+    sidecars), never the output's own refusal; now the line every existing folder gets."""
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "main.py").write_text("print('mine')\n")
+    monkeypatch.chdir(project)
+    before = snapshot(tmp_path)
+    code, _, err = savi(capsys, *WRITERS[writer].argv(world, Path(spelled)))
+    assert code == 1 and snapshot(tmp_path) == before, err
+    assert_one_line_error(err, f"{Path(spelled)}: ", "exists and is a folder; a file is needed here")
+
+
 # ------------------------------------------------------------------------------------------------ sidecars
 def test_outputs_that_differ_only_in_suffix_share_no_sidecar(world, tmp_path, capsys):
     """``pairs.jsonl`` and ``pairs.json`` are two outputs: each has its own progress, report, mark and lock."""
