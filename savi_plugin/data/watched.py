@@ -74,6 +74,16 @@ class WatchedFiles:
         """The watched files whose signature differs now (removed, replaced or written), in name order."""
         return sorted(key for key, before in self.signatures.items() if signature_of(_stat(key)) != before)
 
+    def check(self) -> None:
+        """Stop the job when any watched file changed (:meth:`changed`): for files the job does not read itself
+        (another process loads them, as lmms-eval loads the model a suite evaluates), asked between its steps.
+
+        Raises:
+            InputChangedError: naming the first changed file and what happened to it.
+        """
+        for key in self.changed():
+            raise _changed_error(key, self.what, _stat(key), self.signatures[key])
+
     def __enter__(self) -> WatchedFiles:
         with _guard:
             _active.append(self)
@@ -102,10 +112,14 @@ def check_unchanged(path: str | os.PathLike) -> None:
     now = _stat(key)
     for watch, before in held:
         if signature_of(now) != before:
-            happened = ("was removed" if now is None else "appeared" if before is None else
-                        "was replaced by another file" if (now.st_dev, now.st_ino) != before[:2] else
-                        "was written to")
-            raise InputChangedError(
-                f"{path}: {watch.what} {happened} while the job runs; its identity was taken at start, so nothing "
-                f"more is made from it")  # what was kept is said by the CLI's one line (cli._changed_input_hint)
+            raise _changed_error(path, watch.what, now, before)
+
+
+def _changed_error(path: str | os.PathLike, what: str, now: os.stat_result | None,
+                   before: tuple[int, ...] | None) -> InputChangedError:
+    happened = ("was removed" if now is None else "appeared" if before is None else
+                "was replaced by another file" if (now.st_dev, now.st_ino) != before[:2] else "was written to")
+    return InputChangedError(  # what was kept is said by the CLI's one line (cli._changed_input_hint)
+        f"{path}: {what} {happened} while the job runs; its identity was taken at start, so nothing more is made "
+        f"from it")
 

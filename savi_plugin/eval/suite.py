@@ -30,6 +30,7 @@ from pathlib import Path
 from savi_plugin.config.values import MAX_NUMBER
 from savi_plugin.data.files import file_problem, read_document
 from savi_plugin.data.identity import check_adapter, input_identity, model_identity
+from savi_plugin.data.watched import WatchedFiles
 from savi_plugin.data.outputs import (atomic_path, claim, disk_error, failed_log_path, remove_tree, write_json,
                                      write_text)
 from savi_plugin.data.paths import name_for_file, path_for_file
@@ -181,8 +182,12 @@ def _check_kept(folder: Path, label: str, tasks: list[str]) -> None:
                            f"evaluate it again")
 
 
-def run_model(plan: SuitePlan, label: str, out: Path, env: dict, progress=_print_progress) -> Path:
-    """One model's lmms-eval run (skipped when ``runs/<label>/done.json`` exists); returns its output folder."""
+def run_model(plan: SuitePlan, label: str, out: Path, env: dict, progress=_print_progress,
+              watch: WatchedFiles | None = None) -> Path:
+    """One model's lmms-eval run (skipped when ``runs/<label>/done.json`` exists); returns its output folder.
+    ``watch`` holds the model's and adapters' files as the suite's identity read them: a run is counted done only
+    when none changed before it ended (lmms-eval loads them in its own process, so they are checked before the
+    run starts and after it ends)."""
     folder = out / "runs" / label
     done = folder / "done.json"
     if done.is_file():
@@ -191,6 +196,8 @@ def run_model(plan: SuitePlan, label: str, out: Path, env: dict, progress=_print
         return folder / "lmms_eval"
     if (folder / "lmms_eval").exists():  # a killed run: its partial output must not mix with the new one
         remove_tree(folder / "lmms_eval")
+    if watch is not None:
+        watch.check()
     extra = ["--log_samples"] + (["--gen_kwargs", plan.gen_kwargs] if plan.gen_kwargs else [])
     with savi_video_command(plan.model, plan.tasks, folder / "lmms_eval", adapter=plan.models()[label],
                             extra_args=extra, num_frames=plan.num_frames, limit=plan.limit,
@@ -198,6 +205,8 @@ def run_model(plan: SuitePlan, label: str, out: Path, env: dict, progress=_print
         print(f"{label}: " + " ".join(command), file=sys.stderr)
         start = time.time()
         code = _stream(command, env, folder / "lmms_eval.log", label, progress)
+    if watch is not None:  # a model or adapter changed during the run: it evaluated files of no stored identity
+        watch.check()
     # judged by its results file: lmms-eval exits 0 on every error
     problem = results_problem(folder / "lmms_eval", plan.tasks, start, log_disk_sign(folder / "lmms_eval.log"))
     if code != 0 or problem:  # lmms-eval's exit status 2 (a configuration error) is savi's 2: run_failure
@@ -342,8 +351,9 @@ def run_suite(plan: SuitePlan, out: str | Path, *, env: dict | None = None, miss
     for adapter in plan.adapters.values():  # another base, a torn record, damaged weights: one line before
         check_adapter(adapter, plan.model)  # lmms-eval runs (where it would end as "did not finish", exit 1)
     # what the model and adapters are by content: a run kept from an earlier suite is theirs only if unchanged
-    identity = {"model": model_identity(plan.model), **{f"adapter {label}": model_identity(path)
-                                                        for label, path in plan.adapters.items()},
+    watch = WatchedFiles("a file of a model the suite evaluates")
+    identity = {"model": model_identity(plan.model, watch=watch),
+                **{f"adapter {label}": model_identity(path, watch=watch) for label, path in plan.adapters.items()},
                 "data root": input_identity(plan.data_root) if plan.data_root else None}
     # the decode caps decide which items count as bad videos in a kept run
     config = {**plan.for_file(out / "suite.json"), "identity": identity, "limits": item_limits()}
@@ -356,15 +366,15 @@ def run_suite(plan: SuitePlan, out: str | Path, *, env: dict | None = None, miss
         claimed.write_mark()
         write_json(out / "suite.json", plan.for_file(out / "suite.json"), indent=1)
         try:
-            table = _run_claimed(plan, out, env, missing, progress)
+            table = _run_claimed(plan, out, env, missing, progress, watch)
         except EvalRunError as exc:  # a new folder undone (a configuration error, exit 2) takes lmms-eval's log
             raise (exc.log_kept(out, out) if claimed.undoes(type(exc)) else exc) from None  # with it: kept beside
     failed_log_path(out).unlink(missing_ok=True)  # an earlier failure's log: this suite has finished
     return table
 
 
-def _run_claimed(plan: SuitePlan, out: Path, env: dict, missing, progress) -> dict:
-    folders = {label: run_model(plan, label, out, env, progress) for label in plan.models()}
+def _run_claimed(plan: SuitePlan, out: Path, env: dict, missing, progress, watch: WatchedFiles | None = None) -> dict:
+    folders = {label: run_model(plan, label, out, env, progress, watch) for label in plan.models()}
     runs = {label: read_run(folder) for label, folder in folders.items()}
     base = runs.pop(BASE)
     card = build_card(base, plan.tasks, model=plan.model, adapters=plan.adapters, num_frames=plan.num_frames,

@@ -237,6 +237,57 @@ def test_a_suite_undone_by_a_configuration_error_keeps_the_log_its_line_names(tm
     assert not out.exists() and "savi_video: cannot load" in kept.read_text()  # nothing marked; the log kept
 
 
+def test_a_model_file_changed_during_a_run_stops_the_suite_and_the_run_does_not_count(tmp_path, tiny_adapter,
+                                                                                       tiny_llava_onevision,
+                                                                                       monkeypatch):
+    """Pass 15 C #2: the base model's weights copied over between the base run and the adapter's (an adapter with
+    no record of its base, so no load refused it) gave exit 0 and a table comparing two bases, its card holding the
+    new weights' identity. lmms-eval loads the model in its own process, so the suite checks the files its
+    identity read before each run and after it ends, and counts a run done only when none changed. lmms-eval is
+    stood in for by a process that writes to the model's config.json, as a ``cp`` over it would."""
+    import shutil
+
+    import savi_plugin.eval.suite as suite_module
+
+    model = Path(shutil.copytree(tiny_llava_onevision, tmp_path / "model"))
+
+    @contextlib.contextmanager
+    def writes_to_the_model(_model, _tasks, output_path, **_settings):
+        Path(output_path).mkdir(parents=True)
+        yield [sys.executable, "-c", f"open({str(model / 'config.json')!r}, 'a').write(' ')"]
+
+    monkeypatch.setattr(suite_module, "savi_video_command", writes_to_the_model)
+    out = tmp_path / "s"
+    (tmp_path / "data").mkdir()
+    code, _, err = _suite(["savi_perceptiontest", "--model", str(model), "--adapter", str(tiny_adapter),
+                           "--data-root", str(tmp_path / "data"), "--out", str(out)])
+    line = err.strip().splitlines()[-1]
+    assert code == 1 and "config.json: a file of a model the suite evaluates was written to while the job" in line, err
+    assert not (out / "runs" / "base" / "done.json").exists()
+
+
+def test_a_model_file_changed_between_runs_is_found_before_the_next_run_starts(tmp_path, tiny_llava_onevision,
+                                                                               monkeypatch):
+    """The same change after a run was counted done: the next run does not start."""
+    import shutil
+
+    import savi_plugin.eval.suite as suite_module
+    from savi_plugin.data.identity import model_identity
+    from savi_plugin.data.watched import WatchedFiles
+    from savi_plugin.errors import InputChangedError
+
+    model = Path(shutil.copytree(tiny_llava_onevision, tmp_path / "model"))
+    watch = WatchedFiles("a file of a model the suite evaluates")
+    model_identity(model, watch=watch)
+    started = []
+    monkeypatch.setattr(suite_module, "savi_video_command", lambda *a, **k: started.append(a))
+    (model / "model.safetensors").write_bytes((model / "model.safetensors").read_bytes())  # rewritten in place
+    plan = suite_module.SuitePlan(model=str(model), adapters={}, tasks=["savi_perceptiontest"], num_frames=4)
+    with pytest.raises(InputChangedError, match="model.safetensors: a file of a model the suite evaluates was"):
+        suite_module.run_model(plan, "base", tmp_path / "s", {}, watch=watch)
+    assert started == []
+
+
 def test_compare_refuses_incomparable_tables(suite, tmp_path):
     tmp, table, _, _, _, _ = suite
     other = tmp_path / "other"
