@@ -20,6 +20,10 @@ from savi_plugin.untrusted import (HIDDEN_CONTROLS, equality_key, hidden_control
 REQUIRED_FIELDS = ("id", "video", "question", "chosen", "rejected")
 OPTIONAL_STR_FIELDS = ("chosen_tagged", "rejected_tagged", "source")
 KNOWN_FIELDS = REQUIRED_FIELDS + OPTIONAL_STR_FIELDS + ("weight", "meta")
+#: the range of a pair's ``weight``: relative within a batch (:func:`savi_plugin.losses.base.weighted_mean`), and
+#: summed in float32, where 5e-324 is 0 (the pair trains nothing, silently) and 1e308 is infinite (every step
+#: skipped); VideoSAVi's CLIP-adjusted weights lie in [1e-6, 1]
+MIN_WEIGHT, MAX_WEIGHT = 1e-6, 1e6
 
 
 class DataError(InputError):
@@ -182,6 +186,10 @@ def validate_record(obj: Any, file: str = "<memory>", line: int | None = None) -
             raise DataError(file, line, "weight", f"expected a number, got {type(weight).__name__}")
         if not math.isfinite(weight) or weight <= 0:
             raise DataError(file, line, "weight", f"must be a finite number > 0, got {weight!r}")
+        if not MIN_WEIGHT <= weight <= MAX_WEIGHT:
+            raise DataError(file, line, "weight", f"must be between {MIN_WEIGHT:g} and {MAX_WEIGHT:g}, got "
+                                                  f"{weight!r}: a pair's loss is weighted in float32, where a "
+                                                  f"weight beyond these rounds to 0 or overflows the batch's sum")
     if "meta" in obj and not isinstance(obj["meta"], dict):
         raise DataError(file, line, "meta", f"expected an object, got {type(obj['meta']).__name__}")
     if isinstance(obj.get("meta"), dict):

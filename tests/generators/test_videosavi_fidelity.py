@@ -20,8 +20,11 @@ def test_record_weight_is_an_optional_positive_finite_number():
     record = validate_record({**PAIR, "weight": 0.25})
     assert record.weight == 0.25 and record.to_json()["weight"] == 0.25
     assert validate_record({**PAIR, "weight": 2}).weight == 2.0
+    assert validate_record({**PAIR, "weight": 1e-6}).weight == 1e-6 and validate_record({**PAIR, "weight": 1e6})
     for bad, why in [(0, "finite number > 0"), (-0.5, "finite number > 0"), (math.nan, "finite number > 0"),
-                     (math.inf, "finite number > 0"), ("0.5", "expected a number"), (True, "expected a number")]:
+                     (math.inf, "finite number > 0"), ("0.5", "expected a number"), (True, "expected a number"),
+                     (5e-324, "between 1e-06 and 1e"), (1e-7, "between 1e-06"), (1e308, "between 1e-06 and 1e"),
+                     (1e7, "between 1e-06 and 1e\\+06")]:  # pass 15 B #6/#7: float32 rounds them to 0 or inf
         with pytest.raises(DataError, match=why) as err:
             validate_record({**PAIR, "weight": bad}, "pairs.jsonl", 3)
         assert (err.value.line, err.value.field) == (3, "weight")
