@@ -105,7 +105,11 @@ def parse_line(path: str | Path, number: int, raw: bytes | None, ended: bool = T
         return load_json(text, error=lambda message, _=None: line_problem(path, number, message),
                          max_values=MAX_RECORD_VALUES), None
     except DataError as exc:
-        if not ended:  # the last line with no line feed: what a run killed while writing leaves
+        if b"\r" in raw.rstrip(b"\r"):  # records joined by carriage returns: JSON Lines ends each with a line feed
+            exc = line_problem(path, number, f"lines end in carriage returns alone (old Mac line ends), not line "
+                                             f"feeds: JSON Lines ends each record with a line feed; convert the "
+                                             f"file (e.g. tr '\\r' '\\n'): {exc.message}")
+        elif not ended:  # the last line with no line feed: what a run killed while writing leaves
             exc = line_problem(path, number, f"torn last line (no line feed at its end, as a run killed while "
                                              f"writing leaves it): {exc.message}")
         return None, exc

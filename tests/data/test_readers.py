@@ -28,6 +28,9 @@ KINDS = {
     "not_json": (b"not json", "invalid JSON", True),
     "not_utf8": (b'\xff\xfe{"id": 1}', "not UTF-8 text", True),
     "glued": (json.dumps(GOOD[0]).encode() + json.dumps({**GOOD[0], "id": "g"}).encode(), "invalid JSON", True),
+    # records ended by carriage returns alone (old Mac line ends) read as one line: said, not "torn" (pass 15 B #5)
+    "cr_ends": (json.dumps(GOOD[0]).encode() + b"\r" + json.dumps({**GOOD[0], "id": "c"}).encode() + b"\r",
+                "lines end in carriage returns alone", True),
     "too_long": (b'{"id": "long", "question": "' + b"a" * SMALL_CAP + b'"}', "line too long: more than 4096", True),
     "torn_last": (None, "torn last line", True),
     "null": (b"null", "", False),
