@@ -84,6 +84,23 @@ def check_shard_names(paths: Sequence[Path]) -> None:
                               str(path)) from None
 
 
+def check_one_name_per_file(paths: Sequence[Path]) -> None:
+    """Refuse one file given under two names (a link, a hard link) that name it as different files: a merge reads
+    each shard once, so the shard the second name claims to be would be missing, and the shard set's line would
+    name files nobody gave. The same name given twice (two overlapping globs) is read once.
+
+    Raises:
+        ConfigError: naming both names and the file.
+    """
+    seen: dict[tuple[int, int], Path] = {}
+    for path in paths:
+        st = path.stat()
+        first = seen.setdefault((st.st_dev, st.st_ino), path)
+        if first is not path and os.path.abspath(first) != os.path.abspath(path):
+            raise ConfigError("", f"is the same file as {first} (a link to it, or it to this one), given under a "
+                                  f"second name: give each shard once, by its own name", str(path))
+
+
 def shard_set_problems(paths: Sequence[Path]) -> list[str]:
     """What keeps ``paths`` from being a complete shard set: missing shards, unfinished runs, and shards whose runs
     split different numbers of items (another ``--limit``: each is complete over its share, the set is not)."""
@@ -204,6 +221,7 @@ def merge_shards(paths: Sequence[str | Path], output: str | Path, *, allow_incom
         if not path.is_file():
             raise DataError(str(path), None, None, "shard file not found")
     check_shard_names(paths)
+    check_one_name_per_file(paths)
     check_same_run(paths)
     inputs = {f"the shard {p.name}": p for p in paths}
     inputs.update({f"the shard's {progress_path(p).name}": progress_path(p) for p in paths})

@@ -187,6 +187,24 @@ def test_a_converted_file_named_like_a_shard_is_not_counted_into_a_shard_set(tmp
     assert "pairs.shard-0-of-2.jsonl: shard 0 of 2 is not given" in err and "00000" not in err, err
 
 
+@pytest.mark.parametrize("link", ["symbolic", "hard"])
+def test_one_shard_given_under_a_second_shards_name_is_refused_naming_both(link, tmp_path, capsys, monkeypatch):
+    """Pass 15 A #23: a link named as shard 1 to shard 0's file drew "dup.shard-00000...: shard 0 of 2 is not
+    found", naming a file nobody gave; the same name twice (overlapping globs) is still read once."""
+    monkeypatch.chdir(tmp_path)
+    record = {"id": "p0", "video": "v.mp4", "question": "q?", "chosen": "a red car", "rejected": "a blue car"}
+    (tmp_path / "m.shard-0-of-2.jsonl").write_text(json.dumps(record) + "\n")
+    dup = tmp_path / "dup.shard-1-of-2.jsonl"
+    dup.symlink_to("m.shard-0-of-2.jsonl") if link == "symbolic" else dup.hardlink_to("m.shard-0-of-2.jsonl")
+    assert main(["generate", "merge", "mm.jsonl", "m.shard-0-of-2.jsonl", "dup.shard-1-of-2.jsonl"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["error: dup.shard-1-of-2.jsonl: is the same file as m.shard-0-of-2.jsonl (a link to it, or it to "
+                   "this one), given under a second name: give each shard once, by its own name"], err
+    assert not (tmp_path / "mm.jsonl").exists()
+    main(["generate", "merge", "mm.jsonl", "m.shard-0-of-2.jsonl", "m.shard-0-of-2.jsonl"])
+    assert "same file" not in capsys.readouterr().err
+
+
 def test_a_shard_count_beyond_the_bound_is_refused_at_the_flag_and_by_merge(tmp_path, capsys, monkeypatch):
     from savi_plugin.generators.runner import MAX_SHARDS, parse_shard
 
