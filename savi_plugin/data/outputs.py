@@ -184,7 +184,8 @@ def check_own_file(path: str | Path) -> None:
     linking them, so another name is someone's file -- appending to it or removing a line of it would edit that
     file. The one check every opener of such a file asks: :func:`claim` for a file output's sidecars, the lock
     (:class:`OutputLock`), the appender (:class:`savi_plugin.data.writer.JsonlAppender`) and the progress reader.
-    (A data output itself may have other names: claim's mark and content checks decide whose it is.)
+    A file savi appends to or cuts (a generation output, ``diagnostics.jsonl``) with another name is refused the
+    same way: its lines would change under the other name too.
 
     Raises:
         ForeignOutputError: ``<path>: is a symbolic link to <target>, which savi did not write; remove the link to
@@ -200,7 +201,7 @@ def check_own_file(path: str | Path) -> None:
     kind = next((k for k in SIDECAR_KINDS if path.name.endswith("." + k) and len(path.name) > len(k) + 1), None)
     if path.name == LOCK_NAME:
         kind = "lock"
-    if stat.S_ISREG(st.st_mode) and (st.st_nlink <= 1 or kind is None):
+    if stat.S_ISREG(st.st_mode) and st.st_nlink <= 1:
         return
     redo = {"progress.jsonl": " to redo every item", "report.json": " (the run writes its report there when it "
                                                                     "ends)"}.get(kind or "", "")
@@ -213,6 +214,10 @@ def check_own_file(path: str | Path) -> None:
         what = "a folder" if stat.S_ISDIR(st.st_mode) else special_kind(path) or "not a regular file"
         remove = "move it away"
     named = {"progress.jsonl": "progress file", "report.json": "run report", "lock": "lock file"}.get(kind or "", "mark")
+    if kind is None and stat.S_ISREG(st.st_mode):  # a data file savi appends to (or cuts), linked by the user
+        raise ForeignOutputError(f"{path}: is {what}: savi appends to this file, and its lines would change under "
+                                 f"the other name too; break the link (copy the file and move the copy over this "
+                                 f"name) and run again")
     own = f"savi keeps its {named} at that name" if kind else "savi writes only files of its own"
     raise ForeignOutputError(f"{path}: is {what}, which savi did not write ({own}); {remove}{redo}")
 

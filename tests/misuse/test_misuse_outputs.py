@@ -697,6 +697,23 @@ def test_a_finished_file_output_someone_changed_is_refused_by_the_next_run(write
     assert_one_line_error(err, str(out), "was changed after", "wrote it")
 
 
+def test_a_generation_output_hard_linked_to_a_users_file_is_never_appended_through(generated, capsys):
+    """Pass 15 C #23: the output replaced by a hard link to the user's copy of it (``cp -p``; ``ln``) was extended,
+    appending the new pairs to the user's file. savi appends to its output, so a second name is refused like a
+    sidecar's, and nothing is written through it."""
+    out, _ = generated
+    user = out.parent / "userpairs.jsonl"
+    shutil.copy2(out, user)
+    out.unlink()
+    os.link(user, out)
+    before = user.read_bytes()
+    code, _, err = savi(capsys, "generate", "--model", out.parent / "model", "--input", out.parent / "qa.jsonl",
+                        "--output", out, *GEN)
+    assert code == 1 and user.read_bytes() == before and os.stat(user).st_nlink == 2, err
+    assert_one_line_error(err, f"{out}: is a hard link shared with another name (2 links): savi appends to this "
+                               "file")
+
+
 def test_resume_after_the_stored_configuration_was_removed_is_refused(generated, capsys):
     out, _ = generated
     out.with_name(out.name + ".savi-output.json").unlink()

@@ -4,6 +4,7 @@ RRPO run, consistent with the trainer's own evaluation, and shown by ``savi insp
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -230,8 +231,9 @@ def test_a_resumed_run_cuts_the_torn_row_a_kill_left_and_writes_no_step_twice(ru
     assert read_jsonl(path) == rows + new  # every line whole, each (pair, step) once
 
 
-@pytest.mark.parametrize("opener", ["check_rows", "cut_from_step"])
-def test_a_diagnostics_file_that_is_a_link_to_a_users_file_is_named_as_not_savis(opener, tmp_path):
+@pytest.mark.parametrize("link", ["symbolic", "hard"])
+@pytest.mark.parametrize("opener", ["check_rows", "cut_from_step", "appender"])
+def test_a_diagnostics_file_that_is_a_link_to_a_users_file_is_named_as_not_savis(opener, link, tmp_path):
     """Red team 11, A3 (as A1 for the progress file): ``diagnostics.jsonl`` replaced by a symlink to the user's
     file is named as a link savi did not write, before its lines are judged as rows training wrote; the user's
     file and the link are kept."""
@@ -242,9 +244,18 @@ def test_a_diagnostics_file_that_is_a_link_to_a_users_file_is_named_as_not_savis
     user.write_text("my notes\n")
     path = tmp_path / "out" / "diagnostics.jsonl"
     path.parent.mkdir()
-    path.symlink_to("../user3.txt")
+    path.symlink_to("../user3.txt") if link == "symbolic" else path.hardlink_to(user)
     with pytest.raises(ForeignOutputError) as err:
-        getattr(diagnostics, opener)(path, *([0] if opener == "cut_from_step" else []))
-    assert str(err.value) == (f"{path}: is a symbolic link to ../user3.txt, which savi did not write (savi writes "
-                              f"only files of its own); remove the link")
-    assert user.read_text() == "my notes\n" and path.is_symlink()
+        if opener == "appender":  # training's rows are appended through the one appender (pass 15 C #24: a hard
+            from savi_plugin.data.writer import JsonlAppender  # link took 12 rows into the user's file)
+
+            JsonlAppender(path)
+        else:
+            getattr(diagnostics, opener)(path, *([0] if opener == "cut_from_step" else []))
+    if link == "symbolic":
+        assert str(err.value) == (f"{path}: is a symbolic link to ../user3.txt, which savi did not write (savi writes "
+                                  f"only files of its own); remove the link")
+    else:
+        assert str(err.value).startswith(f"{path}: is a hard link shared with another name (2 links): savi appends "
+                                         f"to this file, and its lines would change under the other name too")
+    assert user.read_text() == "my notes\n" and (path.is_symlink() or os.stat(user).st_nlink == 2)
