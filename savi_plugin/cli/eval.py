@@ -190,7 +190,7 @@ def _check_evaluation(lmms_args: list[str], env: dict, names: dict[str, str] | N
         ConfigError, OutputIsInputError, EvalDataUnavailableError: one line (exit status 2).
     """
     from savi_plugin.config.values import ConfigError
-    from savi_plugin.data.outputs import check_distinct
+    from savi_plugin.data.outputs import check_place
     from savi_plugin.eval.command import (
         check_devices,
         check_limit,
@@ -221,10 +221,10 @@ def _check_evaluation(lmms_args: list[str], env: dict, names: dict[str, str] | N
         check_gen_kwargs_text(gen_kwargs, names.get("--gen_kwargs", "--gen_kwargs"))
     env = eval_data_env(requested, env)  # data that cannot be had: one line, before lmms-eval loads the model
     output = flag_value(lmms_args, "--output_path")
-    if output:  # the output layer's rule: an output is never an input, nor inside one (OutputIsInputError, exit 2)
-        check_distinct(output, read_paths(flag_value(lmms_args, "--model_args"), env.get("SAVI_DATA_ROOT"),
-                                          phrases.get("--model_args", "--model_args")),
-                       output_name=phrases.get("--output_path", "--output_path"), folder=True)
+    if output:  # the output layer's place rule: never an input, inside one or a checkpoint, nor below a file (exit 2)
+        check_place(output, read_paths(flag_value(lmms_args, "--model_args"), env.get("SAVI_DATA_ROOT"),
+                                       phrases.get("--model_args", "--model_args")),
+                    output_name=phrases.get("--output_path", "--output_path"), folder=True)
     return _Evaluation(lmms_args, env, requested, label)
 
 

@@ -1807,6 +1807,24 @@ def _stray_sidecar(path: Path) -> Path | None:
     return None
 
 
+def check_place(output: str | Path, inputs: Mapping[str, str | Path | None] | None = None, *,
+                output_name: str = "output", folder: bool = False,
+                input_files: Mapping[str, Iterable[str | Path]] | None = None) -> None:
+    """Refuse, as a configuration error (exit 2), an output whose place no job may write, whatever is there: below
+    a file (:func:`folder_above_error`), a name too long for its sidecars (:func:`name_length_error`), equal to,
+    inside or around an input (:func:`check_distinct`, :func:`check_not_any`), or inside a training checkpoint
+    (:func:`check_not_in_checkpoint`). The first question :func:`claim` asks, and the whole check of an output no
+    mark claims (``savi eval run``'s ``--output_path``, shared between lmms-eval runs)."""
+    path = Path(output)
+    refused = folder_above_error(path, output_name) or name_length_error(path, folder, output_name)
+    if refused is not None:
+        raise refused
+    check_distinct(path, inputs or {}, output_name=output_name, folder=folder)
+    for group, files in (input_files or {}).items():
+        check_not_any({output_name: path}, files, what=group, folder=folder)
+    check_not_in_checkpoint(path, output_name)
+
+
 def claim(output: str | Path, *, command: str, config: Mapping[str, Any] | None = None, folder: bool = False,
           inputs: Mapping[str, str | Path | None] | None = None, output_name: str = "output",
           ignore: Iterable[str] = (), own_files: Iterable[str] = (), what: str | None = None,
@@ -1858,13 +1876,7 @@ def claim(output: str | Path, *, command: str, config: Mapping[str, Any] | None 
 
     path = Path(output)
     config = dict(config or {})
-    refused = folder_above_error(path, output_name) or name_length_error(path, folder, output_name)
-    if refused is not None:
-        raise refused
-    check_distinct(path, inputs or {}, output_name=output_name, folder=folder)
-    for group, files in (input_files or {}).items():
-        check_not_any({output_name: path}, files, what=group, folder=folder)
-    check_not_in_checkpoint(path, output_name)
+    check_place(path, inputs, output_name=output_name, folder=folder, input_files=input_files)
     special = special_kind(path)
     if special is not None:
         raise ForeignOutputError(f"{output}: {output_name} exists and is {special}; savi writes only regular files "

@@ -26,8 +26,7 @@ from pathlib import Path
 from savi_plugin.data.outputs import (
     LOCK_NAME,
     OutputLock,
-    check_not_in_checkpoint,
-    folder_above_error,
+    check_place,
     foreign_marker,
     write_json,
 )
@@ -106,15 +105,13 @@ class FixtureFolder:
 
         Raises:
             FixtureFolderError: the path is a file, or the folder holds a file the command did not write.
-            ConfigurationError: a path above it is a file (:func:`~savi_plugin.data.outputs.folder_above_error`), or
-                it lies in a training checkpoint (:func:`~savi_plugin.data.outputs.check_not_in_checkpoint`).
+            ConfigurationError: its place is one no output may take (:func:`~savi_plugin.data.outputs.check_place`:
+                below a file, inside a training checkpoint).
         """
-        above = folder_above_error(self.root, "root")
-        if above is not None:
-            raise above
+        # the output layer's place rule: below a file or in a training checkpoint is exit 2, nothing written
+        check_place(self.root, output_name="fixture folder", folder=True)
         if self.root.exists() and not self.root.is_dir():
             raise FixtureFolderError(f"{self.root}: exists and is not a folder")
-        check_not_in_checkpoint(self.root, "fixture folder")  # a training run's checkpoint: exit 2, nothing written
         foreign = foreign_marker(self.marker, lambda data: _parse_marker(data) is not None)
         if foreign is not None:
             raise FixtureFolderError(f"{self.marker}: exists and is {foreign}; savi eval fixture keeps its record "

@@ -218,7 +218,14 @@ CHECKPOINT_WRITERS = {**{name: (lambda w, run, out, s=spec: s.argv(w, out), spec
                          for name, spec in WRITERS.items()},
                       "plot": (lambda w, run, out: ["plot", run, "--out", out], False),
                       "eval-fixture": (lambda w, run, out: ["eval", "fixture", out, "-n", "1", "--benchmark",
-                                                            "mvbench"], True)}
+                                                            "mvbench"], True),
+                      # its --output_path carries no mark, but its place is checked (pass 15 C #20: lmms-eval wrote
+                      # its results into checkpoint-60, and the run could no longer be continued)
+                      "eval-run": (lambda w, run, out: ["eval", "run", "--data-root", w / "eval-data", "--", "--model",
+                                                        "savi_video", "--model_args",
+                                                        f"pretrained={w / 'model'},num_frames=4", "--tasks",
+                                                        "savi_egoschema", "--limit", "1", "--output_path", out],
+                                   True)}
 #: how an output names a place in the checkpoint: by its path, through a link to the checkpoint, the checkpoint
 CHECKPOINT_RELATIONS = ("inside", "inside-symlink", "equal")
 
