@@ -118,7 +118,11 @@ def check_unchanged(path: str | os.PathLike) -> None:
 def _changed_error(path: str | os.PathLike, what: str, now: os.stat_result | None,
                    before: tuple[int, ...] | None) -> InputChangedError:
     happened = ("was removed" if now is None else "appeared" if before is None else
-                "was replaced by another file" if (now.st_dev, now.st_ino) != before[:2] else "was written to")
+                "was replaced by another file" if (now.st_dev, now.st_ino) != before[:2] else
+                "was written to" if (now.st_size, now.st_mtime_ns) != (before[2], before[4]) else
+                "had its permissions changed" if now.st_mode != before[3] else
+                "was changed (its change time moved: written to with its time set back, or its owner or links "
+                "changed)")
     return InputChangedError(  # what was kept is said by the CLI's one line (cli._changed_input_hint)
         f"{path}: {what} {happened} while the job runs; its identity was taken at start, so nothing more is made "
         f"from it")

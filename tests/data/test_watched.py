@@ -61,8 +61,17 @@ def _removed(path: Path, other: bytes):
     path.unlink()
 
 
+def _chmod(path: Path, other: bytes):
+    path.chmod(0o600)
+
+
 CHANGES = {"cp over it": (_cp_over, "was written to"),
-           "one byte in the middle, modification time kept": (_same_size_same_mtime, "was written to"),
+           # only the change time tells: not said to be "written to" when it may not have been (pass 15 C #15)
+           "one byte in the middle, modification time kept": (_same_size_same_mtime, "was changed (its change time "
+                                                                                      "moved: written to with its "
+                                                                                      "time set back, or its owner "
+                                                                                      "or links changed)"),
+           "chmod": (_chmod, "had its permissions changed"),
            "renamed over it": (_renamed_over, "was replaced by another file"), "removed": (_removed, "was removed")}
 
 
