@@ -156,17 +156,19 @@ def failed_log_path(output: str | Path) -> Path:
 SIDECAR_KINDS = ("progress.jsonl", "report.json", "lock", MARK_NAME.lstrip("."))
 
 
-def sidecar_clash(output: str | Path) -> str | None:
-    """Why file ``output`` would share a name with another output's sidecar, or None: ``output`` is a sidecar of
-    an output we marked (``pairs.jsonl.report.json`` beside a marked ``pairs.jsonl``), or a sidecar of ``output``
-    is itself an output we marked (``--output q.jsonl.progress.jsonl`` of an earlier run, then ``--output
-    q.jsonl``)."""
+def sidecar_clash(output: str | Path, folder: bool = False) -> str | None:
+    """Why ``output`` would share a name with another output's sidecar, or None: ``output`` (a file or a folder) is
+    a sidecar of an output we marked (``pairs.jsonl.report.json`` beside a marked ``pairs.jsonl``), or a sidecar
+    of file ``output`` is itself an output we marked (``--output q.jsonl.progress.jsonl`` of an earlier run, then
+    ``--output q.jsonl``)."""
     output = Path(output)
     for kind in SIDECAR_KINDS:
         if output.name.endswith("." + kind) and len(output.name) > len(kind) + 1:
             owner = output.with_name(output.name[:-len(kind) - 1])
             if read_mark(owner, False) is not None:
                 return f"is the {kind} of {owner}, an output of {read_mark(owner, False).get('command')}"
+        if folder:
+            continue
         side = sidecar(output, kind)
         if kind != MARK_NAME.lstrip(".") and read_mark(side, False) is not None:
             return (f"would use {side} as its {kind}, but that file is an output of "
@@ -400,7 +402,11 @@ def atomic_path(path: str | Path, suffix: str = "") -> Iterator[Path]:
     try:
         yield tmp
         check_live_outputs(path)
-        os.replace(tmp, path)
+        try:
+            os.replace(tmp, path)
+        except IsADirectoryError:  # a folder made at its name while the job ran: said of the name, not the temporary
+            raise ForeignOutputError(f"{path}: is a folder, which savi did not write (savi writes a file at that "
+                                     f"name); move it away and run again") from None
     except BaseException as exc:
         with contextlib.suppress(OSError):
             tmp.unlink()
@@ -1813,8 +1819,11 @@ def check_place(output: str | Path, inputs: Mapping[str, str | Path | None] | No
     """Refuse, as a configuration error (exit 2), an output whose place no job may write, whatever is there: below
     a file (:func:`folder_above_error`), a name too long for its sidecars (:func:`name_length_error`), equal to,
     inside or around an input (:func:`check_distinct`, :func:`check_not_any`), or inside a training checkpoint
-    (:func:`check_not_in_checkpoint`). The first question :func:`claim` asks, and the whole check of an output no
-    mark claims (``savi eval run``'s ``--output_path``, shared between lmms-eval runs)."""
+    (:func:`check_not_in_checkpoint`); and, as not ours (exit 1), a FIFO, device or link savi would replace
+    (:func:`special_kind`, :func:`link_problem`), a folder where a file is needed or the reverse, or a name that is
+    another marked output's sidecar (:func:`sidecar_clash`). The first question :func:`claim`
+    asks, and the whole check of an output no mark claims (``savi eval run``'s ``--output_path``, shared between
+    lmms-eval runs)."""
     path = Path(output)
     refused = folder_above_error(path, output_name) or name_length_error(path, folder, output_name)
     if refused is not None:
@@ -1823,6 +1832,20 @@ def check_place(output: str | Path, inputs: Mapping[str, str | Path | None] | No
     for group, files in (input_files or {}).items():
         check_not_any({output_name: path}, files, what=group, folder=folder)
     check_not_in_checkpoint(path, output_name)
+    special = special_kind(path)
+    if special is not None:
+        raise ForeignOutputError(f"{output}: {output_name} exists and is {special}; savi writes only regular files "
+                                 f"and folders (it would replace it): choose {another(output_name)}")
+    linked = link_problem(path, folder)
+    if linked is not None:
+        raise ForeignOutputError(f"{output}: {output_name} {linked}: choose {another(output_name)}")
+    if path.exists() and path.is_dir() != folder:  # before any sidecar is named: `.` and `/` have no name
+        raise ForeignOutputError(f"{output}: {output_name} exists and is {'a file' if folder else 'a folder'}; "
+                                 f"a {'folder' if folder else 'file'} is needed here: choose {another(output_name)}")
+    clash = sidecar_clash(path, folder)  # a folder too: one at a generation's report name would stop that run
+    if clash is not None:
+        raise ForeignOutputError(f"{output}: {output_name} {clash}; the two would overwrite each other's files: "
+                                 f"choose {another(output_name)}")
 
 
 def claim(output: str | Path, *, command: str, config: Mapping[str, Any] | None = None, folder: bool = False,
@@ -1877,20 +1900,6 @@ def claim(output: str | Path, *, command: str, config: Mapping[str, Any] | None 
     path = Path(output)
     config = dict(config or {})
     check_place(path, inputs, output_name=output_name, folder=folder, input_files=input_files)
-    special = special_kind(path)
-    if special is not None:
-        raise ForeignOutputError(f"{output}: {output_name} exists and is {special}; savi writes only regular files "
-                                 f"and folders (it would replace it): choose {another(output_name)}")
-    linked = link_problem(path, folder)
-    if linked is not None:
-        raise ForeignOutputError(f"{output}: {output_name} {linked}: choose {another(output_name)}")
-    if path.exists() and path.is_dir() != folder:  # before any sidecar is named: `.` and `/` have no name
-        raise ForeignOutputError(f"{output}: {output_name} exists and is {'a file' if folder else 'a folder'}; "
-                                 f"a {'folder' if folder else 'file'} is needed here: choose {another(output_name)}")
-    clash = None if folder else sidecar_clash(path)
-    if clash is not None:
-        raise ForeignOutputError(f"{output}: {output_name} {clash}; the two would overwrite each other's files: "
-                                 f"choose {another(output_name)}")
     held = OutputLock(path, folder=folder and not lock_beside, what=what or output_name, every_rank=every_rank)
     if not (every_rank or _is_main_rank()):
         # One job's ranks share this output: rank 0 alone decides whether it may be written (it locks, checks and

@@ -656,3 +656,15 @@ def test_a_stop_after_the_lock_is_taken_inside_acquire_gives_it_back(shadow_root
     monkeypatch.setattr(outputs, "_register", register)
     assert not outputs.lock_path(out).exists() and os.listdir(shadow_root / f"savi-locks-{os.getuid()}") == []
     OutputLock(out).acquire().release()
+
+
+def test_a_folder_made_at_a_files_name_while_it_is_written_is_named_not_the_temporary(tmp_path):
+    """Pass 15 A #40: the rename failed with ``.y.jsonl.report.json.<pid>.<hex>.tmp: Is a directory``."""
+    from savi_plugin.data.outputs import atomic_path
+
+    dest = tmp_path / "y.jsonl.report.json"
+    with pytest.raises(ForeignOutputError, match=r"y\.jsonl\.report\.json: is a folder, which savi did not write"):
+        with atomic_path(dest) as tmp:
+            tmp.write_text("{}")
+            dest.mkdir()  # another job's folder, made while this one wrote
+    assert dest.is_dir() and [p.name for p in tmp_path.iterdir()] == [dest.name]  # no temporary left

@@ -119,7 +119,7 @@ def test_eval_fixture_refuses_a_file(tmp_path, capsys):
     target.write_text("keep me")
     code, _, err = savi(capsys, "eval", "fixture", target, *FIXTURE)
     assert code == 1 and target.read_text() == "keep me"
-    assert_one_line_error(err, "not a folder")
+    assert_one_line_error(err, "exists and is a file; a folder is needed here")
 
 
 def test_eval_fixture_writes_a_new_folder_and_rewrites_its_own(tmp_path, capsys):

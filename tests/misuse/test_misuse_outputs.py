@@ -721,6 +721,20 @@ def test_a_generation_output_hard_linked_to_a_users_file_is_never_appended_throu
                                "file")
 
 
+@pytest.mark.parametrize("writer", [w for w, (_, folder) in CHECKPOINT_WRITERS.items() if folder])
+def test_a_folder_output_at_an_unfinished_generations_report_name_is_refused(writer, generated, world, capsys):
+    """Pass 15 A #40: ``savi train --output-dir y.jsonl.report.json`` beside a running generation made a folder at
+    its report's name, and the generation failed at its end naming a temporary file; its pairs then counted as an
+    unfinished run. A folder output is asked the same sidecar question as a file output."""
+    out, _ = generated
+    report = out.with_name(out.name + ".report.json")
+    report.unlink()  # the generation has not finished: no report yet
+    argv, _ = CHECKPOINT_WRITERS[writer]
+    code, _, err = savi(capsys, *argv(world, out.parent, report))
+    assert code == 1 and not report.exists(), err
+    assert_one_line_error(err, f"{report}: ", f"is the report.json of {out}, an output of savi generate")
+
+
 def test_resume_after_the_stored_configuration_was_removed_is_refused(generated, capsys):
     out, _ = generated
     out.with_name(out.name + ".savi-output.json").unlink()
