@@ -38,6 +38,7 @@ from typing import Any
 from savi_plugin.data.identity import file_identity, same_identity
 from savi_plugin.data.outputs import MARK_NAME, read_mark, sidecar, sidecar_shown, writer_now
 from savi_plugin.data.paths import name_for_file, path_from_file
+from savi_plugin.data.run_counts import counts_problem
 from savi_plugin.errors import DocumentTooLarge
 
 log = logging.getLogger(__name__)
@@ -56,12 +57,21 @@ class RunReportError(ValueError):
     """A run report that is there but cannot be read: ``<report>[:<line>]: run report: <why>`` (one line)."""
 
 
+class EditedReportError(RunReportError):
+    """A generation report whose counts are not what its own lists give, or whose lists hold what no run writes
+    (:func:`savi_plugin.data.run_counts.counts_problem`): ``<report>: run report: <field>: <why>: the report was
+    edited``."""
+
+
 def load_report(path: str | Path) -> dict[str, Any]:
     """The run report at ``path``, read whole within ``$SAVI_MAX_DOCUMENT_BYTES`` and the untrusted-JSON limits:
-    the one reader of a run report (the report beside a pair file, or one named by ``--run-report``).
+    the one reader of a run report (the report beside a pair file, or one named by ``--run-report``). A generation
+    report's counts (a merge's: its ``run``'s) are computed again from its own lists by the rule its writer used
+    (:mod:`savi_plugin.data.run_counts`).
 
     Raises:
-        RunReportError: unreadable, torn or not JSON (at its line), too deep, too large, or not a JSON object.
+        RunReportError: unreadable, torn or not JSON (at its line), too deep, too large, or not a JSON object;
+            :class:`EditedReportError` when its counts are not what its lists give, or a list repeats a record.
     """
     from savi_plugin.data.files import read_document
     from savi_plugin.untrusted import load_json
@@ -75,6 +85,12 @@ def load_report(path: str | Path) -> dict[str, Any]:
         raise refuse(f"cannot be read ({exc.strerror or exc})") from None
     if not isinstance(report, dict):
         raise refuse(f"expected a JSON object, got {type(report).__name__}")
+    kind = report_kind(report)
+    run, at = (report, "") if kind == "savi generate" else (report.get("run"), "run.")
+    if kind in ("savi generate", "savi generate merge") and isinstance(run, dict):  # a merge's: its shards' runs'
+        problem = counts_problem(run, at)
+        if problem is not None:
+            raise EditedReportError(f"{path}: run report: {problem[0]}: {problem[1]}")
     return report
 
 

@@ -35,6 +35,7 @@ from savi_plugin.data.provenance import (
     vouched_finished,
 )
 from savi_plugin.data.readers import iter_lines, parse_line
+from savi_plugin.data.run_counts import counts_problem, generation_counts
 from savi_plugin.data.record import DataError, validate_record
 from savi_plugin.errors import ConfigError, DocumentTooLarge
 from savi_plugin.generators.runner import (_RESUMABLE_CHANGES, PATH_KEYS, _read_progress, parse_shard, progress_path,
@@ -349,7 +350,9 @@ def _merge(paths: list[Path], output: Path, allow_incomplete: bool, claimed) -> 
 
 
 def _combine_reports(paths: list[Path]) -> dict[str, Any] | None:
-    """Sum the shards' run reports (None if any is missing or is not a generation run's)."""
+    """The shards' run reports as one: their lists joined and counted by the rule every report is
+    (:func:`~savi_plugin.data.run_counts.generation_counts`); None if any is missing, is not a generation run's, or
+    was edited (its counts are not what its lists give)."""
     reports = []
     for path in paths:
         try:
@@ -358,18 +361,20 @@ def _combine_reports(paths: list[Path]) -> dict[str, Any] | None:
             raise
         except (OSError, ValueError):
             return None
-        if not isinstance(report, dict) or report_kind(report) != "savi generate":
+        if not isinstance(report, dict) or report_kind(report) != "savi generate" or counts_problem(report):
             return None
         reports.append(report)
-    counts: dict[str, Any] = {"items": 0, "items_done": 0, "pairs": 0, "skipped": 0, "failed": 0,
-                              "by_reason": {}, "tagging": {}}
+    skipped = [e for r in reports for e in r.get("skipped") or []]
+    failed = [e for r in reports for e in r.get("failed") or []]
+    total = {key: sum(n for r in reports if isinstance(n := r["counts"].get(key), int)) for key in
+             ("items", "items_done", "pairs")}
+    tagging: dict[str, int] = {}
     for r in reports:
-        for key in ("items", "items_done", "pairs", "skipped", "failed"):
-            counts[key] += r["counts"].get(key) or 0
-        for key in ("by_reason", "tagging"):
-            for name, value in r["counts"].get(key, {}).items():
-                counts[key][name] = counts[key].get(name, 0) + value
-    return {"complete": all(r.get("complete") for r in reports), "counts": counts,
-            "skipped": [e for r in reports for e in r.get("skipped", [])],
-            "failed": [e for r in reports for e in r.get("failed", [])],
+        tags = r["counts"].get("tagging")
+        for name, value in (tags.items() if isinstance(tags, dict) else ()):
+            tagging[name] = tagging.get(name, 0) + (value if isinstance(value, int) else 0)
+    counts = {"items": total["items"], **generation_counts(skipped, failed, total["pairs"], total["items_done"]),
+              "tagging": tagging}
+    return {"complete": all(r.get("complete") for r in reports), "counts": counts, "skipped": skipped,
+            "failed": failed,
             "shards": [r.get("config", {}).get("shard") for r in reports]}

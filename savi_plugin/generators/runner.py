@@ -85,6 +85,7 @@ from savi_plugin.data.paths import (
     path_from_file,
 )
 from savi_plugin.data.record import DataError, check_encodable
+from savi_plugin.data.run_counts import generation_counts, is_retried, repeated
 from savi_plugin.data.watched import WatchedFiles
 from savi_plugin.data.writer import (
     JsonlAppender,
@@ -129,8 +130,6 @@ _BY_IDENTITY = ("model", "adapter", "inputs", "data_root")
 #: (:func:`~savi_plugin.data.paths.configuration_for_file`) -- and read back by it; ``inputs`` may be a label
 #: (``<6 items>``) and the model or adapter a hub id: kept as given
 PATH_KEYS = (("model", True), ("adapter", True), ("inputs", True), ("data_root", False))
-#: failure reasons of machine errors, which do not describe the input: the item is retried by the next run
-RETRIED_REASONS = ("generation_error", "io_error")
 #: reasons an item's video is refused under, and what to check when every item of a run is refused under one
 VIDEO_REASONS = {
     "too_few_frames": "every clip has fewer frames than --num-frames / model.num_frames={num_frames} (frames are "
@@ -429,14 +428,19 @@ def progress_row_problem(obj: Any) -> str | None:
     if isinstance(batch, bool) or not isinstance(batch, int) or batch < 0:
         return "batch: not a batch number"
     if not isinstance(outcomes, list) or not all(isinstance(o, dict) and isinstance(o.get("status"), str)
-                                                   for o in outcomes):
+                                                   and isinstance(o.get("reason"), str) for o in outcomes):
         return "outcomes: not a list of outcomes"
+    twice = repeated(outcomes)
+    if twice is not None:
+        return (f"outcomes[{twice[1]}]: record {outcomes[twice[1]].get('id')!r} beside outcomes[{twice[0]}] (one "
+                f"outcome per record)")
     return None
 
 
 def to_retry(row: dict[str, Any]) -> bool:
-    """Whether a progress row holds a failure that is not final (:data:`RETRIED_REASONS`)."""
-    return any(o.get("reason") in RETRIED_REASONS for o in row.get("outcomes", []))
+    """Whether a progress row holds a failure that is not final (:func:`~savi_plugin.data.run_counts.is_retried`):
+    the rule the report's ``items_to_retry`` counts by (:func:`~savi_plugin.data.run_counts.generation_counts`)."""
+    return any(o.get("status") in (SKIPPED, FAILED) and is_retried(o) for o in row.get("outcomes", []))
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -720,6 +724,7 @@ def _run_locked(gen, model, mine, config, base_meta, out_path, prog_path, index,
                     else:
                         log.debug("%s: skipped (%s): %s", o.record_id or o.item_id, o.reason, o.detail)
                 for item in chunk:  # after the records: an item is "done" only once its records are on disk
+                    _check_one_per_record(gen, by_item[item.id])
                     progress_log.write_object({"id": item.id, "batch": b,
                                                "outcomes": [_outcome_row(o, digests) for o in by_item[item.id]]})
                 run_items += len(chunk)
@@ -767,6 +772,18 @@ def _run_locked(gen, model, mine, config, base_meta, out_path, prog_path, index,
     return result
 
 
+def _check_one_per_record(gen: Generator, outcomes: list[Outcome]) -> None:
+    """Refuse a generator's outcomes for one item that are not one per would-be record (a record id twice, or an
+    outcome without a record id beside another): neither a progress row nor a report lists them so
+    (:func:`~savi_plugin.data.run_counts.repeated`)."""
+    twice = repeated([o.to_json() for o in outcomes])
+    if twice is not None:
+        first, again = outcomes[twice[0]], outcomes[twice[1]]
+        raise RuntimeError(f"generator {gen.name!r} gave item {again.item_id!r} an outcome for record "
+                           f"{again.record_id!r} beside one for {first.record_id!r}: a generator gives one outcome "
+                           f"per would-be record (an item that failed before any record was numbered, only one)")
+
+
 def _outcome_row(outcome: Outcome, digests: dict[str, str | None]) -> dict[str, Any]:
     """An outcome as its progress row stores it; a pair with the SHA-256 of its line in the output."""
     row = outcome.to_json()
@@ -788,20 +805,17 @@ def _stored_video(record, out_path: Path, data_root) -> Any:
 def build_report(prog_path: Path, out_path: Path, total_items: int | None = None) -> dict[str, Any]:
     """Counts per outcome and the list of skipped/failed records, from a progress file."""
     _, rows = _read_progress(prog_path)
-    final = sum(1 for row in rows.values() if not to_retry(row))
-    by_reason: dict[str, int] = {}
     tagging: dict[str, int] = {}
-    counts = {PAIR: 0, SKIPPED: 0, FAILED: 0}
+    pairs = 0
     listed: dict[str, list[dict[str, Any]]] = {SKIPPED: [], FAILED: []}
     for item_id, row in rows.items():
         for o in row.get("outcomes", []):
-            status, reason = o.get("status"), o.get("reason", "?")
-            counts[status] = counts.get(status, 0) + 1
-            by_reason[reason] = by_reason.get(reason, 0) + 1
+            status = o.get("status")
+            pairs += status == PAIR
             if "tagging" in o.get("info", {}):
                 tagging[o["info"]["tagging"]] = tagging.get(o["info"]["tagging"], 0) + 1
             if status in listed:
-                entry = {"item": item_id, "id": o.get("id"), "reason": reason, "detail": o.get("detail", "")}
+                entry = {"item": item_id, "id": o.get("id"), "reason": o["reason"], "detail": o.get("detail", "")}
                 listed[status].append(entry)
     lines = 0
     if out_path.exists():
@@ -810,14 +824,12 @@ def build_report(prog_path: Path, out_path: Path, total_items: int | None = None
         lines = sum(1 for _, _, ended in iter_lines(out_path) if ended)  # bounded per line
     present, _ = _output_lines(out_path)
     missing = sum(1 for rid in _written_pairs(rows) if rid not in present)  # the output is the truth
+    counts = generation_counts(listed[SKIPPED], listed[FAILED], pairs, len(rows))  # what every reader recomputes
     report = {
         "output": str(out_path),
         "progress": str(prog_path),
-        "complete": total_items is not None and final >= total_items and not missing,
-        "counts": {"items": total_items, "items_done": len(rows), "items_final": final,
-                   "items_to_retry": len(rows) - final, "pairs": counts[PAIR], "pairs_missing": missing,
-                   "skipped": counts[SKIPPED], "failed": counts[FAILED], "by_reason": dict(sorted(by_reason.items())),
-                   "tagging": dict(sorted(tagging.items()))},
+        "complete": total_items is not None and counts["items_final"] >= total_items and not missing,
+        "counts": {"items": total_items, **counts, "pairs_missing": missing, "tagging": dict(sorted(tagging.items()))},
         "records_in_output": lines,
         "skipped": listed[SKIPPED],
         "failed": listed[FAILED],

@@ -166,7 +166,13 @@ def test_an_output_moved_away_from_its_videos_is_refused_never_mixed(setup, tmp_
                                   'not json', '[1, 2]',
                                   # well formed, for an item the input does not hold (pass 11 B #31: counted as done)
                                   '{"id": "zz-foreign", "batch": 0, "outcomes": [{"id": "zz-foreign", "status": '
-                                  '"skipped", "reason": "missing_video"}]}'])
+                                  '"skipped", "reason": "missing_video"}]}',
+                                  # one record's outcome twice, or an outcome without a reason: the report would
+                                  # list what its reader refuses (data/run_counts.py)
+                                  '{"id": "q1", "batch": 1, "outcomes": [{"id": "q1-rrpo-0", "status": "skipped", '
+                                  '"reason": "correct_answer"}, {"id": "q1-rrpo-0", "status": "skipped", '
+                                  '"reason": "correct_answer"}]}',
+                                  '{"id": "q1", "batch": 1, "outcomes": [{"id": "q1-rrpo-0", "status": "skipped"}]}'])
 def test_a_progress_line_the_run_did_not_write_is_refused_naming_it(line, setup, tmp_path):
     """The progress file is the run's own: an edited line is not counted as a finished item (red team pass 10,
     B17: a garbage line made ``items_done`` 5 of 4 items and the report complete) nor passed over in silence."""

@@ -250,7 +250,7 @@ def test_a_generation_report_whose_counts_do_not_count_its_lists_is_refused(edit
                  "--no-progress"])
     err = capsys.readouterr().err.strip().splitlines()
     assert code != 0 and len(err) == 1, err
-    assert err[0].startswith(f"error: {path}: run report: counts.") and "does not count the report's" in err[0], err
+    assert err[0].startswith(f"error: {path}: run report: counts.") and "is not what its lists give" in err[0], err
     assert not (tmp_path / "site").exists()
 
 
