@@ -416,11 +416,27 @@ def test_a_misspelt_task_is_one_line_before_lmms_eval_starts(argv, tmp_path):
 
 
 # ------------------------------------------------------------------------------------- reading what a suite wrote
+def _card(tasks=("savi_egoschema",), items: int = 3, **fields) -> dict:
+    """The card :func:`build_card` writes for a base run of ``items`` documents over ``tasks`` (each a leaf of the
+    egoschema benchmark), as a table.json stores it, with ``fields`` changed."""
+    from savi_plugin.eval.card import build_card, card_for_file
+    from savi_plugin.eval.results import LmmsEvalRun
+
+    config = {"dataset_path": "lmms-lab/egoschema", "dataset_name": "Subset", "test_split": "test",
+              "generation_kwargs": {"max_new_tokens": 16, "do_sample": False},
+              "metadata": {"benchmark": "egoschema", "version": 0}}
+    samples = {task: [{"doc_id": i, "input": f"q{i}", "target": "A"} for i in range(items // len(tasks))]
+               for task in tasks}
+    run = LmmsEvalRun({"configs": {task: config for task in tasks}}, samples)
+    card = build_card(run, list(tasks), model="base", adapters={"aligned": "aligned"}, num_frames=4, limit=3,
+                      gen_kwargs=None)
+    return dict(card_for_file(card, Path("suite/table.json")), **fields)
+
+
 def _table() -> dict:
     row = {"task": "savi_egoschema", "adapter": "aligned", "n": 3, "base": 33.33, "aligned": 66.67, "delta": 33.34,
-           "low": 0.0, "high": 66.67}
-    return {"rows": [row], "missing": [], "card": {"lmms_eval": "0.7.3", "limit": 3, "base_model": {"sha256": "0"},
-                                                   "suite_tasks": ["savi_egoschema"], "adapters": {"aligned": {}}}}
+           "low": 0.0, "high": 66.67, "excluded": 0, "no_video_base": 0, "no_video_aligned": 0}
+    return {"rows": [row], "missing": [], "card": _card()}
 
 
 def _broken_tables() -> dict[str, bytes]:
@@ -501,7 +517,7 @@ def test_compare_names_the_table_file_that_cannot_be_read(case, side, tmp_path):
 
 @pytest.mark.parametrize("change, fragment", [
     # pass 12, B49: a key no suite writes was compared as the same card (small or 7.9 M zeros under the caps)
-    ({"card": {"x": 1}}, "card.x: not a field of an eval card (a card holds lmms_eval, "),
+    ({"card": {"x": 1}}, "card.x: not a field of an eval card (it holds lmms_eval, "),
     ({"card": {"x": [0] * 100_000}}, "card.x: not a field of an eval card"),
     ({"card": {"k\u202ey": 1}}, "card.'k\\u202ey': not a field of an eval card"),
     # pass 12, B54: a task listed as not run that has its row (or is in the card's task list) says both
@@ -534,13 +550,14 @@ def test_compare_refuses_a_card_key_or_a_missing_task_no_suite_writes(change, fr
      "rows[0].aligned: 83.33 is no accuracy over n=2 items"),
     # (tf5) more items than the card's limit lets one task have, or than its base run logged
     ({"n": 1000, "base": 0.0, "aligned": 0.0, "delta": 0.0, "low": 0.0, "high": 0.0},
-     {"limit": 2, "tasks": {"savi_egoschema": {}}},
+     {"limit": 2, "items": 1000},
      "rows[0].n: 1000 items (with 0 excluded) is above what the card's limit allows (2 per task x 1 task(s) = 2)"),
-    ({"n": 2, "excluded": 1, "base": 0.0, "aligned": 0.0, "delta": 0.0, "low": 0.0, "high": 0.0}, {"items": 2},
+    ({"n": 2, "excluded": 1, "no_video_base": 1, "base": 0.0, "aligned": 0.0, "delta": 0.0, "low": 0.0,
+      "high": 0.0}, {"items": 2},
      "rows[0].n: 2 items (with 1 excluded) is above the card's items (2)"),
     # replay 14, B20: a leaf task's row is capped by the limit alone, not by the limit times every leaf of the card
     ({"n": 4, "base": 25.0, "aligned": 50.0, "delta": 25.0, "low": 0.0, "high": 75.0},
-     {"limit": 2, "tasks": {"savi_egoschema": {}, "savi_perceptiontest": {}}},
+     {"limit": 2, "items": 8, "tasks": _card(("savi_egoschema", "savi_perceptiontest"))["tasks"]},
      "rows[0].n: 4 items (with 0 excluded) is above what the card's limit allows (2 per task x 1 task(s) = 2)"),
     # replay 14, B21: base and aligned both 0: every paired difference is 0, so is every resampled mean
     ({"n": 2, "base": 0.0, "aligned": 0.0, "delta": 0.0, "low": -100.0, "high": 100.0}, {},
@@ -568,9 +585,9 @@ def test_compare_refuses_rows_holding_more_items_together_than_the_card_logged(t
     """Replay 14 C #15: two leaf tasks' rows of 4 items each under a card whose base run logged 4 documents were
     printed as real; each row alone was within the card's items."""
     table = _table()
-    table["card"].update({"limit": 4, "items": 4, "suite_tasks": ["savi_egoschema", "savi_perceptiontest"],
-                          "tasks": {"savi_egoschema": {}, "savi_perceptiontest": {}}})
-    row = {"adapter": "aligned", "n": 4, "base": 25.0, "aligned": 50.0, "delta": 25.0, "low": 0.0, "high": 75.0}
+    table["card"] = _card(("savi_egoschema", "savi_perceptiontest"), 4, limit=4)
+    row = {"adapter": "aligned", "n": 4, "base": 25.0, "aligned": 50.0, "delta": 25.0, "low": 0.0, "high": 75.0,
+           "excluded": 0, "no_video_base": 0, "no_video_aligned": 0}
     table["rows"] = [{"task": "savi_egoschema", **row}, {"task": "savi_perceptiontest", **row}]
     (tmp_path / "t").mkdir()
     (tmp_path / "t" / "table.json").write_text(json.dumps(table))
