@@ -579,8 +579,8 @@ def row_problem(row: dict) -> str | None:
     excluded, base, aligned = row["excluded"], row["no_video_base"], row["no_video_aligned"]
     if not max(base, aligned) <= excluded <= base + aligned:  # the union of the two runs' unusable items
         return (f"excluded: {excluded} items left out, yet {base} had no usable video in the base run and "
-                f"{aligned} in the aligned run (an item is left out when it had none in either run: between "
-                f"{max(base, aligned)} and {base + aligned})")
+                f"{aligned} in the aligned run (an item is left out when either run had no usable video for it: "
+                f"{max(base, aligned)} to {base + aligned} items)")
     if row["n"] == 0:
         given = [k for k in ("base", "aligned", "delta", "low", "high") if row[k] is not None]
         return f"{given[0]}: set although n is 0 (no usable item, no score)" if given else None
