@@ -14,19 +14,14 @@ import re
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
+from savi_plugin.config.values import EvalLimit
 from savi_plugin.data.identity import unfinished_training
-from savi_plugin.environment import NOT_ITEM_LIMITS, item_limits
+from savi_plugin.environment import NOT_ITEM_LIMITS, VARIABLES, item_limits
+from savi_plugin.shape import AnyObject, Count, Flag, ListOf, MapOf, Name, Nullable, OneOf, Record, Ruled, Text
 
 #: Card fields two tables must share to be compared (the models under test may differ).
 MUST_MATCH = ("lmms_eval", "tasks", "limit", "num_frames", "generation", "prompts_sha256", "targets_sha256",
               "base_model", "decode_limits")
-#: Every field of a card, as :func:`build_card` writes it. A card is only ever written by ``savi eval suite``, so a
-#: key outside this set was put there by another hand (or by a savi-plugin newer than this one, whose card may hold
-#: what decides comparability here unread): :func:`card_problem` refuses it rather than compare two tables as the
-#: same card while they differ in a field no one checks. An older card lacking a field is read (``differences``
-#: compares what both hold).
-CARD_FIELDS = ("lmms_eval", "savi_plugin", "tasks", "suite_tasks", "limit", "num_frames", "generation", "items",
-               "decode_limits", "prompts_sha256", "targets_sha256", "base_model", "adapters")
 #: Files up to this size are hashed whole; larger weight files are fingerprinted (size + first and last MiB).
 WHOLE_HASH_BYTES = 64 << 20
 _EDGE = 1 << 20
@@ -143,6 +138,49 @@ def build_card(run, tasks: list[str], *, model: str, adapters: dict[str, str | N
     }
 
 
+#: A SHA-256 as :func:`texts_sha256` writes it.
+DIGEST = Text(r"[0-9a-f]{64}", "a SHA-256 digest (64 hex digits)")
+#: What :func:`model_hash` writes: a folder's SHA-256, or ``id:`` and the hub id given.
+MODEL_HASH = Text(r"[0-9a-f]{64}|id:.+", "a SHA-256 digest or id:<hub id>")
+#: One leaf task's entry, as :func:`task_card` writes it (``generation``: lmms-eval's own ``generation_kwargs``).
+TASK_ENTRY = Record("a task's entry", {
+    "dataset": Nullable(Text()), "config": Nullable(Text()), "split": Nullable(Text()),
+    "benchmark": Nullable(Text()), "protocol": Nullable(Text()),
+    "frames": Nullable(Record("a task's frames", {
+        "num_frames": OneOf((Count(low=1), Text(re.escape("model's num_frames"), "'model's num_frames'"))),
+        "rule": Text(), "bounds": Flag()})),
+    "generation": Nullable(AnyObject()),
+})
+#: The decode caps as :func:`~savi_plugin.environment.item_limits` records them, by their variables' kinds; a card
+#: written when every cap was recorded holds the others too.
+DECODE_LIMITS = Record("the decode caps", {
+    name: Flag() if var.kind == "switch" else Count(var.low, var.high) for name, var in VARIABLES.items()},
+    optional=frozenset(name for name, var in VARIABLES.items() if not var.decides_items))
+#: The card, as :func:`build_card` writes it: every key at every depth with what it holds. A card is only ever
+#: written by ``savi eval suite``, so a key outside it was put there by another hand (or by a savi-plugin newer than
+#: this one, whose card may hold what decides comparability here unread): a reader refuses it
+#: (:mod:`savi_plugin.shape`) rather than compare two tables as the same card while they differ in a field no one
+#: checks.
+CARD = Record("an eval card", {
+    "lmms_eval": Text(), "savi_plugin": Text(),
+    "tasks": MapOf(Name(), TASK_ENTRY, nonempty=True),
+    "suite_tasks": ListOf(Name(), nonempty=True),
+    "limit": Nullable(Ruled(EvalLimit(), "lmms-eval's --limit")),
+    "num_frames": Count(low=1),
+    "generation": Text(),
+    "items": Count(),
+    "decode_limits": DECODE_LIMITS,
+    "prompts_sha256": DIGEST, "targets_sha256": DIGEST,
+    "base_model": Record("the base model's entry", {"path": Text(), "sha256": MODEL_HASH}),
+    # an adapter's label: its folder's name in these characters (:func:`savi_plugin.eval.suite.adapter_labels`)
+    "adapters": MapOf(Name(r"[A-Za-z0-9_.-]+", "an adapter label (letters, digits, _ . -)"),
+                      Record("an adapter's entry", {"path": Nullable(Text()), "sha256": Nullable(MODEL_HASH),
+                                                    "unfinished": Flag()}), nonempty=True),
+})
+#: Every field of a card, in the order :func:`build_card` writes them.
+CARD_FIELDS = tuple(CARD.fields)
+
+
 def card_for_file(card: dict, holder) -> dict:
     """``card`` as the file ``holder`` stores it: the base model's and each adapter's ``path`` by the one rule for
     stored paths (:mod:`savi_plugin.data.paths`: relative to ``holder``'s folder, or absolute; a hub id as
@@ -156,19 +194,6 @@ def card_for_file(card: dict, holder) -> dict:
     out["adapters"] = {label: {**entry, "path": path_for_file(entry["path"], holder) if entry.get("path") else None}
                        for label, entry in (card.get("adapters") or {}).items()}
     return out
-
-
-def card_problem(card: dict) -> str | None:
-    """Why ``card`` is not a card ``savi eval suite`` wrote, as ``card.<key>: ...``, or None: a key that is not
-    one of :data:`CARD_FIELDS` (the first in sorted order, its name echoed within bounds)."""
-    from savi_plugin.untrusted import shown
-
-    unknown = sorted((key for key in card if key not in CARD_FIELDS), key=str)
-    if unknown:
-        name = unknown[0] if re.fullmatch(r"[A-Za-z0-9_]{1,60}", unknown[0]) else shown(unknown[0], 60)
-        return (f"card.{name}: not a field of an eval card (a card holds {', '.join(CARD_FIELDS)}; "
-                f"`savi eval compare` compares only cards it can read whole)")
-    return None
 
 
 def differences(a: dict, b: dict) -> list[str]:

@@ -213,17 +213,6 @@ def unusable_items(run: LmmsEvalRun, task: str, metric: str = "accuracy") -> set
     return items
 
 
-def unscored_items(run: LmmsEvalRun, task: str) -> int:
-    """How many of ``task``'s logged samples had no usable video (``missing_video`` or ``bad_video``: a missing,
-    undecodable, too short or over-budget clip), which the savi tasks score 0 and count; 0 for a task that logs
-    neither (the built-ins)."""
-    count = 0
-    for leaf in run.leaves(task):
-        for sample in run.samples.get(leaf, []):
-            count += int(_unusable(sample))
-    return count
-
-
 def read_run(output_path: str | Path) -> LmmsEvalRun:
     """The newest ``*_results.json`` under ``output_path`` and the ``*_samples_<task>.jsonl`` beside it."""
     files = sorted(Path(output_path).rglob("*_results.json"), key=lambda p: p.stat().st_mtime)

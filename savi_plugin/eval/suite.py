@@ -27,7 +27,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from savi_plugin.config.values import MAX_NUMBER
 from savi_plugin.data.files import file_problem, read_document
 from savi_plugin.data.identity import check_adapter, input_identity, model_identity
 from savi_plugin.data.watched import WatchedFiles
@@ -37,11 +36,12 @@ from savi_plugin.data.paths import name_for_file, path_for_file
 from savi_plugin.environment import item_limits
 from savi_plugin.eval.hub_check import eval_data_env
 from savi_plugin.eval.builtin_tasks import BUILTINS
-from savi_plugin.eval.card import build_card, card_for_file, card_problem
+from savi_plugin.eval.card import CARD, build_card, card_for_file
 from savi_plugin.eval.command import (EvalRunError, last_error, log_disk_sign, results_problem, run_failure,
                                      savi_video_command)
 from savi_plugin.eval.compare import Delta, compare_usable
-from savi_plugin.eval.results import read_run, unscored_items, unusable_items
+from savi_plugin.eval.results import read_run, unusable_items
+from savi_plugin.shape import Count, ListOf, Name, Nullable, Number, Record
 from savi_plugin.untrusted import shown
 
 #: The papers' benchmark lists -> the task that runs each here (None: not offered by savi-plugin yet).
@@ -82,9 +82,28 @@ def suite_tasks(spec: str) -> tuple[list[str], list[str]]:
 
 
 def adapter_labels(adapters: list[str]) -> dict[str, str]:
-    """label -> adapter path: the adapter folder's name (made unique with ``-2``, ``-3`` ...)."""
+    """label -> adapter path: the adapter folder's name (made unique with ``-2``, ``-3`` ...).
+
+    Raises:
+        ConfigurationError: one adapter folder given twice (the same folder by its device and inode, however it
+            is spelt or linked; a path that is no folder here, a hub id, by its resolved path): it would be
+            evaluated twice under two labels, one comparison shown as two.
+    """
+    from savi_plugin.errors import ConfigurationError
+
     labels: dict[str, str] = {}
+    given: dict[tuple, str] = {}
     for path in adapters:
+        try:
+            stat = os.stat(path)
+            same: tuple = (stat.st_dev, stat.st_ino)
+        except OSError:
+            same = (os.path.realpath(path),)
+        if same in given:
+            raise ConfigurationError(f"savi eval suite: --adapter {shown(path)} is the adapter folder --adapter "
+                                     f"{shown(given[same])} names: the same adapter given twice; give each adapter "
+                                     "once")
+        given[same] = path
         base = re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(path).resolve().name) or "adapter"
         label, n = base, 1
         while label in labels or label == BASE:
@@ -252,12 +271,18 @@ def compare_runs(base_run, run, tasks: list[str], label: str = "aligned") -> dic
 
 
 def comparison_rows(base_run, runs: dict, tasks: list[str]) -> list[dict]:
-    """Per task and adapter: the paired comparison of the adapter's items with the base model's, and how many
-    items had no usable video in each run (scored 0 by the task: :func:`unscored_items`)."""
+    """Per task and adapter (the shape :data:`ROW`): the paired comparison of the adapter's items with the base
+    model's, and how many of those items had no usable video in each run (scored 0 by the task:
+    :func:`unusable_items`); ``excluded`` counts the items either run had none for, so it lies between the larger
+    of the two counts and their sum."""
     deltas = {label: compare_runs(base_run, run, tasks, label) for label, run in runs.items()}
-    return [{"task": task, "adapter": label, **deltas[label][task].to_dict(),
-             "no_video_base": unscored_items(base_run, task), "no_video_aligned": unscored_items(runs[label], task)}
-            for task in tasks for label in runs]
+    rows = []
+    for task in tasks:
+        items = set(base_run.item_scores(task))  # every adapter's run scored these (compare_runs)
+        no_video_base = len(unusable_items(base_run, task) & items)
+        rows += [{"task": task, "adapter": label, **deltas[label][task].to_dict(), "no_video_base": no_video_base,
+                  "no_video_aligned": len(unusable_items(runs[label], task) & items)} for label in runs]
+    return rows
 
 
 def markdown_cell(value: object) -> str:
@@ -391,13 +416,32 @@ def _run_claimed(plan: SuitePlan, out: Path, env: dict, missing, progress, watch
     return table
 
 
-#: the numbers of a table row (:class:`~savi_plugin.eval.compare.Delta`'s fields)
-ROW_NUMBERS = tuple(Delta.__dataclass_fields__)
+#: a score's range: accuracy in percent points (every per-item score is 0 or 100); Δ and its bounds lie within
+#: ``±(high - low)`` of it
+SCORE_RANGE = (0.0, 100.0)
+_SCORE = Nullable(Number(*SCORE_RANGE, "accuracy in percent points"))
+_CHANGE = Nullable(Number(SCORE_RANGE[0] - SCORE_RANGE[1], SCORE_RANGE[1] - SCORE_RANGE[0],
+                          "a change of accuracy in percent points"))
+#: One row of ``table.json``, as :func:`comparison_rows` writes it: the task and adapter it compares,
+#: :class:`~savi_plugin.eval.compare.Delta`'s fields (null where no item was usable), and how many of the compared
+#: items had no usable video in each run. A table written before items were left out has no ``excluded`` (0).
+ROW = Record("a table row", {
+    "task": Name(), "adapter": Name(),
+    **{name: (Count() if name in ("n", "excluded") else _SCORE if name in ("base", "aligned") else _CHANGE)
+       for name in Delta.__dataclass_fields__},
+    "no_video_base": Count(), "no_video_aligned": Count(),
+}, optional=frozenset({"excluded"}))
+#: ``table.json`` as :func:`run_suite` writes it, every key at every depth: the rows, the tasks a named suite left
+#: out (no savi-plugin task yet) and the card (:data:`savi_plugin.eval.card.CARD`). :func:`read_table` reads a table
+#: of this shape only, then checks the rules between its fields.
+TABLE = Record("a suite table", {"rows": ListOf(ROW), "missing": ListOf(Name()), "card": CARD})
 
 
 def read_table(path: str | Path) -> dict:
     """A suite's ``table.json`` (given the file or its suite folder), read through the untrusted-input boundary
-    (:func:`savi_plugin.untrusted.load_json`) and checked for the shape :func:`run_suite` writes.
+    (:func:`savi_plugin.untrusted.load_json`), checked whole against :data:`TABLE` (the shape :func:`run_suite`
+    writes, every key at every depth) and then by the rules between its fields that every table a suite writes
+    holds (:func:`table_problem`).
 
     Raises:
         SuiteError: one line naming the file (and line, or field) and what is wrong with it.
@@ -422,109 +466,103 @@ def read_table(path: str | Path) -> dict:
         raise SuiteError(f"{path}: cannot be read ({exc.strerror or exc})") from None
     if not isinstance(table, dict):
         raise refuse(f"a JSON {type(table).__name__}, not an object")
-    rows, card = table.get("rows"), table.get("card")
-    if not isinstance(rows, list):
-        raise refuse(f"rows: {type(rows).__name__}, not a list")
-    if not isinstance(card, dict):
-        raise refuse(f"card: {type(card).__name__}, not an object")
-    problem = card_problem(card)
+    problem = TABLE.problem(table, "")
     if problem:
         raise refuse(problem)
-    if not isinstance(card.get("base_model"), (dict, type(None))):
-        raise refuse("card.base_model: not an object")
-    if not isinstance(table.get("missing", []), list):
-        raise refuse("missing: not a list")
-    # the rows a suite writes: one per task it ran (card.suite_tasks) and adapter (card.adapters), no other
-    names = {"task": _card_names(card.get("suite_tasks"), "card.suite_tasks", refuse),
-             "adapter": _card_names(card.get("adapters"), "card.adapters", refuse)}
+    for row in table["rows"]:
+        row.setdefault("excluded", 0)  # a table written before items were left out
+    problem = table_problem(table)
+    if problem:
+        raise refuse(problem)
+    return table
+
+
+def table_problem(table: dict) -> str | None:
+    """What is wrong between the fields of a table of the shape :data:`TABLE` whose rows all hold ``excluded``
+    (``field: message``), or None. Each
+    rule is one :func:`run_suite` keeps by how it computes the table:
+
+    - the rows: exactly one per task of the card's ``suite_tasks`` and adapter of its ``adapters`` (:func:`comparison_rows`
+      writes one for each, no other), names no two of which read alike (:func:`~savi_plugin.untrusted.sameness`);
+    - ``missing``: the tasks a named suite left out, never one it ran;
+    - each row's numbers (:func:`row_problem`) and its items against the card (:func:`card_limit_problem`);
+    - the rows of one task: every adapter's run is paired with the same base run on the same items, so each holds
+      the same items (``n + excluded``) and the same ``no_video_base``;
+    - the rows of one adapter's leaf tasks hold at most the card's ``items`` (:func:`items_total_problem`).
+    """
+    rows, card = table["rows"], table["card"]
+    names = {"task": card["suite_tasks"], "adapter": list(card["adapters"])}
+    for where, known in (("card.suite_tasks", names["task"]), ("card.adapters", names["adapter"])):
+        for i, name in enumerate(known):
+            same = next((s for other in known[:i] if (s := _sameness(name, other))), None)
+            if same:
+                at = f"{where}[{i}]" if where.endswith("suite_tasks") else f"{where}: {shown(name)}"
+                return f"{at}: {shown(name)} {same}: one name given twice"
     seen: dict[tuple[str, str], int] = {}
     for n, row in enumerate(rows):
-        if not isinstance(row, dict):
-            raise refuse(f"rows[{n}]: {type(row).__name__}, not an object")
         for key, known in names.items():
-            problem = _name_problem(row.get(key), known, f"card.{'suite_tasks' if key == 'task' else 'adapters'}")
+            problem = _name_problem(row[key], known, f"card.{'suite_tasks' if key == 'task' else 'adapters'}")
             if problem:
-                raise refuse(f"rows[{n}].{key}: {problem}")
+                return f"rows[{n}].{key}: {problem}"
         key = (row["task"], row["adapter"])
         if key in seen:  # two results for one comparison: neither can be shown as the table's
-            raise refuse(f"rows[{n}]: task {row['task']!r} with adapter {row['adapter']!r} is given twice (first at "
-                         f"rows[{seen[key]}])")
+            return (f"rows[{n}]: task {row['task']!r} with adapter {row['adapter']!r} is given twice (first at "
+                    f"rows[{seen[key]}])")
         seen[key] = n
-        row.setdefault("excluded", 0)  # a table written before items were left out
         problem = row_problem(row) or card_limit_problem(row, card)
         if problem:
-            raise refuse(f"rows[{n}].{problem}")
-    problem = items_total_problem(rows, card)
-    if problem:
-        raise refuse(problem)
+            return f"rows[{n}].{problem}"
     # ``missing``: the tasks the suite left out (no savi-plugin task yet), never one it ran: a task named there and
     # in the card's task list (so with its rows) is a table that says both
-    for i, task in enumerate(table.get("missing", [])):
-        problem = _name_problem(task, None, "missing")
-        if problem:
-            raise refuse(f"missing[{i}]: {problem}")
+    for i, task in enumerate(table["missing"]):
         ran = next((n for n, row in enumerate(rows) if row["task"] == task), None)
         if ran is not None or task in names["task"]:
             where = f"rows[{ran}] holds its result" if ran is not None else "card.suite_tasks names it as run"
-            raise refuse(f"missing[{i}]: task {shown(task)} is listed as not run, yet {where}; a suite lists a task "
-                         f"as run or as missing, never both")
+            return (f"missing[{i}]: task {shown(task)} is listed as not run, yet {where}; a suite lists a task as "
+                    f"run or as missing, never both")
     absent = [(task, label) for task in names["task"] for label in names["adapter"] if (task, label) not in seen]
     if absent:  # a result left out would read as "not run" (every cell '-')
         counts = f"{len(names['task'])} task(s) x {len(names['adapter'])} adapter(s)"
         if not rows:
-            raise refuse(f"rows: no row at all, though its card names {counts}; a suite writes one row for each")
-        raise refuse(f"rows: no row for task {absent[0][0]!r} with adapter {absent[0][1]!r} ({len(absent)} of the "
-                     f"card's {counts} missing; a suite writes one row for each)")
-    return table
+            return f"rows: no row at all, though its card names {counts}; a suite writes one row for each"
+        return (f"rows: no row for task {absent[0][0]!r} with adapter {absent[0][1]!r} ({len(absent)} of the "
+                f"card's {counts} missing; a suite writes one row for each)")
+    return paired_rows_problem(rows) or items_total_problem(rows, card)
 
 
-def _name_problem(name, known: list[str] | None, where: str) -> str | None:
-    """What is wrong with a task or adapter name read from a table (``known``: the card's names it must be one
-    of), or None: not a string, empty or spaced (``'mvbench '`` would pass as another task than ``'mvbench'``),
-    holding what data text may not (:func:`savi_plugin.untrusted.text_problem`: a bidi override would draw it in
-    another order), or not one of ``known`` -- named when it reads as one of them (:func:`~savi_plugin.untrusted.
-    sameness`: a Cyrillic ``а`` in ``savi_mvbench_аction_antonym``)."""
-    from savi_plugin.untrusted import sameness, text_problem
-
-    if not isinstance(name, str):
-        return "not a string"
-    if not name or name != name.strip():
-        return f"{shown(name)} is empty or has spaces around it"
-    problem = text_problem(name)
-    if problem:
-        return problem
-    if known is None or name in known:
-        return None
-    alike = next((same for other in known if (same := sameness(name, other, repr(other)))), None)
-    return f"{shown(name)} is not one of {where} " + (f"(it {alike})" if alike else shown(known))
+def paired_rows_problem(rows: list[dict]) -> str | None:
+    """What is wrong between the rows of one task (``field: message``), or None: every adapter's run of a task
+    scored the items the base run scored (:func:`compare_runs` refuses others), so each of its rows holds the same
+    items (``n + excluded``) and counts the same items with no usable video in the base run (``no_video_base``)."""
+    first: dict[str, int] = {}
+    for n, row in enumerate(rows):
+        m = first.setdefault(row["task"], n)
+        other = rows[m]
+        for field, value in (("n", lambda r: r["n"] + r["excluded"]),
+                             ("no_video_base", lambda r: r["no_video_base"])):
+            if value(row) != value(other):
+                what = "items (n + excluded)" if field == "n" else "items with no usable video in the base run"
+                return (f"rows[{n}].{field}: {value(row)} {what} for task {shown(row['task'])}, yet rows[{m}] "
+                        f"(adapter {shown(other['adapter'])}) has {value(other)}; every adapter is compared with "
+                        f"the one base run on the same items")
+    return None
 
 
-def _card_names(value, where: str, refuse) -> list[str]:
-    """The card's task names (``suite_tasks``, a list) or adapter labels (``adapters``, an object): non-empty (a
-    suite runs at least one task and one adapter), each a name by :func:`_name_problem`, no two the same text to a
-    reader (:func:`~savi_plugin.untrusted.equality_key`)."""
+def _sameness(name: str, other: str) -> str | None:
     from savi_plugin.untrusted import sameness
 
-    kind = list if where.endswith("suite_tasks") else dict
-    if not isinstance(value, kind):
-        raise refuse(f"{where}: {type(value).__name__}, not {'a list' if kind is list else 'an object'}")
-    if not value:
-        raise refuse(f"{where}: empty; a suite runs at least one task and one adapter")
-    names = list(value)
-    for i, name in enumerate(names):
-        at = f"{where}[{i}]" if isinstance(value, list) else f"{where}: {shown(name)}"
-        problem = _name_problem(name, None, where)
-        if problem:
-            raise refuse(f"{at}: {problem}")
-        same = next((s for other in names[:i] if (s := sameness(name, other, repr(other)))), None)
-        if same:
-            raise refuse(f"{at}: {shown(name)} {same}: one name given twice")
-    return names
+    return sameness(name, other, repr(other))
 
 
-#: a score's range: accuracy in percent points (every per-item score is 0 or 100); Δ and its bounds lie within
-#: ``±(high - low)`` of it
-SCORE_RANGE = (0.0, 100.0)
+def _name_problem(name: str, known: list[str], where: str) -> str | None:
+    """What is wrong with a task or adapter name of a row (a :class:`~savi_plugin.shape.Name` by :data:`ROW`), or
+    None: not one of ``known``, the card's names -- named when it reads as one of them
+    (:func:`~savi_plugin.untrusted.sameness`: a Cyrillic ``а`` in ``savi_mvbench_аction_antonym``)."""
+    if name in known:
+        return None
+    alike = next((same for other in known if (same := _sameness(name, other))), None)
+    return f"{shown(name)} is not one of {where} " + (f"(it {alike})" if alike else shown(known))
+
 
 #: how far a stored Δ may be from ``aligned - base`` and still agree: the two decimals every report prints (a table
 #: whose numbers were rounded to them still reads; Δ 5 with base = aligned does not)
@@ -532,32 +570,23 @@ DELTA_TOLERANCE = 0.01
 
 
 def row_problem(row: dict) -> str | None:
-    """What is wrong with the numbers of one table row (``field: message``), or None: the counts (``n``,
-    ``excluded``, ``no_video_base``, ``no_video_aligned``) are non-negative whole numbers; with ``n`` above 0 the
-    scores ``base`` and ``aligned`` lie in :data:`SCORE_RANGE` and are means of ``n`` item scores of 0 or 100,
-    ``delta`` is ``aligned - base`` and lies in ``[low, high]`` (each to :data:`DELTA_TOLERANCE`), and
-    ``low <= high`` lie within ``±`` the range's width; with ``n`` 0 (no usable item) the scores are absent
-    (null)."""
-    for key in ("n", "excluded", "no_video_base", "no_video_aligned"):
-        value = row.get(key, 0)
-        if isinstance(value, bool) or not isinstance(value, int):
-            return f"{key}: not a whole number ({value!r})" if isinstance(value, (int, float)) else \
-                f"{key}: not a number"
-        if value < 0:
-            return f"{key}: a count below 0 ({value})"
-        if value > MAX_NUMBER:
-            return f"{key}: {shown(value)} is above {MAX_NUMBER} (at most 2^32-1 items)"
-    lo, hi = SCORE_RANGE
+    """What is wrong between the numbers of one table row of the shape :data:`ROW` (``field: message``), or None:
+    ``excluded`` counts the items with no usable video in either run, so it is at least each run's count
+    (``no_video_base``, ``no_video_aligned``) and at most their sum; with ``n`` above 0 the scores ``base`` and
+    ``aligned`` are means of ``n`` item scores of 0 or 100, ``delta`` is ``aligned - base`` and lies in
+    ``[low, high]`` (each to :data:`DELTA_TOLERANCE`), and ``low <= high``; with ``n`` 0 (no usable item) the
+    numbers are absent (null)."""
+    excluded, base, aligned = row["excluded"], row["no_video_base"], row["no_video_aligned"]
+    if not max(base, aligned) <= excluded <= base + aligned:  # the union of the two runs' unusable items
+        return (f"excluded: {excluded} items left out, yet {base} had no usable video in the base run and "
+                f"{aligned} in the aligned run (an item is left out when either run had no usable video for it: "
+                f"{max(base, aligned)} to {base + aligned} items)")
     if row["n"] == 0:
-        given = [k for k in ("base", "aligned", "delta", "low", "high") if row.get(k) is not None]
+        given = [k for k in ("base", "aligned", "delta", "low", "high") if row[k] is not None]
         return f"{given[0]}: set although n is 0 (no usable item, no score)" if given else None
-    for key in ("base", "aligned", "delta", "low", "high"):
-        value = row.get(key)
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            return f"{key}: not a number"
-        low, high = (lo, hi) if key in ("base", "aligned") else (lo - hi, hi - lo)
-        if not low <= value <= high:
-            return f"{key}: {value!r} is outside [{low:g}, {high:g}] (accuracy in percent points)"
+    missing = [k for k in ("base", "aligned", "delta", "low", "high") if row[k] is None]
+    if missing:
+        return f"{missing[0]}: null although n is {row['n']} (a comparison over {row['n']} items has its numbers)"
     if abs(row["delta"] - (row["aligned"] - row["base"])) > DELTA_TOLERANCE:
         return (f"delta: {row['delta']!r} is not aligned - base ({row['aligned']!r} - {row['base']!r} = "
                 f"{row['aligned'] - row['base']!r})")
@@ -594,15 +623,14 @@ def card_limit_problem(row: dict, card: dict) -> str | None:
     documents, below 1 is a fraction), and
     at most ``card.items`` (the documents the base model's run logged)."""
     items = row["n"] + row["excluded"]
-    limit, leaves, logged = card.get("limit"), card.get("tasks"), card.get("items")
-    if (isinstance(limit, (int, float)) and not isinstance(limit, bool) and limit >= 1
-            and isinstance(leaves, dict) and leaves):
-        count = 1 if row.get("task") in leaves else len(leaves)  # a leaf task's row: its own documents only
+    limit, leaves, logged = card["limit"], card["tasks"], card["items"]
+    if limit is not None and limit >= 1:
+        count = 1 if row["task"] in leaves else len(leaves)  # a leaf task's row: its own documents only
         cap = int(limit) * count
         if items > cap:
             return (f"n: {row['n']} items (with {row['excluded']} excluded) is above what the card's limit allows "
                     f"({int(limit)} per task x {count} task(s) = {cap})")
-    if isinstance(logged, int) and not isinstance(logged, bool) and items > logged:
+    if items > logged:
         return f"n: {row['n']} items (with {row['excluded']} excluded) is above the card's items ({logged})"
     return None
 
@@ -611,9 +639,7 @@ def items_total_problem(rows: list[dict], card: dict) -> str | None:
     """What is wrong with the rows' items taken together (``field: message``), or None: one adapter's rows of the
     card's leaf tasks (``card.tasks``; a group's row repeats its leaves' items) hold at most ``card.items``, the
     documents the base model's run logged over all of them."""
-    logged, leaves = card.get("items"), card.get("tasks")
-    if isinstance(logged, bool) or not isinstance(logged, int) or not isinstance(leaves, dict):
-        return None
+    logged, leaves = card["items"], card["tasks"]
     by_adapter: dict[str, list[int]] = {}
     for n, row in enumerate(rows):
         if row["task"] in leaves:

@@ -154,6 +154,9 @@ def test_suite_table_over_the_builtins_equals_a_direct_computation(suite):
     assert card["tasks"]["videomme"]["benchmark"] == "videomme"
     assert card["tasks"]["mvbench_action_antonym"]["protocol"] == "lmms-eval built-in"
     assert "| videomme | aligned | 2 |" in (tmp / "suite" / "table.md").read_text()
+    from savi_plugin.eval.suite import read_table
+
+    assert read_table(tmp / "suite") == table  # the declared shape holds the built-ins' cards (lmms-eval's YAMLs)
 
 
 # ------------------------------------------------------------------ the facts, against the installed YAMLs

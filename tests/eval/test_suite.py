@@ -416,11 +416,27 @@ def test_a_misspelt_task_is_one_line_before_lmms_eval_starts(argv, tmp_path):
 
 
 # ------------------------------------------------------------------------------------- reading what a suite wrote
+def _card(tasks=("savi_egoschema",), items: int = 3, **fields) -> dict:
+    """The card :func:`build_card` writes for a base run of ``items`` documents over ``tasks`` (each a leaf of the
+    egoschema benchmark), as a table.json stores it, with ``fields`` changed."""
+    from savi_plugin.eval.card import build_card, card_for_file
+    from savi_plugin.eval.results import LmmsEvalRun
+
+    config = {"dataset_path": "lmms-lab/egoschema", "dataset_name": "Subset", "test_split": "test",
+              "generation_kwargs": {"max_new_tokens": 16, "do_sample": False},
+              "metadata": {"benchmark": "egoschema", "version": 0}}
+    samples = {task: [{"doc_id": i, "input": f"q{i}", "target": "A"} for i in range(items // len(tasks))]
+               for task in tasks}
+    run = LmmsEvalRun({"configs": {task: config for task in tasks}}, samples)
+    card = build_card(run, list(tasks), model="base", adapters={"aligned": "aligned"}, num_frames=4, limit=3,
+                      gen_kwargs=None)
+    return dict(card_for_file(card, Path("suite/table.json")), **fields)
+
+
 def _table() -> dict:
     row = {"task": "savi_egoschema", "adapter": "aligned", "n": 3, "base": 33.33, "aligned": 66.67, "delta": 33.34,
-           "low": 0.0, "high": 66.67}
-    return {"rows": [row], "missing": [], "card": {"lmms_eval": "0.7.3", "limit": 3, "base_model": {"sha256": "0"},
-                                                   "suite_tasks": ["savi_egoschema"], "adapters": {"aligned": {}}}}
+           "low": 0.0, "high": 66.67, "excluded": 0, "no_video_base": 0, "no_video_aligned": 0}
+    return {"rows": [row], "missing": [], "card": _card()}
 
 
 def _broken_tables() -> dict[str, bytes]:
@@ -501,7 +517,7 @@ def test_compare_names_the_table_file_that_cannot_be_read(case, side, tmp_path):
 
 @pytest.mark.parametrize("change, fragment", [
     # pass 12, B49: a key no suite writes was compared as the same card (small or 7.9 M zeros under the caps)
-    ({"card": {"x": 1}}, "card.x: not a field of an eval card (a card holds lmms_eval, "),
+    ({"card": {"x": 1}}, "card.x: not a field of an eval card (it holds lmms_eval, "),
     ({"card": {"x": [0] * 100_000}}, "card.x: not a field of an eval card"),
     ({"card": {"k\u202ey": 1}}, "card.'k\\u202ey': not a field of an eval card"),
     # pass 12, B54: a task listed as not run that has its row (or is in the card's task list) says both
@@ -534,13 +550,14 @@ def test_compare_refuses_a_card_key_or_a_missing_task_no_suite_writes(change, fr
      "rows[0].aligned: 83.33 is no accuracy over n=2 items"),
     # (tf5) more items than the card's limit lets one task have, or than its base run logged
     ({"n": 1000, "base": 0.0, "aligned": 0.0, "delta": 0.0, "low": 0.0, "high": 0.0},
-     {"limit": 2, "tasks": {"savi_egoschema": {}}},
+     {"limit": 2, "items": 1000},
      "rows[0].n: 1000 items (with 0 excluded) is above what the card's limit allows (2 per task x 1 task(s) = 2)"),
-    ({"n": 2, "excluded": 1, "base": 0.0, "aligned": 0.0, "delta": 0.0, "low": 0.0, "high": 0.0}, {"items": 2},
+    ({"n": 2, "excluded": 1, "no_video_base": 1, "base": 0.0, "aligned": 0.0, "delta": 0.0, "low": 0.0,
+      "high": 0.0}, {"items": 2},
      "rows[0].n: 2 items (with 1 excluded) is above the card's items (2)"),
     # replay 14, B20: a leaf task's row is capped by the limit alone, not by the limit times every leaf of the card
     ({"n": 4, "base": 25.0, "aligned": 50.0, "delta": 25.0, "low": 0.0, "high": 75.0},
-     {"limit": 2, "tasks": {"savi_egoschema": {}, "savi_perceptiontest": {}}},
+     {"limit": 2, "items": 8, "tasks": _card(("savi_egoschema", "savi_perceptiontest"))["tasks"]},
      "rows[0].n: 4 items (with 0 excluded) is above what the card's limit allows (2 per task x 1 task(s) = 2)"),
     # replay 14, B21: base and aligned both 0: every paired difference is 0, so is every resampled mean
     ({"n": 2, "base": 0.0, "aligned": 0.0, "delta": 0.0, "low": -100.0, "high": 100.0}, {},
@@ -568,9 +585,9 @@ def test_compare_refuses_rows_holding_more_items_together_than_the_card_logged(t
     """Replay 14 C #15: two leaf tasks' rows of 4 items each under a card whose base run logged 4 documents were
     printed as real; each row alone was within the card's items."""
     table = _table()
-    table["card"].update({"limit": 4, "items": 4, "suite_tasks": ["savi_egoschema", "savi_perceptiontest"],
-                          "tasks": {"savi_egoschema": {}, "savi_perceptiontest": {}}})
-    row = {"adapter": "aligned", "n": 4, "base": 25.0, "aligned": 50.0, "delta": 25.0, "low": 0.0, "high": 75.0}
+    table["card"] = _card(("savi_egoschema", "savi_perceptiontest"), 4, limit=4)
+    row = {"adapter": "aligned", "n": 4, "base": 25.0, "aligned": 50.0, "delta": 25.0, "low": 0.0, "high": 75.0,
+           "excluded": 0, "no_video_base": 0, "no_video_aligned": 0}
     table["rows"] = [{"task": "savi_egoschema", **row}, {"task": "savi_perceptiontest", **row}]
     (tmp_path / "t").mkdir()
     (tmp_path / "t" / "table.json").write_text(json.dumps(table))
@@ -598,6 +615,230 @@ def test_a_row_a_suite_computed_passes_its_checks():
             assert row_problem(row) is None, row
             rounded = {k: round(v, 2) if isinstance(v, float) else v for k, v in row.items()}  # as reports print
             assert row_problem(rounded) is None, rounded
+
+
+def _compare_tables(tmp_path, a: dict, b: dict) -> tuple[int, str, str, Path]:
+    """``savi eval compare A B`` in-process over two table.json files; (exit status, stdout, stderr, B's file)."""
+    for side, content in (("a", a), ("b", b)):
+        (tmp_path / side).mkdir(exist_ok=True)
+        (tmp_path / side / "table.json").write_text(json.dumps(content))
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(["eval", "compare", str(tmp_path / "a"), str(tmp_path / "b")])
+    return code, out.getvalue(), err.getvalue(), tmp_path / "b" / "table.json"
+
+
+@pytest.mark.parametrize("change", [
+    {},  # one leaf task, a limit of 3
+    {"tasks": ("savi_egoschema", "savi_perceptiontest"), "items": 6},
+    {"limit": None}, {"limit": 0.5}, {"model": "org/hub-model", "gen_kwargs": "max_new_tokens=8"},
+    {"config": {}},  # a task whose config says nothing (no benchmark, no frames, no generation_kwargs)
+    {"adapters": {"aligned": "runs/a/adapter", "aligned-2": "runs/b/adapter"}},
+])
+def test_every_card_build_card_writes_is_a_card_the_reader_reads_whole(change, tmp_path):
+    """A table of any card :func:`build_card` writes, as the suite stores it, passes the reader: the declared
+    shape holds what the writer writes (a hub id's ``id:`` hash, null limit, a fraction, a task with no protocol)."""
+    from savi_plugin.eval.card import CARD, build_card, card_for_file
+    from savi_plugin.eval.results import LmmsEvalRun
+    from savi_plugin.eval.suite import read_table
+
+    tasks = change.get("tasks", ("savi_egoschema",))
+    config = change.get("config", {"dataset_path": "lmms-lab/egoschema", "dataset_name": "Subset",
+                                   "test_split": "test", "generation_kwargs": {"until": ["\n"], "do_sample": False},
+                                   "metadata": {"benchmark": "egoschema"}})
+    per_task = change.get("items", 3) // len(tasks)
+    run = LmmsEvalRun({"configs": {task: config for task in tasks}},
+                      {task: [{"doc_id": i, "input": "q", "target": [1, "A"]} for i in range(per_task)]
+                       for task in tasks})
+    adapters = change.get("adapters", {"aligned": "aligned"})
+    card = build_card(run, list(tasks), model=change.get("model", "base"), adapters=adapters, num_frames=4,
+                      limit=change.get("limit", 3), gen_kwargs=change.get("gen_kwargs"))
+    stored = card_for_file(card, tmp_path / "b" / "table.json")
+    assert CARD.problem(stored, "card") is None and CARD.problem(card, "card") is None
+    row = {"n": per_task, "base": 0.0, "aligned": 0.0, "delta": 0.0, "low": 0.0, "high": 0.0, "excluded": 0,
+           "no_video_base": 0, "no_video_aligned": 0}
+    table = {"rows": [{"task": t, "adapter": a, **row} for t in tasks for a in adapters], "missing": [],
+             "card": stored}
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "table.json").write_text(json.dumps(table))
+    assert read_table(tmp_path / "b")["card"] == stored
+
+
+def test_the_tables_a_suite_wrote_are_read_whole(suite):
+    """The suite's own table.json and card.json hold the declared shape at every depth."""
+    from savi_plugin.eval.card import CARD
+    from savi_plugin.eval.suite import TABLE, read_table
+
+    tmp = suite[0]
+    written = json.loads((tmp / "suite" / "table.json").read_text())
+    assert TABLE.problem(written, "") is None
+    assert CARD.problem(json.loads((tmp / "suite" / "card.json").read_text()), "card") is None
+    assert read_table(tmp / "suite") == written
+
+
+def _fields(shape, value, at: str = ""):
+    """Every ``(path, shape, parent, key)`` of the document ``value`` of ``shape``, depth first (a list's items, a
+    mapping's values under their names): what the generated reader cases below go through."""
+    from savi_plugin.shape import ListOf, MapOf, Nullable, Record, key_path
+
+    inner = shape.inner if isinstance(shape, Nullable) else shape
+    if value is None:
+        return
+    if isinstance(inner, Record):
+        children = [(key, sub) for key, sub in inner.fields.items() if key in value]
+    elif isinstance(inner, MapOf):
+        children = [(key, inner.value) for key in value]
+    elif isinstance(inner, ListOf):
+        children = [(i, inner.item) for i in range(len(value))]
+    else:
+        return
+    for key, sub in children:
+        path = f"{at}[{key}]" if isinstance(key, int) else key_path(at, key)
+        yield path, sub, value, key
+        yield from _fields(sub, value[key], path)
+
+
+def _generated_cases() -> dict[str, tuple[dict, str]]:
+    """Each declared field of a table a suite writes x {a value of another kind, a count that is not whole, a value
+    below its range}, and each record x a key beside its fields no writer writes: (the table, the path its refusal
+    names)."""
+    import copy
+
+    from savi_plugin.eval.suite import TABLE
+    from savi_plugin.shape import Count, Nullable, Number, OneOf, Record, Ruled
+
+    def counted(shape) -> bool:
+        return isinstance(shape, (Count, Ruled)) or (isinstance(shape, OneOf) and
+                                                     any(isinstance(o, Count) for o in shape.options))
+
+    good = _table()
+    cases: dict[str, tuple[dict, str]] = {}
+    extra = copy.deepcopy(good)
+    extra["zz_not_written"] = 1
+    cases["zz_not_written"] = (extra, "zz_not_written: not a field of a suite table")
+    for path, shape, _parent, _key in _fields(TABLE, good):
+        def changed(value=None, *, new_key=False, path=path):
+            table = copy.deepcopy(good)
+            parent, key = next((p, k) for q, _s, p, k in _fields(TABLE, table) if q == path)  # the same place
+            if new_key:
+                parent[key]["zz_not_written"] = 1
+            else:
+                parent[key] = value
+            return table
+
+        inner = shape.inner if isinstance(shape, Nullable) else shape
+        if isinstance(inner, Record) and isinstance(_parent[_key], dict):
+            cases[f"{path}.zz_not_written"] = (changed(new_key=True), f"{path}.zz_not_written: not a field of")
+        # a value of another kind, refused at this very path (a list of one number is refused at its item)
+        wrong = next(v for v in ([1], {"k": 1}, "x", 7) if (shape.problem(v, path) or "").startswith(f"{path}: "))
+        cases[f"{path}-wrong-kind"] = (changed(wrong), f"{path}: ")
+        if counted(inner):
+            cases[f"{path}-not-whole"] = (changed(2.5), f"{path}: ")
+        if counted(inner) or isinstance(inner, Number):
+            cases[f"{path}-negative"] = (changed(inner.low - 1 if isinstance(inner, Number) else -1), f"{path}: ")
+    return cases
+
+
+GENERATED_CASES = _generated_cases()
+
+
+@pytest.mark.parametrize("case", list(GENERATED_CASES))
+def test_a_table_no_suite_writes_is_refused_naming_the_field(case, tmp_path):
+    """Generated from the declared shape (:data:`savi_plugin.eval.suite.TABLE`): a key beside every field, a value
+    of another kind, a count that is not whole, a value below its range, at every depth -- one line naming the file
+    and the field's path, exit 1, nothing compared (pass 15 C #12, #13: ``card.base_model.note`` was read)."""
+    table, fragment = GENERATED_CASES[case]
+    code, out, err, path = _compare_tables(tmp_path, _table(), table)
+    lines = err.strip().splitlines()
+    assert code == 1 and not out and len(lines) == 1, err
+    assert lines[0].startswith(f"error: savi eval compare: {path}: {fragment}"), lines[0]
+
+
+def _two_adapters() -> dict:
+    table = _table()
+    table["card"]["adapters"]["rrpo"] = dict(table["card"]["adapters"]["aligned"], path="rrpo")
+    table["rows"].append(dict(table["rows"][0], adapter="rrpo"))
+    return table
+
+
+@pytest.mark.parametrize("edit, fragment", [
+    # pass 15 C #12: a card key nobody writes one level down
+    (lambda t: t["card"]["base_model"].update(note="B"), "card.base_model.note: not a field of the base model's "
+                                                           "entry (it holds path, sha256)"),
+    (lambda t: t["card"]["adapters"]["aligned"].update(extra=1), "card.adapters.aligned.extra: not a field of an "
+                                                                  "adapter's entry"),
+    # pass 15 C #13
+    (lambda t: t["card"].update(items=8.5), "card.items: 8.5 is not a whole number"),
+    (lambda t: t["rows"][0].update(no_video_base=3), "rows[0].excluded: 0 items left out, yet 3 had no usable "
+                                                      "video in the base run and 0 in the aligned run"),
+    (lambda t: t["rows"][0].update(excluded=2, no_video_base=1, no_video_aligned=0, n=1, base=0.0, aligned=0.0,
+                                   delta=0.0, high=0.0), "rows[0].excluded: 2 items left out, yet 1 had"),
+    (lambda t: t["rows"][0].update(comment="x"), "rows[0].comment: not a field of a table row"),
+    (lambda t: t.update(extra=1), "extra: not a field of a suite table (it holds rows, missing, card)"),
+    (lambda t: t["card"].pop("items"), "card.items: missing; an eval card always holds it"),
+    (lambda t: t["card"]["adapters"].update({"a b": t["card"]["adapters"]["aligned"]}),
+     "card.adapters: key 'a b': 'a b' is not an adapter label"),
+    # one task's rows: every adapter compared with the one base run on the same items
+    (lambda t: (t.update(_two_adapters()), t["rows"][1].update(n=2, aligned=50.0, base=50.0, delta=0.0, low=0.0,
+                                                               high=0.0)),
+     "rows[1].n: 2 items (n + excluded) for task 'savi_egoschema', yet rows[0] (adapter 'aligned') has 3"),
+    (lambda t: (t.update(_two_adapters()), t["rows"][1].update(excluded=1, no_video_base=1, n=2, aligned=50.0,
+                                                               base=50.0, delta=0.0, low=0.0, high=0.0)),
+     "rows[1].no_video_base: 1 items with no usable video in the base run for task 'savi_egoschema', yet rows[0]"),
+])
+def test_the_testers_tables_are_refused(edit, fragment, tmp_path):
+    table = _table()
+    edit(table)
+    code, out, err, path = _compare_tables(tmp_path, _table(), table)
+    lines = err.strip().splitlines()
+    assert code == 1 and not out and len(lines) == 1, err
+    assert lines[0].startswith(f"error: savi eval compare: {path}: {fragment}"), lines[0]
+
+
+def test_no_video_counts_count_the_compared_items():
+    """A multi-document item (a VideoHallucer pair) is one item: a pair with an unusable clip counts once in
+    ``no_video_base`` and ``excluded``, and a pair cut by ``--limit`` (left out of the comparison) in neither, so a
+    suite's row always has ``max(no_video_base, no_video_aligned) <= excluded <= their sum``."""
+    from savi_plugin.eval.results import LmmsEvalRun
+    from savi_plugin.eval.suite import ROW, comparison_rows, row_problem
+
+    def sample(doc, group, score=100.0, bad=False):
+        return {"doc_id": doc, "accuracy": {"score": score, "group": group, "group_size": 2},
+                **({"bad_video": 1} if bad else {})}
+
+    base = LmmsEvalRun({}, {"pairs": [sample(0, "g1", 0.0, bad=True), sample(1, "g1", 0.0, bad=True),
+                                      sample(2, "g2"), sample(3, "g2"), sample(4, "g3", 0.0, bad=True)]})
+    aligned = LmmsEvalRun({}, {"pairs": [sample(0, "g1"), sample(1, "g1"), sample(2, "g2", 0.0, bad=True),
+                                         sample(3, "g2"), sample(4, "g3")]})
+    (row,) = comparison_rows(base, {"aligned": aligned}, ["pairs"])
+    assert (row["n"], row["excluded"], row["no_video_base"], row["no_video_aligned"]) == (0, 2, 1, 1)
+    assert ROW.problem(row, "row") is None and row_problem(row) is None
+
+
+@pytest.mark.parametrize("spell", ["same", "slash", "link", "dotted", "hub id"])
+@pytest.mark.parametrize("out_exists", [False, True])
+def test_an_adapter_given_twice_is_a_usage_error_before_anything_runs(spell, out_exists, tmp_path, monkeypatch,
+                                                                      capsys):
+    """Pass 15 C #8: ``--adapter rrpo --adapter rrpo`` ran as two labels (``rrpo``, ``rrpo-2``) and, on a re-run,
+    said ``identity.adapter rrpo-2 changed content``. The same folder given twice, however spelt or linked, is one
+    line naming it, exit 2, before any folder is claimed -- a new --out stays absent, an existing one untouched."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "rrpo").mkdir()
+    (tmp_path / "rrpo" / "adapter_config.json").write_text("{}")
+    (tmp_path / "link").symlink_to(tmp_path / "rrpo")
+    first, second = {"same": ("rrpo", "rrpo"), "slash": ("rrpo", "rrpo/"), "link": ("rrpo", "link"),
+                     "dotted": ("rrpo", f"../{tmp_path.name}/./rrpo"), "hub id": ("org/x", "org/x")}[spell]
+    out = tmp_path / "suite"
+    if out_exists:
+        out.mkdir()
+        (out / "table.json").write_text("kept")
+    code = main(["eval", "suite", "savi_egoschema", "--model", "m", "--adapter", first, "--adapter", second,
+                 "--out", str(out)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1, err
+    assert f"--adapter {second!r} is the adapter folder --adapter {first!r} names: the same adapter given twice" \
+        in err[0], err[0]
+    assert (sorted(p.name for p in out.iterdir()) == ["table.json"]) if out_exists else not out.exists()
 
 
 def test_a_name_read_from_a_table_cannot_forge_a_markdown_row(tmp_path):
