@@ -474,7 +474,32 @@ def read_table(path: str | Path) -> dict:
     problem = table_problem(table)
     if problem:
         raise refuse(problem)
+    beside = _card_beside(path, table["card"])
+    if beside:
+        raise SuiteError(beside)
     return table
+
+
+def _card_beside(table_path: Path, card: dict) -> str | None:
+    """What is wrong with the ``card.json`` the suite wrote beside ``table_path`` with the same card (the folder's
+    card, the one a reader of the folder sees), or None when it holds that card or is not there (a table copied
+    alone): a card edited in one file and not the other describes two runs."""
+    from savi_plugin.untrusted import load_json
+
+    beside = table_path.parent / "card.json"
+    if not os.path.isfile(beside):
+        return None
+    try:
+        other = load_json(read_document(beside), str(beside))
+    except (OSError, ValueError) as exc:
+        return f"{beside}: cannot be read beside {table_path.name} ({exc})"
+    if other == card:
+        return None
+    keys = sorted(set(other) | set(card)) if isinstance(other, dict) else []
+    differ = next((k for k in keys if other.get(k) != card.get(k)), None)
+    return (f"{beside}: card.{differ} differs from {table_path.name}'s card.{differ}: the suite writes one card to "
+            f"both, so one of them was edited" if differ else
+            f"{beside}: not the card {table_path.name} holds: the suite writes one card to both, so one was edited")
 
 
 def table_problem(table: dict) -> str | None:

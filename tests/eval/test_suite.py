@@ -301,12 +301,33 @@ def test_compare_refuses_incomparable_tables(suite, tmp_path):
     assert tuple(table["card"]) == CARD_FIELDS  # the fields a card may hold are the ones a suite writes
     card = dict(table["card"], limit=10, prompts_sha256="0" * 64)
     (other / "table.json").write_text(json.dumps(dict(table, card=card)))
+    (other / "card.json").write_text(json.dumps(card))  # the suite writes one card to both files
     err = io.StringIO()
     with contextlib.redirect_stderr(err):
         assert main(["eval", "compare", str(tmp / "suite"), str(other)]) == 1
     lines = err.getvalue().splitlines()
     assert "not comparable (2 eval-card field(s) differ)" in lines[0]
     assert lines[1].strip().startswith("limit: 3") and lines[2].strip().startswith("prompts_sha256:")
+
+
+@pytest.mark.parametrize("edited", ["card.json", "table.json"])
+def test_compare_refuses_a_folder_whose_two_cards_differ(edited, suite, tmp_path):
+    """Pass 15 B #17: the folder's card.json edited (num_frames 32) while table.json's card still said 4 was
+    compared as the table said; the suite writes one card to both, so either edited alone is refused."""
+    tmp, table, _, _, _, _ = suite
+    other = tmp_path / "other"
+    shutil.copytree(tmp / "suite", other, ignore=shutil.ignore_patterns("runs"))
+    card = dict(table["card"], num_frames=32)
+    if edited == "card.json":
+        (other / "card.json").write_text(json.dumps(card))
+    else:
+        (other / "table.json").write_text(json.dumps(dict(table, card=card)))
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        assert main(["eval", "compare", str(tmp / "suite"), str(other)]) == 1
+    lines = err.getvalue().strip().splitlines()
+    assert lines == [f"error: savi eval compare: {other / 'card.json'}: card.num_frames differs from table.json's "
+                     f"card.num_frames: the suite writes one card to both, so one of them was edited"], lines
 
 
 def test_compare_refuses_tables_made_under_other_decode_caps(suite, tmp_path):
