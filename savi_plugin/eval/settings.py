@@ -181,6 +181,9 @@ def check_gen_kwargs(gen_kwargs: dict) -> GenerationSettings:
     a key ``savi_video`` does not apply (:data:`APPLIED_GEN_KWARGS`) is refused by name, and so is a value out of
     its range (``max_new_tokens`` < 1, negative temperature, top_p outside (0, 1], ``num_beams`` other than 1, a
     ``do_sample`` that is no yes/no, ``until`` that is no stop string or list of them)."""
+    if any(not str(key).strip() for key in gen_kwargs):  # lmms-eval read `=5` as the key "" with the value 5
+        raise SettingError(f"savi_video: --gen_kwargs holds an item with an empty key (an empty name before '='); "
+                           f"write each item as key=value, with one of {', '.join(APPLIED_GEN_KWARGS)}")
     unknown = [key for key in gen_kwargs if key not in APPLIED_GEN_KWARGS]
     if unknown:
         raise SettingError(f"savi_video: {', '.join(map(str, unknown))} (gen_kwargs): not applied by savi_video, "

@@ -268,6 +268,9 @@ def test_savi_video_model_args_as_lmms_eval_parses_them(load_backend_calls):
                                                "which applies only max_new_tokens, temperature, top_p, do_sample, "
                                                "num_beams, until; remove them (lmms-eval would record them as the "
                                                "setting used)")),
+    # pass 15 C #30: lmms-eval reads `--gen_kwargs =5` as the key "": it was shown as nothing
+    ({"": 5}, ("--gen_kwargs holds an item with an empty key (an empty name before '='); write each item as "
+               "key=value, with one of max_new_tokens, temperature, top_p, do_sample, num_beams, until")),
     ({"until": 5}, "until (gen_kwargs) must be a stop string or a list of them, got int 5"),
     ({"until": ["a", None]}, "until (gen_kwargs) must be a stop string or a list of them, got list ['a', None]"),
 ])
