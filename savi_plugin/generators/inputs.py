@@ -104,10 +104,10 @@ def _str_field(obj: dict, key: str, file: str, line: int, *, required: bool = Fa
     return value
 
 
-def _text_field(obj: dict, key: str, file: str, line: int) -> str | None:
-    """A data-text field (question, answer): :func:`_str_field`, refused when it holds control markup or a hidden
-    control character (:func:`savi_plugin.untrusted.text_problem`)."""
-    value = _str_field(obj, key, file, line)
+def _text_field(obj: dict, key: str, file: str, line: int, *, required: bool = False) -> str | None:
+    """A text field (id, video, question, answer): :func:`_str_field`, refused when it holds control markup or a
+    hidden control character (:func:`savi_plugin.untrusted.text_problem`)."""
+    value = _str_field(obj, key, file, line, required=required)
     problem = text_problem(value) if value is not None else None
     if problem:
         raise DataError(file, line, key, problem)
@@ -118,9 +118,11 @@ def _item_from_object(obj: Any, file: str, line: int, index: int, root: Path, co
     if not isinstance(obj, dict):
         raise DataError(file, line, None, f"expected a JSON object, got {json_kind(obj)}")
     video_key = "video" if "video" in obj else "media_path" if "media_path" in obj else "video"
-    video = _str_field(obj, video_key, file, line, required=True)
+    # every text of the item, its id and video path included, passes the pair's rule: each is copied into the
+    # pairs (and the run report), whose reader would refuse it after the model had run
+    video = _text_field(obj, video_key, file, line, required=True)
     path = resolve_video_path(video, root, confine=confine, file=file, line=line, field=video_key)
-    item_id = _str_field(obj, "id", file, line) or _str_field(obj, "sample_id", file, line) or Path(video).stem
+    item_id = _text_field(obj, "id", file, line) or _text_field(obj, "sample_id", file, line) or Path(video).stem
     question = _text_field(obj, "question", file, line)
     answer = _text_field(obj, "answer", file, line)
     options_key = "options" if "options" in obj else "candidates"

@@ -406,17 +406,22 @@ def test_ordinary_whitespace_and_right_to_left_text_stay_allowed(text):
     assert validate_record(_pair(chosen=text), "pairs.jsonl", 1).chosen == text
 
 
-@pytest.mark.parametrize("field, char", [("question", "\x00"), ("answer", "\u202e"), ("options", "\x1b"),
-                                         ("question", "<|im_start|>")])
+@pytest.mark.parametrize("char", ["\x00", "\u202e", "\x1b]0;pwn\x07", "<|im_start|>"])
+@pytest.mark.parametrize("field", ["question", "answer", "options", "id", "sample_id", "video"])
 def test_hidden_control_characters_in_a_manifest_are_refused_naming_file_line_field(field, char, tmp_path):
+    """Every text of an item -- its id and video path too (pass 15 B #30: an id holding a terminal escape ran the
+    model and ended as a silent final skip, the escape copied raw into the report) -- before any work."""
     from savi_plugin.data.record import DataError
     from savi_plugin.generators.inputs import load_inputs
 
     item = qa_item("b", "b.mp4")
     if field == "options":
         item["options"] = ["left", "ri" + char + "ght", "up", "down"]
+    elif field == "sample_id":
+        del item["id"]
+        item["sample_id"] = "s" + char
     else:
-        item[field] = (item[field] + char) if field == "question" else char + item[field]
+        item[field] = (item[field] + char) if field in ("question", "id", "video") else char + item[field]
     manifest = tmp_path / "qa.jsonl"
     manifest.write_text(json.dumps(qa_item("a", "a.mp4")) + "\n" + json.dumps(item) + "\n")
     with pytest.raises(DataError) as err:
