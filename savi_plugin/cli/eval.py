@@ -203,10 +203,14 @@ def _check_evaluation(lmms_args: list[str], env: dict, names: dict[str, str] | N
 
     names, phrases = names or {}, phrases or {}
     model = flag_value(lmms_args, "--model") or "hf"  # lmms-eval's default model
-    requested = [t.strip() for t in (flag_value(lmms_args, "--tasks") or "").split(",") if t.strip()]
+    given = flag_value(lmms_args, "--tasks") or ""
+    requested = [t.strip() for t in given.split(",") if t.strip()]
     if not requested:  # lmms-eval: "Need to specify task to evaluate." and exit status 0
         raise ConfigError("", "no task to evaluate: give tasks (--tasks, or tasks: in the --config file)",
                           label)
+    if len(requested) != len(given.split(",")):  # lmms-eval looks for the empty name, after loading the model
+        raise ConfigError(names.get("--tasks", "--tasks"), f"{given!r} holds an empty task name (a comma at its "
+                                                           f"start or end, or two in a row): remove it", label)
     # a misspelt task: one line now, not after lmms-eval loaded the model; the user's own task folders count
     check_task_names(requested, names.get("--tasks", "--tasks"),
                      include=include_folders(flag_value(lmms_args, "--include_path"), env))

@@ -65,3 +65,17 @@ def test_lmms_eval_plugins_add_their_tasks_package(tmp_path, monkeypatch, capsys
     assert _eval_run(tmp_path) == 2
     err = capsys.readouterr().err.strip()
     assert "unknown lmms-eval task" not in err and "nodevice" in err, err
+
+
+@pytest.mark.parametrize("tasks", ["savi_egoschema,", ",savi_egoschema", "savi_egoschema,,savi_perceptiontest",
+                                   "savi_egoschema, ,savi_perceptiontest"])
+def test_an_empty_task_name_is_refused_before_lmms_eval_starts(tasks, tmp_path, capsys):
+    """Pass 15 B #38: the check dropped the empty name a stray comma makes, and lmms-eval loaded the model to
+    look for it ("Tasks not found: ."), exit 1."""
+    capsys.readouterr()
+    assert main(["eval", "run", "--", "--model", "savi_video", "--model_args", f"pretrained={tmp_path / 'm'}",
+                 "--tasks", tasks, "--limit", "1", "--output_path", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"error: --tasks: {tasks!r} holds an empty task name (a comma at its start or end, or two in a "
+                   f"row): remove it"], err
+    assert not (tmp_path / "out").exists()
