@@ -1771,6 +1771,12 @@ def reset_command_outputs() -> None:
     _ended.clear()
 
 
+def note_ended(path: str | Path, state: str) -> None:
+    """Record how an output a command wrote without :func:`claim` ended (``savi eval fixture``'s folder: ``"kept"``),
+    so the command's last line says what it left (:func:`command_outputs`)."""
+    _ended[str(path)] = state
+
+
 def command_outputs() -> dict[str, str]:
     """``{output path: "undone" | "kept" | "removed"}`` for each output the running command claimed and left."""
     return dict(_ended)

@@ -299,7 +299,13 @@ def local_annotation_files(root: Path, spec: BenchmarkSpec, config: str | None, 
     file in ``<benchmark>/<config>/`` (as in the hub repository, e.g. ``Subset/test-00000-of-00001.parquet``);
     when several splits share that folder, only files whose name starts with ``<split>`` are used.
     """
+    from savi_plugin.eval.fixture_folder import MARKER, unfinished_benchmark
+
     base = root / spec.name
+    if unfinished_benchmark(root) == spec.name:  # a fixture stopped half way: some of its files are missing
+        raise EvalDataError(root / MARKER, None, None, f"savi eval fixture was stopped while writing {spec.name}/ "
+                            f"into {DATA_ROOT_ENV}={root}, so part of its files are missing: re-run that command to "
+                            f"finish it")
     if not base.is_dir():
         raise EvalDataError(base, None, None, f"{DATA_ROOT_ENV}={root} has no {spec.name}/ folder "
                             f"(see eval_tasks/README.md for the layout, or write a small synthetic set with "

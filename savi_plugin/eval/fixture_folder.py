@@ -58,6 +58,20 @@ def _parse_marker(data: bytes) -> dict | None:
     return obj
 
 
+def unfinished_benchmark(root: Path) -> str | None:
+    """The benchmark ``savi eval fixture`` was writing into ``root`` when it was stopped (its marker still says
+    ``writing``), or None: a finished fixture, or a folder the command never wrote (a user's real data)."""
+    marker = Path(root) / MARKER
+    try:
+        if not marker.is_file() or marker.stat().st_size > 1 << 24:
+            return None
+        data = _parse_marker(marker.read_bytes())
+    except OSError:
+        return None
+    writing = (data or {}).get("writing")
+    return writing if isinstance(writing, str) and writing else None
+
+
 class FixtureFolderError(ValueError):
     """The folder is not one ``savi eval fixture`` may write into (a one-line message naming it)."""
 
@@ -155,6 +169,10 @@ class FixtureFolder:
         return self
 
     def __exit__(self, *exc) -> None:
+        if exc[0] is not None and self.root.is_dir():  # stopped or failed with files written: kept, unfinished
+            from savi_plugin.data.outputs import note_ended
+
+            note_ended(self.root, "kept")
         self.release()
 
     def __del__(self) -> None:

@@ -190,6 +190,31 @@ def test_eval_fixture_stopped_midway_is_replaced_by_the_next_run(tmp_path, capsy
     assert json.loads((root / ".savi-eval-fixture").read_text())["writing"] is None
 
 
+def test_eval_fixture_stopped_midway_says_what_it_left_and_its_data_is_refused_until_finished(tmp_path, capsys,
+                                                                                             monkeypatch):
+    """Pass 15 A #45: SIGTERM after ~60 of 285 files said "nothing was written" and left them, and lmms-eval then
+    scored the half-written data root with exit 0. The line now says the folder was left unfinished, and every savi
+    task reading that benchmark from it refuses it (its marker still says which benchmark was being written)."""
+    from savi_plugin.eval import fixtures
+    from savi_plugin.eval.data import EvalDataError, benchmark, local_annotation_files
+
+    build = fixtures.build_fixture
+
+    def stopped(root, name, n, **kwargs):
+        build(root, name, n, **kwargs)  # its files are written; the stop lands before the folder records them
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(fixtures, "build_fixture", stopped)
+    root = tmp_path / "fx"
+    code, _, err = savi(capsys, "eval", "fixture", root, *FIXTURE)
+    assert code == 130 and err.strip().splitlines() == ["interrupted: stopped before finishing; re-run the command"]
+    with pytest.raises(EvalDataError, match="savi eval fixture was stopped while writing egoschema/ into"):
+        local_annotation_files(root, benchmark("egoschema"), "Subset", "test")
+    monkeypatch.setattr(fixtures, "build_fixture", build)
+    assert savi(capsys, "eval", "fixture", root, *FIXTURE)[0] == 0
+    assert local_annotation_files(root, benchmark("egoschema"), "Subset", "test")  # finished: read
+
+
 # ------------------------------------------------------------------------------------------------ convert
 @pytest.fixture()
 def source_checkpoint(tmp_path) -> Path:
