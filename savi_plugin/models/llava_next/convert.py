@@ -18,6 +18,8 @@ Source weights that no rule maps stop the conversion (``ConversionError`` listin
 
 from __future__ import annotations
 
+import contextlib
+
 import logging
 import os
 from dataclasses import asdict, dataclass, field
@@ -144,6 +146,19 @@ def build_processor(tokenizer, vision: dict, src_config: dict, options: dict, pl
     return LlavaVideoProcessor(**common, **options)
 
 
+@contextlib.contextmanager
+def _naming(config_path: str):
+    """The source's ``config.json`` named by its path in the mapping's errors (they say ``config.json: ...``, of a
+    configuration given as a dict), so the line names the file the user can open."""
+    try:
+        yield
+    except ConversionError as exc:
+        text = str(exc)
+        if text.startswith("config.json: "):
+            raise ConversionError(f"{config_path}: {text.removeprefix('config.json: ')}") from None
+        raise
+
+
 def convert_llava_next(
     src: str,
     dst: str,
@@ -197,8 +212,10 @@ def convert_llava_next(
         shapes: dict[str, tuple[int, ...]] = {}
         for shard in shards:
             shapes.update(_shard_shapes(shard))
-        vision = resolve_vision_config(src_config, shapes, vision_config)
-        options, warnings = video_options_from(src_config, pool_stride)
+        with _naming(config_path):
+            vision = resolve_vision_config(src_config, shapes, vision_config)
+            options, warnings = video_options_from(src_config, pool_stride)
+            text_config = text_config_from(src_config, shapes.get("model.embed_tokens.weight", (0,))[0])
         plain = is_plain_onevision(options)
 
         # Tokenizer: LLaVA-NeXT's loader adds <im_patch> when mm_use_im_patch_token (default True) and then resizes the
@@ -224,7 +241,7 @@ def convert_llava_next(
         aspect = src_config.get("image_aspect_ratio", "")
         config = config_cls(
             vision_config=vision,
-            text_config=text_config_from(src_config, vocab_size),
+            text_config={**text_config, "vocab_size": vocab_size},
             image_token_index=image_id,
             video_token_index=video_id,
             projector_hidden_act="gelu",

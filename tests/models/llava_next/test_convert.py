@@ -109,12 +109,14 @@ def test_vision_config_must_match_the_tower_weights(tmp_path):
      ({"mm_projector_type": "linear"}, "mm_projector_type"),
      ({"mm_vision_tower": "openai/clip-vit-large-patch14-336"}, "only SigLIP"),
      ({"mm_spatial_pool_mode": "nearest"}, "mm_spatial_pool_mode"),
-     ({"mm_newline_position": "diagonal"}, "mm_newline_position")],
+     ({"mm_newline_position": "diagonal"}, "mm_newline_position"),
+     ({"model_type": "llava_onevision"}, "only LLaVA-NeXT Qwen2 models")],
 )
 def test_unsupported_configs_are_refused_with_the_field_named(tmp_path, changes, message):
     src = _copy_source(tmp_path, **changes)
-    with pytest.raises(ConversionError, match=message):
+    with pytest.raises(ConversionError, match=message) as err:
         convert_llava_next(str(src), str(tmp_path / "out"), vision_config=VISION_CONFIG)
+    assert str(err.value).startswith(f"{src}/config.json: "), str(err.value)  # the file, by its path (pass 15 A #51)
 
 
 def test_tied_embeddings_and_average_pooling(tmp_path):
