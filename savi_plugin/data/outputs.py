@@ -68,6 +68,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import secrets
 import shutil
 import socket
@@ -147,9 +148,55 @@ def failed_log_path(output: str | Path) -> Path:
     """Where the log of a failed job is kept beside its ``output`` (``iter_0/eval.failed.log``,
     ``suite.failed.log``) when the failure removes the folder the log was written in (a temporary folder, or a new
     output undone after a configuration error: :meth:`Output.undo` keeps this name); the job's next success
-    removes it."""
+    removes it (:func:`remove_failed_log`). A file savi did not write there is never replaced or removed
+    (:func:`keep_failed_log` then takes ``<output>.failed-2.log``, ...)."""
     output = Path(output)
     return output.with_name(f"{output.name}.failed.log")
+
+
+#: the first line of a log savi kept (:func:`keep_failed_log`): what tells it from a user's file of that name
+FAILED_LOG_HEADER = b"# savi kept this log of a failed run of "
+
+
+def _failed_log_names(output: str | Path) -> list[Path]:
+    """:func:`failed_log_path`, then the names taken when a user's file stands there."""
+    output = Path(output)
+    return [failed_log_path(output), *(output.with_name(f"{output.name}.failed-{n}.log") for n in range(2, 100))]
+
+
+def _failed_log_is_ours(path: Path) -> bool:
+    try:
+        st = os.lstat(path)
+        if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1:
+            return False
+        with open(path, "rb") as fh:
+            return fh.read(len(FAILED_LOG_HEADER)) == FAILED_LOG_HEADER
+    except OSError:
+        return False
+
+
+def keep_failed_log(log: str | Path, output: str | Path) -> Path:
+    """Move ``log`` (a file this job wrote, in a folder its failure removes) beside ``output``: to
+    :func:`failed_log_path`, or, where a file savi did not write stands at that name, to the first
+    ``<output>.failed-N.log`` free or ours; its first line says what it is. Returns where it is now."""
+    names = _failed_log_names(output)
+    dst = next((p for p in names if not os.path.lexists(p) or _failed_log_is_ours(p)), None)
+    if dst is None:
+        return Path(log)
+    with atomic_path(dst) as tmp:
+        with open(tmp, "wb") as out, open(log, "rb") as src:
+            out.write(FAILED_LOG_HEADER + os.fsencode(str(output)) + b"\n")
+            shutil.copyfileobj(src, out)
+    Path(log).unlink(missing_ok=True)
+    return dst
+
+
+def remove_failed_log(output: str | Path) -> None:
+    """Remove the log :func:`keep_failed_log` kept beside ``output`` (its job has now succeeded); a user's file of
+    that name stays."""
+    for path in _failed_log_names(output):
+        if _failed_log_is_ours(path):
+            path.unlink(missing_ok=True)
 
 
 #: the sidecars a file output may have (:func:`sidecar` kinds): progress, run report, lock, our mark
@@ -1699,7 +1746,8 @@ class Output:
         """What the job added to the output (paths relative to its folder's parent), without the lock files."""
         name = self.path.name
         locks = {f"{name}/{LOCK_NAME}", f"{name}/{LOCK_NAME}.excl", f"{name}.lock", f"{name}.lock.excl"}
-        kept = {failed_log_path(self.path).name}  # the failure's log, which the failure's line names
+        kept = {n for n in _existing_names(self.path, self.folder)  # the failure's log, which its line names
+                if re.fullmatch(re.escape(name) + r"\.failed(-\d+)?\.log", n)}
         return _existing_names(self.path, self.folder) - (self._before or set()) - locks - kept - {name}
 
     def undoes(self, exc_type: type[BaseException]) -> bool:

@@ -269,14 +269,14 @@ class EvalRunError(RunError):
 
     def log_kept(self, removed: str | Path, output: str | Path) -> EvalRunError:
         """The same error with its log moved out of ``removed``, a folder the same exit removes, to
-        :func:`~savi_plugin.data.outputs.failed_log_path` of ``output`` -- so the line never names a file that is
+        :func:`~savi_plugin.data.outputs.keep_failed_log` beside ``output`` -- so the line never names a file that is
         gone; unchanged when the log is elsewhere (or none was written)."""
-        from savi_plugin.data.outputs import failed_log_path, move_into
+        from savi_plugin.data.outputs import keep_failed_log
 
         removed = Path(removed).resolve()
         if self.log_path is None or not self.log_path.is_file() or removed not in self.log_path.resolve().parents:
             return self
-        return self.log_moved(move_into(self.log_path, failed_log_path(output)))
+        return self.log_moved(keep_failed_log(self.log_path, output))
 
 
 class EvalSettingError(EvalRunError, ConfigurationError):

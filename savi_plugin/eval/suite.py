@@ -30,7 +30,7 @@ from pathlib import Path
 from savi_plugin.data.files import file_problem, read_document
 from savi_plugin.data.identity import check_adapter, input_identity, model_identity
 from savi_plugin.data.watched import WatchedFiles
-from savi_plugin.data.outputs import (atomic_path, claim, disk_error, failed_log_path, remove_tree, write_json,
+from savi_plugin.data.outputs import (atomic_path, claim, disk_error, remove_failed_log, remove_tree, write_json,
                                      write_text)
 from savi_plugin.data.paths import name_for_file, path_for_file
 from savi_plugin.environment import item_limits
@@ -394,7 +394,7 @@ def run_suite(plan: SuitePlan, out: str | Path, *, env: dict | None = None, miss
             table = _run_claimed(plan, out, env, missing, progress, watch)
         except EvalRunError as exc:  # a new folder undone (a configuration error, exit 2) takes lmms-eval's log
             raise (exc.log_kept(out, out) if claimed.undoes(type(exc)) else exc) from None  # with it: kept beside
-    failed_log_path(out).unlink(missing_ok=True)  # an earlier failure's log: this suite has finished
+    remove_failed_log(out)  # an earlier failure's log: this suite has finished
     return table
 
 

@@ -19,7 +19,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-from savi_plugin.data.outputs import claim, failed_log_path, read_mark, replace_folder, write_json
+from savi_plugin.data.outputs import claim, read_mark, remove_failed_log, replace_folder, write_json
 from savi_plugin.eval.command import (
     EvalRunError,
     lmms_eval_command,
@@ -111,7 +111,6 @@ def fresh_eval_folder(out_dir: str | Path, config: dict, inputs: dict | None = N
     (none of its files stays beside the new ones); the folder carries our mark with ``config``. Claimed through the
     output layer: a folder holding files savi did not write there is refused, never removed."""
     out_dir = Path(out_dir)
-    failed_log = failed_log_path(out_dir)
     with claim(out_dir, command=EVAL_COMMAND, config={"eval": config}, folder=True, replace_ours=True,
                output_name="eval folder", inputs=inputs or {}, lock_beside=True) as claimed:
         with replace_folder(out_dir) as tmp:
@@ -120,7 +119,7 @@ def fresh_eval_folder(out_dir: str | Path, config: dict, inputs: dict | None = N
             except EvalRunError as exc:  # the temporary folder goes; lmms-eval's log stays where the error says
                 raise exc.log_kept(tmp, out_dir) from None
         claimed.write_mark()
-    failed_log.unlink(missing_ok=True)  # an earlier failure's log: this configuration's result is now there
+    remove_failed_log(out_dir)  # an earlier failure's log: this configuration's result is now there
 
 
 def stored_eval_config(out_dir: str | Path) -> dict | None:

@@ -668,3 +668,28 @@ def test_a_folder_made_at_a_files_name_while_it_is_written_is_named_not_the_temp
             tmp.write_text("{}")
             dest.mkdir()  # another job's folder, made while this one wrote
     assert dest.is_dir() and [p.name for p in tmp_path.iterdir()] == [dest.name]  # no temporary left
+
+
+def test_a_kept_failure_log_never_replaces_or_removes_a_users_file_of_its_name(tmp_path):
+    """Pass 15 C #41: ``suite.failed.log``, the user's own notes, was replaced by lmms-eval's log (and a later
+    success would have removed it). savi's kept logs say what they are in their first line; only those are replaced
+    or removed."""
+    from savi_plugin.data.outputs import keep_failed_log, remove_failed_log
+
+    out = tmp_path / "suite"
+    (tmp_path / "suite.failed.log").write_text("USER NOTES\n")
+    for run in range(2):
+        log = tmp_path / f"lmms_eval{run}.log"
+        log.write_text(f"run {run} failed\n")
+        kept = keep_failed_log(log, out)
+        assert kept == tmp_path / "suite.failed-2.log" and not log.exists()  # ours: replaced by the next failure
+        assert kept.read_text().splitlines()[1:] == [f"run {run} failed"]
+    remove_failed_log(out)
+    assert (tmp_path / "suite.failed.log").read_text() == "USER NOTES\n"
+    assert not (tmp_path / "suite.failed-2.log").exists()
+    (tmp_path / "suite.failed.log").unlink()
+    log = tmp_path / "lmms_eval.log"
+    log.write_text("again\n")
+    assert keep_failed_log(log, out) == tmp_path / "suite.failed.log"
+    remove_failed_log(out)  # the job's next success
+    assert not (tmp_path / "suite.failed.log").exists()

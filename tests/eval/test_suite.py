@@ -235,6 +235,13 @@ def test_a_suite_undone_by_a_configuration_error_keeps_the_log_its_line_names(tm
     assert code == 2 and line.endswith(f"; full log: {kept}"), err
     assert "lmms-eval said: savi_video: cannot load pretrained=m: ModelLoadError" in line, line
     assert not out.exists() and "savi_video: cannot load" in kept.read_text()  # nothing marked; the log kept
+    # pass 15 C #41: a user's own file at that name was replaced by the log; it stays, the log goes beside it
+    kept.write_text("USER NOTES\n")
+    code, _, err = _suite(["savi_perceptiontest", "--model", str(tiny_llava_onevision), "--adapter",
+                           str(tiny_adapter), "--data-root", str(tmp_path / "data"), "--out", str(out)])
+    second = tmp_path / "s.failed-2.log"
+    assert code == 2 and err.strip().splitlines()[-1].endswith(f"; full log: {second}"), err
+    assert kept.read_text() == "USER NOTES\n" and "savi_video: cannot load" in second.read_text()
 
 
 def test_a_model_file_changed_during_a_run_stops_the_suite_and_the_run_does_not_count(tmp_path, tiny_adapter,
