@@ -15,7 +15,7 @@ from typing import Any
 
 from savi_plugin.errors import InputError
 from savi_plugin.untrusted import (HIDDEN_CONTROLS, equality_key, hidden_control_problem, length_problem,
-                                   mixed_script_word, same_text, sameness, text_problem)
+                                   mixed_script_word, same_text, sameness, shown, text_problem)
 
 REQUIRED_FIELDS = ("id", "video", "question", "chosen", "rejected")
 OPTIONAL_STR_FIELDS = ("chosen_tagged", "rejected_tagged", "source")
@@ -184,6 +184,9 @@ def validate_record(obj: Any, file: str = "<memory>", line: int | None = None) -
     if weight is not None:
         if isinstance(weight, bool) or not isinstance(weight, (int, float)):
             raise DataError(file, line, "weight", f"expected a number, got {type(weight).__name__}")
+        if isinstance(weight, int) and abs(weight) > MAX_WEIGHT:  # before float(): 10**400 overflows it
+            raise DataError(file, line, "weight", f"must be between {MIN_WEIGHT:g} and {MAX_WEIGHT:g}, got "
+                                                  f"{shown(str(weight))}")
         if not math.isfinite(weight) or weight <= 0:
             raise DataError(file, line, "weight", f"must be a finite number > 0, got {weight!r}")
         if not MIN_WEIGHT <= weight <= MAX_WEIGHT:

@@ -24,7 +24,7 @@ def test_record_weight_is_an_optional_positive_finite_number():
     for bad, why in [(0, "finite number > 0"), (-0.5, "finite number > 0"), (math.nan, "finite number > 0"),
                      (math.inf, "finite number > 0"), ("0.5", "expected a number"), (True, "expected a number"),
                      (5e-324, "between 1e-06 and 1e"), (1e-7, "between 1e-06"), (1e308, "between 1e-06 and 1e"),
-                     (1e7, "between 1e-06 and 1e\\+06")]:  # pass 15 B #6/#7: float32 rounds them to 0 or inf
+                     (1e7, "between 1e-06 and 1e\\+06"), (10**400, "between 1e-06 and 1e\\+06, got '1000")]:  # pass 15 B #6/#7: float32 rounds them to 0 or inf
         with pytest.raises(DataError, match=why) as err:
             validate_record({**PAIR, "weight": bad}, "pairs.jsonl", 3)
         assert (err.value.line, err.value.field) == (3, "weight")
