@@ -221,6 +221,8 @@ def _run_locked(recipe, run_dir: Path, iterations: int | None, evaluate) -> dict
         folder = run_dir / f"iter_{i}"
         it.setdefault("model", manifest.stored(model))
         check_processes(it, run_dir)
+        if "data_report" in it:  # kept from an earlier run: still what its run made, or the run is not the same
+            _check_kept_pairs(manifest.resolved(it["data"]), i)
         if "data_report" not in it:
             pairs = folder / "pairs.jsonl"
             manifest.save()  # the number of processes this iteration started with
@@ -262,6 +264,23 @@ def _run_locked(recipe, run_dir: Path, iterations: int | None, evaluate) -> dict
             it["eval_config"] = evaluation
             manifest.save()
     return manifest.data
+
+
+def _check_kept_pairs(pairs: Path, iteration: int) -> None:
+    """Refuse to continue a run whose kept iteration's pairs changed since that iteration made them (a line removed,
+    the file edited: :func:`~savi_plugin.data.provenance.run_problem`): its training used them as they were, so the
+    run would report pairs and results it no longer holds.
+
+    Raises:
+        RunError: naming the file and what its report says.
+    """
+    from savi_plugin.data.provenance import run_problem
+    from savi_plugin.errors import RunError
+
+    problem = run_problem(pairs)
+    if problem:
+        raise RunError(f"{pairs}: {problem}; iteration {iteration} of this run was made from the pairs as they "
+                       f"were: put the file back, or start over with a new --out")
 
 
 def _evaluate_fresh(evaluate, recipe, model, out_dir: Path, base_model, evaluation: dict) -> dict:

@@ -51,6 +51,18 @@ def test_align_runs_two_iterations_and_resumes(tmp_path, capsys):
     before = (run_dir / "manifest.json").read_text()
     assert main(argv) == 0, capsys.readouterr().err[-3000:]
     assert (run_dir / "manifest.json").read_text() == before
+    # pass 15 A #58: a kept iteration's pairs that lost a line re-ran with exit 0, printing the old pair count
+    pairs = run_dir / "iter_0" / "pairs.jsonl"
+    kept = pairs.read_bytes()
+    pairs.write_bytes(b"".join(kept.splitlines(keepends=True)[:-1]))
+    capsys.readouterr()
+    assert main(argv) == 1
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert len(err) == 1 and err[0].startswith(f"error: {pairs}: its content is not what its run report vouches "
+                                               f"for"), err
+    assert "iteration 0 of this run was made from the pairs as they were" in err[0]
+    pairs.write_bytes(kept)  # put back: the run is the same again
+    assert main(argv) == 0 and (run_dir / "manifest.json").read_text() == before
 
 
 ALIGN_RUN = """
