@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import math
+import re
 import typing
 from dataclasses import dataclass
 from typing import Any
@@ -148,12 +148,14 @@ def parse_setting(cls: type, name: str, value: Any, label: str) -> Any:
     try:
         if isinstance(value, bool):
             raise ValueError
+        if kind is int:  # written whole, as a recipe's int field must be: 4.0 and 1e0 are refused there too
+            if isinstance(value, str) and re.fullmatch(r"\s*[+-]?\d+\s*", value):
+                return int(value)
+            if isinstance(value, int):
+                return value
+            raise ValueError
         number = float(value) if isinstance(value, str) else value
-        if kind is int:
-            if isinstance(number, float) and not (math.isfinite(number) and number.is_integer()):
-                raise ValueError
-            number = int(number)
-        return float(number) if kind is float else number
+        return float(number)
     except (TypeError, ValueError, OverflowError):
         what = "a whole number" if kind is int else "a number"
         raise SettingError(f"savi_video: {label} must be {what}, got {value!r}") from None

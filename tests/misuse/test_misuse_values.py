@@ -203,6 +203,10 @@ SAVI_VIDEO_CASES = [
     ({"num_frames": "-2"}, "num_frames must be >= 1, got -2"),
     ({"num_frames": "32x"}, "num_frames must be a whole number, got '32x'"),
     ({"num_frames": 2.5}, "num_frames must be a whole number, got 2.5"),
+    # pass 15 B #46: read as 4 and 1 frames, while a recipe refuses model.num_frames=4.0 (one rule, one answer)
+    ({"num_frames": 4.0}, "num_frames must be a whole number, got 4.0"),
+    ({"num_frames": "4.0"}, "num_frames must be a whole number, got '4.0'"),
+    ({"num_frames": "1e0"}, "num_frames must be a whole number, got '1e0'"),
     ({"num_frames": "none"}, "num_frames must be a whole number, got 'none'"),  # no silent default
     ({"fps": "0"}, "fps must be > 0, got 0.0"),
     ({"fps": "nan"}, "fps must be a finite number, got nan"),
