@@ -294,8 +294,11 @@ class SaviVideo(lmms):
                                    attn_implementation=_none(attn_implementation))
         except (OSError, ValueError, RuntimeError, ImportError, LookupError, TypeError) as exc:
             # a missing or foreign model or adapter, a family mismatch, a device that is not there: one line
-            what = f"pretrained={pretrained}" + (f", adapter={adapter}" if _none(adapter) else "")
-            raise SettingError(f"savi_video: cannot load {what}: {_first_line(exc)}") from None
+            from savi_plugin.untrusted import printable
+
+            what = f"pretrained={printable(pretrained)}" + (f", adapter={printable(adapter)}" if _none(adapter) else "")
+            names = [str(p) for p in (pretrained, _none(adapter)) if p]
+            raise SettingError(f"savi_video: cannot load {what}: {_first_line(exc, names)}") from None
         self.lmms_frame_rule = settings.frame_rule or FAMILY_FRAME_RULES.get(self.lm.family, "lmms_llava_onevision")
         log.info("savi_video: {} ({}{}) on {}, {}, {} frames, rank {}/{}", pretrained, type(self.lm).__name__,
                  f" + adapter {adapter}" if _none(adapter) else "", self._device, dtype, self.num_frames,
@@ -559,7 +562,14 @@ def prompt_framing(context: str, doc: Any) -> PromptFraming:
     return PromptFraming(context, None, proto.answer_prefix)
 
 
-def _first_line(exc: BaseException) -> str:
-    """The first non-empty line of an error's message (never advice printed below it)."""
-    return next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
+def _first_line(exc: BaseException, names: list[str] = ()) -> str:
+    """The first non-empty line of an error's message (never advice printed below it); a line break inside one of
+    ``names`` (the paths the message names) is part of the name, written as its escape, not the end of a line."""
+    from savi_plugin.untrusted import printable
+
+    text = str(exc)
+    for name in sorted(names, key=len, reverse=True):
+        if any(c in name for c in "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"):
+            text = text.replace(name, printable(name))
+    return next((line.strip() for line in text.splitlines() if line.strip()), type(exc).__name__)
 

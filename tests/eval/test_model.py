@@ -437,6 +437,23 @@ def test_a_pretrained_that_is_not_a_model_folder_is_one_line_saying_what_it_is(s
     assert "\n" not in message and "Error" not in message and "config.json/" not in message
 
 
+def test_a_pretrained_whose_name_holds_a_line_break_keeps_its_reason(tmp_path):
+    """Pass 15 C #33: an empty folder named ``m<LF>error: ok`` drew ``cannot load pretrained=m<LF>error: ok: m``:
+    the message was cut at the line break inside the name, and the reason (an empty folder) was lost."""
+    from lmms_eval import models
+
+    from savi_plugin.eval.model import SettingError
+
+    path = tmp_path / "m\nerror: ok"
+    path.mkdir()
+    with pytest.raises(SettingError) as err:
+        models.get_model("savi_video").create_from_arg_string(f"pretrained={path},num_frames=4", {"batch_size": 1})
+    message = str(err.value)
+    shown = str(path).replace("\n", "\\n")
+    assert message == (f"savi_video: cannot load pretrained={shown}: {shown}: is an empty folder, not a model "
+                       f"folder"), message
+
+
 @pytest.mark.parametrize("shape", sorted(_SHAPES))
 def test_an_adapter_that_is_not_an_adapter_folder_is_one_line_saying_what_it_is(shape, tiny_llava_onevision,
                                                                                tmp_path):
