@@ -57,7 +57,7 @@ import os
 import re
 import time
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -390,19 +390,32 @@ def _check_known_items(path: Path, rows: dict[str, dict[str, Any]], input_ids: s
         _refuse_row(path, foreign, "is not among the input's items")
 
 
-def _check_skips_hold(path: Path, rows: dict[str, dict[str, Any]], items: dict[str, InputItem]) -> None:
-    """Refuse a progress row that says an item's video is missing while the video is there: the input's videos
-    are part of the run's identity (compared before), so a video that was missing when the row was written is
-    missing still, and such a row was written by another hand (counting it would skip the item forever).
+#: the reasons the runner finds from an item's input alone, each with the test that it still holds, and what a row
+#: claiming it while the test fails contradicts (decode failures would need the video decoded again)
+_INPUT_REASONS: dict[str, tuple[Callable[[InputItem, str | Path | None], bool], str]] = {
+    "missing_video": (lambda item, root: not os.path.isfile(item.video), "yet its video is there"),
+    "outside_data_root": (lambda item, root: root is not None and not is_within(item.video, root),
+                          "yet its video lies inside the data root (or the run has none)"),
+}
+
+
+def _check_skips_hold(path: Path, rows: dict[str, dict[str, Any]], items: dict[str, InputItem],
+                      data_root: str | Path | None = None) -> None:
+    """Refuse a progress row that counts an item under a reason its input contradicts (:data:`_INPUT_REASONS`: its
+    video said to be missing while it is there, or outside the data root while it is inside, or the run has
+    none): the input's videos and the data root are part of the run's identity (compared before), so what was
+    true of them when the row was written is true still, and such a row was written by another hand (counting it
+    would skip the item forever).
 
     Raises:
         DataError: ``progress file:line``, the first such row.
     """
-    contradicted = {item_id for item_id, row in rows.items() if item_id in items
-                    and any(o.get("reason") == "missing_video" for o in row.get("outcomes", []))
-                    and os.path.isfile(items[item_id].video)}
-    if contradicted:
-        _refuse_row(path, contradicted, "is counted as missing_video, yet its video is there")
+    for reason, (holds, contradiction) in _INPUT_REASONS.items():
+        contradicted = {item_id for item_id, row in rows.items() if item_id in items
+                        and any(o.get("reason") == reason for o in row.get("outcomes", []))
+                        and not holds(items[item_id], data_root)}
+        if contradicted:
+            _refuse_row(path, contradicted, f"is counted as {reason}, {contradiction}")
 
 
 def _refuse_row(path: Path, ids: set[str], why: str) -> None:
@@ -663,7 +676,7 @@ def _run_locked(gen, model, mine, config, base_meta, out_path, prog_path, index,
     check_same_config(stored, config, output=out_path, stored_at=prog_path, ignore=_RESUMABLE_CHANGES + _BY_IDENTITY,
                       remedy="write to a new output or delete the old files")
     _check_known_items(prog_path, rows, input_ids)
-    _check_skips_hold(prog_path, rows, {item.id: item for _, chunk in mine for item in chunk})
+    _check_skips_hold(prog_path, rows, {item.id: item for _, chunk in mine for item in chunk}, data_root)
     repair_truncated_tail(out_path)  # a torn last line is a crash's, cut as the writer does
     _check_output_lines(out_path)
     if stored is None and has_output:  # our mark holds the configuration (claim compared it): rebuild the cache

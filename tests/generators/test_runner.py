@@ -194,7 +194,12 @@ def test_a_progress_line_the_run_did_not_write_is_refused_naming_it(line, setup,
     assert (out.read_bytes(), out.with_name(out.name + ".report.json").read_bytes()) == before
 
 
-def test_a_forged_missing_video_row_for_an_item_whose_video_is_there_is_refused(setup, tmp_path):
+@pytest.mark.parametrize("reason, contradiction", [
+    ("missing_video", "yet its video is there"),
+    # pass 15 C #35: an item counted outside a data root the run does not have was skipped forever
+    ("outside_data_root", "yet its video lies inside the data root (or the run has none)")])
+def test_a_forged_input_reason_row_for_an_item_its_input_contradicts_is_refused(reason, contradiction, setup,
+                                                                                  tmp_path):
     """Red team 13, B4: a ``skipped missing_video`` row added to the progress file for an item not yet run (its
     video there) was taken as final: the item was never generated. The videos are part of the run's identity, so
     a video missing when the row was written is missing still; the row is refused at its line."""
@@ -211,14 +216,14 @@ def test_a_forged_missing_video_row_for_an_item_whose_video_is_there_is_refused(
     with pytest.raises(KeyboardInterrupt):
         generate(lm, manifest, out, hook=stop)  # items q0, q1 done
     progress = progress_path(out)
-    forged = {"id": "q3", "batch": 0, "outcomes": [{"id": "q3", "status": "skipped", "reason": "missing_video"}]}
+    forged = {"id": "q3", "batch": 0, "outcomes": [{"id": "q3", "status": "skipped", "reason": reason}]}
     with open(progress, "a") as fh:
         fh.write(json.dumps(forged) + "\n")
     number = len(progress.read_text().splitlines())
     with pytest.raises(DataError) as refused:
         generate(lm, manifest, out)
     assert (refused.value.file, refused.value.line) == (str(progress), number), str(refused.value)
-    assert "'q3' is counted as missing_video, yet its video is there" in str(refused.value)
+    assert f"'q3' is counted as {reason}, {contradiction}" in str(refused.value)
 
 
 def test_a_progress_file_replaced_by_a_link_to_a_users_file_is_named_as_a_link_savi_did_not_write(setup, tmp_path):
