@@ -134,10 +134,13 @@ class Name(Shape):
     """A name a reader shows and matches (a task, an adapter label): a non-empty string with no spaces around it
     (``'mvbench '`` would pass as another task than ``'mvbench'``) holding nothing data text may not
     (:func:`savi_plugin.untrusted.text_problem`: a bidi override would draw it in another order); ``pattern``
-    where its writer makes it of fewer characters."""
+    where its writer makes it of fewer characters; ``exact``: names a reader tells apart only as written (the losses
+    savi ships), so a name that reads as one of them but is not it (another case, a look-alike or invisible
+    character: :func:`savi_plugin.untrusted.equality_key`, case-folded) is refused, never taken for another name."""
 
     pattern: str | None = None
     what: str = "a name"
+    exact: frozenset[str] = frozenset()
 
     def problem(self, value: Any, at: str) -> str | None:
         from savi_plugin.untrusted import text_problem
@@ -151,7 +154,20 @@ class Name(Shape):
             return _said(at, found)
         if self.pattern is not None and not re.fullmatch(self.pattern, value):
             return _said(at, f"{shown(value)} is not {self.what}")
+        like = next((name for name in sorted(self.exact) if name != value and _reads_as(value, name)), None)
+        if like is not None:
+            return _said(at, f"{shown(value)} reads as {like!r} but is not it (names here are compared exactly: "
+                             f"write {like!r})")
         return None
+
+
+def _reads_as(text: str, other: str) -> bool:
+    """Whether a reader takes ``text`` for ``other``: the same :func:`~savi_plugin.untrusted.equality_key`
+    (NFKC, invisible characters removed, look-alikes read as the Latin letters they are drawn as), case-folded."""
+    from savi_plugin.untrusted import equality_key, has_latin
+
+    latin = has_latin(text, other)
+    return equality_key(text, latin).casefold() == equality_key(other, latin).casefold()
 
 
 @dataclass(frozen=True)
@@ -254,11 +270,14 @@ class Record(Shape):
     """An object of named ``fields`` (declared in the order its writer writes them): a key outside them is
     refused (the first in sorted order), and so is a field missing that is not ``optional``.
 
-    ``name`` says what the record is ("an eval card"): ``card.x: not a field of an eval card (it holds ...)``."""
+    ``name`` says what the record is ("an eval card"): ``card.x: not a field of an eval card (it holds ...)``.
+    ``open``: the document holds more than the reader reads (a Trainer's ``trainer_state.json``, whose other keys
+    are transformers' to decide): keys outside ``fields`` are left unread, not refused."""
 
     name: str
     fields: dict[str, Shape]
     optional: frozenset[str] = field(default_factory=frozenset)
+    open: bool = False
 
     @property
     def what(self) -> str:
@@ -267,7 +286,7 @@ class Record(Shape):
     def problem(self, value: Any, at: str) -> str | None:
         if not isinstance(value, dict):
             return self._wrong_kind(value, at)
-        unknown = sorted((key for key in value if key not in self.fields), key=str)
+        unknown = [] if self.open else sorted((key for key in value if key not in self.fields), key=str)
         if unknown:
             return (f"{key_path(at, unknown[0])}: not a field of {self.name} (it holds "
                     f"{', '.join(self.fields)})")

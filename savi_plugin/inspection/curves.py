@@ -44,7 +44,22 @@ def read_log_history(run_dir: str | Path) -> tuple[list[dict[str, Any]], Path]:
 def read_run_history(run_dir: str | Path) -> tuple[list[dict[str, Any]], Path, str | None]:
     """The run's log history, the file it came from and the run's loss type where the run names it
     (``train_report.json``'s ``loss_type``, or the stored configuration beside a checkpoint's
-    ``trainer_state.json``), else None."""
+    ``trainer_state.json``), else None.
+
+    Each document read is checked whole against the shape its writer writes (:mod:`savi_plugin.training.logged`)
+    before anything is taken from it: a file of another shape is named with what is wrong in it
+    (``train_report.json: log_history[2]: a list, not a log entry``), never skipped for the next file.
+
+    Raises:
+        NoLogHistory: one line naming the file (and the field) that is not what a run writes, or the folder
+            when it holds none of the files.
+    """
+    from savi_plugin.training.logged import (
+        CHECKPOINT_IDENTITY,
+        TRAIN_REPORT,
+        TRAINER_STATE,
+    )
+
     run_dir = Path(run_dir)
     candidates = [run_dir / "train_report.json"]
     checkpoints = sorted((p for p in run_dir.glob("checkpoint-*") if re.fullmatch(r"checkpoint-\d+", p.name)),
@@ -56,26 +71,37 @@ def read_run_history(run_dir: str | Path) -> tuple[list[dict[str, Any]], Path, s
             continue
         if problem is not None:
             raise NoLogHistory(f"{path}: {problem}")
-        def refuse(message, line=None, path=path):  # the untrusted-input boundary's limits, naming the file
-            return NoLogHistory(f"{path}{f':{line}' if line else ''}: {message}")
+        report = path.name == "train_report.json"
+        document = _read_shaped(path, TRAIN_REPORT if report else TRAINER_STATE)
+        history = document["log_history"]
+        if not history:
+            continue
+        if report:
+            loss_type = document["loss_type"]
+        else:
+            from savi_plugin.data.identity import CHECKPOINT_FILE
+            from savi_plugin.training.checkpoints import read_identity
 
-        document = load_json(read_document(path), str(path), error=refuse)
-        if not isinstance(document, dict):
-            raise NoLogHistory(f"{path}: not a JSON object with a log_history ({type(document).__name__})")
-        history = document.get("log_history")
-        if isinstance(history, list) and history:
-            if path.name == "train_report.json":
-                loss_type = document.get("loss_type")
-            else:
-                from savi_plugin.training.checkpoints import read_identity
-
-                config = (read_identity(path.parent) or {}).get("config")
-                training = config.get("training") if isinstance(config, dict) else None
-                loss_type = training.get("loss_type") if isinstance(training, dict) else None
-            return ([row for row in history if isinstance(row, dict)], path,
-                    loss_type if isinstance(loss_type, str) else None)
+            identity = read_identity(path.parent)  # None: no savi run identity beside it (names no loss)
+            shape_problem = identity is not None and CHECKPOINT_IDENTITY.problem(identity, "")
+            if shape_problem:
+                raise NoLogHistory(f"{path.parent / CHECKPOINT_FILE}: {shape_problem}")
+            loss_type = identity["config"]["training"]["loss_type"] if identity is not None else None
+        return history, path, loss_type
     raise NoLogHistory(f"{run_dir}: no train_report.json, checkpoint-*/trainer_state.json or trainer_state.json "
                        f"with a log history (is it a `savi train` output folder?)")
+
+
+def _read_shaped(path: Path, shape) -> dict[str, Any]:
+    """``path`` read through the untrusted-input boundary and checked whole against ``shape``."""
+    def refuse(message, line=None):  # the untrusted-input boundary's limits, naming the file
+        return NoLogHistory(f"{path}{f':{line}' if line else ''}: {message}")
+
+    document = load_json(read_document(path), str(path), error=refuse)
+    problem = shape.problem(document, "")
+    if problem:
+        raise NoLogHistory(f"{path}: {problem} (not {shape.name} as `savi train` writes it)")
+    return document
 
 
 def check_history(history: list[dict[str, Any]], source: str | Path, loss_type: str | None = None) -> None:

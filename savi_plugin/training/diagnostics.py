@@ -9,7 +9,9 @@ reward), ``reward_chosen`` / ``reward_rejected``, ``logratio_chosen`` / ``lograt
 ``log pi_theta - log pi_ref`` over each response, with a reference), ``tagged_tokens`` (``<MASK>`` tokens per side;
 RRPO's sub-sequence reward reads only those), ``kl_chosen`` (summed token-wise KL(ref || policy) over the chosen
 response, RRPO's regulariser, Sarkar et al. 2025 eq. 4) and, per chosen token, ``chosen_tokens`` and
-``chosen_token_kl``.
+``chosen_token_kl``. ``margin`` and ``kl_chosen`` are functions of other fields of the row (the rewards' difference,
+the token KLs' sum): :data:`savi_plugin.data.diagnostics_rows.DERIVED` declares each, and a reader computes it
+again, so a row whose margin disagrees with its rewards is not one training wrote.
 
 A reader sees which pairs the model already prefers at step 0 (``margin > 0``), which it learns, and which it
 never learns (``savi inspect --diagnostics``); RRPO's claim of a lower divergence from the reference than DPO is the

@@ -132,7 +132,7 @@ def _shard_reports(pad, cap):
 
 
 def _plot(pad, cap):
-    _json("run/train_report.json", pad({"log_history": [{"step": 1, "loss": 0.5}]}))
+    _json("run/train_report.json", pad({"loss_type": "dpo", "log_history": [{"step": 1, "loss": 0.5}]}))
     return ["plot", "run"]
 
 
@@ -245,7 +245,7 @@ CASES = {
                                          "checkpoint-1/trainer_state.json")],
     "generators.prompts:load_prompts": [(_prompts, "p.yaml")],
     "generators.merge:_combine_reports": [(_shard_reports, "s.jsonl.report.json")],
-    "inspection.curves:read_run_history": [(_plot, "run/train_report.json")],
+    "inspection.curves:_read_shaped": [(_plot, "run/train_report.json")],
     "pipeline.ablate:_cached": [(_ablation_summary, "abl/summary.json")],
     "pipeline.align:Manifest.__init__": [(_align_manifest, "run/manifest.json")],
     "models:detect_backend": [(_detect_backend, "m/config.json")],

@@ -66,19 +66,24 @@ def test_plot_refuses_what_is_not_a_run_in_one_line(run_dir, tmp_path, capsys):
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and err[0].startswith("error: ")
     assert (tmp_path / "taken.png").read_bytes() == b"user's"
-    (empty / "train_report.json").write_text(json.dumps({"log_history": [{"step": 1, "epoch": 1.0}]}))
+    (empty / "train_report.json").write_text(json.dumps({"loss_type": "dpo",
+                                                         "log_history": [{"step": 1, "epoch": 1.0}]}))
     assert main(["plot", str(empty)]) == 1
 
 
+#: a report's start naming a plugin's loss (float32's range): what follows is the log history checked
+_PLUGIN = '{"loss_type": "a_plugin_loss", "log_history": '
+
+
 @pytest.mark.parametrize("text, fragment", [("[" * 100_000 + "]" * 100_000, "nested deeper than 64 levels"),
-                                            ('{"log_history": [{"step": 1, "loss": NaN}]}', "NaN is not a JSON number"),
-                                            ("[1, 2]", "not a JSON object"),
+                                            (_PLUGIN + '[{"step": 1, "loss": NaN}]}', "NaN is not a JSON number"),
+                                            ("[1, 2]", "a list, not an object"),
                                             # red team 9, row 31: numpy's "arange: cannot compute length"
-                                            ('{"log_history": [{"step": 1, "loss": -1e308}, {"step": 2, "loss": '
-                                             '1e308}]}', "log_history[0].loss: must be a number within +-3.403e+38"),
-                                            ('{"log_history": [{"step": 1, "loss": 1}, {"step": 1000000000000000000, '
+                                            (_PLUGIN + '[{"step": 1, "loss": -1e308}, {"step": 2, "loss": 1e308}]}',
+                                             "log_history[0].loss: must be a number within +-3.403e+38"),
+                                            (_PLUGIN + '[{"step": 1, "loss": 1}, {"step": 1000000000000000000, '
                                              '"loss": 1}]}', "log_history[1].step: must be a whole number of steps"),
-                                            ('{"log_history": [{"step": 1, "rewards/margins": "x"}]}',
+                                            (_PLUGIN + '[{"step": 1, "rewards/margins": "x"}]}',
                                              "log_history[0].rewards/margins: must be a number")])
 def test_a_run_report_beyond_the_input_limits_is_named_in_one_line(text, fragment, tmp_path, capsys):
     """A 100,000-deep train_report.json said 'input nested too deeply (RecursionError)', naming no file
@@ -191,3 +196,103 @@ def test_a_killed_runs_loss_is_checked_by_the_loss_its_checkpoint_names(tmp_path
     assert main(["plot", str(tmp_path / "run"), "--out", str(tmp_path / "c.png")]) == 1
     assert f"{checkpoint / 'trainer_state.json'}: log_history[0].loss: must be a number in [-0.01" in \
         capsys.readouterr().err
+
+
+def test_every_document_a_real_run_writes_has_its_shape(run_dir):
+    """What ``savi train`` writes -- its report, each checkpoint's Trainer state and run identity -- is what
+    :mod:`savi_plugin.training.logged` declares, so the reader's whole-document check never refuses a real run."""
+    from savi_plugin.data.identity import CHECKPOINT_FILE
+    from savi_plugin.training.logged import (
+        CHECKPOINT_IDENTITY,
+        TRAIN_REPORT,
+        TRAINER_STATE,
+    )
+
+    checkpoints = sorted(run_dir.glob("checkpoint-*"))
+    assert checkpoints
+    assert TRAIN_REPORT.problem(json.loads((run_dir / "train_report.json").read_text()), "") is None
+    for checkpoint in checkpoints:
+        assert TRAINER_STATE.problem(json.loads((checkpoint / "trainer_state.json").read_text()), "") is None
+        assert CHECKPOINT_IDENTITY.problem(json.loads((checkpoint / CHECKPOINT_FILE).read_text()), "") is None
+
+
+def _loss_name_variants() -> list[str]:
+    """Names that read as a loss savi ships but are not it: another case, full-width, an invisible character
+    inside, a Cyrillic look-alike; and names no configuration writes: a bidi override, spaces around."""
+    from savi_plugin.data.metric_ranges import NONNEGATIVE_LOSSES
+
+    lookalike = str.maketrans({"o": "\u043e", "p": "\u0440", "a": "\u0430", "c": "\u0441", "e": "\u0435"})
+    variants = []
+    for name in sorted(NONNEGATIVE_LOSSES):
+        variants += [name.upper(), name.title(), "".join(chr(ord(c) + 0xFEE0) for c in name),
+                     f"{name[0]}\u200b{name[1:]}", f"\u202e{name}", f" {name}", f"{name}\n"]
+        if name.translate(lookalike) != name:
+            variants.append(name.translate(lookalike))
+    return variants
+
+
+@pytest.mark.parametrize("loss_type", _loss_name_variants() + [None, 3, True, "", ["rrpo"], {"name": "rrpo"}])
+def test_a_report_naming_no_loss_as_a_run_writes_it_is_refused(loss_type, tmp_path, capsys):
+    """Pass 15 B #26: ``RRPO``, ``\\u202errpo`` or null as the loss type let a loss of -5 be drawn: the loss a
+    report names is a name a run writes, and one that reads as a shipped loss is exactly that loss's name."""
+    rows = [{**_TRAIN, "step": 1}, {**_TRAIN, "step": 2}, {**_TRAIN, "loss": -5.0, "step": 3}]
+    _report(tmp_path / "run", rows, loss_type)
+    capsys.readouterr()
+    assert main(["plot", str(tmp_path / "run")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: {tmp_path / 'run' / 'train_report.json'}: loss_type: "), err
+    assert not (tmp_path / "run" / "training_curves.png").exists()
+
+
+@pytest.mark.parametrize("loss_type, code", [("rrpo", 1), ("dpo", 1), ("a_plugin_loss", 0), ("bogus_loss", 0)])
+def test_a_negative_loss_is_drawn_only_for_a_loss_savi_does_not_ship(loss_type, code, tmp_path, capsys):
+    """A name of no installed loss is a plugin's, plotted on another machine: its loss may be negative."""
+    _report(tmp_path / "run", [{**_TRAIN, "step": 1}, {**_TRAIN, "loss": -5.0, "step": 2}], loss_type)
+    capsys.readouterr()
+    assert main(["plot", str(tmp_path / "run")]) == code
+    if code:
+        assert "log_history[1].loss: must be a number in [-0.01" in capsys.readouterr().err
+
+
+_KINDS = {"a list": [1, 2], "a string": "x", "a number": 3, "null": None, "a switch (true/false)": True}
+
+
+@pytest.mark.parametrize("file", ["train_report.json", "checkpoint-2/trainer_state.json", "trainer_state.json"])
+@pytest.mark.parametrize("where", ["entry", "history"])
+@pytest.mark.parametrize("kind", sorted(_KINDS) + ["an object"])
+def test_a_log_history_of_another_kind_is_named_in_its_file(file, where, kind, tmp_path, capsys):
+    """Pass 15 B #27/#28: an entry that is a list was skipped, and a log history that is an object read as no file
+    at all: the file is named with the field that is not what a Trainer writes."""
+    if (kind, where) in (("an object", "entry"), ("a list", "history")):
+        pytest.skip("the kind a Trainer writes there")
+    value = {"a": 1} if kind == "an object" else _KINDS[kind]
+    history = [{**_TRAIN, "step": 1}, value] if where == "entry" else value
+    path = tmp_path / "run" / file
+    path.parent.mkdir(parents=True)
+    document = {"log_history": history, "global_step": 2}
+    if file == "train_report.json":
+        document["loss_type"] = "rrpo"
+    path.write_text(json.dumps(document))
+    capsys.readouterr()
+    assert main(["plot", str(tmp_path / "run"), "--out", str(tmp_path / "c.png")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    field = "log_history[1]" if where == "entry" else "log_history"
+    assert len(err) == 1 and err[0].startswith(f"error: {path}: {field}: {kind}, not "), err
+    assert "no train_report.json" not in err[0]
+
+
+def test_a_checkpoints_stored_loss_type_is_a_name_a_run_writes(tmp_path, capsys):
+    """A killed run's loss is named by the configuration stored beside its checkpoint: the same rule."""
+    from savi_plugin.data.identity import CHECKPOINT_FILE
+
+    checkpoint = tmp_path / "run" / "checkpoint-1"
+    checkpoint.mkdir(parents=True)
+    (checkpoint / "trainer_state.json").write_text(json.dumps({"log_history": [{**_TRAIN, "loss": -2.0, "step": 1}]}))
+    for loss_type, fragment in (("DPO", "'DPO' reads as 'dpo'"), (None, "not a string")):
+        (checkpoint / CHECKPOINT_FILE).write_text(json.dumps({"run": "r", "config": {"training": {"loss_type":
+                                                                                                   loss_type}}}))
+        capsys.readouterr()
+        assert main(["plot", str(tmp_path / "run"), "--out", str(tmp_path / "c.png")]) == 1
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith(f"error: {checkpoint / CHECKPOINT_FILE}: config.training.loss_type: "
+                                                   f"{fragment}"), err

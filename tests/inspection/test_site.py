@@ -272,7 +272,8 @@ def test_a_generation_report_whose_counts_do_not_count_its_lists_is_refused(edit
       "dg.jsonl:6:chosen_token_kl: has 2 value(s) for 1 chosen token(s)", "dg.jsonl:7:step: must be a whole"]),
     # pass 11, B34: training appends a pair's rows once per step, in step order; a row repeating its pair's step
     # (margin 9) or going back is listed, never drawn
-    (["ROW", '{"id": "a", "step": 101, "margin": 9.0}', '{"id": "a", "step": 50, "margin": 9.0}', "ROW"],
+    (["ROW", '{"id": "a", "step": 101, "margin": 9.0, "reward_chosen": 9.0, "reward_rejected": 0.0}',
+      '{"id": "a", "step": 50, "margin": 9.0, "reward_chosen": 9.0, "reward_rejected": 0.0}', "ROW"],
      ["dg.jsonl:2:step: step 101 repeats the step of line 1", "dg.jsonl:3:step: step 50 comes after step 101 of "
       "line 1"]),
     # red team 11 B#46: finite but impossible values (a negative KL, a negative or fractional token count)
@@ -294,7 +295,8 @@ def test_a_bad_diagnostics_line_is_one_problem_and_the_site_is_built(lines, prob
     monkeypatch.chdir(tmp_path)
     (tmp_path / "p.jsonl").write_text('{"id": "a", "video": "v.mp4", "question": "q?", "chosen": "A", '
                                       '"rejected": "B", "source": "x"}\n')
-    row = '{{"id": "a", "step": {}, "margin": -0.5}}'  # line k at step 100 + k: a pair's rows in step order
+    # line k at step 100 + k: a pair's rows in step order
+    row = '{{"id": "a", "step": {}, "margin": -0.5, "reward_chosen": -0.25, "reward_rejected": 0.25}}'
     text = "\n".join(row.format(100 + k) if line == "ROW" else '{"' if line == "RO" else line
                      for k, line in enumerate(lines, 1))
     (tmp_path / "dg.jsonl").write_text(text + ("" if lines[-1] == "RO" else "\n"))
@@ -322,7 +324,8 @@ def test_each_diagnostics_number_is_checked_against_its_own_range(tmp_path):
     from savi_plugin.inspection.site import read_diagnostics
 
     tokens = {"chosen_tokens": ["x", "y"], "chosen_token_kl": [-0.9 * KL_TOLERANCE, 0.25]}
-    rows = [dict(tokens, id="a", step=0, loss=-7.0, kl_chosen=-1.9 * KL_TOLERANCE,
+    below = [-0.9 * KL_TOLERANCE, -KL_TOLERANCE]  # each token's KL at its rounding's edge; kl_chosen is their sum
+    rows = [dict(tokens, id="a", step=0, loss=-7.0, chosen_token_kl=below, kl_chosen=sum(below),
                  tagged_tokens={"chosen": 0, "rejected": None}),
             dict(tokens, id="a", step=1, kl_chosen=-2.1 * KL_TOLERANCE),  # below 2 tokens' rounding
             dict(tokens, id="a", step=2, chosen_token_kl=[-1.1 * KL_TOLERANCE, 0.25]),
@@ -344,7 +347,8 @@ def test_a_diagnostics_row_whose_id_names_no_pair_is_counted_and_said(tmp_path, 
     monkeypatch.chdir(tmp_path)
     (tmp_path / "p.jsonl").write_text('{"id": "a", "video": "v.mp4", "question": "q?", "chosen": "A", '
                                       '"rejected": "B", "source": "x"}\n')
-    (tmp_path / "dg.jsonl").write_text('{"id": "a", "step": 1, "margin": -0.5}\n{"id": "nope", "step": 1}\n'
+    (tmp_path / "dg.jsonl").write_text('{"id": "a", "step": 1, "margin": -0.5, "reward_chosen": 0.0, '
+                                       '"reward_rejected": 0.5}\n{"id": "nope", "step": 1}\n'
                                        '{"id": "nope", "step": 2}\n')
     capsys.readouterr()
     with caplog.at_level("WARNING"):
@@ -394,6 +398,6 @@ def test_the_index_of_an_unfinished_generation_says_so_at_its_top(site, pair_fil
     (folder / "pairs.jsonl.progress.jsonl").write_text("")  # a run's progress beside it, no report: unfinished
     assert main(["inspect", str(stopped), "--out", str(tmp_path / "s"), "--frames", "0", "--no-progress"]) == 0
     index = (tmp_path / "s" / "index.html").read_text()
-    note = re.search(r'<h1>[^<]*</h1>\s*<p id="unfinished">(.*?)</p>', index, re.S)
+    note = re.search(r'<h1>[^<]*</h1>\s*<p id="unfinished">(.*?)</p>', index, re.DOTALL)
     assert note and "did not finish" in note.group(1) and "pairs.jsonl.report.json" in note.group(1)
     assert "did not finish" in caplog.text

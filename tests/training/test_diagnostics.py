@@ -47,7 +47,9 @@ def test_one_row_per_pair_and_point_with_consistent_numbers(run, tiny_llava_onev
 def test_inspect_shows_the_diagnostics_and_lists_pairs_never_learned(run, tmp_path, capsys):
     rows = read_jsonl(run / "out" / "diagnostics.jsonl")
     never = next(r["id"] for r in rows if r["step"] == 4)
-    edited = [dict(r, margin=-abs(r["margin"]) - 1e-3) if r["id"] == never else r for r in rows]
+    # a row as training writes it: the margin is the difference of the rewards the row holds
+    edited = [dict(r, margin=-abs(r["margin"]) - 1e-3, reward_chosen=r["reward_rejected"] - abs(r["margin"]) - 1e-3)
+              if r["id"] == never else r for r in rows]
     write_jsonl(tmp_path / "diag.jsonl", edited)
     assert main(["inspect", str(run / "pairs.jsonl"), "--out", str(tmp_path / "site"), "--diagnostics",
                  str(tmp_path / "diag.jsonl"), "--frames", "0", "--no-progress"]) == 0
@@ -133,7 +135,8 @@ def test_a_restart_drops_the_earlier_attempts_rows_from_its_step_on(tmp_path):
     from savi_plugin.training.diagnostics import cut_from_step
 
     path = tmp_path / "diagnostics.jsonl"
-    rows = [{"id": f"p{i}", "step": s, "margin": float(s)} for s in (0, 1, 2, 3) for i in range(2)]
+    rows = [{"id": f"p{i}", "step": s, "margin": float(s), "reward_chosen": float(s), "reward_rejected": 0.0}
+            for s in (0, 1, 2, 3) for i in range(2)]
     text = "".join(json.dumps(r) + "\n" for r in rows) + '{"id": "p0", "st'  # a torn last line
     path.write_text(text)
     assert cut_from_step(path, 2) == 5  # steps 2, 3 (4 rows) and the torn line
@@ -148,7 +151,8 @@ def test_a_restart_drops_the_earlier_attempts_rows_from_its_step_on(tmp_path):
                                          ('{"id": "p0", "st', "3:-: invalid JSON"),
                                          ("[1]", "3:-: not a diagnostics row"),
                                          # red team 11 B#45, B#46: one rule with `savi inspect`
-                                         ('{"id": "p0", "step": 0, "margin": 123.0}',
+                                         ('{"id": "p0", "step": 0, "margin": 123.0, "reward_chosen": 123.0, '
+                                          '"reward_rejected": 0.0}',
                                           "3:step: step 0 repeats the step of line 1: a pair's diagnostics row"),
                                          ('{"id": "p0", "step": 5, "kl_chosen": -5.0}',
                                           "3:kl_chosen: must be a number in [-0.001,")])
@@ -160,7 +164,8 @@ def test_a_restart_refuses_a_complete_line_training_did_not_write(line, where, t
     from savi_plugin.training.diagnostics import cut_from_step
 
     path = tmp_path / "diagnostics.jsonl"
-    rows = [json.dumps({"id": f"p{i}", "step": s, "margin": 0.0}) for s in (0, 1) for i in range(2)]
+    rows = [json.dumps({"id": f"p{i}", "step": s, "margin": 0.0, "reward_chosen": 0.0, "reward_rejected": 0.0})
+            for s in (0, 1) for i in range(2)]
     text = "\n".join(rows[:2] + [line] + rows[2:]) + "\n"
     path.write_text(text)
     capsys.readouterr()
@@ -259,3 +264,57 @@ def test_a_diagnostics_file_that_is_a_link_to_a_users_file_is_named_as_not_savis
         assert str(err.value).startswith(f"{path}: is a hard link shared with another name (2 links): savi appends "
                                          f"to this file, and its lines would change under the other name too")
     assert user.read_text() == "my notes\n" and (path.is_symlink() or os.stat(user).st_nlink == 2)
+
+
+def _derived_edits(row: dict) -> list[tuple[str, dict]]:
+    """``(field, edited row)``: each field of :data:`~savi_plugin.data.diagnostics_rows.DERIVED` (and each of its
+    operands) of a real row moved off what the others give, set to null, or left without its operands; and more
+    tagged chosen tokens than chosen tokens."""
+    from savi_plugin.data.diagnostics_rows import DERIVED
+
+    edits = []
+    for name, derived in DERIVED.items():
+        for key in (name, *derived.operands):
+            value = row[key]
+            if isinstance(value, list):
+                moved = [v + 0.5 for v in value]
+            else:
+                moved = value + 5.0
+            edits.append((name, dict(row, **{key: moved})))
+        edits.append((name, dict(row, **{name: None})))
+        for key in (name, *derived.operands):
+            edits.append((name, {k: v for k, v in row.items() if k != key}))
+    edits.append(("tagged_tokens.chosen", dict(row, tagged_tokens={**row["tagged_tokens"],
+                                                                   "chosen": len(row["chosen_tokens"]) + 1})))
+    return edits
+
+
+def test_a_row_whose_derived_field_is_not_what_training_computes_is_listed_never_drawn(run, tmp_path, capsys):
+    """Pass 15 B #34: a row with ``margin: 5.0`` and both rewards 0 was drawn and decided the "never learned"
+    list. Every field training computes from others of the row (``margin`` = ``reward_chosen -
+    reward_rejected``, ``kl_chosen`` = the sum of ``chosen_token_kl``) is computed again by the reader, and a row
+    that disagrees is listed at its ``file:line:field``, never drawn; the real rows around it still are."""
+    rows = read_jsonl(run / "out" / "diagnostics.jsonl")
+    last = max(n for n, r in enumerate(rows) if r["step"] == 4)
+    variants = _derived_edits(rows[last])
+    variants.append(("margin", dict(rows[last], margin=5.0, reward_chosen=0.0, reward_rejected=0.0)))  # B #34
+    for k, (field, edited) in enumerate(variants):
+        path = tmp_path / f"d{k}.jsonl"
+        write_jsonl(path, rows[:last] + [edited] + rows[last + 1:])
+        capsys.readouterr()
+        assert main(["inspect", str(run / "pairs.jsonl"), "--out", str(tmp_path / f"s{k}"), "--diagnostics",
+                     str(path), "--frames", "0", "--no-progress"]) == 0
+        captured = capsys.readouterr()
+        assert "1 bad diagnostics line(s)" in captured.out, (field, edited)
+        listed = [line.strip() for line in captured.err.splitlines() if line.startswith("  ")]
+        assert listed[0].startswith(f"{path}:{last + 1}:{field}: "), (listed, edited)
+        assert "not a row as training writes it" in listed[0]
+
+
+def test_every_row_a_real_run_writes_passes_its_derivations(run):
+    """The reader's derivations hold for what training writes, to float32 rounding as JSON keeps it."""
+    from savi_plugin.data.diagnostics_rows import DERIVED, diagnostics_row_problem
+
+    rows = read_jsonl(run / "out" / "diagnostics.jsonl")
+    assert all(name in row for row in rows for name in DERIVED)
+    assert [diagnostics_row_problem(row) for row in rows] == [None] * len(rows)
