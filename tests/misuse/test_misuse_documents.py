@@ -5,9 +5,9 @@ invalid YAML, too deep, an alias bomb, a key given twice) is run through ``savi_
 ``error:`` line naming the source, exit status 2 (a configuration error, ``savi_plugin/errors.py``), nothing run
 and nothing written.
 
-The recipe-resolution cases (``extends`` through symlinks, an empty ``extends``, a shipped name shadowed by a file
-of the working folder) and the bounded echo of a long override are here too: they are how a document is found and
-named.
+The recipe-resolution cases (``extends`` through symlinks, an empty ``extends``, a bare name that names a shipped
+recipe and a local file) and the bounded echo of a long override are here too: they are how a document is found
+and named.
 """
 
 from __future__ import annotations
@@ -229,49 +229,76 @@ def test_a_bad_extends_names_the_file_and_the_key(value, fragment, capsys):
     assert line.startswith("error: f.yaml: extends: "), line
 
 
-@pytest.mark.parametrize("local", ["tiny_demo.yaml", "tiny_demo.yml", "extends itself", None])
+@pytest.mark.parametrize("shipped", [True, False], ids=["shipped name", "other name"])
+@pytest.mark.parametrize("suffix", ["", ".yaml", ".yml"], ids=["NAME", "NAME.yaml", "NAME.yml"])
 @pytest.mark.parametrize("named", ["command line", "extends"])
-def test_a_file_a_bare_name_does_not_use_is_said_once_and_the_shipped_recipe_is_used(named, local, capsys, caplog):
-    """A bare name is always the shipped recipe; a ``tiny_demo.yaml`` where the name was looked up from (the working
-    folder, or the extending recipe's folder) is said once, with how to use it -- except the file that itself
-    extends the shipped recipe of its name."""
-    import logging
-
+def test_a_bare_name_that_names_a_shipped_recipe_and_a_local_file_is_refused_as_ambiguous(named, suffix, shipped,
+                                                                                         capsys):
+    """One rule for a bare name, on the command line and in ``extends:`` alike: it names a shipped recipe, unless
+    the folder it is looked up from (the working folder; the extending recipe's folder) holds ``NAME``,
+    ``NAME.yaml`` or ``NAME.yml`` too -- then it is ambiguous and refused in one line naming the file and how to
+    write it. The file's path picks the file. A name that is no shipped recipe names the file as written only."""
     import yaml
 
-    from savi_plugin import recipe
-
-    recipe._warn_once.cache_clear()
+    name = "tiny_demo" if shipped else "my_recipe"
     folder = Path("proj") if named == "extends" else Path(".")
     folder.mkdir(exist_ok=True)
-    if local == "extends itself":
-        (folder / "tiny_demo.yaml").write_text("extends: tiny_demo\ntrain: {beta: 0.777}\n")
-    elif local:
-        (folder / local).write_text("extends: tiny_demo\ntrain: {beta: 0.777}\n")
-    argv = ["recipes", "show", "tiny_demo"]
+    (folder / f"{name}{suffix}").write_text("extends: tiny_demo\ntrain: {beta: 0.777}\n")
     if named == "extends":
-        (folder / "r.yaml").write_text(f"extends: tiny_demo{'.yaml' if local == 'extends itself' else ''}\n")
-        argv = ["recipes", "show", "proj/r.yaml"]
-    elif local == "extends itself":
-        argv = ["recipes", "show", "./tiny_demo.yaml"]
-    with caplog.at_level(logging.WARNING, logger="savi_plugin.recipe"):
-        code, out, err = savi(capsys, *argv)
-        savi(capsys, *argv)
-    assert code == 0, err
-    said = [r.getMessage() for r in caplog.records if r.name == "savi_plugin.recipe"]
-    beta = yaml.safe_load(out)["train"]["beta"]
-    if local in (None, "extends itself"):
-        assert said == []
-        assert beta == (0.777 if local else 0.1)
+        Path("proj/r.yaml").write_text(f"extends: {name}\n")
+    argv = ["recipes", "show", "proj/r.yaml" if named == "extends" else name]
+    code, out, err = savi(capsys, *argv)
+    if not shipped and suffix == "":  # the file as written, the one thing the name can mean
+        assert code == 0, err
+        assert yaml.safe_load(out)["train"]["beta"] == 0.777
         return
-    assert beta == 0.1  # the shipped recipe, as README says
-    assert len(said) == 1, said
-    if named == "command line":
-        assert said[0].startswith(f"./{local} is not used: the bare name 'tiny_demo' names the shipped recipe")
-        assert said[0].endswith(f"give its path: ./{local}")
+    assert code == 2, out[-300:]
+    if not shipped:
+        line = assert_one_line_error(err, f"no such recipe file or shipped recipe (./{name}{suffix} is there: give its path)")
+    elif named == "command line":
+        line = assert_one_line_error(err, f"error: {name}: is ambiguous: it names a shipped recipe, and also the "
+                                          f"file ./{name}{suffix} here; write ./{name}{suffix} for that file")
     else:
-        assert said[0].startswith(f"{(folder / local).resolve()} is not used: 'extends: tiny_demo'")
-        assert said[0].endswith(f"write 'extends: {local}'")
+        line = assert_one_line_error(err, f"error: proj/r.yaml: extends: '{name}': is ambiguous: it names a shipped "
+                                          f"recipe, and also the file {name}{suffix} beside this recipe (in "
+                                          f"{folder.resolve()}); write 'extends: ./{name}{suffix}' for that file")
+    assert len(line) < 400, line
+    if not shipped:
+        return
+    # the spelling the message gives picks the file
+    if named == "extends":
+        Path("proj/r.yaml").write_text(f"extends: ./{name}{suffix}\n")
+    else:
+        argv = ["recipes", "show", f"./{name}{suffix}"]
+    code, out, err = savi(capsys, *argv)
+    assert code == 0, err
+    assert yaml.safe_load(out)["train"]["beta"] == 0.777
+    # and with the file renamed, the bare name is the shipped recipe again
+    (folder / f"{name}{suffix}").rename(folder / "mine.yaml")
+    if named == "extends":
+        Path("proj/r.yaml").write_text(f"extends: {name}\n")
+    argv[-1] = "proj/r.yaml" if named == "extends" else name
+    code, out, err = savi(capsys, *argv)
+    assert code == 0, err
+    assert yaml.safe_load(out)["train"]["beta"] == 0.1
+
+
+@pytest.mark.parametrize("where", ["a folder of the name", "the file extends the shipped recipe of its name"])
+def test_a_bare_name_is_not_ambiguous_with_what_cannot_be_its_file(where, capsys):
+    """A folder ``tiny_demo/`` (a run's output, say) is no recipe, and ``tiny_demo.yaml`` with ``extends:
+    tiny_demo`` cannot extend itself: the bare name stays the shipped recipe."""
+    import yaml
+
+    if where == "a folder of the name":
+        Path("tiny_demo").mkdir()
+        argv = ["recipes", "show", "tiny_demo"]
+    else:
+        Path("proj").mkdir()
+        Path("proj/tiny_demo.yaml").write_text("extends: tiny_demo\ntrain: {beta: 0.777}\n")
+        argv = ["recipes", "show", "proj/tiny_demo.yaml"]
+    code, out, err = savi(capsys, *argv)
+    assert code == 0, err
+    assert yaml.safe_load(out)["train"]["beta"] == (0.1 if where == "a folder of the name" else 0.777)
 
 
 # ------------------------------------------------------------------------------------------------ long values
