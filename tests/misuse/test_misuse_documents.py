@@ -110,6 +110,55 @@ def test_every_reader_refuses_every_bad_document_as_a_configuration_error(reader
     assert written == set(), written
 
 
+#: YAML 1.1 numbers that YAML 1.2 and a reader take as another number or as text: (text, YAML 1.1's value, kind)
+YAML11_NUMBERS = [("010", "8", "octal"), ("-010", "-8", "octal"), ("1:30", "90", "sexagesimal (base 60)"),
+                  ("190:20:30.15", "685230.15", "sexagesimal (base 60)"), ("0b11", "3", "binary")]
+
+#: where a user writes a number: name -> (argv that gives VALUE there, the ``source: key.path`` its error names)
+NUMBER_READERS = {
+    "override": (lambda v: ["recipes", "show", "tiny_demo", f"train.beta={v}"], "override 'train.beta={v}': train.beta"),
+    "--option (-o)": (lambda v: [*GENERATE, "-o", f"temperature={v}"], "--option temperature"),
+    "recipe file": (lambda v: ["recipes", "show", _file("r.yaml", f"extends: tiny_demo\ntrain:\n  seed: {v}\n")],
+                    "r.yaml:3: train.seed"),
+    "extended recipe": (lambda v: [*_extended_recipe(f"{{loss_options: {{alpha: [{v}]}}}}")[:2], "r.yaml"],
+                        "base.yaml:2: train.loss_options.alpha[0]"),
+    "--options file": (lambda v: [*GENERATE, "--options", _file("o.yaml", f"max_new_tokens: 8\ntemperature: {v}\n")],
+                       "o.yaml:2: temperature"),
+}
+
+
+@pytest.mark.parametrize("text, value, kind", YAML11_NUMBERS, ids=[n[0] for n in YAML11_NUMBERS])
+@pytest.mark.parametrize("reader", NUMBER_READERS)
+def test_a_yaml11_only_number_is_refused_where_it_is_written(reader, text, value, kind, capsys):
+    """``train.beta=010`` was 8.0 and ``1:30`` was 90 (PyYAML reads YAML 1.1), with no word: refused in one line
+    naming the source and key path, YAML 1.1's value and how to write it."""
+    argv, where = NUMBER_READERS[reader]
+    code, out, err = savi(capsys, *argv(text))
+    assert code == 2, (reader, text, out[-300:], err)
+    other = f"the text {text!r}" if kind != "octal" else text.replace("0", "", 1)
+    assert_one_line_error(err, f"{where.format(v=text)}: {text!r} is a YAML 1.1 {kind} number ({value}), "
+                               f"which other YAML readers take as {other}: write {value}")
+
+
+@pytest.mark.parametrize("given", ["override", "recipe file"])
+@pytest.mark.parametrize("text, beta", [("10", 10.0), ("1.5", 1.5), ("1e-4", 1e-4), ("100", 100.0), ("0x10", 16.0),
+                                        ("'010'", 10.0), ("'1:30'", None), ("007", 7.0)])
+def test_ordinary_numbers_and_quoted_ones_are_read_as_written(text, beta, given, capsys):
+    """Decimal and hexadecimal numbers (one value in YAML 1.1 and 1.2), an octal of the same value both ways, and
+    a quoted ``'010'`` (text, which the value's type reads as 10) load; a quoted ``'1:30'`` is text, refused by the
+    value's type."""
+    import yaml
+
+    argv = (["tiny_demo", f"train.beta={text}"] if given == "override"
+            else [_file("r.yaml", f"extends: tiny_demo\ntrain:\n  beta: {text}\n")])
+    code, out, err = savi(capsys, "recipes", "show", *argv)
+    if beta is None:
+        assert code == 2 and "YAML 1.1" not in err, err
+        return
+    assert code == 0, err
+    assert yaml.safe_load(out)["train"]["beta"] == beta
+
+
 #: block-style documents with a key given twice, for the readers of files: (reader, files to write, argv,
 #: ``file:line: key.path`` the error names)
 DUPLICATE_FILES = [
