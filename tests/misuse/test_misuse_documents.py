@@ -332,6 +332,27 @@ def test_a_bare_name_that_names_a_shipped_recipe_and_a_local_file_is_refused_as_
     assert yaml.safe_load(out)["train"]["beta"] == 0.1
 
 
+@pytest.mark.parametrize("recipe", [None, "tiny_demo", "./tiny_demo.yaml"])
+def test_savi_demo_without_recipe_is_the_shipped_one_whatever_the_working_folder_holds(recipe, capsys, monkeypatch):
+    """``savi demo`` with no ``--recipe`` names no recipe, so a ``tiny_demo.yaml`` the user copied here makes
+    nothing ambiguous: the shipped file is used. ``--recipe tiny_demo`` typed there is ambiguous like any name."""
+    from savi_plugin.demo import run
+    from savi_plugin.recipe import resolve_recipe_path, shipped_recipes_dir
+
+    Path("tiny_demo.yaml").write_text("extends: tiny_demo\n")
+    used = []  # the recipe file the demo would read (run_demo resolves its recipe first)
+    monkeypatch.setattr(run, "run_demo", lambda out, recipe, overrides: used.append(resolve_recipe_path(recipe)) or {})
+    monkeypatch.setattr("savi_plugin.demo.report.format_table", lambda results: "")
+    code, _, err = savi(capsys, "demo", "--out", "d", *(["--recipe", recipe] if recipe else []))
+    if recipe == "tiny_demo":
+        assert code == 2 and used == []
+        assert_one_line_error(err, "error: tiny_demo: is ambiguous: it names a shipped recipe, and also the file "
+                                   "./tiny_demo.yaml here")
+        return
+    assert code == 0, err
+    assert used == [Path(recipe) if recipe else shipped_recipes_dir() / "tiny_demo.yaml"]
+
+
 @pytest.mark.parametrize("where", ["a folder of the name", "the file extends the shipped recipe of its name"])
 def test_a_bare_name_is_not_ambiguous_with_what_cannot_be_its_file(where, capsys):
     """A folder ``tiny_demo/`` (a run's output, say) is no recipe, and ``tiny_demo.yaml`` with ``extends:
