@@ -3,7 +3,8 @@ and eval tasks of one run (torchtune-style: copy one, edit it, run it), read int
 :class:`~savi_plugin.config.sections.Recipe`.
 
 - ``extends: other.yaml`` inherits another recipe (a path relative to this one's folder, or a shipped recipe
-  name); mappings merge key by key, anything else is replaced. A chain holds at most :data:`MAX_EXTENDS` files.
+  name; a bare name that is also a file there is refused as ambiguous, :func:`resolve_recipe_path`); mappings
+  merge key by key, anything else is replaced. A chain holds at most :data:`MAX_EXTENDS` files.
 - ``key.sub=value`` overrides on the command line (the value is parsed as YAML: ``train.beta=0.2``).
 - Every key and value is checked at load, by the rules in :mod:`savi_plugin.config` (sections, ``train`` against
   ``PreferenceConfig``, ``generate.options`` against the generator's own options): a problem is one
@@ -24,8 +25,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import functools
-import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -81,23 +80,33 @@ def resolve_recipe_path(name_or_path: str | Path, named_in: Path | None = None) 
     against too), or, when ``named_in`` is None (a command-line argument), to the working folder. Only that one
     folder is looked in. A path that does not exist is an error naming it: a typo in ``./my_recipe.yml`` or
     ``recipes/x.yaml`` never falls back to a shipped recipe of the same name.
+
+    A bare name that names a shipped recipe *and* a file of that folder (as written, or with ``.yaml``/``.yml``:
+    a copy the user edited) is ambiguous and refused, naming both (:func:`_local_namesake`); a path to the file
+    (``./tiny_demo.yaml``) picks the file. A bare name that is no shipped recipe names the file as written only.
     """
     from savi_plugin.data.files import file_problem
 
+    text = str(name_or_path)
     folder = recipe_folder(named_in) if named_in is not None else None
     candidate = Path(name_or_path) if folder is None else folder / name_or_path
+    bare = is_recipe_name(name_or_path)
+    shipped = shipped_recipes_dir() / f"{text}.yaml" if bare else None
+    if shipped is not None and shipped.is_file():
+        local = _local_namesake(text, folder, shipped, named_in)
+        if local is not None:
+            raise RecipeError("", _ambiguous(local, folder), as_typed(name_or_path))
+        return shipped
     problem = file_problem(candidate, "recipe file")  # stat only: a FIFO is never opened
     if problem is None:
         return candidate
-    if os.path.lexists(candidate) and not is_recipe_name(name_or_path):  # there, but not a file to read
+    if os.path.lexists(candidate):  # there, but not a file to read
         raise RecipeError("", problem, str(candidate))
-    if is_recipe_name(name_or_path):
-        shipped = shipped_recipes_dir() / f"{name_or_path}.yaml"
-        if shipped.is_file():
-            _say_shadowed(str(name_or_path), folder, shipped, named_in)
-            return shipped
-        raise RecipeError("", f"no such recipe file or shipped recipe (shipped: {', '.join(list_recipes())})",
-                          as_typed(name_or_path))
+    if bare:
+        local = _local_namesake(text, folder, None, named_in)
+        hint = (f"{_shown(local, folder)} is there: give its path" if local is not None
+                else f"shipped: {', '.join(list_recipes())}")
+        raise RecipeError("", f"no such recipe file or shipped recipe ({hint})", as_typed(name_or_path))
     where = f" (looked in {folder}, the recipe's own folder)" if folder is not None else ""
     raise RecipeError("", f"no such recipe file{where}; only a bare name without folder or .yaml (e.g. "
                           f"{(list_recipes() or ['tiny_demo'])[0]}) names a shipped recipe", as_typed(name_or_path))
@@ -111,29 +120,38 @@ def as_typed(name: str | Path) -> str:
     return repr(text) if text != text.strip() or not text.isprintable() else text
 
 
-def _say_shadowed(name: str, folder: Path | None, shipped: Path, named_in: Path | None) -> None:
-    """Warn (once) when the folder a bare name was looked up from -- the working folder for a command-line name
-    (``folder`` None), the recipe's own folder for ``extends:`` -- holds ``NAME.yaml``/``NAME.yml``, which the name
-    does not use (e.g. after ``savi recipes cp tiny_demo .``). Says how to use it; the shipped recipe stays the
-    one used: a bare name is always a shipped recipe. A file that extends the shipped recipe of its own name
-    (``tiny_demo.yaml`` with ``extends: tiny_demo``) is used, and said nothing about."""
-    for suffix in (".yaml", ".yml"):
+def _local_namesake(name: str, folder: Path | None, shipped: Path | None, named_in: Path | None) -> Path | None:
+    """The file a bare name also names in the folder it is looked up from (the working folder for a command-line
+    name, ``folder`` None; the extending recipe's own folder for ``extends:``): ``NAME``, ``NAME.yaml`` or
+    ``NAME.yml``, whatever it is but a folder (a folder is never a recipe), or None. Neither the shipped recipe
+    itself (a shipped recipe extending another) nor the extending file (``tiny_demo.yaml`` with
+    ``extends: tiny_demo`` extends the shipped recipe: a file cannot extend itself) is one."""
+    for suffix in ("", ".yaml", ".yml"):
         local = (folder or Path(".")) / f"{name}{suffix}"
-        if not local.is_file() or local.resolve() in (shipped.resolve(), named_in and named_in.resolve()):
+        if not os.path.lexists(local) or os.path.isdir(local):
             continue
-        if folder is None:
-            _warn_once(f"./{local.name} is not used: the bare name {name!r} names the shipped recipe {shipped}; "
-                       f"to use your file, give its path: ./{local.name}")
-        else:
-            _warn_once(f"{local} is not used: 'extends: {name}' names the shipped recipe {shipped}; to use the "
-                       f"file beside the recipe, write 'extends: {local.name}'")
-        return
+        if local.resolve() in {p.resolve() for p in (shipped, named_in) if p is not None}:
+            continue
+        return local
+    return None
 
 
-@functools.cache
-def _warn_once(message: str) -> None:
-    """A recipe is resolved several times per command (load, the claim's inputs): its warning is said once."""
-    logging.getLogger(__name__).warning(message)
+def _shown(local: Path, folder: Path | None) -> str:
+    """How to write ``local`` where the name was typed: ``./NAME.yaml``, from the working folder or beside the
+    extending recipe alike."""
+    return f"./{local.name}" if folder is None or local.parent == folder else str(local)
+
+
+def _ambiguous(local: Path, folder: Path | None) -> str:
+    """Why a bare name that names a shipped recipe and ``local`` too is refused, and how to write each: the file
+    by its path; the shipped recipe by the bare name once the file is renamed (a shipped recipe has no other
+    spelling that a recipe written elsewhere can carry)."""
+    path = _shown(local, folder)
+    if folder is None:
+        return (f"is ambiguous: it names a shipped recipe, and also the file {path} here; write {path} for that "
+                f"file, or rename that file to use the shipped recipe")
+    return (f"is ambiguous: it names a shipped recipe, and also the file {local.name} beside this recipe (in "
+            f"{folder}); write 'extends: {path}' for that file, or rename that file to extend the shipped recipe")
 
 
 def recipe_folder(file: Path) -> Path:

@@ -14,6 +14,9 @@ are parsed here, with limits that hold whatever the document's shape:
 - **YAML size**: at most :data:`MAX_YAML_CHARS` characters in one document, refused before it is parsed (PyYAML
   parses in pure Python, about 10 s and 200 MB per MB of a long list);
 - only YAML's safe tags (``yaml.SafeLoader``): no Python objects;
+- **no YAML 1.1-only number**: a scalar PyYAML resolves as an octal (``010`` is 8), binary (``0b11``) or
+  sexagesimal (``1:30`` is 90) number, which YAML 1.2 and a reader take as 10 or as text, is refused at its key
+  path (quoted, it is text); hexadecimal ``0x10`` is 16 in both versions and is kept;
 - **no YAML key given twice in one mapping** (flow ``{beta: 0.1, beta: 0.9}``, block style, two ``train:``
   sections): YAML keeps the last value silently; the refusal names the file, the line and the key path. Keys
   are compared as the values they construct to (``1``, ``1.0`` and ``true`` are one dict key). YAML's merge key
@@ -110,7 +113,12 @@ class _LimitedLoader(yaml.SafeLoader):
         try:
             if self._depth > MAX_DEPTH:
                 raise StructureError(f"nested deeper than {MAX_DEPTH} levels", line)
-            return super().compose_node(parent, index)
+            node = super().compose_node(parent, index)
+            if isinstance(node, yaml.ScalarNode) and (problem := _yaml11_number_problem(self, node)):
+                if index is None and isinstance(parent, yaml.MappingNode):  # a key (composed with no index)
+                    raise StructureError(f"key {problem}", line, self._key_path(end=-1))
+                raise StructureError(problem, line, self._key_path())
+            return node
         finally:
             self._depth -= 1
             self._path.pop()
@@ -120,11 +128,11 @@ class _LimitedLoader(yaml.SafeLoader):
         _refuse_duplicate_keys(self, node, self._key_path())
         return node
 
-    def _key_path(self) -> str:
+    def _key_path(self, end: int | None = None) -> str:
         """``train.loss_options.beta``, ``eval.tasks[2]``: where the node being composed sits (the document's
-        root is the first entry, which names nothing)."""
+        root is the first entry, which names nothing); ``end=-1``: where its parent sits."""
         out = ""
-        for part in self._path[1:]:
+        for part in self._path[1:end]:
             out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
         return out
 
@@ -159,6 +167,37 @@ def _refuse_duplicate_keys(loader: yaml.SafeLoader, node: yaml.MappingNode, path
             raise StructureError(f"key {key_node.value!r} appears twice in one mapping{where}: which value is meant "
                                  f"is ambiguous (YAML would keep the last silently); write it once", line, full)
         seen[key] = line
+
+
+_INT_TAG, _FLOAT_TAG = "tag:yaml.org,2002:int", "tag:yaml.org,2002:float"
+_YAML11_OCTAL = re.compile(r"[-+]?0[0-7_]+")
+_YAML11_BINARY = re.compile(r"[-+]?0b[01_]+")
+
+
+def _yaml11_number_problem(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> str | None:
+    """Why a scalar that YAML 1.1 (PyYAML) resolves to a number is refused, or None: an octal (``010`` is 8),
+    binary (``0b11`` is 3) or sexagesimal (``1:30`` is 90) number. YAML 1.2 -- and so most other YAML readers and
+    a user's own reading -- takes ``010`` as 10 and the other two as text: the value is ambiguous, and read as
+    YAML 1.1 it silently became another number. An octal of the same value both ways (``0``, ``07``) is kept.
+    Hexadecimal (``0x10``) is kept: YAML 1.2's core schema reads it as 16 too, so every reader agrees."""
+    if node.tag not in (_INT_TAG, _FLOAT_TAG):
+        return None
+    text = node.value
+    if ":" in text:
+        kind, other = "sexagesimal (base 60)", f"the text {text!r}"
+    elif node.tag == _INT_TAG and _YAML11_BINARY.fullmatch(text):
+        kind, other = "binary", f"the text {text!r}"
+    elif node.tag == _INT_TAG and _YAML11_OCTAL.fullmatch(text):
+        decimal = int(text.replace("_", ""))
+        if decimal == loader.construct_yaml_int(node):
+            return None
+        kind, other = "octal", str(decimal)
+    else:
+        return None
+    value = loader.construct_yaml_int(node) if node.tag == _INT_TAG else loader.construct_yaml_float(node)
+    spellings = f"{value}, {other}" if kind == "octal" else f"{value}"
+    return (f"{text!r} is a YAML 1.1 {kind} number ({value}), which other YAML readers take as {other}: write "
+            f"{spellings}, or quote it")
 
 
 def _check_expanded_size(root: yaml.Node) -> None:

@@ -93,6 +93,48 @@ def test_keys_are_compared_as_the_values_they_construct_to(text, path):
     assert err.value.path == path
 
 
+#: plain scalars YAML 1.1 (PyYAML) reads as another number than YAML 1.2 and a reader do: text -> what it said
+YAML11_NUMBERS = {
+    "010": "octal number (8), which other YAML readers take as 10", "-010": "octal number (-8)",
+    "0_10": "octal number (8)", "0b11": "binary number (3), which other YAML readers take as the text '0b11'",
+    "1:30": "sexagesimal (base 60) number (90), which other YAML readers take as the text '1:30'",
+    "190:20:30.15": "sexagesimal (base 60) number (685230.15)", "-1:30": "sexagesimal (base 60) number (-90)",
+}
+
+
+@pytest.mark.parametrize("where, path", [("x: {v}\n", "x"), ("a:\n  b: [1, {v}]\n", "a.b[1]"),
+                                         ("{{k: {{v: {v}}}}}", "k.v"), ("{v}", ""), ("{{{v}: a}}", "")])
+@pytest.mark.parametrize("text", YAML11_NUMBERS)
+def test_a_yaml11_only_number_is_refused_at_its_key_path(text, where, path):
+    """``010``, ``0b11``, ``1:30``: YAML 1.1 numbers that YAML 1.2 (and a reader) take as another number or as
+    text, as a value or a key, refused on the composed node with the key path; quoted, each is text."""
+    document = where.format(v=text)
+    with pytest.raises(ConfigError) as err:
+        load_yaml(document, "f.yaml", prefix="train")
+    assert err.value.path == ".".join(p for p in ("train", path) if p), str(err.value)
+    assert f"{text!r} is a YAML 1.1 {YAML11_NUMBERS[text]}" in err.value.message
+    assert err.value.message.endswith("or quote it")
+    assert (err.value.source == "f.yaml:2") == document.startswith("a:\n"), str(err.value)
+    if where.startswith("{{{v}"):
+        assert err.value.message.startswith("key ")
+    assert load_yaml(document.replace(text, f"'{text}'")) == yaml.safe_load(document.replace(text, f"'{text}'"))
+
+
+#: numbers every YAML version reads alike (hexadecimal included: YAML 1.2's core schema has ``0x`` too)
+ORDINARY_NUMBERS = ["0", "10", "1.5", "1e-4", "-3", "0.0", "100", "+7", "-0", "007", "00", "0x10", "-0x1F", "1.5e+3",
+                    "10.", ".5", "1_000", "0.1_5", ".inf", "-.Inf", ".nan", "3:a", "08", "0o10"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(number=st.one_of(st.sampled_from(ORDINARY_NUMBERS), st.integers().map(str),
+                        st.floats(allow_nan=False).map(repr)))
+def test_ordinary_numbers_load_as_before(number):
+    """Decimal integers and floats (as ``str``/``repr`` write them), hexadecimal, and an octal that is the same
+    number both ways (``007``) load as ``yaml.safe_load`` reads them."""
+    for document in (number, f"train: {{beta: {number}}}", f"x:\n  - {number}\n"):
+        assert load_yaml(document, "f.yaml") == yaml.safe_load(document) or number.lower().endswith("nan")
+
+
 def test_merged_keys_may_be_overridden_by_the_mapping_own_keys():
     assert load_yaml("b: &b {x: 1, y: 2}\nt: {<<: *b, x: 3}\n") == {"b": {"x": 1, "y": 2}, "t": {"x": 3, "y": 2}}
     assert load_yaml("b: &b {x: 1}\nc: &c {x: 2}\nt: {<<: [*b, *c]}\n")["t"] == {"x": 1}  # the first merged wins

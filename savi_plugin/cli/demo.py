@@ -21,7 +21,7 @@ class DemoOptions:
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser("demo", help="run the whole RRPO loop on a tiny model and synthetic videos (CPU)")
     parser.add_argument("--out", default=None, help="run folder (default: savi_runs/demo-<time>)")
-    parser.add_argument("--recipe", default="tiny_demo")
+    parser.add_argument("--recipe", default=None, help="a recipe name or file (default: the shipped tiny_demo)")
     add_flag(parser, "--seeds", DemoOptions, "seeds", metavar="N")
     from savi_plugin.demo.settings import DemoSettings
 
@@ -38,6 +38,7 @@ def run(args) -> int:
 
     from savi_plugin.demo.report import format_table
     from savi_plugin.demo.run import run_demo
+    from savi_plugin.recipe import shipped_recipes_dir
 
     if "OMP_NUM_THREADS" not in os.environ:
         # The tiny model's matrices are too small to gain from intra-op threads, and on a machine whose cores
@@ -45,15 +46,18 @@ def run(args) -> int:
         torch.set_num_threads(1)
 
     out = args.out or f"savi_runs/demo-{time.strftime('%Y%m%d-%H%M%S')}"
+    # left out, the recipe is the shipped file itself: a tiny_demo.yaml of the working folder makes no name
+    # ambiguous that the user did not type
+    recipe = args.recipe or str(shipped_recipes_dir() / "tiny_demo.yaml")
     if args.seeds > 1:
         from savi_plugin.demo.seeds import format_seed_table, run_seeds
 
-        summary = run_seeds(out, args.recipe, args.overrides, seeds=args.seeds)
+        summary = run_seeds(out, recipe, args.overrides, seeds=args.seeds)
         print()
         print(format_seed_table(summary, summary["time_s"]))
         say(f"results: {out}/results.json; plot: {out}/demo.png")
         return 0
-    results = run_demo(out, args.recipe, args.overrides)
+    results = run_demo(out, recipe, args.overrides)
     print()
     print(format_table(results))
     return 0

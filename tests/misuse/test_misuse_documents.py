@@ -5,9 +5,9 @@ invalid YAML, too deep, an alias bomb, a key given twice) is run through ``savi_
 ``error:`` line naming the source, exit status 2 (a configuration error, ``savi_plugin/errors.py``), nothing run
 and nothing written.
 
-The recipe-resolution cases (``extends`` through symlinks, an empty ``extends``, a shipped name shadowed by a file
-of the working folder) and the bounded echo of a long override are here too: they are how a document is found and
-named.
+The recipe-resolution cases (``extends`` through symlinks, an empty ``extends``, a bare name that names a shipped
+recipe and a local file) and the bounded echo of a long override are here too: they are how a document is found
+and named.
 """
 
 from __future__ import annotations
@@ -108,6 +108,55 @@ def test_every_reader_refuses_every_bad_document_as_a_configuration_error(reader
     assert not Path("PWNED").exists(), "a YAML tag ran a command"
     written = {p.name for p in tmp_path.rglob("*")} - before - {"r.yaml", "o.yaml", "p.yaml", "sub", "base.yaml"}
     assert written == set(), written
+
+
+#: YAML 1.1 numbers that YAML 1.2 and a reader take as another number or as text: (text, YAML 1.1's value, kind)
+YAML11_NUMBERS = [("010", "8", "octal"), ("-010", "-8", "octal"), ("1:30", "90", "sexagesimal (base 60)"),
+                  ("190:20:30.15", "685230.15", "sexagesimal (base 60)"), ("0b11", "3", "binary")]
+
+#: where a user writes a number: name -> (argv that gives VALUE there, the ``source: key.path`` its error names)
+NUMBER_READERS = {
+    "override": (lambda v: ["recipes", "show", "tiny_demo", f"train.beta={v}"], "override 'train.beta={v}': train.beta"),
+    "--option (-o)": (lambda v: [*GENERATE, "-o", f"temperature={v}"], "--option temperature"),
+    "recipe file": (lambda v: ["recipes", "show", _file("r.yaml", f"extends: tiny_demo\ntrain:\n  seed: {v}\n")],
+                    "r.yaml:3: train.seed"),
+    "extended recipe": (lambda v: [*_extended_recipe(f"{{loss_options: {{alpha: [{v}]}}}}")[:2], "r.yaml"],
+                        "base.yaml:2: train.loss_options.alpha[0]"),
+    "--options file": (lambda v: [*GENERATE, "--options", _file("o.yaml", f"max_new_tokens: 8\ntemperature: {v}\n")],
+                       "o.yaml:2: temperature"),
+}
+
+
+@pytest.mark.parametrize("text, value, kind", YAML11_NUMBERS, ids=[n[0] for n in YAML11_NUMBERS])
+@pytest.mark.parametrize("reader", NUMBER_READERS)
+def test_a_yaml11_only_number_is_refused_where_it_is_written(reader, text, value, kind, capsys):
+    """``train.beta=010`` was 8.0 and ``1:30`` was 90 (PyYAML reads YAML 1.1), with no word: refused in one line
+    naming the source and key path, YAML 1.1's value and how to write it."""
+    argv, where = NUMBER_READERS[reader]
+    code, out, err = savi(capsys, *argv(text))
+    assert code == 2, (reader, text, out[-300:], err)
+    other = f"the text {text!r}" if kind != "octal" else text.replace("0", "", 1)
+    assert_one_line_error(err, f"{where.format(v=text)}: {text!r} is a YAML 1.1 {kind} number ({value}), "
+                               f"which other YAML readers take as {other}: write {value}")
+
+
+@pytest.mark.parametrize("given", ["override", "recipe file"])
+@pytest.mark.parametrize("text, beta", [("10", 10.0), ("1.5", 1.5), ("1e-4", 1e-4), ("100", 100.0), ("0x10", 16.0),
+                                        ("'010'", 10.0), ("'1:30'", None), ("007", 7.0)])
+def test_ordinary_numbers_and_quoted_ones_are_read_as_written(text, beta, given, capsys):
+    """Decimal and hexadecimal numbers (one value in YAML 1.1 and 1.2), an octal of the same value both ways, and
+    a quoted ``'010'`` (text, which the value's type reads as 10) load; a quoted ``'1:30'`` is text, refused by the
+    value's type."""
+    import yaml
+
+    argv = (["tiny_demo", f"train.beta={text}"] if given == "override"
+            else [_file("r.yaml", f"extends: tiny_demo\ntrain:\n  beta: {text}\n")])
+    code, out, err = savi(capsys, "recipes", "show", *argv)
+    if beta is None:
+        assert code == 2 and "YAML 1.1" not in err, err
+        return
+    assert code == 0, err
+    assert yaml.safe_load(out)["train"]["beta"] == beta
 
 
 #: block-style documents with a key given twice, for the readers of files: (reader, files to write, argv,
@@ -229,49 +278,97 @@ def test_a_bad_extends_names_the_file_and_the_key(value, fragment, capsys):
     assert line.startswith("error: f.yaml: extends: "), line
 
 
-@pytest.mark.parametrize("local", ["tiny_demo.yaml", "tiny_demo.yml", "extends itself", None])
+@pytest.mark.parametrize("shipped", [True, False], ids=["shipped name", "other name"])
+@pytest.mark.parametrize("suffix", ["", ".yaml", ".yml"], ids=["NAME", "NAME.yaml", "NAME.yml"])
 @pytest.mark.parametrize("named", ["command line", "extends"])
-def test_a_file_a_bare_name_does_not_use_is_said_once_and_the_shipped_recipe_is_used(named, local, capsys, caplog):
-    """A bare name is always the shipped recipe; a ``tiny_demo.yaml`` where the name was looked up from (the working
-    folder, or the extending recipe's folder) is said once, with how to use it -- except the file that itself
-    extends the shipped recipe of its name."""
-    import logging
-
+def test_a_bare_name_that_names_a_shipped_recipe_and_a_local_file_is_refused_as_ambiguous(named, suffix, shipped,
+                                                                                         capsys):
+    """One rule for a bare name, on the command line and in ``extends:`` alike: it names a shipped recipe, unless
+    the folder it is looked up from (the working folder; the extending recipe's folder) holds ``NAME``,
+    ``NAME.yaml`` or ``NAME.yml`` too -- then it is ambiguous and refused in one line naming the file and how to
+    write it. The file's path picks the file. A name that is no shipped recipe names the file as written only."""
     import yaml
 
-    from savi_plugin import recipe
-
-    recipe._warn_once.cache_clear()
+    name = "tiny_demo" if shipped else "my_recipe"
     folder = Path("proj") if named == "extends" else Path(".")
     folder.mkdir(exist_ok=True)
-    if local == "extends itself":
-        (folder / "tiny_demo.yaml").write_text("extends: tiny_demo\ntrain: {beta: 0.777}\n")
-    elif local:
-        (folder / local).write_text("extends: tiny_demo\ntrain: {beta: 0.777}\n")
-    argv = ["recipes", "show", "tiny_demo"]
+    (folder / f"{name}{suffix}").write_text("extends: tiny_demo\ntrain: {beta: 0.777}\n")
     if named == "extends":
-        (folder / "r.yaml").write_text(f"extends: tiny_demo{'.yaml' if local == 'extends itself' else ''}\n")
-        argv = ["recipes", "show", "proj/r.yaml"]
-    elif local == "extends itself":
-        argv = ["recipes", "show", "./tiny_demo.yaml"]
-    with caplog.at_level(logging.WARNING, logger="savi_plugin.recipe"):
-        code, out, err = savi(capsys, *argv)
-        savi(capsys, *argv)
-    assert code == 0, err
-    said = [r.getMessage() for r in caplog.records if r.name == "savi_plugin.recipe"]
-    beta = yaml.safe_load(out)["train"]["beta"]
-    if local in (None, "extends itself"):
-        assert said == []
-        assert beta == (0.777 if local else 0.1)
+        Path("proj/r.yaml").write_text(f"extends: {name}\n")
+    argv = ["recipes", "show", "proj/r.yaml" if named == "extends" else name]
+    code, out, err = savi(capsys, *argv)
+    if not shipped and suffix == "":  # the file as written, the one thing the name can mean
+        assert code == 0, err
+        assert yaml.safe_load(out)["train"]["beta"] == 0.777
         return
-    assert beta == 0.1  # the shipped recipe, as README says
-    assert len(said) == 1, said
-    if named == "command line":
-        assert said[0].startswith(f"./{local} is not used: the bare name 'tiny_demo' names the shipped recipe")
-        assert said[0].endswith(f"give its path: ./{local}")
+    assert code == 2, out[-300:]
+    if not shipped:
+        line = assert_one_line_error(err, f"no such recipe file or shipped recipe (./{name}{suffix} is there: give its path)")
+    elif named == "command line":
+        line = assert_one_line_error(err, f"error: {name}: is ambiguous: it names a shipped recipe, and also the "
+                                          f"file ./{name}{suffix} here; write ./{name}{suffix} for that file")
     else:
-        assert said[0].startswith(f"{(folder / local).resolve()} is not used: 'extends: tiny_demo'")
-        assert said[0].endswith(f"write 'extends: {local}'")
+        line = assert_one_line_error(err, f"error: proj/r.yaml: extends: '{name}': is ambiguous: it names a shipped "
+                                          f"recipe, and also the file {name}{suffix} beside this recipe (in "
+                                          f"{folder.resolve()}); write 'extends: ./{name}{suffix}' for that file")
+    assert len(line) < 400, line
+    if not shipped:
+        return
+    # the spelling the message gives picks the file
+    if named == "extends":
+        Path("proj/r.yaml").write_text(f"extends: ./{name}{suffix}\n")
+    else:
+        argv = ["recipes", "show", f"./{name}{suffix}"]
+    code, out, err = savi(capsys, *argv)
+    assert code == 0, err
+    assert yaml.safe_load(out)["train"]["beta"] == 0.777
+    # and with the file renamed, the bare name is the shipped recipe again
+    (folder / f"{name}{suffix}").rename(folder / "mine.yaml")
+    if named == "extends":
+        Path("proj/r.yaml").write_text(f"extends: {name}\n")
+    argv[-1] = "proj/r.yaml" if named == "extends" else name
+    code, out, err = savi(capsys, *argv)
+    assert code == 0, err
+    assert yaml.safe_load(out)["train"]["beta"] == 0.1
+
+
+@pytest.mark.parametrize("recipe", [None, "tiny_demo", "./tiny_demo.yaml"])
+def test_savi_demo_without_recipe_is_the_shipped_one_whatever_the_working_folder_holds(recipe, capsys, monkeypatch):
+    """``savi demo`` with no ``--recipe`` names no recipe, so a ``tiny_demo.yaml`` the user copied here makes
+    nothing ambiguous: the shipped file is used. ``--recipe tiny_demo`` typed there is ambiguous like any name."""
+    from savi_plugin.demo import run
+    from savi_plugin.recipe import resolve_recipe_path, shipped_recipes_dir
+
+    Path("tiny_demo.yaml").write_text("extends: tiny_demo\n")
+    used = []  # the recipe file the demo would read (run_demo resolves its recipe first)
+    monkeypatch.setattr(run, "run_demo", lambda out, recipe, overrides: used.append(resolve_recipe_path(recipe)) or {})
+    monkeypatch.setattr("savi_plugin.demo.report.format_table", lambda results: "")
+    code, _, err = savi(capsys, "demo", "--out", "d", *(["--recipe", recipe] if recipe else []))
+    if recipe == "tiny_demo":
+        assert code == 2 and used == []
+        assert_one_line_error(err, "error: tiny_demo: is ambiguous: it names a shipped recipe, and also the file "
+                                   "./tiny_demo.yaml here")
+        return
+    assert code == 0, err
+    assert used == [Path(recipe) if recipe else shipped_recipes_dir() / "tiny_demo.yaml"]
+
+
+@pytest.mark.parametrize("where", ["a folder of the name", "the file extends the shipped recipe of its name"])
+def test_a_bare_name_is_not_ambiguous_with_what_cannot_be_its_file(where, capsys):
+    """A folder ``tiny_demo/`` (a run's output, say) is no recipe, and ``tiny_demo.yaml`` with ``extends:
+    tiny_demo`` cannot extend itself: the bare name stays the shipped recipe."""
+    import yaml
+
+    if where == "a folder of the name":
+        Path("tiny_demo").mkdir()
+        argv = ["recipes", "show", "tiny_demo"]
+    else:
+        Path("proj").mkdir()
+        Path("proj/tiny_demo.yaml").write_text("extends: tiny_demo\ntrain: {beta: 0.777}\n")
+        argv = ["recipes", "show", "proj/tiny_demo.yaml"]
+    code, out, err = savi(capsys, *argv)
+    assert code == 0, err
+    assert yaml.safe_load(out)["train"]["beta"] == (0.1 if where == "a folder of the name" else 0.777)
 
 
 # ------------------------------------------------------------------------------------------------ long values
