@@ -489,10 +489,14 @@ def _card_beside(table_path: Path, card: dict) -> str | None:
     beside = table_path.parent / "card.json"
     if not os.path.isfile(beside):
         return None
-    try:
-        other = load_json(read_document(beside), str(beside))
-    except (OSError, ValueError) as exc:
-        return f"{beside}: cannot be read beside {table_path.name} ({exc})"
+
+    def refuse(message: str, line: int | None = None) -> SuiteError:
+        return SuiteError(f"{beside}{f':{line}' if line else ''}: {message} (not a card savi eval suite wrote)")
+
+    try:  # the document caps as for the table (DocumentTooLarge: exit 2)
+        other = load_json(read_document(beside), str(beside), refuse)
+    except OSError as exc:
+        return f"{beside}: cannot be read ({exc.strerror or exc})"
     if other == card:
         return None
     keys = sorted(set(other) | set(card)) if isinstance(other, dict) else []

@@ -221,6 +221,13 @@ def _compare(pad, cap):
     return ["eval", "compare", "s1", "s1"]
 
 
+def _card_beside(pad, cap):
+    from savi_plugin.eval.suite import _card_beside as read_card_beside
+
+    _json("s1/card.json", pad({}))
+    return _guarded(lambda: read_card_beside(Path("s1/table.json"), {}))
+
+
 def _annotations(official: bool):
     def build(pad, cap):
         from savi_plugin.eval.data import _read_official, read_annotation_file
@@ -264,6 +271,7 @@ CASES = {
     "eval.results:read_json_object": [(_results, "res/x_results.json")],
     "eval.suite:read_table": [(_compare, "s1/table.json")],
     "eval.suite:_check_kept": [(_kept_run, "s/runs/base/done.json")],
+    "eval.suite:_card_beside": [(_card_beside, "s1/card.json")],
     "eval.data:_read_json_document": [(_annotations(False), "ann/test.json"), (_annotations(True), "ann/test.json")],
 }
 YAML_READERS = {"recipe:_read", "generators.prompts:load_prompts", "cli.generate:parse_options",
