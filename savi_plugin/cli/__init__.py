@@ -31,6 +31,13 @@ class Parser(argparse.ArgumentParser):
         if message:
             (file or sys.stderr).write(message)
 
+    def error(self, message: str):
+        """A usage error as one line, ``<prog>: error: <message>``, exit status 2: argparse's own line without the
+        usage block it prints above it (ten lines for ``savi generate``; ``--help`` shows it)."""
+        from savi_plugin.untrusted import printable
+
+        self.exit(2, f"{self.prog}: error: {printable(message)}\n")
+
 
 def build_parser() -> argparse.ArgumentParser:
     """The top-level parser with every sub-command that is installed (sub-parsers are of its class)."""
