@@ -176,7 +176,7 @@ _YAML11_BINARY = re.compile(r"[-+]?0b[01_]+")
 
 def _yaml11_number_problem(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> str | None:
     """Why a scalar that YAML 1.1 (PyYAML) resolves to a number is refused, or None: an octal (``010`` is 8),
-    binary (``0b11`` is 3) or sexagesimal (``1:30`` is 90) number. YAML 1.2 -- and so most other YAML readers and
+    binary (``0b11`` is 3), sexagesimal (``1:30`` is 90) or digit-grouped (``1_0`` is 10) number. YAML 1.2 -- and so most other YAML readers and
     a user's own reading -- takes ``010`` as 10 and the other two as text: the value is ambiguous, and read as
     YAML 1.1 it silently became another number. An octal of the same value both ways (``0``, ``07``) is kept.
     Hexadecimal (``0x10``) is kept: YAML 1.2's core schema reads it as 16 too, so every reader agrees."""
@@ -187,11 +187,11 @@ def _yaml11_number_problem(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> st
         kind, other = "sexagesimal (base 60)", f"the text {text!r}"
     elif node.tag == _INT_TAG and _YAML11_BINARY.fullmatch(text):
         kind, other = "binary", f"the text {text!r}"
-    elif node.tag == _INT_TAG and _YAML11_OCTAL.fullmatch(text):
-        decimal = int(text.replace("_", ""))
-        if decimal == loader.construct_yaml_int(node):
-            return None
-        kind, other = "octal", str(decimal)
+    elif node.tag == _INT_TAG and _YAML11_OCTAL.fullmatch(text) and (
+            int(text.replace("_", "")) != loader.construct_yaml_int(node)):
+        kind, other = "octal", str(int(text.replace("_", "")))
+    elif "_" in text:  # YAML 1.1 drops digit separators (1_0 is 10); YAML 1.2 reads such a scalar as text
+        kind, other = "digit-grouped", f"the text {text!r}"
     else:
         return None
     value = loader.construct_yaml_int(node) if node.tag == _INT_TAG else loader.construct_yaml_float(node)
