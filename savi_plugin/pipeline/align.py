@@ -277,7 +277,7 @@ def _check_kept_pairs(pairs: Path, iteration: int) -> None:
     from savi_plugin.data.provenance import run_problem
     from savi_plugin.errors import RunError
 
-    problem = run_problem(pairs)
+    problem = "it is gone" if not os.path.isfile(pairs) else run_problem(pairs)
     if problem:
         raise RunError(f"{pairs}: {problem}; iteration {iteration} of this run was made from the pairs as they "
                        f"were: put the file back, or start over with a new --out")

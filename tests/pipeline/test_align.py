@@ -61,6 +61,10 @@ def test_align_runs_two_iterations_and_resumes(tmp_path, capsys):
     assert len(err) == 1 and err[0].startswith(f"error: {pairs}: its content is not what its run report vouches "
                                                f"for"), err
     assert "iteration 0 of this run was made from the pairs as they were" in err[0]
+    pairs.unlink()  # pass 16 A #20: the file removed
+    assert main(argv) == 1
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert len(err) == 1 and err[0].startswith(f"error: {pairs}: it is gone; iteration 0 of this run"), err
     pairs.write_bytes(kept)  # put back: the run is the same again
     assert main(argv) == 0 and (run_dir / "manifest.json").read_text() == before
 
