@@ -217,9 +217,10 @@ def sidecar_clash(output: str | Path, folder: bool = False) -> str | None:
         if folder:
             continue
         side = sidecar(output, kind)
-        if kind != MARK_NAME.lstrip(".") and read_mark(side, False) is not None:
-            return (f"would use {side} as its {kind}, but that file is an output of "
-                    f"{read_mark(side, False).get('command')}")
+        theirs = read_mark(side, side.is_dir()) if kind != MARK_NAME.lstrip(".") else None
+        if theirs is not None:
+            return (f"would use {side} as its {kind}, but that {'folder' if side.is_dir() else 'file'} is an output "
+                    f"of {theirs.get('command')}")
     return None
 
 

@@ -735,6 +735,18 @@ def test_a_folder_output_at_an_unfinished_generations_report_name_is_refused(wri
     assert_one_line_error(err, f"{report}: ", f"is the report.json of {out}, an output of savi generate")
 
 
+@pytest.mark.parametrize("kind", ["report.json", "progress.jsonl"])
+def test_a_file_output_whose_sidecar_name_another_commands_folder_holds_is_refused_naming_it(kind, world, tmp_path,
+                                                                                            capsys):
+    """Pass 16 A #8, the reverse of A #40: a site written at ``w.jsonl.report.json`` first, then ``savi generate
+    --output w.jsonl`` said the folder was not savi's; it names the command that wrote it."""
+    side = tmp_path / f"w.jsonl.{kind}"
+    assert savi(capsys, *WRITERS["inspect"].argv(world, side))[0] == 0
+    code, _, err = savi(capsys, *WRITERS["generate"].argv(world, tmp_path / "w.jsonl"))
+    assert code == 1 and not (tmp_path / "w.jsonl").exists(), err
+    assert_one_line_error(err, f"would use {side} as its {kind}, but that folder is an output of savi inspect")
+
+
 def test_resume_after_the_stored_configuration_was_removed_is_refused(generated, capsys):
     out, _ = generated
     out.with_name(out.name + ".savi-output.json").unlink()
