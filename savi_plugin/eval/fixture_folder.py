@@ -200,10 +200,10 @@ class FixtureFolder:
         stale = list(self.written.pop(benchmark, {}))
         if self.writing == benchmark:
             stale += [f for f in _files(self.root) if Path(f).parts[0] == benchmark]
+        self.writing = benchmark
+        self._save()  # before the first file goes: a stop from here on leaves the benchmark marked unfinished
         for name in stale:
             (self.root / name).unlink(missing_ok=True)
-        self.writing = benchmark
-        self._save()
 
     def done(self, benchmark: str, files: list[Path]) -> None:
         """Record the files written for ``benchmark``."""

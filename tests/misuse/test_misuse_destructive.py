@@ -215,6 +215,34 @@ def test_eval_fixture_stopped_midway_says_what_it_left_and_its_data_is_refused_u
     assert local_annotation_files(root, benchmark("egoschema"), "Subset", "test")  # finished: read
 
 
+def test_a_complete_fixture_rewritten_and_stopped_as_it_removes_the_old_files_is_marked_unfinished(tmp_path,
+                                                                                                  capsys,
+                                                                                                  monkeypatch):
+    """Pass 16 A #18: a complete fixture written again and stopped while its old files were being removed left a
+    mark saying "complete" over a benchmark missing its annotation files. The mark says which benchmark is being
+    written before the first old file goes."""
+    from savi_plugin.eval import fixture_folder
+    from savi_plugin.eval.data import EvalDataError, benchmark, local_annotation_files
+
+    root = tmp_path / "fx"
+    assert savi(capsys, "eval", "fixture", root, *FIXTURE)[0] == 0
+    unlink, seen = Path.unlink, []
+
+    def stop_after_one(self, *args, **kwargs):  # Ctrl-C once the first old file is gone
+        unlink(self, *args, **kwargs)
+        seen.append(self)
+        if len(seen) == 1 and self.is_relative_to(root / "egoschema"):
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(Path, "unlink", stop_after_one)
+    code, _, _ = savi(capsys, "eval", "fixture", root, *FIXTURE)
+    monkeypatch.setattr(Path, "unlink", unlink)
+    assert code == 130 and seen
+    assert fixture_folder.unfinished_benchmark(root) == "egoschema"
+    with pytest.raises(EvalDataError, match="stopped while writing egoschema/"):
+        local_annotation_files(root, benchmark("egoschema"), "Subset", "test")
+
+
 # ------------------------------------------------------------------------------------------------ convert
 @pytest.fixture()
 def source_checkpoint(tmp_path) -> Path:
