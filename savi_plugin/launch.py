@@ -287,11 +287,12 @@ RENDEZVOUS_VARIABLES = ("MASTER_ADDR", "MASTER_PORT", "LOCAL_SIZE", "GROUP_RANK"
 def child_env(env: Mapping[str, str] | None = None) -> dict[str, str]:
     """A copy of ``env`` (default: ``os.environ``) for a child process that is a job of its own (the lmms-eval run
     of ``savi align``'s eval step, made by rank 0 alone): without this process's :data:`PROCESS_VARIABLES`,
-    :data:`RENDEZVOUS_VARIABLES` and ``TORCHELASTIC_*``. Passed on, they would make the child join this job's
-    rendezvous: accelerate, built by lmms-eval before any model, binds ``MASTER_PORT`` as rank 0, which this
-    process (a DeepSpeed recipe run as rank 0 of 1, :func:`single_process_env`) already holds."""
+    :data:`RENDEZVOUS_VARIABLES`, :data:`MPI_PROCESS_VARIABLES` and ``TORCHELASTIC_*``. Passed on, they would make
+    the child join this job's rendezvous: accelerate, built by lmms-eval before any model, binds ``MASTER_PORT`` as
+    rank 0, which this process (a DeepSpeed recipe run as rank 0 of 1, :func:`single_process_env`) already holds,
+    and reads an MPI world over 1 (deepspeed's MPI launchers) as a job to join."""
     env = os.environ if env is None else env
-    drop = set(PROCESS_VARIABLES) | set(RENDEZVOUS_VARIABLES)
+    drop = set(PROCESS_VARIABLES) | set(RENDEZVOUS_VARIABLES) | set(MPI_PROCESS_VARIABLES)
     return {k: v for k, v in env.items() if k not in drop and not k.startswith("TORCHELASTIC_")}
 
 

@@ -84,7 +84,9 @@ def test_a_child_job_gets_no_launcher_variables_of_its_parent():
     port its parent holds."""
     from savi_plugin.launch import RENDEZVOUS_VARIABLES, child_env, launcher_name, single_process_env
 
-    for parent in ({"PATH": "/bin"}, {**TORCHRUN, "TORCHELASTIC_RUN_ID": "x", "PATH": "/bin"}, {**DEEPSPEED, "PATH": "/bin"}):
+    mpich = {"PMI_RANK": "1", "PMI_SIZE": "2", "MPI_LOCALRANKID": "1", "MPI_LOCALNRANKS": "2"}  # --launcher mpich
+    for parent in ({"PATH": "/bin"}, {**TORCHRUN, "TORCHELASTIC_RUN_ID": "x", "PATH": "/bin"},
+                   {**DEEPSPEED, "PATH": "/bin"}, {**DEEPSPEED, **mpich, "PATH": "/bin"}):
         env = dict(parent)
         single_process_env(env)
         child = child_env(env)
