@@ -214,7 +214,9 @@ def current(env: Mapping[str, str] | None = None) -> Process:
             from savi_plugin.errors import RunError
 
             values = ", ".join(f"{k}={env[k]}" for k in MPI_PROCESS_VARIABLES if k in env)
-            raise RunError(f"an MPI launcher started this process as rank {rank} of {size} ({values}) without "
+            starter = launcher_ancestor() if env is os.environ else None
+            starter = starter if starter in MPI_STARTERS else "an MPI launcher"
+            raise RunError(f"{starter} started this process as rank {rank} of {size} ({values}) without "
                            f"RANK, WORLD_SIZE, MASTER_ADDR and MASTER_PORT: savi runs several processes under "
                            f"torchrun, deepspeed or accelerate launch (README, \"Many processes, many nodes\")")
     if name is None or name == "accelerate":

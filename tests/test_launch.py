@@ -312,7 +312,7 @@ def test_mpi_variables_belong_to_an_mpi_starter_and_a_bare_mpi_launch_is_refused
     for starter in ("mpirun", "hydra_pmi_proxy", "srun"):
         monkeypatch.setattr(launch, "launcher_ancestor", lambda: starter)
         assert launch.clean_stray_launcher_env() == [] and os.environ == {"PATH": "/bin", **left}
-        with pytest.raises(RunError, match=r"an MPI launcher started this process as rank 1 of 2 \(.*=1.*\) without "
+        with pytest.raises(RunError, match=rf"{starter} started this process as rank 1 of 2 \(.*=1.*\) without "
                                            r"RANK, WORLD_SIZE, MASTER_ADDR and MASTER_PORT"):
             launch.current()
     launched = {**DEEPSPEED, "RANK": "1", "WORLD_SIZE": "2"}  # deepspeed's MPI runners set its variables too
