@@ -22,6 +22,18 @@ be there: an ancestor of this process (:func:`launcher_ancestor`, up to :data:`A
 variables decide alone. A launcher's variables without its process are a dump: all of them are dropped
 (:func:`clean_stray_launcher_env`), and the run is one process.
 
+MPI's job starters (``mpirun``/``mpiexec`` and their node daemons, ``srun`` over PMI) set variables of their own
+(:data:`MPI_PROCESS_VARIABLES`, ``OMPI_COMM_WORLD_RANK`` and the like), which accelerate and DeepSpeed read as a
+rank and world size. They are the starter's only where one is among the ancestors (:func:`mpi_started`); left in a
+shell they are dropped with the others. Several processes an MPI starter ran without torchrun's or deepspeed's
+variables (a bare ``mpirun -np 2 savi train``; deepspeed's own MPI launchers set them) stop in one line
+(:func:`current`): savi reads a process's place from ``RANK``/``WORLD_SIZE`` and joins its job through
+``MASTER_ADDR:MASTER_PORT``, which such a start does not give.
+
+Only what the user's environment held is left over: the one-process setup of a DeepSpeed recipe
+(:func:`single_process_env`) is recorded where it is made, and a later look at the environment (the training step's
+own :func:`clean_stray_launcher_env`) keeps it.
+
 A launched process that connects to a rendezvous someone else hosts (every rank but 0; rank 0 too when the
 torchrun agent hosts the store, ``TORCHELASTIC_USE_AGENT_STORE=True``) first waits for ``MASTER_ADDR:MASTER_PORT``
 to accept a connection (:func:`wait_for_rendezvous`, at most ``SAVI_RENDEZVOUS_TIMEOUT`` seconds, 300 by
@@ -49,6 +61,17 @@ log = logging.getLogger(__name__)
 
 #: the variables a launcher sets for each process, and that a plain run must not trust
 PROCESS_VARIABLES = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE")
+#: what MPI's job starters (OpenMPI's ``mpirun``, MPICH/Intel MPI's hydra, MVAPICH, and ``srun`` over PMI/PMIx) set
+#: in every process they start, and that accelerate (``accelerate.utils.environment.get_cpu_distributed_information``,
+#: ``PartialState._prepare_backend``: a world over 1 on CPU starts ``torch.distributed``) and DeepSpeed
+#: (``deepspeed.comm.utils``, the engine's ``OMPI_COMM_WORLD_LOCAL_RANK`` check, ``launcher_helper``) read as the
+#: process's rank, world size or local rank
+MPI_PROCESS_VARIABLES = ("OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE", "OMPI_COMM_WORLD_LOCAL_RANK",
+                         "OMPI_COMM_WORLD_LOCAL_SIZE", "PMI_RANK", "PMI_SIZE", "PMIX_RANK", "MPI_LOCALRANKID",
+                         "MPI_LOCALNRANKS", "PALS_LOCAL_RANKID", "MV2_COMM_WORLD_RANK", "MV2_COMM_WORLD_SIZE",
+                         "MV2_COMM_WORLD_LOCAL_RANK", "MV2_COMM_WORLD_LOCAL_SIZE")
+#: the world size among :data:`MPI_PROCESS_VARIABLES`, as accelerate reads it (``PartialState._prepare_backend``)
+MPI_WORLD_SIZE_VARIABLES = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE")
 #: what ``accelerate launch`` sets in every process it starts (accelerate.utils.launch.prepare_simple_launcher_
 #: cmd_env and prepare_multi_gpu_env); one of them alone, e.g. ``ACCELERATE_MIXED_PRECISION=bf16`` left in a
 #: shell, is not a launcher, and transformers' Trainer would silently train under its autocast
@@ -78,6 +101,9 @@ ANCESTOR_LEVELS = 8
 #: programs (the name of a command line's first words) that start the processes of a job
 LAUNCHER_PROGRAMS = frozenset({"torchrun", "deepspeed", "accelerate", "srun", "slurmstepd", "mpirun", "mpiexec",
                                "orterun", "orted", "prterun", "prted", "hydra_pmi_proxy", "mpiexec.hydra"})
+#: the :data:`LAUNCHER_PROGRAMS` that set :data:`MPI_PROCESS_VARIABLES` (``srun`` too, over PMI/PMIx)
+MPI_STARTERS = frozenset({"srun", "slurmstepd", "mpirun", "mpiexec", "orterun", "orted", "prterun", "prted",
+                          "hydra_pmi_proxy", "mpiexec.hydra"})
 #: the same launchers run as ``python -m MODULE``
 LAUNCHER_MODULES = frozenset({"torch.distributed.run", "torch.distributed.launch", "deepspeed.launcher.launch",
                               "deepspeed.launcher.runner", "accelerate.commands.launch",
@@ -149,6 +175,27 @@ def launcher_name(env: Mapping[str, str] | None = None) -> str | None:
     return claimed if launcher_ancestor() is not None else None
 
 
+def mpi_started(env: Mapping[str, str] | None = None) -> bool:
+    """Whether an MPI job starter (:data:`MPI_STARTERS`) set the :data:`MPI_PROCESS_VARIABLES` of ``env`` (default:
+    ``os.environ``): for this process's own environment, the nearest launcher among its ancestors is one (where
+    ``/proc`` cannot be read the variables decide alone); a mapping passed in is judged by its variables."""
+    if env is not None and env is not os.environ:
+        return True
+    ancestor = launcher_ancestor()
+    return ancestor == UNKNOWN or ancestor in MPI_STARTERS
+
+
+def _mpi_world(env: Mapping[str, str]) -> tuple[int, int]:
+    """The rank and world size ``env``'s :data:`MPI_PROCESS_VARIABLES` give (accelerate's order of names)."""
+    rank = next((env[k] for k in ("PMI_RANK", "OMPI_COMM_WORLD_RANK", "MV2_COMM_WORLD_RANK", "PMIX_RANK")
+                 if k in env), "0")
+    size = next((env[k] for k in MPI_WORLD_SIZE_VARIABLES if k in env), "1")
+    try:
+        return int(rank), int(size)
+    except ValueError:
+        return 0, 1
+
+
 def _int(env: Mapping[str, str], name: str, default: int) -> int:
     value = env.get(name, "")
     try:
@@ -161,6 +208,17 @@ def current(env: Mapping[str, str] | None = None) -> Process:
     """This process's rank, world size and local rank: the launcher's, or rank 0 of 1 outside a launcher."""
     env = os.environ if env is None else env
     name = launcher_name(env)
+    if name is None and any(k in env for k in MPI_PROCESS_VARIABLES) and mpi_started(env):
+        rank, size = _mpi_world(env)
+        if size > 1:
+            from savi_plugin.errors import RunError
+
+            values = ", ".join(f"{k}={env[k]}" for k in MPI_PROCESS_VARIABLES if k in env)
+            starter = launcher_ancestor() if env is os.environ else None
+            starter = starter if starter in MPI_STARTERS else "an MPI launcher"
+            raise RunError(f"{starter} started this process as rank {rank} of {size} ({values}) without "
+                           f"RANK, WORLD_SIZE, MASTER_ADDR and MASTER_PORT: savi runs several processes under "
+                           f"torchrun, deepspeed or accelerate launch (README, \"Many processes, many nodes\")")
     if name is None or name == "accelerate":
         return Process(launcher=name)
     process = Process(rank=_int(env, "RANK", 0), world_size=_int(env, "WORLD_SIZE", 1),
@@ -172,20 +230,35 @@ def current(env: Mapping[str, str] | None = None) -> Process:
 
 def stray_process_variables(env: Mapping[str, str] | None = None) -> list[str]:
     """The :data:`PROCESS_VARIABLES` set in ``env`` (default: ``os.environ``) although no launcher started this
-    process (:func:`launcher_name`; accelerate's one-process launcher sets none of them), in that order."""
+    process (:func:`launcher_name`; accelerate's one-process launcher sets none of them), in that order; those
+    :func:`single_process_env` set in this process are not."""
     env = os.environ if env is None else env
     if launcher_name(env) not in (None, "accelerate"):
         return []
-    return [k for k in PROCESS_VARIABLES if k in env]
+    ours = _set_here(env)
+    return [k for k in PROCESS_VARIABLES if k in env and k not in ours]
+
+
+#: the variables :func:`single_process_env` set in this process, with their values: savi's own, never left over
+_SET_HERE: dict[str, str] = {}
+
+
+def _set_here(env: Mapping[str, str]) -> set[str]:
+    """The names of :data:`_SET_HERE` when ``env`` is this process's environment and still holds every one of
+    them as :func:`single_process_env` set it (its ``MASTER_PORT`` is a free port it chose), else none."""
+    if env is not os.environ or not _SET_HERE or any(env.get(k) != v for k, v in _SET_HERE.items()):
+        return set()
+    return set(_SET_HERE)
 
 
 def clean_stray_launcher_env(env: dict | None = None) -> list[str]:
     """Drop ``RANK``/``WORLD_SIZE``/``LOCAL_RANK``/``LOCAL_WORLD_SIZE`` when no launcher started this process
-    (:func:`stray_process_variables`), and ``ACCELERATE_*`` when ``accelerate launch`` did not
-    (:data:`ACCELERATE_LAUNCH_VARIABLES`).
+    (:func:`stray_process_variables`), ``ACCELERATE_*`` when ``accelerate launch`` did not
+    (:data:`ACCELERATE_LAUNCH_VARIABLES`), and :data:`MPI_PROCESS_VARIABLES` when no MPI job starter did
+    (:func:`mpi_started`). What :func:`single_process_env` set in this process is savi's own and kept.
 
-    Returns the names dropped (a warning names them once). Torch and transformers read these variables
-    themselves, so leaving them would make a plain run wait for a rendezvous or believe it is rank 1.
+    Returns the names dropped (a warning names them once). Torch, transformers, accelerate and DeepSpeed read
+    these variables themselves, so leaving them would make a plain run wait for a rendezvous or believe it is rank 1.
     """
     own = env is None or env is os.environ
     env = os.environ if env is None else env
@@ -195,7 +268,10 @@ def clean_stray_launcher_env(env: dict | None = None) -> list[str]:
         if own and _claimed_launcher(env) is not None:  # a launcher's whole environment, no launcher: a dump
             stray += [k for k in RENDEZVOUS_VARIABLES if k in env]
             stray += sorted(k for k in env if k.startswith("TORCHELASTIC_"))
-    stray = list(dict.fromkeys(stray))
+    if any(k in env for k in MPI_PROCESS_VARIABLES) and not mpi_started(env):
+        stray += [k for k in MPI_PROCESS_VARIABLES if k in env]
+    ours = _set_here(env)
+    stray = [k for k in dict.fromkeys(stray) if k not in ours]
     if stray:
         values = ", ".join(f"{k}={env[k]}" for k in stray)
         log.warning("ignoring %s: no launcher (torchrun, deepspeed, accelerate) started this process, so it runs "
@@ -213,11 +289,12 @@ RENDEZVOUS_VARIABLES = ("MASTER_ADDR", "MASTER_PORT", "LOCAL_SIZE", "GROUP_RANK"
 def child_env(env: Mapping[str, str] | None = None) -> dict[str, str]:
     """A copy of ``env`` (default: ``os.environ``) for a child process that is a job of its own (the lmms-eval run
     of ``savi align``'s eval step, made by rank 0 alone): without this process's :data:`PROCESS_VARIABLES`,
-    :data:`RENDEZVOUS_VARIABLES` and ``TORCHELASTIC_*``. Passed on, they would make the child join this job's
-    rendezvous: accelerate, built by lmms-eval before any model, binds ``MASTER_PORT`` as rank 0, which this
-    process (a DeepSpeed recipe run as rank 0 of 1, :func:`single_process_env`) already holds."""
+    :data:`RENDEZVOUS_VARIABLES`, :data:`MPI_PROCESS_VARIABLES` and ``TORCHELASTIC_*``. Passed on, they would make
+    the child join this job's rendezvous: accelerate, built by lmms-eval before any model, binds ``MASTER_PORT`` as
+    rank 0, which this process (a DeepSpeed recipe run as rank 0 of 1, :func:`single_process_env`) already holds,
+    and reads an MPI world over 1 (deepspeed's MPI launchers) as a job to join."""
     env = os.environ if env is None else env
-    drop = set(PROCESS_VARIABLES) | set(RENDEZVOUS_VARIABLES)
+    drop = set(PROCESS_VARIABLES) | set(RENDEZVOUS_VARIABLES) | set(MPI_PROCESS_VARIABLES)
     return {k: v for k, v in env.items() if k not in drop and not k.startswith("TORCHELASTIC_")}
 
 
@@ -236,8 +313,12 @@ def single_process_env(env: dict | None = None) -> bool:
     env = os.environ if env is None else env
     if launcher_name(env) not in (None, "accelerate"):  # accelerate's one-process launcher sets no rank variables
         return False
-    env.update({"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": env.get("MASTER_PORT") or str(free_port()),
-                "RANK": "0", "WORLD_SIZE": "1", "LOCAL_RANK": "0", "LOCAL_WORLD_SIZE": "1", "LOCAL_SIZE": "1"})
+    values = {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": env.get("MASTER_PORT") or str(free_port()), "RANK": "0",
+              "WORLD_SIZE": "1", "LOCAL_RANK": "0", "LOCAL_WORLD_SIZE": "1", "LOCAL_SIZE": "1"}
+    env.update(values)
+    if env is os.environ:  # a later clean_stray_launcher_env must not take them for the user's
+        _SET_HERE.clear()
+        _SET_HERE.update(values)
     return True
 
 

@@ -84,7 +84,9 @@ def test_a_child_job_gets_no_launcher_variables_of_its_parent():
     port its parent holds."""
     from savi_plugin.launch import RENDEZVOUS_VARIABLES, child_env, launcher_name, single_process_env
 
-    for parent in ({"PATH": "/bin"}, {**TORCHRUN, "TORCHELASTIC_RUN_ID": "x", "PATH": "/bin"}, {**DEEPSPEED, "PATH": "/bin"}):
+    mpich = {"PMI_RANK": "1", "PMI_SIZE": "2", "MPI_LOCALRANKID": "1", "MPI_LOCALNRANKS": "2"}  # --launcher mpich
+    for parent in ({"PATH": "/bin"}, {**TORCHRUN, "TORCHELASTIC_RUN_ID": "x", "PATH": "/bin"},
+                   {**DEEPSPEED, "PATH": "/bin"}, {**DEEPSPEED, **mpich, "PATH": "/bin"}):
         env = dict(parent)
         single_process_env(env)
         child = child_env(env)
@@ -187,3 +189,141 @@ def test_the_rendezvous_wait_is_bounded_and_stops_on_sigterm(monkeypatch, capsys
     assert run_guarded(lambda: wait_for_rendezvous(60, env), "train") == 143
     assert time.monotonic() - start < 10
     assert capsys.readouterr().err.strip().splitlines()[-1].startswith("terminated (SIGTERM): nothing was written")
+
+
+#: each launcher family's per-process variables as a launcher sets them, here left in a shell that starts a plain
+#: command: torchrun's and deepspeed's whole environments (debug dumps), accelerate's settings, and the MPI starters'
+#: (OpenMPI, MPICH/Intel MPI's PMI, PMIx, MVAPICH), which accelerate and DeepSpeed read as a rank and world size
+LEFT_IN_A_SHELL = {
+    "torchrun": {**TORCHRUN, "TORCHELASTIC_RUN_ID": "x", "TORCHELASTIC_USE_AGENT_STORE": "False"},
+    "deepspeed": DEEPSPEED,
+    "accelerate": {"ACCELERATE_MIXED_PRECISION": "no", "ACCELERATE_USE_CPU": "true"},
+    "openmpi": {"OMPI_COMM_WORLD_RANK": "1", "OMPI_COMM_WORLD_SIZE": "2", "OMPI_COMM_WORLD_LOCAL_RANK": "1",
+                "OMPI_COMM_WORLD_LOCAL_SIZE": "2"},
+    "mpich": {"PMI_RANK": "1", "PMI_SIZE": "2", "MPI_LOCALRANKID": "1", "MPI_LOCALNRANKS": "2"},
+    "pmix": {"PMIX_RANK": "1", "PMI_SIZE": "2"},
+    "mvapich": {"MV2_COMM_WORLD_RANK": "1", "MV2_COMM_WORLD_SIZE": "2", "MV2_COMM_WORLD_LOCAL_RANK": "1",
+                "MV2_COMM_WORLD_LOCAL_SIZE": "2"},
+}
+
+
+def _run_launch_command(kind: str, inputs, out, caplog) -> list[str]:
+    """Run ``kind`` (:func:`_command`) as ``savi`` would, expecting exit 0; the launcher warnings it logged. A
+    DeepSpeed recipe runs in a child process (DeepSpeed's communication state outlives a process group closed
+    in-process); the others in-process."""
+    import subprocess
+    import sys
+
+    from savi_plugin.cli import main
+    from tests.builders import repo_pythonpath
+
+    argv = _command(kind, inputs, out)
+    if kind != "train-deepspeed":
+        with caplog.at_level("WARNING"):
+            assert main(argv) == 0
+        return [r.getMessage() for r in caplog.records if r.name == "savi_plugin.launch" and r.levelname == "WARNING"]
+    proc = subprocess.run([sys.executable, "-m", "savi_plugin", *argv], capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": repo_pythonpath()})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    tag = " WARNING savi_plugin.launch: "
+    return [line.split(tag, 1)[1] for line in proc.stderr.splitlines() if tag in line]
+
+
+@pytest.fixture(scope="module")
+def launch_inputs(tiny_llava_onevision, synthetic_samples, tmp_path_factory):
+    """A tiny model, 2 preference pairs and a 2-question manifest for the in-process commands below."""
+    from tests.builders import write_answer_pairs, write_jsonl
+
+    folder = tmp_path_factory.mktemp("launch_inputs")
+    pairs = write_answer_pairs(folder / "pairs.jsonl", synthetic_samples[:2], rotate=False)
+    qa = write_jsonl(folder / "qa.jsonl", [{"id": f"q{i}", "video": s.video, "question": s.question,
+                                            "answer": s.answer} for i, s in enumerate(synthetic_samples[:2])])
+    return tiny_llava_onevision, pairs, qa
+
+
+def _command(kind: str, inputs, out) -> list[str]:
+    model, pairs, qa = inputs
+    if kind == "generate":
+        return ["generate", "--generator", "rrpo", "--model", str(model), "--input", str(qa), "--output",
+                str(out / "pairs.jsonl"), "--num-frames", "4", "--no-progress", "-o", "max_new_tokens=2",
+                "-o", "tag_max_new_tokens=2"]
+    extra = ["train.deepspeed=zero2"] if kind == "train-deepspeed" else []
+    return ["train", "tiny_demo", "--model", str(model), "--data", str(pairs), "--output-dir", str(out / "train"),
+            "train.max_steps=1", "train.save_strategy='no'", "train.use_cpu=true", "model.num_frames=4",
+            "train.per_device_train_batch_size=2", "lora.r=2", "lora.alpha=4", *extra]
+
+
+def _one_process_result(kind: str, out) -> None:
+    import json
+
+    if kind == "generate":
+        report = json.loads((out / "pairs.jsonl.report.json").read_text())
+        assert report["config"]["shard"] == [0, 1] and report["counts"]["items"] == 2  # not rank 1's share
+    else:
+        report = json.loads((out / "train" / "train_report.json").read_text())
+        assert report["global_step"] == 1
+
+
+@pytest.mark.parametrize("kind", ["train-deepspeed", "train", "generate"])
+@pytest.mark.parametrize("family", list(LEFT_IN_A_SHELL))
+def test_each_launchers_variables_left_in_a_shell_are_named_once_and_the_command_runs_as_one_process(
+        family, kind, launch_inputs, tmp_path, monkeypatch, caplog):
+    """No launcher among the ancestors (the tests run under none): one warning naming exactly the variables the
+    shell held, exit 0, one process -- also where accelerate or DeepSpeed would read them (OpenMPI's made a
+    DeepSpeed recipe fail in torch's rendezvous, naming MASTER_ADDR and the recipe), and a DeepSpeed recipe's
+    own one-process variables (rank 0 of 1 on 127.0.0.1) are never among them."""
+    from savi_plugin.launch import launcher_ancestor
+
+    if launcher_ancestor() is not None:
+        pytest.skip("the tests run under a launcher here")
+    left = LEFT_IN_A_SHELL[family]
+    for name, value in left.items():
+        monkeypatch.setenv(name, value)
+    warnings = _run_launch_command(kind, launch_inputs, tmp_path, caplog)
+    assert len(warnings) == 1, warnings
+    named = warnings[0].split(": no launcher")[0].removeprefix("ignoring ").split(", ")
+    assert sorted(named) == sorted(f"{k}={v}" for k, v in left.items())
+    _one_process_result(kind, tmp_path)
+
+
+def test_a_deepspeed_recipe_in_a_clean_shell_warns_of_no_launcher_variables(launch_inputs, tmp_path, caplog):
+    """The one-process rank 0 of 1 that savi sets up for a DeepSpeed recipe is savi's own: no warning tells the
+    user to unset variables they never set (the training step's second look at the environment took them for a
+    shell's leftovers)."""
+    from savi_plugin.launch import MPI_PROCESS_VARIABLES, PROCESS_VARIABLES, RENDEZVOUS_VARIABLES
+
+    for name in (*PROCESS_VARIABLES, *RENDEZVOUS_VARIABLES, *MPI_PROCESS_VARIABLES):
+        assert name not in os.environ
+    assert _run_launch_command("train-deepspeed", launch_inputs, tmp_path, caplog) == []
+    _one_process_result("train-deepspeed", tmp_path)
+
+
+@pytest.mark.parametrize("family", ["openmpi", "mpich", "pmix", "mvapich"])
+def test_mpi_variables_belong_to_an_mpi_starter_and_a_bare_mpi_launch_is_refused_in_one_line(family, monkeypatch,
+                                                                                             caplog):
+    """Under ``mpirun`` (or ``srun`` over PMI) its variables are its own, never dropped; several processes that it
+    started without torchrun's or deepspeed's variables stop in one line (each would otherwise run alone as rank 0
+    of 1). Under another launcher, or none, they are a shell's leftovers and dropped."""
+    from savi_plugin import launch
+    from savi_plugin.errors import RunError
+
+    left = LEFT_IN_A_SHELL[family]
+    monkeypatch.setattr(os, "environ", {"PATH": "/bin", **left})
+    for starter in ("mpirun", "hydra_pmi_proxy", "srun"):
+        monkeypatch.setattr(launch, "launcher_ancestor", lambda: starter)
+        assert launch.clean_stray_launcher_env() == [] and os.environ == {"PATH": "/bin", **left}
+        with pytest.raises(RunError, match=rf"{starter} started this process as rank 1 of 2 \(.*=1.*\) without "
+                                           r"RANK, WORLD_SIZE, MASTER_ADDR and MASTER_PORT"):
+            launch.current()
+    launched = {**DEEPSPEED, "RANK": "1", "WORLD_SIZE": "2"}  # deepspeed's MPI runners set its variables too
+    monkeypatch.setattr(os, "environ", {"PATH": "/bin", **left, **launched})
+    assert launch.current().rank == 1 and launch.clean_stray_launcher_env() == []
+    monkeypatch.setattr(launch, "launcher_ancestor", lambda: "torchrun")
+    monkeypatch.setattr(os, "environ", {"PATH": "/bin", **left, **TORCHRUN})
+    with caplog.at_level("WARNING"):
+        assert sorted(launch.clean_stray_launcher_env()) == sorted(left)
+    assert os.environ == {"PATH": "/bin", **TORCHRUN} and len(caplog.records) == 1
+    monkeypatch.setattr(launch, "launcher_ancestor", lambda: "mpirun")
+    one = {k: ("0" if "RANK" in k or "ID" in k else "1") for k in left}  # mpirun -np 1: one process, as it is
+    monkeypatch.setattr(os, "environ", {"PATH": "/bin", **one})
+    assert launch.current().world_size == 1 and launch.clean_stray_launcher_env() == []
