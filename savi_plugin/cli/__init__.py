@@ -11,6 +11,7 @@ import contextlib
 import importlib
 import logging
 import os
+import re
 import signal
 import sys
 import traceback
@@ -31,11 +32,25 @@ class Parser(argparse.ArgumentParser):
         if message:
             (file or sys.stderr).write(message)
 
+    #: the words being parsed (set by :func:`main`), so a usage error can say which word it comes from
+    words: list[str] = []
+
     def error(self, message: str):
         """A usage error as one line, ``<prog>: error: <message>``, exit status 2: argparse's own line without the
-        usage block it prints above it (ten lines for ``savi generate``; ``--help`` shows it)."""
+        usage block it prints above it (ten lines for ``savi generate``; ``--help`` shows it). A misspelt flag
+        whose value argparse then offered to a sub-command (``--limt 3``: "argument merge: invalid choice: '3'")
+        is named as the unrecognized flag it is."""
         from savi_plugin.untrusted import printable
 
+        choice = re.match(r"argument ([^-]\S*): invalid choice: '(.*)' \(choose from", message)  # a sub-command
+        if choice:
+            words = Parser.words
+            for i in range(1, len(words)):
+                flag = words[i - 1]
+                if (words[i] == choice.group(2) and flag.startswith("--") and "=" not in flag
+                        and flag not in self._option_string_actions):
+                    message = f"unrecognized arguments: {words[i - 1]} {words[i]}"
+                    break
         self.exit(2, f"{self.prog}: error: {printable(message)}\n")
 
 
@@ -63,6 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``savi`` console script; returns the process exit code."""
     parser = build_parser()
     argv = launcher_arguments(sys.argv[1:] if argv is None else list(argv))
+    Parser.words = list(argv)
     try:
         args, extra = parser.parse_known_args(argv)
     except SystemExit:  # --help, --version, or a usage error: argparse printed its text and stops, as it does

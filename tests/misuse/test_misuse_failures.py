@@ -827,3 +827,19 @@ def test_a_line_that_cannot_be_built_for_lack_of_memory_is_a_fixed_one(monkeypat
     assert cli.run_guarded(command) == 1
     err = capfd.readouterr().err
     assert err.splitlines() == [cli._OUT_OF_MEMORY_LINE.decode().strip()] and "Traceback" not in err
+
+
+@pytest.mark.parametrize("argv, line", [
+    # pass 16 A #13: the misspelt flag's value was offered to the sub-command: "argument merge: invalid choice: '3'"
+    (["generate", "--output", "v.jsonl", "--limt", "3"], "savi generate: error: unrecognized arguments: --limt 3"),
+    (["generate", "--no-progress", "3"], "savi generate: error: argument merge: invalid choice: '3' (choose from "
+                                         "'merge')"),  # a known flag: the stray word is named as argparse names it
+    (["generate", "--limit", "0"], "savi generate: error: argument --limit: must be >= 1, got 0"),
+])
+def test_a_usage_error_is_one_line_naming_the_word_it_comes_from(argv, line, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(argv)
+    assert exit_.value.code == 2 and capsys.readouterr().err.splitlines() == [line]
+    assert list(tmp_path.iterdir()) == []
