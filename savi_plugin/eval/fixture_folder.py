@@ -21,6 +21,7 @@ anything is written (:func:`savi_plugin.data.outputs.foreign_marker`).
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from savi_plugin.data.outputs import (
@@ -139,7 +140,17 @@ class FixtureFolder:
             raise
 
     def _claim(self) -> FixtureFolder:
+        from savi_plugin.eval.fixtures import FIXTURE_BENCHMARKS
+
         ours = (MARKER, LOCK_NAME, LOCK_NAME + ".excl")
+        if self.root.is_dir():  # the command writes only its benchmarks' folders there: anything else is someone's,
+            others = sorted(e.name for e in os.scandir(self.root)  # said without walking it (`savi eval fixture /`)
+                            if e.name not in ours and e.name not in FIXTURE_BENCHMARKS)
+            if others:
+                raise FixtureFolderError(
+                    f"{self.root}: the folder holds {len(others)} entr{'y' if len(others) == 1 else 'ies'} not "
+                    f"written by savi eval fixture (e.g. {others[0]}); it would overwrite annotations and videos "
+                    f"there: choose an empty or new folder")
         present = [f for f in _files(self.root) if f not in ours] if self.root.is_dir() else []
         self._read(present)
         own = {f: sig for files in self.written.values() for f, sig in files.items()}

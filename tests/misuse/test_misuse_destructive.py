@@ -114,6 +114,14 @@ def test_eval_fixture_refuses_a_folder_with_real_data(tmp_path, capsys):
     assert snapshot(root) == before
 
 
+def test_eval_fixture_refuses_the_root_folder_without_walking_it(capsys):
+    """Pass 16 A #2: ``savi eval fixture /`` walked the whole file system and stopped at ``/proc/1/cwd: Permission
+    denied``; the command writes only its benchmarks' folders, so any other entry at the top is said at once."""
+    code, _, err = savi(capsys, "eval", "fixture", "/", *FIXTURE)
+    assert code == 1
+    assert_one_line_error(err, "/: the folder holds", "entries not written by savi eval fixture")
+
+
 def test_eval_fixture_refuses_a_file(tmp_path, capsys):
     target = tmp_path / "notes.txt"
     target.write_text("keep me")
