@@ -116,6 +116,12 @@ def shard_set_problems(paths: Sequence[Path]) -> list[str]:
         if report is not None and report_kind(report) not in (None, "savi generate"):
             continue  # another command's output (a conversion's) named like a shard is no member of a shard set
         match = _SHARD_NAME.match(path.name)
+        shard = ((report or {}).get("split") or {}).get("shard") if isinstance(report, dict) else None
+        if match and isinstance(shard, list) and shard != [int(match["index"]), int(match["count"])]:
+            problems.append(f"{path}: named as shard {int(match['index'])} of {int(match['count'])}, but its run "
+                            f"report says it is shard {shard[0]} of {shard[1]} (a copy or a rename): give each "
+                            f"shard under the name its run wrote")
+            continue
         if match:
             key = (path.parent, match["stem"], match["suffix"] or "", int(match["count"]))
             groups.setdefault(key, set()).add(int(match["index"]))

@@ -53,6 +53,15 @@ def test_rrpo_two_shards_via_cli_merge_equal_unsharded(tiny_qwen2_vl, synthetic_
     assert again["truncated"] == [f"{torn}:{sizes[1] + 1}"]
     assert (tmp_path / "again.jsonl").read_bytes() == expected
 
+    # pass 16 A #4: a copy of shard 0 (with its report) under shard 1's name is named as what its report says
+    for suffix in ("", ".report.json"):
+        shutil.copy(f"{shards[0]}{suffix}", tmp_path / f"cp.shard-00001-of-00002.jsonl{suffix}")
+    capsys.readouterr()
+    assert main(["generate", "merge", str(tmp_path / "cm.jsonl"), str(shards[0]),
+                 str(tmp_path / "cp.shard-00001-of-00002.jsonl")]) == 1
+    err = capsys.readouterr().err
+    assert "named as shard 1 of 2, but its run report says it is shard 0 of 2 (a copy or a rename)" in err, err
+
 
 def test_torchrun_ranks_and_videosavi_shards(tiny_llava_onevision, synthetic_samples, tmp_path, monkeypatch):
     inputs = Path(synthetic_samples[0].video).parent / "samples.jsonl"
