@@ -111,7 +111,9 @@ def resolved(recipe: Recipe) -> dict:
     from savi_plugin.pipeline.steps import plan_generate, training_kwargs
 
     out = to_dict(recipe)
-    out["generate"]["options"] = plan_generate(recipe).describe()
+    options = plan_generate(recipe).describe()
+    options.pop("prompts_version", None)  # the prompts' own version, not an option: the output loads as a recipe
+    out["generate"]["options"] = options
     out["eval"]["num_frames"] = recipe.eval.num_frames or recipe.model.num_frames
     base = {f.name for f in dataclasses.fields(TrainingArguments)}
     own = {f.name: to_dict(f.default) for f in dataclasses.fields(config_class())

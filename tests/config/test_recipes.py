@@ -334,3 +334,20 @@ def test_a_recipe_name_with_hidden_white_space_is_quoted_as_typed(name, command,
     err = capsys.readouterr().err.strip()
     assert code == 2 and err.startswith(f"error: {name!r}: no such recipe file"), err
     assert len(err.splitlines()) == 1 and list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("name", list_recipes())
+def test_what_recipes_show_prints_loads_back_as_the_same_recipe(name, tmp_path, capsys, monkeypatch):
+    """Pass 16 B #26: ``savi recipes show tiny_demo > my.yaml`` wrote a file savi refused (a key it printed itself,
+    ``generate.options.prompts_version``, the prompts' version and no option). Shown twice, a recipe reads the
+    same, its paths aside (they resolve from the shown file's folder)."""
+    from savi_plugin.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    capsys.readouterr()
+    assert main(["recipes", "show", name]) == 0
+    shown = capsys.readouterr().out
+    Path("shown.yaml").write_text(shown)
+    assert main(["recipes", "show", "./shown.yaml"]) == 0, capsys.readouterr().err
+    again = capsys.readouterr().out.replace(f"{Path.cwd()}/", "")  # its relative paths, now from shown.yaml's folder
+    assert again.splitlines()[1:] == shown.splitlines()[1:]
