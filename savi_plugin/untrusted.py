@@ -318,8 +318,9 @@ def load_json(text: str | bytes, source: str | None = None,
     try:
         value = (json.loads(text, parse_constant=_refuse_constant, parse_int=_parse_int, parse_float=_parse_float,
                             object_pairs_hook=_unique_keys) if strict else json.loads(text, parse_int=_parse_int))
-    except StructureError as exc:
-        raise error(str(exc)) from None
+    except StructureError as exc:  # a number the hooks refused: said at its line, as a syntax error is
+        token = getattr(exc, "token", None)
+        raise error(str(exc), _token_line(text, token) if token else None) from None
     except RecursionError:
         raise error(f"nested deeper than {MAX_DEPTH} levels") from None
     except json.JSONDecodeError as exc:
@@ -364,22 +365,40 @@ def json_value_count(text: str | bytes, bound: int) -> int:
     return 1 + bare.count(comma) + bare.count(brace) + bare.count(bracket) - empty
 
 
+def _number_error(message: str, token: str) -> StructureError:
+    """A refused number, carrying the text it was written as (:func:`load_json` finds its line from it)."""
+    exc = StructureError(message)
+    exc.token = token
+    return exc
+
+
+def _token_line(text: str | bytes, token: str) -> int | None:
+    """The line (1-based) of the first ``token`` in JSON ``text`` outside its strings, or None."""
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    blank = _JSON_STRING[str].sub(lambda m: "_" * len(m.group()), text)  # same offsets, no string's content
+    found = re.search(r"(?<![\w.+-])" + re.escape(token) + r"(?![\w.])", blank)
+    return blank.count("\n", 0, found.start()) + 1 if found else None
+
+
 def _refuse_constant(name: str) -> Any:
-    raise StructureError(f"{name} is not a JSON number (no NaN or Infinity in data)")
+    raise _number_error(f"{name} is not a JSON number (no NaN or Infinity in data)", name)
 
 
 def _parse_int(text: str) -> int:
     digits = len(text.lstrip("-"))
     if digits > MAX_INT_DIGITS:
-        raise StructureError(f"an integer of {digits} digits (at most {MAX_INT_DIGITS})")
+        raise _number_error(f"an integer of {digits} digits (at most {MAX_INT_DIGITS})", text)
     return int(text)
 
 
 def _parse_float(text: str) -> float:
     value = float(text)
+    shown = f"{text[:20]}{'...' if len(text) > 20 else ''}"
     if not math.isfinite(value):  # 1e999 reads as inf
-        raise StructureError(f"{text[:20]}{'...' if len(text) > 20 else ''} is beyond the range of a "
-                             f"floating-point number")
+        raise _number_error(f"{shown} is beyond the range of a floating-point number", text)
+    if value == 0.0 and re.search(r"[1-9]", text.lower().partition("e")[0]):  # 1e-401 reads as 0
+        raise _number_error(f"{shown} is too small for a floating-point number (it would read as 0)", text)
     return value
 
 

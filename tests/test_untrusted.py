@@ -396,3 +396,28 @@ def test_printable_text_is_one_line_with_every_control_escaped_and_other_text_un
     assert printable(plain) == plain and printable(shown) == shown
     if text.isascii() and "\\" not in text:  # each escape reads back as the character it stands for
         assert shown.encode().decode("unicode_escape") == text
+
+
+@pytest.mark.parametrize("number, says", [
+    ("NaN", "NaN is not a JSON number"), ("-Infinity", "-Infinity is not a JSON number"),
+    ("1e999", "1e999 is beyond the range of a floating-point number"),
+    # pass 16 B #40: 1e-401 read as 0.0 ("must be > 0, got 0.0" hid that the number underflowed)
+    ("1e-401", "1e-401 is too small for a floating-point number (it would read as 0)"),
+    ("0.00000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000"
+     "00000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000"
+     "00000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000001",
+     "is too small for a floating-point number"),
+    ("1" * 5000, "an integer of 5000 digits")])
+@pytest.mark.parametrize("where", [0, 2])
+def test_a_refused_json_number_is_said_at_its_line(number, says, where):
+    """Pass 16 B #53: ``NaN`` in a suite table was said with no line, unlike a syntax error; a string holding the
+    same text is not taken for it."""
+    from savi_plugin.untrusted import load_json
+
+    lines = ['{"note": "NaN and 1e999 in a string",', '"a": 1,', '"b": 2}']
+    lines[where] = lines[where].replace('"a": 1' if where == 0 else '"b": 2', f'"x": {number}') if where else \
+        '{"x": ' + number + ","
+    with pytest.raises(ConfigError) as err:
+        load_json("\n".join(lines), "f.json", strict=True)
+    assert str(err.value).startswith(f"f.json:{where + 1}: ") and says in str(err.value), str(err.value)
+    assert load_json("[0.0, 0e5, -0.0, 5e-324, 1e-300]", "f.json", strict=True) == [0.0, 0.0, -0.0, 5e-324, 1e-300]
