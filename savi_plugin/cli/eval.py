@@ -211,6 +211,11 @@ def _check_evaluation(lmms_args: list[str], env: dict, names: dict[str, str] | N
     if len(requested) != len(given.split(",")):  # lmms-eval looks for the empty name, after loading the model
         raise ConfigError(names.get("--tasks", "--tasks"), f"{given!r} holds an empty task name (a comma at its "
                                                            f"start or end, or two in a row): remove it", label)
+    spaced = next((t for t in given.split(",") if t != t.strip()), None)
+    if spaced is not None:  # lmms-eval looks the name up as written, spaces included
+        raise ConfigError(names.get("--tasks", "--tasks"), f"{spaced!r}: a task name with white space around it "
+                                                           f"(lmms-eval would not find it): write {spaced.strip()!r}",
+                          label)
     # a misspelt task: one line now, not after lmms-eval loaded the model; the user's own task folders count
     check_task_names(requested, names.get("--tasks", "--tasks"),
                      include=include_folders(flag_value(lmms_args, "--include_path"), env))

@@ -79,3 +79,15 @@ def test_an_empty_task_name_is_refused_before_lmms_eval_starts(tasks, tmp_path, 
     assert err == [f"error: --tasks: {tasks!r} holds an empty task name (a comma at its start or end, or two in a "
                    f"row): remove it"], err
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("tasks, name", [(" savi_egoschema", " savi_egoschema"),
+                                         ("savi_egoschema, savi_perceptiontest", " savi_perceptiontest")])
+def test_a_task_name_with_white_space_around_it_is_refused_before_lmms_eval_starts(tasks, name, tmp_path, capsys):
+    """Pass 16 B #46: the check stripped the space, lmms-eval did not, and it loaded the model to look for it."""
+    capsys.readouterr()
+    assert main(["eval", "run", "--", "--model", "savi_video", "--model_args", f"pretrained={tmp_path / 'm'}",
+                 "--tasks", tasks, "--limit", "1", "--output_path", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"error: --tasks: {name!r}: a task name with white space around it (lmms-eval would not find "
+                   f"it): write {name.strip()!r}"], err
