@@ -97,6 +97,9 @@ def parse_line(path: str | Path, number: int, raw: bytes | None, ended: bool = T
         limit = MAX_LINE_BYTES if limit is None else limit
         return None, line_problem(path, number, f"line too long: more than {limit} bytes (a record's texts are "
                                                 f"capped at {MAX_TEXT_CHARS} characters each)")
+    if raw[:2] in (b"\xff\xfe", b"\xfe\xff"):  # a UTF-16 byte order mark: this line and the next are UTF-16's
+        return None, line_problem(path, number, "UTF-16 text (the line starts with a UTF-16 byte order mark); savi "
+                                                "reads UTF-8: convert the file (iconv -f UTF-16 -t UTF-8)")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:

@@ -26,11 +26,13 @@ SMALL_CAP = 4096  # the cap the generated cases run under (the real one is check
 KINDS = {
     "torn": (b'{"id": "torn", "vid', "invalid JSON", True),
     "not_json": (b"not json", "invalid JSON", True),
-    "not_utf8": (b'\xff\xfe{"id": 1}', "not UTF-8 text", True),
+    "not_utf8": (b'\xc3\x28{"id": 1}', "not UTF-8 text", True),
     "glued": (json.dumps(GOOD[0]).encode() + json.dumps({**GOOD[0], "id": "g"}).encode(), "invalid JSON", True),
     # records ended by carriage returns alone (old Mac line ends) read as one line: said, not "torn" (pass 15 B #5)
     "cr_ends": (json.dumps(GOOD[0]).encode() + b"\r" + json.dumps({**GOOD[0], "id": "c"}).encode() + b"\r",
                 "lines end in carriage returns alone", True),
+    # a UTF-16 file's first line (pass 16 B #54: each line was reported, the last as a killed run's torn line)
+    "utf16": (b"\xff\xfe" + json.dumps(GOOD[0]).encode("utf-16-le"), "UTF-16 text (the line starts with a UTF-16 byte", True),
     "too_long": (b'{"id": "long", "question": "' + b"a" * SMALL_CAP + b'"}', "line too long: more than 4096", True),
     "torn_last": (None, "torn last line", True),
     "null": (b"null", "", False),
