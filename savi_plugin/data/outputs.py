@@ -597,6 +597,8 @@ def made_folder(path: str | Path) -> Iterator[Path]:
                             os.rmdir(os.path.join(root, name))
             with contextlib.suppress(OSError):
                 os.rmdir(folder)
+        if path.is_dir() and any(path.iterdir()):  # what the other program wrote before the stop: said as kept
+            note_ended(path, "kept")
         raise
 
 

@@ -747,7 +747,7 @@ def run_judged(command: list[str], *, env: dict, output_path: str | Path, tasks:
     filt = TracebackFilter(sys.stderr.write if shown else (lambda _line: None))
     disk_sign = None
     with subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                          errors="replace") as proc, \
+                          errors="replace") as proc, stopped_with_us(proc), \
             (open(log_path, "w", encoding="utf-8") if log_path else _NullFile()) as log:
         for line in proc.stdout:
             log.write(line)
@@ -764,6 +764,28 @@ def run_judged(command: list[str], *, env: dict, output_path: str | Path, tasks:
     status = f" (exit status {code})" if code != 0 else ""
     raise run_failure(code, f"evaluation did not finish{status}: {problem or 'lmms-eval failed'}{cause}{hint}",
                       log_path)
+
+
+@contextlib.contextmanager
+def stopped_with_us(proc, grace: float = 10.0):
+    """Stop the child ``proc`` (lmms-eval) when the block ends with an error or a stop (Ctrl-C, SIGTERM): asked
+    with SIGTERM, killed after ``grace`` seconds. Popen alone waits a quarter of a second and leaves it running,
+    still writing into the output its parent already reported on."""
+    import subprocess
+
+    try:
+        yield proc
+    except BaseException:
+        if proc.poll() is None:
+            with contextlib.suppress(OSError):
+                proc.terminate()
+            try:
+                proc.wait(grace)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(OSError):
+                    proc.kill()
+                proc.wait()
+        raise
 
 
 def run_failure(code: int, problem: str, log_path: str | Path | None = None, *, retry_hint: str = "") -> EvalRunError:

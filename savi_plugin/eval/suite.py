@@ -38,7 +38,7 @@ from savi_plugin.eval.hub_check import eval_data_env
 from savi_plugin.eval.builtin_tasks import BUILTINS
 from savi_plugin.eval.card import CARD, build_card, card_for_file
 from savi_plugin.eval.command import (EvalRunError, last_error, log_disk_sign, results_problem, run_failure,
-                                     savi_video_command)
+                                     savi_video_command, stopped_with_us)
 from savi_plugin.eval.compare import Delta, compare_usable
 from savi_plugin.eval.results import read_run, unusable_items
 from savi_plugin.shape import Count, ListOf, Name, Nullable, Number, Record
@@ -150,7 +150,7 @@ def _stream(command: list[str], env: dict, log_path: Path, label: str, progress)
     """Run lmms-eval with its output in ``log_path``; its per-item progress bar (``savi_video generate``) is shown
     as this suite's progress line. A full disk while logging names the log (not "a file")."""
     with open(log_path, "wb") as log, subprocess.Popen(command, env=env, stdout=subprocess.PIPE,
-                                                       stderr=subprocess.STDOUT) as proc:
+                                                       stderr=subprocess.STDOUT) as proc, stopped_with_us(proc):
         pending, last = b"", None
         for chunk in iter(lambda: proc.stdout.read1(4096), b""):
             try:

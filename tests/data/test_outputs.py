@@ -693,3 +693,16 @@ def test_a_kept_failure_log_never_replaces_or_removes_a_users_file_of_its_name(t
     assert keep_failed_log(log, out) == tmp_path / "suite.failed.log"
     remove_failed_log(out)  # the job's next success
     assert not (tmp_path / "suite.failed.log").exists()
+
+
+def test_a_failed_block_that_leaves_the_other_programs_files_says_they_are_kept(tmp_path):
+    """Pass 16 A #36: ``savi eval run`` stopped after lmms-eval wrote its results said "nothing was written"."""
+    from savi_plugin.data.outputs import command_outputs, made_folder, reset_command_outputs
+
+    reset_command_outputs()
+    out = tmp_path / "ev"
+    with pytest.raises(KeyboardInterrupt), made_folder(out) as folder:
+        (folder / "results.json").write_text("{}")
+        raise KeyboardInterrupt
+    assert command_outputs() == {str(out): "kept"} and (out / "results.json").is_file()
+    reset_command_outputs()

@@ -497,3 +497,23 @@ def test_savi_eval_run_refuses_a_none_word_that_names_a_folder_here_before_lmms_
     assert not (tmp_path / "out").exists()
     assert check_model_args("savi_video", f"pretrained=m,adapter=./{word}") == [("pretrained", "m"),
                                                                                   ("adapter", f"./{word}")]
+
+
+def test_a_stopped_evaluation_stops_its_lmms_eval_child(tmp_path):
+    """Pass 16 A #36: after Ctrl-C, lmms-eval went on for seconds after savi had exited, writing into the output
+    savi had already reported on; the child is asked to stop (SIGTERM), and killed after the grace time."""
+    import subprocess
+    import sys
+    import time
+
+    from savi_plugin.eval.command import stopped_with_us
+
+    for ignores_term in (False, True):
+        code = ("import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(60)" if ignores_term
+                else "import time; time.sleep(60)")
+        start = time.monotonic()
+        with pytest.raises(KeyboardInterrupt):
+            with subprocess.Popen([sys.executable, "-c", code]) as proc, stopped_with_us(proc, grace=1.0):
+                time.sleep(0.5)
+                raise KeyboardInterrupt
+        assert proc.poll() is not None and time.monotonic() - start < 10
