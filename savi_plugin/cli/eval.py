@@ -285,7 +285,9 @@ def run_fixture(args) -> int:
     from savi_plugin.eval.fixtures import build_fixture
 
     names = BENCHMARK_CHOICES[1:] if args.benchmark == "all" else (args.benchmark,)
-    with FixtureFolder(args.root).claim() as folder:  # FixtureFolderError: one line, exit 1
+    root = args.root if os.path.basename(os.path.normpath(args.root)) not in ("", ".", "..") else \
+        os.path.abspath(args.root)  # `.`, `..`: by their names (temporaries are made beside the folder)
+    with FixtureFolder(root).claim() as folder:  # FixtureFolderError: one line, exit 1
         for name in names:
             folder.begin(name)
             fixture = build_fixture(folder.root, name, args.n, seed=args.seed)

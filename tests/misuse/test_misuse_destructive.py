@@ -122,6 +122,18 @@ def test_eval_fixture_refuses_the_root_folder_without_walking_it(capsys):
     assert_one_line_error(err, "/: the folder holds", "entries not written by savi eval fixture")
 
 
+@pytest.mark.parametrize("spelled", [".", "./", ""])
+def test_eval_fixture_writes_into_the_working_folder_named_as_dot(spelled, tmp_path, capsys, monkeypatch):
+    """Pass 16 A #43: ``savi eval fixture .`` in an empty folder said ``PosixPath('.') has an empty name`` and
+    left its mark behind."""
+    work = tmp_path / "e"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    assert savi(capsys, "eval", "fixture", spelled, *FIXTURE)[0] == 0
+    assert (work / ".savi-eval-fixture").is_file() and (work / "egoschema").is_dir()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["e"]  # no temporary left beside it
+
+
 def test_eval_fixture_refuses_a_file(tmp_path, capsys):
     target = tmp_path / "notes.txt"
     target.write_text("keep me")
