@@ -24,7 +24,8 @@ from typing import Any, Sequence
 from savi_plugin.data.files import read_json
 from savi_plugin.data.fingerprint import ConfigMismatchError, config_changes, describe_changes
 from savi_plugin.data.outputs import OutputLock, claim, mark_path, write_reported
-from savi_plugin.data.paths import configuration_for_file, file_folder, name_for_file, path_for_file, path_from_file
+from savi_plugin.data.paths import (configuration_for_file, file_folder, from_here, name_for_file, path_for_file,
+                                    path_from_file)
 from savi_plugin.data.provenance import (
     CHANGED,
     report_kind,
@@ -122,8 +123,8 @@ def shard_set_problems(paths: Sequence[Path]) -> list[str]:
                             f"report says it is shard {shard[0]} of {shard[1]} (a copy or a rename): give each "
                             f"shard under the name its run wrote")
             continue
-        if match:
-            key = (path.parent, match["stem"], match["suffix"] or "", int(match["count"]))
+        if match:  # a set is the files of one folder, however each is spelled (../run/x and x from run/)
+            key = (Path(os.path.realpath(path.parent)), match["stem"], match["suffix"] or "", int(match["count"]))
             groups.setdefault(key, set()).add(int(match["index"]))
             items = (report or {}).get("split", {}).get("items") if isinstance(report, dict) else None
             if isinstance(items, int):
@@ -139,10 +140,10 @@ def shard_set_problems(paths: Sequence[Path]) -> list[str]:
             if index not in present:
                 found = _shard_on_disk(parent, stem, suffix, index, count)
                 if found is not None:
-                    problems.append(f"{found}: shard {index} of {count} is not given")
+                    problems.append(f"{from_here(found)}: shard {index} of {count} is not given")
                 else:
                     missing = shard_output_path(parent / f"{stem}{suffix}", index, count)
-                    problems.append(f"{missing}: shard {index} of {count} is not found")
+                    problems.append(f"{from_here(missing)}: shard {index} of {count} is not found")
     return problems
 
 

@@ -212,6 +212,11 @@ def test_one_shard_given_under_a_second_shards_name_is_refused_naming_both(link,
     assert not (tmp_path / "mm.jsonl").exists()
     main(["generate", "merge", "mm.jsonl", "m.shard-0-of-2.jsonl", "m.shard-0-of-2.jsonl"])
     assert "same file" not in capsys.readouterr().err
+    # pass 16 A #37: the same file spelled through its folder's parent is one set, not two with a shard each missing
+    (tmp_path / "m.shard-1-of-2.jsonl").write_text(json.dumps({**record, "id": "p1"}) + "\n")
+    main(["generate", "merge", "mm2.jsonl", f"../{tmp_path.name}/m.shard-0-of-2.jsonl", "m.shard-0-of-2.jsonl",
+          "m.shard-1-of-2.jsonl"])
+    assert "is not given" not in capsys.readouterr().err
 
 
 def test_a_shard_count_beyond_the_bound_is_refused_at_the_flag_and_by_merge(tmp_path, capsys, monkeypatch):
