@@ -188,7 +188,7 @@ def _recorded_generate(model) -> list[dict]:
     # lmms-eval's --gen_kwargs parser leaves these as text: max_new_tokens=None -> "None", top_p=none -> "none"
     ({"max_new_tokens": "None", "top_p": "none"}, {"max_new_tokens": 5, "top_p": 1.0, "do_sample": False}),
     ({"max_new_tokens": None}, {"max_new_tokens": 5, "do_sample": False}),
-    ({"max_new_tokens": 3.0, "temperature": "0.7", "do_sample": "false"}, {"max_new_tokens": 3, "do_sample": False}),
+    ({"max_new_tokens": "3", "temperature": "0.7", "do_sample": "false"}, {"max_new_tokens": 3, "do_sample": False}),
     ({"max_new_tokens": 3, "temperature": 0.7, "do_sample": "no"}, {"max_new_tokens": 3, "do_sample": False}),
 ])
 def test_gen_kwargs_as_text_reach_the_model_parsed(gen_kwargs, expected, savi_video):

@@ -260,6 +260,7 @@ def test_savi_video_model_args_as_lmms_eval_parses_them(load_backend_calls):
 @pytest.mark.parametrize("gen_kwargs, message", [
     ({"max_new_tokens": 0}, "max_new_tokens (gen_kwargs) must be >= 1 and <= 1048576, got 0"),
     ({"max_new_tokens": "many"}, "max_new_tokens (gen_kwargs) must be a whole number, got 'many'"),
+    ({"max_new_tokens": 3.0}, "max_new_tokens (gen_kwargs) must be a whole number, got 3.0"),  # as num_frames=4.0
     ({"temperature": "-1"}, "temperature (gen_kwargs) must be >= 0, got -1.0"),
     ({"top_p": 0}, "top_p (gen_kwargs) must be > 0 and <= 1, got 0.0"),
     ({"top_p": 1.5}, "top_p (gen_kwargs) must be > 0 and <= 1, got 1.5"),
