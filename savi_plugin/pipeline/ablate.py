@@ -68,7 +68,23 @@ def loss_recipe(recipe_ref: str, loss: str, shared: list[str], own: list[str], o
         fixed = trainer_class(base.train["trainer"]).fixed_loss_type
         if fixed is not None and fixed != loss:  # a trainer that fixes another loss would train that one
             overrides.append("train.trainer=preference")
-    return load_recipe(recipe_ref, [*shared, *overrides, *own])
+    recipe = load_recipe(recipe_ref, [*shared, *overrides, *own])
+    # the row is named by the loss: its own overrides may set its hyper-parameters, never which loss it trains or
+    # where its run goes
+    trainer = recipe.train.get("trainer")
+    fixed = None
+    if trainer:
+        from savi_plugin.training.trainer import trainer_class
+
+        fixed = trainer_class(trainer).fixed_loss_type
+    for key, expected, actual in (("train.loss_type", loss, recipe.train.get("loss_type")),
+                                  ("train.trainer", loss, fixed if fixed is not None else loss),
+                                  ("train.output_dir", str(out / loss / "train"), str(recipe.train.get("output_dir")))):
+        if actual != expected:
+            raise ConfigError(f"{loss}:{key}", f"the {loss} run trains {loss} into {out / loss / 'train'}; its own "
+                                               f"overrides set its hyper-parameters, not this (the table would name "
+                                               f"one run by another)")
+    return recipe
 
 
 def plan_ablation(recipe_ref: str, losses: list[str], out: str | Path, overrides: list[str] | None = None) -> dict:

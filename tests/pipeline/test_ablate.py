@@ -98,9 +98,14 @@ def test_dry_run_of_the_shipped_ablation_recipe(tmp_path, capsys):
     (["--losses", "dpo,nope"], "--losses: not registered: nope"),
     (["--losses", "dpo,dpo"], "a loss is listed twice"),
     (["--losses", "dpo", "dpa:train.alpha=0.1"], "names a loss that is not in --losses"),
+    # pass 17 A #15: the rrpo row of the table was a DPO run
+    (["--losses", "dpo,rrpo", "rrpo:train.loss_type=dpo"], "rrpo:train.loss_type: the rrpo run trains rrpo into"),
+    (["--losses", "dpo,rrpo", "rrpo:train.output_dir=elsewhere"], "rrpo:train.output_dir: the rrpo run trains rrpo"),
+    (["--losses", "dpo,rrpo", "dpo:train.trainer=rrpo"], "dpo:train.trainer: the dpo run trains dpo into"),
 ])
 def test_bad_loss_lists_are_one_line_errors(tmp_path, capsys, argv, message):
-    code = main(["ablate", "llava_video_7b_loss_ablation", "--out", str(tmp_path / "x"), "--dry-run", *argv])
+    recipe = "tiny_demo" if any(":" in a for a in argv) and "dpa:" not in argv[-1] else "llava_video_7b_loss_ablation"
+    code = main(["ablate", recipe, "--out", str(tmp_path / "x"), "--dry-run", *argv])
     err = capsys.readouterr().err
     assert code == 2 and message in err and len(err.strip().splitlines()) == 1
 
