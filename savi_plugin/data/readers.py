@@ -187,7 +187,8 @@ def rrpo_to_record(obj: Any, file: str, line: int) -> PreferenceRecord:
     video_key = "media_path" if "media_path" in obj else "video"
     question = _require_str(obj, "question", file, line)
     prefix = next((p for p in _PLACEHOLDERS if question.startswith(p)), "")
-    known = {"question", "answer", "pred", "answer_masked", "pred_masked", "media_path", "video", "sample_id"}
+    known = {"question", "answer", "pred", "answer_masked", "pred_masked", "media_path", "video", "sample_id",
+             "weight"}
     extra = {k: v for k, v in obj.items() if k not in known}
     record = {
         "id": str(obj["sample_id"]),
@@ -202,6 +203,8 @@ def rrpo_to_record(obj: Any, file: str, line: int) -> PreferenceRecord:
     for ours, theirs in (("chosen_tagged", "answer_masked"), ("rejected_tagged", "pred_masked")):
         if theirs in obj:
             record[ours] = _require_str(obj, theirs, file, line)
+    if "weight" in obj:  # a pair's loss weight, carried by record_to_rrpo
+        record["weight"] = obj["weight"]
     try:
         return validate_record(record, file, line)
     except DataError as exc:  # name the field as the RRPO file spells it
@@ -229,6 +232,8 @@ def record_to_rrpo(record: PreferenceRecord) -> dict[str, Any]:
         out["pred_masked"] = record.rejected_tagged
     out[info.get("video_key", "video")] = record.video
     out["sample_id"] = sample_id
+    if record.weight is not None:  # the pair's loss weight: a field of its own, read back by rrpo_to_record
+        out["weight"] = record.weight
     out.update(info.get("extra", {}))
     return out
 
@@ -237,7 +242,7 @@ def trl_to_record(obj: Any, file: str, line: int) -> PreferenceRecord:
     """Map a TRL standard-format object (``prompt``/``chosen``/``rejected`` strings, plus ``video``)."""
     if not isinstance(obj, dict):
         raise DataError(file, line, None, f"expected a JSON object, got {json_kind(obj)}")
-    extra = {k: v for k, v in obj.items() if k not in {"prompt", "chosen", "rejected", "video", "id"}}
+    extra = {k: v for k, v in obj.items() if k not in {"prompt", "chosen", "rejected", "video", "id", "weight"}}
     record = {
         "id": str(obj.get("id", f"{Path(file).stem}-{line}")),
         "video": _require_str(obj, "video", file, line),
@@ -246,6 +251,7 @@ def trl_to_record(obj: Any, file: str, line: int) -> PreferenceRecord:
         "rejected": _require_str(obj, "rejected", file, line),
         "source": "trl",
         "meta": {"trl": {"extra": extra}} if extra else {},
+        **({"weight": obj["weight"]} if "weight" in obj else {}),  # a pair's loss weight, carried by record_to_trl
     }
     try:
         return validate_record(record, file, line)
@@ -263,9 +269,12 @@ def _extra_field(field: str | None, fmt: str) -> str | None:
 
 
 def record_to_trl(record: PreferenceRecord) -> dict[str, Any]:
-    """A TRL standard-format object (the tags and meta have no place there and are dropped)."""
+    """A TRL standard-format object (the tags and meta have no place there and are dropped; a loss weight is a
+    column of its own, ``weight``)."""
     out = {"id": record.id, "prompt": record.question, "chosen": record.chosen,
            "rejected": record.rejected, "video": record.video}
+    if record.weight is not None:
+        out["weight"] = record.weight
     out.update(record.meta.get("trl", {}).get("extra", {}))
     return out
 

@@ -83,3 +83,19 @@ def test_with_a_data_root_relative_paths_are_kept(tmp_path, monkeypatch):
     assert main(["data", "convert", str(src), "s/dst.jsonl", "--data-root", "a", "--to", "trl"]) == 0
     assert [r.video for _, r in read_records(root / "s/dst.jsonl", "trl")] == list(videos)
     assert main(["data", "convert", str(src), "s/dst2.jsonl", "--data-root", "missing"]) == 2
+
+
+@pytest.mark.parametrize("fmt", ["rrpo", "trl"])
+def test_a_pairs_loss_weight_survives_a_conversion_and_its_round_trip(fmt, tmp_path, monkeypatch):
+    """Pass 17 A #18: converting weighted pairs (VideoSAVi's CLIP-adjusted DPO) to RRPO's or TRL's format dropped
+    every weight, and the round trip trained each pair at weight 1. The weight is a field of its own there."""
+    from savi_plugin.data.convert import convert_file
+
+    monkeypatch.chdir(tmp_path)
+    pairs = [{"id": f"p{i}", "video": "v.mp4", "question": "What moves?", "chosen": "the red ball",
+              "rejected": "the blue ball", **({"weight": w} if w is not None else {})}
+             for i, w in enumerate([2.5, 1e-6, None])]
+    Path("w.jsonl").write_text("".join(json.dumps(p) + "\n" for p in pairs))
+    convert_file("w.jsonl", f"w.{fmt}.jsonl", "savi", fmt)
+    convert_file(f"w.{fmt}.jsonl", "back.jsonl", fmt, "savi")
+    assert [r.weight for _, r in read_records("back.jsonl")] == [2.5, 1e-6, None]
