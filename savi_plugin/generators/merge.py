@@ -23,7 +23,7 @@ from typing import Any, Sequence
 
 from savi_plugin.data.files import read_json
 from savi_plugin.data.fingerprint import ConfigMismatchError, config_changes, describe_changes
-from savi_plugin.data.outputs import OutputLock, claim, mark_path, write_reported
+from savi_plugin.data.outputs import SIDECAR_KINDS, OutputLock, claim, mark_path, sidecar, write_reported
 from savi_plugin.data.paths import (configuration_for_file, file_folder, from_here, name_for_file, path_for_file,
                                     path_from_file)
 from savi_plugin.data.provenance import (
@@ -198,8 +198,8 @@ def merge_shards(paths: Sequence[str | Path], output: str | Path, *, allow_incom
     id wins; a later record with the same id but different content is reported as a conflict. Only complete
     lines are read (a shard still being written, or torn by a crash, loses its partial last line, reported).
     The output is written to a temporary file and renamed, so it is never half-written. The shards' run
-    reports, when present, are combined into ``<output>.report.json``. A shard's progress file given
-    among ``paths`` (``pairs.shard*.jsonl`` matches it) is set aside.
+    reports, when present, are combined into ``<output>.report.json``. A shard's sidecar (progress file, run report,
+    mark, lock) given among ``paths`` (``pairs.shard-*`` matches them) is set aside.
 
     Args:
         paths: the shard files (e.g. from :func:`~savi_plugin.generators.runner.find_shards`).
@@ -220,9 +220,10 @@ def merge_shards(paths: Sequence[str | Path], output: str | Path, *, allow_incom
     """
     output = Path(output)
     paths = [Path(p) for p in paths]
-    progress_files = {progress_path(p).resolve() for p in paths}
-    dropped = [p for p in paths if p.resolve() in progress_files]
-    paths = [p for p in paths if p.resolve() not in progress_files]
+    # a glob such as pairs.shard-* matches each shard's sidecars too (progress, run report, mark, lock): set aside
+    sidecars = {sidecar(p, kind).resolve() for p in paths for kind in SIDECAR_KINDS}
+    dropped = [p for p in paths if p.resolve() in sidecars]
+    paths = [p for p in paths if p.resolve() not in sidecars]
     if not paths:
         raise ValueError(f"no shard files to merge into {output}")
     for path in paths:
@@ -242,7 +243,7 @@ def merge_shards(paths: Sequence[str | Path], output: str | Path, *, allow_incom
             locks.enter_context(OutputLock(path, what="shard", every_rank=True))
         result = _merge(paths, output, allow_incomplete, claimed)
     if dropped:
-        result["ignored_progress_files"] = [str(p) for p in dropped]
+        result["ignored_sidecars"] = [str(p) for p in dropped]
     return result
 
 

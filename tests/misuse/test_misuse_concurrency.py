@@ -12,6 +12,7 @@ from __future__ import annotations
 import glob
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -217,18 +218,21 @@ def test_allow_incomplete_merges_and_the_report_says_what_is_missing(two_shards,
         assert len(shown["missing"]) == 1 and "shard 1 of 2" in shown["missing"][0]
 
 
-def test_the_readme_merge_example_with_a_shell_glob_works(two_shards, tmp_path, capsys, monkeypatch):
+@pytest.mark.parametrize("pattern", ["pairs.shard*.jsonl", "pairs.shard-*"])
+def test_the_readme_merge_example_with_a_shell_glob_works(pattern, two_shards, tmp_path, capsys, monkeypatch):
+    """``pairs.shard-*`` matches every sidecar too: run reports and marks (pass 17 A #19: each line of them was
+    called a damaged shard line, and the set incomplete) as well as progress files."""
     folder = _copy(two_shards, tmp_path)
     monkeypatch.chdir(folder)
-    expanded = sorted(glob.glob("pairs.shard*.jsonl"))  # what the shell passes: shards AND their progress files
+    expanded = sorted(glob.glob(pattern))  # what the shell passes: shards AND their sidecars
     assert any(name.endswith(".progress.jsonl") for name in expanded)
     code, out, err = savi(capsys, "generate", "merge", "pairs.jsonl", *expanded)
     assert code == 0, err
-    shards = [f for f in expanded if not f.endswith(".progress.jsonl")]
+    shards = [f for f in expanded if re.fullmatch(r"pairs\.shard-\d+-of-\d+\.jsonl", f)]
     total = sum(Path(f).read_text().count("\n") for f in shards)
     printed = json.loads(out)
     assert printed["records"] == total > 0 and printed["complete"] and printed["invalid"] == []
-    assert sorted(printed["ignored_progress_files"]) == sorted(set(expanded) - set(shards))
+    assert sorted(printed["ignored_sidecars"]) == sorted(set(expanded) - set(shards))
     assert os.path.getsize("pairs.jsonl") > 0
 
 
