@@ -25,7 +25,8 @@ def test_shipped_recipes_are_the_papers_settings():
         assert (t["loss_type"], t["beta"], t["alpha"], t["learning_rate"]) == ("rrpo", 0.1, 0.01, 5e-6)
         assert (t["lr_scheduler_type"], t["warmup_steps"], t["num_train_epochs"]) == ("cosine", 0.03, 1)
         assert t["per_device_train_batch_size"] * t["gradient_accumulation_steps"] * 4 == 32  # 4 GPUs
-        assert t["bf16"] and t["gradient_checkpointing"] and t["deepspeed"].endswith("zero3.json")
+        assert t["bf16"] and t["gradient_checkpointing"] and t["deepspeed"] == "zero3"  # the shipped ZeRO-3, by name
+        assert training_kwargs(r)["deepspeed"].endswith("deepspeed/zero3.json")
     assert load_recipe("llava_video_7b_dpo").train["loss_type"] == "dpo"
     assert load_recipe("llava_onevision_7b_videosavi").model.num_frames == 32
     for name in ("internvl2_5_8b_videosavi", "internvl2_5_1b_videosavi"):  # VideoSAVi's own base, 32 frames, 4 rounds
@@ -351,3 +352,15 @@ def test_what_recipes_show_prints_loads_back_as_the_same_recipe(name, tmp_path, 
     assert main(["recipes", "show", "./shown.yaml"]) == 0, capsys.readouterr().err
     again = capsys.readouterr().out.replace(f"{Path.cwd()}/", "")  # its relative paths, now from shown.yaml's folder
     assert again.splitlines()[1:] == shown.splitlines()[1:]
+
+
+@pytest.mark.parametrize("name", list_recipes())
+def test_a_copy_of_every_shipped_recipe_loads_where_it_is_copied(name, tmp_path, capsys, monkeypatch):
+    """Pass 17 A #10: ``savi recipes cp llava_video_7b_dpo my.yaml`` copied ``extends: llava_video_7b_rrpo_16f.yaml``,
+    a file beside the shipped recipe and nowhere near the copy: the copy never loaded. Shipped recipes extend each
+    other by name."""
+    from savi_plugin.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["recipes", "cp", name, "my.yaml"]) == 0
+    assert main(["recipes", "show", "./my.yaml"]) == 0, capsys.readouterr().err
