@@ -295,7 +295,11 @@ def _resolved(stored: Any, holder: str | Path) -> str | None:
     if not isinstance(stored, str) or not stored:
         return None
     path = path_from_file(stored, holder)
-    return os.path.realpath(path) if os.path.exists(path) else stored
+    if os.path.exists(path):
+        return os.path.realpath(path)
+    # a path by its spelling (absolute, ./, ../, ~) names the place it names from the holder, there or not: carried
+    # as it stands, into a file in another folder, it would name another place (a hub id starts with none of these)
+    return os.path.abspath(path) if stored.startswith(("/", "./", "../", "~")) else stored
 
 
 def made_by(data: str | Path) -> dict[str, Any] | None:

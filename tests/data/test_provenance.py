@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 
 import pytest
 
@@ -226,3 +227,20 @@ def test_a_full_disk_at_the_report_leaves_no_data_without_it(writer, tmp_path, c
     assert json.loads((tmp_path / f"{out}.report.json").read_text())["complete"] is False
     with pytest.raises(UnfinishedDataError, match="its run report says incomplete"):
         check_pairs_source(tmp_path / out, "m")
+
+
+def test_a_conversion_into_another_folder_carries_the_model_path_to_the_same_place(tmp_path, monkeypatch):
+    """Pass 17 A #6: the data folder copied without the model beside it, converted into ``data/sub/``: the report
+    carried ``../models/warm`` verbatim, which from ``data/sub/`` names ``data/models/warm``. A stored path spelled
+    as a path names the place it names from its own file, there or not."""
+    import json
+
+    from savi_plugin.data.convert import convert_file
+
+    monkeypatch.chdir(tmp_path)
+    records = [dict(r, meta={**r["meta"], "model": "../models/warm"}) for r in _run_records(0, range(2))]
+    write_jsonl(tmp_path / "data/p.jsonl", records)
+    convert_file("data/p.jsonl", "data/sub/t.jsonl", "savi", "trl")
+    carried = json.loads((tmp_path / "data/sub/t.jsonl.report.json").read_text())["record_models"]
+    assert [os.path.normpath(os.path.join(tmp_path / "data/sub", name)) for name in carried] == \
+        [str(tmp_path / "models/warm")], carried
