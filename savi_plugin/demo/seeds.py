@@ -108,6 +108,13 @@ def run_seeds(out_dir: str | Path, recipe: str = "tiny_demo", overrides: list[st
     wall0 = time.time()
     out = Path(out_dir)
     own, recipe_overrides = split_overrides(overrides)
+    fixed = next((o for o in recipe_overrides if o.partition("=")[0].strip() == "generate.seed"), None)
+    if fixed is not None:  # each run's generate.seed is its seed: the override would be replaced, yet recorded
+        from savi_plugin.errors import ConfigError
+
+        raise ConfigError("generate.seed", f"override {fixed!r}: --seeds sets each run's generate.seed and "
+                                           f"train.seed to its seed (train.seed .. +N-1); set train.seed to choose "
+                                           f"where they start")
     settings = load_settings(own)  # checked before the first run starts
     cfg = load_recipe(recipe, recipe_overrides)
     base = cfg.seed

@@ -63,3 +63,13 @@ def test_seeds_refuse_a_folder_holding_the_users_files(tmp_path, capsys):
     assert len(err) == 1 and "not written by savi demo --seeds" in err[0], err
     assert sorted(p.name for p in out.iterdir()) == ["results.json"]
     assert (out / "results.json").read_text() == "the user's own results"
+
+
+def test_seeds_refuse_a_generate_seed_override_each_run_would_replace(tmp_path, capsys):
+    """Pass 17 A #24: ``--seeds 2 generate.seed=7`` ran seeds 0 and 1 for generation while the folder's record kept
+    ``generate.seed: 7``."""
+    assert main(["demo", "--seeds", "2", "--out", str(tmp_path / "ds"), *SMALL, "generate.seed=7"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["error: generate.seed: override 'generate.seed=7': --seeds sets each run's generate.seed and "
+                   "train.seed to its seed (train.seed .. +N-1); set train.seed to choose where they start"], err
+    assert not (tmp_path / "ds").exists()
