@@ -200,14 +200,14 @@ def convert_llava_next(
     # overwrite or not: DST being, holding or lying inside the source is a configuration error, said first
     check_distinct(dst, inputs, output_name="DST", folder=True)
     if os.path.isdir(dst) and os.listdir(dst) and not overwrite:
-        raise ConversionError(f"{dst}: output directory is not empty (pass overwrite=True to replace an earlier "
-                              f"conversion)")
+        raise ConversionError(f"{dst}: output directory is not empty (pass --overwrite, overwrite=True, to replace an "
+                              f"earlier conversion)")
 
     with claim(dst, command="savi convert llava-next", folder=True, inputs=inputs, output_name="DST",
                replace_ours=True, lock_beside=True) as claimed:
         if claimed.previous is not None and not overwrite:
-            raise ConversionError(f"{dst}: output directory holds an earlier conversion (pass overwrite=True to "
-                                  f"replace it)")
+            raise ConversionError(f"{dst}: output directory holds an earlier conversion (pass --overwrite, "
+                                  f"overwrite=True, to replace it)")
         shards = _source_shards(src)
         shapes: dict[str, tuple[int, ...]] = {}
         for shard in shards:
@@ -314,7 +314,8 @@ def convert_llava_next(
             if report.unmapped:
                 message = f"{src}: {len(report.unmapped)} source weight(s) have no target: {report.unmapped[:20]}"
                 if not allow_unmapped:
-                    raise ConversionError(message + " (pass allow_unmapped=True to convert anyway; they are reported)")
+                    raise ConversionError(message + " (pass --allow-unmapped, allow_unmapped=True, to convert anyway; "
+                                                    "they are reported)")
                 log.warning(message)
             if len(set(weight_map.values())) > 1:
                 write_json(os.path.join(folder, "model.safetensors.index.json"),

@@ -199,3 +199,13 @@ def test_the_conversion_report_stores_its_paths_relative_to_itself(tmp_path, mon
     every_json_stores_paths_by_the_rule(tmp_path / "work" / "out" / "conv", "conversion_report.json")
     saved = json.loads((tmp_path / "work" / "out" / "conv" / "conversion_report.json").read_text())
     assert saved["dst"] == "." and saved["src"] == str(tmp_path / "src")
+
+
+def test_the_refusals_name_the_command_line_flags(tmp_path):
+    """Pass 17 A #28: the lines advised ``allow_unmapped=True`` and ``overwrite=True``, keyword arguments a user of
+    ``savi convert`` cannot pass; they name ``--allow-unmapped`` and ``--overwrite`` too."""
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "x").write_text("x")
+    with pytest.raises(ConversionError, match="pass --overwrite, overwrite=True, to replace"):
+        convert_llava_next(str(SOURCE), str(out), vision_config=VISION_CONFIG)
