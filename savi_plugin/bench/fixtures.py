@@ -11,7 +11,7 @@ import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from savi_plugin.data.outputs import atomic_path, claim, replace_folder, write_json
+from savi_plugin.data.outputs import atomic_path, claim, replace_folder, write_json, write_text
 
 #: LoRA targets of the official RRPO recipe: every linear layer of the language model (attention and MLP);
 #: not the vision tower, not the projector, not the LM head (research/rrpo.md, section 3).
@@ -157,7 +157,8 @@ def make_video(work_dir: str | Path, *, num_frames: int, size: int, seed: int = 
     path = Path(work_dir) / f"video_{num_frames}f_{size}px_s{seed}_n{noise:g}{gop}.mp4"
     rng = np.random.default_rng(seed)
     frames, question, _, _, _ = render_sample(rng, "moving_direction", size=size, num_frames=num_frames)
-    if not path.exists():
+    stamp = path.with_name(path.name + ".sha256")  # what this function wrote: a clip found there is reused only if
+    if not (path.is_file() and stamp.is_file() and stamp.read_text().strip() == _sha256(path)):  # it is that one
         if noise > 0:
             jitter = rng.normal(0.0, noise, size=frames.shape)
             frames = np.clip(frames.astype(np.float32) + jitter, 0, 255).astype(np.uint8)
@@ -165,7 +166,18 @@ def make_video(work_dir: str | Path, *, num_frames: int, size: int, seed: int = 
             _write_h264(path, frames, fps, keyframe_interval)
         else:
             write_mp4(path, frames, fps=fps)
+        write_text(stamp, _sha256(path) + "\n")
     return path, question
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _write_h264(path: Path, frames, fps: int, keyframe_interval: int) -> None:

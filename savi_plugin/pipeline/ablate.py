@@ -104,6 +104,12 @@ def plan_ablation(recipe_ref: str, losses: list[str], out: str | Path, overrides
     return {loss: loss_recipe(recipe_ref, loss, shared, per_loss[loss], out) for loss in losses}
 
 
+def ablation_inputs(first, data, eval_pairs) -> dict[str, Any]:
+    """Every file or folder an ablation reads (its ``--out`` may be none of them, nor lie inside one)."""
+    return {"the pairs": data, "the eval pairs": eval_pairs, "the model": first.model.path,
+            "the recipe": first.source or None, "the eval data root (eval.data_root)": first.eval.data_root or None}
+
+
 def dry_run_ablation(recipe_ref: str, losses: list[str], out: str | Path, pairs: str | Path | None,
                      overrides: list[str] | None = None, eval_pairs: str | Path | None = None,
                      benchmarks: bool = True) -> list[str]:
@@ -111,8 +117,13 @@ def dry_run_ablation(recipe_ref: str, losses: list[str], out: str | Path, pairs:
     from savi_plugin.pipeline.dry_run import dry_run_train
     from savi_plugin.pipeline.evaluate import eval_command
 
+    from savi_plugin.data.outputs import check_place
+
     out = Path(out)
     plans = plan_ablation(recipe_ref, losses, out, overrides)
+    first = next(iter(plans.values()))
+    # the run's place rule, as the run asks it (pass 17 A #13: a dry run approved an --out the run refused)
+    check_place(out, ablation_inputs(first, pairs or first.data.pairs, eval_pairs), output_name="--out", folder=True)
     lines = [f"ablation: {', '.join(losses)} on {pairs or 'data.pairs of the recipe'} -> {out}"]
     for loss, recipe in plans.items():
         lines.append(f"[{loss}]")
@@ -181,8 +192,7 @@ def run_ablation(recipe_ref: str, losses: list[str], out: str | Path, *, pairs: 
               "eval_pairs": input_identity(eval_pairs) if eval_pairs else None, "benchmarks": benchmarks,
               "identity": {"model": model_identity(first.model.path),
                            "videos": pair_videos_identity(data, training_kwargs(first), watch=watch)}}
-    inputs = {"the pairs": data, "the eval pairs": eval_pairs, "the model": first.model.path,
-              "the recipe": first.source or None}
+    inputs = ablation_inputs(first, data, eval_pairs)
     # a loss run before but not now (or now only) is not compared: the mark keeps every loss's run
     others = tuple(f"runs.{loss}" for loss in set(_stored_runs(read_mark(out, True) if out.is_dir() else None))
                    ^ set(runs))

@@ -137,7 +137,8 @@ def run_align(recipe, run_dir: str | Path, iterations: int | None = None, evalua
     # each video's signature is kept as its identity read it: a video changed in any iteration stops the run
     # (data/watched.py), so no iteration generates or trains on another version than the run records
     watch = WatchedFiles("a video the recipe's input names")
-    identity = {name: _identity(name, path, watch) for name, path in inputs.items() if name != "data.data_root"}
+    identity = {name: _identity(name, path, watch) for name, path in inputs.items()  # a data root is read
+                if name not in ("data.data_root", "eval.data_root")}  # through what the run names in it
     videos = _manifest_videos(source, recipe.data.data_root)
     identity["videos"] = files_identity(videos, watch=watch) if videos is not None else None
     # the recipe with its paths stored by the rule (relative to the run folder or absolute), so the same run from
@@ -161,6 +162,7 @@ def recipe_inputs(recipe) -> dict[str, Path]:
         found["the recipe"] = Path(recipe.source)
     candidates = {"model.path": recipe.model.path, "data.qa": recipe.data.qa, "data.videos": recipe.data.videos,
                   "data.pairs": recipe.data.pairs, "data.data_root": recipe.data.data_root,
+                  "eval.data_root": getattr(recipe.eval, "data_root", None),
                   "reference_model": getattr(recipe, "reference_model", None)}
     for key, value in candidates.items():
         if isinstance(value, (str, Path)) and str(value) and "://" not in str(value) and os.path.exists(value):

@@ -111,7 +111,8 @@ WRITERS: dict[str, Writer] = {
                     {"model": "model", "pairs": "data/pairs.jsonl", "recipe": "data/train.yaml",
                      "video": "data/videos/v0.mp4"}, True, "savi train"),
     "align": Writer(lambda w, out: ["align", w / "data/align.yaml", "--out", out],
-                    {"model": "model", "recipe": "data/align.yaml", "video": "data/videos/v0.mp4"}, True, "savi align"),
+                    {"model": "model", "recipe": "data/align.yaml", "video": "data/videos/v0.mp4",
+                     "eval data root": "eval-data"}, True, "savi align"),  # pass 17 A #46
     "demo": Writer(lambda w, out: ["demo", "--recipe", w / "data/demo.yaml", "--out", out],
                    {"recipe": "data/demo.yaml"}, True, "savi demo"),
     "inspect": Writer(lambda w, out: ["inspect", w / "data/pairs.jsonl", "--out", out, "--no-progress"],

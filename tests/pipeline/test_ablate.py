@@ -94,6 +94,24 @@ def test_dry_run_of_the_shipped_ablation_recipe(tmp_path, capsys):
     assert not (tmp_path / "abl").exists()  # nothing written
 
 
+@pytest.mark.parametrize("where", ["pairs folder", "eval data root"])
+def test_an_ablation_out_inside_what_it_reads_is_refused_by_the_dry_run_and_the_run(where, tmp_path, capsys,
+                                                                                   monkeypatch):
+    """Pass 17 A #13/#49: a dry run approved an --out the run refused; an --out inside the eval data root was
+    accepted by both (every re-run then evaluated again). One place rule for both, the eval data root an input."""
+    monkeypatch.chdir(tmp_path)
+    for folder in ("data", "evdata"):
+        (tmp_path / folder).mkdir()
+    (tmp_path / "data/p.jsonl").write_text("")
+    out, says = ("data", "--out contains the pairs") if where == "pairs folder" else ("evdata/abl", "--out lies inside")
+    code = main(["ablate", "tiny_demo", "--pairs", "data/p.jsonl", "--losses", "dpo", "--out", out, "--dry-run",
+                 "eval.data_root=evdata"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and says in err[0], err
+    assert sorted(p.name for p in (tmp_path / "data").iterdir()) == ["p.jsonl"]
+    assert not any((tmp_path / "evdata").iterdir())
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--losses", "dpo,nope"], "--losses: not registered: nope"),
     (["--losses", "dpo,dpo"], "a loss is listed twice"),
