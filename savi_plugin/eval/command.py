@@ -549,7 +549,28 @@ def check_model_args(model: str | None, model_args: str | None, flag: str = "--m
         if typed is not None and not os.path.exists(value):
             raise ConfigError("", f"{flag} {key}={value}: no such file or folder (and lmms-eval would read "
                                   f"this value as {typed!r}, not as a path)")
+    _check_setting_values(pairs, flag)
     return pairs
+
+
+def _check_setting_values(pairs: list[tuple[str, str]], flag: str) -> None:
+    """``savi_video``'s own rules for the values of its settings (:class:`~savi_plugin.eval.settings.SaviVideoArgs`:
+    ``num_frames``, ``fps``, ``max_frames``, ``batch_size``, ...), each as lmms-eval would type it, asked before
+    lmms-eval starts: a bad value in the second run of a ``--config`` file stopped it after the first had run.
+
+    Raises:
+        ConfigError: ``savi_video``'s one line, naming ``flag``.
+    """
+    import dataclasses
+
+    from savi_plugin.eval.settings import SaviVideoArgs, SettingError, checked_settings
+
+    fields = {f.name for f in dataclasses.fields(SaviVideoArgs)}
+    values = {key: (retyped(value) if retyped(value) is not None else value) for key, value in pairs if key in fields}
+    try:
+        checked_settings(SaviVideoArgs, values)
+    except SettingError as exc:
+        raise ConfigError("", f"{flag} {exc.message.removeprefix('savi_video: ')}") from None
 
 
 @contextmanager

@@ -56,6 +56,9 @@ RUN = {"model": "savi_video", "model_args": "pretrained=model,num_frames=4", "ta
     ({"model_args": "pretrained=model,pretrained=other"}, ["cfg.yaml: model_args: pretrained= is given twice"]),
     ({"model_args": "pretrained=model,device=meta"}, ["cfg.yaml: model_args device"]),
     ({"gen_kwargs": "num_beams=4294967295"}, ["cfg.yaml: gen_kwargs", "num_beams (gen_kwargs) must be 1"]),
+    # pass 17 B #42: savi_video's setting values, checked only when lmms-eval reached that run
+    ({"model_args": "pretrained=model,num_frames=0"}, ["cfg.yaml: model_args num_frames must be >= 1, got 0"]),
+    ({"model_args": "pretrained=model,fps=nan"}, ["cfg.yaml: model_args fps must be a finite number, got nan"]),
     ({"tasks": [TASK]}, ["cfg.yaml: tasks: lmms-eval reads it as text"]),
     ({"model": None}, ["cfg.yaml: model: must be a model name"]),
     ({"tasks": None}, ["no task to evaluate"]),
@@ -72,6 +75,8 @@ def test_every_run_of_a_config_list_is_checked_before_the_first_starts(place, ca
     """lmms-eval runs a list's items in order in one process; a bad second run is refused before the first runs."""
     err = _refused(capsys, [RUN, {**RUN, "tasks": "no_such_task_zz"}])
     assert "cfg.yaml: [1].tasks[0]: unknown lmms-eval task" in err
+    err = _refused(capsys, [RUN, {**RUN, "model_args": "pretrained=model,num_frames=0"}])
+    assert "[1]" in err and "num_frames must be >= 1, got 0" in err, err
 
 
 def test_command_line_flags_override_the_file_as_lmms_eval_does(place, capsys):
