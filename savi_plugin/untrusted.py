@@ -43,6 +43,7 @@ untrusted text are "the same" (chosen vs rejected, two answer options).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import itertools
 import json
@@ -114,7 +115,8 @@ class _LimitedLoader(yaml.SafeLoader):
             if self._depth > MAX_DEPTH:
                 raise StructureError(f"nested deeper than {MAX_DEPTH} levels", line)
             node = super().compose_node(parent, index)
-            if isinstance(node, yaml.ScalarNode) and (problem := _yaml11_number_problem(self, node)):
+            if isinstance(node, yaml.ScalarNode) and (problem := _yaml11_number_problem(self, node)
+                                                       or _underflow_problem(self, node)):
                 if index is None and isinstance(parent, yaml.MappingNode):  # a key (composed with no index)
                     raise StructureError(f"key {problem}", line, self._key_path(end=-1))
                 raise StructureError(problem, line, self._key_path())
@@ -172,6 +174,26 @@ def _refuse_duplicate_keys(loader: yaml.SafeLoader, node: yaml.MappingNode, path
 _INT_TAG, _FLOAT_TAG = "tag:yaml.org,2002:int", "tag:yaml.org,2002:float"
 _YAML11_OCTAL = re.compile(r"[-+]?0[0-7_]+")
 _YAML11_BINARY = re.compile(r"[-+]?0b[01_]+")
+
+
+def underflow_problem(text: str, value: float) -> str | None:
+    """The one rule for a number written as text: ``text`` (not 0 as written) that reads as ``value`` 0.0
+    (``1e-400``) is refused, as a number beyond a float's range is -- it would silently switch off what it sets (a
+    learning rate, RRPO's KL weight, a temperature). Asked by every reader of numbers from text: JSON, YAML,
+    recipe values and ``savi_video``'s settings."""
+    if value == 0.0 and re.search(r"[1-9]", str(text).strip().lower().partition("e")[0]):
+        return f"{shown(str(text).strip())} is too small for a floating-point number (it would read as 0)"
+    return None
+
+
+def _underflow_problem(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> str | None:
+    """Why a float scalar is refused, or None: a number that is not 0 as written but reads as 0 (``1e-400``),
+    which would silently switch off what it sets (a learning rate, RRPO's KL weight), as JSON's reader refuses it."""
+    if node.tag != _FLOAT_TAG:
+        return None
+    with contextlib.suppress(ValueError, OverflowError):
+        return underflow_problem(node.value, loader.construct_yaml_float(node))
+    return None
 
 
 def _yaml11_number_problem(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> str | None:
@@ -397,7 +419,7 @@ def _parse_float(text: str) -> float:
     shown = f"{text[:20]}{'...' if len(text) > 20 else ''}"
     if not math.isfinite(value):  # 1e999 reads as inf
         raise _number_error(f"{shown} is beyond the range of a floating-point number", text)
-    if value == 0.0 and re.search(r"[1-9]", text.lower().partition("e")[0]):  # 1e-401 reads as 0
+    if underflow_problem(text, value):  # 1e-401 reads as 0
         raise _number_error(f"{shown} is too small for a floating-point number (it would read as 0)", text)
     return value
 

@@ -312,6 +312,7 @@ def check_gen_kwargs_text(text: str, flag: str = "--gen-kwargs") -> None:
     from savi_plugin.config.values import ConfigError
     from savi_plugin.eval.command import args_items
     from savi_plugin.eval.settings import SettingError, check_gen_kwargs
+    from savi_plugin.untrusted import underflow_problem
 
     seen: dict[str, str] = {}
     for _, key, value in args_items(text, flag):
@@ -319,6 +320,12 @@ def check_gen_kwargs_text(text: str, flag: str = "--gen-kwargs") -> None:
             raise ConfigError("", f"{flag} {text!r}: {key}= is given twice ({key}={seen[key]} and {key}={value}); "
                                   f"give each setting once (lmms-eval would use the last)")
         seen[key] = value
+        try:  # lmms-eval types it: 1e-400 arrives as 0.0, and what was written is lost
+            problem = underflow_problem(value, float(value))
+        except ValueError:
+            problem = None
+        if problem:
+            raise ConfigError("", f"{flag} {text!r}: {key}: {problem}")
     try:
         parsed = simple_parse_args_string(text)
     except (ValueError, SyntaxError) as exc:

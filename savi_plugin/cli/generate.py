@@ -80,10 +80,15 @@ def parse_options(args) -> dict:
         if not isinstance(loaded, dict):
             raise ConfigError("", "expected a mapping of option names to values", args.options)
         options.update(loaded)
+    given: dict[str, str] = {}
     for item in args.option:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
             raise ConfigError("--option", f"expected KEY=VALUE, got {item!r}")
+        if key.strip() in given:  # the last would win silently, as a key twice in one mapping would
+            raise ConfigError("--option", f"{key.strip()} is given twice ({given[key.strip()]!r} and {item!r}); give "
+                                          f"it once")
+        given[key.strip()] = item
         options[key.strip()] = load_yaml(value, f"--option {key.strip()}") if value.strip() else None
     if args.prompts:
         options["prompts"] = args.prompts

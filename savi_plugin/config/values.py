@@ -62,7 +62,7 @@ from pathlib import Path
 from typing import Any
 
 from savi_plugin.errors import ConfigError  # noqa: F401  (defined with the failure taxonomy; re-exported here)
-from savi_plugin.untrusted import shown
+from savi_plugin.untrusted import shown, underflow_problem
 
 #: the metadata key under which a field lists its rules
 RULES = "savi_rules"
@@ -391,8 +391,12 @@ def _match(value: Any, annotation: Any, path: str, source: str | None, widen: bo
             except OverflowError:  # an integer beyond a float's range (~1.8e308): not a float, whatever its rules
                 raise ConfigError(path, f"must be a finite number, got {shown(value)}, an integer beyond the range "
                                         f"of a floating-point number", source) from None
-        if widen and isinstance(value, str) and _NUMBER.fullmatch(value.strip()):
-            return True, float(value)
+        if widen and isinstance(value, str) and _NUMBER.fullmatch(value.strip()):  # YAML 1.1 reads 1e-4 as text
+            number = float(value)
+            problem = underflow_problem(value, number)  # 1e-400 reads as 0
+            if problem:
+                raise ConfigError(path, problem, source)
+            return True, number
         return False, value
     if annotation is str:
         return isinstance(value, str), value

@@ -28,6 +28,7 @@ from savi_plugin.config.values import (
     build,
     checked,
 )
+from savi_plugin.untrusted import underflow_problem
 from savi_plugin.video.decode import BACKENDS as VIDEO_BACKENDS
 from savi_plugin.video.decode import DEFAULT_NUM_FRAMES
 from savi_plugin.video.sampling import LMMS_EVAL_RULES
@@ -155,6 +156,8 @@ def parse_setting(cls: type, name: str, value: Any, label: str) -> Any:
                 return value
             raise ValueError
         number = float(value) if isinstance(value, str) else value
+        if isinstance(value, str) and underflow_problem(value, number):  # 1e-400 reads as 0
+            raise SettingError(f"savi_video: {label}: {underflow_problem(value, number)}")
         return float(number)
     except (TypeError, ValueError, OverflowError):
         what = "a whole number" if kind is int else "a number"

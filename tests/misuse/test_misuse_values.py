@@ -207,6 +207,7 @@ SAVI_VIDEO_CASES = [
     ({"num_frames": 4.0}, "num_frames must be a whole number, got 4.0"),
     ({"num_frames": "4.0"}, "num_frames must be a whole number, got '4.0'"),
     ({"num_frames": "1e0"}, "num_frames must be a whole number, got '1e0'"),
+    ({"fps": "1e-400"}, "fps: '1e-400' is too small for a floating-point number (it would read as 0)"),
     ({"num_frames": "none"}, "num_frames must be a whole number, got 'none'"),  # no silent default
     ({"fps": "0"}, "fps must be > 0, got 0.0"),
     ({"fps": "nan"}, "fps must be a finite number, got nan"),
@@ -423,3 +424,24 @@ def test_a_bad_decode_budget_is_the_variable_s_error_not_the_frame_count_s(tmp_p
     assert main(GENERATE + ["--num-frames", "4"]) == 2
     assert _one_error_line(capsys).startswith("error: $SAVI_MAX_DECODED_BYTES: must be >= 1 and <= ")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_generator_option_given_twice_is_refused(tmp_path, capsys):
+    """Pass 17 B #41: ``-o num_questions=6 -o num_questions=7`` ran with 7, the first dropped silently."""
+    capsys.readouterr()
+    code = main(["generate", "--generator", "videosavi", "--model", str(tmp_path / "m"), "--input", str(tmp_path),
+                 "--output", str(tmp_path / "o.jsonl"), "--option", "num_questions=6", "-o", "num_questions=7"])
+    assert code == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        "error: --option: num_questions is given twice ('num_questions=6' and 'num_questions=7'); give it once"]
+
+
+def test_a_gen_kwargs_value_that_reads_as_zero_is_refused_before_lmms_eval(tmp_path, capsys):
+    """Pass 17 B #52: ``--gen-kwargs temperature=1e-400`` was stored in card.json as temperature 0.0."""
+    capsys.readouterr()
+    code = main(["eval", "suite", "savi_egoschema", "--model", str(tmp_path / "m"), "--adapter", str(tmp_path / "a"),
+                 "--out", str(tmp_path / "o"), "--gen-kwargs", "temperature=1e-400,do_sample=True"])
+    assert code == 2 and not (tmp_path / "o").exists()
+    assert capsys.readouterr().err.strip().splitlines() == [
+        "error: --gen-kwargs 'temperature=1e-400,do_sample=True': temperature: '1e-400' is too small for a "
+        "floating-point number (it would read as 0)"]
