@@ -530,6 +530,8 @@ def check_prompt_texts(question: Any, options: list[Any], source: str | Path, re
                                             if broken and options else broken) or hidden_control_problem(question))
     if problem:
         raise fail("question", problem)
+    if len(options) > len(LETTERS):  # each option is shown under a letter
+        raise fail("options", f"{len(options)} options; a prompt labels at most {len(LETTERS)} (A to Z)")
     for k, option in enumerate(options):
         if not isinstance(option, str) or not option.strip():
             raise fail(f"options[{k}]", f"must be a non-empty text, got {option!r}")

@@ -224,7 +224,7 @@ def _run_locked(recipe, run_dir: Path, iterations: int | None, evaluate) -> dict
         it.setdefault("model", manifest.stored(model))
         check_processes(it, run_dir)
         if "data_report" in it:  # kept from an earlier run: still what its run made, or the run is not the same
-            _check_kept_pairs(manifest.resolved(it["data"]), i)
+            _check_kept_pairs(path_from_file(it["data"], manifest.path), i)
         if "data_report" not in it:
             pairs = folder / "pairs.jsonl"
             manifest.save()  # the number of processes this iteration started with

@@ -283,6 +283,19 @@ def test_an_option_problem_is_refused_in_every_multiple_choice_benchmark(shipped
         assert "ground truth is ambiguous" in _refused(load, path, where)
 
 
+@pytest.mark.parametrize("site", [s for s in OPTIONS if not s.startswith("vidhalluc")])  # VidHalluc: lettered
+def test_more_options_than_letters_is_refused_at_file_record_field(shipped, tmp_path, site):
+    """Pass 17 B #7: 30 candidates stopped lmms-eval with "ValueError: cannot label 30 options", naming no file."""
+    steps, where = OPTIONS[site]
+
+    def change(doc):
+        options = _at(doc, steps)
+        options.extend(f"choice {k}" for k in range(len(options), 30))
+
+    path, load = _load(shipped, tmp_path, site, change)
+    assert "30 options; a prompt labels at most 26 (A to Z)" in _refused(load, path, where)
+
+
 @pytest.mark.parametrize("site", KEYS)
 def test_a_key_given_twice_is_refused_at_file_record_field_in_every_benchmark(shipped, tmp_path, site):
     """Red team 13 #53/#57: ``"answer": "4", "answer": "2"`` (MVBench) and ``"Correct Answer"`` twice (VidHalluc)

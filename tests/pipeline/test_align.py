@@ -184,6 +184,7 @@ def _finished_run(run_dir, recipe, monkeypatch):
         for i in range(2):
             (run_dir / f"iter_{i}" / "model").mkdir(parents=True)
             (run_dir / f"iter_{i}" / "model" / "config.json").write_text("{}")
+            (run_dir / f"iter_{i}" / "pairs.jsonl").write_text("{}\n")  # what its generation kept
             iterations.append({"iteration": i, "model": "tiny", "processes": 1, "data": f"iter_{i}/pairs.jsonl",
                                "data_report": {"counts": {"pairs": 3}}, "adapter": f"iter_{i}/train",
                                "train": {"steps": 3}, "next_model": f"iter_{i}/model"})
