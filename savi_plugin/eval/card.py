@@ -142,6 +142,24 @@ def build_card(run, tasks: list[str], *, model: str, adapters: dict[str, str | N
 DIGEST = Text(r"[0-9a-f]{64}", "a SHA-256 digest (64 hex digits)")
 #: What :func:`model_hash` writes: a folder's SHA-256, or ``id:`` and the hub id given.
 MODEL_HASH = Text(r"[0-9a-f]{64}|id:.+", "a SHA-256 digest or id:<hub id>")
+class TaskGeneration(AnyObject):
+    """A task's ``generation_kwargs`` as lmms-eval recorded them (any keys), whose settings ``savi_video`` applies
+    (``max_new_tokens``, ``temperature``, ``top_p``, ``num_beams``, ``do_sample``, ``until``) by the rules it applies
+    them with (:func:`savi_plugin.eval.settings.check_gen_kwargs`): no run can have used ``max_new_tokens: -1``."""
+
+    def problem(self, value, at: str) -> str | None:
+        found = super().problem(value, at)
+        if found:
+            return found
+        from savi_plugin.eval.settings import APPLIED_GEN_KWARGS, SettingError, check_gen_kwargs
+
+        try:
+            check_gen_kwargs({k: v for k, v in value.items() if k in APPLIED_GEN_KWARGS})
+        except SettingError as exc:
+            return f"{at}: {exc.message.removeprefix('savi_video: ')}" if at else exc.message
+        return None
+
+
 #: One leaf task's entry, as :func:`task_card` writes it (``generation``: lmms-eval's own ``generation_kwargs``).
 TASK_ENTRY = Record("a task's entry", {
     "dataset": Nullable(Text()), "config": Nullable(Text()), "split": Nullable(Text()),
@@ -149,7 +167,7 @@ TASK_ENTRY = Record("a task's entry", {
     "frames": Nullable(Record("a task's frames", {
         "num_frames": OneOf((Count(low=1), Text(re.escape("model's num_frames"), "'model's num_frames'"))),
         "rule": Text(), "bounds": Flag()})),
-    "generation": Nullable(AnyObject()),
+    "generation": Nullable(TaskGeneration()),
 })
 #: The decode caps as :func:`~savi_plugin.environment.item_limits` records them, by their variables' kinds; a card
 #: written when every cap was recorded holds the others too.

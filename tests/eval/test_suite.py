@@ -567,6 +567,28 @@ def test_compare_refuses_a_card_key_or_a_missing_task_no_suite_writes(change, fr
     assert lines[0].startswith(f"error: savi eval compare: {tmp_path / 'b' / 'table.json'}: {fragment}"), lines[0]
 
 
+@pytest.mark.parametrize("generation, fragment", [
+    ({"max_new_tokens": -1}, "max_new_tokens (gen_kwargs) must be >= 1"),
+    ({"temperature": -5}, "temperature (gen_kwargs) must be >= 0"),
+    ({"temperature": 1e308, "do_sample": True}, "temperature (gen_kwargs) must be at most 4294967295 in magnitude"),
+    ({"temperature": 0.7, "do_sample": True, "max_new_tokens": 16, "image_aspect_ratio": "pad"}, None),  # applied
+])
+def test_compare_refuses_a_task_generation_no_run_could_have_used(generation, fragment, tmp_path, capsys):
+    """Pass 17 B #31: ``generation.max_new_tokens: -1`` in a card's task was shown as a valid comparison; the
+    settings savi_video applies are read by its own rules."""
+    table = _table()
+    task = next(iter(table["card"]["tasks"]))
+    table["card"]["tasks"][task]["generation"] = generation
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "table.json").write_text(json.dumps(table))
+    code = main(["eval", "compare", str(tmp_path / "b"), str(tmp_path / "b")])
+    err = capsys.readouterr().err
+    if fragment is None:
+        assert code == 0, err
+    else:
+        assert code == 1 and f"card.tasks.{task}.generation: {fragment}" in err, err
+
+
 @pytest.mark.parametrize("row, card, fragment", [
     # red team pass 13, B42 (tf3): Δ outside its own percentile bootstrap interval, which always holds the mean
     ({"aligned": 66.67, "delta": 33.34, "low": -10.0, "high": -5.0}, {},
