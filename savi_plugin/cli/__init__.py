@@ -93,9 +93,6 @@ def main(argv: list[str] | None = None) -> int:
     if overrides and hasattr(args, "overrides"):
         args.overrides = list(args.overrides or []) + overrides
         extra = [a for a in extra if a not in overrides]
-    twice = _override_given_twice(getattr(args, "overrides", None) or [])
-    if twice:
-        parser.error(twice)
     if extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     handler = ClearOfBarsHandler()
@@ -119,18 +116,6 @@ def main(argv: list[str] | None = None) -> int:
 
         close_process_group()
     return code
-
-
-def _override_given_twice(overrides: list[str]) -> str | None:
-    """The usage error of a ``key.path=value`` override given twice on one command line (``train.beta=0.1
-    train.beta=0.2``: the last would win silently, as a key twice in one recipe mapping would), or None."""
-    seen: dict[str, str] = {}
-    for text in overrides:
-        key = text.partition("=")[0].strip()
-        if key in seen:
-            return f"override {key} is given twice ({seen[key]!r} and {text!r}); give it once"
-        seen[key] = text
-    return None
 
 
 def printable(text: object) -> str:

@@ -295,11 +295,17 @@ def _resolved(stored: Any, holder: str | Path) -> str | None:
     if not isinstance(stored, str) or not stored:
         return None
     path = path_from_file(stored, holder)
-    if os.path.exists(path):
-        return os.path.realpath(path)
-    # a path by its spelling (absolute, ./, ../, ~) names the place it names from the holder, there or not: carried
-    # as it stands, into a file in another folder, it would name another place (a hub id starts with none of these)
-    return os.path.abspath(path) if stored.startswith(("/", "./", "../", "~")) else stored
+    return os.path.realpath(path) if os.path.exists(path) else stored
+
+
+def _carried(name: Any, source: str | Path, holder: str | Path) -> Any:
+    """A model ``name`` that the file ``source`` names (:func:`_resolved`), as the file ``holder`` (in another
+    folder) stores it: a local path by the paths rule; a relative path spelled as one (``./``, ``../``) that names
+    nothing from ``source`` by the place it names from there, absolute -- carried as it stands it would name another
+    place from ``holder``'s folder; a hub id as given."""
+    if isinstance(name, str) and name.startswith(("./", "../")) and not os.path.exists(path_from_file(name, source)):
+        return os.path.abspath(path_from_file(name, source))
+    return name_for_file(name, holder)
 
 
 def made_by(data: str | Path) -> dict[str, Any] | None:
@@ -359,9 +365,10 @@ def carried_model(src: str | Path, holder: str | Path) -> dict[str, Any]:
     source = made_by(src)
     if source is not None:
         path = source["model"]
-        return {"model": {"path": name_for_file(path, holder) if path else None, "identity": source["identity"]}}
+        return {"model": {"path": _carried(path, sidecar(src, "report.json"), holder) if path else None,
+                          "identity": source["identity"]}}
     models = record_models(src)
-    return {"record_models": {name_for_file(name, holder): n for name, n in models.items()}} if models else {}
+    return {"record_models": {_carried(name, src, holder): n for name, n in models.items()}} if models else {}
 
 
 def check_finished(data: str | Path, *, allow_incomplete: bool = False, flag: str | None = None,
