@@ -1899,6 +1899,15 @@ def check_place(output: str | Path, inputs: Mapping[str, str | Path | None] | No
     if path.exists() and path.is_dir() != folder:  # before any sidecar is named: `.` and `/` have no name
         raise ForeignOutputError(f"{output}: {output_name} exists and is {'a file' if folder else 'a folder'}; "
                                  f"a {'folder' if folder else 'file'} is needed here: choose {another(output_name)}")
+    for name, given in (inputs or {}).items():  # a sidecar of an input (its run report, progress file, mark) is
+        if given is None or not os.path.isfile(given):  # read with it: an output there is an output in an input
+            continue
+        for kind in SIDECAR_KINDS:
+            side = sidecar(given, kind)
+            if os.path.abspath(side) == os.path.abspath(path) or (
+                    os.path.exists(side) and os.path.exists(path) and os.path.samefile(side, path)):
+                raise OutputIsInputError(f"{output}: {output_name} is the {kind} of {name} ({given}), which this job "
+                                         f"reads with it: choose {another(output_name)}")
     clash = sidecar_clash(path, folder)  # a folder too: one at a generation's report name would stop that run
     if clash is not None:
         raise ForeignOutputError(f"{output}: {output_name} {clash}; the two would overwrite each other's files: "

@@ -748,6 +748,19 @@ def test_a_file_output_whose_sidecar_name_another_commands_folder_holds_is_refus
     assert_one_line_error(err, f"would use {side} as its {kind}, but that folder is an output of savi inspect")
 
 
+@pytest.mark.parametrize("kind", ["report.json", "progress.jsonl", "savi-output.json"])
+def test_an_output_at_an_inputs_own_sidecar_name_is_an_output_in_its_input(kind, generated, tmp_path, capsys):
+    """Pass 17 A #1-#3: ``savi data convert pairs.jsonl pairs.jsonl.report.json`` was refused as another output's
+    file (exit 1); the input's run report is read with it, so this is the output-in-input refusal, exit 2."""
+    out, _ = generated
+    target = out.with_name(f"{out.name}.{kind}")
+    before = target.read_bytes() if target.exists() else None
+    code, _, err = savi(capsys, "data", "convert", out, target, "--to", "trl")
+    assert code == 2, err
+    assert_one_line_error(err, f"DST is the {kind} of SRC ({out}), which this job reads with it")
+    assert (target.read_bytes() if target.exists() else None) == before
+
+
 def test_resume_after_the_stored_configuration_was_removed_is_refused(generated, capsys):
     out, _ = generated
     out.with_name(out.name + ".savi-output.json").unlink()
