@@ -566,7 +566,7 @@ def _check_setting_values(pairs: list[tuple[str, str]], flag: str) -> None:
     from savi_plugin.eval.settings import SaviVideoArgs, SettingError, checked_settings
 
     fields = {f.name for f in dataclasses.fields(SaviVideoArgs)}
-    values = {key: (retyped(value) if retyped(value) is not None else value) for key, value in pairs if key in fields}
+    values = {key: value if (typed := retyped(value)) is None else typed for key, value in pairs if key in fields}
     try:
         checked_settings(SaviVideoArgs, values)
     except SettingError as exc:
