@@ -103,7 +103,7 @@ def describe_changes(changes: list[tuple[str, Any, Any]], limit: int = 6, *, sam
     An identity (:mod:`savi_plugin.data.identity`) that changed is one entry naming the input and what tells its
     two contents apart (:func:`~savi_plugin.data.identity.identity_differences`: the files added, removed or
     changed in a model or adapter folder), never its digests: ``identity.model changed content
-    (preprocessor_config.json added)``."""
+    (preprocessor_config.json added)``; an identity on one side only is ``added`` or ``removed``."""
     from savi_plugin.data.identity import identity_differences
 
     def short(value: Any) -> str:
@@ -130,6 +130,11 @@ def describe_changes(changes: list[tuple[str, Any, Any]], limit: int = 6, *, sam
         same_path = not any(not _is_identity(key) for key, _, _ in changes)
 
     def content(key: str) -> str:
+        stored_fields, current_fields = identities[key]
+        if not stored_fields and current_fields:
+            return f"{key} added (not in the stored configuration)"
+        if stored_fields and not current_fields:
+            return f"{key} removed (in the stored configuration, not in this one)"
         details = (["same path"] if same_path else []) + [
             d for d in [identity_differences(*identities[key]) if all(identities[key]) else None] if d]
         return f"{key} changed content" + (f" ({'; '.join(details)})" if details else "")

@@ -289,3 +289,19 @@ def test_a_continuation_refused_for_a_changed_input_names_what_changed_in_it(kin
     assert f"identity.{kind} changed content (same path; {named})" in message, message
     assert f"recipe.model.identity changed content (same path; {named})" in message, message
     assert "sha256" not in message and "\n" not in message
+
+
+@pytest.mark.parametrize("side", ["added", "removed"])
+def test_an_identity_on_one_side_only_is_named_added_or_removed(side, tmp_path):
+    """Pass 17 A #30: an adapter added to a finished suite was said to have ``changed content``."""
+    from savi_plugin.data.fingerprint import ConfigMismatchError, check_same_config
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "adapter_config.json").write_text("{}")
+    one = {"identity": {"adapter rrpo": identity.input_identity(tmp_path / "a")}}
+    both = {"identity": {**one["identity"], "adapter rrpo-2": identity.input_identity(tmp_path / "a")}}
+    stored, current = (one, both) if side == "added" else (both, one)
+    with pytest.raises(ConfigMismatchError) as caught:
+        check_same_config(stored, current, output="suite", stored_at="suite/.savi-output.json")
+    message = str(caught.value)
+    assert f"identity.adapter rrpo-2 {side} (" in message and "changed content" not in message, message
