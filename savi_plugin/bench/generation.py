@@ -293,7 +293,7 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    with report_output(args.json) as output:
+    with report_output(args.json, args.work_dir) as output:
         report = run(args)
         return finish(report, output, report["outputs_equal"],
                       "greedy outputs with prefix reuse differ from those without; the comparison is not valid")

@@ -433,7 +433,7 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    with report_output(args.json) as output:
+    with report_output(args.json, args.work_dir) as output:
         report = run(args)
         generation = report.get("generation")
         return finish(report, output, generation is None or generation["outputs_agree"],

@@ -298,14 +298,17 @@ def machine_note() -> str:
 
 
 @contextlib.contextmanager
-def report_output(json_path: str | None) -> Iterator[Any]:
+def report_output(json_path: str | None, work_dir: str | None = None) -> Iterator[Any]:
     """Claim ``--json`` before the benchmark runs (:func:`savi_plugin.data.outputs.claim`): a new file, or a report
-    an earlier ``savi bench`` wrote (replaced whole); a file of the user's is refused in one line before any
-    work, and the file stays locked while the benchmark runs. Yields the claimed output, or None without ``--json``."""
+    an earlier ``savi bench`` wrote (replaced whole); a file of the user's, or the benchmark's own ``--work-dir``,
+    is refused in one line before any work, and the file stays locked while the
+    benchmark runs. Yields the claimed output, or None without ``--json``."""
     if not json_path:
         yield None
         return
-    from savi_plugin.data.outputs import claim
+    from savi_plugin.data.outputs import check_apart, claim
+
+    check_apart({"--json": json_path, "--work-dir": work_dir})
 
     with claim(json_path, command="savi bench", output_name="--json", replace_ours=True) as claimed:
         yield claimed

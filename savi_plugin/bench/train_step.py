@@ -250,7 +250,7 @@ def main(argv=None) -> int:
     if args.worker:
         print(json.dumps(worker(args)))
         return 0
-    with report_output(args.json) as output:
+    with report_output(args.json, args.work_dir) as output:
         report = run(args)
         return finish(report, output, report["losses_equal"],
                       f"the two sides computed different losses (|difference| {report['first_step_loss']['abs_diff']:.2e}"

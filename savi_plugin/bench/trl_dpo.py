@@ -338,7 +338,7 @@ def main(argv=None) -> int:
     if args.worker:
         print(json.dumps(worker(args)))
         return 0
-    with report_output(args.json) as output:
+    with report_output(args.json, args.work_dir) as output:
         report = run(args)
         return finish(report, output, report["losses_equal"],
                       "ours and TRL computed different losses on the same pair; the comparison is not valid")

@@ -1296,6 +1296,25 @@ def check_distinct(output: str | Path, inputs: Mapping[str, str | Path | None], 
                                      f"its input's folder: choose {another(output_name)}")
 
 
+def check_apart(outputs: Mapping[str, str | Path | None]) -> None:
+    """Refuse two outputs of one command given as one place, however spelt (``savi bench --json wd --work-dir
+    wd``): each would be claimed, locked and written as a place of its own. (A file output inside a folder output
+    of the same command, ``--json wd/report.json``, is the user's choice.)
+
+    Args:
+        outputs: ``{"--json": path, "--work-dir": path, ...}`` by the names the user gave them (None: not given).
+
+    Raises:
+        ConfigurationError: naming both, before anything is claimed.
+    """
+    given = [(name, value, _real(value)) for name, value in outputs.items() if value is not None and str(value) != ""]
+    for i, (name, value, real) in enumerate(given):
+        for other, other_value, other_real in given[i + 1:]:
+            if _same(real, other_real):
+                raise ConfigurationError(f"{value}: {name} is the same place as {other} ({other_value}); one "
+                                         f"command's outputs must be apart: give {name} a place of its own")
+
+
 def check_not_any(outputs: Mapping[str, str | Path], files: Iterable[str | Path], *, what: str,
                   folder: bool = False) -> None:
     """Refuse an output that is (or lies inside) one of many ``files`` (e.g. the videos a manifest names), or,

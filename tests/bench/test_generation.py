@@ -120,3 +120,21 @@ def test_a_cached_bench_model_whose_weights_were_cut_is_rebuilt(tmp_path):
     weights.write_bytes(whole[: len(whole) // 2])
     assert build_bench_model(tmp_path, shape) == folder and weights.read_bytes() == whole  # same seed: same bytes
     load_backend(folder, num_frames=2)
+
+
+import pytest  # noqa: E402
+
+
+@pytest.mark.parametrize("bench", ["generation", "train-step", "trl", "gpu"])
+@pytest.mark.parametrize("spell", ["wd", "./wd/", "link"])
+def test_json_at_the_work_folder_is_one_line_naming_both_before_any_work(bench, spell, tmp_path, monkeypatch, capsys):
+    """Pass 17 A #35: ``--json wd --work-dir wd`` said the work folder was in use by another savi process (this one)."""
+    from savi_plugin.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "link").symlink_to("wd")
+    code = main(["bench", bench, "--work-dir", "wd", "--json", spell])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1, err
+    assert f"{spell}: --json is the same place as --work-dir (wd)" in err[0], err[0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link"]  # nothing claimed, built or written
