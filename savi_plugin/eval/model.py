@@ -329,6 +329,8 @@ class SaviVideo(lmms):
             path = Path(first)
             if len(visuals) > 1:
                 log.warning("savi_video: {} visuals for one document; using the first, {}", len(visuals), path)
+            if self.fps is not None and (sampling != "uniform" or path.is_dir()):
+                self._warn_rate_unused("a frame folder" if path.is_dir() else f"frame rule {sampling!r}")
             if path.is_dir():
                 return frames_from_directory(path, num_frames, sampling=sampling, bound=bound)
             rate = {"fps": self.fps, "max_frames": self.max_frames} if sampling == "uniform" else {}
@@ -345,6 +347,14 @@ class SaviVideo(lmms):
         if hasattr(first, "convert"):  # PIL images
             return frames_from_images(visuals)
         raise VideoDecodeError(str(first)[:80], f"unsupported visual type {type(first).__name__}")
+
+    def _warn_rate_unused(self, what: str) -> None:
+        """Say once per ``what`` that ``fps``/``max_frames`` do not apply to it (it takes a number of frames)."""
+        warned = self.__dict__.setdefault("_rate_unused_warned", set())
+        if what not in warned:
+            warned.add(what)
+            log.warning("savi_video: fps={}{}: not used for {}, which samples num_frames frames", self.fps,
+                        f", max_frames={self.max_frames}" if self.max_frames is not None else "", what)
 
     def _doc(self, task: str, split: str, doc_id: int) -> dict:
         return self.task_dict[task][split][doc_id]

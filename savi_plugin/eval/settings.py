@@ -88,6 +88,11 @@ class SaviVideoArgs:
                                      help="lmms-eval wrapper whose frame sampler the _lmms tasks follow")
     trust_remote_code: bool | None = checked(None, help="passed to transformers; off unless asked for")
 
+    def __post_init__(self) -> None:
+        if self.max_frames is not None and self.fps is None:  # the cap of fps sampling, nothing without it
+            raise ConfigError("max_frames", "caps the frames sampled at fps and does nothing without fps: give fps "
+                                            "too, or set num_frames")
+
 
 #: the longest answer a request may ask for: 2**20 tokens, beyond any model's context (a larger number is a typo)
 MAX_NEW_TOKENS = 2**20

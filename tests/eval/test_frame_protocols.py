@@ -173,6 +173,26 @@ def test_bound_outside_the_video_is_a_logged_bad_video(tiny_llava_onevision, dat
                                f"(frames 0..{12 + CLIP + 6 - 1} at 8 fps, 3.250 s)")
 
 
+def test_fps_under_a_rule_that_takes_a_frame_count_is_said_once(tiny_llava_onevision, data):
+    """Pass 17 B #21: ``fps`` was accepted and silently not applied under the tasks' own frame rules."""
+    from loguru import logger
+
+    lines = []
+    sink = logger.add(lambda message: lines.append(str(message)), level="WARNING", format="{message}")
+    try:
+        model = SaviVideo(pretrained=str(tiny_llava_onevision), num_frames=4, fps=2.0, max_frames=3)
+        record = data.records["savi_mvbench_action_sequence"][0]
+        video = str(data.root / "mvbench/video/star/Charades_v1_480" / record["video"])
+        for _ in range(2):
+            assert len(model.load_visual([video], 4, sampling="midpoints")) == 4
+        assert len(model.load_visual([video], 4)) <= 3  # uniform: fps applies, capped at max_frames
+    finally:
+        logger.remove(sink)
+    said = [line for line in lines if "not used for" in line]
+    assert said == ["savi_video: fps=2.0, max_frames=3: not used for frame rule 'midpoints', which samples "
+                    "num_frames frames\n"], lines
+
+
 @pytest.fixture(scope="module")
 def run(tmp_path_factory, data, tiny_llava_onevision):
     tmp = tmp_path_factory.mktemp("frame_protocols_run")

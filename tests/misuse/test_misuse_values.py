@@ -212,6 +212,9 @@ SAVI_VIDEO_CASES = [
     ({"fps": "0"}, "fps must be > 0, got 0.0"),
     ({"fps": "nan"}, "fps must be a finite number, got nan"),
     ({"max_frames": 0}, "max_frames must be >= 1, got 0"),
+    # pass 17 B #21: accepted and never applied (max_frames caps fps sampling only)
+    ({"num_frames": 8, "max_frames": 2}, "max_frames: caps the frames sampled at fps and does nothing without fps: "
+                                         "give fps too, or set num_frames"),
     ({"batch_size": "auto"}, "batch_size must be a whole number, got 'auto'"),
     ({"max_new_tokens": "0"}, "max_new_tokens must be >= 1, got 0"),
     ({"video_backend": "decrd"}, "video_backend: unknown video backend 'decrd'; one of: decord, pyav"),
