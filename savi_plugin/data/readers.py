@@ -19,7 +19,7 @@ import itertools
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from savi_plugin.data.files import file_problem, read_document
 from savi_plugin.data.record import (
@@ -149,7 +149,10 @@ def iter_json_objects(path: str | Path, errors: list[DataError] | None = None, l
             text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise DataError(str(path), None, None, f"not UTF-8 text (byte {exc.start})") from None
-        items = load_json(text, str(path), lambda message, line=None: DataError(str(path), line, None, message))
+        # a problem inside the array is placed by its text line in the message: the ``:N:`` of a JSON array
+        # file's messages is a record number (its Nth record), as every reader of this file counts them
+        items = load_json(text, str(path), lambda message, line=None: DataError(
+            str(path), None, None, message if line is None else f"text line {line}: {message}"))
         yield from enumerate(items, start=1)
         return
     for number, raw, ended in iter_lines(path, limit):
@@ -282,6 +285,22 @@ def record_to_trl(record: PreferenceRecord) -> dict[str, Any]:
 _TO_RECORD = {"savi": validate_record, "rrpo": rrpo_to_record, "trl": trl_to_record}
 
 
+def _wrapper_hint(to_record: Callable[[Any, str, int], PreferenceRecord], obj: Any, file: str, line: int,
+                  fmt: str) -> PreferenceRecord:
+    """``to_record(obj, file, line)``; a record missing a field it needs while it holds an array of objects
+    (``{"data": [...]}``: a file's records wrapped in an object) says so, and what the file must be instead."""
+    try:
+        return to_record(obj, file, line)
+    except DataError as exc:
+        wrapped = [key for key, value in obj.items() if isinstance(value, list) and value
+                   and all(isinstance(item, dict) for item in value)] if isinstance(obj, dict) else []
+        if exc.message != "missing required field" or not wrapped:
+            raise
+        raise DataError(file, line, exc.field, f"missing required field; this object holds an array of objects "
+                                               f"under {wrapped[0]!r}, as a wrapper of records would: a {fmt} file "
+                                               f"is a JSON array of records or one record per line") from None
+
+
 def read_records(path: str | Path, fmt: str = "savi", errors: str = "raise",
                  collected: list[DataError] | None = None) -> Iterator[tuple[int, PreferenceRecord]]:
     """Yield ``(line, record)`` for every valid record of ``path`` in format ``fmt``.
@@ -312,7 +331,7 @@ def read_records(path: str | Path, fmt: str = "savi", errors: str = "raise",
         return
     for line, obj in itertools.chain([first], objects):
         try:
-            record = to_record(obj, str(path), line)
+            record = _wrapper_hint(to_record, obj, str(path), line, fmt)
             key = equality_key(record.id)  # ids that read the same are one id (a zero-width space, a look-alike)
             if key in seen:
                 first, at = seen[key]

@@ -69,3 +69,25 @@ def test_a_release_json_above_the_document_cap_is_refused_from_its_size_before_i
     assert main(["recipes", "show", os.path.join(".", "r.yaml")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: r.yaml: ") and "$SAVI_MAX_DOCUMENT_BYTES" in err[0], err
+
+
+def test_a_release_array_s_bad_number_is_placed_by_text_line_not_as_a_record(tmp_path, monkeypatch, capsys):
+    """Pass 17 B #25: ``r6.json:9:-: NaN ...`` read as the 9th record of a 3-record file; in a JSON array file the
+    ``:N:`` is the record, so a problem inside the document names its text line in the message."""
+    monkeypatch.chdir(tmp_path)
+    text = json.dumps(RELEASE[:3], indent=1).replace('"sample_id": 0', '"sample_id": NaN')
+    line = next(i for i, row in enumerate(text.splitlines(), 1) if "NaN" in row)
+    (tmp_path / "r6.json").write_text(text)
+    assert main(["data", "validate", "--format", "rrpo", "r6.json"]) == 1
+    out = capsys.readouterr().out
+    assert f"r6.json:-:-: text line {line}: NaN is not a JSON number" in out, out
+
+
+def test_records_wrapped_in_an_object_say_so(tmp_path, monkeypatch, capsys):
+    """Pass 17 B #26: ``{"data": [...]}`` was read as one record missing ``sample_id``, with no word of the array."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "r7.json").write_text(json.dumps({"data": RELEASE}))
+    assert main(["data", "validate", "--format", "rrpo", "r7.json"]) == 1
+    out = capsys.readouterr().out
+    assert ("r7.json:1:sample_id: missing required field; this object holds an array of objects under 'data', as a "
+            "wrapper of records would: a rrpo file is a JSON array of records or one record per line") in out, out
