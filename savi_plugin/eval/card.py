@@ -13,6 +13,7 @@ import json
 import re
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from typing import Any
 
 from savi_plugin.config.values import EvalLimit
 from savi_plugin.data.identity import unfinished_training
@@ -215,7 +216,8 @@ def card_for_file(card: dict, holder) -> dict:
 
 
 def differences(a: dict, b: dict) -> list[str]:
-    """The :data:`MUST_MATCH` fields where two cards differ, one line each (empty: the tables are comparable)."""
+    """Where two cards differ in the :data:`MUST_MATCH` fields, one line per differing value (a field holding a
+    mapping: per leaf), empty when the tables are comparable."""
     out = []
     for key in MUST_MATCH:
         left, right = a.get(key), b.get(key)
@@ -225,5 +227,24 @@ def differences(a: dict, b: dict) -> list[str]:
             left, right = ({k: v for k, v in (side or {}).items() if f"limits.{k}" not in NOT_ITEM_LIMITS}
                            for side in (left, right))
         if left != right:
-            out.append(f"{key}: {json.dumps(left, sort_keys=True)[:120]} != {json.dumps(right, sort_keys=True)[:120]}")
+            out.extend(_leaf_differences(key, left, right))
     return out
+
+
+def _leaf_differences(key: str, left: Any, right: Any) -> list[str]:
+    """One line per differing leaf of two values of card field ``key`` (``tasks.savi_egoschema.generation.
+    max_new_tokens: 16 != 32``), so the difference is named however deep it lies."""
+    from savi_plugin.data.fingerprint import flatten
+
+    def shown(value: Any) -> str:
+        text = "(absent)" if value is _ABSENT else json.dumps(value, sort_keys=True)
+        return text if len(text) <= 120 else text[:117] + "..."
+
+    if not (isinstance(left, dict) and isinstance(right, dict)):
+        return [f"{key}: {shown(left)} != {shown(right)}"]
+    a, b = flatten(left, key + "."), flatten(right, key + ".")
+    return [f"{leaf}: {shown(a.get(leaf, _ABSENT))} != {shown(b.get(leaf, _ABSENT))}" for leaf in sorted(set(a) | set(b))
+            if a.get(leaf, _ABSENT) != b.get(leaf, _ABSENT)]
+
+
+_ABSENT = object()
