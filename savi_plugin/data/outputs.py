@@ -1892,8 +1892,8 @@ def _stray_sidecar(path: Path) -> Path | None:
 def check_place(output: str | Path, inputs: Mapping[str, str | Path | None] | None = None, *,
                 output_name: str = "output", folder: bool = False,
                 input_files: Mapping[str, Iterable[str | Path]] | None = None) -> None:
-    """Refuse, as a configuration error (exit 2), an output whose place no job may write, whatever is there: below
-    a file (:func:`folder_above_error`), a name too long for its sidecars (:func:`name_length_error`), equal to,
+    """Refuse, as a configuration error (exit 2), an output whose place no job may write, whatever is there: ``-``
+    (standard output to many tools), below a file (:func:`folder_above_error`), a name too long for its sidecars (:func:`name_length_error`), equal to,
     inside or around an input (:func:`check_distinct`, :func:`check_not_any`), or inside a training checkpoint
     (:func:`check_not_in_checkpoint`); and, as not ours (exit 1), a FIFO, device or link savi would replace
     (:func:`special_kind`, :func:`link_problem`), a folder where a file is needed or the reverse, or a name that is
@@ -1901,6 +1901,9 @@ def check_place(output: str | Path, inputs: Mapping[str, str | Path | None] | No
     asks, and the whole check of an output no mark claims (``savi eval run``'s ``--output_path``, shared between
     lmms-eval runs)."""
     path = Path(output)
+    if str(output) == "-":  # standard output to most tools; savi writes files, so one named `-` is asked as ./-
+        raise ConfigurationError(f"-: {output_name} '-' names standard output to many tools, and savi writes a "
+                                 f"{'folder' if folder else 'file'} here; for one named '-' write ./-")
     refused = folder_above_error(path, output_name) or name_length_error(path, folder, output_name)
     if refused is not None:
         raise refused

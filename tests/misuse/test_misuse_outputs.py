@@ -378,6 +378,19 @@ def test_an_output_below_a_file_is_one_configuration_line_naming_the_file(writer
     assert snapshot(world) == inputs
 
 
+@pytest.mark.parametrize("writer", list(BELOW_A_FILE_WRITERS))
+def test_an_output_named_dash_is_one_configuration_line_and_writes_nothing(writer, world, tmp_path, monkeypatch,
+                                                                           capsys):
+    """Pass 17 B #49: ``savi recipes cp tiny_demo -`` wrote a file named ``-`` (standard output to most tools)."""
+    argv, _ = BELOW_A_FILE_WRITERS[writer]
+    monkeypatch.chdir(tmp_path)
+    inputs = snapshot(world)
+    code, _, err = savi(capsys, *argv(world, "-"))
+    assert code == 2, err
+    assert_one_line_error(err, "-: ", "must be a .png file" if writer == "plot" else "names standard output")
+    assert list(tmp_path.iterdir()) == [] and snapshot(world) == inputs
+
+
 @pytest.mark.parametrize("writer", [w for w, s in WRITERS.items() if s.cheap or w == "inspect"])
 @pytest.mark.parametrize("what", ["a user's file", "a folder"])
 def test_a_users_file_named_like_the_outputs_lock_is_never_emptied_or_removed(writer, what, world, tmp_path, capsys):
