@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -307,8 +308,10 @@ def apply_overrides(recipe: dict, overrides: list[str], schema: type | None = No
     """Set each ``key.path=value`` in a copy of ``recipe`` (a mapping value merges into a mapping); ``schema``:
     see :func:`parse_override`; ``origins`` (when given) records the override as the source of what it set."""
     out = copy.deepcopy(recipe)
+    given: dict[str, str] = {}  # key path -> the override that last set it
     for text in overrides:
         keys, value = parse_override(text, schema)
+        _say_replaced(given, ".".join(keys), text)
         node = out
         for k in keys[:-1]:
             node = node.setdefault(k, {})
@@ -320,6 +323,21 @@ def apply_overrides(recipe: dict, overrides: list[str], schema: type | None = No
         if origins is not None:
             set_origin(origins, ".".join(keys), value, override_source(text))
     return out
+
+
+#: the override pairs already said to replace one another in this process (a command loads its recipe more than once)
+_SAID_REPLACED: set[tuple[str, str]] = set()
+
+
+def _say_replaced(given: dict[str, str], key: str, text: str) -> None:
+    """Warn, once per process, that override ``text`` replaces an earlier one of the same key path: the last one
+    given wins (scripts append an override to a base command line), and the user sees which was dropped."""
+    earlier = given.get(key)
+    given[key] = text
+    if earlier is not None and earlier != text and (earlier, text) not in _SAID_REPLACED:
+        _SAID_REPLACED.add((earlier, text))
+        logging.getLogger(__name__).warning("override %r replaces the earlier %r (the last one given is used)",
+                                            text, earlier)
 
 
 def check_generator_options(generator: str, options: dict[str, Any], prefix: str = "generate.options",

@@ -126,6 +126,20 @@ def test_a_loss_hyperparameter_the_chosen_loss_does_not_read_is_said(caplog):
     assert any("train.alpha=0.7 is not used by loss 'dpo'" in m for m in said), said
 
 
+def test_an_override_given_twice_is_the_last_and_says_which_it_replaced(caplog):
+    """Pass 17 B #36: ``train.beta=0.1 train.beta=0.2`` used 0.2 with no word; the last still wins (scripts append
+    an override to a base command line), said once per process however often the recipe is loaded."""
+    import logging
+
+    with caplog.at_level(logging.WARNING, logger="savi_plugin.recipe"):
+        for _ in range(2):
+            recipe = load_recipe("tiny_demo", ["train.beta=0.1", "train.alpha=0.2", "train.beta=0.3"])
+            assert recipe.train["beta"] == 0.3 and recipe.train["alpha"] == 0.2
+        load_recipe("tiny_demo", ["train.beta=0.3", "train.beta=0.3"])  # the same text twice changes nothing
+    said = [r.getMessage() for r in caplog.records if r.name == "savi_plugin.recipe"]
+    assert said == ["override 'train.beta=0.3' replaces the earlier 'train.beta=0.1' (the last one given is used)"]
+
+
 def test_a_recipe_key_no_step_reads_is_unknown():
     """`model.adapter` was declared but read by no step: train, ablate and align took it and ignored it (a fresh
     LoRA where the user meant to continue one: red team 4). A key is declared only where a step reads it."""
