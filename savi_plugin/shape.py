@@ -67,8 +67,9 @@ class Count(Shape):
         return f"a whole number >= {self.low}"
 
     def problem(self, value: Any, at: str) -> str | None:
-        if isinstance(value, float):
-            return _said(at, f"{shown(value)} is not a whole number (a count)")
+        if isinstance(value, float):  # 4.0 included: no writer of a count writes one
+            return _said(at, f"{shown(value)} is written as a decimal number; a count is written as a whole "
+                             f"number (4, not 4.0)")
         if isinstance(value, bool) or not isinstance(value, int):
             return self._wrong_kind(value, at)
         if value < self.low:

@@ -819,7 +819,10 @@ def _two_adapters() -> dict:
     (lambda t: t["card"]["adapters"]["aligned"].update(extra=1), "card.adapters.aligned.extra: not a field of an "
                                                                   "adapter's entry"),
     # pass 15 C #13
-    (lambda t: t["card"].update(items=8.5), "card.items: 8.5 is not a whole number"),
+    (lambda t: t["card"].update(items=8.5), "card.items: 8.5 is written as a decimal number; a count is written as "
+                                            "a whole number (4, not 4.0)"),
+    # pass 17 B #30: "16777216.0 is not a whole number" of a whole value written as a decimal number
+    (lambda t: t["card"].update(items=8.0), "card.items: 8.0 is written as a decimal number"),
     (lambda t: t["rows"][0].update(no_video_base=3), "rows[0].excluded: 0 items left out, yet 3 had no usable "
                                                       "video in the base run and 0 in the aligned run"),
     (lambda t: t["rows"][0].update(excluded=2, no_video_base=1, no_video_aligned=0, n=1, base=0.0, aligned=0.0,
