@@ -269,15 +269,51 @@ def _resume_argument(resume: bool | str | None, output_dir: Path, run_config: di
             raise ForeignCheckpointError(f"{resume}: not a checkpoint of this run (its {CHECKPOINT_FILE} is missing "
                                          f"or names another configuration); resume from one of {output_dir}")
         check_contents(resume, identity)
+        _check_not_past_the_end(resume, run_config["training"])
         return resume
     if resume:
         if last is None:
             log.warning("--resume: %s has no complete checkpoint of this run; training from the start", output_dir)
+        else:
+            _check_not_past_the_end(last, run_config["training"])
         return last
     if last is not None and not (output_dir / REPORT_FILE).exists():
+        _check_not_past_the_end(last, run_config["training"])
         log.info("%s holds an unfinished run of this configuration: continuing from %s", output_dir, last)
         return last
     return None
+
+
+def _check_not_past_the_end(checkpoint: str | Path, training: dict[str, Any]) -> None:
+    """Refuse to continue from ``checkpoint`` when it lies past the end this configuration asks for (``max_steps``,
+    or ``num_train_epochs`` when ``max_steps`` is unset): the Trainer would train nothing and the run would end
+    with the checkpoint's adapter, trained longer than its mark and report say. A run is extended, never shortened.
+
+    Raises:
+        ForeignCheckpointError: naming the checkpoint, its step or epoch, and the setting.
+    """
+    from savi_plugin.data.files import read_json
+
+    try:
+        state = read_json(Path(checkpoint) / "trainer_state.json")
+        step, epoch = int(state["global_step"]), float(state.get("epoch") or 0.0)
+    except (OSError, ValueError, TypeError, KeyError):
+        return  # a torn state: the checkpoint is not complete, and last_complete_checkpoint did not choose it
+    max_steps, epochs = training.get("max_steps", -1), training.get("num_train_epochs")
+    if isinstance(max_steps, int) and max_steps > 0:
+        if step > max_steps:
+            past = f"at step {step}, past train.max_steps={max_steps}"
+            remedy = f"give train.max_steps >= {step}"
+        else:
+            return
+    elif isinstance(epochs, (int, float)) and epoch > epochs + 1e-6:
+        past = f"at epoch {epoch:g}, past train.num_train_epochs={epochs:g}"
+        remedy = f"give train.num_train_epochs >= {epoch:g}"
+    else:
+        return
+    raise ForeignCheckpointError(f"{checkpoint}: this run's checkpoint is {past}; a run is extended, never shortened "
+                                 f"(it would end with an adapter of {step} steps): {remedy} to continue it, or "
+                                 f"train into a new output folder")
 
 
 def file_digest(path: str | Path) -> str:

@@ -137,6 +137,26 @@ def test_a_run_killed_after_its_last_checkpoint_resumes_without_a_step_past_max_
     assert saved.keys() == at_one.keys() and all(torch.equal(saved[k], at_one[k]) for k in saved)
 
 
+@pytest.mark.parametrize("how", ["as typed, unfinished", "--resume"])
+@pytest.mark.parametrize("shorter", ["train.max_steps=2", "train.max_steps=-1 train.num_train_epochs=0.5"])
+def test_a_run_is_never_continued_past_the_end_its_configuration_asks_for(how, shorter, finished, tmp_path, capsys):
+    """Pass 18 A #12, #13: a finished 6-step run resumed with ``max_steps=3``, or a run extended to 200 steps and
+    killed at 23 then re-run with ``max_steps=3``, exited 0 with the longer run's adapter while the mark and report
+    said 3. Every way of continuing refuses a checkpoint past the end, one line, before anything is written."""
+    out, argv = _copy(finished, tmp_path)
+    if how == "as typed, unfinished":
+        (out / "train_report.json").unlink()
+    extra = {"as typed, unfinished": [], "--resume": ["--resume"]}[how]
+    before = _files(out)
+    code, err = _savi(capsys, *argv, *extra, *shorter.split())
+    lines = [line for line in err.splitlines() if line.startswith("error: ")]
+    assert code == 2 and len(lines) == 1, err
+    past = "at step 3, past train.max_steps=2" if "max_steps=2" in shorter else "past train.num_train_epochs=0.5"
+    assert f"checkpoint-{STEPS}: this run's checkpoint is " in lines[0] and past in lines[0], lines[0]
+    assert "a run is extended, never shortened" in lines[0]
+    assert _files(out) == before
+
+
 def test_a_checkpoint_used_as_an_adapter_meets_only_its_run_s_base(finished, tiny_qwen2_vl):
     """``--adapter run/checkpoint-N``: the checkpoint's run identity names the base it was trained on, so another
     base is refused as it is for the run's final adapter."""
