@@ -50,7 +50,8 @@ def run(args) -> int:
     if args.dry_run:
         from savi_plugin.pipeline.dry_run import dry_run_train
 
-        say(*dry_run_train(recipe, model=model, data=data, output_dir=output_dir))
+        say(*dry_run_train(recipe, model=model, data=data, output_dir=output_dir,
+                           allow_incomplete_data=args.allow_incomplete_data))
         return 0
     if not data:
         raise ConfigError("data.pairs", "required (or --data)", recipe.source)

@@ -371,8 +371,18 @@ def carried_model(src: str | Path, holder: str | Path) -> dict[str, Any]:
     return {"record_models": {_carried(name, src, holder): n for name, n in models.items()}} if models else {}
 
 
+def shard_part(data: str | Path) -> str | None:
+    """``one shard (0 of 2) of a sharded savi generate run`` when ``data``'s run report is one shard's of several
+    (``--shard i/n``, n > 1: its report is complete for that shard only), else None."""
+    report = run_report(data) or {}
+    shard = report.get("config", {}).get("shard") if isinstance(report.get("config"), dict) else None
+    if (isinstance(shard, list) and len(shard) == 2 and all(type(n) is int for n in shard) and shard[1] > 1):
+        return f"one shard ({shard[0]}/{shard[1]}) of a sharded savi generate run: the other shards' pairs are not in it"
+    return None
+
+
 def check_finished(data: str | Path, *, allow_incomplete: bool = False, flag: str | None = None,
-                   use: str = "") -> str | None:
+                   use: str = "", whole: bool = False) -> str | None:
     """Refuse ``data`` when its generation run is unfinished or its content is not what its report vouches for,
     unless ``allow_incomplete`` (then the reason is returned for the caller to say); warn once when whether its
     run finished cannot be checked (:func:`unvouched_copy`).
@@ -380,15 +390,18 @@ def check_finished(data: str | Path, *, allow_incomplete: bool = False, flag: st
     Args:
         flag: the option that allows it (``--allow-incomplete-data``); None: the command has none.
         use: what the caller would do with it (``train on what is there``).
+        whole: the caller consumes the whole run's pairs (training): one shard of several is refused too
+            (:func:`shard_part`).
 
     Raises:
         UnfinishedDataError: ``<data>: <why>; <remedy>, or pass <flag> to <use>``.
     """
-    why = unfinished_run(data)
+    why = unfinished_run(data) or (shard_part(data) if whole else None)
     if why is not None and not allow_incomplete:
         allow = f", or pass {flag} to {use}" if flag else ""
         report = run_report(data) or {}
-        remedy = ("restore the file its report was written for, or regenerate it" if why.startswith(CHANGED) else
+        remedy = ("merge every shard with savi generate merge and use the merged file" if why.startswith("one shard")
+                  else "restore the file its report was written for, or regenerate it" if why.startswith(CHANGED) else
                   "restore its run report, or regenerate the file" if why.startswith(UNREADABLE) else
                   "restore or regenerate the shards it names and merge again" if "inputs" in report and "missing"
                   in report else "wait for it to finish" if why.startswith("a savi job") else

@@ -180,7 +180,7 @@ def run_ablation(recipe_ref: str, losses: list[str], out: str | Path, *, pairs: 
 
     for pair_file in (data, eval_pairs):  # an unfinished generation run is not trained or judged on
         if pair_file:
-            check_finished(pair_file)
+            check_finished(pair_file, whole=True)
     # new, or an ablation folder of the same runs and pairs (more losses extend it); never an input. Each run is
     # its resolved recipe by content (recipe_identity): the same ablation from another working folder, or with
     # another spelling of the same files, continues; another file content, value or model is refused by key path

@@ -63,13 +63,21 @@ def _train_lines(recipe: Recipe, output_dir: str | Path, notes: list[str]) -> li
 
 
 def dry_run_train(recipe: Recipe, *, model: str | Path, data: str | Path | None,
-                  output_dir: str | Path | None) -> list[str]:
-    """What ``savi train`` would run, as lines; raises ``ConfigError`` for anything the run would refuse."""
+                  output_dir: str | Path | None, allow_incomplete_data: bool = False) -> list[str]:
+    """What ``savi train`` would run, as lines; raises ``ConfigError`` for anything the run would refuse, and
+    the real run's refusal of pairs whose generation run is unfinished or one shard of several
+    (:func:`savi_plugin.data.provenance.check_finished`)."""
     from savi_plugin.config.values import ConfigError
+    from savi_plugin.data.provenance import check_finished
 
     if output_dir is None:
         raise ConfigError("train.output_dir", "required (or --output-dir)", recipe.source)
     notes: list[str] = []
+    if data and Path(data).is_file():
+        why = check_finished(data, allow_incomplete=allow_incomplete_data, flag="--allow-incomplete-data",
+                             use="train on what is there", whole=True)
+        if why is not None:
+            notes.append(f"{data}: {why}; the run trains on what is there (--allow-incomplete-data)")
     lines = [f"recipe: {recipe.source}", _model_line(recipe, model),
              f"data: {_where(data) if data else 'not set (data.pairs or --data; the real run needs it)'}"]
     lines += _train_lines(recipe, output_dir, notes)

@@ -388,7 +388,7 @@ def check_pairs_source(data: str | Path, model: str | Path, *, allow_incomplete:
     from savi_plugin.data.provenance import check_finished, made_by, record_models
 
     why = check_finished(data, allow_incomplete=allow_incomplete, flag="--allow-incomplete-data",
-                         use="train on what is there")
+                         use="train on what is there", whole=True)
     if why is not None:
         log.warning("%s: %s; training on what is there (--allow-incomplete-data)", data, why)
     own = "a preference method trains on its own model's answers"

@@ -796,6 +796,31 @@ def test_training_on_an_unfinished_generation_run_is_refused_unless_allowed(gene
     assert_one_line_error(err, str(out), "has not finished")
 
 
+@pytest.mark.parametrize("command", ["train", "ablate"])
+def test_training_on_one_shard_of_a_sharded_run_is_refused_unless_allowed(command, world, tmp_path, capsys):
+    """Pass 18 A #15: ``savi train --data pairs.shard-00000-of-00002.jsonl`` trained on half the pairs with no word
+    (the shard's report is complete for its shard). A trainer consumes the whole run's pairs: one shard of several
+    is refused like an unfinished run, naming the merge; ``--allow-incomplete-data`` trains on it, said."""
+    shutil.copytree(world / "model", tmp_path / "model")
+    code, _, err = savi(capsys, "generate", "--model", tmp_path / "model", "--input", world / "data/qa.jsonl",
+                        "--output", tmp_path / "pairs.jsonl", "--shard", "0/2", *GEN)
+    assert code == 0, err
+    (shard,) = tmp_path.glob("pairs.shard-00000-of-00002.jsonl")
+    argv = {"train": ["train", world / "data/train.yaml", "--data", shard, "--output-dir", tmp_path / "t"],
+            "ablate": ["ablate", world / "data/train.yaml", "--pairs", shard, "--losses", "dpo", "--no-benchmarks",
+                       "--out", tmp_path / "t"]}[command]
+    code, _, err = savi(capsys, *argv)
+    assert code == 1 and not (tmp_path / "t").exists(), err
+    assert_one_line_error(err, f"{shard}: one shard (0/2) of a sharded savi generate run",
+                          "merge every shard with savi generate merge")
+    if command == "train":  # the dry run refuses it too, and with the flag says what the run will do
+        code, _, err = savi(capsys, *argv, "--dry-run")
+        assert code == 1, err
+        assert_one_line_error(err, f"{shard}: one shard (0/2) of a sharded savi generate run")
+        code, out, err = savi(capsys, *argv, "--allow-incomplete-data", "--dry-run")
+        assert code == 0 and f"note: {shard}: one shard (0/2)" in out, (out, err)
+
+
 @pytest.mark.parametrize("state", ["report says incomplete", "still running"])
 def test_converting_an_unfinished_generation_run_is_refused_unless_allowed(state, generated, tmp_path, capsys,
                                                                           caplog):
