@@ -461,6 +461,10 @@ def atomic_path(path: str | Path, suffix: str = "") -> Iterator[Path]:
         full = disk_error(exc, path) if isinstance(exc, Exception) else None
         if full is not None:
             raise full from None
+        if isinstance(exc, OSError) and str(tmp) in (str(exc.filename), str(exc.filename2)):
+            # a file that cannot be replaced (immutable, a folder without write permission): said of the
+            # destination, never of the temporary name that no longer exists
+            raise OSError(exc.errno, f"{exc.strerror or exc} (savi could not write or replace it)", str(path)) from None
         raise
 
 

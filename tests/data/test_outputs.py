@@ -55,6 +55,28 @@ def test_a_full_disk_names_the_destination_and_leaves_no_temporary(code, tmp_pat
     assert list((tmp_path / "sub").iterdir()) == []
 
 
+@pytest.mark.parametrize("code", [errno.EPERM, errno.EACCES, errno.EROFS])
+@pytest.mark.parametrize("at", ["replace", "open"])
+def test_a_file_that_cannot_be_written_or_replaced_is_named_not_its_temporary(code, at, tmp_path, monkeypatch):
+    """Pass 18 A #10: a mark made immutable (``chattr +i``) was reported as ``.p.jsonl.savi-output.json.8689.
+    ef6779ff.tmp: Operation not permitted``, a name that no longer exists. The error names the destination."""
+    dst = write_json(tmp_path / "report.json", {"old": True})
+    real_open = open
+
+    def refused(src, dst_=None, *args, **kwargs):
+        if at == "open" and ".tmp" not in str(src):
+            return real_open(src, dst_, *args, **kwargs) if dst_ is not None else real_open(src, *args, **kwargs)
+        raise OSError(code, os.strerror(code), str(src), *([str(dst_)] if at == "replace" else []))
+
+    monkeypatch.setattr(os, "replace", refused) if at == "replace" else monkeypatch.setattr("builtins.open", refused)
+    with pytest.raises(OSError) as info:
+        write_json(dst, {"new": True})
+    monkeypatch.undo()
+    assert info.value.errno == code and info.value.filename == str(dst), info.value
+    assert ".tmp" not in str(info.value) and os.strerror(code) in str(info.value)
+    assert json.loads(dst.read_text()) == {"old": True} and [p.name for p in tmp_path.iterdir()] == ["report.json"]
+
+
 def test_disk_error_reads_torch_and_safetensors_disguises(tmp_path):
     err = outputs.disk_error(RuntimeError("basic_ios::clear: iostream error"), tmp_path / "adapter")
     assert err.errno == errno.ENOSPC and err.filename == str(tmp_path / "adapter")
