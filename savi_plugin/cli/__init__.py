@@ -328,7 +328,8 @@ def terminate_as_interrupt():
     fails as ``ImportError: initialization failed`` when Ctrl-C lands in it) is still reported as the
     interruption. A SIGHUP that is ignored when the command starts (``nohup savi train ...``) stays ignored, and so
     does a SIGHUP or SIGQUIT with a handler someone else installed; SIGQUIT's default action (a core dump, no line,
-    the lock file left) becomes the same clean stop as SIGTERM's."""
+    the lock file left) becomes the same clean stop as SIGTERM's. A stop that lands in a finalizer, where Python
+    ignores exceptions, is raised again (``sys.unraisablehook``)."""
     import threading
 
     global _stop_signal
@@ -351,9 +352,25 @@ def terminate_as_interrupt():
     defaults = [signum for signum in defaults if signal.getsignal(signum) is signal.SIG_DFL]
     for signum in defaults:
         signal.signal(signum, stop)
+    previous_hook = sys.unraisablehook
+
+    def redeliver(unraisable) -> None:
+        """A stop raised inside a finalizer (a library's ``__del__``, a weakref callback) is printed and ignored by
+        Python, and the command would go on: the signal is sent again from a thread a moment later, once the
+        finalizer has returned, to land where it can stop the command (again, should it land in a finalizer)."""
+        if isinstance(unraisable.exc_value, KeyboardInterrupt) and _stop_signal is not None:
+            again = threading.Timer(0.05, os.kill, (os.getpid(), _stop_signal))
+            again.daemon = True
+            again.start()
+            return
+        previous_hook(unraisable)
+
+    sys.unraisablehook = redeliver
     try:
         yield
     finally:
+        if sys.unraisablehook is redeliver:
+            sys.unraisablehook = previous_hook
         signal.signal(signal.SIGTERM, previous_term)
         if previous_int is signal.default_int_handler:
             signal.signal(signal.SIGINT, previous_int)

@@ -18,6 +18,7 @@ import multiprocessing
 import os
 import random
 import signal
+import sys
 import time
 from pathlib import Path
 
@@ -356,6 +357,53 @@ def test_a_stop_that_lands_inside_an_import_is_still_the_stop(signum, code, said
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the boundary's handlers are gone
     assert run_guarded(lambda: (_ for _ in ()).throw(ImportError("initialization failed")), "generate") == 1
     assert "error: ImportError: initialization failed" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("signum, code, said", [(signal.SIGINT, 130, "interrupted"),
+                                                 (signal.SIGTERM, 143, "terminated (SIGTERM)"),
+                                                 (signal.SIGHUP, 129, "hung up (SIGHUP)")], ids=["INT", "TERM", "HUP"])
+def test_a_stop_that_lands_inside_a_finalizer_still_stops_the_command(signum, code, said, capsys):
+    """Pass 18 A #16: a SIGTERM that landed in ``regex``'s ``SetBase.__del__`` was printed as "Exception ignored in"
+    and swallowed: the generation went on to finish all 400 items. A stop raised inside a finalizer is raised again
+    where it can stop the command; an error in a finalizer stays Python's to print and ignore."""
+    import gc
+
+    from savi_plugin.cli import run_guarded
+
+    went_on = []
+
+    class Finalized:
+        def __del__(self):
+            os.kill(os.getpid(), signum)
+            for _ in range(100_000):  # the handler runs here, inside the finalizer
+                pass
+
+    def generating():
+        Finalized()
+        gc.collect()
+        time.sleep(1)  # where the stop lands again at the latest
+        went_on.append(True)
+        return 0
+
+    assert run_guarded(generating, "generate") == code
+    err = capsys.readouterr().err
+    assert not went_on and err.strip().splitlines()[-1] == f"{said}: nothing was written; re-run the command", err
+
+    class Failing:
+        def __del__(self):
+            raise ValueError("a library's own finalizer error")
+
+    def plain():
+        Failing()
+        return 0
+
+    seen = []
+    previous, sys.unraisablehook = sys.unraisablehook, lambda unraisable: seen.append(unraisable.exc_value)
+    try:
+        assert run_guarded(plain, "generate") == 0
+    finally:
+        sys.unraisablehook = previous
+    assert [str(exc) for exc in seen] == ["a library's own finalizer error"]  # passed on to the hook before ours
 
 
 def test_a_hangup_ignored_when_the_command_starts_stays_ignored():
