@@ -118,6 +118,24 @@ def test_qwen_frames_are_one_second_per_temporal_patch(tiny_qwen2_5_vl, tiny_qwe
     assert np.diff(stamps).tolist() == pytest.approx([1.0] * 3)
 
 
+@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("height, width", [(3, 64), (1, 64), (64, 3), (3, 3)])
+def test_a_frame_1_or_3_pixels_on_a_side_is_read_as_its_rows_not_as_colour_channels(family, height, width, request):
+    """Pass 18 B #4: a 64x3 clip's (T, 3, 64, 3) frames were guessed channels-first by the processor: its rows read
+    as colours, the model answered a scrambled frame. The backend says the frames are channels-last, so the pixels
+    are the ones the same frames give when handed over channels-first, where nothing is guessed."""
+    import numpy as np
+
+    lm = load_backend(request.getfixturevalue(family), num_frames=4)
+    frames = np.random.default_rng(height * width).integers(0, 256, (4, height, width, 3), dtype=np.uint8)
+    ours = lm.encode([frames], ["q"])
+    channels_first = np.ascontiguousarray(frames.transpose(0, 3, 1, 2))
+    told = lm.processor(text=[lm.prompt("q")], videos=[channels_first], return_tensors="pt", padding=True,
+                        padding_side="left", input_data_format="channels_first", **lm.processor_kwargs())
+    key = next(k for k in ours if k.startswith("pixel_values"))
+    assert torch.equal(ours[key], told[key])
+
+
 @pytest.mark.parametrize("damage", ["truncated weights", "config that lies"])
 def test_a_broken_checkpoint_is_one_line_and_leaves_nothing(damage, tiny_llava_onevision, synthetic_samples, tmp_path,
                                                             monkeypatch, capsys):
