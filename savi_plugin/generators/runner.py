@@ -390,6 +390,25 @@ def _check_known_items(path: Path, rows: dict[str, dict[str, Any]], input_ids: s
         _refuse_row(path, foreign, "is not among the input's items")
 
 
+def _check_within_limit(out_path: Path, rows: dict[str, dict[str, Any]], in_scope: set[str], limit: int | None,
+                        stored_limit: int | None) -> None:
+    """Refuse a ``--limit`` below what the output already holds (a run of 6 items re-run with ``--limit 3``): its
+    mark and report would say 3 items while the file holds 6. A run is extended, never shortened (``--limit`` may
+    grow, as ``max_steps`` may).
+
+    Raises:
+        ConfigMismatchError: naming the output, how many items lie beyond the limit, and the earlier limit.
+    """
+    from savi_plugin.data.fingerprint import ConfigMismatchError
+
+    beyond = set(rows) - in_scope
+    if limit is not None and beyond:
+        earlier = "no --limit" if stored_limit is None else f"--limit {stored_limit}"
+        raise ConfigMismatchError(f"{out_path}: holds {len(beyond)} item(s) beyond --limit {limit} (it was made with "
+                                  f"{earlier}): a run is extended, never shortened; give the earlier limit or more, "
+                                  f"or write to a new output")
+
+
 #: the reasons the runner finds from an item's input alone, each with the test that it still holds, and what a row
 #: claiming it while the test fails contradicts (decode failures would need the video decoded again)
 _INPUT_REASONS: dict[str, tuple[Callable[[InputItem, str | Path | None], bool], str]] = {
@@ -676,6 +695,8 @@ def _run_locked(gen, model, mine, config, base_meta, out_path, prog_path, index,
     check_same_config(stored, config, output=out_path, stored_at=prog_path, ignore=_RESUMABLE_CHANGES + _BY_IDENTITY,
                       remedy="write to a new output or delete the old files")
     _check_known_items(prog_path, rows, input_ids)
+    _check_within_limit(out_path, rows, {item.id for _, chunk in mine for item in chunk}, config["limit"],
+                        (stored or {}).get("limit"))
     _check_skips_hold(prog_path, rows, {item.id: item for _, chunk in mine for item in chunk}, data_root)
     repair_truncated_tail(out_path)  # a torn last line is a crash's, cut as the writer does
     _check_output_lines(out_path)

@@ -774,6 +774,24 @@ def test_an_output_at_an_inputs_own_sidecar_name_is_an_output_in_its_input(kind,
     assert (target.read_bytes() if target.exists() else None) == before
 
 
+def test_a_finished_generation_re_run_with_a_smaller_limit_is_refused_and_a_larger_one_continues(generated,
+                                                                                                  capsys):
+    """Pass 18 A #24: a finished 6-item run re-run with ``--limit 3`` exited 0 and its mark and report said 3
+    items while the file held 6. A limit may grow (extend the run), never shrink below what the output holds."""
+    out, _ = generated
+    files = sorted(out.parent.glob("pairs.jsonl*"))
+    before = {p.name: p.read_bytes() for p in files}
+    code, _, err = savi(capsys, "generate", "--model", out.parent / "model", "--input", out.parent / "qa.jsonl",
+                        "--output", out, *GEN, "--limit", "1")
+    assert code == 1, err
+    assert_one_line_error(err, f"{out}: holds 1 item(s) beyond --limit 1 (it was made with no --limit): a run is "
+                               f"extended, never shortened")
+    assert {p.name: p.read_bytes() for p in files} == before
+    code, _, err = savi(capsys, "generate", "--model", out.parent / "model", "--input", out.parent / "qa.jsonl",
+                        "--output", out, *GEN, "--limit", "2")
+    assert code == 0, err  # the whole input: nothing beyond it
+
+
 def test_resume_after_the_stored_configuration_was_removed_is_refused(generated, capsys):
     out, _ = generated
     out.with_name(out.name + ".savi-output.json").unlink()
