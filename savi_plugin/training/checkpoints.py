@@ -82,12 +82,13 @@ def read_identity(checkpoint: str | Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) and isinstance(data.get("run"), str) else None
 
 
-def state_step(checkpoint: str | Path) -> int | None:
-    """The step ``checkpoint``'s ``trainer_state.json`` (written last by the Trainer) names, or None (absent or
-    torn)."""
+def state_step(checkpoint: str | Path, with_epoch: bool = False) -> int | tuple[int, float] | None:
+    """The step ``checkpoint``'s ``trainer_state.json`` (written last by the Trainer) names (with ``with_epoch``:
+    ``(step, epoch)``), or None (absent or torn)."""
     try:
         state = read_json(Path(checkpoint) / "trainer_state.json")
-        return int(state["global_step"])
+        step = int(state["global_step"])
+        return (step, float(state.get("epoch") or 0.0)) if with_epoch else step
     except DocumentTooLarge:
         raise
     except (OSError, ValueError, TypeError, KeyError):

@@ -292,13 +292,12 @@ def _check_not_past_the_end(checkpoint: str | Path, training: dict[str, Any]) ->
     Raises:
         ForeignCheckpointError: naming the checkpoint, its step or epoch, and the setting.
     """
-    from savi_plugin.data.files import read_json
+    from savi_plugin.training.checkpoints import state_step
 
-    try:
-        state = read_json(Path(checkpoint) / "trainer_state.json")
-        step, epoch = int(state["global_step"]), float(state.get("epoch") or 0.0)
-    except (OSError, ValueError, TypeError, KeyError):
-        return  # a torn state: the checkpoint is not complete, and last_complete_checkpoint did not choose it
+    position = state_step(checkpoint, with_epoch=True)
+    if position is None:  # a torn state: the checkpoint is not complete, and last_complete_checkpoint did not choose it
+        return
+    step, epoch = position
     max_steps, epochs = training.get("max_steps", -1), training.get("num_train_epochs")
     if isinstance(max_steps, int) and max_steps > 0:
         if step > max_steps:
