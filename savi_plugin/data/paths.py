@@ -76,30 +76,46 @@ def is_within(path: str | Path, root: str | Path) -> bool:
         return False
 
 
+def stored_path_problem(stored: str) -> str | None:
+    """What makes a path stored in a file unreadable the same way by everyone, or None: one starting with ``~``
+    (a home folder differs between users, machines and ranks, and savi never writes one), which is not expanded
+    and refused by every reader of a record's video (:func:`resolve_video_path`,
+    :func:`~savi_plugin.data.record.validate_record`)."""
+    if stored.startswith("~"):
+        return (f"path {stored!r} starts with '~', which savi does not expand in a file (a stored path is relative "
+                f"to the file's folder, or absolute, whoever reads it): write it absolute, or './{stored}' for a "
+                f"folder named '~'")
+    return None
+
+
 def resolve_video_path(video: str, base: str | Path, *, confine: bool = False, file: str = "<memory>",
                        line: int | None = None, field: str = "video") -> Path:
     """The file a record's ``video`` value names.
 
     Args:
-        video: the path as written in the record (relative, absolute, or starting with ``~``).
+        video: the path as written in the record (relative or absolute; one starting with ``~`` is refused).
         base: the folder relative paths are resolved against: the data root when one is set, otherwise
             the caller's default (e.g. the folder of the manifest or preference file).
         confine: True when ``base`` is a data root the user set: the resolved path must stay inside it.
         file, line, field: where ``video`` came from, named in every error.
 
     Returns:
-        ``base / video`` for a relative ``video`` (``~`` expanded first), else ``video`` itself; not
+        ``base / video`` for a relative ``video``, else ``video`` itself; not
         normalised, so messages show the path the way the record wrote it.
 
     Raises:
-        DataError: ``video`` is not a non-empty string or contains a NUL byte.
+        DataError: ``video`` is not a non-empty string, contains a NUL byte or starts with ``~`` (a home folder
+            differs between users and machines, so a file naming one would read differently for each).
         PathEscapeError: with ``confine``, the path resolves outside ``base``.
     """
     if not isinstance(video, str) or not video.strip():
         raise DataError(file, line, field, "expected a non-empty path string")
     if "\x00" in video:
         raise DataError(file, line, field, "path contains a NUL byte")
-    path = Path(video).expanduser()
+    problem = stored_path_problem(video)
+    if problem:
+        raise DataError(file, line, field, problem)
+    path = Path(video)
     if not path.is_absolute():
         path = Path(base) / path
     if confine and not is_within(path, base):
@@ -180,10 +196,11 @@ def path_from_file(stored: str | Path, holder: str | Path) -> Path:
     """The path a file ``holder`` names with ``stored`` (the inverse of :func:`path_for_file`).
 
     A relative ``stored`` is joined to ``holder``'s folder (:func:`file_folder`: a symlink is followed to its
-    file); an absolute one (or one starting with ``~``) is kept. The result is relative to the working folder
-    exactly when ``holder`` is (and is not a link).
+    file); an absolute one is kept. The result is relative to the working folder
+    exactly when ``holder`` is (and is not a link). A stored ``~`` is a name like any other (savi never writes one):
+    a file reads the same whoever reads it.
     """
-    path = Path(stored).expanduser()
+    path = Path(stored)
     return path if path.is_absolute() else file_folder(holder) / path
 
 
@@ -210,7 +227,7 @@ def shown_from_file(stored: Any, holder: str | Path) -> str:
     if not isinstance(stored, (str, Path)) or not str(stored):
         return repr(stored)
     found = path_from_file(stored, holder)
-    if not Path(str(stored)).expanduser().is_absolute() and not os.path.exists(found):
+    if not Path(str(stored)).is_absolute() and not os.path.exists(found):
         return (f"{stored} (as {holder} names it; nothing of that name beside it, at {from_here(found)}: a hub "
                 f"id, or a path stored relative to another folder)")
     return from_here(found)
@@ -286,7 +303,7 @@ def configuration_from_file(stored: dict[str, Any], holder: str | Path, keys: Pa
     that may be a hub id and names nothing beside ``holder`` is kept as stored."""
     def read(value: str, is_name: bool) -> str:
         found = os.path.normpath(os.path.abspath(path_from_file(value, holder)))
-        if is_name and not Path(value).expanduser().is_absolute() and not os.path.exists(found):
+        if is_name and not Path(value).is_absolute() and not os.path.exists(found):
             return value
         return found
 

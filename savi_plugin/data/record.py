@@ -200,6 +200,10 @@ def validate_record(obj: Any, file: str = "<memory>", line: int | None = None) -
     for name in (*REQUIRED_FIELDS, *OPTIONAL_STR_FIELDS):  # every text of the record, ids and paths included:
         if isinstance(obj.get(name), str):  # `savi inspect` shows them all (an id is a page's title and heading)
             check_plain_text(obj[name], file, line, name)
+    from savi_plugin.data.paths import stored_path_problem
+
+    if isinstance(obj.get("video"), str) and stored_path_problem(obj["video"]):
+        raise DataError(file, line, "video", stored_path_problem(obj["video"]))
     same = sameness(obj["rejected"], obj["chosen"], "chosen")
     if same:
         raise DataError(file, line, "rejected", f"{same}: a pair must differ")

@@ -287,3 +287,37 @@ def test_a_data_file_that_is_not_a_file_is_named_as_what_it_is(reader, kind, tmp
     named = NAMED.get(kind, "is a character device")
     assert f"{path}:" in out + err and named in out + err, out + err
     assert not (folder / "out.jsonl").exists() and not (folder / "site").exists()
+
+
+@pytest.mark.parametrize("command", ["generate", "validate", "inspect"])
+def test_a_stored_video_path_starting_with_a_tilde_is_refused_not_read_from_the_home_folder(command, tmp_path,
+                                                                                           tiny_llava_onevision,
+                                                                                           monkeypatch, capsys):
+    """Pass 18 B #11: a manifest's ``~/a.mp4`` was read from ``$HOME/a.mp4`` (another clip), not from the ``~``
+    folder beside it; under another user or rank it names another file again. A file reads the same whoever
+    reads it: a stored path starting with ``~`` is one line at ``file:line:video`` before any work."""
+    monkeypatch.chdir(tmp_path)
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    (tmp_path / "~").mkdir()
+    beside, elsewhere = clip(tmp_path / "~" / "a.mp4", frames=8, seed=1), clip(home / "a.mp4", frames=8, seed=2)
+    records = ([qa_item("q0", "~/a.mp4")] if command == "generate" else [pair("p0", "~/a.mp4")])
+    write_jsonl(tmp_path / "in.jsonl", records)
+    argv = {"generate": ["generate", "--generator", "rrpo", "--model", tiny_llava_onevision, "--input", "in.jsonl",
+                         "--output", "out.jsonl", "--num-frames", "4", "--no-progress"],
+            "validate": ["data", "validate", "in.jsonl"],
+            "inspect": ["inspect", "in.jsonl", "--out", "site", "--no-progress"]}[command]
+    before = sorted(p.name for p in tmp_path.iterdir())
+    code, out, err = savi(capsys, *argv)
+    if command == "inspect":  # a read-only view: the record is listed as bad on the site, never shown from $HOME
+        assert code == 0 and "1 bad record(s)" in out, (out, err)
+        page = "".join(p.read_text() for p in (tmp_path / "site").glob("index*"))
+        assert "starts with" in page and "does not expand in a file" in page and not list(
+            (tmp_path / "site").rglob("*.mp4"))
+        return
+    assert code != 0, (out, err)
+    said = (err + out).strip().splitlines()
+    assert any("in.jsonl:1:video: path '~/a.mp4' starts with '~', which savi does not expand in a file" in line
+               for line in said), said
+    assert sorted(p.name for p in tmp_path.iterdir()) == before and beside.exists() and elsewhere.exists()
