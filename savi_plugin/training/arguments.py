@@ -162,7 +162,32 @@ def check_train(train: dict[str, Any], prefix: str = "train", source: str | None
     checks); returns the mapping with numbers widened (``1`` -> ``1.0`` for a float field)."""
     train = check_mapping(config_class(), train, prefix, source)
     check_loss(train, prefix, source)
+    check_float32_range(train, prefix, source)
     return train
+
+
+#: the smallest normal float32 (and bfloat16) number: training computes in float32 or lower, where a smaller
+#: non-zero value reads as 0 (``beta: 1e-46``: every loss ln 2, no gradient) or loses its precision
+FLOAT32_TINY = 1.1754943508222875e-38
+
+
+def check_float32_range(train: dict[str, Any], prefix: str = "train", source: str | None = None) -> None:
+    """Refuse a non-zero number of the ``train`` section (``loss_options`` included) below
+    :data:`FLOAT32_TINY` in magnitude: positive in Python's float64, it is 0 or imprecise where training computes.
+
+    Raises:
+        ConfigError: at the key path, naming the value and the bound.
+    """
+    stack = [(prefix, train)]
+    while stack:
+        path, mapping = stack.pop()
+        for key, value in mapping.items():
+            if isinstance(value, dict):
+                stack.append((f"{path}.{key}", value))
+            elif isinstance(value, float) and value != 0 and abs(value) < FLOAT32_TINY:
+                raise ConfigError(f"{path}.{key}", f"{value!r} is below float32's smallest normal number "
+                                                   f"({FLOAT32_TINY:.2e}): training computes in float32 or lower, "
+                                                   f"where it reads as 0 or loses its precision", source)
 
 
 def check_loss(train: dict[str, Any], prefix: str = "train", source: str | None = None) -> None:

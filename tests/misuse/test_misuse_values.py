@@ -24,6 +24,12 @@ RECIPE_CASES = [
     ("train:\n  beta: 0", "train.beta", "must be > 0"),
     ("train:\n  beta: -0.1", "train.beta", "must be > 0"),
     ("train:\n  alpha: -0.01", "train.alpha", "must be >= 0"),
+    # pass 18 B #14: > 0 in Python's float64, 0 in float32: every step at loss ln 2, an adapter that learned nothing
+    ("train:\n  beta: 1.0e-46", "train.beta", "1e-46 is below float32's smallest normal number (1.18e-38)"),
+    ("train:\n  alpha: 1.0e-40", "train.alpha", "below float32's smallest normal number"),
+    ("train:\n  learning_rate: 1.0e-45", "train.learning_rate", "below float32's smallest normal number"),
+    ("train:\n  loss_options:\n    kl_scope: response\n    reward: refined\n  max_grad_norm: 1.0e-39",
+     "train.max_grad_norm", "below float32's smallest normal number"),
     ("lora:\n  r: 0", "lora.r", "must be >= 1, got 0"),
     ("lora:\n  alpha: 0", "lora.alpha", "must be > 0"),
     ("lora:\n  dropout: 1.0", "lora.dropout", "must be >= 0 and < 1"),
