@@ -300,8 +300,11 @@ class SaviVideo(lmms):
             names = [str(p) for p in (pretrained, _none(adapter)) if p]
             raise SettingError(f"savi_video: cannot load {what}: {_first_line(exc, names)}") from None
         self.lmms_frame_rule = settings.frame_rule or FAMILY_FRAME_RULES.get(self.lm.family, "lmms_llava_onevision")
-        log.info("savi_video: {} ({}{}) on {}, {}, {} frames, rank {}/{}", pretrained, type(self.lm).__name__,
-                 f" + adapter {adapter}" if _none(adapter) else "", self._device, dtype, self.num_frames,
+        frames = (f"{self.num_frames} frames" if self.fps is None else f"frames at fps={self.fps:g}" + (
+            f" (at most {self.max_frames})" if self.max_frames is not None else " (as many as that gives)") +
+            f" where a task samples uniformly, else {self.num_frames}")
+        log.info("savi_video: {} ({}{}) on {}, {}, {}, rank {}/{}", pretrained, type(self.lm).__name__,
+                 f" + adapter {adapter}" if _none(adapter) else "", self._device, dtype, frames,
                  self.rank, self.world_size)
 
     @property

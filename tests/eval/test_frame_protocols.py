@@ -178,7 +178,7 @@ def test_fps_under_a_rule_that_takes_a_frame_count_is_said_once(tiny_llava_onevi
     from loguru import logger
 
     lines = []
-    sink = logger.add(lambda message: lines.append(str(message)), level="WARNING", format="{message}")
+    sink = logger.add(lambda message: lines.append(str(message)), level="INFO", format="{message}")
     try:
         model = SaviVideo(pretrained=str(tiny_llava_onevision), num_frames=4, fps=2.0, max_frames=3)
         record = data.records["savi_mvbench_action_sequence"][0]
@@ -188,6 +188,8 @@ def test_fps_under_a_rule_that_takes_a_frame_count_is_said_once(tiny_llava_onevi
         assert len(model.load_visual([video], 4)) <= 3  # uniform: fps applies, capped at max_frames
     finally:
         logger.remove(sink)
+    # pass 18 C #6: the start line said "32 frames" while every clip was sampled at fps
+    assert any("frames at fps=2 (at most 3) where a task samples uniformly, else 4, rank" in line for line in lines)
     said = [line for line in lines if "not used for" in line]
     assert said == ["savi_video: fps=2.0, max_frames=3: not used for frame rule 'midpoints', which samples "
                     "num_frames frames\n"], lines
