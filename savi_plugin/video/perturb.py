@@ -515,9 +515,13 @@ def _main_value(name: str, value: str, part: str) -> dict[str, Any]:
     try:
         if param == "factor":
             return {param: int(value)}
-        lo, sep, hi = value.partition("-")
-        return {param: [float(lo), float(hi)] if sep else float(lo)}
-    except ValueError:
+        try:  # one number (exponents included: 1e-3 is not the range 1e..3)
+            return {param: float(value)}
+        except ValueError:
+            pass
+        cut = next(i for i, ch in enumerate(value) if ch == "-" and i > 0 and value[i - 1] not in "eE")
+        return {param: [float(value[:cut]), float(value[cut + 1:])]}
+    except (StopIteration, ValueError):  # StopIteration: no range dash, and not one number either
         raise ValueError(f"perturbation {name!r}: {param} (the value after ':') must be {takes}, got {value!r}") \
             from None
 
