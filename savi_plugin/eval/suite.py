@@ -398,7 +398,15 @@ def run_suite(plan: SuitePlan, out: str | Path, *, env: dict | None = None, miss
     return table
 
 
+#: what a suite derives from its runs, written last: removed while a run is evaluated again, so a stopped suite
+#: leaves no table of runs it no longer holds (``savi eval compare`` then finds no table, not an old one)
+DERIVED_FILES = ("table.json", "table.md", "card.json", "delta.png")
+
+
 def _run_claimed(plan: SuitePlan, out: Path, env: dict, missing, progress, watch: WatchedFiles | None = None) -> dict:
+    if any(not (out / "runs" / label / "done.json").is_file() for label in plan.models()):
+        for name in DERIVED_FILES:
+            (out / name).unlink(missing_ok=True)
     folders = {label: run_model(plan, label, out, env, progress, watch) for label in plan.models()}
     runs = {label: read_run(folder) for label, folder in folders.items()}
     base = runs.pop(BASE)

@@ -1063,3 +1063,32 @@ def test_a_task_listed_twice_is_a_usage_error_before_anything_runs(tmp_path, cap
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "listed more than once" in err[0], err
     assert not (tmp_path / "out").exists()
+
+
+def test_a_suite_evaluating_a_run_again_retires_its_table_before_it_starts(suite, tmp_path, monkeypatch):
+    """Pass 18 C #13: a suite stopped while re-evaluating a run left its old ``table.json`` and ``card.json``, and
+    ``savi eval compare`` showed them as a finished result. What a suite derives from its runs is removed before a
+    run is evaluated again, and written anew when every run is done."""
+    from savi_plugin.eval import suite as suite_module
+
+    tmp, _, _, _, _, _ = suite
+    other = tmp_path / "suite"
+    shutil.copytree(tmp / "suite", other)
+    (other / "runs" / "aligned" / "done.json").unlink()
+    assert all((other / name).exists() for name in ("table.json", "table.md", "card.json"))
+
+    def stopped(plan, label, out, *args, **kwargs):
+        if label == "aligned":
+            raise KeyboardInterrupt  # Ctrl-C while the adapter's run is evaluated again
+        return out / "runs" / label / "lmms_eval"
+
+    monkeypatch.setattr(suite_module, "run_model", stopped)
+    plan = suite_module.SuitePlan(model=str(tmp / "tiny"), adapters={"aligned": str(tmp / "aligned")}, tasks=TASKS,
+                                  num_frames=4, limit=LIMIT)
+    with pytest.raises(KeyboardInterrupt):
+        suite_module._run_claimed(plan, other, {}, [], None)
+    assert not any((other / name).exists() for name in suite_module.DERIVED_FILES)
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        assert main(["eval", "compare", str(other), str(tmp / "suite")]) == 1
+    assert "no suite table here" in err.getvalue()
