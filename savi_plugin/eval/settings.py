@@ -159,6 +159,11 @@ def parse_setting(cls: type, name: str, value: Any, label: str) -> Any:
                 return int(value)
             if isinstance(value, int):
                 return value
+            if isinstance(value, float) and value.is_integer():  # lmms-eval's parser made '-3' and '1e9' decimals
+                _refuse_out_of_range(cls, name, int(value), label)
+                raise SettingError(f"savi_video: {label} must be a whole number, got {value!r} (lmms-eval reads "
+                                   f"'+4', '-3' and '1e9' as decimal numbers; write it as digits alone, e.g. "
+                                   f"{name}={int(value)})")
             raise ValueError
         number = float(value) if isinstance(value, str) else value
         if isinstance(value, str) and underflow_problem(value, number):  # 1e-400 reads as 0
@@ -167,6 +172,17 @@ def parse_setting(cls: type, name: str, value: Any, label: str) -> Any:
     except (TypeError, ValueError, OverflowError):
         what = "a whole number" if kind is int else "a number"
         raise SettingError(f"savi_video: {label} must be {what}, got {value!r}") from None
+
+
+def _refuse_out_of_range(cls: type, name: str, value: int, label: str) -> None:
+    """Refuse ``value`` by field ``name``'s own rules, when they refuse it (``-3`` for a count >= 1): the range is
+    what is wrong with it, whatever form lmms-eval gave it."""
+    try:
+        build(cls, {name: value})
+    except ConfigError as exc:
+        if exc.path == name:
+            joint = " " if exc.message.startswith("must") else ": "
+            raise SettingError(f"savi_video: {label}{joint}{exc.message}") from None
 
 
 def checked_settings(cls: type, values: dict[str, Any], suffix: str = ""):

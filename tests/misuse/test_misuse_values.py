@@ -210,7 +210,11 @@ SAVI_VIDEO_CASES = [
     ({"num_frames": "32x"}, "num_frames must be a whole number, got '32x'"),
     ({"num_frames": 2.5}, "num_frames must be a whole number, got 2.5"),
     # pass 15 B #46: read as 4 and 1 frames, while a recipe refuses model.num_frames=4.0 (one rule, one answer)
-    ({"num_frames": 4.0}, "num_frames must be a whole number, got 4.0"),
+    ({"num_frames": 4.0}, "num_frames must be a whole number, got 4.0 (lmms-eval reads '+4', '-3' and '1e9' as "
+                          "decimal numbers; write it as digits alone, e.g. num_frames=4)"),
+    # pass 18 C #2: "-3" reaches savi_video as -3.0 and was said not whole; what is wrong with it is its range
+    ({"num_frames": -3.0}, "num_frames must be >= 1, got -3"),
+    ({"max_new_tokens": -1.0}, "max_new_tokens must be >= 1, got -1"),
     ({"num_frames": "4.0"}, "num_frames must be a whole number, got '4.0'"),
     ({"num_frames": "1e0"}, "num_frames must be a whole number, got '1e0'"),
     ({"fps": "1e-400"}, "fps: '1e-400' is too small for a floating-point number (it would read as 0)"),
@@ -270,7 +274,8 @@ def test_savi_video_model_args_as_lmms_eval_parses_them(load_backend_calls):
 @pytest.mark.parametrize("gen_kwargs, message", [
     ({"max_new_tokens": 0}, "max_new_tokens (gen_kwargs) must be >= 1 and <= 1048576, got 0"),
     ({"max_new_tokens": "many"}, "max_new_tokens (gen_kwargs) must be a whole number, got 'many'"),
-    ({"max_new_tokens": 3.0}, "max_new_tokens (gen_kwargs) must be a whole number, got 3.0"),  # as num_frames=4.0
+    ({"max_new_tokens": 3.0}, "max_new_tokens (gen_kwargs) must be a whole number, got 3.0 (lmms-eval reads '+4', "
+                              "'-3' and '1e9' as decimal numbers; write it as digits alone, e.g. max_new_tokens=3)"),
     ({"temperature": "-1"}, "temperature (gen_kwargs) must be >= 0, got -1.0"),
     ({"top_p": 0}, "top_p (gen_kwargs) must be > 0 and <= 1, got 0.0"),
     ({"top_p": 1.5}, "top_p (gen_kwargs) must be > 0 and <= 1, got 1.5"),
