@@ -253,7 +253,11 @@ def _run_locked(recipe, run_dir: Path, iterations: int | None, evaluate) -> dict
         if "next_model" not in it:
             it["next_model"] = on_main(lambda: manifest.stored(merge_adapter(
                 model, manifest.resolved(it["adapter"]), folder / "model", backend)))
+            it["next_model_identity"] = on_main(lambda: model_identity(manifest.resolved(it["next_model"])))
             manifest.save()
+        elif it.get("next_model_identity") is not None:  # kept: still the weights this iteration merged
+            on_main(lambda: _check_kept_model(path_from_file(it["next_model"], manifest.path),
+                                              it["next_model_identity"], i))
         model = manifest.resolved(it["next_model"])
         if recipe.align.eval_every_iteration and ("eval" not in it or it.get("eval_config") != evaluation):
             if "eval" in it:
@@ -283,6 +287,24 @@ def _check_kept_pairs(pairs: Path, iteration: int) -> None:
     if problem:
         raise RunError(f"{pairs}: {problem}; iteration {iteration} of this run was made from the pairs as they "
                        f"were: put the file back, or start over with a new --out")
+
+
+def _check_kept_model(model: Path, stored: dict, iteration: int) -> None:
+    """Refuse to continue a run whose kept iteration's merged model changed since that iteration wrote it (weights
+    copied over it, a file removed), compared by content (:func:`~savi_plugin.data.identity.model_identity`): the
+    next iteration would generate and train from other weights than the run records.
+
+    Raises:
+        RunError: naming the folder and the files that differ.
+    """
+    from savi_plugin.data.identity import identity_differences, same_identity
+    from savi_plugin.errors import RunError
+
+    now = model_identity(model) if model.is_dir() else None
+    if not same_identity(stored, now):
+        what = "it is gone" if now is None else f"its files differ: {identity_differences(stored, now) or 'content'}"
+        raise RunError(f"{model}: iteration {iteration}'s merged model changed since this run wrote it ({what}); the "
+                       f"next iteration would start from other weights: put it back, or start over with a new --out")
 
 
 def _evaluate_fresh(evaluate, recipe, model, out_dir: Path, base_model, evaluation: dict) -> dict:

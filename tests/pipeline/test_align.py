@@ -67,6 +67,25 @@ def test_align_runs_two_iterations_and_resumes(tmp_path, capsys):
     assert len(err) == 1 and err[0].startswith(f"error: {pairs}: it is gone; iteration 0 of this run"), err
     pairs.write_bytes(kept)  # put back: the run is the same again
     assert main(argv) == 0 and (run_dir / "manifest.json").read_text() == before
+    # pass 18 A #26: another model's weights copied over iteration 0's merged model (same size) were generated and
+    # trained from by iteration 1 with exit 0; the merged model is compared by content
+    weights = next((run_dir / "iter_0" / "model").glob("*.safetensors"))
+    merged = weights.read_bytes()
+    weights.write_bytes(merged[:-64] + bytes(64))
+    assert main(argv) == 1
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert len(err) == 1 and err[0].startswith(f"error: {run_dir / 'iter_0' / 'model'}: iteration 0's merged model "
+                                               f"changed since this run wrote it (its files differ: "), err
+    assert weights.name in err[0]
+    weights.write_bytes(merged)
+    assert main(argv) == 0 and (run_dir / "manifest.json").read_text() == before
+    # pass 18 A #27: the merged model removed was looked up on the hub as "iter_0/model"; it is named, gone
+    os.rename(run_dir / "iter_0" / "model", run_dir / "moved")
+    assert main(argv) == 1
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert len(err) == 1 and err[0].startswith(f"error: {run_dir / 'iter_0' / 'model'}: iteration 0's merged model "
+                                               f"changed since this run wrote it (it is gone)"), err
+    os.rename(run_dir / "moved", run_dir / "iter_0" / "model")
 
 
 ALIGN_RUN = """
