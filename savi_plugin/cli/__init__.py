@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import importlib
 import logging
 import os
@@ -577,6 +578,8 @@ def user_error_message(exc: BaseException) -> str | None:
 
     if isinstance(exc, OSError) and exc.errno in DISK_FULL_ERRNOS:
         return disk_full_message(exc.errno, exc.filename)
+    if isinstance(exc, OSError) and exc.errno == errno.ELOOP and exc.filename:
+        return f"{printable(exc.filename)}: is a loop of symbolic links (it names itself); give the file itself"
     if isinstance(exc, OSError) and exc.filename:
         return f"{exc.filename}: {exc.strerror or exc}"
     if isinstance(exc, UnicodeEncodeError) and "surrogates not allowed" in str(exc):
@@ -584,6 +587,10 @@ def user_error_message(exc: BaseException) -> str | None:
         near = text[max(0, exc.start - 30):exc.end + 30].encode("utf-8", "surrogateescape").decode("utf-8", "replace")
         return (f"a file or folder name is not valid UTF-8 (near {near!r}): savi writes names into UTF-8 text "
                 f"(reports, pages); rename it")
+    loop = re.fullmatch(r"Symlink loop from (.+)", str(exc)) if isinstance(exc, RuntimeError) else None
+    if loop:  # pathlib's resolve() of a link that names itself, directly or through others
+        return (f"{printable(loop.group(1).strip(chr(39)))}: is a loop of symbolic links (it names itself); give the "
+                f"file itself")
     if _is_unsafe_pickle(exc):
         return ("refused to load a checkpoint that holds pickled Python objects: savi loads weights with "
                 "torch.load(weights_only=True) only, since unpickling a file can run any code; convert it to "

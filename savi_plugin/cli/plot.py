@@ -20,7 +20,11 @@ def run(args) -> int:
     from savi_plugin.inspection.curves import NoLogHistory, plot_training
 
     if not Path(args.run_dir).is_dir():
-        what = "not found" if not Path(args.run_dir).exists() else "is not a folder"
+        from savi_plugin.data.files import file_problem
+
+        problem = file_problem(args.run_dir, "folder")
+        what = ("not found" if problem == "file not found" else "is not a folder" if problem is None else
+                problem.removesuffix(", not a folder"))
         raise RunError(f"{args.run_dir}: RUN_DIR {what}; give a `savi train` output folder")
     out = Path(args.out) if args.out else Path(args.run_dir) / "training_curves.png"
     if out.suffix.lower() != ".png":

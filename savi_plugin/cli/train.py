@@ -60,7 +60,10 @@ def run(args) -> int:
     check_backend_fits(model, recipe.model.backend, "model.backend", recipe.source)
     forget_deepspeed(recipe_training_args(recipe, output_dir, strict=True))  # what this machine lacks fails now
     if not Path(data).is_file():  # named by the flag or key that gave it: after the recipe's checks, before loading
-        what = "not found" if not Path(data).exists() else "is not a file"
+        from savi_plugin.data.files import file_problem
+
+        problem = file_problem(data, "file")
+        what = "not found" if problem == "file not found" else problem.removesuffix(", not a file")
         if args.data:
             raise ConfigurationError(f"{data}: --data {what}; give a preference JSONL")
         raise ConfigError("data.pairs", f"{data}: {what}; give a preference JSONL (or --data)", recipe.source)

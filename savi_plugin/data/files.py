@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -32,6 +33,8 @@ def file_problem(path: str | Path, what: str = "file") -> str | None:
             return f"is a broken symbolic link (to {os.readlink(path)})"
         return "file not found"
     except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return f"is a loop of symbolic links (to {os.readlink(path)}, which leads back to it)"
         return f"cannot be read ({exc.strerror or exc})"
     if stat.S_ISREG(mode):
         return None

@@ -1404,6 +1404,8 @@ def link_problem(path: str | Path, folder: bool) -> str | None:
     if folder and os.path.isdir(path):
         return None
     if not os.path.exists(path):
+        if os.path.lexists(os.path.join(os.path.dirname(path), target)):  # the target is a link that leads back
+            return f"is a loop of symbolic links (to {target}, which leads back to it)"
         return f"is a symbolic link to {target}, which does not exist"
     return (f"is a symbolic link (to {target}); writing it would replace the link, not its target: give the "
             f"target's own path, or another")
