@@ -102,6 +102,17 @@ def test_the_training_dataset_names_a_non_file_video(kind, specials, tiny_llava_
     assert [i.record.id for i in dataset.items] == ["ok"] and NAMED[kind] in dataset.skipped[0]["message"]
 
 
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_pair_page_names_what_a_non_file_video_is(kind, specials, tmp_path, capsys):
+    """Pass 18 B #8: ``savi inspect`` pages said "video not found" of a folder, FIFO or device that is there."""
+    data = write_jsonl(tmp_path / "pairs.jsonl", [pair("bad", specials / f"{kind}.mp4")])
+    code, out, err = savi(capsys, "inspect", data, "--out", tmp_path / "site", "--no-progress")
+    assert code == 0, err
+    pages = "".join(p.read_text() for p in (tmp_path / "site").rglob("*.html"))
+    assert NAMED[kind] in pages, pages[-2000:]
+    assert "video not found" not in pages
+
+
 # ------------------------------------------------------------------------------------------------ a file looked up
 #: commands that look for a file of a known name in a folder they are given: (what the special node stands in for,
 #: the argv given the folder, the words said when no such file is there at all)
