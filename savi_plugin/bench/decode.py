@@ -48,6 +48,7 @@ def run(args) -> dict:
     if beyond:
         raise ConfigError("--samples", f"{beyond[0]} is more than the clip's {args.frames} frames (--frames): a "
                                        f"uniform sample reads at most every frame, which is measured anyway")
+    check_decodable(args.frames, args.size)
     work = work_folder(args.work_dir, "decode")
     available = []
     for backend in BACKENDS:
@@ -57,6 +58,27 @@ def run(args) -> dict:
         except ImportError:
             print(f"  {backend}: not installed, skipped")
     return {"clips": [_run_clip(work, gop, available, args) for gop in args.keyframe_interval]}
+
+
+def check_decodable(frames: int, size: int) -> None:
+    """Refuse, before a clip is written, a ``--size`` whose frames the decoder's pixel cap refuses
+    (``$SAVI_MAX_FRAME_PIXELS``) and a ``--frames`` whose every-frame read is above the per-clip decode budget
+    (``$SAVI_MAX_DECODED_BYTES``): the benchmark reads every frame, so it would encode the clip, then fail on it.
+
+    Raises:
+        ConfigError: at the flag, naming the cap and its variable.
+    """
+    from savi_plugin.environment import env_value
+
+    pixels = env_value("SAVI_MAX_FRAME_PIXELS")
+    if size * size > pixels:
+        raise ConfigError("--size", f"{size}x{size} frames are above the decoder's cap of {pixels} pixels "
+                                    f"($SAVI_MAX_FRAME_PIXELS): a smaller --size, or raise the cap")
+    budget = env_value("SAVI_MAX_DECODED_BYTES")
+    if frames * size * size * 3 > budget:
+        raise ConfigError("--frames", f"{frames} frames of {size}x{size} decode to {frames * size * size * 3} bytes, "
+                                      f"above the per-clip budget of {budget} ($SAVI_MAX_DECODED_BYTES; the "
+                                      f"benchmark reads every frame): fewer --frames or a smaller --size")
 
 
 def _run_clip(work: Path, gop: int, available: list[str], args) -> dict:

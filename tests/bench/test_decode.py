@@ -57,3 +57,24 @@ def test_a_sample_larger_than_the_clip_is_refused_before_any_clip_is_written(tmp
     err = capsys.readouterr().err
     assert code == 2 and "--samples: 13 is more than the clip's 12 frames" in err and "Traceback" not in err
     assert not work.exists()
+
+
+import pytest  # noqa: E402
+
+
+@pytest.mark.parametrize("argv, flag, words", [
+    (["--size", "5000"], "--size", "5000x5000 frames are above the decoder's cap of 16777216 pixels"),
+    (["--size", "4294967294"], "--size", "frames are above the decoder's cap"),
+    (["--frames", "4294967295", "--samples", "1"], "--frames", "above the per-clip budget"),
+])
+def test_a_clip_the_decoder_would_refuse_is_refused_before_it_is_written(argv, flag, words, tmp_path, monkeypatch,
+                                                                          capsys):
+    """Pass 18 B #9: ``--size 5000`` encoded the whole clip, then failed on its own file; ``--size 4294967294``
+    ended in numpy's words. A size or length the decode caps refuse is one line at its flag, before any work."""
+    from savi_plugin.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["bench", "decode", *argv, "--work-dir", "w"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: {flag}: ") and words in err[0], err
+    assert list(tmp_path.iterdir()) == []
