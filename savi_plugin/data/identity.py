@@ -41,7 +41,7 @@ import stat
 from pathlib import Path
 from typing import Any, Iterable
 
-from savi_plugin.data.files import read_json
+from savi_plugin.data.files import file_problem, read_json
 from savi_plugin.data.watched import WatchedFiles
 from savi_plugin.errors import ConfigurationError, DocumentTooLarge
 
@@ -527,16 +527,19 @@ def check_adapter_base(adapter_dir: str | Path, base: str | Path) -> None:
     unfinished = unfinished_training(adapter_dir)
     if unfinished:
         _warn_once(unfinished)
-    record = Path(adapter_dir) / ADAPTER_FILE
-    if not record.is_file():
-        record = Path(adapter_dir) / CHECKPOINT_FILE  # a training run's checkpoint-N: its run's base
-        if not record.is_file():
-            _check_peft_base_class(Path(adapter_dir), base)
-            return
-    # there but unreadable (torn by a kill, edited): it vouches for nothing, and is not "no record" -- the
-    # fallback on peft's class record would apply the adapter to any model of the family with no word
+    # there but unreadable (torn by a kill, edited, a folder or FIFO at its name): it vouches for nothing, and is
+    # not "no record" -- the fallback on peft's class record would apply the adapter to any model of the family
     remedy = (f"it records the base model the adapter was trained on, so the adapter cannot be checked against "
               f"{base}: restore the file from the adapter's training run")
+    record = Path(adapter_dir) / ADAPTER_FILE
+    if not os.path.lexists(record):
+        record = Path(adapter_dir) / CHECKPOINT_FILE  # a training run's checkpoint-N: its run's base
+        if not os.path.lexists(record):
+            _check_peft_base_class(Path(adapter_dir), base)
+            return
+    problem = file_problem(record, "file")
+    if problem:
+        raise _adapter_file_error(record, "adapter record", remedy)(problem.removesuffix(", not a file"))
     stored = _read_adapter_json(record, "adapter record", remedy)
     try:
         if record.name == CHECKPOINT_FILE:

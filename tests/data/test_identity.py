@@ -189,6 +189,30 @@ def test_a_torn_checkpoint_record_is_refused_not_taken_for_none(tiny_adapter, ti
         identity.check_adapter_base(checkpoint, tiny_llava_onevision)
 
 
+@pytest.mark.parametrize("record", ["savi_adapter.json", "savi_checkpoint.json"])
+@pytest.mark.parametrize("node", ["folder", "fifo", "broken link"])
+def test_an_adapter_record_replaced_by_another_kind_of_node_is_refused_not_taken_for_none(record, node, tiny_adapter,
+                                                                                          tiny_llava_onevision,
+                                                                                          tmp_path):
+    """Pass 18 A #41, #42: a folder or FIFO at ``savi_adapter.json`` (or a checkpoint's ``savi_checkpoint.json``)
+    was taken for "no record", and the adapter went onto another base of its family with no word."""
+    import shutil
+
+    adapter = tmp_path / "ad"
+    shutil.copytree(tiny_adapter, adapter, ignore=shutil.ignore_patterns(identity.ADAPTER_FILE))
+    path = adapter / record
+    if node == "folder":
+        path.mkdir()
+    elif node == "fifo":
+        os.mkfifo(path)
+    else:
+        path.symlink_to(tmp_path / "gone.json")
+    with pytest.raises(identity.AdapterFileError) as err:
+        identity.check_adapter_base(adapter, tiny_llava_onevision)
+    named = {"folder": "is a directory", "fifo": "is a FIFO (named pipe)", "broken link": "is a broken symbolic link"}
+    assert str(err.value).startswith(f"{path}: adapter record: {named[node]}"), err.value
+
+
 def test_a_damaged_model_weight_file_is_named_when_its_load_fails(tiny_llava_onevision, tmp_path):
     """safetensors' own error names no file: the load's one line names the damaged one."""
     import shutil
