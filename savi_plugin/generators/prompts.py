@@ -71,8 +71,15 @@ def template_problem(template: str) -> str | None:
 
     A field is ``{name}`` only: no format spec (``{question:>50000000}`` pads the prompt to 50 MB, past what a
     tokenizer can hold), no conversion (``{question!r}``) and no attribute or index access (``{question.__class__}``,
-    ``{options[0]}``), so a prompt is the record's text and the template's, nothing else.
+    ``{options[0]}``), so a prompt is the record's text and the template's, nothing else; and no control character
+    or bidi override (:func:`savi_plugin.untrusted.hidden_control`), which every prompt would carry.
     """
+    from savi_plugin.untrusted import hidden_control
+
+    hidden = hidden_control(template)  # in every prompt: each record's text would be refused for it
+    if hidden:
+        return (f"contains {hidden}; a template may not hold control characters or bidi overrides (every prompt "
+                f"would carry it)")
     try:
         parsed = list(string.Formatter().parse(template))
     except ValueError as exc:

@@ -126,6 +126,26 @@ def test_a_template_field_with_a_format_spec_conversion_or_access_is_refused_whe
     assert load_prompts("rrpo", path)["mcq_question"] == "Q: {question} {{literal}} {options}"
 
 
+@pytest.mark.parametrize("char", ["\u202e", "\u2066", "\x1b", "\x00", "\x85"])
+@pytest.mark.parametrize("key", ["mcq_question", "open_question"])
+def test_a_template_holding_a_control_character_is_a_configuration_error_not_each_records_failure(char, key, tmp_path,
+                                                                                                   capsys):
+    """Pass 18 B #22: a bidi override in ``mcq_question`` failed every record as ``control_token_in_text`` (final)
+    and the run exited 0 with no pair; the file and key were never named. The template is refused when loaded."""
+    from savi_plugin.cli import main
+
+    path = tmp_path / "p.yaml"
+    path.write_text(json.dumps({key: f"{char}{{question}}"}))
+    with pytest.raises(PromptError, match=rf"p\.yaml: '{key}' contains .*U\+{ord(char):04X}.* a template may not "
+                                          rf"hold control characters or bidi overrides"):
+        load_prompts("rrpo", path)
+    assert main(["generate", "--generator", "rrpo", "--model", str(tmp_path / "m"), "--input", str(tmp_path / "q"),
+                 "--output", str(tmp_path / "o.jsonl"), "--prompts", str(path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "p.yaml" in err[0] and f"U+{ord(char):04X}" in err[0], err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["p.yaml"]
+
+
 def test_packaged_templates_use_only_known_fields():
     from savi_plugin.generators.rrpo import RRPOGenerator
     from savi_plugin.generators.videosavi import VideoSAViGenerator
