@@ -20,6 +20,11 @@ from savi_plugin.config.values import to_dict
 def _where(path: str | Path | None) -> str:
     if path is None:
         return "not set"
+    from savi_plugin.data.outputs import special_kind
+
+    kind = special_kind(path) if "://" not in str(path) else None
+    if kind:  # a FIFO or device is named as what it is, never opened: the real run refuses it
+        return f"{path} (is {kind}, not a file or folder; the real run refuses it)"
     if "://" in str(path) or Path(path).exists():
         return str(path)
     return f"{path} (not found here; the real run needs it)"

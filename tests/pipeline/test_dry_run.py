@@ -190,3 +190,18 @@ def test_stray_launcher_variables_are_named_once_per_job(tmp_path, monkeypatch, 
     lines = [r.getMessage() for r in caplog.records] + (shown.out + shown.err).splitlines()
     assert sum("RANK=1, WORLD_SIZE=2" in line for line in lines) == 1, lines
     assert "RANK" not in os.environ and "WORLD_SIZE" not in os.environ
+
+
+@pytest.mark.parametrize("command", ["align", "train"])
+def test_a_dry_run_names_a_fifo_given_as_an_input_as_what_it_is(command, tmp_path, capsys, monkeypatch):
+    """Pass 18 B #24: a FIFO given as ``data.qa`` or ``data.pairs`` was listed as an input like any file; the real
+    run refuses it. The dry run names it as what it is, never opening it."""
+    import os
+
+    monkeypatch.chdir(tmp_path)
+    os.mkfifo("ff")
+    key = "data.qa" if command == "align" else "data.pairs"
+    argv = [command, "tiny_demo", f"{key}=ff", "--dry-run",
+            *(["--out", "run", "align.eval_every_iteration=false"] if command == "align" else ["--output-dir", "o"])]
+    assert main(argv) == 0
+    assert "ff (is a FIFO (named pipe), not a file or folder; the real run refuses it)" in capsys.readouterr().out
