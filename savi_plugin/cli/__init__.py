@@ -165,11 +165,29 @@ def clear_of_progress_bars(file):
 
 class ClearOfBarsHandler(logging.StreamHandler):
     """The log handler of every ``savi`` command: standard error's handler, writing each record clear of the
-    progress bars (:func:`clear_of_progress_bars`)."""
+    progress bars (:func:`clear_of_progress_bars`). Once transformers is loaded, its own records come here too
+    (:func:`route_library_logs`), so a library's warning never lands on a bar's line either."""
 
     def emit(self, record: logging.LogRecord) -> None:
+        route_library_logs()
         with clear_of_progress_bars(self.stream):
             super().emit(record)
+
+
+_ROUTED: set[str] = set()
+
+
+def route_library_logs() -> None:
+    """Send transformers' log records through the command's handler instead of the stream handler transformers
+    installs on its own logger (which writes straight to standard error, over a progress bar's line): its
+    default handler is removed and its records propagate. Once per process, when transformers is loaded."""
+    if "transformers" in _ROUTED or "transformers.utils.logging" not in sys.modules:
+        return
+    _ROUTED.add("transformers")
+    with contextlib.suppress(Exception):  # a transformers without these functions keeps its own handler
+        library = sys.modules["transformers.utils.logging"]
+        library.disable_default_handler()
+        library.enable_propagation()
 
 
 class OneLineFormatter(logging.Formatter):
