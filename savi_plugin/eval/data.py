@@ -541,7 +541,7 @@ def check_prompt_texts(question: Any, options: list[Any], source: str | Path, re
     texts = [strip_option_prefix(o, LETTERS[k]) if k < len(LETTERS) else o for k, o in enumerate(options)]
     twins = duplicate_options(texts)  # "A. left" and "B. ｌｅｆｔ" are one text under two labels
     if twins:
-        raise fail("options", duplicate_options_message(texts, twins))
+        raise fail("options", duplicate_options_message(options, twins))  # as written: ' a' and 'a' differ to see
 
 
 def _check_video_name(record: dict, spec: BenchmarkSpec, source: str | Path, where: int | str,
