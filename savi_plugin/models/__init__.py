@@ -13,14 +13,10 @@ log = logging.getLogger(__name__)
 
 def detect_backend(path: str | Path) -> str:
     """The registered backend whose ``model_types`` include the checkpoint's ``config.model_type``."""
-    from savi_plugin.data.files import folder_problem
-
     config = Path(path) / "config.json"
-    problem = folder_problem(path, "config.json", "a model folder")
+    problem = model_folder_problem(path)
     if problem == "no such file or folder":
         raise FileNotFoundError(f"{path}: no such file or folder (for a hub id, pass its backend explicitly)")
-    if problem and (Path(path) / "adapter_config.json").is_file():
-        problem = "is an adapter folder (adapter_config.json), not a model folder; give it as the adapter"
     if problem:
         raise FileNotFoundError(f"{path}: {problem}")
     model_type = read_json(config).get("model_type")
@@ -37,12 +33,31 @@ def detect_backend(path: str | Path) -> str:
                      f"{', '.join(registry.available(registry.BACKENDS))}")
 
 
+def model_folder_problem(path: str | Path) -> str | None:
+    """What ``path`` is instead of a model folder (``config.json`` in it), or None: ``no such file or folder``, a
+    file, an empty folder, a FIFO, or an adapter or training output folder (``adapter_config.json``: given where a
+    base model belongs)."""
+    from savi_plugin.data.files import folder_problem
+
+    problem = folder_problem(path, "config.json", "a model folder")
+    if problem and problem != "no such file or folder" and (Path(path) / "adapter_config.json").is_file():
+        return "is an adapter folder (adapter_config.json), not a model folder; give it as the adapter"
+    return problem
+
+
 def load_backend(path: str | Path, backend: str | None = None, **kwargs):
-    """Load a checkpoint through its backend (auto-detected from ``config.json`` when not given).
+    """Load a checkpoint through its backend (auto-detected from ``config.json`` when not given); a local folder
+    that is no model folder (:func:`model_folder_problem`) is named as what it is before transformers reads it.
 
     Keyword arguments go to :meth:`VideoLM.from_pretrained` (``adapter``, ``dtype``, ``device``,
     ``num_frames``, ``trust_remote_code`` ...).
     """
+    if backend and Path(path).exists():  # detect_backend asks this itself
+        problem = model_folder_problem(path)
+        if problem:
+            from savi_plugin.models.backends.base import ModelLoadError
+
+            raise ModelLoadError(f"{path}: the model cannot be loaded: it {problem}")
     name = backend or detect_backend(path)
     cls = registry.load(registry.BACKENDS, name)
     return cls.from_pretrained(path, **kwargs)

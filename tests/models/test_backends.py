@@ -170,6 +170,18 @@ def test_a_broken_checkpoint_is_one_line_and_leaves_nothing(damage, tiny_llava_o
     assert not list(tmp_path.glob("p.jsonl*"))
 
 
+@pytest.mark.parametrize("backend", [None, "llava_onevision"])
+def test_an_adapter_or_training_folder_given_as_the_model_is_named_as_what_it_is(backend, tiny_adapter, tmp_path):
+    """Pass 18 A #36: ``savi train --model run`` (a training output folder) with the recipe's backend set ended in
+    transformers' "Unrecognized processing class" message; with or without a backend, it is named before loading."""
+    from savi_plugin.models import load_backend
+    from savi_plugin.models.backends.base import ModelLoadError
+
+    with pytest.raises((ModelLoadError, FileNotFoundError),
+                       match=rf"^{tiny_adapter}: .*is an adapter folder \(adapter_config.json\), not a model folder"):
+        load_backend(tiny_adapter, backend=backend)
+
+
 def test_generated_text_becomes_data_text_without_control_characters(tiny_llava_onevision):
     """A random-weight model emits byte tokens of control characters; the decoded answer drops them (and bidi
     overrides), so a generated pair is never refused by the pair check for them."""
