@@ -66,6 +66,23 @@ def _versions() -> str:
     return f"torch {torch.__version__}, transformers {transformers.__version__}"
 
 
+def check_demo_frames(cfg) -> None:
+    """Refuse frame counts above the frames of the clips the demo draws (:data:`~savi_plugin.demo.world.CLIP_FRAMES`):
+    every item would be ``too_few_frames`` and the demo would end, after its warm-up, blaming the model.
+
+    Raises:
+        ConfigError: at the recipe key (``model.num_frames``, ``train.num_frames``).
+    """
+    from savi_plugin.config.values import ConfigError
+    from savi_plugin.demo.world import CLIP_FRAMES
+
+    for key, value in (("model.num_frames", cfg.model.num_frames), ("train.num_frames", cfg.train.get("num_frames"))):
+        if isinstance(value, int) and value > CLIP_FRAMES:
+            raise ConfigError(key, f"{value} is more than the {CLIP_FRAMES} frames of each clip the demo draws "
+                                   f"(frames are never repeated to fill a clip): give at most {CLIP_FRAMES}",
+                              cfg.source)
+
+
 def run_demo(out_dir: str | Path, recipe: str = "tiny_demo", overrides: list[str] | None = None) -> dict:
     """Run the demo into ``out_dir`` and return the results (also written to ``out_dir/results.json``).
 
@@ -80,6 +97,7 @@ def run_demo(out_dir: str | Path, recipe: str = "tiny_demo", overrides: list[str
     own, recipe_overrides = split_overrides(overrides)
     settings = load_settings(own)
     cfg = load_recipe(recipe, recipe_overrides)
+    check_demo_frames(cfg)
     out = Path(out_dir)
     # the recipe by what it resolves to (recipe_identity), not as typed: the same demo from another working folder,
     # or moved whole, continues; the demo's own settings by value

@@ -68,7 +68,12 @@ def _occlude(frame: np.ndarray, cx: float, cy: float, r: float) -> None:
     frame[max(0, int(cy - r - 3)):min(h, int(cy + r + 4)), max(0, int(cx - r - 3)):min(w, int(cx + r + 4))] = 128
 
 
-def render(rng: np.random.Generator, task: str, kind: str, index: int, *, size: int = 64, num_frames: int = 16):
+#: frames of each clip the demo draws (at 8 fps: 2 seconds)
+CLIP_FRAMES = 16
+
+
+def render(rng: np.random.Generator, task: str, kind: str, index: int, *, size: int = 64,
+           num_frames: int = CLIP_FRAMES):
     """Draw one video of ``kind`` (see the module docstring); return ``(frames, question, options, answer_index,
     facts)``. In the self-alignment and held-out sets the prior fails on odd ``index``."""
     frames = np.full((num_frames, size, size, 3), int(rng.integers(5, 45)), dtype=np.uint8)
@@ -104,7 +109,8 @@ def render(rng: np.random.Generator, task: str, kind: str, index: int, *, size: 
 
 
 def make_world_set(out_dir: str | Path, kind: str, n_videos: int, seed: int = 0, *, size: int = 64,
-                   num_frames: int = 16, fps: int = 8, tasks: tuple[str, ...] | None = None) -> list[SyntheticSample]:
+                   num_frames: int = CLIP_FRAMES, fps: int = 8, tasks: tuple[str, ...] | None = None
+                   ) -> list[SyntheticSample]:
     """Write ``n_videos`` mp4 files and ``samples.jsonl`` (an RRPO video-QA manifest) to ``out_dir``.
 
     Args:

@@ -52,6 +52,10 @@ def _one_line(capsys) -> str:
     # a per-field maximum below the shared ceiling: 10^8 videos would be ~400 GB of mp4 files
     (["demo.warmup_videos=100000000"], "error: override 'demo.warmup_videos=100000000': demo.warmup_videos: "
                                        "must be >= 1 and <= 10000, got 100000000"),
+    # pass 18 B #23: every item was too_few_frames and the demo ended after its warm-up blaming the model
+    (["model.num_frames=715827882"], "error: override 'model.num_frames=715827882': model.num_frames: 715827882 is "
+                                     "more than the 16 frames of each clip the demo draws"),
+    (["--seeds", "2", "model.num_frames=17"], "error: override 'model.num_frames=17': model.num_frames: 17 is more"),
 ])
 def test_a_bad_demo_argument_is_one_line_before_anything_is_written(argv, line, tmp_path, capsys):
     assert main(["demo", "--out", str(tmp_path / "run"), *argv]) == 2
