@@ -154,6 +154,12 @@ def load_prompts(name: str, override: str | Path | Mapping[str, Any] | None = No
             if unknown:
                 raise PromptError(f"{origin}: {key!r} uses unknown field(s) {sorted(unknown)}; "
                                   f"available: {sorted(fields[key])}")
+            for template in value if isinstance(value, list) else [value]:  # each one is a whole prompt
+                unused = set(fields[key]) - template_fields(template)
+                if unused:
+                    raise PromptError(f"{origin}: {key!r} does not use {', '.join('{' + f + '}' for f in sorted(unused))}"
+                                      f": what the record holds there would never reach the model (a template "
+                                      f"uses each of {', '.join('{' + f + '}' for f in sorted(fields[key]))})")
     merged = {**prompts, **data}
     if "version" not in data:
         merged["version"] = f"{prompts['version']}+custom-{digest}"

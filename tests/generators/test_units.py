@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 import yaml
@@ -144,6 +145,19 @@ def test_a_template_holding_a_control_character_is_a_configuration_error_not_eac
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "p.yaml" in err[0] and f"U+{ord(char):04X}" in err[0], err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["p.yaml"]
+
+
+@pytest.mark.parametrize("template, unused", [("", "{options}, {question}"), ("Colour?", "{options}, {question}"),
+                                               ("{question}", "{options}"), ("Pick one: {options}", "{question}")])
+def test_a_template_that_drops_a_field_of_the_record_is_refused_when_loaded(template, unused, tmp_path):
+    """Pass 18 B #32: an empty ``mcq_question`` asked the model an empty prompt (every item a final failure, exit 0),
+    and ``"Colour?"`` wrote pairs whose answers name options the stored question never showed. A template uses each
+    field its key offers."""
+    path = tmp_path / "p.yaml"
+    path.write_text(json.dumps({"mcq_question": template}))
+    with pytest.raises(PromptError, match=rf"p\.yaml: 'mcq_question' does not use {re.escape(unused)}: what the record "
+                                          rf"holds there would never reach the model"):
+        load_prompts("rrpo", path, fields={"mcq_question": {"question", "options"}})
 
 
 def test_packaged_templates_use_only_known_fields():
