@@ -74,7 +74,9 @@ def parse_options(args) -> dict:
     if args.options:
         try:
             text = read_document_text(args.options)
-        except (OSError, UnicodeDecodeError) as exc:
+        except OSError as exc:
+            raise ConfigError("", f"cannot read: {exc.strerror or exc}", args.options) from None
+        except UnicodeDecodeError as exc:
             raise ConfigError("", f"cannot read: {exc}", args.options) from None
         loaded = load_yaml(text, args.options) or {}
         if not isinstance(loaded, dict):

@@ -95,7 +95,8 @@ def read_document(path: str | Path) -> bytes:
     Raises:
         DocumentTooLarge: naming the file, its size, the cap and the variable -- a configuration error (exit 2)
         whoever reads the document, never one of the reader's own "damaged file" errors.
-        An unreadable path raises the ``OSError`` of ``open``.
+        An unreadable path raises the ``OSError`` of ``open``; a FIFO, device or socket an ``OSError`` naming what
+        it is (:func:`file_problem`), opened without blocking and never read.
     """
     from savi_plugin.environment import env_value, format_bytes
     from savi_plugin.errors import DocumentTooLarge
@@ -105,8 +106,14 @@ def read_document(path: str | Path) -> bytes:
     def too_large(size: str) -> DocumentTooLarge:
         return DocumentTooLarge(path, size, format_bytes(cap), DOCUMENT_BYTES_ENV, "a document read whole")
 
-    with open(path, "rb") as fh:
-        size = os.fstat(fh.fileno()).st_size
+    import stat
+
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # a FIFO opens at once, to be named below, never read
+    with os.fdopen(fd, "rb") as fh:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):  # a FIFO would block forever, /dev/zero stream without end
+            raise OSError(errno.EINVAL, (file_problem(path, "document file") or "is not a regular file"), str(path))
+        size = st.st_size
         if size > cap:
             raise too_large(format_bytes(size))
         data = fh.read(cap + 1)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ast
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -306,3 +307,50 @@ def test_a_document_above_a_cap_is_one_configuration_error_at_every_reader(reade
     assert code == 2, (reader, err)
     line = assert_one_line_error(err, document, *words)
     assert not any(word in line for word in WRAPPED), line
+
+
+@pytest.mark.parametrize("node", ["fifo", "device link"])
+@pytest.mark.parametrize("reader, way", [(reader, n) for reader, ways in CASES.items() for n in range(len(ways))])
+def test_a_fifo_or_device_at_a_documents_place_is_named_never_read(reader, way, node, tmp_path, monkeypatch, capsys):
+    """Pass 18 A #44, #47, #49, #50: a FIFO at a run report's name hung inspect, train, convert and merge, and one
+    given as ``--options`` hung generate; ``/dev/zero`` was read to the 256 MiB cap and ``/dev/null`` called
+    invalid JSON. Every reader of a whole document (``read_document``) opens it without blocking and names it."""
+    import signal
+
+    monkeypatch.chdir(tmp_path)
+    build, document = CASES[reader][way]
+    run = build(lambda doc: doc, "bytes")
+    path = next(p for p in tmp_path.rglob("*") if p.as_posix().endswith(document))
+    path.unlink()
+    os.mkfifo(path) if node == "fifo" else path.symlink_to("/dev/zero")
+    if reader == "data.identity:model_identity":  # returns an identity (its config.json unread): no exit status
+        from savi_plugin.data.identity import model_identity
+
+        run = lambda: 0 if model_identity("m")["family"] is None else 1  # noqa: E731
+
+    def hung(*_):
+        raise AssertionError(f"{reader} blocked on the {node}")
+
+    previous = signal.signal(signal.SIGALRM, hung)
+    signal.alarm(30)
+    try:
+        if callable(run):
+            capsys.readouterr()
+            code, err = run(), capsys.readouterr().err
+        else:
+            code, _, err = savi(capsys, *run)
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+    assert "Traceback" not in err and "unexpected" not in err, (reader, err)
+    if code != 0 and reader in NAMING_READERS:  # a reader that refuses the document names what is there
+        named = "is a FIFO (named pipe)" if node == "fifo" else "is a character device"
+        assert_one_line_error(err, document, named)
+
+
+#: readers whose command stops on an unreadable document (the others treat it as absent or as one bad record)
+NAMING_READERS = {"recipe:_read", "training.arguments:_read_deepspeed", "generators.prompts:load_prompts",
+                  "inspection.curves:_read_shaped", "pipeline.ablate:_cached", "pipeline.align:Manifest.__init__",
+                  "models.llava_next.convert:_read_json", "cli.generate:parse_options", "eval.lmms_config:read_config",
+                  "data.provenance:load_report", "data.identity:_read_adapter_json", "eval.results:read_json_object",
+                  "eval.suite:read_table"}
