@@ -149,10 +149,11 @@ def iter_json_objects(path: str | Path, errors: list[DataError] | None = None, l
             text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise DataError(str(path), None, None, f"not UTF-8 text (byte {exc.start})") from None
-        # a problem inside the array is placed by its text line in the message: the ``:N:`` of a JSON array
-        # file's messages is a record number (its Nth record), as every reader of this file counts them
+        # a document refused whole has no records: its ``:N:`` is the text line (as an editor jumps to it), said in
+        # the message, since the ``:N:`` of a JSON array file's other messages is a record number
         items = load_json(text, str(path), lambda message, line=None: DataError(
-            str(path), None, None, message if line is None else f"text line {line}: {message}"))
+            str(path), line, None, message if line is None else f"{message} (text line {line}; the document is "
+                                                                  f"refused whole, so no record is counted)"))
         yield from enumerate(items, start=1)
         return
     for number, raw, ended in iter_lines(path, limit):

@@ -72,15 +72,16 @@ def test_a_release_json_above_the_document_cap_is_refused_from_its_size_before_i
 
 
 def test_a_release_array_s_bad_number_is_placed_by_text_line_not_as_a_record(tmp_path, monkeypatch, capsys):
-    """Pass 17 B #25: ``r6.json:9:-: NaN ...`` read as the 9th record of a 3-record file; in a JSON array file the
-    ``:N:`` is the record, so a problem inside the document names its text line in the message."""
+    """Pass 17 B #25: ``r6.json:9:-: NaN ...`` read as the 9th record of a 3-record file; a document that does not
+    parse is placed at its text line (as an editor jumps to it, and as the blind corpus expects), and says so."""
     monkeypatch.chdir(tmp_path)
     text = json.dumps(RELEASE[:3], indent=1).replace('"sample_id": 0', '"sample_id": NaN')
     line = next(i for i, row in enumerate(text.splitlines(), 1) if "NaN" in row)
     (tmp_path / "r6.json").write_text(text)
     assert main(["data", "validate", "--format", "rrpo", "r6.json"]) == 1
     out = capsys.readouterr().out
-    assert f"r6.json:-:-: text line {line}: NaN is not a JSON number" in out, out
+    assert f"r6.json:{line}:-: NaN is not a JSON number" in out, out
+    assert f"(text line {line}; the document is refused whole, so no record is counted)" in out, out
 
 
 def test_records_wrapped_in_an_object_say_so(tmp_path, monkeypatch, capsys):
