@@ -8,6 +8,7 @@ folder itself.
 
 from __future__ import annotations
 
+import logging
 import re
 from pathlib import Path
 from typing import Any
@@ -72,6 +73,10 @@ def read_run_history(run_dir: str | Path) -> tuple[list[dict[str, Any]], Path, s
         if problem is not None:
             raise NoLogHistory(f"{path}: {problem}")
         report = path.name == "train_report.json"
+        if path.parent in checkpoints and _torn(path):  # a kill while saving: training skips it too
+            logging.getLogger(__name__).info("%s: incomplete (its trainer_state.json is empty or torn); the "
+                                             "checkpoint before it is plotted", path.parent)
+            continue
         document = _read_shaped(path, TRAIN_REPORT if report else TRAINER_STATE)
         history = document["log_history"]
         if not history:
@@ -90,6 +95,25 @@ def read_run_history(run_dir: str | Path) -> tuple[list[dict[str, Any]], Path, s
         return history, path, loss_type
     raise NoLogHistory(f"{run_dir}: no train_report.json, checkpoint-*/trainer_state.json or trainer_state.json "
                        f"with a log history (is it a `savi train` output folder?)")
+
+
+def _torn(path: Path) -> bool:
+    """Whether ``path`` (a checkpoint's ``trainer_state.json``, which the Trainer writes last) is empty or stops
+    before its JSON ends: what a kill while saving leaves. A document that parses is read and checked as any."""
+    import json
+
+    from savi_plugin.data.files import read_document
+    from savi_plugin.errors import DocumentTooLarge
+
+    try:
+        json.loads(read_document(path))
+    except DocumentTooLarge:
+        raise
+    except OSError:
+        return False
+    except ValueError as exc:
+        return isinstance(exc, json.JSONDecodeError) and exc.pos >= len(exc.doc.rstrip())
+    return False
 
 
 def _read_shaped(path: Path, shape) -> dict[str, Any]:

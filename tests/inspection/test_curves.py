@@ -53,6 +53,23 @@ def test_plot_reads_a_killed_run_from_its_last_checkpoint(run_dir, tmp_path, cap
     assert main(["plot", str(killed), "--out", str(tmp_path / "c.png")]) == 0  # its own earlier plot is replaced
 
 
+@pytest.mark.parametrize("torn", ["", '{"global_step": '])
+def test_plot_of_a_run_killed_while_saving_reads_the_checkpoint_before_the_torn_one(torn, run_dir, tmp_path):
+    """Pass 18 A #43: a killed run whose last ``trainer_state.json`` was empty was refused as "invalid JSON";
+    training skips that checkpoint and continues from the one before, and so does the plot."""
+    import shutil
+
+    killed = tmp_path / "killed"
+    for step in (3, 6):
+        shutil.copytree(run_dir / "checkpoint-3", killed / f"checkpoint-{step}")
+    (killed / "checkpoint-6" / "trainer_state.json").write_text(torn)
+    history, source = read_log_history(killed)
+    assert source == killed / "checkpoint-3" / "trainer_state.json" and series(history, "rewards/margins")
+    (killed / "checkpoint-6" / "trainer_state.json").write_text('{"global_step": 6} x')  # not torn: edited
+    with pytest.raises(Exception, match="checkpoint-6/trainer_state.json"):
+        read_log_history(killed)
+
+
 def test_plot_refuses_what_is_not_a_run_in_one_line(run_dir, tmp_path, capsys):
     empty = tmp_path / "empty"
     empty.mkdir()
