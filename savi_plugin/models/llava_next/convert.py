@@ -28,6 +28,7 @@ from savi_plugin.data.outputs import check_distinct, claim, replace_folder, writ
 from savi_plugin.data.paths import path_for_file
 from savi_plugin.models.llava_next.mapping import (
     ConversionError,
+    check_text_config,
     is_plain_onevision,
     map_weight_name,
     resolve_vision_config,
@@ -97,8 +98,15 @@ def _shard_shapes(path: str) -> dict[str, tuple[int, ...]]:
     if path.endswith(".safetensors"):
         from safetensors import safe_open
 
-        with safe_open(path, "pt") as f:
-            return {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+        try:
+            with safe_open(path, "pt") as f:
+                return {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+        except OSError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - safetensors' SafetensorError derives from Exception only
+            text = str(exc).strip().splitlines()
+            raise ConversionError(f"{path}: not a readable safetensors file ({text[0][:200] if text else type(exc).__name__}"
+                                  f"); restore the source's weights") from None
     return {k: tuple(v.shape) for k, v in _load_shard(path).items()}
 
 
@@ -107,7 +115,7 @@ def _read_json(path: str) -> dict:
 
     try:
         return read_json(path, lambda message, line=None: ConversionError(f"{path}{f':{line}' if line else ''}: "
-                                                                          f"{message}"))
+                                                                          f"{message}"), strict=True)
     except FileNotFoundError:
         raise ConversionError(f"{path}: not found") from None
     except UnicodeDecodeError as exc:
@@ -216,6 +224,7 @@ def convert_llava_next(
             vision = resolve_vision_config(src_config, shapes, vision_config)
             options, warnings = video_options_from(src_config, pool_stride)
             text_config = text_config_from(src_config, shapes.get("model.embed_tokens.weight", (0,))[0])
+            check_text_config(text_config, shapes)
         plain = is_plain_onevision(options)
 
         # Tokenizer: LLaVA-NeXT's loader adds <im_patch> when mm_use_im_patch_token (default True) and then resizes the

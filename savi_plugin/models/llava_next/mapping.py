@@ -169,6 +169,30 @@ def text_config_from(src_config: dict, vocab_size: int) -> dict:
     return text
 
 
+def check_text_config(text: dict, shapes: dict[str, tuple[int, ...]]) -> None:
+    """Refuse a language-model config the source's weights contradict, before a model of its size is built: a
+    number that is not finite (``rms_norm_eps: Infinity`` would zero every hidden state), a layer count other than
+    the decoder layers the weights hold (``num_hidden_layers: 4294967295`` built layers until memory ran out), a
+    width other than the embedding's.
+
+    Raises:
+        ConversionError: ``config.json: <key>: ...``.
+    """
+    import math
+
+    for key, value in text.items():
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConversionError(f"config.json: {key}: {value} is not a finite number")
+    layers = {int(m.group(1)) for name in shapes if (m := re.match(r"model\.layers\.(\d+)\.", name))}
+    if layers and text.get("num_hidden_layers") != len(layers):
+        raise ConversionError(f"config.json: num_hidden_layers: {text.get('num_hidden_layers')!r}, but the weights "
+                              f"hold {len(layers)} decoder layer(s); the config does not describe these weights")
+    embed = shapes.get("model.embed_tokens.weight")
+    if embed is not None and len(embed) == 2 and text.get("hidden_size") != embed[1]:
+        raise ConversionError(f"config.json: hidden_size: {text.get('hidden_size')!r}, but the embedding weight is "
+                              f"{embed[1]} wide; the config does not describe these weights")
+
+
 def video_options_from(src_config: dict, pool_stride: int | None = None) -> tuple[dict, list[str]]:
     """LLaVA-NeXT's video-token options and the warnings they raise.
 

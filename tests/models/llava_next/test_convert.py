@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -117,6 +118,50 @@ def test_unsupported_configs_are_refused_with_the_field_named(tmp_path, changes,
     with pytest.raises(ConversionError, match=message) as err:
         convert_llava_next(str(src), str(tmp_path / "out"), vision_config=VISION_CONFIG)
     assert str(err.value).startswith(f"{src}/config.json: "), str(err.value)  # the file, by its path (pass 15 A #51)
+
+
+@pytest.mark.parametrize("changes, message", [
+    # pass 18 C #24: layers were built until memory ran out (5.4 GB after 9 minutes)
+    ({"num_hidden_layers": 4294967295}, "num_hidden_layers: 4294967295, but the weights hold 2 decoder layer(s)"),
+    ({"num_hidden_layers": 1}, "num_hidden_layers: 1, but the weights hold 2 decoder layer(s)"),
+    ({"hidden_size": 1e30}, "hidden_size: 1e+30, but the embedding weight is"),
+])
+def test_a_config_the_weights_contradict_is_refused_before_a_model_is_built(tmp_path, changes, message):
+    src = _copy_source(tmp_path, **changes)
+    with pytest.raises(ConversionError, match=re.escape(message)) as err:
+        convert_llava_next(str(src), str(tmp_path / "out"), vision_config=VISION_CONFIG)
+    assert str(err.value).startswith(f"{src}/config.json: "), str(err.value)
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("literal", ["Infinity", "NaN", "-Infinity"])
+def test_a_non_finite_number_in_the_source_config_is_refused_at_its_line(tmp_path, literal):
+    """Pass 18 C #25: ``rms_norm_eps: Infinity`` was carried into the converted config, which savi_video then
+    loaded and scored with (every hidden state ~0)."""
+    src = _copy_source(tmp_path)
+    text = (src / "config.json").read_text()
+    (src / "config.json").write_text(re.sub(r'"rms_norm_eps": [^,}]+', f'"rms_norm_eps": {literal}', text))
+    with pytest.raises(ConversionError, match=rf"^{re.escape(str(src))}/config.json:\d+: .*{literal}"):
+        convert_llava_next(str(src), str(tmp_path / "out"), vision_config=VISION_CONFIG)
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_weight_file_whose_header_lies_is_named(tmp_path):
+    """Pass 18 C #22: a safetensors header whose offsets run past the file ended as an "unexpected"
+    SafetensorError naming no file."""
+    import struct
+
+    src = _copy_source(tmp_path)
+    weights = src / "model.safetensors"
+    data = weights.read_bytes()
+    size = struct.unpack("<Q", data[:8])[0]
+    header = json.loads(data[8:8 + size])
+    name = next(k for k in header if k != "__metadata__")
+    header[name]["data_offsets"] = [0, 10**12]
+    encoded = json.dumps(header).encode()
+    weights.write_bytes(struct.pack("<Q", len(encoded)) + encoded + data[8 + size:])
+    with pytest.raises(ConversionError, match=rf"^{re.escape(str(weights))}: not a readable safetensors file"):
+        convert_llava_next(str(src), str(tmp_path / "out"), vision_config=VISION_CONFIG)
 
 
 def test_tied_embeddings_and_average_pooling(tmp_path):
