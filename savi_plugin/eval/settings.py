@@ -73,6 +73,10 @@ def exits_as_configuration_error():
         raise
 
 
+#: the longest answer a request may ask for: 2**20 tokens, beyond any model's context (a larger number is a typo)
+MAX_NEW_TOKENS = 2**20
+
+
 @dataclass(frozen=True)
 class SaviVideoArgs:
     """The checked ``--model_args`` of ``savi_video`` (the others -- paths, names, device -- are passed on as given)."""
@@ -83,7 +87,8 @@ class SaviVideoArgs:
     video_backend: str | None = checked(None, OneOf(*VIDEO_BACKENDS, what="video backend"),
                                         help="pyav or decord (the decord extra); None: pyav")
     batch_size: int = checked(1, AtLeast(1), help="requests per generate call (lmms-eval's --batch_size)")
-    max_new_tokens: int = checked(16, AtLeast(1), help="answer length when a task sets none")
+    max_new_tokens: int = checked(16, Range(1, MAX_NEW_TOKENS), help="answer length when a task sets none (the "
+                                                                     "--gen_kwargs cap)")
     frame_rule: str | None = checked(None, OneOf(*LMMS_EVAL_RULES, what="frame_rule"),
                                      help="lmms-eval wrapper whose frame sampler the _lmms tasks follow")
     trust_remote_code: bool | None = checked(None, help="passed to transformers; off unless asked for")
@@ -92,10 +97,6 @@ class SaviVideoArgs:
         if self.max_frames is not None and self.fps is None:  # the cap of fps sampling, nothing without it
             raise ConfigError("max_frames", "caps the frames sampled at fps and does nothing without fps: give fps "
                                             "too, or set num_frames")
-
-
-#: the longest answer a request may ask for: 2**20 tokens, beyond any model's context (a larger number is a typo)
-MAX_NEW_TOKENS = 2**20
 
 
 @dataclass(frozen=True)

@@ -214,7 +214,7 @@ SAVI_VIDEO_CASES = [
                           "decimal numbers; write it as digits alone, e.g. num_frames=4)"),
     # pass 18 C #2: "-3" reaches savi_video as -3.0 and was said not whole; what is wrong with it is its range
     ({"num_frames": -3.0}, "num_frames must be >= 1, got -3"),
-    ({"max_new_tokens": -1.0}, "max_new_tokens must be >= 1, got -1"),
+    ({"max_new_tokens": -1.0}, "max_new_tokens must be >= 1 and <= 1048576, got -1"),
     ({"num_frames": "4.0"}, "num_frames must be a whole number, got '4.0'"),
     ({"num_frames": "1e0"}, "num_frames must be a whole number, got '1e0'"),
     ({"fps": "1e-400"}, "fps: '1e-400' is too small for a floating-point number (it would read as 0)"),
@@ -226,7 +226,9 @@ SAVI_VIDEO_CASES = [
     ({"num_frames": 8, "max_frames": 2}, "max_frames: caps the frames sampled at fps and does nothing without fps: "
                                          "give fps too, or set num_frames"),
     ({"batch_size": "auto"}, "batch_size must be a whole number, got 'auto'"),
-    ({"max_new_tokens": "0"}, "max_new_tokens must be >= 1, got 0"),
+    ({"max_new_tokens": "0"}, "max_new_tokens must be >= 1 and <= 1048576, got 0"),
+    # pass 18 C #35: 2000000 passed here while --gen_kwargs caps the same setting at 2^20
+    ({"max_new_tokens": "2000000"}, "max_new_tokens must be >= 1 and <= 1048576, got 2000000"),
     ({"video_backend": "decrd"}, "video_backend: unknown video backend 'decrd'; one of: decord, pyav"),
 ]
 
