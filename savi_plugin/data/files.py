@@ -19,7 +19,8 @@ DOCUMENT_BYTES_ENV = "SAVI_MAX_DOCUMENT_BYTES"
 def file_problem(path: str | Path, what: str = "file") -> str | None:
     """Why ``path`` is not a regular file one can read -- what it is instead -- or None when it is one.
 
-    ``"file not found"``, ``"is a broken symbolic link (to ...)"``, ``"cannot be read (...)"``, or ``"is a
+    ``"file not found"`` (with why, when a part of the path is a file or a name too long), ``"is a broken symbolic
+    link (to ...)"``, ``"is a loop of symbolic links (...)"``, ``"cannot be read (...)"``, or ``"is a
     directory, not a <what>"`` (a FIFO, socket or device likewise: such a node would block or stream forever if
     opened, so it is named and never opened). Every reader of a user's file asks this first.
     """
@@ -35,6 +36,10 @@ def file_problem(path: str | Path, what: str = "file") -> str | None:
     except OSError as exc:
         if exc.errno == errno.ELOOP:
             return f"is a loop of symbolic links (to {os.readlink(path)}, which leads back to it)"
+        if exc.errno == errno.ENOTDIR:  # a/b.mp4/x.mp4 with a/b.mp4 a file: nothing of that name can be there
+            return "file not found (a part of its path is a file, not a folder)"
+        if exc.errno == errno.ENAMETOOLONG:
+            return "file not found (a name on its path is longer than the file system allows)"
         return f"cannot be read ({exc.strerror or exc})"
     if stat.S_ISREG(mode):
         return None
@@ -42,6 +47,13 @@ def file_problem(path: str | Path, what: str = "file") -> str | None:
              (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"))
     kind = next((name for test, name in kinds if test(mode)), "not a regular file")
     return f"is {kind}, not a {what}"
+
+
+def names_nothing(problem: str | None) -> bool:
+    """Whether :func:`file_problem`'s ``problem`` says that nothing readable is at the path (not found, a broken
+    link or a loop of links): a video the input names that is not there is ``missing_video``, not undecodable."""
+    return problem is not None and problem.startswith(("file not found", "is a broken symbolic link",
+                                                       "is a loop of symbolic links"))
 
 
 def folder_problem(path: str | Path, holds: str, what: str) -> str | None:

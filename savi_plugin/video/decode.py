@@ -312,7 +312,9 @@ def probe_video(path: str | Path, *, max_pixels: int | None = None) -> tuple[int
     path = Path(path)
     problem = path_problem(path)
     if problem:
-        missing = problem == "file not found" or problem.startswith("is a broken symbolic link")
+        from savi_plugin.data.files import names_nothing
+
+        missing = names_nothing(problem)
         raise VideoDecodeError(path, problem, final=True, skip_reason="missing_video" if missing else None)
     if path.stat().st_size == 0:
         raise VideoDecodeError(path, "file is empty (0 bytes)", final=True)
@@ -402,7 +404,9 @@ def _read_file(path: Path, num_frames: int, fps, max_frames, backend: str, max_p
         raise VideoDecodeError(path, str(exc), final=True) from None
     problem = path_problem(path)
     if problem:
-        missing = problem == "file not found" or problem.startswith("is a broken symbolic link")
+        from savi_plugin.data.files import names_nothing
+
+        missing = names_nothing(problem)
         raise VideoDecodeError(path, problem, final=True, skip_reason="missing_video" if missing else None)
     if path.stat().st_size == 0:
         raise VideoDecodeError(path, "file is empty (0 bytes)", final=True)

@@ -356,3 +356,23 @@ def test_a_loop_of_symbolic_links_is_named_as_one(argv, tmp_path, monkeypatch, c
     said = [line for line in (err + out).splitlines() if "loop1" in line]
     assert said and all("is a loop of symbolic links" in line for line in said), (out, err)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.jsonl", "loop1", "loop2"]
+
+
+def test_a_video_path_that_can_name_nothing_is_a_missing_video_not_a_decode_error(tiny_llava_onevision, tmp_path,
+                                                                                   capsys):
+    """Pass 18 B #29: a link loop, a name longer than the file system allows and a path below a file were
+    ``decode_error`` with advice about the decode caps; nothing is there, so each is ``missing_video`` (skipped)."""
+    folder = tmp_path / "v"
+    folder.mkdir()
+    good = clip(folder / "good.mp4")
+    os.symlink("loop1.mp4", folder / "loop2.mp4")
+    os.symlink("loop2.mp4", folder / "loop1.mp4")
+    paths = {"loop": folder / "loop1.mp4", "long": folder / ("a" * 300 + ".mp4"), "below a file": good / "x.mp4"}
+    manifest = write_jsonl(tmp_path / "qa.jsonl", [qa_item(kind, path) for kind, path in paths.items()])
+    out = tmp_path / "pairs.jsonl"
+    code, _, err = savi(capsys, "generate", "--generator", "rrpo", "--model", tiny_llava_onevision, "--input",
+                        manifest, "--output", out, "--num-frames", "4", "--no-progress")
+    assert code == 0, err
+    report = json.loads(out.with_name("pairs.jsonl.report.json").read_text())
+    assert sorted(e["item"] for e in report["skipped"] if e["reason"] == "missing_video") == sorted(paths)
+    assert not report["failed"] and "decode caps" not in err
