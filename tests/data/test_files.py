@@ -137,6 +137,11 @@ def _plot(pad, cap):
     return ["plot", "run"]
 
 
+def _plot_checkpoint(pad, cap):
+    _json("run/checkpoint-1/trainer_state.json", pad({"global_step": 1, "log_history": [{"step": 1, "loss": 0.5}]}))
+    return ["plot", "run"]
+
+
 def _ablation_summary(pad, cap):
     from savi_plugin.pipeline.ablate import SUMMARY, _cached
 
@@ -254,6 +259,7 @@ CASES = {
     "generators.prompts:load_prompts": [(_prompts, "p.yaml")],
     "generators.merge:_combine_reports": [(_shard_reports, "s.jsonl.report.json")],
     "inspection.curves:_read_shaped": [(_plot, "run/train_report.json")],
+    "inspection.curves:_torn": [(_plot_checkpoint, "run/checkpoint-1/trainer_state.json")],
     "pipeline.ablate:_cached": [(_ablation_summary, "abl/summary.json")],
     "pipeline.align:Manifest.__init__": [(_align_manifest, "run/manifest.json")],
     "models:detect_backend": [(_detect_backend, "m/config.json")],
