@@ -118,7 +118,7 @@ def parse_line(path: str | Path, number: int, raw: bytes | None, ended: bool = T
         return None, exc
 
 
-def _first_byte(path: Path) -> bytes:
+def first_byte(path: Path) -> bytes:
     """The first byte of ``path`` that is not whitespace (b"" when there is none), read a block at a time."""
     with open(path, "rb") as fh:
         while True:
@@ -143,7 +143,7 @@ def iter_json_objects(path: str | Path, errors: list[DataError] | None = None, l
     problem = file_problem(path, "data file")  # a folder, FIFO or device is named, never opened
     if problem:
         raise DataError(str(path), None, None, problem)
-    if array and _first_byte(path) == b"[":  # one JSON array (the RRPO release)
+    if array and first_byte(path) == b"[":  # one JSON array (the RRPO release)
         raw = read_document(path)
         try:
             text = raw.decode("utf-8")

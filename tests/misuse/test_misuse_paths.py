@@ -376,3 +376,15 @@ def test_a_video_path_that_can_name_nothing_is_a_missing_video_not_a_decode_erro
     report = json.loads(out.with_name("pairs.jsonl.report.json").read_text())
     assert sorted(e["item"] for e in report["skipped"] if e["reason"] == "missing_video") == sorted(paths)
     assert not report["failed"] and "decode caps" not in err
+
+
+@pytest.mark.parametrize("generator", ["rrpo", "videosavi"])
+def test_a_video_given_as_the_input_is_named_as_a_video(generator, tmp_path, capsys):
+    """Pass 18 B #31: ``--input clip.mp4`` was parsed as a manifest and refused as "not UTF-8 text (byte 38)"."""
+    video = clip(tmp_path / "clip.mp4")
+    code, _, err = savi(capsys, "generate", "--generator", generator, "--model", tmp_path / "m", "--input", video,
+                        "--output", tmp_path / "o.jsonl")
+    assert code != 0
+    assert_one_line_error(err, f"{video}:", "is a video file, not a manifest: the input is a folder of videos or a "
+                                            "JSONL manifest")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4"]
