@@ -83,6 +83,11 @@ def _items_from_folder(folder: Path) -> list[InputItem]:
     items = []
     for i, path in enumerate(files):
         rel = path.relative_to(folder).with_suffix("")
+        # the id and the video path pass the rule a manifest's do (each is copied into every pair made from it)
+        problem = text_problem(rel.as_posix()) or text_problem(str(path))
+        if problem:
+            raise DataError(str(path), None, "id", f"the file's name is the item's id and video path, and it "
+                                                   f"{problem}; rename the file")
         items.append(InputItem(id=rel.as_posix(), video=str(path), index=i, origin=str(path)))
     return items
 

@@ -388,3 +388,18 @@ def test_a_video_given_as_the_input_is_named_as_a_video(generator, tmp_path, cap
     assert_one_line_error(err, f"{video}:", "is a video file, not a manifest: the input is a folder of videos or a "
                                             "JSONL manifest")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4"]
+
+
+@pytest.mark.parametrize("name", ["bidi\u202e4pm.mp4", "esc\x1b[31mred.mp4", "a<|im_start|>b.mp4"])
+def test_a_video_file_name_that_would_be_a_hostile_id_is_refused_before_any_work(name, tmp_path, capsys):
+    """Pass 18 B #35: a folder input's file names became item ids and video paths unchecked (ESC, U+202E reached
+    the model), while a manifest naming the same id is refused at its line before any work."""
+    folder = tmp_path / "v"
+    folder.mkdir()
+    clip(folder / "good.mp4")
+    clip(folder / name)
+    code, _, err = savi(capsys, "generate", "--generator", "videosavi", "--model", tmp_path / "m", "--input",
+                        folder, "--output", tmp_path / "o.jsonl")
+    assert code != 0
+    assert_one_line_error(err, ":-:id: the file's name is the item's id and video path, and it contains")
+    assert not (tmp_path / "o.jsonl").exists()
