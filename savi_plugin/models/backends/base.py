@@ -205,11 +205,12 @@ class VideoLM:
         """The processor over prompts and their videos (left-padded); ``extra``: per-call processor arguments."""
         if len(texts) != len(videos):
             raise ValueError(f"got {len(texts)} prompts but {len(videos)} videos")
-        # frames are (T, H, W, 3) as every decoder gives them: said, since a frame 3 or 1 pixels high would be taken
-        # for channels-first by the processor's guess (its colour rows read as channels, a scrambled frame)
-        return self.processor(text=texts, videos=list(videos), return_tensors="pt", padding=True,
-                              padding_side="left", input_data_format="channels_last", **self.processor_kwargs(),
-                              **extra)
+        # frames are (T, H, W, 3) as every decoder gives them; handed over channels-first and said so: a frame 3 or
+        # 1 pixels high would be guessed channels-first as (T, 3, W, 3) (its rows read as colours, a scrambled
+        # frame), and transformers' guesses elsewhere in the call (it warns "ambiguous") see channels first too
+        frames = [np.ascontiguousarray(np.asarray(video).transpose(0, 3, 1, 2)) for video in videos]
+        return self.processor(text=texts, videos=frames, return_tensors="pt", padding=True, padding_side="left",
+                              input_data_format="channels_first", **self.processor_kwargs(), **extra)
 
     def encode(self, videos: Sequence[np.ndarray], questions: Sequence[str]) -> dict[str, Any]:
         """Model inputs of the prompts (chat template, video placeholders, pixels), left-padded for ``generate``.
