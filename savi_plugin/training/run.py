@@ -315,6 +315,20 @@ def _check_not_past_the_end(checkpoint: str | Path, training: dict[str, Any]) ->
                                  f"train into a new output folder")
 
 
+def _remove_checkpoints(output_dir: Path) -> None:
+    """Remove the ``checkpoint-N`` folders a run trained anew leaves behind (an earlier session's, of this run's
+    configuration: :func:`_resume_argument` refused any other): a 6-step run trained anew to 3 steps kept
+    ``checkpoint-4..6``, and ``--resume`` then continued from the older run's ``checkpoint-6``."""
+    from savi_plugin.data.outputs import remove_tree
+    from savi_plugin.training.checkpoints import checkpoint_folders
+
+    folders = checkpoint_folders(output_dir)
+    if folders:
+        log.info("%s: trained anew; removing the %d checkpoint(s) of the earlier session", output_dir, len(folders))
+    for _, folder in folders:
+        remove_tree(folder)
+
+
 def file_digest(path: str | Path) -> str:
     """SHA-256 of a file's content (a data file regenerated at the same path is another data file)."""
     return input_identity(path)["sha256"]
@@ -604,6 +618,8 @@ def _train(*, model, data, output_dir: Path, backend, lora, options, config, res
     if main_process:  # the mark (checked by claim) holds the configuration a later resume is compared with
         claimed.write_mark()
         (output_dir / REPORT_FILE).unlink(missing_ok=True)  # written again, last, when this run has finished
+        if resume_from is None:  # trained anew: an earlier session's checkpoints (this run's, checked above) go,
+            _remove_checkpoints(output_dir)  # or a later --resume would continue from one of them
         if resume_from is None or not config_path.exists():
             write_json(config_path, stored_configuration(run_config, config_path))
     dtype = "bfloat16" if config.bf16 else ("float16" if config.fp16 else "float32")

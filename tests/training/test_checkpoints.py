@@ -157,6 +157,20 @@ def test_a_run_is_never_continued_past_the_end_its_configuration_asks_for(how, s
     assert _files(out) == before
 
 
+def test_a_finished_run_trained_anew_leaves_no_checkpoint_of_the_earlier_session(finished, tmp_path, capsys):
+    """Pass 19 N10: a finished 6-step run re-run as typed with ``max_steps=3`` was trained anew beside the old
+    ``checkpoint-4..6``, and ``--resume`` to 6 then "continued" from the older session's checkpoint-6, training no
+    step. Trained anew, the folder holds only the new session's checkpoints."""
+    out, argv = _copy(finished, tmp_path)
+    code, err = _savi(capsys, *argv, "train.max_steps=2")
+    assert code == 0, err
+    assert sorted(p.name for p in out.glob("checkpoint-*")) == ["checkpoint-1", "checkpoint-2"]
+    assert json.loads((out / "train_report.json").read_text())["global_step"] == 2
+    code, err = _savi(capsys, *argv, "--resume", f"train.max_steps={STEPS}")
+    assert code == 0, err
+    assert sorted(_losses(out / "train_report.json")) == list(range(1, STEPS + 1))  # step 3 trained, not taken
+
+
 def test_a_checkpoint_used_as_an_adapter_meets_only_its_run_s_base(finished, tiny_qwen2_vl):
     """``--adapter run/checkpoint-N``: the checkpoint's run identity names the base it was trained on, so another
     base is refused as it is for the run's final adapter."""
