@@ -207,11 +207,18 @@ def _run_locked(recipe, run_dir: Path, iterations: int | None, evaluate) -> dict
     manifest = Manifest(run_dir, stored_recipe)
     check_same_config(manifest.data.get("recipe"), stored_recipe, output=run_dir, stored_at=manifest.path,
                       ignore=RESUMABLE_RECIPE_KEYS, remedy="re-run with the recipe of this folder, or use a new --out")
+    n = iterations or recipe.align.iterations
+    begun = [i for i, it in enumerate(manifest.data.get("iterations", [])) if "data_report" in it]
+    if begun and begun[-1] >= n:  # what it holds past them would be reported and handed back as this run's
+        from savi_plugin.data.fingerprint import ConfigMismatchError
+
+        raise ConfigMismatchError(f"{run_dir}: holds {begun[-1] + 1} iteration(s), more than the {n} asked for "
+                                  f"(align.iterations or --iterations): a run is extended, never shortened; ask for "
+                                  f"{begun[-1] + 1} or more, or use a new --out")
     evaluation = eval_config(recipe, run_dir)
     _date_old_evals(manifest, stored_recipe, evaluation)
     manifest.data["recipe"] = stored_recipe  # the resumable keys as this run uses them
     manifest.save()  # the recipe is on disk before the first step starts
-    n = iterations or recipe.align.iterations
     backend = recipe.model.backend
     for i, it in enumerate(manifest.data["iterations"]):  # before any work: one line, nothing started
         check_processes(it, run_dir)

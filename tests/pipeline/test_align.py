@@ -260,6 +260,12 @@ def test_an_eval_only_change_re_evaluates_only_the_eval_steps(tmp_path, monkeypa
     assert off["iterations"] == changed["iterations"] and calls == []
     with pytest.raises(ConfigMismatchError, match=r"train\.learning_rate"):
         run("eval.limit=3", "train.learning_rate=0.5")
+    # pass 19 N9: asked for 1 iteration, a 2-iteration folder reported and handed back both with exit 0
+    before = (run_dir / "manifest.json").read_text()
+    with pytest.raises(ConfigMismatchError, match=r"holds 2 iteration\(s\), more than the 1 asked for .* a run is "
+                                                  r"extended, never shortened"):
+        run("align.iterations=1")
+    assert (run_dir / "manifest.json").read_text() == before
     assert calls == []
     (run_dir / "iter_1" / "eval" / "notes.txt").write_text("mine")
     with pytest.raises(ForeignOutputError, match="changed after savi align eval wrote it"):
