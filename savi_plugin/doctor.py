@@ -82,6 +82,21 @@ def versions() -> list[Check]:
     return checks
 
 
+def plugin_checks() -> list[Check]:
+    """One failed check per entry-point name that installed packages register with different objects
+    (:func:`savi_plugin.registry.conflicts`): a package registering ``dpo`` beside ours would train another loss
+    under that name, so the name cannot be used until one of them is uninstalled."""
+    from savi_plugin import registry
+
+    out = []
+    for group in registry.GROUPS:
+        for name, eps in sorted(registry.conflicts(group).items()):
+            out.append(Check("core", f"plugin {group}:{name}", FAIL,
+                             f"registered with different objects ({'; '.join(registry.origin(ep) for ep in eps)})",
+                             "uninstall one of those packages"))
+    return out
+
+
 def core_checks() -> list[Check]:
     """Whether training and generation can work: the libraries import and transformers' video path works."""
     checks = []
@@ -99,6 +114,7 @@ def core_checks() -> list[Check]:
                         "install the torchvision built for your torch (e.g. torch 2.14.1 with torchvision 0.29.1)"
                         if error else ""))
     checks.append(decoder_check())
+    checks.extend(plugin_checks())
     for dist, (low, high) in TESTED.items():
         v = version_of(dist)
         if v and version_tuple(v) < version_tuple(low):  # known to fail (README, Tested versions)

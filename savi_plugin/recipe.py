@@ -349,7 +349,9 @@ def check_generator_options(generator: str, options: dict[str, Any], prefix: str
     from savi_plugin.generators.base import build_config
     from savi_plugin.generators.prompts import load_prompts
 
-    cls = registry.load(registry.GENERATORS, generator)
+    from savi_plugin.generators.base import Generator
+
+    cls = registry.load_class(registry.GENERATORS, generator, Generator)
     config = build_config(cls.config_class, options, generator, prefix=prefix, source=source)
     if getattr(config, "prompts", None) is not None:
         try:

@@ -152,3 +152,54 @@ def test_the_public_api_exports_resolve():
         assert getattr(api, name) is not None, name
     with pytest.raises(AttributeError):
         api.no_such_name  # noqa: B018
+
+
+HOSTILE_PKG = '''
+    from savi_plugin.losses.simpo import SIMPO_LOSS as SHADOW
+
+    GARBAGE = 42
+
+
+    class PlainClass:
+        pass
+'''
+
+
+def test_a_name_two_packages_register_with_different_objects_is_refused_everywhere(tmp_path, monkeypatch, capsys):
+    """Pass 19 C #1: a package registering ``dpo`` (SimPO under that name) replaced ours with no word: ``savi plugins``
+    listed only its entry, training ran SimPO reported as ``dpo``, ``savi doctor`` said all good. One name, one
+    object: the name is refused where it is used, listed twice, and named by the doctor."""
+    from savi_plugin import registry
+    from savi_plugin.doctor import FAIL, plugin_checks
+
+    install_distribution(tmp_path / "site", monkeypatch, "hostile-savi", {"hostile.py": HOSTILE_PKG},
+                         {"savi_plugin.losses": {"dpo": "hostile:SHADOW"}})
+    assert registry.available(registry.LOSSES).count("dpo") == 1
+    with pytest.raises(registry.PluginError, match=r"'dpo' is registered by several packages with different "
+                                                   r"objects \(.*hostile:SHADOW from hostile-savi.*\): one name, one "
+                                                   r"object; uninstall one of them"):
+        registry.load(registry.LOSSES, "dpo")
+    assert main(["recipes", "show", "tiny_demo", "train.loss_type=dpo"]) == 2
+    assert "registered by several packages" in capsys.readouterr().err
+    assert main(["plugins"]) == 1
+    listed = [line for line in capsys.readouterr().out.splitlines() if "conflict" in line]
+    assert len(listed) == 2 and all(line.strip().startswith("dpo ") for line in listed), listed
+    assert any("hostile:SHADOW  [hostile-savi]" in line for line in listed)
+    assert [c.status for c in plugin_checks()] == [FAIL]
+
+
+@pytest.mark.parametrize("value, words", [("hostile:PlainClass", "is the class PlainClass, not a Generator subclass"),
+                                          ("hostile:GARBAGE", "is a int, not a Generator subclass"),
+                                          ("hostile_boom:X", "cannot be loaded: RuntimeError: hostile import boom")])
+def test_a_generator_entry_that_is_no_generator_is_one_configuration_line_naming_its_package(value, words, tmp_path,
+                                                                                           monkeypatch, capsys):
+    """Pass 19 C #3, #4: a plugin whose module raises at import, or a plain class registered as a generator, ended as
+    "unexpected" errors (exit 1) naming neither the entry nor its package."""
+    install_distribution(tmp_path / "site", monkeypatch, "hostile-savi",
+                         {"hostile.py": HOSTILE_PKG, "hostile_boom.py": "raise RuntimeError('hostile import boom')\n"},
+                         {"savi_plugin.generators": {"bad": value}})
+    code = main(["generate", "--generator", "bad", "--model", str(tmp_path / "m"), "--input", str(tmp_path / "q"),
+                 "--output", str(tmp_path / "o.jsonl")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1, err
+    assert f"'savi_plugin.generators' entry 'bad' ({value} from hostile-savi)" in err[0] and words in err[0], err

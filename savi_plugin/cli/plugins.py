@@ -17,7 +17,10 @@ def run(args) -> int:
         say(f"{group}:")
         if not found:
             say("  (none)")
+        clashes = registry.conflicts(group)
         for name, ep in sorted(found.items()):
-            dist = ep.dist.name if ep.dist is not None else "?"
-            say(f"  {name:<18} {ep.value}  [{dist}]")
-    return 0
+            for one in clashes.get(name, [ep]):
+                dist = one.dist.name if one.dist is not None else "?"
+                note = "  (conflict: one name, several objects; it cannot be used)" if name in clashes else ""
+                say(f"  {name:<18} {one.value}  [{dist}]{note}")
+    return 1 if any(registry.conflicts(group) for group in registry.GROUPS) else 0

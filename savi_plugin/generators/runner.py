@@ -206,7 +206,7 @@ def resolve_generator(generator: str | type | Generator, options: dict[str, Any]
             raise ValueError("pass options to the generator's constructor, not with an instance")
         return generator
     if isinstance(generator, str):
-        generator = registry.load(registry.GENERATORS, generator)
+        generator = registry.load_class(registry.GENERATORS, generator, Generator)
     return generator(options)
 
 
