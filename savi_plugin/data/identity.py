@@ -464,7 +464,12 @@ def check_adapter_weights(adapter_dir: str | Path) -> None:
     Raises:
         AdapterFileError: naming the file (exit status 2).
     """
+    from savi_plugin.models.config_check import adapter_config_problem
+
     folder = Path(adapter_dir)
+    problem = adapter_config_problem(folder)  # before peft builds it: r=2^32-1 asked for 1 TiB
+    if problem:
+        raise AdapterFileError(f"{folder}: {problem}; restore the folder from its training run, or train it again")
     present = [folder / name for name in ADAPTER_WEIGHT_FILES if (folder / name).is_file()]
     if not present:
         raise AdapterFileError(f"{folder}: the adapter holds no weights (none of {', '.join(ADAPTER_WEIGHT_FILES)}); "

@@ -52,12 +52,18 @@ def load_backend(path: str | Path, backend: str | None = None, **kwargs):
     Keyword arguments go to :meth:`VideoLM.from_pretrained` (``adapter``, ``dtype``, ``device``,
     ``num_frames``, ``trust_remote_code`` ...).
     """
+    from savi_plugin.models.backends.base import ModelLoadError
+
     if backend and Path(path).exists():  # detect_backend asks this itself
         problem = model_folder_problem(path)
         if problem:
-            from savi_plugin.models.backends.base import ModelLoadError
-
             raise ModelLoadError(f"{path}: the model cannot be loaded: it {problem}")
+    if Path(path).is_dir():  # what transformers would build before reading a weight (config_check)
+        from savi_plugin.models.config_check import model_config_problem
+
+        problem = model_config_problem(path)
+        if problem:
+            raise ModelLoadError(f"{path}: the model cannot be loaded: {problem}")
     name = backend or detect_backend(path)
     cls = registry.load(registry.BACKENDS, name)
     return cls.from_pretrained(path, **kwargs)

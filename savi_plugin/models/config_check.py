@@ -1,0 +1,102 @@
+"""What a model's or adapter's own configuration says, checked against its weights before anything is built.
+
+transformers builds a model from ``config.json`` before it reads a weight, and peft an adapter from
+``adapter_config.json``: a config whose layer count is 4294967295 builds layers until memory runs out, one whose
+``rms_norm_eps`` is infinite loads and answers from hidden states of ~0, an adapter whose ``r`` is 2^32-1 asks for
+1 TiB. Each is named here, from the files' headers only (:func:`weight_shapes` maps no tensor), before the load.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+from typing import Any
+
+#: the decoder layers of a video LM's language model, as checkpoints name them (``model.language_model.layers.N``,
+#: the legacy ``language_model.model.layers.N``, a text model's ``model.layers.N``); vision layers are not counted
+_TEXT_LAYER = re.compile(r"(?:(?:^|\.)language_model\.(?:model\.)?|^model\.)layers\.(\d+)\.")
+
+
+def nonfinite_value(value: Any, path: str = "") -> tuple[str, Any] | None:
+    """``(key path, value)`` of the first number in ``value`` that is not finite (a float, or transformers'
+    ``{"__float__": "Infinity"}`` encoding of one), or None."""
+    stack = [(path, value)]
+    while stack:
+        where, node = stack.pop()
+        if isinstance(node, float) and not math.isfinite(node):
+            return where, node
+        if isinstance(node, dict):
+            if set(node) == {"__float__"} and str(node["__float__"]) in ("Infinity", "-Infinity", "NaN"):
+                return where, node["__float__"]
+            stack.extend((f"{where}.{k}" if where else str(k), v) for k, v in node.items())
+        elif isinstance(node, list):
+            stack.extend((f"{where}[{i}]", v) for i, v in enumerate(node))
+    return None
+
+
+def weight_shapes(folder: str | Path) -> dict[str, tuple[int, ...]]:
+    """Every tensor name of the ``*.safetensors`` files in ``folder`` with its shape, from their headers; a file
+    that cannot be read is left to the loader, which names it."""
+    from safetensors import safe_open
+
+    shapes: dict[str, tuple[int, ...]] = {}
+    for path in sorted(Path(folder).glob("*.safetensors")):
+        try:
+            with safe_open(str(path), framework="pt") as fh:
+                shapes.update({name: tuple(fh.get_slice(name).get_shape()) for name in fh.keys()})
+        except Exception:  # noqa: BLE001 - safetensors' own error: the loader's check names the file
+            continue
+    return shapes
+
+
+def _read(path: Path) -> dict | None:
+    from savi_plugin.data.files import read_json
+    from savi_plugin.errors import DocumentTooLarge
+
+    try:
+        config = read_json(path, lambda message, line=None: ValueError(message), strict=False)
+    except DocumentTooLarge:  # above the document caps: the same refusal as every reader's
+        raise
+    except (OSError, ValueError):  # absent or unreadable: the loader's own check says so
+        return None
+    return config if isinstance(config, dict) else None
+
+
+def model_config_problem(folder: str | Path) -> str | None:
+    """What in ``folder/config.json`` its weights contradict, or None: a number that is not finite, or a language
+    model whose ``num_hidden_layers`` differs from the decoder layers its weights hold."""
+    folder = Path(folder)
+    config = _read(folder / "config.json")
+    if config is None:
+        return None
+    bad = nonfinite_value(config)
+    if bad is not None:
+        return f"config.json: {bad[0]}: {bad[1]} is not a finite number"
+    text = config.get("text_config") if isinstance(config.get("text_config"), dict) else config
+    declared = text.get("num_hidden_layers")
+    layers = {int(m.group(1)) for name in weight_shapes(folder) if (m := _TEXT_LAYER.search(name))}
+    if layers and type(declared) is int and declared != len(layers):
+        key = "text_config.num_hidden_layers" if text is not config else "num_hidden_layers"
+        return (f"config.json: {key}: {declared}, but the weights hold {len(layers)} decoder layer(s); the config "
+                f"does not describe these weights")
+    return None
+
+
+def adapter_config_problem(folder: str | Path) -> str | None:
+    """What in ``folder/adapter_config.json`` its weights contradict, or None: a number that is not finite, or a
+    rank ``r`` other than the rank of its LoRA weights (each ``lora_A`` is ``r`` x in-features)."""
+    folder = Path(folder)
+    config = _read(folder / "adapter_config.json")
+    if config is None:
+        return None
+    bad = nonfinite_value(config)
+    if bad is not None:
+        return f"adapter_config.json: {bad[0]}: {bad[1]} is not a finite number"
+    rank = config.get("r")
+    if type(rank) is int and not config.get("rank_pattern"):
+        ranks = {shape[0] for name, shape in weight_shapes(folder).items() if "lora_A" in name and shape}
+        if ranks and ranks != {rank}:
+            return (f"adapter_config.json: r: {rank}, but its LoRA weights have rank {', '.join(map(str, sorted(ranks)))}"
+                    f"; the config does not describe these weights")
+    return None

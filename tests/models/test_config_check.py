@@ -1,0 +1,58 @@
+"""A model's or adapter's own configuration checked against its weights before anything is built
+(``savi_plugin.models.config_check``), through every load: ``load_backend`` (training, generation, ``savi_video``)
+and ``check_adapter``."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+
+import pytest
+
+from savi_plugin.data.identity import AdapterFileError, check_adapter
+from savi_plugin.models import load_backend
+from savi_plugin.models.backends.base import ModelLoadError
+
+
+def _edit(path, change) -> None:
+    config = json.loads(path.read_text())
+    change(config)
+    path.write_text(json.dumps(config))
+
+
+@pytest.mark.parametrize("change, words", [
+    # pass 19 B N18: layers were built for minutes, RSS growing, until a timeout killed lmms-eval
+    (lambda c: c["text_config"].update(num_hidden_layers=4294967295),
+     "config.json: text_config.num_hidden_layers: 4294967295, but the weights hold 2 decoder layer(s)"),
+    # pass 19 B N1, N4: loaded and scored with an infinite norm epsilon (hidden states ~0), exit 0
+    (lambda c: c["text_config"].update(rms_norm_eps={"__float__": "Infinity"}),
+     "config.json: text_config.rms_norm_eps: Infinity is not a finite number"),
+    (lambda c: c["text_config"].update(rms_norm_eps=float("inf")),
+     "config.json: text_config.rms_norm_eps: inf is not a finite number"),
+])
+def test_a_model_config_its_weights_contradict_is_refused_before_it_is_built(change, words, tiny_llava_onevision,
+                                                                             tmp_path):
+    model = tmp_path / "m"
+    shutil.copytree(tiny_llava_onevision, model)
+    _edit(model / "config.json", change)
+    start = time.perf_counter()
+    with pytest.raises(ModelLoadError) as err:
+        load_backend(model, num_frames=4)
+    assert str(err.value).startswith(f"{model}: the model cannot be loaded: {words}"), err.value
+    assert time.perf_counter() - start < 30  # from the headers, nothing built
+
+
+@pytest.mark.parametrize("change, words", [
+    # pass 19 B N17: peft tried to allocate 1 TiB, refused only by the allocator after 33 s
+    (lambda c: c.update(r=4294967295), "adapter_config.json: r: 4294967295, but its LoRA weights have rank 4"),
+    # pass 19 B N16: lora_alpha 1e999 (infinite) loaded and scored
+    (lambda c: c.update(lora_alpha=float("inf")), "adapter_config.json: lora_alpha: inf is not a finite number"),
+])
+def test_an_adapter_config_its_weights_contradict_is_refused_before_peft_builds_it(change, words, tiny_adapter,
+                                                                                 tiny_llava_onevision, tmp_path):
+    adapter = tmp_path / "ad"
+    shutil.copytree(tiny_adapter, adapter)
+    _edit(adapter / "adapter_config.json", change)
+    with pytest.raises(AdapterFileError, match=rf"^{adapter}: {words}"):
+        check_adapter(adapter, tiny_llava_onevision)
