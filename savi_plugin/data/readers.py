@@ -48,15 +48,23 @@ UNREADABLE_LINE = "unreadable_line"
 BAD_RECORD = "bad_record"
 
 
+#: the file names of videos (a folder input's videos are the files with these suffixes)
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg", ".flv", ".gif")
+
+
 def iter_lines(path: str | Path, limit: int | None = None) -> Iterator[tuple[int, bytes | None, bool]]:
     """Yield ``(line_number, line, ended)`` for every line of the file ``path``, holding at most ``limit`` bytes
     (default :data:`MAX_LINE_BYTES`).
 
     ``line`` is the line's bytes without its line feed, or None when it holds more than ``limit`` bytes (its
     bytes are skipped, never held); ``ended`` says whether it ended with a line feed (only the last line of a
-    file may not: a run killed while appending leaves such a torn line). Every reader of JSONL reads through it.
+    file may not: a run killed while appending leaves such a torn line). Every reader of JSONL reads through it,
+    so a video given where records are read is named as one (never parsed into "not UTF-8" lines).
     """
     limit = MAX_LINE_BYTES if limit is None else limit
+    if Path(path).suffix.lower() in VIDEO_SUFFIXES and first_byte(Path(path)) not in (b"{", b"["):
+        raise DataError(str(path), None, None, "is a video file, not a JSON Lines file of records (videos are named "
+                                               "by the records, or given as a folder where a command takes one)")
     with open(path, "rb") as fh:
         number = 0
         while True:

@@ -28,12 +28,12 @@ from savi_plugin.data.choices import (
 )
 from savi_plugin.data.files import file_problem
 from savi_plugin.data.paths import file_folder, resolve_video_path
-from savi_plugin.data.readers import first_byte, iter_json_objects
+from savi_plugin.data.readers import VIDEO_SUFFIXES, iter_json_objects
 from savi_plugin.data.record import DataError, check_free_form, json_kind
 from savi_plugin.generators.text import normalize_answer
 from savi_plugin.untrusted import equality_key, length_problem, mixed_script_word, text_problem
 
-VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg", ".flv", ".gif")
+VIDEO_EXTENSIONS = VIDEO_SUFFIXES
 
 
 @dataclass(frozen=True)
@@ -201,10 +201,6 @@ def load_inputs(source: str | Path, data_root: str | Path | None = None) -> list
     if source.is_dir():
         items = _items_from_folder(source)
     elif source.is_file():
-        if source.suffix.lower() in VIDEO_EXTENSIONS and first_byte(source) not in (b"{", b"["):
-            raise DataError(str(source), None, None, "is a video file, not a manifest: the input is a folder of "
-                                                     "videos or a JSONL manifest naming them (give the folder that "
-                                                     "holds it)")
         items = [_item_from_object(obj, str(source), line, i, base, confine=data_root is not None)
                  for i, (line, obj) in enumerate(iter_json_objects(source))]
         if not items:

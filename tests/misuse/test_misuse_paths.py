@@ -378,15 +378,29 @@ def test_a_video_path_that_can_name_nothing_is_a_missing_video_not_a_decode_erro
     assert not report["failed"] and "decode caps" not in err
 
 
-@pytest.mark.parametrize("generator", ["rrpo", "videosavi"])
-def test_a_video_given_as_the_input_is_named_as_a_video(generator, tmp_path, capsys):
-    """Pass 18 B #31: ``--input clip.mp4`` was parsed as a manifest and refused as "not UTF-8 text (byte 38)"."""
-    video = clip(tmp_path / "clip.mp4")
-    code, _, err = savi(capsys, "generate", "--generator", generator, "--model", tmp_path / "m", "--input", video,
-                        "--output", tmp_path / "o.jsonl")
+@pytest.mark.parametrize("argv", [["generate", "--generator", "rrpo", "--model", "m", "--input", "clip.mp4",
+                                   "--output", "o.jsonl"],
+                                  ["generate", "--generator", "videosavi", "--model", "m", "--input", "clip.mp4",
+                                   "--output", "o.jsonl"],
+                                  ["data", "validate", "clip.mp4"], ["data", "convert", "clip.mp4", "o.jsonl"],
+                                  ["inspect", "clip.mp4", "--out", "site", "--no-progress"],
+                                  ["generate", "merge", "o.jsonl", "clip.mp4"]], ids=lambda a: " ".join(a[:2]))
+def test_a_video_given_as_the_input_is_named_as_a_video(argv, tmp_path, monkeypatch, capsys):
+    """Pass 18 B #31, pass 19 N19: a video given where records are read was parsed as JSON lines and refused as
+    "not UTF-8 text (byte 38)" (or shown as a site of 18 bad records); every reader names it a video."""
+    monkeypatch.chdir(tmp_path)
+    video = clip(tmp_path / "clip.mp4").relative_to(tmp_path)
+    code, out, err = savi(capsys, *argv)
+    said = "clip.mp4:-:-: is a video file, not a JSON Lines file of records"
+    if argv[0] == "inspect":  # a read-only view lists the problem on its site
+        assert "is a video file, not a JSON Lines file of records" in "".join(
+            p.read_text() for p in (tmp_path / "site").glob("index*")), (out, err)
+        return
+    if argv[:2] == ["data", "validate"]:  # lists problems
+        assert code != 0 and said in out + err, (out, err)
+        return
     assert code != 0
-    assert_one_line_error(err, f"{video}:", "is a video file, not a manifest: the input is a folder of videos or a "
-                                            "JSONL manifest")
+    assert_one_line_error(err, f"{video}:", "is a video file, not a JSON Lines file of records")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4"]
 
 
