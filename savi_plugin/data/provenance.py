@@ -272,8 +272,11 @@ def carried_state(src: str | Path, why: str | None, command: str) -> dict[str, A
     came from: ``complete: false`` and ``missing`` when ``src``'s run is unfinished (``why``, allowed), ``complete:
     true`` when a finished run's report vouches for ``src``, ``unverified`` (the reason) when that cannot be
     checked, nothing when ``src`` is no run's product."""
+    part = shard_part(src)  # one shard of several stays one shard through every conversion
     if why is not None:
-        return {"complete": False, "missing": [why]}
+        return {"complete": False, "missing": [why], **({"part": part} if part else {})}
+    if part:
+        return {"complete": True, "part": part} if vouched_finished(src) else {"part": part}
     unverified = unvouched_copy(src)
     if unverified is not None:
         carried = (run_report(src) or {}).get("unverified") == unverified
@@ -378,7 +381,8 @@ def shard_part(data: str | Path) -> str | None:
     shard = report.get("config", {}).get("shard") if isinstance(report.get("config"), dict) else None
     if (isinstance(shard, list) and len(shard) == 2 and all(type(n) is int for n in shard) and shard[1] > 1):
         return f"one shard ({shard[0]}/{shard[1]}) of a sharded savi generate run: the other shards' pairs are not in it"
-    return None
+    part = report.get("part")  # carried by a conversion of one shard (carried_state)
+    return part if isinstance(part, str) and part.startswith("one shard") else None
 
 
 def check_finished(data: str | Path, *, allow_incomplete: bool = False, flag: str | None = None,

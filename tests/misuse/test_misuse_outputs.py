@@ -831,6 +831,16 @@ def test_training_on_one_shard_of_a_sharded_run_is_refused_unless_allowed(comman
     assert code == 1 and not (tmp_path / "t").exists(), err
     assert_one_line_error(err, f"{shard}: one shard (0/2) of a sharded savi generate run",
                           "merge every shard with savi generate merge")
+    # pass 19 N15, N29: one conversion (to rrpo and back, or to trl) made a report saying complete, and the
+    # shard trained with no word; the conversion carries that it is one shard
+    once = tmp_path / "c.rrpo.jsonl"
+    assert savi(capsys, "data", "convert", shard, once, "--to", "rrpo")[0] == 0
+    twice = tmp_path / "c2.jsonl"
+    assert savi(capsys, "data", "convert", once, twice, "--from", "rrpo", "--to", "savi")[0] == 0
+    converted = [twice if a == shard else a for a in argv]
+    code, _, err = savi(capsys, *converted)
+    assert code == 1 and not (tmp_path / "t").exists(), err
+    assert_one_line_error(err, f"{twice}: one shard (0/2) of a sharded savi generate run")
     if command == "train":  # the dry run refuses it too, and with the flag says what the run will do
         code, _, err = savi(capsys, *argv, "--dry-run")
         assert code == 1, err
