@@ -323,6 +323,9 @@ def check_data_root(root: str | Path | None, name: str = "--data-root") -> None:
     if root is None:
         return
     if not os.path.exists(root):
+        problem = file_problem(root, "data root")  # a broken link or a loop of links is named as one
+        if problem and problem.startswith(("is a broken", "is a loop")):
+            raise ConfigurationError(f"{name}: {root} {problem}; a data root is a folder")
         raise ConfigurationError(f"{name}: {root} does not exist (a data root is the folder relative video paths "
                                  f"start from)")
     if not os.path.isdir(root):

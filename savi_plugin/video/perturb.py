@@ -515,6 +515,8 @@ def _main_value(name: str, value: str, part: str) -> dict[str, Any]:
     try:
         if param == "factor":
             return {param: int(value)}
+        if "_" in value:  # Python's float() reads 0.2_5 as 0.25; a recipe's YAML refuses digit grouping
+            raise ValueError
         try:  # one number (exponents included: 1e-3 is not the range 1e..3)
             return {param: float(value)}
         except ValueError:

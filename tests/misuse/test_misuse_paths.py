@@ -157,7 +157,7 @@ def test_a_file_looked_up_by_name_is_named_as_what_it_is(lookup, kind, tmp_path_
 
 # ------------------------------------------------------------------------------------------------ data root
 @pytest.mark.parametrize("command", ["generate", "train", "inspect", "eval-run", "eval-suite"])
-@pytest.mark.parametrize("root", ["missing", "a file"])
+@pytest.mark.parametrize("root", ["missing", "a file", "a loop"])
 def test_a_data_root_that_is_not_a_folder_is_a_configuration_error(command, root, tiny_llava_onevision, tmp_path,
                                                                    capsys):
     """A --data-root that does not exist made every item a `decode_error: file not found` and created the output
@@ -170,6 +170,9 @@ def test_a_data_root_that_is_not_a_folder_is_a_configuration_error(command, root
     bad = work / "nowhere"
     if root == "a file":
         bad.write_text("not a folder\n")
+    if root == "a loop":  # pass 19 N11: said not to exist
+        os.symlink("nowhere2", bad)
+        os.symlink("nowhere", work / "nowhere2")
     before = sorted(p.name for p in work.iterdir())
     argv = {"generate": ["generate", "--generator", "rrpo", "--model", tiny_llava_onevision, "--input",
                          tmp_path / "qa.jsonl", "--output", work / "p.jsonl", "--num-frames", "4", "--no-progress",
@@ -185,7 +188,8 @@ def test_a_data_root_that_is_not_a_folder_is_a_configuration_error(command, root
                            tiny_llava_onevision, "--data-root", bad, "--out", work / "suite"]}[command]
     code, _, err = savi(capsys, *argv)
     assert code == 2, err
-    assert_one_line_error(err, str(bad), "does not exist" if root == "missing" else "folder")
+    assert_one_line_error(err, str(bad), {"missing": "does not exist", "a file": "folder",
+                                          "a loop": "is a loop of symbolic links"}[root])
     assert sorted(p.name for p in work.iterdir()) == before
 
 

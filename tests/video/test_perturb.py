@@ -96,7 +96,7 @@ def test_pipeline_spec_and_errors(frames):
     # pass 18 B #13: an exponent's minus was read as a range's dash ("must be a number", of 1e-300)
     assert parse_spec("occlude:1e-300") == [{"name": "occlude", "fraction": 1e-300}]
     assert parse_spec("mask:1e-3-5E-1") == [{"name": "mask", "fraction": [1e-3, 0.5]}]
-    for bad in ("x", "0.2-", "-", "1e-", "0.1-0.2-0.3"):
+    for bad in ("x", "0.2-", "-", "1e-", "0.1-0.2-0.3", "0.2_5", "0.1-0.2_5"):  # pass 19 N25: read as 0.25
         with pytest.raises(ValueError, match=rf"must be a number or low-high, e.g. mask:0.5 or mask:0.25-0.5, got "
                                              rf"'{re.escape(bad)}'"):
             parse_spec(f"mask:{bad}")
