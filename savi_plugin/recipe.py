@@ -243,6 +243,20 @@ def _section_class(name: str) -> type | None:
     return hint if dataclasses.is_dataclass(hint) else None
 
 
+def _refuse_nul(data: dict, source: str | None) -> None:
+    """Refuse a NUL character in any text of a recipe (``model.path: "m\\0"``), at its key path: no path, name or
+    value holds one, and the operating system refuses it in a path as ``embedded null byte``."""
+    stack: list[tuple[str, Any]] = [("", data)]
+    while stack:
+        where, node = stack.pop()
+        if isinstance(node, str) and "\x00" in node:
+            raise RecipeError(where, f"{node!r} contains a NUL character; remove it", source)
+        if isinstance(node, dict):
+            stack.extend((f"{where}.{k}" if where else str(k), v) for k, v in node.items())
+        elif isinstance(node, list):
+            stack.extend((f"{where}[{i}]", v) for i, v in enumerate(node))
+
+
 def _read(path: Path, seen: tuple[Path, ...] = (), origins: dict[str, str] | None = None) -> dict:
     """One recipe file merged over the chain it extends; ``origins`` (when given) gets the file that set each
     key path (:func:`~savi_plugin.config.origins.set_origin`)."""
@@ -259,6 +273,7 @@ def _read(path: Path, seen: tuple[Path, ...] = (), origins: dict[str, str] | Non
     data = load_yaml(text, str(path)) or {}  # the untrusted-input limits: depth, aliases, safe tags
     if not isinstance(data, dict):
         raise RecipeError("", f"a recipe must be a mapping, got {type(data).__name__}", str(path))
+    _refuse_nul(data, str(path))
     data = _resolve_paths(data, path)
     parent = data.pop("extends", None)
     if parent is None:
@@ -311,6 +326,7 @@ def apply_overrides(recipe: dict, overrides: list[str], schema: type | None = No
     given: dict[str, str] = {}  # key path -> the override that last set it
     for text in overrides:
         keys, value = parse_override(text, schema)
+        _refuse_nul({".".join(keys): value}, override_source(text))
         _say_replaced(given, ".".join(keys), text)
         node = out
         for k in keys[:-1]:

@@ -461,3 +461,21 @@ def test_a_gen_kwargs_value_that_reads_as_zero_is_refused_before_lmms_eval(tmp_p
     assert capsys.readouterr().err.strip().splitlines() == [
         "error: --gen-kwargs 'temperature=1e-400,do_sample=True': temperature: '1e-400' is too small for a "
         "floating-point number (it would read as 0)"]
+
+
+@pytest.mark.parametrize("where", ["file", "override", "extends"])
+def test_a_nul_character_in_a_recipe_text_is_named_at_its_key_path(where, tmp_path, monkeypatch, capsys):
+    """Pass 19 C #12: a NUL in a recipe's path value ended as Python's ``embedded null byte`` (exit 1), naming no
+    file or key."""
+    monkeypatch.chdir(tmp_path)
+    if where == "file":
+        (tmp_path / "r.yaml").write_text('extends: tiny_demo\nmodel:\n  path: "m\\0"\n')
+        argv, named = ["recipes", "show", "./r.yaml"], "error: r.yaml: model.path: 'm\\x00' contains a NUL character"
+    elif where == "extends":
+        (tmp_path / "r.yaml").write_text('extends: "tiny_demo\\0"\n')
+        argv, named = ["recipes", "show", "./r.yaml"], "error: r.yaml: extends: 'tiny_demo\\x00' contains a NUL"
+    else:
+        argv, named = ["recipes", "show", "tiny_demo", 'model.path="m\\0"'], "model.path: 'm\\x00' contains a NUL"
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and named.split("error: ")[-1] in err[0], err
