@@ -56,3 +56,19 @@ def test_an_adapter_config_its_weights_contradict_is_refused_before_peft_builds_
     _edit(adapter / "adapter_config.json", change)
     with pytest.raises(AdapterFileError, match=rf"^{adapter}: {words}"):
         check_adapter(adapter, tiny_llava_onevision)
+
+
+def test_a_model_whose_weights_lack_a_tensor_is_refused_not_started_at_random(tiny_llava_onevision, tmp_path):
+    """Pass 19 B N19: a base ``model.safetensors`` missing one tensor was evaluated with that tensor initialised at
+    random (only transformers' load report said ``MISSING``), exit 0."""
+    from safetensors.torch import load_file, save_file
+
+    model = tmp_path / "m"
+    shutil.copytree(tiny_llava_onevision, model)
+    (weights,) = model.glob("*.safetensors")
+    tensors = load_file(str(weights))
+    dropped = next(name for name in sorted(tensors) if "layers.1." in name and name.endswith("q_proj.weight"))
+    del tensors[dropped]
+    save_file(tensors, str(weights), metadata={"format": "pt"})
+    with pytest.raises(ModelLoadError, match=r"its weight files lack 1 tensor\(s\) its config asks for \(.*q_proj"):
+        load_backend(model, num_frames=4)

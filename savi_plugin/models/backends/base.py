@@ -104,7 +104,8 @@ class VideoLM:
         with model_files_read(path):
             processor = AutoProcessor.from_pretrained(str(path), trust_remote_code=trust_remote_code)
             import_model_classes(str(path), trust_remote_code=trust_remote_code)
-            model = cls.load_model(str(path), **kwargs)
+            model, info = cls.load_model(str(path), output_loading_info=True, **kwargs)
+        _check_loading_info(path, info)
         if adapter is not None:
             from peft import PeftModel
 
@@ -488,6 +489,21 @@ def import_model_classes(path: str, *, trust_remote_code: bool = False) -> None:
 class ModelLoadError(ConfigurationError):
     """A checkpoint that cannot be loaded (a truncated weight file, a config that lies): the job cannot run as
     asked, so it stops before its first item with nothing marked (:mod:`savi_plugin.errors`)."""
+
+
+def _check_loading_info(path: str | Path, info: dict) -> None:
+    """Refuse a model whose weight files lack tensors its config asks for: transformers initialises them at
+    random and says so only in its load report (``MISSING``), and the job would answer and train with them.
+
+    Raises:
+        ModelLoadError: naming the model and the first missing tensors.
+    """
+    missing = sorted(info.get("missing_keys") or [])
+    if missing:
+        shown = ", ".join(missing[:3]) + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")
+        raise ModelLoadError(f"{path}: the model cannot be loaded: its weight files lack {len(missing)} tensor(s) "
+                             f"its config asks for ({shown}), which would start at random; restore the model's "
+                             f"files")
 
 
 def _own_memory(model) -> None:
