@@ -77,7 +77,18 @@ def _source_shards(src: str) -> list[str]:
     for index_name in ("model.safetensors.index.json", "pytorch_model.bin.index.json"):
         index = os.path.join(src, index_name)
         if os.path.exists(index):
-            files = sorted(set(_read_json(index)["weight_map"].values()))
+            whole = index_name.removesuffix(".index.json")
+            if os.path.exists(os.path.join(src, whole)):  # two sources of one model: which one is meant?
+                raise ConversionError(f"{src}: holds both {whole} and the shard index {index_name}; a checkpoint "
+                                      f"is one or the other: remove the one that is not the model")
+            weight_map = _read_json(index).get("weight_map")
+            if not isinstance(weight_map, dict) or not all(isinstance(v, str) for v in weight_map.values()):
+                raise ConversionError(f"{index}: weight_map: expected an object of weight name -> shard file name")
+            files = sorted(set(weight_map.values()))
+            for name in files:  # a shard is a file of the checkpoint's own folder
+                if os.path.basename(name) != name or name in ("", ".", ".."):
+                    raise ConversionError(f"{index}: weight_map names {name!r}, not a file in {src}; a shard index "
+                                          f"names the shard files beside it")
             return [os.path.join(src, name) for name in files]
     for name in ("model.safetensors", "pytorch_model.bin"):
         if os.path.exists(os.path.join(src, name)):

@@ -233,6 +233,41 @@ def test_sharded_source_gives_the_same_model(tmp_path):
     assert torch.equal(model.state_dict()[map_weight_name(name)], weights[name].float())
 
 
+def _sharded(tmp_path):
+    src = _copy_source(tmp_path)
+    weights = load_file(str(src / "model.safetensors"))
+    (src / "model.safetensors").unlink()
+    names = sorted(weights)
+    shards = {"model-00001-of-00002.safetensors": names[::2], "model-00002-of-00002.safetensors": names[1::2]}
+    for file_name, keys in shards.items():
+        save_file({k: weights[k] for k in keys}, str(src / file_name), metadata={"format": "pt"})
+    return src, {"metadata": {}, "weight_map": {k: f for f, keys in shards.items() for k in keys}}
+
+
+@pytest.mark.parametrize("lie, words", [
+    # pass 19 B N8: "AttributeError: 'list' object has no attribute 'values' (unexpected ...)"
+    ("a list", "weight_map: expected an object of weight name -> shard file name"),
+    # pass 19 B N9: weights were read from a file outside the source folder, exit 0
+    ("outside", "weight_map names '../outside.safetensors', not a file in"),
+    # pass 19 B N10: the shards were used and a whole model.safetensors beside them ignored with no word
+    ("both", "holds both model.safetensors and the shard index model.safetensors.index.json"),
+])
+def test_a_shard_index_that_lies_is_refused_naming_it(lie, words, tmp_path):
+    src, index = _sharded(tmp_path)
+    if lie == "a list":
+        index["weight_map"] = sorted(index["weight_map"].items())
+    elif lie == "outside":
+        shutil.move(str(src / "model-00002-of-00002.safetensors"), str(tmp_path / "outside.safetensors"))
+        index["weight_map"] = {k: ("../outside.safetensors" if v.startswith("model-00002") else v)
+                               for k, v in index["weight_map"].items()}
+    else:
+        shutil.copyfile(src / "model-00001-of-00002.safetensors", src / "model.safetensors")
+    (src / "model.safetensors.index.json").write_text(json.dumps(index))
+    with pytest.raises(ConversionError, match=re.escape(words)):
+        convert_llava_next(str(src), str(tmp_path / "out"), vision_config=VISION_CONFIG)
+    assert not (tmp_path / "out").exists()
+
+
 def test_the_conversion_report_stores_its_paths_relative_to_itself(tmp_path, monkeypatch):
     """README "Paths, everywhere": src and dst were stored as typed, relative to the working folder (red team 6)."""
     from tests.test_paths_relative import every_json_stores_paths_by_the_rule
