@@ -183,9 +183,16 @@ def route_library_logs() -> None:
     default handler is removed and its records propagate. Once per process, when transformers is loaded."""
     if "transformers" in _ROUTED or "transformers.utils.logging" not in sys.modules:
         return
+    library = sys.modules["transformers.utils.logging"]
+    lock = getattr(library, "_lock", None)
+    # a record transformers logs while it configures its logger (TRANSFORMERS_VERBOSITY=loud) arrives here with
+    # its lock held: configuring it from here would wait on that lock forever, so the next record does it
+    if lock is not None and not lock.acquire(blocking=False):
+        return
+    if lock is not None:
+        lock.release()
     _ROUTED.add("transformers")
     with contextlib.suppress(Exception):  # a transformers without these functions keeps its own handler
-        library = sys.modules["transformers.utils.logging"]
         library.disable_default_handler()
         library.enable_propagation()
 

@@ -204,3 +204,16 @@ def test_a_transformers_log_line_never_continues_a_progress_bars_line():
     shown = [line.split("\r")[-1] for line in proc.stderr.split("\n")]
     assert "WARNING transformers.modeling_utils: a transformers line" in shown, shown
     assert not any("items:" in line and "transformers line" in line for line in proc.stderr.split("\n"))
+
+
+def test_a_transformers_warning_logged_while_it_configures_its_logger_does_not_hang_the_command(tmp_path):
+    """Pass 19 C #29: with ``TRANSFORMERS_VERBOSITY=loud`` transformers logs a warning while it holds its logging
+    lock; routing its records from inside that warning waited on the lock forever (``savi recipes show`` hung)."""
+    import os
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "savi_plugin", "recipes", "show", "tiny_demo"], capture_output=True,
+                          text=True, timeout=120, cwd=tmp_path, env={**os.environ, "TRANSFORMERS_VERBOSITY": "loud"})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "Unknown option TRANSFORMERS_VERBOSITY=loud" in proc.stderr and "model:" in proc.stdout
