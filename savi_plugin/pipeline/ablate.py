@@ -246,16 +246,42 @@ def _run(plans, first, data, out: Path, eval_pairs, benchmarks: bool, evaluate, 
     return table
 
 
+def _summary_digest(summary: dict) -> str:
+    """The SHA-256 of a stored summary without its own ``sha256`` field (canonical JSON)."""
+    import hashlib
+    import json
+
+    body = {k: v for k, v in summary.items() if k != "sha256"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode("utf-8")).hexdigest()
+
+
 def _cached(path: Path, compute: Callable[[], dict]) -> dict:
-    """``compute()``, stored at ``path``; a stored result is returned instead (a re-run resumes)."""
+    """``compute()``, stored at ``path`` with the digest of what it holds; a stored result is returned instead (a
+    re-run resumes) when it is still what was stored and the adapter it names is still there.
+
+    Raises:
+        RunError: a kept summary edited since it was written, or whose adapter is gone, naming the folder to remove.
+    """
+    from savi_plugin.data.paths import path_from_file
+    from savi_plugin.errors import RunError
+
     if path.is_file():
+        stored = read_json(path)
+        remedy = f"remove {path.parent} to run it again"
+        if isinstance(stored, dict) and "sha256" in stored and stored["sha256"] != _summary_digest(stored):
+            raise RunError(f"{path}: changed after savi ablate wrote it (its numbers are not the run's): {remedy}")
+        adapter = stored.get("adapter") if isinstance(stored, dict) else None
+        if isinstance(adapter, str) and not (path_from_file(adapter, path) / "adapter_config.json").is_file():
+            raise RunError(f"{path}: the kept run's adapter ({adapter}) is gone, so its row would name a result that "
+                           f"is not there: {remedy}")
         log.info("ablation: %s exists; kept", path)
-        return read_json(path)
+        return stored
     from savi_plugin.data.outputs import write_json
     from savi_plugin.data.paths import paths_for_file
 
     result = compute()
-    write_json(path, paths_for_file(result, path), indent=1)  # README "Paths, everywhere"
+    stored = paths_for_file(result, path)  # README "Paths, everywhere"
+    write_json(path, {**stored, "sha256": _summary_digest(stored)}, indent=1)
     return result
 
 

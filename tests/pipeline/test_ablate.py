@@ -81,6 +81,30 @@ def test_a_rerun_keeps_the_finished_runs(ablation):
     assert {loss: (out / loss / "summary.json").stat().st_mtime_ns for loss in LOSSES} == before
 
 
+@pytest.mark.parametrize("damage", ["summary edited", "adapter removed"])
+def test_a_kept_run_whose_summary_was_edited_or_whose_adapter_is_gone_is_refused(damage, ablation, tmp_path, capsys):
+    """Pass 19 C #19, #20: a kept run's ``summary.json`` edited by hand (train_loss 0.649 -> 0.001) was tabled as
+    the run's result, and one whose adapter was removed was tabled as finished, both with exit 0."""
+    import shutil
+
+    _, argv, out = ablation
+    copy = tmp_path / "out"
+    shutil.copytree(out, copy)
+    if damage == "summary edited":
+        summary = copy / "dpo" / "summary.json"
+        summary.write_text(summary.read_text().replace('"train_loss": ', '"train_loss": 1e-3, "was": ', 1))
+        words = f"{summary}: changed after savi ablate wrote it"
+    else:
+        (copy / "dpo" / "train" / "adapter_config.json").unlink()
+        words = f"{copy / 'dpo' / 'summary.json'}: the kept run's adapter"
+    table = (copy / "ablation.md").read_text()
+    capsys.readouterr()
+    assert main([str(copy) if a == str(out) else a for a in argv]) == 1
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error: ")]
+    assert len(err) == 1 and err[0].startswith(f"error: {words}") and f"remove {copy / 'dpo'}" in err[0], err
+    assert (copy / "ablation.md").read_text() == table
+
+
 def test_dry_run_of_the_shipped_ablation_recipe(tmp_path, capsys):
     assert main(["ablate", "llava_video_7b_loss_ablation", "--out", str(tmp_path / "abl"), "--dry-run"]) == 0
     out = capsys.readouterr().out
