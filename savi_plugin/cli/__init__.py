@@ -96,6 +96,9 @@ def main(argv: list[str] | None = None) -> int:
         extra = [a for a in extra if a not in overrides]
     if extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    empty = _empty_argument(args, parser)
+    if empty is not None:  # Path("") is ".": `savi recipes cp tiny_demo "$DEST"` wrote into the working folder
+        parser.error(f"argument {empty}: an empty value (an unset variable in the shell?); give a value")
     handler = ClearOfBarsHandler()
     handler.setFormatter(OneLineFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S"))
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, handlers=[handler])
@@ -117,6 +120,29 @@ def main(argv: list[str] | None = None) -> int:
 
         close_process_group()
     return code
+
+
+def _empty_argument(args: argparse.Namespace, parser: argparse.ArgumentParser) -> str | None:
+    """How the user wrote the first argument given as the empty string (``""``, an unset ``$VAR``), or None: no
+    savi argument takes one, and a path read from one is the working folder."""
+    for name, value in vars(args).items():
+        values = value if isinstance(value, list) else [value]
+        if any(isinstance(v, str) and v == "" for v in values) and name not in ("overrides", "lmms_args"):
+            return _shown_name(parser, name) or name
+    return None
+
+
+def _shown_name(parser: argparse.ArgumentParser, dest: str) -> str | None:
+    """The flag (``--output``) or metavar (``DEST``) of the argument stored at ``dest``, searched through every
+    sub-command's parser."""
+    stack = [parser]
+    while stack:
+        for action in stack.pop()._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                stack.extend(action.choices.values())
+            elif action.dest == dest:
+                return action.option_strings[-1] if action.option_strings else (action.metavar or dest.upper())
+    return None
 
 
 def printable(text: object) -> str:

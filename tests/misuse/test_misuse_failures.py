@@ -843,3 +843,23 @@ def test_a_usage_error_is_one_line_naming_the_word_it_comes_from(argv, line, tmp
         cli.main(argv)
     assert exit_.value.code == 2 and capsys.readouterr().err.splitlines() == [line]
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("argv, named", [
+    (["recipes", "cp", "tiny_demo", ""], "DEST"),  # pass 19 C #40: wrote ./tiny_demo.yaml
+    (["data", "convert", "in.jsonl", ""], "DST"),
+    (["train", "tiny_demo", "--data", "", "--dry-run"], "--data"),
+    (["generate", "--generator", "rrpo", "--model", "", "--input", "q", "--output", "o.jsonl"], "--model"),
+    (["inspect", "p.jsonl", "--out", ""], "--out"),
+])
+def test_an_empty_argument_is_one_usage_line_before_anything_runs(argv, named, tmp_path, monkeypatch, capsys):
+    """An unset shell variable (``savi recipes cp tiny_demo "$DEST"``) gave the working folder as the path."""
+    from savi_plugin.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"savi: error: argument {named}: an empty value (an unset variable in the shell?); give a value"]
+    assert list(tmp_path.iterdir()) == []
