@@ -39,8 +39,9 @@ def gain(results: dict, method: str = "rrpo") -> dict:
     se = max(binomial_se(b["accuracy"], n), binomial_se(a["accuracy"], n))
     diff = a["accuracy"] - b["accuracy"]
     pse = paired_se(b["correct"], a["correct"])
-    return {"points": 100 * diff, "se_points": 100 * se, "in_se": diff / se if se else float("inf"),
-            "paired_se_points": 100 * pse, "in_paired_se": diff / pse if pse else float("nan"), "n": n}
+    # a standard error of 0 (every item right, or no item's answer changed) gives no ratio: None, said in words
+    return {"points": 100 * diff, "se_points": 100 * se, "in_se": diff / se if se else None,
+            "paired_se_points": 100 * pse, "in_paired_se": diff / pse if pse else None, "n": n}
 
 
 def format_table(results: dict) -> str:
@@ -66,9 +67,12 @@ def format_table(results: dict) -> str:
     for method in ("rrpo", "dpo"):
         if method in results:
             g = gain(results, method)
-            lines.append(f"{method.upper()} vs before: {g['points']:+.1f} points = {g['in_se']:+.1f} SE "
-                         f"(SE of an accuracy on N={n}: {g['se_points']:.1f} points; per-item paired SE of the "
-                         f"change: {g['paired_se_points']:.1f} points = {g['in_paired_se']:+.1f})")
+            in_se = f"{g['in_se']:+.1f} SE" if g["in_se"] is not None else "no SE (both accuracies at 0% or 100%)"
+            paired = (f" = {g['in_paired_se']:+.1f}" if g["in_paired_se"] is not None
+                      else ", no item answered differently")
+            lines.append(f"{method.upper()} vs before: {g['points']:+.1f} points = {in_se} (SE of an accuracy on "
+                         f"N={n}: {g['se_points']:.1f} points; per-item paired SE of the change: "
+                         f"{g['paired_se_points']:.1f} points{paired})")
     gen = results.get("generation", {})
     pairs = gen.get("counts", {}).get("pairs", "?")
     lines.append(f"RRPO pairs from the warm model's errors on perturbed self-alignment videos: {pairs} "

@@ -73,3 +73,16 @@ def test_a_rerun_after_the_recipe_file_was_edited_is_refused_before_any_step(tmp
     recipe.write_text("extends: tiny_demo\ntrain:\n  learning_rate: 0.002\n")
     with pytest.raises(ConfigMismatchError, match=r"resolved\.train\.learning_rate: 0\.001 -> 0\.002"):
         run.run_demo(tmp_path / "demo", str(recipe))
+
+
+def test_a_gain_with_no_item_changed_is_said_in_words_not_as_nan():
+    """Pass 19 C #23: a small demo printed ``per-item paired SE of the change: 0.0 points = +nan``."""
+    from savi_plugin.demo.report import format_table, gain
+
+    same = {"n": 4, "accuracy": 0.5, "correct": [1, 0, 1, 0], "per_group": {"color": 0.5},
+            "n_per_group": {"color": 4}}
+    results = {"before": same, "rrpo": dict(same)}
+    assert gain(results)["in_paired_se"] is None
+    text = format_table(results)
+    assert "nan" not in text and "inf" not in text
+    assert "per-item paired SE of the change: 0.0 points, no item answered differently)" in text, text
