@@ -409,10 +409,11 @@ def test_an_empty_suite_model_or_adapter_is_refused_as_empty(flag, tmp_path, cap
     argv = {"--model": str(tmp_path / "m"), "--adapter": str(tmp_path / "a")}
     argv[flag] = ""
     capsys.readouterr()
-    code = main(["eval", "suite", "savi_mvbench_action_antonym", "--model", argv["--model"], "--adapter",
-                 argv["--adapter"], "--out", str(tmp_path / "suite")])
+    with pytest.raises(SystemExit) as exit_:  # every empty argument is one usage line (cli._empty_argument)
+        main(["eval", "suite", "savi_mvbench_action_antonym", "--model", argv["--model"], "--adapter",
+              argv["--adapter"], "--out", str(tmp_path / "suite")])
     err = capsys.readouterr().err.strip().splitlines()
-    assert code == 2 and len(err) == 1 and f"{flag} is empty" in err[0], err
+    assert exit_.value.code == 2 and len(err) == 1 and f"argument {flag}: an empty value" in err[0], err
     assert not (tmp_path / "suite").exists()
 
 

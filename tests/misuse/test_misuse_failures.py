@@ -851,6 +851,7 @@ def test_a_usage_error_is_one_line_naming_the_word_it_comes_from(argv, line, tmp
     (["train", "tiny_demo", "--data", "", "--dry-run"], "--data"),
     (["generate", "--generator", "rrpo", "--model", "", "--input", "q", "--output", "o.jsonl"], "--model"),
     (["inspect", "p.jsonl", "--out", ""], "--out"),
+    (["eval", "fixture", ""], "ROOT"),  # was the working folder
 ])
 def test_an_empty_argument_is_one_usage_line_before_anything_runs(argv, named, tmp_path, monkeypatch, capsys):
     """An unset shell variable (``savi recipes cp tiny_demo "$DEST"``) gave the working folder as the path."""
