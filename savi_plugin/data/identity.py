@@ -464,7 +464,7 @@ def check_adapter_weights(adapter_dir: str | Path) -> None:
     Raises:
         AdapterFileError: naming the file (exit status 2).
     """
-    from savi_plugin.models.config_check import adapter_config_problem
+    from savi_plugin.data.model_config import adapter_config_problem
 
     folder = Path(adapter_dir)
     problem = adapter_config_problem(folder)  # before peft builds it: r=2^32-1 asked for 1 TiB

@@ -58,8 +58,8 @@ def load_backend(path: str | Path, backend: str | None = None, **kwargs):
         problem = model_folder_problem(path)
         if problem:
             raise ModelLoadError(f"{path}: the model cannot be loaded: it {problem}")
-    if Path(path).is_dir():  # what transformers would build before reading a weight (config_check)
-        from savi_plugin.models.config_check import model_config_problem
+    if Path(path).is_dir():  # what transformers would build before reading a weight (data.model_config)
+        from savi_plugin.data.model_config import model_config_problem
 
         problem = model_config_problem(path)
         if problem:

@@ -143,7 +143,7 @@ def _plot_checkpoint(pad, cap):
 
 
 def _model_config_check(pad, cap):
-    from savi_plugin.models.config_check import model_config_problem
+    from savi_plugin.data.model_config import model_config_problem
 
     _json("m/config.json", pad({"model_type": "qwen2_vl"}))
     return _guarded(lambda: 1 if model_config_problem("m") else 0)
@@ -267,7 +267,7 @@ CASES = {
     "generators.merge:_combine_reports": [(_shard_reports, "s.jsonl.report.json")],
     "inspection.curves:_read_shaped": [(_plot, "run/train_report.json")],
     "inspection.curves:_torn": [(_plot_checkpoint, "run/checkpoint-1/trainer_state.json")],
-    "models.config_check:_read": [(_model_config_check, "m/config.json")],
+    "data.model_config:_read": [(_model_config_check, "m/config.json")],
     "pipeline.ablate:_cached": [(_ablation_summary, "abl/summary.json")],
     "pipeline.align:Manifest.__init__": [(_align_manifest, "run/manifest.json")],
     "models:detect_backend": [(_detect_backend, "m/config.json")],

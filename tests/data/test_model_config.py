@@ -1,5 +1,5 @@
 """A model's or adapter's own configuration checked against its weights before anything is built
-(``savi_plugin.models.config_check``), through every load: ``load_backend`` (training, generation, ``savi_video``)
+(``savi_plugin.data.model_config``), through every load: ``load_backend`` (training, generation, ``savi_video``)
 and ``check_adapter``."""
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""What a model's or adapter's own configuration says, checked against its weights before anything is built.
+"""What a model's or adapter's own configuration says, checked against its weights before anything is built
+(the loaders ask it: ``savi_plugin.models.load_backend``, :func:`savi_plugin.data.identity.check_adapter`).
 
 transformers builds a model from ``config.json`` before it reads a weight, and peft an adapter from
 ``adapter_config.json``: a config whose layer count is 4294967295 builds layers until memory runs out, one whose
