@@ -247,8 +247,17 @@ def test_paths_inside_the_data_root_are_accepted(tree, video):
     assert path == (Path(video.format(root=root)) if video.startswith("{") else root / video)
 
 
+def test_a_home_folder_path_is_refused_whatever_the_data_root(tree):
+    """``~/.ssh/id_rsa`` is refused before any root is asked: a stored path is never read from a home folder."""
+    from savi_plugin.data import DataError
+
+    for confine in (True, False):
+        with pytest.raises(DataError, match=r"^pairs\.jsonl:3:video: path '~/\.ssh/id_rsa' starts with '~'"):
+            resolve_video_path("~/.ssh/id_rsa", tree / "root", confine=confine, file="pairs.jsonl", line=3)
+
+
 @pytest.mark.parametrize("video", ["../outside/s.mp4", "sub/../../outside/s.mp4", "{outside}/s.mp4", "/etc/passwd",
-                                   "out_link.mp4", "out_dir/s.mp4", "~/.ssh/id_rsa", ".."])
+                                   "out_link.mp4", "out_dir/s.mp4", ".."])
 def test_paths_leaving_the_data_root_are_refused(tree, video):
     root = tree / "root"
     with pytest.raises(PathEscapeError) as err:
