@@ -65,7 +65,7 @@ def test_plot_of_a_run_killed_while_saving_reads_the_checkpoint_before_the_torn_
     (killed / "checkpoint-6" / "trainer_state.json").write_text(torn)
     history, source = read_log_history(killed)
     assert source == killed / "checkpoint-3" / "trainer_state.json" and series(history, "rewards/margins")
-    (killed / "checkpoint-6" / "trainer_state.json").write_text('{"global_step": 6} x')  # not torn: edited
+    (killed / "checkpoint-6" / "trainer_state.json").write_text('{"global_step": 6,}')  # not torn: edited
     with pytest.raises(Exception, match="checkpoint-6/trainer_state.json"):
         read_log_history(killed)
 
