@@ -231,6 +231,7 @@ def merge_shards(paths: Sequence[str | Path], output: str | Path, *, allow_incom
             raise DataError(str(path), None, None, "shard file not found")
     check_shard_names(paths)
     check_one_name_per_file(paths)
+    paths = list({os.path.abspath(p): p for p in paths}.values())  # one name given twice (overlapping globs): once
     check_same_run(paths)
     inputs = {f"the shard {p.name}": p for p in paths}
     inputs.update({f"the shard's {progress_path(p).name}": progress_path(p) for p in paths})

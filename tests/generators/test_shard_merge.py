@@ -43,13 +43,16 @@ def test_rrpo_two_shards_via_cli_merge_equal_unsharded(tiny_qwen2_vl, synthetic_
     assert merged_report["run"]["counts"]["by_reason"] == unsharded["counts"]["by_reason"]
     assert merged_report["run"]["complete"]
 
-    # Merging overlapping inputs (a shard given twice, a torn tail) de-duplicates by id.
+    # Merging overlapping inputs (a copy of a shard, a torn tail) de-duplicates by id; the same name given twice
+    # (overlapping globs) is read once, so it counts no duplicate and is listed once (pass 19 C #24)
     torn = tmp_path / "torn.jsonl"
     shutil.copy(shards[1], torn)
     with open(torn, "ab") as fh:
         fh.write(b'{"id": "half')
     again = merge_shards([shards[0], shards[1], shards[0], torn], tmp_path / "again.jsonl", allow_incomplete=True)
-    assert again["duplicates"] == sizes[0] + sizes[1] and again["conflicts"] == []
+    assert again["duplicates"] == sizes[1] and again["conflicts"] == []
+    assert [Path(p).name for p in json.loads((tmp_path / "again.jsonl.report.json").read_text())["inputs"]] == [
+        shards[0].name, shards[1].name, torn.name]
     assert again["truncated"] == [f"{torn}:{sizes[1] + 1}"]
     assert (tmp_path / "again.jsonl").read_bytes() == expected
 
