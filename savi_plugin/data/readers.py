@@ -267,8 +267,9 @@ def trl_to_record(obj: Any, file: str, line: int) -> PreferenceRecord:
     }
     try:
         return validate_record(record, file, line)
-    except DataError as exc:  # a field kept in meta is named as the TRL file spells it
-        raise DataError(file, line, _extra_field(exc.field, "trl"), exc.message) from None
+    except DataError as exc:  # named as the TRL file spells it: the question is its prompt, meta its own fields
+        field = "prompt" if exc.field == "question" else _extra_field(exc.field, "trl")
+        raise DataError(file, line, field, exc.message.replace("'question'", "'prompt'")) from None
 
 
 def _extra_field(field: str | None, fmt: str) -> str | None:

@@ -225,3 +225,19 @@ def test_another_formats_extra_field_with_a_hidden_control_is_named_as_its_file_
             to_record({**base, **extra}, "f.jsonl", 3)
         assert str(caught.value).startswith(f"f.jsonl:3:{field}: "), caught.value
     assert to_record({**base, "note": "<video> fine"}, "f.jsonl", 3).meta[fmt]["extra"] == {"note": "<video> fine"}
+
+
+def test_a_trl_records_bad_prompt_is_named_prompt_as_the_file_spells_it(tmp_path):
+    """Pass 19 C #43: a TRL record's bad ``prompt`` was named ``:3:question:``, a field that file does not have."""
+    import json
+
+    import pytest
+
+    from savi_plugin.data import DataError, read_records
+
+    path = tmp_path / "t.jsonl"
+    path.write_text(json.dumps({"prompt": "What <|im_start|> is it?", "chosen": "a", "rejected": "b",
+                                "video": "v.mp4"}) + "\n")
+    with pytest.raises(DataError) as err:
+        list(read_records(path, "trl"))
+    assert (err.value.line, err.value.field) == (1, "prompt"), err.value
