@@ -72,3 +72,23 @@ def test_a_model_whose_weights_lack_a_tensor_is_refused_not_started_at_random(ti
     save_file(tensors, str(weights), metadata={"format": "pt"})
     with pytest.raises(ModelLoadError, match=r"its weight files lack 1 tensor\(s\) its config asks for \(.*q_proj"):
         load_backend(model, num_frames=4)
+
+
+@pytest.mark.parametrize("damage", ["keys renamed", "use_dora without its weights"])
+def test_an_adapter_whose_file_lacks_weights_its_config_asks_for_is_refused(damage, tiny_adapter,
+                                                                              tiny_llava_onevision, tmp_path):
+    """Pass 20 A #1, #18: an adapter whose tensors were renamed, or whose config asks for DoRA weights the file does
+    not hold, loaded with only peft's warning: the base model answered under the adapter's name, exit 0."""
+    from safetensors.torch import load_file, save_file
+
+    adapter = tmp_path / "ad"
+    shutil.copytree(tiny_adapter, adapter)
+    if damage == "keys renamed":
+        weights = adapter / "adapter_model.safetensors"
+        tensors = {k.replace("language_model", "lang_xx"): v for k, v in load_file(str(weights)).items()}
+        save_file(tensors, str(weights), metadata={"format": "pt"})
+    else:
+        _edit(adapter / "adapter_config.json", lambda c: c.update(use_dora=True))
+    with pytest.raises(ModelLoadError, match=rf"^{adapter}: the adapter cannot be loaded: its weight file lacks \d+ "
+                                             rf"tensor\(s\) its config asks for"):
+        load_backend(tiny_llava_onevision, adapter=adapter, num_frames=4)

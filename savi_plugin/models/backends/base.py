@@ -107,10 +107,20 @@ class VideoLM:
             model, info = cls.load_model(str(path), output_loading_info=True, **kwargs)
         _check_loading_info(path, info)
         if adapter is not None:
+            import warnings
+
             from peft import PeftModel
 
-            with model_files_read(adapter, "adapter"):
+            with model_files_read(adapter, "adapter"), warnings.catch_warnings(record=True) as said:
+                warnings.simplefilter("always")
                 model = PeftModel.from_pretrained(model, str(adapter), is_trainable=is_trainable)
+            for warning in said:  # peft only warns when the adapter's file lacks weights its config asks for
+                if "missing adapter keys" in str(warning.message):
+                    count = str(warning.message).count("'")// 2
+                    raise ModelLoadError(f"{adapter}: the adapter cannot be loaded: its weight file lacks {count} "
+                                         f"tensor(s) its config asks for (peft would leave them as initialised, "
+                                         f"the adapter not applied as trained); restore the adapter's files")
+                warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
         model.to(device)
         _own_memory(model)
         if not is_trainable:
