@@ -64,16 +64,23 @@ def _read(path: Path) -> dict | None:
     return config if isinstance(config, dict) else None
 
 
+def _finite_config(path: Path) -> tuple[dict | None, str | None]:
+    """``(the config at path, None)``, or ``(None, why it is refused)`` when a number in it is not finite, or
+    ``(None, None)`` when there is none to read (the loader's own check names that)."""
+    config = _read(path)
+    bad = nonfinite_value(config) if config is not None else None
+    if bad is not None:
+        return None, f"{path.name}: {bad[0]}: {bad[1]} is not a finite number"
+    return config, None
+
+
 def model_config_problem(folder: str | Path) -> str | None:
     """What in ``folder/config.json`` its weights contradict, or None: a number that is not finite, or a language
     model whose ``num_hidden_layers`` differs from the decoder layers its weights hold."""
     folder = Path(folder)
-    config = _read(folder / "config.json")
+    config, problem = _finite_config(folder / "config.json")
     if config is None:
-        return None
-    bad = nonfinite_value(config)
-    if bad is not None:
-        return f"config.json: {bad[0]}: {bad[1]} is not a finite number"
+        return problem
     text = config.get("text_config") if isinstance(config.get("text_config"), dict) else config
     declared = text.get("num_hidden_layers")
     layers = {int(m.group(1)) for name in weight_shapes(folder) if (m := _TEXT_LAYER.search(name))}
@@ -88,12 +95,9 @@ def adapter_config_problem(folder: str | Path) -> str | None:
     """What in ``folder/adapter_config.json`` its weights contradict, or None: a number that is not finite, or a
     rank ``r`` other than the rank of its LoRA weights (each ``lora_A`` is ``r`` x in-features)."""
     folder = Path(folder)
-    config = _read(folder / "adapter_config.json")
+    config, problem = _finite_config(folder / "adapter_config.json")
     if config is None:
-        return None
-    bad = nonfinite_value(config)
-    if bad is not None:
-        return f"adapter_config.json: {bad[0]}: {bad[1]} is not a finite number"
+        return problem
     rank = config.get("r")
     if type(rank) is int and not config.get("rank_pattern"):
         ranks = {shape[0] for name, shape in weight_shapes(folder).items() if "lora_A" in name and shape}
