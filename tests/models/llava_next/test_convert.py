@@ -212,27 +212,6 @@ def test_real_llava_video_7b_geometry_resolves_from_the_known_tower():
     assert num_video_tokens(64, vision["image_size"] // vision["patch_size"], 2, "bilinear", "grid") == 64 * 210
 
 
-def test_sharded_source_gives_the_same_model(tmp_path):
-    """7B checkpoints come in shards with an index; one output shard per input shard, same tensors."""
-    src = _copy_source(tmp_path)
-    weights = load_file(str(src / "model.safetensors"))
-    (src / "model.safetensors").unlink()
-    names = sorted(weights)
-    shards = {"model-00001-of-00002.safetensors": names[::2], "model-00002-of-00002.safetensors": names[1::2]}
-    for file_name, keys in shards.items():
-        save_file({k: weights[k] for k in keys}, str(src / file_name), metadata={"format": "pt"})
-    index = {"metadata": {}, "weight_map": {k: f for f, keys in shards.items() for k in keys}}
-    (src / "model.safetensors.index.json").write_text(json.dumps(index))
-
-    report = convert_llava_next(str(src), str(tmp_path / "out"), vision_config=VISION_CONFIG)
-    assert report.num_mapped == len(weights)
-    out_index = json.loads((tmp_path / "out" / "model.safetensors.index.json").read_text())["weight_map"]
-    assert len(out_index) == len(weights) and len(set(out_index.values())) == 2
-    model, _ = load_converted(str(tmp_path / "out"))
-    name = "model.layers.1.self_attn.o_proj.weight"
-    assert torch.equal(model.state_dict()[map_weight_name(name)], weights[name].float())
-
-
 def _sharded(tmp_path):
     src = _copy_source(tmp_path)
     weights = load_file(str(src / "model.safetensors"))
@@ -242,6 +221,21 @@ def _sharded(tmp_path):
     for file_name, keys in shards.items():
         save_file({k: weights[k] for k in keys}, str(src / file_name), metadata={"format": "pt"})
     return src, {"metadata": {}, "weight_map": {k: f for f, keys in shards.items() for k in keys}}
+
+
+def test_sharded_source_gives_the_same_model(tmp_path):
+    """7B checkpoints come in shards with an index; one output shard per input shard, same tensors."""
+    weights = load_file(str(SOURCE / "model.safetensors"))
+    src, index = _sharded(tmp_path)
+    (src / "model.safetensors.index.json").write_text(json.dumps(index))
+
+    report = convert_llava_next(str(src), str(tmp_path / "out"), vision_config=VISION_CONFIG)
+    assert report.num_mapped == len(weights)
+    out_index = json.loads((tmp_path / "out" / "model.safetensors.index.json").read_text())["weight_map"]
+    assert len(out_index) == len(weights) and len(set(out_index.values())) == 2
+    model, _ = load_converted(str(tmp_path / "out"))
+    name = "model.layers.1.self_attn.o_proj.weight"
+    assert torch.equal(model.state_dict()[map_weight_name(name)], weights[name].float())
 
 
 @pytest.mark.parametrize("lie, words", [
