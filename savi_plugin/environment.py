@@ -6,7 +6,8 @@ generators' runner and ``savi_video`` call it before their first item, so ``SAVI
 configuration error at start (one line, exit 2), never a failure of every item.
 
 Sizes in bytes accept a unit: ``SAVI_MAX_DECODED_BYTES=2GiB`` (``KiB``, ``MiB``, ``GiB``, ``TiB``, also written
-``K``/``M``/``G``/``T``: powers of 1024; ``KB``, ``MB``, ``GB``, ``TB``: powers of 1000, as SI writes them).
+``K``/``M``/``G``/``T``: powers of 1024; ``KB``, ``MB``, ``GB``, ``TB``: powers of 1000, as SI writes them; a
+lower-case ``b`` is a bit and refused).
 """
 
 from __future__ import annotations
@@ -50,7 +51,8 @@ VARIABLES = {v.name: v for v in (
     Variable("SAVI_LMMS_EVAL_AUTOLOAD", True, "switch", help="register savi_video and the savi tasks in lmms-eval"),
 )}
 
-_SIZE = re.compile(r"\s*(\d+)\s*([KMGT]?)(i?B)?\s*", re.IGNORECASE)
+#: a size: digits, an optional prefix (either case) and an optional ``B``/``iB`` -- upper-case only, since ``b`` is a bit
+_SIZE = re.compile(r"\s*(\d+)\s*([KMGTkmgt]?)(iB|B)?\s*")
 _SWITCH = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
 
 
@@ -81,11 +83,11 @@ def env_value(name: str) -> Any:
         return _SWITCH[text.lower()]
     match = _SIZE.fullmatch(text) if var.kind == "bytes" else re.fullmatch(r"\s*(\d+)\s*", text)
     if not match:
-        what = "a size in bytes (e.g. 2GiB)" if var.kind == "bytes" else "a whole number"
+        what = "a size in bytes (e.g. 2GiB; B is a byte, b would be a bit)" if var.kind == "bytes" else "a whole number"
         raise ConfigError(f"${name}", f"expected {what} ({var.help}), got {text!r}")
     value = int(match.group(1))
     if var.kind == "bytes" and match.group(2):  # KiB or K: powers of 1024; KB (SI): powers of 1000
-        base = 1000 if (match.group(3) or "").upper() == "B" else 1024
+        base = 1000 if match.group(3) == "B" else 1024
         value *= base ** (" KMGT".index(match.group(2).upper()))
     if not var.low <= value <= var.high:
         raise ConfigError(f"${name}", f"must be >= {var.low} and <= {var.high} ({var.help}), got {value}")

@@ -472,13 +472,25 @@ def test_a_bad_environment_value_stops_every_command_at_start(name, value, fragm
 
 
 @pytest.mark.parametrize("text, value", [("2GiB", 2 * 1024**3), ("512M", 512 * 1024**2), ("49KiB", 49 * 1024),
-                                         ("49KB", 49_000), ("2GB", 2 * 1000**3), ("2 gib", 2 * 1024**3)])
+                                         ("49KB", 49_000), ("2GB", 2 * 1000**3), ("2 giB", 2 * 1024**3),
+                                         ("3B", 3), ("2kB", 2000)])
 def test_sizes_accept_binary_and_si_units(text, value, monkeypatch):
     """`49KB` was read as 49 KiB, silently (red team 3): KB/MB/GB are SI (powers of 1000), KiB/K binary."""
     from savi_plugin.environment import env_value
 
     monkeypatch.setenv("SAVI_MAX_DECODED_BYTES", text)
     assert env_value("SAVI_MAX_DECODED_BYTES") == value
+
+
+@pytest.mark.parametrize("text", ["2Gb", "3b", "2 gib", "2GIB", "5Kb"])
+def test_a_lower_case_b_is_a_bit_and_refused(text, monkeypatch):
+    """`2Gb` was read as 2 GB (pass 20 B #22): a lower-case b is a bit, so the size is refused, not guessed."""
+    from savi_plugin.environment import env_value
+    from savi_plugin.errors import ConfigError
+
+    monkeypatch.setenv("SAVI_MAX_DECODED_BYTES", text)
+    with pytest.raises(ConfigError, match="b would be a bit"):
+        env_value("SAVI_MAX_DECODED_BYTES")
 
 
 def test_a_small_budget_is_said_in_a_unit_that_shows_it():
