@@ -164,10 +164,16 @@ def iter_json_objects(path: str | Path, errors: list[DataError] | None = None, l
                                                                   f"refused whole, so no record is counted)"))
         yield from enumerate(items, start=1)
         return
+    first_line = True
     for number, raw, ended in iter_lines(path, limit):
         if raw is not None and not raw.strip():
             continue
         obj, problem = parse_line(path, number, raw, ended, limit)
+        if problem is not None and first_line and raw is not None and raw.strip() == b"{":  # as json.dump(indent=) starts
+            spanning = _object_over_lines(path, array)
+            if spanning is not None:
+                raise spanning
+        first_line = False
         if problem is None:
             yield number, obj
         elif errors is None:
@@ -290,6 +296,29 @@ def record_to_trl(record: PreferenceRecord) -> dict[str, Any]:
         out["weight"] = record.weight
     out.update(record.meta.get("trl", {}).get("extra", {}))
     return out
+
+
+def _object_over_lines(path: Path, array: bool) -> DataError | None:
+    """The file refused whole when it is one JSON object written over several lines (``{"data": [...]}``
+    pretty-printed), instead of one "invalid JSON" problem per text line; None when it is not one object (its lines
+    are then judged one by one). Read whole under the caps of every whole document (``DocumentTooLarge`` raised)."""
+    from savi_plugin.errors import ConfigurationError
+
+    try:
+        obj = load_json(read_document(path).decode("utf-8"), str(path),
+                        lambda message, line=None: ValueError(message), strict=False)
+    except ConfigurationError:
+        raise
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
+    if not isinstance(obj, dict):
+        return None
+    wrapped = [key for key, value in obj.items() if isinstance(value, list) and value
+               and all(isinstance(item, dict) for item in value)]
+    held = f" holding an array of objects under {wrapped[0]!r}, as a wrapper of records would" if wrapped else ""
+    shape = "a JSON array of records or one record per line" if array else "one JSON object per line"
+    return DataError(str(path), None, None, f"one JSON object written over several lines{held}, not one record per "
+                                            f"line: the file must be {shape} (refused whole, so no record is counted)")
 
 
 _TO_RECORD = {"savi": validate_record, "rrpo": rrpo_to_record, "trl": trl_to_record}

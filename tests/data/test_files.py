@@ -241,6 +241,11 @@ def _card_beside(pad, cap):
     return _guarded(lambda: read_card_beside(Path("s1/table.json"), {}))
 
 
+def _object_over_lines(pad, cap):
+    Path("w.jsonl").write_text(json.dumps(pad({"data": [{"id": "a"}]}), indent=1))
+    return ["data", "validate", "w.jsonl"]
+
+
 def _annotations(official: bool):
     def build(pad, cap):
         from savi_plugin.eval.data import _read_official, read_annotation_file
@@ -275,6 +280,7 @@ CASES = {
     "cli.generate:parse_options": [(_options, "o.yaml")],
     "eval.lmms_config:read_config": [(_lmms_config, "c.yaml")],
     "data.readers:iter_json_objects": [(_release, "rel.json")],
+    "data.readers:_object_over_lines": [(_object_over_lines, "w.jsonl")],
     "data.provenance:load_report": [(_report("data", "convert", "p.jsonl", "out.jsonl"), "p.jsonl.report.json"),
                                     (_report("inspect", "p.jsonl", "--out", "site", "--no-progress"),
                                      "p.jsonl.report.json")],

@@ -92,3 +92,22 @@ def test_records_wrapped_in_an_object_say_so(tmp_path, monkeypatch, capsys):
     out = capsys.readouterr().out
     assert ("r7.json:1:sample_id: missing required field; this object holds an array of objects under 'data', as a "
             "wrapper of records would: a rrpo file is a JSON array of records or one record per line") in out, out
+
+
+import pytest  # noqa: E402
+
+
+@pytest.mark.parametrize("fmt", ["rrpo", "savi", "trl"])
+@pytest.mark.parametrize("shape", ["wrapper", "one_record"])
+def test_one_object_over_several_lines_is_refused_whole_in_one_line(tmp_path, monkeypatch, capsys, fmt, shape):
+    """Pass 20 B #19: ``{"data": [...]}`` pretty-printed was 31 "invalid JSON" problems, one per text line; a JSON
+    object written over several lines is one problem of the file, whatever the format."""
+    monkeypatch.chdir(tmp_path)
+    obj = {"data": RELEASE[:3]} if shape == "wrapper" else RELEASE[0]
+    (tmp_path / "r.json").write_text(json.dumps(obj, indent=1))
+    assert main(["data", "validate", "--format", fmt, "r.json"]) == 1
+    out = capsys.readouterr().out.strip().splitlines()
+    problems = [row for row in out if row.startswith("r.json:")]
+    assert len(problems) == 1, out
+    assert problems[0].startswith("r.json:-:-: one JSON object written over several lines"), out
+    assert ("under 'data'" in problems[0]) == (shape == "wrapper"), out
