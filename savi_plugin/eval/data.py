@@ -149,6 +149,7 @@ class BenchmarkSpec:
             model answers (raising :class:`EvalDataError` naming file, record and field on a bad one). Each record
             carries :data:`SOURCE_KEY` (see :func:`source_of`): where in the file it comes from, so that the
             checks of :func:`validate_records` name the file's record and field, not the flattened document.
+        answer_field: the record field ``target`` reads (``answer``; PerceptionTest's ``answer_id``), named in messages.
         options_field: the record field holding the options (``candidates``, ``option``, ``options``), named in
             errors as the file spells it.
         record_depth: annotation file -> how many leading steps of a path in its JSON name one record (1: a list's
@@ -168,6 +169,7 @@ class BenchmarkSpec:
     flatten: Callable[[Any, Path], list[dict]] | None = None
     record_depth: Callable[[Path], int] = lambda path: 1
     options_field: str = "options"
+    answer_field: str = "answer"
 
     @property
     def local_only(self) -> bool:
@@ -270,6 +272,7 @@ BENCHMARKS: dict[str, BenchmarkSpec] = {
         options=lambda doc: list(doc["options"]),
         target=_index_target("answer_id", lambda doc: len(doc["options"])),
         record_id=lambda doc: f"{doc['video_name']}/{doc['question_id']}",
+        answer_field="answer_id",
     ),
 }
 
@@ -488,7 +491,7 @@ def validate_records(records: list[dict], spec: BenchmarkSpec, source: str | Pat
             try:
                 spec.target(record)
             except (ValueError, TypeError) as exc:
-                raise EvalDataError(source, i, "answer", str(exc)) from None
+                raise EvalDataError(source, i, spec.answer_field, str(exc)) from None
         _check_video_name(record, spec, source, where, names.get(spec.video_key or "", spec.video_key))
         if spec.name == "mvbench":
             _check_record_bound(record, source, i)
