@@ -17,6 +17,8 @@ from savi_plugin.data.record import DataError
 
 log = logging.getLogger(__name__)
 
+#: the formats that carry a record's ``<MASK>`` phrase tags (TRL's has no place for them)
+TAGGED_FORMATS = ("savi", "rrpo")
 _FROM_RECORD = {"savi": lambda r: r.to_json(), "rrpo": record_to_rrpo, "trl": record_to_trl}
 
 
@@ -72,14 +74,20 @@ def convert_file(src: str | Path, dst: str | Path, src_format: str, dst_format: 
         raise ValueError(f"bad_records must be one of {', '.join(BAD_RECORDS)}, got {bad_records!r}")
     errors: list[DataError] = [] if skipped is None else skipped
     mode = "raise" if bad_records == "raise" else "collect"
+    records = [record for _, record in read_records(src, src_format, errors=mode, collected=errors)]
     objects = [_FROM_RECORD[dst_format](replace(record, video=rebased_video(record.video, src, dst, data_root)))
-               for _, record in read_records(src, src_format, errors=mode, collected=errors)]
+               for record in records]
     unreadable = [e for e in errors if e.line is None]
     if unreadable:  # the file itself (missing, not JSON): nothing to skip record by record
         raise unreadable[0]
     if not objects:  # an empty result is never what was asked for (validate and train refuse such a file too)
         raise DataError(str(src), None, None, f"no valid record to convert ({len(errors)} bad record(s)"
                                               f"{', first: ' + errors[0].message if errors else ''}); nothing written")
+    tagged = sum(1 for record in records if record.chosen_tagged or record.rejected_tagged)
+    if tagged and dst_format not in TAGGED_FORMATS:
+        log.warning("%s: %d of %d record(s) carry <MASK> phrase tags, which the %s format has no place for: %s holds "
+                    "them untagged (RRPO's sub-sequence reward reads the tags; convert to %s to keep them)", src,
+                    tagged, len(records), dst_format, dst, " or ".join(TAGGED_FORMATS))
     why = check_finished(src, allow_incomplete=allow_incomplete, flag="--allow-incomplete",
                          use="convert what is there")
     if why is not None:

@@ -99,3 +99,26 @@ def test_a_pairs_loss_weight_survives_a_conversion_and_its_round_trip(fmt, tmp_p
     convert_file("w.jsonl", f"w.{fmt}.jsonl", "savi", fmt)
     convert_file(f"w.{fmt}.jsonl", "back.jsonl", fmt, "savi")
     assert [r.weight for _, r in read_records("back.jsonl")] == [2.5, 1e-6, None]
+
+
+@pytest.mark.parametrize("fmt", ["savi", "rrpo", "trl"])
+def test_tags_a_format_has_no_place_for_are_said_dropped(fmt, tmp_path, monkeypatch, caplog):
+    """Pass 20 B #49: savi -> trl -> savi lost every ``<MASK>`` tag without a word. A conversion to a format with no
+    place for the tags warns, counting the tagged records; one that keeps them says nothing, and keeps them."""
+    from savi_plugin.data.convert import TAGGED_FORMATS, convert_file
+
+    monkeypatch.chdir(tmp_path)
+    pairs = [{"id": f"p{i}", "video": "v.mp4", "question": "What moves?", "chosen": "the red ball",
+              "rejected": "the blue ball", **({"chosen_tagged": "the <MASK> red </MASK> ball",
+                                               "rejected_tagged": "the <MASK> blue </MASK> ball"} if i else {})}
+             for i in range(3)]
+    Path("t.jsonl").write_text("".join(json.dumps(p) + "\n" for p in pairs))
+    with caplog.at_level("WARNING", logger="savi_plugin.data.convert"):
+        convert_file("t.jsonl", f"t.{fmt}{SUFFIX[fmt]}", "savi", fmt)
+    said = [r.getMessage() for r in caplog.records if "phrase tags" in r.getMessage()]
+    back = [r.chosen_tagged for _, r in read_records(f"t.{fmt}{SUFFIX[fmt]}", fmt)]
+    if fmt in TAGGED_FORMATS:
+        assert said == [] and back == [None, pairs[1]["chosen_tagged"], pairs[2]["chosen_tagged"]], (said, back)
+    else:
+        assert len(said) == 1 and "2 of 3 record(s) carry <MASK> phrase tags" in said[0], said
+        assert back == [None, None, None]
