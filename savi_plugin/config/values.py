@@ -356,6 +356,9 @@ def coerce(value: Any, annotation: Any, path: str = "", source: str | None = Non
     hint = ""
     if isinstance(value, bool) and any(o is str or _is_str_enum(o) for o in options):
         hint = "; YAML reads unquoted no/yes/on/off/true/false as booleans: quote it, e.g. 'no'"
+    elif isinstance(value, str) and re.fullmatch(r"\s*[-+]?\d+[eE][-+]?\d+\s*", value) and any(
+            o in (int, float) for o in options):
+        hint = "; YAML 1.1 reads a number written as 1e3 (no dot) as text: write 1000 or 1.0e3"
     raise ConfigError(path, f"expected {names}, got {type(value).__name__} ({shown(value)}){hint}", source)
 
 

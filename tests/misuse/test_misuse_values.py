@@ -45,6 +45,7 @@ RECIPE_CASES = [
     ("train:\n  reference: teacher", "train.reference", "unknown reference mode 'teacher'"),
     ("train:\n  seed: -1", "train.seed", "must be >= 0"),
     ("train:\n  save_strategy: no", "train.save_strategy", "YAML reads unquoted no/yes/on/off"),
+    ("lora:\n  alpha: 1e3", "lora.alpha", "YAML 1.1 reads a number written as 1e3 (no dot) as text"),
     ("train:\n  per_device_train_batch_size: 2.5", "train.per_device_train_batch_size", "expected int, got float"),
     ("model:\n  dtype: float8", "model.dtype", "unknown dtype 'float8'"),
     ("model:\n  num_frames: 0", "model.num_frames", "must be >= 1, got 0"),
