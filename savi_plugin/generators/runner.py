@@ -210,14 +210,23 @@ def resolve_generator(generator: str | type | Generator, options: dict[str, Any]
     return generator(options)
 
 
-def _load_model(model, backend, num_frames, adapter, dtype, device):
+def _load_model(model, backend, num_frames, adapter, dtype, device, progress=True):
     if not isinstance(model, (str, Path)):
         return model, 0.0
+    from transformers.utils import logging as hf_logging
+
     from savi_plugin.models import load_backend
 
     start = time.perf_counter()
-    lm = load_backend(model, backend, adapter=adapter, dtype=dtype, device=resolve_device(device),
-                      num_frames=num_frames)
+    shown = hf_logging.is_progress_bar_enabled()
+    if not progress:  # transformers' own "Loading weights" bar too
+        hf_logging.disable_progress_bar()
+    try:
+        lm = load_backend(model, backend, adapter=adapter, dtype=dtype, device=resolve_device(device),
+                          num_frames=num_frames)
+    finally:
+        if shown and not progress:
+            hf_logging.enable_progress_bar()
     return lm, time.perf_counter() - start
 
 
@@ -718,7 +727,7 @@ def _run_locked(gen, model, mine, config, base_meta, out_path, prog_path, index,
     todo = [(b, chunk) for b, chunk in mine if not all(item.id in done for item in chunk)]
     if todo:  # the earlier run's report vouches for what it wrote; this run writes more, and its own report last
         report_path(out_path).unlink(missing_ok=True)
-    lm, load_seconds = _load_model(model, backend_name, frames, adapter, dtype, device) if todo else (model, 0.0)
+    lm, load_seconds = _load_model(model, backend_name, frames, adapter, dtype, device, progress) if todo else (model, 0.0)
     if todo:
         _check_loaded_identity(config, model, adapter)
     if todo:  # the templates meet the model's control tokens: a configuration error now, not a failure per item

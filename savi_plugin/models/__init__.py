@@ -66,4 +66,21 @@ def load_backend(path: str | Path, backend: str | None = None, **kwargs):
             raise ModelLoadError(f"{path}: the model cannot be loaded: {problem}")
     name = backend or detect_backend(path)
     cls = registry.load(registry.BACKENDS, name)
-    return cls.from_pretrained(path, **kwargs)
+    lm = cls.from_pretrained(path, **kwargs)
+    tensor = nonfinite_parameter(lm.model)
+    if tensor is not None:  # NaN logits would decode to a silent token 0 and train at loss NaN
+        raise ModelLoadError(f"{path}: the model cannot be loaded: its weight {tensor} holds NaN or infinity; "
+                             f"restore the folder from where it came from")
+    return lm
+
+
+def nonfinite_parameter(model) -> str | None:
+    """The name of the first floating-point parameter of ``model`` holding NaN or infinity, or None: one
+    ``isfinite`` pass over the weights as loaded (on the model's device), one tensor at a time."""
+    import torch
+
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if param.is_floating_point() and not bool(torch.isfinite(param).all()):
+                return name
+    return None

@@ -92,3 +92,33 @@ def test_an_adapter_whose_file_lacks_weights_its_config_asks_for_is_refused(dama
     with pytest.raises(ModelLoadError, match=rf"^{adapter}: the adapter cannot be loaded: its weight file lacks \d+ "
                                              rf"tensor\(s\) its config asks for"):
         load_backend(tiny_llava_onevision, adapter=adapter, num_frames=4)
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")])
+def test_a_base_weight_holding_nan_or_infinity_is_refused_at_load(value, tiny_llava_onevision, tmp_path, capsys,
+                                                                  monkeypatch):
+    """Left in session 13: a base model's weights holding NaN loaded, generated (NaN logits decode to token 0) and
+    trained at loss NaN with no word. Every load (``load_backend``: training, generation, ``savi_video``) refuses it,
+    naming the tensor; through ``savi generate``, one ``error:`` line."""
+    from safetensors.torch import load_file, save_file
+
+    from savi_plugin.cli import main
+    from tests.misuse.misuse_kit import clip
+
+    model = tmp_path / "m"
+    shutil.copytree(tiny_llava_onevision, model)
+    weights = load_file(model / "model.safetensors")
+    name = sorted(k for k in weights if k.endswith("q_proj.weight"))[0]
+    weights[name][0, 0] = value
+    save_file(weights, model / "model.safetensors", metadata={"format": "pt"})
+    with pytest.raises(ModelLoadError, match=r"holds NaN or infinity"):
+        load_backend(model, num_frames=4)
+    (tmp_path / "v").mkdir()
+    clip(tmp_path / "v" / "a.mp4")
+    monkeypatch.chdir(tmp_path)
+    capsys.readouterr()
+    code = main(["generate", "--generator", "videosavi", "--model", "m", "--input", "v", "--output", "o.jsonl",
+                 "--no-progress"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code != 0 and len(err) == 1 and err[0].startswith("error: m: the model cannot be loaded: its weight ") \
+        and "holds NaN or infinity" in err[0], err  # one line: with --no-progress, no "Loading weights" bar either
