@@ -28,7 +28,7 @@ from savi_plugin.data.record import (
     json_kind,
     validate_record,
 )
-from savi_plugin.untrusted import MAX_RECORD_VALUES, MAX_TEXT_CHARS, equality_key, load_json
+from savi_plugin.untrusted import MAX_RECORD_VALUES, MAX_TEXT_CHARS, duplicate_key_path, equality_key, load_json
 
 FORMATS = ("savi", "rrpo", "trl")
 # RRPO's questions start with LLaVA's image placeholder; we keep the question clean and remember the prefix.
@@ -159,9 +159,16 @@ def iter_json_objects(path: str | Path, errors: list[DataError] | None = None, l
             raise DataError(str(path), None, None, f"not UTF-8 text (byte {exc.start})") from None
         # a document refused whole has no records: its ``:N:`` is the text line (as an editor jumps to it), said in
         # the message, since the ``:N:`` of a JSON array file's other messages is a record number
-        items = load_json(text, str(path), lambda message, line=None: DataError(
-            str(path), line, None, message if line is None else f"{message} (text line {line}; the document is "
-                                                                  f"refused whole, so no record is counted)"))
+        try:
+            items = load_json(text, str(path), lambda message, line=None: DataError(
+                str(path), line, None, message if line is None else f"{message} (text line {line}; the document is "
+                                                                      f"refused whole, so no record is counted)"))
+        except DataError as exc:
+            twice = duplicate_key_path(text)  # a key given twice is named at its record (counted from 1) and field
+            if twice is None or len(twice) < 2 or not isinstance(twice[0], int):
+                raise
+            raise DataError(str(path), twice[0] + 1, ".".join(map(str, twice[1:])),
+                            f"{exc.message} (the document is refused whole, so no record is counted)") from None
         yield from enumerate(items, start=1)
         return
     first_line = True

@@ -111,3 +111,16 @@ def test_one_object_over_several_lines_is_refused_whole_in_one_line(tmp_path, mo
     assert len(problems) == 1, out
     assert problems[0].startswith("r.json:-:-: one JSON object written over several lines"), out
     assert ("under 'data'" in problems[0]) == (shape == "wrapper"), out
+
+
+@pytest.mark.parametrize("record", [1, 3])
+def test_a_key_twice_in_a_release_record_is_named_at_its_record_and_field(tmp_path, monkeypatch, capsys, record):
+    """Left in session 13: a key given twice in one record of a JSON array release named no record."""
+    monkeypatch.chdir(tmp_path)
+    texts = [json.dumps(r) for r in RELEASE]
+    texts[record - 1] = texts[record - 1].replace('"pred": ', '"pred": "x", "pred": ', 1)
+    (tmp_path / "d.json").write_text("[\n" + ",\n".join(texts) + "\n]\n")
+    assert main(["data", "validate", "--format", "rrpo", "d.json"]) == 1
+    out = capsys.readouterr().out.strip().splitlines()
+    assert out == [f"d.json:{record}:pred: key 'pred' appears twice in one object (which value is meant is "
+                   f"ambiguous) (the document is refused whole, so no record is counted)"], out
