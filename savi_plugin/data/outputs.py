@@ -1995,7 +1995,11 @@ def claim(output: str | Path, *, command: str, config: Mapping[str, Any] | None 
     path = Path(output)
     config = dict(config or {})
     check_place(path, inputs, output_name=output_name, folder=folder, input_files=input_files)
-    remedy_name = enclosing_output_name(path) or output_name  # what the user can choose: the command's own flag
+    # a step of a command that claimed a folder around it (the demo's pairs file in its --out): its messages name
+    # the flag the user typed, never a flag of a command they did not run
+    remedy_name = enclosing_output_name(path) or output_name
+    if remedy_name != output_name and output_name.startswith("-"):
+        output_name = "output"
     held = OutputLock(path, folder=folder and not lock_beside, what=what or output_name, every_rank=every_rank)
     if not (every_rank or _is_main_rank()):
         # One job's ranks share this output: rank 0 alone decides whether it may be written (it locks, checks and
@@ -2016,12 +2020,12 @@ def claim(output: str | Path, *, command: str, config: Mapping[str, Any] | None 
                 kind = "a link" if inner.is_symlink() else "a folder" if inner.is_dir() else "a file"
                 raise ForeignOutputError(f"{inner}: exists and is not a savi lock file ({kind}); replacing "
                                          f"{output_name} {output} whole would remove it: move it away or choose "
-                                         f"{another(output_name)}")
+                                         f"{another(remedy_name)}")
         holder = _held_by_another_job(path / LOCK_NAME)
         if holder is not None:
             raise OutputLockedError(f"{output}: {output_name} is in use by another savi process "
                                     f"({_holder_text(holder)}); wait for it to finish or choose "
-                                    f"{another(output_name)} (lock file {path / LOCK_NAME})")
+                                    f"{another(remedy_name)} (lock file {path / LOCK_NAME})")
     check_no_enclosing_job(path, what or output_name)
     if lock:
         held.acquire()
@@ -2030,7 +2034,7 @@ def claim(output: str | Path, *, command: str, config: Mapping[str, Any] | None 
         if previous is not None:
             if previous.get("command") != command:
                 raise ForeignOutputError(f"{output}: {output_name} was written by {previous.get('command')}, not "
-                                         f"{command}: choose {another(output_name)}")
+                                         f"{command}: choose {another(remedy_name)}")
             stored = previous.get("content")
             if not folder and stored and path.is_file() and content_signature(path) != stored and not (
                     own_content is not None and own_content(path)):
@@ -2041,7 +2045,7 @@ def claim(output: str | Path, *, command: str, config: Mapping[str, Any] | None 
                 if now["sha256"] != stored.get("sha256"):  # the job replaces the folder whole: nothing else in it
                     raise ForeignOutputError(
                         f"{output}: {output_name} changed after {command} wrote it ({_listing_change(stored, now)}); "
-                        f"replacing it whole would lose what is there: move it away or choose {another(output_name)}")
+                        f"replacing it whole would lose what is there: move it away or choose {another(remedy_name)}")
             if not replace_ours:
                 check_same_config(previous.get("config") or {}, config, output=output,
                                   stored_at=mark_path(path, folder), ignore=ignore,
@@ -2052,17 +2056,17 @@ def claim(output: str | Path, *, command: str, config: Mapping[str, Any] | None 
                 raise ForeignOutputError(
                     f"{output}: {output_name} holds {len(foreign)} file(s) not written by {command} (e.g. "
                     f"{foreign[0]}); it would mix its results with them: "
-                    f"choose {another(output_name, 'a new or empty')}")
+                    f"choose {another(remedy_name, 'a new or empty')}")
         elif not folder and path.is_file() and path.stat().st_size > 0:
             raise ForeignOutputError(f"{output}: {output_name} exists and was not written by {command}; writing it "
-                                     f"would replace or mix with its content: choose {another(output_name, 'a new')}")
+                                     f"would replace or mix with its content: choose {another(remedy_name, 'a new')}")
         if previous is None and not folder:
             stray = _stray_sidecar(path)
             if stray is not None:
                 kind = stray.name[len(path.name) + 1:]
                 raise ForeignOutputError(f"{stray}: exists beside {output_name} {output}, which holds no mark of "
                                          f"{command}; the job would replace it as its own {kind}: move it away or "
-                                         f"choose {another(output_name, 'a new')}")
+                                         f"choose {another(remedy_name, 'a new')}")
     except BaseException:
         held.release()
         raise
