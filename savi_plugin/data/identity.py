@@ -218,8 +218,23 @@ def model_identity(path: str | Path | None, *, every_file: bool = False, watch: 
     folder = Path(path)
     if not folder.is_dir():
         return {"name": str(path)}
+    listing = _listed_identity(folder, _members(folder) if every_file else _model_members(folder), watch)
+    family = None
+    try:
+        config = read_json(folder / "config.json")
+        family = config.get("model_type") if isinstance(config, dict) else None
+    except DocumentTooLarge:
+        raise
+    except (OSError, ValueError):
+        pass
+    found = {"family": family, "files": listing["files"], "sha256": listing["sha256"]}
+    return found if every_file else {**found, "members": listing["members"]}
+
+
+def _listed_identity(folder: Path, members: list[Path], watch: WatchedFiles | None = None) -> dict[str, Any]:
+    """``{"files", "sha256", "members"}`` of ``members`` of ``folder``: each file by relative name, size and the
+    SHA-256 of its whole content (:func:`cached_digest`), and one digest over them all."""
     digest = hashlib.sha256()
-    members = _members(folder) if every_file else _model_members(folder)
     listed = []
     for member in members:
         st = member.stat()
@@ -231,16 +246,15 @@ def model_identity(path: str | Path | None, *, every_file: bool = False, watch: 
         digest.update(f"{name}\0{size}\0".encode())
         digest.update(part.encode())
         listed.append([name, f"{size}:{part}"])
-    family = None
-    try:
-        config = read_json(folder / "config.json")
-        family = config.get("model_type") if isinstance(config, dict) else None
-    except DocumentTooLarge:
-        raise
-    except (OSError, ValueError):
-        pass
-    found = {"family": family, "files": len(members), "sha256": digest.hexdigest()}
-    return found if every_file else {**found, "members": listed}
+    return {"files": len(members), "sha256": digest.hexdigest(), "members": listed}
+
+
+def content_identity(folder: str | Path) -> dict[str, Any] | None:
+    """Every file of ``folder`` (not hidden: our mark and locks are not its content) by name, size and the SHA-256
+    of its whole content, listed so that :func:`identity_differences` names each file added, removed or changed.
+    What a run step made and keeps (:func:`savi_plugin.data.outputs.step_product`). None when it is no folder."""
+    folder = Path(folder)
+    return _listed_identity(folder, _members(folder)) if folder.is_dir() else None
 
 
 #: the fields of an identity (:func:`file_identity`, :func:`folder_identity`, :func:`files_identity`,

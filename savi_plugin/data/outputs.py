@@ -1616,6 +1616,7 @@ class Output:
         #: names (relative to the output's parent) that record the configuration, not a result (:func:`claim`)
         self.records: set[str] = set()
         self.what = "output"  #: how messages name it (:func:`claim`'s ``what``)
+        self.output_name = "output"  #: the flag or name the user gave it by (:func:`claim`'s ``output_name``)
         #: files (relative to the output's parent) that hold only the job's record of its configuration while
         #: their size is the one noted here (:meth:`wrote_record`): a progress file's first row
         self._record_sizes: dict[str, int] = {}
@@ -1994,6 +1995,11 @@ def claim(output: str | Path, *, command: str, config: Mapping[str, Any] | None 
     path = Path(output)
     config = dict(config or {})
     check_place(path, inputs, output_name=output_name, folder=folder, input_files=input_files)
+    # a step of a command that claimed a folder around it (the demo's pairs file in its --out): its messages name
+    # the flag the user typed, never a flag of a command they did not run
+    remedy_name = enclosing_output_name(path) or output_name
+    if remedy_name != output_name and output_name.startswith("-"):
+        output_name = "output"
     held = OutputLock(path, folder=folder and not lock_beside, what=what or output_name, every_rank=every_rank)
     if not (every_rank or _is_main_rank()):
         # One job's ranks share this output: rank 0 alone decides whether it may be written (it locks, checks and
@@ -2014,12 +2020,12 @@ def claim(output: str | Path, *, command: str, config: Mapping[str, Any] | None 
                 kind = "a link" if inner.is_symlink() else "a folder" if inner.is_dir() else "a file"
                 raise ForeignOutputError(f"{inner}: exists and is not a savi lock file ({kind}); replacing "
                                          f"{output_name} {output} whole would remove it: move it away or choose "
-                                         f"{another(output_name)}")
+                                         f"{another(remedy_name)}")
         holder = _held_by_another_job(path / LOCK_NAME)
         if holder is not None:
             raise OutputLockedError(f"{output}: {output_name} is in use by another savi process "
                                     f"({_holder_text(holder)}); wait for it to finish or choose "
-                                    f"{another(output_name)} (lock file {path / LOCK_NAME})")
+                                    f"{another(remedy_name)} (lock file {path / LOCK_NAME})")
     check_no_enclosing_job(path, what or output_name)
     if lock:
         held.acquire()
@@ -2028,48 +2034,104 @@ def claim(output: str | Path, *, command: str, config: Mapping[str, Any] | None 
         if previous is not None:
             if previous.get("command") != command:
                 raise ForeignOutputError(f"{output}: {output_name} was written by {previous.get('command')}, not "
-                                         f"{command}: choose {another(output_name)}")
+                                         f"{command}: choose {another(remedy_name)}")
             stored = previous.get("content")
             if not folder and stored and path.is_file() and content_signature(path) != stored and not (
                     own_content is not None and own_content(path)):
                 raise ForeignOutputError(f"{output}: {output_name} was changed after {command} wrote it; it may be "
-                                         f"your own data now: move it away or choose {another(output_name)}")
+                                         f"your own data now: move it away or choose {another(remedy_name)}")
             if folder and replace_ours and isinstance(stored, dict) and path.is_dir():
                 now = folder_listing(path)
                 if now["sha256"] != stored.get("sha256"):  # the job replaces the folder whole: nothing else in it
                     raise ForeignOutputError(
                         f"{output}: {output_name} changed after {command} wrote it ({_listing_change(stored, now)}); "
-                        f"replacing it whole would lose what is there: move it away or choose {another(output_name)}")
+                        f"replacing it whole would lose what is there: move it away or choose {another(remedy_name)}")
             if not replace_ours:
                 check_same_config(previous.get("config") or {}, config, output=output,
                                   stored_at=mark_path(path, folder), ignore=ignore,
-                                  remedy=f"continue with the same configuration, or choose {another(output_name)}")
+                                  remedy=f"continue with the same configuration, or choose {another(remedy_name)}")
         elif folder and path.is_dir():
             foreign = _foreign_files(path, own_files)
             if foreign:
                 raise ForeignOutputError(
                     f"{output}: {output_name} holds {len(foreign)} file(s) not written by {command} (e.g. "
                     f"{foreign[0]}); it would mix its results with them: "
-                    f"choose {another(output_name, 'a new or empty')}")
+                    f"choose {another(remedy_name, 'a new or empty')}")
         elif not folder and path.is_file() and path.stat().st_size > 0:
             raise ForeignOutputError(f"{output}: {output_name} exists and was not written by {command}; writing it "
-                                     f"would replace or mix with its content: choose {another(output_name, 'a new')}")
+                                     f"would replace or mix with its content: choose {another(remedy_name, 'a new')}")
         if previous is None and not folder:
             stray = _stray_sidecar(path)
             if stray is not None:
                 kind = stray.name[len(path.name) + 1:]
                 raise ForeignOutputError(f"{stray}: exists beside {output_name} {output}, which holds no mark of "
                                          f"{command}; the job would replace it as its own {kind}: move it away or "
-                                         f"choose {another(output_name, 'a new')}")
+                                         f"choose {another(remedy_name, 'a new')}")
     except BaseException:
         held.release()
         raise
     claimed = Output(path, folder, command, config, held, previous)
     claimed.what = what or output_name
+    claimed.output_name = output_name
     claimed._before = before if previous is None else None
     claimed.replaced_whole = folder and replace_ours
     claimed.records = {f"{path.name}/{name}" if folder else name for name in records}
     return claimed
+
+
+def enclosing_output_name(path: str | Path) -> str | None:
+    """The flag of the folder output this process claimed around ``path`` (``--out`` of ``savi demo`` around its
+    generation step's pairs file), or None: a step's refusal names the flag the user typed, never the flag of a
+    command they did not run."""
+    target = os.path.abspath(path)
+    with _held_guard:
+        around = [o for o in _live if o.folder and target.startswith(os.path.abspath(o.path) + os.sep)]
+    return min(around, key=lambda o: len(str(o.path.absolute()))).output_name if around else None
+
+
+def step_product(folder: str | Path, *, command: str, config: Mapping[str, Any], make: Callable[[Path], None],
+                 what: str) -> bool:
+    """Make a run step's product folder once and keep it (the demo's videos and warm-up model, inside its claimed
+    run folder): the later steps were made from it, so a re-run of the same run must find it as they did.
+
+    New: ``make(tmp)`` builds it in a temporary folder, marked with ``config`` and its content
+    (:func:`savi_plugin.data.identity.content_identity`: every file's SHA-256), which becomes ``folder`` by one
+    rename. Marked for ``command`` with the same ``config`` and the same content: kept untouched. Marked with
+    other content (a file changed, added or removed): refused naming the file, since what was made from it no
+    longer matches it. Another configuration is refused by :func:`claim`, naming what changed. A folder without a
+    mark (made by a savi that marked no step product) is kept as it is, its content recorded now, with a warning.
+
+    Returns:
+        True when ``folder`` was kept, False when it was made.
+
+    Raises:
+        ForeignOutputError: the content changed since it was made (exit 1).
+    """
+    from savi_plugin.data.identity import content_identity, identity_differences
+
+    folder = Path(folder)
+    mark = mark_path(folder, True)
+    if folder.is_dir() and not folder.is_symlink() and not os.path.lexists(mark) and _foreign_files(folder):
+        log.warning("%s: %s holds no record of its content (made by an earlier savi): kept as it is, its content "
+                    "recorded now", folder, what)
+        write_json(mark, {"written_by": "savi", "command": command, "config": dict(config),
+                          "content": content_identity(folder)})
+    with claim(folder, command=command, config=config, folder=True, lock_beside=True, output_name=what,
+               what=what) as claimed:
+        stored = (claimed.previous or {}).get("content")
+        if isinstance(stored, dict) and folder.is_dir():
+            now = content_identity(folder)
+            if now is not None and now["sha256"] == stored.get("sha256"):
+                return True
+            hint = enclosing_output_name(folder) or what
+            raise ForeignOutputError(
+                f"{folder}: {what} changed after {command} made it "
+                f"({identity_differences(stored, now) or 'its content differs'}); what the later steps made from it "
+                f"no longer matches it: choose {another(hint)} to start over")
+        with replace_folder(folder) as tmp:
+            make(tmp)
+            claimed.write_mark(into=tmp, content=content_identity(tmp))
+        return False
 
 
 @contextlib.contextmanager

@@ -89,7 +89,9 @@ def run_demo(out_dir: str | Path, recipe: str = "tiny_demo", overrides: list[str
     ``overrides``: ``key.path=value`` arguments; those under ``demo.`` set the demo's own settings
     (:mod:`savi_plugin.demo.settings`), the others override the recipe, which is an ordinary one.
     ``out_dir`` is claimed first (:func:`savi_plugin.data.outputs.claim`): new, or a demo folder of the same
-    resolved recipe (by content) and settings; a folder holding the user's files is refused before anything is written."""
+    resolved recipe (by content) and settings; a folder holding the user's files is refused before anything is written.
+    Each step resumes inside it: the videos and the warm-up model are kept once made
+    (:func:`savi_plugin.data.outputs.step_product`), generation finishes its records, training its checkpoints."""
     from savi_plugin.demo.settings import load_settings, split_overrides
     from savi_plugin.recipe import resolve_recipe_path
 
@@ -118,7 +120,9 @@ def _run(cfg, demo, out: Path, wall0: float, cpu0: float) -> dict:
     from savi_plugin.models.tiny import resolve_model_path
     from savi_plugin.demo.plots import plot_demo
     from savi_plugin.demo.warmup import supervised_warmup
-    from savi_plugin.demo.world import group_of, make_world_set
+    from savi_plugin.data.identity import content_identity, model_identity
+    from savi_plugin.data.outputs import step_product
+    from savi_plugin.demo.world import group_of, world_set
     from savi_plugin.models import load_backend
     from savi_plugin.pipeline.steps import generate_step, train_step
     from savi_plugin.video import read_frames
@@ -134,7 +138,7 @@ def _run(cfg, demo, out: Path, wall0: float, cpu0: float) -> dict:
 
     t0 = time.time()
     sizes = {"warmup": demo.warmup_videos, "align": demo.align_videos, "heldout": demo.heldout_videos}
-    sets = {kind: make_world_set(out / "videos" / kind, kind, n, seed=seed) for kind, n in sizes.items()}
+    sets = {kind: world_set(out / "videos" / kind, kind, n, seed=seed) for kind, n in sizes.items()}
     _check_disjoint(*sets.values())
     base = resolve_model_path(cfg.model.path, out, seed=seed)
     decoded = {kind: [read_frames(s.video, frames).frames for s in samples] for kind, samples in sets.items()}
@@ -145,12 +149,21 @@ def _run(cfg, demo, out: Path, wall0: float, cpu0: float) -> dict:
     ev = cfg.eval
     eval_kw = {"batch_size": ev.batch_size, "max_new_tokens": ev.max_new_tokens or 8,
                "group": group_of}
-    lm = load_backend(base, backend=backend, num_frames=frames)
-    warm = supervised_warmup(
-        lm, decoded["warmup"], [s.mcq_prompt() for s in warm_set], [s.answer for s in warm_set],
-        steps=demo.warmup_steps, lr=demo.warmup_lr, seed=seed,
-        out_dir=out / "models" / "warm",
-    )
+    warm = out / "models" / "warm"
+
+    def warm_up(tmp: Path) -> None:
+        supervised_warmup(load_backend(base, backend=backend, num_frames=frames), decoded["warmup"],
+                          [s.mcq_prompt() for s in warm_set], [s.answer for s in warm_set],
+                          steps=demo.warmup_steps, lr=demo.warmup_lr, seed=seed, out_dir=tmp)
+
+    # made once and kept: the pairs and adapters were made from these weights, and a warm-up is not bit for bit
+    # the same on another thread count
+    warm_config = {"steps": demo.warmup_steps, "lr": demo.warmup_lr, "seed": seed, "backend": backend,
+                   "num_frames": frames, "identity": {"model": model_identity(base),
+                                                      "videos": content_identity(out / "videos" / "warmup")}}
+    if step_product(warm, command="savi demo", config=warm_config, make=warm_up, what="the demo's warm-up model"):
+        log.info("%s: the warm-up model of this run, kept", warm)
+    lm = load_backend(warm, backend=backend, num_frames=frames)
     before = mcq_accuracy(lm, decoded["heldout"], heldout, desc="eval: before", **eval_kw)
     log.info("held-out accuracy after warm-up: %.3f", before["accuracy"])
     del lm

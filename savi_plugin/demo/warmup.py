@@ -30,7 +30,8 @@ def supervised_warmup(lm, videos: Sequence[np.ndarray], prompts: Sequence[str], 
         videos, prompts, targets: the training examples (decoded frames, prompt text, answer text).
         steps: optimizer steps; lr: AdamW learning rate; batch_size: examples per step.
         seed: shuffling seed.
-        out_dir: where the warmed-up model and processor are saved.
+        out_dir: where the warmed-up model and processor are saved: the temporary folder of
+            :func:`~savi_plugin.data.outputs.step_product`, which keeps the model once made.
 
     Returns:
         ``out_dir``.
@@ -55,10 +56,7 @@ def supervised_warmup(lm, videos: Sequence[np.ndarray], prompts: Sequence[str], 
         losses.append(float(loss.detach()))
     model.eval()
     log.info("warm-up: loss %.3f -> %.3f over %d steps", losses[0], float(np.mean(losses[-5:])), steps)
-    from savi_plugin.data.outputs import replace_folder
-
-    out_dir = Path(out_dir)
-    with replace_folder(out_dir) as tmp:  # a kill while saving leaves the previous folder (or none), never a part
-        model.save_pretrained(tmp)
-        lm.processor.save_pretrained(tmp)
+    out_dir = Path(out_dir)  # a temporary folder that becomes the model by one rename (data.outputs.step_product)
+    model.save_pretrained(out_dir)
+    lm.processor.save_pretrained(out_dir)
     return out_dir

@@ -145,3 +145,28 @@ def make_world_set(out_dir: str | Path, kind: str, n_videos: int, seed: int = 0,
     for s in samples:
         s.video = str(out_dir / s.video)
     return samples
+
+
+def world_set(out_dir: str | Path, kind: str, n_videos: int, seed: int = 0) -> list[SyntheticSample]:
+    """The demo's set of ``kind`` in ``out_dir``: made once by :func:`make_world_set` and kept
+    (:func:`savi_plugin.data.outputs.step_product`: a re-run of the same demo finds the videos its later steps read,
+    and refuses a set whose files changed), read back from its ``samples.jsonl``.
+
+    Returns:
+        The samples, video paths absolute.
+    """
+    from savi_plugin.data.outputs import step_product
+    from savi_plugin.untrusted import load_json
+
+    out_dir = Path(out_dir)
+    config = {"kind": kind, "videos": n_videos, "seed": seed, "frames": CLIP_FRAMES}
+    step_product(out_dir, command="savi demo", config=config, what=f"the demo's {kind} videos",
+                 make=lambda tmp: make_world_set(tmp, kind, n_videos, seed=seed))
+    samples = []
+    manifest = out_dir / "samples.jsonl"  # as made: step_product checked every file's content
+    with open(manifest, encoding="utf-8") as fh:
+        for n, line in enumerate(fh, 1):
+            sample = SyntheticSample(**load_json(line, f"{manifest}:{n}"))
+            sample.video = str(out_dir / sample.video)
+            samples.append(sample)
+    return samples

@@ -7,6 +7,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -728,3 +729,108 @@ def test_a_failed_block_that_leaves_the_other_programs_files_says_they_are_kept(
         raise KeyboardInterrupt
     assert command_outputs() == {str(out): "kept"} and (out / "results.json").is_file()
     reset_command_outputs()
+
+
+def _make_product(tmp: Path) -> None:
+    (tmp / "model.safetensors").write_bytes(b"\0" * 64)
+    (tmp / "config.json").write_text("{}")
+    (tmp / "sub").mkdir()
+    (tmp / "sub" / "a.mp4").write_bytes(b"video")
+
+
+def _flip_byte(p: Path) -> None:
+    data = bytearray(p.read_bytes())
+    data[len(data) // 2] ^= 1
+    p.write_bytes(bytes(data))
+
+
+#: what can happen to a kept step product, and the file its refusal must name
+_PRODUCT_CHANGES = {
+    "a byte of a weight file": (lambda f: _flip_byte(f / "model.safetensors"), "model.safetensors changed"),
+    "a file in a sub-folder": (lambda f: _flip_byte(f / "sub" / "a.mp4"), "sub/a.mp4 changed"),
+    "a file removed": (lambda f: (f / "config.json").unlink(), "config.json removed"),
+    "a file added": (lambda f: (f / "extra.bin").write_bytes(b"x"), "extra.bin added"),
+    "the same size, other bytes": (lambda f: (f / "config.json").write_text("[]"), "config.json changed"),
+}
+
+
+def test_a_step_product_is_made_once_then_kept_untouched(tmp_path):
+    """Pass 20 #21: ``savi demo`` re-run on its finished folder made its warm-up model again (not bit for bit the
+    same), and every later step refused the new one. A product carrying our mark and its content is kept."""
+    product = tmp_path / "run" / "models" / "warm"
+    made = []
+    make = lambda tmp: (made.append(tmp), _make_product(tmp))  # noqa: E731
+    assert outputs.step_product(product, command="savi demo", config={"steps": 3}, make=make, what="warm") is False
+    before = {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in product.rglob("*") if p.is_file()}
+    assert outputs.step_product(product, command="savi demo", config={"steps": 3}, make=make, what="warm") is True
+    assert len(made) == 1 and {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in product.rglob("*")
+                               if p.is_file()} == before
+    assert sorted(p.name for p in product.parent.iterdir()) == ["warm"]  # no temporary, no lock left beside it
+
+
+@pytest.mark.parametrize("change", sorted(_PRODUCT_CHANGES))
+def test_a_changed_step_product_is_refused_naming_the_file(change, tmp_path):
+    """Pass 20 #22: one tensor of the demo's warm-up model changed was never named. Each kind of change is
+    refused in one line naming the file, and nothing is made again over it."""
+    product = tmp_path / "warm"
+    outputs.step_product(product, command="savi demo", config={}, make=_make_product, what="the warm-up model")
+    damage, named = _PRODUCT_CHANGES[change]
+    damage(product)
+    held = {p: p.read_bytes() for p in product.rglob("*") if p.is_file()}
+    with pytest.raises(ForeignOutputError) as refused:
+        outputs.step_product(product, command="savi demo", config={}, make=pytest.fail, what="the warm-up model")
+    message = str(refused.value)
+    assert "\n" not in message and message.startswith(f"{product}: the warm-up model changed") and named in message
+    assert {p: p.read_bytes() for p in product.rglob("*") if p.is_file()} == held
+
+
+def test_a_step_product_of_another_configuration_is_refused_naming_the_key(tmp_path):
+    from savi_plugin.data.fingerprint import ConfigMismatchError
+
+    product = tmp_path / "warm"
+    outputs.step_product(product, command="savi demo", config={"lr": 0.1}, make=_make_product, what="warm")
+    with pytest.raises(ConfigMismatchError, match=r"lr: 0\.1 -> 0\.2"):
+        outputs.step_product(product, command="savi demo", config={"lr": 0.2}, make=pytest.fail, what="warm")
+
+
+def test_an_unmarked_step_product_of_an_earlier_savi_is_kept_and_recorded(tmp_path, caplog):
+    product = tmp_path / "warm"
+    product.mkdir()
+    _make_product(product)
+    assert outputs.step_product(product, command="savi demo", config={}, make=pytest.fail, what="warm") is True
+    assert "no record of its content" in caplog.text
+    _flip_byte(product / "model.safetensors")  # recorded now: a later change is named
+    with pytest.raises(ForeignOutputError, match="model.safetensors changed"):
+        outputs.step_product(product, command="savi demo", config={}, make=pytest.fail, what="warm")
+
+
+def _marked(command: str, config: dict | None = None):
+    def prepare(inner: Path) -> None:
+        with claim(inner, command=command, config=config, output_name="--output") as c:
+            c.write_mark()
+    return prepare
+
+
+#: refusals of an output inside a claimed folder, by how what stands there was made
+_INNER_REFUSALS = {
+    "another configuration": _marked("savi generate", {"a": 1}),
+    "a file not ours": lambda inner: inner.write_text("mine\n"),
+    "another command's output": _marked("savi data convert"),
+}
+
+
+@pytest.mark.parametrize("refusal", sorted(_INNER_REFUSALS))
+def test_a_step_inside_a_claimed_folder_names_that_folders_flag_in_its_remedy(refusal, tmp_path):
+    """Pass 20 #21: the demo's generation step refused with 'choose another --output', a flag ``savi demo`` has
+    not. Inside a folder this process claimed, a refusal names the flag of that folder."""
+    inner = tmp_path / "demo" / "data" / "pairs.jsonl"
+    with claim(tmp_path / "demo", command="savi demo", folder=True, output_name="--out") as outer:
+        outer.write_mark()
+        inner.parent.mkdir()
+        _INNER_REFUSALS[refusal](inner)
+        with pytest.raises(ValueError) as refused:
+            claim(inner, command="savi generate", config={"a": 2}, output_name="--output")
+    assert re.search(r"choose (another|a new) --out\b", str(refused.value)), refused.value
+    assert "--output" not in str(refused.value)
+    with pytest.raises(ValueError, match="--output"):  # on its own: its own flag
+        claim(inner, command="savi generate", config={"a": 2}, output_name="--output")

@@ -46,7 +46,7 @@ ALLOWED: dict[tuple[str, str, str], str] = {
     ("models/llava_next/tiny.py", "build_tiny_llava_next", "save_file"): _BUILDER,
     ("bench/fixtures.py", "_build_bench_model", "save_pretrained"): _TEMP,
     ("bench/fixtures.py", "make_adapter", "save_pretrained"): _TEMP,
-    ("demo/warmup.py", "supervised_warmup", "save_pretrained"): _TEMP + " (savi demo --out)",
+    ("demo/warmup.py", "supervised_warmup", "save_pretrained"): _TEMP + " (savi demo --out: step_product's)",
     ("demo/plots.py", "plot_demo", "savefig"): _CLAIMED + " (savi demo --out)",
     ("demo/plots.py", "plot_seeds", "savefig"): _CLAIMED + " (savi demo --seeds N --out)",
     ("eval/fixtures.py", "_place", "shutil.move"):

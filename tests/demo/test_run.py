@@ -10,7 +10,7 @@ from tests.builders import CHROMIUM, chromium, read_jsonl
 FAILS, HOLDS = "object_color: prior fails", "object_color: prior holds"
 
 
-def test_rrpo_pairs_from_perturbed_errors_correct_the_warmup_shortcut(tmp_path):
+def test_rrpo_pairs_from_perturbed_errors_correct_the_warmup_shortcut(tmp_path, capsys):
     from savi_plugin.demo.report import format_table, gain
     from savi_plugin.demo.run import run_demo
 
@@ -53,6 +53,29 @@ def test_rrpo_pairs_from_perturbed_errors_correct_the_warmup_shortcut(tmp_path):
     if CHROMIUM:
         index = chromium(tmp_path / "chromium", "--dump-dom", (site / "index.html").as_uri())
         assert len(re.findall(r'<tr class="pair">', index.stdout)) == min(100, len(pairs))
+
+    # pass 20 #21/#22: a plain re-run of the finished demo keeps what each step made (the warm-up is not bit for
+    # bit the same on another thread count, and the pairs were made from the kept model), and a warm-up model
+    # changed since is refused in one line naming its file, never made again over it
+    import hashlib
+
+    run = tmp_path / "run"
+    kept = {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in (*(run / "models" / "warm").iterdir(),
+                                                                     *(run / "videos" / "align").iterdir(),
+                                                                     run / "data" / "rrpo_pairs.jsonl")}
+    argv = ["demo", "--out", str(run), "demo.heldout_videos=80", "demo.compare_dpo=false"]
+    assert main(argv) == 0
+    assert {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in kept} == kept
+    weights = run / "models" / "warm" / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-16] ^= 1  # inside the last tensor's values
+    weights.write_bytes(bytes(data))
+    capsys.readouterr()
+    assert main(argv) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: {run / 'models' / 'warm'}: the demo's warm-up model changed")
+    assert "model.safetensors changed" in err[0] and "choose another --out" in err[0], err
+    assert weights.read_bytes() == bytes(data)
 
 
 def test_a_rerun_after_the_recipe_file_was_edited_is_refused_before_any_step(tmp_path, monkeypatch):
