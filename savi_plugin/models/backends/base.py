@@ -562,7 +562,7 @@ def _check_adapter_placed(adapter: str | Path, model) -> None:
     weights = adapter_weight_file(adapter)
     if weights is None:
         return
-    placed = set(get_peft_model_state_dict(model))
+    placed = set(get_peft_model_state_dict(model)) | set(model.state_dict())  # a saved embedding is the model's
     held = weight_file_keys(weights)
     unplaced = [key for key in held if key not in placed]
     if unplaced:  # named by module kind (q_proj, down_proj): 24 full tensor names would not fit a line
