@@ -182,3 +182,29 @@ def test_an_adapter_weight_file_that_is_no_file_is_named_as_what_it_is(damage, w
         weights.mkdir()
     with pytest.raises(AdapterFileError, match=rf"^{weights}: the adapter's weight file {words}"):
         check_adapter(adapter, tiny_llava_onevision)
+
+
+def test_a_narrowed_adapter_is_refused_by_generate_and_savi_video(tiny_adapter, tiny_llava_onevision, tmp_path,
+                                                                  capsys):
+    """The refusal above holds at the entry points that load an adapter: ``savi generate`` (exit 2, one line,
+    nothing created) and lmms-eval's ``savi_video`` (one ``SettingError``)."""
+    from savi_plugin.cli import main
+    from savi_plugin.eval.settings import SettingError
+    from savi_plugin.eval.model import SaviVideo
+
+    adapter = tmp_path / "ad"
+    shutil.copytree(tiny_adapter, adapter)
+    _edit(adapter / "adapter_config.json", lambda c: c.update(target_modules=["o_proj"]))
+    manifest = tmp_path / "qa.jsonl"
+    manifest.write_text(json.dumps({"id": "q0", "video": "v.mp4", "question": "What?", "answer": "yes"}) + "\n")
+    capsys.readouterr()
+    code = main(["generate", "--generator", "rrpo", "--model", str(tiny_llava_onevision), "--adapter", str(adapter),
+                 "--input", str(manifest), "--output", str(tmp_path / "p.jsonl"), "--num-frames", "4",
+                 "--no-progress"])
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.startswith("error: ")]
+    assert code == 2 and len(lines) == 1 and "Traceback" not in err, err
+    assert f"{adapter / 'adapter_model.safetensors'}: the adapter cannot be loaded" in lines[0]
+    assert list(tmp_path.glob("p.jsonl*")) == []
+    with pytest.raises(SettingError, match="are on modules its adapter_config.json does not target"):
+        SaviVideo(pretrained=str(tiny_llava_onevision), adapter=str(adapter), num_frames=4)
