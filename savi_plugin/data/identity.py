@@ -471,7 +471,8 @@ def damaged_weight_file(folder: str | Path) -> str | None:
 
 
 def check_adapter_weights(adapter_dir: str | Path) -> None:
-    """Refuse an adapter folder without a weight file peft reads (:data:`ADAPTER_WEIGHT_FILES`), whose
+    """Refuse an adapter folder without a weight file peft reads (:data:`ADAPTER_WEIGHT_FILES`; one of those names
+    that is a broken link or no regular file is named as what it is), whose
     ``adapter_model.safetensors`` (the one peft prefers) cannot be loaded (truncated, torn, not safetensors), or
     whose weights hold NaN or infinity (:func:`nonfinite_weight`; named by the file's key).
 
@@ -484,20 +485,48 @@ def check_adapter_weights(adapter_dir: str | Path) -> None:
     problem = adapter_config_problem(folder)  # before peft builds it: r=2^32-1 asked for 1 TiB
     if problem:
         raise AdapterFileError(f"{folder}: {problem}; restore the folder from its training run, or train it again")
-    present = [folder / name for name in ADAPTER_WEIGHT_FILES if (folder / name).is_file()]
-    if not present:
+    weights = adapter_weight_file(folder)
+    for name in ADAPTER_WEIGHT_FILES:  # a name peft would read first, there but no file: a broken link, a folder
+        if weights is not None and name == weights.name:
+            break
+        problem = file_problem(folder / name, "weight file")
+        if problem and problem != "file not found":
+            raise AdapterFileError(f"{folder / name}: the adapter's weight file {problem}; restore the folder from "
+                                   f"its training run, or train it again")
+    if weights is None:
         raise AdapterFileError(f"{folder}: the adapter holds no weights (none of {', '.join(ADAPTER_WEIGHT_FILES)}); "
                                f"an adapter is the folder `savi train` (or peft's save_pretrained) writes")
-    if present[0].name.endswith(".safetensors"):
-        problem = safetensors_problem(present[0])
+    if weights.name.endswith(".safetensors"):
+        problem = safetensors_problem(weights)
         if problem:
-            raise AdapterFileError(f"{present[0]}: the adapter's weights are {problem}; restore the folder from "
+            raise AdapterFileError(f"{weights}: the adapter's weights are {problem}; restore the folder from "
                                    f"its training run, or train it again")
-    name = nonfinite_weight(present[0])
+    name = nonfinite_weight(weights)
     if name is not None:  # a file intact in its header, damaged or diverged in its values: every answer it gave
         # would be scored as the model's
-        raise AdapterFileError(f"{present[0]}: the adapter's weight {name} holds NaN or infinity; restore the "
+        raise AdapterFileError(f"{weights}: the adapter's weight {name} holds NaN or infinity; restore the "
                                f"folder from its training run, or train it again")
+
+
+def adapter_weight_file(adapter_dir: str | Path) -> Path | None:
+    """The weight file peft reads from an adapter folder (the first of :data:`ADAPTER_WEIGHT_FILES` there), or None."""
+    return next((Path(adapter_dir) / name for name in ADAPTER_WEIGHT_FILES if (Path(adapter_dir) / name).is_file()),
+                None)
+
+
+def weight_file_keys(path: str | Path) -> list[str]:
+    """The tensor names of a weight file (safetensors: read from its header; a torch ``.bin``: loaded with
+    ``weights_only=True``)."""
+    import torch
+
+    path = Path(path)
+    if path.name.endswith(".safetensors"):
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as fh:
+            return list(fh.keys())
+    state = torch.load(str(path), map_location="cpu", weights_only=True, mmap=True)
+    return [str(key) for key in state] if isinstance(state, dict) else []
 
 
 def nonfinite_weight(path: str | Path) -> str | None:

@@ -122,3 +122,119 @@ def test_a_base_weight_holding_nan_or_infinity_is_refused_at_load(value, tiny_ll
     err = capsys.readouterr().err.strip().splitlines()
     assert code != 0 and len(err) == 1 and err[0].startswith("error: m: the model cannot be loaded: its weight ") \
         and "holds NaN or infinity" in err[0], err  # one line: with --no-progress, no "Loading weights" bar either
+
+
+@pytest.mark.parametrize("narrow", [
+    # pass 20 #3/#19: the tester's edit, a regex of q_proj only
+    lambda c: c.update(target_modules=r"^model\.language_model\..*\.(q_proj)$"),
+    lambda c: c.update(target_modules=["o_proj"]),  # a name: q_proj would also name the vision tower's
+    lambda c: c.update(exclude_modules=["v_proj"]),
+    lambda c: c.update(target_modules=["o_proj", "gate_proj", "up_proj", "down_proj"], layers_to_transform=[0],
+                       layers_pattern="layers"),
+], ids=["regex", "list", "exclude", "one layer"])
+def test_an_adapter_whose_config_places_fewer_tensors_than_its_file_holds_is_refused(narrow, tiny_adapter,
+                                                                                      tiny_llava_onevision, tmp_path):
+    """Pass 20 #3/#19: an ``adapter_config.json`` narrowed to fewer modules than its weight file holds loaded with
+    exit 0 and no word: peft dropped 24 of 28 tensors and the rest answered under the adapter's name."""
+    adapter = tmp_path / "ad"
+    shutil.copytree(tiny_adapter, adapter)
+    _edit(adapter / "adapter_config.json", narrow)
+    weights = adapter / "adapter_model.safetensors"
+    with pytest.raises(ModelLoadError, match=rf"^{weights}: the adapter cannot be loaded: \d+ of the \d+ tensors of "
+                                             rf"its weight file \(.*proj.*\) are on modules its adapter_config.json "
+                                             rf"does not target"):
+        load_backend(tiny_llava_onevision, adapter=adapter, num_frames=4)
+
+
+def test_an_adapter_as_saved_loads(tiny_adapter, tiny_llava_onevision):
+    """The check above compares the file with what peft placed, named as peft saves it: an intact adapter loads."""
+    load_backend(tiny_llava_onevision, adapter=tiny_adapter, num_frames=4)
+
+
+def test_the_load_report_of_a_refused_model_is_not_printed(tiny_llava_onevision, tmp_path):
+    """Pass 20 #5: a model refused for tensors its weights lack printed transformers' coloured ~20-line load
+    table before its one error line; the table is now logged at debug level only (``savi -v``)."""
+    import logging
+
+    from safetensors.torch import load_file, save_file
+
+    model = tmp_path / "m"
+    shutil.copytree(tiny_llava_onevision, model)
+    (weights,) = model.glob("*.safetensors")
+    save_file({k: v for k, v in load_file(str(weights)).items() if not k.endswith("layers.1.self_attn.q_proj.weight")},
+              str(weights), metadata={"format": "pt"})
+    seen: list[logging.LogRecord] = []
+    handler = logging.Handler(logging.DEBUG)
+    handler.emit = seen.append
+    for name in ("transformers", "savi_plugin"):
+        logging.getLogger(name).addHandler(handler)
+    old_level = logging.getLogger("savi_plugin").level
+    logging.getLogger("savi_plugin").setLevel(logging.DEBUG)
+    try:
+        with pytest.raises(ModelLoadError, match="its weight files lack"):
+            load_backend(model, num_frames=4)
+    finally:
+        for name in ("transformers", "savi_plugin"):
+            logging.getLogger(name).removeHandler(handler)
+        logging.getLogger("savi_plugin").setLevel(old_level)
+    reports = [r for r in seen if "LOAD REPORT" in r.getMessage()]
+    assert reports and all(r.levelno == logging.DEBUG for r in reports)
+
+
+@pytest.mark.parametrize("damage", ["removed", "broken link"])
+def test_a_model_without_its_tokenizer_file_names_it(damage, tiny_llava_onevision, tmp_path):
+    """Pass 20 #6: a model folder without ``tokenizer.json`` said only "Couldn't instantiate the backend tokenizer
+    from one of: )"."""
+    model = tmp_path / "m"
+    shutil.copytree(tiny_llava_onevision, model)
+    (model / "tokenizer.json").unlink()
+    if damage == "broken link":
+        (model / "tokenizer.json").symlink_to(tmp_path / "gone.json")
+    words = "is missing" if damage == "removed" else "is a broken symbolic link"
+    with pytest.raises(ModelLoadError, match=rf"^{model}: the model cannot be loaded: its tokenizer cannot be built: "
+                                             rf"{model / 'tokenizer.json'} {words}"):
+        load_backend(model, num_frames=4)
+
+
+@pytest.mark.parametrize("damage, words", [("broken link", "is a broken symbolic link"),
+                                           ("folder", "is a directory")])
+def test_an_adapter_weight_file_that_is_no_file_is_named_as_what_it_is(damage, words, tiny_adapter,
+                                                                        tiny_llava_onevision, tmp_path):
+    """Pass 20 #34: an ``adapter_model.safetensors`` that is a dangling link was reported as "holds no weights
+    (none of adapter_model.safetensors, ...)"."""
+    adapter = tmp_path / "ad"
+    shutil.copytree(tiny_adapter, adapter)
+    weights = adapter / "adapter_model.safetensors"
+    weights.unlink()
+    if damage == "broken link":
+        weights.symlink_to(tmp_path / "trx" / "checkpoint-2" / "adapter_model.safetensors")
+    else:
+        weights.mkdir()
+    with pytest.raises(AdapterFileError, match=rf"^{weights}: the adapter's weight file {words}"):
+        check_adapter(adapter, tiny_llava_onevision)
+
+
+def test_a_narrowed_adapter_is_refused_by_generate_and_savi_video(tiny_adapter, tiny_llava_onevision, tmp_path,
+                                                                  capsys):
+    """The refusal above holds at the entry points that load an adapter: ``savi generate`` (exit 2, one line,
+    nothing created) and lmms-eval's ``savi_video`` (one ``SettingError``)."""
+    from savi_plugin.cli import main
+    from savi_plugin.eval.settings import SettingError
+    from savi_plugin.eval.model import SaviVideo
+
+    adapter = tmp_path / "ad"
+    shutil.copytree(tiny_adapter, adapter)
+    _edit(adapter / "adapter_config.json", lambda c: c.update(target_modules=["o_proj"]))
+    manifest = tmp_path / "qa.jsonl"
+    manifest.write_text(json.dumps({"id": "q0", "video": "v.mp4", "question": "What?", "answer": "yes"}) + "\n")
+    capsys.readouterr()
+    code = main(["generate", "--generator", "rrpo", "--model", str(tiny_llava_onevision), "--adapter", str(adapter),
+                 "--input", str(manifest), "--output", str(tmp_path / "p.jsonl"), "--num-frames", "4",
+                 "--no-progress"])
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.startswith("error: ")]
+    assert code == 2 and len(lines) == 1 and "Traceback" not in err, err
+    assert f"{adapter / 'adapter_model.safetensors'}: the adapter cannot be loaded" in lines[0]
+    assert list(tmp_path.glob("p.jsonl*")) == []
+    with pytest.raises(SettingError, match="are on modules its adapter_config.json does not target"):
+        SaviVideo(pretrained=str(tiny_llava_onevision), adapter=str(adapter), num_frames=4)

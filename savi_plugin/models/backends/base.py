@@ -104,8 +104,9 @@ class VideoLM:
         with model_files_read(path):
             processor = AutoProcessor.from_pretrained(str(path), trust_remote_code=trust_remote_code)
             import_model_classes(str(path), trust_remote_code=trust_remote_code)
-            model, info = cls.load_model(str(path), output_loading_info=True, **kwargs)
-        _check_loading_info(path, info)
+            with _held_load_report() as report:
+                model, info = cls.load_model(str(path), output_loading_info=True, **kwargs)
+        _check_loading_info(path, info, report)
         if adapter is not None:
             import warnings
 
@@ -121,6 +122,7 @@ class VideoLM:
                                          f"tensor(s) its config asks for (peft would leave them as initialised, "
                                          f"the adapter not applied as trained); restore the adapter's files")
                 warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
+            _check_adapter_placed(adapter, model)
         model.to(device)
         _own_memory(model)
         if not is_trainable:
@@ -501,19 +503,75 @@ class ModelLoadError(ConfigurationError):
     asked, so it stops before its first item with nothing marked (:mod:`savi_plugin.errors`)."""
 
 
-def _check_loading_info(path: str | Path, info: dict) -> None:
+@contextlib.contextmanager
+def _held_load_report() -> Iterator[list[logging.LogRecord]]:
+    """Hold back the load report transformers logs while it loads a model (a table of tensors, in colour): the
+    records are collected in the yielded list for :func:`_check_loading_info`, which logs them again for a model
+    it accepts and at debug level only (``savi -v``) for one it refuses, whose one line says what is wrong."""
+    held: list[logging.LogRecord] = []
+
+    def hold(record: logging.LogRecord) -> bool:
+        if "LOAD REPORT" in str(record.msg):
+            held.append(record)
+            return False
+        return True
+
+    library = logging.getLogger("transformers.modeling_utils")
+    library.addFilter(hold)
+    try:
+        yield held
+    finally:
+        library.removeFilter(hold)
+
+
+def _check_loading_info(path: str | Path, info: dict, report: Sequence[logging.LogRecord] = ()) -> None:
     """Refuse a model whose weight files lack tensors its config asks for: transformers initialises them at
     random and says so only in its load report (``MISSING``), and the job would answer and train with them.
+    ``report``: the load report's records (:func:`_held_load_report`), logged again for a model accepted, at
+    debug level for one refused.
 
     Raises:
         ModelLoadError: naming the model and the first missing tensors.
     """
     missing = sorted(info.get("missing_keys") or [])
+    for record in report:
+        if missing:
+            log.debug("%s", record.getMessage())
+        else:
+            logging.getLogger(record.name).handle(record)
     if missing:
         shown = ", ".join(missing[:3]) + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")
         raise ModelLoadError(f"{path}: the model cannot be loaded: its weight files lack {len(missing)} tensor(s) "
                              f"its config asks for ({shown}), which would start at random; restore the model's "
                              f"files")
+
+
+def _check_adapter_placed(adapter: str | Path, model) -> None:
+    """Refuse an adapter whose weight file holds tensors its config places on no module of the model (its
+    ``target_modules`` narrowed, a layer excluded): peft drops them without a word, and the adapter would answer
+    as only part of itself under its full name. Compared by name with what the loaded adapter holds, as peft's
+    ``save_pretrained`` names it.
+
+    Raises:
+        ModelLoadError: naming the weight file, how many of its tensors are not placed, and their module kinds.
+    """
+    from peft import get_peft_model_state_dict
+
+    from savi_plugin.data.identity import adapter_weight_file, weight_file_keys
+
+    weights = adapter_weight_file(adapter)
+    if weights is None:
+        return
+    placed = set(get_peft_model_state_dict(model)) | set(model.state_dict())  # a saved embedding is the model's
+    held = weight_file_keys(weights)
+    unplaced = [key for key in held if key not in placed]
+    if unplaced:  # named by module kind (q_proj, down_proj): 24 full tensor names would not fit a line
+        kinds = sorted({key.split(".lora_")[0].rsplit(".", 1)[-1] if ".lora_" in key else key for key in unplaced})
+        shown = ", ".join(kinds[:8]) + (f" and {len(kinds) - 8} more" if len(kinds) > 8 else "")
+        raise ModelLoadError(f"{weights}: the adapter cannot be loaded: {len(unplaced)} of the {len(held)} tensors "
+                             f"of its weight file ({shown}) are on modules its adapter_config.json does not target "
+                             f"(target_modules, layers_to_transform, exclude_modules); peft would drop them and "
+                             f"apply only part of the adapter; restore the adapter's files")
 
 
 def _own_memory(model) -> None:
@@ -555,11 +613,26 @@ def model_files_read(path: str | Path, what: str = "model") -> Iterator[None]:
             raise
         if isinstance(exc, ConfigurationError):
             raise
-        damaged = damaged_weight_file(path)
+        damaged = damaged_weight_file(path) or _tokenizer_file_problem(path, exc)
         if damaged:
             raise ModelLoadError(f"{path}: the {what} cannot be loaded: {damaged}") from exc
         raise ModelLoadError(f"{path}: the {what} cannot be loaded ({type(exc).__name__}: {_first_line(exc)})") \
             from exc
+
+
+def _tokenizer_file_problem(path: str | Path, exc: BaseException) -> str | None:
+    """What is wrong with a model folder's ``tokenizer.json`` when transformers could build no tokenizer (its
+    own message lists three sources and names no file), or None for another failure or a folder holding one."""
+    from savi_plugin.data.files import file_problem
+
+    if not str(exc).startswith("Couldn't instantiate the backend tokenizer") or not Path(path).is_dir():
+        return None
+    problem = file_problem(Path(path) / "tokenizer.json", "tokenizer file")
+    if problem is None:
+        return None
+    problem = "is missing" if problem == "file not found" else problem
+    return (f"its tokenizer cannot be built: {Path(path) / 'tokenizer.json'} {problem}, and no slow tokenizer's "
+            f"vocabulary there replaces it; restore the model's files")
 
 
 def _first_line(exc: BaseException) -> str:
