@@ -234,11 +234,12 @@ def last_complete_checkpoint(output_dir: str | Path, run_config: dict[str, Any] 
 
 def marked_run_config(output_dir: str | Path) -> dict[str, Any] | None:
     """The configuration (paths absolute) of the run that ``output_dir``'s mark stores, or None (no folder, no
-    mark of ours, or a mark without one)."""
+    mark of ``savi train``, or a mark without one)."""
     from savi_plugin.data.outputs import read_mark
 
     mark = read_mark(output_dir, True) if Path(output_dir).is_dir() else None
-    stored = mark.get("config") if isinstance(mark, dict) else None
+    ours = isinstance(mark, dict) and mark.get("command") == "savi train"
+    stored = mark.get("config") if ours else None
     return configuration_from_file(stored, mark_path(output_dir, True)) if isinstance(stored, dict) else None
 
 
