@@ -26,6 +26,7 @@ from typing import Any
 
 from savi_plugin.config.values import ConfigError
 from savi_plugin.data.files import read_json
+from savi_plugin.errors import DocumentTooLarge
 
 log = logging.getLogger(__name__)
 
@@ -271,9 +272,15 @@ def _report_change(stored: dict, path: Path) -> str | None:
     if same_identity(kept, now):
         return None
     if now is None:
-        return f"the run's report {report_path} is gone (a run into its folder started and has not finished)"
+        from savi_plugin.data.files import file_problem
+
+        problem = file_problem(report_path, "run report")
+        return (f"the run's report {report_path} is gone (a run into its folder started and has not finished)"
+                if problem.startswith("file not found") else f"the run's report {report_path} {problem}")
     try:
         step = read_json(report_path).get("global_step")
+    except DocumentTooLarge:
+        raise
     except (OSError, ValueError, AttributeError):
         step = None
     steps = (f": global_step {stored.get('global_step')} here, {step} there" if step != stored.get("global_step")
