@@ -208,11 +208,15 @@ def unfinished_run(data: str | Path) -> str | None:
 
 
 def _first_generator(data: Path) -> str | None:
-    """``meta.generator`` of ``data``'s first record (JSONL, or a JSON array), or None. Reads the first line."""
+    """``meta.generator`` of ``data``'s first record, or None: read by the one reader of a pair file's records
+    (:func:`savi_plugin.data.readers.iter_json_objects`), so every form a reader accepts (one record per line, a
+    JSON array on one line or many) names its generator alike. Unreadable lines are the readers' to report."""
+    from savi_plugin.data.readers import iter_json_objects
+
     try:
-        with open(data, encoding="utf-8") as f:
-            line = f.readline(1 << 20)
-        first = json.loads(line.rstrip().rstrip(",")) if not line.lstrip().startswith("[") else None
+        first = next((obj for _, obj in iter_json_objects(data, errors=[])), None)
+    except DocumentTooLarge:
+        raise
     except (OSError, ValueError):
         return None
     meta = first.get("meta") if isinstance(first, dict) else None

@@ -2,8 +2,8 @@
 whose margin is positive (``rewards/accuracies``), per optimizer step, from the Trainer's log history.
 
 The log history is read from the run's ``train_report.json`` when the run finished, else from the newest
-``checkpoint-*/trainer_state.json`` (a run still going, or killed), else from a ``trainer_state.json`` in the
-folder itself.
+``checkpoint-*/trainer_state.json`` of the run (a run still going, or killed: a checkpoint another run wrote is
+refused by the rule a resume uses), else from a ``trainer_state.json`` in the folder itself.
 """
 
 from __future__ import annotations
@@ -62,11 +62,15 @@ def read_run_history(run_dir: str | Path) -> tuple[list[dict[str, Any]], Path, s
     )
 
     run_dir = Path(run_dir)
-    candidates = [run_dir / "train_report.json"]
     checkpoints = sorted((p for p in run_dir.glob("checkpoint-*") if re.fullmatch(r"checkpoint-\d+", p.name)),
                          key=lambda p: int(p.name.split("-")[1]), reverse=True)
-    candidates += [p / "trainer_state.json" for p in checkpoints] + [run_dir / "trainer_state.json"]
-    for path in candidates:
+
+    def candidates():
+        yield run_dir / "train_report.json"
+        yield from (p / "trainer_state.json" for p in _own_checkpoints(run_dir, checkpoints))
+        yield run_dir / "trainer_state.json"
+
+    for path in candidates():
         problem = file_problem(path, "log history file")  # a FIFO or folder is named as what it is, never opened
         if problem == "file not found":
             continue
@@ -95,6 +99,28 @@ def read_run_history(run_dir: str | Path) -> tuple[list[dict[str, Any]], Path, s
         return history, path, loss_type
     raise NoLogHistory(f"{run_dir}: no train_report.json, checkpoint-*/trainer_state.json or trainer_state.json "
                        f"with a log history (is it a `savi train` output folder?)")
+
+
+def _own_checkpoints(run_dir: Path, checkpoints: list[Path]) -> list[Path]:
+    """The checkpoints (newest first) whose log history is ``run_dir``'s run's: when the folder's mark names its
+    run, the newest complete checkpoint that run wrote, chosen by the rule a resume uses
+    (:func:`savi_plugin.training.run.run_checkpoint_to_read`), so one of another run or configuration copied in,
+    or renamed, is refused naming it; a folder no mark names (another tool's, a checkpoint copied out) keeps
+    its ``checkpoint-N`` folders newest first, a torn one skipped as it is read.
+
+    Raises:
+        NoLogHistory: naming a checkpoint the run did not write.
+    """
+    if not checkpoints:
+        return []
+    from savi_plugin.training.checkpoints import ForeignCheckpointError
+    from savi_plugin.training.run import run_checkpoint_to_read
+
+    try:
+        marked, newest = run_checkpoint_to_read(run_dir)
+    except ForeignCheckpointError as exc:
+        raise NoLogHistory(str(exc)) from None
+    return checkpoints if not marked else [Path(newest)] if newest else []
 
 
 def _torn(path: Path) -> bool:

@@ -26,6 +26,7 @@ from typing import Any
 
 from savi_plugin.config.values import ConfigError
 from savi_plugin.data.files import read_json
+from savi_plugin.errors import DocumentTooLarge
 
 log = logging.getLogger(__name__)
 
@@ -255,13 +256,50 @@ def _summary_digest(summary: dict) -> str:
     return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode("utf-8")).hexdigest()
 
 
+def _report_change(stored: dict, path: Path) -> str | None:
+    """How the training run's report a kept summary at ``path`` was made from (its ``report``) differs from the
+    content identity the summary stored of it (``report_content``), in words, or None (the same, or a summary
+    stored without it). ``train_report.json`` is written again whenever the run is extended or trained anew, and
+    removed while a run into its folder has not finished, so the summary's numbers are then another state's."""
+    from savi_plugin.data.identity import file_identity, identity_differences, same_identity
+    from savi_plugin.data.paths import path_from_file
+
+    report, kept = stored.get("report"), stored.get("report_content")
+    if not isinstance(report, str) or not isinstance(kept, dict):
+        return None
+    report_path = path_from_file(report, path)
+    now = file_identity(report_path)
+    if same_identity(kept, now):
+        return None
+    if now is None:
+        from savi_plugin.data.files import file_problem
+
+        problem = file_problem(report_path, "run report")
+        return (f"the run's report {report_path} is gone (a run into its folder started and has not finished)"
+                if problem.startswith("file not found") else f"the run's report {report_path} {problem}")
+    try:
+        step = read_json(report_path).get("global_step")
+    except DocumentTooLarge:
+        raise
+    except (OSError, ValueError, AttributeError):
+        step = None
+    steps = (f": global_step {stored.get('global_step')} here, {step} there" if step != stored.get("global_step")
+             else f": {identity_differences(kept, now) or 'its content differs'}")
+    return (f"the run's report {report_path} changed after this summary was written (the run was extended or trained "
+            f"again{steps})")
+
+
 def _cached(path: Path, compute: Callable[[], dict]) -> dict:
-    """``compute()``, stored at ``path`` with the digest of what it holds; a stored result is returned instead (a
-    re-run resumes) when it is still what was stored and the adapter it names is still there.
+    """``compute()``, stored at ``path`` with the digest of what it holds and the content identity of the training
+    run's report it was made from; a stored result is returned instead (a re-run resumes) when it is still what
+    was stored, its run's report is still what it summarised (:func:`_report_change`) and the adapter it names is
+    still there.
 
     Raises:
-        RunError: a kept summary edited since it was written, or whose adapter is gone, naming the folder to remove.
+        RunError: a kept summary edited since it was written, whose run's report changed or whose adapter is
+            gone, naming the folder to remove.
     """
+    from savi_plugin.data.identity import file_identity
     from savi_plugin.data.paths import path_from_file
     from savi_plugin.errors import RunError
 
@@ -270,6 +308,9 @@ def _cached(path: Path, compute: Callable[[], dict]) -> dict:
         remedy = f"remove {path.parent} to run it again"
         if isinstance(stored, dict) and "sha256" in stored and stored["sha256"] != _summary_digest(stored):
             raise RunError(f"{path}: changed after savi ablate wrote it (its numbers are not the run's): {remedy}")
+        changed = _report_change(stored, path) if isinstance(stored, dict) else None
+        if changed is not None:
+            raise RunError(f"{path}: {changed}, so its numbers are not the run's as it is now: {remedy}")
         adapter = stored.get("adapter") if isinstance(stored, dict) else None
         if isinstance(adapter, str) and not (path_from_file(adapter, path) / "adapter_config.json").is_file():
             raise RunError(f"{path}: the kept run's adapter ({adapter}) is gone, so its row would name a result that "
@@ -280,6 +321,9 @@ def _cached(path: Path, compute: Callable[[], dict]) -> dict:
     from savi_plugin.data.paths import paths_for_file
 
     result = compute()
+    report = result.get("report")
+    if isinstance(report, str):  # what the summary's numbers come from, checked when it is kept
+        result = {**result, "report_content": file_identity(report)}
     stored = paths_for_file(result, path)  # README "Paths, everywhere"
     write_json(path, {**stored, "sha256": _summary_digest(stored)}, indent=1)
     return result

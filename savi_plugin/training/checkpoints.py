@@ -174,7 +174,8 @@ def _why_not_ours(identity: dict | None, config: dict | None, ignore: tuple[str,
 
 
 def resume_point(output_dir: str | Path, fingerprint: str | None, *, config: dict[str, Any] | None = None,
-                 ignore: tuple[str, ...] = (), clean: bool = False, verify: bool = True) -> str | None:
+                 ignore: tuple[str, ...] = (), clean: bool = False, verify: bool = True,
+                 reading: bool = False) -> str | None:
     """The newest complete checkpoint of the run ``fingerprint`` in ``output_dir``, or None (the rules above).
 
     Args:
@@ -185,6 +186,8 @@ def resume_point(output_dir: str | Path, fingerprint: str | None, *, config: dic
         clean: remove this run's torn checkpoints (the caller is about to train into the folder).
         verify: check the newest one's files against its record (:func:`check_contents`; off when the caller
             resumes from another checkpoint it names).
+        reading: the caller reads the checkpoint's log history (``savi plot``), never resumes from it: a refusal
+            says what reading it would show.
 
     Raises:
         ForeignCheckpointError: a checkpoint of another run, or a complete one with no identity, or the newest
@@ -194,18 +197,21 @@ def resume_point(output_dir: str | Path, fingerprint: str | None, *, config: dic
     for step, path in checkpoint_folders(output_dir):  # every one is judged before anything is removed
         identity, saved = read_identity(path), state_step(path)
         held = {saved, identity.get("step") if identity else None} - {None}
+        read = (f"its log history would be drawn as this run's curves: move it out of {output_dir} to plot the "
+                f"run's own")
         if held - {step}:
             raise ForeignCheckpointError(
-                f"{path}: holds step {min(held - {step})}, not {step} (renamed, or copied from elsewhere); resuming "
-                f"from it would continue at the wrong step: move it out of {output_dir}, or choose another "
-                f"--output-dir")
+                f"{path}: holds step {min(held - {step})}, not {step} (renamed, or copied from elsewhere); " +
+                (read if reading else f"resuming from it would continue at the wrong step: move it out of "
+                                      f"{output_dir}, or choose another --output-dir"))
         ours = identity is not None and identity["run"] == fingerprint
         complete = saved == step
         if not ours and (identity is not None or complete):
             raise ForeignCheckpointError(
-                f"{path}: {_why_not_ours(identity, config, ignore, path / CHECKPOINT_FILE)}; resuming from it would "
-                f"continue another run's weights and schedule, and training would overwrite it: move it out of "
-                f"{output_dir}, or choose another --output-dir")
+                f"{path}: {_why_not_ours(identity, config, ignore, path / CHECKPOINT_FILE)}; " +
+                (read if reading else f"resuming from it would continue another run's weights and schedule, and "
+                                      f"training would overwrite it: move it out of {output_dir}, or choose another "
+                                      f"--output-dir"))
         if ours and complete:
             if newest is None:
                 newest, newest_identity = str(path), identity

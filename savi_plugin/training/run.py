@@ -225,15 +225,37 @@ def last_complete_checkpoint(output_dir: str | Path, run_config: dict[str, Any] 
     Raises:
         ForeignCheckpointError: naming a checkpoint this run did not write.
     """
-    from savi_plugin.data.outputs import read_mark
-
     if run_config is None:
-        mark = read_mark(output_dir, True) if Path(output_dir).is_dir() else None
-        stored = mark.get("config") if isinstance(mark, dict) else None
-        run_config = configuration_from_file(stored, mark_path(output_dir, True)) if isinstance(stored, dict) else None
+        run_config = marked_run_config(output_dir)
     fingerprint = run_fingerprint(run_config) if run_config is not None else None
     return resume_point(output_dir, fingerprint, config=run_config, ignore=RESUMABLE_CHANGES + BY_IDENTITY,
                         clean=clean, verify=verify)
+
+
+def marked_run_config(output_dir: str | Path) -> dict[str, Any] | None:
+    """The configuration (paths absolute) of the run that ``output_dir``'s mark stores, or None (no folder, no
+    mark of ``savi train``, or a mark without one)."""
+    from savi_plugin.data.outputs import read_mark
+
+    mark = read_mark(output_dir, True) if Path(output_dir).is_dir() else None
+    ours = isinstance(mark, dict) and mark.get("command") == "savi train"
+    stored = mark.get("config") if ours else None
+    return configuration_from_file(stored, mark_path(output_dir, True)) if isinstance(stored, dict) else None
+
+
+def run_checkpoint_to_read(output_dir: str | Path) -> tuple[bool, str | None]:
+    """For a reader of a run's checkpoints (``savi plot``): whether ``output_dir``'s mark names its run, and if so
+    the newest complete ``checkpoint-N`` that run wrote (None: none), judged by the rule a resume uses
+    (:func:`~savi_plugin.training.checkpoints.resume_point`, nothing removed, files not hashed).
+
+    Raises:
+        ForeignCheckpointError: a checkpoint of another run, renamed, or complete with no identity, naming it.
+    """
+    run_config = marked_run_config(output_dir)
+    if run_config is None:
+        return False, None
+    return True, resume_point(output_dir, run_fingerprint(run_config), config=run_config,
+                              ignore=RESUMABLE_CHANGES + BY_IDENTITY, verify=False, reading=True)
 
 
 def _nonfinite_failure(trainer, config) -> str | None:

@@ -156,6 +156,15 @@ def _ablation_summary(pad, cap):
     return _guarded(lambda: _cached(Path("abl") / SUMMARY, dict))
 
 
+def _ablation_run_report(pad, cap):
+    from savi_plugin.pipeline.ablate import SUMMARY, _cached
+
+    _json("abl/train/train_report.json", pad({"global_step": 2}))
+    _json(f"abl/{SUMMARY}", {"report": "train/train_report.json", "report_content": {"size": 1, "sha256": "0"},
+                             "global_step": 1})
+    return _guarded(lambda: _cached(Path("abl") / SUMMARY, dict))
+
+
 def _align_manifest(pad, cap):
     from savi_plugin.pipeline.align import Manifest
 
@@ -274,6 +283,7 @@ CASES = {
     "inspection.curves:_torn": [(_plot_checkpoint, "run/checkpoint-1/trainer_state.json")],
     "data.model_config:_read": [(_model_config_check, "m/config.json")],
     "pipeline.ablate:_cached": [(_ablation_summary, "abl/summary.json")],
+    "pipeline.ablate:_report_change": [(_ablation_run_report, "abl/train/train_report.json")],
     "pipeline.align:Manifest.__init__": [(_align_manifest, "run/manifest.json")],
     "models:detect_backend": [(_detect_backend, "m/config.json")],
     "models.llava_next.convert:_read_json": [(_convert, "m/config.json")],
@@ -370,7 +380,8 @@ def test_a_fifo_or_device_at_a_documents_place_is_named_never_read(reader, way, 
 
 #: readers whose command stops on an unreadable document (the others treat it as absent or as one bad record)
 NAMING_READERS = {"recipe:_read", "training.arguments:_read_deepspeed", "generators.prompts:load_prompts",
-                  "inspection.curves:_read_shaped", "pipeline.ablate:_cached", "pipeline.align:Manifest.__init__",
+                  "inspection.curves:_read_shaped", "pipeline.ablate:_cached",
+                  "pipeline.ablate:_report_change", "pipeline.align:Manifest.__init__",
                   "models.llava_next.convert:_read_json", "cli.generate:parse_options", "eval.lmms_config:read_config",
                   "data.provenance:load_report", "data.identity:_read_adapter_json", "eval.results:read_json_object",
                   "eval.suite:read_table"}

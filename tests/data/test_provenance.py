@@ -244,3 +244,38 @@ def test_a_conversion_into_another_folder_carries_the_model_path_to_the_same_pla
     carried = json.loads((tmp_path / "data/sub/t.jsonl.report.json").read_text())["record_models"]
     assert [os.path.normpath(os.path.join(tmp_path / "data/sub", name)) for name in carried] == \
         [str(tmp_path / "models/warm")], carried
+
+
+#: every form a pair file's records are read in: one record per line, and a JSON array on one line, spread over
+#: many, or after blank space (``iter_json_objects``), each with one record and with several
+_FORMS = {
+    "jsonl": lambda records: "".join(json.dumps(r) + "\n" for r in records),
+    "json list": lambda records: json.dumps(records) + "\n",
+    "json list, indented": lambda records: json.dumps(records, indent=2),
+    "json list after blank lines": lambda records: "\n\n  " + json.dumps(records),
+}
+
+
+@pytest.mark.parametrize("n", [1, 3])
+@pytest.mark.parametrize("form", sorted(_FORMS))
+def test_a_copy_without_its_report_is_unverified_in_every_form_its_records_are_read_in(form, n, tmp_path, caplog,
+                                                                                         monkeypatch):
+    """Pass 20, #30: a run's record copied as a one-element JSON list (``[{...}]``) into a ``.jsonl`` file read as
+    one valid record, but training gave no "no run report is beside it" warning and its conversion's report had no
+    ``unverified``: the generator was looked for on the first text line only. It is the first record's now."""
+    from savi_plugin.cli import main
+    from savi_plugin.training.run import check_pairs_source
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "copy.jsonl").write_text(_FORMS[form](_run_records(0, range(n))), encoding="utf-8")
+    with caplog.at_level(logging.WARNING, logger="savi_plugin.data.provenance"):
+        check_pairs_source("copy.jsonl", "m")
+        assert main(["data", "convert", "copy.jsonl", "cv.jsonl", "--to", "trl"]) == 0
+    warnings = [r.getMessage() for r in caplog.records if r.name == "savi_plugin.data.provenance"]
+    assert len(warnings) == 2 and all("no run report is beside it" in w for w in warnings), warnings
+    report = json.loads((tmp_path / "cv.jsonl.report.json").read_text())
+    assert "no run report is beside it" in report["unverified"] and report.get("complete") is not True
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="savi_plugin.data.provenance"):
+        check_pairs_source("cv.jsonl", "m")  # carried forward: the conversion says it too
+    assert any("no run report is beside it" in r.getMessage() for r in caplog.records)

@@ -313,3 +313,54 @@ def test_a_checkpoints_stored_loss_type_is_a_name_a_run_writes(tmp_path, capsys)
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and err[0].startswith(f"error: {checkpoint / CHECKPOINT_FILE}: config.training.loss_type: "
                                                    f"{fragment}"), err
+
+
+def _set_identity(checkpoint: Path, **changes) -> None:
+    from savi_plugin.data.identity import CHECKPOINT_FILE
+
+    record = json.loads((checkpoint / CHECKPOINT_FILE).read_text())
+    for key, value in changes.items():
+        if key == "learning_rate":
+            record["config"]["training"]["learning_rate"] = value
+        else:
+            record[key] = value
+    (checkpoint / CHECKPOINT_FILE).write_text(json.dumps(record))
+
+
+#: what was copied into a killed run's folder -> the words naming it (each through the rule a resume uses)
+_FOREIGN = {
+    "another run's checkpoint under a later name": ("checkpoint-9", {}, "holds step 3, not 9 (renamed"),
+    "another run's checkpoint, its record's step edited": ("checkpoint-9", {"step": 9}, "holds step 3, not 9"),
+    "a checkpoint of another configuration": ("checkpoint-3", {"run": "0" * 64, "learning_rate": 0.5},
+                                              "another configuration (training.learning_rate: 0.5 ->"),
+    "a complete checkpoint without its identity": ("checkpoint-3", None, "carries no savi run identity"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(_FOREIGN))
+def test_a_checkpoint_the_run_did_not_write_is_refused_not_drawn_as_its_curves(case, run_dir, tmp_path, capsys):
+    """Pass 20, #47: another run's checkpoint copied into a killed run's folder as ``checkpoint-200`` (its record
+    names another run and step 171) was drawn as the run's curves, exit 0. The checkpoint to read is chosen by
+    the rule a resume uses, so it is refused in one line naming it; the run's own checkpoint is drawn."""
+    import shutil
+
+    from savi_plugin.data.identity import CHECKPOINT_FILE
+
+    killed = tmp_path / "killed"
+    shutil.copytree(run_dir, killed, ignore=shutil.ignore_patterns("*.lock", "training_curves.png*"))
+    (killed / "train_report.json").unlink()
+    assert main(["plot", str(killed), "--out", str(tmp_path / "own.png")]) == 0  # its own: drawn
+    name, changes, words = _FOREIGN[case]
+    foreign = killed / name
+    if foreign.exists():
+        shutil.rmtree(foreign)
+    shutil.copytree(run_dir / "checkpoint-3", foreign)
+    if changes is None:
+        (foreign / CHECKPOINT_FILE).unlink()
+    else:
+        _set_identity(foreign, **changes)
+    capsys.readouterr()
+    assert main(["plot", str(killed), "--out", str(tmp_path / "c.png")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: {foreign}: ") and words in err[0], err
+    assert "drawn as this run's curves" in err[0] and not (tmp_path / "c.png").exists()

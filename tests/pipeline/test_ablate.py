@@ -81,10 +81,13 @@ def test_a_rerun_keeps_the_finished_runs(ablation):
     assert {loss: (out / loss / "summary.json").stat().st_mtime_ns for loss in LOSSES} == before
 
 
-@pytest.mark.parametrize("damage", ["summary edited", "adapter removed"])
+@pytest.mark.parametrize("damage", ["summary edited", "adapter removed", "run extended", "run retrained alike",
+                                    "run started again, unfinished"])
 def test_a_kept_run_whose_summary_was_edited_or_whose_adapter_is_gone_is_refused(damage, ablation, tmp_path, capsys):
     """Pass 19 C #19, #20: a kept run's ``summary.json`` edited by hand (train_loss 0.649 -> 0.001) was tabled as
-    the run's result, and one whose adapter was removed was tabled as finished, both with exit 0."""
+    the run's result, and one whose adapter was removed was tabled as finished, both with exit 0. Pass 20 #23: a
+    summary was kept after ``savi train --resume`` extended its run (step 4 in the summary, 6 in the run's
+    report): a kept summary is checked against the run's report it was made from."""
     import shutil
 
     _, argv, out = ablation
@@ -94,9 +97,21 @@ def test_a_kept_run_whose_summary_was_edited_or_whose_adapter_is_gone_is_refused
         summary = copy / "dpo" / "summary.json"
         summary.write_text(summary.read_text().replace('"train_loss": ', '"train_loss": 1e-3, "was": ', 1))
         words = f"{summary}: changed after savi ablate wrote it"
-    else:
+    elif damage == "adapter removed":
         (copy / "dpo" / "train" / "adapter_config.json").unlink()
         words = f"{copy / 'dpo' / 'summary.json'}: the kept run's adapter"
+    else:  # what savi train writes into the run's folder: a new report when it ends, none while it runs
+        report = copy / "dpo" / "train" / "train_report.json"
+        written = json.loads(report.read_text())
+        if damage == "run started again, unfinished":
+            report.unlink()
+            words = f"{copy / 'dpo' / 'summary.json'}: the run's report {report} is gone"
+        else:
+            step = written["global_step"] + (2 if damage == "run extended" else 0)
+            report.write_text(json.dumps({**written, "global_step": step, "seconds": written["seconds"] + 1}))
+            words = (f"{copy / 'dpo' / 'summary.json'}: the run's report {report} changed after this "
+                     f"summary was written (the run was extended or trained again: " +
+                     (f"global_step {step - 2} here, {step} there" if damage == "run extended" else ""))
     table = (copy / "ablation.md").read_text()
     capsys.readouterr()
     assert main([str(copy) if a == str(out) else a for a in argv]) == 1
