@@ -67,7 +67,7 @@ from savi_plugin.untrusted import shown, underflow_problem
 #: the metadata key under which a field lists its rules
 RULES = "savi_rules"
 
-_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?|[+-]?(inf|nan)", re.IGNORECASE)
+_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?|[+-]?(inf|nan)", re.IGNORECASE | re.ASCII)
 
 
 # --------------------------------------------------------------------------------------------- rules
@@ -356,7 +356,7 @@ def coerce(value: Any, annotation: Any, path: str = "", source: str | None = Non
     hint = ""
     if isinstance(value, bool) and any(o is str or _is_str_enum(o) for o in options):
         hint = "; YAML reads unquoted no/yes/on/off/true/false as booleans: quote it, e.g. 'no'"
-    elif isinstance(value, str) and re.fullmatch(r"\s*[-+]?\d+[eE][-+]?\d+\s*", value) and any(
+    elif isinstance(value, str) and re.fullmatch(r"\s*[-+]?[0-9]+[eE][-+]?[0-9]+\s*", value) and any(
             o in (int, float) for o in options):
         hint = "; YAML 1.1 reads a number written as 1e3 (no dot) as text: write 1000 or 1.0e3"
     raise ConfigError(path, f"expected {names}, got {type(value).__name__} ({shown(value)}){hint}", source)

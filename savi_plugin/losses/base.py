@@ -142,6 +142,10 @@ class PreferenceLoss:
             ConfigError: naming the field (``beta: ...`` or ``loss_options.<key>: ...``).
         """
         declared = {f.name for f in dataclasses.fields(self.Params)}
+        twice = next((k for k in (options or {}) if k in SHARED_FIELDS), None)
+        if twice is not None:  # one place for each value: train.beta beside loss_options.beta silently lost one
+            raise ConfigError(f"loss_options.{twice}", f"{twice} is a training field of its own: set train.{twice}, "
+                                                       f"not train.loss_options.{twice}")
         given = {k: v for k, v in (shared or {}).items() if v is not None and k in declared}
         given.update(check_mapping(self.Params, {k: v for k, v in given.items()}))
         extra = check_mapping(self.Params, dict(options or {}), "loss_options", what=f"option of loss {self.name!r}")

@@ -199,9 +199,13 @@ def check_loss(train: dict[str, Any], prefix: str = "train", source: str | None 
         loss = load_loss(loss_type)
         declared = {f.name for f in dataclasses.fields(loss.Params)}
         unused = [key for key, value in shared.items() if value is not None and key not in declared]
-        if unused:  # allowed (one recipe serves several losses, e.g. savi ablate), never silent
-            _warn_once(f"{source or prefix}: {', '.join(f'{prefix}.{k}={shared[k]!r}' for k in unused)} "
-                       f"{'is' if len(unused) == 1 else 'are'} not used by loss {loss_type!r} (it reads "
+        by_origin: dict[str, list[str]] = {}  # named where each was set: the recipe, an override, --options
+        for key in unused:
+            origin = source.origin_of(f"{prefix}.{key}") if hasattr(source, "origin_of") else source or prefix
+            by_origin.setdefault(origin, []).append(key)
+        for origin, keys in by_origin.items():  # allowed (one recipe serves several losses, e.g. savi ablate)
+            _warn_once(f"{origin}: {', '.join(f'{prefix}.{k}={shared[k]!r}' for k in keys)} "
+                       f"{'is' if len(keys) == 1 else 'are'} not used by loss {loss_type!r} (it reads "
                        f"{', '.join(sorted(declared & set(SHARED_FIELDS))) or 'none of beta, alpha, label_smoothing'})")
         loss.params(shared, train.get("loss_options"))
     except ConfigError as exc:

@@ -124,6 +124,9 @@ def test_a_loss_hyperparameter_the_chosen_loss_does_not_read_is_said(caplog):
     said = [r.getMessage() for r in caplog.records]
     assert sum("train.label_smoothing=0.3 is not used by loss 'rrpo'" in m for m in said) == 1, said
     assert any("train.alpha=0.7 is not used by loss 'dpo'" in m for m in said), said
+    # named where it was set (pass 21 D #4: the shipped recipe was named for an override's value)
+    assert any(m.startswith("override 'train.label_smoothing=0.3': ") for m in said), said
+    assert any(m.startswith("override 'train.alpha=0.7': ") for m in said), said
 
 
 def test_an_override_given_twice_is_the_last_and_says_which_it_replaced(caplog):
