@@ -61,6 +61,16 @@ class PairStepShape:
     seed: int = checked(0, AtLeast(0))
 
 
+def check_pair_step(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """The cross-flag rule of :class:`PairStepShape`: ``--lora-rank`` at most ``--hidden``, the widest
+    ``min(d_in, d_out)`` of the layers it adapts (``q_proj``: hidden -> hidden); the update ``B @ A`` has rank at
+    most that (Hu et al. 2021, LoRA, Sec. 4.1), so a higher rank adds memory, not capacity -- checked as the
+    training run's ``lora.r`` is, before anything is built (argparse's one line, exit 2)."""
+    if args.lora_rank > args.hidden:
+        parser.error(f"argument --lora-rank: must be <= --hidden ({args.hidden}), the largest rank an adapted layer "
+                     f"can use; a higher rank adds memory, not capacity, got {args.lora_rank}")
+
+
 def listed(default: list, *declared: Rule, help: str | None = None) -> Any:
     """A list field (a flag with one or more values) whose every element obeys ``declared``."""
     return dataclasses.field(default_factory=lambda: list(default), metadata=rules(Each(*declared), help=help))

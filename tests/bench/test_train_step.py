@@ -96,3 +96,28 @@ def test_forward_args_round_trip():
     assert parser.parse_args(forward_args(parser, args)) == args
     default = parser.parse_args([])
     assert parser.parse_args(forward_args(parser, default)) == default
+
+
+@pytest.mark.parametrize("bench", ["train-step", "trl"])
+@pytest.mark.parametrize("rank, refused", [(64, False), (65, True), (100_000, True)])
+def test_a_lora_rank_above_the_hidden_width_is_refused_before_anything_is_built(bench, rank, refused, tmp_path,
+                                                                              capsys):
+    """Pass 21 D #1: ``--lora-rank 100000`` built the model and let peft allocate until the machine killed it."""
+    from savi_plugin.bench import train_step, trl_dpo
+    from savi_plugin.bench.options import check_pair_step
+    from savi_plugin.cli import main
+
+    module = train_step if bench == "train-step" else trl_dpo
+    shape = ["--hidden", "64", "--layers", "2", "--lora-rank", str(rank), "--work-dir", str(tmp_path / "w")]
+    parser = module.build_parser()
+    args = parser.parse_args(shape)
+    if not refused:
+        check_pair_step(parser, args)
+        return
+    with pytest.raises(SystemExit) as exit_:
+        main(["bench", bench, *shape])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exit_.value.code == 2 and err[-1].endswith(f"error: argument --lora-rank: must be <= --hidden (64), the "
+                                                      f"largest rank an adapted layer can use; a higher rank adds "
+                                                      f"memory, not capacity, got {rank}"), err
+    assert not (tmp_path / "w").exists()
