@@ -350,7 +350,19 @@ RESUME_HINTS = {
     "train": "checkpoints are kept; re-run the same command to continue from the last complete one",
     "align": "finished steps are kept; re-run the same command (same --out) to resume",
     "ablate": "finished runs are kept; re-run the same command (same --out) to resume",
+    "demo": "finished steps are kept; re-run the same command (same --out) to resume",
 }
+
+#: the run folder a command chose itself (``savi align``/``savi demo`` without ``--out``: a new timestamped folder
+#: each time), so that the line of a stopped run names the ``--out`` that resumes it (:func:`chose_output`)
+_chosen_output: str | None = None
+
+
+def chose_output(folder: str) -> str:
+    """Record that the running command chose its run folder ``folder`` itself (no ``--out`` given); returns it."""
+    global _chosen_output
+    _chosen_output = folder
+    return folder
 
 
 class Terminated(KeyboardInterrupt):
@@ -448,6 +460,8 @@ def run_guarded(command: Callable[[], int | None], name: str | None = None, *, v
     starts, never per item. What the command and the boundary print is escaped where the terminal's encoding
     lacks a character (:func:`escaped_output`).
     """
+    global _chosen_output
+    _chosen_output = None
     with escaped_output(), _marked_stdout(), one_line_warnings(verbose):
         return _run(command, name, verbose)
 
@@ -584,8 +598,12 @@ def _kept_hint(name: str | None) -> str:
     """What a stopped command keeps: its resume hint (:data:`RESUME_HINTS`) when an output it claimed keeps
     results, else :func:`_nothing_written`."""
     nothing = _nothing_written()
-    return f"{nothing}; re-run the command" if nothing else RESUME_HINTS.get(
-        name, "stopped before finishing; re-run the command")
+    if nothing:
+        return f"{nothing}; re-run the command"
+    hint = RESUME_HINTS.get(name, "stopped before finishing; re-run the command")
+    if _chosen_output is not None:  # the same command would choose a new folder: name the one that resumes
+        hint = hint.replace("re-run the same command (same --out)", f"re-run the command with --out {_chosen_output}")
+    return hint
 
 
 def _changed_input_hint() -> str:

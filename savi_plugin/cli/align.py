@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import time
 
-from savi_plugin.cli import say
+from savi_plugin.cli import chose_output, say
 from savi_plugin.config.sections import AlignSection
 from savi_plugin.config.values import add_flag
 
@@ -37,7 +37,7 @@ def run(args) -> int:
         )
 
         single_process_env()
-    out = args.out or f"savi_runs/align-{recipe.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    out = args.out or chose_output(f"savi_runs/align-{recipe.name}-{time.strftime('%Y%m%d-%H%M%S')}")
     notes: list[str] = []
     if recipe.align.eval_every_iteration:  # an unknown task name stops here, not after a round of training
         from savi_plugin.eval.task_names import check_task_names

@@ -6,7 +6,7 @@ import dataclasses
 import time
 from dataclasses import dataclass
 
-from savi_plugin.cli import say
+from savi_plugin.cli import chose_output, say
 from savi_plugin.config.values import AtLeast, Range, add_flag, checked
 
 
@@ -45,7 +45,7 @@ def run(args) -> int:
         # are busy, threads that wait for each other make every step many times slower.
         torch.set_num_threads(1)
 
-    out = args.out or f"savi_runs/demo-{time.strftime('%Y%m%d-%H%M%S')}"
+    out = args.out or chose_output(f"savi_runs/demo-{time.strftime('%Y%m%d-%H%M%S')}")
     # left out, the recipe is the shipped file itself: a tiny_demo.yaml of the working folder makes no name
     # ambiguous that the user did not type
     recipe = args.recipe or str(shipped_recipes_dir() / "tiny_demo.yaml")

@@ -473,3 +473,28 @@ def test_align_killed_during_training_resumes_from_the_last_checkpoint(tiny_llav
     assert report["global_step"] == 4 and (train / "adapter_model.safetensors").exists()
     assert not (train / ".adapter.tmp").exists()
     assert json.loads((run / "manifest.json").read_text())["iterations"][0]["next_model"]
+
+
+@pytest.mark.parametrize("command, chosen", [("align", True), ("demo", True), ("align", False), ("ablate", False)])
+def test_a_stopped_run_in_a_folder_it_chose_itself_names_the_out_that_resumes_it(command, chosen, tmp_path,
+                                                                                 monkeypatch, capsys):
+    """Pass 21 C #17: ``savi align`` without ``--out`` stopped said "re-run the same command (same --out)", which
+    makes a new timestamped folder and starts over; the line names the folder to pass."""
+    from savi_plugin import cli
+    from savi_plugin.data.outputs import claim
+
+    monkeypatch.chdir(tmp_path)
+    folder = f"savi_runs/{command}-x-20260101-000000"
+
+    def job():
+        out = cli.chose_output(folder) if chosen else folder
+        with claim(out, command=f"savi {command}", config={"a": 1}, folder=True) as claimed:
+            claimed.write_mark()
+            (tmp_path / folder / "step.json").write_text("{}")
+            raise KeyboardInterrupt()
+
+    assert cli.run_guarded(job, command) == 130
+    err = capsys.readouterr().err.strip().splitlines()
+    said = f"re-run the command with --out {folder} to resume"
+    assert len(err) == 1 and err[0].startswith("interrupted: ") and (said in err[0]) == chosen, err
+    assert chosen or "re-run the same command (same --out) to resume" in err[0], err
