@@ -130,6 +130,11 @@ _BY_IDENTITY = ("model", "adapter", "inputs", "data_root")
 #: (:func:`~savi_plugin.data.paths.configuration_for_file`) -- and read back by it; ``inputs`` may be a label
 #: (``<6 items>``) and the model or adapter a hub id: kept as given
 PATH_KEYS = (("model", True), ("adapter", True), ("inputs", True), ("data_root", False))
+#: generator options that name a model the generator loads besides the policy (RRPO's judge and tagger), with
+#: their flags: a local folder is part of the run's ``identity`` by content (:func:`model_identity`, as the policy
+#: model), so a resume or merge after its weights were replaced at the same path is refused; ``policy`` names
+#: the policy model, identified already
+MODEL_OPTIONS = {"judge_model": "--judge-model", "tagger_model": "--tagger-model"}
 #: reasons an item's video is refused under, and what to check when every item of a run is refused under one
 VIDEO_REASONS = {
     "too_few_frames": "every clip has fewer frames than --num-frames / model.num_frames={num_frames} (frames are "
@@ -219,6 +224,15 @@ def _load_model(model, backend, num_frames, adapter, dtype, device):
     lm = load_backend(model, backend, adapter=adapter, dtype=dtype, device=resolve_device(device),
                       num_frames=num_frames)
     return lm, time.perf_counter() - start
+
+
+def _option_model_identities(gen: Generator) -> dict[str, Any]:
+    """``option -> model_identity`` of each :data:`MODEL_OPTIONS` option of ``gen`` that names a local folder."""
+    from savi_plugin.generators.textlm import POLICY
+
+    options = gen.describe()
+    return {key: model_identity(value) for key in MODEL_OPTIONS
+            if isinstance(value := options.get(key), str) and value != POLICY and Path(value).is_dir()}
 
 
 def _check_loaded_identity(config: dict[str, Any], model: Any, adapter: Any) -> None:
@@ -651,7 +665,8 @@ def run_generation(*, generator: str | type | Generator, model: Any, inputs: str
         "identity": {"inputs": input_identity(inputs, watch=watch) if isinstance(inputs, (str, Path)) else None,
                      "videos": videos,
                      "model": model_identity(model if by_path else getattr(model, "name_or_path", None)),
-                     "adapter": model_identity(adapter) if adapter else None},
+                     "adapter": model_identity(adapter) if adapter else None,
+                     **_option_model_identities(gen)},
     }, PATH_KEYS)
     # each pair names its model (and adapter) by the paths rule for the output that holds it
     base_meta = {"generator": gen.name, "prompts_version": gen.prompts_version,
@@ -663,7 +678,7 @@ def run_generation(*, generator: str | type | Generator, model: Any, inputs: str
     prog_path = progress_path(out_path)
     named_inputs = {"--input": inputs if isinstance(inputs, (str, Path)) else None,
                     "--model": model if by_path else None, "--adapter": adapter}
-    for key, flag in (("prompts", "--prompts"), ("judge_model", "--judge-model"), ("tagger_model", "--tagger-model")):
+    for key, flag in {"prompts": "--prompts", **MODEL_OPTIONS}.items():
         value = (options or {}).get(key)
         if isinstance(value, (str, Path)) and value != "policy" and os.path.exists(value):
             named_inputs[flag] = value  # files the generator reads are inputs too
