@@ -226,12 +226,14 @@ def _load_model(model, backend, num_frames, adapter, dtype, device):
     return lm, time.perf_counter() - start
 
 
-def _option_model_identities(gen: Generator) -> dict[str, Any]:
-    """``option -> model_identity`` of each :data:`MODEL_OPTIONS` option of ``gen`` that names a local folder."""
+def _option_model_identities(gen: Generator, watch: WatchedFiles) -> dict[str, Any]:
+    """``option -> model_identity`` of each :data:`MODEL_OPTIONS` option of ``gen`` that names a local folder;
+    ``watch`` keeps its files' signatures, which the model's loader checks (the generator loads it when first
+    needed, so files replaced since the claim stop the job instead of working under this identity)."""
     from savi_plugin.generators.textlm import POLICY
 
     options = gen.describe()
-    return {key: model_identity(value) for key in MODEL_OPTIONS
+    return {key: model_identity(value, watch=watch) for key in MODEL_OPTIONS
             if isinstance(value := options.get(key), str) and value != POLICY and Path(value).is_dir()}
 
 
@@ -618,6 +620,7 @@ def run_generation(*, generator: str | type | Generator, model: Any, inputs: str
     # the videos a manifest names, by content (a folder input's identity covers its files already); each one's
     # signature is kept as it was hashed, so a video changed while the job runs stops it (data/watched.py)
     watch = WatchedFiles("a video the input names")
+    helpers = WatchedFiles("a file of the judge or tagger model")
     videos = files_identity((item.video for item in items), watch=watch) if isinstance(inputs, (str, Path)) and Path(
         inputs).is_file() else None
     if limit is not None:
@@ -666,7 +669,7 @@ def run_generation(*, generator: str | type | Generator, model: Any, inputs: str
                      "videos": videos,
                      "model": model_identity(model if by_path else getattr(model, "name_or_path", None)),
                      "adapter": model_identity(adapter) if adapter else None,
-                     **_option_model_identities(gen)},
+                     **_option_model_identities(gen, helpers)},
     }, PATH_KEYS)
     # each pair names its model (and adapter) by the paths rule for the output that holds it
     base_meta = {"generator": gen.name, "prompts_version": gen.prompts_version,
@@ -690,7 +693,7 @@ def run_generation(*, generator: str | type | Generator, model: Any, inputs: str
     stored = configuration_for_file(config, mark_path(out_path, False), PATH_KEYS)  # as the mark stores it
     with claim(out_path, command="savi generate", config=stored, inputs=named_inputs, output_name="--output",
                ignore=_RESUMABLE_CHANGES + _BY_IDENTITY, every_rank=True,
-               own_content=lambda path: _holds_only_own_records(path, prog_path)) as claimed, watch:
+               own_content=lambda path: _holds_only_own_records(path, prog_path)) as claimed, watch, helpers:
         result = _run_locked(gen, model, mine, config, base_meta, out_path, prog_path, index, count, frames,
                              backend_name, adapter, dtype, device, seed, batch_size, progress, data_root,
                              claimed, len(items), input_ids)

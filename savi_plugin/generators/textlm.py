@@ -31,7 +31,8 @@ class TextLM:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         from savi_plugin.data.files import folder_problem
-        from savi_plugin.models.backends.base import check_tokenizer_fits, model_files_read
+        from savi_plugin.data.watched import check_unchanged
+        from savi_plugin.models.backends.base import check_tokenizer_fits, model_files_read, own_memory
 
         path = Path(path)
         problem = folder_problem(path, "config.json", "a model folder")
@@ -47,6 +48,9 @@ class TextLM:
             self.model = AutoModelForCausalLM.from_pretrained(str(path), dtype=dtypes[dtype],
                                                               trust_remote_code=trust_remote_code).to(device).eval()
         check_tokenizer_fits(path, self.model, self.tokenizer)
+        own_memory(self.model)  # weights written in place later do not change the loaded model
+        for member in path.rglob("*"):  # loaded as the running job identified them (data/watched.py)
+            check_unchanged(member)
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
 

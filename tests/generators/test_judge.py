@@ -358,3 +358,27 @@ def test_a_judge_whose_tokenizer_outgrows_its_embedding_is_refused_at_load(wrong
     with pytest.raises(ModelLoadError, match=rf"^{helper}: the model cannot be loaded: tokenizer.json: token 'zebra' "
                                              rf"has id \d+, beyond the model's input embedding of \d+ rows"):
         TextLM(helper)
+
+
+def test_a_judge_replaced_between_the_claim_and_its_load_stops_the_job(synthetic_samples, wrong_lm, right_lm,
+                                                                        tmp_path):
+    """The judge loads when the first answer is judged, after the claim stored its identity: weights replaced in
+    between stop the job (one line naming the file), never judge under the identity of the files they replaced."""
+    import shutil
+
+    from savi_plugin.errors import InputChangedError
+
+    helper = tmp_path / "helper"
+    shutil.copytree(wrong_lm, helper)
+
+    class ReplacesTheJudge(AnswersLM):
+        def generate(self, videos, questions, **kw):
+            shutil.copy(right_lm / "model.safetensors", helper / "model.safetensors")
+            return super().generate(videos, questions, **kw)
+
+    lm = ReplacesTheJudge({q: wrong for q, _, wrong, _ in DATA_PNG})
+    qa = qa_file(tmp_path, synthetic_samples, [(q, t) for q, t, _, _ in DATA_PNG[:1]])
+    with pytest.raises(InputChangedError, match=rf"^{helper / 'model.safetensors'}: a file of the judge or tagger "
+                                                rf"model was written to while the job runs"):
+        run_generation(generator="rrpo", model=lm, inputs=qa, output=tmp_path / "a.jsonl", num_frames=4,
+                       progress=False, options={"judge_model": str(helper)})

@@ -123,7 +123,7 @@ class VideoLM:
                                          f"the adapter not applied as trained); restore the adapter's files")
                 warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
         model.to(device)
-        _own_memory(model)
+        own_memory(model)
         if not is_trainable:
             model.eval()
         return cls(model, processor, num_frames=num_frames, name_or_path=str(path))
@@ -551,7 +551,7 @@ def check_tokenizer_fits(path: str | Path, model, tokenizer, processor=None) -> 
                                  f"{token!r} has id {vocab[token]}; the config does not describe this tokenizer")
 
 
-def _own_memory(model) -> None:
+def own_memory(model) -> None:
     """Give the model's CPU tensors memory of their own: transformers maps a ``.safetensors`` file and its CPU
     tensors read the mapped pages, so weights overwritten in place while a job runs changed the model mid-run
     (pass 12 A #13/#14: pairs 1-3 from one model, 4-20 from another) and a file truncated under it killed the
