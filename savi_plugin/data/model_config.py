@@ -51,7 +51,8 @@ def weight_shapes(folder: str | Path) -> dict[str, tuple[int, ...]]:
     return shapes
 
 
-def _read(path: Path) -> dict | None:
+def read_config(path: Path) -> dict | None:
+    """The JSON object at ``path``, or None when it is absent or unreadable (the loader's own check says so)."""
     from savi_plugin.data.files import read_json
     from savi_plugin.errors import DocumentTooLarge
 
@@ -67,7 +68,7 @@ def _read(path: Path) -> dict | None:
 def _finite_config(path: Path) -> tuple[dict | None, str | None]:
     """``(the config at path, None)``, or ``(None, why it is refused)`` when a number in it is not finite, or
     ``(None, None)`` when there is none to read (the loader's own check names that)."""
-    config = _read(path)
+    config = read_config(path)
     bad = nonfinite_value(config) if config is not None else None
     if bad is not None:
         return None, f"{path.name}: {bad[0]}: {bad[1]} is not a finite number"

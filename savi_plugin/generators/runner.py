@@ -130,6 +130,11 @@ _BY_IDENTITY = ("model", "adapter", "inputs", "data_root")
 #: (:func:`~savi_plugin.data.paths.configuration_for_file`) -- and read back by it; ``inputs`` may be a label
 #: (``<6 items>``) and the model or adapter a hub id: kept as given
 PATH_KEYS = (("model", True), ("adapter", True), ("inputs", True), ("data_root", False))
+#: generator options that name a model the generator loads besides the policy (RRPO's judge and tagger), with
+#: their flags: a local folder is part of the run's ``identity`` by content (:func:`model_identity`, as the policy
+#: model), so a resume or merge after its weights were replaced at the same path is refused; ``policy`` names
+#: the policy model, identified already
+MODEL_OPTIONS = {"judge_model": "--judge-model", "tagger_model": "--tagger-model"}
 #: reasons an item's video is refused under, and what to check when every item of a run is refused under one
 VIDEO_REASONS = {
     "too_few_frames": "every clip has fewer frames than --num-frames / model.num_frames={num_frames} (frames are "
@@ -228,6 +233,17 @@ def _load_model(model, backend, num_frames, adapter, dtype, device, progress=Tru
         if shown and not progress:
             hf_logging.enable_progress_bar()
     return lm, time.perf_counter() - start
+
+
+def _option_model_identities(gen: Generator, watch: WatchedFiles) -> dict[str, Any]:
+    """``option -> model_identity`` of each :data:`MODEL_OPTIONS` option of ``gen`` that names a local folder;
+    ``watch`` keeps its files' signatures, which the model's loader checks (the generator loads it when first
+    needed, so files replaced since the claim stop the job instead of working under this identity)."""
+    from savi_plugin.generators.textlm import POLICY
+
+    options = gen.describe()
+    return {key: model_identity(value, watch=watch) for key in MODEL_OPTIONS
+            if isinstance(value := options.get(key), str) and value != POLICY and Path(value).is_dir()}
 
 
 def _check_loaded_identity(config: dict[str, Any], model: Any, adapter: Any) -> None:
@@ -613,6 +629,7 @@ def run_generation(*, generator: str | type | Generator, model: Any, inputs: str
     # the videos a manifest names, by content (a folder input's identity covers its files already); each one's
     # signature is kept as it was hashed, so a video changed while the job runs stops it (data/watched.py)
     watch = WatchedFiles("a video the input names")
+    helpers = WatchedFiles("a file of the judge or tagger model")
     videos = files_identity((item.video for item in items), watch=watch) if isinstance(inputs, (str, Path)) and Path(
         inputs).is_file() else None
     if limit is not None:
@@ -660,7 +677,8 @@ def run_generation(*, generator: str | type | Generator, model: Any, inputs: str
         "identity": {"inputs": input_identity(inputs, watch=watch) if isinstance(inputs, (str, Path)) else None,
                      "videos": videos,
                      "model": model_identity(model if by_path else getattr(model, "name_or_path", None)),
-                     "adapter": model_identity(adapter) if adapter else None},
+                     "adapter": model_identity(adapter) if adapter else None,
+                     **_option_model_identities(gen, helpers)},
     }, PATH_KEYS)
     # each pair names its model (and adapter) by the paths rule for the output that holds it
     base_meta = {"generator": gen.name, "prompts_version": gen.prompts_version,
@@ -672,7 +690,7 @@ def run_generation(*, generator: str | type | Generator, model: Any, inputs: str
     prog_path = progress_path(out_path)
     named_inputs = {"--input": inputs if isinstance(inputs, (str, Path)) else None,
                     "--model": model if by_path else None, "--adapter": adapter}
-    for key, flag in (("prompts", "--prompts"), ("judge_model", "--judge-model"), ("tagger_model", "--tagger-model")):
+    for key, flag in {"prompts": "--prompts", **MODEL_OPTIONS}.items():
         value = (options or {}).get(key)
         if isinstance(value, (str, Path)) and value != "policy" and os.path.exists(value):
             named_inputs[flag] = value  # files the generator reads are inputs too
@@ -684,7 +702,7 @@ def run_generation(*, generator: str | type | Generator, model: Any, inputs: str
     stored = configuration_for_file(config, mark_path(out_path, False), PATH_KEYS)  # as the mark stores it
     with claim(out_path, command="savi generate", config=stored, inputs=named_inputs, output_name="--output",
                ignore=_RESUMABLE_CHANGES + _BY_IDENTITY, every_rank=True,
-               own_content=lambda path: _holds_only_own_records(path, prog_path)) as claimed, watch:
+               own_content=lambda path: _holds_only_own_records(path, prog_path)) as claimed, watch, helpers:
         result = _run_locked(gen, model, mine, config, base_meta, out_path, prog_path, index, count, frames,
                              backend_name, adapter, dtype, device, seed, batch_size, progress, data_root,
                              claimed, len(items), input_ids)

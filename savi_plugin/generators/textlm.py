@@ -31,6 +31,8 @@ class TextLM:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         from savi_plugin.data.files import folder_problem
+        from savi_plugin.data.watched import check_unchanged
+        from savi_plugin.models.backends.base import check_tokenizer_fits, model_files_read, own_memory
 
         path = Path(path)
         problem = folder_problem(path, "config.json", "a model folder")
@@ -41,9 +43,14 @@ class TextLM:
         if dtype not in dtypes:
             raise ValueError(f"dtype must be one of {', '.join(dtypes)}, got {dtype!r}")
         self.path = path
-        self.tokenizer = AutoTokenizer.from_pretrained(str(path), trust_remote_code=trust_remote_code)
-        self.model = AutoModelForCausalLM.from_pretrained(str(path), dtype=dtypes[dtype],
-                                                          trust_remote_code=trust_remote_code).to(device).eval()
+        with model_files_read(path, "judge or tagger model"):
+            self.tokenizer = AutoTokenizer.from_pretrained(str(path), trust_remote_code=trust_remote_code)
+            self.model = AutoModelForCausalLM.from_pretrained(str(path), dtype=dtypes[dtype],
+                                                              trust_remote_code=trust_remote_code).to(device).eval()
+        check_tokenizer_fits(path, self.model, self.tokenizer)
+        own_memory(self.model)  # weights written in place later do not change the loaded model
+        for member in path.rglob("*"):  # loaded as the running job identified them (data/watched.py)
+            check_unchanged(member)
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
 
@@ -89,10 +96,28 @@ def check_text_lm_option(spec: Any, name: str) -> None:
         raise ValueError(f"{name} must be a local model directory or 'policy', got {spec!r}")
     from savi_plugin.data.files import folder_problem
 
-    problem = folder_problem(spec, "config.json", "a model folder")
+    problem = folder_problem(spec, "config.json", "a model folder") or causal_lm_problem(spec)
     if problem:
         raise ValueError(f"{name}: {spec}: {problem}; give a local Hugging Face causal LM folder "
                          "(nothing is downloaded) or 'policy' for the video model")
+
+
+def causal_lm_problem(folder: str | Path) -> str | None:
+    """Why ``folder/config.json`` names no model transformers' ``AutoModelForCausalLM`` builds (a video model's
+    ``llava_onevision``, a sequence-to-sequence ``t5`` ...), or None; an unreadable config is left
+    to the loader, which names it."""
+    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+
+    from savi_plugin.data.model_config import read_config
+
+    config = read_config(Path(folder) / "config.json")
+    if config is None:
+        return None
+    model_type = config.get("model_type")
+    if model_type in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES:
+        return None
+    return (f"config.json: model_type {model_type!r} is not a causal text LM (AutoModelForCausalLM has no class "
+            f"for it); a judge or tagger reads text only")
 
 
 def resolve_text_lm(spec: Any, policy, *, role: str):

@@ -238,3 +238,40 @@ def test_a_narrowed_adapter_is_refused_by_generate_and_savi_video(tiny_adapter, 
     assert list(tmp_path.glob("p.jsonl*")) == []
     with pytest.raises(SettingError, match="are on modules its adapter_config.json does not target"):
         SaviVideo(pretrained=str(tiny_llava_onevision), adapter=str(adapter), num_frames=4)
+
+
+def _add_token_beyond_the_embedding(model) -> None:
+    def change(tokenizer):
+        taken = max([t["id"] for t in tokenizer["added_tokens"]] + list(tokenizer["model"]["vocab"].values()))
+        tokenizer["added_tokens"].append({"id": taken + 41, "content": "zebra", "single_word": False,
+                                          "lstrip": False, "rstrip": False, "normalized": True, "special": False})
+    _edit(model / "tokenizer.json", change)
+
+
+def _shift_token_field(modality):
+    def shift(model) -> str:
+        config = json.loads((model / "config.json").read_text())
+        key = next(k for k in (f"{modality}_token_index", f"{modality}_token_id") if k in config)
+        _edit(model / "config.json", lambda c: c.update({key: c[key] + 1}))
+        return rf"config.json: {key}: {config[key] + 1}, but the tokenizer's {modality} token '[^']+' has id " \
+               rf"{config[key]}; the config does not describe this tokenizer"
+    return shift
+
+
+def _beyond(model) -> str:
+    _add_token_beyond_the_embedding(model)
+    return r"tokenizer.json: token 'zebra' has id (\d+), beyond the model's input embedding of \1 rows"
+
+
+@pytest.mark.parametrize("family", ["tiny_llava_onevision", "tiny_qwen2_vl"])
+@pytest.mark.parametrize("problem", [_shift_token_field("video"), _shift_token_field("image"), _beyond],
+                         ids=["video_token", "image_token", "id_beyond_embedding"])
+def test_a_tokenizer_its_model_does_not_fit_is_refused_at_load(family, problem, request, tmp_path):
+    """pass 20 #7 and #32: a config whose video token id is not the tokenizer's ("video features and video tokens
+    do not match") and a tokenizer holding ids beyond the embedding (IndexError) failed every item as transient,
+    exit 1, the re-run the same; refused at load, a configuration error naming the file, the field and both ids."""
+    model = tmp_path / "m"
+    shutil.copytree(request.getfixturevalue(family), model)
+    words = problem(model)
+    with pytest.raises(ModelLoadError, match=rf"^{model}: the model cannot be loaded: {words}"):
+        load_backend(model, num_frames=4)

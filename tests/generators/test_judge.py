@@ -285,3 +285,100 @@ def test_a_judge_or_tagger_path_that_is_no_model_folder_says_what_it_is(syntheti
         run_generation(generator="rrpo", model=lm, inputs=qa, output=tmp_path / "d.jsonl", progress=False,
                        options=options)
     assert not (tmp_path / "d.jsonl").exists()
+
+
+@pytest.mark.parametrize("option", ["judge_model", "tagger_model"])
+@pytest.mark.parametrize("change, words", [("weights", "model.safetensors changed"),
+                                           ("template", "chat_template.jinja added")])
+def test_a_judge_or_tagger_replaced_at_the_same_path_is_refused_on_resume_and_merge(
+        synthetic_samples, wrong_lm, right_lm, tmp_path, option, change, words):
+    """pass 20 #25: a run resumed after the judge's weights were replaced at the same path continued, exit 0,
+    two judges' verdicts in one output; the judge and tagger are part of the run's identity, as the policy is."""
+    import re
+    import shutil
+
+    from savi_plugin.data.fingerprint import ConfigMismatchError
+    from savi_plugin.generators.merge import merge_shards
+    from savi_plugin.generators.runner import shard_output_path
+
+    helper = tmp_path / "helper"
+    shutil.copytree(wrong_lm, helper)
+    lm = AnswersLM({q: wrong for q, _, wrong, _ in DATA_PNG})
+    qa = qa_file(tmp_path, synthetic_samples, [(q, t) for q, t, _, _ in DATA_PNG[:2]])
+    run = dict(generator="rrpo", model=lm, inputs=qa, num_frames=4, progress=False, options={option: str(helper)})
+    out, sharded = tmp_path / "a.jsonl", tmp_path / "s.jsonl"
+    run_generation(output=out, limit=1, **run)
+    run_generation(output=sharded, shard="0/2", **run)
+    mark = json.loads(out.with_name("a.jsonl.savi-output.json").read_text())["config"]["identity"]
+    assert mark[option]["family"] == "gpt2" and mark[option]["files"] > 0
+    run_generation(output=out, limit=1, **run)  # the same judge: the same run, nothing to do
+    if change == "weights":
+        shutil.copy(right_lm / "model.safetensors", helper / "model.safetensors")
+    else:
+        (helper / "chat_template.jinja").write_text("{{ messages[0]['content'] }}")
+    refused = rf"a different configuration \(identity\.{option} changed content \(same path; {re.escape(words)}\)"
+    with pytest.raises(ConfigMismatchError, match=refused):
+        run_generation(output=out, limit=1, **run)
+    run_generation(output=sharded, shard="1/2", **run)
+    with pytest.raises(ConfigMismatchError, match=rf"identity\.{option} changed content"):
+        merge_shards([shard_output_path(sharded, 0, 2), shard_output_path(sharded, 1, 2)], tmp_path / "m.jsonl")
+    policy = run | {"options": {option: "policy"}}
+    run_generation(output=tmp_path / "p.jsonl", limit=1, **policy)  # the policy model is identified as the model
+    assert option not in json.loads((tmp_path / "p.jsonl.savi-output.json").read_text())["config"]["identity"]
+
+
+@pytest.mark.parametrize("flag", ["--judge-model", "--tagger-model"])
+def test_a_video_model_as_judge_or_tagger_is_a_configuration_error_before_any_item(
+        tiny_llava_onevision, synthetic_samples, tmp_path, capsys, flag):
+    """pass 20 #26: a video model given as the judge failed every item "for a transient reason", exit 1."""
+    from savi_plugin.cli import main
+
+    qa = qa_file(tmp_path, synthetic_samples, [(q, t) for q, t, _, _ in DATA_PNG[:2]])
+    out = tmp_path / "pairs.jsonl"
+    assert main(["generate", "--generator", "rrpo", "--model", str(tiny_llava_onevision), "--input", str(qa),
+                 "--output", str(out), "--num-frames", "4", flag, str(tiny_llava_onevision), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert f"{flag}: " in err and f"{tiny_llava_onevision}: config.json: model_type 'llava_onevision' is not a " \
+                                  f"causal text LM" in err, err
+    assert len(err.strip().splitlines()) == 1 and not list(tmp_path.glob("pairs.jsonl*"))
+
+
+def test_a_judge_whose_tokenizer_outgrows_its_embedding_is_refused_at_load(wrong_lm, tmp_path):
+    """pass 20 #32, for the judge's and tagger's loader as for the video models'."""
+    import shutil
+
+    from savi_plugin.models.backends.base import ModelLoadError
+
+    helper = tmp_path / "helper"
+    shutil.copytree(wrong_lm, helper)
+    tokenizer = json.loads((helper / "tokenizer.json").read_text())
+    tokenizer["added_tokens"].append({"id": 10**4, "content": "zebra", "single_word": False, "lstrip": False,
+                                      "rstrip": False, "normalized": True, "special": False})
+    (helper / "tokenizer.json").write_text(json.dumps(tokenizer))
+    with pytest.raises(ModelLoadError, match=rf"^{helper}: the model cannot be loaded: tokenizer.json: token 'zebra' "
+                                             rf"has id \d+, beyond the model's input embedding of \d+ rows"):
+        TextLM(helper)
+
+
+def test_a_judge_replaced_between_the_claim_and_its_load_stops_the_job(synthetic_samples, wrong_lm, right_lm,
+                                                                        tmp_path):
+    """The judge loads when the first answer is judged, after the claim stored its identity: weights replaced in
+    between stop the job (one line naming the file), never judge under the identity of the files they replaced."""
+    import shutil
+
+    from savi_plugin.errors import InputChangedError
+
+    helper = tmp_path / "helper"
+    shutil.copytree(wrong_lm, helper)
+
+    class ReplacesTheJudge(AnswersLM):
+        def generate(self, videos, questions, **kw):
+            shutil.copy(right_lm / "model.safetensors", helper / "model.safetensors")
+            return super().generate(videos, questions, **kw)
+
+    lm = ReplacesTheJudge({q: wrong for q, _, wrong, _ in DATA_PNG})
+    qa = qa_file(tmp_path, synthetic_samples, [(q, t) for q, t, _, _ in DATA_PNG[:1]])
+    with pytest.raises(InputChangedError, match=rf"^{helper / 'model.safetensors'}: a file of the judge or tagger "
+                                                rf"model was written to while the job runs"):
+        run_generation(generator="rrpo", model=lm, inputs=qa, output=tmp_path / "a.jsonl", num_frames=4,
+                       progress=False, options={"judge_model": str(helper)})

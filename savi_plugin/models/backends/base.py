@@ -107,6 +107,7 @@ class VideoLM:
             with _held_load_report() as report:
                 model, info = cls.load_model(str(path), output_loading_info=True, **kwargs)
         _check_loading_info(path, info, report)
+        check_tokenizer_fits(path, model, processor.tokenizer, processor)
         if adapter is not None:
             import warnings
 
@@ -124,7 +125,7 @@ class VideoLM:
                 warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
             _check_adapter_placed(adapter, model)
         model.to(device)
-        _own_memory(model)
+        own_memory(model)
         if not is_trainable:
             model.eval()
         return cls(model, processor, num_frames=num_frames, name_or_path=str(path))
@@ -574,7 +575,41 @@ def _check_adapter_placed(adapter: str | Path, model) -> None:
                              f"apply only part of the adapter; restore the adapter's files")
 
 
-def _own_memory(model) -> None:
+def check_tokenizer_fits(path: str | Path, model, tokenizer, processor=None) -> None:
+    """Refuse a tokenizer that does not belong to the loaded weights, which would fail every item alike, read as
+    the machine's failure and retried forever: a token id beyond the model's input embedding (an ``IndexError``
+    in the embedding lookup), or a placeholder token (the processor's ``video_token``, ``image_token``) whose
+    id is not the one ``config.json`` tells the model to replace with vision features ("video features and
+    video tokens do not match"). Every loader calls it (:meth:`VideoLM.from_pretrained`, the judge's
+    :class:`~savi_plugin.generators.textlm.TextLM`).
+
+    Raises:
+        ModelLoadError: naming the file, the field or token and both ids.
+    """
+    where = f"{path}: the model cannot be loaded"
+    vocab = tokenizer.get_vocab()
+    embedding = model.get_input_embeddings()
+    rows = getattr(embedding, "num_embeddings", None)
+    if vocab and isinstance(rows, int):
+        token, largest = max(vocab.items(), key=lambda kv: kv[1])
+        if largest >= rows:
+            source = "tokenizer.json" if (Path(path) / "tokenizer.json").is_file() else "the tokenizer"
+            raise ModelLoadError(f"{where}: {source}: token {token!r} has id {largest}, beyond the model's input "
+                                 f"embedding of {rows} rows (ids 0-{rows - 1}); the tokenizer does not belong to "
+                                 f"these weights")
+    config = model.config
+    for modality in ("video", "image"):
+        field = f"{modality}_token_id"
+        declared, token = getattr(config, field, None), getattr(processor, f"{modality}_token", None)
+        if type(declared) is not int or not isinstance(token, str) or token not in vocab:
+            continue
+        if vocab[token] != declared:
+            key = getattr(type(config), "attribute_map", {}).get(field, field)  # as config.json spells it
+            raise ModelLoadError(f"{where}: config.json: {key}: {declared}, but the tokenizer's {modality} token "
+                                 f"{token!r} has id {vocab[token]}; the config does not describe this tokenizer")
+
+
+def own_memory(model) -> None:
     """Give the model's CPU tensors memory of their own: transformers maps a ``.safetensors`` file and its CPU
     tensors read the mapped pages, so weights overwritten in place while a job runs changed the model mid-run
     (pass 12 A #13/#14: pairs 1-3 from one model, 4-20 from another) and a file truncated under it killed the
