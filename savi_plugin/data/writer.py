@@ -5,7 +5,8 @@ Guarantees, relied on by every long job:
 - on open, a trailing partial line (a crash mid-write) is cut off and logged, never kept;
 - ids already in the file are known (``id in writer``), so a re-run skips finished work;
 - ``fsync=True`` makes each line durable before ``write`` returns;
-- a file removed, replaced or cut shorter (emptied, truncated in place) while it is appended to stops the job
+- a file removed, replaced, cut shorter (emptied, truncated in place) or hard-linked to another name while it is
+  appended to stops the job
   before its next line (:class:`~savi_plugin.data.outputs.OutputRemovedError`), and :meth:`JsonlAppender.check_intact`
   says the same after the last line: the line would go to a file no one can read, or to a file without the
   earlier lines its progress counts as done;
@@ -168,7 +169,8 @@ class JsonlAppender:
 
     def check_intact(self) -> None:
         """Stop when :attr:`path` no longer holds every line this appender wrote or found: the file removed,
-        replaced by another one, or cut shorter in place (emptied with ``: >``, truncated).
+        replaced by another one, or cut shorter in place (emptied with ``: >``, truncated); or when another name
+        was hard-linked to it (a line appended would change that name's file too).
 
         Raises:
             OutputRemovedError: one line naming the file and what happened to it.
@@ -184,6 +186,12 @@ class JsonlAppender:
             raise OutputRemovedError(f"{self.path}: was {'removed' if now is None else 'replaced'} during the run, "
                                      f"while this job was appending to it; the job stopped and wrote nothing more "
                                      f"there: run it again to start over")
+        if opened.st_nlink > 1:  # a hard link made while it runs: each line would land in the other name's file
+            raise OutputRemovedError(f"{self.path}: another name was linked to this file during the run "
+                                     f"({opened.st_nlink} links), while this job was appending to it: its lines "
+                                     f"would change under the other name too; the job stopped and wrote nothing "
+                                     f"more there: break the link (copy the file and move the copy over this "
+                                     f"name) and run it again to continue")
         if self._fd >= 0 and opened.st_size < self._end:
             raise OutputRemovedError(f"{self.path}: was cut from {self._end} to {opened.st_size} bytes during the "
                                      f"run, while this job was appending to it (lines it had written are gone); "

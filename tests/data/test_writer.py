@@ -34,3 +34,18 @@ def test_a_reopened_appender_accepts_the_file_as_it_finds_it_and_digests_match_i
         appender.check_intact()
     assert path.read_bytes() == encode_line({"id": "b", "text": "é"}) + b"\n"
     assert line_digest(path.read_bytes()[:-1]) == line_digest(encode_line({"id": "b", "text": "é"}))
+
+
+@pytest.mark.parametrize("name", ["out.jsonl.progress.jsonl", "out.jsonl", "diagnostics.jsonl"])
+def test_a_hard_link_made_while_the_appender_runs_stops_it_before_its_next_line(name, tmp_path):
+    """Pass 21 C #34, #35: ``ln out.jsonl mybackup.jsonl`` during a generation (or training's diagnostics) and the
+    job appended 23 more lines through the user's name, exit 0; it stops before its next line instead."""
+    import os
+
+    path = tmp_path / name
+    with JsonlAppender(path) as appender:
+        appender.write_object({"id": "a"})
+        os.link(path, tmp_path / "mine.jsonl")
+        with pytest.raises(OutputRemovedError, match=r"another name was linked to this file during the run \(2 links"):
+            appender.write_object({"id": "b"})
+    assert (tmp_path / "mine.jsonl").read_bytes() == encode_line({"id": "a"}) + b"\n"
