@@ -101,9 +101,26 @@ class Range(Rule):
     def problem(self, value: Any) -> str | None:
         if isinstance(value, float) and not math.isfinite(value):
             return "must be a number, got nan" if math.isnan(value) else f"must be a finite number, got {shown(value)}"
+        tiny = float32_problem(value)
+        if tiny:
+            return tiny
         too_low = self.low is not None and (value <= self.low if self.open_low else value < self.low)
         too_high = self.high is not None and (value >= self.high if self.open_high else value > self.high)
         return f"must be {self.text()}, got {shown(value)}" if too_low or too_high else None
+
+
+#: the smallest normal float32 (and bfloat16) number: models compute in float32 or lower, where a smaller non-zero
+#: value reads as 0 (``beta: 1e-46``: every loss ln 2, no gradient; ``temperature=1e-320``: logits divided by 0)
+#: or loses its precision; every :class:`Range` refuses one
+FLOAT32_TINY = 1.1754943508222875e-38
+
+
+def float32_problem(value: Any) -> str | None:
+    """A non-zero float below :data:`FLOAT32_TINY` in magnitude, said; None otherwise."""
+    if isinstance(value, float) and value != 0 and abs(value) < FLOAT32_TINY:
+        return (f"{value!r} is below float32's smallest normal number ({FLOAT32_TINY:.2e}): models compute in "
+                f"float32 or lower, where it reads as 0 or loses its precision")
+    return None
 
 
 def Positive() -> Range:
@@ -432,8 +449,9 @@ MAX_NUMBER = 2**32 - 1
 
 
 def number_problem(value: Any, declared: Iterable[Rule] = ()) -> str | None:
-    """What is wrong with a number whatever its field: not finite (inf, nan), or above :data:`MAX_NUMBER` in
-    magnitude where no rule declares an upper bound. Lists are checked element by element; None otherwise."""
+    """What is wrong with a number whatever its field: not finite (inf, nan), non-zero below float32's smallest
+    normal number (:func:`float32_problem`), or above :data:`MAX_NUMBER` in magnitude where no rule declares an
+    upper bound. Lists are checked element by element; None otherwise."""
     if isinstance(value, (list, tuple)):
         found = [(i, p) for i, p in enumerate(number_problem(v, declared) for v in value) if p]
         return (f"element [{found[0][0]}] {found[0][1]}" if len(value) > 1 else found[0][1]) if found else None
@@ -441,6 +459,8 @@ def number_problem(value: Any, declared: Iterable[Rule] = ()) -> str | None:
         return None
     if isinstance(value, float) and not math.isfinite(value):
         return f"must be a finite number, got {shown(value)}"
+    if float32_problem(value):
+        return float32_problem(value)
     ranges = [r for rule in declared for r in ((rule,) if isinstance(rule, Range) else getattr(rule, "rules", ()))
               if isinstance(r, Range)]
     if any(r.high is not None for r in ranges):

@@ -19,6 +19,7 @@ from savi_plugin.config.values import (
     AtLeast,
     Check,
     ConfigError,
+    FLOAT32_TINY,
     FrameCount,
     NonNegative,
     OneOf,
@@ -166,9 +167,6 @@ def check_train(train: dict[str, Any], prefix: str = "train", source: str | None
     return train
 
 
-#: the smallest normal float32 (and bfloat16) number: training computes in float32 or lower, where a smaller
-#: non-zero value reads as 0 (``beta: 1e-46``: every loss ln 2, no gradient) or loses its precision
-FLOAT32_TINY = 1.1754943508222875e-38
 
 
 def check_float32_range(train: dict[str, Any], prefix: str = "train", source: str | None = None) -> None:

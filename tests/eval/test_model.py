@@ -169,7 +169,8 @@ def test_bad_settings_stop_before_any_document_is_answered(setup, monkeypatch):
     calls = []
     monkeypatch.setattr(model.lm, "generate", lambda *a, **k: calls.append(a) or ["A"])
     for bad, name in [({"max_new_tokens": 0}, "max_new_tokens"), ({"temperature": -1}, "temperature"),
-                      ({"top_p": 0}, "top_p")]:
+                      ({"temperature": 1e-320, "do_sample": True}, "temperature"),  # pass 21 D #14: 0 in float32
+                      ({"top_p": 0}, "top_p"), ({"top_p": 1e-320}, "top_p")]:
         requests = _requests(docs[:2], second=lambda d, bad=bad: bad if d is docs[1] else {"max_new_tokens": 4})
         with pytest.raises(SettingError, match=f"{name} \\(gen_kwargs\\)"):
             model.generate_until(requests)

@@ -96,6 +96,7 @@ GENERATOR_RECIPES = {"videosavi": "llava_onevision_7b_videosavi"}
 #: (YAML text of the value, Python value, always refused)
 VARIANTS = [(".inf", float("inf"), True), (".nan", float("nan"), True), ("-.inf", float("-inf"), True),
             ("1e30", 1e30, True), (str(10**30), 10**30, True), ("abc", "abc", True), ("[1]", [1], True),
+            ("1.0e-320", 1e-320, True),  # below float32's smallest normal: 0 where models compute (pass 21 D #14)
             ("-1", -1, False), ("0", 0, False)]
 
 CONFIG_KEYS = _config_keys()
