@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 
 from savi_plugin.cli import say
 from savi_plugin.config.sections import GenerateSection, ModelSection
 from savi_plugin.config.values import add_flag
+
+log = logging.getLogger(__name__)
 
 
 def add_parser(subparsers) -> None:
@@ -82,7 +85,8 @@ def parse_options(args) -> dict:
         if not isinstance(loaded, dict):
             raise ConfigError("", "expected a mapping of option names to values", args.options)
         options.update(loaded)
-    given: dict[str, str] = {}
+    from_file = dict(options)
+    given: dict[str, str] = {}  # option -> the command-line word that set it (--option k=v, or its own flag)
     for item in args.option:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
@@ -92,13 +96,17 @@ def parse_options(args) -> dict:
                                           f"it once")
         given[key.strip()] = item
         options[key.strip()] = load_yaml(value, f"--option {key.strip()}") if value.strip() else None
-    if args.prompts:
-        options["prompts"] = args.prompts
-    if args.perturb:
-        options["perturbations"] = args.perturb
-    for flag in ("judge_model", "tagger_model"):
-        if getattr(args, flag, None):
-            options[flag] = getattr(args, flag)
+    for key, flag in FLAG_OPTIONS.items():
+        value = getattr(args, flag.lstrip("-").replace("-", "_"), None)
+        if not value:
+            continue
+        if key in given:  # two words of one command line for one option: which one is meant is the user's to say
+            raise ConfigError(flag, f"{key} is given twice ({flag} and {given[key]!r}); give it once")
+        given[key] = flag
+        options[key] = value
+    for key in sorted(set(from_file) & set(given)):  # the command line wins over the file, said
+        word = given[key] if given[key].startswith("--") else f"--option {given[key]}"
+        log.warning("%s replaces %s: %r of %s", word, key, from_file[key], args.options)
     return options
 
 

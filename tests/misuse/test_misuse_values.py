@@ -457,6 +457,41 @@ def test_a_generator_option_given_twice_is_refused(tmp_path, capsys):
         "error: --option: num_questions is given twice ('num_questions=6' and 'num_questions=7'); give it once"]
 
 
+@pytest.mark.parametrize("flag, option, value", [
+    ("--perturb", "perturbations", "occlude"), ("--prompts", "prompts", "p.yaml"),
+    ("--judge-model", "judge_model", "j"), ("--tagger-model", "tagger_model", "t")])
+@pytest.mark.parametrize("order", ["flag first", "option first"])
+def test_an_option_set_by_its_flag_and_by_option_is_refused(flag, option, value, order, tmp_path, capsys):
+    """Pass 21 D #17: ``--perturb occlude -o perturbations=[shuffle]`` ran with occlude, the other dropped silently."""
+    capsys.readouterr()
+    pair = [[flag, value], ["-o", f"{option}=x"]]
+    words = [w for part in (pair if order == "flag first" else pair[::-1]) for w in part]
+    code = main(["generate", "--generator", "rrpo", "--model", str(tmp_path / "m"), "--input", str(tmp_path),
+                 "--output", str(tmp_path / "o.jsonl"), *words])
+    assert code == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"error: {flag}: {option} is given twice ({flag} and '{option}=x'); give it once"]
+    assert not (tmp_path / "o.jsonl").exists()
+
+
+def test_the_command_line_replaces_an_options_file_s_value_and_says_so(tmp_path, monkeypatch, caplog):
+    """Pass 21 D #18: ``--options o.yaml -o temperature=0.7`` replaced the file's 0.5 with no word."""
+    import argparse
+
+    from savi_plugin.cli.generate import parse_options
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "o.yaml").write_text("temperature: 0.5\nperturbations: [shuffle]\ntop_p: 0.9\n")
+    args = argparse.Namespace(options="o.yaml", option=["temperature=0.7"], prompts=None, perturb="occlude",
+                              judge_model=None, tagger_model=None)
+    with caplog.at_level("WARNING", logger="savi_plugin.cli.generate"):
+        options = parse_options(args)
+    assert options == {"temperature": 0.7, "perturbations": "occlude", "top_p": 0.9}
+    assert sorted(r.getMessage() for r in caplog.records) == [
+        "--option temperature=0.7 replaces temperature: 0.5 of o.yaml",
+        "--perturb replaces perturbations: ['shuffle'] of o.yaml"]
+
+
 def test_a_gen_kwargs_value_that_reads_as_zero_is_refused_before_lmms_eval(tmp_path, capsys):
     """Pass 17 B #52: ``--gen-kwargs temperature=1e-400`` was stored in card.json as temperature 0.0."""
     capsys.readouterr()
