@@ -588,10 +588,13 @@ def printable(text: str) -> str:
     """``text`` for one line of a message (an ``error:`` line, a problem line, a summary, a log record): each
     character that would end the line or redraw it (:data:`_UNPRINTABLE`) written as its Python escape (``\\n``,
     ``\\x1b``, ``\\u2028``), so a name read from the user (a file called ``bad\\nerror: all good``) stays inside
-    its line and cannot forge another. Backslashes are left as they are: the text is read, not parsed back."""
-    if _UNPRINTABLE.search(text) is None:
+    its line and cannot forge another; and each character drawn as nothing (:func:`invisible`: a zero-width
+    space), so a name is shown as it is spelled (``train.beta\\u200b: unknown key``, never one that reads as a
+    known key). Backslashes are left as they are: the text is read, not parsed back."""
+    if _UNPRINTABLE.search(text) is None and (text.isascii() or not any(invisible(ch) for ch in text)):
         return text
-    return _UNPRINTABLE.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
+    return "".join(ch.encode("unicode_escape").decode("ascii") if _UNPRINTABLE.match(ch) or invisible(ch) else ch
+                   for ch in text)
 
 
 def length_problem(text: str) -> str | None:

@@ -387,12 +387,14 @@ def test_a_whole_document_above_a_cap_is_one_line_naming_the_file(text, fragment
 @settings(max_examples=300, deadline=None)
 @given(st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=40))
 def test_printable_text_is_one_line_with_every_control_escaped_and_other_text_unchanged(text):
-    from savi_plugin.untrusted import HIDDEN_CONTROLS, printable
+    from savi_plugin.untrusted import HIDDEN_CONTROLS, invisible, printable
 
     shown = printable(text)
     assert len(shown.splitlines()) <= 1 and HIDDEN_CONTROLS.search(shown) is None
     assert not any(ch in shown for ch in "\t\n\r\u2028\u2029")
-    plain = "".join(ch for ch in text if not (ch in "\t\n\r\u2028\u2029" or HIDDEN_CONTROLS.match(ch)))
+    plain = "".join(ch for ch in text if not (ch in "\t\n\r\u2028\u2029" or HIDDEN_CONTROLS.match(ch)
+                                              or invisible(ch)))
+    assert not any(invisible(ch) for ch in shown)  # drawn as nothing: escaped, so a name reads as spelled
     assert printable(plain) == plain and printable(shown) == shown
     if text.isascii() and "\\" not in text:  # each escape reads back as the character it stands for
         assert shown.encode().decode("unicode_escape") == text

@@ -25,7 +25,9 @@ CONTROLS = {"line feed": ("\n", "\\n"), "carriage return": ("\r", "\\r"), "tab":
             "file separator": ("\x1c", "\\x1c"), "delete": ("\x7f", "\\x7f"), "next line (C1)": ("\x85", "\\x85"),
             "CSI (C1)": ("\x9b", "\\x9b"), "line separator": ("\u2028", "\\u2028"),
             "paragraph separator": ("\u2029", "\\u2029"), "right-to-left override": ("\u202e", "\\u202e"),
-            "right-to-left isolate": ("\u2067", "\\u2067")}
+            "right-to-left isolate": ("\u2067", "\\u2067"),
+            # drawn as nothing: a name holding one reads as another (pass 21 D #20: "train.beta\u200b: unknown key")
+            "zero-width space": ("\u200b", "\\u200b"), "variation selector": ("\ufe0f", "\\ufe0f")}
 
 #: every raw character of :data:`CONTROLS` but the line feed that ends each printed line
 RAW = re.compile("[" + "".join(ch for ch, _ in CONTROLS.values() if ch != "\n") + "]")
