@@ -28,7 +28,7 @@ import time
 from dataclasses import asdict, dataclass
 
 from savi_plugin.bench.measure import finish, report_output
-from savi_plugin.bench.options import HIDDEN, IMAGE_SIZE, VISION_HIDDEN, add_options
+from savi_plugin.bench.options import HIDDEN, IMAGE_SIZE, VISION_HIDDEN, add_options, check_bench_resources
 from savi_plugin.config.values import AtLeast, checked
 
 SAMPLE_QUESTIONS = [
@@ -292,7 +292,9 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    check_bench_resources(parser, args)
     with report_output(args.json, args.work_dir) as output:
         report = run(args)
         return finish(report, output, report["outputs_equal"],

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import typing
 from typing import Any
 
@@ -61,14 +62,65 @@ class PairStepShape:
     seed: int = checked(0, AtLeast(0))
 
 
+def _refuse(parser: argparse.ArgumentParser, message: str) -> None:
+    """argparse's refusal of a bad flag as one line (``prog: error: argument --flag: ...``, exit 2), without the
+    usage text ``parser.error`` prints before it."""
+    parser.exit(2, f"{parser.prog}: error: {message}\n")
+
+
 def check_pair_step(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """The cross-flag rule of :class:`PairStepShape`: ``--lora-rank`` at most ``--hidden``, the widest
     ``min(d_in, d_out)`` of the layers it adapts (``q_proj``: hidden -> hidden); the update ``B @ A`` has rank at
     most that (Hu et al. 2021, LoRA, Sec. 4.1), so a higher rank adds memory, not capacity -- checked as the
-    training run's ``lora.r`` is, before anything is built (argparse's one line, exit 2)."""
+    training run's ``lora.r`` is, before anything is built (one line, exit 2)."""
     if args.lora_rank > args.hidden:
-        parser.error(f"argument --lora-rank: must be <= --hidden ({args.hidden}), the largest rank an adapted layer "
+        _refuse(parser, f"argument --lora-rank: must be <= --hidden ({args.hidden}), the largest rank an adapted layer "
                      f"can use; a higher rank adds memory, not capacity, got {args.lora_rank}")
+
+
+def check_bench_resources(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """What a benchmark's flags ask of the machine, checked before anything is built (argparse's one line naming
+    the flag, exit 2), by the caps every savi job obeys: a frame at most ``$SAVI_MAX_FRAME_PIXELS``, a clip at most
+    ``$SAVI_MAX_DECODED_BYTES`` and the clips of one run at most ``$SAVI_MAX_BATCH_DECODED_BYTES`` (as RGB), a
+    sequence (video tokens + response) inside the tiny model's context window, and the model's float32 weights
+    within half the machine's memory. Each field is read only where the benchmark has it."""
+    from savi_plugin.bench.fixtures import video_tokens
+    from savi_plugin.environment import env_value, format_bytes
+    from savi_plugin.models.tiny import TINY_CONTEXT
+
+    size, frames = getattr(args, "image_size", None), getattr(args, "frames", None)
+    if size is not None:
+        if size * size > env_value("SAVI_MAX_FRAME_PIXELS"):
+            _refuse(parser, f"argument --image-size: a {size}x{size} frame is above $SAVI_MAX_FRAME_PIXELS "
+                         f"({env_value('SAVI_MAX_FRAME_PIXELS')} pixels), got {size}")
+        clip = (frames or 1) * size * size * 3
+        if clip > env_value("SAVI_MAX_DECODED_BYTES"):
+            _refuse(parser, f"argument --frames: {frames} frames of {size}x{size} take {format_bytes(clip)} as RGB, "
+                         f"above $SAVI_MAX_DECODED_BYTES ({format_bytes(env_value('SAVI_MAX_DECODED_BYTES'))})")
+        videos = getattr(args, "videos", None) or 1
+        if videos * clip > env_value("SAVI_MAX_BATCH_DECODED_BYTES"):
+            _refuse(parser, f"argument --videos: {videos} clips take {format_bytes(videos * clip)} as RGB, above "
+                         f"$SAVI_MAX_BATCH_DECODED_BYTES ({format_bytes(env_value('SAVI_MAX_BATCH_DECODED_BYTES'))})")
+        response = next((getattr(args, f) for f in ("response_tokens", "max_new_tokens") if hasattr(args, f)), 0)
+        flag = "--response-tokens" if hasattr(args, "response_tokens") else "--max-new-tokens"
+        tokens = video_tokens(frames or 1, size) + response
+        if tokens >= TINY_CONTEXT:
+            _refuse(parser, f"argument {flag}: {response} response tokens after {tokens - response} video tokens "
+                         f"(--frames, --image-size) are not inside the model's context window of {TINY_CONTEXT} "
+                         f"tokens, got {response}")
+    hidden, layers = getattr(args, "hidden", None), getattr(args, "layers", None)
+    if hidden is not None and layers is not None:
+        inter = getattr(args, "intermediate", 0) or 2 * hidden
+        vocab = getattr(args, "vocab", 0) or 1024
+        vision = getattr(args, "vision_hidden", 0) or 32
+        params = layers * (4 * hidden * hidden + 3 * hidden * inter) + 2 * vocab * hidden + \
+            (getattr(args, "vision_layers", 0) or 2) * 12 * vision * vision
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") if hasattr(os, "sysconf") else None
+        if memory and params * 4 > memory // 2:
+            _refuse(parser, f"argument --layers: the model would hold ~{params:.3g} parameters "
+                         f"({format_bytes(params * 4)} in float32; --hidden, --layers, --intermediate, --vocab), "
+                         f"more than half this machine's "
+                         f"memory ({format_bytes(memory)})")
 
 
 def listed(default: list, *declared: Rule, help: str | None = None) -> Any:

@@ -43,7 +43,7 @@ from pathlib import Path
 from savi_plugin.bench.fixtures import ModelShape, model_line, video_tokens, work_folder
 from savi_plugin.bench.measure import (MemoryProbe, report_output, StepTimer, VisionCounter, forward_args, log_recorder,
                                       finish, machine_note, measure_sides, ratio, require_linux)
-from savi_plugin.bench.options import IMAGE_SIZE, PairStepShape, add_options, check_pair_step
+from savi_plugin.bench.options import IMAGE_SIZE, PairStepShape, add_options, check_bench_resources, check_pair_step
 from savi_plugin.config.values import AtLeast, NonNegative, OneOf, Positive, checked
 from savi_plugin.data.outputs import write_json, write_jsonl
 from savi_plugin.data.paths import path_for_file
@@ -337,6 +337,7 @@ def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     check_pair_step(parser, args)
+    check_bench_resources(parser, args)
     if args.worker:
         print(json.dumps(worker(args)))
         return 0

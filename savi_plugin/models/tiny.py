@@ -17,6 +17,8 @@ from savi_plugin.video.synthetic import COLORS, DIRECTIONS, SHAPES
 
 #: written last into a tiny model's folder: its presence says the build finished
 TINY_MARK = "savi_tiny.json"
+#: the context window of every tiny model (``max_position_embeddings``)
+TINY_CONTEXT = 4096
 
 FAMILIES = ("llava_onevision", "qwen2_vl", "qwen2_5_vl", "qwen3_vl", "internvl")
 
@@ -138,7 +140,7 @@ def _llava_onevision(tokenizer, hidden_size: int, num_layers: int, image_size: i
                                 image_size=image_size, patch_size=patch)
     text = Qwen2Config(vocab_size=len(tokenizer), hidden_size=hidden_size, intermediate_size=hidden_size * 2,
                        num_hidden_layers=num_layers, num_attention_heads=4, num_key_value_heads=2,
-                       max_position_embeddings=4096, tie_word_embeddings=False)
+                       max_position_embeddings=TINY_CONTEXT, tie_word_embeddings=False)
     config = LlavaOnevisionConfig(
         vision_config=vision, text_config=text,
         image_token_index=tokenizer.convert_tokens_to_ids("<image>"),
@@ -175,7 +177,7 @@ def _qwen2_vl(tokenizer, hidden_size: int, num_layers: int, image_size: int):
     config = Qwen2VLConfig(
         text_config=dict(vocab_size=len(tokenizer), hidden_size=hidden_size, intermediate_size=hidden_size * 2,
                          num_hidden_layers=num_layers, num_attention_heads=4, num_key_value_heads=2,
-                         max_position_embeddings=4096, tie_word_embeddings=False,
+                         max_position_embeddings=TINY_CONTEXT, tie_word_embeddings=False,
                          bos_token_id=None, eos_token_id=tokenizer.convert_tokens_to_ids("<|im_end|>"),
                          pad_token_id=tokenizer.pad_token_id,
                          rope_parameters={"rope_type": "default", "mrope_section": _mrope_section(head_dim)}),
@@ -244,7 +246,7 @@ def _qwen_text_config(tokenizer, hidden_size: int, num_layers: int, **rope) -> d
     head_dim = hidden_size // 4
     return dict(vocab_size=len(tokenizer), hidden_size=hidden_size, intermediate_size=hidden_size * 2,
                 num_hidden_layers=num_layers, num_attention_heads=4, num_key_value_heads=2,
-                max_position_embeddings=4096, tie_word_embeddings=False, bos_token_id=None,
+                max_position_embeddings=TINY_CONTEXT, tie_word_embeddings=False, bos_token_id=None,
                 eos_token_id=tokenizer.convert_tokens_to_ids("<|im_end|>"), pad_token_id=tokenizer.pad_token_id,
                 rope_parameters={"rope_type": "default", "mrope_section": _mrope_section(head_dim), **rope})
 
@@ -319,7 +321,7 @@ def _internvl(tokenizer, hidden_size: int, num_layers: int, image_size: int):
                                   image_size=[image_size, image_size], patch_size=[patch, patch])
     text = Qwen2Config(vocab_size=len(tokenizer), hidden_size=hidden_size, intermediate_size=hidden_size * 2,
                        num_hidden_layers=num_layers, num_attention_heads=4, num_key_value_heads=2,
-                       max_position_embeddings=4096, tie_word_embeddings=False)
+                       max_position_embeddings=TINY_CONTEXT, tie_word_embeddings=False)
     seq_length = (image_size // patch) ** 2 // 4  # pixel shuffle 0.5 halves each side
     config = InternVLConfig(vision_config=vision, text_config=text, image_seq_length=seq_length,
                             image_token_id=tokenizer.context_image_token_id, tie_word_embeddings=False)

@@ -121,3 +121,39 @@ def test_a_lora_rank_above_the_hidden_width_is_refused_before_anything_is_built(
                                                       f"largest rank an adapted layer can use; a higher rank adds "
                                                       f"memory, not capacity, got {rank}"), err
     assert not (tmp_path / "w").exists()
+
+
+@pytest.mark.parametrize("bench, words, flag", [
+    ("train-step", ["--image-size", "100000"], "--image-size: a 100000x100000 frame is above $SAVI_MAX_FRAME_PIXELS"),
+    ("generation", ["--image-size", "100000"], "--image-size: a 100000x100000 frame is above $SAVI_MAX_FRAME_PIXELS"),
+    ("train-step", ["--frames", "100000"], "--frames: 100000 frames of 160x160 take"),
+    ("generation", ["--videos", "1000000"], "--videos: 1000000 clips take"),
+    ("train-step", ["--response-tokens", "10000000"], "--response-tokens: 10000000 response tokens after"),
+    ("generation", ["--max-new-tokens", "10000000"], "--max-new-tokens: 10000000 response tokens after"),
+    ("train-step", ["--layers", "100000"], "--layers: the model would hold"),
+    ("trl", ["--layers", "100000"], "--layers: the model would hold"),
+    ("generation", ["--layers", "10000000"], "--layers: the model would hold")])
+def test_a_benchmark_asking_more_than_the_machine_s_caps_is_refused_before_it_builds(bench, words, flag, tmp_path,
+                                                                                     capsys):
+    """Pass 21 D #22, #23: frames of 10^10 pixels, 10^7 response tokens, 10^5 layers or 10^6 videos were built
+    until the allocator refused or a timeout stopped them; each is one line at its flag, nothing built."""
+    from savi_plugin.cli import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["bench", bench, *words, "--work-dir", str(tmp_path / "w")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exit_.value.code == 2 and len(err) == 1 and f"error: argument {flag}" in err[0], err
+    assert not (tmp_path / "w").exists()
+
+
+@pytest.mark.parametrize("bench", ["train-step", "trl", "generation"])
+def test_a_benchmark_s_defaults_fit_its_caps(bench):
+    import argparse
+
+    from savi_plugin.bench import generation, train_step, trl_dpo
+    from savi_plugin.bench.options import check_bench_resources
+
+    module = {"train-step": train_step, "trl": trl_dpo, "generation": generation}[bench]
+    parser = module.build_parser()
+    check_bench_resources(parser, parser.parse_args([]))
+    assert isinstance(parser, argparse.ArgumentParser)
