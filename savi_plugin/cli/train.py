@@ -44,6 +44,10 @@ def run(args) -> int:
         )
 
         single_process_env()
+    for flag, key in (("--model", "model.path"), ("--data", "data.pairs"), ("--output-dir", "train.output_dir")):
+        origin = recipe.source.origin_of(key) if hasattr(recipe.source, "origin_of") else ""
+        if getattr(args, flag[2:].replace("-", "_")) and origin.startswith("override "):  # one command line, twice
+            raise ConfigError(flag, f"{key} is given twice ({flag} and {origin}); give it once")
     model = args.model or recipe.model.path
     data = args.data or recipe.data.pairs
     output_dir = args.output_dir or recipe.train.get("output_dir")

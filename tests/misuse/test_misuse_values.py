@@ -519,3 +519,17 @@ def test_a_nul_character_in_a_recipe_text_is_named_at_its_key_path(where, tmp_pa
     assert main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: ") and named.split("error: ")[-1] in err[0], err
+
+
+@pytest.mark.parametrize("flag, key", [("--model", "model.path"), ("--data", "data.pairs"),
+                                       ("--output-dir", "train.output_dir")])
+def test_a_train_flag_and_an_override_of_its_key_are_refused_as_given_twice(flag, key, tmp_path, monkeypatch,
+                                                                          capsys):
+    """Pass 21 D #34: ``--output-dir a train.output_dir=b`` trained into ``a``, the override dropped silently; a value
+    the recipe file holds is still replaced by the flag (the flag's purpose)."""
+    monkeypatch.chdir(tmp_path)
+    capsys.readouterr()
+    assert main(["train", "tiny_demo", flag, "a", f"{key}=b", "--dry-run"]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"error: {flag}: {key} is given twice ({flag} and override '{key}=b'); give it once"]
+    assert list(tmp_path.iterdir()) == []
