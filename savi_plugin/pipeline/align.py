@@ -231,7 +231,7 @@ def _run_locked(recipe, run_dir: Path, iterations: int | None, evaluate) -> dict
         it.setdefault("model", manifest.stored(model))
         check_processes(it, run_dir)
         if "data_report" in it:  # kept from an earlier run: still what its run made, or the run is not the same
-            _check_kept_pairs(path_from_file(it["data"], manifest.path), i)
+            _check_kept_pairs(path_from_file(it["data"], manifest.path), i, it["data_report"])
         if "data_report" not in it:
             pairs = folder / "pairs.jsonl"
             manifest.save()  # the number of processes this iteration started with
@@ -279,18 +279,23 @@ def _run_locked(recipe, run_dir: Path, iterations: int | None, evaluate) -> dict
     return manifest.data
 
 
-def _check_kept_pairs(pairs: Path, iteration: int) -> None:
+def _check_kept_pairs(pairs: Path, iteration: int, stored: dict | None = None) -> None:
     """Refuse to continue a run whose kept iteration's pairs changed since that iteration made them (a line removed,
-    the file edited: :func:`~savi_plugin.data.provenance.run_problem`): its training used them as they were, so the
-    run would report pairs and results it no longer holds.
+    the file edited: :func:`~savi_plugin.data.provenance.run_problem`; or extended or regenerated with its report,
+    by a ``savi generate`` run by hand into the run folder: the content the iteration's report ``stored`` in the
+    manifest vouched for): its training used them as they were, so the run would report pairs and results it no
+    longer holds.
 
     Raises:
         RunError: naming the file and what its report says.
     """
-    from savi_plugin.data.provenance import run_problem
+    from savi_plugin.data.provenance import content_changed, run_problem
     from savi_plugin.errors import RunError
 
     problem = "it is gone" if not os.path.isfile(pairs) else run_problem(pairs)
+    if problem is None and isinstance(stored, dict) and content_changed(pairs, stored):
+        problem = (f"it is not the file iteration {iteration} made (its content changed since, with its report: "
+                   f"another command wrote it)")
     if problem:
         raise RunError(f"{pairs}: {problem}; iteration {iteration} of this run was made from the pairs as they "
                        f"were: put the file back, or start over with a new --out")

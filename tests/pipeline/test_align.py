@@ -67,6 +67,20 @@ def test_align_runs_two_iterations_and_resumes(tmp_path, capsys):
     assert len(err) == 1 and err[0].startswith(f"error: {pairs}: it is gone; iteration 0 of this run"), err
     pairs.write_bytes(kept)  # put back: the run is the same again
     assert main(argv) == 0 and (run_dir / "manifest.json").read_text() == before
+    # pass 21 C #41: the pairs rewritten with their report (a savi generate run by hand into the run folder) were
+    # kept as iteration 0's, exit 0, while iteration 0 trained on other pairs
+    from savi_plugin.data.provenance import vouch
+
+    report_path = run_dir / "iter_0" / "pairs.jsonl.report.json"
+    report_kept = report_path.read_bytes()
+    pairs.write_bytes(b"".join(kept.splitlines(keepends=True)[:-1]))
+    report_path.write_text(json.dumps({**json.loads(report_kept), **vouch(pairs)}))
+    assert main(argv) == 1
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert len(err) == 1 and err[0].startswith(f"error: {pairs}: it is not the file iteration 0 made"), err
+    pairs.write_bytes(kept)
+    report_path.write_bytes(report_kept)
+    assert main(argv) == 0 and (run_dir / "manifest.json").read_text() == before
     # pass 18 A #26: another model's weights copied over iteration 0's merged model (same size) were generated and
     # trained from by iteration 1 with exit 0; the merged model is compared by content
     weights = next((run_dir / "iter_0" / "model").glob("*.safetensors"))
