@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import logging
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -239,7 +240,47 @@ def _read_deepspeed(config: str | dict, prefix: str, source: str | None) -> None
             return ConfigError(f"{prefix}.deepspeed", f"{config}{where}: not a DeepSpeed JSON config ({message})",
                                source)
 
-        load_json(text, config, error=refuse)
+        _check_deepspeed_values(load_json(text, config, error=refuse), f"{prefix}.deepspeed", config, source)
+    else:
+        _check_deepspeed_values(config, f"{prefix}.deepspeed", None, source)
+
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 2**32 - 1
+
+
+def _is_clip(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value >= 0
+
+
+#: the DeepSpeed values a config must get right before a model is loaded (DeepSpeed itself refuses them only once
+#: the engine starts, naming no file): key path -> (test, what it must be); ``"auto"`` is transformers' fill-in
+DEEPSPEED_VALUES = {
+    "zero_optimization.stage": (lambda v: v in (0, 1, 2, 3) and not isinstance(v, bool), "0, 1, 2 or 3"),
+    "gradient_clipping": (_is_clip, "a finite number >= 0 or \"auto\""),
+    "train_batch_size": (_is_count, "a whole number >= 1 or \"auto\""),
+    "train_micro_batch_size_per_gpu": (_is_count, "a whole number >= 1 or \"auto\""),
+    "gradient_accumulation_steps": (_is_count, "a whole number >= 1 or \"auto\""),
+    "zero_optimization.offload_optimizer.device": (lambda v: v in ("cpu", "nvme", "none"), "cpu, nvme or none"),
+    "zero_optimization.offload_param.device": (lambda v: v in ("cpu", "nvme", "none"), "cpu, nvme or none"),
+}
+
+
+def _check_deepspeed_values(doc: Any, key: str, file: str | None, source: str | None) -> None:
+    """Refuse a DeepSpeed config that is not a mapping, or one of :data:`DEEPSPEED_VALUES` out of its range, at
+    ``key`` naming the file and the field (``ds.json: zero_optimization.stage: must be 0, 1, 2 or 3, got 7``)."""
+    where = f"{file}: " if file else ""
+    if not isinstance(doc, dict):
+        raise ConfigError(key, f"{where}not a DeepSpeed JSON config (expected an object, got "
+                               f"{type(doc).__name__})", source)
+    for path, (test, what) in DEEPSPEED_VALUES.items():
+        value: Any = doc
+        for part in path.split("."):
+            value = value.get(part) if isinstance(value, dict) else None
+        if value is None or value == "auto":
+            continue
+        if not test(value):
+            raise ConfigError(key, f"{where}{path}: must be {what}, got {value!r}", source)
 
 
 def build_training_args(kwargs: dict[str, Any], output_dir: str, source: str | None = None, prefix: str = "train"):

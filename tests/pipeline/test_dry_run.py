@@ -205,3 +205,27 @@ def test_a_dry_run_names_a_fifo_given_as_an_input_as_what_it_is(command, tmp_pat
             *(["--out", "run", "align.eval_every_iteration=false"] if command == "align" else ["--output-dir", "o"])]
     assert main(argv) == 0
     assert "ff (is a FIFO (named pipe), not a file or folder; the real run refuses it)" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("field, value, must", [
+    ("zero_optimization.stage", 7, "0, 1, 2 or 3"), ("zero_optimization.stage", True, "0, 1, 2 or 3"),
+    ("gradient_clipping", -1e308, 'a finite number >= 0 or "auto"'),
+    ("train_micro_batch_size_per_gpu", 0, 'a whole number >= 1 or "auto"'),
+    ("gradient_accumulation_steps", 2.5, 'a whole number >= 1 or "auto"'),
+    ("zero_optimization.offload_optimizer.device", "gpu", "cpu, nvme or none")])
+def test_a_deepspeed_value_out_of_range_is_refused_by_the_dry_run(field, value, must, tmp_path, monkeypatch, capsys):
+    """Pass 21 D #25: ``stage: 7`` or ``gradient_clipping: -1e308`` passed the dry run; the real run failed after
+    loading the model, naming neither the file nor ``train.deepspeed``."""
+    monkeypatch.chdir(tmp_path)
+    doc: dict = {"gradient_clipping": "auto"}
+    inner = doc
+    *parents, leaf = field.split(".")
+    for part in parents:
+        inner = inner.setdefault(part, {})
+    inner[leaf] = value
+    Path("ds.json").write_text(json.dumps(doc))
+    capsys.readouterr()
+    assert main(["train", "tiny_demo", "--dry-run", "--output-dir", "t", "train.deepspeed=ds.json"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"error: override 'train.deepspeed=ds.json': train.deepspeed: ds.json: {field}: must be {must}, "
+                   f"got {value!r}"], err
