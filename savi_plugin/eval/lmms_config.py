@@ -125,7 +125,39 @@ def read_config(path: str) -> list[dict]:
             raise ConfigError(f"{where}.{unknown}" if where else unknown,
                               f"unknown key: lmms-eval 0.7.3 takes the names of its flags (--{unknown} is none){hint}",
                               path)
+        for key, value in run.items():
+            problem = _value_problem(key, value)
+            if problem:
+                raise ConfigError(f"{where}.{key}" if where else key, problem, path)
     return runs
+
+
+#: keys whose value lmms-eval 0.7.3 uses as a whole number with no conversion of its own from a config file
+#: (``seed``: an int, or its flag's text ``0,1234,1234,1234``; a float fails inside lmms-eval as "'float' object is
+#: not subscriptable", naming no key)
+_WHOLE_NUMBER_KEYS = ("seed", "num_fewshot", "max_batch_size", "repeats", "offset")
+
+
+def _value_problem(key: str, value: object) -> str | None:
+    """What lmms-eval would fail on in a run's value, said at its key: a number that is not finite or beyond
+    savi's magnitude bound anywhere in it (:func:`savi_plugin.config.values.number_problem`), or a float where a
+    whole number (or its text) goes."""
+    from savi_plugin.config.values import number_problem
+
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+        else:
+            problem = number_problem(item)
+            if problem:
+                return problem
+    if key in _WHOLE_NUMBER_KEYS and isinstance(value, float):
+        return f"expected a whole number (or lmms-eval's text for --{key}), got {value!r}"
+    return None
 
 
 def config_env(path: str, runs: list[dict], env: dict[str, str]) -> dict[str, str]:

@@ -104,6 +104,11 @@ def test_the_config_s_env_is_the_environment_checked(place, capsys):
     ("tasks: x\noutput-path: o\n", ("cfg.yaml: output-path: unknown key: lmms-eval 0.7.3 takes the names of its "
                                     "flags (--output-path is none); did you mean output_path?")),
     ("- {tasks: x}\n- {limitt: 2}\n", "cfg.yaml: [1].limitt: unknown key"),
+    # pass 21 D #26: seed .nan reached lmms-eval: "'float' object is not subscriptable", exit 1, naming no key
+    ("tasks: x\nseed: .nan\n", "cfg.yaml: seed: must be a finite number, got nan"),
+    ("tasks: x\nseed: 1.5\n", "cfg.yaml: seed: expected a whole number"),
+    ("tasks: x\nnum_fewshot: .inf\n", "cfg.yaml: num_fewshot: must be a finite number, got inf"),
+    ("- {tasks: x}\n- {tasks: x, wandb_args: {a: [1, .nan]}}\n", "cfg.yaml: [1].wandb_args: must be a finite"),
 ])
 def test_a_config_savi_cannot_read_is_refused_in_one_line(config, fragment, place, capsys):
     assert fragment in _refused(capsys, config)
