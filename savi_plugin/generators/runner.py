@@ -722,8 +722,9 @@ def _run_locked(gen, model, mine, config, base_meta, out_path, prog_path, index,
     check_same_config(stored, config, output=out_path, stored_at=prog_path, ignore=_RESUMABLE_CHANGES + _BY_IDENTITY,
                       remedy="write to a new output or delete the old files")
     _check_known_items(prog_path, rows, input_ids)
+    made_with = (claimed.previous or {}).get("config") or stored or {}  # the mark: the run's latest limit
     _check_within_limit(out_path, rows, {item.id for _, chunk in mine for item in chunk}, config["limit"],
-                        (stored or {}).get("limit"))
+                        made_with.get("limit"))
     _check_skips_hold(prog_path, rows, {item.id: item for _, chunk in mine for item in chunk}, data_root)
     repair_truncated_tail(out_path)  # a torn last line is a crash's, cut as the writer does
     _check_output_lines(out_path)

@@ -790,6 +790,12 @@ def test_a_finished_generation_re_run_with_a_smaller_limit_is_refused_and_a_larg
     code, _, err = savi(capsys, "generate", "--model", out.parent / "model", "--input", out.parent / "qa.jsonl",
                         "--output", out, *GEN, "--limit", "2")
     assert code == 0, err  # the whole input: nothing beyond it
+    # pass 21 E #9: the earlier limit named is the mark's (the run's latest), not the first session's
+    code, _, err = savi(capsys, "generate", "--model", out.parent / "model", "--input", out.parent / "qa.jsonl",
+                        "--output", out, *GEN, "--limit", "1")
+    assert code == 1, err
+    assert_one_line_error(err, f"{out}: holds 1 item(s) beyond --limit 1 (it was made with --limit 2): a run is "
+                               f"extended, never shortened")
 
 
 def test_resume_after_the_stored_configuration_was_removed_is_refused(generated, capsys):
