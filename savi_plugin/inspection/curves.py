@@ -87,6 +87,7 @@ def read_run_history(run_dir: str | Path) -> tuple[list[dict[str, Any]], Path, s
             continue
         if report:
             loss_type = document["loss_type"]
+            _check_report_is_the_runs(path, document)
         else:
             from savi_plugin.data.identity import CHECKPOINT_FILE
             from savi_plugin.training.checkpoints import read_identity
@@ -99,6 +100,31 @@ def read_run_history(run_dir: str | Path) -> tuple[list[dict[str, Any]], Path, s
         return history, path, loss_type
     raise NoLogHistory(f"{run_dir}: no train_report.json, checkpoint-*/trainer_state.json or trainer_state.json "
                        f"with a log history (is it a `savi train` output folder?)")
+
+
+def _check_report_is_the_runs(path: Path, report: dict[str, Any]) -> None:
+    """Refuse a ``train_report.json`` that another run wrote (copied into this run's folder) where the folder's
+    ``savi train`` mark names its run: the report's ``run`` (every report carries its run's fingerprint) or, for a
+    report written before it did, its ``loss_type``, differs from the mark's.
+
+    Raises:
+        NoLogHistory: naming the report and both runs.
+    """
+    from savi_plugin.training.run import marked_run_config, run_fingerprint
+
+    run_config = marked_run_config(path.parent)
+    if run_config is None:  # no mark of savi train: nothing names the run (another tool's folder, a copy)
+        return
+    ours, theirs = run_fingerprint(run_config), report.get("run")
+    marked_loss = (run_config.get("training") or {}).get("loss_type")
+    if theirs is not None and theirs != ours:
+        why = f"its run {str(theirs)[:12]}, this folder's {ours[:12]}"
+    elif theirs is None and marked_loss is not None and report["loss_type"] != marked_loss:
+        why = f"its loss {report['loss_type']!r}, this folder's run trains {marked_loss!r}"
+    else:
+        return
+    raise NoLogHistory(f"{path}: was written by another run ({why}): its log history would be drawn as this run's "
+                       f"curves; move it out of {path.parent}")
 
 
 def _own_checkpoints(run_dir: Path, checkpoints: list[Path]) -> list[Path]:

@@ -686,6 +686,7 @@ def _train(*, model, data, output_dir: Path, backend, lora, options, config, res
         "eval_dataset": every_rank_report(trainer.eval_dataset) if eval_data is not None else None,
         "log_history": trainer.state.log_history, "seconds": round(time.time() - started, 2),
         "failed": failure,
+        "run": run_fingerprint(run_config),  # which run wrote it, as each checkpoint carries it (savi plot checks)
     }
     if trainer.is_world_process_zero():
         write_json(output_dir / REPORT_FILE, stored_report(report, output_dir / REPORT_FILE))

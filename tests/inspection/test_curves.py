@@ -364,3 +364,31 @@ def test_a_checkpoint_the_run_did_not_write_is_refused_not_drawn_as_its_curves(c
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(f"error: {foreign}: ") and words in err[0], err
     assert "drawn as this run's curves" in err[0] and not (tmp_path / "c.png").exists()
+
+
+@pytest.mark.parametrize("report_change, words", [
+    ({"run": "0" * 64}, "was written by another run (its run 000000000000, this folder's "),
+    ({"run": None, "loss_type": "dpo"}, "was written by another run (its loss 'dpo', this folder's run trains 'rrpo')")])
+def test_a_report_another_run_wrote_is_refused_not_drawn_as_its_curves(report_change, words, run_dir, tmp_path,
+                                                                      capsys):
+    """Pass 21 E #12: the demo's DPO ``train_report.json`` copied over a finished RRPO run's was drawn as that run's
+    curves, exit 0. Each report carries its run's fingerprint (an older one without it, its loss), compared with
+    the folder's mark."""
+    import shutil
+
+    finished = tmp_path / "finished"
+    shutil.copytree(run_dir, finished, ignore=shutil.ignore_patterns("*.lock", "training_curves.png*"))
+    report = json.loads((finished / "train_report.json").read_text())
+    assert isinstance(report["run"], str) and len(report["run"]) == 64  # every report names its run
+    assert main(["plot", str(finished), "--out", str(tmp_path / "own.png")]) == 0
+    for key, value in report_change.items():
+        if value is None:
+            report.pop(key)
+        else:
+            report[key] = value
+    (finished / "train_report.json").write_text(json.dumps(report))
+    capsys.readouterr()
+    assert main(["plot", str(finished), "--out", str(tmp_path / "c.png")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: {finished / 'train_report.json'}: {words}"), err
+    assert not (tmp_path / "c.png").exists()
