@@ -403,6 +403,16 @@ def disk_full_errno(text: str) -> int | None:
     return None
 
 
+def _file_size_limit() -> int | None:
+    """The process's file size limit in bytes (``ulimit -f``), or None when there is none."""
+    try:
+        import resource
+    except ImportError:  # not on this platform
+        return None
+    soft, _ = resource.getrlimit(resource.RLIMIT_FSIZE)
+    return None if soft == resource.RLIM_INFINITY else soft
+
+
 def disk_error(exc: BaseException, destination: str | Path) -> OSError | None:
     """An ``OSError`` naming ``destination`` when ``exc`` (or its cause) is a full disk or a too-large file.
 
@@ -422,6 +432,9 @@ def disk_error(exc: BaseException, destination: str | Path) -> OSError | None:
                 free = shutil.disk_usage(where if where.exists() else where.parent).free
             except OSError:
                 free = 0
+            limit = _file_size_limit()
+            if limit is not None and free > max(limit, 64 * 2**20):  # torch's "iostream error" names no cause:
+                return OSError(errno.EFBIG, _DISK_FULL_WORDS[errno.EFBIG][0], str(destination))  # not the disk
             return OSError(errno.ENOSPC, f"no space left on the device ({free // 2**20} MiB free)", str(destination))
         exc, seen = exc.__cause__ or exc.__context__, seen + 1
     return None

@@ -85,6 +85,28 @@ def test_disk_error_reads_torch_and_safetensors_disguises(tmp_path):
     assert err is None
 
 
+def test_torch_s_write_failure_under_a_file_size_limit_is_named_as_that_limit(tmp_path):
+    """Pass 21 E #21: under ``ulimit -f`` torch's "iostream error" was said as "no space left on the device; free
+    space", which does not help: with room on the disk and a file size limit set, the limit is named."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    limit = 100 * 2**20
+    if hard != resource.RLIM_INFINITY and hard < limit:
+        pytest.skip("the hard file size limit is below the one this test sets")
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, hard))
+    try:
+        err = outputs.disk_error(RuntimeError("basic_ios::clear: iostream error"), tmp_path / "run")
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+    if outputs.shutil.disk_usage(tmp_path).free <= limit:
+        assert err.errno == errno.ENOSPC  # the disk is that full: it may be the disk
+    else:
+        assert err.errno == errno.EFBIG and err.filename == str(tmp_path / "run")
+        assert outputs.disk_full_message(err.errno, err.filename).startswith(
+            f"{tmp_path / 'run'}: file too large (file size limit) while writing; raise the file size limit (ulimit -f)")
+
+
 # ------------------------------------------------------------------------------------------------ locks
 @pytest.mark.parametrize("code", [errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS])
 def test_without_flock_the_lock_falls_back_to_an_exclusive_file(code, tmp_path, monkeypatch):
