@@ -29,6 +29,7 @@ as with lmms-eval's own models.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import json
 import os
@@ -156,6 +157,18 @@ def _refuse_stray_launcher_env() -> None:
     raise SettingError(f"savi_video: {values} set but no launcher (torchrun, deepspeed, accelerate launch) started "
                        f"this process, and lmms-eval would evaluate only its rank's share of the documents: unset "
                        f"them (unset {' '.join(stray)}) or start lmms-eval under a launcher")
+
+
+@contextlib.contextmanager
+def _configuration_as_setting_error():
+    """A configuration error found while answering (a model whose context window fits no prompt: every document
+    would fail alike) ends lmms-eval as one found before the first document: one line, exit status 2."""
+    from savi_plugin.errors import ConfigurationError
+
+    try:
+        yield
+    except ConfigurationError as exc:
+        raise SettingError(f"savi_video: {exc}") from None
 
 
 class SaviVideo(lmms):
@@ -394,16 +407,21 @@ class SaviVideo(lmms):
             key = [request.args[1], framing.system, framing.prefill]
             groups.setdefault(json.dumps(key, sort_keys=True, default=str), []).append(i)
         progress = tqdm(total=len(requests), disable=self.rank != 0, desc="savi_video generate")
-        for indices in groups.values():
-            gen_kwargs = dict(requests[indices[0]].args[1])
-            for start in range(0, len(indices), self.batch_size_per_gpu):
-                chunk = indices[start:start + self.batch_size_per_gpu]
-                answers = self._generate_chunk([requests[i] for i in chunk], gen_kwargs, [framings[i] for i in chunk])
-                for i, text in zip(chunk, answers):
-                    results[i] = text
-                    self.cache_hook.add_partial("generate_until", (requests[i].args[0], requests[i].args[1]), text)
-                progress.update(len(chunk))
-        progress.close()
+        with exits_as_configuration_error(), _configuration_as_setting_error():
+            try:
+                for indices in groups.values():
+                    gen_kwargs = dict(requests[indices[0]].args[1])
+                    for start in range(0, len(indices), self.batch_size_per_gpu):
+                        chunk = indices[start:start + self.batch_size_per_gpu]
+                        answers = self._generate_chunk([requests[i] for i in chunk], gen_kwargs,
+                                                       [framings[i] for i in chunk])
+                        for i, text in zip(chunk, answers):
+                            results[i] = text
+                            self.cache_hook.add_partial("generate_until", (requests[i].args[0],
+                                                                           requests[i].args[1]), text)
+                        progress.update(len(chunk))
+            finally:  # the bar's line ends before an error's line
+                progress.close()
         return [r if r is not None else "" for r in results]
 
     def _generate_chunk(self, chunk: list[Instance], gen_kwargs: dict,

@@ -275,3 +275,25 @@ def test_a_tokenizer_its_model_does_not_fit_is_refused_at_load(family, problem, 
     words = problem(model)
     with pytest.raises(ModelLoadError, match=rf"^{model}: the model cannot be loaded: {words}"):
         load_backend(model, num_frames=4)
+
+
+@pytest.mark.parametrize("damage, words", [
+    ("template", "chat_template.jinja does not render (TemplateSyntaxError: "),
+    ("frame size", "the video_processor's frame size 64 is not config.json's vision_config.image_size 32")])
+def test_a_processor_its_weights_do_not_fit_is_refused_at_load(damage, words, tiny_llava_onevision, tmp_path):
+    """Pass 21 F #5, #6: a chat template with a Jinja syntax error, or a processor resizing frames to 64 for a
+    32-pixel vision tower, failed inside lmms-eval at the first document (a traceback, torch's tensor message, exit
+    1, no file named); every load refuses them, naming the file and field."""
+    model = tmp_path / "m"
+    shutil.copytree(tiny_llava_onevision, model)
+    if damage == "template":
+        template = model / "chat_template.jinja"
+        template.write_text(template.read_text().replace("}}", "}", 1))
+    else:
+        config = json.loads((model / "processor_config.json").read_text())
+        for part in ("image_processor", "video_processor"):
+            config[part]["size"] = {"height": 64, "width": 64}
+        (model / "processor_config.json").write_text(json.dumps(config))
+    with pytest.raises(ModelLoadError) as err:
+        load_backend(model, num_frames=4)
+    assert str(err.value).startswith(f"{model}: the model cannot be loaded: {words}"), err.value

@@ -177,6 +177,25 @@ def test_bad_settings_stop_before_any_document_is_answered(setup, monkeypatch):
     assert calls == []  # the good first request was not answered either
 
 
+def test_a_configuration_error_met_while_answering_ends_lmms_eval_as_one(setup, monkeypatch, capsys):
+    """Pass 21 F #7: a model whose context window fits no prompt raised a ConfigurationError inside generate_until:
+    lmms-eval printed a traceback and exited 1; it ends as a bad setting does, one line and exit status 2."""
+    from savi_plugin.errors import ConfigurationError
+    from savi_plugin.eval.model import SettingError
+
+    model, docs = setup
+
+    def no_prompt_fits(*args, **kwargs):
+        raise ConfigurationError("max_new_tokens=16 is not below the model's context window of 16 tokens")
+
+    monkeypatch.setattr(model.lm, "generate", no_prompt_fits)
+    with pytest.raises(SettingError) as exit_:
+        model.generate_until(_requests(docs[:1], second=lambda d: {"max_new_tokens": 4}))
+    assert exit_.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        "savi_video: max_new_tokens=16 is not below the model's context window of 16 tokens")
+
+
 def test_undecodable_video_is_counted_as_bad_video_not_unparsed(setup, tmp_path):
     from savi_plugin.eval.data import BENCHMARKS
     from savi_plugin.eval.task import process_mcq

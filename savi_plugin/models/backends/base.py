@@ -108,6 +108,7 @@ class VideoLM:
                 model, info = cls.load_model(str(path), output_loading_info=True, **kwargs)
         _check_loading_info(path, info, report)
         check_tokenizer_fits(path, model, processor.tokenizer, processor)
+        check_processor_fits(path, model, processor)
         if adapter is not None:
             import warnings
 
@@ -607,6 +608,46 @@ def check_tokenizer_fits(path: str | Path, model, tokenizer, processor=None) -> 
             key = getattr(type(config), "attribute_map", {}).get(field, field)  # as config.json spells it
             raise ModelLoadError(f"{where}: config.json: {key}: {declared}, but the tokenizer's {modality} token "
                                  f"{token!r} has id {vocab[token]}; the config does not describe this tokenizer")
+
+
+#: families whose vision tower has fixed-size position embeddings: a frame of another size fails at the first video
+FIXED_FRAME_FAMILIES = ("llava_onevision", "llava_next_video", "llava")
+
+
+def check_processor_fits(path: str | Path, model, processor) -> None:
+    """Refuse a processor that does not belong to the loaded weights, which would fail at the first document (inside
+    torch, naming no file) rather than at load: a chat template that does not render (a Jinja syntax error in
+    ``chat_template.jinja``), or, for a vision tower of fixed resolution (:data:`FIXED_FRAME_FAMILIES`), frames
+    resized to another size than ``vision_config.image_size`` (``processor_config.json`` / ``preprocessor_config.json``
+    ``size``).
+
+    Raises:
+        ModelLoadError: naming the file and the field.
+    """
+    where = f"{path}: the model cannot be loaded"
+    template = getattr(processor, "chat_template", None) or getattr(getattr(processor, "tokenizer", None),
+                                                                    "chat_template", None)
+    if template:
+        try:
+            processor.apply_chat_template([{"role": "user", "content": [{"type": "text", "text": "?"}]}],
+                                          tokenize=False, add_generation_prompt=True)
+        except Exception as exc:  # noqa: BLE001 - jinja2's TemplateError and what a template raises: named
+            source = "chat_template.jinja" if (Path(path) / "chat_template.jinja").is_file() else "its chat template"
+            first = next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
+            raise ModelLoadError(f"{where}: {source} does not render ({type(exc).__name__}: {first})") from None
+    config = model.config
+    size = getattr(getattr(config, "vision_config", None), "image_size", None)
+    if getattr(config, "model_type", None) not in FIXED_FRAME_FAMILIES or type(size) is not int:
+        return
+    for part in ("video_processor", "image_processor"):
+        given = getattr(getattr(processor, part, None), "size", None)  # a dict, or transformers' SizeDict
+        sides = {given.get(k) if hasattr(given, "get") else getattr(given, k, None) for k in ("height", "width")}
+        sides -= {None}
+        if sides and sides != {size}:
+            shown = "x".join(str(side) for side in sorted(sides))
+            raise ModelLoadError(f"{where}: the {part}'s frame size {shown} is not config.json's "
+                                 f"vision_config.image_size {size}: its frames would not fit the vision tower; the "
+                                 f"processor does not belong to these weights")
 
 
 def own_memory(model) -> None:
