@@ -183,6 +183,10 @@ def _check_kept(folder: Path, label: str, tasks: list[str]) -> None:
     from savi_plugin.errors import RunError
 
     stored = read_json(folder / "done.json")
+    held = stored.get("label") if isinstance(stored, dict) else None
+    if held is not None and held != label:  # folders moved or swapped: another model's numbers under this label
+        raise RunError(f"{folder}: holds the run of {held}, not of {label} (the folder was moved or swapped); "
+                       f"remove {folder} to evaluate {label} again")
     try:
         run = read_run(folder / "lmms_eval")  # a file that is there but wrong is named at its line by the reader
         for task in tasks:

@@ -238,7 +238,7 @@ def _run(plans, first, data, out: Path, eval_pairs, benchmarks: bool, evaluate, 
             return summary
 
         log.info("ablation: %s", loss)
-        rows[loss] = _cached(out / loss / SUMMARY, train_and_evaluate)
+        rows[loss] = _cached(out / loss / SUMMARY, train_and_evaluate, loss)
     table = ablation_table(rows, base_scores)
     write_json(out / "ablation.json", {"pairs": path_for_file(data, out / "ablation.json"),
                                        "eval_pairs": path_for_file(eval_pairs, out / "ablation.json") if eval_pairs
@@ -289,15 +289,16 @@ def _report_change(stored: dict, path: Path) -> str | None:
             f"again{steps})")
 
 
-def _cached(path: Path, compute: Callable[[], dict]) -> dict:
+def _cached(path: Path, compute: Callable[[], dict], loss: str | None = None) -> dict:
     """``compute()``, stored at ``path`` with the digest of what it holds and the content identity of the training
     run's report it was made from; a stored result is returned instead (a re-run resumes) when it is still what
     was stored, its run's report is still what it summarised (:func:`_report_change`) and the adapter it names is
     still there.
 
     Raises:
-        RunError: a kept summary edited since it was written, whose run's report changed or whose adapter is
-            gone, naming the folder to remove.
+        RunError: a kept summary edited since it was written, whose run's report changed, whose adapter is
+            gone, or (``loss``: the row it is kept for) that holds another loss's run (folders moved or swapped),
+            naming the folder to remove.
     """
     from savi_plugin.data.identity import file_identity
     from savi_plugin.data.paths import path_from_file
@@ -308,6 +309,10 @@ def _cached(path: Path, compute: Callable[[], dict]) -> dict:
         remedy = f"remove {path.parent} to run it again"
         if isinstance(stored, dict) and "sha256" in stored and stored["sha256"] != _summary_digest(stored):
             raise RunError(f"{path}: changed after savi ablate wrote it (its numbers are not the run's): {remedy}")
+        held = stored.get("loss_type") if isinstance(stored, dict) else None
+        if loss is not None and held != loss:
+            raise RunError(f"{path}: holds a {held!r} run's result, not the {loss!r} row's (the folder was moved or "
+                           f"swapped): {remedy}")
         changed = _report_change(stored, path) if isinstance(stored, dict) else None
         if changed is not None:
             raise RunError(f"{path}: {changed}, so its numbers are not the run's as it is now: {remedy}")

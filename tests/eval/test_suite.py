@@ -989,6 +989,26 @@ def test_a_resumed_suite_refuses_a_kept_run_edited_after_it_finished(suite, tmp_
                                         f"({target.relative_to(folder)})"), str(caught.value)
 
 
+def test_a_resumed_suite_refuses_kept_runs_whose_folders_were_swapped(suite, tmp_path):
+    """Pass 21 E #24: ``runs/base`` and ``runs/<adapter>`` swapped; the re-run kept both and flipped Δ's sign, exit
+    0. Each ``done.json`` names the run it holds, compared with the label it is kept for."""
+    from savi_plugin.errors import RunError
+    from savi_plugin.eval.suite import SuitePlan, run_suite
+
+    tmp, _, _, _, _, _ = suite
+    plan = SuitePlan(**json.loads((tmp / "suite" / "suite.json").read_text()))
+    out = tmp_path / "suite"
+    shutil.copytree(tmp / "suite", out)
+    runs = out / "runs"
+    (runs / "base").rename(runs / "swap")
+    (runs / "aligned").rename(runs / "base")
+    (runs / "swap").rename(runs / "aligned")
+    with pytest.raises(RunError) as caught:
+        run_suite(plan, out)
+    assert str(caught.value).startswith(f"{runs / 'base'}: holds the run of aligned, not of base (the folder was "
+                                        f"moved or swapped)"), str(caught.value)
+
+
 #: a logged sample of a savi task as its process_results writes it (task.process_mcq), and lines no task writes
 _SAMPLE = {"doc_id": 0, "accuracy": {"score": 100.0, "pred": 1, "answered": True, "target": 1, "id": "a"},
            "unparsed": 0, "missing_video": 0, "bad_video": 0, "control_token_in_text": 0}

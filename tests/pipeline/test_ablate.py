@@ -82,7 +82,7 @@ def test_a_rerun_keeps_the_finished_runs(ablation):
 
 
 @pytest.mark.parametrize("damage", ["summary edited", "adapter removed", "run extended", "run retrained alike",
-                                    "run started again, unfinished"])
+                                    "run started again, unfinished", "two loss folders swapped"])
 def test_a_kept_run_whose_summary_was_edited_or_whose_adapter_is_gone_is_refused(damage, ablation, tmp_path, capsys):
     """Pass 19 C #19, #20: a kept run's ``summary.json`` edited by hand (train_loss 0.649 -> 0.001) was tabled as
     the run's result, and one whose adapter was removed was tabled as finished, both with exit 0. Pass 20 #23: a
@@ -97,6 +97,11 @@ def test_a_kept_run_whose_summary_was_edited_or_whose_adapter_is_gone_is_refused
         summary = copy / "dpo" / "summary.json"
         summary.write_text(summary.read_text().replace('"train_loss": ', '"train_loss": 1e-3, "was": ', 1))
         words = f"{summary}: changed after savi ablate wrote it"
+    elif damage == "two loss folders swapped":  # pass 21 E #23: each row then showed the other loss's numbers
+        (copy / "dpo").rename(copy / "swap")
+        (copy / "rrpo").rename(copy / "dpo")
+        (copy / "swap").rename(copy / "rrpo")
+        words = f"{copy / 'dpo' / 'summary.json'}: holds a 'rrpo' run's result, not the 'dpo' row's"
     elif damage == "adapter removed":
         (copy / "dpo" / "train" / "adapter_config.json").unlink()
         words = f"{copy / 'dpo' / 'summary.json'}: the kept run's adapter"
