@@ -15,6 +15,7 @@ import os
 import subprocess
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 from savi_plugin.cli import say
 from savi_plugin.config.values import AtLeast, ConfigError, EvalLimit, FrameCount, OneOf, Range, add_flag, checked
@@ -234,7 +235,26 @@ def _check_evaluation(lmms_args: list[str], env: dict, names: dict[str, str] | N
         check_place(output, read_paths(flag_value(lmms_args, "--model_args"), env.get("SAVI_DATA_ROOT"),
                                        phrases.get("--model_args", "--model_args")),
                     output_name=phrases.get("--output_path", "--output_path"), folder=True)
+        _refuse_links_inside(output, phrases.get("--output_path", "--output_path"))
     return _Evaluation(lmms_args, env, requested, label)
+
+
+def _refuse_links_inside(output: str, name: str) -> None:
+    """Refuse an existing output folder holding a symbolic link: lmms-eval writes into ``<output>/<model name>/``,
+    and a link there (``out/m -> ../m``, the model folder) would take its results into whatever it names -- an
+    input, a user's folder -- while the place checks saw ``out`` only.
+
+    Raises:
+        ConfigError: naming the link and where it points.
+    """
+    folder = Path(output)
+    if folder.is_symlink() or not folder.is_dir():
+        return
+    for entry in sorted(folder.iterdir()):
+        if entry.is_symlink():
+            raise ConfigError(name, f"{entry} is a symbolic link (to {os.readlink(entry)}): lmms-eval writes into "
+                                    f"{folder}/<model name>/ and would write through it; remove the link, or give "
+                                    f"another {name}")
 
 
 def _run_evaluation(run: _Evaluation, verbose: bool) -> None:

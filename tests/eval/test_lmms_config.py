@@ -175,3 +175,18 @@ def test_env_values_are_expanded_as_os_path_expandvars_does(monkeypatch):
     monkeypatch.delenv("NOPE", raising=False)
     for text in ["$A", "${A}/$B_2", "$NOPE/x", "${NOPE", "a$", "$$A", "${}", "plain"]:
         assert expand_variables(text, env) == os.path.expandvars(text), text
+
+
+@pytest.mark.parametrize("target", ["model", "elsewhere"])
+def test_an_output_folder_holding_a_link_is_refused_before_lmms_eval_writes_through_it(target, place, capsys):
+    """Pass 21 F #39: ``out/model -> ../model`` with ``--output_path out``: lmms-eval wrote its results into the
+    model folder (an input) through the link, while the place checks saw ``out`` only."""
+    (place / "elsewhere").mkdir()
+    (place / "out").mkdir()
+    (place / "out" / "model").symlink_to(f"../{target}")
+    capsys.readouterr()
+    assert main(["eval", "run", "--", "--model", "savi_video", "--model_args", "pretrained=model,num_frames=4",
+                 "--tasks", TASK, "--limit", "1", "--output_path", "out"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"error: --output_path: out/model is a symbolic link (to ../{target}): lmms-eval writes into "
+                   f"out/<model name>/ and would write through it; remove the link, or give another --output_path"], err
