@@ -682,6 +682,30 @@ def results_problem(output_path: str | Path, tasks: list[str], since: float = 0.
     empty = [t for t in tasks if isinstance(samples.get(t), dict) and samples[t].get("effective") == 0]
     if empty:
         return f"{newest}: task(s) {', '.join(empty)} evaluated no document"
+    return _samples_problem(output_path, since, disk_sign)
+
+
+def _samples_problem(output_path: str | Path, since: float, disk_sign: int | None) -> str | None:
+    """A logged-samples file of this run cut short (lmms-eval logs the ``OSError`` of a full disk or a file size
+    limit while writing it and exits 0 with its results file complete), or a full disk lmms-eval's output showed:
+    named as the full disk, the cut file removed (it would read as a finished run's samples); None otherwise."""
+    from savi_plugin.data.outputs import disk_full_message
+
+    cut = []
+    for path in sorted(Path(output_path).rglob("*_samples_*.jsonl")):
+        if path.stat().st_mtime < since - 1 or path.stat().st_size == 0:
+            continue
+        with open(path, "rb") as fh:
+            fh.seek(-1, os.SEEK_END)
+            if fh.read(1) != b"\n":
+                cut.append(path)
+    for path in cut:
+        path.unlink()
+    if cut:
+        more = f" (and {len(cut) - 1} more, removed)" if len(cut) > 1 else " (removed)"
+        return disk_full_message(disk_sign, f"{cut[0]}{more}", "lmms-eval wrote its logged samples")
+    if disk_sign is not None:
+        return disk_full_message(disk_sign, output_path, "lmms-eval wrote its output there")
     return None
 
 

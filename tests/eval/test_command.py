@@ -3,6 +3,7 @@ lmms-eval's flags."""
 
 from __future__ import annotations
 
+import json
 import os
 
 import pytest
@@ -300,6 +301,29 @@ def test_only_an_empty_or_cut_short_results_file_or_a_logged_full_disk_is_called
     reason = "no space left on the device" if sign else "the disk, a disk quota or the file size limit was full"
     assert (f"{results}: {reason} while lmms-eval wrote it" in problem) is full, problem
     assert results.exists() is not full and ("not a results file" in problem) is not full
+
+
+@pytest.mark.parametrize("sign", [None, 27])
+@pytest.mark.parametrize("cut", [True, False])
+def test_a_samples_file_cut_short_or_a_logged_full_disk_fails_a_run_whose_results_are_complete(sign, cut, tmp_path):
+    """Pass 21 F #37: under ``ulimit -f`` lmms-eval logged ``OSError(27, 'File too large')`` while writing its
+    samples, kept 17.5 of 24 lines and exited 0 with a complete results file: the run read as a success. A cut
+    samples file (removed) or a full disk in lmms-eval's output is the full disk."""
+    from savi_plugin.eval.command import results_problem
+
+    results = tmp_path / "m" / "x_results.json"
+    results.parent.mkdir()
+    results.write_text(json.dumps({"results": {"t": {"accuracy,none": 50.0}}}))
+    samples = tmp_path / "m" / "x_samples_t.jsonl"
+    samples.write_text('{"doc_id": 0}\n{"doc_id": 1' if cut else '{"doc_id": 0}\n')
+    problem = results_problem(tmp_path, ["t"], 0.0, sign)
+    if not cut and sign is None:
+        assert problem is None and samples.exists()
+        return
+    reason = "file too large (file size limit)" if sign else "the disk, a disk quota or the file size limit was full"
+    where = f"{samples} (removed)" if cut else str(tmp_path)
+    assert problem.startswith(f"{where}: {reason} while lmms-eval wrote"), problem
+    assert samples.exists() is not cut
 
 
 def test_a_configuration_error_inside_savi_video_ends_savi_eval_run_with_exit_status_2(tmp_path, capsys):
