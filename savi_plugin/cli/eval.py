@@ -236,7 +236,33 @@ def _check_evaluation(lmms_args: list[str], env: dict, names: dict[str, str] | N
                                        phrases.get("--model_args", "--model_args")),
                     output_name=phrases.get("--output_path", "--output_path"), folder=True)
         _refuse_links_inside(output, phrases.get("--output_path", "--output_path"))
+    kept, as_flag = _kept_products(lmms_args)
+    if kept and not output:  # savi's own results folder is a temporary one: what was asked for would be deleted
+        raise ConfigError(f"--{kept}" if as_flag else kept, f"lmms-eval writes what {kept} asks for into "
+                                                              f"--output_path, and none was given: give "
+                                                              f"--output_path (savi's results folder for a run "
+                                                              f"without one is temporary)",
+                          None if as_flag else label)
     return _Evaluation(lmms_args, env, requested, label)
+
+
+def _kept_products(lmms_args: list[str]) -> tuple[str | None, bool]:
+    """``(log_samples or predict_only, given as a flag)`` when the run asks lmms-eval for a product beyond its
+    scores (as a flag, or in the run's own ``--config`` file), else ``(None, False)``."""
+    from savi_plugin.eval.command import flag_value
+
+    for key in ("log_samples", "predict_only"):
+        if any(arg == f"--{key}" or arg.startswith(f"--{key}=") for arg in lmms_args):
+            return key, True
+    config = flag_value(lmms_args, "--config")
+    if config and Path(config).is_file():  # the one-run file of a --config run's other keys (eval.lmms_config)
+        from savi_plugin.data.files import read_document_text
+        from savi_plugin.untrusted import load_yaml
+
+        run = load_yaml(read_document_text(config), config)
+        if isinstance(run, dict):
+            return next((key for key in ("log_samples", "predict_only") if run.get(key)), None), False
+    return None, False
 
 
 def _refuse_links_inside(output: str, name: str) -> None:

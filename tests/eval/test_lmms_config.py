@@ -190,3 +190,19 @@ def test_an_output_folder_holding_a_link_is_refused_before_lmms_eval_writes_thro
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [f"error: --output_path: out/model is a symbolic link (to ../{target}): lmms-eval writes into "
                    f"out/<model name>/ and would write through it; remove the link, or give another --output_path"], err
+
+
+@pytest.mark.parametrize("key", ["log_samples", "predict_only"])
+@pytest.mark.parametrize("how", ["flag", "config"])
+def test_samples_asked_for_without_an_output_path_are_refused_not_written_to_a_temporary_folder(key, how, place,
+                                                                                            capsys):
+    """Pass 21 F #41, #42: ``--log_samples`` (or ``--predict_only``) without ``--output_path``: savi gave lmms-eval a
+    temporary results folder, removed after the run, with the samples asked for; exit 0."""
+    run = {k: v for k, v in RUN.items() if k != "output_path"}
+    if how == "flag":
+        err = _refused(capsys, run, f"--{key}")
+        assert err == (f"error: --{key}: lmms-eval writes what {key} asks for into --output_path, and none was "
+                       f"given: give --output_path (savi's results folder for a run without one is temporary)"), err
+    else:
+        err = _refused(capsys, {**run, key: True})
+        assert err.startswith(f"error: cfg.yaml: {key}: lmms-eval writes what {key} asks for into --output_path"), err
