@@ -54,12 +54,6 @@ def run_cp(args) -> int:
     dest = Path(args.dest)
     if dest.is_dir():
         dest = dest / src.name
-    if dest.suffix not in (".yaml", ".yml"):  # a recipe is found by that suffix: `tiny_demo` would shadow the name
-        from savi_plugin.errors import ConfigError
-
-        raise ConfigError("DEST", f"{args.dest}: a recipe file is named <name>.yaml (savi reads a recipe argument "
-                                  f"without the suffix as a shipped recipe's name); give {args.dest}.yaml, or a "
-                                  f"folder")
     # the output layer: a new file, or this command's own earlier copy (its mark beside it); never a user's file
     with claim(dest, command="savi recipes cp", inputs={"the recipe": src}, output_name="DEST") as claimed:
         claimed.write_mark()

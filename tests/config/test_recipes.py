@@ -401,19 +401,3 @@ def test_an_override_reading_as_zero_is_one_line(argv, line, capsys):
     except SystemExit as exit_:
         code = exit_.code
     assert code == 2 and capsys.readouterr().err.strip().splitlines() == [line]
-
-
-@pytest.mark.parametrize("dest, ok", [("tiny_demo", False), ("my", False), ("my.txt", False), ("my.yaml", True),
-                                      ("my.yml", True)])
-def test_a_recipe_copy_is_named_as_a_recipe_file(dest, ok, tmp_path, monkeypatch, capsys):
-    """Pass 21 D #29: ``savi recipes cp tiny_demo tiny_demo`` wrote ``./tiny_demo``, and every later use of the
-    shipped ``tiny_demo`` in that folder was refused as ambiguous."""
-    from savi_plugin.cli import main
-
-    monkeypatch.chdir(tmp_path)
-    capsys.readouterr()
-    assert main(["recipes", "cp", "tiny_demo", dest]) == (0 if ok else 2)
-    err = capsys.readouterr().err.strip().splitlines()
-    assert ok or (len(err) == 1 and err[0].startswith(f"error: DEST: {dest}: a recipe file is named <name>.yaml")), err
-    assert sorted(p.name for p in tmp_path.iterdir()) == ([dest, f"{dest}.savi-output.json"] if ok else [])
-    assert main(["recipes", "show", "tiny_demo"]) == 0
