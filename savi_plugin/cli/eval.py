@@ -151,7 +151,7 @@ def run_lmms_eval(args) -> int:
         _run_evaluation(_check_evaluation(lmms_args, env), args.verbose)
         return 0
     with config_runs(config, lmms_args, env) as (plans, env):
-        runs = [_check_evaluation(plan.args, env, plan.names(), plan.label, plan.phrases())
+        runs = [_check_evaluation(plan.args, env, plan.names(), plan.label, plan.phrases(), plan.rest)
                 for plan in plans]  # every run checked before the first starts
         for run in runs:
             _run_evaluation(run, args.verbose)
@@ -182,10 +182,12 @@ class _Evaluation:
 
 
 def _check_evaluation(lmms_args: list[str], env: dict, names: dict[str, str] | None = None,
-                      label: str | None = None, phrases: dict[str, str] | None = None) -> _Evaluation:
+                      label: str | None = None, phrases: dict[str, str] | None = None,
+                      rest: dict | None = None) -> _Evaluation:
     """Every check ``savi eval run`` makes on one evaluation's lmms-eval arguments, before lmms-eval starts.
     ``names``/``phrases``: how a flag's value was given when not as the flag, in an error's location
-    (``cfg.yaml: tasks``) and in a sentence (``output_path of cfg.yaml``).
+    (``cfg.yaml: tasks``) and in a sentence (``output_path of cfg.yaml``); ``rest``: a ``--config`` run's keys
+    lmms-eval reads itself.
 
     Raises:
         ConfigError, OutputIsInputError, EvalDataUnavailableError: one line (exit status 2).
@@ -236,7 +238,7 @@ def _check_evaluation(lmms_args: list[str], env: dict, names: dict[str, str] | N
                                        phrases.get("--model_args", "--model_args")),
                     output_name=phrases.get("--output_path", "--output_path"), folder=True)
         _refuse_links_inside(output, phrases.get("--output_path", "--output_path"))
-    kept, as_flag = _kept_products(lmms_args)
+    kept, as_flag = _kept_products(lmms_args, rest or {})
     if kept and not output:  # savi's own results folder is a temporary one: what was asked for would be deleted
         raise ConfigError(f"--{kept}" if as_flag else kept, f"lmms-eval writes what {kept} asks for into "
                                                               f"--output_path, and none was given: give "
@@ -246,23 +248,13 @@ def _check_evaluation(lmms_args: list[str], env: dict, names: dict[str, str] | N
     return _Evaluation(lmms_args, env, requested, label)
 
 
-def _kept_products(lmms_args: list[str]) -> tuple[str | None, bool]:
+def _kept_products(lmms_args: list[str], rest: dict) -> tuple[str | None, bool]:
     """``(log_samples or predict_only, given as a flag)`` when the run asks lmms-eval for a product beyond its
-    scores (as a flag, or in the run's own ``--config`` file), else ``(None, False)``."""
-    from savi_plugin.eval.command import flag_value
-
+    scores (as a flag, or among a ``--config`` run's other keys, ``rest``), else ``(None, False)``."""
     for key in ("log_samples", "predict_only"):
         if any(arg == f"--{key}" or arg.startswith(f"--{key}=") for arg in lmms_args):
             return key, True
-    config = flag_value(lmms_args, "--config")
-    if config and Path(config).is_file():  # the one-run file of a --config run's other keys (eval.lmms_config)
-        from savi_plugin.data.files import read_document_text
-        from savi_plugin.untrusted import load_yaml
-
-        run = load_yaml(read_document_text(config), config)
-        if isinstance(run, dict):
-            return next((key for key in ("log_samples", "predict_only") if run.get(key)), None), False
-    return None, False
+    return next((key for key in ("log_samples", "predict_only") if rest.get(key)), None), False
 
 
 def _refuse_links_inside(output: str, name: str) -> None:

@@ -156,7 +156,7 @@ def world_set(out_dir: str | Path, kind: str, n_videos: int, seed: int = 0) -> l
         The samples, video paths absolute.
     """
     from savi_plugin.data.outputs import step_product
-    from savi_plugin.untrusted import load_json
+    from savi_plugin.data.readers import iter_json_objects
 
     out_dir = Path(out_dir)
     config = {"kind": kind, "videos": n_videos, "seed": seed, "frames": CLIP_FRAMES}
@@ -164,9 +164,8 @@ def world_set(out_dir: str | Path, kind: str, n_videos: int, seed: int = 0) -> l
                  make=lambda tmp: make_world_set(tmp, kind, n_videos, seed=seed))
     samples = []
     manifest = out_dir / "samples.jsonl"  # as made: step_product checked every file's content
-    with open(manifest, encoding="utf-8") as fh:
-        for n, line in enumerate(fh, 1):
-            sample = SyntheticSample(**load_json(line, f"{manifest}:{n}"))
-            sample.video = str(out_dir / sample.video)
-            samples.append(sample)
+    for _, obj in iter_json_objects(manifest, array=False):
+        sample = SyntheticSample(**obj)
+        sample.video = str(out_dir / sample.video)
+        samples.append(sample)
     return samples

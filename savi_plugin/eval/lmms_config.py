@@ -64,6 +64,8 @@ class ConfigRun:
     args: list[str]
     label: str
     keys: dict[str, tuple[str, str]] = field(default_factory=dict)
+    #: the run's keys lmms-eval reads itself (in its one-run ``--config`` file), as the file gave them
+    rest: dict = field(default_factory=dict)
 
     def names(self) -> dict[str, str]:
         """flag -> its name in a one-line error's location (``cfg.yaml: [1].tasks``)."""
@@ -258,5 +260,5 @@ def config_runs(path: str, cli_args: list[str], env: dict[str, str]) -> Iterator
                 args += ["--config", str(one)]
             for flag, value in values.items():
                 args += [flag, value]
-            result.append(ConfigRun(args, label, names))
+            result.append(ConfigRun(args, label, names, rest))
         yield result, env

@@ -281,7 +281,7 @@ CASES = {
     "generators.merge:_combine_reports": [(_shard_reports, "s.jsonl.report.json")],
     "inspection.curves:_read_shaped": [(_plot, "run/train_report.json")],
     "inspection.curves:_torn": [(_plot_checkpoint, "run/checkpoint-1/trainer_state.json")],
-    "data.model_config:_read": [(_model_config_check, "m/config.json")],
+    "data.model_config:read_config": [(_model_config_check, "m/config.json")],
     "pipeline.ablate:_cached": [(_ablation_summary, "abl/summary.json")],
     "pipeline.ablate:_report_change": [(_ablation_run_report, "abl/train/train_report.json")],
     "pipeline.align:Manifest.__init__": [(_align_manifest, "run/manifest.json")],

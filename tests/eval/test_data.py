@@ -121,7 +121,7 @@ def test_a_json_list_and_a_jsonl_file_number_the_same_bad_record_alike(fmt, tmp_
     path.write_text("".join(json.dumps(r) + "\n" for r in records) if fmt == "jsonl" else json.dumps(records))
     with pytest.raises(EvalDataError) as err:
         load_local_records(tmp_path, benchmark("perceptiontest"), "mc_question_val", "validation")
-    assert str(err.value).startswith(f"{path}:2:answer: answer_id=99"), err.value
+    assert str(err.value).startswith(f"{path}:2:answer_id: answer_id=99"), err.value
 
 
 @pytest.fixture(scope="module")
