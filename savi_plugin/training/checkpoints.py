@@ -134,9 +134,10 @@ def write_identity(checkpoint: str | Path, fingerprint: str, config: dict[str, A
                         "config": stored_configuration(config, record), "contents": contents})
 
 
-def check_contents(checkpoint: str | Path, identity: dict[str, Any]) -> None:
-    """Refuse to resume from ``checkpoint`` when its files differ from the ``contents`` its record (``identity``)
-    holds; resume unchecked, and say so, when it holds none (the rules in the module docstring).
+def check_contents(checkpoint: str | Path, identity: dict[str, Any], reading: bool = False) -> None:
+    """Refuse to resume from ``checkpoint`` (``reading``: to read its log history) when its files differ from the
+    ``contents`` its record (``identity``) holds; resume unchecked, and say so, when it holds none (the rules in the
+    module docstring).
 
     Raises:
         ForeignCheckpointError: naming the checkpoint and the first file that differs.
@@ -155,10 +156,13 @@ def check_contents(checkpoint: str | Path, identity: dict[str, Any]) -> None:
     if isinstance(stored, dict) and stored.get("members") == current["members"]:
         return
     differs = identity_differences(stored, current, limit=1) or f"its {CHECKPOINT_FILE} contents are not readable"
+    why = (f"its log history would not be the one this run logged: restore its files, or move it out of "
+           f"{Path(checkpoint).parent} to plot the run's checkpoint before it" if reading else
+           f"resuming would continue from weights or state this run did not write: remove the checkpoint to resume "
+           f"from the one before it, restore its files, or choose another --output-dir")
     raise ForeignCheckpointError(
         f"{checkpoint}: {differs} after the run wrote it (its {CHECKPOINT_FILE} holds each file's size and SHA-256 "
-        f"as saved); resuming would continue from weights or state this run did not write: remove the checkpoint "
-        f"to resume from the one before it, restore its files, or choose another --output-dir")
+        f"as saved); {why}")
 
 
 def _why_not_ours(identity: dict | None, config: dict | None, ignore: tuple[str, ...], record: Path) -> str:
@@ -221,7 +225,7 @@ def resume_point(output_dir: str | Path, fingerprint: str | None, *, config: dic
             log.warning("%s is incomplete and carries no run identity (the run was stopped as it began saving "
                         "it); not used", path)
     if newest is not None and verify:  # before anything is removed: a refusal leaves the folder as it was
-        check_contents(newest, newest_identity)
+        check_contents(newest, newest_identity, reading)
     for path in torn:
         log.warning("%s is incomplete (the run was stopped while saving it); %s", path,
                     "removed" if clean else "not used")

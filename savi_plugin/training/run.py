@@ -246,7 +246,8 @@ def marked_run_config(output_dir: str | Path) -> dict[str, Any] | None:
 def run_checkpoint_to_read(output_dir: str | Path) -> tuple[bool, str | None]:
     """For a reader of a run's checkpoints (``savi plot``): whether ``output_dir``'s mark names its run, and if so
     the newest complete ``checkpoint-N`` that run wrote (None: none), judged by the rule a resume uses
-    (:func:`~savi_plugin.training.checkpoints.resume_point`, nothing removed, files not hashed).
+    (:func:`~savi_plugin.training.checkpoints.resume_point`, nothing removed; its files checked against its record,
+    as a resume checks them: a ``trainer_state.json`` copied from another run is refused).
 
     Raises:
         ForeignCheckpointError: a checkpoint of another run, renamed, or complete with no identity, naming it.
@@ -255,7 +256,7 @@ def run_checkpoint_to_read(output_dir: str | Path) -> tuple[bool, str | None]:
     if run_config is None:
         return False, None
     return True, resume_point(output_dir, run_fingerprint(run_config), config=run_config,
-                              ignore=RESUMABLE_CHANGES + BY_IDENTITY, verify=False, reading=True)
+                              ignore=RESUMABLE_CHANGES + BY_IDENTITY, verify=True, reading=True)
 
 
 def _nonfinite_failure(trainer, config) -> str | None:

@@ -392,3 +392,24 @@ def test_a_report_another_run_wrote_is_refused_not_drawn_as_its_curves(report_ch
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(f"error: {finished / 'train_report.json'}: {words}"), err
     assert not (tmp_path / "c.png").exists()
+
+
+def test_a_checkpoint_whose_trainer_state_was_replaced_is_refused_as_a_resume_refuses_it(run_dir, tmp_path, capsys):
+    """Pass 21 E #29: another run's ``trainer_state.json`` copied into a killed run's newest checkpoint was drawn as
+    its curves (exit 0) while a resume of the same folder refused the checkpoint: plot checks the checkpoint's
+    files against its record as a resume does."""
+    import shutil
+
+    killed = tmp_path / "killed"
+    shutil.copytree(run_dir, killed, ignore=shutil.ignore_patterns("*.lock", "training_curves.png*"))
+    (killed / "train_report.json").unlink()
+    state = killed / "checkpoint-3" / "trainer_state.json"
+    document = json.loads(state.read_text())
+    document["log_history"][0]["loss"] = 0.123
+    state.write_text(json.dumps(document))
+    capsys.readouterr()
+    assert main(["plot", str(killed), "--out", str(tmp_path / "c.png")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: {killed / 'checkpoint-3'}: trainer_state.json changed after "
+                                               f"the run wrote it"), err
+    assert "its log history would not be the one this run logged" in err[0] and not (tmp_path / "c.png").exists()
