@@ -332,8 +332,50 @@ def write_adapter_identity(adapter_dir: str | Path, base: str | Path, backend: s
 
     record = Path(adapter_dir) / ADAPTER_FILE
     identity = model_identity(base) if identity is None else identity
+    shape = adapter_shape(adapter_dir)
     return write_json(record, {"base_model": name_for_file(base, stored_at or record), "base_identity": identity,
-                               "backend": backend})
+                               "backend": backend, **({"adapter_config": shape} if shape is not None else {})})
+
+
+#: the ``adapter_config.json`` fields that set how strongly an adapter applies (the update's scale,
+#: ``lora_alpha / r`` or ``/ sqrt(r)``), which its weights cannot tell; which modules and which rank the weights
+#: themselves show, and every load compares them (``check_adapter_weights``, ``VideoLM.from_pretrained``)
+ADAPTER_SHAPE_FIELDS = ("lora_alpha", "use_rslora", "alpha_pattern")
+
+
+def adapter_shape(adapter_dir: str | Path) -> dict[str, Any] | None:
+    """The :data:`ADAPTER_SHAPE_FIELDS` of ``adapter_dir``'s ``adapter_config.json`` as written, or None (no file)."""
+    path = Path(adapter_dir) / "adapter_config.json"
+    if not path.is_file():
+        return None
+    config = _read_adapter_json(path, "the adapter's peft configuration",
+                                "the adapter folder is damaged: restore it from its training run, or train it again")
+    return {key: config.get(key) for key in ADAPTER_SHAPE_FIELDS}
+
+
+def check_adapter_as_trained(adapter_dir: str | Path) -> None:
+    """Refuse an adapter whose ``adapter_config.json`` no longer sets the scale the run that trained it wrote (its
+    ``savi_adapter.json`` records the :data:`ADAPTER_SHAPE_FIELDS`): ``lora_alpha`` 32 edited to 3200 scales every
+    update 100 times and answers garbage under the adapter's name (LoRA, Hu et al. 2021, Sec. 4.1: the update is
+    scaled by alpha / r). An adapter another tool wrote (no record, or a
+    record without the fields) is not compared.
+
+    Raises:
+        AdapterFileError: naming the file, the field and both values.
+    """
+    record_path = Path(adapter_dir) / ADAPTER_FILE
+    if not record_path.is_file():
+        return
+    record = _read_adapter_json(record_path, "the adapter's savi record", "restore it from the adapter's training run")
+    trained = record.get("adapter_config")
+    if not isinstance(trained, dict):
+        return
+    now = adapter_shape(adapter_dir) or {}
+    changed = next((key for key in ADAPTER_SHAPE_FIELDS if key in trained and now.get(key) != trained[key]), None)
+    if changed is not None:
+        raise AdapterFileError(f"{Path(adapter_dir) / 'adapter_config.json'}: {changed}: {now.get(changed)!r}, but the "
+                               f"run that trained this adapter wrote {trained[changed]!r} ({ADAPTER_FILE}): the "
+                               f"adapter would not apply as trained; restore adapter_config.json")
 
 
 def pair_digest(record) -> str:
@@ -388,8 +430,8 @@ ADAPTER_WEIGHT_FILES = ("adapter_model.safetensors", "adapter_model.bin")
 
 def check_adapter(adapter_dir: str | Path, base: str | Path | None) -> None:
     """The one check of an adapter before anything is loaded: :func:`check_adapter_folder`, then (``base`` given)
-    :func:`check_adapter_base`, then :func:`check_adapter_weights` -- the base first, since an adapter meant for
-    another model is refused whatever state its weights are in.
+    :func:`check_adapter_base`, then :func:`check_adapter_weights` and :func:`check_adapter_as_trained` -- the base
+    first, since an adapter meant for another model is refused whatever state its weights are in.
 
     Raises:
         ConfigurationError: naming the path (exit status 2); :class:`IdentityMismatchError` for another base,
@@ -399,6 +441,7 @@ def check_adapter(adapter_dir: str | Path, base: str | Path | None) -> None:
     if base is not None:
         check_adapter_base(adapter_dir, base)
     check_adapter_weights(adapter_dir)
+    check_adapter_as_trained(adapter_dir)
 
 
 def _adapter_file_error(path: Path, what: str, remedy: str):

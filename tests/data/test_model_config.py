@@ -297,3 +297,21 @@ def test_a_processor_its_weights_do_not_fit_is_refused_at_load(damage, words, ti
     with pytest.raises(ModelLoadError) as err:
         load_backend(model, num_frames=4)
     assert str(err.value).startswith(f"{model}: the model cannot be loaded: {words}"), err.value
+
+
+def test_an_adapter_config_edited_after_training_is_refused(tiny_llava_onevision, synthetic_samples, tmp_path):
+    """Pass 21 F #56: ``lora_alpha`` 32 edited to 3200 in a trained adapter's ``adapter_config.json`` (its folder's
+    savi files still saying 32) answered ``gggg`` on every document under the adapter's name, exit 0. The training
+    run records the fields that decide how the adapter applies in ``savi_adapter.json``; every load compares."""
+    from tests.builders import tiny_rrpo_run
+
+    run = tiny_rrpo_run(tmp_path, tiny_llava_onevision, synthetic_samples[:2]) / "out"
+    check_adapter(run, tiny_llava_onevision)  # as trained: loads
+    for field, value in [("lora_alpha", 3200), ("lora_alpha", 16), ("use_rslora", True),
+                         ("alpha_pattern", {"q_proj": 64})]:
+        adapter = tmp_path / f"ad_{field}_{value}"
+        shutil.copytree(run, adapter, ignore=shutil.ignore_patterns("checkpoint-*", ".*"))
+        _edit(adapter / "adapter_config.json", lambda c: c.update({field: value}))
+        with pytest.raises(AdapterFileError, match=rf"^{adapter / 'adapter_config.json'}: {field}: .*, but the run "
+                                                   rf"that trained this adapter wrote "):
+            check_adapter(adapter, tiny_llava_onevision)
