@@ -248,6 +248,30 @@ def _check_evaluation(lmms_args: list[str], env: dict, names: dict[str, str] | N
     return _Evaluation(lmms_args, env, requested, label)
 
 
+def _content_keyed_cache(lmms_args: list[str]) -> list[str]:
+    """``lmms_args`` with lmms-eval's ``--use_cache`` path keyed by the content of what the run reads (the model and
+    adapter of ``--model_args``, :func:`~savi_plugin.data.identity.model_identity`): lmms-eval keys
+    its cache by the model's arguments as text, so an adapter replaced at the same path answered from the old
+    adapter's cache. Said once (log line); unchanged without ``--use_cache``."""
+    import hashlib
+    import json
+    import logging
+
+    from savi_plugin.data.identity import model_identity
+    from savi_plugin.eval.command import flag_value, read_paths, with_flag
+
+    cache = flag_value(lmms_args, "--use_cache")
+    if not cache:
+        return lmms_args
+    read = read_paths(flag_value(lmms_args, "--model_args"), None)  # pretrained= and adapter= found here
+    identities = {name: model_identity(path) if os.path.isdir(path) else None for name, path in sorted(read.items())}
+    digest = hashlib.sha256(json.dumps(identities, sort_keys=True, default=str).encode()).hexdigest()[:12]
+    keyed = f"{cache}.{digest}"
+    logging.getLogger(__name__).info("--use_cache: %s (the cache is kept per content of the model and adapter read)",
+                                     keyed)
+    return with_flag(lmms_args, "--use_cache", keyed)
+
+
 def _kept_products(lmms_args: list[str], rest: dict) -> tuple[str | None, bool]:
     """``(log_samples or predict_only, given as a flag)`` when the run asks lmms-eval for a product beyond its
     scores (as a flag, or among a ``--config`` run's other keys, ``rest``), else ``(None, False)``."""
@@ -297,7 +321,7 @@ def _run_evaluation(run: _Evaluation, verbose: bool) -> None:
     )
     from savi_plugin.eval.registration import tasks_path
 
-    lmms_args = run.args
+    lmms_args = _content_keyed_cache(run.args)
     output = flag_value(lmms_args, "--output_path")
     model_args = flag_value(lmms_args, "--model_args")
     try:

@@ -206,3 +206,21 @@ def test_samples_asked_for_without_an_output_path_are_refused_not_written_to_a_t
     else:
         err = _refused(capsys, {**run, key: True})
         assert err.startswith(f"error: cfg.yaml: {key}: lmms-eval writes what {key} asks for into --output_path"), err
+
+
+def test_lmms_eval_s_cache_is_keyed_by_the_content_of_the_model_and_adapter(tmp_path, monkeypatch):
+    """Pass 21 F #60: ``--use_cache c`` after an adapter was replaced at the same path answered every document from
+    the old adapter's cache (lmms-eval keys it by the model arguments as text), exit 0."""
+    from savi_plugin.cli.eval import _content_keyed_cache
+    from savi_plugin.eval.command import flag_value
+
+    monkeypatch.chdir(tmp_path)
+    for name in ("m", "ad"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "config.json").write_text("{}")
+    args = ["--model", "savi_video", "--model_args", "pretrained=m,adapter=ad", "--use_cache", "c/cache"]
+    first = flag_value(_content_keyed_cache(args), "--use_cache")
+    assert first.startswith("c/cache.") and first == flag_value(_content_keyed_cache(args), "--use_cache")
+    (tmp_path / "ad" / "adapter_model.safetensors").write_bytes(b"other weights")
+    assert flag_value(_content_keyed_cache(args), "--use_cache") != first
+    assert _content_keyed_cache(args[:4]) == args[:4]  # no cache asked for: unchanged
