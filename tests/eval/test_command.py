@@ -542,3 +542,15 @@ def test_a_stopped_evaluation_stops_its_lmms_eval_child(tmp_path):
                 time.sleep(0.5)
                 raise KeyboardInterrupt
         assert proc.poll() is not None and time.monotonic() - start < 10
+
+
+def test_a_missing_results_file_names_a_file_standing_where_lmms_eval_makes_its_folders(tmp_path):
+    """Pass 21 F #52: a user's file at ``<output_path>/m0``: lmms-eval logged a FileExistsError as INFO and wrote no
+    results; the line named neither the file nor the cause."""
+    from savi_plugin.eval.command import results_problem
+
+    (tmp_path / "m0").write_text("user")
+    assert results_problem(tmp_path, ["t"], 0.0, None) == (
+        f"lmms-eval wrote no results file ({tmp_path / 'm0'} is a file where lmms-eval makes its folders, "
+        f"<output_path>/<model name>/: move it, or give another --output_path)")
+    assert (tmp_path / "m0").read_text() == "user"
