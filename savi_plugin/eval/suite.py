@@ -175,7 +175,16 @@ def _print_progress(label: str, done: int, total: int) -> None:
           file=sys.stderr, flush=True)
 
 
-def _check_kept(folder: Path, label: str, tasks: list[str]) -> None:
+#: the plan's settings that decide a run's numbers, stored in each run's ``done.json`` and compared when it is kept
+RUN_SETTINGS = ("tasks", "num_frames", "limit", "dtype", "gen_kwargs")
+
+
+def run_settings(plan: SuitePlan) -> dict:
+    """The :data:`RUN_SETTINGS` of ``plan``."""
+    return {key: getattr(plan, key) for key in RUN_SETTINGS}
+
+
+def _check_kept(folder: Path, label: str, tasks: list[str], settings: dict | None = None) -> None:
     """Refuse a kept run whose lmms-eval files changed or are gone since it finished (``done.json`` holds their
     SHA-256: an edited samples line changed a Δ while lmms-eval's own results file still said otherwise), naming
     its folder and the way out: the suite keeps a run whole or runs it again."""
@@ -187,6 +196,12 @@ def _check_kept(folder: Path, label: str, tasks: list[str]) -> None:
     if held is not None and held != label:  # folders moved or swapped: another model's numbers under this label
         raise RunError(f"{folder}: holds the run of {held}, not of {label} (the folder was moved or swapped); "
                        f"remove {folder} to evaluate {label} again")
+    made = stored.get("settings") if isinstance(stored, dict) else None
+    if isinstance(made, dict) and settings is not None:  # a run copied in from a suite of other settings
+        changed = next((key for key in RUN_SETTINGS if key in made and made[key] != settings.get(key)), None)
+        if changed is not None:
+            raise RunError(f"{folder}: the kept run of {label} was made with {changed}={made[changed]!r}, this suite "
+                           f"runs {changed}={settings.get(changed)!r}; remove {folder} to evaluate {label} again")
     try:
         run = read_run(folder / "lmms_eval")  # a file that is there but wrong is named at its line by the reader
         for task in tasks:
@@ -215,7 +230,7 @@ def run_model(plan: SuitePlan, label: str, out: Path, env: dict, progress=_print
     done = folder / "done.json"
     if done.is_file():
         print(f"{label}: kept from an earlier run ({folder})", file=sys.stderr)
-        _check_kept(folder, label, plan.tasks)
+        _check_kept(folder, label, plan.tasks, run_settings(plan))
         return folder / "lmms_eval"
     if (folder / "lmms_eval").exists():  # a killed run: its partial output must not mix with the new one
         remove_tree(folder / "lmms_eval")
@@ -240,7 +255,7 @@ def run_model(plan: SuitePlan, label: str, out: Path, env: dict, progress=_print
     read_run(folder / "lmms_eval")  # results and samples are there before the run counts as done
     adapter = plan.models()[label]
     write_json(done, {"label": label, "adapter": path_for_file(adapter, done) if adapter else None,
-                      "files": _run_files(folder)})
+                      "settings": run_settings(plan), "files": _run_files(folder)})
     return folder / "lmms_eval"
 
 

@@ -19,6 +19,7 @@ same pairs with the same model, adapter and schedule. :func:`run_ablation` does 
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -238,7 +239,9 @@ def _run(plans, first, data, out: Path, eval_pairs, benchmarks: bool, evaluate, 
             return summary
 
         log.info("ablation: %s", loss)
-        rows[loss] = _cached(out / loss / SUMMARY, train_and_evaluate, loss)
+        settings = _normal({"training": {k: v for k, v in training_kwargs(recipe).items() if k != "output_dir"},
+                            "lora": recipe.lora.peft_kwargs(), "num_frames": recipe.model.num_frames})
+        rows[loss] = _cached(out / loss / SUMMARY, train_and_evaluate, loss, settings)
     table = ablation_table(rows, base_scores)
     write_json(out / "ablation.json", {"pairs": path_for_file(data, out / "ablation.json"),
                                        "eval_pairs": path_for_file(eval_pairs, out / "ablation.json") if eval_pairs
@@ -289,7 +292,13 @@ def _report_change(stored: dict, path: Path) -> str | None:
             f"again{steps})")
 
 
-def _cached(path: Path, compute: Callable[[], dict], loss: str | None = None) -> dict:
+def _normal(value: Any) -> Any:
+    """``value`` as JSON stores it (tuples as lists, paths as text): what a kept summary's settings compare with."""
+    return json.loads(json.dumps(value, default=str))
+
+
+def _cached(path: Path, compute: Callable[[], dict], loss: str | None = None,
+            settings: dict | None = None) -> dict:
     """``compute()``, stored at ``path`` with the digest of what it holds and the content identity of the training
     run's report it was made from; a stored result is returned instead (a re-run resumes) when it is still what
     was stored, its run's report is still what it summarised (:func:`_report_change`) and the adapter it names is
@@ -301,7 +310,7 @@ def _cached(path: Path, compute: Callable[[], dict], loss: str | None = None) ->
             naming the folder to remove.
     """
     from savi_plugin.data.identity import file_identity
-    from savi_plugin.data.paths import path_from_file
+    from savi_plugin.data.paths import path_from_file, paths_for_file
     from savi_plugin.errors import RunError
 
     if path.is_file():
@@ -313,6 +322,14 @@ def _cached(path: Path, compute: Callable[[], dict], loss: str | None = None) ->
         if loss is not None and held != loss:
             raise RunError(f"{path}: holds a {held!r} run's result, not the {loss!r} row's (the folder was moved or "
                            f"swapped): {remedy}")
+        made = stored.get("settings") if isinstance(stored, dict) else None
+        expected = paths_for_file(settings, path) if settings is not None else None  # stored by the paths rule
+        if isinstance(made, dict) and expected is not None and made != expected:  # copied from another ablation
+            from savi_plugin.data.fingerprint import config_changes
+
+            key, before, now = (config_changes(made, expected) or [("settings", made, expected)])[0]
+            raise RunError(f"{path}: its run was made with {key}={before!r}, this ablation trains {key}={now!r} "
+                           f"(the folder was copied from another ablation): {remedy}")
         changed = _report_change(stored, path) if isinstance(stored, dict) else None
         if changed is not None:
             raise RunError(f"{path}: {changed}, so its numbers are not the run's as it is now: {remedy}")
@@ -323,9 +340,10 @@ def _cached(path: Path, compute: Callable[[], dict], loss: str | None = None) ->
         log.info("ablation: %s exists; kept", path)
         return stored
     from savi_plugin.data.outputs import write_json
-    from savi_plugin.data.paths import paths_for_file
 
     result = compute()
+    if settings is not None:  # what the kept summary is compared with on a re-run
+        result = {**result, "settings": settings}
     report = result.get("report")
     if isinstance(report, str):  # what the summary's numbers come from, checked when it is kept
         result = {**result, "report_content": file_identity(report)}

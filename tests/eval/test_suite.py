@@ -1009,6 +1009,28 @@ def test_a_resumed_suite_refuses_kept_runs_whose_folders_were_swapped(suite, tmp
                                         f"moved or swapped)"), str(caught.value)
 
 
+def test_a_resumed_suite_refuses_a_kept_run_copied_from_a_suite_of_other_settings(suite, tmp_path):
+    """Pass 21 E #36: an adapter's run at 2 frames copied into a 4-frame suite was kept and compared with the base
+    at 4 frames (a Δ of +10 reported as significant; the real one +0). Each ``done.json`` stores the settings
+    that decide its numbers, compared with the suite's."""
+    from savi_plugin.errors import RunError
+    from savi_plugin.eval.suite import SuitePlan, run_suite
+
+    tmp, _, _, _, _, _ = suite
+    plan = SuitePlan(**json.loads((tmp / "suite" / "suite.json").read_text()))
+    out = tmp_path / "suite"
+    shutil.copytree(tmp / "suite", out)
+    done = out / "runs" / "aligned" / "done.json"
+    record = json.loads(done.read_text())
+    assert record["settings"]["num_frames"] == plan.num_frames
+    done.write_text(json.dumps({**record, "settings": {**record["settings"], "num_frames": plan.num_frames + 2}}))
+    with pytest.raises(RunError) as caught:
+        run_suite(plan, out)
+    assert str(caught.value).startswith(f"{out / 'runs' / 'aligned'}: the kept run of aligned was made with "
+                                        f"num_frames={plan.num_frames + 2}, this suite runs "
+                                        f"num_frames={plan.num_frames}"), str(caught.value)
+
+
 #: a logged sample of a savi task as its process_results writes it (task.process_mcq), and lines no task writes
 _SAMPLE = {"doc_id": 0, "accuracy": {"score": 100.0, "pred": 1, "answered": True, "target": 1, "id": "a"},
            "unparsed": 0, "missing_video": 0, "bad_video": 0, "control_token_in_text": 0}

@@ -82,7 +82,8 @@ def test_a_rerun_keeps_the_finished_runs(ablation):
 
 
 @pytest.mark.parametrize("damage", ["summary edited", "adapter removed", "run extended", "run retrained alike",
-                                    "run started again, unfinished", "two loss folders swapped"])
+                                    "run started again, unfinished", "two loss folders swapped",
+                                    "a loss folder copied from another ablation"])
 def test_a_kept_run_whose_summary_was_edited_or_whose_adapter_is_gone_is_refused(damage, ablation, tmp_path, capsys):
     """Pass 19 C #19, #20: a kept run's ``summary.json`` edited by hand (train_loss 0.649 -> 0.001) was tabled as
     the run's result, and one whose adapter was removed was tabled as finished, both with exit 0. Pass 20 #23: a
@@ -102,6 +103,17 @@ def test_a_kept_run_whose_summary_was_edited_or_whose_adapter_is_gone_is_refused
         (copy / "rrpo").rename(copy / "dpo")
         (copy / "swap").rename(copy / "rrpo")
         words = f"{copy / 'dpo' / 'summary.json'}: holds a 'rrpo' run's result, not the 'dpo' row's"
+    elif damage == "a loss folder copied from another ablation":  # pass 21 E #35: its lr=0.01 row was kept
+        summary = copy / "dpo" / "summary.json"
+        stored = json.loads(summary.read_text())
+        rate = stored["settings"]["training"]["learning_rate"]
+        stored["settings"]["training"]["learning_rate"] = rate * 10
+        from savi_plugin.pipeline.ablate import _summary_digest
+
+        stored.pop("sha256")
+        summary.write_text(json.dumps({**stored, "sha256": _summary_digest(stored)}))
+        words = (f"{summary}: its run was made with training.learning_rate={rate * 10!r}, this ablation trains "
+                 f"training.learning_rate={rate!r}")
     elif damage == "adapter removed":
         (copy / "dpo" / "train" / "adapter_config.json").unlink()
         words = f"{copy / 'dpo' / 'summary.json'}: the kept run's adapter"
