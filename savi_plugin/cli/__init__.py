@@ -358,6 +358,26 @@ RESUME_HINTS = {
 _chosen_output: str | None = None
 
 
+def refuse_flag_and_override(overrides: list[str], flags: dict[str, tuple[str, object]]) -> None:
+    """Refuse a command line that sets one recipe key twice, by its own flag and by a ``key.path=value`` override
+    (``--output-dir a train.output_dir=b``; ``savi ablate``'s ``LOSS:key=value`` too): the flag won and the override
+    was dropped without a word. ``flags``: flag -> (the key it sets, its value; None when not given). An override of
+    a section holding the key (``train={output_dir: b}``) counts.
+
+    Raises:
+        ConfigError: ``<flag>: <key> is given twice (<flag> and override '<override>'); give it once``.
+    """
+    from savi_plugin.errors import ConfigError
+
+    for flag, (key, value) in flags.items():
+        if value is None or value is False:
+            continue
+        for override in overrides:
+            path = override.partition("=")[0].rpartition(":")[2].strip()
+            if path == key or key.startswith(f"{path}."):
+                raise ConfigError(flag, f"{key} is given twice ({flag} and override {override!r}); give it once")
+
+
 def chose_output(folder: str) -> str:
     """Record that the running command chose its run folder ``folder`` itself (no ``--out`` given); returns it."""
     global _chosen_output

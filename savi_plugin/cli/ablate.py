@@ -9,7 +9,7 @@ Re-running the same command resumes: finished runs are kept.
 
 from __future__ import annotations
 
-from savi_plugin.cli import say
+from savi_plugin.cli import refuse_flag_and_override, say
 
 
 def add_parser(subparsers) -> None:
@@ -33,6 +33,7 @@ def add_parser(subparsers) -> None:
 def run(args) -> int:
     from savi_plugin.pipeline.ablate import dry_run_ablation, markdown, run_ablation
 
+    refuse_flag_and_override(args.overrides, {"--pairs": ("data.pairs", args.pairs)})
     losses = [loss.strip() for loss in args.losses.split(",") if loss.strip()]
     if args.dry_run:
         say(*dry_run_ablation(args.recipe, losses, args.out, args.pairs, args.overrides,

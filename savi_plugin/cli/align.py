@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import time
 
-from savi_plugin.cli import chose_output, say
+from savi_plugin.cli import chose_output, refuse_flag_and_override, say
 from savi_plugin.config.sections import AlignSection
 from savi_plugin.config.values import add_flag
 
@@ -30,6 +30,7 @@ def add_parser(subparsers) -> None:
 def run(args) -> int:
     from savi_plugin.recipe import load_recipe
 
+    refuse_flag_and_override(args.overrides, {"--iterations": ("align.iterations", args.iterations)})
     recipe = load_recipe(args.recipe, args.overrides)
     if recipe.train.get("deepspeed"):  # building the training arguments starts DeepSpeed: one process without
         from savi_plugin.launch import (

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from savi_plugin.cli import say
+from savi_plugin.cli import refuse_flag_and_override, say
 
 
 def add_parser(subparsers) -> None:
@@ -37,6 +37,9 @@ def run(args) -> int:
     from savi_plugin.recipe import load_recipe
     from savi_plugin.training.arguments import forget_deepspeed, recipe_training_args
 
+    refuse_flag_and_override(args.overrides, {"--model": ("model.path", args.model),
+                                              "--data": ("data.pairs", args.data),
+                                              "--output-dir": ("train.output_dir", args.output_dir)})
     recipe = load_recipe(args.recipe, args.overrides)
     if recipe.train.get("deepspeed"):  # building the training arguments starts DeepSpeed: one process without
         from savi_plugin.launch import (
@@ -44,10 +47,6 @@ def run(args) -> int:
         )
 
         single_process_env()
-    for flag, key in (("--model", "model.path"), ("--data", "data.pairs"), ("--output-dir", "train.output_dir")):
-        origin = recipe.source.origin_of(key) if hasattr(recipe.source, "origin_of") else ""
-        if getattr(args, flag[2:].replace("-", "_")) and origin.startswith("override "):  # one command line, twice
-            raise ConfigError(flag, f"{key} is given twice ({flag} and {origin}); give it once")
     model = args.model or recipe.model.path
     data = args.data or recipe.data.pairs
     output_dir = args.output_dir or recipe.train.get("output_dir")
