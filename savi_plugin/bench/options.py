@@ -113,12 +113,15 @@ def check_bench_resources(parser: argparse.ArgumentParser, args: argparse.Namesp
         inter = getattr(args, "intermediate", 0) or 2 * hidden
         vocab = getattr(args, "vocab", 0) or 1024
         vision = getattr(args, "vision_hidden", 0) or 32
-        params = layers * (4 * hidden * hidden + 3 * hidden * inter) + 2 * vocab * hidden + \
-            (getattr(args, "vision_layers", 0) or 2) * 12 * vision * vision
+        text = layers * (4 * hidden * hidden + 3 * hidden * inter) + 2 * vocab * hidden
+        tower = (getattr(args, "vision_layers", 0) or 2) * 12 * vision * vision
+        params = text + tower
         memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") if hasattr(os, "sysconf") else None
+        flags = ("--layers", "--hidden, --layers, --intermediate, --vocab") if text >= tower else (
+            "--vision-layers", "--vision-hidden, --vision-layers")
         if memory and params * 4 > memory // 2:
-            _refuse(parser, f"argument --layers: the model would hold ~{params:.3g} parameters "
-                         f"({format_bytes(params * 4)} in float32; --hidden, --layers, --intermediate, --vocab), "
+            _refuse(parser, f"argument {flags[0]}: the model would hold ~{params:.3g} parameters "
+                         f"({format_bytes(params * 4)} in float32; {flags[1]}), "
                          f"more than half this machine's "
                          f"memory ({format_bytes(memory)})")
 

@@ -132,7 +132,9 @@ def test_a_lora_rank_above_the_hidden_width_is_refused_before_anything_is_built(
     ("generation", ["--max-new-tokens", "10000000"], "--max-new-tokens: 10000000 response tokens after"),
     ("train-step", ["--layers", "100000"], "--layers: the model would hold"),
     ("trl", ["--layers", "100000"], "--layers: the model would hold"),
-    ("generation", ["--layers", "10000000"], "--layers: the model would hold")])
+    ("generation", ["--layers", "10000000"], "--layers: the model would hold"),
+    ("generation", ["--vision-hidden", "99968", "--vision-layers", "1000"],
+     "--vision-layers: the model would hold")])
 def test_a_benchmark_asking_more_than_the_machine_s_caps_is_refused_before_it_builds(bench, words, flag, tmp_path,
                                                                                      capsys):
     """Pass 21 D #22, #23: frames of 10^10 pixels, 10^7 response tokens, 10^5 layers or 10^6 videos were built
