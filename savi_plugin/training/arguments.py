@@ -219,7 +219,7 @@ def _warn_once(message: str) -> None:
     logging.getLogger(__name__).warning(message)
 
 
-def _read_deepspeed(config: str | dict, prefix: str, source: str | None) -> None:
+def _read_deepspeed(config: str | dict, prefix: str, source: str | None) -> dict | None:
     """Refuse a DeepSpeed config file that is not JSON (transformers' own message names no file), or that the
     untrusted-input boundary refuses (a key given twice, which ``json`` would resolve silently to the last)."""
     from savi_plugin.untrusted import load_json
@@ -240,9 +240,11 @@ def _read_deepspeed(config: str | dict, prefix: str, source: str | None) -> None
             return ConfigError(f"{prefix}.deepspeed", f"{config}{where}: not a DeepSpeed JSON config ({message})",
                                source)
 
-        _check_deepspeed_values(load_json(text, config, error=refuse), f"{prefix}.deepspeed", config, source)
-    else:
-        _check_deepspeed_values(config, f"{prefix}.deepspeed", None, source)
+        doc = load_json(text, config, error=refuse)
+        _check_deepspeed_values(doc, f"{prefix}.deepspeed", config, source)
+        return doc
+    _check_deepspeed_values(config, f"{prefix}.deepspeed", None, source)
+    return config
 
 
 def _is_count(value: Any) -> bool:
@@ -287,15 +289,44 @@ def build_training_args(kwargs: dict[str, Any], output_dir: str, source: str | N
     """The real :class:`PreferenceConfig` from ``kwargs`` (checked first); its own ``__post_init__`` errors
     (e.g. ``bf16`` without hardware for it) become :class:`ConfigError` at ``prefix``."""
     kwargs = dict(kwargs)
+    doc = None
     if kwargs.get("deepspeed"):
         kwargs["deepspeed"] = resolve_deepspeed(kwargs["deepspeed"])
-        _read_deepspeed(kwargs["deepspeed"], prefix, source)
+        doc = _read_deepspeed(kwargs["deepspeed"], prefix, source)
     try:
-        return build(config_class(), {**kwargs, "output_dir": str(output_dir)}, prefix, source)
+        args = build(config_class(), {**kwargs, "output_dir": str(output_dir)}, prefix, source)
     except ConfigError:
         raise
     except (ImportError, RuntimeError, OSError) as exc:
         raise ConfigError(prefix, f"{type(exc).__name__}: {str(exc).splitlines()[0]}", source) from None
+    if isinstance(doc, dict):
+        _check_deepspeed_agrees(doc, args, prefix, kwargs["deepspeed"] if isinstance(kwargs["deepspeed"], str)
+                                else None, source)
+    return args
+
+
+#: DeepSpeed values that must equal a training argument when not ``"auto"`` (transformers refuses a mismatch once
+#: the Trainer starts, after the model loaded, naming neither file nor key): DeepSpeed key -> training key
+DEEPSPEED_MIRRORS = {"gradient_clipping": "max_grad_norm",
+                     "train_micro_batch_size_per_gpu": "per_device_train_batch_size",
+                     "gradient_accumulation_steps": "gradient_accumulation_steps"}
+
+
+def _check_deepspeed_agrees(doc: dict, args, prefix: str, file: str | None, source: str | None) -> None:
+    """Refuse a DeepSpeed value of :data:`DEEPSPEED_MIRRORS` that contradicts the training argument it mirrors.
+
+    Raises:
+        ConfigError: at ``<prefix>.deepspeed``, naming the file, both keys and both values.
+    """
+    for ds_key, train_key in DEEPSPEED_MIRRORS.items():
+        value, mirrored = doc.get(ds_key), getattr(args, train_key, None)
+        if value is None or value == "auto" or mirrored is None or float(value) == float(mirrored):
+            continue
+        where = f"{file}: " if file else ""
+        raise ConfigError(f"{prefix}.deepspeed", f"{where}{ds_key}: {value!r}, but {prefix}.{train_key} is "
+                                                 f"{mirrored!r}: transformers refuses a DeepSpeed value that "
+                                                 f"contradicts the training arguments; make them equal, or write "
+                                                 f"\"auto\" in the DeepSpeed config", source)
 
 
 def training_kwargs(recipe, **overrides) -> dict[str, Any]:

@@ -229,3 +229,21 @@ def test_a_deepspeed_value_out_of_range_is_refused_by_the_dry_run(field, value, 
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [f"error: override 'train.deepspeed=ds.json': train.deepspeed: ds.json: {field}: must be {must}, "
                    f"got {value!r}"], err
+
+
+@pytest.mark.parametrize("field, value, key", [("gradient_clipping", 0.5, "max_grad_norm"),
+                                               ("train_micro_batch_size_per_gpu", 8, "per_device_train_batch_size"),
+                                               ("gradient_accumulation_steps", 3, "gradient_accumulation_steps")])
+def test_a_deepspeed_value_contradicting_a_training_argument_is_refused_by_the_dry_run(field, value, key, tmp_path,
+                                                                                      monkeypatch, capsys):
+    """Pass 21 replay (D #25's neighbour): ``gradient_clipping: 0.5`` beside ``max_grad_norm`` 1.0 passed the dry
+    run; the real run failed after loading the model with transformers' mismatch list, naming neither file nor key."""
+    monkeypatch.chdir(tmp_path)
+    Path("ds.json").write_text(json.dumps({"zero_optimization": {"stage": 2}, field: value}))
+    capsys.readouterr()
+    assert main(["train", "tiny_demo", "--dry-run", "--output-dir", "t", "train.deepspeed=ds.json"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: override 'train.deepspeed=ds.json': train.deepspeed: ds.json: "
+                                               f"{field}: {value!r}, but train.{key} is "), err
+    Path("ds.json").write_text(json.dumps({"zero_optimization": {"stage": 2}, field: "auto"}))
+    assert main(["train", "tiny_demo", "--dry-run", "--output-dir", "t", "train.deepspeed=ds.json"]) == 0
