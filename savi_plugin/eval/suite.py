@@ -19,6 +19,7 @@ continues from the first model without ``done.json``.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -28,7 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from savi_plugin.data.files import file_problem, read_document
-from savi_plugin.data.identity import check_adapter, input_identity, model_identity
+from savi_plugin.data.identity import (check_adapter, identity_differences, input_identity, model_identity,
+                                       same_identity)
 from savi_plugin.data.watched import WatchedFiles
 from savi_plugin.data.outputs import (atomic_path, claim, disk_error, remove_failed_log, remove_tree, write_json,
                                      write_text)
@@ -179,9 +181,16 @@ def _print_progress(label: str, done: int, total: int) -> None:
 RUN_SETTINGS = ("tasks", "num_frames", "limit", "dtype", "gen_kwargs")
 
 
-def run_settings(plan: SuitePlan) -> dict:
-    """The :data:`RUN_SETTINGS` of ``plan``."""
-    return {key: getattr(plan, key) for key in RUN_SETTINGS}
+def run_settings(plan: SuitePlan, label: str | None = None) -> dict:
+    """The :data:`RUN_SETTINGS` of ``plan`` and (``label`` given) what the run of ``label`` evaluates, by content:
+    the model's and the adapter's identities (:func:`~savi_plugin.data.identity.model_identity`), so a run copied
+    in from a suite of another model or another adapter under the same label is not kept as this one's."""
+    settings = {key: getattr(plan, key) for key in RUN_SETTINGS}
+    if label is not None:
+        adapter = plan.models().get(label)
+        settings["identity"] = json.loads(json.dumps({"model": model_identity(plan.model),
+                                                      "adapter": model_identity(adapter) if adapter else None}))
+    return settings
 
 
 def _check_kept(folder: Path, label: str, tasks: list[str], settings: dict | None = None) -> None:
@@ -202,6 +211,12 @@ def _check_kept(folder: Path, label: str, tasks: list[str], settings: dict | Non
         if changed is not None:
             raise RunError(f"{folder}: the kept run of {label} was made with {changed}={made[changed]!r}, this suite "
                            f"runs {changed}={settings.get(changed)!r}; remove {folder} to evaluate {label} again")
+        for what in ("model", "adapter"):
+            before, now = (made.get("identity") or {}).get(what), (settings.get("identity") or {}).get(what)
+            if "identity" in made and not same_identity(before, now):
+                differs = identity_differences(before, now) or "another content"
+                raise RunError(f"{folder}: the kept run of {label} evaluated another {what} ({differs}); remove "
+                               f"{folder} to evaluate {label} again")
     try:
         run = read_run(folder / "lmms_eval")  # a file that is there but wrong is named at its line by the reader
         for task in tasks:
@@ -230,7 +245,7 @@ def run_model(plan: SuitePlan, label: str, out: Path, env: dict, progress=_print
     done = folder / "done.json"
     if done.is_file():
         print(f"{label}: kept from an earlier run ({folder})", file=sys.stderr)
-        _check_kept(folder, label, plan.tasks, run_settings(plan))
+        _check_kept(folder, label, plan.tasks, run_settings(plan, label))
         return folder / "lmms_eval"
     if (folder / "lmms_eval").exists():  # a killed run: its partial output must not mix with the new one
         remove_tree(folder / "lmms_eval")
@@ -255,7 +270,7 @@ def run_model(plan: SuitePlan, label: str, out: Path, env: dict, progress=_print
     read_run(folder / "lmms_eval")  # results and samples are there before the run counts as done
     adapter = plan.models()[label]
     write_json(done, {"label": label, "adapter": path_for_file(adapter, done) if adapter else None,
-                      "settings": run_settings(plan), "files": _run_files(folder)})
+                      "settings": run_settings(plan, label), "files": _run_files(folder)})
     return folder / "lmms_eval"
 
 

@@ -1031,6 +1031,28 @@ def test_a_resumed_suite_refuses_a_kept_run_copied_from_a_suite_of_other_setting
                                         f"num_frames={plan.num_frames}"), str(caught.value)
 
 
+def test_a_resumed_suite_refuses_a_kept_run_of_another_adapter_under_the_same_label(suite, tmp_path):
+    """Pass 21 replay (E #24/#36 neighbour): a run of another adapter of the same label (another folder named like
+    it) copied into a suite was kept as this adapter's run. ``done.json`` stores the identities of the model and
+    adapter the run evaluated, compared when it is kept."""
+    from savi_plugin.errors import RunError
+    from savi_plugin.eval.suite import SuitePlan, run_suite
+
+    tmp, _, _, _, _, _ = suite
+    plan = SuitePlan(**json.loads((tmp / "suite" / "suite.json").read_text()))
+    out = tmp_path / "suite"
+    shutil.copytree(tmp / "suite", out)
+    done = out / "runs" / "aligned" / "done.json"
+    record = json.loads(done.read_text())
+    adapter = record["settings"]["identity"]["adapter"]
+    record["settings"]["identity"]["adapter"] = {**adapter, "sha256": "0" * 64}
+    done.write_text(json.dumps(record))
+    with pytest.raises(RunError) as caught:
+        run_suite(plan, out)
+    assert str(caught.value).startswith(f"{out / 'runs' / 'aligned'}: the kept run of aligned evaluated another "
+                                        f"adapter"), str(caught.value)
+
+
 #: a logged sample of a savi task as its process_results writes it (task.process_mcq), and lines no task writes
 _SAMPLE = {"doc_id": 0, "accuracy": {"score": 100.0, "pred": 1, "answered": True, "target": 1, "id": "a"},
            "unparsed": 0, "missing_video": 0, "bad_video": 0, "control_token_in_text": 0}
