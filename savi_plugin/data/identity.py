@@ -50,6 +50,8 @@ log = logging.getLogger(__name__)
 #: files up to this size are hashed at every look; a larger one once per version (:func:`cached_digest`)
 FULL_HASH_LIMIT = 64 * 2**20
 ADAPTER_FILE = "savi_adapter.json"
+#: the configuration a ``savi train`` run keeps beside its adapter, for the reader (its ``lora`` section included)
+TRAIN_CONFIG_FILE = "savi_train_config.json"
 #: files in a folder that are ours (locks, marks, reports) and not part of what the folder holds
 _NOT_CONTENT = (".savi.lock", ".savi-output.json", ADAPTER_FILE, "train_report.json", "savi_train_config.json")
 
@@ -367,15 +369,29 @@ def check_adapter_as_trained(adapter_dir: str | Path) -> None:
     if not record_path.is_file():
         return
     record = _read_adapter_json(record_path, "the adapter's savi record", "restore it from the adapter's training run")
-    trained = record.get("adapter_config")
+    trained, written = record.get("adapter_config"), ADAPTER_FILE
+    if not isinstance(trained, dict):  # a record written before it held them: the run's own configuration says
+        trained, written = _trained_scale(Path(adapter_dir) / TRAIN_CONFIG_FILE), TRAIN_CONFIG_FILE
     if not isinstance(trained, dict):
         return
     now = adapter_shape(adapter_dir) or {}
     changed = next((key for key in ADAPTER_SHAPE_FIELDS if key in trained and now.get(key) != trained[key]), None)
     if changed is not None:
         raise AdapterFileError(f"{Path(adapter_dir) / 'adapter_config.json'}: {changed}: {now.get(changed)!r}, but the "
-                               f"run that trained this adapter wrote {trained[changed]!r} ({ADAPTER_FILE}): the "
+                               f"run that trained this adapter wrote {trained[changed]!r} ({written}): the "
                                f"adapter would not apply as trained; restore adapter_config.json")
+
+
+def _trained_scale(path: Path) -> dict[str, Any] | None:
+    """The scale fields (:data:`ADAPTER_SHAPE_FIELDS`, as peft names them) of the ``lora`` section of a training
+    run's ``savi_train_config.json`` (``alpha``; ``use_rslora`` when set), or None when there is none to read."""
+    if not path.is_file():
+        return None
+    lora = _read_adapter_json(path, "the adapter's training configuration",
+                              "restore it from the adapter's training run").get("lora")
+    if not isinstance(lora, dict) or lora.get("alpha") is None:
+        return None
+    return {"lora_alpha": lora["alpha"], "use_rslora": bool(lora.get("use_rslora", False))}
 
 
 def pair_digest(record) -> str:

@@ -42,6 +42,7 @@ import torch
 from savi_plugin.config.sections import LoraSection
 from savi_plugin.data.identity import (
     ADAPTER_FILE,
+    TRAIN_CONFIG_FILE,
     input_identity,
     model_identity,
     same_identity,
@@ -85,7 +86,7 @@ log = logging.getLogger(__name__)
 
 #: the recipe's ``lora`` defaults (:class:`~savi_plugin.config.sections.LoraSection`, where they are defined)
 DEFAULT_LORA = LoraSection().peft_kwargs()
-CONFIG_FILE = "savi_train_config.json"
+CONFIG_FILE = TRAIN_CONFIG_FILE
 REPORT_FILE = "train_report.json"
 #: training options that a resumed run may change: how long it runs, and how it logs and saves
 RESUMABLE_CHANGES = ("data",) + tuple(f"training.{k}" for k in (

@@ -308,9 +308,12 @@ def test_an_adapter_config_edited_after_training_is_refused(tiny_llava_onevision
     run = tiny_rrpo_run(tmp_path, tiny_llava_onevision, synthetic_samples[:2]) / "out"
     check_adapter(run, tiny_llava_onevision)  # as trained: loads
     for field, value in [("lora_alpha", 3200), ("lora_alpha", 16), ("use_rslora", True),
-                         ("alpha_pattern", {"q_proj": 64})]:
+                         ("alpha_pattern", {"q_proj": 64}), ("older record", 3200)]:
         adapter = tmp_path / f"ad_{field}_{value}"
         shutil.copytree(run, adapter, ignore=shutil.ignore_patterns("checkpoint-*", ".*"))
+        if field == "older record":  # a savi_adapter.json written before it held the fields: the run's config says
+            _edit(adapter / "savi_adapter.json", lambda c: c.pop("adapter_config"))
+            field = "lora_alpha"
         _edit(adapter / "adapter_config.json", lambda c: c.update({field: value}))
         with pytest.raises(AdapterFileError, match=rf"^{adapter / 'adapter_config.json'}: {field}: .*, but the run "
                                                    rf"that trained this adapter wrote "):
