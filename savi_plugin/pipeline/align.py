@@ -255,8 +255,12 @@ def _run_locked(recipe, run_dir: Path, iterations: int | None, evaluate) -> dict
             resume = last_complete_checkpoint(folder / "train") is not None  # a run killed during training
             summary = train_step(recipe, model=model, data=manifest.resolved(it["data"]), output_dir=folder / "train",
                                  resume=resume)
-            it.update(adapter=manifest.stored(summary["adapter"]), train=manifest.stored(summary))
+            it.update(adapter=manifest.stored(summary["adapter"]), train=manifest.stored(summary),
+                      adapter_identity=on_main(lambda: model_identity(summary["adapter"])))
             manifest.save()
+        elif it.get("adapter_identity") is not None:  # kept: still the adapter this iteration trained and merged
+            on_main(lambda: _check_kept_model(path_from_file(it["adapter"], manifest.path), it["adapter_identity"],
+                                              i, "adapter"))
         if "next_model" not in it:
             it["next_model"] = on_main(lambda: manifest.stored(merge_adapter(
                 model, manifest.resolved(it["adapter"]), folder / "model", backend)))
@@ -301,10 +305,11 @@ def _check_kept_pairs(pairs: Path, iteration: int, stored: dict | None = None) -
                        f"were: put the file back, or start over with a new --out")
 
 
-def _check_kept_model(model: Path, stored: dict, iteration: int) -> None:
-    """Refuse to continue a run whose kept iteration's merged model changed since that iteration wrote it (weights
-    copied over it, a file removed), compared by content (:func:`~savi_plugin.data.identity.model_identity`): the
-    next iteration would generate and train from other weights than the run records.
+def _check_kept_model(model: Path, stored: dict, iteration: int, what: str = "merged model") -> None:
+    """Refuse to continue a run whose kept iteration's merged model (or ``what``: its adapter, retrained by a
+    ``savi train --resume`` by hand) changed since that iteration wrote it (weights copied over it, a file removed),
+    compared by content (:func:`~savi_plugin.data.identity.model_identity`): the next iteration would generate and
+    train from other weights than the run records, and its numbers would be reported as this run's.
 
     Raises:
         RunError: naming the folder and the files that differ.
@@ -314,9 +319,10 @@ def _check_kept_model(model: Path, stored: dict, iteration: int) -> None:
 
     now = model_identity(model) if model.is_dir() else None
     if not same_identity(stored, now):
-        what = "it is gone" if now is None else f"its files differ: {identity_differences(stored, now) or 'content'}"
-        raise RunError(f"{model}: iteration {iteration}'s merged model changed since this run wrote it ({what}); the "
-                       f"next iteration would start from other weights: put it back, or start over with a new --out")
+        change = "it is gone" if now is None else f"its files differ: {identity_differences(stored, now) or 'content'}"
+        raise RunError(f"{model}: iteration {iteration}'s {what} changed since this run wrote it ({change}); the "
+                       f"run would go on from other weights than it records: put it back, or start over with a new "
+                       f"--out")
 
 
 def _evaluate_fresh(evaluate, recipe, model, out_dir: Path, base_model, evaluation: dict) -> dict:

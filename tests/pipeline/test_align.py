@@ -93,6 +93,17 @@ def test_align_runs_two_iterations_and_resumes(tmp_path, capsys):
     assert weights.name in err[0]
     weights.write_bytes(merged)
     assert main(argv) == 0 and (run_dir / "manifest.json").read_text() == before
+    # pass 21 replay (C #41's neighbour): iteration 0's adapter retrained by hand (savi train --resume into its
+    # folder) was kept, its old Δ reported; the adapter is compared by content like the merged model
+    adapter = run_dir / "iter_0" / "train" / "adapter_model.safetensors"
+    trained = adapter.read_bytes()
+    adapter.write_bytes(trained[:-64] + bytes(64))
+    assert main(argv) == 1
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert len(err) == 1 and err[0].startswith(f"error: {run_dir / 'iter_0' / 'train'}: iteration 0's adapter "
+                                               f"changed since this run wrote it (its files differ: "), err
+    adapter.write_bytes(trained)
+    assert main(argv) == 0 and (run_dir / "manifest.json").read_text() == before
     # pass 18 A #27: the merged model removed was looked up on the hub as "iter_0/model"; it is named, gone
     os.rename(run_dir / "iter_0" / "model", run_dir / "moved")
     assert main(argv) == 1
