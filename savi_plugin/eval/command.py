@@ -291,7 +291,7 @@ class EvalSettingError(EvalRunError, ConfigurationError):
 #: :func:`lmms_eval_command`); lmms-eval's argparse also takes any unique prefix of a long option, which would
 #: slip past those checks, so :func:`check_full_flags` refuses one
 INSPECTED_FLAGS = ("--model", "--model_args", "--tasks", "--output_path", "--device", "--include_path", "--limit",
-                   "--gen_kwargs", "--config")
+                   "--gen_kwargs", "--use_cache", "--config")
 
 
 def check_full_flags(args: list[str]) -> None:

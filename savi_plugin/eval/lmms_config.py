@@ -33,7 +33,8 @@ from savi_plugin.errors import ConfigError
 #: the keys of an lmms-eval run that ``savi eval run`` checks, with lmms-eval 0.7.3's defaults of their flags
 #: (``parse_eval_args``): a flag given on the command line with its default value does not override the file
 CHECKED_KEYS: dict[str, object] = {"model": "hf", "model_args": "", "tasks": None, "output_path": None,
-                                   "limit": None, "device": None, "include_path": None, "gen_kwargs": ""}
+                                   "limit": None, "device": None, "include_path": None, "gen_kwargs": "",
+                                   "use_cache": None}
 
 #: the keys lmms-eval 0.7.3 takes in a ``--config`` run: the ``dest`` of each of its flags (``parse_eval_args``;
 #: ``help`` included, as lmms-eval's own check lets it pass); ``tests/eval/test_lmms_config.py`` reads them from its
@@ -49,7 +50,7 @@ LMMS_EVAL_KEYS = frozenset({
     "wandb_log_samples", "write_out"})
 
 #: the subset of :data:`CHECKED_KEYS` lmms-eval reads as text (``str.split``, ``simple_parse_args_string``, a path)
-_TEXT_KEYS = ("model", "model_args", "tasks", "output_path", "device", "include_path", "gen_kwargs")
+_TEXT_KEYS = ("model", "model_args", "tasks", "output_path", "device", "include_path", "gen_kwargs", "use_cache")
 
 #: ``$name`` and ``${name}``, as ``posixpath.expandvars`` finds them
 _VARIABLE = re.compile(r"\$(\w+|\{[^}]*\})", re.ASCII)

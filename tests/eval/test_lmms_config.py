@@ -224,3 +224,15 @@ def test_lmms_eval_s_cache_is_keyed_by_the_content_of_the_model_and_adapter(tmp_
     (tmp_path / "ad" / "adapter_model.safetensors").write_bytes(b"other weights")
     assert flag_value(_content_keyed_cache(args), "--use_cache") != first
     assert _content_keyed_cache(args[:4]) == args[:4]  # no cache asked for: unchanged
+
+
+def test_a_config_file_s_use_cache_becomes_the_flag_savi_keys_by_content(place):
+    """Pass 21 replay (F #60's neighbour): ``use_cache:`` inside a ``--config`` file was passed to lmms-eval as
+    written, so a replaced adapter was answered from the old adapter's cache; it is read as the flag is."""
+    from savi_plugin.eval.lmms_config import config_runs
+
+    with open("cfg.yaml", "w") as fh:
+        fh.write(yaml.safe_dump({**RUN, "use_cache": "c/cache"}))
+    with config_runs("cfg.yaml", [], {}) as (runs, _):
+        (run,) = runs
+        assert command.flag_value(run.args, "--use_cache") == "c/cache" and "use_cache" not in run.rest
