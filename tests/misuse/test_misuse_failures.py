@@ -324,6 +324,7 @@ def test_a_max_new_tokens_no_prompt_can_fit_is_a_configuration_error_not_a_failu
                         manifest, "--output", out, "--num-frames", "4", "--no-progress", "--option",
                         "max_new_tokens=4294967295", "--option", "answer_format=raw")
     assert code == 2 and "max_new_tokens=4294967295 is not below the model's context window" in err
+    assert f"{tiny_llava_onevision}/config.json: max_position_embeddings" in err  # pass 21 F #7: where it is set
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.mp4", "qa.jsonl"]  # nothing marked
 
 

@@ -161,7 +161,8 @@ class VideoLM:
             return
         if max_new_tokens >= limit:  # no prompt can fit: the setting is wrong, not one item
             raise ConfigurationError(f"max_new_tokens={max_new_tokens} is not below the model's context window of "
-                                     f"{limit} tokens, so no prompt fits; lower max_new_tokens")
+                                     f"{limit} tokens ({self.name_or_path}/config.json: max_position_embeddings), "
+                                     f"so no prompt fits; lower max_new_tokens, or check the model's config.json")
         for index, length in enumerate(attention_mask.sum(-1).tolist()):
             if length + max_new_tokens > limit:
                 raise PromptTooLongError(
