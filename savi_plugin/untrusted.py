@@ -91,6 +91,21 @@ def _config_error(source: str | None) -> Callable[[str], Exception]:
     return lambda message, line=None: ConfigError("", message, f"{source}:{line}" if source and line else source)
 
 
+class QuotedNumber(str):
+    """A YAML scalar written in quotes whose text is a number (``beta: "0.5"``): text to YAML, and so to a field
+    that takes text, but never widened into a number where a number goes (:func:`savi_plugin.config.values.coerce`
+    widens only *unquoted* text, as PyYAML reads a YAML 1.2 float such as ``1e-4``), as an int field refuses
+    ``"3"``. Dumped as the text it is."""
+
+
+yaml.add_representer(QuotedNumber, yaml.representer.SafeRepresenter.represent_str, Dumper=yaml.SafeDumper)
+yaml.add_representer(QuotedNumber, yaml.representer.SafeRepresenter.represent_str, Dumper=yaml.Dumper)
+
+#: the text of a number as a user writes it (digits, a sign, a point, an exponent; inf and nan)
+_NUMBER_TEXT = re.compile(r"\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*|\s*[+-]?\.?(inf|nan)\s*",
+                          re.IGNORECASE | re.ASCII)
+
+
 class _LimitedLoader(yaml.SafeLoader):
     """``yaml.SafeLoader`` that counts depth and aliases while composing and expanded nodes after."""
 
@@ -257,6 +272,15 @@ def _children(node: yaml.Node) -> list[yaml.Node]:
     if isinstance(node, yaml.MappingNode):
         return [n for pair in node.value for n in pair]
     return []
+
+
+def _construct_text(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> str:
+    """A YAML text scalar; one written in quotes whose text is a number as :class:`QuotedNumber`."""
+    value = loader.construct_yaml_str(node)
+    return QuotedNumber(value) if node.style in ("'", '"') and _NUMBER_TEXT.fullmatch(value) else value
+
+
+_LimitedLoader.add_constructor("tag:yaml.org,2002:str", _construct_text)
 
 
 def load_yaml(text: str, source: str | None = None, prefix: str = "") -> Any:

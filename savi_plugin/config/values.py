@@ -62,7 +62,7 @@ from pathlib import Path
 from typing import Any
 
 from savi_plugin.errors import ConfigError  # noqa: F401  (defined with the failure taxonomy; re-exported here)
-from savi_plugin.untrusted import shown, underflow_problem
+from savi_plugin.untrusted import QuotedNumber, shown, underflow_problem
 
 #: the metadata key under which a field lists its rules
 RULES = "savi_rules"
@@ -373,10 +373,13 @@ def coerce(value: Any, annotation: Any, path: str = "", source: str | None = Non
     hint = ""
     if isinstance(value, bool) and any(o is str or _is_str_enum(o) for o in options):
         hint = "; YAML reads unquoted no/yes/on/off/true/false as booleans: quote it, e.g. 'no'"
+    elif isinstance(value, QuotedNumber) and any(o in (int, float) for o in options):
+        hint = "; it is written in quotes, so YAML reads it as text: write the number without quotes"
     elif isinstance(value, str) and re.fullmatch(r"\s*[-+]?[0-9]+[eE][-+]?[0-9]+\s*", value) and any(
             o in (int, float) for o in options):
         hint = "; YAML 1.1 reads a number written as 1e3 (no dot) as text: write 1000 or 1.0e3"
-    raise ConfigError(path, f"expected {names}, got {type(value).__name__} ({shown(value)}){hint}", source)
+    raise ConfigError(path, f"expected {names}, got {'str' if isinstance(value, str) else type(value).__name__} "
+                            f"({shown(value)}){hint}", source)
 
 
 def _is_str_enum(annotation: Any) -> bool:
@@ -411,15 +414,16 @@ def _match(value: Any, annotation: Any, path: str, source: str | None, widen: bo
             except OverflowError:  # an integer beyond a float's range (~1.8e308): not a float, whatever its rules
                 raise ConfigError(path, f"must be a finite number, got {shown(value)}, an integer beyond the range "
                                         f"of a floating-point number", source) from None
-        if widen and isinstance(value, str) and _NUMBER.fullmatch(value.strip()):  # YAML 1.1 reads 1e-4 as text
+        if widen and isinstance(value, str) and not isinstance(value, QuotedNumber) and _NUMBER.fullmatch(
+                value.strip()):  # YAML 1.1 reads an unquoted 1e-4 as text
             number = float(value)
             problem = underflow_problem(value, number)  # 1e-400 reads as 0
             if problem:
                 raise ConfigError(path, problem, source)
             return True, number
         return False, value
-    if annotation is str:
-        return isinstance(value, str), value
+    if annotation is str:  # a QuotedNumber is the text it holds, as a plain str from here on
+        return isinstance(value, str), str(value) if isinstance(value, QuotedNumber) else value
     if dataclasses.is_dataclass(annotation) and isinstance(annotation, type):
         if isinstance(value, annotation):
             return True, value
