@@ -305,6 +305,14 @@ def record_to_trl(record: PreferenceRecord) -> dict[str, Any]:
     return out
 
 
+def _wrapped_arrays(obj: Any) -> list[str]:
+    """The keys of ``obj`` (an object) holding a non-empty array of objects: records wrapped in an object."""
+    if not isinstance(obj, dict):
+        return []
+    return [key for key, value in obj.items() if isinstance(value, list) and value
+            and all(isinstance(item, dict) for item in value)]
+
+
 def _object_over_lines(path: Path, array: bool) -> DataError | None:
     """The file refused whole when it is one JSON object written over several lines (``{"data": [...]}``
     pretty-printed), instead of one "invalid JSON" problem per text line; None when it is not one object (its lines
@@ -320,8 +328,7 @@ def _object_over_lines(path: Path, array: bool) -> DataError | None:
         return None
     if not isinstance(obj, dict):
         return None
-    wrapped = [key for key, value in obj.items() if isinstance(value, list) and value
-               and all(isinstance(item, dict) for item in value)]
+    wrapped = _wrapped_arrays(obj)
     held = f" holding an array of objects under {wrapped[0]!r}, as a wrapper of records would" if wrapped else ""
     shape = "a JSON array of records or one record per line" if array else "one JSON object per line"
     return DataError(str(path), None, None, f"one JSON object written over several lines{held}, not one record per "
@@ -338,8 +345,7 @@ def _wrapper_hint(to_record: Callable[[Any, str, int], PreferenceRecord], obj: A
     try:
         return to_record(obj, file, line)
     except DataError as exc:
-        wrapped = [key for key, value in obj.items() if isinstance(value, list) and value
-                   and all(isinstance(item, dict) for item in value)] if isinstance(obj, dict) else []
+        wrapped = _wrapped_arrays(obj)
         if exc.message != "missing required field" or not wrapped:
             raise
         raise DataError(file, line, exc.field, f"missing required field; this object holds an array of objects "

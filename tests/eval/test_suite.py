@@ -989,16 +989,23 @@ def test_a_resumed_suite_refuses_a_kept_run_edited_after_it_finished(suite, tmp_
                                         f"({target.relative_to(folder)})"), str(caught.value)
 
 
+def _copied_suite(suite, tmp_path):
+    """The finished suite's plan and a copy of its folder to damage."""
+    from savi_plugin.eval.suite import SuitePlan
+
+    tmp = suite[0]
+    out = tmp_path / "suite"
+    shutil.copytree(tmp / "suite", out)
+    return SuitePlan(**json.loads((tmp / "suite" / "suite.json").read_text())), out
+
+
 def test_a_resumed_suite_refuses_kept_runs_whose_folders_were_swapped(suite, tmp_path):
     """Pass 21 E #24: ``runs/base`` and ``runs/<adapter>`` swapped; the re-run kept both and flipped Δ's sign, exit
     0. Each ``done.json`` names the run it holds, compared with the label it is kept for."""
     from savi_plugin.errors import RunError
-    from savi_plugin.eval.suite import SuitePlan, run_suite
+    from savi_plugin.eval.suite import run_suite
 
-    tmp, _, _, _, _, _ = suite
-    plan = SuitePlan(**json.loads((tmp / "suite" / "suite.json").read_text()))
-    out = tmp_path / "suite"
-    shutil.copytree(tmp / "suite", out)
+    plan, out = _copied_suite(suite, tmp_path)
     runs = out / "runs"
     (runs / "base").rename(runs / "swap")
     (runs / "aligned").rename(runs / "base")
@@ -1014,12 +1021,9 @@ def test_a_resumed_suite_refuses_a_kept_run_copied_from_a_suite_of_other_setting
     at 4 frames (a Δ of +10 reported as significant; the real one +0). Each ``done.json`` stores the settings
     that decide its numbers, compared with the suite's."""
     from savi_plugin.errors import RunError
-    from savi_plugin.eval.suite import SuitePlan, run_suite
+    from savi_plugin.eval.suite import run_suite
 
-    tmp, _, _, _, _, _ = suite
-    plan = SuitePlan(**json.loads((tmp / "suite" / "suite.json").read_text()))
-    out = tmp_path / "suite"
-    shutil.copytree(tmp / "suite", out)
+    plan, out = _copied_suite(suite, tmp_path)
     done = out / "runs" / "aligned" / "done.json"
     record = json.loads(done.read_text())
     assert record["settings"]["num_frames"] == plan.num_frames
@@ -1036,12 +1040,9 @@ def test_a_resumed_suite_refuses_a_kept_run_of_another_adapter_under_the_same_la
     it) copied into a suite was kept as this adapter's run. ``done.json`` stores the identities of the model and
     adapter the run evaluated, compared when it is kept."""
     from savi_plugin.errors import RunError
-    from savi_plugin.eval.suite import SuitePlan, run_suite
+    from savi_plugin.eval.suite import run_suite
 
-    tmp, _, _, _, _, _ = suite
-    plan = SuitePlan(**json.loads((tmp / "suite" / "suite.json").read_text()))
-    out = tmp_path / "suite"
-    shutil.copytree(tmp / "suite", out)
+    plan, out = _copied_suite(suite, tmp_path)
     done = out / "runs" / "aligned" / "done.json"
     record = json.loads(done.read_text())
     adapter = record["settings"]["identity"]["adapter"]
