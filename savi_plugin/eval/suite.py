@@ -29,8 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from savi_plugin.data.files import file_problem, read_document
-from savi_plugin.data.identity import (check_adapter, identity_differences, input_identity, model_identity,
-                                       same_identity)
+from savi_plugin.data.identity import check_adapter, input_identity, model_identity
+from savi_plugin.data.kept import write_kept
 from savi_plugin.data.watched import WatchedFiles
 from savi_plugin.data.outputs import (atomic_path, claim, disk_error, remove_failed_log, remove_tree, write_json,
                                      write_text)
@@ -193,46 +193,21 @@ def run_settings(plan: SuitePlan, label: str | None = None) -> dict:
     return settings
 
 
-def _check_kept(folder: Path, label: str, tasks: list[str], settings: dict | None = None) -> None:
-    """Refuse a kept run whose lmms-eval files changed or are gone since it finished (``done.json`` holds their
-    SHA-256: an edited samples line changed a Δ while lmms-eval's own results file still said otherwise), naming
-    its folder and the way out: the suite keeps a run whole or runs it again."""
-    from savi_plugin.data.files import read_json
-    from savi_plugin.errors import RunError
+def _kept_slot(plan: SuitePlan, label: str) -> dict:
+    """What a kept run of ``label`` is made for (:mod:`savi_plugin.data.kept`): the label and the plan's settings
+    and identities (:func:`run_settings`)."""
+    return {"label": label, "settings": run_settings(plan, label)}
 
-    stored = read_json(folder / "done.json")
-    held = stored.get("label") if isinstance(stored, dict) else None
-    if held is not None and held != label:  # folders moved or swapped: another model's numbers under this label
-        raise RunError(f"{folder}: holds the run of {held}, not of {label} (the folder was moved or swapped); "
-                       f"remove {folder} to evaluate {label} again")
-    made = stored.get("settings") if isinstance(stored, dict) else None
-    if isinstance(made, dict) and settings is not None:  # a run copied in from a suite of other settings
-        changed = next((key for key in RUN_SETTINGS if key in made and made[key] != settings.get(key)), None)
-        if changed is not None:
-            raise RunError(f"{folder}: the kept run of {label} was made with {changed}={made[changed]!r}, this suite "
-                           f"runs {changed}={settings.get(changed)!r}; remove {folder} to evaluate {label} again")
-        for what in ("model", "adapter"):
-            before, now = (made.get("identity") or {}).get(what), (settings.get("identity") or {}).get(what)
-            if "identity" in made and not same_identity(before, now):
-                differs = identity_differences(before, now) or "another content"
-                raise RunError(f"{folder}: the kept run of {label} evaluated another {what} ({differs}); remove "
-                               f"{folder} to evaluate {label} again")
-    try:
-        run = read_run(folder / "lmms_eval")  # a file that is there but wrong is named at its line by the reader
-        for task in tasks:
-            run.item_scores(task)
-    except FileNotFoundError as exc:
-        text = " ".join(str(exc).split()).replace(" (run with --log_samples)", "")
-        raise RunError(f"{folder}: the kept run of {label} cannot be read ({text}); remove {folder} to evaluate "
-                       f"it again") from None
-    recorded = stored.get("files") if isinstance(stored, dict) else None
-    if isinstance(recorded, dict):  # written by a suite that records them; an older done.json has none to compare
-        now = _run_files(folder)
-        changed = sorted(name for name in set(recorded) | set(now) if recorded.get(name) != now.get(name))
-        if changed:
-            raise RunError(f"{folder}: the kept run of {label} was changed after it finished ({changed[0]}"
-                           f"{f' and {len(changed) - 1} more' if len(changed) > 1 else ''}); remove {folder} to "
-                           f"evaluate it again")
+
+def _check_kept(folder: Path, label: str, plan: SuitePlan) -> None:
+    """Refuse a kept run that is not this suite's run of ``label`` (:func:`savi_plugin.data.kept.read_kept`):
+    ``done.json`` edited, the folder moved, swapped or copied in from a suite of other settings, another model or
+    another adapter, or lmms-eval's files in it changed or gone since it finished (an edited samples line changed a
+    Δ while lmms-eval's own results file still said otherwise). The suite keeps a run whole or runs it again."""
+    from savi_plugin.data.kept import read_kept
+
+    read_kept(folder / "done.json", slot=_kept_slot(plan, label), written_by="savi eval suite",
+              remedy=f"remove {folder} to evaluate {label} again")
 
 
 def run_model(plan: SuitePlan, label: str, out: Path, env: dict, progress=_print_progress,
@@ -245,7 +220,7 @@ def run_model(plan: SuitePlan, label: str, out: Path, env: dict, progress=_print
     done = folder / "done.json"
     if done.is_file():
         print(f"{label}: kept from an earlier run ({folder})", file=sys.stderr)
-        _check_kept(folder, label, plan.tasks, run_settings(plan, label))
+        _check_kept(folder, label, plan)
         return folder / "lmms_eval"
     if (folder / "lmms_eval").exists():  # a killed run: its partial output must not mix with the new one
         remove_tree(folder / "lmms_eval")
@@ -269,17 +244,9 @@ def run_model(plan: SuitePlan, label: str, out: Path, env: dict, progress=_print
                           folder / "lmms_eval.log", retry_hint=" (re-run the same command to continue the suite)")
     read_run(folder / "lmms_eval")  # results and samples are there before the run counts as done
     adapter = plan.models()[label]
-    write_json(done, {"label": label, "adapter": path_for_file(adapter, done) if adapter else None,
-                      "settings": run_settings(plan, label), "files": _run_files(folder)})
+    write_kept(done, {"label": label, "adapter": path_for_file(adapter, done) if adapter else None},
+               slot=_kept_slot(plan, label), sources={"lmms-eval output": (folder / "lmms_eval", "folder")})
     return folder / "lmms_eval"
-
-
-def _run_files(folder: Path) -> dict[str, str]:
-    """``{path under folder: SHA-256}`` of a finished run's lmms-eval files (results and logged samples)."""
-    import hashlib
-
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted((folder / "lmms_eval").rglob("*")) if p.is_file() and p.suffix in (".json", ".jsonl")}
 
 
 def _plan_inputs(plan: SuitePlan) -> dict[str, str]:

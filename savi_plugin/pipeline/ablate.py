@@ -26,8 +26,6 @@ from pathlib import Path
 from typing import Any
 
 from savi_plugin.config.values import ConfigError
-from savi_plugin.data.files import read_json
-from savi_plugin.errors import DocumentTooLarge
 
 log = logging.getLogger(__name__)
 
@@ -250,105 +248,34 @@ def _run(plans, first, data, out: Path, eval_pairs, benchmarks: bool, evaluate, 
     return table
 
 
-def _summary_digest(summary: dict) -> str:
-    """The SHA-256 of a stored summary without its own ``sha256`` field (canonical JSON)."""
-    import hashlib
-    import json
-
-    body = {k: v for k, v in summary.items() if k != "sha256"}
-    return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode("utf-8")).hexdigest()
-
-
-def _report_change(stored: dict, path: Path) -> str | None:
-    """How the training run's report a kept summary at ``path`` was made from (its ``report``) differs from the
-    content identity the summary stored of it (``report_content``), in words, or None (the same, or a summary
-    stored without it). ``train_report.json`` is written again whenever the run is extended or trained anew, and
-    removed while a run into its folder has not finished, so the summary's numbers are then another state's."""
-    from savi_plugin.data.identity import file_identity, identity_differences, same_identity
-    from savi_plugin.data.paths import path_from_file
-
-    report, kept = stored.get("report"), stored.get("report_content")
-    if not isinstance(report, str) or not isinstance(kept, dict):
-        return None
-    report_path = path_from_file(report, path)
-    now = file_identity(report_path)
-    if same_identity(kept, now):
-        return None
-    if now is None:
-        from savi_plugin.data.files import file_problem
-
-        problem = file_problem(report_path, "run report")
-        return (f"the run's report {report_path} is gone (a run into its folder started and has not finished)"
-                if problem.startswith("file not found") else f"the run's report {report_path} {problem}")
-    try:
-        step = read_json(report_path).get("global_step")
-    except DocumentTooLarge:
-        raise
-    except (OSError, ValueError, AttributeError):
-        step = None
-    steps = (f": global_step {stored.get('global_step')} here, {step} there" if step != stored.get("global_step")
-             else f": {identity_differences(kept, now) or 'its content differs'}")
-    return (f"the run's report {report_path} changed after this summary was written (the run was extended or trained "
-            f"again{steps})")
-
-
 def _normal(value: Any) -> Any:
     """``value`` as JSON stores it (tuples as lists, paths as text): what a kept summary's settings compare with."""
     return json.loads(json.dumps(value, default=str))
 
 
-def _cached(path: Path, compute: Callable[[], dict], loss: str | None = None,
-            settings: dict | None = None) -> dict:
-    """``compute()``, stored at ``path`` with the digest of what it holds and the content identity of the training
-    run's report it was made from; a stored result is returned instead (a re-run resumes) when it is still what
-    was stored, its run's report is still what it summarised (:func:`_report_change`) and the adapter it names is
-    still there.
+def _cached(path: Path, compute: Callable[[], dict], row: str = "base", settings: dict | None = None) -> dict:
+    """``compute()``, kept at ``path`` (:mod:`savi_plugin.data.kept`) for its ``row`` (a loss, or ``base``) and the
+    ``settings`` its run trains with, with the content of the training run's report and adapter it was made
+    from; a kept summary is returned instead (a re-run resumes) when it is still that row's own.
 
     Raises:
-        RunError: a kept summary edited since it was written, whose run's report changed, whose adapter is
-            gone, or (``loss``: the row it is kept for) that holds another loss's run (folders moved or swapped),
-            naming the folder to remove.
+        RunError: a kept summary edited since it was written, made for another row or other settings (folders
+            moved, swapped, or copied from another ablation), or whose run's report or adapter changed or is gone
+            since (the run was extended or trained again), naming the folder to remove.
     """
-    from savi_plugin.data.identity import file_identity
-    from savi_plugin.data.paths import path_from_file, paths_for_file
-    from savi_plugin.errors import RunError
+    from savi_plugin.data.kept import read_kept, write_kept
+    from savi_plugin.data.paths import paths_for_file
 
+    slot = {"row": row, "settings": paths_for_file(settings, path) if settings is not None else None}
     if path.is_file():
-        stored = read_json(path)
-        remedy = f"remove {path.parent} to run it again"
-        if isinstance(stored, dict) and "sha256" in stored and stored["sha256"] != _summary_digest(stored):
-            raise RunError(f"{path}: changed after savi ablate wrote it (its numbers are not the run's): {remedy}")
-        held = stored.get("loss_type") if isinstance(stored, dict) else None
-        if loss is not None and held != loss:
-            raise RunError(f"{path}: holds a {held!r} run's result, not the {loss!r} row's (the folder was moved or "
-                           f"swapped): {remedy}")
-        made = stored.get("settings") if isinstance(stored, dict) else None
-        expected = paths_for_file(settings, path) if settings is not None else None  # stored by the paths rule
-        if isinstance(made, dict) and expected is not None and made != expected:  # copied from another ablation
-            from savi_plugin.data.fingerprint import config_changes
-
-            key, before, now = (config_changes(made, expected) or [("settings", made, expected)])[0]
-            raise RunError(f"{path}: its run was made with {key}={before!r}, this ablation trains {key}={now!r} "
-                           f"(the folder was copied from another ablation): {remedy}")
-        changed = _report_change(stored, path) if isinstance(stored, dict) else None
-        if changed is not None:
-            raise RunError(f"{path}: {changed}, so its numbers are not the run's as it is now: {remedy}")
-        adapter = stored.get("adapter") if isinstance(stored, dict) else None
-        if isinstance(adapter, str) and not (path_from_file(adapter, path) / "adapter_config.json").is_file():
-            raise RunError(f"{path}: the kept run's adapter ({adapter}) is gone, so its row would name a result that "
-                           f"is not there: {remedy}")
+        stored = read_kept(path, slot=slot, written_by="savi ablate", remedy=f"remove {path.parent} to run it again")
         log.info("ablation: %s exists; kept", path)
         return stored
-    from savi_plugin.data.outputs import write_json
-
     result = compute()
-    if settings is not None:  # what the kept summary is compared with on a re-run
-        result = {**result, "settings": settings}
-    report = result.get("report")
-    if isinstance(report, str):  # what the summary's numbers come from, checked when it is kept
-        result = {**result, "report_content": file_identity(report)}
-    stored = paths_for_file(result, path)  # README "Paths, everywhere"
-    write_json(path, {**stored, "sha256": _summary_digest(stored)}, indent=1)
+    sources = {name: (result[key], kind) for name, key, kind in (("run report", "report", "file"),
+                                                                 ("adapter", "adapter", "model"))
+               if isinstance(result.get(key), str)}
+    write_kept(path, paths_for_file(result, path), slot=slot, sources=sources)  # README "Paths, everywhere"
     return result
 
 

@@ -26,6 +26,7 @@ from pathlib import Path
 from savi_plugin.data.files import read_json
 from savi_plugin.data.fingerprint import check_same_config
 from savi_plugin.data.identity import files_identity, input_identity, model_identity
+from savi_plugin.data.kept import seal
 from savi_plugin.data.outputs import claim, replace_folder, write_json
 from savi_plugin.data.paths import path_for_file, path_from_file, paths_for_file, run_folder
 from savi_plugin.data.watched import WatchedFiles
@@ -40,7 +41,7 @@ class Manifest:
     def __init__(self, run_dir: Path, recipe: dict):
         self.path = run_dir / "manifest.json"
         if self.path.exists():
-            self.data = read_json(self.path)
+            self.data = _unsealed(self.path, read_json(self.path))
         else:
             self.data = {"recipe": recipe, "iterations": []}
 
@@ -69,7 +70,30 @@ class Manifest:
 
         if not current().is_main:  # under a launcher rank 0 writes the manifest
             return
-        write_json(self.path, self.data, indent=1)
+        write_json(self.path, seal(self.data), indent=1)
+
+
+def _unsealed(path: Path, data) -> dict:
+    """A manifest's steps as :meth:`Manifest.save` sealed them (:func:`savi_plugin.data.kept.seal`): every kept
+    step is used again on the strength of what the manifest records of it (the identities its checks compare, the
+    results it reports), so one edited by hand is refused. A manifest without a seal (written by an earlier savi)
+    is taken as it is, with a warning, and sealed on its next save.
+
+    Raises:
+        RunError: the manifest is not a JSON object, or changed after savi align wrote it.
+    """
+    from savi_plugin.errors import RunError
+
+    remedy = "put it back, or start over with a new --out"
+    if not isinstance(data, dict) or not isinstance(data.get("iterations", []), list):
+        raise RunError(f"{path}: not a savi align manifest (a JSON object with a list of iterations): {remedy}")
+    if "sha256" not in data:
+        log.warning("%s: holds no seal (written by an earlier savi): its steps are taken as recorded", path)
+        return data
+    if seal(data)["sha256"] != data["sha256"]:
+        raise RunError(f"{path}: changed after savi align wrote it (the steps it records are not the run's): "
+                       f"{remedy}")
+    return {k: v for k, v in data.items() if k != "sha256"}
 
 
 def merge_adapter(model_path: str | Path, adapter_dir: str | Path, out_dir: str | Path, backend: str | None) -> Path:

@@ -33,6 +33,10 @@ from savi_plugin.eval.results import overall_counts, read_json_object
 log = logging.getLogger(__name__)
 
 
+#: the record of a kept base evaluation (:mod:`savi_plugin.data.kept`) in ``eval_base``
+KEPT = "kept.json"
+
+
 def read_lmms_eval_results(output_path: str | Path) -> dict:
     """The newest ``*_results.json`` under ``output_path``: ``{task: {metric: value}}`` (stderr dropped), and
     ``overall``: the run's unparsed / missing_video / bad_video counts."""
@@ -155,16 +159,26 @@ def evaluate_step(recipe, model: str | Path, out_dir: str | Path, adapter: str |
     MVBench-format set in the run folder so the loop runs offline.
     """
     run_dir = Path(out_dir).parent.parent
+    if base is not None:
+        from savi_plugin.data.identity import model_identity
+        from savi_plugin.data.kept import read_kept, write_kept
+
+        base_dir = run_dir / "eval_base"
+        config = eval_config(recipe, run_dir)
+        slot = {"eval": config, "model": model_identity(base)}  # what its numbers are of
+        kept = stored_eval_config(base_dir) == config  # else none yet, or made with another eval configuration
+        if kept:  # from an earlier run or iteration: still this run's base model's, as lmms-eval wrote it
+            read_kept(base_dir / KEPT, slot=slot, written_by="savi align",
+                      remedy=f"remove {base_dir} to evaluate the base model again")
     results = _lmms_eval(recipe, model, Path(out_dir), run_dir, adapter)
     if base is not None:
         from savi_plugin.eval.results import read_run
         from savi_plugin.eval.suite import compare_runs
 
-        base_dir = run_dir / "eval_base"
-        config = eval_config(recipe, run_dir)
-        if stored_eval_config(base_dir) != config:  # none yet, or made with another eval configuration
+        if not kept:
             with fresh_eval_folder(base_dir, config, inputs={"the model": base}) as tmp:
                 _lmms_eval(recipe, base, tmp, run_dir)
+                write_kept(tmp / KEPT, {}, slot=slot, sources={"lmms-eval output": (tmp / "lmms_eval", "folder")})
         deltas = compare_runs(read_run(base_dir / "lmms_eval"), read_run(Path(out_dir) / "lmms_eval"),
                               list(recipe.eval.tasks))
         results["vs_base"] = {task: delta.to_dict() for task, delta in deltas.items()}

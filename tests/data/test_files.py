@@ -156,15 +156,6 @@ def _ablation_summary(pad, cap):
     return _guarded(lambda: _cached(Path("abl") / SUMMARY, dict))
 
 
-def _ablation_run_report(pad, cap):
-    from savi_plugin.pipeline.ablate import SUMMARY, _cached
-
-    _json("abl/train/train_report.json", pad({"global_step": 2}))
-    _json(f"abl/{SUMMARY}", {"report": "train/train_report.json", "report_content": {"size": 1, "sha256": "0"},
-                             "global_step": 1})
-    return _guarded(lambda: _cached(Path("abl") / SUMMARY, dict))
-
-
 def _align_manifest(pad, cap):
     from savi_plugin.pipeline.align import Manifest
 
@@ -232,10 +223,11 @@ def _results(pad, cap):
 
 
 def _kept_run(pad, cap):
-    from savi_plugin.eval.suite import _check_kept
+    from savi_plugin.eval.suite import SuitePlan, _check_kept
 
-    _json("s/runs/base/done.json", pad({"label": "base", "adapter": None, "files": {}}))
-    return _guarded(lambda: _check_kept(Path("s/runs/base"), "base", []))
+    _json("s/runs/base/done.json", pad({"label": "base", "adapter": None}))
+    plan = SuitePlan(model="m", adapters={}, tasks=["savi_mvbench"], num_frames=2)
+    return _guarded(lambda: _check_kept(Path("s/runs/base"), "base", plan))
 
 
 def _compare(pad, cap):
@@ -282,8 +274,7 @@ CASES = {
     "inspection.curves:_read_shaped": [(_plot, "run/train_report.json")],
     "inspection.curves:_torn": [(_plot_checkpoint, "run/checkpoint-1/trainer_state.json")],
     "data.model_config:read_config": [(_model_config_check, "m/config.json")],
-    "pipeline.ablate:_cached": [(_ablation_summary, "abl/summary.json")],
-    "pipeline.ablate:_report_change": [(_ablation_run_report, "abl/train/train_report.json")],
+    "data.kept:read_kept": [(_ablation_summary, "abl/summary.json"), (_kept_run, "s/runs/base/done.json")],
     "pipeline.align:Manifest.__init__": [(_align_manifest, "run/manifest.json")],
     "models:detect_backend": [(_detect_backend, "m/config.json")],
     "models.llava_next.convert:_read_json": [(_convert, "m/config.json")],
@@ -301,7 +292,6 @@ CASES = {
                                    "ad/adapter_config.json")],
     "eval.results:read_json_object": [(_results, "res/x_results.json")],
     "eval.suite:read_table": [(_compare, "s1/table.json")],
-    "eval.suite:_check_kept": [(_kept_run, "s/runs/base/done.json")],
     "eval.suite:_card_beside": [(_card_beside, "s1/card.json")],
     "eval.data:_read_json_document": [(_annotations(False), "ann/test.json"), (_annotations(True), "ann/test.json")],
 }
@@ -380,8 +370,8 @@ def test_a_fifo_or_device_at_a_documents_place_is_named_never_read(reader, way, 
 
 #: readers whose command stops on an unreadable document (the others treat it as absent or as one bad record)
 NAMING_READERS = {"recipe:_read", "training.arguments:_read_deepspeed", "generators.prompts:load_prompts",
-                  "inspection.curves:_read_shaped", "pipeline.ablate:_cached",
-                  "pipeline.ablate:_report_change", "pipeline.align:Manifest.__init__",
+                  "inspection.curves:_read_shaped", "data.kept:read_kept",
+                  "pipeline.align:Manifest.__init__",
                   "models.llava_next.convert:_read_json", "cli.generate:parse_options", "eval.lmms_config:read_config",
                   "data.provenance:load_report", "data.identity:_read_adapter_json", "eval.results:read_json_object",
                   "eval.suite:read_table"}

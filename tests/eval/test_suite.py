@@ -917,9 +917,10 @@ def test_a_name_read_from_a_table_cannot_forge_a_markdown_row(tmp_path):
 
 
 def test_a_resumed_suite_names_a_kept_run_file_that_cannot_be_read(suite, tmp_path):
-    """A kept run's lmms-eval files are read on resume through the untrusted-input boundary: a torn results file
-    or a samples line that is not an object is one line naming the file (and line)."""
-    from savi_plugin.eval.results import ResultsFileError
+    """A kept run's lmms-eval files damaged after it finished (a torn results file, a samples line that is not an
+    object, a doc logged twice) are refused by the kept-product check before anything reads them: one line naming
+    the file that changed and the folder to remove."""
+    from savi_plugin.errors import RunError
     from savi_plugin.eval.suite import SuitePlan, run_suite
 
     tmp, _, _, _, _, _ = suite
@@ -933,17 +934,15 @@ def test_a_resumed_suite_names_a_kept_run_file_that_cannot_be_read(suite, tmp_pa
                          ("samples", lambda p: p.write_text(p.read_text() + "[1, 2]\n")), ("doc-twice", again)]:
         out = tmp_path / name
         shutil.copytree(tmp / "suite", out)
-        (target,) = (out / "runs" / "base").rglob("*_results.json" if name == "results" else
-                                                 "*_samples_savi_perceptiontest.jsonl")
+        folder = out / "runs" / "base"
+        (target,) = folder.rglob("*_results.json" if name == "results" else "*_samples_savi_perceptiontest.jsonl")
         damage(target)
-        with pytest.raises(ResultsFileError) as caught:
+        with pytest.raises(RunError) as caught:
             run_suite(plan, out)
         message = str(caught.value)
-        assert str(target) in message and "\n" not in message, message
-        if name == "samples":
-            assert f"{target}:{LIMIT + 1}: a JSON list, not an object" in message
-        if name == "doc-twice":
-            assert f"{target}:{LIMIT + 1}: doc_id 0 is given twice (first at line 1)" in message
+        assert message.startswith(f"{folder / 'done.json'}: its lmms-eval output {folder / 'lmms_eval'} changed "
+                                  f"after it was made ({target.relative_to(folder / 'lmms_eval')} changed)"), message
+        assert message.endswith(f"remove {folder} to evaluate base again") and "\n" not in message
 
 
 @pytest.mark.parametrize("gone", ["*_results.json", "*_samples_savi_perceptiontest.jsonl"])
@@ -963,8 +962,9 @@ def test_a_resumed_suite_names_the_kept_run_whose_file_is_gone(gone, suite, tmp_
     with pytest.raises(RunError) as caught:
         run_suite(plan, out)
     folder = out / "runs" / "base"
-    assert str(caught.value).startswith(f"{folder}: the kept run of base cannot be read")
-    assert str(caught.value).endswith(f"remove {folder} to evaluate it again") and "--log_samples" not in str(caught.value)
+    assert str(caught.value).startswith(f"{folder / 'done.json'}: its lmms-eval output {folder / 'lmms_eval'} changed "
+                                        f"after it was made ({target.relative_to(folder / 'lmms_eval')} removed)")
+    assert str(caught.value).endswith(f"remove {folder} to evaluate base again") and "--log_samples" not in str(caught.value)
 
 
 def test_a_resumed_suite_refuses_a_kept_run_edited_after_it_finished(suite, tmp_path):
@@ -985,8 +985,9 @@ def test_a_resumed_suite_refuses_a_kept_run_edited_after_it_finished(suite, tmp_
     with pytest.raises(RunError) as caught:
         run_suite(plan, out)
     folder = out / "runs" / "aligned"
-    assert str(caught.value).startswith(f"{folder}: the kept run of aligned was changed after it finished "
-                                        f"({target.relative_to(folder)})"), str(caught.value)
+    assert str(caught.value).startswith(f"{folder / 'done.json'}: its lmms-eval output {folder / 'lmms_eval'} changed "
+                                        f"after it was made ({target.relative_to(folder / 'lmms_eval')} changed)"), \
+        str(caught.value)
 
 
 def _copied_suite(suite, tmp_path):
@@ -1012,46 +1013,49 @@ def test_a_resumed_suite_refuses_kept_runs_whose_folders_were_swapped(suite, tmp
     (runs / "swap").rename(runs / "aligned")
     with pytest.raises(RunError) as caught:
         run_suite(plan, out)
-    assert str(caught.value).startswith(f"{runs / 'base'}: holds the run of aligned, not of base (the folder was "
-                                        f"moved or swapped)"), str(caught.value)
+    assert str(caught.value).startswith(f"{runs / 'base' / 'done.json'}: it was made for another run than this one "
+                                        f'(label: "aligned" -> "base"'), str(caught.value)
 
 
 def test_a_resumed_suite_refuses_a_kept_run_copied_from_a_suite_of_other_settings(suite, tmp_path):
     """Pass 21 E #36: an adapter's run at 2 frames copied into a 4-frame suite was kept and compared with the base
     at 4 frames (a Δ of +10 reported as significant; the real one +0). Each ``done.json`` stores the settings
     that decide its numbers, compared with the suite's."""
+    from savi_plugin.data.kept import seal
     from savi_plugin.errors import RunError
     from savi_plugin.eval.suite import run_suite
 
     plan, out = _copied_suite(suite, tmp_path)
     done = out / "runs" / "aligned" / "done.json"
     record = json.loads(done.read_text())
-    assert record["settings"]["num_frames"] == plan.num_frames
-    done.write_text(json.dumps({**record, "settings": {**record["settings"], "num_frames": plan.num_frames + 2}}))
+    settings = record["kept"]["slot"]["settings"]
+    assert settings["num_frames"] == plan.num_frames
+    settings["num_frames"] = plan.num_frames + 2
+    done.write_text(json.dumps(seal(record)))
     with pytest.raises(RunError) as caught:
         run_suite(plan, out)
-    assert str(caught.value).startswith(f"{out / 'runs' / 'aligned'}: the kept run of aligned was made with "
-                                        f"num_frames={plan.num_frames + 2}, this suite runs "
-                                        f"num_frames={plan.num_frames}"), str(caught.value)
+    assert str(caught.value).startswith(f"{done}: it was made for another run than this one (settings.num_frames: "
+                                        f"{plan.num_frames + 2} -> {plan.num_frames})"), str(caught.value)
 
 
 def test_a_resumed_suite_refuses_a_kept_run_of_another_adapter_under_the_same_label(suite, tmp_path):
     """Pass 21 replay (E #24/#36 neighbour): a run of another adapter of the same label (another folder named like
     it) copied into a suite was kept as this adapter's run. ``done.json`` stores the identities of the model and
     adapter the run evaluated, compared when it is kept."""
+    from savi_plugin.data.kept import seal
     from savi_plugin.errors import RunError
     from savi_plugin.eval.suite import run_suite
 
     plan, out = _copied_suite(suite, tmp_path)
     done = out / "runs" / "aligned" / "done.json"
     record = json.loads(done.read_text())
-    adapter = record["settings"]["identity"]["adapter"]
-    record["settings"]["identity"]["adapter"] = {**adapter, "sha256": "0" * 64}
-    done.write_text(json.dumps(record))
+    identity = record["kept"]["slot"]["settings"]["identity"]
+    identity["adapter"] = {**identity["adapter"], "sha256": "0" * 64}
+    done.write_text(json.dumps(seal(record)))
     with pytest.raises(RunError) as caught:
         run_suite(plan, out)
-    assert str(caught.value).startswith(f"{out / 'runs' / 'aligned'}: the kept run of aligned evaluated another "
-                                        f"adapter"), str(caught.value)
+    assert str(caught.value).startswith(f"{done}: it was made for another run than this one "
+                                        f"(settings.identity.adapter changed content"), str(caught.value)
 
 
 #: a logged sample of a savi task as its process_results writes it (task.process_mcq), and lines no task writes

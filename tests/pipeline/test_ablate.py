@@ -81,7 +81,8 @@ def test_a_rerun_keeps_the_finished_runs(ablation):
     assert {loss: (out / loss / "summary.json").stat().st_mtime_ns for loss in LOSSES} == before
 
 
-@pytest.mark.parametrize("damage", ["summary edited", "adapter removed", "run extended", "run retrained alike",
+@pytest.mark.parametrize("damage", ["summary edited", "adapter removed", "adapter retrained", "run extended",
+                                    "run retrained alike",
                                     "run started again, unfinished", "two loss folders swapped",
                                     "a loss folder copied from another ablation"])
 def test_a_kept_run_whose_summary_was_edited_or_whose_adapter_is_gone_is_refused(damage, ablation, tmp_path, capsys):
@@ -94,41 +95,44 @@ def test_a_kept_run_whose_summary_was_edited_or_whose_adapter_is_gone_is_refused
     _, argv, out = ablation
     copy = tmp_path / "out"
     shutil.copytree(out, copy)
+    summary = copy / "dpo" / "summary.json"
     if damage == "summary edited":
-        summary = copy / "dpo" / "summary.json"
         summary.write_text(summary.read_text().replace('"train_loss": ', '"train_loss": 1e-3, "was": ', 1))
         words = f"{summary}: changed after savi ablate wrote it"
     elif damage == "two loss folders swapped":  # pass 21 E #23: each row then showed the other loss's numbers
         (copy / "dpo").rename(copy / "swap")
         (copy / "rrpo").rename(copy / "dpo")
         (copy / "swap").rename(copy / "rrpo")
-        words = f"{copy / 'dpo' / 'summary.json'}: holds a 'rrpo' run's result, not the 'dpo' row's"
+        words = f'{summary}: it was made for another run than this one (row: "rrpo" -> "dpo"'
     elif damage == "a loss folder copied from another ablation":  # pass 21 E #35: its lr=0.01 row was kept
-        summary = copy / "dpo" / "summary.json"
-        stored = json.loads(summary.read_text())
-        rate = stored["settings"]["training"]["learning_rate"]
-        stored["settings"]["training"]["learning_rate"] = rate * 10
-        from savi_plugin.pipeline.ablate import _summary_digest
+        from savi_plugin.data.kept import seal
 
-        stored.pop("sha256")
-        summary.write_text(json.dumps({**stored, "sha256": _summary_digest(stored)}))
-        words = (f"{summary}: its run was made with training.learning_rate={rate * 10!r}, this ablation trains "
-                 f"training.learning_rate={rate!r}")
+        stored = json.loads(summary.read_text())
+        training = stored["kept"]["slot"]["settings"]["training"]
+        rate = training["learning_rate"]
+        training["learning_rate"] = rate * 10
+        summary.write_text(json.dumps(seal(stored)))
+        words = (f"{summary}: it was made for another run than this one (settings.training.learning_rate: "
+                 f"{json.dumps(rate * 10)} -> {json.dumps(rate)})")
     elif damage == "adapter removed":
         (copy / "dpo" / "train" / "adapter_config.json").unlink()
-        words = f"{copy / 'dpo' / 'summary.json'}: the kept run's adapter"
+        words = f"{summary}: its adapter {copy / 'dpo' / 'train'} changed after it was made (adapter_config.json removed)"
+    elif damage == "adapter retrained":  # by hand into the run's folder: the summary's numbers are the old adapter's
+        weights = copy / "dpo" / "train" / "adapter_model.safetensors"
+        trained = weights.read_bytes()
+        weights.write_bytes(trained[:-64] + bytes(64))
+        words = (f"{summary}: its adapter {copy / 'dpo' / 'train'} changed after it was made "
+                 f"(adapter_model.safetensors changed)")
     else:  # what savi train writes into the run's folder: a new report when it ends, none while it runs
         report = copy / "dpo" / "train" / "train_report.json"
         written = json.loads(report.read_text())
         if damage == "run started again, unfinished":
             report.unlink()
-            words = f"{copy / 'dpo' / 'summary.json'}: the run's report {report} is gone"
+            words = f"{summary}: its run report {report} is gone"
         else:
             step = written["global_step"] + (2 if damage == "run extended" else 0)
             report.write_text(json.dumps({**written, "global_step": step, "seconds": written["seconds"] + 1}))
-            words = (f"{copy / 'dpo' / 'summary.json'}: the run's report {report} changed after this "
-                     f"summary was written (the run was extended or trained again: " +
-                     (f"global_step {step - 2} here, {step} there" if damage == "run extended" else ""))
+            words = f"{summary}: its run report {report} changed after it was made ("
     table = (copy / "ablation.md").read_text()
     capsys.readouterr()
     assert main([str(copy) if a == str(out) else a for a in argv]) == 1

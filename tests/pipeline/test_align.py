@@ -111,6 +111,36 @@ def test_align_runs_two_iterations_and_resumes(tmp_path, capsys):
     assert len(err) == 1 and err[0].startswith(f"error: {run_dir / 'iter_0' / 'model'}: iteration 0's merged model "
                                                f"changed since this run wrote it (it is gone)"), err
     os.rename(run_dir / "moved", run_dir / "iter_0" / "model")
+    # the manifest is sealed: a step's record edited by hand (iteration 0's adapter identity removed, which would
+    # skip the adapter's check) is refused
+    kept_manifest = (run_dir / "manifest.json").read_text()
+    edited = json.loads(kept_manifest)
+    del edited["iterations"][0]["adapter_identity"]
+    (run_dir / "manifest.json").write_text(json.dumps(edited))
+    assert main(argv) == 1
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert err == [f"error: {run_dir / 'manifest.json'}: changed after savi align wrote it (the steps it records are "
+                   f"not the run's): put it back, or start over with a new --out"], err
+    (run_dir / "manifest.json").write_text(kept_manifest)
+    # the base model's evaluation is kept (data.kept): a samples file edited since would change every later
+    # iteration's vs_base; the next eval step stops on it before evaluating anything
+    import pytest
+
+    from savi_plugin.data.paths import path_from_file
+    from savi_plugin.errors import RunError
+    from savi_plugin.pipeline.evaluate import evaluate_step
+    from savi_plugin.recipe import load_recipe
+
+    samples = next((run_dir / "eval_base" / "lmms_eval").rglob("*_samples_*.jsonl"))
+    samples.write_text(samples.read_text() + "\n")
+    recipe = load_recipe("tiny_demo", argv[2:-2])
+    base = path_from_file(manifest["iterations"][0]["model"], run_dir / "manifest.json")
+    with pytest.raises(RunError) as caught:
+        evaluate_step(recipe, base, run_dir / "iter_1" / "eval_again", base=base)
+    assert str(caught.value).startswith(f"{run_dir / 'eval_base' / 'kept.json'}: its lmms-eval output "
+                                        f"{run_dir / 'eval_base' / 'lmms_eval'} changed after it was made "
+                                        f"({samples.relative_to(run_dir / 'eval_base' / 'lmms_eval')} changed)")
+    assert not (run_dir / "iter_1" / "eval_again").exists()
 
 
 ALIGN_RUN = """
@@ -171,8 +201,10 @@ def test_align_under_torchrun_shards_generation_trains_on_both_ranks_and_evaluat
     run_align(recipe, run_dir, evaluate=lambda *a, **k: pytest.fail("evaluated again"))
     assert (run_dir / "manifest.json").read_text() == before
     # an unfinished iteration started with 2 processes is refused under 1, in one line, before any work
+    from savi_plugin.data.kept import seal
+
     del it["adapter"], it["next_model"], it["eval"]
-    (run_dir / "manifest.json").write_text(json.dumps(manifest))
+    (run_dir / "manifest.json").write_text(json.dumps(seal(manifest)))
     with pytest.raises(RunError, match=r"iteration 0 was started with 2 process\(es\) and is unfinished"):
         run_align(recipe, run_dir, evaluate=lambda *a, **k: pytest.fail("evaluated"))
 
