@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from savi_plugin.constants import LETTERS
-from savi_plugin.data.outputs import remove_stale_temps, temp_folder, write_json, write_jsonl, write_text
+from savi_plugin.data.outputs import remove_stale_temps, temp_folder, write_json, write_jsonl
 from savi_plugin.eval.data import (
     BENCHMARKS,
     MVBENCH_FRAME_FOLDER_FPS,
@@ -335,15 +335,31 @@ def _vidhalluc(fixture: Fixture, tmp: Path, n: int, seed: int, size: int, num_fr
 
 
 def offline_eval_root(recipe, run_dir: str | Path) -> Path | None:
-    """For a ``tiny://`` recipe with no ``eval.data_root``: a small synthetic eval data root in ``run_dir``.
+    """For a ``tiny://`` recipe with no ``eval.data_root``: a small synthetic eval data root in ``run_dir``
+    (``eval_data``), written and kept like a ``savi eval fixture`` folder (:mod:`savi_plugin.eval.fixture_folder`):
+    each benchmark the recipe's tasks need is built once, one added to the tasks later is built then, and a file
+    changed or added there since is refused naming it, so every evaluation of a run reads the same data.
 
     Returns None for every other recipe (the eval step then uses the recipe's data root or the hub).
+
+    Raises:
+        RunError: the folder holds a file the fixture did not write, or one it wrote changed since.
     """
+    from savi_plugin.data.outputs import remove_tree
+    from savi_plugin.errors import RunError
+    from savi_plugin.eval.fixture_folder import MARKER, FixtureFolder, FixtureFolderError
+
     if recipe.eval.data_root is not None or not is_tiny(recipe.model.path):
         return None
     root = Path(run_dir) / "eval_data"
-    if not (root / ".built").exists():
-        for name in {t.removeprefix("savi_").split("_")[0] for t in recipe.eval.tasks}:
-            build_fixture(root, name, 2, seed=1)
-        write_text(root / ".built", "ok")
+    if (root / ".built").is_file() and not (root / MARKER).exists():  # an earlier savi's, with no record of its
+        remove_tree(root)  # files: built again (a pure function of its arguments, so the same data)
+    try:
+        with FixtureFolder(root).claim() as folder:
+            for name in sorted({t.removeprefix("savi_").split("_")[0] for t in recipe.eval.tasks}):
+                if name not in folder.written:
+                    folder.begin(name)
+                    folder.done(name, build_fixture(folder.root, name, 2, seed=1).files)
+    except FixtureFolderError as exc:
+        raise RunError(f"{exc} (the synthetic eval data of this run: remove {root} to build it again)") from None
     return root
