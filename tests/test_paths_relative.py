@@ -241,7 +241,9 @@ def test_align_relative_out_then_resumed_from_another_folder(tiny_llava_onevisio
     it = manifest["iterations"][0]
     for key in ("adapter", "train", "next_model"):
         it.pop(key)
-    manifest_path.write_text(json.dumps(manifest))
+    from savi_plugin.data.kept import seal
+
+    manifest_path.write_text(json.dumps(seal(manifest)))  # as the run's own save would have sealed it
     for folder in ("train", "model"):
         for p in sorted((first / "runs/a/iter_0" / folder).rglob("*"), reverse=True):
             p.unlink() if p.is_file() else p.rmdir()
@@ -268,7 +270,7 @@ def test_align_relative_out_then_resumed_from_another_folder(tiny_llava_onevisio
     manifest = json.loads(manifest_path.read_text())
     for key in ("adapter", "train", "next_model"):
         manifest["iterations"][0].pop(key)
-    manifest_path.write_text(json.dumps(manifest))
+    manifest_path.write_text(json.dumps(seal(manifest)))
     for folder in ("train", "model"):
         shutil.rmtree(moved / "iter_0" / folder)
     assert main(["align", "tiny_demo", model, qa, *ALIGN, "--out", "../../moved"]) == 0
