@@ -236,3 +236,30 @@ def test_a_config_file_s_use_cache_becomes_the_flag_savi_keys_by_content(place):
     with config_runs("cfg.yaml", [], {}) as (runs, _):
         (run,) = runs
         assert command.flag_value(run.args, "--use_cache") == "c/cache" and "use_cache" not in run.rest
+
+
+def _job_variables() -> list[str]:
+    from savi_plugin.launch import MPI_PROCESS_VARIABLES, PROCESS_VARIABLES, RENDEZVOUS_VARIABLES
+
+    return [*PROCESS_VARIABLES, *RENDEZVOUS_VARIABLES, *MPI_PROCESS_VARIABLES, "TORCHELASTIC_RUN_ID"]
+
+
+@pytest.mark.parametrize("runs", [1, 2], ids=["one-run", "second-of-two"])
+@pytest.mark.parametrize("name", _job_variables())
+def test_a_config_env_that_sets_a_launcher_variable_is_refused_naming_its_key(name, runs, place, capsys):
+    """Pass 23 F #19, #20: ``env: {RANK: "1", WORLD_SIZE: "2", ...}`` put back the launcher variables ``savi eval
+    run`` drops; lmms-eval failed for want of ``MASTER_ADDR`` (exit 1, the warning telling to unset variables the
+    shell did not hold), or, given one, waited for a rank 0 that never came. Refused before lmms-eval starts,
+    naming the file, the run and the key, whatever sits beside it in ``env``."""
+    run = {**RUN, "env": {"MY_SETTING": "x", name: "1"}}
+    err = _refused(capsys, run if runs == 1 else [RUN, run])
+    where = "env" if runs == 1 else "[1].env"
+    assert err.startswith(f"error: cfg.yaml: {where}.{name}: {name} places a process in a distributed job"), err
+    assert "remove it from env" in err and "warning" not in err
+
+
+def test_a_config_env_without_launcher_variables_still_reaches_the_checks(place, capsys):
+    """The refusal is by name: another variable in ``env`` is applied as before (here: it sets the data root)."""
+    err = _refused(capsys, {**RUN, "tasks": "no_such_task_zz", "env": {"LMMS_EVAL_NOTE": "1", "RANKING": "2"}})
+    assert "unknown lmms-eval task 'no_such_task_zz'" in err, err
+
