@@ -385,7 +385,8 @@ def check_gen_kwargs_text(text: str, flag: str = "--gen-kwargs") -> None:
     """An lmms-eval ``--gen_kwargs`` text (``savi eval suite --gen-kwargs``, ``savi eval run``'s ``--gen_kwargs``
     or ``gen_kwargs:`` of its ``--config`` file for ``savi_video``), parsed as lmms-eval parses it and checked by
     the rules ``savi_video`` applies to every request (:func:`savi_plugin.eval.settings.check_gen_kwargs`: only
-    the settings it applies, each in a finite range).
+    the settings it applies, each in a finite range), and sampling settings it would not apply as written
+    (:func:`savi_plugin.eval.settings.unapplied_sampling`: ``temperature=5`` without ``do_sample=true``).
 
     Raises:
         ConfigError: one line naming ``flag``, the setting and its value (exit status 2); a setting given twice.
@@ -394,7 +395,11 @@ def check_gen_kwargs_text(text: str, flag: str = "--gen-kwargs") -> None:
 
     from savi_plugin.config.values import ConfigError
     from savi_plugin.eval.command import args_items
-    from savi_plugin.eval.settings import SettingError, check_gen_kwargs
+    from savi_plugin.eval.settings import (
+        SettingError,
+        check_gen_kwargs,
+        unapplied_sampling,
+    )
     from savi_plugin.untrusted import underflow_problem
 
     seen: dict[str, str] = {}
@@ -414,9 +419,12 @@ def check_gen_kwargs_text(text: str, flag: str = "--gen-kwargs") -> None:
     except (ValueError, SyntaxError) as exc:
         raise ConfigError("", f"{flag} {text!r}: {exc}") from None
     try:
-        check_gen_kwargs(parsed)
+        settings = check_gen_kwargs(parsed)
     except SettingError as exc:
         raise ConfigError("", f"{flag} {text!r}: {exc.message.removeprefix('savi_video: ')}") from None
+    problem = unapplied_sampling(parsed, settings)  # recorded as used, not applied: refused as an unknown key is
+    if problem:
+        raise ConfigError("", f"{flag} {text!r}: {problem}")
 
 
 def run_suite(args) -> int:
