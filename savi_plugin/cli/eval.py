@@ -202,7 +202,11 @@ def _check_evaluation(lmms_args: list[str], env: dict, names: dict[str, str] | N
         read_paths,
     )
     from savi_plugin.eval.hub_check import eval_data_env
-    from savi_plugin.eval.task_names import check_task_names, include_folders
+    from savi_plugin.eval.task_names import (
+        check_no_shadowed_task,
+        check_task_names,
+        include_folders,
+    )
 
     names, phrases = names or {}, phrases or {}
     model = flag_value(lmms_args, "--model") or "hf"  # lmms-eval's default model
@@ -222,6 +226,8 @@ def _check_evaluation(lmms_args: list[str], env: dict, names: dict[str, str] | N
     # a misspelt task: one line now, not after lmms-eval loaded the model; the user's own task folders count
     check_task_names(requested, names.get("--tasks", "--tasks"),
                      include=include_folders(flag_value(lmms_args, "--include_path"), env))
+    check_no_shadowed_task(flag_value(lmms_args, "--include_path"), env,  # another task under a shipped name
+                           names.get("--include_path", "--include_path"))
     check_devices(lmms_args, names)  # meta, xla, a GPU that is not here: one line now, not per document
     if flag_value(lmms_args, "--limit") is not None:  # 1.5: lmms-eval would evaluate int(1.5) = 1 item, no word
         check_limit(flag_value(lmms_args, "--limit"), names.get("--limit", "--limit"))
