@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -65,8 +66,8 @@ def format_bytes(n: int) -> str:
     return f"{n} bytes"
 
 
-def env_value(name: str) -> Any:
-    """The checked value of variable ``name`` (its default when unset or empty).
+def env_value(name: str, env: Mapping[str, str] | None = None) -> Any:
+    """The checked value of variable ``name`` in ``env`` (default: ``os.environ``; its default when unset or empty).
 
     Raises:
         ConfigError: ``$NAME: expected ..., got 'text'`` or ``$NAME: must be >= low and <= high, got n``.
@@ -74,7 +75,7 @@ def env_value(name: str) -> Any:
     from savi_plugin.errors import ConfigError
 
     var = VARIABLES[name]
-    text = os.environ.get(name, "").strip()
+    text = (os.environ if env is None else env).get(name, "").strip()
     if not text:
         return var.default
     if var.kind == "switch":
@@ -100,14 +101,15 @@ def check_environment() -> None:
         env_value(name)
 
 
-def item_limits() -> dict[str, int]:
-    """The checked values of the variables that decide which items fail (the decode caps, by name).
+def item_limits(env: Mapping[str, str] | None = None) -> dict[str, int]:
+    """The checked values of the variables that decide which items fail (the decode caps, by name), in ``env``
+    (default: ``os.environ``; a child process's environment, for work done there).
 
     They are part of a resumable job's configuration (generation, training): items refused under one cap are
     final for that run, so a later run under another cap is another configuration -- refused naming the
     variable -- instead of silently skipping, forever, items the new cap would accept.
     """
-    return {name: env_value(name) for name, var in VARIABLES.items() if var.decides_items}
+    return {name: env_value(name, env) for name, var in VARIABLES.items() if var.decides_items}
 
 
 #: the key paths ``limits.<NAME>`` of the variables that decide no item (a document cap, the rendezvous timeout):

@@ -286,16 +286,24 @@ RENDEZVOUS_VARIABLES = ("MASTER_ADDR", "MASTER_PORT", "LOCAL_SIZE", "GROUP_RANK"
                         "ROLE_WORLD_SIZE", "ROLE_NAME", "CROSS_RANK", "CROSS_SIZE")
 
 
+def job_variable(name: str) -> bool:
+    """Whether ``name`` places a process in a distributed job: one of :data:`PROCESS_VARIABLES`,
+    :data:`RENDEZVOUS_VARIABLES`, :data:`MPI_PROCESS_VARIABLES` or ``TORCHELASTIC_*``, which only a launcher may
+    set. torch, accelerate and DeepSpeed read them in whatever process has them: a process that is a job of its own
+    given ``RANK=1`` waits for a rank 0 that never comes."""
+    return (name in PROCESS_VARIABLES or name in RENDEZVOUS_VARIABLES or name in MPI_PROCESS_VARIABLES
+            or name.startswith("TORCHELASTIC_"))
+
+
 def child_env(env: Mapping[str, str] | None = None) -> dict[str, str]:
     """A copy of ``env`` (default: ``os.environ``) for a child process that is a job of its own (the lmms-eval run
-    of ``savi align``'s eval step, made by rank 0 alone): without this process's :data:`PROCESS_VARIABLES`,
-    :data:`RENDEZVOUS_VARIABLES`, :data:`MPI_PROCESS_VARIABLES` and ``TORCHELASTIC_*``. Passed on, they would make
-    the child join this job's rendezvous: accelerate, built by lmms-eval before any model, binds ``MASTER_PORT`` as
-    rank 0, which this process (a DeepSpeed recipe run as rank 0 of 1, :func:`single_process_env`) already holds,
-    and reads an MPI world over 1 (deepspeed's MPI launchers) as a job to join."""
+    of ``savi align``'s eval step, made by rank 0 alone): without this process's :func:`job_variable` variables.
+    Passed on, they would make the child join this job's rendezvous: accelerate, built by lmms-eval before any
+    model, binds ``MASTER_PORT`` as rank 0, which this process (a DeepSpeed recipe run as rank 0 of 1,
+    :func:`single_process_env`) already holds, and reads an MPI world over 1 (deepspeed's MPI launchers) as a job
+    to join."""
     env = os.environ if env is None else env
-    drop = set(PROCESS_VARIABLES) | set(RENDEZVOUS_VARIABLES) | set(MPI_PROCESS_VARIABLES)
-    return {k: v for k, v in env.items() if k not in drop and not k.startswith("TORCHELASTIC_")}
+    return {k: v for k, v in env.items() if not job_variable(k)}
 
 
 def free_port() -> int:

@@ -193,7 +193,7 @@ def _check_evaluation(lmms_args: list[str], env: dict, names: dict[str, str] | N
         ConfigError, OutputIsInputError, EvalDataUnavailableError: one line (exit status 2).
     """
     from savi_plugin.config.values import ConfigError
-    from savi_plugin.data.outputs import check_place
+    from savi_plugin.data.outputs import check_no_enclosing_job, check_place
     from savi_plugin.eval.command import (
         check_devices,
         check_limit,
@@ -202,7 +202,11 @@ def _check_evaluation(lmms_args: list[str], env: dict, names: dict[str, str] | N
         read_paths,
     )
     from savi_plugin.eval.hub_check import eval_data_env
-    from savi_plugin.eval.task_names import check_task_names, include_folders
+    from savi_plugin.eval.task_names import (
+        check_no_shadowed_task,
+        check_task_names,
+        include_folders,
+    )
 
     names, phrases = names or {}, phrases or {}
     model = flag_value(lmms_args, "--model") or "hf"  # lmms-eval's default model
@@ -222,6 +226,8 @@ def _check_evaluation(lmms_args: list[str], env: dict, names: dict[str, str] | N
     # a misspelt task: one line now, not after lmms-eval loaded the model; the user's own task folders count
     check_task_names(requested, names.get("--tasks", "--tasks"),
                      include=include_folders(flag_value(lmms_args, "--include_path"), env))
+    check_no_shadowed_task(flag_value(lmms_args, "--include_path"), env,  # another task under a shipped name
+                           names.get("--include_path", "--include_path"))
     check_devices(lmms_args, names)  # meta, xla, a GPU that is not here: one line now, not per document
     if flag_value(lmms_args, "--limit") is not None:  # 1.5: lmms-eval would evaluate int(1.5) = 1 item, no word
         check_limit(flag_value(lmms_args, "--limit"), names.get("--limit", "--limit"))
@@ -232,11 +238,17 @@ def _check_evaluation(lmms_args: list[str], env: dict, names: dict[str, str] | N
     if model == "savi_video" and gen_kwargs:  # what savi_video would refuse at its first request: now
         check_gen_kwargs_text(gen_kwargs, names.get("--gen_kwargs", "--gen_kwargs"))
     env = eval_data_env(requested, env)  # data that cannot be had: one line, before lmms-eval loads the model
+    lmms_args = _content_keyed_cache(lmms_args, env)
+    inputs = read_paths(flag_value(lmms_args, "--model_args"), env.get("SAVI_DATA_ROOT"),
+                        phrases.get("--model_args", "--model_args"))
     output = flag_value(lmms_args, "--output_path")
-    if output:  # the output layer's place rule: never an input, inside one or a checkpoint, nor below a file (exit 2)
-        check_place(output, read_paths(flag_value(lmms_args, "--model_args"), env.get("SAVI_DATA_ROOT"),
-                                       phrases.get("--model_args", "--model_args")),
-                    output_name=phrases.get("--output_path", "--output_path"), folder=True)
+    # the folders lmms-eval writes: the output layer's place rule, never an input, inside one or a checkpoint,
+    # below a file (exit 2) or inside a folder another savi job is writing
+    for flag, place in (("--output_path", output), ("--use_cache", flag_value(lmms_args, "--use_cache"))):
+        if place:
+            check_place(place, inputs, output_name=phrases.get(flag, flag), folder=True)
+            check_no_enclosing_job(place, phrases.get(flag, flag))
+    if output:
         _refuse_links_inside(output, phrases.get("--output_path", "--output_path"))
     kept, as_flag = _kept_products(lmms_args, rest or {})
     if kept and not output:  # savi's own results folder is a temporary one: what was asked for would be deleted
@@ -248,27 +260,42 @@ def _check_evaluation(lmms_args: list[str], env: dict, names: dict[str, str] | N
     return _Evaluation(lmms_args, env, requested, label)
 
 
-def _content_keyed_cache(lmms_args: list[str]) -> list[str]:
-    """``lmms_args`` with lmms-eval's ``--use_cache`` path keyed by the content of what the run reads (the model and
-    adapter of ``--model_args``, :func:`~savi_plugin.data.identity.model_identity`): lmms-eval keys
-    its cache by the model's arguments as text, so an adapter replaced at the same path answered from the old
-    adapter's cache. Said once (log line); unchanged without ``--use_cache``."""
+def _content_keyed_cache(lmms_args: list[str], env: dict) -> list[str]:
+    """``lmms_args`` with lmms-eval's ``--use_cache`` path keyed by what decides the answers that lmms-eval's own
+    key cannot see. lmms-eval keys each response by the task's configuration, the request's generation settings
+    and prompt text, and the model's arguments as text, so an adapter replaced at the same path, or the videos of
+    another data root (``env``'s ``SAVI_DATA_ROOT``), were answered from the old cache. The folder's name adds the
+    content of the model and adapter of ``--model_args`` (:func:`~savi_plugin.data.identity.model_identity`), of
+    the data root and of the task folders the run reads (:func:`~savi_plugin.data.identity.input_identity`: our
+    tasks, ``--include_path``, ``$LMMS_EVAL_PLUGINS``), the decode caps
+    (:func:`~savi_plugin.environment.item_limits`: which videos are refused) and the ``--gen_kwargs`` given.
+    Said once (log line); unchanged without ``--use_cache``."""
     import hashlib
     import json
     import logging
 
-    from savi_plugin.data.identity import model_identity
-    from savi_plugin.eval.command import flag_value, read_paths, with_flag
+    from savi_plugin.data.identity import input_identity, model_identity
+    from savi_plugin.environment import item_limits
+    from savi_plugin.eval.command import args_items, flag_value, read_paths, with_flag
+    from savi_plugin.eval.registration import tasks_path
+    from savi_plugin.eval.task_names import include_folders
 
     cache = flag_value(lmms_args, "--use_cache")
     if not cache:
         return lmms_args
     read = read_paths(flag_value(lmms_args, "--model_args"), None)  # pretrained= and adapter= found here
-    identities = {name: model_identity(path) if os.path.isdir(path) else None for name, path in sorted(read.items())}
-    digest = hashlib.sha256(json.dumps(identities, sort_keys=True, default=str).encode()).hexdigest()[:12]
+    key = {name: model_identity(path) if os.path.isdir(path) else None for name, path in sorted(read.items())}
+    root = env.get("SAVI_DATA_ROOT")
+    key["data root"] = input_identity(root) if root else None
+    folders = [tasks_path(), *include_folders(flag_value(lmms_args, "--include_path"), env)]
+    key["tasks"] = [input_identity(folder) for folder in folders]
+    key["limits"] = item_limits(env)
+    key["gen_kwargs"] = sorted((k, v) for _, k, v in args_items(flag_value(lmms_args, "--gen_kwargs") or "",
+                                                                "--gen_kwargs"))
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:12]
     keyed = f"{cache}.{digest}"
-    logging.getLogger(__name__).info("--use_cache: %s (the cache is kept per content of the model and adapter read)",
-                                     keyed)
+    logging.getLogger(__name__).info("--use_cache: %s (the cache is kept per content of the model, adapter, data "
+                                     "root and task files read, decode caps and --gen_kwargs)", keyed)
     return with_flag(lmms_args, "--use_cache", keyed)
 
 
@@ -321,7 +348,7 @@ def _run_evaluation(run: _Evaluation, verbose: bool) -> None:
     )
     from savi_plugin.eval.registration import tasks_path
 
-    lmms_args = _content_keyed_cache(run.args)
+    lmms_args = run.args
     output = flag_value(lmms_args, "--output_path")
     model_args = flag_value(lmms_args, "--model_args")
     try:
@@ -364,7 +391,8 @@ def check_gen_kwargs_text(text: str, flag: str = "--gen-kwargs") -> None:
     """An lmms-eval ``--gen_kwargs`` text (``savi eval suite --gen-kwargs``, ``savi eval run``'s ``--gen_kwargs``
     or ``gen_kwargs:`` of its ``--config`` file for ``savi_video``), parsed as lmms-eval parses it and checked by
     the rules ``savi_video`` applies to every request (:func:`savi_plugin.eval.settings.check_gen_kwargs`: only
-    the settings it applies, each in a finite range).
+    the settings it applies, each in a finite range), and sampling settings it would not apply as written
+    (:func:`savi_plugin.eval.settings.unapplied_sampling`: ``temperature=5`` without ``do_sample=true``).
 
     Raises:
         ConfigError: one line naming ``flag``, the setting and its value (exit status 2); a setting given twice.
@@ -373,7 +401,11 @@ def check_gen_kwargs_text(text: str, flag: str = "--gen-kwargs") -> None:
 
     from savi_plugin.config.values import ConfigError
     from savi_plugin.eval.command import args_items
-    from savi_plugin.eval.settings import SettingError, check_gen_kwargs
+    from savi_plugin.eval.settings import (
+        SettingError,
+        check_gen_kwargs,
+        unapplied_sampling,
+    )
     from savi_plugin.untrusted import underflow_problem
 
     seen: dict[str, str] = {}
@@ -393,9 +425,12 @@ def check_gen_kwargs_text(text: str, flag: str = "--gen-kwargs") -> None:
     except (ValueError, SyntaxError) as exc:
         raise ConfigError("", f"{flag} {text!r}: {exc}") from None
     try:
-        check_gen_kwargs(parsed)
+        settings = check_gen_kwargs(parsed)
     except SettingError as exc:
         raise ConfigError("", f"{flag} {text!r}: {exc.message.removeprefix('savi_video: ')}") from None
+    problem = unapplied_sampling(parsed, settings)  # recorded as used, not applied: refused as an unknown key is
+    if problem:
+        raise ConfigError("", f"{flag} {text!r}: {problem}")
 
 
 def run_suite(args) -> int:

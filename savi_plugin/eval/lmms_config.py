@@ -16,7 +16,8 @@ the keys savi checks (:data:`CHECKED_KEYS`) take their value by lmms-eval's rule
 argument list, named in messages by where they came from (``cfg.yaml: [1].tasks``); the item's other keys go to
 lmms-eval in a one-run file of their own; ``env`` is applied to the environment savi checks with and passes to
 lmms-eval. A form savi cannot check (a value of a checked key that is not text or a number, an ``env`` that is no
-mapping of names) is refused with one line, as lmms-eval would fail on it.
+mapping of names) is refused with one line, as lmms-eval would fail on it, and so is an ``env`` that sets a
+launcher's variable (``RANK``, ``MASTER_ADDR`` ...): lmms-eval, started as one process, would wait for its job.
 """
 
 from __future__ import annotations
@@ -167,8 +168,12 @@ def config_env(path: str, runs: list[dict], env: dict[str, str]) -> dict[str, st
     """``env`` with every run's ``env`` mapping applied in order, as lmms-eval applies them before its first run.
 
     Raises:
-        ConfigError: an ``env`` that lmms-eval refuses (not a mapping) or that cannot name variables.
+        ConfigError: an ``env`` that lmms-eval refuses (not a mapping) or that cannot name variables, and one that
+            sets a launcher's variable (:func:`savi_plugin.launch.job_variable`: ``RANK``, ``MASTER_ADDR`` ...),
+            which ``savi eval run`` drops from its own environment before it starts lmms-eval as one process.
     """
+    from savi_plugin.launch import job_variable
+
     env = dict(env)
     for n, run in enumerate(runs):
         values = run.get("env")
@@ -181,6 +186,11 @@ def config_env(path: str, runs: list[dict], env: dict[str, str]) -> dict[str, st
         for name, value in values.items():
             if not isinstance(name, str) or not name or "=" in name or "\0" in name:
                 raise ConfigError(where, f"{name!r} is no environment variable name", path)
+            if job_variable(name):  # lmms-eval would wait for, or fail to reach, the job they describe
+                raise ConfigError(f"{where}.{name}", f"{name} places a process in a distributed job, and only a "
+                                                     f"launcher may set it: savi eval run starts lmms-eval as one "
+                                                     f"process (lmms-eval would wait for the other ranks); remove "
+                                                     f"it from env", path)
             if isinstance(value, (dict, list)):
                 raise ConfigError(f"{where}.{name}", f"must be one value, got {type(value).__name__}", path)
             env[name] = expand_variables(str(value), env)

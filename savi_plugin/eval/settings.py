@@ -120,6 +120,31 @@ class GenerationSettings:
 APPLIED_GEN_KWARGS = tuple(f.name for f in dataclasses.fields(GenerationSettings)) + ("until",)
 
 
+def unapplied_sampling(given: dict, settings: GenerationSettings) -> str | None:
+    """Why ``given`` (generation settings as a user wrote them, parsed into ``settings``) asks for sampling that
+    ``savi_video`` would not apply, or None. It samples only with ``do_sample`` true and a temperature above 0
+    (:meth:`savi_plugin.eval.model.SaviVideo._generate_chunk`), else it decodes greedily, while lmms-eval records
+    the settings given as the ones used (its own LLaVA models sample whenever the temperature is above 0). So a
+    ``temperature`` above 0 or a ``top_p`` below 1 without ``do_sample=true`` beside it, and ``do_sample=true`` with
+    ``temperature=0``, are refused, as a key ``savi_video`` does not apply is (:data:`APPLIED_GEN_KWARGS`). Only
+    settings written together can be judged: a task's ``generation_kwargs`` (lmms-eval's built-in ``mmvu_val``:
+    ``temperature: 0.7, do_sample: false``) is recorded per task as it is, ``do_sample`` included."""
+    sampled = settings.do_sample is True
+    temperature, top_p = settings.temperature, settings.top_p
+    if temperature and not sampled:
+        return (f"temperature={given['temperature']} samples only with do_sample=true: without it savi_video "
+                f"decodes greedily, while lmms-eval records temperature={given['temperature']} as used; add "
+                f"do_sample=true, or leave temperature out")
+    if top_p is not None and top_p < 1 and not sampled:
+        return (f"top_p={given['top_p']} applies only when sampling (do_sample=true and a temperature above 0): "
+                f"without do_sample=true savi_video decodes greedily, while lmms-eval records top_p={given['top_p']} "
+                f"as used; add do_sample=true and a temperature, or leave top_p out")
+    if sampled and temperature is not None and temperature == 0:
+        return ("do_sample=true with temperature=0 decodes greedily, while lmms-eval records do_sample=true as "
+                "used; give a temperature above 0 to sample, or leave do_sample out")
+    return None
+
+
 def until_problem(until: Any) -> str | None:
     """What is wrong with the stop strings ``until``, or None. As lmms-eval 0.7.3's own models read it
     (``lmms_eval/models/simple/qwen2_5_vl.py``: a text is one stop string, a list holds several, an empty one

@@ -32,32 +32,80 @@ def _clean(value: str) -> str:
     return value.strip().strip("'\"").strip()
 
 
+def _declarations(path: Path) -> list[tuple[str, str]]:
+    """The ``(task|group|tag, name)`` pairs the YAML file ``path`` declares, read from its text (none when it
+    cannot be read)."""
+    try:
+        lines = path.read_text(encoding="utf-8-sig", errors="replace").splitlines()
+    except OSError:
+        return []
+    found: list[tuple[str, str]] = []
+    for i, line in enumerate(lines):
+        match = _KEY.match(line)
+        if not match:
+            continue
+        key, value = match.groups()
+        if value.startswith("["):  # tag: [a, b]; task: [list] names the members of a group, not new tasks
+            if key == "tag":
+                found += [(key, v) for v in map(_clean, value.strip("[]").split(",")) if v]
+        elif value and not value.startswith(("!", "{", "|", ">")):
+            found.append((key, _clean(value)))
+        elif key == "tag":
+            for item in lines[i + 1:]:
+                listed = _ITEM.match(item)
+                if not listed:
+                    break
+                found.append((key, _clean(listed.group(1))))
+    return [(key, name) for key, name in found if name]
+
+
 def scan_task_names(folder: str | Path) -> set[str]:
     """Task, group and tag names declared by the YAML files under ``folder``."""
-    names: set[str] = set()
-    for path in Path(folder).rglob("*.yaml"):
-        try:
-            lines = path.read_text(encoding="utf-8-sig", errors="replace").splitlines()
-        except OSError:
-            continue
-        for i, line in enumerate(lines):
-            match = _KEY.match(line)
-            if not match:
-                continue
-            key, value = match.groups()
-            if value.startswith("["):  # tag: [a, b]; task: [list] names the members of a group, not new tasks
-                if key == "tag":
-                    names.update(v for v in map(_clean, value.strip("[]").split(",")) if v)
-            elif value and not value.startswith(("!", "{", "|", ">")):
-                names.add(_clean(value))
-            elif key == "tag":
-                for item in lines[i + 1:]:
-                    found = _ITEM.match(item)
-                    if not found:
-                        break
-                    names.add(_clean(found.group(1)))
-    names.discard("")
-    return names
+    return {name for path in Path(folder).rglob("*.yaml") for _, name in _declarations(path)}
+
+
+def task_files(folder: str | Path) -> dict[str, list[Path]]:
+    """Each task name declared (``task: name``) under ``folder`` -> the YAML files declaring it."""
+    files: dict[str, list[Path]] = {}
+    for path in sorted(Path(folder).rglob("*.yaml")):
+        for key, name in _declarations(path):
+            if key == "task":
+                files.setdefault(name, []).append(path)
+    return files
+
+
+def check_no_shadowed_task(include_path: str | None, env: Mapping[str, str] | None = None,
+                           key: str = "--include_path") -> None:
+    """Refuse a task folder of the run (:func:`include_folders`: ``include_path``, named ``key`` in the message, and
+    ``$LMMS_EVAL_PLUGINS``' folders) that declares a task under the name of one savi-plugin ships, with other
+    content. lmms-eval keeps the first declaration it indexes, and the run's own
+    folders come before ours (``savi eval run`` gives ours only when ``--include_path`` names none; the package's
+    registration appends it), so the copy would be evaluated, and its results kept and compared, under the
+    shipped task's name with no word. The shipped files themselves, or a byte-for-byte copy, are no other task.
+
+    Raises:
+        ConfigError: naming the user's file, the task and the shipped file (exit status 2).
+    """
+    from savi_plugin.config.values import ConfigError
+    from savi_plugin.eval.registration import tasks_path
+
+    shipped = task_files(tasks_path())
+    for n, folder in enumerate(include_folders(include_path, env)):
+        where = key if include_path and n == 0 else "$LMMS_EVAL_PLUGINS"
+        for name, paths in task_files(folder).items():
+            for path in paths if name in shipped else ():
+                if any(_same_content(path, ours) for ours in shipped[name]):
+                    continue
+                raise ConfigError(where, f"{path} declares task {name!r}, a task savi-plugin ships "
+                                         f"({shipped[name][0]}): lmms-eval would evaluate yours under that name in "
+                                         f"its place; give your task another name (task: my_{name})")
+
+
+def _same_content(a: Path, b: Path) -> bool:
+    try:
+        return a.samefile(b) or a.read_bytes() == b.read_bytes()
+    except OSError:
+        return False
 
 
 @functools.cache

@@ -52,6 +52,56 @@ def test_a_path_starting_with_a_dash_reaches_lmms_eval_as_a_link(name, tmp_path,
     assert (tmp_path / name).is_dir() and not os.path.lexists(output)
 
 
+#: sampling settings savi_video would not apply as written (pass 23 F #43: ``temperature=5`` alone decoded greedily
+#: while lmms-eval recorded temperature 5 as used), each with the words its refusal starts with
+UNAPPLIED_SAMPLING = {
+    "temperature=5": "temperature=5 samples only with do_sample=true",
+    "temperature=0.7,do_sample=false": "temperature=0.7 samples only with do_sample=true",
+    "temperature=1e-3,max_new_tokens=4": "temperature=0.001 samples only with do_sample=true",
+    "top_p=0.9": "top_p=0.9 applies only when sampling",
+    "top_p=0.5,temperature=0": "top_p=0.5 applies only when sampling",
+    "do_sample=true,temperature=0": "do_sample=true with temperature=0 decodes greedily",
+}
+SAMPLING = ("while lmms-eval records",)
+#: settings applied as written: greedy ones, and sampling with do_sample=true
+APPLIED = ["temperature=0", "top_p=1", "do_sample=false", "temperature=0,do_sample=false", "temperature=5,do_sample=true",
+           "temperature=0.7,top_p=0.9,do_sample=true", "do_sample=true", "max_new_tokens=4"]
+
+
+@pytest.mark.parametrize("text", list(UNAPPLIED_SAMPLING))
+@pytest.mark.parametrize("command", ["run", "suite"])
+def test_a_sampling_setting_savi_video_would_not_apply_is_refused_naming_it(text, command, tmp_path, capsys,
+                                                                           monkeypatch):
+    """Pass 23 F #43: ``--gen_kwargs temperature=5`` without ``do_sample`` decoded greedily while the results file
+    recorded temperature 5 as used. As a key savi_video does not apply (``top_k``), it is refused, by ``savi eval
+    run`` (flag and ``--config``) and ``savi eval suite`` alike, before anything starts."""
+    from savi_plugin.eval import command as lmms_command
+
+    monkeypatch.setattr(lmms_command, "lmms_eval_command", lambda *a, **k: pytest.fail("lmms-eval was started"))
+    (tmp_path / "data").mkdir()
+    monkeypatch.setenv("SAVI_DATA_ROOT", str(tmp_path / "data"))
+    capsys.readouterr()
+    if command == "suite":
+        code = main(["eval", "suite", "savi_mvbench_action_antonym", "--model", str(tmp_path / "m"), "--adapter",
+                     str(tmp_path / "a"), "--out", str(tmp_path / "out"), "--gen-kwargs", text])
+    else:
+        code = main(["eval", "run", "--", "--model", "savi_video", "--model_args", f"pretrained={tmp_path}",
+                     "--tasks", "savi_mvbench_action_antonym", "--output_path", str(tmp_path / "out"),
+                     "--gen_kwargs", text])
+    err = capsys.readouterr().err.strip()
+    flag = "--gen-kwargs" if command == "suite" else "--gen_kwargs"
+    assert code == 2 and len(err.splitlines()) == 1, err
+    assert err.startswith(f"error: {flag} {text!r}: {UNAPPLIED_SAMPLING[text]}") and SAMPLING[0] in err, err
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("text", APPLIED)
+def test_generation_settings_savi_video_applies_as_written_are_accepted(text):
+    from savi_plugin.cli.eval import check_gen_kwargs_text
+
+    check_gen_kwargs_text(text, "--gen_kwargs")
+
+
 @pytest.mark.parametrize("gen_kwargs, message", [("max_new_tokens=inf", "max_new_tokens (gen_kwargs) must be a whole"),
                                                  ("max_new_tokens=nan", "must be a whole number, got nan"),
                                                  ("max_new_tokens=2000000", "must be >= 1 and <= 1048576"),
@@ -76,7 +126,8 @@ def test_a_bad_suite_gen_kwargs_is_refused_before_the_suite_folder_is_claimed(ge
                                                  ("num_beams=0", "must be 1"),
                                                  ("top_k=3", "top_k (gen_kwargs): not applied by savi_video"),
                                                  ("until=5", "until (gen_kwargs) must be a stop string"),
-                                                 ("max_new_tokens=16,max_new_tokens=1", "is given twice")])
+                                                 ("max_new_tokens=16,max_new_tokens=1", "is given twice"),
+                                                 *[(text, SAMPLING[0]) for text in UNAPPLIED_SAMPLING]])
 def test_a_gen_kwargs_savi_video_would_not_apply_is_refused_before_lmms_eval_starts(gen_kwargs, message, tmp_path,
                                                                                    capsys, monkeypatch):
     """tester B pass 11 #18: ``--gen_kwargs num_beams=4294967295`` ran with exit 0, neither checked nor applied,

@@ -208,22 +208,52 @@ def test_samples_asked_for_without_an_output_path_are_refused_not_written_to_a_t
         assert err.startswith(f"error: cfg.yaml: {key}: lmms-eval writes what {key} asks for into --output_path"), err
 
 
-def test_lmms_eval_s_cache_is_keyed_by_the_content_of_the_model_and_adapter(tmp_path, monkeypatch):
+def _swap_videos(root):
+    videos = root / "data" / "egoschema" / "videos"
+    a, b = (videos / "a.mp4").read_bytes(), (videos / "b.mp4").read_bytes()
+    (videos / "a.mp4").write_bytes(b)
+    (videos / "b.mp4").write_bytes(a)
+
+
+#: what decides the answers besides what lmms-eval's own cache key holds, each changed in place: (args, env) after
+CACHE_CHANGES = {
+    "adapter weights replaced": lambda root, args, env: (root / "ad" / "adapter_model.safetensors").write_bytes(b"w"),
+    "model config edited": lambda root, args, env: (root / "m" / "config.json").write_text('{"a": 1}'),
+    # pass 23 F #31: a data root with two videos swapped was answered from the first root's cache
+    "data root videos swapped": lambda root, args, env: _swap_videos(root),
+    "data root file added": lambda root, args, env: (root / "data" / "egoschema" / "videos" / "c.mp4").write_bytes(b"c"),
+    "include_path task edited": lambda root, args, env: (root / "mytasks" / "t.yaml").write_text("task: t2\n"),
+    "decode cap set": lambda root, args, env: env.update(SAVI_MAX_FRAME_PIXELS="100"),
+    "gen_kwargs given": lambda root, args, env: args.extend(["--gen_kwargs", "max_new_tokens=4"]),
+}
+
+
+@pytest.mark.parametrize("change", [None, *CACHE_CHANGES])
+def test_lmms_eval_s_cache_is_keyed_by_what_decides_the_answers(change, tmp_path, monkeypatch):
     """Pass 21 F #60: ``--use_cache c`` after an adapter was replaced at the same path answered every document from
-    the old adapter's cache (lmms-eval keys it by the model arguments as text), exit 0."""
+    the old adapter's cache (lmms-eval keys it by the model arguments as text), exit 0. Pass 23 F #31: so did
+    another data root whose videos were swapped. Each thing that decides an answer, changed, keys another cache
+    folder; nothing changed, the same one."""
     from savi_plugin.cli.eval import _content_keyed_cache
     from savi_plugin.eval.command import flag_value
 
     monkeypatch.chdir(tmp_path)
+    for name in ("m", "ad", "mytasks", "data/egoschema/videos"):
+        (tmp_path / name).mkdir(parents=True)
     for name in ("m", "ad"):
-        (tmp_path / name).mkdir()
         (tmp_path / name / "config.json").write_text("{}")
-    args = ["--model", "savi_video", "--model_args", "pretrained=m,adapter=ad", "--use_cache", "c/cache"]
-    first = flag_value(_content_keyed_cache(args), "--use_cache")
-    assert first.startswith("c/cache.") and first == flag_value(_content_keyed_cache(args), "--use_cache")
-    (tmp_path / "ad" / "adapter_model.safetensors").write_bytes(b"other weights")
-    assert flag_value(_content_keyed_cache(args), "--use_cache") != first
-    assert _content_keyed_cache(args[:4]) == args[:4]  # no cache asked for: unchanged
+    (tmp_path / "mytasks" / "t.yaml").write_text("task: t\n")
+    for video in ("a", "b"):
+        (tmp_path / "data" / "egoschema" / "videos" / f"{video}.mp4").write_bytes(video.encode() * 10)
+    args = ["--model", "savi_video", "--model_args", "pretrained=m,adapter=ad", "--include_path", "mytasks",
+            "--use_cache", "c/cache"]
+    env = {"SAVI_DATA_ROOT": str(tmp_path / "data")}
+    first = flag_value(_content_keyed_cache(args, env), "--use_cache")
+    assert first.startswith("c/cache.") and first == flag_value(_content_keyed_cache(args, env), "--use_cache")
+    if change is not None:
+        CACHE_CHANGES[change](tmp_path, args, env)
+    assert (flag_value(_content_keyed_cache(args, env), "--use_cache") == first) == (change is None)
+    assert _content_keyed_cache(args[:6], env) == args[:6]  # no cache asked for: unchanged
 
 
 def test_a_config_file_s_use_cache_becomes_the_flag_savi_keys_by_content(place):
@@ -236,3 +266,74 @@ def test_a_config_file_s_use_cache_becomes_the_flag_savi_keys_by_content(place):
     with config_runs("cfg.yaml", [], {}) as (runs, _):
         (run,) = runs
         assert command.flag_value(run.args, "--use_cache") == "c/cache" and "use_cache" not in run.rest
+
+
+def _job_variables() -> list[str]:
+    from savi_plugin.launch import MPI_PROCESS_VARIABLES, PROCESS_VARIABLES, RENDEZVOUS_VARIABLES
+
+    return [*PROCESS_VARIABLES, *RENDEZVOUS_VARIABLES, *MPI_PROCESS_VARIABLES, "TORCHELASTIC_RUN_ID"]
+
+
+@pytest.mark.parametrize("runs", [1, 2], ids=["one-run", "second-of-two"])
+@pytest.mark.parametrize("name", _job_variables())
+def test_a_config_env_that_sets_a_launcher_variable_is_refused_naming_its_key(name, runs, place, capsys):
+    """Pass 23 F #19, #20: ``env: {RANK: "1", WORLD_SIZE: "2", ...}`` put back the launcher variables ``savi eval
+    run`` drops; lmms-eval failed for want of ``MASTER_ADDR`` (exit 1, the warning telling to unset variables the
+    shell did not hold), or, given one, waited for a rank 0 that never came. Refused before lmms-eval starts,
+    naming the file, the run and the key, whatever sits beside it in ``env``."""
+    run = {**RUN, "env": {"MY_SETTING": "x", name: "1"}}
+    err = _refused(capsys, run if runs == 1 else [RUN, run])
+    where = "env" if runs == 1 else "[1].env"
+    assert err.startswith(f"error: cfg.yaml: {where}.{name}: {name} places a process in a distributed job"), err
+    assert "remove it from env" in err and "warning" not in err
+
+
+def test_a_config_env_without_launcher_variables_still_reaches_the_checks(place, capsys):
+    """The refusal is by name: another variable in ``env`` is applied as before (here: it sets the data root)."""
+    err = _refused(capsys, {**RUN, "tasks": "no_such_task_zz", "env": {"LMMS_EVAL_NOTE": "1", "RANKING": "2"}})
+    assert "unknown lmms-eval task 'no_such_task_zz'" in err, err
+
+
+HOLD = """
+import sys, time
+from savi_plugin.data import outputs
+with outputs.OutputLock(sys.argv[1], folder=True, what="run folder"):
+    print("held", flush=True)
+    time.sleep(60)
+"""
+
+
+@pytest.mark.parametrize("how", ["flag", "config"])
+@pytest.mark.parametrize("cache, fragment, code", [
+    ("model/cache", "lies inside pretrained= of", 2),  # F #30: lmms-eval wrote cache.db into the model folder
+    ("data/cache", "lies inside the data root", 2),
+    ("notes.txt/c", "notes.txt is a file, not a folder", 2),  # F #46: NotADirectoryError after the model loaded
+    ("run/cache", "/run, which another savi process is writing", 1),  # as a second job's claim
+])
+def test_the_response_cache_folder_meets_the_output_place_rule(cache, fragment, code, how, place, capsys):
+    """Pass 23 F #30, #46: ``--use_cache PATH`` is a folder lmms-eval writes (``cache.db``, ``runs/``), and was not
+    checked as ``--output_path`` is: inside the model folder it was written there, below a file it failed after
+    the model loaded (exit 1). The folder lmms-eval is given (``PATH.<content key>``) meets the output layer's
+    place rule: one line, nothing written, before lmms-eval starts."""
+    import subprocess
+    import sys
+
+    (place / "notes.txt").write_text("hi\n")
+    with open("cfg.yaml", "w") as fh:
+        fh.write(yaml.safe_dump({**RUN, "use_cache": cache}))
+    argv = ["--config", "cfg.yaml"] if how == "config" else [
+        *[f"--{k}={v}" for k, v in RUN.items()], "--use_cache", cache]
+    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(place / "run")], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        capsys.readouterr()
+        assert main(["eval", "run", "--", *argv]) == code
+    finally:
+        holder.kill()
+        holder.wait()
+    err = capsys.readouterr().err.strip()
+    name = "--use_cache" if how == "flag" else "use_cache of cfg.yaml"
+    assert len(err.splitlines()) == 1 and err.startswith(f"error: {cache}.") and fragment in err, err
+    assert name in err, err
+    assert list((place / "model").iterdir()) == [] and not (place / "out").exists()
+    assert not any(p.name.startswith("cache") for p in (place / "data").iterdir())

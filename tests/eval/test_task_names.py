@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 
 import pytest
@@ -91,3 +92,62 @@ def test_a_task_name_with_white_space_around_it_is_refused_before_lmms_eval_star
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [f"error: --tasks: {name!r}: a task name with white space around it (lmms-eval would not find "
                    f"it): write {name.strip()!r}"], err
+
+
+def _shipped(name: str = "savi_egoschema") -> Path:
+    return next(Path(tasks_path()).rglob(f"{name}.yaml"))
+
+
+#: task folders a run may add, each with a task under a shipped name: (how it holds it, refused)
+SHADOWS = {
+    "edited copy": (lambda folder: (folder / "savi_egoschema.yaml").write_text(
+        _shipped().read_text().replace("max_new_tokens: 16", "max_new_tokens: 1")), True),
+    "another file, same task name": (lambda folder: (folder / "sub" / "mine.yaml").write_text(
+        "task: savi_egoschema\nclass: !function my.Task\n"), True),
+    "exact copy": (lambda folder: (folder / "savi_egoschema.yaml").write_bytes(_shipped().read_bytes()), False),
+    "link to ours": (lambda folder: (folder / "savi_egoschema.yaml").symlink_to(_shipped()), False),
+}
+
+
+@pytest.mark.parametrize("route", ["--include_path", "$LMMS_EVAL_PLUGINS"])
+@pytest.mark.parametrize("shadow", list(SHADOWS))
+def test_a_user_task_named_like_a_shipped_one_is_refused_naming_both_files(shadow, route, tmp_path, capsys,
+                                                                          monkeypatch):
+    """Pass 23 F #55: ``mytasks/savi_egoschema.yaml`` (the shipped task with ``max_new_tokens: 1``) under
+    ``--include_path`` replaced the shipped ``savi_egoschema`` with no word: lmms-eval keeps the first declaration
+    it indexes, and the user's folders come before ours, so answers cut to one token were kept under the shipped
+    name. Refused naming both files; the shipped file itself, or a byte-for-byte copy, is no other task."""
+    monkeypatch.chdir(tmp_path)
+    if route == "--include_path":
+        folder, extra = tmp_path / "mytasks", ["--include_path", "mytasks"]
+    else:
+        plugin = f"shadow_plugin_{uuid.uuid4().hex}"  # a name no earlier test imported
+        folder, extra = tmp_path / "site" / plugin / "tasks", []
+        for init in (folder.parent / "__init__.py", folder / "__init__.py"):
+            init.parent.mkdir(parents=True, exist_ok=True)
+            init.write_text("")
+        monkeypatch.syspath_prepend(str(tmp_path / "site"))
+        monkeypatch.setenv("LMMS_EVAL_PLUGINS", plugin)
+    _user_task(folder)
+    (folder / "sub").mkdir()
+    make, refused = SHADOWS[shadow]
+    make(folder)
+    capsys.readouterr()
+    assert _eval_run(tmp_path, *extra) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    if refused:
+        assert err.startswith(f"error: {route}: ") and "declares task 'savi_egoschema', a task savi-plugin ships" in err
+        assert str(_shipped()) in err and "give your task another name" in err, err
+    else:
+        assert "nodevice" in err, err  # the next check: the task folder was accepted
+    assert not (tmp_path / "out").exists()
+
+
+def test_our_own_task_folder_given_as_include_path_is_no_shadow(tmp_path, capsys):
+    """README's ``--include_path $(savi eval tasks-path)``: the shipped files themselves."""
+    capsys.readouterr()
+    assert main(["eval", "run", "--", "--model", "savi_video", "--model_args",
+                 f"pretrained={tmp_path / 'm'},num_frames=4,device=nodevice", "--tasks", "savi_egoschema",
+                 "--include_path", tasks_path(), "--output_path", str(tmp_path / "out")]) == 2
+    assert "nodevice" in capsys.readouterr().err
