@@ -14,6 +14,8 @@ import re
 from pathlib import Path
 from typing import Any
 
+from savi_plugin.errors import DocumentTooLarge
+
 #: the decoder layers of a video LM's language model, as checkpoints name them (``model.language_model.layers.N``,
 #: the legacy ``language_model.model.layers.N``, a text model's ``model.layers.N``); vision layers are not counted
 _TEXT_LAYER = re.compile(r"(?:(?:^|\.)language_model\.(?:model\.)?|^model\.)layers\.(\d+)\.")
@@ -75,10 +77,72 @@ def _finite_config(path: Path) -> tuple[dict | None, str | None]:
     return config, None
 
 
-def model_config_problem(folder: str | Path) -> str | None:
-    """What in ``folder/config.json`` its weights contradict, or None: a number that is not finite, or a language
-    model whose ``num_hidden_layers`` differs from the decoder layers its weights hold."""
+#: the JSON files transformers reads from a model folder when they are there (its config, generation config,
+#: tokenizer, processors, legacy chat template, sharded weights' index): a torn ``generation_config.json`` is read as
+#: absent (its ``eos_token_id`` lost, answers run on to ``max_new_tokens``), others fail deep inside the load
+MODEL_JSON_FILES = ("config.json", "generation_config.json", "tokenizer_config.json", "tokenizer.json",
+                    "special_tokens_map.json", "added_tokens.json", "preprocessor_config.json",
+                    "processor_config.json", "video_preprocessor_config.json", "chat_template.json",
+                    "model.safetensors.index.json")
+#: the weight files transformers reads from a model folder
+MODEL_WEIGHT_FILES = ("*.safetensors", "pytorch_model*.bin")
+
+
+def model_files_problem(folder: str | Path) -> str | None:
+    """What is wrong with a file of ``folder`` that a model's loader reads, or None: one of
+    :data:`MODEL_JSON_FILES` that is there (a broken link included) but is no regular file, is not JSON (torn,
+    empty: named at its ``file:line`` and column) or holds no JSON object; or a weight file
+    (:data:`MODEL_WEIGHT_FILES`) that is a broken link or no regular file. Each is named relative to ``folder``.
+
+    Raises:
+        DocumentTooLarge: a JSON file above the document caps, as at every reader.
+    """
+    from savi_plugin.data.files import file_problem, read_json
+
     folder = Path(folder)
+    for name in MODEL_JSON_FILES:
+        path = folder / name
+        if not path.is_symlink() and not path.exists():
+            continue
+        problem = file_problem(path, "JSON file")
+        if problem:
+            return f"{name} {problem}"
+        try:
+            value = read_json(path, lambda message, line=None: ValueError(
+                f"{name}:{line}: {message}" if line else f"{name}: {message}"), strict=False)
+        except DocumentTooLarge:  # above the document caps: the same refusal as every reader's
+            raise
+        except OSError as exc:
+            return f"{name} cannot be read ({exc.strerror or exc})"
+        except ValueError as exc:
+            return str(exc)
+        if not isinstance(value, dict):
+            return f"{name}: holds a JSON {_json_kind(value)}, not an object"
+    for pattern in MODEL_WEIGHT_FILES:
+        for path in sorted(folder.glob(pattern)):
+            problem = file_problem(path, "weight file")
+            if problem:
+                return f"{path.name}: the model's weight file {problem}"
+    return None
+
+
+def _json_kind(value: Any) -> str:
+    """What JSON kind ``value`` is: ``list``, ``string``, ``number``, ``boolean`` or ``null``."""
+    if isinstance(value, bool):
+        return "boolean"
+    if value is None:
+        return "null"
+    return {list: "list", str: "string"}.get(type(value), "number")
+
+
+def model_config_problem(folder: str | Path) -> str | None:
+    """What in ``folder``'s files its loader would misread (:func:`model_files_problem`), or what in
+    ``folder/config.json`` its weights contradict, or None: a number that is not finite, or a language model whose
+    ``num_hidden_layers`` differs from the decoder layers its weights hold."""
+    folder = Path(folder)
+    problem = model_files_problem(folder)
+    if problem:
+        return problem
     config, problem = _finite_config(folder / "config.json")
     if config is None:
         return problem

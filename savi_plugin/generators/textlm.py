@@ -32,13 +32,18 @@ class TextLM:
 
         from savi_plugin.data.files import folder_problem
         from savi_plugin.data.watched import check_unchanged
-        from savi_plugin.models.backends.base import check_tokenizer_fits, model_files_read, own_memory
+        from savi_plugin.data.model_config import model_config_problem
+        from savi_plugin.models.backends.base import (ModelLoadError, check_tokenizer_fits, model_files_read,
+                                                      own_memory)
 
         path = Path(path)
         problem = folder_problem(path, "config.json", "a model folder")
         if problem:
             raise FileNotFoundError(f"{path}: {problem}; a judge or tagger model must be a local "
                                     "Hugging Face causal LM folder")
+        problem = model_config_problem(path)  # a torn generation_config.json would be read as absent
+        if problem:
+            raise ModelLoadError(f"{path}: the judge or tagger model cannot be loaded: {problem}")
         dtypes = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
         if dtype not in dtypes:
             raise ValueError(f"dtype must be one of {', '.join(dtypes)}, got {dtype!r}")

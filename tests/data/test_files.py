@@ -274,6 +274,7 @@ CASES = {
     "inspection.curves:_read_shaped": [(_plot, "run/train_report.json")],
     "inspection.curves:_torn": [(_plot_checkpoint, "run/checkpoint-1/trainer_state.json")],
     "data.model_config:read_config": [(_model_config_check, "m/config.json")],
+    "data.model_config:model_files_problem": [(_model_config_check, "m/config.json")],
     "data.kept:read_kept": [(_ablation_summary, "abl/summary.json"), (_kept_run, "s/runs/base/done.json")],
     "pipeline.align:Manifest.__init__": [(_align_manifest, "run/manifest.json")],
     "models:detect_backend": [(_detect_backend, "m/config.json")],

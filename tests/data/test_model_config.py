@@ -11,6 +11,7 @@ import time
 import pytest
 
 from savi_plugin.data.identity import AdapterFileError, check_adapter
+from savi_plugin.data.model_config import MODEL_JSON_FILES
 from savi_plugin.models import load_backend
 from savi_plugin.models.backends.base import ModelLoadError
 
@@ -190,9 +191,9 @@ def test_a_model_without_its_tokenizer_file_names_it(damage, tiny_llava_onevisio
     (model / "tokenizer.json").unlink()
     if damage == "broken link":
         (model / "tokenizer.json").symlink_to(tmp_path / "gone.json")
-    words = "is missing" if damage == "removed" else "is a broken symbolic link"
-    with pytest.raises(ModelLoadError, match=rf"^{model}: the model cannot be loaded: its tokenizer cannot be built: "
-                                             rf"{model / 'tokenizer.json'} {words}"):
+    words = (rf"its tokenizer cannot be built: {model / 'tokenizer.json'} is missing" if damage == "removed" else
+             r"tokenizer.json is a broken symbolic link \(to ")  # found before the load: model_files_problem
+    with pytest.raises(ModelLoadError, match=rf"^{model}: the model cannot be loaded: {words}"):
         load_backend(model, num_frames=4)
 
 
@@ -318,3 +319,136 @@ def test_an_adapter_config_edited_after_training_is_refused(tiny_llava_onevision
         with pytest.raises(AdapterFileError, match=rf"^{adapter / 'adapter_config.json'}: {field}: .*, but the run "
                                                    rf"that trained this adapter wrote "):
             check_adapter(adapter, tiny_llava_onevision)
+
+
+#: each way a JSON file of a model folder lies -> (what is written, the refusal's words after the file's name)
+JSON_DAMAGE = {
+    "torn": ('{"do_sample": fal', ":1: invalid JSON: Expecting value at column 15"),
+    "not an object": ('["eos_token_id", 2]', ": holds a JSON list, not an object"),
+    "empty": ("", ":1: invalid JSON: Expecting value at column 1"),
+    "broken link": (None, " is a broken symbolic link (to "),
+}
+
+
+@pytest.mark.parametrize("damage", sorted(JSON_DAMAGE))
+@pytest.mark.parametrize("name", MODEL_JSON_FILES)
+def test_a_model_json_file_that_is_there_but_unreadable_is_refused_naming_it(name, damage, tiny_llava_onevision,
+                                                                            tmp_path):
+    """Pass 23 F #5, #37: a torn ``generation_config.json`` was read by transformers as absent (its eos id lost:
+    answers ran on, ``greengreengreeng``), exit 0; a torn ``tokenizer_config.json`` failed naming no file. GENERATED:
+    every JSON file a loader reads x every way it lies, refused before anything loads (``load_backend``: training,
+    generation, ``savi_video``), naming the file and, for invalid JSON, its line and column."""
+    model = tmp_path / "m"
+    shutil.copytree(tiny_llava_onevision, model)
+    text, words = JSON_DAMAGE[damage]
+    path = model / name
+    path.unlink(missing_ok=True)
+    if text is None:
+        path.symlink_to(tmp_path / "gone" / name)
+    else:
+        path.write_text(text)
+    with pytest.raises(ModelLoadError) as err:
+        load_backend(model, num_frames=4)
+    assert str(err.value).startswith(f"{model}: the model cannot be loaded: {name}{words}"), err.value
+
+
+@pytest.mark.parametrize("node", ["broken link", "folder"])
+def test_a_weight_file_that_is_no_file_is_named_as_what_it_is(node, tiny_llava_onevision, tmp_path):
+    """Pass 23 F #54: a ``model.safetensors`` that is a dangling link was reported as "no file named
+    model.safetensors" (transformers' words); it is named as the broken link it is, with its target."""
+    model = tmp_path / "m"
+    shutil.copytree(tiny_llava_onevision, model)
+    weights = model / "model.safetensors"
+    weights.unlink()
+    if node == "broken link":
+        weights.symlink_to("/nonexistent/model.safetensors")
+        words = "is a broken symbolic link (to /nonexistent/model.safetensors)"
+    else:
+        weights.mkdir()
+        words = "is a directory, not a weight file"
+    with pytest.raises(ModelLoadError) as err:
+        load_backend(model, num_frames=4)
+    assert str(err.value) == f"{model}: the model cannot be loaded: model.safetensors: the model's weight file {words}"
+
+
+def _template_edit(damage):
+    """A change of a chat template: the question replaced by a fixed text, the video placeholder left out or
+    written twice."""
+    import re
+
+    video_branch = r"(\{% if part\['type'\] == 'video' %\})([^\n]*)"
+    return {"question left out": lambda t: t.replace("{{ part['text'] }}", "Describe."),
+            "no video placeholder": lambda t: re.sub(video_branch, r"\1", t),
+            "two video placeholders": lambda t: re.sub(video_branch, r"\1\2\2", t)}[damage]
+
+
+@pytest.mark.parametrize("family", ["tiny_llava_onevision", "tiny_qwen2_vl", "tiny_internvl"])
+@pytest.mark.parametrize("damage, words", [
+    ("question left out", "chat_template.jinja leaves out the question: a user turn's text is not in the prompt"),
+    ("no video placeholder", "chat_template.jinja writes 0 video placeholder(s) '"),
+    ("two video placeholders", "chat_template.jinja writes 2 video placeholder(s) '")])
+def test_a_chat_template_that_renders_a_prompt_without_the_question_or_video_is_refused_at_load(
+        family, damage, words, request, tmp_path):
+    """Pass 23 F #3: a ``chat_template.jinja`` writing ``Describe.`` in place of every text part evaluated every
+    document on one prompt without its question, exit 0; #2: one without the ``<video>`` placeholder failed at the
+    first document (transformers' "number of <video> tokens" error, exit 1, no file named). GENERATED: every
+    family x each lie, refused at load naming the template file (the rendered prompt must hold the question and one
+    placeholder per video), as a ``--prompts`` template that leaves out a field is."""
+    model = tmp_path / "m"
+    shutil.copytree(request.getfixturevalue(family), model)
+    template = model / "chat_template.jinja"
+    changed = _template_edit(damage)(template.read_text())
+    assert changed != template.read_text()
+    template.write_text(changed)
+    with pytest.raises(ModelLoadError) as err:
+        load_backend(model, num_frames=4)
+    assert str(err.value).startswith(f"{model}: the model cannot be loaded: {words}"), err.value
+
+
+@pytest.mark.parametrize("damage", ["removed", "its section removed"])
+def test_a_model_without_its_processor_settings_names_the_file(damage, tiny_llava_onevision, tmp_path):
+    """Pass 23 F #38: a model folder without ``processor_config.json`` failed with transformers' advice for a hub
+    id ("make sure you don't have a local directory with the same name"); the folder's missing file is named."""
+    model = tmp_path / "m"
+    shutil.copytree(tiny_llava_onevision, model)
+    settings = model / "processor_config.json"
+    if damage == "removed":
+        settings.unlink()
+        words = f"{settings} is missing, and there is no preprocessor_config.json in its place"
+    else:
+        _edit(settings, lambda c: c.pop("image_processor"))
+        words = f"{settings} holds no 'image_processor' section, and there is no preprocessor_config.json in its place"
+    with pytest.raises(ModelLoadError) as err:
+        load_backend(model, num_frames=4)
+    assert str(err.value).startswith(f"{model}: the model cannot be loaded: its image processor cannot be built: "
+                                     f"{words}"), err.value
+
+
+def test_a_lying_model_folder_is_one_configuration_error_through_generate_and_savi_video(tiny_llava_onevision,
+                                                                                          tmp_path, capsys):
+    """The refusals above hold at the entry points: ``savi generate`` (exit 2, one line, nothing created) and
+    lmms-eval's ``savi_video`` (one ``SettingError``: exit 2 in lmms-eval and ``savi eval run``)."""
+    from savi_plugin.cli import main
+    from savi_plugin.eval.model import SaviVideo
+    from savi_plugin.eval.settings import SettingError
+
+    torn, template = tmp_path / "torn", tmp_path / "template"
+    shutil.copytree(tiny_llava_onevision, torn)
+    (torn / "generation_config.json").write_text('{"do_sample": fal')
+    shutil.copytree(tiny_llava_onevision, template)
+    (template / "chat_template.jinja").write_text(
+        _template_edit("question left out")((template / "chat_template.jinja").read_text()))
+    manifest = tmp_path / "qa.jsonl"
+    manifest.write_text(json.dumps({"id": "q0", "video": "v.mp4", "question": "What?", "answer": "yes"}) + "\n")
+    for model, words in [(torn, "generation_config.json:1: invalid JSON"),
+                         (template, "chat_template.jinja leaves out the question")]:
+        capsys.readouterr()
+        code = main(["generate", "--generator", "rrpo", "--model", str(model), "--input", str(manifest),
+                     "--output", str(tmp_path / "p.jsonl"), "--num-frames", "4", "--no-progress"])
+        err = capsys.readouterr().err
+        lines = [line for line in err.splitlines() if line.startswith("error: ")]
+        assert code == 2 and len(lines) == 1 and "Traceback" not in err, err
+        assert f"{model}: the model cannot be loaded: {words}" in lines[0], lines[0]
+        assert list(tmp_path.glob("p.jsonl*")) == []
+        with pytest.raises(SettingError, match=words):
+            SaviVideo(pretrained=str(model), num_frames=4)

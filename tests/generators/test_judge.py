@@ -360,6 +360,21 @@ def test_a_judge_whose_tokenizer_outgrows_its_embedding_is_refused_at_load(wrong
         TextLM(helper)
 
 
+def test_a_judge_whose_generation_config_is_torn_is_refused_at_load(wrong_lm, tmp_path):
+    """Pass 23 F #5, for the judge's and tagger's loader as for the video models': a torn
+    ``generation_config.json`` is read by transformers as absent (its eos id lost); refused naming it."""
+    import shutil
+
+    from savi_plugin.models.backends.base import ModelLoadError
+
+    helper = tmp_path / "helper"
+    shutil.copytree(wrong_lm, helper)
+    (helper / "generation_config.json").write_text('{"do_sample": fal')
+    with pytest.raises(ModelLoadError, match=rf"^{helper}: the judge or tagger model cannot be loaded: "
+                                             rf"generation_config.json:1: invalid JSON: Expecting value at column 15"):
+        TextLM(helper)
+
+
 def test_a_judge_replaced_between_the_claim_and_its_load_stops_the_job(synthetic_samples, wrong_lm, right_lm,
                                                                         tmp_path):
     """The judge loads when the first answer is judged, after the claim stored its identity: weights replaced in

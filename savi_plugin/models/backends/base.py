@@ -12,7 +12,7 @@ import logging
 import re
 from functools import cached_property
 from pathlib import Path
-from typing import Any, ClassVar, Iterator, Sequence
+from typing import Any, Callable, ClassVar, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -108,7 +108,8 @@ class VideoLM:
                 model, info = cls.load_model(str(path), output_loading_info=True, **kwargs)
         _check_loading_info(path, info, report)
         check_tokenizer_fits(path, model, processor.tokenizer, processor)
-        check_processor_fits(path, model, processor)
+        lm = cls(model, processor, num_frames=num_frames, name_or_path=str(path))
+        check_processor_fits(path, model, processor, lm.messages)
         if adapter is not None:
             import warnings
 
@@ -129,7 +130,8 @@ class VideoLM:
         own_memory(model)
         if not is_trainable:
             model.eval()
-        return cls(model, processor, num_frames=num_frames, name_or_path=str(path))
+        lm.model = model
+        return lm
 
     @classmethod
     def load_model(cls, path: str, **kwargs):
@@ -615,12 +617,19 @@ def check_tokenizer_fits(path: str | Path, model, tokenizer, processor=None) -> 
 FIXED_FRAME_FAMILIES = ("llava_onevision", "llava_next_video", "llava")
 
 
-def check_processor_fits(path: str | Path, model, processor) -> None:
+#: the question text :func:`check_processor_fits` renders: plain words a template writes as given
+TEMPLATE_PROBE = "savi template check question"
+
+
+def check_processor_fits(path: str | Path, model, processor, messages: Callable[[str], list[dict]]) -> None:
     """Refuse a processor that does not belong to the loaded weights, which would fail at the first document (inside
-    torch, naming no file) rather than at load: a chat template that does not render (a Jinja syntax error in
-    ``chat_template.jinja``), or, for a vision tower of fixed resolution (:data:`FIXED_FRAME_FAMILIES`), frames
-    resized to another size than ``vision_config.image_size`` (``processor_config.json`` / ``preprocessor_config.json``
-    ``size``).
+    torch, naming no file) rather than at load, or answer questions it never showed the model: a chat template that
+    does not render (a Jinja syntax error in ``chat_template.jinja``), that leaves out the question's text (a fixed
+    text in its place: every document scored on one prompt), or that writes other than one video placeholder
+    (the processor's ``video_token``) for a turn holding one video; or, for a vision tower of fixed resolution
+    (:data:`FIXED_FRAME_FAMILIES`), frames resized to another size than ``vision_config.image_size``
+    (``processor_config.json`` / ``preprocessor_config.json`` ``size``). ``messages``: the backend's chat turns for
+    one video question (:meth:`VideoLM.messages`), rendered with :data:`TEMPLATE_PROBE` as the question.
 
     Raises:
         ModelLoadError: naming the file and the field.
@@ -629,13 +638,21 @@ def check_processor_fits(path: str | Path, model, processor) -> None:
     template = getattr(processor, "chat_template", None) or getattr(getattr(processor, "tokenizer", None),
                                                                     "chat_template", None)
     if template:
+        source = _template_source(path)
         try:
-            processor.apply_chat_template([{"role": "user", "content": [{"type": "text", "text": "?"}]}],
-                                          tokenize=False, add_generation_prompt=True)
+            rendered = processor.apply_chat_template(messages(TEMPLATE_PROBE), tokenize=False,
+                                                     add_generation_prompt=True)
         except Exception as exc:  # noqa: BLE001 - jinja2's TemplateError and what a template raises: named
-            source = "chat_template.jinja" if (Path(path) / "chat_template.jinja").is_file() else "its chat template"
             first = next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
             raise ModelLoadError(f"{where}: {source} does not render ({type(exc).__name__}: {first})") from None
+        if TEMPLATE_PROBE not in rendered:
+            raise ModelLoadError(f"{where}: {source} leaves out the question: a user turn's text is not in the "
+                                 f"prompt it renders, so no question would reach the model")
+        token = getattr(processor, "video_token", None)
+        if isinstance(token, str) and token and rendered.count(token) != 1:
+            raise ModelLoadError(f"{where}: {source} writes {rendered.count(token)} video placeholder(s) {token!r} "
+                                 f"for a user turn holding one video, where the processor needs exactly one (it "
+                                 f"puts a video's frames at each)")
     config = model.config
     size = getattr(getattr(config, "vision_config", None), "image_size", None)
     if getattr(config, "model_type", None) not in FIXED_FRAME_FAMILIES or type(size) is not int:
@@ -649,6 +666,16 @@ def check_processor_fits(path: str | Path, model, processor) -> None:
             raise ModelLoadError(f"{where}: the {part}'s frame size {shown} is not config.json's "
                                  f"vision_config.image_size {size}: its frames would not fit the vision tower; the "
                                  f"processor does not belong to these weights")
+
+
+def _template_source(path: str | Path) -> str:
+    """The file a model folder's chat template comes from, as transformers prefers it, for a refusal to name."""
+    folder = Path(path)
+    for name in ("chat_template.jinja", "chat_template.json"):
+        if (folder / name).is_file():
+            return name
+    return "tokenizer_config.json's chat_template" if (folder / "tokenizer_config.json").is_file() \
+        else "its chat template"
 
 
 def own_memory(model) -> None:
@@ -683,7 +710,8 @@ def model_files_read(path: str | Path, what: str = "model") -> Iterator[None]:
     except OSError as exc:
         if exc.errno in MACHINE_ERRNOS:
             raise
-        raise ModelLoadError(f"{path}: the {what} cannot be loaded: {_first_line(exc)}") from exc
+        said = _processor_file_problem(path, exc) or _first_line(exc)
+        raise ModelLoadError(f"{path}: the {what} cannot be loaded: {said}") from exc
     except Exception as exc:  # noqa: BLE001 - safetensors' SafetensorError derives from Exception only
         if not isinstance(exc, (ValueError, KeyError, RuntimeError, EOFError, TypeError, AttributeError)) and \
                 type(exc).__name__ != "SafetensorError":
@@ -710,6 +738,29 @@ def _tokenizer_file_problem(path: str | Path, exc: BaseException) -> str | None:
     problem = "is missing" if problem == "file not found" else problem
     return (f"its tokenizer cannot be built: {Path(path) / 'tokenizer.json'} {problem}, and no slow tokenizer's "
             f"vocabulary there replaces it; restore the model's files")
+
+
+#: where transformers finds each processor part's settings in a model folder: a section of ``processor_config.json``
+#: (as transformers 5 saves them), else the part's own legacy file(s)
+_PROCESSOR_PARTS = {"image processor": ("image_processor", ("preprocessor_config.json",)),
+                    "video processor": ("video_processor", ("video_preprocessor_config.json",
+                                                            "preprocessor_config.json")),
+                    "feature extractor": ("feature_extractor", ("preprocessor_config.json",))}
+
+
+def _processor_file_problem(path: str | Path, exc: BaseException) -> str | None:
+    """Where a model folder lacks the settings of a processor part when transformers could build none (its own
+    message gives advice for a hub id and names one legacy file), or None for another failure."""
+    found = re.match(r"Can't load (image processor|video processor|feature extractor) for ", str(exc))
+    folder = Path(path)
+    if not found or not folder.is_dir():
+        return None
+    part = found.group(1)
+    section, legacy = _PROCESSOR_PARTS[part]
+    instead = f"and there is no {' or '.join(legacy)} in its place; restore the model's files"
+    if (folder / "processor_config.json").is_file():
+        return f"its {part} cannot be built: {folder / 'processor_config.json'} holds no {section!r} section, {instead}"
+    return f"its {part} cannot be built: {folder / 'processor_config.json'} is missing, {instead}"
 
 
 def _first_line(exc: BaseException) -> str:
