@@ -14,7 +14,8 @@ What holds for every output, by construction (README "Guarantees"):
 * **An output is a regular file or a folder** (:func:`special_kind`, :func:`link_problem`): an existing FIFO,
   socket or device (also through a symlink, e.g. ``/dev/null`` or ``/dev/stdout``) is refused, never replaced by
   the final rename; so is a file output that is a symbolic link (the rename would replace the link, not write
-  its target) and a link to nothing.
+  its target) and a link to nothing. A folder output may be a link to a folder: it is written through the link,
+  and replaced whole it is the folder the link leads to, the link kept (:func:`folder_behind_link`).
 * **An output is never an input** (:func:`check_distinct`): not equal to, and not inside (nor, for a folder
   output, around) anything the job reads -- the model folder, a data file, the recipe, a video a manifest names.
   Paths are compared after ``..``, ``./`` and symlinks are resolved, by inode (a hard link is the same file), and
@@ -567,12 +568,22 @@ def move_into(src: str | Path, dst: str | Path) -> Path:
     return Path(dst)
 
 
+def folder_behind_link(path: str | Path) -> Path:
+    """The folder a symbolic link at ``path`` leads to (its real path), or ``path`` itself when it is no link to
+    a folder. A folder output may be such a link (README "Guarantees"): what replaces the folder, and the
+    temporaries built for it, belong beside the folder itself -- on its file system, so one rename moves them in --
+    while the user's link stays as it is and names the new folder."""
+    path = Path(path)
+    return Path(os.path.realpath(path)) if os.path.islink(path) and os.path.isdir(path) else path
+
+
 @contextlib.contextmanager
 def temp_folder(near: str | Path, keep: bool = False) -> Iterator[Path]:
-    """A unique folder beside ``near`` (``.<name>.<pid>.<random>.tmp``), removed on every exit unless ``keep``
-    and the block succeeded (then the caller has moved it). Temporaries of ``near`` left by a process that is gone
-    (SIGKILL) are removed first (:func:`remove_stale_temps`)."""
-    near = Path(near)
+    """A unique folder beside ``near`` (``.<name>.<pid>.<random>.tmp``; beside the folder ``near`` leads to when
+    it is a link to one, :func:`folder_behind_link`), removed on every exit unless ``keep`` and the block
+    succeeded (then the caller has moved it). Temporaries of ``near`` left by a process that is gone (SIGKILL)
+    are removed first (:func:`remove_stale_temps`)."""
+    near = folder_behind_link(near)
     near.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temps(near)  # what a killed build left beside it (a site, a conversion, a fixture)
     tmp = _temp_name(near)
@@ -2151,8 +2162,10 @@ def step_product(folder: str | Path, *, command: str, config: Mapping[str, Any],
 def replace_folder(dst: str | Path) -> Iterator[Path]:
     """Yield a unique temporary folder beside ``dst``; when the block succeeds it becomes ``dst``, replacing the
     previous ``dst`` whole (so none of the previous files stays beside the new ones). On any other exit the
-    temporary folder is removed and ``dst`` is left as it was. The caller has claimed ``dst``."""
-    dst = Path(dst)
+    temporary folder is removed and ``dst`` is left as it was. The caller has claimed ``dst``. A ``dst`` that is a
+    symbolic link to a folder keeps its link: the folder it leads to is the one replaced
+    (:func:`folder_behind_link`), and no temporary is left beside either."""
+    dst = folder_behind_link(dst)
     with temp_folder(dst, keep=True) as tmp:
         yield tmp
     old = None

@@ -379,6 +379,45 @@ def test_a_temporary_folder_left_by_a_killed_build_is_removed_by_the_next(tmp_pa
     assert not left.exists() and live.exists()
 
 
+def _linked_folder(tmp_path: Path, link: str) -> tuple[Path, Path]:
+    """``(link, the folder it leads to)``: a link (relative, absolute, or a link to a link) in ``links/`` to a
+    folder in ``targets/`` that holds an earlier result (``old.txt``)."""
+    (tmp_path / "links").mkdir()
+    folder = tmp_path / "targets" / "site"
+    folder.mkdir(parents=True)
+    (folder / "old.txt").write_text("the earlier result")
+    out = tmp_path / "links" / "site"
+    if link == "relative":
+        out.symlink_to(Path("..") / "targets" / "site", target_is_directory=True)
+    elif link == "absolute":
+        out.symlink_to(folder, target_is_directory=True)
+    else:
+        (tmp_path / "links" / "hop").symlink_to(folder, target_is_directory=True)
+        out.symlink_to("hop", target_is_directory=True)
+    return out, folder
+
+
+@pytest.mark.parametrize("ends", ["succeeds", "fails"])
+@pytest.mark.parametrize("link", ["relative", "absolute", "link-to-a-link"])
+def test_a_folder_replaced_whole_through_a_link_keeps_the_link(link, ends, tmp_path):
+    """`savi inspect --out linksite` (a link to its own earlier site) replaced the link by a new folder, left the
+    site it named stale and a `.linksite.<pid>.<hex>.tmp` link behind (red team 23, #22, #45): the folder the
+    link leads to is what is replaced, and no temporary is left beside either."""
+    out, folder = _linked_folder(tmp_path, link)
+    before = {p.name: os.readlink(p) for p in (tmp_path / "links").iterdir()}
+    if ends == "succeeds":
+        with outputs.replace_folder(out) as tmp:
+            (tmp / "new.txt").write_text("the new result")
+        assert sorted(p.name for p in folder.iterdir()) == ["new.txt"]
+    else:
+        with pytest.raises(RuntimeError), outputs.replace_folder(out) as tmp:
+            (tmp / "new.txt").write_text("half")
+            raise RuntimeError("the build failed")
+        assert sorted(p.name for p in folder.iterdir()) == ["old.txt"]
+    assert {p.name: os.readlink(p) for p in (tmp_path / "links").iterdir()} == before  # the links, as they were
+    assert os.listdir(tmp_path / "targets") == ["site"]  # no temporary or earlier folder left beside it
+
+
 def test_pairs_a_live_job_is_writing_are_not_finished_data(tmp_path):
     """`savi train` took a pair file an extended generation was still appending to, vouched for by the earlier
     run's report (red team 4)."""
