@@ -1922,15 +1922,17 @@ def _stray_sidecar(path: Path) -> Path | None:
 
 def check_place(output: str | Path, inputs: Mapping[str, str | Path | None] | None = None, *,
                 output_name: str = "output", folder: bool = False,
-                input_files: Mapping[str, Iterable[str | Path]] | None = None) -> None:
+                input_files: Mapping[str, Iterable[str | Path]] | None = None, what: str | None = None) -> None:
     """Refuse, as a configuration error (exit 2), an output whose place no job may write, whatever is there: ``-``
     (standard output to many tools), below a file (:func:`folder_above_error`), a name too long for its sidecars (:func:`name_length_error`), equal to,
     inside or around an input (:func:`check_distinct`, :func:`check_not_any`), or inside a training checkpoint
-    (:func:`check_not_in_checkpoint`); and, as not ours (exit 1), a FIFO, device or link savi would replace
+    (:func:`check_not_in_checkpoint`); as not ours (exit 1), a FIFO, device or link savi would replace
     (:func:`special_kind`, :func:`link_problem`), a folder where a file is needed or the reverse, or a name that is
-    another marked output's sidecar (:func:`sidecar_clash`). The first question :func:`claim`
-    asks, and the whole check of an output no mark claims (``savi eval run``'s ``--output_path``, shared between
-    lmms-eval runs)."""
+    another marked output's sidecar (:func:`sidecar_clash`); and, while another live job writes a folder around
+    it, as taken (exit 1, :func:`check_no_enclosing_job`). The first question :func:`claim` asks, the place check
+    of ``savi eval fixture``'s folder, and the whole check of an output no mark claims (``savi eval run``'s
+    ``--output_path``, shared between lmms-eval runs); ``what``: how the last refusal names the output (default
+    ``output_name``)."""
     path = Path(output)
     if str(output) == "-":  # standard output to most tools; savi writes files, so one named `-` is asked as ./-
         raise ConfigurationError(f"-: {output_name} '-' names standard output to many tools, and savi writes a "
@@ -1965,6 +1967,7 @@ def check_place(output: str | Path, inputs: Mapping[str, str | Path | None] | No
     if clash is not None:
         raise ForeignOutputError(f"{output}: {output_name} {clash}; the two would overwrite each other's files: "
                                  f"choose {another(output_name)}")
+    check_no_enclosing_job(path, what or output_name)  # two jobs would mix their files in one folder
 
 
 def claim(output: str | Path, *, command: str, config: Mapping[str, Any] | None = None, folder: bool = False,
@@ -1974,7 +1977,8 @@ def claim(output: str | Path, *, command: str, config: Mapping[str, Any] | None 
           records: Iterable[str] = (), own_content: Callable[[Path], bool] | None = None,
           input_files: Mapping[str, Iterable[str | Path]] | None = None) -> Output:
     """Check and lock ``output`` for ``command``; the gate every ``savi`` writer passes before it writes (except
-    ``savi eval fixture``, whose folder check, :mod:`savi_plugin.eval.fixture_folder`, takes the same lock).
+    ``savi eval fixture``, whose folder check, :mod:`savi_plugin.eval.fixture_folder`, asks the same place question,
+    :func:`check_place`, and takes the same lock).
 
     An output may be written when it is new (absent, an empty file or folder), or when it carries our mark for
     the same ``command`` and the same ``config`` (keys in ``ignore`` may differ: a resume that extends the run).
@@ -2018,7 +2022,7 @@ def claim(output: str | Path, *, command: str, config: Mapping[str, Any] | None 
 
     path = Path(output)
     config = dict(config or {})
-    check_place(path, inputs, output_name=output_name, folder=folder, input_files=input_files)
+    check_place(path, inputs, output_name=output_name, folder=folder, input_files=input_files, what=what)
     # a step of a command that claimed a folder around it (the demo's pairs file in its --out): its messages name
     # the flag the user typed, never a flag of a command they did not run
     remedy_name = enclosing_output_name(path) or output_name
@@ -2050,7 +2054,6 @@ def claim(output: str | Path, *, command: str, config: Mapping[str, Any] | None 
             raise OutputLockedError(f"{output}: {output_name} is in use by another savi process "
                                     f"({_holder_text(holder)}); wait for it to finish or choose "
                                     f"{another(remedy_name)} (lock file {path / LOCK_NAME})")
-    check_no_enclosing_job(path, what or output_name)
     if lock:
         held.acquire()
     try:

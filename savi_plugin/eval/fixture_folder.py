@@ -122,8 +122,10 @@ class FixtureFolder:
             FixtureFolderError: the path is a file, or the folder holds a file the command did not write.
             ConfigurationError: its place is one no output may take (:func:`~savi_plugin.data.outputs.check_place`:
                 below a file, inside a training checkpoint).
+            OutputLockedError: another live savi job writes a folder around it, or this folder.
         """
-        # the output layer's place rule: below a file or in a training checkpoint is exit 2, nothing written
+        # the output layer's place rule: below a file or in a training checkpoint is exit 2, inside a folder another
+        # running job writes exit 1, nothing written
         check_place(self.root, output_name="fixture folder", folder=True)
         if self.root.exists() and not self.root.is_dir():
             raise FixtureFolderError(f"{self.root}: exists and is not a folder")

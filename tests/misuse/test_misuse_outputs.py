@@ -29,7 +29,7 @@ from typing import Callable
 import pytest
 import yaml
 
-from misuse_kit import assert_one_line_error, clip, pair, qa_item, savi
+from misuse_kit import assert_one_line_error, clip, hold_lock, pair, qa_item, savi
 from tests.builders import random_lora_adapter, read_jsonl, tiny_rrpo_run, write_jsonl
 
 GEN = ["--generator", "rrpo", "--num-frames", "4", "--no-progress", "--option", "answer_format=raw",
@@ -359,6 +359,64 @@ BELOW_A_FILE_WRITERS = {**{name: (spec.argv, spec.folder) for name, spec in WRIT
                         "plot": (lambda w, out: ["plot", w / "model", "--out", out], False),
                         "eval-fixture": (lambda w, out: ["eval", "fixture", out, "-n", "1", "--benchmark", "mvbench"],
                                          True)}
+
+
+#: every writer (:data:`BELOW_A_FILE_WRITERS`), ``savi ablate`` and ``savi eval run``'s ``--output_path`` (no mark,
+#: but a place like any other output's)
+ENCLOSED_WRITERS = {**BELOW_A_FILE_WRITERS,
+                    "ablate": (lambda w, out: ["ablate", w / "data/train.yaml", "--pairs", w / "data/pairs.jsonl",
+                                               "--losses", "dpo", "--no-benchmarks", "--out", out], True),
+                    "eval-run": (lambda w, out: CHECKPOINT_WRITERS["eval-run"][0](w, None, out), True)}
+
+
+#: a ``savi eval fixture`` run holding its folder (:class:`~savi_plugin.eval.fixture_folder.FixtureFolder`)
+HOLD_FIXTURE = """
+import sys, time
+from savi_plugin.eval.fixture_folder import FixtureFolder
+with FixtureFolder(sys.argv[1]).claim():
+    print("locked", flush=True)
+    time.sleep(120)
+"""
+
+
+def _running_job(folder: Path, holder: str):
+    """Another process holding ``folder`` as a running job does: by its lock inside it or beside it, or as a
+    ``savi eval fixture`` run writing it."""
+    if holder != "eval-fixture":
+        return hold_lock(folder, folder=holder == "lock-inside")
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-c", HOLD_FIXTURE, str(folder)], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "locked"
+    return proc
+
+
+@pytest.mark.parametrize("holder", ["lock-inside", "lock-beside", "eval-fixture"])
+@pytest.mark.parametrize("writer", list(ENCLOSED_WRITERS))
+def test_an_output_inside_a_folder_a_running_job_writes_is_refused_naming_it(writer, holder, world, tmp_path,
+                                                                            capsys):
+    """``savi eval fixture runs/ov/fx`` wrote into a running ``savi train``'s folder, and ``savi eval run
+    --output_path runs/ov/ev`` too (red team 23, #29, #39): every writer asks the output layer's place check
+    (:func:`~savi_plugin.data.outputs.check_place`), which refuses a place inside a folder another live job holds
+    -- its lock inside it (train, align, demo, ablate, eval suite, eval fixture: #41 ran train and inspect inside
+    a running fixture's folder) or beside it (a folder replaced whole: inspect, convert) -- in one line naming the
+    folder and its holder, exit 1, nothing written."""
+    argv, folder = ENCLOSED_WRITERS[writer]
+    running = tmp_path / "running"
+    running.mkdir()
+    job = _running_job(running, holder)
+    try:
+        out = running / ("out" if folder else "out.png" if writer == "plot" else "out.jsonl")
+        before, inputs = snapshot(tmp_path), snapshot(world)
+        code, _, err = savi(capsys, *argv(world, out))
+        assert code == 1, err
+        assert_one_line_error(err, "/running/out", " lies inside ",  # a long path is shown cut in its middle
+                              f"which another savi process is writing (pid {job.pid} ")
+        assert snapshot(tmp_path) == before and snapshot(world) == inputs
+    finally:
+        job.kill()
+        job.wait()
 
 
 @pytest.mark.parametrize("writer", list(BELOW_A_FILE_WRITERS))
