@@ -1889,12 +1889,13 @@ def _parent(path: Path) -> Path:
 
 def _existing_names(path: Path, folder: bool) -> set[str]:
     """What makes up output ``path`` now, relative to its parent: the output itself, its sidecars beside it
-    (``<name>.*``) and, for a folder, its entries (``<name>/<entry>``)."""
+    (``<name>.*``) and, for a folder, its entries (``<name>/<entry>``; a folder output given as a link to a folder
+    is written through the link, so its entries are the folder's)."""
     parent = _parent(path)
     if not parent.is_dir():
         return set()
     names = {p.name for p in parent.iterdir() if p.name == path.name or p.name.startswith(path.name + ".")}
-    if folder and path.is_dir() and not path.is_symlink():
+    if folder and path.is_dir():
         names |= {f"{path.name}/{p.name}" for p in path.iterdir()}
     return names
 

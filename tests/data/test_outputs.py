@@ -259,16 +259,25 @@ ENDINGS = {
 
 
 @pytest.mark.parametrize("folder", [True, False], ids=["folder", "file"])
-@pytest.mark.parametrize("existed", [False, True], ids=["absent", "empty"])
+@pytest.mark.parametrize("existed", ["absent", "empty", "link-to-an-empty-folder"])
 @pytest.mark.parametrize("ending", list(ENDINGS))
 def test_a_job_that_fails_before_its_first_result_marks_nothing(ending, existed, folder, tmp_path):
+    """A new output (absent, empty, or a folder output given as a link to an empty folder, written through the
+    link) is left as it was by a configuration error, or any stop before the first result: through a link the
+    mark and files were left (red team 23, beside #45), and the corrected command refused as another
+    configuration."""
     from savi_plugin.errors import ConfigError
 
+    if existed == "link-to-an-empty-folder" and not folder:
+        pytest.skip("a file output that is a link is refused (test_misuse_outputs.py)")
     error, wrote, stays = ENDINGS[ending]
     out = tmp_path / ("out" if folder else "out.jsonl")
     (tmp_path / "users-file.txt").write_text("not ours")
-    if existed:
+    if existed == "empty":
         out.mkdir() if folder else out.write_text("")
+    elif existed == "link-to-an-empty-folder":
+        (tmp_path / "target").mkdir()
+        out.symlink_to("target", target_is_directory=True)
     raised = {"config": ConfigError("lora.r", "too large"), "runtime": RuntimeError("boom"),
               "interrupt": KeyboardInterrupt()}[error]
     with pytest.raises(type(raised)):
@@ -276,15 +285,19 @@ def test_a_job_that_fails_before_its_first_result_marks_nothing(ending, existed,
             claimed.write_mark()
             if wrote == "result":
                 (out / "result.bin" if folder else out).write_bytes(b"a result")
-                outputs.write_json(claimed.sidecar("progress.json"), {"done": 1})
+                if existed != "link-to-an-empty-folder":  # a link's sidecars lie beside the folder it names; savi
+                    outputs.write_json(claimed.sidecar("progress.json"), {"done": 1})  # gives folders none
             raise raised
     names = sorted(p.name for p in tmp_path.iterdir())
     if stays:
         assert outputs.read_mark(out, folder) is not None
     else:  # as before the job: a corrected command is a new run, not "another configuration"
-        assert names == sorted(["users-file.txt"] + (["out" if folder else "out.jsonl"] if existed else []))
-        if existed and folder:
+        there = {"absent": [], "empty": ["out" if folder else "out.jsonl"], "link-to-an-empty-folder": ["out", "target"]}
+        assert names == sorted(["users-file.txt"] + there[existed])
+        if existed != "absent" and folder:
             assert list(out.iterdir()) == []
+        if existed == "link-to-an-empty-folder":
+            assert os.readlink(out) == "target"
         claim(out, command="savi test", config={"a": 2}, folder=folder).release()
     assert (tmp_path / "users-file.txt").read_text() == "not ours"
 
