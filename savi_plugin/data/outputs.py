@@ -14,7 +14,8 @@ What holds for every output, by construction (README "Guarantees"):
 * **An output is a regular file or a folder** (:func:`special_kind`, :func:`link_problem`): an existing FIFO,
   socket or device (also through a symlink, e.g. ``/dev/null`` or ``/dev/stdout``) is refused, never replaced by
   the final rename; so is a file output that is a symbolic link (the rename would replace the link, not write
-  its target) and a link to nothing.
+  its target) and a link to nothing. A folder output may be a link to a folder: it is written through the link,
+  and replaced whole it is the folder the link leads to, the link kept (:func:`folder_behind_link`).
 * **An output is never an input** (:func:`check_distinct`): not equal to, and not inside (nor, for a folder
   output, around) anything the job reads -- the model folder, a data file, the recipe, a video a manifest names.
   Paths are compared after ``..``, ``./`` and symlinks are resolved, by inode (a hard link is the same file), and
@@ -567,12 +568,22 @@ def move_into(src: str | Path, dst: str | Path) -> Path:
     return Path(dst)
 
 
+def folder_behind_link(path: str | Path) -> Path:
+    """The folder a symbolic link at ``path`` leads to (its real path), or ``path`` itself when it is no link to
+    a folder. A folder output may be such a link (README "Guarantees"): what replaces the folder, and the
+    temporaries built for it, belong beside the folder itself -- on its file system, so one rename moves them in --
+    while the user's link stays as it is and names the new folder."""
+    path = Path(path)
+    return Path(os.path.realpath(path)) if os.path.islink(path) and os.path.isdir(path) else path
+
+
 @contextlib.contextmanager
 def temp_folder(near: str | Path, keep: bool = False) -> Iterator[Path]:
-    """A unique folder beside ``near`` (``.<name>.<pid>.<random>.tmp``), removed on every exit unless ``keep``
-    and the block succeeded (then the caller has moved it). Temporaries of ``near`` left by a process that is gone
-    (SIGKILL) are removed first (:func:`remove_stale_temps`)."""
-    near = Path(near)
+    """A unique folder beside ``near`` (``.<name>.<pid>.<random>.tmp``; beside the folder ``near`` leads to when
+    it is a link to one, :func:`folder_behind_link`), removed on every exit unless ``keep`` and the block
+    succeeded (then the caller has moved it). Temporaries of ``near`` left by a process that is gone (SIGKILL)
+    are removed first (:func:`remove_stale_temps`)."""
+    near = folder_behind_link(near)
     near.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temps(near)  # what a killed build left beside it (a site, a conversion, a fixture)
     tmp = _temp_name(near)
@@ -1878,12 +1889,13 @@ def _parent(path: Path) -> Path:
 
 def _existing_names(path: Path, folder: bool) -> set[str]:
     """What makes up output ``path`` now, relative to its parent: the output itself, its sidecars beside it
-    (``<name>.*``) and, for a folder, its entries (``<name>/<entry>``)."""
+    (``<name>.*``) and, for a folder, its entries (``<name>/<entry>``; a folder output given as a link to a folder
+    is written through the link, so its entries are the folder's)."""
     parent = _parent(path)
     if not parent.is_dir():
         return set()
     names = {p.name for p in parent.iterdir() if p.name == path.name or p.name.startswith(path.name + ".")}
-    if folder and path.is_dir() and not path.is_symlink():
+    if folder and path.is_dir():
         names |= {f"{path.name}/{p.name}" for p in path.iterdir()}
     return names
 
@@ -1911,15 +1923,17 @@ def _stray_sidecar(path: Path) -> Path | None:
 
 def check_place(output: str | Path, inputs: Mapping[str, str | Path | None] | None = None, *,
                 output_name: str = "output", folder: bool = False,
-                input_files: Mapping[str, Iterable[str | Path]] | None = None) -> None:
+                input_files: Mapping[str, Iterable[str | Path]] | None = None, what: str | None = None) -> None:
     """Refuse, as a configuration error (exit 2), an output whose place no job may write, whatever is there: ``-``
     (standard output to many tools), below a file (:func:`folder_above_error`), a name too long for its sidecars (:func:`name_length_error`), equal to,
     inside or around an input (:func:`check_distinct`, :func:`check_not_any`), or inside a training checkpoint
-    (:func:`check_not_in_checkpoint`); and, as not ours (exit 1), a FIFO, device or link savi would replace
+    (:func:`check_not_in_checkpoint`); as not ours (exit 1), a FIFO, device or link savi would replace
     (:func:`special_kind`, :func:`link_problem`), a folder where a file is needed or the reverse, or a name that is
-    another marked output's sidecar (:func:`sidecar_clash`). The first question :func:`claim`
-    asks, and the whole check of an output no mark claims (``savi eval run``'s ``--output_path``, shared between
-    lmms-eval runs)."""
+    another marked output's sidecar (:func:`sidecar_clash`); and, while another live job writes a folder around
+    it, as taken (exit 1, :func:`check_no_enclosing_job`). The first question :func:`claim` asks, the place check
+    of ``savi eval fixture``'s folder, and the whole check of an output no mark claims (``savi eval run``'s
+    ``--output_path``, shared between lmms-eval runs); ``what``: how the last refusal names the output (default
+    ``output_name``)."""
     path = Path(output)
     if str(output) == "-":  # standard output to most tools; savi writes files, so one named `-` is asked as ./-
         raise ConfigurationError(f"-: {output_name} '-' names standard output to many tools, and savi writes a "
@@ -1954,6 +1968,7 @@ def check_place(output: str | Path, inputs: Mapping[str, str | Path | None] | No
     if clash is not None:
         raise ForeignOutputError(f"{output}: {output_name} {clash}; the two would overwrite each other's files: "
                                  f"choose {another(output_name)}")
+    check_no_enclosing_job(path, what or output_name)  # two jobs would mix their files in one folder
 
 
 def claim(output: str | Path, *, command: str, config: Mapping[str, Any] | None = None, folder: bool = False,
@@ -1963,7 +1978,8 @@ def claim(output: str | Path, *, command: str, config: Mapping[str, Any] | None 
           records: Iterable[str] = (), own_content: Callable[[Path], bool] | None = None,
           input_files: Mapping[str, Iterable[str | Path]] | None = None) -> Output:
     """Check and lock ``output`` for ``command``; the gate every ``savi`` writer passes before it writes (except
-    ``savi eval fixture``, whose folder check, :mod:`savi_plugin.eval.fixture_folder`, takes the same lock).
+    ``savi eval fixture``, whose folder check, :mod:`savi_plugin.eval.fixture_folder`, asks the same place question,
+    :func:`check_place`, and takes the same lock).
 
     An output may be written when it is new (absent, an empty file or folder), or when it carries our mark for
     the same ``command`` and the same ``config`` (keys in ``ignore`` may differ: a resume that extends the run).
@@ -2007,7 +2023,7 @@ def claim(output: str | Path, *, command: str, config: Mapping[str, Any] | None 
 
     path = Path(output)
     config = dict(config or {})
-    check_place(path, inputs, output_name=output_name, folder=folder, input_files=input_files)
+    check_place(path, inputs, output_name=output_name, folder=folder, input_files=input_files, what=what)
     # a step of a command that claimed a folder around it (the demo's pairs file in its --out): its messages name
     # the flag the user typed, never a flag of a command they did not run
     remedy_name = enclosing_output_name(path) or output_name
@@ -2039,7 +2055,6 @@ def claim(output: str | Path, *, command: str, config: Mapping[str, Any] | None 
             raise OutputLockedError(f"{output}: {output_name} is in use by another savi process "
                                     f"({_holder_text(holder)}); wait for it to finish or choose "
                                     f"{another(remedy_name)} (lock file {path / LOCK_NAME})")
-    check_no_enclosing_job(path, what or output_name)
     if lock:
         held.acquire()
     try:
@@ -2151,8 +2166,10 @@ def step_product(folder: str | Path, *, command: str, config: Mapping[str, Any],
 def replace_folder(dst: str | Path) -> Iterator[Path]:
     """Yield a unique temporary folder beside ``dst``; when the block succeeds it becomes ``dst``, replacing the
     previous ``dst`` whole (so none of the previous files stays beside the new ones). On any other exit the
-    temporary folder is removed and ``dst`` is left as it was. The caller has claimed ``dst``."""
-    dst = Path(dst)
+    temporary folder is removed and ``dst`` is left as it was. The caller has claimed ``dst``. A ``dst`` that is a
+    symbolic link to a folder keeps its link: the folder it leads to is the one replaced
+    (:func:`folder_behind_link`), and no temporary is left beside either."""
+    dst = folder_behind_link(dst)
     with temp_folder(dst, keep=True) as tmp:
         yield tmp
     old = None

@@ -2,7 +2,8 @@
 replaces what the first wrote.
 
 A marker file (:data:`MARKER`, JSON) lists, per benchmark, every file the command wrote there with its size and
-SHA-256, and the benchmark it is writing while a run is under way. From that:
+SHA-256, and the benchmarks whose writing began and has not finished (``writing``: the one a run is writing, and
+any a stopped run left). From that:
 
 * a folder holding any file the marker does not list (real annotations, videos, a user's notes), or a listed file
   whose content changed since (the user put their own file under that name), is refused before
@@ -10,7 +11,8 @@ SHA-256, and the benchmark it is writing while a run is under way. From that:
 * writing a benchmark again first removes the files its previous run wrote (a run with a smaller ``-n`` or another
   ``--seed`` leaves no videos that no annotation names), and leaves other benchmarks' files alone;
 * a run stopped while writing a benchmark leaves the marker naming it, so the files under that benchmark's folder
-  count as the command's own and the next run replaces them.
+  count as the command's own and the next run of that benchmark replaces them -- also after runs of other
+  benchmarks in between, which leave it named.
 
 The marker is the command's own only when it is a regular file holding what the command writes (a JSON object
 whose ``written_by`` names it; the plain-text line of its first version counts every file in the folder as its own).
@@ -41,7 +43,7 @@ PLAIN_MARKER = "written by " + WRITTEN_BY
 
 
 def _parse_marker(data: bytes) -> dict | None:
-    """The marker in ``data`` when the command wrote it: ``{"written": {...}, "writing": ...}``; ``{}`` for the
+    """The marker in ``data`` when the command wrote it: ``{"written": {...}, "writing": [...]}``; ``{}`` for the
     plain-text marker (no file list); None for anything else."""
     try:
         text = data.decode("utf-8")
@@ -59,18 +61,24 @@ def _parse_marker(data: bytes) -> dict | None:
     return obj
 
 
-def unfinished_benchmark(root: Path) -> str | None:
-    """The benchmark ``savi eval fixture`` was writing into ``root`` when it was stopped (its marker still says
-    ``writing``), or None: a finished fixture, or a folder the command never wrote (a user's real data)."""
+def _writing(data: dict | None) -> list[str]:
+    """The benchmarks a marker says are being written (or were, by a run that was stopped): a list; a single name
+    or None in a marker of an earlier version."""
+    writing = (data or {}).get("writing")
+    names = [writing] if isinstance(writing, str) else writing if isinstance(writing, list) else []
+    return [name for name in names if isinstance(name, str) and name]
+
+
+def unfinished_benchmarks(root: Path) -> list[str]:
+    """The benchmarks ``savi eval fixture`` was writing into ``root`` when it was stopped (its marker still says
+    ``writing``); empty for a finished fixture, or a folder the command never wrote (a user's real data)."""
     marker = Path(root) / MARKER
     try:
         if not marker.is_file() or marker.stat().st_size > 1 << 24:
-            return None
-        data = _parse_marker(marker.read_bytes())
+            return []
+        return _writing(_parse_marker(marker.read_bytes()))
     except OSError:
-        return None
-    writing = (data or {}).get("writing")
-    return writing if isinstance(writing, str) and writing else None
+        return []
 
 
 class FixtureFolderError(ValueError):
@@ -108,7 +116,8 @@ class FixtureFolder:
     def __init__(self, root: str | Path):
         self.root = Path(root)
         self.written: dict[str, list[str]] = {}
-        self.writing: str | None = None
+        #: benchmarks whose writing began and has not finished (this run's, and any a stopped run left)
+        self.writing: list[str] = []
         self._lock: OutputLock | None = None
 
     @property
@@ -122,8 +131,10 @@ class FixtureFolder:
             FixtureFolderError: the path is a file, or the folder holds a file the command did not write.
             ConfigurationError: its place is one no output may take (:func:`~savi_plugin.data.outputs.check_place`:
                 below a file, inside a training checkpoint).
+            OutputLockedError: another live savi job writes a folder around it, or this folder.
         """
-        # the output layer's place rule: below a file or in a training checkpoint is exit 2, nothing written
+        # the output layer's place rule: below a file or in a training checkpoint is exit 2, inside a folder another
+        # running job writes exit 1, nothing written
         check_place(self.root, output_name="fixture folder", folder=True)
         if self.root.exists() and not self.root.is_dir():
             raise FixtureFolderError(f"{self.root}: exists and is not a folder")
@@ -154,8 +165,7 @@ class FixtureFolder:
         present = [f for f in _files(self.root) if f not in ours] if self.root.is_dir() else []
         self._read(present)
         own = {f: sig for files in self.written.values() for f, sig in files.items()}
-        if self.writing:
-            own.update({f: None for f in present if Path(f).parts[0] == self.writing})
+        own.update({f: None for f in present if Path(f).parts[0] in self.writing})
         foreign = [f for f in present if f not in own]
         if foreign:
             raise FixtureFolderError(
@@ -194,12 +204,11 @@ class FixtureFolder:
             return
         data = _parse_marker(self.marker.read_bytes())  # ours: claim refused anything else
         if not data:  # the plain-text marker: no file list
-            self.written, self.writing = {"": {f: None for f in present}}, None
+            self.written, self.writing = {"": {f: None for f in present}}, []
             return
         self.written = {str(k): ({str(f): _stored_signature(sig) for f, sig in v.items()} if isinstance(v, dict)
                                  else {str(f): None for f in v}) for k, v in data["written"].items()}
-        writing = data.get("writing")
-        self.writing = writing if isinstance(writing, str) and writing else None
+        self.writing = _writing(data)
 
     def _save(self) -> None:
         data = {"written_by": WRITTEN_BY, "writing": self.writing,
@@ -207,11 +216,13 @@ class FixtureFolder:
         write_json(self.marker, data, indent=1)
 
     def begin(self, benchmark: str) -> None:
-        """Remove the files an earlier run wrote for ``benchmark`` and mark it as being written."""
+        """Remove the files an earlier run wrote for ``benchmark`` and mark it as being written (beside any other
+        benchmark a stopped run left unfinished: its files stay the command's own until it is written again)."""
         stale = list(self.written.pop(benchmark, {}))
-        if self.writing == benchmark:
+        if benchmark in self.writing:
             stale += [f for f in _files(self.root) if Path(f).parts[0] == benchmark]
-        self.writing = benchmark
+        else:
+            self.writing.append(benchmark)
         self._save()  # before the first file goes: a stop from here on leaves the benchmark marked unfinished
         for name in stale:
             (self.root / name).unlink(missing_ok=True)
@@ -219,5 +230,5 @@ class FixtureFolder:
     def done(self, benchmark: str, files: list[Path]) -> None:
         """Record the files written for ``benchmark``."""
         self.written[benchmark] = {str(Path(f).relative_to(self.root)): _signature(Path(f)) for f in sorted(files)}
-        self.writing = None
+        self.writing.remove(benchmark)
         self._save()

@@ -259,16 +259,25 @@ ENDINGS = {
 
 
 @pytest.mark.parametrize("folder", [True, False], ids=["folder", "file"])
-@pytest.mark.parametrize("existed", [False, True], ids=["absent", "empty"])
+@pytest.mark.parametrize("existed", ["absent", "empty", "link-to-an-empty-folder"])
 @pytest.mark.parametrize("ending", list(ENDINGS))
 def test_a_job_that_fails_before_its_first_result_marks_nothing(ending, existed, folder, tmp_path):
+    """A new output (absent, empty, or a folder output given as a link to an empty folder, written through the
+    link) is left as it was by a configuration error, or any stop before the first result: through a link the
+    mark and files were left (red team 23, beside #45), and the corrected command refused as another
+    configuration."""
     from savi_plugin.errors import ConfigError
 
+    if existed == "link-to-an-empty-folder" and not folder:
+        pytest.skip("a file output that is a link is refused (test_misuse_outputs.py)")
     error, wrote, stays = ENDINGS[ending]
     out = tmp_path / ("out" if folder else "out.jsonl")
     (tmp_path / "users-file.txt").write_text("not ours")
-    if existed:
+    if existed == "empty":
         out.mkdir() if folder else out.write_text("")
+    elif existed == "link-to-an-empty-folder":
+        (tmp_path / "target").mkdir()
+        out.symlink_to("target", target_is_directory=True)
     raised = {"config": ConfigError("lora.r", "too large"), "runtime": RuntimeError("boom"),
               "interrupt": KeyboardInterrupt()}[error]
     with pytest.raises(type(raised)):
@@ -276,15 +285,19 @@ def test_a_job_that_fails_before_its_first_result_marks_nothing(ending, existed,
             claimed.write_mark()
             if wrote == "result":
                 (out / "result.bin" if folder else out).write_bytes(b"a result")
-                outputs.write_json(claimed.sidecar("progress.json"), {"done": 1})
+                if existed != "link-to-an-empty-folder":  # a link's sidecars lie beside the folder it names; savi
+                    outputs.write_json(claimed.sidecar("progress.json"), {"done": 1})  # gives folders none
             raise raised
     names = sorted(p.name for p in tmp_path.iterdir())
     if stays:
         assert outputs.read_mark(out, folder) is not None
     else:  # as before the job: a corrected command is a new run, not "another configuration"
-        assert names == sorted(["users-file.txt"] + (["out" if folder else "out.jsonl"] if existed else []))
-        if existed and folder:
+        there = {"absent": [], "empty": ["out" if folder else "out.jsonl"], "link-to-an-empty-folder": ["out", "target"]}
+        assert names == sorted(["users-file.txt"] + there[existed])
+        if existed != "absent" and folder:
             assert list(out.iterdir()) == []
+        if existed == "link-to-an-empty-folder":
+            assert os.readlink(out) == "target"
         claim(out, command="savi test", config={"a": 2}, folder=folder).release()
     assert (tmp_path / "users-file.txt").read_text() == "not ours"
 
@@ -377,6 +390,45 @@ def test_a_temporary_folder_left_by_a_killed_build_is_removed_by_the_next(tmp_pa
     with outputs.temp_folder(tmp_path / "site") as tmp:
         assert tmp.is_dir()
     assert not left.exists() and live.exists()
+
+
+def _linked_folder(tmp_path: Path, link: str) -> tuple[Path, Path]:
+    """``(link, the folder it leads to)``: a link (relative, absolute, or a link to a link) in ``links/`` to a
+    folder in ``targets/`` that holds an earlier result (``old.txt``)."""
+    (tmp_path / "links").mkdir()
+    folder = tmp_path / "targets" / "site"
+    folder.mkdir(parents=True)
+    (folder / "old.txt").write_text("the earlier result")
+    out = tmp_path / "links" / "site"
+    if link == "relative":
+        out.symlink_to(Path("..") / "targets" / "site", target_is_directory=True)
+    elif link == "absolute":
+        out.symlink_to(folder, target_is_directory=True)
+    else:
+        (tmp_path / "links" / "hop").symlink_to(folder, target_is_directory=True)
+        out.symlink_to("hop", target_is_directory=True)
+    return out, folder
+
+
+@pytest.mark.parametrize("ends", ["succeeds", "fails"])
+@pytest.mark.parametrize("link", ["relative", "absolute", "link-to-a-link"])
+def test_a_folder_replaced_whole_through_a_link_keeps_the_link(link, ends, tmp_path):
+    """`savi inspect --out linksite` (a link to its own earlier site) replaced the link by a new folder, left the
+    site it named stale and a `.linksite.<pid>.<hex>.tmp` link behind (red team 23, #22, #45): the folder the
+    link leads to is what is replaced, and no temporary is left beside either."""
+    out, folder = _linked_folder(tmp_path, link)
+    before = {p.name: os.readlink(p) for p in (tmp_path / "links").iterdir()}
+    if ends == "succeeds":
+        with outputs.replace_folder(out) as tmp:
+            (tmp / "new.txt").write_text("the new result")
+        assert sorted(p.name for p in folder.iterdir()) == ["new.txt"]
+    else:
+        with pytest.raises(RuntimeError), outputs.replace_folder(out) as tmp:
+            (tmp / "new.txt").write_text("half")
+            raise RuntimeError("the build failed")
+        assert sorted(p.name for p in folder.iterdir()) == ["old.txt"]
+    assert {p.name: os.readlink(p) for p in (tmp_path / "links").iterdir()} == before  # the links, as they were
+    assert os.listdir(tmp_path / "targets") == ["site"]  # no temporary or earlier folder left beside it
 
 
 def test_pairs_a_live_job_is_writing_are_not_finished_data(tmp_path):

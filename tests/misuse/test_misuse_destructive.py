@@ -207,7 +207,7 @@ def test_eval_fixture_stopped_midway_is_replaced_by_the_next_run(tmp_path, capsy
     (root / "egoschema" / "videos" / "half.mp4").write_bytes(b"partial")
     assert savi(capsys, "eval", "fixture", root, *FIXTURE)[0] == 0
     assert not (root / "egoschema" / "videos" / "half.mp4").exists()
-    assert json.loads((root / ".savi-eval-fixture").read_text())["writing"] is None
+    assert json.loads((root / ".savi-eval-fixture").read_text())["writing"] == []
 
 
 def test_eval_fixture_stopped_midway_says_what_it_left_and_its_data_is_refused_until_finished(tmp_path, capsys,
@@ -235,6 +235,43 @@ def test_eval_fixture_stopped_midway_says_what_it_left_and_its_data_is_refused_u
     assert local_annotation_files(root, benchmark("egoschema"), "Subset", "test")  # finished: read
 
 
+@pytest.mark.parametrize("between", ["another-finished", "another-stopped"])
+@pytest.mark.parametrize("stopped,other", [("mvbench", "egoschema"), ("egoschema", "perceptiontest")])
+def test_a_benchmark_a_stopped_fixture_left_stays_its_own_after_runs_of_other_benchmarks(stopped, other, between,
+                                                                                         tmp_path, capsys,
+                                                                                         monkeypatch):
+    """Red team 23 #2: a fixture killed while writing mvbench, then a run of egoschema, then mvbench again was
+    refused as "files not written by savi eval fixture" -- the egoschema run had forgotten the unfinished mvbench.
+    Every benchmark a stopped run left stays named as unfinished (its data refused) until it is written again."""
+    from savi_plugin.eval import fixtures
+    from savi_plugin.eval.data import EvalDataError, benchmark, local_annotation_files
+    from savi_plugin.eval.fixture_folder import unfinished_benchmarks
+
+    build = fixtures.build_fixture
+
+    def stopped_build(root, name, n, **kwargs):
+        build(root, name, n, **kwargs)  # its files are written; the stop lands before the folder records them
+        raise KeyboardInterrupt
+
+    root = tmp_path / "fx"
+    monkeypatch.setattr(fixtures, "build_fixture", stopped_build)
+    assert savi(capsys, "eval", "fixture", root, "--benchmark", stopped, "-n", "1")[0] == 130
+    if between == "another-stopped":
+        assert savi(capsys, "eval", "fixture", root, "--benchmark", other, "-n", "1")[0] == 130
+    monkeypatch.setattr(fixtures, "build_fixture", build)
+    if between == "another-finished":
+        assert savi(capsys, "eval", "fixture", root, "--benchmark", other, "-n", "1")[0] == 0
+    unfinished = [stopped] + ([other] if between == "another-stopped" else [])
+    assert unfinished_benchmarks(root) == unfinished
+    with pytest.raises(EvalDataError, match=f"stopped while writing {stopped}/"):
+        local_annotation_files(root, benchmark(stopped), None, None)
+    for name in unfinished:  # each written again: its stopped run's files are replaced, not refused
+        code, _, err = savi(capsys, "eval", "fixture", root, "--benchmark", name, "-n", "2")
+        assert code == 0, err
+    assert unfinished_benchmarks(root) == []
+    assert sorted(json.loads((root / ".savi-eval-fixture").read_text())["written"]) == sorted({stopped, other})
+
+
 def test_a_complete_fixture_rewritten_and_stopped_as_it_removes_the_old_files_is_marked_unfinished(tmp_path,
                                                                                                   capsys,
                                                                                                   monkeypatch):
@@ -258,7 +295,7 @@ def test_a_complete_fixture_rewritten_and_stopped_as_it_removes_the_old_files_is
     code, _, _ = savi(capsys, "eval", "fixture", root, *FIXTURE)
     monkeypatch.setattr(Path, "unlink", unlink)
     assert code == 130 and seen
-    assert fixture_folder.unfinished_benchmark(root) == "egoschema"
+    assert fixture_folder.unfinished_benchmarks(root) == ["egoschema"]
     with pytest.raises(EvalDataError, match="stopped while writing egoschema/"):
         local_annotation_files(root, benchmark("egoschema"), "Subset", "test")
 

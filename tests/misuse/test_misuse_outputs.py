@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import socket
 import stat
@@ -28,8 +29,8 @@ from typing import Callable
 import pytest
 import yaml
 
-from misuse_kit import assert_one_line_error, clip, pair, qa_item, savi
-from tests.builders import random_lora_adapter, tiny_rrpo_run, write_jsonl
+from misuse_kit import assert_one_line_error, clip, hold_lock, pair, qa_item, savi
+from tests.builders import random_lora_adapter, read_jsonl, tiny_rrpo_run, write_jsonl
 
 GEN = ["--generator", "rrpo", "--num-frames", "4", "--no-progress", "--option", "answer_format=raw",
        "--option", "max_new_tokens=6", "--option", "num_perturbations=1", "--batch-size", "2"]
@@ -360,6 +361,64 @@ BELOW_A_FILE_WRITERS = {**{name: (spec.argv, spec.folder) for name, spec in WRIT
                                          True)}
 
 
+#: every writer (:data:`BELOW_A_FILE_WRITERS`), ``savi ablate`` and ``savi eval run``'s ``--output_path`` (no mark,
+#: but a place like any other output's)
+ENCLOSED_WRITERS = {**BELOW_A_FILE_WRITERS,
+                    "ablate": (lambda w, out: ["ablate", w / "data/train.yaml", "--pairs", w / "data/pairs.jsonl",
+                                               "--losses", "dpo", "--no-benchmarks", "--out", out], True),
+                    "eval-run": (lambda w, out: CHECKPOINT_WRITERS["eval-run"][0](w, None, out), True)}
+
+
+#: a ``savi eval fixture`` run holding its folder (:class:`~savi_plugin.eval.fixture_folder.FixtureFolder`)
+HOLD_FIXTURE = """
+import sys, time
+from savi_plugin.eval.fixture_folder import FixtureFolder
+with FixtureFolder(sys.argv[1]).claim():
+    print("locked", flush=True)
+    time.sleep(120)
+"""
+
+
+def _running_job(folder: Path, holder: str):
+    """Another process holding ``folder`` as a running job does: by its lock inside it or beside it, or as a
+    ``savi eval fixture`` run writing it."""
+    if holder != "eval-fixture":
+        return hold_lock(folder, folder=holder == "lock-inside")
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-c", HOLD_FIXTURE, str(folder)], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "locked"
+    return proc
+
+
+@pytest.mark.parametrize("holder", ["lock-inside", "lock-beside", "eval-fixture"])
+@pytest.mark.parametrize("writer", list(ENCLOSED_WRITERS))
+def test_an_output_inside_a_folder_a_running_job_writes_is_refused_naming_it(writer, holder, world, tmp_path,
+                                                                            capsys):
+    """``savi eval fixture runs/ov/fx`` wrote into a running ``savi train``'s folder, and ``savi eval run
+    --output_path runs/ov/ev`` too (red team 23, #29, #39): every writer asks the output layer's place check
+    (:func:`~savi_plugin.data.outputs.check_place`), which refuses a place inside a folder another live job holds
+    -- its lock inside it (train, align, demo, ablate, eval suite, eval fixture: #41 ran train and inspect inside
+    a running fixture's folder) or beside it (a folder replaced whole: inspect, convert) -- in one line naming the
+    folder and its holder, exit 1, nothing written."""
+    argv, folder = ENCLOSED_WRITERS[writer]
+    running = tmp_path / "running"
+    running.mkdir()
+    job = _running_job(running, holder)
+    try:
+        out = running / ("out" if folder else "out.png" if writer == "plot" else "out.jsonl")
+        before, inputs = snapshot(tmp_path), snapshot(world)
+        code, _, err = savi(capsys, *argv(world, out))
+        assert code == 1, err
+        assert_one_line_error(err, "/running/out", " lies inside ",  # a long path is shown cut in its middle
+                              f"which another savi process is writing (pid {job.pid} ")
+        assert snapshot(tmp_path) == before and snapshot(world) == inputs
+    finally:
+        job.kill()
+        job.wait()
+
+
 @pytest.mark.parametrize("writer", list(BELOW_A_FILE_WRITERS))
 @pytest.mark.parametrize("depth", [1, 2])
 def test_an_output_below_a_file_is_one_configuration_line_naming_the_file(writer, depth, world, tmp_path, capsys):
@@ -568,6 +627,97 @@ def test_convert_overwrite_replaces_an_earlier_conversion_whole(world, tmp_path)
             c.write_mark(into=tmp)
     assert sorted(p.name for p in dst.iterdir()) == [".savi-output.json", "model.safetensors"]
     assert [p.name for p in tmp_path.iterdir()] == ["converted"]  # no temporary or lock left beside it
+
+
+def _inspect_site(world: Path, inputs: Path, out: Path, i: int, capsys) -> None:
+    pairs = write_jsonl(inputs / f"pairs{i}.jsonl", read_jsonl(world / "data/pairs.jsonl")[:i + 1])
+    code, _, err = savi(capsys, "inspect", pairs, "--out", out, "--no-progress")
+    assert code == 0, err
+
+
+def _llava_conversion(world: Path, inputs: Path, out: Path, i: int, capsys) -> None:
+    from tests.builders import LLAVA_NEXT_FIXTURE
+
+    source = LLAVA_NEXT_FIXTURE / "source"
+    code, _, err = savi(capsys, "convert", "llava-next", source, out, "--overwrite", "--vision-config",
+                        source / "siglip_vision_config.json")
+    assert code == 0, err
+
+
+def _demo_step(world: Path, inputs: Path, out: Path, i: int, capsys) -> None:
+    from savi_plugin.data.outputs import step_product
+
+    step_product(out, command="savi demo", config={"videos": 2}, what="the demo's videos",
+                 make=lambda tmp: (tmp / "made.txt").write_text("the demo's videos"))
+
+
+def _align_eval(world: Path, inputs: Path, out: Path, i: int, capsys) -> None:
+    from savi_plugin.pipeline.evaluate import fresh_eval_folder
+
+    with fresh_eval_folder(out, {"tasks": [f"task{i}"]}) as tmp:
+        (tmp / "results.json").write_text(json.dumps({"run": i}))
+
+
+def _align_merge(world: Path, inputs: Path, out: Path, i: int, capsys) -> None:
+    from savi_plugin.pipeline.align import merge_adapter
+
+    merge_adapter(world / "model", world / "adapter", out, None)
+
+
+def _tiny_model(world: Path, inputs: Path, out: Path, i: int, capsys) -> None:
+    from savi_plugin.models.tiny import build_tiny_model
+
+    build_tiny_model(out, seed=i, hidden_size=16, num_layers=1)
+
+
+#: every writer whose folder output is replaced whole (:func:`~savi_plugin.data.outputs.replace_folder`), by the
+#: module that calls it: ``(make result i at out, a file the result holds, whether a re-run replaces the folder)``
+REPLACE_WHOLE = {
+    "cli/inspect.py": (_inspect_site, "index.html", True),
+    "models/llava_next/convert.py": (_llava_conversion, "model.safetensors", True),
+    "data/outputs.py": (_demo_step, "made.txt", False),  # step_product: a demo step's product, made once and kept
+    "pipeline/evaluate.py": (_align_eval, "results.json", True),
+    "pipeline/align.py": (_align_merge, "config.json", True),
+    "models/tiny.py": (_tiny_model, "config.json", True),
+}
+#: callers of replace_folder that no user names: a benchmark's cached inputs inside its claimed --work-dir
+REPLACE_WHOLE_INTERNAL = {"bench/fixtures.py"}
+
+
+def test_every_folder_replaced_whole_is_in_the_link_matrix():
+    import savi_plugin
+
+    package = Path(savi_plugin.__file__).parent
+    callers = {str(p.relative_to(package)) for p in package.rglob("*.py")
+               if re.search(r"(?<!def )\breplace_folder\(", p.read_text(encoding="utf-8"))}
+    assert callers == set(REPLACE_WHOLE) | REPLACE_WHOLE_INTERNAL
+
+
+@pytest.mark.parametrize("target", ["own-earlier-output", "empty-folder"])
+@pytest.mark.parametrize("writer", list(REPLACE_WHOLE))
+def test_a_folder_output_that_is_a_link_to_a_folder_is_written_through_the_link(writer, target, world, tmp_path,
+                                                                              capsys):
+    """``savi inspect --out linksite`` (a link to its own earlier site, or to an empty folder) replaced the link
+    by a new folder, left the folder it named stale or empty and a ``.linksite.<pid>.<hex>.tmp`` link beside it
+    (red team 23, #22, #45). README: a folder target may be a link to a folder. Every writer that replaces its
+    folder whole writes into the folder the link leads to, keeps the link, and leaves no temporary or lock."""
+    write, result, replaces = REPLACE_WHOLE[writer]
+    inputs, links, targets = (tmp_path / name for name in ("inputs", "links", "targets"))
+    for folder in (inputs, links, targets):
+        folder.mkdir()
+    real = targets / "site"
+    if target == "own-earlier-output":
+        write(world, inputs, real, 0, capsys)
+    else:
+        real.mkdir()
+    before = os.stat(real).st_ino
+    (links / "site").symlink_to(Path("..") / "targets" / "site", target_is_directory=True)
+    write(world, inputs, links / "site", 1, capsys)
+    assert [(p.name, os.readlink(p)) for p in links.iterdir()] == [("site", str(Path("..") / "targets" / "site"))]
+    assert os.listdir(targets) == ["site"]  # no temporary, earlier folder or lock beside what the link names
+    assert (real / result).is_file()
+    if target == "own-earlier-output":
+        assert (os.stat(real).st_ino != before) == replaces  # replaced whole, or (a step's product) kept
 
 
 def test_output_dir_dot_in_a_users_project_is_refused(world, tmp_path, capsys, monkeypatch):
