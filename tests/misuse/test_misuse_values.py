@@ -389,6 +389,29 @@ def test_a_perturbation_strength_that_changes_no_frame_is_refused(spec, refusal,
             assert (out != clip).any(), (spec, frames, seed)
 
 
+@pytest.mark.parametrize("flag", ["--model", "--judge-model", "--tagger-model"])
+@pytest.mark.parametrize("given, what", [("lmms-lab/LLaVA-Video-7B-Qwen2", "no such file or folder"),
+                                         ("qa.jsonl", "is a file, not a"), ("empty", "is an empty folder, not a")])
+def test_a_model_flag_naming_no_model_folder_is_one_line_at_the_flag(flag, given, what, tiny_llava_onevision,
+                                                                     tmp_path, capsys, monkeypatch):
+    """A hub id at --model was exit 1 naming no flag, while the same at --judge-model was exit 2 at the flag (red
+    team 23, row 31): every model path of savi generate is a value to correct, said at its flag, before any output."""
+    from misuse_kit import clip
+
+    monkeypatch.chdir(tmp_path)
+    video = clip(tmp_path / "videos" / "v.mp4")
+    Path("qa.jsonl").write_text(json.dumps({"id": "q1", "video": str(video), "question": "Which way?",
+                                            "options": ["left", "right"], "answer": "left"}) + "\n")
+    Path("empty").mkdir()
+    model = given if flag == "--model" else str(tiny_llava_onevision)
+    argv = ["generate", "--generator", "rrpo", "--model", model, "--input", "qa.jsonl", "--output", "pairs.jsonl",
+            "--num-frames", "4", "--no-progress"] + ([flag, given] if flag != "--model" else [])
+    assert main(argv) == 2
+    line = _one_error_line(capsys)
+    assert line.startswith(f"error: {flag}: ") and f"{given}: {what}" in line and "nothing is downloaded" in line, line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty", "qa.jsonl", "videos"]  # nothing claimed
+
+
 @pytest.mark.parametrize("adapter, what", [("missing", "no such file or folder"),
                                            ("videos", "is a folder without adapter_config.json, not an adapter folder"),
                                            ("qa.jsonl", "is a file, not an adapter folder")])
