@@ -49,7 +49,6 @@ def run(args) -> dict:
         raise ConfigError("--samples", f"{beyond[0]} is more than the clip's {args.frames} frames (--frames): a "
                                        f"uniform sample reads at most every frame, which is measured anyway")
     check_decodable(args.frames, args.size)
-    work = work_folder(args.work_dir, "decode")
     available = []
     for backend in BACKENDS:
         try:
@@ -57,7 +56,8 @@ def run(args) -> dict:
             available.append(backend)
         except ImportError:
             print(f"  {backend}: not installed, skipped")
-    return {"clips": [_run_clip(work, gop, available, args) for gop in args.keyframe_interval]}
+    with work_folder(args.work_dir, "decode") as work:
+        return {"clips": [_run_clip(work, gop, available, args) for gop in args.keyframe_interval]}
 
 
 def check_decodable(frames: int, size: int) -> None:

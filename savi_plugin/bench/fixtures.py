@@ -6,12 +6,14 @@ the two sides of a comparison -- each in its own process -- load exactly the sam
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from savi_plugin.data.outputs import atomic_path, claim, replace_folder, write_json, write_text
+from savi_plugin.data.outputs import atomic_path, claim, replace_folder, temp_folder, write_json, write_text
 
 #: LoRA targets of the official RRPO recipe: every linear layer of the language model (attention and MLP);
 #: not the vision tower, not the projector, not the LM head (research/rrpo.md, section 3).
@@ -72,9 +74,13 @@ def video_tokens(frames: int, image_size: int, patch: int = 8) -> int:
     return frames * (-(-grid // 2)) ** 2 + 1
 
 
-def work_folder(work_dir: str | Path | None, name: str) -> Path:
+@contextlib.contextmanager
+def work_folder(work_dir: str | Path | None, name: str) -> Iterator[Path]:
     """The folder a benchmark builds and caches its inputs in: ``--work-dir`` when given, claimed through the
-    output layer (new, or a folder a benchmark wrote: a user's folder is refused), else a new temporary folder.
+    output layer (new, or a folder a benchmark wrote: a user's folder is refused) and kept, else a temporary folder
+    of the output layer (:func:`savi_plugin.data.outputs.temp_folder`, ``$TMPDIR/.savi_bench_<name>.<pid>.*.tmp``),
+    removed on every exit of the block -- a finished run, an error, Ctrl-C or SIGTERM -- and, after a SIGKILL, by
+    the next benchmark of that name.
 
     The claim's lock is held while the folder is checked and marked; the cached inputs inside are named by their
     parameters and each is written atomically, so two benchmarks sharing a work folder reuse, not mix, them.
@@ -82,10 +88,12 @@ def work_folder(work_dir: str | Path | None, name: str) -> Path:
     if work_dir is None:
         import tempfile
 
-        return Path(tempfile.mkdtemp(prefix=f"savi_bench_{name}_"))
+        with temp_folder(Path(tempfile.gettempdir()) / f"savi_bench_{name}") as tmp:
+            yield tmp
+        return
     with claim(work_dir, command="savi bench", folder=True, output_name="--work-dir", what="bench work folder") as c:
         c.write_mark()
-    return Path(work_dir)
+    yield Path(work_dir)
 
 
 def build_bench_model(work_dir: str | Path, shape: ModelShape) -> Path:

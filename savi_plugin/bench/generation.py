@@ -209,11 +209,11 @@ def run(args) -> dict:
 
     torch.set_num_threads(args.threads)
     load_before = machine_note()
-    work = work_folder(args.work_dir, "generation")
     shape = ModelShape(hidden_size=args.hidden, num_layers=args.layers, image_size=args.image_size,
                        intermediate_size=args.intermediate or None, vocab_size=args.vocab or None,
                        vision_hidden_size=args.vision_hidden or None, vision_layers=args.vision_layers or None)
-    lm = load_backend(build_bench_model(work, shape), num_frames=args.frames)
+    with work_folder(args.work_dir, "generation") as work:  # the model is in memory once loaded
+        lm = load_backend(build_bench_model(work, shape), num_frames=args.frames)
     rng = np.random.default_rng(args.seed)
     videos = [rng.integers(0, 256, (args.frames, args.image_size, args.image_size, 3), dtype=np.uint8)
               for _ in range(args.videos)]

@@ -361,22 +361,22 @@ def run(args) -> dict:
         args.device = "cuda" if torch.cuda.is_available() else "cpu"
     from savi_plugin.bench.fixtures import work_folder
 
-    work = work_folder(args.work_dir, "gpu")
-    start = time.perf_counter()
-    checkpoint = build_checkpoint(work)
-    device_name = torch.cuda.get_device_name(args.device) if torch.device(args.device).type == "cuda" else "CPU"
-    report = {"scale": args.scale, "device": device_name, "requested_device": requested, "dtype": args.dtype}
-    if "train" in args.parts:
-        report["training"] = training_check(args, scale, work, checkpoint)
-        print_training(report["training"], scale)
-    if torch.device(args.device).type == "cuda":
-        torch.cuda.empty_cache()
-    if "generation" in args.parts:
-        report["generation"] = generation_check(args, scale, checkpoint)
-        print_generation(report["generation"], scale)
-    report["seconds"] = time.perf_counter() - start
-    print(f"savi bench gpu ({args.scale} shape) on {device_name}, {args.dtype}: {report['seconds']:.0f} s")
-    return report
+    with work_folder(args.work_dir, "gpu") as work:
+        start = time.perf_counter()
+        checkpoint = build_checkpoint(work)
+        device_name = torch.cuda.get_device_name(args.device) if torch.device(args.device).type == "cuda" else "CPU"
+        report = {"scale": args.scale, "device": device_name, "requested_device": requested, "dtype": args.dtype}
+        if "train" in args.parts:
+            report["training"] = training_check(args, scale, work, checkpoint)
+            print_training(report["training"], scale)
+        if torch.device(args.device).type == "cuda":
+            torch.cuda.empty_cache()
+        if "generation" in args.parts:
+            report["generation"] = generation_check(args, scale, checkpoint)
+            print_generation(report["generation"], scale)
+        report["seconds"] = time.perf_counter() - start
+        print(f"savi bench gpu ({args.scale} shape) on {device_name}, {args.dtype}: {report['seconds']:.0f} s")
+        return report
 
 
 def _mib(value) -> str:

@@ -146,18 +146,19 @@ def worker(args) -> dict:
 def run(args) -> dict:
     """Prepare the inputs, run both sides in fresh processes, print the comparison; returns the results."""
     require_linux()
-    args.work_dir = str(work_folder(args.work_dir, "train_step"))
-    load_before = machine_note()
-    paths = prepare(args)
-    write_json(Path(args.work_dir, "paths.json"), paths)
-    forwarded = forward_args(build_parser(), args, drop=("worker", "phase", "repeats"))
-    results = measure_sides("savi_plugin.bench.train_step", forwarded, SIDES, repeats=args.repeats)
-    report = summarize(args, paths, results)
-    if args.attention_probe:
-        report["attention"] = _attention_probe(args, paths["segments"])
-    report["machine"] = {"before": load_before, "after": machine_note()}
-    print_report(args, report)
-    return report
+    with work_folder(args.work_dir, "train_step") as work:
+        args.work_dir = str(work)  # forwarded to each side's process
+        load_before = machine_note()
+        paths = prepare(args)
+        write_json(Path(args.work_dir, "paths.json"), paths)
+        forwarded = forward_args(build_parser(), args, drop=("worker", "phase", "repeats"))
+        results = measure_sides("savi_plugin.bench.train_step", forwarded, SIDES, repeats=args.repeats)
+        report = summarize(args, paths, results)
+        if args.attention_probe:
+            report["attention"] = _attention_probe(args, paths["segments"])
+        report["machine"] = {"before": load_before, "after": machine_note()}
+        print_report(args, report)
+        return report
 
 
 def _attention_probe(args, segments: list[int]) -> dict:

@@ -293,17 +293,18 @@ def run(args) -> dict:
     require_linux()
     if trl_version() is None:
         raise SystemExit("this benchmark needs TRL: pip install trl (or pip install 'savi-plugin[bench]')")
-    args.work_dir = str(work_folder(args.work_dir, "trl"))
-    load_before = machine_note()
-    paths = prepare(args)
-    write_json(Path(args.work_dir, "trl_paths.json"), paths)
-    sides = [s for s in SIDES if s != "trl_image" or args.image_row]
-    forwarded = forward_args(build_parser(), args, drop=("worker", "phase", "repeats"))
-    results = measure_sides("savi_plugin.bench.trl_dpo", forwarded, sides, repeats=args.repeats, memory=args.memory)
-    report = summarize(args, results)
-    report["machine"] = {"before": load_before, "after": machine_note()}
-    print_report(args, report)
-    return report
+    with work_folder(args.work_dir, "trl") as work:
+        args.work_dir = str(work)  # forwarded to each side's process
+        load_before = machine_note()
+        paths = prepare(args)
+        write_json(Path(args.work_dir, "trl_paths.json"), paths)
+        sides = [s for s in SIDES if s != "trl_image" or args.image_row]
+        forwarded = forward_args(build_parser(), args, drop=("worker", "phase", "repeats"))
+        results = measure_sides("savi_plugin.bench.trl_dpo", forwarded, sides, repeats=args.repeats, memory=args.memory)
+        report = summarize(args, results)
+        report["machine"] = {"before": load_before, "after": machine_note()}
+        print_report(args, report)
+        return report
 
 
 @dataclass(frozen=True)

@@ -165,7 +165,7 @@ def run_generate(args) -> int:
                                 backend=args.backend, num_frames=args.num_frames, batch_size=args.batch_size,
                                 seed=args.seed, shard=args.shard, limit=args.limit, options=options,
                                 adapter=args.adapter, dtype=args.dtype, device=args.device,
-                                progress=not args.no_progress, data_root=args.data_root)
+                                progress=not args.no_progress, data_root=args.data_root, model_key="--model")
     except ConfigurationError:
         raise  # the failure taxonomy's exit status 2 (savi_plugin.cli.run_guarded)
     except (DataError, PluginNotFoundError, ValueError, FileNotFoundError) as exc:

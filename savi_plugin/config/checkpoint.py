@@ -1,11 +1,11 @@
-"""Checks that a named backend fits a local checkpoint, before any step loads it."""
+"""Checks that a model path names a checkpoint and a named backend fits it, before any step loads it."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from savi_plugin.config.values import ConfigError
-from savi_plugin.data.files import read_json
+from savi_plugin.data.files import folder_problem, read_json
 from savi_plugin.errors import DocumentTooLarge
 
 
@@ -21,6 +21,23 @@ def checkpoint_model_type(path: str | Path) -> str | None:
         raise
     except (OSError, ValueError) as exc:
         raise ConfigError("", f"unreadable config.json: {exc}", str(config)) from None
+
+
+def check_model_found(model: str | Path, backend: str | None, where: str, source: str | None = None,
+                      backend_where: str = "--backend") -> None:
+    """Refuse a model path that is no local model folder when no backend is named: the backend is detected from
+    the folder's ``config.json``, so such a path can load nothing (a hub id loads only through a named backend).
+    A value to correct, said at the flag or key that gave it, like a judge or adapter path.
+
+    Raises:
+        ConfigError: ``source: where: <path>: no such file or folder; ...`` (exit status 2).
+    """
+    if backend or "://" in str(model):
+        return
+    problem = folder_problem(model, "config.json", "a model folder")
+    if problem:
+        raise ConfigError(where, f"{model}: {problem}; give a local model folder (nothing is downloaded), or a hub "
+                                 f"id with its backend ({backend_where})", source)
 
 
 def check_backend_fits(model: str | Path, backend: str | None, where: str = "model.backend",

@@ -193,8 +193,8 @@ class EvalLimit(Rule):
                     "for one item per task, or give no limit for every item")
         whole = "a whole number of items per task (>= 1) or a fraction of them strictly between 0 and 1"
         if value < 1:
-            return f"must be {whole}, got {shown(value)}" + (" (lmms-eval would evaluate every item)" if value == 0
-                                                              else "")
+            every = " (lmms-eval would evaluate every item; give no limit for that)" if value in (0, -1) else ""
+            return f"must be {whole}, got {shown(value)}{every}"
         if not float(value).is_integer():
             return f"must be {whole}, got {shown(value)} (lmms-eval would cut it to {int(value)} per task)"
         if value > MAX_NUMBER:

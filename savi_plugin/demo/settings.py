@@ -29,7 +29,8 @@ class DemoSettings:
     align_videos: int = checked(400, Range(1, MAX_VIDEOS),
                                 help="self-alignment videos: the rrpo generator's video-QA input")
     heldout_videos: int = checked(400, Range(1, MAX_VIDEOS), help="held-out videos the accuracy is measured on")
-    warmup_steps: int = checked(300, Range(0, 100_000), help="supervised warm-up steps before pair generation")
+    warmup_steps: int = checked(300, Range(1, 100_000), help="supervised warm-up steps before pair generation (the "
+                                                             "pairs come from the warmed-up model's errors)")
     warmup_lr: float = checked(2e-3, Positive(), help="warm-up learning rate")
     compare_dpo: bool = checked(True, help="train DPO on the same pairs beside RRPO")
 

@@ -315,15 +315,13 @@ def check_full_flags(args: list[str]) -> None:
 def check_limit(value: int | float | str, name: str = "--limit") -> None:
     """An eval limit by its one rule (:class:`~savi_plugin.config.values.EvalLimit`); the text of a flag is read
     as lmms-eval reads it (a number), a whole number written without a point as an int (``1`` is one item, ``1.0``
-    ambiguous). lmms-eval's own ``-1`` ("every item", as with no limit) passes.
+    ambiguous). lmms-eval's own ``-1`` ("every item") is refused as ``0`` is: no limit is written by giving none.
 
     Raises:
         ConfigError: at ``name`` (exit status 2), before lmms-eval starts.
     """
     if isinstance(value, str):
         text = value.strip()
-        if text == "-1":
-            return
         try:
             value = int(text)
         except ValueError:

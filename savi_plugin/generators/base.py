@@ -89,9 +89,16 @@ def stable_int(*parts: Any) -> int:
 
 
 def _perturbation_pipeline(value: Any) -> bool:
+    """A valid pipeline (:func:`~savi_plugin.video.perturb.normalize_specs`) whose numbers follow the rule of every
+    number (:func:`~savi_plugin.config.values.number_problem`: ``occlude:1e-39`` is below float32's normal range)."""
+    from savi_plugin.config.values import number_problem
     from savi_plugin.video.perturb import normalize_specs
 
-    normalize_specs(value)  # raises ValueError naming the perturbation and parameter
+    for spec in normalize_specs(value):  # raises ValueError naming the perturbation and parameter
+        for key, number in spec.items():
+            problem = number_problem(number) if key != "name" else None
+            if problem:
+                raise ValueError(f"perturbation {spec['name']!r}: {key} {problem}")
     return True
 
 

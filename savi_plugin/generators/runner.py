@@ -578,7 +578,8 @@ def run_generation(*, generator: str | type | Generator, model: Any, inputs: str
                    batch_size: int = 8, seed: int = 0, shard: str | Sequence[int] | None = None,
                    limit: int | None = None, options: dict[str, Any] | None = None,
                    adapter: str | Path | None = None, dtype: str = "float32", device: str = "auto",
-                   progress: bool = True, data_root: str | Path | None = None) -> dict[str, Any]:
+                   progress: bool = True, data_root: str | Path | None = None,
+                   model_key: str = "model") -> dict[str, Any]:
     """Generate preference pairs into ``output`` (JSONL) and return the run report.
 
     Args:
@@ -602,6 +603,8 @@ def run_generation(*, generator: str | type | Generator, model: Any, inputs: str
         progress: show a tqdm bar with pairs/s.
         data_root: a manifest's relative video paths start from this folder and no video path may leave it
             (default: the manifest's folder, no confinement; see :func:`load_inputs`).
+        model_key: the flag or key that gave ``model`` (``--model``), named when it is no model folder and no
+            ``backend`` is given (:func:`~savi_plugin.config.checkpoint.check_model_found`, exit status 2).
 
     Returns:
         The run report (also written beside the output, :func:`report_path`, where every reader of the output
@@ -647,8 +650,10 @@ def run_generation(*, generator: str | type | Generator, model: Any, inputs: str
 
     by_path = isinstance(model, (str, Path))
     if by_path:  # the model is loaded only if there is work left (a finished run is re-run for free)
+        from savi_plugin.config.checkpoint import check_model_found
         from savi_plugin.models import detect_backend
 
+        check_model_found(model, backend, model_key)
         backend_name = backend or detect_backend(model)
         frames = int(num_frames or DEFAULT_NUM_FRAMES)
         model_name = str(model)

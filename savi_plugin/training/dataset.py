@@ -38,6 +38,7 @@ from torch.utils.data import Dataset
 from savi_plugin.data import DataError, PreferenceRecord, read_records
 from savi_plugin.data.identity import file_identity
 from savi_plugin.data.paths import check_data_root, file_folder, resolve_video_path
+from savi_plugin.errors import ConfigError
 from savi_plugin.data.readers import BAD_RECORD
 from savi_plugin.models.backends.tokens import (
     ControlTextError,
@@ -127,17 +128,28 @@ class PreferenceDataset(Dataset):
             raise DataError(str(self.path), None, None, "the preference file is not found"
                             if not self.path.exists() else "the preference file is not a file")
         read = 0
+        #: the pairs whose question alone the token budget cannot hold; with ``raise`` their refusal waits until
+        #: a question fits (then the first is this pair's fault) or the file ends (then the budget's: every pair)
+        too_long: list[DataError] = []
+        self._a_question_fits = False
         for line, record in read_records(self.path, fmt, errors=mode, collected=errors):
             read += 1
             try:
                 item = self._item(record, str(self.path), line, tokenizer, end_of_turn)
             except DataError as exc:
-                if bad_records == "raise":
-                    raise
-                errors.append(exc)
-                continue
+                if getattr(exc, "question_tokens", None) is not None:
+                    too_long.append(exc)
+                elif bad_records == "raise":
+                    raise too_long[0] if too_long else exc
+                if bad_records != "raise":
+                    errors.append(exc)
+                item = None
+            if too_long and self._a_question_fits and bad_records == "raise":
+                raise too_long[0]
             if item is not None:
                 self.items.append(item)
+        if too_long and not self._a_question_fits:
+            raise self._budget_error(too_long)
         for exc in errors:  # the readers' reasons (unreadable_line, bad_record), or this loader's own
             reason = getattr(exc, "reason", None) or ("missing_video" if exc.field == "video" else BAD_RECORD)
             self._skip(exc, reason)
@@ -155,6 +167,15 @@ class PreferenceDataset(Dataset):
             raise DataError(str(self.path), None, None,
                             f"no usable preference pair ({len(self.skipped)} skipped"
                             + (", none tagged with <MASK> phrases as the loss requires)" if untagged else ")"))
+
+    def _budget_error(self, too_long: list[DataError]) -> ConfigError:
+        """The refusal of a token budget that holds the question of no pair: the recipe's value, not the data, is
+        wrong (README "Guarantees": a ``max_length`` that cuts every pair is a recipe error at ``train.max_length``)."""
+        shortest = min(exc.question_tokens for exc in too_long)
+        return ConfigError("train.max_length", f"the token budget of {self.token_budget} (max_length, or the "
+                           f"model's context window when smaller) is not above the question alone of any of the "
+                           f"{len(too_long)} pair(s) of {self.path} (the shortest question is {shortest} tokens, "
+                           f"before the video and the response; prompts are never truncated)")
 
     def _skip(self, exc: DataError, reason: str) -> None:
         self.skipped.append({"file": exc.file, "line": exc.line, "field": exc.field, "message": exc.message,
@@ -183,9 +204,12 @@ class PreferenceDataset(Dataset):
         if self.token_budget is not None:
             n = len(tokenizer(record.question, add_special_tokens=False)["input_ids"])
             if n >= self.token_budget:
-                raise self._refuse(file, line, "question", f"the question alone is {n} tokens, not below the token "
+                exc = self._refuse(file, line, "question", f"the question alone is {n} tokens, not below the token "
                                    f"budget of {self.token_budget} (the model's context window or max_length); "
                                    f"prompts are never truncated", "prompt_too_long")
+                exc.question_tokens = n
+                raise exc
+            self._a_question_fits = True
         if str(video) not in self._probed:
             try:
                 self._probed[str(video)] = tuple(probe_video(video))

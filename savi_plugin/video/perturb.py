@@ -398,7 +398,8 @@ def normalize_specs(specs: Sequence[dict[str, Any] | str] | str | None) -> list[
     Raises:
         ValueError: an unknown perturbation or parameter, naming it and listing the known ones; more than
             :data:`MAX_PIPELINE_STEPS` steps; an empty pipeline (``--perturb ,``, ``perturbations=[]``), which
-            would leave every video unperturbed and make the "non-preferred" responses answers about the real video.
+            would leave every video unperturbed and make the "non-preferred" responses answers about the real video;
+            for the same reason, a step whose strength changes no frame (a fraction of 0, a blur factor of 1).
     """
     import inspect
 
@@ -434,11 +435,33 @@ def normalize_specs(specs: Sequence[dict[str, Any] | str] | str | None) -> list[
         # (``mask:2-3``) fails here, when the pipeline is configured, not on every item of a run.
         params = {k: v for k, v in spec.items() if k != "name"}
         try:
-            PERTURBATIONS[name](np.zeros((4, 8, 8, 3), np.uint8), np.random.default_rng(0), **params)
+            _, info = PERTURBATIONS[name](np.zeros((4, 8, 8, 3), np.uint8), np.random.default_rng(0), **params)
         except (ValueError, TypeError) as exc:
             raise ValueError(f"perturbation {name!r}: {exc}") from None
+        unchanged = _changes_nothing(info)
+        if unchanged:
+            raise ValueError(f"perturbation {name!r}: {unchanged} changes no frame, so the non-preferred responses "
+                             f"would describe the real video (the reason an empty pipeline is refused); "
+                             f"{_NO_CHANGE_FIX[name]}, or leave the step out")
         out.append(spec)
     return out
+
+
+#: what to write instead of a step strength that changes no frame (:func:`_changes_nothing`)
+_NO_CHANGE_FIX = {**{name: f"give a fraction above 0 (e.g. {name}:0.25)" for name in ("mask", "occlude", "drop")},
+                  "blur": "give a factor of at least 2 (e.g. blur:8)"}
+
+
+def _changes_nothing(info: dict[str, Any]) -> str | None:
+    """The parameter that makes a step change no frame of any clip, said (``fraction 0``, ``factor 1``), from the
+    ``info`` of a trial run: a fraction picks at least one frame whenever it is above 0 (:func:`_pick_frames`; a
+    drop picks among the frames after the first), so a step that picked none on the trial clip has a fraction of 0
+    (or the range 0-0), and a blur of 1x1 blocks averages each pixel with itself. None otherwise."""
+    if info.get("frames") == []:
+        return "fraction 0"
+    if info["name"] == "blur" and info.get("factor") == 1:
+        return "factor 1 (1x1 blocks)"
+    return None
 
 
 def draws_vary(specs: Sequence[dict[str, Any] | str] | str | None, num_frames: int = 8) -> bool:

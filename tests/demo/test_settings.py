@@ -48,7 +48,7 @@ def _one_line(capsys) -> str:
     (["demo.eval_questions=5"], "error: override 'demo.eval_questions=5': demo.eval_questions: unknown key"),
     (["data.synthetic_videos=4"], "error: override 'data.synthetic_videos=4': data.synthetic_videos: unknown key"),
     (["--seeds", "2", "demo.warmup_steps=-1"], "error: override 'demo.warmup_steps=-1': demo.warmup_steps: "
-                                                "must be >= 0 and <= 100000, got -1"),
+                                                "must be >= 1 and <= 100000, got -1"),
     # a per-field maximum below the shared ceiling: 10^8 videos would be ~400 GB of mp4 files
     (["demo.warmup_videos=100000000"], "error: override 'demo.warmup_videos=100000000': demo.warmup_videos: "
                                        "must be >= 1 and <= 10000, got 100000000"),
@@ -60,6 +60,20 @@ def _one_line(capsys) -> str:
 def test_a_bad_demo_argument_is_one_line_before_anything_is_written(argv, line, tmp_path, capsys):
     assert main(["demo", "--out", str(tmp_path / "run"), *argv]) == 2
     assert _one_line(capsys).startswith(line)
+    assert not (tmp_path / "run").exists()
+
+
+def _counts():
+    return [f.name for f in dataclasses.fields(DemoSettings) if f.type in (int, "int")]
+
+
+@pytest.mark.parametrize("name", _counts())
+def test_every_demo_count_of_zero_is_refused_before_anything_is_written(name, tmp_path, capsys):
+    """``demo.warmup_steps=0`` passed the value check, built the videos and the model, then ended in an IndexError
+    with the folder kept, so the corrected command was refused as another configuration (red team 23, row 14):
+    every count of the demo is at least 1, checked before the claim."""
+    assert main(["demo", "--out", str(tmp_path / "run"), f"demo.{name}=0"]) == 2
+    assert _one_line(capsys).startswith(f"error: override 'demo.{name}=0': demo.{name}: must be >= 1")
     assert not (tmp_path / "run").exists()
 
 

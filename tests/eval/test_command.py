@@ -421,7 +421,8 @@ LIMIT_COMMANDS = {
 @pytest.mark.parametrize("command", list(LIMIT_COMMANDS))
 @pytest.mark.parametrize("value, says", [("1.5", "got 1.5 (lmms-eval would cut it to 1 per task)"),
                                          ("1.0", "1.0 is ambiguous"), ("1e0", "1.0 is ambiguous"),
-                                         ("0", "(lmms-eval would evaluate every item)"), ("-2", "got -2"),
+                                         ("0", "got 0 (lmms-eval would evaluate every item"), ("-2", "got -2"),
+                                         ("-1", "got -1 (lmms-eval would evaluate every item"),
                                          ("inf", "finite"), ("nan", "nan")])
 def test_an_eval_limit_lmms_eval_would_cut_or_misread_is_a_configuration_error(command, value, says, tmp_path,
                                                                                 capsys):
@@ -439,8 +440,11 @@ def test_an_eval_limit_is_a_whole_count_or_a_fraction_as_lmms_eval_reads_it():
     from savi_plugin.config.values import ConfigError
     from savi_plugin.eval.command import check_limit, savi_video_args
 
-    for good in ("1", "3", "2.0", "0.5", "1e-3", "-1", 1, 0.25, 7):  # -1: lmms-eval's own "every item"
+    for good in ("1", "3", "2.0", "0.5", "1e-3", 1, 0.25, 7):
         check_limit(good)
+    for every in ("-1", "0", -1, 0):  # lmms-eval's "every item": written by giving no limit (red team 23, row 26)
+        with pytest.raises(ConfigError, match=r"got -?[01] \(lmms-eval would evaluate every item"):
+            check_limit(every)
     assert flag_value(savi_video_args("m", ["t"], "o", num_frames=4, limit=2), "--limit") == "2"
     with pytest.raises(ConfigError, match="^limit: .*got 2.5"):  # the builder every savi caller goes through
         savi_video_args("m", ["t"], "o", num_frames=4, limit=2.5)

@@ -344,6 +344,74 @@ def test_generator_option_value(extra, message, tmp_path, capsys, monkeypatch):
     assert list(tmp_path.iterdir()) == []  # refused before any output, lock or progress file exists
 
 
+def _strength_cases():
+    """Every perturbation that takes a strength (its value after ':', ``perturb._MAIN``) x (the strength that changes
+    no frame, a float32-subnormal, a negative one, the smallest that changes a frame): (spec, refusal or None)."""
+    from savi_plugin.config.values import FLOAT32_TINY
+    from savi_plugin.video.perturb import _MAIN
+
+    cases = []
+    for name, (param, _) in sorted(_MAIN.items()):
+        if param == "fraction":
+            cases += [(f"{name}:0", f"perturbation '{name}': fraction 0 changes no frame"),
+                      (f"{name}:0-0", f"perturbation '{name}': fraction 0 changes no frame"),
+                      (f"{name}:1e-39", f"perturbation '{name}': fraction 1e-39 is below float32's smallest normal"),
+                      (f"{name}:0-1e-39", f"perturbation '{name}': fraction element [1] 1e-39 is below float32's"),
+                      (f"{name}:-0.25", f"perturbation '{name}': fraction must satisfy 0 <= low"),
+                      (f"{name}:{FLOAT32_TINY!r}", None), (f"{name}:0-{FLOAT32_TINY!r}", None)]
+        else:  # blur's block side
+            cases += [(f"{name}:1", f"perturbation '{name}': factor 1 (1x1 blocks) changes no frame"),
+                      (f"{name}:1e-39", f"perturbation '{name}': factor (the value after ':') must be an integer"),
+                      (f"{name}:-2", f"perturbation '{name}': blur factor must be a whole number in 1..4096"),
+                      (f"{name}:2", None)]
+    return cases
+
+
+@pytest.mark.parametrize("spec, refusal", _strength_cases(), ids=[c[0] for c in _strength_cases()])
+def test_a_perturbation_strength_that_changes_no_frame_is_refused(spec, refusal, tmp_path, capsys, monkeypatch):
+    """``--perturb occlude:0`` (also mask:0, drop:0) wrote RRPO pairs whose ``meta.perturbation.frames`` was [], the
+    "errors on a perturbed video" being errors on the real one, the case an empty pipeline is refused for (red team
+    23, row 6). The smallest strength allowed changes a frame of a 4-frame clip, and of a 2-frame one."""
+    import numpy as np
+
+    from savi_plugin.video.perturb import apply_perturbations
+
+    monkeypatch.chdir(tmp_path)
+    if refusal is not None:
+        assert main(GENERATE + ["--perturb", spec]) == 2
+        assert _one_error_line(capsys).startswith(f"error: --perturb: {refusal}")
+        assert list(tmp_path.iterdir()) == []
+        return
+    for frames in (4, 2):
+        clip = np.random.default_rng(0).integers(0, 256, (frames, 16, 16, 3), dtype=np.uint8)
+        for seed in range(4):
+            out, _ = apply_perturbations(clip, spec, np.random.default_rng(seed))
+            assert (out != clip).any(), (spec, frames, seed)
+
+
+@pytest.mark.parametrize("flag", ["--model", "--judge-model", "--tagger-model"])
+@pytest.mark.parametrize("given, what", [("lmms-lab/LLaVA-Video-7B-Qwen2", "no such file or folder"),
+                                         ("qa.jsonl", "is a file, not a"), ("empty", "is an empty folder, not a")])
+def test_a_model_flag_naming_no_model_folder_is_one_line_at_the_flag(flag, given, what, tiny_llava_onevision,
+                                                                     tmp_path, capsys, monkeypatch):
+    """A hub id at --model was exit 1 naming no flag, while the same at --judge-model was exit 2 at the flag (red
+    team 23, row 31): every model path of savi generate is a value to correct, said at its flag, before any output."""
+    from misuse_kit import clip
+
+    monkeypatch.chdir(tmp_path)
+    video = clip(tmp_path / "videos" / "v.mp4")
+    Path("qa.jsonl").write_text(json.dumps({"id": "q1", "video": str(video), "question": "Which way?",
+                                            "options": ["left", "right"], "answer": "left"}) + "\n")
+    Path("empty").mkdir()
+    model = given if flag == "--model" else str(tiny_llava_onevision)
+    argv = ["generate", "--generator", "rrpo", "--model", model, "--input", "qa.jsonl", "--output", "pairs.jsonl",
+            "--num-frames", "4", "--no-progress"] + ([flag, given] if flag != "--model" else [])
+    assert main(argv) == 2
+    line = _one_error_line(capsys)
+    assert line.startswith(f"error: {flag}: ") and f"{given}: {what}" in line and "nothing is downloaded" in line, line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty", "qa.jsonl", "videos"]  # nothing claimed
+
+
 @pytest.mark.parametrize("adapter, what", [("missing", "no such file or folder"),
                                            ("videos", "is a folder without adapter_config.json, not an adapter folder"),
                                            ("qa.jsonl", "is a file, not an adapter folder")])

@@ -291,3 +291,30 @@ def test_pairs_the_token_budget_cuts_into_no_tagged_token_are_refused_counted_or
     assert code == 2
     assert_one_line_error(err, "train.max_length", "cuts every one of the 3 pair(s)")
     assert not (tmp_path / "cut" / "adapter_model.safetensors").exists()
+
+
+@pytest.mark.parametrize("bad_records", ["raise", "skip"])
+def test_a_max_length_below_every_question_is_a_recipe_error_at_train_max_length(bad_records, tiny_llava_onevision,
+                                                                                   videos, tmp_path, capsys):
+    """`train.max_length=2` holds no pair's question: it was reported as the first line's `question` (exit 1), the
+    recipe's value being what to correct (red team 23, row 29). Exit 2 at `train.max_length`, naming the shortest
+    question; a budget that one question fits leaves the others the pairs' own refusals (`file:line:question`)."""
+    from savi_plugin.models import load_backend
+
+    long_question = "What colour is the shape that moves from the left edge of the clip to its right edge?"
+    rows = [pair("a", videos[0], question=long_question), pair("b", videos[1], "green")]
+    data = write_jsonl(tmp_path / "pairs.jsonl", rows)
+    tokenizer = load_backend(tiny_llava_onevision, num_frames=4).tokenizer
+    lengths = [len(tokenizer(r["question"], add_special_tokens=False)["input_ids"]) for r in rows]
+    assert lengths[0] > lengths[1] >= 2
+
+    every = recipe(tmp_path / "e.yaml", tiny_llava_onevision, max_length=lengths[1], bad_records=bad_records)
+    code, _, err = savi(capsys, "train", every, "--data", data, "--output-dir", tmp_path / "every")
+    assert code == 2
+    assert_one_line_error(err, "train.max_length", f"shortest question is {lengths[1]} tokens")
+    assert not (tmp_path / "every").exists()  # nothing marked: the corrected command is not another configuration
+
+    one = recipe(tmp_path / "o.yaml", tiny_llava_onevision, max_length=lengths[1] + 1, bad_records="raise")
+    code, _, err = savi(capsys, "train", one, "--data", data, "--output-dir", tmp_path / "one")
+    assert code == 1
+    assert_one_line_error(err, "pairs.jsonl:1:question", f"the question alone is {lengths[0]} tokens")
