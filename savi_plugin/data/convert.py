@@ -9,7 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from savi_plugin.data.identity import input_identity
-from savi_plugin.data.outputs import claim, sidecar, write_reported
+from savi_plugin.data.outputs import claim, file_output, sidecar, write_reported
 from savi_plugin.data.paths import path_for_file, path_from_file
 from savi_plugin.data.provenance import carried_model, carried_state, check_finished, vouch
 from savi_plugin.data.readers import FORMATS, read_records, record_to_rrpo, record_to_trl
@@ -92,7 +92,7 @@ def convert_file(src: str | Path, dst: str | Path, src_format: str, dst_format: 
                          use="convert what is there")
     if why is not None:
         log.warning("%s: %s; converting what is there (--allow-incomplete)", src, why)
-    dst = Path(dst)
+    dst = file_output(dst, "DST")
     config = {"src": input_identity(src), "from": src_format, "to": dst_format, "bad_records": bad_records,
               **({"data_root": os.path.abspath(data_root)} if data_root is not None else {})}
     with claim(dst, command="savi data convert", config=config, inputs={"SRC": src}, output_name="DST",

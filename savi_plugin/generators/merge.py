@@ -23,7 +23,8 @@ from typing import Any, Sequence
 
 from savi_plugin.data.files import read_json
 from savi_plugin.data.fingerprint import ConfigMismatchError, config_changes, describe_changes
-from savi_plugin.data.outputs import SIDECAR_KINDS, OutputLock, claim, mark_path, sidecar, write_reported
+from savi_plugin.data.outputs import (SIDECAR_KINDS, OutputLock, claim, file_output, mark_path, sidecar,
+                                      write_reported)
 from savi_plugin.data.paths import (configuration_for_file, file_folder, from_here, name_for_file, path_for_file,
                                     path_from_file)
 from savi_plugin.data.provenance import (
@@ -218,7 +219,7 @@ def merge_shards(paths: Sequence[str | Path], output: str | Path, *, allow_incom
         IncompleteShardsError: the set is incomplete and ``allow_incomplete`` is False (nothing is written).
         ConfigMismatchError: the shards were generated with different configurations (nothing is written).
     """
-    output = Path(output)
+    output = file_output(output, "the merge output")
     paths = [Path(p) for p in paths]
     # a glob such as pairs.shard-* matches each shard's sidecars too (progress, run report, mark, lock): set aside
     sidecars = {sidecar(p, kind).resolve() for p in paths for kind in SIDECAR_KINDS}

@@ -391,6 +391,33 @@ def test_an_output_named_dash_is_one_configuration_line_and_writes_nothing(write
     assert list(tmp_path.iterdir()) == [] and snapshot(world) == inputs
 
 
+@pytest.mark.parametrize("tail", ["/", "/."])
+@pytest.mark.parametrize("there", ["nothing", "a folder"])
+@pytest.mark.parametrize("writer", [w for w, (_, folder) in BELOW_A_FILE_WRITERS.items() if not folder])
+def test_a_file_output_given_as_a_folder_s_name_never_becomes_that_file(writer, there, tail, world, tmp_path,
+                                                                         monkeypatch, capsys):
+    """Pass 23 C #4: ``savi recipes cp tiny_demo newdir/`` (no newdir) wrote the FILE ``newdir``: ``pathlib`` drops
+    the trailing ``/`` (and ``/.``) that names a folder, as ``cp`` reads it. Every writer of a file refuses such a
+    name in one line, exit 2, writing nothing (the output layer's :func:`file_output`); ``savi recipes cp`` copies
+    into the folder when it is one, as ``cp`` does."""
+    argv, _ = BELOW_A_FILE_WRITERS[writer]
+    monkeypatch.chdir(tmp_path)
+    name = {"plot": "out.png", "bench": "out.json"}.get(writer, "out.jsonl")
+    if there == "a folder":
+        (tmp_path / name).mkdir()
+    inputs = snapshot(world)
+    code, _, err = savi(capsys, *argv(world, name + tail))
+    if writer == "recipes-cp" and there == "a folder":
+        assert code == 0 and sorted(p.name for p in (tmp_path / name).iterdir()) == [
+            "tiny_demo.yaml", "tiny_demo.yaml.savi-output.json"], err
+        return
+    assert code == 2, err
+    assert_one_line_error(err, f"{name}{tail}: not a f")  # a file name / a folder (recipes cp, as cp says it)
+    assert [p.name for p in tmp_path.iterdir()] == ([name] if there == "a folder" else [])
+    assert there == "nothing" or list((tmp_path / name).iterdir()) == []
+    assert snapshot(world) == inputs
+
+
 @pytest.mark.parametrize("writer", [w for w, s in WRITERS.items() if s.cheap or w == "inspect"])
 @pytest.mark.parametrize("what", ["a user's file", "a folder"])
 def test_a_users_file_named_like_the_outputs_lock_is_never_emptied_or_removed(writer, what, world, tmp_path, capsys):
