@@ -320,7 +320,7 @@ def _make_state(spec: Writer, out: Path, state: str) -> None:
 
 @pytest.mark.parametrize("writer", list(WRITERS))
 @pytest.mark.parametrize("state", ["foreign", "other-command", "ours-other-config"])
-def test_an_existing_target_that_is_not_ours_for_this_run_is_refused(writer, state, world, tmp_path, capsys):
+def test_an_existing_target_that_is_not_ours_for_this_run_is_refused(writer, state, world, tmp_path, capsys, caplog):
     spec = WRITERS[writer]
     out = tmp_path / ("out" if spec.folder else "out.jsonl")
     _make_state(spec, out, state)
@@ -333,6 +333,10 @@ def test_an_existing_target_that_is_not_ours_for_this_run_is_refused(writer, sta
     expected = {"foreign": "not written by", "other-command": "was written by savi something-else",
                 "ours-other-config": "different configuration"}[state]
     assert expected in line
+    # pass 23 C #7: a warning said what the refused output "holds" before the refusal; what a job will write is said
+    # once its output is accepted
+    said = err.splitlines() + [record.getMessage() for record in caplog.records]
+    assert [ln for ln in said if str(out) in ln] == [line], said
     assert snapshot(tmp_path) == before and snapshot(world) == inputs
 
 
