@@ -728,13 +728,19 @@ def _is_allocation_failure(exc: BaseException) -> bool:
 def _one_line(text: str, limit: int = 500) -> str:
     """``text``'s non-empty lines joined by "; ", at most ``limit`` characters: a longer line keeps its start
     (the file and key path) and its end (the reason, which ``file: key.path: message`` puts last) with `` ... ``
-    between them, so the reason is never what is cut."""
+    between them, so the reason is never what is cut; the cut falls between words (a word longer than a third of
+    the line, a long path, is cut inside as :func:`~savi_plugin.untrusted.shown` cuts a value)."""
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     line = "; ".join(lines)
     if len(line) <= limit:
         return line
-    head = limit // 3
-    return f"{line[:head]} ... {line[-(limit - head - 5):]}"
+    budget = limit - 5  # the characters of the line kept: a third from its start, the rest from its end
+    head, tail = line[:budget // 3], line[len(line) - (budget - budget // 3):]
+    if line[len(head)] != " " and " " in head[len(head) // 2:]:  # the start ends inside a word: before it
+        head = head[:head.rindex(" ")]
+    if line[len(line) - len(tail) - 1] != " " and " " in tail[:len(tail) // 2]:  # the end starts inside one
+        tail = tail[tail.index(" ") + 1:]
+    return f"{head.rstrip()} ... {tail.lstrip()}"
 
 
 def _is_unsafe_pickle(exc: BaseException) -> bool:

@@ -15,7 +15,7 @@ def add_parser(subparsers) -> None:
 
 
 def run(args) -> int:
-    from savi_plugin.data.outputs import atomic_path, claim
+    from savi_plugin.data.outputs import atomic_path, claim, file_output
     from savi_plugin.errors import ConfigurationError, RunError
     from savi_plugin.inspection.curves import NoLogHistory, plot_training
 
@@ -26,7 +26,7 @@ def run(args) -> int:
         what = ("not found" if problem == "file not found" else "is not a folder" if problem is None else
                 problem.removesuffix(", not a folder"))
         raise RunError(f"{args.run_dir}: RUN_DIR {what}; give a `savi train` output folder")
-    out = Path(args.out) if args.out else Path(args.run_dir) / "training_curves.png"
+    out = file_output(args.out, "--out") if args.out else Path(args.run_dir) / "training_curves.png"
     if out.suffix.lower() != ".png":
         raise ConfigurationError(f"{out}: --out must be a .png file")
     run = Path(args.run_dir)

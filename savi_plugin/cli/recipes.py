@@ -47,13 +47,17 @@ def run_show(args) -> int:
 
 
 def run_cp(args) -> int:
-    from savi_plugin.data.outputs import claim, copy_file
+    from savi_plugin.data.outputs import claim, copy_file, names_a_folder
+    from savi_plugin.errors import ConfigurationError
     from savi_plugin.recipe import resolve_recipe_path
 
     src = resolve_recipe_path(args.recipe)
     dest = Path(args.dest)
-    if dest.is_dir():
+    if dest.is_dir():  # into the folder, as `cp`
         dest = dest / src.name
+    elif names_a_folder(args.dest):  # `newdir/` names a folder, and none is there: `cp` refuses it too
+        raise ConfigurationError(f"{args.dest}: not a folder (DEST ending in '/' names the folder to copy into; "
+                                 f"create it first, or name the file)")
     # the output layer: a new file, or this command's own earlier copy (its mark beside it); never a user's file
     with claim(dest, command="savi recipes cp", inputs={"the recipe": src}, output_name="DEST") as claimed:
         claimed.write_mark()

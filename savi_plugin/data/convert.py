@@ -9,7 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from savi_plugin.data.identity import input_identity
-from savi_plugin.data.outputs import claim, sidecar, write_reported
+from savi_plugin.data.outputs import claim, file_output, sidecar, write_reported
 from savi_plugin.data.paths import path_for_file, path_from_file
 from savi_plugin.data.provenance import carried_model, carried_state, check_finished, vouch
 from savi_plugin.data.readers import FORMATS, read_records, record_to_rrpo, record_to_trl
@@ -83,20 +83,21 @@ def convert_file(src: str | Path, dst: str | Path, src_format: str, dst_format: 
     if not objects:  # an empty result is never what was asked for (validate and train refuse such a file too)
         raise DataError(str(src), None, None, f"no valid record to convert ({len(errors)} bad record(s)"
                                               f"{', first: ' + errors[0].message if errors else ''}); nothing written")
-    tagged = sum(1 for record in records if record.chosen_tagged or record.rejected_tagged)
-    if tagged and dst_format not in TAGGED_FORMATS:
-        log.warning("%s: %d of %d record(s) carry <MASK> phrase tags, which the %s format has no place for: %s holds "
-                    "them untagged (RRPO's sub-sequence reward reads the tags; convert to %s to keep them)", src,
-                    tagged, len(records), dst_format, dst, " or ".join(TAGGED_FORMATS))
     why = check_finished(src, allow_incomplete=allow_incomplete, flag="--allow-incomplete",
                          use="convert what is there")
-    if why is not None:
-        log.warning("%s: %s; converting what is there (--allow-incomplete)", src, why)
-    dst = Path(dst)
+    dst = file_output(dst, "DST")
     config = {"src": input_identity(src), "from": src_format, "to": dst_format, "bad_records": bad_records,
               **({"data_root": os.path.abspath(data_root)} if data_root is not None else {})}
     with claim(dst, command="savi data convert", config=config, inputs={"SRC": src}, output_name="DST",
                replace_ours=True) as claimed:  # one writer; never the source; never a file we did not write
+        # what the conversion will write is said once its destination is accepted: never of a refused one
+        tagged = sum(1 for record in records if record.chosen_tagged or record.rejected_tagged)
+        if tagged and dst_format not in TAGGED_FORMATS:
+            log.warning("%s: %d of %d record(s) carry <MASK> phrase tags, which the %s format has no place for: %s "
+                        "holds them untagged (RRPO's sub-sequence reward reads the tags; convert to %s to keep them)",
+                        src, tagged, len(records), dst_format, dst, " or ".join(TAGGED_FORMATS))
+        if why is not None:
+            log.warning("%s: %s; converting what is there (--allow-incomplete)", src, why)
         claimed.write_mark()
         report = sidecar(dst, "report.json")  # the source's state and model carried forward (data/provenance.py)
         carried = {**carried_state(src, why, "savi data convert"), "converted_from": path_for_file(src, report),

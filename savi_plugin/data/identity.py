@@ -140,7 +140,7 @@ def folder_identity(folder: str | Path, *, edge: int = 4 * 2**10, watch: Watched
                     ) -> dict[str, Any] | None:
     """One digest over every file of ``folder``: relative name, size and the digest of its edges (``edge``
     bytes at each end; small files whole). None when ``folder`` is not a folder. ``watch`` keeps each file's
-    signature as it was hashed (:mod:`savi_plugin.data.watched`).
+    signature as it was hashed, and the folder's file list (:mod:`savi_plugin.data.watched`).
 
     A folder of videos can hold 10^5 files: 8 KiB read per file keeps this to seconds, and a video re-encoded
     or replaced changes its size or its container header (first KiB) or index (last KiB, where mp4 writers put
@@ -151,6 +151,8 @@ def folder_identity(folder: str | Path, *, edge: int = 4 * 2**10, watch: Watched
         return None
     digest = hashlib.sha256()
     members = _members(folder)
+    if watch is not None:
+        watch.add_folder(folder, lambda: _members(folder))
     for path in members:
         st = path.stat()
         size = st.st_size

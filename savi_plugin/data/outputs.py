@@ -342,6 +342,31 @@ def folder_above_error(output: str | Path, output_name: str = "output") -> Confi
     return ConfigurationError(f"{output}: {problem}: choose {another(output_name)}") if problem else None
 
 
+def names_a_folder(given: str | os.PathLike) -> bool:
+    """Whether a path as the user gave it names a folder whatever is there: it ends in ``/`` (or ``/.``), as
+    ``cp`` and the shell read it. ``pathlib`` drops both (``Path("newdir/")`` is ``newdir``), so it is asked of the
+    given text, before it becomes a :class:`~pathlib.Path`."""
+    text = os.fspath(given)
+    seps = "".join(filter(None, (os.sep, os.altsep)))
+    if not isinstance(text, str) or not text.rstrip(seps):  # the root, `/`, which pathlib keeps as it is
+        return False
+    return text.endswith(tuple(f"{sep}{tail}" for sep in seps for tail in ("", ".")))
+
+
+def file_output(given: str | os.PathLike, output_name: str = "output") -> Path:
+    """A file output as given (``--output``, ``DST``, ``--out``), as a :class:`~pathlib.Path`: the one conversion
+    every writer of a file makes, so a name that names a folder (:func:`names_a_folder`: ``newdir/``) is refused
+    instead of silently becoming the file ``newdir``.
+
+    Raises:
+        ConfigurationError: ``given`` ends in ``/`` (one line, exit 2).
+    """
+    if names_a_folder(given):
+        raise ConfigurationError(f"{given}: not a file name: {output_name} ending in '/' names a folder, and savi "
+                                 f"writes a file here: give the file's name")
+    return Path(given)
+
+
 def another(name: str, adjective: str = "another") -> str:
     """``another --output`` for a flag or a noun, ``another path for the output's report.json`` for a name that
     already has its article (messages read ``choose another ...`` either way)."""
@@ -1925,7 +1950,8 @@ def check_place(output: str | Path, inputs: Mapping[str, str | Path | None] | No
                 output_name: str = "output", folder: bool = False,
                 input_files: Mapping[str, Iterable[str | Path]] | None = None, what: str | None = None) -> None:
     """Refuse, as a configuration error (exit 2), an output whose place no job may write, whatever is there: ``-``
-    (standard output to many tools), below a file (:func:`folder_above_error`), a name too long for its sidecars (:func:`name_length_error`), equal to,
+    (standard output to many tools), a file output given as a folder's name (``x/``: :func:`file_output`), below a
+    file (:func:`folder_above_error`), a name too long for its sidecars (:func:`name_length_error`), equal to,
     inside or around an input (:func:`check_distinct`, :func:`check_not_any`), or inside a training checkpoint
     (:func:`check_not_in_checkpoint`); as not ours (exit 1), a FIFO, device or link savi would replace
     (:func:`special_kind`, :func:`link_problem`), a folder where a file is needed or the reverse, or a name that is
@@ -1934,7 +1960,7 @@ def check_place(output: str | Path, inputs: Mapping[str, str | Path | None] | No
     of ``savi eval fixture``'s folder, and the whole check of an output no mark claims (``savi eval run``'s
     ``--output_path``, shared between lmms-eval runs); ``what``: how the last refusal names the output (default
     ``output_name``)."""
-    path = Path(output)
+    path = file_output(output, output_name) if not folder else Path(output)
     if str(output) == "-":  # standard output to most tools; savi writes files, so one named `-` is asked as ./-
         raise ConfigurationError(f"-: {output_name} '-' names standard output to many tools, and savi writes a "
                                  f"{'folder' if folder else 'file'} here; for one named '-' write ./-")
@@ -2021,7 +2047,7 @@ def claim(output: str | Path, *, command: str, config: Mapping[str, Any] | None 
     """
     from savi_plugin.data.fingerprint import check_same_config
 
-    path = Path(output)
+    path = Path(output) if folder else file_output(output, output_name)  # `x/` is asked before pathlib drops the /
     config = dict(config or {})
     check_place(path, inputs, output_name=output_name, folder=folder, input_files=input_files, what=what)
     # a step of a command that claimed a folder around it (the demo's pairs file in its --out): its messages name

@@ -11,6 +11,13 @@ line naming the file (:class:`InputChangedError`). Every write changes the chang
 call can set back, so a ``cp`` over the file, a ``dd conv=notrunc`` into it, a rename over it or its removal is
 seen; what was done before is the old file's work, consistent with the stored identity, and is kept.
 
+Files the job does not read itself are checked the same way around the process that reads them: lmms-eval reads
+the model, the adapters and the benchmark data (the data root) a suite or ``savi align``'s eval step evaluates, so
+the one launcher of a ``savi_video`` evaluation (:func:`savi_plugin.eval.command.savi_video_command`) checks every
+held watch (:func:`check_active`) before lmms-eval starts and after it ends: a run during which one changed, or a
+second run of a job begun after one changed (a base model's and an adapter's, paired item by item), is not counted.
+A watched folder's file list is kept too (:meth:`WatchedFiles.add_folder`), so a file added to it is a change.
+
 The same signatures tell a training run whether its base model's files changed on disk while it ran
 (:meth:`WatchedFiles.changed`), so its adapter can say which base it records.
 """
@@ -19,7 +26,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from savi_plugin.errors import InputChangedError
 
@@ -27,7 +34,7 @@ _active: list[WatchedFiles] = []
 _guard = threading.Lock()
 
 
-__all__ = ["InputChangedError", "WatchedFiles", "check_unchanged", "signature_of"]
+__all__ = ["InputChangedError", "WatchedFiles", "check_active", "check_unchanged", "signature_of"]
 
 
 def signature_of(st: os.stat_result | None) -> tuple[int, ...] | None:
@@ -60,6 +67,7 @@ class WatchedFiles:
     def __init__(self, what: str = "an input file"):
         self.what = what
         self.signatures: dict[str, tuple[int, ...] | None] = {}
+        self.folders: dict[str, Callable[[], Iterable[str | os.PathLike]]] = {}
 
     def add(self, path: str | os.PathLike, st: os.stat_result | None) -> None:
         """Keep ``path``'s signature ``st`` (from the ``stat`` of the file its identity read; None: absent)."""
@@ -70,9 +78,18 @@ class WatchedFiles:
         for path in paths:
             self.add(path, _stat(path))
 
+    def add_folder(self, folder: str | os.PathLike, members: Callable[[], Iterable[str | os.PathLike]]) -> None:
+        """Watch ``folder``'s file list: ``members()`` lists the files that make up its content (those whose
+        signatures :meth:`add` keeps); a file it lists later that is not watched has appeared."""
+        self.folders.setdefault(_key(folder), members)
+
     def changed(self) -> list[str]:
-        """The watched files whose signature differs now (removed, replaced or written), in name order."""
-        return sorted(key for key, before in self.signatures.items() if signature_of(_stat(key)) != before)
+        """The watched files whose signature differs now (removed, replaced or written), and the files that
+        appeared in a watched folder (:meth:`add_folder`), in name order."""
+        found = {key for key, before in self.signatures.items() if signature_of(_stat(key)) != before}
+        for members in self.folders.values():
+            found.update(key for key in map(_key, members()) if key not in self.signatures)
+        return sorted(found)
 
     def check(self) -> None:
         """Stop the job when any watched file changed (:meth:`changed`): for files the job does not read itself
@@ -82,7 +99,7 @@ class WatchedFiles:
             InputChangedError: naming the first changed file and what happened to it.
         """
         for key in self.changed():
-            raise _changed_error(key, self.what, _stat(key), self.signatures[key])
+            raise _changed_error(key, self.what, _stat(key), self.signatures.get(key))
 
     def __enter__(self) -> WatchedFiles:
         with _guard:
@@ -93,6 +110,20 @@ class WatchedFiles:
         with _guard:
             if self in _active:
                 _active.remove(self)
+
+
+def check_active() -> None:
+    """Stop the job when a file of any watch it holds (``with watch:``) changed (:meth:`WatchedFiles.check`): asked
+    by the one launcher of a process that reads such files itself (lmms-eval:
+    :func:`savi_plugin.eval.command.savi_video_command`), before it starts and after it ends.
+
+    Raises:
+        InputChangedError: naming the first changed file and what happened to it.
+    """
+    with _guard:
+        held = list(_active)
+    for watch in held:
+        watch.check()
 
 
 def check_unchanged(path: str | os.PathLike) -> None:

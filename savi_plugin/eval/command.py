@@ -25,6 +25,7 @@ from pathlib import Path
 
 from savi_plugin.config.values import ConfigError, EvalLimit
 from savi_plugin.data.outputs import disk_full_errno
+from savi_plugin.data.watched import check_active
 from savi_plugin.errors import ConfigurationError, RunError
 from savi_plugin.eval.results import ResultsFileError, read_json_object
 
@@ -599,11 +600,23 @@ def savi_video_command(model: str | Path, tasks: list[str], output_path: str | P
                        **settings):
     """The lmms-eval command that evaluates ``model`` (+ ``adapter``) with ``savi_video`` on ``tasks`` into
     ``output_path`` (created), valid for the ``with`` block: every path lmms-eval would re-parse is a temporary
-    link (:func:`safe_paths`). ``settings``: :func:`savi_video_args`' keywords; ``extra_args`` follow them."""
+    link (:func:`safe_paths`). ``settings``: :func:`savi_video_args`' keywords; ``extra_args`` follow them.
+
+    lmms-eval reads the model, the adapter and the benchmark data in its own process, so the files the job's
+    watches hold as their identities read them (:func:`savi_plugin.data.watched.check_active`: the suite's model,
+    adapters and data root, ``savi align``'s eval data root) are checked before the block and after it ends: an
+    evaluation of files changed since is not the job's (a base model's run and an adapter's, paired item by item,
+    on two versions of the data).
+
+    Raises:
+        InputChangedError: a watched file changed before or during the run (one line naming it).
+    """
+    check_active()
     Path(output_path).mkdir(parents=True, exist_ok=True)
     with safe_paths(model, adapter, output_path) as (model_arg, adapter_arg, output_arg):
         yield lmms_eval_command(savi_video_args(model_arg, tasks, output_arg, adapter=adapter_arg, **settings)
                                 + list(extra_args), tasks_path)
+        check_active()  # what lmms-eval read is still what the identities say, or its results are not counted
         name_linked_paths(output_path)  # the kept results name the model, not a link removed at the block's end
 
 

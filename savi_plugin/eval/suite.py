@@ -210,12 +210,12 @@ def _check_kept(folder: Path, label: str, plan: SuitePlan) -> None:
               remedy=f"remove {folder} to evaluate {label} again")
 
 
-def run_model(plan: SuitePlan, label: str, out: Path, env: dict, progress=_print_progress,
-              watch: WatchedFiles | None = None) -> Path:
+def run_model(plan: SuitePlan, label: str, out: Path, env: dict, progress=_print_progress) -> Path:
     """One model's lmms-eval run (skipped when ``runs/<label>/done.json`` exists); returns its output folder.
-    ``watch`` holds the model's and adapters' files as the suite's identity read them: a run is counted done only
-    when none changed before it ended (lmms-eval loads them in its own process, so they are checked before the
-    run starts and after it ends)."""
+    A run is counted done only when none of the files the suite's identity read (the model's, the adapters', the
+    data root's: held by :func:`run_suite`'s watches) changed before it ended: lmms-eval reads them in its own
+    process, so :func:`~savi_plugin.eval.command.savi_video_command` checks them before the run starts and after it
+    ends."""
     folder = out / "runs" / label
     done = folder / "done.json"
     if done.is_file():
@@ -224,8 +224,6 @@ def run_model(plan: SuitePlan, label: str, out: Path, env: dict, progress=_print
         return folder / "lmms_eval"
     if (folder / "lmms_eval").exists():  # a killed run: its partial output must not mix with the new one
         remove_tree(folder / "lmms_eval")
-    if watch is not None:
-        watch.check()
     extra = ["--log_samples"] + (["--gen_kwargs", plan.gen_kwargs] if plan.gen_kwargs else [])
     with savi_video_command(plan.model, plan.tasks, folder / "lmms_eval", adapter=plan.models()[label],
                             extra_args=extra, num_frames=plan.num_frames, limit=plan.limit,
@@ -233,8 +231,6 @@ def run_model(plan: SuitePlan, label: str, out: Path, env: dict, progress=_print
         print(f"{label}: " + " ".join(command), file=sys.stderr)
         start = time.time()
         code = _stream(command, env, folder / "lmms_eval.log", label, progress)
-    if watch is not None:  # a model or adapter changed during the run: it evaluated files of no stored identity
-        watch.check()
     # judged by its results file: lmms-eval exits 0 on every error
     problem = results_problem(folder / "lmms_eval", plan.tasks, start, log_disk_sign(folder / "lmms_eval.log"))
     if code != 0 or problem:  # lmms-eval's exit status 2 (a configuration error) is savi's 2: run_failure
@@ -376,11 +372,12 @@ def run_suite(plan: SuitePlan, out: str | Path, *, env: dict | None = None, miss
     env = eval_data_env(plan.tasks, env)  # data that cannot be had: one line before any folder or model
     for adapter in plan.adapters.values():  # another base, a torn record, damaged weights: one line before
         check_adapter(adapter, plan.model)  # lmms-eval runs (where it would end as "did not finish", exit 1)
-    # what the model and adapters are by content: a run kept from an earlier suite is theirs only if unchanged
-    watch = WatchedFiles("a file of a model the suite evaluates")
+    # what the model, adapters and data are by content: a run kept from an earlier suite is theirs only if
+    # unchanged; the files are watched while the suite runs, so every run reads what the identity says
+    watch, data_watch = WatchedFiles("a file of a model the suite evaluates"), WatchedFiles("a file of the data root")
     identity = {"model": model_identity(plan.model, watch=watch),
                 **{f"adapter {label}": model_identity(path, watch=watch) for label, path in plan.adapters.items()},
-                "data root": input_identity(plan.data_root) if plan.data_root else None}
+                "data root": input_identity(plan.data_root, watch=data_watch) if plan.data_root else None}
     # the decode caps decide which items count as bad videos in a kept run
     config = {**plan.for_file(out / "suite.json"), "identity": identity, "limits": item_limits()}
     # the output layer: a new folder, or this suite's own (same plan) to continue it; locked while it runs
@@ -388,11 +385,11 @@ def run_suite(plan: SuitePlan, out: str | Path, *, env: dict | None = None, miss
     # folder, or with another spelling of the same files
     with claim(out, command="savi eval suite", config=config, folder=True,
                inputs=_plan_inputs(plan), ignore=("model", "adapters", "data_root"),
-               output_name="--out", what="suite folder") as claimed:
+               output_name="--out", what="suite folder") as claimed, watch, data_watch:
         claimed.write_mark()
         write_json(out / "suite.json", plan.for_file(out / "suite.json"), indent=1)
         try:
-            table = _run_claimed(plan, out, env, missing, progress, watch)
+            table = _run_claimed(plan, out, env, missing, progress)
         except EvalRunError as exc:  # a new folder undone (a configuration error, exit 2) takes lmms-eval's log
             raise (exc.log_kept(out, out) if claimed.undoes(type(exc)) else exc) from None  # with it: kept beside
     remove_failed_log(out)  # an earlier failure's log: this suite has finished
@@ -404,11 +401,11 @@ def run_suite(plan: SuitePlan, out: str | Path, *, env: dict | None = None, miss
 DERIVED_FILES = ("table.json", "table.md", "card.json", "delta.png")
 
 
-def _run_claimed(plan: SuitePlan, out: Path, env: dict, missing, progress, watch: WatchedFiles | None = None) -> dict:
+def _run_claimed(plan: SuitePlan, out: Path, env: dict, missing, progress) -> dict:
     if any(not (out / "runs" / label / "done.json").is_file() for label in plan.models()):
         for name in DERIVED_FILES:
             (out / name).unlink(missing_ok=True)
-    folders = {label: run_model(plan, label, out, env, progress, watch) for label in plan.models()}
+    folders = {label: run_model(plan, label, out, env, progress) for label in plan.models()}
     runs = {label: read_run(folder) for label, folder in folders.items()}
     base = runs.pop(BASE)
     card = build_card(base, plan.tasks, model=plan.model, adapters=plan.adapters, num_frames=plan.num_frames,

@@ -23,7 +23,8 @@ from typing import Any, Sequence
 
 from savi_plugin.data.files import read_json
 from savi_plugin.data.fingerprint import ConfigMismatchError, config_changes, describe_changes
-from savi_plugin.data.outputs import SIDECAR_KINDS, OutputLock, claim, mark_path, sidecar, write_reported
+from savi_plugin.data.outputs import (SIDECAR_KINDS, OutputLock, claim, file_output, mark_path, sidecar,
+                                      write_reported)
 from savi_plugin.data.paths import (configuration_for_file, file_folder, from_here, name_for_file, path_for_file,
                                     path_from_file)
 from savi_plugin.data.provenance import (
@@ -41,6 +42,7 @@ from savi_plugin.data.record import DataError, validate_record
 from savi_plugin.errors import ConfigError, DocumentTooLarge
 from savi_plugin.generators.runner import (_RESUMABLE_CHANGES, PATH_KEYS, _read_progress, parse_shard, progress_path,
                                            report_path, shard_output_path)
+from savi_plugin.untrusted import shown
 
 log = logging.getLogger(__name__)
 
@@ -218,7 +220,7 @@ def merge_shards(paths: Sequence[str | Path], output: str | Path, *, allow_incom
         IncompleteShardsError: the set is incomplete and ``allow_incomplete`` is False (nothing is written).
         ConfigMismatchError: the shards were generated with different configurations (nothing is written).
     """
-    output = Path(output)
+    output = file_output(output, "the merge output")
     paths = [Path(p) for p in paths]
     # a glob such as pairs.shard-* matches each shard's sidecars too (progress, run report, mark, lock): set aside
     sidecars = {sidecar(p, kind).resolve() for p in paths for kind in SIDECAR_KINDS}
@@ -280,9 +282,64 @@ def _shard_config(path: Path) -> dict[str, Any]:
     return {k: v for k, v in (stored or {"file": path.name}).items() if k not in ("shard",) + _RESUMABLE_CHANGES}
 
 
+#: the fields of a record that name a file by a path relative to the file holding the record
+_RELATIVE_FIELDS = (("video",), ("meta", "model"), ("meta", "adapter"))
+
+
+def _moved_path(first: tuple[Path, dict[str, Any]], second: tuple[Path, dict[str, Any]]
+                ) -> tuple[Path, Path, str] | None:
+    """For one id read from two shards as the same record (``(shard, record as written)``): ``(the shard that
+    looks moved, the other, the first relative path the record holds that names another file from each shard's
+    folder)`` (``video '../v.mp4' names nothing from b.jsonl's folder, v.mp4 from a.jsonl's``; the moved one is
+    the one where it names nothing, else the second); None when the records differ as written, or no path of
+    theirs does."""
+    (a, obj_a), (b, obj_b) = first, second
+    if obj_a != obj_b:
+        return None
+    for keys in _RELATIVE_FIELDS:
+        value: Any = obj_a
+        for key in keys:
+            value = value.get(key) if isinstance(value, dict) else None
+        if not isinstance(value, str) or not value or os.path.isabs(value):
+            continue
+        here = {shard: os.path.normpath(path_from_file(value, shard)) for shard in (a, b)}
+        if os.path.abspath(here[a]) == os.path.abspath(here[b]):
+            continue
+        named = {shard: found if os.path.exists(found) else "nothing" for shard, found in here.items()}
+        if named[a] == "nothing" != named[b]:
+            a, b = b, a
+        return b, a, f"{'.'.join(keys)} {shown(value)} names {named[b]} from {b}'s folder, {named[a]} from {a}'s"
+    return None
+
+
+def _conflict_problems(clashes: list[tuple[str, tuple[Path, dict[str, Any]], tuple[Path, dict[str, Any]]]]
+                       ) -> list[str]:
+    """The merge's problems for the ids two shards give different content (``(id, (shard, record as written)`` of
+    the first and of the other): per pair of shards, one for the records that are the same as written but name
+    other files by their relative paths (each starts from its own file's folder: one shard is a copy moved away
+    from the folder of the file it was cut from), and one per id whose content differs (a shard edited after its
+    run)."""
+    moved: dict[tuple[Path, Path], list[str]] = {}
+    problems = []
+    for pid, first, second in clashes:
+        found = _moved_path(first, second)
+        if found is None:
+            problems.append(f"id {pid!r} has different content in two shards (edited after its run)")
+        else:
+            copy, original, where = found
+            moved.setdefault((copy, original), []).append(where)
+    for (copy, original), found in moved.items():
+        problems.append(f"{copy} holds {len(found)} record(s) of {original} as written there, but a relative path "
+                        f"starts from its own file's folder: {found[0]} (is {copy.name} a copy moved away from its "
+                        f"folder?)")
+    return problems
+
+
 def _merge(paths: list[Path], output: Path, allow_incomplete: bool, claimed) -> dict[str, Any]:
     records: dict[str, dict[str, Any]] = {}
     raw_lines: dict[str, str] = {}
+    first_seen: dict[str, tuple[Path, dict[str, Any]]] = {}  # each id's first shard and record as written there
+    clashes = []  # (id, first, other) for each id a later shard gives other content
     duplicates, conflicts, invalid, truncated = 0, [], [], []
     for path in paths:
         for number, raw, ended in iter_lines(path):  # the readers' one rule for a line (data/readers.py)
@@ -300,6 +357,7 @@ def _merge(paths: list[Path], output: Path, allow_incomplete: bool, claimed) -> 
                 invalid.append(str(exc))
                 continue
             text = raw.decode("utf-8")
+            written = obj
             moved = _record_for_output(obj, path, output)
             if moved != obj:  # another folder: its paths stay relative to the file holding them
                 obj = moved
@@ -308,15 +366,17 @@ def _merge(paths: list[Path], output: Path, allow_incomplete: bool, claimed) -> 
                 duplicates += 1
                 if obj != records[obj["id"]]:
                     conflicts.append(obj["id"])
+                    clashes.append((obj["id"], first_seen[obj["id"]], (path, written)))
                 continue
             records[obj["id"]] = obj
+            first_seen[obj["id"]] = (path, written)
             raw_lines[obj["id"]] = text.rstrip("\n")
     # a shard line that is not a valid record, or an id two shards give different content, was damaged or edited
     # after its run: the merged file would lack or arbitrarily pick records, so the set is not complete
     missing = (shard_set_problems(paths) + [f"{t}: truncated last line (a run still writing, or killed)"
                                             for t in truncated]
                + [f"{problem} (a damaged shard line: its record is not merged)" for problem in invalid]
-               + [f"id {pid!r} has different content in two shards (edited after its run)" for pid in conflicts])
+               + _conflict_problems(clashes))
     if missing and not allow_incomplete:
         raise IncompleteShardsError(f"{output}: refusing to merge an incomplete shard set: {'; '.join(missing)} "
                                     f"(or pass --allow-incomplete to merge what is there)")

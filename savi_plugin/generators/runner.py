@@ -70,6 +70,7 @@ from savi_plugin.data.outputs import (
     check_not_any,
     check_own_file,
     claim,
+    file_output,
     mark_path,
     sidecar,
     write_json,
@@ -639,7 +640,7 @@ def run_generation(*, generator: str | type | Generator, model: Any, inputs: str
         items = items[:limit]
     gen.check_items(items)
     shard_ix = parse_shard(shard)
-    out_path = Path(output)
+    out_path = file_output(output, "--output")
     if shard_ix is not None and shard_ix[1] > 1:
         out_path = shard_output_path(output, *shard_ix)
     index, count = shard_ix or (0, 1)

@@ -169,7 +169,7 @@ def run_ablation(recipe_ref: str, losses: list[str], out: str | Path, *, pairs: 
     check_backend_fits(first.model.path, first.model.backend, "model.backend", first.source)
     if benchmarks and evaluate is None:
         from savi_plugin.pipeline.evaluate import evaluate_step as evaluate
-    from savi_plugin.data.identity import input_identity, model_identity
+    from savi_plugin.data.identity import folder_identity, input_identity, model_identity
     from savi_plugin.data.outputs import claim, read_mark
     from savi_plugin.data.paths import run_folder
     from savi_plugin.data.provenance import check_finished
@@ -184,6 +184,13 @@ def run_ablation(recipe_ref: str, losses: list[str], out: str | Path, *, pairs: 
     # new, or an ablation folder of the same runs and pairs (more losses extend it); never an input. Each run is
     # its resolved recipe by content (recipe_identity): the same ablation from another working folder, or with
     # another spelling of the same files, continues; another file content, value or model is refused by key path
+    # the eval data root's files are watched from before the runs' identities read them: every lmms-eval run of the
+    # ablation (the base model's, each loss's) checks them before it starts and after it ends (savi_video_command),
+    # so the losses and the base they are compared with are scored on the same data
+    eval_watch = WatchedFiles("a file of the eval data root (eval.data_root)")
+    for root in {recipe.eval.data_root for recipe in plans.values()} if benchmarks else ():
+        if root:
+            folder_identity(root, watch=eval_watch)
     runs = {loss: recipe_identity(recipe) for loss, recipe in plans.items()}
     # each video's signature is kept as its identity read it: a video changed between (or during) the runs stops
     # the ablation (data/watched.py), so every loss trains on the same videos
@@ -199,7 +206,7 @@ def run_ablation(recipe_ref: str, losses: list[str], out: str | Path, *, pairs: 
     with claim(out, command="savi ablate", config=config, folder=True, inputs=inputs, output_name="--out",
                what="ablation folder", ignore=others,
                input_files={"a video the pairs name": pair_video_paths(data, training_kwargs(first))}) as claimed, \
-            watch:
+            watch, eval_watch:
         claimed.config["runs"] = {**_stored_runs(claimed.previous), **runs}
         claimed.write_mark()
         with run_folder(out):  # every path its files store to its own files is relative: it moves whole

@@ -165,6 +165,10 @@ def run_align(recipe, run_dir: str | Path, iterations: int | None = None, evalua
                 if name not in ("data.data_root", "eval.data_root")}  # through what the run names in it
     videos = _manifest_videos(source, recipe.data.data_root)
     identity["videos"] = files_identity(videos, watch=watch) if videos is not None else None
+    # the eval data root's files, as the run's eval configuration read them (eval_config): every eval step (each
+    # iteration's, eval_base) checks them before and after lmms-eval runs (savi_video_command), so the iterations
+    # and the base they are paired with are scored on the same data
+    eval_watch = WatchedFiles("a file of the eval data root (eval.data_root)")
     # the recipe with its paths stored by the rule (relative to the run folder or absolute), so the same run from
     # another working folder, or the folder moved whole, is the same configuration
     config = {"recipe": recipe_for_file(recipe, run_dir / "manifest.json"), "identity": identity}
@@ -172,11 +176,12 @@ def run_align(recipe, run_dir: str | Path, iterations: int | None = None, evalua
     with claim(run_dir, command="savi align", config=config, folder=True, inputs=inputs, output_name="--out",
                what="align run folder", ignore=tuple(f"recipe.{k}" for k in RESUMABLE_RECIPE_KEYS),
                input_files={"a video the manifest names": videos or ()},
-               records=("manifest.json",)) as claimed, watch:  # the recipe; each step's results: its own folder
+               records=("manifest.json",)) as claimed, \
+            watch, eval_watch:  # records: the recipe; each step's results: its own folder
         if current().is_main:  # rank 0 locks and marks the folder; the other ranks check it
             claimed.write_mark()
         with run_folder(run_dir):  # every path its files store to its own files is relative: it moves whole
-            return _run_locked(recipe, run_dir, iterations, evaluate)
+            return _run_locked(recipe, run_dir, iterations, evaluate, eval_watch)
 
 
 def recipe_inputs(recipe) -> dict[str, Path]:
@@ -220,7 +225,7 @@ RESUMABLE_RECIPE_KEYS = ("_source", "source", "align.iterations", "align.eval_ev
                          *OUTPUT_KEYS)  # each iteration trains into its own folder: the recipe's output_dir is unused
 
 
-def _run_locked(recipe, run_dir: Path, iterations: int | None, evaluate) -> dict:
+def _run_locked(recipe, run_dir: Path, iterations: int | None, evaluate, eval_watch: WatchedFiles) -> dict:
     from savi_plugin.pipeline.ranks import check_processes, main_first, on_main
     from savi_plugin.pipeline.steps import generate_step, train_step
     from savi_plugin.training.run import last_complete_checkpoint
@@ -239,7 +244,7 @@ def _run_locked(recipe, run_dir: Path, iterations: int | None, evaluate) -> dict
         raise ConfigMismatchError(f"{run_dir}: holds {begun[-1] + 1} iteration(s), more than the {n} asked for "
                                   f"(align.iterations or --iterations): a run is extended, never shortened; ask for "
                                   f"{begun[-1] + 1} or more, or use a new --out")
-    evaluation = eval_config(recipe, run_dir)
+    evaluation = eval_config(recipe, run_dir, watch=eval_watch)
     _date_old_evals(manifest, stored_recipe, evaluation)
     manifest.data["recipe"] = stored_recipe  # the resumable keys as this run uses them
     manifest.save()  # the recipe is on disk before the first step starts

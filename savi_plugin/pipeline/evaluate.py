@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from savi_plugin.data.outputs import claim, read_mark, remove_failed_log, replace_folder, write_json
+from savi_plugin.data.watched import WatchedFiles
 from savi_plugin.eval.command import (
     EvalRunError,
     lmms_eval_command,
@@ -64,18 +65,18 @@ def _eval_settings(recipe) -> dict:
 EVAL_COMMAND = "savi align eval"
 
 
-def eval_data(recipe, identity: bool = True) -> dict:
+def eval_data(recipe, identity: bool = True, watch: WatchedFiles | None = None) -> dict:
     """Where the eval data come from, and their identity when cheap: ``{"source": "data_root", "path", "identity"}``
-    (:func:`savi_plugin.data.identity.folder_identity`: each file's name, size and edges), ``{"source": "synthetic"}``
-    for a ``tiny://`` model without a data root (:func:`savi_plugin.eval.fixtures.offline_eval_root`, a pure function
-    of the tasks), else ``{"source": "hub"}``."""
+    (:func:`savi_plugin.data.identity.folder_identity`: each file's name, size and edges; ``watch`` keeps their
+    signatures as it read them), ``{"source": "synthetic"}`` for a ``tiny://`` model without a data root
+    (:func:`savi_plugin.eval.fixtures.offline_eval_root`, a pure function of the tasks), else ``{"source": "hub"}``."""
     from savi_plugin.data.identity import folder_identity
     from savi_plugin.models.tiny import is_tiny
 
     root = recipe.eval.data_root
     if root is not None:
         found = {"source": "data_root", "path": os.path.abspath(root)}
-        return {**found, "identity": folder_identity(root)} if identity else found
+        return {**found, "identity": folder_identity(root, watch=watch)} if identity else found
     return {"source": "synthetic" if is_tiny(recipe.model.path) else "hub"}
 
 
@@ -98,14 +99,16 @@ def check_eval_data(recipe) -> None:
         "`savi eval fixture DIR` writes a small synthetic one), or align.eval_every_iteration=false"))
 
 
-def eval_config(recipe, run_dir: str | Path | None = None) -> dict:
+def eval_config(recipe, run_dir: str | Path | None = None, watch: WatchedFiles | None = None) -> dict:
     """What an eval result of ``savi align`` depends on besides the model it evaluates: the tasks and every
-    setting passed to lmms-eval (:func:`_eval_settings`, frames resolved), and the data (:func:`eval_data`)."""
+    setting passed to lmms-eval (:func:`_eval_settings`, frames resolved), and the data (:func:`eval_data`; ``watch``
+    keeps the signatures of the data root's files as their identity read them)."""
     import json
 
     settings = _eval_settings(recipe)
     settings.pop("extra_args")
-    return json.loads(json.dumps({"tasks": list(recipe.eval.tasks), **settings, "data": eval_data(recipe)},
+    return json.loads(json.dumps({"tasks": list(recipe.eval.tasks), **settings,
+                                  "data": eval_data(recipe, watch=watch)},
                                  default=str))  # as the manifest and the mark store it
 
 

@@ -171,3 +171,33 @@ def test_the_error_line_starts_a_line_of_its_own_after_an_interrupted_progress_b
     err = capsys.readouterr().err
     assert "\nerror: v.mp4: changed" in err and err.endswith("\n"), repr(err)
     assert bar not in getattr(tqdm, "_instances", ())  # ended
+
+
+@pytest.mark.parametrize("change", [_cp_over, _same_size_same_mtime, _renamed_over, _removed, "appears"])
+def test_a_watched_folder_s_files_are_checked_for_another_process_while_a_job_holds_the_watch(clips, tmp_path,
+                                                                                             change):
+    """What lmms-eval reads in its own process (a suite's data root) is checked by :func:`check_active` around its
+    run: every way a file of the folder changes, and a file appearing in it, names the file while the watch is
+    held; nothing is checked once the job left it."""
+    from savi_plugin.data.identity import folder_identity
+    from savi_plugin.data.watched import check_active
+
+    root = tmp_path / "root"
+    (root / "videos").mkdir(parents=True)
+    video = root / "videos" / "v.mp4"
+    video.write_bytes(clips[0])
+    watch = WatchedFiles("a file of the data root")
+    folder_identity(root, watch=watch)
+    with watch:
+        check_active()  # unchanged
+        (root / ".savi.lock").write_text("")  # not part of the folder's content (folder_identity's members)
+        check_active()
+        if change == "appears":
+            changed = root / "videos" / "w.mp4"
+            changed.write_bytes(clips[1])
+        else:
+            changed = video
+            change(video, clips[1])
+        with pytest.raises(InputChangedError, match=f"^{changed}: a file of the data root "):
+            check_active()
+    check_active()  # the job left the watch

@@ -254,16 +254,11 @@ def test_a_model_file_changed_during_a_run_stops_the_suite_and_the_run_does_not_
     stood in for by a process that writes to the model's config.json, as a ``cp`` over it would."""
     import shutil
 
-    import savi_plugin.eval.suite as suite_module
+    import savi_plugin.eval.command as command_module
 
     model = Path(shutil.copytree(tiny_llava_onevision, tmp_path / "model"))
-
-    @contextlib.contextmanager
-    def writes_to_the_model(_model, _tasks, output_path, **_settings):
-        Path(output_path).mkdir(parents=True)
-        yield [sys.executable, "-c", f"open({str(model / 'config.json')!r}, 'a').write(' ')"]
-
-    monkeypatch.setattr(suite_module, "savi_video_command", writes_to_the_model)
+    monkeypatch.setattr(command_module, "lmms_eval_command", lambda *_args: [
+        sys.executable, "-c", f"open({str(model / 'config.json')!r}, 'a').write(' ')"])
     out = tmp_path / "s"
     (tmp_path / "data").mkdir()
     code, _, err = _suite(["savi_perceptiontest", "--model", str(model), "--adapter", str(tiny_adapter),
@@ -278,6 +273,7 @@ def test_a_model_file_changed_between_runs_is_found_before_the_next_run_starts(t
     """The same change after a run was counted done: the next run does not start."""
     import shutil
 
+    import savi_plugin.eval.command as command_module
     import savi_plugin.eval.suite as suite_module
     from savi_plugin.data.identity import model_identity
     from savi_plugin.data.watched import WatchedFiles
@@ -287,12 +283,80 @@ def test_a_model_file_changed_between_runs_is_found_before_the_next_run_starts(t
     watch = WatchedFiles("a file of a model the suite evaluates")
     model_identity(model, watch=watch)
     started = []
-    monkeypatch.setattr(suite_module, "savi_video_command", lambda *a, **k: started.append(a))
+    monkeypatch.setattr(command_module, "lmms_eval_command", lambda *a: started.append(a))
     (model / "model.safetensors").write_bytes((model / "model.safetensors").read_bytes())  # rewritten in place
     plan = suite_module.SuitePlan(model=str(model), adapters={}, tasks=["savi_perceptiontest"], num_frames=4)
-    with pytest.raises(InputChangedError, match="model.safetensors: a file of a model the suite evaluates was"):
-        suite_module.run_model(plan, "base", tmp_path / "s", {}, watch=watch)
+    with watch, pytest.raises(InputChangedError, match="model.safetensors: a file of a model the suite evaluates "
+                                                       "was"):
+        suite_module.run_model(plan, "base", tmp_path / "s", {})
     assert started == []
+
+
+def _rewritten(path: Path) -> Path:
+    """``savi eval fixture ROOT --seed 7`` over a fixture: the file replaced by one of other content."""
+    other = path.with_name(path.name + ".new")
+    other.write_bytes(path.read_bytes() + b" ")
+    os.replace(other, path)
+    return path
+
+
+def _added(path: Path) -> Path:
+    """A file the benchmark may read, added beside the others."""
+    added = path.with_name("extra-" + path.name)
+    shutil.copyfile(path, added)
+    return added
+
+
+def _removed(path: Path) -> Path:
+    path.unlink()
+    return path
+
+
+@pytest.mark.parametrize("change", [_rewritten, _added, _removed], ids=lambda f: f.__name__.strip("_"))
+@pytest.mark.parametrize("when", ["between the runs", "during the base run", "during the adapter's run"])
+def test_the_data_root_changed_between_or_during_the_runs_stops_the_suite_naming_the_file(
+        when, change, tmp_path, tiny_adapter, tiny_llava_onevision, monkeypatch):
+    """Red team pass 23 C #35: the data root rewritten (``savi eval fixture fxs --seed 7``) after the base model's run
+    gave exit 0 and a table pairing item by item a base run on the old data with an adapter run on the new. The
+    data root's files are watched as its identity read them, and every lmms-eval run checks them before it starts
+    and after it ends (``savi_video_command``): one line naming the file, and no run on changed data counts. Each
+    way a file changes x each moment; lmms-eval is stood in for by a process that does the change "during" its
+    run, and the base run by one whose results the suite keeps."""
+    import savi_plugin.eval.command as command_module
+    import savi_plugin.eval.suite as suite_module
+
+    root = tmp_path / "data"
+    build_fixture(root, "perceptiontest", 2)
+    target = next(root.rglob("*.parquet")) if change is _rewritten else sorted(root.rglob("*.mp4"))[0]
+    changed: list[Path] = []
+    started: list[str] = []  # the runs whose lmms-eval started
+    real_run_model = suite_module.run_model
+
+    def run_model(plan, label, out, *args, **kwargs):
+        if label == suite_module.BASE and when != "during the base run":  # a base run counted done
+            started.append(label)
+            if when == "between the runs":
+                changed.append(change(target))
+            return out / "runs" / label / "lmms_eval"
+
+        def lmms_eval(*_args):
+            started.append(label)
+            if when.endswith(("base run", "adapter's run")):  # this run is the one the moment names
+                changed.append(change(target))
+            return [sys.executable, "-c", "pass"]
+
+        monkeypatch.setattr(command_module, "lmms_eval_command", lmms_eval)
+        return real_run_model(plan, label, out, *args, **kwargs)
+
+    monkeypatch.setattr(suite_module, "run_model", run_model)
+    out = tmp_path / "s"
+    code, _, err = _suite(["savi_perceptiontest", "--model", str(tiny_llava_onevision), "--adapter",
+                           str(tiny_adapter), "--data-root", str(root), "--out", str(out)])
+    lines = err.strip().splitlines()
+    assert changed and code == 1 and lines[-1].startswith(f"error: {changed[0]}: a file of the data root "), err
+    # no run starts after the change, and none that read changed data is counted done
+    assert started == (["base", "adapter"] if when == "during the adapter's run" else ["base"]), (started, err)
+    assert not (out / "table.json").exists() and not list(out.rglob("done.json")), err
 
 
 def test_compare_refuses_incomparable_tables(suite, tmp_path):

@@ -304,3 +304,37 @@ def test_a_merge_of_files_no_finished_run_vouches_for_says_complete_null(lines, 
     report = json.loads((tmp_path / "m.jsonl.report.json").read_text())
     assert report["complete"] is None and report["records"] == len(lines) and report["missing"] == []
     assert ("unverified" in report) is unverified
+
+
+@pytest.mark.parametrize("field", ["video", "meta.model"])
+@pytest.mark.parametrize("edited", [False, True])
+def test_a_copy_of_lines_in_another_folder_is_refused_for_where_its_paths_start_not_as_edited(
+        field, edited, tmp_path, capsys, monkeypatch):
+    """Pass 23 C #26: ``head -5 data/pairs.jsonl > p5.jsonl`` (its relative paths now start from another folder)
+    merged with the file it was cut from was called "edited after its run", one line of the message per id, and
+    cut mid-word. The same lines as written, naming other files from each folder, are one problem saying so,
+    naming the path and what it names from each file's folder; a line edited is still said to be edited."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data").mkdir()
+    (tmp_path / "videos").mkdir()
+    (tmp_path / "models" / "m").mkdir(parents=True)
+    (tmp_path / "videos" / "v.mp4").write_bytes(b"a video")
+    records = [{"id": f"p{i}", "video": "../videos/v.mp4" if field == "video" else "/abs/v.mp4", "question": "q?",
+                "chosen": "a red car", "rejected": "a blue car",
+                "meta": {"generator": "rrpo", "model": "../models/m" if field == "meta.model" else "hub/m"}}
+               for i in range(5)]
+    (tmp_path / "data" / "pairs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    copy = records[:3] if not edited else [{**records[0], "chosen": "a green car"}, *records[1:3]]
+    (tmp_path / "p3.jsonl").write_text("".join(json.dumps(r) + "\n" for r in copy))
+    assert main(["generate", "merge", "m.jsonl", "data/pairs.jsonl", "p3.jsonl"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: m.jsonl: refusing to merge an incomplete shard set: "), err
+    line = err[0]
+    assert " ... " not in line, line  # said whole
+    moved = (f"p3.jsonl holds {2 if edited else 3} record(s) of data/pairs.jsonl as written there, but a relative "
+             f"path starts from its own file's folder: {field} '../{'videos/v.mp4' if field == 'video' else 'models/m'}'"
+             f" names nothing from p3.jsonl's folder, {'videos/v.mp4' if field == 'video' else 'models/m'} from "
+             f"data/pairs.jsonl's (is p3.jsonl a copy moved away from its folder?)")
+    assert moved in line, line
+    assert ("id 'p0' has different content in two shards (edited after its run)" in line) is edited, line
+    assert "'p1' has different content" not in line and not (tmp_path / "m.jsonl").exists()

@@ -219,3 +219,30 @@ def test_a_transformers_warning_logged_while_it_configures_its_logger_does_not_h
                           text=True, timeout=120, cwd=tmp_path, env={**os.environ, "TRANSFORMERS_VERBOSITY": "loud"})
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "Unknown option TRANSFORMERS_VERBOSITY=loud" in proc.stderr and "model:" in proc.stdout
+
+
+def test_a_long_error_line_is_cut_between_words_keeping_its_start_and_its_reason():
+    """Pass 23 C #26: a merge's refusal longer than the line's 500 characters was cut mid-word on both sides of its
+    `` ... `` (``has differ ... o shards``). Generated lines of words: the kept start and end are whole words of the
+    line, the reason (its last word) is kept, and the line fits; a word longer than the kept start (a long path)
+    is still cut, as ``untrusted.shown`` cuts a value."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from savi_plugin.cli import _one_line
+
+    @settings(max_examples=300, deadline=None)
+    @given(st.lists(st.text("abcdefghij'()/", min_size=1, max_size=14), min_size=260, max_size=400),
+           st.integers(0, 7))
+    def check(words, shift):
+        line = " ".join(["error:", *words, "REASON"])
+        shown = _one_line(line, 500 + shift)
+        head, _, tail = shown.partition(" ... ")
+        assert len(shown) <= 500 + shift and line.startswith(head) and line.endswith(tail)
+        assert line[len(head)] == " " and line[len(line) - len(tail) - 1] == " ", (head[-20:], tail[:20])
+        assert tail.endswith(" REASON")
+
+    check()
+    path = "/data/" + "x" * 600 + ".jsonl"
+    shown = _one_line(f"error: {path}: refusing it")
+    assert len(shown) <= 500 and shown.startswith("error: /data/xxx") and shown.endswith("x.jsonl: refusing it")

@@ -321,7 +321,7 @@ def _make_state(spec: Writer, out: Path, state: str) -> None:
 
 @pytest.mark.parametrize("writer", list(WRITERS))
 @pytest.mark.parametrize("state", ["foreign", "other-command", "ours-other-config"])
-def test_an_existing_target_that_is_not_ours_for_this_run_is_refused(writer, state, world, tmp_path, capsys):
+def test_an_existing_target_that_is_not_ours_for_this_run_is_refused(writer, state, world, tmp_path, capsys, caplog):
     spec = WRITERS[writer]
     out = tmp_path / ("out" if spec.folder else "out.jsonl")
     _make_state(spec, out, state)
@@ -334,6 +334,10 @@ def test_an_existing_target_that_is_not_ours_for_this_run_is_refused(writer, sta
     expected = {"foreign": "not written by", "other-command": "was written by savi something-else",
                 "ours-other-config": "different configuration"}[state]
     assert expected in line
+    # pass 23 C #7: a warning said what the refused output "holds" before the refusal; what a job will write is said
+    # once its output is accepted
+    said = err.splitlines() + [record.getMessage() for record in caplog.records]
+    assert [ln for ln in said if str(out) in ln] == [line], said
     assert snapshot(tmp_path) == before and snapshot(world) == inputs
 
 
@@ -448,6 +452,33 @@ def test_an_output_named_dash_is_one_configuration_line_and_writes_nothing(write
     assert code == 2, err
     assert_one_line_error(err, "-: ", "must be a .png file" if writer == "plot" else "names standard output")
     assert list(tmp_path.iterdir()) == [] and snapshot(world) == inputs
+
+
+@pytest.mark.parametrize("tail", ["/", "/."])
+@pytest.mark.parametrize("there", ["nothing", "a folder"])
+@pytest.mark.parametrize("writer", [w for w, (_, folder) in BELOW_A_FILE_WRITERS.items() if not folder])
+def test_a_file_output_given_as_a_folder_s_name_never_becomes_that_file(writer, there, tail, world, tmp_path,
+                                                                         monkeypatch, capsys):
+    """Pass 23 C #4: ``savi recipes cp tiny_demo newdir/`` (no newdir) wrote the FILE ``newdir``: ``pathlib`` drops
+    the trailing ``/`` (and ``/.``) that names a folder, as ``cp`` reads it. Every writer of a file refuses such a
+    name in one line, exit 2, writing nothing (the output layer's :func:`file_output`); ``savi recipes cp`` copies
+    into the folder when it is one, as ``cp`` does."""
+    argv, _ = BELOW_A_FILE_WRITERS[writer]
+    monkeypatch.chdir(tmp_path)
+    name = {"plot": "out.png", "bench": "out.json"}.get(writer, "out.jsonl")
+    if there == "a folder":
+        (tmp_path / name).mkdir()
+    inputs = snapshot(world)
+    code, _, err = savi(capsys, *argv(world, name + tail))
+    if writer == "recipes-cp" and there == "a folder":
+        assert code == 0 and sorted(p.name for p in (tmp_path / name).iterdir()) == [
+            "tiny_demo.yaml", "tiny_demo.yaml.savi-output.json"], err
+        return
+    assert code == 2, err
+    assert_one_line_error(err, f"{name}{tail}: not a f")  # a file name / a folder (recipes cp, as cp says it)
+    assert [p.name for p in tmp_path.iterdir()] == ([name] if there == "a folder" else [])
+    assert there == "nothing" or list((tmp_path / name).iterdir()) == []
+    assert snapshot(world) == inputs
 
 
 @pytest.mark.parametrize("writer", [w for w, s in WRITERS.items() if s.cheap or w == "inspect"])

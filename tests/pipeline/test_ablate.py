@@ -291,3 +291,47 @@ def test_the_same_ablation_is_one_run_whatever_the_spelling_and_another_value_is
     assert "pairs" in capsys.readouterr().err
     assert json.loads((a / "out" / ".savi-output.json").read_text())["config"]["runs"].keys() == {"dpo", "rrpo"}
     assert not (b / "out").exists()
+
+
+def test_the_eval_data_root_changed_after_the_base_model_s_evaluation_stops_the_ablation(
+        tiny_llava_onevision, synthetic_samples, tmp_path, monkeypatch, capsys):
+    """Pass 23 C #35, in ``savi ablate``: the base model is evaluated once, each loss after its training; the eval
+    data root rewritten in between scored the losses on other data than the base they are compared with. Its files
+    are watched from before the ablation's identity read them, and the eval step's lmms-eval run of the loss is
+    refused before it starts, naming the file. lmms-eval is stood in for."""
+    from savi_plugin.eval.fixtures import build_fixture
+    from savi_plugin.pipeline import evaluate
+
+    root = tmp_path / "evaldata"
+    build_fixture(root, "mvbench", 1)
+    changed, started = [], []
+
+    def lmms_eval(command, *, output_path, **_):
+        started.append(output_path.parents[1].name)
+        if not changed:  # the base model's run: the data root is rewritten after it
+            path = next(p for p in sorted(root.rglob("*")) if p.is_file() and p.suffix != ".mp4")
+            path.write_bytes(path.read_bytes() + b" ")
+            changed.append(path)
+
+    monkeypatch.setattr(evaluate, "run_judged", lmms_eval)
+    monkeypatch.setattr(evaluate, "read_lmms_eval_results", lambda _path: {"savi_mvbench": {"accuracy": 50.0}})
+    pairs = _pairs(tmp_path / "pairs.jsonl", synthetic_samples, TAGGED)
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(
+        f"model:\n  path: {tiny_llava_onevision}\n  backend: llava_onevision\n  num_frames: 4\n"
+        "lora:\n  r: 4\n  alpha: 8\n  dropout: 0.0\n"
+        "train:\n  loss_type: dpo\n  max_steps: 1\n  per_device_train_batch_size: 3\n  use_cpu: true\n"
+        "  save_strategy: 'no'\n  logging_steps: 1\n  disable_tqdm: true\n"
+        f"eval:\n  data_root: {root}\n  tasks: [savi_mvbench_action_antonym]\n", encoding="utf-8")
+
+    def evaluate_step(recipe, model, out_dir, adapter=None):
+        return evaluate._lmms_eval(recipe, model, out_dir, out_dir.parent, adapter)
+
+    from savi_plugin.pipeline.ablate import run_ablation
+
+    from savi_plugin.errors import InputChangedError
+
+    with pytest.raises(InputChangedError) as err:
+        run_ablation(str(recipe), ["dpo"], tmp_path / "out", pairs=pairs, evaluate=evaluate_step)
+    assert str(err.value).startswith(f"{changed[0]}: a file of the eval data root (eval.data_root) was written to")
+    assert started == ["base"]  # the loss's evaluation did not start

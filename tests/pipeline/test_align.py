@@ -5,6 +5,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 OVERRIDES = ["generate.batch_size=6", "generate.options={answer_format: raw}",
              "train.max_steps=3", "train.per_device_train_batch_size=2", "train.save_strategy='no'",
              "eval.limit=1", "eval.batch_size=4", "align.iterations=2"]
@@ -255,7 +257,7 @@ def _finished_run(run_dir, recipe, monkeypatch):
     from savi_plugin.pipeline import align
     from savi_plugin.recipe import recipe_for_file
 
-    def fabricate(recipe, run_dir, iterations, evaluate):
+    def fabricate(recipe, run_dir, iterations, evaluate, eval_watch):
         iterations = []
         for i in range(2):
             (run_dir / f"iter_{i}" / "model").mkdir(parents=True)
@@ -329,6 +331,70 @@ def test_an_eval_only_change_re_evaluates_only_the_eval_steps(tmp_path, monkeypa
         run("eval.limit=3")
     assert [folder for _, folder in calls] == ["iter_0"]  # iteration 0 was evaluated again before that
     assert (run_dir / "iter_1" / "eval" / "notes.txt").read_text() == "mine"
+
+
+def _data_file_rewritten(root):
+    """``savi eval fixture ROOT --seed 7`` over the eval data root: an annotation file replaced by one of other
+    content."""
+    path = next(p for p in sorted(root.rglob("*")) if p.is_file() and p.suffix != ".mp4")
+    other = path.with_name(path.name + ".new")
+    other.write_bytes(path.read_bytes() + b" ")
+    os.replace(other, path)
+    return path
+
+
+# the eval step's lmms-eval runs of a two-iteration run, in order: iteration 0's, the base model's (eval_base,
+# kept), iteration 1's
+EVAL_RUNS = ("iter_0", "eval_base", "iter_1")
+
+
+@pytest.mark.parametrize("when", [f"during {run}" for run in EVAL_RUNS] + ["between iter_0 and iter_1"])
+def test_the_eval_data_root_changed_during_the_run_stops_the_eval_step_naming_the_file(when, tmp_path, monkeypatch):
+    """Red team pass 23 C #35, in ``savi align``: the eval data root changed while a run went on scored
+    iterations (and the base model they are paired with, ``eval_base``, kept from an earlier one) on other data than
+    the run's eval configuration records. Its files are watched as that configuration's identity read them, and
+    every lmms-eval run of the eval step checks them before it starts and after it ends (``savi_video_command``):
+    one line naming the file; the eval result of a run on changed data is not kept, and no later one starts (each
+    way a file changes is generated in ``tests/eval/test_suite.py``). lmms-eval is stood in for (its results, and
+    the comparison with the base, are tested with the real one)."""
+    from savi_plugin.errors import InputChangedError
+    from savi_plugin.eval import results, suite
+    from savi_plugin.eval.fixtures import build_fixture
+    from savi_plugin.pipeline import align, evaluate
+    from savi_plugin.recipe import load_recipe
+
+    root = tmp_path / "evaldata"
+    build_fixture(root, "mvbench", 1)
+    qa = synthetic_qa(tmp_path / "videos", 2)
+    run_dir = tmp_path / "run"
+    recipe = load_recipe("tiny_demo", OVERRIDES + [qa, f"eval.data_root={root}"])
+    _finished_run(run_dir, recipe, monkeypatch)
+    started, changed = [], []
+
+    def lmms_eval(command, *, output_path, **_):
+        started.append("eval_base" if "eval_base" in str(output_path) else output_path.parents[1].name)
+        if when == f"during {started[-1]}":
+            changed.append(_data_file_rewritten(root))
+
+    monkeypatch.setattr(evaluate, "run_judged", lmms_eval)
+    monkeypatch.setattr(evaluate, "read_lmms_eval_results", lambda _path: {})
+    monkeypatch.setattr(results, "read_run", lambda _path: None)
+    monkeypatch.setattr(suite, "compare_runs", lambda *_args: {})
+
+    def evaluate_then_change(recipe, model, folder, base=None):
+        out = evaluate.evaluate_step(recipe, model, folder, base=base)
+        if when == "between iter_0 and iter_1" and folder.parent.name == "iter_0":
+            changed.append(_data_file_rewritten(root))
+        return out
+
+    with pytest.raises(InputChangedError) as err:
+        align.run_align(recipe, run_dir, evaluate=evaluate_then_change)
+    assert str(err.value).startswith(f"{changed[0]}: a file of the eval data root (eval.data_root) "), err.value
+    last = EVAL_RUNS.index(when.split()[-1])  # the run during which (or before which) the data changed
+    assert started == list(EVAL_RUNS[:last + 1 - when.startswith("between")])  # none started after the change
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert ["eval" in it for it in manifest["iterations"]] == [last > 1 or when.startswith("between"), False]
+    assert not (run_dir / "eval_base" / "kept.json").exists() or last > 1 or when.startswith("between")
 
 
 def test_an_unreachable_hub_stops_align_before_anything_is_written(tmp_path, capsys, monkeypatch):
