@@ -650,7 +650,12 @@ def remove_tree(path: str | Path) -> None:
 def _holder_text(info: dict) -> str:
     since = info.get("started")
     when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(since)) if isinstance(since, (int, float)) else "?"
-    return (f"pid {info.get('pid', '?')} on host {info.get('host', '?')}, since {when}"
+    child = info.get("child")
+    orphan = ""
+    if isinstance(child, int) and info.get("host") == socket.gethostname() and not _alive(info) \
+            and _alive({**info, "pid": child}):  # the holder was killed; a process it started holds its locks
+        orphan = f" (gone; pid {child}, which it started, still runs and holds the lock)"
+    return (f"pid {info.get('pid', '?')} on host {info.get('host', '?')}, since {when}{orphan}"
             + (f": {info['command']}" if info.get("command") else ""))
 
 
@@ -706,7 +711,7 @@ def _flock_holder(lock: Path, info: dict, fallback: dict | None = None) -> dict 
     except BlockingIOError:
         return shown or {"pid": "?"}
     except OSError:  # no flock here: the O_EXCL lock file beside it decides
-        return info if _alive(_read_info(lock.with_name(lock.name + ".excl"))) else None
+        return info if _holds(_read_info(lock.with_name(lock.name + ".excl"))) else None
     finally:
         os.close(fd)
     return None
@@ -866,6 +871,64 @@ def _forget_locks_in_child() -> None:
 os.register_at_fork(after_in_child=_forget_locks_in_child)
 
 
+# ------------------------------------------------------------------------ child processes (lmms-eval, workers)
+#: Linux's ``prctl`` option that sends the child a signal when the thread that started it ends
+_PR_SET_PDEATHSIG = 1
+
+
+def _death_signal_setter() -> Callable[[], None] | None:
+    """A ``preexec_fn`` that has the child killed (SIGKILL) when this process dies, or None where the kernel offers
+    no such request (not Linux). ``prctl`` is looked up here, before the fork, so the child only calls it."""
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+    import signal
+
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+    prctl.restype = ctypes.c_int
+    parent = os.getpid()
+
+    def die_with_parent() -> None:
+        prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if os.getppid() != parent:  # the parent died before the request was made: nobody would send the signal
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    return die_with_parent
+
+
+def start_child(command: list[str], **popen_kwargs: Any):
+    """Start a process of this job (lmms-eval, a listing of lmms-eval's, a benchmark worker): the one place savi
+    starts a program (``tests/data/test_write_routes.py`` refuses a ``subprocess`` call anywhere else). Returns
+    the :class:`subprocess.Popen` (keyword arguments are passed to it).
+
+    * The child dies with this process: on Linux it is killed when the thread that started it ends
+      (``PR_SET_PDEATHSIG`` with SIGKILL, set before its program runs), so a ``savi`` killed with SIGKILL -- the
+      OOM killer, a scheduler's ``kill -9`` -- leaves no lmms-eval writing into the output it held.
+    * While it lives it holds every output lock this process holds (:class:`OutputLock`): their descriptors are
+      passed on (``pass_fds``), and a ``flock`` is freed only when every process holding its open file has closed
+      it. A child that outlives its parent anyway (no death signal on this system, or a process it forked) keeps
+      the output locked, and a second job is refused naming it (each lock file records the latest child's pid,
+      ``child``), never let in beside it.
+    """
+    import subprocess
+
+    with _held_guard:
+        held = list(_held)
+    fds = {fd for lock in held for fd in lock.descriptors()}
+    popen_kwargs["pass_fds"] = tuple(sorted(fds | set(popen_kwargs.get("pass_fds", ()))))
+    setter = _death_signal_setter()
+    if setter is not None and popen_kwargs.get("preexec_fn") is None:
+        popen_kwargs["preexec_fn"] = setter
+    proc = subprocess.Popen(command, **popen_kwargs)
+    for lock in held:
+        lock.note_child(proc.pid)
+    return proc
+
+
 def writer_now(output: str | Path, folder: bool = False) -> str | None:
     """Who holds ``output``'s lock right now, described (pid, host, since, command), when it is a live process of
     another job; None otherwise (e.g. a pair file a generation run is extending is not finished data)."""
@@ -942,6 +1005,13 @@ def _is_main_rank() -> bool:
     from savi_plugin.launch import current  # RANK counts only inside a launcher
 
     return current().is_main
+
+
+def _holds(info: dict) -> bool:
+    """Whether the holder of an ``O_EXCL`` lock file (``info``, its content) may still write: it runs
+    (:func:`_alive`), or the child it started last does (:func:`start_child`; no ``flock`` to inherit here)."""
+    child = info.get("child")
+    return _alive(info) or (isinstance(child, int) and _alive({**info, "pid": child}))
 
 
 def _alive(info: dict) -> bool:
@@ -1128,7 +1198,7 @@ class OutputLock:
                 if not info and time.time() - excl.stat().st_mtime < 10:  # a holder writing its info right now
                     time.sleep(0.2)
                     info = _read_info(excl)
-                if _alive(info) or (not info and time.time() - excl.stat().st_mtime < 10):
+                if _holds(info) or (not info and time.time() - excl.stat().st_mtime < 10):
                     raise self._refuse(info, excl) from None
                 log.warning("%s: taking over the lock of a process that is gone (%s)", self.output, _holder_text(info))
                 with contextlib.suppress(FileNotFoundError):
@@ -1136,7 +1206,7 @@ class OutputLock:
                 continue
             try:
                 with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                    fh.write(json.dumps(_holder_info()) + "\n")
+                    fh.write(json.dumps(self._info) + "\n")
             except OSError as exc:
                 with contextlib.suppress(FileNotFoundError):
                     excl.unlink()
@@ -1194,6 +1264,27 @@ class OutputLock:
             os.close(fd)
             return -1
         return fd
+
+    def descriptors(self) -> list[int]:
+        """The open lock files this job's flocks are held through (the visible and the shadow lock), which a child
+        process inherits to hold the output while it lives (:func:`start_child`)."""
+        with self._guard:
+            return [fd for fd in (self._fd, self._shadow_fd) if fd >= 0]
+
+    def note_child(self, pid: int) -> None:
+        """Record ``pid``, a process this job started that holds its lock (:func:`start_child`), in the lock files,
+        so that a refusal names it when this process is gone and the child is not (:func:`_holder_text`)."""
+        with self._guard:
+            self._info = {**self._info, "child": pid}
+            for fd, info in ((self._fd, self._info), (self._shadow_fd, {**self._info, "output": str(self.real)})):
+                if fd < 0:
+                    continue
+                with contextlib.suppress(OSError):  # the flock is what counts; the holder's name is a courtesy
+                    os.ftruncate(fd, 0)
+                    os.pwrite(fd, (json.dumps(info) + "\n").encode("utf-8"), 0)
+            if self._excl is not None:  # no flock to pass on: the file names the child, which holds it while alive
+                with contextlib.suppress(OSError), open(self._excl, "w", encoding="utf-8") as fh:
+                    fh.write(json.dumps(self._info) + "\n")  # read while empty: a holder writing (held)
 
     def release(self) -> None:
         _unregister(self)
