@@ -120,16 +120,23 @@ def run_worker(module: str, argv: list[str], *, env: dict[str, str] | None = Non
     The child gets :data:`WORKER_ENV` and a ``PYTHONPATH`` that finds this checkout of ``savi_plugin``.
     Raises ``RuntimeError`` with the child's stderr tail when it fails.
     """
+    from savi_plugin.data.outputs import start_child  # not at import: the workers import this module too
+
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     path = os.environ.get("PYTHONPATH")
     child_env = {**os.environ, **WORKER_ENV, **(env or {}),
                  "PYTHONPATH": root if not path else root + os.pathsep + path}
-    done = subprocess.run([sys.executable, "-m", module, *argv], check=False, capture_output=True, text=True,
-                          env=child_env, timeout=timeout)
-    lines = [line for line in done.stdout.strip().splitlines() if line.startswith("{")]
-    if done.returncode != 0 or not lines:
-        tail = "\n".join(done.stderr.strip().splitlines()[-30:])
-        raise RuntimeError(f"worker {module} {' '.join(argv)} failed (exit {done.returncode}):\n{tail}")
+    with start_child([sys.executable, "-m", module, *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                     text=True, env=child_env) as proc:
+        try:
+            stdout, stderr = proc.communicate(timeout=timeout)
+        except BaseException:  # a timeout or a stop: the worker goes too (as subprocess.run does)
+            proc.kill()
+            raise
+    lines = [line for line in stdout.strip().splitlines() if line.startswith("{")]
+    if proc.returncode != 0 or not lines:
+        tail = "\n".join(stderr.strip().splitlines()[-30:])
+        raise RuntimeError(f"worker {module} {' '.join(argv)} failed (exit {proc.returncode}):\n{tail}")
     return json.loads(lines[-1])
 
 

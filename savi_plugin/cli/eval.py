@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -122,7 +121,8 @@ def run_lmms_eval(args) -> int:
     lmms-eval would misread (``pretrained=1e5``, :func:`~savi_plugin.eval.command.safe_model_args`); without
     ``--output_path`` the results go to a temporary folder, read, then removed. Runs that savi cannot see
     (lmms-eval's interactive wizard and terminal UI) are refused."""
-    from savi_plugin.eval.command import check_full_flags, flag_value, lmms_eval_command
+    from savi_plugin.data.outputs import start_child
+    from savi_plugin.eval.command import check_full_flags, flag_value, lmms_eval_command, stopped_with_us
     from savi_plugin.eval.lmms_config import config_runs
     from savi_plugin.eval.registration import tasks_path
 
@@ -146,7 +146,8 @@ def run_lmms_eval(args) -> int:
     if sub_command or not (config or (tasks and tasks not in LISTINGS)):
         command = lmms_eval_command(lmms_args, tasks_path())  # a listing or another sub-command: passed through
         say("+ " + " ".join(command), file=sys.stderr)
-        return subprocess.call(command, env=env)
+        with start_child(command, env=env) as proc, stopped_with_us(proc):
+            return proc.wait()
     if not config:
         _run_evaluation(_check_evaluation(lmms_args, env), args.verbose)
         return 0

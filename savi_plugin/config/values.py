@@ -554,7 +554,8 @@ def build(cls: type, mapping: Any, prefix: str = "", source: str | Path | None =
         raise exc.located(source, prefix) from None
     except (ValueError, TypeError) as exc:
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        first = re.split(r"[\s:=]", message, maxsplit=1)[0]  # "beta must be > 0": locate it at prefix.beta
+        # "beta must be > 0", "--save_steps must be ...", "`torch_empty_cache_steps` must be ...": at prefix.<it>
+        first = re.split(r"[\s:=]", message, maxsplit=1)[0].lstrip("-").strip("`'\"")
         path = prefix or cls.__name__
         if first in _fields(cls) or len(kwargs) == 1:  # the field it names, or the only one given
             key = first if first in _fields(cls) else next(iter(kwargs))

@@ -208,6 +208,45 @@ def _model_members(folder: Path) -> list[Path]:
     return [p for p in _members(folder) if p.name.endswith(MODEL_FILE_SUFFIXES) or p.name in MODEL_FILE_NAMES]
 
 
+def could_be_hub_id(name: str) -> bool:
+    """Whether ``name`` has the form of a hub id (``name`` or ``org/name``, by huggingface_hub's own rule) and not
+    of a path (``./``, ``../``, ``~``, absolute, or more than one ``/``)."""
+    if name.startswith(("./", "../", "~", "/")) or os.path.isabs(name):
+        return False
+    try:
+        from huggingface_hub.utils import HFValidationError, validate_repo_id
+    except ImportError:  # no hub client: the form its rule admits
+        import re
+
+        return re.fullmatch(r"[\w.-]+(/[\w.-]+)?", name) is not None and ".." not in name
+    try:
+        validate_repo_id(name)
+    except HFValidationError:
+        return False
+    return True
+
+
+class ModelNotFoundError(ConfigurationError):
+    """A model or adapter reference that names nothing (:func:`check_model_reference`): a value to correct (exit
+    status 2), found before anything is compared, claimed or loaded."""
+
+
+def check_model_reference(path: str | Path) -> None:
+    """The one rule for a model or adapter reference (``model.path``, ``--model``, ``--adapter``, a judge): a file
+    or folder here, a ``tiny://`` address, or a hub id. One that names nothing here and cannot be a hub id (a typo,
+    a recipe's relative ``model.path`` after the recipe moved) is refused before anything is compared or loaded,
+    by every command: ``models/typ0/x: no such file or folder`` (never "identity.model changed content" on a resume,
+    nor huggingface_hub's "Repo id must be in the form ...").
+
+    Raises:
+        ModelNotFoundError: naming the path.
+    """
+    name = str(path)
+    if "://" in name or os.path.lexists(name) or could_be_hub_id(name):
+        return
+    raise ModelNotFoundError(f"{name}: no such file or folder")
+
+
 def model_identity(path: str | Path | None, *, every_file: bool = False, watch: WatchedFiles | None = None
                    ) -> dict[str, Any] | None:
     """The identity of a model or adapter folder (see the module docstring); ``{"name": ...}`` for a hub id.
@@ -221,6 +260,7 @@ def model_identity(path: str | Path | None, *, every_file: bool = False, watch: 
         return None
     folder = Path(path)
     if not folder.is_dir():
+        check_model_reference(path)
         return {"name": str(path)}
     listing = _listed_identity(folder, _members(folder) if every_file else _model_members(folder), watch)
     family = None
@@ -447,7 +487,8 @@ ADAPTER_WEIGHT_FILES = ("adapter_model.safetensors", "adapter_model.bin")
 
 
 def check_adapter(adapter_dir: str | Path, base: str | Path | None) -> None:
-    """The one check of an adapter before anything is loaded: :func:`check_adapter_folder`, then (``base`` given)
+    """The one check of an adapter before anything is loaded: (``base`` given) :func:`check_model_reference` of the
+    base, :func:`check_adapter_folder`, then (``base`` given)
     :func:`check_adapter_base`, then :func:`check_adapter_weights` and :func:`check_adapter_as_trained` -- the base
     first, since an adapter meant for another model is refused whatever state its weights are in.
 
@@ -455,6 +496,8 @@ def check_adapter(adapter_dir: str | Path, base: str | Path | None) -> None:
         ConfigurationError: naming the path (exit status 2); :class:`IdentityMismatchError` for another base,
             :class:`AdapterFileError` for a file that is there but cannot be read.
     """
+    if base is not None:  # the model it would be applied to names something (as every command's model)
+        check_model_reference(base)
     check_adapter_folder(adapter_dir)
     if base is not None:
         check_adapter_base(adapter_dir, base)

@@ -439,19 +439,72 @@ def _file_size_limit() -> int | None:
     return None if soft == resource.RLIM_INFINITY else soft
 
 
+def _cut_by_the_limit(folder: Path) -> Path | None:
+    """The file under ``folder`` that the file size limit (``ulimit -f``) cut -- one exactly at the limit, the
+    newest if several --, or None (no limit, or no file at it). What a writer that names no file (torch's
+    ``file write failed`` while the Trainer saves ``checkpoint-1/optimizer.pt``) left cut."""
+    limit = _file_size_limit()
+    if limit is None:
+        return None
+    found: tuple[float, Path] | None = None
+    for root, _, names in os.walk(folder):
+        for name in names:
+            path = Path(root) / name
+            try:
+                st = os.lstat(path)
+            except OSError:
+                continue
+            if stat.S_ISREG(st.st_mode) and st.st_size == limit and (found is None or st.st_mtime > found[0]):
+                found = (st.st_mtime, path)
+    return None if found is None else found[1]
+
+
+def _file_being_written(exc: BaseException, folder: Path) -> str | None:
+    """The file under ``folder`` that the failed write was writing, as the writer's innermost frame in ``exc``'s
+    traceback names it (``torch.save``'s ``f``, safetensors' ``filename``: neither says it in its message), or
+    None."""
+    inside = os.path.realpath(folder) + os.sep
+    frames = []
+    tb = exc.__traceback__
+    while tb is not None and len(frames) < 200:
+        frames.append(tb.tb_frame)
+        tb = tb.tb_next
+    for frame in reversed(frames):
+        for value in list(frame.f_locals.values()):
+            if not isinstance(value, (str, Path)) or len(str(value)) > 4096 or "\n" in str(value):
+                continue
+            text = str(value)
+            if os.path.realpath(text).startswith(inside) and not os.path.isdir(text):
+                return text
+    return None
+
+
 def disk_error(exc: BaseException, destination: str | Path) -> OSError | None:
     """An ``OSError`` naming ``destination`` when ``exc`` (or its cause) is a full disk or a too-large file.
 
     torch reports a full disk as ``basic_ios::clear: iostream error``, safetensors as ``os error 28``, ``os.write``
-    without a file name; each becomes ``OSError(errno, reason, destination)``.
+    without a file name; each becomes ``OSError(errno, reason, destination)``. Where ``destination`` is a folder
+    (a training run's, where transformers writes its checkpoints) the file inside it is named when it can be told:
+    the one an ``OSError`` names, the one the file size limit cut (:func:`_cut_by_the_limit`), or the one the
+    writer was given (:func:`_file_being_written`).
     """
+    def named(code: int) -> str:
+        if not os.path.isdir(destination):
+            return str(destination)
+        inside = os.path.realpath(destination) + os.sep
+        given = getattr(exc, "filename", None)
+        if isinstance(given, (str, Path)) and os.path.realpath(given).startswith(inside):
+            return str(given)
+        cut = _cut_by_the_limit(Path(destination)) if code == errno.EFBIG else None
+        return str(cut or _file_being_written(exc, Path(destination)) or destination)
+
     seen = 0
     while exc is not None and seen < 10:
         if isinstance(exc, OSError) and exc.errno in DISK_FULL_ERRNOS:
-            return OSError(exc.errno, exc.strerror or os.strerror(exc.errno), str(destination))
+            return OSError(exc.errno, exc.strerror or os.strerror(exc.errno), named(exc.errno))
         code = disk_full_errno(str(exc))
         if code in (errno.EFBIG, errno.EDQUOT):
-            return OSError(code, _DISK_FULL_WORDS[code][0], str(destination))
+            return OSError(code, _DISK_FULL_WORDS[code][0], named(code))
         if code == errno.ENOSPC:
             where = Path(destination)
             try:
@@ -460,8 +513,8 @@ def disk_error(exc: BaseException, destination: str | Path) -> OSError | None:
                 free = 0
             limit = _file_size_limit()
             if limit is not None and free > max(limit, 64 * 2**20):  # torch's "iostream error" names no cause:
-                return OSError(errno.EFBIG, _DISK_FULL_WORDS[errno.EFBIG][0], str(destination))  # not the disk
-            return OSError(errno.ENOSPC, f"no space left on the device ({free // 2**20} MiB free)", str(destination))
+                return OSError(errno.EFBIG, _DISK_FULL_WORDS[errno.EFBIG][0], named(errno.EFBIG))  # not the disk
+            return OSError(errno.ENOSPC, f"no space left on the device ({free // 2**20} MiB free)", named(errno.ENOSPC))
         exc, seen = exc.__cause__ or exc.__context__, seen + 1
     return None
 
@@ -686,7 +739,12 @@ def remove_tree(path: str | Path) -> None:
 def _holder_text(info: dict) -> str:
     since = info.get("started")
     when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(since)) if isinstance(since, (int, float)) else "?"
-    return (f"pid {info.get('pid', '?')} on host {info.get('host', '?')}, since {when}"
+    child = info.get("child")
+    orphan = ""
+    if isinstance(child, int) and info.get("host") == socket.gethostname() and not _alive(info) \
+            and _alive({**info, "pid": child}):  # the holder was killed; a process it started holds its locks
+        orphan = f" (gone; pid {child}, which it started, still runs and holds the lock)"
+    return (f"pid {info.get('pid', '?')} on host {info.get('host', '?')}, since {when}{orphan}"
             + (f": {info['command']}" if info.get("command") else ""))
 
 
@@ -742,7 +800,7 @@ def _flock_holder(lock: Path, info: dict, fallback: dict | None = None) -> dict 
     except BlockingIOError:
         return shown or {"pid": "?"}
     except OSError:  # no flock here: the O_EXCL lock file beside it decides
-        return info if _alive(_read_info(lock.with_name(lock.name + ".excl"))) else None
+        return info if _holds(_read_info(lock.with_name(lock.name + ".excl"))) else None
     finally:
         os.close(fd)
     return None
@@ -902,6 +960,64 @@ def _forget_locks_in_child() -> None:
 os.register_at_fork(after_in_child=_forget_locks_in_child)
 
 
+# ------------------------------------------------------------------------ child processes (lmms-eval, workers)
+#: Linux's ``prctl`` option that sends the child a signal when the thread that started it ends
+_PR_SET_PDEATHSIG = 1
+
+
+def _death_signal_setter() -> Callable[[], None] | None:
+    """A ``preexec_fn`` that has the child killed (SIGKILL) when this process dies, or None where the kernel offers
+    no such request (not Linux). ``prctl`` is looked up here, before the fork, so the child only calls it."""
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+    import signal
+
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+    prctl.restype = ctypes.c_int
+    parent = os.getpid()
+
+    def die_with_parent() -> None:
+        prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if os.getppid() != parent:  # the parent died before the request was made: nobody would send the signal
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    return die_with_parent
+
+
+def start_child(command: list[str], **popen_kwargs: Any):
+    """Start a process of this job (lmms-eval, a listing of lmms-eval's, a benchmark worker): the one place savi
+    starts a program (``tests/data/test_write_routes.py`` refuses a ``subprocess`` call anywhere else). Returns
+    the :class:`subprocess.Popen` (keyword arguments are passed to it).
+
+    * The child dies with this process: on Linux it is killed when the thread that started it ends
+      (``PR_SET_PDEATHSIG`` with SIGKILL, set before its program runs), so a ``savi`` killed with SIGKILL -- the
+      OOM killer, a scheduler's ``kill -9`` -- leaves no lmms-eval writing into the output it held.
+    * While it lives it holds every output lock this process holds (:class:`OutputLock`): their descriptors are
+      passed on (``pass_fds``), and a ``flock`` is freed only when every process holding its open file has closed
+      it. A child that outlives its parent anyway (no death signal on this system, or a process it forked) keeps
+      the output locked, and a second job is refused naming it (each lock file records the latest child's pid,
+      ``child``), never let in beside it.
+    """
+    import subprocess
+
+    with _held_guard:
+        held = list(_held)
+    fds = {fd for lock in held for fd in lock.descriptors()}
+    popen_kwargs["pass_fds"] = tuple(sorted(fds | set(popen_kwargs.get("pass_fds", ()))))
+    setter = _death_signal_setter()
+    if setter is not None and popen_kwargs.get("preexec_fn") is None:
+        popen_kwargs["preexec_fn"] = setter
+    proc = subprocess.Popen(command, **popen_kwargs)
+    for lock in held:
+        lock.note_child(proc.pid)
+    return proc
+
+
 def writer_now(output: str | Path, folder: bool = False) -> str | None:
     """Who holds ``output``'s lock right now, described (pid, host, since, command), when it is a live process of
     another job; None otherwise (e.g. a pair file a generation run is extending is not finished data)."""
@@ -978,6 +1094,13 @@ def _is_main_rank() -> bool:
     from savi_plugin.launch import current  # RANK counts only inside a launcher
 
     return current().is_main
+
+
+def _holds(info: dict) -> bool:
+    """Whether the holder of an ``O_EXCL`` lock file (``info``, its content) may still write: it runs
+    (:func:`_alive`), or the child it started last does (:func:`start_child`; no ``flock`` to inherit here)."""
+    child = info.get("child")
+    return _alive(info) or (isinstance(child, int) and _alive({**info, "pid": child}))
 
 
 def _alive(info: dict) -> bool:
@@ -1164,7 +1287,7 @@ class OutputLock:
                 if not info and time.time() - excl.stat().st_mtime < 10:  # a holder writing its info right now
                     time.sleep(0.2)
                     info = _read_info(excl)
-                if _alive(info) or (not info and time.time() - excl.stat().st_mtime < 10):
+                if _holds(info) or (not info and time.time() - excl.stat().st_mtime < 10):
                     raise self._refuse(info, excl) from None
                 log.warning("%s: taking over the lock of a process that is gone (%s)", self.output, _holder_text(info))
                 with contextlib.suppress(FileNotFoundError):
@@ -1172,7 +1295,7 @@ class OutputLock:
                 continue
             try:
                 with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                    fh.write(json.dumps(_holder_info()) + "\n")
+                    fh.write(json.dumps(self._info) + "\n")
             except OSError as exc:
                 with contextlib.suppress(FileNotFoundError):
                     excl.unlink()
@@ -1230,6 +1353,27 @@ class OutputLock:
             os.close(fd)
             return -1
         return fd
+
+    def descriptors(self) -> list[int]:
+        """The open lock files this job's flocks are held through (the visible and the shadow lock), which a child
+        process inherits to hold the output while it lives (:func:`start_child`)."""
+        with self._guard:
+            return [fd for fd in (self._fd, self._shadow_fd) if fd >= 0]
+
+    def note_child(self, pid: int) -> None:
+        """Record ``pid``, a process this job started that holds its lock (:func:`start_child`), in the lock files,
+        so that a refusal names it when this process is gone and the child is not (:func:`_holder_text`)."""
+        with self._guard:
+            self._info = {**self._info, "child": pid}
+            for fd, info in ((self._fd, self._info), (self._shadow_fd, {**self._info, "output": str(self.real)})):
+                if fd < 0:
+                    continue
+                with contextlib.suppress(OSError):  # the flock is what counts; the holder's name is a courtesy
+                    os.ftruncate(fd, 0)
+                    os.pwrite(fd, (json.dumps(info) + "\n").encode("utf-8"), 0)
+            if self._excl is not None:  # no flock to pass on: the file names the child, which holds it while alive
+                with contextlib.suppress(OSError), open(self._excl, "w", encoding="utf-8") as fh:
+                    fh.write(json.dumps(self._info) + "\n")  # read while empty: a holder writing (held)
 
     def release(self) -> None:
         _unregister(self)

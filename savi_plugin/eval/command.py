@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from savi_plugin.config.values import ConfigError, EvalLimit
-from savi_plugin.data.outputs import disk_full_errno
+from savi_plugin.data.outputs import disk_full_errno, start_child
 from savi_plugin.data.watched import check_active
 from savi_plugin.errors import ConfigurationError, RunError
 from savi_plugin.eval.results import ResultsFileError, read_json_object
@@ -807,8 +807,8 @@ def run_judged(command: list[str], *, env: dict, output_path: str | Path, tasks:
     shown = not (verbose or log_path)  # the filtered output goes to stderr; else nowhere (only tracked)
     filt = TracebackFilter(sys.stderr.write if shown else (lambda _line: None))
     disk_sign = None
-    with subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                          errors="replace") as proc, stopped_with_us(proc), \
+    with start_child(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                     errors="replace") as proc, stopped_with_us(proc), \
             (open(log_path, "w", encoding="utf-8") if log_path else _NullFile()) as log:
         for line in proc.stdout:
             log.write(line)

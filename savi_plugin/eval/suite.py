@@ -32,8 +32,8 @@ from savi_plugin.data.files import file_problem, read_document
 from savi_plugin.data.identity import check_adapter, input_identity, model_identity
 from savi_plugin.data.kept import write_kept
 from savi_plugin.data.watched import WatchedFiles
-from savi_plugin.data.outputs import (atomic_path, claim, disk_error, remove_failed_log, remove_tree, write_json,
-                                     write_text)
+from savi_plugin.data.outputs import (atomic_path, claim, disk_error, remove_failed_log, remove_tree, start_child,
+                                     write_json, write_text)
 from savi_plugin.data.paths import name_for_file, path_for_file
 from savi_plugin.environment import item_limits
 from savi_plugin.eval.hub_check import eval_data_env
@@ -151,8 +151,8 @@ class SuitePlan:
 def _stream(command: list[str], env: dict, log_path: Path, label: str, progress) -> int:
     """Run lmms-eval with its output in ``log_path``; its per-item progress bar (``savi_video generate``) is shown
     as this suite's progress line. A full disk while logging names the log (not "a file")."""
-    with open(log_path, "wb") as log, subprocess.Popen(command, env=env, stdout=subprocess.PIPE,
-                                                       stderr=subprocess.STDOUT) as proc, stopped_with_us(proc):
+    with open(log_path, "wb") as log, start_child(command, env=env, stdout=subprocess.PIPE,
+                                                  stderr=subprocess.STDOUT) as proc, stopped_with_us(proc):
         pending, last = b"", None
         for chunk in iter(lambda: proc.stdout.read1(4096), b""):
             try:

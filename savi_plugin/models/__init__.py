@@ -13,9 +13,12 @@ log = logging.getLogger(__name__)
 
 def detect_backend(path: str | Path) -> str:
     """The registered backend whose ``model_types`` include the checkpoint's ``config.model_type``."""
+    from savi_plugin.data.identity import check_model_reference
+
+    check_model_reference(path)
     config = Path(path) / "config.json"
     problem = model_folder_problem(path)
-    if problem == "no such file or folder":
+    if problem == "no such file or folder":  # a hub id's form
         raise FileNotFoundError(f"{path}: no such file or folder (for a hub id, pass its backend explicitly)")
     if problem:
         raise FileNotFoundError(f"{path}: {problem}")
@@ -52,8 +55,10 @@ def load_backend(path: str | Path, backend: str | None = None, **kwargs):
     Keyword arguments go to :meth:`VideoLM.from_pretrained` (``adapter``, ``dtype``, ``device``,
     ``num_frames``, ``trust_remote_code`` ...).
     """
+    from savi_plugin.data.identity import check_model_reference
     from savi_plugin.models.backends.base import ModelLoadError
 
+    check_model_reference(path)
     if backend and Path(path).exists():  # detect_backend asks this itself
         problem = model_folder_problem(path)
         if problem:

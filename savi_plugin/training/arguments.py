@@ -121,6 +121,10 @@ def config_class() -> type:
     from savi_plugin.video.sampling import SAMPLING_RULES
 
     steps = Check(lambda v: v == -1 or v >= 1, "must be -1 (off) or >= 1")
+    # transformers reads an interval below 1 as that fraction of the run's steps and refuses a fraction above 1 only
+    # when it builds the config, naming its own flag (`--save_steps must be an integer ...`)
+    interval = Check(lambda v: v < 1 or float(v).is_integer(),
+                     "must be a whole number of steps, or below 1 for that fraction of the run's steps")
     # each data-loader worker is a process decoding clips with its own copy of the dataset: more than the largest
     # machines have cores only forks until memory runs out (4294967295 ran until killed and left orphans)
     register_rules(TrainingArguments, {
@@ -129,8 +133,8 @@ def config_class() -> type:
         "num_train_epochs": [Positive()], "max_steps": [steps], "learning_rate": [NonNegative()],
         "warmup_steps": [NonNegative()], "warmup_ratio": [Probability()], "weight_decay": [NonNegative()],
         "adam_beta1": [Range(0, 1, open_high=True)], "adam_beta2": [Range(0, 1, open_high=True)],
-        "adam_epsilon": [Positive()], "max_grad_norm": [NonNegative()], "logging_steps": [Positive()],
-        "save_steps": [Positive()], "eval_steps": [Positive()], "save_total_limit": [AtLeast(1)],
+        "adam_epsilon": [Positive()], "max_grad_norm": [NonNegative()], "logging_steps": [Positive(), interval],
+        "save_steps": [Positive(), interval], "eval_steps": [Positive(), interval], "save_total_limit": [AtLeast(1)],
         "seed": [AtLeast(0)], "data_seed": [AtLeast(0)],
         "dataloader_num_workers": [Range(0, MAX_DATALOADER_WORKERS)],
         "deepspeed": [DeepSpeedConfig()],

@@ -107,6 +107,60 @@ def test_torch_s_write_failure_under_a_file_size_limit_is_named_as_that_limit(tm
             f"{tmp_path / 'run'}: file too large (file size limit) while writing; raise the file size limit (ulimit -f)")
 
 
+@pytest.mark.parametrize("raised", [RuntimeError("PytorchStreamWriter failed writing file data/0: file write failed"),
+                                    RuntimeError("basic_ios::clear: iostream error"), OSError(errno.EFBIG, "File too large"),
+                                    RuntimeError("I/O error: File too large (os error 27)")],
+                         ids=["torch-zip", "torch-stream", "OSError", "safetensors"])
+def test_a_file_size_limit_met_in_a_folder_names_the_file_it_cut(raised, tmp_path):
+    """Red team 23 E, row 28: the Trainer saving ``checkpoint-1/optimizer.pt`` under ``ulimit -f`` was said as
+    ``t8: file too large``, the run folder; the file the limit cut (the one at the limit's size) is named."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    limit = 64 * 1024
+    if hard != resource.RLIM_INFINITY and hard < limit:
+        pytest.skip("the hard file size limit is below the one this test sets")
+    run = tmp_path / "run"
+    (run / "checkpoint-1").mkdir(parents=True)
+    (run / "checkpoint-1" / "adapter_model.safetensors").write_bytes(b"x" * 100)
+    (run / "checkpoint-1" / "optimizer.pt").write_bytes(b"x" * limit)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, hard))
+    try:
+        err = outputs.disk_error(raised, run)
+        elsewhere = outputs.disk_error(raised, tmp_path / "run" / "checkpoint-1" / "adapter_model.safetensors")
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+    if err.errno == errno.ENOSPC:
+        pytest.skip("the disk is nearly full here: a full disk is named at the run folder")
+    assert err.errno == errno.EFBIG and err.filename == str(run / "checkpoint-1" / "optimizer.pt")
+    assert elsewhere.filename == str(run / "checkpoint-1" / "adapter_model.safetensors")  # a file: named as given
+
+
+@pytest.mark.parametrize("message", ["PytorchStreamWriter failed writing file data/0: file write failed",
+                                     "Error while serializing: I/O error: No space left on device (os error 28)",
+                                     "I/O error: File too large (os error 27)"])
+def test_a_full_disk_met_in_a_folder_names_the_file_its_writer_was_given(message, tmp_path):
+    """torch.save and safetensors name no file when the disk is full (safetensors removes what it wrote): the file
+    is the one the writer was given, under the run folder, rather than the run folder."""
+    run = tmp_path / "run"
+    (run / "checkpoint-1").mkdir(parents=True)
+
+    def save_file(tensors, filename):  # a writer's signature, as torch's and safetensors' are
+        raise RuntimeError(message)
+
+    def trainer_save(output_dir):
+        save_file({}, os.path.join(output_dir, "adapter_model.safetensors"))
+
+    try:
+        trainer_save(str(run / "checkpoint-1"))
+    except RuntimeError as exc:
+        err = outputs.disk_error(exc, run)
+    assert err.filename == str(run / "checkpoint-1" / "adapter_model.safetensors")
+    assert outputs.disk_error(OSError(errno.ENOSPC, "No space left", str(run / "diagnostics.jsonl")), run).filename \
+        == str(run / "diagnostics.jsonl")  # an OSError's own file
+    assert outputs.disk_error(OSError(errno.ENOSPC, "No space left"), run).filename == str(run)  # nothing to tell
+
+
 # ------------------------------------------------------------------------------------------------ locks
 @pytest.mark.parametrize("code", [errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS])
 def test_without_flock_the_lock_falls_back_to_an_exclusive_file(code, tmp_path, monkeypatch):

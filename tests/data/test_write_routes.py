@@ -199,3 +199,60 @@ def f(p):
 """
     found = [_appends(node) for node in ast.walk(ast.parse(source)) if isinstance(node, ast.Call)]
     assert found.count(True) == 4
+
+
+#: calls that start a program: ``subprocess``'s and ``os``'s
+_STARTS = {("subprocess", name) for name in ("Popen", "run", "call", "check_call", "check_output", "getoutput",
+                                             "getstatusoutput")} | {("os", name) for name in (
+    "system", "popen", "fork", "forkpty", "posix_spawn", "posix_spawnp", "spawnl", "spawnle", "spawnlp", "spawnlpe",
+    "spawnv", "spawnve", "spawnvp", "spawnvpe", "execl", "execle", "execlp", "execlpe", "execv", "execve", "execvp",
+    "execvpe")}
+#: the one function that starts a child process (it dies with savi, and holds savi's output locks while it lives)
+CHILD_LAUNCHER = ("data/outputs.py", "start_child")
+
+
+def child_starts(source: str) -> list[tuple[str, int]]:
+    """``(enclosing function, line)`` of each call in ``source`` that starts a program, by module attribute
+    (``subprocess.Popen``) or by a name imported from the module (``from subprocess import run``)."""
+    tree = ast.parse(source)
+    imported = {alias.asname or alias.name for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
+                and node.module in ("subprocess", "os") for alias in node.names
+                if (node.module, alias.name) in _STARTS}
+    found = []
+
+    def visit(node, function):
+        for child in ast.iter_child_nodes(node):
+            name = child.name if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)) else function
+            if isinstance(child, ast.Call):
+                func = child.func
+                if (isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name)
+                        and (func.value.id, func.attr) in _STARTS) or (isinstance(func, ast.Name)
+                                                                      and func.id in imported):
+                    found.append((function, child.lineno))
+            visit(child, name)
+
+    visit(tree, "<module>")
+    return found
+
+
+def test_every_child_process_is_started_by_the_one_launcher():
+    """A child started anywhere else (lmms-eval by ``savi eval suite`` and ``savi align``) outlived a ``savi``
+    killed with SIGKILL and wrote on into the output a second job then took over (red team 23 E, rows 12 and 48)."""
+    found = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        module = path.relative_to(PACKAGE).as_posix()
+        found += [f"savi_plugin/{module}:{line} in {fn}()" for fn, line in child_starts(path.read_text("utf-8"))
+                  if (module, fn) != CHILD_LAUNCHER]
+    assert not found, ("processes started outside savi_plugin.data.outputs.start_child (which has the child die "
+                       "with savi and hold its output locks):\n" + "\n".join(found))
+    assert [fn for fn, _ in child_starts((PACKAGE / CHILD_LAUNCHER[0]).read_text("utf-8"))] == [CHILD_LAUNCHER[1]]
+
+
+def test_the_child_scanner_finds_each_way_to_start_a_program():
+    source = """
+from subprocess import check_output as co
+def f(cmd):
+    subprocess.Popen(cmd); subprocess.run(cmd); subprocess.call(cmd); co(cmd); os.system("ls"); os.execv(cmd[0], cmd)
+    os.posix_spawn(cmd[0], cmd, {}); proc.wait(); os.getpid(); run(cmd)
+"""
+    assert [line for _, line in child_starts(source)] == [4] * 6 + [5]

@@ -498,3 +498,91 @@ def test_a_stopped_run_in_a_folder_it_chose_itself_names_the_out_that_resumes_it
     said = f"re-run the command with --out {folder} to resume"
     assert len(err) == 1 and err[0].startswith("interrupted: ") and (said in err[0]) == chosen, err
     assert chosen or "re-run the same command (same --out) to resume" in err[0], err
+
+
+#: a job holding a claimed run folder that starts a child process through one of savi's entry points (lmms-eval's
+#: two callers, the bench worker) and waits on it; the child writes its pid into argv[3] and sleeps. With argv[4]
+#: "off" the child is not asked to die with its parent (a system without PR_SET_PDEATHSIG)
+_PARENT_OF_A_CHILD = """
+import os, sys
+from pathlib import Path
+from savi_plugin.data import outputs
+
+out, how, pid_file, death_signal = Path(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+if death_signal == "off":
+    outputs._death_signal_setter = lambda: None
+code = f"import os, time; open({pid_file!r}, 'w').write(str(os.getpid())); time.sleep(120)"
+with outputs.claim(out, command="savi eval suite", config={}, folder=True) as claimed:
+    claimed.write_mark()
+    if how == "run_judged":  # savi align's and savi eval run's evaluation
+        from savi_plugin.eval.command import run_judged
+        run_judged([sys.executable, "-c", code], env=dict(os.environ), output_path=out / "lmms_eval", tasks=["t"],
+                   log_path=out / "lmms_eval.log")
+    elif how == "suite":  # savi eval suite's runs
+        from savi_plugin.eval.suite import _stream
+        _stream([sys.executable, "-c", code], dict(os.environ), out / "lmms_eval.log", "base", None)
+    else:  # a benchmark's worker
+        from savi_plugin.bench.measure import run_worker
+        run_worker("timeit", ["-n", "1", "-r", "1", code])
+"""
+
+
+def _running(pid: int) -> bool:
+    """Whether process ``pid`` runs (a zombie waiting for its reaper does not)."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] not in "ZX"
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return False
+
+
+def _wait_for(check, timeout: float = 60.0) -> bool:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if check():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG and /proc are Linux's")
+@pytest.mark.parametrize("death_signal", ["on", "off"])
+@pytest.mark.parametrize("how", ["run_judged", "suite", "worker"])
+def test_a_child_of_a_killed_savi_dies_with_it_or_keeps_its_output_locked(how, death_signal, tmp_path):
+    """``kill -9`` of ``savi eval suite`` or ``savi align`` during an evaluation left lmms-eval running (parent pid
+    1), writing into the run folder, and the same command run again took the dead job's lock over and started a
+    second lmms-eval beside it (red team 23 E, rows 12 and 48). Every child starts through
+    ``outputs.start_child``: it is killed with its parent, and where that cannot be asked it holds the job's lock,
+    so a second job is refused naming it until it ends."""
+    import subprocess
+
+    from savi_plugin.data.outputs import OutputLockedError, claim
+
+    out, pid_file = tmp_path / "run", tmp_path / "child.pid"
+    parent = subprocess.Popen([sys.executable, "-c", _PARENT_OF_A_CHILD, str(out), how, str(pid_file), death_signal],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                              env={**os.environ, "OMP_NUM_THREADS": "1"})
+    child = None
+    try:
+        assert _wait_for(lambda: pid_file.exists() and pid_file.read_text().strip()), parent.communicate()[1][-2000:]
+        child = int(pid_file.read_text())
+        os.kill(parent.pid, signal.SIGKILL)  # the OOM killer, a scheduler's kill -9
+        parent.wait()
+        if death_signal == "on":
+            assert _wait_for(lambda: not _running(child), 10), "the child outlived its killed savi"
+        else:
+            time.sleep(0.5)
+            assert _running(child)
+            with pytest.raises(OutputLockedError, match=rf"in use by another savi process \(pid {parent.pid} .*gone; "
+                                                        rf"pid {child}, which it started, still runs"):
+                claim(out, command="savi eval suite", config={}, folder=True)
+            os.kill(child, signal.SIGKILL)
+            assert _wait_for(lambda: not _running(child), 10)
+        with claim(out, command="savi eval suite", config={}, folder=True):
+            pass  # no process of the killed job is left: its lock is taken over
+    finally:
+        if child is not None and _running(child):
+            os.kill(child, signal.SIGKILL)
+        if parent.poll() is None:
+            parent.kill()
+            parent.wait()

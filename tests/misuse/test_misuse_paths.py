@@ -421,3 +421,62 @@ def test_a_video_file_name_that_would_be_a_hostile_id_is_refused_before_any_work
     assert code != 0
     assert_one_line_error(err, ":-:id: the file's name is the item's id and video path, and it contains")
     assert not (tmp_path / "o.jsonl").exists()
+
+
+#: every command that takes a model, with MODEL where the model goes (the working folder holds pairs.jsonl,
+#: qa.jsonl and v.mp4)
+MODEL_COMMANDS = {
+    "train": ["train", "tiny_demo", "--model", "MODEL", "--data", "pairs.jsonl", "--output-dir", "out"],
+    "train --resume": ["train", "tiny_demo", "--model", "MODEL", "--data", "pairs.jsonl", "--output-dir", "out",
+                       "--resume"],
+    "generate": ["generate", "--generator", "rrpo", "--model", "MODEL", "--input", "qa.jsonl", "--output", "p.jsonl"],
+    "generate --backend": ["generate", "--generator", "rrpo", "--model", "MODEL", "--backend", "llava_onevision",
+                           "--input", "qa.jsonl", "--output", "p.jsonl"],
+    "align": ["align", "tiny_demo", "model.path=MODEL", "data.qa=qa.jsonl", "align.eval_every_iteration=false",
+              "--out", "al"],
+    "eval suite": ["eval", "suite", "savi_mvbench", "--model", "MODEL", "--adapter", "ad", "--out", "s"],
+}
+
+
+@pytest.mark.parametrize("form", ["typo", "absolute", "moved recipe"])
+@pytest.mark.parametrize("command", list(MODEL_COMMANDS))
+def test_a_model_path_naming_nothing_is_one_message_in_every_command(command, form, tmp_path, capsys, monkeypatch):
+    """Red team 23 E, row 41: a model path naming nothing was "identity.model changed content" on a resume,
+    huggingface_hub's "Repo id must be in the form ..." for a new output, and "no such file or folder" only in
+    ``savi generate``. One rule (``data.identity.check_model_reference``) says it in every command, before any
+    output is claimed; a name of a hub id's form (``org/name``) stays the hub's."""
+    monkeypatch.chdir(tmp_path)
+    clip(tmp_path / "v.mp4")
+    write_jsonl(tmp_path / "pairs.jsonl", [pair("a", "v.mp4")])
+    (tmp_path / "qa.jsonl").write_text(json.dumps(qa_item("q1", "v.mp4")) + "\n")
+    argv = list(MODEL_COMMANDS[command])
+    model = {"typo": "models/sub/typo", "absolute": str(tmp_path / "models" / "typo")}.get(form)
+    if form == "moved recipe":  # a recipe's model.path is relative to the recipe's folder
+        Path("r2/sub").mkdir(parents=True)
+        Path("r2/sub/my.yaml").write_text("extends: tiny_demo\nmodel:\n  path: ../d/models/warm\n")
+        model = str(tmp_path / "r2" / "d" / "models" / "warm")
+        if not command.startswith(("train", "align")):
+            pytest.skip(f"savi {command} takes no recipe")
+        argv = [a.replace("tiny_demo", "r2/sub/my.yaml") for a in argv]
+        argv = [a for a in argv if a != "model.path=MODEL"]
+        if "--model" in argv:
+            del argv[argv.index("--model"):argv.index("--model") + 2]
+    if command == "eval suite":  # its data are checked first
+        assert savi(capsys, "eval", "fixture", "ev", "--benchmark", "mvbench", "-n", "1")[0] == 0
+        argv += ["--data-root", "ev"]
+        Path("ad").mkdir()
+        Path("ad/adapter_config.json").write_text(json.dumps({"peft_type": "LORA", "base_model_name_or_path": model}))
+    before = sorted(tmp_path.rglob("*"))
+    code, _, err = savi(capsys, *[a.replace("MODEL", model) for a in argv])
+    assert code == 2, err[-2000:]
+    assert assert_one_line_error(err) == f"error: {model}: no such file or folder"
+    assert sorted(tmp_path.rglob("*")) == before  # nothing claimed
+
+
+def test_a_hub_id_is_not_a_path_naming_nothing():
+    from savi_plugin.data.identity import check_model_reference, could_be_hub_id
+
+    for name in ("org/name", "name", "lmms-lab/LLaVA-Video-7B-Qwen2", "tiny://llava_onevision"):
+        check_model_reference(name)
+    for name in ("models/sub/typo", "./m", "../m", "/abs/m", "~/m", "a//b", "org/na..me"):
+        assert not could_be_hub_id(name), name
