@@ -181,7 +181,9 @@ def test_every_numeric_flag_refuses_non_finite_huge_and_wrong_values(path, flag,
     from savi_plugin.cli import main
 
     monkeypatch.chdir(tmp_path)
-    for value in ("inf", "nan", "-inf", "1e30", str(10**30), f"-{10**30}", "abc"):
+    # and numbers in digits other than ASCII, or with underscores, which int() and float() read (`٣` as 3)
+    for value in ("inf", "nan", "-inf", "1e30", str(10**30), f"-{10**30}", "abc", "\u0663", "\uff11\uff10",
+                  "\u0663.\u0665", "1_0", "9" * 5000):
         capsys.readouterr()
         with pytest.raises(SystemExit) as exit_:
             main([*path, f"{flag}={value}"])
