@@ -98,7 +98,8 @@ def env_value(name: str) -> Any:
         base = 1000 if match.group(3) == "B" else 1024
         value *= base ** (" KMGTPE".index(match.group(2).upper()))
     if not var.low <= value <= var.high:
-        high, got = (f"{var.high} ({format_bytes(var.high)})", repr(text)) if var.kind == "bytes" else (var.high, value)
+        bytes_kind = var.kind == "bytes"
+        high, got = (f"{var.high} ({format_bytes(var.high)})", repr(text)) if bytes_kind else (var.high, value)
         if digits > 30:
             got = f"a number of {digits} digits"
         raise ConfigError(f"${name}", f"must be >= {var.low} and <= {high} ({var.help}), got {got}")

@@ -126,7 +126,7 @@ def plugins_problem(env: Mapping[str, str] | None = None) -> str | None:
         for sub in ("models", "tasks"):
             try:
                 spec = importlib.util.find_spec(f"{plugin}.{sub}")
-            except Exception as exc:  # the plugin package itself is missing or fails to import
+            except Exception as exc:  # noqa: BLE001 -- the package is missing or its import fails: lmms-eval's too
                 return f"{plugin!r}: {type(exc).__name__}: {exc} (lmms-eval imports {plugin}.{sub}); {fix}"
             if spec is None or (sub == "tasks" and not spec.submodule_search_locations):
                 return (f"{plugin!r} has no {plugin}.{sub} {'package' if sub == 'tasks' else 'module'}, which "

@@ -474,17 +474,16 @@ def data_size_warnings(pairs: int, batch_size: int, accumulation: int, processes
     the key to lower."""
     per_process = -(-pairs // processes) if pairs else 0
     if pairs and batch_size > per_process:
-        return [f"train.per_device_train_batch_size={batch_size} is above the {per_process} pair(s) of the data "
-                f"per process ({pairs} pair(s), {processes} process(es)): each step trains on those {per_process} "
-                f"in one batch; lower train.per_device_train_batch_size to say what is trained"]
+        return [(f"train.per_device_train_batch_size={batch_size} is above the {per_process} pair(s) of the data "
+                 f"per process ({pairs} pair(s), {processes} process(es)): each step trains on those {per_process} "
+                 f"in one batch; lower train.per_device_train_batch_size to say what is trained")]
     micro = per_process // batch_size if drop_last else -(-per_process // batch_size)
     if pairs and accumulation > micro:
-        return [f"train.gradient_accumulation_steps={accumulation} is above the {micro} micro-batch(es) of "
-                f"{batch_size} an epoch holds per process ({pairs} pair(s), {processes} process(es)): each "
-                f"optimizer step accumulates at most {micro}, an effective batch of at most "
-                f"{micro * batch_size * processes} "
-                f"pair(s), not {batch_size * accumulation * processes}; lower train.gradient_accumulation_steps to "
-                f"say what is trained"]
+        return [(f"train.gradient_accumulation_steps={accumulation} is above the {micro} micro-batch(es) of "
+                 f"{batch_size} an epoch holds per process ({pairs} pair(s), {processes} process(es)): each "
+                 f"optimizer step accumulates at most {micro}, an effective batch of at most "
+                 f"{micro * batch_size * processes} pair(s), not {batch_size * accumulation * processes}; lower "
+                 f"train.gradient_accumulation_steps to say what is trained")]
     return []
 
 
