@@ -142,10 +142,17 @@ def eval_checks() -> list[Check]:
     version = version_of("lmms-eval") or version_of("lmms_eval")
     if version is None:
         return [Check("eval", "lmms-eval", FAIL, "not installed", "pip install 'savi-plugin[eval]'")]
+    from savi_plugin.eval.task_names import plugins_problem
+
     checks = []
+    plugins = plugins_problem()
+    if plugins:  # lmms-eval fails at its start on it: the variable is what to correct, not the installation
+        checks.append(Check("eval", "$LMMS_EVAL_PLUGINS", FAIL, plugins,
+                            "correct $LMMS_EVAL_PLUGINS, or unset it (savi_video needs no plugin variable)"))
     error = _import("lmms_eval.evaluator")
     checks.append(Check("eval", "lmms-eval", FAIL if error else OK, error or f"imports ({version})",
-                        "reinstall: pip install 'savi-plugin[eval]'" if error else ""))
+                        ("correct or unset $LMMS_EVAL_PLUGINS" if plugins else
+                         "reinstall: pip install 'savi-plugin[eval]'") if error else ""))
     if error is None:
         checks.append(filelock_check(version))
     checks.append(model_check())

@@ -7,7 +7,7 @@ configuration error at start (one line, exit 2), never a failure of every item.
 
 Sizes in bytes accept a unit: ``SAVI_MAX_DECODED_BYTES=2GiB`` (``KiB``, ``MiB``, ``GiB``, ``TiB``, also written
 ``K``/``M``/``G``/``T``: powers of 1024; ``KB``, ``MB``, ``GB``, ``TB``: powers of 1000, as SI writes them; a
-lower-case ``b`` is a bit and refused).
+lower-case ``b`` is a bit and refused). Numbers are written in ASCII digits, as in a recipe.
 """
 
 from __future__ import annotations
@@ -52,8 +52,13 @@ VARIABLES = {v.name: v for v in (
     Variable("SAVI_LMMS_EVAL_AUTOLOAD", True, "switch", help="register savi_video and the savi tasks in lmms-eval"),
 )}
 
-#: a size: digits, an optional prefix (either case) and an optional ``B``/``iB`` -- upper-case only, since ``b`` is a bit
-_SIZE = re.compile(r"\s*(\d+)\s*([KMGTkmgt]?)(iB|B)?\s*")
+#: a whole number: ASCII digits with an optional sign, as YAML 1.2 and JSON write one (``str.isdigit`` and ``int``
+#: also read ``٣`` and ``１００``, which no recipe number accepts: ``untrusted``); the sign is read so that ``-5`` is
+#: refused by the range check, which names the smallest value
+_INT = re.compile(r"\s*([-+]?[0-9]+)\s*", re.ASCII)
+#: a size: a whole number, an optional prefix (either case) and an optional ``B``/``iB`` -- upper-case only, since
+#: ``b`` is a bit; prefixes up to ``E``, so a size above a variable's maximum (``1PiB``) is refused by its range
+_SIZE = re.compile(r"\s*([-+]?[0-9]+)\s*([KMGTPEkmgtpe]?)(iB|B)?\s*", re.ASCII)
 _SWITCH = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
 
 
@@ -82,16 +87,23 @@ def env_value(name: str, env: Mapping[str, str] | None = None) -> Any:
         if text.lower() not in _SWITCH:
             raise ConfigError(f"${name}", f"expected one of {', '.join(_SWITCH)}, got {text!r}")
         return _SWITCH[text.lower()]
-    match = _SIZE.fullmatch(text) if var.kind == "bytes" else re.fullmatch(r"\s*(\d+)\s*", text)
+    match = (_SIZE if var.kind == "bytes" else _INT).fullmatch(text)
     if not match:
         what = "a size in bytes (e.g. 2GiB; B is a byte, b would be a bit)" if var.kind == "bytes" else "a whole number"
         raise ConfigError(f"${name}", f"expected {what} ({var.help}), got {text!r}")
-    value = int(match.group(1))
+    number = match.group(1)
+    digits = len(number.lstrip("+-").lstrip("0"))
+    # past 30 digits a number is beyond every range (and past 4300 ``int`` refuses to read it)
+    value = int(number) if digits <= 30 else (-1 if number.startswith("-") else 1) * 10**30
     if var.kind == "bytes" and match.group(2):  # KiB or K: powers of 1024; KB (SI): powers of 1000
         base = 1000 if match.group(3) == "B" else 1024
-        value *= base ** (" KMGT".index(match.group(2).upper()))
+        value *= base ** (" KMGTPE".index(match.group(2).upper()))
     if not var.low <= value <= var.high:
-        raise ConfigError(f"${name}", f"must be >= {var.low} and <= {var.high} ({var.help}), got {value}")
+        bytes_kind = var.kind == "bytes"
+        high, got = (f"{var.high} ({format_bytes(var.high)})", repr(text)) if bytes_kind else (var.high, value)
+        if digits > 30:
+            got = f"a number of {digits} digits"
+        raise ConfigError(f"${name}", f"must be >= {var.low} and <= {high} ({var.help}), got {got}")
     return value
 
 

@@ -312,6 +312,9 @@ def parse_override(text: str, schema: type | None = None) -> tuple[list[str], An
     if not sep or not key.strip():
         raise RecipeError("", "expected key.path=value", source)
     keys = key.strip().split(".")
+    if any(not k.strip() for k in keys):  # `train..beta` would set a key named '' that the recipe is blamed for
+        raise RecipeError("", f"key {key.strip()!r} has an empty name in its path (two dots together, or a dot "
+                              f"at an end); expected key.path=value (train.beta=0.2)", source)
     if schema is not None:
         check_key_path(schema, keys, source)
     parsed = load_yaml(value, source, prefix=key.strip()) if value.strip() else None

@@ -205,6 +205,7 @@ def _check_evaluation(lmms_args: list[str], env: dict, names: dict[str, str] | N
     from savi_plugin.eval.hub_check import eval_data_env
     from savi_plugin.eval.task_names import (
         check_no_shadowed_task,
+        check_plugins,
         check_task_names,
         include_folders,
     )
@@ -224,6 +225,7 @@ def _check_evaluation(lmms_args: list[str], env: dict, names: dict[str, str] | N
         raise ConfigError(names.get("--tasks", "--tasks"), f"{spaced!r}: a task name with white space around it "
                                                            f"(lmms-eval would not find it): write {spaced.strip()!r}",
                           label)
+    check_plugins(env)  # before the task names its plugins' folders would add
     # a misspelt task: one line now, not after lmms-eval loaded the model; the user's own task folders count
     check_task_names(requested, names.get("--tasks", "--tasks"),
                      include=include_folders(flag_value(lmms_args, "--include_path"), env))

@@ -34,6 +34,7 @@ def run(args) -> int:
     from savi_plugin.config.checkpoint import check_backend_fits
     from savi_plugin.config.values import ConfigError
     from savi_plugin.errors import ConfigurationError
+    from savi_plugin.pipeline.steps import train_output_dir
     from savi_plugin.recipe import load_recipe
     from savi_plugin.training.arguments import forget_deepspeed, recipe_training_args
 
@@ -49,7 +50,7 @@ def run(args) -> int:
         single_process_env()
     model = args.model or recipe.model.path
     data = args.data or recipe.data.pairs
-    output_dir = args.output_dir or recipe.train.get("output_dir")
+    output_dir = train_output_dir(recipe, args.output_dir)
     if args.dry_run:
         from savi_plugin.pipeline.dry_run import dry_run_train
 
@@ -58,8 +59,6 @@ def run(args) -> int:
         return 0
     if not data:
         raise ConfigError("data.pairs", "required (or --data)", recipe.source)
-    if not output_dir:
-        raise ConfigError("train.output_dir", "required (or --output-dir)", recipe.source)
     check_backend_fits(model, recipe.model.backend, "model.backend", recipe.source)
     forget_deepspeed(recipe_training_args(recipe, output_dir, strict=True))  # what this machine lacks fails now
     if not Path(data).is_file():  # named by the flag or key that gave it: after the recipe's checks, before loading

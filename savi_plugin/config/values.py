@@ -68,6 +68,8 @@ from savi_plugin.untrusted import QuotedNumber, shown, underflow_problem
 RULES = "savi_rules"
 
 _NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?|[+-]?(inf|nan)", re.IGNORECASE | re.ASCII)
+#: an integer as a flag's text: ASCII digits (at most 4300, int()'s limit), an optional sign
+_INTEGER = re.compile(r"\s*[+-]?[0-9]{1,4300}\s*", re.ASCII)
 
 
 # --------------------------------------------------------------------------------------------- rules
@@ -621,12 +623,12 @@ def _from_text(text: str, annotation: Any) -> Any:
     """A flag's text as the first of int/float/bool that ``annotation`` allows (other types: the text)."""
     simple = [o for o in _options(annotation) if o in (int, float, bool)]
     if simple and simple[0] is int:
-        try:
+        # ASCII digits, as a recipe writes an integer: int() also reads `٣` as 3, `１００` as 100 and `1_0` as 10
+        if _INTEGER.fullmatch(text):
             return int(text)
-        except ValueError:
-            if float in simple:  # `int | float`: "0.5" is the float the annotation allows (widened by coerce)
-                return text
-            raise ConfigError("", f"expected an integer, got {text!r}") from None
+        if float in simple:  # `int | float`: "0.5" is the float the annotation allows (widened by coerce)
+            return text
+        raise ConfigError("", f"expected an integer, got {shown(text)}")
     if simple and simple[0] is bool:
         return {"true": True, "false": False, "1": True, "0": False}.get(text.lower(), text)
     return text

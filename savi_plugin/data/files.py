@@ -60,7 +60,11 @@ def folder_problem(path: str | Path, holds: str, what: str) -> str | None:
     """Why ``path`` is not a ``what`` (a folder holding the file ``holds``) -- what it is instead -- or None when
     it is one: ``"no such file or folder"``, ``"is a broken symbolic link (to ...)"``, ``"is a file, not
     <what>"`` (a FIFO, socket or device named likewise, never opened), ``"is an empty folder, not <what>"``, or
-    ``"is a folder without <holds>, not <what>"`` (``what`` with its article: ``"a model folder"``). Asked of a model or adapter folder before it is loaded."""
+    ``"is a folder without <holds>, not <what>"`` (``what`` with its article: ``"a model folder"``). Asked of a model or adapter folder before it is loaded.
+    An empty name is said as one (``judge_model=$JUDGE`` with the variable unset): ``Path("")`` is the working
+    folder, which would be named as a folder without ``holds``."""
+    if not str(path).strip():
+        return f"is an empty value (an unset variable in the shell?), not {what}"
     path = Path(path)
     if (path / holds).is_file():
         return None

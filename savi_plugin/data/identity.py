@@ -536,7 +536,7 @@ def check_adapter_folder(adapter_dir: str | Path) -> None:
     from savi_plugin.data.files import folder_problem
 
     path = Path(adapter_dir)
-    problem = folder_problem(path, "adapter_config.json", "an adapter folder")
+    problem = folder_problem(adapter_dir, "adapter_config.json", "an adapter folder")
     if problem:
         raise ConfigurationError(f"adapter {adapter_dir}: {problem}; an adapter is the folder `savi train` (or "
                                  f"peft's save_pretrained) writes, holding adapter_config.json")

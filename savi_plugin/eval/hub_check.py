@@ -212,10 +212,14 @@ def eval_data_env(tasks: list[str], env: dict, *, advice: str | None = None) -> 
         advice: how the caller's user gives a local copy (default: ``SAVI_DATA_ROOT`` / ``--data-root``).
 
     Raises:
+        ConfigError: a ``$LMMS_EVAL_PLUGINS`` lmms-eval cannot start with
+            (:func:`savi_plugin.eval.task_names.check_plugins`).
         BuiltinDataError, EvalDataUnavailableError: the first task that cannot, and how many others likewise.
     """
     from savi_plugin.eval.builtin_check import builtin_task_env
+    from savi_plugin.eval.task_names import check_plugins
 
+    check_plugins(env)  # lmms-eval would fail at its start, naming no variable
     env = builtin_task_env(tasks, env)
     advice = advice or ("give a local copy in the SAVI_DATA_ROOT layout (eval_tasks/README.md) with --data-root "
                         "or SAVI_DATA_ROOT, or a small synthetic one with `savi eval fixture DIR`")

@@ -140,7 +140,7 @@ def include_folders(include_path: str | None, env: Mapping[str, str] | None = No
     ``--include_path`` (one path, walked recursively by ``TaskManager.initialize_tasks`` in
     ``lmms_eval/tasks/__init__.py``) and, for each module named in the comma-separated ``$LMMS_EVAL_PLUGINS``, the
     folder of its ``<module>.tasks`` package (``lmms_eval/__main__.py`` appends those to the include path). A plugin
-    that cannot be found adds nothing here; lmms-eval names it when it starts."""
+    that cannot be found adds nothing here; :func:`check_plugins` refuses it."""
     env = os.environ if env is None else env
     folders = [include_path] if include_path else []
     for plugin in filter(None, (p.strip() for p in env.get("LMMS_EVAL_PLUGINS", "").split(","))):
@@ -151,6 +151,45 @@ def include_folders(include_path: str | None, env: Mapping[str, str] | None = No
         if spec is not None and spec.submodule_search_locations:
             folders.append(next(iter(spec.submodule_search_locations)))
     return folders
+
+
+def plugins_problem(env: Mapping[str, str] | None = None) -> str | None:
+    """Why lmms-eval cannot start with the ``$LMMS_EVAL_PLUGINS`` of ``env``, or None: lmms-eval 0.7.3 splits it
+    at commas as written and, for each name, imports ``<name>.models`` (``lmms_eval/models/__init__.py``) and
+    finds the ``<name>.tasks`` package (``lmms_eval/__main__.py``); an empty name (``,``), a name that is no
+    module or a module without those fails there, after lmms-eval started, with a traceback that never names the
+    variable. Asked before any evaluation (:func:`savi_plugin.eval.hub_check.eval_data_env`) and by
+    ``savi doctor --eval``."""
+    env = os.environ if env is None else env
+    value = env.get("LMMS_EVAL_PLUGINS")
+    if not value:
+        return None
+    fix = "install that package, or correct or unset the variable"
+    for plugin in value.split(","):
+        if not plugin.strip():
+            return (f"{value!r} holds an empty module name (a comma at its start or end, or two in a row); lmms-eval "
+                    f"imports each comma-separated name: remove it, or unset the variable")
+        if plugin != plugin.strip() or not all(part.isidentifier() for part in plugin.split(".")):
+            return f"{plugin!r} is no Python module name (lmms-eval imports each comma-separated name as written)"
+        for sub in ("models", "tasks"):
+            try:
+                spec = importlib.util.find_spec(f"{plugin}.{sub}")
+            except Exception as exc:  # noqa: BLE001 -- the package is missing or its import fails: lmms-eval's too
+                return f"{plugin!r}: {type(exc).__name__}: {exc} (lmms-eval imports {plugin}.{sub}); {fix}"
+            if spec is None or (sub == "tasks" and not spec.submodule_search_locations):
+                return (f"{plugin!r} has no {plugin}.{sub} {'package' if sub == 'tasks' else 'module'}, which "
+                        f"lmms-eval imports for each plugin it names: correct or unset the variable")
+    return None
+
+
+def check_plugins(env: Mapping[str, str] | None = None) -> None:
+    """Refuse a ``$LMMS_EVAL_PLUGINS`` lmms-eval cannot start with (:func:`plugins_problem`): one line naming the
+    variable, a configuration error (exit status 2), before lmms-eval starts."""
+    from savi_plugin.errors import ConfigError
+
+    problem = plugins_problem(env)
+    if problem:
+        raise ConfigError("$LMMS_EVAL_PLUGINS", problem)
 
 
 def check_task_names(tasks: list[str], key: str = "eval.tasks", source: str | None = None,

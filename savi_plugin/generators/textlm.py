@@ -103,7 +103,8 @@ def check_text_lm_option(spec: Any, name: str) -> None:
 
     problem = folder_problem(spec, "config.json", "a model folder") or causal_lm_problem(spec)
     if problem:
-        raise ValueError(f"{name}: {spec}: {problem}; give a local Hugging Face causal LM folder "
+        shown_spec = spec if str(spec).strip() else repr(spec)  # an empty name, visibly
+        raise ValueError(f"{name}: {shown_spec}: {problem}; give a local Hugging Face causal LM folder "
                          "(nothing is downloaded) or 'policy' for the video model")
 
 

@@ -102,8 +102,9 @@ class VideoSAViConfig:
         if isinstance(self.scorer, (str, Path)):  # refused before the first item, never at each item's scoring
             problem = folder_problem(self.scorer, "config.json", "a model folder")
             if problem:
-                raise ValueError(f"scorer: {self.scorer}: {problem}; the similarity scorer loads a local CLIP or "
-                                 "SigLIP checkpoint folder")
+                scorer = self.scorer if str(self.scorer).strip() else repr(self.scorer)  # an empty name, visibly
+                raise ValueError(f"scorer: {scorer}: {problem}; the similarity scorer loads a local CLIP or SigLIP "
+                                 "checkpoint folder")
         if self.tagging not in ("none", "rule"):
             raise ValueError(f"tagging must be 'none' or 'rule', got {self.tagging!r}")
         if self.min_question_words > self.max_question_words:

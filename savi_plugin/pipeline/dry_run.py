@@ -68,15 +68,13 @@ def _train_lines(recipe: Recipe, output_dir: str | Path, notes: list[str]) -> li
 
 
 def dry_run_train(recipe: Recipe, *, model: str | Path, data: str | Path | None,
-                  output_dir: str | Path | None, allow_incomplete_data: bool = False) -> list[str]:
-    """What ``savi train`` would run, as lines; raises ``ConfigError`` for anything the run would refuse, and
-    the real run's refusal of pairs whose generation run is unfinished or one shard of several
+                  output_dir: str | Path, allow_incomplete_data: bool = False) -> list[str]:
+    """What ``savi train`` would run into ``output_dir`` (as :func:`~savi_plugin.pipeline.steps.train_output_dir`
+    resolved it), as lines; raises ``ConfigError`` for anything the run would refuse, and the real run's refusal
+    of pairs whose generation run is unfinished or one shard of several
     (:func:`savi_plugin.data.provenance.check_finished`)."""
-    from savi_plugin.config.values import ConfigError
     from savi_plugin.data.provenance import check_finished
 
-    if output_dir is None:
-        raise ConfigError("train.output_dir", "required (or --output-dir)", recipe.source)
     notes: list[str] = []
     if data and Path(data).is_file():
         why = check_finished(data, allow_incomplete=allow_incomplete_data, flag="--allow-incomplete-data",

@@ -21,7 +21,20 @@ from savi_plugin.training.arguments import (
 
 log = logging.getLogger(__name__)
 
-__all__ = ["generate_step", "plan_generate", "plan_train", "resolve_deepspeed", "train_step", "training_kwargs"]
+__all__ = ["generate_step", "plan_generate", "plan_train", "resolve_deepspeed", "train_output_dir", "train_step",
+           "training_kwargs"]
+
+
+def train_output_dir(recipe: Recipe, flag: str | Path | None) -> str | Path:
+    """Where the train step writes: ``--output-dir`` (``flag``), else the recipe's ``train.output_dir``. Neither,
+    or an empty one (``output_dir: ''``), is a configuration error at ``train.output_dir``: asked once, before
+    ``savi train`` branches into its dry run, so the dry run refuses what the run refuses."""
+    from savi_plugin.config.values import ConfigError
+
+    output_dir = flag or recipe.train.get("output_dir")
+    if not output_dir:
+        raise ConfigError("train.output_dir", "required (or --output-dir)", recipe.source)
+    return output_dir
 
 
 def train_step(recipe: Recipe, *, model: str | Path, data: str | Path, output_dir: str | Path,

@@ -191,6 +191,11 @@ class PreferenceTrainer(Trainer):
                                  (eval_dataset, "per_device_eval_batch_size")):
                 if isinstance(dataset, PreferenceDataset):
                     data_collator.screen_decoded_bytes(dataset, getattr(args, key), f"train.{key}")
+        if isinstance(train_dataset, PreferenceDataset):  # a batch or accumulation the data cannot fill: said once
+            for line in data_size_warnings(len(train_dataset), args.per_device_train_batch_size,
+                                           args.gradient_accumulation_steps, args.world_size,
+                                           args.dataloader_drop_last):
+                log.warning("%s", line)
 
         kwargs.setdefault("processing_class", backend.processor)
         super().__init__(model=model if model is not None else backend.model, args=args,
@@ -458,6 +463,28 @@ class PreferenceTrainer(Trainer):
             if "train_loss" in logs:
                 logs["train_loss"] = self._applied_mean("total")
         super().log(logs, start_time)
+
+
+def data_size_warnings(pairs: int, batch_size: int, accumulation: int, processes: int = 1,
+                       drop_last: bool = False) -> list[str]:
+    """What a batch size or accumulation above the data's size makes of the run, one line each (empty when
+    neither is): the Trainer takes every pair in one smaller batch, and ends an epoch's accumulation at its last
+    micro-batch, so an effective batch of ``batch_size x accumulation x processes`` pairs is silently smaller. As
+    for a count above every clip's length, the run goes on (the pairs are trained on) and says so once, naming
+    the key to lower."""
+    per_process = -(-pairs // processes) if pairs else 0
+    if pairs and batch_size > per_process:
+        return [(f"train.per_device_train_batch_size={batch_size} is above the {per_process} pair(s) of the data "
+                 f"per process ({pairs} pair(s), {processes} process(es)): each step trains on those {per_process} "
+                 f"in one batch; lower train.per_device_train_batch_size to say what is trained")]
+    micro = per_process // batch_size if drop_last else -(-per_process // batch_size)
+    if pairs and accumulation > micro:
+        return [(f"train.gradient_accumulation_steps={accumulation} is above the {micro} micro-batch(es) of "
+                 f"{batch_size} an epoch holds per process ({pairs} pair(s), {processes} process(es)): each "
+                 f"optimizer step accumulates at most {micro}, an effective batch of at most "
+                 f"{micro * batch_size * processes} pair(s), not {batch_size * accumulation * processes}; lower "
+                 f"train.gradient_accumulation_steps to say what is trained")]
+    return []
 
 
 def _disable_dropout(model: torch.nn.Module) -> None:

@@ -73,3 +73,23 @@ def test_an_empty_task_list_is_refused_unless_evaluation_is_off(where, tmp_path,
                           "--out", "al")
     assert code == 0, err
     assert "eval: off (align.eval_every_iteration: false)" in out
+
+
+#: the commands that take recipe overrides, each as a dry run (nothing loaded, nothing written)
+OVERRIDE_COMMANDS = [["recipes", "show", "tiny_demo"], ["train", "tiny_demo", "--dry-run"],
+                     ["align", "tiny_demo", "--dry-run", "--out", "al"],
+                     ["ablate", "tiny_demo", "--dry-run", "--out", "ab"], ["demo", "--out", "dm"]]
+
+
+@pytest.mark.parametrize("key", ["train..beta", ".train.beta", "train.beta.", "train. .beta", "model..path",
+                                 "demo..seeds", "generate.options..max_new_tokens"])
+@pytest.mark.parametrize("argv", OVERRIDE_COMMANDS, ids=[a[0] for a in OVERRIDE_COMMANDS])
+def test_an_override_key_with_an_empty_name_is_the_overrides_error(argv, key, tmp_path, monkeypatch, capsys):
+    """``train..beta=1`` set a key named '' in ``train`` and the error blamed the shipped tiny_demo.yaml for it
+    (pass 23 D #21): a key path with an empty name is refused as the override's, before its value is read."""
+    monkeypatch.chdir(tmp_path)
+    code, _, err = savi(capsys, *argv, f"{key}=1")
+    assert code == 2, err
+    line = assert_one_line_error(err, f"override '{key}=1': ", "empty name in its path")
+    assert "tiny_demo.yaml" not in line
+    assert list(tmp_path.iterdir()) == []

@@ -53,14 +53,54 @@ def test_a_name_in_no_folder_names_the_include_path_it_searched(tmp_path, capsys
     assert f"nor a task under {tmp_path / 'mytasks'}" in err
 
 
+def _plugin(site: Path, name: str = "my_plugin") -> None:
+    """A package lmms-eval 0.7.3 accepts in ``$LMMS_EVAL_PLUGINS``: ``name.models`` (``AVAILABLE_MODELS``) and
+    a ``name.tasks`` package holding one task."""
+    _user_task(site / name / "tasks")
+    (site / name / "__init__.py").write_text("")
+    (site / name / "tasks" / "__init__.py").write_text("")
+    (site / name / "models.py").write_text("AVAILABLE_MODELS = {}\n")
+
+
+#: values of $LMMS_EVAL_PLUGINS lmms-eval fails on at its start, and what the refusal says
+BAD_PLUGINS = [("bogus_pkg", "'bogus_pkg': ModuleNotFoundError"), (",", "holds an empty module name"),
+               ("ok_plugin,", "holds an empty module name"), ("ok_plugin, ok_plugin", "is no Python module name"),
+               ("json", "'json' has no json.models module"), ("ok_plugin.tasks", "has no ok_plugin.tasks.models"),
+               ("a-b", "is no Python module name")]
+
+
+@pytest.mark.parametrize("value, says", BAD_PLUGINS)
+def test_a_plugin_variable_lmms_eval_cannot_start_with_is_refused_before_it_starts(value, says, tmp_path, capsys,
+                                                                                  monkeypatch):
+    """Pass 23 D #19/#20: ``LMMS_EVAL_PLUGINS=bogus_pkg savi eval run`` started lmms-eval, which failed naming no
+    variable (exit 1), and ``savi doctor --eval`` said to reinstall savi-plugin. ``task_names.check_plugins`` is
+    asked before every evaluation (eval run, suite, align: ``hub_check.eval_data_env``) and by the doctor."""
+    from savi_plugin.eval.hub_check import eval_data_env
+    from savi_plugin.errors import ConfigError
+
+    monkeypatch.chdir(tmp_path)
+    _plugin(tmp_path / "site", "ok_plugin")
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    monkeypatch.setenv("LMMS_EVAL_PLUGINS", value)
+    capsys.readouterr()
+    assert _eval_run(tmp_path) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: $LMMS_EVAL_PLUGINS: ") and says in err[0], err
+    assert not (tmp_path / "out").exists()
+    with pytest.raises(ConfigError, match=r"^\$LMMS_EVAL_PLUGINS: "):  # what savi eval suite and align ask
+        eval_data_env(["savi_egoschema"], {"LMMS_EVAL_PLUGINS": value})
+    from savi_plugin.doctor import eval_checks
+
+    failed = [c for c in eval_checks() if c.status != "ok"]
+    assert failed and "$LMMS_EVAL_PLUGINS" in failed[0].name and says in failed[0].detail, failed
+    assert all("reinstall" not in c.fix for c in failed), failed
+
+
 def test_lmms_eval_plugins_add_their_tasks_package(tmp_path, monkeypatch, capsys):
     """``LMMS_EVAL_PLUGINS=pkg``: lmms-eval adds the folder of ``pkg.tasks`` to its include path; so does the check."""
-    _user_task(tmp_path / "site" / "my_plugin" / "tasks")
-    for init in (tmp_path / "site" / "my_plugin" / "__init__.py", tmp_path / "site" / "my_plugin" / "tasks" /
-                 "__init__.py"):
-        init.write_text("")
+    _plugin(tmp_path / "site")
     monkeypatch.syspath_prepend(str(tmp_path / "site"))
-    monkeypatch.setenv("LMMS_EVAL_PLUGINS", "my_plugin, not_installed_plugin")
+    monkeypatch.setenv("LMMS_EVAL_PLUGINS", "my_plugin")
     assert include_folders(None) == [str(tmp_path / "site" / "my_plugin" / "tasks")]
     capsys.readouterr()
     assert _eval_run(tmp_path) == 2

@@ -134,3 +134,32 @@ def test_draws_beyond_the_distinct_ones_are_refused_only_when_they_cannot_differ
     assert RRPOConfig(num_perturbations=64).num_perturbations == 64  # the default pipeline shuffles
     with pytest.raises(ValueError, match="no random step"):
         RRPOConfig(num_perturbations=2, perturbations="occlude")
+
+
+#: every generator option that names a model folder, by generator
+MODEL_FOLDER_OPTIONS = [("rrpo", "judge_model"), ("rrpo", "tagger_model"), ("videosavi", "scorer")]
+
+
+@pytest.mark.parametrize("value", ["''", "' '"])
+@pytest.mark.parametrize("generator, option", MODEL_FOLDER_OPTIONS)
+def test_an_empty_model_folder_option_is_said_to_be_empty(generator, option, value, tmp_path, capsys, monkeypatch):
+    """``-o judge_model=''`` was "``: is a folder without config.json``": the empty name read as the working folder
+    (pass 23 D #8). ``data.files.folder_problem``, asked of every model and adapter folder, says it is empty."""
+    monkeypatch.chdir(tmp_path)
+    argv = [*GENERATE, "--generator", generator, "-o", f"{option}={value}"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"--option {option}: " in err[0], err
+    assert "is an empty value (an unset variable in the shell?)" in err[0] and "is a folder" not in err[0], err
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("holds, what", [("config.json", "a model folder"),
+                                         ("adapter_config.json", "an adapter folder")])
+@pytest.mark.parametrize("name", ["", " ", "\t"])
+def test_folder_problem_names_an_empty_name_as_empty(name, holds, what, tmp_path, monkeypatch):
+    from savi_plugin.data.files import folder_problem
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "other").mkdir()  # the working folder is not empty: it would read "a folder without ..."
+    assert folder_problem(name, holds, what) == f"is an empty value (an unset variable in the shell?), not {what}"

@@ -181,7 +181,9 @@ def test_every_numeric_flag_refuses_non_finite_huge_and_wrong_values(path, flag,
     from savi_plugin.cli import main
 
     monkeypatch.chdir(tmp_path)
-    for value in ("inf", "nan", "-inf", "1e30", str(10**30), f"-{10**30}", "abc"):
+    # and numbers in digits other than ASCII, or with underscores, which int() and float() read (`٣` as 3)
+    for value in ("inf", "nan", "-inf", "1e30", str(10**30), f"-{10**30}", "abc", "\u0663", "\uff11\uff10",
+                  "\u0663.\u0665", "1_0", "9" * 5000):
         capsys.readouterr()
         with pytest.raises(SystemExit) as exit_:
             main([*path, f"{flag}={value}"])
@@ -456,7 +458,7 @@ def test_the_backend_rule_refuses_every_control_string_of_the_tokenizer(tiny_lla
 @pytest.mark.parametrize("name, value, fragment", [
     ("SAVI_MAX_FRAME_PIXELS", "abc", "expected a whole number"),
     ("SAVI_MAX_FRAME_PIXELS", "0", "must be >= 1"),
-    ("SAVI_MAX_FRAME_PIXELS", "-5", "expected a whole number"),
+    ("SAVI_MAX_FRAME_PIXELS", "-5", "must be >= 1 and <= 2147483648"),
     ("SAVI_MAX_DECODED_BYTES", "lots", "expected a size in bytes"),
     ("SAVI_MAX_DECODED_BYTES", "9999TiB", "must be >= 1 and <="),
     ("SAVI_MAX_BATCH_DECODED_BYTES", "1e9", "expected a size in bytes"),
@@ -470,6 +472,51 @@ def test_a_bad_environment_value_stops_every_command_at_start(name, value, fragm
         assert code == 2, (argv, err)
         assert_one_line_error(err, f"${name}: ", fragment)
     assert list(tmp_path.iterdir()) == []  # nothing written, nothing marked
+
+
+def _number_variants():
+    """Every numeric ``SAVI_*`` variable x each way of writing a number that is no ASCII number in its range: each
+    ``(name, text, fragment of the refusal)``. A number is ASCII digits, as in a recipe (``int`` read ``٣`` as 3 and
+    ``１００`` as 100); a well-formed one out of range is refused by the range, naming the bound (``-5``, ``1PiB``
+    were "not a whole number" and "not a size")."""
+    from savi_plugin.environment import VARIABLES
+
+    for name, var in VARIABLES.items():
+        if var.kind == "switch":
+            continue
+        unit = "GiB" if var.kind == "bytes" else ""
+        malformed = "expected a size in bytes" if var.kind == "bytes" else "expected a whole number"
+        bounds = f"must be >= {var.low} and <= {var.high}"
+        yield name, f"\u0663{unit}", malformed  # Arabic-Indic 3
+        yield name, f"\uff11\uff10\uff10{unit}", malformed  # full-width 100
+        yield name, f"\u0968{unit}", malformed  # Devanagari 2
+        yield name, f"1_0{unit}", malformed
+        yield name, f"-5{unit}", bounds
+        yield name, f"{var.low - 1}", bounds
+        yield name, f"{var.high + 1}", bounds
+        yield name, "9" * 5000, f"{bounds}"  # beyond int()'s 4300 digits: still the range's line
+        if var.kind == "bytes":
+            yield name, "1EiB", bounds  # a well-formed size above the maximum (1 TiB at most for a clip)
+
+
+@pytest.mark.parametrize("name, text, fragment", list(_number_variants()))
+def test_a_number_variable_reads_ascii_numbers_only_and_names_its_range(name, text, fragment, monkeypatch):
+    from savi_plugin.environment import env_value
+    from savi_plugin.errors import ConfigError
+
+    monkeypatch.setenv(name, text)
+    with pytest.raises(ConfigError) as err:
+        env_value(name)
+    assert str(err.value).startswith(f"${name}: ") and fragment in str(err.value), str(err.value)
+    assert "\n" not in str(err.value) and len(str(err.value)) < 400  # one line; a long value is not echoed
+
+
+def test_a_size_above_its_maximum_names_the_maximum_in_its_unit(monkeypatch, tmp_path, capsys):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SAVI_MAX_DECODED_BYTES", "1PiB")
+    code, _, err = savi(capsys, "recipes", "ls")
+    assert code == 2
+    assert_one_line_error(err, "$SAVI_MAX_DECODED_BYTES: must be >= 1 and <= 1099511627776 (1.00 TiB)", "got '1PiB'")
 
 
 @pytest.mark.parametrize("text, value", [("2GiB", 2 * 1024**3), ("512M", 512 * 1024**2), ("49KiB", 49 * 1024),

@@ -247,3 +247,23 @@ def test_a_deepspeed_value_contradicting_a_training_argument_is_refused_by_the_d
                                                f"{field}: {value!r}, but train.{key} is "), err
     Path("ds.json").write_text(json.dumps({"zero_optimization": {"stage": 2}, field: "auto"}))
     assert main(["train", "tiny_demo", "--dry-run", "--output-dir", "t", "train.deepspeed=ds.json"]) == 0
+
+
+@pytest.mark.parametrize("spelling", ["recipe ''", "recipe null", "override empty", "override ''",
+                                      "override null"])
+@pytest.mark.parametrize("dry_run", [True, False])
+def test_a_train_output_dir_left_empty_is_refused_by_the_run_and_its_dry_run(spelling, dry_run, tmp_path, capsys,
+                                                                             monkeypatch):
+    """A recipe's ``train.output_dir: ''`` passed ``savi train --dry-run`` (``output`` shown blank, exit 0) while the
+    run refused it (pass 23 D #11): one check (``steps.train_output_dir``) is asked before either."""
+    monkeypatch.chdir(tmp_path)
+    where, value = spelling.split(" ", 1)
+    value = {"empty": "", "''": "''", "null": "null"}[value]
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("extends: tiny_demo\n" + (f"train:\n  output_dir: {value}\n" if where == "recipe" else ""))
+    overrides = [f"train.output_dir={value}"] if where == "override" else []
+    argv = ["train", "r.yaml", *overrides, "data.pairs=p.jsonl"] + (["--dry-run"] if dry_run else [])
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and "train.output_dir: required (or --output-dir)" in err[0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.yaml"]  # nothing written

@@ -272,3 +272,42 @@ def test_a_missing_or_empty_pair_file_is_named_in_one_line(tiny_llava_onevision,
     err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]  # no progress bars
     assert len(err) == 1 and "empty.jsonl:-:-: the preference file holds no record (it is empty)" in err[0], err
     assert not (tmp_path / "out" / "adapter_model.safetensors").exists()
+
+
+@pytest.mark.parametrize("pairs", [1, 7, 8, 9, 64])
+@pytest.mark.parametrize("batch", [1, 4, 100])
+@pytest.mark.parametrize("accumulation", [1, 2, 3, 4294967295])
+@pytest.mark.parametrize("processes", [1, 2])
+@pytest.mark.parametrize("drop_last", [False, True])
+def test_a_batch_or_accumulation_the_data_cannot_fill_is_said_naming_the_key(pairs, batch, accumulation, processes,
+                                                                               drop_last):
+    """``gradient_accumulation_steps=4294967295`` on 8 pairs trained one step of 2 micro-batches with no word
+    (pass 23 D #23): the Trainer ends an epoch's accumulation at its last micro-batch. A batch above the pairs of a
+    process, or an accumulation above its micro-batches, is one warning naming the key; the run goes on."""
+    from savi_plugin.training.trainer import data_size_warnings
+
+    per_process = -(-pairs // processes)
+    micro = per_process // batch if drop_last else -(-per_process // batch)
+    lines = data_size_warnings(pairs, batch, accumulation, processes, drop_last)
+    if batch > per_process:
+        assert len(lines) == 1 and lines[0].startswith(f"train.per_device_train_batch_size={batch} is above "), lines
+    elif accumulation > micro:
+        assert len(lines) == 1 and lines[0].startswith(f"train.gradient_accumulation_steps={accumulation} is above "
+                                                       f"the {micro} micro-batch(es)"), lines
+        assert f"not {batch * accumulation * processes}" in lines[0]
+    else:
+        assert lines == []
+    assert all("\n" not in line for line in lines)
+
+
+def test_the_trainer_says_an_accumulation_its_data_cannot_fill(tiny_llava_onevision, pair_files, tmp_path, caplog):
+    import logging
+
+    from savi_plugin.training.trainer import RRPOTrainer
+
+    with caplog.at_level(logging.WARNING, logger="savi_plugin.training.trainer"):
+        RRPOTrainer(lora_policy(tiny_llava_onevision), preference_config(tmp_path / "out", max_steps=1,
+                                                                         gradient_accumulation_steps=4294967295),
+                    train_dataset=str(pair_files[0]))
+    said = [r.getMessage() for r in caplog.records if "gradient_accumulation_steps" in r.getMessage()]
+    assert len(said) == 1 and "above the 2 micro-batch(es) of 4" in said[0], said
