@@ -2149,7 +2149,8 @@ def _beside_a_step(folder: Path, name: str, steps: Mapping[str, Any]) -> bool:
 
 
 def _what_stands(path: Path) -> str:
-    """What stands at ``path`` that is not a savi step, as a phrase (``"an output of savi inspect"``)."""
+    """What stands at ``path`` where a step was expected, as a phrase: ``"a file"``, ``"a folder"``, ``"a FIFO
+    (named pipe)"``, a link to nothing."""
     if os.path.islink(path) and not path.exists():
         return f"a symbolic link to nothing ({os.readlink(path)})"
     return special_kind(path) or ("a file" if path.is_file() else "a folder")
@@ -2165,8 +2166,8 @@ def steps_problem(run: str | Path, steps: Mapping[str, Any], command: str) -> tu
     command whose mark a product carries (``"savi train"``, or a list of them: its mark names that command, or it
     is new -- a folder of unmarked files is not that command's), :data:`KEPT` for a kept product (a sealed JSON
     file, :func:`savi_plugin.data.kept.unsealed_problem`; what a seal vouches for is checked when the run reads
-    it) or :data:`OWN` for what the run writes itself unmarked. A
-    product of ``command`` itself without its mark is left to :func:`step_product` (an earlier savi's)."""
+    it) or :data:`OWN` for what the run writes itself unmarked. A product of ``command`` itself without its mark
+    is left to :func:`step_product` (an earlier savi's)."""
     run = Path(run)
 
     def problem(path: Path, kind: Any) -> tuple[Path, str] | None:
