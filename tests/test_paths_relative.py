@@ -331,8 +331,15 @@ def test_demo_with_a_relative_run_folder_that_moves_whole(tmp_path, monkeypatch,
     assert last_complete_checkpoint("elsewhere/d/rrpo") == "elsewhere/d/rrpo/checkpoint-2"
     capsys.readouterr()  # another configuration into the moved training folder is still refused, nothing touched
     before = sorted((p, p.stat().st_mtime_ns) for p in Path("elsewhere/d/rrpo").rglob("*"))
-    assert main(["train", "tiny_demo", "--data", "elsewhere/d/data/rrpo_pairs.jsonl", "--model",
-                 "elsewhere/d/models/warm", "--output-dir", "elsewhere/d/rrpo", "train.learning_rate=1e-5"]) == 1
+    retrain = ["train", "tiny_demo", "--data", "elsewhere/d/data/rrpo_pairs.jsonl", "--model",
+               "elsewhere/d/models/warm", "--output-dir", "elsewhere/d/rrpo", "train.learning_rate=1e-5"]
+    assert main(retrain) == 1  # a step of the demo's run: the demo alone writes there
+    assert "lies at a step of the savi demo run in elsewhere/d" in capsys.readouterr().err
+    demo_mark = Path("elsewhere/d/.savi-output.json")
+    kept_mark = demo_mark.read_bytes()
+    demo_mark.unlink()  # no longer a claimed run folder: the training run's own mark decides
+    assert main(retrain) == 1
+    demo_mark.write_bytes(kept_mark)
     assert "was made with a different configuration (training.learning_rate: 0.0003 -> 1e-05;" in \
         capsys.readouterr().err  # only what changed: the paths, relative at the new place, name the same files
     assert sorted((p, p.stat().st_mtime_ns) for p in Path("elsewhere/d/rrpo").rglob("*")) == before

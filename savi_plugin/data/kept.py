@@ -109,17 +109,42 @@ def write_kept(path: str | Path, body: Mapping[str, Any], *, slot: Mapping[str, 
     return record
 
 
+def _read_sealed(path: str | Path, written_by: str) -> tuple[Any, str | None]:
+    """The document at ``path`` and, when it holds no seal (:func:`seal`) -- no record a savi wrote -- why."""
+    from savi_plugin.data.files import read_json
+    from savi_plugin.errors import DocumentTooLarge
+
+    try:
+        stored = read_json(path, lambda message, line=None: ValueError(message))
+    except DocumentTooLarge:
+        raise
+    except (ValueError, OSError):
+        return None, f"not written by {written_by} (not a JSON record savi keeps: a file of your own?)"
+    if not isinstance(stored, dict) or "sha256" not in stored:
+        return stored, (f"not written by {written_by} (it holds no seal: a file of your own, or of a savi that "
+                        f"sealed none)")
+    return stored, None
+
+
+def unsealed_problem(path: str | Path, written_by: str) -> str | None:
+    """Why the file ``path`` is no kept product ``written_by`` wrote (it holds no seal), or None: asked of every kept
+    product of a run folder before the run's first step (:func:`savi_plugin.data.outputs.steps_problem`), and first
+    by :func:`read_kept`."""
+    return _read_sealed(path, written_by)[1]
+
+
 def read_kept(path: str | Path, *, slot: Mapping[str, Any], written_by: str, remedy: str) -> dict:
     """The kept product at ``path`` when it is the slot's own (:func:`kept_problem`); else one line naming the
     file, what is wrong and ``remedy`` (the folder to remove).
 
     Raises:
-        RunError: the record was edited since ``written_by`` wrote it, or is not the slot's own.
+        RunError: the file is not a record ``written_by`` sealed (a user's own: named as not written by it), the
+            record was edited since it was written, or is not the slot's own.
     """
-    from savi_plugin.data.files import read_json
-
-    stored = read_json(path)
-    if not isinstance(stored, dict) or stored.get("sha256") != _digest(stored):
+    stored, problem = _read_sealed(path, written_by)
+    if problem is not None:
+        raise RunError(f"{path}: {problem}: move it away, or {remedy}")
+    if stored.get("sha256") != _digest(stored):
         raise RunError(f"{path}: changed after {written_by} wrote it (its numbers are not the run's): {remedy}")
     problem = kept_problem(stored.get("kept"), slot, path)
     if problem is not None:

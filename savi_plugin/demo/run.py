@@ -83,6 +83,19 @@ def check_demo_frames(cfg) -> None:
                               cfg.source)
 
 
+def demo_steps(demo) -> dict:
+    """What the demo writes in its folder (:func:`savi_plugin.data.outputs.claim`'s ``steps``): its videos and
+    warm-up model (its own step products), the tiny model, the pairs, a training run per method, the results and
+    the plot; ``demo``: its :class:`~savi_plugin.demo.settings.DemoSettings`."""
+    from savi_plugin.data.outputs import OWN
+    from savi_plugin.demo.world import KINDS
+
+    methods = ["rrpo"] + (["dpo"] if demo.compare_dpo else [])
+    return {"videos": {kind: "savi demo" for kind in KINDS},
+            "models": {"tiny": OWN, "warm": "savi demo"}, "data": {"rrpo_pairs.jsonl": "savi generate"},
+            **{method: "savi train" for method in methods}, "results.json": OWN, "demo.png": OWN}
+
+
 def run_demo(out_dir: str | Path, recipe: str = "tiny_demo", overrides: list[str] | None = None) -> dict:
     """Run the demo into ``out_dir`` and return the results (also written to ``out_dir/results.json``).
 
@@ -105,7 +118,7 @@ def run_demo(out_dir: str | Path, recipe: str = "tiny_demo", overrides: list[str
     # or moved whole, continues; the demo's own settings by value
     config = {"resolved": recipe_identity(cfg), "settings": to_dict(settings)}
     with claim(out, command="savi demo", config=config, folder=True, output_name="--out", what="demo folder",
-               inputs={"the recipe": resolve_recipe_path(recipe)}) as claimed:
+               inputs={"the recipe": resolve_recipe_path(recipe)}, steps=demo_steps(settings)) as claimed:
         claimed.write_mark()
         with run_folder(out):  # every path its files store to its own files is relative: it moves whole
             return _run(cfg, settings, out, wall0, cpu0)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import statistics
 from pathlib import Path
 
-from savi_plugin.data.outputs import claim, write_json
+from savi_plugin.data.outputs import OWN, claim, write_json
 from savi_plugin.demo.report import STAGES, gain
 
 
@@ -119,8 +119,9 @@ def run_seeds(out_dir: str | Path, recipe: str = "tiny_demo", overrides: list[st
     cfg = load_recipe(recipe, recipe_overrides)
     base = cfg.seed
     config = {"resolved": recipe_identity(cfg), "settings": to_dict(settings)}  # by content, as run_demo's
+    steps = {"seed-*": "savi demo", "results.json": OWN, "demo.png": OWN}  # a demo folder per seed, the summary
     with claim(out, command="savi demo --seeds", config=config, folder=True, output_name="--out",
-               what="demo folder", inputs={"the recipe": resolve_recipe_path(recipe)}) as claimed:
+               what="demo folder", inputs={"the recipe": resolve_recipe_path(recipe)}, steps=steps) as claimed:
         claimed.write_mark()
         per_seed = {}
         with run_folder(out):  # the seeds' runs move with it as one folder

@@ -32,8 +32,8 @@ from savi_plugin.data.files import file_problem, read_document
 from savi_plugin.data.identity import check_adapter, input_identity, model_identity
 from savi_plugin.data.kept import write_kept
 from savi_plugin.data.watched import WatchedFiles
-from savi_plugin.data.outputs import (atomic_path, claim, disk_error, remove_failed_log, remove_tree, start_child,
-                                     write_json, write_text)
+from savi_plugin.data.outputs import (KEPT, OWN, atomic_path, claim, disk_error, remove_failed_log, remove_tree,
+                                      start_child, write_json, write_text)
 from savi_plugin.data.paths import name_for_file, path_for_file
 from savi_plugin.environment import item_limits
 from savi_plugin.eval.hub_check import eval_data_env
@@ -385,7 +385,7 @@ def run_suite(plan: SuitePlan, out: str | Path, *, env: dict | None = None, miss
     # folder, or with another spelling of the same files
     with claim(out, command="savi eval suite", config=config, folder=True,
                inputs=_plan_inputs(plan), ignore=("model", "adapters", "data_root"),
-               output_name="--out", what="suite folder") as claimed, watch, data_watch:
+               output_name="--out", what="suite folder", steps=suite_steps(plan)) as claimed, watch, data_watch:
         claimed.write_mark()
         write_json(out / "suite.json", plan.for_file(out / "suite.json"), indent=1)
         try:
@@ -399,6 +399,14 @@ def run_suite(plan: SuitePlan, out: str | Path, *, env: dict | None = None, miss
 #: what a suite derives from its runs, written last: removed while a run is evaluated again, so a stopped suite
 #: leaves no table of runs it no longer holds (``savi eval compare`` then finds no table, not an old one)
 DERIVED_FILES = ("table.json", "table.md", "card.json", "delta.png")
+
+
+def suite_steps(plan: SuitePlan) -> dict:
+    """What a suite writes in its folder (:func:`savi_plugin.data.outputs.claim`'s ``steps``): per model its
+    lmms-eval run, log and kept record (:func:`run_model`), its plan and what it derives from the runs."""
+    run = {"lmms_eval": OWN, "lmms_eval.log": OWN, "done.json": KEPT}
+    return {"runs": {label: run for label in plan.models()}, "suite.json": OWN,
+            **{name: OWN for name in DERIVED_FILES}}
 
 
 def _run_claimed(plan: SuitePlan, out: Path, env: dict, missing, progress) -> dict:

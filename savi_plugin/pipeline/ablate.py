@@ -204,13 +204,25 @@ def run_ablation(recipe_ref: str, losses: list[str], out: str | Path, *, pairs: 
     others = tuple(f"runs.{loss}" for loss in set(_stored_runs(read_mark(out, True) if out.is_dir() else None))
                    ^ set(runs))
     with claim(out, command="savi ablate", config=config, folder=True, inputs=inputs, output_name="--out",
-               what="ablation folder", ignore=others,
+               what="ablation folder", ignore=others, steps=ablation_steps(runs),
                input_files={"a video the pairs name": pair_video_paths(data, training_kwargs(first))}) as claimed, \
             watch, eval_watch:
         claimed.config["runs"] = {**_stored_runs(claimed.previous), **runs}
+        claimed.steps = ablation_steps(claimed.config["runs"])  # every loss run so far is a step of the folder
         claimed.write_mark()
         with run_folder(out):  # every path its files store to its own files is relative: it moves whole
             return _run(plans, first, data, out, eval_pairs, benchmarks, evaluate, print_logs)
+
+
+def ablation_steps(losses) -> dict:
+    """What an ablation writes in its folder (:func:`savi_plugin.data.outputs.claim`'s ``steps``): a folder per
+    loss and one for the base model, each with its kept summary, its training run and its evaluation; the table;
+    the synthetic eval data of a ``tiny://`` model."""
+    from savi_plugin.data.outputs import KEPT, OWN
+
+    return {"base": {SUMMARY: KEPT, "eval": OWN}, **{loss: {SUMMARY: KEPT, "train": "savi train", "eval": OWN}
+                                                     for loss in losses},
+            "ablation.json": OWN, "ablation.md": OWN, "eval_data": OWN, "hf_home": OWN}
 
 
 def _stored_runs(mark: dict | None) -> dict:

@@ -27,7 +27,7 @@ from savi_plugin.data.files import read_json
 from savi_plugin.data.fingerprint import check_same_config
 from savi_plugin.data.identity import files_identity, input_identity, model_identity
 from savi_plugin.data.kept import seal
-from savi_plugin.data.outputs import claim, replace_folder, write_json
+from savi_plugin.data.outputs import OWN, claim, replace_folder, write_json
 from savi_plugin.data.paths import path_for_file, path_from_file, paths_for_file, run_folder
 from savi_plugin.data.watched import WatchedFiles
 from savi_plugin.recipe import OUTPUT_KEYS, recipe_for_file
@@ -96,6 +96,10 @@ def _unsealed(path: Path, data) -> dict:
     return {k: v for k, v in data.items() if k != "sha256"}
 
 
+#: the command our mark of a merged model folder (``iter_<i>/model``) names
+MERGE_COMMAND = "savi align merge"
+
+
 def merge_adapter(model_path: str | Path, adapter_dir: str | Path, out_dir: str | Path, backend: str | None) -> Path:
     """Fold a LoRA adapter into the weights and save a full checkpoint (the next iteration's model)."""
     from savi_plugin.models import load_backend
@@ -103,7 +107,7 @@ def merge_adapter(model_path: str | Path, adapter_dir: str | Path, out_dir: str 
     lm = load_backend(model_path, backend=backend, adapter=adapter_dir)
     merged = lm.model.merge_and_unload()
     out_dir = Path(out_dir)
-    with claim(out_dir, command="savi align merge", folder=True, replace_ours=True, output_name="merged model folder",
+    with claim(out_dir, command=MERGE_COMMAND, folder=True, replace_ours=True, output_name="merged model folder",
                inputs={"the model": model_path, "the adapter": adapter_dir}, lock_beside=True) as claimed:
         with replace_folder(out_dir) as tmp:  # a kill while saving leaves the previous folder (or none)
             merged.save_pretrained(tmp)
@@ -175,13 +179,26 @@ def run_align(recipe, run_dir: str | Path, iterations: int | None = None, evalua
     join_process_group()  # under a launcher: generation shards, training runs on every rank (pipeline/ranks.py)
     with claim(run_dir, command="savi align", config=config, folder=True, inputs=inputs, output_name="--out",
                what="align run folder", ignore=tuple(f"recipe.{k}" for k in RESUMABLE_RECIPE_KEYS),
-               input_files={"a video the manifest names": videos or ()},
+               input_files={"a video the manifest names": videos or ()}, steps=align_steps(),
                records=("manifest.json",)) as claimed, \
             watch, eval_watch:  # records: the recipe; each step's results: its own folder
         if current().is_main:  # rank 0 locks and marks the folder; the other ranks check it
             claimed.write_mark()
         with run_folder(run_dir):  # every path its files store to its own files is relative: it moves whole
             return _run_locked(recipe, run_dir, iterations, evaluate, eval_watch)
+
+
+def align_steps() -> dict:
+    """What ``savi align`` writes in its run folder (:func:`savi_plugin.data.outputs.claim`'s ``steps``): per
+    iteration its pairs (one file, or a shard per rank), training run, merged model and evaluation; the base
+    model's evaluation, the manifest, and a ``tiny://`` model with its synthetic eval data."""
+    from savi_plugin.pipeline.evaluate import EVAL_COMMAND
+
+    generated = ["savi generate", "savi generate merge"]  # one process's pairs, or its ranks' shards merged
+    iteration = {"pairs.jsonl": generated, "pairs.shard-*.jsonl": "savi generate", "train": "savi train",
+                 "model": MERGE_COMMAND, "eval": EVAL_COMMAND}
+    return {"iter_[0-9]*": iteration, "eval_base": EVAL_COMMAND, "manifest.json": OWN, "models": {"tiny": OWN},
+            "eval_data": OWN, "hf_home": OWN}
 
 
 def recipe_inputs(recipe) -> dict[str, Path]:

@@ -166,6 +166,20 @@ def test_a_record_without_what_it_was_made_for_is_refused(record, tmp_path):
     assert message.startswith(f"{path}: it") and message.endswith(": remove it") and "\n" not in message
 
 
+@pytest.mark.parametrize("content", ['{"mine": 1}', "[1, 2]", "my notes, not JSON", ""])
+def test_a_users_own_file_at_a_kept_products_name_is_named_as_not_ours(content, tmp_path):
+    """Pass 23 C #16: a user's ``summary.json`` in a loss folder was described as "a None run's result" that was
+    "moved or swapped", then as "changed after savi ablate wrote it". A file with no seal was not written by the
+    command: said so, with moving it away as the first remedy."""
+    path = tmp_path / "summary.json"
+    path.write_text(content)
+    with pytest.raises(RunError) as caught:
+        read_kept(path, slot=SLOT, written_by="savi ablate", remedy="remove it to run it again")
+    message = str(caught.value)
+    assert message.startswith(f"{path}: not written by savi ablate (") and "\n" not in message, message
+    assert message.endswith(": move it away, or remove it to run it again"), message
+
+
 def test_a_product_moved_whole_with_its_sources_is_kept(tmp_path):
     """Sources inside the product's folder are stored relative to it: a run folder moves or is copied whole."""
     run = tmp_path / "run"

@@ -962,3 +962,129 @@ def test_a_step_inside_a_claimed_folder_names_that_folders_flag_in_its_remedy(re
     assert "--output" not in str(refused.value)
     with pytest.raises(ValueError, match="--output"):  # on its own: its own flag
         claim(inner, command="savi generate", config={"a": 2}, output_name="--output")
+
+
+#: a run folder's steps (what :func:`outputs.claim`'s ``steps`` describes), with one of each kind of entry
+_STEPS = {"iter_[0-9]*": {"pairs.jsonl": ["savi generate", "savi generate merge"],
+                          "pairs.shard-*.jsonl": "savi generate", "train": "savi train", "eval": outputs.OWN,
+                          "summary.json": outputs.KEPT}, "table.json": outputs.OWN}
+
+
+def _mark(path: Path, command: str, folder: bool = True) -> None:
+    path.mkdir(parents=True, exist_ok=True) if folder else (path.parent.mkdir(exist_ok=True),
+                                                             path.write_text('{"id": "a"}\n'))
+    outputs.mark_path(path, folder).write_text(json.dumps({"written_by": "savi", "command": command, "config": {}}))
+
+
+def _sealed_summary(path: Path) -> None:
+    from savi_plugin.data.kept import write_kept
+
+    write_kept(path, {"pairs": 2}, slot={"row": "dpo"}, sources={})
+
+
+def _failed_log(path: Path) -> None:
+    path.write_bytes(outputs.FAILED_LOG_HEADER + b"run/iter_0/eval\nlmms-eval said no\n")
+
+
+#: what a run's own step may hold: each is accepted on a re-run
+_OWN_STEPS = {
+    "an empty iteration folder": lambda it: it.mkdir(),
+    "pairs with their mark and sidecars": lambda it: (_mark(it / "pairs.jsonl", "savi generate", folder=False),
+                                                      *((it / f"pairs.jsonl.{k}").write_text("{}") for k in
+                                                        ("progress.jsonl", "report.json", "lock"))),
+    "a training run marked by savi train": lambda it: (_mark(it / "train", "savi train"),
+                                                       (it / "train" / "adapter_model.safetensors").write_bytes(b"w")),
+    "a new empty training folder": lambda it: (it / "train").mkdir(parents=True),
+    "anything in a folder the run writes unmarked": lambda it: ((it / "eval" / "lmms_eval").mkdir(parents=True),
+                                                                (it / "eval" / "x.log").write_text("log")),
+    "a savi lock file": lambda it: (it.mkdir(), (it / outputs.LOCK_NAME).write_text("")),
+    "a killed writer's temporary file": lambda it: (it.mkdir(), (it / ".pairs.jsonl.123.0123abcd.tmp").write_text("")),
+    "a failure log savi kept": lambda it: (it.mkdir(), _failed_log(it / "eval.failed.log")),
+    "a sealed kept summary": lambda it: (it.mkdir(), _sealed_summary(it / "summary.json")),
+    "a sealed summary edited since (read_kept names it when the run reads it)": lambda it: (
+        it.mkdir(), _sealed_summary(it / "summary.json"),
+        (it / "summary.json").write_text((it / "summary.json").read_text().replace('"pairs": 2', '"pairs": 3'))),
+    "a shard with its mark and sidecars": lambda it: (
+        _mark(it / "pairs.shard-00000-of-00002.jsonl", "savi generate", folder=False),
+        (it / "pairs.shard-00000-of-00002.jsonl.progress.jsonl").write_text("{}")),
+    "a user's folder at a name the run does not write": lambda it: ((it.parent / "notes").mkdir(parents=True),
+                                                                    (it.parent / "notes" / "n.txt").write_text("n")),
+}
+
+
+def _fifo(path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    os.mkfifo(path)
+
+
+#: what is not the run's at one of its steps: (make it, the path the refusal names, what it says)
+_NOT_OWN_STEPS = {
+    "a user's file in an iteration folder": (lambda it: (it.mkdir(), (it / "notes.txt").write_text("n")),
+                                             "notes.txt", "a file not written by savi align"),
+    "a user's folder in an iteration folder": (lambda it: (it / "mine").mkdir(parents=True),
+                                               "mine", "a folder not written by savi align"),
+    "another command's site as the iteration folder": (lambda it: _mark(it, "savi inspect"), "",
+                                                       "an output of savi inspect"),
+    "a user's file at the iteration folder's mark": (lambda it: (it.mkdir(), (it / outputs.MARK_NAME).write_text("x")),
+                                                     "", "holding .savi-output.json, which savi did not write"),
+    "a file as the iteration folder": (lambda it: it.write_text("x"), "", "a file, not the folder the run makes"),
+    "a user's folder as the training run": (lambda it: ((it / "train").mkdir(parents=True),
+                                                        (it / "train" / "NOTES.md").write_text("n")),
+                                            "train/NOTES.md", "a file not written by savi train"),
+    "another command's output as the training run": (lambda it: _mark(it / "train", "savi inspect"), "train",
+                                                     "an output of savi inspect, not savi train"),
+    "a user's file at the training run's mark": (lambda it: ((it / "train").mkdir(parents=True),
+                                                             (it / "train" / outputs.MARK_NAME).write_text("{}")),
+                                                 "train/.savi-output.json", "at the name of savi train's mark"),
+    "a user's pairs file": (lambda it: (it.mkdir(), (it / "pairs.jsonl").write_text('{"id": "mine"}\n')),
+                            "pairs.jsonl", "a file not written by savi generate or savi generate merge"),
+    "a FIFO as the pairs file": (lambda it: _fifo(it / "pairs.jsonl"), "pairs.jsonl", "FIFO"),
+    "a user's summary": (lambda it: (it.mkdir(), (it / "summary.json").write_text('{"mine": 1}')),
+                         "summary.json", "not written by savi align (it holds no seal"),
+    "a user's file at a kept failure log's name": (lambda it: (it.mkdir(), (it / "eval.failed.log").write_text("n")),
+                                                   "eval.failed.log", "a file not written by savi align"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(_OWN_STEPS))
+def test_a_runs_own_steps_are_accepted(case, tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    _OWN_STEPS[case](run / "iter_0")
+    assert outputs.steps_problem(run, _STEPS, "savi align") is None
+
+
+@pytest.mark.parametrize("case", sorted(_NOT_OWN_STEPS))
+def test_a_step_that_is_not_the_runs_own_is_named_with_what_it_is(case, tmp_path):
+    """Pass 23 C #14-#19, the rule itself: every kind of step entry x what may stand there instead of the run's
+    own; the refusal names the path to move."""
+    run = tmp_path / "run"
+    make, named, said = _NOT_OWN_STEPS[case]
+    run.mkdir()
+    make(run / "iter_0")
+    refused = outputs.steps_error(run, _STEPS, "savi align")
+    assert refused is not None
+    message = str(refused)
+    where = run / "iter_0" / named if named else run / "iter_0"
+    assert message.startswith(f"{where}: ") and said in message, message
+    assert f"at a step of the savi align run in {run}" in message and "move it away" in message
+    assert "\n" not in message
+
+
+@pytest.mark.parametrize("rel, refused", [
+    ("iter_0", True), ("iter_0/pairs.jsonl", True), ("iter_0/pairs.jsonl.report.json", True),
+    ("iter_0/notes.jsonl", True), ("iter_7/train", True), ("iter_0/eval/x.json", True), ("table.json", True),
+    ("iter_0/train/training_curves.png", False), ("site", False), ("notes/iter_0", False)])
+def test_an_output_at_a_step_of_another_commands_run_is_refused(rel, refused, tmp_path):
+    """Pass 23 C #21: an output at a step of a run folder another command marked with its steps (or inside a
+    folder the run writes itself) is refused naming the run; inside a product another command made for the run
+    (a plot in its training folder), or at a name the run does not use, it is not."""
+    run = tmp_path / "run"
+    with outputs.claim(run, command="savi align", folder=True, steps=_STEPS) as claimed:
+        claimed.write_mark()
+        outputs.check_not_in_run_step(run / rel)  # this job's own steps
+    if refused:
+        with pytest.raises(ForeignOutputError, match=re.escape(f"at a step of the savi align run in {run}")):
+            outputs.check_not_in_run_step(run / rel, "--output")
+    else:
+        outputs.check_not_in_run_step(run / rel, "--output")

@@ -1678,3 +1678,123 @@ def test_pairs_whose_relative_model_names_nothing_from_their_folder_say_so(gener
     check_pairs_source(copy, model)
     warned = [r.getMessage() for r in caplog.records if "not by the model being trained" in r.getMessage()]
     assert len(warned) == 1 and "../models/warm: stored relative to the folder the pairs were written in" in warned[0]
+
+
+#: every command that claims a run folder and writes its steps inside it: its argv, the function that runs the
+#: steps once the folder is claimed (replaced here: the claim alone is under test), and two of its steps: a
+#: folder the run makes itself (``plain``), and a product inside the run another command it runs marks
+#: (``product``, with that command), or a kept product (``kept``) the run seals
+RUN_FOLDERS = {
+    "ablate": (lambda w, out: ["ablate", w / "data/train.yaml", "--pairs", w / "data/pairs.jsonl", "--losses",
+                               "dpo,rrpo", "--no-benchmarks", "--out", out],
+               "savi_plugin.pipeline.ablate._run", {"plain": "rrpo", "product": ("rrpo/train", "savi train"),
+                                                    "kept": "dpo/summary.json"}),
+    "align": (WRITERS["align"].argv, "savi_plugin.pipeline.align._run_locked",
+              {"plain": "iter_0", "product": ("iter_1/model", "savi align merge")}),
+    "demo": (WRITERS["demo"].argv, "savi_plugin.demo.run._run",
+             {"plain": "data", "product": ("rrpo", "savi train")}),
+    "demo-seeds": (lambda w, out: [*WRITERS["demo"].argv(w, out), "--seeds", "2"],
+                   "savi_plugin.demo.run.run_demo", {"plain": None, "product": ("seed-1", "savi demo")}),
+    "eval-suite": (WRITERS["eval-suite"].argv, "savi_plugin.eval.suite._run_claimed",
+                   {"plain": "runs/base", "kept": "runs/adapter/done.json"}),
+}
+#: the command each run folder's mark names
+RUN_COMMAND = {"ablate": "savi ablate", "align": "savi align", "demo": "savi demo", "demo-seeds": "savi demo --seeds",
+               "eval-suite": "savi eval suite"}
+
+
+def _claimed_run(command: str, world: Path, out: Path, monkeypatch, capsys) -> Callable[[], tuple[int, str, bool]]:
+    """Claim ``out`` for ``command`` (its steps replaced by one that leaves a result beside them, so the folder
+    stays claimed), and return a call of the same command that says whether any step ran."""
+    from savi_plugin.errors import RunError
+
+    argv, steps_at, _ = RUN_FOLDERS[command]
+    ran: list[bool] = []
+
+    def steps(*args, **kwargs):
+        ran.append(True)
+        (out / "steps-began.log").write_text("a step ran\n")
+        raise RunError("the steps are not under test")
+
+    monkeypatch.setattr(steps_at, steps)
+    code, _, err = savi(capsys, *argv(world, out))
+    assert code == 1 and ran and (out / ".savi-output.json").is_file(), err
+    ran.clear()
+
+    def again() -> tuple[int, str, bool]:
+        code, _, err = savi(capsys, *argv(world, out))
+        return code, err, bool(ran)
+    return again
+
+
+def _intrude(out: Path, rel: str, intruder: str) -> Path:
+    """Put ``intruder`` at ``out/rel``; returns the path the refusal must name."""
+    place = out / rel
+    place.parent.mkdir(parents=True, exist_ok=True)
+    if intruder == "a user's folder with a file":
+        place.mkdir()
+        (place / "notes.txt").write_text("the user's own notes\n")
+        return place / "notes.txt"
+    if intruder == "another command's output":
+        place.mkdir()
+        (place / "index.html").write_text("<html>a site</html>\n")
+        (place / ".savi-output.json").write_text(json.dumps({"written_by": "savi", "command": "savi inspect",
+                                                             "config": {}}))
+        return place
+    place.write_text('{"mine": 1}\n')  # a user's file at a kept product's name
+    return place
+
+
+STEP_CASES = [(command, where, intruder) for command, (_, _, places) in RUN_FOLDERS.items()
+              for where in ("plain", "product", "kept") if places.get(where)
+              for intruder in (["a user's file"] if where == "kept" else
+                               ["a user's folder with a file", "another command's output"])]
+
+
+@pytest.mark.parametrize("command,where,intruder", STEP_CASES)
+def test_a_step_of_a_run_folder_that_is_not_the_runs_own_is_refused_before_any_step(command, where, intruder,
+                                                                                    world, tmp_path, monkeypatch,
+                                                                                    capsys):
+    """Pass 23 C #14-#19: ``savi ablate`` and ``savi align`` wrote a loss run or an iteration into a ``savi inspect``
+    site, or into a user's folder beside its notes, with exit 0; a user's file in ``iter_3/model`` was found only
+    after that iteration had generated and trained, with "choose a new --out" as the remedy; a user's
+    ``summary.json`` was called "a None run's result". Every run folder command refuses, before its first step, a
+    step that is not its own, in one line naming what to move, and leaves it as it was."""
+    out = tmp_path / "run"
+    again = _claimed_run(command, world, out, monkeypatch, capsys)
+    place = RUN_FOLDERS[command][2][where]
+    rel, product_of = place if isinstance(place, tuple) else (place, None)
+    named = _intrude(out, rel, intruder)
+    before, inputs = snapshot(tmp_path), snapshot(world)
+    code, err, ran = again()
+    assert code == 1 and not ran, err
+    line = assert_one_line_error(err, f"error: {named}: ", f"at a step of the {RUN_COMMAND[command]} run in {out}",
+                                 "move it away")
+    expected = {"a user's folder with a file": f"not written by {product_of or RUN_COMMAND[command]}",
+                "another command's output": "an output of savi inspect",
+                "a user's file": f"not written by {RUN_COMMAND[command]}"}[intruder]
+    assert expected in line
+    assert snapshot(tmp_path) == before and snapshot(world) == inputs
+
+
+@pytest.mark.parametrize("command", list(RUN_FOLDERS))
+def test_another_command_is_refused_at_a_step_of_a_claimed_run_folder(command, world, tmp_path, monkeypatch, capsys):
+    """Pass 23 C #21: a plain ``savi generate`` extended a finished ``savi align`` run's ``iter_0/pairs.jsonl`` (exit
+    0), and the run could then not be continued. An output at a step of a run folder another command claimed is
+    refused naming that run; a name the run does not write stays free."""
+    out = tmp_path / "run"
+    _claimed_run(command, world, out, monkeypatch, capsys)
+    places, said = RUN_FOLDERS[command][2], f"at a step of the {RUN_COMMAND[command]} run in {out}"
+    before = snapshot(tmp_path)
+    if places["plain"]:  # inside a folder the run makes
+        code, _, err = savi(capsys, "recipes", "cp", "tiny_demo", out / places["plain"] / "r.yaml")
+        assert code == 1
+        assert_one_line_error(err, f"error: {out / places['plain'] / 'r.yaml'}: ", said)
+    if places.get("product"):  # at a product another command makes for the run
+        code, _, err = savi(capsys, "inspect", world / "data/pairs.jsonl", "--out", out / places["product"][0],
+                            "--no-progress")
+        assert code == 1
+        assert_one_line_error(err, f"error: {out / places['product'][0]}: ", said)
+    assert snapshot(tmp_path) == before
+    code, _, err = savi(capsys, "recipes", "cp", "tiny_demo", out / "mine.yaml")
+    assert code == 0, err

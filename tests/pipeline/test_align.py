@@ -253,8 +253,9 @@ def test_extending_a_run_after_a_video_its_manifest_names_changed_is_refused(tmp
 def _finished_run(run_dir, recipe, monkeypatch):
     """A run folder claimed by ``savi align`` whose two iterations finished generation, training and merge (the
     steps themselves are tested above; here only which ones a re-run repeats)."""
-    from savi_plugin.data.outputs import write_json
+    from savi_plugin.data.outputs import mark_path, write_json
     from savi_plugin.pipeline import align
+    from savi_plugin.pipeline.align import MERGE_COMMAND
     from savi_plugin.recipe import recipe_for_file
 
     def fabricate(recipe, run_dir, iterations, evaluate, eval_watch):
@@ -262,7 +263,9 @@ def _finished_run(run_dir, recipe, monkeypatch):
         for i in range(2):
             (run_dir / f"iter_{i}" / "model").mkdir(parents=True)
             (run_dir / f"iter_{i}" / "model" / "config.json").write_text("{}")
-            (run_dir / f"iter_{i}" / "pairs.jsonl").write_text("{}\n")  # what its generation kept
+            (run_dir / f"iter_{i}" / "pairs.jsonl").write_text("")  # its generation's place (no run of its own)
+            write_json(mark_path(run_dir / f"iter_{i}" / "model", True),  # marked by its step's command
+                       {"written_by": "savi", "command": MERGE_COMMAND, "config": {}})
             iterations.append({"iteration": i, "model": "tiny", "processes": 1, "data": f"iter_{i}/pairs.jsonl",
                                "data_report": {"counts": {"pairs": 3}}, "adapter": f"iter_{i}/train",
                                "train": {"steps": 3}, "next_model": f"iter_{i}/model"})
