@@ -16,6 +16,13 @@ from savi_plugin.models import load_backend
 from savi_plugin.models.backends.base import ModelLoadError
 
 
+def _load_refusal(model) -> str:
+    """The one-line refusal of loading ``model`` (a :class:`ModelLoadError` is expected)."""
+    with pytest.raises(ModelLoadError) as err:
+        load_backend(model, num_frames=4)
+    return str(err.value)
+
+
 def _edit(path, change) -> None:
     config = json.loads(path.read_text())
     change(config)
@@ -38,9 +45,7 @@ def test_a_model_config_its_weights_contradict_is_refused_before_it_is_built(cha
     shutil.copytree(tiny_llava_onevision, model)
     _edit(model / "config.json", change)
     start = time.perf_counter()
-    with pytest.raises(ModelLoadError) as err:
-        load_backend(model, num_frames=4)
-    assert str(err.value).startswith(f"{model}: the model cannot be loaded: {words}"), err.value
+    assert _load_refusal(model).startswith(f"{model}: the model cannot be loaded: {words}")
     assert time.perf_counter() - start < 30  # from the headers, nothing built
 
 
@@ -295,9 +300,7 @@ def test_a_processor_its_weights_do_not_fit_is_refused_at_load(damage, words, ti
         for part in ("image_processor", "video_processor"):
             config[part]["size"] = {"height": 64, "width": 64}
         (model / "processor_config.json").write_text(json.dumps(config))
-    with pytest.raises(ModelLoadError) as err:
-        load_backend(model, num_frames=4)
-    assert str(err.value).startswith(f"{model}: the model cannot be loaded: {words}"), err.value
+    assert _load_refusal(model).startswith(f"{model}: the model cannot be loaded: {words}")
 
 
 def test_an_adapter_config_edited_after_training_is_refused(tiny_llava_onevision, synthetic_samples, tmp_path):
@@ -347,9 +350,7 @@ def test_a_model_json_file_that_is_there_but_unreadable_is_refused_naming_it(nam
         path.symlink_to(tmp_path / "gone" / name)
     else:
         path.write_text(text)
-    with pytest.raises(ModelLoadError) as err:
-        load_backend(model, num_frames=4)
-    assert str(err.value).startswith(f"{model}: the model cannot be loaded: {name}{words}"), err.value
+    assert _load_refusal(model).startswith(f"{model}: the model cannot be loaded: {name}{words}")
 
 
 @pytest.mark.parametrize("node", ["broken link", "folder"])
@@ -366,9 +367,7 @@ def test_a_weight_file_that_is_no_file_is_named_as_what_it_is(node, tiny_llava_o
     else:
         weights.mkdir()
         words = "is a directory, not a weight file"
-    with pytest.raises(ModelLoadError) as err:
-        load_backend(model, num_frames=4)
-    assert str(err.value) == f"{model}: the model cannot be loaded: model.safetensors: the model's weight file {words}"
+    assert _load_refusal(model) == f"{model}: the model cannot be loaded: model.safetensors: the model's weight file {words}"
 
 
 def _template_edit(damage):
@@ -400,9 +399,7 @@ def test_a_chat_template_that_renders_a_prompt_without_the_question_or_video_is_
     changed = _template_edit(damage)(template.read_text())
     assert changed != template.read_text()
     template.write_text(changed)
-    with pytest.raises(ModelLoadError) as err:
-        load_backend(model, num_frames=4)
-    assert str(err.value).startswith(f"{model}: the model cannot be loaded: {words}"), err.value
+    assert _load_refusal(model).startswith(f"{model}: the model cannot be loaded: {words}")
 
 
 @pytest.mark.parametrize("damage", ["removed", "its section removed"])
@@ -418,10 +415,8 @@ def test_a_model_without_its_processor_settings_names_the_file(damage, tiny_llav
     else:
         _edit(settings, lambda c: c.pop("image_processor"))
         words = f"{settings} holds no 'image_processor' section, and there is no preprocessor_config.json in its place"
-    with pytest.raises(ModelLoadError) as err:
-        load_backend(model, num_frames=4)
-    assert str(err.value).startswith(f"{model}: the model cannot be loaded: its image processor cannot be built: "
-                                     f"{words}"), err.value
+    assert _load_refusal(model).startswith(f"{model}: the model cannot be loaded: its image processor cannot be built: "
+                                     f"{words}")
 
 
 def test_a_lying_model_folder_is_one_configuration_error_through_generate_and_savi_video(tiny_llava_onevision,
