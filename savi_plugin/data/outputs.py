@@ -2109,7 +2109,8 @@ def check_place(output: str | Path, inputs: Mapping[str, str | Path | None] | No
     (:func:`check_not_in_checkpoint`); as not ours (exit 1), a FIFO, device or link savi would replace
     (:func:`special_kind`, :func:`link_problem`), a folder where a file is needed or the reverse, or a name that is
     another marked output's sidecar (:func:`sidecar_clash`); and, while another live job writes a folder around
-    it, as taken (exit 1, :func:`check_no_enclosing_job`). The first question :func:`claim` asks, the place check
+    it, as taken (exit 1, :func:`check_no_enclosing_job`), and at a step of a run folder another command claimed
+    (exit 1, :func:`check_not_in_run_step`). The first question :func:`claim` asks, the place check
     of ``savi eval fixture``'s folder, and the whole check of an output no mark claims (``savi eval run``'s
     ``--output_path``, shared between lmms-eval runs); ``what``: how the last refusal names the output (default
     ``output_name``)."""
@@ -2148,6 +2149,7 @@ def check_place(output: str | Path, inputs: Mapping[str, str | Path | None] | No
         raise ForeignOutputError(f"{output}: {output_name} {clash}; the two would overwrite each other's files: "
                                  f"choose {another(output_name)}")
     check_no_enclosing_job(path, what or output_name)  # two jobs would mix their files in one folder
+    check_not_in_run_step(path, output_name)  # another command would change what a run made, and stop the run
 
 
 def claim(output: str | Path, *, command: str, config: Mapping[str, Any] | None = None, folder: bool = False,
@@ -2239,7 +2241,6 @@ def claim(output: str | Path, *, command: str, config: Mapping[str, Any] | None 
             raise OutputLockedError(f"{output}: {output_name} is in use by another savi process "
                                     f"({_holder_text(holder)}); wait for it to finish or choose "
                                     f"{another(remedy_name)} (lock file {path / LOCK_NAME})")
-    check_not_in_run_step(path, output_name)
     if lock:
         held.acquire()
     try:

@@ -1795,6 +1795,17 @@ def test_another_command_is_refused_at_a_step_of_a_claimed_run_folder(command, w
                             "--no-progress")
         assert code == 1
         assert_one_line_error(err, f"error: {out / places['product'][0]}: ", said)
+    # pass 23 replay: the writers that ask only the place question (no mark of their own) were let in
+    targets = ([out / places["plain"] / "x"] if places["plain"] else []) + (
+        [out / places["product"][0]] if places.get("product") else [])
+    for target in targets:
+        for argv in (["eval", "fixture", target, "-n", "1", "--benchmark", "egoschema"],
+                     ["eval", "run", "--data-root", world / "eval-data", "--", "--model", "savi_video",
+                      "--model_args", f"pretrained={world / 'model'},num_frames=4", "--tasks", "savi_egoschema",
+                      "--limit", "1", "--output_path", target]):
+            code, _, err = savi(capsys, *argv)
+            assert code == 1, (argv, err)
+            assert_one_line_error(err, f"error: {target}: ", said)
     assert snapshot(tmp_path) == before
     code, _, err = savi(capsys, "recipes", "cp", "tiny_demo", out / "mine.yaml")
     assert code == 0, err
