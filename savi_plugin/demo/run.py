@@ -190,7 +190,9 @@ def _run(cfg, demo, out: Path, wall0: float, cpu0: float) -> dict:
         from savi_plugin.errors import RunError
 
         raise RunError(f"{pairs}: the warmed-up model made no error on the {demo.align_videos} alignment video(s) "
-                       f"(demo.align_videos), so RRPO found no pair to train on; give it more videos")
+                       f"(demo.align_videos), so RRPO found no pair to train on; this folder keeps the videos and "
+                       f"warm-up model of these settings: run with a larger demo.align_videos (or other "
+                       f"demo.warmup_* settings) into another --out")
 
     results: dict = {"before": before, "generation": gen_report,
                      "pairs_by_group": _pairs_by_group(pairs, sets["align"]), "sets": sizes}
