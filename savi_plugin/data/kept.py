@@ -118,8 +118,9 @@ def _read_sealed(path: str | Path, written_by: str) -> tuple[Any, str | None]:
         stored = read_json(path, lambda message, line=None: ValueError(message))
     except DocumentTooLarge:
         raise
-    except (ValueError, OSError):
-        return None, f"not written by {written_by} (not a JSON record savi keeps: a file of your own?)"
+    except (ValueError, OSError) as exc:
+        why = " ".join(str(exc).split()) if isinstance(exc, ValueError) else (exc.strerror or str(exc))
+        return None, f"not written by {written_by} (not a JSON record savi keeps: {why})"
     if not isinstance(stored, dict) or "sha256" not in stored:
         return stored, (f"not written by {written_by} (it holds no seal: a file of your own, or of a savi that "
                         f"sealed none)")

@@ -275,7 +275,7 @@ CASES = {
     "inspection.curves:_torn": [(_plot_checkpoint, "run/checkpoint-1/trainer_state.json")],
     "data.model_config:read_config": [(_model_config_check, "m/config.json")],
     "data.model_config:model_files_problem": [(_model_config_check, "m/config.json")],
-    "data.kept:read_kept": [(_ablation_summary, "abl/summary.json"), (_kept_run, "s/runs/base/done.json")],
+    "data.kept:_read_sealed": [(_ablation_summary, "abl/summary.json"), (_kept_run, "s/runs/base/done.json")],
     "pipeline.align:Manifest.__init__": [(_align_manifest, "run/manifest.json")],
     "models:detect_backend": [(_detect_backend, "m/config.json")],
     "models.llava_next.convert:_read_json": [(_convert, "m/config.json")],
@@ -371,7 +371,7 @@ def test_a_fifo_or_device_at_a_documents_place_is_named_never_read(reader, way, 
 
 #: readers whose command stops on an unreadable document (the others treat it as absent or as one bad record)
 NAMING_READERS = {"recipe:_read", "training.arguments:_read_deepspeed", "generators.prompts:load_prompts",
-                  "inspection.curves:_read_shaped", "data.kept:read_kept",
+                  "inspection.curves:_read_shaped", "data.kept:_read_sealed",
                   "pipeline.align:Manifest.__init__",
                   "models.llava_next.convert:_read_json", "cli.generate:parse_options", "eval.lmms_config:read_config",
                   "data.provenance:load_report", "data.identity:_read_adapter_json", "eval.results:read_json_object",

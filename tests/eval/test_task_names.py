@@ -163,7 +163,8 @@ def test_a_user_task_named_like_a_shipped_one_is_refused_naming_both_files(shado
     else:
         plugin = f"shadow_plugin_{uuid.uuid4().hex}"  # a name no earlier test imported
         folder, extra = tmp_path / "site" / plugin / "tasks", []
-        for init in (folder.parent / "__init__.py", folder / "__init__.py"):
+        # a plugin lmms-eval can start with: a package with .models and .tasks (task_names.check_plugins)
+        for init in (folder.parent / "__init__.py", folder.parent / "models" / "__init__.py", folder / "__init__.py"):
             init.parent.mkdir(parents=True, exist_ok=True)
             init.write_text("")
         monkeypatch.syspath_prepend(str(tmp_path / "site"))

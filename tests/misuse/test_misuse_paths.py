@@ -469,7 +469,11 @@ def test_a_model_path_naming_nothing_is_one_message_in_every_command(command, fo
     before = sorted(tmp_path.rglob("*"))
     code, _, err = savi(capsys, *[a.replace("MODEL", model) for a in argv])
     assert code == 2, err[-2000:]
-    assert assert_one_line_error(err) == f"error: {model}: no such file or folder"
+    expected = f"error: {model}: no such file or folder"
+    if command == "generate":  # a flag's value: said at the flag, with what would load (config.checkpoint)
+        expected = (f"error: --model: {model}: no such file or folder; give a local model folder (nothing is "
+                    f"downloaded), or a hub id with its backend (--backend)")
+    assert assert_one_line_error(err) == expected
     assert sorted(tmp_path.rglob("*")) == before  # nothing claimed
 
 
