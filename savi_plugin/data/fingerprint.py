@@ -33,7 +33,7 @@ def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def _normal(value: Any) -> Any:
+def json_normal(value: Any) -> Any:
     """JSON round trip, so a stored value (lists, string keys) compares equal to the same live value."""
     return json.loads(json.dumps(value, default=str, sort_keys=True))
 
@@ -55,7 +55,7 @@ def config_changes(stored: Mapping[str, Any], current: Mapping[str, Any],
     from savi_plugin.environment import NOT_ITEM_LIMITS
 
     ignore = (*ignore, *NOT_ITEM_LIMITS)
-    old, new = flatten(_normal(dict(stored))), flatten(_normal(dict(current)))
+    old, new = flatten(json_normal(dict(stored))), flatten(json_normal(dict(current)))
     missing = object()
     out = []
     for key in sorted(set(old) | set(new)):
@@ -73,7 +73,7 @@ def config_fingerprint(config: Mapping[str, Any], ignore: Iterable[str] = ()) ->
     """The SHA-256 of ``config`` without the keys in ``ignore`` (and without null leaves): two configurations
     have the same fingerprint exactly when :func:`config_changes` finds no change between them."""
     ignore = tuple(ignore)
-    leaves = {k: v for k, v in flatten(_normal(dict(config))).items() if v is not None and not _ignored(k, ignore)}
+    leaves = {k: v for k, v in flatten(json_normal(dict(config))).items() if v is not None and not _ignored(k, ignore)}
     return hashlib.sha256(json.dumps(leaves, sort_keys=True).encode("utf-8")).hexdigest()
 
 

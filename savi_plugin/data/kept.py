@@ -27,6 +27,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from savi_plugin.data.fingerprint import json_normal
 from savi_plugin.errors import RunError
 
 
@@ -42,18 +43,13 @@ def _identity(kind: str, path: Path) -> dict[str, Any] | None:
     raise ValueError(f"unknown kind of kept source: {kind!r}")
 
 
-def _normal(value: Any) -> Any:
-    """``value`` as JSON stores it (tuples as lists, paths as text): what a stored slot is compared with."""
-    return json.loads(json.dumps(value, default=str))
-
-
 def keep(slot: Mapping[str, Any], sources: Mapping[str, tuple[str | Path, str]], holder: str | Path) -> dict:
     """The record of a kept product: ``slot`` (what it is made for) and, for each ``name: (path, kind)`` of
     ``sources`` (``kind``: ``"file"``, ``"model"`` or ``"folder"``), the path as ``holder`` stores it and its
     identity by content now."""
     from savi_plugin.data.paths import path_for_file
 
-    return {"slot": _normal(dict(slot)),
+    return {"slot": json_normal(dict(slot)),
             "sources": {name: {"path": path_for_file(path, holder), "kind": kind,
                                "identity": _identity(kind, Path(path))}
                         for name, (path, kind) in sources.items()}}
@@ -80,7 +76,7 @@ def kept_problem(kept: Any, slot: Mapping[str, Any], holder: str | Path) -> str 
     if (not isinstance(kept, dict) or not isinstance(kept.get("slot"), dict)
             or not isinstance(kept.get("sources"), dict)):
         return "it holds no record of what it was made for and from (written by an earlier savi, or by hand)"
-    changes = config_changes(kept["slot"], _normal(dict(slot)))
+    changes = config_changes(kept["slot"], json_normal(dict(slot)))
     if changes:
         return f"it was made for another run than this one ({describe_changes(changes, limit=3)})"
     for name, source in sorted(kept["sources"].items()):

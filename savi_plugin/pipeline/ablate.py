@@ -19,13 +19,13 @@ same pairs with the same model, adapter and schedule. :func:`run_ablation` does 
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from savi_plugin.config.values import ConfigError
+from savi_plugin.data.fingerprint import json_normal
 
 log = logging.getLogger(__name__)
 
@@ -256,7 +256,7 @@ def _run(plans, first, data, out: Path, eval_pairs, benchmarks: bool, evaluate, 
             return summary
 
         log.info("ablation: %s", loss)
-        settings = _normal({"training": {k: v for k, v in training_kwargs(recipe).items() if k != "output_dir"},
+        settings = json_normal({"training": {k: v for k, v in training_kwargs(recipe).items() if k != "output_dir"},
                             "lora": recipe.lora.peft_kwargs(), "num_frames": recipe.model.num_frames})
         rows[loss] = _cached(out / loss / SUMMARY, train_and_evaluate, loss, settings)
     table = ablation_table(rows, base_scores)
@@ -265,11 +265,6 @@ def _run(plans, first, data, out: Path, eval_pairs, benchmarks: bool, evaluate, 
                                        else None, "base": base_scores, **table}, indent=1)
     write_text(out / "ablation.md", markdown(table))
     return table
-
-
-def _normal(value: Any) -> Any:
-    """``value`` as JSON stores it (tuples as lists, paths as text): what a kept summary's settings compare with."""
-    return json.loads(json.dumps(value, default=str))
 
 
 def _cached(path: Path, compute: Callable[[], dict], row: str = "base", settings: dict | None = None) -> dict:
