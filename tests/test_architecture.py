@@ -107,3 +107,26 @@ def test_the_graph_reader_sees_function_level_imports(tmp_path):
     relative.parent.mkdir(parents=True)
     relative.write_text("def f():\n    from ..c import d\n    from . import e\n    g('savi_plugin.h.i', 'savi_plugin.j')\n")
     assert sorted(t for t, _ in imports(relative, tmp_path)) == ["savi_plugin.a", "savi_plugin.c", "savi_plugin.h.i"]
+
+
+def test_the_output_layer_s_modules_import_only_those_before_them():
+    """``savi_plugin/data/outputs/`` is split by job; its ``__init__`` lists the modules in order, and each imports
+    only modules before it (no cycle; an import for annotations only, under ``TYPE_CHECKING``, is no arrow)."""
+    layer = PACKAGE / "data" / "outputs"
+    doc = ast.get_docstring(ast.parse((layer / "__init__.py").read_text(encoding="utf-8")))
+    order = re.findall(r"``(\w+)``\s+\(", doc.split("The layer is split by job", 1)[1])
+    assert sorted(order) == sorted(p.stem for p in layer.glob("*.py") if p.name != "__init__.py")
+    upward = []
+    for position, name in enumerate(order):
+        tree = ast.parse((layer / f"{name}.py").read_text(encoding="utf-8"))
+        typing_only = {id(n) for node in ast.walk(tree) if isinstance(node, ast.If)
+                       and getattr(node.test, "id", None) == "TYPE_CHECKING" for n in ast.walk(node)}
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and id(node) not in typing_only and node.module:
+                targets = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
+                for target in targets:
+                    parts = target.split(".")
+                    if parts[:3] == ["savi_plugin", "data", "outputs"] and len(parts) == 4 and parts[3] in order:
+                        if order.index(parts[3]) >= position:
+                            upward.append(f"{name} -> {parts[3]} (line {node.lineno})")
+    assert upward == [], "imports against the output layer's order in savi_plugin/data/outputs/__init__.py"

@@ -99,7 +99,7 @@ def test_torch_s_write_failure_under_a_file_size_limit_is_named_as_that_limit(tm
         err = outputs.disk_error(RuntimeError("basic_ios::clear: iostream error"), tmp_path / "run")
     finally:
         resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
-    if outputs.shutil.disk_usage(tmp_path).free <= limit:
+    if outputs.disk.shutil.disk_usage(tmp_path).free <= limit:
         assert err.errno == errno.ENOSPC  # the disk is that full: it may be the disk
     else:
         assert err.errno == errno.EFBIG and err.filename == str(tmp_path / "run")
@@ -167,7 +167,7 @@ def test_without_flock_the_lock_falls_back_to_an_exclusive_file(code, tmp_path, 
     def no_flock(fd, op):
         raise OSError(code, os.strerror(code))
 
-    monkeypatch.setattr(outputs.fcntl, "flock", no_flock)
+    monkeypatch.setattr(outputs.locks.fcntl, "flock", no_flock)
     out = tmp_path / "pairs.jsonl"
     first = OutputLock(out).acquire()
     excl = outputs.lock_path(out).with_name("pairs.jsonl.lock.excl")
@@ -180,18 +180,18 @@ def test_without_flock_the_lock_falls_back_to_an_exclusive_file(code, tmp_path, 
 
 
 def test_the_fallback_lock_of_a_dead_holder_is_taken_over(tmp_path, monkeypatch):
-    monkeypatch.setattr(outputs.fcntl, "flock", lambda fd, op: (_ for _ in ()).throw(OSError(errno.ENOLCK, "no")))
+    monkeypatch.setattr(outputs.locks.fcntl, "flock", lambda fd, op: (_ for _ in ()).throw(OSError(errno.ENOLCK, "no")))
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     out = tmp_path / "pairs.jsonl"
     excl = outputs.lock_path(out).with_name("pairs.jsonl.lock.excl")
-    excl.write_text(json.dumps({"pid": int(dead.stdout), "host": outputs.socket.gethostname(), "started": 0}))
+    excl.write_text(json.dumps({"pid": int(dead.stdout), "host": outputs.holders.socket.gethostname(), "started": 0}))
     lock = OutputLock(out).acquire()
     assert json.loads(excl.read_text())["pid"] == os.getpid()
     lock.release()
 
 
 def test_another_flock_error_is_not_swallowed(tmp_path, monkeypatch):
-    monkeypatch.setattr(outputs.fcntl, "flock", lambda fd, op: (_ for _ in ()).throw(OSError(errno.EBADF, "bad")))
+    monkeypatch.setattr(outputs.locks.fcntl, "flock", lambda fd, op: (_ for _ in ()).throw(OSError(errno.EBADF, "bad")))
     with pytest.raises(OSError, match="bad"):
         OutputLock(tmp_path / "x.jsonl").acquire()
 
@@ -285,7 +285,8 @@ def test_an_output_inside_an_input_seen_under_another_path_is_refused_by_inode(v
             pytest.skip("mount --bind is not allowed here (the unresolved-path case checks the same comparison)")
     else:
         other.symlink_to(model, target_is_directory=True)
-        monkeypatch.setattr(outputs, "_real", lambda p: Path(os.path.abspath(Path(p).expanduser())))
+        for module in (outputs.places, outputs.locks, outputs.steps):  # each module that compares real paths
+            monkeypatch.setattr(module, "_real", lambda p: Path(os.path.abspath(Path(p).expanduser())))
     try:
         for output, folder, inputs in ((model / "x.jsonl", False, {"--model": other}),
                                        (other / "sub" / "x.jsonl", False, {"--model": model}),
@@ -372,7 +373,7 @@ def test_a_failing_resume_keeps_the_earlier_result(tmp_path):
 HOLD = """
 import sys, time
 from savi_plugin.data import outputs
-outputs.LOCK_CHECK_SECONDS = 3600  # a removed lock file stays removed during the test
+outputs.state.LOCK_CHECK_SECONDS = 3600  # a removed lock file stays removed during the test
 with outputs.OutputLock(sys.argv[1], folder=True, what="run folder"):
     print("held", flush=True)
     time.sleep(60)
@@ -428,7 +429,7 @@ def test_a_full_disk_while_taking_the_lock_names_the_output(tmp_path, monkeypatc
     def full(*args):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(outputs.os, "pwrite", full)
+    monkeypatch.setattr(outputs.locks.os, "pwrite", full)
     with pytest.raises(OSError) as info:
         OutputLock(tmp_path / "suite", folder=True).acquire()
     assert info.value.errno == errno.ENOSPC and info.value.filename == str(tmp_path / "suite")
@@ -533,7 +534,7 @@ def shadow_root(tmp_path, monkeypatch):
     """A private shadow lock root for the test (not the machine's /tmp/savi-locks-<uid>)."""
     root = tmp_path / "tmproot"
     root.mkdir()
-    monkeypatch.setattr(outputs, "_shadow_roots", lambda: [root])
+    monkeypatch.setattr(outputs.locks, "_shadow_roots", lambda: [root])
     return root
 
 
@@ -786,10 +787,10 @@ def test_a_stop_between_creating_the_lock_file_and_locking_it_leaves_no_lock_fil
             raise stops.pop()()
         return real_flock(fd, op)
 
-    monkeypatch.setattr(outputs.fcntl, "flock", stopped_flock)
+    monkeypatch.setattr(outputs.locks.fcntl, "flock", stopped_flock)
     with pytest.raises(stop):
         OutputLock(out).acquire()
-    monkeypatch.setattr(outputs.fcntl, "flock", real_flock)
+    monkeypatch.setattr(outputs.locks.fcntl, "flock", real_flock)
     assert not visible.exists() and os.listdir(shadow_root / f"savi-locks-{os.getuid()}") == []
     OutputLock(out).acquire().release()  # free
 
@@ -800,11 +801,11 @@ def test_a_stop_after_the_lock_is_taken_inside_acquire_gives_it_back(shadow_root
     def stopped(lock):
         raise KeyboardInterrupt
 
-    register = outputs._register
-    monkeypatch.setattr(outputs, "_register", stopped)
+    register = outputs.locks._register
+    monkeypatch.setattr(outputs.locks, "_register", stopped)
     with pytest.raises(KeyboardInterrupt):
         OutputLock(out).acquire()
-    monkeypatch.setattr(outputs, "_register", register)
+    monkeypatch.setattr(outputs.locks, "_register", register)
     assert not outputs.lock_path(out).exists() and os.listdir(shadow_root / f"savi-locks-{os.getuid()}") == []
     OutputLock(out).acquire().release()
 

@@ -20,8 +20,8 @@ import ast
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[2] / "savi_plugin"
-#: the output layer itself
-LAYER = {"data/outputs.py", "data/writer.py"}
+#: the output layer itself (the package savi_plugin/data/outputs/ and the writer)
+LAYER = {p.relative_to(PACKAGE).as_posix() for p in (PACKAGE / "data" / "outputs").glob("*.py")} | {"data/writer.py"}
 
 _CLAIMED = "writes into a folder claimed by data.outputs.claim for the whole job"
 _TEMP = "writes into a temporary folder of data.outputs.replace_folder / temp_folder, published by one rename"
@@ -208,7 +208,7 @@ _STARTS = {("subprocess", name) for name in ("Popen", "run", "call", "check_call
     "spawnv", "spawnve", "spawnvp", "spawnvpe", "execl", "execle", "execlp", "execlpe", "execv", "execve", "execvp",
     "execvpe")}
 #: the one function that starts a child process (it dies with savi, and holds savi's output locks while it lives)
-CHILD_LAUNCHER = ("data/outputs.py", "start_child")
+CHILD_LAUNCHER = ("data/outputs/children.py", "start_child")
 
 
 def child_starts(source: str) -> list[tuple[str, int]]:

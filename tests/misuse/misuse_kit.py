@@ -140,7 +140,7 @@ HOLD_LOCK = """
 import logging, sys, time
 from savi_plugin.data import outputs
 logging.basicConfig(level=logging.WARNING)
-outputs.LOCK_CHECK_SECONDS = float(sys.argv[3])
+outputs.state.LOCK_CHECK_SECONDS = float(sys.argv[3])
 lock = outputs.OutputLock(sys.argv[1], folder=sys.argv[2] == "folder").acquire()
 print("locked", flush=True)
 time.sleep(120)

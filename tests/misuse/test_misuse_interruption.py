@@ -510,7 +510,7 @@ from savi_plugin.data import outputs
 
 out, how, pid_file, death_signal = Path(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
 if death_signal == "off":
-    outputs._death_signal_setter = lambda: None
+    outputs.children._death_signal_setter = lambda: None
 code = f"import os, time; open({pid_file!r}, 'w').write(str(os.getpid())); time.sleep(120)"
 with outputs.claim(out, command="savi eval suite", config={}, folder=True) as claimed:
     claimed.write_mark()

@@ -706,7 +706,7 @@ def _tiny_model(world: Path, inputs: Path, out: Path, i: int, capsys) -> None:
 REPLACE_WHOLE = {
     "cli/inspect.py": (_inspect_site, "index.html", True),
     "models/llava_next/convert.py": (_llava_conversion, "model.safetensors", True),
-    "data/outputs.py": (_demo_step, "made.txt", False),  # step_product: a demo step's product, made once and kept
+    "data/outputs/claim.py": (_demo_step, "made.txt", False),  # step_product: a demo step's product, made once and kept
     "pipeline/evaluate.py": (_align_eval, "results.json", True),
     "pipeline/align.py": (_align_merge, "config.json", True),
     "models/tiny.py": (_tiny_model, "config.json", True),

@@ -1,0 +1,57 @@
+"""What stands at a path: a node no output may replace (:func:`special_kind`), a link a file output cannot be
+(:func:`link_problem`), a path's identity (device and inode)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def special_kind(path: str | Path) -> str | None:
+    """What ``path`` is when it exists and is neither a regular file nor a folder (followed through symlinks):
+    ``"a FIFO (named pipe)"``, ``"a character device"``, ... ; None otherwise (absent, a file, a folder, a broken
+    link). An output is written by renaming a temporary onto it, which would replace such a node (``/dev/null``
+    run as root) instead of writing through it."""
+    import stat
+
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return None
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+        return None
+    kinds = ((stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"),
+             (stat.S_ISBLK, "a block device"))
+    return next((name for test, name in kinds if test(mode)), "not a regular file")
+
+
+def link_problem(path: str | Path, folder: bool) -> str | None:
+    """Why an output that is a symbolic link cannot be written, or None (not a link; a link to a folder for a
+    folder output, whose files are written through it). A file output is replaced by renaming a new file onto
+    its name, which would replace the link itself -- the user's link lost, its target never written -- and a
+    link to nothing names no folder to write into."""
+    path = Path(path)
+    if not os.path.islink(path):
+        return None
+    target = os.readlink(path)
+    if folder and os.path.isdir(path):
+        return None
+    if not os.path.exists(path):
+        if os.path.lexists(os.path.join(os.path.dirname(path), target)):  # the target is a link that leads back
+            return f"is a loop of symbolic links (to {target}, which leads back to it)"
+        return f"is a symbolic link to {target}, which does not exist"
+    return (f"is a symbolic link (to {target}); writing it would replace the link, not its target: give the "
+            f"target's own path, or another")
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    """``(st_dev, st_ino)`` of ``path`` (links followed), None when nothing is there."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+def _parent(path: Path) -> Path:
+    return path.parent if str(path.parent) else Path(".")
