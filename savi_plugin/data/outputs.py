@@ -684,20 +684,28 @@ def temp_folder(near: str | Path, keep: bool = False) -> Iterator[Path]:
 
 
 @contextlib.contextmanager
-def made_folder(path: str | Path) -> Iterator[Path]:
+def made_folder(path: str | Path, lock: str | None = None) -> Iterator[Path]:
     """``path`` made as a folder (its missing parents too) for a job another program fills (lmms-eval's
-    ``--output_path``). When the block fails, what it made is removed where it is still empty: the folders this
-    call created and the empty folders made inside them during the block, never a folder that existed before or
-    anything holding a file (nor a link)."""
+    ``--output_path``). With ``lock`` (how a refusal names the output) the folder's :class:`OutputLock` is held over
+    the block, so two jobs never fill one folder: another live job holding it (a ``savi eval run``, a suite, any
+    writer) is refused with one line naming it, and what this call made is removed. When the block fails, what it
+    made is removed where it is still empty: the folders this call created and the empty folders made inside them
+    during the block, never a folder that existed before or anything holding a file (nor a link)."""
     path = Path(path)
     made, probe = [], path
     while not os.path.lexists(probe) and probe != probe.parent:
         made.append(probe)
         probe = probe.parent
     path.mkdir(parents=True, exist_ok=True)
+    held, started = None, False
     try:
+        held = OutputLock(path, folder=True, what=lock).acquire() if lock is not None else None
+        started = True  # refused: the folder holds only the other job's files, none of this one's
         yield path
     except BaseException:
+        if held is not None:  # first: the lock file would keep the folder from being empty
+            held.release()
+            held = None
         for folder in made:  # deepest first
             if not folder.is_dir() or folder.is_symlink():
                 continue
@@ -708,9 +716,12 @@ def made_folder(path: str | Path) -> Iterator[Path]:
                             os.rmdir(os.path.join(root, name))
             with contextlib.suppress(OSError):
                 os.rmdir(folder)
-        if path.is_dir() and any(path.iterdir()):  # what the other program wrote before the stop: said as kept
+        if started and path.is_dir() and any(path.iterdir()):  # what the other program wrote before the stop
             note_ended(path, "kept")
         raise
+    finally:
+        if held is not None:
+            held.release()
 
 
 def remove_stale_temps(near: str | Path) -> list[Path]:
@@ -1749,6 +1760,13 @@ def _savi_lock_file(path: Path) -> bool:
             and (path.stat().st_size == 0 or {"pid", "host", "started"} <= _read_info(path).keys()))
 
 
+def folder_lock_file(path: str | Path) -> bool:
+    """Whether ``path`` is the lock a savi job keeps inside a folder it holds (``.savi.lock``, or its ``.excl``
+    where ``flock`` is missing), as a savi job wrote it: not a file of what fills the folder."""
+    path = Path(path)
+    return path.name in (LOCK_NAME, LOCK_NAME + ".excl") and _savi_lock_file(path)
+
+
 def _our_lock(path: Path) -> bool:
     """The lock file of another output a savi job holds right now (``<file>.lock`` with its holder; a released
     lock is removed), e.g. ``--json report.json`` claimed inside a benchmark's ``--work-dir``."""
@@ -2112,7 +2130,7 @@ def check_place(output: str | Path, inputs: Mapping[str, str | Path | None] | No
     it, as taken (exit 1, :func:`check_no_enclosing_job`), and at a step of a run folder another command claimed
     (exit 1, :func:`check_not_in_run_step`). The first question :func:`claim` asks, the place check
     of ``savi eval fixture``'s folder, and the whole check of an output no mark claims (``savi eval run``'s
-    ``--output_path``, shared between lmms-eval runs); ``what``: how the last refusal names the output (default
+    ``--output_path``, shared between lmms-eval runs one at a time: :func:`made_folder` holds its lock); ``what``: how the last refusal names the output (default
     ``output_name``)."""
     path = file_output(output, output_name) if not folder else Path(output)
     if str(output) == "-":  # standard output to most tools; savi writes files, so one named `-` is asked as ./-

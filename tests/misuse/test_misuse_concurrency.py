@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from misuse_kit import assert_one_line_error, hold_lock, savi
+from misuse_kit import assert_one_line_error, hold_lock, savi, savi_process
 
 from savi_plugin.data.outputs import OutputLock, OutputLockedError, lock_path
 from savi_plugin.generators.runner import report_path
@@ -161,6 +161,48 @@ def test_two_processes_racing_for_one_lock_exactly_one_wins(tmp_path):
     with pytest.raises(OutputLockedError):
         with OutputLock(tmp_path / "x", folder=True):
             OutputLock(tmp_path / "x", folder=True).acquire()
+
+
+def _eval_run_argv(model: Path, data: Path, out: Path) -> list[str]:
+    return ["eval", "run", "--data-root", str(data), "--", "--model", "savi_video", "--model_args",
+            f"pretrained={model},num_frames=4", "--tasks", "savi_egoschema", "--limit", "1", "--output_path", str(out)]
+
+
+#: who else writes the folder ``savi eval run --output_path`` names: another ``savi eval run`` (a real process), a
+#: folder output locked inside (``savi eval suite``'s ``--out``, a training folder) and one locked beside
+#: (``out.lock``: a folder replaced whole, ``savi inspect``'s site)
+EVAL_RUN_HOLDERS = ["eval-run", "folder-locked-inside", "folder-locked-beside"]
+
+
+@pytest.mark.parametrize("other", EVAL_RUN_HOLDERS)
+def test_eval_run_into_a_folder_another_job_writes_is_refused(other, tmp_path, tiny_llava_onevision, capsys):
+    """``savi eval run`` holds its ``--output_path`` (:func:`savi_plugin.data.outputs.made_folder`'s lock) while
+    lmms-eval fills it: a second ``savi eval run`` on one folder, or one into the folder of a running suite or any
+    other writer, is refused in one line naming the holder, exit 1, and adds nothing there (pass 24: two lmms-eval
+    runs wrote one folder at once)."""
+    from savi_plugin.eval.fixtures import build_fixture
+
+    data = tmp_path / "data"
+    build_fixture(data, "egoschema", 1)
+    out = tmp_path / "results"
+    if other == "eval-run":  # it holds the folder once it says the lmms-eval command it starts
+        holder = savi_process(*_eval_run_argv(tiny_llava_onevision, data, out))
+        seen = []
+        while not (seen and seen[-1].startswith("+ ")):
+            line = holder.stderr.readline()
+            assert line, "".join(seen)  # it ended before starting lmms-eval
+            seen.append(line)
+    else:
+        holder = hold_lock(out, folder=other == "folder-locked-inside")
+    before = sorted(p.name for p in out.iterdir()) if out.is_dir() else None
+    try:
+        code, _, err = savi(capsys, *_eval_run_argv(tiny_llava_onevision, data, out))
+    finally:
+        holder.kill()
+        holder.communicate()
+    assert code == 1, err
+    assert_one_line_error(err, str(out), "in use by another savi process", f"pid {holder.pid}")
+    assert before == (sorted(p.name for p in out.iterdir()) if out.is_dir() else None)  # none of its own there
 
 
 # ------------------------------------------------------------------------------------------------ merge
