@@ -119,7 +119,9 @@ def run_lmms_eval(args) -> int:
     holds what the evaluation reads (``pretrained=``, ``adapter=``, the data root) is refused; one lmms-eval would
     re-parse (a ``,`` or ``=`` in it) is passed as a link without them, and so are ``savi_video``'s path values
     lmms-eval would misread (``pretrained=1e5``, :func:`~savi_plugin.eval.command.safe_model_args`); without
-    ``--output_path`` the results go to a temporary folder, read, then removed. Runs that savi cannot see
+    ``--output_path`` the results go to a temporary folder, read, then removed. An ``--output_path`` is held (the
+    output layer's lock) while lmms-eval fills it: another live job writing it (a second ``savi eval run``, a suite)
+    is refused. Runs that savi cannot see
     (lmms-eval's interactive wizard and terminal UI) are refused."""
     from savi_plugin.data.outputs import start_child
     from savi_plugin.eval.command import check_full_flags, flag_value, lmms_eval_command, stopped_with_us
@@ -180,6 +182,8 @@ class _Evaluation:
     env: dict
     tasks: list[str]
     label: str | None = None
+    #: how a refusal names its --output_path (``output_path of cfg.yaml`` for a --config run's key)
+    output_name: str = "--output_path"
 
 
 def _check_evaluation(lmms_args: list[str], env: dict, names: dict[str, str] | None = None,
@@ -260,7 +264,7 @@ def _check_evaluation(lmms_args: list[str], env: dict, names: dict[str, str] | N
                                                               f"--output_path (savi's results folder for a run "
                                                               f"without one is temporary)",
                           None if as_flag else label)
-    return _Evaluation(lmms_args, env, requested, label)
+    return _Evaluation(lmms_args, env, requested, label, phrases.get("--output_path", "--output_path"))
 
 
 def _content_keyed_cache(lmms_args: list[str], env: dict) -> list[str]:
@@ -359,8 +363,11 @@ def _run_evaluation(run: _Evaluation, verbose: bool) -> None:
                 tempfile.TemporaryDirectory(prefix="savi-eval-results-") as scratch:
             if model_args is not None:  # pretrained=1e5: a link lmms-eval does not read as the float 100000.0
                 lmms_args = with_flag(lmms_args, "--model_args", safe_args)
-            output = output or scratch
-            with made_folder(output), safe_paths(output) as (safe_output,):  # failed: a folder it made is removed
+            given, output = output, output or scratch
+            # one job fills a folder: another live job holding it (a savi eval run, a suite) is refused (exit 1);
+            # failed, a folder it made is removed
+            with made_folder(output, lock=run.output_name if given else None), \
+                    safe_paths(output) as (safe_output,):
                 command = lmms_eval_command(with_flag(lmms_args, "--output_path", str(safe_output)), tasks_path())
                 say("+ " + " ".join(command), file=sys.stderr)
                 run_judged(command, env=run.env, output_path=output, tasks=run.tasks, verbose=verbose)

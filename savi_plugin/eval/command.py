@@ -679,8 +679,10 @@ def results_problem(output_path: str | Path, tasks: list[str], since: float = 0.
             from savi_plugin.data.outputs import disk_full_message
 
             return disk_full_message(disk_sign, output_path, "lmms-eval wrote its results there")
-        blocking = next((p for p in sorted(Path(output_path).iterdir()) if not p.is_dir()), None) \
-            if Path(output_path).is_dir() else None
+        from savi_plugin.data.outputs import folder_lock_file
+
+        blocking = next((p for p in sorted(Path(output_path).iterdir())  # savi's lock on the folder blocks nothing
+                         if not p.is_dir() and not folder_lock_file(p)), None) if Path(output_path).is_dir() else None
         if blocking is not None:  # lmms-eval makes <output_path>/<model name>/ and logs a FileExistsError as INFO
             return (f"lmms-eval wrote no results file ({blocking} is a file where lmms-eval makes its folders, "
                     f"<output_path>/<model name>/: move it, or give another --output_path)")

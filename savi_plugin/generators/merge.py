@@ -1,13 +1,15 @@
 """Merge the outputs of sharded generation runs into one preference file, refusing an incomplete set.
 
 A shard set is complete when every shard ``i`` of ``n`` (named by :func:`~savi_plugin.generators.runner.
-shard_output_path`) is present and each shard's run finished: its run report says ``complete`` (every item
-has a final outcome, none waits for a retry), the shards' runs split one number of items (each shard is complete
-over its own share), its output has no torn last line, every line is a valid record
-and no id has different content in two shards (a shard damaged or edited after its run). Merging an incomplete set
-would silently produce a file with part of the data, so it is refused, naming what is missing, unless the
-caller asks for it (``allow_incomplete``, ``savi generate merge --allow-incomplete``); the merge report then
-says ``complete: false`` and lists what is missing.
+shard_output_path`) is present and each shard's run finished: its run report says ``complete`` (every item has a
+final outcome, none waits for a retry), the shards' runs split one number of items (each shard is complete over its
+own share), its output has no torn last line, every line is a valid record and no id has different content in two
+shards (a shard damaged or edited after its run); each shard's relative video paths name files from its own folder
+(not a copy moved or copied away from the folder its run wrote it in, with or without its sidecars) and its progress
+file records the configuration its run report does (not another output's). Merging an incomplete set would silently
+produce a file with part of the data, so it is refused, naming what is missing, unless the caller asks for it
+(``allow_incomplete``, ``savi generate merge --allow-incomplete``); the merge report then says ``complete: false``
+and lists what is missing.
 """
 
 from __future__ import annotations
@@ -25,8 +27,8 @@ from savi_plugin.data.files import read_json
 from savi_plugin.data.fingerprint import ConfigMismatchError, config_changes, describe_changes
 from savi_plugin.data.outputs import (SIDECAR_KINDS, OutputLock, claim, file_output, mark_path, sidecar,
                                       write_reported)
-from savi_plugin.data.paths import (configuration_for_file, file_folder, from_here, name_for_file, path_for_file,
-                                    path_from_file)
+from savi_plugin.data.paths import (configuration_for_file, configuration_from_file, file_folder, from_here,
+                                    name_for_file, path_for_file, path_from_file)
 from savi_plugin.data.provenance import (
     CHANGED,
     report_kind,
@@ -64,9 +66,25 @@ def _shard_run_problem(path: Path) -> str | None:
                 f"shards themselves")
     problem = run_problem(path)
     if problem is None:
-        return None
+        return _progress_problem(path, report)
     return problem + (": restore the file its report was written for, or regenerate it" if problem.startswith(CHANGED)
                       else ": re-run the same savi generate command")
+
+
+def _progress_problem(path: Path, report: Any) -> str | None:
+    """Why the progress file beside ``path`` is not the one its run wrote, or None: the configuration it records
+    (what the merge's mark stores for the shard) is not the one the shard's run report records (another output's
+    progress file put beside it), beyond what a run may change when it is continued (``--limit``, the device)."""
+    stored, _ = _read_progress(progress_path(path))
+    recorded = report.get("config") if isinstance(report, dict) else None
+    if not isinstance(stored, dict) or not isinstance(recorded, dict):
+        return None
+    changes = config_changes(configuration_from_file(recorded, report_path(path), PATH_KEYS), stored,
+                             ignore=_RESUMABLE_CHANGES)  # an extended run's report says its last --limit
+    if not changes:
+        return None
+    return (f"its progress file {progress_path(path).name} records another configuration than its run report "
+            f"({describe_changes(changes, limit=3)}): it is another run's; put back the one its run wrote")
 
 
 def check_shard_names(paths: Sequence[Path]) -> None:
@@ -312,13 +330,25 @@ def _moved_path(first: tuple[Path, dict[str, Any]], second: tuple[Path, dict[str
     return None
 
 
-def _conflict_problems(clashes: list[tuple[str, tuple[Path, dict[str, Any]], tuple[Path, dict[str, Any]]]]
-                       ) -> list[str]:
+def _video_names_nothing(obj: dict[str, Any], shard: Path) -> str | None:
+    """How the record ``obj`` (as written in ``shard``) names no video, in words, or None: its ``video`` is a
+    relative path (it starts from the folder of the file holding it) naming nothing from ``shard``'s folder."""
+    video = obj.get("video")
+    if not isinstance(video, str) or not video or os.path.isabs(video):
+        return None
+    if os.path.exists(path_from_file(video, shard)):
+        return None
+    return f"video {shown(video)} names nothing from {shard}'s folder"
+
+
+def _conflict_problems(clashes: list[tuple[str, tuple[Path, dict[str, Any]], tuple[Path, dict[str, Any]]]],
+                       astray: dict[Path, str] | None = None) -> list[str]:
     """The merge's problems for the ids two shards give different content (``(id, (shard, record as written)`` of
     the first and of the other): per pair of shards, one for the records that are the same as written but name
     other files by their relative paths (each starts from its own file's folder: one shard is a copy moved away
     from the folder of the file it was cut from), and one per id whose content differs (a shard edited after its
-    run)."""
+    run); and, from ``astray`` (``{shard: how its first record's relative video names nothing from its folder}``),
+    one for each shard alone whose paths start from a folder that is not the one its run wrote it in."""
     moved: dict[tuple[Path, Path], list[str]] = {}
     problems = []
     for pid, first, second in clashes:
@@ -332,6 +362,11 @@ def _conflict_problems(clashes: list[tuple[str, tuple[Path, dict[str, Any]], tup
         problems.append(f"{copy} holds {len(found)} record(s) of {original} as written there, but a relative path "
                         f"starts from its own file's folder: {found[0]} (is {copy.name} a copy moved away from its "
                         f"folder?)")
+    named = {copy for copy, _ in moved}
+    for shard, where in (astray or {}).items():  # a shard alone: its relative paths, from where it is now
+        if shard not in named:
+            problems.append(f"{shard}: a relative path starts from its own file's folder, and {where} (is "
+                            f"{shard.name} a copy moved away from its folder, or its video removed?)")
     return problems
 
 
@@ -340,6 +375,7 @@ def _merge(paths: list[Path], output: Path, allow_incomplete: bool, claimed) -> 
     raw_lines: dict[str, str] = {}
     first_seen: dict[str, tuple[Path, dict[str, Any]]] = {}  # each id's first shard and record as written there
     clashes = []  # (id, first, other) for each id a later shard gives other content
+    astray: dict[Path, str] = {}  # each shard's first record whose relative video names nothing from its folder
     duplicates, conflicts, invalid, truncated = 0, [], [], []
     for path in paths:
         for number, raw, ended in iter_lines(path):  # the readers' one rule for a line (data/readers.py)
@@ -358,6 +394,8 @@ def _merge(paths: list[Path], output: Path, allow_incomplete: bool, claimed) -> 
                 continue
             text = raw.decode("utf-8")
             written = obj
+            if path not in astray and (where := _video_names_nothing(obj, path)) is not None:
+                astray[path] = where
             moved = _record_for_output(obj, path, output)
             if moved != obj:  # another folder: its paths stay relative to the file holding them
                 obj = moved
@@ -376,7 +414,7 @@ def _merge(paths: list[Path], output: Path, allow_incomplete: bool, claimed) -> 
     missing = (shard_set_problems(paths) + [f"{t}: truncated last line (a run still writing, or killed)"
                                             for t in truncated]
                + [f"{problem} (a damaged shard line: its record is not merged)" for problem in invalid]
-               + _conflict_problems(clashes))
+               + _conflict_problems(clashes, astray))
     if missing and not allow_incomplete:
         raise IncompleteShardsError(f"{output}: refusing to merge an incomplete shard set: {'; '.join(missing)} "
                                     f"(or pass --allow-incomplete to merge what is there)")

@@ -161,6 +161,7 @@ def test_a_product_whose_command_stopped_before_its_report_is_unfinished_not_a_c
 
     monkeypatch.chdir(tmp_path)
     write_jsonl(tmp_path / "p.jsonl", _run_records(0, range(2)))
+    (tmp_path / "v.mp4").write_bytes(b"a video")  # what the records name, from their folder
     argv = ["data", "convert", "p.jsonl", "o.jsonl"] if command == "data convert" else \
         ["generate", "merge", "o.jsonl", "p.jsonl"]
     assert main(argv) == 0

@@ -185,6 +185,7 @@ def test_shards_run_with_different_limits_are_an_incomplete_set(tiny_qwen2_vl, s
 def test_a_converted_file_named_like_a_shard_is_not_counted_into_a_shard_set(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     record = {"id": "p0", "video": "v.mp4", "question": "q?", "chosen": "a red car", "rejected": "a blue car"}
+    (tmp_path / "v.mp4").write_bytes(b"a video")  # what the records name, from their folder
     (tmp_path / "src.jsonl").write_text(json.dumps(record) + "\n")
     (tmp_path / "pairs.shard-0-of-2.jsonl").write_text(json.dumps({**record, "id": "p1"}) + "\n")
     assert main(["data", "convert", "src.jsonl", "pairs.shard-1-of-2.jsonl", "--to", "savi"]) == 0
@@ -299,6 +300,7 @@ def test_a_merge_of_files_no_finished_run_vouches_for_says_complete_null(lines, 
     """Red team 10 A#35: a merge of an empty plain file (no sidecars, no savi output) said complete: true, while a
     plain copy of a run's lines said null. complete is true only when every input's finished run vouches for it."""
     plain = tmp_path / "plain.jsonl"
+    (tmp_path / "v.mp4").write_bytes(b"a video")  # what the records name, from their folder
     plain.write_text("".join(line + "\n" for line in lines))
     assert main(["generate", "merge", str(tmp_path / "m.jsonl"), str(plain)]) == 0
     report = json.loads((tmp_path / "m.jsonl.report.json").read_text())

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from misuse_kit import assert_one_line_error, hold_lock, savi
+from misuse_kit import assert_one_line_error, hold_lock, savi, savi_process
 
 from savi_plugin.data.outputs import OutputLock, OutputLockedError, lock_path
 from savi_plugin.generators.runner import report_path
@@ -163,6 +163,48 @@ def test_two_processes_racing_for_one_lock_exactly_one_wins(tmp_path):
             OutputLock(tmp_path / "x", folder=True).acquire()
 
 
+def _eval_run_argv(model: Path, data: Path, out: Path) -> list[str]:
+    return ["eval", "run", "--data-root", str(data), "--", "--model", "savi_video", "--model_args",
+            f"pretrained={model},num_frames=4", "--tasks", "savi_egoschema", "--limit", "1", "--output_path", str(out)]
+
+
+#: who else writes the folder ``savi eval run --output_path`` names: another ``savi eval run`` (a real process), a
+#: folder output locked inside (``savi eval suite``'s ``--out``, a training folder) and one locked beside
+#: (``out.lock``: a folder replaced whole, ``savi inspect``'s site)
+EVAL_RUN_HOLDERS = ["eval-run", "folder-locked-inside", "folder-locked-beside"]
+
+
+@pytest.mark.parametrize("other", EVAL_RUN_HOLDERS)
+def test_eval_run_into_a_folder_another_job_writes_is_refused(other, tmp_path, tiny_llava_onevision, capsys):
+    """``savi eval run`` holds its ``--output_path`` (:func:`savi_plugin.data.outputs.made_folder`'s lock) while
+    lmms-eval fills it: a second ``savi eval run`` on one folder, or one into the folder of a running suite or any
+    other writer, is refused in one line naming the holder, exit 1, and adds nothing there (pass 24: two lmms-eval
+    runs wrote one folder at once)."""
+    from savi_plugin.eval.fixtures import build_fixture
+
+    data = tmp_path / "data"
+    build_fixture(data, "egoschema", 1)
+    out = tmp_path / "results"
+    if other == "eval-run":  # it holds the folder once it says the lmms-eval command it starts
+        holder = savi_process(*_eval_run_argv(tiny_llava_onevision, data, out))
+        seen = []
+        while not (seen and seen[-1].startswith("+ ")):
+            line = holder.stderr.readline()
+            assert line, "".join(seen)  # it ended before starting lmms-eval
+            seen.append(line)
+    else:
+        holder = hold_lock(out, folder=other == "folder-locked-inside")
+    before = sorted(p.name for p in out.iterdir()) if out.is_dir() else None
+    try:
+        code, _, err = savi(capsys, *_eval_run_argv(tiny_llava_onevision, data, out))
+    finally:
+        holder.kill()
+        holder.communicate()
+    assert code == 1, err
+    assert_one_line_error(err, str(out), "in use by another savi process", f"pid {holder.pid}")
+    assert before == (sorted(p.name for p in out.iterdir()) if out.is_dir() else None)  # none of its own there
+
+
 # ------------------------------------------------------------------------------------------------ merge
 @pytest.fixture(scope="module")
 def two_shards(tmp_path_factory, tiny_llava_onevision, manifest) -> Path:
@@ -180,6 +222,80 @@ def _copy(folder: Path, tmp_path: Path) -> Path:
     dst = tmp_path / "shards"
     shutil.copytree(folder, dst)
     return dst
+
+
+@pytest.fixture(scope="module")
+def run_with_videos(tmp_path_factory, tiny_llava_onevision, manifest) -> Path:
+    """A folder holding its videos and manifest (``syn/``) and two finished generation outputs whose records name
+    the videos relative to it: ``pairs.jsonl`` (limit 4) and ``other.jsonl`` (limit 2, seed 1); tests copy the
+    folder."""
+    from savi_plugin.cli import main
+
+    folder = tmp_path_factory.mktemp("run_with_videos")
+    shutil.copytree(manifest.parent, folder / "syn")
+    for name, extra in (("pairs.jsonl", ["--limit", "4"]), ("other.jsonl", ["--limit", "2", "--seed", "1"])):
+        assert main(generate_argv(tiny_llava_onevision, folder / "syn" / "samples.jsonl", folder / name, *extra)) == 0
+    return folder
+
+
+def _separate(run: Path, how: str) -> Path:
+    """``run``'s ``pairs.jsonl`` separated from its sidecars ``how``; returns the file to merge."""
+    shard, away = run / "pairs.jsonl", run / "away"
+    away.mkdir()
+    if how in ("moved", "copied"):  # the file alone, its sidecars left in the folder its run wrote it in
+        (shutil.move if how == "moved" else shutil.copy)(shard, away / shard.name)
+        return away / shard.name
+    if how in ("moved-with-sidecars", "copied-with-sidecars"):
+        for f in run.glob("pairs.jsonl*"):
+            (shutil.move if how.startswith("moved") else shutil.copy)(f, away / f.name)
+        return away / shard.name
+    kind = how.split("-", 1)[1]  # "progress.jsonl" or "report.json"
+    side = run / f"pairs.jsonl.{kind}"
+    if how.startswith("deleted-"):
+        side.unlink()
+    else:  # another output's sidecar put in its place
+        shutil.copy(run / f"other.jsonl.{kind}", side)
+    return shard
+
+
+#: how a shard is separated from its sidecars -> (exit status, what the one line says; None: a correct merge and
+#: what its report's ``complete`` says)
+SEPARATIONS = {
+    "moved": (1, "a copy moved away from its folder"),
+    "copied": (1, "a copy moved away from its folder"),
+    "moved-with-sidecars": (1, "a copy moved away from its folder"),
+    "copied-with-sidecars": (1, "a copy moved away from its folder"),
+    "deleted-report.json": (1, "its generation run has not finished"),
+    "deleted-progress.jsonl": (0, True),  # its report still vouches for every byte
+    "another-report.json": (1, "its content is not what its run report vouches for"),
+    "another-progress.jsonl": (1, "records another configuration than its run report (seed: 0 -> 1)"),
+}
+
+
+@pytest.mark.parametrize("how", list(SEPARATIONS))
+def test_one_shard_separated_from_its_sidecars_is_refused_or_merged_correctly(how, run_with_videos, tmp_path,
+                                                                              capsys):
+    """Pass 24: ``savi generate merge`` of one shard moved away from the folder its run wrote it in exited 0 with
+    records whose relative videos named nothing (two such shards were refused as a moved copy). A shard that is not
+    what it claims -- moved or copied away, with or without its sidecars, a sidecar deleted or another output's --
+    is refused in the one line of an incomplete set (exit 1, as for two shards), or merged with every record
+    naming its video."""
+    run = tmp_path / "run"
+    shutil.copytree(run_with_videos, run)
+    shard = _separate(run, how)
+    out = tmp_path / "merged.jsonl"
+    code, _, err = savi(capsys, "generate", "merge", out, shard)
+    status, said = SEPARATIONS[how]
+    assert code == status, err
+    if status:
+        assert_one_line_error(err, "refusing to merge an incomplete shard set", str(shard), said,
+                              "--allow-incomplete")
+        assert not out.exists()
+        return
+    report = json.loads(Path(f"{out}.report.json").read_text())
+    assert report["complete"] is said and report["records"] > 0
+    for line in out.read_text().splitlines():
+        assert (out.parent / json.loads(line)["video"]).is_file()  # each record names its video from the output
 
 
 def test_merging_with_a_shard_missing_is_refused_and_names_it(two_shards, tmp_path, capsys):

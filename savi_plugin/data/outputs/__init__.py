@@ -1,12 +1,12 @@
-"""The output layer: every file or folder a ``savi`` command writes goes through this module.
+"""The output layer: every file or folder a ``savi`` command writes goes through this package.
 
 What holds for every output, by construction (README "Guarantees"):
 
 * **A target is new, or ours for the same run** (:func:`claim`). An output that exists is written only when it
   carries our mark (:func:`mark_path`: ``<folder>/.savi-output.json`` or ``<file>.savi-output.json``) for the same
   command and the same configuration (a resume or an extension), and, for a file the job finished, the content
-  the mark recorded (:meth:`Output.record_content`: a file someone changed since may be theirs now); a mark of another command or configuration is
-  refused naming what changed, and an output without our mark (a user's file, a folder with files we did not
+  the mark recorded (:meth:`Output.record_content`: a file someone changed since may be theirs now); a mark of
+  another command or configuration is refused naming what changed, and an output without our mark (a user's file, a folder with files we did not
   write, ``--output-dir .`` in a project) is refused naming a file in it. A mark is ours only when it is a
   regular file holding a JSON object with ``"written_by": "savi"`` (:func:`foreign_mark`); anything else at its
   name (a user's text or JSON, a folder, a FIFO, a link), and a lock's name holding anything but a savi lock, is
@@ -88,15 +88,16 @@ from savi_plugin.data.outputs.state import (
 from savi_plugin.data.outputs.places import (
     check_apart, check_distinct, check_not_any, check_not_in_checkpoint, checkpoint_holding, _real)
 from savi_plugin.data.outputs.atomic import (
-    atomic_open, atomic_path, copy_file, folder_behind_link, keep_failed_log, made_folder, move_into,
+    atomic_open, atomic_path, copy_file, folder_behind_link, keep_failed_log, move_into,
     remove_failed_log, remove_stale_temps, remove_tree, replace_folder, temp_folder, write_bytes, write_json,
     write_jsonl, write_reported, write_text)
 from savi_plugin.data.outputs.locks import (
-    check_no_enclosing_job, OutputLock, shadow_lock_folder, shadow_lock_path, STALE_SHADOW_SECONDS, writer_now)
+    check_no_enclosing_job, made_folder, OutputLock, shadow_lock_folder, shadow_lock_path, STALE_SHADOW_SECONDS,
+    writer_now)
 from savi_plugin.data.outputs.children import (
     start_child)
 from savi_plugin.data.outputs.marks import (
-    foreign_mark, foreign_mark_error, foreign_marker, MARKER_MAX_BYTES, read_mark, sidecar_clash)
+    folder_lock_file, foreign_mark, foreign_mark_error, foreign_marker, MARKER_MAX_BYTES, read_mark, sidecar_clash)
 from savi_plugin.data.outputs.steps import (
     check_not_in_run_step, enclosing_output_name, KEPT, OWN, steps_error, steps_problem)
 from savi_plugin.data.outputs.claim import (

@@ -17,7 +17,7 @@ from savi_plugin.data.outputs.kinds import link_problem, _parent, special_kind
 from savi_plugin.data.outputs.disk import disk_error
 from savi_plugin.data.outputs.names import FAILED_LOG_HEADER, _failed_log_is_ours, _failed_log_names, _temp_name
 from savi_plugin.data.outputs.holders import _alive
-from savi_plugin.data.outputs.state import check_live_outputs, note_ended
+from savi_plugin.data.outputs.state import check_live_outputs
 
 log = logging.getLogger(__name__)
 
@@ -203,35 +203,6 @@ def temp_folder(near: str | Path, keep: bool = False) -> Iterator[Path]:
     if not keep:
         shutil.rmtree(tmp, ignore_errors=True)
 
-
-@contextlib.contextmanager
-def made_folder(path: str | Path) -> Iterator[Path]:
-    """``path`` made as a folder (its missing parents too) for a job another program fills (lmms-eval's
-    ``--output_path``). When the block fails, what it made is removed where it is still empty: the folders this
-    call created and the empty folders made inside them during the block, never a folder that existed before or
-    anything holding a file (nor a link)."""
-    path = Path(path)
-    made, probe = [], path
-    while not os.path.lexists(probe) and probe != probe.parent:
-        made.append(probe)
-        probe = probe.parent
-    path.mkdir(parents=True, exist_ok=True)
-    try:
-        yield path
-    except BaseException:
-        for folder in made:  # deepest first
-            if not folder.is_dir() or folder.is_symlink():
-                continue
-            for root, dirs, _ in os.walk(folder, topdown=False):  # empty folders made inside it during the block
-                for name in dirs:
-                    with contextlib.suppress(OSError):  # not empty, or a link: kept
-                        if not os.path.islink(os.path.join(root, name)):
-                            os.rmdir(os.path.join(root, name))
-            with contextlib.suppress(OSError):
-                os.rmdir(folder)
-        if path.is_dir() and any(path.iterdir()):  # what the other program wrote before the stop: said as kept
-            note_ended(path, "kept")
-        raise
 
 
 def remove_stale_temps(near: str | Path) -> list[Path]:

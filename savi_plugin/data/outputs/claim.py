@@ -360,12 +360,12 @@ def check_place(output: str | Path, inputs: Mapping[str, str | Path | None] | No
     inside or around an input (:func:`check_distinct`, :func:`check_not_any`), or inside a training checkpoint
     (:func:`check_not_in_checkpoint`); as not ours (exit 1), a FIFO, device or link savi would replace
     (:func:`special_kind`, :func:`link_problem`), a folder where a file is needed or the reverse, or a name that is
-    another marked output's sidecar (:func:`sidecar_clash`); and, while another live job writes a folder around
-    it, as taken (exit 1, :func:`check_no_enclosing_job`), and at a step of a run folder another command claimed
-    (exit 1, :func:`check_not_in_run_step`). The first question :func:`claim` asks, the place check
-    of ``savi eval fixture``'s folder, and the whole check of an output no mark claims (``savi eval run``'s
-    ``--output_path``, shared between lmms-eval runs); ``what``: how the last refusal names the output (default
-    ``output_name``)."""
+    another marked output's sidecar (:func:`sidecar_clash`); and, while another live job writes a folder around it,
+    as taken (exit 1, :func:`check_no_enclosing_job`), and at a step of a run folder another command claimed (exit
+    1, :func:`check_not_in_run_step`). The first question :func:`claim` asks, the place check of
+    ``savi eval fixture``'s folder, and the whole check of an output no mark claims (``savi eval run``'s
+    ``--output_path``, shared between lmms-eval runs one at a time: :func:`made_folder` holds its lock); ``what``:
+    how the last refusal names the output (default ``output_name``)."""
     path = file_output(output, output_name) if not folder else Path(output)
     if str(output) == "-":  # standard output to most tools; savi writes files, so one named `-` is asked as ./-
         raise ConfigurationError(f"-: {output_name} '-' names standard output to many tools, and savi writes a "

@@ -1,5 +1,6 @@
 """One writer per output (:class:`OutputLock`): the ``flock`` on the lock file and on its shadow, the ``O_EXCL``
-fallback, and the checks for another job's lock (:func:`writer_now`, :func:`check_no_enclosing_job`)."""
+fallback, the checks for another job's lock (:func:`writer_now`, :func:`check_no_enclosing_job`), and a folder
+another program fills under that lock (:func:`made_folder`)."""
 
 from __future__ import annotations
 
@@ -15,14 +16,14 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from savi_plugin.data.outputs.common import ForeignOutputError, LOCK_NAME, NO_FLOCK_ERRNOS, OutputLockedError
 from savi_plugin.data.outputs.kinds import _identity
 from savi_plugin.data.outputs.disk import disk_error
 from savi_plugin.data.outputs.names import another, check_own_file, lock_path
 from savi_plugin.data.outputs.holders import _holder_info, _holder_text, _holds, _job_key, _read_info
-from savi_plugin.data.outputs.state import _register, _unregister
+from savi_plugin.data.outputs.state import note_ended, _register, _unregister
 from savi_plugin.data.outputs.places import _case_insensitive, _real
 
 log = logging.getLogger(__name__)
@@ -483,3 +484,44 @@ class OutputLock:
 
     def __exit__(self, *exc) -> None:
         self.release()
+
+
+@contextlib.contextmanager
+def made_folder(path: str | Path, lock: str | None = None) -> Iterator[Path]:
+    """``path`` made as a folder (its missing parents too) for a job another program fills (lmms-eval's
+    ``--output_path``). With ``lock`` (how a refusal names the output) the folder's :class:`OutputLock` is held over
+    the block, so two jobs never fill one folder: another live job holding it (a ``savi eval run``, a suite, any
+    writer) is refused with one line naming it, and what this call made is removed. When the block fails, what it
+    made is removed where it is still empty: the folders this call created and the empty folders made inside them
+    during the block, never a folder that existed before or anything holding a file (nor a link)."""
+    path = Path(path)
+    made, probe = [], path
+    while not os.path.lexists(probe) and probe != probe.parent:
+        made.append(probe)
+        probe = probe.parent
+    path.mkdir(parents=True, exist_ok=True)
+    held, started = None, False
+    try:
+        held = OutputLock(path, folder=True, what=lock).acquire() if lock is not None else None
+        started = True  # refused: the folder holds only the other job's files, none of this one's
+        yield path
+    except BaseException:
+        if held is not None:  # first: the lock file would keep the folder from being empty
+            held.release()
+            held = None
+        for folder in made:  # deepest first
+            if not folder.is_dir() or folder.is_symlink():
+                continue
+            for root, dirs, _ in os.walk(folder, topdown=False):  # empty folders made inside it during the block
+                for name in dirs:
+                    with contextlib.suppress(OSError):  # not empty, or a link: kept
+                        if not os.path.islink(os.path.join(root, name)):
+                            os.rmdir(os.path.join(root, name))
+            with contextlib.suppress(OSError):
+                os.rmdir(folder)
+        if started and path.is_dir() and any(path.iterdir()):  # what the other program wrote before the stop
+            note_ended(path, "kept")
+        raise
+    finally:
+        if held is not None:
+            held.release()

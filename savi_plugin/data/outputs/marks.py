@@ -133,6 +133,13 @@ def _savi_lock_file(path: Path) -> bool:
             and (path.stat().st_size == 0 or {"pid", "host", "started"} <= _read_info(path).keys()))
 
 
+def folder_lock_file(path: str | Path) -> bool:
+    """Whether ``path`` is the lock a savi job keeps inside a folder it holds (``.savi.lock``, or its ``.excl``
+    where ``flock`` is missing), as a savi job wrote it: not a file of what fills the folder."""
+    path = Path(path)
+    return path.name in (LOCK_NAME, LOCK_NAME + ".excl") and _savi_lock_file(path)
+
+
 def _our_lock(path: Path) -> bool:
     """The lock file of another output a savi job holds right now (``<file>.lock`` with its holder; a released
     lock is removed), e.g. ``--json report.json`` claimed inside a benchmark's ``--work-dir``."""
