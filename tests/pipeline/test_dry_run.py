@@ -266,7 +266,9 @@ def test_a_train_output_dir_left_empty_is_refused_by_the_run_and_its_dry_run(spe
     argv = ["train", "r.yaml", *overrides, "data.pairs=p.jsonl"] + (["--dry-run"] if dry_run else [])
     assert main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("error: ") and "train.output_dir: required (or --output-dir)" in err[0]
+    said = ("train.output_dir: '' is an empty path: give a path, or leave the key out" if value == "''" else
+            "train.output_dir: required (or --output-dir)")  # '' is refused at load, by the rule of every path key
+    assert len(err) == 1 and err[0].startswith("error: ") and said in err[0], err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r.yaml"]  # nothing written
 
 
