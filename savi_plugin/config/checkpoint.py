@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from savi_plugin.config.values import ConfigError
@@ -24,26 +23,18 @@ def checkpoint_model_type(path: str | Path) -> str | None:
         raise ConfigError("", f"unreadable config.json: {exc}", str(config)) from None
 
 
-def names_local_path(model: str | Path) -> bool:
-    """Whether a model value can only be a path on this machine, never a hub id: absolute, or starting with
-    ``./``, ``../`` or ``~`` (a recipe's relative model path that exists beside it is made absolute at load)."""
-    text = str(model)
-    return "://" not in text and (Path(text).is_absolute() or text.startswith(("./", "../", "~")))
-
-
 def check_model_found(model: str | Path, backend: str | None, where: str, source: str | None = None,
                       backend_where: str = "--backend") -> None:
-    """Refuse a model path that is no local model folder where savi can tell: a value that names a local path
-    (:func:`names_local_path`), and any value when no backend is named (the backend is detected from the folder's
-    ``config.json``, so such a path can load nothing; a hub id loads only through a named backend). A value to
-    correct, said at the flag or key that gave it, like a judge or adapter path.
+    """Refuse a model path that is no local model folder when no backend is named: the backend is detected from
+    the folder's ``config.json``, so such a path can load nothing (a hub id loads only through a named backend).
+    A value to correct, said at the flag or key that gave it, like a judge or adapter path.
 
     Raises:
         ConfigError: ``source: where: <path>: no such file or folder; ...`` (exit status 2).
     """
-    if "://" in str(model) or (backend and not names_local_path(model)):
+    if backend or "://" in str(model):
         return
-    problem = folder_problem(os.path.expanduser(str(model)), "config.json", "a model folder")
+    problem = folder_problem(model, "config.json", "a model folder")
     if problem:
         raise ConfigError(where, f"{model}: {problem}; give a local model folder (nothing is downloaded), or a hub "
                                  f"id with its backend ({backend_where})", source)
@@ -53,7 +44,15 @@ def check_model(model: str | Path, backend: str | None, where: str = "model.path
                 backend_where: str = "model.backend") -> None:
     """The one check of the model a run loads, asked before the run starts and by its dry run alike
     (:func:`check_model_found`, then :func:`check_backend_fits`): ``where`` names the key or flag that gave
-    ``model``, ``backend_where`` the one that gave ``backend``."""
+    ``model``, ``backend_where`` the one that gave ``backend``. With a backend, a value that names nothing here
+    and cannot be a hub id (:func:`~savi_plugin.data.identity.check_model_reference`'s rule) is said at ``where``."""
+    from savi_plugin.data.identity import ModelNotFoundError, check_model_reference
+
+    try:
+        check_model_reference(model)
+    except ModelNotFoundError as exc:
+        raise ConfigError(where, f"{exc}; give a local model folder (nothing is downloaded), or a hub id with its "
+                                 f"backend ({backend_where})", source) from None
     check_model_found(model, backend, where, source, backend_where)
     check_backend_fits(model, backend, backend_where, source)
 
