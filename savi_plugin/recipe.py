@@ -380,12 +380,26 @@ def check_generator_options(generator: str, options: dict[str, Any], prefix: str
     return config
 
 
+def _refuse_empty_paths(data: dict, source: str) -> None:
+    """Refuse a path value (:func:`path_keys`) that is the empty string or only white space, at its key path: it
+    names no file or folder (``Path('')`` is the working folder), and a dry run would list it as if set."""
+    for key, _kind in path_keys():
+        *parents, last = key.split(".")
+        node: Any = data
+        for part in parents:
+            node = node.get(part) if isinstance(node, dict) else None
+        if isinstance(node, dict) and isinstance(node.get(last), str) and not node[last].strip():
+            raise RecipeError(key, f"{node[last]!r} is an empty path: give a path, or leave the key out", source)
+
+
 def recipe_from_mapping(data: dict, source: str) -> Recipe:
-    """A checked :class:`Recipe` from a merged mapping (``source`` names the file in errors)."""
+    """A checked :class:`Recipe` from a merged mapping (``source`` names the file in errors); every path value
+    is checked here first (:func:`_refuse_empty_paths`), wherever it was set (a file, an override)."""
     generate = data.get("generate")
     if isinstance(generate, dict) and "max_new_tokens" in generate:
         raise RecipeError("generate.max_new_tokens", "unknown key: answer length is a generator option, "
                           "set generate.options.max_new_tokens", source)
+    _refuse_empty_paths(data, source)
     recipe = build(Recipe, data, "", source)
     recipe.train = check_train(recipe.train, "train", source)
     check_generator_options(recipe.generate.generator, recipe.generate.options, source=source)

@@ -58,9 +58,31 @@ def run_cp(args) -> int:
     elif names_a_folder(args.dest):  # `newdir/` names a folder, and none is there: `cp` refuses it too
         raise ConfigurationError(f"{args.dest}: not a folder (DEST ending in '/' names the folder to copy into; "
                                  f"create it first, or name the file)")
+    _refuse_shipped_place(args.dest, dest, src)
     # the output layer: a new file, or this command's own earlier copy (its mark beside it); never a user's file
     with claim(dest, command="savi recipes cp", inputs={"the recipe": src}, output_name="DEST") as claimed:
         claimed.write_mark()
         copy_file(src, dest)
     say(f"copied {src.name} to {dest}")
     return 0
+
+
+def _refuse_shipped_place(given: str, dest: Path, src: Path) -> None:
+    """Refuse a copy that would pass for a shipped recipe: one written into the shipped recipes' folder (listed by
+    ``savi recipes ls`` as shipped), and one in the working folder named as a shipped recipe (``NAME``,
+    ``NAME.yaml``, ``NAME.yml``: ``savi recipes cp tiny_demo tiny_demo``), after which the bare name typed here names
+    both and every command refuses it as ambiguous. The copy onto the recipe itself is the output layer's refusal."""
+    from savi_plugin.errors import ConfigurationError
+    from savi_plugin.recipe import list_recipes, shipped_recipes_dir
+
+    if dest.resolve() == src.resolve():
+        return
+    folder = dest.resolve().parent
+    if folder == shipped_recipes_dir().resolve():
+        raise ConfigurationError(f"{given}: DEST is in the shipped recipes' folder ({folder}), where a copy would be "
+                                 f"listed as a shipped recipe: copy it into your own folder to edit it")
+    stem = dest.name.removesuffix(".yaml") if dest.name.endswith(".yaml") else dest.name.removesuffix(".yml")
+    if folder == Path.cwd().resolve() and stem in list_recipes():
+        raise ConfigurationError(f"{given}: DEST takes the name of the shipped recipe {stem} in the working folder, "
+                                 f"where the bare name {stem} would then name both (refused as ambiguous): name the "
+                                 f"copy otherwise, e.g. my_{stem}.yaml")

@@ -31,7 +31,7 @@ def add_parser(subparsers) -> None:
 
 
 def run(args) -> int:
-    from savi_plugin.config.checkpoint import check_backend_fits
+    from savi_plugin.config.checkpoint import check_model
     from savi_plugin.config.values import ConfigError
     from savi_plugin.errors import ConfigurationError
     from savi_plugin.pipeline.steps import train_output_dir
@@ -49,17 +49,18 @@ def run(args) -> int:
 
         single_process_env()
     model = args.model or recipe.model.path
+    model_key = "--model" if args.model else "model.path"  # where a refused model is said
     data = args.data or recipe.data.pairs
     output_dir = train_output_dir(recipe, args.output_dir)
     if args.dry_run:
         from savi_plugin.pipeline.dry_run import dry_run_train
 
         say(*dry_run_train(recipe, model=model, data=data, output_dir=output_dir,
-                           allow_incomplete_data=args.allow_incomplete_data))
+                           allow_incomplete_data=args.allow_incomplete_data, model_key=model_key))
         return 0
     if not data:
         raise ConfigError("data.pairs", "required (or --data)", recipe.source)
-    check_backend_fits(model, recipe.model.backend, "model.backend", recipe.source)
+    check_model(model, recipe.model.backend, model_key, recipe.source if not args.model else None)
     forget_deepspeed(recipe_training_args(recipe, output_dir, strict=True))  # what this machine lacks fails now
     if not Path(data).is_file():  # named by the flag or key that gave it: after the recipe's checks, before loading
         from savi_plugin.data.files import file_problem

@@ -40,6 +40,23 @@ def check_model_found(model: str | Path, backend: str | None, where: str, source
                                  f"id with its backend ({backend_where})", source)
 
 
+def check_model(model: str | Path, backend: str | None, where: str = "model.path", source: str | None = None,
+                backend_where: str = "model.backend") -> None:
+    """The one check of the model a run loads, asked before the run starts and by its dry run alike
+    (:func:`check_model_found`, then :func:`check_backend_fits`): ``where`` names the key or flag that gave
+    ``model``, ``backend_where`` the one that gave ``backend``. With a backend, a value that names nothing here
+    and cannot be a hub id (:func:`~savi_plugin.data.identity.check_model_reference`'s rule) is said at ``where``."""
+    from savi_plugin.data.identity import ModelNotFoundError, check_model_reference
+
+    try:
+        check_model_reference(model)
+    except ModelNotFoundError as exc:
+        raise ConfigError(where, f"{exc}; give a local model folder (nothing is downloaded), or a hub id with its "
+                                 f"backend ({backend_where})", source) from None
+    check_model_found(model, backend, where, source, backend_where)
+    check_backend_fits(model, backend, backend_where, source)
+
+
 def check_backend_fits(model: str | Path, backend: str | None, where: str = "model.backend",
                        source: str | None = None) -> None:
     """Refuse a ``backend`` whose families do not include the local checkpoint's ``model_type``.

@@ -164,17 +164,23 @@ def _value_problem(key: str, value: object) -> str | None:
     return None
 
 
+#: the variable naming lmms-eval's plugin packages (:func:`savi_plugin.eval.task_names.plugins_problem`)
+PLUGINS_VARIABLE = "LMMS_EVAL_PLUGINS"
+
+
 def config_env(path: str, runs: list[dict], env: dict[str, str]) -> dict[str, str]:
     """``env`` with every run's ``env`` mapping applied in order, as lmms-eval applies them before its first run.
 
     Raises:
         ConfigError: an ``env`` that lmms-eval refuses (not a mapping) or that cannot name variables, and one that
             sets a launcher's variable (:func:`savi_plugin.launch.job_variable`: ``RANK``, ``MASTER_ADDR`` ...),
-            which ``savi eval run`` drops from its own environment before it starts lmms-eval as one process.
+            which ``savi eval run`` drops from its own environment before it starts lmms-eval as one process; and
+            a ``LMMS_EVAL_PLUGINS`` lmms-eval cannot start with (``file: env.LMMS_EVAL_PLUGINS: ...``).
     """
     from savi_plugin.launch import job_variable
 
     env = dict(env)
+    plugins_where = None  # the key that last set $LMMS_EVAL_PLUGINS, checked once every env is applied
     for n, run in enumerate(runs):
         values = run.get("env")
         if not values:  # lmms-eval skips a missing or empty env
@@ -194,6 +200,14 @@ def config_env(path: str, runs: list[dict], env: dict[str, str]) -> dict[str, st
             if isinstance(value, (dict, list)):
                 raise ConfigError(f"{where}.{name}", f"must be one value, got {type(value).__name__}", path)
             env[name] = expand_variables(str(value), env)
+            if name == PLUGINS_VARIABLE:
+                plugins_where = f"{where}.{name}"
+    if plugins_where is not None:  # said at the file and key that set it, not as the caller's own variable
+        from savi_plugin.eval.task_names import plugins_problem
+
+        problem = plugins_problem(env)
+        if problem:
+            raise ConfigError(plugins_where, problem, path)
     return env
 
 

@@ -158,7 +158,7 @@ def run_ablation(recipe_ref: str, losses: list[str], out: str | Path, *, pairs: 
         evaluate: ``evaluate(recipe, model, out_dir, adapter=None) -> {task: {metric: value}}`` (default
             :func:`savi_plugin.pipeline.evaluate.evaluate_step`).
     """
-    from savi_plugin.config.checkpoint import check_backend_fits
+    from savi_plugin.config.checkpoint import check_model
 
     out = Path(out)
     plans = plan_ablation(recipe_ref, losses, out, overrides)
@@ -166,7 +166,7 @@ def run_ablation(recipe_ref: str, losses: list[str], out: str | Path, *, pairs: 
     data = pairs or first.data.pairs
     if not data:
         raise ConfigError("data.pairs", "required (or --pairs)", first.source)
-    check_backend_fits(first.model.path, first.model.backend, "model.backend", first.source)
+    check_model(first.model.path, first.model.backend, "model.path", first.source)
     if benchmarks and evaluate is None:
         from savi_plugin.pipeline.evaluate import evaluate_step as evaluate
     from savi_plugin.data.identity import folder_identity, input_identity, model_identity

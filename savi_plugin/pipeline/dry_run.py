@@ -3,8 +3,10 @@
 The generator with its options (and prompts), the training arguments (:class:`PreferenceConfig`, DeepSpeed config
 included) with the peft ``LoraConfig``, and the lmms-eval command line are constructed exactly as the run would
 construct them, so a recipe that a step would reject fails here with ``file: key.path: message``. Nothing is
-written (no run folder is created) and no weights are read. Inputs that do not exist on this machine (data,
-checkpoints) are listed as notes: a dry run checks the recipe, not the machine.
+written (no run folder is created) and no weights are read. The model is checked as the real run checks it before
+it starts (:func:`~savi_plugin.config.checkpoint.check_model`: a local path that names no model folder, or a model
+without a backend that is no model folder, is refused with the same line); other inputs that do not exist on this
+machine (data) are listed as notes.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from savi_plugin.config.checkpoint import check_backend_fits
+from savi_plugin.config.checkpoint import check_model
 from savi_plugin.config.sections import ALL_LM_LINEAR, Recipe
 from savi_plugin.config.values import to_dict
 
@@ -30,9 +32,10 @@ def _where(path: str | Path | None) -> str:
     return f"{path} (not found here; the real run needs it)"
 
 
-def _model_line(recipe: Recipe, model: str | Path) -> str:
+def _model_line(recipe: Recipe, model: str | Path, model_key: str = "model.path") -> str:
     m = recipe.model
-    check_backend_fits(model, m.backend, "model.backend", recipe.source)
+    check_model(model, m.backend, model_key, recipe.source if model_key == "model.path" else None,
+                backend_where="model.backend")  # the real run's check, before it starts
     backend = m.backend or "detected from config.json"
     return f"model: {_where(model)}; backend {backend}, {m.dtype}, {m.num_frames} frames"
 
@@ -68,7 +71,8 @@ def _train_lines(recipe: Recipe, output_dir: str | Path, notes: list[str]) -> li
 
 
 def dry_run_train(recipe: Recipe, *, model: str | Path, data: str | Path | None,
-                  output_dir: str | Path, allow_incomplete_data: bool = False) -> list[str]:
+                  output_dir: str | Path, allow_incomplete_data: bool = False,
+                  model_key: str = "model.path") -> list[str]:
     """What ``savi train`` would run into ``output_dir`` (as :func:`~savi_plugin.pipeline.steps.train_output_dir`
     resolved it), as lines; raises ``ConfigError`` for anything the run would refuse, and the real run's refusal
     of pairs whose generation run is unfinished or one shard of several
@@ -81,7 +85,7 @@ def dry_run_train(recipe: Recipe, *, model: str | Path, data: str | Path | None,
                              use="train on what is there", whole=True)
         if why is not None:
             notes.append(f"{data}: {why}; the run trains on what is there (--allow-incomplete-data)")
-    lines = [f"recipe: {recipe.source}", _model_line(recipe, model),
+    lines = [f"recipe: {recipe.source}", _model_line(recipe, model, model_key),
              f"data: {_where(data) if data else 'not set (data.pairs or --data; the real run needs it)'}"]
     lines += _train_lines(recipe, output_dir, notes)
     return lines + [f"note: {n}" for n in notes] + ["dry run: the train step's configuration builds; nothing loaded"]

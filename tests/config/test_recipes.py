@@ -4,7 +4,9 @@ import os
 from pathlib import Path
 
 import pytest
+import yaml
 
+from savi_plugin.cli import main
 from savi_plugin.pipeline.steps import training_kwargs
 from savi_plugin.recipe import RecipeError, list_recipes, load_recipe, path_keys
 
@@ -401,3 +403,45 @@ def test_an_override_reading_as_zero_is_one_line(argv, line, capsys):
     except SystemExit as exit_:
         code = exit_.code
     assert code == 2 and capsys.readouterr().err.strip().splitlines() == [line]
+
+
+@pytest.mark.parametrize("name", list_recipes())
+@pytest.mark.parametrize("key", [key for key, _ in path_keys()])
+def test_an_empty_path_value_is_refused_at_its_key_path(name, key, tmp_path, capsys, monkeypatch):
+    """``data.pairs: ''`` (any path key: model, data, output, prompts, DeepSpeed config) passed ``--dry-run``: the
+    empty string names no file or folder. Every recipe is checked by one rule (``recipe._refuse_empty_paths``)."""
+    monkeypatch.chdir(tmp_path)
+    value: object = ""
+    for part in reversed(key.split(".")):
+        value = {part: value}
+    (tmp_path / "r.yaml").write_text(yaml.safe_dump({"extends": name, **value}))
+    assert main(["align", "r.yaml", "--dry-run", "--out", "run"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"error: r.yaml: {key}: '' is an empty path: give a path, or leave the key out"], err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.yaml"]
+
+
+@pytest.mark.parametrize("dest, said", [
+    ("tiny_demo", "DEST takes the name of the shipped recipe tiny_demo in the working folder"),
+    ("tiny_demo.yaml", "DEST takes the name of the shipped recipe tiny_demo in the working folder"),
+    (".", "DEST takes the name of the shipped recipe tiny_demo in the working folder"),
+    ("qwen2_vl_7b_rrpo.yml", "DEST takes the name of the shipped recipe qwen2_vl_7b_rrpo in the working folder"),
+    ("SHIPPED/tiny_demo.yaml", "DEST is the same path as the recipe"),
+    ("SHIPPED/", "DEST is the same path as the recipe"),
+    ("SHIPPED/qwen2_vl_7b_rrpo.yaml", "DEST is in the shipped recipes' folder"),
+    ("SHIPPED/mine.yaml", "DEST is in the shipped recipes' folder"),
+])
+def test_recipes_cp_never_writes_a_copy_that_passes_for_a_shipped_recipe(dest, said, tmp_path, capsys, monkeypatch):
+    """``savi recipes cp tiny_demo tiny_demo`` wrote ``./tiny_demo``, after which ``tiny_demo`` typed in that folder
+    was refused as ambiguous by every command; a copy into the shipped folder would be listed as shipped. Each is
+    refused in one line, and nothing is written, here or beside the shipped recipes."""
+    from savi_plugin.recipe import shipped_recipes_dir
+
+    monkeypatch.chdir(tmp_path)
+    shipped = sorted(p.name for p in shipped_recipes_dir().iterdir())
+    code = main(["recipes", "cp", "tiny_demo", dest.replace("SHIPPED", str(shipped_recipes_dir()))])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code != 0 and len(err) == 1 and said in err[0], (code, err)
+    assert list(tmp_path.iterdir()) == [] and sorted(p.name for p in shipped_recipes_dir().iterdir()) == shipped
+    assert main(["recipes", "cp", "tiny_demo", "my_tiny_demo.yaml"]) == 0  # the copy the message advises
+    assert load_recipe("./my_tiny_demo.yaml").model.path == load_recipe("tiny_demo").model.path

@@ -337,3 +337,21 @@ def test_the_response_cache_folder_meets_the_output_place_rule(cache, fragment, 
     assert name in err, err
     assert list((place / "model").iterdir()) == [] and not (place / "out").exists()
     assert not any(p.name.startswith("cache") for p in (place / "data").iterdir())
+
+
+@pytest.mark.parametrize("value, said", [
+    ("no_such_plugin_mod", "'no_such_plugin_mod': ModuleNotFoundError"),
+    (",savi_plugin", "holds an empty module name"),
+    ("not a module", "'not a module' is no Python module name"),
+    ("json", "'json' has no json.models module"),
+])
+@pytest.mark.parametrize("runs", [1, 2])
+def test_lmms_eval_plugins_set_by_the_config_env_is_named_at_its_file_and_key(value, said, runs, place, capsys,
+                                                                           monkeypatch):
+    """A ``LMMS_EVAL_PLUGINS`` that lmms-eval cannot start with, set by the ``--config`` file's ``env``, was refused
+    as ``$LMMS_EVAL_PLUGINS: ...``, as if the user's shell had set it: the file and key that set it are named."""
+    monkeypatch.delenv("LMMS_EVAL_PLUGINS", raising=False)
+    config = [dict(RUN)] * (runs - 1) + [dict(RUN, env={"LMMS_EVAL_PLUGINS": value})]
+    err = _refused(capsys, config if runs > 1 else config[0])
+    where = "[1].env" if runs > 1 else "env"
+    assert err.startswith(f"error: cfg.yaml: {where}.LMMS_EVAL_PLUGINS: ") and said in err, err

@@ -444,7 +444,8 @@ def test_a_model_path_naming_nothing_is_one_message_in_every_command(command, fo
     """Red team 23 E, row 41: a model path naming nothing was "identity.model changed content" on a resume,
     huggingface_hub's "Repo id must be in the form ..." for a new output, and "no such file or folder" only in
     ``savi generate``. One rule (``data.identity.check_model_reference``) says it in every command, before any
-    output is claimed; a name of a hub id's form (``org/name``) stays the hub's."""
+    output is claimed; a name of a hub id's form (``org/name``) stays the hub's. A recipe command says it at the
+    key or flag that gave the model (``config.checkpoint.check_model``: ``my.yaml: model.path: ...``)."""
     monkeypatch.chdir(tmp_path)
     clip(tmp_path / "v.mp4")
     write_jsonl(tmp_path / "pairs.jsonl", [pair("a", "v.mp4")])
@@ -473,7 +474,12 @@ def test_a_model_path_naming_nothing_is_one_message_in_every_command(command, fo
     if command == "generate":  # a flag's value: said at the flag, with what would load (config.checkpoint)
         expected = (f"error: --model: {model}: no such file or folder; give a local model folder (nothing is "
                     f"downloaded), or a hub id with its backend (--backend)")
-    assert assert_one_line_error(err) == expected
+    if command.startswith(("train", "align")):  # a recipe command: said at the key or flag that gave it
+        key = "--model" if "--model" in argv else "model.path"
+        line = assert_one_line_error(err)
+        assert line.startswith("error: ") and f"{key}: {model}: no such file or folder; give a local model" in line
+    else:
+        assert assert_one_line_error(err) == expected
     assert sorted(tmp_path.rglob("*")) == before  # nothing claimed
 
 

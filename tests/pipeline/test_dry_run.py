@@ -67,6 +67,7 @@ def test_show_prints_resolved_defaults(capsys):
 def test_user_recipe_paths_are_relative_to_its_folder(tmp_path, monkeypatch, capsys):
     folder = tmp_path / "project"
     (folder / "ckpt").mkdir(parents=True)
+    (folder / "ckpt" / "config.json").write_text("{}")  # a model folder: the dry run checks it as the run does
     (folder / "ds.json").write_text((shipped_recipes_dir() / "deepspeed" / "zero2.json").read_text())
     (folder / "my.yaml").write_text(
         "extends: llava_video_7b_rrpo_16f\n"
@@ -265,5 +266,42 @@ def test_a_train_output_dir_left_empty_is_refused_by_the_run_and_its_dry_run(spe
     argv = ["train", "r.yaml", *overrides, "data.pairs=p.jsonl"] + (["--dry-run"] if dry_run else [])
     assert main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("error: ") and "train.output_dir: required (or --output-dir)" in err[0]
+    said = ("train.output_dir: '' is an empty path: give a path, or leave the key out" if value == "''" else
+            "train.output_dir: required (or --output-dir)")  # '' is refused at load, by the rule of every path key
+    assert len(err) == 1 and err[0].startswith("error: ") and said in err[0], err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r.yaml"]  # nothing written
+
+
+#: every command with a ``--dry-run``, as (argv after the recipe, the key or flag that names the model)
+DRY_RUN_ENTRY_POINTS = {
+    "train": (["--output-dir", "o", "--data", "p.jsonl"], "model.path"),
+    "train --model": (["--output-dir", "o", "--data", "p.jsonl", "--model", "./no_model"], "--model"),
+    "align": (["--out", "run", "align.eval_every_iteration=false"], "model.path"),
+    "ablate": (["--out", "abl", "--pairs", "p.jsonl", "--losses", "rrpo,dpo", "--no-benchmarks"], "model.path"),
+}
+
+
+@pytest.mark.parametrize("entry, missing", [
+    (entry, missing) for entry, (_, key) in DRY_RUN_ENTRY_POINTS.items()
+    for missing in (["./no_model"] if key == "--model" else ["./no_model", "/nonexistent/no_model",
+                                                             "hub/id-without-backend"])])
+def test_a_missing_model_is_refused_by_every_dry_run_as_by_its_run(entry, missing, tmp_path, capsys, monkeypatch):
+    """A dry run listed a model that is not there (``(not found here; the real run needs it)``) and exited 0, and
+    the real run refused it only when loading it, naming no key: both now ask the one model check
+    (``config.checkpoint.check_model``) before anything starts, and say the same line at the key or flag."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "p.jsonl").write_text("")
+    backend = "null" if missing.startswith("hub/") else "llava_onevision"
+    (tmp_path / "r.yaml").write_text(f"extends: tiny_demo\nmodel:\n  path: {missing}\n  backend: {backend}\n")
+    tail, key = DRY_RUN_ENTRY_POINTS[entry]
+    lines = []
+    for dry_run in (True, False):
+        assert main([entry.split()[0], "r.yaml", *tail] + (["--dry-run"] if dry_run else [])) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1, err
+        lines.append(err[0])
+    assert lines[0] == lines[1]  # the dry run says what the run says
+    shown = missing if key == "--model" or missing.startswith(("/", "hub")) else str(tmp_path / "no_model")
+    prefix = "error: --model: " if key == "--model" else "error: r.yaml: model.path: "
+    assert lines[0].startswith(f"{prefix}{shown}: no such file or folder; give a local model folder"), lines[0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["p.jsonl", "r.yaml"]  # nothing written
