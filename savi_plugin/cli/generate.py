@@ -95,7 +95,7 @@ def parse_options(args) -> dict:
             raise ConfigError("--option", f"{key.strip()} is given twice ({given[key.strip()]!r} and {item!r}); give "
                                           f"it once")
         given[key.strip()] = item
-        options[key.strip()] = load_yaml(value, f"--option {key.strip()}") if value.strip() else None
+        options[key.strip()] = load_yaml(value, f"--option {key.strip()}")  # never empty (cli._empty_argument)
     for key, flag in FLAG_OPTIONS.items():
         value = getattr(args, flag.lstrip("-").replace("-", "_"), None)
         if not value:
