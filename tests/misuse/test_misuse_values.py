@@ -389,6 +389,43 @@ def test_a_perturbation_strength_that_changes_no_frame_is_refused(spec, refusal,
             assert (out != clip).any(), (spec, frames, seed)
 
 
+def _one_frame_cases():
+    """Every perturbation x every way to give it (its flag, ``--option``, a recipe override): ``(argv, named)``."""
+    from savi_plugin.video.perturb import PERTURBATIONS
+
+    cases = []
+    for name in sorted(PERTURBATIONS):
+        cases += [(name, GENERATE + ["--perturb", name, "--num-frames", "1"], "error: --perturb: "),
+                  (name, GENERATE + ["-o", f"perturbations=[{name}]", "--num-frames", "1"],
+                   "error: --option perturbations: "),
+                  (name, ["recipes", "show", "tiny_demo", "model.num_frames=1",
+                          f"generate.options.perturbations=[{name}]", "generate.options.num_perturbations=1"],
+                   "generate.options.perturbations: ")]
+    return cases
+
+
+#: the perturbations that change no frame of a one-frame clip (a reorder or a hold needs a second frame)
+NO_CHANGE_ON_ONE_FRAME = {"shuffle", "reverse", "drop"}
+
+
+@pytest.mark.parametrize("name, argv, named", _one_frame_cases(), ids=[f"{c[0]}-{c[2].split(':')[-2].strip()}"
+                                                                       for c in _one_frame_cases()])
+def test_a_perturbation_that_changes_no_frame_of_the_clips_is_refused(name, argv, named, tmp_path, capsys,
+                                                                      monkeypatch):
+    """``--perturb shuffle --num-frames 1`` wrote pairs whose "perturbed" clip was the real one, the case a fraction
+    of 0 is refused for: refused the same way, at the same option, wherever the frame count is given."""
+    monkeypatch.chdir(tmp_path)
+    code = main(argv)
+    out, err = capsys.readouterr()
+    if name not in NO_CHANGE_ON_ONE_FRAME:  # covers or blurs the one frame: past this check (to the missing input)
+        assert "changes no frame" not in out + err and "perturb" not in err, (code, out, err)
+        return
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1, (code, err)
+    assert named in lines[0] and f"perturbation '{name}': on clips of 1 frame changes no frame" in lines[0], lines
+    assert list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.parametrize("flag", ["--model", "--judge-model", "--tagger-model"])
 @pytest.mark.parametrize("given, what", [("lmms-lab/LLaVA-Video-7B-Qwen2", "no such file or folder"),
                                          ("qa.jsonl", "is a file, not a"), ("empty", "is an empty folder, not a")])
