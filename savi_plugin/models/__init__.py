@@ -48,6 +48,25 @@ def model_folder_problem(path: str | Path) -> str | None:
     return problem
 
 
+def loadable_model_problem(path: str | Path) -> str | None:
+    """The one check of a local model folder before a loader reads it, whatever the role it is loaded in (the
+    policy and the reference through :func:`load_backend`, a judge or tagger, the similarity scorer), or None
+    when it can be loaded: what ``path`` is instead of a model folder (:func:`model_folder_problem`), what in its
+    files the loader would misread or its ``config.json`` contradicts
+    (:func:`~savi_plugin.data.model_config.model_config_problem`), or a folder that holds no weight file. Said
+    after the path (``<path>: <problem>``)."""
+    from savi_plugin.data.model_config import MODEL_WEIGHT_FILES, model_config_problem
+
+    # a file the loader reads that is torn or a broken link is named first: a broken config.json link is no
+    # "folder without config.json"
+    problem = (str(path).strip() and Path(path).is_dir() and model_config_problem(path)) or model_folder_problem(path)
+    if problem:
+        return problem
+    if not any(next(Path(path).glob(pattern), None) is not None for pattern in MODEL_WEIGHT_FILES):
+        return f"holds no weight file ({', '.join(MODEL_WEIGHT_FILES)}): config.json alone describes no weights"
+    return None
+
+
 def load_backend(path: str | Path, backend: str | None = None, **kwargs):
     """Load a checkpoint through its backend (auto-detected from ``config.json`` when not given); a local folder
     that is no model folder (:func:`model_folder_problem`) is named as what it is before transformers reads it.
@@ -63,10 +82,9 @@ def load_backend(path: str | Path, backend: str | None = None, **kwargs):
         problem = model_folder_problem(path)
         if problem:
             raise ModelLoadError(f"{path}: the model cannot be loaded: it {problem}")
-    if Path(path).is_dir():  # what transformers would build before reading a weight (data.model_config)
-        from savi_plugin.data.model_config import model_config_problem
-
-        problem = model_config_problem(path)
+    config = Path(path) / "config.json"
+    if config.is_file() or config.is_symlink():  # what transformers would misread or miss before a weight
+        problem = loadable_model_problem(path)
         if problem:
             raise ModelLoadError(f"{path}: the model cannot be loaded: {problem}")
     name = backend or detect_backend(path)
