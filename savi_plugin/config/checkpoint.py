@@ -28,15 +28,16 @@ def check_model_found(model: str | Path, backend: str | None, where: str, source
                       backend_where: str = "--backend") -> None:
     """Refuse a model path that is no local model folder when no backend is named: the backend is detected from
     the folder's ``config.json``, so such a path can load nothing (a hub id loads only through a named backend);
-    and a model folder the one loader check refuses (:func:`savi_plugin.models.loadable_model_problem`). A value
-    to correct, said at the flag or key that gave it, like a judge or adapter path.
+    and a model folder the one loader check refuses
+    (:func:`savi_plugin.data.model_config.loadable_model_problem`). A value to correct, said at the flag or key
+    that gave it, like a judge or adapter path.
 
     Raises:
         ConfigError: ``source: where: <path>: no such file or folder; ...`` (exit status 2).
     """
     if backend or "://" in str(model):
         return
-    from savi_plugin.models import loadable_model_problem
+    from savi_plugin.data.model_config import loadable_model_problem
 
     problem = loadable_model_problem(model)
     if problem and os.path.lexists(Path(model) / "config.json"):  # a model folder, with a file to correct

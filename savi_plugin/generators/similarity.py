@@ -45,7 +45,7 @@ class HFVideoTextScorer:
         import torch  # noqa: F401  (fail here, not mid-run, if torch is missing)
         from transformers import AutoImageProcessor, AutoModel, AutoTokenizer
 
-        from savi_plugin.models import loadable_model_problem
+        from savi_plugin.data.model_config import loadable_model_problem
         from savi_plugin.models.backends.base import ModelLoadError
 
         path = Path(path)

@@ -31,7 +31,7 @@ class TextLM:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         from savi_plugin.data.watched import check_unchanged
-        from savi_plugin.models import loadable_model_problem
+        from savi_plugin.data.model_config import loadable_model_problem
         from savi_plugin.models.backends.base import (ModelLoadError, check_tokenizer_fits, model_files_read,
                                                       own_memory)
 
@@ -97,7 +97,7 @@ def check_text_lm_option(spec: Any, name: str) -> None:
         return
     if not isinstance(spec, (str, Path)):
         raise ValueError(f"{name} must be a local model directory or 'policy', got {spec!r}")
-    from savi_plugin.models import loadable_model_problem
+    from savi_plugin.data.model_config import loadable_model_problem
 
     problem = loadable_model_problem(spec) or causal_lm_problem(spec)
     if problem:

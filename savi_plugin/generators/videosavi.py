@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from savi_plugin.config.values import AtLeast, Positive, Probability, Range, checked, validate
+from savi_plugin.data.model_config import loadable_model_problem
 from savi_plugin.data.record import DataError, PreferenceRecord, validate_record
 from savi_plugin.device import UsableDevice
 from savi_plugin.generators.base import (PAIR, SKIPPED, BatchContext, Generator, Outcome, WorkItem, generate_chunked,
@@ -36,7 +37,6 @@ from savi_plugin.generators.prompts import render
 from savi_plugin.generators.similarity import load_scorer, pair_weight
 from savi_plugin.generators.tagging import rule_tag
 from savi_plugin.generators.text import normalized_edit_distance
-from savi_plugin.models import loadable_model_problem
 from savi_plugin.models.prefix_cache import reuse_video_prefixes
 from savi_plugin.untrusted import same_text
 

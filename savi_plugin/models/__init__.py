@@ -7,6 +7,7 @@ from pathlib import Path
 
 from savi_plugin import registry
 from savi_plugin.data.files import read_json
+from savi_plugin.data.model_config import loadable_model_problem, model_folder_problem
 
 log = logging.getLogger(__name__)
 
@@ -34,37 +35,6 @@ def detect_backend(path: str | Path) -> str:
             return name
     raise ValueError(f"{config}: no backend serves model_type {model_type!r}; registered backends: "
                      f"{', '.join(registry.available(registry.BACKENDS))}")
-
-
-def model_folder_problem(path: str | Path) -> str | None:
-    """What ``path`` is instead of a model folder (``config.json`` in it), or None: ``no such file or folder``, a
-    file, an empty folder, a FIFO, or an adapter or training output folder (``adapter_config.json``: given where a
-    base model belongs)."""
-    from savi_plugin.data.files import folder_problem
-
-    problem = folder_problem(path, "config.json", "a model folder")
-    if problem and problem != "no such file or folder" and (Path(path) / "adapter_config.json").is_file():
-        return "is an adapter folder (adapter_config.json), not a model folder; give it as the adapter"
-    return problem
-
-
-def loadable_model_problem(path: str | Path) -> str | None:
-    """The one check of a local model folder before a loader reads it, whatever the role it is loaded in (the
-    policy and the reference through :func:`load_backend`, a judge or tagger, the similarity scorer), or None
-    when it can be loaded: what ``path`` is instead of a model folder (:func:`model_folder_problem`), what in its
-    files the loader would misread or its ``config.json`` contradicts
-    (:func:`~savi_plugin.data.model_config.model_config_problem`), or a folder that holds no weight file. Said
-    after the path (``<path>: <problem>``)."""
-    from savi_plugin.data.model_config import MODEL_WEIGHT_FILES, model_config_problem
-
-    # a file the loader reads that is torn or a broken link is named first: a broken config.json link is no
-    # "folder without config.json"
-    problem = (str(path).strip() and Path(path).is_dir() and model_config_problem(path)) or model_folder_problem(path)
-    if problem:
-        return problem
-    if not any(next(Path(path).glob(pattern), None) is not None for pattern in MODEL_WEIGHT_FILES):
-        return f"holds no weight file ({', '.join(MODEL_WEIGHT_FILES)}): config.json alone describes no weights"
-    return None
 
 
 def load_backend(path: str | Path, backend: str | None = None, **kwargs):

@@ -474,7 +474,7 @@ MODEL_ROLES = {"policy": ("rrpo", ["--model"], "--model: "),
                "judge": ("rrpo", ["--judge-model"], "--judge-model: judge_model: "),
                "tagger": ("rrpo", ["--tagger-model"], "--tagger-model: tagger_model: "),
                "scorer": ("videosavi", ["-o", "scorer="], "--option scorer: scorer: ")}
-#: each defect and what the one loader check (models.loadable_model_problem) says of it
+#: each defect and what the one loader check (data.model_config.loadable_model_problem) says of it
 MODEL_DEFECTS = {"a file": "is a file, not a model folder",
                  "no weights": "holds no weight file",
                  "lying config": "config.json: text_config.num_hidden_layers: "}
@@ -486,7 +486,8 @@ def test_every_model_role_gets_the_one_loader_check(role, defect, tiny_llava_one
                                                     monkeypatch):
     """The similarity scorer was checked for config.json only: one without weights, or whose config.json lies,
     passed and loaded (or not) mid-run. Every model savi generate loads is asked the same question
-    (``models.loadable_model_problem``) before anything is claimed, and the refusal names the flag or option."""
+    (``data.model_config.loadable_model_problem``) before anything is claimed, and the refusal names the flag or
+    option."""
     from misuse_kit import clip
 
     monkeypatch.chdir(tmp_path)
