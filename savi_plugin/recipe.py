@@ -360,10 +360,13 @@ def _say_replaced(given: dict[str, str], key: str, text: str) -> None:
 
 
 def check_generator_options(generator: str, options: dict[str, Any], prefix: str = "generate.options",
-                            source: str | None = None):
+                            source: str | None = None, num_frames: int | None = None,
+                            frames_key: str = "model.num_frames"):
     """The generator's options object, built from ``options`` by its own declaration (unknown option, wrong
     type or range -> :class:`RecipeError` at ``prefix.key``), with its prompt file read and checked (a
-    ``ConfigError`` at ``prefix.prompts`` naming the file and line), so a bad prompt file stops a job, or its dry run, before it starts."""
+    ``ConfigError`` at ``prefix.prompts`` naming the file and line), so a bad prompt file stops a job, or its dry run, before it starts.
+    With ``num_frames`` (given at ``frames_key``), options that cannot work on clips that long
+    (:meth:`~savi_plugin.generators.base.Generator.frames_problem`) are refused at the option too."""
     from savi_plugin import registry
     from savi_plugin.generators.base import build_config
     from savi_plugin.generators.prompts import load_prompts
@@ -377,6 +380,12 @@ def check_generator_options(generator: str, options: dict[str, Any], prefix: str
             load_prompts(cls.name, config.prompts, fields=getattr(cls, "prompt_fields", None), module=cls.__module__)
         except ConfigurationError as exc:  # the prompt file's own problem, placed at the option that names it
             raise RecipeError(f"{prefix}.prompts" if prefix else "prompts", str(exc), source) from None
+    problem = cls.frames_problem(config, num_frames) if num_frames is not None else None
+    if problem:  # at the option when it was given, else at the frame count that the default cannot work with
+        option, why = problem
+        if option not in options:
+            raise RecipeError(frames_key, f"{num_frames}: the default {option}: {why}", source)
+        raise RecipeError(f"{prefix}.{option}" if prefix else option, f"{why} ({frames_key}: {num_frames})", source)
     return config
 
 
@@ -402,7 +411,8 @@ def recipe_from_mapping(data: dict, source: str) -> Recipe:
     _refuse_empty_paths(data, source)
     recipe = build(Recipe, data, "", source)
     recipe.train = check_train(recipe.train, "train", source)
-    check_generator_options(recipe.generate.generator, recipe.generate.options, source=source)
+    check_generator_options(recipe.generate.generator, recipe.generate.options, source=source,
+                            num_frames=recipe.model.num_frames)
     recipe.source = source
     if recipe.align.eval_every_iteration and not recipe.eval.tasks:
         raise RecipeError("eval.tasks", "empty: name at least one lmms-eval task, or turn evaluation off with "

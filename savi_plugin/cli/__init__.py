@@ -122,12 +122,23 @@ def main(argv: list[str] | None = None) -> int:
     return code
 
 
+#: the arguments whose words are ``KEY=VALUE``, by ``dest``, and how a refusal names one of their keys
+KEY_VALUE_ARGUMENTS = {"option": "--option {}", "overrides": "override {}="}
+
+
 def _empty_argument(args: argparse.Namespace, parser: argparse.ArgumentParser) -> str | None:
     """How the user wrote the first argument given as the empty string (``""``, an unset ``$VAR``), or None: no
-    savi argument takes one, and a path read from one is the working folder."""
+    savi argument takes one, and a path read from one is the working folder. The same rule for the value of a
+    ``KEY=VALUE`` word (:data:`KEY_VALUE_ARGUMENTS`): ``-o judge_model=$JUDGE`` with the variable unset read as
+    "no judge"; a value left out on purpose is written ``null``."""
     for name, value in vars(args).items():
         values = value if isinstance(value, list) else [value]
-        if any(isinstance(v, str) and v == "" for v in values) and name not in ("overrides", "lmms_args"):
+        if name in KEY_VALUE_ARGUMENTS:
+            for word in values:
+                key, sep, rest = word.partition("=") if isinstance(word, str) else ("", "", "x")
+                if sep and key.strip() and not rest.strip():
+                    return KEY_VALUE_ARGUMENTS[name].format(key.strip())
+        elif name != "lmms_args" and any(isinstance(v, str) and v == "" for v in values):
             return _shown_name(parser, name) or name
     return None
 

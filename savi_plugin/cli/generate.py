@@ -95,7 +95,7 @@ def parse_options(args) -> dict:
             raise ConfigError("--option", f"{key.strip()} is given twice ({given[key.strip()]!r} and {item!r}); give "
                                           f"it once")
         given[key.strip()] = item
-        options[key.strip()] = load_yaml(value, f"--option {key.strip()}") if value.strip() else None
+        options[key.strip()] = load_yaml(value, f"--option {key.strip()}")  # never empty (cli._empty_argument)
     for key, flag in FLAG_OPTIONS.items():
         value = getattr(args, flag.lstrip("-").replace("-", "_"), None)
         if not value:
@@ -111,7 +111,7 @@ def parse_options(args) -> dict:
 
 
 def check_options(generator: str, options: dict, options_file: str | None, cli_keys: set[str],
-                  flags: set[str] = frozenset()) -> None:
+                  flags: set[str] = frozenset(), num_frames: int | None = None) -> None:
     """The generator's own declaration checks the options before anything runs; an error names where the user
     set the option: its own flag (``--perturb``, ``--prompts``; ``flags``: the options set by one), ``--option
     KEY`` (``cli_keys``), or the ``--options`` file and key -- the later of these wins, as in
@@ -120,8 +120,10 @@ def check_options(generator: str, options: dict, options_file: str | None, cli_k
     from savi_plugin.recipe import check_generator_options
 
     try:
-        check_generator_options(generator, options, prefix="")
+        check_generator_options(generator, options, prefix="", num_frames=num_frames, frames_key="--num-frames")
     except ConfigError as exc:
+        if exc.path.startswith("--"):  # a flag of its own (--num-frames)
+            raise
         key = exc.path.split(".", 1)[0]
         if key in flags:
             rest = exc.path[len(key):].lstrip(".")
@@ -158,7 +160,7 @@ def run_generate(args) -> int:
                                  f"look for it; drop --report")
     options = parse_options(args)
     check_options(args.generator, options, args.options, {o.partition("=")[0].strip() for o in args.option},
-                  flag_options(args))
+                  flag_options(args), args.num_frames)
     check_backend_fits(args.model, args.backend, "--backend")
     try:
         report = run_generation(generator=args.generator, model=args.model, inputs=args.input, output=args.output,

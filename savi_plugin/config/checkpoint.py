@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from savi_plugin.config.values import ConfigError
-from savi_plugin.data.files import folder_problem, read_json
+from savi_plugin.data.files import read_json
 from savi_plugin.errors import DocumentTooLarge
 
 
@@ -26,15 +27,21 @@ def checkpoint_model_type(path: str | Path) -> str | None:
 def check_model_found(model: str | Path, backend: str | None, where: str, source: str | None = None,
                       backend_where: str = "--backend") -> None:
     """Refuse a model path that is no local model folder when no backend is named: the backend is detected from
-    the folder's ``config.json``, so such a path can load nothing (a hub id loads only through a named backend).
-    A value to correct, said at the flag or key that gave it, like a judge or adapter path.
+    the folder's ``config.json``, so such a path can load nothing (a hub id loads only through a named backend);
+    and a model folder the one loader check refuses
+    (:func:`savi_plugin.data.model_config.loadable_model_problem`). A value to correct, said at the flag or key
+    that gave it, like a judge or adapter path.
 
     Raises:
         ConfigError: ``source: where: <path>: no such file or folder; ...`` (exit status 2).
     """
     if backend or "://" in str(model):
         return
-    problem = folder_problem(model, "config.json", "a model folder")
+    from savi_plugin.data.model_config import loadable_model_problem
+
+    problem = loadable_model_problem(model)
+    if problem and os.path.lexists(Path(model) / "config.json"):  # a model folder, with a file to correct
+        raise ConfigError(where, f"{model}: the model cannot be loaded: {problem}", source)
     if problem:
         raise ConfigError(where, f"{model}: {problem}; give a local model folder (nothing is downloaded), or a hub "
                                  f"id with its backend ({backend_where})", source)

@@ -170,3 +170,32 @@ def adapter_config_problem(folder: str | Path) -> str | None:
             return (f"adapter_config.json: r: {rank}, but its LoRA weights have rank {', '.join(map(str, sorted(ranks)))}"
                     f"; the config does not describe these weights")
     return None
+
+
+def model_folder_problem(path: str | Path) -> str | None:
+    """What ``path`` is instead of a model folder (``config.json`` in it), or None: ``no such file or folder``, a
+    file, an empty folder, a FIFO, or an adapter or training output folder (``adapter_config.json``: given where a
+    base model belongs)."""
+    from savi_plugin.data.files import folder_problem
+
+    problem = folder_problem(path, "config.json", "a model folder")
+    if problem and problem != "no such file or folder" and (Path(path) / "adapter_config.json").is_file():
+        return "is an adapter folder (adapter_config.json), not a model folder; give it as the adapter"
+    return problem
+
+
+def loadable_model_problem(path: str | Path) -> str | None:
+    """The one check of a local model folder before a loader reads it, whatever the role it is loaded in (the
+    policy and the reference through :func:`savi_plugin.models.load_backend`, a judge or tagger, the similarity
+    scorer), or None when it can be loaded: what ``path`` is instead of a model folder
+    (:func:`model_folder_problem`), what in its files the loader would misread or its ``config.json`` contradicts
+    (:func:`model_config_problem`), or a folder that holds no weight file. Said after the path
+    (``<path>: <problem>``)."""
+    # a file the loader reads that is torn or a broken link is named first: a broken config.json link is no
+    # "folder without config.json"
+    problem = (str(path).strip() and Path(path).is_dir() and model_config_problem(path)) or model_folder_problem(path)
+    if problem:
+        return problem
+    if not any(next(Path(path).glob(pattern), None) is not None for pattern in MODEL_WEIGHT_FILES):
+        return f"holds no weight file ({', '.join(MODEL_WEIGHT_FILES)}): config.json alone describes no weights"
+    return None

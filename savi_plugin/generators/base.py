@@ -185,6 +185,12 @@ class Generator(abc.ABC):
     def check_items(self, items: Sequence[InputItem]) -> None:
         """Raise :class:`~savi_plugin.data.DataError` if the inputs lack what this generator needs."""
 
+    @classmethod
+    def frames_problem(cls, config, num_frames: int) -> tuple[str, str] | None:
+        """``(option, why)`` when the options ``config`` cannot work on clips of ``num_frames`` frames, or None;
+        asked with the options' own checks (:func:`savi_plugin.recipe.check_generator_options`)."""
+        return None
+
     def record_id(self, item_id: str, k: int) -> str:
         """The deterministic id of the ``k``-th record made from item ``item_id``."""
         return f"{item_id}-{self.name}-{k}"

@@ -170,6 +170,15 @@ class RRPOGenerator(Generator):
 
     clips_option = "num_perturbations"
 
+    @classmethod
+    def frames_problem(cls, config, num_frames: int) -> tuple[str, str] | None:
+        """A perturbation that changes no frame of a clip this long (a shuffle of one frame)."""
+        try:
+            normalize_specs(config.perturbations, num_frames=num_frames)
+        except ValueError as exc:
+            return "perturbations", str(exc)
+        return None
+
     def clips_per_item(self) -> int:
         """The original clip and one perturbed copy per draw are held together while a batch is processed."""
         return 1 + self.config.num_perturbations

@@ -45,12 +45,15 @@ class HFVideoTextScorer:
         import torch  # noqa: F401  (fail here, not mid-run, if torch is missing)
         from transformers import AutoImageProcessor, AutoModel, AutoTokenizer
 
-        from savi_plugin.data.files import folder_problem
+        from savi_plugin.data.model_config import loadable_model_problem
+        from savi_plugin.models.backends.base import ModelLoadError
 
         path = Path(path)
-        problem = folder_problem(path, "config.json", "a model folder")
-        if problem:
+        problem = loadable_model_problem(path)
+        if problem and not (path / "config.json").is_file():
             raise FileNotFoundError(f"{path}: {problem}; the similarity scorer loads local checkpoints only")
+        if problem:
+            raise ModelLoadError(f"{path}: the similarity scorer cannot be loaded: {problem}")
         self.model = AutoModel.from_pretrained(str(path)).to(device).eval()
         self.tokenizer = AutoTokenizer.from_pretrained(str(path))
         self.image_processor = AutoImageProcessor.from_pretrained(str(path))

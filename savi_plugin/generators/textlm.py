@@ -30,18 +30,16 @@ class TextLM:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        from savi_plugin.data.files import folder_problem
         from savi_plugin.data.watched import check_unchanged
-        from savi_plugin.data.model_config import model_config_problem
+        from savi_plugin.data.model_config import loadable_model_problem
         from savi_plugin.models.backends.base import (ModelLoadError, check_tokenizer_fits, model_files_read,
                                                       own_memory)
 
         path = Path(path)
-        problem = folder_problem(path, "config.json", "a model folder")
-        if problem:
+        problem = loadable_model_problem(path)  # a torn generation_config.json would be read as absent
+        if problem and not (path / "config.json").is_file():
             raise FileNotFoundError(f"{path}: {problem}; a judge or tagger model must be a local "
                                     "Hugging Face causal LM folder")
-        problem = model_config_problem(path)  # a torn generation_config.json would be read as absent
         if problem:
             raise ModelLoadError(f"{path}: the judge or tagger model cannot be loaded: {problem}")
         dtypes = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -99,9 +97,9 @@ def check_text_lm_option(spec: Any, name: str) -> None:
         return
     if not isinstance(spec, (str, Path)):
         raise ValueError(f"{name} must be a local model directory or 'policy', got {spec!r}")
-    from savi_plugin.data.files import folder_problem
+    from savi_plugin.data.model_config import loadable_model_problem
 
-    problem = folder_problem(spec, "config.json", "a model folder") or causal_lm_problem(spec)
+    problem = loadable_model_problem(spec) or causal_lm_problem(spec)
     if problem:
         shown_spec = spec if str(spec).strip() else repr(spec)  # an empty name, visibly
         raise ValueError(f"{name}: {shown_spec}: {problem}; give a local Hugging Face causal LM folder "

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from savi_plugin.config.values import AtLeast, Positive, Probability, Range, checked, validate
-from savi_plugin.data.files import folder_problem
+from savi_plugin.data.model_config import loadable_model_problem
 from savi_plugin.data.record import DataError, PreferenceRecord, validate_record
 from savi_plugin.device import UsableDevice
 from savi_plugin.generators.base import (PAIR, SKIPPED, BatchContext, Generator, Outcome, WorkItem, generate_chunked,
@@ -100,7 +100,7 @@ class VideoSAViConfig:
         if self.scorer_mode not in SCORER_MODES:
             raise ValueError(f"scorer_mode must be one of {', '.join(SCORER_MODES)}, got {self.scorer_mode!r}")
         if isinstance(self.scorer, (str, Path)):  # refused before the first item, never at each item's scoring
-            problem = folder_problem(self.scorer, "config.json", "a model folder")
+            problem = loadable_model_problem(self.scorer)
             if problem:
                 scorer = self.scorer if str(self.scorer).strip() else repr(self.scorer)  # an empty name, visibly
                 raise ValueError(f"scorer: {scorer}: {problem}; the similarity scorer loads a local CLIP or SigLIP "

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from savi_plugin import registry
 from savi_plugin.data.files import read_json
+from savi_plugin.data.model_config import loadable_model_problem, model_folder_problem
 
 log = logging.getLogger(__name__)
 
@@ -36,18 +37,6 @@ def detect_backend(path: str | Path) -> str:
                      f"{', '.join(registry.available(registry.BACKENDS))}")
 
 
-def model_folder_problem(path: str | Path) -> str | None:
-    """What ``path`` is instead of a model folder (``config.json`` in it), or None: ``no such file or folder``, a
-    file, an empty folder, a FIFO, or an adapter or training output folder (``adapter_config.json``: given where a
-    base model belongs)."""
-    from savi_plugin.data.files import folder_problem
-
-    problem = folder_problem(path, "config.json", "a model folder")
-    if problem and problem != "no such file or folder" and (Path(path) / "adapter_config.json").is_file():
-        return "is an adapter folder (adapter_config.json), not a model folder; give it as the adapter"
-    return problem
-
-
 def load_backend(path: str | Path, backend: str | None = None, **kwargs):
     """Load a checkpoint through its backend (auto-detected from ``config.json`` when not given); a local folder
     that is no model folder (:func:`model_folder_problem`) is named as what it is before transformers reads it.
@@ -63,10 +52,9 @@ def load_backend(path: str | Path, backend: str | None = None, **kwargs):
         problem = model_folder_problem(path)
         if problem:
             raise ModelLoadError(f"{path}: the model cannot be loaded: it {problem}")
-    if Path(path).is_dir():  # what transformers would build before reading a weight (data.model_config)
-        from savi_plugin.data.model_config import model_config_problem
-
-        problem = model_config_problem(path)
+    config = Path(path) / "config.json"
+    if config.is_file() or config.is_symlink():  # what transformers would misread or miss before a weight
+        problem = loadable_model_problem(path)
         if problem:
             raise ModelLoadError(f"{path}: the model cannot be loaded: {problem}")
     name = backend or detect_backend(path)

@@ -388,12 +388,15 @@ SPEC_FORMS = ("e.g. [occlude, shuffle] or [{name: mask, fraction: 0.5}], or the 
               "of --perturb")
 
 
-def normalize_specs(specs: Sequence[dict[str, Any] | str] | str | None) -> list[dict[str, Any]]:
+def normalize_specs(specs: Sequence[dict[str, Any] | str] | str | None,
+                    num_frames: int | None = None) -> list[dict[str, Any]]:
     """Validate a perturbation pipeline; return it as a list of ``{"name": ..., **params}`` dicts.
 
     Args:
         specs: ``None`` (the default: :data:`DEFAULT_PERTURBATIONS`), a command-line string such as
             ``"mask:0.25-0.5,shuffle"`` (see :func:`parse_spec`), or a list of dicts / names.
+        num_frames: the frames per clip the pipeline will see, when known: a step that changes no frame of such a
+            clip (``shuffle``, ``reverse`` or ``drop`` of one frame) is refused as a fraction of 0 is.
 
     Raises:
         ValueError: an unknown perturbation or parameter, naming it and listing the known ones; more than
@@ -438,11 +441,16 @@ def normalize_specs(specs: Sequence[dict[str, Any] | str] | str | None) -> list[
             _, info = PERTURBATIONS[name](np.zeros((4, 8, 8, 3), np.uint8), np.random.default_rng(0), **params)
         except (ValueError, TypeError) as exc:
             raise ValueError(f"perturbation {name!r}: {exc}") from None
-        unchanged = _changes_nothing(info)
+        unchanged, fix = _changes_nothing(info), _NO_CHANGE_FIX.get(name)
+        if not unchanged and num_frames is not None:
+            clip = _distinct_clip(num_frames)
+            if np.array_equal(PERTURBATIONS[name](clip, np.random.default_rng(0), **params)[0], clip):
+                unchanged = f"on clips of {num_frames} frame{'s' if num_frames != 1 else ''}"
+                fix = "decode more frames per video"
         if unchanged:
             raise ValueError(f"perturbation {name!r}: {unchanged} changes no frame, so the non-preferred responses "
                              f"would describe the real video (the reason an empty pipeline is refused); "
-                             f"{_NO_CHANGE_FIX[name]}, or leave the step out")
+                             f"{fix}, or leave the step out")
         out.append(spec)
     return out
 
@@ -450,6 +458,14 @@ def normalize_specs(specs: Sequence[dict[str, Any] | str] | str | None) -> list[
 #: what to write instead of a step strength that changes no frame (:func:`_changes_nothing`)
 _NO_CHANGE_FIX = {**{name: f"give a fraction above 0 (e.g. {name}:0.25)" for name in ("mask", "occlude", "drop")},
                   "blur": "give a factor of at least 2 (e.g. blur:8)"}
+
+
+def _distinct_clip(num_frames: int) -> np.ndarray:
+    """A small clip of ``num_frames`` frames, each unlike the others, on which a step that reorders, drops or
+    covers frames shows whether it changes any (:func:`normalize_specs`)."""
+    t, y, x = np.meshgrid(np.arange(num_frames), np.arange(8), np.arange(8), indexing="ij")
+    frame = np.stack([t % 251, t // 251 % 251, (y * 8 + x) * 3], axis=-1)  # frames differ; pixels within one too
+    return (frame + 1).astype(np.uint8)
 
 
 def _changes_nothing(info: dict[str, Any]) -> str | None:

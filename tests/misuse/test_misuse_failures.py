@@ -853,6 +853,13 @@ def test_a_usage_error_is_one_line_naming_the_word_it_comes_from(argv, line, tmp
     (["generate", "--generator", "rrpo", "--model", "", "--input", "q", "--output", "o.jsonl"], "--model"),
     (["inspect", "p.jsonl", "--out", ""], "--out"),
     (["eval", "fixture", ""], "ROOT"),  # was the working folder
+    # the value of a KEY=VALUE word: `-o judge_model=` ran with no judge
+    (["generate", "--generator", "rrpo", "-o", "judge_model=", "--model", "m", "--input", "q", "--output", "o.jsonl"],
+     "--option judge_model"),
+    (["generate", "--generator", "videosavi", "-o", "scorer= ", "--model", "m", "--input", "q", "--output", "o.jsonl"],
+     "--option scorer"),
+    (["recipes", "show", "tiny_demo", "generate.options.judge_model="], "override generate.options.judge_model="),
+    (["align", "tiny_demo", "--dry-run", "train.beta="], "override train.beta="),
 ])
 def test_an_empty_argument_is_one_usage_line_before_anything_runs(argv, named, tmp_path, monkeypatch, capsys):
     """An unset shell variable (``savi recipes cp tiny_demo "$DEST"``) gave the working folder as the path."""

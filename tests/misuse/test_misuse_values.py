@@ -389,6 +389,43 @@ def test_a_perturbation_strength_that_changes_no_frame_is_refused(spec, refusal,
             assert (out != clip).any(), (spec, frames, seed)
 
 
+def _one_frame_cases():
+    """Every perturbation x every way to give it (its flag, ``--option``, a recipe override): ``(argv, named)``."""
+    from savi_plugin.video.perturb import PERTURBATIONS
+
+    cases = []
+    for name in sorted(PERTURBATIONS):
+        cases += [(name, GENERATE + ["--perturb", name, "--num-frames", "1"], "error: --perturb: "),
+                  (name, GENERATE + ["-o", f"perturbations=[{name}]", "--num-frames", "1"],
+                   "error: --option perturbations: "),
+                  (name, ["recipes", "show", "tiny_demo", "model.num_frames=1",
+                          f"generate.options.perturbations=[{name}]", "generate.options.num_perturbations=1"],
+                   "generate.options.perturbations: ")]
+    return cases
+
+
+#: the perturbations that change no frame of a one-frame clip (a reorder or a hold needs a second frame)
+NO_CHANGE_ON_ONE_FRAME = {"shuffle", "reverse", "drop"}
+
+
+@pytest.mark.parametrize("name, argv, named", _one_frame_cases(), ids=[f"{c[0]}-{c[2].split(':')[-2].strip()}"
+                                                                       for c in _one_frame_cases()])
+def test_a_perturbation_that_changes_no_frame_of_the_clips_is_refused(name, argv, named, tmp_path, capsys,
+                                                                      monkeypatch):
+    """``--perturb shuffle --num-frames 1`` wrote pairs whose "perturbed" clip was the real one, the case a fraction
+    of 0 is refused for: refused the same way, at the same option, wherever the frame count is given."""
+    monkeypatch.chdir(tmp_path)
+    code = main(argv)
+    out, err = capsys.readouterr()
+    if name not in NO_CHANGE_ON_ONE_FRAME:  # covers or blurs the one frame: past this check (to the missing input)
+        assert "changes no frame" not in out + err and "perturb" not in err, (code, out, err)
+        return
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1, (code, err)
+    assert named in lines[0] and f"perturbation '{name}': on clips of 1 frame changes no frame" in lines[0], lines
+    assert list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.parametrize("flag", ["--model", "--judge-model", "--tagger-model"])
 @pytest.mark.parametrize("given, what", [("lmms-lab/LLaVA-Video-7B-Qwen2", "no such file or folder"),
                                          ("qa.jsonl", "is a file, not a"), ("empty", "is an empty folder, not a")])
@@ -410,6 +447,64 @@ def test_a_model_flag_naming_no_model_folder_is_one_line_at_the_flag(flag, given
     line = _one_error_line(capsys)
     assert line.startswith(f"error: {flag}: ") and f"{given}: {what}" in line and "nothing is downloaded" in line, line
     assert sorted(p.name for p in tmp_path.iterdir()) == ["empty", "qa.jsonl", "videos"]  # nothing claimed
+
+
+def _broken_model(kind: str, good: Path, where: Path) -> Path:
+    """A copy of the model folder ``good`` at ``where`` with one defect: a file in its place, its ``config.json``
+    alone (no weights), or a ``config.json`` that claims more decoder layers than its weights hold."""
+    import shutil
+
+    if kind == "a file":
+        where.write_text("not a model\n")
+        return where
+    where.mkdir()
+    if kind == "no weights":
+        shutil.copy(good / "config.json", where / "config.json")
+        return where
+    shutil.copytree(good, where, dirs_exist_ok=True)
+    config = json.loads((where / "config.json").read_text())
+    text = config.get("text_config", config)
+    text["num_hidden_layers"] = text["num_hidden_layers"] + 3
+    (where / "config.json").write_text(json.dumps(config))
+    return where
+
+
+#: every role savi generate loads a model in: (generator, the words that give the path, how the refusal names it)
+MODEL_ROLES = {"policy": ("rrpo", ["--model"], "--model: "),
+               "judge": ("rrpo", ["--judge-model"], "--judge-model: judge_model: "),
+               "tagger": ("rrpo", ["--tagger-model"], "--tagger-model: tagger_model: "),
+               "scorer": ("videosavi", ["-o", "scorer="], "--option scorer: scorer: ")}
+#: each defect and what the one loader check (data.model_config.loadable_model_problem) says of it
+MODEL_DEFECTS = {"a file": "is a file, not a model folder",
+                 "no weights": "holds no weight file",
+                 "lying config": "config.json: text_config.num_hidden_layers: "}
+
+
+@pytest.mark.parametrize("defect", sorted(MODEL_DEFECTS))
+@pytest.mark.parametrize("role", sorted(MODEL_ROLES))
+def test_every_model_role_gets_the_one_loader_check(role, defect, tiny_llava_onevision, tmp_path, capsys,
+                                                    monkeypatch):
+    """The similarity scorer was checked for config.json only: one without weights, or whose config.json lies,
+    passed and loaded (or not) mid-run. Every model savi generate loads is asked the same question
+    (``data.model_config.loadable_model_problem``) before anything is claimed, and the refusal names the flag or
+    option."""
+    from misuse_kit import clip
+
+    monkeypatch.chdir(tmp_path)
+    video = clip(tmp_path / "videos" / "v.mp4")
+    Path("qa.jsonl").write_text(json.dumps({"id": "q1", "video": str(video), "question": "Which way?",
+                                            "options": ["left", "right"], "answer": "left"}) + "\n")
+    broken = _broken_model(defect, Path(tiny_llava_onevision), tmp_path / "broken")
+    generator, words, named = MODEL_ROLES[role]
+    given = [words[0], f"{words[1]}{broken}"] if len(words) == 2 else [words[0], str(broken)]
+    model = str(broken) if role == "policy" else str(tiny_llava_onevision)
+    argv = ["generate", "--generator", generator, "--model", model, "--input",
+            "qa.jsonl" if generator == "rrpo" else "videos", "--output", "pairs.jsonl", "--num-frames", "4",
+            "--no-progress"] + (given if role != "policy" else [])
+    assert main(argv) == 2
+    line = _one_error_line(capsys)
+    assert line.startswith(f"error: {named}{broken}: ") and MODEL_DEFECTS[defect] in line, line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["broken", "qa.jsonl", "videos"]  # nothing claimed
 
 
 @pytest.mark.parametrize("adapter, what", [("missing", "no such file or folder"),
