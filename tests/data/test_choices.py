@@ -245,8 +245,45 @@ def test_blind_corpora_never_a_wrong_option_and_agreement_kept(name):
         agree += got == item["expected"]
         if got is not None and got != item["expected"]:  # a wrong option, or a pick where a grader sees none
             wrong.append((item["id"], item["response"][:60], item["expected"], got))
+    print(f"{name}: {agree}/{len(items)} read as graded")
     assert wrong == []
     assert agree / len(items) >= BLIND[name], f"{agree}/{len(items)}"
+
+
+#: pass 24: 112 answers to one five-option question written blind with their labels (the file's header says by whom),
+#: one label retracted by its author. Scored before this pass's parser work: 104/112 read as labelled, 0 wrong picks.
+P24 = json.loads((FIXTURES / "mcq_blind_corpus_p24.json").read_text(encoding="utf-8"))
+#: answers the tester reads as one option that the parser leaves unparsed, and why that is the right call here
+P24_UNREAD = {
+    "p24a33": "'The cat (A) is not present; I see a dog.': without the question it is ambiguous: for 'which animal "
+              "appears?' it is B, for 'which one is not present?' it is A; the parser does not know the question",
+    "p24b03": "'A cat and a dog both appear, but the question asks about the first: a cat.': both options are stated "
+              "as present and the pick rests on 'the first', which may mean the first option or the first to appear",
+    "p24a47": "'Letter B.': not read yet",
+    "p24a67": "the echoed instruction followed by 'A': not read yet",
+    "p24a69": "'I would choose A over B.': not read yet",
+    "p24b15": "'Answer is 2': not read yet",
+    "p24b40": "'I'm torn between A and B; I'll say A.': not read yet",
+    "p24b41": "'(B) or (C)? (C).': not read yet",
+}
+
+
+def test_blind_corpus_p24_never_a_wrong_pick_and_read_rate_kept():
+    options, items = P24["options"], P24["items"]
+    assert len(items) == 112 and set(P24_UNREAD) <= {item["id"] for item in items}
+    agree, wrong, unread = 0, [], []
+    for item in items:
+        index = parse_choice(item["response"], options).index
+        got = None if index is None else LETTERS[index]
+        agree += got == item["expected"]
+        if got is not None and got != item["expected"]:  # a wrong pick is worse than an unparsed answer
+            wrong.append((item["id"], item["response"], item["expected"], got))
+        if got != item["expected"] and got is None:
+            unread.append(item["id"])
+    print(f"mcq_blind_corpus_p24.json: {agree}/{len(items)} read as labelled")
+    assert wrong == []
+    assert sorted(unread) == sorted(P24_UNREAD)  # each unparsed answer is one the parser is meant to leave
+    assert agree == len(items) - len(P24_UNREAD) == 104
 
 
 # ------------------------------------------------------------------------------------------ generated: every notation
