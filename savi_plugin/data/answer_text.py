@@ -8,7 +8,8 @@ grader does when reading it:
   ``<answer>C</answer>`` are read as ``answer: C``.
 * **The prompt echoed back**: a model that repeats ``Question: ...``, ``Options:`` and the option lines before
   (or instead of) answering has not chosen the options it repeats; :func:`drop_prompt_echo` removes the echo
-  and what is left is the answer (nothing, for a reply cut off while echoing).
+  and what is left is the answer (nothing, for a reply cut off while echoing; ``"A"`` for ``"Answer with the
+  option's letter from the given choices directly. A"``).
 * **Self-corrections**: in ``"B. Wait, actually E."``, ``"(D) Sorry, I meant (A)."`` or ``"At first I thought
   2, but it is 3."`` the answer is what follows the last correction; :func:`after_correction` returns it.
 * **Retractions**: ``"B. Wait, no."`` takes B back; with nothing readable after it (a reply cut by the token
@@ -138,10 +139,12 @@ _ANSWERED = re.compile(r"(?i)\b(?:answer|option)\b|(?<![A-Za-z])[(\[]?[A-Z][)\].
 _QUESTION_LINE = re.compile(r"^\s*question\s*[:：]", re.IGNORECASE)
 _OPTIONS_HEADER = re.compile(r"^\s*(?:options?|choices?|candidates?)\s*[:：]?\s*$", re.IGNORECASE)
 #: a benchmark's answer instruction repeated back (``Answer with the option's letter from the given choices
-#: directly.``, ``Only give the best option.``)
+#: directly.``, ``Only give the best option.``): its sentence (``rest``: what the line goes on with after it, the
+#: answer in ``"... directly. A"``; ``e.g.``/``i.e.`` end no sentence)
 _INSTRUCTION_LINE = re.compile(r"^\s*(?:answer\s+with\s+the\s+option|only\s+give\s+the\s+best|please\s+(?:answer|respond|"
                                r"select|choose)\s+with|respond\s+with\s+(?:only\s+)?the\s+(?:letter|option)|"
-                               r"select\s+the\s+best\s+(?:answer|option))\b[^\n]*$", re.IGNORECASE)
+                               r"select\s+the\s+best\s+(?:answer|option))\b"
+                               r"(?:[^\n]*?(?<!\be\.g)(?<!\bi\.e)[.!](?=[ \t])(?P<rest>[^\n]*)|[^\n]*)$", re.IGNORECASE)
 _OPTION_LINE = re.compile(rf"^\s*{OPTION_LABEL}\s*(.*?)\s*$")
 
 
@@ -176,8 +179,11 @@ def drop_prompt_echo(text: str, options: Sequence[str], letters: str) -> str:
             drop.add(i)
             header = True
             continue
-        if _INSTRUCTION_LINE.match(line):
-            drop.add(i)
+        if instruction := _INSTRUCTION_LINE.match(line):
+            if instruction["rest"] and instruction["rest"].strip():
+                lines[i] = instruction["rest"].strip()  # "Answer with the option's letter ... directly. A": A
+            else:
+                drop.add(i)
             continue
         if header and i - 1 in drop and not _OPTION_LINE.match(line) and line.strip() and not _answer_line(line):
             drop.add(i)  # a question continued over lines
@@ -201,7 +207,7 @@ def drop_prompt_echo(text: str, options: Sequence[str], letters: str) -> str:
     for i in sorted(drop):  # the question, repeated without its "Question:" label, right before its options
         if i > 0 and i - 1 not in drop and lines[i - 1].rstrip().endswith(("?", "？")) and _OPTION_LINE.match(lines[i]):
             drop.add(i - 1)
-    if not drop:
+    if not drop and lines == text.split("\n"):
         return text
     return "\n".join(line for i, line in enumerate(lines) if i not in drop).strip()
 

@@ -11,7 +11,7 @@ import re
 from collections.abc import Sequence
 from functools import lru_cache
 
-from savi_plugin.data.options import Choice, strip_option_prefix
+from savi_plugin.data.options import Choice, normalize, strip_option_prefix
 
 _ORDINALS = ("first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth", "ninth", "tenth")
 
@@ -23,6 +23,10 @@ _CONNECTIVE = (r"(?=\s+(?:because|since|as|is|was|would|should|seems|appears|loo
                r"correct|right|and|or|but|-|–|—)\b)")
 _OPEN = r"[(\[（]"
 _CLOSE = r"[)\]）]"
+
+
+#: a pick preferred to another: ``"I would choose A over B"``, ``"I'd pick C rather than D"``
+_PREFERRED = r"(?=\s+(?:over|rather\s+than|instead\s+of)\s+(?:option\s+)?[(\[]?[A-Z](?![A-Za-z0-9]))"
 
 
 def _label(letters: str, words: str = "AI") -> str:
@@ -101,6 +105,8 @@ def _claim_patterns(letters: str, words: str = "AI") -> tuple[list[re.Pattern], 
         (rf"(?:(?<=[^\W\d_][^\W\d_][.!?。])\s+|\n\s*)[(\[]?(?P<l19>[{letters}])[)\]]?\s*[.!]?\s*$"),  # "... table. B"
         (rf"{_L}(?:option\s+|choice\s+)?(?P<l18>[{letters}])(?=\s+(?:fits|matches|describes|captures|works)\s+"
          r"(?:the\s+(?:video|scene|clip)\s+)?(?:best|better|most)\b)"),                 # "B fits best"
+        rf"^\s*letter\s+{_OPEN}?\s*(?P<l21>{anycase})\s*{_CLOSE}?{_CLOSED}",             # "Letter B."
+        verbs + rf"{_L}(?P<l22>[{letters}]){_PREFERRED}",                                   # "I would choose A over B"
     ]
     negation_sources = [
         (rf"\b(?:not|n't|isn't|never|neither|nor|except|exclude|excluding|eliminate|rule\s+out|ruling\s+out)\s+"
@@ -112,6 +118,7 @@ def _claim_patterns(letters: str, words: str = "AI") -> tuple[list[re.Pattern], 
         rf"不是\s*(?P<l>{anycase})(?![A-Za-z])",
         (rf"\b(?:not|neither)\s+(?:option\s+)?[{letters}]\s*(?:,|or|nor|and)\s*(?:option\s+)?"
          rf"(?P<l9>[{letters}])(?![A-Za-z0-9'’\u00c0-\u024f])"),                                  # "not A or B": B too
+        rf"(?<=[{letters}])\s+(?:over|rather\s+than|instead\s+of)\s+(?:option\s+)?{_OPEN}?(?P<l10>[{letters}])(?![A-Za-z0-9])",
         (rf"(?:option\s+)?(?P<l7>[{letters}])(?:\s*(?:,|and|&)\s*(?:option\s+)?(?P<l8>[{letters}]))?"
          r"(?=\s+(?:can|could|should|must|may)\s+be\s+(?:ruled\s+out|eliminated|excluded|dismissed|discarded)\b"
          r"|\s+(?:are|were|is|was)\s+(?:both\s+)?(?:ruled\s+out|eliminated|excluded|wrong|incorrect)\b"
@@ -280,6 +287,24 @@ def _concluded(text: str, claimed: list[tuple[int, str]], negated: set[str]) -> 
     return final.pop() if len(final) == 1 else None
 
 
+#: a last clause that commits to one label after weighing several: ``"I'm torn between A and B; I'll say A."``
+_COMMITMENT = re.compile(r"(?i)^\s*(?:(?:so|but|and|then|ultimately|in\s+the\s+end)\s*,?\s+)?"
+                         r"(?:I(?:'ll|’ll|\s+will|'d|’d|\s+would)\s+(?:say|go\s+with|choose|pick|select|answer)|"
+                         r"I\s+(?:choose|pick|select)|my\s+(?:final\s+)?(?:answer|choice|pick)\s+(?:is|would\s+be))\s*:?\s*"
+                         r"(?:option\s+|choice\s+)?[(\[]?(?P<l>[A-Z])[)\]]?\s*[.!]?\s*$")
+#: a reply that asks itself which and answers: ``"(B) or (C)? (C)."``: the one label after its last question mark
+_ANSWERED_QUESTION = re.compile(r"[?？]\s*[(\[]?(?P<l>[A-Z])[)\]]?\s*[.!]?\s*$")
+
+
+def _committed(text: str, claimed: list[tuple[int, str]], negated: set[str]) -> str | None:
+    """The one of the weighed labels (``claimed``) a reply settles on in its last words: a commitment that ends it
+    (``"...; I'll say A."``) or the answer to its own question (``"(B) or (C)? (C)."``); None otherwise."""
+    last = re.split(r"[.;!?\n]\s+|\n", text.rstrip(" .!\n"))[-1]
+    m = _COMMITMENT.match(last) or _ANSWERED_QUESTION.search(text)
+    weighed = {c for _, c in claimed} - negated
+    return m["l"] if m and not _WEAK.search(last) and m["l"] in weighed else None
+
+
 @lru_cache(maxsize=16)
 def _statement_pattern(letters: str, words: str) -> re.Pattern:
     """An answer stated outright: a line that is only a label (``"A"``, ``"Final answer: (C)"``) or an answer cue
@@ -331,7 +356,8 @@ def by_letter(text: str, letters: str, all_letters: str, words: str = "AI") -> C
         if len(statements) > 1:
             return Choice(None, "ambiguous")  # "Answer: B. Answer: C."
         if len({c for _, c in kept}) > 1:
-            letter = _concluded(text, kept, negated) or _main_pick(text, kept) or _only_statement(text, statements)
+            letter = (_concluded(text, kept, negated) or _committed(text, kept, negated) or _main_pick(text, kept)
+                      or _only_statement(text, statements))
             if letter is None:
                 return Choice(None, "ambiguous")
         else:
@@ -361,10 +387,29 @@ _MIDDLE = re.compile(r"(?i)\b(?:one|option|choice|answer)\s+in\s+the\s+middle\b|
 _ORDINAL_HEDGE = re.compile(r"(?i)\b(" + "|".join(_ORDINALS) + r")\s+or\s+(?:the\s+)?(" + "|".join(_ORDINALS) + r")\b")
 
 
+#: a reply that is only an answer cue and a number: ``"Answer is 2"``, ``"The answer: 3."``
+_ANSWER_NUMBER = re.compile(r"(?i)\s*(?:the\s+)?(?:correct\s+|final\s+|right\s+|best\s+)?answer\s*(?:is|would\s+be|[:：=])?"
+                            r"\s*[(\[]?(\d{1,2})[)\]]?\s*[.!]?\s*")
+#: words of an option that counts or measures (``"a few"``, ``"several"``): a number in the reply may be that count
+_QUANTITIES = frozenset({"few", "several", "many", "multiple", "couple", "pair", "dozen", "some", "lots", "more", "less",
+                         "fewer", "most", "once", "twice", "single", "both", "all", "half", "times", "number"})
+
+
+def _counts(options: Sequence[str]) -> bool:
+    """Whether an option states a number or a quantity (:func:`~savi_plugin.data.options.normalize` writes number
+    words as digits): then ``"Answer is 2"`` may name that count rather than the second option."""
+    words = {w for o in options for w in normalize(strip_option_prefix(o)).split()}
+    return any(any(c.isdigit() for c in w) for w in words) or bool(words & _QUANTITIES)
+
+
 def by_number(text: str, options: Sequence[str]) -> Choice | None:
     """``"Option 2"`` / ``"the second option"`` / ``"the 3rd one"`` / a reply ending ``"the 3rd."``: options counted
-    from 1, unless the options are numbers."""
+    from 1, unless the options are numbers; a reply that is only ``"Answer is 2"`` too, where no option states a
+    number or a quantity."""
     found, plain = set(), False
+    answered = _ANSWER_NUMBER.fullmatch(text)
+    if answered and not _counts(options):
+        found.add(int(answered.group(1)) - 1)
     for m in _ORDINAL_HEDGE.finditer(text):
         found.update(_ORDINALS.index(w.lower()) for w in m.groups())
     for m in _NUMBER.finditer(text):

@@ -18,7 +18,8 @@ It reads an answer the way a careful human grader does, and when in doubt it ans
 rather than guess (a random or first-letter fallback, as in lmms-eval's EgoSchema/NExT-QA parsers,
 adds noise to a score; a false match makes a wrong answer count as right). First the parts that are not
 the answer are set aside (:mod:`savi_plugin.data.answer_text`: reasoning blocks, markdown, JSON keys and
-``<answer>`` tags, a repeated prompt — a reply that only repeats it is ``echo`` — and everything before
+``<answer>`` tags, a repeated prompt — a reply that only repeats it is ``echo``; an answer written after the
+repeated instruction on its line, ``"Answer with the option's letter ... directly. A"``, is kept — and everything before
 a self-correction such as ``"B. Wait, actually E."`` or ``"My previous answer (A) was wrong"``, a new turn the
 model went on with after answering). A pick taken back by a correction (``"C -- actually, let me reconsider ... I
 can't tell"``, ``"B. Oops, I miscounted"``) counts only where the correction names one option itself; a reply that
@@ -34,7 +35,9 @@ conclusion, else at its one line marked right, never at its first label. Then:
 1. **Claims**: statements that pick an option by its label. ``"B"``, ``"(B)"``, ``"B. text"``,
    ``"B, because ..."``, ``"Answer: B"``, ``"The answer is (B)"``, ``"Best option:(B"``, ``"B is the
    correct answer"``, ``"Looking at the options, B is correct"``, ``"I'd say B"``, ``"I choose C"``,
-   ``"so B."``, ``"答案是B"``, ``"选项B"``, ``"Option 2"`` / ``"the second option"`` (by position).
+   ``"so B."``, ``"答案是B"``, ``"选项B"``, ``"Letter B."``, ``"I would choose A over B"`` (the option passed over is
+   not claimed), ``"Option 2"`` / ``"the second option"`` (by position), and a reply that is only ``"Answer is 2"``
+   where no option states a number or a quantity (else the 2 may be a count: ``"two"``, ``"a few"``).
    Hedged claims (``"maybe B"``, ``"could be D"``, ``"B or D"``) are claims too, so an answer that
    hedges between two options (``"Maybe B, or it could be D"``) is ``ambiguous``; a pick with a weaker
    alternative after ``but`` (``"Probably B, but it could be D"``) is the pick. A negated label
@@ -44,7 +47,10 @@ conclusion, else at its one line marked right, never at its first label. Then:
    (``"the 3rd one"``, ``"1st option"``, ``"the one in the middle"``). A reply that is only labels naming several
    options (``"B C"``, ``"(A)(C)"``, ``"B\\nC"``) is ``ambiguous``, and so are two different labels stated outright
    without a correction between them (``"Answer: B. Answer: C."``, ``"A\\nThe correct answer is C."``); one label
-   stated outright beside others only listed (``"Answer: B\\nOptions considered: A, C"``) is that label. A claim
+   stated outright beside others only listed (``"Answer: B\\nOptions considered: A, C"``) is that label. A reply that
+   weighs several labels and then commits to one in its last clause (``"I'm torn between A and B; I'll say A."``,
+   ``"... so the answer is B."``) or answers its own question with one label (``"(B) or (C)? (C)."``) is that label,
+   unless the commitment hedges (``"B or C? Maybe C."``). A claim
    that names a letter beyond the options (``"The answer is F"`` with five options) is ``out_of_range``.
 2. **Mentions**, only when there is no claim: a parenthesised ``(B)`` or ``it is B.`` in a sentence;
    two different mentioned options are ``ambiguous``.

@@ -229,10 +229,12 @@ def test_letter_and_number_options(reply, options, expected):
 #: they are regression corpora now, not held-out ones. G, 300 answers (sha256 e3e74697...) written to the
 #: distribution of real evaluation logs, is held out: nobody working on the parser read it; it was scored twice,
 #: after E's round (295/300, 0 wrong options, 1 credited where none) and after F's (297/300, 0 and 0), and is kept
-#: here so that later rounds cannot lose what it measured.
+#: here so that later rounds cannot lose what it measured. Pass 24 (rules written for its own blind corpus, below)
+#: reads 298/300: the third of G's then unread answers, an echoed instruction with the answer after it on its line;
+#: G's unread answers were printed while checking that pass, so G is no longer wholly unread.
 BLIND = {"mcq_blind_corpus_c.jsonl": 420 / 420, "mcq_blind_corpus_d.jsonl": 400 / 400,
          "mcq_blind_corpus_e.jsonl": 400 / 400, "mcq_blind_corpus_f.jsonl": 393 / 400,
-         "mcq_blind_corpus_g.jsonl": 297 / 300}
+         "mcq_blind_corpus_g.jsonl": 298 / 300}
 
 
 @pytest.mark.parametrize("name", sorted(BLIND))
@@ -245,8 +247,66 @@ def test_blind_corpora_never_a_wrong_option_and_agreement_kept(name):
         agree += got == item["expected"]
         if got is not None and got != item["expected"]:  # a wrong option, or a pick where a grader sees none
             wrong.append((item["id"], item["response"][:60], item["expected"], got))
+    print(f"{name}: {agree}/{len(items)} read as graded")
     assert wrong == []
     assert agree / len(items) >= BLIND[name], f"{agree}/{len(items)}"
+
+
+#: pass 24: 112 answers to one five-option question written blind with their labels (the file's header says by whom),
+#: one label retracted by its author. Scored before this pass's parser work: 104/112 read as labelled, 0 wrong picks;
+#: after it ("Letter B.", an echoed instruction and its answer, "I would choose A over B", "Answer is 2", "I'm torn
+#: between A and B; I'll say A.", "(B) or (C)? (C)."): 110/112, 0 wrong picks.
+P24 = json.loads((FIXTURES / "mcq_blind_corpus_p24.json").read_text(encoding="utf-8"))
+#: answers the tester reads as one option that the parser leaves unparsed, and why that is the right call here
+P24_UNREAD = {
+    "p24a33": "'The cat (A) is not present; I see a dog.': without the question it is ambiguous: for 'which animal "
+              "appears?' it is B, for 'which one is not present?' it is A; the parser does not know the question",
+    "p24b03": "'A cat and a dog both appear, but the question asks about the first: a cat.': it states two options "
+              "as present and settles on one by what the question asks, with no answer cue before 'a cat'; a pick "
+              "after 'but' is read only at an answer cue (answer, pick, best, final ...), so that a reply that goes on "
+              "describing after 'but' is not taken for a pick",
+}
+
+
+def test_blind_corpus_p24_never_a_wrong_pick_and_read_rate_kept():
+    options, items = P24["options"], P24["items"]
+    assert len(items) == 112 and set(P24_UNREAD) <= {item["id"] for item in items}
+    agree, wrong, unread = 0, [], []
+    for item in items:
+        index = parse_choice(item["response"], options).index
+        got = None if index is None else LETTERS[index]
+        agree += got == item["expected"]
+        if got is not None and got != item["expected"]:  # a wrong pick is worse than an unparsed answer
+            wrong.append((item["id"], item["response"], item["expected"], got))
+        if got != item["expected"] and got is None:
+            unread.append(item["id"])
+    print(f"mcq_blind_corpus_p24.json: {agree}/{len(items)} read as labelled")
+    assert wrong == []
+    assert sorted(unread) == sorted(P24_UNREAD)  # each unparsed answer is one the parser is meant to leave
+    assert agree == len(items) - len(P24_UNREAD) == 110
+
+
+#: pass 24's rules beside the replies they must leave alone: a letter seen in the video, an instruction whose
+#: example letter is no answer, an option passed over, a hedge or a question left open, a number that may be a count
+@pytest.mark.parametrize("reply, options, expected", [
+    ("Letter B.", FIVE, 1), ("letter c", FIVE, 2), ("Letter B is written on the wall.", FIVE, None),
+    ("The letter B is on the sign.", FIVE, None),
+    ("Answer with the option's letter from the given choices directly. A", FIVE, 0),
+    ("Only give the best option. Best option: (D", FIVE, 3),
+    ("Answer with the option's letter, e.g. A.", FIVE, None), ("Answer with the option's letter directly.", FIVE, None),
+    ("I would choose A over B.", FIVE, 0), ("I would choose B over A.", FIVE, 1), ("I'd pick C rather than D.", FIVE, 2),
+    ("A over B", FIVE, None),
+    ("I'm torn between A and B; I'll say A.", FIVE, 0), ("B or D. My final answer is D.", FIVE, 3),
+    ("I'm torn between A and B.", FIVE, None), ("I'm torn between A and B. Maybe B.", FIVE, None),
+    ("B or D; I would say D, but maybe B.", FIVE, None),
+    ("(B) or (C)? (C).", FIVE, 2), ("B or C? C", FIVE, 2), ("B or C? Maybe C.", FIVE, None),
+    ("A or B? Not sure.", FIVE, None), ("Is it A or B? Neither: C.", FIVE, None),
+    ("Answer is 2", FIVE, 1), ("The answer: 3.", FIVE, 2), ("Answer is 7", FIVE, None), ("2", FIVE, None),
+    ("Answer is 2", ["one", "two", "three"], 1), ("Answer is 2", ["two", "three", "one"], 0),   # the count, not the place
+    ("Answer is 2", ["none", "a few", "many"], None), ("Answer is 2", ["one dog", "a cat", "a bird"], None),
+])
+def test_pass_24_rules_and_their_traps(reply, options, expected):
+    assert parse_choice(reply, options).index == expected, reply
 
 
 # ------------------------------------------------------------------------------------------ generated: every notation
