@@ -76,17 +76,19 @@ class SaviVideoTask(ConfigurableTask):
         """Load the split from ``$SAVI_DATA_ROOT`` when set, else through lmms-eval's hub download.
 
         Data that cannot be used (:class:`~savi_plugin.eval.data.EvalDataError`: a bad record, a question given
-        twice, a video leaving the data root, data that cannot be had) is a configuration error: it ends lmms-eval's
-        process with its one line (:data:`~savi_plugin.eval.command.DATA_ERROR_PREFIX`, then ``file:record:field:
-        message``) and exit status 2 (:func:`~savi_plugin.eval.settings.exits_as_configuration_error`), where
-        lmms-eval would print a traceback and carry on with exit status 0."""
+        twice, a video leaving the data root, data that cannot be had; an annotation file above a document cap,
+        :class:`~savi_plugin.errors.DocumentTooLarge`) is a configuration error: it ends lmms-eval's process with its
+        one line (:data:`~savi_plugin.eval.command.DATA_ERROR_PREFIX`, then ``file:record:field: message``) and exit
+        status 2 (:func:`~savi_plugin.eval.settings.exits_as_configuration_error`), where lmms-eval would print a
+        traceback and carry on with exit status 0."""
+        from savi_plugin.errors import DocumentTooLarge
         from savi_plugin.eval.command import DATA_ERROR_PREFIX
         from savi_plugin.eval.settings import SettingError, exits_as_configuration_error
 
         with exits_as_configuration_error():
             try:
                 self._load(dataset_kwargs)
-            except data.EvalDataError as exc:
+            except (data.EvalDataError, DocumentTooLarge) as exc:
                 raise SettingError(f"{DATA_ERROR_PREFIX}{exc}") from None
 
     def _load(self, dataset_kwargs: dict | None) -> None:

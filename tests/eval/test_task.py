@@ -177,3 +177,16 @@ def test_savi_eval_run_ends_on_a_question_given_twice_with_its_line_and_exit_2(m
             f"twice (first at record 1)") in last, last
     assert "EvalDataError" not in err and "Traceback" not in err
     assert not list((tmp_path / "out").rglob("*_results.json"))
+
+
+def test_an_annotation_file_above_the_document_cap_ends_the_task_with_its_line(monkeypatch, tmp_path):
+    """The cap on a document's bytes is a configuration error (exit 2) wherever a file is read: inside lmms-eval too,
+    as the task's one line naming the file, not lmms-eval's traceback and exit 0."""
+    build_fixture(tmp_path, "mvbench", 2, subtasks=("action_antonym",))
+    monkeypatch.setenv("SAVI_DATA_ROOT", str(tmp_path))
+    monkeypatch.setenv("SAVI_MAX_DOCUMENT_BYTES", "100")
+    with pytest.raises(SettingError) as err:
+        SaviVideoTask(config=_config("mvbench/savi_mvbench_action_antonym.yaml"))
+    path = tmp_path / "mvbench/json/action_antonym.json"
+    assert err.value.code == 2 and str(err.value).startswith(f"{DATA_ERROR_PREFIX}{path}: "), err.value
+    assert "SAVI_MAX_DOCUMENT_BYTES" in str(err.value)
