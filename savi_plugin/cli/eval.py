@@ -113,7 +113,8 @@ def run_lmms_eval(args) -> int:
     requested task must have results, else one ``error:`` line and exit 1.
 
     Every route to an evaluation meets the same checks (:func:`_check_evaluation`) before lmms-eval starts: flags
-    (``--tasks`` given, not a listing; ``--model`` defaults to lmms-eval's ``hf``), the same after lmms-eval's
+    (``--tasks`` given, not a listing; ``--model`` given: lmms-eval's default ``hf`` is no model of lmms-eval 0.7.3;
+    ``--include_path`` an existing folder), the same after lmms-eval's
     ``eval`` sub-command, and each run of lmms-eval's own ``--config`` file (:mod:`savi_plugin.eval.lmms_config`:
     its keys and the flags that override them, by lmms-eval's rule). An ``--output_path`` that is, lies inside or
     holds what the evaluation reads (``pretrained=``, ``adapter=``, the data root) is refused; one lmms-eval would
@@ -208,6 +209,7 @@ def _check_evaluation(lmms_args: list[str], env: dict, names: dict[str, str] | N
     )
     from savi_plugin.eval.hub_check import eval_data_env
     from savi_plugin.eval.task_names import (
+        check_include_path,
         check_no_shadowed_task,
         check_plugins,
         check_task_names,
@@ -215,7 +217,12 @@ def _check_evaluation(lmms_args: list[str], env: dict, names: dict[str, str] | N
     )
 
     names, phrases = names or {}, phrases or {}
-    model = flag_value(lmms_args, "--model") or "hf"  # lmms-eval's default model
+    model = flag_value(lmms_args, "--model")
+    if model is None:  # lmms-eval's default, `hf`, is no model of lmms-eval 0.7.3: it fails once it has started
+        key = "" if label else "--"  # a --config run's keys, or the flags
+        raise ConfigError(f"{key}model", f"not given: lmms-eval would use its default model 'hf', which lmms-eval "
+                                         f"0.7.3 does not have; give {key}model savi_video (with {key}model_args "
+                                         f"pretrained=MODEL_FOLDER) or another lmms-eval model", label)
     given = flag_value(lmms_args, "--tasks") or ""
     requested = [t.strip() for t in given.split(",") if t.strip()]
     if not requested:  # lmms-eval: "Need to specify task to evaluate." and exit status 0
@@ -230,6 +237,7 @@ def _check_evaluation(lmms_args: list[str], env: dict, names: dict[str, str] | N
                                                            f"(lmms-eval would not find it): write {spaced.strip()!r}",
                           label)
     check_plugins(env)  # before the task names its plugins' folders would add
+    check_include_path(flag_value(lmms_args, "--include_path"), names.get("--include_path", "--include_path"))
     # a misspelt task: one line now, not after lmms-eval loaded the model; the user's own task folders count
     check_task_names(requested, names.get("--tasks", "--tasks"),
                      include=include_folders(flag_value(lmms_args, "--include_path"), env))

@@ -730,12 +730,16 @@ def _samples_problem(output_path: str | Path, since: float, disk_sign: int | Non
 #: how every :class:`~savi_plugin.eval.settings.SettingError` line starts, the one line ``savi_video`` prints
 #: before it ends lmms-eval with exit status 2 (its log lines go through lmms-eval's logger, time-stamped)
 SETTING_ERROR_PREFIX = "savi_video: "
+#: how the line of a task's unusable data starts, printed inside lmms-eval before its exit status 2
+#: (:meth:`savi_plugin.eval.task.SaviVideoTask.download`), followed by the data error's ``file:record:field: message``
+DATA_ERROR_PREFIX = "savi task data: "
 
 
 class TracebackFilter:
     """Passes lmms-eval's output line by line but folds each traceback into its last line, kept as
     :attr:`last_error` (lmms-eval prints a traceback and carries on with exit status 0); ``savi_video``'s
-    configuration error (:data:`SETTING_ERROR_PREFIX`) is kept as the last error too."""
+    configuration error (:data:`SETTING_ERROR_PREFIX`) and a task's unusable data
+    (:data:`DATA_ERROR_PREFIX`) are kept as the last error too."""
 
     _CONTINUATION = ("Traceback (most recent call last):", "The above exception was the direct cause",
                      "During handling of the above exception")
@@ -761,7 +765,7 @@ class TracebackFilter:
         if "Error during evaluation:" in text:
             self.last_error = self.last_error or text.split("Error during evaluation:", 1)[1].strip()
             return
-        if text.startswith(SETTING_ERROR_PREFIX):  # savi_video's one line before its exit status 2
+        if text.startswith((SETTING_ERROR_PREFIX, DATA_ERROR_PREFIX)):  # the one line before exit status 2
             self.last_error = text.strip()
         self.write(line)
 

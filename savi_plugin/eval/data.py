@@ -36,6 +36,7 @@ segment folder; third-party code lists hub segment files named ``<stem>_<start>_
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from collections.abc import Callable
@@ -140,7 +141,10 @@ class BenchmarkSpec:
         video_relpaths: doc (and subtask) -> candidate video paths relative to the video base.
         options: doc -> the answer options in order.
         target: doc -> index of the correct option (raises ValueError with a reason if impossible).
-        record_id: doc -> a stable id for messages.
+        record_id: doc -> a stable id for messages (and the ``id`` of a scored sample).
+        id_fields: the record fields whose values together name one question: no two records of a task's data may
+            hold the same values there (:func:`validate_records`; the last field is the one an error names). Empty
+            for the flattened official files, whose records are named by their place in the file.
         video_field: the record field naming the video (default: the first of ``fields`` among ``video``,
             ``video_idx``, ``video_name``).
         annotation_file: for benchmarks read only from ``SAVI_DATA_ROOT`` in their official annotation format
@@ -170,6 +174,7 @@ class BenchmarkSpec:
     record_depth: Callable[[Path], int] = lambda path: 1
     options_field: str = "options"
     answer_field: str = "answer"
+    id_fields: tuple[str, ...] = ()
 
     @property
     def local_only(self) -> bool:
@@ -255,6 +260,9 @@ BENCHMARKS: dict[str, BenchmarkSpec] = {
         target=_mvbench_target,
         record_id=lambda doc: str(doc["video"]),
         options_field="candidates",
+        # MVBench has no question id and a video may carry several questions: one question is the clip (video and
+        # bound) and its question and candidates
+        id_fields=("video", "start", "end", "candidates", "question"),
     ),
     "egoschema": BenchmarkSpec(
         name="egoschema", hub_cache_dir="egoschema", local_video_dir="",
@@ -264,6 +272,7 @@ BENCHMARKS: dict[str, BenchmarkSpec] = {
         target=_index_target("answer", lambda doc: len(doc["option"])),
         record_id=lambda doc: str(doc["question_idx"]),
         options_field="option",
+        id_fields=("question_idx",),
     ),
     "perceptiontest": BenchmarkSpec(
         name="perceptiontest", hub_cache_dir="perceptiontest_val", local_video_dir="",
@@ -273,6 +282,7 @@ BENCHMARKS: dict[str, BenchmarkSpec] = {
         target=_index_target("answer_id", lambda doc: len(doc["options"])),
         record_id=lambda doc: f"{doc['video_name']}/{doc['question_id']}",
         answer_field="answer_id",
+        id_fields=("video_name", "question_id"),  # question_id counts a video's questions (0, 1, ...)
     ),
 }
 
@@ -462,10 +472,13 @@ def _read_official(path: Path, spec: BenchmarkSpec) -> list[dict]:
     return spec.flatten(raw, path)
 
 
-def validate_records(records: list[dict], spec: BenchmarkSpec, source: str | Path) -> None:
+def validate_records(records: list[dict], spec: BenchmarkSpec, source: str | Path,
+                     seen: dict[str, tuple[str | Path, int]] | None = None) -> None:
     """Check every record has the benchmark's fields, a usable question and options (:func:`check_prompt_texts`,
-    the one rule of every benchmark) and a usable answer; raise :class:`EvalDataError`. A flattened record
+    the one rule of every benchmark), a usable answer and a question of its own (:func:`_check_unique`, against
+    ``seen``: the earlier files of the same task's data); raise :class:`EvalDataError`. A flattened record
     (:attr:`BenchmarkSpec.flatten`) is named by its :data:`SOURCE_KEY`: the file's record and field."""
+    seen = {} if seen is None else seen
     for i, record in enumerate(records):
         if not isinstance(record, dict):
             raise EvalDataError(source, i, None, f"expected an object, got {type(record).__name__}")
@@ -495,6 +508,29 @@ def validate_records(records: list[dict], spec: BenchmarkSpec, source: str | Pat
         _check_video_name(record, spec, source, where, names.get(spec.video_key or "", spec.video_key))
         if spec.name == "mvbench":
             _check_record_bound(record, source, i)
+        _check_unique(record, spec, source, i, seen)
+
+
+def _check_unique(record: dict, spec: BenchmarkSpec, source: str | Path, i: int,
+                  seen: dict[str, tuple[str | Path, int]]) -> None:
+    """A question asked twice in one task's data (:attr:`BenchmarkSpec.id_fields`) is refused: the same record
+    twice would be scored twice (double weight in the accuracy, the bootstrap and a suite's delta), and two
+    questions under one id cannot be told apart by a join on the id."""
+    if not spec.id_fields:
+        return
+    values = [record.get(f) for f in spec.id_fields]
+    key = json.dumps(values, sort_keys=True, default=str)
+    if key not in seen:
+        seen[key] = (source, i)
+        return
+    first_source, first = seen[key]
+    shown = (str(values[0]) if len(values) == 1 else
+             ", ".join(f"{f}={v!r}" for f, v in zip(spec.id_fields, values) if v is not None
+                       and not isinstance(v, (list, tuple))))
+    at = f"record {first + 1}" if str(first_source) == str(source) else f"{first_source}:{first + 1}"
+    raise EvalDataError(source, i, spec.id_fields[-1], f"{shown} appears twice (first at {at}); each question may "
+                        f"appear once (the same record twice would be scored twice, two questions under one id "
+                        f"cannot be told apart)")
 
 
 def _option_names(field: str, n: int) -> dict[str, str]:
@@ -571,14 +607,25 @@ def _check_record_bound(record: dict, source: str | Path, i: int) -> None:
         raise EvalDataError(source, i, exc.field, str(exc)) from None
 
 
-def load_local_records(root: Path, spec: BenchmarkSpec, config: str | None, split: str | None) -> list[dict]:
-    """Read and validate one config's records from the local folder."""
+#: where a record comes from: its annotation file, its record there (an ``int`` position counted from 0, or a key
+#: path) and its video field as the file spells it -- what an error about its video names
+RecordOrigin = tuple[Path, "int | str", str | None]
+
+
+def load_local_records(root: Path, spec: BenchmarkSpec, config: str | None, split: str | None,
+                       origins: list[RecordOrigin] | None = None) -> list[dict]:
+    """Read and validate one config's records from the local folder; ``origins``, when given, gets each record's
+    :data:`RecordOrigin`, in order (for :func:`locate_video`'s errors)."""
     records: list[dict] = []
+    seen: dict[str, tuple[str | Path, int]] = {}  # a question's first place, across the config's files
     for path in local_annotation_files(root, spec, config, split):
         batch = _read_official(path, spec) if spec.flatten is not None else read_annotation_file(path)
-        validate_records(batch, spec, path)
-        for record in batch:  # where a flattened record came from: for the checks above only
-            record.pop(SOURCE_KEY, None)
+        validate_records(batch, spec, path, seen)
+        for i, record in enumerate(batch):  # where a flattened record came from: for the checks above only
+            located = record.pop(SOURCE_KEY, None)
+            if origins is not None:
+                field = (located["fields"] if located else {}).get(spec.video_key or "", spec.video_key)
+                origins.append((path, located["record"] if located else i, field))
         records.extend(batch)
     if not records:
         raise EvalDataError(root / spec.name, None, None, f"config {config!r} has no records")
@@ -609,17 +656,19 @@ class VideoLocation:
 
 
 def locate_video(spec: BenchmarkSpec, doc: dict, base: Path, subtask: str | None = None, *,
-                 root: Path | None = None, source: str | Path | None = None, record: int | None = None,
-                 bounds: bool = False) -> VideoLocation:
+                 root: Path | None = None, source: str | Path | None = None, record: int | str | None = None,
+                 bounds: bool = False, field: str | None = None) -> VideoLocation:
     """The doc's video: the trimmed-clip candidates first; with ``bounds`` (the protocol applies record bounds)
     and a record with ``start``/``end``, then the full source video (:func:`mvbench_full_video`), with its bound.
 
     With ``root`` (``SAVI_DATA_ROOT``) every candidate must stay inside it -- a doc's video name with ``..``,
     or a symlink pointing out (also one inside a found frame folder), raises :class:`EvalDataError` naming
-    ``source``, ``record`` and ``video`` (see :mod:`savi_plugin.data.paths`). The hub cache (no ``root``) is not
-    confined.
+    ``source``, ``record`` and ``field`` (default: the benchmark's video field; see :mod:`savi_plugin.data.paths`).
+    The hub cache (no ``root``) is not confined.
     """
     from savi_plugin.data.paths import is_within
+
+    field = field or spec.video_key or "video"
 
     full = mvbench_full_video(doc, subtask) if bounds and spec.name == "mvbench" else None
     candidates = [(base / rel, False) for rel in spec.video_relpaths(doc, subtask)]
@@ -627,37 +676,37 @@ def locate_video(spec: BenchmarkSpec, doc: dict, base: Path, subtask: str | None
         candidates.append((base / full, True))
     for path, _ in candidates if root is not None else ():
         if not is_within(path, root):
-            raise EvalDataError(source if source is not None else base, record, "video",
+            raise EvalDataError(source if source is not None else base, record, field,
                                 f"{path} resolves to {os.path.realpath(path)}, outside the data root "
                                 f"{os.path.realpath(root)} (.., absolute paths and symlinks may not leave it)")
     for path, is_full in candidates:
         try:
             exists = path.exists()
         except OSError as exc:  # a name the file system refuses (too long): no such video can exist
-            raise EvalDataError(source if source is not None else base, record, "video",
+            raise EvalDataError(source if source is not None else base, record, field,
                                 f"{str(path)[:200]}...: {exc.strerror or exc}") from None
         if exists:
             if root is not None and path.is_dir():  # a frame folder: each frame must stay inside the root too
-                _confine_folder(path, root, source if source is not None else base, record)
+                _confine_folder(path, root, source if source is not None else base, record, field)
             bound = [float(v) for v in record_bound(doc)] if is_full else None
             return VideoLocation(str(path), True, bound)
     return VideoLocation(str(candidates[0][0]), False)
 
 
-def _confine_folder(folder: Path, root: Path, source: str | Path, record: int | None) -> None:
+def _confine_folder(folder: Path, root: Path, source: str | Path, record: int | str | None, field: str) -> None:
     """:class:`EvalDataError` when an entry of the frame folder ``folder`` (a symlink) leads outside ``root``."""
     from savi_plugin.data.paths import is_within
 
     for entry in folder.iterdir():
         if not is_within(entry, root):
-            raise EvalDataError(source, record, "video",
+            raise EvalDataError(source, record, field,
                                 f"{entry} resolves to {os.path.realpath(entry)}, outside the data root "
                                 f"{os.path.realpath(root)} (symlinks in a frame folder may not leave it)")
 
 
 def resolve_video(spec: BenchmarkSpec, doc: dict, base: Path, subtask: str | None = None, *,
                   root: Path | None = None, source: str | Path | None = None,
-                  record: int | None = None, bounds: bool = False) -> tuple[str, bool]:
+                  record: int | str | None = None, bounds: bool = False) -> tuple[str, bool]:
     """``(path, found)`` of :func:`locate_video`."""
     found = locate_video(spec, doc, base, subtask, root=root, source=source, record=record, bounds=bounds)
     return found.path, found.found

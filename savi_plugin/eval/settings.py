@@ -39,7 +39,8 @@ _FALSE_WORDS = (False, 0, "false", "no", "off", "0")
 
 
 class SettingError(SystemExit):
-    """A bad ``--model_args`` / ``--gen_kwargs`` value. A SystemExit, so that lmms-eval (which prints a traceback
+    """A bad ``--model_args`` / ``--gen_kwargs`` value, or a task's unusable data
+    (:data:`savi_plugin.eval.command.DATA_ERROR_PREFIX`). A SystemExit, so that lmms-eval (which prints a traceback
     for any Exception) stops with this one line before any document is answered: with exit status 2, a
     configuration error's (:class:`~savi_plugin.errors.ConfigurationError`), where it leaves ``savi_video``'s
     methods lmms-eval calls (:func:`exits_as_configuration_error`); raised elsewhere, Python prints it and exits 1."""

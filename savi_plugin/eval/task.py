@@ -73,17 +73,38 @@ class SaviVideoTask(ConfigurableTask):
                          model_name=model_name)
 
     def download(self, dataset_kwargs: dict | None = None) -> None:
-        """Load the split from ``$SAVI_DATA_ROOT`` when set, else through lmms-eval's hub download."""
+        """Load the split from ``$SAVI_DATA_ROOT`` when set, else through lmms-eval's hub download.
+
+        Data that cannot be used (:class:`~savi_plugin.eval.data.EvalDataError`: a bad record, a question given
+        twice, a video leaving the data root, data that cannot be had; an annotation file above a document cap,
+        :class:`~savi_plugin.errors.DocumentTooLarge`) is a configuration error: it ends lmms-eval's process with its
+        one line (:data:`~savi_plugin.eval.command.DATA_ERROR_PREFIX`, then ``file:record:field: message``) and exit
+        status 2 (:func:`~savi_plugin.eval.settings.exits_as_configuration_error`), where lmms-eval would print a
+        traceback and carry on with exit status 0."""
+        from savi_plugin.errors import DocumentTooLarge
+        from savi_plugin.eval.command import DATA_ERROR_PREFIX
+        from savi_plugin.eval.settings import SettingError, exits_as_configuration_error
+
+        with exits_as_configuration_error():
+            try:
+                self._load(dataset_kwargs)
+            except (data.EvalDataError, DocumentTooLarge) as exc:
+                raise SettingError(f"{DATA_ERROR_PREFIX}{exc}") from None
+
+    def _load(self, dataset_kwargs: dict | None) -> None:
         import datasets
 
         root = data.data_root()
         split = self.config.test_split or self.config.validation_split
+        origins: dict[str, list[data.RecordOrigin]] = {}  # split -> each doc's file, record and video field
         if root is not None:
             self.data_source = str(root)
-            records = data.load_local_records(root, self.spec, self.config.dataset_name, split)
+            origins[split] = []
+            records = data.load_local_records(root, self.spec, self.config.dataset_name, split, origins[split])
             self.dataset = datasets.DatasetDict({split: datasets.Dataset.from_list(records)})
-            if self.config.process_docs is not None:
+            if self.config.process_docs is not None:  # may drop or reorder docs: named by task/split, position
                 self.dataset[split] = self.config.process_docs(self.dataset[split])
+                origins.clear()
             base = data.video_base(self.spec, root)
         elif self.spec.local_only:
             raise data.EvalDataError(
@@ -111,14 +132,17 @@ class SaviVideoTask(ConfigurableTask):
                                       f"{self.config.dataset_path}:{self.config.dataset_name}/{name}")
             base = data.video_base(self.spec, None, cache_dir)
         self.dataset = datasets.DatasetDict({
-            name: self._attach_videos(ds, base, name, root) for name, ds in self.dataset.items()
+            name: self._attach_videos(ds, base, name, root, origins.get(name)) for name, ds in self.dataset.items()
         })
         self.dataset_no_image = self.dataset
 
-    def _attach_videos(self, ds, base, split_name: str, root=None):
-        # Under SAVI_DATA_ROOT no doc may name a video outside it (EvalDataError: task/split, record, video).
+    def _attach_videos(self, ds, base, split_name: str, root=None, origins: list[data.RecordOrigin] | None = None):
+        # Under SAVI_DATA_ROOT no doc may name a video outside it (EvalDataError at the record's file, record and
+        # video field; at task/split and position where the docs are not the file's records as read)
+        origins = origins or [(f"{self.config.task}/{split_name}", i, None) for i in range(len(ds))]
         located = [data.locate_video(self.spec, doc, base, self.subtask, root=root, bounds=self.protocol.bounds,
-                                     source=f"{self.config.task}/{split_name}", record=i) for i, doc in enumerate(ds)]
+                                     source=source, record=record, field=field)
+                   for doc, (source, record, field) in zip(ds, origins, strict=True)]
         missing = [v.path for v in located if not v.found]
         if missing:
             log.error("{} ({}): {} of {} videos not found under {}, e.g. {}; these samples are scored wrong and "

@@ -74,6 +74,24 @@ def task_files(folder: str | Path) -> dict[str, list[Path]]:
     return files
 
 
+def check_include_path(include_path: str | None, key: str = "--include_path") -> None:
+    """Refuse an ``--include_path`` (named ``key``) that is no folder: lmms-eval 0.7.3 walks it for task YAMLs and
+    says nothing when there is none (a missing path, a file), so a misspelt folder of the user's own task copies
+    would go unnoticed where tasks of the same names exist elsewhere.
+
+    Raises:
+        ConfigError: naming ``key`` and the path (exit status 2).
+    """
+    from savi_plugin.config.values import ConfigError
+
+    if not include_path:
+        return
+    if not os.path.exists(include_path):
+        raise ConfigError(key, f"{include_path} does not exist (lmms-eval reads task YAMLs from that folder)")
+    if not os.path.isdir(include_path):
+        raise ConfigError(key, f"{include_path} is not a folder (lmms-eval reads task YAMLs from a folder)")
+
+
 def check_no_shadowed_task(include_path: str | None, env: Mapping[str, str] | None = None,
                            key: str = "--include_path") -> None:
     """Refuse a task folder of the run (:func:`include_folders`: ``include_path``, named ``key`` in the message, and

@@ -390,3 +390,70 @@ def test_videos_in_the_official_folder_names_are_found(tmp_path, subtask, offici
     (base / lmms / "v.mp4").write_bytes(b"x")
     path, found = resolve_video(spec, {"video": "v.mp4"}, base, subtask)
     assert found and path == str(base / lmms / "v.mp4")
+
+
+def _another_answer(spec, record):
+    """``record``'s answer field holding another of its options (the answer field's own type)."""
+    options, target = spec.options(record), spec.target(record)
+    if spec.answer_field == "answer" and spec.name == "mvbench":
+        return options[(target + 1) % len(options)]
+    value = record[spec.answer_field]
+    other = (target + 1) % len(options)
+    return str(other) if isinstance(value, str) else other
+
+
+#: every shipped benchmark that keys its questions on record fields (the flattened official files, VideoHallucer's
+#: and VidHalluc's, name their records by place in the file; a key given twice there is refused above)
+KEYED = [name for name in FIXTURE_BENCHMARKS if name in BENCHMARKS]
+
+
+def test_every_shipped_benchmark_names_its_questions_by_fields_or_by_place():
+    for name in FIXTURE_BENCHMARKS:
+        spec = {"videohallucer": vh.SPEC, "vidhalluc": vl.SPEC}.get(name) or benchmark(name)
+        assert bool(spec.id_fields) == (name in KEYED) == (spec.flatten is None), name
+
+
+@pytest.mark.parametrize("copy", ["the same record", "another answer"])
+@pytest.mark.parametrize("site", KEYED)
+def test_a_question_given_twice_is_refused_in_every_benchmark(shipped, tmp_path, site, copy):
+    """Pass 24 E #19/#19b: an EgoSchema record appended again was scored twice (double weight, exit 0), and a second
+    question under one ``question_idx`` could not be told apart by a join on the id. A question (the benchmark's
+    :attr:`~savi_plugin.eval.data.BenchmarkSpec.id_fields`) given twice in a task's data is refused at the second
+    record's ``file:record:field``, naming the first."""
+    spec = benchmark(site)
+
+    def change(doc):
+        twin = dict(doc[0])
+        if copy == "another answer":
+            twin[spec.answer_field] = _another_answer(spec, twin)
+        doc.append(twin)
+
+    path, load = _load(shipped, tmp_path, site, change)
+    n = len(json.loads(path.read_text())) if path.suffix == ".json" else len(path.read_text().splitlines())
+    message = _refused(load, path, f"{n}:{spec.id_fields[-1]}")
+    assert "appears twice (first at record 1)" in message, message
+
+
+def test_a_question_id_repeated_in_another_file_of_the_config_names_that_file(tmp_path):
+    """EgoSchema's config folder may hold several files (the hub's shards): one question id is one question across
+    them."""
+    fx = build_fixture(tmp_path, "egoschema", 2, annotation_format="json")
+    records = fx.records["savi_egoschema"]
+    first = tmp_path / "egoschema/Subset/test-00000-of-00001.json"
+    first.write_text(json.dumps(records[:1]))
+    second = tmp_path / "egoschema/Subset/test-00001-of-00001.json"
+    second.write_text(json.dumps([{**records[1], "question_idx": records[0]["question_idx"]}]))
+    with pytest.raises(EvalDataError) as err:
+        load_local_records(tmp_path, benchmark("egoschema"), "Subset", "test")
+    assert str(err.value).startswith(f"{second}:1:question_idx: {records[0]['question_idx']} appears twice (first "
+                                     f"at {first}:1)"), err.value
+
+
+def test_a_video_with_several_questions_is_no_repeated_question(tmp_path):
+    """MVBench has no question id and the official files ask several questions about one video: those load."""
+    fx = build_fixture(tmp_path, "mvbench", 2, subtasks=("action_antonym",))
+    records = fx.records["savi_mvbench_action_antonym"]
+    records[1] = {**records[1], "video": records[0]["video"]}
+    assert records[0]["question"] != records[1]["question"] or records[0]["candidates"] != records[1]["candidates"]
+    (tmp_path / "mvbench/json/action_antonym.json").write_text(json.dumps(records))
+    assert len(load_local_records(tmp_path, benchmark("mvbench"), "action_antonym", None)) == 2

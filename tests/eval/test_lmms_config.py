@@ -131,14 +131,28 @@ def test_a_config_that_is_a_fifo_is_named_not_opened(place, capsys):
     # lmms-eval's `eval` sub-command is the flat form: the same checks
     (["eval", "--model", "savi_video", "--model_args", "pretrained=model", "--tasks", TASK, "--output_path",
       "model/x"], "--output_path lies inside pretrained= of --model_args"),
-    # no --model: lmms-eval's default hf evaluates, so the checks hold too
-    (["--model_args", "pretrained=model", "--tasks", TASK, "--output_path", "model/x"], "lies inside pretrained="),
+    # pass 24 E #36: no --model: lmms-eval's default hf is no model of lmms-eval 0.7.3; it failed after it started,
+    # listing its ~150 model names twice
+    (["--model_args", "pretrained=model", "--tasks", TASK, "--output_path", "model/x"],
+     "error: --model: not given: lmms-eval would use its default model 'hf'"),
+    # pass 24 E #38: an --include_path that is no folder was accepted with no word
+    (["--model", "savi_video", "--model_args", "pretrained=model", "--tasks", TASK, "--include_path", "nothere"],
+     "error: --include_path: nothere does not exist"),
 ])
 def test_every_route_to_an_evaluation_is_checked_or_refused(argv, fragment, place, capsys):
     capsys.readouterr()
     assert main(["eval", "run", "--", *argv]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and fragment in err, err
+
+
+def test_a_config_run_without_a_model_or_with_no_include_folder_is_refused_at_its_key(place, capsys):
+    run = {k: v for k, v in RUN.items() if k != "model"}
+    assert "cfg.yaml [1]: model: not given" in _refused(capsys, [RUN, run])
+    (place / "afile.yaml").write_text("task: x\n")
+    err = _refused(capsys, {**RUN, "include_path": "afile.yaml"})
+    assert err == ("error: cfg.yaml: include_path: afile.yaml is not a folder (lmms-eval reads task YAMLs from a "
+                   "folder)"), err
 
 
 def test_the_checked_keys_and_defaults_are_lmms_eval_s():

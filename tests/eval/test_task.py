@@ -8,9 +8,10 @@ import pytest
 from lmms_eval.api.task import ConfigurableTask
 from lmms_eval.utils import load_yaml_config
 
-from savi_plugin.eval.data import EvalDataError
+from savi_plugin.eval.command import DATA_ERROR_PREFIX
 from savi_plugin.eval.fixtures import build_fixture
 from savi_plugin.eval.registration import tasks_path
+from savi_plugin.eval.settings import SettingError
 from savi_plugin.eval.task import SaviVideoTask
 
 
@@ -63,8 +64,10 @@ def test_hub_records_are_validated_too(monkeypatch, tmp_path):
             {"question_idx": "q", "question": "?", "video_idx": "v", "option": ["A. x", "B. y"], "answer": "7"}])})
 
     monkeypatch.setattr(ConfigurableTask, "download", fake_hub_download)
-    with pytest.raises(EvalDataError, match=r"lmms-eval/egoschema:Subset/test:1:answer: answer=7 is outside 0..1"):
+    with pytest.raises(SettingError, match=rf"^{DATA_ERROR_PREFIX}lmms-eval/egoschema:Subset/test:1:answer: answer=7 "
+                                           r"is outside 0..1") as err:
         SaviVideoTask(config=_config("egoschema/savi_egoschema.yaml"))
+    assert err.value.code == 2
 
 
 def test_metadata_must_name_the_benchmark():
@@ -95,3 +98,95 @@ def test_mvbench_lmms_reports_the_accuracy_over_all_items_beside_lmms_evals():
     config = _config("mvbench/lmms/savi_mvbench_lmms_moving_direction.yaml")
     assert [m["metric"] for m in config["metric_list"]][:2] == ["accuracy", "accuracy_all"]
     assert config["process_results"] is process_results_all_items
+
+
+#: every benchmark of ``savi eval fixture``: a task of it, its annotation file (under the data root), the steps to the
+#: first record's video in that file, and ``record:field`` as an error prints them (the field as the file spells it)
+VIDEO_SITES = {
+    "mvbench": ("mvbench/savi_mvbench_action_antonym.yaml", "mvbench/json/action_antonym.json", [0, "video"],
+                "1:video"),
+    "egoschema": ("egoschema/savi_egoschema.yaml", "egoschema/Subset/test-00000-of-00001.json", [0, "video_idx"],
+                  "1:video_idx"),
+    "perceptiontest": ("perceptiontest/savi_perceptiontest.yaml",
+                       "perceptiontest/mc_question_val/validation-00000-of-00001.json", [0, "video_name"],
+                       "1:video_name"),
+    "videohallucer": ("videohallucer/savi_videohallucer_temporal.yaml", "videohallucer/temporal/temporal.json",
+                      [0, "hallucination", "video"], "1:hallucination.video"),
+    "vidhalluc": ("vidhalluc/savi_vidhalluc_tsh.yaml", "vidhalluc/tsh.json", [None, "video"], ":video"),
+}
+
+
+def test_the_video_sites_cover_every_fixture_benchmark():
+    from savi_plugin.eval.fixtures import FIXTURE_BENCHMARKS
+
+    assert sorted(VIDEO_SITES) == sorted(FIXTURE_BENCHMARKS)
+
+
+@pytest.mark.parametrize("name", VIDEO_SITES)
+def test_a_video_leaving_the_data_root_names_the_record_s_file_in_every_benchmark(monkeypatch, tmp_path, name):
+    """Pass 24 E #63/#64: a record's video leaving ``SAVI_DATA_ROOT`` was refused as
+    ``savi_mvbench_action_antonym/train:1:video`` behind the class name ``savi_plugin.eval.data.EvalDataError:``,
+    where every other data error names the file. lmms-eval's task (the real class, from its YAML) ends with the one
+    line ``file:record:field`` (the benchmark's video field as the file spells it) and exit status 2."""
+    import json
+
+    task_yaml, relpath, steps, where = VIDEO_SITES[name]
+    build_fixture(tmp_path, name, 2, subtasks=("action_antonym",), annotation_format="json")
+    path = tmp_path / relpath
+    doc = json.loads(path.read_text())
+    if steps[0] is None:  # VidHalluc's TSH: records keyed by their id
+        steps, where = [next(iter(doc)), *steps[1:]], f"{next(iter(doc))}{where}"
+    holder = doc
+    for step in steps[:-1]:
+        holder = holder[step]
+    holder[steps[-1]] = "../" * 8 + "outside"
+    path.write_text(json.dumps(doc))
+    monkeypatch.setenv("SAVI_DATA_ROOT", str(tmp_path))
+    with pytest.raises(SettingError) as err:
+        SaviVideoTask(config=_config(task_yaml))
+    line = str(err.value)
+    assert err.value.code == 2 and line.startswith(f"{DATA_ERROR_PREFIX}{path}:{where}: "), line
+    assert "outside the data root" in line and "EvalDataError" not in line and "\n" not in line
+
+
+def test_savi_eval_run_ends_on_a_question_given_twice_with_its_line_and_exit_2(monkeypatch, tmp_path, capsys,
+                                                                                tiny_llava_onevision):
+    """Pass 24 E #19b through the real entry point: ``savi eval run`` with the real lmms-eval on a data root whose
+    EgoSchema file holds a record twice. It was scored twice with exit 0; now lmms-eval ends before any document
+    with the data error's one line, and ``savi`` exits 2 naming the file, record and field."""
+    import json
+
+    from savi_plugin.cli import main
+
+    root = tmp_path / "data"
+    fx = build_fixture(root, "egoschema", 2, annotation_format="json")
+    path = root / "egoschema/Subset/test-00000-of-00001.json"
+    records = fx.records["savi_egoschema"]
+    path.write_text(json.dumps([*records, records[0]]))
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    capsys.readouterr()
+    code = main(["eval", "run", "--data-root", str(root), "--", "--model", "savi_video", "--model_args",
+                 f"pretrained={tiny_llava_onevision},num_frames=2", "--tasks", "savi_egoschema",
+                 "--output_path", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    last = err.strip().splitlines()[-1]
+    assert code == 2, err[-3000:]
+    assert (f"lmms-eval's error: {DATA_ERROR_PREFIX}{path}:3:question_idx: {records[0]['question_idx']} appears "
+            f"twice (first at record 1)") in last, last
+    assert "EvalDataError" not in err and "Traceback" not in err
+    assert not list((tmp_path / "out").rglob("*_results.json"))
+
+
+def test_an_annotation_file_above_the_document_cap_ends_the_task_with_its_line(monkeypatch, tmp_path):
+    """The cap on a document's bytes is a configuration error (exit 2) wherever a file is read: inside lmms-eval too,
+    as the task's one line naming the file, not lmms-eval's traceback and exit 0."""
+    build_fixture(tmp_path, "mvbench", 2, subtasks=("action_antonym",))
+    monkeypatch.setenv("SAVI_DATA_ROOT", str(tmp_path))
+    monkeypatch.setenv("SAVI_MAX_DOCUMENT_BYTES", "100")
+    with pytest.raises(SettingError) as err:
+        SaviVideoTask(config=_config("mvbench/savi_mvbench_action_antonym.yaml"))
+    path = tmp_path / "mvbench/json/action_antonym.json"
+    assert err.value.code == 2 and str(err.value).startswith(f"{DATA_ERROR_PREFIX}{path}: "), err.value
+    assert "SAVI_MAX_DOCUMENT_BYTES" in str(err.value)

@@ -146,14 +146,17 @@ def test_a_question_with_a_line_break_is_refused_naming_it(tmp_path):
 def test_the_task_reads_the_official_files_and_refuses_the_hub_in_one_line(monkeypatch, tmp_path):
     from lmms_eval.utils import load_yaml_config
 
+    from savi_plugin.eval.command import DATA_ERROR_PREFIX
     from savi_plugin.eval.fixtures import build_fixture
     from savi_plugin.eval.registration import tasks_path
+    from savi_plugin.eval.settings import SettingError
     from savi_plugin.eval.task import SaviVideoTask
 
     config = load_yaml_config(f"{tasks_path()}/videohallucer/savi_videohallucer_semantic_detail.yaml", mode="full")
     monkeypatch.delenv("SAVI_DATA_ROOT", raising=False)
-    with pytest.raises(EvalDataError) as info:
+    with pytest.raises(SettingError) as info:  # inside lmms-eval: this one line, exit status 2
         SaviVideoTask(config=dict(config))
+    assert info.value.code == 2 and str(info.value).startswith(f"{DATA_ERROR_PREFIX}bigai-nlco/VideoHallucer:")
     assert "SAVI_DATA_ROOT" in str(info.value) and "\n" not in str(info.value)
     build_fixture(tmp_path, "videohallucer", 2)
     monkeypatch.setenv("SAVI_DATA_ROOT", str(tmp_path))

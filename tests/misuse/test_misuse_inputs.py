@@ -268,8 +268,10 @@ def test_eval_records(case, corpus):
 def test_eval_videos_stay_under_the_data_root(case, corpus, monkeypatch):
     from lmms_eval.utils import load_yaml_config
 
+    from savi_plugin.eval.command import DATA_ERROR_PREFIX
     from savi_plugin.eval.data import EvalDataError, resolve_video, video_base
     from savi_plugin.eval.registration import tasks_path
+    from savi_plugin.eval.settings import SettingError
     from savi_plugin.eval.task import SaviVideoTask
 
     root, spec, records = _eval_records(case, corpus)
@@ -284,13 +286,16 @@ def test_eval_videos_stay_under_the_data_root(case, corpus, monkeypatch):
     # Without a data root (lmms-eval's hub cache) nothing is confined: the path is returned as written.
     assert resolve_video(spec, records[1], base, subtask)[0].endswith("../outside/secret.mp4")
 
-    # The real entry point: lmms-eval building our task from its YAML with SAVI_DATA_ROOT set.
+    # The real entry point: lmms-eval building our task from its YAML with SAVI_DATA_ROOT set: one line naming the
+    # record's file, record and field (pass 24 E #63: it named the task/split), exit status 2
     monkeypatch.setenv("SAVI_DATA_ROOT", str(root))
     config = load_yaml_config(f"{tasks_path()}/{case['options']['benchmark']}/savi_mvbench_{subtask}.yaml", mode="full")
-    with pytest.raises(EvalDataError) as err:
+    with pytest.raises(SettingError) as err:
         SaviVideoTask(config=config)
-    assert (err.value.record, err.value.field) == eval_where(case)
-    assert case["fragment"] in err.value.message and "savi_mvbench_" in err.value.file
+    record, field = eval_where(case)
+    assert err.value.code == 2 and str(err.value).startswith(
+        f"{DATA_ERROR_PREFIX}{root / 'mvbench/json' / subtask}.json:{record}:{field}: "), err.value
+    assert case["fragment"] in str(err.value)
 
 
 def test_training_run_report_lists_every_skipped_record(corpus, tiny_llava_onevision, tmp_path):
