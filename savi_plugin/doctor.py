@@ -6,6 +6,11 @@ accelerate, torchvision for transformers' video processors, a video decoder) or 
 imports, it can run an evaluation, it sees our ``savi_video`` model and our tasks). :func:`exit_code` fails
 when an area the user asked for cannot work: core always, eval with ``--eval``. Every check is import-level
 (seconds); nothing loads weights or reaches a network.
+
+A package is checked as it imports (:func:`import_problem`), not as its metadata says: the module a run would
+get names its file and its own version, and one that is not the installed distribution's (a copy on ``sys.path``,
+e.g. from ``$PYTHONPATH``, shadowing it) fails, naming where it comes from. Whatever a package raises at import
+(``SystemExit`` included) is that package's ``[fail]`` line, never the doctor's own exit.
 """
 
 from __future__ import annotations
@@ -14,7 +19,9 @@ import importlib
 import importlib.metadata as md
 import platform
 import re
+import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 OK, WARN, FAIL = "ok", "warn", "fail"
 
@@ -58,12 +65,87 @@ def version_tuple(version: str) -> tuple[int, ...]:
 
 
 def _import(module: str) -> str | None:
-    """None when ``module`` imports, else the error in one line."""
+    """None when ``module`` imports, else what its import raised in one line: any exception, ``SystemExit`` (a
+    package calling ``sys.exit`` at import) included; only the user's Ctrl-C stops the doctor."""
     try:
         importlib.import_module(module)
-    except Exception as exc:  # noqa: BLE001 - any import failure is the finding
-        return f"{type(exc).__name__}: {' '.join(str(exc).split())[:200]}"
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:  # noqa: BLE001 - any import failure is the finding
+        said = f"{type(exc).__name__}: {' '.join(str(exc).split())[:200]}"
+        if isinstance(exc, SystemExit):  # no message of its own: say what happened and where
+            said = f"importing {module} ({_origin(module)}) exits the process (SystemExit: {exc.code})"
+        return said
     return None
+
+
+def _origin(module: str) -> str:
+    """The file ``module``'s top-level package would import from, for a message (never importing it)."""
+    import importlib.util
+
+    try:
+        spec = importlib.util.find_spec(module.split(".")[0])
+    except KeyboardInterrupt:
+        raise
+    except BaseException:  # noqa: BLE001 - only for a message
+        spec = None
+    return getattr(spec, "origin", None) or "file unknown"
+
+
+def _same_version(a: str, b: str) -> bool:
+    """Whether two version strings name one release, a local label aside (torch's ``__version__`` ``"2.14.1+cu130"``
+    is its distribution's ``"2.14.1"``; ``"1.0"`` is ``"1.0.0"``)."""
+    try:
+        from packaging.version import InvalidVersion, Version
+    except ImportError:
+        return a.split("+")[0] == b.split("+")[0]
+    try:
+        return Version(Version(a).public) == Version(Version(b).public)
+    except InvalidVersion:
+        return a.split("+")[0] == b.split("+")[0]
+
+
+def import_problem(module: str, dist: str) -> tuple[str | None, str, str | None]:
+    """``(problem, found, fix)`` for ``module`` of distribution ``dist`` as it imports here: ``found`` is its
+    version and file (``0.22.0 from /site-packages/peft/__init__.py``), ``problem`` None when it is ``dist``'s
+    installed copy, else why not in one line -- its import raised (:func:`_import`), no ``dist`` is installed, or
+    it comes from elsewhere than the installed distribution's files (a copy on ``sys.path`` shadowing it), or its
+    own ``__version__`` is not the installed one's. ``fix``: for a shadowing copy, taking its folder off
+    ``sys.path``; else None (the caller's install fix)."""
+    package = module.split(".")[0]
+    error = _import(package)  # the package first: a shadowing copy lacks the module asked for
+    if error:
+        return error, "", None
+    top = sys.modules.get(package)
+    file = getattr(top, "__file__", None)
+    own = getattr(top, "__version__", None)
+    installed = version_of(dist)
+    version = own if isinstance(own, str) else installed
+    found = f"{version or 'no version'} from {file or 'no file (a namespace package)'}"
+    where = Path(file).parent.parent if file and Path(file).name == "__init__.py" else \
+        Path(file).parent if file else None
+    shadow = f"remove {where} from sys.path ($PYTHONPATH, the working folder) or rename it there" if where else None
+    if installed is None:
+        return (f"{package} imports {found}, but no {dist} distribution is installed: a copy on sys.path is not an "
+                f"installed package"), found, shadow
+    distribution = md.distribution(dist)
+    files = distribution.files
+    if files is not None:
+        base = Path(distribution.locate_file("")).resolve()
+        mine = None
+        if file:
+            try:
+                mine = Path(file).resolve().relative_to(base).as_posix()
+            except ValueError:
+                mine = None
+        if mine is None or mine not in {f.as_posix() for f in files}:
+            return (f"{package} imports {found}, not the installed {dist} {installed} (in {base}): a copy on sys.path "
+                    f"shadows it"), found, shadow
+    if isinstance(own, str) and installed and not _same_version(own, installed):
+        return (f"{package} imports {found}, whose own version is not the installed {dist} {installed}: a mixed or "
+                f"half-upgraded installation"), found, None
+    error = _import(module) if "." in module else None
+    return error, found, None
 
 
 def versions() -> list[Check]:
@@ -72,7 +154,7 @@ def versions() -> list[Check]:
     for dist in REPORTED:
         v = version_of(dist)
         detail = v or "not installed"
-        if dist == "torch" and v and _import("torch") is None:
+        if dist == "torch" and v and import_problem("torch", "torch")[0] is None:
             import torch
 
             cuda = torch.version.cuda
@@ -105,14 +187,14 @@ def core_checks() -> list[Check]:
                               ("transformers", "transformers", transformers_fix),
                               ("peft", "peft", "pip install peft"),
                               ("accelerate", "accelerate", "pip install accelerate (transformers' Trainer needs it)")]:
-        error = _import(module)
-        checks.append(Check("core", module, FAIL if error else OK, error or f"imports ({version_of(dist)})",
-                            fix if error else ""))
-    error = _import("torchvision")
+        error, found, shadow_fix = import_problem(module, dist)
+        checks.append(Check("core", module, FAIL if error else OK, error or f"imports {found}",
+                            (shadow_fix or fix) if error else ""))
+    error, found, shadow_fix = import_problem("torchvision", "torchvision")
     checks.append(Check("core", "torchvision", FAIL if error else OK,
-                        error or f"imports ({version_of('torchvision')}); transformers' video processors need it",
-                        "install the torchvision built for your torch (e.g. torch 2.14.1 with torchvision 0.29.1)"
-                        if error else ""))
+                        error or f"imports {found}; transformers' video processors need it",
+                        (shadow_fix or "install the torchvision built for your torch (e.g. torch 2.14.1 with "
+                                       "torchvision 0.29.1)") if error else ""))
     checks.append(decoder_check())
     checks.extend(plugin_checks())
     for dist, (low, high) in TESTED.items():
@@ -127,14 +209,22 @@ def core_checks() -> list[Check]:
 
 
 def decoder_check() -> Check:
-    """PyAV, the default video decoder, must import; decord (the ``decord`` extra) is reported when present."""
-    decord = "decord imports too" if _import("decord") is None else \
-        "decord not installed (optional: pip install 'savi-plugin[decord]')"
-    error = _import("av")
+    """PyAV, the default video decoder, must import as its installed copy; decord (the ``decord`` extra) is
+    reported when present, and fails the check when it is there but broken or not its installed copy (a run with
+    ``video.backend=decord`` would use it)."""
+    if version_of("decord") is None and _import("decord") is not None:
+        decord, decord_error = "decord not installed (optional: pip install 'savi-plugin[decord]')", None
+    else:
+        decord_error, found, decord_fix = import_problem("decord", "decord")
+        decord = f"decord: {decord_error}" if decord_error else f"decord imports too ({found})"
+    error, found, shadow_fix = import_problem("av", "av")
     if error:
-        return Check("core", "video decoder", FAIL, f"PyAV, the default decoder, does not import ({error}); {decord}",
-                     "pip install av")
-    return Check("core", "video decoder", OK, f"PyAV imports (the default decoder); {decord}")
+        return Check("core", "video decoder", FAIL, f"PyAV, the default decoder: {error}; {decord}",
+                     shadow_fix or "pip install av")
+    if decord_error:
+        return Check("core", "video decoder", FAIL, f"PyAV imports {found} (the default decoder); {decord}",
+                     decord_fix or "pip install --force-reinstall decord, or pip uninstall decord")
+    return Check("core", "video decoder", OK, f"PyAV imports {found} (the default decoder); {decord}")
 
 
 def eval_checks() -> list[Check]:
@@ -149,10 +239,11 @@ def eval_checks() -> list[Check]:
     if plugins:  # lmms-eval fails at its start on it: the variable is what to correct, not the installation
         checks.append(Check("eval", "$LMMS_EVAL_PLUGINS", FAIL, plugins,
                             "correct $LMMS_EVAL_PLUGINS, or unset it (savi_video needs no plugin variable)"))
-    error = _import("lmms_eval.evaluator")
-    checks.append(Check("eval", "lmms-eval", FAIL if error else OK, error or f"imports ({version})",
-                        ("correct or unset $LMMS_EVAL_PLUGINS" if plugins else
-                         "reinstall: pip install 'savi-plugin[eval]'") if error else ""))
+    error, found, shadow_fix = import_problem("lmms_eval.evaluator",
+                                              "lmms-eval" if version_of("lmms-eval") else "lmms_eval")
+    checks.append(Check("eval", "lmms-eval", FAIL if error else OK, error or f"imports {found}",
+                        (shadow_fix or ("correct or unset $LMMS_EVAL_PLUGINS" if plugins else
+                                        "reinstall: pip install 'savi-plugin[eval]'")) if error else ""))
     if error is None:
         checks.append(filelock_check(version))
     checks.append(model_check())
@@ -182,7 +273,9 @@ def model_check() -> Check:
                      "reinstall savi-plugin (pip install -e . in the clone)")
     try:
         manifest = points[0].load()()
-    except Exception as exc:  # noqa: BLE001
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:  # noqa: BLE001 - SystemExit at an import included: the finding
         return Check("eval", "savi_video model", FAIL, f"the entry point fails: {type(exc).__name__}: {exc}",
                      "reinstall savi-plugin")
     return Check("eval", "savi_video model", OK, f"registered ({getattr(manifest, 'simple_class_path', manifest)})")

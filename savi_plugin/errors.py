@@ -40,6 +40,13 @@ import os
 #: the three classes, as :func:`classify` names them
 CONFIGURATION, INPUT, MACHINE = "configuration", "input", "machine"
 
+#: the refusal of a checkpoint whose pickle holds Python objects, said by the model-file check
+#: (:func:`savi_plugin.data.model_config.model_files_problem`, naming the file) and by the CLI's error boundary
+#: for one met elsewhere
+PICKLED_CHECKPOINT = ("refused to load a checkpoint that holds pickled Python objects: savi loads weights with "
+                      "torch.load(weights_only=True) only, since unpickling a file can run any code; convert it to "
+                      "safetensors with the tools of the project that wrote it")
+
 #: ``errno`` values of a failing machine (disk, memory, network file system), not of a bad input file
 MACHINE_ERRNOS = frozenset({errno.EIO, errno.EAGAIN, errno.ENOMEM, errno.ETIMEDOUT, errno.ESTALE, errno.EINTR,
                             errno.EBUSY, errno.ENOSPC, errno.EDQUOT, errno.EMFILE, errno.ENFILE})

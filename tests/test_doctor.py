@@ -73,3 +73,50 @@ def test_tested_range_starts_at_setup_cfgs_lower_bounds():
     from savi_plugin.doctor import TESTED
 
     assert {name: low for name, (low, _) in TESTED.items()} == {name: declared[name] for name in TESTED}
+
+
+
+#: every package the doctor imports, with the check that names it
+IMPORTED = {"torch": "torch", "torchvision": "torchvision", "transformers": "transformers", "peft": "peft",
+            "accelerate": "accelerate", "av": "video decoder", "decord": "video decoder", "lmms_eval": "lmms-eval"}
+
+
+@pytest.mark.parametrize("kind", ["shadow", "exits"])
+def test_a_package_shadowed_or_exiting_at_import_is_its_failed_check(kind, tmp_path):
+    """Pass 24 F rows 37/39: a fake ``peft`` on ``$PYTHONPATH`` was "[ok] core peft: imports (0.22.0)" (the
+    installed distribution's metadata) and "all good" though training then failed importing it, and a package
+    calling ``sys.exit(3)`` at import ended the doctor with status 3 and no output. Each package the doctor imports
+    (:data:`IMPORTED`, every one at once here, in a child whose ``$PYTHONPATH`` holds them as a user's would) is
+    now checked as it imports: a copy shadowing the installed one fails naming its file, its version and the
+    folder to take off sys.path; an exit at import is that package's [fail] line naming its file, and the doctor
+    still reports everything."""
+    for package in IMPORTED:
+        (tmp_path / package).mkdir()
+        (tmp_path / package / "__init__.py").write_text(
+            "__version__ = '0.1.0'\n" if kind == "shadow" else "import sys\nsys.exit(3)\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(tmp_path), str(ROOT)]))}
+    out = subprocess.run([sys.executable, "-m", "savi_plugin", "doctor", "--eval"], capture_output=True, text=True,
+                         timeout=600, env=env)
+    assert out.returncode == 1, out.stdout + out.stderr[-2000:]
+    lines = out.stdout.splitlines()
+    for package, check in IMPORTED.items():
+        fake = tmp_path / package / "__init__.py"
+        line = next((x for x in lines if x.startswith(("[fail] core ", "[fail] eval ")) and
+                     x.split(" ", 2)[-1].startswith(check + ":")), None)
+        assert line is not None, (package, lines)
+        if kind == "shadow":
+            assert f"{package} imports 0.1.0 from {fake}, not the installed" in line, line
+            assert line.endswith(f"-> fix: remove {tmp_path} from sys.path ($PYTHONPATH, the working folder) or "
+                                 f"rename it there"), line
+        else:
+            assert f"importing {package} ({fake}) exits the process (SystemExit: 3)" in line, line
+    assert lines[-1].startswith("savi doctor: cannot work (torch, transformers, peft, accelerate, torchvision, video "
+                                "decoder, lmms-eval"), lines[-1]
+
+
+def test_each_package_is_named_with_the_file_and_version_it_imports(capsys):
+    assert main(["doctor", "--json"]) == 0
+    by_name = {c["name"]: c for c in map(json.loads, capsys.readouterr().out.splitlines())}
+    for name in ("torch", "torchvision", "transformers", "peft", "accelerate"):
+        module = sys.modules[name]
+        assert by_name[name]["detail"].startswith(f"imports {module.__version__} from {module.__file__}"), by_name[name]

@@ -692,9 +692,9 @@ def user_error_message(exc: BaseException) -> str | None:
         return (f"{printable(loop.group(1).strip(chr(39)))}: is a loop of symbolic links (it names itself); give the "
                 f"file itself")
     if _is_unsafe_pickle(exc):
-        return ("refused to load a checkpoint that holds pickled Python objects: savi loads weights with "
-                "torch.load(weights_only=True) only, since unpickling a file can run any code; convert it to "
-                "safetensors with the tools of the project that wrote it")
+        from savi_plugin.errors import PICKLED_CHECKPOINT
+
+        return PICKLED_CHECKPOINT
     if isinstance(exc, (ValueError, PluginNotFoundError, RunError, FloatingPointError, ConfigurationError,
                         InputError)):
         return _message_line(exc) or type(exc).__name__
@@ -756,7 +756,10 @@ def _one_line(text: str, limit: int = 500) -> str:
 
 def _is_unsafe_pickle(exc: BaseException) -> bool:
     """torch.load(weights_only=True) refusing a pickle (its message advises ``weights_only=False``: never shown).
-    Recognised by name: this module does not import the pickle machinery."""
+    Recognised by name: this module does not import the pickle machinery. savi's own errors are not: the model-file
+    check says this refusal already, naming the file (``data.model_config.pickled_weight_problem``)."""
+    if type(exc).__module__.startswith("savi_plugin"):
+        return False
     return any(c.__name__ == "UnpicklingError" for c in type(exc).__mro__) or "weights_only" in str(exc)
 
 

@@ -236,12 +236,18 @@ def check_model_reference(path: str | Path) -> None:
     or folder here, a ``tiny://`` address, or a hub id. One that names nothing here and cannot be a hub id (a typo,
     a recipe's relative ``model.path`` after the recipe moved) is refused before anything is compared or loaded,
     by every command: ``models/typ0/x: no such file or folder`` (never "identity.model changed content" on a resume,
-    nor huggingface_hub's "Repo id must be in the form ...").
+    nor huggingface_hub's "Repo id must be in the form ..."). A broken symbolic link (or a loop of links) names
+    nothing too, whatever its form, and is said as every reader says it (:func:`~savi_plugin.data.files.file_problem`):
+    ``m/wlink: is a broken symbolic link (to base/models/warm)``, never taken for a hub id.
 
     Raises:
         ModelNotFoundError: naming the path.
     """
     name = str(path)
+    if "://" not in name and os.path.islink(name) and not os.path.exists(name):
+        from savi_plugin.data.files import file_problem
+
+        raise ModelNotFoundError(f"{name}: {file_problem(name, 'model') or 'no such file or folder'}")
     if "://" in name or os.path.lexists(name) or could_be_hub_id(name):
         return
     raise ModelNotFoundError(f"{name}: no such file or folder")

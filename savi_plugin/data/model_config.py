@@ -38,19 +38,67 @@ def nonfinite_value(value: Any, path: str = "") -> tuple[str, Any] | None:
     return None
 
 
-def weight_shapes(folder: str | Path) -> dict[str, tuple[int, ...]]:
-    """Every tensor name of the ``*.safetensors`` files in ``folder`` with its shape, from their headers; a file
-    that cannot be read is left to the loader, which names it."""
+def weight_headers(folder: str | Path) -> dict[str, tuple[str, tuple[int, ...], str]]:
+    """Every tensor name of the ``*.safetensors`` files in ``folder`` with its file's name, shape and dtype
+    (``"F32"``, ``"I32"``), from their headers; a file that cannot be read is left to the loader, which names it."""
     from safetensors import safe_open
 
-    shapes: dict[str, tuple[int, ...]] = {}
+    found: dict[str, tuple[str, tuple[int, ...], str]] = {}
     for path in sorted(Path(folder).glob("*.safetensors")):
         try:
             with safe_open(str(path), framework="pt") as fh:
-                shapes.update({name: tuple(fh.get_slice(name).get_shape()) for name in fh.keys()})
+                for name in fh.keys():
+                    part = fh.get_slice(name)
+                    found[name] = (path.name, tuple(part.get_shape()), str(part.get_dtype()))
         except Exception:  # noqa: BLE001 - safetensors' own error: the loader's check names the file
             continue
-    return shapes
+    return found
+
+
+def weight_shapes(folder: str | Path) -> dict[str, tuple[int, ...]]:
+    """Every tensor name of the ``*.safetensors`` files in ``folder`` with its shape (:func:`weight_headers`)."""
+    return {name: shape for name, (_, shape, _) in weight_headers(folder).items()}
+
+
+#: safetensors dtypes that hold no floating-point number
+_INTEGER_DTYPES = ("BOOL", "U8", "I8", "U16", "I16", "U32", "I32", "U64", "I64")
+
+
+def integer_weight_problem(folder: str | Path, config: dict) -> str | None:
+    """A weight or bias of ``folder``'s safetensors stored as an integer type, where ``config`` (its
+    ``config.json`` or ``adapter_config.json``) declares no quantization, or None: a header relabelling float
+    tensors as integers loads (cast to float: other numbers) and trains into non-finite losses, blamed on the
+    learning rate (pass 24 F row 13)."""
+    text = config.get("text_config")
+    if "quantization_config" in config or (isinstance(text, dict) and "quantization_config" in text):
+        return None
+    for name, (file, _, dtype) in weight_headers(folder).items():
+        if dtype in _INTEGER_DTYPES and name.endswith((".weight", ".bias")):
+            return (f"{file}: tensor {name!r} is stored as {dtype}, an integer type, but it is a floating "
+                    f"parameter (a weight or bias) and the config declares no quantization: the file's header is "
+                    f"damaged or the weights are not this model's")
+    return None
+
+
+def pickled_weight_problem(path: Path) -> str | None:
+    """:data:`~savi_plugin.errors.PICKLED_CHECKPOINT` said at ``path``'s name when the ``pytorch_model*.bin`` there
+    holds pickled Python objects, or None: torch's own weights-only unpickler reads it (memory-mapped onto the meta
+    device: no tensor is read), so nothing in it runs. Another error is left to the loader, which names it."""
+    import torch
+
+    from savi_plugin.errors import PICKLED_CHECKPOINT
+
+    try:
+        try:
+            torch.load(str(path), weights_only=True, mmap=True, map_location="meta")
+        except RuntimeError as exc:  # the legacy (non-zip) format cannot be mapped: read
+            if "mmap" not in str(exc):
+                raise
+            torch.load(str(path), weights_only=True, map_location="meta")
+    except Exception as exc:  # noqa: BLE001 - only the unpickler's refusal is named here
+        if any(c.__name__ == "UnpicklingError" for c in type(exc).__mro__):
+            return f"{path.name}: {PICKLED_CHECKPOINT}"
+    return None
 
 
 def read_config(path: Path) -> dict | None:
@@ -92,7 +140,9 @@ def model_files_problem(folder: str | Path) -> str | None:
     """What is wrong with a file of ``folder`` that a model's loader reads, or None: one of
     :data:`MODEL_JSON_FILES` that is there (a broken link included) but is no regular file, is not JSON (torn,
     empty: named at its ``file:line`` and column) or holds no JSON object; or a weight file
-    (:data:`MODEL_WEIGHT_FILES`) that is a broken link or no regular file. Each is named relative to ``folder``.
+    (:data:`MODEL_WEIGHT_FILES`) that is a broken link or no regular file, or a ``pytorch_model*.bin`` the
+    loader would read that holds pickled Python objects (:func:`pickled_weight_problem`). Each is named relative
+    to ``folder``.
 
     Raises:
         DocumentTooLarge: a JSON file above the document caps, as at every reader.
@@ -123,6 +173,11 @@ def model_files_problem(folder: str | Path) -> str | None:
             problem = file_problem(path, "weight file")
             if problem:
                 return f"{path.name}: the model's weight file {problem}"
+    if next(folder.glob("*.safetensors"), None) is None:  # transformers reads a .bin only without safetensors
+        for path in sorted(folder.glob("pytorch_model*.bin")):
+            problem = pickled_weight_problem(path)
+            if problem:
+                return problem
     return None
 
 
@@ -137,8 +192,9 @@ def _json_kind(value: Any) -> str:
 
 def model_config_problem(folder: str | Path) -> str | None:
     """What in ``folder``'s files its loader would misread (:func:`model_files_problem`), or what in
-    ``folder/config.json`` its weights contradict, or None: a number that is not finite, or a language model whose
-    ``num_hidden_layers`` differs from the decoder layers its weights hold."""
+    ``folder/config.json`` its weights contradict, or None: a number that is not finite, a language model whose
+    ``num_hidden_layers`` differs from the decoder layers its weights hold, or a weight stored as an integer type
+    in a model that declares no quantization (:func:`integer_weight_problem`)."""
     folder = Path(folder)
     problem = model_files_problem(folder)
     if problem:
@@ -153,7 +209,7 @@ def model_config_problem(folder: str | Path) -> str | None:
         key = "text_config.num_hidden_layers" if text is not config else "num_hidden_layers"
         return (f"config.json: {key}: {declared}, but the weights hold {len(layers)} decoder layer(s); the config "
                 f"does not describe these weights")
-    return None
+    return integer_weight_problem(folder, config)
 
 
 def adapter_config_problem(folder: str | Path) -> str | None:
@@ -169,7 +225,7 @@ def adapter_config_problem(folder: str | Path) -> str | None:
         if ranks and ranks != {rank}:
             return (f"adapter_config.json: r: {rank}, but its LoRA weights have rank {', '.join(map(str, sorted(ranks)))}"
                     f"; the config does not describe these weights")
-    return None
+    return integer_weight_problem(folder, config)
 
 
 def model_folder_problem(path: str | Path) -> str | None:

@@ -438,20 +438,22 @@ MODEL_COMMANDS = {
 }
 
 
-@pytest.mark.parametrize("form", ["typo", "absolute", "moved recipe"])
+@pytest.mark.parametrize("form", ["typo", "absolute", "moved recipe", "broken link", "broken hub-like link"])
 @pytest.mark.parametrize("command", list(MODEL_COMMANDS))
 def test_a_model_path_naming_nothing_is_one_message_in_every_command(command, form, tmp_path, capsys, monkeypatch):
     """Red team 23 E, row 41: a model path naming nothing was "identity.model changed content" on a resume,
     huggingface_hub's "Repo id must be in the form ..." for a new output, and "no such file or folder" only in
     ``savi generate``. One rule (``data.identity.check_model_reference``) says it in every command, before any
-    output is claimed; a name of a hub id's form (``org/name``) stays the hub's. A recipe command says it at the
+    output is claimed; a name of a hub id's form (``org/name``) stays the hub's -- unless it is a broken symbolic
+    link here (pass 24 F, rows 58/59: taken for a hub id), said with its target. A recipe command says it at the
     key or flag that gave the model (``config.checkpoint.check_model``: ``my.yaml: model.path: ...``)."""
     monkeypatch.chdir(tmp_path)
     clip(tmp_path / "v.mp4")
     write_jsonl(tmp_path / "pairs.jsonl", [pair("a", "v.mp4")])
     (tmp_path / "qa.jsonl").write_text(json.dumps(qa_item("q1", "v.mp4")) + "\n")
     argv = list(MODEL_COMMANDS[command])
-    model = {"typo": "models/sub/typo", "absolute": str(tmp_path / "models" / "typo")}.get(form)
+    model = {"typo": "models/sub/typo", "absolute": str(tmp_path / "models" / "typo"), "broken link": "m/x/wl2",
+             "broken hub-like link": "m/wlink"}.get(form)
     if form == "moved recipe":  # a recipe's model.path is relative to the recipe's folder
         Path("r2/sub").mkdir(parents=True)
         Path("r2/sub/my.yaml").write_text("extends: tiny_demo\nmodel:\n  path: ../d/models/warm\n")
@@ -467,17 +469,22 @@ def test_a_model_path_naming_nothing_is_one_message_in_every_command(command, fo
         argv += ["--data-root", "ev"]
         Path("ad").mkdir()
         Path("ad/adapter_config.json").write_text(json.dumps({"peft_type": "LORA", "base_model_name_or_path": model}))
+    missing = f"{model}: no such file or folder"
+    if form.startswith("broken"):  # a link to nothing, relative to its own folder
+        Path(model).parent.mkdir(parents=True)
+        os.symlink("base/models/warm", model)
+        missing = f"{model}: is a broken symbolic link (to base/models/warm)"  # as every reader says it
     before = sorted(tmp_path.rglob("*"))
     code, _, err = savi(capsys, *[a.replace("MODEL", model) for a in argv])
     assert code == 2, err[-2000:]
-    expected = f"error: {model}: no such file or folder"
+    expected = f"error: {missing}"
     if command == "generate":  # a flag's value: said at the flag, with what would load (config.checkpoint)
-        expected = (f"error: --model: {model}: no such file or folder; give a local model folder (nothing is "
-                    f"downloaded), or a hub id with its backend (--backend)")
+        expected = (f"error: --model: {missing}; give a local model folder (nothing is downloaded), or a hub id "
+                    f"with its backend (--backend)")
     if command.startswith(("train", "align")):  # a recipe command: said at the key or flag that gave it
         key = "--model" if "--model" in argv else "model.path"
         line = assert_one_line_error(err)
-        assert line.startswith("error: ") and f"{key}: {model}: no such file or folder; give a local model" in line
+        assert line.startswith("error: ") and f"{key}: {missing}; give a local model" in line
     else:
         assert assert_one_line_error(err) == expected
     assert sorted(tmp_path.rglob("*")) == before  # nothing claimed

@@ -449,10 +449,23 @@ def test_a_model_flag_naming_no_model_folder_is_one_line_at_the_flag(flag, given
     assert sorted(p.name for p in tmp_path.iterdir()) == ["empty", "qa.jsonl", "videos"]  # nothing claimed
 
 
+class _RunsCode:
+    """A pickled object whose unpickling would create ``ran`` beside it: a checkpoint payload."""
+
+    def __init__(self, ran: Path):
+        self.ran = ran
+
+    def __reduce__(self):
+        return Path.touch, (self.ran,)
+
+
 def _broken_model(kind: str, good: Path, where: Path) -> Path:
     """A copy of the model folder ``good`` at ``where`` with one defect: a file in its place, its ``config.json``
-    alone (no weights), or a ``config.json`` that claims more decoder layers than its weights hold."""
+    alone (no weights), a ``config.json`` that claims more decoder layers than its weights hold, its weights as a
+    ``pytorch_model.bin`` that pickles an object (which would create ``ran`` if unpickled), or a safetensors
+    header relabelling its float tensors as I32 (same byte size: a valid file)."""
     import shutil
+    import struct
 
     if kind == "a file":
         where.write_text("not a model\n")
@@ -462,6 +475,25 @@ def _broken_model(kind: str, good: Path, where: Path) -> Path:
         shutil.copy(good / "config.json", where / "config.json")
         return where
     shutil.copytree(good, where, dirs_exist_ok=True)
+    if kind == "pickled bin":
+        import torch
+        from safetensors.torch import load_file
+
+        weights = where / "model.safetensors"
+        torch.save({**load_file(weights), "payload": _RunsCode(where.parent / "ran")}, where / "pytorch_model.bin")
+        weights.unlink()
+        return where
+    if kind == "integer weights":
+        raw = (where / "model.safetensors").read_bytes()
+        size = struct.unpack("<Q", raw[:8])[0]
+        header = json.loads(raw[8:8 + size])
+        for name, entry in header.items():
+            if name != "__metadata__" and entry["dtype"] == "F32":
+                entry["dtype"] = "I32"
+        text = json.dumps(header, separators=(",", ":")).encode()
+        assert len(text) <= size
+        (where / "model.safetensors").write_bytes(raw[:8] + text.ljust(size) + raw[8 + size:])
+        return where
     config = json.loads((where / "config.json").read_text())
     text = config.get("text_config", config)
     text["num_hidden_layers"] = text["num_hidden_layers"] + 3
@@ -477,7 +509,9 @@ MODEL_ROLES = {"policy": ("rrpo", ["--model"], "--model: "),
 #: each defect and what the one loader check (data.model_config.loadable_model_problem) says of it
 MODEL_DEFECTS = {"a file": "is a file, not a model folder",
                  "no weights": "holds no weight file",
-                 "lying config": "config.json: text_config.num_hidden_layers: "}
+                 "lying config": "config.json: text_config.num_hidden_layers: ",
+                 "pickled bin": "pytorch_model.bin: refused to load a checkpoint that holds pickled Python objects",
+                 "integer weights": "model.safetensors: tensor '"}
 
 
 @pytest.mark.parametrize("defect", sorted(MODEL_DEFECTS))
@@ -487,7 +521,8 @@ def test_every_model_role_gets_the_one_loader_check(role, defect, tiny_llava_one
     """The similarity scorer was checked for config.json only: one without weights, or whose config.json lies,
     passed and loaded (or not) mid-run. Every model savi generate loads is asked the same question
     (``data.model_config.loadable_model_problem``) before anything is claimed, and the refusal names the flag or
-    option."""
+    option. A pickled ``pytorch_model.bin`` was refused naming no file, exit 1, and integer-relabelled weights
+    loaded (pass 24 F rows 12/13): both are named at their file, exit 2, and the pickle's code never runs."""
     from misuse_kit import clip
 
     monkeypatch.chdir(tmp_path)
@@ -504,7 +539,7 @@ def test_every_model_role_gets_the_one_loader_check(role, defect, tiny_llava_one
     assert main(argv) == 2
     line = _one_error_line(capsys)
     assert line.startswith(f"error: {named}{broken}: ") and MODEL_DEFECTS[defect] in line, line
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["broken", "qa.jsonl", "videos"]  # nothing claimed
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["broken", "qa.jsonl", "videos"]  # nothing claimed, nor run
 
 
 @pytest.mark.parametrize("adapter, what", [("missing", "no such file or folder"),

@@ -625,8 +625,10 @@ def check_processor_fits(path: str | Path, model, processor, messages: Callable[
     """Refuse a processor that does not belong to the loaded weights, which would fail at the first document (inside
     torch, naming no file) rather than at load, or answer questions it never showed the model: a chat template that
     does not render (a Jinja syntax error in ``chat_template.jinja``), that leaves out the question's text (a fixed
-    text in its place: every document scored on one prompt), or that writes other than one video placeholder
-    (the processor's ``video_token``) for a turn holding one video; or, for a vision tower of fixed resolution
+    text in its place: every document scored on one prompt), that writes other than one video placeholder
+    (the processor's ``video_token``) for a turn holding one video, or that ignores ``add_generation_prompt`` (it
+    renders no more with it than without: no assistant turn is opened, so answers are generated and trained
+    outside one -- pass 24 F row 55); or, for a vision tower of fixed resolution
     (:data:`FIXED_FRAME_FAMILIES`), frames resized to another size than ``vision_config.image_size``
     (``processor_config.json`` / ``preprocessor_config.json`` ``size``). ``messages``: the backend's chat turns for
     one video question (:meth:`VideoLM.messages`), rendered with :data:`TEMPLATE_PROBE` as the question.
@@ -653,6 +655,11 @@ def check_processor_fits(path: str | Path, model, processor, messages: Callable[
             raise ModelLoadError(f"{where}: {source} writes {rendered.count(token)} video placeholder(s) {token!r} "
                                  f"for a user turn holding one video, where the processor needs exactly one (it "
                                  f"puts a video's frames at each)")
+        without = processor.apply_chat_template(messages(TEMPLATE_PROBE), tokenize=False, add_generation_prompt=False)
+        if not (len(rendered) > len(without) and rendered.startswith(without)):
+            raise ModelLoadError(f"{where}: {source} ignores add_generation_prompt: it renders no assistant turn's "
+                                 f"opening after the question, so answers would be generated and trained outside "
+                                 f"an assistant turn")
     config = model.config
     size = getattr(getattr(config, "vision_config", None), "image_size", None)
     if getattr(config, "model_type", None) not in FIXED_FRAME_FAMILIES or type(size) is not int:
