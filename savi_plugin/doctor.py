@@ -17,11 +17,13 @@ from __future__ import annotations
 
 import importlib
 import importlib.metadata as md
+import json
 import platform
 import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import unquote, urlparse
 
 OK, WARN, FAIL = "ok", "warn", "fail"
 
@@ -105,11 +107,26 @@ def _same_version(a: str, b: str) -> bool:
         return a.split("+")[0] == b.split("+")[0]
 
 
+def _editable_source(distribution) -> Path | None:
+    """The folder an editable install (``pip install -e``) of ``distribution`` imports from, as its PEP 610
+    ``direct_url.json`` records it (``dir_info.editable`` and a ``file://`` url), else None: an editable package's
+    files live in that folder, not among the files the distribution lists."""
+    try:
+        record = json.loads(distribution.read_text("direct_url.json") or "null")
+    except (OSError, ValueError):
+        return None
+    if not isinstance(record, dict) or not (record.get("dir_info") or {}).get("editable"):
+        return None
+    url = urlparse(str(record.get("url", "")))
+    return Path(unquote(url.path)).resolve() if url.scheme == "file" else None
+
+
 def import_problem(module: str, dist: str) -> tuple[str | None, str, str | None]:
     """``(problem, found, fix)`` for ``module`` of distribution ``dist`` as it imports here: ``found`` is its
     version and file (``0.22.0 from /site-packages/peft/__init__.py``), ``problem`` None when it is ``dist``'s
     installed copy, else why not in one line -- its import raised (:func:`_import`), no ``dist`` is installed, or
-    it comes from elsewhere than the installed distribution's files (a copy on ``sys.path`` shadowing it), or its
+    it comes from elsewhere than the installed distribution's files or, for an editable install, its source folder
+    (a copy on ``sys.path`` shadowing it), or its
     own ``__version__`` is not the installed one's. ``fix``: for a shadowing copy, taking its folder off
     ``sys.path``; else None (the caller's install fix)."""
     package = module.split(".")[0]
@@ -130,7 +147,8 @@ def import_problem(module: str, dist: str) -> tuple[str | None, str, str | None]
                 f"installed package"), found, shadow
     distribution = md.distribution(dist)
     files = distribution.files
-    if files is not None:
+    source = _editable_source(distribution)
+    if files is not None and not (source and file and Path(file).resolve().is_relative_to(source)):
         base = Path(distribution.locate_file("")).resolve()
         mine = None
         if file:

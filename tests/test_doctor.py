@@ -120,3 +120,32 @@ def test_each_package_is_named_with_the_file_and_version_it_imports(capsys):
     for name in ("torch", "torchvision", "transformers", "peft", "accelerate"):
         module = sys.modules[name]
         assert by_name[name]["detail"].startswith(f"imports {module.__version__} from {module.__file__}"), by_name[name]
+
+
+@pytest.mark.parametrize("editable", [True, False])
+def test_an_editable_install_imports_its_own_source_and_a_copy_beside_it_is_a_shadow(editable, tmp_path,
+                                                                                       monkeypatch):
+    """``pip install -e`` of a clone (how many install lmms-eval or transformers) imports from the clone, which
+    the distribution's file list does not hold: its PEP 610 ``direct_url.json`` names that folder, so the package is
+    its own; without that record the same copy is a shadow on ``sys.path``."""
+    from savi_plugin.doctor import import_problem
+
+    name = "savi_doctor_probe_pkg"
+    clone, site = tmp_path / "clone", tmp_path / "site"
+    (clone / name).mkdir(parents=True)
+    (clone / name / "__init__.py").write_text("__version__ = '1.2.0'\n")
+    info = site / f"{name}-1.2.0.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.2.0\n")
+    (info / "RECORD").write_text(f"{name}-1.2.0.dist-info/METADATA,,\n__editable__.{name}.pth,,\n")
+    if editable:
+        (info / "direct_url.json").write_text(json.dumps({"url": clone.as_uri(), "dir_info": {"editable": True}}))
+    monkeypatch.syspath_prepend(str(site))
+    monkeypatch.syspath_prepend(str(clone))
+    monkeypatch.delitem(sys.modules, name, raising=False)
+    problem, found, fix = import_problem(name, name)
+    assert found == f"1.2.0 from {clone / name / '__init__.py'}"
+    if editable:
+        assert problem is None
+    else:
+        assert problem and "shadows it" in problem and fix and str(clone) in fix
