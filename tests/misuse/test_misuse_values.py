@@ -426,6 +426,15 @@ def test_a_perturbation_that_changes_no_frame_of_the_clips_is_refused(name, argv
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("name", ["shuffle", "reverse", "drop", "mask", "occlude", "blur"])
+def test_the_no_change_trial_of_a_huge_frame_count_allocates_no_clip_of_that_size(name):
+    """The no-change trial tried each step on a clip of ``num_frames`` frames, so ``model.num_frames=715827882``
+    ran out of memory before the frame count's own check: the trial is bounded, and a long clip is changed."""
+    from savi_plugin.video.perturb import normalize_specs
+
+    assert [spec["name"] for spec in normalize_specs([name], num_frames=715827882)] == [name]
+
+
 @pytest.mark.parametrize("flag", ["--model", "--judge-model", "--tagger-model"])
 @pytest.mark.parametrize("given, what", [("lmms-lab/LLaVA-Video-7B-Qwen2", "no such file or folder"),
                                          ("qa.jsonl", "is a file, not a"), ("empty", "is an empty folder, not a")])
