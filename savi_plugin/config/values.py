@@ -62,7 +62,7 @@ from pathlib import Path
 from typing import Any
 
 from savi_plugin.errors import ConfigError  # noqa: F401  (defined with the failure taxonomy; re-exported here)
-from savi_plugin.untrusted import QuotedNumber, shown, underflow_problem
+from savi_plugin.untrusted import QuotedNumber, shown, shown_name, underflow_problem, unknown_name
 
 #: the metadata key under which a field lists its rules
 RULES = "savi_rules"
@@ -514,14 +514,11 @@ def check_mapping(cls: type, mapping: Any, prefix: str = "", source: str | Path 
     for key, value in mapping.items():
         path = f"{prefix}.{key}" if prefix else str(key)
         if key not in fields:
-            raise ConfigError(path, _unknown(cls, fields, what), source)
+            origin_of = getattr(source, "origin_of", None)  # where the key was set, found by the key as written
+            raise ConfigError(f"{prefix}.{shown_name(key)}" if prefix else shown_name(key),
+                              unknown_name(key, list(fields), what), origin_of(path) if origin_of else source)
         out[key] = check_value(cls, fields[key], value, path, source)
     return out
-
-
-def _unknown(cls: type, fields: dict[str, dataclasses.Field], what: str) -> str:
-    known = ", ".join(fields) if len(fields) <= 30 else f"the fields of {cls.__name__}"
-    return f"unknown {what} (known: {known})"
 
 
 def check_key_path(cls: type, keys: list[str], source: str | Path | None = None, *, what: str = "key") -> None:
@@ -538,7 +535,9 @@ def check_key_path(cls: type, keys: list[str], source: str | Path | None = None,
             return
         fields = _fields(cls)
         if key not in fields:
-            raise ConfigError(".".join(keys[:depth + 1]), _unknown(cls, fields, what), source)
+            origin_of = getattr(source, "origin_of", None)  # where the key was set, found by the key as written
+            raise ConfigError(".".join([*keys[:depth], shown_name(key)]), unknown_name(key, list(fields), what),
+                              origin_of(".".join(keys[:depth + 1])) if origin_of else source)
         options = [o for o in _options(_hints(cls).get(key, Any)) if o is not type(None)]
         cls = options[0] if len(options) == 1 else None
 
