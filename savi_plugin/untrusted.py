@@ -819,6 +819,30 @@ def unmistakable(text: str) -> str:
                    not ch.isprintable() else "\\'" if ch == "'" else ch for ch in text)
 
 
+def read_as_known(name: Any, known: list[str] | tuple[str, ...]) -> str | None:
+    """Why ``name``, none of ``known``, is taken for one of them (:func:`reads_as`: a look-alike letter of another
+    script, a character drawn as nothing, another case), naming the character and what to write, or None."""
+    like = next((k for k in known if isinstance(name, str) and isinstance(k, str) and k != name and
+                 reads_as(name, k)), None)
+    if like is None:
+        return None
+    example = lookalike_example(name)
+    hidden = next((ch for ch in name if invisible(ch)), None)
+    why = (f"its {example.split(' in ')[0].replace(' drawn as ', ' is a look-alike of ')} from another script "
+           f"(Unicode TR39 confusables)"
+           if example else f"it holds U+{ord(hidden):04X} ({unicodedata.name(hidden, '?')}), drawn as nothing"
+           if hidden is not None else "names are compared exactly, case included")
+    return f"it reads as {like!r} but is not it ({why}); write {like!r}"
+
+
+def shown_value(value: Any) -> str:
+    """A value read from the user as a message echoes it (:func:`shown`), a string holding characters a reader
+    could take for others escaped (:func:`unmistakable`): ``'r\\u0430nk'``, never one that reads as a choice."""
+    if isinstance(value, str) and not value.isascii():
+        return f"'{unmistakable(value[:80])}{'...' if len(value) > 80 else ''}'"
+    return shown(value)
+
+
 def unknown_name(name: Any, known: list[str] | tuple[str, ...], what: str = "key") -> str:
     """The one refusal of a name that is none of ``known`` (a recipe key, a record field), for the line that
     names it (``file: key.path: <this>``): a name that reads as a known one (:func:`reads_as`: a look-alike
@@ -827,15 +851,9 @@ def unknown_name(name: Any, known: list[str] | tuple[str, ...], what: str = "key
     import difflib
 
     known = list(known)
-    like = next((k for k in known if isinstance(name, str) and k != name and reads_as(name, k)), None)
+    like = read_as_known(name, known)
     if like is not None:
-        example = lookalike_example(name)
-        hidden = next((ch for ch in name if invisible(ch)), None)
-        why = (f"its {example.split(' in ')[0].replace(' drawn as ', ' is a look-alike of ')} from another script "
-               f"(Unicode TR39 confusables)"
-               if example else f"it holds U+{ord(hidden):04X} ({unicodedata.name(hidden, '?')}), drawn as nothing"
-               if hidden is not None else "names are compared exactly, case included")
-        return f"unknown {what}: it reads as {like!r} but is not it ({why}); write {like!r}"
+        return f"unknown {what}: {like}"
     if len(known) <= 30 or not isinstance(name, str):
         return f"unknown {what} (known: {', '.join(known)})"
     near = difflib.get_close_matches(name, known, n=8, cutoff=0.5)

@@ -86,3 +86,16 @@ def test_a_name_that_reads_as_a_known_one_is_shown_escaped_with_the_character_na
     named_at, reason = line.split(": unknown ", 1)  # the name as the line shows it, then why it is refused
     assert raw not in named_at and escaped in named_at, line
     assert f"reads as {meant!r} but is not it" in reason and named in reason and f"write {meant!r}" in reason, line
+
+
+@pytest.mark.parametrize("key, spelt, meant, escaped, named", [
+    ("train.loss_type", "rr\u0440o", "rrpo", "\\u0440", "U+0440 CYRILLIC SMALL LETTER ER"),
+    ("train.loss_type", "rr\u200bpo", "rrpo", "\\u200b", "U+200B (ZERO WIDTH SPACE)"),
+    ("train.lr_scheduler_type", "cosin\u0435", "cosine", "\\u0435", "U+0435 CYRILLIC SMALL LETTER IE"),
+])
+def test_a_choice_that_reads_as_a_known_one_is_shown_escaped_with_the_character_named(key, spelt, meant, escaped,
+                                                                                      named, capsys):
+    code, err = _run(capsys, "recipes", "show", "tiny_demo", f"{key}={spelt}")
+    reason = err.split(f"{key}: unknown ", 1)[1]
+    assert code == 2 and spelt not in reason and escaped in reason, err
+    assert f"reads as {meant!r} but is not it" in reason and named in reason, err
