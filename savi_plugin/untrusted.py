@@ -622,12 +622,13 @@ def printable(text: str) -> str:
 
 
 def shown_path(path: Any) -> str:
-    """A path as a message shows it: as it is when a reader sees every character of it (printable, no space at
-    either end); otherwise quoted and escaped as Python writes it (``'v/a.mp4 '``, ``'a\\u200b.mp4'``), so a line
-    never names a file that looks like another. The one rule for a path in a message."""
+    """A path as a message shows it: as it is when a reader sees where it starts and ends and every character of
+    it (printable, no white space); otherwise quoted and escaped as Python writes it (``'v/a.mp4 '``,
+    ``'a\\u200b.mp4'``), so a line never names a file that looks like another. The one rule for a path in a
+    message."""
     text = str(path)
-    if text and text == text.strip() and text.isprintable() and (text.isascii() or not any(invisible(ch)
-                                                                                         for ch in text)):
+    if text and text.isprintable() and not any(ch.isspace() for ch in text) and (
+            text.isascii() or not any(invisible(ch) for ch in text)):
         return text
     return repr(text) if text.isprintable() else "'" + text.encode("unicode_escape").decode("ascii") + "'"
 
