@@ -294,12 +294,17 @@ def _read(path: Path, seen: tuple[Path, ...] = (), origins: dict[str, str] | Non
 
 def override_source(text: str) -> str:
     """How an error names the override ``text`` (``override 'train.beta=0.2'``): a value longer than 40
-    characters (a key longer than 60) is cut in its middle, so the reason after it stays on the line."""
+    characters (a key longer than 60) is cut in its middle, so the reason after it stays on the line; a key's
+    look-alike and invisible characters are escaped (:func:`~savi_plugin.untrusted.unmistakable`)."""
     key, sep, value = text.partition("=")
     if len(key) > 60:
         key = f"{key[:40]}...{key[-12:]}"
     if len(value) > 40:
         value = f"{value[:24]}...{value[-12:]}"
+    if not key.isascii():  # a key that reads as another (a look-alike letter) is shown as it is spelled
+        from savi_plugin.untrusted import unmistakable
+
+        return f"override '{unmistakable(key)}{sep}{repr(value)[1:-1]}'"
     return f"override {key + sep + value!r}"
 
 

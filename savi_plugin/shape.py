@@ -144,7 +144,7 @@ class Name(Shape):
     exact: frozenset[str] = frozenset()
 
     def problem(self, value: Any, at: str) -> str | None:
-        from savi_plugin.untrusted import text_problem
+        from savi_plugin.untrusted import reads_as, text_problem
 
         if not isinstance(value, str):
             return _said(at, "not a string")
@@ -155,20 +155,11 @@ class Name(Shape):
             return _said(at, found)
         if self.pattern is not None and not re.fullmatch(self.pattern, value):
             return _said(at, f"{shown(value)} is not {self.what}")
-        like = next((name for name in sorted(self.exact) if name != value and _reads_as(value, name)), None)
+        like = next((name for name in sorted(self.exact) if name != value and reads_as(value, name)), None)
         if like is not None:
             return _said(at, f"{shown(value)} reads as {like!r} but is not it (names here are compared exactly: "
                              f"write {like!r})")
         return None
-
-
-def _reads_as(text: str, other: str) -> bool:
-    """Whether a reader takes ``text`` for ``other``: the same :func:`~savi_plugin.untrusted.equality_key`
-    (NFKC, invisible characters removed, look-alikes read as the Latin letters they are drawn as), case-folded."""
-    from savi_plugin.untrusted import equality_key, has_latin
-
-    latin = has_latin(text, other)
-    return equality_key(text, latin).casefold() == equality_key(other, latin).casefold()
 
 
 @dataclass(frozen=True)

@@ -621,6 +621,18 @@ def printable(text: str) -> str:
                    for ch in text)
 
 
+def shown_path(path: Any) -> str:
+    """A path as a message shows it: as it is when a reader sees where it starts and ends and every character of
+    it (printable, no white space); otherwise quoted and escaped as Python writes it (``'v/a.mp4 '``,
+    ``'a\\u200b.mp4'``), so a line never names a file that looks like another. The one rule for a path in a
+    message."""
+    text = str(path)
+    if text and text.isprintable() and not any(ch.isspace() for ch in text) and (
+            text.isascii() or not any(invisible(ch) for ch in text)):
+        return text
+    return repr(text) if text.isprintable() else "'" + text.encode("unicode_escape").decode("ascii") + "'"
+
+
 def length_problem(text: str) -> str | None:
     """Why ``text`` is too long to be data text (more than :data:`MAX_TEXT_CHARS` characters), or None. Checked
     before anything walks the text (Unicode normalisation of a 30 MB string alone takes minutes)."""
@@ -777,6 +789,78 @@ def lookalike_example(text: str, latin_context: bool | None = None) -> str | Non
             ch = next(ch for ch in run if ch in table)
             return f"{ch!r} (U+{ord(ch):04X} {unicodedata.name(ch, '?')}) drawn as {table[ch]!r}"
     return None
+
+
+def reads_as(text: str, other: str) -> bool:
+    """Whether a reader takes ``text`` for ``other``: the same :func:`equality_key` (NFKC, invisible characters
+    removed, look-alikes read as the Latin letters they are drawn as), case-folded. The one test of "a name that
+    reads as another": a key, a field or a loss name refused as what it reads as."""
+    latin = has_latin(text, other)
+    return equality_key(text, latin).casefold() == equality_key(other, latin).casefold()
+
+
+def shown_name(name: Any) -> str:
+    """A name read from the user (a recipe key, a record field) as a message shows it: as it is when it is plain
+    printable ASCII; otherwise quoted, with every character a reader could not tell apart written as its escape
+    (``'tr\\u0430in'``: a look-alike from another script, a character drawn as nothing, a control character),
+    so a line never shows a name that looks like a known one."""
+    if not isinstance(name, str):
+        return shown(name, 60)
+    if name.isascii() and name.isprintable() and name == name.strip() and name:
+        return name
+    return f"'{unmistakable(name[:80])}{'...' if len(name) > 80 else ''}'"
+
+
+def unmistakable(text: str) -> str:
+    """``text`` with every character a reader could take for another written as its escape (a look-alike from
+    another script, ``\\u0430``; a character drawn as nothing; a control character) and ``'`` as ``\\'``: a
+    name read from the user as the quoted part of a message shows it (:func:`shown_name`, an override's key)."""
+    table = _lookalikes()
+    return "".join(ch.encode("unicode_escape").decode("ascii") if ch in table or invisible(ch) or
+                   not ch.isprintable() else "\\'" if ch == "'" else ch for ch in text)
+
+
+def read_as_known(name: Any, known: list[str] | tuple[str, ...]) -> str | None:
+    """Why ``name``, none of ``known``, is taken for one of them (:func:`reads_as`: a look-alike letter of another
+    script, a character drawn as nothing, another case), naming the character and what to write, or None."""
+    like = next((k for k in known if isinstance(name, str) and isinstance(k, str) and k != name and
+                 reads_as(name, k)), None)
+    if like is None:
+        return None
+    example = lookalike_example(name)
+    hidden = next((ch for ch in name if invisible(ch)), None)
+    why = (f"its {example.split(' in ')[0].replace(' drawn as ', ' is a look-alike of ')} from another script "
+           f"(Unicode TR39 confusables)"
+           if example else f"it holds U+{ord(hidden):04X} ({unicodedata.name(hidden, '?')}), drawn as nothing"
+           if hidden is not None else "names are compared exactly, case included")
+    return f"it reads as {like!r} but is not it ({why}); write {like!r}"
+
+
+def shown_value(value: Any) -> str:
+    """A value read from the user as a message echoes it (:func:`shown`), a string holding characters a reader
+    could take for others escaped (:func:`unmistakable`): ``'r\\u0430nk'``, never one that reads as a choice."""
+    if isinstance(value, str) and not value.isascii():
+        return f"'{unmistakable(value[:80])}{'...' if len(value) > 80 else ''}'"
+    return shown(value)
+
+
+def unknown_name(name: Any, known: list[str] | tuple[str, ...], what: str = "key") -> str:
+    """The one refusal of a name that is none of ``known`` (a recipe key, a record field), for the line that
+    names it (``file: key.path: <this>``): a name that reads as a known one (:func:`reads_as`: a look-alike
+    letter, an invisible character, another case) says which character differs and what to write; otherwise the
+    known names are listed, or, when there are more than a line holds, the nearest of them."""
+    import difflib
+
+    known = list(known)
+    like = read_as_known(name, known)
+    if like is not None:
+        return f"unknown {what}: {like}"
+    if len(known) <= 30 or not isinstance(name, str):
+        return f"unknown {what} (known: {', '.join(known)})"
+    near = difflib.get_close_matches(name, known, n=8, cutoff=0.5)
+    if near:  # a line holds a few hundred characters: the names most likely meant, not all of them
+        return f"unknown {what} (nearest of the {len(known)} known: {', '.join(near)})"
+    return f"unknown {what} (none of the {len(known)} known is near it; they begin: {', '.join(known[:12])}, ...)"
 
 
 def same_text(text: str, other: str) -> bool:

@@ -15,6 +15,10 @@ def add_parser(subparsers) -> None:
     validate = sub.add_parser("validate", help="check every record; exit 1 with file:line:field per problem")
     validate.add_argument("files", nargs="+")
     validate.add_argument("--format", default="savi", choices=FORMATS)
+    validate.add_argument("--data-root", default=None,
+                          help="the folder relative video paths start from, as savi train's train.data_root (no "
+                               "path may leave it); default: each file's folder. Every record's video must be a "
+                               "file there, as training requires before its first step (videos are not decoded)")
     validate.set_defaults(func=run_validate)
 
     convert = sub.add_parser("convert", help="convert IN to OUT between formats")
@@ -36,18 +40,31 @@ def add_parser(subparsers) -> None:
 
 
 def run_validate(args) -> int:
+    from savi_plugin.data.paths import check_data_root, file_folder, video_file
     from savi_plugin.data.readers import read_records
     from savi_plugin.data.record import DataError
+    from savi_plugin.untrusted import shown_path
 
+    data_root = getattr(args, "data_root", None)
+    check_data_root(data_root)
     problems, good = [], 0
     for path in args.files:
-        before = len(problems)
-        found = sum(1 for _ in read_records(path, args.format, errors="collect", collected=problems))
+        before, found = len(problems), 0
+        base = data_root if data_root is not None else file_folder(path)
+        for line, record in read_records(path, args.format, errors="collect", collected=problems):
+            found += 1
+            try:  # what training checks of each pair before its first step: the video is a file, inside the root
+                video_file(record.video, base, confine=data_root is not None, file=str(path), line=line)
+            except DataError as exc:
+                problems.append(exc)
+                continue
+            good += 1
         if found == 0 and len(problems) == before:  # training refuses such a file, so validation does too
-            problems.append(str(DataError(str(path), None, None, "no record")))
-        good += found
-    say(*problems)
-    say(f"{good} valid record(s), {len(problems)} problem(s)", file=sys.stderr)
+            problems.append(DataError(str(path), None, None, "no record"))
+    say(*map(str, problems))
+    under = f" under {shown_path(data_root)}" if data_root is not None else ""
+    say(f"{good} valid record(s), {len(problems)} problem(s) (videos checked to be files{under}, not decoded)",
+        file=sys.stderr)
     return 1 if problems else 0
 
 

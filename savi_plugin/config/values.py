@@ -62,7 +62,8 @@ from pathlib import Path
 from typing import Any
 
 from savi_plugin.errors import ConfigError  # noqa: F401  (defined with the failure taxonomy; re-exported here)
-from savi_plugin.untrusted import QuotedNumber, shown, underflow_problem
+from savi_plugin.untrusted import (QuotedNumber, read_as_known, shown, shown_name, shown_value, underflow_problem,
+                                   unknown_name)
 
 #: the metadata key under which a field lists its rules
 RULES = "savi_rules"
@@ -220,7 +221,8 @@ class OneOf(Rule):
         if value in choices:
             return None
         what = f"{self.what} " if self.what else ""
-        return f"unknown {what}{shown(value)}; one of: {', '.join(map(str, choices))}"
+        known = [str(c) for c in choices]
+        return f"unknown {what}{shown_value(value)}; {read_as_known(value, known) or 'one of: ' + ', '.join(known)}"
 
 
 class NonEmpty(Rule):
@@ -359,7 +361,7 @@ def coerce(value: Any, annotation: Any, path: str = "", source: str | None = Non
     if enums and isinstance(value, str):  # `SomeEnum | str` (transformers' style): the string names a member
         values = [m.value for e in enums for m in e]
         if value not in values:
-            raise ConfigError(path, f"unknown value {shown(value)}; one of: {', '.join(map(str, values))}", source)
+            raise ConfigError(path, _unknown_value(value, values), source)
         return value
     for opt in options:  # exact matches first, so `str | float` keeps a string a string
         ok, out = _match(value, opt, path, source, widen=False)
@@ -403,7 +405,7 @@ def _match(value: Any, annotation: Any, path: str, source: str | None, widen: bo
         if isinstance(value, str) and value in values:
             return True, value
         if isinstance(value, str) and widen:
-            raise ConfigError(path, f"unknown value {shown(value)}; one of: {', '.join(map(str, values))}", source)
+            raise ConfigError(path, _unknown_value(value, values), source)
         return False, value
     if annotation is bool:
         return isinstance(value, bool), value
@@ -514,14 +516,17 @@ def check_mapping(cls: type, mapping: Any, prefix: str = "", source: str | Path 
     for key, value in mapping.items():
         path = f"{prefix}.{key}" if prefix else str(key)
         if key not in fields:
-            raise ConfigError(path, _unknown(cls, fields, what), source)
+            origin_of = getattr(source, "origin_of", None)  # where the key was set, found by the key as written
+            raise ConfigError(f"{prefix}.{shown_name(key)}" if prefix else shown_name(key),
+                              unknown_name(key, list(fields), what), origin_of(path) if origin_of else source)
         out[key] = check_value(cls, fields[key], value, path, source)
     return out
 
 
-def _unknown(cls: type, fields: dict[str, dataclasses.Field], what: str) -> str:
-    known = ", ".join(fields) if len(fields) <= 30 else f"the fields of {cls.__name__}"
-    return f"unknown {what} (known: {known})"
+def _unknown_value(value: Any, values: list) -> str:
+    """The refusal of a string that is none of an enum's ``values``: what it reads as, or the values."""
+    known = [str(v) for v in values]
+    return f"unknown value {shown_value(value)}; {read_as_known(value, known) or 'one of: ' + ', '.join(known)}"
 
 
 def check_key_path(cls: type, keys: list[str], source: str | Path | None = None, *, what: str = "key") -> None:
@@ -538,7 +543,9 @@ def check_key_path(cls: type, keys: list[str], source: str | Path | None = None,
             return
         fields = _fields(cls)
         if key not in fields:
-            raise ConfigError(".".join(keys[:depth + 1]), _unknown(cls, fields, what), source)
+            origin_of = getattr(source, "origin_of", None)  # where the key was set, found by the key as written
+            raise ConfigError(".".join([*keys[:depth], shown_name(key)]), unknown_name(key, list(fields), what),
+                              origin_of(".".join(keys[:depth + 1])) if origin_of else source)
         options = [o for o in _options(_hints(cls).get(key, Any)) if o is not type(None)]
         cls = options[0] if len(options) == 1 else None
 

@@ -77,10 +77,15 @@ def is_within(path: str | Path, root: str | Path) -> bool:
 
 
 def stored_path_problem(stored: str) -> str | None:
-    """What makes a path stored in a file unreadable the same way by everyone, or None: one starting with ``~``
+    """What makes a path stored in a file unreadable the same way by everyone, or None: white space at either end
+    (``"v/a.mp4 "``: invisible in every listing and message, so the file looks present when it is not); one
+    starting with ``~``
     (a home folder differs between users, machines and ranks, and savi never writes one), which is not expanded
     and refused by every reader of a record's video (:func:`resolve_video_path`,
     :func:`~savi_plugin.data.record.validate_record`)."""
+    if stored != stored.strip():
+        return (f"path {stored!r} {'starts' if stored[:1].isspace() else 'ends'} with white space, which no "
+                f"listing or message shows: remove it (and rename the file, if its name really has it)")
     if stored.startswith("~"):
         return (f"path {stored!r} starts with '~', which savi does not expand in a file (a stored path is relative "
                 f"to the file's folder, or absolute, whoever reads it): write it absolute, or './{stored}' for a "
@@ -122,6 +127,28 @@ def resolve_video_path(video: str, base: str | Path, *, confine: bool = False, f
         raise PathEscapeError(file, line, field, f"path {video!r} resolves to {os.path.realpath(path)}, outside "
                               f"the data root {os.path.realpath(base)} (.., absolute paths and symlinks may not "
                               f"leave the data root)")
+    return path
+
+
+def video_file(video: str, base: str | Path, *, confine: bool = False, file: str = "<memory>",
+               line: int | None = None, field: str = "video") -> Path:
+    """The video file a record's ``video`` names (:func:`resolve_video_path`), which must be a regular file: the
+    one check of a record's video before anything decodes it, made by training for each pair and by ``savi data
+    validate`` for each record.
+
+    Raises:
+        DataError: as :func:`resolve_video_path`, or ``video file not found: <path>`` / ``<path>: <what it is>``
+            (a folder, a FIFO, a broken link), the path shown by :func:`~savi_plugin.untrusted.shown_path`.
+        PathEscapeError: with ``confine``, the path resolves outside ``base``.
+    """
+    from savi_plugin.data.files import file_problem
+    from savi_plugin.untrusted import shown_path
+
+    path = resolve_video_path(video, base, confine=confine, file=file, line=line, field=field)
+    problem = file_problem(path, "video file")  # a FIFO, a directory, a broken link is named as what it is
+    if problem:
+        raise DataError(file, line, field, f"video file not found: {shown_path(path)}" if problem == "file not found"
+                        else f"{shown_path(path)}: {problem}")
     return path
 
 

@@ -15,7 +15,8 @@ from typing import Any
 
 from savi_plugin.errors import InputError
 from savi_plugin.untrusted import (HIDDEN_CONTROLS, equality_key, hidden_control_problem, length_problem,
-                                   mixed_script_word, same_text, sameness, shown, text_problem)
+                                   mixed_script_word, same_text, sameness, shown, shown_name, text_problem,
+                                   unknown_name)
 
 REQUIRED_FIELDS = ("id", "video", "question", "chosen", "rejected")
 OPTIONAL_STR_FIELDS = ("chosen_tagged", "rejected_tagged", "source")
@@ -164,7 +165,7 @@ def validate_record(obj: Any, file: str = "<memory>", line: int | None = None) -
         raise DataError(file, line, None, f"expected a JSON object, got {json_kind(obj)}")
     unknown = sorted(set(obj) - set(KNOWN_FIELDS))
     if unknown:
-        raise DataError(file, line, unknown[0], f"unknown field (known: {', '.join(KNOWN_FIELDS)})")
+        raise DataError(file, line, shown_name(unknown[0]), unknown_name(unknown[0], KNOWN_FIELDS, "field"))
     for name in REQUIRED_FIELDS:
         if name not in obj:
             raise DataError(file, line, name, "missing required field")

@@ -124,11 +124,14 @@ def read_config(path: str) -> list[dict]:
         if unknown is not None:
             import difflib
 
+            from savi_plugin.untrusted import read_as_known, shown_name
+
             close = difflib.get_close_matches(unknown, sorted(LMMS_EVAL_KEYS), n=1)
-            hint = f"; did you mean {close[0]}?" if close else ""
-            raise ConfigError(f"{where}.{unknown}" if where else unknown,
-                              f"unknown key: lmms-eval 0.7.3 takes the names of its flags (--{unknown} is none){hint}",
-                              path)
+            like = read_as_known(unknown, sorted(LMMS_EVAL_KEYS))
+            hint = f"; {like}" if like else f"; did you mean {close[0]}?" if close else ""
+            named = shown_name(unknown)
+            raise ConfigError(f"{where}.{named}" if where else named, f"unknown key: lmms-eval 0.7.3 takes the names "
+                              f"of its flags (--{named} is none){hint}", path)
         for key, value in run.items():
             problem = _value_problem(key, value)
             if problem:

@@ -229,9 +229,13 @@ def check_task_names(tasks: list[str], key: str = "eval.tasks", source: str | No
             known = known | scan_task_names(folder)
     for i, name in enumerate(tasks):
         if name not in known:
+            from savi_plugin.untrusted import read_as_known, shown_value
+
             close = difflib.get_close_matches(name, sorted(known), n=3, cutoff=0.6)
-            hint = f"; did you mean {', '.join(close)}?" if close else "; `lmms-eval --tasks list` lists them"
+            like = read_as_known(name, sorted(known))
+            hint = (f"; {like}" if like else f"; did you mean {', '.join(close)}?" if close
+                    else "; `lmms-eval --tasks list` lists them")
             where = "neither a savi task nor an lmms-eval built-in"
             if include:
                 where = f"not a savi task, an lmms-eval built-in, nor a task under {', '.join(include)}"
-            raise ConfigError(f"{key}[{i}]", f"unknown lmms-eval task {name!r} ({where}){hint}", source)
+            raise ConfigError(f"{key}[{i}]", f"unknown lmms-eval task {shown_value(name)} ({where}){hint}", source)

@@ -31,7 +31,7 @@ from savi_plugin.data.paths import file_folder, resolve_video_path
 from savi_plugin.data.readers import VIDEO_SUFFIXES, iter_json_objects
 from savi_plugin.data.record import DataError, check_free_form, json_kind
 from savi_plugin.generators.text import normalize_answer
-from savi_plugin.untrusted import equality_key, length_problem, mixed_script_word, text_problem
+from savi_plugin.untrusted import equality_key, length_problem, mixed_script_word, shown_path, text_problem
 
 VIDEO_EXTENSIONS = VIDEO_SUFFIXES
 
@@ -50,6 +50,8 @@ class InputItem:
         answer_index: index of the correct option (MCQ).
         origin: ``file:line`` the item came from, for messages.
         extra: other fields of the manifest line (e.g. ``task``), kept in the record's meta.
+        id_from: where the input gave no id, how :attr:`id` was derived and how to give one instead, as the
+            clause a message about the id ends with; empty for an id the input gave.
     """
 
     id: str
@@ -61,6 +63,7 @@ class InputItem:
     answer_index: int | None = None
     origin: str = ""
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
+    id_from: str = field(default="", compare=False)
 
     def where(self) -> tuple[str, int | None]:
         """``(file, line)`` of :attr:`origin` (line None for an item of a folder of videos)."""
@@ -88,7 +91,9 @@ def _items_from_folder(folder: Path) -> list[InputItem]:
         if problem:
             raise DataError(str(path), None, "id", f"the file's name is the item's id and video path, and it "
                                                    f"{problem}; rename the file")
-        items.append(InputItem(id=rel.as_posix(), video=str(path), index=i, origin=str(path)))
+        items.append(InputItem(id=rel.as_posix(), video=str(path), index=i, origin=str(path),
+                               id_from=f"the id is the file's path without its extension ({shown_path(rel)}): "
+                                       f"rename one of the files"))
     return items
 
 
@@ -127,7 +132,11 @@ def _item_from_object(obj: Any, file: str, line: int, index: int, root: Path, co
     # pairs (and the run report), whose reader would refuse it after the model had run
     video = _text_field(obj, video_key, file, line, required=True)
     path = resolve_video_path(video, root, confine=confine, file=file, line=line, field=video_key)
-    item_id = _text_field(obj, "id", file, line) or _text_field(obj, "sample_id", file, line) or Path(video).stem
+    item_id = _text_field(obj, "id", file, line) or _text_field(obj, "sample_id", file, line)
+    id_from = "" if item_id else (f"no 'id' is given, so the id is derived from the video file name "
+                                  f"({shown_path(Path(video).name)}): give each record an 'id' (two questions on one "
+                                  f"video need ids of their own)")
+    item_id = item_id or Path(video).stem
     question = _text_field(obj, "question", file, line)
     answer = _text_field(obj, "answer", file, line)
     options_key = "options" if "options" in obj else "candidates"
@@ -180,7 +189,7 @@ def _item_from_object(obj: Any, file: str, line: int, index: int, root: Path, co
     extra = {k: v for k, v in obj.items() if k not in known}
     check_free_form(extra, file, line, "")  # copied into each pair's meta, whose rule it must pass
     return InputItem(id=item_id, video=str(path), index=index, question=question, answer=answer, options=options,
-                     answer_index=answer_index, origin=f"{file}:{line}", extra=extra)
+                     answer_index=answer_index, origin=f"{file}:{line}", extra=extra, id_from=id_from)
 
 
 def load_inputs(source: str | Path, data_root: str | Path | None = None) -> list[InputItem]:
@@ -211,13 +220,14 @@ def load_inputs(source: str | Path, data_root: str | Path | None = None) -> list
                         if problem == "file not found" else problem)
     from savi_plugin.untrusted import equality_key
 
-    seen: dict[str, tuple[str, str]] = {}
+    seen: dict[str, tuple[str, str, str]] = {}
     for item in items:
         key = equality_key(item.id)  # ids that read the same are one id (a zero-width space, a look-alike)
         if key in seen:
-            first, at = seen[key]
-            raise item.error("id", f"duplicate id {item.id!r} (first at {at}); ids must be unique" if first == item.id
+            first, at, first_from = seen[key]
+            derived = f"; {item.id_from or first_from}" if item.id_from or first_from else "; ids must be unique"
+            raise item.error("id", f"duplicate id {item.id!r} (first at {at}){derived}" if first == item.id
                              else f"id {item.id!r} reads the same as id {first!r} (first at {at}): they differ only "
-                             f"by invisible or look-alike characters; ids must be unique")
-        seen[key] = (item.id, item.origin)
+                             f"by invisible or look-alike characters{derived}")
+        seen[key] = (item.id, item.origin, item.id_from)
     return items

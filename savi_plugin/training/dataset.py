@@ -37,7 +37,7 @@ from torch.utils.data import Dataset
 
 from savi_plugin.data import DataError, PreferenceRecord, read_records
 from savi_plugin.data.identity import file_identity
-from savi_plugin.data.paths import check_data_root, file_folder, resolve_video_path
+from savi_plugin.data.paths import check_data_root, file_folder, video_file
 from savi_plugin.errors import ConfigError
 from savi_plugin.data.readers import BAD_RECORD
 from savi_plugin.models.backends.tokens import (
@@ -46,7 +46,8 @@ from savi_plugin.models.backends.tokens import (
     tokenize_response,
 )
 from savi_plugin.training.phrase_ids import PhraseAlignmentError, tagged_phrase_ids
-from savi_plugin.video.decode import VideoDecodeError, path_problem, probe_video
+from savi_plugin.untrusted import shown_path
+from savi_plugin.video.decode import VideoDecodeError, probe_video
 
 log = logging.getLogger(__name__)
 
@@ -182,9 +183,6 @@ class PreferenceDataset(Dataset):
                              "reason": reason,  # as DataError names it: '-' for no line or field
                              "where": f"{exc.file}:{exc.line if exc.line is not None else '-'}:{exc.field or '-'}"})
 
-    def _resolve_video(self, video: str, file: str = "<memory>", line: int | None = None) -> Path:
-        return resolve_video_path(video, self.data_root, confine=self.confine, file=file, line=line)
-
     @staticmethod
     def _refuse(file: str, line: int, field: str, message: str, reason: str) -> DataError:
         exc = DataError(file, line, field, message)
@@ -192,11 +190,7 @@ class PreferenceDataset(Dataset):
         return exc
 
     def _item(self, record: PreferenceRecord, file: str, line: int, tokenizer, end_of_turn: str) -> PairItem | None:
-        video = self._resolve_video(record.video, file, line)
-        if not video.is_file():
-            problem = path_problem(video)  # a FIFO, a directory, a broken link is named as what it is
-            raise DataError(file, line, "video", f"video file not found: {video}" if problem == "file not found"
-                            else f"{video}: {problem}")
+        video = video_file(record.video, self.data_root, confine=self.confine, file=file, line=line)
         if self.require_tags and not record.is_tagged:
             self._skip(DataError(file, line, "chosen_tagged", "no <MASK> phrase tags; the loss's phrase-level "
                                  "reward is undefined for this pair (skipped)"), "untagged")
@@ -220,7 +214,7 @@ class PreferenceDataset(Dataset):
             raise self._refuse(file, line, "video", probed, "bad_video")
         probed = probed[2]
         if self.min_frames is not None and 0 < probed < self.min_frames:
-            raise self._refuse(file, line, "video", f"{video}: {probed} frame(s), fewer than num_frames="
+            raise self._refuse(file, line, "video", f"{shown_path(video)}: {probed} frame(s), fewer than num_frames="
                                f"{self.min_frames} (frames are never repeated to fill a clip)", "too_few_frames")
         for field in ("question", "chosen", "rejected"):  # the tokenizer's control strings (backends/tokens.py)
             try:

@@ -60,6 +60,7 @@ def _validate(path, tmp_path, capsys):
     from savi_plugin.cli import main
 
     capsys.readouterr()
+    (path.parent / "v.mp4").write_bytes(b"")  # the video every record names: validate checks it is a file
     main(["data", "validate", str(path)])
     out = capsys.readouterr()
     valid = int(re.search(r"(\d+) valid record", out.err).group(1))
@@ -164,6 +165,7 @@ def test_one_huge_line_is_skipped_with_bounded_memory(tmp_path, capsys):
     from savi_plugin.cli import main
 
     path = tmp_path / "sparse.jsonl"
+    (tmp_path / "v.mp4").write_bytes(b"")  # the video every record names: validate checks it is a file
     path.write_bytes(json.dumps(GOOD[0]).encode() + b"\n")
     with open(path, "r+b") as fh:
         fh.truncate(64 * 2**20)
@@ -200,6 +202,7 @@ def test_problems_are_listed_in_line_order(tmp_path, capsys):
 
     g = [json.dumps({**GOOD[0], "id": f"g{i}"}).encode() for i in range(4)]
     path = tmp_path / "p16.jsonl"
+    (tmp_path / "v.mp4").write_bytes(b"")  # the video every record names: validate checks it is a file
     path.write_bytes(b"\n".join([g[0], b"null", g[1], b'\xff\xfe{"id": 1}', g[2], g[2] + g[3], g[3], g[0]]) + b"\n")
     capsys.readouterr()
     assert main(["data", "validate", str(path)]) == 1

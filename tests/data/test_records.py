@@ -75,6 +75,7 @@ def test_a_hidden_control_in_meta_is_refused_at_its_path(meta, field, tmp_path, 
 
     path = tmp_path / "pairs.jsonl"
     write_jsonl(path, [{**GOOD, "id": "ok"}, {**GOOD, "meta": meta}])
+    (tmp_path / "v.mp4").write_bytes(b"")  # the video every record names: validate checks it is a file
     assert main(["data", "validate", str(path)]) == 1
     out = "".join(capsys.readouterr())
     assert f"{path}:2:{field}: " in out and "1 valid record(s), 1 problem(s)" in out, out
@@ -87,6 +88,7 @@ def test_a_hidden_control_in_meta_is_refused_at_its_path(meta, field, tmp_path, 
 
 def test_validate_cli_reports_every_problem(tmp_path):
     path = tmp_path / "mixed.jsonl"
+    (tmp_path / "v.mp4").write_bytes(b"")  # the video every record names: validate checks it is a file
     lines = [json.dumps({**GOOD, "id": f"ok{i}"}) for i in range(3)] + [line for line, _ in MALFORMED[2:]]
     path.write_text("\n".join(lines) + "\n")
     out = subprocess.run([sys.executable, "-m", "savi_plugin", "data", "validate", str(path)],
@@ -169,6 +171,7 @@ def test_validate_reads_past_bad_lines_and_counts_both(tmp_path, capsys):
 
     path = tmp_path / "pairs.jsonl"
     good = [json.dumps({**GOOD, "id": f"ok{i}"}) for i in range(4)]
+    (tmp_path / "v.mp4").write_bytes(b"")  # the video every record names: validate checks it is a file
     path.write_bytes("\n".join([good[0], '{"id": "torn", "vid', good[1], "not json"]).encode() + b"\n\xff\xfe\n"
                      + ("\n".join([good[2], json.dumps({"id": "x"}), good[3]]) + "\n").encode())
     capsys.readouterr()

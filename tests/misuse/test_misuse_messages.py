@@ -66,7 +66,7 @@ def _problem_line(name, tmp_path, capsys):
     write_jsonl(tmp_path / name, [{"id": 1}])
     code, out, err = savi(capsys, "data", "validate", name)
     assert code == 1
-    assert lines(err) == ["0 valid record(s), 1 problem(s)"]
+    assert lines(err) == ["0 valid record(s), 1 problem(s) (videos checked to be files, not decoded)"]
     return lines(out), ["{}:1:id: expected a string, got int"]
 
 
