@@ -146,6 +146,7 @@ def test_mixed_resolutions_in_one_batch_train(backend, tiny_llava_onevision, tin
 
 # ------------------------------------------------------------------------------------------------ full disk
 def _shards(tmp_path: Path, n: int = 400) -> Path:
+    (tmp_path / "v.mp4").write_bytes(b"")  # the video its records name, beside it (merge refuses a shard whose doesn't)
     records = [pair(f"p{i}", "v.mp4", answer=" ".join(["red"] * 50)) for i in range(n)]
     return write_jsonl(tmp_path / "big.shard-00000-of-00001.jsonl", records)
 
