@@ -101,4 +101,4 @@ from savi_plugin.data.outputs.marks import (
 from savi_plugin.data.outputs.steps import (
     check_not_in_run_step, enclosing_output_name, KEPT, OWN, steps_error, steps_problem)
 from savi_plugin.data.outputs.claim import (
-    check_place, claim, content_signature, folder_listing, LISTED_FILES, Output, step_product)
+    check_claim, check_place, claim, content_signature, folder_listing, LISTED_FILES, Output, step_product)

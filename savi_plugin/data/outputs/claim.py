@@ -410,7 +410,7 @@ def claim(output: str | Path, *, command: str, config: Mapping[str, Any] | None 
           every_rank: bool = False, lock: bool = True, replace_ours: bool = False, lock_beside: bool = False,
           records: Iterable[str] = (), own_content: Callable[[Path], bool] | None = None,
           input_files: Mapping[str, Iterable[str | Path]] | None = None,
-          steps: Mapping[str, Any] | None = None) -> Output:
+          steps: Mapping[str, Any] | None = None, check_only: bool = False) -> Output | None:
     """Check and lock ``output`` for ``command``; the gate every ``savi`` writer passes before it writes (except
     ``savi eval fixture``, whose folder check, :mod:`savi_plugin.eval.fixture_folder`, asks the same place question,
     :func:`check_place`, and takes the same lock).
@@ -452,6 +452,8 @@ def claim(output: str | Path, *, command: str, config: Mapping[str, Any] | None 
             and is not the run's -- a user's folder, another command's output -- is refused before any step runs,
             naming what to move; and the mark records them, so another command's output at a step is refused
             (:func:`check_not_in_run_step`).
+        check_only: ask every question but the configuration's (:func:`check_claim`, a dry run): take no lock,
+            write nothing, return None.
 
     Returns:
         The :class:`Output`, locked; call :meth:`Output.write_mark` once the configuration is final (before the
@@ -493,7 +495,7 @@ def claim(output: str | Path, *, command: str, config: Mapping[str, Any] | None 
             raise OutputLockedError(f"{output}: {output_name} is in use by another savi process "
                                     f"({_holder_text(holder)}); wait for it to finish or choose "
                                     f"{another(remedy_name)} (lock file {path / LOCK_NAME})")
-    if lock:
+    if lock and not check_only:
         held.acquire()
     try:
         previous = read_mark(path, folder)
@@ -512,7 +514,7 @@ def claim(output: str | Path, *, command: str, config: Mapping[str, Any] | None 
                     raise ForeignOutputError(
                         f"{output}: {output_name} changed after {command} wrote it ({_listing_change(stored, now)}); "
                         f"replacing it whole would lose what is there: move it away or choose {another(remedy_name)}")
-            if not replace_ours:
+            if not (replace_ours or check_only):
                 check_same_config(previous.get("config") or {}, config, output=output,
                                   stored_at=mark_path(path, folder), ignore=ignore,
                                   remedy=f"continue with the same configuration, or choose {another(remedy_name)}")
@@ -540,6 +542,8 @@ def claim(output: str | Path, *, command: str, config: Mapping[str, Any] | None 
     except BaseException:
         held.release()
         raise
+    if check_only:
+        return None
     claimed = Output(path, folder, command, config, held, previous)
     claimed.what = what or output_name
     claimed.output_name = output_name
@@ -548,6 +552,15 @@ def claim(output: str | Path, *, command: str, config: Mapping[str, Any] | None 
     claimed.records = {f"{path.name}/{name}" if folder else name for name in records}
     claimed.steps = dict(steps) if steps is not None else None
     return claimed
+
+
+def check_claim(output: str | Path, *, command: str, **place: Any) -> None:
+    """What :func:`claim` asks of ``output`` before it writes, with the same arguments (less ``config``), asked by a
+    dry run so it refuses, with the same line and exit code, what its run refuses: the place (:func:`check_place`),
+    another command's mark, a user's files, a step that is not the run's. It takes no lock and writes nothing; the
+    configuration is not compared (a dry run computes no identities): a mark of the same command passes."""
+    place.pop("config", None)
+    claim(output, command=command, check_only=True, **place)
 
 
 def step_product(folder: str | Path, *, command: str, config: Mapping[str, Any], make: Callable[[Path], None],
