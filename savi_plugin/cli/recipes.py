@@ -75,9 +75,12 @@ def _refuse_shipped_place(given: str, dest: Path, src: Path) -> None:
     from savi_plugin.errors import ConfigurationError
     from savi_plugin.recipe import list_recipes, shipped_recipes_dir
 
-    if dest.resolve() == src.resolve():
+    import os
+
+    real = Path(os.path.realpath(dest))  # a loop of links on DEST's path is the output layer's refusal, named there
+    if real == src.resolve():
         return
-    folder = dest.resolve().parent
+    folder = real.parent
     if folder == shipped_recipes_dir().resolve():
         raise ConfigurationError(f"{given}: DEST is in the shipped recipes' folder ({folder}), where a copy would be "
                                  f"listed as a shipped recipe: copy it into your own folder to edit it")

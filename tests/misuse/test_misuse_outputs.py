@@ -441,6 +441,34 @@ def test_an_output_below_a_file_is_one_configuration_line_naming_the_file(writer
     assert snapshot(world) == inputs
 
 
+#: where a loop of symbolic links stands on an output's path: (the output below tmp_path, the looping link)
+LINK_LOOPS = {"the output itself": ("{out}", "{out}"), "the folder above": ("loop1/{out}", "loop1"),
+              "two folders above": ("loop1/sub/{out}", "loop1")}
+
+
+@pytest.mark.parametrize("where", LINK_LOOPS)
+@pytest.mark.parametrize("writer", list(ENCLOSED_WRITERS))
+def test_a_loop_of_symbolic_links_on_an_outputs_path_is_named_at_the_looping_link(writer, where, world, tmp_path,
+                                                                                  capsys):
+    """C #71: ``ln -s loop loop; savi generate --output loop/x.jsonl`` blamed ``loop/x.jsonl.savi-output.json`` (a
+    mark that is not there: "exists and is unreadable ... move it away") while ``savi train --output-dir loop`` named
+    the loop. The output layer's place check names the loop at the looping link, for every writer, exit 1, nothing
+    written."""
+    argv, folder = ENCLOSED_WRITERS[writer]
+    name = "out" if folder else "out.png" if writer == "plot" else "out.jsonl"
+    given, link = (text.format(out=name) for text in LINK_LOOPS[where])
+    os.symlink(tmp_path / "loop2", tmp_path / link)
+    os.symlink(tmp_path / link, tmp_path / "loop2")
+    out = tmp_path / given
+    inputs = snapshot(world)
+    code, _, err = savi(capsys, *argv(world, out))
+    assert code == 1, err
+    named = f"{out}: " if out == tmp_path / link else f"{tmp_path / link}: "
+    assert_one_line_error(err, named, f"is a loop of symbolic links (to {tmp_path / 'loop2'}, which leads back to it)",
+                          "" if out == tmp_path / link else ", on the path of ")
+    assert sorted(os.listdir(tmp_path)) == sorted([link, "loop2"]) and snapshot(world) == inputs
+
+
 @pytest.mark.parametrize("writer", list(BELOW_A_FILE_WRITERS))
 def test_an_output_named_dash_is_one_configuration_line_and_writes_nothing(writer, world, tmp_path, monkeypatch,
                                                                            capsys):

@@ -16,7 +16,7 @@ from savi_plugin.errors import ConfigurationError
 from savi_plugin.data.outputs import state
 from savi_plugin.data.outputs.common import (
     ForeignOutputError, LOCK_NAME, MARK_NAME, OutputIsInputError, OutputLockedError, OutputRemovedError)
-from savi_plugin.data.outputs.kinds import _identity, link_problem, _parent, special_kind
+from savi_plugin.data.outputs.kinds import _identity, link_loop, link_problem, loop_text, _parent, special_kind
 from savi_plugin.data.outputs.disk import disk_error
 from savi_plugin.data.outputs.names import (
     another, check_own_file, file_output, folder_above_error, mark_path, name_length_error, sidecar, SIDECAR_KINDS)
@@ -359,7 +359,8 @@ def check_place(output: str | Path, inputs: Mapping[str, str | Path | None] | No
     file (:func:`folder_above_error`), a name too long for its sidecars (:func:`name_length_error`), equal to,
     inside or around an input (:func:`check_distinct`, :func:`check_not_any`), or inside a training checkpoint
     (:func:`check_not_in_checkpoint`); as not ours (exit 1), a FIFO, device or link savi would replace
-    (:func:`special_kind`, :func:`link_problem`), a folder where a file is needed or the reverse, or a name that is
+    (:func:`special_kind`, :func:`link_problem`), an output with a loop of links on its path, named at the looping
+    link (:func:`link_loop`), a folder where a file is needed or the reverse, or a name that is
     another marked output's sidecar (:func:`sidecar_clash`); and, while another live job writes a folder around it,
     as taken (exit 1, :func:`check_no_enclosing_job`), and at a step of a run folder another command claimed (exit
     1, :func:`check_not_in_run_step`). The first question :func:`claim` asks, the place check of
@@ -370,6 +371,11 @@ def check_place(output: str | Path, inputs: Mapping[str, str | Path | None] | No
     if str(output) == "-":  # standard output to most tools; savi writes files, so one named `-` is asked as ./-
         raise ConfigurationError(f"-: {output_name} '-' names standard output to many tools, and savi writes a "
                                  f"{'folder' if folder else 'file'} here; for one named '-' write ./-")
+    loop = link_loop(path)  # every name below a loop is "too many levels of symbolic links": the loop is named
+    if loop is not None:
+        on = "" if loop == path else f", on the path of {output_name} {output}"
+        shown = f"{output}: {output_name}" if loop == path else f"{loop}:"
+        raise ForeignOutputError(f"{shown} {loop_text(loop)}{on}: choose {another(output_name)}")
     refused = folder_above_error(path, output_name) or name_length_error(path, folder, output_name)
     if refused is not None:
         raise refused
