@@ -68,7 +68,7 @@ def add_parser(subparsers) -> None:
     run.set_defaults(func=run_lmms_eval)
 
     fixture = sub.add_parser("fixture", help="write a small synthetic benchmark dataset in the SAVI_DATA_ROOT layout")
-    fixture.add_argument("root", help="destination data root (new, empty, or written by this command before)")
+    fixture.add_argument("root", metavar="ROOT", help="destination data root (new, empty, or written by this command before)")
     add_flag(fixture, "--benchmark", FixtureOptions, "benchmark", choices=BENCHMARK_CHOICES)
     add_flag(fixture, "-n", FixtureOptions, "n")
     add_flag(fixture, "--seed", FixtureOptions, "seed")
@@ -92,8 +92,8 @@ def add_parser(subparsers) -> None:
     suite.set_defaults(func=run_suite)
 
     compare = sub.add_parser("compare", help="two suite tables side by side, refused when their eval cards differ")
-    compare.add_argument("a", help="a suite folder or its table.json")
-    compare.add_argument("b", help="another suite folder or table.json")
+    compare.add_argument("a", metavar="A", help="a suite folder or its table.json")
+    compare.add_argument("b", metavar="B", help="another suite folder or table.json")
     compare.set_defaults(func=run_compare)
 
 

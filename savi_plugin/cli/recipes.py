@@ -12,12 +12,12 @@ def add_parser(subparsers) -> None:
     sub = parser.add_subparsers(dest="recipes_command", metavar="ACTION", required=True)
     sub.add_parser("ls", help="list shipped recipes").set_defaults(func=run_ls)
     show = sub.add_parser("show", help="print a recipe's resolved values (after inheritance, overrides, defaults)")
-    show.add_argument("recipe")
+    show.add_argument("recipe", metavar="RECIPE")
     show.add_argument("overrides", nargs="*", metavar="key.path=value")
     show.set_defaults(func=run_show)
     cp = sub.add_parser("cp", help="copy a shipped recipe to edit it")
-    cp.add_argument("recipe")
-    cp.add_argument("dest")
+    cp.add_argument("recipe", metavar="RECIPE")
+    cp.add_argument("dest", metavar="DEST")
     cp.set_defaults(func=run_cp)
 
 

@@ -15,7 +15,7 @@ from savi_plugin.cli import refuse_flag_and_override, say
 
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser("train", help="train on preference pairs as a recipe says")
-    parser.add_argument("recipe", help="a shipped recipe name or a YAML path")
+    parser.add_argument("recipe", metavar="RECIPE", help="a shipped recipe name or a YAML path")
     parser.add_argument("overrides", nargs="*", metavar="key.path=value")
     parser.add_argument("--model", help="model path (default: the recipe's model.path)")
     parser.add_argument("--data", help="preference JSONL (default: the recipe's data.pairs)")

@@ -979,7 +979,7 @@ def test_an_output_at_an_inputs_own_sidecar_name_is_an_output_in_its_input(kind,
     before = target.read_bytes() if target.exists() else None
     code, _, err = savi(capsys, "data", "convert", out, target, "--to", "trl")
     assert code == 2, err
-    assert_one_line_error(err, f"DST is the {kind} of SRC ({out}), which this job reads with it")
+    assert_one_line_error(err, f"OUT is the {kind} of IN ({out}), which this job reads with it")  # its usage's names
     assert (target.read_bytes() if target.exists() else None) == before
 
 
