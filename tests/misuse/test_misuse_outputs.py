@@ -293,6 +293,28 @@ def test_eval_run_refuses_an_output_path_in_or_around_what_it_evaluates(input_na
     assert snapshot(world) == before
 
 
+@pytest.mark.parametrize("owned", ["a savi train output folder", "the folder of a savi generate output"])
+def test_eval_run_refuses_an_output_path_that_is_or_holds_another_commands_marked_output(owned, finished_run,
+                                                                                        world, tmp_path, capsys):
+    """``savi eval run --output_path`` into a finished ``savi train`` folder, or the folder of a marked ``savi
+    generate`` output, wrote lmms-eval's results among them (exit 0), where every other writer refuses another
+    command's marked output: its place check (``check_place(claims_none=True)``) names the command, exit 1."""
+    if owned.startswith("a savi train"):
+        place, command, held = finished_run / "out", "savi train", "is savi train's output"
+    else:
+        place = tmp_path / "gen"
+        place.mkdir()
+        code, _, err = savi(capsys, "generate", "--model", world / "model", "--input", world / "data/qa.jsonl",
+                            "--output", place / "pairs.jsonl", *GEN)
+        assert code == 0, err
+        command, held = "savi generate", "holds pairs.jsonl, savi generate's output"
+    before, inputs = snapshot(place), snapshot(world)
+    code, _, err = savi(capsys, *CHECKPOINT_WRITERS["eval-run"][0](world, None, place))
+    assert code == 1, err
+    assert_one_line_error(err, f"{place}: --output_path {held} (marked ", "choose another --output_path")
+    assert snapshot(place) == before and snapshot(world) == inputs and command in err
+
+
 # ------------------------------------------------------------------------------------------------ target states
 def _make_state(spec: Writer, out: Path, state: str) -> None:
     if state == "foreign":

@@ -98,7 +98,8 @@ from savi_plugin.data.outputs.locks import (
 from savi_plugin.data.outputs.children import (
     start_child)
 from savi_plugin.data.outputs.marks import (
-    folder_lock_file, foreign_mark, foreign_mark_error, foreign_marker, MARKER_MAX_BYTES, read_mark, sidecar_clash)
+    folder_lock_file, foreign_mark, foreign_mark_error, foreign_marker, marked_output, MARKER_MAX_BYTES, read_mark,
+    sidecar_clash)
 from savi_plugin.data.outputs.steps import (
     check_not_in_run_step, enclosing_output_name, KEPT, OWN, steps_error, steps_problem)
 from savi_plugin.data.outputs.claim import (

@@ -26,7 +26,7 @@ from savi_plugin.data.outputs.places import check_distinct, check_not_any, check
 from savi_plugin.data.outputs.atomic import remove_tree, replace_folder, write_json
 from savi_plugin.data.outputs.locks import check_no_enclosing_job, _held_by_another_job, _is_main_rank, OutputLock
 from savi_plugin.data.outputs.marks import (
-    _foreign_files, foreign_mark_error, read_mark, _savi_lock_file, sidecar_clash)
+    _foreign_files, foreign_mark_error, marked_output, read_mark, _savi_lock_file, sidecar_clash)
 from savi_plugin.data.outputs.steps import check_not_in_run_step, enclosing_output_name, steps_error
 
 log = logging.getLogger(__name__)
@@ -353,7 +353,8 @@ def _stray_sidecar(path: Path) -> Path | None:
 
 def check_place(output: str | Path, inputs: Mapping[str, str | Path | None] | None = None, *,
                 output_name: str = "output", folder: bool = False,
-                input_files: Mapping[str, Iterable[str | Path]] | None = None, what: str | None = None) -> None:
+                input_files: Mapping[str, Iterable[str | Path]] | None = None, what: str | None = None,
+                claims_none: bool = False) -> None:
     """Refuse, as a configuration error (exit 2), an output whose place no job may write, whatever is there: ``-``
     (standard output to many tools), a file output given as a folder's name (``x/``: :func:`file_output`), below a
     file (:func:`folder_above_error`), a name too long for its sidecars (:func:`name_length_error`), equal to,
@@ -366,7 +367,10 @@ def check_place(output: str | Path, inputs: Mapping[str, str | Path | None] | No
     1, :func:`check_not_in_run_step`). The first question :func:`claim` asks, the place check of
     ``savi eval fixture``'s folder, and the whole check of an output no mark claims (``savi eval run``'s
     ``--output_path``, shared between lmms-eval runs one at a time: :func:`made_folder` holds its lock); ``what``:
-    how the last refusal names the output (default ``output_name``)."""
+    how the last refusal names the output (default ``output_name``); ``claims_none``: the caller never marks its
+    folder (``savi eval run``), so any savi mark on it or on an output directly in it is another command's, and
+    the place is refused as theirs (exit 1, :func:`marked_output`), as every claim refuses another command's
+    output."""
     path = file_output(output, output_name) if not folder else Path(output)
     if str(output) == "-":  # standard output to most tools; savi writes files, so one named `-` is asked as ./-
         raise ConfigurationError(f"-: {output_name} '-' names standard output to many tools, and savi writes a "
@@ -406,6 +410,13 @@ def check_place(output: str | Path, inputs: Mapping[str, str | Path | None] | No
     if clash is not None:
         raise ForeignOutputError(f"{output}: {output_name} {clash}; the two would overwrite each other's files: "
                                  f"choose {another(output_name)}")
+    if claims_none:
+        theirs = marked_output(path)
+        if theirs is not None:
+            owned, command = theirs
+            held = f"is {command}'s output" if owned == path else f"holds {owned.name}, {command}'s output"
+            raise ForeignOutputError(f"{output}: {output_name} {held} (marked {mark_path(owned, owned == path)}); "
+                                     f"writing here would mix with it: choose {another(output_name)}")
     check_no_enclosing_job(path, what or output_name)  # two jobs would mix their files in one folder
     check_not_in_run_step(path, output_name)  # another command would change what a run made, and stop the run
 
