@@ -492,6 +492,8 @@ def claim(output: str | Path, *, command: str, config: Mapping[str, Any] | None 
         # marks it). Another rank checking too would race with rank 0's own writes, and on a node-local disk it
         # would judge a folder rank 0 never sees; node-local folders are refused by the collective checks that
         # need them (training.distributed.shared_resume_point).
+        if check_only:
+            return None
         return Output(path, folder, command, config, held, read_mark(path, folder))  # unchecked: rank 0 decides
     before = _existing_names(path, folder)  # before the lock file exists (it may create the folder)
     foreign = foreign_mark_error(path, folder, output_name)  # a user's file or folder at our mark's name
