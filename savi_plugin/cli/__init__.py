@@ -139,21 +139,29 @@ def _empty_argument(args: argparse.Namespace, parser: argparse.ArgumentParser) -
                 if sep and key.strip() and not rest.strip():
                     return KEY_VALUE_ARGUMENTS[name].format(key.strip())
         elif name != "lmms_args" and any(isinstance(v, str) and v == "" for v in values):
-            return _shown_name(parser, name) or name
+            return _shown_name(parser, name, args) or name
     return None
 
 
-def _shown_name(parser: argparse.ArgumentParser, dest: str) -> str | None:
-    """The flag (``--output``) or metavar (``DEST``) of the argument stored at ``dest``, searched through every
-    sub-command's parser."""
-    stack = [parser]
-    while stack:
-        for action in stack.pop()._actions:
+def _shown_name(parser: argparse.ArgumentParser, dest: str, args: argparse.Namespace) -> str | None:
+    """The argument stored at ``dest`` as the usage of the sub-command that ran shows it: its flag (``--output``)
+    or its positional's name (``OUT``, argparse's ``dest`` when it has no metavar). Only the parsers of the
+    sub-command given are searched: another sub-command's argument of the same ``dest`` (``savi convert
+    llava-next``'s ``DST``) is not this one's."""
+    current: argparse.ArgumentParser | None = parser
+    found = None
+    while current is not None:
+        chosen = None
+        for action in current._actions:
             if isinstance(action, argparse._SubParsersAction):
-                stack.extend(action.choices.values())
+                given = getattr(args, action.dest, None) if action.dest != argparse.SUPPRESS else None
+                given = given if given in action.choices else next(
+                    (word for word in Parser.words if word in action.choices), None)
+                chosen = action.choices.get(given) if given is not None else None
             elif action.dest == dest:
-                return action.option_strings[-1] if action.option_strings else (action.metavar or dest.upper())
-    return None
+                found = action.option_strings[-1] if action.option_strings else (action.metavar or dest)
+        current = chosen
+    return found
 
 
 def printable(text: object) -> str:

@@ -16,7 +16,7 @@ def add_parser(subparsers) -> None:
     from savi_plugin.pipeline.ablate import PAPER_LOSSES
 
     parser = subparsers.add_parser("ablate", help="train several losses on one pair file and compare them")
-    parser.add_argument("recipe", help="a shipped recipe name or a YAML path")
+    parser.add_argument("recipe", metavar="RECIPE", help="a shipped recipe name or a YAML path")
     parser.add_argument("overrides", nargs="*", metavar="[LOSS:]key.path=value")
     parser.add_argument("--losses", default=",".join(PAPER_LOSSES),
                         help=f"comma-separated registered losses (default: RRPO's table, {','.join(PAPER_LOSSES)})")

@@ -16,7 +16,7 @@ from savi_plugin.config.values import add_flag
 
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser("align", help="iterative self-alignment: generate, train, eval, repeat")
-    parser.add_argument("recipe", help="a shipped recipe name or a YAML path")
+    parser.add_argument("recipe", metavar="RECIPE", help="a shipped recipe name or a YAML path")
     parser.add_argument("overrides", nargs="*", metavar="key.path=value")
     parser.add_argument("--out", default=None, help="run folder (default: savi_runs/align-<recipe>-<time>); "
                                                     "re-run with the same folder to resume")

@@ -13,7 +13,7 @@ def add_parser(subparsers) -> None:
     sub = parser.add_subparsers(dest="data_command", metavar="ACTION", required=True)
 
     validate = sub.add_parser("validate", help="check every record; exit 1 with file:line:field per problem")
-    validate.add_argument("files", nargs="+")
+    validate.add_argument("files", nargs="+", metavar="FILE")
     validate.add_argument("--format", default="savi", choices=FORMATS)
     validate.add_argument("--data-root", default=None,
                           help="the folder relative video paths start from, as savi train's train.data_root (no "
@@ -75,7 +75,7 @@ def run_convert(args) -> int:
     from savi_plugin.data.record import DataError
 
     check_data_root(getattr(args, "data_root", None))
-    check_distinct(args.dst, {"SRC": args.src}, output_name="DST")  # converting in place would replace the source
+    check_distinct(args.dst, {"IN": args.src}, output_name="OUT")  # converting in place would replace the source
     skipped: list[DataError] = []
     try:
         n = convert_file(args.src, args.dst, args.src_format, args.dst_format,

@@ -68,7 +68,7 @@ def add_parser(subparsers) -> None:
     run.set_defaults(func=run_lmms_eval)
 
     fixture = sub.add_parser("fixture", help="write a small synthetic benchmark dataset in the SAVI_DATA_ROOT layout")
-    fixture.add_argument("root", help="destination data root (new, empty, or written by this command before)")
+    fixture.add_argument("root", metavar="ROOT", help="destination data root (new, empty, or written by this command before)")
     add_flag(fixture, "--benchmark", FixtureOptions, "benchmark", choices=BENCHMARK_CHOICES)
     add_flag(fixture, "-n", FixtureOptions, "n")
     add_flag(fixture, "--seed", FixtureOptions, "seed")
@@ -92,8 +92,8 @@ def add_parser(subparsers) -> None:
     suite.set_defaults(func=run_suite)
 
     compare = sub.add_parser("compare", help="two suite tables side by side, refused when their eval cards differ")
-    compare.add_argument("a", help="a suite folder or its table.json")
-    compare.add_argument("b", help="another suite folder or table.json")
+    compare.add_argument("a", metavar="A", help="a suite folder or its table.json")
+    compare.add_argument("b", metavar="B", help="another suite folder or table.json")
     compare.set_defaults(func=run_compare)
 
 
@@ -261,7 +261,7 @@ def _check_evaluation(lmms_args: list[str], env: dict, names: dict[str, str] | N
     # below a file (exit 2) or inside a folder another savi job is writing
     for flag, place in (("--output_path", output), ("--use_cache", flag_value(lmms_args, "--use_cache"))):
         if place:
-            check_place(place, inputs, output_name=phrases.get(flag, flag), folder=True)
+            check_place(place, inputs, output_name=phrases.get(flag, flag), folder=True, claims_none=True)
             check_no_enclosing_job(place, phrases.get(flag, flag))
     if output:
         _refuse_links_inside(output, phrases.get("--output_path", "--output_path"))

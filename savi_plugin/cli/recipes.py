@@ -12,12 +12,12 @@ def add_parser(subparsers) -> None:
     sub = parser.add_subparsers(dest="recipes_command", metavar="ACTION", required=True)
     sub.add_parser("ls", help="list shipped recipes").set_defaults(func=run_ls)
     show = sub.add_parser("show", help="print a recipe's resolved values (after inheritance, overrides, defaults)")
-    show.add_argument("recipe")
+    show.add_argument("recipe", metavar="RECIPE")
     show.add_argument("overrides", nargs="*", metavar="key.path=value")
     show.set_defaults(func=run_show)
     cp = sub.add_parser("cp", help="copy a shipped recipe to edit it")
-    cp.add_argument("recipe")
-    cp.add_argument("dest")
+    cp.add_argument("recipe", metavar="RECIPE")
+    cp.add_argument("dest", metavar="DEST")
     cp.set_defaults(func=run_cp)
 
 
@@ -75,9 +75,12 @@ def _refuse_shipped_place(given: str, dest: Path, src: Path) -> None:
     from savi_plugin.errors import ConfigurationError
     from savi_plugin.recipe import list_recipes, shipped_recipes_dir
 
-    if dest.resolve() == src.resolve():
+    import os
+
+    real = Path(os.path.realpath(dest))  # a loop of links on DEST's path is the output layer's refusal, named there
+    if real == src.resolve():
         return
-    folder = dest.resolve().parent
+    folder = real.parent
     if folder == shipped_recipes_dir().resolve():
         raise ConfigurationError(f"{given}: DEST is in the shipped recipes' folder ({folder}), where a copy would be "
                                  f"listed as a shipped recipe: copy it into your own folder to edit it")

@@ -15,7 +15,7 @@ from savi_plugin.cli import refuse_flag_and_override, say
 
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser("train", help="train on preference pairs as a recipe says")
-    parser.add_argument("recipe", help="a shipped recipe name or a YAML path")
+    parser.add_argument("recipe", metavar="RECIPE", help="a shipped recipe name or a YAML path")
     parser.add_argument("overrides", nargs="*", metavar="key.path=value")
     parser.add_argument("--model", help="model path (default: the recipe's model.path)")
     parser.add_argument("--data", help="preference JSONL (default: the recipe's data.pairs)")
@@ -52,7 +52,10 @@ def run(args) -> int:
     model_key = "--model" if args.model else "model.path"  # where a refused model is said
     data = args.data or recipe.data.pairs
     output_dir = train_output_dir(recipe, args.output_dir)
-    if args.dry_run:
+    from savi_plugin.data.outputs import check_distinct
+
+    check_distinct(output_dir, {"the recipe": recipe.source or None}, output_name="--output-dir", folder=True)
+    if args.dry_run:  # asks the run's place question too (dry_run_train): it refuses what the run refuses
         from savi_plugin.pipeline.dry_run import dry_run_train
 
         say(*dry_run_train(recipe, model=model, data=data, output_dir=output_dir,
@@ -70,10 +73,7 @@ def run(args) -> int:
         if args.data:
             raise ConfigurationError(f"{data}: --data {what}; give a preference JSONL")
         raise ConfigError("data.pairs", f"{data}: {what}; give a preference JSONL (or --data)", recipe.source)
-    from savi_plugin.data.outputs import check_distinct
     from savi_plugin.pipeline.steps import train_step
-
-    check_distinct(output_dir, {"the recipe": recipe.source or None}, output_name="--output-dir", folder=True)
 
     summary = train_step(recipe, model=model, data=data, output_dir=output_dir, resume=args.resume,
                          allow_incomplete_data=args.allow_incomplete_data)

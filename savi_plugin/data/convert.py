@@ -85,10 +85,10 @@ def convert_file(src: str | Path, dst: str | Path, src_format: str, dst_format: 
                                               f"{', first: ' + errors[0].message if errors else ''}); nothing written")
     why = check_finished(src, allow_incomplete=allow_incomplete, flag="--allow-incomplete",
                          use="convert what is there")
-    dst = file_output(dst, "DST")
+    dst = file_output(dst, "OUT")
     config = {"src": input_identity(src), "from": src_format, "to": dst_format, "bad_records": bad_records,
               **({"data_root": os.path.abspath(data_root)} if data_root is not None else {})}
-    with claim(dst, command="savi data convert", config=config, inputs={"SRC": src}, output_name="DST",
+    with claim(dst, command="savi data convert", config=config, inputs={"IN": src}, output_name="OUT",
                replace_ours=True) as claimed:  # one writer; never the source; never a file we did not write
         # what the conversion will write is said once its destination is accepted: never of a refused one
         tagged = sum(1 for record in records if record.chosen_tagged or record.rejected_tagged)

@@ -110,6 +110,18 @@ def ablation_inputs(first, data, eval_pairs) -> dict[str, Any]:
             "the recipe": first.source or None, "the eval data root (eval.data_root)": first.eval.data_root or None}
 
 
+def ablation_output_claim(first, data, eval_pairs, losses) -> dict[str, Any]:
+    """How ``savi ablate`` claims its ``--out`` for ``losses`` (:func:`savi_plugin.data.outputs.claim`'s arguments,
+    less the configuration and what it may change), asked by the run and, through
+    :func:`savi_plugin.data.outputs.check_claim`, by its dry run; ``first``: the first loss's recipe."""
+    from savi_plugin.training.arguments import training_kwargs
+    from savi_plugin.training.run import pair_video_paths
+
+    return dict(command="savi ablate", folder=True, inputs=ablation_inputs(first, data, eval_pairs),
+                output_name="--out", what="ablation folder", steps=ablation_steps(losses),
+                input_files={"a video the pairs name": pair_video_paths(data, training_kwargs(first)) if data else []})
+
+
 def dry_run_ablation(recipe_ref: str, losses: list[str], out: str | Path, pairs: str | Path | None,
                      overrides: list[str] | None = None, eval_pairs: str | Path | None = None,
                      benchmarks: bool = True) -> list[str]:
@@ -117,19 +129,21 @@ def dry_run_ablation(recipe_ref: str, losses: list[str], out: str | Path, pairs:
     from savi_plugin.pipeline.dry_run import dry_run_train
     from savi_plugin.pipeline.evaluate import eval_command
 
-    from savi_plugin.data.outputs import check_place
+    from savi_plugin.data.outputs import check_claim
 
     out = Path(out)
     plans = plan_ablation(recipe_ref, losses, out, overrides)
     first = next(iter(plans.values()))
-    # the run's place rule, as the run asks it (pass 17 A #13: a dry run approved an --out the run refused)
-    check_place(out, ablation_inputs(first, pairs or first.data.pairs, eval_pairs), output_name="--out", folder=True)
+    # the run's claim of --out as the run asks it, less lock, mark and configuration: a dry run approved an --out
+    # the run refused (its place, a user's files in it)
+    check_claim(out, **ablation_output_claim(first, pairs or first.data.pairs, eval_pairs, losses))
     lines = [f"ablation: {', '.join(losses)} on {pairs or 'data.pairs of the recipe'} -> {out}"]
     for loss, recipe in plans.items():
         lines.append(f"[{loss}]")
         lines += ["  " + line for line in dry_run_train(recipe, model=recipe.model.path,
                                                         data=pairs or recipe.data.pairs,
-                                                        output_dir=recipe.train["output_dir"])[1:-1]]
+                                                        output_dir=recipe.train["output_dir"],
+                                                        check_output=False)[1:-1]]
     first = next(iter(plans.values()))
     if eval_pairs:
         lines.append(f"eval pairs: {eval_pairs} (implicit-reward accuracy of each adapter)")
@@ -176,7 +190,7 @@ def run_ablation(recipe_ref: str, losses: list[str], out: str | Path, *, pairs: 
     from savi_plugin.data.watched import WatchedFiles
     from savi_plugin.recipe import recipe_identity
     from savi_plugin.training.arguments import training_kwargs
-    from savi_plugin.training.run import pair_video_paths, pair_videos_identity
+    from savi_plugin.training.run import pair_videos_identity
 
     for pair_file in (data, eval_pairs):  # an unfinished generation run is not trained or judged on
         if pair_file:
@@ -199,13 +213,10 @@ def run_ablation(recipe_ref: str, losses: list[str], out: str | Path, *, pairs: 
               "eval_pairs": input_identity(eval_pairs) if eval_pairs else None, "benchmarks": benchmarks,
               "identity": {"model": model_identity(first.model.path),
                            "videos": pair_videos_identity(data, training_kwargs(first), watch=watch)}}
-    inputs = ablation_inputs(first, data, eval_pairs)
     # a loss run before but not now (or now only) is not compared: the mark keeps every loss's run
     others = tuple(f"runs.{loss}" for loss in set(_stored_runs(read_mark(out, True) if out.is_dir() else None))
                    ^ set(runs))
-    with claim(out, command="savi ablate", config=config, folder=True, inputs=inputs, output_name="--out",
-               what="ablation folder", ignore=others, steps=ablation_steps(runs),
-               input_files={"a video the pairs name": pair_video_paths(data, training_kwargs(first))}) as claimed, \
+    with claim(out, config=config, ignore=others, **ablation_output_claim(first, data, eval_pairs, runs)) as claimed, \
             watch, eval_watch:
         claimed.config["runs"] = {**_stored_runs(claimed.previous), **runs}
         claimed.steps = ablation_steps(claimed.config["runs"])  # every loss run so far is a step of the folder

@@ -177,15 +177,26 @@ def run_align(recipe, run_dir: str | Path, iterations: int | None = None, evalua
     # another working folder, or the folder moved whole, is the same configuration
     config = {"recipe": recipe_for_file(recipe, run_dir / "manifest.json"), "identity": identity}
     join_process_group()  # under a launcher: generation shards, training runs on every rank (pipeline/ranks.py)
-    with claim(run_dir, command="savi align", config=config, folder=True, inputs=inputs, output_name="--out",
-               what="align run folder", ignore=tuple(f"recipe.{k}" for k in RESUMABLE_RECIPE_KEYS),
-               input_files={"a video the manifest names": videos or ()}, steps=align_steps(),
-               records=("manifest.json",)) as claimed, \
-            watch, eval_watch:  # records: the recipe; each step's results: its own folder
+    with claim(run_dir, config=config, **align_output_claim(recipe, videos)) as claimed, \
+            watch, eval_watch:
         if current().is_main:  # rank 0 locks and marks the folder; the other ranks check it
             claimed.write_mark()
         with run_folder(run_dir):  # every path its files store to its own files is relative: it moves whole
             return _run_locked(recipe, run_dir, iterations, evaluate, eval_watch)
+
+
+def align_output_claim(recipe, videos: list[str] | None = None) -> dict:
+    """How ``savi align`` claims its run folder (:func:`savi_plugin.data.outputs.claim`'s arguments, less the
+    configuration), asked by the run and, through :func:`savi_plugin.data.outputs.check_claim`, by its dry run;
+    ``videos``: those the generation manifest names (read here when not given). Records: the recipe; each step's
+    results: its own folder."""
+    if videos is None:
+        _, source = generation_source(recipe, required=False)
+        videos = _manifest_videos(source, recipe.data.data_root) if source is not None else None
+    return dict(command="savi align", folder=True, inputs=recipe_inputs(recipe), output_name="--out",
+                what="align run folder", ignore=tuple(f"recipe.{k}" for k in RESUMABLE_RECIPE_KEYS),
+                input_files={"a video the manifest names": videos or ()}, steps=align_steps(),
+                records=("manifest.json",))
 
 
 def align_steps() -> dict:

@@ -72,11 +72,12 @@ def _train_lines(recipe: Recipe, output_dir: str | Path, notes: list[str]) -> li
 
 def dry_run_train(recipe: Recipe, *, model: str | Path, data: str | Path | None,
                   output_dir: str | Path, allow_incomplete_data: bool = False,
-                  model_key: str = "model.path") -> list[str]:
+                  model_key: str = "model.path", check_output: bool = True) -> list[str]:
     """What ``savi train`` would run into ``output_dir`` (as :func:`~savi_plugin.pipeline.steps.train_output_dir`
     resolved it), as lines; raises ``ConfigError`` for anything the run would refuse, and the real run's refusal
     of pairs whose generation run is unfinished or one shard of several
-    (:func:`savi_plugin.data.provenance.check_finished`)."""
+    (:func:`savi_plugin.data.provenance.check_finished`), and an ``output_dir`` its run refuses
+    (:func:`check_train_output`; ``check_output`` False: a run folder's step, which its command's claim asks)."""
     from savi_plugin.data.provenance import check_finished
 
     notes: list[str] = []
@@ -88,7 +89,22 @@ def dry_run_train(recipe: Recipe, *, model: str | Path, data: str | Path | None,
     lines = [f"recipe: {recipe.source}", _model_line(recipe, model, model_key),
              f"data: {_where(data) if data else 'not set (data.pairs or --data; the real run needs it)'}"]
     lines += _train_lines(recipe, output_dir, notes)
+    if check_output:
+        check_train_output(recipe, model, data, output_dir)
     return lines + [f"note: {n}" for n in notes] + ["dry run: the train step's configuration builds; nothing loaded"]
+
+
+def check_train_output(recipe: Recipe, model: str | Path, data: str | Path | None, output_dir: str | Path) -> None:
+    """The train step's claim of ``output_dir`` as its run asks it (:func:`savi_plugin.training.run.run_training`),
+    less the lock, the mark and the configuration: an output the run refuses is refused, with its line."""
+    from savi_plugin.data.outputs import check_claim
+    from savi_plugin.training.arguments import training_kwargs
+    from savi_plugin.training.run import train_output_claim
+
+    options = training_kwargs(recipe)
+    if recipe.reference_model is not None:  # as train_step hands it to run_training
+        options.update(reference="model", reference_model_path=str(recipe.reference_model))
+    check_claim(output_dir, **train_output_claim(model, data, output_dir, options))
 
 
 def dry_run_align(recipe: Recipe, run_dir: str | Path, iterations: int | None = None,
@@ -102,6 +118,10 @@ def dry_run_align(recipe: Recipe, run_dir: str | Path, iterations: int | None = 
     model = recipe.model.path
     n = iterations or recipe.align.iterations
     lines = [f"recipe: {recipe.source}", f"run folder: {run_dir} ({n} iteration(s))", _model_line(recipe, model)]
+    from savi_plugin.data.outputs import check_claim
+    from savi_plugin.pipeline.align import align_output_claim
+
+    check_claim(run_dir, **align_output_claim(recipe))  # the run's claim of its folder, less lock, mark, config
     lines += _generate_lines(recipe)
     lines += _train_lines(recipe, run_dir / "iter_0" / "train", notes)
     lines.append(f"merge: the adapter folded into {run_dir / 'iter_0' / 'model'}")

@@ -528,6 +528,18 @@ def check_loaded_base(model: str | Path, recorded: dict[str, Any] | None, watch:
             f"longer being changed")
 
 
+def train_output_claim(model: str | Path, data: str | Path | None, output_dir: str | Path, options: dict[str, Any],
+                       eval_data: str | Path | None = None) -> dict[str, Any]:
+    """How the train step claims ``output_dir`` (:func:`savi_plugin.data.outputs.claim`'s arguments, less the
+    configuration): asked by the run and, through :func:`savi_plugin.data.outputs.check_claim`, by its dry run.
+    ``options``: the training options (a separate reference model under ``reference_model_path``)."""
+    inputs = {"the model": model, "the data": data, "the reference model": options.get("reference_model_path"),
+              "the eval data": eval_data}
+    return dict(command="savi train", folder=True, inputs=inputs, output_name="output_dir",
+                what="training output folder", ignore=RESUMABLE_CHANGES + BY_IDENTITY, records=(CONFIG_FILE,),
+                input_files={"a video the data names": pair_video_paths(data, options) if data else []})
+
+
 def run_training(*, model: str | Path, data: str | Path, output_dir: str | Path, backend: str | None = None,
                  lora: dict[str, Any] | None = None, training: dict[str, Any] | None = None,
                  reference_model: str | Path | None = None, resume: bool | str = False,
@@ -578,13 +590,9 @@ def run_training(*, model: str | Path, data: str | Path, output_dir: str | Path,
     model_watch, video_watch = WatchedFiles("a file of the model"), WatchedFiles("a video the pairs name")
     run_config = run_configuration(model, data, backend, lora, options, eval_data, model_watch=model_watch,
                                    video_watch=video_watch)
-    inputs = {"the model": model, "the data": data, "the reference model": reference_model,
-              "the eval data": eval_data}
     stored = stored_configuration(run_config, mark_path(output_dir, True))  # as the mark stores it, compared with it
-    with claim(output_dir, command="savi train", config=stored, folder=True, inputs=inputs,
-               output_name="output_dir", what="training output folder", ignore=RESUMABLE_CHANGES + BY_IDENTITY,
-               records=(CONFIG_FILE,),
-               input_files={"a video the data names": pair_video_paths(data, options)}) as claimed, video_watch:
+    with claim(output_dir, config=stored, **train_output_claim(model, data, output_dir, options, eval_data)) \
+            as claimed, video_watch:
         return _train(model=model, data=data, output_dir=output_dir, backend=backend, lora=lora, options=options,
                       config=config, resume=resume, eval_data=eval_data, print_logs=print_logs,
                       run_config=run_config, claimed=claimed, model_watch=model_watch)

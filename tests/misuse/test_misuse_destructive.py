@@ -338,7 +338,7 @@ def test_data_convert_refuses_to_replace_its_source(tmp_path, capsys):
     code, _, err = savi(capsys, "data", "convert", src, tmp_path / "." / "release.jsonl", "--from", "savi",
                         "--to", "trl")
     assert code == 2 and src.read_bytes() == before
-    assert_one_line_error(err, "DST", "SRC")
+    assert_one_line_error(err, "OUT is the same path as IN")  # `savi data convert ... IN OUT`, as its usage says
 
 
 def test_generate_refuses_to_append_to_a_file_it_did_not_write(qa, tiny_llava_onevision, tmp_path, capsys):

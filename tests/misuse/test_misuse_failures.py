@@ -17,6 +17,7 @@ import functools
 import json
 import os
 import pickle
+import re
 import sys
 from pathlib import Path
 
@@ -846,9 +847,46 @@ def test_a_usage_error_is_one_line_naming_the_word_it_comes_from(argv, line, tmp
     assert list(tmp_path.iterdir()) == []
 
 
+def _positionals():
+    """``(sub-command words, argparse action)`` of every positional argument of every ``savi`` sub-command that
+    takes a value (not the ``key=value`` overrides nor lmms-eval's own arguments)."""
+    found, stack = [], [([], cli.build_parser())]
+    while stack:
+        words, parser = stack.pop()
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                stack.extend((words + [name], sub) for name, sub in action.choices.items())
+            elif not action.option_strings and "=" not in str(action.metavar) and action.dest != "lmms_eval_args":
+                found.append((words, parser, action))
+    return found
+
+
+@pytest.mark.parametrize("words, parser, action", _positionals(),
+                         ids=lambda v: " ".join(v) if isinstance(v, list) else getattr(v, "dest", ""))
+def test_every_sub_command_names_an_argument_as_its_usage_does(words, parser, action, tmp_path, monkeypatch, capsys):
+    """C #40: ``savi data convert`` (usage ``IN OUT``) said ``DST``/``SRC``: its empty ``OUT`` was named by
+    ``savi convert llava-next``'s ``DST`` (the same ``dest``, another sub-command). Every sub-command's positional,
+    given empty, is named as that sub-command's usage shows it."""
+    monkeypatch.chdir(tmp_path)
+    argv = list(words)
+    for other in parser._actions:
+        if other.option_strings and other.required:
+            argv += [other.option_strings[-1], "x"]
+        elif not other.option_strings and not isinstance(other, argparse._SubParsersAction) and other.dest != "help":
+            argv.append("" if other is action else "x")
+    shown = action.metavar or action.dest
+    assert re.search(rf"(?<![\w-]){re.escape(shown)}(?![\w-])", parser.format_usage())  # its usage names it so
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(argv)
+    assert exit_.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"savi: error: argument {shown}: an empty value (an unset variable in the shell?); give a value"]
+    assert list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.parametrize("argv, named", [
     (["recipes", "cp", "tiny_demo", ""], "DEST"),  # pass 19 C #40: wrote ./tiny_demo.yaml
-    (["data", "convert", "in.jsonl", ""], "DST"),
+    (["data", "convert", "in.jsonl", ""], "OUT"),  # C #40: as its usage names it, not DST
     (["train", "tiny_demo", "--data", "", "--dry-run"], "--data"),
     (["generate", "--generator", "rrpo", "--model", "", "--input", "q", "--output", "o.jsonl"], "--model"),
     (["inspect", "p.jsonl", "--out", ""], "--out"),

@@ -293,6 +293,28 @@ def test_eval_run_refuses_an_output_path_in_or_around_what_it_evaluates(input_na
     assert snapshot(world) == before
 
 
+@pytest.mark.parametrize("owned", ["a savi train output folder", "the folder of a savi generate output"])
+def test_eval_run_refuses_an_output_path_that_is_or_holds_another_commands_marked_output(owned, finished_run,
+                                                                                        world, tmp_path, capsys):
+    """``savi eval run --output_path`` into a finished ``savi train`` folder, or the folder of a marked ``savi
+    generate`` output, wrote lmms-eval's results among them (exit 0), where every other writer refuses another
+    command's marked output: its place check (``check_place(claims_none=True)``) names the command, exit 1."""
+    if owned.startswith("a savi train"):
+        place, command, held = finished_run / "out", "savi train", "is savi train's output"
+    else:
+        place = tmp_path / "gen"
+        place.mkdir()
+        code, _, err = savi(capsys, "generate", "--model", world / "model", "--input", world / "data/qa.jsonl",
+                            "--output", place / "pairs.jsonl", *GEN)
+        assert code == 0, err
+        command, held = "savi generate", "holds pairs.jsonl, savi generate's output"
+    before, inputs = snapshot(place), snapshot(world)
+    code, _, err = savi(capsys, *CHECKPOINT_WRITERS["eval-run"][0](world, None, place))
+    assert code == 1, err
+    assert_one_line_error(err, f"{place}: --output_path {held} (marked ", "choose another --output_path")
+    assert snapshot(place) == before and snapshot(world) == inputs and command in err
+
+
 # ------------------------------------------------------------------------------------------------ target states
 def _make_state(spec: Writer, out: Path, state: str) -> None:
     if state == "foreign":
@@ -439,6 +461,34 @@ def test_an_output_below_a_file_is_one_configuration_line_naming_the_file(writer
     assert_one_line_error(err, f"{out}: {user} is a file, not a folder: choose another")
     assert user.read_text() == '{"id": "the user\'s"}\n' and [p.name for p in tmp_path.iterdir()] == ["qa.jsonl"]
     assert snapshot(world) == inputs
+
+
+#: where a loop of symbolic links stands on an output's path: (the output below tmp_path, the looping link)
+LINK_LOOPS = {"the output itself": ("{out}", "{out}"), "the folder above": ("loop1/{out}", "loop1"),
+              "two folders above": ("loop1/sub/{out}", "loop1")}
+
+
+@pytest.mark.parametrize("where", LINK_LOOPS)
+@pytest.mark.parametrize("writer", list(ENCLOSED_WRITERS))
+def test_a_loop_of_symbolic_links_on_an_outputs_path_is_named_at_the_looping_link(writer, where, world, tmp_path,
+                                                                                  capsys):
+    """C #71: ``ln -s loop loop; savi generate --output loop/x.jsonl`` blamed ``loop/x.jsonl.savi-output.json`` (a
+    mark that is not there: "exists and is unreadable ... move it away") while ``savi train --output-dir loop`` named
+    the loop. The output layer's place check names the loop at the looping link, for every writer, exit 1, nothing
+    written."""
+    argv, folder = ENCLOSED_WRITERS[writer]
+    name = "out" if folder else "out.png" if writer == "plot" else "out.jsonl"
+    given, link = (text.format(out=name) for text in LINK_LOOPS[where])
+    os.symlink(tmp_path / "loop2", tmp_path / link)
+    os.symlink(tmp_path / link, tmp_path / "loop2")
+    out = tmp_path / given
+    inputs = snapshot(world)
+    code, _, err = savi(capsys, *argv(world, out))
+    assert code == 1, err
+    named = f"{out}: " if out == tmp_path / link else f"{tmp_path / link}: "
+    assert_one_line_error(err, named, f"is a loop of symbolic links (to {tmp_path / 'loop2'}, which leads back to it)",
+                          "" if out == tmp_path / link else ", on the path of ")
+    assert sorted(os.listdir(tmp_path)) == sorted([link, "loop2"]) and snapshot(world) == inputs
 
 
 @pytest.mark.parametrize("writer", list(BELOW_A_FILE_WRITERS))
@@ -951,7 +1001,7 @@ def test_an_output_at_an_inputs_own_sidecar_name_is_an_output_in_its_input(kind,
     before = target.read_bytes() if target.exists() else None
     code, _, err = savi(capsys, "data", "convert", out, target, "--to", "trl")
     assert code == 2, err
-    assert_one_line_error(err, f"DST is the {kind} of SRC ({out}), which this job reads with it")
+    assert_one_line_error(err, f"OUT is the {kind} of IN ({out}), which this job reads with it")  # its usage's names
     assert (target.read_bytes() if target.exists() else None) == before
 
 

@@ -311,3 +311,43 @@ def test_a_missing_model_is_refused_by_every_dry_run_as_by_its_run(entry, missin
     prefix = "error: --model: " if key == "--model" else "error: r.yaml: model.path: "
     assert lines[0].startswith(f"{prefix}{shown}: no such file or folder; give a local model folder"), lines[0]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["p.jsonl", "r.yaml"]  # nothing written
+
+
+#: outputs every writer's claim refuses, as (how the output is given, what is made before, the refusal's start)
+REFUSED_OUTPUTS = {
+    "the model folder": ("model", None, "is the same path as "),
+    "a folder holding a user's file": ("ud", "ud/a.txt", "holds 1 file(s) not written by "),
+    "inside an input": ("model/sub", None, "lies inside "),
+}
+
+
+@pytest.mark.parametrize("where", REFUSED_OUTPUTS)
+@pytest.mark.parametrize("entry", DRY_RUN_ENTRY_POINTS)
+def test_every_dry_run_refuses_the_output_its_run_refuses(entry, where, tmp_path, capsys, monkeypatch,
+                                                          tiny_llava_onevision, synthetic_samples):
+    """A dry run approved an output its run refused (the model folder, a folder holding a user's file, a folder
+    inside an input: exit 0, "the configuration builds"): each dry run now asks its run's claim of the output
+    (``data.outputs.check_claim``) and says the run's line with the run's exit code, writing nothing."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "model").symlink_to(tiny_llava_onevision)
+    (tmp_path / "p.jsonl").write_text("")
+    (tmp_path / "r.yaml").write_text("extends: tiny_demo\nmodel:\n  path: ./model\n  backend: llava_onevision\n"
+                                     f"data:\n  qa: {Path(synthetic_samples[0].video).parent / 'samples.jsonl'}\n")
+    output, made, said = REFUSED_OUTPUTS[where]
+    if made:
+        (tmp_path / made).parent.mkdir()
+        (tmp_path / made).write_text("mine\n")
+    tail, _ = DRY_RUN_ENTRY_POINTS[entry]
+    given = {"--out": output, "--output-dir": output, "--model": "./model"}  # the flags' values, as the recipe's
+    tail = [given.get(tail[i - 1], arg) if i else arg for i, arg in enumerate(tail)]
+    before = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*"))
+    said_by = []
+    for dry_run in (True, False):
+        code = main([entry.split()[0], "r.yaml", *tail] + (["--dry-run"] if dry_run else []))
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1, err
+        said_by.append((code, err[0]))
+    assert said_by[0] == said_by[1], said_by  # the dry run says what the run says, with its exit code
+    code, line = said_by[0]
+    assert code == (1 if made else 2) and said in line and line.startswith(f"error: {output}: "), line
+    assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*")) == before  # nothing written

@@ -19,8 +19,9 @@ What holds for every output, by construction (README "Guarantees"):
 * **An output is a regular file or a folder** (:func:`special_kind`, :func:`link_problem`): an existing FIFO,
   socket or device (also through a symlink, e.g. ``/dev/null`` or ``/dev/stdout``) is refused, never replaced by
   the final rename; so is a file output that is a symbolic link (the rename would replace the link, not write
-  its target) and a link to nothing. A folder output may be a link to a folder: it is written through the link,
-  and replaced whole it is the folder the link leads to, the link kept (:func:`folder_behind_link`).
+  its target) and a link to nothing, and an output with a loop of links on its path (:func:`link_loop`: itself or
+  a folder above it), named at the looping link. A folder output may be a link to a folder: it is written through
+  the link, and replaced whole it is the folder the link leads to, the link kept (:func:`folder_behind_link`).
 * **An output is never an input** (:func:`check_distinct`): not equal to, and not inside (nor, for a folder
   output, around) anything the job reads -- the model folder, a data file, the recipe, a video a manifest names.
   Paths are compared after ``..``, ``./`` and symlinks are resolved, by inode (a hard link is the same file), and
@@ -75,7 +76,7 @@ from savi_plugin.data.outputs.common import (
     DISK_FULL_ERRNOS, ForeignOutputError, LOCK_NAME, MARK_NAME, NO_FLOCK_ERRNOS, OutputInCheckpointError,
     OutputIsInputError, OutputLockedError, OutputRemovedError)
 from savi_plugin.data.outputs.kinds import (
-    link_problem, special_kind)
+    link_loop, link_problem, special_kind)
 from savi_plugin.data.outputs.disk import (
     disk_error, disk_full_errno, disk_full_message)
 from savi_plugin.data.outputs.names import (
@@ -97,8 +98,9 @@ from savi_plugin.data.outputs.locks import (
 from savi_plugin.data.outputs.children import (
     start_child)
 from savi_plugin.data.outputs.marks import (
-    folder_lock_file, foreign_mark, foreign_mark_error, foreign_marker, MARKER_MAX_BYTES, read_mark, sidecar_clash)
+    folder_lock_file, foreign_mark, foreign_mark_error, foreign_marker, marked_output, MARKER_MAX_BYTES, read_mark,
+    sidecar_clash)
 from savi_plugin.data.outputs.steps import (
     check_not_in_run_step, enclosing_output_name, KEPT, OWN, steps_error, steps_problem)
 from savi_plugin.data.outputs.claim import (
-    check_place, claim, content_signature, folder_listing, LISTED_FILES, Output, step_product)
+    check_claim, check_place, claim, content_signature, folder_listing, LISTED_FILES, Output, step_product)

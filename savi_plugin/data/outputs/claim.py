@@ -16,7 +16,7 @@ from savi_plugin.errors import ConfigurationError
 from savi_plugin.data.outputs import state
 from savi_plugin.data.outputs.common import (
     ForeignOutputError, LOCK_NAME, MARK_NAME, OutputIsInputError, OutputLockedError, OutputRemovedError)
-from savi_plugin.data.outputs.kinds import _identity, link_problem, _parent, special_kind
+from savi_plugin.data.outputs.kinds import _identity, link_loop, link_problem, loop_text, _parent, special_kind
 from savi_plugin.data.outputs.disk import disk_error
 from savi_plugin.data.outputs.names import (
     another, check_own_file, file_output, folder_above_error, mark_path, name_length_error, sidecar, SIDECAR_KINDS)
@@ -26,7 +26,7 @@ from savi_plugin.data.outputs.places import check_distinct, check_not_any, check
 from savi_plugin.data.outputs.atomic import remove_tree, replace_folder, write_json
 from savi_plugin.data.outputs.locks import check_no_enclosing_job, _held_by_another_job, _is_main_rank, OutputLock
 from savi_plugin.data.outputs.marks import (
-    _foreign_files, foreign_mark_error, read_mark, _savi_lock_file, sidecar_clash)
+    _foreign_files, foreign_mark_error, marked_output, read_mark, _savi_lock_file, sidecar_clash)
 from savi_plugin.data.outputs.steps import check_not_in_run_step, enclosing_output_name, steps_error
 
 log = logging.getLogger(__name__)
@@ -353,23 +353,33 @@ def _stray_sidecar(path: Path) -> Path | None:
 
 def check_place(output: str | Path, inputs: Mapping[str, str | Path | None] | None = None, *,
                 output_name: str = "output", folder: bool = False,
-                input_files: Mapping[str, Iterable[str | Path]] | None = None, what: str | None = None) -> None:
+                input_files: Mapping[str, Iterable[str | Path]] | None = None, what: str | None = None,
+                claims_none: bool = False) -> None:
     """Refuse, as a configuration error (exit 2), an output whose place no job may write, whatever is there: ``-``
     (standard output to many tools), a file output given as a folder's name (``x/``: :func:`file_output`), below a
     file (:func:`folder_above_error`), a name too long for its sidecars (:func:`name_length_error`), equal to,
     inside or around an input (:func:`check_distinct`, :func:`check_not_any`), or inside a training checkpoint
     (:func:`check_not_in_checkpoint`); as not ours (exit 1), a FIFO, device or link savi would replace
-    (:func:`special_kind`, :func:`link_problem`), a folder where a file is needed or the reverse, or a name that is
+    (:func:`special_kind`, :func:`link_problem`), an output with a loop of links on its path, named at the looping
+    link (:func:`link_loop`), a folder where a file is needed or the reverse, or a name that is
     another marked output's sidecar (:func:`sidecar_clash`); and, while another live job writes a folder around it,
     as taken (exit 1, :func:`check_no_enclosing_job`), and at a step of a run folder another command claimed (exit
     1, :func:`check_not_in_run_step`). The first question :func:`claim` asks, the place check of
     ``savi eval fixture``'s folder, and the whole check of an output no mark claims (``savi eval run``'s
     ``--output_path``, shared between lmms-eval runs one at a time: :func:`made_folder` holds its lock); ``what``:
-    how the last refusal names the output (default ``output_name``)."""
+    how the last refusal names the output (default ``output_name``); ``claims_none``: the caller never marks its
+    folder (``savi eval run``), so any savi mark on it or on an output directly in it is another command's, and
+    the place is refused as theirs (exit 1, :func:`marked_output`), as every claim refuses another command's
+    output."""
     path = file_output(output, output_name) if not folder else Path(output)
     if str(output) == "-":  # standard output to most tools; savi writes files, so one named `-` is asked as ./-
         raise ConfigurationError(f"-: {output_name} '-' names standard output to many tools, and savi writes a "
                                  f"{'folder' if folder else 'file'} here; for one named '-' write ./-")
+    loop = link_loop(path)  # every name below a loop is "too many levels of symbolic links": the loop is named
+    if loop is not None:
+        on = "" if loop == path else f", on the path of {output_name} {output}"
+        shown = f"{output}: {output_name}" if loop == path else f"{loop}:"
+        raise ForeignOutputError(f"{shown} {loop_text(loop)}{on}: choose {another(output_name)}")
     refused = folder_above_error(path, output_name) or name_length_error(path, folder, output_name)
     if refused is not None:
         raise refused
@@ -400,6 +410,13 @@ def check_place(output: str | Path, inputs: Mapping[str, str | Path | None] | No
     if clash is not None:
         raise ForeignOutputError(f"{output}: {output_name} {clash}; the two would overwrite each other's files: "
                                  f"choose {another(output_name)}")
+    if claims_none:
+        theirs = marked_output(path)
+        if theirs is not None:
+            owned, command = theirs
+            held = f"is {command}'s output" if owned == path else f"holds {owned.name}, {command}'s output"
+            raise ForeignOutputError(f"{output}: {output_name} {held} (marked {mark_path(owned, owned == path)}); "
+                                     f"writing here would mix with it: choose {another(output_name)}")
     check_no_enclosing_job(path, what or output_name)  # two jobs would mix their files in one folder
     check_not_in_run_step(path, output_name)  # another command would change what a run made, and stop the run
 
@@ -410,7 +427,7 @@ def claim(output: str | Path, *, command: str, config: Mapping[str, Any] | None 
           every_rank: bool = False, lock: bool = True, replace_ours: bool = False, lock_beside: bool = False,
           records: Iterable[str] = (), own_content: Callable[[Path], bool] | None = None,
           input_files: Mapping[str, Iterable[str | Path]] | None = None,
-          steps: Mapping[str, Any] | None = None) -> Output:
+          steps: Mapping[str, Any] | None = None, check_only: bool = False) -> Output | None:
     """Check and lock ``output`` for ``command``; the gate every ``savi`` writer passes before it writes (except
     ``savi eval fixture``, whose folder check, :mod:`savi_plugin.eval.fixture_folder`, asks the same place question,
     :func:`check_place`, and takes the same lock).
@@ -452,6 +469,8 @@ def claim(output: str | Path, *, command: str, config: Mapping[str, Any] | None 
             and is not the run's -- a user's folder, another command's output -- is refused before any step runs,
             naming what to move; and the mark records them, so another command's output at a step is refused
             (:func:`check_not_in_run_step`).
+        check_only: ask every question but the configuration's (:func:`check_claim`, a dry run): take no lock,
+            write nothing, return None.
 
     Returns:
         The :class:`Output`, locked; call :meth:`Output.write_mark` once the configuration is final (before the
@@ -473,6 +492,8 @@ def claim(output: str | Path, *, command: str, config: Mapping[str, Any] | None 
         # marks it). Another rank checking too would race with rank 0's own writes, and on a node-local disk it
         # would judge a folder rank 0 never sees; node-local folders are refused by the collective checks that
         # need them (training.distributed.shared_resume_point).
+        if check_only:
+            return None
         return Output(path, folder, command, config, held, read_mark(path, folder))  # unchecked: rank 0 decides
     before = _existing_names(path, folder)  # before the lock file exists (it may create the folder)
     foreign = foreign_mark_error(path, folder, output_name)  # a user's file or folder at our mark's name
@@ -493,7 +514,7 @@ def claim(output: str | Path, *, command: str, config: Mapping[str, Any] | None 
             raise OutputLockedError(f"{output}: {output_name} is in use by another savi process "
                                     f"({_holder_text(holder)}); wait for it to finish or choose "
                                     f"{another(remedy_name)} (lock file {path / LOCK_NAME})")
-    if lock:
+    if lock and not check_only:
         held.acquire()
     try:
         previous = read_mark(path, folder)
@@ -512,7 +533,7 @@ def claim(output: str | Path, *, command: str, config: Mapping[str, Any] | None 
                     raise ForeignOutputError(
                         f"{output}: {output_name} changed after {command} wrote it ({_listing_change(stored, now)}); "
                         f"replacing it whole would lose what is there: move it away or choose {another(remedy_name)}")
-            if not replace_ours:
+            if not (replace_ours or check_only):
                 check_same_config(previous.get("config") or {}, config, output=output,
                                   stored_at=mark_path(path, folder), ignore=ignore,
                                   remedy=f"continue with the same configuration, or choose {another(remedy_name)}")
@@ -540,6 +561,8 @@ def claim(output: str | Path, *, command: str, config: Mapping[str, Any] | None 
     except BaseException:
         held.release()
         raise
+    if check_only:
+        return None
     claimed = Output(path, folder, command, config, held, previous)
     claimed.what = what or output_name
     claimed.output_name = output_name
@@ -548,6 +571,15 @@ def claim(output: str | Path, *, command: str, config: Mapping[str, Any] | None 
     claimed.records = {f"{path.name}/{name}" if folder else name for name in records}
     claimed.steps = dict(steps) if steps is not None else None
     return claimed
+
+
+def check_claim(output: str | Path, *, command: str, **place: Any) -> None:
+    """What :func:`claim` asks of ``output`` before it writes, with the same arguments (less ``config``), asked by a
+    dry run so it refuses, with the same line and exit code, what its run refuses: the place (:func:`check_place`),
+    another command's mark, a user's files, a step that is not the run's. It takes no lock and writes nothing; the
+    configuration is not compared (a dry run computes no identities): a mark of the same command passes."""
+    place.pop("config", None)
+    claim(output, command=command, check_only=True, **place)
 
 
 def step_product(folder: str | Path, *, command: str, config: Mapping[str, Any], make: Callable[[Path], None],

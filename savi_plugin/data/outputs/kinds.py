@@ -1,5 +1,5 @@
 """What stands at a path: a node no output may replace (:func:`special_kind`), a link a file output cannot be
-(:func:`link_problem`), a path's identity (device and inode)."""
+(:func:`link_problem`), a loop of links on its path (:func:`link_loop`), a path's identity (device and inode)."""
 
 from __future__ import annotations
 
@@ -37,11 +37,35 @@ def link_problem(path: str | Path, folder: bool) -> str | None:
     if folder and os.path.isdir(path):
         return None
     if not os.path.exists(path):
-        if os.path.lexists(os.path.join(os.path.dirname(path), target)):  # the target is a link that leads back
-            return f"is a loop of symbolic links (to {target}, which leads back to it)"
+        if link_loop(path) == path:
+            return loop_text(path)
         return f"is a symbolic link to {target}, which does not exist"
     return (f"is a symbolic link (to {target}); writing it would replace the link, not its target: give the "
             f"target's own path, or another")
+
+
+def link_loop(path: str | Path) -> Path | None:
+    """The first link on ``path`` -- a folder above it, or ``path`` itself -- that is a loop of symbolic links (the
+    system gives up resolving it: ``ELOOP``), or None. An output below one can be neither read nor written, and
+    every name below it (its mark, its lock) is "too many levels of symbolic links": the loop is named, once, at
+    the looping link, by every writer (:func:`~savi_plugin.data.outputs.claim.check_place`)."""
+    import errno
+
+    path = Path(path)
+    for part in (*reversed(path.parents), path):
+        if not os.path.islink(part):
+            continue
+        try:
+            os.stat(part)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                return part
+    return None
+
+
+def loop_text(link: str | Path) -> str:
+    """How a looping link (:func:`link_loop`) is said: ``is a loop of symbolic links (to TARGET, ...)``."""
+    return f"is a loop of symbolic links (to {os.readlink(link)}, which leads back to it)"
 
 
 def _identity(path: Path) -> tuple[int, int] | None:

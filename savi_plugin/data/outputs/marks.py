@@ -118,6 +118,31 @@ def read_mark(output: str | Path, folder: bool) -> dict | None:
         return None
 
 
+def marked_output(folder: str | Path) -> tuple[Path, str] | None:
+    """An output another savi command marked as its own at ``folder`` -- the folder itself, or a file or folder
+    directly in it -- as ``(that output, its command)``, or None. Asked of a folder that no mark claims (``savi
+    eval run``'s ``--output_path``, :func:`~savi_plugin.data.outputs.claim.check_place`'s ``claims_none``): every
+    mark there is another command's, whose output it would change or mix with."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return None
+    mark = read_mark(folder, True)
+    if mark is not None:
+        return folder, str(mark.get("command"))
+    suffix = MARK_NAME.lstrip(".")
+    try:
+        names = sorted(os.listdir(folder))
+    except OSError:
+        return None
+    for name in names:
+        inner = folder / name[:-len(suffix) - 1]
+        if name.endswith("." + suffix) and os.path.lexists(inner):
+            mark = read_mark(inner, False)
+            if mark is not None:
+                return inner, str(mark.get("command"))
+    return None
+
+
 def _foreign_files(folder: Path, own: Iterable[str] = ()) -> list[str]:
     own = {MARK_NAME, *own}
     locks = {LOCK_NAME, LOCK_NAME + ".excl"}
