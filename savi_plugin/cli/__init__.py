@@ -138,7 +138,7 @@ def _empty_argument(args: argparse.Namespace, parser: argparse.ArgumentParser) -
                 key, sep, rest = word.partition("=") if isinstance(word, str) else ("", "", "x")
                 if sep and key.strip() and not rest.strip():
                     return KEY_VALUE_ARGUMENTS[name].format(key.strip())
-        elif name != "lmms_args" and any(isinstance(v, str) and v == "" for v in values):
+        elif any(isinstance(v, str) and v == "" for v in values):  # lmms-eval's words too: `--model_args "$UNSET"`
             return _shown_name(parser, name, args) or name
     return None
 
