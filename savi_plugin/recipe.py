@@ -43,7 +43,7 @@ from savi_plugin.training.arguments import (
     is_shipped_deepspeed_name,
     shipped_recipes_dir,
 )
-from savi_plugin.untrusted import load_yaml
+from savi_plugin.untrusted import load_yaml, read_as_known, shown_value
 
 #: a bad recipe (``file: key.path: message``); the same class as every configuration error
 RecipeError = ConfigError
@@ -105,6 +105,9 @@ def resolve_recipe_path(name_or_path: str | Path, named_in: Path | None = None) 
         raise RecipeError("", problem, str(candidate))
     if bare:
         local = _local_namesake(text, folder, None, named_in)
+        like = read_as_known(text, list_recipes()) if local is None else None
+        if like is not None:  # a look-alike of a shipped name, shown escaped: never a line that reads "no tiny_demo"
+            raise RecipeError("", f"no such recipe file or shipped recipe: {like}", shown_value(text))
         hint = (f"{_shown(local, folder)} is there: give its path" if local is not None
                 else f"shipped: {', '.join(list_recipes())}")
         raise RecipeError("", f"no such recipe file or shipped recipe ({hint})", as_typed(name_or_path))

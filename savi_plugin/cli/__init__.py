@@ -36,6 +36,20 @@ class Parser(argparse.ArgumentParser):
     #: the words being parsed (set by :func:`main`), so a usage error can say which word it comes from
     words: list[str] = []
 
+    def _check_value(self, action: argparse.Action, value) -> None:
+        """argparse's choice check, except that a value that reads as one of the choices (a look-alike letter of
+        another script, a character drawn as nothing: ``--to rr\u0440o``) is refused by the one unknown-name
+        rule (:func:`savi_plugin.untrusted.unknown_name`), shown escaped and naming the character, never echoed
+        as text that reads as a valid choice."""
+        from savi_plugin.untrusted import read_as_known, shown_value
+
+        choices = action.choices
+        if choices is not None and value not in choices:  # a sub-command's name too (choices a dict of parsers)
+            like = read_as_known(value, [c for c in choices if isinstance(c, str)])
+            if like is not None:
+                raise argparse.ArgumentError(action, f"invalid choice {shown_value(value)}: {like}")
+        super()._check_value(action, value)
+
     def error(self, message: str):
         """A usage error as one line, ``<prog>: error: <message>``, exit status 2: argparse's own line without the
         usage block it prints above it (ten lines for ``savi generate``; ``--help`` shows it). A misspelt flag

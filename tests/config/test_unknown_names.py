@@ -99,3 +99,50 @@ def test_a_choice_that_reads_as_a_known_one_is_shown_escaped_with_the_character_
     reason = err.split(f"{key}: unknown ", 1)[1]
     assert code == 2 and spelt not in reason and escaped in reason, err
     assert f"reads as {meant!r} but is not it" in reason and named in reason, err
+
+
+def _choice_arguments():
+    """Every (sub-command words, flag, a choice) of the CLI: each option that takes one of listed choices, and each
+    sub-command name (as the choice of its parent's COMMAND)."""
+    import argparse
+
+    from savi_plugin.cli import build_parser
+
+    found = []
+
+    def walk(parser, words):
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    if any(ch in "aeopc" for ch in name):  # a letter with a Cyrillic twin (_lookalike)
+                        found.append((words, None, name))
+                    walk(sub, [*words, name])
+            elif action.choices and action.option_strings:
+                choice = next((c for c in action.choices if isinstance(c, str) and any(ch in "aeopc" for ch in c)),
+                              None)
+                if choice is not None:
+                    found.append((words, action.option_strings[-1], choice))
+
+    walk(build_parser(), [])
+    return found
+
+
+def _lookalike(text: str) -> str:
+    """``text`` with its first Latin letter that has a Cyrillic twin replaced by that twin."""
+    twins = {"a": "\u0430", "e": "\u0435", "o": "\u043e", "p": "\u0440", "c": "\u0441"}
+    at = next(i for i, ch in enumerate(text) if ch in twins)
+    return text[:at] + twins[text[at]] + text[at + 1:]
+
+
+@pytest.mark.parametrize("words, flag, choice", _choice_arguments(),
+                         ids=[" ".join([*w, f or "COMMAND", c]) for w, f, c in _choice_arguments()])
+def test_a_look_alike_of_every_choice_and_sub_command_is_named_as_such(words, flag, choice, capsys):
+    """``--to rr\\u0440o`` was argparse's ``invalid choice: 'rrрo' (choose from ..., 'rrpo', ...)``, a line that
+    reads as refusing a valid choice: every choice and sub-command name goes through the one unknown-name rule."""
+    typed = _lookalike(choice)
+    argv = [*words, flag, typed] if flag else [*words, typed]
+    with pytest.raises(SystemExit) as stop:
+        main(argv)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert stop.value.code == 2 and len(err) == 1, err
+    assert f"it reads as {choice!r} but is not it" in err[0] and typed not in err[0], err
