@@ -55,6 +55,29 @@ def _rename(pattern: str, n: int) -> str:
     return re.sub(r"\?P<l(\d*)>", lambda m: f"?P<l{n}_{m.group(1)}>", pattern)
 
 
+#: How English negates a label: the one rule set every negated label is found by (:func:`by_letter` takes such a
+#: label out of the claims; a wrong pick is worse than none, so any negation of a label counts, whatever else the
+#: reply says). Two forms:
+#:
+#: * a negator before the label, at most a verb of choosing between (``_NEGATOR`` then ``_CHOOSING``): ``"not A"``,
+#:   ``"never B"``, ``"it isn't C"``, ``"it cannot be D"``, ``"no longer A"``, ``"rule out B"``, ``"excluding C"``,
+#:   ``"I wouldn't pick A"``, ``"I would never choose B"``, ``"I would not say C"``, ``"I don't think it's D"``;
+#: * the label as the subject of a negated verb or of a verdict against it (``_NEGATED_SUBJECT``): ``"A does not
+#:   appear"``, ``"B doesn't occur"``, ``"C never happens"``, ``"(A) isn't shown"``, ``"B cannot be right"``,
+#:   ``"C is absent"``, ``"D is missing"``, ``"A is wrong"``, ``"B can be ruled out"``.
+_NEGATOR = (r"(?:(?<![A-Za-z])(?i:not|never|no\s+longer|neither|nor|cannot|except|exclud(?:e|es|ed|ing)|"
+            r"eliminat(?:e|es|ed|ing)|rul(?:e|es|ed|ing)\s+out)\b|(?i:n['’]t)\b)")
+_CHOOSING = (r"(?:(?i:be|pick|choose|select|say|answer|go\s+(?:with|for)|(?:think|believe|say)\s+(?:that\s+)?"
+             r"(?:it['’]s|it\s+is|it\s+would\s+be|the\s+answer\s+is))\s+)?")
+_NEGATED_SUBJECT = (r"(?=\s+(?i:(?:is|are|was|were|seems|appears|looks)\s+(?:(?:to\s+be|also|clearly|definitely)\s+)?"
+                    r"(?:not|never|no\s+longer|wrong|incorrect|false|unlikely|implausible|impossible|absent|missing|"
+                    r"ruled\s+out|out|excluded|eliminated)\b"
+                    r"|(?:(?:is|are|was|were|does|do|did|has|have|could|would|should|must)n|can|won)['’]t\b"
+                    r"|(?:is|are|was|were|does|do|did|has|have|can|could|will|would|should|must)\s+not\b"
+                    r"|cannot\b|never\b|no\s+longer\b"
+                    r"|(?:can|could|should|must|may)\s+be\s+(?:ruled\s+out|eliminated|excluded|dismissed|discarded)\b))")
+
+
 @lru_cache(maxsize=16)
 def _claim_patterns(letters: str, words: str = "AI") -> tuple[list[re.Pattern], list[re.Pattern], list[re.Pattern]]:
     """``(claims, negations, mentions)``: regexes whose ``l*`` groups hold a label (``words``: see :func:`_label`)."""
@@ -75,6 +98,7 @@ def _claim_patterns(letters: str, words: str = "AI") -> tuple[list[re.Pattern], 
                r"(?:just\s+as\s+|equally\s+|also\s+|as\s+)?"
                r"(?:correct|right|best|true|accurate|answer|likely|plausible|possible|appropriate|suitable)\b)")
     subjectless = "".join(c for c in letters if c in "AI" or c not in words) or "_"  # EgoSchema's C is a subject
+    subject = "".join(c for c in letters if c == "A" or c not in words) or "_"  # "I don't": the pronoun
     claim_sources = [
         (rf"^\s*(?:(?:option|choice|answer|best\s+option)\s*[:：]?\s*)?{_OPEN}?\s*(?P<l>{anycase})\s*{_CLOSE}?"
         r"\s*[.:：]?\s*(?:\n|$)"),                                                  # the whole (first line): "B", "(B)"
@@ -107,12 +131,14 @@ def _claim_patterns(letters: str, words: str = "AI") -> tuple[list[re.Pattern], 
          r"(?:the\s+(?:video|scene|clip)\s+)?(?:best|better|most)\b)"),                 # "B fits best"
         rf"^\s*letter\s+{_OPEN}?\s*(?P<l21>{anycase})\s*{_CLOSE}?{_CLOSED}",             # "Letter B."
         verbs + rf"{_L}(?P<l22>[{letters}]){_PREFERRED}",                                   # "I would choose A over B"
+        (rf"(?:[;,]\s*(?:but\s+)?|\bbut\s+)(?:option\s+)?{_OPEN}?{_L}(?P<l23>[{subject}]){_CLOSE}?\s+"  # "A does not
+         r"(?:does|do|did|is|was|appears|shows)\s*[.!]?\s*$"),                                # appear; B does."
     ]
     negation_sources = [
-        (rf"\b(?:not|n't|isn't|never|neither|nor|except|exclude|excluding|eliminate|rule\s+out|ruling\s+out)\s+"
-        rf"(?:option\s+|choice\s+)?{lab}"),
-        (rf"(?:option\s+|choice\s+)?{_OPEN}?{lab}{_CLOSE}?(?=\s+(?:is|was|seems|appears|looks)\s+(?:not|wrong|incorrect|false|"
-        rf"unlikely|implausible|impossible|ruled\s+out|out|excluded|eliminated)\b)"),
+        (rf"{_NEGATOR}\s+{_CHOOSING}(?:option\s+|choice\s+)?(?:{lab}|{_OPEN}?(?P<l12>[{letters}])"
+         r"(?![A-Za-z0-9'’\u00c0-\u024f]))"),                           # "not A", "I wouldn't pick A over B"
+        (rf"(?:option\s+|choice\s+)?{_OPEN}?(?:{lab}|{_L}(?P<l11>[{subject}])){_CLOSE}?"
+         rf"{_NEGATED_SUBJECT}"),                                                    # "A does not appear", "C is wrong"
         rf"(?:option\s+|choice\s+)?{lab}(?=\s+(?:and|,)\s+(?:option\s+)?[{letters}]\s+are\s+(?:not|wrong|incorrect))",
         rf"(?<=\band\s)(?:option\s+)?{lab}(?=\s+are\s+(?:not|wrong|incorrect))",
         rf"不是\s*(?P<l>{anycase})(?![A-Za-z])",
