@@ -350,8 +350,13 @@ def test_a_negated_label_is_never_picked(negation, place):
     ("It is not A.", None), ("A is not present.", None), ("A does not appear; B does.", 1),
     ("A does not appear, but B does.", 1), ("I would choose A over B.", 0), ("Not sure, but I'd pick A.", 0),
     ("I don't know, A.", 0), ("A man doesn't run; the answer is C.", 2),
+    ("A and B don't appear.", None), ("Options A and B are absent.", None), ("A or B isn't shown.", None),
+    ("A and B do not appear; C does.", 2), ("B, C and D are wrong, so the answer is A.", 0),
+    ("I pick B, and C is wrong.", 1),
 ])
 def test_negations_a_replay_tester_read(reply, expected):
+    """The replies a blind replay tester found credited although they negate the label, lists of labels negated
+    together, and picks that a negation beside them leaves standing."""
     assert parse_choice(reply, ANIMALS).index == expected, reply
 
 
