@@ -311,7 +311,8 @@ def test_pass_24_rules_and_their_traps(reply, options, expected):
 
 # ------------------------------------------------------------------------------------------ generated: negated labels
 ANIMALS = ["a cat", "a dog", "a red car", "the man is running", "none of the above"]
-#: every way of negating a label that choice_labels' negation rule set names, as templates of the label ``{L}``
+#: every way of negating a label that choice_labels' negation rule set names, as templates of the label ``{L}`` (and
+#: of a second label ``{M}`` negated with it)
 NEGATIONS = ["not {L}", "never {L}", "no longer {L}", "it isn't {L}", "it's not {L}", "it wasn't {L}", "it cannot be {L}",
              "it can't be {L}", "it is not option {L}", "I would rule out {L}", "I exclude {L}", "I'd eliminate {L}",
              "I would not pick {L}", "I wouldn't pick {L}", "I wouldn't choose {L}", "I would never choose {L}",
@@ -320,7 +321,7 @@ NEGATIONS = ["not {L}", "never {L}", "no longer {L}", "it isn't {L}", "it's not 
              "{L} never happens", "{L} isn't shown", "({L}) is not present", "{L} wasn't seen", "{L} aren't there",
              "{L} cannot be right", "{L} can't be it", "{L} is absent", "{L} is missing", "{L} is wrong",
              "{L} is incorrect", "{L} can be ruled out", "{L} is no longer visible", "option {L} does not happen",
-             "the cat ({L}) does not appear"]
+             "the cat ({L}) does not appear", "{L} and {M} don't appear", "{M}, {L} are wrong", "{L} or {M} isn't shown"]
 #: where the negation stands: the start of the reply, its middle, after a clause
 PLACES = ["{N}.", "Looking at the video, {N}, as far as I can tell.", "I watched it twice and {N}."]
 #: a positive pick of another label beside the negation (none; after it; before it; a contrast)
@@ -335,7 +336,7 @@ def test_a_negated_label_is_never_picked(negation, place):
     of another label stated beside it is that label (``"A does not appear; B does."`` is B)."""
     for k, label in enumerate(LETTERS[:5]):
         other = LETTERS[(k + 1) % 5]
-        said = place.format(N=negation.format(L=label))
+        said = place.format(N=negation.format(L=label, M=LETTERS[(k + 3) % 5]))
         said = said[0].upper() + said[1:]
         own = said if said.startswith(("I ", "I'")) else said[0].lower() + said[1:]
         for pick in PICKS:
