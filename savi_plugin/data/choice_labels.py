@@ -55,6 +55,45 @@ def _rename(pattern: str, n: int) -> str:
     return re.sub(r"\?P<l(\d*)>", lambda m: f"?P<l{n}_{m.group(1)}>", pattern)
 
 
+#: How English negates a label: the one rule set every negated label is found by (:func:`by_letter` takes such a
+#: label out of the claims; a wrong pick is worse than none, so any negation of a label counts, whatever else the
+#: reply says). Two forms:
+#:
+#: * a negator before the label, at most a verb of choosing between (``_NEGATOR`` then ``_CHOOSING``): ``"not A"``,
+#:   ``"never B"``, ``"it isn't C"``, ``"it cannot be D"``, ``"no longer A"``, ``"rule out B"``, ``"excluding C"``,
+#:   ``"I wouldn't pick A"``, ``"I would never choose B"``, ``"I would not say C"``, ``"I don't think it's D"``;
+#: * the label, alone or in a list of labels, as the subject of a negated verb or of a verdict against it
+#:   (:func:`_negated_verb`): ``"A does not appear"``, ``"B doesn't occur"``, ``"C never happens"``, ``"(A) isn't
+#:   shown"``, ``"B cannot be right"``, ``"C is absent"``, ``"D is missing"``, ``"A is wrong"``, ``"B can be ruled
+#:   out"``, ``"A and B don't appear"``, ``"B, C and D are wrong"``, ``"A or B isn't shown"``. A list joined by
+#:   ``and`` takes a plural verb (``"I pick B, and C is wrong"`` negates C alone). A label that is a word here
+#:   (EgoSchema's ``C``) is negated by a verdict only a label takes (``_LABEL_VERDICT``) or after ``"option"``.
+_NEGATOR = (r"(?:(?<![A-Za-z])(?i:not|never|no\s+longer|neither|nor|cannot|except|exclud(?:e|es|ed|ing)|"
+            r"eliminat(?:e|es|ed|ing)|rul(?:e|es|ed|ing)\s+out)\b|(?i:n['’]t)\b)")
+_CHOOSING = (r"(?:(?i:be|pick|choose|select|say|answer|go\s+(?:with|for)|(?:think|believe|say)\s+(?:that\s+)?"
+             r"(?:it['’]s|it\s+is|it\s+would\s+be|the\s+answer\s+is))\s+)?")
+_VERDICT = (r"not|never|no\s+longer|wrong|incorrect|false|unlikely|implausible|impossible|absent|missing|ruled\s+out|out|"
+            r"excluded|eliminated")
+
+
+def _negated_verb(be: str, aux: str) -> str:
+    """A negated verb or a verdict against its subject, whose own verbs are ``be`` (``"is"``, ``"seems"``) and
+    ``aux`` (``"does"``, ``"has"``): the singular or the plural ones."""
+    return (rf"\s+(?i:(?:{be})\s+(?:(?:to\s+be|also|clearly|definitely|both|all)\s+)?(?:{_VERDICT})\b"
+            rf"|(?:(?:{aux}|did|could|would|should|must)n|can|won)['’]t\b"
+            rf"|(?:{aux}|did|can|could|will|would|should|must)\s+not\b|cannot\b|never\b|no\s+longer\b"
+            r"|(?:can|could|should|must|may)\s+be\s+(?:ruled\s+out|eliminated|excluded|dismissed|discarded)\b)")
+
+
+#: a verdict only a label takes (``"C is wrong"``, ``"C does not match"``): it negates also a label that is a word
+#: here (EgoSchema's ``C``, the camera wearer, who may well ``"never use scissors"``)
+_LABEL_VERDICT = (r"\s+(?i:(?:is|are|was|were)\s+(?:(?:both|also|clearly|definitely)\s+)?(?:wrong|incorrect|false|"
+                  r"ruled\s+out|excluded|eliminated)\b|(?:do|does|did)\s+not\s+(?:match|fit|apply)\b"
+                  r"|(?:can|could|should|must|may)\s+be\s+(?:ruled\s+out|eliminated|excluded|dismissed|discarded)\b)")
+_NEGATED_ANY = _negated_verb("is|are|was|were|seems?|appears?|looks?", "is|are|was|were|does|do|has|have")
+_NEGATED_PLURAL = _negated_verb("are|were|seem|appear|look", "are|were|do|have")
+
+
 @lru_cache(maxsize=16)
 def _claim_patterns(letters: str, words: str = "AI") -> tuple[list[re.Pattern], list[re.Pattern], list[re.Pattern]]:
     """``(claims, negations, mentions)``: regexes whose ``l*`` groups hold a label (``words``: see :func:`_label`)."""
@@ -75,6 +114,8 @@ def _claim_patterns(letters: str, words: str = "AI") -> tuple[list[re.Pattern], 
                r"(?:just\s+as\s+|equally\s+|also\s+|as\s+)?"
                r"(?:correct|right|best|true|accurate|answer|likely|plausible|possible|appropriate|suitable)\b)")
     subjectless = "".join(c for c in letters if c in "AI" or c not in words) or "_"  # EgoSchema's C is a subject
+    subject = "".join(c for c in letters if c == "A" or c not in words) or "_"  # "I don't": the pronoun
+    listed = rf"(?:option\s+)?{_OPEN}?[{letters}]{_CLOSE}?(?![A-Za-z0-9'’\u00c0-\u024f])"  # a later label of a list
     claim_sources = [
         (rf"^\s*(?:(?:option|choice|answer|best\s+option)\s*[:：]?\s*)?{_OPEN}?\s*(?P<l>{anycase})\s*{_CLOSE}?"
         r"\s*[.:：]?\s*(?:\n|$)"),                                                  # the whole (first line): "B", "(B)"
@@ -107,22 +148,20 @@ def _claim_patterns(letters: str, words: str = "AI") -> tuple[list[re.Pattern], 
          r"(?:the\s+(?:video|scene|clip)\s+)?(?:best|better|most)\b)"),                 # "B fits best"
         rf"^\s*letter\s+{_OPEN}?\s*(?P<l21>{anycase})\s*{_CLOSE}?{_CLOSED}",             # "Letter B."
         verbs + rf"{_L}(?P<l22>[{letters}]){_PREFERRED}",                                   # "I would choose A over B"
+        (rf"(?:[;,]\s*(?:but\s+)?|\bbut\s+)(?:option\s+)?{_OPEN}?{_L}(?P<l23>[{subject}]){_CLOSE}?\s+"  # "A does not
+         r"(?:does|do|did|is|was|appears|shows)\s*[.!]?\s*$"),                                # appear; B does."
     ]
     negation_sources = [
-        (rf"\b(?:not|n't|isn't|never|neither|nor|except|exclude|excluding|eliminate|rule\s+out|ruling\s+out)\s+"
-        rf"(?:option\s+|choice\s+)?{lab}"),
-        (rf"(?:option\s+|choice\s+)?{_OPEN}?{lab}{_CLOSE}?(?=\s+(?:is|was|seems|appears|looks)\s+(?:not|wrong|incorrect|false|"
-        rf"unlikely|implausible|impossible|ruled\s+out|out|excluded|eliminated)\b)"),
-        rf"(?:option\s+|choice\s+)?{lab}(?=\s+(?:and|,)\s+(?:option\s+)?[{letters}]\s+are\s+(?:not|wrong|incorrect))",
-        rf"(?<=\band\s)(?:option\s+)?{lab}(?=\s+are\s+(?:not|wrong|incorrect))",
+        (rf"{_NEGATOR}\s+{_CHOOSING}(?:option\s+|choice\s+)?(?:{lab}|{_OPEN}?(?P<l12>[{letters}])"
+         r"(?![A-Za-z0-9'’\u00c0-\u024f]))"),                           # "not A", "I wouldn't pick A over B"
+        (rf"(?:(?:options?|choices?)\s+{_OPEN}?(?P<l13>[{letters}])|{_OPEN}?(?:{lab}|{_L}(?P<l11>[{subject}])))"
+         rf"{_CLOSE}?(?={_NEGATED_ANY}"
+         rf"|(?:\s*(?:,\s*and|,|and|&)\s*{listed})+{_NEGATED_PLURAL}|(?:\s*(?:,\s*or|,|or|nor|/)\s*{listed})+{_NEGATED_ANY})"),  # "A and B don't appear"
+        rf"{_OPEN}?{_L}(?P<l14>[{letters}]){_CLOSE}?(?={_LABEL_VERDICT})",                 # EgoSchema's "C is wrong"
         rf"不是\s*(?P<l>{anycase})(?![A-Za-z])",
         (rf"\b(?:not|neither)\s+(?:option\s+)?[{letters}]\s*(?:,|or|nor|and)\s*(?:option\s+)?"
          rf"(?P<l9>[{letters}])(?![A-Za-z0-9'’\u00c0-\u024f])"),                                  # "not A or B": B too
         rf"(?<=[{letters}])\s+(?:over|rather\s+than|instead\s+of)\s+(?:option\s+)?{_OPEN}?(?P<l10>[{letters}])(?![A-Za-z0-9])",
-        (rf"(?:option\s+)?(?P<l7>[{letters}])(?:\s*(?:,|and|&)\s*(?:option\s+)?(?P<l8>[{letters}]))?"
-         r"(?=\s+(?:can|could|should|must|may)\s+be\s+(?:ruled\s+out|eliminated|excluded|dismissed|discarded)\b"
-         r"|\s+(?:are|were|is|was)\s+(?:both\s+)?(?:ruled\s+out|eliminated|excluded|wrong|incorrect)\b"
-         r"|\s+(?:do|does|did)\s+not\s+(?:match|fit|apply))"),
     ]
     mention_sources = [
         rf"{_OPEN}\s*(?P<l>[{letters}])\s*{_CLOSE}",                                # "(B)" anywhere

@@ -41,8 +41,9 @@ conclusion, else at its one line marked right, never at its first label. Then:
    Hedged claims (``"maybe B"``, ``"could be D"``, ``"B or D"``) are claims too, so an answer that
    hedges between two options (``"Maybe B, or it could be D"``) is ``ambiguous``; a pick with a weaker
    alternative after ``but`` (``"Probably B, but it could be D"``) is the pick. A negated label
-   (``"not A"``, ``"A is wrong"``, ``"rule out C"``) is removed from the claims (only negated labels:
-   ``negated``). JSON (``{"answer": "C"}``) and ``我认为是C`` are claims, and so are the answer cues of other
+   (``"not A"``, ``"A is wrong"``, ``"rule out C"``, ``"I wouldn't pick A"``, ``"B does not appear"``: the one rule
+   set of :mod:`~savi_plugin.data.choice_labels` names every form) is removed from the claims, whatever else the reply
+   says (only negated labels: ``negated``); a pick beside it stands (``"A does not appear; B does."`` is B). JSON (``{"answer": "C"}``) and ``我认为是C`` are claims, and so are the answer cues of other
    languages (``"La respuesta es B"``, ``"Ответ: B"``, ``"答えはC"``, ``"정답은 D입니다"``, ``"Bです"``) and ordinals
    (``"the 3rd one"``, ``"1st option"``, ``"the one in the middle"``). A reply that is only labels naming several
    options (``"B C"``, ``"(A)(C)"``, ``"B\\nC"``) is ``ambiguous``, and so are two different labels stated outright

@@ -309,6 +309,58 @@ def test_pass_24_rules_and_their_traps(reply, options, expected):
     assert parse_choice(reply, options).index == expected, reply
 
 
+# ------------------------------------------------------------------------------------------ generated: negated labels
+ANIMALS = ["a cat", "a dog", "a red car", "the man is running", "none of the above"]
+#: every way of negating a label that choice_labels' negation rule set names, as templates of the label ``{L}`` (and
+#: of a second label ``{M}`` negated with it)
+NEGATIONS = ["not {L}", "never {L}", "no longer {L}", "it isn't {L}", "it's not {L}", "it wasn't {L}", "it cannot be {L}",
+             "it can't be {L}", "it is not option {L}", "I would rule out {L}", "I exclude {L}", "I'd eliminate {L}",
+             "I would not pick {L}", "I wouldn't pick {L}", "I wouldn't choose {L}", "I would never choose {L}",
+             "I would never select {L}", "I wouldn't say {L}", "I would not go with {L}", "I don't think it's {L}",
+             "I would not choose {L} over the others", "{L} does not appear", "{L} doesn't occur", "{L} does not show up",
+             "{L} never happens", "{L} isn't shown", "({L}) is not present", "{L} wasn't seen", "{L} aren't there",
+             "{L} cannot be right", "{L} can't be it", "{L} is absent", "{L} is missing", "{L} is wrong",
+             "{L} is incorrect", "{L} can be ruled out", "{L} is no longer visible", "option {L} does not happen",
+             "the cat ({L}) does not appear", "{L} and {M} don't appear", "{M}, {L} are wrong", "{L} or {M} isn't shown"]
+#: where the negation stands: the start of the reply, its middle, after a clause
+PLACES = ["{N}.", "Looking at the video, {N}, as far as I can tell.", "I watched it twice and {N}."]
+#: a positive pick of another label beside the negation (none; after it; before it; a contrast)
+PICKS = ["{R}", "{R} The answer is {P}.", "The answer is {P}; {r}", "{R} I'd say {P}.", "{R} {P} is correct.",
+         "{R0}; {P} does."]
+
+
+@pytest.mark.parametrize("negation", NEGATIONS)
+@pytest.mark.parametrize("place", PLACES)
+def test_a_negated_label_is_never_picked(negation, place):
+    """Every negation of a label, at every place in the reply, for every label: the label is never credited; a pick
+    of another label stated beside it is that label (``"A does not appear; B does."`` is B)."""
+    for k, label in enumerate(LETTERS[:5]):
+        other = LETTERS[(k + 1) % 5]
+        said = place.format(N=negation.format(L=label, M=LETTERS[(k + 3) % 5]))
+        said = said[0].upper() + said[1:]
+        own = said if said.startswith(("I ", "I'")) else said[0].lower() + said[1:]
+        for pick in PICKS:
+            reply = pick.format(R=said, r=own, R0=said.rstrip("."), P=other)
+            expected = None if pick == "{R}" else LETTERS.index(other)
+            assert parse_choice(reply, ANIMALS).index == expected, reply
+
+
+@pytest.mark.parametrize("reply, expected", [
+    ("The cat (A) does not appear; I see a dog.", None), ("B does not appear in the video.", None),
+    ("I wouldn't pick A.", None), ("I would never choose A.", None), ("I would not choose A over B.", None),
+    ("It is not A.", None), ("A is not present.", None), ("A does not appear; B does.", 1),
+    ("A does not appear, but B does.", 1), ("I would choose A over B.", 0), ("Not sure, but I'd pick A.", 0),
+    ("I don't know, A.", 0), ("A man doesn't run; the answer is C.", 2),
+    ("A and B don't appear.", None), ("Options A and B are absent.", None), ("A or B isn't shown.", None),
+    ("A and B do not appear; C does.", 2), ("B, C and D are wrong, so the answer is A.", 0),
+    ("I pick B, and C is wrong.", 1),
+])
+def test_negations_a_replay_tester_read(reply, expected):
+    """The replies a blind replay tester found credited although they negate the label, lists of labels negated
+    together, and picks that a negation beside them leaves standing."""
+    assert parse_choice(reply, ANIMALS).index == expected, reply
+
+
 # ------------------------------------------------------------------------------------------ generated: every notation
 #: the ways a reply writes one label, as templates of the label (``{L}``) and its lower case (``{l}``)
 NOTATIONS = ["{L}", "({L})", "{L}.", "{L})", "[{L}]", '"{L}"', "`{L}`", "«{L}»", "【{L}】", "<{L}>", "{{{L}}}",
