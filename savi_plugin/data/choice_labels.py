@@ -69,8 +69,9 @@ def _rename(pattern: str, n: int) -> str:
 #:   ``and`` takes a plural verb (``"I pick B, and C is wrong"`` negates C alone). A label that is a word here
 #:   (EgoSchema's ``C``) is negated by a verdict only a label takes (``_LABEL_VERDICT``) or after ``"option"``.
 _NEGATOR = (r"(?:(?<![A-Za-z])(?i:not|never|no\s+longer|neither|nor|cannot|except|exclud(?:e|es|ed|ing)|"
-            r"eliminat(?:e|es|ed|ing)|rul(?:e|es|ed|ing)\s+out)\b|(?i:n['’]t)\b)")
-_CHOOSING = (r"(?:(?i:be|pick|choose|select|say|answer|go\s+(?:with|for)|(?:think|believe|say)\s+(?:that\s+)?"
+            r"eliminat(?:e|es|ed|ing)|rul(?:e|es|ed|ing)\s+out|doubt(?:s|ed)?|hardly|(?:un|not\s+)likely(?:\s+to)?)\b"
+            r"|(?i:n['’]t)\b)")
+_CHOOSING = (r"(?:(?i:be|pick|choose|select|say|answer|go\s+(?:with|for)|(?:(?:think|believe|say)\s+)?(?:that\s+)?"
              r"(?:it['’]s|it\s+is|it\s+would\s+be|the\s+answer\s+is))\s+)?")
 _VERDICT = (r"not|never|no\s+longer|wrong|incorrect|false|unlikely|implausible|impossible|absent|missing|ruled\s+out|out|"
             r"excluded|eliminated")
@@ -79,10 +80,12 @@ _VERDICT = (r"not|never|no\s+longer|wrong|incorrect|false|unlikely|implausible|i
 def _negated_verb(be: str, aux: str) -> str:
     """A negated verb or a verdict against its subject, whose own verbs are ``be`` (``"is"``, ``"seems"``) and
     ``aux`` (``"does"``, ``"has"``): the singular or the plural ones."""
-    return (rf"\s+(?i:(?:{be})\s+(?:(?:to\s+be|also|clearly|definitely|both|all)\s+)?(?:{_VERDICT})\b"
+    return (rf"(?:\s*\?\s*(?i:no|nope)\b"  # "A? No."
+            rf"|\s+(?i:(?:{be}|(?:would|could|must|should|might|may)\s+be)\s+"
+            rf"(?:(?:to\s+be|also|clearly|definitely|both|all)\s+)?(?:{_VERDICT})\b"
             rf"|(?:(?:{aux}|did|could|would|should|must)n|can|won)['’]t\b"
             rf"|(?:{aux}|did|can|could|will|would|should|must)\s+not\b|cannot\b|never\b|no\s+longer\b"
-            r"|(?:can|could|should|must|may)\s+be\s+(?:ruled\s+out|eliminated|excluded|dismissed|discarded)\b)")
+            r"|(?:can|could|should|must|may)\s+be\s+(?:ruled\s+out|eliminated|excluded|dismissed|discarded)\b))")
 
 
 #: a verdict only a label takes (``"C is wrong"``, ``"C does not match"``): it negates also a label that is a word

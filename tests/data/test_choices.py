@@ -354,6 +354,11 @@ def test_a_negated_label_is_never_picked(negation, place):
     ("A and B don't appear.", None), ("Options A and B are absent.", None), ("A or B isn't shown.", None),
     ("A and B do not appear; C does.", 2), ("B, C and D are wrong, so the answer is A.", 0),
     ("I pick B, and C is wrong.", 1),
+    # the replay tester's other negations in other words (R2, new cases): each read as the label it rejects before
+    ("The answer cannot be A.", None), ("I don't think it's A.", None), ("I do not believe the answer is B.", None),
+    ("Unlikely to be C.", None), ("A? No.", None), ("A would be wrong.", None), ("It's not likely to be A.", None),
+    ("I doubt it's A; B.", 1), ("A? No. B.", 1), ("Is it A? No, it is B.", 1), ("B? Yes.", 1),
+    ("It is likely A.", 0), ("Likely B.", 1),
 ])
 def test_negations_a_replay_tester_read(reply, expected):
     """The replies a blind replay tester found credited although they negate the label, lists of labels negated
