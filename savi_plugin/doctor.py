@@ -10,7 +10,10 @@ when an area the user asked for cannot work: core always, eval with ``--eval``. 
 A package is checked as it imports (:func:`import_problem`), not as its metadata says: the module a run would
 get names its file and its own version, and one that is not the installed distribution's (a copy on ``sys.path``,
 e.g. from ``$PYTHONPATH``, shadowing it) fails, naming where it comes from. Whatever a package raises at import
-(``SystemExit`` included) is that package's ``[fail]`` line, never the doctor's own exit.
+(``SystemExit`` included) is that package's ``[fail]`` line, never the doctor's own exit. An import that ends the
+process by a way no ``except`` sees (``os._exit``, a segfault, an abort) is found first, in one child process that
+imports every module of :data:`PROBED` in order (:func:`import_deaths`); the doctor never imports one that killed
+it, and names it as its ``[fail]`` line.
 """
 
 from __future__ import annotations
@@ -18,8 +21,11 @@ from __future__ import annotations
 import importlib
 import importlib.metadata as md
 import json
+import os
 import platform
 import re
+import signal
+import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,9 +72,69 @@ def version_tuple(version: str) -> tuple[int, ...]:
     return tuple(int(x) for x in re.findall(r"\d+", version.split("+")[0])[:3])
 
 
+#: every module the checks import, in the order a run of them imports them: probed by :func:`import_deaths`
+PROBED = ("torch", "transformers", "peft", "accelerate", "torchvision", "decord", "av", "lmms_eval",
+          "lmms_eval.evaluator", "filelock._api", "lmms_eval.models.registry_v2")
+
+#: the child of :func:`import_deaths`: imports each module named after its pipe's fd and sys.path, saying on the pipe
+#: when it starts and when it is done (whatever the import raised), so a module it never finishes killed it
+_PROBE = """import importlib, json, os, sys
+fd, sys.path[:] = int(sys.argv[1]), json.loads(sys.argv[2])
+for name in sys.argv[3:]:
+    os.write(fd, ("start " + name + "\\n").encode())
+    try:
+        importlib.import_module(name)
+    except BaseException:
+        pass
+    os.write(fd, ("done " + name + "\\n").encode())
+"""
+
+_deaths: dict[tuple, dict[str, str]] = {}
+
+
+def import_deaths(modules: tuple[str, ...] = PROBED) -> dict[str, str]:
+    """The modules of ``modules`` whose import ends the process (``os._exit``, a signal such as a segfault), each
+    with what happened in one line, found by importing them in order in one child process (``sys.executable``, this
+    process's ``sys.path``); after a death, a new child goes on from the next module. Cached per ``sys.path``."""
+    key = (tuple(sys.path), tuple(modules))
+    if key in _deaths:
+        return _deaths[key]
+    deaths: dict[str, str] = {}
+    rest = list(modules)
+    while rest:
+        read, write = os.pipe()
+        try:
+            child = subprocess.Popen([sys.executable, "-c", _PROBE, str(write), json.dumps(sys.path), *rest],
+                                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL, pass_fds=(write,))
+        finally:
+            os.close(write)
+        with os.fdopen(read, encoding="utf-8", errors="replace") as pipe:
+            said = pipe.read().splitlines()
+        code = child.wait()
+        done = {line[5:] for line in said if line.startswith("done ")}
+        dying = next((line[6:] for line in said if line.startswith("start ") and line[6:] not in done), None)
+        if dying is None or dying not in rest:
+            break
+        if code < 0:
+            try:
+                how = f"is killed by signal {signal.Signals(-code).name}"
+            except ValueError:
+                how = f"is killed by signal {-code}"
+        else:
+            how = f"ends the process at once (exit status {code}, bypassing SystemExit)"
+        deaths[dying] = f"importing {dying} ({_origin(dying)}) {how}"
+        rest = rest[rest.index(dying) + 1:]
+    _deaths[key] = deaths
+    return deaths
+
+
 def _import(module: str) -> str | None:
     """None when ``module`` imports, else what its import raised in one line: any exception, ``SystemExit`` (a
-    package calling ``sys.exit`` at import) included; only the user's Ctrl-C stops the doctor."""
+    package calling ``sys.exit`` at import) included, or, for a module of :data:`PROBED` whose import kills the
+    process (:func:`import_deaths`), that, without importing it here; only the user's Ctrl-C stops the doctor."""
+    if module in PROBED and module in import_deaths():
+        return import_deaths()[module]
     try:
         importlib.import_module(module)
     except KeyboardInterrupt:
@@ -289,6 +355,10 @@ def model_check() -> Check:
     if not points:
         return Check("eval", "savi_video model", FAIL, "no lmms_eval.models entry point named savi_video",
                      "reinstall savi-plugin (pip install -e . in the clone)")
+    died = import_deaths().get("lmms_eval.models.registry_v2")  # what the entry point imports
+    if died:
+        return Check("eval", "savi_video model", FAIL, f"the entry point cannot load: {died}",
+                     "see the lmms-eval line")
     try:
         manifest = points[0].load()()
     except KeyboardInterrupt:

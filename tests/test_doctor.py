@@ -81,7 +81,13 @@ IMPORTED = {"torch": "torch", "torchvision": "torchvision", "transformers": "tra
             "accelerate": "accelerate", "av": "video decoder", "decord": "video decoder", "lmms_eval": "lmms-eval"}
 
 
-@pytest.mark.parametrize("kind", ["shadow", "exits"])
+#: each way a package's import can end the process: its code, and what its [fail] line says after its file
+ENDINGS = {"exits": ("import sys\nsys.exit(3)\n", "exits the process (SystemExit: 3)"),
+           "os._exit": ("import os\nos._exit(4)\n", "ends the process at once (exit status 4, bypassing SystemExit)"),
+           "segfault": ("import ctypes\nctypes.string_at(0)\n", "is killed by signal SIGSEGV")}
+
+
+@pytest.mark.parametrize("kind", ["shadow", *ENDINGS])
 def test_a_package_shadowed_or_exiting_at_import_is_its_failed_check(kind, tmp_path):
     """Pass 24 F rows 37/39: a fake ``peft`` on ``$PYTHONPATH`` was "[ok] core peft: imports (0.22.0)" (the
     installed distribution's metadata) and "all good" though training then failed importing it, and a package
@@ -89,11 +95,13 @@ def test_a_package_shadowed_or_exiting_at_import_is_its_failed_check(kind, tmp_p
     (:data:`IMPORTED`, every one at once here, in a child whose ``$PYTHONPATH`` holds them as a user's would) is
     now checked as it imports: a copy shadowing the installed one fails naming its file, its version and the
     folder to take off sys.path; an exit at import is that package's [fail] line naming its file, and the doctor
-    still reports everything."""
+    still reports everything. Pass 24 R2 row 20: a package calling ``os._exit(4)`` at import (no ``except`` sees it)
+    ended the doctor with status 4 and no output; such an import, or a segfault, is now found in one child process
+    first and named the same way, never imported by the doctor itself."""
     for package in IMPORTED:
         (tmp_path / package).mkdir()
         (tmp_path / package / "__init__.py").write_text(
-            "__version__ = '0.1.0'\n" if kind == "shadow" else "import sys\nsys.exit(3)\n")
+            "__version__ = '0.1.0'\n" if kind == "shadow" else ENDINGS[kind][0])
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(tmp_path), str(ROOT)]))}
     out = subprocess.run([sys.executable, "-m", "savi_plugin", "doctor", "--eval"], capture_output=True, text=True,
                          timeout=600, env=env)
@@ -109,7 +117,7 @@ def test_a_package_shadowed_or_exiting_at_import_is_its_failed_check(kind, tmp_p
             assert line.endswith(f"-> fix: remove {tmp_path} from sys.path ($PYTHONPATH, the working folder) or "
                                  f"rename it there"), line
         else:
-            assert f"importing {package} ({fake}) exits the process (SystemExit: 3)" in line, line
+            assert f"importing {package} ({fake}) {ENDINGS[kind][1]}" in line, line
     assert lines[-1].startswith("savi doctor: cannot work (torch, transformers, peft, accelerate, torchvision, video "
                                 "decoder, lmms-eval"), lines[-1]
 

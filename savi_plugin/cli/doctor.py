@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 
 from savi_plugin.cli import say
 
@@ -21,6 +22,7 @@ def run(args) -> int:
     checks = run_checks()
     for check in checks:
         say(json.dumps(check.__dict__) if args.json else check.line())
+        sys.stdout.flush()  # each line out as it is said: a later failure cannot lose it
     code = exit_code(checks, need_eval=args.eval)
     failed = [c.name for c in checks if c.status == FAIL]
     if not args.json:

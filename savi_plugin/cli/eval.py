@@ -210,6 +210,7 @@ def _check_evaluation(lmms_args: list[str], env: dict, names: dict[str, str] | N
     from savi_plugin.eval.hub_check import eval_data_env
     from savi_plugin.eval.task_names import (
         check_include_path,
+        check_model_name,
         check_no_shadowed_task,
         check_plugins,
         check_task_names,
@@ -237,6 +238,7 @@ def _check_evaluation(lmms_args: list[str], env: dict, names: dict[str, str] | N
                                                            f"(lmms-eval would not find it): write {spaced.strip()!r}",
                           label)
     check_plugins(env)  # before the task names its plugins' folders would add
+    check_model_name(model, "model" if label else "--model", env, label)  # a misspelt model: now, not after ~24 s
     check_include_path(flag_value(lmms_args, "--include_path"), names.get("--include_path", "--include_path"))
     # a misspelt task: one line now, not after lmms-eval loaded the model; the user's own task folders count
     check_task_names(requested, names.get("--tasks", "--tasks"),

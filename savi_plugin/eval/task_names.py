@@ -210,6 +210,35 @@ def check_plugins(env: Mapping[str, str] | None = None) -> None:
         raise ConfigError("$LMMS_EVAL_PLUGINS", problem)
 
 
+def check_model_name(model: str, key: str = "--model", env: Mapping[str, str] | None = None,
+                     source: str | None = None) -> None:
+    """Refuse a model name lmms-eval would not find in its model registry: lmms-eval 0.7.3 looks it up only after
+    it started and loaded the tasks (~24 s), then lists every name it has. The registry
+    (``lmms_eval.models.MODEL_REGISTRY_V2``: its built-in models and the ``lmms_eval.models`` entry points, our
+    ``savi_video`` among them) is read here without starting an evaluation. With ``$LMMS_EVAL_PLUGINS`` set (in
+    ``env`` or this process), the plugins' models count too, and only importing their code would tell which they
+    are: the name is then left to lmms-eval. Without lmms-eval installed, the evaluation names that itself.
+
+    Raises:
+        ConfigError: ``key: 'x': unknown lmms-eval model (nearest of the N known: ...)``
+            (:func:`savi_plugin.untrusted.unknown_name`), exit status 2.
+    """
+    from savi_plugin.config.values import ConfigError
+
+    env = os.environ if env is None else env
+    if env.get("LMMS_EVAL_PLUGINS") or os.environ.get("LMMS_EVAL_PLUGINS"):
+        return
+    try:
+        from lmms_eval.models import MODEL_REGISTRY_V2
+    except ImportError:
+        return
+    known = MODEL_REGISTRY_V2.list_model_names()
+    if model not in known:
+        from savi_plugin.untrusted import shown_value, unknown_name
+
+        raise ConfigError(key, f"{shown_value(model)}: {unknown_name(model, known, 'lmms-eval model')}", source)
+
+
 def check_task_names(tasks: list[str], key: str = "eval.tasks", source: str | None = None,
                      include: Iterable[str | Path] = ()) -> None:
     """Refuse a task name lmms-eval would not find: in none of our tasks, lmms-eval's built-in ones, those of the

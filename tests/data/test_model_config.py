@@ -372,13 +372,17 @@ def test_a_weight_file_that_is_no_file_is_named_as_what_it_is(node, tiny_llava_o
 
 def _template_edit(damage):
     """A change of a chat template: the question replaced by a fixed text, the video placeholder left out or
-    written twice, or the assistant turn's opening that ``add_generation_prompt`` asks for removed."""
+    written twice, the assistant turn's opening that ``add_generation_prompt`` asks for removed, or the assistant
+    turn's content dropped."""
     import re
 
     video_branch = r"(\{% if part\['type'\] == 'video' %\})([^\n]*)"
     return {"question left out": lambda t: t.replace("{{ part['text'] }}", "Describe."),
             "no generation prompt": lambda t: re.sub(r"\{% if add_generation_prompt %\}.*?\{% endif %\}", "", t,
                                                      flags=re.S),
+            "answer left out": lambda t: t.replace("{% if message['content'] is string %}",
+                                                   "{% if message['role'] == 'assistant' %}"
+                                                   "{% elif message['content'] is string %}"),
             "no video placeholder": lambda t: re.sub(video_branch, r"\1", t),
             "two video placeholders": lambda t: re.sub(video_branch, r"\1\2\2", t)}[damage]
 
@@ -388,7 +392,8 @@ def _template_edit(damage):
     ("question left out", "chat_template.jinja leaves out the question: a user turn's text is not in the prompt"),
     ("no video placeholder", "chat_template.jinja writes 0 video placeholder(s) '"),
     ("two video placeholders", "chat_template.jinja writes 2 video placeholder(s) '"),
-    ("no generation prompt", "chat_template.jinja ignores add_generation_prompt: it renders no assistant turn")])
+    ("no generation prompt", "chat_template.jinja ignores add_generation_prompt: it renders no assistant turn"),
+    ("answer left out", "chat_template.jinja leaves out the assistant's answer: an assistant turn's text is not")])
 def test_a_chat_template_that_renders_a_prompt_without_the_question_or_video_is_refused_at_load(
         family, damage, words, request, tmp_path):
     """Pass 23 F #3: a ``chat_template.jinja`` writing ``Describe.`` in place of every text part evaluated every
@@ -396,7 +401,8 @@ def test_a_chat_template_that_renders_a_prompt_without_the_question_or_video_is_
     first document (transformers' "number of <video> tokens" error, exit 1, no file named). GENERATED: every
     family x each lie, refused at load naming the template file (the rendered prompt must hold the question and one
     placeholder per video), as a ``--prompts`` template that leaves out a field is. Pass 24 F #55: one that ignores
-    ``add_generation_prompt`` (never opens the assistant turn) trained silently: refused the same way."""
+    ``add_generation_prompt`` (never opens the assistant turn) trained silently: refused the same way. Pass 24 R2 row
+    26: one that drops the assistant's content crashed ``savi train`` with an IndexError: refused the same way."""
     model = tmp_path / "m"
     shutil.copytree(request.getfixturevalue(family), model)
     template = model / "chat_template.jinja"

@@ -146,6 +146,30 @@ def test_every_route_to_an_evaluation_is_checked_or_refused(argv, fragment, plac
     assert len(err.splitlines()) == 1 and fragment in err, err
 
 
+@pytest.mark.parametrize("form", ["--model X", "--model=X", "--config"])
+@pytest.mark.parametrize("name, words", [
+    ("savi_vidoe", "'savi_vidoe': unknown lmms-eval model (nearest of the"),
+    ("qqq", "'qqq': unknown lmms-eval model (none of the")])
+def test_a_model_lmms_eval_does_not_have_is_refused_before_it_starts(form, name, words, place, capsys,
+                                                                     monkeypatch):
+    """Pass 24 R2 row 10: ``--model=savi_vidoe`` started lmms-eval, which failed after ~24 s listing its ~150 model
+    names. GENERATED: each way to name the model, a near miss (the nearest names, savi_video first) and a name
+    near none, refused in one line at the key that gave it, from lmms-eval's own model registry (exit 2)."""
+    monkeypatch.delenv("LMMS_EVAL_PLUGINS", raising=False)
+    if form == "--config":
+        err = _refused(capsys, {**RUN, "model": name})
+        where = "cfg.yaml: model"
+    else:
+        model = ["--model", name] if form == "--model X" else [f"--model={name}"]
+        capsys.readouterr()
+        assert main(["eval", "run", "--", *model, "--model_args", "pretrained=model", "--tasks", TASK]) == 2
+        err = capsys.readouterr().err.strip()
+        where = "--model"
+    assert len(err.splitlines()) == 1 and err.startswith(f"error: {where}: {words}"), err
+    if name == "savi_vidoe":
+        assert "known: savi_video," in err, err
+
+
 def test_a_config_run_without_a_model_or_with_no_include_folder_is_refused_at_its_key(place, capsys):
     run = {k: v for k, v in RUN.items() if k != "model"}
     assert "cfg.yaml [1]: model: not given" in _refused(capsys, [RUN, run])

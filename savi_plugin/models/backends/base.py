@@ -209,10 +209,7 @@ class VideoLM:
         Found by rendering a turn with a marker answer, so it follows whatever template the checkpoint ships.
         Trailing newlines are not part of it: the model stops at the end-of-turn token.
         """
-        marker = "\x00SAVI\x00"
-        rendered = self.processor.apply_chat_template(self.messages("q", marker), tokenize=False)
-        tail = rendered.split(marker, 1)[1]
-        return tail.rstrip("\n")
+        return template_end_of_turn(self.name_or_path, self.processor, self.messages)
 
     def processor_kwargs(self) -> dict[str, Any]:
         """Extra keyword arguments for the processor call (family-specific)."""
@@ -628,7 +625,8 @@ def check_processor_fits(path: str | Path, model, processor, messages: Callable[
     text in its place: every document scored on one prompt), that writes other than one video placeholder
     (the processor's ``video_token``) for a turn holding one video, or that ignores ``add_generation_prompt`` (it
     renders no more with it than without: no assistant turn is opened, so answers are generated and trained
-    outside one -- pass 24 F row 55); or, for a vision tower of fixed resolution
+    outside one -- pass 24 F row 55), or that does not write an assistant turn's answer exactly once
+    (:func:`template_end_of_turn`); or, for a vision tower of fixed resolution
     (:data:`FIXED_FRAME_FAMILIES`), frames resized to another size than ``vision_config.image_size``
     (``processor_config.json`` / ``preprocessor_config.json`` ``size``). ``messages``: the backend's chat turns for
     one video question (:meth:`VideoLM.messages`), rendered with :data:`TEMPLATE_PROBE` as the question.
@@ -656,6 +654,7 @@ def check_processor_fits(path: str | Path, model, processor, messages: Callable[
                                  f"for a user turn holding one video, where the processor needs exactly one (it "
                                  f"puts a video's frames at each)")
         without = processor.apply_chat_template(messages(TEMPLATE_PROBE), tokenize=False, add_generation_prompt=False)
+        template_end_of_turn(path, processor, messages)  # the assistant's answer written once, as training needs
         if not (len(rendered) > len(without) and rendered.startswith(without)):
             raise ModelLoadError(f"{where}: {source} ignores add_generation_prompt: it renders no assistant turn's "
                                  f"opening after the question, so answers would be generated and trained outside "
@@ -673,6 +672,29 @@ def check_processor_fits(path: str | Path, model, processor, messages: Callable[
             raise ModelLoadError(f"{where}: the {part}'s frame size {shown} is not config.json's "
                                  f"vision_config.image_size {size}: its frames would not fit the vision tower; the "
                                  f"processor does not belong to these weights")
+
+
+#: the assistant answer :func:`template_end_of_turn` renders: a text no template or answer writes by itself
+ANSWER_PROBE = "\x00SAVI\x00"
+
+
+def template_end_of_turn(path: str | Path, processor, messages: Callable[..., list[dict]]) -> str:
+    """The text the chat template writes right after an assistant answer (trailing newlines dropped), found by
+    rendering one question and :data:`ANSWER_PROBE` as its answer (``messages``: :meth:`VideoLM.messages`).
+
+    Raises:
+        ModelLoadError: naming the template file, when the render does not hold the answer exactly once (a
+            template that drops the assistant's content would train every pair on answers it never shows --
+            pass 24 R2 row 26 crashed here with an IndexError instead).
+    """
+    rendered = processor.apply_chat_template(messages(TEMPLATE_PROBE, ANSWER_PROBE), tokenize=False)
+    count = rendered.count(ANSWER_PROBE)
+    if count != 1:
+        said = "leaves out the assistant's answer: an assistant turn's text is not in the conversation it renders" \
+            if count == 0 else f"writes the assistant's answer {count} times in the conversation it renders"
+        raise ModelLoadError(f"{path}: the model cannot be loaded: {_template_source(path)} {said}, so no answer "
+                             f"could be trained or scored as the model reads it")
+    return rendered.split(ANSWER_PROBE, 1)[1].rstrip("\n")
 
 
 def _template_source(path: str | Path) -> str:
