@@ -10,7 +10,7 @@ from pathlib import Path
 
 from savi_plugin.data.identity import input_identity
 from savi_plugin.data.outputs import claim, file_output, sidecar, write_reported
-from savi_plugin.data.paths import path_for_file, path_from_file
+from savi_plugin.data.paths import path_for_file, path_from_file, resolve_video_path
 from savi_plugin.data.provenance import carried_model, carried_state, check_finished, vouch
 from savi_plugin.data.readers import FORMATS, read_records, record_to_rrpo, record_to_trl
 from savi_plugin.data.record import DataError
@@ -62,7 +62,8 @@ def convert_file(src: str | Path, dst: str | Path, src_format: str, dst_format: 
             it from the records) and the converted file's content identity.
         data_root: the files' relative video paths start at this folder (as ``--data-root`` reads them), so they
             are kept as written; without it each is relative to the folder of the file that holds it and is
-            rebased for ``dst`` (:func:`rebased_video`), so the converted file names the same videos.
+            rebased for ``dst`` (:func:`rebased_video`), so the converted file names the same videos. With it, a
+            path that leaves the root is a bad record (``outside_data_root``), as every reader under a root counts it.
 
     Raises:
         DataError: a bad record (``raise``), an unreadable file, or no record to write.
@@ -74,7 +75,17 @@ def convert_file(src: str | Path, dst: str | Path, src_format: str, dst_format: 
         raise ValueError(f"bad_records must be one of {', '.join(BAD_RECORDS)}, got {bad_records!r}")
     errors: list[DataError] = [] if skipped is None else skipped
     mode = "raise" if bad_records == "raise" else "collect"
-    records = [record for _, record in read_records(src, src_format, errors=mode, collected=errors)]
+    records = []
+    for line, record in read_records(src, src_format, errors=mode, collected=errors):
+        if data_root is not None:  # the paths are kept as written, so each must stay inside the root it names
+            try:
+                resolve_video_path(record.video, data_root, confine=True, file=str(src), line=line)
+            except DataError as escape:
+                if bad_records == "raise":
+                    raise
+                errors.append(escape)
+                continue
+        records.append(record)
     objects = [_FROM_RECORD[dst_format](replace(record, video=rebased_video(record.video, src, dst, data_root)))
                for record in records]
     unreadable = [e for e in errors if e.line is None]

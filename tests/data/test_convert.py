@@ -75,14 +75,45 @@ def test_a_converted_file_names_the_same_videos(layout, src_fmt, dst_fmt, cwd, t
 
 
 def test_with_a_data_root_relative_paths_are_kept(tmp_path, monkeypatch):
-    """Paths read against ``--data-root`` start at the root, not at the file: they are kept as written."""
+    """Paths read against ``--data-root`` start at the root, not at the file: they are kept as written (those that
+    leave the root are bad records: the next test)."""
     root = tmp_path / "w"
     videos = _videos(root)
     src = _source(root, "savi", videos)
     monkeypatch.chdir(root)
-    assert main(["data", "convert", str(src), "s/dst.jsonl", "--data-root", "a", "--to", "trl"]) == 0
-    assert [r.video for _, r in read_records(root / "s/dst.jsonl", "trl")] == list(videos)
+    assert main(["data", "convert", str(src), "s/dst.jsonl", "--data-root", "a", "--to", "trl", "--bad-records",
+                 "skip"]) == 0
+    assert [r.video for _, r in read_records(root / "s/dst.jsonl", "trl")] == ["vids/x.mp4"]
     assert main(["data", "convert", str(src), "s/dst2.jsonl", "--data-root", "missing"]) == 2
+
+
+@pytest.mark.parametrize("bad_records", ["raise", "skip"])
+@pytest.mark.parametrize("escape", ["../outside/v.mp4", "ABSOLUTE", "link/v.mp4"])
+def test_with_a_data_root_a_path_leaving_it_is_a_bad_record(escape, bad_records, tmp_path, monkeypatch, capsys):
+    """``savi data convert --data-root`` kept every path as written, those leaving the root too (pass 24 H #85),
+    where validate, train and inspect under the same root refuse them: each is a bad record, stopped at or skipped
+    and counted."""
+    import json
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "outside").mkdir()
+    (tmp_path / "outside" / "v.mp4").write_bytes(b"")
+    (tmp_path / "root" / "in").mkdir(parents=True)
+    (tmp_path / "root" / "in" / "ok.mp4").write_bytes(b"")
+    (tmp_path / "root" / "link").symlink_to(tmp_path / "outside")
+    video = str(tmp_path / "outside" / "v.mp4") if escape == "ABSOLUTE" else escape
+    pairs = [{"id": "ok", "video": "in/ok.mp4", "question": "q?", "chosen": "a red cup", "rejected": "a blue cup"},
+             {"id": "out", "video": video, "question": "q?", "chosen": "a red cup", "rejected": "a blue cup"}]
+    Path("pairs.jsonl").write_text("".join(json.dumps(p) + "\n" for p in pairs))
+    code = main(["data", "convert", "pairs.jsonl", "out.jsonl", "--data-root", "root", "--to", "trl",
+                 "--bad-records", bad_records])
+    err = capsys.readouterr().err
+    if bad_records == "raise":
+        assert code != 0 and "pairs.jsonl:2:video:" in err and "outside the data root" in err, err
+        assert not Path("out.jsonl").exists()
+    else:
+        assert code == 0, err
+        assert [r.id for _, r in read_records("out.jsonl", "trl")] == ["ok"]
 
 
 @pytest.mark.parametrize("fmt", ["rrpo", "trl"])
