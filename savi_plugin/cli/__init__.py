@@ -27,7 +27,13 @@ COMMANDS = ("demo", "recipes", "generate", "train", "eval", "align", "ablate", "
 
 class Parser(argparse.ArgumentParser):
     """argparse's parser, except that help, version and usage text that cannot be written is an error: argparse
-    drops an ``OSError`` of its own prints (``savi --help >/dev/full`` exited 0 with its text lost)."""
+    drops an ``OSError`` of its own prints (``savi --help >/dev/full`` exited 0 with its text lost), and a flag is
+    taken only as written: argparse's prefix matching read ``savi generate --data`` (a flag of ``savi train``) as
+    ``--data-root`` and ``savi train --out`` as ``--output-dir``."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
     def _print_message(self, message: str, file=None) -> None:
         if message:
