@@ -213,11 +213,13 @@ def run_ablation(recipe_ref: str, losses: list[str], out: str | Path, *, pairs: 
               "eval_pairs": input_identity(eval_pairs) if eval_pairs else None, "benchmarks": benchmarks,
               "identity": {"model": model_identity(first.model.path),
                            "videos": pair_videos_identity(data, training_kwargs(first), watch=watch)}}
-    # a loss run before but not now (or now only) is not compared: the mark keeps every loss's run
+    # a loss run only now is not compared (it extends the ablation); one run before but not now is refused
+    # (_check_extends): the table is every stored loss's
     others = tuple(f"runs.{loss}" for loss in set(_stored_runs(read_mark(out, True) if out.is_dir() else None))
                    ^ set(runs))
     with claim(out, config=config, ignore=others, **ablation_output_claim(first, data, eval_pairs, runs)) as claimed, \
             watch, eval_watch:
+        _check_extends(out, _stored_runs(claimed.previous), runs)
         claimed.config["runs"] = {**_stored_runs(claimed.previous), **runs}
         claimed.steps = ablation_steps(claimed.config["runs"])  # every loss run so far is a step of the folder
         claimed.write_mark()
@@ -234,6 +236,25 @@ def ablation_steps(losses) -> dict:
     return {"base": {SUMMARY: KEPT, "eval": OWN}, **{loss: {SUMMARY: KEPT, "train": "savi train", "eval": OWN}
                                                      for loss in losses},
             "ablation.json": OWN, "ablation.md": OWN, "eval_data": OWN, "hf_home": OWN}
+
+
+def _check_extends(out: Path, stored: dict, runs: dict) -> None:
+    """Refuse a re-run into ``out`` that leaves out a loss it holds (README "Guarantees": only extending a run,
+    ``savi ablate`` with more losses, is allowed): its table would be written without the finished losses' rows.
+    The same losses in another order, or more, go on.
+
+    Raises:
+        ForeignOutputError: naming the losses it would drop and the ``--losses`` that continues the ablation.
+    """
+    from savi_plugin.data.outputs import ForeignOutputError
+
+    dropped = [loss for loss in stored if loss not in runs]
+    if dropped:
+        every = ",".join([*runs, *dropped])
+        raise ForeignOutputError(
+            f"{out}: --out holds an ablation of {', '.join(stored)}; --losses leaves out {', '.join(dropped)}, and "
+            f"its table would lose their rows (an ablation is only extended): give --losses {every} (and any more) "
+            f"to continue it, or choose another --out")
 
 
 def _stored_runs(mark: dict | None) -> dict:

@@ -26,7 +26,10 @@ A checkpoint is *complete* when its ``trainer_state.json`` (the Trainer writes i
   elsewhere): refused in one line naming it -- resuming from it would continue another run's weights, optimizer
   and schedule under this run's configuration, and training anew would overwrite or rotate it away;
 * torn and of this run: removed before training (the Trainer would write its step into it again);
-* torn with no identity (a kill between creating the folder and writing the file): skipped with a warning.
+* torn with no identity (a kill between creating the folder and writing the file): skipped with a warning, and
+  removed with the earlier session's checkpoints when the run is trained anew -- only while everything in it is
+  what a stopped save leaves (:func:`stray_member`); a folder holding anything else (a user's file, a sub-folder,
+  a link) was not written by savi and is refused by name, with or without ``--resume``, never removed.
 """
 
 from __future__ import annotations
@@ -55,6 +58,37 @@ _NAME = re.compile(r"checkpoint-(\d+)")
 #: a file another process writes into the checkpoint while rank 0 records it (its RNG state; the others, weights,
 #: optimizer and DeepSpeed shards included, are complete when the Trainer calls ``on_save`` on rank 0)
 _OTHER_PROCESS = re.compile(r"rng_state_([1-9]\d*)\.pth")
+
+
+#: the files a transformers Trainer (with PEFT, a processor, DeepSpeed) or savi writes into a ``checkpoint-N``:
+#: what a save stopped before its identity was written can leave there
+_SAVED_FILE = re.compile(
+    r"(adapter_model\.(safetensors|bin)|adapter_config\.json|README\.md|(model|pytorch_model)"
+    r"(-\d+-of-\d+)?\.(safetensors|bin)|(model\.safetensors|pytorch_model\.bin)\.index\.json|config\.json|"
+    r"generation_config\.json|optimizer\.pt|scheduler\.pt|scaler\.pt|rng_state(_\d+)?\.pth|trainer_state\.json|"
+    r"training_args\.bin|(tokenizer|tokenizer_config|special_tokens_map|added_tokens|vocab)\.json|merges\.txt|"
+    r"tokenizer\.model|chat_template\.(json|jinja)|(preprocessor|processor|video_preprocessor)_config\.json|"
+    r"latest|zero_to_fp32\.py|" + re.escape(CHECKPOINT_FILE) + r"|\..*)")
+#: DeepSpeed's shard folder in a checkpoint
+_SAVED_FOLDER = re.compile(r"global_step\d+")
+
+
+def stray_member(checkpoint: str | Path) -> Path | None:
+    """The first thing in ``checkpoint`` that no save writes (a file of another name, a sub-folder other than
+    DeepSpeed's ``global_stepN``, or any symbolic link), or None: all of it is what a stopped save leaves."""
+    for path in sorted(Path(checkpoint).iterdir()):
+        if path.is_symlink():
+            return path
+        if path.is_dir():
+            if not _SAVED_FOLDER.fullmatch(path.name):
+                return path
+            inner = next((p for p in sorted(path.rglob("*")) if p.is_symlink() or not (p.is_file() or p.is_dir())),
+                         None)
+            if inner is not None:
+                return inner
+        elif not (path.is_file() and _SAVED_FILE.fullmatch(path.name)):
+            return path
+    return None
 
 
 class ForeignCheckpointError(ConfigurationError):
@@ -221,6 +255,12 @@ def resume_point(output_dir: str | Path, fingerprint: str | None, *, config: dic
                 newest, newest_identity = str(path), identity
         elif ours:
             torn.append(path)
+        elif (stray := stray_member(path)) is not None:  # not removed with the earlier session's checkpoints
+            raise ForeignCheckpointError(
+                f"{path}: holds {stray.relative_to(path).as_posix()}, which no savi or Trainer save writes, and carries no savi run identity "
+                f"({CHECKPOINT_FILE}): it was not written by this run; " +
+                (read if reading else f"training would remove or overwrite it: move it out of {output_dir}, or "
+                                      f"choose another --output-dir"))
         else:
             log.warning("%s is incomplete and carries no run identity (the run was stopped as it began saving "
                         "it); not used", path)

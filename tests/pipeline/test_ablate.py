@@ -240,6 +240,39 @@ def test_extending_after_the_model_changed_or_on_unfinished_pairs_is_refused(tin
     assert "its generation run has not finished" in capsys.readouterr().err and not (tmp_path / "other").exists()
 
 
+@pytest.mark.parametrize("losses", ["dpa,dpo", ",".join(reversed(LOSSES)), ",".join([*LOSSES, "ipo"])],
+                         ids=["subset", "reordered", "superset"])
+def test_a_rerun_with_fewer_losses_is_refused_and_the_table_keeps_every_finished_loss(losses, ablation, tmp_path,
+                                                                                      capsys):
+    """Pass 24 H #67: the same ablation re-run with ``--losses dpo,rrpo`` rewrote its table with those two rows
+    only (here ``dpa,dpo``, which keeps the fixture's ``dpa:`` override). Only extending is allowed (README "Guarantees"): fewer losses are refused naming the ones left out and
+    the ``--losses`` that continues it, nothing touched; the same losses in another order or more go on, nothing
+    finished trained again, and the table holds every loss."""
+    import shutil
+
+    _, argv, out = ablation
+    copy = tmp_path / "out"
+    shutil.copytree(out, copy)
+    argv = [str(copy) if a == str(out) else a for a in argv]
+    argv[argv.index("--losses") + 1] = losses
+    files = {p: p.stat().st_mtime_ns for p in sorted(copy.rglob("*")) if p.is_file() and p.name != ".savi-lock"}
+    capsys.readouterr()
+    code = main(argv)
+    err = capsys.readouterr().err
+    table = json.loads((copy / "ablation.json").read_text())
+    if losses == "dpa,dpo":
+        lines = err.strip().splitlines()
+        assert code == 1 and len(lines) == 1 and "Traceback" not in err, err
+        assert "leaves out tdpo, ddpo, rrpo" in lines[0] and "--losses dpa,dpo,tdpo,ddpo,rrpo" in lines[0], lines[0]
+        assert {p: p.stat().st_mtime_ns for p in files} == files
+        assert sorted(row["loss"] for row in table["rows"]) == sorted(LOSSES)
+        return
+    assert code == 0, err
+    assert all((copy / loss / "summary.json").stat().st_mtime_ns == files[copy / loss / "summary.json"]
+               for loss in LOSSES)  # kept, not trained again
+    assert sorted(row["loss"] for row in table["rows"]) == sorted(losses.split(","))
+
+
 def test_a_rerun_from_another_folder_with_other_spellings_keeps_the_finished_runs(ablation, tmp_path, monkeypatch):
     """The ablation's identity is its resolved runs by content, not its paths as typed: the same command from
     another working folder, with relative spellings of the same files, resumes (nothing is trained again)."""
@@ -277,17 +310,17 @@ def test_the_same_ablation_is_one_run_whatever_the_spelling_and_another_value_is
     same = ["ablate", str(a / "sub" / "recipe.yaml"), "--pairs", "../a/pairs.jsonl", "--no-benchmarks",
             "--out", "../a/./out", "train.beta=0.2", f"model.path={a / 'model'}"]
     assert main([*same, "--losses", "dpo,rrpo", "rrpo:train.alpha=0.1"]) == 0
-    assert main([*same, "--losses", "dpo"]) == 0  # a subset of the losses: the same runs
+    assert main([*same, "--losses", "rrpo,dpo", "rrpo:train.alpha=0.1"]) == 0  # another order: the same runs
     capsys.readouterr()
     for argv, key in ((["train.beta=0.3"], "runs.dpo.train.beta: 0.2 -> 0.3"),
                       (["--losses", "dpo,rrpo", "rrpo:train.alpha=0.2"], "runs.rrpo.train.alpha: 0.1 -> 0.2")):
-        assert main([*same[:-2], f"model.path={a / 'model'}", *(["--losses", "dpo"] if "--losses" not in argv
-                                                                 else []), *argv]) == 1
+        assert main([*same[:-2], f"model.path={a / 'model'}", *(["--losses", "dpo,rrpo", "rrpo:train.alpha=0.1"]
+                                                                 if "--losses" not in argv else []), *argv]) == 1
         err = capsys.readouterr().err
         assert key in err and len(err.strip().splitlines()) == 1, err
     other = b / "pairs.jsonl"  # the same name, another content
     _pairs(other, synthetic_samples[1:], TAGGED[:2])
-    assert main([*same[:2], "--pairs", str(other), *same[4:], "--losses", "dpo"]) == 1
+    assert main([*same[:2], "--pairs", str(other), *same[4:], "--losses", "dpo,rrpo", "rrpo:train.alpha=0.1"]) == 1
     assert "pairs" in capsys.readouterr().err
     assert json.loads((a / "out" / ".savi-output.json").read_text())["config"]["runs"].keys() == {"dpo", "rrpo"}
     assert not (b / "out").exists()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -365,3 +366,36 @@ def test_a_checkpoint_saved_before_contents_were_recorded_resumes_and_says_it_is
     assert f"continuing from {last}" in caplog.text
     assert f"{last} was saved before savi recorded what a checkpoint holds" in caplog.text
     assert json.loads((out / "train_report.json").read_text())["global_step"] == STEPS
+
+
+@pytest.mark.parametrize("extra", [(), ("--resume",)], ids=["anew", "resume"])
+@pytest.mark.parametrize("content", ["trainer_file", "user_file", "sub_folder", "symlink"])
+def test_a_checkpoint_folder_savi_did_not_write_is_refused_never_removed(content, extra, finished, tmp_path, capsys,
+                                                                       caplog):
+    """Pass 24 G #80: a ``checkpoint-7`` a user made in a finished run's folder (no run identity, their notes in it)
+    was taken for a save stopped as it began and removed with the earlier session's checkpoints. Only a folder
+    holding what a stopped save leaves is passed over (and removed when trained anew); anything else is refused by
+    name, nothing touched, with or without --resume."""
+    out, argv = _copy(finished, tmp_path)
+    stray = out / "checkpoint-7"
+    stray.mkdir()
+    name = {"trainer_file": "optimizer.pt", "user_file": "notes.txt", "sub_folder": "mine",
+            "symlink": "link"}[content]
+    if content == "sub_folder":
+        (stray / name).mkdir()
+        (stray / name / "notes.txt").write_text("my notes\n")
+    elif content == "symlink":
+        (stray / name).symlink_to(tmp_path)
+    else:
+        (stray / name).write_text("my notes\n")
+    before = _files(out)
+    code, err = _savi(capsys, *argv, *extra)
+    if content == "trainer_file":
+        assert code == 0, err
+        assert "checkpoint-7 is incomplete and carries no run identity" in caplog.text
+        assert stray.is_dir() == bool(extra)  # passed over by --resume; removed with the earlier session anew
+        return
+    lines = _error_lines(err)
+    assert code == 2 and len(lines) == 1 and "Traceback" not in err, err
+    assert str(stray) in lines[0] and f"holds {name}" in lines[0], lines[0]
+    assert _files(out) == before and os.path.lexists(stray / name)
