@@ -159,6 +159,9 @@ def _empty_argument(args: argparse.Namespace, parser: argparse.ArgumentParser) -
                 if sep and key.strip() and not rest.strip():
                     return KEY_VALUE_ARGUMENTS[name].format(key.strip())
         elif any(isinstance(v, str) and v == "" for v in values):  # lmms-eval's words too: `--model_args "$UNSET"`
+            at = values.index("")
+            if at and isinstance(values[at - 1], str) and values[at - 1].startswith("-"):  # a word after `--`
+                return values[at - 1]
             return _shown_name(parser, name, args) or name
     return None
 
