@@ -207,8 +207,8 @@ def path_keys() -> list[tuple[str, str]]:
 
 def _resolve_one(value: Any, folder: Path, kind: str) -> Any:
     """A path value of a recipe file in ``folder``: relative -> joined to ``folder`` (see the module docstring)."""
-    if not isinstance(value, str) or not value or os.path.isabs(value) or "://" in value:
-        return value
+    if not isinstance(value, str) or not value.strip() or os.path.isabs(value) or "://" in value:
+        return value  # an empty or white-space value is left as given: the empty-path rule refuses it by its key
     if kind == "deepspeed" and is_shipped_deepspeed_name(value):
         return value  # a shipped config's bare name (``zero3``)
     joined = os.path.normpath(folder / value)

@@ -147,7 +147,8 @@ KEY_VALUE_ARGUMENTS = {"option": "--option {}", "overrides": "override {}="}
 
 
 def _empty_argument(args: argparse.Namespace, parser: argparse.ArgumentParser) -> str | None:
-    """How the user wrote the first argument given as the empty string (``""``, an unset ``$VAR``), or None: no
+    """How the user wrote the first argument given as the empty string (``""``, an unset ``$VAR``) or as white
+    space alone (``' '``), or None: no
     savi argument takes one, and a path read from one is the working folder. The same rule for the value of a
     ``KEY=VALUE`` word (:data:`KEY_VALUE_ARGUMENTS`): ``-o judge_model=$JUDGE`` with the variable unset read as
     "no judge"; a value left out on purpose is written ``null``."""
@@ -158,9 +159,10 @@ def _empty_argument(args: argparse.Namespace, parser: argparse.ArgumentParser) -
                 key, sep, rest = word.partition("=") if isinstance(word, str) else ("", "", "x")
                 if sep and key.strip() and not rest.strip():
                     return KEY_VALUE_ARGUMENTS[name].format(key.strip())
-        elif any(isinstance(v, str) and v == "" for v in values):  # lmms-eval's words too: `--model_args "$UNSET"`
-            at = values.index("")
-            if at and isinstance(values[at - 1], str) and values[at - 1].startswith("-"):  # a word after `--`
+        elif any(isinstance(v, str) and not v.strip() for v in values):  # lmms-eval's words too: `--model_args
+            # "$UNSET"`; white space alone is as empty (`--output-dir ' '` would write a folder named ' ')
+            at = next(i for i, v in enumerate(values) if isinstance(v, str) and not v.strip())
+            if name == "lmms_eval_args" and at and str(values[at - 1]).startswith("-"):  # the lmms-eval flag it follows
                 return values[at - 1]
             return _shown_name(parser, name, args) or name
     return None

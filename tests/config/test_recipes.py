@@ -405,19 +405,22 @@ def test_an_override_reading_as_zero_is_one_line(argv, line, capsys):
     assert code == 2 and capsys.readouterr().err.strip().splitlines() == [line]
 
 
+@pytest.mark.parametrize("empty", ["", " ", "\t"], ids=repr)
 @pytest.mark.parametrize("name", list_recipes())
 @pytest.mark.parametrize("key", [key for key, _ in path_keys()])
-def test_an_empty_path_value_is_refused_at_its_key_path(name, key, tmp_path, capsys, monkeypatch):
+def test_an_empty_path_value_is_refused_at_its_key_path(name, key, empty, tmp_path, capsys, monkeypatch):
     """``data.pairs: ''`` (any path key: model, data, output, prompts, DeepSpeed config) passed ``--dry-run``: the
-    empty string names no file or folder. Every recipe is checked by one rule (``recipe._refuse_empty_paths``)."""
+    empty string names no file or folder; nor does white space alone, which the recipe file's folder was joined to
+    (``train.output_dir: ' '`` trained into a folder named ' ', R1 #26). Every recipe is checked by one rule
+    (``recipe._refuse_empty_paths``)."""
     monkeypatch.chdir(tmp_path)
-    value: object = ""
+    value: object = empty
     for part in reversed(key.split(".")):
         value = {part: value}
     (tmp_path / "r.yaml").write_text(yaml.safe_dump({"extends": name, **value}))
     assert main(["align", "r.yaml", "--dry-run", "--out", "run"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == [f"error: r.yaml: {key}: '' is an empty path: give a path, or leave the key out"], err
+    assert err == [f"error: r.yaml: {key}: {empty!r} is an empty path: give a path, or leave the key out"], err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r.yaml"]
 
 

@@ -861,21 +861,45 @@ def _positionals():
     return found
 
 
-@pytest.mark.parametrize("words, parser, action", _positionals(),
+def _text_options():
+    """``(sub-command words, parser, action)`` of every option of every ``savi`` sub-command that takes one text
+    value (a path, a name: no type conversion, no fixed choices, which argparse answers before savi's checks)."""
+    found, stack = [], [([], cli.build_parser())]
+    while stack:
+        words, parser = stack.pop()
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                stack.extend((words + [name], sub) for name, sub in action.choices.items())
+            elif (action.option_strings and action.nargs is None and action.type in (None, str)
+                  and action.choices is None and "=" not in str(action.metavar)
+                  and isinstance(action, argparse._StoreAction)):
+                found.append((words, parser, action))
+    return found
+
+
+#: the values that name no path: the empty string and white space alone (R1 #26: `' '` trained into a folder ' ')
+EMPTY_VALUES = ("", " ", "\t")
+
+
+@pytest.mark.parametrize("value", EMPTY_VALUES, ids=repr)
+@pytest.mark.parametrize("words, parser, action", _positionals() + _text_options(),
                          ids=lambda v: " ".join(v) if isinstance(v, list) else getattr(v, "dest", ""))
-def test_every_sub_command_names_an_argument_as_its_usage_does(words, parser, action, tmp_path, monkeypatch, capsys):
+def test_every_sub_command_names_an_argument_as_its_usage_does(words, parser, action, value, tmp_path, monkeypatch,
+                                                               capsys):
     """C #40: ``savi data convert`` (usage ``IN OUT``) said ``DST``/``SRC``: its empty ``OUT`` was named by
-    ``savi convert llava-next``'s ``DST`` (the same ``dest``, another sub-command). Every sub-command's positional,
-    given empty, is named as that sub-command's usage shows it."""
+    ``savi convert llava-next``'s ``DST`` (the same ``dest``, another sub-command). Every sub-command's positional
+    and text option, given empty or white space alone (``--output-dir ' '`` wrote a folder named ' ', R1 #26), is
+    refused by the one rule and named as that sub-command's usage shows it."""
     monkeypatch.chdir(tmp_path)
     argv = list(words)
     for other in parser._actions:
-        if other.option_strings and other.required:
-            argv += [other.option_strings[-1], "x"]
+        if other.option_strings and (other.required or other is action):
+            argv += [other.option_strings[-1], value if other is action else "x"]
         elif not other.option_strings and not isinstance(other, argparse._SubParsersAction) and other.dest != "help":
-            argv.append("" if other is action else "x")
-    shown = action.metavar or action.dest
-    assert re.search(rf"(?<![\w-]){re.escape(shown)}(?![\w-])", parser.format_usage())  # its usage names it so
+            argv.append(value if other is action else "x")
+    shown = action.option_strings[-1] if action.option_strings else action.metavar or action.dest
+    assert action.option_strings or re.search(rf"(?<![\w-]){re.escape(shown)}(?![\w-])",
+                                              parser.format_usage())  # its usage names it so
     with pytest.raises(SystemExit) as exit_:
         cli.main(argv)
     assert exit_.value.code == 2

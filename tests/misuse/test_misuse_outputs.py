@@ -315,6 +315,40 @@ def test_eval_run_refuses_an_output_path_that_is_or_holds_another_commands_marke
     assert snapshot(place) == before and snapshot(world) == inputs and command in err
 
 
+#: every command that marks a folder as its output: ``savi inspect`` and ``savi train`` make theirs for real; the
+#: long-running ones mark theirs the way they do, through the output layer's claim (the mark is what is asked)
+MARKED_FOLDER_COMMANDS = ("savi inspect", "savi train", "savi ablate", "savi align", "savi eval suite", "savi demo",
+                          "savi bench")
+
+
+@pytest.mark.parametrize("depth", [1, 2])
+@pytest.mark.parametrize("command", MARKED_FOLDER_COMMANDS)
+def test_eval_run_refuses_an_output_path_inside_another_commands_marked_folder(command, depth, finished_run, world,
+                                                                              tmp_path, capsys):
+    """``savi eval run --output_path site/sub`` inside a finished ``savi inspect`` site (or ``rrpo/evals`` inside the
+    demo's train step) wrote lmms-eval's results there (exit 0), and the owner's own re-run was then refused as
+    changed (R1 #18): a place inside another command's marked folder, at any depth, is refused naming the command
+    and its folder (exit 1), and nothing is written."""
+    from savi_plugin.data.outputs import claim
+
+    if command == "savi train":
+        owner = finished_run / "out"
+    elif command == "savi inspect":
+        owner = tmp_path / "site"
+        _inspect_site(world, tmp_path, owner, 0, capsys)
+    else:
+        owner = tmp_path / "owned"
+        with claim(owner, command=command, config={"k": 1}, folder=True) as held:
+            held.write_mark()
+    place = owner.joinpath(*["sub", "deeper"][:depth])
+    before, inputs = snapshot(owner), snapshot(world)
+    code, _, err = savi(capsys, *CHECKPOINT_WRITERS["eval-run"][0](world, None, place))
+    assert code == 1, err
+    assert_one_line_error(err, f"{place}: --output_path lies inside {owner}, {command}'s output (marked ",
+                          "choose another --output_path outside it")
+    assert snapshot(owner) == before and snapshot(world) == inputs
+
+
 # ------------------------------------------------------------------------------------------------ target states
 def _make_state(spec: Writer, out: Path, state: str) -> None:
     if state == "foreign":

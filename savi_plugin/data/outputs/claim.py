@@ -26,7 +26,7 @@ from savi_plugin.data.outputs.places import check_distinct, check_not_any, check
 from savi_plugin.data.outputs.atomic import remove_tree, replace_folder, write_json
 from savi_plugin.data.outputs.locks import check_no_enclosing_job, _held_by_another_job, _is_main_rank, OutputLock
 from savi_plugin.data.outputs.marks import (
-    _foreign_files, foreign_mark_error, marked_output, read_mark, _savi_lock_file, sidecar_clash)
+    _foreign_files, foreign_mark_error, marked_above, marked_output, read_mark, _savi_lock_file, sidecar_clash)
 from savi_plugin.data.outputs.steps import check_not_in_run_step, enclosing_output_name, steps_error
 
 log = logging.getLogger(__name__)
@@ -368,9 +368,9 @@ def check_place(output: str | Path, inputs: Mapping[str, str | Path | None] | No
     ``savi eval fixture``'s folder, and the whole check of an output no mark claims (``savi eval run``'s
     ``--output_path``, shared between lmms-eval runs one at a time: :func:`made_folder` holds its lock); ``what``:
     how the last refusal names the output (default ``output_name``); ``claims_none``: the caller never marks its
-    folder (``savi eval run``), so any savi mark on it or on an output directly in it is another command's, and
-    the place is refused as theirs (exit 1, :func:`marked_output`), as every claim refuses another command's
-    output."""
+    folder (``savi eval run``), so any savi mark on it, on an output directly in it or on a folder above it at any
+    depth is another command's, and the place is refused as theirs (exit 1, :func:`marked_output`,
+    :func:`marked_above`), as every claim refuses another command's output."""
     path = file_output(output, output_name) if not folder else Path(output)
     if str(output) == "-":  # standard output to most tools; savi writes files, so one named `-` is asked as ./-
         raise ConfigurationError(f"-: {output_name} '-' names standard output to many tools, and savi writes a "
@@ -412,6 +412,12 @@ def check_place(output: str | Path, inputs: Mapping[str, str | Path | None] | No
                                  f"choose {another(output_name)}")
     if claims_none:
         theirs = marked_output(path)
+        above = marked_above(path) if theirs is None else None
+        if above is not None:
+            owned, command = above
+            raise ForeignOutputError(f"{output}: {output_name} lies inside {owned}, {command}'s output (marked "
+                                     f"{mark_path(owned, True)}); writing there would change what it made: choose "
+                                     f"{another(output_name)} outside it")
         if theirs is not None:
             owned, command = theirs
             held = f"is {command}'s output" if owned == path else f"holds {owned.name}, {command}'s output"
