@@ -847,34 +847,33 @@ def test_a_usage_error_is_one_line_naming_the_word_it_comes_from(argv, line, tmp
     assert list(tmp_path.iterdir()) == []
 
 
-def _positionals():
-    """``(sub-command words, argparse action)`` of every positional argument of every ``savi`` sub-command that
-    takes a value (not the ``key=value`` overrides nor lmms-eval's own arguments)."""
+def _arguments(wanted) -> list:
+    """``(sub-command words, parser, argparse action)`` of every argument of every ``savi`` sub-command for which
+    ``wanted(action)`` holds."""
     found, stack = [], [([], cli.build_parser())]
     while stack:
         words, parser = stack.pop()
         for action in parser._actions:
             if isinstance(action, argparse._SubParsersAction):
                 stack.extend((words + [name], sub) for name, sub in action.choices.items())
-            elif not action.option_strings and "=" not in str(action.metavar) and action.dest != "lmms_eval_args":
+            elif wanted(action):
                 found.append((words, parser, action))
     return found
+
+
+def _positionals():
+    """Every positional argument that takes a value (not the ``key=value`` overrides nor lmms-eval's own
+    arguments), as :func:`_arguments` gives them."""
+    return _arguments(lambda action: not action.option_strings and "=" not in str(action.metavar)
+                      and action.dest != "lmms_eval_args")
 
 
 def _text_options():
-    """``(sub-command words, parser, action)`` of every option of every ``savi`` sub-command that takes one text
-    value (a path, a name: no type conversion, no fixed choices, which argparse answers before savi's checks)."""
-    found, stack = [], [([], cli.build_parser())]
-    while stack:
-        words, parser = stack.pop()
-        for action in parser._actions:
-            if isinstance(action, argparse._SubParsersAction):
-                stack.extend((words + [name], sub) for name, sub in action.choices.items())
-            elif (action.option_strings and action.nargs is None and action.type in (None, str)
-                  and action.choices is None and "=" not in str(action.metavar)
-                  and isinstance(action, argparse._StoreAction)):
-                found.append((words, parser, action))
-    return found
+    """Every option that takes one text value (a path, a name: no type conversion, no fixed choices, which
+    argparse answers before savi's checks), as :func:`_arguments` gives them."""
+    return _arguments(lambda action: action.option_strings and action.nargs is None and action.type in (None, str)
+                      and action.choices is None and "=" not in str(action.metavar)
+                      and isinstance(action, argparse._StoreAction))
 
 
 #: the values that name no path: the empty string and white space alone (R1 #26: `' '` trained into a folder ' ')
