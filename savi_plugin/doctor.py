@@ -96,6 +96,8 @@ def import_deaths(modules: tuple[str, ...] = PROBED) -> dict[str, str]:
     """The modules of ``modules`` whose import ends the process (``os._exit``, a signal such as a segfault), each
     with what happened in one line, found by importing them in order in one child process (``sys.executable``, this
     process's ``sys.path``); after a death, a new child goes on from the next module. Cached per ``sys.path``."""
+    from savi_plugin.data.outputs import start_child  # the one launcher: the probe dies with the doctor
+
     key = (tuple(sys.path), tuple(modules))
     if key in _deaths:
         return _deaths[key]
@@ -104,9 +106,9 @@ def import_deaths(modules: tuple[str, ...] = PROBED) -> dict[str, str]:
     while rest:
         read, write = os.pipe()
         try:
-            child = subprocess.Popen([sys.executable, "-c", _PROBE, str(write), json.dumps(sys.path), *rest],
-                                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL, pass_fds=(write,))
+            child = start_child([sys.executable, "-c", _PROBE, str(write), json.dumps(sys.path), *rest],
+                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                pass_fds=(write,))
         finally:
             os.close(write)
         with os.fdopen(read, encoding="utf-8", errors="replace") as pipe:
