@@ -410,21 +410,22 @@ def check_place(output: str | Path, inputs: Mapping[str, str | Path | None] | No
     if clash is not None:
         raise ForeignOutputError(f"{output}: {output_name} {clash}; the two would overwrite each other's files: "
                                  f"choose {another(output_name)}")
+    above = None
     if claims_none:
         theirs = marked_output(path)
-        above = marked_above(path) if theirs is None else None
-        if above is not None:
-            owned, command = above
-            raise ForeignOutputError(f"{output}: {output_name} lies inside {owned}, {command}'s output (marked "
-                                     f"{mark_path(owned, True)}); writing there would change what it made: choose "
-                                     f"{another(output_name)} outside it")
         if theirs is not None:
             owned, command = theirs
             held = f"is {command}'s output" if owned == path else f"holds {owned.name}, {command}'s output"
             raise ForeignOutputError(f"{output}: {output_name} {held} (marked {mark_path(owned, owned == path)}); "
                                      f"writing here would mix with it: choose {another(output_name)}")
+        above = marked_above(path)
     check_no_enclosing_job(path, what or output_name)  # two jobs would mix their files in one folder
     check_not_in_run_step(path, output_name)  # another command would change what a run made, and stop the run
+    if above is not None:  # after the two above, which name a live job or a run's step more exactly
+        owned, command = above
+        raise ForeignOutputError(f"{output}: {output_name} lies inside {owned}, {command}'s output (marked "
+                                 f"{mark_path(owned, True)}); writing there would change what it made: choose "
+                                 f"{another(output_name)} outside it")
 
 
 def claim(output: str | Path, *, command: str, config: Mapping[str, Any] | None = None, folder: bool = False,
