@@ -131,6 +131,9 @@ def load_prompts(name: str, override: str | Path | Mapping[str, Any] | None = No
             raise PromptError(f"{path}: cannot read the prompt file: {exc}") from None
         origin, data = str(path), _read_yaml(text, str(path))
         digest = hashlib.sha256(text.encode()).hexdigest()[:8]
+        if not data:  # a file given to change the prompts that changes none: the defaults would run unsaid
+            raise PromptError(f"{origin}: the prompt file overrides no prompt (it is empty): give the keys to "
+                              f"override (known: {', '.join(sorted(prompts))}), or leave the prompt file out")
     for key, value in data.items():
         if key not in prompts:
             raise PromptError(f"{origin}: unknown prompt key {key!r} (known: {', '.join(sorted(prompts))})")

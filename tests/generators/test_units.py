@@ -114,6 +114,17 @@ def test_prompts_override_and_errors(tmp_path):
         load_prompts("rrpo", path)
 
 
+@pytest.mark.parametrize("generator", ["rrpo", "videosavi"])
+@pytest.mark.parametrize("text", ["", "# my prompts, to be written\n", "{}\n", "---\n"])
+def test_a_prompt_file_that_overrides_no_prompt_is_refused(generator, text, tmp_path):
+    """An empty ``--prompts`` file ran the default prompts unsaid (pass 24 H #80): a file given to change the
+    prompts and changing none is refused naming it, as an empty recipe is."""
+    path = tmp_path / "p.yaml"
+    path.write_text(text)
+    with pytest.raises(PromptError, match=r"p\.yaml: the prompt file overrides no prompt"):
+        load_prompts(generator, path)
+
+
 @pytest.mark.parametrize("template", ["Q: {question:>50000000} {options}", "{question!r}", "{question.__class__}",
                                       "{options[0]}", "{question:{options}}", "{0}", "{}"])
 def test_a_template_field_with_a_format_spec_conversion_or_access_is_refused_when_loaded(template, tmp_path):
