@@ -16,6 +16,12 @@ from typing import Any
 DOCUMENT_BYTES_ENV = "SAVI_MAX_DOCUMENT_BYTES"
 
 
+def loop_text(link: str | Path) -> str:
+    """How a link that loops back to itself is said, for an input (:func:`file_problem`) and an output
+    (:func:`savi_plugin.data.outputs.kinds.link_loop`) alike."""
+    return f"is a loop of symbolic links (to {os.readlink(link)}, which leads back to it)"
+
+
 def file_problem(path: str | Path, what: str = "file") -> str | None:
     """Why ``path`` is not a regular file one can read -- what it is instead -- or None when it is one.
 
@@ -35,7 +41,7 @@ def file_problem(path: str | Path, what: str = "file") -> str | None:
         return "file not found"
     except OSError as exc:
         if exc.errno == errno.ELOOP:
-            return f"is a loop of symbolic links (to {os.readlink(path)}, which leads back to it)"
+            return loop_text(path)
         if exc.errno == errno.ENOTDIR:  # a/b.mp4/x.mp4 with a/b.mp4 a file: nothing of that name can be there
             return "file not found (a part of its path is a file, not a folder)"
         if exc.errno == errno.ENAMETOOLONG:

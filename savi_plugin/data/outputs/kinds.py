@@ -6,6 +6,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from savi_plugin.data.files import loop_text
+
 
 def special_kind(path: str | Path) -> str | None:
     """What ``path`` is when it exists and is neither a regular file nor a folder (followed through symlinks):
@@ -61,11 +63,6 @@ def link_loop(path: str | Path) -> Path | None:
             if exc.errno == errno.ELOOP:
                 return part
     return None
-
-
-def loop_text(link: str | Path) -> str:
-    """How a looping link (:func:`link_loop`) is said: ``is a loop of symbolic links (to TARGET, ...)``."""
-    return f"is a loop of symbolic links (to {os.readlink(link)}, which leads back to it)"
 
 
 def _identity(path: Path) -> tuple[int, int] | None:
