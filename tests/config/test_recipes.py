@@ -181,9 +181,9 @@ def _value_or_error(recipe, key: str, overrides=()):
 
 
 def _valid_file(folder: Path, name: str, key: str) -> None:
-    """``folder/name``, a file that ``key`` accepts (a DeepSpeed JSON config, a prompt file: ``{}``)."""
+    """``folder/name``, a file that ``key`` accepts (a DeepSpeed JSON config; a prompt file overriding one key)."""
     (folder / name).parent.mkdir(parents=True, exist_ok=True)
-    (folder / name).write_text('{"train_batch_size": 1}' if key == "train.deepspeed" else "{}")
+    (folder / name).write_text('{"train_batch_size": 1}' if key == "train.deepspeed" else '{"version": "mine"}')
 
 
 @pytest.mark.parametrize("where", ["own", "inherited"])
