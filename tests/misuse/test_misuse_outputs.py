@@ -349,6 +349,38 @@ def test_eval_run_refuses_an_output_path_inside_another_commands_marked_folder(c
     assert snapshot(owner) == before and snapshot(world) == inputs
 
 
+#: where a writer may put its output inside another command's finished output (the output layer's
+#: ``WRITES_INSIDE``): ``savi plot RUN_DIR`` writes ``RUN_DIR/training_curves.png`` by default
+WRITES_INSIDE = {("plot", "savi train")}
+
+
+@pytest.mark.parametrize("depth", [1, 2])
+@pytest.mark.parametrize("command", MARKED_FOLDER_COMMANDS)
+@pytest.mark.parametrize("writer", list(CHECKPOINT_WRITERS))
+def test_every_writer_refuses_an_output_inside_another_commands_marked_folder(writer, command, depth, finished_run,
+                                                                             world, tmp_path, capsys):
+    """``savi generate --output T/pairs.jsonl`` and ``savi eval fixture T/fx`` inside a finished ``savi train``
+    output T were written there (exit 0), and so were a generation inside a ``savi inspect`` site and a plot inside
+    the demo's train step (pass 24 G #76, R1 #31): every writer refuses a place inside another command's marked
+    folder, at any depth, naming that folder and its command (exit 1), and writes nothing -- except where the two
+    belong together (``savi plot``'s curves inside a ``savi train`` output)."""
+    from savi_plugin.data.outputs import claim
+
+    if (writer, command) in WRITES_INSIDE:
+        pytest.skip("written there by design: test_a_run_plotted_where_savi_plot_writes_by_default_is_still_extended")
+    argv, folder = CHECKPOINT_WRITERS[writer]
+    owner = tmp_path / "owned"
+    with claim(owner, command=command, config={"k": 1}, folder=True) as held:
+        held.write_mark()
+    inner = "sub" if folder else "curves.png" if writer == "plot" else "out.jsonl"
+    place = owner.joinpath(*["deeper"][:depth - 1], inner)
+    before, inputs, run = snapshot(owner), snapshot(world), snapshot(finished_run)
+    code, _, err = savi(capsys, *argv(world, finished_run / "out", place))
+    assert code == 1, (writer, command, err)
+    assert_one_line_error(err, f"lies inside {owner}, {command}'s output (marked ", "outside it")
+    assert snapshot(owner) == before and snapshot(world) == inputs and snapshot(finished_run) == run
+
+
 # ------------------------------------------------------------------------------------------------ target states
 def _make_state(spec: Writer, out: Path, state: str) -> None:
     if state == "foreign":
@@ -1865,7 +1897,8 @@ def test_a_step_of_a_run_folder_that_is_not_the_runs_own_is_refused_before_any_s
 def test_another_command_is_refused_at_a_step_of_a_claimed_run_folder(command, world, tmp_path, monkeypatch, capsys):
     """Pass 23 C #21: a plain ``savi generate`` extended a finished ``savi align`` run's ``iter_0/pairs.jsonl`` (exit
     0), and the run could then not be continued. An output at a step of a run folder another command claimed is
-    refused naming that run; a name the run does not write stays free."""
+    refused naming that run; at a name the run does not write, it is refused as inside another command's output
+    (pass 24 R1 #31: what another command writes there changes the run's folder all the same)."""
     out = tmp_path / "run"
     _claimed_run(command, world, out, monkeypatch, capsys)
     places, said = RUN_FOLDERS[command][2], f"at a step of the {RUN_COMMAND[command]} run in {out}"
@@ -1890,6 +1923,7 @@ def test_another_command_is_refused_at_a_step_of_a_claimed_run_folder(command, w
             code, _, err = savi(capsys, *argv)
             assert code == 1, (argv, err)
             assert_one_line_error(err, f"error: {target}: ", said)
-    assert snapshot(tmp_path) == before
     code, _, err = savi(capsys, "recipes", "cp", "tiny_demo", out / "mine.yaml")
-    assert code == 0, err
+    assert code == 1, err
+    assert_one_line_error(err, f"error: {out / 'mine.yaml'}: DEST lies inside {out}, {RUN_COMMAND[command]}'s output")
+    assert snapshot(tmp_path) == before

@@ -16,6 +16,9 @@ What holds for every output, by construction (README "Guarantees"):
   names them in the claim (``steps``); one that exists and is not the run's -- a user's folder or file, another
   command's output -- is refused before the first step, naming what to move. The mark lists the steps, so
   another command's output at one of them is refused naming the run.
+* **Another command's output is its own** (:func:`marked_above_by_another`): an output inside a folder another
+  command marked, at any depth, is refused naming that folder, unless this job holds it (a run writes inside its
+  own folder) or the pair is one that belongs together (``savi plot``'s curves inside a ``savi train`` output).
 * **An output is a regular file or a folder** (:func:`special_kind`, :func:`link_problem`): an existing FIFO,
   socket or device (also through a symlink, e.g. ``/dev/null`` or ``/dev/stdout``) is refused, never replaced by
   the final rename; so is a file output that is a symbolic link (the rename would replace the link, not write
@@ -101,6 +104,6 @@ from savi_plugin.data.outputs.marks import (
     folder_lock_file, foreign_mark, foreign_mark_error, foreign_marker, marked_output, MARKER_MAX_BYTES, read_mark,
     sidecar_clash)
 from savi_plugin.data.outputs.steps import (
-    check_not_in_run_step, enclosing_output_name, KEPT, OWN, steps_error, steps_problem)
+    check_not_in_run_step, enclosing_output_name, KEPT, marked_above_by_another, OWN, steps_error, steps_problem)
 from savi_plugin.data.outputs.claim import (
     check_claim, check_place, claim, content_signature, folder_listing, LISTED_FILES, Output, step_product)

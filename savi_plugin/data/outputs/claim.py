@@ -26,8 +26,9 @@ from savi_plugin.data.outputs.places import check_distinct, check_not_any, check
 from savi_plugin.data.outputs.atomic import remove_tree, replace_folder, write_json
 from savi_plugin.data.outputs.locks import check_no_enclosing_job, _held_by_another_job, _is_main_rank, OutputLock
 from savi_plugin.data.outputs.marks import (
-    _foreign_files, foreign_mark_error, marked_above, marked_output, read_mark, _savi_lock_file, sidecar_clash)
-from savi_plugin.data.outputs.steps import check_not_in_run_step, enclosing_output_name, steps_error
+    _foreign_files, foreign_mark_error, marked_output, read_mark, _savi_lock_file, sidecar_clash)
+from savi_plugin.data.outputs.steps import (
+    check_not_in_run_step, enclosing_output_name, marked_above_by_another, steps_error)
 
 log = logging.getLogger(__name__)
 
@@ -354,7 +355,7 @@ def _stray_sidecar(path: Path) -> Path | None:
 def check_place(output: str | Path, inputs: Mapping[str, str | Path | None] | None = None, *,
                 output_name: str = "output", folder: bool = False,
                 input_files: Mapping[str, Iterable[str | Path]] | None = None, what: str | None = None,
-                claims_none: bool = False) -> None:
+                claims_none: bool = False, command: str | None = None) -> None:
     """Refuse, as a configuration error (exit 2), an output whose place no job may write, whatever is there: ``-``
     (standard output to many tools), a file output given as a folder's name (``x/``: :func:`file_output`), below a
     file (:func:`folder_above_error`), a name too long for its sidecars (:func:`name_length_error`), equal to,
@@ -364,13 +365,14 @@ def check_place(output: str | Path, inputs: Mapping[str, str | Path | None] | No
     link (:func:`link_loop`), a folder where a file is needed or the reverse, or a name that is
     another marked output's sidecar (:func:`sidecar_clash`); and, while another live job writes a folder around it,
     as taken (exit 1, :func:`check_no_enclosing_job`), and at a step of a run folder another command claimed (exit
-    1, :func:`check_not_in_run_step`). The first question :func:`claim` asks, the place check of
-    ``savi eval fixture``'s folder, and the whole check of an output no mark claims (``savi eval run``'s
-    ``--output_path``, shared between lmms-eval runs one at a time: :func:`made_folder` holds its lock); ``what``:
-    how the last refusal names the output (default ``output_name``); ``claims_none``: the caller never marks its
-    folder (``savi eval run``), so any savi mark on it, on an output directly in it or on a folder above it at any
-    depth is another command's, and the place is refused as theirs (exit 1, :func:`marked_output`,
-    :func:`marked_above`), as every claim refuses another command's output."""
+    1, :func:`check_not_in_run_step`), and inside another command's marked output folder at any depth unless this
+    job holds it or ``command`` may write there (exit 1, :func:`marked_above_by_another`). The first question
+    :func:`claim` asks, the place check of ``savi eval fixture``'s folder, and the whole check of an output no mark
+    claims (``savi eval run``'s ``--output_path``, shared between lmms-eval runs one at a time: :func:`made_folder`
+    holds its lock); ``what``: how the last refusal names the output (default ``output_name``); ``command``: the
+    command that writes it; ``claims_none``: the caller never marks its folder (``savi eval run``), so a savi mark
+    on it or on an output directly in it is another command's, and the place is refused as theirs (exit 1,
+    :func:`marked_output`), as every claim refuses another command's output."""
     path = file_output(output, output_name) if not folder else Path(output)
     if str(output) == "-":  # standard output to most tools; savi writes files, so one named `-` is asked as ./-
         raise ConfigurationError(f"-: {output_name} '-' names standard output to many tools, and savi writes a "
@@ -410,20 +412,19 @@ def check_place(output: str | Path, inputs: Mapping[str, str | Path | None] | No
     if clash is not None:
         raise ForeignOutputError(f"{output}: {output_name} {clash}; the two would overwrite each other's files: "
                                  f"choose {another(output_name)}")
-    above = None
     if claims_none:
         theirs = marked_output(path)
         if theirs is not None:
-            owned, command = theirs
-            held = f"is {command}'s output" if owned == path else f"holds {owned.name}, {command}'s output"
+            owned, maker = theirs
+            held = f"is {maker}'s output" if owned == path else f"holds {owned.name}, {maker}'s output"
             raise ForeignOutputError(f"{output}: {output_name} {held} (marked {mark_path(owned, owned == path)}); "
                                      f"writing here would mix with it: choose {another(output_name)}")
-        above = marked_above(path)
     check_no_enclosing_job(path, what or output_name)  # two jobs would mix their files in one folder
     check_not_in_run_step(path, output_name)  # another command would change what a run made, and stop the run
-    if above is not None:  # after the two above, which name a live job or a run's step more exactly
-        owned, command = above
-        raise ForeignOutputError(f"{output}: {output_name} lies inside {owned}, {command}'s output (marked "
+    above = marked_above_by_another(path, command)  # after the two above, which name a live job or a run's step
+    if above is not None:  # more exactly
+        owned, maker = above
+        raise ForeignOutputError(f"{output}: {output_name} lies inside {owned}, {maker}'s output (marked "
                                  f"{mark_path(owned, True)}); writing there would change what it made: choose "
                                  f"{another(output_name)} outside it")
 
@@ -487,7 +488,8 @@ def claim(output: str | Path, *, command: str, config: Mapping[str, Any] | None 
 
     path = Path(output) if folder else file_output(output, output_name)  # `x/` is asked before pathlib drops the /
     config = dict(config or {})
-    check_place(path, inputs, output_name=output_name, folder=folder, input_files=input_files, what=what)
+    check_place(path, inputs, output_name=output_name, folder=folder, input_files=input_files, what=what,
+                command=command)
     # a step of a command that claimed a folder around it (the demo's pairs file in its --out): its messages name
     # the flag the user typed, never a flag of a command they did not run
     remedy_name = enclosing_output_name(path) or output_name

@@ -143,20 +143,6 @@ def marked_output(folder: str | Path) -> tuple[Path, str] | None:
     return None
 
 
-def marked_above(path: str | Path) -> tuple[Path, str] | None:
-    """The nearest folder above ``path`` (by real path, at any depth) that another savi command marked as its
-    output, as ``(that folder, its command)``, or None. Asked with :func:`marked_output` of a place no mark claims
-    (``savi eval run``'s ``--output_path``): files written anywhere inside another command's output change what it
-    made, and its own re-run then refuses it as changed."""
-    real = Path(os.path.realpath(Path(path).expanduser()))
-    for folder in real.parents:
-        if os.path.isfile(folder / MARK_NAME):
-            mark = read_mark(folder, True)
-            if mark is not None:
-                return folder, str(mark.get("command"))
-    return None
-
-
 def _foreign_files(folder: Path, own: Iterable[str] = ()) -> list[str]:
     own = {MARK_NAME, *own}
     locks = {LOCK_NAME, LOCK_NAME + ".excl"}

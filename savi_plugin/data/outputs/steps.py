@@ -1,4 +1,5 @@
-"""A run folder's steps are the run's (:func:`steps_problem`, :func:`check_not_in_run_step`)."""
+"""A run folder's steps are the run's (:func:`steps_problem`, :func:`check_not_in_run_step`), and another command's
+output is its own (:func:`marked_above_by_another`)."""
 
 from __future__ import annotations
 
@@ -160,9 +161,12 @@ def _step_of(steps: Mapping[str, Any], parts: tuple[str, ...]) -> bool:
 
 
 def _run_held_here(folder: Path) -> bool:
-    """Whether this process, or another rank of its launched job, holds the run folder ``folder``."""
+    """Whether this process (its lock taken, or its mark written), or another rank of its launched job, holds the
+    run folder ``folder``."""
     with state._held_guard:
         if any(o.folder and _same(_real(o.path), folder) for o in state._live):
+            return True
+        if any(_same(lock.real, folder) for lock in state._held):
             return True
     job = _read_info(folder / LOCK_NAME).get("job")
     return job is not None and job == _job_key()
@@ -190,6 +194,34 @@ def check_not_in_run_step(output: str | Path, output_name: str = "output") -> No
         raise ForeignOutputError(f"{output}: {output_name} lies at a step of the {mark.get('command')} run in "
                                  f"{from_here(folder)}, which only that run writes: choose {another(output_name)} "
                                  f"outside its steps")
+
+
+#: which command may write inside which other command's output: the nearest folder marked above the output is
+#: one of these commands' (``savi plot RUN_DIR`` writes ``RUN_DIR/training_curves.png`` by default)
+WRITES_INSIDE = {"savi plot": ("savi train",)}
+
+
+def marked_above_by_another(output: str | Path, command: str | None) -> tuple[Path, str] | None:
+    """The nearest folder above ``output`` (by real path, at any depth) that a savi command marked as its output,
+    as ``(that folder, its command)``, when ``command`` may not write there; None when no folder above is marked,
+    when this job holds one of them (a run writes inside its own folder: :func:`_run_held_here`), or when
+    :data:`WRITES_INSIDE` lets ``command`` write inside the nearest one. Files written inside another command's
+    finished output change what it made: its own re-run then refuses it as changed, or mixes them in."""
+    real = _real(output)
+    nearest = None
+    for folder in real.parents:
+        if not os.path.isfile(folder / MARK_NAME):
+            continue
+        mark = read_mark(folder, True)
+        if mark is None:
+            continue
+        if _run_held_here(folder):
+            return None
+        if nearest is None:
+            nearest = folder, str(mark.get("command"))
+    if nearest is None or nearest[1] in WRITES_INSIDE.get(command or "", ()):
+        return None
+    return nearest
 
 
 def enclosing_output_name(path: str | Path) -> str | None:
