@@ -126,7 +126,7 @@ def dry_run_ablation(recipe_ref: str, losses: list[str], out: str | Path, pairs:
                      overrides: list[str] | None = None, eval_pairs: str | Path | None = None,
                      benchmarks: bool = True) -> list[str]:
     """What :func:`run_ablation` would run, as lines: each run's training configuration, built, nothing loaded."""
-    from savi_plugin.pipeline.dry_run import dry_run_train
+    from savi_plugin.pipeline.dry_run import _where, dry_run_train
     from savi_plugin.pipeline.evaluate import eval_command
 
     from savi_plugin.data.outputs import check_claim
@@ -146,7 +146,7 @@ def dry_run_ablation(recipe_ref: str, losses: list[str], out: str | Path, pairs:
                                                         check_output=False)[1:-1]]
     first = next(iter(plans.values()))
     if eval_pairs:
-        lines.append(f"eval pairs: {eval_pairs} (implicit-reward accuracy of each adapter)")
+        lines.append(f"eval pairs (implicit-reward accuracy of each adapter): {_where(eval_pairs, 'file')}")
     if benchmarks:
         command = eval_command(first, first.model.path, out / "<loss>" / "eval", adapter=out / "<loss>" / "train")
         lines.append("eval (base model once, then each adapter): " + " ".join(command[1:]))

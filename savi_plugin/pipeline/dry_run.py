@@ -6,12 +6,14 @@ construct them, so a recipe that a step would reject fails here with ``file: key
 written (no run folder is created) and no weights are read. The model is checked as the real run checks it before
 it starts (:func:`~savi_plugin.config.checkpoint.check_model`: a local path that names no model folder, or a model
 without a backend that is no model folder, is refused with the same line); other inputs that do not exist on this
-machine (data) are listed as notes.
+machine, or that the run would refuse for their kind (a folder where a file is needed, a FIFO, ...), are listed
+with a note (:func:`_where`).
 """
 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from savi_plugin.config.checkpoint import check_model
@@ -19,17 +21,30 @@ from savi_plugin.config.sections import ALL_LM_LINEAR, Recipe
 from savi_plugin.config.values import to_dict
 
 
-def _where(path: str | Path | None) -> str:
+def _where(path: str | Path | None, needs: str = "file or folder") -> str:
+    """``path`` as a dry run lists an input, with a note where the real run would not read it as what it
+    ``needs`` (``"file"``, ``"folder"`` or ``"file or folder"``): not found here (the run needs it), or what it is
+    instead -- a folder where a file is needed, a file where a folder is, a FIFO or device (named, never opened),
+    a broken link, one this user cannot read (the run refuses it). Every input every dry run lists is said here."""
     if path is None:
         return "not set"
-    from savi_plugin.data.outputs import special_kind
-
-    kind = special_kind(path) if "://" not in str(path) else None
-    if kind:  # a FIFO or device is named as what it is, never opened: the real run refuses it
-        return f"{path} (is {kind}, not a file or folder; the real run refuses it)"
-    if "://" in str(path) or Path(path).exists():
+    if "://" in str(path):
         return str(path)
-    return f"{path} (not found here; the real run needs it)"
+    from savi_plugin.data.files import file_problem
+
+    if Path(path).is_dir():
+        problem = None if "folder" in needs else "is a folder, not a file"
+        access = os.R_OK | os.X_OK
+    else:
+        problem = file_problem(path, needs)  # stat only: a FIFO is never opened
+        if problem is not None and problem.startswith("file not found"):
+            return f"{path} (not found here{problem.removeprefix('file not found')}; the real run needs it)"
+        if problem is None and needs == "folder":
+            problem = "is a file, not a folder"
+        access = os.R_OK
+    if problem is None and not os.access(path, access):
+        problem = "cannot be read by this user (permission denied)"
+    return str(path) if problem is None else f"{path} ({problem}; the real run refuses it)"
 
 
 def _model_line(recipe: Recipe, model: str | Path, model_key: str = "model.path") -> str:
@@ -37,7 +52,7 @@ def _model_line(recipe: Recipe, model: str | Path, model_key: str = "model.path"
     check_model(model, m.backend, model_key, recipe.source if model_key == "model.path" else None,
                 backend_where="model.backend")  # the real run's check, before it starts
     backend = m.backend or "detected from config.json"
-    return f"model: {_where(model)}; backend {backend}, {m.dtype}, {m.num_frames} frames"
+    return f"model: {_where(model, 'folder')}; backend {backend}, {m.dtype}, {m.num_frames} frames"
 
 
 def _generate_lines(recipe: Recipe) -> list[str]:
@@ -87,7 +102,7 @@ def dry_run_train(recipe: Recipe, *, model: str | Path, data: str | Path | None,
         if why is not None:
             notes.append(f"{data}: {why}; the run trains on what is there (--allow-incomplete-data)")
     lines = [f"recipe: {recipe.source}", _model_line(recipe, model, model_key),
-             f"data: {_where(data) if data else 'not set (data.pairs or --data; the real run needs it)'}"]
+             f"data: {_where(data, 'file') if data else 'not set (data.pairs or --data; the real run needs it)'}"]
     lines += _train_lines(recipe, output_dir, notes)
     if check_output:
         check_train_output(recipe, model, data, output_dir)
@@ -129,7 +144,7 @@ def dry_run_align(recipe: Recipe, run_dir: str | Path, iterations: int | None = 
         command = eval_command(recipe, run_dir / "iter_0" / "model", run_dir / "iter_0" / "eval")
         lines.append("eval: " + " ".join(command[1:]))
         data_root = recipe.eval.data_root
-        lines.append(f"  eval data: {_where(data_root) if data_root else 'the hub (or a synthetic set for tiny://)'}")
+        lines.append(f"  eval data: {_where(data_root, 'folder') if data_root else 'the hub (or a synthetic set for tiny://)'}")
     else:
         lines.append("eval: off (align.eval_every_iteration: false)")
     return lines + [f"note: {n}" for n in notes] + ["dry run: every step's configuration builds; nothing loaded"]

@@ -193,19 +193,47 @@ def test_stray_launcher_variables_are_named_once_per_job(tmp_path, monkeypatch, 
     assert "RANK" not in os.environ and "WORLD_SIZE" not in os.environ
 
 
-@pytest.mark.parametrize("command", ["align", "train"])
-def test_a_dry_run_names_a_fifo_given_as_an_input_as_what_it_is(command, tmp_path, capsys, monkeypatch):
-    """Pass 18 B #24: a FIFO given as ``data.qa`` or ``data.pairs`` was listed as an input like any file; the real
-    run refuses it. The dry run names it as what it is, never opening it."""
-    import os
+#: every input path a dry run lists that its run reads as one kind, as (argv with X for the path, what it needs)
+DRY_RUN_INPUTS = {
+    "train --data": (["train", "tiny_demo", "--output-dir", "o", "--data", "X"], "file"),
+    "train data.pairs": (["train", "tiny_demo", "--output-dir", "o", "data.pairs=X"], "file"),
+    "ablate --pairs": (["ablate", "tiny_demo", "--out", "abl", "--pairs", "X", "--losses", "rrpo,dpo",
+                        "--no-benchmarks"], "file"),
+    "ablate --eval-pairs": (["ablate", "tiny_demo", "--out", "abl", "--pairs", "p.jsonl", "--eval-pairs", "X",
+                             "--losses", "rrpo,dpo", "--no-benchmarks"], "file"),
+    "align data.qa": (["align", "tiny_demo", "--out", "run", "align.eval_every_iteration=false", "data.qa=X"],
+                      "file or folder"),
+}
+#: what an input is instead, as (how it is made, the note's reason; None: the input is fine where a folder is)
+INPUT_KINDS = {
+    "a folder": (lambda p: p.mkdir(), lambda needs: None if "folder" in needs else "is a folder, not a file"),
+    "a FIFO": (lambda p: os.mkfifo(p), lambda needs: f"is a FIFO (named pipe), not a {needs}"),
+    "a broken link": (lambda p: p.symlink_to("nowhere"), lambda needs: "is a broken symbolic link (to nowhere)"),
+    "unreadable": (lambda p: (p.write_text(""), p.chmod(0)),
+                   lambda needs: "cannot be read by this user (permission denied)"),
+}
 
+
+@pytest.mark.parametrize("kind", INPUT_KINDS)
+@pytest.mark.parametrize("entry", DRY_RUN_INPUTS)
+def test_every_dry_run_notes_an_input_its_run_refuses_for_its_kind(entry, kind, tmp_path, capsys, monkeypatch):
+    """Pass 18 B #24, pass 24 H #43: a FIFO or a folder given as the pairs file was listed like any input (``data:
+    d``, no note) while a missing one was noted; the real run refuses both. Every dry run notes every input its
+    run would refuse for its kind, as what it is (never opening it), and still exits 0 as for a missing input."""
+    if kind == "unreadable" and os.geteuid() == 0:
+        pytest.skip("root reads a file without read permission")
     monkeypatch.chdir(tmp_path)
-    os.mkfifo("ff")
-    key = "data.qa" if command == "align" else "data.pairs"
-    argv = [command, "tiny_demo", f"{key}=ff", "--dry-run",
-            *(["--out", "run", "align.eval_every_iteration=false"] if command == "align" else ["--output-dir", "o"])]
-    assert main(argv) == 0
-    assert "ff (is a FIFO (named pipe), not a file or folder; the real run refuses it)" in capsys.readouterr().out
+    (tmp_path / "p.jsonl").write_text("")
+    make, reason = INPUT_KINDS[kind]
+    make(tmp_path / "given")
+    argv, needs = DRY_RUN_INPUTS[entry]
+    assert main([a.replace("X", "given") if "X" in a else a for a in argv] + ["--dry-run"]) == 0
+    out = capsys.readouterr().out
+    why = reason(needs)
+    if why is None:
+        assert "given (" not in out and "given" in out, out
+    else:
+        assert f"given ({why}; the real run refuses it)" in out, out
 
 
 @pytest.mark.parametrize("field, value, must", [
