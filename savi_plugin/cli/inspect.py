@@ -60,7 +60,8 @@ def run(args) -> int:
             raise RunError(f"{path}: {flag}: {f'{what} not found' if problem == 'file not found' else problem}")
     # new, or a site this command wrote (replaced whole, never merged with the old one); a user's folder is refused
     config = configuration_for_file({"pairs": str(args.pairs)}, mark_path(out, True), (("pairs", False),))
-    videos = pair_videos(args.pairs, args.format, args.data_root)  # inputs too: never the site nor in it
+    # inputs too: never the site nor in it; a file of which no record is a pair is refused here, writing nothing
+    videos = pair_videos(args.pairs, args.format, args.data_root)
     with claim(out, command="savi inspect", config=config, folder=True, inputs=inputs,
                output_name="--out", what="inspection site", replace_ours=True, lock_beside=True,
                input_files={"a video the pairs name": videos}) as claimed:
@@ -69,8 +70,10 @@ def run(args) -> int:
                                  run_report=args.run_report, diagnostics=args.diagnostics, frames=args.frames,
                                  page_size=args.page_size, progress=not args.no_progress)
             claimed.write_mark(into=building)
-    say(f"{out / 'index.html'}: {summary.pairs} pair page(s), {summary.bad_records} bad record(s), "
-        f"{summary.skipped_items} skipped item(s)"
+    say(f"{out / 'index.html'}: {summary.pairs} pair page(s), {summary.bad_records} bad record(s)"
+        + (f" ({summary.refused_videos} of them pairs whose video training would skip: each page says why)"
+           if summary.refused_videos else "")
+        + f", {summary.skipped_items} skipped item(s)"
         + (f", diagnostics for {summary.with_diagnostics} pair(s), {len(summary.never_learned)} never learned"
            if args.diagnostics else "")
         + (f", {summary.diagnostics_mismatched} diagnostics row(s) of other pairs with the same ids not shown"

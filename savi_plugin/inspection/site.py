@@ -25,7 +25,7 @@ from typing import Any
 
 from savi_plugin.data.diagnostics_rows import DiagnosticsLines, is_number
 from savi_plugin.data.identity import pair_digest
-from savi_plugin.data.paths import PathEscapeError, path_from_file, resolve_video_path
+from savi_plugin.data.paths import path_from_file, resolve_video_path
 from savi_plugin.data.readers import (
     BAD_RECORD,
     iter_json_objects,
@@ -33,7 +33,7 @@ from savi_plugin.data.readers import (
 )
 from savi_plugin.data.record import DataError, PreferenceRecord
 from savi_plugin.inspection.html import coloured_tokens, escape, highlight_tags, page
-from savi_plugin.inspection.thumbnails import ThumbnailWriter
+from savi_plugin.inspection.thumbnails import Thumbs, ThumbnailWriter
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +51,8 @@ class SiteSummary:
     skipped_items: int
     with_diagnostics: int
     never_learned: list[str] = field(default_factory=list)
+    #: pairs (with pages, counted in ``bad_records``) whose video path training skips: outside the data root
+    refused_videos: int = 0
     #: diagnostics rows dropped: written for a pair of the same id and other content (another pair file)
     diagnostics_mismatched: int = 0
     #: diagnostics rows dropped: their id names no (valid) pair of the pair file
@@ -66,22 +68,49 @@ def pair_page_path(number: int) -> str:
     return f"pairs/{number // PAGES_PER_FOLDER}/{number}.html"
 
 
-def _video_path(record: PreferenceRecord, pairs: Path, data_root: str | None) -> Path | None:
+def _video_path(record: PreferenceRecord, pairs: Path, data_root: str | None, line: int | None = None) -> Path:
+    """The file a record's video names, as training resolves it: with a data root, by training's rule
+    (:func:`~savi_plugin.data.paths.resolve_video_path`, the one ``savi data validate --data-root`` asks).
+
+    Raises:
+        DataError: the record's video path is refused (``PathEscapeError``: it leaves the data root), with the
+            words ``savi data validate`` says, at ``pairs:line:video``.
+    """
     try:
         if data_root:
-            return Path(resolve_video_path(record.video, data_root, confine=True, file=str(pairs)))
+            return Path(resolve_video_path(record.video, data_root, confine=True, file=str(pairs), line=line))
         return path_from_file(record.video, pairs)
-    except (PathEscapeError, ValueError, OSError):
-        return None
+    except DataError:
+        raise
+    except (ValueError, OSError) as exc:  # a name the file system cannot hold
+        raise DataError(str(pairs), line, "video", str(exc)) from None
 
 
 def pair_videos(pairs: str | Path, fmt: str = "savi", data_root: str | None = None) -> list[Path]:
     """The videos the site of ``pairs`` shows (resolved as its pages resolve them), once each: inputs of
-    ``savi inspect``, which its site folder may not be nor hold (:func:`savi_plugin.data.outputs.claim`)."""
+    ``savi inspect``, which its site folder may not be nor hold (:func:`savi_plugin.data.outputs.claim`). Read
+    before the site is claimed, so a file of which no record is a pair is refused here, as ``savi data validate``
+    refuses it (exit 1), and no site is written.
+
+    Raises:
+        RunError: the file has records and none of them is a preference pair (``file:line:field: message`` of
+            the first, and the count).
+    """
+    from savi_plugin.errors import RunError
+
     pairs = Path(pairs)
-    videos = (_video_path(record, pairs, data_root) for _, record in read_records(pairs, fmt, errors="collect",
-                                                                                   collected=[]))
-    return list(dict.fromkeys(v for v in videos if v is not None))
+    bad: list[DataError] = []
+    videos, found = [], 0
+    for line, record in read_records(pairs, fmt, errors="collect", collected=bad):
+        found += 1
+        try:
+            videos.append(_video_path(record, pairs, data_root, line))
+        except DataError:
+            pass  # the page says why; the video is none of the site's inputs
+    if not found and bad:
+        raise RunError(f"{bad[0]} (no record of {pairs} is a preference pair in the {fmt} format: {len(bad)} bad "
+                       f"record(s); nothing written)")
+    return list(dict.fromkeys(videos))
 
 
 def read_run_report(path: Path | None, pairs: Path, explicit: bool = True) -> list[dict[str, Any]]:
@@ -359,7 +388,8 @@ def build_site(pairs: str | Path, out: str | Path, *, fmt: str = "savi", data_ro
     Args:
         pairs: the preference file (``fmt``: savi, rrpo or trl). Bad records are listed, not fatal.
         out: the site folder.
-        data_root: as for training: relative video paths start there and may not leave it.
+        data_root: as for training: relative video paths start there and may not leave it (a pair whose video
+            leaves it is a bad record; its page says why).
         run_report: the generation (or training) report whose skipped items to list; default: the generation
             report beside ``pairs``.
         diagnostics: a per-pair diagnostics JSONL written by ``savi train`` with ``train.diagnostics: true``.
@@ -384,16 +414,22 @@ def build_site(pairs: str | Path, out: str | Path, *, fmt: str = "savi", data_ro
     diag = read_diagnostics(Path(diagnostics) if diagnostics is not None else None, diag_problems)
     thumbs = ThumbnailWriter(out, limit=frames)
     index_rows, learned_never = [], []
+    refused_videos: list[DataError] = []
     mismatched, joined = 0, {}
     total = len(records)
-    for number, (_line, record) in enumerate(tqdm(records, desc="pair pages", unit="pair", disable=not progress),
+    for number, (line, record) in enumerate(tqdm(records, desc="pair pages", unit="pair", disable=not progress),
                                              start=1):
-        video = _video_path(record, pairs, data_root)
+        try:
+            video, refused = _video_path(record, pairs, data_root, line), None
+        except DataError as exc:  # training skips this pair: its page says why, and it is a bad record
+            video, refused = None, exc
+            refused_videos.append(exc)
         meta = record.meta if isinstance(record.meta, dict) else {}
         num_frames = int(meta.get("num_frames") or max(frames, 1)) if isinstance(
             meta.get("num_frames", 0), int) else max(frames, 1)
         perturbation = meta.get("perturbation") if isinstance(meta.get("perturbation"), list) else None
-        shots = thumbs.for_pair(video, num_frames, perturbation, str(number))
+        shots = (Thumbs([], [], problem=f"video refused: {refused.message}") if refused is not None else
+                 thumbs.for_pair(video, num_frames, perturbation, str(number)))
         rows = diag.get(record.id, [])
         digest = pair_digest(record)
         mismatched += sum(1 for r in rows if r.get("pair_sha256") not in (None, digest))
@@ -413,7 +449,7 @@ def build_site(pairs: str | Path, out: str | Path, *, fmt: str = "savi", data_ro
                      str(s.get("detail", ""))[:300], str(s.get("generator", records[0][1].source if records else "")),
                      s["status"]] for s in skipped]
     bad_rows = [[f"{e.file}:{e.line if e.line is not None else ''}:{e.field or ''}", e.message]
-                for e in bad + diag_problems]
+                for e in bad + refused_videos + diag_problems]
     data = ("window.SAVI_PAGE_SIZE=" + json.dumps(page_size) + ";\nwindow.SAVI_PAIRS="
             + json.dumps(index_rows, separators=(",", ":")) + ";\nwindow.SAVI_SKIPPED="
             + json.dumps(skipped_rows, separators=(",", ":")) + ";\nwindow.SAVI_BAD="
@@ -428,7 +464,11 @@ def build_site(pairs: str | Path, out: str | Path, *, fmt: str = "savi", data_ro
     unmatched = sum(len(rows) for pair_id, rows in diag.items() if pair_id not in ids)
     if unmatched:
         log.warning("%s: %d row(s) name an id of no pair in %s: not shown", diagnostics, unmatched, pairs)
-    return SiteSummary(out=out, pairs=total, bad_records=len(bad), skipped_items=len(skipped),
+    if refused_videos:
+        log.warning("%s: %d pair(s) whose video training would skip (listed with the bad records; each page says "
+                    "why); the first: %s", pairs, len(refused_videos), refused_videos[0])
+    return SiteSummary(out=out, pairs=total, bad_records=len(bad) + len(refused_videos),
+                       refused_videos=len(refused_videos), skipped_items=len(skipped),
                        with_diagnostics=len({r.id for _, r in records if joined.get(r.id)}),
                        never_learned=learned_never, diagnostics_mismatched=mismatched,
                        diagnostics_unmatched=unmatched,

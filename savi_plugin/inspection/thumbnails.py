@@ -85,7 +85,9 @@ class ThumbnailWriter:
         if video is None or not video.is_file():  # what it is (a folder, a FIFO, a broken link), never opened
             from savi_plugin.data.files import file_problem
 
-            problem = "not given" if video is None else file_problem(video, "video file")
+            if video is None:
+                return Thumbs([], [], problem="video not given")
+            problem = file_problem(video, "video file")
             return Thumbs([], [], problem=f"video {'not found' if problem == 'file not found' else problem}: {video}")
         stat = video.stat()
         name = hashlib.sha1(f"{os.path.realpath(video)}|{stat.st_size}|{stat.st_mtime_ns}|{num_frames}".encode()

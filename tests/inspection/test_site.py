@@ -401,3 +401,69 @@ def test_the_index_of_an_unfinished_generation_says_so_at_its_top(site, pair_fil
     note = re.search(r'<h1>[^<]*</h1>\s*<p id="unfinished">(.*?)</p>', index, re.DOTALL)
     assert note and "did not finish" in note.group(1) and "pairs.jsonl.report.json" in note.group(1)
     assert "did not finish" in caplog.text
+
+
+#: a pair's video that leaves the data root, as (how the record names it, made before the run (link, target))
+OUTSIDE_THE_ROOT = {
+    "..": ("../v.mp4", None),
+    "absolute": ("{tmp}/v.mp4", None),
+    "a link pointing out": ("link.mp4", ("root/link.mp4", "../v.mp4")),
+}
+
+
+@pytest.mark.parametrize("frames", [0, 1])
+@pytest.mark.parametrize("how", OUTSIDE_THE_ROOT)
+def test_a_video_outside_the_data_root_is_named_as_validate_names_it(how, frames, tmp_path, monkeypatch, capsys):
+    """Pass 24 H #88: with ``--data-root``, pairs whose video leaves the root drew pages saying ``video not given:
+    None`` and ``0 bad record(s)``. Each is named by training's rule (``resolve_video_path``), in the words ``savi
+    data validate --data-root`` says, on its page and with the bad records, and counted in the summary line."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "root").mkdir()
+    (tmp_path / "v.mp4").write_bytes(b"")
+    video, link = OUTSIDE_THE_ROOT[how]
+    if link:
+        (tmp_path / link[0]).symlink_to(link[1])
+    pair = {"id": "p", "video": video.format(tmp=tmp_path), "question": "Q?", "chosen": "a", "rejected": "b"}
+    write_jsonl(tmp_path / "p.jsonl", [pair, {**pair, "id": "q"}])
+    assert main(["data", "validate", "p.jsonl", "--data-root", "root"]) == 1
+    said = capsys.readouterr().out.strip().splitlines()
+    assert len(said) == 2 and said[0].startswith("p.jsonl:1:video: ") and "outside the data root" in said[0], said
+    assert main(["inspect", "p.jsonl", "--out", "site", "--data-root", "root", "--frames", str(frames),
+                 "--no-progress"]) == 0
+    assert ("site/index.html: 2 pair page(s), 2 bad record(s) (2 of them pairs whose video training would skip: "
+            "each page says why), 0 skipped item(s)") in capsys.readouterr().out
+    from html import unescape
+
+    for number, line in enumerate(said, start=1):
+        page = unescape((tmp_path / f"site/pairs/0/{number}.html").read_text())
+        assert f"video refused: {line.split(': ', 1)[1]}" in page and "not given" not in page, page
+    assert [f"{where}: {message}" for where, message in _data(tmp_path / "site")["SAVI_BAD"]] == said
+
+
+#: files of which no record is a pair, as (the text, the first bad record's ``file:line:field``)
+NO_PAIR_AT_ALL = {
+    "a training report": (json.dumps({"dataset": {"skipped_records": []}, "log_history": []}), "1:dataset"),
+    "a JSON array of numbers": ("[1, 2]", "1:-"),
+    "two lines of other objects": ('{"a": 1}\n{"b": 2}\n', "1:a"),
+    "not JSON": ("hello\n", "1:-"),
+}
+
+
+@pytest.mark.parametrize("fmt", ["savi", "rrpo", "trl"])
+@pytest.mark.parametrize("what", NO_PAIR_AT_ALL)
+def test_a_file_of_which_no_record_is_a_pair_is_refused_as_validate_refuses_it(what, fmt, tmp_path, monkeypatch,
+                                                                              capsys):
+    """Pass 24 G #11: ``savi inspect train_report.json`` drew a site of ``0 pair page(s), 1 bad record(s)`` and
+    exited 0. A file of which no record is a pair is refused as ``savi data validate`` refuses it (exit 1), in
+    one line naming the file and its first bad record, and no site is written; a file with some pairs is drawn."""
+    monkeypatch.chdir(tmp_path)
+    text, first = NO_PAIR_AT_ALL[what]
+    (tmp_path / "x.json").write_text(text)
+    assert main(["data", "validate", "x.json", "--format", fmt]) == 1
+    said = capsys.readouterr().out.strip().splitlines()
+    assert main(["inspect", "x.json", "--out", "site", "--format", fmt, "--no-progress"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: {said[0]} (no record of x.json is a preference pair"), err
+    if fmt == "savi":
+        assert err[0].startswith(f"error: x.json:{first}"), err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.json"]  # no site, no lock
