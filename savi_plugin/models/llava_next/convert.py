@@ -28,6 +28,7 @@ from savi_plugin.data.outputs import check_distinct, claim, replace_folder, writ
 from savi_plugin.data.paths import path_for_file
 from savi_plugin.models.llava_next.mapping import (
     ConversionError,
+    check_source_config,
     check_text_config,
     is_plain_onevision,
     map_weight_name,
@@ -227,6 +228,8 @@ def convert_llava_next(
         if claimed.previous is not None and not overwrite:
             raise ConversionError(f"{dst}: output directory holds an earlier conversion (pass --overwrite, "
                                   f"overwrite=True, to replace it)")
+        with _naming(config_path):  # a folder already in transformers' format, before a weight is read
+            check_source_config(src_config)
         shards = _source_shards(src)
         shapes: dict[str, tuple[int, ...]] = {}
         for shard in shards:

@@ -88,6 +88,40 @@ def vision_dims_from_weights(shapes: dict[str, tuple[int, ...]]) -> dict:
     }
 
 
+#: the keys of ``config.json`` LLaVA-NeXT's builder reads the vision tower's name from, the first one there wins
+TOWER_KEYS = ("mm_vision_tower", "vision_tower")
+#: ``model_type`` of checkpoints already in transformers' format (its LLaVA families, or what ``savi convert
+#: llava-next`` writes): loaded as they are, never converted
+TRANSFORMERS_TYPES = ("llava", "llava_next", "llava_next_video", "llava_onevision", "savi_llava_video")
+
+
+def source_tower(src_config: dict) -> tuple[str, object]:
+    """``(key, value)`` of the vision tower's name as LLaVA-NeXT reads it (:data:`TOWER_KEYS`): the first key the
+    config holds, its value as written (``''`` or null when it is so); ``check_source_config`` refuses a config
+    holding neither."""
+    return next(((k, src_config[k]) for k in TOWER_KEYS if k in src_config), (TOWER_KEYS[0], None))
+
+
+def check_source_config(src_config: dict) -> None:
+    """That ``config.json`` is an original LLaVA-NeXT checkpoint's (a Qwen2 config with ``mm_*`` keys naming its
+    vision tower), asked before the converter reads a weight or writes anything. A key the config lacks is said
+    missing, never shown as a value: a folder already in transformers' format (``model_type`` in
+    :data:`TRANSFORMERS_TYPES`, or a nested ``vision_config``) is said to be one, to be used as it is.
+
+    Raises:
+        ConversionError: ``config.json: ...`` naming the key (the converter names the file by its path).
+    """
+    if any(key in src_config for key in TOWER_KEYS):
+        return
+    model_type = src_config.get("model_type")
+    if model_type in TRANSFORMERS_TYPES or "vision_config" in src_config:
+        raise ConversionError(f"config.json: model_type {model_type!r} and no mm_vision_tower key: not an original "
+                              f"LLaVA-NeXT checkpoint but one already in transformers' format; use it directly (as "
+                              f"a model path), it needs no conversion")
+    raise ConversionError(f"config.json: mm_vision_tower: missing (model_type {model_type!r}): not an original "
+                          f"LLaVA-NeXT checkpoint, whose config.json names its SigLIP vision tower there")
+
+
 def resolve_vision_config(src_config: dict, shapes: dict[str, tuple[int, ...]], vision_config: dict | None) -> dict:
     """The SigLIP ``vision_config`` for transformers, checked against the saved weights.
 
@@ -100,9 +134,10 @@ def resolve_vision_config(src_config: dict, shapes: dict[str, tuple[int, ...]], 
     The number of layers comes from the weights (LLaVA-NeXT saves one layer fewer than the tower it names), so a
     config for either the full or the truncated tower is accepted.
     """
-    tower = src_config.get("mm_vision_tower") or src_config.get("vision_tower") or ""
-    if "siglip" not in tower.lower():
-        raise ConversionError(f"config.json: mm_vision_tower={tower!r}: only SigLIP towers are supported")
+    check_source_config(src_config)
+    key, tower = source_tower(src_config)
+    if not isinstance(tower, str) or "siglip" not in tower.lower():
+        raise ConversionError(f"config.json: {key}={tower!r}: only SigLIP towers are supported")
     if vision_config is None:
         vision_config = KNOWN_SIGLIP_TOWERS.get(tower)
         if vision_config is None:

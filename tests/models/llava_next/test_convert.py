@@ -283,3 +283,44 @@ def test_the_refusals_name_the_command_line_flags(tmp_path):
     (out / "x").write_text("x")
     with pytest.raises(ConversionError, match="pass --overwrite, overwrite=True, to replace"):
         convert_llava_next(str(SOURCE), str(out), vision_config=VISION_CONFIG)
+
+
+#: sources that are no original LLaVA-NeXT checkpoint, as (how the folder is made, the line's start after its path)
+NOT_LLAVA_NEXT = {
+    "a transformers LLaVA-OneVision": ("onevision", "model_type 'llava_onevision' and no mm_vision_tower key: not an "
+                                                    "original LLaVA-NeXT checkpoint but one already in transformers' "
+                                                    "format; use it directly"),
+    "a conversion's output": ("converted", "model_type 'savi_llava_video' and no mm_vision_tower key: not an "
+                                           "original LLaVA-NeXT checkpoint but one already in transformers' format"),
+    "model_type llava, no tower key": ({"model_type": "llava", "mm_vision_tower": None},
+                                       "model_type 'llava' and no mm_vision_tower key: not an original LLaVA-NeXT"),
+    "no tower key": ({"mm_vision_tower": None}, "mm_vision_tower: missing (model_type 'llava_qwen'): not an "
+                                                "original LLaVA-NeXT checkpoint"),
+    "an empty tower": ({"mm_vision_tower": ""}, "mm_vision_tower='': only SigLIP towers are supported"),
+}
+
+
+@pytest.mark.parametrize("what", NOT_LLAVA_NEXT)
+def test_a_source_that_is_no_llava_next_checkpoint_is_said_as_what_it_is(what, tmp_path, capsys, request):
+    """Pass 24 H #71: a transformers LLaVA-OneVision folder given as SRC was refused with ``mm_vision_tower='':
+    only SigLIP towers are supported``, as if the key were there and empty. A folder already in transformers'
+    format is said to be one (its model_type, the key it lacks); a missing key is "missing", never ''."""
+    from savi_plugin.cli import main
+
+    how, said = NOT_LLAVA_NEXT[what]
+    if how == "onevision":
+        src = request.getfixturevalue("tiny_llava_onevision")
+    elif how == "converted":
+        src = request.getfixturevalue("tiny_llava_video")
+    else:
+        src = _copy_source(tmp_path)
+        config = json.loads((src / "config.json").read_text())
+        config.update({k: v for k, v in how.items() if v is not None})
+        for key in (k for k, v in how.items() if v is None):
+            del config[key]
+        (src / "config.json").write_text(json.dumps(config))
+    capsys.readouterr()
+    assert main(["convert", "llava-next", str(src), str(tmp_path / "out"), "--vision-config", VISION_CONFIG]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: {src}/config.json: {said}"), err
+    assert not (tmp_path / "out").exists()
