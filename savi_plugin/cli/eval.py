@@ -263,8 +263,7 @@ def _check_evaluation(lmms_args: list[str], env: dict, names: dict[str, str] | N
     # below a file (exit 2) or inside a folder another savi job is writing
     for flag, place in (("--output_path", output), ("--use_cache", flag_value(lmms_args, "--use_cache"))):
         if place:
-            check_place(place, inputs, output_name=phrases.get(flag, flag), folder=True, claims_none=True,
-                        command="savi eval run")
+            check_place(place, inputs, output_name=phrases.get(flag, flag), folder=True, claims_none=True)
             check_no_enclosing_job(place, phrases.get(flag, flag))
     if output:
         _refuse_links_inside(output, phrases.get("--output_path", "--output_path"))

@@ -37,7 +37,7 @@ def run(args) -> int:
     checkpoints = {"a checkpoint folder of RUN_DIR that savi plot reads": sorted(run.glob("checkpoint-*"))}
     # new, or an earlier plot of ours (marked); never a user's file or a file the run needs
     with claim(out, command="savi plot", inputs=inputs, input_files=checkpoints, output_name="--out",
-               replace_ours=True) as claimed:
+               replace_ours=True, inside=run) as claimed:  # its curves may lie inside RUN_DIR, no other run
         try:
             with atomic_path(out, suffix=".png") as tmp:
                 _, panels = plot_training(args.run_dir, tmp)

@@ -135,7 +135,7 @@ class FixtureFolder:
         """
         # the output layer's place rule: below a file or in a training checkpoint is exit 2, inside a folder another
         # running job writes exit 1, nothing written
-        check_place(self.root, output_name="fixture folder", folder=True, command="savi eval fixture")
+        check_place(self.root, output_name="fixture folder", folder=True)
         if self.root.exists() and not self.root.is_dir():
             raise FixtureFolderError(f"{self.root}: exists and is not a folder")
         foreign = foreign_marker(self.marker, lambda data: _parse_marker(data) is not None)

@@ -349,11 +349,6 @@ def test_eval_run_refuses_an_output_path_inside_another_commands_marked_folder(c
     assert snapshot(owner) == before and snapshot(world) == inputs
 
 
-#: where a writer may put its output inside another command's finished output (the output layer's
-#: ``WRITES_INSIDE``): ``savi plot RUN_DIR`` writes ``RUN_DIR/training_curves.png`` by default
-WRITES_INSIDE = {("plot", "savi train")}
-
-
 @pytest.mark.parametrize("depth", [1, 2])
 @pytest.mark.parametrize("command", MARKED_FOLDER_COMMANDS)
 @pytest.mark.parametrize("writer", list(CHECKPOINT_WRITERS))
@@ -362,12 +357,11 @@ def test_every_writer_refuses_an_output_inside_another_commands_marked_folder(wr
     """``savi generate --output T/pairs.jsonl`` and ``savi eval fixture T/fx`` inside a finished ``savi train``
     output T were written there (exit 0), and so were a generation inside a ``savi inspect`` site and a plot inside
     the demo's train step (pass 24 G #76, R1 #31): every writer refuses a place inside another command's marked
-    folder, at any depth, naming that folder and its command (exit 1), and writes nothing -- except where the two
-    belong together (``savi plot``'s curves inside a ``savi train`` output)."""
+    folder, at any depth, naming that folder and its command (exit 1), and writes nothing. ``savi plot`` of another
+    run is refused inside a ``savi train`` output too (pass 25 R3 #14): only RUN_DIR's own curves lie in RUN_DIR
+    (test_a_run_plotted_where_savi_plot_writes_by_default_is_still_extended)."""
     from savi_plugin.data.outputs import claim
 
-    if (writer, command) in WRITES_INSIDE:
-        pytest.skip("written there by design: test_a_run_plotted_where_savi_plot_writes_by_default_is_still_extended")
     argv, folder = CHECKPOINT_WRITERS[writer]
     owner = tmp_path / "owned"
     with claim(owner, command=command, config={"k": 1}, folder=True) as held:

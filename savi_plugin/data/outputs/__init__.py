@@ -18,7 +18,7 @@ What holds for every output, by construction (README "Guarantees"):
   another command's output at one of them is refused naming the run.
 * **Another command's output is its own** (:func:`marked_above_by_another`): an output inside a folder another
   command marked, at any depth, is refused naming that folder, unless this job holds it (a run writes inside its
-  own folder) or the pair is one that belongs together (``savi plot``'s curves inside a ``savi train`` output).
+  own folder) or the caller writes there by design (``savi plot RUN_DIR``'s curves inside that run, no other).
 * **An output is a regular file or a folder** (:func:`special_kind`, :func:`link_problem`): an existing FIFO,
   socket or device (also through a symlink, e.g. ``/dev/null`` or ``/dev/stdout``) is refused, never replaced by
   the final rename; so is a file output that is a symbolic link (the rename would replace the link, not write

@@ -355,7 +355,7 @@ def _stray_sidecar(path: Path) -> Path | None:
 def check_place(output: str | Path, inputs: Mapping[str, str | Path | None] | None = None, *,
                 output_name: str = "output", folder: bool = False,
                 input_files: Mapping[str, Iterable[str | Path]] | None = None, what: str | None = None,
-                claims_none: bool = False, command: str | None = None) -> None:
+                claims_none: bool = False, inside: str | Path | None = None) -> None:
     """Refuse, as a configuration error (exit 2), an output whose place no job may write, whatever is there: ``-``
     (standard output to many tools), a file output given as a folder's name (``x/``: :func:`file_output`), below a
     file (:func:`folder_above_error`), a name too long for its sidecars (:func:`name_length_error`), equal to,
@@ -366,11 +366,11 @@ def check_place(output: str | Path, inputs: Mapping[str, str | Path | None] | No
     another marked output's sidecar (:func:`sidecar_clash`); and, while another live job writes a folder around it,
     as taken (exit 1, :func:`check_no_enclosing_job`), and at a step of a run folder another command claimed (exit
     1, :func:`check_not_in_run_step`), and inside another command's marked output folder at any depth unless this
-    job holds it or ``command`` may write there (exit 1, :func:`marked_above_by_another`). The first question
+    job holds it or it is ``inside``, the marked folder the caller writes into by design (exit 1,
+    :func:`marked_above_by_another`). The first question
     :func:`claim` asks, the place check of ``savi eval fixture``'s folder, and the whole check of an output no mark
     claims (``savi eval run``'s ``--output_path``, shared between lmms-eval runs one at a time: :func:`made_folder`
-    holds its lock); ``what``: how the last refusal names the output (default ``output_name``); ``command``: the
-    command that writes it; ``claims_none``: the caller never marks its folder (``savi eval run``), so a savi mark
+    holds its lock); ``what``: how the last refusal names the output (default ``output_name``); ``claims_none``: the caller never marks its folder (``savi eval run``), so a savi mark
     on it or on an output directly in it is another command's, and the place is refused as theirs (exit 1,
     :func:`marked_output`), as every claim refuses another command's output."""
     path = file_output(output, output_name) if not folder else Path(output)
@@ -421,7 +421,7 @@ def check_place(output: str | Path, inputs: Mapping[str, str | Path | None] | No
                                      f"writing here would mix with it: choose {another(output_name)}")
     check_no_enclosing_job(path, what or output_name)  # two jobs would mix their files in one folder
     check_not_in_run_step(path, output_name)  # another command would change what a run made, and stop the run
-    above = marked_above_by_another(path, command)  # after the two above, which name a live job or a run's step
+    above = marked_above_by_another(path, inside)  # after the two above, which name a live job or a run's step
     if above is not None:  # more exactly
         owned, maker = above
         raise ForeignOutputError(f"{output}: {output_name} lies inside {owned}, {maker}'s output (marked "
@@ -435,7 +435,8 @@ def claim(output: str | Path, *, command: str, config: Mapping[str, Any] | None 
           every_rank: bool = False, lock: bool = True, replace_ours: bool = False, lock_beside: bool = False,
           records: Iterable[str] = (), own_content: Callable[[Path], bool] | None = None,
           input_files: Mapping[str, Iterable[str | Path]] | None = None,
-          steps: Mapping[str, Any] | None = None, check_only: bool = False) -> Output | None:
+          steps: Mapping[str, Any] | None = None, check_only: bool = False,
+          inside: str | Path | None = None) -> Output | None:
     """Check and lock ``output`` for ``command``; the gate every ``savi`` writer passes before it writes (except
     ``savi eval fixture``, whose folder check, :mod:`savi_plugin.eval.fixture_folder`, asks the same place question,
     :func:`check_place`, and takes the same lock).
@@ -477,6 +478,8 @@ def claim(output: str | Path, *, command: str, config: Mapping[str, Any] | None 
             and is not the run's -- a user's folder, another command's output -- is refused before any step runs,
             naming what to move; and the mark records them, so another command's output at a step is refused
             (:func:`check_not_in_run_step`).
+        inside: the one folder another command marked that this output may lie inside (``savi plot RUN_DIR``'s
+            curves in that ``savi train`` output; :func:`marked_above_by_another`).
         check_only: ask every question but the configuration's (:func:`check_claim`, a dry run): take no lock,
             write nothing, return None.
 
@@ -489,7 +492,7 @@ def claim(output: str | Path, *, command: str, config: Mapping[str, Any] | None 
     path = Path(output) if folder else file_output(output, output_name)  # `x/` is asked before pathlib drops the /
     config = dict(config or {})
     check_place(path, inputs, output_name=output_name, folder=folder, input_files=input_files, what=what,
-                command=command)
+                inside=inside)
     # a step of a command that claimed a folder around it (the demo's pairs file in its --out): its messages name
     # the flag the user typed, never a flag of a command they did not run
     remedy_name = enclosing_output_name(path) or output_name

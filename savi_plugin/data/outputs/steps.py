@@ -196,17 +196,13 @@ def check_not_in_run_step(output: str | Path, output_name: str = "output") -> No
                                  f"outside its steps")
 
 
-#: which command may write inside which other command's output: the nearest folder marked above the output is
-#: one of these commands' (``savi plot RUN_DIR`` writes ``RUN_DIR/training_curves.png`` by default)
-WRITES_INSIDE = {"savi plot": ("savi train",)}
-
-
-def marked_above_by_another(output: str | Path, command: str | None) -> tuple[Path, str] | None:
+def marked_above_by_another(output: str | Path, inside: str | Path | None = None) -> tuple[Path, str] | None:
     """The nearest folder above ``output`` (by real path, at any depth) that a savi command marked as its output,
-    as ``(that folder, its command)``, when ``command`` may not write there; None when no folder above is marked,
-    when this job holds one of them (a run writes inside its own folder: :func:`_run_held_here`), or when
-    :data:`WRITES_INSIDE` lets ``command`` write inside the nearest one. Files written inside another command's
-    finished output change what it made: its own re-run then refuses it as changed, or mixes them in."""
+    as ``(that folder, its command)``, when the output may not lie there; None when no folder above is marked,
+    when this job holds one of them (a run writes inside its own folder: :func:`_run_held_here`), or when the
+    nearest one is ``inside``, the one marked folder the caller writes into by design (``savi plot RUN_DIR``'s
+    curves inside that ``savi train`` output). Files written inside another command's finished output change
+    what it made: its own re-run then refuses it as changed, or mixes them in."""
     real = _real(output)
     nearest = None
     for folder in real.parents:
@@ -219,7 +215,7 @@ def marked_above_by_another(output: str | Path, command: str | None) -> tuple[Pa
             return None
         if nearest is None:
             nearest = folder, str(mark.get("command"))
-    if nearest is None or nearest[1] in WRITES_INSIDE.get(command or "", ()):
+    if nearest is None or (inside is not None and _same(nearest[0], _real(inside))):
         return None
     return nearest
 
