@@ -1,5 +1,5 @@
 import sys
 
-from savi_plugin.cli import main
+from savi_plugin.console import main
 
 sys.exit(main())

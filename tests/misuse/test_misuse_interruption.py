@@ -586,3 +586,47 @@ def test_a_child_of_a_killed_savi_dies_with_it_or_keeps_its_output_locked(how, d
         if parent.poll() is None:
             parent.kill()
             parent.wait()
+
+
+@pytest.mark.parametrize("delay", [0.0, 0.05, 0.2, 0.5])
+def test_ctrl_c_while_the_savi_command_starts_is_one_line(delay, tmp_path):
+    """Pass 25 I #4: Ctrl-C half a second after ``savi generate ...`` started landed in the command-line module's
+    imports (before its own boundary) and printed Python's ``KeyboardInterrupt`` traceback, the process dead by
+    SIGINT. The console script catches it around that import: one line, exit 130, wherever the Ctrl-C lands once
+    the console script runs (before that, in the interpreter's own start, Python alone decides)."""
+    import subprocess
+    import sys
+    import time
+
+    script = ("import sys; sys.argv = ['savi', 'generate', '--help']; from savi_plugin.console import main; "
+              "print('ready', flush=True); sys.exit(main())")
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, cwd=tmp_path, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert proc.stdout.readline().strip() == "ready", proc.communicate()[1][-2000:]
+    time.sleep(delay)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    if proc.returncode == 0:  # it finished before the Ctrl-C: the help text, nothing else
+        assert "usage: savi generate" in out and err == "", err
+        return
+    assert proc.returncode == 130, (proc.returncode, err[-2000:])
+    assert err.strip().splitlines() == ["interrupted: nothing was written; re-run the command"], err[-2000:]
+
+
+def test_the_console_script_catches_a_ctrl_c_inside_the_command_line_modules_import(monkeypatch, capsys):
+    """The same, in-process and exact: a Ctrl-C raised while ``savi_plugin.cli`` is being imported (a finder that
+    raises it, as Python's SIGINT handler does wherever the main thread is) is the one line and 130."""
+    import sys
+
+    from savi_plugin import console
+
+    class Interrupting:
+        def find_spec(self, name, path=None, target=None):
+            if name == "savi_plugin.cli":
+                raise KeyboardInterrupt
+            return None
+
+    monkeypatch.delitem(sys.modules, "savi_plugin.cli", raising=False)
+    monkeypatch.setattr(sys, "meta_path", [Interrupting(), *sys.meta_path])
+    assert console.main() == 130
+    assert capsys.readouterr().err == console.STOPPED_AT_START
