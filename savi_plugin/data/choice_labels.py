@@ -423,6 +423,12 @@ _NUMBER = re.compile(r"(?i)\b(?:option|choice)\s*(?:number\s*|no\.?\s*|#\s*)?[(\
                      r"|\bthe\s+(" + "|".join(_ORDINALS) + r")\s*[.!]?\s*$")
 
 
+#: a position counted from the end: ``"the second-to-last option"``, ``"second last"``, ``"the penultimate one"``,
+#: ``"the one before the last"``, ``"third from the end"`` (group ``k``: how many places before the last one)
+_FROM_END = re.compile(r"(?i)\b(?:(?:(?P<k>second|third|fourth)[\s-]*(?:(?:to|from)[\s-]*(?:the[\s-]+)?)?(?:last|end)|"
+                       r"penultimate|next[\s-]+to[\s-]+last)(?:\s+(?:option|choice|one|answer)\b|(?=\s*[.!]?\s*$))"
+                       r"|(?:one|option|choice)\s+(?:right\s+|just\s+)?before\s+the\s+last(?:\s+(?:one|option|choice))?\b)")
+
 #: ``"the one in the middle"``, ``"the middle option"``: the middle one of an odd number of options
 _MIDDLE = re.compile(r"(?i)\b(?:one|option|choice|answer)\s+in\s+the\s+middle\b|\bthe\s+middle\s+(?:one|option|choice)\b")
 #: ``"the first or the second option"``: two positions offered
@@ -446,9 +452,13 @@ def _counts(options: Sequence[str]) -> bool:
 
 def by_number(text: str, options: Sequence[str]) -> Choice | None:
     """``"Option 2"`` / ``"the second option"`` / ``"the 3rd one"`` / a reply ending ``"the 3rd."``: options counted
-    from 1, unless the options are numbers; a reply that is only ``"Answer is 2"`` too, where no option states a
-    number or a quantity."""
+    from 1, unless the options are numbers; ``"the second-to-last option"`` / ``"the one before the last"`` counted
+    from the end; a reply that is only ``"Answer is 2"`` too, where no option states a number or a quantity."""
     found, plain = set(), False
+    for m in _FROM_END.finditer(text):  # read first and blanked, so that its "last" is not the last option
+        if not re.search(r"(?i)\b(?:not|neither|nor|except)\s+(?:the\s+)?$", text[max(0, m.start() - 12):m.start()]):
+            found.add(len(options) - 1 - (_ORDINALS.index(m["k"].lower()) if m["k"] else 1))
+        text = text[:m.start()] + " " * (m.end() - m.start()) + text[m.end():]
     answered = _ANSWER_NUMBER.fullmatch(text)
     if answered and not _counts(options):
         found.add(int(answered.group(1)) - 1)
