@@ -31,7 +31,8 @@ conclusion, else at its one line marked right, never at its first label. Then:
    describe another option (``"Answer: A, a travel vlog."``, ``"The answer is B. There are 4 people."`` where 4 is
    C, ``"B. The person picks the cup up"``); options that are letters themselves
    (MVBench character_order) are read by their text where the reply is no label. A marked list of the options
-   (``"- [x] C"``, ``"(B) text - yes"``) is the option marked.
+   (``"- [x] C"``, ``"(B) text - yes"``) is the option marked, and a reply that scores every option
+   (``"A: 0.1, B: 0.7, C: 0.2"``, a table of ``Yes``/``No`` or ticks) is the one option scored highest.
 1. **Claims**: statements that pick an option by its label. ``"B"``, ``"(B)"``, ``"B. text"``,
    ``"B, because ..."``, ``"Answer: B"``, ``"The answer is (B)"``, ``"Best option:(B"``, ``"B is the
    correct answer"``, ``"Looking at the options, B is correct"``, ``"I'd say B"``, ``"I choose C"``,
@@ -45,7 +46,8 @@ conclusion, else at its one line marked right, never at its first label. Then:
    set of :mod:`~savi_plugin.data.choice_labels` names every form) is removed from the claims, whatever else the reply
    says (only negated labels: ``negated``); a pick beside it stands (``"A does not appear; B does."`` is B). JSON (``{"answer": "C"}``) and ``我认为是C`` are claims, and so are the answer cues of other
    languages (``"La respuesta es B"``, ``"Ответ: B"``, ``"答えはC"``, ``"정답은 D입니다"``, ``"Bです"``) and ordinals
-   (``"the 3rd one"``, ``"1st option"``, ``"the one in the middle"``). A reply that is only labels naming several
+   (``"the 3rd one"``, ``"1st option"``, ``"the one in the middle"``, ``"the second-to-last option"``,
+   ``"Option III"``); a list of negated labels that leaves one option (``"Not A, B, C or D."`` of five) is that option. A reply that is only labels naming several
    options (``"B C"``, ``"(A)(C)"``, ``"B\\nC"``) is ``ambiguous``, and so are two different labels stated outright
    without a correction between them (``"Answer: B. Answer: C."``, ``"A\\nThe correct answer is C."``); one label
    stated outright beside others only listed (``"Answer: B\\nOptions considered: A, C"``) is that label. A reply that
@@ -527,10 +529,15 @@ _GOOD = re.compile(r"(?i)\b(?:yes|correct|right|true|possible|plausible|likely|m
 _BAD = re.compile(r"(?i)\b(?:no|not|incorrect|wrong|false|unlikely|impossible|too\s+(?:few|many|much|little|short|long))\b|n't|[✗✘❌]")
 
 
+#: a list line's whole verdict saying its option is the answer: ``": correct"``, ``"- yes"``, ``"✅"``
+_MARKED_RIGHT = re.compile(r"(?i)[\s:=–—-]*(?:correct|yes|right|true|the\s+answer|[✓✔✅☑])[\s.!]*")
+
+
 def _option_list(text: str, options: Sequence[str], letters: str) -> Choice | None:
     """A reply that goes through the options one line each (``"A) Three - too few\nB) Four - possible\n..."``): its
     first label is no answer. It is read at its other lines (a concluding statement), else at the one line marked
-    as right while every other line is marked wrong; else it picks nothing. None when the reply is no such list."""
+    as right while every other line is marked wrong, or whose whole verdict is ``correct`` (or a tick) where no
+    other line sounds right; else it picks nothing. None when the reply is no such list."""
     lines = text.split("\n")
     listed = [(i, m) for i, m in ((i, _LIST_LINE.fullmatch(line)) for i, line in enumerate(lines)) if m is not None]
     labels = [m.group("label") for _, m in listed]
@@ -551,6 +558,9 @@ def _option_list(text: str, options: Sequence[str], letters: str) -> Choice | No
     bad = [c for c, v in verdicts.items() if _BAD.search(v) and not _GOOD.search(v)]
     if len(good) == 1 and len(good) + len(bad) == len(listed):
         return Choice(letters.index(good[0]), "letter")
+    marked = [c for c, v in verdicts.items() if _MARKED_RIGHT.fullmatch(v)]  # "(B) the bottle: **correct**"
+    if len(marked) == 1 and len(good) == 1 and good == marked:
+        return Choice(letters.index(marked[0]), "letter")
     return Choice(None, "unparsed")
 
 
