@@ -290,8 +290,11 @@ def _main_pick(text: str, claims: list[tuple[int, str]]) -> str | None:
     return first[1] if hedged and (_BUT.search(between) or restated) else None
 
 
-#: a comparison that names candidates without choosing: ``"Between A and C, ..."``, ``"Options A and B are close"``
+#: a comparison that names candidates without choosing: ``"Between A and C, ..."``, ``"Options A and B are close"``,
+#: or the labels listed: ``"The options given are A, B, C and D."``
 _COMPARISON = re.compile(r"(?i)(?<!torn\s)\bbetween\s+(?:options?\s+)?[A-Z]\s+and\s+(?:option\s+)?[A-Z]\b,?"
+                         r"|\b(?:the\s+)?(?:options|choices)\s+(?:given\s+|listed\s+|here\s+|shown\s+)?(?:are|were)\s*:?\s*"
+                         r"[A-Z](?:\s*(?:,|and|&)\s*(?:and\s+)?[A-Z])+\b"
                          r"|\b(?:options?\s+)?[A-Z]\s+and\s+(?:option\s+)?[A-Z]\s+(?:are|seem|look)\s+"
                          r"(?:very\s+|both\s+)?(?:close|similar|plausible|possible|tempting|reasonable)\b")
 #: a conclusion: the last sentence states the pick after reasoning that discussed other options
@@ -499,6 +502,12 @@ def by_number(text: str, options: Sequence[str]) -> Choice | None:
         count = _COUNT_WORDS.index(m["n"].lower()) % 5 + 2
         if count == len(options) - 1:
             found.add(count if m["end"].lower() == "first" else 0)
+    bare = re.fullmatch(r"\s*(\d{1,2})\s*[.!]?\s*", text)  # "2" of "1 time / 2 times / ...": both readings agree
+    if bare:
+        n = int(bare.group(1))
+        leading = [i for i, o in enumerate(options) if normalize(strip_option_prefix(o)).split()[:1] == [str(n)]]
+        if leading == [n - 1]:
+            found.add(n - 1)
     answered = _ANSWER_NUMBER.fullmatch(text)
     if answered and not _counts(options):
         found.add(int(answered.group(1)) - 1)
