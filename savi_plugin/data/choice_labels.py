@@ -102,7 +102,7 @@ def _claim_patterns(letters: str, words: str = "AI") -> tuple[list[re.Pattern], 
     """``(claims, negations, mentions)``: regexes whose ``l*`` groups hold a label (``words``: see :func:`_label`)."""
     lab = _label(letters, words)
     anycase = f"[{letters}{letters.lower()}]"
-    cue = (r"(?:answer|option|choice|letter|summary)\s*(?:(?:is|(?:would|should|will|must|might|may|could)\s+be)\s*[:：-]?"
+    cue = (r"(?:answer|option|choice|letter|summary|final)\s*(?:(?:is|(?:would|should|will|must|might|may|could)\s+be)\s*[:：-]?"
            r"|=|:|-|：|\n)\s*"
            r"(?:probably\s+|likely\s+|definitely\s+|clearly\s+)?(?:option\s+|choice\s+|letter\s+)?"
            r"(?:(?:la|el|le|lo|die|der|das|o|a)\s+(?=[A-Z]\b))?")  # "La respuesta correcta es la D"
@@ -253,7 +253,7 @@ def case_insensitive_cues(text: str) -> str:
     """The answer with the cue words in English and in lower case, so one pattern serves "Answer", "ANSWER",
     "answer" and "Respuesta"."""
     text = english_cues(text)
-    return re.sub(r"(?i)\b(answer|option|choice|letter|best option|probably|likely|maybe|perhaps|possibly|"
+    return re.sub(r"(?i)\b(answer|option|choice|letter|final|best option|probably|likely|maybe|perhaps|possibly|"
                   r"so|thus|therefore|hence|could|might|may|be|is|choose|pick|select|go with|say|not|or|"
                   r"correct|right|wrong|incorrect|my|it's|it is)\b", lambda m: m.group(0).lower(), text)
 

@@ -631,6 +631,9 @@ def test_positions_from_the_end_scored_options_hedges_and_letters_against_conten
 #: way (circled, mathematical, fullwidth, enclosed emoji), an answer letter with a diacritic, roman option numbers,
 #: quotes escaped by double serialisation, a one-column answer table, a list marking one option correct, and an
 #: elimination that leaves exactly one option
+EGO = ["C cuts wood", "C paints a wall", "C and the man build a shelf", "C reads a manual", "C cleans tools"]
+
+
 @pytest.mark.parametrize("reply, options, expected", [
     ("Ⓓ", FIVE, 3), ("The answer is ⓒ.", FIVE, 2), ("𝐄", FIVE, 4), ("Answer: 𝑩", FIVE, 1), ("𝙲.", FIVE, 2),
     ("Ｄ", FIVE, 3), ("🅐", FIVE, 0), ("Answer: 🅳", FIVE, 3), ("🅲\ufe0f", FIVE, 2), ("Ⓖ", FIVE, None),  # G of five
@@ -653,6 +656,8 @@ def test_positions_from_the_end_scored_options_hedges_and_letters_against_conten
     ("The options given are A, B, C and D. From the video, C.", SHAPES, 2), ("The choices are A, B, C and D.", SHAPES, None),
     ("3", COUNTS, 2), ("5", COUNTS, None), ("2", ["3 times", "2 times", "1 time"], 1),  # "2 times", the second too
     ("2", ["2 times", "3 times", "4 times"], None),  # the second option or "2 times"? the two readings differ
+    ("I first thought A, but the door stays shut. Final: D", FIVE, 3), ("Final: C", EGO, 2),
+    ("Final: B or D", FIVE, None), ("The final scene is B.", FIVE, 1), ("In the final frame C is gone.", EGO, None),
 ])
 def test_drawn_letters_roman_numbers_escaped_quotes_tables_and_eliminations(reply, options, expected):
     assert parse_choice(reply, options).index == expected, parse_choice(reply, options)
@@ -668,7 +673,14 @@ def test_blind_corpus_i_agrees_with_its_grader_more_than_lmms_eval_s_own_parsers
     correct." read as the last; i069 "A: 0.1, B: 0.7, C: 0.15, D: 0.05" read as A), credits 2 replies the grader
     credits none of (i146 "Between 2 and 3 times.", a hedge; i151 "The person draws the letter A, so the answer is
     (A).", whose letter and content disagree) and leaves 82 unread; lmms-eval's own scorers on the 265 replies with
-    a credit: MVBench mcq_acc 92 agree / 63 wrong, EgoSchema 124 agree / 141 wrong."""
+    a credit: MVBench mcq_acc 92 agree / 63 wrong, EgoSchema 124 agree / 141 wrong.
+
+    The numbers asserted below are after rules written while reading corpus I's misses (positions from the end,
+    scored options, hedges, drawn letters, roman numerals, eliminations ...): 268 agree, 0 wrong, 0 credited where
+    none, 50 unread. They were tuned on I, so they are a regression floor, not a blind measurement; the 232 above is
+    I's blind one. Left unread on purpose: translations and synonyms outside the lexicon, typos (no fuzzy matching),
+    an elimination of option texts that leaves one of three (graders split on it, corpus F reads none), counts and
+    times in other formats, replies that quote the question's labels before picking by content."""
     assert len(I["items"]) == 318 and sum(item["expected"] is None for item in I["items"]) == 53
     ours, mvbench, egoschema = _h_scores(_ours, I), _h_scores(_lmms_mvbench, I), _h_scores(_lmms_egoschema, I)
     for name, s in [("savi", ours), ("lmms-eval mvbench", mvbench), ("lmms-eval egoschema", egoschema)]:
@@ -676,5 +688,5 @@ def test_blind_corpus_i_agrees_with_its_grader_more_than_lmms_eval_s_own_parsers
               f"credits {s['picked_where_none']}/53 replies that credit none")
     assert ours["picked_where_none"] == 0
     assert ours["wrong"] == set()
-    assert ours["agree"] == 267
+    assert ours["agree"] == 268
     assert ours["agree"] > max(mvbench["agree"], egoschema["agree"]) + 80
