@@ -120,6 +120,9 @@ def _unaccented(m: re.Match) -> str:
     return m.group(1) + base if len(base) == 1 and base.isascii() and base.isupper() else m.group(0)
 
 
+#: a reply written as a question and its answer (``"Q: What shape is it?\nA: cylinder"``): ``A:`` labels the answer,
+#: it is no option label
+_QA = re.compile(r"\s*Q\s*[:：][^\n]*\?\s*\n\s*A\s*[:：]\s*(?P<a>\S.*)", re.DOTALL)
 #: quotes escaped by a reply serialised twice (``\"C\"``, ``"{\"answer\": \"E\"}"``)
 _ESCAPED_QUOTE = re.compile(r"\\+([\"'])")
 #: the model going on with a turn of its own after answering (``Answer: B\n\nQuestion: ...\nAnswer: A``,
@@ -138,10 +141,13 @@ _QUOTE_MARK = re.compile(r"(?m)^[ \t]*>[ \t]*")
 
 
 def clean(response: str) -> str:
-    """The answer without reasoning blocks, markdown and chat remnants; JSON answer keys read as ``answer: ...``
-    (also serialised twice, its quotes escaped); quoted labels as ``(X)``; ``Ans:`` as ``answer:``; letters drawn
-    another way (``Ⓑ``, ``𝐁``, ``🅒``) and an answer letter with a diacritic (``Answer: Á``) as Latin letters."""
+    """The answer without reasoning blocks, markdown and chat remnants; a reply written as ``Q: ...?`` and ``A: ...``
+    as ``answer: ...``; JSON answer keys read as ``answer: ...`` (also serialised twice, its quotes escaped); quoted
+    labels as ``(X)``; ``Ans:`` as ``answer:``; letters drawn another way (``Ⓑ``, ``𝐁``, ``🅒``) and an answer letter
+    with a diacritic (``Answer: Á``) as Latin letters."""
     text = _without_reasoning(response or "")
+    if qa := _QA.fullmatch(text):
+        text = f"answer: {qa['a']}"
     if not text.strip() and _THINK_CLOSE.search(response or ""):  # only reasoning: its conclusion is the answer
         text = _THINK_CLOSE.sub(" ", _THINK_OPEN.sub(" ", response))
     turn = next((m for m in _NEW_TURN.finditer(text) if text[:m.start()].strip()), None)
