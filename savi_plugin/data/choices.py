@@ -357,8 +357,9 @@ def _by_meaning(text: str, options: Sequence[str], letters: str) -> Choice | Non
     return choice
 
 
-#: where a reasoning states its conclusion
-_CONCLUDING = re.compile(r"(?i)\b(?:so|therefore|thus|hence|in\s+conclusion|which\s+means|this\s+means)\b")
+#: where a reasoning states its conclusion (``"so"``, ``"I pick"`` after the options listed)
+_CONCLUDING = re.compile(r"(?i)\b(?:so|therefore|thus|hence|in\s+conclusion|which\s+means|this\s+means|"
+                         r"I\s+(?:pick|choose|select)|I(?:'ll|\s+will)\s+(?:pick|choose|go\s+with))\b")
 
 
 def _meaning(text: str, options: Sequence[str], letters: str) -> Choice | None:

@@ -660,6 +660,8 @@ EGO = ["C cuts wood", "C paints a wall", "C and the man build a shelf", "C reads
     ("Final: B or D", FIVE, None), ("The final scene is B.", FIVE, 1), ("In the final frame C is gone.", EGO, None),
     ("Q: What does C do first?\nA: C reads a manual", EGO, 3), ("Q: Which shape rolls?\nA: a cone", SHAPES, 2),
     ("Q: Which shape rolls?\nA: a cube or a cone", SHAPES, None), ("Q: Which shape rolls?\nA: D", SHAPES, 3),
+    ("The options are a cube, a sphere, a cone and a pyramid. I pick a cone.", SHAPES, 2),
+    ("Options: a cube, a sphere, a cone, a pyramid. I pick a cube or a cone.", SHAPES, None),
 ])
 def test_drawn_letters_roman_numbers_escaped_quotes_tables_and_eliminations(reply, options, expected):
     assert parse_choice(reply, options).index == expected, parse_choice(reply, options)
@@ -678,8 +680,8 @@ def test_blind_corpus_i_agrees_with_its_grader_more_than_lmms_eval_s_own_parsers
     a credit: MVBench mcq_acc 92 agree / 63 wrong, EgoSchema 124 agree / 141 wrong.
 
     The numbers asserted below are after rules written while reading corpus I's misses (positions from the end,
-    scored options, hedges, drawn letters, roman numerals, eliminations ...): 270 agree, 0 wrong, 0 credited where
-    none, 48 unread. They were tuned on I, so they are a regression floor, not a blind measurement; the 232 above is
+    scored options, hedges, drawn letters, roman numerals, eliminations ...): 271 agree, 0 wrong, 0 credited where
+    none, 47 unread. They were tuned on I, so they are a regression floor, not a blind measurement; the 232 above is
     I's blind one. Left unread on purpose: translations and synonyms outside the lexicon, typos (no fuzzy matching),
     an elimination of option texts that leaves one of three (graders split on it, corpus F reads none), counts and
     times in other formats, replies that quote the question's labels before picking by content."""
@@ -690,5 +692,5 @@ def test_blind_corpus_i_agrees_with_its_grader_more_than_lmms_eval_s_own_parsers
               f"credits {s['picked_where_none']}/53 replies that credit none")
     assert ours["picked_where_none"] == 0
     assert ours["wrong"] == set()
-    assert ours["agree"] == 270
+    assert ours["agree"] == 271
     assert ours["agree"] > max(mvbench["agree"], egoschema["agree"]) + 80
