@@ -89,10 +89,10 @@ _BOXED = re.compile(r"\\boxed\s*\{\s*(?:\\text\s*\{)?([^{}]*?)\}?\s*\}")
 _MATH = re.compile(r"\$+|\\[()\[\]]")
 #: a list bullet opening a line (``- B``, ``• B``); a checkbox is kept (:func:`marked_option`)
 _BULLET = re.compile(r"(?m)^[ \t]*[-*•·][ \t]+(?!\[)")
-#: Cyrillic and Greek capitals that look like Latin label letters (``Ответ: С``), as a reader sees them
-_LOOKALIKE = {"А": "A", "В": "B", "С": "C", "Е": "E", "Α": "A", "Β": "B", "Ε": "E", "Ｃ": "C", "Ａ": "A", "Ｂ": "B",
-              "Ｄ": "D", "Ｅ": "E"}
-_LOOKALIKE_LABEL = re.compile(r"(?<![^\W\d_])[АВСЕΑΒΕＡＢＣＤＥ](?![^\W\d_])")
+#: Cyrillic and Greek capitals that look like Latin label letters (``Ответ: С``), as a reader sees them (fullwidth
+#: letters: :data:`_DRAWN_LETTER`)
+_LOOKALIKE = {"А": "A", "В": "B", "С": "C", "Е": "E", "Α": "A", "Β": "B", "Ε": "E"}
+_LOOKALIKE_LABEL = re.compile(r"(?<![^\W\d_])[АВСЕΑΒΕ](?![^\W\d_])")
 #: a letter drawn another way, standing alone: circled ``Ⓑ``, mathematical ``𝐁`` ``𝘋``, fullwidth ``Ｂ`` (which Unicode's
 #: NFKC folds to a Latin letter), and the enclosed letters it does not fold: negative circled ``🅒``, negative squared
 #: ``🅱️`` (an emoji variation selector after it dropped)
