@@ -31,6 +31,7 @@ grader does when reading it:
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Sequence
 
 from savi_plugin.data.options import OPTION_LABEL, begins, normalize, strip_option_prefix
@@ -88,10 +89,42 @@ _BOXED = re.compile(r"\\boxed\s*\{\s*(?:\\text\s*\{)?([^{}]*?)\}?\s*\}")
 _MATH = re.compile(r"\$+|\\[()\[\]]")
 #: a list bullet opening a line (``- B``, ``• B``); a checkbox is kept (:func:`marked_option`)
 _BULLET = re.compile(r"(?m)^[ \t]*[-*•·][ \t]+(?!\[)")
-#: Cyrillic and Greek capitals that look like Latin label letters (``Ответ: С``), as a reader sees them
-_LOOKALIKE = {"А": "A", "В": "B", "С": "C", "Е": "E", "Α": "A", "Β": "B", "Ε": "E", "Ｃ": "C", "Ａ": "A", "Ｂ": "B",
-              "Ｄ": "D", "Ｅ": "E"}
-_LOOKALIKE_LABEL = re.compile(r"(?<![^\W\d_])[АВСЕΑΒΕＡＢＣＤＥ](?![^\W\d_])")
+#: Cyrillic and Greek capitals that look like Latin label letters (``Ответ: С``), as a reader sees them (fullwidth
+#: letters: :data:`_DRAWN_LETTER`)
+_LOOKALIKE = {"А": "A", "В": "B", "С": "C", "Е": "E", "Α": "A", "Β": "B", "Ε": "E"}
+_LOOKALIKE_LABEL = re.compile(r"(?<![^\W\d_])[АВСЕΑΒΕ](?![^\W\d_])")
+#: a letter drawn another way, standing alone: circled ``Ⓑ``, mathematical ``𝐁`` ``𝘋``, fullwidth ``Ｂ`` (which Unicode's
+#: NFKC folds to a Latin letter), and the enclosed letters it does not fold: negative circled ``🅒``, negative squared
+#: ``🅱️`` (an emoji variation selector after it dropped)
+_DRAWN_LETTER = re.compile(r"(?<!\w)([^\x00-\x7f])\ufe0f?(?!\w)")
+_ENCLOSED = {0x1F150: "A", 0x1F170: "A"}  # first code point of each enclosed alphabet NFKC leaves alone
+
+
+def _latin_letter(m: re.Match) -> str:
+    """A drawn letter (:data:`_DRAWN_LETTER`) as the Latin letter it is, else the text unchanged."""
+    ch = m.group(1)
+    for first in _ENCLOSED:
+        if first <= ord(ch) < first + 26:
+            return chr(ord("A") + ord(ch) - first)
+    folded = unicodedata.normalize("NFKC", ch)
+    return folded if len(folded) == 1 and folded.isascii() and folded.isalpha() else m.group(0)
+
+
+#: a letter with a diacritic given as the answer (``Answer: Á``, ``answer: B\u0301``): the letter, as a reader sees it
+_ACCENTED_ANSWER = re.compile(r"(?i:(\banswer\s*(?:is\s*)?[:：]?\s*[(\[]?))([A-Za-z\u00c0-\u024f][\u0300-\u036f]*)"
+                              r"(?=[)\]]?\s*[.!]?\s*(?:\n|$))")
+
+
+def _unaccented(m: re.Match) -> str:
+    base = "".join(c for c in unicodedata.normalize("NFD", m.group(2)) if not unicodedata.combining(c))
+    return m.group(1) + base if len(base) == 1 and base.isascii() and base.isupper() else m.group(0)
+
+
+#: a reply written as a question and its answer (``"Q: What shape is it?\nA: cylinder"``): ``A:`` labels the answer,
+#: it is no option label
+_QA = re.compile(r"\s*Q\s*[:：][^\n]*\?\s*\n\s*A\s*[:：]\s*(?P<a>\S.*)", re.DOTALL)
+#: quotes escaped by a reply serialised twice (``\"C\"``, ``"{\"answer\": \"E\"}"``)
+_ESCAPED_QUOTE = re.compile(r"\\+([\"'])")
 #: the model going on with a turn of its own after answering (``Answer: B\n\nQuestion: ...\nAnswer: A``,
 #: ``B\nUser: ...``): only the first answer is the answer to this question
 _NEW_TURN = re.compile(r"(?im)^[ \t]*(?:#+[ \t]*)?(?:question|user|human|q)[ \t]*[:：]|<\|im_start\|>\s*user|\[INST\]|"
@@ -108,9 +141,13 @@ _QUOTE_MARK = re.compile(r"(?m)^[ \t]*>[ \t]*")
 
 
 def clean(response: str) -> str:
-    """The answer without reasoning blocks, markdown and chat remnants; JSON answer keys read as ``answer: ...``;
-    quoted labels as ``(X)``; ``Ans:`` as ``answer:``."""
+    """The answer without reasoning blocks, markdown and chat remnants; a reply written as ``Q: ...?`` and ``A: ...``
+    as ``answer: ...``; JSON answer keys read as ``answer: ...`` (also serialised twice, its quotes escaped); quoted
+    labels as ``(X)``; ``Ans:`` as ``answer:``; letters drawn another way (``Ⓑ``, ``𝐁``, ``🅒``) and an answer letter
+    with a diacritic (``Answer: Á``) as Latin letters."""
     text = _without_reasoning(response or "")
+    if qa := _QA.fullmatch(text):
+        text = f"answer: {qa['a']}"
     if not text.strip() and _THINK_CLOSE.search(response or ""):  # only reasoning: its conclusion is the answer
         text = _THINK_CLOSE.sub(" ", _THINK_OPEN.sub(" ", response))
     turn = next((m for m in _NEW_TURN.finditer(text) if text[:m.start()].strip()), None)
@@ -118,6 +155,7 @@ def clean(response: str) -> str:
         text = text[:turn.start()]
     text = _BOXED.sub(lambda m: f" answer: {m.group(1)} ", text)
     text = _LOOKALIKE_LABEL.sub(lambda m: _LOOKALIKE[m.group(0)], _MATH.sub(" ", text))
+    text = _ACCENTED_ANSWER.sub(_unaccented, _DRAWN_LETTER.sub(_latin_letter, _ESCAPED_QUOTE.sub(r"\1", text)))
     text = without_chat_remnants(_BULLET.sub("", _MARKUP.sub("", _STRUCK.sub(" ", text))))
     text = _HTML_TAG.sub(lambda m: m.group(2) or " ", text)
     text = _QUOTED_LABEL.sub(lambda m: f"({m.group(1)})", text)

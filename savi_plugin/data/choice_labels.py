@@ -102,7 +102,7 @@ def _claim_patterns(letters: str, words: str = "AI") -> tuple[list[re.Pattern], 
     """``(claims, negations, mentions)``: regexes whose ``l*`` groups hold a label (``words``: see :func:`_label`)."""
     lab = _label(letters, words)
     anycase = f"[{letters}{letters.lower()}]"
-    cue = (r"(?:answer|option|choice|letter|summary)\s*(?:(?:is|(?:would|should|will|must|might|may|could)\s+be)\s*[:：-]?"
+    cue = (r"(?:answer|option|choice|letter|summary|final)\s*(?:(?:is|(?:would|should|will|must|might|may|could)\s+be)\s*[:：-]?"
            r"|=|:|-|：|\n)\s*"
            r"(?:probably\s+|likely\s+|definitely\s+|clearly\s+)?(?:option\s+|choice\s+|letter\s+)?"
            r"(?:(?:la|el|le|lo|die|der|das|o|a)\s+(?=[A-Z]\b))?")  # "La respuesta correcta es la D"
@@ -253,7 +253,7 @@ def case_insensitive_cues(text: str) -> str:
     """The answer with the cue words in English and in lower case, so one pattern serves "Answer", "ANSWER",
     "answer" and "Respuesta"."""
     text = english_cues(text)
-    return re.sub(r"(?i)\b(answer|option|choice|letter|best option|probably|likely|maybe|perhaps|possibly|"
+    return re.sub(r"(?i)\b(answer|option|choice|letter|final|best option|probably|likely|maybe|perhaps|possibly|"
                   r"so|thus|therefore|hence|could|might|may|be|is|choose|pick|select|go with|say|not|or|"
                   r"correct|right|wrong|incorrect|my|it's|it is)\b", lambda m: m.group(0).lower(), text)
 
@@ -290,8 +290,11 @@ def _main_pick(text: str, claims: list[tuple[int, str]]) -> str | None:
     return first[1] if hedged and (_BUT.search(between) or restated) else None
 
 
-#: a comparison that names candidates without choosing: ``"Between A and C, ..."``, ``"Options A and B are close"``
+#: a comparison that names candidates without choosing: ``"Between A and C, ..."``, ``"Options A and B are close"``,
+#: or the labels listed: ``"The options given are A, B, C and D."``
 _COMPARISON = re.compile(r"(?i)(?<!torn\s)\bbetween\s+(?:options?\s+)?[A-Z]\s+and\s+(?:option\s+)?[A-Z]\b,?"
+                         r"|\b(?:the\s+)?(?:options|choices)\s+(?:given\s+|listed\s+|here\s+|shown\s+)?(?:are|were)\s*:?\s*"
+                         r"[A-Z](?:\s*(?:,|and|&)\s*(?:and\s+)?[A-Z])+\b"
                          r"|\b(?:options?\s+)?[A-Z]\s+and\s+(?:option\s+)?[A-Z]\s+(?:are|seem|look)\s+"
                          r"(?:very\s+|both\s+)?(?:close|similar|plausible|possible|tempting|reasonable)\b")
 #: a conclusion: the last sentence states the pick after reasoning that discussed other options
@@ -310,7 +313,13 @@ _ELIMINATED = re.compile(r"(?:\boptions?\s+)?\b[A-Z](?:\s*(?:,|and|&|, and)\s*(?
                          r"(?:can|could|should|must|may)\s+be\s+(?:ruled\s+out|eliminated|excluded|dismissed|discarded)|"
                          r"(?:are|were)\s+(?:all\s+|both\s+)?(?:ruled\s+out|eliminated|excluded|wrong|incorrect|not\s+\w+)|"
                          r"(?:do|did)\s+not\s+(?:match|fit|apply))\b)")
-_REMAINING = re.compile(r"(?i)\b(?:the\s+)?(?:remaining|only\s+(?:one|option)\s+left|last\s+one\s+left)\b")
+_REMAINING = re.compile(r"(?i)\b(?:the\s+)?(?:remaining|only\s+(?:one|option)\s+left|last\s+one\s+left)\b"
+                        r"|\b(?:remains|is\s+left)\s*[.!]?\s*$")
+#: labels negated as a list: ``"Not A, B, C or D."``, ``"neither A nor B"``, ``"Eliminate A (no ball), B (no food)"``
+_NEGATED_LIST = re.compile(r"(?i:\b(?:not|neither|eliminat(?:e|es|ed|ing)|exclud(?:e|es|ed|ing)|rul(?:e|es|ed|ing)\s+out)\b)"
+                           r"\s+(?:options?\s+)?(?P<list>[(\[]?[A-Z][)\]]?(?:\s*\([^()\n]{0,40}\))?"
+                           r"(?:\s*(?:,\s*(?:or\s+|nor\s+|and\s+)?|or|nor|and|&)\s*(?:option\s+)?[(\[]?[A-Z][)\]]?"
+                           r"(?:\s*\([^()\n]{0,40}\))?)+)(?![A-Za-z0-9'’])")
 
 
 def _last_sentence(text: str) -> tuple[int, str]:
@@ -384,10 +393,18 @@ def by_letter(text: str, letters: str, all_letters: str, words: str = "AI") -> C
     claimed = [(at, c) for at, c in _letters_at(claims, text)  # "O homem abre a porta": a word, not label O
                if c in letters or not re.match(r"\s+[^\W\d_A-Z]", text[at + 1:])]
     eliminated = {c for m in _ELIMINATED.finditer(text) for c in re.findall(r"\b[A-Z]\b", m.group(0))}
-    if eliminated and not claimed or not set(c for _, c in claimed) - eliminated:
-        rest = [c for c in letters if c not in eliminated]
+    listed = {c for m in _NEGATED_LIST.finditer(text) for c in re.findall(r"(?<![A-Za-z])[A-Z](?![A-Za-z])",
+                                                                         re.sub(r"\([^()]{2,}\)", " ", m["list"]))}
+    if eliminated | listed and not claimed or not set(c for _, c in claimed) - eliminated - listed:
+        rest = [c for c in letters if c not in eliminated | listed]
         if eliminated and len(rest) == 1 and _REMAINING.search(text):
             return Choice(letters.index(rest[0]), "letter")  # "A, B and C are wrong, so it is the remaining one"
+        only_list = re.fullmatch(r"(?i)\s*(?:it\s*(?:'s|’s|is)\s+)?" + _NEGATED_LIST.pattern + r"\s*[.!]?\s*", text)
+        set_aside = listed | eliminated
+        if len(rest) == 1 and set_aside <= set(letters) and (
+                _REMAINING.search(text) and len(set_aside) >= 2 or len(set_aside) >= 3 and only_list):
+            return Choice(letters.index(rest[0]), "letter")  # "Not A, B, C or D." of five: E; not "Neither A nor C." of
+            # three, where graders split (one reads B, one reads an answer that names no option)
     if claimed:
         negated = set(_letters_found(negations, text)) | eliminated
         kept = [(at, c) for at, c in claimed if c not in negated]
@@ -423,6 +440,26 @@ _NUMBER = re.compile(r"(?i)\b(?:option|choice)\s*(?:number\s*|no\.?\s*|#\s*)?[(\
                      r"|\bthe\s+(" + "|".join(_ORDINALS) + r")\s*[.!]?\s*$")
 
 
+#: a position counted from the end: ``"the second-to-last option"``, ``"second last"``, ``"the penultimate one"``,
+#: ``"the one before the last"``, ``"third from the end"`` (group ``k``: how many places before the last one)
+_FROM_END = re.compile(r"(?i)\b(?:(?:(?P<k>second|third|fourth)[\s-]*(?:(?:to|from)[\s-]*(?:the[\s-]+)?)?(?:last|end)|"
+                       r"penultimate|next[\s-]+to[\s-]+last)(?:\s+(?:option|choice|one|answer)\b|(?=\s*[.!]?\s*$))"
+                       r"|(?:one|option|choice)\s+(?:right\s+|just\s+)?before\s+the\s+last(?:\s+(?:one|option|choice))?\b)")
+
+#: an option numbered in roman numerals, I to VIII, in either case: ``"Option III"``, ``"choice iv."``, a reply that
+#: is only ``"(ii)"``, ``"Answer: iv"``; the numeral ends its clause (``"Option I think ..."`` is no numeral)
+_ROMAN_NUMERALS = ("i", "ii", "iii", "iv", "v", "vi", "vii", "viii")
+_ROMAN_FORM = r"(?P<r{}>(?i:viii|vii|vi|iv|v|iii|ii|i))(?=\s*[.,;:!)\]]|\s*$)"
+_ROMAN = re.compile(r"(?i:\b(?:option|choice)\s+[(\[]?)" + _ROMAN_FORM.format(1)
+                    + r"|^\s*(?i:(?:the\s+)?(?:correct\s+|final\s+)?answer\s*(?:is\s*[:：]?|[:：])\s*)[(\[]?"
+                    + _ROMAN_FORM.format(2) + r"[)\]]?\s*[.!]?\s*$"
+                    + r"|^\s*[(\[]" + _ROMAN_FORM.format(3) + r"[)\]]\s*[.!]?\s*$"
+                    + r"|^\s*(?P<r4>(?:viii|vii|vi|iv|v|iii|ii)|VIII|VII|VI|IV|V|III|II)\s*[.!]?\s*$")
+#: options set aside by position: ``"neither of the first two"``, ``"none of the last three"`` (it names one option
+#: only where one is left)
+_COUNT_WORDS = ("two", "three", "four", "five", "six", "2", "3", "4", "5", "6")
+_NONE_OF = re.compile(r"(?i)\b(?:neither|none)\s+of\s+the\s+(?P<end>first|last)\s+(?P<n>" + "|".join(_COUNT_WORDS)
+                      + r")(?:\s+(?:options|choices|ones))?\s*[.!]?\s*$")
 #: ``"the one in the middle"``, ``"the middle option"``: the middle one of an odd number of options
 _MIDDLE = re.compile(r"(?i)\b(?:one|option|choice|answer)\s+in\s+the\s+middle\b|\bthe\s+middle\s+(?:one|option|choice)\b")
 #: ``"the first or the second option"``: two positions offered
@@ -446,9 +483,31 @@ def _counts(options: Sequence[str]) -> bool:
 
 def by_number(text: str, options: Sequence[str]) -> Choice | None:
     """``"Option 2"`` / ``"the second option"`` / ``"the 3rd one"`` / a reply ending ``"the 3rd."``: options counted
-    from 1, unless the options are numbers; a reply that is only ``"Answer is 2"`` too, where no option states a
-    number or a quantity."""
+    from 1, unless the options are numbers; ``"the second-to-last option"`` / ``"the one before the last"`` counted
+    from the end; roman numerals (``"Option III"``, ``"(ii)"``); a reply that is only ``"Answer is 2"`` too, where no
+    option states a number or a quantity."""
     found, plain = set(), False
+    for m in _FROM_END.finditer(text):  # read first and blanked, so that its "last" is not the last option
+        if not re.search(r"(?i)\b(?:not|neither|nor|except)\s+(?:the\s+)?$", text[max(0, m.start() - 12):m.start()]):
+            found.add(len(options) - 1 - (_ORDINALS.index(m["k"].lower()) if m["k"] else 1))
+        text = text[:m.start()] + " " * (m.end() - m.start()) + text[m.end():]
+    texts = [strip_option_prefix(o).strip() for o in options]
+    if len(options) <= len(_ROMAN_NUMERALS) and not any(t.lower() in _ROMAN_NUMERALS for t in texts):
+        # roman numerals are option numbers only where no option is one and no label is I or V
+        for m in _ROMAN.finditer(text):
+            before = text[max(0, m.start() - 16):m.start()]
+            if not re.search(r"(?i)\b(?:not|neither|nor|except)\s+(?:option\s+|choice\s+)?$", before):
+                found.add(_ROMAN_NUMERALS.index(next(g for g in m.groups() if g).lower()))
+    for m in _NONE_OF.finditer(text):  # "neither of the first two" of three: the third
+        count = _COUNT_WORDS.index(m["n"].lower()) % 5 + 2
+        if count == len(options) - 1:
+            found.add(count if m["end"].lower() == "first" else 0)
+    bare = re.fullmatch(r"\s*(\d{1,2})\s*[.!]?\s*", text)  # "2" of "1 time / 2 times / ...": both readings agree
+    if bare:
+        n = int(bare.group(1))
+        leading = [i for i, o in enumerate(options) if normalize(strip_option_prefix(o)).split()[:1] == [str(n)]]
+        if leading == [n - 1]:
+            found.add(n - 1)
     answered = _ANSWER_NUMBER.fullmatch(text)
     if answered and not _counts(options):
         found.add(int(answered.group(1)) - 1)

@@ -8,7 +8,7 @@ API:
 
 * :func:`parse_choice` -> :class:`Choice` ``(index, method)``: ``index`` is ``0..len(options)-1`` or
   None; ``method`` says which rule decided (``letter``, ``number``, ``option_text``, ``option_prefix``,
-  ``option_meaning``, ``option_order``)
+  ``option_meaning``, ``option_order``, ``scored``)
   or, for None, why nothing was chosen (``empty``, ``ambiguous``, ``contradiction``, ``out_of_range``,
   ``retracted``, ``unparsed``).
 * :func:`extract_choice`: the index alone.
@@ -31,7 +31,8 @@ conclusion, else at its one line marked right, never at its first label. Then:
    describe another option (``"Answer: A, a travel vlog."``, ``"The answer is B. There are 4 people."`` where 4 is
    C, ``"B. The person picks the cup up"``); options that are letters themselves
    (MVBench character_order) are read by their text where the reply is no label. A marked list of the options
-   (``"- [x] C"``, ``"(B) text - yes"``) is the option marked.
+   (``"- [x] C"``, ``"(B) text - yes"``) is the option marked, and a reply that scores every option
+   (``"A: 0.1, B: 0.7, C: 0.2"``, a table of ``Yes``/``No`` or ticks) is the one option scored highest.
 1. **Claims**: statements that pick an option by its label. ``"B"``, ``"(B)"``, ``"B. text"``,
    ``"B, because ..."``, ``"Answer: B"``, ``"The answer is (B)"``, ``"Best option:(B"``, ``"B is the
    correct answer"``, ``"Looking at the options, B is correct"``, ``"I'd say B"``, ``"I choose C"``,
@@ -45,7 +46,8 @@ conclusion, else at its one line marked right, never at its first label. Then:
    set of :mod:`~savi_plugin.data.choice_labels` names every form) is removed from the claims, whatever else the reply
    says (only negated labels: ``negated``); a pick beside it stands (``"A does not appear; B does."`` is B). JSON (``{"answer": "C"}``) and ``我认为是C`` are claims, and so are the answer cues of other
    languages (``"La respuesta es B"``, ``"Ответ: B"``, ``"答えはC"``, ``"정답은 D입니다"``, ``"Bです"``) and ordinals
-   (``"the 3rd one"``, ``"1st option"``, ``"the one in the middle"``). A reply that is only labels naming several
+   (``"the 3rd one"``, ``"1st option"``, ``"the one in the middle"``, ``"the second-to-last option"``,
+   ``"Option III"``); a list of negated labels that leaves one option (``"Not A, B, C or D."`` of five) is that option. A reply that is only labels naming several
    options (``"B C"``, ``"(A)(C)"``, ``"B\\nC"``) is ``ambiguous``, and so are two different labels stated outright
    without a correction between them (``"Answer: B. Answer: C."``, ``"A\\nThe correct answer is C."``); one label
    stated outright beside others only listed (``"Answer: B\\nOptions considered: A, C"``) is that label. A reply that
@@ -161,10 +163,28 @@ def _by_text(text: str, options: Sequence[str], letters: str) -> Choice | None:
     return choice
 
 
+#: a hedge between two values: ``"Between 2 and 3 times."``, ``"somewhere between the cup and the bowl"``
+_BETWEEN = re.compile(r"(?i)\bbetween\s+(?P<a>[^,.;!?\n]+?)\s+(?:and|or)\s+(?P<b>[^,.;!?\n]+?)\s*(?=[,.;!?\n]|$)")
+
+
+def _hedged_between(text: str, texts: list[str]) -> bool:
+    """Whether ``text`` hedges between two options (:data:`_BETWEEN`), each side the beginning of one option's text,
+    where no option itself says ``between``."""
+    if any("between" in t.split() for t in texts):
+        return False
+    for m in _BETWEEN.finditer(text):
+        sides = [[i for i, t in enumerate(texts) if begins(normalize(m[side]).split(), t.split())] for side in "ab"]
+        if all(len(found) == 1 for found in sides) and sides[0] != sides[1]:
+            return True
+    return False
+
+
 def _text_stated(text: str, options: Sequence[str], letters: str) -> Choice | None:
     """:func:`_by_text` on one stretch of text."""
     norm = normalize(text)
     texts = [normalize(strip_option_prefix(o, letter)) for letter, o in zip(letters, options)]
+    if _hedged_between(text, texts):
+        return Choice(None, "ambiguous")
     exact = [i for i, t in enumerate(texts) if t and t == norm]
     if len(exact) == 1:
         return Choice(exact[0], "option_text")
@@ -337,8 +357,9 @@ def _by_meaning(text: str, options: Sequence[str], letters: str) -> Choice | Non
     return choice
 
 
-#: where a reasoning states its conclusion
-_CONCLUDING = re.compile(r"(?i)\b(?:so|therefore|thus|hence|in\s+conclusion|which\s+means|this\s+means)\b")
+#: where a reasoning states its conclusion (``"so"``, ``"I pick"`` after the options listed)
+_CONCLUDING = re.compile(r"(?i)\b(?:so|therefore|thus|hence|in\s+conclusion|which\s+means|this\s+means|"
+                         r"I\s+(?:pick|choose|select)|I(?:'ll|\s+will)\s+(?:pick|choose|go\s+with))\b")
 
 
 def _meaning(text: str, options: Sequence[str], letters: str) -> Choice | None:
@@ -465,9 +486,15 @@ def parse_choice(response: str, options: Sequence[str]) -> Choice:
     text = clean(response)
     if not text:
         return Choice(None, "empty")
+    text = _table_rows(text, options, letters)
+    if isinstance(text, Choice):
+        return text
     marked = _marked_option(text, options, letters)
     if marked is not None:
         return marked
+    scored = _scored_options(text, options, letters)
+    if scored is not None:
+        return scored
     answer = drop_prompt_echo(text, options, letters)
     if not answer:
         return Choice(None, "echo")  # the reply only repeats the prompt
@@ -503,10 +530,15 @@ _GOOD = re.compile(r"(?i)\b(?:yes|correct|right|true|possible|plausible|likely|m
 _BAD = re.compile(r"(?i)\b(?:no|not|incorrect|wrong|false|unlikely|impossible|too\s+(?:few|many|much|little|short|long))\b|n't|[✗✘❌]")
 
 
+#: a list line's whole verdict saying its option is the answer: ``": correct"``, ``"- yes"``, ``"✅"``
+_MARKED_RIGHT = re.compile(r"(?i)[\s:=–—-]*(?:correct|yes|right|true|the\s+answer|[✓✔✅☑])[\s.!]*")
+
+
 def _option_list(text: str, options: Sequence[str], letters: str) -> Choice | None:
     """A reply that goes through the options one line each (``"A) Three - too few\nB) Four - possible\n..."``): its
     first label is no answer. It is read at its other lines (a concluding statement), else at the one line marked
-    as right while every other line is marked wrong; else it picks nothing. None when the reply is no such list."""
+    as right while every other line is marked wrong, or whose whole verdict is ``correct`` (or a tick) where no
+    other line sounds right; else it picks nothing. None when the reply is no such list."""
     lines = text.split("\n")
     listed = [(i, m) for i, m in ((i, _LIST_LINE.fullmatch(line)) for i, line in enumerate(lines)) if m is not None]
     labels = [m.group("label") for _, m in listed]
@@ -527,6 +559,9 @@ def _option_list(text: str, options: Sequence[str], letters: str) -> Choice | No
     bad = [c for c, v in verdicts.items() if _BAD.search(v) and not _GOOD.search(v)]
     if len(good) == 1 and len(good) + len(bad) == len(listed):
         return Choice(letters.index(good[0]), "letter")
+    marked = [c for c, v in verdicts.items() if _MARKED_RIGHT.fullmatch(v)]  # "(B) the bottle: **correct**"
+    if len(marked) == 1 and len(good) == 1 and good == marked:
+        return Choice(letters.index(marked[0]), "letter")
     return Choice(None, "unparsed")
 
 
@@ -563,11 +598,113 @@ def _marked_option(text: str, options: Sequence[str], letters: str) -> Choice | 
     return Choice(letters.index(picked.pop()), "letter") if picked else Choice(None, "unparsed")
 
 
+#: a score given to one option: a number (``0.7``, ``70%``, ``7/10``), a tick or a cross, or a verdict word
+_SCORE = (r"(?P<v>\d{1,3}(?:\.\d+)?\s*%?(?:\s*/\s*10{1,2})?|[✓✔✅☑✗✘❌]\ufe0f?|(?i:most\s+likely|not\s+likely|likely|unlikely|yes|no|"
+          r"correct|incorrect|wrong|right|true|false|partially|partly|possible|plausible|implausible|impossible))")
+#: an option scored by its label: ``A: 0.1``, ``B=0.7``, ``(C) 15%``, ``D ✅``
+_LABEL_SCORE = re.compile(r"(?<![A-Za-z0-9'’])(?:(?i:option|choice)\s+)?[(\[]?(?P<k>[A-Z])[)\]]?\s*(?:[:=]|->|→)?\s*"
+                          + _SCORE + r"(?=\s|[,;|]|$)")
+#: rank of a verdict word: 2 for the answer, 1 for a possibility, 0 for a rejection
+_VERDICT_RANK = {**dict.fromkeys(("most likely", "likely", "yes", "correct", "right", "true", "✓", "✔", "✅", "☑"), 2),
+                 **dict.fromkeys(("possible", "plausible", "partially", "partly"), 1)}
+#: what may stand beside the scores: a heading (``Confidence:``, ``| Option | Plausible |``) and a concluding label
+_SCORE_HEADING = frozenset({"confidence", "confidences", "probability", "probabilities", "score", "scores", "rating",
+                            "ratings", "likelihood", "likelihoods", "option", "options", "plausible", "correct",
+                            "matches", "answer", "verdict", "description", "choice"})
+
+
+#: a reply of label scores only (``"A: 0.1, B: 0.7"``): scoring some options, it chooses none of them
+_SCORES_ONLY = re.compile(r"\s*(?:" + _LABEL_SCORE.pattern + r"[\s,;]*){2,}")
+
+
+def _table_rows(text: str, options: Sequence[str], letters: str) -> str | Choice:
+    """A markdown table as plain lines: each row ``key: value`` (its first cell and its last), the heading and rule
+    rows dropped; a one-column table as its heading and cell (``| Answer |\n|---|\n| D |`` -> ``Answer: D``). A
+    middle cell must be the row's option's own text (``| B | Closing the box | Yes |``): one that is another
+    option's text is a ``contradiction``; one that says something else leaves ``text`` unchanged, as does a reply
+    that is no table."""
+    lines = [line.strip() for line in text.strip().split("\n")]
+    if len(lines) < 3 or not all(line.startswith("|") and line.endswith("|") for line in lines) \
+            or not re.fullmatch(r"[|\s:-]+", lines[1]):
+        return text
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in lines[2:]]
+    heading = [c.strip() for c in lines[0].strip("|").split("|")]
+    if len(heading) == 1 and len(rows) == 1 and len(rows[0]) == 1:
+        return f"{heading[0]}: {rows[0][0]}"
+    texts = [normalize(strip_option_prefix(o, c)) for c, o in zip(letters, options)]
+    for cells in rows:
+        key = cells[0].strip("()[] ")
+        if len(cells) < 2 or len(cells) != len(heading):
+            return text
+        for middle in cells[1:-1]:
+            said = normalize(middle)
+            if len(key) != 1 or key not in letters or said != texts[letters.index(key)]:
+                return Choice(None, "contradiction") if len(key) == 1 and key in letters and said in texts else text
+    return "\n".join(f"{cells[0]}: {cells[-1]}" for cells in rows)
+
+
+def _scored_options(text: str, options: Sequence[str], letters: str) -> Choice | None:
+    """A reply that scores every option once, by its label or its text (``"A: 0.1, B: 0.7, C: 0.15, D: 0.05"``,
+    ``"the apple: 0.2\nthe phone: 0.7"``, ``"A ❌ B ❌ C ✅"``, a table of ``Yes``/``No`` or ticks): the one option scored
+    highest; a tie at the top, or verdicts none of which is an answer (``likely``, ``yes``, a tick), is
+    ``ambiguous``. A concluding label beside the scores (``"... → D"``) must be that option (else ``contradiction``);
+    anything else beside them makes the reply no such list (None), and so do options that are letters themselves."""
+    texts = [normalize(strip_option_prefix(o, c)) for c, o in zip(letters, options)]
+    if any(len(t) <= 1 and t.isalpha() for t in texts):
+        return None
+    scores: dict[int, str] = {}
+    spans = []
+    for m in _LABEL_SCORE.finditer(text):
+        if m["k"] not in letters or letters.index(m["k"]) in scores:
+            return None
+        scores[letters.index(m["k"])] = m["v"]
+        spans.append(m.span())
+    if not scores:  # by the options' text, one to a line or a comma: "the apple: 0.2", "3: likely"
+        for m in re.finditer(r"(?m)(?:^|(?<=[,;]))[ \t]*(?P<key>[^\n,;:=]+?)[ \t]*[:=][ \t]*" + _SCORE + r"[ \t]*(?=[,;]|$)", text):
+            key = normalize(m["key"])
+            if key not in texts or texts.count(key) > 1 or texts.index(key) in scores:
+                return None
+            scores[texts.index(key)] = m["v"]
+            spans.append(m.span())
+    if len(scores) != len(options) or len(options) < 2:
+        return Choice(None, "unparsed") if len(scores) >= 2 and _SCORES_ONLY.fullmatch(text) else None
+    rest = list(text)
+    for a, b in spans:
+        rest[a:b] = " " * (b - a)
+    rest = "".join(rest)
+    concluded = re.findall(r"(?<![A-Za-z])[A-Z](?![A-Za-z])", rest)
+    words = [w for w in normalize(re.sub(r"(?<![A-Za-z])[A-Z](?![A-Za-z])", " ", rest)).split()]
+    if any(w not in _SCORE_HEADING for w in words) or len(set(concluded)) > 1:
+        return None
+    values = [scores[i].strip().lower().replace("\ufe0f", "") for i in range(len(options))]
+    if any(normalize(v) and normalize(v).split() == t.split()[:len(normalize(v).split())] for v, t in zip(values, texts)):
+        return Choice(None, "echo")  # "A: 2, B: 3, C: 4" where the options are 2, 3, 4: the options listed, not scored
+    numbers = [re.match(r"[\d.]+", v) for v in values]
+    if all(numbers):
+        ranks = [float(n.group(0)) for n in numbers]
+    elif not any(numbers):
+        ranks = [_VERDICT_RANK.get(re.sub(r"\s+", " ", v), 0) for v in values]
+        if max(ranks) < 2:
+            return Choice(None, "ambiguous")  # "A: possible, B: unlikely": no option is said to be the answer
+    else:
+        return None
+    top = [i for i, r in enumerate(ranks) if r == max(ranks)]
+    if len(top) > 1:
+        return Choice(None, "ambiguous")
+    if concluded and (concluded[0] not in letters or letters.index(concluded[0]) != top[0]):
+        return Choice(None, "contradiction")
+    return Choice(top[0], "scored")
+
+
 def _word_letters(options: Sequence[str], letters: str) -> str:
     """Capitals that are words in this question: ``A``, ``I``, and any label that begins an option's text as a
     word (EgoSchema's ``"C picks up the knife"``: C is the camera wearer)."""
     starts = {strip_option_prefix(o, letter).split(" ", 1)[0] for letter, o in zip(letters, options)}
     return "AI" + "".join(c for c in LETTERS if c in starts and c not in "AI")
+
+
+#: a label where options are letters themselves: ``"(A)"``, ``"answer is A"``, ``"option A"``
+_LABEL_OF_LETTER_OPTION = re.compile(r"[(\[]([A-Z])[)\]]|(?i:\b(?:answer|option|choice)\s*(?:is\s*)?[:：]?\s*)([A-Z])\b")
 
 
 def _single_letter_options(text: str, options: Sequence[str], letters: str) -> Choice | None:
@@ -576,7 +713,11 @@ def _single_letter_options(text: str, options: Sequence[str], letters: str) -> C
     texts = [strip_option_prefix(o, letter).strip().upper() for letter, o in zip(letters, options)]
     named = set(re.findall(r"\b[Ll]etters?\b(?:[^.\n]{0,40}?\b(?:is|was|reads|shows))?\s+['\"]?([A-Z])\b", text))
     if len(named) == 1 and all(len(t) == 1 for t in texts) and named <= set(texts):
-        return Choice(texts.index(named.pop()), "option_text")  # "The jersey has the letter D on it."
+        index = texts.index(named.pop())  # "The jersey has the letter D on it."
+        labels = {letters.index(c) for pair in _LABEL_OF_LETTER_OPTION.findall(text) for c in pair if c and c in letters}
+        if labels - {index}:  # "The person draws the letter A, so the answer is (A).": (A) is another option
+            return Choice(None, "contradiction")
+        return Choice(index, "option_text")
     reply = re.sub(r"[\s.()\[\]]", "", text).upper()
     if len(reply) != 1 or reply not in texts:
         return None

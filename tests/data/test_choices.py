@@ -560,11 +560,11 @@ H_WRONG = {
 }
 
 
-def _h_scores(pick) -> dict:
-    """How a parser ``pick(reply, options) -> set of letters`` agrees with corpus H's human labels (one letter is a
-    pick; none, or several, is no pick)."""
+def _h_scores(pick, corpus: dict = H) -> dict:
+    """How a parser ``pick(reply, options) -> set of letters`` agrees with a corpus' human labels (corpus H unless
+    told; one letter is a pick; none, or several, is no pick)."""
     agree, wrong, picked_none = 0, set(), 0
-    for item in H["items"]:
+    for item in corpus["items"]:
         letters, expected = pick(item["answer"], item["options"]), item["expected"]
         got = LETTERS.index(next(iter(letters))) if len(letters) == 1 else None
         agree += got == expected
@@ -588,3 +588,109 @@ def test_blind_corpus_h_agrees_with_its_grader_more_than_lmms_eval_s_own_parsers
     assert ours["wrong"] == set(H_WRONG)
     assert ours["agree"] == 275
     assert ours["agree"] > max(mvbench["agree"], egoschema["agree"]) + 100
+
+
+COUNTS = ["1 time", "2 times", "3 times", "4 times"]
+SHAPES = ["a cube", "a sphere", "a cone", "a pyramid"]
+LETTER_OPTIONS = ["D", "B", "A", "C"]
+
+
+#: corpus I's wrong picks and picks where a grader credits none, as general rules, each beside replies it must leave
+#: alone: a position counted from the end; a reply that scores every option; a hedge between two options; a letter
+#: whose stated content is another option
+@pytest.mark.parametrize("reply, options, expected", [
+    ("I'd go with the second-to-last option.", FIVE, 3), ("second last one", FIVE, 3), ("Penultimate.", FIVE, 3),
+    ("The penultimate choice", SHAPES, 2), ("It's the option just before the last one.", SHAPES, 2),
+    ("third from the end", FIVE, 2), ("The last option.", FIVE, 4), ("The second-to-last one", ["x", "y"], 0),
+    ("The dog barks on the second-to-last day of the trip.", FIVE, None),  # no option named
+    ("Not the penultimate option.", FIVE, None),
+    ("(A) 0.05 (B) 0.15 (C) 0.6 (D) 0.2", SHAPES, 2), ("A=20% B=10% C=5% D=65%", SHAPES, 3),
+    ("a cube: 0.1\na sphere: 0.8\na cone: 0.05\na pyramid: 0.05", SHAPES, 1), ("A: 3/10, B: 9/10, C: 1/10, D: 2/10", SHAPES, 1),
+    ("Scores: A ✗ B ✗ C ✓ D ✗", SHAPES, 2), ("1 time: no, 2 times: yes, 3 times: no, 4 times: no", COUNTS, 1),
+    ("| Option | Correct? |\n|---|---|\n| A | no |\n| B | no |\n| C | no |\n| D | yes |", SHAPES, 3),
+    ("| Option | Shape | Match |\n|---|---|---|\n| A | a cube | ✅ |\n| B | a sphere | ❌ |\n| C | a cone | ❌ |\n| D | a pyramid | ❌ |",
+     SHAPES, 0),
+    ("A: 0.4, B: 0.4, C: 0.1, D: 0.1", SHAPES, None),  # a tie at the top
+    ("A: possible, B: possible, C: unlikely, D: unlikely", SHAPES, None),  # no option said to be the answer
+    ("A ✓ B ✓ C ✗ D ✗", SHAPES, None), ("A: 0.1, B: 0.7, C: 0.1, D: 0.1 -> C", SHAPES, None),  # its conclusion disagrees
+    ("A: 0.1, B: 0.7", SHAPES, None),  # not every option scored: read by the other rules, here none
+    ("A: 1, B: 2, C: 3, D: 4", COUNTS, None),  # the options listed, not scored
+    ("| Option | Shape | Match |\n|---|---|---|\n| A | a cone | yes |\n| B | a sphere | no |\n| C | a cube | no |\n| D | a pyramid | no |",
+     SHAPES, None),  # the table's texts are not its labels' options
+    ("Between 1 and 2 times.", COUNTS, None), ("somewhere between a cone or a pyramid", SHAPES, None),
+    ("3 times, between the first and the last frame.", COUNTS, 2),
+    ("The card shows the letter C, so the answer is (D).", LETTER_OPTIONS, 3),  # content C is option D: they agree
+    ("The card shows the letter C, so the answer is (C).", LETTER_OPTIONS, None),  # (C) is the option "A"
+    ("The card shows the letter B. Answer: A", LETTER_OPTIONS, None),
+])
+def test_positions_from_the_end_scored_options_hedges_and_letters_against_content(reply, options, expected):
+    assert parse_choice(reply, options).index == expected, parse_choice(reply, options)
+
+
+#: corpus I's unread forms read by general rules, each beside near-misses that must stay unread: letters drawn another
+#: way (circled, mathematical, fullwidth, enclosed emoji), an answer letter with a diacritic, roman option numbers,
+#: quotes escaped by double serialisation, a one-column answer table, a list marking one option correct, and an
+#: elimination that leaves exactly one option
+EGO = ["C cuts wood", "C paints a wall", "C and the man build a shelf", "C reads a manual", "C cleans tools"]
+
+
+@pytest.mark.parametrize("reply, options, expected", [
+    ("Ⓓ", FIVE, 3), ("The answer is ⓒ.", FIVE, 2), ("𝐄", FIVE, 4), ("Answer: 𝑩", FIVE, 1), ("𝙲.", FIVE, 2),
+    ("Ｄ", FIVE, 3), ("🅐", FIVE, 0), ("Answer: 🅳", FIVE, 3), ("🅲\ufe0f", FIVE, 2), ("Ⓖ", FIVE, None),  # G of five
+    ("𝐁𝐞𝐬𝐭 𝐠𝐮𝐞𝐬𝐬", FIVE, None), ("la 2ª vez", FIVE, None),  # letters inside a word, an ordinal indicator
+    ("Answer: É", FIVE, 4), ("Final answer: D\u0301", FIVE, 3), ("Answer: à", FIVE, None), ("É.", FIVE, None),
+    ("Option IV", FIVE, 3), ("(iii)", FIVE, 2), ("Answer: ii", FIVE, 1), ("II", FIVE, 1),
+    ("choice (v).", FIVE, None), ("Answer: I", FIVE, None),  # one-letter numerals are letters too: out of range
+    ("(iv)", SHAPES[:3], None), ("Option I think fits", FIVE, None), ("not option iii", FIVE, None),
+    ("II", ["I", "II", "V", "X"], 1), ("Option II", ["I", "II", "V", "X"], 1),  # options that are numerals: their text
+    ('\\"D\\"', FIVE, 3), ("\"{\\\"answer\\\": \\\"B\\\"}\"", FIVE, 1),
+    ("| Final answer |\n|---|\n| C |", FIVE, 2), ("| Answer |\n|---|\n| C |\n| D |", FIVE, None),
+    ("- (A) a cube: has corners\n- (B) a sphere: **correct**\n- (C) a cone: has a tip", SHAPES[:3], 1),
+    ("- (A) a cube: correct\n- (B) a sphere: likely\n- (C) a cone: has a tip", SHAPES[:3], None),
+    ("Not A, B, D or E.", FIVE, 2), ("Not A, B or D.", SHAPES, 2), ("Not A, B, D or E.", SHAPES, None),
+    ("Neither A nor C.", SHAPES[:3], None),  # two set aside of three: graders split on it
+    ("Rule out A (no door), C (no woman), D (no dog), E (no cat). Only B remains.", FIVE, 1),
+    ("Not A or B.", FIVE, None), ("Not A or B. Maybe D.", FIVE, 3),  # a weak pick stands
+    ("None of the last two.", SHAPES[:3], 0), ("Neither of the first two.", SHAPES[:3], 2),
+    ("Neither of the first two.", SHAPES, None),
+    ("The options given are A, B, C and D. From the video, C.", SHAPES, 2), ("The choices are A, B, C and D.", SHAPES, None),
+    ("3", COUNTS, 2), ("5", COUNTS, None), ("2", ["3 times", "2 times", "1 time"], 1),  # "2 times", the second too
+    ("2", ["2 times", "3 times", "4 times"], None),  # the second option or "2 times"? the two readings differ
+    ("I first thought A, but the door stays shut. Final: D", FIVE, 3), ("Final: C", EGO, 2),
+    ("Final: B or D", FIVE, None), ("The final scene is B.", FIVE, 1), ("In the final frame C is gone.", EGO, None),
+    ("Q: What does C do first?\nA: C reads a manual", EGO, 3), ("Q: Which shape rolls?\nA: a cone", SHAPES, 2),
+    ("Q: Which shape rolls?\nA: a cube or a cone", SHAPES, None), ("Q: Which shape rolls?\nA: D", SHAPES, 3),
+    ("The options are a cube, a sphere, a cone and a pyramid. I pick a cone.", SHAPES, 2),
+    ("Options: a cube, a sphere, a cone, a pyramid. I pick a cube or a cone.", SHAPES, None),
+])
+def test_drawn_letters_roman_numbers_escaped_quotes_tables_and_eliminations(reply, options, expected):
+    assert parse_choice(reply, options).index == expected, parse_choice(reply, options)
+
+
+#: corpus I, written blind and frozen before the parser ran on it (its fixture's ``about`` says by whom and how)
+I = json.loads((FIXTURES / "mcq_blind_corpus_i.json").read_text(encoding="utf-8"))
+
+
+def test_blind_corpus_i_agrees_with_its_grader_more_than_lmms_eval_s_own_parsers():
+    """Corpus I (318 replies, 53 a grader credits no option), measured blind, before any rule was written for it:
+    ours agrees with the grader on 232 of 318 replies, picks a wrong option on 2 (i050 "The second-to-last option is
+    correct." read as the last; i069 "A: 0.1, B: 0.7, C: 0.15, D: 0.05" read as A), credits 2 replies the grader
+    credits none of (i146 "Between 2 and 3 times.", a hedge; i151 "The person draws the letter A, so the answer is
+    (A).", whose letter and content disagree) and leaves 82 unread; lmms-eval's own scorers on the 265 replies with
+    a credit: MVBench mcq_acc 92 agree / 63 wrong, EgoSchema 124 agree / 141 wrong.
+
+    The numbers asserted below are after rules written while reading corpus I's misses (positions from the end,
+    scored options, hedges, drawn letters, roman numerals, eliminations ...): 271 agree, 0 wrong, 0 credited where
+    none, 47 unread. They were tuned on I, so they are a regression floor, not a blind measurement; the 232 above is
+    I's blind one. Left unread on purpose: translations and synonyms outside the lexicon, typos (no fuzzy matching),
+    an elimination of option texts that leaves one of three (graders split on it, corpus F reads none), counts and
+    times in other formats, replies that quote the question's labels before picking by content."""
+    assert len(I["items"]) == 318 and sum(item["expected"] is None for item in I["items"]) == 53
+    ours, mvbench, egoschema = _h_scores(_ours, I), _h_scores(_lmms_mvbench, I), _h_scores(_lmms_egoschema, I)
+    for name, s in [("savi", ours), ("lmms-eval mvbench", mvbench), ("lmms-eval egoschema", egoschema)]:
+        print(f"corpus I, {name}: agrees {s['agree']}/318, wrong picks {len(s['wrong'])}, "
+              f"credits {s['picked_where_none']}/53 replies that credit none")
+    assert ours["picked_where_none"] == 0
+    assert ours["wrong"] == set()
+    assert ours["agree"] == 271
+    assert ours["agree"] > max(mvbench["agree"], egoschema["agree"]) + 80
