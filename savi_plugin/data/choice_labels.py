@@ -61,16 +61,19 @@ def _rename(pattern: str, n: int) -> str:
 #:
 #: * a negator before the label, at most a verb of choosing between (``_NEGATOR`` then ``_CHOOSING``): ``"not A"``,
 #:   ``"never B"``, ``"it isn't C"``, ``"it cannot be D"``, ``"no longer A"``, ``"rule out B"``, ``"excluding C"``,
-#:   ``"I wouldn't pick A"``, ``"I would never choose B"``, ``"I would not say C"``, ``"I don't think it's D"``;
+#:   ``"I wouldn't pick A"``, ``"I would never, ever choose B"``, ``"I would not say C"``, ``"I don't think it's D"``,
+#:   ``"I refuse to pick A"``, ``"I reject B"``;
 #: * the label, alone or in a list of labels, as the subject of a negated verb or of a verdict against it
 #:   (:func:`_negated_verb`): ``"A does not appear"``, ``"B doesn't occur"``, ``"C never happens"``, ``"(A) isn't
 #:   shown"``, ``"B cannot be right"``, ``"C is absent"``, ``"D is missing"``, ``"A is wrong"``, ``"B can be ruled
-#:   out"``, ``"A and B don't appear"``, ``"B, C and D are wrong"``, ``"A or B isn't shown"``. A list joined by
+#:   out"``, ``"A is the wrong answer"``, ``"B? Certainly not."``, ``"A and B don't appear"``, ``"B, C and D are
+#:   wrong"``, ``"A or B isn't shown"``. A list joined by
 #:   ``and`` takes a plural verb (``"I pick B, and C is wrong"`` negates C alone). A label that is a word here
 #:   (EgoSchema's ``C``) is negated by a verdict only a label takes (``_LABEL_VERDICT``) or after ``"option"``.
-_NEGATOR = (r"(?:(?<![A-Za-z])(?i:not|never|no\s+longer|neither|nor|cannot|except|exclud(?:e|es|ed|ing)|"
-            r"eliminat(?:e|es|ed|ing)|rul(?:e|es|ed|ing)\s+out|doubt(?:s|ed)?|hardly|(?:un|not\s+)likely(?:\s+to)?)\b"
-            r"|(?i:n['’]t)\b)")
+_NEGATOR = (r"(?:(?:(?<![A-Za-z])(?i:not|never|no\s+longer|neither|nor|cannot|except|exclud(?:e|es|ed|ing)|"
+            r"eliminat(?:e|es|ed|ing)|rul(?:e|es|ed|ing)\s+out|doubt(?:s|ed)?|hardly|(?:un|not\s+)likely(?:\s+to)?|"
+            r"(?:refus|declin)(?:e|es|ed|ing)\s+to|reject(?:s|ed|ing)?|avoid(?:s|ed|ing)?)\b"
+            r"|(?i:n['’]t)\b)(?:\s*,?\s*(?i:ever|really|at\s+all)\b\s*,?)?)")  # "I would never, ever pick C"
 _CHOOSING = (r"(?:(?i:be|pick|choose|select|say|answer|go\s+(?:with|for)|(?:(?:think|believe|say)\s+)?(?:that\s+)?"
              r"(?:it['’]s|it\s+is|it\s+would\s+be|the\s+answer\s+is))\s+)?")
 _VERDICT = (r"not|never|no\s+longer|wrong|incorrect|false|unlikely|implausible|impossible|absent|missing|ruled\s+out|out|"
@@ -80,9 +83,9 @@ _VERDICT = (r"not|never|no\s+longer|wrong|incorrect|false|unlikely|implausible|i
 def _negated_verb(be: str, aux: str) -> str:
     """A negated verb or a verdict against its subject, whose own verbs are ``be`` (``"is"``, ``"seems"``) and
     ``aux`` (``"does"``, ``"has"``): the singular or the plural ones."""
-    return (rf"(?:\s*\?\s*(?i:no|nope)\b"  # "A? No."
-            rf"|\s+(?i:(?:{be}|(?:would|could|must|should|might|may)\s+be)\s+"
-            rf"(?:(?:to\s+be|also|clearly|definitely|both|all)\s+)?(?:{_VERDICT})\b"
+    return (rf"(?:\s*\?\s*(?i:(?:(?:certainly|definitely|absolutely|surely|of\s+course)\s+)?(?:no|nope|not|never))\b"
+            rf"|\s+(?i:(?:{be}|(?:would|could|must|should|might|may)\s+be)\s+"  # "A? No.", "B? Certainly not."
+            rf"(?:(?:to\s+be|also|clearly|definitely|both|all)\s+)?(?:(?:the|an?)\s+)?(?:{_VERDICT})\b"
             rf"|(?:(?:{aux}|did|could|would|should|must)n|can|won)['’]t\b"
             rf"|(?:{aux}|did|can|could|will|would|should|must)\s+not\b|cannot\b|never\b|no\s+longer\b"
             r"|(?:can|could|should|must|may)\s+be\s+(?:ruled\s+out|eliminated|excluded|dismissed|discarded)\b))")

@@ -694,3 +694,21 @@ def test_blind_corpus_i_agrees_with_its_grader_more_than_lmms_eval_s_own_parsers
     assert ours["wrong"] == set()
     assert ours["agree"] == 271
     assert ours["agree"] > max(mvbench["agree"], egoschema["agree"]) + 80
+
+
+@pytest.mark.parametrize("reply", [
+    "I would never, ever pick C.", "I refuse to pick D.", "I decline to choose A.", "I reject B.",
+    "A is the wrong answer.", "C is an incorrect choice.", "B? Certainly not.", "D? Never.", "A? Absolutely not.",
+    "I would not, really, choose B."])
+def test_a_reply_that_only_rejects_an_option_picks_nothing(reply):
+    """Pass 25 R3 #2, #6: the rejected option was scored as the answer ("I would never, ever pick C." -> C,
+    "A is the wrong answer." -> A, "B? Certainly not." -> B): a negation of a label takes it out, whatever words
+    stand between."""
+    assert parse_choice(reply, ["a cat", "a dog", "a bird", "a fish"]).index is None
+
+
+@pytest.mark.parametrize("reply, expected", [
+    ("A is the wrong answer; B is the right one.", 1), ("B? Definitely.", 1), ("A is the answer.", 0),
+    ("I refuse to pick A: it is clearly B.", 1), ("The answer is C, never D.", 2)])
+def test_a_pick_beside_a_rejected_option_is_still_read(reply, expected):
+    assert parse_choice(reply, ["a cat", "a dog", "a bird", "a fish"]).index == expected
