@@ -11,7 +11,7 @@ from pathlib import Path
 from savi_plugin.data.identity import input_identity
 from savi_plugin.data.outputs import claim, file_output, sidecar, write_reported
 from savi_plugin.data.paths import path_for_file, path_from_file, resolve_video_path
-from savi_plugin.data.provenance import carried_model, carried_state, check_finished, vouch
+from savi_plugin.data.provenance import carried_model, carried_state, check_finished, record_model_for, vouch
 from savi_plugin.data.readers import FORMATS, read_records, record_to_rrpo, record_to_trl
 from savi_plugin.data.record import DataError
 
@@ -39,6 +39,15 @@ def rebased_video(video: str, src: str | Path, dst: str | Path, data_root: str |
     if os.path.normpath(os.path.abspath(here)) == os.path.normpath(os.path.abspath(there)):
         return video
     return path_for_file(here, dst)
+
+
+def _rebased_meta(meta: dict, src: str | Path, dst: str | Path) -> dict:
+    """A record's ``meta`` as ``dst`` stores it: ``meta.model`` (the model that made the pair, a path relative to
+    the file that holds it) rewritten to name the same model from ``dst`` (:func:`record_model_for`), as training
+    compares it."""
+    if "model" not in meta:
+        return meta
+    return {**meta, "model": record_model_for(meta["model"], src, dst)}
 
 
 def convert_file(src: str | Path, dst: str | Path, src_format: str, dst_format: str, *, bad_records: str = "raise",
@@ -86,7 +95,8 @@ def convert_file(src: str | Path, dst: str | Path, src_format: str, dst_format: 
                 errors.append(escape)
                 continue
         records.append(record)
-    objects = [_FROM_RECORD[dst_format](replace(record, video=rebased_video(record.video, src, dst, data_root)))
+    objects = [_FROM_RECORD[dst_format](replace(record, video=rebased_video(record.video, src, dst, data_root),
+                                                meta=_rebased_meta(record.meta, src, dst)))
                for record in records]
     unreadable = [e for e in errors if e.line is None]
     if unreadable:  # the file itself (missing, not JSON): nothing to skip record by record

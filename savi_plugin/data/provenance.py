@@ -37,7 +37,7 @@ from typing import Any
 
 from savi_plugin.data.identity import file_identity, same_identity
 from savi_plugin.data.outputs import MARK_NAME, read_mark, sidecar, sidecar_shown, writer_now
-from savi_plugin.data.paths import name_for_file, path_from_file
+from savi_plugin.data.paths import name_for_file, path_for_file, path_from_file
 from savi_plugin.data.run_counts import counts_problem
 from savi_plugin.errors import DocumentTooLarge
 
@@ -313,6 +313,18 @@ def _carried(name: Any, source: str | Path, holder: str | Path) -> Any:
     if isinstance(name, str) and name.startswith(("./", "../")) and not os.path.exists(path_from_file(name, source)):
         return os.path.abspath(path_from_file(name, source))
     return name_for_file(name, holder)
+
+
+def record_model_for(stored: Any, src: str | Path, dst: str | Path) -> Any:
+    """A record's ``meta.model``, read from the file ``src``, as the file ``dst`` stores it so that it names the
+    same model from there (:func:`_resolved`, the rule training compares it by): a local folder by the paths rule
+    for ``dst``; a relative path naming nothing from ``src`` as :func:`_carried` carries it; a hub id as given."""
+    if not isinstance(stored, str) or not stored:
+        return stored
+    here = path_from_file(stored, src)
+    if os.path.exists(here):
+        return path_for_file(here, dst)
+    return os.path.abspath(here) if stored.startswith(("./", "../")) else stored
 
 
 def made_by(data: str | Path) -> dict[str, Any] | None:

@@ -16,7 +16,9 @@ lines are, and lists the problems in line order.
 from __future__ import annotations
 
 import itertools
+import json
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Callable
@@ -25,10 +27,13 @@ from savi_plugin.data.files import file_problem, read_document
 from savi_plugin.data.record import (
     DataError,
     PreferenceRecord,
+    RecordAt,
     json_kind,
+    shown_line,
     validate_record,
 )
-from savi_plugin.untrusted import MAX_RECORD_VALUES, MAX_TEXT_CHARS, duplicate_key_path, equality_key, load_json
+from savi_plugin.data.paths import path_from_file
+from savi_plugin.untrusted import MAX_RECORD_VALUES, MAX_TEXT_CHARS, duplicate_key_path, equality_key, load_json, shown
 
 FORMATS = ("savi", "rrpo", "trl")
 # RRPO's questions start with LLaVA's image placeholder; we keep the question clean and remember the prefix.
@@ -158,7 +163,7 @@ def iter_json_objects(path: str | Path, errors: list[DataError] | None = None, l
         except UnicodeDecodeError as exc:
             raise DataError(str(path), None, None, f"not UTF-8 text (byte {exc.start})") from None
         # a document refused whole has no records: its ``:N:`` is the text line (as an editor jumps to it), said in
-        # the message, since the ``:N:`` of a JSON array file's other messages is a record number
+        # the message, since the ``:N:`` of a JSON array file's other messages is the line a record starts on
         try:
             items = load_json(text, str(path), lambda message, line=None: DataError(
                 str(path), line, None, message if line is None else f"{message} (text line {line}; the document is "
@@ -167,9 +172,15 @@ def iter_json_objects(path: str | Path, errors: list[DataError] | None = None, l
             twice = duplicate_key_path(text)  # a key given twice is named at its record (counted from 1) and field
             if twice is None or len(twice) < 2 or not isinstance(twice[0], int):
                 raise
-            raise DataError(str(path), twice[0] + 1, ".".join(map(str, twice[1:])),
+            starts = _element_lines(text)
+            at = twice[0] + 1 if len(starts) <= twice[0] else RecordAt(twice[0] + 1, starts[twice[0]])
+            raise DataError(str(path), at, ".".join(map(str, twice[1:])),
                             f"{exc.message} (the document is refused whole, so no record is counted)") from None
-        yield from enumerate(items, start=1)
+        starts = _element_lines(text) if isinstance(items, list) else []
+        if len(starts) == len(items):
+            yield from ((RecordAt(number, line), item) for number, (line, item) in enumerate(zip(starts, items), 1))
+        else:
+            yield from enumerate(items, start=1)
         return
     first_line = True
     for number, raw, ended in iter_lines(path, limit):
@@ -189,12 +200,60 @@ def iter_json_objects(path: str | Path, errors: list[DataError] | None = None, l
             errors.append(problem)
 
 
+_BLANK = re.compile(r"[ \t\n\r]*")
+
+
+def _element_lines(text: str) -> list[int]:
+    """The text line each element of the JSON array ``text`` starts on (element by element with
+    ``json.JSONDecoder.raw_decode``); [] when ``text`` is not a JSON array."""
+    decoder = json.JSONDecoder()
+    lines: list[int] = []
+    at = _BLANK.match(text).end()
+    if not text.startswith("[", at):
+        return []
+    line, counted = 1, 0
+    at = _BLANK.match(text, at + 1).end()
+    try:
+        while at < len(text) and text[at] != "]":
+            line += text.count("\n", counted, at)
+            counted = at
+            lines.append(line)
+            at = _BLANK.match(text, decoder.raw_decode(text, at)[1]).end()
+            if text.startswith(",", at):
+                at = _BLANK.match(text, at + 1).end()
+    except ValueError:
+        return []
+    return lines
+
+
 def _require_str(obj: dict, key: str, file: str, line: int) -> str:
     if key not in obj:
         raise DataError(file, line, key, "missing required field")
     if not isinstance(obj[key], str):
         raise DataError(file, line, key, f"expected a string, got {type(obj[key]).__name__}")
     return obj[key]
+
+
+#: a format's several names for one savi field: {format: {savi field: its names, the one kept first}}; a record
+#: giving two of them is read by :func:`_one_source` (savi's and TRL's formats have one name per field)
+ALIASES: dict[str, dict[str, tuple[str, ...]]] = {"savi": {}, "rrpo": {"video": ("media_path", "video")}, "trl": {}}
+
+
+def _one_source(obj: dict, keys: tuple[str, ...], ours: str, file: str, line: int) -> str:
+    """Which of ``keys`` (a format's names for one field of ours, ``ours``: RRPO's ``media_path`` and ``video``)
+    the record gives, the first when it gives none (to be named missing). Two of them naming different values are
+    refused naming both, never one taken silently; two that name the same file (a path, resolved against the
+    file's folder) are one value, the first key's."""
+    given = [key for key in keys if key in obj]
+    for other in given[1:]:
+        a, b = obj[given[0]], obj[other]
+        same = a == b or (isinstance(a, str) and isinstance(b, str) and a and b and os.path.abspath(
+            path_from_file(a, file)) == os.path.abspath(path_from_file(b, file)))
+        if not same:
+            raise DataError(file, line, given[0], f"both {given[0]!r} ({shown(a)}) and {other!r} ({shown(b)}) are "
+                                                  f"given and differ: each is this format's name for savi's "
+                                                  f"{ours!r}; give one")
+    return given[0] if given else keys[0]
 
 
 def rrpo_to_record(obj: Any, file: str, line: int) -> PreferenceRecord:
@@ -209,7 +268,7 @@ def rrpo_to_record(obj: Any, file: str, line: int) -> PreferenceRecord:
         raise DataError(file, line, "sample_id", "missing required field")
     if not isinstance(obj["sample_id"], (str, int)) or isinstance(obj["sample_id"], bool):
         raise DataError(file, line, "sample_id", f"expected a string or integer, got {type(obj['sample_id']).__name__}")
-    video_key = "media_path" if "media_path" in obj else "video"
+    video_key = _one_source(obj, ALIASES["rrpo"]["video"], "video", file, line)
     question = _require_str(obj, "question", file, line)
     prefix = next((p for p in _PLACEHOLDERS if question.startswith(p)), "")
     known = {"question", "answer", "pred", "answer_masked", "pred_masked", "media_path", "video", "sample_id",
@@ -263,19 +322,69 @@ def record_to_rrpo(record: PreferenceRecord) -> dict[str, Any]:
     return out
 
 
+def generated_id(file: str, line: int) -> str:
+    """The id savi gives a TRL record that has none: the file's stem and the record's line."""
+    return f"{Path(file).stem}-{line}"
+
+
+_ROLE = {"prompt": "user", "chosen": "assistant", "rejected": "assistant"}
+
+
+def _message_text(content: Any, file: str, line: int, field: str) -> str:
+    """A conversational message's ``content``: a string, or a list of ``{"type": "text", "text": ...}`` parts
+    (joined); any other part (an image) is refused naming it: savi's pairs are of one video, named by ``video``."""
+    if isinstance(content, str):
+        return content
+    if not isinstance(content, list):
+        raise DataError(file, line, field, f"expected a string or a list of parts, got {json_kind(content)}")
+    texts = []
+    for i, part in enumerate(content):
+        kind = part.get("type") if isinstance(part, dict) else None
+        if kind != "text" or not isinstance(part.get("text"), str):
+            what = f"a part of type {kind!r}" if isinstance(kind, str) else f"{json_kind(part)}, not a text part"
+            raise DataError(file, line, f"{field}[{i}]", f"{what}: savi reads only text parts "
+                                                          f"({{\"type\": \"text\", \"text\": ...}}); the pair's video "
+                                                          f"is the record's 'video'")
+        texts.append(part["text"])
+    return "".join(texts)
+
+
+def _trl_text(obj: dict, key: str, file: str, line: int) -> str:
+    """``obj[key]`` as savi's text: a string (TRL's standard layout), or TRL's conversational layout -- a list of
+    ``{"role", "content"}`` messages: the prompt's one user turn, the chosen or rejected one assistant turn. A
+    conversation savi's question cannot hold (a system turn, several turns) is refused naming the field."""
+    value = obj.get(key)
+    if not isinstance(value, list):
+        return _require_str(obj, key, file, line)
+    role = _ROLE[key]
+    for i, message in enumerate(value):
+        if not isinstance(message, dict) or "role" not in message or "content" not in message:
+            raise DataError(file, line, f"{key}[{i}]", "expected a message {\"role\": ..., \"content\": ...} "
+                                                       "(TRL's conversational layout)")
+    roles = [message["role"] for message in value]
+    if roles != [role]:
+        raise DataError(file, line, key, f"a conversation of roles {shown(roles)} (TRL's conversational layout): "
+                                         f"savi's {'question' if key == 'prompt' else key} holds exactly one "
+                                         f"{role} turn, so this record cannot be read without dropping turns")
+    return _message_text(value[0]["content"], file, line, f"{key}[0].content")
+
+
 def trl_to_record(obj: Any, file: str, line: int) -> PreferenceRecord:
-    """Map a TRL standard-format object (``prompt``/``chosen``/``rejected`` strings, plus ``video``)."""
+    """Map a TRL preference object in its standard layout (``prompt``/``chosen``/``rejected`` strings) or its
+    conversational one (lists of ``{"role", "content"}`` messages: :func:`_trl_text`), plus ``video``."""
     if not isinstance(obj, dict):
         raise DataError(file, line, None, f"expected a JSON object, got {json_kind(obj)}")
     extra = {k: v for k, v in obj.items() if k not in {"prompt", "chosen", "rejected", "video", "id", "weight"}}
+    conversational = any(isinstance(obj.get(key), list) for key in _ROLE)
+    trl = {**({"extra": extra} if extra else {}), **({"layout": "conversational"} if conversational else {})}
     record = {
-        "id": str(obj.get("id", f"{Path(file).stem}-{line}")),
+        "id": str(obj.get("id", generated_id(file, line))),
         "video": _require_str(obj, "video", file, line),
-        "question": _require_str(obj, "prompt", file, line),
-        "chosen": _require_str(obj, "chosen", file, line),
-        "rejected": _require_str(obj, "rejected", file, line),
+        "question": _trl_text(obj, "prompt", file, line),
+        "chosen": _trl_text(obj, "chosen", file, line),
+        "rejected": _trl_text(obj, "rejected", file, line),
         "source": "trl",
-        "meta": {"trl": {"extra": extra}} if extra else {},
+        "meta": {"trl": trl} if trl else {},
         **({"weight": obj["weight"]} if "weight" in obj else {}),  # a pair's loss weight, carried by record_to_trl
     }
     try:
@@ -295,13 +404,18 @@ def _extra_field(field: str | None, fmt: str) -> str | None:
 
 
 def record_to_trl(record: PreferenceRecord) -> dict[str, Any]:
-    """A TRL standard-format object (the tags and meta have no place there and are dropped; a loss weight is a
-    column of its own, ``weight``)."""
-    out = {"id": record.id, "prompt": record.question, "chosen": record.chosen,
-           "rejected": record.rejected, "video": record.video}
+    """A TRL object, in the standard layout or (a record read from it) the conversational one (the tags and meta
+    have no place there and are dropped; a loss weight is a column of its own, ``weight``)."""
+    info = record.meta.get("trl", {})
+    if info.get("layout") == "conversational":  # read from TRL's conversational layout: written back in it
+        texts = {key: [{"role": role, "content": getattr(record, "question" if key == "prompt" else key)}]
+                 for key, role in _ROLE.items()}
+    else:
+        texts = {"prompt": record.question, "chosen": record.chosen, "rejected": record.rejected}
+    out = {"id": record.id, **texts, "video": record.video}
     if record.weight is not None:
         out["weight"] = record.weight
-    out.update(record.meta.get("trl", {}).get("extra", {}))
+    out.update(info.get("extra", {}))
     return out
 
 
@@ -369,7 +483,7 @@ def read_records(path: str | Path, fmt: str = "savi", errors: str = "raise",
     if errors not in ("raise", "collect"):
         raise ValueError("errors must be 'raise' or 'collect'")
     to_record = _TO_RECORD[fmt]
-    seen: dict[str, tuple[str, int]] = {}
+    seen: dict[str, tuple[str, int, bool]] = {}
     collect = errors == "collect" and collected is not None
     objects = iter_json_objects(path, collected if collect else None)
     try:  # lazily, so problems are listed in line order and one line at a time is held
@@ -385,12 +499,18 @@ def read_records(path: str | Path, fmt: str = "savi", errors: str = "raise",
         try:
             record = _wrapper_hint(to_record, obj, str(path), line, fmt)
             key = equality_key(record.id)  # ids that read the same are one id (a zero-width space, a look-alike)
+            # a TRL record without an id is given one (generated_id): a clash with it names where it came from
+            named = not (fmt == "trl" and isinstance(obj, dict) and "id" not in obj)
             if key in seen:
-                first, at = seen[key]
-                raise DataError(str(path), line, "id", f"duplicate id {record.id!r} (first at line {at})" if first ==
-                                record.id else f"id {record.id!r} reads the same as id {first!r} (first at line {at}): "
-                                f"they differ only by invisible or look-alike characters; ids must be unique")
-            seen[key] = (record.id, line)
+                first, at, first_named = seen[key]
+                at_line = shown_line(at)
+                given = "" if named else f"; this line has no id, savi names it {record.id}"
+                given += "" if first_named else f"; line {at_line} has no id, savi names it {first}"
+                raise DataError(str(path), line, "id", f"duplicate id {record.id!r} (first at line {at_line}){given}"
+                                if first == record.id else f"id {record.id!r} reads the same as id {first!r} (first at "
+                                f"line {at_line}){given}: they differ only by invisible or look-alike characters; ids "
+                                f"must be unique")
+            seen[key] = (record.id, line, named)
         except DataError as exc:
             if getattr(exc, "reason", None) is None:
                 exc.reason = BAD_RECORD

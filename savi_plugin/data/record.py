@@ -27,12 +27,42 @@ KNOWN_FIELDS = REQUIRED_FIELDS + OPTIONAL_STR_FIELDS + ("weight", "meta")
 MIN_WEIGHT, MAX_WEIGHT = 1e-6, 1e6
 
 
+class RecordAt(int):
+    """A record of a JSON array file: the int is its number in the array (what ids, counts and reports use, as a
+    JSONL record's line), ``text_line`` the text line its element starts on (what a location shows)."""
+
+    text_line: int
+
+    def __new__(cls, number: int, text_line: int) -> "RecordAt":
+        at = super().__new__(cls, number)
+        at.text_line = text_line
+        return at
+
+    def __reduce__(self):
+        return RecordAt, (int(self), self.text_line)
+
+
+def shown_line(line: int | None) -> str:
+    """A record's place as a location shows it: a JSONL record's line, a JSON array record's text line (with its
+    number in the array, as several records may start on one line), ``-`` for none."""
+    if isinstance(line, RecordAt):
+        return str(line.text_line)
+    return "-" if line is None else str(line)
+
+
 class DataError(InputError):
-    """A bad record. ``str()`` is ``file:line:field: message`` so editors and CI can jump to it."""
+    """A bad record. ``str()`` is ``file:line:field: message`` so editors and CI can jump to it (the one place a
+    record's location is written: :func:`shown_line`)."""
 
     def __init__(self, file: str, line: int | None, field: str | None, message: str):
         self.file, self.line, self.field, self.message = str(file), line, field, message
-        super().__init__(f"{self.file}:{line if line is not None else '-'}:{field or '-'}: {message}")
+        record = f" (record {int(line)} of the array)" if isinstance(line, RecordAt) else ""
+        super().__init__(f"{self.where}: {message}{record}")
+
+    @property
+    def where(self) -> str:
+        """``file:line:field``, the line as :func:`shown_line` shows it."""
+        return f"{self.file}:{shown_line(self.line)}:{self.field or '-'}"
 
 
 def json_kind(value: Any) -> str:

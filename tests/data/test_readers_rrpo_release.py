@@ -34,13 +34,15 @@ def test_convert_skips_and_lists_records_whose_tags_do_not_strip(tmp_path, capsy
 
     assert main(["data", "convert", str(src), str(out), "--from", "rrpo"]) == 1  # the default stops
     err = capsys.readouterr().err
-    assert f"{src}:2:answer_masked: without its tags it differs from 'answer'" in err and not out.exists()
+    # a one-line array: every record starts on text line 1, its number in the array said beside it
+    assert f"{src}:1:answer_masked: without its tags it differs from 'answer' (record 2 of the array)" in err
+    assert not out.exists()
 
     assert main(["data", "convert", str(src), str(out), "--from", "rrpo", "--bad-records", "skip"]) == 0
     captured = capsys.readouterr()
     assert "wrote 2 record(s)" in captured.out
     assert "skipped 2 bad record(s):" in captured.err
-    assert f"{src}:2:answer_masked:" in captured.err and f"{src}:3:answer_masked:" in captured.err
+    assert "(record 2 of the array)" in captured.err and "(record 3 of the array)" in captured.err
     assert [r.id for _, r in read_records(out)] == ["0", "3"]
 
     skipped = []
@@ -122,5 +124,6 @@ def test_a_key_twice_in_a_release_record_is_named_at_its_record_and_field(tmp_pa
     (tmp_path / "d.json").write_text("[\n" + ",\n".join(texts) + "\n]\n")
     assert main(["data", "validate", "--format", "rrpo", "d.json"]) == 1
     out = capsys.readouterr().out.strip().splitlines()
-    assert out == [f"d.json:{record}:pred: key 'pred' appears twice in one object (which value is meant is "
-                   f"ambiguous) (the document is refused whole, so no record is counted)"], out
+    assert out == [f"d.json:{record + 1}:pred: key 'pred' appears twice in one object (which value is meant is "
+                   f"ambiguous) (the document is refused whole, so no record is counted) (record {record} of the "
+                   f"array)"], out  # at the text line the record starts on (one record a line, after the "[")

@@ -167,6 +167,23 @@ def build_processor(tokenizer, vision: dict, src_config: dict, options: dict, pl
 
 
 @contextlib.contextmanager
+def _source_model_type_unsaid():
+    """Drop transformers' notice that a ``llava_qwen`` config instantiates a config of another type (logged by
+    ``AutoTokenizer.from_pretrained`` reading the source's ``config.json``, on every run, before any ``error:``
+    line): reading LLaVA-NeXT's config as another type is what this converter does. Only that notice: the
+    library's other records, and ours, pass at the user's log level."""
+    def unsaid(record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("You are using a model of type")
+
+    library = logging.getLogger("transformers.configuration_utils")
+    library.addFilter(unsaid)
+    try:
+        yield
+    finally:
+        library.removeFilter(unsaid)
+
+
+@contextlib.contextmanager
 def _naming(config_path: str):
     """The source's ``config.json`` named by its path in the mapping's errors (they say ``config.json: ...``, of a
     configuration given as a dict), so the line names the file the user can open."""
@@ -243,7 +260,8 @@ def convert_llava_next(
 
         # Tokenizer: LLaVA-NeXT's loader adds <im_patch> when mm_use_im_patch_token (default True) and then resizes the
         # embeddings to len(tokenizer); mirror the token so ids line up, then append the two placeholders.
-        tokenizer = AutoTokenizer.from_pretrained(src, trust_remote_code=False)
+        with _source_model_type_unsaid():
+            tokenizer = AutoTokenizer.from_pretrained(src, trust_remote_code=False)
         if src_config.get("mm_use_im_patch_token", True):
             tokenizer.add_tokens(["<im_patch>"], special_tokens=True)
         if src_config.get("mm_use_im_start_end", False):

@@ -324,3 +324,30 @@ def test_a_source_that_is_no_llava_next_checkpoint_is_said_as_what_it_is(what, t
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(f"error: {src}/config.json: {said}"), err
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("outcome", ["converted", "refused"])
+def test_transformers_notice_of_the_source_model_type_is_not_printed(outcome, tmp_path, capsys, caplog):
+    """Pass 25 L #33: every run printed transformers' ``You are using a model of type llava_qwen to instantiate a
+    model of type ...`` (reading the source's config is the conversion), also before an ``error:`` line."""
+    import transformers.utils.logging  # noqa: F401 (loaded, so its records are routed as every command routes them)
+
+    from savi_plugin.cli import main, route_library_logs
+
+    route_library_logs()
+    src = _copy_source(tmp_path)
+    if outcome == "refused":  # a weight no rule maps: refused after the source's config and tokenizer are read
+        weights = load_file(str(src / "model.safetensors"))
+        weights["model.faster_token"] = torch.zeros(64, dtype=torch.bfloat16)
+        save_file(weights, str(src / "model.safetensors"), metadata={"format": "pt"})
+    with caplog.at_level("INFO"):
+        code = main(["convert", "llava-next", str(src), str(tmp_path / "out"), "--vision-config", VISION_CONFIG])
+    said = capsys.readouterr()
+    assert not [r for r in caplog.records if "You are using a model of type" in r.getMessage()], caplog.text
+    assert code == (0 if outcome == "converted" else 1), said
+    assert "You are using a model of type" not in said.out + said.err, said.err
+    if outcome == "converted":
+        assert '"model_class"' in said.out, said.out  # and our own line, at the log level asked for
+        assert [r for r in caplog.records if r.name.startswith("savi_plugin") and "converted" in r.getMessage()]
+    else:
+        assert "error: " in said.err and "model.faster_token" in said.err, said.err
