@@ -387,13 +387,6 @@ def recipe_training_args(recipe, output_dir: str | Path, notes: list[str] | None
 
     kwargs = training_kwargs(recipe, **overrides)
     notes = notes if notes is not None else []
-    for key, why in precision_problems(kwargs):
-        if strict:
-            remedy = " (or train.use_cpu=true for bf16 on the CPU)" if key.startswith("bf16") else ""
-            raise ConfigError(f"train.{key}", f"{why}; set train.{key}=false to train without it{remedy}",
-                              recipe.source)
-        kwargs[key] = False
-        notes.append(f"train.{key}: {why}; checked without it (the real run refuses it here)")
     if kwargs.get("deepspeed") and importlib.util.find_spec("deepspeed") is None:
         if strict:
             raise ConfigError("train.deepspeed", "needs the deepspeed package: pip install 'savi-plugin[deepspeed]' "
@@ -402,6 +395,13 @@ def recipe_training_args(recipe, output_dir: str | Path, notes: list[str] | None
         kwargs["deepspeed"] = None
         notes.append("train.deepspeed: the deepspeed package is not installed here; the file was read, the rest "
                      "checked without it")
+    for key, why in precision_problems(kwargs):
+        if strict:
+            remedy = " (or train.use_cpu=true for bf16 on the CPU)" if key.startswith("bf16") else ""
+            raise ConfigError(f"train.{key}", f"{why}; set train.{key}=false to train without it{remedy}",
+                              recipe.source)
+        kwargs[key] = False
+        notes.append(f"train.{key}: {why}; checked without it (the real run refuses it here)")
     return build_training_args(kwargs, str(output_dir), recipe.source)
 
 
