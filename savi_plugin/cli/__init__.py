@@ -122,6 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     handler = ClearOfBarsHandler()
     handler.setFormatter(OneLineFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S"))
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, handlers=[handler])
+    route_deepspeed_logs()  # DeepSpeed's logger writes to standard output, where the results go
     from savi_plugin.launch import clean_stray_launcher_env
 
     clean_stray_launcher_env()  # RANK/WORLD_SIZE left in a shell do not shard a plain run
@@ -265,6 +266,30 @@ def route_library_logs() -> None:
     with contextlib.suppress(Exception):  # a transformers without these functions keeps its own handler
         library.disable_default_handler()
         library.enable_propagation()
+
+
+class _ToCommandLog(logging.Filter):
+    """On DeepSpeed's logger: each record goes to the command's log (standard error, at the level the user chose)
+    instead of the handler DeepSpeed installs, which writes to standard output, where the results go."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        root = logging.getLogger()
+        if root.isEnabledFor(record.levelno):
+            root.handle(record)
+        return False
+
+
+_DEEPSPEED_TO_LOG = _ToCommandLog()
+
+
+def route_deepspeed_logs() -> None:
+    """Route DeepSpeed's log records (``[WARNING] [real_accelerator.py:213:get_accelerator] Setting accelerator to
+    CPU...`` as it is imported) to the command's log: a filter on its logger, set before DeepSpeed is imported
+    (DeepSpeed adds its standard-output handler to the same logger then) or after. Its ``print``s are caught where
+    savi starts it (:func:`savi_plugin.training.distributed.deepspeed_prints_to_log`)."""
+    library = logging.getLogger("DeepSpeed")
+    if _DEEPSPEED_TO_LOG not in library.filters:
+        library.addFilter(_DEEPSPEED_TO_LOG)
 
 
 class OneLineFormatter(logging.Formatter):

@@ -67,10 +67,10 @@ def run(args) -> int:
         return 0
     from savi_plugin.config.checkpoint import check_model
     from savi_plugin.pipeline.align import run_align
-    from savi_plugin.training.arguments import forget_deepspeed, recipe_training_args
+    from savi_plugin.training.arguments import check_trainable_here
 
     check_model(recipe.model.path, recipe.model.backend, "model.path", recipe.source)
-    forget_deepspeed(recipe_training_args(recipe, f"{out}/iter_0/train", strict=True))  # fails before the run
+    check_trainable_here(recipe, f"{out}/iter_0/train")  # fails before the run
     manifest = run_align(recipe, out, iterations=args.iterations)
     from savi_plugin.launch import current
 

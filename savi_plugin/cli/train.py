@@ -36,7 +36,7 @@ def run(args) -> int:
     from savi_plugin.errors import ConfigurationError
     from savi_plugin.pipeline.steps import train_output_dir
     from savi_plugin.recipe import load_recipe
-    from savi_plugin.training.arguments import forget_deepspeed, recipe_training_args
+    from savi_plugin.training.arguments import check_trainable_here
 
     refuse_flag_and_override(args.overrides, {"--model": ("model.path", args.model),
                                               "--data": ("data.pairs", args.data),
@@ -64,7 +64,7 @@ def run(args) -> int:
     if not data:
         raise ConfigError("data.pairs", "required (or --data)", recipe.source)
     check_model(model, recipe.model.backend, model_key, recipe.source if not args.model else None)
-    forget_deepspeed(recipe_training_args(recipe, output_dir, strict=True))  # what this machine lacks fails now
+    check_trainable_here(recipe, output_dir)  # what this machine lacks fails now
     if not Path(data).is_file():  # named by the flag or key that gave it: after the recipe's checks, before loading
         from savi_plugin.data.files import file_problem
 

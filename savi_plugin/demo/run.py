@@ -83,6 +83,16 @@ def check_demo_frames(cfg) -> None:
                               cfg.source)
 
 
+def check_demo_recipe(cfg, out: Path) -> None:
+    """What the demo refuses of its recipe before its folder is claimed (``savi demo``, ``--seeds`` too): frame
+    counts the clips lack (:func:`check_demo_frames`), and a train step this machine cannot run
+    (:func:`~savi_plugin.training.arguments.check_trainable_here`: ``train.bf16`` without a GPU ...)."""
+    from savi_plugin.training.arguments import check_trainable_here
+
+    check_demo_frames(cfg)
+    check_trainable_here(cfg, out / "rrpo")
+
+
 def demo_steps(demo) -> dict:
     """What the demo writes in its folder (:func:`savi_plugin.data.outputs.claim`'s ``steps``): its videos and
     warm-up model (its own step products), the tiny model, the pairs, a training run per method, the results and
@@ -112,8 +122,8 @@ def run_demo(out_dir: str | Path, recipe: str = "tiny_demo", overrides: list[str
     own, recipe_overrides = split_overrides(overrides)
     settings = load_settings(own)
     cfg = load_recipe(recipe, recipe_overrides)
-    check_demo_frames(cfg)
     out = Path(out_dir)
+    check_demo_recipe(cfg, out)
     # the recipe by what it resolves to (recipe_identity), not as typed: the same demo from another working folder,
     # or moved whole, continues; the demo's own settings by value
     config = {"resolved": recipe_identity(cfg), "settings": to_dict(settings)}

@@ -98,7 +98,7 @@ def run_seeds(out_dir: str | Path, recipe: str = "tiny_demo", overrides: list[st
 
     from savi_plugin.demo.plots import plot_seeds
     from savi_plugin.data.paths import run_folder
-    from savi_plugin.demo.run import run_demo
+    from savi_plugin.demo.run import check_demo_recipe, run_demo
     from savi_plugin.demo.settings import load_settings, split_overrides
     from savi_plugin.config.values import to_dict
     from savi_plugin.recipe import load_recipe, recipe_identity, resolve_recipe_path
@@ -117,6 +117,7 @@ def run_seeds(out_dir: str | Path, recipe: str = "tiny_demo", overrides: list[st
                                            f"where they start")
     settings = load_settings(own)  # checked before the first run starts
     cfg = load_recipe(recipe, recipe_overrides)
+    check_demo_recipe(cfg, out)
     base = cfg.seed
     config = {"resolved": recipe_identity(cfg), "settings": to_dict(settings)}  # by content, as run_demo's
     steps = {"seed-*": "savi demo", "results.json": OWN, "demo.png": OWN}  # a demo folder per seed, the summary

@@ -181,6 +181,10 @@ def run_ablation(recipe_ref: str, losses: list[str], out: str | Path, *, pairs: 
     if not data:
         raise ConfigError("data.pairs", "required (or --pairs)", first.source)
     check_model(first.model.path, first.model.backend, "model.path", first.source)
+    from savi_plugin.training.arguments import check_trainable_here
+
+    for recipe in plans.values():  # what this machine cannot train (train.bf16 without a GPU): before the claim
+        check_trainable_here(recipe, recipe.train["output_dir"])
     if benchmarks and evaluate is None:
         from savi_plugin.pipeline.evaluate import evaluate_step as evaluate
     from savi_plugin.data.identity import folder_identity, input_identity, model_identity

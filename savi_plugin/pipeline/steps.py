@@ -84,8 +84,9 @@ def plan_generate(recipe: Recipe):
 def plan_train(recipe: Recipe, output_dir: str | Path, *, hardware_notes: list[str] | None = None, **overrides):
     """The training arguments (:class:`PreferenceConfig`) and the peft ``LoraConfig`` of the train step.
 
-    Precision flags the machine cannot honour (``bf16``/``fp16`` without a GPU) are checked without them and
-    said in ``hardware_notes``; everything else must build as written.
+    Precision keys the machine cannot honour (:func:`~savi_plugin.training.arguments.precision_problems`, which
+    the real run refuses) are checked without them and said in ``hardware_notes``; everything else must build as
+    written.
     """
     from savi_plugin.training.run import lora_config
 

@@ -349,13 +349,29 @@ def training_kwargs(recipe, **overrides) -> dict[str, Any]:
     return train
 
 
-def precision_available(flag: str) -> bool:
-    """Whether this machine can train with ``bf16``/``fp16`` (a CUDA device; bf16 where it supports it)."""
+def precision_problems(kwargs: dict[str, Any]) -> list[tuple[str, str]]:
+    """The precision keys of ``kwargs`` (a recipe's ``train`` values) this machine cannot honour, as
+    ``(key, why)``: the one rule the dry run notes and the real run refuses (:func:`recipe_training_args`).
+
+    ``bf16``/``bf16_full_eval`` need a GPU with bf16 (transformers refuses them otherwise, unless ``use_cpu``
+    asks for CPU bf16 autocast); ``fp16``/``fp16_full_eval`` need a CUDA GPU (on the CPU accelerate would train
+    in float32 unsaid); ``tf32`` needs an Ampere or newer GPU (transformers refuses it otherwise)."""
     import torch
 
-    if not torch.cuda.is_available():
-        return False
-    return flag == "fp16" or torch.cuda.is_bf16_supported()
+    cuda = torch.cuda.is_available()
+    problems = []
+    for key in ("bf16", "bf16_full_eval"):
+        if kwargs.get(key) and not kwargs.get("use_cpu") and not (cuda and torch.cuda.is_bf16_supported()):
+            problems.append((key, "this machine has no GPU with bf16" if cuda else "this machine has no GPU"))
+    for key in ("fp16", "fp16_full_eval"):
+        if kwargs.get(key) and not cuda:
+            problems.append((key, "this machine has no GPU (on the CPU fp16 would not be used)"))
+    if kwargs.get("tf32"):
+        from transformers.utils import is_torch_tf32_available
+
+        if not is_torch_tf32_available():
+            problems.append(("tf32", "this machine has no GPU with tf32 (Ampere or newer)"))
+    return problems
 
 
 def recipe_training_args(recipe, output_dir: str | Path, notes: list[str] | None = None, *, strict: bool = False,
@@ -363,19 +379,14 @@ def recipe_training_args(recipe, output_dir: str | Path, notes: list[str] | None
     """The real :class:`PreferenceConfig` of a recipe's train step.
 
     With ``strict`` False (recipe load, ``--dry-run``), what this machine lacks is checked around and said in
-    ``notes``: precision flags without a GPU for them (``bf16``/``fp16``), and a DeepSpeed config without the
+    ``notes``: precision keys it cannot honour (:func:`precision_problems`), and a DeepSpeed config without the
     ``deepspeed`` package (its file is still read as JSON); the rest must build as written. With ``strict``
-    (before a real run) a missing ``deepspeed`` package is a :class:`ConfigError`.
+    (before a real run: :func:`check_trainable_here`) each of them is a :class:`ConfigError` at its key.
     """
     import importlib.util
 
     kwargs = training_kwargs(recipe, **overrides)
     notes = notes if notes is not None else []
-    if not strict:
-        for flag in ("bf16", "fp16"):
-            if kwargs.get(flag) and not precision_available(flag):
-                kwargs[flag] = False
-                notes.append(f"train.{flag}: this machine has no GPU for it; checked without it")
     if kwargs.get("deepspeed") and importlib.util.find_spec("deepspeed") is None:
         if strict:
             raise ConfigError("train.deepspeed", "needs the deepspeed package: pip install 'savi-plugin[deepspeed]' "
@@ -384,7 +395,24 @@ def recipe_training_args(recipe, output_dir: str | Path, notes: list[str] | None
         kwargs["deepspeed"] = None
         notes.append("train.deepspeed: the deepspeed package is not installed here; the file was read, the rest "
                      "checked without it")
+    for key, why in precision_problems(kwargs):
+        if strict:
+            remedy = " (or train.use_cpu=true for bf16 on the CPU)" if key.startswith("bf16") else ""
+            raise ConfigError(f"train.{key}", f"{why}; set train.{key}=false to train without it{remedy}",
+                              recipe.source)
+        kwargs[key] = False
+        notes.append(f"train.{key}: {why}; checked without it (the real run refuses it here)")
     return build_training_args(kwargs, str(output_dir), recipe.source)
+
+
+def check_trainable_here(recipe, output_dir: str | Path, **overrides) -> None:
+    """Refuse, before anything is loaded or written, a recipe whose train step this machine cannot run (what the
+    dry run notes): every command that trains (``savi train``, ``align``, ``ablate``, ``demo``) asks it.
+
+    Raises:
+        ConfigError: at the recipe key (``train.bf16``, ``train.deepspeed`` ...), naming the recipe file.
+    """
+    forget_deepspeed(recipe_training_args(recipe, output_dir, strict=True, **overrides))
 
 
 def check_training_args(recipe) -> None:

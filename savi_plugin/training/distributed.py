@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from typing import Any
 
@@ -27,7 +28,26 @@ def setup_process_group(config) -> None:
         import deepspeed
 
         if not deepspeed.comm.is_initialized():
-            deepspeed.init_distributed(dist_backend=_backend())
+            with deepspeed_prints_to_log():
+                deepspeed.init_distributed(dist_backend=_backend())
+
+
+@contextlib.contextmanager
+def deepspeed_prints_to_log():
+    """What DeepSpeed ``print``s while the block runs (``DeepSpeed deepspeed.ops.comm.deepspeed_shm_comm_op built
+    successfully`` when its communication layer starts) goes to the log, at debug level, not to standard output,
+    which holds the command's results (its log records are routed by :func:`savi_plugin.cli.route_deepspeed_logs`).
+    """
+    import io
+
+    caught = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(caught):
+            yield
+    finally:
+        for line in caught.getvalue().splitlines():
+            if line.strip():
+                logging.getLogger("DeepSpeed").debug("%s", line)
 
 
 def _backend() -> str:
@@ -201,7 +221,8 @@ def deepspeed_reference(module, deepspeed_config: dict):
                 zero[key] = value
     else:
         zero["stage"] = 0
-    engine, *_ = deepspeed.initialize(model=module, config=config)
+    with deepspeed_prints_to_log():
+        engine, *_ = deepspeed.initialize(model=module, config=config)
     engine.eval()
     return engine
 

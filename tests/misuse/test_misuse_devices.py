@@ -76,3 +76,50 @@ def test_savi_video_refuses_a_device_before_loading(device):
     message = str(err.value)
     assert message.startswith(f"savi_video: device={device!r}") and "\n" not in message, message
     assert ACCEPTED in message or "use auto or cpu" in message
+
+
+# ------------------------------------------------------------------------------------------------ precision
+#: every command that trains, driven with a recipe file (``{recipe}``) into ``{out}`` (pass 24 H #23)
+TRAINING_ENTRY_POINTS = {
+    "train": lambda recipe, pairs, out: ["train", recipe, "--data", pairs, "--output-dir", out],
+    "align": lambda recipe, pairs, out: ["align", recipe, "--out", out],
+    "ablate": lambda recipe, pairs, out: ["ablate", recipe, "--losses", "dpo,rrpo", "--pairs", pairs, "--out", out,
+                                          "--no-benchmarks"],
+    "demo": lambda recipe, pairs, out: ["demo", "--recipe", recipe, "--out", out],
+    "demo --seeds": lambda recipe, pairs, out: ["demo", "--recipe", recipe, "--out", out, "--seeds", "2"],
+}
+#: the precision keys transformers (or accelerate, silently) cannot honour on a machine without a GPU
+PRECISION_KEYS = ["bf16", "fp16", "tf32", "bf16_full_eval", "fp16_full_eval"]
+
+
+@pytest.mark.skipif(CUDA > 0, reason="a GPU honours these keys")
+@pytest.mark.parametrize("key", PRECISION_KEYS)
+@pytest.mark.parametrize("entry", sorted(TRAINING_ENTRY_POINTS))
+def test_a_precision_this_machine_lacks_is_refused_before_anything_by_every_command_that_trains(
+        entry, key, tiny_llava_onevision, tmp_path, capsys):
+    """A recipe that sets ``train.bf16`` (``fp16``, ``tf32`` ...) on a machine without a GPU: every command that
+    trains refuses it before loading or writing anything, one line naming the recipe file and the key, with the
+    remedy in the recipe's terms (``train.bf16=false``), exit 2 -- the dry run notes the same key by the same rule
+    (``training.arguments.precision_problems``). transformers' own line named the section, not the key, and advised
+    ``use_cpu``."""
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    video = clip(inputs / "v.mp4", frames=4)
+    (inputs / "qa.jsonl").write_text(json.dumps(qa_item("q1", video)) + "\n")
+    pairs = inputs / "pairs.jsonl"
+    pairs.write_text(json.dumps({"id": "a", "video": str(video), "prompt": "Q?", "chosen": "red",
+                                 "rejected": "blue"}) + "\n")
+    recipe = inputs / "r.yaml"
+    recipe.write_text(f"extends: tiny_demo\nmodel: {{path: {tiny_llava_onevision}}}\ndata: {{qa: qa.jsonl}}\n"
+                      f"align: {{eval_every_iteration: false, iterations: 1}}\ntrain: {{{key}: true}}\n")
+    before = sorted(p.name for p in tmp_path.iterdir())
+    code, out, err = savi(capsys, *TRAINING_ENTRY_POINTS[entry](recipe, pairs, tmp_path / "runs" / "x"))
+    assert code == 2, err
+    assert_one_line_error(err, str(recipe), f"train.{key}: this machine has no GPU", f"train.{key}=false")
+    assert "use_cpu if you want" not in err and out == ""
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # nothing loaded, claimed or made
+    if entry in ("train", "align"):  # the dry run notes what the run refuses, by the same rule
+        code, out, err = savi(capsys, *TRAINING_ENTRY_POINTS[entry](recipe, pairs, tmp_path / "runs" / "x"),
+                              "--dry-run")
+        assert code == 0, err
+        assert f"note: train.{key}: this machine has no GPU" in out and "the real run refuses it here" in out

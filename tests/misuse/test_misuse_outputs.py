@@ -735,6 +735,43 @@ def test_a_stop_before_the_first_result_leaves_nothing_and_the_corrected_command
                       .read_text())["command"] == spec.command
 
 
+def _convert_fixture(world: Path, out: Path) -> list:
+    """``savi convert llava-next`` of the LLaVA-NeXT fixture, which converts (the world's source refuses early)."""
+    from tests.builders import LLAVA_NEXT_FIXTURE
+
+    source = LLAVA_NEXT_FIXTURE / "source"
+    return ["convert", "llava-next", source, out, "--vision-config", source / "siglip_vision_config.json"]
+
+
+@pytest.mark.parametrize("a_existed", [False, True], ids=["a-new", "a-existed"])
+@pytest.mark.parametrize("writer", list(WRITERS))
+def test_a_configuration_error_after_the_claim_removes_the_folders_the_job_made_to_reach_its_output(
+        writer, a_existed, world, tmp_path, capsys, monkeypatch):
+    """An output two folders deep that do not exist yet (``a/b/out``), and a configuration error once the output is
+    claimed and marked: the undo (``Output.undo``) leaves nothing of ``a/b/``, the folders the job created to reach
+    it (pass 24 H #25: ``runs/`` of ``--output-dir runs/x`` was left empty); ``a/`` that existed before stays, with
+    nothing in it."""
+    from savi_plugin.data.outputs import Output
+    from savi_plugin.errors import ConfigurationError
+
+    spec = WRITERS[writer]
+    if a_existed:
+        (tmp_path / "a").mkdir()
+    out = tmp_path / "a" / "b" / ("out" if spec.folder else "out.jsonl")
+    write_mark = Output.write_mark
+
+    def mark_then_refuse(self, *args, **kwargs):
+        write_mark(self, *args, **kwargs)
+        if Path(self.path) == out:
+            raise ConfigurationError("a configuration error found after the claim")
+
+    monkeypatch.setattr(Output, "write_mark", mark_then_refuse)
+    code, _, err = savi(capsys, *(_convert_fixture if writer == "convert" else spec.argv)(world, out))
+    assert code == 2, err
+    assert_one_line_error(err, "a configuration error found after the claim")
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*")) == (["a"] if a_existed else [])
+
+
 @pytest.mark.parametrize("writer", [w for w, s in WRITERS.items() if s.cheap and s.replaces_own])
 def test_a_writer_that_replaces_its_own_output_leaves_nothing_of_the_earlier_one(writer, world, tmp_path, capsys):
     spec = WRITERS[writer]

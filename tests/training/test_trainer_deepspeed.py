@@ -9,6 +9,7 @@ hand-off all compute the same thing.
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import subprocess
@@ -161,3 +162,42 @@ def test_a_step_deepspeed_skips_is_counted_as_non_finite_and_not_logged_as_a_los
     losses = result["losses"]
     assert losses[0] is not None and losses[1] is None and losses[2] is not None  # step 2 logs no loss
     assert result["logged_nonfinite"] == [0, 1, 1]
+
+
+def test_a_cpu_training_run_with_a_deepspeed_config_prints_only_its_summary_on_standard_output(
+        tiny_llava_onevision, synthetic_samples, tmp_path):
+    """``savi train`` of a recipe naming a DeepSpeed config, on the CPU: standard output holds the run's summary
+    alone. DeepSpeed's logger (``[WARNING] [real_accelerator.py:213:get_accelerator] Setting accelerator to
+    CPU...`` as it is imported) and its ``print`` (``DeepSpeed deepspeed.ops.comm.deepspeed_shm_comm_op built
+    successfully``) wrote there (pass 24 H #25); they go to the log on standard error now. A subprocess: DeepSpeed
+    initialises torch.distributed, which must not leak into the other tests."""
+    pytest.importorskip("deepspeed")
+    data = write_answer_pairs(tmp_path / "pairs.jsonl", synthetic_samples[:2], rotate=False)
+    recipe = tmp_path / "r.json"
+    recipe.write_text(json.dumps({
+        "model": {"path": str(tiny_llava_onevision), "num_frames": 4},
+        "lora": {"r": 4, "alpha": 8, "dropout": 0.0},
+        "train": {"deepspeed": "zero2", "max_steps": 1, "per_device_train_batch_size": 2,
+                  "gradient_accumulation_steps": 1, "save_strategy": "no", "use_cpu": True, "logging_steps": 1,
+                  "disable_tqdm": True, "seed": 0}}))
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": repo_pythonpath()}
+    for name in ("MASTER_ADDR", "MASTER_PORT", "RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE"):
+        env.pop(name, None)  # no launcher: savi runs DeepSpeed as one process itself
+    proc = subprocess.run([sys.executable, "-m", "savi_plugin", "train", str(recipe), "--data", str(data),
+                           "--output-dir", str(tmp_path / "out")], env=env, cwd=tmp_path, capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    metrics, _, summary = proc.stdout.partition("\n{\n")  # the metrics at each logging step, then the summary
+    summary = json.loads("{\n" + summary)
+    assert summary["adapter"]
+    for line in metrics.splitlines():  # each a dict of the run's metrics (print_logs), and nothing else
+        assert _is_metrics(line), line
+
+
+def _is_metrics(line: str) -> bool:
+    """Whether ``line`` is a metrics line the Trainer prints at a logging step (a dict literal)."""
+    try:
+        return isinstance(ast.literal_eval(line), dict)
+    except (ValueError, SyntaxError):
+        return False
+    assert "[WARNING] [real_accelerator" not in proc.stderr  # a savi log line, when DeepSpeed says it

@@ -24,7 +24,14 @@ from savi_plugin.data.outputs.holders import _holder_text
 from savi_plugin.data.outputs.state import _ended
 from savi_plugin.data.outputs.places import check_distinct, check_not_any, check_not_in_checkpoint
 from savi_plugin.data.outputs.atomic import remove_tree, replace_folder, write_json
-from savi_plugin.data.outputs.locks import check_no_enclosing_job, _held_by_another_job, _is_main_rank, OutputLock
+from savi_plugin.data.outputs.locks import (
+    check_no_enclosing_job,
+    _held_by_another_job,
+    _is_main_rank,
+    missing_folders,
+    OutputLock,
+    remove_made_folders,
+)
 from savi_plugin.data.outputs.marks import (
     _foreign_files, foreign_mark_error, marked_output, read_mark, _savi_lock_file, sidecar_clash)
 from savi_plugin.data.outputs.steps import (
@@ -99,6 +106,9 @@ class Output:
         self._record_sizes: dict[str, int] = {}
         #: a run folder's steps (:func:`claim`'s ``steps``), recorded in its mark
         self.steps: dict[str, Any] | None = None
+        #: the folders above a new output that did not exist at the claim, deepest first (:func:`missing_folders`):
+        #: undone, the job removes those still empty (``runs/`` of ``--output-dir runs/x``), and only those
+        self.made_above: list[Path] = []
 
     @property
     def mark(self) -> Path:
@@ -316,6 +326,7 @@ class Output:
         if undo and self._before is not None and self.path.name not in self._before:
             with contextlib.suppress(OSError):  # created by this job: a folder empty once undone, or the file
                 self.path.rmdir() if self.folder else self.path.unlink()
+            remove_made_folders(self.made_above)  # and the folders it created to reach it, where still empty
 
 
 def _existing_names(path: Path, folder: bool) -> set[str]:
@@ -508,6 +519,7 @@ def claim(output: str | Path, *, command: str, config: Mapping[str, Any] | None 
             return None
         return Output(path, folder, command, config, held, read_mark(path, folder))  # unchecked: rank 0 decides
     before = _existing_names(path, folder)  # before the lock file exists (it may create the folder)
+    made_above = missing_folders(_parent(path))  # before the lock file's folder is made
     foreign = foreign_mark_error(path, folder, output_name)  # a user's file or folder at our mark's name
     if foreign is not None:
         raise foreign
@@ -572,10 +584,13 @@ def claim(output: str | Path, *, command: str, config: Mapping[str, Any] | None 
                                          f"choose {another(remedy_name, 'a new')}")
     except BaseException:
         held.release()
+        if lock and not check_only:  # refused after the lock made the output's folders: nothing of them stays
+            remove_made_folders(([path] if folder and path.name not in before else []) + made_above)
         raise
     if check_only:
         return None
     claimed = Output(path, folder, command, config, held, previous)
+    claimed.made_above = made_above if previous is None else []
     claimed.what = what or output_name
     claimed.output_name = output_name
     claimed._before = before if previous is None else None

@@ -486,6 +486,26 @@ class OutputLock:
         self.release()
 
 
+def missing_folders(path: str | Path) -> list[Path]:
+    """``path`` and its parents that do not exist yet (nothing, not even a link, at their name), deepest first: the
+    folders a job that makes ``path`` creates, which only it may remove again (:func:`remove_made_folders`)."""
+    missing, probe = [], Path(path)
+    while not os.path.lexists(probe) and probe != probe.parent:
+        missing.append(probe)
+        probe = probe.parent
+    return missing
+
+
+def remove_made_folders(folders: list[Path]) -> None:
+    """Remove, deepest first, the folders of :func:`missing_folders` that are still empty folders (never a link,
+    never one holding anything): what a job that stopped before its first result made on its way to its output."""
+    for folder in folders:
+        if folder.is_symlink() or not folder.is_dir():
+            continue
+        with contextlib.suppress(OSError):  # not empty: kept, and so is every folder above it
+            os.rmdir(folder)
+
+
 @contextlib.contextmanager
 def made_folder(path: str | Path, lock: str | None = None) -> Iterator[Path]:
     """``path`` made as a folder (its missing parents too) for a job another program fills (lmms-eval's
@@ -495,10 +515,7 @@ def made_folder(path: str | Path, lock: str | None = None) -> Iterator[Path]:
     made is removed where it is still empty: the folders this call created and the empty folders made inside them
     during the block, never a folder that existed before or anything holding a file (nor a link)."""
     path = Path(path)
-    made, probe = [], path
-    while not os.path.lexists(probe) and probe != probe.parent:
-        made.append(probe)
-        probe = probe.parent
+    made = missing_folders(path)
     path.mkdir(parents=True, exist_ok=True)
     held, started = None, False
     try:
@@ -510,15 +527,13 @@ def made_folder(path: str | Path, lock: str | None = None) -> Iterator[Path]:
             held.release()
             held = None
         for folder in made:  # deepest first
-            if not folder.is_dir() or folder.is_symlink():
-                continue
-            for root, dirs, _ in os.walk(folder, topdown=False):  # empty folders made inside it during the block
-                for name in dirs:
-                    with contextlib.suppress(OSError):  # not empty, or a link: kept
-                        if not os.path.islink(os.path.join(root, name)):
-                            os.rmdir(os.path.join(root, name))
-            with contextlib.suppress(OSError):
-                os.rmdir(folder)
+            if folder.is_dir() and not folder.is_symlink():
+                for root, dirs, _ in os.walk(folder, topdown=False):  # empty folders made in it during the block
+                    for name in dirs:
+                        with contextlib.suppress(OSError):  # not empty, or a link: kept
+                            if not os.path.islink(os.path.join(root, name)):
+                                os.rmdir(os.path.join(root, name))
+        remove_made_folders(made)
         if started and path.is_dir() and any(path.iterdir()):  # what the other program wrote before the stop
             note_ended(path, "kept")
         raise
