@@ -62,9 +62,9 @@ def test_deepspeed_local_rank_argument_is_accepted_in_both_spellings(monkeypatch
 
     monkeypatch.setenv("LOCAL_RANK", "0")  # recorded as it was, so that teardown restores it (absent, usually)
     for argv in (["train", "x", "--local_rank=0"], ["train", "--local_rank", "0", "x"]):
-        monkeypatch.delenv("LOCAL_RANK")
+        monkeypatch.delenv("LOCAL_RANK", raising=False)
         assert launcher_arguments(argv) == ["train", "x"]
-    monkeypatch.delenv("LOCAL_RANK")
+    monkeypatch.delenv("LOCAL_RANK", raising=False)
     assert main(["recipes", "ls", "--local_rank=0"]) == 0  # was: savi: error: unrecognized arguments
     with pytest.raises(SystemExit):
         launcher_arguments(["train", "--local_rank"])
@@ -327,3 +327,91 @@ def test_mpi_variables_belong_to_an_mpi_starter_and_a_bare_mpi_launch_is_refused
     one = {k: ("0" if "RANK" in k or "ID" in k else "1") for k in left}  # mpirun -np 1: one process, as it is
     monkeypatch.setattr(os, "environ", {"PATH": "/bin", **one})
     assert launch.current().world_size == 1 and launch.clean_stray_launcher_env() == []
+
+
+def _minimal_argv(parser, words: list[str]) -> list[str]:
+    """``words`` and a value for each required argument of ``parser`` (its first choice, else ``x``)."""
+    import argparse
+
+    out = list(words)
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction) or not (action.required or not action.option_strings):
+            continue
+        if action.nargs == 0 or action.nargs in ("?", "*"):
+            continue
+        value = str(next(iter(action.choices))) if action.choices else "x"
+        out += ([action.option_strings[0]] if action.option_strings else []) + [value]
+    return out
+
+
+def _one_process_commands() -> list[list[str]]:
+    """Every command (with its sub-command) that :data:`savi_plugin.cli.LAUNCHED_COMMANDS` does not hold, as the
+    words of a command line argparse accepts."""
+    import argparse
+
+    from savi_plugin.cli import LAUNCHED_COMMANDS, build_parser
+
+    found = []
+    top = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    for name, parser in top.choices.items():
+        subs = next((a for a in parser._actions if isinstance(a, argparse._SubParsersAction)), None)
+        pairs = [([name, sub], child) for sub, child in subs.choices.items()] if subs else []
+        if subs is None or not subs.required:
+            pairs.append(([name], parser))
+        found += [_minimal_argv(p, w) for w, p in pairs if " ".join(w) not in LAUNCHED_COMMANDS]
+    return found
+
+
+@pytest.fixture
+def launched(monkeypatch):
+    """This process as rank 1 of a 2-process torchrun job (the launcher is its ancestor)."""
+    monkeypatch.setattr("savi_plugin.launch.launcher_ancestor", lambda *a, **k: "torchrun")
+    for key, value in TORCHRUN.items():
+        monkeypatch.setenv(key, value)
+
+
+@pytest.mark.parametrize("argv", _one_process_commands(), ids=lambda argv: " ".join(w for w in argv if w != "x"))
+def test_every_one_process_command_is_refused_under_a_launcher_of_several(argv, launched, tmp_path, monkeypatch,
+                                                                         capsys):
+    """Under torchrun with 2 processes, a command that does not share its work among the ranks (pass 25 K #22,
+    #23: both ranks built one site, merged one file) is refused on every rank before it starts, one line naming it
+    and the launcher, exit 2; nothing is written."""
+    from savi_plugin.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.startswith("error: ")]
+    assert len(lines) == 1 and "runs in one process; start it without torchrun" in lines[0], err
+    assert lines[0].startswith(f"error: savi {argv[0]}") and "Traceback" not in err, err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_shard_under_a_launcher_is_refused_naming_the_flag(launched, tmp_path, capsys):
+    """``--shard 0/2`` under torchrun: both ranks took shard 0 and one blamed "another savi process" (pass 25 K
+    #21); now one line naming ``--shard`` and the launcher, exit 2."""
+    from savi_plugin.cli import main
+
+    code = main(["generate", "--generator", "rrpo", "--model", "m", "--input", str(tmp_path / "q.jsonl"),
+                 "--output", str(tmp_path / "o.jsonl"), "--shard", "0/2"])
+    err = capsys.readouterr().err
+    assert code == 2 and "--shard 0/2 is given under torchrun" in err and "drop --shard" in err, err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_local_rank_typed_without_a_launcher_is_named_as_typed_and_a_bad_value_is_exit_2(monkeypatch, caplog,
+                                                                                         capsys):
+    """``savi --local_rank=1 ...`` with no launcher warned about a ``LOCAL_RANK`` variable that was not set, and
+    ``--local_rank=abc`` exited 1 (pass 25 K #24, #25)."""
+    from savi_plugin.cli import main
+
+    monkeypatch.delenv("LOCAL_RANK", raising=False)
+    with caplog.at_level("WARNING"):
+        assert main(["--local_rank=1", "recipes", "ls"]) == 0
+    assert "ignoring --local_rank=1: no launcher" in caplog.text and "drop the flag" in caplog.text
+    assert "LOCAL_RANK=1" not in caplog.text and "LOCAL_RANK" not in os.environ
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as stopped:
+        main(["--local_rank=abc", "recipes", "ls"])
+    assert stopped.value.code == 2
+    assert capsys.readouterr().err.strip() == "savi: error: --local_rank needs a non-negative integer, got 'abc'"

@@ -17,6 +17,7 @@ import signal
 import sys
 import traceback
 from collections.abc import Callable
+from typing import NamedTuple
 
 from savi_plugin import __version__
 
@@ -98,7 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``savi`` console script; returns the process exit code."""
     parser = build_parser()
-    argv = launcher_arguments(sys.argv[1:] if argv is None else list(argv))
+    ignored: list[str] = []
+    argv = launcher_arguments(sys.argv[1:] if argv is None else list(argv), ignored)
     Parser.words = list(argv)
     try:
         args, extra = parser.parse_known_args(argv)
@@ -125,8 +127,14 @@ def main(argv: list[str] | None = None) -> int:
     route_deepspeed_logs()  # DeepSpeed's logger writes to standard output, where the results go
     from savi_plugin.launch import clean_stray_launcher_env
 
+    if ignored:
+        logging.getLogger("savi_plugin.launch").warning(
+            "ignoring %s: no launcher (torchrun, deepspeed, accelerate) started this process, so it runs as one "
+            "process; drop the flag, or start the command under a launcher", " ".join(ignored))
     clean_stray_launcher_env()  # RANK/WORLD_SIZE left in a shell do not shard a plain run
-    if args.command in ("train", "align", "generate"):
+    if not _main_rank():  # one job's ranks say its warnings once, through rank 0
+        handler.addFilter(_RANK_ERRORS_ONLY)
+    if command_name(args) in LAUNCHED_COMMANDS:
         from savi_plugin.launch import accelerate_single_process_warning
 
         warning = accelerate_single_process_warning()
@@ -239,8 +247,11 @@ class ClearOfBarsHandler(logging.StreamHandler):
     progress bars (:func:`clear_of_progress_bars`). Once transformers is loaded, its own records come here too
     (:func:`route_library_logs`), so a library's warning never lands on a bar's line either."""
 
+    def handle(self, record: logging.LogRecord) -> bool:
+        route_library_logs()  # before the handler's filters: a record they drop still routes the library's
+        return super().handle(record)
+
     def emit(self, record: logging.LogRecord) -> None:
-        route_library_logs()
         with clear_of_progress_bars(self.stream):
             super().emit(record)
 
@@ -302,14 +313,89 @@ class OneLineFormatter(logging.Formatter):
         return super().formatMessage(record)
 
 
-#: the commands that join a launcher's process group (their training arguments start ``torch.distributed``)
-PROCESS_GROUP_COMMANDS = ("train", "align", "ablate")
+class Launched(NamedTuple):
+    """How a command runs as one job of several processes under a launcher (:data:`LAUNCHED_COMMANDS`)."""
+
+    #: it joins the launcher's process group (its training arguments start ``torch.distributed``)
+    group: bool
+    #: flags whose value the launcher's ranks decide, refused under one
+    rank_flags: tuple[str, ...] = ()
+
+
+#: the commands that work as one job of several processes under a launcher (``torchrun``, ``deepspeed``,
+#: ``accelerate launch`` with ``WORLD_SIZE`` above 1): training shares each step among the ranks, ``savi align``
+#: shards generation and trains on every rank, ``savi generate`` writes one shard per rank. Every other command
+#: (``savi generate merge``, ``inspect``, ``ablate``, ``demo``, ``eval ...``) runs in one process: under such a
+#: launcher each rank would do the whole work into the same output, so every rank refuses it
+#: (:func:`check_launched`). Keyed by :func:`command_name`.
+LAUNCHED_COMMANDS = {"train": Launched(group=True), "align": Launched(group=True),
+                     "generate": Launched(group=False, rank_flags=("--shard",))}
+
+
+def command_name(args: argparse.Namespace) -> str | None:
+    """The command as typed, with its sub-command (``generate merge``, ``eval run``); None when none was given."""
+    if not args.command:
+        return None
+    sub = getattr(args, f"{args.command}_command", None)
+    return f"{args.command} {sub}" if sub else args.command
+
+
+def _main_rank() -> bool:
+    """Whether this process is rank 0 of its launcher's job (or no launcher's): a process whose launcher
+    variables are wrong is taken as rank 0 here, and refused by the command's own look at them."""
+    from savi_plugin.launch import current
+
+    try:
+        return current().is_main
+    except Exception:  # noqa: BLE001 - the command's boundary says it in one line
+        return True
+
+
+class _ErrorsAndOwnLines(logging.Filter):
+    """On the log handler of a launched job's ranks other than 0: their errors pass, and a record the code marks
+    as this rank's own (``extra={"every_rank": True}``); summaries and warnings of the job are rank 0's to say."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.ERROR or bool(getattr(record, "every_rank", False))
+
+
+_RANK_ERRORS_ONLY = _ErrorsAndOwnLines()
+
+
+def check_launched(args: argparse.Namespace) -> None:
+    """Refuse, on every rank, a command that runs in one process (not in :data:`LAUNCHED_COMMANDS`) under a
+    launcher that started several, and a flag of one whose value the launcher's ranks decide (``--shard``).
+
+    Raises:
+        ConfigurationError: ``savi inspect runs in one process; start it without torchrun`` (exit status 2).
+    """
+    from savi_plugin.errors import ConfigurationError
+    from savi_plugin.launch import current
+
+    process = current()
+    if not process.distributed:
+        return
+    name = command_name(args)
+    launched = LAUNCHED_COMMANDS.get(name)
+    if launched is None:
+        raise ConfigurationError(f"savi {name} runs in one process; start it without {process.launcher} (it "
+                                 f"started {process.world_size}, each of which would do the whole work into the "
+                                 f"same output)")
+    for flag in launched.rank_flags:
+        value = getattr(args, flag.lstrip("-").replace("-", "_"), None)
+        if value is not None:
+            raise ConfigurationError(f"savi {name}: {flag} {value} is given under {process.launcher}, whose "
+                                     f"{process.world_size} processes choose the shards themselves (rank i of n "
+                                     f"takes shard i/n); drop {flag}, or run each {flag} without the launcher")
 
 
 def _run_command(args: argparse.Namespace) -> int | None:
-    """Run the parsed command; a launched process of a training command first waits for its rendezvous in Python
+    """Run the parsed command: under a launcher of several processes only what works that way
+    (:func:`check_launched`); a launched process of a training command first waits for its rendezvous in Python
     (:func:`savi_plugin.launch.wait_for_rendezvous`), where Ctrl-C and SIGTERM stop it."""
-    if args.command in PROCESS_GROUP_COMMANDS:
+    check_launched(args)
+    launched = LAUNCHED_COMMANDS.get(command_name(args))
+    if launched is not None and launched.group:
         from savi_plugin.environment import env_value
         from savi_plugin.launch import wait_for_rendezvous
 
@@ -390,12 +476,17 @@ def _stdout_to_null() -> None:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
-def launcher_arguments(argv: list[str]) -> list[str]:
+def launcher_arguments(argv: list[str], ignored: list[str] | None = None) -> list[str]:
     """``argv`` without the ``--local_rank=N`` / ``--local_rank N`` that ``deepspeed``'s launcher appends.
 
     The launcher also sets ``LOCAL_RANK`` in the environment (what :mod:`savi_plugin.launch` reads); the
-    argument is taken only when the variable is missing.
+    argument is taken only when the variable is missing, and only inside a launcher
+    (:func:`savi_plugin.launch.launcher_name`): typed by hand it is dropped, and appended to ``ignored`` as
+    written (the command warns, naming it). A value that is not a non-negative integer is a usage error: one
+    line, exit status 2.
     """
+    from savi_plugin.launch import launcher_name
+
     out, i = [], 0
     while i < len(argv):
         word = argv[i]
@@ -404,9 +495,14 @@ def launcher_arguments(argv: list[str]) -> list[str]:
             if not eq:
                 value = argv[i + 1] if i + 1 < len(argv) else ""
                 i += 1
-            if not value.isdigit():
-                raise SystemExit(f"savi: error: {name} needs a non-negative integer, got {value!r}")
-            os.environ.setdefault("LOCAL_RANK", value)
+            if not (value.isascii() and value.isdigit()):
+                say(f"savi: error: {name} needs a non-negative integer, got {value!r}", file=sys.stderr)
+                raise SystemExit(2)
+            if launcher_name() is None:
+                if ignored is not None:
+                    ignored.append(f"{name}={value}")
+            else:
+                os.environ.setdefault("LOCAL_RANK", value)
         else:
             out.append(word)
         i += 1

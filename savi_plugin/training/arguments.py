@@ -374,13 +374,36 @@ def precision_problems(kwargs: dict[str, Any]) -> list[tuple[str, str]]:
     return problems
 
 
+def launcher_problems(kwargs: dict[str, Any]) -> list[tuple[str, str]]:
+    """What a launcher's job of several processes (:func:`savi_plugin.launch.current`) cannot do with ``kwargs`` (a
+    recipe's ``train`` values) on this machine, as ``(key, why)``: the rule the dry run notes and the real run
+    refuses, beside :func:`precision_problems` (:func:`recipe_training_args`).
+
+    Without a CUDA GPU, transformers joins the processes into one DDP job (gloo) only when ``train.use_cpu`` is
+    true (or ``accelerate launch --cpu`` set ``ACCELERATE_USE_CPU``); otherwise each process trains alone on every
+    pair, at its own batch, and all of them write the one output folder."""
+    import torch
+
+    from savi_plugin.launch import current
+
+    process = current()
+    cpu = os.environ.get("ACCELERATE_USE_CPU", "").strip().lower() in ("1", "true", "yes", "y", "on", "t")
+    if not process.distributed or kwargs.get("use_cpu") or cpu or torch.cuda.is_available():
+        return []
+    n = process.world_size
+    return [("use_cpu", f"{process.launcher} started {n} processes and this machine has no GPU: without it each "
+                        f"would train alone on every pair and write the same output folder; set train.use_cpu=true "
+                        f"to train the {n} processes together on the CPU (gloo)")]
+
+
 def recipe_training_args(recipe, output_dir: str | Path, notes: list[str] | None = None, *, strict: bool = False,
                          **overrides):
     """The real :class:`PreferenceConfig` of a recipe's train step.
 
     With ``strict`` False (recipe load, ``--dry-run``), what this machine lacks is checked around and said in
-    ``notes``: precision keys it cannot honour (:func:`precision_problems`), and a DeepSpeed config without the
-    ``deepspeed`` package (its file is still read as JSON); the rest must build as written. With ``strict``
+    ``notes``: precision keys it cannot honour (:func:`precision_problems`), a launcher's processes it cannot
+    join (:func:`launcher_problems`), and a DeepSpeed config without the ``deepspeed`` package (its file is still
+    read as JSON); the rest must build as written. With ``strict``
     (before a real run: :func:`check_trainable_here`) each of them is a :class:`ConfigError` at its key.
     """
     import importlib.util
@@ -395,6 +418,11 @@ def recipe_training_args(recipe, output_dir: str | Path, notes: list[str] | None
         kwargs["deepspeed"] = None
         notes.append("train.deepspeed: the deepspeed package is not installed here; the file was read, the rest "
                      "checked without it")
+    for key, why in launcher_problems(kwargs):
+        if strict:
+            raise ConfigError(f"train.{key}", why, recipe.source)
+        kwargs[key] = True  # built as the launched run must be (a process group of its own per rank is not)
+        notes.append(f"train.{key}: {why}; checked with it (the real run refuses it here)")
     for key, why in precision_problems(kwargs):
         if strict:
             remedy = " (or train.use_cpu=true for bf16 on the CPU)" if key.startswith("bf16") else ""
@@ -410,7 +438,8 @@ def check_trainable_here(recipe, output_dir: str | Path, **overrides) -> None:
     dry run notes): every command that trains (``savi train``, ``align``, ``ablate``, ``demo``) asks it.
 
     Raises:
-        ConfigError: at the recipe key (``train.bf16``, ``train.deepspeed`` ...), naming the recipe file.
+        ConfigError: at the recipe key (``train.bf16``, ``train.use_cpu``, ``train.deepspeed`` ...), naming the
+            recipe file.
     """
     forget_deepspeed(recipe_training_args(recipe, output_dir, strict=True, **overrides))
 
