@@ -373,17 +373,47 @@ def run_configuration(model, data, backend, lora, options, eval_data, *, model_w
     from savi_plugin.environment import item_limits
 
     reference = options.get("reference_model_path")
+    processes = current().world_size
     return held_configuration({
         "model": str(model), "data": str(data), "data_sha256": file_digest(data) if Path(data).is_file() else None,
         "eval_data": None if eval_data is None else str(eval_data), "backend": backend,
         "lora": {**DEFAULT_LORA, **(lora or {})},
         "training": {k: v for k, v in options.items() if k not in ("output_dir",)},
+        # the launcher's processes, a factor of the global batch: recorded above one (a one-process run's
+        # configuration is what it was before the count was recorded, so its folder resumes as it did)
+        **({"processes": processes} if processes > 1 else {}),
         "limits": item_limits(),  # the decode caps decide which pairs are skipped
         # accelerate launch's precision, which the Trainer applies over the recipe's (launch.py)
         "accelerate_mixed_precision": os.environ.get("ACCELERATE_MIXED_PRECISION"),
         "identity": {"model": model_identity(model, watch=model_watch), "eval_data": input_identity(eval_data),
                      "videos": pair_videos_identity(data, options, watch=video_watch),
                      "reference_model": model_identity(reference) if reference else None}})
+
+
+def check_same_processes(output_dir: str | Path, run_config: dict[str, Any]) -> None:
+    """Refuse to continue the run ``output_dir``'s mark stores under another number of processes than it started
+    with: per-device batch x accumulation x processes is the global batch each step took, so its checkpoints (and
+    the schedule they carry) belong to that number, as an unfinished ``savi align`` iteration does
+    (:func:`savi_plugin.pipeline.ranks.check_processes`).
+
+    Raises:
+        RunError: naming the folder, the number the run started with and its global batch.
+    """
+    stored = marked_run_config(output_dir)
+    if stored is None:
+        return
+    started, now = stored.get("processes", 1), run_config.get("processes", 1)
+    if started == now:
+        return
+    from savi_plugin.training.arguments import train_default
+
+    training = stored.get("training") or {}
+    batch = started
+    for key in ("per_device_train_batch_size", "gradient_accumulation_steps"):
+        batch *= training.get(key, train_default(key))
+    raise RunError(f"{output_dir}: the run started with {started} process{'' if started == 1 else 'es'} (global "
+                   f"batch {batch}); it resumes only under the same number: start it with {started} again (this "
+                   f"command has {now}), or train into a new output folder")
 
 
 def pair_videos_identity(data, options: dict[str, Any], *, watch: WatchedFiles | None = None
@@ -590,6 +620,7 @@ def run_training(*, model: str | Path, data: str | Path, output_dir: str | Path,
     model_watch, video_watch = WatchedFiles("a file of the model"), WatchedFiles("a video the pairs name")
     run_config = run_configuration(model, data, backend, lora, options, eval_data, model_watch=model_watch,
                                    video_watch=video_watch)
+    check_same_processes(output_dir, run_config)  # every rank: none goes on to wait for another in a collective
     stored = stored_configuration(run_config, mark_path(output_dir, True))  # as the mark stores it, compared with it
     with claim(output_dir, config=stored, **train_output_claim(model, data, output_dir, options, eval_data)) \
             as claimed, video_watch:

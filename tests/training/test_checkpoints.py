@@ -399,3 +399,29 @@ def test_a_checkpoint_folder_savi_did_not_write_is_refused_never_removed(content
     assert code == 2 and len(lines) == 1 and "Traceback" not in err, err
     assert str(stray) in lines[0] and f"holds {name}" in lines[0], lines[0]
     assert _files(out) == before and os.path.lexists(stray / name)
+
+
+def test_an_unfinished_run_resumes_only_under_the_number_of_processes_it_started_with(finished, tmp_path):
+    """A run stopped after checkpoint-2 and re-run under another number of processes changed its global batch
+    mid-run without a word (pass 25 K #30: 2 processes -> 1). The count is part of the run's identity: the re-run
+    (here 1 -> 2, torchrun on CPU) stops on every rank in one line naming the number and the global batch, and
+    the folder is left as it was."""
+    import subprocess
+    import sys
+
+    from tests.builders import free_port, repo_pythonpath
+
+    out, argv = _copy(finished, tmp_path)
+    (out / "train_report.json").unlink()
+    shutil.rmtree(out / "checkpoint-3")
+    before = _files(out)
+    env = {**os.environ, "PYTHONPATH": repo_pythonpath(), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
+                           str(free_port()), "-m", "savi_plugin", *map(str, argv)], capture_output=True, text=True,
+                          timeout=400, env=env)
+    assert proc.returncode != 0
+    errors = {line for line in proc.stderr.splitlines() if line.startswith("error: ")}
+    assert errors == {f"error: {out}: the run started with 1 process (global batch 2); it resumes only under the "
+                      f"same number: start it with 1 again (this command has 2), or train into a new output "
+                      f"folder"}, proc.stderr[-3000:]
+    assert _files(out) == before
