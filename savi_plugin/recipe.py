@@ -234,6 +234,13 @@ def _resolve_paths(data: dict, file: Path) -> dict:
     return out
 
 
+def resolve_option_paths(options: dict, file: str | Path) -> dict:
+    """Generator options read from the YAML file ``file`` (``savi generate --options``) with their path options
+    (:func:`path_keys` under ``generate.options``: ``prompts``) relative to that file's folder, as a recipe's are:
+    a path in a file is relative to the file, never to the working folder."""
+    return _resolve_paths({"generate": {"options": dict(options)}}, Path(file))["generate"]["options"]
+
+
 #: the most recipe files one ``extends:`` chain holds (the recipe itself included): deeper than any real layering
 #: of recipes, and found before Python's recursion limit, which a chain of ~1000 files would reach
 MAX_EXTENDS = 32
