@@ -11,6 +11,7 @@ from __future__ import annotations
 import abc
 import dataclasses
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Sequence
 
@@ -159,9 +160,29 @@ class Generator(abc.ABC):
         return str(self.prompts["version"])
 
     def describe(self) -> dict[str, Any]:
-        """The config as JSON, with the prompts' version (for the run report and the resume check)."""
+        """The config as JSON, with the prompts' version (for the run report and a dry run's recipe)."""
         out = jsonable(dataclasses.asdict(self.config))
         out["prompts_version"] = self.prompts_version
+        return out
+
+    def run_options(self) -> dict[str, Any]:
+        """The options as a run's identity holds them (:meth:`describe`, what a resume must share): a prompts
+        override by its parsed content, never by the path it was typed as -- a prompt file named otherwise (``./p.yaml``,
+        from another folder, a copy) or reformatted (a comment, the keys' order) is the same prompts -- with the
+        file it was read from beside (:data:`~savi_plugin.data.fingerprint.READ_FROM`: named by a refusal, not
+        compared), and the version without the override's digest (its content is compared key by key, so a
+        refusal names the prompts that changed, not a hash)."""
+        from savi_plugin.data.fingerprint import READ_FROM
+        from savi_plugin.generators.prompts import CUSTOM, read_override
+
+        out = self.describe()
+        read = read_override(self.config.prompts)
+        if read is not None:
+            origin, data = read
+            out["prompts"] = jsonable(data) if isinstance(self.config.prompts, Mapping) else \
+                {**jsonable(data), READ_FROM: origin}
+            if "version" not in data:
+                out["prompts_version"] = out["prompts_version"].rsplit(CUSTOM, 1)[0] + CUSTOM
         return out
 
     def check_prompts(self, tokenizer) -> None:
