@@ -20,7 +20,7 @@ import numpy as np
 from savi_plugin.config.values import AtLeast, Check, Positive, Range, build, register_rules
 from savi_plugin.data.record import PreferenceRecord
 from savi_plugin.generators.inputs import InputItem
-from savi_plugin.generators.prompts import check_control_strings, load_prompts
+from savi_plugin.generators.prompts import check_control_strings, load_prompts, read_override
 
 PAIR, SKIPPED, FAILED = "pair", "skipped", "failed"
 
@@ -152,8 +152,11 @@ class Generator(abc.ABC):
 
     def __init__(self, options: dict[str, Any] | None = None):
         self.config = build_config(self.config_class, options, self.name)
+        #: the prompts override as read (:func:`~savi_plugin.generators.prompts.read_override`), once: what the
+        #: generator runs and what its run identity holds (:meth:`run_options`) are the same reading of the file
+        self.prompt_override = read_override(self.config.prompts)
         self.prompts = load_prompts(self.name, self.config.prompts, fields=self.prompt_fields,
-                                    module=type(self).__module__)
+                                    module=type(self).__module__, read=self.prompt_override)
 
     @property
     def prompts_version(self) -> str:
@@ -173,12 +176,11 @@ class Generator(abc.ABC):
         compared), and the version without the override's digest (its content is compared key by key, so a
         refusal names the prompts that changed, not a hash)."""
         from savi_plugin.data.fingerprint import READ_FROM
-        from savi_plugin.generators.prompts import CUSTOM, read_override
+        from savi_plugin.generators.prompts import CUSTOM
 
         out = self.describe()
-        read = read_override(self.config.prompts)
-        if read is not None:
-            origin, data = read
+        if self.prompt_override is not None:
+            origin, data = self.prompt_override
             out["prompts"] = jsonable(data) if isinstance(self.config.prompts, Mapping) else \
                 {**jsonable(data), READ_FROM: origin}
             if "version" not in data:

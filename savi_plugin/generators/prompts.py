@@ -100,7 +100,8 @@ def template_fields(template: str) -> set[str]:
 
 
 def load_prompts(name: str, override: str | Path | Mapping[str, Any] | None = None, *,
-                 fields: Mapping[str, set[str]] | None = None, module: str = "savi_plugin.generators") -> dict[str, Any]:
+                 fields: Mapping[str, set[str]] | None = None, module: str = "savi_plugin.generators",
+                 read: tuple[str, dict[str, Any]] | None = None) -> dict[str, Any]:
     """The prompts of generator ``name`` with ``override`` applied on top.
 
     Args:
@@ -108,12 +109,13 @@ def load_prompts(name: str, override: str | Path | Mapping[str, Any] | None = No
         module: the generator's module; its ``prompts/`` folder holds the defaults.
         override: a YAML file path, or a mapping, overriding any subset of the default keys.
         fields: for each template key, the fields it may use; a template using another field is an error.
+        read: ``override`` as :func:`read_override` read it already (the file is then not read again).
 
     Raises:
         PromptError: unreadable file, unknown key, wrong value type, or unknown template field.
     """
     prompts = default_prompts(name, module)
-    read = read_override(override)
+    read = read if read is not None else read_override(override)
     if read is None:
         return prompts
     origin, data = read
