@@ -136,6 +136,10 @@ def stray_member(checkpoint: str | Path) -> tuple[Path, str] | None:
                          None)
             if inner is not None:
                 return inner, "which no savi or Trainer save writes"
+            inner = next(((p, why) for p in sorted(path.rglob("*")) if p.is_file() and (why := not_of_its_kind(p))),
+                         None)  # DeepSpeed's shards (``*_states.pt``), each of its kind
+            if inner is not None:
+                return inner[0], f"{inner[1]}, which no savi or Trainer save writes at that name"
         elif not (path.is_file() and _SAVED_FILE.fullmatch(path.name)):
             return path, "which no savi or Trainer save writes"
         elif (why := not_of_its_kind(path)) is not None:

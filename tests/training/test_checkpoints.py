@@ -452,3 +452,17 @@ def test_every_name_a_save_writes_that_has_a_form_is_checked(finished):
 
     unchecked = {n.replace("{n}", "1").replace("*", "x") for n in SAVED_FILES} - set(_saved_names_with_a_kind())
     assert unchecked == {"README.md", "merges.txt", "tokenizer.model", "chat_template.jinja", "zero_to_fp32.py", ".x"}
+
+
+def test_a_user_file_in_deepspeeds_shard_folder_is_refused_never_removed(finished, tmp_path, capsys):
+    """The same for DeepSpeed's ``global_stepN`` folder: a ``*.pt`` there that is no torch file is the user's."""
+    out, argv = _copy(finished, tmp_path)
+    shard = out / "checkpoint-7" / "global_step7"
+    shard.mkdir(parents=True)
+    (shard / "mp_rank_00_model_states.pt").write_text("my notes\n")
+    before = _files(out)
+    code, err = _savi(capsys, *argv)
+    lines = _error_lines(err)
+    assert code == 2 and len(lines) == 1, err
+    assert "holds global_step7/mp_rank_00_model_states.pt, neither a zip archive nor a pickle" in lines[0], lines[0]
+    assert _files(out) == before
