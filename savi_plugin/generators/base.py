@@ -170,11 +170,11 @@ class Generator(abc.ABC):
 
     def run_options(self) -> dict[str, Any]:
         """The options as a run's identity holds them (:meth:`describe`, what a resume must share): a prompts
-        override by its parsed content, never by the path it was typed as -- a prompt file named otherwise (``./p.yaml``,
-        from another folder, a copy) or reformatted (a comment, the keys' order) is the same prompts -- with the
-        file it was read from beside (:data:`~savi_plugin.data.fingerprint.READ_FROM`: named by a refusal, not
-        compared), and the version without the override's digest (its content is compared key by key, so a
-        refusal names the prompts that changed, not a hash)."""
+        override by its parsed content, never by the path it was typed as -- a prompt file named otherwise
+        (``./p.yaml``, from another folder, a copy) or reformatted (a comment, the keys' order) is the same
+        prompts -- with the file it was read from beside (:data:`~savi_plugin.data.fingerprint.READ_FROM`: named
+        by a refusal, not compared), and the version without the override's digest (its content is compared key
+        by key, so a refusal names the prompts that changed, not a hash)."""
         from savi_plugin.data.fingerprint import READ_FROM
         from savi_plugin.generators.prompts import CUSTOM
 
