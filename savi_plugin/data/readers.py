@@ -184,10 +184,22 @@ def iter_json_objects(path: str | Path, errors: list[DataError] | None = None, l
             yield from enumerate(items, start=1)
         return
     first_line = True
+    offset: int | None = 0  # the file offset of the line (None past a line too long to be held)
     for number, raw, ended in iter_lines(path, limit):
+        at, offset = offset, None if raw is None or offset is None else offset + len(raw) + 1
         if raw is not None and not raw.strip():
             continue
         obj, problem = parse_line(path, number, raw, ended, limit)
+        # a first line of a binary file (an image, a video renamed .jsonl): one problem, not one per "line" of it
+        if problem is not None and first_line and raw is not None and _binary(path, raw):
+            byte = _bad_byte(raw)
+            where = f"byte {at + byte} (line {number})" if at is not None else f"line {number}, byte {byte}"
+            problem = DataError(str(path), None, None, f"not a text file: {where} is not UTF-8 text; savi reads JSON "
+                                                       f"Lines (one JSON record per line), so nothing of it is read")
+            if errors is None:
+                raise problem
+            errors.append(problem)
+            return
         if problem is not None and first_line and raw is not None and raw.strip() == b"{":  # as json.dump(indent=) starts
             spanning = _object_over_lines(path, array)
             if spanning is not None:
@@ -202,6 +214,28 @@ def iter_json_objects(path: str | Path, errors: list[DataError] | None = None, l
 
 
 _BLANK = re.compile(r"[ \t\n\r]*")
+#: how many of a file's first bytes are looked at for a NUL byte: a binary file's sign (as git judges one)
+BINARY_PROBE_BYTES = 8000
+
+
+def _bad_byte(raw: bytes) -> int:
+    """The offset in ``raw`` of its first byte that is not UTF-8 text (len(raw) when all of it is)."""
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return exc.start
+    return len(raw)
+
+
+def _binary(path: Path, raw: bytes) -> bool:
+    """Whether ``raw``, the first line of ``path``, is of a binary file (an image, a model, a video renamed
+    ``.jsonl``): it is not UTF-8 and the file's first :data:`BINARY_PROBE_BYTES` bytes hold a NUL byte, which no
+    UTF-8 text holds (UTF-16 text, starting with its byte order mark, is named as such by :func:`parse_line`). A
+    text file with a bad byte is judged line by line instead."""
+    if _bad_byte(raw) == len(raw) or raw[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        return False
+    with open(path, "rb") as fh:
+        return b"\0" in fh.read(BINARY_PROBE_BYTES)
 
 
 def _element_lines(text: str) -> list[int]:
