@@ -12,7 +12,7 @@ from savi_plugin.data.identity import input_identity
 from savi_plugin.data.outputs import claim, file_output, sidecar, write_reported
 from savi_plugin.data.paths import path_for_file, path_from_file, resolve_video_path
 from savi_plugin.data.provenance import carried_model, carried_state, check_finished, record_model_for, vouch
-from savi_plugin.data.readers import FORMATS, read_records, record_to_rrpo, record_to_trl
+from savi_plugin.data.readers import BAD_RECORD, FORMATS, read_records, record_to_rrpo, record_to_trl
 from savi_plugin.data.record import DataError
 
 log = logging.getLogger(__name__)
@@ -132,5 +132,11 @@ def convert_file(src: str | Path, dst: str | Path, src_format: str, dst_format: 
                     fh.write(json.dumps(obj, ensure_ascii=False) + "\n")
 
         # the converted file takes its name only once its report is written: never a file without what it carries
-        write_reported(dst, report, write, lambda written: {**carried, **vouch(written)})
+        # the records skipped (--bad-records skip), listed as a generation report lists its skipped items, so
+        # ``savi inspect`` of the output shows them
+        skips = {"counts": {"records": len(objects), "skipped": len(errors)},
+                 "skipped": [{"item": problem.where, "line": None if problem.line is None else int(problem.line),
+                              "reason": getattr(problem, "reason", None) or BAD_RECORD, "detail": problem.message}
+                             for problem in errors]}
+        write_reported(dst, report, write, lambda written: {**carried, **skips, **vouch(written)})
     return len(objects)

@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import copy
 import os
+import re
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -52,6 +53,7 @@ from pathlib import Path
 from typing import Any
 
 from savi_plugin.data.record import DataError
+from savi_plugin.untrusted import shown
 
 
 class PathEscapeError(DataError):
@@ -76,13 +78,20 @@ def is_within(path: str | Path, root: str | Path) -> bool:
         return False
 
 
+#: a URL's start (``https://``, ``s3://``): a scheme of two or more letters, so ``C:/`` stays a path
+_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]+://")
+
+
 def stored_path_problem(stored: str) -> str | None:
     """What makes a path stored in a file unreadable the same way by everyone, or None: white space at either end
     (``"v/a.mp4 "``: invisible in every listing and message, so the file looks present when it is not); one
     starting with ``~``
     (a home folder differs between users, machines and ranks, and savi never writes one), which is not expanded
     and refused by every reader of a record's video (:func:`resolve_video_path`,
-    :func:`~savi_plugin.data.record.validate_record`)."""
+    :func:`~savi_plugin.data.record.validate_record`); a URL (``https://...``): savi reads local files only."""
+    if _URL.match(stored):
+        return (f"{shown(stored)} is a URL: savi reads local files only; download the video and name the file "
+                f"(relative to the file's folder, or absolute)")
     if stored != stored.strip():
         return (f"path {stored!r} {'starts' if stored[:1].isspace() else 'ends'} with white space, which no "
                 f"listing or message shows: remove it (and rename the file, if its name really has it)")
