@@ -73,8 +73,11 @@ SAVED_FILES = (
     "rng_state_{n}.pth", "trainer_state.json", "training_args.bin", "tokenizer.json", "tokenizer_config.json",
     "special_tokens_map.json", "added_tokens.json", "vocab.json", "merges.txt", "tokenizer.model",
     "chat_template.json", "chat_template.jinja", "preprocessor_config.json", "processor_config.json",
-    "video_preprocessor_config.json", "latest", "zero_to_fp32.py", CHECKPOINT_FILE, ".*")
-_SAVED_FILE = re.compile("|".join(r"\..*" if name == ".*" else re.escape(name).replace(re.escape("{n}"), r"\d+")
+    "video_preprocessor_config.json", "latest", "zero_to_fp32.py", CHECKPOINT_FILE, ".*.tmp")
+#: ``.*.tmp`` in :data:`SAVED_FILES`: a temporary file of savi's atomic writes (``.NAME.<pid>.<8 hex>.tmp``), left
+#: where a save was stopped; no other hidden file is one a save writes (a user's ``.notes`` is theirs)
+_TEMPORARY = r"\..+\.\d+\.[0-9a-f]{8}\.tmp(?:\..*)?"
+_SAVED_FILE = re.compile("|".join(_TEMPORARY if name == ".*.tmp" else re.escape(name).replace(re.escape("{n}"), r"\d+")
                                   for name in SAVED_FILES))
 #: DeepSpeed's shard folder in a checkpoint
 _SAVED_FOLDER = re.compile(r"global_step\d+")
@@ -86,7 +89,7 @@ def not_of_its_kind(path: str | Path) -> str | None:
     a ``.safetensors`` name a safetensors header; a ``.bin``/``.pt``/``.pth`` name a torch file (a zip archive or
     a pickle); DeepSpeed's ``latest`` the name of its ``global_stepN`` folder. An empty file is a save stopped as
     it began it. Names whose content has no form to check (``README.md``, ``merges.txt``, ``tokenizer.model``,
-    ``chat_template.jinja``, ``zero_to_fp32.py``, a dot-file) pass."""
+    ``chat_template.jinja``, ``zero_to_fp32.py``, a temporary file) pass."""
     import json
 
     path = Path(path)

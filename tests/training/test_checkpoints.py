@@ -369,7 +369,7 @@ def test_a_checkpoint_saved_before_contents_were_recorded_resumes_and_says_it_is
 
 
 @pytest.mark.parametrize("extra", [(), ("--resume",)], ids=["anew", "resume"])
-@pytest.mark.parametrize("content", ["trainer_file", "user_file", "sub_folder", "symlink"])
+@pytest.mark.parametrize("content", ["trainer_file", "user_file", "hidden_file", "sub_folder", "symlink"])
 def test_a_checkpoint_folder_savi_did_not_write_is_refused_never_removed(content, extra, finished, tmp_path, capsys,
                                                                        caplog):
     """Pass 24 G #80: a ``checkpoint-7`` a user made in a finished run's folder (no run identity, their notes in it)
@@ -379,8 +379,8 @@ def test_a_checkpoint_folder_savi_did_not_write_is_refused_never_removed(content
     out, argv = _copy(finished, tmp_path)
     stray = out / "checkpoint-7"
     stray.mkdir()
-    name = {"trainer_file": "optimizer.pt", "user_file": "notes.txt", "sub_folder": "mine",
-            "symlink": "link"}[content]
+    name = {"trainer_file": "optimizer.pt", "user_file": "notes.txt", "hidden_file": ".notes",  # pass 25 R3 #56
+            "sub_folder": "mine", "symlink": "link"}[content]
     if content == "sub_folder":
         (stray / name).mkdir()
         (stray / name / "notes.txt").write_text("my notes\n")
@@ -451,7 +451,8 @@ def test_every_name_a_save_writes_that_has_a_form_is_checked(finished):
     assert saved and {p.name: not_of_its_kind(p) for p in saved} == {p.name: None for p in saved}
 
     unchecked = {n.replace("{n}", "1").replace("*", "x") for n in SAVED_FILES} - set(_saved_names_with_a_kind())
-    assert unchecked == {"README.md", "merges.txt", "tokenizer.model", "chat_template.jinja", "zero_to_fp32.py", ".x"}
+    assert unchecked == {"README.md", "merges.txt", "tokenizer.model", "chat_template.jinja", "zero_to_fp32.py",
+                         ".x.tmp"}
 
 
 def test_a_user_file_in_deepspeeds_shard_folder_is_refused_never_removed(finished, tmp_path, capsys):
