@@ -34,6 +34,7 @@ from savi_plugin.config.origins import KeySources, set_origin
 from savi_plugin.config.sections import Recipe
 from savi_plugin.config.values import ConfigError, build, check_key_path
 from savi_plugin.data.files import read_document_text
+from savi_plugin.data.paths import absolute_path
 from savi_plugin.errors import ConfigurationError
 from savi_plugin.training.arguments import (
     TRAIN_PATHS,
@@ -211,7 +212,7 @@ def _resolve_one(value: Any, folder: Path, kind: str) -> Any:
         return value  # an empty or white-space value is left as given: the empty-path rule refuses it by its key
     if kind == "deepspeed" and is_shipped_deepspeed_name(value):
         return value  # a shipped config's bare name (``zero3``)
-    joined = os.path.normpath(folder / value)
+    joined = absolute_path(folder / value)  # a `..` after a symlinked folder climbs from where the link points
     if kind == "model" and not (value.startswith(("./", "../")) or os.path.exists(joined)):
         return value  # a hub id such as org/name
     return joined

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from savi_plugin.data.identity import input_identity
 from savi_plugin.data.outputs import claim, file_output, sidecar, write_reported
-from savi_plugin.data.paths import path_for_file, path_from_file, resolve_video_path
+from savi_plugin.data.paths import absolute_path, path_for_file, path_from_file, resolve_video_path
 from savi_plugin.data.provenance import carried_model, carried_state, check_finished, record_model_for, vouch
 from savi_plugin.data.readers import FORMATS, read_records, record_to_rrpo, record_to_trl
 from savi_plugin.data.record import DataError
@@ -36,7 +36,7 @@ def rebased_video(video: str, src: str | Path, dst: str | Path, data_root: str |
     if data_root is not None:
         return video
     here, there = path_from_file(video, src), path_from_file(video, dst)
-    if os.path.normpath(os.path.abspath(here)) == os.path.normpath(os.path.abspath(there)):
+    if absolute_path(here) == absolute_path(there):
         return video
     return path_for_file(here, dst)
 

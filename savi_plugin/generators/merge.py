@@ -27,8 +27,8 @@ from savi_plugin.data.files import read_json
 from savi_plugin.data.fingerprint import ConfigMismatchError, config_changes, describe_changes
 from savi_plugin.data.outputs import (SIDECAR_KINDS, OutputLock, claim, file_output, mark_path, sidecar,
                                       write_reported)
-from savi_plugin.data.paths import (configuration_for_file, configuration_from_file, file_folder, from_here,
-                                    name_for_file, path_for_file, path_from_file)
+from savi_plugin.data.paths import (absolute_path, configuration_for_file, configuration_from_file, file_folder,
+                                    from_here, name_for_file, path_for_file, path_from_file)
 from savi_plugin.data.provenance import (
     CHANGED,
     report_kind,
@@ -320,8 +320,8 @@ def _moved_path(first: tuple[Path, dict[str, Any]], second: tuple[Path, dict[str
             value = value.get(key) if isinstance(value, dict) else None
         if not isinstance(value, str) or not value or os.path.isabs(value):
             continue
-        here = {shard: os.path.normpath(path_from_file(value, shard)) for shard in (a, b)}
-        if os.path.abspath(here[a]) == os.path.abspath(here[b]):
+        here = {shard: absolute_path(path_from_file(value, shard)) for shard in (a, b)}
+        if here[a] == here[b]:
             continue
         named = {shard: found if os.path.exists(found) else "nothing" for shard, found in here.items()}
         if named[a] == "nothing" != named[b]:
