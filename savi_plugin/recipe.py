@@ -296,11 +296,24 @@ def _read(path: Path, seen: tuple[Path, ...] = (), origins: dict[str, str] | Non
     return merged
 
 
+class TypedOverride(str):
+    """An override as it is applied (``model.path=./nope``) that errors quote as the user typed it (``typed``:
+    ``dpo:model.path=./nope``, ``savi ablate``'s override of one loss's run)."""
+
+    typed: str
+
+    def __new__(cls, text: str, typed: str):
+        self = super().__new__(cls, text)
+        self.typed = typed
+        return self
+
+
 def override_source(text: str) -> str:
-    """How an error names the override ``text`` (``override 'train.beta=0.2'``): a value longer than 40
+    """How an error names the override ``text`` (``override 'train.beta=0.2'``), as the user typed it (a
+    :class:`TypedOverride` by its ``typed``): a value longer than 40
     characters (a key longer than 60) is cut in its middle, so the reason after it stays on the line; a key's
     look-alike and invisible characters are escaped (:func:`~savi_plugin.untrusted.unmistakable`)."""
-    key, sep, value = text.partition("=")
+    key, sep, value = str(getattr(text, "typed", text)).partition("=")
     if len(key) > 60:
         key = f"{key[:40]}...{key[-12:]}"
     if len(value) > 40:
@@ -365,7 +378,7 @@ def _say_replaced(given: dict[str, str], key: str, text: str) -> None:
     if earlier is not None and earlier != text and (earlier, text) not in _SAID_REPLACED:
         _SAID_REPLACED.add((earlier, text))
         logging.getLogger(__name__).warning("override %r replaces the earlier %r (the last one given is used)",
-                                            text, earlier)
+                                            str(getattr(text, "typed", text)), str(getattr(earlier, "typed", earlier)))
 
 
 def check_generator_options(generator: str, options: dict[str, Any], prefix: str = "generate.options",

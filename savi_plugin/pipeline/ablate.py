@@ -38,7 +38,7 @@ SUMMARY = "summary.json"
 
 def split_overrides(overrides: list[str], losses: list[str]) -> tuple[list[str], dict[str, list[str]]]:
     """``key=value`` overrides for every run, and ``LOSS:key=value`` ones per loss."""
-    from savi_plugin.recipe import override_source
+    from savi_plugin.recipe import TypedOverride, override_source
 
     shared: list[str] = []
     per_loss: dict[str, list[str]] = {loss: [] for loss in losses}
@@ -48,7 +48,7 @@ def split_overrides(overrides: list[str], losses: list[str]) -> tuple[list[str],
             if head not in per_loss:
                 raise ConfigError(head, f"{override_source(text)} names a loss that is not in --losses "
                                         f"({', '.join(losses)})")
-            per_loss[head].append(rest)
+            per_loss[head].append(TypedOverride(rest, text))  # an error quotes it with its loss, as typed
         else:
             shared.append(text)
     return shared, per_loss
