@@ -127,8 +127,9 @@ def shard_set_problems(paths: Sequence[Path]) -> list[str]:
     """What keeps ``paths`` from being a complete shard set: missing shards, unfinished runs, and shards whose runs
     split different numbers of items (another ``--limit``: each is complete over its share, the set is not)."""
     problems = []
-    groups: dict[tuple[Path, str, str, int], set[int]] = {}
-    split: dict[tuple[Path, str, str, int], dict[int, tuple[Path, int]]] = {}
+    groups: dict[tuple[str, str, int], set[int]] = {}
+    folders: dict[tuple[str, str, int], dict[Path, Path]] = {}  # each set's folders: real path -> as given
+    split: dict[tuple[str, str, int], dict[int, tuple[Path, int]]] = {}
     for path in paths:
         problem = _shard_run_problem(path)
         if problem:
@@ -143,9 +144,10 @@ def shard_set_problems(paths: Sequence[Path]) -> list[str]:
                             f"report says it is shard {shard[0]} of {shard[1]} (a copy or a rename): give each "
                             f"shard under the name its run wrote")
             continue
-        if match:  # a set is the files of one folder, however each is spelled (../run/x and x from run/)
-            key = (Path(os.path.realpath(path.parent)), match["stem"], match["suffix"] or "", int(match["count"]))
+        if match:  # a set is the shards given of one name, wherever each lies (check_same_run: of one run)
+            key = (match["stem"], match["suffix"] or "", int(match["count"]))
             groups.setdefault(key, set()).add(int(match["index"]))
+            folders.setdefault(key, {}).setdefault(Path(os.path.realpath(path.parent)), path.parent)
             items = (report or {}).get("split", {}).get("items") if isinstance(report, dict) else None
             if isinstance(items, int):
                 split.setdefault(key, {})[int(match["index"])] = (path, items)
@@ -155,15 +157,20 @@ def shard_set_problems(paths: Sequence[Path]) -> list[str]:
             if n_items != n_first:
                 problems.append(f"{path}: its run split {n_items} item(s) among the shards, {first.name}'s "
                                 f"{n_first} (another --limit): re-run the shards with one --limit")
-    for (parent, stem, suffix, count), present in sorted(groups.items(), key=lambda kv: str(kv[0])):
+    for (stem, suffix, count), present in sorted(groups.items(), key=lambda kv: str(kv[0])):
+        parents = list(folders[(stem, suffix, count)].values())
         for index in range(count):
-            if index not in present:
-                found = _shard_on_disk(parent, stem, suffix, index, count)
-                if found is not None:
-                    problems.append(f"{from_here(found)}: shard {index} of {count} is not given")
-                else:
-                    missing = shard_output_path(parent / f"{stem}{suffix}", index, count)
-                    problems.append(f"{from_here(missing)}: shard {index} of {count} is not found")
+            if index in present:
+                continue
+            found = next((f for f in (_shard_on_disk(p, stem, suffix, index, count) for p in parents) if f), None)
+            if found is not None:  # beside a shard given, but not given itself
+                problems.append(f"{from_here(found)}: shard {index} of {count} is not given")
+            elif len(parents) == 1:
+                missing = shard_output_path(parents[0] / f"{stem}{suffix}", index, count)
+                problems.append(f"{from_here(missing)}: shard {index} of {count} is not found")
+            else:
+                problems.append(f"{stem}.shard-{index}-of-{count}{suffix}: shard {index} of {count} is neither given "
+                                f"nor found beside the shards given (in {', '.join(map(from_here, parents))})")
     return problems
 
 
@@ -320,7 +327,7 @@ def _moved_path(first: tuple[Path, dict[str, Any]], second: tuple[Path, dict[str
             value = value.get(key) if isinstance(value, dict) else None
         if not isinstance(value, str) or not value or os.path.isabs(value):
             continue
-        here = {shard: absolute_path(path_from_file(value, shard)) for shard in (a, b)}
+        here = {shard: from_here(absolute_path(path_from_file(value, shard))) for shard in (a, b)}
         if here[a] == here[b]:
             continue
         named = {shard: found if os.path.exists(found) else "nothing" for shard, found in here.items()}
