@@ -118,7 +118,7 @@ def check_one_name_per_file(paths: Sequence[Path]) -> None:
     for path in paths:
         st = path.stat()
         first = seen.setdefault((st.st_dev, st.st_ino), path)
-        if first is not path and os.path.abspath(first) != os.path.abspath(path):
+        if first is not path and absolute_path(first) != absolute_path(path):
             raise ConfigError("", f"is the same file as {first} (a link to it, or it to this one), given under a "
                                   f"second name: give each shard once, by its own name", str(path))
 
@@ -258,7 +258,7 @@ def merge_shards(paths: Sequence[str | Path], output: str | Path, *, allow_incom
             raise DataError(str(path), None, None, "shard file not found")
     check_shard_names(paths)
     check_one_name_per_file(paths)
-    paths = list({os.path.abspath(p): p for p in paths}.values())  # one name given twice (overlapping globs): once
+    paths = list({absolute_path(p): p for p in paths}.values())  # one name given twice (overlapping globs): once
     check_same_run(paths)
     inputs = {f"the shard {p.name}": p for p in paths}
     inputs.update({f"the shard's {progress_path(p).name}": progress_path(p) for p in paths})
@@ -278,7 +278,7 @@ def merge_shards(paths: Sequence[str | Path], output: str | Path, *, allow_incom
 def _video_for_output(video: str, shard: Path, output: Path) -> str:
     """A shard record's ``video`` as ``output`` stores it (:mod:`savi_plugin.data.paths`' rule): unchanged when
     both files share a folder or the path is absolute, else re-expressed for ``output``'s folder."""
-    if os.path.isabs(video) or os.path.abspath(file_folder(shard)) == os.path.abspath(output.parent):
+    if os.path.isabs(video) or absolute_path(file_folder(shard)) == absolute_path(output.parent):
         return video
     return path_for_file(path_from_file(video, shard), output)
 
@@ -288,7 +288,7 @@ def _record_for_output(obj: dict[str, Any], shard: Path, output: Path) -> dict[s
     its ``meta`` names (a local path re-expressed for ``output``'s folder, a hub id as given)."""
     moved = {**obj, "video": _video_for_output(obj["video"], shard, output)}
     meta = obj.get("meta")
-    if isinstance(meta, dict) and os.path.abspath(file_folder(shard)) != os.path.abspath(output.parent):
+    if isinstance(meta, dict) and absolute_path(file_folder(shard)) != absolute_path(output.parent):
         names = {}
         for key in ("model", "adapter"):
             value = meta.get(key)
@@ -431,7 +431,7 @@ def _merge(paths: list[Path], output: Path, allow_incomplete: bool, claimed) -> 
     # complete is true only when every input's finished run vouches for it (savi_plugin.data.provenance); an
     # input whose run's end cannot be checked (a copy without its report) leaves it null and its reason is carried
     # forward; so does an input no run wrote (hand-made, an empty plain file), which vouches for nothing
-    unverified = [f"{os.path.abspath(p)}, where {why}" for p in paths if (why := unvouched_copy(p)) is not None]
+    unverified = [f"{absolute_path(p)}, where {why}" for p in paths if (why := unvouched_copy(p)) is not None]
     complete = False if missing else True if all(vouched_finished(p) for p in paths) else None
     result: dict[str, Any] = {"output": str(output), "inputs": [str(p) for p in paths], "records": len(ordered),
                               "complete": complete, "missing": missing,
