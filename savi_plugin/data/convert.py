@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from dataclasses import replace
 from pathlib import Path
 
@@ -108,7 +107,7 @@ def convert_file(src: str | Path, dst: str | Path, src_format: str, dst_format: 
                          use="convert what is there")
     dst = file_output(dst, "OUT")
     config = {"src": input_identity(src), "from": src_format, "to": dst_format, "bad_records": bad_records,
-              **({"data_root": os.path.abspath(data_root)} if data_root is not None else {})}
+              **({"data_root": absolute_path(data_root)} if data_root is not None else {})}
     with claim(dst, command="savi data convert", config=config, inputs={"IN": src}, output_name="OUT",
                replace_ours=True) as claimed:  # one writer; never the source; never a file we did not write
         # what the conversion will write is said once its destination is accepted: never of a refused one
