@@ -149,12 +149,12 @@ def test_a_look_alike_of_every_choice_and_sub_command_is_named_as_such(words, fl
 
 
 #: a spelling of the recipe key ``train`` that reads as it, and what the refusal must say is the difference
-DIFFERENCES = {"full-width": ("\uff54rain", "its character 1, '\\uff54' (U+FF54 FULLWIDTH LATIN SMALL LETTER T), "
-                                            "is the full-width form of 't'"),
+DIFFERENCES = {"full-width": ("\uff54rain", ("its character 1, '\\uff54' (U+FF54 FULLWIDTH LATIN SMALL LETTER T), "
+                                             "is the full-width form of 't'")),
                "trailing space": ("train ", "it ends with white space, ' ' (U+0020 SPACE)"),
                "leading space": (" train", "it starts with white space"),
-               "Cyrillic a": ("tr\u0430in", "its character 3, '\\u0430' (U+0430 CYRILLIC SMALL LETTER A), is a "
-                                            "look-alike of 'a'"),
+               "Cyrillic a": ("tr\u0430in", ("its character 3, '\\u0430' (U+0430 CYRILLIC SMALL LETTER A), is a "
+                                             "look-alike of 'a'")),
                "zero-width space": ("tr\u200bain", "its character 3 is U+200B (ZERO WIDTH SPACE), drawn as nothing"),
                "case": ("Train", "its case differs")}
 

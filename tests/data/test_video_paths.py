@@ -55,19 +55,19 @@ def test_validate_refuses_every_video_training_would_stop_on(case, tmp_path, cap
 #: two manifest records whose ids clash: (first, second) as the manifest holds them, and how the refusal ends
 CLASHES = {
     "one video, no ids": ({"video": "v/a.mp4"}, {"video": "./v/a.mp4"},
-                          "; this record has no 'id', so savi names it after its video file ./v/a.mp4; M:1 has no "
-                          "'id', so savi names it after its video file v/a.mp4: two questions on one video need ids "
-                          "of their own: give each record an 'id'"),
+                          ("; this record has no 'id', so savi names it after its video file ./v/a.mp4; M:1 has no "
+                           "'id', so savi names it after its video file v/a.mp4: two questions on one video need ids "
+                           "of their own: give each record an 'id'")),
     "two videos of one name, no ids": ({"video": "v/a.mp4"}, {"video": "w/a.mp4"},
-                                       "; this record has no 'id', so savi names it after its video file w/a.mp4; M:1 "
-                                       "has no 'id', so savi names it after its video file v/a.mp4: two videos of one "
-                                       "file name need ids of their own: give each record an 'id'"),
+                                       ("; this record has no 'id', so savi names it after its video file w/a.mp4; "
+                                        "M:1 has no 'id', so savi names it after its video file v/a.mp4: two videos "
+                                        "of one file name need ids of their own: give each record an 'id'")),
     "the first derived": ({"video": "v/a.mp4"}, {"id": "a", "video": "w/a.mp4"},
-                          "; M:1 has no 'id', so savi names it after its video file v/a.mp4: give the record at M:1 "
-                          "an 'id' of its own"),
+                          ("; M:1 has no 'id', so savi names it after its video file v/a.mp4: give the record at "
+                           "M:1 an 'id' of its own")),
     "the second derived": ({"id": "a", "video": "w/a.mp4"}, {"video": "v/a.mp4"},
-                           "; this record has no 'id', so savi names it after its video file v/a.mp4: give this "
-                           "record an 'id' of its own"),
+                           ("; this record has no 'id', so savi names it after its video file v/a.mp4: give this "
+                            "record an 'id' of its own")),
     "both given": ({"id": "a", "video": "v/a.mp4"}, {"id": "a", "video": "w/a.mp4"}, "; ids must be unique"),
 }
 
