@@ -76,6 +76,7 @@ from savi_plugin.data.outputs import (
     write_json,
 )
 from savi_plugin.data.paths import (
+    absolute_path,
     check_data_root,
     configuration_for_file,
     configuration_from_file,
@@ -869,7 +870,7 @@ def _stored_video(record, out_path: Path, data_root) -> Any:
     Relative to the pairs file's folder when the video lies under it, else absolute; absolute whenever a data
     root is set, since a reader with a data root joins relative paths to the root.
     """
-    video = os.path.abspath(record.video) if data_root is not None else path_for_file(record.video, out_path)
+    video = absolute_path(record.video) if data_root is not None else path_for_file(record.video, out_path)
     return dataclasses.replace(record, video=video) if video != record.video else record
 
 
