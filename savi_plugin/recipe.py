@@ -34,6 +34,7 @@ from savi_plugin.config.origins import KeySources, set_origin
 from savi_plugin.config.sections import Recipe
 from savi_plugin.config.values import ConfigError, build, check_key_path
 from savi_plugin.data.files import read_document_text
+from savi_plugin.data.paths import absolute_path
 from savi_plugin.errors import ConfigurationError
 from savi_plugin.training.arguments import (
     TRAIN_PATHS,
@@ -211,7 +212,7 @@ def _resolve_one(value: Any, folder: Path, kind: str) -> Any:
         return value  # an empty or white-space value is left as given: the empty-path rule refuses it by its key
     if kind == "deepspeed" and is_shipped_deepspeed_name(value):
         return value  # a shipped config's bare name (``zero3``)
-    joined = os.path.normpath(folder / value)
+    joined = absolute_path(folder / value)  # a `..` after a symlinked folder climbs from where the link points
     if kind == "model" and not (value.startswith(("./", "../")) or os.path.exists(joined)):
         return value  # a hub id such as org/name
     return joined
@@ -232,6 +233,13 @@ def _resolve_paths(data: dict, file: Path) -> dict:
             continue
         node[last] = _resolve_one(node[last], folder, kind)
     return out
+
+
+def resolve_option_paths(options: dict, file: str | Path) -> dict:
+    """Generator options read from the YAML file ``file`` (``savi generate --options``) with their path options
+    (:func:`path_keys` under ``generate.options``: ``prompts``) relative to that file's folder, as a recipe's are:
+    a path in a file is relative to the file, never to the working folder."""
+    return _resolve_paths({"generate": {"options": dict(options)}}, Path(file))["generate"]["options"]
 
 
 #: the most recipe files one ``extends:`` chain holds (the recipe itself included): deeper than any real layering
@@ -295,11 +303,24 @@ def _read(path: Path, seen: tuple[Path, ...] = (), origins: dict[str, str] | Non
     return merged
 
 
+class TypedOverride(str):
+    """An override as it is applied (``model.path=./nope``) that errors quote as the user typed it (``typed``:
+    ``dpo:model.path=./nope``, ``savi ablate``'s override of one loss's run)."""
+
+    typed: str
+
+    def __new__(cls, text: str, typed: str):
+        self = super().__new__(cls, text)
+        self.typed = typed
+        return self
+
+
 def override_source(text: str) -> str:
-    """How an error names the override ``text`` (``override 'train.beta=0.2'``): a value longer than 40
+    """How an error names the override ``text`` (``override 'train.beta=0.2'``), as the user typed it (a
+    :class:`TypedOverride` by its ``typed``): a value longer than 40
     characters (a key longer than 60) is cut in its middle, so the reason after it stays on the line; a key's
     look-alike and invisible characters are escaped (:func:`~savi_plugin.untrusted.unmistakable`)."""
-    key, sep, value = text.partition("=")
+    key, sep, value = str(getattr(text, "typed", text)).partition("=")
     if len(key) > 60:
         key = f"{key[:40]}...{key[-12:]}"
     if len(value) > 40:
@@ -364,7 +385,7 @@ def _say_replaced(given: dict[str, str], key: str, text: str) -> None:
     if earlier is not None and earlier != text and (earlier, text) not in _SAID_REPLACED:
         _SAID_REPLACED.add((earlier, text))
         logging.getLogger(__name__).warning("override %r replaces the earlier %r (the last one given is used)",
-                                            text, earlier)
+                                            str(getattr(text, "typed", text)), str(getattr(earlier, "typed", earlier)))
 
 
 def check_generator_options(generator: str, options: dict[str, Any], prefix: str = "generate.options",

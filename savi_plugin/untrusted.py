@@ -813,11 +813,21 @@ def shown_name(name: Any) -> str:
 
 def unmistakable(text: str) -> str:
     """``text`` with every character a reader could take for another written as its escape (a look-alike from
-    another script, ``\\u0430``; a character drawn as nothing; a control character) and ``'`` as ``\\'``: a
+    another script, ``\\u0430``; a character drawn as nothing; a control character; a full-width or other
+    compatibility form of ASCII, :func:`_ascii_form`) and ``'`` as ``\\'``: a
     name read from the user as the quoted part of a message shows it (:func:`shown_name`, an override's key)."""
     table = _lookalikes()
     return "".join(ch.encode("unicode_escape").decode("ascii") if ch in table or invisible(ch) or
-                   not ch.isprintable() else "\\'" if ch == "'" else ch for ch in text)
+                   not ch.isprintable() or _ascii_form(ch) else "\\'" if ch == "'" else ch for ch in text)
+
+
+def _ascii_form(ch: str) -> bool:
+    """Whether the non-ASCII ``ch`` is a compatibility form of ASCII text (Unicode NFKC: full-width ``\\uff54`` is
+    ``t``, the ligature ``\\ufb01`` is ``fi``): drawn as, and read as, the Latin letters it stands for."""
+    if ch.isascii():
+        return False
+    form = unicodedata.normalize("NFKC", ch)
+    return form != ch and form.isascii()
 
 
 def read_as_known(name: Any, known: list[str] | tuple[str, ...]) -> str | None:
@@ -827,13 +837,35 @@ def read_as_known(name: Any, known: list[str] | tuple[str, ...]) -> str | None:
                  reads_as(name, k)), None)
     if like is None:
         return None
+    return f"it reads as {like!r} but is not it ({how_it_differs(name, like)}); write {like!r}"
+
+
+def how_it_differs(name: str, like: str) -> str:
+    """What makes ``name`` not ``like`` when a reader takes one for the other (:func:`reads_as`), for a refusal:
+    white space at an end, else its first character (1-based position) drawn as nothing, a full-width or other
+    compatibility form (Unicode NFKC), or a look-alike from another script (TR39); else the case."""
+    def named(ch: str) -> str:  # escaped, so the line never draws the character it explains
+        name = unicodedata.name(ch, "")  # a control character (a tab) has none
+        return f"'{ch.encode('unicode_escape').decode('ascii')}' (U+{ord(ch):04X}{' ' + name if name else ''})"
+
+    if name != name.strip():
+        end, ch = ("ends", name[-1]) if name[-1].isspace() else ("starts", name[0])
+        return f"it {end} with white space, {named(ch)}, which no listing shows"
+    table = _lookalikes()
+    for at, ch in enumerate(name, 1):
+        if invisible(ch):
+            return f"its character {at} is U+{ord(ch):04X} ({unicodedata.name(ch, '?')}), drawn as nothing"
+        form = unicodedata.normalize("NFKC", ch)
+        if form != ch:
+            kind = "full-width" if "FULLWIDTH" in unicodedata.name(ch, "") else "compatibility"
+            return f"its character {at}, {named(ch)}, is the {kind} form of {form!r} (Unicode NFKC)"
+        if ch in table:
+            return (f"its character {at}, {named(ch)}, is a look-alike of {table[ch]!r} from another script "
+                    f"(Unicode TR39 confusables)")
     example = lookalike_example(name)
-    hidden = next((ch for ch in name if invisible(ch)), None)
-    why = (f"its {example.split(' in ')[0].replace(' drawn as ', ' is a look-alike of ')} from another script "
-           f"(Unicode TR39 confusables)"
-           if example else f"it holds U+{ord(hidden):04X} ({unicodedata.name(hidden, '?')}), drawn as nothing"
-           if hidden is not None else "names are compared exactly, case included")
-    return f"it reads as {like!r} but is not it ({why}); write {like!r}"
+    if example:
+        return f"its {example.split(' in ')[0].replace(' drawn as ', ' is a look-alike of ')} (Unicode TR39 confusables)"
+    return "its case differs: names are compared exactly, case included"
 
 
 def shown_value(value: Any) -> str:

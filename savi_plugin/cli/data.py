@@ -39,6 +39,10 @@ def add_parser(subparsers) -> None:
     convert.set_defaults(func=run_convert)
 
 
+#: most problems ``savi data validate`` lists one per line; the rest are counted ("... and N more")
+MAX_LISTED = 20
+
+
 def run_validate(args) -> int:
     from savi_plugin.data.paths import check_data_root, file_folder, video_file
     from savi_plugin.data.readers import read_records
@@ -61,7 +65,9 @@ def run_validate(args) -> int:
             good += 1
         if found == 0 and len(problems) == before:  # training refuses such a file, so validation does too
             problems.append(DataError(str(path), None, None, "no record"))
-    say(*map(str, problems))
+    say(*map(str, problems[:MAX_LISTED]))  # the one listing of validate's problems: capped, the rest counted
+    if len(problems) > MAX_LISTED:
+        say(f"... and {len(problems) - MAX_LISTED} more problem(s)")
     under = f" under {shown_path(data_root)}" if data_root is not None else ""
     say(f"{good} valid record(s), {len(problems)} problem(s) (videos checked to be files{under}, not decoded)",
         file=sys.stderr)

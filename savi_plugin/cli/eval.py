@@ -18,7 +18,7 @@ from pathlib import Path
 
 from savi_plugin.cli import say
 from savi_plugin.config.values import AtLeast, ConfigError, EvalLimit, FrameCount, OneOf, Range, add_flag, checked
-from savi_plugin.data.paths import check_data_root
+from savi_plugin.data.paths import absolute_path, check_data_root
 from savi_plugin.video.decode import DEFAULT_NUM_FRAMES
 
 BENCHMARK_CHOICES = ("all", "mvbench", "egoschema", "perceptiontest", "videohallucer", "vidhalluc")
@@ -132,7 +132,7 @@ def run_lmms_eval(args) -> int:
     env = dict(os.environ)
     check_data_root(args.data_root)
     if args.data_root:
-        env["SAVI_DATA_ROOT"] = os.path.abspath(args.data_root)
+        env["SAVI_DATA_ROOT"] = absolute_path(args.data_root)
     lmms_args = list(args.lmms_eval_args)
     unseen = _unchecked_form(lmms_args)
     if unseen:
@@ -403,7 +403,7 @@ def run_fixture(args) -> int:
             folder.done(name, fixture.files)
             say(f"{name}: {sum(len(r) for r in fixture.records.values())} record(s) in {len(fixture.records)} "
                 f"task(s)")
-    say(f"use it with: SAVI_DATA_ROOT={os.path.abspath(args.root)} lmms-eval --tasks ...")
+    say(f"use it with: SAVI_DATA_ROOT={absolute_path(args.root)} lmms-eval --tasks ...")
     return 0
 
 
@@ -486,7 +486,7 @@ def run_suite(args) -> int:
         plan = SuitePlan(model=args.model, adapters=adapter_labels(args.adapter), tasks=tasks,
                          num_frames=args.num_frames, limit=args.limit, batch_size=args.batch_size, dtype=args.dtype,
                          device=args.device, gen_kwargs=args.gen_kwargs,
-                         data_root=os.path.abspath(args.data_root) if args.data_root else None)
+                         data_root=absolute_path(args.data_root) if args.data_root else None)
         table = run(plan, args.out, missing=missing)
     except SuiteError as exc:
         say(f"error: savi eval suite: {exc}", file=sys.stderr)

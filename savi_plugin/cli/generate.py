@@ -84,7 +84,9 @@ def parse_options(args) -> dict:
         loaded = load_yaml(text, args.options) or {}
         if not isinstance(loaded, dict):
             raise ConfigError("", "expected a mapping of option names to values", args.options)
-        options.update(loaded)
+        from savi_plugin.recipe import resolve_option_paths
+
+        options.update(resolve_option_paths(loaded, args.options))  # `prompts: pr.yaml` beside the options file
     from_file = dict(options)
     given: dict[str, str] = {}  # option -> the command-line word that set it (--option k=v, or its own flag)
     for item in args.option:

@@ -43,10 +43,13 @@ class KeySources(str):
 
     def origin_of(self, path: str | None) -> str:
         """The source that set ``path`` (``eval.tasks[0]`` is ``eval.tasks``'s; a key under a value set whole
-        is that value's), or the recipe file for a key no source set (a default, a section)."""
+        is that value's); for a key whose every value below was set by one source (``reference_model.path=x``
+        made ``reference_model``, a name, a mapping), that source; else the recipe file (a default, a section
+        that several sources filled)."""
         key = _INDEX.sub("", path or "")
+        below = {source for name, source in self.origins.items() if key and name.startswith(f"{key}.")}
         while key:
             if key in self.origins:
                 return self.origins[key]
             key = key.rpartition(".")[0]
-        return str(self)
+        return below.pop() if len(below) == 1 else str(self)

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from dataclasses import replace
 from pathlib import Path
 
 from savi_plugin.data.identity import input_identity
 from savi_plugin.data.outputs import claim, file_output, sidecar, write_reported
-from savi_plugin.data.paths import path_for_file, path_from_file, resolve_video_path
+from savi_plugin.data.paths import absolute_path, path_for_file, path_from_file, resolve_video_path
 from savi_plugin.data.provenance import carried_model, carried_state, check_finished, record_model_for, vouch
-from savi_plugin.data.readers import FORMATS, read_records, record_to_rrpo, record_to_trl
+from savi_plugin.data.readers import BAD_RECORD, FORMATS, read_records, record_to_rrpo, record_to_trl
 from savi_plugin.data.record import DataError
 
 log = logging.getLogger(__name__)
@@ -36,7 +35,7 @@ def rebased_video(video: str, src: str | Path, dst: str | Path, data_root: str |
     if data_root is not None:
         return video
     here, there = path_from_file(video, src), path_from_file(video, dst)
-    if os.path.normpath(os.path.abspath(here)) == os.path.normpath(os.path.abspath(there)):
+    if absolute_path(here) == absolute_path(there):
         return video
     return path_for_file(here, dst)
 
@@ -108,7 +107,7 @@ def convert_file(src: str | Path, dst: str | Path, src_format: str, dst_format: 
                          use="convert what is there")
     dst = file_output(dst, "OUT")
     config = {"src": input_identity(src), "from": src_format, "to": dst_format, "bad_records": bad_records,
-              **({"data_root": os.path.abspath(data_root)} if data_root is not None else {})}
+              **({"data_root": absolute_path(data_root)} if data_root is not None else {})}
     with claim(dst, command="savi data convert", config=config, inputs={"IN": src}, output_name="OUT",
                replace_ours=True) as claimed:  # one writer; never the source; never a file we did not write
         # what the conversion will write is said once its destination is accepted: never of a refused one
@@ -132,5 +131,11 @@ def convert_file(src: str | Path, dst: str | Path, src_format: str, dst_format: 
                     fh.write(json.dumps(obj, ensure_ascii=False) + "\n")
 
         # the converted file takes its name only once its report is written: never a file without what it carries
-        write_reported(dst, report, write, lambda written: {**carried, **vouch(written)})
+        # the records skipped (--bad-records skip), listed as a generation report lists its skipped items, so
+        # ``savi inspect`` of the output shows them
+        skips = {"counts": {"records": len(objects), "skipped": len(errors)},
+                 "skipped": [{"item": problem.where, "line": None if problem.line is None else int(problem.line),
+                              "reason": getattr(problem, "reason", None) or BAD_RECORD, "detail": problem.message}
+                             for problem in errors]}
+        write_reported(dst, report, write, lambda written: {**carried, **skips, **vouch(written)})
     return len(objects)

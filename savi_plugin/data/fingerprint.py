@@ -17,6 +17,12 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 
+#: a leaf of this name in a configuration says which file the mapping holding it was read from (a prompt file):
+#: the mapping is compared by its content, never by this path (the same file named otherwise, or a copy, is the
+#: same content), and a change under the mapping names the file (:func:`describe_changes`)
+READ_FROM = "read_from"
+
+
 class ConfigMismatchError(ValueError):
     """A run continues an output made with another configuration; the message lists what changed."""
 
@@ -39,7 +45,7 @@ def json_normal(value: Any) -> Any:
 
 
 def _ignored(key: str, ignore: Iterable[str]) -> bool:
-    return any(key == name or key.startswith(name + ".") for name in ignore)
+    return key.rsplit(".", 1)[-1] == READ_FROM or any(key == name or key.startswith(name + ".") for name in ignore)
 
 
 def config_changes(stored: Mapping[str, Any], current: Mapping[str, Any],
@@ -96,9 +102,12 @@ def _identity_key(key: str) -> tuple[str, str | None] | None:
     return ".".join(parts[:at + 2]), ".".join(rest[1:]) or None
 
 
-def describe_changes(changes: list[tuple[str, Any, Any]], limit: int = 6, *, same_path: bool | None = None) -> str:
+def describe_changes(changes: list[tuple[str, Any, Any]], limit: int = 6, *, same_path: bool | None = None,
+                     current: Mapping[str, Any] | None = None) -> str:
     """``"learning_rate: 0.0001 -> 0.0002, data: a.jsonl -> b.jsonl"`` (at most ``limit``, then a count).
     ``same_path``: whether nothing but contents changed (default: no other key among ``changes`` changed).
+    ``current``: this run's configuration; a change under a mapping read from a file (:data:`READ_FROM`) names
+    that file: ``options.prompts (p.yaml): open_question: "{question}" -> "Q: {question}"``.
 
     An identity (:mod:`savi_plugin.data.identity`) that changed is one entry naming the input and what tells its
     two contents apart (:func:`~savi_plugin.data.identity.identity_differences`: the files added, removed or
@@ -139,7 +148,21 @@ def describe_changes(changes: list[tuple[str, Any, Any]], limit: int = 6, *, sam
             d for d in [identity_differences(*identities[key]) if all(identities[key]) else None] if d]
         return f"{key} changed content" + (f" ({'; '.join(details)})" if details else "")
 
-    parts = [content(key) if key in identities else f"{key}: {short(a)} -> {short(b)}" for key, a, b in changes[:limit]]
+    read_from = {key[:-len(READ_FROM) - 1]: value for key, value in flatten(json_normal(dict(current or {}))).items()
+                 if key.endswith("." + READ_FROM) and isinstance(value, str)}
+
+    def leaf(key: str) -> str:
+        parts = key.split(".")
+        for at in range(len(parts) - 1, 0, -1):
+            mapping = ".".join(parts[:at])
+            if mapping in read_from:
+                from savi_plugin.data.paths import from_here
+
+                return f"{mapping} ({from_here(read_from[mapping])}): {'.'.join(parts[at:])}"
+        return key
+
+    parts = [content(key) if key in identities else f"{leaf(key)}: {short(a)} -> {short(b)}"
+             for key, a, b in changes[:limit]]
     if len(changes) > limit:
         parts.append(f"and {len(changes) - limit} more")
     return ", ".join(parts)
@@ -165,5 +188,5 @@ def check_same_config(stored: Mapping[str, Any] | None, current: Mapping[str, An
         # "(same path)" only when no other key changed, those that may change (paths compared by identity) included
         same_path = not any(not _is_identity(key) for key, _, _ in config_changes(stored, current))
         raise ConfigMismatchError(f"{output}: was made with a different configuration "
-                                  f"({describe_changes(changes, same_path=same_path)}; "
+                                  f"({describe_changes(changes, same_path=same_path, current=current)}; "
                                   f"stored in {stored_at}); {remedy}")

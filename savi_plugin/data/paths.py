@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import copy
 import os
+import re
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -52,6 +53,7 @@ from pathlib import Path
 from typing import Any
 
 from savi_plugin.data.record import DataError
+from savi_plugin.untrusted import shown
 
 
 class PathEscapeError(DataError):
@@ -59,6 +61,24 @@ class PathEscapeError(DataError):
 
     #: the reason a skipping reader counts it under
     reason = "outside_data_root"
+
+
+def absolute_path(path: str | os.PathLike) -> str:
+    """``path`` made absolute the way the file system reads it: a ``..`` is taken through the folder before it as
+    it is on disk (``data/../videos`` with ``data -> ../demo/data`` is ``demo/videos``, not ``./videos``), since a
+    ``..`` after a symlinked folder climbs from the folder the link names; ``.`` and doubled separators are
+    dropped; the names after the last ``..`` are kept as named (a symlinked file or folder there is not followed:
+    the path names what the user named). The one way savi makes a path absolute before it compares, keys or
+    stores it -- never ``os.path.normpath``/``os.path.abspath``, which collapse ``..`` as text."""
+    text = os.path.expanduser(os.fspath(path))
+    if not os.path.isabs(text):
+        text = os.path.join(os.getcwd(), text)
+    parts = text.split(os.sep)
+    if ".." not in parts:
+        return os.path.normpath(text)
+    last = len(parts) - 1 - parts[::-1].index("..")
+    head = os.path.realpath(os.sep.join(parts[:last + 1]) or os.sep)
+    return os.path.normpath(os.path.join(head, *[p for p in parts[last + 1:] if p]))
 
 
 def is_within(path: str | Path, root: str | Path) -> bool:
@@ -76,13 +96,20 @@ def is_within(path: str | Path, root: str | Path) -> bool:
         return False
 
 
+#: a URL's start (``https://``, ``s3://``): a scheme of two or more letters, so ``C:/`` stays a path
+_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]+://")
+
+
 def stored_path_problem(stored: str) -> str | None:
     """What makes a path stored in a file unreadable the same way by everyone, or None: white space at either end
     (``"v/a.mp4 "``: invisible in every listing and message, so the file looks present when it is not); one
     starting with ``~``
     (a home folder differs between users, machines and ranks, and savi never writes one), which is not expanded
     and refused by every reader of a record's video (:func:`resolve_video_path`,
-    :func:`~savi_plugin.data.record.validate_record`)."""
+    :func:`~savi_plugin.data.record.validate_record`); a URL (``https://...``): savi reads local files only."""
+    if _URL.match(stored):
+        return (f"{shown(stored)} is a URL: savi reads local files only; download the video and name the file "
+                f"(relative to the file's folder, or absolute)")
     if stored != stored.strip():
         return (f"path {stored!r} {'starts' if stored[:1].isspace() else 'ends'} with white space, which no "
                 f"listing or message shows: remove it (and rename the file, if its name really has it)")
@@ -163,7 +190,7 @@ def run_folder(root: str | Path) -> Iterator[Path]:
 
     A job declares the folder it owns (its claimed ``--out``); files and paths outside it are unaffected.
     """
-    folder = Path(os.path.abspath(Path(root).expanduser()))
+    folder = Path(absolute_path(root))
     token = _RUN_FOLDERS.set((*_RUN_FOLDERS.get(), folder))
     try:
         yield folder
@@ -188,8 +215,8 @@ def path_for_file(path: str | Path, holder: str | Path) -> str:
         above the run folder); else ``path`` made absolute. Symlinks are not followed (the stored path names
         what the user named).
     """
-    absolute = Path(os.path.normpath(os.path.abspath(Path(path).expanduser())))
-    folder = Path(os.path.normpath(os.path.abspath(Path(holder).expanduser()))).parent
+    absolute = Path(absolute_path(path))
+    folder = Path(absolute_path(holder)).parent
     try:
         return absolute.relative_to(folder).as_posix()
     except ValueError:
@@ -243,7 +270,7 @@ def path_for_peft(name: str | Path | None) -> str | None:
     process loads the adapter, not to the adapter's folder; a hub id (or None) as given."""
     if name is None or not os.path.exists(Path(str(name)).expanduser()):
         return None if name is None else str(name)
-    return os.path.abspath(Path(str(name)).expanduser())
+    return absolute_path(Path(str(name)))
 
 
 def shown_from_file(stored: Any, holder: str | Path) -> str:
@@ -263,7 +290,7 @@ def shown_from_file(stored: Any, holder: str | Path) -> str:
 def from_here(path: str | Path) -> str:
     """``path`` as a message names it to the user where they stand: relative to the working folder when it lies
     under it, else absolute."""
-    absolute = os.path.abspath(path)
+    absolute = absolute_path(path)
     relative = os.path.relpath(absolute)
     return relative if not relative.startswith("..") else absolute
 
@@ -305,12 +332,12 @@ def _with_paths(config: dict[str, Any], keys: PathKeys, convert: Callable[[str, 
 
 
 def held_configuration(config: dict[str, Any], keys: PathKeys) -> dict[str, Any]:
-    """``config`` with every local path at ``keys`` absolute (``..`` collapsed, symlinks kept: the path the user
-    named), a hub id as given: how a job holds its configuration, whatever the working folder."""
+    """``config`` with every local path at ``keys`` absolute (:func:`absolute_path`: ``..`` taken through the disk,
+    the names after it kept: the path the user named), a hub id as given: how a job holds its configuration, whatever the working folder."""
     def absolute(value: str, is_name: bool) -> str:
         if is_name and not os.path.exists(Path(value).expanduser()):
             return value
-        return os.path.normpath(os.path.abspath(Path(value).expanduser()))
+        return absolute_path(value)
 
     return _with_paths(config, keys, absolute)
 
@@ -329,7 +356,7 @@ def configuration_from_file(stored: dict[str, Any], holder: str | Path, keys: Pa
     made absolute (the inverse of :func:`configuration_for_file` up to :func:`held_configuration`). A relative name
     that may be a hub id and names nothing beside ``holder`` is kept as stored."""
     def read(value: str, is_name: bool) -> str:
-        found = os.path.normpath(os.path.abspath(path_from_file(value, holder)))
+        found = absolute_path(path_from_file(value, holder))
         if is_name and not Path(value).is_absolute() and not os.path.exists(found):
             return value
         return found

@@ -37,7 +37,7 @@ from typing import Any
 
 from savi_plugin.data.identity import file_identity, same_identity
 from savi_plugin.data.outputs import MARK_NAME, read_mark, sidecar, sidecar_shown, writer_now
-from savi_plugin.data.paths import name_for_file, path_for_file, path_from_file
+from savi_plugin.data.paths import absolute_path, name_for_file, path_for_file, path_from_file
 from savi_plugin.data.run_counts import counts_problem
 from savi_plugin.errors import DocumentTooLarge
 
@@ -311,7 +311,7 @@ def _carried(name: Any, source: str | Path, holder: str | Path) -> Any:
     nothing from ``source`` by the place it names from there, absolute -- carried as it stands it would name another
     place from ``holder``'s folder; a hub id as given."""
     if isinstance(name, str) and name.startswith(("./", "../")) and not os.path.exists(path_from_file(name, source)):
-        return os.path.abspath(path_from_file(name, source))
+        return absolute_path(path_from_file(name, source))
     return name_for_file(name, holder)
 
 
@@ -324,7 +324,7 @@ def record_model_for(stored: Any, src: str | Path, dst: str | Path) -> Any:
     here = path_from_file(stored, src)
     if os.path.exists(here):
         return path_for_file(here, dst)
-    return os.path.abspath(here) if stored.startswith(("./", "../")) else stored
+    return absolute_path(here) if stored.startswith(("./", "../")) else stored
 
 
 def made_by(data: str | Path) -> dict[str, Any] | None:

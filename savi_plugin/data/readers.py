@@ -29,6 +29,7 @@ from savi_plugin.data.record import (
     PreferenceRecord,
     RecordAt,
     json_kind,
+    record_id,
     shown_line,
     validate_record,
 )
@@ -183,10 +184,22 @@ def iter_json_objects(path: str | Path, errors: list[DataError] | None = None, l
             yield from enumerate(items, start=1)
         return
     first_line = True
+    offset: int | None = 0  # the file offset of the line (None past a line too long to be held)
     for number, raw, ended in iter_lines(path, limit):
+        at, offset = offset, None if raw is None or offset is None else offset + len(raw) + 1
         if raw is not None and not raw.strip():
             continue
         obj, problem = parse_line(path, number, raw, ended, limit)
+        # a first line of a binary file (an image, a video renamed .jsonl): one problem, not one per "line" of it
+        if problem is not None and first_line and raw is not None and _binary(path, raw):
+            byte = _bad_byte(raw)
+            where = f"byte {at + byte} (line {number})" if at is not None else f"line {number}, byte {byte}"
+            problem = DataError(str(path), None, None, f"not a text file: {where} is not UTF-8 text; savi reads JSON "
+                                                       f"Lines (one JSON record per line), so nothing of it is read")
+            if errors is None:
+                raise problem
+            errors.append(problem)
+            return
         if problem is not None and first_line and raw is not None and raw.strip() == b"{":  # as json.dump(indent=) starts
             spanning = _object_over_lines(path, array)
             if spanning is not None:
@@ -201,6 +214,28 @@ def iter_json_objects(path: str | Path, errors: list[DataError] | None = None, l
 
 
 _BLANK = re.compile(r"[ \t\n\r]*")
+#: how many of a file's first bytes are looked at for a NUL byte: a binary file's sign (as git judges one)
+BINARY_PROBE_BYTES = 8000
+
+
+def _bad_byte(raw: bytes) -> int:
+    """The offset in ``raw`` of its first byte that is not UTF-8 text (len(raw) when all of it is)."""
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return exc.start
+    return len(raw)
+
+
+def _binary(path: Path, raw: bytes) -> bool:
+    """Whether ``raw``, the first line of ``path``, is of a binary file (an image, a model, a video renamed
+    ``.jsonl``): it is not UTF-8 and the file's first :data:`BINARY_PROBE_BYTES` bytes hold a NUL byte, which no
+    UTF-8 text holds (UTF-16 text, starting with its byte order mark, is named as such by :func:`parse_line`). A
+    text file with a bad byte is judged line by line instead."""
+    if _bad_byte(raw) == len(raw) or raw[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        return False
+    with open(path, "rb") as fh:
+        return b"\0" in fh.read(BINARY_PROBE_BYTES)
 
 
 def _element_lines(text: str) -> list[int]:
@@ -234,20 +269,29 @@ def _require_str(obj: dict, key: str, file: str, line: int) -> str:
     return obj[key]
 
 
-#: a format's several names for one savi field: {format: {savi field: its names, the one kept first}}; a record
-#: giving two of them is read by :func:`_one_source` (savi's and TRL's formats have one name per field)
-ALIASES: dict[str, dict[str, tuple[str, ...]]] = {"savi": {}, "rrpo": {"video": ("media_path", "video")}, "trl": {}}
+#: the names one savi field has in a format's records: {format: {savi field: its names, the format's own first}}:
+#: RRPO's ``media_path`` (its code) and ``video`` (its docs), and another format's name for the same field that a
+#: record may carry as well (savi's ``chosen`` beside RRPO's ``answer``, savi's ``question`` beside TRL's
+#: ``prompt``). A record giving two of them is read by :func:`_one_source`: two that differ are refused naming
+#: both, never one taken silently (savi's own format has one name per field: it refuses any other field)
+ALIASES: dict[str, dict[str, tuple[str, ...]]] = {
+    "savi": {},
+    "rrpo": {"video": ("media_path", "video"), "chosen": ("answer", "chosen"), "rejected": ("pred", "rejected")},
+    "trl": {"question": ("prompt", "question")},
+}
 
 
-def _one_source(obj: dict, keys: tuple[str, ...], ours: str, file: str, line: int) -> str:
-    """Which of ``keys`` (a format's names for one field of ours, ``ours``: RRPO's ``media_path`` and ``video``)
-    the record gives, the first when it gives none (to be named missing). Two of them naming different values are
-    refused naming both, never one taken silently; two that name the same file (a path, resolved against the
-    file's folder) are one value, the first key's."""
+def _one_source(obj: dict, keys: tuple[str, ...], ours: str, file: str, line: int,
+                read: Callable[[str], Any] | None = None) -> str:
+    """Which of ``keys`` (a format's names for one field of ours, ``ours``: :data:`ALIASES`) the record gives, the
+    first when it gives none (to be named missing). Two of them whose values differ (as ``read`` reads a key's
+    value: its text; the raw value by default) are refused naming both, never one taken silently; two videos that
+    name the same file (a path, resolved against the file's folder) are one value, the first key's."""
     given = [key for key in keys if key in obj]
+    value = read or obj.__getitem__
     for other in given[1:]:
-        a, b = obj[given[0]], obj[other]
-        same = a == b or (isinstance(a, str) and isinstance(b, str) and a and b and os.path.abspath(
+        a, b = value(given[0]), value(other)
+        same = a == b or (ours == "video" and isinstance(a, str) and isinstance(b, str) and a and b and os.path.abspath(
             path_from_file(a, file)) == os.path.abspath(path_from_file(b, file)))
         if not same:
             raise DataError(file, line, given[0], f"both {given[0]!r} ({shown(a)}) and {other!r} ({shown(b)}) are "
@@ -266,16 +310,17 @@ def rrpo_to_record(obj: Any, file: str, line: int) -> PreferenceRecord:
         raise DataError(file, line, None, f"expected a JSON object, got {json_kind(obj)}")
     if "sample_id" not in obj:
         raise DataError(file, line, "sample_id", "missing required field")
-    if not isinstance(obj["sample_id"], (str, int)) or isinstance(obj["sample_id"], bool):
-        raise DataError(file, line, "sample_id", f"expected a string or integer, got {type(obj['sample_id']).__name__}")
+    sample_id = record_id(obj["sample_id"], file, line, "sample_id")
     video_key = _one_source(obj, ALIASES["rrpo"]["video"], "video", file, line)
+    for ours in ("chosen", "rejected"):  # savi's names beside RRPO's: the same text, or refused
+        _one_source(obj, ALIASES["rrpo"][ours], ours, file, line)
     question = _require_str(obj, "question", file, line)
     prefix = next((p for p in _PLACEHOLDERS if question.startswith(p)), "")
     known = {"question", "answer", "pred", "answer_masked", "pred_masked", "media_path", "video", "sample_id",
              "weight"}
     extra = {k: v for k, v in obj.items() if k not in known}
     record = {
-        "id": str(obj["sample_id"]),
+        "id": sample_id,
         "video": _require_str(obj, video_key, file, line),
         "question": question[len(prefix):],
         "chosen": _require_str(obj, "answer", file, line),
@@ -300,12 +345,18 @@ def rrpo_to_record(obj: Any, file: str, line: int) -> PreferenceRecord:
         raise DataError(file, line, theirs.get(exc.field, _extra_field(exc.field, "rrpo")), message) from None
 
 
+def _written_id(text: str, read_as: Any) -> str | int:
+    """A record's id as a format that held it as an integer (``read_as`` "int", remembered in its ``meta`` by
+    :func:`~savi_plugin.data.record.record_id`'s readers) gets it back: the integer; else its text."""
+    if read_as == "int" and re.fullmatch(r"-?[0-9]{1,20}", text):
+        return int(text)
+    return text
+
+
 def record_to_rrpo(record: PreferenceRecord) -> dict[str, Any]:
     """Inverse of :func:`rrpo_to_record` (exact for records that came from the RRPO format)."""
     info = record.meta.get("rrpo", {})
-    sample_id: Any = record.id
-    if info.get("sample_id_type") == "int":
-        sample_id = int(record.id)
+    sample_id = _written_id(record.id, info.get("sample_id_type"))
     out: dict[str, Any] = {
         "question": info.get("question_prefix", "<image>\n") + record.question,
         "answer": record.chosen,
@@ -376,11 +427,16 @@ def trl_to_record(obj: Any, file: str, line: int) -> PreferenceRecord:
         raise DataError(file, line, None, f"expected a JSON object, got {json_kind(obj)}")
     extra = {k: v for k, v in obj.items() if k not in {"prompt", "chosen", "rejected", "video", "id", "weight"}}
     conversational = any(isinstance(obj.get(key), list) for key in _ROLE)
-    trl = {**({"extra": extra} if extra else {}), **({"layout": "conversational"} if conversational else {})}
+    integer_id = isinstance(obj.get("id"), int) and not isinstance(obj.get("id"), bool)
+    trl = {**({"extra": extra} if extra else {}), **({"layout": "conversational"} if conversational else {}),
+           **({"id_type": "int"} if integer_id else {})}  # an integer id is written back as one (record_to_trl)
+    question = _trl_text(obj, "prompt", file, line)
+    _one_source(obj, ALIASES["trl"]["question"], "question", file, line,  # savi's name beside TRL's: one text
+                lambda key: question if key == "prompt" else obj[key])
     record = {
-        "id": str(obj.get("id", generated_id(file, line))),
+        "id": record_id(obj["id"], file, line) if "id" in obj else generated_id(file, line),
         "video": _require_str(obj, "video", file, line),
-        "question": _trl_text(obj, "prompt", file, line),
+        "question": question,
         "chosen": _trl_text(obj, "chosen", file, line),
         "rejected": _trl_text(obj, "rejected", file, line),
         "source": "trl",
@@ -412,7 +468,7 @@ def record_to_trl(record: PreferenceRecord) -> dict[str, Any]:
                  for key, role in _ROLE.items()}
     else:
         texts = {"prompt": record.question, "chosen": record.chosen, "rejected": record.rejected}
-    out = {"id": record.id, **texts, "video": record.video}
+    out = {"id": _written_id(record.id, info.get("id_type")), **texts, "video": record.video}
     if record.weight is not None:
         out["weight"] = record.weight
     out.update(info.get("extra", {}))

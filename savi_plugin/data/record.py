@@ -75,6 +75,25 @@ def json_kind(value: Any) -> str:
     return next((name for kind, name in kinds if isinstance(value, kind)), type(value).__name__)
 
 
+#: the widest integer id read (in bits): an id is a name, and a longer integer is no one's record number
+MAX_ID_BITS = 64
+
+
+def record_id(value: Any, file: str, line: int | None, field: str = "id") -> str:
+    """A record's id as savi holds it: the one rule for ids of every format (savi's ``id``, RRPO's ``sample_id``,
+    TRL's ``id``). A string is kept; an integer (within :data:`MAX_ID_BITS` bits) is held as its text, and the
+    readers of RRPO and TRL remember that it was one, so their writers give it back as an integer. Anything else
+    (null, a boolean, a fraction, an array, an object) is refused naming ``field``: never turned into some text."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        if value.bit_length() > MAX_ID_BITS:
+            raise DataError(file, line, field, f"an integer id must fit in {MAX_ID_BITS} bits; write a longer one "
+                                               f"as a string")
+        return str(value)
+    raise DataError(file, line, field, f"expected a string or an integer, got {json_kind(value)}")
+
+
 @dataclass
 class PreferenceRecord:
     """One preference pair.
@@ -196,6 +215,8 @@ def validate_record(obj: Any, file: str = "<memory>", line: int | None = None) -
     unknown = sorted(set(obj) - set(KNOWN_FIELDS))
     if unknown:
         raise DataError(file, line, shown_name(unknown[0]), unknown_name(unknown[0], KNOWN_FIELDS, "field"))
+    if "id" in obj:
+        obj = {**obj, "id": record_id(obj["id"], file, line)}
     for name in REQUIRED_FIELDS:
         if name not in obj:
             raise DataError(file, line, name, "missing required field")

@@ -46,7 +46,12 @@ def signature_of(st: os.stat_result | None) -> tuple[int, ...] | None:
 
 
 def _key(path: str | os.PathLike) -> str:
-    return os.path.abspath(os.path.expanduser(os.fspath(path)))
+    """The one name a watched file is kept and looked up under: absolute by the paths rule (a ``..`` taken through
+    a symlinked folder as the disk takes it, :func:`~savi_plugin.data.paths.absolute_path`), so the key names the
+    file that was stat-ed."""
+    from savi_plugin.data.paths import absolute_path
+
+    return absolute_path(path)
 
 
 def _stat(path: str | os.PathLike) -> os.stat_result | None:

@@ -27,38 +27,22 @@ import os
 from pathlib import Path
 
 from savi_plugin.data.outputs import (
+    FIXTURE_MARK_NAME,
+    FIXTURE_WRITTEN_BY,
     LOCK_NAME,
     OutputLock,
     check_place,
     foreign_marker,
+    parse_fixture_mark,
     write_json,
 )
 
-#: written into every folder ``savi eval fixture`` fills: what it wrote there
-MARKER = ".savi-eval-fixture"
+#: written into every folder ``savi eval fixture`` fills: what it wrote there (the output layer reads it too: a folder
+#: holding it is that command's output, :func:`~savi_plugin.data.outputs.folder_mark_command`)
+MARKER = FIXTURE_MARK_NAME
 #: the marker's ``written_by``
-WRITTEN_BY = "savi eval fixture: synthetic data, safe to overwrite"
-#: the plain-text marker of the command's first version (no file list)
-PLAIN_MARKER = "written by " + WRITTEN_BY
-
-
-def _parse_marker(data: bytes) -> dict | None:
-    """The marker in ``data`` when the command wrote it: ``{"written": {...}, "writing": [...]}``; ``{}`` for the
-    plain-text marker (no file list); None for anything else."""
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        return None
-    if text.strip() == PLAIN_MARKER:
-        return {}
-    try:
-        obj = json.loads(text)
-    except ValueError:
-        return None
-    if not (isinstance(obj, dict) and obj.get("written_by") == WRITTEN_BY and isinstance(obj.get("written"), dict)
-            and all(isinstance(v, (dict, list)) for v in obj["written"].values())):
-        return None
-    return obj
+WRITTEN_BY = FIXTURE_WRITTEN_BY
+_parse_marker = parse_fixture_mark
 
 
 def _writing(data: dict | None) -> list[str]:

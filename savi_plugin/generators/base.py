@@ -11,6 +11,7 @@ from __future__ import annotations
 import abc
 import dataclasses
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Sequence
 
@@ -19,7 +20,7 @@ import numpy as np
 from savi_plugin.config.values import AtLeast, Check, Positive, Range, build, register_rules
 from savi_plugin.data.record import PreferenceRecord
 from savi_plugin.generators.inputs import InputItem
-from savi_plugin.generators.prompts import check_control_strings, load_prompts
+from savi_plugin.generators.prompts import check_control_strings, load_prompts, read_override
 
 PAIR, SKIPPED, FAILED = "pair", "skipped", "failed"
 
@@ -151,17 +152,39 @@ class Generator(abc.ABC):
 
     def __init__(self, options: dict[str, Any] | None = None):
         self.config = build_config(self.config_class, options, self.name)
+        #: the prompts override as read (:func:`~savi_plugin.generators.prompts.read_override`), once: what the
+        #: generator runs and what its run identity holds (:meth:`run_options`) are the same reading of the file
+        self.prompt_override = read_override(self.config.prompts)
         self.prompts = load_prompts(self.name, self.config.prompts, fields=self.prompt_fields,
-                                    module=type(self).__module__)
+                                    module=type(self).__module__, read=self.prompt_override)
 
     @property
     def prompts_version(self) -> str:
         return str(self.prompts["version"])
 
     def describe(self) -> dict[str, Any]:
-        """The config as JSON, with the prompts' version (for the run report and the resume check)."""
+        """The config as JSON, with the prompts' version (for the run report and a dry run's recipe)."""
         out = jsonable(dataclasses.asdict(self.config))
         out["prompts_version"] = self.prompts_version
+        return out
+
+    def run_options(self) -> dict[str, Any]:
+        """The options as a run's identity holds them (:meth:`describe`, what a resume must share): a prompts
+        override by its parsed content, never by the path it was typed as -- a prompt file named otherwise
+        (``./p.yaml``, from another folder, a copy) or reformatted (a comment, the keys' order) is the same
+        prompts -- with the file it was read from beside (:data:`~savi_plugin.data.fingerprint.READ_FROM`: named
+        by a refusal, not compared), and the version without the override's digest (its content is compared key
+        by key, so a refusal names the prompts that changed, not a hash)."""
+        from savi_plugin.data.fingerprint import READ_FROM
+        from savi_plugin.generators.prompts import CUSTOM
+
+        out = self.describe()
+        if self.prompt_override is not None:
+            origin, data = self.prompt_override
+            out["prompts"] = jsonable(data) if isinstance(self.config.prompts, Mapping) else \
+                {**jsonable(data), READ_FROM: origin}
+            if "version" not in data:
+                out["prompts_version"] = out["prompts_version"].rsplit(CUSTOM, 1)[0] + CUSTOM
         return out
 
     def check_prompts(self, tokenizer) -> None:

@@ -50,8 +50,9 @@ class InputItem:
         answer_index: index of the correct option (MCQ).
         origin: ``file:line`` the item came from, for messages.
         extra: other fields of the manifest line (e.g. ``task``), kept in the record's meta.
-        id_from: where the input gave no id, how :attr:`id` was derived and how to give one instead, as the
-            clause a message about the id ends with; empty for an id the input gave.
+        id_from: where the input gave no id, how :attr:`id` was derived, as the words after the item's place
+            in a message (``has no 'id', so savi names it after its video file v1/clip.mp4``); empty for an id the
+            input gave.
     """
 
     id: str
@@ -92,8 +93,8 @@ def _items_from_folder(folder: Path) -> list[InputItem]:
             raise DataError(str(path), None, "id", f"the file's name is the item's id and video path, and it "
                                                    f"{problem}; rename the file")
         items.append(InputItem(id=rel.as_posix(), video=str(path), index=i, origin=str(path),
-                               id_from=f"the id is the file's path without its extension ({shown_path(rel)}): "
-                                       f"rename one of the files"))
+                               id_from=f"is a video file, named by its path without its extension "
+                                       f"({shown_path(rel)})"))
     return items
 
 
@@ -133,9 +134,7 @@ def _item_from_object(obj: Any, file: str, line: int, index: int, root: Path, co
     video = _text_field(obj, video_key, file, line, required=True)
     path = resolve_video_path(video, root, confine=confine, file=file, line=line, field=video_key)
     item_id = _text_field(obj, "id", file, line) or _text_field(obj, "sample_id", file, line)
-    id_from = "" if item_id else (f"no 'id' is given, so the id is derived from the video file name "
-                                  f"({shown_path(Path(video).name)}): give each record an 'id' (two questions on one "
-                                  f"video need ids of their own)")
+    id_from = "" if item_id else f"has no 'id', so savi names it after its video file {shown_path(video)}"
     item_id = item_id or Path(video).stem
     question = _text_field(obj, "question", file, line)
     answer = _text_field(obj, "answer", file, line)
@@ -220,14 +219,33 @@ def load_inputs(source: str | Path, data_root: str | Path | None = None) -> list
                         if problem == "file not found" else problem)
     from savi_plugin.untrusted import equality_key
 
-    seen: dict[str, tuple[str, str, str]] = {}
+    seen: dict[str, InputItem] = {}
     for item in items:
         key = equality_key(item.id)  # ids that read the same are one id (a zero-width space, a look-alike)
         if key in seen:
-            first, at, first_from = seen[key]
-            derived = f"; {item.id_from or first_from}" if item.id_from or first_from else "; ids must be unique"
-            raise item.error("id", f"duplicate id {item.id!r} (first at {at}){derived}" if first == item.id
-                             else f"id {item.id!r} reads the same as id {first!r} (first at {at}): they differ only "
-                             f"by invisible or look-alike characters{derived}")
-        seen[key] = (item.id, item.origin, item.id_from)
+            first = seen[key]
+            raise item.error("id", f"duplicate id {item.id!r} (first at {first.origin}){_derived(item, first)}"
+                             if first.id == item.id else f"id {item.id!r} reads the same as id {first.id!r} (first "
+                             f"at {first.origin}): they differ only by invisible or look-alike characters"
+                             f"{_derived(item, first)}")
+        seen[key] = item
     return items
+
+
+def _derived(item: InputItem, first: InputItem) -> str:
+    """The end of a refusal of ``item``'s id, which ``first`` holds already: which of the two records had its id
+    derived (the record refused is "this record", the other by its place), from what, and what to do."""
+    said = [f"{who} {one.id_from}" for who, one in (("this record", item), (first.origin, first)) if one.id_from]
+    if not said:
+        return "; ids must be unique"
+    from savi_plugin.data.paths import absolute_path
+
+    if not item.origin.rpartition(":")[2].isdigit():  # a folder of videos: its ids are its files' names
+        advice = "rename one of the files"
+    elif item.id_from and first.id_from:
+        advice = ("two questions on one video need ids of their own" if absolute_path(item.video) ==
+                  absolute_path(first.video) else "two videos of one file name need ids of their own") + \
+            ": give each record an 'id'"
+    else:
+        advice = f"give {'this record' if item.id_from else f'the record at {first.origin}'} an 'id' of its own"
+    return f"; {'; '.join(said)}: {advice}"

@@ -27,8 +27,8 @@ from savi_plugin.data.files import read_json
 from savi_plugin.data.fingerprint import ConfigMismatchError, config_changes, describe_changes
 from savi_plugin.data.outputs import (SIDECAR_KINDS, OutputLock, claim, file_output, mark_path, sidecar,
                                       write_reported)
-from savi_plugin.data.paths import (configuration_for_file, configuration_from_file, file_folder, from_here,
-                                    name_for_file, path_for_file, path_from_file)
+from savi_plugin.data.paths import (absolute_path, configuration_for_file, configuration_from_file, file_folder,
+                                    from_here, name_for_file, path_for_file, path_from_file)
 from savi_plugin.data.provenance import (
     CHANGED,
     report_kind,
@@ -118,7 +118,7 @@ def check_one_name_per_file(paths: Sequence[Path]) -> None:
     for path in paths:
         st = path.stat()
         first = seen.setdefault((st.st_dev, st.st_ino), path)
-        if first is not path and os.path.abspath(first) != os.path.abspath(path):
+        if first is not path and absolute_path(first) != absolute_path(path):
             raise ConfigError("", f"is the same file as {first} (a link to it, or it to this one), given under a "
                                   f"second name: give each shard once, by its own name", str(path))
 
@@ -127,8 +127,9 @@ def shard_set_problems(paths: Sequence[Path]) -> list[str]:
     """What keeps ``paths`` from being a complete shard set: missing shards, unfinished runs, and shards whose runs
     split different numbers of items (another ``--limit``: each is complete over its share, the set is not)."""
     problems = []
-    groups: dict[tuple[Path, str, str, int], set[int]] = {}
-    split: dict[tuple[Path, str, str, int], dict[int, tuple[Path, int]]] = {}
+    groups: dict[tuple[str, str, int], set[int]] = {}
+    folders: dict[tuple[str, str, int], dict[Path, Path]] = {}  # each set's folders: real path -> as given
+    split: dict[tuple[str, str, int], dict[int, tuple[Path, int]]] = {}
     for path in paths:
         problem = _shard_run_problem(path)
         if problem:
@@ -143,9 +144,10 @@ def shard_set_problems(paths: Sequence[Path]) -> list[str]:
                             f"report says it is shard {shard[0]} of {shard[1]} (a copy or a rename): give each "
                             f"shard under the name its run wrote")
             continue
-        if match:  # a set is the files of one folder, however each is spelled (../run/x and x from run/)
-            key = (Path(os.path.realpath(path.parent)), match["stem"], match["suffix"] or "", int(match["count"]))
+        if match:  # a set is the shards given of one name, wherever each lies (check_same_run: of one run)
+            key = (match["stem"], match["suffix"] or "", int(match["count"]))
             groups.setdefault(key, set()).add(int(match["index"]))
+            folders.setdefault(key, {}).setdefault(Path(os.path.realpath(path.parent)), path.parent)
             items = (report or {}).get("split", {}).get("items") if isinstance(report, dict) else None
             if isinstance(items, int):
                 split.setdefault(key, {})[int(match["index"])] = (path, items)
@@ -155,15 +157,20 @@ def shard_set_problems(paths: Sequence[Path]) -> list[str]:
             if n_items != n_first:
                 problems.append(f"{path}: its run split {n_items} item(s) among the shards, {first.name}'s "
                                 f"{n_first} (another --limit): re-run the shards with one --limit")
-    for (parent, stem, suffix, count), present in sorted(groups.items(), key=lambda kv: str(kv[0])):
+    for (stem, suffix, count), present in sorted(groups.items(), key=lambda kv: str(kv[0])):
+        parents = list(folders[(stem, suffix, count)].values())
         for index in range(count):
-            if index not in present:
-                found = _shard_on_disk(parent, stem, suffix, index, count)
-                if found is not None:
-                    problems.append(f"{from_here(found)}: shard {index} of {count} is not given")
-                else:
-                    missing = shard_output_path(parent / f"{stem}{suffix}", index, count)
-                    problems.append(f"{from_here(missing)}: shard {index} of {count} is not found")
+            if index in present:
+                continue
+            found = next((f for f in (_shard_on_disk(p, stem, suffix, index, count) for p in parents) if f), None)
+            if found is not None:  # beside a shard given, but not given itself
+                problems.append(f"{from_here(found)}: shard {index} of {count} is not given")
+            elif len(parents) == 1:
+                missing = shard_output_path(parents[0] / f"{stem}{suffix}", index, count)
+                problems.append(f"{from_here(missing)}: shard {index} of {count} is not found")
+            else:
+                problems.append(f"{stem}.shard-{index}-of-{count}{suffix}: shard {index} of {count} is neither given "
+                                f"nor found beside the shards given (in {', '.join(map(from_here, parents))})")
     return problems
 
 
@@ -251,7 +258,7 @@ def merge_shards(paths: Sequence[str | Path], output: str | Path, *, allow_incom
             raise DataError(str(path), None, None, "shard file not found")
     check_shard_names(paths)
     check_one_name_per_file(paths)
-    paths = list({os.path.abspath(p): p for p in paths}.values())  # one name given twice (overlapping globs): once
+    paths = list({absolute_path(p): p for p in paths}.values())  # one name given twice (overlapping globs): once
     check_same_run(paths)
     inputs = {f"the shard {p.name}": p for p in paths}
     inputs.update({f"the shard's {progress_path(p).name}": progress_path(p) for p in paths})
@@ -271,7 +278,7 @@ def merge_shards(paths: Sequence[str | Path], output: str | Path, *, allow_incom
 def _video_for_output(video: str, shard: Path, output: Path) -> str:
     """A shard record's ``video`` as ``output`` stores it (:mod:`savi_plugin.data.paths`' rule): unchanged when
     both files share a folder or the path is absolute, else re-expressed for ``output``'s folder."""
-    if os.path.isabs(video) or os.path.abspath(file_folder(shard)) == os.path.abspath(output.parent):
+    if os.path.isabs(video) or absolute_path(file_folder(shard)) == absolute_path(output.parent):
         return video
     return path_for_file(path_from_file(video, shard), output)
 
@@ -281,7 +288,7 @@ def _record_for_output(obj: dict[str, Any], shard: Path, output: Path) -> dict[s
     its ``meta`` names (a local path re-expressed for ``output``'s folder, a hub id as given)."""
     moved = {**obj, "video": _video_for_output(obj["video"], shard, output)}
     meta = obj.get("meta")
-    if isinstance(meta, dict) and os.path.abspath(file_folder(shard)) != os.path.abspath(output.parent):
+    if isinstance(meta, dict) and absolute_path(file_folder(shard)) != absolute_path(output.parent):
         names = {}
         for key in ("model", "adapter"):
             value = meta.get(key)
@@ -320,8 +327,8 @@ def _moved_path(first: tuple[Path, dict[str, Any]], second: tuple[Path, dict[str
             value = value.get(key) if isinstance(value, dict) else None
         if not isinstance(value, str) or not value or os.path.isabs(value):
             continue
-        here = {shard: os.path.normpath(path_from_file(value, shard)) for shard in (a, b)}
-        if os.path.abspath(here[a]) == os.path.abspath(here[b]):
+        here = {shard: from_here(absolute_path(path_from_file(value, shard))) for shard in (a, b)}
+        if here[a] == here[b]:
             continue
         named = {shard: found if os.path.exists(found) else "nothing" for shard, found in here.items()}
         if named[a] == "nothing" != named[b]:
@@ -424,7 +431,7 @@ def _merge(paths: list[Path], output: Path, allow_incomplete: bool, claimed) -> 
     # complete is true only when every input's finished run vouches for it (savi_plugin.data.provenance); an
     # input whose run's end cannot be checked (a copy without its report) leaves it null and its reason is carried
     # forward; so does an input no run wrote (hand-made, an empty plain file), which vouches for nothing
-    unverified = [f"{os.path.abspath(p)}, where {why}" for p in paths if (why := unvouched_copy(p)) is not None]
+    unverified = [f"{absolute_path(p)}, where {why}" for p in paths if (why := unvouched_copy(p)) is not None]
     complete = False if missing else True if all(vouched_finished(p) for p in paths) else None
     result: dict[str, Any] = {"output": str(output), "inputs": [str(p) for p in paths], "records": len(ordered),
                               "complete": complete, "missing": missing,

@@ -5,8 +5,8 @@ third-party generator ``my_pkg.gen:MyGen`` named ``mygen``: ``my_pkg/prompts/myg
 keys with their own YAML file; unknown keys, non-string templates and unknown ``{fields}`` are errors that
 name the file and the key, so a typo never silently falls back to a default prompt. The resulting
 ``version`` (stored in every record's ``meta.prompts_version``) is the override's own ``version`` or, if it
-sets none, the default version plus a hash of the override, so records made with different prompts are
-never confused.
+sets none, the default version plus a digest of the override's parsed content, so records made with different
+prompts are never confused (and a comment or the keys' order changes nothing).
 """
 
 from __future__ import annotations
@@ -100,7 +100,8 @@ def template_fields(template: str) -> set[str]:
 
 
 def load_prompts(name: str, override: str | Path | Mapping[str, Any] | None = None, *,
-                 fields: Mapping[str, set[str]] | None = None, module: str = "savi_plugin.generators") -> dict[str, Any]:
+                 fields: Mapping[str, set[str]] | None = None, module: str = "savi_plugin.generators",
+                 read: tuple[str, dict[str, Any]] | None = None) -> dict[str, Any]:
     """The prompts of generator ``name`` with ``override`` applied on top.
 
     Args:
@@ -108,32 +109,19 @@ def load_prompts(name: str, override: str | Path | Mapping[str, Any] | None = No
         module: the generator's module; its ``prompts/`` folder holds the defaults.
         override: a YAML file path, or a mapping, overriding any subset of the default keys.
         fields: for each template key, the fields it may use; a template using another field is an error.
+        read: ``override`` as :func:`read_override` read it already (the file is then not read again).
 
     Raises:
         PromptError: unreadable file, unknown key, wrong value type, or unknown template field.
     """
     prompts = default_prompts(name, module)
-    if override is None:
+    read = read if read is not None else read_override(override)
+    if read is None:
         return prompts
-    if isinstance(override, Mapping):
-        origin, data = "<prompts override>", dict(override)
-        digest = hashlib.sha256(yaml.safe_dump(data, sort_keys=True).encode()).hexdigest()[:8]
-    else:
-        from savi_plugin.data.files import file_problem
-
-        path = Path(override)
-        problem = file_problem(path, "prompt file")  # stat only: a FIFO is never opened
-        if problem is not None:
-            raise PromptError(f"{path}: {'prompt file not found' if problem == 'file not found' else problem}")
-        try:
-            text = read_document_text(path)
-        except (OSError, UnicodeDecodeError) as exc:
-            raise PromptError(f"{path}: cannot read the prompt file: {exc}") from None
-        origin, data = str(path), _read_yaml(text, str(path))
-        digest = hashlib.sha256(text.encode()).hexdigest()[:8]
-        if not data:  # a file given to change the prompts that changes none: the defaults would run unsaid
-            raise PromptError(f"{origin}: the prompt file overrides no prompt (it is empty): give the keys to "
-                              f"override (known: {', '.join(sorted(prompts))}), or leave the prompt file out")
+    origin, data = read
+    if not isinstance(override, Mapping) and not data:  # a file that changes no prompt: the defaults would run unsaid
+        raise PromptError(f"{origin}: the prompt file overrides no prompt (it is empty): give the keys to "
+                          f"override (known: {', '.join(sorted(prompts))}), or leave the prompt file out")
     for key, value in data.items():
         if key not in prompts:
             raise PromptError(f"{origin}: unknown prompt key {key!r} (known: {', '.join(sorted(prompts))})")
@@ -165,8 +153,41 @@ def load_prompts(name: str, override: str | Path | Mapping[str, Any] | None = No
                                       f"uses each of {', '.join('{' + f + '}' for f in sorted(fields[key]))})")
     merged = {**prompts, **data}
     if "version" not in data:
-        merged["version"] = f"{prompts['version']}+custom-{digest}"
+        merged["version"] = f"{prompts['version']}{CUSTOM}-{override_digest(data)}"
     return merged
+
+
+#: what a prompts version gains from an override that sets no ``version`` of its own (then a digest of it)
+CUSTOM = "+custom"
+
+
+def override_digest(data: Mapping[str, Any]) -> str:
+    """The digest of an override by its parsed content (a canonical dump of the mapping): a comment, the keys'
+    order or the file's formatting changes no run's prompts, so none changes the version."""
+    return hashlib.sha256(yaml.safe_dump(dict(data), sort_keys=True).encode()).hexdigest()[:8]
+
+
+def read_override(override: str | Path | Mapping[str, Any] | None) -> tuple[str, dict[str, Any]] | None:
+    """``(where it was read, its mapping)`` of a prompts override (a YAML file path or a mapping), or None.
+
+    Raises:
+        PromptError: a file that is missing, unreadable or no mapping, naming it.
+    """
+    if override is None:
+        return None
+    if isinstance(override, Mapping):
+        return "<prompts override>", dict(override)
+    from savi_plugin.data.files import file_problem
+
+    path = Path(override)
+    problem = file_problem(path, "prompt file")  # stat only: a FIFO is never opened
+    if problem is not None:
+        raise PromptError(f"{path}: {'prompt file not found' if problem == 'file not found' else problem}")
+    try:
+        text = read_document_text(path)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PromptError(f"{path}: cannot read the prompt file: {exc}") from None
+    return str(path), _read_yaml(text, str(path))
 
 
 def check_control_strings(prompts: Mapping[str, Any], controls: Sequence[str], name: str,

@@ -76,6 +76,7 @@ from savi_plugin.data.outputs import (
     write_json,
 )
 from savi_plugin.data.paths import (
+    absolute_path,
     check_data_root,
     configuration_for_file,
     configuration_from_file,
@@ -129,8 +130,11 @@ _BY_IDENTITY = ("model", "adapter", "inputs", "data_root")
 #: (:func:`~savi_plugin.data.paths.held_configuration`), stored by the paths rule in each file that holds the
 #: configuration -- the output's mark, the progress file's first line, the run report
 #: (:func:`~savi_plugin.data.paths.configuration_for_file`) -- and read back by it; ``inputs`` may be a label
-#: (``<6 items>``) and the model or adapter a hub id: kept as given
-PATH_KEYS = (("model", True), ("adapter", True), ("inputs", True), ("data_root", False))
+#: (``<6 items>``) and the model or adapter a hub id: kept as given. The options that name files are among them:
+#: the judge's and tagger's folders (``policy`` kept as given) and the prompt file an override was read from
+#: (:meth:`~savi_plugin.generators.base.Generator.run_options`: its content is compared, the file only named)
+PATH_KEYS = (("model", True), ("adapter", True), ("inputs", True), ("data_root", False),
+             ("options.judge_model", True), ("options.tagger_model", True), ("options.prompts.read_from", False))
 #: generator options that name a model the generator loads besides the policy (RRPO's judge and tagger), with
 #: their flags: a local folder is part of the run's ``identity`` by content (:func:`model_identity`, as the policy
 #: model), so a resume or merge after its weights were replaced at the same path is refused; ``policy`` names
@@ -664,7 +668,7 @@ def run_generation(*, generator: str | type | Generator, model: Any, inputs: str
         model_name = str(getattr(model, "name_or_path", type(model).__name__))
     config = held_configuration({
         "generator": gen.name,
-        "options": gen.describe(),
+        "options": gen.run_options(),
         "model": model_name,
         "adapter": str(adapter) if adapter else None,
         "backend": backend_name,
@@ -866,7 +870,7 @@ def _stored_video(record, out_path: Path, data_root) -> Any:
     Relative to the pairs file's folder when the video lies under it, else absolute; absolute whenever a data
     root is set, since a reader with a data root joins relative paths to the root.
     """
-    video = os.path.abspath(record.video) if data_root is not None else path_for_file(record.video, out_path)
+    video = absolute_path(record.video) if data_root is not None else path_for_file(record.video, out_path)
     return dataclasses.replace(record, video=video) if video != record.video else record
 
 

@@ -38,7 +38,7 @@ SUMMARY = "summary.json"
 
 def split_overrides(overrides: list[str], losses: list[str]) -> tuple[list[str], dict[str, list[str]]]:
     """``key=value`` overrides for every run, and ``LOSS:key=value`` ones per loss."""
-    from savi_plugin.recipe import override_source
+    from savi_plugin.recipe import TypedOverride, override_source
 
     shared: list[str] = []
     per_loss: dict[str, list[str]] = {loss: [] for loss in losses}
@@ -48,7 +48,7 @@ def split_overrides(overrides: list[str], losses: list[str]) -> tuple[list[str],
             if head not in per_loss:
                 raise ConfigError(head, f"{override_source(text)} names a loss that is not in --losses "
                                         f"({', '.join(losses)})")
-            per_loss[head].append(rest)
+            per_loss[head].append(TypedOverride(rest, text))  # an error quotes it with its loss, as typed
         else:
             shared.append(text)
     return shared, per_loss
@@ -129,7 +129,7 @@ def dry_run_ablation(recipe_ref: str, losses: list[str], out: str | Path, pairs:
     from savi_plugin.pipeline.dry_run import _where, dry_run_train
     from savi_plugin.pipeline.evaluate import eval_command
 
-    from savi_plugin.data.outputs import check_claim
+    from savi_plugin.data.outputs import check_claim, read_mark
 
     out = Path(out)
     plans = plan_ablation(recipe_ref, losses, out, overrides)
@@ -137,6 +137,7 @@ def dry_run_ablation(recipe_ref: str, losses: list[str], out: str | Path, pairs:
     # the run's claim of --out as the run asks it, less lock, mark and configuration: a dry run approved an --out
     # the run refused (its place, a user's files in it)
     check_claim(out, **ablation_output_claim(first, pairs or first.data.pairs, eval_pairs, losses))
+    _check_extends(out, _stored_runs(read_mark(out, True) if out.is_dir() else None), plans)  # as the run refuses
     lines = [f"ablation: {', '.join(losses)} on {pairs or 'data.pairs of the recipe'} -> {out}"]
     for loss, recipe in plans.items():
         lines.append(f"[{loss}]")
@@ -245,7 +246,8 @@ def ablation_steps(losses) -> dict:
 def _check_extends(out: Path, stored: dict, runs: dict) -> None:
     """Refuse a re-run into ``out`` that leaves out a loss it holds (README "Guarantees": only extending a run,
     ``savi ablate`` with more losses, is allowed): its table would be written without the finished losses' rows.
-    The same losses in another order, or more, go on.
+    The same losses in another order, or more, go on. Asked by the run on its claim's previous mark and by its dry
+    run (:func:`dry_run_ablation`) on the mark as it is, so a dry run refuses what the run refuses.
 
     Raises:
         ForeignOutputError: naming the losses it would drop and the ``--losses`` that continues the ablation.

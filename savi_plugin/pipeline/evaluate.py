@@ -21,6 +21,7 @@ from pathlib import Path
 
 from savi_plugin.data.outputs import claim, read_mark, remove_failed_log, replace_folder, write_json
 from savi_plugin.data.watched import WatchedFiles
+from savi_plugin.data.paths import absolute_path
 from savi_plugin.eval.command import (
     EvalRunError,
     lmms_eval_command,
@@ -75,7 +76,7 @@ def eval_data(recipe, identity: bool = True, watch: WatchedFiles | None = None) 
 
     root = recipe.eval.data_root
     if root is not None:
-        found = {"source": "data_root", "path": os.path.abspath(root)}
+        found = {"source": "data_root", "path": absolute_path(root)}
         return {**found, "identity": folder_identity(root, watch=watch)} if identity else found
     return {"source": "synthetic" if is_tiny(recipe.model.path) else "hub"}
 

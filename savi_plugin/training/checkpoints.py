@@ -28,8 +28,9 @@ A checkpoint is *complete* when its ``trainer_state.json`` (the Trainer writes i
 * torn and of this run: removed before training (the Trainer would write its step into it again);
 * torn with no identity (a kill between creating the folder and writing the file): skipped with a warning, and
   removed with the earlier session's checkpoints when the run is trained anew -- only while everything in it is
-  what a stopped save leaves (:func:`stray_member`); a folder holding anything else (a user's file, a sub-folder,
-  a link) was not written by savi and is refused by name, with or without ``--resume``, never removed.
+  what a stopped save leaves (:func:`stray_member`: files at a save's names, each holding that file's kind); a
+  folder holding anything else (a user's file, even one at a save's name, a sub-folder, a link) was not written
+  by savi and is refused by name, with or without ``--resume``, never removed.
 """
 
 from __future__ import annotations
@@ -61,33 +62,91 @@ _OTHER_PROCESS = re.compile(r"rng_state_([1-9]\d*)\.pth")
 
 
 #: the files a transformers Trainer (with PEFT, a processor, DeepSpeed) or savi writes into a ``checkpoint-N``:
-#: what a save stopped before its identity was written can leave there
-_SAVED_FILE = re.compile(
-    r"(adapter_model\.(safetensors|bin)|adapter_config\.json|README\.md|(model|pytorch_model)"
-    r"(-\d+-of-\d+)?\.(safetensors|bin)|(model\.safetensors|pytorch_model\.bin)\.index\.json|config\.json|"
-    r"generation_config\.json|optimizer\.pt|scheduler\.pt|scaler\.pt|rng_state(_\d+)?\.pth|trainer_state\.json|"
-    r"training_args\.bin|(tokenizer|tokenizer_config|special_tokens_map|added_tokens|vocab)\.json|merges\.txt|"
-    r"tokenizer\.model|chat_template\.(json|jinja)|(preprocessor|processor|video_preprocessor)_config\.json|"
-    r"latest|zero_to_fp32\.py|" + re.escape(CHECKPOINT_FILE) + r"|\..*)")
+#: what a save stopped before its identity was written can leave there (``{n}``: a number; ``.*``: any name
+#: starting with a dot, a writer's temporary file)
+SAVED_FILES = (
+    "adapter_model.safetensors", "adapter_model.bin", "adapter_config.json", "README.md",
+    "model.safetensors", "model.bin", "pytorch_model.safetensors", "pytorch_model.bin",
+    "model-{n}-of-{n}.safetensors", "model-{n}-of-{n}.bin", "pytorch_model-{n}-of-{n}.safetensors",
+    "pytorch_model-{n}-of-{n}.bin", "model.safetensors.index.json", "pytorch_model.bin.index.json",
+    "config.json", "generation_config.json", "optimizer.pt", "scheduler.pt", "scaler.pt", "rng_state.pth",
+    "rng_state_{n}.pth", "trainer_state.json", "training_args.bin", "tokenizer.json", "tokenizer_config.json",
+    "special_tokens_map.json", "added_tokens.json", "vocab.json", "merges.txt", "tokenizer.model",
+    "chat_template.json", "chat_template.jinja", "preprocessor_config.json", "processor_config.json",
+    "video_preprocessor_config.json", "latest", "zero_to_fp32.py", CHECKPOINT_FILE, ".*.tmp")
+#: ``.*.tmp`` in :data:`SAVED_FILES`: a temporary file of savi's atomic writes (``.NAME.<pid>.<8 hex>.tmp``), left
+#: where a save was stopped; no other hidden file is one a save writes (a user's ``.notes`` is theirs)
+_TEMPORARY = r"\..+\.\d+\.[0-9a-f]{8}\.tmp(?:\..*)?"
+_SAVED_FILE = re.compile("|".join(_TEMPORARY if name == ".*.tmp" else re.escape(name).replace(re.escape("{n}"), r"\d+")
+                                  for name in SAVED_FILES))
 #: DeepSpeed's shard folder in a checkpoint
 _SAVED_FOLDER = re.compile(r"global_step\d+")
 
 
-def stray_member(checkpoint: str | Path) -> Path | None:
-    """The first thing in ``checkpoint`` that no save writes (a file of another name, a sub-folder other than
-    DeepSpeed's ``global_stepN``, or any symbolic link), or None: all of it is what a stopped save leaves."""
+def not_of_its_kind(path: str | Path) -> str | None:
+    """Why the file ``path``, at a name a save writes (:data:`SAVED_FILES`), does not hold what a save writes
+    there, or None: a ``.json`` name holds a JSON object (or the start of one, a save stopped while writing it);
+    a ``.safetensors`` name a safetensors header; a ``.bin``/``.pt``/``.pth`` name a torch file (a zip archive or
+    a pickle); DeepSpeed's ``latest`` the name of its ``global_stepN`` folder. An empty file is a save stopped as
+    it began it. Names whose content has no form to check (``README.md``, ``merges.txt``, ``tokenizer.model``,
+    ``chat_template.jinja``, ``zero_to_fp32.py``, a temporary file) pass."""
+    import json
+
+    path = Path(path)
+    name = path.name
+    with open(path, "rb") as fh:
+        head = fh.read(8)
+    if not head:
+        return None
+    if name.endswith(".json"):
+        text = path.read_bytes()
+        try:
+            data = json.loads(text)
+        except (ValueError, UnicodeDecodeError):
+            return None if text.lstrip().startswith(b"{") else "not JSON"
+        return None if isinstance(data, dict) else "not a JSON object"
+    if name.endswith(".safetensors"):
+        size = int.from_bytes(head, "little") if len(head) == 8 else 0
+        if not 2 <= size <= 100 * 2**20 or path.stat().st_size < 8 + size:
+            return "no safetensors header"
+        with open(path, "rb") as fh:
+            fh.seek(8)
+            header = fh.read(size)
+        try:
+            ok = isinstance(json.loads(header), dict)
+        except (ValueError, UnicodeDecodeError):
+            ok = False
+        return None if ok else "no safetensors header"
+    if name.endswith((".bin", ".pt", ".pth")):
+        return None if head.startswith((b"PK\x03\x04", b"\x80")) else "neither a zip archive nor a pickle"
+    if name == "latest":
+        text = path.read_bytes()[:256].strip()
+        return None if re.fullmatch(rb"global_step\d+", text) else "not a global_stepN name"
+    return None
+
+
+def stray_member(checkpoint: str | Path) -> tuple[Path, str] | None:
+    """The first thing in ``checkpoint`` that no save writes, with why: a file of another name, a sub-folder other
+    than DeepSpeed's ``global_stepN``, any symbolic link, or a file at a save's name holding what no save writes
+    there (:func:`not_of_its_kind`); None: all of it is what a stopped save leaves."""
     for path in sorted(Path(checkpoint).iterdir()):
         if path.is_symlink():
-            return path
+            return path, "which no savi or Trainer save writes"
         if path.is_dir():
             if not _SAVED_FOLDER.fullmatch(path.name):
-                return path
+                return path, "which no savi or Trainer save writes"
             inner = next((p for p in sorted(path.rglob("*")) if p.is_symlink() or not (p.is_file() or p.is_dir())),
                          None)
             if inner is not None:
-                return inner
+                return inner, "which no savi or Trainer save writes"
+            inner = next(((p, why) for p in sorted(path.rglob("*")) if p.is_file() and (why := not_of_its_kind(p))),
+                         None)  # DeepSpeed's shards (``*_states.pt``), each of its kind
+            if inner is not None:
+                return inner[0], f"{inner[1]}, which no savi or Trainer save writes at that name"
         elif not (path.is_file() and _SAVED_FILE.fullmatch(path.name)):
-            return path
+            return path, "which no savi or Trainer save writes"
+        elif (why := not_of_its_kind(path)) is not None:
+            return path, f"{why}, which no savi or Trainer save writes at that name"
     return None
 
 
@@ -257,7 +316,7 @@ def resume_point(output_dir: str | Path, fingerprint: str | None, *, config: dic
             torn.append(path)
         elif (stray := stray_member(path)) is not None:  # not removed with the earlier session's checkpoints
             raise ForeignCheckpointError(
-                f"{path}: holds {stray.relative_to(path).as_posix()}, which no savi or Trainer save writes, and carries no savi run identity "
+                f"{path}: holds {stray[0].relative_to(path).as_posix()}, {stray[1]}, and carries no savi run identity "
                 f"({CHECKPOINT_FILE}): it was not written by this run; " +
                 (read if reading else f"training would remove or overwrite it: move it out of {output_dir}, or "
                                       f"choose another --output-dir"))

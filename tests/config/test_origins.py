@@ -93,3 +93,20 @@ def test_an_override_key_with_an_empty_name_is_the_overrides_error(argv, key, tm
     line = assert_one_line_error(err, f"override '{key}=1': ", "empty name in its path")
     assert "tiny_demo.yaml" not in line
     assert list(tmp_path.iterdir()) == []
+
+
+#: overrides whose value is wrong, each refused at a key path that the override set (``reference_model.path=x``
+#: makes the name ``reference_model`` a mapping: the error is at ``reference_model``, above the key typed)
+BAD_OVERRIDES = ["reference_model.path=x", "model.path=./nope", "train.beta=abc"]
+
+
+@pytest.mark.parametrize("typed", [*BAD_OVERRIDES, *(f"dpo:{o}" for o in BAD_OVERRIDES)])
+def test_an_overrides_error_quotes_it_as_typed(typed, tmp_path, monkeypatch, capsys):
+    """Pass 25 R3 #25, #29, #30: ``reference_model.path=x`` was blamed on the shipped tiny_demo.yaml, and a
+    per-loss ``dpo:model.path=./nope`` was quoted without its ``dpo:``: the error names the override exactly as
+    the user typed it, for every run (``savi ablate``'s) or for one loss's."""
+    monkeypatch.chdir(tmp_path)
+    code, _, err = savi(capsys, "ablate", "tiny_demo", "--losses", "dpo,rrpo", "--dry-run", "--out", "ab", typed)
+    assert code == 2, err
+    line = assert_one_line_error(err, f"error: override '{typed}': ")
+    assert "tiny_demo.yaml" not in line

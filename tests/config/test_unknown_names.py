@@ -146,3 +146,33 @@ def test_a_look_alike_of_every_choice_and_sub_command_is_named_as_such(words, fl
     err = capsys.readouterr().err.strip().splitlines()
     assert stop.value.code == 2 and len(err) == 1, err
     assert f"it reads as {choice!r} but is not it" in err[0] and typed not in err[0], err
+
+
+#: a spelling of the recipe key ``train`` that reads as it, and what the refusal must say is the difference
+DIFFERENCES = {"full-width": ("\uff54rain", ("its character 1, '\\uff54' (U+FF54 FULLWIDTH LATIN SMALL LETTER T), "
+                                             "is the full-width form of 't'")),
+               "trailing space": ("train ", "it ends with white space, ' ' (U+0020 SPACE)"),
+               "leading space": (" train", "it starts with white space"),
+               "Cyrillic a": ("tr\u0430in", ("its character 3, '\\u0430' (U+0430 CYRILLIC SMALL LETTER A), is a "
+                                             "look-alike of 'a'")),
+               "zero-width space": ("tr\u200bain", "its character 3 is U+200B (ZERO WIDTH SPACE), drawn as nothing"),
+               "case": ("Train", "its case differs")}
+
+
+@pytest.mark.parametrize("kind, where", [(kind, where) for kind in DIFFERENCES for where in ("recipe", "override")
+                                         # an override's key is read with the spaces around it removed
+                                         if (kind, where) != ("leading space", "override")])
+def test_a_key_that_reads_as_a_known_one_is_told_its_real_difference(kind, where, tmp_path, capsys):
+    """Pass 25 R3 #31: ``\\uff54rain`` (full-width t) and ``"train "`` were explained as a case difference: the
+    refusal names what differs -- white space at an end, or the character (by position) that is a full-width form,
+    a look-alike or drawn as nothing -- and shows the key escaped, never as the key it reads as."""
+    spelt, said = DIFFERENCES[kind]
+    if where == "recipe":
+        (tmp_path / "r.yaml").write_text(f'extends: tiny_demo\n"{spelt}":\n  beta: 0.2\n', encoding="utf-8")
+        code, err = _run(capsys, "recipes", "show", str(tmp_path / "r.yaml"))
+    else:
+        code, err = _run(capsys, "recipes", "show", "tiny_demo", f"{spelt}.beta=0.2")
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert "it reads as 'train' but is not it (" + said in err and "write 'train'" in err, err
+    assert (kind == "case") == ("case" in err), err
+    assert spelt.isascii() or spelt not in err, err  # shown escaped

@@ -380,6 +380,8 @@ def _template_edit(damage):
     return {"question left out": lambda t: t.replace("{{ part['text'] }}", "Describe."),
             "no generation prompt": lambda t: re.sub(r"\{% if add_generation_prompt %\}.*?\{% endif %\}", "", t,
                                                      flags=re.S),
+            "generation prompt opens a user turn": lambda t: re.sub(
+                r"(\{% if add_generation_prompt %\})(.*?)(\{% endif %\})", r"\1<|im_start|>user\n\3", t, flags=re.S),
             "answer left out": lambda t: t.replace("{% if message['content'] is string %}",
                                                    "{% if message['role'] == 'assistant' %}"
                                                    "{% elif message['content'] is string %}"),
@@ -393,6 +395,8 @@ def _template_edit(damage):
     ("no video placeholder", "chat_template.jinja writes 0 video placeholder(s) '"),
     ("two video placeholders", "chat_template.jinja writes 2 video placeholder(s) '"),
     ("no generation prompt", "chat_template.jinja ignores add_generation_prompt: it renders no assistant turn"),
+    ("generation prompt opens a user turn", "chat_template.jinja: add_generation_prompt adds '<|im_start|>user\\n', "
+                                            "which is not how it opens the assistant's turn"),
     ("answer left out", "chat_template.jinja leaves out the assistant's answer: an assistant turn's text is not")])
 def test_a_chat_template_that_renders_a_prompt_without_the_question_or_video_is_refused_at_load(
         family, damage, words, request, tmp_path):
@@ -402,7 +406,8 @@ def test_a_chat_template_that_renders_a_prompt_without_the_question_or_video_is_
     family x each lie, refused at load naming the template file (the rendered prompt must hold the question and one
     placeholder per video), as a ``--prompts`` template that leaves out a field is. Pass 24 F #55: one that ignores
     ``add_generation_prompt`` (never opens the assistant turn) trained silently: refused the same way. Pass 24 R2 row
-    26: one that drops the assistant's content crashed ``savi train`` with an IndexError: refused the same way."""
+    26: one that drops the assistant's content crashed ``savi train`` with an IndexError: refused the same way.
+    Pass 25 R3 #24: one whose generation prompt opens a user turn trained answers after a second user header."""
     model = tmp_path / "m"
     shutil.copytree(request.getfixturevalue(family), model)
     template = model / "chat_template.jinja"

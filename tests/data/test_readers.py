@@ -244,3 +244,39 @@ def test_a_trl_records_bad_prompt_is_named_prompt_as_the_file_spells_it(tmp_path
     with pytest.raises(DataError) as err:
         list(read_records(path, "trl"))
     assert (err.value.line, err.value.field) == (1, "prompt"), err.value
+
+
+@pytest.mark.parametrize("fmt", ["savi", "rrpo", "trl"])
+@pytest.mark.parametrize("content", ["binary", "utf16", "many_bad"])
+def test_validate_lists_a_file_that_is_not_text_once_and_caps_its_listing(content, fmt, tmp_path, monkeypatch,
+                                                                        capsys):
+    """Pass 25 L #71: ``savi data validate`` on a binary file renamed ``.jsonl`` printed one "not UTF-8" line per
+    newline byte (2,448 lines). A file that is not text is one problem naming its first bad byte; any other
+    listing of problems is capped (the first 20, then "... and N more"), the count line counting them all."""
+    import random
+
+    from savi_plugin.cli import main
+    from savi_plugin.cli.data import MAX_LISTED
+
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "pairs.jsonl"
+    if content == "binary":
+        rng = random.Random(0)
+        path.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(rng.randrange(256) for _ in range(200_000)))
+    elif content == "utf16":  # UTF-16 text: its NUL bytes are text's, named as UTF-16 (not as a binary file)
+        path.write_bytes("".join('{"id": "p%d"}\n' % i for i in range(30)).encode("utf-16"))
+    else:
+        path.write_text("".join(f"{{not json {i}\n" for i in range(45)))
+    code = main(["data", "validate", path.name, "--format", fmt])
+    captured = capsys.readouterr()
+    listed = captured.out.strip().splitlines()
+    assert code == 1
+    if content == "binary":
+        assert len(listed) == 1 and listed[0].startswith(f"{path.name}:-:-: not a text file: byte "), listed
+        assert "(line 1)" in listed[0], listed
+        assert "0 valid record(s), 1 problem(s)" in captured.err
+    else:
+        assert len(listed) == MAX_LISTED + 1 and listed[-1].startswith("... and "), listed
+        total = 45 if content == "many_bad" else int(listed[-1].split()[2]) + MAX_LISTED
+        assert listed[-1] == f"... and {total - MAX_LISTED} more problem(s)"
+        assert f"{total} problem(s)" in captured.err

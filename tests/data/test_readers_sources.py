@@ -49,25 +49,35 @@ def test_every_format_says_its_aliases():
     assert ALIAS_CASES  # RRPO names the video media_path (its code) or video (its docs)
 
 
+#: per savi field: the value its format's own name gives, the same value as another name may give it (the same file
+#: by another path, for a video), and a value that differs
+ALIAS_VALUES = {"video": ("v.mp4", None, "w.mp4"), "chosen": ("the red ball", "the red ball", "the green ball"),
+                "rejected": ("the blue ball", "the blue ball", "the black ball"),
+                "question": ("What moves?", "What moves?", "What stops?")}
+
+
 @pytest.mark.parametrize("same", [False, True])
 @pytest.mark.parametrize("fmt, ours, first, other", ALIAS_CASES)
 def test_two_names_of_one_field_are_refused_unless_they_name_the_same(fmt, ours, first, other, same, tmp_path,
                                                                       monkeypatch, capsys):
-    """Pass 25 L #13: an RRPO record with both ``video`` and ``media_path`` was read taking ``media_path``, the
-    other value lost. Two values for one savi field are refused naming both; the same file twice is one value."""
+    """Pass 25 L #13, #65: an RRPO record with both ``video`` and ``media_path`` was read taking ``media_path``, the
+    other value lost; TRL's ``prompt`` beat a ``question``, RRPO's ``answer``/``pred`` a ``chosen``/``rejected``.
+    Two values for one savi field are refused naming both; the same value twice is one value."""
     monkeypatch.chdir(tmp_path)
+    value, same_value, differing = ALIAS_VALUES[ours]
+    same_value = str(tmp_path / "v.mp4") if same_value is None else same_value
     record = {k: v for k, v in BASE[fmt].items() if k not in readers.ALIASES[fmt][ours]}
-    record[first] = "v.mp4"
-    record[other] = str(tmp_path / "v.mp4") if same else "w.mp4"
+    record[first] = value
+    record[other] = same_value if same else differing
     src = _write(tmp_path / "in.jsonl", fmt, [BASE[fmt], {**record, "sample_id": 2, "id": "p2"}])
     code, err, dst = _convert(src, fmt, capsys)
     if same:
         assert code == 0, err
-        assert [r.video for _, r in readers.read_records(dst)] == ["v.mp4", "v.mp4"]
+        assert [getattr(r, ours) for _, r in readers.read_records(dst)] == [value, value]
     else:
         assert code == 1 and len(err) == 1, err
         assert err[0].startswith(f"error: {src.name}:2:{first}: ") and repr(other) in err[0], err
-        assert "'v.mp4'" in err[0] and "'w.mp4'" in err[0], err
+        assert repr(value) in err[0] and repr(differing) in err[0], err
         assert not dst.exists()
 
 
@@ -163,3 +173,58 @@ def test_a_json_array_s_record_is_placed_at_the_line_it_starts_on(fmt, layout, t
         assert err[0].endswith("(record 2 of the array)"), err
     else:
         assert err[0].startswith(f"error: {src.name}:2:{text_field}: ") and "of the array" not in err[0], err
+
+
+#: every JSON type an id may hold, and what savi makes of it: its text (an integer's digits), or None: refused
+ID_VALUES = [("p7", "p7"), (7, "7"), (-3, "-3"), (None, None), (True, None), (1.5, None), ([1], None),
+             ({"a": 1}, None), (2**70, None)]
+ID_FIELD = {"savi": "id", "rrpo": "sample_id", "trl": "id"}
+
+
+@pytest.mark.parametrize("value, text", ID_VALUES)
+@pytest.mark.parametrize("fmt", readers.FORMATS)
+def test_one_rule_for_ids_and_they_come_back_as_they_were(fmt, value, text, tmp_path, monkeypatch, capsys):
+    """Pass 25 L #58, #64: a TRL id of any JSON type became Python's ``str()`` of it (null -> "None"), and an
+    integer id came back as a string after TRL -> savi -> TRL. Every format reads ids by one rule (a string, or an
+    integer held as its text), refuses the rest naming file, line and field, and gives an integer back as one."""
+    monkeypatch.chdir(tmp_path)
+    src = _write(tmp_path / f"in{SUFFIX[fmt]}", fmt, [{**BASE[fmt], ID_FIELD[fmt]: value}])
+    code, err, dst = _convert(src, fmt, capsys)
+    if text is None:
+        assert code == 1 and len(err) == 1, err
+        assert err[0].startswith(f"error: {src.name}:1:{ID_FIELD[fmt]}: "), err
+        assert not dst.exists()
+        return
+    assert code == 0, err
+    assert [r.id for _, r in readers.read_records(dst)] == [text]
+    back = tmp_path / f"back{SUFFIX[fmt]}"
+    assert main(["data", "convert", dst.name, back.name, "--from", "savi", "--to", fmt]) == 0
+    written = json.loads(back.read_text())
+    written = written[0] if isinstance(written, list) else written
+    # savi's own format holds ids as text; RRPO and TRL give the id back of the type it was read as
+    assert written[ID_FIELD[fmt]] == (text if fmt == "savi" else value)
+
+
+URLS = ["https://example.com/v.mp4", "http://host/v.mp4", "s3://bucket/v.mp4", "file:///data/v.mp4"]
+
+
+@pytest.mark.parametrize("url", URLS)
+@pytest.mark.parametrize("fmt", readers.FORMATS)
+def test_a_url_given_as_the_video_is_refused(fmt, url, tmp_path, monkeypatch, capsys):
+    """Pass 25 L #47: a URL as the video was shown mangled (``https:/example.com/v.mp4``) and nothing said savi
+    reads no URL. It is refused in one line naming file, line and field: savi reads local files only."""
+    monkeypatch.chdir(tmp_path)
+    field = readers.ALIASES[fmt].get("video", ("video",))[0]
+    record = {k: v for k, v in BASE[fmt].items() if k != "video"}
+    src = _write(tmp_path / f"in{SUFFIX[fmt]}", fmt, [{**record, field: url}])
+    for argv in (["data", "validate", src.name, "--format", fmt], None):
+        capsys.readouterr()
+        if argv is None:
+            code, err, dst = _convert(src, fmt, capsys)
+            assert not dst.exists()
+        else:
+            code = main(argv)
+            captured = capsys.readouterr()
+            err = [line for line in (captured.out + captured.err).splitlines() if line.startswith(src.name)]
+        assert code == 1 and len(err) == 1, err
+        assert f"{src.name}:1:{field}: " in err[0] and url in err[0] and "local files only" in err[0], err

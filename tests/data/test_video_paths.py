@@ -52,17 +52,40 @@ def test_validate_refuses_every_video_training_would_stop_on(case, tmp_path, cap
     assert out.err == f"1 valid record(s), 1 problem(s) (videos checked to be files{under}, not decoded)\n", out.err
 
 
-def test_a_manifest_id_derived_from_the_video_name_says_so_where_it_collides(tmp_path):
+#: two manifest records whose ids clash: (first, second) as the manifest holds them, and how the refusal ends
+CLASHES = {
+    "one video, no ids": ({"video": "v/a.mp4"}, {"video": "./v/a.mp4"},
+                          ("; this record has no 'id', so savi names it after its video file ./v/a.mp4; M:1 has no "
+                           "'id', so savi names it after its video file v/a.mp4: two questions on one video need ids "
+                           "of their own: give each record an 'id'")),
+    "two videos of one name, no ids": ({"video": "v/a.mp4"}, {"video": "w/a.mp4"},
+                                       ("; this record has no 'id', so savi names it after its video file w/a.mp4; "
+                                        "M:1 has no 'id', so savi names it after its video file v/a.mp4: two videos "
+                                        "of one file name need ids of their own: give each record an 'id'")),
+    "the first derived": ({"video": "v/a.mp4"}, {"id": "a", "video": "w/a.mp4"},
+                          ("; M:1 has no 'id', so savi names it after its video file v/a.mp4: give the record at "
+                           "M:1 an 'id' of its own")),
+    "the second derived": ({"id": "a", "video": "w/a.mp4"}, {"video": "v/a.mp4"},
+                           ("; this record has no 'id', so savi names it after its video file v/a.mp4: give this "
+                            "record an 'id' of its own")),
+    "both given": ({"id": "a", "video": "v/a.mp4"}, {"id": "a", "video": "w/a.mp4"}, "; ids must be unique"),
+}
+
+
+@pytest.mark.parametrize("case", list(CLASHES))
+def test_a_manifest_id_derived_from_the_video_name_says_so_where_it_collides(case, tmp_path, monkeypatch):
+    """Pass 25 R3 #27: line 2 giving ``"id": "clip"`` was told "no 'id' is given", and two id-less records on two
+    videos named clip.mp4 were told "two questions on one video": the refusal says which record's id was derived,
+    from which video, and what to do."""
     from savi_plugin.data.record import DataError
     from savi_plugin.generators.inputs import load_inputs
 
+    monkeypatch.chdir(tmp_path)
     _folder(tmp_path)
-    write_jsonl(tmp_path / "m.jsonl", [{"video": "v/a.mp4", "question": f"q{i}?", "answer": "x"} for i in range(2)])
+    (tmp_path / "w").mkdir()
+    (tmp_path / "w" / "a.mp4").write_bytes(b"")
+    first, second, said = CLASHES[case]
+    write_jsonl(tmp_path / "m.jsonl", [{**first, "question": "q1?"}, {**second, "question": "q2?"}])
     with pytest.raises(DataError) as error:
-        load_inputs(tmp_path / "m.jsonl")
-    assert str(error.value) == (f"{tmp_path / 'm.jsonl'}:2:id: duplicate id 'a' (first at {tmp_path / 'm.jsonl'}:1); "
-                                f"no 'id' is given, so the id is derived from the video file name (a.mp4): give "
-                                f"each record an 'id' (two questions on one video need ids of their own)")
-    write_jsonl(tmp_path / "m.jsonl", [{"id": "q", "video": "v/a.mp4", "answer": "x"}] * 2)
-    with pytest.raises(DataError, match=r"duplicate id 'q' \(first at .*\); ids must be unique$"):
-        load_inputs(tmp_path / "m.jsonl")  # an id the manifest gave: no word of deriving
+        load_inputs("m.jsonl")
+    assert str(error.value) == "m.jsonl:2:id: duplicate id 'a' (first at m.jsonl:1)" + said.replace("M:", "m.jsonl:")

@@ -397,3 +397,76 @@ def test_a_judge_replaced_between_the_claim_and_its_load_stops_the_job(synthetic
                                                 rf"model was written to while the job runs"):
         run_generation(generator="rrpo", model=lm, inputs=qa, output=tmp_path / "a.jsonl", num_frames=4,
                        progress=False, options={"judge_model": str(helper)})
+
+
+def _spelled(how: str, path: Path, monkeypatch) -> str:
+    """``path`` (a file or folder under the working folder) named another way, ``how``."""
+    if how == "absolute":
+        return str(path.resolve())
+    if how == "dot":
+        return f"./{path.name}"
+    monkeypatch.chdir(path.parent / "sub")  # the same run typed from another working folder
+    return f"../{path.name}"
+
+
+@pytest.mark.parametrize("how", ["absolute", "dot", "from another folder"])
+@pytest.mark.parametrize("option", ["prompts", "judge_model", "tagger_model"])
+def test_every_path_valued_option_is_compared_by_what_it_names_not_as_typed(
+        option, how, synthetic_samples, wrong_lm, tmp_path, monkeypatch):
+    """Pass 25 J #28: ``--prompts pr.yaml`` resumed as ``./pr.yaml``, ``$PWD/pr.yaml`` or ``../pr.yaml`` was refused
+    (``options.prompts: "pr.yaml" -> "./pr.yaml"``): the run identity held the path as typed. GENERATED over every
+    option that names a file or folder: the same file named otherwise continues the run."""
+    import shutil
+
+    (tmp_path / "sub").mkdir()
+    monkeypatch.chdir(tmp_path)
+    if option == "prompts":
+        (tmp_path / "pr.yaml").write_text("open_question: 'Q: {question}'\n")
+        target = tmp_path / "pr.yaml"
+    else:
+        target = tmp_path / "helper"
+        shutil.copytree(wrong_lm, target)
+    lm = AnswersLM({q: wrong for q, _, wrong, _ in DATA_PNG})
+    qa = qa_file(tmp_path, synthetic_samples, [(q, t) for q, t, _, _ in DATA_PNG[:2]])
+    out = tmp_path / "a.jsonl"
+    extra = {"tagging": "model"} if option == "tagger_model" else {}
+    run = dict(generator="rrpo", model=lm, inputs=qa, output=out, num_frames=4, progress=False)
+    run_generation(limit=1, options={option: target.name, **extra}, **run)
+    first = out.read_text()
+    run_generation(options={option: _spelled(how, target, monkeypatch), **extra}, **run)  # the first item kept
+    assert out.read_text().startswith(first) and len(out.read_text().splitlines()) > len(first.splitlines())
+
+
+@pytest.mark.parametrize("edit, refused", [
+    ("a comment", None), ("the keys reordered", None), ("a byte-identical copy", None),
+    ("a template changed", "open_question: \"Q: {question}\" -> \"Question: {question}\""),
+    ("a key added", "mcq_question: null -> ")])
+def test_a_prompt_file_is_the_run_identity_by_its_parsed_content(edit, refused, synthetic_samples, tmp_path,
+                                                                  monkeypatch):
+    """Pass 25 J #27: a ``# comment`` added to the prompt file was refused naming a derived hash
+    (``options.prompts_version: "...+custom-77467f6c" -> "...+custom-73c1de30"``). The prompts are compared by
+    their parsed content (comments, key order, formatting and the file's name change nothing); a change is refused
+    naming the prompt file and the prompt that changed, never a hash."""
+    from savi_plugin.data.fingerprint import ConfigMismatchError
+
+    monkeypatch.chdir(tmp_path)
+    text = "open_question: 'Q: {question}'\njudge_answer: '{question} {ground_truth} {answer}'\n"
+    (tmp_path / "pr.yaml").write_text(text)
+    lm = AnswersLM({q: wrong for q, _, wrong, _ in DATA_PNG})
+    qa = qa_file(tmp_path, synthetic_samples, [(q, t) for q, t, _, _ in DATA_PNG[:2]])
+    run = dict(generator="rrpo", model=lm, inputs=qa, output=tmp_path / "a.jsonl", num_frames=4, progress=False)
+    run_generation(limit=1, options={"prompts": "pr.yaml"}, **run)
+    name = "pr2.yaml" if edit == "a byte-identical copy" else "pr.yaml"
+    (tmp_path / name).write_text({
+        "a comment": "# my prompts\n" + text, "the keys reordered": "\n".join(text.splitlines()[::-1]) + "\n",
+        "a byte-identical copy": text, "a template changed": text.replace("'Q: ", "'Question: "),
+        "a key added": text + "mcq_question: '{question} {options}'\n"}[edit])
+    if refused is None:
+        run_generation(options={"prompts": name}, **run)
+        assert len((tmp_path / "a.jsonl").read_text().splitlines()) >= 1
+        return
+    with pytest.raises(ConfigMismatchError) as caught:
+        run_generation(options={"prompts": name}, **run)
+    message = str(caught.value)
+    assert f"options.prompts (pr.yaml): {refused}" in message, message
+    assert "custom-" not in message and "prompts_version" not in message, message

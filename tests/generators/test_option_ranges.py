@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import typing
 
 import numpy as np
@@ -163,3 +164,24 @@ def test_folder_problem_names_an_empty_name_as_empty(name, holds, what, tmp_path
     monkeypatch.chdir(tmp_path)
     (tmp_path / "other").mkdir()  # the working folder is not empty: it would read "a folder without ..."
     assert folder_problem(name, holds, what) == f"is an empty value (an unset variable in the shell?), not {what}"
+
+
+@pytest.mark.parametrize("run_from", ["the options file's folder", "its parent", "another folder"])
+def test_a_path_in_an_options_file_is_relative_to_that_file(run_from, tmp_path, capsys, monkeypatch):
+    """Pass 25 J #65: ``prompts: pr.yaml`` in ``opts/o.yaml`` was looked for in the working folder -- not found
+    beside the options file, and a different ``pr.yaml`` there used silently. A path in an options file is relative
+    to its folder (as a recipe's is), from wherever the command runs: here the file beside it is the one read (its
+    unknown key is named in it), never the decoy in the working folder."""
+    opts = tmp_path / "opts"
+    opts.mkdir()
+    (opts / "o.yaml").write_text("prompts: pr.yaml\n")
+    (opts / "pr.yaml").write_text("not_a_prompt: x\n")
+    here = {"the options file's folder": opts, "its parent": tmp_path, "another folder": tmp_path / "elsewhere"}[run_from]
+    here.mkdir(exist_ok=True)
+    (here / "pr.yaml").write_text("open_question: 'decoy {question}'\n") if here != opts else None
+    monkeypatch.chdir(here)
+    capsys.readouterr()
+    assert main(GENERATE + ["--options", os.path.relpath(opts / "o.yaml")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "unknown prompt key 'not_a_prompt'" in err and str(opts / "pr.yaml") in err, err
+    assert len(err.splitlines()) == 1, err

@@ -340,3 +340,37 @@ def test_a_copy_of_lines_in_another_folder_is_refused_for_where_its_paths_start_
     assert moved in line, line
     assert ("id 'p0' has different content in two shards (edited after its run)" in line) is edited, line
     assert "'p1' has different content" not in line and not (tmp_path / "m.jsonl").exists()
+
+
+#: where each shard of a finished 2-shard run is copied (with its sidecars) before the merge; "." leaves it in place
+SPREADS = {"two folders": ("moved", "mv2"), "one moved deep": (".", "deep/a")}
+
+
+@pytest.mark.parametrize("spread", list(SPREADS))
+def test_a_complete_shard_set_given_in_two_folders_is_merged(spread, tiny_qwen2_vl, synthetic_samples, tmp_path,
+                                                             capsys, monkeypatch):
+    """Pass 25 R3 #37, #38: both shards given, each in its own folder, were refused as "not found" / "not given"
+    (the set was looked for in each shard's folder): a complete set given explicitly is merged wherever its files
+    lie; a shard neither given nor beside a given one is named as such."""
+    monkeypatch.chdir(tmp_path)
+    inputs = Path(synthetic_samples[0].video).parent / "samples.jsonl"
+    for index in (0, 1):
+        _rrpo(tiny_qwen2_vl, inputs, Path("p.jsonl"), shard=(index, 2), batch_size=2, limit=4)
+    given = []
+    for index, folder in enumerate(SPREADS[spread]):
+        shard = shard_output_path(Path("p.jsonl"), index, 2)
+        if folder != ".":
+            Path(folder).mkdir(parents=True)
+            for file in Path(".").glob(f"{shard.name}*"):  # the shard and its sidecars, as `cp -a` copies them
+                shutil.copy2(file, Path(folder) / file.name)
+        given.append(str(Path(folder) / shard.name))
+    capsys.readouterr()
+    assert main(["generate", "merge", "m.jsonl", *given]) == 0, capsys.readouterr().err
+    merged = [json.loads(line)["id"] for line in Path("m.jsonl").read_text().splitlines()]
+    whole = [json.loads(line)["id"] for index in (0, 1)
+             for line in shard_output_path(Path("p.jsonl"), index, 2).read_text().splitlines()]
+    assert merged and sorted(merged) == sorted(whole)
+    if spread == "two folders":  # one of the set alone: the other is neither given nor beside it
+        assert main(["generate", "merge", "m1.jsonl", given[0]]) == 1
+        err = capsys.readouterr().err
+        assert "moved/p.shard-00001-of-00002.jsonl: shard 1 of 2 is not found" in err and "not given" not in err, err

@@ -116,7 +116,9 @@ def test_preference_files(case, corpus, capsys):
     exc = err.value
     assert (exc.file, exc.line, exc.field) == (str(path), *where(case)), str(exc)
     assert case["fragment"] in exc.message
-    assert str(exc).startswith(f"{path}:{exc.line if exc.line is not None else '-'}:{exc.field or '-'}: ")
+    # file:line:field, the line the text line a record starts at (a JSON array's record: pass 25 L #19)
+    assert str(exc).startswith(f"{exc.where}: ") and exc.where.startswith(f"{path}:")
+    assert exc.where.endswith(f":{exc.field or '-'}")
 
     # `savi data validate` reports the same problem, exits 1, and goes on past it.
     capsys.readouterr()

@@ -293,7 +293,8 @@ def test_eval_run_refuses_an_output_path_in_or_around_what_it_evaluates(input_na
     assert snapshot(world) == before
 
 
-@pytest.mark.parametrize("owned", ["a savi train output folder", "the folder of a savi generate output"])
+@pytest.mark.parametrize("owned", ["a savi train output folder", "the folder of a savi generate output",
+                                   "a folder holding a savi train output", "a folder holding an eval fixture"])
 def test_eval_run_refuses_an_output_path_that_is_or_holds_another_commands_marked_output(owned, finished_run,
                                                                                         world, tmp_path, capsys):
     """``savi eval run --output_path`` into a finished ``savi train`` folder, or the folder of a marked ``savi
@@ -301,6 +302,15 @@ def test_eval_run_refuses_an_output_path_that_is_or_holds_another_commands_marke
     command's marked output: its place check (``check_place(claims_none=True)``) names the command, exit 1."""
     if owned.startswith("a savi train"):
         place, command, held = finished_run / "out", "savi train", "is savi train's output"
+    elif owned == "a folder holding a savi train output":  # pass 25 R3 #54: lmms-eval wrote beside it
+        place = tmp_path / "hold"
+        shutil.copytree(finished_run / "out", place / "t", symlinks=True)
+        command, held = "savi train", "holds t, savi train's output"
+    elif owned == "a folder holding an eval fixture":
+        place = tmp_path / "hold"
+        code, _, err = savi(capsys, "eval", "fixture", place / "fx", "-n", "1", "--benchmark", "egoschema")
+        assert code == 0, err
+        command, held = "savi eval fixture", "holds fx, savi eval fixture's output"
     else:
         place = tmp_path / "gen"
         place.mkdir()
@@ -350,7 +360,7 @@ def test_eval_run_refuses_an_output_path_inside_another_commands_marked_folder(c
 
 
 @pytest.mark.parametrize("depth", [1, 2])
-@pytest.mark.parametrize("command", MARKED_FOLDER_COMMANDS)
+@pytest.mark.parametrize("command", [*MARKED_FOLDER_COMMANDS, "savi eval fixture"])
 @pytest.mark.parametrize("writer", list(CHECKPOINT_WRITERS))
 def test_every_writer_refuses_an_output_inside_another_commands_marked_folder(writer, command, depth, finished_run,
                                                                              world, tmp_path, capsys):
@@ -364,8 +374,12 @@ def test_every_writer_refuses_an_output_inside_another_commands_marked_folder(wr
 
     argv, folder = CHECKPOINT_WRITERS[writer]
     owner = tmp_path / "owned"
-    with claim(owner, command=command, config={"k": 1}, folder=True) as held:
-        held.write_mark()
+    if command == "savi eval fixture":  # its own marker, written by the command itself (pass 25 R3 #49)
+        code, _, err = savi(capsys, "eval", "fixture", owner, "-n", "1", "--benchmark", "egoschema")
+        assert code == 0, err
+    else:
+        with claim(owner, command=command, config={"k": 1}, folder=True) as held:
+            held.write_mark()
     inner = "sub" if folder else "curves.png" if writer == "plot" else "out.jsonl"
     place = owner.joinpath(*["deeper"][:depth - 1], inner)
     before, inputs, run = snapshot(owner), snapshot(world), snapshot(finished_run)

@@ -240,14 +240,16 @@ def test_extending_after_the_model_changed_or_on_unfinished_pairs_is_refused(tin
     assert "its generation run has not finished" in capsys.readouterr().err and not (tmp_path / "other").exists()
 
 
+@pytest.mark.parametrize("dry", [False, True], ids=["run", "dry-run"])
 @pytest.mark.parametrize("losses", ["dpa,dpo", ",".join(reversed(LOSSES)), ",".join([*LOSSES, "ipo"])],
                          ids=["subset", "reordered", "superset"])
-def test_a_rerun_with_fewer_losses_is_refused_and_the_table_keeps_every_finished_loss(losses, ablation, tmp_path,
-                                                                                      capsys):
+def test_a_rerun_with_fewer_losses_is_refused_and_the_table_keeps_every_finished_loss(losses, dry, ablation,
+                                                                                      tmp_path, capsys):
     """Pass 24 H #67: the same ablation re-run with ``--losses dpo,rrpo`` rewrote its table with those two rows
     only (here ``dpa,dpo``, which keeps the fixture's ``dpa:`` override). Only extending is allowed (README "Guarantees"): fewer losses are refused naming the ones left out and
     the ``--losses`` that continues it, nothing touched; the same losses in another order or more go on, nothing
-    finished trained again, and the table holds every loss."""
+    finished trained again, and the table holds every loss. Pass 25 R3 #19: the dry run asks the same rule, so it
+    refuses the shrink the same way and approves the rest, touching nothing."""
     import shutil
 
     _, argv, out = ablation
@@ -255,6 +257,7 @@ def test_a_rerun_with_fewer_losses_is_refused_and_the_table_keeps_every_finished
     shutil.copytree(out, copy)
     argv = [str(copy) if a == str(out) else a for a in argv]
     argv[argv.index("--losses") + 1] = losses
+    argv += ["--dry-run"] if dry else []
     files = {p: p.stat().st_mtime_ns for p in sorted(copy.rglob("*")) if p.is_file() and p.name != ".savi-lock"}
     capsys.readouterr()
     code = main(argv)
@@ -270,6 +273,9 @@ def test_a_rerun_with_fewer_losses_is_refused_and_the_table_keeps_every_finished
     assert code == 0, err
     assert all((copy / loss / "summary.json").stat().st_mtime_ns == files[copy / loss / "summary.json"]
                for loss in LOSSES)  # kept, not trained again
+    if dry:
+        assert {p: p.stat().st_mtime_ns for p in files} == files and "ipo" not in {r["loss"] for r in table["rows"]}
+        return
     assert sorted(row["loss"] for row in table["rows"]) == sorted(losses.split(","))
 
 

@@ -369,7 +369,7 @@ def test_a_checkpoint_saved_before_contents_were_recorded_resumes_and_says_it_is
 
 
 @pytest.mark.parametrize("extra", [(), ("--resume",)], ids=["anew", "resume"])
-@pytest.mark.parametrize("content", ["trainer_file", "user_file", "sub_folder", "symlink"])
+@pytest.mark.parametrize("content", ["trainer_file", "user_file", "hidden_file", "sub_folder", "symlink"])
 def test_a_checkpoint_folder_savi_did_not_write_is_refused_never_removed(content, extra, finished, tmp_path, capsys,
                                                                        caplog):
     """Pass 24 G #80: a ``checkpoint-7`` a user made in a finished run's folder (no run identity, their notes in it)
@@ -379,13 +379,15 @@ def test_a_checkpoint_folder_savi_did_not_write_is_refused_never_removed(content
     out, argv = _copy(finished, tmp_path)
     stray = out / "checkpoint-7"
     stray.mkdir()
-    name = {"trainer_file": "optimizer.pt", "user_file": "notes.txt", "sub_folder": "mine",
-            "symlink": "link"}[content]
+    name = {"trainer_file": "optimizer.pt", "user_file": "notes.txt", "hidden_file": ".notes",  # pass 25 R3 #56
+            "sub_folder": "mine", "symlink": "link"}[content]
     if content == "sub_folder":
         (stray / name).mkdir()
         (stray / name / "notes.txt").write_text("my notes\n")
     elif content == "symlink":
         (stray / name).symlink_to(tmp_path)
+    elif content == "trainer_file":
+        (stray / name).write_bytes(b"PK\x03\x04")  # the start of a torch zip archive, as a stopped save leaves it
     else:
         (stray / name).write_text("my notes\n")
     before = _files(out)
@@ -399,6 +401,72 @@ def test_a_checkpoint_folder_savi_did_not_write_is_refused_never_removed(content
     assert code == 2 and len(lines) == 1 and "Traceback" not in err, err
     assert str(stray) in lines[0] and f"holds {name}" in lines[0], lines[0]
     assert _files(out) == before and os.path.lexists(stray / name)
+
+
+def _saved_names_with_a_kind() -> list[str]:
+    """Every name a save writes (:data:`SAVED_FILES`, ``{n}`` as 1) whose content ``my notes`` is not of its kind."""
+    import tempfile
+
+    from savi_plugin.training.checkpoints import SAVED_FILES, not_of_its_kind
+
+    names = []
+    with tempfile.TemporaryDirectory() as folder:
+        for name in (n.replace("{n}", "1").replace("*", "x") for n in SAVED_FILES):
+            (Path(folder) / name).write_text("my notes\n")
+            if not_of_its_kind(Path(folder) / name) is not None:
+                names.append(name)
+    return names
+
+
+@pytest.mark.parametrize("content", ["my notes\n", "[1, 2]\n", "\x00\x00\x00\x00\x00\x00\x00\x00{}"])
+@pytest.mark.parametrize("name", _saved_names_with_a_kind())
+def test_a_user_file_at_a_name_a_save_writes_is_refused_never_removed(name, content, finished, tmp_path, capsys):
+    """Pass 25 R3 #8: ``echo "my notes" > t/checkpoint-7/config.json`` in a finished run's folder was taken for a
+    save stopped as it began: trained anew, the user's file was removed with the earlier session's checkpoints.
+    Every name a save writes (:data:`SAVED_FILES`) whose content has a form, holding what is not of its kind, is
+    the user's: refused by name, nothing touched."""
+    from savi_plugin.training.checkpoints import not_of_its_kind
+
+    out, argv = _copy(finished, tmp_path)
+    stray = out / "checkpoint-7"
+    stray.mkdir()
+    (stray / name).write_text(content)
+    if not_of_its_kind(stray / name) is None:
+        pytest.skip(f"{content!r} is of the kind of {name}")
+    before = _files(out)
+    code, err = _savi(capsys, *argv)
+    lines = _error_lines(err)
+    assert code == 2 and len(lines) == 1 and "Traceback" not in err, err
+    assert str(stray) in lines[0] and f"holds {name}, " in lines[0], lines[0]
+    assert "which no savi or Trainer save writes at that name" in lines[0], lines[0]
+    assert _files(out) == before
+
+
+def test_every_name_a_save_writes_that_has_a_form_is_checked(finished):
+    """Only names whose content has no form to check pass whatever they hold (:func:`not_of_its_kind`); every file
+    of a real checkpoint is of its kind."""
+    from savi_plugin.training.checkpoints import SAVED_FILES, not_of_its_kind
+
+    saved = [p for p in (finished[0] / f"checkpoint-{STEPS}").rglob("*") if p.is_file()]
+    assert saved and {p.name: not_of_its_kind(p) for p in saved} == {p.name: None for p in saved}
+
+    unchecked = {n.replace("{n}", "1").replace("*", "x") for n in SAVED_FILES} - set(_saved_names_with_a_kind())
+    assert unchecked == {"README.md", "merges.txt", "tokenizer.model", "chat_template.jinja", "zero_to_fp32.py",
+                         ".x.tmp"}
+
+
+def test_a_user_file_in_deepspeeds_shard_folder_is_refused_never_removed(finished, tmp_path, capsys):
+    """The same for DeepSpeed's ``global_stepN`` folder: a ``*.pt`` there that is no torch file is the user's."""
+    out, argv = _copy(finished, tmp_path)
+    shard = out / "checkpoint-7" / "global_step7"
+    shard.mkdir(parents=True)
+    (shard / "mp_rank_00_model_states.pt").write_text("my notes\n")
+    before = _files(out)
+    code, err = _savi(capsys, *argv)
+    lines = _error_lines(err)
+    assert code == 2 and len(lines) == 1, err
+    assert "holds global_step7/mp_rank_00_model_states.pt, neither a zip archive nor a pickle" in lines[0], lines[0]
+    assert _files(out) == before
 
 
 def test_an_unfinished_run_resumes_only_under_the_number_of_processes_it_started_with(finished, tmp_path):

@@ -101,8 +101,8 @@ from savi_plugin.data.outputs.locks import (
 from savi_plugin.data.outputs.children import (
     start_child)
 from savi_plugin.data.outputs.marks import (
-    folder_lock_file, foreign_mark, foreign_mark_error, foreign_marker, marked_output, MARKER_MAX_BYTES, read_mark,
-    sidecar_clash)
+    FIXTURE_MARK_NAME, FIXTURE_WRITTEN_BY, folder_lock_file, folder_mark_command, foreign_mark, foreign_mark_error,
+    foreign_marker, marked_output, MARKER_MAX_BYTES, parse_fixture_mark, read_mark, sidecar_clash)
 from savi_plugin.data.outputs.steps import (
     check_not_in_run_step, enclosing_output_name, KEPT, marked_above_by_another, OWN, steps_error, steps_problem)
 from savi_plugin.data.outputs.claim import (

@@ -426,17 +426,17 @@ def check_place(output: str | Path, inputs: Mapping[str, str | Path | None] | No
     if claims_none:
         theirs = marked_output(path)
         if theirs is not None:
-            owned, maker = theirs
+            owned, maker, marked = theirs
             held = f"is {maker}'s output" if owned == path else f"holds {owned.name}, {maker}'s output"
-            raise ForeignOutputError(f"{output}: {output_name} {held} (marked {mark_path(owned, owned == path)}); "
+            raise ForeignOutputError(f"{output}: {output_name} {held} (marked {marked}); "
                                      f"writing here would mix with it: choose {another(output_name)}")
     check_no_enclosing_job(path, what or output_name)  # two jobs would mix their files in one folder
     check_not_in_run_step(path, output_name)  # another command would change what a run made, and stop the run
     above = marked_above_by_another(path, inside)  # after the two above, which name a live job or a run's step
     if above is not None:  # more exactly
-        owned, maker = above
+        owned, maker, marked = above
         raise ForeignOutputError(f"{output}: {output_name} lies inside {owned}, {maker}'s output (marked "
-                                 f"{mark_path(owned, True)}); writing there would change what it made: choose "
+                                 f"{marked}); writing there would change what it made: choose "
                                  f"{another(output_name)} outside it")
 
 

@@ -1,5 +1,6 @@
 """Our mark on an output and the files that are ours: what stands at a marker's name (:func:`foreign_marker`),
-reading the mark (:func:`read_mark`), and which files in a folder a savi job wrote."""
+reading the mark (:func:`read_mark`, and ``savi eval fixture``'s own: :func:`folder_mark_command`), and which files
+in a folder a savi job wrote."""
 
 from __future__ import annotations
 
@@ -118,17 +119,17 @@ def read_mark(output: str | Path, folder: bool) -> dict | None:
         return None
 
 
-def marked_output(folder: str | Path) -> tuple[Path, str] | None:
+def marked_output(folder: str | Path) -> tuple[Path, str, Path] | None:
     """An output another savi command marked as its own at ``folder`` -- the folder itself, or a file or folder
-    directly in it -- as ``(that output, its command)``, or None. Asked of a folder that no mark claims (``savi
+    directly in it (:func:`folder_mark_command`) -- as ``(that output, its command, its mark's file)``, or None. Asked of a folder that no mark claims (``savi
     eval run``'s ``--output_path``, :func:`~savi_plugin.data.outputs.claim.check_place`'s ``claims_none``): every
     mark there is another command's, whose output it would change or mix with."""
     folder = Path(folder)
     if not folder.is_dir():
         return None
-    mark = read_mark(folder, True)
-    if mark is not None:
-        return folder, str(mark.get("command"))
+    marked = folder_mark_command(folder)
+    if marked is not None:
+        return folder, *marked
     suffix = MARK_NAME.lstrip(".")
     try:
         names = sorted(os.listdir(folder))
@@ -139,7 +140,55 @@ def marked_output(folder: str | Path) -> tuple[Path, str] | None:
         if name.endswith("." + suffix) and os.path.lexists(inner):
             mark = read_mark(inner, False)
             if mark is not None:
-                return inner, str(mark.get("command"))
+                return inner, str(mark.get("command")), mark_path(inner, False)
+        inner = folder / name
+        if inner.is_dir() and not inner.is_symlink():  # a folder output directly in it (a finished `savi train`)
+            marked = folder_mark_command(inner)
+            if marked is not None:
+                return inner, *marked
+    return None
+
+
+#: the marker ``savi eval fixture`` keeps in each folder it fills, in its own format: the files it wrote there, and
+#: the benchmarks it was writing (:mod:`savi_plugin.eval.fixture_folder`)
+FIXTURE_MARK_NAME = ".savi-eval-fixture"
+#: that marker's ``written_by``
+FIXTURE_WRITTEN_BY = "savi eval fixture: synthetic data, safe to overwrite"
+#: the plain-text marker of the command's first version (no file list)
+_FIXTURE_PLAIN_MARK = "written by " + FIXTURE_WRITTEN_BY
+
+
+def parse_fixture_mark(data: bytes) -> dict | None:
+    """The fixture marker in ``data`` when ``savi eval fixture`` wrote it: ``{"written": {...}, "writing": [...]}``;
+    ``{}`` for the plain-text marker (no file list); None for anything else."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    if text.strip() == _FIXTURE_PLAIN_MARK:
+        return {}
+    try:
+        obj = json.loads(text)
+    except ValueError:
+        return None
+    if not (isinstance(obj, dict) and obj.get("written_by") == FIXTURE_WRITTEN_BY and isinstance(obj.get("written"), dict)
+            and all(isinstance(v, (dict, list)) for v in obj["written"].values())):
+        return None
+    return obj
+
+
+def folder_mark_command(folder: str | Path) -> tuple[str, Path] | None:
+    """The savi command that marked ``folder`` as its output, with the mark's file, or None: our mark's command
+    (:func:`read_mark`), or ``savi eval fixture`` for that command's own marker (:data:`FIXTURE_MARK_NAME`). Only a
+    regular file a savi command wrote is a mark (:func:`foreign_marker`)."""
+    folder = Path(folder)
+    if os.path.isfile(folder / MARK_NAME):
+        mark = read_mark(folder, True)
+        if mark is not None:
+            return str(mark.get("command")), folder / MARK_NAME
+    fixture = folder / FIXTURE_MARK_NAME
+    if os.path.isfile(fixture) and foreign_marker(fixture, lambda data: parse_fixture_mark(data) is not None) is None:
+        return "savi eval fixture", fixture
     return None
 
 

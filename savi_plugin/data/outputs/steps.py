@@ -14,7 +14,7 @@ from savi_plugin.data.outputs.kinds import special_kind
 from savi_plugin.data.outputs.names import another, _failed_log_is_ours, mark_path, SIDECAR_KINDS
 from savi_plugin.data.outputs.holders import _job_key, _read_info
 from savi_plugin.data.outputs.places import _real, _same
-from savi_plugin.data.outputs.marks import _foreign_files, foreign_mark, read_mark, _savi_lock_file
+from savi_plugin.data.outputs.marks import _foreign_files, folder_mark_command, foreign_mark, read_mark, _savi_lock_file
 
 
 #: a step entry the run writes itself, with no mark of its own (lmms-eval's output, a log, a table, a tiny model)
@@ -196,9 +196,9 @@ def check_not_in_run_step(output: str | Path, output_name: str = "output") -> No
                                  f"outside its steps")
 
 
-def marked_above_by_another(output: str | Path, inside: str | Path | None = None) -> tuple[Path, str] | None:
+def marked_above_by_another(output: str | Path, inside: str | Path | None = None) -> tuple[Path, str, Path] | None:
     """The nearest folder above ``output`` (by real path, at any depth) that a savi command marked as its output,
-    as ``(that folder, its command)``, when the output may not lie there; None when no folder above is marked,
+    as ``(that folder, its command, its mark's file)``, when the output may not lie there; None when no folder above is marked,
     when this job holds one of them (a run writes inside its own folder: :func:`_run_held_here`), or when the
     nearest one is ``inside``, the one marked folder the caller writes into by design (``savi plot RUN_DIR``'s
     curves inside that ``savi train`` output). Files written inside another command's finished output change
@@ -206,15 +206,13 @@ def marked_above_by_another(output: str | Path, inside: str | Path | None = None
     real = _real(output)
     nearest = None
     for folder in real.parents:
-        if not os.path.isfile(folder / MARK_NAME):
-            continue
-        mark = read_mark(folder, True)
-        if mark is None:
+        marked = folder_mark_command(folder)
+        if marked is None:
             continue
         if _run_held_here(folder):
             return None
         if nearest is None:
-            nearest = folder, str(mark.get("command"))
+            nearest = folder, *marked
     if nearest is None or (inside is not None and _same(nearest[0], _real(inside))):
         return None
     return nearest

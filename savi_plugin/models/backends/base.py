@@ -625,7 +625,9 @@ def check_processor_fits(path: str | Path, model, processor, messages: Callable[
     text in its place: every document scored on one prompt), that writes other than one video placeholder
     (the processor's ``video_token``) for a turn holding one video, or that ignores ``add_generation_prompt`` (it
     renders no more with it than without: no assistant turn is opened, so answers are generated and trained
-    outside one -- pass 24 F row 55), or that does not write an assistant turn's answer exactly once
+    outside one -- pass 24 F row 55) or adds what is not how it opens the assistant's turn (the prompt for a
+    question is not the start of the question with an answer, which training appends the answer to: a generation
+    prompt opening a user turn -- pass 25 R3 #24), or that does not write an assistant turn's answer exactly once
     (:func:`template_end_of_turn`); or, for a vision tower of fixed resolution
     (:data:`FIXED_FRAME_FAMILIES`), frames resized to another size than ``vision_config.image_size``
     (``processor_config.json`` / ``preprocessor_config.json`` ``size``). ``messages``: the backend's chat turns for
@@ -659,6 +661,13 @@ def check_processor_fits(path: str | Path, model, processor, messages: Callable[
             raise ModelLoadError(f"{where}: {source} ignores add_generation_prompt: it renders no assistant turn's "
                                  f"opening after the question, so answers would be generated and trained outside "
                                  f"an assistant turn")
+        answered = processor.apply_chat_template(messages(TEMPLATE_PROBE, ANSWER_PROBE), tokenize=False)
+        if not answered.startswith(rendered):
+            opened = rendered[len(without):]
+            raise ModelLoadError(f"{where}: {source}: add_generation_prompt adds {opened!r}, which is not how it "
+                                 f"opens the assistant's turn (the question with an answer does not begin with the "
+                                 f"prompt it renders), so answers would be generated and trained after another "
+                                 f"turn's header")
     config = model.config
     size = getattr(getattr(config, "vision_config", None), "image_size", None)
     if getattr(config, "model_type", None) not in FIXED_FRAME_FAMILIES or type(size) is not int:
