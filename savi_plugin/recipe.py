@@ -191,7 +191,8 @@ def path_keys() -> list[tuple[str, str]]:
     ``model``: a hub id unless it exists or starts with ``./``/``../``; ``deepspeed``): the sections' fields
     declared with ``path`` metadata, the ``train`` keys :data:`TRAIN_PATHS` (those ``PreferenceConfig`` has) and
     ``train.deepspeed``, and
-    ``generate.options.prompts``. The one list :func:`_resolve_paths` resolves."""
+    ``generate.options.prompts`` and the generator options that name a model (:data:`GENERATOR_MODEL_OPTIONS`). The
+    one list :func:`_resolve_paths` resolves."""
     keys = []
     for section in dataclasses.fields(Recipe):
         cls = _section_class(section.name)
@@ -203,7 +204,13 @@ def path_keys() -> list[tuple[str, str]]:
     fields = {f.name for f in dataclasses.fields(config_class())}  # those of the installed transformers
     keys += [(f"train.{key}", "any") for key in TRAIN_PATHS if key in fields]
     keys += [("train.deepspeed", "deepspeed"), ("generate.options.prompts", "file")]
+    keys += [(f"generate.options.{name}", "model") for name in GENERATOR_MODEL_OPTIONS]
     return keys
+
+
+#: generator options that name a model folder (or a hub id, or ``policy``): RRPO's judge and tagger, VideoSAVi's
+#: similarity scorer -- relative to the file that set them, like ``model.path``
+GENERATOR_MODEL_OPTIONS = ("judge_model", "tagger_model", "scorer")
 
 
 def _resolve_one(value: Any, folder: Path, kind: str) -> Any:
@@ -237,7 +244,8 @@ def _resolve_paths(data: dict, file: Path) -> dict:
 
 def resolve_option_paths(options: dict, file: str | Path) -> dict:
     """Generator options read from the YAML file ``file`` (``savi generate --options``) with their path options
-    (:func:`path_keys` under ``generate.options``: ``prompts``) relative to that file's folder, as a recipe's are:
+    (:func:`path_keys` under ``generate.options``: ``prompts``, ``judge_model``, ...) relative to that file's folder,
+    as a recipe's are:
     a path in a file is relative to the file, never to the working folder."""
     return _resolve_paths({"generate": {"options": dict(options)}}, Path(file))["generate"]["options"]
 
