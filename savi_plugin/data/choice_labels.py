@@ -77,14 +77,15 @@ _NEGATOR = (r"(?:(?:(?<![A-Za-z])(?i:not|never|no\s+longer|neither|nor|cannot|ex
 _CHOOSING = (r"(?:(?i:be|pick|choose|select|say|answer|go\s+(?:with|for)|(?:(?:think|believe|say)\s+)?(?:that\s+)?"
              r"(?:it['’]s|it\s+is|it\s+would\s+be|the\s+answer\s+is))\s+)?")
 _VERDICT = (r"not|never|no\s+longer|wrong|incorrect|false|unlikely|implausible|impossible|absent|missing|ruled\s+out|out|"
-            r"excluded|eliminated")
+            r"excluded|eliminated|mistaken?|trap|distractor")
 
 
 def _negated_verb(be: str, aux: str) -> str:
     """A negated verb or a verdict against its subject, whose own verbs are ``be`` (``"is"``, ``"seems"``) and
     ``aux`` (``"does"``, ``"has"``): the singular or the plural ones."""
-    return (rf"(?:\s*\?\s*(?i:(?:(?:certainly|definitely|absolutely|surely|of\s+course)\s+)?(?:no|nope|not|never))\b"
-            rf"|\s+(?i:(?:{be}|(?:would|could|must|should|might|may)\s+be)\s+"  # "A? No.", "B? Certainly not."
+    return (rf"(?:\s*(?:[?:,.]|\s[-–—])\s*(?i:(?:(?:certainly|definitely|absolutely|surely|of\s+course)\s+)?"
+            rf"(?:no|nope|not|never|wrong|incorrect|false))\b(?=\s*(?:[.!,;)]|$))"  # a verdict alone, not "B. Not A."
+            rf"|\s+(?i:(?:{be}|(?:would|could|must|should|might|may)\s+be)\s+"  # "A? No.", "B: certainly not."
             rf"(?:(?:to\s+be|also|clearly|definitely|both|all)\s+)?(?:(?:the|an?)\s+)?(?:{_VERDICT})\b"
             rf"|(?:(?:{aux}|did|could|would|should|must)n|can|won)['’]t\b"
             rf"|(?:{aux}|did|can|could|will|would|should|must)\s+not\b|cannot\b|never\b|no\s+longer\b"
@@ -165,6 +166,8 @@ def _claim_patterns(letters: str, words: str = "AI") -> tuple[list[re.Pattern], 
          rf"|(?:\s*(?:,\s*and|,|and|&)\s*{listed})+{_NEGATED_PLURAL}|(?:\s*(?:,\s*or|,|or|nor|/)\s*{listed})+{_NEGATED_ANY})"),  # "A and B don't appear"
         rf"{_OPEN}?{_L}(?P<l14>[{letters}]){_CLOSE}?(?={_LABEL_VERDICT})",                 # EgoSchema's "C is wrong"
         rf"不是\s*(?P<l>{anycase})(?![A-Za-z])",
+        (rf"(?<![A-Za-z])(?i:wrong|incorrect|false|not\s+correct)\s*[:：]\s*(?:option\s+)?{_OPEN}?(?P<l15>[{letters}])"
+         r"(?![A-Za-z0-9'’\u00c0-\u024f])"),                                             # "Wrong: C", "Incorrect: B"
         (rf"\b(?:not|neither)\s+(?:option\s+)?[{letters}]\s*(?:,|or|nor|and)\s*(?:option\s+)?"
          rf"(?P<l9>[{letters}])(?![A-Za-z0-9'’\u00c0-\u024f])"),                                  # "not A or B": B too
         rf"(?<=[{letters}])\s+(?:over|rather\s+than|instead\s+of)\s+(?:option\s+)?{_OPEN}?(?P<l10>[{letters}])(?![A-Za-z0-9])",
