@@ -113,7 +113,8 @@ def build_checkpoint(work: Path) -> Path:
     out = work / "llava_video"
     if not (out / "config.json").exists():
         source = build_tiny_llava_next(str(work / "llava_next_source"))
-        convert_llava_next(source, str(out), vision_config=str(Path(source) / "siglip_vision_config.json"))
+        convert_llava_next(source, str(out), vision_config=str(Path(source) / "siglip_vision_config.json"),
+                           inside=work)  # the benchmark's own work folder, marked by savi bench
     return out
 
 

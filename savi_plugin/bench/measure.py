@@ -317,7 +317,8 @@ def report_output(json_path: str | None, work_dir: str | None = None) -> Iterato
 
     check_apart({"--json": json_path, "--work-dir": work_dir})
 
-    with claim(json_path, command="savi bench", output_name="--json", replace_ours=True) as claimed:
+    with claim(json_path, command="savi bench", output_name="--json", replace_ours=True,
+               inside=work_dir) as claimed:  # a report inside the benchmark's own work folder is its own
         yield claimed
 
 

@@ -269,7 +269,7 @@ CASES = {
                                             "savi_checkpoint.json")],
     "training.checkpoints:state_step": [(_checkpoint("trainer_state.json", {"global_step": 1}),
                                          "checkpoint-1/trainer_state.json")],
-    "generators.prompts:load_prompts": [(_prompts, "p.yaml")],
+    "generators.prompts:read_override": [(_prompts, "p.yaml")],
     "generators.merge:_combine_reports": [(_shard_reports, "s.jsonl.report.json")],
     "inspection.curves:_read_shaped": [(_plot, "run/train_report.json")],
     "inspection.curves:_torn": [(_plot_checkpoint, "run/checkpoint-1/trainer_state.json")],
@@ -296,7 +296,7 @@ CASES = {
     "eval.suite:_card_beside": [(_card_beside, "s1/card.json")],
     "eval.data:_read_json_document": [(_annotations(False), "ann/test.json"), (_annotations(True), "ann/test.json")],
 }
-YAML_READERS = {"recipe:_read", "generators.prompts:load_prompts", "cli.generate:parse_options",
+YAML_READERS = {"recipe:_read", "generators.prompts:read_override", "cli.generate:parse_options",
                 "eval.lmms_config:read_config"}
 
 
@@ -370,7 +370,7 @@ def test_a_fifo_or_device_at_a_documents_place_is_named_never_read(reader, way, 
 
 
 #: readers whose command stops on an unreadable document (the others treat it as absent or as one bad record)
-NAMING_READERS = {"recipe:_read", "training.arguments:_read_deepspeed", "generators.prompts:load_prompts",
+NAMING_READERS = {"recipe:_read", "training.arguments:_read_deepspeed", "generators.prompts:read_override",
                   "inspection.curves:_read_shaped", "data.kept:_read_sealed",
                   "pipeline.align:Manifest.__init__",
                   "models.llava_next.convert:_read_json", "cli.generate:parse_options", "eval.lmms_config:read_config",

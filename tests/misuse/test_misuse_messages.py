@@ -63,11 +63,11 @@ def _error_line(name, tmp_path, capsys):
 
 
 def _problem_line(name, tmp_path, capsys):
-    write_jsonl(tmp_path / name, [{"id": 1}])
+    write_jsonl(tmp_path / name, [{"id": 1.5}])
     code, out, err = savi(capsys, "data", "validate", name)
     assert code == 1
     assert lines(err) == ["0 valid record(s), 1 problem(s) (videos checked to be files, not decoded)"]
-    return lines(out), ["{}:1:id: expected a string, got int"]
+    return lines(out), ["{}:1:id: expected a string or an integer, got a number"]
 
 
 def _summary_line(name, tmp_path, capsys):

@@ -19,10 +19,10 @@ Source weights that no rule maps stop the conversion (``ConversionError`` listin
 from __future__ import annotations
 
 import contextlib
-
 import logging
 import os
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 from savi_plugin.data.outputs import check_distinct, claim, replace_folder, write_json
 from savi_plugin.data.paths import path_for_file
@@ -205,6 +205,7 @@ def convert_llava_next(
     pool_stride: int | None = None,
     allow_unmapped: bool = False,
     overwrite: bool = False,
+    inside: str | Path | None = None,
 ) -> ConversionReport:
     """Convert the LLaVA-NeXT checkpoint directory ``src`` into ``dst`` (see the module docstring).
 
@@ -214,6 +215,8 @@ def convert_llava_next(
         vision_config: the SigLIP tower's config (dict or path to a ``config.json`` / directory holding one).
             Needed when ``mm_vision_tower`` is not in :data:`~savi_plugin.models.llava_next.mapping.KNOWN_SIGLIP_TOWERS`.
         dtype: output dtype ("bfloat16", "float16", "float32"); default: keep each tensor's dtype.
+        inside: the marked folder of the caller's own that ``dst`` lies in by design (``savi bench gpu``'s work
+            folder; :func:`~savi_plugin.data.outputs.claim`'s ``inside``).
         pool_stride: video pooling stride override (LLaVA-NeXT's video path uses 2).
         allow_unmapped: write the checkpoint even if some source weights have no target (they are reported).
         overwrite: allow a non-empty ``dst``.
@@ -241,7 +244,7 @@ def convert_llava_next(
                               f"earlier conversion)")
 
     with claim(dst, command="savi convert llava-next", folder=True, inputs=inputs, output_name="DST",
-               replace_ours=True, lock_beside=True) as claimed:
+               replace_ours=True, lock_beside=True, inside=inside) as claimed:
         if claimed.previous is not None and not overwrite:
             raise ConversionError(f"{dst}: output directory holds an earlier conversion (pass --overwrite, "
                                   f"overwrite=True, to replace it)")
