@@ -46,7 +46,7 @@ from savi_plugin.data.identity import (
     cached_digest,
     identity_differences,
 )
-from savi_plugin.data.outputs import check_live_outputs, remove_tree, write_json
+from savi_plugin.data.outputs import check_live_outputs, remove_tree, TEMP_NAME, write_json
 from savi_plugin.errors import ConfigurationError, DocumentTooLarge
 from savi_plugin.training.stored_config import (
     configuration_from_file,
@@ -74,10 +74,9 @@ SAVED_FILES = (
     "special_tokens_map.json", "added_tokens.json", "vocab.json", "merges.txt", "tokenizer.model",
     "chat_template.json", "chat_template.jinja", "preprocessor_config.json", "processor_config.json",
     "video_preprocessor_config.json", "latest", "zero_to_fp32.py", CHECKPOINT_FILE, ".*.tmp")
-#: ``.*.tmp`` in :data:`SAVED_FILES`: a temporary file of savi's atomic writes (``.NAME.<pid>.<8 hex>.tmp``), left
-#: where a save was stopped; no other hidden file is one a save writes (a user's ``.notes`` is theirs)
-_TEMPORARY = r"\..+\.\d+\.[0-9a-f]{8}\.tmp(?:\..*)?"
-_SAVED_FILE = re.compile("|".join(_TEMPORARY if name == ".*.tmp" else re.escape(name).replace(re.escape("{n}"), r"\d+")
+#: ``.*.tmp`` in :data:`SAVED_FILES`: a temporary file of savi's atomic writes (the output layer's ``TEMP_NAME``),
+#: left where a save was stopped; no other hidden file is one a save writes (a user's ``.notes`` is theirs)
+_SAVED_FILE = re.compile("|".join(TEMP_NAME.pattern if name == ".*.tmp" else re.escape(name).replace(re.escape("{n}"), r"\d+")
                                   for name in SAVED_FILES))
 #: DeepSpeed's shard folder in a checkpoint
 _SAVED_FOLDER = re.compile(r"global_step\d+")

@@ -85,7 +85,7 @@ from savi_plugin.data.outputs.disk import (
 from savi_plugin.data.outputs.names import (
     another, check_own_file, FAILED_LOG_HEADER, failed_log_path, file_output, folder_above_error,
     folder_above_problem, lock_path, mark_path, name_length_error, names_a_folder, short_path, sidecar,
-    SIDECAR_KINDS, sidecar_shown, _temp_name)
+    SIDECAR_KINDS, sidecar_shown, TEMP_NAME, _temp_name)
 from savi_plugin.data.outputs.state import (
     check_live_outputs, check_write_landed, command_outputs, _ended, LOCK_CHECK_SECONDS, note_ended,
     reset_command_outputs)

@@ -4,6 +4,7 @@ temporary names, and the checks on a name (its length, the folder above it, a fi
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import stat
 from pathlib import Path
@@ -236,6 +237,10 @@ def mark_path(output: str | Path, folder: bool) -> Path:
     """Where our mark of ``output`` lives: ``<folder>/.savi-output.json`` or ``<file>.savi-output.json``."""
     output = Path(output)
     return output / MARK_NAME if folder else sidecar(output, MARK_NAME.lstrip("."))
+
+
+#: the names :func:`_temp_name` makes (``.NAME.<pid>.<8 hex>.tmp``, a suffix after it), left where a writer was killed
+TEMP_NAME = re.compile(r"\..+\.\d+\.[0-9a-f]{8}\.tmp(?:\..*)?")
 
 
 def _temp_name(path: Path, suffix: str = "") -> Path:

@@ -4,14 +4,13 @@ output is its own (:func:`marked_above_by_another`)."""
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 from typing import Any, Mapping
 
 from savi_plugin.data.outputs import state
 from savi_plugin.data.outputs.common import ForeignOutputError, LOCK_NAME, MARK_NAME
 from savi_plugin.data.outputs.kinds import special_kind
-from savi_plugin.data.outputs.names import another, _failed_log_is_ours, mark_path, SIDECAR_KINDS
+from savi_plugin.data.outputs.names import another, _failed_log_is_ours, mark_path, SIDECAR_KINDS, TEMP_NAME
 from savi_plugin.data.outputs.holders import _job_key, _read_info
 from savi_plugin.data.outputs.places import _real, _same
 from savi_plugin.data.outputs.marks import _foreign_files, folder_mark_command, foreign_mark, read_mark, _savi_lock_file
@@ -21,8 +20,6 @@ from savi_plugin.data.outputs.marks import _foreign_files, folder_mark_command, 
 OWN = "own"
 #: a kept product the run writes itself (:mod:`savi_plugin.data.kept`: a JSON file sealed with its SHA-256)
 KEPT = "kept"
-#: a temporary file or folder of this module (:func:`_temp_name`), left where a writer was killed
-_TEMP = re.compile(r"\..+\.\d+\.[0-9a-f]{8}\.tmp(\..*)?")
 
 
 def _step_key(steps: Mapping[str, Any], name: str) -> str | None:
@@ -41,7 +38,7 @@ def _beside_a_step(folder: Path, name: str, steps: Mapping[str, Any]) -> bool:
     path = folder / name
     if name in (LOCK_NAME, LOCK_NAME + ".excl"):
         return _savi_lock_file(path)
-    if _TEMP.fullmatch(name):
+    if TEMP_NAME.fullmatch(name):
         return True
     for key, kind in steps.items():
         if not isinstance(kind, Mapping) and kind not in (OWN, KEPT) and any(
