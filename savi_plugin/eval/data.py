@@ -312,12 +312,13 @@ def local_annotation_files(root: Path, spec: BenchmarkSpec, config: str | None, 
     file in ``<benchmark>/<config>/`` (as in the hub repository, e.g. ``Subset/test-00000-of-00001.parquet``);
     when several splits share that folder, only files whose name starts with ``<split>`` are used.
     """
-    from savi_plugin.eval.fixture_folder import MARKER, unfinished_benchmarks
+    from savi_plugin.data.outputs import FIXTURE_MARK_NAME
+    from savi_plugin.eval.fixture_folder import unfinished_benchmarks
 
     base = root / spec.name
     if spec.name in unfinished_benchmarks(root):  # a fixture stopped half way: some of its files are missing
-        raise EvalDataError(root / MARKER, None, None, f"savi eval fixture was stopped while writing {spec.name}/ "
-                            f"into {DATA_ROOT_ENV}={root}, so part of its files are missing: re-run that command to "
+        raise EvalDataError(root / FIXTURE_MARK_NAME, None, None,
+                            f"savi eval fixture was stopped while writing {spec.name}/ into {DATA_ROOT_ENV}={root}, so part of its files are missing: re-run that command to "
                             f"finish it")
     if not base.is_dir():
         raise EvalDataError(base, None, None, f"{DATA_ROOT_ENV}={root} has no {spec.name}/ folder "

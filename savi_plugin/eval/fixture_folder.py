@@ -1,7 +1,8 @@
 """The folder ``savi eval fixture`` writes into: it writes only where nothing else lives, and a second run
 replaces what the first wrote.
 
-A marker file (:data:`MARKER`, JSON) lists, per benchmark, every file the command wrote there with its size and
+A marker file (:data:`~savi_plugin.data.outputs.FIXTURE_MARK_NAME`, JSON, read by the output layer too) lists, per
+benchmark, every file the command wrote there with its size and
 SHA-256, and the benchmarks whose writing began and has not finished (``writing``: the one a run is writing, and
 any a stopped run left). From that:
 
@@ -37,14 +38,6 @@ from savi_plugin.data.outputs import (
     write_json,
 )
 
-#: written into every folder ``savi eval fixture`` fills: what it wrote there (the output layer reads it too: a folder
-#: holding it is that command's output, :func:`~savi_plugin.data.outputs.folder_mark_command`)
-MARKER = FIXTURE_MARK_NAME
-#: the marker's ``written_by``
-WRITTEN_BY = FIXTURE_WRITTEN_BY
-_parse_marker = parse_fixture_mark
-
-
 def _writing(data: dict | None) -> list[str]:
     """The benchmarks a marker says are being written (or were, by a run that was stopped): a list; a single name
     or None in a marker of an earlier version."""
@@ -56,11 +49,11 @@ def _writing(data: dict | None) -> list[str]:
 def unfinished_benchmarks(root: Path) -> list[str]:
     """The benchmarks ``savi eval fixture`` was writing into ``root`` when it was stopped (its marker still says
     ``writing``); empty for a finished fixture, or a folder the command never wrote (a user's real data)."""
-    marker = Path(root) / MARKER
+    marker = Path(root) / FIXTURE_MARK_NAME
     try:
         if not marker.is_file() or marker.stat().st_size > 1 << 24:
             return []
-        return _writing(_parse_marker(marker.read_bytes()))
+        return _writing(parse_fixture_mark(marker.read_bytes()))
     except OSError:
         return []
 
@@ -106,7 +99,7 @@ class FixtureFolder:
 
     @property
     def marker(self) -> Path:
-        return self.root / MARKER
+        return self.root / FIXTURE_MARK_NAME
 
     def claim(self) -> FixtureFolder:
         """Check that the command may write here and mark the folder as its own; returns ``self``.
@@ -122,7 +115,7 @@ class FixtureFolder:
         check_place(self.root, output_name="fixture folder", folder=True)
         if self.root.exists() and not self.root.is_dir():
             raise FixtureFolderError(f"{self.root}: exists and is not a folder")
-        foreign = foreign_marker(self.marker, lambda data: _parse_marker(data) is not None)
+        foreign = foreign_marker(self.marker, lambda data: parse_fixture_mark(data) is not None)
         if foreign is not None:
             raise FixtureFolderError(f"{self.marker}: exists and is {foreign}; savi eval fixture keeps its record "
                                      f"of what it wrote under that name and would replace it: move it away or "
@@ -137,7 +130,7 @@ class FixtureFolder:
     def _claim(self) -> FixtureFolder:
         from savi_plugin.eval.fixtures import FIXTURE_BENCHMARKS
 
-        ours = (MARKER, LOCK_NAME, LOCK_NAME + ".excl")
+        ours = (FIXTURE_MARK_NAME, LOCK_NAME, LOCK_NAME + ".excl")
         if self.root.is_dir():  # the command writes only its benchmarks' folders there: anything else is someone's,
             others = sorted(e.name for e in os.scandir(self.root)  # said without walking it (`savi eval fixture /`)
                             if e.name not in ours and e.name not in FIXTURE_BENCHMARKS)
@@ -186,7 +179,7 @@ class FixtureFolder:
     def _read(self, present: list[str]) -> None:
         if not self.marker.exists():
             return
-        data = _parse_marker(self.marker.read_bytes())  # ours: claim refused anything else
+        data = parse_fixture_mark(self.marker.read_bytes())  # ours: claim refused anything else
         if not data:  # the plain-text marker: no file list
             self.written, self.writing = {"": {f: None for f in present}}, []
             return
@@ -195,7 +188,7 @@ class FixtureFolder:
         self.writing = _writing(data)
 
     def _save(self) -> None:
-        data = {"written_by": WRITTEN_BY, "writing": self.writing,
+        data = {"written_by": FIXTURE_WRITTEN_BY, "writing": self.writing,
                 "written": self.written}
         write_json(self.marker, data, indent=1)
 

@@ -347,13 +347,14 @@ def offline_eval_root(recipe, run_dir: str | Path) -> Path | None:
     """
     from savi_plugin.data.outputs import remove_tree
     from savi_plugin.errors import RunError
-    from savi_plugin.eval.fixture_folder import MARKER, FixtureFolder, FixtureFolderError
+    from savi_plugin.data.outputs import FIXTURE_MARK_NAME
+    from savi_plugin.eval.fixture_folder import FixtureFolder, FixtureFolderError
 
     if recipe.eval.data_root is not None or not is_tiny(recipe.model.path):
         return None
     root = Path(run_dir) / "eval_data"
-    if (root / ".built").is_file() and not (root / MARKER).exists():  # an earlier savi's, with no record of its
-        remove_tree(root)  # files: built again (a pure function of its arguments, so the same data)
+    if (root / ".built").is_file() and not (root / FIXTURE_MARK_NAME).exists():  # an earlier savi's, with no record
+        remove_tree(root)  # of its files: built again (a pure function of its arguments, so the same data)
     try:
         with FixtureFolder(root).claim() as folder:
             for name in sorted({t.removeprefix("savi_").split("_")[0] for t in recipe.eval.tasks}):

@@ -21,11 +21,11 @@ def _contents(root):
 
 def test_the_synthetic_eval_data_is_built_once_extended_by_task_and_refused_when_changed(tmp_path):
     from savi_plugin.errors import RunError
-    from savi_plugin.eval.fixture_folder import MARKER
+    from savi_plugin.data.outputs import FIXTURE_MARK_NAME
     from savi_plugin.eval.fixtures import offline_eval_root
 
     root = offline_eval_root(_recipe("savi_egoschema"), tmp_path)
-    assert root == tmp_path / "eval_data" and (root / MARKER).is_file()
+    assert root == tmp_path / "eval_data" and (root / FIXTURE_MARK_NAME).is_file()
     first = _contents(root)
     assert first and all(name.startswith("egoschema") for name in first)
     assert offline_eval_root(_recipe("savi_egoschema"), tmp_path) == root and _contents(root) == first  # kept
@@ -52,7 +52,7 @@ def test_the_synthetic_eval_data_is_built_once_extended_by_task_and_refused_when
 def test_an_earlier_savis_unrecorded_synthetic_data_is_built_again(tmp_path):
     """A folder an earlier savi built (its ``.built`` flag, no record of its files) is built again, the same data
     (a pure function of its arguments)."""
-    from savi_plugin.eval.fixture_folder import MARKER
+    from savi_plugin.data.outputs import FIXTURE_MARK_NAME
     from savi_plugin.eval.fixtures import offline_eval_root
 
     root = offline_eval_root(_recipe("savi_egoschema"), tmp_path / "a")
@@ -60,5 +60,5 @@ def test_an_earlier_savis_unrecorded_synthetic_data_is_built_again(tmp_path):
     (tmp_path / "b" / "eval_data" / ".built").write_text("ok")
     (tmp_path / "b" / "eval_data" / "egoschema" / "stale.json").write_text("{}")
     again = offline_eval_root(_recipe("savi_egoschema"), tmp_path / "b")
-    assert (again / MARKER).is_file() and not (again / ".built").exists()
+    assert (again / FIXTURE_MARK_NAME).is_file() and not (again / ".built").exists()
     assert _contents(again).keys() == _contents(root).keys()
