@@ -318,8 +318,8 @@ def local_annotation_files(root: Path, spec: BenchmarkSpec, config: str | None, 
     base = root / spec.name
     if spec.name in unfinished_benchmarks(root):  # a fixture stopped half way: some of its files are missing
         raise EvalDataError(root / FIXTURE_MARK_NAME, None, None,
-                            f"savi eval fixture was stopped while writing {spec.name}/ into {DATA_ROOT_ENV}={root}, so part of its files are missing: re-run that command to "
-                            f"finish it")
+                            f"savi eval fixture was stopped while writing {spec.name}/ into {DATA_ROOT_ENV}={root}, so "
+                            f"part of its files are missing: re-run that command to finish it")
     if not base.is_dir():
         raise EvalDataError(base, None, None, f"{DATA_ROOT_ENV}={root} has no {spec.name}/ folder "
                             f"(see eval_tasks/README.md for the layout, or write a small synthetic set with "
