@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -488,7 +489,9 @@ def test_an_unfinished_run_resumes_only_under_the_number_of_processes_it_started
                            str(free_port()), "-m", "savi_plugin", *map(str, argv)], capture_output=True, text=True,
                           timeout=400, env=env)
     assert proc.returncode != 0
-    errors = {line for line in proc.stderr.splitlines() if line.startswith("error: ")}
+    # the two ranks write their one line each to one pipe at once: a line may run into the other's, so the lines
+    # are read as what follows each "error: " up to the remedy's last words
+    errors = {"error: " + part for part in re.findall(r"error: (.+?new output folder)", proc.stderr)}
     assert errors == {f"error: {out}: the run started with 1 process (global batch 2); it resumes only under the "
                       f"same number: start it with 1 again (this command has 2), or train into a new output "
                       f"folder"}, proc.stderr[-3000:]
