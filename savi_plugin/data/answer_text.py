@@ -41,6 +41,15 @@ _THINK_CLOSE = re.compile(r"</think(?:ing)?>", re.IGNORECASE)
 _MARKUP = re.compile(r"[*_`#]+")
 _JSON_KEY = re.compile(r"""["'](answer|option|choice|letter)["']\s*:\s*(?:["']([^"'\n]*)["']|([^,}\n]*))""",
                        re.IGNORECASE)
+#: characters drawn as nothing (a byte order mark, zero-width spaces and joiners): no part of an answer
+_INVISIBLE = re.compile("[\u200b-\u200d\u2060\ufeff]")
+
+
+def _json_value(m: re.Match) -> str:
+    """The value of a :data:`_JSON_KEY` match, without the quote a reply cut short leaves (``"answer": "``)."""
+    return (m.group(2) if m.group(2) is not None else m.group(3)).strip().strip("\"'")
+
+
 _ANSWER_TAG = re.compile(r"<(?:answer|option|choice)>(.*?)(?:</(?:answer|option|choice)>|$)", re.IGNORECASE | re.DOTALL)
 _JSON_FENCE = re.compile(r"^\s*json\s*\n", re.IGNORECASE)
 
@@ -65,8 +74,8 @@ _SPEAKER = re.compile(r"^\s*(?:#+\s*)?(?:assistant|gpt|model|bot|chatbot|respons
 #: label (a lone ``<B>`` is one)
 _HTML_TAG = re.compile(r"<(b|i|u|em|strong|span|code|p)>(.*?)</\1>|<br\s*/?>|</?p>", re.IGNORECASE | re.DOTALL)
 #: a single letter in quotes or brackets, not inside a word: ``'B'``, ``"A"``, ``<D>``, ``{E}``, ``“C”``, ``「B」``
-_QUOTED_LABEL = re.compile(r"(?<![A-Za-z0-9])(?:'|\"|“|”|‘|’|«|<|\{|「|『|【|〈)\s*([A-Za-z])\s*"
-                           r"(?:'|\"|”|“|’|‘|»|>|\}|」|』|】|〉)(?![A-Za-z0-9])")
+_QUOTED_LABEL = re.compile(r"(?<![A-Za-z0-9])(?:'|\"|“|”|‘|’|«|<|\{|「|『|【|〈|《)\s*([A-Za-z])\s*"
+                           r"(?:'|\"|”|“|’|‘|»|>|\}|」|』|】|〉|》)(?![A-Za-z0-9])")
 #: ``Ans: C``, ``Ans. C``, ``ans - C``
 _ANS = re.compile(r"(?i)\bans\b(?:\.?\s*[:：-]|\.|\s+is\b)\s*|^\s*(?:=>|->|→|⇒)\s*")
 #: ``Opt. C``, ``opt C``
@@ -145,7 +154,7 @@ def clean(response: str) -> str:
     as ``answer: ...``; JSON answer keys read as ``answer: ...`` (also serialised twice, its quotes escaped); quoted
     labels as ``(X)``; ``Ans:`` as ``answer:``; letters drawn another way (``Ⓑ``, ``𝐁``, ``🅒``) and an answer letter
     with a diacritic (``Answer: Á``) as Latin letters."""
-    text = _without_reasoning(response or "")
+    text = _without_reasoning(_INVISIBLE.sub("", response or ""))
     if qa := _QA.fullmatch(text):
         text = f"answer: {qa['a']}"
     if not text.strip() and _THINK_CLOSE.search(response or ""):  # only reasoning: its conclusion is the answer
@@ -163,8 +172,10 @@ def clean(response: str) -> str:
     text = _JSON_FENCE.sub("", text)
     text = _ANSWER_TAG.sub(lambda m: f"answer: {m.group(1).strip()}\n", text)
     text = _OTHER_TAG.sub(" ", _QUOTE_MARK.sub("", text))
-    text = _JSON_KEY.sub(lambda m: f"{m.group(1).lower()}: {(m.group(2) if m.group(2) is not None else m.group(3)).strip()}",
-                         text).strip()
+    keys = list(_JSON_KEY.finditer(text))
+    if text.lstrip().startswith("{") and keys and not any(map(_json_value, keys)):
+        return ""  # '{"reasoning": "...", "answer": "' cut before its answer: the reasoning is no answer
+    text = _JSON_KEY.sub(lambda m: f"{m.group(1).lower()}: {_json_value(m)}", text).strip()
     repeated = _REPEATED.fullmatch(text) or _RUN.fullmatch(text)
     return repeated.group(1) if repeated else text
 
@@ -199,11 +210,43 @@ def _echoes(line: str, letters: str, texts: Sequence[str], last: bool) -> str | 
     return letter if said == option or (last and begins(said, option)) else None
 
 
+#: an option's label in a line that lists the options: ``a)``, ``(b)``, ``[C]``, ``(1)``, ``2)``
+_INLINE_LABEL = re.compile(r"(?<![A-Za-z0-9])[(\[]?([A-Za-z]|[1-9])[)\]]")
+
+
+def _after_inline_options(line: str, texts: Sequence[str]) -> str | None:
+    """What follows a list of the options on one line, from the first, each label (a letter of either case, or its
+    number) followed by its option's own text (``"a) cat b) dog c) rabbit d) hamster -> b)"`` -> ``"b)"``); None where
+    the line lists fewer than two options that way."""
+    marks = list(_INLINE_LABEL.finditer(line))
+    wanted = [normalize(t) for t in texts]
+    for k, first in enumerate(marks):
+        label = first.group(1)
+        if label not in "aA1":
+            continue
+        run, end = 0, None
+        for j, m in enumerate(marks[k:k + len(texts)]):
+            position = ord(m.group(1).lower()) - ord("a") if m.group(1).isalpha() else int(m.group(1)) - 1
+            if position != j or (m.group(1).isalpha() and m.group(1).isupper() != label.isupper()):
+                break
+            following = marks[k + j + 1].start() if k + j + 1 < len(marks) else len(line)
+            said = line[m.end():following]
+            cut = next((m.end() + c.start() for c in re.finditer(r"(?<=\w)\b", said)
+                        if normalize(said[:c.start()]) == wanted[j]), None)
+            if cut is None:
+                break
+            run, end = j + 1, cut
+        if run >= 2:
+            return line[end:].strip().lstrip("-–—>→=:,;.").strip()
+    return None
+
+
 def drop_prompt_echo(text: str, options: Sequence[str], letters: str) -> str:
     """``text`` without a repeated prompt: ``Question: ...`` lines, an ``Options:`` header and the option lines
     it repeats. Option lines count as an echo after such a header (from option A) or as a run of two or more in
     label order from any label (``(A) x`` then ``(B) y``; ``(B) y`` then ``(C) z``: listing options is choosing
-    none); a lone ``"(B) text of B"`` is an answer and is kept."""
+    none); a lone ``"(B) text of B"`` is an answer and is kept. A line listing the options from the first, each label
+    with its own text, is dropped up to what follows the list (``"a) cat b) dog c) rabbit -> b)"`` -> ``"b)"``)."""
     lines = text.split("\n")
     texts = [strip_option_prefix(o, letter) for o, letter in zip(options, letters)]
     drop: set[int] = set()
@@ -242,6 +285,11 @@ def drop_prompt_echo(text: str, options: Sequence[str], letters: str) -> str:
         if len(found) >= 2 and "".join(found) == letters[:len(found)] and all(
                 normalize(t) in normalize(line) for t in texts[:len(found)]):
             drop.add(i)
+        elif (rest := _after_inline_options(line, texts)) is not None:  # "a) cat b) dog c) rabbit -> b)": "b)"
+            if rest:
+                lines[i] = rest
+            else:
+                drop.add(i)
     for i in sorted(drop):  # the question, repeated without its "Question:" label, right before its options
         if i > 0 and i - 1 not in drop and lines[i - 1].rstrip().endswith(("?", "？")) and _OPTION_LINE.match(lines[i]):
             drop.add(i - 1)

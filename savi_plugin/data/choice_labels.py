@@ -115,7 +115,7 @@ def _claim_patterns(letters: str, words: str = "AI") -> tuple[list[re.Pattern], 
              r"(?:choose|pick|select|go\s+(?:with|for))|my\s+(?:(?:best\s+|final\s+)?(?:answer|choice|pick|guess))\s+(?:is|would\s+be)|"
              r"I\s+guess|lean(?:s|ing)?\s+(?:towards?|to)|"
              r"(?:so|thus|therefore|hence)(?:\s+(?:it's|it\s+is|the\s+answer\s+is))?|"
-             r"(?:probably|likely|maybe|perhaps|possibly|definitely|certainly|surely|clearly)|(?:could|might|may)\s+(?:also\s+)?be)(?:\s*(?:\.{2,}|…))?\s*:?\s*"
+             r"(?i:probably|likely|maybe|perhaps|possibly|definitely|certainly|surely|clearly)|(?:could|might|may)\s+(?:also\s+)?be)(?:\s*(?:\.{2,}|…))?\s*:?\s*"
              r"(?:option\s+|choice\s+)?")
     verdict = (r"(?=\s+(?:is|seems|appears|looks|would\s+be|should\s+be)\s+(?:to\s+be\s+)?(?:the\s+)?(?:most\s+)?"
                r"(?:just\s+as\s+|equally\s+|also\s+|as\s+)?"
@@ -165,6 +165,8 @@ def _claim_patterns(letters: str, words: str = "AI") -> tuple[list[re.Pattern], 
          rf"{_CLOSE}?(?={_NEGATED_ANY}"
          rf"|(?:\s*(?:,\s*and|,|and|&)\s*{listed})+{_NEGATED_PLURAL}|(?:\s*(?:,\s*or|,|or|nor|/)\s*{listed})+{_NEGATED_ANY})"),  # "A and B don't appear"
         rf"{_OPEN}?{_L}(?P<l14>[{letters}]){_CLOSE}?(?={_LABEL_VERDICT})",                 # EgoSchema's "C is wrong"
+        (rf"{_L}{_OPEN}\s*(?P<l16>{anycase})\s*{_CLOSE}\s+(?i:no|nope|never|wrong|incorrect|false)\b"
+         r"(?=\s*(?:[.!,;)]|$))"),                                                        # "(a) no.", "(B) wrong"
         rf"不是\s*(?P<l>{anycase})(?![A-Za-z])",
         (rf"(?<![A-Za-z])(?i:wrong|incorrect|false|not\s+correct)\s*[:：]\s*(?:option\s+)?{_OPEN}?(?P<l15>[{letters}])"
          r"(?![A-Za-z0-9'’\u00c0-\u024f])"),                                             # "Wrong: C", "Incorrect: B"

@@ -48,8 +48,8 @@ conclusion, else at its one line marked right, never at its first label. Then:
    languages (``"La respuesta es B"``, ``"Ответ: B"``, ``"答えはC"``, ``"정답은 D입니다"``, ``"Bです"``) and ordinals
    (``"the 3rd one"``, ``"1st option"``, ``"the one in the middle"``, ``"the second-to-last option"``,
    ``"Option III"``); a list of negated labels that leaves one option (``"Not A, B, C or D."`` of five) is that option. A reply that is only labels naming several
-   options (``"B C"``, ``"(A)(C)"``, ``"B\\nC"``) is ``ambiguous``, and so are two different labels stated outright
-   without a correction between them (``"Answer: B. Answer: C."``, ``"A\\nThe correct answer is C."``); one label
+   options (``"B C"``, ``"(A)(C)"``, ``"B\\nC"``, ``"A. B. C. D."``, ``"B then A"``) is ``ambiguous``, and so are two
+   different labels stated outright without a correction between them (``"Answer: B. Answer: C."``, ``"A\\nThe correct answer is C."``); one label
    stated outright beside others only listed (``"Answer: B\\nOptions considered: A, C"``) is that label. A reply that
    weighs several labels and then commits to one in its last clause (``"I'm torn between A and B; I'll say A."``,
    ``"... so the answer is B."``) or answers its own question with one label (``"(B) or (C)? (C)."``) is that label,
@@ -63,6 +63,8 @@ conclusion, else at its one line marked right, never at its first label. Then:
    (``"no"``, ``"left"``, ``"3"``), only where a grader reads it as the answer (the whole answer, its
    first word standing alone, or after ``"answer is"``), so ``"There is no correct option."``, ``"No idea."``
    and a refusal (``"Yes, I can help. Please provide the video."``) do not choose ``"no"``/``"yes"``.
+   An option stated and rejected in the next clause (``"A cat? No way."``) is not stated, and a short reply that
+   offers two possibilities with a bare ``or`` (``"It looks like a bedroom or a living room."``) is ``ambiguous``.
 4. **Option prefix**: an answer cut short by the generation limit (EgoSchema's long options under a
    16-token limit) is the beginning of exactly one option, at least :data:`MIN_PREFIX_WORDS` words long
    (:data:`MIN_CUT_PREFIX_WORDS` when it stops mid-sentence).
@@ -602,8 +604,8 @@ def _marked_option(text: str, options: Sequence[str], letters: str) -> Choice | 
 _SCORE = (r"(?P<v>\d{1,3}(?:\.\d+)?\s*%?(?:\s*/\s*10{1,2})?|[✓✔✅☑✗✘❌]\ufe0f?|(?i:most\s+likely|not\s+likely|likely|unlikely|yes|no|"
           r"correct|incorrect|wrong|right|true|false|partially|partly|possible|plausible|implausible|impossible))")
 #: an option scored by its label: ``A: 0.1``, ``B=0.7``, ``(C) 15%``, ``D ✅``
-_LABEL_SCORE = re.compile(r"(?<![A-Za-z0-9'’])(?:(?i:option|choice)\s+)?[(\[]?(?P<k>[A-Z])[)\]]?\s*(?:[:=]|->|→)?\s*"
-                          + _SCORE + r"(?=\s|[,;|]|$)")
+_LABEL_SCORE = re.compile(r"(?<![A-Za-z0-9'’])(?:(?i:option|choice)\s+)?[(\[]?(?P<k>[A-Z])[)\]]?\s*(?:[:=]|->|→|\s[-–—])?\s*"
+                          + _SCORE + r"(?=\s|[,;|]|\.(?!\d)|$)")
 #: rank of a verdict word: 2 for the answer, 1 for a possibility, 0 for a rejection
 _VERDICT_RANK = {**dict.fromkeys(("most likely", "likely", "yes", "correct", "right", "true", "✓", "✔", "✅", "☑"), 2),
                  **dict.fromkeys(("possible", "plausible", "partially", "partly"), 1)}
@@ -806,8 +808,8 @@ def _label_with_own_text(text: str, options: Sequence[str], letters: str) -> Cho
     return None
 
 
-#: a reply of labels only: ``"B C"``, ``"(A)(C)"``, ``"A, D."``, ``"[B] [E]"``
-_LABELS_ONLY = re.compile(r"\s*(?:[(\[]?\s*[A-Z]\s*[)\]]?\s*[,;/&?]?\s*){2,}[.]?\s*")
+#: a reply of labels only: ``"B C"``, ``"(A)(C)"``, ``"A, D."``, ``"[B] [E]"``, ``"A. B. C. D."``, ``"B then A"``
+_LABELS_ONLY = re.compile(r"\s*(?:[(\[]?\s*[A-Z]\s*[)\]]?\s*[,;/&?.]?\s*(?:then\s+)?){2,}[.]?\s*")
 
 
 def _several_labels(text: str, options: Sequence[str], letters: str) -> Choice | None:
@@ -837,6 +839,33 @@ _OPEN_QUESTION = re.compile(r"(?i)\b(?:maybe|perhaps|possibly|could|might|may|if
 
 #: a second possibility offered beside the one stated: ``"..., or maybe the window"``
 _OR_MAYBE = re.compile(r"(?i)\bor\s+(?:maybe|perhaps|possibly|probably)\b|\bor\s+(?:it\s+)?(?:might|could|may)\s+(?:be|have)\b")
+
+
+#: a reply that offers a second possibility with a bare ``or`` in one short sentence: ``"It looks like a bedroom or a
+#: living room."`` (not ``"or rather"``, a correction, nor ``"whether or not"``, nor after a negation:
+#: ``"The kitchen, not the bedroom or the garage."``)
+_OR_OTHER = re.compile(r"(?i)^(?![^.!?;\n]*(?:\b(?:not|no|never|neither|nor|without)\b|n['’]t\b))"
+                       r"[^.!?;\n]*\w\s+or\s+(?!rather\b|else\b|not\b|so\b|more\s+precisely\b)\w[^.!?;\n]*[.!]?\s*$")
+MAX_HEDGE_WORDS = 15
+"""A reply of at most this many words that offers two possibilities with ``or`` (:data:`_OR_OTHER`) chooses neither."""
+#: a verdict said alone after a stated option: ``"A cat? No way."``
+_REJECTION = frozenset({"no", "no way", "nope", "never", "not", "certainly not", "definitely not", "absolutely not",
+                        "of course not", "not at all", "wrong", "incorrect", "not really"})
+
+
+def _without_rejected(text: str, options: Sequence[str], letters: str) -> str:
+    """``text`` without an option's text that the next clause rejects on its own (``"A cat? No way. It's a dog."`` ->
+    ``"It's a dog."``): stating an option to reject it is no pick of it."""
+    texts = {normalize(strip_option_prefix(o, letter)) for letter, o in zip(letters, options)}
+    if texts & _REJECTION:
+        return text  # options "yes" / "no": a "no" is an answer
+    parts = re.split(r"([?.!;:,]+|\s[-–—]\s)", text)
+    words = [i for i, part in enumerate(parts) if i % 2 == 0 and part.strip()]  # the clauses, between separators
+    drop = set()
+    for this, following in zip(words, words[1:]):
+        if normalize(parts[this]) in texts and normalize(parts[following]) in _REJECTION:
+            drop.update(range(this, following + 2))
+    return "".join(part for i, part in enumerate(parts) if i not in drop)
 
 
 def _read(text: str, options: Sequence[str], letters: str) -> Choice:
@@ -872,21 +901,25 @@ def _read_all(text: str, options: Sequence[str], letters: str) -> Choice:
                    if normalize(strip_option_prefix(o, letter)).split()[:1] == norm.split()[:1]]
         if len(opening) == 1:
             return Choice(opening[0], "option_text")
-    for candidate in (text, _label_stripped(text)):  # "C prepares vegetables by ..." is option text, not label C
+    plain = _without_rejected(_label_stripped(text), options, letters)
+    # "C prepares vegetables by ..." is option text, not label C
+    for candidate in (_without_rejected(text, options, letters), plain):
         prefix = _by_prefix(candidate, options, letters)
         if prefix is not None and prefix.index is not None:
             return prefix
     words = _word_letters(options, letters)
     walkthrough = _WALKTHROUGH.search(text) is not None
     for rule in (lambda: by_letter(cued, letters, LETTERS, words), lambda: by_number(cued, options),
-                 lambda: _by_text(_label_stripped(text), options, letters),
+                 lambda: _by_text(plain, options, letters),
                  lambda: _by_yes_no(_label_stripped(text), options, letters),
-                 lambda: _by_prefix(_label_stripped(text), options, letters),
-                 lambda: _by_meaning(_label_stripped(text), options, letters),
-                 lambda: _by_order(_label_stripped(text), options, letters)):
+                 lambda: _by_prefix(plain, options, letters),
+                 lambda: _by_meaning(plain, options, letters),
+                 lambda: _by_order(plain, options, letters)):
         choice = rule()
-        if choice is not None and choice.method in ("option_text", "option_meaning") and _OR_MAYBE.search(text):
-            return Choice(None, "ambiguous")  # "The man opens the door, or maybe the window."
+        if choice is not None and choice.method in ("option_text", "option_meaning") and (
+                _OR_MAYBE.search(text) or _OR_OTHER.match(text) and len(text.split()) <= MAX_HEDGE_WORDS
+                and not any(" or " in f" {normalize(o)} " for o in options)):
+            return Choice(None, "ambiguous")  # "The door, or maybe the window."; "a bedroom or a living room"
         if choice is not None and walkthrough and choice.method != "letter":
             return Choice(None, "unparsed")  # "Let's analyze each option. Option A says ..." picks nothing yet
         if choice is not None:
