@@ -5,8 +5,8 @@ fingerprint of its configuration (:func:`savi_plugin.data.fingerprint.config_fin
 folder's mark stores, without the keys a continuation may change) and that configuration, its paths stored for the
 checkpoint's own file (:func:`savi_plugin.training.stored_config.stored_configuration`: relative inside a declared
 run folder, so a run folder moved whole still names its model and pairs; absolute otherwise). It is written by
-:func:`identity_callback`, atomically, when the Trainer decides to save (before the first weight file) and
-again once the save is done, so a checkpoint torn by a kill or a full disk still says whose it is. The second
+:func:`identity_callback`, atomically, as every save begins (before any process writes a file of it) and again
+once the save is done, so a checkpoint torn by a kill or a full disk still says whose it is. The second
 write adds ``contents``: every file a resume loads from the checkpoint with its size and SHA-256
 (:func:`checkpoint_contents`), so weights or optimizer state replaced at the same path are not resumed from.
 
@@ -26,11 +26,14 @@ A checkpoint is *complete* when its ``trainer_state.json`` (the Trainer writes i
   elsewhere): refused in one line naming it -- resuming from it would continue another run's weights, optimizer
   and schedule under this run's configuration, and training anew would overwrite or rotate it away;
 * torn and of this run: removed before training (the Trainer would write its step into it again);
-* torn with no identity (a kill between creating the folder and writing the file): skipped with a warning, and
-  removed with the earlier session's checkpoints when the run is trained anew -- only while everything in it is
-  what a stopped save leaves (:func:`stray_member`: files at a save's names, each holding that file's kind); a
-  folder holding anything else (a user's file, even one at a save's name, a sub-folder, a link) was not written
-  by savi and is refused by name, with or without ``--resume``, never removed.
+* torn with no identity (a kill between creating the folder and renaming the identity's temporary file into
+  place): skipped with a warning, and removed with the earlier session's checkpoints when the run is trained anew
+  -- only while it holds nothing but that temporary file (:func:`stray_member`): a save writes nothing before its
+  identity, so a folder holding anything else (a user's file, even valid JSON at a save's name or another run's
+  weights, a sub-folder, a link) was not written by this run and is refused by name, with or without
+  ``--resume``, never removed;
+* a ``checkpoint-*`` folder under a name no save is written at (``checkpoint-0003``, ``checkpoint-3.bak``):
+  refused by name (transformers' rotation counts it among the run's checkpoints and would remove it).
 """
 
 from __future__ import annotations
@@ -55,97 +58,26 @@ from savi_plugin.training.stored_config import (
 
 log = logging.getLogger(__name__)
 
-_NAME = re.compile(r"checkpoint-(\d+)")
 #: a file another process writes into the checkpoint while rank 0 records it (its RNG state; the others, weights,
 #: optimizer and DeepSpeed shards included, are complete when the Trainer calls ``on_save`` on rank 0)
 _OTHER_PROCESS = re.compile(r"rng_state_([1-9]\d*)\.pth")
 
 
-#: the files a transformers Trainer (with PEFT, a processor, DeepSpeed) or savi writes into a ``checkpoint-N``:
-#: what a save stopped before its identity was written can leave there (``{n}``: a number; ``.*``: any name
-#: starting with a dot, a writer's temporary file)
-SAVED_FILES = (
-    "adapter_model.safetensors", "adapter_model.bin", "adapter_config.json", "README.md",
-    "model.safetensors", "model.bin", "pytorch_model.safetensors", "pytorch_model.bin",
-    "model-{n}-of-{n}.safetensors", "model-{n}-of-{n}.bin", "pytorch_model-{n}-of-{n}.safetensors",
-    "pytorch_model-{n}-of-{n}.bin", "model.safetensors.index.json", "pytorch_model.bin.index.json",
-    "config.json", "generation_config.json", "optimizer.pt", "scheduler.pt", "scaler.pt", "rng_state.pth",
-    "rng_state_{n}.pth", "trainer_state.json", "training_args.bin", "tokenizer.json", "tokenizer_config.json",
-    "special_tokens_map.json", "added_tokens.json", "vocab.json", "merges.txt", "tokenizer.model",
-    "chat_template.json", "chat_template.jinja", "preprocessor_config.json", "processor_config.json",
-    "video_preprocessor_config.json", "latest", "zero_to_fp32.py", CHECKPOINT_FILE, ".*.tmp")
-#: ``.*.tmp`` in :data:`SAVED_FILES`: a temporary file of savi's atomic writes (the output layer's ``TEMP_NAME``),
-#: left where a save was stopped; no other hidden file is one a save writes (a user's ``.notes`` is theirs)
-_SAVED_FILE = re.compile("|".join(TEMP_NAME.pattern if name == ".*.tmp" else re.escape(name).replace(re.escape("{n}"), r"\d+")
-                                  for name in SAVED_FILES))
-#: DeepSpeed's shard folder in a checkpoint
-_SAVED_FOLDER = re.compile(r"global_step\d+")
+#: the names the Trainer saves a checkpoint under (``checkpoint-{global_step}``: no leading zero)
+_SAVED_NAME = re.compile(r"checkpoint-(0|[1-9]\d*)")
 
 
-def not_of_its_kind(path: str | Path) -> str | None:
-    """Why the file ``path``, at a name a save writes (:data:`SAVED_FILES`), does not hold what a save writes
-    there, or None: a ``.json`` name holds a JSON object (or the start of one, a save stopped while writing it);
-    a ``.safetensors`` name a safetensors header; a ``.bin``/``.pt``/``.pth`` name a torch file (a zip archive or
-    a pickle); DeepSpeed's ``latest`` the name of its ``global_stepN`` folder. An empty file is a save stopped as
-    it began it. Names whose content has no form to check (``README.md``, ``merges.txt``, ``tokenizer.model``,
-    ``chat_template.jinja``, ``zero_to_fp32.py``, a temporary file) pass."""
-    import json
-
-    path = Path(path)
-    name = path.name
-    with open(path, "rb") as fh:
-        head = fh.read(8)
-    if not head:
-        return None
-    if name.endswith(".json"):
-        text = path.read_bytes()
-        try:
-            data = json.loads(text)
-        except (ValueError, UnicodeDecodeError):
-            return None if text.lstrip().startswith(b"{") else "not JSON"
-        return None if isinstance(data, dict) else "not a JSON object"
-    if name.endswith(".safetensors"):
-        size = int.from_bytes(head, "little") if len(head) == 8 else 0
-        if not 2 <= size <= 100 * 2**20 or path.stat().st_size < 8 + size:
-            return "no safetensors header"
-        with open(path, "rb") as fh:
-            fh.seek(8)
-            header = fh.read(size)
-        try:
-            ok = isinstance(json.loads(header), dict)
-        except (ValueError, UnicodeDecodeError):
-            ok = False
-        return None if ok else "no safetensors header"
-    if name.endswith((".bin", ".pt", ".pth")):
-        return None if head.startswith((b"PK\x03\x04", b"\x80")) else "neither a zip archive nor a pickle"
-    if name == "latest":
-        text = path.read_bytes()[:256].strip()
-        return None if re.fullmatch(rb"global_step\d+", text) else "not a global_stepN name"
-    return None
-
-
-def stray_member(checkpoint: str | Path) -> tuple[Path, str] | None:
-    """The first thing in ``checkpoint`` that no save writes, with why: a file of another name, a sub-folder other
-    than DeepSpeed's ``global_stepN``, any symbolic link, or a file at a save's name holding what no save writes
-    there (:func:`not_of_its_kind`); None: all of it is what a stopped save leaves."""
+def stray_member(checkpoint: str | Path) -> Path | None:
+    """The first thing in ``checkpoint`` that a save of this run could not have left there before its identity, or
+    None. A save writes the identity first (:func:`identity_callback`, before any process writes a file of the
+    save), so a folder without one holds nothing, or the identity's own temporary file (the output layer's
+    ``TEMP_NAME`` of :data:`CHECKPOINT_FILE`: a stop while :func:`write_identity` wrote it); anything else -- a file
+    at any other name, even one a save writes (``config.json``, weights), a sub-folder, a link -- was put there by
+    someone else."""
     for path in sorted(Path(checkpoint).iterdir()):
-        if path.is_symlink():
-            return path, "which no savi or Trainer save writes"
-        if path.is_dir():
-            if not _SAVED_FOLDER.fullmatch(path.name):
-                return path, "which no savi or Trainer save writes"
-            inner = next((p for p in sorted(path.rglob("*")) if p.is_symlink() or not (p.is_file() or p.is_dir())),
-                         None)
-            if inner is not None:
-                return inner, "which no savi or Trainer save writes"
-            inner = next(((p, why) for p in sorted(path.rglob("*")) if p.is_file() and (why := not_of_its_kind(p))),
-                         None)  # DeepSpeed's shards (``*_states.pt``), each of its kind
-            if inner is not None:
-                return inner[0], f"{inner[1]}, which no savi or Trainer save writes at that name"
-        elif not (path.is_file() and _SAVED_FILE.fullmatch(path.name)):
-            return path, "which no savi or Trainer save writes"
-        elif (why := not_of_its_kind(path)) is not None:
-            return path, f"{why}, which no savi or Trainer save writes at that name"
+        identity_temp = TEMP_NAME.fullmatch(path.name) and path.name.startswith(f".{CHECKPOINT_FILE}.")
+        if path.is_symlink() or not path.is_file() or not identity_temp:
+            return path
     return None
 
 
@@ -154,13 +86,23 @@ class ForeignCheckpointError(ConfigurationError):
 
 
 def checkpoint_folders(output_dir: str | Path) -> list[tuple[int, Path]]:
-    """``(N, path)`` of every ``checkpoint-N`` folder in ``output_dir``, newest first."""
+    """``(N, path)`` of every ``checkpoint-N`` folder in ``output_dir`` (named as the Trainer names a save), newest
+    first."""
     output_dir = Path(output_dir)
     if not output_dir.is_dir():
         return []
     found = [(int(m.group(1)), p) for p in output_dir.iterdir()
-             if (m := _NAME.fullmatch(p.name)) and p.is_dir()]
+             if (m := _SAVED_NAME.fullmatch(p.name)) and p.is_dir()]
     return sorted(found, reverse=True)
+
+
+def misnamed_checkpoint_folders(output_dir: str | Path) -> list[Path]:
+    """The folders of ``output_dir`` that transformers counts among the run's checkpoints (``checkpoint-*``: its
+    rotation removes the oldest beyond ``save_total_limit``) under a name no save is written at
+    (``checkpoint-0003``, ``checkpoint-3.bak``)."""
+    output_dir = Path(output_dir)
+    return sorted(p for p in output_dir.glob("checkpoint-*") if p.is_dir() and not _SAVED_NAME.fullmatch(p.name)) \
+        if output_dir.is_dir() else []
 
 
 def read_identity(checkpoint: str | Path) -> dict[str, Any] | None:
@@ -290,6 +232,12 @@ def resume_point(output_dir: str | Path, fingerprint: str | None, *, config: dic
             one with files changed since the run wrote them, naming it.
     """
     newest, newest_identity, torn = None, None, []
+    misnamed = [] if reading else misnamed_checkpoint_folders(output_dir)  # a reader removes nothing
+    if misnamed:
+        raise ForeignCheckpointError(
+            f"{misnamed[0]}: is no checkpoint this run saved (the Trainer saves step N as checkpoint-N), yet "
+            f"transformers counts every checkpoint-* folder among the run's and removes the oldest beyond "
+            f"train.save_total_limit: move it out of {output_dir}, or choose another --output-dir")
     for step, path in checkpoint_folders(output_dir):  # every one is judged before anything is removed
         identity, saved = read_identity(path), state_step(path)
         held = {saved, identity.get("step") if identity else None} - {None}
@@ -315,13 +263,13 @@ def resume_point(output_dir: str | Path, fingerprint: str | None, *, config: dic
             torn.append(path)
         elif (stray := stray_member(path)) is not None:  # not removed with the earlier session's checkpoints
             raise ForeignCheckpointError(
-                f"{path}: holds {stray[0].relative_to(path).as_posix()}, {stray[1]}, and carries no savi run identity "
-                f"({CHECKPOINT_FILE}): it was not written by this run; " +
+                f"{path}: holds {stray.name} and carries no savi run identity ({CHECKPOINT_FILE}), which a save of "
+                f"this run writes before anything else: it was not written by this run; " +
                 (read if reading else f"training would remove or overwrite it: move it out of {output_dir}, or "
                                       f"choose another --output-dir"))
         else:
-            log.warning("%s is incomplete and carries no run identity (the run was stopped as it began saving "
-                        "it); not used", path)
+            log.warning("%s is incomplete and carries no run identity (the run was stopped as it began writing "
+                        "its identity); not used", path)
     if newest is not None and verify:  # before anything is removed: a refusal leaves the folder as it was
         check_contents(newest, newest_identity, reading)
     for path in torn:
@@ -352,10 +300,13 @@ def outputs_intact_callback():
 def identity_callback(fingerprint: str, config: dict[str, Any]):
     """A ``TrainerCallback`` that writes the run identity into every checkpoint the Trainer saves (rank 0).
 
-    Written when the Trainer has decided to save (``control.should_save`` after a step or an epoch), before its
-    first file, and again after the save (``on_save``, also covering a save decided after evaluation) with the
-    checkpoint's :func:`checkpoint_contents`: the Trainer calls ``on_save`` after ``_save_checkpoint`` has written
-    the weights, optimizer, scheduler, RNG state and, last, ``trainer_state.json``.
+    Written first, before any file of the save: :class:`~savi_plugin.training.trainer.PreferenceTrainer` calls
+    ``on_checkpoint_begin`` as its ``_save_checkpoint`` begins -- the one route of every save, whatever decided it
+    (``save_strategy`` steps or epoch after a step or an epoch, ``best`` after an evaluation, the save at
+    ``max_steps``) -- and no process writes into the checkpoint before rank 0 has written it. Written again once
+    the save is done (``on_save``, after ``_save_checkpoint`` has written the weights, optimizer, scheduler, RNG
+    state and, last, ``trainer_state.json``) with the checkpoint's :func:`checkpoint_contents`. So a folder with no
+    identity holds at most the identity's temporary file (:func:`stray_member`).
     """
     from transformers import TrainerCallback
 
@@ -366,13 +317,8 @@ def identity_callback(fingerprint: str, config: dict[str, Any]):
                 write_identity(folder, fingerprint, config, state.global_step,
                                contents=checkpoint_contents(folder) if saved else None)
 
-        def on_step_end(self, args, state, control, **kwargs):
-            if control.should_save:
-                self._write(args, state)
-
-        def on_epoch_end(self, args, state, control, **kwargs):
-            if control.should_save:
-                self._write(args, state)
+        def on_checkpoint_begin(self, args, state, control, **kwargs):
+            self._write(args, state)
 
         def on_save(self, args, state, control, **kwargs):
             self._write(args, state, saved=True)

@@ -243,12 +243,22 @@ class PreferenceTrainer(Trainer):
     def _save_checkpoint(self, model, trial) -> None:
         """The Trainer's checkpoint save, then a check that it landed in this job's output: an output folder
         moved away while it saved was recreated by the save (then what it wrote is removed) or replaced by another
-        folder it wrote into (then the message names it) (:func:`~savi_plugin.data.outputs.check_write_landed`)."""
+        folder it wrote into (then the message names it) (:func:`~savi_plugin.data.outputs.check_write_landed`).
+
+        Every save comes here, whatever decided it (a step, an epoch, an evaluation's best metric, ``max_steps``).
+        First each callback's ``on_checkpoint_begin`` runs (the run identity,
+        :func:`~savi_plugin.training.checkpoints.identity_callback`, is written into the folder before any file of
+        the save), and every process waits for it: the others write their RNG state and DeepSpeed shards there."""
         from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
         from savi_plugin.data.outputs import check_write_landed
 
         folder = Path(self._get_output_dir(trial)) / f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
+        for callback in self.callback_handler.callbacks:
+            begin = getattr(callback, "on_checkpoint_begin", None)
+            if begin is not None:
+                begin(self.args, self.state, self.control)
+        self.accelerator.wait_for_everyone()
         try:
             super()._save_checkpoint(model, trial)
         except BaseException:

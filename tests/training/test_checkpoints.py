@@ -370,94 +370,110 @@ def test_a_checkpoint_saved_before_contents_were_recorded_resumes_and_says_it_is
 
 
 @pytest.mark.parametrize("extra", [(), ("--resume",)], ids=["anew", "resume"])
-@pytest.mark.parametrize("content", ["trainer_file", "user_file", "hidden_file", "sub_folder", "symlink"])
+@pytest.mark.parametrize("content", ["trainer_file", "user_file", "hidden_file", "sub_folder", "symlink", "empty"])
 def test_a_checkpoint_folder_savi_did_not_write_is_refused_never_removed(content, extra, finished, tmp_path, capsys,
                                                                        caplog):
     """Pass 24 G #80: a ``checkpoint-7`` a user made in a finished run's folder (no run identity, their notes in it)
-    was taken for a save stopped as it began and removed with the earlier session's checkpoints. Only a folder
-    holding what a stopped save leaves is passed over (and removed when trained anew); anything else is refused by
-    name, nothing touched, with or without --resume."""
+    was taken for a save stopped as it began and removed with the earlier session's checkpoints. Only an empty
+    folder (or one holding the identity's temporary file) is passed over (and removed when trained anew): a save
+    writes its identity first; anything else is refused by name, nothing touched, with or without --resume."""
     out, argv = _copy(finished, tmp_path)
     stray = out / "checkpoint-7"
     stray.mkdir()
     name = {"trainer_file": "optimizer.pt", "user_file": "notes.txt", "hidden_file": ".notes",  # pass 25 R3 #56
-            "sub_folder": "mine", "symlink": "link"}[content]
+            "sub_folder": "mine", "symlink": "link", "empty": None}[content]
     if content == "sub_folder":
         (stray / name).mkdir()
         (stray / name / "notes.txt").write_text("my notes\n")
     elif content == "symlink":
         (stray / name).symlink_to(tmp_path)
     elif content == "trainer_file":
-        (stray / name).write_bytes(b"PK\x03\x04")  # the start of a torch zip archive, as a stopped save leaves it
-    else:
+        (stray / name).write_bytes(b"PK\x03\x04")  # the start of a torch zip archive
+    elif name is not None:
         (stray / name).write_text("my notes\n")
     before = _files(out)
     code, err = _savi(capsys, *argv, *extra)
-    if content == "trainer_file":
+    if name is None:
         assert code == 0, err
         assert "checkpoint-7 is incomplete and carries no run identity" in caplog.text
         assert stray.is_dir() == bool(extra)  # passed over by --resume; removed with the earlier session anew
         return
     lines = _error_lines(err)
     assert code == 2 and len(lines) == 1 and "Traceback" not in err, err
-    assert str(stray) in lines[0] and f"holds {name}" in lines[0], lines[0]
+    assert str(stray) in lines[0] and f"holds {name} and carries no savi run identity" in lines[0], lines[0]
     assert _files(out) == before and os.path.lexists(stray / name)
 
 
-def _saved_names_with_a_kind() -> list[str]:
-    """Every name a save writes (:data:`SAVED_FILES`, ``{n}`` as 1) whose content ``my notes`` is not of its kind."""
-    import tempfile
+def _saved_files(finished, valid: bool) -> dict[str, bytes]:
+    """Every file a save writes, by name: the files of the finished run's last checkpoint (its identity aside),
+    what other saves write at names of their own (a full model's ``config.json`` and weights, DeepSpeed's
+    ``latest``) and the identity's temporary file. ``valid``: content of its kind as a stopped save leaves it (the
+    real file, ``trainer_state.json`` begun; a user's valid JSON ``config.json`` and another run's weights copied
+    in, as pass 25 R4 #17 found removed); otherwise ``my notes``."""
+    from savi_plugin.data.identity import CHECKPOINT_FILE
 
-    from savi_plugin.training.checkpoints import SAVED_FILES, not_of_its_kind
+    last = finished[0] / f"checkpoint-{STEPS}"
+    files = {p.name: p.read_bytes() for p in last.iterdir() if p.name != CHECKPOINT_FILE}
+    files["trainer_state.json"] = files["trainer_state.json"][:40]  # written last: whole, the save was complete
+    files |= {"config.json": b'{"my": "settings I keep here"}\n',
+              "model.safetensors": (last / "adapter_model.safetensors").read_bytes(), "latest": b"global_step7",
+              f".{CHECKPOINT_FILE}.4242.0123abcd.tmp": (last / CHECKPOINT_FILE).read_bytes()[:40]}
+    assert {"adapter_model.safetensors", "adapter_config.json", "optimizer.pt", "scheduler.pt", "rng_state.pth",
+            "trainer_state.json", "training_args.bin"} <= set(files), sorted(files)
+    return files if valid else {name: b"my notes\n" for name in files}
 
-    names = []
-    with tempfile.TemporaryDirectory() as folder:
-        for name in (n.replace("{n}", "1").replace("*", "x") for n in SAVED_FILES):
-            (Path(folder) / name).write_text("my notes\n")
-            if not_of_its_kind(Path(folder) / name) is not None:
-                names.append(name)
-    return names
 
-
-@pytest.mark.parametrize("content", ["my notes\n", "[1, 2]\n", "\x00\x00\x00\x00\x00\x00\x00\x00{}"])
-@pytest.mark.parametrize("name", _saved_names_with_a_kind())
-def test_a_user_file_at_a_name_a_save_writes_is_refused_never_removed(name, content, finished, tmp_path, capsys):
-    """Pass 25 R3 #8: ``echo "my notes" > t/checkpoint-7/config.json`` in a finished run's folder was taken for a
-    save stopped as it began: trained anew, the user's file was removed with the earlier session's checkpoints.
-    Every name a save writes (:data:`SAVED_FILES`) whose content has a form, holding what is not of its kind, is
-    the user's: refused by name, nothing touched."""
-    from savi_plugin.training.checkpoints import not_of_its_kind
+@pytest.mark.parametrize("identity", [False, True], ids=["no_identity", "our_identity"])
+@pytest.mark.parametrize("valid", [True, False], ids=["of_its_kind", "not_of_its_kind"])
+def test_an_unfinished_checkpoint_without_the_run_identity_holds_nothing_a_save_writes(identity, valid, finished,
+                                                                                       tmp_path, capsys, caplog):
+    """Pass 25 R4 #17: ``{"my": "settings I keep here"}`` as ``checkpoint-8/config.json`` (valid JSON at a save's
+    name), a ``trainer_state.json`` of ``{"a": 1}``, or another run's adapter copied into an unfinished
+    ``checkpoint-N`` with no run identity passed as "stopped as it began saving" and was removed when the run was
+    trained anew. A save writes its identity before any file (on every route a save takes: the trainer's
+    ``_save_checkpoint``), so without it a folder holds at most the identity's temporary file: every other file a
+    save writes, of its kind or not, is refused by name, nothing touched. With this run's identity the folder is
+    this run's torn save, whatever it holds: removed before training."""
+    from savi_plugin.data.identity import CHECKPOINT_FILE
 
     out, argv = _copy(finished, tmp_path)
-    stray = out / "checkpoint-7"
-    stray.mkdir()
-    (stray / name).write_text(content)
-    if not_of_its_kind(stray / name) is None:
-        pytest.skip(f"{content!r} is of the kind of {name}")
-    before = _files(out)
-    code, err = _savi(capsys, *argv)
-    lines = _error_lines(err)
-    assert code == 2 and len(lines) == 1 and "Traceback" not in err, err
-    assert str(stray) in lines[0] and f"holds {name}, " in lines[0], lines[0]
-    assert "which no savi or Trainer save writes at that name" in lines[0], lines[0]
-    assert _files(out) == before
+    files = _saved_files(finished, valid)
+    temporary = next(name for name in files if name.startswith(f".{CHECKPOINT_FILE}."))
+    record = json.loads((out / f"checkpoint-{STEPS}" / CHECKPOINT_FILE).read_text())
+    if identity:  # each file alone in a torn checkpoint of this run: all removed by one --resume
+        folders = []
+        for step, (name, data) in enumerate(sorted(files.items()), start=10):
+            folder = out / f"checkpoint-{step}"
+            folder.mkdir()
+            (folder / CHECKPOINT_FILE).write_text(json.dumps({**record, "step": step, "contents": None}))
+            (folder / name).write_bytes(data)
+            folders.append(folder)
+        code, err = _savi(capsys, *argv, "--resume")
+        assert code == 0, err
+        assert not any(folder.exists() for folder in folders), [f.name for f in folders if f.exists()]
+        assert "(the run was stopped while saving it); removed" in caplog.text
+        return
+    stray = out / "checkpoint-8"
+    for name, data in sorted(files.items()):
+        stray.mkdir()
+        (stray / name).write_bytes(data)
+        before = _files(out)
+        code, err = _savi(capsys, *argv, "--resume")
+        if name == temporary:  # a stop while the identity was written: passed over by --resume, kept
+            assert code == 0, err
+            assert "checkpoint-8 is incomplete and carries no run identity" in caplog.text
+            assert (stray / name).read_bytes() == data
+        else:
+            lines = _error_lines(err)
+            assert code == 2 and len(lines) == 1 and "Traceback" not in err, (name, err)
+            assert lines[0].startswith(f"error: {stray}: holds {name} and carries no savi run identity"), lines[0]
+            assert "which a save of this run writes before anything else" in lines[0], lines[0]
+            assert _files(out) == before, name
+        shutil.rmtree(stray)
 
 
-def test_every_name_a_save_writes_that_has_a_form_is_checked(finished):
-    """Only names whose content has no form to check pass whatever they hold (:func:`not_of_its_kind`); every file
-    of a real checkpoint is of its kind."""
-    from savi_plugin.training.checkpoints import SAVED_FILES, not_of_its_kind
-
-    saved = [p for p in (finished[0] / f"checkpoint-{STEPS}").rglob("*") if p.is_file()]
-    assert saved and {p.name: not_of_its_kind(p) for p in saved} == {p.name: None for p in saved}
-
-    unchecked = {n.replace("{n}", "1").replace("*", "x") for n in SAVED_FILES} - set(_saved_names_with_a_kind())
-    assert unchecked == {"README.md", "merges.txt", "tokenizer.model", "chat_template.jinja", "zero_to_fp32.py",
-                         ".x.tmp"}
-
-
-def test_a_user_file_in_deepspeeds_shard_folder_is_refused_never_removed(finished, tmp_path, capsys):
-    """The same for DeepSpeed's ``global_stepN`` folder: a ``*.pt`` there that is no torch file is the user's."""
+def test_a_user_file_in_a_deepspeed_shard_folder_is_refused_never_removed(finished, tmp_path, capsys):
+    """DeepSpeed's ``global_stepN`` folder too is written after the identity: without it, it is someone else's."""
     out, argv = _copy(finished, tmp_path)
     shard = out / "checkpoint-7" / "global_step7"
     shard.mkdir(parents=True)
@@ -466,7 +482,23 @@ def test_a_user_file_in_deepspeeds_shard_folder_is_refused_never_removed(finishe
     code, err = _savi(capsys, *argv)
     lines = _error_lines(err)
     assert code == 2 and len(lines) == 1, err
-    assert "holds global_step7/mp_rank_00_model_states.pt, neither a zip archive nor a pickle" in lines[0], lines[0]
+    assert "checkpoint-7: holds global_step7 and carries no savi run identity" in lines[0], lines[0]
+    assert _files(out) == before
+
+
+@pytest.mark.parametrize("name", ["checkpoint-0003", "checkpoint-3.bak", "checkpoint-best"])
+def test_a_folder_named_like_a_checkpoint_that_no_save_writes_is_refused(name, finished, tmp_path, capsys):
+    """Pass 25 R4 #17: ``checkpoint-0003`` (step 3 with a leading zero) was taken for checkpoint 3 and removed.
+    transformers' rotation (``save_total_limit``) counts every ``checkpoint-*`` folder among the run's and removes
+    the oldest, so one under a name the Trainer never saves at -- even a copy of the run's own checkpoint -- is
+    refused by name, nothing touched."""
+    out, argv = _copy(finished, tmp_path)
+    shutil.copytree(out / f"checkpoint-{STEPS}", out / name)
+    before = _files(out)
+    code, err = _savi(capsys, *argv, "train.save_total_limit=1")
+    lines = _error_lines(err)
+    assert code == 2 and len(lines) == 1, err
+    assert lines[0].startswith(f"error: {out / name}: is no checkpoint this run saved"), lines[0]
     assert _files(out) == before
 
 
