@@ -77,13 +77,13 @@ _NEGATOR = (r"(?:(?:(?<![A-Za-z])(?i:not|never|no\s+longer|neither|nor|cannot|ex
 _CHOOSING = (r"(?:(?i:be|pick|choose|select|say|answer|go\s+(?:with|for)|(?:(?:think|believe|say)\s+)?(?:that\s+)?"
              r"(?:it['’]s|it\s+is|it\s+would\s+be|the\s+answer\s+is))\s+)?")
 _VERDICT = (r"not|never|no\s+longer|wrong|incorrect|false|unlikely|implausible|impossible|absent|missing|ruled\s+out|out|"
-            r"excluded|eliminated|mistaken?|trap|distractor")
+            r"excluded|eliminated|mistaken?|trap|distractor|(?:poor|bad|weak)\s+(?:fit|choice|match|option|pick|answer)")
 
 
 def _negated_verb(be: str, aux: str) -> str:
     """A negated verb or a verdict against its subject, whose own verbs are ``be`` (``"is"``, ``"seems"``) and
     ``aux`` (``"does"``, ``"has"``): the singular or the plural ones."""
-    return (rf"(?:\s*(?:[?:,.]|\s[-–—])\s*(?i:(?:(?:certainly|definitely|absolutely|surely|of\s+course)\s+)?"
+    return (rf"(?:\s*(?:[?:,.;]|\s[-–—])\s*(?i:(?:(?:certainly|definitely|absolutely|surely|of\s+course)\s+)?"
             rf"(?:no|nope|not|never|wrong|incorrect|false))\b(?=\s*(?:[.!,;)]|$))"  # a verdict alone, not "B. Not A."
             rf"|\s+(?i:(?:{be}|(?:would|could|must|should|might|may)\s+be)\s+"  # "A? No.", "B: certainly not."
             rf"(?:(?:to\s+be|also|clearly|definitely|both|all)\s+)?(?:(?:the|an?)\s+)?(?:{_VERDICT})\b"
@@ -168,7 +168,8 @@ def _claim_patterns(letters: str, words: str = "AI") -> tuple[list[re.Pattern], 
         (rf"{_L}{_OPEN}\s*(?P<l16>{anycase})\s*{_CLOSE}\s+(?i:no|nope|never|wrong|incorrect|false)\b"
          r"(?=\s*(?:[.!,;)]|$))"),                                                        # "(a) no.", "(B) wrong"
         rf"不是\s*(?P<l>{anycase})(?![A-Za-z])",
-        (rf"(?<![A-Za-z])(?i:wrong|incorrect|false|not\s+correct)\s*[:：]\s*(?:option\s+)?{_OPEN}?(?P<l15>[{letters}])"
+        (rf"(?<![A-Za-z])(?i:wrong|incorrect|false|not\s+(?:correct|it)|nope|reject(?:ed)?|eliminated?|excluded?|"
+         rf"ruled\s+out)\s*[:：]\s*(?:option\s+)?{_OPEN}?(?P<l15>[{letters}])"
          r"(?![A-Za-z0-9'’\u00c0-\u024f])"),                                             # "Wrong: C", "Incorrect: B"
         (rf"\b(?:not|neither)\s+(?:option\s+)?[{letters}]\s*(?:,|or|nor|and)\s*(?:option\s+)?"
          rf"(?P<l9>[{letters}])(?![A-Za-z0-9'’\u00c0-\u024f])"),                                  # "not A or B": B too
