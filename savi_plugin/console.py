@@ -2,12 +2,12 @@
 
 The command-line module imports argparse, logging and every sub-command's parser before its own boundary
 (:func:`savi_plugin.cli.run_guarded`) stands; a Ctrl-C in that second was Python's ``KeyboardInterrupt``
-traceback and death by SIGINT. This module imports nothing but :mod:`sys` before it catches it."""
+traceback and death by SIGINT. This module imports nothing but :mod:`sys` and the import-free :mod:`savi_plugin.stop_lines` (the boundary's own
+words, defined there once) before it catches it."""
 
 import sys
 
-#: the line of a command stopped before it started (the boundary's own words for Ctrl-C with nothing written)
-STOPPED_AT_START = "interrupted: nothing was written; re-run the command\n"
+from savi_plugin.stop_lines import STOPPED_AT_START
 
 
 def main() -> int:
