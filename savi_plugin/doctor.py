@@ -123,8 +123,9 @@ def import_deaths(modules: tuple[str, ...] = PROBED, limit: float | None = None)
     """The modules of ``modules`` whose import ends the process (``os._exit``, a signal such as a segfault) or
     blocks (no end within ``limit`` seconds, default :data:`IMPORT_TIME_LIMIT`), each with what happened in one
     line, found by importing them in order in one child process (``sys.executable``, this process's ``sys.path``);
-    after a death or a block (the child killed), a new child goes on from the next module. Cached per
-    ``sys.path``."""
+    after a death or a block (the child killed), a new child goes on from the next module; a module inside a
+    package that died or blocked (``lmms_eval.evaluator`` after ``lmms_eval``) is given the package's line, never
+    imported again (a blocking package costs one limit, not one per module). Cached per ``sys.path``."""
     limit = IMPORT_TIME_LIMIT if limit is None else limit
     from savi_plugin.data.outputs import start_child  # the one launcher: the probe dies with the doctor
 
@@ -160,6 +161,9 @@ def import_deaths(modules: tuple[str, ...] = PROBED, limit: float | None = None)
             how = f"ends the process at once (exit status {code}, bypassing SystemExit)"
         deaths[dying] = f"importing {dying} ({_origin(dying)}) {how}"
         rest = rest[rest.index(dying) + 1:]
+        for module in [m for m in rest if m.startswith(dying + ".")]:  # each would import the package again
+            deaths[module] = deaths[dying]
+            rest.remove(module)
     _deaths[key] = deaths
     return deaths
 
