@@ -11,9 +11,10 @@ A package is checked as it imports (:func:`import_problem`), not as its metadata
 get names its file and its own version, and one that is not the installed distribution's (a copy on ``sys.path``,
 e.g. from ``$PYTHONPATH``, shadowing it) fails, naming where it comes from. Whatever a package raises at import
 (``SystemExit`` included) is that package's ``[fail]`` line, never the doctor's own exit. An import that ends the
-process by a way no ``except`` sees (``os._exit``, a segfault, an abort) is found first, in one child process that
-imports every module of :data:`PROBED` in order (:func:`import_deaths`); the doctor never imports one that killed
-it, and names it as its ``[fail]`` line.
+process by a way no ``except`` sees (``os._exit``, a segfault, an abort), or that blocks (it does not end within
+:data:`IMPORT_TIME_LIMIT` seconds), is found first, in one child process that imports every module of
+:data:`PROBED` in order (:func:`import_deaths`); the doctor never imports one that killed or blocked it, and names
+it as its ``[fail]`` line.
 """
 
 from __future__ import annotations
@@ -92,10 +93,40 @@ for name in sys.argv[3:]:
 _deaths: dict[tuple, dict[str, str]] = {}
 
 
-def import_deaths(modules: tuple[str, ...] = PROBED) -> dict[str, str]:
-    """The modules of ``modules`` whose import ends the process (``os._exit``, a signal such as a segfault), each
-    with what happened in one line, found by importing them in order in one child process (``sys.executable``, this
-    process's ``sys.path``); after a death, a new child goes on from the next module. Cached per ``sys.path``."""
+#: seconds one module of :data:`PROBED` may take to import in the probe (torch on a loaded machine takes tens):
+#: one that takes longer blocks, and the doctor names it instead of hanging on it
+IMPORT_TIME_LIMIT = 120.0
+
+
+def _read_probe(fd: int, limit: float) -> tuple[list[str], bool]:
+    """The lines the probe child says on the pipe ``fd`` until it closes it, and whether it stopped saying anything
+    for ``limit`` seconds after starting a module (that import blocks); ``fd`` is closed."""
+    import select
+    import time
+
+    data, deadline = b"", time.monotonic() + limit
+    try:
+        while True:
+            ready, _, _ = select.select([fd], [], [], max(deadline - time.monotonic(), 0))
+            if not ready:
+                return data.decode("utf-8", "replace").splitlines(), True
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                return data.decode("utf-8", "replace").splitlines(), False
+            data += chunk
+            deadline = time.monotonic() + limit  # each line: a module started or done, the next one's time begins
+    finally:
+        os.close(fd)
+
+
+def import_deaths(modules: tuple[str, ...] = PROBED, limit: float | None = None) -> dict[str, str]:
+    """The modules of ``modules`` whose import ends the process (``os._exit``, a signal such as a segfault) or
+    blocks (no end within ``limit`` seconds, default :data:`IMPORT_TIME_LIMIT`), each with what happened in one
+    line, found by importing them in order in one child process (``sys.executable``, this process's ``sys.path``);
+    after a death or a block (the child killed), a new child goes on from the next module; a module inside a
+    package that died or blocked (``lmms_eval.evaluator`` after ``lmms_eval``) is given the package's line, never
+    imported again (a blocking package costs one limit, not one per module). Cached per ``sys.path``."""
+    limit = IMPORT_TIME_LIMIT if limit is None else limit
     from savi_plugin.data.outputs import start_child  # the one launcher: the probe dies with the doctor
 
     key = (tuple(sys.path), tuple(modules))
@@ -111,14 +142,17 @@ def import_deaths(modules: tuple[str, ...] = PROBED) -> dict[str, str]:
                                 pass_fds=(write,))
         finally:
             os.close(write)
-        with os.fdopen(read, encoding="utf-8", errors="replace") as pipe:
-            said = pipe.read().splitlines()
+        said, blocked = _read_probe(read, limit)
+        if blocked:
+            child.kill()
         code = child.wait()
         done = {line[5:] for line in said if line.startswith("done ")}
         dying = next((line[6:] for line in said if line.startswith("start ") and line[6:] not in done), None)
         if dying is None or dying not in rest:
             break
-        if code < 0:
+        if blocked:
+            how = f"does not finish within {limit:g} s (it blocks; stopped there)"
+        elif code < 0:
             try:
                 how = f"is killed by signal {signal.Signals(-code).name}"
             except ValueError:
@@ -127,6 +161,9 @@ def import_deaths(modules: tuple[str, ...] = PROBED) -> dict[str, str]:
             how = f"ends the process at once (exit status {code}, bypassing SystemExit)"
         deaths[dying] = f"importing {dying} ({_origin(dying)}) {how}"
         rest = rest[rest.index(dying) + 1:]
+        for module in [m for m in rest if m.startswith(dying + ".")]:  # each would import the package again
+            deaths[module] = deaths[dying]
+            rest.remove(module)
     _deaths[key] = deaths
     return deaths
 
@@ -189,6 +226,31 @@ def _editable_source(distribution) -> Path | None:
     return Path(unquote(url.path)).resolve() if url.scheme == "file" else None
 
 
+def _shadow_fix(file: str) -> str:
+    """The fix for a package imported from ``file`` that is not its installed copy: the folder on ``sys.path`` that
+    holds it (``sh/torch/__init__.py`` -> ``sh``; a module file ``sh/torch.py`` -> ``sh``) taken away."""
+    where = Path(file).parent.parent if Path(file).name == "__init__.py" else Path(file).parent
+    return f"remove {where} from sys.path ($PYTHONPATH, the working folder) or rename it there"
+
+
+def _outside_installed(file: str | None, dist: str) -> Path | None:
+    """The installed distribution ``dist``'s folder when ``file`` is none of its files (nor under its editable
+    source folder): a copy elsewhere on ``sys.path`` shadows it; else None."""
+    distribution = md.distribution(dist)
+    files = distribution.files
+    source = _editable_source(distribution)
+    if files is None or (source and file and Path(file).resolve().is_relative_to(source)):
+        return None
+    base = Path(distribution.locate_file("")).resolve()
+    mine = None
+    if file:
+        try:
+            mine = Path(file).resolve().relative_to(base).as_posix()
+        except ValueError:
+            mine = None
+    return base if mine is None or mine not in {f.as_posix() for f in files} else None
+
+
 def import_problem(module: str, dist: str) -> tuple[str | None, str, str | None]:
     """``(problem, found, fix)`` for ``module`` of distribution ``dist`` as it imports here: ``found`` is its
     version and file (``0.22.0 from /site-packages/peft/__init__.py``), ``problem`` None when it is ``dist``'s
@@ -198,35 +260,25 @@ def import_problem(module: str, dist: str) -> tuple[str | None, str, str | None]
     own ``__version__`` is not the installed one's. ``fix``: for a shadowing copy, taking its folder off
     ``sys.path``; else None (the caller's install fix)."""
     package = module.split(".")[0]
+    installed = version_of(dist)
     error = _import(package)  # the package first: a shadowing copy lacks the module asked for
-    if error:
-        return error, "", None
+    if error:  # a copy that is not the installed one's, failing: taking it away is the fix, not an install
+        origin = _origin(package)
+        foreign = origin != "file unknown" and (installed is None or _outside_installed(origin, dist) is not None)
+        return error, "", _shadow_fix(origin) if foreign else None
     top = sys.modules.get(package)
     file = getattr(top, "__file__", None)
     own = getattr(top, "__version__", None)
-    installed = version_of(dist)
     version = own if isinstance(own, str) else installed
     found = f"{version or 'no version'} from {file or 'no file (a namespace package)'}"
-    where = Path(file).parent.parent if file and Path(file).name == "__init__.py" else \
-        Path(file).parent if file else None
-    shadow = f"remove {where} from sys.path ($PYTHONPATH, the working folder) or rename it there" if where else None
+    shadow = _shadow_fix(file) if file else None
     if installed is None:
         return (f"{package} imports {found}, but no {dist} distribution is installed: a copy on sys.path is not an "
                 f"installed package"), found, shadow
-    distribution = md.distribution(dist)
-    files = distribution.files
-    source = _editable_source(distribution)
-    if files is not None and not (source and file and Path(file).resolve().is_relative_to(source)):
-        base = Path(distribution.locate_file("")).resolve()
-        mine = None
-        if file:
-            try:
-                mine = Path(file).resolve().relative_to(base).as_posix()
-            except ValueError:
-                mine = None
-        if mine is None or mine not in {f.as_posix() for f in files}:
-            return (f"{package} imports {found}, not the installed {dist} {installed} (in {base}): a copy on sys.path "
-                    f"shadows it"), found, shadow
+    base = _outside_installed(file, dist)
+    if base is not None:
+        return (f"{package} imports {found}, not the installed {dist} {installed} (in {base}): a copy on sys.path "
+                f"shadows it"), found, shadow
     if isinstance(own, str) and installed and not _same_version(own, installed):
         return (f"{package} imports {found}, whose own version is not the installed {dist} {installed}: a mixed or "
                 f"half-upgraded installation"), found, None

@@ -186,6 +186,10 @@ def _is_shipped(path: Path) -> bool:
 PACKAGE_FILE_KINDS = frozenset({"deepspeed"})
 
 
+#: the recipe key of a generator's prompt file: a run's identity holds it by content (:func:`prompts_by_content`)
+PROMPTS_KEY = "generate.options.prompts"
+
+
 def path_keys() -> list[tuple[str, str]]:
     """Every key path of a recipe that holds a file system path, with its kind (``file``, ``dir``, ``any``,
     ``model``: a hub id unless it exists or starts with ``./``/``../``; ``deepspeed``): the sections' fields
@@ -203,7 +207,7 @@ def path_keys() -> list[tuple[str, str]]:
                      if "path" in f.metadata]
     fields = {f.name for f in dataclasses.fields(config_class())}  # those of the installed transformers
     keys += [(f"train.{key}", "any") for key in TRAIN_PATHS if key in fields]
-    keys += [("train.deepspeed", "deepspeed"), ("generate.options.prompts", "file")]
+    keys += [("train.deepspeed", "deepspeed"), (PROMPTS_KEY, "file")]
     keys += [(f"generate.options.{name}", "model") for name in GENERATOR_MODEL_OPTIONS]
     return keys
 
@@ -490,7 +494,8 @@ def recipe_identity(recipe: Recipe) -> dict:
     """What a loaded recipe makes a job compute, independent of where it was typed from: :func:`recipe_content`
     with every path value (:func:`path_keys`, already resolved by the recipe's one path rule) replaced by what it
     names -- a model folder by its files (:func:`~savi_plugin.data.identity.model_identity`), a file or folder by
-    its content (:func:`~savi_plugin.data.identity.input_identity`) -- and where the job writes
+    its content (:func:`~savi_plugin.data.identity.input_identity`), the prompt file by its parsed content
+    (:func:`prompts_by_content`) -- and where the job writes
     (:data:`OUTPUT_KEYS`) left out. A name that is nothing on this machine (a hub id, ``tiny://``, a shipped
     DeepSpeed name) is kept as written. Two runs of the same recipe from other working folders, or with other
     spellings of the same files (``./x.jsonl``, ``x.jsonl``, absolute), have the same identity; another file
@@ -511,6 +516,9 @@ def recipe_identity(recipe: Recipe) -> dict:
         value = node[last]
         if not isinstance(value, str) or not value or "://" in value:
             continue
+        if key == PROMPTS_KEY:  # by parsed content, as savi generate holds it
+            node[last] = prompts_by_content(value)
+            continue
         path = Path(value).expanduser()
         if path.exists():
             node[last] = {"identity": model_identity(path) if kind == "model" else input_identity(path)}
@@ -519,13 +527,23 @@ def recipe_identity(recipe: Recipe) -> dict:
     return content
 
 
+def prompts_by_content(path: str) -> dict:
+    """The prompt file ``generate.options.prompts`` names, as a run's identity holds it: the one rule of
+    ``savi generate`` (:func:`~savi_plugin.generators.prompts.override_identity`), so a recipe whose prompt file is
+    moved or spelt otherwise is the same recipe, and one whose prompts changed is not (named by key)."""
+    from savi_plugin.generators.prompts import override_identity
+
+    return override_identity(path)
+
+
 def recipe_for_file(recipe: Recipe, holder: str | Path) -> dict:
     """A loaded recipe as the file ``holder`` stores it (``savi align``'s ``manifest.json`` and mark):
     :func:`recipe_content` with every path value (:func:`path_keys`) stored by the one rule for stored paths
     (:func:`savi_plugin.data.paths.path_for_file`: relative to ``holder``'s folder, or inside the declared run
     folder, else absolute). A name that is nothing on this machine (a hub id, ``tiny://``, a shipped DeepSpeed
-    name) is kept as written. The same recipe typed from another working folder, or with another spelling of the
-    same paths, stores the same values, so two of them compare equal."""
+    name) is kept as written; the prompt file is stored by its parsed content (:func:`prompts_by_content`). The
+    same recipe typed from another working folder, or with another spelling of the same paths, stores the same
+    values, so two of them compare equal."""
     from savi_plugin.data.paths import path_for_file
 
     content = recipe_content(recipe)
@@ -537,6 +555,9 @@ def recipe_for_file(recipe: Recipe, holder: str | Path) -> dict:
         if not isinstance(node, dict) or not isinstance(node.get(last), str) or not node[last]:
             continue
         value = node[last]
+        if key == PROMPTS_KEY:  # by parsed content, as savi generate holds it
+            node[last] = prompts_by_content(value)
+            continue
         if "://" in value or (kind == "deepspeed" and is_shipped_deepspeed_name(value)):
             continue
         if kind == "model" and not Path(value).expanduser().exists():

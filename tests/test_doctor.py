@@ -84,7 +84,12 @@ IMPORTED = {"torch": "torch", "torchvision": "torchvision", "transformers": "tra
 #: each way a package's import can end the process: its code, and what its [fail] line says after its file
 ENDINGS = {"exits": ("import sys\nsys.exit(3)\n", "exits the process (SystemExit: 3)"),
            "os._exit": ("import os\nos._exit(4)\n", "ends the process at once (exit status 4, bypassing SystemExit)"),
-           "segfault": ("import ctypes\nctypes.string_at(0)\n", "is killed by signal SIGSEGV")}
+           "segfault": ("import ctypes\nctypes.string_at(0)\n", "is killed by signal SIGSEGV"),
+           "blocks": ("import time\ntime.sleep(3600)\n", "does not finish within 3 s (it blocks; stopped there)")}
+
+#: the doctor as a user runs it, in a child (``main(argv)``) whose probe gives each import 3 seconds
+DOCTOR = ("import sys\nimport savi_plugin.doctor as doctor\ndoctor.IMPORT_TIME_LIMIT = 3\n"
+          "from savi_plugin.cli import main\nsys.exit(main(['doctor', '--eval']))\n")
 
 
 @pytest.mark.parametrize("kind", ["shadow", *ENDINGS])
@@ -97,14 +102,16 @@ def test_a_package_shadowed_or_exiting_at_import_is_its_failed_check(kind, tmp_p
     folder to take off sys.path; an exit at import is that package's [fail] line naming its file, and the doctor
     still reports everything. Pass 24 R2 row 20: a package calling ``os._exit(4)`` at import (no ``except`` sees it)
     ended the doctor with status 4 and no output; such an import, or a segfault, is now found in one child process
-    first and named the same way, never imported by the doctor itself."""
+    first and named the same way, never imported by the doctor itself. Pass 25 R3 rows 39/40/42: the fix of a copy
+    that fails at import was "pip install ...", now the folder that shadows the installed one, for every kind; and
+    a package that blocks at import hung the doctor with no line: the probe gives each import a time limit and
+    names the one that blocks."""
     for package in IMPORTED:
         (tmp_path / package).mkdir()
         (tmp_path / package / "__init__.py").write_text(
             "__version__ = '0.1.0'\n" if kind == "shadow" else ENDINGS[kind][0])
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(tmp_path), str(ROOT)]))}
-    out = subprocess.run([sys.executable, "-m", "savi_plugin", "doctor", "--eval"], capture_output=True, text=True,
-                         timeout=600, env=env)
+    out = subprocess.run([sys.executable, "-c", DOCTOR], capture_output=True, text=True, timeout=600, env=env)
     assert out.returncode == 1, out.stdout + out.stderr[-2000:]
     lines = out.stdout.splitlines()
     for package, check in IMPORTED.items():
@@ -114,10 +121,10 @@ def test_a_package_shadowed_or_exiting_at_import_is_its_failed_check(kind, tmp_p
         assert line is not None, (package, lines)
         if kind == "shadow":
             assert f"{package} imports 0.1.0 from {fake}, not the installed" in line, line
-            assert line.endswith(f"-> fix: remove {tmp_path} from sys.path ($PYTHONPATH, the working folder) or "
-                                 f"rename it there"), line
         else:
             assert f"importing {package} ({fake}) {ENDINGS[kind][1]}" in line, line
+        assert line.endswith(f"-> fix: remove {tmp_path} from sys.path ($PYTHONPATH, the working folder) or "
+                             f"rename it there"), line
     assert lines[-1].startswith("savi doctor: cannot work (torch, transformers, peft, accelerate, torchvision, video "
                                 "decoder, lmms-eval"), lines[-1]
 
@@ -157,3 +164,24 @@ def test_an_editable_install_imports_its_own_source_and_a_copy_beside_it_is_a_sh
         assert problem is None
     else:
         assert problem and "shadows it" in problem and fix and str(clone) in fix
+
+
+@pytest.mark.parametrize("where", ["$PYTHONPATH", "the working folder"])
+def test_a_savi_plugin_folder_shadowing_the_installed_one_is_one_line(where, tmp_path):
+    """Pass 25 R3 row 41: a folder named ``savi_plugin`` on ``sys.path`` (``PYTHONPATH=sh savi doctor``, or ``.`` on
+    it in a working folder that holds one) took the package's name, and ``savi`` died with a 6-line traceback
+    (``ImportError: cannot import name '__version__' from 'savi_plugin' (sh/savi_plugin/__init__.py)``). The
+    console script says it in one line, naming the folder to take off ``sys.path``, exit 2, for every command."""
+    from tests.builders import console_script
+
+    shadow = tmp_path / "sh" if where == "$PYTHONPATH" else tmp_path
+    (shadow / "savi_plugin").mkdir(parents=True)
+    (shadow / "savi_plugin" / "__init__.py").write_text("")
+    env = {**os.environ, "PYTHONPATH": str(shadow) if where == "$PYTHONPATH" else "."}
+    out = subprocess.run([console_script("savi"), "doctor"], capture_output=True, text=True, timeout=300,
+                         env=env, cwd=tmp_path)
+    assert out.returncode == 2 and out.stdout == "", out.stdout + out.stderr
+    assert out.stderr.splitlines() == [
+        f"error: savi_plugin imports from {shadow / 'savi_plugin'}, not from this installation "
+        f"({ROOT / 'savi_plugin'}): remove {shadow} from sys.path ($PYTHONPATH, the working folder) or rename the "
+        f"folder there"], out.stderr

@@ -564,9 +564,6 @@ _DEFAULT_STOPS = ("SIGHUP", "SIGQUIT")
 #: the stop signal (SIGINT, SIGTERM, SIGHUP or SIGQUIT) that reached the running command, None before one did
 _stop_signal: int | None = None
 
-#: what the boundary's line calls each stop signal (by name: ``signal`` is imported where a command runs)
-_STOP_WORDS = {"SIGINT": "interrupted", "SIGTERM": "terminated (SIGTERM)", "SIGHUP": "hung up (SIGHUP)",
-               "SIGQUIT": "quit (SIGQUIT)"}
 
 
 @contextlib.contextmanager
@@ -773,18 +770,22 @@ def _stopped(name: str | None, signum: int) -> int:
     """Say what a stopped command keeps (one line) and return its status, 128 + the signal: 130 for Ctrl-C, 143 for
     SIGTERM, 129 for SIGHUP, 131 for SIGQUIT. The line is not written when standard error went with the terminal
     that hung up."""
-    word = _STOP_WORDS.get(signal.Signals(signum).name, f"stopped ({signal.Signals(signum).name})")
+    from savi_plugin.stop_lines import STOP_WORDS, stopped_line
+
+    word = STOP_WORDS.get(signal.Signals(signum).name, f"stopped ({signal.Signals(signum).name})")
     with contextlib.suppress(OSError):
-        say(f"{word}: {_kept_hint(name)}", file=sys.stderr)
+        say(stopped_line(word, _kept_hint(name)), file=sys.stderr)
     return 128 + int(signum)
 
 
 def _kept_hint(name: str | None) -> str:
     """What a stopped command keeps: its resume hint (:data:`RESUME_HINTS`) when an output it claimed keeps
     results, else :func:`_nothing_written`."""
+    from savi_plugin.stop_lines import RERUN
+
     nothing = _nothing_written()
     if nothing:
-        return f"{nothing}; re-run the command"
+        return f"{nothing}; {RERUN}"
     hint = RESUME_HINTS.get(name, "stopped before finishing; re-run the command")
     if _chosen_output is not None:  # the same command would choose a new folder: name the one that resumes
         hint = hint.replace("re-run the same command (same --out)", f"re-run the command with --out {_chosen_output}")
@@ -793,9 +794,11 @@ def _kept_hint(name: str | None) -> str:
 
 def _changed_input_hint() -> str:
     """What a job stopped by an input changed under it (:class:`~savi_plugin.errors.InputChangedError`) keeps."""
+    from savi_plugin.stop_lines import RERUN
+
     nothing = _nothing_written()
     if nothing:
-        return f"{nothing}; re-run the command"
+        return f"{nothing}; {RERUN}"
     return ("what the job made from it until now is kept: put the file back as it was and re-run the same command "
             "to continue, or write to a new output to start over with the new file")
 
@@ -804,6 +807,7 @@ def _nothing_written() -> str | None:
     """"nothing was written" when the command claimed no output, or the output layer removed each new one it
     claimed because it ended before its first result (:meth:`~savi_plugin.data.outputs.Output.undo`); else None."""
     from savi_plugin.data.outputs import command_outputs
+    from savi_plugin.stop_lines import NOTHING_WRITTEN
 
     ended = command_outputs()
     if not all(state == "undone" for state in ended.values()):
@@ -812,7 +816,7 @@ def _nothing_written() -> str | None:
               if not any(path.startswith(other.rstrip("/") + "/") for other in ended if other != path)]
     removed = (f" (the new output {undone[0]}{f' and {len(undone) - 1} more' if len(undone) > 1 else ''} held "
                f"no result yet and was removed)") if undone else ""
-    return f"nothing was written{removed}"
+    return f"{NOTHING_WRITTEN}{removed}"
 
 
 def _end_progress_bars() -> None:

@@ -65,6 +65,37 @@ def repair_truncated_tail(path: Path) -> int:
     return size - keep
 
 
+def cut_from_line(path: Path, number: int) -> int:
+    """Cut ``path`` at the start of its line ``number`` (1-based): that line and every one after it are removed,
+    the lines before it kept byte for byte; return the bytes removed. A job that must write those lines again in
+    their order (a resumed generation whose earlier pair was lost) cuts here, then appends as ever.
+
+    Raises:
+        ForeignOutputError: ``path`` is a symbolic link, folder or FIFO (:func:`savi_plugin.data.outputs.
+            check_own_file`): nothing is cut through it.
+    """
+    from savi_plugin.data.outputs import check_own_file
+
+    check_own_file(path)
+    size = path.stat().st_size
+    with open(path, "rb+") as fh:
+        keep, seen, block = 0, 0, 1 << 16
+        while seen < number - 1:  # the end of line number - 1, found in blocks (lines can be long)
+            fh.seek(keep)
+            chunk = fh.read(block)
+            if not chunk:
+                return 0  # fewer lines than that: nothing to cut
+            at = -1
+            while seen < number - 1:
+                at = chunk.find(b"\n", at + 1)
+                if at < 0:
+                    break
+                seen += 1
+            keep = keep + at + 1 if at >= 0 else keep + len(chunk)
+        fh.truncate(keep)
+    return size - keep
+
+
 def iter_complete_objects(path: Path) -> Iterator[dict[str, Any]]:
     """The JSON objects on the complete lines of ``path`` (a torn last line and lines that are not JSON objects,
     by the readers' rule, are skipped)."""

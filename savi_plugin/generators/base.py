@@ -170,19 +170,15 @@ class Generator(abc.ABC):
 
     def run_options(self) -> dict[str, Any]:
         """The options as a run's identity holds them (:meth:`describe`, what a resume must share): a prompts
-        override by its parsed content, never by the path it was typed as -- a prompt file named otherwise
-        (``./p.yaml``, from another folder, a copy) or reformatted (a comment, the keys' order) is the same
-        prompts -- with the file it was read from beside (:data:`~savi_plugin.data.fingerprint.READ_FROM`: named
-        by a refusal, not compared), and the version without the override's digest (its content is compared key
-        by key, so a refusal names the prompts that changed, not a hash)."""
-        from savi_plugin.data.fingerprint import READ_FROM
-        from savi_plugin.generators.prompts import CUSTOM
+        override by its parsed content (:func:`~savi_plugin.generators.prompts.override_identity`, the one rule),
+        and the version without the override's digest (its content is compared key by key, so a refusal names
+        the prompts that changed, not a hash)."""
+        from savi_plugin.generators.prompts import CUSTOM, override_identity
 
         out = self.describe()
         if self.prompt_override is not None:
-            origin, data = self.prompt_override
-            out["prompts"] = jsonable(data) if isinstance(self.config.prompts, Mapping) else \
-                {**jsonable(data), READ_FROM: origin}
+            _, data = self.prompt_override
+            out["prompts"] = jsonable(override_identity(self.config.prompts, self.prompt_override))
             if "version" not in data:
                 out["prompts_version"] = out["prompts_version"].rsplit(CUSTOM, 1)[0] + CUSTOM
         return out

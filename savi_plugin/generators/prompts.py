@@ -190,6 +190,28 @@ def read_override(override: str | Path | Mapping[str, Any] | None) -> tuple[str,
     return str(path), _read_yaml(text, str(path))
 
 
+def override_identity(override: str | Path | Mapping[str, Any] | None,
+                      read: tuple[str, dict[str, Any]] | None = None) -> dict[str, Any] | None:
+    """A prompts override as a run's identity holds it (what a resume must share; ``savi generate``'s options and
+    ``savi align``'s recipe alike): by its parsed content, never by the path it was typed as -- a prompt file named
+    otherwise (``./p.yaml``, from another folder, moved, a copy) or reformatted (a comment, the keys' order) is the
+    same prompts -- with the file it was read from beside (:data:`~savi_plugin.data.fingerprint.READ_FROM`: named
+    by a refusal, never compared); a mapping as it is. None: no override.
+
+    Args:
+        override: the ``prompts`` option (a YAML file path or a mapping).
+        read: the override as :func:`read_override` already read it (one read decides the prompts a run uses and
+            its identity); read now when not given.
+    """
+    from savi_plugin.data.fingerprint import READ_FROM
+
+    read = read if read is not None else read_override(override)
+    if read is None:
+        return None
+    origin, data = read
+    return dict(data) if isinstance(override, Mapping) else {**data, READ_FROM: origin}
+
+
 def check_control_strings(prompts: Mapping[str, Any], controls: Sequence[str], name: str,
                           override: str | Path | Mapping[str, Any] | None = None,
                           module: str = "savi_plugin.generators") -> None:

@@ -93,6 +93,7 @@ from savi_plugin.data.writer import (
     JsonlAppender,
     PreferenceWriter,
     encode_line,
+    cut_from_line,
     line_digest,
     repair_truncated_tail,
 )
@@ -356,6 +357,34 @@ def _reconcile(out_path: Path, prog_path: Path, rows: dict[str, dict[str, Any]],
                     "emptied, cut or edited since): generating those items again", out_path, sum(lost.values()),
                     len(lost), prog_path.name)
     return set(lost)
+
+
+def _cut_for_order(out_path: Path, rows: dict[str, dict[str, Any]], present: dict[str, tuple[int, str, Any]],
+                   lost: set[str]) -> set[str]:
+    """Keep the output in the order an uninterrupted run writes (batch after batch) when pairs of the ``lost``
+    items are generated again: appended after the lines that followed them, they would leave the same records in
+    another order (a file no run writes, whose digest a kept product or a training run no longer finds). The
+    output is cut at the first line of the earliest batch holding a lost pair; lost pairs that were the output's
+    last lines cut nothing.
+
+    Returns:
+        The items whose lines the cut removed (to be generated again with the lost ones, batch by batch).
+    """
+    if not lost:
+        return set()
+    written = _written_pairs(rows)
+    first = min(int(rows[item_id].get("batch", 0)) for item_id in lost)
+    later = [number for rid, (number, _, _) in present.items()
+             if rid not in written or int(rows[written[rid][0]].get("batch", 0)) >= first]
+    if not later:
+        return set()
+    number = min(later)
+    cut = {written[rid][0] for rid, (at, _, _) in present.items() if at >= number and rid in written}
+    cut_from_line(out_path, number)
+    log.warning("%s: cut at line %d, the first of batch %d that held a lost pair: %d later item(s) are generated "
+                "again after it, so the output keeps the order an uninterrupted run writes", out_path, number, first,
+                len(cut - lost))
+    return cut
 
 
 def _check_not_moved(out_path: Path, present: dict[str, tuple[int, str, Any]], rows: dict[str, dict[str, Any]],
@@ -743,6 +772,10 @@ def _run_locked(gen, model, mine, config, base_meta, out_path, prog_path, index,
                     "to rebuild it (no record is written twice)", out_path, prog_path.name)
     present, _ = _output_lines(out_path)
     lost = _reconcile(out_path, prog_path, rows, present)
+    cut = _cut_for_order(out_path, rows, present, lost)
+    if cut:  # generated again too, after the lost ones, in batch order
+        lost |= cut
+        present, _ = _output_lines(out_path)
     _check_not_moved(out_path, present, rows, {item.id: item for _, chunk in mine for item in chunk})
     claimed.write_mark()
     done = {item_id for item_id, row in rows.items() if not to_retry(row) and item_id not in lost}

@@ -120,7 +120,12 @@ class PreferenceConfig(TrainingArguments):
     logging_steps: float = field(default=10, metadata={"help": "log every N optimizer steps"})
 
     def __post_init__(self):
-        super().__post_init__()
+        from savi_plugin.training.distributed import deepspeed_prints_to_log
+
+        # with a DeepSpeed config, TrainingArguments starts DeepSpeed's communication layer here (``self.device``,
+        # through accelerate), which prints its build line: to the log, never to the results' standard output
+        with deepspeed_prints_to_log():
+            super().__post_init__()
         if self.reference not in REFERENCE_MODES:
             raise ValueError(f"reference must be one of {', '.join(REFERENCE_MODES)}, got {self.reference!r}")
         if self.reference == "model" and not self.reference_model_path:

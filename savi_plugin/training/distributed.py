@@ -37,6 +37,9 @@ def deepspeed_prints_to_log():
     """What DeepSpeed ``print``s while the block runs (``DeepSpeed deepspeed.ops.comm.deepspeed_shm_comm_op built
     successfully`` when its communication layer starts) goes to the log, at debug level, not to standard output,
     which holds the command's results (its log records are routed by :func:`savi_plugin.cli.route_deepspeed_logs`).
+    Used around each place savi makes DeepSpeed start it: the training arguments
+    (:class:`~savi_plugin.training.config.PreferenceConfig`, whose device set-up starts it through accelerate),
+    :func:`setup_process_group` and :func:`deepspeed_reference`.
     """
     import io
 

@@ -418,15 +418,17 @@ def check_same_processes(output_dir: str | Path, run_config: dict[str, Any]) -> 
 
 def pair_videos_identity(data, options: dict[str, Any], *, watch: WatchedFiles | None = None
                          ) -> dict[str, Any] | None:
-    """The identity of the videos the pairs name (:func:`savi_plugin.data.identity.files_identity`, in file
+    """The identity of the videos the pairs name (:func:`savi_plugin.data.identity.files_identity`, in path
     order), resolved as the training dataset resolves them: a video replaced at the same path is another run's
-    data, as an edited pair file is. None when ``data`` is not a file. ``watch`` keeps each video's signature as
-    it was hashed: a video changed while the run trains stops it (:mod:`savi_plugin.data.watched`)."""
+    data, as an edited pair file is. Pairs that only changed their order change the data file's digest, not
+    this: a refusal names what changed, never "videos" for the pairs' order. None when ``data`` is not a file.
+    ``watch`` keeps each video's signature as it was hashed: a video changed while the run trains stops it
+    (:mod:`savi_plugin.data.watched`)."""
     from savi_plugin.data.identity import files_identity
 
     if not Path(data).is_file():
         return None
-    return files_identity(pair_video_paths(data, options), watch=watch)
+    return files_identity(sorted(pair_video_paths(data, options)), watch=watch)
 
 
 def pair_video_paths(data, options: dict[str, Any]) -> list[str]:

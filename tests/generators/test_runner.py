@@ -1,9 +1,10 @@
 """The output is the truth about a generation run: every way of losing its lines, or its progress file, during
 the run or after it ends with every item in the output exactly once and a report that agrees with the file.
 
-Generated variants: {emptied, deleted, truncated mid-line, one line removed, progress file deleted} x {during the
-run (between two batches), after the run}. Each runs the real RRPO generator on a real tiny model (loaded once)
-over real videos, in-process, and compares the final output with an undisturbed run's, line for line.
+Generated variants: {emptied, deleted, truncated mid-line, its first / a middle / its last line removed, progress
+file deleted} x {during the run (between two batches), after the run}. Each runs the real RRPO generator on a real
+tiny model (loaded once) over real videos, in-process, and compares the final output with an undisturbed run's,
+line for line and in order: a pair generated again is written where an uninterrupted run writes it.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ def setup(tmp_path_factory, tiny_llava_onevision):
     lm = load_backend(tiny_llava_onevision, num_frames=4)
     reference = root / "ref" / "reference.jsonl"  # outside the videos' folder: absolute video paths, as below
     generate(lm, manifest, reference)
-    lines = sorted(reference.read_text().splitlines())
+    lines = reference.read_text().splitlines()  # in the order the run writes them
     assert len(lines) >= 3, "the undisturbed run makes a pair for most items"
     return lm, manifest, lines
 
@@ -75,10 +76,11 @@ def _cut_mid_line(out: Path):
         fh.truncate(out.stat().st_size - 10)
 
 
-def _remove_first_line(out: Path):
-    data = out.read_bytes()
+def _remove_line(out: Path, index: int):
+    lines = out.read_bytes().splitlines(keepends=True)
+    index %= len(lines)  # -1: the last line
     with open(out, "r+b") as fh:  # in place, as an editor that keeps the file's inode
-        fh.write(data[data.index(b"\n") + 1:])
+        fh.write(b"".join(lines[:index] + lines[index + 1:]))
         fh.truncate()
 
 
@@ -86,14 +88,16 @@ DAMAGE = {
     "emptied": _empty,
     "deleted": lambda out: out.unlink(),
     "truncated mid-line": _cut_mid_line,
-    "one line removed": _remove_first_line,
+    "first line removed": functools.partial(_remove_line, index=0),
+    "a middle line removed": functools.partial(_remove_line, index=1),
+    "last line removed": functools.partial(_remove_line, index=-1),
     "progress deleted": lambda out: progress_path(out).unlink(),
 }
 
 
 def assert_whole(out: Path, reference: list[str], result: dict):
     lines = out.read_text().splitlines()
-    assert sorted(lines) == reference  # every item's pairs exactly once, byte for byte the undisturbed run's
+    assert lines == reference  # every item's pairs exactly once, byte for byte and in the undisturbed run's order
     report = json.loads(report_path(out).read_text())
     assert report["complete"] is True and result["complete"] is True
     assert report["counts"]["pairs"] == report["records_in_output"] == len(lines)
@@ -342,3 +346,28 @@ def test_a_video_replaced_while_the_job_runs_stops_it_and_the_output_holds_one_v
         Path(last).write_bytes(original)
     generate(lm, manifest, out)  # the file as it was: the run continues and finishes
     assert sorted(out.read_text().splitlines()) == reference
+
+
+@pytest.mark.parametrize("index", [0, 1, -1], ids=["first", "middle", "last"])
+def test_savi_generate_rerun_after_a_pair_line_was_removed_writes_the_uninterrupted_file(index, setup, tmp_path,
+                                                                                         tiny_llava_onevision):
+    """Pass 25 J #48: ``savi demo`` (its generate step) re-run after a line of its finished pairs file was removed
+    generated that pair again at the END of the file (the same records in another order, a file no run writes),
+    so the demo's training step then refused the folder for good. A re-run of ``savi generate`` (the step's own
+    layer) now cuts the output back to the batch that lost the pair and generates from there: the file is the
+    uninterrupted run's, byte for byte, and its report vouches for it."""
+    from savi_plugin.cli import main
+
+    _, manifest, _ = setup
+    out = tmp_path / "pairs.jsonl"
+    argv = ["generate", "--generator", "rrpo", "--model", str(tiny_llava_onevision), "--input", str(manifest),
+            "--output", str(out), "--num-frames", "4", "--batch-size", "1", "--no-progress",
+            *[f"--option={key}={value}" for key, value in OPTIONS.items()]]
+    assert main(argv) == 0
+    uninterrupted = out.read_bytes()
+    assert len(uninterrupted.splitlines()) >= 3
+    _remove_line(out, index)
+    assert main(argv) == 0
+    assert out.read_bytes() == uninterrupted
+    report = json.loads(report_path(out).read_text())
+    assert report["complete"] is True and report["counts"]["pairs_missing"] == 0

@@ -630,3 +630,20 @@ def test_the_console_script_catches_a_ctrl_c_inside_the_command_line_modules_imp
     monkeypatch.setattr(sys, "meta_path", [Interrupting(), *sys.meta_path])
     assert console.main() == 130
     assert capsys.readouterr().err == console.STOPPED_AT_START
+
+
+def test_the_console_scripts_line_is_the_boundarys_own_words(tmp_path, monkeypatch, capsys):
+    """The console script's line for a Ctrl-C before the command started is the one the CLI's boundary writes for
+    a Ctrl-C that kept nothing: both take the words from :mod:`savi_plugin.stop_lines` (defined there once), and
+    that module imports nothing, so the console script stays cheap before its boundary stands."""
+    import ast
+    import signal
+
+    import savi_plugin.cli as cli
+    from savi_plugin import console, stop_lines
+
+    tree = ast.parse(open(stop_lines.__file__, encoding="utf-8").read())
+    assert not [node for node in ast.walk(tree) if isinstance(node, (ast.Import, ast.ImportFrom))]
+    monkeypatch.chdir(tmp_path)
+    assert cli._stopped("generate", signal.SIGINT) == 130  # no output claimed: "nothing was written"
+    assert capsys.readouterr().err == console.STOPPED_AT_START

@@ -1461,6 +1461,26 @@ def test_resume_after_a_named_video_changed_at_the_same_path_is_refused(change, 
     assert_one_line_error(err, str(out), "identity.videos changed content")
 
 
+def test_training_resume_after_the_pairs_were_reordered_names_the_data_not_the_videos(world, tmp_path, capsys):
+    """Pass 25 J #48: the same pairs in another order (so the videos first named in another order) were refused as
+    ``identity.videos changed content``, though no video changed: the videos' identity is in path order now, and
+    the refusal names the data file's digest alone."""
+    data = tmp_path / "data"
+    data.mkdir()
+    for name in ("v0.mp4", "v1.mp4"):
+        shutil.copyfile(world / "data" / "videos" / name, data / name)
+    rows = [pair("a", "v0.mp4"), pair("b", "v1.mp4", "green")]
+    write_jsonl(data / "pairs.jsonl", rows)
+    out = tmp_path / "out"
+    argv = ["train", world / "data/train.yaml", "--data", data / "pairs.jsonl", "--output-dir", out]
+    code, _, err = savi(capsys, *argv)
+    assert code == 0, err
+    write_jsonl(data / "pairs.jsonl", rows[::-1])
+    code, _, err = savi(capsys, *argv, "--resume")
+    line = assert_one_line_error(err, str(out), "data_sha256: ")
+    assert code == 1 and "identity.videos" not in line, line
+
+
 def test_training_resume_after_a_video_the_pairs_name_changed_at_the_same_path_is_refused(world, tmp_path, capsys):
     data = tmp_path / "data"
     data.mkdir()

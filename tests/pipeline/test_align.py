@@ -452,3 +452,45 @@ def test_an_iteration_whose_generation_made_no_pair_stops_before_training_naming
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert err == ("error: run/iter_0/pairs.jsonl: generation made no preference pair from 8 item(s) (candidates: "
                    "12 unmapped_answer; see run/iter_0/pairs.jsonl.report.json); training needs pairs"), err
+
+
+@pytest.mark.parametrize("change, refused", [("none", False), ("moved", False), ("spelt otherwise", False),
+                                             ("reformatted", False), ("content", True)])
+def test_align_holds_its_prompt_file_by_parsed_content_as_generate_does(change, refused, tmp_path, monkeypatch,
+                                                                        capsys):
+    """``generate.options.prompts`` is part of the run's identity by the prompts it holds, the one rule of
+    ``savi generate`` (:func:`~savi_plugin.generators.prompts.override_identity`): the same file moved, spelt
+    otherwise or reformatted resumes the run folder; its templates changed are refused naming the key and the
+    template. Before, align compared it by the path it was stored as: a moved file was refused, an edited one at
+    the same path continued with other prompts. The claim decides before any step runs, so the steps are left out
+    (the iterations themselves are tested above)."""
+    from savi_plugin.cli import main
+    from savi_plugin.pipeline import align
+
+    monkeypatch.setattr(align, "_run_locked", lambda *args: {"iterations": []})  # the claim and its mark only
+    monkeypatch.chdir(tmp_path)
+    qa = synthetic_qa(tmp_path / "videos", 2)
+    (tmp_path / "p").mkdir()
+    (tmp_path / "p" / "pr.yaml").write_text('open_question: "{question}"\n')
+    argv = ["align", "tiny_demo", "--out", "run", *OVERRIDES, qa]
+    assert main(argv + ["generate.options.prompts=p/pr.yaml"]) == 0
+    capsys.readouterr()
+    given = "p/pr.yaml"
+    if change == "moved":
+        (tmp_path / "q").mkdir()
+        (tmp_path / "p" / "pr.yaml").rename(tmp_path / "q" / "pr.yaml")
+        given = "q/pr.yaml"
+    elif change == "spelt otherwise":
+        given = str(tmp_path / "p" / ".." / "p" / "pr.yaml")
+    elif change == "reformatted":
+        (tmp_path / "p" / "pr.yaml").write_text('# a comment\nopen_question:   "{question}"\n')
+    elif change == "content":
+        (tmp_path / "p" / "pr.yaml").write_text('open_question: "Q: {question}"\n')
+    code = main(argv + [f"generate.options.prompts={given}"])
+    err = capsys.readouterr().err
+    if not refused:
+        assert code == 0, err
+        return
+    assert code == 1, err
+    assert "was made with a different configuration (recipe.generate.options.prompts" in err, err
+    assert 'open_question: "{question}" -> "Q: {question}"' in err, err

@@ -164,13 +164,16 @@ def test_a_step_deepspeed_skips_is_counted_as_non_finite_and_not_logged_as_a_los
     assert result["logged_nonfinite"] == [0, 1, 1]
 
 
+@pytest.mark.parametrize("device", [{"use_cpu": True}, {"bf16": False}], ids=["use_cpu", "bf16_false"])
 def test_a_cpu_training_run_with_a_deepspeed_config_prints_only_its_summary_on_standard_output(
-        tiny_llava_onevision, synthetic_samples, tmp_path):
+        device, tiny_llava_onevision, synthetic_samples, tmp_path):
     """``savi train`` of a recipe naming a DeepSpeed config, on the CPU: standard output holds the run's summary
     alone. DeepSpeed's logger (``[WARNING] [real_accelerator.py:213:get_accelerator] Setting accelerator to
     CPU...`` as it is imported) and its ``print`` (``DeepSpeed deepspeed.ops.comm.deepspeed_shm_comm_op built
-    successfully``) wrote there (pass 24 H #25); they go to the log on standard error now. A subprocess: DeepSpeed
-    initialises torch.distributed, which must not leak into the other tests."""
+    successfully``) wrote there (pass 24 H #25); they go to the log on standard error now. Without ``use_cpu``
+    (``train.bf16=false``, pass 25 R4 #37) the training arguments start DeepSpeed's communication layer
+    themselves (their device, through accelerate), and its print reached standard output from there. A
+    subprocess: DeepSpeed initialises torch.distributed, which must not leak into the other tests."""
     pytest.importorskip("deepspeed")
     data = write_answer_pairs(tmp_path / "pairs.jsonl", synthetic_samples[:2], rotate=False)
     recipe = tmp_path / "r.json"
@@ -178,8 +181,8 @@ def test_a_cpu_training_run_with_a_deepspeed_config_prints_only_its_summary_on_s
         "model": {"path": str(tiny_llava_onevision), "num_frames": 4},
         "lora": {"r": 4, "alpha": 8, "dropout": 0.0},
         "train": {"deepspeed": "zero2", "max_steps": 1, "per_device_train_batch_size": 2,
-                  "gradient_accumulation_steps": 1, "save_strategy": "no", "use_cpu": True, "logging_steps": 1,
-                  "disable_tqdm": True, "seed": 0}}))
+                  "gradient_accumulation_steps": 1, "save_strategy": "no", "logging_steps": 1,
+                  "disable_tqdm": True, "seed": 0, **device}}))
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": repo_pythonpath()}
     for name in ("MASTER_ADDR", "MASTER_PORT", "RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE"):
         env.pop(name, None)  # no launcher: savi runs DeepSpeed as one process itself
@@ -192,6 +195,7 @@ def test_a_cpu_training_run_with_a_deepspeed_config_prints_only_its_summary_on_s
     assert summary["adapter"]
     for line in metrics.splitlines():  # each a dict of the run's metrics (print_logs), and nothing else
         assert _is_metrics(line), line
+    assert "[WARNING] [real_accelerator" not in proc.stderr  # a savi log line, when DeepSpeed says it
 
 
 def _is_metrics(line: str) -> bool:
@@ -200,4 +204,3 @@ def _is_metrics(line: str) -> bool:
         return isinstance(ast.literal_eval(line), dict)
     except (ValueError, SyntaxError):
         return False
-    assert "[WARNING] [real_accelerator" not in proc.stderr  # a savi log line, when DeepSpeed says it
