@@ -176,7 +176,7 @@ class PreferenceDataset(Dataset):
     def _skip(self, exc: DataError, reason: str) -> None:
         self.skipped.append({"file": exc.file, "line": exc.line, "field": exc.field, "message": exc.message,
                              "reason": reason,  # as DataError names it: '-' for no line or field
-                             "where": f"{exc.file}:{exc.line if exc.line is not None else '-'}:{exc.field or '-'}"})
+                             "where": exc.where})
 
     @staticmethod
     def _refuse(file: str, line: int, field: str, message: str, reason: str) -> DataError:
