@@ -372,12 +372,3 @@ def test_recipe_paths_are_relative_to_the_recipe_file(tiny_llava_onevision, tmp_
     monkeypatch.chdir(tmp_path)
     recipe = load_recipe("project/my.yaml")
     assert Path(recipe.model.path).resolve() == Path(tiny_llava_onevision).resolve()
-
-
-@pytest.mark.parametrize("content", ["", "\n\n"])
-def test_data_validate_refuses_a_file_with_no_record(tmp_path, capsys, content):
-    path = tmp_path / "empty.jsonl"
-    path.write_text(content)
-    assert main(["data", "validate", str(path)]) == 1
-    out = capsys.readouterr().out.strip().splitlines()
-    assert out == [f"{path}:-:-: no record"]

@@ -53,18 +53,17 @@ def run_validate(args) -> int:
     check_data_root(data_root)
     problems, good = [], 0
     for path in args.files:
-        before, found = len(problems), 0
         base = data_root if data_root is not None else file_folder(path)
-        for line, record in read_records(path, args.format, errors="collect", collected=problems):
-            found += 1
-            try:  # what training checks of each pair before its first step: the video is a file, inside the root
-                video_file(record.video, base, confine=data_root is not None, file=str(path), line=line)
-            except DataError as exc:
-                problems.append(exc)
-                continue
-            good += 1
-        if found == 0 and len(problems) == before:  # training refuses such a file, so validation does too
-            problems.append(DataError(str(path), None, None, "no record"))
+        try:  # a file with no record is refused by the readers (readers.no_record), as every reader command does
+            for line, record in read_records(path, args.format, errors="collect", collected=problems):
+                try:  # what training checks of each pair before its first step: the video is a file, in the root
+                    video_file(record.video, base, confine=data_root is not None, file=str(path), line=line)
+                except DataError as exc:
+                    problems.append(exc)
+                    continue
+                good += 1
+        except DataError as exc:
+            problems.append(exc)
     say(*map(str, problems[:MAX_LISTED]))  # the one listing of validate's problems: capped, the rest counted
     if len(problems) > MAX_LISTED:
         say(f"... and {len(problems) - MAX_LISTED} more problem(s)")

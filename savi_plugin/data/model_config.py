@@ -255,3 +255,21 @@ def loadable_model_problem(path: str | Path) -> str | None:
     if not any(next(Path(path).glob(pattern), None) is not None for pattern in MODEL_WEIGHT_FILES):
         return f"holds no weight file ({', '.join(MODEL_WEIGHT_FILES)}): config.json alone describes no weights"
     return None
+
+
+def load_refusal(path: str | Path, backend: str | None = None) -> str | None:
+    """What the loader (:func:`savi_plugin.models.load_backend`) refuses the local model ``path`` for before it
+    reads a weight, in its words (``the model cannot be loaded: it is an empty folder, ...``, said after the path),
+    or None: with a named ``backend``, a path that is here but no model folder (:func:`model_folder_problem`); any
+    folder holding a ``config.json`` that :func:`loadable_model_problem` refuses. Asked by the loader and by every
+    dry run alike (:mod:`savi_plugin.pipeline.dry_run`), so a dry run notes what the real run refuses."""
+    if backend and Path(path).exists():
+        problem = model_folder_problem(path)
+        if problem:
+            return f"the model cannot be loaded: it {problem}"
+    config = Path(path) / "config.json"
+    if config.is_file() or config.is_symlink():  # what transformers would misread or miss before a weight
+        problem = loadable_model_problem(path)
+        if problem:
+            return f"the model cannot be loaded: {problem}"
+    return None

@@ -523,6 +523,15 @@ def _wrapper_hint(to_record: Callable[[Any, str, int], PreferenceRecord], obj: A
                                                f"is a JSON array of records or one record per line") from None
 
 
+def no_record(path: str | Path) -> DataError:
+    """The refusal of a file that holds no record at all (0 bytes, blank lines only, an empty JSON array): the one
+    rule and wording for every reader command (``savi data validate|convert``, ``savi inspect``, ``savi train``, the
+    manifest of ``savi generate``), whatever it reads. A file that holds records, none of them good, is not this:
+    its records' problems are named instead."""
+    return DataError(str(path), None, None, "holds no record (the file is empty, holds only blank lines, or is an "
+                                            "empty JSON array): nothing to read")
+
+
 def read_records(path: str | Path, fmt: str = "savi", errors: str = "raise",
                  collected: list[DataError] | None = None) -> Iterator[tuple[int, PreferenceRecord]]:
     """Yield ``(line, record)`` for every valid record of ``path`` in format ``fmt``.
@@ -533,6 +542,9 @@ def read_records(path: str | Path, fmt: str = "savi", errors: str = "raise",
         errors: ``"raise"`` stops at the first bad record; ``"collect"`` appends each
             :class:`DataError` to ``collected`` and skips the record.
         collected: the list that receives the errors with ``errors="collect"``.
+
+    Raises:
+        DataError: :func:`no_record` for a file with no record, in either mode (nothing to skip record by record).
     """
     if fmt not in _TO_RECORD:
         raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
@@ -542,6 +554,7 @@ def read_records(path: str | Path, fmt: str = "savi", errors: str = "raise",
     seen: dict[str, tuple[str, int, bool]] = {}
     collect = errors == "collect" and collected is not None
     objects = iter_json_objects(path, collected if collect else None)
+    before = len(collected) if collect else 0
     try:  # lazily, so problems are listed in line order and one line at a time is held
         first = next(objects, None)
     except DataError as exc:  # the file itself: missing, a folder, a JSON array that does not parse
@@ -550,6 +563,8 @@ def read_records(path: str | Path, fmt: str = "savi", errors: str = "raise",
         collected.append(exc)
         return
     if first is None:
+        if not collect or len(collected) == before:  # no line at all, not lines that could not be read
+            raise no_record(path)
         return
     for line, obj in itertools.chain([first], objects):
         try:

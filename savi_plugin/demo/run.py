@@ -53,7 +53,7 @@ def _pairs_by_group(pairs_file: Path, samples) -> dict[str, int]:
 
     groups = {s.id: group_of(s) for s in samples}
     counts: Counter = Counter()
-    if pairs_file.exists():
+    if pairs_file.exists() and pairs_file.stat().st_size:  # a run that made no pair leaves an empty file
         for _, record in read_records(pairs_file):
             counts[groups.get(record.id.rsplit("-rrpo-", 1)[0], "?")] += 1
     return dict(sorted(counts.items()))

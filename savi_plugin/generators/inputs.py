@@ -28,7 +28,7 @@ from savi_plugin.data.choices import (
 )
 from savi_plugin.data.files import file_problem
 from savi_plugin.data.paths import file_folder, resolve_video_path
-from savi_plugin.data.readers import VIDEO_SUFFIXES, iter_json_objects
+from savi_plugin.data.readers import VIDEO_SUFFIXES, iter_json_objects, no_record
 from savi_plugin.data.record import DataError, check_free_form, json_kind
 from savi_plugin.generators.text import normalize_answer
 from savi_plugin.untrusted import equality_key, length_problem, mixed_script_word, shown_path, text_problem
@@ -211,8 +211,8 @@ def load_inputs(source: str | Path, data_root: str | Path | None = None) -> list
     elif source.is_file():
         items = [_item_from_object(obj, str(source), line, i, base, confine=data_root is not None)
                  for i, (line, obj) in enumerate(iter_json_objects(source))]
-        if not items:
-            raise DataError(str(source), None, None, "the manifest has no records")
+        if not items:  # refused as every reader command refuses a file with no record
+            raise no_record(source)
     else:
         problem = file_problem(source, "folder of videos or a JSONL manifest")
         raise DataError(str(source), None, None, "input not found (expected a folder of videos or a JSONL manifest)"

@@ -448,7 +448,7 @@ def build_site(pairs: str | Path, out: str | Path, *, fmt: str = "savi", data_ro
     skipped_rows = [[str(s.get("id") or s.get("item") or ""), str(s.get("reason", "")),
                      str(s.get("detail", ""))[:300], str(s.get("generator", records[0][1].source if records else "")),
                      s["status"]] for s in skipped]
-    bad_rows = [[f"{e.file}:{e.line if e.line is not None else ''}:{e.field or ''}", e.message]
+    bad_rows = [[e.where, e.message]  # a JSON array's record at the text line it starts on, as the readers say
                 for e in bad + refused_videos + diag_problems]
     data = ("window.SAVI_PAGE_SIZE=" + json.dumps(page_size) + ";\nwindow.SAVI_PAIRS="
             + json.dumps(index_rows, separators=(",", ":")) + ";\nwindow.SAVI_SKIPPED="

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from savi_plugin import registry
 from savi_plugin.data.files import read_json
-from savi_plugin.data.model_config import loadable_model_problem, model_folder_problem
+from savi_plugin.data.model_config import load_refusal, model_folder_problem
 
 log = logging.getLogger(__name__)
 
@@ -48,15 +48,9 @@ def load_backend(path: str | Path, backend: str | None = None, **kwargs):
     from savi_plugin.models.backends.base import ModelLoadError
 
     check_model_reference(path)
-    if backend and Path(path).exists():  # detect_backend asks this itself
-        problem = model_folder_problem(path)
-        if problem:
-            raise ModelLoadError(f"{path}: the model cannot be loaded: it {problem}")
-    config = Path(path) / "config.json"
-    if config.is_file() or config.is_symlink():  # what transformers would misread or miss before a weight
-        problem = loadable_model_problem(path)
-        if problem:
-            raise ModelLoadError(f"{path}: the model cannot be loaded: {problem}")
+    refusal = load_refusal(path, backend)  # detect_backend asks for a model folder itself, without a backend
+    if refusal:
+        raise ModelLoadError(f"{path}: {refusal}")
     name = backend or detect_backend(path)
     cls = registry.load(registry.BACKENDS, name)
     lm = cls.from_pretrained(path, **kwargs)

@@ -5,9 +5,10 @@ included) with the peft ``LoraConfig``, and the lmms-eval command line are const
 construct them, so a recipe that a step would reject fails here with ``file: key.path: message``. Nothing is
 written (no run folder is created) and no weights are read. The model is checked as the real run checks it before
 it starts (:func:`~savi_plugin.config.checkpoint.check_model`: a local path that names no model folder, or a model
-without a backend that is no model folder, is refused with the same line); other inputs that do not exist on this
-machine, or that the run would refuse for their kind (a folder where a file is needed, a FIFO, ...), are listed
-with a note (:func:`_where`).
+without a backend that is no model folder, is refused with the same line); a folder the loader refuses with a named
+backend (an empty folder, one without ``config.json``: :func:`~savi_plugin.data.model_config.load_refusal`) is
+listed with a note in the loader's words; other inputs that do not exist on this machine, or that the run would
+refuse for their kind (a folder where a file is needed, a FIFO, ...), are listed with a note (:func:`_where`).
 """
 
 from __future__ import annotations
@@ -52,7 +53,12 @@ def _model_line(recipe: Recipe, model: str | Path, model_key: str = "model.path"
     check_model(model, m.backend, model_key, recipe.source if model_key == "model.path" else None,
                 backend_where="model.backend")  # the real run's check, before it starts
     backend = m.backend or "detected from config.json"
-    return f"model: {_where(model, 'folder')}; backend {backend}, {m.dtype}, {m.num_frames} frames"
+    from savi_plugin.data.model_config import load_refusal
+
+    # a path here that the loader refuses (an empty folder, a folder with no config.json), in the loader's words
+    refusal = None if "://" in str(model) or not Path(model).is_dir() else load_refusal(model, m.backend)
+    shown = f"{model} ({refusal}; the real run refuses it)" if refusal else _where(model, "folder")
+    return f"model: {shown}; backend {backend}, {m.dtype}, {m.num_frames} frames"
 
 
 def _generate_lines(recipe: Recipe) -> list[str]:

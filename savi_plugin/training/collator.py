@@ -159,7 +159,7 @@ class PreferenceCollator:
                 if self.bad_records != "skip":
                     raise
                 skipped.append({"file": exc.file, "line": exc.line, "field": exc.field, "message": exc.message,
-                                "reason": getattr(exc, "reason", "bad_video"), "where": f"{exc.file}:{exc.line}:video"})
+                                "reason": getattr(exc, "reason", "bad_video"), "where": exc.where})
         return kept, videos, skipped
 
     def _budget(self, room: int, ids: list[int], phrase: list[int] | None):
@@ -301,7 +301,7 @@ class PreferenceCollator:
             if self.bad_records != "skip":
                 raise next(p for p in problems if p)
             skipped += [{"file": p.file, "line": p.line, "field": p.field, "message": p.message,
-                         "reason": TRUNCATED_AWAY, "where": f"{p.file}:{p.line}:{p.field}"} for p in problems if p]
+                         "reason": TRUNCATED_AWAY, "where": p.where} for p in problems if p]
             videos = [v for v, p in zip(videos, problems) if p is None]
             items = [item for item, p in zip(items, problems) if p is None]
             if not items:

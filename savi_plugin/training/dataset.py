@@ -128,13 +128,11 @@ class PreferenceDataset(Dataset):
         if not self.path.is_file():
             raise DataError(str(self.path), None, None, "the preference file is not found"
                             if not self.path.exists() else "the preference file is not a file")
-        read = 0
         #: the pairs whose question alone the token budget cannot hold; with ``raise`` their refusal waits until
         #: a question fits (then the first is this pair's fault) or the file ends (then the budget's: every pair)
         too_long: list[DataError] = []
         self._a_question_fits = False
         for line, record in read_records(self.path, fmt, errors=mode, collected=errors):
-            read += 1
             try:
                 item = self._item(record, str(self.path), line, tokenizer, end_of_turn)
             except DataError as exc:
@@ -161,9 +159,6 @@ class PreferenceDataset(Dataset):
             log.warning("%s: %d pair(s) skipped (%s); first: %s: %s", self.path, len(self.skipped),
                         ", ".join(f"{n} {reason}" for reason, n in by_reason.items()),
                         self.skipped[0]["where"], self.skipped[0]["message"])
-        if not self.items and not read and not errors:
-            raise DataError(str(self.path), None, None, "the preference file holds no record (it is empty); "
-                            "generate or convert pairs into it first")
         if not self.items:
             raise DataError(str(self.path), None, None,
                             f"no usable preference pair ({len(self.skipped)} skipped"
@@ -181,7 +176,7 @@ class PreferenceDataset(Dataset):
     def _skip(self, exc: DataError, reason: str) -> None:
         self.skipped.append({"file": exc.file, "line": exc.line, "field": exc.field, "message": exc.message,
                              "reason": reason,  # as DataError names it: '-' for no line or field
-                             "where": f"{exc.file}:{exc.line if exc.line is not None else '-'}:{exc.field or '-'}"})
+                             "where": exc.where})
 
     @staticmethod
     def _refuse(file: str, line: int, field: str, message: str, reason: str) -> DataError:

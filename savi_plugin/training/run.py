@@ -436,12 +436,16 @@ def pair_video_paths(data, options: dict[str, Any]) -> list[str]:
     them (under ``data_root``, else beside the file); [] when ``data`` is not a file. Inputs of the job: an
     output is never one of them nor a folder holding them (:func:`savi_plugin.data.outputs.claim`)."""
     from savi_plugin.data.readers import read_records
+    from savi_plugin.data.record import DataError
 
     if not Path(data).is_file():
         return []
     root = Path(options.get("data_root") or file_folder(data))
     rows = read_records(data, options.get("data_format") or "savi", errors="collect", collected=[])
-    return list(dict.fromkeys(str(root / record.video) for _, record in rows))
+    try:
+        return list(dict.fromkeys(str(root / record.video) for _, record in rows))
+    except DataError:  # no record: no video is an input (the dataset refuses the file, in the readers' words)
+        return []
 
 
 def check_pairs_source(data: str | Path, model: str | Path, *, allow_incomplete: bool = False) -> None:

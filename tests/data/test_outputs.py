@@ -1089,3 +1089,76 @@ def test_an_output_at_a_step_of_another_commands_run_is_refused(rel, refused, tm
             outputs.check_not_in_run_step(run / rel, "--output")
     else:
         outputs.check_not_in_run_step(run / rel, "--output")
+
+
+def _make_read_only(folder: Path) -> None:
+    """Make ``folder`` refuse new files, as a user does mid-run: ``chattr +i`` for root (whom ``chmod a-w`` does not
+    stop), ``chmod a-w`` for anyone else; skip where neither can."""
+    if os.geteuid() == 0:
+        if subprocess.run(["chattr", "+i", str(folder)], capture_output=True).returncode != 0:
+            pytest.skip("chattr +i is not possible here")
+    else:
+        folder.chmod(0o555)
+
+
+def _make_writable(folder: Path) -> None:
+    if os.geteuid() == 0:
+        subprocess.run(["chattr", "-i", str(folder)], check=True)
+    else:
+        folder.chmod(0o755)
+
+
+#: every kind of file the output layer writes, as (the file named, how it is written)
+READ_ONLY_WRITES = {
+    "a run report": ("p.jsonl.report.json", lambda d: outputs.write_json(d / "p.jsonl.report.json", {"a": 1})),
+    "a reported data file": ("c.jsonl", lambda d: outputs.write_reported(
+        d / "c.jsonl", d / "c.jsonl.report.json", lambda fh: fh.write("{}\n"), lambda tmp: {"x": 1})),
+    "a copy": ("copied.txt", lambda d: outputs.copy_file(d / "p.jsonl", d / "copied.txt")),
+    "a folder": ("site", lambda d: outputs.replace_folder(d / "site").__enter__()),
+}
+
+
+@pytest.mark.parametrize("writes", READ_ONLY_WRITES)
+def test_a_folder_made_read_only_mid_run_names_the_file_not_written_not_the_lock(writes, tmp_path, caplog):
+    """Pass 25 I #35: an output folder made read-only mid-run ended the job with ``p.jsonl.lock: Operation not
+    permitted`` -- the lock file its release could not remove replaced the error of the run report it could not
+    write. The error names the file being written and why (its folder is read-only); the lock is released with one
+    warning, and the next job takes the output."""
+    folder = tmp_path / "w"
+    folder.mkdir()
+    (folder / "p.jsonl").write_text("{}\n")
+    name, write = READ_ONLY_WRITES[writes]
+    try:
+        with pytest.raises(OSError) as refused, OutputLock(folder / "p.jsonl"):
+            _make_read_only(folder)
+            write(folder)
+    finally:
+        _make_writable(folder)
+    exc = refused.value
+    assert exc.filename == str(folder / name), exc
+    assert f"its folder {folder} is read-only" in exc.strerror and ".tmp" not in str(exc), exc
+    assert "could not be removed" in caplog.text and ".lock" in caplog.text
+    with OutputLock(folder / "p.jsonl"):  # the lock left holds nothing: the next job takes it
+        pass
+    assert sorted(p.name for p in folder.iterdir()) == ["p.jsonl"]
+
+
+def test_a_new_output_whose_folder_turns_read_only_names_the_file_not_written_not_what_undo_left(tmp_path, caplog):
+    """Pass 25 I #35, through a claim (as every command writes): undoing a new output in a folder made read-only
+    raised of the mark it could not remove, replacing the error of the file not written. That error is said; what
+    could not be removed is warned about, and the output is not said to be removed."""
+    from savi_plugin.data.outputs import claim, command_outputs, sidecar
+
+    folder = tmp_path / "w"
+    folder.mkdir()
+    dst = folder / "out.jsonl"
+    try:
+        with pytest.raises(OSError) as refused:
+            with claim(dst, command="savi data convert", config={}, output_name="OUT") as claimed:
+                claimed.write_mark()
+                _make_read_only(folder)
+                outputs.write_reported(dst, sidecar(dst, "report.json"), lambda fh: fh.write("{}\n"), lambda t: {})
+    finally:
+        _make_writable(folder)
+    assert refused.value.filename == str(dst) and f"its folder {folder} is read-only" in refused.value.strerror
+    assert "could not be removed" in caplog.text and command_outputs()[str(dst)] == "kept"

@@ -280,3 +280,40 @@ def test_validate_lists_a_file_that_is_not_text_once_and_caps_its_listing(conten
         total = 45 if content == "many_bad" else int(listed[-1].split()[2]) + MAX_LISTED
         assert listed[-1] == f"... and {total - MAX_LISTED} more problem(s)"
         assert f"{total} problem(s)" in captured.err
+
+
+#: files with no record at all, as (name, text): each refused by every reader command in the same words
+NO_RECORD = {"zero_bytes": ("empty.jsonl", ""), "blank_lines": ("blank.jsonl", "\n  \n\t\n"),
+             "empty_array": ("empty.json", "[]\n")}
+#: every command that reads a file of records (or of generation items), and its argv for the file ``path``
+READER_COMMANDS = {
+    "validate": lambda path, tmp, model: ["data", "validate", str(path)],
+    "convert": lambda path, tmp, model: ["data", "convert", str(path), str(tmp / "out.jsonl")],
+    "inspect": lambda path, tmp, model: ["inspect", str(path), "--out", str(tmp / "site"), "--no-progress"],
+    "train": lambda path, tmp, model: ["train", "tiny_demo", "--model", str(model), "--data", str(path),
+                                       "--output-dir", str(tmp / "out")],
+    "generate": lambda path, tmp, model: ["generate", "--generator", "rrpo", "--model", str(model), "--input",
+                                          str(path), "--output", str(tmp / "out.jsonl"), "--no-progress"],
+}
+
+
+@pytest.mark.parametrize("shape", NO_RECORD)
+@pytest.mark.parametrize("command", READER_COMMANDS)
+def test_a_file_with_no_record_is_refused_by_every_reader_command_in_the_same_words(command, shape, tmp_path,
+                                                                                    capsys, tiny_llava_onevision):
+    """Pass 25 R4 #42: ``savi inspect`` drew an empty site (exit 0) of a 0-byte, blank or ``[]`` pair file that
+    ``savi data validate`` refused (exit 1). One rule (:func:`savi_plugin.data.readers.no_record`): exit 1, the one
+    line ``file:-:-: holds no record ...``, nothing written."""
+    from savi_plugin.cli import main
+
+    name, text = NO_RECORD[shape]
+    path = tmp_path / name
+    path.write_text(text)
+    code = main(READER_COMMANDS[command](path, tmp_path, tiny_llava_onevision))
+    captured = capsys.readouterr()
+    said = [line.removeprefix("error: ") for line in (captured.out + captured.err).splitlines()
+            if f"{path}:-:-:" in line]
+    assert code == 1, (code, captured.err)
+    assert said == [str(readers.no_record(path))], captured
+    assert "holds no record" in said[0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [name], "nothing is written of a file with no record"

@@ -127,3 +127,31 @@ def test_a_key_twice_in_a_release_record_is_named_at_its_record_and_field(tmp_pa
     assert out == [f"d.json:{record + 1}:pred: key 'pred' appears twice in one object (which value is meant is "
                    f"ambiguous) (the document is refused whole, so no record is counted) (record {record} of the "
                    f"array)"], out  # at the text line the record starts on (one record a line, after the "[")
+
+
+@pytest.mark.parametrize("command", ["train", "inspect"])
+def test_a_bad_record_of_a_json_array_is_named_at_its_text_line_by_every_command(command, tmp_path, caplog,
+                                                                                 tiny_llava_onevision):
+    """Pass 25 left #4: the readers name a JSON array's record at the text line it starts on, but training's skip
+    warning and collator, and ``savi inspect``'s list of bad records, printed its number in the array in the line
+    slot. Every message about such a record now uses ``DataError.where``: records 1 and 2 (bad ``pred``) start on
+    text lines 4 and 14, never said as lines 1 and 2."""
+    import logging
+
+    bad = [{**RELEASE[0], "pred": 5}, {**RELEASE[3], "pred": 5}, RELEASE[3] | {"sample_id": 9}]
+    text = "[\n\n\n" + ",\n".join(json.dumps(r, indent=1) for r in bad) + "\n]\n"
+    src = tmp_path / "w.json"
+    src.write_text(text)
+    starts = [n for n, line in enumerate(text.splitlines(), 1) if line == "{"]
+    assert starts[:2] == [4, 14]
+    caplog.set_level(logging.WARNING)
+    if command == "train":  # skipped records are warned about (the first named), then no usable pair is refused
+        argv = ["train", "tiny_demo", "--model", str(tiny_llava_onevision), "--data", str(src), "--output-dir",
+                str(tmp_path / "out"), "train.bad_records=skip", "train.data_format=rrpo"]
+        assert main(argv) == 1
+        assert f"first: {src}:4:pred: expected a string" in caplog.text, caplog.text
+    else:
+        assert main(["inspect", str(src), "--format", "rrpo", "--out", str(tmp_path / "site"), "--no-progress"]) == 0
+        data = (tmp_path / "site" / "index-data.js").read_text()
+        said = json.loads(data.split("window.SAVI_BAD=", 1)[1].rsplit(";", 1)[0])
+        assert [row[0] for row in said] == [f"{src}:4:pred", f"{src}:14:pred"], said

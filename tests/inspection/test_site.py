@@ -308,8 +308,7 @@ def test_a_bad_diagnostics_line_is_one_problem_and_the_site_is_built(lines, prob
     listed = [line.strip() for line in out.err.splitlines() if line.startswith("  ")]
     assert len(listed) == len(problems) and all(g.startswith(w) for g, w in zip(listed, problems)), listed
     bad = json.loads(re.search(r"window\.SAVI_BAD=(.*);", (tmp_path / "site/index-data.js").read_text()).group(1))
-    assert [w for w, _ in bad] == [":".join(p.split(":")[:2] + [p.split(":")[2].replace("-", "")])
-                                   for p in problems]
+    assert [w for w, _ in bad] == [":".join(p.split(":")[:3]) for p in problems]  # as listed: DataError.where
     page = (tmp_path / "site/pairs/0/1.html").read_text()
     latest = 100 + max(k for k, line in enumerate(lines, 1) if line == "ROW")
     assert f"step: {latest} " in page and "1000000000000000000" not in page  # the latest row drawn is a good one

@@ -58,7 +58,9 @@ def _held_output(kind: str, tmp_path: Path, model, manifest) -> tuple[Path, bool
     if kind == "inspect":  # a folder replaced whole: its lock lies beside it, site.lock
         out = tmp_path / "site"
         pairs = tmp_path / "pairs.jsonl"
-        pairs.write_text("")  # no record: a site is drawn (a file of no pair at all is refused before the lock)
+        # one pair: a file of no pair (or no record) is refused before the lock
+        pairs.write_text(json.dumps({"id": "p1", "video": "v.mp4", "question": "What moves?", "chosen": "the red ball",
+                                     "rejected": "the blue ball"}) + "\n")
         return out, False, ["inspect", str(pairs), "--out", str(out), "--no-progress"]
     out = tmp_path / "merged.jsonl"
     shard = tmp_path / "a.jsonl"

@@ -341,6 +341,42 @@ def test_a_missing_model_is_refused_by_every_dry_run_as_by_its_run(entry, missin
     assert sorted(p.name for p in tmp_path.iterdir()) == ["p.jsonl", "r.yaml"]  # nothing written
 
 
+#: folders that are no model folder, as (how one is made, what the loader says it is)
+NOT_MODEL_FOLDERS = {
+    "an empty folder": (lambda p: p.mkdir(), "it is an empty folder, not a model folder"),
+    "a folder of videos": (lambda p: (p.mkdir(), (p / "a.mp4").write_bytes(b"\0" * 16)),
+                           "it is a folder without config.json, not a model folder"),
+    "an adapter folder": (lambda p: (p.mkdir(), (p / "adapter_config.json").write_text("{}")),
+                          "is an adapter folder (adapter_config.json), not a model folder"),
+}
+
+
+@pytest.mark.parametrize("shape", NOT_MODEL_FOLDERS)
+@pytest.mark.parametrize("entry", DRY_RUN_ENTRY_POINTS)
+def test_every_dry_run_notes_a_model_folder_its_loader_refuses(entry, shape, tmp_path, capsys, monkeypatch):
+    """Pass 25 R4 #87: ``savi train --dry-run --model <empty folder or the videos folder>`` listed the model with no
+    note while a missing model and a file got one; the real run refuses it at load. Every dry run notes it in the
+    loader's own words (``data.model_config.load_refusal``, asked by ``models.load_backend`` too), exit 0."""
+    from savi_plugin.models import load_backend
+    from savi_plugin.models.backends.base import ModelLoadError
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "p.jsonl").write_text("")
+    make, said = NOT_MODEL_FOLDERS[shape]
+    make(tmp_path / "no_model")
+    (tmp_path / "r.yaml").write_text("extends: tiny_demo\nmodel:\n  path: ./no_model\n  backend: llava_onevision\n")
+    tail, _ = DRY_RUN_ENTRY_POINTS[entry]
+    assert main([entry.split()[0], "r.yaml", *tail, "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    with pytest.raises(ModelLoadError) as refused:  # the real run's refusal, by the loader itself
+        load_backend(tmp_path / "no_model", "llava_onevision")
+    path, refusal = str(refused.value).split(": ", 1)
+    assert said in refusal and refusal.startswith("the model cannot be loaded: "), refusal
+    shown = "./no_model" if entry == "train --model" else str(tmp_path / "no_model")
+    assert f"model: {shown} ({refusal}; the real run refuses it)" in out, out
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["no_model", "p.jsonl", "r.yaml"]  # nothing written
+
+
 #: outputs every writer's claim refuses, as (how the output is given, what is made before, the refusal's start)
 REFUSED_OUTPUTS = {
     "the model folder": ("model", None, "is the same path as "),

@@ -270,7 +270,7 @@ def test_a_missing_or_empty_pair_file_is_named_in_one_line(tiny_llava_onevision,
     assert main(["train", str(tmp_path / "r.yaml"), "--output-dir", str(tmp_path / "out"),
                  "--data", str(tmp_path / "empty.jsonl")]) != 0
     err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]  # no progress bars
-    assert len(err) == 1 and "empty.jsonl:-:-: the preference file holds no record (it is empty)" in err[0], err
+    assert len(err) == 1 and "empty.jsonl:-:-: holds no record (the file is empty" in err[0], err
     assert not (tmp_path / "out" / "adapter_model.safetensors").exists()
 
 

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import logging
 import os
@@ -79,11 +80,32 @@ def atomic_path(path: str | Path, suffix: str = "") -> Iterator[Path]:
         full = disk_error(exc, path) if isinstance(exc, Exception) else None
         if full is not None:
             raise full from None
-        if isinstance(exc, OSError) and str(tmp) in (str(exc.filename), str(exc.filename2)):
-            # a file that cannot be replaced (immutable, a folder without write permission): said of the
-            # destination, never of the temporary name that no longer exists
-            raise OSError(exc.errno, f"{exc.strerror or exc} (savi could not write or replace it)", str(path)) from None
+        refused = not_written(exc, tmp, path)
+        if refused is not None:
+            raise refused from None
         raise
+
+
+def not_written(exc: BaseException, tmp: Path, path: Path) -> OSError | None:
+    """The error to raise for ``exc``, met writing the temporary ``tmp`` of ``path`` or renaming it onto ``path``:
+    said of ``path`` (never of the temporary name, which no longer exists) with why it could not be written --
+    its folder read-only (a read-only file system, a folder without write permission or made immutable while the
+    job ran), or the file itself protected. None when ``exc`` is not about ``tmp``. The one wording of a write
+    refused for every file the output layer writes (a report, a mark, a data file, a folder's temporary)."""
+    if not isinstance(exc, OSError) or str(tmp) not in (str(exc.filename), str(exc.filename2)):
+        return None
+    why = ""
+    if exc.errno == errno.EROFS:
+        why = f": its folder {path.parent} is on a read-only file system"
+    elif exc.errno in (errno.EPERM, errno.EACCES):
+        probe = _temp_name(path)
+        try:  # can a new file be made beside it? No: the folder is read-only; yes: the file itself is protected
+            os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+            os.unlink(probe)
+            why = ": the file is protected (immutable, or not writable by this user)"
+        except OSError:
+            why = f": its folder {path.parent} is read-only (savi can make no file in it)"
+    return OSError(exc.errno, f"{exc.strerror or exc} (savi could not write or replace it{why})", str(path))
 
 
 @contextlib.contextmanager
@@ -191,7 +213,10 @@ def temp_folder(near: str | Path, keep: bool = False) -> Iterator[Path]:
     near.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temps(near)  # what a killed build left beside it (a site, a conversion, a fixture)
     tmp = _temp_name(near)
-    tmp.mkdir()
+    try:
+        tmp.mkdir()
+    except OSError as exc:  # said of the folder being written, not of its temporary's name
+        raise (not_written(exc, tmp, near) or exc) from None
     try:
         yield tmp
     except BaseException as exc:

@@ -318,7 +318,13 @@ class Output:
         _ended[str(self.path)] = "undone" if undo else "kept"
         try:
             if undo:
-                self.undo()
+                try:
+                    self.undo()
+                except OSError as failed:  # its folder made read-only: the job's own error stays the one said
+                    _ended[str(self.path)] = "kept"
+                    undo = False
+                    log.warning("%s: what this job began there could not be removed (%s: %s); remove it by hand",
+                                self.path, failed.filename, failed.strerror or failed)
             elif exc_type is None:
                 self.record_content()
         finally:

@@ -468,16 +468,26 @@ class OutputLock:
         _unregister(self)
         with self._guard:
             if self._excl is not None:
-                with contextlib.suppress(FileNotFoundError):
-                    self._excl.unlink()
+                self._unlink_lock_file(self._excl)
                 self._excl = None
             if self._fd >= 0:
                 if _names(self.path, self._fd):  # while still locked, so no other process locks a removed inode
-                    with contextlib.suppress(FileNotFoundError):
-                        os.unlink(self.path)
+                    self._unlink_lock_file(self.path)
                 os.close(self._fd)
                 self._fd = -1
             self._drop_shadow()  # last: the output stays held until its visible lock is gone
+
+    def _unlink_lock_file(self, path: Path) -> None:
+        """Remove a lock file of this job's as it ends. One that cannot be removed (its folder made read-only while
+        the job ran) is said in one warning and left: it holds no lock once closed, the next job takes it over, and
+        the error that ended the job (the file it could not write) is never replaced by this one."""
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            log.warning("%s: its lock file %s could not be removed (%s); it holds no lock now, and the next job on "
+                        "this output takes it over", self.output, path, exc.strerror or exc)
 
     def __enter__(self) -> "OutputLock":
         return self.acquire()
