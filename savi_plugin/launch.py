@@ -85,7 +85,7 @@ class Process:
     rank: int = 0
     world_size: int = 1
     local_rank: int = 0
-    launcher: str | None = None
+    launcher: str | None = None  #: the program that started the job, as messages name it
 
     @property
     def is_main(self) -> bool:
@@ -221,6 +221,8 @@ def current(env: Mapping[str, str] | None = None) -> Process:
                            f"torchrun, deepspeed or accelerate launch (README, \"Many processes, many nodes\")")
     if name is None or name == "accelerate":
         return Process(launcher=name)
+    if name == "torchrun" and env is os.environ and (launcher_ancestor() or "").startswith("accelerate"):
+        name = "accelerate launch"  # accelerate's multi-process launcher starts its processes as torchrun does
     process = Process(rank=_int(env, "RANK", 0), world_size=_int(env, "WORLD_SIZE", 1),
                       local_rank=_int(env, "LOCAL_RANK", 0), launcher=name)
     if process.world_size < 1 or not 0 <= process.rank < process.world_size:

@@ -242,7 +242,14 @@ def _resolve_paths(data: dict, file: Path) -> dict:
             node = node.get(name) if isinstance(node, dict) else None
         if not isinstance(node, dict) or last not in node or (shipped and kind not in PACKAGE_FILE_KINDS):
             continue
-        node[last] = _resolve_one(node[last], folder, kind)
+        value = node[last]
+        node[last] = _resolve_one(value, folder, kind)
+        if kind == "model" and node[last] == value and isinstance(value, str) and os.path.exists(value) \
+                and absolute_path(Path(value)) != absolute_path(folder / value):
+            raise RecipeError(key, f"{value!r} is no path in {folder}, the folder of the file that sets it, but "
+                                   f"the working folder holds one: a path in a file is relative to that file; write "
+                                   f"{os.path.relpath(absolute_path(Path(value)), folder)!r} or an absolute path to "
+                                   f"use it (or, for a hub id of that name, move the folder away)", str(file))
     return out
 
 

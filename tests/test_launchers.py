@@ -198,18 +198,21 @@ def test_two_nodes_with_deepspeeds_hostfile_match_the_one_process_run(one_proces
     assert max((adapter[k] - plain_adapter[k]).abs().max().item() for k in plain_adapter) < 2e-5
 
 
-def test_several_processes_on_a_machine_without_gpu_need_use_cpu_and_warnings_are_said_once(tiny_llava_onevision,
+@pytest.mark.parametrize("launcher, named", [("torchrun", "torchrun"), ("accelerate", "accelerate launch")])
+def test_several_processes_on_a_machine_without_gpu_need_use_cpu_and_warnings_are_said_once(launcher, named,
+                                                                                          tiny_llava_onevision,
                                                                                           tmp_path):
     """torchrun with 2 processes, no GPU, a recipe without ``train.use_cpu=true``: each rank trained alone on every
     pair into the one output folder, exit 0 (pass 25 K #17, #41). Now every rank stops before anything loads, one
     line naming the recipe file and ``train.use_cpu``; the recipe's warning (a loss key it does not read) is said
-    once, by rank 0 (K #28, #44)."""
+    once, by rank 0 (K #28, #44). The line names the launcher the user ran: accelerate's multi-process launcher
+    starts its ranks as torchrun does, and was named "torchrun" (pass 26 R5 #3)."""
     import torch
 
     if torch.cuda.is_available():
         pytest.skip("a GPU machine joins the processes without train.use_cpu")
     port = free_port()
-    cmd = _launch("torchrun", port) + ["train", "tiny_demo", "--model", str(tiny_llava_onevision), "--data",
+    cmd = _launch(launcher, port) + ["train", "tiny_demo", "--model", str(tiny_llava_onevision), "--data",
                                        str(tmp_path / "none.jsonl"), "--output-dir", str(tmp_path / "run"),
                                        "train.label_smoothing=0.1"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=_env(), cwd=tmp_path)
@@ -219,5 +222,6 @@ def test_several_processes_on_a_machine_without_gpu_need_use_cpu_and_warnings_ar
     assert len(errors) == 1, proc.stderr[-3000:]
     line = errors.pop()
     assert "tiny_demo.yaml: train.use_cpu:" in line and "set train.use_cpu=true to train the 2 processes" in line
+    assert f"{named} started 2 processes" in line, line
     assert proc.stderr.count("is not used by loss 'rrpo'") == 1, proc.stderr[-3000:]
     assert "parallel_mode" not in proc.stderr and not (tmp_path / "run").exists()

@@ -30,13 +30,20 @@ def run(args) -> int:
     if out.suffix.lower() != ".png":
         raise ConfigurationError(f"{out}: --out must be a .png file")
     run = Path(args.run_dir)
+    logs = ("train_report.json", "trainer_state.json")
+    if not any((run / name).is_file() for name in logs) and not any(run.glob("checkpoint-*")):
+        below = sorted(str(p) for p in run.iterdir() if p.is_dir() and any((p / name).is_file() for name in logs))
+        if below:  # a step folder of savi demo / ablate / align, whose training run is one level down
+            raise RunError(f"{run}: RUN_DIR holds no training run, but {', '.join(below)} "
+                           f"{'does' if len(below) == 1 else 'do'}: give that folder (savi plot {below[0]})")
     # what it reads: the run's report and trainer state, and every checkpoint-N folder (its trainer_state.json and
     # savi_checkpoint.json); an --out equal to one or inside a checkpoint is an output inside an input. The run
     # folder itself is not one: the default output lies in it, beside what it reads
-    inputs = {f"RUN_DIR's {name}": run / name for name in ("train_report.json", "trainer_state.json")}
+    inputs = {f"RUN_DIR's {name}": run / name for name in logs}
     checkpoints = {"a checkpoint folder of RUN_DIR that savi plot reads": sorted(run.glob("checkpoint-*"))}
     # new, or an earlier plot of ours (marked); never a user's file or a file the run needs
-    with claim(out, command="savi plot", inputs=inputs, input_files=checkpoints, output_name="--out",
+    with claim(out, command="savi plot", inputs=inputs, input_files=checkpoints,
+               output_name="--out" if args.out else "the curves (RUN_DIR/training_curves.png without --out)",
                replace_ours=True, inside=run) as claimed:  # its curves may lie inside RUN_DIR, no other run
         try:
             with atomic_path(out, suffix=".png") as tmp:

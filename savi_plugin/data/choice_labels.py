@@ -84,7 +84,7 @@ def _negated_verb(be: str, aux: str) -> str:
     """A negated verb or a verdict against its subject, whose own verbs are ``be`` (``"is"``, ``"seems"``) and
     ``aux`` (``"does"``, ``"has"``): the singular or the plural ones."""
     return (rf"(?:\s*(?:[?:,.;]|\s[-–—])\s*(?i:(?:(?:certainly|definitely|absolutely|surely|of\s+course)\s+)?"
-            rf"(?:no|nope|not|never|wrong|incorrect|false))\b(?=\s*(?:[.!,;)]|$))"  # a verdict alone, not "B. Not A."
+            rf"(?:no(?:\s+way)?|nope|nah|not|never|wrong|incorrect|false))\b(?=\s*(?:[.!,;)]|$))"  # a verdict alone, not "B. Not A."
             rf"|\s+(?i:(?:{be}|(?:would|could|must|should|might|may)\s+be)\s+"  # "A? No.", "B: certainly not."
             rf"(?:(?:to\s+be|also|clearly|definitely|both|all)\s+)?(?:(?:the|an?)\s+)?(?:{_VERDICT})\b"
             rf"|(?:(?:{aux}|did|could|would|should|must)n|can|won)['’]t\b"

@@ -849,7 +849,7 @@ _OR_OTHER = re.compile(r"(?i)^(?![^.!?;\n]*(?:\b(?:not|no|never|neither|nor|with
 MAX_HEDGE_WORDS = 15
 """A reply of at most this many words that offers two possibilities with ``or`` (:data:`_OR_OTHER`) chooses neither."""
 #: a verdict said alone after a stated option: ``"A cat? No way."``
-_REJECTION = frozenset({"no", "no way", "nope", "never", "not", "certainly not", "definitely not", "absolutely not",
+_REJECTION = frozenset({"no", "no way", "nope", "nah", "never", "not", "certainly not", "definitely not", "absolutely not",
                         "of course not", "not at all", "wrong", "incorrect", "not really"})
 
 

@@ -480,3 +480,33 @@ def test_a_generator_path_option_is_relative_to_the_file_that_set_it(name, value
     monkeypatch.chdir(elsewhere)
     got = resolve_option_paths({name: value}, files / "o.yaml")[name]
     assert os.path.normpath(got) == os.path.normpath(files / value), got
+
+
+@pytest.mark.parametrize("where", ["recipe", "options"])
+@pytest.mark.parametrize("key", ["model.path", "generate.options.judge_model", "generate.options.tagger_model",
+                                 "generate.options.scorer"])
+def test_a_model_name_only_the_working_folder_holds_is_refused_not_read_from_there(where, key, tmp_path, monkeypatch,
+                                                                                 capsys):
+    """Pass 26 R5 #41-#44: a bare model name in a recipe or ``--options`` file (``model.path: mw``) that is no path
+    beside the file stayed as written, a hub id -- and then the working folder's ``mw`` was loaded (a silent
+    substitute; the run trained on it). A name the working folder holds but the file's folder does not is refused in
+    one line naming the key and the spelling that would mean the working folder's copy."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "rc").mkdir()
+    (tmp_path / "mw").mkdir()  # only in the working folder
+    if where == "recipe" or key == "model.path":
+        *parents, last = key.split(".")
+        text = "".join(f"{'  ' * i}{p}:\n" for i, p in enumerate(parents)) + f"{'  ' * len(parents)}{last}: mw\n"
+        (tmp_path / "rc" / "r.yaml").write_text("extends: tiny_demo\n" + text)
+        argv = ["train", "rc/r.yaml", "--output-dir", "out", "--dry-run"]
+    else:
+        (tmp_path / "rc" / "o.yaml").write_text(f"{key.rsplit('.', 1)[1]}: mw\n")
+        (tmp_path / "in.jsonl").write_text('{"id": "a", "video": "v.mp4", "question": "q?", "answer": "x"}\n')
+        generator = "videosavi" if key.endswith("scorer") else "rrpo"
+        argv = ["generate", "--generator", generator, "--model", "mw", "--input", "in.jsonl", "--output", "o.jsonl",
+                "--options", "rc/o.yaml"]
+    code = main(argv)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1, (code, err)
+    assert key in err[0] and "'mw' is no path in" in err[0] and "'../mw'" in err[0], err
+    assert not (tmp_path / "out").exists() and not (tmp_path / "o.jsonl").exists()

@@ -88,6 +88,21 @@ def test_plot_refuses_what_is_not_a_run_in_one_line(run_dir, tmp_path, capsys):
     assert main(["plot", str(empty)]) == 1
 
 
+def test_plot_of_a_step_folder_names_the_training_run_below_it(run_dir, tmp_path, capsys):
+    """Pass 26 R5 #49: ``savi plot ab/AB/dpo`` (an ablate step, whose training run is ``dpo/train``) was refused as
+    an ``--out`` at a step of the ablate run, a flag the user never gave. A folder that holds no run but one below
+    it is named with the folder to give; nothing is written."""
+    import shutil
+
+    step = tmp_path / "step"
+    shutil.copytree(run_dir, step / "train")
+    assert main(["plot", str(step)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"give that folder (savi plot {step / 'train'})" in err[0], err
+    assert sorted(p.name for p in step.iterdir()) == ["train"]
+    assert main(["plot", str(step / "train")]) == 0 and (step / "train" / "training_curves.png").is_file()
+
+
 #: a report's start naming a plugin's loss (float32's range): what follows is the log history checked
 _PLUGIN = '{"loss_type": "a_plugin_loss", "log_history": '
 
