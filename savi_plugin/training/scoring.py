@@ -243,8 +243,8 @@ class Objective:
                                                         for k, v in out.metrics.items()):
             raise self._broken("compute()'s LossOutput.metrics", "is not a dict of names to tensors")
         if grad and not out.losses.requires_grad:
-            raise self._broken("compute()'s LossOutput.losses", "carries no gradient (detached, or not computed "
-                                                                 "from the inputs): training could not change the model")
+            raise self._broken("compute()'s LossOutput.losses", "carries no gradient (detached, or not computed from "
+                                                                 "the inputs): training could not change the model")
 
     def scoring_options(self, reference: str) -> dict[str, Any]:
         """Keyword arguments of :func:`score_responses` for this loss under the configured reference mode
