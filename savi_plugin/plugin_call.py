@@ -8,8 +8,9 @@ components' alike. What comes out of it is one of:
   (README, "Extending"): a value savi cannot use is refused *there*, naming the component and the contract,
   never met later as savi's own error or blamed on the user's files;
 * an error of savi's own taxonomy (:mod:`savi_plugin.errors`: a configuration, input or machine error, a run
-  refusal), out of memory, a non-finite loss (``FloatingPointError``): unchanged, as it would be without a
-  plugin;
+  refusal), the operating system's, out of memory, a non-finite loss (``FloatingPointError``), or any error
+  savi's own code raised without the component's code on the way (a built-in trainer refusing its arguments):
+  unchanged, as it would be without a plugin;
 * any other error, raised by the component's code (or by a library it called): :class:`PluginFailure`, one line
   ``loss 'varloss' (entry of goodloss 0.1) raised ValueError: my loss is broken`` (exit status 1; ``-v`` prints
   the traceback of the original error, which is its cause).
@@ -106,7 +107,7 @@ def _package_dirs(obj: Any) -> list[str]:
 def plugin_call(group: str, name: str | None, obj: Any, what: str) -> Iterator[None]:
     """Run the block (one call into ``obj``, the component registered as ``name`` in ``group``) under the
     boundary's rules (module docstring); ``what`` names the call (``compute``, ``construction``)."""
-    folder = os.getcwd()
+    folder = _working_folder()
     try:
         yield
     except Exception as exc:  # noqa: BLE001 - a component's code may raise anything
@@ -119,14 +120,18 @@ def plugin_call(group: str, name: str | None, obj: Any, what: str) -> Iterator[N
     _check_folder(group, name, obj, what, folder)
 
 
-def _check_folder(group: str, name: str | None, obj: Any, what: str, folder: str) -> None:
+def _working_folder() -> str | None:
     try:
-        now = os.getcwd()
-    except OSError:
-        now = None
-    if now == folder:
+        return os.getcwd()
+    except OSError:  # removed under the process: nothing to compare with
+        return None
+
+
+def _check_folder(group: str, name: str | None, obj: Any, what: str, folder: str | None) -> None:
+    now = _working_folder()
+    if folder is None or now == folder:
         return
     os.chdir(folder)  # put back, so that what ends the command (its outputs' cleanup) reads the right folder
     raise WorkingFolderChanged(f"{component(group, name, obj)} changed the working folder from {folder} to "
-                        f"{now or '(a removed folder)'} (in its {what}); a component must leave the process's "
-                        f"working folder as it found it")
+                               f"{now or '(a removed folder)'} (in its {what}); a component must leave the "
+                               f"process's working folder as it found it")
