@@ -1,8 +1,9 @@
-"""The one boundary between savi and the code of a registered component (a loss, a trainer, a generator).
+"""The one boundary between savi and the code of a registered component (a loss, trainer, generator, backend).
 
 Every call savi makes into such code -- a loss's ``requirements`` and ``compute``, a trainer's construction and
-``compute_loss``, a generator's construction and ``process`` -- runs inside :func:`plugin_call`, built-in
-components' alike. What comes out of it is one of:
+``compute_loss``, a generator's construction and ``process``, a backend's ``from_pretrained`` and hooks
+(:data:`savi_plugin.models.backends.base.HOOKS`) -- runs inside :func:`plugin_call`, built-in components' alike.
+What comes out of it is one of:
 
 * what the call returned, once :func:`broken_contract`'s caller has checked it against the API's contract
   (README, "Extending"): a value savi cannot use is refused *there*, naming the component and the contract,
@@ -60,11 +61,13 @@ def component(group: str, name: str | None, obj: Any = None) -> str:
     """``loss 'varloss' (entry of goodloss 0.1)``: a component as messages name it, with the distribution (and
     its version) whose entry point registers it; an object used without an entry point is named by its class."""
     kind = KINDS.get(group, group)
-    ep = registry.entries(group).get(name) if name else None
-    dist = getattr(ep, "dist", None)
+    cls = obj if isinstance(obj, type) else type(obj)
+    found = registry.entries(group)
+    if not name:  # a call made before savi knew the entry (a backend's hook inside its own loading): by its class
+        name = next((n for n, ep in found.items() if ep.value == f"{cls.__module__}:{cls.__qualname__}"), None)
+    dist = getattr(found.get(name), "dist", None) if name else None
     if dist is not None:
         return f"{kind} {name!r} (entry of {dist.name} {dist.version})"
-    cls = obj if isinstance(obj, type) else type(obj)
     where = f"{cls.__module__}.{cls.__qualname__}"
     return f"{kind} {name!r} ({where}, not a registered entry)" if name else f"{kind} {where}"
 

@@ -21,7 +21,7 @@ PLUGIN = '''
     from dataclasses import dataclass
 
     from savi_plugin.api import (LOSSES, PAIR, Generator, LossOutput, Outcome, PreferenceLoss, PreferenceRecord,
-                                 PreferenceTrainer, Requirements, VideoLM, load)
+                                 PreferenceTrainer, Requirements, load)
 
     DPO = load(LOSSES, "dpo")
 
@@ -125,18 +125,27 @@ PLUGIN = '''
             return out
 
 
-    class BadBackend(VideoLM):
+    class BadBackend(load("savi_plugin.backends", "llava_onevision")):
         family = "badfam"
-        model_types = ("llava_onevision",)
+        MODE = None
 
         @classmethod
         def from_pretrained(cls, path, **kwargs):
-            raise RuntimeError("backend load boom")
+            if cls.MODE == "raises":
+                raise RuntimeError("backend load boom")
+            return super().from_pretrained(path, **kwargs)
+
+        def messages(self, *args, **kwargs):
+            if self.MODE == "hook_raises":
+                raise ValueError("backend hook boom")
+            if self.MODE == "hook_chdir":
+                elsewhere()
+            return super().messages(*args, **kwargs)
 
 
     for _mode in ("init_raises", "init_chdir", "raises", "wrong_type", "wrong_shape", "no_grad", "tripled",
-                  "chdir", "bad_status", "bad_reason"):
-        for _base in (BadTrainer, BadGenerator):
+                  "chdir", "bad_status", "bad_reason", "hook_raises", "hook_chdir"):
+        for _base in (BadTrainer, BadGenerator, BadBackend):
             _name = f"{_base.__name__}_{_mode}"
             globals()[_name] = type(_name, (_base,), {"MODE": _mode, "__module__": __name__})
     BadGenerator_no_prompts_field = type("BadGenerator_no_prompts_field", (BadGenerator,),
@@ -146,6 +155,7 @@ PLUGIN = '''
 LOSS_MODES = ("raises", "wrong_type", "float_losses", "wrong_shape", "no_grad", "chdir", "requirements_raises",
               "requirements_wrong_type", "requirements_bad_field")
 TRAINER_MODES = ("init_raises", "init_chdir", "raises", "wrong_type", "wrong_shape", "no_grad")
+BACKEND_MODES = ("raises", "hook_raises", "hook_chdir")
 GENERATOR_MODES = ("init_raises", "no_prompts_field", "raises", "wrong_type", "bad_status", "bad_reason", "chdir")
 
 #: (kind, mode) -> the words the one error line holds after the plugin's name
@@ -173,6 +183,8 @@ EXPECTED = {
     ("generator", "bad_reason"): "process()'s outcome 0 has reason None, not a short code",
     ("generator", "chdir"): "changed the working folder",
     ("backend", "raises"): "raised RuntimeError: backend load boom",
+    ("backend", "hook_raises"): "raised ValueError: backend hook boom",
+    ("backend", "hook_chdir"): "changed the working folder",
 }
 
 
@@ -188,7 +200,7 @@ def plugin(tmp_path, monkeypatch):
         "savi_plugin.losses": {f"bad_{m}": f"badplug:LOSS_{m}" for m in LOSS_MODES},
         "savi_plugin.trainers": {f"bad_{m}": f"badplug:BadTrainer_{m}" for m in (*TRAINER_MODES, "tripled")},
         "savi_plugin.generators": {f"bad_{m}": f"badplug:BadGenerator_{m}" for m in GENERATOR_MODES},
-        "savi_plugin.backends": {"bad_raises": "badplug:BadBackend"}})
+        "savi_plugin.backends": {f"bad_{m}": f"badplug:BadBackend_{m}" for m in BACKEND_MODES}})
     with open(tmp_path / "site" / "badplug" / "__init__.py", "a") as f:  # one loss object per mode
         f.write("".join(f"LOSS_{m} = BadLoss({m!r})\n" for m in LOSS_MODES))
     return tmp_path
@@ -217,7 +229,7 @@ def _generate(tmp_path: Path, model: Path, samples, name: str) -> list[str]:
 
 
 @pytest.mark.parametrize("kind, mode", [("loss", m) for m in LOSS_MODES] + [("trainer", m) for m in TRAINER_MODES]
-                         + [("generator", m) for m in GENERATOR_MODES] + [("backend", "raises")])
+                         + [("generator", m) for m in GENERATOR_MODES] + [("backend", m) for m in BACKEND_MODES])
 def test_a_plugin_that_breaks_its_contract_is_named_in_one_line(kind, mode, plugin, tiny_llava_onevision,
                                                                 synthetic_samples, capsys):
     name = f"bad_{mode}"

@@ -62,6 +62,7 @@ def load_backend(path: str | Path, backend: str | None = None, **kwargs):
     cls = registry.load(registry.BACKENDS, name)
     with plugin_call(registry.BACKENDS, name, cls, "from_pretrained"):
         lm = cls.from_pretrained(path, **kwargs)
+    lm.entry = name  # what the boundary names it by in each hook's call (models/backends/base.py, HOOKS)
     tensor = nonfinite_parameter(lm.model)
     if tensor is not None:  # NaN logits would decode to a silent token 0 and train at loss NaN
         raise ModelLoadError(f"{path}: the model cannot be loaded: its weight {tensor} holds NaN or infinity; "
