@@ -416,19 +416,26 @@ def check_generator_options(generator: str, options: dict[str, Any], prefix: str
     With ``num_frames`` (given at ``frames_key``), options that cannot work on clips that long
     (:meth:`~savi_plugin.generators.base.Generator.frames_problem`) are refused at the option too."""
     from savi_plugin import registry
-    from savi_plugin.generators.base import build_config
+    from savi_plugin.generators.base import Generator, build_config, config_class_problem
     from savi_plugin.generators.prompts import load_prompts
-
-    from savi_plugin.generators.base import Generator
+    from savi_plugin.plugin_call import broken_contract, plugin_call
 
     cls = registry.load_class(registry.GENERATORS, generator, Generator)
+    problem = config_class_problem(cls)  # the runner's rule (resolve_generator), before a dry run vouches for it
+    if problem is not None:
+        raise broken_contract(registry.GENERATORS, generator, cls, "config_class", problem)
     config = build_config(cls.config_class, options, generator, prefix=prefix, source=source)
     if getattr(config, "prompts", None) is not None:
         try:
             load_prompts(cls.name, config.prompts, fields=getattr(cls, "prompt_fields", None), module=cls.__module__)
         except ConfigurationError as exc:  # the prompt file's own problem, placed at the option that names it
             raise RecipeError(f"{prefix}.prompts" if prefix else "prompts", str(exc), source) from None
-    problem = cls.frames_problem(config, num_frames) if num_frames is not None else None
+    with plugin_call(registry.GENERATORS, generator, cls, "frames_problem"):
+        problem = cls.frames_problem(config, num_frames) if num_frames is not None else None
+    if problem is not None and not (isinstance(problem, tuple) and len(problem) == 2
+                                    and all(isinstance(p, str) for p in problem)):
+        raise broken_contract(registry.GENERATORS, generator, cls, "frames_problem()",
+                              f"returned {problem!r}, neither None nor an (option, why) pair of texts")
     if problem:  # at the option when it was given, else at the frame count that the default cannot work with
         option, why = problem
         if option not in options:

@@ -65,6 +65,45 @@ class Outcome:
         return out
 
 
+def outcome_problem(outcome: Any, item_ids: set[str]) -> str | None:
+    """What makes ``outcome`` something other than an :class:`Outcome` of the contract (one of a batch whose items
+    are ``item_ids``), or None: its status one of ``pair``/``skipped``/``failed``, its reason a short code (a
+    non-empty one-line text), its ids texts naming an item of the batch, a ``pair`` with its
+    :class:`~savi_plugin.data.record.PreferenceRecord`."""
+    if not isinstance(outcome, Outcome):
+        return f"is {'None' if outcome is None else 'a ' + type(outcome).__name__}, not an Outcome"
+    if outcome.status not in (PAIR, SKIPPED, FAILED):
+        return f"has status {outcome.status!r}, not one of {PAIR!r}, {SKIPPED!r}, {FAILED!r}"
+    if not isinstance(outcome.reason, str) or not outcome.reason.strip() or "\n" in outcome.reason:
+        return f"has reason {outcome.reason!r}, not a short code (non-empty text on one line)"
+    if not isinstance(outcome.item_id, str) or outcome.item_id not in item_ids:
+        return f"has item_id {outcome.item_id!r}, not the id of an item of the batch"
+    if outcome.record_id is not None and not isinstance(outcome.record_id, str):
+        return f"has record_id {outcome.record_id!r}, neither text nor None"
+    if outcome.status == PAIR and (outcome.record_id is None or not isinstance(outcome.record, PreferenceRecord)):
+        return "has status 'pair' without its record_id and PreferenceRecord"
+    if not isinstance(outcome.detail, str) or not isinstance(outcome.info, dict):
+        return "has a detail that is not text or info that is not a dict"
+    return None
+
+
+#: the options savi itself reads from a generator's ``config_class`` (beside the generator's own)
+CONFIG_FIELDS = ("prompts",)
+
+
+def config_class_problem(generator: type) -> str | None:
+    """What makes a generator's ``config_class`` unusable by savi (not a dataclass, or one lacking a field of
+    :data:`CONFIG_FIELDS`), or None."""
+    config_class = getattr(generator, "config_class", None)
+    if not (isinstance(config_class, type) and dataclasses.is_dataclass(config_class)):
+        return f"is {config_class!r}, not a dataclass of the generator's options"
+    missing = [name for name in CONFIG_FIELDS if name not in {f.name for f in dataclasses.fields(config_class)}]
+    if missing:
+        return (f"{config_class.__name__} lacks the field {missing[0]!r} savi reads (declare "
+                f"'{missing[0]}: str | None = None': a prompts file that overrides the packaged templates)")
+    return None
+
+
 @dataclass
 class BatchContext:
     """What a generator needs to know about the run while processing one batch.

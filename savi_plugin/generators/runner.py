@@ -107,8 +107,11 @@ from savi_plugin.generators.base import (
     Generator,
     Outcome,
     WorkItem,
+    config_class_problem,
+    outcome_problem,
 )
 from savi_plugin.generators.inputs import InputItem, load_inputs
+from savi_plugin.plugin_call import PluginFailure, broken_contract, plugin_call
 from savi_plugin.video.decode import DEFAULT_NUM_FRAMES
 
 log = logging.getLogger(__name__)
@@ -216,9 +219,16 @@ def resolve_generator(generator: str | type | Generator, options: dict[str, Any]
         if options:
             raise ValueError("pass options to the generator's constructor, not with an instance")
         return generator
+    entry = generator if isinstance(generator, str) else None
     if isinstance(generator, str):
         generator = registry.load_class(registry.GENERATORS, generator, Generator)
-    return generator(options)
+    problem = config_class_problem(generator)
+    if problem is not None:
+        raise broken_contract(registry.GENERATORS, entry, generator, "config_class", problem)
+    with plugin_call(registry.GENERATORS, entry, generator, "construction"):
+        gen = generator(options)
+    gen.entry = entry  # the name messages give it (None: a class given directly, named by its class)
+    return gen
 
 
 def _load_model(model, backend, num_frames, adapter, dtype, device, progress=True):
@@ -589,20 +599,34 @@ def _process(gen: Generator, lm, work: list[WorkItem], ctx: BatchContext) -> lis
     """Run the generator on a batch; if the batch fails, retry item by item so one bad item costs only itself."""
     if not work:
         return []
+    entry = getattr(gen, "entry", None) or gen.name
     try:
-        return gen.process(lm, work, ctx)
+        with plugin_call(registry.GENERATORS, entry, gen, "process"):
+            outcomes = gen.process(lm, work, ctx)
     except Exception as exc:
         kind = classify(exc)
-        if kind == CONFIGURATION:  # the same for every item: stop the run, mark nothing
+        if kind == CONFIGURATION or getattr(exc, "stops_job", False):  # the same for every item: stop, mark nothing
             raise
         if len(work) == 1:
             if kind == INPUT:  # e.g. PromptTooLongError: the input, not the run, is at fault: final
                 reason = reason_of(exc, "bad_input")
                 return [Outcome(work[0].item.id, None, SKIPPED, reason, f"{type(exc).__name__}: {exc}")]
             log.debug("generation failed for %s:\n%s", work[0].item.id, traceback.format_exc())
-            return [Outcome(work[0].item.id, None, FAILED, "generation_error", f"{type(exc).__name__}: {exc}")]
+            # a PluginFailure's words name the generator and the error it raised
+            detail = str(exc) if isinstance(exc, PluginFailure) else f"{type(exc).__name__}: {exc}"
+            return [Outcome(work[0].item.id, None, FAILED, "generation_error", detail)]
         log.warning("batch %d failed (%s: %s); retrying its %d items one by one", ctx.batch_index,
                     type(exc).__name__, exc, len(work))
+    else:  # checked when returned: a bad outcome is the generator's, never written (nor blamed on the progress file)
+        if not isinstance(outcomes, list):
+            raise broken_contract(registry.GENERATORS, entry, gen, "process()",
+                                  f"returned {type(outcomes).__name__}, not a list of Outcome objects")
+        ids = {w.item.id for w in work}
+        for n, outcome in enumerate(outcomes):
+            problem = outcome_problem(outcome, ids)
+            if problem is not None:
+                raise broken_contract(registry.GENERATORS, entry, gen, f"process()'s outcome {n}", problem)
+        return outcomes
     out: list[Outcome] = []
     for w in work:
         out.extend(_process(gen, lm, [w], ctx))

@@ -46,6 +46,7 @@ def load_backend(path: str | Path, backend: str | None = None, **kwargs):
     """
     from savi_plugin.data.identity import check_model_reference
     from savi_plugin.models.backends.base import ModelLoadError
+    from savi_plugin.plugin_call import plugin_call
 
     check_model_reference(path)
     refusal = load_refusal(path, backend)  # detect_backend asks for a model folder itself, without a backend
@@ -53,7 +54,9 @@ def load_backend(path: str | Path, backend: str | None = None, **kwargs):
         raise ModelLoadError(f"{path}: {refusal}")
     name = backend or detect_backend(path)
     cls = registry.load(registry.BACKENDS, name)
-    lm = cls.from_pretrained(path, **kwargs)
+    with plugin_call(registry.BACKENDS, name, cls, "from_pretrained"):
+        lm = cls.from_pretrained(path, **kwargs)
+    lm.entry = name  # what the boundary names it by in each hook's call (models/backends/base.py, HOOKS)
     tensor = nonfinite_parameter(lm.model)
     if tensor is not None:  # NaN logits would decode to a silent token 0 and train at loss NaN
         raise ModelLoadError(f"{path}: the model cannot be loaded: its weight {tensor} holds NaN or infinity; "

@@ -653,6 +653,8 @@ def _train(*, model, data, output_dir: Path, backend, lora, options, config, res
     """:func:`run_training` once the output folder is claimed (checked, locked; :mod:`savi_plugin.data.outputs`)."""
     from savi_plugin.data.record import DataError
     from savi_plugin.models import load_backend
+    from savi_plugin.plugin_call import plugin_call
+    from savi_plugin.registry import TRAINERS
     from savi_plugin.training.diagnostics import DIAGNOSTICS_FILE, check_rows
     from savi_plugin.training.distributed import (
         broadcast,
@@ -698,8 +700,10 @@ def _train(*, model, data, output_dir: Path, backend, lora, options, config, res
     base_identity = run_config["identity"]["model"]  # taken at the start; the loaded weights are those files'
     check_loaded_base(model, base_identity, model_watch)
     apply_lora(policy, lora, seed=config.seed)
-    trainer = trainer_class(config.trainer)(policy, config, train_dataset=str(data),
-                                eval_dataset=str(eval_data) if eval_data is not None else None)
+    trainer_cls = trainer_class(config.trainer)
+    with plugin_call(TRAINERS, config.trainer, trainer_cls, "construction"):
+        trainer = trainer_cls(policy, config, train_dataset=str(data),
+                              eval_dataset=str(eval_data) if eval_data is not None else None)
     trainer.add_callback(outputs_intact_callback())  # before the identity: a removed folder is not written into
     trainer.add_callback(identity_callback(run_fingerprint(run_config), run_config))
     if not print_logs:

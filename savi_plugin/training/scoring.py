@@ -32,7 +32,8 @@ from typing import Any
 import torch
 
 from savi_plugin import registry
-from savi_plugin.losses.base import PreferenceLoss, Requirements, SequenceInputs, TokenInputs, weighted_mean
+from savi_plugin.losses.base import LossOutput, PreferenceLoss, Requirements, SequenceInputs, TokenInputs, weighted_mean
+from savi_plugin.plugin_call import broken_contract, plugin_call
 from savi_plugin.training.batch import PreferenceBatch, PromptSide, ScoringBatch
 from savi_plugin.training.packing import RowLayout, enable_packed_attention, row_layout
 from savi_plugin.training.token_logprobs import ResponseTokenStats, response_token_stats
@@ -194,6 +195,11 @@ def load_loss(name: str) -> PreferenceLoss:
     return loss
 
 
+def _kind(value: Any) -> str:
+    """``a float``, ``a tuple``: what a value is, for a contract's refusal."""
+    return "None" if value is None else f"a {type(value).__name__}"
+
+
 class Objective:
     """A loss with its parameters, as the trainer uses it (built once per trainer).
 
@@ -206,11 +212,39 @@ class Objective:
 
     def __init__(self, loss_type: str, shared: dict[str, Any] | None = None, options: dict[str, Any] | None = None,
                  length_normalize: bool | None = None):
+        self.loss_type = loss_type
         self.loss = load_loss(loss_type)
         self.params = self.loss.params(shared, options)
-        self.requirements: Requirements = self.loss.requirements(self.params)
+        with plugin_call(registry.LOSSES, loss_type, self.loss, "requirements"):
+            requirements = self.loss.requirements(self.params)
+        if not isinstance(requirements, Requirements):
+            raise self._broken("requirements()", f"returned {_kind(requirements)}, not a Requirements")
+        self.requirements: Requirements = requirements
         self.length_normalize = (self.requirements.length_normalize if length_normalize is None
                                  else bool(length_normalize))
+
+    def _broken(self, what: str, problem: str):
+        return broken_contract(registry.LOSSES, self.loss_type, self.loss, what, problem)
+
+    def _check_output(self, out: Any, pairs: int, grad: bool) -> None:
+        """Refuse what ``compute`` returned unless it is the contract's: a :class:`LossOutput` of tensors, per-pair
+        ``losses`` and rewards of shape ``(pairs,)``, ``losses`` carrying a gradient where the policy's log-probs
+        do (``grad``: training)."""
+        if not isinstance(out, LossOutput):
+            raise self._broken("compute()", f"returned {_kind(out)}, not a LossOutput of tensors")
+        for field_name in ("losses", "chosen_rewards", "rejected_rewards"):
+            value = getattr(out, field_name)
+            if not isinstance(value, torch.Tensor):
+                raise self._broken(f"compute()'s LossOutput.{field_name}", f"is {_kind(value)}, not a tensor")
+            if tuple(value.shape) != (pairs,):
+                raise self._broken(f"compute()'s LossOutput.{field_name}",
+                                   f"has shape {tuple(value.shape)}, not ({pairs},): one value per pair of the batch")
+        if not isinstance(out.metrics, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor)
+                                                        for k, v in out.metrics.items()):
+            raise self._broken("compute()'s LossOutput.metrics", "is not a dict of names to tensors")
+        if grad and not out.losses.requires_grad:
+            raise self._broken("compute()'s LossOutput.losses", "carries no gradient (detached, or not computed from "
+                                                                 "the inputs): training could not change the model")
 
     def scoring_options(self, reference: str) -> dict[str, Any]:
         """Keyword arguments of :func:`score_responses` for this loss under the configured reference mode
@@ -255,7 +289,10 @@ class Objective:
     def __call__(self, scores: Scores, batch: PreferenceBatch) -> tuple[torch.Tensor, torch.Tensor,
                                                                        dict[str, torch.Tensor]]:
         """``(batch loss, per-pair losses [B], per-pair metrics)``; the batch loss is the weighted mean."""
-        out = self.loss.compute(self.inputs(scores, batch), self.params)
+        inputs = self.inputs(scores, batch)
+        with plugin_call(registry.LOSSES, self.loss_type, self.loss, "compute"):
+            out = self.loss.compute(inputs, self.params)
+        self._check_output(out, len(inputs.policy_chosen), inputs.policy_chosen.requires_grad)
         chosen, rejected = scores["chosen"], scores["rejected"]
         metrics = {f"{self.loss.name}/{k}": v.detach().float() for k, v in out.metrics.items()}
         metrics.update({

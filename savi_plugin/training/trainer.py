@@ -214,6 +214,7 @@ class PreferenceTrainer(Trainer):
         self._decode_skips: set[tuple] = set()  # pairs the collator dropped, listed once in the dataset's report
         self._applied = {"window": [0.0, 0], "total": [0.0, 0]}  # [sum of step losses, steps]
         self.vision_calls = 0
+        self.compute_loss = self._bounded_compute_loss  # each call, the subclass's method included: see there
         self.add_callback(_NonFiniteGuard(self))
         self.add_callback(_CurrentIntervals())
         if args.diagnostics:
@@ -315,13 +316,40 @@ class PreferenceTrainer(Trainer):
         loss, _, metrics = self.objective(stats, inputs)
         split = "train" if model.training else "eval"
         if torch.isfinite(loss):
-            if split == "train":
-                self._step_losses.append(loss.detach())
             self._store_metrics(split, metrics)
             self._store_metrics(split, {"truncated": inputs.truncated.reshape(1).float()}, per_pair=False)
-        elif split == "train":
-            loss = self._nonfinite(model, loss, inputs)
         return (loss, stats) if return_outputs else loss
+
+    def _bounded_compute_loss(self, model, inputs, *args, **kwargs):
+        """Every ``compute_loss`` call (transformers' training step, :meth:`prediction_step`), this class's or a
+        subclass's, through the plugin boundary (:mod:`savi_plugin.plugin_call`): its error is named with the
+        trainer, what it returned is checked (a scalar tensor, with a gradient when training), and the loss
+        logged for the step is the one it returned -- the loss that is optimised -- or, non-finite, the step is
+        skipped (:meth:`_nonfinite`)."""
+        from savi_plugin import registry
+        from savi_plugin.plugin_call import broken_contract, plugin_call
+
+        name = getattr(self.args, "trainer", None)
+        with plugin_call(registry.TRAINERS, name, self, "compute_loss"):
+            result = type(self).compute_loss(self, model, inputs, *args, **kwargs)
+        returned = kwargs.get("return_outputs", args[0] if args else False)
+        loss = result[0] if returned and isinstance(result, tuple) else result
+        problem = None
+        if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
+            what = f"a tensor of shape {tuple(loss.shape)}" if isinstance(loss, torch.Tensor) else \
+                f"a {type(loss).__name__}"
+            problem = f"returned {what}, not a one-value loss tensor"
+        elif model.training and torch.is_grad_enabled() and not loss.requires_grad:
+            problem = "returned a loss that carries no gradient (detached): training could not change the model"
+        if problem is not None:
+            raise broken_contract(registry.TRAINERS, name, self, "compute_loss()", problem)
+        if model.training and inputs.pair_ids:  # (a batch without pairs returns a zero loss, never logged)
+            if torch.isfinite(loss):
+                self._step_losses.append(loss.detach().reshape(()))
+            else:
+                loss = self._nonfinite(model, loss, inputs)
+                result = (loss, *result[1:]) if returned and isinstance(result, tuple) else loss
+        return result
 
     def _empty_batch_loss(self, model, return_outputs: bool):
         """A zero loss for a micro-batch whose every pair was skipped, through the same forward as a real one.

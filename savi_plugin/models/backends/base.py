@@ -469,6 +469,40 @@ class VideoLM:
         return tail[len(tail.rstrip("\n")):]
 
 
+#: the hooks a backend may override, each call of which goes through the plugin boundary
+#: (:mod:`savi_plugin.plugin_call`), built-in backends' alike: the methods, not the properties
+HOOKS = ("messages", "prompt", "processor_kwargs", "encode", "response_tokens", "generate", "generate_text",
+         "video_features", "mm_encoder_outputs", "position_ids", "check_context")
+
+
+def _bounded(hook: Callable) -> Callable:
+    """``hook`` called through the plugin boundary, naming the backend by the entry :func:`savi_plugin.models.
+    load_backend` loaded it as (its ``entry``)."""
+    import functools
+
+    from savi_plugin import registry
+    from savi_plugin.plugin_call import plugin_call
+
+    @functools.wraps(hook)
+    def bounded(self, *args, **kwargs):
+        with plugin_call(registry.BACKENDS, getattr(self, "entry", None), self, hook.__name__):
+            return hook(self, *args, **kwargs)
+
+    bounded.bounded = True
+    return bounded
+
+
+def _bound_hooks(cls: type) -> None:
+    for name in HOOKS:
+        hook = cls.__dict__.get(name)
+        if inspect.isfunction(hook) and not getattr(hook, "bounded", False):
+            setattr(cls, name, _bounded(hook))
+
+
+VideoLM.__init_subclass__ = classmethod(lambda cls, **kwargs: _bound_hooks(cls))  # each backend's own overrides
+_bound_hooks(VideoLM)
+
+
 def import_model_classes(path: str, *, trust_remote_code: bool = False) -> None:
     """Import the modules of every model class a checkpoint's configuration (and its sub-configurations) names.
 
@@ -641,9 +675,9 @@ def check_processor_fits(path: str | Path, model, processor, messages: Callable[
                                                                     "chat_template", None)
     if template:
         source = _template_source(path)
+        conversation = messages(TEMPLATE_PROBE)  # the backend's hook: its own failure is named as its (HOOKS)
         try:
-            rendered = processor.apply_chat_template(messages(TEMPLATE_PROBE), tokenize=False,
-                                                     add_generation_prompt=True)
+            rendered = processor.apply_chat_template(conversation, tokenize=False, add_generation_prompt=True)
         except Exception as exc:  # noqa: BLE001 - jinja2's TemplateError and what a template raises: named
             first = next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
             raise ModelLoadError(f"{where}: {source} does not render ({type(exc).__name__}: {first})") from None
