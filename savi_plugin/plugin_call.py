@@ -12,6 +12,8 @@ What comes out of it is one of:
   refusal), the operating system's, out of memory, a non-finite loss (``FloatingPointError``), or any error
   savi's own code raised without the component's code on the way (a built-in trainer refusing its arguments):
   unchanged, as it would be without a plugin;
+* ``SystemExit`` (``sys.exit(0)`` in a component's code ended savi with exit status 0 and no word):
+  :class:`PluginFailure` naming the call;
 * any other error, raised by the component's code (or by a library it called): :class:`PluginFailure`, one line
   ``loss 'varloss' (entry of goodloss 0.1) raised ValueError: my loss is broken`` (exit status 1; ``-v`` prints
   the traceback of the original error, which is its cause).
@@ -113,6 +115,10 @@ def plugin_call(group: str, name: str | None, obj: Any, what: str) -> Iterator[N
     folder = _working_folder()
     try:
         yield
+    except SystemExit as exc:  # sys.exit() in a component would end savi with its status, 0 included, unsaid
+        _check_folder(group, name, obj, what, folder)
+        raise PluginFailure(f"{component(group, name, obj)} called sys.exit({exc.code!r}) in its {what}: a "
+                            f"component raises an error, it never ends the process") from exc
     except Exception as exc:  # noqa: BLE001 - a component's code may raise anything
         _check_folder(group, name, obj, what, folder)
         if _savi_error(exc, obj):

@@ -59,6 +59,8 @@ PLUGIN = '''
                 return LossOutput(out.losses.detach(), out.chosen_rewards, out.rejected_rewards)
             if self.mode == "chdir":
                 elsewhere()
+            if self.mode == "exits":
+                raise SystemExit(0)
             return out
 
 
@@ -70,6 +72,8 @@ PLUGIN = '''
                 raise RuntimeError("trainer init boom")
             if self.MODE == "init_chdir":
                 elsewhere()
+            if self.MODE == "init_exits":
+                raise SystemExit(0)
             super().__init__(*args, **kwargs)
 
         def compute_loss(self, model, inputs, *args, **kwargs):
@@ -105,6 +109,8 @@ PLUGIN = '''
         def __init__(self, options=None):
             if self.MODE == "init_raises":
                 raise RuntimeError("generator init boom")
+            if self.MODE == "init_exits":
+                raise SystemExit(0)
             super().__init__(options)
 
         def process(self, lm, batch, ctx):
@@ -143,7 +149,7 @@ PLUGIN = '''
             return super().messages(*args, **kwargs)
 
 
-    for _mode in ("init_raises", "init_chdir", "raises", "wrong_type", "wrong_shape", "no_grad", "tripled",
+    for _mode in ("init_raises", "init_chdir", "init_exits", "raises", "wrong_type", "wrong_shape", "no_grad", "tripled",
                   "chdir", "bad_status", "bad_reason", "hook_raises", "hook_chdir"):
         for _base in (BadTrainer, BadGenerator, BadBackend):
             _name = f"{_base.__name__}_{_mode}"
@@ -152,11 +158,11 @@ PLUGIN = '''
                                          {"config_class": NoPrompts, "__module__": __name__})
 '''
 
-LOSS_MODES = ("raises", "wrong_type", "float_losses", "wrong_shape", "no_grad", "chdir", "requirements_raises",
+LOSS_MODES = ("raises", "wrong_type", "float_losses", "wrong_shape", "no_grad", "chdir", "exits", "requirements_raises",
               "requirements_wrong_type", "requirements_bad_field")
-TRAINER_MODES = ("init_raises", "init_chdir", "raises", "wrong_type", "wrong_shape", "no_grad")
+TRAINER_MODES = ("init_raises", "init_chdir", "init_exits", "raises", "wrong_type", "wrong_shape", "no_grad")
 BACKEND_MODES = ("raises", "hook_raises", "hook_chdir")
-GENERATOR_MODES = ("init_raises", "no_prompts_field", "raises", "wrong_type", "bad_status", "bad_reason", "chdir")
+GENERATOR_MODES = ("init_raises", "init_exits", "no_prompts_field", "raises", "wrong_type", "bad_status", "bad_reason", "chdir")
 
 #: (kind, mode) -> the words the one error line holds after the plugin's name
 EXPECTED = {
@@ -166,6 +172,9 @@ EXPECTED = {
     ("loss", "wrong_shape"): "compute()'s LossOutput.losses has shape (), not (1,)",
     ("loss", "no_grad"): "compute()'s LossOutput.losses carries no gradient",
     ("loss", "chdir"): "changed the working folder",
+    ("loss", "exits"): "called sys.exit(0) in its compute",  # pass 26 O #51, #52: savi ended with status 0
+    ("trainer", "init_exits"): "called sys.exit(0)",
+    ("generator", "init_exits"): "called sys.exit(0)",
     ("loss", "requirements_raises"): "raised KeyError: 'req boom'",
     ("loss", "requirements_wrong_type"): "requirements() returned a dict, not a Requirements",
     ("loss", "requirements_bad_field"): "raised ValueError: level must be one of ('sequence', 'token'), got 'bogus'",
