@@ -24,6 +24,7 @@ def detect_backend(path: str | Path) -> str:
     if problem:
         raise FileNotFoundError(f"{path}: {problem}")
     model_type = read_json(config).get("model_type")
+    serving = []
     for name in registry.available(registry.BACKENDS):
         try:
             cls = registry.load(registry.BACKENDS, name)
@@ -32,7 +33,12 @@ def detect_backend(path: str | Path) -> str:
                         name, type(exc).__name__, exc)
             continue
         if model_type in getattr(cls, "model_types", ()):
-            return name
+            serving.append(name)
+    if len(serving) == 1:
+        return serving[0]
+    if serving:  # a plugin's backend serving a model_type savi's own (or another plugin's) serves: never picked by name order
+        raise ValueError(f"{config}: model_type {model_type!r} is served by several backends "
+                         f"({', '.join(serving)}): name one (model.backend, or --backend)")
     raise ValueError(f"{config}: no backend serves model_type {model_type!r}; registered backends: "
                      f"{', '.join(registry.available(registry.BACKENDS))}")
 

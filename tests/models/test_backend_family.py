@@ -69,3 +69,21 @@ def test_a_family_from_outside_the_package_trains_through_its_backend(throwaway_
     for side in ("chosen", "rejected"):  # packed (one family) == unpacked (the other): the same model underneath
         torch.testing.assert_close(scores["toy"][side].policy_logps, scores["toy_packed"][side].policy_logps,
                                    atol=1e-4, rtol=0)
+
+
+def test_a_plugin_backend_serving_a_built_in_model_type_is_never_picked_by_name_order(tiny_llava_onevision, tmp_path,
+                                                                                       monkeypatch):
+    """Pass 26 O #41: detection took the first backend, in name order, that served the checkpoint's model_type, so a
+    plugin's ``aaa`` backend declaring ``llava_onevision`` would silently replace the built-in one (one named
+    ``myfam`` lost only by its name). Two backends serving one model_type are refused by name, and naming one
+    chooses it."""
+    from savi_plugin.models import detect_backend
+    from tests.builders import install_distribution
+
+    install_distribution(tmp_path / "site", monkeypatch, "twin", {"twin.py": '''
+        from savi_plugin.api import load
+        class Twin(load("savi_plugin.backends", "llava_onevision")):
+            family = "twin"
+    '''}, {"savi_plugin.backends": {"aaa_twin": "twin:Twin"}})
+    with pytest.raises(ValueError, match=r"served by several backends \(aaa_twin, llava_onevision\)"):
+        detect_backend(tiny_llava_onevision)
