@@ -46,7 +46,7 @@ from typing import Any
 
 from savi_plugin.data.choices import duplicate_options, duplicate_options_message
 from savi_plugin.data.files import read_document
-from savi_plugin.data.options import LETTERS, strip_option_prefix
+from savi_plugin.data.options import LETTERS, option_label, strip_option_prefix
 from savi_plugin.errors import DocumentTooLarge
 from savi_plugin.untrusted import (
     duplicate_key_path,
@@ -553,7 +553,8 @@ def check_prompt_texts(question: Any, options: list[Any], source: str | Path, re
       pairs' rule) and at most :data:`savi_plugin.untrusted.MAX_TEXT_CHARS` characters.
     * Options are non-empty texts, no two the same after Unicode normalisation and case folding
       (:func:`savi_plugin.data.choices.duplicate_options`), their own labels aside (EgoSchema's ``A. ...``): with
-      two, the ground truth is ambiguous.
+      two, the ground truth is ambiguous. An option's own label is its position's letter: ``B. none`` first is
+      shown as ``A. B. none``, and a reply naming B would score another option.
 
     A model's control tokens are the loaded tokenizer's (``check_plain_text``): counted per document in
     ``control_token_in_text`` when the prompt is built, not here.
@@ -578,6 +579,12 @@ def check_prompt_texts(question: Any, options: list[Any], source: str | Path, re
         problem = length_problem(option) or line_break_problem(option) or hidden_control_problem(option)
         if problem:
             raise fail(f"options[{k}]", problem)
+    for k, option in enumerate(options):  # a label of another option's letter: the prompt would show two
+        found = option_label(option)
+        if found is not None and found != LETTERS[k] and found in LETTERS[:len(options)]:
+            raise fail(f"options[{k}]", f"label {found!r} at position {LETTERS[k]}: an option's "
+                                        f"own label must be its position's letter (the prompt labels it "
+                                        f"{LETTERS[k]}, and a reply naming {found} would score another option)")
     texts = [strip_option_prefix(o, LETTERS[k]) if k < len(LETTERS) else o for k, o in enumerate(options)]
     twins = duplicate_options(texts)  # "A. left" and "B. ｌｅｆｔ" are one text under two labels
     if twins:
