@@ -627,6 +627,7 @@ def load_local_records(root: Path, spec: BenchmarkSpec, config: str | None, spli
     records: list[dict] = []
     seen: dict[str, tuple[str | Path, int]] = {}  # a question's first place, across the config's files
     for path in local_annotation_files(root, spec, config, split):
+        confine(path, root, path, None, None, "an annotation file behind a symlink may not leave it")
         batch = _read_official(path, spec) if spec.flatten is not None else read_annotation_file(path)
         validate_records(batch, spec, path, seen)
         for i, record in enumerate(batch):  # where a flattened record came from: for the checks above only
@@ -674,8 +675,6 @@ def locate_video(spec: BenchmarkSpec, doc: dict, base: Path, subtask: str | None
     ``source``, ``record`` and ``field`` (default: the benchmark's video field; see :mod:`savi_plugin.data.paths`).
     The hub cache (no ``root``) is not confined.
     """
-    from savi_plugin.data.paths import is_within
-
     field = field or spec.video_key or "video"
 
     full = mvbench_full_video(doc, subtask) if bounds and spec.name == "mvbench" else None
@@ -683,10 +682,8 @@ def locate_video(spec: BenchmarkSpec, doc: dict, base: Path, subtask: str | None
     if full is not None:
         candidates.append((base / full, True))
     for path, _ in candidates if root is not None else ():
-        if not is_within(path, root):
-            raise EvalDataError(source if source is not None else base, record, field,
-                                f"{path} resolves to {os.path.realpath(path)}, outside the data root "
-                                f"{os.path.realpath(root)} (.., absolute paths and symlinks may not leave it)")
+        confine(path, root, source if source is not None else base, record, field,
+                ".., absolute paths and symlinks may not leave it")
     for path, is_full in candidates:
         try:
             exists = path.exists()
@@ -703,13 +700,20 @@ def locate_video(spec: BenchmarkSpec, doc: dict, base: Path, subtask: str | None
 
 def _confine_folder(folder: Path, root: Path, source: str | Path, record: int | str | None, field: str) -> None:
     """:class:`EvalDataError` when an entry of the frame folder ``folder`` (a symlink) leads outside ``root``."""
+    for entry in folder.iterdir():
+        confine(entry, root, source, record, field, "symlinks in a frame folder may not leave it")
+
+
+def confine(path: Path, root: Path, source: str | Path, record: int | str | None, field: str | None,
+            why: str) -> None:
+    """The one rule for every file read under the data root (annotation files, videos, frames): ``path``, ``..``
+    collapsed and symlinks followed, stays inside ``root``, else :class:`EvalDataError` at ``source``, ``record``,
+    ``field``."""
     from savi_plugin.data.paths import is_within
 
-    for entry in folder.iterdir():
-        if not is_within(entry, root):
-            raise EvalDataError(source, record, field,
-                                f"{entry} resolves to {os.path.realpath(entry)}, outside the data root "
-                                f"{os.path.realpath(root)} (symlinks in a frame folder may not leave it)")
+    if not is_within(path, root):
+        raise EvalDataError(source, record, field, f"{path} resolves to {os.path.realpath(path)}, outside the data "
+                                                   f"root {os.path.realpath(root)} ({why})")
 
 
 def resolve_video(spec: BenchmarkSpec, doc: dict, base: Path, subtask: str | None = None, *,
