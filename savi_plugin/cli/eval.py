@@ -154,7 +154,8 @@ def run_lmms_eval(args) -> int:
     if not config:
         _run_evaluation(_check_evaluation(lmms_args, env), args.verbose)
         return 0
-    with config_runs(config, lmms_args, env) as (plans, env):
+    given = {"SAVI_DATA_ROOT": "--data-root"} if args.data_root else {}  # the file may not name another
+    with config_runs(config, lmms_args, env, given) as (plans, env):
         runs = [_check_evaluation(plan.args, env, plan.names(), plan.label, plan.phrases(), plan.rest)
                 for plan in plans]  # every run checked before the first starts
         for run in runs:
