@@ -65,7 +65,7 @@ def add_parser(subparsers) -> None:
                      help="read benchmark data from this folder (sets SAVI_DATA_ROOT; see eval_tasks/README.md)")
     run.add_argument("lmms_eval_args", nargs="*", metavar="LMMS_EVAL_ARG",
                      help="arguments for lmms-eval, after `--` (e.g. -- --model savi_video --tasks savi_mvbench)")
-    run.set_defaults(func=run_lmms_eval)
+    run.set_defaults(func=run_lmms_eval, forwards=("lmms-eval", ("eval", "run"), {"--data-root"}))
 
     fixture = sub.add_parser("fixture", help="write a small synthetic benchmark dataset in the SAVI_DATA_ROOT layout")
     fixture.add_argument("root", metavar="ROOT", help="destination data root (new, empty, or written by this command before)")
