@@ -712,7 +712,8 @@ def confine(path: Path, root: Path, source: str | Path, record: int | str | None
     from savi_plugin.data.paths import is_within
 
     if not is_within(path, root):
-        raise EvalDataError(source, record, field, f"{path} resolves to {os.path.realpath(path)}, outside the data "
+        named = "it" if str(path) == str(source) else str(path)  # the annotation file is the error's own place
+        raise EvalDataError(source, record, field, f"{named} resolves to {os.path.realpath(path)}, outside the data "
                                                    f"root {os.path.realpath(root)} ({why})")
 
 
