@@ -96,6 +96,27 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _after_dashes_hint(args) -> str:
+    """For a command that passes another program's arguments on (``savi eval run``'s ``forwards``: the program and
+    the command's own flags that take a value), the words given as they belong: after ``--``."""
+    forwards = getattr(args, "forwards", None)
+    if forwards is None:
+        return ""
+    program, command, own = forwards
+    words = Parser.words
+    start = next((i + len(command) for i in range(len(words)) if words[i:i + len(command)] == list(command)),
+                 len(words))
+    mine, theirs, rest = [], [], words[start:]
+    while rest:
+        word = rest.pop(0)
+        if word.split("=", 1)[0] in own:
+            mine += [word] + ([rest.pop(0)] if "=" not in word and rest else [])
+        elif word != "--":
+            theirs.append(word)
+    shown = " ".join(["savi", *command, *mine, "--", *theirs])
+    return f"; {program}'s arguments go after `--`: {shown}"
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``savi`` console script; returns the process exit code."""
     parser = build_parser()
@@ -117,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
         args.overrides = list(args.overrides or []) + overrides
         extra = [a for a in extra if a not in overrides]
     if extra:
-        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        parser.error(f"unrecognized arguments: {' '.join(extra)}{_after_dashes_hint(args)}")
     empty = _empty_argument(args, parser)
     if empty is not None:  # Path("") is ".": `savi recipes cp tiny_demo "$DEST"` wrote into the working folder
         parser.error(f"argument {empty}: an empty value (an unset variable in the shell?); give a value")

@@ -65,7 +65,7 @@ def add_parser(subparsers) -> None:
                      help="read benchmark data from this folder (sets SAVI_DATA_ROOT; see eval_tasks/README.md)")
     run.add_argument("lmms_eval_args", nargs="*", metavar="LMMS_EVAL_ARG",
                      help="arguments for lmms-eval, after `--` (e.g. -- --model savi_video --tasks savi_mvbench)")
-    run.set_defaults(func=run_lmms_eval)
+    run.set_defaults(func=run_lmms_eval, forwards=("lmms-eval", ("eval", "run"), {"--data-root"}))
 
     fixture = sub.add_parser("fixture", help="write a small synthetic benchmark dataset in the SAVI_DATA_ROOT layout")
     fixture.add_argument("root", metavar="ROOT", help="destination data root (new, empty, or written by this command before)")
@@ -154,7 +154,8 @@ def run_lmms_eval(args) -> int:
     if not config:
         _run_evaluation(_check_evaluation(lmms_args, env), args.verbose)
         return 0
-    with config_runs(config, lmms_args, env) as (plans, env):
+    given = {"SAVI_DATA_ROOT": "--data-root"} if args.data_root else {}  # the file may not name another
+    with config_runs(config, lmms_args, env, given) as (plans, env):
         runs = [_check_evaluation(plan.args, env, plan.names(), plan.label, plan.phrases(), plan.rest)
                 for plan in plans]  # every run checked before the first starts
         for run in runs:

@@ -43,6 +43,12 @@ def option_letters(n: int) -> str:
     return LETTERS[:n]
 
 
+def option_label(option: str) -> str | None:
+    """The letter of the label an option string starts with (``"B. text"`` -> ``B``), or None."""
+    m = _OPTION_LABEL.match(option)
+    return next(g for g in m.groups() if g) if m else None
+
+
 def strip_option_prefix(option: str, letter: str | None = None) -> str:
     """Remove a leading option label (``"A. "``, ``"(A) "``, ``"A) "``) from an option string.
 
@@ -51,13 +57,10 @@ def strip_option_prefix(option: str, letter: str | None = None) -> str:
         letter: if given, only a label with this letter is removed (so an option whose text
             legitimately starts with a capital and a period is left alone).
     """
-    m = _OPTION_LABEL.match(option)
-    if not m:
+    found = option_label(option)
+    if found is None or letter is not None and found != letter:
         return option.strip()
-    found = next(g for g in m.groups() if g)
-    if letter is not None and found != letter:
-        return option.strip()
-    return option[m.end():].strip()
+    return option[_OPTION_LABEL.match(option).end():].strip()
 
 
 _NUMBER_WORDS = {w: str(i) for i, w in enumerate(("zero", "one", "two", "three", "four", "five", "six", "seven",

@@ -46,7 +46,7 @@ from typing import Any
 
 from savi_plugin.data.choices import duplicate_options, duplicate_options_message
 from savi_plugin.data.files import read_document
-from savi_plugin.data.options import LETTERS, strip_option_prefix
+from savi_plugin.data.options import LETTERS, option_label, strip_option_prefix
 from savi_plugin.errors import DocumentTooLarge
 from savi_plugin.untrusted import (
     duplicate_key_path,
@@ -553,7 +553,8 @@ def check_prompt_texts(question: Any, options: list[Any], source: str | Path, re
       pairs' rule) and at most :data:`savi_plugin.untrusted.MAX_TEXT_CHARS` characters.
     * Options are non-empty texts, no two the same after Unicode normalisation and case folding
       (:func:`savi_plugin.data.choices.duplicate_options`), their own labels aside (EgoSchema's ``A. ...``): with
-      two, the ground truth is ambiguous.
+      two, the ground truth is ambiguous. An option's own label is its position's letter: ``B. none`` first is
+      shown as ``A. B. none``, and a reply naming B would score another option.
 
     A model's control tokens are the loaded tokenizer's (``check_plain_text``): counted per document in
     ``control_token_in_text`` when the prompt is built, not here.
@@ -578,6 +579,12 @@ def check_prompt_texts(question: Any, options: list[Any], source: str | Path, re
         problem = length_problem(option) or line_break_problem(option) or hidden_control_problem(option)
         if problem:
             raise fail(f"options[{k}]", problem)
+    for k, option in enumerate(options):  # a label of another option's letter: the prompt would show two
+        found = option_label(option)
+        if found is not None and found != LETTERS[k] and found in LETTERS[:len(options)]:
+            raise fail(f"options[{k}]", f"label {found!r} at position {LETTERS[k]}: an option's "
+                                        f"own label must be its position's letter (the prompt labels it "
+                                        f"{LETTERS[k]}, and a reply naming {found} would score another option)")
     texts = [strip_option_prefix(o, LETTERS[k]) if k < len(LETTERS) else o for k, o in enumerate(options)]
     twins = duplicate_options(texts)  # "A. left" and "B. ｌｅｆｔ" are one text under two labels
     if twins:
@@ -620,6 +627,7 @@ def load_local_records(root: Path, spec: BenchmarkSpec, config: str | None, spli
     records: list[dict] = []
     seen: dict[str, tuple[str | Path, int]] = {}  # a question's first place, across the config's files
     for path in local_annotation_files(root, spec, config, split):
+        confine(path, root, path, None, None, "an annotation file behind a symlink may not leave it")
         batch = _read_official(path, spec) if spec.flatten is not None else read_annotation_file(path)
         validate_records(batch, spec, path, seen)
         for i, record in enumerate(batch):  # where a flattened record came from: for the checks above only
@@ -667,8 +675,6 @@ def locate_video(spec: BenchmarkSpec, doc: dict, base: Path, subtask: str | None
     ``source``, ``record`` and ``field`` (default: the benchmark's video field; see :mod:`savi_plugin.data.paths`).
     The hub cache (no ``root``) is not confined.
     """
-    from savi_plugin.data.paths import is_within
-
     field = field or spec.video_key or "video"
 
     full = mvbench_full_video(doc, subtask) if bounds and spec.name == "mvbench" else None
@@ -676,10 +682,8 @@ def locate_video(spec: BenchmarkSpec, doc: dict, base: Path, subtask: str | None
     if full is not None:
         candidates.append((base / full, True))
     for path, _ in candidates if root is not None else ():
-        if not is_within(path, root):
-            raise EvalDataError(source if source is not None else base, record, field,
-                                f"{path} resolves to {os.path.realpath(path)}, outside the data root "
-                                f"{os.path.realpath(root)} (.., absolute paths and symlinks may not leave it)")
+        confine(path, root, source if source is not None else base, record, field,
+                ".., absolute paths and symlinks may not leave it")
     for path, is_full in candidates:
         try:
             exists = path.exists()
@@ -696,13 +700,21 @@ def locate_video(spec: BenchmarkSpec, doc: dict, base: Path, subtask: str | None
 
 def _confine_folder(folder: Path, root: Path, source: str | Path, record: int | str | None, field: str) -> None:
     """:class:`EvalDataError` when an entry of the frame folder ``folder`` (a symlink) leads outside ``root``."""
+    for entry in folder.iterdir():
+        confine(entry, root, source, record, field, "symlinks in a frame folder may not leave it")
+
+
+def confine(path: Path, root: Path, source: str | Path, record: int | str | None, field: str | None,
+            why: str) -> None:
+    """The one rule for every file read under the data root (annotation files, videos, frames): ``path``, ``..``
+    collapsed and symlinks followed, stays inside ``root``, else :class:`EvalDataError` at ``source``, ``record``,
+    ``field``."""
     from savi_plugin.data.paths import is_within
 
-    for entry in folder.iterdir():
-        if not is_within(entry, root):
-            raise EvalDataError(source, record, field,
-                                f"{entry} resolves to {os.path.realpath(entry)}, outside the data root "
-                                f"{os.path.realpath(root)} (symlinks in a frame folder may not leave it)")
+    if not is_within(path, root):
+        named = "it" if str(path) == str(source) else str(path)  # the annotation file is the error's own place
+        raise EvalDataError(source, record, field, f"{named} resolves to {os.path.realpath(path)}, outside the data "
+                                                   f"root {os.path.realpath(root)} ({why})")
 
 
 def resolve_video(spec: BenchmarkSpec, doc: dict, base: Path, subtask: str | None = None, *,

@@ -22,6 +22,7 @@ launcher's variable (``RANK``, ``MASTER_ADDR`` ...): lmms-eval, started as one p
 
 from __future__ import annotations
 
+import os
 import re
 import tempfile
 from collections.abc import Iterator
@@ -171,17 +172,23 @@ def _value_problem(key: str, value: object) -> str | None:
 PLUGINS_VARIABLE = "LMMS_EVAL_PLUGINS"
 
 
-def config_env(path: str, runs: list[dict], env: dict[str, str]) -> dict[str, str]:
+def config_env(path: str, runs: list[dict], env: dict[str, str],
+               flags: dict[str, str] | None = None) -> dict[str, str]:
     """``env`` with every run's ``env`` mapping applied in order, as lmms-eval applies them before its first run.
+    ``flags``: the variables savi's own flags set (``SAVI_DATA_ROOT`` -> ``--data-root``); the file may repeat one,
+    never give it another value (lmms-eval's rule would let the file silently win over the flag).
 
     Raises:
         ConfigError: an ``env`` that lmms-eval refuses (not a mapping) or that cannot name variables, and one that
             sets a launcher's variable (:func:`savi_plugin.launch.job_variable`: ``RANK``, ``MASTER_ADDR`` ...),
             which ``savi eval run`` drops from its own environment before it starts lmms-eval as one process; and
-            a ``LMMS_EVAL_PLUGINS`` lmms-eval cannot start with (``file: env.LMMS_EVAL_PLUGINS: ...``).
+            a ``LMMS_EVAL_PLUGINS`` lmms-eval cannot start with (``file: env.LMMS_EVAL_PLUGINS: ...``); a variable
+            of ``flags`` set to another value (two data roots).
     """
+    from savi_plugin.data.paths import absolute_path
     from savi_plugin.launch import job_variable
 
+    flags, given = flags or {}, dict(env)
     env = dict(env)
     plugins_where = None  # the key that last set $LMMS_EVAL_PLUGINS, checked once every env is applied
     for n, run in enumerate(runs):
@@ -203,6 +210,10 @@ def config_env(path: str, runs: list[dict], env: dict[str, str]) -> dict[str, st
             if isinstance(value, (dict, list)):
                 raise ConfigError(f"{where}.{name}", f"must be one value, got {type(value).__name__}", path)
             env[name] = expand_variables(str(value), env)
+            if name in flags and os.path.realpath(absolute_path(env[name])) != os.path.realpath(given[name]):
+                raise ConfigError(f"{where}.{name}", f"{env[name]} and {flags[name]} {given[name]} give two "
+                                                     f"different {name}s: give one (remove it from env, or the "
+                                                     f"flag)", path)
             if name == PLUGINS_VARIABLE:
                 plugins_where = f"{where}.{name}"
     if plugins_where is not None:  # said at the file and key that set it, not as the caller's own variable
@@ -244,10 +255,11 @@ def _without_flags(args: list[str], flags: set[str]) -> list[str]:
 
 
 @contextmanager
-def config_runs(path: str, cli_args: list[str], env: dict[str, str]) -> Iterator[tuple[list[ConfigRun], dict]]:
+def config_runs(path: str, cli_args: list[str], env: dict[str, str],
+                flags: dict[str, str] | None = None) -> Iterator[tuple[list[ConfigRun], dict]]:
     """The runs of ``--config path`` as lmms-eval would run them with the command line ``cli_args``, each an
     argument list of its own (valid for the ``with`` block, which holds their one-run files), and the environment
-    with the file's ``env`` applied.
+    with the file's ``env`` applied (``flags``: as :func:`config_env`).
 
     Raises:
         ConfigError: as :func:`read_config`, :func:`config_env`, and a checked key whose value is not text (or, for
@@ -259,7 +271,7 @@ def config_runs(path: str, cli_args: list[str], env: dict[str, str]) -> Iterator
     from savi_plugin.eval.command import flag_value
 
     runs = read_config(path)
-    env = config_env(path, runs, env)
+    env = config_env(path, runs, env, flags)
     flags = {f"--{key}" for key in CHECKED_KEYS} | {"--config"}
     rest_of_command = _without_flags(cli_args, flags)
     plans = []

@@ -58,7 +58,9 @@ class Protocol:
             32 by default, VideoSAVi's count).
         max_new_tokens: the generation length; None: the task sets none and the model's default applies.
         answer_prefix: text the reply is pre-filled with (official MVBench: ``"Best option:("``).
-        grade: ``(response, options, target) -> (correct, parsed)``; ``parsed`` False counts as unparsed.
+        grade: ``(response, options, target) -> (correct, parsed)``; ``parsed`` False counts as unparsed: the
+            protocol's own rule read no one option (:func:`read_as_one_option`; lmms-eval's EgoSchema rule: it
+            found no label or option text, and scored its random pick).
         source: where the protocol comes from.
         frames: the frame rule, ``uniform`` or ``midpoints`` (:data:`savi_plugin.video.sampling.SAMPLING_RULES`), or
             ``lmms``: the rule of lmms-eval's own wrapper for the model's family (``savi_video`` resolves it from
@@ -87,36 +89,55 @@ def grade_careful(response: str, options: list[str], target: int) -> tuple[bool,
     return index == target, index is not None
 
 
-def grade_official_mvbench(response: str, options: list[str], target: int) -> tuple[bool, bool]:
+def read_as_one_option(rule: Callable[[str, list[str], int], bool]) -> Callable[[str, list[str], int],
+                                                                               tuple[bool, bool]]:
+    """A grader from a reference's rule ``(response, options, target) -> right``: the reply is parsed where the rule
+    reads it as exactly one of the options (it would score it right for that target alone), so ``unparsed`` counts
+    what the rule it is scored by could not read -- a reply it reads as no option (``green`` under a letter rule, a
+    letter beyond the options) or as every option (an empty reply under the notebook's substring test)."""
+
+    def grade(response: str, options: list[str], target: int) -> tuple[bool, bool]:
+        read = sum(bool(rule(response, options, k)) for k in range(len(options)))
+        return bool(rule(response, options, target)), read == 1
+
+    grade.__doc__ = rule.__doc__
+    return grade
+
+
+def _official_mvbench_rule(response: str, options: list[str], target: int) -> bool:
     """``check_ans`` of ``video_chat2/mvbench.ipynb`` on ``"(" + first line of the reply``.
 
     The notebook compares the first space-separated token of the lower-cased prediction with ``"(b)"``
     both ways by substring, so an empty reply (prediction ``"("``) counts as correct; such replies are
-    reported as unparsed.
+    reported as unparsed (:func:`read_as_one_option`).
     """
     pred = "(" + response.strip().split("\n")[0]
     pred_option = pred.lower().split(" ")[0]
     gt_option = f"({LETTERS[target].lower()})"
-    correct = pred_option.replace(".", "") in gt_option or gt_option in pred_option
-    parsed = re.match(r"\([a-z]", pred_option) is not None
-    return correct, parsed
+    return pred_option.replace(".", "") in gt_option or gt_option in pred_option
 
+
+grade_official_mvbench = read_as_one_option(_official_mvbench_rule)
 
 _RRPO_LETTER = re.compile(r"\(?\[?([A-Z])\]?\)?\.?", re.IGNORECASE)
 
 
-def grade_rrpo_mvbench(response: str, options: list[str], target: int) -> tuple[bool, bool]:
+def _rrpo_mvbench_rule(response: str, options: list[str], target: int) -> bool:
     """``check_ans`` of RRPO's ``eval/mvbench/mvbench.py``: the first letter of the reply, any case."""
     match = _RRPO_LETTER.search(response)
-    if match is None:
-        return False, False
-    return match.group(1).lower() == LETTERS[target].lower(), True
+    return match is not None and match.group(1).lower() == LETTERS[target].lower()
 
 
-def _lmms_mvbench(response: str, options: list[str], target: int) -> tuple[bool, bool]:
+grade_rrpo_mvbench = read_as_one_option(_rrpo_mvbench_rule)
+
+
+def _lmms_mvbench_rule(response: str, options: list[str], target: int) -> bool:
     from lmms_eval.tasks.mvbench.utils import mcq_acc
 
-    return bool(mcq_acc(LETTERS[target], response)), response != ""
+    return bool(mcq_acc(LETTERS[target], response))
+
+
+_lmms_mvbench = read_as_one_option(_lmms_mvbench_rule)
 
 
 def _lmms_egoschema(response: str, options: list[str], target: int) -> tuple[bool, bool]:
@@ -127,9 +148,12 @@ def _lmms_egoschema(response: str, options: list[str], target: int) -> tuple[boo
     return letters.find(parsed) == target, bool(matched)
 
 
-def _lmms_perceptiontest(response: str, options: list[str], target: int) -> tuple[bool, bool]:
+def _lmms_perceptiontest_rule(response: str, options: list[str], target: int) -> bool:
     match = re.search(r"\b([A-D])\b", response.strip())  # perceptiontest/val/utils.py
-    return (match is not None and "ABCD".index(match.group(1)) == target), match is not None
+    return match is not None and "ABCD".index(match.group(1)) == target
+
+
+_lmms_perceptiontest = read_as_one_option(_lmms_perceptiontest_rule)
 
 
 # ---------------------------------------------------------------------------------------- protocols

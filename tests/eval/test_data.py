@@ -257,6 +257,7 @@ def _option_cases():
             yield pytest.param(site, "breaks", text, id=f"{site}-{kind}")
         for kind in TWINS:
             yield pytest.param(site, "twin", kind, id=f"{site}-twin {kind}")
+        yield pytest.param(site, "label", None, id=f"{site}-label of another position")
 
 
 @pytest.mark.parametrize("site, problem, bad", list(_option_cases()))
@@ -264,7 +265,8 @@ def test_an_option_problem_is_refused_in_every_multiple_choice_benchmark(shipped
     """Red team 13 #28/#29: VidHalluc's choices skipped the option rules (``"right\nE. purple"`` drew a fifth
     option; ``right`` and ``ｒｉｇｈｔ`` made two answers). Every benchmark's options go through one rule: a line
     break or hidden control at ``options[k]`` as the file names it (``candidates[1]``, ``Choices.B``), two options
-    equal once normalised (full width, case, zero-width characters) at the options' field."""
+    equal once normalised (full width, case, zero-width characters) at the options' field; pass 26 N #11: an option
+    labelled with another position's letter (``B. none`` first) at ``options[k]``."""
     steps, where = OPTIONS[site]
     written = []
 
@@ -273,6 +275,8 @@ def test_an_option_problem_is_refused_in_every_multiple_choice_benchmark(shipped
         keys = list(options) if isinstance(options, dict) else list(range(len(options)))
         if problem == "breaks":
             options[keys[1]] += bad + "E. purple"
+        elif problem == "label":  # pass 26 N #11: "B. none" first was shown as "A. B. none"
+            options[keys[0]] = "B. " + re.sub(r"^[A-E]\. ", "", options[keys[0]])
         else:  # option 0's text under option 1's own label (EgoSchema's "B. "), if it has one
             label = re.match(r"(?:[A-E]\. )?", options[keys[1]]).group()
             options[keys[1]] = label + TWINS[bad](re.sub(r"^[A-E]\. ", "", options[keys[0]]))
@@ -282,6 +286,9 @@ def test_an_option_problem_is_refused_in_every_multiple_choice_benchmark(shipped
     if problem == "breaks":
         field = f"{where}.B" if site.startswith("vidhalluc") else f"{where}[1]"
         assert "contains" in _refused(load, path, field)
+    elif problem == "label":
+        field = f"{where}.A" if site.startswith("vidhalluc") else f"{where}[0]"
+        assert "label 'B' at position A" in _refused(load, path, field)
     else:
         message = _refused(load, path, where)
         assert "ground truth is ambiguous" in message and repr(written[0]) in message, message  # as written

@@ -332,6 +332,28 @@ def test_a_config_env_without_launcher_variables_still_reaches_the_checks(place,
     assert "unknown lmms-eval task 'no_such_task_zz'" in err, err
 
 
+@pytest.mark.parametrize("same", [True, False], ids=["same-root", "two-roots"])
+def test_a_config_env_data_root_other_than_data_root_flag_is_refused(same, place, capsys):
+    """Pass 26 N #41: ``savi eval run --data-root fx -- --config cfg.yaml`` with ``env: {SAVI_DATA_ROOT: m4}`` read
+    m4, the file's env silently winning over the flag. Two data roots that differ: one line naming both, exit 2,
+    before lmms-eval starts; the same folder named twice (here through a symlink) is one root and goes on to the
+    other checks (an unknown task here)."""
+    (place / "other").mkdir()
+    (place / "link").symlink_to(place / "data")
+    run = {**RUN, "tasks": "no_such_task_zz", "env": {"SAVI_DATA_ROOT": "link" if same else "other"}}
+    with open("cfg.yaml", "w") as fh:
+        fh.write(yaml.safe_dump(run))
+    capsys.readouterr()
+    code = main(["eval", "run", "--data-root", "data", "--", "--config", "cfg.yaml"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1, err
+    if same:
+        assert "unknown lmms-eval task 'no_such_task_zz'" in err, err
+    else:
+        assert err == (f"error: cfg.yaml: env.SAVI_DATA_ROOT: other and --data-root {place / 'data'} give two "
+                       f"different SAVI_DATA_ROOTs: give one (remove it from env, or the flag)"), err
+
+
 HOLD = """
 import sys, time
 from savi_plugin.data import outputs

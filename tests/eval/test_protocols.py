@@ -156,11 +156,12 @@ def test_reference_graders_follow_their_sources():
     # official check_ans on "(" + first line: an empty reply matches every option (reported as unparsed)
     assert grade_official_mvbench("B) the dog", opts, 1) == (True, True)
     assert grade_official_mvbench("", opts, 2) == (True, False)
-    assert grade_official_mvbench("I think B", opts, 1) == (False, True)
+    assert grade_official_mvbench("I think B", opts, 1) == (False, False)  # "(i": read as no option (pass 26 N #61)
     # RRPO: the first letter of the reply, any case ("The answer is B" reads as T)
     assert grade_rrpo_mvbench("(B) the dog", opts, 1) == (True, True)
-    assert grade_rrpo_mvbench("The answer is B", opts, 1) == (False, True)
+    assert grade_rrpo_mvbench("The answer is B", opts, 1) == (False, False)  # T: no option of four
     assert grade_rrpo_mvbench("", opts, 1) == (False, False)
+    assert grade_rrpo_mvbench("green", opts, 1) == (False, False)  # "g": a letter beyond the options
     assert re.match(r"savi", PROTOCOLS["mvbench"]["savi"].name)
 
 

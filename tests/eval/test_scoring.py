@@ -32,6 +32,7 @@ def setup(tmp_path_factory):
     root = tmp / "data"
     fixtures = [build_fixture(root, "mvbench", 3), build_fixture(root, "egoschema", 8, seed=1),
                 build_fixture(root, "perceptiontest", 8, seed=2)]
+    build_fixture(root, "videohallucer", 3)  # for the variants' run only
     answers, records = {}, {}
     for fx in fixtures:
         answers.update(fx.answers)
@@ -129,3 +130,58 @@ def test_scoring_functions_directly(setup):
     ego = dict(records["savi_egoschema"][0], savi_video="x.mp4", savi_video_found=True, savi_benchmark="egoschema")
     labelled = ego["option"][answers["savi_egoschema"][0]]  # the option string itself, "X. " label included
     assert process_results(ego, [labelled])["accuracy"]["score"] == 100.0
+
+
+#: replies in forms models write, and whether each reference rule reads them as one option (1: parsed): lmms-eval's
+#: MVBench ``mcq_acc``, EgoSchema MMMU parse (no label found: its random pick), PerceptionTest's first standalone A-D;
+#: the MVBench notebook's ``check_ans`` on ``"(" +`` the reply, RRPO's first letter; VideoHallucer's yes/no anywhere
+READ_BY_RULE = {
+    #                   lmms_mv  lmms_ego  lmms_pt  official  rrpo  vh_official
+    "B":                (1,      1,        1,       1,        1,    0),
+    "(B) the dog":      (1,      1,        1,       1,        1,    0),
+    "green":            (0,      0,        0,       0,        0,    0),  # N #61: no letter, no option read
+    "":                 (0,      0,        0,       0,        0,    0),
+    "yes":              (0,      0,        0,       0,        0,    1),
+    "The answer is B":  (1,      1,        1,       0,        0,    0),  # "(the" / "T": no option
+}
+VARIANTS = {"savi_mvbench_lmms_action_count": 0, "savi_mvbench_lmms_moving_direction": 0,
+            "savi_egoschema_lmms": 1, "savi_perceptiontest_lmms": 2,
+            "savi_mvbench_official_action_count": 3, "savi_mvbench_official_moving_direction": 3,
+            "savi_mvbench_rrpo_action_count": 4, "savi_mvbench_rrpo_moving_direction": 4,
+            "savi_videohallucer_official_temporal": 5}
+
+
+@pytest.fixture(scope="module")
+def variant_run(setup):
+    """One lmms-eval run of every reference variant (``_lmms``, ``_official``, ``_rrpo``) on the replies of
+    :data:`READ_BY_RULE`, cycled by document (MVBench's second subtask from the fourth reply on)."""
+    tmp, _, _, env = setup
+    replies = list(READ_BY_RULE)
+    responses = {task: [replies[(i + (3 if task.endswith("moving_direction") else 0)) % len(replies)]
+                        for i in range(8)] for task in VARIANTS}
+    (tmp / "variants.json").write_text(json.dumps(responses))
+    proc = subprocess.run(
+        [sys.executable, "-m", "lmms_eval", "--model", "savi_scripted", "--model_args",
+         f"responses={tmp / 'variants.json'}", "--tasks", ",".join(VARIANTS), "--limit", str(LIMIT),
+         "--output_path", str(tmp / "variants"), "--log_samples"],
+        env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    (results,) = glob.glob(str(tmp / "variants" / "**" / "*_results.json"), recursive=True)
+    return json.loads(Path(results).read_text()), tmp / "variants", responses
+
+
+@pytest.mark.parametrize("task", VARIANTS)
+def test_every_variant_counts_unparsed_by_the_rule_it_scores_by(variant_run, task):
+    """Pass 26 N #61: ``savi_egoschema_lmms`` looked to count scored replies as unparsed, and lmms-eval's MVBench
+    rule counted every non-empty reply as parsed (``green`` too, which it reads as no option). Each variant's
+    ``unparsed`` is what its own rule could not read as one option, per sample in the log and summed in the
+    results (EgoSchema's: no label found, the item scored by lmms-eval's random pick)."""
+    results, out, responses = variant_run
+    (log,) = glob.glob(str(out / "**" / f"*_samples_{task}.jsonl"), recursive=True)
+    samples = [json.loads(line) for line in Path(log).read_text().splitlines() if line.strip()]
+    assert samples
+    for sample in samples:
+        reply = responses[task][sample["doc_id"]]
+        read = READ_BY_RULE[reply][VARIANTS[task]]
+        assert sample["unparsed"] == 1 - read, (task, sample["doc_id"], reply)
+    assert results["results"][task]["unparsed,none"] == sum(s["unparsed"] for s in samples)

@@ -149,6 +149,27 @@ def test_a_video_leaving_the_data_root_names_the_record_s_file_in_every_benchmar
     assert "outside the data root" in line and "EvalDataError" not in line and "\n" not in line
 
 
+@pytest.mark.parametrize("name", VIDEO_SITES)
+def test_an_annotation_file_behind_a_symlink_out_of_the_data_root_is_refused_in_every_benchmark(
+        monkeypatch, tmp_path, name):
+    """Pass 26 N #35: an annotation file replaced by a symlink to a file outside ``SAVI_DATA_ROOT`` was read
+    silently, while a video behind the same kind of link was refused. One rule for every file read under the data
+    root: the file's one line, ``... resolves to ..., outside the data root``, exit status 2."""
+    task_yaml, relpath, _, _ = VIDEO_SITES[name]
+    root, elsewhere = tmp_path / "root", tmp_path / "elsewhere"
+    build_fixture(root, name, 2, subtasks=("action_antonym",), annotation_format="json")
+    path = root / relpath
+    elsewhere.mkdir()
+    path.rename(elsewhere / path.name)
+    path.symlink_to(elsewhere / path.name)
+    monkeypatch.setenv("SAVI_DATA_ROOT", str(root))
+    with pytest.raises(SettingError) as err:
+        SaviVideoTask(config=_config(task_yaml))
+    line = str(err.value)
+    assert err.value.code == 2 and line.startswith(f"{DATA_ERROR_PREFIX}{path}: "), line
+    assert f"resolves to {elsewhere / path.name}, outside the data root" in line and "\n" not in line
+
+
 def test_savi_eval_run_ends_on_a_question_given_twice_with_its_line_and_exit_2(monkeypatch, tmp_path, capsys,
                                                                                 tiny_llava_onevision):
     """Pass 24 E #19b through the real entry point: ``savi eval run`` with the real lmms-eval on a data root whose

@@ -837,6 +837,13 @@ def test_a_line_that_cannot_be_built_for_lack_of_memory_is_a_fixed_one(monkeypat
     (["generate", "--no-progress", "3"], "savi generate: error: argument merge: invalid choice: '3' (choose from "
                                          "'merge')"),  # a known flag: the stray word is named as argparse names it
     (["generate", "--limit", "0"], "savi generate: error: argument --limit: must be >= 1, got 0"),
+    # pass 26 N #59: lmms-eval's flags without `--`; argparse took savi_video as a positional, and said no more
+    (["eval", "run", "--model", "savi_video", "--tasks", "x"],
+     "savi: error: unrecognized arguments: --model --tasks x; lmms-eval's arguments go after `--`: savi eval run -- "
+     "--model savi_video --tasks x"),
+    (["eval", "run", "--data-root", "d", "--model=m", "--", "--tasks", "x"],
+     "savi: error: unrecognized arguments: --model=m; lmms-eval's arguments go after `--`: savi eval run "
+     "--data-root d -- --model=m --tasks x"),
 ])
 def test_a_usage_error_is_one_line_naming_the_word_it_comes_from(argv, line, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
