@@ -31,10 +31,10 @@ def test_a_third_party_benchmark_is_registered_with_its_task_folder(tmp_path, mo
 
 
 BROKEN_ENTRIES = {  # entry name -> (entry value, its one line)
-    "bad": ("json:dumps", "savi_plugin.benchmarks entry bad = json:dumps: expected a savi_plugin.eval.benchmarks."
-                          "Benchmark, got function"),
-    "missingmod": ("nomod_zz:B", "savi_plugin.benchmarks entry missingmod = nomod_zz:B: cannot load "
-                                 "(ModuleNotFoundError: No module named 'nomod_zz')"),
+    "bad": ("json:dumps", ("savi_plugin.benchmarks entry bad = json:dumps: expected a savi_plugin.eval.benchmarks."
+                           "Benchmark, got function")),
+    "missingmod": ("nomod_zz:B", ("savi_plugin.benchmarks entry missingmod = nomod_zz:B: cannot load "
+                                  "(ModuleNotFoundError: No module named 'nomod_zz')")),
 }
 
 

@@ -1,0 +1,82 @@
+"""What third-party plugins hand back is held to the rules savi's own parts are (pass 26 O): a loss's non-finite
+metric is a non-finite step, never a NaN in the report. Each case installs a throw-away distribution on sys.path
+(as tests/test_registry.py does) and runs the real ``savi`` command through ``main(argv)``."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from savi_plugin.cli import main
+from tests.builders import install_distribution
+from tests.test_registry import _recipe, tiny_pairs  # noqa: F401 - the fixture, shared
+
+ODD_LOSS_PKG = '''
+    import os
+    from dataclasses import dataclass
+
+    import torch
+
+    from savi_plugin.losses.base import LossOutput, PreferenceLoss, Requirements
+
+
+    class Odd(PreferenceLoss):
+        """A reference-free margin loss whose reported values are spoiled as $ODD_METRIC says."""
+
+        name = "odd"
+
+        @dataclass(frozen=True)
+        class Params:
+            pass
+
+        def requirements(self, params):
+            return Requirements(level="sequence", reference=False)
+
+        def compute(self, inputs, params):
+            gap = inputs.policy_chosen - inputs.policy_rejected
+            chosen, rejected = gap.detach(), -gap.detach()
+            metrics = {"gap": gap.detach()}
+            spoil = os.environ["ODD_METRIC"]
+            if spoil == "chosen_rewards":
+                chosen = torch.full_like(chosen, float("nan"))
+            elif spoil == "rejected_rewards":
+                rejected = torch.full_like(rejected, float("inf"))
+            elif spoil == "own_metric":
+                metrics["gap"] = torch.full_like(gap, float("nan")).detach()
+            return LossOutput(torch.nn.functional.softplus(-gap), chosen, rejected, metrics)
+
+
+    ODD = Odd()
+'''
+
+
+def _no_nan(text: str):
+    def refuse(constant):
+        raise AssertionError(f"{constant} in the report")
+    return json.loads(text, parse_constant=refuse)
+
+
+@pytest.mark.parametrize("spoil, named", [("chosen_rewards", "metric 'rewards/chosen' (nan)"),
+                                          ("rejected_rewards", "metric 'rewards/rejected' (inf)"),
+                                          ("own_metric", "metric 'odd/gap' (nan)")])
+def test_a_non_finite_metric_a_loss_reports_is_a_non_finite_step_never_a_nan_in_the_report(
+        spoil, named, tiny_llava_onevision, tiny_pairs, tmp_path, monkeypatch, capsys):  # noqa: F811
+    """O #44: a loss returning NaN rewards (its loss finite) trained with exit 0 and wrote ``"rewards/chosen": NaN``
+    into train_report.json, which ``savi plot`` then refused. The non-finite loss rule covers every value the loss
+    reports: each such step is skipped and counted, the run fails naming the metric and the loss, and the report is
+    JSON savi's own readers take."""
+    install_distribution(tmp_path / "site", monkeypatch, "odd-loss", {"odd_loss.py": ODD_LOSS_PKG},
+                         {"savi_plugin.losses": {"odd": "odd_loss:ODD"}})
+    monkeypatch.setenv("ODD_METRIC", spoil)
+    recipe = _recipe(tmp_path / "r.yaml", tiny_llava_onevision, loss_type="odd")
+    out = tmp_path / "out"
+    assert main(["train", str(recipe), "--data", str(tiny_pairs), "--output-dir", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "2 of 2 optimizer steps were skipped" in err and f"(first: non-finite {named} of loss 'odd' at step 1" \
+        in err, err[-2000:]
+    report = _no_nan((out / "train_report.json").read_text())
+    assert report["nonfinite_steps"] == 2 and report["failed"]
+    assert not (out / "adapter_model.safetensors").exists()
+    main(["plot", str(out), "--out", str(tmp_path / "x.png")])
+    assert "NaN" not in capsys.readouterr().err  # savi plot reads the report (whatever it makes of a failed run)
