@@ -9,7 +9,7 @@ import json
 import pytest
 
 from savi_plugin.cli import main
-from tests.builders import install_distribution
+from tests.builders import install_distribution, read_jsonl, write_jsonl
 from tests.test_registry import _recipe, tiny_pairs  # noqa: F401 - the fixture, shared
 
 ODD_LOSS_PKG = '''
@@ -80,3 +80,64 @@ def test_a_non_finite_metric_a_loss_reports_is_a_non_finite_step_never_a_nan_in_
     assert not (out / "adapter_model.safetensors").exists()
     main(["plot", str(out), "--out", str(tmp_path / "x.png")])
     assert "NaN" not in capsys.readouterr().err  # savi plot reads the report (whatever it makes of a failed run)
+
+
+BENT_GEN_PKG = '''
+    import os
+    from dataclasses import dataclass
+
+    from savi_plugin.api import PAIR, Generator, Outcome, PreferenceRecord
+
+
+    @dataclass
+    class Options:
+        prompts: str | None = None
+
+
+    class Bent(Generator):
+        """Writes one fixed pair per item, bent as $BENT says: every item's record under one id, or chosen ==
+        rejected for the second item."""
+
+        name = "bent"
+        config_class = Options
+        prompt_fields = {"question": set()}
+
+        def process(self, lm, batch, ctx):
+            out = []
+            for work in batch:
+                rid = "same" if os.environ["BENT"] == "dupid" else self.record_id(work.item.id, 0)
+                rejected = "A red square." if os.environ["BENT"] == "samecr" and work.item.id == "v1" else "No."
+                record = PreferenceRecord(id=rid, video=work.item.video, question=self.prompts["question"],
+                                          chosen="A red square.", rejected=rejected, source=self.name,
+                                          meta=dict(ctx.meta))
+                out.append(Outcome(work.item.id, rid, PAIR, "written", record=record))
+            return out
+'''
+
+
+@pytest.mark.parametrize("bent, detail", [
+    ("dupid", "generator 'bent': record id 'same' is already item 'v0''s record (one id, one record)"),
+    ("samecr", ("generator 'bent': record 'v1-bent-0' is refused by the record rule (savi data validate): "
+                "rejected: identical to chosen"))])
+def test_a_generator_s_record_validate_refuses_or_a_repeated_id_is_a_listed_failure_never_written_or_dropped(
+        bent, detail, tiny_llava_onevision, synthetic_samples, tmp_path, monkeypatch, capsys):
+    """O #53: two items' pairs under one record id -- one dropped silently, the report said 2 pairs, the file held 1.
+    O #54: chosen == rejected written with exit 0, then refused by ``savi data validate``. A plugin generator's
+    records are checked by validate's record rule and the run's ids before they are written: the bad one is a
+    failure naming the generator, counted and listed, the run ends non-zero, and what was written validates."""
+
+    install_distribution(tmp_path / "site", monkeypatch, "bent-gen", {
+        "bent_gen/__init__.py": BENT_GEN_PKG, "bent_gen/prompts/bent.yaml": 'version: b1\nquestion: "What is it?"\n'},
+        {"savi_plugin.generators": {"bent": "bent_gen:Bent"}})
+    monkeypatch.setenv("BENT", bent)
+    manifest = write_jsonl(tmp_path / "qa.jsonl", [{"id": f"v{i}", "video": s.video}
+                                                   for i, s in enumerate(synthetic_samples[:2])])
+    out = tmp_path / "g" / "pairs.jsonl"
+    assert main(["generate", "--generator", "bent", "--model", str(tiny_llava_onevision), "--input", str(manifest),
+                 "--output", str(out), "--num-frames", "4", "--no-progress"]) == 1
+    capsys.readouterr()
+    report = json.loads(out.with_name("pairs.jsonl.report.json").read_text())
+    assert [(f["item"], f["reason"], f["detail"][:len(detail)]) for f in report["failed"]] == [
+        ("v1", "generation_error", detail)]
+    assert report["counts"]["pairs"] == report["records_in_output"] == len(read_jsonl(out)) == 1
+    assert main(["data", "validate", str(out)]) == 0
