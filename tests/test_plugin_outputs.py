@@ -141,3 +141,38 @@ def test_a_generator_s_record_validate_refuses_or_a_repeated_id_is_a_listed_fail
         ("v1", "generation_error", detail)]
     assert report["counts"]["pairs"] == report["records_in_output"] == len(read_jsonl(out)) == 1
     assert main(["data", "validate", str(out)]) == 0
+
+
+def test_a_generator_registered_under_another_entry_name_is_recorded_by_that_name(tiny_llava_onevision,
+                                                                                  synthetic_samples, tmp_path,
+                                                                                  monkeypatch, capsys):
+    """O #60: a generator class (``name = "bent"``) registered as ``alias`` wrote records and a report saying
+    ``bent``, while a loss under an alias is recorded by its entry name. Both go by the name the user typed; the
+    templates stay the class's own ``prompts/bent.yaml``."""
+    install_distribution(tmp_path / "site", monkeypatch, "bent-gen", {
+        "bent_gen/__init__.py": BENT_GEN_PKG, "bent_gen/prompts/bent.yaml": 'version: b1\nquestion: "What is it?"\n'},
+        {"savi_plugin.generators": {"alias": "bent_gen:Bent"}})
+    monkeypatch.setenv("BENT", "good")
+    manifest = write_jsonl(tmp_path / "qa.jsonl", [{"id": "v0", "video": synthetic_samples[0].video}])
+    out = tmp_path / "g" / "pairs.jsonl"
+    assert main(["generate", "--generator", "alias", "--model", str(tiny_llava_onevision), "--input", str(manifest),
+                 "--output", str(out), "--num-frames", "4", "--no-progress"]) == 0
+    capsys.readouterr()
+    (record,) = read_jsonl(out)
+    assert (record["id"], record["source"], record["meta"]["generator"]) == ("v0-alias-0", "alias", "alias")
+    assert record["meta"]["prompts_version"] == "b1"
+    report = json.loads(out.with_name("pairs.jsonl.report.json").read_text())
+    assert report["config"]["generator"] == "alias"
+
+
+def test_a_broken_loss_among_ablate_s_losses_is_named_by_losses(tmp_path, monkeypatch, capsys):
+    """O #45: ``savi ablate --losses dpo,raiseimp`` named ``override 'train.loss_type=raiseimp'``, an override the
+    user never typed: the line names the flag they did type."""
+    install_distribution(tmp_path / "site", monkeypatch, "raiseimp", {"raiseimp.py": "raise RuntimeError('boom')\n"},
+                         {"savi_plugin.losses": {"raiseimp": "raiseimp:LOSS"}})
+    monkeypatch.chdir(tmp_path)
+    code = main(["ablate", "tiny_demo", "--losses", "dpo,raiseimp", "--dry-run", "--out", "ab"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1, err
+    assert err[0].startswith("error: --losses 'raiseimp': train.loss_type: ") and "RuntimeError: boom" in err[0], err
+    assert "override" not in err[0]

@@ -217,7 +217,13 @@ def resolve_generator(generator: str | type | Generator, options: dict[str, Any]
             raise ValueError("pass options to the generator's constructor, not with an instance")
         return generator
     if isinstance(generator, str):
-        generator = registry.load_class(registry.GENERATORS, generator, Generator)
+        entry = generator
+        gen = registry.load_class(registry.GENERATORS, entry, Generator)(options)
+        # known by the name the user chose it by, as a loss is (train.loss_type): a class registered under another
+        # entry name (an alias) writes records, ids and its report under the entry's name; its templates stay
+        # those of its class (prompts/<class name>.yaml, read above)
+        gen.name = entry
+        return gen
     return generator(options)
 
 
