@@ -176,3 +176,15 @@ def test_a_broken_loss_among_ablate_s_losses_is_named_by_losses(tmp_path, monkey
     assert code == 2 and len(err) == 1, err
     assert err[0].startswith("error: --losses 'raiseimp': train.loss_type: ") and "RuntimeError: boom" in err[0], err
     assert "override" not in err[0]
+
+
+@pytest.mark.parametrize("value", ["goodloss.loss:", "a b c", ":X"])
+def test_a_malformed_entry_value_is_one_line_naming_the_entry_and_its_value(value, tmp_path, monkeypatch, capsys):
+    """O #50: an entry whose value is no ``module:attribute`` reference ended as ``AttributeError: 'NoneType' object
+    has no attribute 'group'`` (importlib's internals): the line names the entry, its value and what it must be."""
+    install_distribution(tmp_path / "site", monkeypatch, "mal", {}, {"savi_plugin.losses": {"mal1": value}})
+    assert main(["recipes", "show", "tiny_demo", "train.loss_type=mal1"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"entry 'mal1' ({value} from mal) cannot be loaded: ValueError: {value!r} is not a " \
+                             f"module:attribute reference" in err[0], err
+    assert "NoneType" not in err[0]
