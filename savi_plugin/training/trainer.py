@@ -315,16 +315,26 @@ class PreferenceTrainer(Trainer):
         stats = self.statistics(model, inputs)
         self.vision_calls += stats.vision_calls
         loss, _, metrics = self.objective(stats, inputs)
+        loss = self._finite_metrics_rule(loss, metrics)
         split = "train" if model.training else "eval"
-        bad = _nonfinite_value(loss, metrics)
-        if bad is None:
+        if torch.isfinite(loss):
             if split == "train":
                 self._step_losses.append(loss.detach())
             self._store_metrics(split, metrics)
             self._store_metrics(split, {"truncated": inputs.truncated.reshape(1).float()}, per_pair=False)
         elif split == "train":
-            loss = self._nonfinite(model, loss, inputs, bad)
+            loss = self._nonfinite(model, loss, inputs)
         return (loss, stats) if return_outputs else loss
+
+    def _finite_metrics_rule(self, loss: torch.Tensor, metrics: dict[str, torch.Tensor]) -> torch.Tensor:
+        """``loss``, or NaN when a metric the loss reports (its rewards, its own metrics) is not finite: one rule
+        with a non-finite loss, so the micro-batch's step is skipped and counted (:meth:`_nonfinite`, which names
+        the value) and its metrics never reach the logs or ``train_report.json``. No device->host sync here."""
+        self._reported = (loss, metrics)  # what :meth:`_nonfinite` names
+        if not metrics:
+            return loss
+        values = torch.cat([v.detach().float().reshape(-1).to(loss.device) for v in metrics.values()])
+        return torch.where(torch.isfinite(values).all(), loss, torch.full_like(loss, float("nan")))
 
     def _empty_batch_loss(self, model, return_outputs: bool):
         """A zero loss for a micro-batch whose every pair was skipped, through the same forward as a real one.
@@ -349,9 +359,11 @@ class PreferenceTrainer(Trainer):
         zero = loss * 0.0
         return (zero, None) if return_outputs else zero
 
-    def _nonfinite(self, model, loss: torch.Tensor, inputs, what: str) -> torch.Tensor:
+    def _nonfinite(self, model, loss: torch.Tensor, inputs) -> torch.Tensor:
         where = f"step {self.state.global_step + 1}, pairs {inputs.pair_ids}"
-        what = f"{what} of loss {self.args.loss_type!r}"
+        reported, self._reported = getattr(self, "_reported", None), None
+        what = f"{(_nonfinite_value(*reported) if reported is not None else None) or f'loss {loss.item()}'} of " \
+               f"loss {self.args.loss_type!r}"
         if not self.args.skip_nonfinite:
             raise FloatingPointError(f"non-finite {what} at {where} (skip_nonfinite=False)")
         if self.is_deepspeed_enabled:
@@ -484,15 +496,9 @@ class PreferenceTrainer(Trainer):
 
 
 def _nonfinite_value(loss: torch.Tensor, metrics: dict[str, torch.Tensor]) -> str | None:
-    """What of a micro-batch is not finite -- ``loss nan``, ``metric 'rewards/chosen' (nan)`` -- or None.
-
-    One rule for the loss and every metric the loss reports (its rewards, its own metrics): a micro-batch with
-    any of them non-finite is a non-finite step (skipped and counted, :meth:`PreferenceTrainer._nonfinite`), so
-    its values never reach the logged metrics or ``train_report.json``. One device->host sync when all are finite.
-    """
-    values = [loss.detach().float().reshape(-1), *(v.detach().float().reshape(-1) for v in metrics.values())]
-    if bool(torch.isfinite(torch.cat([v.to(values[0].device) for v in values])).all()):
-        return None
+    """What the loss reported that is not finite, for a non-finite step's warning and the run's failure line:
+    ``loss nan``, or the first metric that is not (``metric 'rewards/chosen' (nan)``); None when all are (a
+    trainer's own ``compute_loss`` made the loss non-finite)."""
     if not bool(torch.isfinite(loss).all()):
         return f"loss {loss.item() if loss.numel() == 1 else loss.tolist()}"
     for name, value in metrics.items():
@@ -500,7 +506,7 @@ def _nonfinite_value(loss: torch.Tensor, metrics: dict[str, torch.Tensor]) -> st
         finite = torch.isfinite(flat)
         if not bool(finite.all()):
             return f"metric {name!r} ({flat[~finite][0].item()})"
-    return "value"  # not reached: one of the above is not finite
+    return None
 
 
 def data_size_warnings(pairs: int, batch_size: int, accumulation: int, processes: int = 1,
