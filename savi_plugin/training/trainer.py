@@ -326,16 +326,6 @@ class PreferenceTrainer(Trainer):
             loss = self._nonfinite(model, loss, inputs)
         return (loss, stats) if return_outputs else loss
 
-    def _finite_metrics_rule(self, loss: torch.Tensor, metrics: dict[str, torch.Tensor]) -> torch.Tensor:
-        """``loss``, or NaN when a metric the loss reports (its rewards, its own metrics) is not finite: one rule
-        with a non-finite loss, so the micro-batch's step is skipped and counted (:meth:`_nonfinite`, which names
-        the value) and its metrics never reach the logs or ``train_report.json``. No device->host sync here."""
-        self._reported = (loss, metrics)  # what :meth:`_nonfinite` names
-        if not metrics:
-            return loss
-        values = torch.cat([v.detach().float().reshape(-1).to(loss.device) for v in metrics.values()])
-        return torch.where(torch.isfinite(values).all(), loss, torch.full_like(loss, float("nan")))
-
     def _empty_batch_loss(self, model, return_outputs: bool):
         """A zero loss for a micro-batch whose every pair was skipped, through the same forward as a real one.
 
@@ -358,6 +348,16 @@ class PreferenceTrainer(Trainer):
             counts.setdefault(name, nothing.clone())
         zero = loss * 0.0
         return (zero, None) if return_outputs else zero
+
+    def _finite_metrics_rule(self, loss: torch.Tensor, metrics: dict[str, torch.Tensor]) -> torch.Tensor:
+        """``loss``, or NaN when a metric the loss reports (its rewards, its own metrics) is not finite: one rule
+        with a non-finite loss, so the micro-batch's step is skipped and counted (:meth:`_nonfinite`, which names
+        the value) and its metrics never reach the logs or ``train_report.json``. No device->host sync here."""
+        self._reported = (loss, metrics)  # what :meth:`_nonfinite` names
+        if not metrics:
+            return loss
+        values = torch.cat([v.detach().float().reshape(-1).to(loss.device) for v in metrics.values()])
+        return torch.where(torch.isfinite(values).all(), loss, torch.full_like(loss, float("nan")))
 
     def _nonfinite(self, model, loss: torch.Tensor, inputs) -> torch.Tensor:
         where = f"step {self.state.global_step + 1}, pairs {inputs.pair_ids}"
