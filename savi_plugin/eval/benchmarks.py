@@ -19,6 +19,7 @@ its documents by the doc's ``savi_benchmark``. The built-in benchmarks are regis
 from __future__ import annotations
 
 import functools
+import os
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -95,18 +96,27 @@ def _check(name: str, entry) -> Benchmark:
     return obj
 
 
+#: the broken entries a process has said, inherited by the processes it starts (lmms-eval under ``savi eval``)
+SAID_ENV = "SAVI_BENCHMARKS_LEFT_OUT"
+
+
 @functools.cache
 def _loaded() -> tuple[dict[str, Benchmark], dict[str, str]]:
     """The usable benchmarks by name, and the broken entry points' one-line reasons by name (loaded once per
-    process). A broken entry is left out and said on stderr once, so it costs its own benchmark only: the others
-    (the built-in ones among them) still load."""
+    process). A broken entry is left out and said on stderr once (not again by the lmms-eval process ``savi``
+    starts: :data:`SAID_ENV`), so it costs its own benchmark only: the others (the built-in ones among them)
+    still load."""
     found, broken = {}, {}
+    said = set(filter(None, os.environ.get(SAID_ENV, "").split(",")))
     for name, entry in sorted(entries(GROUP).items()):
         try:
             found[name] = _check(name, entry)
         except BenchmarkError as exc:
             broken[name] = str(exc)
-            print(f"savi-plugin: benchmark left out: {exc}", file=sys.stderr)
+            if name not in said:
+                print(f"savi-plugin: benchmark left out: {exc}", file=sys.stderr)
+    if broken:
+        os.environ[SAID_ENV] = ",".join(sorted(said | set(broken)))
     return found, broken
 
 

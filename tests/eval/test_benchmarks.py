@@ -1,6 +1,10 @@
 """The benchmark extension point: a throw-away distribution adds a benchmark with one folder and one entry point
 (the real lmms-eval run of its task is in tests/eval/test_suite.py); a broken entry is one line naming it."""
 
+import os
+import subprocess
+import sys
+
 import pytest
 
 from savi_plugin.eval import benchmarks
@@ -64,6 +68,11 @@ def test_a_broken_entry_is_one_line_naming_it_and_the_built_in_tasks_still_load(
         benchmarks.get(name)
     assert str(info.value) == line
     assert capsys.readouterr().err.count(line) == 1  # said once, however often the registry is asked
+    # nor again by a process this one starts (lmms-eval under `savi eval run`), which still leaves it out
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")]))}
+    code = "from savi_plugin.eval import benchmarks; print(sorted(benchmarks.broken()))"
+    child = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert child.stdout.strip() == f"[{name!r}]" and line not in child.stderr, child.stderr
     monkeypatch.undo()
     benchmarks.cache_clear()
     with pytest.raises(benchmarks.BenchmarkError, match="unknown benchmark 'nope'; registered: egoschema, mvbench"):
