@@ -371,7 +371,7 @@ class PreferenceTrainer(Trainer):
                                      f"skipped safely (DeepSpeed owns the gradients)")
         log.warning("non-finite %s at %s: the optimizer step will be skipped", what, where)
         if self.first_nonfinite is None:
-            self.first_nonfinite = f"{what} at {where}"
+            self.first_nonfinite = f"{what} at step {self.state.global_step + 1}"  # its pairs: the warning
         self._step_nonfinite = True
         # A zero gradient for every trainable parameter keeps DDP's reduction in step across ranks; the
         # value stays non-finite so the Trainer's nan filter keeps it out of the logged loss.
