@@ -324,21 +324,25 @@ def _read(path: Path, seen: tuple[Path, ...] = (), origins: dict[str, str] | Non
 
 class TypedOverride(str):
     """An override as it is applied (``model.path=./nope``) that errors quote as the user typed it (``typed``:
-    ``dpo:model.path=./nope``, ``savi ablate``'s override of one loss's run)."""
+    ``dpo:model.path=./nope``, ``savi ablate``'s override of one loss's run), or, for one a command makes from a
+    flag, by that flag (``shown``: ``--losses 'raiseimp'``)."""
 
     typed: str
+    shown: str | None
 
-    def __new__(cls, text: str, typed: str):
+    def __new__(cls, text: str, typed: str, shown: str | None = None):
         self = super().__new__(cls, text)
-        self.typed = typed
+        self.typed, self.shown = typed, shown
         return self
 
 
 def override_source(text: str) -> str:
     """How an error names the override ``text`` (``override 'train.beta=0.2'``), as the user typed it (a
-    :class:`TypedOverride` by its ``typed``): a value longer than 40
+    :class:`TypedOverride` by its ``shown`` flag, else its ``typed``): a value longer than 40
     characters (a key longer than 60) is cut in its middle, so the reason after it stays on the line; a key's
     look-alike and invisible characters are escaped (:func:`~savi_plugin.untrusted.unmistakable`)."""
+    if getattr(text, "shown", None):  # made from a flag the user gave: named by it
+        return text.shown
     key, sep, value = str(getattr(text, "typed", text)).partition("=")
     if len(key) > 60:
         key = f"{key[:40]}...{key[-12:]}"

@@ -55,7 +55,23 @@ def conflicts(group: str) -> dict[str, list[EntryPoint]]:
 def entries(group: str) -> dict[str, EntryPoint]:
     """All entry points of ``group`` by name (no module is imported); a name registered with several objects
     (:func:`conflicts`) appears once, and :func:`load` refuses it."""
-    return {ep.name: ep for ep in entry_points(group=group)}
+    return {ep.name: _reference(ep) for ep in entry_points(group=group)}
+
+
+class MalformedEntry(EntryPoint):
+    """An entry point whose value is no ``module:attribute`` reference (``my_pkg.loss:``, ``a b c``, ``:X``): loading
+    it raises one line naming the value, where importlib's own ``load`` fails on Python internals (``'NoneType'
+    object has no attribute 'group'``)."""
+
+    def load(self):
+        raise ValueError(f"{self.value!r} is not a module:attribute reference (e.g. my_pkg.loss:MY_LOSS)")
+
+
+def _reference(ep: EntryPoint) -> EntryPoint:
+    """``ep``, or a :class:`MalformedEntry` of the same name, value and distribution when its value does not parse."""
+    if EntryPoint.pattern.match(ep.value):
+        return ep
+    return MalformedEntry(ep.name, ep.value, ep.group)._for(getattr(ep, "dist", None))
 
 
 def available(group: str) -> list[str]:

@@ -19,6 +19,8 @@ its documents by the doc's ``savi_benchmark``. The built-in benchmarks are regis
 from __future__ import annotations
 
 import functools
+import os
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -76,31 +78,70 @@ class BenchmarkError(LookupError):
     """An unknown benchmark name, or an entry point that does not give a :class:`Benchmark` (one line)."""
 
 
+def _check(name: str, entry) -> Benchmark:
+    """The benchmark an entry point gives; :class:`BenchmarkError` (one line naming the entry) when it gives none."""
+    try:
+        obj = entry.load()
+    except Exception as exc:  # noqa: BLE001 - a third party's import error: name the entry point
+        raise BenchmarkError(f"{GROUP} entry {name} = {entry.value}: cannot load ({type(exc).__name__}: {exc})") \
+            from None
+    if not isinstance(obj, Benchmark):
+        raise BenchmarkError(f"{GROUP} entry {name} = {entry.value}: expected a savi_plugin.eval.benchmarks."
+                             f"Benchmark, got {type(obj).__name__}")
+    if obj.name != name:
+        raise BenchmarkError(f"{GROUP} entry {name} = {entry.value}: the benchmark is named {obj.name!r}; the "
+                             f"entry's name and spec.name must be the same")
+    if obj.tasks is not None and not Path(obj.tasks).is_dir():
+        raise BenchmarkError(f"{GROUP} entry {name} = {entry.value}: tasks folder {obj.tasks} does not exist")
+    return obj
+
+
+#: the broken entries a process has said, inherited by the processes it starts (lmms-eval under ``savi eval``)
+SAID_ENV = "SAVI_BENCHMARKS_LEFT_OUT"
+
+
 @functools.cache
-def registered() -> dict[str, Benchmark]:
-    """Every benchmark of the ``savi_plugin.benchmarks`` entry points, by name (loaded once per process)."""
-    found = {}
+def _loaded() -> tuple[dict[str, Benchmark], dict[str, str]]:
+    """The usable benchmarks by name, and the broken entry points' one-line reasons by name (loaded once per
+    process). A broken entry is left out and said on stderr once (not again by the lmms-eval process ``savi``
+    starts: :data:`SAID_ENV`), so it costs its own benchmark only: the others (the built-in ones among them)
+    still load."""
+    found, broken = {}, {}
+    said = set(filter(None, os.environ.get(SAID_ENV, "").split(",")))
     for name, entry in sorted(entries(GROUP).items()):
         try:
-            obj = entry.load()
-        except Exception as exc:  # noqa: BLE001 - a third party's import error: name the entry point
-            raise BenchmarkError(f"{GROUP} entry {name} = {entry.value}: cannot load ({type(exc).__name__}: {exc})") \
-                from None
-        if not isinstance(obj, Benchmark):
-            raise BenchmarkError(f"{GROUP} entry {name} = {entry.value}: expected a savi_plugin.eval.benchmarks."
-                                 f"Benchmark, got {type(obj).__name__}")
-        if obj.name != name:
-            raise BenchmarkError(f"{GROUP} entry {name} = {entry.value}: the benchmark is named {obj.name!r}; the "
-                                 f"entry's name and spec.name must be the same")
-        if obj.tasks is not None and not Path(obj.tasks).is_dir():
-            raise BenchmarkError(f"{GROUP} entry {name} = {entry.value}: tasks folder {obj.tasks} does not exist")
-        found[name] = obj
-    return found
+            found[name] = _check(name, entry)
+        except BenchmarkError as exc:
+            broken[name] = str(exc)
+            if name not in said:
+                print(f"savi-plugin: benchmark left out: {exc}", file=sys.stderr)
+    if broken:
+        os.environ[SAID_ENV] = ",".join(sorted(said | set(broken)))
+    return found, broken
+
+
+def registered() -> dict[str, Benchmark]:
+    """Every usable benchmark of the ``savi_plugin.benchmarks`` entry points, by name (a broken entry is left out:
+    :func:`broken`)."""
+    return _loaded()[0]
+
+
+def broken() -> dict[str, str]:
+    """The ``savi_plugin.benchmarks`` entries that give no usable benchmark, each with its one-line reason."""
+    return _loaded()[1]
+
+
+def cache_clear() -> None:
+    """Forget the loaded entry points (tests that install a distribution)."""
+    _loaded.cache_clear()
 
 
 def get(name: str) -> Benchmark:
-    """The benchmark called ``name``; :class:`BenchmarkError` lists the registered ones."""
-    found = registered()
+    """The benchmark called ``name``; :class:`BenchmarkError` gives a broken entry's reason, or lists the registered
+    ones for an unknown name."""
+    found, bad = _loaded()
+    if name in bad:
+        raise BenchmarkError(bad[name])
     if name not in found:
         raise BenchmarkError(f"unknown benchmark {name!r}; registered: {', '.join(found) or 'none'} "
                              f"(a benchmark is added through the {GROUP} entry-point group)")

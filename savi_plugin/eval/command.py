@@ -809,6 +809,10 @@ def run_judged(command: list[str], *, env: dict, output_path: str | Path, tasks:
     import subprocess
     import time
 
+    from savi_plugin.eval.benchmarks import SAID_ENV
+
+    if SAID_ENV in os.environ:  # the benchmark entries this process left out and said: lmms-eval does not repeat them
+        env = {**env, SAID_ENV: os.environ[SAID_ENV]}
     start = time.time()
     shown = not (verbose or log_path)  # the filtered output goes to stderr; else nowhere (only tracked)
     filt = TracebackFilter(sys.stderr.write if shown else (lambda _line: None))

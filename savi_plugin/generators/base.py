@@ -177,7 +177,9 @@ class Generator(abc.ABC):
     Subclasses set :attr:`name`, :attr:`config_class` (a dataclass with a ``prompts`` field) and
     :attr:`prompt_fields`, and implement :meth:`process`. Their prompt templates ship in
     ``prompts/<name>.yaml`` beside the module that defines the class, so a generator in
-    another distribution brings its own.
+    another distribution brings its own. A generator run by its registered name goes by that name
+    (:func:`savi_plugin.generators.runner.resolve_generator` sets the instance's ``name`` to the entry's: records,
+    their ids and the report say it), while its templates stay those of its class's :attr:`name`.
 
     Args:
         options: the config's fields as a dict, checked by :func:`build_config` (a bad one raises ``ConfigError``,
@@ -194,7 +196,7 @@ class Generator(abc.ABC):
         #: the prompts override as read (:func:`~savi_plugin.generators.prompts.read_override`), once: what the
         #: generator runs and what its run identity holds (:meth:`run_options`) are the same reading of the file
         self.prompt_override = read_override(self.config.prompts)
-        self.prompts = load_prompts(self.name, self.config.prompts, fields=self.prompt_fields,
+        self.prompts = load_prompts(type(self).name, self.config.prompts, fields=self.prompt_fields,
                                     module=type(self).__module__, read=self.prompt_override)
 
     @property
@@ -229,8 +231,8 @@ class Generator(abc.ABC):
             return
         from savi_plugin.models.backends.tokens import control_strings
 
-        check_control_strings(self.prompts, control_strings(tokenizer), self.name, self.config.prompts,
-                              type(self).__module__)
+        check_control_strings(self.prompts, control_strings(tokenizer), type(self).name, self.config.prompts,
+                              type(self).__module__)  # the templates are the class's (prompts/<class name>.yaml)
 
     def clips_per_item(self) -> int:
         """How many clips of an item's size :meth:`process` holds at once (the runner's per-batch memory estimate,

@@ -228,6 +228,11 @@ def resolve_generator(generator: str | type | Generator, options: dict[str, Any]
     with plugin_call(registry.GENERATORS, entry, generator, "construction"):
         gen = generator(options)
     gen.entry = entry  # the name messages give it (None: a class given directly, named by its class)
+    if entry is not None:
+        # known by the name the user chose it by, as a loss is (train.loss_type): a class registered under another
+        # entry name (an alias) writes records, ids and its report under the entry's name; its templates stay
+        # those of its class (prompts/<class name>.yaml, read above)
+        gen.name = entry
     return gen
 
 
@@ -806,6 +811,7 @@ def _run_locked(gen, model, mine, config, base_meta, out_path, prog_path, index,
     _check_not_moved(out_path, present, rows, {item.id: item for _, chunk in mine for item in chunk})
     claimed.write_mark()
     done = {item_id for item_id, row in rows.items() if not to_retry(row) and item_id not in lost}
+    owners = {rid: item_id for rid, (item_id, _) in _written_pairs(rows).items()}  # record id -> its item
     writer = PreferenceWriter(out_path)
     progress_log = JsonlAppender(prog_path)
     progress_log.ids -= set(rows) - done  # failed for a transient reason: this run writes their new rows
@@ -843,9 +849,12 @@ def _run_locked(gen, model, mine, config, base_meta, out_path, prog_path, index,
                 for o in outcomes:
                     if o.item_id in done:  # a done item's batch is re-run whole; what its progress row says stands
                         continue
+                    if o.status == PAIR:  # a pair to write, or a failure when the records' rules refuse it
+                        o = _checked_pair(gen, o, _stored_video(o.record, out_path, data_root), owners, out_path)
                     by_item[o.item_id].append(o)
                     if o.status == PAIR:
-                        record = _stored_video(o.record, out_path, data_root)
+                        record = o.record
+                        owners[str(record.id)] = o.item_id
                         if writer.write(record):
                             run_pairs += 1
                             digests[o.record_id] = line_digest(encode_line(record.to_json()))
@@ -914,6 +923,29 @@ def _check_one_per_record(gen: Generator, outcomes: list[Outcome]) -> None:
         raise RuntimeError(f"generator {gen.name!r} gave item {again.item_id!r} an outcome for record "
                            f"{again.record_id!r} beside one for {first.record_id!r}: a generator gives one outcome "
                            f"per would-be record (an item that failed before any record was numbered, only one)")
+
+
+def _checked_pair(gen: Generator, outcome: Outcome, record: Any, owners: dict[str, str], out_path: Path) -> Outcome:
+    """A generator's pair outcome with ``record`` (its video stored by the paths rule), or a listed failure when the
+    record may not be written: the record rule ``savi data validate`` applies refuses it, or its id is a record of
+    another item (written by this run or an earlier one). A generator's record is checked as every reader checks it
+    before it is written, so the writer never writes what validate refuses, nor drops a pair silently as "written
+    before". The failure names the generator and is counted and listed in the report (``generation_error``:
+    retried by the next run)."""
+    from savi_plugin.data.record import DataError, validate_record
+
+    rid = str(record.id)
+    owner = owners.get(rid)
+    if owner is not None and owner != outcome.item_id:
+        why = f"record id {rid!r} is already item {owner!r}'s record (one id, one record)"
+    else:
+        try:
+            validate_record(record.to_json(), str(out_path))
+            return dataclasses.replace(outcome, record=record)
+        except DataError as exc:
+            why = f"record {rid!r} is refused by the record rule (savi data validate): {exc.field or '-'}: {exc.message}"
+    return dataclasses.replace(outcome, status=FAILED, reason="generation_error", record=None,
+                               detail=f"generator {gen.name!r}: {why}")
 
 
 def _outcome_row(outcome: Outcome, digests: dict[str, str | None]) -> dict[str, Any]:

@@ -56,10 +56,12 @@ def split_overrides(overrides: list[str], losses: list[str]) -> tuple[list[str],
 
 def loss_recipe(recipe_ref: str, loss: str, shared: list[str], own: list[str], out: Path):
     """The recipe of one run: the recipe with ``loss``, its own hyper-parameters only, its output folder."""
-    from savi_plugin.recipe import load_recipe
+    from savi_plugin.recipe import TypedOverride, load_recipe
 
     base = load_recipe(recipe_ref, shared)
-    overrides = [f"train.loss_type={loss}", f"train.output_dir={out / loss / 'train'}"]
+    # made from --losses and --out: an error names the flag the user typed, not an override they never wrote
+    overrides = [TypedOverride(f"train.loss_type={loss}", loss, shown=f"--losses {loss!r}"),
+                 TypedOverride(f"train.output_dir={out / loss / 'train'}", str(out), shown=f"--out {str(out)!r}")]
     if base.train.get("loss_type", "rrpo") != loss:
         overrides += [f"train.{key}=null" for key in OWN_LOSS_KEYS if base.train.get(key) is not None]
     if base.train.get("trainer"):

@@ -32,6 +32,7 @@ What holds for ``output_dir``:
 from __future__ import annotations
 
 import logging
+import math
 import os
 import time
 from pathlib import Path
@@ -269,7 +270,9 @@ def _nonfinite_failure(trainer, config) -> str | None:
     steps, skipped = trainer.state.global_step, trainer.nonfinite_steps
     limit = getattr(config, "max_nonfinite_fraction", 0.5)
     if steps and skipped > limit * steps:
-        return (f"{skipped} of {steps} optimizer steps were skipped because their loss or gradient was not finite, "
+        first = getattr(trainer, "first_nonfinite", None)
+        return (f"{skipped} of {steps} optimizer steps were skipped because their loss, a metric the loss reports "
+                f"or their gradient was not finite{f' (first: non-finite {first})' if first else ''}, "
                 f"more than max_nonfinite_fraction={limit}; lower the learning rate, use bf16 instead of fp16, or "
                 f"check the data")
     return None
@@ -502,9 +505,22 @@ def stored_report(report: dict[str, Any], holder: Path) -> dict[str, Any]:
                    else r for r in part.get("skipped_records", [])]
         return {**part, "path": path_for_file(part["path"], holder), "skipped_records": records}
 
-    return {**report, "model": name_for_file(report["model"], holder),
+    return _json_numbers({**report, "model": name_for_file(report["model"], holder),
             **{k: path_for_file(report[k], holder) for k in ("data", "output_dir", "adapter")},
-            "dataset": dataset(report["dataset"]), "eval_dataset": dataset(report["eval_dataset"])}
+            "dataset": dataset(report["dataset"]), "eval_dataset": dataset(report["eval_dataset"])})
+
+
+def _json_numbers(value: Any) -> Any:
+    """``value`` with every float that is not finite as None: JSON has no NaN or Infinity, and savi's readers
+    (``savi plot``) refuse them. Metrics of a non-finite step never get here (the trainer skips and counts the step,
+    ``nonfinite_steps``); what is left is transformers' own numbers of such a step (its ``grad_norm``)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _json_numbers(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_numbers(v) for v in value]
+    return value
 
 
 def _save_adapter_atomically(trainer, output_dir: Path, base: str | Path, backend: str | None,

@@ -19,7 +19,8 @@ resume and logging callbacks working as users expect. What this class adds:
   ``truncated`` and ``nonfinite_steps``. They are accumulated on device over EVERY micro-batch (weighted by
   pairs) and averaged when logged -- not only the last micro-batch, as the official RRPO code does -- and
   reduced across processes only at logging time.
-* Non-finite guard: a micro-batch whose loss is not finite contributes a zero gradient, and the optimizer step
+* Non-finite guard: a micro-batch whose loss or any metric the loss reports (its rewards, its own metrics) is
+  not finite contributes a zero gradient, and the optimizer step
   it belongs to (also one with a non-finite gradient) is skipped: gradients are dropped before
   ``optimizer.step()``, so neither the weights nor the optimizer state change; ``nonfinite_steps`` counts them.
   ``skip_nonfinite=False`` raises ``FloatingPointError`` instead. Under DeepSpeed (which owns the gradients)
@@ -207,6 +208,7 @@ class PreferenceTrainer(Trainer):
         self._metric_sums: dict[str, dict[str, torch.Tensor]] = {"train": {}, "eval": {}}
         self._metric_counts: dict[str, dict[str, torch.Tensor]] = {"train": {}, "eval": {}}
         self.nonfinite_steps = 0
+        self.first_nonfinite: str | None = None  # what the first skipped step saw, for the run's failure line
         self._step_nonfinite = False
         self._past_max_steps_said = False  # the resume past max_steps is said once (get_batch_samples)
         # Losses of the optimizer steps that were applied: a skipped step is in neither `loss` nor `train_loss`.
@@ -314,6 +316,7 @@ class PreferenceTrainer(Trainer):
         stats = self.statistics(model, inputs)
         self.vision_calls += stats.vision_calls
         loss, _, metrics = self.objective(stats, inputs)
+        loss = self._finite_metrics_rule(loss, metrics)
         split = "train" if model.training else "eval"
         if torch.isfinite(loss):
             self._store_metrics(split, metrics)
@@ -374,14 +377,29 @@ class PreferenceTrainer(Trainer):
         zero = loss * 0.0
         return (zero, None) if return_outputs else zero
 
+    def _finite_metrics_rule(self, loss: torch.Tensor, metrics: dict[str, torch.Tensor]) -> torch.Tensor:
+        """``loss``, or NaN when a metric the loss reports (its rewards, its own metrics) is not finite: one rule
+        with a non-finite loss, so the micro-batch's step is skipped and counted (:meth:`_nonfinite`, which names
+        the value) and its metrics never reach the logs or ``train_report.json``. No device->host sync here."""
+        self._reported = (loss, metrics)  # what :meth:`_nonfinite` names
+        if not metrics:
+            return loss
+        values = torch.cat([v.detach().float().reshape(-1).to(loss.device) for v in metrics.values()])
+        return torch.where(torch.isfinite(values).all(), loss, torch.full_like(loss, float("nan")))
+
     def _nonfinite(self, model, loss: torch.Tensor, inputs) -> torch.Tensor:
         where = f"step {self.state.global_step + 1}, pairs {inputs.pair_ids}"
+        reported, self._reported = getattr(self, "_reported", None), None
+        what = f"{(_nonfinite_value(*reported) if reported is not None else None) or f'loss {loss.item()}'} of " \
+               f"loss {self.args.loss_type!r}"
         if not self.args.skip_nonfinite:
-            raise FloatingPointError(f"non-finite loss {loss.item()} at {where} (skip_nonfinite=False)")
+            raise FloatingPointError(f"non-finite {what} at {where} (skip_nonfinite=False)")
         if self.is_deepspeed_enabled:
-            raise FloatingPointError(f"non-finite loss {loss.item()} at {where}: under DeepSpeed the step cannot be "
+            raise FloatingPointError(f"non-finite {what} at {where}: under DeepSpeed the step cannot be "
                                      f"skipped safely (DeepSpeed owns the gradients)")
-        log.warning("non-finite loss %s at %s: the optimizer step will be skipped", loss.item(), where)
+        log.warning("non-finite %s at %s: the optimizer step will be skipped", what, where)
+        if self.first_nonfinite is None:
+            self.first_nonfinite = f"{what} at step {self.state.global_step + 1}"  # its pairs: the warning
         self._step_nonfinite = True
         # A zero gradient for every trainable parameter keeps DDP's reduction in step across ranks; the
         # value stays non-finite so the Trainer's nan filter keeps it out of the logged loss.
@@ -414,6 +432,8 @@ class PreferenceTrainer(Trainer):
         for p in params:  # optimizers skip parameters without a gradient: no update, no state change
             p.grad = None
         self.nonfinite_steps += 1
+        if self.first_nonfinite is None:
+            self.first_nonfinite = f"gradient at step {self.state.global_step + 1}"
         log.warning("optimizer step %d skipped: non-finite loss or gradient (%d so far)", self.state.global_step + 1,
                     self.nonfinite_steps)
 
@@ -501,6 +521,20 @@ class PreferenceTrainer(Trainer):
             if "train_loss" in logs:
                 logs["train_loss"] = self._applied_mean("total")
         super().log(logs, start_time)
+
+
+def _nonfinite_value(loss: torch.Tensor, metrics: dict[str, torch.Tensor]) -> str | None:
+    """What the loss reported that is not finite, for a non-finite step's warning and the run's failure line:
+    ``loss nan``, or the first metric that is not (``metric 'rewards/chosen' (nan)``); None when all are (a
+    trainer's own ``compute_loss`` made the loss non-finite)."""
+    if not bool(torch.isfinite(loss).all()):
+        return f"loss {loss.item() if loss.numel() == 1 else loss.tolist()}"
+    for name, value in metrics.items():
+        flat = value.detach().float().reshape(-1)
+        finite = torch.isfinite(flat)
+        if not bool(finite.all()):
+            return f"metric {name!r} ({flat[~finite][0].item()})"
+    return None
 
 
 def data_size_warnings(pairs: int, batch_size: int, accumulation: int, processes: int = 1,

@@ -1,6 +1,10 @@
 """The benchmark extension point: a throw-away distribution adds a benchmark with one folder and one entry point
 (the real lmms-eval run of its task is in tests/eval/test_suite.py); a broken entry is one line naming it."""
 
+import os
+import subprocess
+import sys
+
 import pytest
 
 from savi_plugin.eval import benchmarks
@@ -10,9 +14,9 @@ from tests.builders import third_party_benchmark
 
 @pytest.fixture
 def fresh_registry():
-    benchmarks.registered.cache_clear()
+    benchmarks.cache_clear()
     yield
-    benchmarks.registered.cache_clear()
+    benchmarks.cache_clear()
 
 
 def test_a_third_party_benchmark_is_registered_with_its_task_folder(tmp_path, monkeypatch, fresh_registry):
@@ -30,17 +34,46 @@ def test_a_third_party_benchmark_is_registered_with_its_task_folder(tmp_path, mo
     assert result["accuracy"]["score"] == 100.0 and result["accuracy"]["id"] == "7"
 
 
-def test_a_broken_entry_is_one_line_naming_it(tmp_path, monkeypatch, fresh_registry):
+BROKEN_ENTRIES = {  # entry name -> (entry value, its one line)
+    "bad": ("json:dumps", ("savi_plugin.benchmarks entry bad = json:dumps: expected a savi_plugin.eval.benchmarks."
+                           "Benchmark, got function")),
+    "missingmod": ("nomod_zz:B", ("savi_plugin.benchmarks entry missingmod = nomod_zz:B: cannot load "
+                                  "(ModuleNotFoundError: No module named 'nomod_zz')")),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BROKEN_ENTRIES))
+def test_a_broken_entry_is_one_line_naming_it_and_the_built_in_tasks_still_load(name, tmp_path, monkeypatch, capsys,
+                                                                               fresh_registry):
+    """A third party's broken benchmark entry costs its own benchmark only (pass 26 O #42): the built-in MVBench
+    task still loads its records, the entry is said once on stderr, and asking for it gives its line."""
+    from savi_plugin.eval.fixtures import build_fixture
+    from savi_plugin.eval.task import SaviVideoTask
+    from tests.eval.test_task import _config
+
+    value, line = BROKEN_ENTRIES[name]
     site = tmp_path / "site"
     (site / "badbench-0.1.dist-info").mkdir(parents=True)
     (site / "badbench-0.1.dist-info" / "METADATA").write_text("Metadata-Version: 2.1\nName: badbench\nVersion: 0.1\n")
-    (site / "badbench-0.1.dist-info" / "entry_points.txt").write_text("[savi_plugin.benchmarks]\nbad = json:dumps\n")
+    (site / "badbench-0.1.dist-info" / "entry_points.txt").write_text(f"[savi_plugin.benchmarks]\n{name} = {value}\n")
     monkeypatch.syspath_prepend(str(site))
+    fx = build_fixture(tmp_path / "data", "mvbench", 2, subtasks=("object_shuffle",))
+    monkeypatch.setenv("SAVI_DATA_ROOT", str(tmp_path / "data"))
+    task = SaviVideoTask(config=_config("mvbench/savi_mvbench_object_shuffle.yaml"))
+    assert [d["video"] for d in task.test_docs()] == [r["video"] for r in fx.records["savi_mvbench_object_shuffle"]]
+    assert {"mvbench", "egoschema", "perceptiontest"} <= set(benchmarks.registered())
+    assert name not in benchmarks.registered() and benchmarks.broken() == {name: line}
+    assert not benchmarks.task_folders() or all("badbench" not in f for f in benchmarks.task_folders())
     with pytest.raises(benchmarks.BenchmarkError) as info:
-        benchmarks.registered()
-    assert str(info.value) == ("savi_plugin.benchmarks entry bad = json:dumps: expected a savi_plugin.eval.benchmarks."
-                               "Benchmark, got function")
+        benchmarks.get(name)
+    assert str(info.value) == line
+    assert capsys.readouterr().err.count(line) == 1  # said once, however often the registry is asked
+    # nor again by a process this one starts (lmms-eval under `savi eval run`), which still leaves it out
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")]))}
+    code = "from savi_plugin.eval import benchmarks; print(sorted(benchmarks.broken()))"
+    child = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert child.stdout.strip() == f"[{name!r}]" and line not in child.stderr, child.stderr
     monkeypatch.undo()
-    benchmarks.registered.cache_clear()
+    benchmarks.cache_clear()
     with pytest.raises(benchmarks.BenchmarkError, match="unknown benchmark 'nope'; registered: egoschema, mvbench"):
         benchmarks.get("nope")

@@ -72,10 +72,10 @@ def suite(tmp_path_factory):
             "--data-root", str(tmp / "data"), "--limit", str(LIMIT), "--num-frames", "4"]
     env = offline_env(tmp / "data", tmp / "hf")
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(site), env.get("PYTHONPATH", "")) if p)
-    from savi_plugin.eval.benchmarks import registered
+    from savi_plugin.eval.benchmarks import cache_clear
 
     sys.path.insert(0, str(site))  # installed, as a user's benchmark is: seen here (task names) and by lmms-eval
-    registered.cache_clear()
+    cache_clear()
     with _environ(env):
         code, _out, err = _suite(argv)
         assert code == 0, err[-3000:]
@@ -102,7 +102,7 @@ def suite(tmp_path_factory):
     sys.path.remove(str(site))
     for name in [m for m in sys.modules if m.partition(".")[0] == "toybench"]:
         del sys.modules[name]  # the throw-away distribution is gone: later tests install their own
-    registered.cache_clear()
+    cache_clear()
     assert not (outer / "elsewhere" / "runs").exists()  # lmms-eval wrote only where the suite claimed
     return tmp, json.loads(first), err, err2, refused, (changed, edited)
 
