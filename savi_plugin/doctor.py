@@ -303,18 +303,28 @@ def versions() -> list[Check]:
 
 
 def plugin_checks() -> list[Check]:
-    """One failed check per entry-point name that installed packages register with different objects
-    (:func:`savi_plugin.registry.conflicts`): a package registering ``dpo`` beside ours would train another loss
-    under that name, so the name cannot be used until one of them is uninstalled."""
+    """One failed check naming every registered entry that cannot be used (:func:`savi_plugin.registry.problem`:
+    a name that installed packages register with different objects, a name that cannot be used, a module that is
+    missing or raises when imported, an object of the wrong kind); none when every entry loads. A package
+    registering ``dpo`` beside ours would train another loss under that name, so such a name cannot be used
+    until one of them is uninstalled."""
     from savi_plugin import registry
+    from savi_plugin.untrusted import shown_name
 
-    out = []
+    problems = []
     for group in registry.GROUPS:
-        for name, eps in sorted(registry.conflicts(group).items()):
-            out.append(Check("core", f"plugin {group}:{name}", FAIL,
-                             f"registered with different objects ({'; '.join(registry.origin(ep) for ep in eps)})",
-                             "uninstall one of those packages"))
-    return out
+        clashes = registry.conflicts(group)
+        for name in sorted(registry.entries(group)):
+            if name in clashes:
+                why = f"registered with different objects ({'; '.join(registry.origin(ep) for ep in clashes[name])})"
+            else:
+                why = registry.problem(group, name)
+            if why:
+                problems.append(f"{group}:{shown_name(name)}: {why}")
+    if not problems:
+        return []
+    return [Check("core", "plugins", FAIL, f"{len(problems)} entr{'y' if len(problems) == 1 else 'ies'} cannot be "
+                  f"used: {'; '.join(problems)}", "see `savi plugins`; uninstall or fix those packages")]
 
 
 def core_checks() -> list[Check]:

@@ -498,10 +498,29 @@ def load_recipe(name_or_path: str | Path, overrides: list[str] | None = None) ->
 
 def recipe_content(recipe: Recipe) -> dict:
     """What a loaded recipe says, every ``extends:`` and override applied, without where it was read from: the
-    part of a run's configuration that a recipe file edited in place changes (a path alone would not)."""
+    part of a run's configuration that a recipe file edited in place changes (a path alone would not); and what
+    its names stand for that its text does not hold (:func:`recipe_parts`)."""
     from savi_plugin.config.values import to_dict
 
-    return {k: v for k, v in to_dict(recipe).items() if k not in ("source", "_source")}
+    return {**{k: v for k, v in to_dict(recipe).items() if k not in ("source", "_source")}, **recipe_parts(recipe)}
+
+
+def recipe_parts(recipe: Recipe) -> dict:
+    """What the names of a recipe stand for beyond its text: the resolved ``Params`` of its loss (defaults
+    included, :func:`~savi_plugin.training.arguments.resolved_loss_params`) under ``loss_params``, and under
+    ``plugins`` each component a plugin provides (:func:`savi_plugin.registry.components`: the generator, the
+    loss, the trainer, the backend, by entry, distribution and version; absent when none is). A resume after a
+    plugin's version or a loss's default changed is then another configuration, refused naming it."""
+    from savi_plugin import registry
+    from savi_plugin.training.arguments import resolved_loss_params, train_default
+
+    train = dict(recipe.train or {})
+    plugins = registry.components({
+        "generate.generator": (registry.GENERATORS, recipe.generate.generator),
+        "train.loss_type": (registry.LOSSES, train.get("loss_type", train_default("loss_type"))),
+        "train.trainer": (registry.TRAINERS, train.get("trainer")),
+        "model.backend": (registry.BACKENDS, recipe.model.backend)})
+    return {"loss_params": resolved_loss_params(train), **({"plugins": plugins} if plugins else {})}
 
 
 #: recipe keys that name where a job writes, not what it reads: left out of :func:`recipe_identity`

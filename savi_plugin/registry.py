@@ -11,8 +11,9 @@ an entry point in its packaging metadata:
 
 from __future__ import annotations
 
+import re
 from importlib.metadata import EntryPoint, entry_points
-from typing import Any
+from typing import Any, Callable, Mapping
 
 from savi_plugin.errors import ConfigurationError
 
@@ -25,6 +26,33 @@ LMMS_EVAL_MODELS = "lmms_eval.models"
 
 #: The groups ``savi plugins`` lists, in the order of the pipeline.
 GROUPS = (BACKENDS, GENERATORS, LOSSES, TRAINERS, BENCHMARKS, LMMS_EVAL_MODELS)
+
+#: what an entry of a group must be, checked when it is loaded (:func:`load`): group -> (the name of its class,
+#: whether the object is an instance of that class or a subclass of it). The class itself is declared by the
+#: module that defines it, when it is imported (:func:`declare_kind`): an object of that kind imports it first.
+KINDS = {
+    BACKENDS: ("VideoLM", "subclass"),
+    GENERATORS: ("Generator", "subclass"),
+    LOSSES: ("PreferenceLoss", "instance"),
+    TRAINERS: ("PreferenceTrainer", "subclass"),
+}
+#: group -> (its class, a further check of an object of it: what is wrong with it, or None), by :func:`declare_kind`
+_DECLARED: dict[str, tuple[type, Callable[[Any], str | None] | None]] = {}
+
+
+def declare_kind(group: str, base: type, check: Callable[[Any], str | None] | None = None) -> None:
+    """Declare the class of the :data:`KINDS` group ``group`` (called by the module that defines it) and an
+    optional ``check`` of a loaded object (a loss's defaults checked by its own rules): :func:`load` refuses an
+    object of another kind, or one ``check`` finds fault with, naming the entry."""
+    _DECLARED[group] = (base, check)
+
+
+#: the distribution whose entries are savi-plugin's own (not a plugin)
+OWN = "savi-plugin"
+
+#: the characters an entry name may hold: a name is typed in recipes and read in listings, so it is plain ASCII
+#: (a look-alike letter of another script would be listed and chosen as the name it is drawn as)
+NAME_CHARACTERS = re.compile(r"[A-Za-z0-9_.-]+")
 
 
 class PluginNotFoundError(LookupError):
@@ -50,6 +78,56 @@ def conflicts(group: str) -> dict[str, list[EntryPoint]]:
     for ep in entry_points(group=group):
         by_name.setdefault(ep.name, {}).setdefault(ep.value, ep)
     return {name: list(values.values()) for name, values in by_name.items() if len(values) > 1}
+
+
+def name_problem(group: str, name: str) -> str | None:
+    """Why the entry name ``name`` of ``group`` cannot be used, or None: it holds a character outside
+    :data:`NAME_CHARACTERS`, or it reads as another name registered in the group (the project's one look-alike
+    rule, :func:`savi_plugin.untrusted.sameness`, explained by :func:`~savi_plugin.untrusted.how_it_differs`) and
+    is not savi-plugin's own."""
+    from savi_plugin.untrusted import how_it_differs, sameness
+
+    found = entries(group)
+    like = next((other for other in sorted(found) if other != name and sameness(name, other, repr(other))), None)
+    plain = bool(NAME_CHARACTERS.fullmatch(name))
+    if plain and (like is None or is_own(found.get(name))):
+        return None
+    reads = f"it reads as {like!r} but is not it ({how_it_differs(name, like)})" if like else ""
+    if not plain:
+        reads = "its name holds characters outside [A-Za-z0-9_.-]" + (f": {reads}" if reads else "")
+    return f"{reads}; an entry name is ASCII letters, digits, '_', '.' and '-'"
+
+
+def is_own(ep: EntryPoint | None) -> bool:
+    """Whether ``ep`` is one of savi-plugin's own entries (its distribution is :data:`OWN`)."""
+    dist = getattr(ep, "dist", None)
+    return dist is not None and (dist.name or "").lower().replace("_", "-") == OWN
+
+
+def provenance(group: str, name: str | None) -> dict[str, str] | None:
+    """What identifies the object ``name`` of ``group`` when it is a plugin (not savi-plugin's own): its entry
+    name, its distribution's name and version. None for our own entries and for a name not registered.
+
+    A distribution's version is its code's identity: a run's identity holds it (:func:`components`), so a
+    resume after a plugin changed is refused -- a plugin whose code or defaults change must change its version."""
+    ep = entries(group).get(name) if name else None
+    if ep is None or is_own(ep):
+        return None
+    dist = getattr(ep, "dist", None)
+    return {"entry": name, "distribution": dist.name if dist is not None else "?",
+            "version": (dist.version if dist is not None else None) or "?"}
+
+
+def components(chosen: Mapping[str, tuple[str, str | None]]) -> dict[str, dict[str, str]]:
+    """The plugins a job uses, as its run identity holds them: ``{key path: provenance}`` for each
+    ``{key path: (group, name)}`` in ``chosen`` whose entry is not savi-plugin's own (:func:`provenance`). A key
+    path is where the user chose it (``train.loss_type``), which a refusal names."""
+    out = {}
+    for key, (group, name) in chosen.items():
+        found = provenance(group, name)
+        if found is not None:
+            out[key] = found
+    return out
 
 
 def entries(group: str) -> dict[str, EntryPoint]:
@@ -100,21 +178,56 @@ def load(group: str, name: str) -> Any:
     if clash:
         raise PluginError(f"the {group!r} entry {name!r} is registered by several packages with different objects "
                           f"({'; '.join(origin(ep) for ep in clash)}): one name, one object; uninstall one of them")
+    from savi_plugin.untrusted import shown_name
+
+    badly_named = name_problem(group, name)
+    if badly_named:
+        raise PluginError(f"the {group!r} entry {shown_name(name)} ({origin(found[name])}) cannot be used: "
+                          f"{badly_named}")
     try:
-        return found[name].load()
-    except ImportError:  # an optional dependency that is not installed: its own words say which
-        raise
-    except Exception as exc:  # noqa: BLE001 - a third-party module may raise anything when imported
-        text = str(exc).strip().splitlines()
+        obj = found[name].load()
+    except ImportError as exc:
+        if is_own(found[name]):  # an optional dependency of ours that is not installed: its own words say which
+            raise
         raise PluginError(f"the {group!r} entry {name!r} ({origin(found[name])}) cannot be loaded: "
-                          f"{type(exc).__name__}: {text[0] if text else ''}") from exc
+                          f"{type(exc).__name__}: {_first_line(exc)}") from exc
+    except Exception as exc:  # noqa: BLE001 - a third-party module may raise anything when imported
+        raise PluginError(f"the {group!r} entry {name!r} ({origin(found[name])}) cannot be loaded: "
+                          f"{type(exc).__name__}: {_first_line(exc)}") from exc
+    if group in KINDS:
+        kind_name, how = KINDS[group]
+        base, check = _DECLARED.get(group, (None, None))  # undeclared: its module is not imported, nothing is one
+        fits = base is not None and (isinstance(obj, base) if how == "instance" else
+                                     isinstance(obj, type) and issubclass(obj, base))
+        if not fits:
+            kind = f"the class {obj.__name__}" if isinstance(obj, type) else f"a {type(obj).__name__}"
+            raise PluginError(f"the {group!r} entry {name!r} ({origin(found[name])}) is {kind}, not a "
+                              f"{kind_name} {how}")
+        wrong = check(obj) if check is not None else None
+        if wrong:
+            raise PluginError(f"the {group!r} entry {name!r} ({origin(found[name])}) {wrong}")
+    return obj
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else ""
+
+
+def problem(group: str, name: str) -> str | None:
+    """Why the entry ``name`` of ``group`` cannot be used, as one line, or None: what :func:`load` refuses
+    (a conflict, a name that cannot be used, a module that is missing or raises when imported, an object of the
+    wrong kind). Imports a plugin's module (``savi plugins`` and ``savi doctor`` mark broken entries); savi-plugin's
+    own entries are not imported here (a missing library of ours is ``savi doctor``'s own check)."""
+    if is_own(entries(group).get(name)) and name not in conflicts(group):
+        return None
+    try:
+        load(group, name)
+    except Exception as exc:  # noqa: BLE001 - an import may raise anything; the line is what a user reads
+        return _first_line(exc) or type(exc).__name__
+    return None
 
 
 def load_class(group: str, name: str, base: type) -> type:
-    """:func:`load`, refusing an object that is not a subclass of ``base`` (a generator that is no ``Generator``)."""
-    obj = load(group, name)
-    if not (isinstance(obj, type) and issubclass(obj, base)):
-        kind = f"the class {obj.__name__}" if isinstance(obj, type) else f"a {type(obj).__name__}"
-        raise PluginError(f"the {group!r} entry {name!r} ({origin(entries(group)[name])}) is {kind}, not a "
-                          f"{base.__name__} subclass")
-    return obj
+    """:func:`load` (which refuses an object of another kind than its group holds, :data:`KINDS`), typed."""
+    return load(group, name)

@@ -99,7 +99,7 @@ def test_a_trainer_from_another_distribution_is_chosen_by_the_recipe(tiny_llava_
     assert logged and logged[-1] >= 2  # the third party's compute_loss ran at each of the 2 steps
 
 
-@pytest.mark.parametrize("name, message", [("no_such_trainer", "train.trainer"), ("broken", "not a subclass")])
+@pytest.mark.parametrize("name, message", [("no_such_trainer", "train.trainer"), ("broken", "not a PreferenceTrainer subclass")])
 def test_an_unknown_or_wrong_trainer_is_one_line(name, message, tiny_llava_onevision, tiny_pairs, tmp_path,
                                                  monkeypatch, capsys):
     install_distribution(tmp_path / "site", monkeypatch, "counting-trainer", {"counting_trainer.py": TRAINER_PKG},
@@ -203,3 +203,169 @@ def test_a_generator_entry_that_is_no_generator_is_one_configuration_line_naming
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1, err
     assert f"'savi_plugin.generators' entry 'bad' ({value} from hostile-savi)" in err[0] and words in err[0], err
+
+
+OFFSET_PKG = '''
+    from dataclasses import dataclass
+
+    from savi_plugin.api import checked
+    from savi_plugin.losses.dpo import DPO_LOSS
+
+
+    class OffsetLoss(type(DPO_LOSS)):
+        """DPO plus a constant: which default trained is visible in the loss."""
+
+        name = "offset_loss"
+
+        @dataclass(frozen=True)
+        class Params(type(DPO_LOSS).Params):
+            offset: float = checked(DEFAULT_OFFSET)
+
+        def compute(self, inputs, params):
+            out = super().compute(inputs, params)
+            out.losses = out.losses + params.offset
+            return out
+
+
+    OFFSET_LOSS = OffsetLoss()
+'''
+
+
+def _change_plugin(root: Path, monkeypatch, dist: str, version: str, files: dict[str, str]) -> None:
+    """The throw-away distribution ``dist`` (:func:`install_distribution`) upgraded in place: new ``files`` and
+    ``version``, its modules imported anew (as a ``pip install`` of the new release would leave them)."""
+    import sys
+    import textwrap
+
+    for rel, text in files.items():
+        (root / rel).write_text(textwrap.dedent(text))
+    (root / f"{dist.replace('-', '_')}-0.1.dist-info" / "METADATA").write_text(
+        f"Metadata-Version: 2.1\nName: {dist}\nVersion: {version}\n")
+    for module in {rel.split("/")[0].removesuffix(".py") for rel in files}:
+        for loaded in [m for m in sys.modules if m == module or m.startswith(module + ".")]:
+            monkeypatch.delitem(sys.modules, loaded)
+
+
+@pytest.mark.parametrize("command", ["train", "generate"])
+def test_a_plugin_changed_since_its_run_began_is_refused_naming_it(command, tiny_llava_onevision, synthetic_samples,
+                                                                   tiny_pairs, tmp_path, monkeypatch, capsys):
+    """Pass 26 O #14, #35: a loss plugin's version and default, or a generator plugin's version and code, changed
+    between a run and its resume; the resume went on silently, mixing two plugins' work in one result. The run
+    identity holds each plugin's entry, distribution and version (and the loss's resolved Params): the resume is
+    refused in one line naming the component and what changed."""
+    site = tmp_path / "site"
+    if command == "train":
+        files = {"goodloss.py": OFFSET_PKG.replace("DEFAULT_OFFSET", "100.0")}
+        install_distribution(site, monkeypatch, "goodloss", files, {"savi_plugin.losses": {
+            "offset_loss": "goodloss:OFFSET_LOSS"}})
+        recipe = _recipe(tmp_path / "r.yaml", tiny_llava_onevision, loss_type="offset_loss", max_steps=1)
+        argv = ["train", str(recipe), "--data", str(tiny_pairs), "--output-dir", str(tmp_path / "out")]
+        first, again = argv, argv
+        change = ("goodloss", {"goodloss.py": OFFSET_PKG.replace("DEFAULT_OFFSET", "5.0")})
+        said = ["train.loss_type: plugin 'offset_loss' (goodloss 0.1 -> 0.2)", "loss_params.offset: 100.0 -> 5.0"]
+    else:
+        prompts = 'version: echo-v1\nquestion: "Which {topic} is in the video?"\nchosen: "A shape I can see."\n'
+        install_distribution(site, monkeypatch, "echo-gen", {"echo_gen/__init__.py": GENERATOR_PKG,
+                                                             "echo_gen/prompts/echo.yaml": prompts},
+                             {"savi_plugin.generators": {"echo": "echo_gen:EchoGenerator"}})
+        manifest = write_jsonl(tmp_path / "qa.jsonl", [{"id": f"v{i}", "video": s.video}
+                                                       for i, s in enumerate(synthetic_samples[:2])])
+        again = ["generate", "--generator", "echo", "--model", str(tiny_llava_onevision), "--input", str(manifest),
+                 "--output", str(tmp_path / "made.jsonl"), "--num-frames", "4", "--no-progress"]
+        first = [*again, "--limit", "1"]
+        change = ("echo-gen", {"echo_gen/__init__.py": GENERATOR_PKG.replace("A shape", "CHANGED")})
+        said = ["generate.generator: plugin 'echo' (echo-gen 0.1 -> 0.2)"]
+    assert main(first) == 0
+    capsys.readouterr()
+    _change_plugin(site, monkeypatch, change[0], "0.2", change[1])
+    assert main(again) == 1  # a run refused (another configuration), as for any other change
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert len(err) == 1 and all(words in err[0] for words in said), err
+
+
+BROKEN_PKG = '''
+    import dataclasses
+
+    from savi_plugin.api import PreferenceLoss, checked
+    from savi_plugin.losses.dpo import DPO_LOSS as MISNAME
+
+
+    class BadDefault(PreferenceLoss):
+        name = "baddef"
+
+        @dataclasses.dataclass(frozen=True)
+        class Params:
+            scale: float = checked(float("nan"))
+
+
+    BADDEF = BadDefault()
+
+
+    def a_function():
+        pass
+
+
+    class Plain:
+        pass
+'''
+
+
+@pytest.mark.parametrize("group, name, value, words", [
+    ("savi_plugin.losses", "noimp", "no_such_module:X", "cannot be loaded: ModuleNotFoundError: No module named"),
+    ("savi_plugin.losses", "raiseimp", "broken_boom:X", "cannot be loaded: RuntimeError: plugin import boom"),
+    ("savi_plugin.losses", "fnloss", "broken_plugins:a_function", "is a function, not a PreferenceLoss instance"),
+    ("savi_plugin.losses", "baddef", "broken_plugins:BADDEF",
+     "declares the default scale = nan, which its own rule refuses: must be a finite number"),
+    ("savi_plugin.losses", "rr\u0440o", "broken_plugins:MISNAME",
+     r"cannot be used: its name holds characters outside [A-Za-z0-9_.-]: it reads as 'rrpo' but is not it"),
+    ("savi_plugin.trainers", "nott", "broken_plugins:Plain", "is the class Plain, not a PreferenceTrainer subclass"),
+    ("savi_plugin.backends", "notvlm", "broken_plugins:Plain", "is the class Plain, not a VideoLM subclass"),
+    ("savi_plugin.generators", "my.gen!", "broken_plugins:Plain", "its name holds characters outside"),
+])
+def test_a_broken_plugin_entry_is_marked_and_refused_in_one_line(group, name, value, words, tiny_llava_onevision,
+                                                                 tiny_pairs, tmp_path, monkeypatch, capsys):
+    """Pass 26 O #4, #23, #39, #40: a broken entry (module missing, raising at import, an object of the wrong kind, a
+    loss default its own rule refuses, a name that reads as ``rrpo``) was listed by ``savi plugins`` like a working
+    one (exit 0), and used -- trained NaN, trained as if it were ``rrpo`` -- or refused for another reason. Each is
+    marked with its reason (exit 1), is ``savi doctor``'s one plugin row, and is refused where it is used, in one
+    line naming the entry, before any model loads."""
+    from savi_plugin.doctor import FAIL, plugin_checks
+
+    install_distribution(tmp_path / "site", monkeypatch, "broken-savi",
+                         {"broken_plugins.py": BROKEN_PKG, "broken_boom.py": "raise RuntimeError('plugin import boom')\n"},
+                         {group: {name: value}})
+    assert main(["plugins"]) == 1
+    listed = [line for line in capsys.readouterr().out.splitlines() if "[broken-savi]" in line]
+    assert len(listed) == 1 and "(broken: " in listed[0] and words in listed[0], listed
+    rows = plugin_checks()
+    assert [c.status for c in rows] == [FAIL] and words in rows[0].detail, rows
+    use = {"savi_plugin.losses": ["recipes", "show", "tiny_demo", f"train.loss_type={name}"],
+           "savi_plugin.trainers": ["recipes", "show", "tiny_demo", f"train.trainer={name}"],
+           "savi_plugin.generators": ["generate", "--generator", name, "--model", str(tiny_llava_onevision),
+                                      "--input", str(tmp_path / "q"), "--output", str(tmp_path / "o.jsonl")],
+           "savi_plugin.backends": ["train", str(_recipe(tmp_path / "r.yaml", tiny_llava_onevision)),
+                                    "--data", str(tiny_pairs), "--output-dir", str(tmp_path / "out"),
+                                    f"model.backend={name}"]}[group]
+    assert main(use) == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert len(err) == 1 and words in err[0] and "broken-savi" in err[0], err
+    assert not (tmp_path / "out").exists()
+
+
+NOASK_PKG = GENERATOR_PKG.replace('prompt_fields = {"question": {"topic"}}',
+                                  'prompt_fields = {"question": {"topic"}, "ask": {"topic"}}')
+
+
+def test_a_generator_whose_prompts_lack_a_declared_template_is_refused_naming_the_file(tmp_path, monkeypatch, capsys):
+    """Pass 26 O #34: a generator declaring the template ``ask`` in its ``prompt_fields`` ran with a packaged prompts
+    file that has none; it is refused in one line naming the file and the key, before any model loads."""
+    install_distribution(tmp_path / "site", monkeypatch, "echo-gen", {
+        "echo_gen/__init__.py": NOASK_PKG,
+        "echo_gen/prompts/echo.yaml": 'version: v1\nquestion: "Which {topic}?"\nchosen: "A shape."\nother: x\n'},
+        {"savi_plugin.generators": {"echo": "echo_gen:EchoGenerator"}})
+    code = main(["generate", "--generator", "echo", "--model", str(tmp_path / "m"), "--input", str(tmp_path / "q"),
+                 "--output", str(tmp_path / "o.jsonl")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1, err
+    assert "echo_gen: prompts/echo.yaml: missing key 'ask', which generator 'echo' declares in its prompt_fields" \
+        in err[0], err

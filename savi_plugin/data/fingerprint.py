@@ -23,6 +23,12 @@ from typing import Any, Iterable, Mapping
 READ_FROM = "read_from"
 
 
+#: the mapping of a configuration that holds the plugins a job uses (:func:`savi_plugin.registry.components`: key
+#: path -> entry, distribution, version); a change under it is one entry naming the component and what changed:
+#: ``train.loss_type: plugin 'offset_loss' (goodloss 0.1 -> 0.2)``
+PLUGINS = "plugins"
+
+
 class ConfigMismatchError(ValueError):
     """A run continues an output made with another configuration; the message lists what changed."""
 
@@ -121,7 +127,16 @@ def describe_changes(changes: list[tuple[str, Any, Any]], limit: int = 6, *, sam
 
     merged: list[tuple[str, Any, Any]] = []
     identities: dict[str, tuple[dict, dict]] = {}  # identity key path -> (its stored fields, its current fields)
+    plugins: dict[str, tuple[dict, dict]] = {}  # a plugin's key path -> (its stored fields, its current fields)
+    now = flatten(json_normal(dict(current or {})))
     for key, a, b in changes:
+        if key.startswith(PLUGINS + ".") and key.count(".") >= 2:
+            component, field = key[len(PLUGINS) + 1:].rsplit(".", 1)
+            if component not in plugins:
+                plugins[component] = ({}, {})
+                merged.append((PLUGINS + "." + component, None, None))
+            plugins[component][0][field], plugins[component][1][field] = a, b
+            continue
         found = _identity_key(key)
         if found is None:
             merged.append((key, a, b))
@@ -161,7 +176,26 @@ def describe_changes(changes: list[tuple[str, Any, Any]], limit: int = 6, *, sam
                 return f"{mapping} ({from_here(read_from[mapping])}): {'.'.join(parts[at:])}"
         return key
 
-    parts = [content(key) if key in identities else f"{leaf(key)}: {short(a)} -> {short(b)}"
+    def plugin(component: str) -> str:
+        stored, current_fields = plugins[component]
+        for field in ("entry", "distribution", "version"):  # a field that did not change is this run's
+            here = now.get(f"{PLUGINS}.{component}.{field}")
+            stored.setdefault(field, here)
+            current_fields.setdefault(field, here)
+
+        def side(fields: dict) -> str:
+            if not any(fields.values()):
+                return "savi-plugin's own"
+            return f"plugin {fields.get('entry')!r} ({fields.get('distribution')} {fields.get('version')})"
+
+        if all(stored.values()) and all(current_fields.values()) and all(
+                stored[f] == current_fields[f] for f in ("entry", "distribution")):
+            return (f"{component}: plugin {stored['entry']!r} ({stored['distribution']} {stored['version']} -> "
+                    f"{current_fields['version']})")
+        return f"{component}: {side(stored)} -> {side(current_fields)}"
+
+    parts = [content(key) if key in identities else plugin(key[len(PLUGINS) + 1:]) if key.startswith(PLUGINS + ".")
+             and key[len(PLUGINS) + 1:] in plugins else f"{leaf(key)}: {short(a)} -> {short(b)}"
              for key, a, b in changes[:limit]]
     if len(changes) > limit:
         parts.append(f"and {len(changes) - limit} more")

@@ -17,6 +17,7 @@ from typing import Any, ClassVar, Sequence
 
 import numpy as np
 
+from savi_plugin import registry
 from savi_plugin.config.values import AtLeast, Check, Positive, Range, build, register_rules
 from savi_plugin.data.record import PreferenceRecord
 from savi_plugin.generators.inputs import InputItem
@@ -276,3 +277,6 @@ def generate_chunked(lm, videos: Sequence[np.ndarray], prompts: Sequence[str], *
     if len(out) != len(prompts):
         raise RuntimeError(f"the backend returned {len(out)} answers for {len(prompts)} prompts")
     return out
+
+
+registry.declare_kind(registry.GENERATORS, Generator)  # what a generator entry is (registry.load)

@@ -53,8 +53,12 @@ def packaged_prompts_folder(module_name: str):
     return Path(module.__file__).resolve().parent / "prompts"
 
 
-def default_prompts(name: str, module: str = "savi_plugin.generators") -> dict[str, Any]:
-    """The prompts generator ``name`` ships in ``prompts/<name>.yaml`` beside ``module`` (its own module)."""
+def default_prompts(name: str, module: str = "savi_plugin.generators",
+                    fields: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The prompts generator ``name`` ships in ``prompts/<name>.yaml`` beside ``module`` (its own module).
+
+    ``fields``: the generator's ``prompt_fields`` (template key -> the fields it may use); each key it declares
+    must be in the file, so a generator never runs a template its own file lacks."""
     ref = packaged_prompts_folder(module).joinpath(f"{name}.yaml")
     where = f"{module}: prompts/{name}.yaml"
     if not ref.is_file():
@@ -63,6 +67,13 @@ def default_prompts(name: str, module: str = "savi_plugin.generators") -> dict[s
     prompts = _read_yaml(ref.read_text(encoding="utf-8"), where)
     if "version" not in prompts:
         raise PromptError(f"{where}: missing key 'version' (stored in every record's meta.prompts_version)")
+    if fields is not None and not isinstance(fields, Mapping):
+        raise PromptError(f"{module}: generator {name!r} declares prompt_fields as a {type(fields).__name__}; it maps "
+                          f"each template key of {where} to the fields it may use, e.g. {{'question': {{'topic'}}}}")
+    missing = [key for key in fields or {} if key not in prompts]
+    if missing:
+        raise PromptError(f"{where}: missing key {missing[0]!r}, which generator {name!r} declares in its "
+                          f"prompt_fields (keys: {', '.join(sorted(prompts))})")
     return prompts
 
 
@@ -114,7 +125,7 @@ def load_prompts(name: str, override: str | Path | Mapping[str, Any] | None = No
     Raises:
         PromptError: unreadable file, unknown key, wrong value type, or unknown template field.
     """
-    prompts = default_prompts(name, module)
+    prompts = default_prompts(name, module, fields)
     read = read if read is not None else read_override(override)
     if read is None:
         return prompts

@@ -686,6 +686,7 @@ def run_generation(*, generator: str | type | Generator, model: Any, inputs: str
     num_frames = check_field(ModelSection, "num_frames", num_frames, "num_frames") if num_frames is not None else None
     for name, value in (("batch_size", batch_size), ("seed", seed), ("limit", limit)):
         check_field(GenerateSection, name, value, name)
+    generator_name = generator if isinstance(generator, str) else None  # a registered entry (else a class)
     gen = resolve_generator(generator, options)
     check_data_root(data_root)
     if adapter is not None:  # before the output is claimed: peft would refuse it only after the model loaded
@@ -727,8 +728,12 @@ def run_generation(*, generator: str | type | Generator, model: Any, inputs: str
         backend_name = getattr(model, "family", backend)
         frames = int(num_frames or getattr(model, "num_frames", None) or DEFAULT_NUM_FRAMES)
         model_name = str(getattr(model, "name_or_path", type(model).__name__))
+    # the plugins it runs (entry, distribution, version): a resume after a plugin changed is refused, naming it
+    plugins = registry.components({"generate.generator": (registry.GENERATORS, generator_name),
+                                   "model.backend": (registry.BACKENDS, backend_name)})
     config = held_configuration({
         "generator": gen.name,
+        **({"plugins": plugins} if plugins else {}),
         "options": gen.run_options(),
         "model": model_name,
         "adapter": str(adapter) if adapter else None,

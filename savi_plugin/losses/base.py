@@ -25,7 +25,8 @@ from typing import Any, ClassVar
 
 import torch
 
-from savi_plugin.config.values import ConfigError, check_mapping
+from savi_plugin import registry
+from savi_plugin.config.values import ConfigError, check_mapping, check_value
 from savi_plugin.constants import KL_DIRECTIONS
 
 LEVELS = ("sequence", "token")
@@ -164,6 +165,27 @@ class PreferenceLoss:
 
     def __repr__(self) -> str:
         return f"<preference loss {self.name!r}>"
+
+
+def default_problem(loss: PreferenceLoss) -> str | None:
+    """The first default of ``loss``'s ``Params`` that its own rule refuses, as the rest of a refusal naming the
+    entry (:func:`savi_plugin.registry.load`), or None: a default is checked by the rule a given value is
+    (:func:`~savi_plugin.config.values.check_value`), so a default of nan never trains unsaid."""
+    for field in dataclasses.fields(loss.Params):
+        if field.default is not dataclasses.MISSING:
+            value = field.default
+        elif field.default_factory is not dataclasses.MISSING:
+            value = field.default_factory()
+        else:
+            continue
+        try:
+            check_value(loss.Params, field, value, f"loss_options.{field.name}")
+        except ConfigError as exc:
+            return f"declares the default {field.name} = {value!r}, which its own rule refuses: {exc.message}"
+    return None
+
+
+registry.declare_kind(registry.LOSSES, PreferenceLoss, default_problem)
 
 
 def masked_sum(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

@@ -87,7 +87,7 @@ def resolve_deepspeed(config: str | dict | None) -> str | dict | None:
 def _loads_trainer(name: str) -> bool:
     from savi_plugin.training.trainer import trainer_class
 
-    trainer_class(name)  # raises TypeError naming the entry when it is not a PreferenceTrainer
+    trainer_class(name)  # a PluginError (a ValueError) naming the entry when it is no PreferenceTrainer
     return True
 
 
@@ -196,6 +196,8 @@ def check_float32_range(train: dict[str, Any], prefix: str = "train", source: st
 def check_loss(train: dict[str, Any], prefix: str = "train", source: str | None = None) -> None:
     """The loss's hyper-parameters (``beta``, ``alpha``, ``label_smoothing``, ``loss_options``) checked against
     the declaration of the loss that ``loss_type`` names (its ``Params`` dataclass)."""
+    from savi_plugin.registry import PluginError
+
     loss_type = train.get("loss_type", train_default("loss_type"))
     shared = {key: train.get(key) for key in SHARED_FIELDS}
     try:
@@ -213,8 +215,20 @@ def check_loss(train: dict[str, Any], prefix: str = "train", source: str | None 
         loss.params(shared, train.get("loss_options"))
     except ConfigError as exc:
         raise exc.located(source, prefix) from None
+    except PluginError as exc:  # the entry cannot be used: the line names it and why
+        raise ConfigError(f"{prefix}.loss_type", str(exc), source) from None
     except (ImportError, TypeError, ValueError, LookupError) as exc:
         raise ConfigError(f"{prefix}.loss_type", f"{type(exc).__name__}: {exc}", source) from None
+
+
+def resolved_loss_params(train: dict[str, Any]) -> dict[str, Any]:
+    """The ``Params`` of the loss that a ``train`` section names, resolved -- its defaults included -- as plain
+    data: what the loss computes with, which a run's identity holds (a default changed in a new release of the
+    loss is another configuration)."""
+    from savi_plugin.config.values import to_dict
+
+    loss = load_loss(train.get("loss_type", train_default("loss_type")))
+    return to_dict(loss.params({key: train.get(key) for key in SHARED_FIELDS}, train.get("loss_options")))
 
 
 @functools.cache

@@ -362,7 +362,7 @@ def file_digest(path: str | Path) -> str:
 
 
 def run_configuration(model, data, backend, lora, options, eval_data, *, model_watch: WatchedFiles | None = None,
-                      video_watch: WatchedFiles | None = None) -> dict[str, Any]:
+                      video_watch: WatchedFiles | None = None, config=None) -> dict[str, Any]:
     """What a training run's result depends on, as the folder's mark, ``savi_train_config.json`` and every
     checkpoint's ``savi_checkpoint.json`` store it, each by
     :func:`~savi_plugin.training.stored_config.stored_configuration` for its own file.
@@ -372,8 +372,24 @@ def run_configuration(model, data, backend, lora, options, eval_data, *, model_w
     (:mod:`savi_plugin.data.identity`), so a run folder may move with its data, and weights replaced at the same
     path are another model. ``model_watch`` and ``video_watch`` keep the signatures of the model's files and of
     the videos as their identity read them (:mod:`savi_plugin.data.watched`).
+
+    ``config``: the run's :class:`~savi_plugin.training.config.PreferenceConfig` (built from ``options`` when
+    None). The loss's resolved ``Params`` (its defaults included) are part of the identity, and so is every
+    component that a plugin provides -- the loss, the trainer, the backend (:func:`savi_plugin.registry.components`:
+    entry, distribution and version): a resume after a plugin's version or a loss's default changed is refused,
+    naming it.
     """
+    from savi_plugin import registry
+    from savi_plugin.config.values import to_dict
     from savi_plugin.environment import item_limits
+    from savi_plugin.training.config import PreferenceConfig
+
+    if config is None:
+        config = PreferenceConfig(**{"output_dir": "unused", **options})
+    plugins = registry.components({"train.loss_type": (registry.LOSSES, config.loss_type),
+                                   "train.trainer": (registry.TRAINERS, config.trainer),
+                                   "model.backend": (registry.BACKENDS, backend or _detected_backend(model))})
+    loss_params = config.objective().params
 
     reference = options.get("reference_model_path")
     processes = current().world_size
@@ -385,12 +401,25 @@ def run_configuration(model, data, backend, lora, options, eval_data, *, model_w
         # the launcher's processes, a factor of the global batch: recorded above one (a one-process run's
         # configuration is what it was before the count was recorded, so its folder resumes as it did)
         **({"processes": processes} if processes > 1 else {}),
+        "loss_params": to_dict(loss_params),  # what the loss computes with, its defaults included
+        **({"plugins": plugins} if plugins else {}),  # none: a run of savi-plugin's own parts records none
         "limits": item_limits(),  # the decode caps decide which pairs are skipped
         # accelerate launch's precision, which the Trainer applies over the recipe's (launch.py)
         "accelerate_mixed_precision": os.environ.get("ACCELERATE_MIXED_PRECISION"),
         "identity": {"model": model_identity(model, watch=model_watch), "eval_data": input_identity(eval_data),
                      "videos": pair_videos_identity(data, options, watch=video_watch),
                      "reference_model": model_identity(reference) if reference else None}})
+
+
+def _detected_backend(model) -> str | None:
+    """The backend that serves ``model``'s folder (:func:`savi_plugin.models.detect_backend`), or None where none
+    can be told here (a hub id, a folder no backend serves: the run refuses it when it loads the model)."""
+    from savi_plugin.models import detect_backend
+
+    try:
+        return detect_backend(model)
+    except (OSError, ValueError):
+        return None
 
 
 def check_same_processes(output_dir: str | Path, run_config: dict[str, Any]) -> None:
@@ -641,7 +670,7 @@ def run_training(*, model: str | Path, data: str | Path, output_dir: str | Path,
     # video changed while the run trains stops it, and the adapter records the base as it was loaded
     model_watch, video_watch = WatchedFiles("a file of the model"), WatchedFiles("a video the pairs name")
     run_config = run_configuration(model, data, backend, lora, options, eval_data, model_watch=model_watch,
-                                   video_watch=video_watch)
+                                   video_watch=video_watch, config=config)
     check_same_processes(output_dir, run_config)  # every rank: none goes on to wait for another in a collective
     stored = stored_configuration(run_config, mark_path(output_dir, True))  # as the mark stores it, compared with it
     with claim(output_dir, config=stored, **train_output_claim(model, data, output_dir, options, eval_data)) \

@@ -187,12 +187,9 @@ def score_responses(backend, batch: ScoringBatch, *, sides: Sequence[str] = ("ch
 
 # ---------------------------------------------------------------------------------------------- the objective
 def load_loss(name: str) -> PreferenceLoss:
-    """The loss registered as ``name`` in ``savi_plugin.losses``; it must be a :class:`PreferenceLoss`."""
-    loss = registry.load(registry.LOSSES, name)
-    if not isinstance(loss, PreferenceLoss):
-        raise TypeError(f"the {registry.LOSSES!r} entry {name!r} is a {type(loss).__name__}, not a "
-                        f"savi_plugin.losses.base.PreferenceLoss (see docs/ARCHITECTURE.md: how to add a loss)")
-    return loss
+    """The loss registered as ``name`` in ``savi_plugin.losses``; :func:`~savi_plugin.registry.load` refuses an
+    object that is no :class:`PreferenceLoss` instance."""
+    return registry.load(registry.LOSSES, name)
 
 
 def _kind(value: Any) -> str:

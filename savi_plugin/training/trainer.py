@@ -48,6 +48,7 @@ import torch
 from transformers import Trainer, TrainerCallback
 from transformers.integrations.deepspeed import is_deepspeed_zero3_enabled
 
+from savi_plugin import registry
 from savi_plugin.constants import DEFAULT_NUM_FRAMES
 from savi_plugin.training.batch import PreferenceBatch
 from savi_plugin.training.collator import PreferenceCollator, token_budget
@@ -618,14 +619,11 @@ def trainer_class(name: str | None) -> type[PreferenceTrainer]:
     ``[savi_plugin.trainers] my_trainer = my_pkg.trainer:MyTrainer``.
 
     Raises:
-        TypeError: the entry point is not a :class:`PreferenceTrainer` subclass.
+        PluginError: the entry point cannot be loaded or is not a :class:`PreferenceTrainer` subclass.
     """
-    from savi_plugin import registry
-
     if name is None:
         return PreferenceTrainer
-    found = registry.load(registry.TRAINERS, name)
-    if not (isinstance(found, type) and issubclass(found, PreferenceTrainer)):
-        raise TypeError(f"savi_plugin.trainers entry {name!r} is {found!r}, not a subclass of "
-                        f"savi_plugin.training.trainer.PreferenceTrainer")
-    return found
+    return registry.load(registry.TRAINERS, name)  # refuses an object that is no PreferenceTrainer subclass
+
+
+registry.declare_kind(registry.TRAINERS, PreferenceTrainer)  # what a trainer entry is (registry.load)

@@ -17,6 +17,7 @@ from typing import Any, Callable, ClassVar, Iterator, Sequence
 import numpy as np
 import torch
 
+from savi_plugin import registry
 from savi_plugin.constants import DEFAULT_NUM_FRAMES, DTYPE_ALIASES
 from savi_plugin.constants import DTYPES as DTYPE_NAMES
 from savi_plugin.errors import ConfigurationError, InputError
@@ -838,3 +839,6 @@ def _processor_file_problem(path: str | Path, exc: BaseException) -> str | None:
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+registry.declare_kind(registry.BACKENDS, VideoLM)  # what a backend entry is (registry.load)
