@@ -121,7 +121,7 @@ def generation_source(recipe, required: bool = True) -> tuple[str, Path | None]:
     for the others; the path is None when the recipe sets neither and ``required`` is false (a dry run).
 
     Raises:
-        ConfigError: the recipe names no input (``required``).
+        ConfigError: the recipe names no input, or one that does not exist (``required``).
     """
     from savi_plugin.config.values import ConfigError
 
@@ -132,7 +132,24 @@ def generation_source(recipe, required: bool = True) -> tuple[str, Path | None]:
         if required:
             raise ConfigError(f"data.{key}", f"required by the {generator} generator", recipe.source)
         return f"data.{key}", None
+    if required and not os.path.lexists(source):  # before the claim: the key is named, the folder not begun
+        raise ConfigError(f"data.{key}", f"{source} does not exist (the {generator} generator's input)",
+                          recipe.source)
+    if required and generation_needs(recipe) == "file" and os.path.isdir(source):
+        raise ConfigError(f"data.{key}", f"{source} is a folder; the {generator} generator reads a file: "
+                                         f"{QA_MANIFEST}", recipe.source)
     return f"data.{key}", Path(source)
+
+
+#: what the RRPO generator's input is (its questions and answers come from it; a folder of videos holds none)
+QA_MANIFEST = "a video-QA JSONL manifest with ground truth, one object a line: video, question, answer"
+
+
+def generation_needs(recipe) -> str:
+    """What the generation input must be, as a dry run notes it (:func:`savi_plugin.pipeline.dry_run._where`)
+    and the run refuses it (:func:`generation_source`): ``"file"`` for rrpo (a QA manifest), else ``"file or
+    folder"`` (a folder of videos or a manifest)."""
+    return "file" if recipe.generate.generator == "rrpo" else "file or folder"
 
 
 def resolve_model(recipe, run_dir: Path) -> str:
@@ -188,15 +205,16 @@ def run_align(recipe, run_dir: str | Path, iterations: int | None = None, evalua
 def align_output_claim(recipe, videos: list[str] | None = None) -> dict:
     """How ``savi align`` claims its run folder (:func:`savi_plugin.data.outputs.claim`'s arguments, less the
     configuration), asked by the run and, through :func:`savi_plugin.data.outputs.check_claim`, by its dry run;
-    ``videos``: those the generation manifest names (read here when not given). Records: the recipe; each step's
-    results: its own folder."""
+    ``videos``: those the generation manifest names (read here when not given). Records (made from the recipe
+    alone before the first result: an error before it removes them with the folder): the manifest and the tiny
+    model a ``tiny://`` address builds; each step's results: its own folder."""
     if videos is None:
         _, source = generation_source(recipe, required=False)
         videos = _manifest_videos(source, recipe.data.data_root) if source is not None else None
     return dict(command="savi align", folder=True, inputs=recipe_inputs(recipe), output_name="--out",
                 what="align run folder", ignore=tuple(f"recipe.{k}" for k in RESUMABLE_RECIPE_KEYS),
                 input_files={"a video the manifest names": videos or ()}, steps=align_steps(),
-                records=("manifest.json",))
+                records=("manifest.json", "models"))
 
 
 def align_steps() -> dict:

@@ -227,6 +227,53 @@ def test_a_recipe_without_its_generation_input_is_refused_before_the_folder_is_c
     assert list(tmp_path.iterdir()) == []
 
 
+def _early_failure(case, tmp_path):
+    """``(overrides, the error line's words)`` of an align run that fails before its first result."""
+    if case == "a folder as data.qa":
+        (tmp_path / "d").mkdir()
+        return ["data.qa=d"], "data.qa: d is a folder; the rrpo generator reads a file: a video-QA JSONL manifest"
+    if case == "data.qa missing":
+        return ["data.qa=none.jsonl"], "data.qa: none.jsonl does not exist"
+    if case == "data.qa empty":
+        (tmp_path / "empty.jsonl").write_text("")
+        return ["data.qa=empty.jsonl"], "empty.jsonl:-:-: holds no record"
+    if case == "no question":  # found by the generator, after the claim and the tiny model's build
+        synthetic_qa(tmp_path / "videos", 2)
+        lines = (tmp_path / "videos" / "samples.jsonl").read_text().splitlines()
+        (tmp_path / "noq.jsonl").write_text("".join(json.dumps({"video": "videos/" + json.loads(line)["video"]})
+                                                    + "\n" for line in lines))
+        return ["data.qa=noq.jsonl"], "noq.jsonl:1:question: rrpo needs a question"
+    assert case == "a folder that is no model"
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "config.json").write_text("{}")
+    return [synthetic_qa(tmp_path / "videos", 2), "model.path=./m", "align.eval_every_iteration=false"], \
+        "./m: the model cannot be loaded"
+
+
+@pytest.mark.parametrize("case", ["a folder as data.qa", "data.qa missing", "data.qa empty", "no question",
+                                  "a folder that is no model"])
+def test_an_align_run_that_fails_before_its_first_result_leaves_nothing(case, tmp_path, capsys, monkeypatch):
+    """pass 26 M #36: ``data.qa=<folder>`` failed after the claim (``no video files in this folder``) and left the
+    run folder with its manifest, tiny model and mark, so the corrected command was refused as "a different
+    configuration". Every input of the wrong kind, missing, empty or unusable stops in one line and leaves no
+    run folder (the output layer's undo counts the manifest and the tiny model as no result); the corrected
+    command is then accepted."""
+    from savi_plugin.cli import main
+    from savi_plugin.pipeline import align
+
+    monkeypatch.chdir(tmp_path)
+    overrides, said = _early_failure(case, tmp_path)
+    code = main(["align", "tiny_demo", *OVERRIDES, *overrides, "--out", "run"])
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert code in (1, 2) and len(err) == 1 and said in err[0], (code, err)
+    assert not (tmp_path / "run").exists()
+    ran = []
+    monkeypatch.setattr(align, "_run_locked", lambda *args: ran.append(args) or {"iterations": []})
+    qa = synthetic_qa(tmp_path / "good", 2)
+    assert main(["align", "tiny_demo", *OVERRIDES, qa, "--out", "run"]) == 0, capsys.readouterr().err
+    assert len(ran) == 1  # the folder was claimed for the corrected configuration
+
+
 def test_extending_a_run_after_a_video_its_manifest_names_changed_is_refused(tmp_path, monkeypatch):
     """The run's identity holds the manifest's videos, as generation's does: iteration 1 on replaced videos beside
     iteration 0 on the old ones was accepted with no word (red team 3). The claim decides before any step runs,
