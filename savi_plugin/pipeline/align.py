@@ -300,6 +300,10 @@ def _run_locked(recipe, run_dir: Path, iterations: int | None, evaluate, eval_wa
     model = main_first(lambda: resolve_model(recipe, run_dir))
     inputs = generation_source(recipe)[1]
     base_model = model
+    # a kept result compared with the base model (vs_base) stands only while the base's evaluation does
+    compared = recipe.align.eval_every_iteration and any("vs_base" in (it.get("eval") or {})
+                                                          for it in manifest.data["iterations"])
+    base_kept = not compared or on_main(lambda: _base_eval_kept(run_dir, base_model, evaluation))
     for i in range(n):
         it = manifest.iteration(i)
         folder = run_dir / f"iter_{i}"
@@ -345,8 +349,10 @@ def _run_locked(recipe, run_dir: Path, iterations: int | None, evaluate, eval_wa
             on_main(lambda: _check_kept_model(path_from_file(it["next_model"], manifest.path),
                                               it["next_model_identity"], i))
         model = manifest.resolved(it["next_model"])
-        if recipe.align.eval_every_iteration and ("eval" not in it or it.get("eval_config") != evaluation):
-            if "eval" in it:
+        if recipe.align.eval_every_iteration and ("eval" not in it or it.get("eval_config") != evaluation or not
+                                                  on_main(lambda: _eval_kept(it, folder / "eval", evaluation,
+                                                                             base_kept))):
+            if "eval" in it and it.get("eval_config") != evaluation:
                 log.info("iteration %d: the eval configuration differs from the stored one; evaluating again", i)
             it.pop("eval", None)
             it.pop("eval_config", None)
@@ -398,6 +404,41 @@ def _check_kept_model(model: Path, stored: dict, iteration: int, what: str = "me
         raise RunError(f"{model}: iteration {iteration}'s {what} changed since this run wrote it ({change}); the "
                        f"run would go on from other weights than it records: put it back, or start over with a new "
                        f"--out")
+
+
+def _base_eval_kept(run_dir: Path, base_model, evaluation: dict) -> bool:
+    """:func:`savi_plugin.pipeline.evaluate.base_eval_kept`, with a note when it is gone: every iteration result
+    compared with it is evaluated again (the first re-makes it)."""
+    from savi_plugin.pipeline.evaluate import base_eval_kept
+
+    kept = base_eval_kept(run_dir, base_model, evaluation)
+    if not kept:
+        log.warning("%s: holds no evaluation of the base model with this eval configuration (removed?); the "
+                    "iterations compared with it are evaluated again", run_dir / "eval_base")
+    return kept
+
+
+def _eval_kept(it: dict, eval_dir: Path, evaluation: dict, base_kept: bool) -> bool:
+    """Whether a kept iteration's eval result (its entry in the manifest, of eval configuration ``evaluation``) still
+    stands on its folder: ``eval_dir`` carries our mark of that configuration with the files it was finished with,
+    and, for a result compared with the base model, ``eval_base`` stands too (``base_kept``). A folder removed (or
+    its mark) is evaluated again, with a note; one whose files changed is refused by the output layer, naming it
+    (as when it is replaced: a file someone put there is never removed).
+
+    Raises:
+        ForeignOutputError: ``eval_dir`` changed since the eval step wrote it.
+    """
+    from savi_plugin.data.outputs import check_claim, read_mark
+    from savi_plugin.pipeline.evaluate import EVAL_COMMAND
+
+    mark = read_mark(eval_dir, True) if eval_dir.is_dir() else None
+    if mark is None or mark.get("command") != EVAL_COMMAND or (mark.get("config") or {}).get("eval") != evaluation:
+        log.warning("%s: holds no result of iteration %s's evaluation (removed?); evaluating it again", eval_dir,
+                    it.get("iteration"))
+        return False
+    check_claim(eval_dir, command=EVAL_COMMAND, folder=True, replace_ours=True, output_name="eval folder",
+                lock_beside=True)
+    return base_kept or "vs_base" not in (it.get("eval") or {})
 
 
 def _evaluate_fresh(evaluate, recipe, model, out_dir: Path, base_model, evaluation: dict) -> dict:

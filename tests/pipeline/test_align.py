@@ -20,7 +20,7 @@ def synthetic_qa(folder, n: int) -> str:
     return f"data.qa={folder / 'samples.jsonl'}"
 
 
-def test_align_runs_two_iterations_and_resumes(tmp_path, capsys):
+def test_align_runs_two_iterations_and_resumes(tmp_path, capsys, caplog):
     """In-process through the CLI's ``main`` (each eval step still runs the real lmms-eval in its own process)."""
     from savi_plugin.cli import main
 
@@ -124,6 +124,33 @@ def test_align_runs_two_iterations_and_resumes(tmp_path, capsys):
     assert err == [f"error: {run_dir / 'manifest.json'}: changed after savi align wrote it (the steps it records are "
                    f"not the run's): put it back, or start over with a new --out"], err
     (run_dir / "manifest.json").write_text(kept_manifest)
+    # pass 26 M #29, #30: an eval folder or eval_base removed from a finished run re-ran with exit 0, printing the
+    # stored Δ with nothing behind it; it is evaluated again (with the iterations compared with eval_base), and
+    # one whose files changed is refused naming it
+    import shutil
+
+    kept_eval_0 = (run_dir / "iter_0" / "eval" / "results.json").stat().st_mtime_ns
+    shutil.rmtree(run_dir / "iter_1" / "eval")
+    capsys.readouterr()
+    caplog.clear()
+    assert main(argv) == 0, capsys.readouterr().err[-3000:]
+    assert f"{run_dir / 'iter_1' / 'eval'}: holds no result of iteration 1's evaluation" in caplog.text
+    assert (run_dir / "iter_1" / "eval" / "results.json").is_file()
+    assert (run_dir / "iter_0" / "eval" / "results.json").stat().st_mtime_ns == kept_eval_0  # only the one gone
+    shutil.rmtree(run_dir / "eval_base")
+    caplog.clear()
+    assert main(argv) == 0, capsys.readouterr().err[-3000:]
+    assert f"{run_dir / 'eval_base'}: holds no evaluation of the base model" in caplog.text
+    capsys.readouterr()
+    assert (run_dir / "eval_base" / "results.json").is_file()
+    assert (run_dir / "iter_0" / "eval" / "results.json").stat().st_mtime_ns != kept_eval_0  # compared with it
+    (run_dir / "iter_0" / "eval" / "notes.txt").write_text("mine")
+    assert main(argv) == 1
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert len(err) == 1 and err[0].startswith(f"error: {run_dir / 'iter_0' / 'eval'}: eval folder changed after "
+                                               f"savi align eval wrote it (notes.txt was added)"), err
+    (run_dir / "iter_0" / "eval" / "notes.txt").unlink()
+    manifest = json.loads((run_dir / "manifest.json").read_text())
     # the base model's evaluation is kept (data.kept): a samples file edited since would change every later
     # iteration's vs_base; the next eval step stops on it before evaluating anything
     import pytest
