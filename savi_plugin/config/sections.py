@@ -72,7 +72,8 @@ class DataSection:
     """``data``: what generation reads and training trains on."""
 
     videos: str | None = path_field(kind="any", help="a folder of unlabeled videos or a video manifest (videosavi)")
-    qa: str | None = path_field(help="a video-QA manifest with ground truth (rrpo)")
+    qa: str | None = path_field(help="a video-QA JSONL manifest with ground truth, one object a line: video, "
+                                           "question, answer (rrpo)")
     pairs: str | None = path_field(help="the preference file `savi train` trains on")
     format: str = checked("savi", OneOf(*FORMATS, what="format"), help="format of pairs")
     frame_rule: str = checked("uniform", OneOf(*SAMPLING_RULES, what="frame rule"),

@@ -121,7 +121,7 @@ def generation_source(recipe, required: bool = True) -> tuple[str, Path | None]:
     for the others; the path is None when the recipe sets neither and ``required`` is false (a dry run).
 
     Raises:
-        ConfigError: the recipe names no input (``required``).
+        ConfigError: the recipe names no input, or one that does not exist (``required``).
     """
     from savi_plugin.config.values import ConfigError
 
@@ -132,7 +132,24 @@ def generation_source(recipe, required: bool = True) -> tuple[str, Path | None]:
         if required:
             raise ConfigError(f"data.{key}", f"required by the {generator} generator", recipe.source)
         return f"data.{key}", None
+    if required and not os.path.lexists(source):  # before the claim: the key is named, the folder not begun
+        raise ConfigError(f"data.{key}", f"{source} does not exist (the {generator} generator's input)",
+                          recipe.source)
+    if required and generation_needs(recipe) == "file" and os.path.isdir(source):
+        raise ConfigError(f"data.{key}", f"{source} is a folder; the {generator} generator reads a file: "
+                                         f"{QA_MANIFEST}", recipe.source)
     return f"data.{key}", Path(source)
+
+
+#: what the RRPO generator's input is (its questions and answers come from it; a folder of videos holds none)
+QA_MANIFEST = "a video-QA JSONL manifest with ground truth, one object a line: video, question, answer"
+
+
+def generation_needs(recipe) -> str:
+    """What the generation input must be, as a dry run notes it (:func:`savi_plugin.pipeline.dry_run._where`)
+    and the run refuses it (:func:`generation_source`): ``"file"`` for rrpo (a QA manifest), else ``"file or
+    folder"`` (a folder of videos or a manifest)."""
+    return "file" if recipe.generate.generator == "rrpo" else "file or folder"
 
 
 def resolve_model(recipe, run_dir: Path) -> str:
@@ -188,15 +205,16 @@ def run_align(recipe, run_dir: str | Path, iterations: int | None = None, evalua
 def align_output_claim(recipe, videos: list[str] | None = None) -> dict:
     """How ``savi align`` claims its run folder (:func:`savi_plugin.data.outputs.claim`'s arguments, less the
     configuration), asked by the run and, through :func:`savi_plugin.data.outputs.check_claim`, by its dry run;
-    ``videos``: those the generation manifest names (read here when not given). Records: the recipe; each step's
-    results: its own folder."""
+    ``videos``: those the generation manifest names (read here when not given). Records (made from the recipe
+    alone before the first result: an error before it removes them with the folder): the manifest and the tiny
+    model a ``tiny://`` address builds; each step's results: its own folder."""
     if videos is None:
         _, source = generation_source(recipe, required=False)
         videos = _manifest_videos(source, recipe.data.data_root) if source is not None else None
     return dict(command="savi align", folder=True, inputs=recipe_inputs(recipe), output_name="--out",
                 what="align run folder", ignore=tuple(f"recipe.{k}" for k in RESUMABLE_RECIPE_KEYS),
                 input_files={"a video the manifest names": videos or ()}, steps=align_steps(),
-                records=("manifest.json",))
+                records=("manifest.json", "models"))
 
 
 def align_steps() -> dict:
@@ -282,6 +300,10 @@ def _run_locked(recipe, run_dir: Path, iterations: int | None, evaluate, eval_wa
     model = main_first(lambda: resolve_model(recipe, run_dir))
     inputs = generation_source(recipe)[1]
     base_model = model
+    # a kept result compared with the base model (vs_base) stands only while the base's evaluation does
+    compared = recipe.align.eval_every_iteration and any("vs_base" in (it.get("eval") or {})
+                                                          for it in manifest.data["iterations"])
+    base_kept = not compared or on_main(lambda: _base_eval_kept(run_dir, base_model, evaluation))
     for i in range(n):
         it = manifest.iteration(i)
         folder = run_dir / f"iter_{i}"
@@ -327,8 +349,10 @@ def _run_locked(recipe, run_dir: Path, iterations: int | None, evaluate, eval_wa
             on_main(lambda: _check_kept_model(path_from_file(it["next_model"], manifest.path),
                                               it["next_model_identity"], i))
         model = manifest.resolved(it["next_model"])
-        if recipe.align.eval_every_iteration and ("eval" not in it or it.get("eval_config") != evaluation):
-            if "eval" in it:
+        if recipe.align.eval_every_iteration and ("eval" not in it or it.get("eval_config") != evaluation or not
+                                                  on_main(lambda: _eval_kept(it, folder / "eval", evaluation,
+                                                                             base_kept))):
+            if "eval" in it and it.get("eval_config") != evaluation:
                 log.info("iteration %d: the eval configuration differs from the stored one; evaluating again", i)
             it.pop("eval", None)
             it.pop("eval_config", None)
@@ -380,6 +404,41 @@ def _check_kept_model(model: Path, stored: dict, iteration: int, what: str = "me
         raise RunError(f"{model}: iteration {iteration}'s {what} changed since this run wrote it ({change}); the "
                        f"run would go on from other weights than it records: put it back, or start over with a new "
                        f"--out")
+
+
+def _base_eval_kept(run_dir: Path, base_model, evaluation: dict) -> bool:
+    """:func:`savi_plugin.pipeline.evaluate.base_eval_kept`, with a note when it is gone: every iteration result
+    compared with it is evaluated again (the first re-makes it)."""
+    from savi_plugin.pipeline.evaluate import base_eval_kept
+
+    kept = base_eval_kept(run_dir, base_model, evaluation)
+    if not kept:
+        log.warning("%s: holds no evaluation of the base model with this eval configuration (removed?); the "
+                    "iterations compared with it are evaluated again", run_dir / "eval_base")
+    return kept
+
+
+def _eval_kept(it: dict, eval_dir: Path, evaluation: dict, base_kept: bool) -> bool:
+    """Whether a kept iteration's eval result (its entry in the manifest, of eval configuration ``evaluation``) still
+    stands on its folder: ``eval_dir`` carries our mark of that configuration with the files it was finished with,
+    and, for a result compared with the base model, ``eval_base`` stands too (``base_kept``). A folder removed (or
+    its mark) is evaluated again, with a note; one whose files changed is refused by the output layer, naming it
+    (as when it is replaced: a file someone put there is never removed).
+
+    Raises:
+        ForeignOutputError: ``eval_dir`` changed since the eval step wrote it.
+    """
+    from savi_plugin.data.outputs import check_claim, read_mark
+    from savi_plugin.pipeline.evaluate import EVAL_COMMAND
+
+    mark = read_mark(eval_dir, True) if eval_dir.is_dir() else None
+    if mark is None or mark.get("command") != EVAL_COMMAND or (mark.get("config") or {}).get("eval") != evaluation:
+        log.warning("%s: holds no result of iteration %s's evaluation (removed?); evaluating it again", eval_dir,
+                    it.get("iteration"))
+        return False
+    check_claim(eval_dir, command=EVAL_COMMAND, folder=True, replace_ours=True, output_name="eval folder",
+                lock_beside=True)
+    return base_kept or "vs_base" not in (it.get("eval") or {})
 
 
 def _evaluate_fresh(evaluate, recipe, model, out_dir: Path, base_model, evaluation: dict) -> dict:

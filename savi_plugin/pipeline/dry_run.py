@@ -62,13 +62,13 @@ def _model_line(recipe: Recipe, model: str | Path, model_key: str = "model.path"
 
 
 def _generate_lines(recipe: Recipe) -> list[str]:
-    from savi_plugin.pipeline.align import generation_source
+    from savi_plugin.pipeline.align import generation_needs, generation_source
     from savi_plugin.pipeline.steps import plan_generate
 
     generator = plan_generate(recipe)
     g = recipe.generate
     key, path = generation_source(recipe, required=False)
-    source = f"{key}={_where(path)}" if path else f"{key}: not set (the real run needs it)"
+    source = f"{key}={_where(path, generation_needs(recipe))}" if path else f"{key}: not set (the real run needs it)"
     return [f"generate: {g.generator} over {source}; batch {g.batch_size}, seed {g.seed}, limit {g.limit}",
             f"  options: {json.dumps(generator.describe(), sort_keys=True)}"]
 

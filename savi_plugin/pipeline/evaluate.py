@@ -164,22 +164,18 @@ def evaluate_step(recipe, model: str | Path, out_dir: str | Path, adapter: str |
     """
     run_dir = Path(out_dir).parent.parent
     if base is not None:
-        from savi_plugin.data.identity import model_identity
-        from savi_plugin.data.kept import read_kept, write_kept
+        from savi_plugin.data.kept import write_kept
 
         base_dir = run_dir / "eval_base"
         config = eval_config(recipe, run_dir)
-        slot = {"eval": config, "model": model_identity(base)}  # what its numbers are of
-        kept = stored_eval_config(base_dir) == config  # else none yet, or made with another eval configuration
-        if kept:  # from an earlier run or iteration: still this run's base model's, as lmms-eval wrote it
-            read_kept(base_dir / KEPT, slot=slot, written_by="savi align",
-                      remedy=f"remove {base_dir} to evaluate the base model again")
+        kept = base_eval_kept(run_dir, base, config)
     results = _lmms_eval(recipe, model, Path(out_dir), run_dir, adapter)
     if base is not None:
         from savi_plugin.eval.results import read_run
         from savi_plugin.eval.suite import compare_runs
 
         if not kept:
+            slot = _base_slot(base, config)
             with fresh_eval_folder(base_dir, config, inputs={"the model": base}) as tmp:
                 _lmms_eval(recipe, base, tmp, run_dir)
                 write_kept(tmp / KEPT, {}, slot=slot, sources={"lmms-eval output": (tmp / "lmms_eval", "folder")})
@@ -188,6 +184,33 @@ def evaluate_step(recipe, model: str | Path, out_dir: str | Path, adapter: str |
         results["vs_base"] = {task: delta.to_dict() for task, delta in deltas.items()}
         write_json(Path(out_dir) / "results.json", results, indent=1)
     return results
+
+
+def _base_slot(base: str | Path, config: dict) -> dict:
+    """What the base model's kept evaluation is made for (:mod:`savi_plugin.data.kept`): the eval configuration and
+    the base model's identity, by content."""
+    from savi_plugin.data.identity import model_identity
+
+    return {"eval": config, "model": model_identity(base)}
+
+
+def base_eval_kept(run_dir: str | Path, base: str | Path, config: dict) -> bool:
+    """Whether ``run_dir/eval_base`` holds the evaluation of ``base`` with eval configuration ``config``, as it was
+    made (the next eval step, and a re-run of a finished run, use it again); False when it holds none of that
+    configuration (never made, removed, or made with another): it is evaluated again.
+
+    Raises:
+        RunError: one there changed since it was made, or is another model's (naming it,
+            :func:`savi_plugin.data.kept.read_kept`).
+    """
+    from savi_plugin.data.kept import read_kept
+
+    base_dir = Path(run_dir) / "eval_base"
+    if stored_eval_config(base_dir) != config:
+        return False
+    read_kept(base_dir / KEPT, slot=_base_slot(base, config), written_by="savi align",
+              remedy=f"remove {base_dir} to evaluate the base model again")
+    return True
 
 
 def _lmms_eval(recipe, model: str | Path, out_dir: Path, run_dir: Path, adapter: str | Path | None = None) -> dict:

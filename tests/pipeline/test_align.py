@@ -20,7 +20,7 @@ def synthetic_qa(folder, n: int) -> str:
     return f"data.qa={folder / 'samples.jsonl'}"
 
 
-def test_align_runs_two_iterations_and_resumes(tmp_path, capsys):
+def test_align_runs_two_iterations_and_resumes(tmp_path, capsys, caplog):
     """In-process through the CLI's ``main`` (each eval step still runs the real lmms-eval in its own process)."""
     from savi_plugin.cli import main
 
@@ -124,6 +124,33 @@ def test_align_runs_two_iterations_and_resumes(tmp_path, capsys):
     assert err == [f"error: {run_dir / 'manifest.json'}: changed after savi align wrote it (the steps it records are "
                    f"not the run's): put it back, or start over with a new --out"], err
     (run_dir / "manifest.json").write_text(kept_manifest)
+    # pass 26 M #29, #30: an eval folder or eval_base removed from a finished run re-ran with exit 0, printing the
+    # stored Δ with nothing behind it; it is evaluated again (with the iterations compared with eval_base), and
+    # one whose files changed is refused naming it
+    import shutil
+
+    kept_eval_0 = (run_dir / "iter_0" / "eval" / "results.json").stat().st_mtime_ns
+    shutil.rmtree(run_dir / "iter_1" / "eval")
+    capsys.readouterr()
+    caplog.clear()
+    assert main(argv) == 0, capsys.readouterr().err[-3000:]
+    assert f"{run_dir / 'iter_1' / 'eval'}: holds no result of iteration 1's evaluation" in caplog.text
+    assert (run_dir / "iter_1" / "eval" / "results.json").is_file()
+    assert (run_dir / "iter_0" / "eval" / "results.json").stat().st_mtime_ns == kept_eval_0  # only the one gone
+    shutil.rmtree(run_dir / "eval_base")
+    caplog.clear()
+    assert main(argv) == 0, capsys.readouterr().err[-3000:]
+    assert f"{run_dir / 'eval_base'}: holds no evaluation of the base model" in caplog.text
+    capsys.readouterr()
+    assert (run_dir / "eval_base" / "results.json").is_file()
+    assert (run_dir / "iter_0" / "eval" / "results.json").stat().st_mtime_ns != kept_eval_0  # compared with it
+    (run_dir / "iter_0" / "eval" / "notes.txt").write_text("mine")
+    assert main(argv) == 1
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert len(err) == 1 and err[0].startswith(f"error: {run_dir / 'iter_0' / 'eval'}: eval folder changed after "
+                                               f"savi align eval wrote it (notes.txt was added)"), err
+    (run_dir / "iter_0" / "eval" / "notes.txt").unlink()
+    manifest = json.loads((run_dir / "manifest.json").read_text())
     # the base model's evaluation is kept (data.kept): a samples file edited since would change every later
     # iteration's vs_base; the next eval step stops on it before evaluating anything
     import pytest
@@ -225,6 +252,53 @@ def test_a_recipe_without_its_generation_input_is_refused_before_the_folder_is_c
     assert main(["align", "tiny_demo", "--dry-run", "--out", "run"]) == 0
     assert "generate: rrpo over data.qa: not set (the real run needs it); batch 16" in capsys.readouterr().out
     assert list(tmp_path.iterdir()) == []
+
+
+def _early_failure(case, tmp_path):
+    """``(overrides, the error line's words)`` of an align run that fails before its first result."""
+    if case == "a folder as data.qa":
+        (tmp_path / "d").mkdir()
+        return ["data.qa=d"], "data.qa: d is a folder; the rrpo generator reads a file: a video-QA JSONL manifest"
+    if case == "data.qa missing":
+        return ["data.qa=none.jsonl"], "data.qa: none.jsonl does not exist"
+    if case == "data.qa empty":
+        (tmp_path / "empty.jsonl").write_text("")
+        return ["data.qa=empty.jsonl"], "empty.jsonl:-:-: holds no record"
+    if case == "no question":  # found by the generator, after the claim and the tiny model's build
+        synthetic_qa(tmp_path / "videos", 2)
+        lines = (tmp_path / "videos" / "samples.jsonl").read_text().splitlines()
+        (tmp_path / "noq.jsonl").write_text("".join(json.dumps({"video": "videos/" + json.loads(line)["video"]})
+                                                    + "\n" for line in lines))
+        return ["data.qa=noq.jsonl"], "noq.jsonl:1:question: rrpo needs a question"
+    assert case == "a folder that is no model"
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "config.json").write_text("{}")
+    return [synthetic_qa(tmp_path / "videos", 2), "model.path=./m", "align.eval_every_iteration=false"], \
+        "./m: the model cannot be loaded"
+
+
+@pytest.mark.parametrize("case", ["a folder as data.qa", "data.qa missing", "data.qa empty", "no question",
+                                  "a folder that is no model"])
+def test_an_align_run_that_fails_before_its_first_result_leaves_nothing(case, tmp_path, capsys, monkeypatch):
+    """pass 26 M #36: ``data.qa=<folder>`` failed after the claim (``no video files in this folder``) and left the
+    run folder with its manifest, tiny model and mark, so the corrected command was refused as "a different
+    configuration". Every input of the wrong kind, missing, empty or unusable stops in one line and leaves no
+    run folder (the output layer's undo counts the manifest and the tiny model as no result); the corrected
+    command is then accepted."""
+    from savi_plugin.cli import main
+    from savi_plugin.pipeline import align
+
+    monkeypatch.chdir(tmp_path)
+    overrides, said = _early_failure(case, tmp_path)
+    code = main(["align", "tiny_demo", *OVERRIDES, *overrides, "--out", "run"])
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert code in (1, 2) and len(err) == 1 and said in err[0], (code, err)
+    assert not (tmp_path / "run").exists()
+    ran = []
+    monkeypatch.setattr(align, "_run_locked", lambda *args: ran.append(args) or {"iterations": []})
+    qa = synthetic_qa(tmp_path / "good", 2)
+    assert main(["align", "tiny_demo", *OVERRIDES, qa, "--out", "run"]) == 0, capsys.readouterr().err
+    assert len(ran) == 1  # the folder was claimed for the corrected configuration
 
 
 def test_extending_a_run_after_a_video_its_manifest_names_changed_is_refused(tmp_path, monkeypatch):

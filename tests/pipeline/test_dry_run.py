@@ -202,7 +202,7 @@ DRY_RUN_INPUTS = {
     "ablate --eval-pairs": (["ablate", "tiny_demo", "--out", "abl", "--pairs", "p.jsonl", "--eval-pairs", "X",
                              "--losses", "rrpo,dpo", "--no-benchmarks"], "file"),
     "align data.qa": (["align", "tiny_demo", "--out", "run", "align.eval_every_iteration=false", "data.qa=X"],
-                      "file or folder"),
+                      "file"),  # rrpo: a QA manifest (pass 26 M #36)
 }
 #: what an input is instead, as (how it is made, the note's reason; None: the input is fine where a folder is)
 INPUT_KINDS = {

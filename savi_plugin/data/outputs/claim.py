@@ -97,7 +97,7 @@ class Output:
         self._before: set[str] | None = None
         #: a folder the job replaces whole (its finished listing is recorded: :meth:`record_content`)
         self.replaced_whole = False
-        #: names (relative to the output's parent) that record the configuration, not a result (:func:`claim`)
+        #: names (relative to the output's parent) made from the configuration alone, not a result (:func:`claim`)
         self.records: set[str] = set()
         self.what = "output"  #: how messages name it (:func:`claim`'s ``what``)
         self.output_name = "output"  #: the flag or name the user gave it by (:func:`claim`'s ``output_name``)
@@ -288,7 +288,7 @@ class Output:
             if self.folder and name == self.path.name:
                 continue  # the folder itself: its entries decide
             if name in self.records:
-                continue  # the job's record of its configuration, written before its first result
+                continue  # written from the job's configuration alone, before its first result
             if name in self._record_sizes and target.is_file() and not target.is_symlink() and \
                     target.stat().st_size == self._record_sizes[name]:
                 continue  # still only the record it held when noted (wrote_record)
@@ -485,9 +485,11 @@ def claim(output: str | Path, *, command: str, config: Mapping[str, Any] | None 
         replace_ours: accept our own mark with another configuration (the result is replaced whole).
         lock_beside: lock a folder output with ``<folder>.lock`` beside it (the folder is replaced whole by
             :func:`replace_folder`, which would move a lock inside it).
-        records: names inside a folder output that record the job's configuration before its first result
-            (``savi_train_config.json``): a new output that holds only them after an error holds no result, and is
-            removed like one, so the corrected command is not refused as "another configuration".
+        records: names inside a folder output that the job writes before its first result from its configuration
+            alone: its record of that configuration (``savi_train_config.json``, ``savi align``'s manifest) or what
+            it builds from it (the tiny model a ``tiny://`` address builds, ``models``): a new output that holds only
+            them after an error holds no result, and is removed like one, so the corrected command is not refused as
+            "another configuration".
         own_content: for a file output whose content changed since the mark recorded it: whether it still holds
             only what the job itself wrote (e.g. a generation output with lines lost, each remaining line verified
             against the job's progress file); then the job may resume and redo what was lost instead of refusing.
