@@ -574,20 +574,27 @@ def _h_scores(pick, corpus: dict = H) -> dict:
     return {"agree": agree, "wrong": wrong, "picked_where_none": picked_none}
 
 
+def _corpus_floors(corpus: dict, name: str, size: int, no_credit: int, *, agree: int, wrong: set,
+                   picked_where_none: int, ahead_by: int) -> None:
+    """A frozen blind corpus' regression floor: its size and no-credit count as frozen, ours exactly at the recorded
+    agreement, wrong picks and no-credit picks, and ahead of both lmms-eval scorers by at least ``ahead_by``."""
+    assert len(corpus["items"]) == size and sum(item["expected"] is None for item in corpus["items"]) == no_credit
+    ours, mvbench, egoschema = (_h_scores(f, corpus) for f in (_ours, _lmms_mvbench, _lmms_egoschema))
+    for who, s in [("savi", ours), ("lmms-eval mvbench", mvbench), ("lmms-eval egoschema", egoschema)]:
+        print(f"corpus {name}, {who}: agrees {s['agree']}/{size}, wrong picks {len(s['wrong'])}, "
+              f"credits {s['picked_where_none']}/{no_credit} replies that credit none")
+    assert ours["wrong"] == wrong
+    assert ours["picked_where_none"] == picked_where_none
+    assert ours["agree"] == agree
+    assert ours["agree"] > max(mvbench["agree"], egoschema["agree"]) + ahead_by
+
+
 def test_blind_corpus_h_agrees_with_its_grader_more_than_lmms_eval_s_own_parsers():
     """Corpus H (310 replies, 45 a grader credits no option): ours never credits a reply the grader credits none of,
     its wrong picks are the two measured when it was frozen, and it agrees with the grader on 275 of 310 replies,
     where lmms-eval's own MVBench and EgoSchema scorers, run on the same replies, agree on far fewer (they pick on
     a hedge, and EgoSchema's picks at random where it reads nothing)."""
-    assert len(H["items"]) == 310 and sum(item["expected"] is None for item in H["items"]) == 45
-    ours, mvbench, egoschema = _h_scores(_ours), _h_scores(_lmms_mvbench), _h_scores(_lmms_egoschema)
-    for name, s in [("savi", ours), ("lmms-eval mvbench", mvbench), ("lmms-eval egoschema", egoschema)]:
-        print(f"corpus H, {name}: agrees {s['agree']}/310, wrong picks {len(s['wrong'])}, "
-              f"credits {s['picked_where_none']}/45 replies that credit none")
-    assert ours["picked_where_none"] == 0
-    assert ours["wrong"] == set(H_WRONG)
-    assert ours["agree"] == 275
-    assert ours["agree"] > max(mvbench["agree"], egoschema["agree"]) + 100
+    _corpus_floors(H, "H", 310, 45, agree=275, wrong=set(H_WRONG), picked_where_none=0, ahead_by=100)
 
 
 COUNTS = ["1 time", "2 times", "3 times", "4 times"]
@@ -685,15 +692,7 @@ def test_blind_corpus_i_agrees_with_its_grader_more_than_lmms_eval_s_own_parsers
     I's blind one. Left unread on purpose: translations and synonyms outside the lexicon, typos (no fuzzy matching),
     an elimination of option texts that leaves one of three (graders split on it, corpus F reads none), counts and
     times in other formats, replies that quote the question's labels before picking by content."""
-    assert len(I["items"]) == 318 and sum(item["expected"] is None for item in I["items"]) == 53
-    ours, mvbench, egoschema = _h_scores(_ours, I), _h_scores(_lmms_mvbench, I), _h_scores(_lmms_egoschema, I)
-    for name, s in [("savi", ours), ("lmms-eval mvbench", mvbench), ("lmms-eval egoschema", egoschema)]:
-        print(f"corpus I, {name}: agrees {s['agree']}/318, wrong picks {len(s['wrong'])}, "
-              f"credits {s['picked_where_none']}/53 replies that credit none")
-    assert ours["picked_where_none"] == 0
-    assert ours["wrong"] == set()
-    assert ours["agree"] == 271
-    assert ours["agree"] > max(mvbench["agree"], egoschema["agree"]) + 80
+    _corpus_floors(I, "I", 318, 53, agree=271, wrong=set(), picked_where_none=0, ahead_by=80)
 
 
 @pytest.mark.parametrize("reply", [
@@ -739,15 +738,7 @@ def test_blind_corpus_j_agrees_with_its_grader_more_than_lmms_eval_s_own_parsers
     credited where none (j193, two labelled events), 33 unread -- a regression floor, not a blind measurement.
     Left unread on purpose: typos, times and units written otherwise ("0:45" for "00:45", "15 s"), replies whose
     letters narrate a sequence, renumbered option lists in roman numerals."""
-    assert len(J["items"]) == 400 and sum(item["expected"] is None for item in J["items"]) == 99
-    ours, mvbench, egoschema = _h_scores(_ours, J), _h_scores(_lmms_mvbench, J), _h_scores(_lmms_egoschema, J)
-    for name, s in [("savi", ours), ("lmms-eval mvbench", mvbench), ("lmms-eval egoschema", egoschema)]:
-        print(f"corpus J, {name}: agrees {s['agree']}/400, wrong picks {len(s['wrong'])}, "
-              f"credits {s['picked_where_none']}/99 replies that credit none")
-    assert ours["wrong"] == set()
-    assert ours["picked_where_none"] == 1
-    assert ours["agree"] == 366
-    assert ours["agree"] > max(mvbench["agree"], egoschema["agree"]) + 150
+    _corpus_floors(J, "J", 400, 99, agree=366, wrong=set(), picked_where_none=1, ahead_by=150)
 
 
 DRAWER = ["Opening a drawer", "Closing a drawer", "Wiping the table", "Picking up a cup"]
