@@ -77,14 +77,15 @@ _NEGATOR = (r"(?:(?:(?<![A-Za-z])(?i:not|never|no\s+longer|neither|nor|cannot|ex
 _CHOOSING = (r"(?:(?i:be|pick|choose|select|say|answer|go\s+(?:with|for)|(?:(?:think|believe|say)\s+)?(?:that\s+)?"
              r"(?:it['’]s|it\s+is|it\s+would\s+be|the\s+answer\s+is))\s+)?")
 _VERDICT = (r"not|never|no\s+longer|wrong|incorrect|false|unlikely|implausible|impossible|absent|missing|ruled\s+out|out|"
-            r"excluded|eliminated|mistaken?|trap|distractor|(?:poor|bad|weak)\s+(?:fit|choice|match|option|pick|answer)")
+            r"excluded|eliminated|mistaken?|trap|distractor|(?:poor|bad|weak)\s+(?:fit|choice|match|option|pick|answer)|"
+            r"(?:worst|least\s+likely)(?:\s+(?:fit|choice|match|option|pick|answer|one))?")
 
 
 def _negated_verb(be: str, aux: str) -> str:
     """A negated verb or a verdict against its subject, whose own verbs are ``be`` (``"is"``, ``"seems"``) and
     ``aux`` (``"does"``, ``"has"``): the singular or the plural ones."""
     return (rf"(?:\s*(?:[?:,.;]|\s[-–—])\s*(?i:(?:(?:certainly|definitely|absolutely|surely|of\s+course)\s+)?"
-            rf"(?:no(?:\s+way)?|nope|nah|not|never|wrong|incorrect|false))\b(?=\s*(?:[.!,;)]|$))"  # a verdict alone, not "B. Not A."
+            rf"(?:no(?:\s+way)?|nope|nah|hardly|not|never|wrong|incorrect|false))\b(?=\s*(?:[.!,;)]|$))"  # a verdict alone, not "B. Not A."
             rf"|\s+(?i:(?:{be}|(?:would|could|must|should|might|may)\s+be)\s+"  # "A? No.", "B: certainly not."
             rf"(?:(?:to\s+be|also|clearly|definitely|both|all)\s+)?(?:(?:the|an?)\s+)?(?:{_VERDICT})\b"
             rf"|(?:(?:{aux}|did|could|would|should|must)n|can|won)['’]t\b"
@@ -165,6 +166,8 @@ def _claim_patterns(letters: str, words: str = "AI") -> tuple[list[re.Pattern], 
          rf"{_CLOSE}?(?={_NEGATED_ANY}"
          rf"|(?:\s*(?:,\s*and|,|and|&)\s*{listed})+{_NEGATED_PLURAL}|(?:\s*(?:,\s*or|,|or|nor|/)\s*{listed})+{_NEGATED_ANY})"),  # "A and B don't appear"
         rf"{_OPEN}?{_L}(?P<l14>[{letters}]){_CLOSE}?(?={_LABEL_VERDICT})",                 # EgoSchema's "C is wrong"
+        rf"{_L}(?P<l17>[{letters}])\s*(?=\((?i:not|never|wrong|incorrect)\b(?![^)]*(?<![A-Za-z])[A-Z](?![A-Za-z]))[^)]*\))",
+        # "B (not this one)"; not "B (not A)"
         (rf"{_L}{_OPEN}\s*(?P<l16>{anycase})\s*{_CLOSE}\s+(?i:no|nope|never|wrong|incorrect|false)\b"
          r"(?=\s*(?:[.!,;)]|$))"),                                                        # "(a) no.", "(B) wrong"
         rf"不是\s*(?P<l>{anycase})(?![A-Za-z])",

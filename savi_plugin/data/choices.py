@@ -853,6 +853,14 @@ _REJECTION = frozenset({"no", "no way", "nope", "nah", "never", "not", "certainl
                         "of course not", "not at all", "wrong", "incorrect", "not really"})
 
 
+#: a clause that states an option's text and a verdict on it as an answer: ``"a dog is a poor fit"``, ``"the cat is
+#: wrong"`` -- not a statement about the video (``"the cat is not present"``: which may be what the question asks)
+_JUDGED = re.compile(r"(?i)^\s*(?P<subject>.+?)\s+(?:is|was|would\s+be|seems|looks)\s+(?:(?:clearly|definitely|also)\s+)?"
+                     r"(?:the\s+|an?\s+)?(?:wrong|incorrect|false|ruled\s+out|excluded|eliminated|mistaken?|trap|"
+                     r"distractor|(?:poor|bad|weak)\s+(?:fit|choice|match|option|pick|answer)|worst|least\s+likely|"
+                     r"not\s+(?:the\s+)?(?:answer|correct|right|it))\b")
+
+
 def _without_rejected(text: str, options: Sequence[str], letters: str) -> str:
     """``text`` without an option's text that the next clause rejects on its own (``"A cat? No way. It's a dog."`` ->
     ``"It's a dog."``): stating an option to reject it is no pick of it."""
@@ -865,6 +873,10 @@ def _without_rejected(text: str, options: Sequence[str], letters: str) -> str:
     for this, following in zip(words, words[1:]):
         if normalize(parts[this]) in texts and normalize(parts[following]) in _REJECTION:
             drop.update(range(this, following + 2))
+    for this in words:  # "a dog is a poor fit", "the cat would be wrong"
+        judged = _JUDGED.match(parts[this])
+        if judged and normalize(judged["subject"]) in texts:
+            drop.update((this, this + 1))
     return "".join(part for i, part in enumerate(parts) if i not in drop)
 
 

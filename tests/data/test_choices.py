@@ -704,7 +704,9 @@ def test_blind_corpus_i_agrees_with_its_grader_more_than_lmms_eval_s_own_parsers
     "C would be a mistake.", "C is a trap.", "Wrong: C.", "Incorrect: B", "Option B: incorrect.",
     # pass 26 R5 #38, #40: other punctuation and verdicts
     "A; no.", "A is a poor fit.", "D would be a bad pick.", "Nope: A.", "Not it: B.", "Reject: B", "A dog? Nope.",
-    "C? Nah.", "C — no way.", "(B) is a poor choice."])
+    "C? Nah.", "C — no way.", "(B) is a poor choice.",
+    # pass 26 R6 #32, #34, #36, #38
+    "A is the worst option.", "a dog is a poor fit.", "B (not this one).", "D? Hardly.", "B (wrong)."])
 def test_a_reply_that_only_rejects_an_option_picks_nothing(reply):
     """Pass 25 R3 #2, #6: the rejected option was scored as the answer ("I would never, ever pick C." -> C,
     "A is the wrong answer." -> A, "B? Certainly not." -> B): a negation of a label takes it out, whatever words
@@ -717,7 +719,8 @@ def test_a_reply_that_only_rejects_an_option_picks_nothing(reply):
     ("I refuse to pick A: it is clearly B.", 1), ("The answer is C, never D.", 2), ("Answer: B. Not A.", 1),
     ("B. No other option fits.", 1), ("B, no doubt.", 1), ("A? No, B.", 1), ("B. No, wait, it is C.", 2),
     ("B is a good fit.", 1), ("Answer: B; no doubt.", 1), ("B; not A.", 1), ("No, A.", 0), ("No way, it is C.", 2),
-    ("A bird? Nah. A dog.", 1)])
+    ("A bird? Nah. A dog.", 1), ("B (no doubt).", 1), ("B (not A).", 1), ("B (not C or D).", 1),
+    ("A is the best option.", 0), ("a dog is a poor fit. A cat.", 0)])
 def test_a_pick_beside_a_rejected_option_is_still_read(reply, expected):
     assert parse_choice(reply, ["a cat", "a dog", "a bird", "a fish"]).index == expected
 
