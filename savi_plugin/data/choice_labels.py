@@ -77,7 +77,7 @@ _NEGATOR = (r"(?:(?:(?<![A-Za-z])(?i:not|never|no\s+longer|neither|nor|cannot|ex
 _CHOOSING = (r"(?:(?i:be|pick|choose|select|say|answer|go\s+(?:with|for)|(?:(?:think|believe|say)\s+)?(?:that\s+)?"
              r"(?:it['’]s|it\s+is|it\s+would\s+be|the\s+answer\s+is))\s+)?")
 _VERDICT = (r"not|never|no\s+longer|wrong|incorrect|false|unlikely|implausible|impossible|absent|missing|ruled\s+out|out|"
-            r"excluded|eliminated|mistaken?|trap|distractor|(?:poor|bad|weak)\s+(?:fit|choice|match|option|pick|answer)|"
+            r"excluded|eliminated|mistaken?|trap|distractor|(?:poor|bad|weak|terrible|awful|wrong)\s+(?:fit|choice|match|option|pick|answer)|"
             r"(?:worst|least\s+likely)(?:\s+(?:fit|choice|match|option|pick|answer|one))?")
 
 

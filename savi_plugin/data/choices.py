@@ -857,7 +857,7 @@ _REJECTION = frozenset({"no", "no way", "nope", "nah", "never", "not", "certainl
 #: wrong"`` -- not a statement about the video (``"the cat is not present"``: which may be what the question asks)
 _JUDGED = re.compile(r"(?i)^\s*(?P<subject>.+?)\s+(?:is|was|would\s+be|seems|looks)\s+(?:(?:clearly|definitely|also)\s+)?"
                      r"(?:the\s+|an?\s+)?(?:wrong|incorrect|false|ruled\s+out|excluded|eliminated|mistaken?|trap|"
-                     r"distractor|(?:poor|bad|weak)\s+(?:fit|choice|match|option|pick|answer)|worst|least\s+likely|"
+                     r"distractor|(?:poor|bad|weak|terrible|awful|wrong)\s+(?:fit|choice|match|option|pick|answer)|worst|least\s+likely|"
                      r"not\s+(?:the\s+)?(?:answer|correct|right|it))\b")
 
 

@@ -706,7 +706,8 @@ def test_blind_corpus_i_agrees_with_its_grader_more_than_lmms_eval_s_own_parsers
     "A; no.", "A is a poor fit.", "D would be a bad pick.", "Nope: A.", "Not it: B.", "Reject: B", "A dog? Nope.",
     "C? Nah.", "C — no way.", "(B) is a poor choice.",
     # pass 26 R6 #32, #34, #36, #38
-    "A is the worst option.", "a dog is a poor fit.", "B (not this one).", "D? Hardly.", "B (wrong)."])
+    "A is the worst option.", "a dog is a poor fit.", "B (not this one).", "D? Hardly.", "B (wrong).",
+    "C is the least likely.", "B is a terrible answer."])
 def test_a_reply_that_only_rejects_an_option_picks_nothing(reply):
     """Pass 25 R3 #2, #6: the rejected option was scored as the answer ("I would never, ever pick C." -> C,
     "A is the wrong answer." -> A, "B? Certainly not." -> B): a negation of a label takes it out, whatever words
