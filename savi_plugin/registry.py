@@ -83,12 +83,13 @@ def conflicts(group: str) -> dict[str, list[EntryPoint]]:
 def name_problem(group: str, name: str) -> str | None:
     """Why the entry name ``name`` of ``group`` cannot be used, or None: it holds a character outside
     :data:`NAME_CHARACTERS`, or it reads as another name registered in the group (the project's one look-alike
-    rule, :func:`savi_plugin.untrusted.sameness`, explained by :func:`~savi_plugin.untrusted.how_it_differs`) and
-    is not savi-plugin's own."""
+    rule, :func:`savi_plugin.untrusted.sameness`, explained by :func:`~savi_plugin.untrusted.how_it_differs`; or
+    the same name in other case, as the unknown-name hint reads it) and is not savi-plugin's own."""
     from savi_plugin.untrusted import how_it_differs, sameness
 
     found = entries(group)
-    like = next((other for other in sorted(found) if other != name and sameness(name, other, repr(other))), None)
+    like = next((other for other in sorted(found) if other != name and (  # "RRPO" beside "rrpo": case alone
+        sameness(name, other, repr(other)) or name.casefold() == other.casefold())), None)
     plain = bool(NAME_CHARACTERS.fullmatch(name))
     if plain and (like is None or is_own(found.get(name))):
         return None

@@ -318,6 +318,7 @@ BROKEN_PKG = '''
      "declares the default scale = nan, which its own rule refuses: must be a finite number"),
     ("savi_plugin.losses", "rr\u0440o", "broken_plugins:MISNAME",
      r"cannot be used: its name holds characters outside [A-Za-z0-9_.-]: it reads as 'rrpo' but is not it"),
+    ("savi_plugin.losses", "RRPO", "broken_plugins:MISNAME", "cannot be used: it reads as 'rrpo' but is not it"),
     ("savi_plugin.trainers", "nott", "broken_plugins:Plain", "is the class Plain, not a PreferenceTrainer subclass"),
     ("savi_plugin.backends", "notvlm", "broken_plugins:Plain", "is the class Plain, not a VideoLM subclass"),
     ("savi_plugin.generators", "my.gen!", "broken_plugins:Plain", "its name holds characters outside"),
