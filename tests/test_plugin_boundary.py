@@ -128,6 +128,8 @@ PLUGIN = '''
                 out.append(Outcome(work.item.id, record.id, status, reason, record=record))
             if self.MODE == "wrong_type":
                 return [o.to_json() for o in out]
+            if self.MODE == "drops_item":
+                return out[:1]
             return out
 
 
@@ -150,7 +152,7 @@ PLUGIN = '''
 
 
     for _mode in ("init_raises", "init_chdir", "init_exits", "raises", "wrong_type", "wrong_shape", "no_grad", "tripled",
-                  "chdir", "bad_status", "bad_reason", "hook_raises", "hook_chdir"):
+                  "chdir", "bad_status", "bad_reason", "hook_raises", "hook_chdir", "drops_item"):
         for _base in (BadTrainer, BadGenerator, BadBackend):
             _name = f"{_base.__name__}_{_mode}"
             globals()[_name] = type(_name, (_base,), {"MODE": _mode, "__module__": __name__})
@@ -162,7 +164,7 @@ LOSS_MODES = ("raises", "wrong_type", "float_losses", "wrong_shape", "no_grad", 
               "requirements_wrong_type", "requirements_bad_field")
 TRAINER_MODES = ("init_raises", "init_chdir", "init_exits", "raises", "wrong_type", "wrong_shape", "no_grad")
 BACKEND_MODES = ("raises", "hook_raises", "hook_chdir")
-GENERATOR_MODES = ("init_raises", "init_exits", "no_prompts_field", "raises", "wrong_type", "bad_status", "bad_reason", "chdir")
+GENERATOR_MODES = ("init_raises", "init_exits", "drops_item", "no_prompts_field", "raises", "wrong_type", "bad_status", "bad_reason", "chdir")
 
 #: (kind, mode) -> the words the one error line holds after the plugin's name
 EXPECTED = {
@@ -175,6 +177,7 @@ EXPECTED = {
     ("loss", "exits"): "called sys.exit(0) in its compute",  # pass 26 O #51, #52: savi ended with status 0
     ("trainer", "init_exits"): "called sys.exit(0)",
     ("generator", "init_exits"): "called sys.exit(0)",
+    ("generator", "drops_item"): "process() returned no outcome for item 'v1' (1 of the 2 items of its batch)",
     ("loss", "requirements_raises"): "raised KeyError: 'req boom'",
     ("loss", "requirements_wrong_type"): "requirements() returned a dict, not a Requirements",
     ("loss", "requirements_bad_field"): "raised ValueError: level must be one of ('sequence', 'token'), got 'bogus'",

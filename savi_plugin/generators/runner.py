@@ -631,6 +631,12 @@ def _process(gen: Generator, lm, work: list[WorkItem], ctx: BatchContext) -> lis
             problem = outcome_problem(outcome, ids)
             if problem is not None:
                 raise broken_contract(registry.GENERATORS, entry, gen, f"process()'s outcome {n}", problem)
+        answered = {outcome.item_id for outcome in outcomes}
+        missing = [w.item.id for w in work if w.item.id not in answered]
+        if missing:  # an item with no outcome would be recorded as done with nothing, and never retried
+            raise broken_contract(registry.GENERATORS, entry, gen, "process()",
+                                  f"returned no outcome for item {missing[0]!r} ({len(missing)} of the {len(work)} "
+                                  f"items of its batch): every item gets at least one (a pair, skipped or failed)")
         return outcomes
     out: list[Outcome] = []
     for w in work:
