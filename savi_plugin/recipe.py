@@ -506,7 +506,7 @@ def recipe_content(recipe: Recipe) -> dict:
 
 
 def recipe_parts(recipe: Recipe) -> dict:
-    """What the names of a recipe stand for beyond its text: the resolved ``Params`` of its loss (defaults
+    """What the names of a recipe stand for beyond its text: the resolved ``Params`` of a plugin's loss (defaults
     included, :func:`~savi_plugin.training.arguments.resolved_loss_params`) under ``loss_params``, and under
     ``plugins`` each component a plugin provides (:func:`savi_plugin.registry.components`: the generator, the
     loss, the trainer, the backend, by entry, distribution and version; absent when none is). A resume after a
@@ -520,7 +520,9 @@ def recipe_parts(recipe: Recipe) -> dict:
         "train.loss_type": (registry.LOSSES, train.get("loss_type", train_default("loss_type"))),
         "train.trainer": (registry.TRAINERS, train.get("trainer")),
         "model.backend": (registry.BACKENDS, recipe.model.backend)})
-    return {"loss_params": resolved_loss_params(train), **({"plugins": plugins} if plugins else {})}
+    if "train.loss_type" not in plugins:  # savi's own loss: its defaults are savi's, as every other default is,
+        return {"plugins": plugins} if plugins else {}  # so a run made before they were recorded resumes as it did
+    return {"loss_params": resolved_loss_params(train), "plugins": plugins}
 
 
 #: recipe keys that name where a job writes, not what it reads: left out of :func:`recipe_identity`

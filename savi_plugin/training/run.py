@@ -401,7 +401,10 @@ def run_configuration(model, data, backend, lora, options, eval_data, *, model_w
         # the launcher's processes, a factor of the global batch: recorded above one (a one-process run's
         # configuration is what it was before the count was recorded, so its folder resumes as it did)
         **({"processes": processes} if processes > 1 else {}),
-        "loss_params": to_dict(loss_params),  # what the loss computes with, its defaults included
+        # what a plugin's loss computes with, its defaults included (a plugin changes them under its own version;
+        # savi's own losses' defaults are savi's, like every other default: a run made before this was recorded
+        # resumes as it did)
+        **({"loss_params": to_dict(loss_params)} if "train.loss_type" in plugins else {}),
         **({"plugins": plugins} if plugins else {}),  # none: a run of savi-plugin's own parts records none
         "limits": item_limits(),  # the decode caps decide which pairs are skipped
         # accelerate launch's precision, which the Trainer applies over the recipe's (launch.py)
