@@ -644,6 +644,9 @@ def test_the_console_scripts_line_is_the_boundarys_own_words(tmp_path, monkeypat
 
     tree = ast.parse(open(stop_lines.__file__, encoding="utf-8").read())
     assert not [node for node in ast.walk(tree) if isinstance(node, (ast.Import, ast.ImportFrom))]
+    from savi_plugin.data.outputs import reset_command_outputs
+
     monkeypatch.chdir(tmp_path)
+    reset_command_outputs()  # as main() does when a command starts: no output of an earlier test's command counts
     assert cli._stopped("generate", signal.SIGINT) == 130  # no output claimed: "nothing was written"
     assert capsys.readouterr().err == console.STOPPED_AT_START
