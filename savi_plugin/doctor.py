@@ -303,7 +303,7 @@ def versions() -> list[Check]:
 
 
 def plugin_checks() -> list[Check]:
-    """One failed check naming every registered entry that cannot be used (:func:`savi_plugin.registry.problem`:
+    """One check naming every registered entry that cannot be used (:func:`savi_plugin.registry.problem`:
     a name that installed packages register with different objects, a name that cannot be used, a module that is
     missing or raises when imported, an object of the wrong kind); none when every entry loads. A package
     registering ``dpo`` beside ours would train another loss under that name, so such a name cannot be used
@@ -311,20 +311,24 @@ def plugin_checks() -> list[Check]:
     from savi_plugin import registry
     from savi_plugin.untrusted import shown_name
 
-    problems = []
+    problems, ours_lost = [], False
     for group in registry.GROUPS:
         clashes = registry.conflicts(group)
         for name in sorted(registry.entries(group)):
             if name in clashes:
                 why = f"registered with different objects ({'; '.join(registry.origin(ep) for ep in clashes[name])})"
+                ours_lost |= any(registry.is_own(ep) for ep in clashes[name])
             else:
                 why = registry.problem(group, name)
             if why:
                 problems.append(f"{group}:{shown_name(name)}: {why}")
     if not problems:
         return []
-    return [Check("core", "plugins", FAIL, f"{len(problems)} entr{'y' if len(problems) == 1 else 'ies'} cannot be "
-                  f"used: {'; '.join(problems)}", "see `savi plugins`; uninstall or fix those packages")]
+    # a name of savi's own taken by another package: that part of savi cannot work (fail); a third-party entry that
+    # cannot be used costs only that entry, and savi's own parts work beside it (warn)
+    return [Check("core", "plugins", FAIL if ours_lost else WARN,
+                  f"{len(problems)} entr{'y' if len(problems) == 1 else 'ies'} cannot be used: {'; '.join(problems)}",
+                  "see `savi plugins`; uninstall or fix those packages")]
 
 
 def core_checks() -> list[Check]:

@@ -330,7 +330,7 @@ def test_a_broken_plugin_entry_is_marked_and_refused_in_one_line(group, name, va
     one (exit 0), and used -- trained NaN, trained as if it were ``rrpo`` -- or refused for another reason. Each is
     marked with its reason (exit 1), is ``savi doctor``'s one plugin row, and is refused where it is used, in one
     line naming the entry, before any model loads."""
-    from savi_plugin.doctor import FAIL, plugin_checks
+    from savi_plugin.doctor import WARN, plugin_checks
 
     install_distribution(tmp_path / "site", monkeypatch, "broken-savi",
                          {"broken_plugins.py": BROKEN_PKG, "broken_boom.py": "raise RuntimeError('plugin import boom')\n"},
@@ -339,7 +339,7 @@ def test_a_broken_plugin_entry_is_marked_and_refused_in_one_line(group, name, va
     listed = [line for line in capsys.readouterr().out.splitlines() if "[broken-savi]" in line]
     assert len(listed) == 1 and "(broken: " in listed[0] and words in listed[0], listed
     rows = plugin_checks()
-    assert [c.status for c in rows] == [FAIL] and words in rows[0].detail, rows
+    assert [c.status for c in rows] == [WARN] and words in rows[0].detail, rows  # savi's own parts still work
     use = {"savi_plugin.losses": ["recipes", "show", "tiny_demo", f"train.loss_type={name}"],
            "savi_plugin.trainers": ["recipes", "show", "tiny_demo", f"train.trainer={name}"],
            "savi_plugin.generators": ["generate", "--generator", name, "--model", str(tiny_llava_onevision),
