@@ -28,7 +28,7 @@ from pathlib import Path
 from savi_plugin.eval import data, vidhalluc, videohallucer
 from savi_plugin.eval.protocols import PROTOCOLS, Protocol
 from savi_plugin.registry import BENCHMARKS as GROUP
-from savi_plugin.registry import entries
+from savi_plugin.registry import conflicts, entries, origin
 
 
 @dataclass(frozen=True)
@@ -108,8 +108,12 @@ def _loaded() -> tuple[dict[str, Benchmark], dict[str, str]]:
     still load."""
     found, broken = {}, {}
     said = set(filter(None, os.environ.get(SAID_ENV, "").split(",")))
+    clashes = conflicts(GROUP)
     for name, entry in sorted(entries(GROUP).items()):
         try:
+            if name in clashes:  # one name, one object, as for every other group: never one of them picked unsaid
+                raise BenchmarkError(f"{GROUP} entry {name} is registered by several packages with different objects "
+                                     f"({'; '.join(origin(ep) for ep in clashes[name])}): uninstall one of them")
             found[name] = _check(name, entry)
         except BenchmarkError as exc:
             broken[name] = str(exc)

@@ -77,3 +77,19 @@ def test_a_broken_entry_is_one_line_naming_it_and_the_built_in_tasks_still_load(
     benchmarks.cache_clear()
     with pytest.raises(benchmarks.BenchmarkError, match="unknown benchmark 'nope'; registered: egoschema, mvbench"):
         benchmarks.get("nope")
+
+
+def test_a_benchmark_name_two_packages_register_is_refused_not_picked(tmp_path, monkeypatch, capsys, fresh_registry):
+    """Pass 26 R6 #16: a package registering ``mvbench`` beside ours was marked a conflict by ``savi plugins`` while
+    the tasks used one of the two without a word. One name, one object, as in every other group: the name is left out
+    with one line naming both packages, and asking for it gives that line."""
+    site = tmp_path / "site"
+    (site / "twinbench-0.1.dist-info").mkdir(parents=True)
+    (site / "twinbench-0.1.dist-info" / "METADATA").write_text("Metadata-Version: 2.1\nName: twinbench\nVersion: 0.1\n")
+    (site / "twinbench-0.1.dist-info" / "entry_points.txt").write_text("[savi_plugin.benchmarks]\nmvbench = json:dumps\n")
+    monkeypatch.syspath_prepend(str(site))
+    assert "mvbench" not in benchmarks.registered() and {"egoschema", "perceptiontest"} <= set(benchmarks.registered())
+    with pytest.raises(benchmarks.BenchmarkError, match=r"entry mvbench is registered by several packages with "
+                                                        r"different objects \(.*json:dumps from twinbench.*\)"):
+        benchmarks.get("mvbench")
+    assert capsys.readouterr().err.count("benchmark left out: savi_plugin.benchmarks entry mvbench") == 1
