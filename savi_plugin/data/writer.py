@@ -16,6 +16,7 @@ Guarantees, relied on by every long job:
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import json
@@ -190,7 +191,8 @@ class JsonlAppender:
                     raise OSError(errno.ENOSPC, f"short write ({written} of {len(data)} bytes)")
                 written += more
         except OSError as exc:  # never leave half a line behind; name the file (os.write does not)
-            os.ftruncate(self._fd, start)
+            with contextlib.suppress(OSError):  # a file made immutable refuses the cut too (it took no byte either)
+                os.ftruncate(self._fd, start)
             raise OSError(exc.errno, exc.strerror, str(self.path)) from None
         if self.fsync:
             os.fsync(self._fd)

@@ -49,3 +49,25 @@ def test_a_hard_link_made_while_the_appender_runs_stops_it_before_its_next_line(
         with pytest.raises(OutputRemovedError, match=r"another name was linked to this file during the run \(2 links"):
             appender.write_object({"id": "b"})
     assert (tmp_path / "mine.jsonl").read_bytes() == encode_line({"id": "a"}) + b"\n"
+
+
+def test_an_append_to_a_file_made_immutable_mid_run_names_the_file(tmp_path):
+    """Pass 26 R6 #80: a progress file made immutable (``chattr +i``) while its job ran stopped the job with
+    ``PermissionError: Operation not permitted`` and no file: the cut that undoes a failed append was refused too, and
+    its error replaced the append's, which names the file. The file keeps its complete lines."""
+    import subprocess
+
+    from savi_plugin.data.writer import JsonlAppender
+
+    path = tmp_path / "p.jsonl"
+    with JsonlAppender(path) as out:
+        assert out.write_object({"id": "a", "x": 1})
+        if subprocess.run(["chattr", "+i", str(path)], capture_output=True).returncode != 0:
+            pytest.skip("chattr +i is not available here (not root, or a file system without it)")
+        try:
+            with pytest.raises(OSError) as info:
+                out.write_object({"id": "b", "x": 2})
+        finally:
+            subprocess.run(["chattr", "-i", str(path)], check=True)
+    assert info.value.filename == str(path), info.value
+    assert path.read_text().splitlines() == [encode_line({"id": "a", "x": 1}).decode()]
