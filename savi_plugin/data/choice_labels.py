@@ -76,16 +76,22 @@ _NEGATOR = (r"(?:(?:(?<![A-Za-z])(?i:not|never|no\s+longer|neither|nor|cannot|ex
             r"|(?i:n['’]t)\b)(?:\s*,?\s*(?i:ever|really|at\s+all)\b\s*,?)?)")  # "I would never, ever pick C"
 _CHOOSING = (r"(?:(?i:be|pick|choose|select|say|answer|go\s+(?:with|for)|(?:(?:think|believe|say)\s+)?(?:that\s+)?"
              r"(?:it['’]s|it\s+is|it\s+would\s+be|the\s+answer\s+is))\s+)?")
+#: a verdict on an option as an answer (``"a poor fit"``, ``"the worst option"``): labels here, option texts in
+#: :mod:`~savi_plugin.data.choices`
+POOR_ANSWER = (r"(?:poor|bad|weak|terrible|awful|wrong)\s+(?:fit|choice|match|option|pick|answer)|"
+               r"(?:worst|least\s+likely)(?:\s+(?:fit|choice|match|option|pick|answer|one))?")
+#: a rejection said on its own (``"A? No way."``, ``"C: nope."``, ``"A cat? Nah."``): labels here, option texts in
+#: :mod:`~savi_plugin.data.choices`
+REJECTION = (r"(?:(?:certainly|definitely|absolutely|surely|of\s+course)\s+)?"
+             r"(?:no(?:\s+way)?|nope|nah|hardly|not(?:\s+(?:at\s+all|really))?|never|wrong|incorrect|false)")
 _VERDICT = (r"not|never|no\s+longer|wrong|incorrect|false|unlikely|implausible|impossible|absent|missing|ruled\s+out|out|"
-            r"excluded|eliminated|mistaken?|trap|distractor|(?:poor|bad|weak|terrible|awful|wrong)\s+(?:fit|choice|match|option|pick|answer)|"
-            r"(?:worst|least\s+likely)(?:\s+(?:fit|choice|match|option|pick|answer|one))?")
+            rf"excluded|eliminated|mistaken?|trap|distractor|{POOR_ANSWER}")
 
 
 def _negated_verb(be: str, aux: str) -> str:
     """A negated verb or a verdict against its subject, whose own verbs are ``be`` (``"is"``, ``"seems"``) and
     ``aux`` (``"does"``, ``"has"``): the singular or the plural ones."""
-    return (rf"(?:\s*(?:[?:,.;]|\s[-–—])\s*(?i:(?:(?:certainly|definitely|absolutely|surely|of\s+course)\s+)?"
-            rf"(?:no(?:\s+way)?|nope|nah|hardly|not|never|wrong|incorrect|false))\b(?=\s*(?:[.!,;)]|$))"  # a verdict alone, not "B. Not A."
+    return (rf"(?:\s*(?:[?:,.;]|\s[-–—])\s*(?i:{REJECTION})\b(?=\s*(?:[.!,;)]|$))"  # a verdict alone, not "B. Not A."
             rf"|\s+(?i:(?:{be}|(?:would|could|must|should|might|may)\s+be)\s+"  # "A? No.", "B: certainly not."
             rf"(?:(?:to\s+be|also|clearly|definitely|both|all)\s+)?(?:(?:the|an?)\s+)?(?:{_VERDICT})\b"
             rf"|(?:(?:{aux}|did|could|would|should|must)n|can|won)['’]t\b"

@@ -104,6 +104,8 @@ from savi_plugin.data.answer_text import (
     is_non_answer,
 )
 from savi_plugin.data.choice_labels import (
+    POOR_ANSWER,
+    REJECTION,
     by_letter,
     by_number,
     case_insensitive_cues,
@@ -848,30 +850,28 @@ _OR_OTHER = re.compile(r"(?i)^(?![^.!?;\n]*(?:\b(?:not|no|never|neither|nor|with
                        r"[^.!?;\n]*\w\s+or\s+(?!rather\b|else\b|not\b|so\b|more\s+precisely\b)\w[^.!?;\n]*[.!]?\s*$")
 MAX_HEDGE_WORDS = 15
 """A reply of at most this many words that offers two possibilities with ``or`` (:data:`_OR_OTHER`) chooses neither."""
-#: a verdict said alone after a stated option: ``"A cat? No way."``
-_REJECTION = frozenset({"no", "no way", "nope", "nah", "never", "not", "certainly not", "definitely not", "absolutely not",
-                        "of course not", "not at all", "wrong", "incorrect", "not really"})
+#: a verdict said alone after a stated option: ``"A cat? No way."`` (the one list labels are rejected by too)
+_REJECTION = re.compile(rf"(?i){REJECTION}")
 
 
 #: a clause that states an option's text and a verdict on it as an answer: ``"a dog is a poor fit"``, ``"the cat is
 #: wrong"`` -- not a statement about the video (``"the cat is not present"``: which may be what the question asks)
 _JUDGED = re.compile(r"(?i)^\s*(?P<subject>.+?)\s+(?:is|was|would\s+be|seems|looks)\s+(?:(?:clearly|definitely|also)\s+)?"
                      r"(?:the\s+|an?\s+)?(?:wrong|incorrect|false|ruled\s+out|excluded|eliminated|mistaken?|trap|"
-                     r"distractor|(?:poor|bad|weak|terrible|awful|wrong)\s+(?:fit|choice|match|option|pick|answer)|worst|least\s+likely|"
-                     r"not\s+(?:the\s+)?(?:answer|correct|right|it))\b")
+                     rf"distractor|{POOR_ANSWER}|not\s+(?:the\s+)?(?:answer|correct|right|it))\b")
 
 
 def _without_rejected(text: str, options: Sequence[str], letters: str) -> str:
     """``text`` without an option's text that the next clause rejects on its own (``"A cat? No way. It's a dog."`` ->
     ``"It's a dog."``): stating an option to reject it is no pick of it."""
     texts = {normalize(strip_option_prefix(o, letter)) for letter, o in zip(letters, options)}
-    if texts & _REJECTION:
+    if any(_REJECTION.fullmatch(t) for t in texts):
         return text  # options "yes" / "no": a "no" is an answer
     parts = re.split(r"([?.!;:,]+|\s[-–—]\s)", text)
     words = [i for i, part in enumerate(parts) if i % 2 == 0 and part.strip()]  # the clauses, between separators
     drop = set()
     for this, following in zip(words, words[1:]):
-        if normalize(parts[this]) in texts and normalize(parts[following]) in _REJECTION:
+        if normalize(parts[this]) in texts and _REJECTION.fullmatch(normalize(parts[following])):
             drop.update(range(this, following + 2))
     for this in words:  # "a dog is a poor fit", "the cat would be wrong"
         judged = _JUDGED.match(parts[this])
